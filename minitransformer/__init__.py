@@ -1,0 +1,44 @@
+"""minitransformer: the Transformer built from NumPy up, for learning.
+
+Layers, bottom to top: ``backend`` (which array library computes), ``autograd`` (Tensor and
+backward), ``functional`` (the formulas), ``nn`` (modules), ``optim``, ``data``, ``train``,
+``viz``, ``cli``.
+
+>>> import minitransformer as mt
+>>> x = mt.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+>>> (x @ x).sum().backward()
+>>> x.grad.numpy()
+array([[ 7., 11.],
+       [ 9., 13.]], dtype=float32)
+"""
+
+from . import backend
+from .autograd import (
+    Function,
+    Tensor,
+    cast,
+    concat,
+    detect_anomaly,
+    enable_grad,
+    gradcheck,
+    is_grad_enabled,
+    masked_fill,
+    matmul,
+    maximum,
+    no_grad,
+    split,
+    stack,
+    take,
+    where,
+)
+from .autograd.creation import arange, full, ones, ones_like, rand, randint, randn, tensor, zeros, zeros_like
+from .backend import manual_seed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "backend", "Function", "Tensor", "cast", "concat", "detect_anomaly", "enable_grad", "gradcheck",
+    "is_grad_enabled", "masked_fill", "matmul", "maximum", "no_grad", "split", "stack", "take", "where",
+    "arange", "full", "ones", "ones_like", "rand", "randint", "randn", "tensor", "zeros", "zeros_like",
+    "manual_seed", "__version__",
+]

@@ -1,0 +1,754 @@
+"""Reverse-mode automatic differentiation: ``Tensor``, ``Function`` and the backward pass.
+
+A :class:`Tensor` holds an array of the current backend. Every primitive operation is a
+:class:`Function` subclass (see ``ops.py``) whose ``forward`` computes on arrays and saves what
+its ``backward`` needs; ``backward`` returns the gradient of the loss with respect to each input,
+given the gradient with respect to the output (the vector-Jacobian product).
+
+Calling ``loss.backward()`` visits the graph once, outputs before inputs (reverse topological
+order, found without recursion so a chain of 100,000 operations works), adds up the gradient of
+every tensor used more than once, stores ``.grad`` on the leaves that asked for it, and frees the
+graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np  # only to recognise NumPy scalars; arithmetic goes through the backend's xp
+
+from .. import backend as _backend
+
+__all__ = [
+    "Tensor",
+    "Function",
+    "no_grad",
+    "enable_grad",
+    "is_grad_enabled",
+    "detect_anomaly",
+    "unbroadcast",
+    "broadcast_shapes",
+]
+
+# Module-level switches, not ContextVars: a choice made in one notebook cell holds in the next.
+_grad_enabled = True
+_anomaly = False
+
+
+class _GradMode:
+    """Base of ``no_grad`` / ``enable_grad``: a context manager that is also a decorator."""
+
+    _value = True
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = self._value
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous
+
+    def __call__(self, fn):
+        def wrapped(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+
+        wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+        return wrapped
+
+
+class no_grad(_GradMode):
+    """Record no graph inside the block (evaluation, optimizer updates): faster, less memory."""
+
+    _value = False
+
+
+class enable_grad(_GradMode):
+    """Record the graph again inside a ``no_grad`` block."""
+
+    _value = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations are being recorded for ``backward()``."""
+    return _grad_enabled
+
+
+class detect_anomaly:
+    """Check every forward and backward result for NaN or Inf, and name the first operation that made one.
+
+    Slow (it looks at every value); use it to find where a NaN came from::
+
+        with mt.autograd.detect_anomaly():
+            loss = model(x).sum()
+            loss.backward()      # FloatingPointError: Log.forward produced NaN/Inf; inputs (3,)
+    """
+
+    def __enter__(self):
+        global _anomaly
+        self._previous = _anomaly
+        _anomaly = True
+        return self
+
+    def __exit__(self, *exc):
+        global _anomaly
+        _anomaly = self._previous
+
+
+def _check_finite(xp, where: str, array, inputs) -> None:
+    if not xp.isdtype(array.dtype, "real floating"):
+        return
+    if not bool(xp.all(xp.isfinite(array))):
+        shapes = ", ".join(str(tuple(x.shape)) for x in inputs if hasattr(x, "shape"))
+        raise FloatingPointError(f"{where} produced NaN/Inf; its inputs have shapes {shapes}")
+
+
+# ------------------------------------------------------------------ broadcasting, in one place
+def broadcast_shapes(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape NumPy broadcasting gives ``shapes``, or a ValueError naming ``op`` and the shapes."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for i in range(-ndim, 0):
+        sizes = {s[i] for s in shapes if len(s) >= -i and s[i] != 1}
+        if len(sizes) > 1:
+            raise ValueError(
+                f"{op}: shapes {' and '.join(str(tuple(s)) for s in shapes)} do not broadcast "
+                f"(axis {i} has sizes {sorted(sizes)})"
+            )
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def unbroadcast(xp, grad, shape: tuple[int, ...]):
+    r"""Sum ``grad`` back to ``shape``: the reverse of broadcasting an input of that shape.
+
+    If :math:`y = f(\mathrm{broadcast}(x))`, every copy of an element of x received a gradient,
+    and :math:`\partial L/\partial x` is their sum: over the leading axes broadcasting added, and
+    over the axes where x had size 1.
+    """
+    if tuple(grad.shape) == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
+    )
+    if axes:
+        grad = xp.sum(grad, axis=axes, keepdims=True)
+    return xp.reshape(grad, tuple(shape))
+
+
+# ------------------------------------------------------------------ Function
+class Function:
+    """One primitive operation: ``forward`` on arrays and its ``backward``, side by side.
+
+    Subclasses write::
+
+        class Exp(Function):
+            '''y = e^x;  dL/dx = dL/dy * e^x'''
+            def forward(self, x):
+                self.y = self.xp.exp(x)      # saved for backward
+                return self.y
+            def backward(self, grad):
+                return (grad * self.y,)
+
+    ``forward`` receives the inputs' arrays (Python numbers pass through unchanged) and keyword
+    options; ``backward`` receives dL/d(output) and returns one gradient per positional input
+    (``None`` where there is none). Gradients of broadcast inputs are reduced to the input's shape
+    by the engine (:func:`unbroadcast`), not by each operation. ``self.xp`` is the backend's array
+    namespace, ``self.backend`` the :class:`~minitransformer.backend.Backend` itself.
+    """
+
+    #: whether Tensor inputs may have different dtypes (e.g. a float table and int indices)
+    mixed_dtypes = False
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def check(cls, *inputs, **options) -> None:
+        """Raise a clear error for bad input before any arithmetic (overridden per operation)."""
+
+    @classmethod
+    def apply(cls, *inputs, **options) -> Tensor:
+        """Run ``forward`` on the inputs' arrays and, when gradients are wanted, record the step."""
+        first = None
+        for x in inputs:
+            if isinstance(x, Tensor):
+                if first is None:
+                    first = x
+                elif x.backend is not first.backend:
+                    raise _backend.BackendError(
+                        f"{cls.__name__}: inputs live on different backends ({first.backend.name} and "
+                        f"{x.backend.name}); move one with .to({first.backend.name!r})"
+                    )
+                elif x.dtype != first.dtype and not cls.mixed_dtypes:
+                    raise TypeError(
+                        f"{cls.__name__}: cannot mix dtypes {first.dtype_name} {first.shape} and "
+                        f"{x.dtype_name} {x.shape}; convert one with .to('{first.dtype_name}')"
+                    )
+        if first is None:
+            raise TypeError(f"{cls.__name__}: needs at least one Tensor input")
+        cls.check(*inputs, **options)
+        fn = cls()
+        fn.backend, fn.xp = first.backend, first.backend.xp
+        out = fn.forward(*[x.data if isinstance(x, Tensor) else x for x in inputs], **options)
+        if _anomaly:
+            _check_finite(fn.xp, f"{cls.__name__}.forward", out, inputs)
+        requires_grad = _grad_enabled and any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        result = Tensor._wrap(out, first.backend, requires_grad)
+        if requires_grad:
+            fn.inputs = inputs
+            result._ctx = fn
+        return result
+
+    def __repr__(self) -> str:
+        return type(self).__name__
+
+
+# ------------------------------------------------------------------ Tensor
+class Tensor:
+    """An array of the current backend that remembers how it was made, for ``backward()``.
+
+    Parameters
+    ----------
+    data : array_like
+        Nested lists, a NumPy array, or an array of any backend (moved to ``backend``).
+    dtype : str, optional
+        ``"float32"`` (default for Python floats), ``"float64"``, ``"int64"``, ``"bool"``, ...
+        Arrays keep their dtype unless one is given.
+    requires_grad : bool
+        Whether ``backward()`` should compute ``.grad`` for this tensor.
+    backend : str, optional
+        Backend name; the current backend by default.
+
+    >>> x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad.numpy()
+    array([2., 4., 6.], dtype=float32)
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "backend", "name", "_retain_grad", "__weakref__")
+    __array_ufunc__ = None  # numpy scalars on the left defer to Tensor's operators
+
+    def __init__(self, data, dtype=None, requires_grad: bool = False, backend=None, name: str | None = None):
+        be = _backend.get(backend)
+        if isinstance(data, Tensor):
+            data = data.data
+        if dtype is None and not hasattr(data, "dtype"):
+            dtype = _default_dtype_for(data)
+        if not be.owns(data) and hasattr(data, "dtype") and _backend._backend_name_of(data) not in (None, "numpy"):
+            data = _backend.get(_backend._backend_name_of(data)).to_host(data)  # cross-device: via the host
+        self.data = be.asarray(data, dtype=dtype)
+        self.backend = be
+        self.grad = None
+        self._ctx = None
+        self.name = name
+        self._retain_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, array, backend, requires_grad: bool = False) -> Tensor:
+        """A Tensor around an array already on ``backend`` (no checks, no copy)."""
+        t = cls.__new__(cls)
+        t.data, t.backend, t.requires_grad = array, backend, requires_grad
+        t.grad = t._ctx = t.name = None
+        t._retain_grad = False
+        return t
+
+    # ------------------------------------------------------------ what it is
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.data.shape:
+            n *= d
+        return n
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def dtype_name(self) -> str:
+        """``"float32"``, ``"int64"``, ... the same string on every backend."""
+        return _backend.dtype_name(self.data.dtype)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors made by the user (parameters, inputs), False for results of operations."""
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """The :class:`Function` that made this tensor (``None`` for leaves)."""
+        return self._ctx
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        body = repr(self.numpy()).replace("array(", "").rstrip(")")
+        body = body.split(", dtype=")[0]
+        extra = f", backend={self.backend.name}" if self.backend.name != "numpy" else ""
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({body}, dtype={self.dtype_name}{extra}{grad})"
+
+    # ------------------------------------------------------------ leaving the graph, the device
+    def numpy(self):
+        """The values as a NumPy array on the host (a copy for GPU tensors)."""
+        return self.backend.to_host(self.data)
+
+    def item(self) -> float:
+        """The single value of a one-element tensor as a Python number (synchronises a GPU)."""
+        if self.size != 1:
+            raise ValueError(f"item(): tensor has shape {self.shape}; only one-element tensors convert")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self) -> Tensor:
+        """The same values, cut from the graph (no gradient flows through)."""
+        return Tensor._wrap(self.data, self.backend)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        """Ask (or stop asking) for ``.grad`` on this tensor; only floating-point tensors can."""
+        if flag and not self.backend.xp.isdtype(self.dtype, "real floating"):
+            raise TypeError(
+                f"requires_grad: only floating-point tensors can have gradients, got {self.dtype_name} "
+                f"with shape {self.shape}"
+            )
+        self.requires_grad = flag
+        return self
+
+    def retain_grad(self) -> Tensor:
+        """Keep ``.grad`` on this intermediate tensor too (leaves always keep theirs)."""
+        self._retain_grad = True
+        return self
+
+    def to(self, target) -> Tensor:
+        """A copy on another backend (``"numpy"``, ``"cupy"``, ``"array_api_strict"``) or of another dtype.
+
+        Backends never mix silently: this is how a tensor moves. Moving or casting keeps
+        ``requires_grad`` only for dtype casts (which are differentiable); a move to another
+        backend returns a new leaf.
+        """
+        if isinstance(target, str) and target.lower() in _backend._ALIASES:
+            be = _backend.get(target)
+            if be is self.backend:
+                return self
+            host = self.backend.to_host(self.data)
+            return Tensor(host, backend=be, requires_grad=self.requires_grad)
+        return cast(self, target)
+
+    def astype(self, dtype) -> Tensor:
+        return cast(self, dtype)
+
+    # ------------------------------------------------------------ backward
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Compute d(self)/d(leaf) for every leaf that requires grad, and add it to ``leaf.grad``.
+
+        Parameters
+        ----------
+        grad : Tensor or array, optional
+            dL/d(self). May be left out only when ``self`` holds one element (a loss).
+        retain_graph : bool
+            Keep the graph so ``backward`` can run through it again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward(): this tensor does not require grad; nothing that made it has requires_grad=True"
+            )
+        xp = self.backend.xp
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(
+                    f"backward(): output has shape {self.shape}; pass grad= of that shape, or reduce it to "
+                    f"one number first (e.g. .sum() or .mean())"
+                )
+            grad = xp.ones(self.data.shape, dtype=self.dtype)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else self.backend.asarray(grad, dtype=self.dtype_name)
+            if tuple(grad.shape) != self.shape:
+                raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, output has shape {self.shape}")
+        _run_backward(self, grad, retain_graph)
+
+    # ------------------------------------------------------------ arithmetic: see ops.py
+    def __add__(self, other):
+        return ops.Add.apply(self, _lift(other, self))
+
+    def __radd__(self, other):
+        return ops.Add.apply(_lift(other, self), self)
+
+    def __sub__(self, other):
+        return ops.Sub.apply(self, _lift(other, self))
+
+    def __rsub__(self, other):
+        return ops.Sub.apply(_lift(other, self), self)
+
+    def __mul__(self, other):
+        return ops.Mul.apply(self, _lift(other, self))
+
+    def __rmul__(self, other):
+        return ops.Mul.apply(_lift(other, self), self)
+
+    def __truediv__(self, other):
+        return ops.Div.apply(self, _lift(other, self))
+
+    def __rtruediv__(self, other):
+        return ops.Div.apply(_lift(other, self), self)
+
+    def __neg__(self):
+        return ops.Neg.apply(self)
+
+    def __pow__(self, exponent):
+        return ops.Pow.apply(self, _lift(exponent, self))
+
+    def __rpow__(self, base):
+        return ops.Pow.apply(_lift(base, self), self)
+
+    def __matmul__(self, other):
+        return matmul(self, _lift(other, self))
+
+    def __rmatmul__(self, other):
+        return matmul(_lift(other, self), self)
+
+    def __getitem__(self, index):
+        return getitem(self, index)
+
+    # comparisons give boolean tensors (no gradient): masks, accuracy
+    def __lt__(self, other):
+        return self._compare("less", other)
+
+    def __le__(self, other):
+        return self._compare("less_equal", other)
+
+    def __gt__(self, other):
+        return self._compare("greater", other)
+
+    def __ge__(self, other):
+        return self._compare("greater_equal", other)
+
+    def eq(self, other) -> Tensor:
+        """Elementwise ``self == other`` as a boolean tensor (``==`` itself stays identity-based)."""
+        return self._compare("equal", other)
+
+    def ne(self, other) -> Tensor:
+        return self._compare("not_equal", other)
+
+    def _compare(self, name, other):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._wrap(getattr(self.backend.xp, name)(self.data, other), self.backend)
+
+    __hash__ = object.__hash__
+
+    # ------------------------------------------------------------ methods that name operations
+    def exp(self):
+        return ops.Exp.apply(self)
+
+    def log(self):
+        return ops.Log.apply(self)
+
+    def sqrt(self):
+        return ops.Sqrt.apply(self)
+
+    def tanh(self):
+        return ops.Tanh.apply(self)
+
+    def relu(self):
+        return ops.ReLU.apply(self)
+
+    def sum(self, axis=None, keepdims: bool = False):
+        return ops.Sum.apply(self, axis=_axes(axis, self.ndim, "sum"), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False):
+        return ops.Mean.apply(self, axis=_axes(axis, self.ndim, "mean"), keepdims=keepdims)
+
+    def max(self, axis=None, keepdims: bool = False):
+        return ops.Max.apply(self, axis=_axes(axis, self.ndim, "max"), keepdims=keepdims)
+
+    def reshape(self, *shape):
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], tuple | list) else shape
+        return ops.Reshape.apply(self, shape=_resolve_shape(shape, self.shape))
+
+    def permute(self, *axes):
+        axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], tuple | list) else axes
+        return ops.Permute.apply(self, axes=_permutation(axes, self.ndim))
+
+    def transpose(self, *axes):
+        """NumPy's ``transpose``: reverse the axes, or put them in the order given."""
+        return self.permute(*axes) if axes else self.permute(*reversed(range(self.ndim)))
+
+    def swapaxes(self, axis1: int, axis2: int):
+        axes = list(range(self.ndim))
+        a, b = _axes(axis1, self.ndim, "swapaxes")[0], _axes(axis2, self.ndim, "swapaxes")[0]
+        axes[a], axes[b] = axes[b], axes[a]
+        return ops.Permute.apply(self, axes=tuple(axes))
+
+    @property
+    def T(self):
+        """All axes reversed (NumPy's ``.T``)."""
+        return self.transpose()
+
+    @property
+    def mT(self):
+        """The last two axes swapped: a batch of matrices, each transposed."""
+        return self.swapaxes(-2, -1)
+
+    def masked_fill(self, mask, value: float):
+        """``value`` where ``mask`` is True, ``self`` elsewhere (``mask`` broadcasts to ``self``)."""
+        return masked_fill(self, mask, value)
+
+    def split(self, sections, axis: int = -1):
+        return split(self, sections, axis)
+
+
+# ------------------------------------------------------------------ the backward pass
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Every tensor with a recorded operation that ``root`` depends on, inputs before outputs.
+
+    An explicit stack instead of recursion: Python's recursion limit would stop a long chain.
+    """
+    order, seen = [], {id(root)}
+    stack = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        stack.append((node, True))
+        for parent in node._ctx.inputs:
+            if isinstance(parent, Tensor) and parent._ctx is not None and id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append((parent, False))
+    return order
+
+
+def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
+    if root._ctx is None:  # a leaf: its gradient is the seed itself
+        _accumulate(root, grad)
+        return
+    grads = {id(root): grad}
+    for node in reversed(_topological_order(root)):
+        g = grads.pop(id(node), None)
+        fn = node._ctx
+        if not retain_graph:
+            node._ctx = None  # free the graph as we go
+        if g is None:
+            continue
+        if node._retain_grad:
+            _accumulate(node, g)
+        input_grads = fn.backward(g)
+        if _anomaly:
+            for gi in input_grads:
+                if gi is not None:
+                    _check_finite(fn.xp, f"{type(fn).__name__}.backward", gi, fn.inputs)
+        xp = fn.xp
+        for x, gx in zip(fn.inputs, input_grads):
+            if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
+                continue
+            gx = unbroadcast(xp, gx, x.shape)
+            if x._ctx is None:
+                _accumulate(x, gx)
+            else:
+                key = id(x)
+                grads[key] = grads[key] + gx if key in grads else gx
+
+
+def _accumulate(t: Tensor, g) -> None:
+    """Add ``g`` to ``t.grad``. The first gradient is copied, so later ``+=`` never writes into an
+    array another tensor's gradient shares."""
+    xp = t.backend.xp
+    if t.grad is None:
+        t.grad = Tensor._wrap(xp.asarray(g, copy=True), t.backend)
+    else:
+        t.grad.data += g
+
+
+# ------------------------------------------------------------------ argument helpers
+def _default_dtype_for(data):
+    """float32 for Python floats (and lists of them), int64 for ints, bool for bools."""
+    probe = data
+    while isinstance(probe, list | tuple) and probe:
+        probe = probe[0]
+    if isinstance(probe, bool):
+        return "bool"
+    if isinstance(probe, int):
+        return "int64"
+    return _backend.DEFAULT_FLOAT
+
+
+def _lift(x, like: Tensor):
+    """Python numbers stay numbers (they broadcast without a gradient); arrays become tensors."""
+    if isinstance(x, Tensor | int | float):
+        return x
+    if isinstance(x, np.generic):
+        return x.item()  # a NumPy scalar is a number
+    return Tensor(x, backend=like.backend)
+
+
+def _axes(axis, ndim: int, op: str):
+    """Normalise ``axis`` (None, an int or a tuple; negatives allowed) to a tuple of axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(a % ndim if ndim else 0)
+    return tuple(out)
+
+
+def _permutation(axes, ndim: int):
+    norm = _axes(axes, ndim, "permute")
+    if sorted(norm) != list(range(ndim)):
+        raise ValueError(f"permute: {tuple(axes)} is not a permutation of the {ndim} axes")
+    return norm
+
+
+def _resolve_shape(shape, old):
+    """Fill in one ``-1`` and check the number of elements stays the same."""
+    shape = tuple(int(s) for s in shape)
+    size = 1
+    for d in old:
+        size *= d
+    if shape.count(-1) > 1:
+        raise ValueError(f"reshape: only one -1 allowed in {shape}")
+    known = 1
+    for d in shape:
+        if d != -1:
+            known *= d
+    if -1 in shape:
+        if known == 0 or size % known:
+            raise ValueError(f"reshape: cannot reshape {old} ({size} elements) into {shape}")
+        shape = tuple(size // known if d == -1 else d for d in shape)
+    elif known != size:
+        raise ValueError(f"reshape: cannot reshape {old} ({size} elements) into {shape} ({known} elements)")
+    return shape
+
+
+# ------------------------------------------------------------------ functions that compose primitives
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` with NumPy's rules: batched and broadcast over leading axes; 1-D operands allowed."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least one dimension, got {a.shape} @ {b.shape}")
+    if a.ndim == 1 and b.ndim == 1:
+        return ops.MatMul.apply(a.reshape(1, -1), b.reshape(-1, 1)).reshape(())
+    if a.ndim == 1:
+        out = ops.MatMul.apply(a.reshape(1, -1), b)
+        return out.reshape(out.shape[:-2] + out.shape[-1:])
+    if b.ndim == 1:
+        return ops.MatMul.apply(a, b.reshape(-1, 1)).reshape(a.shape[:-1])
+    return ops.MatMul.apply(a, b)
+
+
+def getitem(x: Tensor, index) -> Tensor:
+    """``x[index]``: basic indexing (ints, slices, ``...``, ``None``) or one integer array (rows)."""
+    if isinstance(index, Tensor) or hasattr(index, "dtype") or isinstance(index, list):
+        return take(x, index, axis=0)
+    if isinstance(index, tuple) and any(isinstance(i, Tensor | list) or hasattr(i, "dtype") for i in index):
+        raise IndexError(
+            "getitem: only one integer array, on the first axis, is supported (x[ids]); "
+            "use take(x, ids, axis) for other axes"
+        )
+    index = index if isinstance(index, tuple) else (index,)
+    return ops.GetItem.apply(x, index=index)
+
+
+def take(x: Tensor, indices, axis: int = 0) -> Tensor:
+    """``x`` indexed by an integer array along ``axis``: the embedding lookup ``E[ids]``.
+
+    Shapes: x (..., V, ...) with V at ``axis``; indices (*I) -> (..., *I, ...).
+    """
+    be = x.backend
+    if isinstance(indices, Tensor):
+        if indices.backend is not be:
+            raise _backend.BackendError(
+                f"take: table is on {be.name}, indices on {indices.backend.name}; move one with .to()"
+            )
+        ids = indices.data
+    else:
+        ids = be.asarray(indices)
+    return ops.Take.apply(x, indices=ids, axis=_axes(axis, x.ndim, "take")[0])
+
+
+def cast(x: Tensor, dtype) -> Tensor:
+    """``x`` converted to ``dtype`` (differentiable between floating dtypes)."""
+    return ops.Cast.apply(x, dtype=x.backend.dtype(dtype))
+
+
+def where(condition, a, b) -> Tensor:
+    """``a`` where ``condition`` is True, ``b`` elsewhere; the gradient goes to the branch chosen."""
+    like = a if isinstance(a, Tensor) else b
+    if not isinstance(like, Tensor):
+        raise TypeError("where: a or b must be a Tensor")
+    cond = condition.data if isinstance(condition, Tensor) else like.backend.asarray(condition)
+    if not like.backend.xp.isdtype(cond.dtype, "bool"):
+        raise TypeError(f"where: condition must be boolean, got {_backend.dtype_name(cond.dtype)}")
+    return ops.Where.apply(_lift(a, like), _lift(b, like), condition=cond)
+
+
+def masked_fill(x: Tensor, mask, value: float) -> Tensor:
+    """``value`` where ``mask`` is True, ``x`` elsewhere: how attention hides a position (value -inf)."""
+    return where(mask, float(value), x)
+
+
+def maximum(a, b) -> Tensor:
+    """Elementwise max(a, b); at ties the gradient is split equally (as in PyTorch)."""
+    like = a if isinstance(a, Tensor) else b
+    return ops.Maximum.apply(_lift(a, like), _lift(b, like))
+
+
+def concat(tensors, axis: int = 0) -> Tensor:
+    """The tensors joined along ``axis`` (``Concat(head_1, ..., head_h)``)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("concat: needs at least one tensor")
+    return ops.Concat.apply(*tensors, axis=_axes(axis, tensors[0].ndim, "concat")[0])
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    """The tensors (all of one shape) stacked along a new ``axis``."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
+    return ops.Stack.apply(*tensors, axis=_axes(axis, tensors[0].ndim + 1, "stack")[0])
+
+
+def split(x: Tensor, sections, axis: int = -1) -> list[Tensor]:
+    """``x`` cut along ``axis`` into ``sections`` equal parts (an int) or parts of the sizes given.
+
+    Each part is a slice, so the gradient of each flows back to its place in ``x``.
+    """
+    axis = _axes(axis, x.ndim, "split")[0]
+    n = x.shape[axis]
+    if isinstance(sections, int):
+        if sections <= 0 or n % sections:
+            raise ValueError(f"split: axis {axis} of size {n} does not divide into {sections} equal parts")
+        sizes = [n // sections] * sections
+    else:
+        sizes = [int(s) for s in sections]
+        if sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, axis {axis} has size {n}")
+    parts, start = [], 0
+    for size in sizes:
+        index = (slice(None),) * axis + (slice(start, start + size),)
+        parts.append(ops.GetItem.apply(x, index=index))
+        start += size
+    return parts
+
+
+from . import ops  # noqa: E402  (ops needs Function and Tensor defined above)

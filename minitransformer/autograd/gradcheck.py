@@ -1,0 +1,107 @@
+r"""Finite-difference checks of ``backward``: the test every primitive and formula must pass.
+
+For a function :math:`f` and a random cotangent :math:`v` (so non-scalar outputs are checked
+too), the analytic gradient of :math:`s(x) = \langle v, f(x) \rangle` from ``backward()`` must
+match the central difference
+
+.. math:: \frac{\partial s}{\partial x_i} \approx \frac{s(x + \epsilon e_i) - s(x - \epsilon e_i)}{2\epsilon}
+
+element by element, within ``atol + rtol * |numerical|``. Run it in float64: in float32 the
+difference quotient itself has an error of about 1e-3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .engine import Tensor, no_grad
+
+__all__ = ["gradcheck", "GradcheckError", "numerical_grad"]
+
+
+class GradcheckError(AssertionError):
+    """The analytic gradient of some input disagrees with the central difference."""
+
+
+def _scalar(fn, inputs, cotangent) -> Tensor:
+    out = fn(*inputs)
+    outs = out if isinstance(out, tuple | list) else (out,)
+    total = None
+    for o, v in zip(outs, cotangent):
+        term = (o * Tensor(v, backend=o.backend)).sum()
+        total = term if total is None else total + term
+    return total
+
+
+def numerical_grad(fn, inputs, cotangent, index: int, eps: float) -> np.ndarray:
+    """Central differences of :math:`\\langle v, f \\rangle` with respect to ``inputs[index]`` (a host array)."""
+    x = inputs[index]
+    host = x.numpy().astype(np.float64, copy=True)
+    grad = np.zeros_like(host)
+    with no_grad():
+        for i in np.ndindex(host.shape):
+            old = host[i]
+            values = []
+            for step in (eps, -eps):
+                host[i] = old + step
+                moved = list(inputs)
+                moved[index] = Tensor(host.astype(x.dtype_name), backend=x.backend)
+                values.append(_scalar(fn, moved, cotangent).item())
+            host[i] = old
+            grad[i] = (values[0] - values[1]) / (2 * eps)
+    return grad
+
+
+def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-4,
+              seed: int = 0, raise_exception: bool = True) -> bool:
+    """Compare ``backward()`` of ``fn(*inputs)`` with central differences, for every input needing grad.
+
+    Parameters
+    ----------
+    fn : callable
+        Takes the tensors, returns a tensor (or a tuple of tensors).
+    inputs : Tensor
+        float64 tensors; those with ``requires_grad=True`` are checked.
+    eps, atol, rtol : float
+        Step of the difference quotient; tolerances ``|analytic - numerical| <= atol + rtol * |numerical|``.
+
+    Returns True, or raises :class:`GradcheckError` naming the input, the worst element, and both
+    derivatives (or returns False with ``raise_exception=False``).
+
+    >>> import minitransformer as mt
+    >>> x = mt.tensor([0.5, -1.0, 2.0], dtype="float64", requires_grad=True)
+    >>> gradcheck(lambda t: (t * t).tanh(), x)
+    True
+    """
+    for k, x in enumerate(inputs):
+        if isinstance(x, Tensor) and x.requires_grad and x.dtype_name != "float64":
+            raise TypeError(
+                f"gradcheck: input {k} is {x.dtype_name}; use float64 (x.to('float64')), since float32 "
+                "central differences are only accurate to about 1e-3"
+            )
+    rng = np.random.default_rng(seed)
+    out = fn(*inputs)
+    outs = out if isinstance(out, tuple | list) else (out,)
+    cotangent = [rng.standard_normal(o.shape) for o in outs]
+    for x in inputs:
+        if isinstance(x, Tensor):
+            x.grad = None
+    _scalar(fn, inputs, cotangent).backward()
+    for k, x in enumerate(inputs):
+        if not (isinstance(x, Tensor) and x.requires_grad):
+            continue
+        analytic = np.zeros(x.shape) if x.grad is None else x.grad.numpy().astype(np.float64)
+        numerical = numerical_grad(fn, inputs, cotangent, k, eps)
+        excess = np.abs(analytic - numerical) - (atol + rtol * np.abs(numerical))
+        if excess.size and excess.max() > 0:
+            worst = np.unravel_index(int(np.argmax(excess)), excess.shape)
+            message = (
+                f"gradcheck: input {k} (shape {x.shape}) at index {tuple(int(i) for i in worst)}: received "
+                f"derivative {analytic[worst]:.10g}, expected {numerical[worst]:.10g} from central difference "
+                f"(abs error {abs(analytic[worst] - numerical[worst]):.3g}, atol={atol}, rtol={rtol}; "
+                f"{int((excess > 0).sum())} of {excess.size} elements outside tolerance)"
+            )
+            if raise_exception:
+                raise GradcheckError(message)
+            return False
+    return True

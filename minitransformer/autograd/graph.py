@@ -1,0 +1,64 @@
+"""The computation graph behind a tensor, as data and as Graphviz DOT text (pictures: ``viz.draw_graph``)."""
+
+from __future__ import annotations
+
+from .engine import Tensor
+
+__all__ = ["graph", "to_dot"]
+
+
+def _label(t: Tensor) -> str:
+    name = f"{t.name} " if t.name else ""
+    return f"{name}{t.shape}"
+
+
+def graph(root: Tensor) -> tuple[list[dict], list[tuple[int, int]]]:
+    """Nodes and edges of the graph that made ``root`` (call before ``backward()``, which frees it).
+
+    Returns ``(nodes, edges)``: each node a dict with ``id``, ``kind`` (``"tensor"`` or ``"op"``)
+    and ``label``; each edge ``(from_id, to_id)`` in the direction data flows.
+    """
+    nodes, edges, seen = [], [], set()
+    stack = [root]
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        leaf = "leaf, requires_grad" if t.is_leaf and t.requires_grad else ("leaf" if t.is_leaf else "")
+        nodes.append({"id": id(t), "kind": "tensor", "label": _label(t), "note": leaf})
+        fn = t._ctx
+        if fn is None:
+            continue
+        nodes.append({"id": id(fn), "kind": "op", "label": type(fn).__name__, "note": ""})
+        edges.append((id(fn), id(t)))
+        for x in fn.inputs:
+            if isinstance(x, Tensor):
+                edges.append((id(x), id(fn)))
+                stack.append(x)
+            else:
+                const = ("const", id(fn), repr(x))
+                nodes.append({"id": const, "kind": "const", "label": repr(x), "note": ""})
+                edges.append((const, id(fn)))
+    return nodes, edges
+
+
+def to_dot(root: Tensor) -> str:
+    """The graph of ``root`` in Graphviz's DOT language (paste into any DOT viewer).
+
+    >>> import minitransformer as mt
+    >>> x = mt.tensor([1.0, 2.0], requires_grad=True, name="x")
+    >>> print(to_dot((x * 3.0).sum()).splitlines()[0])
+    digraph {
+    """
+    nodes, edges = graph(root)
+    ids = {n["id"]: f"n{i}" for i, n in enumerate(nodes)}
+    lines = ["digraph {", "  rankdir=LR;"]
+    for n in nodes:
+        shape = {"tensor": "box", "op": "ellipse", "const": "plaintext"}[n["kind"]]
+        label = n["label"] + (f"\\n{n['note']}" if n["note"] else "")
+        lines.append(f'  {ids[n["id"]]} [label="{label}", shape={shape}];')
+    for a, b in edges:
+        lines.append(f"  {ids[a]} -> {ids[b]};")
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,0 +1,313 @@
+"""Which array library runs the arithmetic.
+
+Every operation in minitransformer takes its array namespace ``xp`` from a :class:`Backend`,
+never from ``numpy`` by name, so the same formula runs on:
+
+* ``"numpy"``            -- the CPU (the default);
+* ``"cupy"``             -- an NVIDIA GPU through CuPy;
+* ``"array_api_strict"`` -- a CPU stand-in for "some other array library": it allows only what
+  the Python array API standard allows, so a NumPy-only call cannot hide on the path CuPy takes.
+
+The current backend is a plain module-level setting (not a ``ContextVar``): a choice made in one
+notebook cell holds in the next. Choose it with::
+
+    import minitransformer as mt
+    mt.backend.use("cupy")            # from now on
+    with mt.backend.use("array_api_strict"):
+        ...                           # only inside the block
+    # or: MINITRANSFORMER_BACKEND=cupy python train.py
+
+The backend also owns what the array API standard lacks or leaves open: seeded random numbers,
+scatter-add (the gradient of an embedding lookup), moving an array to the host, and dtype names.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "available",
+    "current",
+    "get",
+    "use",
+    "manual_seed",
+    "DEFAULT_FLOAT",
+]
+
+#: dtype of parameters and activations unless asked otherwise (float64 is for gradient checks)
+DEFAULT_FLOAT = "float32"
+
+_ALIASES = {
+    "numpy": "numpy",
+    "np": "numpy",
+    "cpu": "numpy",
+    "cupy": "cupy",
+    "cp": "cupy",
+    "gpu": "cupy",
+    "cuda": "cupy",
+    "array_api_strict": "array_api_strict",
+    "array-api-strict": "array_api_strict",
+    "strict": "array_api_strict",
+}
+_DTYPE_NAMES = ("float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool")
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot be used here, or arrays from two backends meeting in one operation."""
+
+
+class Backend:
+    """One array library: its namespace ``xp`` plus the few things the standard leaves out.
+
+    Attributes
+    ----------
+    name : str
+        ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
+    xp : module
+        The array-API namespace every formula calls (``xp.exp``, ``xp.matmul``, ...).
+    """
+
+    def __init__(self, name: str, xp, native=None):
+        self.name = name
+        self.xp = xp
+        self.native = native if native is not None else xp  # numpy / cupy module itself
+        self._rng = None
+        self._seed = None
+        self.manual_seed(0)
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+    # ----------------------------------------------------------------- dtypes
+    def dtype(self, spec):
+        """The backend's dtype for ``spec`` (a name such as ``"float32"``, or a dtype of any backend)."""
+        if spec is None:
+            spec = DEFAULT_FLOAT
+        name = spec if isinstance(spec, str) else dtype_name(spec)
+        if name not in _DTYPE_NAMES:
+            raise TypeError(f"unknown dtype {spec!r}; expected one of {', '.join(_DTYPE_NAMES)}")
+        return getattr(self.xp, name)
+
+    # ----------------------------------------------------------------- arrays
+    def asarray(self, data, dtype=None):
+        """``data`` (nested lists, a NumPy array, an array of this backend) as an array of this backend."""
+        xp = self.xp
+        if dtype is not None:
+            dtype = self.dtype(dtype)
+        if self.name == "cupy" and isinstance(data, np.ndarray | np.generic):
+            return self.native.asarray(data, dtype=dtype)  # host -> device copy
+        return xp.asarray(data, dtype=dtype)
+
+    def owns(self, array) -> bool:
+        """Whether ``array`` is an array of this backend."""
+        return _backend_name_of(array) == self.name
+
+    def to_host(self, array) -> np.ndarray:
+        """A NumPy copy (or view) of ``array`` in host memory: the one place data leaves the device."""
+        if isinstance(array, np.ndarray | np.generic):
+            return np.asarray(array)
+        if self.name == "cupy":
+            return array.get()
+        return np.from_dlpack(array)
+
+    # ----------------------------------------------------------------- random numbers
+    def manual_seed(self, seed: int) -> None:
+        """Restart this backend's random numbers from ``seed`` (reproducible runs)."""
+        self._seed = int(seed)
+        if self.name == "cupy":
+            self._rng = self.native.random.default_rng(self._seed)
+        else:
+            self._rng = np.random.default_rng(self._seed)
+
+    @property
+    def rng(self):
+        """The backend's random generator (``numpy.random.Generator``, or CuPy's on the GPU)."""
+        return self._rng
+
+    def get_rng_state(self) -> dict:
+        """The generator's state as plain Python data (for checkpoints, no pickle)."""
+        if self.name == "cupy":
+            raise BackendError("saving the CuPy generator's state is not supported; reseed with manual_seed")
+        return self._rng.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        """Restore a state returned by :meth:`get_rng_state`."""
+        if self.name == "cupy":
+            raise BackendError("restoring the CuPy generator's state is not supported; reseed with manual_seed")
+        self._rng.bit_generator.state = state
+
+    def _from_rng(self, sample, dtype):
+        if self.name == "cupy":
+            return sample.astype(self.dtype(dtype), copy=False)
+        return self.asarray(sample.astype(dtype_name(self.dtype(dtype)), copy=False))
+
+    def normal(self, shape, mean=0.0, std=1.0, dtype=None):
+        """Samples of N(mean, std^2), shape ``shape``."""
+        return self._from_rng(self._rng.normal(mean, std, size=tuple(shape)), dtype)
+
+    def uniform(self, shape, low=0.0, high=1.0, dtype=None):
+        """Samples of U[low, high), shape ``shape``."""
+        return self._from_rng(self._rng.uniform(low, high, size=tuple(shape)), dtype)
+
+    def integers(self, shape, low, high):
+        """Integers drawn uniformly from [low, high), dtype int64."""
+        return self._from_rng(self._rng.integers(low, high, size=tuple(shape)), "int64")
+
+    def permutation(self, n: int):
+        """A random permutation of 0..n-1 (host NumPy array: it orders batches, it is no data)."""
+        return np.asarray(self.to_host(self._rng.permutation(n)) if self.name == "cupy" else self._rng.permutation(n))
+
+    # ----------------------------------------------------------------- scatter-add
+    def scatter_add(self, target_shape, indices, values):
+        r"""Sum rows of ``values`` into a zero array at ``indices``: the gradient of a row lookup.
+
+        ``out[indices[n]] += values[n]`` for every n, with repeated indices adding up.
+
+        Shapes: ``indices`` (N,) integers; ``values`` (N, *rest); result ``target_shape`` = (V, *rest).
+        """
+        xp = self.xp
+        out = xp.zeros(tuple(target_shape), dtype=values.dtype)
+        if self.name == "numpy":
+            np.add.at(out, indices, values)
+            return out
+        if self.name == "cupy":
+            import cupyx
+
+            cupyx.scatter_add(out, indices, values)
+            return out
+        # portable fallback: a one-hot matrix, (N, V)^T @ (N, rest) -> (V, rest)
+        V = target_shape[0]
+        one_hot = xp.astype(indices[:, None] == xp.arange(V, dtype=indices.dtype)[None, :], values.dtype)
+        flat = xp.reshape(values, (values.shape[0], -1))
+        return xp.reshape(xp.matmul(xp.matrix_transpose(one_hot), flat), tuple(target_shape))
+
+
+# --------------------------------------------------------------------- helpers on any array
+def dtype_name(dtype) -> str:
+    """``"float32"`` for ``numpy.float32``, ``array_api_strict.float32``, ``cupy.float32``, ..."""
+    if isinstance(dtype, str):
+        return dtype
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        pass
+    text = str(dtype).rsplit(".", 1)[-1]
+    return text
+
+
+def _backend_name_of(array) -> str | None:
+    if isinstance(array, np.ndarray | np.generic):
+        return "numpy"
+    module = type(array).__module__.split(".", 1)[0]
+    if module in ("cupy", "array_api_strict"):
+        return module
+    return None
+
+
+# --------------------------------------------------------------------- choosing the backend
+_BACKENDS: dict[str, Backend] = {}
+_current: Backend | None = None
+
+
+def _make(name: str) -> Backend:
+    if name == "numpy":
+        import array_api_compat.numpy as xp
+
+        return Backend("numpy", xp, np)
+    if name == "array_api_strict":
+        try:
+            import array_api_strict as xp
+        except ImportError as e:
+            raise BackendError(
+                "backend 'array_api_strict' needs the array-api-strict package: pip install array-api-strict"
+            ) from e
+        return Backend("array_api_strict", xp)
+    if name == "cupy":
+        try:
+            import array_api_compat.cupy as xp
+            import cupy
+        except ImportError as e:
+            raise BackendError(
+                "backend 'cupy' needs CuPy and an NVIDIA GPU: pip install 'minitransformer[cuda12]' "
+                "(CUDA 12) or 'minitransformer[cuda13]' (CUDA 13); see the README's GPU section"
+            ) from e
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:  # CUDA runtime missing or broken driver
+            raise BackendError(
+                f"backend 'cupy': CuPy is installed but cannot reach a GPU ({e}). Check `nvidia-smi`, and that "
+                "the cupy-cuda1Nx package matches the CUDA major version of the driver"
+            ) from e
+        if count == 0:
+            raise BackendError("backend 'cupy': CuPy is installed but no GPU is visible (check CUDA_VISIBLE_DEVICES)")
+        return Backend("cupy", xp, cupy)
+    raise BackendError(f"unknown backend {name!r}; choose one of 'numpy', 'cupy', 'array_api_strict'")
+
+
+def get(name: str | Backend | None = None) -> Backend:
+    """The :class:`Backend` called ``name`` (created once, then reused); ``None`` means the current one."""
+    if isinstance(name, Backend):
+        return name
+    if name is None:
+        return current()
+    key = _ALIASES.get(str(name).lower())
+    if key is None:
+        raise BackendError(f"unknown backend {name!r}; choose one of 'numpy', 'cupy', 'array_api_strict'")
+    if key not in _BACKENDS:
+        _BACKENDS[key] = _make(key)
+    return _BACKENDS[key]
+
+
+def current() -> Backend:
+    """The backend new tensors are made on (``MINITRANSFORMER_BACKEND`` or NumPy at first)."""
+    global _current
+    if _current is None:
+        _current = get(os.environ.get("MINITRANSFORMER_BACKEND", "numpy"))
+    return _current
+
+
+class use:
+    """Make ``name`` the current backend, now; as a context manager, only until the block ends.
+
+    >>> import minitransformer as mt
+    >>> with mt.backend.use("numpy"):
+    ...     mt.backend.current().name
+    'numpy'
+    """
+
+    def __init__(self, name: str | Backend):
+        global _current
+        backend = get(name)
+        self._previous = current()
+        _current = backend
+        self.backend = backend
+
+    def __enter__(self) -> Backend:
+        return self.backend
+
+    def __exit__(self, *exc) -> None:
+        global _current
+        _current = self._previous
+
+
+def available() -> list[str]:
+    """Names of the backends that work on this machine."""
+    names = []
+    for name in ("numpy", "array_api_strict", "cupy"):
+        try:
+            get(name)
+        except BackendError:
+            continue
+        names.append(name)
+    return names
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the random numbers of every backend created so far and of the current one."""
+    current()
+    for backend in _BACKENDS.values():
+        backend.manual_seed(seed)

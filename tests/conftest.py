@@ -1,0 +1,63 @@
+"""One switch runs every test on every array backend available.
+
+The autouse fixture ``backend`` is parametrised over the backends that work here: NumPy and
+array-api-strict everywhere, CuPy where CuPy and a GPU exist. Each test runs once per backend with
+that backend current. ``--backends numpy,cupy`` picks some; ``@pytest.mark.single_backend``
+runs a test once (on NumPy) when the backend cannot matter to it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--backends",
+        default=None,
+        help="comma-separated backends to run the suite on (default: every one available here)",
+    )
+
+
+def _backends(config) -> list[str]:
+    chosen = config.getoption("--backends")
+    if chosen:
+        return [mt.backend.get(name).name for name in chosen.split(",")]
+    return mt.backend.available()
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        marked = metafunc.definition.get_closest_marker("single_backend")
+        names = ["numpy"] if marked else _backends(metafunc.config)
+        metafunc.parametrize("backend", names, indirect=True, scope="function")
+
+
+@pytest.fixture(autouse=True)
+def backend(request):
+    """The backend this test runs on, made current for the test (and seeded)."""
+    name = getattr(request, "param", "numpy")
+    with mt.backend.use(name) as be:
+        mt.manual_seed(0)
+        yield be
+
+
+@pytest.fixture
+def to_numpy():
+    """Any tensor or array (of any backend) as a float64 NumPy array, for comparisons."""
+
+    def convert(x):
+        if isinstance(x, mt.Tensor):
+            return x.numpy().astype(np.float64)
+        return np.asarray(mt.backend.get(mt.backend._backend_name_of(x) or "numpy").to_host(x), dtype=np.float64)
+
+    return convert
+
+
+@pytest.fixture
+def rng():
+    """A NumPy generator for test data, independent of the library's own."""
+    return np.random.default_rng(1234)
