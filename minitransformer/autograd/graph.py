@@ -30,7 +30,7 @@ def graph(root: Tensor) -> tuple[list[dict], list[tuple[int, int]]]:
         fn = t._ctx
         if fn is None:
             continue
-        nodes.append({"id": id(fn), "kind": "op", "label": type(fn).__name__, "note": ""})
+        nodes.append({"id": id(fn), "kind": "op", "label": repr(fn), "note": ""})
         edges.append((id(fn), id(t)))
         for x in fn.inputs:
             if isinstance(x, Tensor):

@@ -1,0 +1,158 @@
+"""``minitransformer demo``: a short tour of the engine, printed, with pictures saved to a folder.
+
+Each section is one small function, run in order by :func:`run`:
+
+1. :func:`forward` -- a small expression, its values step by step;
+2. :func:`show_graph` -- the graph ``backward()`` will walk, as DOT text and as a PNG;
+3. :func:`gradients` -- ``backward()``, beside the derivative written out by hand;
+4. :func:`check_gradients` -- the same gradients against central differences (float64);
+5. :func:`train_xor` -- a two-layer network learning XOR with the engine and plain gradient descent.
+
+Runs on the current backend (NumPy unless ``MINITRANSFORMER_BACKEND`` says otherwise), in seconds,
+with nothing downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np  # only to print and to compute the hand-written derivatives on the host
+
+import minitransformer as mt
+from minitransformer.autograd import to_dot
+
+__all__ = ["run", "forward", "show_graph", "gradients", "check_gradients", "train_xor"]
+
+
+def section(title: str) -> None:
+    """Print a section heading."""
+    print(f"\n== {title} " + "=" * max(0, 70 - len(title)))
+
+
+def _fmt(t) -> str:
+    return np.array2string(np.asarray(t.numpy() if isinstance(t, mt.Tensor) else t), precision=4, suppress_small=True)
+
+
+# ------------------------------------------------------------------ 1. forward
+def forward():
+    r"""Build :math:`y = \tanh(\sum_i x_i w_i + b)` from named tensors and print each step.
+
+    Returns ``(x, w, b, y)``; ``y`` still holds its graph (``backward()`` has not run).
+    """
+    section("1. forward: y = tanh(sum(x * w) + b)")
+    x = mt.tensor([0.5, -1.0, 2.0], requires_grad=True, name="x")
+    w = mt.tensor([0.3, 0.2, -0.1], requires_grad=True, name="w")
+    b = mt.tensor(0.1, requires_grad=True, name="b")
+    xw = x * w
+    s = xw.sum()
+    z = s + b
+    y = z.tanh()
+    for t, name in ((xw, "x*w"), (s, "s"), (z, "z"), (y, "y")):
+        t.name = name  # names show in the graph below
+    print(f"x = {_fmt(x)}   w = {_fmt(w)}   b = {_fmt(b)}")
+    print(f"x * w          = {_fmt(xw)}")
+    print(f"s = sum(x * w) = {_fmt(s)}")
+    print(f"z = s + b      = {_fmt(z)}")
+    print(f"y = tanh(z)    = {_fmt(y)}")
+    return x, w, b, y
+
+
+# ------------------------------------------------------------------ 2. the graph
+def show_graph(y: mt.Tensor, out: Path) -> Path:
+    """Print the graph of ``y`` as Graphviz DOT and save it as ``out/graph.png`` (and ``graph.dot``)."""
+    from minitransformer.viz import draw_graph  # matplotlib is imported only when a picture is drawn
+
+    section("2. the computation graph (backward() walks it right to left)")
+    dot = to_dot(y)
+    print(dot)
+    (out / "graph.dot").write_text(dot + "\n", encoding="utf-8")
+    path = out / "graph.png"
+    draw_graph(y).savefig(path, dpi=120)
+    print(f"picture: {path.resolve()}")
+    return path
+
+
+# ------------------------------------------------------------------ 3. backward
+def gradients(x: mt.Tensor, w: mt.Tensor, b: mt.Tensor, y: mt.Tensor) -> None:
+    r"""Run ``y.backward()`` and print each gradient beside the chain rule written out.
+
+    With :math:`z = \sum_i x_i w_i + b` and :math:`\tanh'(z) = 1 - \tanh^2(z)`:
+    :math:`\partial y/\partial x_i = (1 - y^2)\, w_i`, :math:`\partial y/\partial w_i = (1 - y^2)\, x_i`,
+    :math:`\partial y/\partial b = 1 - y^2`.
+    """
+    section("3. backward: dy/dx, dy/dw, dy/db")
+    y.backward()
+    dz = 1.0 - float(y.item()) ** 2  # dy/dz = 1 - tanh(z)^2
+    by_hand = {"x": ("(1 - y^2) * w", dz * w.numpy()), "w": ("(1 - y^2) * x", dz * x.numpy()),
+               "b": ("1 - y^2", np.asarray(dz))}
+    print(f"{'':10}{'backward()':<28}by hand")
+    for t in (x, w, b):
+        formula, value = by_hand[t.name]
+        print(f"dy/d{t.name:<5} {_fmt(t.grad):<28}{formula:<15} = {_fmt(value)}")
+
+
+# ------------------------------------------------------------------ 4. gradcheck
+def check_gradients() -> None:
+    """Check the engine's gradients of the same expression against central differences, in float64."""
+    section("4. gradcheck: backward() against finite differences (float64)")
+    x = mt.tensor([0.5, -1.0, 2.0], dtype="float64", requires_grad=True)
+    w = mt.tensor([0.3, 0.2, -0.1], dtype="float64", requires_grad=True)
+    b = mt.tensor(0.1, dtype="float64", requires_grad=True)
+    mt.gradcheck(lambda x, w, b: ((x * w).sum() + b).tanh(), x, w, b)
+    print("tanh(sum(x * w) + b): gradients of x, w, b match (f(v + eps) - f(v - eps)) / (2 eps), eps = 1e-6")
+    W = mt.randn(3, 4, dtype="float64", requires_grad=True)
+    mt.gradcheck(lambda W: (x.detach() @ W).tanh(), W)
+    print("tanh(x @ W), W of shape (3, 4): gradient matches too")
+
+
+# ------------------------------------------------------------------ 5. training
+def train_xor(steps: int = 500, hidden: int = 8, lr: float = 0.05, every: int = 50) -> float:
+    r"""Fit XOR with a two-layer network, :math:`p = \tanh(X W_1 + b_1)\, W_2 + b_2`, by gradient descent.
+
+    The loss is the mean squared error :math:`L = \frac{1}{4}\sum_n (p_n - t_n)^2`; each step is
+    :math:`\theta \leftarrow \theta - \eta\, \partial L/\partial \theta`. Returns the final loss.
+
+    Shapes: X (4, 2), W_1 (2, hidden), b_1 (hidden,), W_2 (hidden, 1), b_2 (1,), p and t (4, 1).
+    """
+    section(f"5. training: a 2-layer tanh network learns XOR ({steps} steps of gradient descent, lr={lr})")
+    mt.manual_seed(0)
+    X = mt.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    t = mt.tensor([[0.0], [1.0], [1.0], [0.0]])
+    W1 = mt.randn(2, hidden, requires_grad=True)
+    b1 = mt.zeros(hidden, requires_grad=True)
+    W2 = (mt.randn(hidden, 1) * (1.0 / hidden**0.5)).detach().requires_grad_()
+    b2 = mt.zeros(1, requires_grad=True)
+    params = [W1, b1, W2, b2]
+
+    def predict(X):
+        return (X @ W1 + b1).tanh() @ W2 + b2  # (4, hidden) -> (4, 1)
+
+    for step in range(steps + 1):
+        loss = ((predict(X) - t) ** 2).mean()
+        for p in params:
+            p.grad = None
+        loss.backward()
+        for p in params:
+            p.data -= lr * p.grad.data  # the update is not part of the graph
+        if step % every == 0:
+            print(f"step {step:4d}   loss {loss.item():.6f}")
+    with mt.no_grad():
+        p = predict(X)
+    print("inputs -> prediction (target):")
+    for xi, pi, ti in zip(X.numpy(), p.numpy()[:, 0], t.numpy()[:, 0]):
+        print(f"  {xi} -> {pi:+.3f} ({ti:.0f})")
+    return float(loss.item())
+
+
+def run(out: str | Path = "demo-output") -> int:
+    """Run every section; pictures go to the folder ``out`` (created). Returns 0 (an exit status)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"minitransformer {mt.__version__} demo, backend: {mt.backend.current().name}")
+    x, w, b, y = forward()
+    show_graph(y, out)  # before backward(), which frees the graph
+    gradients(x, w, b, y)
+    check_gradients()
+    train_xor()
+    print(f"\ndone; pictures in {out.resolve()}")
+    return 0

@@ -1,0 +1,160 @@
+"""The command line: ``demo``, ``info`` and ``bench autograd`` run, print, and write what they promise.
+
+Times and ratios are never asserted (the machine is shared); the benchmark's figures are checked
+for shape and sign, and its workload for the exact number of operations it claims to time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+from minitransformer import bench, info
+from minitransformer.autograd import graph
+from minitransformer.cli import main
+
+pytestmark = pytest.mark.single_backend
+
+
+# ------------------------------------------------------------------ demo
+def test_demo_prints_the_tour_and_saves_the_graph(tmp_path, capsys):
+    out = tmp_path / "pictures"  # does not exist yet: the demo creates it
+    assert main(["demo", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+
+    png = out / "graph.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(png.resolve()) in text
+    dot = (out / "graph.dot").read_text()
+    assert dot.startswith("digraph {") and "Tanh" in dot and dot in text + "\n"
+
+    # forward: y = tanh(0.5*0.3 - 1*0.2 - 2*0.1 + 0.1) = tanh(-0.15)
+    assert f"y = tanh(z)    = {np.tanh(-0.15):.4f}" in text
+    # backward, by hand: dy/db = 1 - tanh(-0.15)^2
+    assert re.search(rf"dy/db\s+{1 - np.tanh(-0.15) ** 2:.4f}", text)
+
+    losses = [float(v) for v in re.findall(r"^step\s+\d+\s+loss (\S+)$", text, flags=re.M)]
+    assert len(losses) >= 5
+    assert losses[-1] < 0.1 * losses[0]  # the loss falls
+
+
+# ------------------------------------------------------------------ info
+def test_info_lists_versions_and_backends(capsys):
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(rf"^NumPy\s+{re.escape(np.__version__)}$", text, flags=re.M)
+    assert re.search(rf"^minitransformer\s+{re.escape(mt.__version__)}$", text, flags=re.M)
+    assert re.search(rf"^backend now\s+{mt.backend.current().name}$", text, flags=re.M)
+    line = re.search(r"^backends available\s+(.*)$", text, flags=re.M).group(1)
+    assert line.split(", ") == mt.backend.available()
+    for name in ("Python", "array-api-compat", "array-api-strict", "CuPy", "PyTorch"):
+        assert re.search(rf"^{name}\s+\S", text, flags=re.M), name
+
+
+def test_info_says_when_optional_libraries_are_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` now raises ImportError
+    monkeypatch.setitem(sys.modules, "torch", None)
+    text = info.report()
+    assert re.search(r"^CuPy\s+not installed", text, flags=re.M)
+    assert re.search(r"^PyTorch\s+not installed", text, flags=re.M)
+
+
+def test_info_says_why_an_installed_cupy_is_unusable(monkeypatch):
+    def no_driver():
+        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
+
+    fake = types.ModuleType("cupy")
+    fake.__version__ = "13.6.0"
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=no_driver))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    line = re.search(r"^CuPy\s+(.*)$", info.report(), flags=re.M).group(1)
+    assert "13.6.0" in line and "unusable" in line and "InsufficientDriver" in line
+
+
+def test_python_dash_m_runs_the_cli():
+    done = subprocess.run(
+        [sys.executable, "-m", "minitransformer", "info"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^backends available\s+numpy", done.stdout, flags=re.M)
+
+
+# ------------------------------------------------------------------ bench
+@pytest.fixture
+def quick_samples(monkeypatch):
+    monkeypatch.setattr(bench, "SAMPLE_SECONDS", 0.001)  # tiny samples: this checks the plumbing, not speed
+
+
+def _check_figures(report, names, repeat):
+    for name in names:
+        r = report["results"][name]
+        assert r["us_per_op"] > 0 and r["calls_per_sample"] >= 1
+        assert len(r["samples_us_per_op"]) == repeat and all(s > 0 for s in r["samples_us_per_op"])
+        assert r["us_per_op"] == pytest.approx(np.median(r["samples_us_per_op"]), rel=1e-12)
+    assert all(v > 0 for v in report["ratios"].values())
+    # ratios pair the samples of one repetition: the median of mt / numpy, repetition by repetition
+    mt_us, np_us = (np.array(report["results"][k]["samples_us_per_op"]) for k in ("mt_forward", "numpy_forward"))
+    assert report["ratios"]["mt_forward_vs_numpy"] == pytest.approx(np.median(mt_us / np_us), rel=1e-12)
+
+
+def test_bench_autograd_writes_json(tmp_path, capsys, quick_samples):
+    path = tmp_path / "bench.json"
+    argv = ["bench", "autograd", "--chain", "7", "--repeat", "3", "--size", "4", "--json", str(path)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    report = json.loads(path.read_text())
+    assert {"benchmark", "chain", "size", "repeat", "ops_per_chain", "machine", "results", "ratios"} <= set(report)
+    assert (report["chain"], report["size"], report["repeat"], report["ops_per_chain"]) == (7, 4, 3, 7)
+    assert report["machine"]["cpu_count"] >= 1 and report["machine"]["numpy"] == np.__version__
+    names = ["numpy_forward", "mt_forward", "mt_forward_backward"]
+    if report["machine"]["torch"] is not None:
+        names += ["torch_forward", "torch_forward_backward"]
+        assert {"mt_forward_vs_torch", "mt_forward_backward_vs_torch"} <= set(report["ratios"])
+    assert set(report["results"]) == set(names)
+    _check_figures(report, names, repeat=3)
+    for name in names:
+        assert bench.LABELS[name] in text  # one table row per variant
+    assert str(path) in text
+
+
+def test_bench_without_torch_reports_the_library_alone(capsys, monkeypatch, quick_samples):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert main(["bench", "autograd", "--chain", "3", "--repeat", "2", "--size", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "PyTorch: not found" in text
+    report = bench.run_autograd(chain=3, size=2, repeat=2)
+    assert set(report["results"]) == {"numpy_forward", "mt_forward", "mt_forward_backward"}
+    assert report["machine"]["torch"] is None and report["torch_missing"]
+    _check_figures(report, report["results"], repeat=2)
+
+
+@pytest.mark.parametrize("flag", ["--chain", "--repeat", "--size"])
+def test_bench_refuses_nonpositive_arguments(flag, capsys):
+    assert main(["bench", "autograd", flag, "0"]) == 2
+    assert f"--{flag.lstrip('-')} must be at least 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n_ops", [1, 2, 3, 7])
+def test_bench_chain_has_exactly_the_operations_it_counts(n_ops):
+    x = mt.tensor([0.5, -0.5], requires_grad=True)
+    nodes, _ = graph(bench._mt_forward(x, n_ops))
+    ops = [n["label"] for n in nodes if n["kind"] == "op"]
+    assert len(ops) == n_ops
+    assert sorted(ops) == sorted(["Mul", "Add", "Tanh"][i % 3] for i in range(n_ops))
+
+
+def test_bench_chain_computes_what_numpy_computes():
+    x0 = np.array([0.5, -0.25, 1.0], dtype=np.float32)
+    expected = x0.astype(np.float64)
+    for i in range(5):  # mul, add, tanh, mul, add
+        expected = [expected * 1.0001, expected + 0.0001, np.tanh(expected)][i % 3]
+    got = bench._mt_forward(mt.tensor(x0), 5).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(bench._numpy_chain(x0, 5)(), expected, rtol=1e-6)

@@ -1,0 +1,55 @@
+"""The project's promises about itself: the README's commands, CI calling them, package metadata."""
+
+from __future__ import annotations
+
+import configparser
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.single_backend
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)]
+
+
+def test_readme_has_exactly_two_setup_commands():
+    commands = _readme_commands()
+    assert len(commands) == 2, commands
+    demo, tests = commands
+    assert demo.startswith("python3 -m venv .venv") and "minitransformer demo" in demo
+    assert tests.startswith("python3 -m venv .venv") and "pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert _readme_commands()[1] in ci.splitlines()
+
+
+def test_ci_pins_torch_and_lints():
+    ci = (ROOT / ".ci" / "run").read_text()
+    installs = [line for line in ci.splitlines() if "pip install" in line and "torch" in line]
+    assert installs, "CI should install the PyTorch CPU oracle"
+    # an unpinned torch would download a multi-GB CUDA build
+    assert all(re.search(r"torch==2\.13\.0\b", line) for line in installs), installs
+    assert "ruff check" in ci
+
+
+def test_setup_cfg_extras():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    extras = cfg["options.extras_require"]
+    assert "cupy-cuda12x" in extras["cuda12"]
+    assert "cupy-cuda13x" in extras["cuda13"]
+    assert "jupyter" in extras["notebooks"] and "matplotlib" in extras["notebooks"]
+    assert "pytest" in extras["dev"] and "array-api-strict" in extras["dev"]
+    assert cfg["options"]["python_requires"] == ">=3.10"
+
+
+@pytest.mark.parametrize("folder", ["minitransformer", "tests", "notebooks", "docs"])
+def test_top_level_layout(folder):
+    assert (ROOT / folder).is_dir()
