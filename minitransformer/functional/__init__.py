@@ -1,0 +1,35 @@
+r"""Layer 3: the formulas of the Transformer as functions of Tensors.
+
+Every function here is composed of the autograd engine's primitive operations, so its gradient
+comes for free, and each states its formula and source in its docstring:
+
+==========================================  ===========================================================
+:func:`softmax`, :func:`log_softmax`        :math:`e^{x_i} / \sum_j e^{x_j}` (max subtracted, stable)
+:func:`relu`, :func:`gelu`                  the feed-forward activations
+:func:`dropout`                             inverted dropout (paper section 5.4)
+:func:`layer_norm`                          :math:`\gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta`
+:func:`linear`                              :math:`xW + b`
+:func:`cross_entropy`                       with label smoothing and ``ignore_index``
+:func:`binary_cross_entropy_with_logits`    for a yes/no classifier
+:func:`scaled_dot_product_attention`        :math:`\mathrm{softmax}(QK^\top / \sqrt{d_k})\, V` (eq. 1)
+:func:`causal_mask`, :func:`padding_mask`   which keys a query may see
+:func:`sinusoidal_positional_encoding`      :math:`PE_{(pos, 2i)} = \sin(pos / 10000^{2i/d_{model}})`
+==========================================  ===========================================================
+
+Use it as ``import minitransformer.functional as F`` (PyTorch's habit).
+"""
+
+from .activations import gelu, log_softmax, relu, softmax
+from .attention import scaled_dot_product_attention
+from .dropout import dropout
+from .linear import linear
+from .losses import binary_cross_entropy_with_logits, cross_entropy
+from .masks import causal_mask, combine_masks, padding_mask
+from .normalization import layer_norm
+from .positional import sinusoidal_positional_encoding
+
+__all__ = [
+    "softmax", "log_softmax", "relu", "gelu", "dropout", "layer_norm", "linear", "cross_entropy",
+    "binary_cross_entropy_with_logits", "scaled_dot_product_attention", "causal_mask", "padding_mask",
+    "combine_masks", "sinusoidal_positional_encoding",
+]

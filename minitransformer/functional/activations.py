@@ -1,0 +1,120 @@
+r"""Softmax, log-softmax and the two activations of the feed-forward layer (ReLU, GELU).
+
+Each is composed from the engine's primitive operations (``exp``, ``sum``, ``tanh``, ...), so its
+gradient comes from theirs: nothing here writes a ``backward``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..autograd import Tensor
+from ._checks import normalize_axis, require_float
+
+__all__ = ["softmax", "log_softmax", "relu", "gelu"]
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    r"""Turn scores into probabilities along ``axis``.
+
+    .. math:: \mathrm{softmax}(x)_i = \frac{e^{x_i}}{\sum_j e^{x_j}}
+              = \frac{e^{x_i - m}}{\sum_j e^{x_j - m}}, \quad m = \max_j x_j
+
+    Subtracting the maximum :math:`m` changes nothing mathematically (it cancels between numerator
+    and denominator) but keeps every exponent :math:`\le 0`, so logits of :math:`10^4` do not
+    overflow. :math:`m` is detached: since the shift cancels, its gradient is exactly zero, and
+    leaving it out of the graph saves work. This is the softmax of the attention formula (document
+    section 4.1.1) and of the output layer.
+
+    Parameters
+    ----------
+    x : Tensor
+        Scores of any shape, floating point.
+    axis : int
+        The axis that sums to one (the last by default).
+
+    Returns
+    -------
+    Tensor
+        Same shape as ``x``; non-negative, summing to 1 along ``axis``.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.functional import softmax
+    >>> softmax(mt.tensor([1.0, 2.0, 3.0])).numpy().round(4)
+    array([0.09  , 0.2447, 0.6652], dtype=float32)
+    """
+    require_float("softmax", "x", x)
+    axis = normalize_axis("softmax", axis, x.ndim)
+    m = x.max(axis=axis, keepdims=True).detach()  # the shift: cancels, so no gradient flows through it
+    e = (x - m).exp()
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    r"""The logarithm of :func:`softmax`, computed without forming the probabilities.
+
+    .. math:: \log \mathrm{softmax}(x)_i = (x_i - m) - \log \sum_j e^{x_j - m}, \quad m = \max_j x_j
+
+    Taking ``softmax(x).log()`` instead would give :math:`\log 0 = -\infty` for a probability that
+    underflows to zero; this form stays finite. Losses (:func:`cross_entropy`) use it.
+
+    Parameters
+    ----------
+    x : Tensor
+        Scores (logits) of any shape, floating point.
+    axis : int
+        The axis of the classes (the last by default).
+
+    Returns
+    -------
+    Tensor
+        Same shape as ``x``; ``exp`` of it sums to 1 along ``axis``.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.functional import log_softmax
+    >>> log_softmax(mt.tensor([0.0, 0.0])).numpy().round(4)   # log(1/2)
+    array([-0.6931, -0.6931], dtype=float32)
+    """
+    require_float("log_softmax", "x", x)
+    axis = normalize_axis("log_softmax", axis, x.ndim)
+    z = x - x.max(axis=axis, keepdims=True).detach()  # z <= 0: exp(z) cannot overflow
+    return z - z.exp().sum(axis=axis, keepdims=True).log()
+
+
+def relu(x: Tensor) -> Tensor:
+    r"""The rectified linear unit of the paper's feed-forward layer (eq. 2): :math:`\mathrm{ReLU}(x) = \max(0, x)`.
+
+    Its derivative is 1 where :math:`x > 0` and 0 elsewhere (0 at :math:`x = 0` exactly, as PyTorch).
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.functional import relu
+    >>> relu(mt.tensor([-1.0, 0.0, 2.0])).numpy()
+    array([0., 0., 2.], dtype=float32)
+    """
+    require_float("relu", "x", x)
+    return x.relu()
+
+
+#: :math:`\sqrt{2/\pi}`, the constant of GELU's tanh approximation
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def gelu(x: Tensor) -> Tensor:
+    r"""The Gaussian error linear unit, in its tanh approximation (Hendrycks and Gimpel, 2016).
+
+    .. math::
+        \mathrm{GELU}(x) \approx \tfrac12\, x \left(1 + \tanh\!\left(\sqrt{2/\pi}\,(x + 0.044715\, x^3)\right)\right)
+
+    The exact GELU is :math:`x\,\Phi(x) = \tfrac12 x (1 + \mathrm{erf}(x/\sqrt2))`, but the Python
+    array API standard (and so this library's backends) has no ``erf``; the tanh form differs from
+    it by less than about :math:`10^{-3}` and is what GPT-2 and BERT use. It equals PyTorch's
+    ``torch.nn.functional.gelu(x, approximate="tanh")``. (The original Transformer uses ReLU;
+    GELU is the usual alternative in later models.)
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.functional import gelu
+    >>> gelu(mt.tensor([-1.0, 0.0, 1.0])).numpy().round(4)
+    array([-0.1588,  0.    ,  0.8412], dtype=float32)
+    """
+    require_float("gelu", "x", x)
+    return 0.5 * x * (1.0 + (_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())

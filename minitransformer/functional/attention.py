@@ -1,0 +1,105 @@
+r"""Scaled dot-product attention: the one formula at the heart of the Transformer."""
+
+from __future__ import annotations
+
+import math
+
+from ..autograd import Tensor, broadcast_shapes, where
+from ._checks import as_mask, require_float
+from .activations import softmax
+from .dropout import check_probability, dropout
+
+__all__ = ["scaled_dot_product_attention"]
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` broadcasts to exactly ``target`` (never growing it)."""
+    if len(shape) > len(target):
+        return False
+    return all(n in (1, m) for n, m in zip(reversed(shape), reversed(target)))
+
+
+def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dropout_p: float = 0.0,
+                                 training: bool = False) -> tuple[Tensor, Tensor]:
+    r"""Each query takes a weighted average of the values, weighted by how well it matches each key.
+
+    .. math:: \mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right) V
+
+    (document section 4.1.1; paper eq. 1). The scores :math:`Q K^\top` compare every query with
+    every key; dividing by :math:`\sqrt{d_k}` keeps their variance near 1 when the entries of
+    :math:`Q` and :math:`K` have variance 1, so the softmax does not saturate; the softmax over the
+    keys turns each row into weights that sum to 1; and the weights average the rows of :math:`V`.
+
+    A mask hides some keys from some queries: a hidden score is replaced by the most negative
+    finite number of the dtype (the paper writes :math:`-\infty`), so its weight is 0. A query
+    whose keys are *all* hidden (a padding query) would otherwise get uniform weights; here its
+    weights, its output and its gradient are 0, never NaN.
+
+    Parameters
+    ----------
+    Q : Tensor
+        ``(..., L, d_k)`` queries, e.g. ``(batch, heads, L, d_k)``.
+    K : Tensor
+        ``(..., S, d_k)`` keys.
+    V : Tensor
+        ``(..., S, d_v)`` values.
+    mask : Tensor, optional
+        Boolean, broadcastable to the scores ``(..., L, S)``; True where query :math:`i` **may**
+        attend key :math:`j` (PyTorch's boolean ``attn_mask`` convention). See :func:`causal_mask`,
+        :func:`padding_mask`.
+    dropout_p : float
+        Dropout on the attention weights while ``training``. (The paper's section 5.4 drops each
+        sub-layer's output; dropping the weights too is what PyTorch and the paper's tensor2tensor
+        code do.)
+    training : bool
+        Dropout is applied only when True.
+
+    Returns
+    -------
+    output : Tensor
+        ``(..., L, d_v)``.
+    weights : Tensor
+        ``(..., L, S)``, the attention weights (before dropout): row :math:`i` is how much query
+        :math:`i` looks at each key. Plot them as an attention map.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.functional import scaled_dot_product_attention
+    >>> Q = mt.tensor([[1.0, 0.0]]); K = mt.tensor([[1.0, 0.0], [0.0, 1.0]]); V = mt.tensor([[0.0], [1.0]])
+    >>> out, w = scaled_dot_product_attention(Q, K, V)   # scores [1, 0] / sqrt(2)
+    >>> w.numpy().round(4), out.numpy().round(4)
+    (array([[0.6698, 0.3302]], dtype=float32), array([[0.3302]], dtype=float32))
+    """
+    op = "scaled_dot_product_attention"
+    for name, t in (("Q", Q), ("K", K), ("V", V)):
+        require_float(op, name, t)
+        if t.ndim < 2:
+            raise ValueError(f"{op}: {name} must have shape (..., seq, features), got {t.shape}")
+    if Q.shape[-1] != K.shape[-1]:
+        raise ValueError(f"{op}: Q {Q.shape} and K {K.shape} must have the same d_k (last axis): "
+                         f"{Q.shape[-1]} != {K.shape[-1]}")
+    if K.shape[-2] != V.shape[-2]:
+        raise ValueError(f"{op}: K {K.shape} and V {V.shape} must have the same number of keys S (axis -2): "
+                         f"{K.shape[-2]} != {V.shape[-2]}")
+    batch = broadcast_shapes(f"{op} (batch axes of Q, K, V)", Q.shape[:-2], K.shape[:-2], V.shape[:-2])
+    L, S, d_k = Q.shape[-2], K.shape[-2], Q.shape[-1]
+    scores_shape = batch + (L, S)
+    allowed = None
+    if mask is not None:
+        allowed = as_mask(op, mask, Q)
+        mask_shape = tuple(allowed.shape)
+        if not _broadcasts_to(mask_shape, scores_shape):
+            raise ValueError(f"{op}: mask of shape {mask_shape} does not broadcast to the scores (..., L, S) = "
+                             f"{scores_shape}")
+    dropout_p = check_probability(op, dropout_p)
+
+    scores = Q @ K.mT / math.sqrt(d_k)  # (..., L, S)
+    if allowed is not None:
+        hidden = float(Q.backend.xp.finfo(Q.dtype).min)  # a large finite negative: exp(hidden - max) = 0, no inf - inf
+        scores = where(Tensor(allowed, backend=Q.backend), scores, hidden)
+    weights = softmax(scores, axis=-1)  # (..., L, S), rows sum to 1
+    if allowed is not None:
+        # a query with no allowed key: its row would be uniform over hidden keys; make it 0
+        has_key = Q.backend.xp.any(allowed, axis=-1, keepdims=True)  # (..., L or 1, 1)
+        weights = where(Tensor(has_key, backend=Q.backend), weights, 0.0)
+    dropped = dropout(weights, dropout_p, training=training)
+    return dropped @ V, weights  # (..., L, d_v), (..., L, S)

@@ -1,0 +1,57 @@
+r"""Dropout (Srivastava et al., 2014), used by the paper after every sub-layer and on the embeddings (section 5.4)."""
+
+from __future__ import annotations
+
+from ..autograd import Tensor, where
+from ._checks import require_float
+
+__all__ = ["dropout"]
+
+
+def check_probability(op: str, p) -> float:
+    """``p`` as a float in [0, 1), or a ValueError naming ``op`` (p = 1 would drop everything)."""
+    if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p < 1.0:
+        raise ValueError(f"{op}: the dropout probability p must be a number in [0, 1), got {p!r}")
+    return float(p)
+
+
+def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
+    r"""Zero each element with probability :math:`p` and scale the survivors by :math:`1/(1-p)`.
+
+    .. math:: y_i = \frac{m_i\, x_i}{1 - p}, \qquad m_i \sim \mathrm{Bernoulli}(1 - p)
+
+    This is *inverted* dropout: the scaling happens while training, so
+    :math:`\mathbb{E}[y_i] = x_i` and nothing needs rescaling at evaluation time, where dropout is
+    the identity. The mask :math:`m` comes from the backend's seeded generator, so
+    ``mt.manual_seed`` makes it reproducible. The gradient flows only through kept elements,
+    scaled by the same :math:`1/(1-p)`.
+
+    Parameters
+    ----------
+    x : Tensor
+        Any shape, floating point.
+    p : float
+        Probability of dropping an element, in [0, 1) (the paper uses 0.1).
+    training : bool
+        When False (evaluation), ``x`` is returned unchanged; likewise when ``p == 0``.
+
+    Returns
+    -------
+    Tensor
+        The shape of ``x``.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.functional import dropout
+    >>> x = mt.ones(8)
+    >>> dropout(x, 0.5, training=False) is x
+    True
+    >>> sorted(set(dropout(x, 0.5).numpy().tolist()) - {0.0, 2.0})   # survivors become 1 / (1 - 0.5)
+    []
+    """
+    require_float("dropout", "x", x)
+    p = check_probability("dropout", p)
+    if not training or p == 0.0:
+        return x
+    u = x.backend.uniform(x.shape, dtype=x.dtype_name)  # U[0, 1)
+    keep = Tensor(u >= p, backend=x.backend)  # m_i: True with probability 1 - p
+    return where(keep, x * (1.0 / (1.0 - p)), 0.0)

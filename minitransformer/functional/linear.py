@@ -1,0 +1,54 @@
+r"""The affine map every projection of the Transformer is made of: :math:`xW + b`."""
+
+from __future__ import annotations
+
+from ..autograd import Tensor
+from ._checks import require_float
+
+__all__ = ["linear"]
+
+
+def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
+    r"""Apply the affine map :math:`y = xW + b` to the last axis of ``x``.
+
+    .. math:: y_{\ldots, j} = \sum_i x_{\ldots, i}\, W_{ij} + b_j
+
+    This is the paper's convention (:math:`QW_i^Q`, :math:`xW_1 + b_1` in eq. 2): ``W`` has shape
+    ``(d_in, d_out)`` and multiplies from the right. PyTorch's ``nn.Linear`` stores the transpose,
+    a ``weight`` of shape ``(d_out, d_in)``, and computes :math:`x W^\top + b`; to load its weights,
+    transpose them.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(..., d_in)``, e.g. ``(batch, seq, d_model)``.
+    W : Tensor
+        ``(d_in, d_out)``.
+    b : Tensor, optional
+        ``(d_out,)``.
+
+    Returns
+    -------
+    Tensor
+        ``(..., d_out)``.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.functional import linear
+    >>> W = mt.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])   # (d_in, d_out) = (2, 3)
+    >>> linear(mt.tensor([[1.0, 2.0]]), W, mt.tensor([0.0, 0.0, 10.0])).numpy()
+    array([[ 1.,  2., 13.]], dtype=float32)
+    """
+    require_float("linear", "x", x)
+    require_float("linear", "W", W)
+    if W.ndim != 2:
+        raise ValueError(f"linear: W must have shape (d_in, d_out), got {W.shape}")
+    if x.ndim == 0 or x.shape[-1] != W.shape[0]:
+        raise ValueError(
+            f"linear: x {x.shape} @ W {W.shape}: the last axis of x must equal d_in = {W.shape[0]}"
+        )
+    if b is not None:
+        require_float("linear", "b", b)
+        if b.shape != (W.shape[1],):
+            raise ValueError(f"linear: b has shape {b.shape}, expected (d_out,) = ({W.shape[1]},) to match W {W.shape}")
+    y = x @ W  # (..., d_out)
+    return y if b is None else y + b

@@ -1,0 +1,171 @@
+r"""The training losses: cross-entropy over a vocabulary (with the paper's label smoothing), and
+binary cross-entropy on logits (for a yes/no classifier such as the document's section 5)."""
+
+from __future__ import annotations
+
+from ..autograd import Tensor, maximum, where
+from ..backend import BackendError, dtype_name
+from ._checks import require_float
+from .activations import log_softmax
+
+__all__ = ["cross_entropy", "binary_cross_entropy_with_logits"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(op: str, reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {', '.join(map(repr, _REDUCTIONS))}, got {reduction!r}")
+
+
+def _targets_array(op: str, targets, like: Tensor):
+    """``targets`` (a Tensor, an array or nested lists) as an array on ``like``'s backend."""
+    if isinstance(targets, Tensor):
+        if targets.backend is not like.backend:
+            raise BackendError(
+                f"{op}: targets are on backend {targets.backend.name}, logits on {like.backend.name}; "
+                f"move them with targets.to({like.backend.name!r})"
+            )
+        return targets.data
+    return like.backend.asarray(targets)
+
+
+def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, label_smoothing: float = 0.0,
+                  reduction: str = "mean") -> Tensor:
+    r"""The cross-entropy between the predicted distribution and the (smoothed) target class.
+
+    .. math::
+        \ell_n = -\sum_{c=1}^{C} q_{n,c} \log \mathrm{softmax}(z_n)_c, \qquad
+        q_{n,c} = (1 - \epsilon_{ls})\,[c = y_n] + \frac{\epsilon_{ls}}{C}
+
+    With :math:`\epsilon_{ls} = 0` this is :math:`-\log p_{n, y_n}`, the negative log-likelihood of
+    the correct class. Label smoothing (paper section 5.4, :math:`\epsilon_{ls} = 0.1`) moves a
+    fraction :math:`\epsilon_{ls}` of the target's mass onto all :math:`C` classes uniformly; "this
+    hurts perplexity, as the model learns to be more unsure, but improves accuracy and BLEU score". The
+    definition of :math:`q` is exactly that of ``torch.nn.functional.cross_entropy``.
+
+    Positions whose target is ``ignore_index`` (padding) contribute nothing, and ``"mean"`` divides
+    by the number of the others: :math:`L = \sum_{n \in \text{kept}} \ell_n / |\text{kept}|`. If every
+    target is ignored the mean is 0 with zero gradients (PyTorch returns NaN there).
+
+    The target log-probabilities are picked with a one-hot mask, :math:`\sum_c [c = y_n] \log p_{n,c}`,
+    rather than fancy indexing, so the same lines run on every array backend.
+
+    Parameters
+    ----------
+    logits : Tensor
+        ``(N, C)`` or ``(batch, T, C)``: unnormalised scores, the classes on the **last** axis
+        (PyTorch wants ``(batch, C, T)``; here the model's output ``(batch, T, vocab)`` goes in as is).
+    targets : Tensor or array_like
+        ``(N,)`` or ``(batch, T)`` integer class indices in ``[0, C)``, or ``ignore_index``.
+    ignore_index : int, optional
+        A target value to skip (usually the padding id). ``None``: every target counts.
+    label_smoothing : float
+        :math:`\epsilon_{ls}` in [0, 1].
+    reduction : {"mean", "sum", "none"}
+        ``"none"`` returns the per-position losses :math:`\ell_n`, shape of ``targets`` (0 where ignored).
+
+    Returns
+    -------
+    Tensor
+        A scalar, or the shape of ``targets`` for ``reduction="none"``.
+
+    >>> import math
+    >>> import minitransformer as mt
+    >>> from minitransformer.functional import cross_entropy
+    >>> loss = cross_entropy(mt.tensor([[0.0, 0.0, 0.0, 0.0]]), mt.tensor([2]))   # uniform over 4 classes
+    >>> abs(loss.item() - math.log(4)) < 1e-6
+    True
+    """
+    op = "cross_entropy"
+    require_float(op, "logits", logits)
+    if logits.ndim < 2:
+        raise ValueError(f"{op}: logits must be (N, C) or (batch, T, C), got shape {logits.shape}")
+    C = logits.shape[-1]
+    y = _targets_array(op, targets, logits)
+    xp = logits.backend.xp
+    if not xp.isdtype(y.dtype, "integral"):
+        raise TypeError(
+            f"{op}: targets must be integer class indices, got {dtype_name(y.dtype)} with shape {tuple(y.shape)}"
+        )
+    if tuple(y.shape) != logits.shape[:-1]:
+        raise ValueError(
+            f"{op}: targets have shape {tuple(y.shape)}, expected {logits.shape[:-1]} for logits {logits.shape} "
+            "(classes on the last axis)"
+        )
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, int | float) or not (
+        0.0 <= label_smoothing <= 1.0
+    ):
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    _check_reduction(op, reduction)
+    kept = xp.ones(y.shape, dtype=xp.bool) if ignore_index is None else y != ignore_index  # (...)
+    y = xp.where(kept, y, xp.zeros_like(y))  # ignored positions point at class 0; their loss is dropped below
+    if y.size:
+        lo, hi = int(xp.min(y)), int(xp.max(y))
+        if lo < 0 or hi >= C:
+            bad = lo if lo < 0 else hi
+            extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+            raise IndexError(f"{op}: target {bad} is out of range for C = {C} classes (expected 0..{C - 1}{extra})")
+
+    eps = float(label_smoothing)
+    one_hot = xp.astype(y[..., None] == xp.arange(C, dtype=y.dtype), logits.dtype)  # (..., C): [c = y_n]
+    q = Tensor((1.0 - eps) * one_hot + eps / C, backend=logits.backend)  # (..., C), each row sums to 1
+    loss = -(q * log_softmax(logits, axis=-1)).sum(axis=-1)  # (...): l_n
+    if ignore_index is not None:
+        loss = where(Tensor(kept, backend=logits.backend), loss, 0.0)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    n_kept = int(xp.sum(xp.astype(kept, xp.int64)))
+    return loss.sum() / max(n_kept, 1)
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, targets, reduction: str = "mean") -> Tensor:
+    r"""Binary cross-entropy of :math:`\sigma(z)` against targets :math:`y \in [0, 1]`, from the logits :math:`z`.
+
+    .. math::
+        \ell = -\left[y \log \sigma(z) + (1 - y) \log(1 - \sigma(z))\right]
+             = \max(z, 0) - z\,y + \log\left(1 + e^{-|z|}\right)
+
+    The right-hand form is the same number, rearranged so that no exponent is positive: it stays
+    finite for :math:`|z| = 1000`, where :math:`\sigma(z)` rounds to 0 or 1 and the left-hand form
+    would take :math:`\log 0`. Its gradient is :math:`\sigma(z) - y`. This is the loss of the
+    document's section 5 classifier (a sigmoid output with ``binary_crossentropy``), and
+    ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    Parameters
+    ----------
+    logits : Tensor
+        Any shape, floating point: :math:`z`, before the sigmoid.
+    targets : Tensor or array_like
+        The shape of ``logits``: probabilities of the positive class (0 or 1, or soft labels).
+    reduction : {"mean", "sum", "none"}
+
+    Returns
+    -------
+    Tensor
+        A scalar, or the shape of ``logits`` for ``reduction="none"``.
+
+    >>> import math
+    >>> import minitransformer as mt
+    >>> from minitransformer.functional import binary_cross_entropy_with_logits
+    >>> loss = binary_cross_entropy_with_logits(mt.tensor([0.0]), mt.tensor([1.0]))   # -log(1/2)
+    >>> abs(loss.item() - math.log(2)) < 1e-6
+    True
+    """
+    op = "binary_cross_entropy_with_logits"
+    require_float(op, "logits", logits)
+    y = _targets_array(op, targets, logits)
+    if tuple(y.shape) != logits.shape:
+        raise ValueError(f"{op}: targets have shape {tuple(y.shape)}, logits {logits.shape}; they must be equal")
+    _check_reduction(op, reduction)
+    y = Tensor(logits.backend.xp.astype(y, logits.dtype), backend=logits.backend)
+
+    z = logits
+    abs_z = maximum(z, -z)  # |z|; at z = 0 its gradient is 0 (the tie splits +1 and -1)
+    # max(z, 0): at z = 0 the tie gives gradient 1/2, so the total there is sigma(0) - y = 1/2 - y
+    loss = maximum(z, 0.0) - z * y + (1.0 + (-abs_z).exp()).log()
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()

@@ -1,0 +1,60 @@
+r"""Layer normalisation (Ba, Kiros and Hinton, 2016): the "Norm" of the paper's "Add & Norm"."""
+
+from __future__ import annotations
+
+from ..autograd import Tensor
+from ._checks import require_float
+
+__all__ = ["layer_norm"]
+
+
+def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    r"""Normalise each vector over its last axis to mean 0 and variance 1, then scale and shift.
+
+    .. math::
+        \mu = \frac1d \sum_{i=1}^d x_i, \qquad
+        \sigma^2 = \frac1d \sum_{i=1}^d (x_i - \mu)^2, \qquad
+        y_i = \gamma_i\, \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta_i
+
+    The variance is the biased one (divided by :math:`d`, not :math:`d - 1`), as in PyTorch's
+    ``layer_norm``. :math:`\epsilon` keeps the division finite for a constant vector. Each token is
+    normalised on its own: nothing is shared across the batch or the sequence (unlike batch norm).
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(..., d)``, e.g. ``(batch, seq, d_model)``.
+    gamma, beta : Tensor, optional
+        ``(d,)`` learned gain and bias; left out, :math:`\gamma = 1` and :math:`\beta = 0`.
+    eps : float
+        :math:`\epsilon > 0` added to the variance.
+
+    Returns
+    -------
+    Tensor
+        ``(..., d)``, the shape of ``x``.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.functional import layer_norm
+    >>> layer_norm(mt.tensor([[1.0, 2.0, 3.0]]), eps=0.0).numpy().round(4)   # mu = 2, sigma^2 = 2/3
+    array([[-1.2247,  0.    ,  1.2247]], dtype=float32)
+    """
+    require_float("layer_norm", "x", x)
+    if x.ndim == 0:
+        raise ValueError("layer_norm: x must have at least one axis (the one normalised), got a scalar")
+    d = x.shape[-1]
+    for name, p in (("gamma", gamma), ("beta", beta)):
+        if p is not None:
+            require_float("layer_norm", name, p)
+            if p.shape != (d,):
+                raise ValueError(
+                    f"layer_norm: {name} has shape {p.shape}, expected ({d},) to match the last axis of x {x.shape}"
+                )
+    if not eps >= 0:
+        raise ValueError(f"layer_norm: eps must be >= 0, got {eps}")
+
+    mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
+    var = ((x - mu) * (x - mu)).mean(axis=-1, keepdims=True)  # (..., 1), biased: divided by d
+    x_hat = (x - mu) / (var + eps).sqrt()  # (..., d)
+    y = x_hat if gamma is None else gamma * x_hat
+    return y if beta is None else y + beta

@@ -1,0 +1,150 @@
+"""softmax, log_softmax, relu, gelu: by hand, by finite differences, and against PyTorch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+import minitransformer.functional as F
+
+
+def _rel_err(ours, theirs) -> float:
+    """max |ours - theirs| / max |theirs| (relative to the scale of the reference)."""
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    return float(np.max(np.abs(ours - theirs)) / max(float(np.max(np.abs(theirs))), 1e-300))
+
+
+def _report(name: str, err: float) -> float:
+    print(f"REL_ERR {name} {err:.3e}")  # seen with pytest -s; the assertion is in the test
+    return err
+
+
+# ------------------------------------------------------------------ softmax
+def test_softmax_of_1_2_3_by_hand():
+    # e^1, e^2, e^3 over their sum
+    total = math.exp(1) + math.exp(2) + math.exp(3)
+    expected = [math.exp(1) / total, math.exp(2) / total, math.exp(3) / total]  # 0.0900, 0.2447, 0.6652
+    out = F.softmax(mt.tensor([1.0, 2.0, 3.0], dtype="float64"))
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_softmax_and_log_softmax_match_plain_numpy(axis, rng):
+    x = rng.standard_normal((3, 4)) * 3
+    e = np.exp(x)
+    expected = e / e.sum(axis=axis, keepdims=True)  # the textbook formula, no shift (safe for these sizes)
+    t = mt.tensor(x)
+    np.testing.assert_allclose(F.softmax(t, axis=axis).numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(F.log_softmax(t, axis=axis).numpy(), np.log(expected), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_of_huge_logits_is_finite(dtype):
+    x = mt.tensor([[1e4, 0.0, -1e4], [1e4, 1e4, 0.0]], dtype=dtype)
+    p = F.softmax(x).numpy()
+    assert np.all(np.isfinite(p))
+    # exp(-1e4) underflows to 0: the largest logits take all the mass
+    np.testing.assert_allclose(p, [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]], atol=1e-7)
+    logp = F.log_softmax(x).numpy()
+    assert np.all(np.isfinite(logp))
+    # log_softmax = x - max - log(sum exp(x - max)): row 0 is [0, -1e4, -2e4], row 1 [-log 2, -log 2, -1e4 - log 2]
+    np.testing.assert_allclose(logp, [[0.0, -1e4, -2e4], [-math.log(2), -math.log(2), -1e4 - math.log(2)]],
+                               rtol=1e-6)
+
+
+def test_softmax_gradient_is_the_jacobian_diag_s_minus_s_s_transposed():
+    # d s_k / d x_j = s_k (delta_kj - s_j): the shifted max must not change it
+    x = mt.tensor([1.0, 2.0, 3.0], dtype="float64", requires_grad=True)
+    s = F.softmax(x)
+    s[1].backward()
+    p = np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum()
+    np.testing.assert_allclose(x.grad.numpy(), p[1] * (np.eye(3)[1] - p), rtol=1e-12)
+
+
+@pytest.mark.parametrize("axis", [0, -1])
+def test_softmax_and_log_softmax_gradcheck(axis, rng):
+    x = mt.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    assert mt.gradcheck(lambda t: F.softmax(t, axis=axis), x)
+    assert mt.gradcheck(lambda t: F.log_softmax(t, axis=axis), x)
+
+
+def test_softmax_and_log_softmax_agree_with_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 5)) * 4
+    v = rng.standard_normal(x.shape)  # cotangent: compares the whole vector-Jacobian product
+    for name, ours_fn, torch_fn in (
+        ("softmax", F.softmax, torch.nn.functional.softmax),
+        ("log_softmax", F.log_softmax, torch.nn.functional.log_softmax),
+    ):
+        t = mt.tensor(x, requires_grad=True)
+        y = ours_fn(t, axis=-1)
+        (y * mt.tensor(v)).sum().backward()
+        tt = torch.tensor(x, requires_grad=True)
+        ty = torch_fn(tt, dim=-1)
+        (ty * torch.tensor(v)).sum().backward()
+        assert _report(f"{name}.forward", _rel_err(y.numpy(), ty.detach().numpy())) < 1e-6
+        assert _report(f"{name}.grad", _rel_err(t.grad.numpy(), tt.grad.numpy())) < 1e-6
+
+
+def test_softmax_bad_input():
+    with pytest.raises(ValueError, match=r"softmax: axis 2 is out of range for a tensor with 2 dimensions"):
+        F.softmax(mt.zeros(2, 3), axis=2)
+    with pytest.raises(TypeError, match=r"log_softmax: x must be floating point, got int64"):
+        F.log_softmax(mt.tensor([1, 2, 3]))
+    with pytest.raises(TypeError, match=r"softmax: x must be a Tensor"):
+        F.softmax([1.0, 2.0])
+
+
+# ------------------------------------------------------------------ relu, gelu
+def test_relu_by_hand():
+    x = mt.tensor([-2.0, -0.5, 0.0, 0.5, 3.0], dtype="float64", requires_grad=True)
+    y = F.relu(x)
+    np.testing.assert_array_equal(y.numpy(), [0.0, 0.0, 0.0, 0.5, 3.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0, 1.0, 1.0])  # derivative 0 at x = 0
+
+
+def _gelu_tanh(x: float) -> float:
+    return 0.5 * x * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def test_gelu_by_hand_and_close_to_the_exact_erf_form():
+    xs = [-3.0, -1.0, -0.1, 0.0, 0.5, 2.0]
+    y = F.gelu(mt.tensor(xs, dtype="float64")).numpy()
+    np.testing.assert_allclose(y, [_gelu_tanh(x) for x in xs], rtol=1e-12, atol=1e-15)
+    # the exact GELU x * Phi(x) differs from the tanh approximation by well under 1e-3
+    exact = [0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0))) for x in xs]
+    np.testing.assert_allclose(y, exact, atol=1e-3)
+
+
+def test_relu_and_gelu_gradcheck(rng):
+    x = mt.tensor(rng.standard_normal(7) * 2 + 0.05, requires_grad=True)  # + 0.05: no element right at relu's kink
+    assert mt.gradcheck(F.gelu, x)
+    assert mt.gradcheck(F.relu, x)
+
+
+def test_gelu_and_relu_agree_with_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((4, 6)) * 3
+    v = rng.standard_normal(x.shape)
+    for name, ours_fn, torch_fn in (
+        ("gelu", F.gelu, lambda t: torch.nn.functional.gelu(t, approximate="tanh")),
+        ("relu", F.relu, torch.nn.functional.relu),
+    ):
+        t = mt.tensor(x, requires_grad=True)
+        y = ours_fn(t)
+        (y * mt.tensor(v)).sum().backward()
+        tt = torch.tensor(x, requires_grad=True)
+        ty = torch_fn(tt)
+        (ty * torch.tensor(v)).sum().backward()
+        assert _report(f"{name}.forward", _rel_err(y.numpy(), ty.detach().numpy())) < 1e-6
+        assert _report(f"{name}.grad", _rel_err(t.grad.numpy(), tt.grad.numpy())) < 1e-6
+
+
+def test_activations_keep_float32():
+    x = mt.tensor([-1.0, 0.0, 1.0])
+    for fn in (F.softmax, F.log_softmax, F.relu, F.gelu):
+        assert fn(x).dtype_name == "float32", fn.__name__

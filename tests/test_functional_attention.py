@@ -1,0 +1,180 @@
+"""scaled_dot_product_attention: by hand, by finite differences (with masks), and against PyTorch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+import minitransformer.functional as F
+
+
+def _rel_err(ours, theirs) -> float:
+    """max |ours - theirs| / max |theirs| (relative to the scale of the reference)."""
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    return float(np.max(np.abs(ours - theirs)) / max(float(np.max(np.abs(theirs))), 1e-300))
+
+
+def _report(name: str, err: float) -> float:
+    print(f"REL_ERR {name} {err:.3e}")  # seen with pytest -s; the assertion is in the test
+    return err
+
+
+def _attention_np(Q, K, V, allowed=None):
+    """softmax(Q K^T / sqrt(d_k)) V in plain float64 NumPy, masked keys removed from each row's sum."""
+    scores = Q @ np.swapaxes(K, -1, -2) / math.sqrt(Q.shape[-1])
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    if allowed is not None:
+        e = e * allowed
+    total = e.sum(axis=-1, keepdims=True)
+    weights = np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+    return weights @ V, weights
+
+
+def test_attention_on_3_tokens_by_hand():
+    # Q = K: token 2 = token 0 + token 1; d_k = 2, so scores = Q K^T / sqrt(2)
+    Q = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    V = np.array([[1.0, 0.0], [0.0, 1.0], [10.0, 10.0]])
+    # query 0 scores keys 0, 1, 2 as [1, 0, 1] / sqrt 2: weights e^a, 1, e^a over their sum, a = 1/sqrt 2
+    a = math.exp(1 / math.sqrt(2))
+    w0 = [a / (2 * a + 1), 1 / (2 * a + 1), a / (2 * a + 1)]
+    out0 = [w0[0] * 1 + w0[2] * 10, w0[1] * 1 + w0[2] * 10]
+    out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(Q), mt.tensor(V))
+    np.testing.assert_allclose(w.numpy()[0], w0, rtol=1e-12)
+    np.testing.assert_allclose(out.numpy()[0], out0, rtol=1e-12)
+    expected_out, expected_w = _attention_np(Q, Q, V)
+    np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12)
+    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12)
+    np.testing.assert_allclose(w.numpy().sum(axis=-1), 1.0, rtol=1e-12)
+
+
+def test_cross_attention_shapes_and_values(rng):
+    # L = 2 queries, S = 5 keys, d_k = 3, d_v = 4, batch (2, heads 3)
+    Q, K, V = rng.standard_normal((2, 3, 2, 3)), rng.standard_normal((2, 3, 5, 3)), rng.standard_normal((2, 3, 5, 4))
+    out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(K), mt.tensor(V))
+    assert out.shape == (2, 3, 2, 4) and w.shape == (2, 3, 2, 5)
+    expected_out, expected_w = _attention_np(Q, K, V)
+    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12, atol=1e-14)
+
+
+def test_causal_mask_hides_the_future(rng):
+    Q, K, V = (rng.standard_normal((4, 2)) for _ in range(3))
+    out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(K), mt.tensor(V), mask=F.causal_mask(4))
+    np.testing.assert_array_equal(np.triu(w.numpy(), k=1), 0.0)  # no weight above the diagonal
+    np.testing.assert_allclose(out.numpy()[0], V[0], rtol=1e-12)  # the first token sees only itself
+    expected_out, expected_w = _attention_np(Q, K, V, np.tril(np.ones((4, 4))))
+    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12, atol=1e-14)
+
+
+def test_padding_mask_is_the_same_as_dropping_the_padded_keys(rng):
+    Q, K, V = rng.standard_normal((1, 1, 3, 2)), rng.standard_normal((1, 1, 4, 2)), rng.standard_normal((1, 1, 4, 3))
+    mask = F.padding_mask(mt.tensor([[5, 6, 0, 0]]), pad_id=0)  # (1, 1, 1, 4): keys 2 and 3 are padding
+    out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(K), mt.tensor(V), mask=mask)
+    short_out, short_w = _attention_np(Q, K[..., :2, :], V[..., :2, :])
+    np.testing.assert_allclose(out.numpy(), short_out, rtol=1e-12)
+    np.testing.assert_allclose(w.numpy()[..., :2], short_w, rtol=1e-12)
+    np.testing.assert_array_equal(w.numpy()[..., 2:], 0.0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fully_masked_rows_give_zero_weights_output_and_gradient(dtype, rng):
+    Q, K, V = (mt.tensor(rng.standard_normal((3, 2)) * 10, dtype=dtype, requires_grad=True) for _ in range(3))
+    allowed = mt.tensor([[True, False, True], [False, False, False], [True, True, True]])  # query 1 sees nothing
+    out, w = F.scaled_dot_product_attention(Q, K, V, mask=allowed)
+    assert np.all(np.isfinite(out.numpy())) and np.all(np.isfinite(w.numpy()))
+    np.testing.assert_array_equal(w.numpy()[1], 0.0)
+    np.testing.assert_array_equal(out.numpy()[1], 0.0)
+    (out.sum() + w.sum()).backward()
+    for t in (Q, K, V):
+        assert np.all(np.isfinite(t.grad.numpy()))
+    np.testing.assert_array_equal(Q.grad.numpy()[1], 0.0)  # nothing flows back into the masked query
+    # the other rows are exactly attention over their allowed keys
+    expected_out, _ = _attention_np(*(t.numpy().astype(np.float64) for t in (Q, K, V)), allowed.numpy())
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(out.numpy(), expected_out, rtol=tol, atol=tol)
+
+
+def test_attention_gradcheck_with_masks(rng):
+    Q = mt.tensor(rng.standard_normal((2, 3, 2)), requires_grad=True)  # (batch, L, d_k)
+    K = mt.tensor(rng.standard_normal((2, 4, 2)), requires_grad=True)  # (batch, S, d_k)
+    V = mt.tensor(rng.standard_normal((2, 4, 3)), requires_grad=True)  # (batch, S, d_v)
+    assert mt.gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v), Q, K, V)
+    allowed = mt.tensor(np.array([[[1, 1, 0, 0], [0, 0, 0, 0], [1, 0, 1, 1]],
+                                  [[0, 1, 0, 1], [1, 1, 1, 1], [0, 0, 0, 1]]], dtype=bool))  # one row all masked
+    assert mt.gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, mask=allowed), Q, K, V)
+    Kc = mt.tensor(rng.standard_normal((2, 3, 2)), requires_grad=True)
+    Vc = mt.tensor(rng.standard_normal((2, 3, 3)), requires_grad=True)
+    causal = F.causal_mask(3)
+    assert mt.gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, mask=causal), Q, Kc, Vc)
+
+
+@pytest.mark.parametrize("case", ["no_mask", "bool_mask", "causal"])
+def test_attention_agrees_with_torch(case, rng):
+    torch = pytest.importorskip("torch")
+    L, S = (4, 4) if case == "causal" else (3, 5)
+    Q, K, V = rng.standard_normal((2, 2, L, 4)), rng.standard_normal((2, 2, S, 4)), rng.standard_normal((2, 2, S, 3))
+    if case == "bool_mask":
+        allowed = rng.uniform(size=(2, 1, L, S)) > 0.4
+        allowed[..., 0] = True  # PyTorch gives NaN for a fully masked row: keep one key per row
+    ours = [mt.tensor(a, requires_grad=True) for a in (Q, K, V)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (Q, K, V)]
+    mask = {"no_mask": None, "bool_mask": mt.tensor(allowed) if case == "bool_mask" else None,
+            "causal": F.causal_mask(L)}[case]
+    out, _ = F.scaled_dot_product_attention(*ours, mask=mask)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    if case == "causal":
+        t_out = sdpa(*theirs, is_causal=True)
+    else:
+        t_out = sdpa(*theirs, attn_mask=None if case == "no_mask" else torch.tensor(allowed))
+    v = rng.standard_normal(out.shape)
+    (out * mt.tensor(v)).sum().backward()
+    (t_out * torch.tensor(v)).sum().backward()
+    name = f"scaled_dot_product_attention[{case}]"
+    assert _report(f"{name}.forward", _rel_err(out.numpy(), t_out.detach().numpy())) < 1e-6
+    for label, a, b in zip("QKV", ours, theirs):
+        assert _report(f"{name}.grad_{label}", _rel_err(a.grad.numpy(), b.grad.numpy())) < 1e-6
+
+
+def test_attention_dropout_drops_weights_only_while_training(rng):
+    Q, K, V = (mt.tensor(rng.standard_normal((2, 4, 3))) for _ in range(3))
+    plain, w = F.scaled_dot_product_attention(Q, K, V)
+    evaluated, _ = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5, training=False)
+    np.testing.assert_array_equal(evaluated.numpy(), plain.numpy())
+    mt.manual_seed(11)
+    trained, w_trained = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5, training=True)
+    np.testing.assert_array_equal(w_trained.numpy(), w.numpy())  # the weights returned are before dropout
+    mt.manual_seed(11)
+    dropped = F.dropout(w, 0.5)  # the same draw from the generator
+    np.testing.assert_allclose(trained.numpy(), (dropped @ V).numpy(), rtol=1e-6)
+    assert not np.allclose(trained.numpy(), plain.numpy())
+
+
+def test_attention_keeps_float32():
+    out, w = F.scaled_dot_product_attention(mt.ones(2, 3), mt.ones(2, 3), mt.ones(2, 3), mask=F.causal_mask(2))
+    assert out.dtype_name == w.dtype_name == "float32"
+
+
+def test_attention_bad_input():
+    sdpa = F.scaled_dot_product_attention
+    with pytest.raises(ValueError, match=r"scaled_dot_product_attention: Q \(3, 4\) and K \(5, 2\) must have the same "
+                                         r"d_k \(last axis\): 4 != 2"):
+        sdpa(mt.zeros(3, 4), mt.zeros(5, 2), mt.zeros(5, 2))
+    with pytest.raises(ValueError, match=r"K \(5, 4\) and V \(6, 2\) must have the same number of keys S"):
+        sdpa(mt.zeros(3, 4), mt.zeros(5, 4), mt.zeros(6, 2))
+    with pytest.raises(ValueError, match=r"mask of shape \(3, 4\) does not broadcast to the scores \(\.\.\., L, S\) "
+                                         r"= \(3, 5\)"):
+        sdpa(mt.zeros(3, 4), mt.zeros(5, 4), mt.zeros(5, 2), mask=mt.ones(3, 4, dtype="bool"))
+    with pytest.raises(ValueError, match=r"mask of shape \(2, 3, 5\) does not broadcast"):
+        sdpa(mt.zeros(3, 4), mt.zeros(5, 4), mt.zeros(5, 2), mask=mt.ones(2, 3, 5, dtype="bool"))
+    with pytest.raises(TypeError, match=r"scaled_dot_product_attention: the mask must be boolean .*, got float32"):
+        sdpa(mt.zeros(3, 4), mt.zeros(5, 4), mt.zeros(5, 2), mask=mt.zeros(3, 5))
+    with pytest.raises(ValueError, match=r"batch axes of Q, K, V.*do not broadcast"):
+        sdpa(mt.zeros(2, 3, 4), mt.zeros(3, 5, 4), mt.zeros(3, 5, 2))
+    with pytest.raises(ValueError, match=r"Q must have shape \(\.\.\., seq, features\), got \(4,\)"):
+        sdpa(mt.zeros(4), mt.zeros(5, 4), mt.zeros(5, 2))
+    with pytest.raises(ValueError, match=r"dropout probability p must be a number in \[0, 1\), got 1.0"):
+        sdpa(mt.zeros(3, 4), mt.zeros(5, 4), mt.zeros(5, 2), dropout_p=1.0)

@@ -1,0 +1,180 @@
+"""cross_entropy and binary_cross_entropy_with_logits: by hand, by finite differences, and against PyTorch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+import minitransformer.functional as F
+
+
+def _rel_err(ours, theirs) -> float:
+    """max |ours - theirs| / max |theirs| (relative to the scale of the reference)."""
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    return float(np.max(np.abs(ours - theirs)) / max(float(np.max(np.abs(theirs))), 1e-300))
+
+
+def _report(name: str, err: float) -> float:
+    print(f"REL_ERR {name} {err:.3e}")  # seen with pytest -s; the assertion is in the test
+    return err
+
+
+def _log_softmax_np(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+# ------------------------------------------------------------------ cross_entropy
+def test_cross_entropy_by_hand():
+    # logits [1, 2, 3], target 2: -log softmax_2 = log(e + e^2 + e^3) - 3 = 0.4076
+    lse = math.log(math.exp(1) + math.exp(2) + math.exp(3))
+    loss = F.cross_entropy(mt.tensor([[1.0, 2.0, 3.0]], dtype="float64"), mt.tensor([2]))
+    assert loss.shape == ()
+    assert loss.item() == pytest.approx(lse - 3.0, rel=1e-12)
+    # label smoothing 0.1 over C = 3: q = [0.1/3, 0.1/3, 0.9 + 0.1/3], loss = -sum_c q_c (c + 1 - lse)
+    q = [0.1 / 3, 0.1 / 3, 0.9 + 0.1 / 3]
+    smoothed = -sum(q_c * (c + 1 - lse) for c, q_c in enumerate(q))
+    loss = F.cross_entropy(mt.tensor([[1.0, 2.0, 3.0]], dtype="float64"), mt.tensor([2]), label_smoothing=0.1)
+    assert loss.item() == pytest.approx(smoothed, rel=1e-12)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_matches_plain_numpy_with_ignore_index(label_smoothing, reduction, rng):
+    z = rng.standard_normal((2, 4, 5)) * 2  # (batch, T, C)
+    y = np.array([[0, 4, 2, -100], [1, -100, -100, 3]])
+    logp = _log_softmax_np(z)
+    C, eps = 5, label_smoothing
+    kept = y != -100
+    q = (1 - eps) * (np.arange(C) == np.where(kept, y, 0)[..., None]) + eps / C
+    per = np.where(kept, -(q * logp).sum(-1), 0.0)
+    expected = {"none": per, "sum": per.sum(), "mean": per.sum() / kept.sum()}[reduction]
+    loss = F.cross_entropy(mt.tensor(z), mt.tensor(y), ignore_index=-100, label_smoothing=eps, reduction=reduction)
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_cross_entropy_mean_skips_ignored_targets():
+    z = mt.tensor([[1.0, 2.0, 3.0], [5.0, -1.0, 0.0]], dtype="float64", requires_grad=True)
+    loss = F.cross_entropy(z, mt.tensor([2, 0]), ignore_index=0)  # the second row's target is ignored
+    lse = math.log(math.exp(1) + math.exp(2) + math.exp(3))
+    assert loss.item() == pytest.approx(lse - 3.0, rel=1e-12)  # the mean is over one row, not two
+    loss.backward()
+    np.testing.assert_array_equal(z.grad.numpy()[1], [0.0, 0.0, 0.0])
+
+
+def test_cross_entropy_with_every_target_ignored_is_zero_not_nan():
+    z = mt.tensor([[1.0, 2.0], [3.0, 4.0]], dtype="float64", requires_grad=True)
+    loss = F.cross_entropy(z, mt.tensor([-1, -1]), ignore_index=-1)
+    assert loss.item() == 0.0
+    loss.backward()
+    np.testing.assert_array_equal(z.grad.numpy(), np.zeros((2, 2)))
+
+
+def test_cross_entropy_gradcheck(rng):
+    z = mt.tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    y = mt.tensor([[0, 3, -100], [2, 2, 1]])
+    assert mt.gradcheck(lambda t: F.cross_entropy(t, y, ignore_index=-100, label_smoothing=0.1), z)
+    assert mt.gradcheck(lambda t: F.cross_entropy(t, y, ignore_index=-100, reduction="none"), z)
+    flat = mt.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    assert mt.gradcheck(lambda t: F.cross_entropy(t, mt.tensor([0, 2, 1, 1]), reduction="sum"), flat)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_agrees_with_torch(label_smoothing, reduction, rng):
+    torch = pytest.importorskip("torch")
+    z = rng.standard_normal((3, 4, 7)) * 3  # (batch, T, C)
+    y = rng.integers(0, 7, size=(3, 4))
+    y[0, 1] = y[2, 3] = y[1, 0] = -100  # some padding
+    ours = mt.tensor(z, requires_grad=True)
+    loss = F.cross_entropy(ours, mt.tensor(y), ignore_index=-100, label_smoothing=label_smoothing, reduction=reduction)
+    theirs = torch.tensor(z, requires_grad=True)
+    # PyTorch wants the classes on axis 1: (batch, C, T)
+    t_loss = torch.nn.functional.cross_entropy(theirs.permute(0, 2, 1), torch.tensor(y), ignore_index=-100,
+                                               label_smoothing=label_smoothing, reduction=reduction)
+    v = rng.standard_normal(loss.shape)
+    (loss * mt.tensor(v)).sum().backward()
+    (t_loss * torch.tensor(v)).sum().backward()
+    name = f"cross_entropy[{reduction},ls={label_smoothing}]"
+    assert _report(f"{name}.forward", _rel_err(loss.numpy(), t_loss.detach().numpy())) < 1e-6
+    assert _report(f"{name}.grad", _rel_err(ours.grad.numpy(), theirs.grad.numpy())) < 1e-6
+
+
+def test_cross_entropy_keeps_float32():
+    assert F.cross_entropy(mt.zeros(2, 3), mt.tensor([0, 1])).dtype_name == "float32"
+
+
+def test_cross_entropy_bad_input():
+    z = mt.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"cross_entropy: targets have shape \(3,\), expected \(2,\)"):
+        F.cross_entropy(z, mt.tensor([0, 1, 2]))
+    with pytest.raises(TypeError, match=r"cross_entropy: targets must be integer class indices, got float32"):
+        F.cross_entropy(z, mt.tensor([0.0, 1.0]))
+    with pytest.raises(IndexError, match=r"cross_entropy: target 3 is out of range for C = 3 classes"):
+        F.cross_entropy(z, mt.tensor([0, 3]))
+    with pytest.raises(IndexError, match=r"cross_entropy: target -1 is out of range .* or ignore_index=-100"):
+        F.cross_entropy(z, mt.tensor([-1, -100]), ignore_index=-100)
+    with pytest.raises(ValueError, match=r"cross_entropy: label_smoothing must be in \[0, 1\], got 1.5"):
+        F.cross_entropy(z, mt.tensor([0, 1]), label_smoothing=1.5)
+    with pytest.raises(ValueError, match=r"cross_entropy: reduction must be one of 'mean', 'sum', 'none', got 'avg'"):
+        F.cross_entropy(z, mt.tensor([0, 1]), reduction="avg")
+    with pytest.raises(ValueError, match=r"cross_entropy: logits must be \(N, C\) or \(batch, T, C\)"):
+        F.cross_entropy(mt.zeros(3), mt.tensor(1))
+
+
+# ------------------------------------------------------------------ binary_cross_entropy_with_logits
+def test_bce_with_logits_by_hand():
+    # z = 0, y = 1: -log sigma(0) = log 2;  z = 2, y = 0: -log(1 - sigma(2)) = log(1 + e^2)
+    z = mt.tensor([0.0, 2.0], dtype="float64")
+    y = mt.tensor([1.0, 0.0], dtype="float64")
+    per = F.binary_cross_entropy_with_logits(z, y, reduction="none").numpy()
+    np.testing.assert_allclose(per, [math.log(2), math.log(1 + math.exp(2))], rtol=1e-12)
+    mean = F.binary_cross_entropy_with_logits(z, y).item()
+    assert mean == pytest.approx((math.log(2) + math.log(1 + math.exp(2))) / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bce_with_logits_is_stable_for_huge_logits(dtype):
+    z = mt.tensor([1000.0, -1000.0, 1000.0, -1000.0], dtype=dtype, requires_grad=True)
+    y = mt.tensor([0.0, 1.0, 1.0, 0.0], dtype=dtype)
+    loss = F.binary_cross_entropy_with_logits(z, y, reduction="sum")
+    # a confident wrong answer costs |z|; a confident right one costs (almost) nothing
+    assert loss.item() == pytest.approx(2000.0, rel=1e-6)
+    loss.backward()
+    # d loss / dz = sigma(z) - y
+    np.testing.assert_allclose(z.grad.numpy(), [1.0, -1.0, 0.0, 0.0], atol=1e-7)
+
+
+def test_bce_with_logits_gradcheck(rng):
+    z = mt.tensor(rng.standard_normal((3, 4)) * 3, requires_grad=True)
+    y = mt.tensor(rng.uniform(size=(3, 4)))  # soft labels too
+    assert mt.gradcheck(lambda t: F.binary_cross_entropy_with_logits(t, y), z)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_with_logits_agrees_with_torch(reduction, rng):
+    torch = pytest.importorskip("torch")
+    z = rng.standard_normal((4, 5)) * 4
+    z[0, :3] = 0.0  # exactly at the kink of max(z, 0) and |z|: the gradient must still be sigma(0) - y
+    y = (rng.uniform(size=(4, 5)) > 0.5).astype(np.float64)
+    y[1] = rng.uniform(size=5)  # and a row of soft labels
+    ours = mt.tensor(z, requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(ours, mt.tensor(y), reduction=reduction)
+    theirs = torch.tensor(z, requires_grad=True)
+    t_loss = torch.nn.functional.binary_cross_entropy_with_logits(theirs, torch.tensor(y), reduction=reduction)
+    v = rng.standard_normal(loss.shape)
+    (loss * mt.tensor(v)).sum().backward()
+    (t_loss * torch.tensor(v)).sum().backward()
+    name = f"binary_cross_entropy_with_logits[{reduction}]"
+    assert _report(f"{name}.forward", _rel_err(loss.numpy(), t_loss.detach().numpy())) < 1e-6
+    assert _report(f"{name}.grad", _rel_err(ours.grad.numpy(), theirs.grad.numpy())) < 1e-6
+
+
+def test_bce_with_logits_bad_input():
+    with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: targets have shape \(3,\), logits \(2,\)"):
+        F.binary_cross_entropy_with_logits(mt.zeros(2), mt.zeros(3))
+    with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: reduction must be one of"):
+        F.binary_cross_entropy_with_logits(mt.zeros(2), mt.zeros(2), reduction="mean ")

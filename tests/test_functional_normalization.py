@@ -1,0 +1,118 @@
+"""layer_norm and linear: by hand, by finite differences, and against PyTorch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+import minitransformer.functional as F
+
+
+def _rel_err(ours, theirs) -> float:
+    """max |ours - theirs| / max |theirs| (relative to the scale of the reference)."""
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    return float(np.max(np.abs(ours - theirs)) / max(float(np.max(np.abs(theirs))), 1e-300))
+
+
+def _report(name: str, err: float) -> float:
+    print(f"REL_ERR {name} {err:.3e}")  # seen with pytest -s; the assertion is in the test
+    return err
+
+
+# ------------------------------------------------------------------ layer_norm
+def test_layer_norm_of_a_2x3_matrix_by_hand():
+    # row [1, 2, 3]: mu = 2, sigma^2 = (1 + 0 + 1) / 3 = 2/3, so y = (x - 2) / sqrt(2/3) = [-1.2247, 0, 1.2247]
+    # row [2, 2, 8]: mu = 4, sigma^2 = (4 + 4 + 16) / 3 = 8,  so y = (x - 4) / sqrt(8)   = [-0.7071, -0.7071, 1.4142]
+    x = mt.tensor([[1.0, 2.0, 3.0], [2.0, 2.0, 8.0]], dtype="float64")
+    r1, r2 = math.sqrt(2 / 3), math.sqrt(8)
+    expected = [[-1 / r1, 0.0, 1 / r1], [-2 / r2, -2 / r2, 4 / r2]]
+    np.testing.assert_allclose(F.layer_norm(x, eps=0.0).numpy(), expected, rtol=1e-12, atol=1e-15)
+    # gamma scales and beta shifts each column
+    gamma = mt.tensor([1.0, 2.0, -1.0], dtype="float64")
+    beta = mt.tensor([0.5, 0.0, 1.0], dtype="float64")
+    y = F.layer_norm(x, gamma, beta, eps=0.0).numpy()
+    np.testing.assert_allclose(y, np.array(expected) * [1.0, 2.0, -1.0] + [0.5, 0.0, 1.0], rtol=1e-12, atol=1e-15)
+
+
+def test_layer_norm_matches_plain_numpy_with_eps(rng):
+    x = rng.standard_normal((2, 3, 5)) * 4 + 1
+    gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+    expected = gamma * (x - mu) / np.sqrt(var + 1e-5) + beta
+    y = F.layer_norm(mt.tensor(x), mt.tensor(gamma), mt.tensor(beta))
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-13)
+
+
+def test_layer_norm_of_a_constant_vector_is_beta():
+    # sigma^2 = 0: eps keeps it finite, and x - mu = 0 leaves just beta
+    y = F.layer_norm(mt.full((2, 4), 3.0), beta=mt.tensor([1.0, 2.0, 3.0, 4.0])).numpy()
+    np.testing.assert_array_equal(y, [[1.0, 2.0, 3.0, 4.0]] * 2)
+    assert y.dtype == np.float32
+
+
+def test_layer_norm_gradcheck(rng):
+    x = mt.tensor(rng.standard_normal((2, 4)), requires_grad=True)
+    gamma = mt.tensor(rng.standard_normal(4), requires_grad=True)
+    beta = mt.tensor(rng.standard_normal(4), requires_grad=True)
+    assert mt.gradcheck(lambda a, g, b: F.layer_norm(a, g, b), x, gamma, beta)
+    assert mt.gradcheck(lambda a: F.layer_norm(a), x)
+
+
+def test_layer_norm_agrees_with_torch(rng):
+    torch = pytest.importorskip("torch")
+    x, gamma, beta = rng.standard_normal((2, 3, 6)) * 3 + 2, rng.standard_normal(6), rng.standard_normal(6)
+    v = rng.standard_normal(x.shape)
+    ours = [mt.tensor(a, requires_grad=True) for a in (x, gamma, beta)]
+    y = F.layer_norm(*ours, eps=1e-5)
+    (y * mt.tensor(v)).sum().backward()
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, gamma, beta)]
+    ty = torch.nn.functional.layer_norm(theirs[0], (6,), theirs[1], theirs[2], eps=1e-5)
+    (ty * torch.tensor(v)).sum().backward()
+    assert _report("layer_norm.forward", _rel_err(y.numpy(), ty.detach().numpy())) < 1e-6
+    for name, a, b in zip(("x", "gamma", "beta"), ours, theirs):
+        assert _report(f"layer_norm.grad_{name}", _rel_err(a.grad.numpy(), b.grad.numpy())) < 1e-6
+
+
+def test_layer_norm_bad_input():
+    x = mt.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"layer_norm: gamma has shape \(4,\), expected \(3,\)"):
+        F.layer_norm(x, gamma=mt.ones(4))
+    with pytest.raises(ValueError, match=r"layer_norm: beta has shape \(1, 3\), expected \(3,\)"):
+        F.layer_norm(x, beta=mt.ones(1, 3))
+    with pytest.raises(ValueError, match=r"layer_norm: eps must be >= 0"):
+        F.layer_norm(x, eps=-1.0)
+    with pytest.raises(TypeError, match=r"layer_norm: x must be floating point"):
+        F.layer_norm(mt.tensor([[1, 2]]))
+
+
+# ------------------------------------------------------------------ linear
+def test_linear_by_hand():
+    # x = [1, 2]; W columns are [1, 0], [0, 1], [1, 1]; b = [0, 0, 10]  ->  [1, 2, 1 + 2 + 10]
+    x = mt.tensor([[1.0, 2.0]])
+    W = mt.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    np.testing.assert_array_equal(F.linear(x, W, mt.tensor([0.0, 0.0, 10.0])).numpy(), [[1.0, 2.0, 13.0]])
+    np.testing.assert_array_equal(F.linear(x, W).numpy(), [[1.0, 2.0, 3.0]])
+
+
+def test_linear_batched_gradcheck_and_torch(rng):
+    x = mt.tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    W = mt.tensor(rng.standard_normal((4, 5)), requires_grad=True)
+    b = mt.tensor(rng.standard_normal(5), requires_grad=True)
+    assert mt.gradcheck(F.linear, x, W, b)
+    torch = pytest.importorskip("torch")
+    # PyTorch stores the weight transposed: (d_out, d_in)
+    expected = torch.nn.functional.linear(torch.tensor(x.numpy()), torch.tensor(W.numpy()).T, torch.tensor(b.numpy()))
+    assert _report("linear.forward", _rel_err(F.linear(x, W, b).numpy(), expected.numpy())) < 1e-6
+
+
+def test_linear_bad_input():
+    with pytest.raises(ValueError, match=r"linear: x \(2, 3\) @ W \(4, 5\): the last axis of x must equal d_in = 4"):
+        F.linear(mt.zeros(2, 3), mt.zeros(4, 5))
+    with pytest.raises(ValueError, match=r"linear: b has shape \(4,\), expected \(d_out,\) = \(5,\)"):
+        F.linear(mt.zeros(2, 4), mt.zeros(4, 5), mt.zeros(4))
+    with pytest.raises(ValueError, match=r"linear: W must have shape \(d_in, d_out\), got \(4,\)"):
+        F.linear(mt.zeros(2, 4), mt.zeros(4))

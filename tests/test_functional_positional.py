@@ -1,0 +1,50 @@
+"""sinusoidal_positional_encoding: PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(same)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import minitransformer.functional as F
+
+
+def test_pe_for_positions_0_to_3_with_d_model_4_by_hand():
+    # d_model = 4: frequencies 1 / 10000^(0/4) = 1 and 1 / 10000^(2/4) = 1/100
+    expected = [[math.sin(pos), math.cos(pos), math.sin(pos / 100), math.cos(pos / 100)] for pos in range(4)]
+    PE = F.sinusoidal_positional_encoding(4, 4, dtype="float64")
+    assert PE.shape == (4, 4) and not PE.requires_grad
+    np.testing.assert_allclose(PE.numpy(), expected, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("d_model", [6, 7])
+def test_pe_matches_the_formula_element_by_element(d_model):
+    PE = F.sinusoidal_positional_encoding(10, d_model, dtype="float64").numpy()
+    assert PE.shape == (10, d_model)
+    for pos in range(10):
+        for col in range(d_model):
+            two_i = col - col % 2  # columns 2i and 2i + 1 share the frequency
+            angle = pos / 10000 ** (two_i / d_model)
+            assert PE[pos, col] == pytest.approx(math.sin(angle) if col % 2 == 0 else math.cos(angle), abs=1e-14)
+
+
+def test_pe_with_odd_d_model_ends_with_a_sine():
+    PE = F.sinusoidal_positional_encoding(5, 3, dtype="float64").numpy()
+    # column 2 is 2i = 2: sin(pos / 10000^(2/3)), its cosine partner would be column 3, cut off
+    np.testing.assert_allclose(PE[:, 2], [math.sin(pos / 10000 ** (2 / 3)) for pos in range(5)], rtol=1e-14)
+
+
+def test_pe_is_float32_by_default_and_bounded():
+    PE = F.sinusoidal_positional_encoding(50, 16)
+    assert PE.dtype_name == "float32"
+    values = PE.numpy()
+    assert np.all(np.abs(values) <= 1.0)
+    np.testing.assert_array_equal(values[0], [0.0, 1.0] * 8)  # position 0: sin 0 = 0, cos 0 = 1
+
+
+def test_pe_bad_input():
+    with pytest.raises(ValueError, match=r"sinusoidal_positional_encoding: d_model must be an int >= 1, got 0"):
+        F.sinusoidal_positional_encoding(4, 0)
+    with pytest.raises(ValueError, match=r"sinusoidal_positional_encoding: max_len must be an int >= 0, got 2.5"):
+        F.sinusoidal_positional_encoding(2.5, 4)
