@@ -1,0 +1,126 @@
+"""Adam (Kingma & Ba 2015) and AdamW (decoupled weight decay, Loshchilov & Hutter 2019)."""
+
+from __future__ import annotations
+
+from .optimizer import Optimizer, _check_number
+
+__all__ = ["Adam", "AdamW", "PAPER_BETAS", "PAPER_EPS"]
+
+#: beta_1, beta_2 of "Attention Is All You Need", section 5.3
+PAPER_BETAS = (0.9, 0.98)
+#: epsilon of "Attention Is All You Need", section 5.3
+PAPER_EPS = 1e-9
+
+
+class Adam(Optimizer):
+    r"""Adam: each parameter's step scaled by running averages of its gradient and squared gradient.
+
+    Kingma & Ba 2015, Algorithm 1, with step count :math:`t = 1, 2, \ldots` and
+    :math:`m_0 = v_0 = 0`:
+
+    .. math::
+
+        g_t &= \nabla_\theta L(\theta_{t-1}) + \lambda\, \theta_{t-1} \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1)\, g_t \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2 \\
+        \hat m_t &= m_t / (1 - \beta_1^t), \qquad \hat v_t = v_t / (1 - \beta_2^t) \\
+        \theta_t &= \theta_{t-1} - \alpha\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+
+    The division by :math:`1 - \beta^t` (bias correction) undoes the pull of :math:`m_0 = v_0 = 0`
+    towards zero in the first steps. :math:`\lambda` (``weight_decay``) adds an L2 penalty's gradient,
+    as ``torch.optim.Adam`` does; for decay that is not rescaled by :math:`\hat v`, use :class:`AdamW`.
+    The Transformer paper's settings are :meth:`Adam.paper`.
+
+    Parameters
+    ----------
+    params : iterable of Tensor or of dict
+        Parameters (``requires_grad=True``) or parameter groups with their own settings.
+    lr : float
+        :math:`\alpha` >= 0.
+    betas : (float, float)
+        :math:`(\beta_1, \beta_2)`, each in [0, 1): how slowly the two averages forget.
+    eps : float
+        :math:`\epsilon` >= 0, keeps the step finite where :math:`\hat v_t` is 0.
+    weight_decay : float
+        :math:`\lambda` >= 0.
+
+    >>> import minitransformer as mt
+    >>> w = mt.tensor([1.0, -2.0], requires_grad=True)
+    >>> opt = Adam([w], lr=0.1)
+    >>> (w * w).sum().backward()
+    >>> opt.step()                        # step 1: m_hat = g, v_hat = g^2, so w moves by lr * sign(g)
+    >>> w.numpy()
+    array([ 0.9, -1.9], dtype=float32)
+    """
+
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay}
+        super().__init__(params, defaults)
+
+    @classmethod
+    def paper(cls, params, lr: float = 1e-3, weight_decay: float = 0.0):
+        r"""Adam with the settings of "Attention Is All You Need" (section 5.3).
+
+        :math:`\beta_1 = 0.9`, :math:`\beta_2 = 0.98`, :math:`\epsilon = 10^{-9}`. The paper varies
+        the learning rate with :class:`~minitransformer.optim.WarmupSchedule`, which overwrites ``lr``.
+
+        >>> import minitransformer as mt
+        >>> opt = Adam.paper([mt.zeros(3, requires_grad=True)])
+        >>> opt.param_groups[0]["betas"], opt.param_groups[0]["eps"]
+        ((0.9, 0.98), 1e-09)
+        """
+        return cls(params, lr=lr, betas=PAPER_BETAS, eps=PAPER_EPS, weight_decay=weight_decay)
+
+    def check_group(self, group: dict) -> None:
+        name = type(self).__name__
+        super().check_group(group)
+        betas = group["betas"]
+        if not isinstance(betas, tuple | list) or len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta_1, beta_2), got {betas!r}")
+        group["betas"] = tuple(
+            _check_number(name, f"beta_{i}", beta, low=0.0, high=1.0, high_open=True) for i, beta in enumerate(betas, 1)
+        )
+        group["eps"] = _check_number(name, "eps", group["eps"], low=0.0)
+        group["weight_decay"] = _check_number(name, "weight_decay", group["weight_decay"], low=0.0)
+
+    def update(self, xp, theta, g, group, state):
+        alpha, (beta_1, beta_2), eps, lam = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if lam != 0:
+            if self.decoupled_weight_decay:
+                theta = theta * (1 - alpha * lam)  # AdamW: shrink theta itself, outside the moments
+            else:
+                g = g + lam * theta  # Adam: the L2 penalty's gradient goes through the moments
+        if not state:
+            state.update(step=0, m=xp.zeros_like(theta), v=xp.zeros_like(theta))
+        t = state["step"] = state["step"] + 1
+        m = state["m"] = beta_1 * state["m"] + (1 - beta_1) * g
+        v = state["v"] = beta_2 * state["v"] + (1 - beta_2) * g * g
+        m_hat = m / (1 - beta_1**t)
+        v_hat = v / (1 - beta_2**t)
+        return theta - alpha * m_hat / (xp.sqrt(v_hat) + eps)
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization").
+
+    The decay shrinks the parameters directly instead of entering the gradient, so it is not divided
+    by :math:`\sqrt{\hat v_t}` (PyTorch's ``torch.optim.AdamW`` form, decay scaled by the learning rate):
+
+    .. math::
+
+        \theta' &= \theta_{t-1} (1 - \alpha \lambda) \\
+        \theta_t &= \theta' - \alpha\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+
+    with :math:`m_t, v_t, \hat m_t, \hat v_t` as in :class:`Adam`, from the plain gradient
+    :math:`g_t = \nabla_\theta L(\theta_{t-1})`. Parameters as :class:`Adam`; ``weight_decay``
+    defaults to 0.01.
+    """
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

@@ -1,0 +1,80 @@
+"""Gradient clipping by global norm (Pascanu, Mikolov & Bengio 2013): one bad batch cannot throw the model far."""
+
+from __future__ import annotations
+
+import numbers
+
+from .. import backend as _backend
+from ..autograd import Tensor
+
+__all__ = ["clip_grad_norm_"]
+
+
+def clip_grad_norm_(params, max_norm: float, eps: float = 1e-6) -> Tensor:
+    r"""Scale all gradients by one factor so that their global L2 norm is at most ``max_norm``.
+
+    .. math::
+
+        \lVert g \rVert = \sqrt{\textstyle\sum_{p} \sum_i g_{p,i}^2}, \qquad
+        g_p \leftarrow g_p \cdot \min\!\left(1,\ \frac{\text{max\_norm}}{\lVert g \rVert + \epsilon}\right)
+
+    The direction of the whole update is kept; only its length is capped. The factor is computed
+    as an array with ``min`` (no Python ``if`` on the norm), so a GPU never waits for the host.
+    Below ``max_norm`` the factor is exactly 1 and the gradients are unchanged. As
+    ``torch.nn.utils.clip_grad_norm_``.
+
+    Parameters
+    ----------
+    params : Tensor or iterable of Tensor
+        Parameters whose ``.grad`` is clipped; those without a gradient are skipped.
+    max_norm : float
+        The largest global norm allowed (> 0).
+    eps : float
+        Keeps the factor finite when every gradient is 0.
+
+    Returns
+    -------
+    Tensor
+        The global norm before clipping, a 0-d tensor on the gradients' backend (call ``.item()``
+        to log it: that is the one place the host waits).
+
+    >>> import minitransformer as mt
+    >>> w = mt.tensor([3.0, 4.0], requires_grad=True)
+    >>> w.grad = mt.tensor([3.0, 4.0])
+    >>> clip_grad_norm_([w], max_norm=1.0).item()      # ||g|| = 5
+    5.0
+    >>> w.grad.numpy().round(6)                         # g * 1 / (5 + 1e-6)
+    array([0.6, 0.8], dtype=float32)
+    """
+    params = [params] if isinstance(params, Tensor) else list(params)
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"clip_grad_norm_: parameter {i} is a {type(p).__name__}, not a Tensor")
+    for what, value in (("max_norm", max_norm), ("eps", eps)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"clip_grad_norm_: {what} must be a number, got {value!r}")
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be > 0, got {max_norm}")
+    if not eps >= 0:
+        raise ValueError(f"clip_grad_norm_: eps must be >= 0, got {eps}")
+    max_norm, eps = float(max_norm), float(eps)  # NumPy scalars do not mix with every backend's arrays
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        be = params[0].backend if params else _backend.current()
+        return Tensor._wrap(be.xp.zeros((), dtype=be.dtype(params[0].dtype_name if params else None)), be)
+    be = grads[0].backend
+    for g in grads:
+        if g.backend is not be:
+            raise _backend.BackendError(
+                f"clip_grad_norm_: gradients live on different backends ({be.name} and {g.backend.name})"
+            )
+    xp = be.xp
+    squares = [xp.sum(g.data * g.data) for g in grads]  # sum_i g_{p,i}^2 for each parameter
+    total = squares[0]
+    for s in squares[1:]:
+        total = total + s
+    norm = xp.sqrt(total)  # ||g||
+    factor = xp.minimum(max_norm / (norm + eps), xp.asarray(1.0, dtype=norm.dtype))
+    for g in grads:
+        g.data = g.data * xp.astype(factor, g.dtype)
+    return Tensor._wrap(norm, be)

@@ -1,0 +1,280 @@
+"""The ``Optimizer`` base: parameter groups, ``zero_grad``, ``step`` and a state dict of plain data.
+
+An optimizer holds ``param_groups``, a list of dicts, each with its ``"params"`` (Tensors) and its
+own hyperparameters (``"lr"``, ``"weight_decay"``, ...), as in PyTorch. Per-parameter state (the
+momentum buffer, Adam's moments) lives in ``state[p]`` as arrays of the parameter's backend, so on
+a GPU it stays on the GPU. A subclass writes one method, :meth:`Optimizer.update`: the formula of
+one step for one parameter, on arrays.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np  # only for the host side of state_dict / load_state_dict: no arithmetic here
+
+from ..autograd import Tensor, enable_grad, no_grad
+
+__all__ = ["Optimizer"]
+
+
+class Optimizer:
+    """Base of every optimizer: keeps the parameters and their state, applies :meth:`update` to each.
+
+    Parameters
+    ----------
+    params : iterable of Tensor, or iterable of dict
+        The tensors to optimise (each with ``requires_grad=True``), or parameter groups: dicts with
+        ``"params"`` and any hyperparameters that differ from ``defaults`` for that group.
+    defaults : dict
+        The hyperparameters every group gets unless it sets its own.
+
+    Subclasses set ``defaults``, check hyperparameters in :meth:`check_group` and write the update in
+    :meth:`update`.
+    """
+
+    def __init__(self, params, defaults: dict):
+        name = type(self).__name__
+        if isinstance(params, Tensor):
+            raise TypeError(
+                f"{name}: params should be an iterable of Tensors or of dicts (parameter groups), got one Tensor "
+                f"of shape {params.shape}; wrap it in a list: {name}([p], ...)"
+            )
+        if isinstance(params, dict):
+            raise TypeError(f"{name}: params should be an iterable of Tensors or of dicts, got a dict; use [group]")
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict] = []
+        self.state: dict[Tensor, dict] = {}  # keyed by the parameter itself (Tensors hash by identity)
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{name}: got an empty parameter list (did the model create no parameters?)")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            settings = ", ".join(f"{k}={v}" for k, v in group.items() if k != "params")
+            lines.append(f"  group {i}: {len(group['params'])} params, {settings}")
+        return "\n".join(lines) + "\n)"
+
+    # ------------------------------------------------------------ groups
+    def add_param_group(self, group: dict) -> None:
+        """Add a group of parameters with its own hyperparameters (the missing ones from ``defaults``)."""
+        name = type(self).__name__
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"{name}: a parameter group is a dict with a 'params' entry, got {type(group).__name__}")
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        if not params:
+            raise ValueError(f"{name}: parameter group {len(self.param_groups)} has no parameters")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name}: parameter {i} is a {type(p).__name__}, not a Tensor")
+            if not p.requires_grad:
+                raise ValueError(
+                    f"{name}: parameter {i} (shape {p.shape}) does not require grad; create it with "
+                    f"requires_grad=True, or leave frozen parameters out of the optimizer"
+                )
+            if not p.is_leaf:
+                raise ValueError(
+                    f"{name}: parameter {i} (shape {p.shape}) is the result of an operation, not a leaf; "
+                    f"optimise the tensor it was computed from"
+                )
+            if id(p) in seen:
+                raise ValueError(f"{name}: parameter {i} (shape {p.shape}) appears in more than one group")
+            seen.add(id(p))
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(
+                f"{name}: unknown hyperparameter(s) {sorted(unknown)} in a parameter group; "
+                f"{name} takes {sorted(self.defaults)}"
+            )
+        full = {**self.defaults, **group, "params": params}
+        self.check_group(full)
+        self.param_groups.append(full)
+
+    def check_group(self, group: dict) -> None:
+        """Raise a clear error for a bad hyperparameter (before any arithmetic). Subclasses extend it."""
+        group["lr"] = _check_number(type(self).__name__, "lr", group["lr"], low=0.0)
+
+    # ------------------------------------------------------------ the step
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (``p.grad = None``); the next ``backward()`` starts afresh."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient, by :meth:`update`; parameters without one are skipped.
+
+        Parameters
+        ----------
+        closure : callable, optional
+            Recomputes the loss (calls ``backward()``) and returns it, as in PyTorch.
+
+        Returns
+        -------
+        The closure's loss, or None.
+        """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():  # an update is not part of any graph
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    g = p.grad.data
+                    if tuple(g.shape) != p.shape:
+                        raise ValueError(
+                            f"{type(self).__name__}.step: gradient has shape {tuple(g.shape)}, "
+                            f"parameter has shape {p.shape}"
+                        )
+                    if g.dtype != p.dtype:  # the update would silently promote the parameter
+                        raise TypeError(
+                            f"{type(self).__name__}.step: gradient is {p.grad.dtype_name}, parameter of shape "
+                            f"{p.shape} is {p.dtype_name}"
+                        )
+                    p.data = self.update(p.backend.xp, p.data, g, group, self.state.setdefault(p, {}))
+        return loss
+
+    def update(self, xp, theta, g, group: dict, state: dict):
+        """One step for one parameter: the new value of ``theta`` from its gradient ``g``.
+
+        ``theta`` and ``g`` are arrays of the parameter's backend and ``xp`` its array namespace;
+        ``group`` holds the hyperparameters; ``state`` is this parameter's dict, empty before its first
+        step, kept between steps (arrays in it stay on the parameter's backend). Return a new array:
+        the old one may be shared (the caller assigns ``p.data``).
+        """
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ saving and loading
+    def state_dict(self) -> dict:
+        """The optimizer's state as plain data: Python numbers and NumPy arrays (no pickle needed).
+
+        Laid out as in PyTorch: ``{"state": {i: {name: value}}, "param_groups": [{..., "params": [i, ...]}]}``
+        where ``i`` numbers the parameters in the order of the groups.
+        """
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if self.state.get(p):
+                    state[index[id(p)]] = {k: _to_host(p, v) for k, v in self.state[p].items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a :meth:`state_dict`: hyperparameters per group, and the state moved to the parameters' backend.
+
+        Accepts what a round trip through ``.npz`` gives back too: 0-d arrays for numbers, arrays for
+        lists and tuples, string keys for the parameter numbers.
+        """
+        name = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{name}: expected a dict with 'state' and 'param_groups', got {keys}")
+        saved_groups = list(state_dict["param_groups"])
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"{name}: the saved state has {len(saved_groups)} parameter group(s), this optimizer has "
+                f"{len(self.param_groups)}"
+            )
+        by_index: dict[int, Tensor] = {}
+        new_groups = []
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            ids = [int(k) for k in _as_list(saved.get("params", []))]
+            if len(ids) != len(group["params"]):
+                raise ValueError(
+                    f"{name}: group {i} of the saved state has {len(ids)} parameters, this optimizer's has "
+                    f"{len(group['params'])}"
+                )
+            settings = {k: _to_python(v) for k, v in saved.items() if k != "params"}
+            if set(settings) != set(self.defaults):
+                raise ValueError(
+                    f"{name}: group {i} holds hyperparameters {sorted(settings)}, {type(self).__name__} has "
+                    f"{sorted(self.defaults)}; is this the state of another kind of optimizer?"
+                )
+            new = {**settings, "params": group["params"]}
+            self.check_group(new)
+            new_groups.append(new)
+            by_index.update(zip(ids, group["params"]))
+        new_state: dict[Tensor, dict] = {}
+        for key, saved in dict(state_dict["state"]).items():
+            if int(key) not in by_index:
+                raise ValueError(f"{name}: the saved state names parameter {key}, which no group holds")
+            p = by_index[int(key)]
+            new_state[p] = {k: _from_host(name, key, k, v, p) for k, v in saved.items()}
+        # only now, with everything checked, replace the optimizer's own
+        self.param_groups[:] = new_groups
+        self.state = new_state
+
+
+# ------------------------------------------------------------------ helpers
+def _check_number(owner: str, what: str, value, low: float | None = None, high: float | None = None,
+                  high_open: bool = False) -> float:
+    """``value`` as a Python float if it is a real number (not a bool) within [low, high] (or [low, high)
+    with ``high_open``), else a clear error. Python floats mix with arrays of every backend; NumPy
+    scalars do not (array-api-strict refuses them)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {what} must be a number, got {value!r}")
+    if value != value:
+        raise ValueError(f"{owner}: {what} is NaN")
+    if low is not None and value < low:
+        raise ValueError(f"{owner}: {what} must be >= {low:g}, got {value}")
+    if high is not None and (value >= high if high_open else value > high):
+        raise ValueError(f"{owner}: {what} must be {'<' if high_open else '<='} {high:g}, got {value}")
+    return float(value)
+
+
+def _to_host(p: Tensor, value):
+    """A state entry as plain data: an array becomes a NumPy copy, a number stays a number."""
+    if hasattr(value, "shape"):
+        return np.array(p.backend.to_host(value), copy=True)
+    return value
+
+
+def _from_host(owner: str, key, entry: str, value, p: Tensor):
+    """A saved state entry for parameter ``p``: float arrays go to ``p``'s backend and dtype; the rest
+    (step counts: Python ints, or 0-d integer arrays after ``.npz``) become Python numbers."""
+    if isinstance(value, np.ndarray | np.generic) and np.issubdtype(value.dtype, np.floating):
+        if tuple(value.shape) != p.shape:
+            raise ValueError(
+                f"{owner}: state {entry!r} of parameter {key} has shape {tuple(value.shape)}, the parameter has "
+                f"shape {p.shape}"
+            )
+        return p.backend.asarray(np.array(value, dtype=p.dtype_name, copy=True))
+    value = _to_python(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Number):
+        raise TypeError(
+            f"{owner}: state {entry!r} of parameter {key} is {value!r}; expected a NumPy float array or a number"
+        )
+    return value
+
+
+def _to_python(value):
+    """0-d arrays and NumPy scalars as Python numbers, 1-d arrays and lists as tuples (how .npz returns them)."""
+    if isinstance(value, np.ndarray):
+        return value.item() if value.ndim == 0 else tuple(v.item() for v in value.reshape(-1))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list):
+        return tuple(_to_python(v) for v in value)
+    return value
+
+
+def _as_list(value) -> list:
+    if isinstance(value, np.ndarray):
+        return value.reshape(-1).tolist()
+    return list(value)

@@ -1,0 +1,229 @@
+r"""Learning-rate schedules: the Transformer paper's warm-up (its equation 3), and any rule as a function.
+
+A schedule object sets ``lr`` in every parameter group of an optimizer. Steps count from 1: the
+schedule sets the rate of step 1 when it is made, and each ``schedule.step()`` (after
+``optimizer.step()``) moves on to the next, so the t-th update uses the rate of step t::
+
+    opt = Adam.paper(model.parameters())
+    schedule = WarmupSchedule(opt, d_model=512, warmup_steps=4000)
+    for batch in batches:
+        loss = ...; loss.backward()
+        opt.step(); opt.zero_grad()
+        schedule.step()
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from .optimizer import Optimizer, _check_number, _to_python
+
+__all__ = ["noam_lr", "LRScheduler", "WarmupSchedule", "LambdaLR"]
+
+
+def _check_count(owner: str, what: str, value) -> int:
+    """A whole number >= 1 (Python or NumPy integer), else a clear error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {what} must be a whole number >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{owner}: {what} must be >= 1 (steps count from 1), got {value}")
+    return int(value)
+
+
+def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) -> float:
+    r"""The learning rate of "Attention Is All You Need" at ``step`` (section 5.3, equation 3).
+
+    .. math::
+
+        lrate = \text{factor} \cdot d_{model}^{-0.5} \cdot
+                \min(\text{step}^{-0.5},\ \text{step} \cdot \text{warmup}^{-1.5})
+
+    It rises linearly for the first ``warmup`` steps, peaks at ``step == warmup`` (where the two
+    terms are equal, :math:`\text{warmup}^{-0.5}`), then falls as :math:`\text{step}^{-0.5}`.
+    The paper uses ``warmup = 4000``, ``factor = 1``. ("Noam" after Noam Shazeer, who proposed it.)
+
+    Parameters
+    ----------
+    step : int
+        The update's number, from 1.
+    d_model : int
+        The model width :math:`d_{model}`.
+    warmup : int
+        Steps of linear warm-up.
+    factor : float
+        A constant multiplier (> 0).
+
+    >>> noam_lr(1, d_model=16, warmup=4)      # 16^-0.5 * 1 * 4^-1.5 = 1/4 * 1/8
+    0.03125
+    >>> noam_lr(4, d_model=16, warmup=4)      # the peak: 16^-0.5 * 4^-0.5 = 1/4 * 1/2
+    0.125
+    """
+    step = _check_count("noam_lr", "step", step)
+    d_model = _check_count("noam_lr", "d_model", d_model)
+    warmup = _check_count("noam_lr", "warmup", warmup)
+    _check_number("noam_lr", "factor", factor)
+    if factor <= 0:
+        raise ValueError(f"noam_lr: factor must be > 0, got {factor}")
+    return float(factor) * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+
+
+class LRScheduler:
+    """Base of the schedules: sets each parameter group's ``lr`` to :meth:`lr_at` the current step.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        Whose groups get the rate; the rate of step 1 is set at once.
+
+    Attributes
+    ----------
+    step_num : int
+        The step whose rate the groups hold now (1 after construction).
+    """
+
+    def __init__(self, optimizer: Optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.step_num = 1
+        self._apply()
+
+    def lr_at(self, step: int) -> list[float]:
+        """The learning rate of each parameter group at ``step`` (from 1)."""
+        raise NotImplementedError
+
+    def _apply(self) -> None:
+        for group, lr in zip(self.optimizer.param_groups, self.lr_at(self.step_num)):
+            group["lr"] = float(lr)  # a Python float: NumPy scalars do not mix with every backend's arrays
+
+    def step(self) -> None:
+        """Move on to the next step and set its rate (call after ``optimizer.step()``)."""
+        self.step_num += 1
+        self._apply()
+
+    def get_last_lr(self) -> list[float]:
+        """The rate each group holds now."""
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    # what state_dict saves besides step_num (plain numbers); subclasses name theirs
+    _settings: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict:
+        """``step_num`` and the schedule's settings, as Python numbers (lists for per-group values)."""
+        return {"step_num": self.step_num, **{k: getattr(self, k) for k in self._settings}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a :meth:`state_dict` and set the rate of the restored step."""
+        name = f"{type(self).__name__}.load_state_dict"
+        expected = {"step_num", *self._settings}
+        if not isinstance(state_dict, dict) or set(state_dict) != expected:
+            got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{name}: expected the keys {sorted(expected)}, got {got}")
+        values = {k: _to_python(v) for k, v in state_dict.items()}
+        step_num = _check_count(name, "step_num", values.pop("step_num"))
+        self._restore(name, values)
+        self.step_num = step_num
+        self._apply()
+
+    def _restore(self, owner: str, values: dict) -> None:
+        for k, v in values.items():
+            setattr(self, k, v)
+
+
+class WarmupSchedule(LRScheduler):
+    r"""The paper's schedule (:func:`noam_lr`) applied to every parameter group of ``optimizer``.
+
+    .. math::
+
+        lrate = \text{factor} \cdot d_{model}^{-0.5} \cdot
+                \min(\text{step}^{-0.5},\ \text{step} \cdot \text{warmup\_steps}^{-1.5})
+
+    Every group gets the same rate (the paper's rate is absolute, not a multiple of a base rate).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    d_model : int
+    warmup_steps : int
+        4000 in the paper.
+    factor : float
+        Multiplies the whole rate (1 in the paper; the Annotated Transformer uses 1 or 2).
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.optim import Adam
+    >>> opt = Adam.paper([mt.zeros(2, requires_grad=True)])
+    >>> schedule = WarmupSchedule(opt, d_model=16, warmup_steps=4)
+    >>> rates = []
+    >>> for _ in range(5):
+    ...     rates.append(round(schedule.get_last_lr()[0], 5))
+    ...     schedule.step()
+    >>> rates            # steps 1..4: 16^-0.5 * t * 4^-1.5 = t/32; step 5: 16^-0.5 * 5^-0.5
+    [0.03125, 0.0625, 0.09375, 0.125, 0.1118]
+    """
+
+    _settings = ("d_model", "warmup_steps", "factor")
+
+    def __init__(self, optimizer: Optimizer, d_model: int, warmup_steps: int = 4000, factor: float = 1.0):
+        noam_lr(1, d_model, warmup_steps, factor)  # checks the settings before anything changes
+        self.d_model, self.warmup_steps, self.factor = int(d_model), int(warmup_steps), float(factor)
+        super().__init__(optimizer)
+
+    def lr_at(self, step: int) -> list[float]:
+        lr = noam_lr(step, self.d_model, self.warmup_steps, self.factor)
+        return [lr] * len(self.optimizer.param_groups)
+
+    def _restore(self, owner: str, values: dict) -> None:
+        try:
+            noam_lr(1, values["d_model"], values["warmup_steps"], values["factor"])
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{owner}: {e}") from e
+        self.d_model, self.warmup_steps, self.factor = (
+            int(values["d_model"]), int(values["warmup_steps"]), float(values["factor"])
+        )
+
+
+class LambdaLR(LRScheduler):
+    r"""Any schedule as a function: :math:`lr_t = lr_{base} \cdot \text{lr\_lambda}(t)` for each group.
+
+    ``lr_base`` is each group's ``lr`` when the schedule is made, so groups keep their ratios.
+    Unlike PyTorch's ``LambdaLR`` (which starts at 0), ``t`` counts from 1 here, like the paper.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    lr_lambda : callable
+        ``step -> multiplier``.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.optim import SGD
+    >>> opt = SGD([mt.zeros(2, requires_grad=True)], lr=0.5)
+    >>> schedule = LambdaLR(opt, lambda t: 1 / t)      # 0.5, 0.25, ...
+    >>> schedule.step(); schedule.get_last_lr()
+    [0.25]
+
+    The paper's schedule, written this way: ``LambdaLR(opt, lambda t: noam_lr(t, 512))`` with ``lr=1``.
+    """
+
+    _settings = ("base_lrs",)
+
+    def __init__(self, optimizer: Optimizer, lr_lambda):
+        if not callable(lr_lambda):
+            raise TypeError(f"LambdaLR: lr_lambda must be a function of the step, got {type(lr_lambda).__name__}")
+        self.lr_lambda = lr_lambda
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        super().__init__(optimizer)
+
+    def lr_at(self, step: int) -> list[float]:
+        factor = self.lr_lambda(step)
+        _check_number("LambdaLR", f"lr_lambda({step})", factor, low=0.0)
+        return [base * factor for base in self.base_lrs]
+
+    def _restore(self, owner: str, values: dict) -> None:
+        base_lrs = values["base_lrs"]
+        base_lrs = list(base_lrs) if isinstance(base_lrs, tuple | list) else [base_lrs]
+        if len(base_lrs) != len(self.optimizer.param_groups):
+            groups = len(self.optimizer.param_groups)
+            raise ValueError(f"{owner}: {len(base_lrs)} base rates saved, the optimizer has {groups} groups")
+        for lr in base_lrs:
+            _check_number(owner, "base lr", lr, low=0.0)
+        self.base_lrs = [float(lr) for lr in base_lrs]

@@ -1,0 +1,70 @@
+"""Stochastic gradient descent, with momentum, Nesterov momentum and weight decay (PyTorch's definitions)."""
+
+from __future__ import annotations
+
+from .optimizer import Optimizer, _check_number
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    r"""Gradient descent, optionally with (Nesterov) momentum and L2 weight decay.
+
+    With learning rate :math:`\gamma`, momentum :math:`\mu` and weight decay :math:`\lambda`
+    (Sutskever et al. 2013; the form PyTorch's ``torch.optim.SGD`` uses, without dampening):
+
+    .. math::
+
+        g_t &= \nabla_\theta L(\theta_{t-1}) + \lambda\, \theta_{t-1} \\
+        b_t &= \mu\, b_{t-1} + g_t \qquad (b_1 = g_1) \\
+        \theta_t &= \theta_{t-1} - \gamma\, d_t, \qquad
+        d_t = \begin{cases} g_t + \mu\, b_t & \text{Nesterov} \\ b_t & \text{otherwise} \end{cases}
+
+    With :math:`\mu = 0` this is plain :math:`\theta_t = \theta_{t-1} - \gamma g_t`.
+
+    Parameters
+    ----------
+    params : iterable of Tensor or of dict
+        Parameters (``requires_grad=True``) or parameter groups with their own settings.
+    lr : float
+        :math:`\gamma`, the learning rate, >= 0.
+    momentum : float
+        :math:`\mu` >= 0; 0 turns momentum off.
+    weight_decay : float
+        :math:`\lambda` >= 0, the L2 penalty's coefficient (added to the gradient).
+    nesterov : bool
+        Look ahead along the momentum (needs ``momentum > 0``).
+
+    >>> import minitransformer as mt
+    >>> w = mt.tensor([1.0, -2.0], requires_grad=True)
+    >>> opt = SGD([w], lr=0.1)
+    >>> (w * w).sum().backward()          # dL/dw = 2 w = [2, -4]
+    >>> opt.step()
+    >>> w.numpy()                         # w - 0.1 * 2 w = 0.8 w
+    array([ 0.8, -1.6], dtype=float32)
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "nesterov": nesterov}
+        super().__init__(params, defaults)
+
+    def check_group(self, group: dict) -> None:
+        super().check_group(group)
+        group["momentum"] = _check_number("SGD", "momentum", group["momentum"], low=0.0)
+        group["weight_decay"] = _check_number("SGD", "weight_decay", group["weight_decay"], low=0.0)
+        if not isinstance(group["nesterov"], bool):
+            raise TypeError(f"SGD: nesterov must be True or False, got {group['nesterov']!r}")
+        if group["nesterov"] and group["momentum"] <= 0:
+            raise ValueError(f"SGD: Nesterov momentum needs momentum > 0, got momentum={group['momentum']}")
+
+    def update(self, xp, theta, g, group, state):
+        gamma, mu, lam = group["lr"], group["momentum"], group["weight_decay"]
+        if lam != 0:
+            g = g + lam * theta  # the gradient of the L2 penalty (lambda/2) ||theta||^2
+        if mu != 0:
+            b = state.get("momentum_buffer")
+            # b_1 = g_1, copied: p.grad's array may later be changed in place (accumulation, clipping)
+            b = xp.asarray(g, copy=True) if b is None else mu * b + g
+            state["momentum_buffer"] = b
+            g = g + mu * b if group["nesterov"] else b
+        return theta - gamma * g

@@ -1,0 +1,621 @@
+"""Optimizers, the warm-up schedule and gradient clipping.
+
+Each update is checked against the same update written independently here in float64 NumPy and
+against ``torch.optim`` (where installed); the schedule against values worked out by hand;
+``state_dict`` by interrupting a run and continuing it; and each optimizer by solving a small
+least-squares problem.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+from minitransformer.optim import (
+    SGD,
+    Adam,
+    AdamW,
+    LambdaLR,
+    WarmupSchedule,
+    clip_grad_norm_,
+    noam_lr,
+)
+
+SHAPES = [(3, 4), (5,), ()]
+STEPS = 5
+
+
+# ------------------------------------------------------------------ helpers
+def initial_values(rng):
+    return [rng.normal(size=shape) for shape in SHAPES]
+
+
+def make_params(values, dtype="float64"):
+    return [mt.tensor(np.array(v, dtype=dtype), requires_grad=True) for v in values]
+
+
+def gradients(rng, steps=STEPS):
+    """A gradient rule that depends on the current parameters: g = 2 (theta - c) + noise_t."""
+    targets = [rng.normal(size=shape) for shape in SHAPES]
+    noise = [[0.3 * rng.normal(size=shape) for shape in SHAPES] for _ in range(steps)]
+
+    def grad(thetas, t):
+        return [2 * (theta - c) + n for theta, c, n in zip(thetas, targets, noise[t])]
+
+    return grad
+
+
+def run_library(opt, params, grad, steps=STEPS, start=0):
+    for t in range(start, start + steps):
+        for p, g in zip(params, grad([p.numpy().astype(np.float64) for p in params], t)):
+            p.grad = mt.tensor(np.asarray(g, dtype=p.dtype_name))
+        opt.step()
+    return [p.numpy() for p in params]
+
+
+def rel_err(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+# ------------------------------------------------------------------ independent float64 references
+def reference_sgd(thetas, grad, lr, momentum=0.0, weight_decay=0.0, nesterov=False, steps=STEPS):
+    thetas = [np.array(t, dtype=np.float64) for t in thetas]
+    buffers = [None] * len(thetas)
+    for t in range(steps):
+        for i, g in enumerate(grad(thetas, t)):
+            g = g + weight_decay * thetas[i]
+            if momentum:
+                buffers[i] = g.copy() if buffers[i] is None else momentum * buffers[i] + g
+                g = g + momentum * buffers[i] if nesterov else buffers[i]
+            thetas[i] = thetas[i] - lr * g
+    return thetas
+
+
+def reference_adam(thetas, grad, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False, steps=STEPS):
+    thetas = [np.array(t, dtype=np.float64) for t in thetas]
+    m = [np.zeros_like(t) for t in thetas]
+    v = [np.zeros_like(t) for t in thetas]
+    b1, b2 = betas
+    for t in range(1, steps + 1):
+        for i, g in enumerate(grad(thetas, t - 1)):
+            if decoupled:
+                thetas[i] = thetas[i] - lr * weight_decay * thetas[i]
+            else:
+                g = g + weight_decay * thetas[i]
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g**2
+            # bias correction written the way torch does it: step size lr / (1 - b1^t), sqrt(v)/sqrt(1 - b2^t)
+            step_size = lr / (1 - b1**t)
+            denom = np.sqrt(v[i]) / math.sqrt(1 - b2**t) + eps
+            thetas[i] = thetas[i] - step_size * m[i] / denom
+    return thetas
+
+
+SGD_CASES = [
+    dict(lr=0.1),
+    dict(lr=0.1, weight_decay=0.05),
+    dict(lr=0.05, momentum=0.9),
+    dict(lr=0.05, momentum=0.8, weight_decay=0.1, nesterov=True),
+]
+ADAM_CASES = [
+    (Adam, dict(lr=0.01)),
+    (Adam, dict(lr=0.02, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)),
+    (AdamW, dict(lr=0.01)),  # default weight_decay 0.01
+    (AdamW, dict(lr=0.02, betas=(0.85, 0.99), eps=1e-7, weight_decay=0.3)),
+]
+
+
+# ------------------------------------------------------------------ against NumPy
+@pytest.mark.parametrize("config", SGD_CASES, ids=str)
+def test_sgd_matches_numpy_reference(config, rng):
+    values, grad = initial_values(rng), gradients(rng)
+    params = make_params(values)
+    got = run_library(SGD(params, **config), params, grad)
+    expected = reference_sgd(values, grad, **config)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls,config", ADAM_CASES, ids=str)
+def test_adam_matches_numpy_reference(cls, config, rng):
+    values, grad = initial_values(rng), gradients(rng)
+    params = make_params(values)
+    got = run_library(cls(params, **config), params, grad)
+    decoupled = cls is AdamW
+    expected = reference_adam(values, grad, decoupled=decoupled, **{"weight_decay": 0.01 if decoupled else 0.0,
+                                                                    **config})
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_param_groups_use_their_own_settings(rng):
+    values, grad = initial_values(rng), gradients(rng)
+    params = make_params(values)
+    opt = SGD([{"params": params[:1], "lr": 0.3, "momentum": 0.5}, {"params": params[1:]}], lr=0.1)
+    got = run_library(opt, params, grad)
+    # the rule per parameter only looks at that parameter, so each group's reference is a run of its own
+    first = reference_sgd(values, grad, lr=0.3, momentum=0.5)[0]
+    rest = reference_sgd(values, grad, lr=0.1)[1:]
+    for a, b in zip(got, [first, *rest]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert [g["lr"] for g in opt.param_groups] == [0.3, 0.1]
+
+
+def test_momentum_buffer_is_not_the_gradient_array(rng):
+    """Without zero_grad the engine adds the next gradient into p.grad in place; the buffer must not change."""
+    w = mt.tensor(np.array([1.0, -2.0]), requires_grad=True)
+    opt = SGD([w], lr=0.1, momentum=0.9)
+    theta, g_total, b = np.array([1.0, -2.0]), np.zeros(2), None
+    for _ in range(3):
+        (w * w).sum().backward()  # accumulates: g_total += 2 w
+        g_total = g_total + 2 * theta
+        b = g_total.copy() if b is None else 0.9 * b + g_total
+        theta = theta - 0.1 * b
+        opt.step()
+    np.testing.assert_allclose(w.numpy(), theta, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ against PyTorch
+def _torch_run(torch, opt_cls, values, grad, config, steps=STEPS):
+    params = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
+    opt = opt_cls(params, **config)
+    for t in range(steps):
+        for p, g in zip(params, grad([p.detach().numpy() for p in params], t)):
+            p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+    return [p.detach().numpy() for p in params]
+
+
+@pytest.mark.parametrize(
+    "name,config",
+    [("SGD", c) for c in SGD_CASES] + [(cls.__name__, c) for cls, c in ADAM_CASES],
+    ids=str,
+)
+def test_matches_torch_optim(name, config, rng):
+    torch = pytest.importorskip("torch")
+    values, grad = initial_values(rng), gradients(rng)
+    params = make_params(values)
+    ours = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}[name]
+    got = run_library(ours(params, **config), params, grad)
+    expected = _torch_run(torch, getattr(torch.optim, name), values, grad, config)
+    for a, b in zip(got, expected):
+        assert rel_err(a, b) < 1e-10, (name, config, rel_err(a, b))
+
+
+def test_adam_paper_preset_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    values, grad = initial_values(rng), gradients(rng)
+    params = make_params(values)
+    opt = Adam.paper(params, lr=0.01)
+    group = opt.param_groups[0]
+    assert (group["betas"], group["eps"], group["weight_decay"]) == ((0.9, 0.98), 1e-9, 0.0)  # paper section 5.3
+    got = run_library(opt, params, grad)
+    expected = _torch_run(torch, torch.optim.Adam, values, grad, dict(lr=0.01, betas=(0.9, 0.98), eps=1e-9))
+    for a, b in zip(got, expected):
+        assert rel_err(a, b) < 1e-10
+
+
+# ------------------------------------------------------------------ what a step does and does not do
+@pytest.mark.parametrize("make", [lambda p: SGD(p, lr=0.1, momentum=0.9), lambda p: Adam(p), lambda p: AdamW(p)])
+def test_step_keeps_dtype_backend_and_builds_no_graph(make, rng):
+    params = make_params(initial_values(rng), dtype="float32")
+    opt = make(params)
+    loss = sum(((p * p).sum() for p in params), mt.zeros((), dtype="float32"))
+    loss.backward()
+    opt.step()
+    for p in params:
+        assert p.dtype_name == "float32" and p.is_leaf and p.grad_fn is None and p.requires_grad
+        assert p.backend.owns(p.data)
+        for value in opt.state[p].values():
+            if hasattr(value, "shape"):
+                assert p.backend.owns(value) and mt.backend.dtype_name(value.dtype) == "float32"
+
+
+def test_zero_grad_and_parameters_without_gradient(rng):
+    values = initial_values(rng)
+    params = make_params(values)
+    opt = Adam(params, lr=0.1)
+    params[0].grad = mt.tensor(np.ones(SHAPES[0]))
+    opt.step()
+    assert params[1] not in opt.state and params[2] not in opt.state  # no gradient: untouched, no state
+    np.testing.assert_array_equal(params[1].numpy(), values[1])
+    assert not np.allclose(params[0].numpy(), values[0])
+    opt.zero_grad()
+    assert all(p.grad is None for p in params)
+
+
+def test_step_with_closure_returns_the_loss():
+    w = mt.tensor(np.array([3.0]), requires_grad=True)
+    opt = SGD([w], lr=0.25)
+
+    def closure():
+        opt.zero_grad()
+        loss = (w * w).sum()
+        loss.backward()
+        return loss
+
+    with mt.no_grad():  # the closure records its graph even so
+        loss = opt.step(closure)
+    assert loss.item() == 9.0
+    np.testing.assert_allclose(w.numpy(), [3.0 - 0.25 * 6.0])
+
+
+def test_numpy_scalar_settings_work_on_every_backend():
+    """array-api-strict (like other array libraries) refuses NumPy scalars beside its arrays: settings become floats."""
+    w = mt.tensor(np.array([1.0, -2.0]), requires_grad=True)
+    opt = Adam([w], lr=np.float32(0.5), betas=(np.float64(0.9), np.float64(0.999)), eps=np.float64(1e-8),
+               weight_decay=np.float64(0.01))
+    schedule = LambdaLR(opt, lambda t: np.float64(0.2) / t)  # lr of step 1: 0.5 * 0.2 = 0.1
+    (w * w).sum().backward()  # g = 2 w = [2, -4], ||g|| = sqrt(20) > 1: clipped
+    clip_grad_norm_([w], np.float64(1.0))
+    opt.step()
+    schedule.step()
+    group = opt.param_groups[0]
+    assert all(type(group[k]) is float for k in ("lr", "eps", "weight_decay")) and type(group["betas"][0]) is float
+    # step 1 of Adam moves each element by lr * g / (|g| + eps): lr in the direction of -sign(g)
+    np.testing.assert_allclose(w.numpy(), [1.0 - 0.1, -2.0 + 0.1], rtol=1e-7)
+    assert group["lr"] == pytest.approx(0.05)
+
+
+# ------------------------------------------------------------------ state_dict
+def _only_plain_data(x) -> bool:
+    if isinstance(x, dict):
+        return all(isinstance(k, int | str) and _only_plain_data(v) for k, v in x.items())
+    if isinstance(x, list | tuple):
+        return all(_only_plain_data(v) for v in x)
+    return type(x) in (int, float, bool) or type(x) is np.ndarray
+
+
+def _flatten(tree, prefix=""):
+    """A nested state dict as flat ``{"a/b/c": array}``, the form a ``.npz`` checkpoint stores."""
+    out = {}
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+    for k, v in items:
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) or (isinstance(v, list) and v and isinstance(v[0], dict)):
+            out.update(_flatten(v, key + "/"))
+        else:
+            out[key] = np.asarray(v)
+    return out
+
+
+def _unflatten(flat):
+    tree = {}
+    for key, value in flat.items():
+        *path, last = key.split("/")
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    tree["param_groups"] = [tree["param_groups"][str(i)] for i in range(len(tree["param_groups"]))]
+    tree.setdefault("state", {})
+    return tree
+
+
+OPTIMIZERS = [
+    lambda p: SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda p: Adam(p, lr=0.02, weight_decay=0.01),
+    lambda p: AdamW(p, lr=0.02, betas=(0.8, 0.99)),
+]
+
+
+@pytest.mark.parametrize("make", OPTIMIZERS, ids=["SGD", "Adam", "AdamW"])
+@pytest.mark.parametrize("via_npz", [False, True], ids=["dict", "npz"])
+def test_state_dict_round_trip_continues_the_same_run(make, via_npz, rng):
+    values, grad = initial_values(rng), gradients(rng, steps=6)
+    straight = make_params(values)
+    opt = make(straight)
+    run_library(opt, straight, grad, steps=6)
+
+    first = make_params(values)
+    opt_first = make(first)
+    run_library(opt_first, first, grad, steps=3)
+    saved = opt_first.state_dict()
+    assert _only_plain_data(saved)
+    if via_npz:
+        buffer = io.BytesIO()
+        np.savez(buffer, **_flatten(saved))
+        buffer.seek(0)
+        with np.load(buffer, allow_pickle=False) as npz:
+            saved = _unflatten(dict(npz))
+
+    resumed = make_params([p.numpy() for p in first])
+    opt_resumed = make(resumed)
+    opt_resumed.load_state_dict(saved)
+    for p in resumed:
+        for value in opt_resumed.state[p].values():
+            if hasattr(value, "shape"):
+                assert p.backend.owns(value)
+    run_library(opt_resumed, resumed, grad, steps=3, start=3)
+    for a, b in zip(resumed, straight):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    # and the state mattered: continuing without it goes elsewhere
+    fresh = make_params([p.numpy() for p in first])
+    run_library(make(fresh), fresh, grad, steps=3, start=3)
+    assert any(not np.allclose(a.numpy(), b.numpy()) for a, b in zip(fresh, straight))
+
+
+def test_state_dict_is_a_copy_and_restores_hyperparameters(rng):
+    params = make_params(initial_values(rng))
+    opt = Adam(params, lr=0.01)
+    run_library(opt, params, gradients(rng), steps=2)
+    saved = opt.state_dict()
+    m_saved = saved["state"][0]["m"].copy()
+    run_library(opt, params, gradients(rng), steps=2)
+    np.testing.assert_array_equal(saved["state"][0]["m"], m_saved)  # later steps do not write into it
+    assert saved["state"][0]["step"] == 2
+
+    other = Adam(make_params(initial_values(rng)), lr=0.5, betas=(0.5, 0.5))
+    other.load_state_dict(saved)
+    assert other.param_groups[0]["lr"] == 0.01 and other.param_groups[0]["betas"] == (0.9, 0.999)
+
+
+def test_state_dict_loads_onto_another_backend(backend, rng):
+    """A state saved on NumPy (a CPU checkpoint) goes to the parameters' backend on load."""
+    values, grad = initial_values(rng), gradients(rng)
+    with mt.backend.use("numpy"):
+        host = make_params(values)
+        opt = Adam(host, lr=0.05)
+        run_library(opt, host, grad, steps=2)
+        saved = opt.state_dict()
+    params = make_params([p.numpy() for p in host])
+    opt_here = Adam(params, lr=0.05)
+    opt_here.load_state_dict(saved)
+    assert all(p.backend is backend and backend.owns(opt_here.state[p]["m"]) for p in params)
+    run_library(opt_here, params, grad, steps=2, start=2)
+    with mt.backend.use("numpy"):
+        run_library(opt, host, grad, steps=2, start=2)
+    for a, b in zip(params, host):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12)
+
+
+def test_load_state_dict_refuses_a_mismatch(rng):
+    params = make_params(initial_values(rng))
+    opt = Adam(params, lr=0.01)
+    run_library(opt, params, gradients(rng), steps=1)
+    saved = opt.state_dict()
+
+    with pytest.raises(ValueError, match=r"has 1 parameter group\(s\), this optimizer has 2"):
+        Adam([{"params": make_params(initial_values(rng))[:1]}, {"params": make_params(initial_values(rng))[1:]}]
+             ).load_state_dict(saved)
+    with pytest.raises(ValueError, match="3 parameters, this optimizer's has 2"):
+        Adam(make_params(initial_values(rng))[:2]).load_state_dict(saved)
+    swapped = make_params([rng.normal(size=(4, 3)), rng.normal(size=5), rng.normal()])
+    target = Adam(swapped)
+    with pytest.raises(ValueError, match=r"state 'm' of parameter 0 has shape \(3, 4\).*\(4, 3\)"):
+        target.load_state_dict(saved)
+    assert target.state == {}  # a refused load changes nothing
+    with pytest.raises(ValueError, match="another kind of optimizer"):
+        SGD(make_params(initial_values(rng)), lr=0.1).load_state_dict(saved)
+    with pytest.raises(ValueError, match="'state' and 'param_groups'"):
+        Adam(make_params(initial_values(rng))).load_state_dict({"state": {}})
+
+
+# ------------------------------------------------------------------ convergence
+CONVERGING = [
+    (lambda p: SGD(p, lr=0.1), 1e-7),
+    (lambda p: SGD(p, lr=0.05, momentum=0.9), 1e-7),
+    (lambda p: SGD(p, lr=0.05, momentum=0.9, nesterov=True), 1e-7),
+    (lambda p: Adam(p, lr=0.05), 1e-7),
+    (lambda p: AdamW(p, lr=0.05, weight_decay=1e-3), 1e-5),  # decay moves the minimum a little off w_true
+]
+
+
+@pytest.mark.parametrize("make,tolerance", CONVERGING, ids=["SGD", "momentum", "nesterov", "Adam", "AdamW"])
+def test_least_squares_converges(make, tolerance, rng):
+    X_np = rng.normal(size=(32, 4))
+    w_true = np.array([1.5, -2.0, 0.5, 3.0])
+    X, y = mt.tensor(X_np), mt.tensor(X_np @ w_true + 0.5)
+    w, b = mt.zeros(4, dtype="float64", requires_grad=True), mt.zeros((), dtype="float64", requires_grad=True)
+    opt = make([w, b])
+
+    def loss_fn():
+        r = X @ w + b - y
+        return (r * r).mean()
+
+    first = loss_fn().item()
+    for _ in range(200):
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+    assert loss_fn().item() < tolerance * first
+    np.testing.assert_allclose(w.numpy(), w_true, atol=1e-2)
+
+
+# ------------------------------------------------------------------ the warm-up schedule
+@pytest.mark.single_backend
+def test_noam_lr_hand_values():
+    # d_model = 16, warmup = 4: d_model^-0.5 = 1/4, warmup^-1.5 = 1/8
+    assert noam_lr(1, 16, warmup=4) == pytest.approx(1 / 32)  # 1/4 * min(1, 1/8)
+    assert noam_lr(2, 16, warmup=4) == pytest.approx(2 / 32)  # warm-up is linear: 1/4 * 2/8
+    assert noam_lr(4, 16, warmup=4) == pytest.approx(1 / 8)  # step = warmup: 1/4 * min(1/2, 4/8), the peak
+    assert noam_lr(8, 16, warmup=4) == pytest.approx(0.08838834764831845)  # 2 * warmup: 1/4 * 8^-0.5 = 1/sqrt(128)
+    assert noam_lr(8, 16, warmup=4, factor=2.0) == pytest.approx(2 * 0.08838834764831845)
+    # the paper's base model, d_model = 512, warmup = 4000
+    assert noam_lr(1, 512) == pytest.approx(1.7469281074217108e-07)  # 1 / (sqrt(512) * 4000^1.5) = 1/(22.627 * 252982)
+    assert noam_lr(4000, 512) == pytest.approx(6.987712429686843e-04)  # 1 / sqrt(512 * 4000) = 1/1431.08
+    assert noam_lr(8000, 512) == pytest.approx(4.941058844013093e-04)  # 1 / sqrt(512 * 8000) = 1/2023.86
+
+
+@pytest.mark.single_backend
+def test_noam_lr_rises_then_falls():
+    warmup = 10
+    rates = np.array([noam_lr(t, 64, warmup) for t in range(1, 4 * warmup + 1)])
+    assert np.all(np.diff(rates[:warmup]) > 0)  # rising up to step == warmup
+    assert np.all(np.diff(rates[warmup - 1:]) < 0)  # falling after it
+    assert int(np.argmax(rates)) + 1 == warmup
+    np.testing.assert_allclose(rates[:warmup], rates[0] * np.arange(1, warmup + 1))  # linear warm-up
+    t = np.arange(warmup, 4 * warmup + 1)
+    np.testing.assert_allclose(rates[warmup - 1:], rates[warmup - 1] * np.sqrt(warmup / t))  # ~ step^-0.5 after
+
+
+def test_warmup_schedule_sets_every_group_and_drives_the_step():
+    a, b = mt.zeros(2, requires_grad=True), mt.zeros(3, requires_grad=True)
+    opt = SGD([{"params": [a]}, {"params": [b], "lr": 123.0}], lr=1.0)
+    schedule = WarmupSchedule(opt, d_model=16, warmup_steps=4)
+    assert schedule.get_last_lr() == [pytest.approx(1 / 32)] * 2  # step 1 set at once
+    for t in range(1, 7):
+        lr = noam_lr(t, 16, 4)
+        assert [g["lr"] for g in opt.param_groups] == [lr, lr]
+        before = a.numpy().copy()
+        a.grad = mt.ones(2)
+        opt.step()
+        np.testing.assert_allclose(a.numpy(), before - lr, rtol=1e-6)  # the t-th update used the rate of step t
+        schedule.step()
+    assert schedule.step_num == 7
+
+    saved = schedule.state_dict()
+    assert saved == {"step_num": 7, "d_model": 16, "warmup_steps": 4, "factor": 1.0}
+    other = WarmupSchedule(SGD([mt.zeros(1, requires_grad=True)], lr=1.0), d_model=16, warmup_steps=4)
+    other.load_state_dict({k: np.asarray(v) for k, v in saved.items()})  # as an .npz gives them back
+    assert other.step_num == 7 and other.get_last_lr() == [pytest.approx(noam_lr(7, 16, 4))]
+    other.step()
+    schedule.step()
+    assert other.get_last_lr()[0] == pytest.approx(schedule.get_last_lr()[0])
+
+
+def test_lambda_lr_scales_each_group_base_rate():
+    a, b = mt.zeros(2, requires_grad=True), mt.zeros(3, requires_grad=True)
+    opt = Adam([{"params": [a], "lr": 0.1}, {"params": [b], "lr": 0.01}])
+    schedule = LambdaLR(opt, lambda t: 1 / t)
+    assert schedule.get_last_lr() == pytest.approx([0.1, 0.01])
+    schedule.step()
+    schedule.step()
+    assert schedule.get_last_lr() == pytest.approx([0.1 / 3, 0.01 / 3])
+    groups = [{"params": [mt.zeros(1, requires_grad=True)]} for _ in range(2)]
+    other = LambdaLR(Adam(groups), lambda t: 1 / t)
+    other.load_state_dict(schedule.state_dict())
+    assert other.get_last_lr() == pytest.approx([0.1 / 3, 0.01 / 3])
+
+
+@pytest.mark.single_backend
+def test_schedule_bad_input():
+    opt = SGD([mt.zeros(1, requires_grad=True)], lr=0.1)
+    with pytest.raises(ValueError, match="steps count from 1"):
+        noam_lr(0, 512)
+    with pytest.raises(ValueError, match="d_model"):
+        noam_lr(1, 0)
+    with pytest.raises(ValueError, match="warmup"):
+        WarmupSchedule(opt, d_model=512, warmup_steps=0)
+    with pytest.raises(ValueError, match="factor"):
+        noam_lr(1, 512, factor=0.0)
+    with pytest.raises(TypeError, match="step"):
+        noam_lr(1.5, 512)
+    with pytest.raises(TypeError, match="Optimizer"):
+        WarmupSchedule([mt.zeros(1, requires_grad=True)], d_model=512)
+    assert opt.param_groups[0]["lr"] == 0.1  # the refused schedule changed nothing
+    with pytest.raises(ValueError, match="keys"):
+        WarmupSchedule(opt, d_model=512).load_state_dict({"step_num": 3})
+
+
+# ------------------------------------------------------------------ clipping
+def _grads_for_clipping(rng, scale=1.0):
+    params = make_params(initial_values(rng))
+    grads = [scale * rng.normal(size=shape) for shape in SHAPES]
+    for p, g in zip(params, grads):
+        p.grad = mt.tensor(g)
+    return params, grads
+
+
+@pytest.mark.parametrize("ratio", [0.3, 3.0], ids=["clips", "leaves"])
+def test_clip_grad_norm_matches_formula_and_torch(ratio, rng):
+    params, grads = _grads_for_clipping(rng)
+    norm = math.sqrt(sum(float(np.sum(g * g)) for g in grads))  # ||g|| over all parameters
+    max_norm = ratio * norm
+    total = clip_grad_norm_(params, max_norm)
+    assert isinstance(total, mt.Tensor) and total.shape == () and total.backend is params[0].backend
+    assert total.item() == pytest.approx(norm, rel=1e-12)
+    factor = min(1.0, max_norm / (norm + 1e-6))
+    for p, g in zip(params, grads):
+        np.testing.assert_allclose(p.grad.numpy(), g * factor, rtol=1e-12)
+    if ratio > 1:
+        for p, g in zip(params, grads):
+            np.testing.assert_array_equal(p.grad.numpy(), g)  # factor exactly 1: untouched
+    else:
+        clipped = math.sqrt(sum(float(np.sum(p.grad.numpy() ** 2)) for p in params))
+        assert clipped == pytest.approx(max_norm, rel=1e-6)
+
+    torch = pytest.importorskip("torch")
+    tparams = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+    for tp, g in zip(tparams, grads):
+        tp.grad = torch.tensor(g)
+    torch_total = torch.nn.utils.clip_grad_norm_(tparams, max_norm)
+    assert rel_err(total.numpy(), torch_total.numpy()) < 1e-12
+    for p, tp in zip(params, tparams):
+        assert rel_err(p.grad.numpy(), tp.grad.numpy()) < 1e-12
+
+
+def test_clip_grad_norm_skips_missing_gradients_and_keeps_float32(rng):
+    a, b = mt.zeros(3, requires_grad=True), mt.zeros(2, requires_grad=True)
+    a.grad = mt.tensor([3.0, 0.0, 4.0])
+    total = clip_grad_norm_([a, b], max_norm=1.0)
+    assert total.dtype_name == "float32" and a.grad.dtype_name == "float32" and b.grad is None
+    assert total.item() == pytest.approx(5.0)
+    np.testing.assert_allclose(a.grad.numpy(), [0.6, 0.0, 0.8], rtol=1e-5)
+    assert clip_grad_norm_([b], max_norm=1.0).item() == 0.0  # nothing to clip
+
+
+@pytest.mark.single_backend
+def test_clip_grad_norm_bad_input():
+    w = mt.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match="max_norm must be > 0"):
+        clip_grad_norm_([w], 0.0)
+    with pytest.raises(TypeError, match="not a Tensor"):
+        clip_grad_norm_([np.zeros(2)], 1.0)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.single_backend
+@pytest.mark.parametrize(
+    "make,error,message",
+    [
+        (lambda p: SGD(p, lr=-0.1), ValueError, "lr must be >= 0, got -0.1"),
+        (lambda p: SGD(p, lr="0.1"), TypeError, "lr must be a number"),
+        (lambda p: SGD(p, lr=0.1, momentum=-0.5), ValueError, "momentum"),
+        (lambda p: SGD(p, lr=0.1, nesterov=True), ValueError, "Nesterov momentum needs momentum > 0"),
+        (lambda p: SGD(p, lr=0.1, weight_decay=-1.0), ValueError, "weight_decay"),
+        (lambda p: Adam(p, lr=-1e-3), ValueError, "lr must be >= 0"),
+        (lambda p: Adam(p, betas=(1.0, 0.999)), ValueError, "beta_1 must be < 1, got 1.0"),
+        (lambda p: Adam(p, betas=(0.9, -0.1)), ValueError, "beta_2 must be >= 0, got -0.1"),
+        (lambda p: Adam(p, betas=(0.9,)), ValueError, "pair"),
+        (lambda p: AdamW(p, eps=-1e-8), ValueError, "eps"),
+        (lambda p: Adam([{"params": p, "momentum": 0.9}]), ValueError, "unknown hyperparameter"),
+        (lambda p: Adam([{"params": p, "lr": float("nan")}]), ValueError, "NaN"),
+    ],
+)
+def test_bad_hyperparameters(make, error, message):
+    with pytest.raises(error, match=message):
+        make([mt.zeros(2, requires_grad=True)])
+
+
+@pytest.mark.single_backend
+def test_bad_parameters():
+    with pytest.raises(ValueError, match="empty parameter list"):
+        SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        Adam(iter([]))
+    with pytest.raises(ValueError, match=r"parameter 1 \(shape \(3,\)\) does not require grad"):
+        SGD([mt.zeros(2, requires_grad=True), mt.zeros(3)], lr=0.1)
+    with pytest.raises(TypeError, match="one Tensor"):
+        Adam(mt.zeros(2, requires_grad=True))
+    with pytest.raises(TypeError, match="not a Tensor"):
+        Adam([np.zeros(2)])
+    w = mt.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match="more than one group"):
+        Adam([{"params": [w]}, {"params": [w]}])
+    with pytest.raises(ValueError, match="not a leaf"):
+        Adam([w * 2])
+    opt = SGD([w], lr=0.1)
+    w.grad = mt.zeros(3)
+    with pytest.raises(ValueError, match=r"gradient has shape \(3,\), parameter has shape \(2,\)"):
+        opt.step()
+    w.grad = mt.zeros(2, dtype="float64")
+    with pytest.raises(TypeError, match=r"gradient is float64, parameter of shape \(2,\) is float32"):
+        opt.step()
