@@ -12,7 +12,7 @@ array([[ 7., 11.],
        [ 9., 13.]], dtype=float32)
 """
 
-from . import backend, functional
+from . import backend, functional, nn, optim
 from .autograd import (
     Function,
     Tensor,
@@ -37,7 +37,7 @@ from .backend import manual_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "backend", "functional", "Function", "Tensor", "cast", "concat", "detect_anomaly", "enable_grad", "gradcheck",
+    "backend", "functional", "nn", "optim", "Function", "Tensor", "cast", "concat", "detect_anomaly", "enable_grad", "gradcheck",
     "is_grad_enabled", "masked_fill", "matmul", "maximum", "no_grad", "split", "stack", "take", "where",
     "arange", "full", "ones", "ones_like", "rand", "randint", "randn", "tensor", "zeros", "zeros_like",
     "manual_seed", "__version__",

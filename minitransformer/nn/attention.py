@@ -1,0 +1,203 @@
+r"""Multi-head attention (paper section 3.2.2; document section 4.1.2), in two forms that agree.
+
+.. math::
+    \mathrm{MultiHead}(Q, K, V) = \mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)\, W^O,
+    \qquad \mathrm{head}_i = \mathrm{Attention}(Q W_i^Q,\; K W_i^K,\; V W_i^V)
+
+The document gives only the first line; the second, from the paper, says what a head is. Each
+head has its own projections :math:`W_i^Q, W_i^K \in \mathbb R^{d_\text{model} \times d_k}`,
+:math:`W_i^V \in \mathbb R^{d_\text{model} \times d_v}`, with
+:math:`d_k = d_v = d_\text{model} / h`, and :math:`W^O \in \mathbb R^{h d_v \times d_\text{model}}`.
+
+Here the :math:`h` matrices :math:`W_i^Q` sit side by side as the column blocks of one
+``(d_model, d_model)`` weight, ``W_Q.weight[:, i*d_k:(i+1)*d_k]``, and likewise for K and V. The
+*literal* form loops over the heads and slices those blocks, exactly as the formula reads; the
+*batched* form (the default, faster) projects once with the whole matrix and reshapes the result
+into heads, which computes the same numbers (a test checks values and gradients agree).
+"""
+
+from __future__ import annotations
+
+from .. import functional as F
+from ..autograd import Tensor, concat, stack
+from ..functional.dropout import check_probability
+from .layers import Linear, check_size
+from .module import Module
+
+__all__ = ["MultiHeadAttention"]
+
+
+class MultiHeadAttention(Module):
+    r"""Multi-head attention: :math:`h` scaled dot-product attentions side by side, each on its own projection.
+
+    .. math::
+        \mathrm{MultiHead}(Q, K, V) = \mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)\, W^O,
+        \qquad \mathrm{head}_i = \mathrm{softmax}\!\left(\frac{(Q W_i^Q)(K W_i^K)^\top}{\sqrt{d_k}}\right) V W_i^V
+
+    (paper section 3.2.2, document section 4.1.2; the paper uses :math:`h = 8`,
+    :math:`d_k = 512/8 = 64`). Self-attention passes one sequence as query, key and value;
+    the decoder's cross-attention passes the decoder's sequence as query and the encoder's output
+    as key and value, of another length.
+
+    Parameters
+    ----------
+    d_model : int
+        Features of every input and of the output.
+    heads : int
+        :math:`h`; must divide ``d_model``.
+    dropout : float
+        Dropout on the attention weights while training.
+    bias : bool
+        Biases on the four projections (the paper's equations have none; PyTorch adds them).
+    literal : bool
+        Loop over the heads as the formula reads (``True``) or compute all heads in one batched
+        product (``False``, the default). An attribute: switch it at any time.
+
+    Attributes
+    ----------
+    W_Q, W_K, W_V : Linear
+        ``(d_model, d_model)``; column block :math:`i` is head :math:`i`'s ``(d_model, d_k)`` projection.
+    W_O : Linear
+        :math:`W^O`, ``(d_model, d_model)`` (rows ``i*d_k:(i+1)*d_k`` take head :math:`i`'s output).
+
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> mha = nn.MultiHeadAttention(d_model=8, heads=2)
+    >>> x = mt.randn(3, 5, 8)                      # (batch, seq, d_model)
+    >>> out, weights = mha(x)                       # self-attention
+    >>> out.shape, weights.shape                    # (B, L, d_model), (B, heads, L, S)
+    ((3, 5, 8), (3, 2, 5, 5))
+    """
+
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0, bias: bool = True, literal: bool = False):
+        super().__init__()
+        check_size("MultiHeadAttention", "d_model", d_model)
+        check_size("MultiHeadAttention", "heads", heads)
+        if d_model % heads:
+            raise ValueError(f"MultiHeadAttention: d_model={d_model} is not divisible by heads={heads}")
+        self.d_model, self.heads, self.d_k = d_model, heads, d_model // heads
+        self.dropout = check_probability("MultiHeadAttention", dropout)
+        self.literal = bool(literal)
+        self.W_Q = Linear(d_model, d_model, bias)
+        self.W_K = Linear(d_model, d_model, bias)
+        self.W_V = Linear(d_model, d_model, bias)
+        self.W_O = Linear(d_model, d_model, bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"d_model={self.d_model}, heads={self.heads}, d_k={self.d_k}, dropout={self.dropout}, "
+            f"literal={self.literal}"
+        )
+
+    # ------------------------------------------------------------ checks, before any arithmetic
+    def _check(self, query, key, value, mask):
+        """The inputs as ``(B, L, d_model)``, ``(B, S, d_model)`` x2 and the mask as ``(B|1, h|1, L|1, S|1)``."""
+        op = "MultiHeadAttention"
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
+            if t.ndim not in (2, 3) or t.shape[-1] != self.d_model:
+                raise ValueError(
+                    f"{op}: {name} has shape {t.shape}; expected (batch, seq, d_model={self.d_model}) "
+                    f"or (seq, d_model={self.d_model})"
+                )
+        if not query.ndim == key.ndim == value.ndim:
+            raise ValueError(
+                f"{op}: query {query.shape}, key {key.shape} and value {value.shape} must all be batched or all not"
+            )
+        if key.shape[-2] != value.shape[-2]:
+            raise ValueError(
+                f"{op}: key has {key.shape[-2]} positions and value has {value.shape[-2]}; each key needs "
+                f"one value (key {key.shape}, value {value.shape})"
+            )
+        if query.ndim == 3 and not query.shape[0] == key.shape[0] == value.shape[0]:
+            raise ValueError(
+                f"{op}: batch sizes differ: query {query.shape}, key {key.shape}, value {value.shape}"
+            )
+        if mask is None:
+            return mask
+        mask = mask if isinstance(mask, Tensor) else Tensor(mask, backend=query.backend)
+        B = query.shape[0] if query.ndim == 3 else 1
+        scores = (B, self.heads, query.shape[-2], key.shape[-2])  # (B, h, L, S)
+        fits = mask.ndim <= 4 and all(n in (1, m) for n, m in zip(reversed(mask.shape), reversed(scores)))
+        if not fits:
+            raise ValueError(
+                f"{op}: mask of shape {mask.shape} does not broadcast to the scores (batch, heads, L, S) = "
+                f"{scores}; a mask per example needs a head axis: (batch, 1, L, S)"
+            )
+        return mask.reshape((1,) * (4 - mask.ndim) + mask.shape)  # (B|1, h|1, L|1, S|1)
+
+    # ------------------------------------------------------------ forward
+    def forward(self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None, mask=None,
+                need_weights: bool = True) -> tuple[Tensor, Tensor | None]:
+        """Attend from each position of ``query`` to the positions of ``key``/``value``.
+
+        Parameters
+        ----------
+        query : Tensor
+            ``(batch, L, d_model)`` (or ``(L, d_model)``).
+        key : Tensor, optional
+            ``(batch, S, d_model)``; ``query`` if left out (self-attention).
+        value : Tensor, optional
+            ``(batch, S, d_model)``; ``key`` if left out.
+        mask : Tensor, optional
+            Boolean, True where a query **may** attend a key, broadcastable to
+            ``(batch, heads, L, S)``: :func:`~minitransformer.functional.causal_mask` ``(L, L)``,
+            :func:`~minitransformer.functional.padding_mask` ``(batch, 1, 1, S)``.
+        need_weights : bool
+            Return the attention weights too (else ``None`` in their place).
+
+        Returns
+        -------
+        output : Tensor
+            ``(batch, L, d_model)``.
+        weights : Tensor or None
+            ``(batch, heads, L, S)``: head :math:`i`'s attention map is ``weights[:, i]``.
+        """
+        key = query if key is None else key
+        value = key if value is None else value
+        mask = self._check(query, key, value, mask)
+        unbatched = query.ndim == 2
+        if unbatched:  # one sequence: give it a batch axis of 1, removed at the end
+            query, key, value = (t.reshape(1, *t.shape) for t in (query, key, value))
+        attend = self._literal if self.literal else self._batched
+        output, weights = attend(query, key, value, mask)
+        if unbatched:
+            output, weights = output.reshape(output.shape[1:]), weights.reshape(weights.shape[1:])
+        return output, (weights if need_weights else None)
+
+    def _literal(self, query, key, value, mask):
+        r"""The formula as written: per head, slice :math:`W_i^Q, W_i^K, W_i^V` and attend; concat; :math:`W^O`."""
+        heads, maps = [], []
+        for i in range(self.heads):
+            cols = slice(i * self.d_k, (i + 1) * self.d_k)  # head i's column block
+            QW_i = F.linear(query, *_block(self.W_Q, cols))  # Q W_i^Q: (B, L, d_k)
+            KW_i = F.linear(key, *_block(self.W_K, cols))  # K W_i^K: (B, S, d_k)
+            VW_i = F.linear(value, *_block(self.W_V, cols))  # V W_i^V: (B, S, d_k)
+            mask_i = None if mask is None else mask[:, i if mask.shape[1] > 1 else 0]  # (B|1, L|1, S|1)
+            head_i, weights_i = F.scaled_dot_product_attention(
+                QW_i, KW_i, VW_i, mask_i, dropout_p=self.dropout, training=self.training
+            )  # (B, L, d_k), (B, L, S)
+            heads.append(head_i)
+            maps.append(weights_i)
+        output = self.W_O(concat(heads, axis=-1))  # Concat(head_1, ..., head_h) W^O: (B, L, d_model)
+        return output, stack(maps, axis=1)  # (B, L, d_model), (B, h, L, S)
+
+    def _batched(self, query, key, value, mask):
+        """All heads at once: project with the whole matrices, split the features into heads, one batched attention."""
+        B, L, S, h, d_k = query.shape[0], query.shape[1], key.shape[1], self.heads, self.d_k
+        Q = self.W_Q(query).reshape(B, L, h, d_k).permute(0, 2, 1, 3)  # (B, L, d_model) -> (B, h, L, d_k)
+        K = self.W_K(key).reshape(B, S, h, d_k).permute(0, 2, 1, 3)  # (B, S, d_model) -> (B, h, S, d_k)
+        V = self.W_V(value).reshape(B, S, h, d_k).permute(0, 2, 1, 3)  # (B, S, d_model) -> (B, h, S, d_k)
+        heads, weights = F.scaled_dot_product_attention(
+            Q, K, V, mask, dropout_p=self.dropout, training=self.training
+        )  # (B, h, L, d_k), (B, h, L, S)
+        concatenated = heads.permute(0, 2, 1, 3).reshape(B, L, h * d_k)  # (B, h, L, d_k) -> (B, L, d_model)
+        return self.W_O(concatenated), weights  # (B, L, d_model), (B, h, L, S)
+
+
+def _block(linear: Linear, cols: slice) -> tuple[Tensor, Tensor | None]:
+    """Head i's part of a projection: columns ``cols`` of the weight (and of the bias)."""
+    W_i = linear.weight[:, cols]  # (d_model, d_k)
+    b_i = None if linear.bias is None else linear.bias[cols]  # (d_k,)
+    return W_i, b_i

@@ -1,0 +1,322 @@
+r"""The layers a Transformer is built from, each a :class:`~minitransformer.nn.Module` around one formula.
+
+The formulas themselves live in :mod:`minitransformer.functional`; a layer owns the parameters
+(:math:`W`, :math:`b`, :math:`\gamma`, :math:`\beta`, the embedding table) and calls its formula.
+Shapes are written ``(batch, seq, d_model)``; any number of leading axes works where it makes sense.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import functional as F
+from ..autograd import Tensor, take
+from ..autograd.creation import ones, zeros
+from ..functional.dropout import check_probability
+from . import init
+from .module import Module, Parameter
+
+__all__ = [
+    "Linear",
+    "Embedding",
+    "LayerNorm",
+    "Dropout",
+    "FeedForward",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEmbedding",
+]
+
+
+# ------------------------------------------------------------------ argument checks (before any arithmetic)
+def check_size(layer: str, name: str, value) -> int:
+    """``value`` if it is a positive int, else a clear error naming the layer and the argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_features(layer: str, name: str, x, d: int, what: str = "d_model") -> Tensor:
+    """``x`` if it is a floating-point Tensor whose last axis has ``d`` features."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{layer}: {name} must be a Tensor, got {type(x).__name__}")
+    if x.ndim == 0 or x.shape[-1] != d:
+        raise ValueError(f"{layer}: {name} has shape {x.shape}; its last axis must be {what}={d}")
+    return x
+
+
+# ------------------------------------------------------------------ Linear
+class Linear(Module):
+    r"""The affine map :math:`y = xW + b`, the projection every part of the Transformer is made of.
+
+    Parameters
+    ----------
+    d_in, d_out : int
+        Features in and out.
+    bias : bool
+        Whether to add :math:`b` (the paper's attention projections have none; its feed-forward does).
+
+    Attributes
+    ----------
+    weight : Parameter
+        :math:`W`, shape ``(d_in, d_out)`` (the paper's orientation; PyTorch stores the transpose),
+        Xavier-uniform initialised: :math:`U[-a, a]`, :math:`a = \sqrt{6/(d_\text{in} + d_\text{out})}`.
+    bias : Parameter or None
+        :math:`b`, shape ``(d_out,)``, zeros.
+
+    Shapes: ``(..., d_in)`` -> ``(..., d_out)``.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> nn.Linear(4, 3)(mt.ones(2, 5, 4)).shape
+    (2, 5, 3)
+    """
+
+    def __init__(self, d_in: int, d_out: int, bias: bool = True):
+        super().__init__()
+        self.d_in = check_size("Linear", "d_in", d_in)
+        self.d_out = check_size("Linear", "d_out", d_out)
+        self.weight = init.xavier_uniform_(Parameter(zeros(d_in, d_out)))
+        self.bias = Parameter(zeros(d_out)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_features("Linear", "input", x, self.d_in, "d_in")
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"d_in={self.d_in}, d_out={self.d_out}, bias={self.bias is not None}"
+
+
+# ------------------------------------------------------------------ Embedding
+class Embedding(Module):
+    r"""Token ids to vectors: row :math:`i` of a learned table :math:`E` is the vector of token :math:`i`.
+
+    .. math:: \text{Embedding}(i) = E_{i,:} \cdot (\sqrt{d_\text{model}} \text{ if scale})
+
+    The paper (section 3.4) multiplies the embeddings by :math:`\sqrt{d_\text{model}}`: with
+    ``scale=True`` this layer does. :math:`E` starts as :math:`\mathcal N(0, 1/d_\text{model})`, so
+    the scaled vectors have entries of variance 1, the size of the positional encoding added to them.
+    The lookup's gradient adds up the gradients of every position where a token occurs.
+
+    Parameters
+    ----------
+    num_embeddings : int
+        Vocabulary size :math:`V`.
+    d_model : int
+        Vector size.
+    scale : bool
+        Multiply by :math:`\sqrt{d_\text{model}}` (paper 3.4).
+
+    Shapes: integer ids ``(batch, seq)`` -> ``(batch, seq, d_model)``.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> emb = nn.Embedding(10, 4)
+    >>> emb(mt.tensor([[1, 2, 1]])).shape
+    (1, 3, 4)
+    """
+
+    def __init__(self, num_embeddings: int, d_model: int, scale: bool = False):
+        super().__init__()
+        self.num_embeddings = check_size("Embedding", "num_embeddings", num_embeddings)
+        self.d_model = check_size("Embedding", "d_model", d_model)
+        self.scale = bool(scale)
+        self.weight = init.normal_(Parameter(zeros(num_embeddings, d_model)), 0.0, d_model**-0.5)
+
+    def forward(self, ids) -> Tensor:
+        ids = ids if isinstance(ids, Tensor) else Tensor(ids, backend=self.weight.backend)
+        xp = ids.backend.xp
+        if not xp.isdtype(ids.dtype, "integral"):
+            raise TypeError(f"Embedding: token ids must be integers, got {ids.dtype_name} with shape {ids.shape}")
+        if ids.size:
+            lo, hi = int(xp.min(ids.data)), int(xp.max(ids.data))
+            if hi >= self.num_embeddings or lo < 0:
+                raise IndexError(
+                    f"Embedding: token id {hi if hi >= self.num_embeddings else lo} is out of range for a "
+                    f"vocabulary of {self.num_embeddings} (ids must be in 0..{self.num_embeddings - 1})"
+                )
+        E = take(self.weight, ids, axis=0)  # (*ids.shape, d_model)
+        return E * math.sqrt(self.d_model) if self.scale else E
+
+    def extra_repr(self) -> str:
+        return f"num_embeddings={self.num_embeddings}, d_model={self.d_model}, scale={self.scale}"
+
+
+# ------------------------------------------------------------------ LayerNorm
+class LayerNorm(Module):
+    r"""Layer normalisation with a learned gain :math:`\gamma` and bias :math:`\beta` (the "Norm" of "Add & Norm").
+
+    .. math:: \text{LayerNorm}(x) = \gamma \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta
+
+    with :math:`\mu, \sigma^2` the mean and (biased) variance over the last axis; see
+    :func:`minitransformer.functional.layer_norm`. :math:`\gamma` starts at ones, :math:`\beta` at zeros.
+
+    Shapes: ``(..., d_model)`` -> ``(..., d_model)``.
+    """
+
+    def __init__(self, d_model: int, eps: float = 1e-5):
+        super().__init__()
+        self.d_model = check_size("LayerNorm", "d_model", d_model)
+        if not (isinstance(eps, int | float) and eps >= 0):
+            raise ValueError(f"LayerNorm: eps must be a number >= 0, got {eps!r}")
+        self.eps = float(eps)
+        self.gamma = Parameter(ones(d_model))
+        self.beta = Parameter(zeros(d_model))
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_features("LayerNorm", "input", x, self.d_model)
+        return F.layer_norm(x, self.gamma, self.beta, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, eps={self.eps}"
+
+
+# ------------------------------------------------------------------ Dropout
+class Dropout(Module):
+    r"""Inverted dropout while ``training``; the identity after ``eval()``.
+
+    .. math:: y_i = \frac{m_i x_i}{1 - p}, \quad m_i \sim \text{Bernoulli}(1 - p)
+
+    See :func:`minitransformer.functional.dropout`.
+    """
+
+    def __init__(self, p: float = 0.1):
+        super().__init__()
+        self.p = check_probability("Dropout", p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, training=self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+# ------------------------------------------------------------------ FeedForward
+class FeedForward(Module):
+    r"""The position-wise feed-forward network (paper section 3.3, equation 2):
+
+    .. math:: \text{FFN}(x) = \max(0,\, x W_1 + b_1)\, W_2 + b_2
+
+    applied to each position separately and identically: ``d_model -> d_ff -> d_model``
+    (512 -> 2048 -> 512 in the paper). ``activation="gelu"`` replaces :math:`\max(0, \cdot)` by GELU
+    (as BERT and GPT do). With ``dropout > 0`` the hidden activations are dropped out while
+    training, as PyTorch's ``TransformerEncoderLayer`` does; equation 2 itself has no dropout.
+
+    Attributes
+    ----------
+    W_1 : Linear
+        ``(d_model, d_ff)`` with bias :math:`b_1`.
+    W_2 : Linear
+        ``(d_ff, d_model)`` with bias :math:`b_2`.
+
+    Shapes: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``.
+    """
+
+    activations = {"relu": F.relu, "gelu": F.gelu}
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu"):
+        super().__init__()
+        if activation not in self.activations:
+            raise ValueError(
+                f"FeedForward: activation must be one of {', '.join(map(repr, self.activations))}, got {activation!r}"
+            )
+        self.d_model = check_size("FeedForward", "d_model", d_model)
+        self.d_ff = check_size("FeedForward", "d_ff", d_ff)
+        self.activation = activation
+        self.W_1 = Linear(d_model, d_ff)
+        self.W_2 = Linear(d_ff, d_model)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_features("FeedForward", "input", x, self.d_model)
+        hidden = self.activations[self.activation](self.W_1(x))  # max(0, x W_1 + b_1): (batch, seq, d_ff)
+        return self.W_2(self.dropout(hidden))  # (...) W_2 + b_2: (batch, seq, d_model)
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, d_ff={self.d_ff}, activation={self.activation!r}"
+
+
+# ------------------------------------------------------------------ positional encodings
+class SinusoidalPositionalEncoding(Module):
+    r"""Add the fixed sinusoidal positional encoding (paper 3.5, document 4.1.3) to a sequence of vectors.
+
+    .. math::
+        PE_{(pos, 2i)} = \sin\!\left(\frac{pos}{10000^{2i/d_\text{model}}}\right), \qquad
+        PE_{(pos, 2i+1)} = \cos\!\left(\frac{pos}{10000^{2i/d_\text{model}}}\right)
+
+    ``forward(x)`` returns :math:`x + PE_{[0:\text{seq}]}`. The table is computed once, for
+    ``max_len`` positions, by :func:`minitransformer.functional.sinusoidal_positional_encoding`. It is
+    a buffer, not a :class:`Parameter`: nothing here is learned (contrast
+    :class:`LearnedPositionalEmbedding`), and it is left out of ``state_dict()`` since the formula
+    rebuilds it. It moves with ``to()``.
+
+    Shapes: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``, ``seq <= max_len``.
+    """
+
+    def __init__(self, d_model: int, max_len: int = 5000):
+        super().__init__()
+        self.d_model = check_size("SinusoidalPositionalEncoding", "d_model", d_model)
+        self.max_len = check_size("SinusoidalPositionalEncoding", "max_len", max_len)
+        self.register_buffer("PE", F.sinusoidal_positional_encoding(max_len, d_model), persistent=False)
+
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        """``x + PE[start : start + seq]`` (``start`` > 0 when decoding continues a sequence)."""
+        check_features("SinusoidalPositionalEncoding", "input", x, self.d_model)
+        if x.ndim < 2:
+            raise ValueError(f"SinusoidalPositionalEncoding: input has shape {x.shape}; expected (..., seq, d_model)")
+        seq = x.shape[-2]
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"SinusoidalPositionalEncoding: start must be an integer >= 0, got {start!r}")
+        if start + seq > self.max_len:
+            where = f" starting at position {start}" if start else ""
+            raise ValueError(
+                f"SinusoidalPositionalEncoding: a sequence of length {seq}{where} does not fit max_len={self.max_len}"
+                f"; build it with a larger max_len"
+            )
+        return x + self.PE[start : start + seq]  # (seq, d_model) broadcasts over the batch
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, max_len={self.max_len}"
+
+
+class LearnedPositionalEmbedding(Module):
+    r"""Add a learned vector per position: row :math:`pos` of a trained table :math:`P` (as BERT and GPT do).
+
+    .. math:: y_{pos} = x_{pos} + P_{pos,:}
+
+    Two different things are both called "positional encoding". The paper's (section 3.5) and
+    the document's formula (4.1.3) are the *fixed* sinusoids of
+    :class:`SinusoidalPositionalEncoding`: nothing is trained, and any position has a value. The
+    document's 4.2.3 then says "positional encoding vectors are learned during the training
+    process", which describes *this* layer instead, confusing the two. The paper tried both, found
+    nearly identical results (Table 3, row E), and kept the sinusoids because they may extrapolate
+    to sequences longer than any seen in training; a learned table has no row beyond ``max_len``.
+
+    :math:`P` starts as :math:`\mathcal N(0, 0.02^2)` (GPT-2's choice).
+
+    Shapes: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``, ``seq <= max_len``.
+    """
+
+    def __init__(self, max_len: int, d_model: int):
+        super().__init__()
+        self.max_len = check_size("LearnedPositionalEmbedding", "max_len", max_len)
+        self.d_model = check_size("LearnedPositionalEmbedding", "d_model", d_model)
+        self.weight = init.normal_(Parameter(zeros(max_len, d_model)), 0.0, 0.02)
+
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        """``x + P[start : start + seq]``."""
+        check_features("LearnedPositionalEmbedding", "input", x, self.d_model)
+        if x.ndim < 2:
+            raise ValueError(f"LearnedPositionalEmbedding: input has shape {x.shape}; expected (..., seq, d_model)")
+        seq = x.shape[-2]
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"LearnedPositionalEmbedding: start must be an integer >= 0, got {start!r}")
+        if start + seq > self.max_len:
+            where = f" starting at position {start}" if start else ""
+            raise ValueError(
+                f"LearnedPositionalEmbedding: a sequence of length {seq}{where} does not fit max_len={self.max_len}"
+                f" rows (a learned table has no row beyond the positions it was built with)"
+            )
+        return x + self.weight[start : start + seq]  # (seq, d_model) broadcasts over the batch
+
+    def extra_repr(self) -> str:
+        return f"max_len={self.max_len}, d_model={self.d_model}"

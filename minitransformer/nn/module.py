@@ -1,0 +1,494 @@
+"""``Parameter`` and ``Module``: the bookkeeping every layer shares, in PyTorch's habits.
+
+A :class:`Module` is a callable object (``layer(x)`` runs ``layer.forward(x)``) that owns
+:class:`Parameter` tensors and other modules. Assigning one as an attribute registers it, so
+``parameters()`` finds every weight of a whole Transformer, with dotted names
+(``"layers.0.attn.W_Q.weight"``) that ``state_dict()`` / ``load_state_dict()`` save and restore.
+
+>>> import minitransformer as mt
+>>> from minitransformer import nn
+>>> class Affine(nn.Module):
+...     def __init__(self, d):
+...         super().__init__()
+...         self.scale = nn.Parameter(mt.ones(d))
+...         self.shift = nn.Parameter(mt.zeros(d))
+...     def forward(self, x):
+...         return x * self.scale + self.shift
+>>> f = Affine(3)
+>>> [name for name, _ in f.named_parameters()]
+['scale', 'shift']
+>>> f(mt.tensor([1.0, 2.0, 3.0])).numpy()
+array([1., 2., 3.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+import numpy as np  # only for host copies in state_dict(); arithmetic goes through the backend
+
+from .. import backend as _backend
+from ..autograd import Tensor
+
+__all__ = ["Parameter", "Module", "ModuleList", "Sequential", "StateDictError", "LoadResult"]
+
+
+class Parameter(Tensor):
+    """A tensor that is a weight of a model: floating point, ``requires_grad=True``, found by ``parameters()``.
+
+    Parameters
+    ----------
+    data : array_like or Tensor
+        The initial values (a Tensor's values are taken, not its graph).
+    dtype : str, optional
+        ``"float32"`` (the default for Python numbers) or ``"float64"``; arrays keep their float dtype.
+    backend : str, optional
+        The backend to hold it on; the current backend by default.
+
+    >>> import minitransformer as mt
+    >>> w = Parameter(mt.zeros(2, 3))
+    >>> w.requires_grad, w.shape, w.dtype_name
+    (True, (2, 3), 'float32')
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data, dtype=None, backend=None, name: str | None = None):
+        if isinstance(data, Tensor):
+            backend = data.backend if backend is None else backend
+            data = data.data
+        super().__init__(data, dtype=dtype, requires_grad=False, backend=backend, name=name)
+        if not self.backend.xp.isdtype(self.dtype, "real floating"):
+            raise TypeError(
+                f"Parameter: a weight must be floating point, got {self.dtype_name} with shape {self.shape}"
+            )
+        self.requires_grad = True
+
+    def __repr__(self) -> str:
+        return "Parameter" + super().__repr__()[len("Tensor"):]
+
+
+class StateDictError(RuntimeError):
+    """A state dict that does not fit the model: missing keys, unexpected keys or wrong shapes."""
+
+
+class LoadResult(NamedTuple):
+    """What ``load_state_dict(strict=False)`` left out: model keys not in the state, state keys not in the model."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def _parse_target(target):
+    """``("backend", Backend)`` for a backend name or Backend, ``("dtype", name)`` for a dtype name."""
+    if isinstance(target, _backend.Backend):
+        return "backend", target
+    if isinstance(target, str) and target.lower() in _backend._ALIASES:
+        return "backend", _backend.get(target)
+    name = _backend.dtype_name(target)
+    if name not in ("float16", "float32", "float64"):
+        raise TypeError(
+            f"Module.to: {target!r} is neither a backend ('numpy', 'cupy', 'array_api_strict') nor a floating "
+            "dtype ('float32', 'float64'); parameters stay floating point"
+        )
+    return "dtype", name
+
+
+def _host_copy(value) -> np.ndarray:
+    """Any array-like (Tensor, NumPy, CuPy, array-api-strict, nested lists) as a NumPy array on the host."""
+    if isinstance(value, Tensor):
+        return np.array(value.numpy(), copy=True)
+    owner = _backend._backend_name_of(value)
+    if owner not in (None, "numpy"):
+        return np.array(_backend.get(owner).to_host(value), copy=True)
+    return np.array(value, copy=True)
+
+
+class Module:
+    """Base class of every layer and model: holds parameters and sub-modules, found by name.
+
+    Write ``__init__`` (call ``super().__init__()`` first, then assign :class:`Parameter` and
+    :class:`Module` attributes, which register themselves) and ``forward``; call the module like a
+    function. ``training`` is True after construction; ``eval()`` turns it off (dropout then does
+    nothing) and ``train()`` back on, for the module and all its sub-modules.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    # ------------------------------------------------------------ registration
+    def _registry(self, what: str) -> dict:
+        try:
+            return object.__getattribute__(self, what)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__}: call super().__init__() at the start of __init__, before assigning "
+                "parameters or sub-modules"
+            ) from None
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, Parameter):
+            self._register("_parameters", name, value)
+        elif isinstance(value, Module):
+            self._register("_modules", name, value)
+        elif name in self.__dict__.get("_parameters", {}):
+            if value is not None:
+                raise TypeError(
+                    f"{type(self).__name__}.{name} is a parameter: assign a Parameter (or None), "
+                    f"not {type(value).__name__}"
+                )
+            self._parameters[name] = None
+        elif name in self.__dict__.get("_buffers", {}):
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(
+                    f"{type(self).__name__}.{name} is a buffer: assign a Tensor (or None), not {type(value).__name__}"
+                )
+            self._buffers[name] = value
+        elif name in self.__dict__.get("_modules", {}):
+            if value is not None:
+                raise TypeError(
+                    f"{type(self).__name__}.{name} is a sub-module: assign a Module (or None), "
+                    f"not {type(value).__name__}"
+                )
+            self._modules[name] = None
+        else:
+            object.__setattr__(self, name, value)
+
+    def _register(self, what: str, name: str, value) -> None:
+        """Put ``value`` in registry ``what`` (in its old place if it had one there), removing ``name`` elsewhere."""
+        registry = self._registry(what)
+        for other in ("_parameters", "_buffers", "_modules"):
+            if other != what:
+                self._registry(other).pop(name, None)
+        if what != "_buffers":
+            self._non_persistent.discard(name)
+        self.__dict__.pop(name, None)
+        registry[name] = value
+
+    def __getattr__(self, name: str):
+        # only called when normal lookup fails: look in the registries
+        registries = self.__dict__
+        for what in ("_parameters", "_buffers", "_modules"):
+            found = registries.get(what, {})
+            if name in found:
+                return found[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        for what in ("_parameters", "_buffers", "_modules"):
+            if name in self.__dict__.get(what, {}):
+                del self.__dict__[what][name]
+                self._non_persistent.discard(name)
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` under ``name`` (same as ``self.name = param``; ``None`` keeps the slot empty)."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got {type(param).__name__}")
+        self._register("_parameters", name, param)
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """Register a tensor that is state but not a weight (no gradient, not trained).
+
+        Buffers move with ``to()``. A persistent buffer is saved in ``state_dict()``; a
+        non-persistent one (a table recomputed from a formula, such as the sinusoidal ``PE``) is not.
+        """
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
+        self._register("_buffers", name, tensor)
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` under ``name`` (same as ``self.name = module``)."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module or None, got {type(module).__name__}")
+        self._register("_modules", name, module)
+
+    # ------------------------------------------------------------ running
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__}: define forward(...) to say what the module computes")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (dropout active) for this module and every sub-module; returns ``self``."""
+        for _, module in self.named_modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode (dropout off): ``train(False)``; returns ``self``."""
+        return self.train(False)
+
+    # ------------------------------------------------------------ walking the tree
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """``(name, module)`` for each direct sub-module."""
+        for name, module in self._modules.items():
+            if module is not None:
+                yield name, module
+
+    def children(self) -> Iterator[Module]:
+        """Each direct sub-module."""
+        for _, module in self.named_children():
+            yield module
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """``(dotted name, module)`` for this module (name ``""``) and every module below it, each once."""
+        seen = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            below = [(f"{name}.{child}" if name else child, m) for child, m in module.named_children()]
+            stack.extend(reversed(below))  # depth first, in the order of assignment
+
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def _named_tensors(self, what: str, unique: bool, persistent_only: bool = False) -> Iterator[tuple[str, Tensor]]:
+        """Parameters or buffers of every module by dotted name; ``unique``: each tensor once."""
+        seen = set()
+        for prefix, module in self.named_modules():
+            for name, t in module.__dict__[what].items():
+                if t is None or (persistent_only and name in module._non_persistent):
+                    continue
+                if unique:
+                    if id(t) in seen:
+                        continue
+                    seen.add(id(t))
+                yield (f"{prefix}.{name}" if prefix else name), t
+
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """``(dotted name, parameter)`` for every parameter, e.g. ``("layers.0.attn.W_Q.weight", W)``.
+
+        A parameter shared by two modules (tied weights) appears once, under its first name.
+        """
+        return self._named_tensors("_parameters", unique=True)
+
+    def parameters(self) -> Iterator[Parameter]:
+        """Every parameter, once each: what an optimizer updates."""
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self) -> Iterator[tuple[str, Tensor]]:
+        """``(dotted name, tensor)`` for every buffer (persistent or not)."""
+        return self._named_tensors("_buffers", unique=True)
+
+    def buffers(self) -> Iterator[Tensor]:
+        for _, b in self.named_buffers():
+            yield b
+
+    def apply(self, fn) -> Module:
+        """Call ``fn(module)`` on every sub-module and then on ``self`` (e.g. to re-initialise); returns ``self``."""
+        for module in reversed(list(self.modules())):
+            fn(module)
+        return self
+
+    # ------------------------------------------------------------ gradients, size
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients of every parameter (``None``, or zeros with ``set_to_none=False``).
+
+        ``backward()`` adds to ``.grad``, so call this (or the optimizer's) before each step.
+        """
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data = p.backend.xp.zeros_like(p.grad.data)
+
+    def requires_grad_(self, flag: bool = True) -> Module:
+        """Freeze (``False``) or unfreeze every parameter; returns ``self``."""
+        for p in self.parameters():
+            p.requires_grad = bool(flag)
+        return self
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """How many numbers the model learns (tied weights counted once).
+
+        >>> from minitransformer import nn
+        >>> nn.Linear(512, 2048).num_parameters()   # 512 * 2048 + 2048
+        1050624
+        """
+        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # ------------------------------------------------------------ moving, casting
+    def to(self, *targets) -> Module:
+        """Move every parameter and buffer to a backend and/or cast the floating ones to a dtype, in place.
+
+        ``model.to("cupy")``, ``model.to("float64")`` (gradient checks), ``model.to("numpy", "float32")``.
+        The Parameter objects stay the same (an optimizer holding them keeps working); their values,
+        and gradients if any, move or change dtype. Returns ``self``.
+        """
+        if not targets:
+            raise TypeError("Module.to: give a backend ('numpy', 'cupy', 'array_api_strict') or a dtype ('float64')")
+        parsed = [_parse_target(t) for t in targets]  # all checked before anything changes
+        tensors = list(self.parameters()) + list(self.buffers())
+        for kind, target in parsed:
+            for t in tensors:
+                _move(t, kind, target)
+                if t.grad is not None:
+                    _move(t.grad, kind, target)
+        return self
+
+    # ------------------------------------------------------------ saving, loading
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every parameter and persistent buffer by dotted name, as NumPy arrays on the host (copies).
+
+        Always NumPy, whatever the backend: a model trained on a GPU saves weights a CPU can load.
+        Tied weights appear under each of their names, as in PyTorch.
+        """
+        state = {}
+        for what in ("_parameters", "_buffers"):
+            for name, t in self._named_tensors(what, unique=False, persistent_only=True):
+                state[name] = _host_copy(t)
+        return state
+
+    def load_state_dict(self, state, strict: bool = True) -> LoadResult:
+        """Copy the arrays of ``state`` into the parameters and buffers of the same names, in place.
+
+        Everything is checked first, and nothing changes if something is wrong: a
+        :class:`StateDictError` lists the missing keys, the unexpected keys (only with
+        ``strict=True``) and every key whose shape differs (always). Values are cast to each
+        parameter's dtype and moved to its backend. Returns the missing and unexpected keys.
+        """
+        if not hasattr(state, "keys"):
+            raise TypeError(f"load_state_dict: expected a mapping of name -> array, got {type(state).__name__}")
+        targets = {}
+        for what in ("_parameters", "_buffers"):
+            targets.update(self._named_tensors(what, unique=False, persistent_only=True))
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
+        values, wrong = {}, []
+        for name, t in targets.items():
+            if name in state:
+                values[name] = _host_copy(state[name])
+                if tuple(values[name].shape) != t.shape:
+                    wrong.append(f"{name!r}: the model expects shape {t.shape}, the state has {values[name].shape}")
+                elif values[name].dtype.kind not in "fiub":
+                    wrong.append(f"{name!r}: values of dtype {values[name].dtype} are not numbers")
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys (in the model, not in the state): {', '.join(map(repr, missing))}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys (in the state, not in the model): {', '.join(map(repr, unexpected))}")
+        if wrong:
+            problems.append("wrong shapes or values:\n    " + "\n    ".join(wrong))
+        if problems:
+            raise StateDictError(
+                f"load_state_dict: the state does not fit {type(self).__name__}; nothing was loaded.\n  "
+                + "\n  ".join(problems)
+            )
+        for name, host in values.items():
+            t = targets[name]
+            t.data = t.backend.asarray(host.astype(t.dtype_name, copy=False))
+        return LoadResult(missing, unexpected)
+
+    # ------------------------------------------------------------ printing
+    def extra_repr(self) -> str:
+        """The settings shown inside the parentheses of ``repr`` (``d_model=512, heads=8``)."""
+        return ""
+
+    def __repr__(self) -> str:
+        count = self.num_parameters()
+        note = f"  # {count:,} parameters" if count else ""
+        children = list(self.named_children())
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()}){note}"
+        lines = [f"{type(self).__name__}("]
+        if self.extra_repr():
+            lines.append("  " + self.extra_repr())
+        for name, child in children:
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        lines.append(f"){note}")
+        return "\n".join(lines)
+
+
+def _move(t: Tensor, kind: str, target) -> None:
+    """Move ``t`` to a backend or cast it to a floating dtype, keeping the same Tensor object."""
+    if kind == "backend":
+        if t.backend is not target:
+            t.data = target.asarray(t.backend.to_host(t.data))
+            t.backend = target
+    elif t.backend.xp.isdtype(t.dtype, "real floating") and t.dtype_name != target:
+        t.data = t.backend.xp.astype(t.data, t.backend.dtype(target))
+
+
+class ModuleList(Module):
+    """A list of modules, registered as ``"0"``, ``"1"``, ...: the N layers of an encoder stack.
+
+    >>> from minitransformer import nn
+    >>> layers = nn.ModuleList([nn.Linear(4, 4) for _ in range(3)])
+    >>> len(layers), [name for name, _ in layers.named_parameters()][:2]
+    (3, ['0.weight', '0.bias'])
+    """
+
+    def __init__(self, modules: Iterable[Module] = ()):
+        super().__init__()
+        self.extend(modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def _index(self, i: int) -> str:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"{type(self).__name__}: index {i} is out of range for {n} modules")
+        return str(i % n)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return self._from(list(self._modules.values())[i])
+        return self._modules[self._index(i)]
+
+    @classmethod
+    def _from(cls, modules: list[Module]) -> ModuleList:
+        return cls(modules)
+
+    def __setitem__(self, i: int, module: Module) -> None:
+        self.add_module(self._index(i), module)
+
+    def append(self, module: Module) -> ModuleList:
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for module in modules:
+            self.append(module)
+        return self
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleList has no forward: loop over it (for layer in layers: x = layer(x))")
+
+
+class Sequential(ModuleList):
+    """Modules applied one after another: ``Sequential(f, g)(x) = g(f(x))``."""
+
+    def __init__(self, *modules: Module):
+        super().__init__(modules)
+
+    @classmethod
+    def _from(cls, modules: list[Module]) -> Sequential:
+        return cls(*modules)
+
+    def forward(self, x):
+        for module in self:
+            x = module(x)
+        return x

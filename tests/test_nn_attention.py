@@ -1,0 +1,275 @@
+"""MultiHeadAttention: against NumPy written here, literal vs batched form, finite differences, PyTorch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+import minitransformer.functional as F
+from minitransformer import nn
+
+
+def gradcheck_module(module, *inputs, **options):
+    """``mt.gradcheck`` of ``module(*inputs)`` with respect to the inputs *and* every parameter.
+
+    The parameters are passed to gradcheck as extra inputs; the function puts each one (or
+    gradcheck's perturbed copy, a plain Tensor) into the module's slot before calling it.
+    """
+    slots = [(owner, name) for _, owner in module.named_modules() for name in owner._parameters]
+    slots = [(owner, name) for owner, name in slots if owner._parameters[name] is not None]
+    params = [owner._parameters[name] for owner, name in slots]
+    n = len(inputs)
+
+    def fn(*tensors):
+        for (owner, name), t in zip(slots, tensors[n:]):
+            owner._parameters[name] = t
+        return module(*tensors[:n])
+
+    try:
+        return mt.gradcheck(fn, *inputs, *params, **options)
+    finally:
+        for (owner, name), p in zip(slots, params):
+            owner._parameters[name] = p
+
+
+def rel_err(got, expected) -> float:
+    """max |got - expected| / max |expected|."""
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    return float(np.max(np.abs(got - expected)) / max(np.max(np.abs(expected)), 1e-300))
+
+
+def f64(rng, *shape, requires_grad=True):
+    return mt.tensor(rng.standard_normal(shape), dtype="float64", requires_grad=requires_grad)
+
+
+def mha64(rng, d_model=8, heads=2, bias=True, **kwargs):
+    """A float64 MultiHeadAttention with random (not zero) biases, so every parameter matters."""
+    mha = nn.MultiHeadAttention(d_model, heads, bias=bias, **kwargs).to("float64")
+    if bias:
+        for proj in (mha.W_Q, mha.W_K, mha.W_V, mha.W_O):
+            proj.bias = nn.Parameter(rng.standard_normal(d_model) * 0.5)
+    return mha
+
+
+def mha_np(mha, q, k, v, mask=None):
+    """Multi-head attention in float64 NumPy: project, split the features into heads, einsum, softmax, merge."""
+    P = {name: p.numpy() for name, p in mha.named_parameters()}
+    h, d_k = mha.heads, mha.d_k
+    B, L, S = q.shape[0], q.shape[1], k.shape[1]
+
+    def project(x, name, n):
+        return (x @ P[f"{name}.weight"] + P.get(f"{name}.bias", 0.0)).reshape(B, n, h, d_k)
+
+    Q, K, V = project(q, "W_Q", L), project(k, "W_K", S), project(v, "W_V", S)
+    scores = np.einsum("blhd,bshd->bhls", Q, K) / math.sqrt(d_k)
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    A = np.exp(scores - scores.max(-1, keepdims=True))
+    A = A / A.sum(-1, keepdims=True)
+    heads = np.einsum("bhls,bshd->blhd", A, V).reshape(B, L, h * d_k)
+    return heads @ P["W_O.weight"] + P.get("W_O.bias", 0.0), A
+
+
+# ------------------------------------------------------------------ shapes
+def test_shapes_of_self_cross_and_unbatched_attention():
+    mha = nn.MultiHeadAttention(8, 2)
+    out, w = mha(mt.randn(2, 5, 8))
+    assert (out.shape, w.shape) == ((2, 5, 8), (2, 2, 5, 5))
+    out, w = mha(mt.randn(2, 3, 8), mt.randn(2, 7, 8))  # cross-attention, value defaults to key
+    assert (out.shape, w.shape) == ((2, 3, 8), (2, 2, 3, 7))
+    out, w = mha(mt.randn(5, 8))
+    assert (out.shape, w.shape) == ((5, 8), (2, 5, 5))
+    out, w = mha(mt.randn(2, 5, 8), need_weights=False)
+    assert out.shape == (2, 5, 8) and w is None
+    assert [n for n, _ in mha.named_parameters()] == [
+        f"{p}.{kind}" for p in ("W_Q", "W_K", "W_V", "W_O") for kind in ("weight", "bias")
+    ]
+    assert mha.d_k == 4 and mha.W_Q.weight.shape == (8, 8)
+
+
+# ------------------------------------------------------------------ against NumPy
+@pytest.mark.parametrize("literal", [False, True])
+def test_matches_numpy_with_masks(rng, literal):
+    mha = mha64(rng, d_model=8, heads=4, literal=literal)
+    q, kv = rng.standard_normal((2, 5, 8)), rng.standard_normal((2, 6, 8))
+    out, w = mha(mt.tensor(q))  # no mask, self-attention
+    expected, A = mha_np(mha, q, q, q)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14)
+
+    causal = np.tril(np.ones((5, 5), dtype=bool))  # (L, L): position i sees 0..i
+    out, w = mha(mt.tensor(q), mask=F.causal_mask(5))
+    expected, A = mha_np(mha, q, q, q, causal)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14)
+    assert not w.numpy()[..., ~causal].any()
+
+    ids = mt.tensor([[3, 4, 5, 0, 0, 0], [1, 2, 3, 4, 5, 0]])  # 0 = padding
+    pad = F.padding_mask(ids, 0)  # (B, 1, 1, S)
+    out, w = mha(mt.tensor(q), mt.tensor(kv), mask=pad)
+    expected, A = mha_np(mha, q, kv, kv, pad.numpy())
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14)
+    assert not w.numpy()[0, :, :, 3:].any() and np.allclose(w.numpy().sum(-1), 1.0)
+
+
+# ------------------------------------------------------------------ literal form == batched form
+def run(mha, literal, inputs, G, mask):
+    """Output, weights and every gradient (inputs, then parameters) for one form."""
+    mha.literal = literal
+    mha.zero_grad()
+    for t in inputs:
+        t.grad = None
+    out, w = mha(*inputs, mask=mask)
+    (out * mt.tensor(G)).sum().backward()
+    return [out.numpy(), w.numpy()] + [t.grad.numpy() for t in inputs] + [p.grad.numpy() for p in mha.parameters()]
+
+
+@pytest.mark.parametrize("case", ["self", "cross-padding", "per-head-mask"])
+def test_literal_and_batched_forms_agree_in_values_and_gradients(rng, case):
+    B, L, S, d_model, heads = 2, 4, 5, 12, 3
+    mha = mha64(rng, d_model, heads)
+    if case == "self":
+        inputs, mask = [f64(rng, B, L, d_model)], F.causal_mask(L)
+    elif case == "cross-padding":
+        inputs = [f64(rng, B, L, d_model), f64(rng, B, S, d_model), f64(rng, B, S, d_model)]
+        mask = F.padding_mask(mt.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]), 0)  # (B, 1, 1, S)
+    else:
+        inputs = [f64(rng, B, L, d_model), f64(rng, B, S, d_model)]
+        mask = mt.tensor(rng.random((B, heads, L, S)) < 0.7)  # a different mask for every head
+        mask = mt.tensor(mask.numpy() | (np.arange(S) == 0))  # every query sees at least one key
+    G = rng.standard_normal((B, L, d_model))
+    batched = run(mha, False, inputs, G, mask)
+    literal = run(mha, True, inputs, G, mask)
+    assert len(batched) == 2 + len(inputs) + 8
+    for a, b in zip(batched, literal):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("literal", [False, True])
+def test_gradcheck_inputs_and_parameters(rng, literal):
+    mha = mha64(rng, d_model=4, heads=2, literal=literal)
+    q, k, v = f64(rng, 1, 2, 4), f64(rng, 1, 3, 4), f64(rng, 1, 3, 4)
+    mask = mt.tensor([[True, True, False], [True, False, True]])  # (L, S)
+    assert gradcheck_module(_Masked(mha, mask), q, k, v)
+
+
+class _Masked(nn.Module):
+    """``mha(q, k, v, mask=mask)`` as a module of the same parameters (for gradcheck_module)."""
+
+    def __init__(self, mha, mask):
+        super().__init__()
+        self.mha, self.mask = mha, mask
+
+    def forward(self, q, k, v):
+        return self.mha(q, k, v, mask=self.mask)
+
+
+# ------------------------------------------------------------------ dropout and modes
+def test_attention_dropout_only_while_training():
+    mha = nn.MultiHeadAttention(8, 2, dropout=0.5)
+    x = mt.randn(2, 6, 8)
+    trained, w = mha(x)
+    assert np.allclose(w.numpy().sum(-1), 1.0)  # the weights returned are those before dropout
+    mha.eval()
+    first, _ = mha(x)
+    np.testing.assert_array_equal(first.numpy(), mha(x)[0].numpy())
+    assert not np.allclose(trained.numpy(), first.numpy())
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_input_is_refused_before_arithmetic():
+    with pytest.raises(ValueError, match="^MultiHeadAttention: d_model=10 is not divisible by heads=3$"):
+        nn.MultiHeadAttention(10, 3)
+    with pytest.raises(ValueError, match="MultiHeadAttention: the dropout probability p must be a number in"):
+        nn.MultiHeadAttention(8, 2, dropout=1.5)
+    mha = nn.MultiHeadAttention(8, 4)
+    with pytest.raises(ValueError, match=r"query has shape \(2, 5, 6\); expected \(batch, seq, d_model=8\)"):
+        mha(mt.zeros(2, 5, 6))
+    with pytest.raises(ValueError, match=r"MultiHeadAttention: key has shape \(2, 5, 4\)"):
+        mha(mt.zeros(2, 5, 8), mt.zeros(2, 5, 4))
+    with pytest.raises(ValueError, match="MultiHeadAttention: key has 5 positions and value has 4; each key needs"):
+        mha(mt.zeros(2, 3, 8), mt.zeros(2, 5, 8), mt.zeros(2, 4, 8))
+    with pytest.raises(ValueError, match="MultiHeadAttention: batch sizes differ"):
+        mha(mt.zeros(2, 3, 8), mt.zeros(3, 5, 8))
+    scores = r"mask of shape \(2, 3, 3\) does not broadcast to the scores \(batch, heads, L, S\) = \(2, 4, 3, 3\)"
+    with pytest.raises(ValueError, match=scores):
+        mha(mt.zeros(2, 3, 8), mask=mt.ones(2, 3, 3, dtype="bool"))
+    with pytest.raises(TypeError, match="the mask must be boolean"):
+        mha(mt.zeros(2, 3, 8), mask=mt.ones(3, 3))
+
+
+# ------------------------------------------------------------------ against PyTorch
+def torch_copy(mha, torch):
+    """A torch.nn.MultiheadAttention holding the same weights (torch stores each W transposed, Q|K|V stacked)."""
+    d, bias = mha.d_model, mha.W_Q.bias is not None
+    ref = torch.nn.MultiheadAttention(d, mha.heads, bias=bias, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.from_numpy(np.concatenate([mha.W_Q.weight.numpy().T,
+                                                                  mha.W_K.weight.numpy().T,
+                                                                  mha.W_V.weight.numpy().T])))
+        ref.out_proj.weight.copy_(torch.from_numpy(mha.W_O.weight.numpy().T))
+        if bias:
+            ref.in_proj_bias.copy_(torch.from_numpy(np.concatenate([mha.W_Q.bias.numpy(), mha.W_K.bias.numpy(),
+                                                                    mha.W_V.bias.numpy()])))
+            ref.out_proj.bias.copy_(torch.from_numpy(mha.W_O.bias.numpy()))
+    return ref
+
+
+@pytest.mark.parametrize("literal", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("case", ["self-causal", "cross-padding"])
+def test_against_torch(rng, literal, bias, case):
+    torch = pytest.importorskip("torch")
+    B, L, S, d_model, heads = 2, 4, 6, 8, 2
+    mha = mha64(rng, d_model, heads, bias=bias, literal=literal)
+    ref = torch_copy(mha, torch)
+    q_np = rng.standard_normal((B, L, d_model))
+    if case == "self-causal":
+        arrays = [q_np]
+        mask = F.causal_mask(L)  # (L, L), True = may attend
+        torch_mask = {"attn_mask": torch.from_numpy(~mask.numpy())}  # torch: True = may NOT attend
+    else:
+        arrays = [q_np, rng.standard_normal((B, S, d_model)), rng.standard_normal((B, S, d_model))]
+        ids = np.array([[1, 2, 3, 4, 0, 0], [1, 2, 3, 4, 5, 6]])
+        mask = F.padding_mask(mt.tensor(ids), 0)  # (B, 1, 1, S)
+        torch_mask = {"key_padding_mask": torch.from_numpy(ids == 0)}
+    ours = [mt.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    G = rng.standard_normal((B, L, d_model))
+
+    out, w = mha(*ours, mask=mask)
+    (out * mt.tensor(G)).sum().backward()
+    t_in = theirs if len(theirs) == 3 else theirs * 3
+    out_t, w_t = ref(*t_in, need_weights=True, average_attn_weights=False, **torch_mask)
+    out_t.backward(torch.from_numpy(G))
+    _, w_avg = ref(*t_in, need_weights=True, average_attn_weights=True, **torch_mask)
+
+    errors = {
+        "output": rel_err(out.numpy(), out_t.detach().numpy()),
+        "weights per head": rel_err(w.numpy(), w_t.detach().numpy()),
+        "weights averaged": rel_err(w.numpy().mean(axis=1), w_avg.detach().numpy()),
+    }
+    W_in = ref.in_proj_weight.grad.numpy()
+    for i, name in enumerate(("W_Q", "W_K", "W_V")):
+        proj = getattr(mha, name)
+        errors[f"{name}.weight"] = rel_err(proj.weight.grad.numpy(), W_in[i * d_model:(i + 1) * d_model].T)
+        if bias and name == "W_K":
+            # q . b_K adds the same number to every score of a row, and softmax ignores that: the
+            # gradient of the key bias is 0 in exact arithmetic, so both sides hold only rounding
+            assert np.abs(proj.bias.grad.numpy()).max() < 1e-12
+            assert np.abs(ref.in_proj_bias.grad.numpy()[d_model:2 * d_model]).max() < 1e-12
+        elif bias:
+            errors[f"{name}.bias"] = rel_err(proj.bias.grad.numpy(),
+                                             ref.in_proj_bias.grad.numpy()[i * d_model:(i + 1) * d_model])
+    errors["W_O.weight"] = rel_err(mha.W_O.weight.grad.numpy(), ref.out_proj.weight.grad.numpy().T)
+    if bias:
+        errors["W_O.bias"] = rel_err(mha.W_O.bias.grad.numpy(), ref.out_proj.bias.grad.numpy())
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        errors[f"input {k}"] = rel_err(a.grad.numpy(), b.grad.numpy())
+    worst = max(errors, key=errors.get)
+    print(f"largest relative error vs torch ({case}, literal={literal}, bias={bias}): {errors[worst]:.2e} ({worst})")
+    assert errors[worst] < 1e-6, errors

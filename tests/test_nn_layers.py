@@ -1,0 +1,356 @@
+"""The layers, each against plain float64 NumPy written here, finite differences, and PyTorch where installed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+from minitransformer import nn
+
+
+def gradcheck_module(module, *inputs, **options):
+    """``mt.gradcheck`` of ``module(*inputs)`` with respect to the inputs *and* every parameter.
+
+    The parameters are passed to gradcheck as extra inputs; the function puts each one (or
+    gradcheck's perturbed copy, a plain Tensor) into the module's slot before calling it.
+    """
+    slots = [(owner, name) for _, owner in module.named_modules() for name in owner._parameters]
+    slots = [(owner, name) for owner, name in slots if owner._parameters[name] is not None]
+    params = [owner._parameters[name] for owner, name in slots]
+    n = len(inputs)
+
+    def fn(*tensors):
+        for (owner, name), t in zip(slots, tensors[n:]):
+            owner._parameters[name] = t
+        return module(*tensors[:n])
+
+    try:
+        return mt.gradcheck(fn, *inputs, *params, **options)
+    finally:
+        for (owner, name), p in zip(slots, params):
+            owner._parameters[name] = p
+
+
+def rel_err(got, expected) -> float:
+    """max |got - expected| / max |expected|."""
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    return float(np.max(np.abs(got - expected)) / max(np.max(np.abs(expected)), 1e-300))
+
+
+def f64(rng, *shape, requires_grad=True):
+    return mt.tensor(rng.standard_normal(shape), dtype="float64", requires_grad=requires_grad)
+
+
+# ------------------------------------------------------------------ init
+def test_xavier_uniform_limit_and_variance():
+    W = nn.init.xavier_uniform_(nn.Parameter(mt.zeros(200, 300)))
+    a = math.sqrt(6 / (200 + 300))  # the limit, by the formula
+    values = W.numpy().astype(np.float64)
+    assert np.abs(values).max() <= a
+    assert values.var() == pytest.approx(a**2 / 3, rel=0.05)  # Var U[-a, a] = a^2 / 3
+    assert W.grad is None and W.requires_grad
+
+
+def test_xavier_normal_std_and_gain():
+    W = nn.init.xavier_normal_(nn.Parameter(mt.zeros(200, 300)), gain=2.0)
+    assert W.numpy().std() == pytest.approx(2.0 * math.sqrt(2 / (200 + 300)), rel=0.03)
+
+
+def test_init_follows_manual_seed():
+    mt.manual_seed(7)
+    first = nn.Linear(5, 5).weight.numpy()
+    mt.manual_seed(7)
+    np.testing.assert_array_equal(nn.Linear(5, 5).weight.numpy(), first)
+    mt.manual_seed(8)
+    assert not np.array_equal(nn.Linear(5, 5).weight.numpy(), first)
+
+
+def test_init_needs_two_axes():
+    with pytest.raises(ValueError, match=r"init: fan_in and fan_out need a weight of 2 or more dimensions, got shape"):
+        nn.init.xavier_uniform_(nn.Parameter(mt.zeros(3)))
+
+
+# ------------------------------------------------------------------ Linear
+def test_linear_matches_numpy(rng):
+    lin = nn.Linear(4, 3)
+    lin.bias = nn.Parameter(rng.standard_normal(3).astype(np.float32))
+    x = rng.standard_normal((2, 5, 4)).astype(np.float32)
+    W, b = lin.weight.numpy().astype(np.float64), lin.bias.numpy().astype(np.float64)
+    np.testing.assert_allclose(lin(mt.tensor(x)).numpy(), x.astype(np.float64) @ W + b, rtol=1e-5, atol=1e-6)
+    assert lin.weight.shape == (4, 3) and [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
+    assert np.abs(W).max() <= math.sqrt(6 / (4 + 3))  # Xavier limit
+    assert not nn.Linear(4, 3).bias.numpy().any()  # biases start at zero
+
+
+def test_linear_without_bias():
+    lin = nn.Linear(4, 3, bias=False)
+    assert lin.bias is None and [n for n, _ in lin.named_parameters()] == ["weight"]
+    x = mt.ones(1, 4)
+    np.testing.assert_allclose(lin(x).numpy(), lin.weight.numpy().sum(axis=0, keepdims=True), rtol=1e-6)
+
+
+def test_linear_gradcheck(rng):
+    lin = nn.Linear(3, 2).to("float64")
+    lin.bias = nn.Parameter(rng.standard_normal(2))
+    assert gradcheck_module(lin, f64(rng, 2, 4, 3))
+
+
+def test_linear_bad_input():
+    with pytest.raises(ValueError, match=r"Linear: input has shape \(2, 5\); its last axis must be d_in=4"):
+        nn.Linear(4, 3)(mt.zeros(2, 5))
+    with pytest.raises(ValueError, match="Linear: d_out must be a positive integer, got 0"):
+        nn.Linear(4, 0)
+
+
+def test_linear_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    lin = nn.Linear(4, 3).to("float64")
+    lin.bias = nn.Parameter(rng.standard_normal(3))
+    ref = torch.nn.Linear(4, 3, dtype=torch.float64)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(lin.weight.numpy().T))  # torch stores W^T, (d_out, d_in)
+        ref.bias.copy_(torch.from_numpy(lin.bias.numpy()))
+    x_np, G = rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 5, 3))
+    x, xt = mt.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+    y, yt = lin(x), ref(xt)
+    y.backward(G)
+    yt.backward(torch.from_numpy(G))
+    assert rel_err(y.numpy(), yt.detach().numpy()) < 1e-12
+    assert rel_err(lin.weight.grad.numpy(), ref.weight.grad.numpy().T) < 1e-12
+    assert rel_err(lin.bias.grad.numpy(), ref.bias.grad.numpy()) < 1e-12
+    assert rel_err(x.grad.numpy(), xt.grad.numpy()) < 1e-12
+
+
+# ------------------------------------------------------------------ Embedding
+IDS = [[1, 4, 1], [0, 4, 4]]  # repeated ids: their gradients must add up
+
+
+def test_embedding_is_a_row_lookup_with_optional_scale():
+    emb = nn.Embedding(5, 8)
+    E = emb.weight.numpy().astype(np.float64)
+    np.testing.assert_array_equal(emb(mt.tensor(IDS)).numpy(), E[np.array(IDS)])
+    np.testing.assert_array_equal(emb(IDS).numpy(), E[np.array(IDS)])  # nested lists work too
+    scaled = nn.Embedding(5, 8, scale=True)
+    scaled.load_state_dict(emb.state_dict())
+    np.testing.assert_allclose(scaled(mt.tensor(IDS)).numpy(), E[np.array(IDS)] * math.sqrt(8), rtol=1e-6)
+
+
+def test_embedding_gradient_adds_repeated_ids(rng):
+    emb = nn.Embedding(5, 3, scale=True).to("float64")
+    G = rng.standard_normal((2, 3, 3))
+    emb(mt.tensor(IDS)).backward(G)
+    expected = np.zeros((5, 3))
+    np.add.at(expected, np.array(IDS), G * math.sqrt(3))
+    np.testing.assert_allclose(emb.weight.grad.numpy(), expected, rtol=1e-12)
+    assert not emb.weight.grad.numpy()[[2, 3]].any()  # ids never used get no gradient
+
+
+def test_embedding_init_variance():
+    emb = nn.Embedding(1000, 64)
+    assert emb.weight.numpy().std() == pytest.approx(64**-0.5, rel=0.03)  # N(0, 1/d_model)
+
+
+def test_embedding_bad_ids():
+    emb = nn.Embedding(10, 4)
+    with pytest.raises(TypeError, match=r"Embedding: token ids must be integers, got float32 with shape \(2,\)"):
+        emb(mt.tensor([1.0, 2.0]))
+    vocab = r"Embedding: token id 10 is out of range for a vocabulary of 10 \(ids must be in 0..9\)"
+    with pytest.raises(IndexError, match=vocab):
+        emb(mt.tensor([[3, 10], [2, 1]]))
+    with pytest.raises(IndexError, match="token id -1 is out of range for a vocabulary of 10"):
+        emb(mt.tensor([-1, 2]))
+
+
+def test_embedding_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    emb = nn.Embedding(5, 3).to("float64")
+    ref = torch.nn.Embedding(5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(emb.weight.numpy()))
+    G = rng.standard_normal((2, 3, 3))
+    y, yt = emb(mt.tensor(IDS)), ref(torch.tensor(IDS))
+    y.backward(G)
+    yt.backward(torch.from_numpy(G))
+    assert rel_err(y.numpy(), yt.detach().numpy()) == 0.0
+    assert rel_err(emb.weight.grad.numpy(), ref.weight.grad.numpy()) < 1e-12
+
+
+# ------------------------------------------------------------------ LayerNorm
+def layer_norm_np(x, gamma, beta, eps):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return gamma * (x - mu) / np.sqrt(var + eps) + beta
+
+
+def test_layer_norm_matches_numpy(rng):
+    norm = nn.LayerNorm(6, eps=1e-3).to("float64")
+    assert [n for n, _ in norm.named_parameters()] == ["gamma", "beta"]
+    np.testing.assert_array_equal(norm.gamma.numpy(), np.ones(6))
+    np.testing.assert_array_equal(norm.beta.numpy(), np.zeros(6))
+    norm.load_state_dict({"gamma": rng.standard_normal(6), "beta": rng.standard_normal(6)})
+    x = rng.standard_normal((2, 3, 6)) * 5 + 3
+    expected = layer_norm_np(x, norm.gamma.numpy(), norm.beta.numpy(), 1e-3)
+    np.testing.assert_allclose(norm(mt.tensor(x)).numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_layer_norm_gradcheck(rng):
+    norm = nn.LayerNorm(4).to("float64")
+    norm.load_state_dict({"gamma": rng.standard_normal(4), "beta": rng.standard_normal(4)})
+    assert gradcheck_module(norm, f64(rng, 2, 3, 4))
+
+
+def test_layer_norm_bad_input():
+    with pytest.raises(ValueError, match=r"LayerNorm: input has shape \(2, 5\); its last axis must be d_model=4"):
+        nn.LayerNorm(4)(mt.zeros(2, 5))
+    with pytest.raises(ValueError, match="LayerNorm: eps must be a number >= 0"):
+        nn.LayerNorm(4, eps=-1.0)
+
+
+def test_layer_norm_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    norm = nn.LayerNorm(6).to("float64")
+    norm.load_state_dict({"gamma": rng.standard_normal(6), "beta": rng.standard_normal(6)})
+    ref = torch.nn.LayerNorm(6, eps=1e-5, dtype=torch.float64)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(norm.gamma.numpy()))
+        ref.bias.copy_(torch.from_numpy(norm.beta.numpy()))
+    x_np, G = rng.standard_normal((2, 3, 6)), rng.standard_normal((2, 3, 6))
+    x, xt = mt.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+    y, yt = norm(x), ref(xt)
+    y.backward(G)
+    yt.backward(torch.from_numpy(G))
+    assert rel_err(y.numpy(), yt.detach().numpy()) < 1e-12
+    assert rel_err(x.grad.numpy(), xt.grad.numpy()) < 1e-10
+    assert rel_err(norm.gamma.grad.numpy(), ref.weight.grad.numpy()) < 1e-12
+    assert rel_err(norm.beta.grad.numpy(), ref.bias.grad.numpy()) < 1e-12
+
+
+# ------------------------------------------------------------------ Dropout
+def test_dropout_in_training_and_evaluation():
+    drop = nn.Dropout(0.25)
+    x = mt.ones(100, 100)
+    y = drop(x).numpy()
+    assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.75)}
+    assert (y == 0).mean() == pytest.approx(0.25, abs=0.02)
+    drop.eval()
+    assert drop(x) is x
+    with pytest.raises(ValueError, match=r"Dropout: the dropout probability p must be a number in \[0, 1\), got 1.0"):
+        nn.Dropout(1.0)
+
+
+# ------------------------------------------------------------------ FeedForward
+def gelu_np(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_feed_forward_matches_equation_2(rng, activation):
+    ffn = nn.FeedForward(4, 16, activation=activation).to("float64")
+    assert [n for n, _ in ffn.named_parameters()] == ["W_1.weight", "W_1.bias", "W_2.weight", "W_2.bias"]
+    ffn.W_1.bias = nn.Parameter(rng.standard_normal(16))
+    ffn.W_2.bias = nn.Parameter(rng.standard_normal(4))
+    W_1, b_1, W_2, b_2 = (p.numpy() for p in ffn.parameters())
+    x = rng.standard_normal((2, 3, 4))
+    act = (lambda h: np.maximum(0, h)) if activation == "relu" else gelu_np
+    expected = act(x @ W_1 + b_1) @ W_2 + b_2  # FFN(x) = max(0, x W_1 + b_1) W_2 + b_2
+    np.testing.assert_allclose(ffn(mt.tensor(x)).numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_feed_forward_gradcheck(rng, activation):
+    ffn = nn.FeedForward(3, 5, activation=activation).to("float64")
+    assert gradcheck_module(ffn, f64(rng, 2, 2, 3))
+
+
+def test_feed_forward_dropout_only_while_training():
+    ffn = nn.FeedForward(4, 64, dropout=0.5)
+    x = mt.randn(2, 3, 4)
+    ffn.eval()
+    np.testing.assert_array_equal(ffn(x).numpy(), ffn(x).numpy())
+    ffn.train()
+    assert not np.allclose(ffn(x).numpy(), ffn.eval()(x).numpy())
+
+
+def test_feed_forward_bad_arguments():
+    with pytest.raises(ValueError, match="FeedForward: activation must be one of 'relu', 'gelu', got 'tanh'"):
+        nn.FeedForward(4, 8, activation="tanh")
+    with pytest.raises(ValueError, match=r"FeedForward: input has shape \(2, 3\); its last axis must be d_model=4"):
+        nn.FeedForward(4, 8)(mt.zeros(2, 3))
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_feed_forward_against_torch(rng, activation):
+    torch = pytest.importorskip("torch")
+    ffn = nn.FeedForward(4, 8, activation=activation).to("float64")
+    ffn.W_1.bias = nn.Parameter(rng.standard_normal(8))
+    act = torch.nn.ReLU() if activation == "relu" else torch.nn.GELU(approximate="tanh")
+    ref = torch.nn.Sequential(torch.nn.Linear(4, 8), act, torch.nn.Linear(8, 4)).double()
+    with torch.no_grad():
+        for ours, theirs in ((ffn.W_1, ref[0]), (ffn.W_2, ref[2])):
+            theirs.weight.copy_(torch.from_numpy(ours.weight.numpy().T))
+            theirs.bias.copy_(torch.from_numpy(ours.bias.numpy()))
+    x_np, G = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4))
+    x, xt = mt.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+    y, yt = ffn(x), ref(xt)
+    y.backward(G)
+    yt.backward(torch.from_numpy(G))
+    assert rel_err(y.numpy(), yt.detach().numpy()) < 1e-12
+    assert rel_err(x.grad.numpy(), xt.grad.numpy()) < 1e-12
+    for ours, theirs in ((ffn.W_1, ref[0]), (ffn.W_2, ref[2])):
+        assert rel_err(ours.weight.grad.numpy(), theirs.weight.grad.numpy().T) < 1e-12
+        assert rel_err(ours.bias.grad.numpy(), theirs.bias.grad.numpy()) < 1e-12
+
+
+# ------------------------------------------------------------------ positional encodings
+def pe_np(max_len, d):
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...), written out element by element."""
+    PE = np.zeros((max_len, d))
+    for pos in range(max_len):
+        for j in range(d):
+            angle = pos / 10000 ** ((j - j % 2) / d)
+            PE[pos, j] = math.sin(angle) if j % 2 == 0 else math.cos(angle)
+    return PE
+
+
+def test_sinusoidal_encoding_adds_the_fixed_table(rng):
+    pe = nn.SinusoidalPositionalEncoding(6, max_len=10)
+    x = rng.standard_normal((2, 4, 6)).astype(np.float32)
+    np.testing.assert_allclose(pe(mt.tensor(x)).numpy(), x + pe_np(10, 6)[:4], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(pe(mt.tensor(x), start=3).numpy(), x + pe_np(10, 6)[3:7], rtol=1e-6, atol=1e-6)
+    assert list(pe.parameters()) == [] and pe.num_parameters() == 0
+
+
+def test_sinusoidal_encoding_passes_gradient_unchanged(rng):
+    pe = nn.SinusoidalPositionalEncoding(4, max_len=5).to("float64")
+    x = f64(rng, 2, 3, 4)
+    G = rng.standard_normal((2, 3, 4))
+    pe(x).backward(G)
+    np.testing.assert_array_equal(x.grad.numpy(), G)
+
+
+def test_positional_encodings_refuse_long_sequences():
+    with pytest.raises(ValueError, match="SinusoidalPositionalEncoding: a sequence of length 9 does not fit max_len=8"):
+        nn.SinusoidalPositionalEncoding(4, max_len=8)(mt.zeros(1, 9, 4))
+    with pytest.raises(ValueError, match="a sequence of length 3 starting at position 6 does not fit max_len=8"):
+        nn.SinusoidalPositionalEncoding(4, max_len=8)(mt.zeros(1, 3, 4), start=6)
+    with pytest.raises(ValueError, match="LearnedPositionalEmbedding: a sequence of length 9 does not fit max_len=8"):
+        nn.LearnedPositionalEmbedding(8, 4)(mt.zeros(1, 9, 4))
+    with pytest.raises(ValueError, match=r"input has shape \(1, 9, 5\); its last axis must be d_model=4"):
+        nn.SinusoidalPositionalEncoding(4, max_len=8)(mt.zeros(1, 9, 5))
+
+
+def test_learned_positional_embedding_is_a_trained_table(rng):
+    pos = nn.LearnedPositionalEmbedding(max_len=6, d_model=4).to("float64")
+    assert [n for n, _ in pos.named_parameters()] == ["weight"] and pos.weight.shape == (6, 4)
+    P = pos.weight.numpy()
+    x = f64(rng, 2, 3, 4)
+    np.testing.assert_allclose(pos(x).numpy(), x.numpy() + P[:3], rtol=1e-12)
+    G = rng.standard_normal((2, 3, 4))
+    pos(x).backward(G)
+    expected = np.zeros((6, 4))
+    expected[:3] = G.sum(axis=0)  # each row gets the gradient of its position, summed over the batch
+    np.testing.assert_allclose(pos.weight.grad.numpy(), expected, rtol=1e-12)
+    assert gradcheck_module(pos, f64(rng, 1, 2, 4))

@@ -1,0 +1,328 @@
+"""Module mechanics: registration, names, state_dict round trips and errors, modes, gradients, moving, printing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+from minitransformer import nn
+
+
+class Block(nn.Module):
+    """A small stand-in for an encoder layer: attention, a norm, a feed-forward, a plain attribute."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.attn = nn.MultiHeadAttention(d, 2)
+        self.norm = nn.LayerNorm(d)
+        self.ffn = nn.FeedForward(d, 2 * d)
+        self.note = "not registered"
+        self.plain = mt.tensor(2.0)  # a plain Tensor is no parameter (nor a buffer: to() leaves it)
+
+    def forward(self, x):
+        x = x + self.attn(x)[0]
+        return self.norm(x + self.ffn(x))
+
+
+class Stack(nn.Module):
+    def __init__(self, d: int = 4, n: int = 2):
+        super().__init__()
+        self.embed = nn.Linear(d, d, bias=False)
+        self.layers = nn.ModuleList([Block(d) for _ in range(n)])
+
+    def forward(self, x):
+        x = self.embed(x)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def block_names(prefix: str) -> list[str]:
+    names = []
+    for proj in ("W_Q", "W_K", "W_V", "W_O"):
+        names += [f"{prefix}attn.{proj}.weight", f"{prefix}attn.{proj}.bias"]
+    names += [f"{prefix}norm.gamma", f"{prefix}norm.beta"]
+    names += [f"{prefix}ffn.W_1.weight", f"{prefix}ffn.W_1.bias", f"{prefix}ffn.W_2.weight", f"{prefix}ffn.W_2.bias"]
+    return names
+
+
+# ------------------------------------------------------------------ registration and names
+def test_named_parameters_are_dotted_paths_in_assignment_order():
+    model = Stack(d=4, n=2)
+    names = [name for name, _ in model.named_parameters()]
+    assert names == ["embed.weight"] + block_names("layers.0.") + block_names("layers.1.")
+    assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in model.parameters())
+    assert model.layers[1].attn.W_Q.weight is dict(model.named_parameters())["layers.1.attn.W_Q.weight"]
+
+
+def test_plain_attributes_and_tensors_are_not_registered():
+    block = Block(4)
+    assert block.note == "not registered"
+    assert all(p is not block.plain for p in block.parameters())
+    assert [name for name, _ in block.named_children()] == ["attn", "norm", "ffn"]
+    assert list(block.children()) == [block.attn, block.norm, block.ffn]
+
+
+def test_named_modules_walks_the_tree_once_each():
+    model = Stack(d=4, n=1)
+    names = [name for name, _ in model.named_modules()]
+    assert names == [
+        "", "embed", "layers", "layers.0", "layers.0.attn", "layers.0.attn.W_Q", "layers.0.attn.W_K",
+        "layers.0.attn.W_V", "layers.0.attn.W_O", "layers.0.norm", "layers.0.ffn", "layers.0.ffn.W_1",
+        "layers.0.ffn.W_2", "layers.0.ffn.dropout",
+    ]
+
+
+def test_reassigning_and_deleting_keep_the_registry_right():
+    lin = nn.Linear(3, 2)
+    with pytest.raises(TypeError, match=r"Linear\.weight is a parameter: assign a Parameter"):
+        lin.weight = mt.zeros(3, 2)
+    lin.bias = None  # an empty slot, as with bias=False
+    assert [name for name, _ in lin.named_parameters()] == ["weight"]
+    lin.bias = nn.Parameter(mt.ones(2))
+    assert [name for name, _ in lin.named_parameters()] == ["weight", "bias"]
+    del lin.bias
+    assert [name for name, _ in lin.named_parameters()] == ["weight"]
+    with pytest.raises(AttributeError, match="Linear has no attribute 'bias'"):
+        lin.bias  # noqa: B018
+
+
+def test_forgetting_super_init_is_a_clear_error():
+    class Broken(nn.Module):
+        def __init__(self):
+            self.w = nn.Parameter(mt.zeros(2))
+
+    with pytest.raises(AttributeError, match=r"call super\(\)\.__init__\(\)"):
+        Broken()
+
+
+def test_module_without_forward_says_so():
+    with pytest.raises(NotImplementedError, match="define forward"):
+        nn.Module()(mt.zeros(1))
+
+
+def test_parameter_is_a_float_leaf():
+    p = nn.Parameter([1.0, 2.0])
+    assert p.requires_grad and p.is_leaf and p.dtype_name == "float32"
+    assert repr(p).startswith("Parameter(") and "requires_grad=True" in repr(p)
+    assert nn.Parameter(mt.zeros(2, dtype="float64")).dtype_name == "float64"
+    with pytest.raises(TypeError, match="Parameter: a weight must be floating point, got int64"):
+        nn.Parameter(mt.tensor([1, 2]))
+
+
+def test_tied_weights_count_once():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 3, bias=False)
+            self.b = nn.Linear(3, 3, bias=False)
+            self.b.weight = self.a.weight
+
+    model = Tied()
+    assert [name for name, _ in model.named_parameters()] == ["a.weight"]
+    assert model.num_parameters() == 9
+    assert sorted(model.state_dict()) == ["a.weight", "b.weight"]  # as PyTorch: each name saved
+
+
+def test_num_parameters_by_hand():
+    assert nn.Linear(512, 2048).num_parameters() == 512 * 2048 + 2048
+    # per block: 4 projections d*d + d, LayerNorm 2d, FFN d*2d + 2d + 2d*d + d
+    d = 4
+    block = 4 * (d * d + d) + 2 * d + (d * 2 * d + 2 * d) + (2 * d * d + d)
+    model = Stack(d=d, n=2)
+    assert model.num_parameters() == d * d + 2 * block
+    model.layers[0].requires_grad_(False)
+    assert model.num_parameters(trainable_only=True) == d * d + block
+    assert model.num_parameters() == d * d + 2 * block
+
+
+# ------------------------------------------------------------------ modes and gradients
+def test_train_eval_reach_every_submodule():
+    model = Stack()
+    assert all(m.training for m in model.modules())
+    assert model.eval() is model
+    assert not any(m.training for m in model.modules())
+    model.layers[0].train()
+    assert model.layers[0].ffn.dropout.training and not model.training
+
+
+def test_zero_grad_forgets_or_zeroes():
+    model = Stack()
+    model(mt.randn(2, 3, 4)).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.numpy().any() for p in model.parameters())
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_apply_visits_children_before_parents():
+    model = Stack(n=1)
+    seen = []
+    model.apply(lambda m: seen.append(type(m).__name__))
+    assert seen[-1] == "Stack" and seen.index("Linear") < seen.index("MultiHeadAttention")
+
+
+# ------------------------------------------------------------------ state_dict
+def test_state_dict_is_numpy_copies():
+    model = Stack()
+    state = model.state_dict()
+    assert list(state) == [name for name, _ in model.named_parameters()]
+    assert all(type(v) is np.ndarray for v in state.values())
+    before = state["embed.weight"].copy()
+    model.embed.weight.data = model.embed.weight.data * 0.0
+    np.testing.assert_array_equal(state["embed.weight"], before)
+
+
+def test_state_dict_round_trip_restores_outputs():
+    mt.manual_seed(1)
+    a = Stack()
+    mt.manual_seed(2)
+    b = Stack()
+    x = mt.randn(2, 3, 4)
+    assert not np.allclose(a(x).numpy(), b(x).numpy())
+    weights_before = b.embed.weight
+    result = b.load_state_dict(a.state_dict())
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert b.embed.weight is weights_before  # loaded in place: an optimizer's references stay valid
+    np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
+
+
+def test_state_dict_crosses_backends():
+    """Weights saved on any backend load on NumPy, and back (a GPU model's weights load on a CPU)."""
+    here = Stack()
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    expected = here(mt.tensor(x)).numpy()
+    with mt.backend.use("numpy"):
+        mt.manual_seed(5)
+        cpu = Stack()
+        cpu.load_state_dict(here.state_dict())
+        np.testing.assert_allclose(cpu(mt.tensor(x)).numpy(), expected, rtol=1e-6, atol=1e-6)
+        cpu.embed.weight.data = cpu.embed.weight.data + 1.0
+        state = cpu.state_dict()
+    here.load_state_dict(state)
+    np.testing.assert_array_equal(here.embed.weight.numpy(), state["embed.weight"])
+    assert here.embed.weight.backend is mt.backend.current()
+
+
+def test_load_state_dict_lists_every_problem_and_changes_nothing():
+    model = Stack(n=1)
+    state = model.state_dict()
+    del state["layers.0.norm.gamma"]
+    state["layers.0.extra"] = np.zeros(3)
+    state["embed.weight"] = np.zeros((4, 5), dtype=np.float32)
+    target = Stack(n=1)
+    before = {name: v.copy() for name, v in target.state_dict().items()}
+    with pytest.raises(nn.StateDictError) as info:
+        target.load_state_dict(state)
+    message = str(info.value)
+    assert "missing keys" in message and "'layers.0.norm.gamma'" in message
+    assert "unexpected keys" in message and "'layers.0.extra'" in message
+    assert "'embed.weight': the model expects shape (4, 4), the state has (4, 5)" in message
+    assert "nothing was loaded" in message
+    for name, v in target.state_dict().items():
+        np.testing.assert_array_equal(v, before[name])
+
+
+def test_load_state_dict_non_strict_reports_and_still_checks_shapes():
+    model = Stack(n=1)
+    state = model.state_dict()
+    del state["layers.0.norm.gamma"]
+    state["extra"] = np.zeros(1)
+    result = Stack(n=1).load_state_dict(state, strict=False)
+    assert result.missing_keys == ["layers.0.norm.gamma"] and result.unexpected_keys == ["extra"]
+    state["embed.weight"] = np.zeros((1, 4))
+    with pytest.raises(nn.StateDictError, match="wrong shapes"):
+        Stack(n=1).load_state_dict(state, strict=False)
+    with pytest.raises(TypeError, match="mapping of name -> array"):
+        Stack(n=1).load_state_dict([1, 2])
+
+
+def test_load_casts_to_the_parameter_dtype():
+    lin = nn.Linear(2, 2)
+    state = {"weight": np.eye(2), "bias": np.array([1.0, 2.0])}  # float64 arrays into float32 parameters
+    lin.load_state_dict(state)
+    assert lin.weight.dtype_name == "float32"
+    np.testing.assert_array_equal(lin.bias.numpy(), [1.0, 2.0])
+
+
+# ------------------------------------------------------------------ buffers, to()
+def test_buffers_move_but_non_persistent_ones_are_not_saved():
+    pe = nn.SinusoidalPositionalEncoding(4, max_len=8)
+    assert [name for name, _ in pe.named_buffers()] == ["PE"]
+    assert list(pe.parameters()) == [] and pe.state_dict() == {}
+    pe.to("float64")
+    assert pe.PE.dtype_name == "float64"
+
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("steps", mt.zeros(1))
+
+    assert list(Counter().state_dict()) == ["steps"]
+
+
+def test_to_float64_casts_in_place_with_gradients():
+    model = Stack()
+    params = list(model.parameters())
+    model(mt.randn(2, 3, 4)).sum().backward()
+    assert model.to("float64") is model
+    assert [p for p in model.parameters()] == params  # the same objects
+    assert all(p.dtype_name == "float64" and p.grad.dtype_name == "float64" for p in params)
+    out = model(mt.randn(2, 3, 4, dtype="float64"))
+    assert out.dtype_name == "float64"
+
+
+def test_to_rejects_bad_targets_before_changing_anything():
+    model = nn.Linear(2, 2)
+    with pytest.raises(TypeError, match=r"Module.to: 'int64' is neither a backend .* nor a floating dtype"):
+        model.to("float64", "int64")
+    assert model.weight.dtype_name == "float32"
+
+
+def test_to_moves_between_backends():
+    model = nn.Linear(3, 2)
+    values = model.weight.numpy().copy()
+    model.to("numpy")
+    assert model.weight.backend.name == "numpy" and model.bias.backend.name == "numpy"
+    np.testing.assert_array_equal(model.weight.numpy(), values)
+    y = model(mt.tensor(np.ones((1, 3), dtype=np.float32), backend="numpy"))
+    np.testing.assert_allclose(y.numpy(), np.ones((1, 3)) @ values, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ containers, repr
+def test_module_list_indexing():
+    layers = nn.ModuleList([nn.Linear(2, 2), nn.Dropout(0.1)])
+    layers.append(nn.LayerNorm(2))
+    assert len(layers) == 3 and isinstance(layers[-1], nn.LayerNorm)
+    assert isinstance(layers[1:], nn.ModuleList) and len(layers[1:]) == 2
+    with pytest.raises(IndexError, match="index 3 is out of range for 3 modules"):
+        layers[3]
+    layers[0] = nn.Linear(2, 2, bias=False)
+    assert [name for name, _ in layers.named_parameters()] == ["0.weight", "2.gamma", "2.beta"]
+    with pytest.raises(NotImplementedError, match="loop over it"):
+        layers(mt.zeros(2))
+
+
+def test_sequential_composes(to_numpy):
+    first, second = nn.Linear(3, 4), nn.Linear(4, 2)
+    seq = nn.Sequential(first, second)
+    x = mt.randn(5, 3)
+    W1, b1, W2, b2 = (to_numpy(t) for t in (first.weight, first.bias, second.weight, second.bias))
+    expected = (to_numpy(x) @ W1 + b1) @ W2 + b2
+    np.testing.assert_allclose(to_numpy(seq(x)), expected, rtol=1e-5, atol=1e-6)
+    assert isinstance(seq[:1], nn.Sequential) and seq[:1][0] is first
+
+
+def test_repr_is_a_tree_with_parameter_counts():
+    text = repr(nn.MultiHeadAttention(8, 2))
+    lines = text.splitlines()
+    assert lines[0] == "MultiHeadAttention("
+    assert "  d_model=8, heads=2, d_k=4, dropout=0.0, literal=False" in lines
+    per_projection = 8 * 8 + 8
+    assert f"  (W_Q): Linear(d_in=8, d_out=8, bias=True)  # {per_projection} parameters" in lines
+    assert lines[-1] == f")  # {4 * per_projection} parameters"
+    assert repr(nn.Dropout(0.1)) == "Dropout(p=0.1)"
+    nested = repr(Stack(n=1)).splitlines()
+    assert "  (layers): ModuleList(" in nested and "    (0): Block(" in nested
