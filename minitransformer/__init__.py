@@ -37,7 +37,8 @@ from .backend import manual_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "backend", "functional", "nn", "optim", "Function", "Tensor", "cast", "concat", "detect_anomaly", "enable_grad", "gradcheck",
+    "backend", "functional", "nn", "optim",
+    "Function", "Tensor", "cast", "concat", "detect_anomaly", "enable_grad", "gradcheck",
     "is_grad_enabled", "masked_fill", "matmul", "maximum", "no_grad", "split", "stack", "take", "where",
     "arange", "full", "ones", "ones_like", "rand", "randint", "randn", "tensor", "zeros", "zeros_like",
     "manual_seed", "__version__",

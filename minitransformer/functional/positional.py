@@ -29,7 +29,7 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int, dtype=None, backe
     cannot say anything about positions beyond ``max_len``. The paper tried both, found nearly
     identical results (its Table 3, row E), and kept the sinusoid because it "may allow the model
     to extrapolate to sequence lengths longer than the ones encountered during training". Here the
-    learned kind is an ``nn.LearnedPositionalEmbedding`` (a trained table of positions); this function is the fixed kind.
+    learned kind is ``nn.LearnedPositionalEmbedding``; this function is the fixed kind.
 
     An odd ``d_model`` is allowed: the last column, :math:`2i = d_{model} - 1`, is a sine whose
     cosine partner would fall outside the table.
