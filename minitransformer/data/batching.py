@@ -1,0 +1,333 @@
+r"""From lists of token ids to padded tensors with their attention masks, and batches in a seeded order.
+
+Sequences in a batch have different lengths; they are padded with ``<pad>`` (id 0) to the
+longest one, and masks tell attention which positions are real. The mask convention is the one
+of :mod:`minitransformer.functional.masks` (and PyTorch's boolean ``attn_mask``): **True means
+"may attend"**, and a mask broadcasts against the scores ``(batch, heads, queries, keys)``.
+
+For a source ``3 1 4`` and target ``4 1 3`` padded to length 5 (``_`` is ``<pad>``)::
+
+    src      3 1 4 _ _          src_mask  (B, 1, 1, S)  keys that are real tokens
+    tgt_in   <bos> 4 1 3 _      tgt_mask  (B, 1, T, T)  causal (key j <= query i) AND real key
+    tgt_out  4 1 3 <eos> _      the decoder's targets; a loss ignores the <pad> positions
+
+Teacher forcing: the decoder reads ``tgt_in`` (the target shifted right behind ``<bos>``) and
+learns to predict ``tgt_out`` (the target followed by ``<eos>``), one position ahead
+(the paper's section 3.1: "the output embeddings are offset by one position").
+
+The host builds everything with NumPy (the data are small and already on the host); each array
+becomes a Tensor on the current backend once, as the batch is made.
+
+>>> b = make_seq2seq_batch([([7, 5, 8], [8, 5, 7]), ([9, 4], [4, 9])])
+>>> b.src.numpy()
+array([[7, 5, 8],
+       [9, 4, 0]])
+>>> b.tgt_in.numpy()
+array([[1, 8, 5, 7],
+       [1, 4, 9, 0]])
+>>> b.tgt_out.numpy()
+array([[8, 5, 7, 2],
+       [4, 9, 2, 0]])
+>>> b.tgt_mask.numpy()[1, 0].astype(int)  # the second pair: 3 real decoder inputs, causal
+array([[1, 0, 0, 0],
+       [1, 1, 0, 0],
+       [1, 1, 1, 0],
+       [1, 1, 1, 0]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np  # host-side padding and seeded shuffling; tensors are made on the backend
+
+from ..autograd import Tensor
+from ..functional.masks import causal_mask, combine_masks, padding_mask
+from .tokenizers import BOS, EOS, PAD
+
+__all__ = [
+    "Batch",
+    "pad_sequences",
+    "make_seq2seq_batch",
+    "make_classification_batch",
+    "make_lm_batch",
+    "batches",
+    "DataLoader",
+]
+
+
+def _as_id_list(op: str, i: int, seq) -> list[int]:
+    seq = seq.tolist() if hasattr(seq, "tolist") else list(seq)
+    for token in seq:
+        if isinstance(token, bool) or not isinstance(token, int | np.integer):
+            raise TypeError(f"{op}: sequence {i} holds {token!r}; token ids must be integers")
+    return seq
+
+
+def pad_sequences(
+    seqs: Sequence[Sequence[int]], pad_id: int = PAD, max_len: int | None = None, truncate: bool = False
+) -> np.ndarray:
+    """Sequences of different lengths as one ``(batch, max_len)`` int64 array, padded at the end with ``pad_id``.
+
+    Parameters
+    ----------
+    seqs : sequence of sequences of int
+    pad_id : int
+        The filler id (``<pad>``, 0).
+    max_len : int, optional
+        Width of the result; the longest sequence by default.
+    truncate : bool
+        Cut sequences longer than ``max_len`` (keeping their start); otherwise such a sequence is an error.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(seqs), max_len)`` int64.
+
+    >>> pad_sequences([[5, 6, 7], [8]])
+    array([[5, 6, 7],
+           [8, 0, 0]])
+    """
+    if isinstance(seqs, str) or len(seqs) == 0:
+        raise ValueError("pad_sequences: need a non-empty list of token-id sequences")
+    rows = [_as_id_list("pad_sequences", i, s) for i, s in enumerate(seqs)]
+    longest = max(len(r) for r in rows)
+    width = longest if max_len is None else int(max_len)
+    if width < 0:
+        raise ValueError(f"pad_sequences: max_len must be >= 0, got {max_len}")
+    if longest > width and not truncate:
+        i = next(i for i, r in enumerate(rows) if len(r) > width)
+        raise ValueError(
+            f"pad_sequences: sequence {i} has {len(rows[i])} tokens, more than max_len={width}; "
+            "pass truncate=True to cut it"
+        )
+    out = np.full((len(rows), width), pad_id, dtype=np.int64)
+    for i, r in enumerate(rows):
+        r = r[:width]
+        out[i, : len(r)] = r
+    return out
+
+
+@dataclass
+class Batch:
+    """One batch of examples as Tensors on the current backend; fields a task does not use are ``None``.
+
+    Attributes
+    ----------
+    src : Tensor or None
+        ``(B, S)`` int64 source ids, padded (the encoder's input; the classifier's input).
+    src_mask : Tensor or None
+        ``(B, 1, 1, S)`` bool, True at real source tokens: for encoder self-attention and the
+        decoder's cross-attention over the encoder output.
+    tgt_in : Tensor or None
+        ``(B, T)`` int64 decoder input: ``<bos>`` + target (seq2seq), or the text (language model).
+    tgt_out : Tensor or None
+        ``(B, T)`` int64 what the decoder must predict at each position: target + ``<eos>``.
+    tgt_mask : Tensor or None
+        ``(B, 1, T, T)`` bool, causal AND real key (``(1, 1, T, T)`` for a language model, which has
+        no padding): for the decoder's self-attention.
+    labels : Tensor or None
+        ``(B,)`` int64 class labels (classification).
+    n_tokens : int
+        Number of real (non-``<pad>``) target tokens (or examples, for classification): the
+        denominator of a per-token mean loss.
+    """
+
+    src: Tensor | None = None
+    src_mask: Tensor | None = None
+    tgt_in: Tensor | None = None
+    tgt_out: Tensor | None = None
+    tgt_mask: Tensor | None = None
+    labels: Tensor | None = None
+    n_tokens: int = 0
+
+    def __len__(self) -> int:
+        """The batch size B."""
+        first = next((t for t in (self.src, self.tgt_in, self.labels) if t is not None), None)
+        return 0 if first is None else first.shape[0]
+
+
+def _check_nonempty(op: str, name: str, seqs) -> None:
+    if len(seqs) == 0:
+        raise ValueError(f"{op}: the batch is empty")
+    for i, s in enumerate(seqs):
+        if len(s) == 0:
+            # an all-padding row would leave every attention score masked: a softmax over nothing
+            raise ValueError(f"{op}: {name} {i} is empty; every sequence needs at least one token")
+
+
+def _decoder_mask(tgt_in: Tensor, pad_id: int) -> Tensor:
+    """``(B, 1, T, T)``: query i may attend key j when j <= i and key j is a real token."""
+    T = tgt_in.shape[1]
+    return combine_masks(padding_mask(tgt_in, pad_id), causal_mask(T, backend=tgt_in.backend))
+
+
+def make_seq2seq_batch(pairs, pad_id: int = PAD, bos_id: int = BOS, eos_id: int = EOS, backend=None) -> Batch:
+    """A sequence-to-sequence batch from pairs ``(src_ids, tgt_ids)`` (without ``<bos>``/``<eos>``).
+
+    Fills ``src`` ``(B, S)``, ``src_mask`` ``(B, 1, 1, S)``, ``tgt_in`` = ``<bos>`` + target and
+    ``tgt_out`` = target + ``<eos>`` ``(B, T)`` with ``T = 1 + longest target``, and ``tgt_mask``
+    ``(B, 1, T, T)``; ``n_tokens`` counts the real positions of ``tgt_out``.
+    """
+    pairs = list(pairs)
+    _check_nonempty("make_seq2seq_batch", "source", [p[0] for p in pairs])
+    srcs = [_as_id_list("make_seq2seq_batch", i, s) for i, (s, _) in enumerate(pairs)]
+    tgts = [_as_id_list("make_seq2seq_batch", i, t) for i, (_, t) in enumerate(pairs)]
+    src = Tensor(pad_sequences(srcs, pad_id), backend=backend)
+    tgt_in = Tensor(pad_sequences([[bos_id] + t for t in tgts], pad_id), backend=backend)
+    tgt_out = Tensor(pad_sequences([t + [eos_id] for t in tgts], pad_id), backend=backend)
+    return Batch(
+        src=src,
+        src_mask=padding_mask(src, pad_id),
+        tgt_in=tgt_in,
+        tgt_out=tgt_out,
+        tgt_mask=_decoder_mask(tgt_in, pad_id),
+        n_tokens=sum(len(t) + 1 for t in tgts),
+    )
+
+
+def make_classification_batch(examples, pad_id: int = PAD, backend=None) -> Batch:
+    """A classification batch from examples ``(ids, label)``.
+
+    Fills ``src`` ``(B, S)``, ``src_mask`` ``(B, 1, 1, S)`` and ``labels`` ``(B,)``; ``n_tokens`` is B.
+
+    >>> b = make_classification_batch([([5, 6, 7], 1), ([8], 0)])
+    >>> b.src_mask.numpy()[:, 0, 0].astype(int), b.labels.numpy()
+    (array([[1, 1, 1],
+           [1, 0, 0]]), array([1, 0]))
+    """
+    examples = list(examples)
+    _check_nonempty("make_classification_batch", "example", [e[0] for e in examples])
+    labels = [e[1] for e in examples]
+    for i, y in enumerate(labels):
+        if isinstance(y, bool) or not isinstance(y, int | np.integer) or y < 0:
+            raise ValueError(f"make_classification_batch: example {i} has label {y!r}; labels are class ids 0, 1, ...")
+    src = Tensor(pad_sequences([e[0] for e in examples], pad_id), backend=backend)
+    return Batch(
+        src=src,
+        src_mask=padding_mask(src, pad_id),
+        labels=Tensor(np.asarray(labels, dtype=np.int64), backend=backend),
+        n_tokens=len(examples),
+    )
+
+
+def make_lm_batch(ids, seq_len: int, batch_size: int, rng=None, backend=None) -> Batch:
+    """A language-model batch: ``batch_size`` random windows of a long id sequence, each with its next-token targets.
+
+    Window ``b`` starts at a random offset ``s_b``: ``tgt_in[b] = ids[s_b : s_b + T]`` and
+    ``tgt_out[b] = ids[s_b + 1 : s_b + T + 1]`` (``T = seq_len``); ``tgt_mask`` is the causal mask
+    ``(1, 1, T, T)`` (no padding).
+
+    Parameters
+    ----------
+    ids : 1-D sequence of int
+        The whole (training) text as token ids; a NumPy array is fastest.
+    seq_len, batch_size : int
+    rng : numpy.random.Generator or int, optional
+        Where the offsets come from (a seed gives the same batch every time).
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(
+            f"make_lm_batch: ids must be a 1-D sequence of integer ids, got shape {ids.shape}, {ids.dtype}"
+        )
+    if seq_len < 1 or batch_size < 1:
+        raise ValueError(f"make_lm_batch: seq_len and batch_size must be >= 1, got {seq_len}, {batch_size}")
+    if len(ids) < seq_len + 1:
+        raise ValueError(
+            f"make_lm_batch: the text has {len(ids)} tokens; a window of seq_len={seq_len} needs seq_len + 1"
+        )
+    rng = np.random.default_rng(rng)
+    starts = rng.integers(0, len(ids) - seq_len, size=batch_size)  # (B,)
+    window = starts[:, None] + np.arange(seq_len)[None, :]  # (B, T) positions
+    tgt_in = Tensor(ids[window].astype(np.int64), backend=backend)
+    tgt_out = Tensor(ids[window + 1].astype(np.int64), backend=backend)
+    T = seq_len
+    return Batch(
+        tgt_in=tgt_in,
+        tgt_out=tgt_out,
+        tgt_mask=causal_mask(T, backend=tgt_in.backend).reshape(1, 1, T, T),
+        n_tokens=batch_size * seq_len,
+    )
+
+
+def batches(
+    examples: Sequence,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    epoch: int = 0,
+    drop_last: bool = False,
+    collate: Callable | None = None,
+) -> Iterator:
+    """One epoch over ``examples`` in batches of ``batch_size``, in a seeded order.
+
+    The order of epoch ``e`` is ``numpy.random.default_rng([seed, e]).permutation(n)``: the same
+    ``(seed, epoch)`` gives the same batches, and each epoch its own order.
+
+    Parameters
+    ----------
+    examples : sequence
+        Anything indexable with a length (pairs, ``(ids, label)`` tuples, ...).
+    batch_size : int
+    shuffle : bool
+        Visit the examples in a random order; otherwise in their order.
+    seed, epoch : int
+    drop_last : bool
+        Leave out a last batch smaller than ``batch_size``.
+    collate : callable, optional
+        Applied to each list of examples (e.g. :func:`make_seq2seq_batch`); by default the lists
+        themselves are yielded.
+
+    >>> [b for b in batches(list("abcde"), 2, shuffle=False)]
+    [['a', 'b'], ['c', 'd'], ['e']]
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
+    n = len(examples)
+    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        chunk = [examples[int(i)] for i in order[start : start + batch_size]]
+        yield collate(chunk) if collate is not None else chunk
+
+
+class DataLoader:
+    """Iterate over ``examples`` in batches, one epoch per ``for`` loop, each epoch in a new seeded order.
+
+    Like PyTorch's ``DataLoader``: ``len(loader)`` is the number of batches an epoch has;
+    :meth:`set_epoch` chooses the epoch (to resume a run with the same orders).
+
+    >>> loader = DataLoader(list(range(5)), batch_size=2, seed=1, drop_last=True)
+    >>> len(loader), len(list(loader)), loader.epoch
+    (2, 2, 1)
+    """
+
+    def __init__(
+        self,
+        examples: Sequence,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        collate: Callable | None = None,
+    ):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        self.examples, self.batch_size, self.shuffle = examples, batch_size, shuffle
+        self.seed, self.drop_last, self.collate = seed, drop_last, collate
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """The next ``for`` loop runs epoch ``epoch`` (its order depends on ``seed`` and ``epoch`` only)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        n, b = len(self.examples), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self) -> Iterator:
+        epoch = self.epoch
+        self.epoch += 1
+        return batches(self.examples, self.batch_size, self.shuffle, self.seed, epoch, self.drop_last, self.collate)

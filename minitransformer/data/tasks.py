@@ -1,0 +1,281 @@
+r"""Generated tasks small enough to train on a laptop, each one a Transformer can be seen to learn.
+
+Sequence to sequence, on digits (the spec's "lengths 8-12, 10 digits"):
+
+* ``copy``    -- the target is the source: ``3 1 4 1 5`` -> ``3 1 4 1 5``;
+* ``reverse`` -- the source backwards: ``3 1 4 1 5`` -> ``5 1 4 1 3``;
+* ``sort``    -- the source in increasing order: ``3 1 4 1 5`` -> ``1 1 3 4 5``.
+
+Classification, on words: :func:`negation_task`, a sentiment task whose label hangs on word
+*order* -- ``"good"`` after ``"not"`` means the opposite of ``"good"`` elsewhere -- so that a bag of
+words cannot solve it and attention can.
+
+Every task is a pure function of its ``seed`` (``numpy.random.default_rng(seed)``): the data are
+made on the host as lists of token ids, and :mod:`minitransformer.data.batching` moves them to the
+current backend as tensors. The ids are those of a tokenizer with the four specials first
+(:mod:`minitransformer.data.tokenizers`): digit ``d`` has id ``d + 4``.
+
+>>> train, val = digit_task_splits("reverse", n_train=3, n_val=2, seed=0)
+>>> src, tgt = train[0]
+>>> tok = digit_tokenizer()
+>>> tok.decode(tgt) == tok.decode(src)[::-1]
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np  # host-side data generation only: seeded draws, no tensor arithmetic
+
+from .tokenizers import SPECIAL_TOKENS, CharTokenizer, WordTokenizer
+
+__all__ = [
+    "DIGITS",
+    "DIGIT_TASKS",
+    "digit_tokenizer",
+    "digit_task",
+    "digit_task_splits",
+    "NEGATION_WORDS",
+    "negation_tokenizer",
+    "negation_reviews",
+    "negation_task",
+]
+
+# ---------------------------------------------------------------------------------- digit tasks
+DIGITS = "0123456789"
+_OFFSET = len(SPECIAL_TOKENS)  # digit d has id d + 4
+
+#: the sequence-to-sequence transforms, on lists of ids (the offset keeps the digits' order)
+DIGIT_TASKS = {
+    "copy": lambda seq: list(seq),
+    "reverse": lambda seq: list(reversed(seq)),
+    "sort": lambda seq: sorted(seq),
+}
+
+
+def digit_tokenizer() -> CharTokenizer:
+    """The tokenizer of the digit tasks: the 4 specials, then ``"0"..."9"`` as ids 4..13 (vocab_size 14).
+
+    >>> digit_tokenizer().encode("907")
+    [13, 4, 11]
+    """
+    return CharTokenizer(DIGITS)
+
+
+def _check_lengths(op: str, min_len: int, max_len: int) -> None:
+    if not (isinstance(min_len, int) and isinstance(max_len, int) and 1 <= min_len <= max_len):
+        raise ValueError(f"{op}: need integers 1 <= min_len <= max_len, got min_len={min_len!r}, max_len={max_len!r}")
+
+
+def _draw_digit_sources(rng, n: int, min_len: int, max_len: int, exclude: set) -> list[tuple[int, ...]]:
+    """``n`` distinct random digit sequences (as id tuples) not in ``exclude``."""
+    space = sum(len(DIGITS) ** L for L in range(min_len, max_len + 1))
+    taken = sum(1 for s in exclude if min_len <= len(s) <= max_len)
+    if n > space - taken:
+        raise ValueError(
+            f"digit tasks: asked for {n} distinct sequences of length {min_len}..{max_len}, but only "
+            f"{space - taken} of the {space} possible ones are left; lower n or widen the lengths"
+        )
+    seen: set[tuple[int, ...]] = set()
+    out = []
+    while len(out) < n:
+        length = int(rng.integers(min_len, max_len + 1))
+        seq = tuple(int(d) + _OFFSET for d in rng.integers(0, len(DIGITS), size=length))
+        if seq in seen or seq in exclude:  # each source once, and never one of the other split
+            continue
+        seen.add(seq)
+        out.append(seq)
+    return out
+
+
+def digit_task_splits(
+    name: str, n_train: int, n_val: int, seed: int = 0, min_len: int = 8, max_len: int = 12
+) -> tuple[list[tuple[list[int], list[int]]], list[tuple[list[int], list[int]]]]:
+    """Training and held-out pairs ``(src_ids, tgt_ids)`` of a digit task; no source is in both.
+
+    Parameters
+    ----------
+    name : {"copy", "reverse", "sort"}
+    n_train, n_val : int
+        Number of pairs in each split (all sources distinct).
+    seed : int
+        The same seed gives the same pairs.
+    min_len, max_len : int
+        Source lengths are drawn uniformly from ``min_len..max_len``.
+
+    Returns
+    -------
+    train, val : list of (list[int], list[int])
+        Token ids without ``<bos>``/``<eos>``: :func:`~minitransformer.data.batching.make_seq2seq_batch`
+        adds them (decoder input ``<bos> + tgt``, decoder target ``tgt + <eos>``).
+    """
+    if name not in DIGIT_TASKS:
+        raise ValueError(f"digit task {name!r} is unknown; choose one of {sorted(DIGIT_TASKS)}")
+    _check_lengths(f"digit task {name!r}", min_len, max_len)
+    if n_train < 0 or n_val < 0:
+        raise ValueError(f"digit task {name!r}: n_train and n_val must be >= 0, got {n_train}, {n_val}")
+    rng = np.random.default_rng(seed)
+    transform = DIGIT_TASKS[name]
+    train_src = _draw_digit_sources(rng, n_train, min_len, max_len, exclude=set())
+    val_src = _draw_digit_sources(rng, n_val, min_len, max_len, exclude=set(train_src))
+
+    def pairs(sources):
+        return [(list(s), transform(s)) for s in sources]
+
+    return pairs(train_src), pairs(val_src)
+
+
+def digit_task(
+    name: str, n: int, seed: int = 0, min_len: int = 8, max_len: int = 12
+) -> list[tuple[list[int], list[int]]]:
+    """``n`` pairs ``(src_ids, tgt_ids)`` of a digit task (the training split of :func:`digit_task_splits`).
+
+    >>> [(s, t)] = digit_task("sort", 1, seed=3, min_len=4, max_len=4)
+    >>> t == sorted(s)
+    True
+    """
+    return digit_task_splits(name, n, 0, seed=seed, min_len=min_len, max_len=max_len)[0]
+
+
+# ---------------------------------------------------------------------------------- negation
+_FILLERS = (
+    "the a this it film movie plot story acting music ending cast script scene was is and but "
+    "really quite very long short new old loud slow simple i found thought felt overall"
+).split()
+_POSITIVE = ("good", "great", "fun", "funny", "lovely", "brilliant")
+_NEGATIVE = ("bad", "dull", "boring", "awful", "weak", "poor")
+_NOT = "not"
+
+#: the task's words by role
+NEGATION_WORDS = {"filler": _FILLERS, "positive": _POSITIVE, "negative": _NEGATIVE, "negator": (_NOT,)}
+
+
+def negation_tokenizer() -> WordTokenizer:
+    """The word tokenizer of :func:`negation_task`: the specials and the task's words (vocab_size 50)."""
+    return WordTokenizer(sorted({*_FILLERS, *_POSITIVE, *_NEGATIVE, _NOT}))
+
+
+def negation_reviews(
+    n: int, seed: int = 0, min_words: int = 5, max_words: int = 16, negation_rate: float = 0.25
+) -> list[tuple[str, int]]:
+    r"""``n`` synthetic one-line "reviews" and their labels (1 positive, 0 negative).
+
+    Each review is ``min_words..max_words`` words: neutral fillers, exactly **one** sentiment word
+    and exactly **one** ``"not"``. With probability ``negation_rate`` the ``"not"`` stands right
+    before the sentiment word and flips it; otherwise it stands anywhere else, where it negates
+    nothing::
+
+        label = [sentiment word is positive]  XOR  [the word just before it is "not"]
+
+    Why this task: the document's section 5.4 trains its classifier on ``np.random.rand`` inputs
+    and labels, which have nothing to learn. Here the rule is deterministic (a perfect model
+    gets 100%), and it needs word order: every review holds the same bag of words whether or
+    not it is negated (fillers drawn independently, one sentiment word, one "not"), so the best any
+    bag-of-words classifier can do is to read the sentiment word's polarity and ignore the
+    negation, which is right with probability ``1 - negation_rate`` (75% by default). To beat that,
+    a model must relate a token to the one before it -- exactly what attention with positional
+    encodings can learn.
+
+    Measured (``tests/test_data.py``): logistic regression on word counts scores 75% on held-out
+    reviews; the same learner also told which word follows "not" scores 100%. A 2-layer PyTorch
+    Transformer encoder (d_model 32, 2 heads, learned positions, mean pooling) trained on 4000
+    reviews reached 99% on 1000 held-out ones.
+
+    For example ``"the plot was not good and quite slow"`` is 0 and ``"not the plot was good"`` is 1.
+
+    >>> text, label = negation_reviews(1, seed=0)[0]
+    >>> text.split().count("not"), label in (0, 1)
+    (1, True)
+    """
+    _check_review_args(min_words, max_words, negation_rate)
+    rng = np.random.default_rng(seed)
+    return [_review(rng, min_words, max_words, negation_rate) for _ in range(n)]
+
+
+def _check_review_args(min_words, max_words, negation_rate) -> None:
+    if not 0.0 <= negation_rate <= 1.0:
+        raise ValueError(f"negation task: negation_rate must be in [0, 1], got {negation_rate}")
+    if not (isinstance(min_words, int) and isinstance(max_words, int) and 2 <= min_words <= max_words):
+        raise ValueError(
+            f"negation task: need 2 <= min_words <= max_words (room for a sentiment word and 'not'), "
+            f"got min_words={min_words!r}, max_words={max_words!r}"
+        )
+
+
+def _review(rng, min_words: int, max_words: int, negation_rate: float) -> tuple[str, int]:
+    length = int(rng.integers(min_words, max_words + 1))
+    words = [_FILLERS[i] for i in rng.integers(0, len(_FILLERS), size=length - 2)]
+    positive = bool(rng.random() < 0.5)
+    sentiment = (_POSITIVE if positive else _NEGATIVE)[int(rng.integers(0, len(_POSITIVE)))]
+    negated = bool(rng.random() < negation_rate)
+    at = int(rng.integers(0, length - 1))  # the sentiment word's place among the length - 1 non-"not" words
+    words.insert(at, sentiment)
+    if negated:
+        words.insert(at, _NOT)  # right before it
+    else:
+        # any gap except the one just before the sentiment word: length - 1 words have length gaps
+        gap = int(rng.integers(0, length - 1))
+        words.insert(gap + (gap >= at), _NOT)
+    return " ".join(words), int(positive != negated)
+
+
+def negation_task(
+    n_train: int,
+    n_val: int,
+    seed: int = 0,
+    min_words: int = 5,
+    max_words: int = 16,
+    negation_rate: float = 0.25,
+    add_bos: bool = False,
+):
+    """Training and held-out examples ``(ids, label)`` of the negation task, and their tokenizer.
+
+    No review text is in both splits. See :func:`negation_reviews` for the rule and why a bag of
+    words cannot learn it.
+
+    Parameters
+    ----------
+    n_train, n_val : int
+    seed : int
+    min_words, max_words : int
+        Review lengths vary, so batches need padding.
+    negation_rate : float
+        Share of reviews whose sentiment word is negated; the bag-of-words ceiling is
+        ``max(negation_rate, 1 - negation_rate)``.
+    add_bos : bool
+        Start every review with ``<bos>`` (a place for a classifier to gather the sentence).
+
+    Returns
+    -------
+    train, val : list of (list[int], int)
+    tokenizer : WordTokenizer
+
+    >>> train, val, tok = negation_task(4, 2, seed=0)
+    >>> ids, label = train[0]
+    >>> tok.decode(ids).count("not")
+    1
+    """
+    _check_review_args(min_words, max_words, negation_rate)
+    if n_train < 0 or n_val < 0:
+        raise ValueError(f"negation_task: n_train and n_val must be >= 0, got {n_train}, {n_val}")
+    rng = np.random.default_rng(seed)
+    train_part = [_review(rng, min_words, max_words, negation_rate) for _ in range(n_train)]
+    seen = {text for text, _ in train_part}
+    val_part: list[tuple[str, int]] = []
+    attempts = 0
+    while len(val_part) < n_val:  # held out means unseen: redraw a review the training split has
+        attempts += 1
+        if attempts > 100 * n_val + 100:
+            raise ValueError(
+                f"negation_task: could not draw {n_val} held-out reviews unlike the {n_train} training ones; "
+                f"allow longer reviews (max_words={max_words})"
+            )
+        text, label = _review(rng, min_words, max_words, negation_rate)
+        if text not in seen:
+            seen.add(text)
+            val_part.append((text, label))
+    tok = negation_tokenizer()
+
+    def encode(part):
+        return [(tok.encode(text, add_bos=add_bos), label) for text, label in part]
+
+    return encode(train_part), encode(val_part), tok

@@ -1,0 +1,290 @@
+"""Text to token ids and back: a character tokenizer and a word tokenizer, with four special tokens.
+
+Every vocabulary starts with the same four special tokens, so code that pads, starts or ends a
+sequence never needs to know which tokenizer made it:
+
+=====  =========  ==================================================
+ id     token      used for
+=====  =========  ==================================================
+ 0      ``<pad>``  filling short sequences up to the batch length
+ 1      ``<bos>``  "begin of sequence": the decoder's first input
+ 2      ``<eos>``  "end of sequence": the decoder's last target
+ 3      ``<unk>``  a character or word the vocabulary does not have
+=====  =========  ==================================================
+
+A tokenizer is saved with a checkpoint as plain JSON-able data (:meth:`Tokenizer.to_dict`),
+never with pickle, and rebuilt with :func:`tokenizer_from_dict`.
+
+>>> tok = CharTokenizer("abc")
+>>> tok.encode("cab", add_bos=True, add_eos=True)
+[1, 6, 4, 5, 2]
+>>> tok.decode([1, 6, 4, 5, 2])
+'cab'
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+__all__ = [
+    "PAD",
+    "BOS",
+    "EOS",
+    "UNK",
+    "PAD_TOKEN",
+    "BOS_TOKEN",
+    "EOS_TOKEN",
+    "UNK_TOKEN",
+    "SPECIAL_TOKENS",
+    "Tokenizer",
+    "CharTokenizer",
+    "WordTokenizer",
+    "tokenizer_from_dict",
+]
+
+#: ids of the special tokens, the same in every vocabulary
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<pad>", "<bos>", "<eos>", "<unk>"
+#: the special tokens in id order: ``SPECIAL_TOKENS[PAD] == "<pad>"``
+SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)
+
+
+class Tokenizer:
+    """A vocabulary ``itos`` (id to string) whose first four entries are :data:`SPECIAL_TOKENS`.
+
+    Subclasses say how a text is cut into pieces (:meth:`tokenize`) and glued back (:meth:`_join`);
+    the id lookup, the specials and saving are shared here.
+    """
+
+    kind = "base"
+
+    def __init__(self, pieces: Iterable[str]):
+        itos = list(SPECIAL_TOKENS)
+        seen = set(itos)
+        for piece in pieces:
+            if not isinstance(piece, str) or not piece:
+                raise ValueError(f"{type(self).__name__}: vocabulary entries must be non-empty strings, got {piece!r}")
+            if piece not in seen:  # duplicates are dropped, the first occurrence keeps its id
+                seen.add(piece)
+                itos.append(piece)
+        self.itos: list[str] = itos
+        self.stoi: dict[str, int] = {s: i for i, s in enumerate(itos)}
+
+    # ------------------------------------------------------------ to implement in subclasses
+    def tokenize(self, text: str) -> list[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _join(self, pieces: list[str]) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ shared
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, the four specials included: the embedding table has this many rows."""
+        return len(self.itos)
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        """Token ids of ``text``; pieces not in the vocabulary become :data:`UNK`.
+
+        Parameters
+        ----------
+        text : str
+        add_bos, add_eos : bool
+            Put :data:`BOS` in front / :data:`EOS` at the end.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"{type(self).__name__}.encode: text must be a str, got {type(text).__name__}")
+        ids = [self.stoi.get(piece, UNK) for piece in self.tokenize(text)]
+        return ([BOS] if add_bos else []) + ids + ([EOS] if add_eos else [])
+
+    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
+        """The text of token ids (a list, a 1-D array or a 1-D Tensor of ints).
+
+        Parameters
+        ----------
+        ids : iterable of int
+        skip_special : bool
+            Leave out ``<pad>``, ``<bos>`` and ``<eos>``. An unknown piece is always shown as
+            ``<unk>``: dropping it would hide that something was lost.
+        """
+        if hasattr(ids, "tolist"):  # a Tensor or an array: plain Python ints from the host
+            ids = ids.tolist()
+        pieces = []
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < self.vocab_size:
+                raise ValueError(
+                    f"{type(self).__name__}.decode: id {i!r} is not in the vocabulary (0..{self.vocab_size - 1})"
+                )
+            if skip_special and i in (PAD, BOS, EOS):
+                continue
+            pieces.append(self.itos[int(i)])
+        return self._join(pieces)
+
+    def to_dict(self) -> dict:
+        """Everything needed to rebuild this tokenizer, as JSON-able data (for checkpoints)."""
+        return {"type": self.kind, "specials": list(SPECIAL_TOKENS), "vocab": self.itos[len(SPECIAL_TOKENS) :]}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> Tokenizer:
+        """Rebuild a tokenizer saved by :meth:`to_dict` (any subclass: the ``"type"`` entry says which)."""
+        return tokenizer_from_dict(state)
+
+
+class CharTokenizer(Tokenizer):
+    """One token per character; ``decode(encode(text)) == text`` whenever every character is known.
+
+    Parameters
+    ----------
+    alphabet : str or iterable of str
+        The characters, in id order (ids start at 4, after the specials). Build one from a corpus
+        with :meth:`from_text`.
+
+    >>> tok = CharTokenizer.from_text("hello")
+    >>> tok.itos[4:]
+    ['e', 'h', 'l', 'o']
+    >>> tok.encode("hole!")
+    [5, 7, 6, 4, 3]
+    >>> tok.decode(tok.encode("hole!"))
+    'hole<unk>'
+    """
+
+    kind = "char"
+
+    def __init__(self, alphabet: str | Iterable[str]):
+        alphabet = list(alphabet)
+        for ch in alphabet:
+            if not isinstance(ch, str) or len(ch) != 1:
+                raise ValueError(f"CharTokenizer: the alphabet must hold single characters, got {ch!r}")
+        super().__init__(alphabet)
+
+    @classmethod
+    def from_text(cls, text: str) -> CharTokenizer:
+        """The tokenizer whose alphabet is the distinct characters of ``text``, sorted."""
+        if not isinstance(text, str):
+            raise TypeError(f"CharTokenizer.from_text: text must be a str, got {type(text).__name__}")
+        return cls(sorted(set(text)))
+
+    def tokenize(self, text: str) -> list[str]:
+        return list(text)
+
+    def _join(self, pieces: list[str]) -> str:
+        return "".join(pieces)
+
+
+# A word is letters/digits (with inner apostrophes: "don't"); every other visible character is
+# a token of its own ("great." -> "great", ".").
+_WORD_RE = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
+_NO_SPACE_BEFORE = set(".,!?;:)]}%'\"")
+_NO_SPACE_AFTER = set("([{")
+
+
+class WordTokenizer(Tokenizer):
+    """One token per word or punctuation mark (a regular expression split, no learned merges).
+
+    ``decode(encode(text))`` gives the text back up to whitespace and, with ``lower=True``, case:
+    encoding the decoded text again gives the same ids.
+
+    Parameters
+    ----------
+    vocab : iterable of str
+        The words, in id order (ids start at 4). Build one from texts with :meth:`from_texts`.
+    lower : bool
+        Lower-case text before looking words up.
+
+    >>> tok = WordTokenizer.from_texts(["The film was good.", "The plot was not good!"])
+    >>> tok.itos[4:]
+    ['good', 'the', 'was', '!', '.', 'film', 'not', 'plot']
+    >>> tok.encode("The film was bad.")
+    [5, 9, 6, 3, 8]
+    >>> tok.decode(tok.encode("The film was bad."))
+    'the film was <unk>.'
+    """
+
+    kind = "word"
+
+    def __init__(self, vocab: Iterable[str], lower: bool = True):
+        self.lower = bool(lower)
+        super().__init__(vocab)
+
+    @classmethod
+    def from_texts(
+        cls, texts: Iterable[str], lower: bool = True, max_vocab: int | None = None, min_freq: int = 1
+    ) -> WordTokenizer:
+        """The vocabulary of ``texts``: most frequent words first (ties alphabetically).
+
+        Parameters
+        ----------
+        texts : iterable of str
+        lower : bool
+            Lower-case before counting (``"The"`` and ``"the"`` are one word).
+        max_vocab : int, optional
+            Largest ``vocab_size``, the four specials included; the rarest words are left out.
+        min_freq : int
+            Leave out words seen fewer times than this.
+        """
+        if isinstance(texts, str):
+            raise TypeError("WordTokenizer.from_texts: texts must be a list of strings, not one string")
+        if max_vocab is not None and max_vocab < len(SPECIAL_TOKENS):
+            raise ValueError(f"WordTokenizer.from_texts: max_vocab={max_vocab} leaves no room for the 4 special tokens")
+        if min_freq < 1:
+            raise ValueError(f"WordTokenizer.from_texts: min_freq must be >= 1, got {min_freq}")
+        counts: Counter[str] = Counter()
+        probe = cls([], lower=lower)
+        for text in texts:
+            counts.update(probe.tokenize(text))
+        words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
+        if max_vocab is not None:
+            words = words[: max_vocab - len(SPECIAL_TOKENS)]
+        return cls(words, lower=lower)
+
+    def tokenize(self, text: str) -> list[str]:
+        """The words and punctuation marks of ``text`` (lower-cased if ``lower``)."""
+        return _WORD_RE.findall(text.lower() if self.lower else text)
+
+    def _join(self, pieces: list[str]) -> str:
+        out = []
+        for k, piece in enumerate(pieces):
+            glue = k == 0 or piece in _NO_SPACE_BEFORE or pieces[k - 1] in _NO_SPACE_AFTER
+            out.append(piece if glue else " " + piece)
+        return "".join(out)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "lower": self.lower}
+
+
+_KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer}
+
+
+def tokenizer_from_dict(state: dict) -> Tokenizer:
+    """Rebuild a tokenizer from :meth:`Tokenizer.to_dict` data; refuse data that is not one.
+
+    >>> tok = WordTokenizer(["yes", "no"], lower=False)
+    >>> tokenizer_from_dict(tok.to_dict()) == tok
+    True
+    """
+    if not isinstance(state, dict) or state.get("type") not in _KINDS:
+        found = state.get("type") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"tokenizer_from_dict: expected a dict with 'type' in {sorted(_KINDS)}, got {found!r}")
+    if list(state.get("specials", [])) != list(SPECIAL_TOKENS):
+        raise ValueError(
+            f"tokenizer_from_dict: the saved special tokens {state.get('specials')!r} differ from "
+            f"{list(SPECIAL_TOKENS)}; this tokenizer was saved by another program or version"
+        )
+    vocab = state.get("vocab")
+    if not isinstance(vocab, list):
+        raise ValueError(f"tokenizer_from_dict: 'vocab' must be a list of strings, got {type(vocab).__name__}")
+    if state["type"] == "char":
+        return CharTokenizer(vocab)
+    return WordTokenizer(vocab, lower=bool(state.get("lower", True)))

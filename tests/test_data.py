@@ -1,0 +1,517 @@
+"""The data layer: tokenizers, generated tasks, the shipped corpus, padding, masks and batch order."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from importlib import resources
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minitransformer as mt
+from minitransformer.data import (
+    BOS,
+    EOS,
+    PAD,
+    SPECIAL_TOKENS,
+    UNK,
+    Batch,
+    CharTokenizer,
+    DataLoader,
+    WordTokenizer,
+    available_corpora,
+    batches,
+    digit_task,
+    digit_task_splits,
+    digit_tokenizer,
+    load_corpus,
+    make_classification_batch,
+    make_lm_batch,
+    make_seq2seq_batch,
+    negation_reviews,
+    negation_task,
+    negation_tokenizer,
+    pad_sequences,
+    split_corpus,
+    tokenizer_from_dict,
+    unigram_entropy,
+)
+
+single = pytest.mark.single_backend
+
+
+# ================================================================== tokenizers
+@single
+def test_special_tokens_are_fixed_ids_and_names():
+    assert (PAD, BOS, EOS, UNK) == (0, 1, 2, 3)
+    assert SPECIAL_TOKENS == ("<pad>", "<bos>", "<eos>", "<unk>")
+    for tok in (CharTokenizer("xyz"), WordTokenizer(["hello"]), CharTokenizer.from_text("")):
+        assert tok.itos[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
+        assert [tok.stoi[s] for s in SPECIAL_TOKENS] == [0, 1, 2, 3]
+    assert CharTokenizer("xyz").vocab_size == 4 + 3
+
+
+@single
+def test_char_tokenizer_ids_by_hand():
+    tok = CharTokenizer.from_text("banana")  # alphabet sorted: a=4, b=5, n=6
+    assert tok.itos[4:] == ["a", "b", "n"]
+    assert tok.encode("nab") == [6, 4, 5]
+    assert tok.encode("nab", add_bos=True, add_eos=True) == [1, 6, 4, 5, 2]
+    assert tok.decode([1, 6, 4, 5, 2, 0, 0]) == "nab"
+    assert tok.decode([1, 6, 4, 5, 2, 0], skip_special=False) == "<bos>nab<eos><pad>"
+
+
+_CORPUS = load_corpus("tiny")
+_CORPUS_TOK = CharTokenizer.from_text(_CORPUS)
+
+
+@single
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=sorted(set(_CORPUS)), max_size=80))
+def test_char_round_trip_is_exact(text):
+    ids = _CORPUS_TOK.encode(text)
+    assert len(ids) == len(text) and UNK not in ids
+    assert _CORPUS_TOK.decode(ids) == text
+
+
+@single
+def test_char_unknown_becomes_unk_and_shows():
+    tok = CharTokenizer("ab")
+    assert tok.encode("a?b") == [4, UNK, 5]
+    assert tok.decode(tok.encode("a?b")) == "a<unk>b"  # never silently dropped
+
+
+def test_decode_takes_tensors_and_arrays(backend):
+    tok = CharTokenizer("abc")
+    ids = tok.encode("cab", add_bos=True, add_eos=True)
+    assert tok.decode(mt.tensor(ids)) == "cab"
+    assert tok.decode(np.asarray(ids, dtype=np.int64)) == "cab"
+    assert tok.decode(list(np.asarray(ids))) == "cab"  # NumPy integer scalars
+
+
+@single
+def test_decode_refuses_ids_outside_the_vocabulary():
+    tok = CharTokenizer("ab")
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.decode([4, 6])
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.decode([-1])
+    with pytest.raises(ValueError, match="single characters"):
+        CharTokenizer(["ab"])
+
+
+@single
+def test_word_tokenizer_splits_words_and_punctuation():
+    tok = WordTokenizer([])
+    words = ["the", "film", ",", "i", "think", ",", "wasn't", "good", "!"]
+    assert tok.tokenize("The film, I think, wasn't GOOD!") == words
+    assert WordTokenizer([], lower=False).tokenize("Not Good.") == ["Not", "Good", "."]
+
+
+@single
+def test_word_vocabulary_by_frequency_max_vocab_and_min_freq():
+    texts = ["b a a", "c a b", "d"]  # counts: a 3, b 2, c 1, d 1
+    tok = WordTokenizer.from_texts(texts)
+    assert tok.itos[4:] == ["a", "b", "c", "d"]  # most frequent first, ties alphabetical
+    assert WordTokenizer.from_texts(texts, max_vocab=6).itos[4:] == ["a", "b"]  # 6 ids, 4 of them special
+    assert WordTokenizer.from_texts(texts, min_freq=2).itos[4:] == ["a", "b"]
+    assert WordTokenizer.from_texts(["A a"], lower=False).itos[4:] == ["A", "a"]
+    with pytest.raises(ValueError, match="max_vocab"):
+        WordTokenizer.from_texts(texts, max_vocab=3)
+    with pytest.raises(TypeError, match="list of strings"):
+        WordTokenizer.from_texts("a b c")
+
+
+@single
+def test_word_unknown_and_case():
+    tok = WordTokenizer(["the", "film", "good"])
+    assert tok.encode("The FILM was good") == [4, 5, UNK, 6]
+    assert tok.decode(tok.encode("The FILM was good")) == "the film <unk> good"
+    assert WordTokenizer(["the"], lower=False).encode("The the") == [UNK, 4]
+
+
+_WORDS = ["the", "film", "was", "not", "good", ".", ",", "!", "(", ")", "don't"]
+_WORD_TOK = WordTokenizer(_WORDS)
+
+
+@single
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_WORDS), st.sampled_from([" ", "  ", "\n", "\t "])), max_size=20))
+def test_word_round_trip_up_to_whitespace(pieces):
+    text = "".join(w + space for w, space in pieces)
+    ids = _WORD_TOK.encode(text)
+    assert UNK not in ids
+    decoded = _WORD_TOK.decode(ids)
+    assert _WORD_TOK.encode(decoded) == ids  # the same tokens again
+    assert "  " not in decoded and "\n" not in decoded
+
+
+@single
+def test_word_decode_glues_punctuation():
+    tok = WordTokenizer(["the", "film", "was", "good", "(", ")", ".", "really"])
+    assert tok.decode(tok.encode("The  film\nwas ( really )good .")) == "the film was (really) good."
+
+
+@single
+@pytest.mark.parametrize(
+    "tok", [CharTokenizer("hello world"), WordTokenizer(["Hello", "world"], lower=False), negation_tokenizer()]
+)
+def test_tokenizer_saves_as_json_and_comes_back(tok):
+    state = json.loads(json.dumps(tok.to_dict()))
+    again = tokenizer_from_dict(state)
+    assert type(again) is type(tok) and again == tok and again.itos == tok.itos
+    text = "Hello world, hello"
+    assert again.encode(text) == tok.encode(text)
+    assert type(tok).from_dict(state) == tok
+
+
+@single
+def test_tokenizer_from_dict_refuses_foreign_data():
+    with pytest.raises(ValueError, match="'type'"):
+        tokenizer_from_dict({"type": "bpe", "vocab": []})
+    with pytest.raises(ValueError, match="special tokens"):
+        tokenizer_from_dict({"type": "char", "specials": ["<s>", "</s>"], "vocab": ["a"]})
+    with pytest.raises(ValueError, match="'type'"):
+        tokenizer_from_dict(["a", "b"])
+
+
+# ================================================================== digit tasks
+@single
+def test_digit_tokenizer_offsets_digits_by_the_specials():
+    tok = digit_tokenizer()
+    assert tok.vocab_size == 14
+    assert tok.encode("0123456789") == list(range(4, 14))
+
+
+@single
+@pytest.mark.parametrize("name", ["copy", "reverse", "sort"])
+def test_digit_tasks_transform_right(name):
+    pairs = digit_task(name, 300, seed=1)
+    lengths = set()
+    for src, tgt in pairs:
+        lengths.add(len(src))
+        assert all(4 <= i <= 13 for i in src)
+        assert len(tgt) == len(src)
+        if name == "copy":
+            assert tgt == src
+        elif name == "reverse":
+            assert tgt == [src[len(src) - 1 - k] for k in range(len(src))]
+        else:
+            assert Counter(tgt) == Counter(src)  # a permutation of the source ...
+            assert all(a <= b for a, b in zip(tgt, tgt[1:]))  # ... in increasing order
+    assert lengths == set(range(8, 13))  # the spec's lengths 8-12, all of them drawn
+
+
+@single
+def test_digit_tasks_reverse_by_hand():
+    tok = digit_tokenizer()
+    (src, tgt), *_ = digit_task("reverse", 3, seed=0)
+    assert tok.decode(tgt) == tok.decode(src)[::-1]
+
+
+@single
+def test_digit_tasks_are_deterministic_given_the_seed():
+    assert digit_task_splits("sort", 50, 20, seed=7) == digit_task_splits("sort", 50, 20, seed=7)
+    assert digit_task("sort", 50, seed=7) != digit_task("sort", 50, seed=8)
+
+
+@single
+def test_digit_held_out_split_does_not_overlap():
+    train, val = digit_task_splits("copy", 2000, 500, seed=0, min_len=3, max_len=4)  # 11000 possible sources
+    train_src = {tuple(s) for s, _ in train}
+    val_src = {tuple(s) for s, _ in val}
+    assert len(train_src) == 2000 and len(val_src) == 500  # distinct inside each split
+    assert not train_src & val_src
+
+
+@single
+def test_digit_tasks_fill_a_small_space_exactly_and_refuse_more():
+    train, val = digit_task_splits("copy", 8, 2, seed=0, min_len=1, max_len=1)  # only 10 sources exist
+    assert sorted(s[0] for s, _ in train + val) == list(range(4, 14))
+    with pytest.raises(ValueError, match="only 2 of the 10"):
+        digit_task_splits("copy", 8, 3, seed=0, min_len=1, max_len=1)
+    with pytest.raises(ValueError, match="unknown"):
+        digit_task("rotate", 3)
+    with pytest.raises(ValueError, match="min_len"):
+        digit_task("copy", 3, min_len=5, max_len=4)
+
+
+# ================================================================== negation classification
+_POS = {"good", "great", "fun", "funny", "lovely", "brilliant"}
+_NEG = {"bad", "dull", "boring", "awful", "weak", "poor"}
+
+
+def _rule(words: list[str]) -> tuple[int, bool]:
+    """The labelling rule, written again here: (label, negated)."""
+    [s] = [k for k, w in enumerate(words) if w in _POS | _NEG]
+    negated = s > 0 and words[s - 1] == "not"
+    return int((words[s] in _POS) != negated), negated
+
+
+@single
+def test_negation_reviews_follow_the_rule():
+    reviews = negation_reviews(3000, seed=2)
+    negated_count, lengths = 0, Counter()
+    for text, label in reviews:
+        words = text.split()
+        lengths[len(words)] += 1
+        assert words.count("not") == 1
+        assert sum(w in _POS | _NEG for w in words) == 1
+        expected, negated = _rule(words)
+        assert label == expected
+        negated_count += negated
+    assert set(lengths) == set(range(5, 17))  # varied lengths: batches need padding
+    # negation_rate 0.25: the binomial standard deviation over 3000 reviews is 0.008
+    assert abs(negated_count / 3000 - 0.25) < 0.03
+    assert abs(np.mean([y for _, y in reviews]) - 0.5) < 0.04
+
+
+@single
+def test_negation_task_is_deterministic_held_out_and_tokenized():
+    train, val, tok = negation_task(500, 200, seed=3)
+    assert (train, val) == negation_task(500, 200, seed=3)[:2]
+    assert train != negation_task(500, 200, seed=4)[0]
+    assert len(train) == 500 and len(val) == 200
+    assert not {tuple(ids) for ids, _ in train} & {tuple(ids) for ids, _ in val}
+    used = {w for text, _ in negation_reviews(2000, seed=0) for w in text.split()}
+    assert set(tok.itos[4:]) == used and tok.vocab_size == 4 + len(used)  # exactly the words reviews use
+    for ids, label in train[:50]:
+        assert UNK not in ids and label == _rule(tok.decode(ids).split())[0]
+    with_bos, _, _ = negation_task(5, 0, seed=3, add_bos=True)
+    assert all(ids[0] == BOS for ids, _ in with_bos)
+
+
+def _logistic_regression(X, y, X_test, l2=1e-2, steps=15):
+    """L2-regularised logistic regression fitted by Newton's method, in float64 NumPy; test predictions."""
+    X = np.hstack([X, np.ones((len(X), 1))])
+    X_test = np.hstack([X_test, np.ones((len(X_test), 1))])
+    w = np.zeros(X.shape[1])
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-np.clip(X @ w, -30, 30)))
+        grad = X.T @ (p - y) + l2 * w
+        H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(w))
+        w -= np.linalg.solve(H, grad)
+    return (X_test @ w > 0).astype(int)
+
+
+def _features(examples, vocab_size, with_not_bigrams):
+    X = np.zeros((len(examples), vocab_size * (2 if with_not_bigrams else 1)))
+    for n, (ids, _) in enumerate(examples):
+        for k, i in enumerate(ids):
+            X[n, i] += 1  # bag of words: counts, no order
+            if with_not_bigrams and k > 0 and ids[k - 1] == NOT_ID:
+                X[n, vocab_size + i] += 1  # "word i right after not": order
+    return X, np.array([y for _, y in examples], dtype=np.float64)
+
+
+NOT_ID = negation_tokenizer().stoi["not"]
+
+
+@single
+def test_negation_bag_of_words_ceiling():
+    """A bag of words cannot solve the task; the same learner given word order can.
+
+    Every review holds one sentiment word and one "not" wherever the not stands, so the bag carries
+    the word's polarity and nothing about negation: the best a bag-of-words classifier can do is
+    1 - negation_rate = 75%.
+    """
+    train, val, tok = negation_task(3000, 2000, seed=5)
+    V = tok.vocab_size
+    X, y = _features(train, V, with_not_bigrams=False)
+    X_val, y_val = _features(val, V, with_not_bigrams=False)
+    bow_accuracy = np.mean(_logistic_regression(X, y, X_val) == y_val)
+    # the bag-of-words Bayes rule: predict the sentiment word's own polarity, ignore the "not"
+    polarity_accuracy = np.mean([int(any(w in _POS for w in tok.decode(ids).split())) == y for ids, y in val])
+    assert 0.70 <= bow_accuracy <= 0.80, bow_accuracy
+    assert abs(bow_accuracy - polarity_accuracy) < 0.03
+    X2, _ = _features(train, V, with_not_bigrams=True)
+    X2_val, _ = _features(val, V, with_not_bigrams=True)
+    assert np.mean(_logistic_regression(X2, y, X2_val) == y_val) >= 0.99  # order makes it learnable
+
+
+@single
+def test_negation_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="negation_rate"):
+        negation_reviews(3, negation_rate=1.5)
+    with pytest.raises(ValueError, match="min_words"):
+        negation_reviews(3, min_words=1, max_words=4)
+
+
+# ================================================================== corpus
+@single
+def test_corpus_loads_from_the_installed_package():
+    assert "tiny" in available_corpora()
+    text = load_corpus("tiny")
+    raw = resources.files("minitransformer.data").joinpath("tiny.txt").read_bytes().decode("utf-8")
+    assert text == raw
+    assert 20_000 <= len(text.encode("utf-8")) <= 60_000
+    assert text.isascii()
+    assert "Four score and seven years ago" in text
+    with pytest.raises(ValueError, match="no corpus named"):
+        load_corpus("huge")
+
+
+@single
+def test_unigram_entropy_by_hand_and_of_the_corpus():
+    # "aab": p = 2/3, 1/3; H = -(2/3 ln 2/3 + 1/3 ln 1/3) = 0.63651...
+    assert unigram_entropy("aab") == pytest.approx(-(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3)))
+    assert unigram_entropy("zzzz") == 0.0
+    text = load_corpus()
+    _, counts = np.unique(np.frombuffer(text.encode("ascii"), dtype=np.uint8), return_counts=True)
+    p = counts / counts.sum()
+    H = unigram_entropy(text)
+    assert H == pytest.approx(float(-(p * np.log(p)).sum()), rel=1e-12)
+    assert 2.7 < H < 3.4  # English text with capitals and punctuation: about 4.1-4.7 bits per character
+    assert H < math.log(len(set(text)))  # below the uniform distribution's entropy
+    with pytest.raises(ValueError, match="empty"):
+        unigram_entropy("")
+
+
+@single
+def test_split_corpus_is_a_contiguous_cut_at_a_line():
+    text = load_corpus()
+    train, val = split_corpus(text, val_fraction=0.1)
+    assert train + val == text
+    assert train.endswith("\n")
+    assert abs(len(val) / len(text) - 0.1) < 0.01
+    assert split_corpus("abc", 0.5) == ("ab", "c")  # no newline: cut where asked, round(3 * 0.5) = 2
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_corpus(text, 1.0)
+
+
+# ================================================================== padding and batches
+def test_pad_sequences_values_and_errors():
+    out = pad_sequences([[5, 6, 7], [8], np.array([9, 10])])
+    assert out.dtype == np.int64
+    np.testing.assert_array_equal(out, [[5, 6, 7], [8, 0, 0], [9, 10, 0]])
+    np.testing.assert_array_equal(pad_sequences([[5], [6, 7]], pad_id=-1, max_len=4), [[5, -1, -1, -1], [6, 7, -1, -1]])
+    np.testing.assert_array_equal(pad_sequences([[5, 6, 7]], max_len=2, truncate=True), [[5, 6]])
+    with pytest.raises(ValueError, match="sequence 1 has 3 tokens, more than max_len=2"):
+        pad_sequences([[5], [6, 7, 8]], max_len=2)
+    with pytest.raises(ValueError, match="non-empty"):
+        pad_sequences([])
+    with pytest.raises(TypeError, match="integers"):
+        pad_sequences([[1.5, 2]])
+
+
+def _causal_and_real(tgt_in: np.ndarray) -> np.ndarray:
+    """(B, 1, T, T) in plain NumPy: query i may attend key j iff j <= i and tgt_in[b, j] is not <pad>."""
+    B, T = tgt_in.shape
+    out = np.zeros((B, 1, T, T), dtype=bool)
+    for b in range(B):
+        for i in range(T):
+            for j in range(T):
+                out[b, 0, i, j] = j <= i and tgt_in[b, j] != PAD
+    return out
+
+
+def test_seq2seq_batch_shapes_values_and_masks(backend):
+    pairs = [([4, 5, 6], [6, 5, 4]), ([7], [7, 8]), ([9, 10], [11])]
+    b = make_seq2seq_batch(pairs)
+    for t in (b.src, b.src_mask, b.tgt_in, b.tgt_out, b.tgt_mask):
+        assert t.backend is backend
+    assert (b.src.dtype_name, b.tgt_in.dtype_name, b.tgt_out.dtype_name) == ("int64",) * 3
+    assert (b.src_mask.dtype_name, b.tgt_mask.dtype_name) == ("bool", "bool")
+    np.testing.assert_array_equal(b.src.numpy(), [[4, 5, 6], [7, 0, 0], [9, 10, 0]])
+    np.testing.assert_array_equal(b.tgt_in.numpy(), [[1, 6, 5, 4], [1, 7, 8, 0], [1, 11, 0, 0]])
+    np.testing.assert_array_equal(b.tgt_out.numpy(), [[6, 5, 4, 2], [7, 8, 2, 0], [11, 2, 0, 0]])
+    assert b.src_mask.shape == (3, 1, 1, 3) and b.tgt_mask.shape == (3, 1, 4, 4)
+    np.testing.assert_array_equal(b.src_mask.numpy()[:, 0, 0], b.src.numpy() != PAD)
+    np.testing.assert_array_equal(b.tgt_mask.numpy(), _causal_and_real(b.tgt_in.numpy()))
+    assert b.tgt_mask.numpy().any(axis=-1).all()  # every query row sees at least its <bos>
+    assert b.n_tokens == 4 + 3 + 2 and len(b) == 3
+    assert b.labels is None
+
+
+def test_seq2seq_batch_of_a_digit_task_round_trips(backend):
+    pairs = digit_task("reverse", 16, seed=0)
+    b = make_seq2seq_batch(pairs)
+    tok = digit_tokenizer()
+    for row, (src, tgt) in enumerate(pairs):
+        assert tok.decode(b.src.numpy()[row]) == tok.decode(src)
+        assert tok.decode(b.tgt_out.numpy()[row]) == tok.decode(src)[::-1]
+        assert b.tgt_out.numpy()[row, len(tgt)] == EOS
+    with pytest.raises(ValueError, match="source 1 is empty"):
+        make_seq2seq_batch([([4], [4]), ([], [5])])
+
+
+def test_classification_batch(backend):
+    train, _, tok = negation_task(8, 0, seed=0)
+    b = make_classification_batch(train)
+    assert b.src.backend is backend and b.labels.dtype_name == "int64"
+    np.testing.assert_array_equal(b.labels.numpy(), [y for _, y in train])
+    longest = max(len(ids) for ids, _ in train)
+    assert b.src.shape == (8, longest) and b.src_mask.shape == (8, 1, 1, longest)
+    for row, (ids, _) in enumerate(train):
+        assert b.src_mask.numpy()[row, 0, 0].sum() == len(ids)
+        assert b.src.numpy()[row, : len(ids)].tolist() == ids
+    assert b.n_tokens == 8 and b.tgt_in is None
+    with pytest.raises(ValueError, match="label"):
+        make_classification_batch([([4, 5], 0.5)])
+
+
+def test_lm_batch_windows_and_targets(backend):
+    ids = np.arange(100)  # distinct ids: a window shows where it starts
+    b = make_lm_batch(ids, seq_len=8, batch_size=5, rng=0)
+    x, y = b.tgt_in.numpy(), b.tgt_out.numpy()
+    assert x.shape == y.shape == (5, 8) and b.tgt_in.backend is backend
+    for row in x:
+        np.testing.assert_array_equal(row, np.arange(row[0], row[0] + 8))  # a contiguous slice
+        assert 0 <= row[0] <= 100 - 9
+    np.testing.assert_array_equal(y, x + 1)  # the next token
+    assert b.tgt_mask.shape == (1, 1, 8, 8)
+    np.testing.assert_array_equal(b.tgt_mask.numpy()[0, 0], np.tril(np.ones((8, 8), dtype=bool)))
+    np.testing.assert_array_equal(make_lm_batch(ids, 8, 5, rng=0).tgt_in.numpy(), x)  # seeded
+    assert b.n_tokens == 40 and b.src is None
+    with pytest.raises(ValueError, match="seq_len \\+ 1"):
+        make_lm_batch(np.arange(8), seq_len=8, batch_size=1)
+
+
+def test_lm_batch_of_the_corpus(backend):
+    text = load_corpus()
+    tok = CharTokenizer.from_text(text)
+    ids = np.asarray(tok.encode(text))
+    b = make_lm_batch(ids, seq_len=32, batch_size=4, rng=np.random.default_rng(3))
+    for row_in, row_out in zip(b.tgt_in.numpy(), b.tgt_out.numpy()):
+        window = tok.decode(row_in) + tok.decode(row_out)[-1]
+        assert window in text
+
+
+@single
+def test_batches_in_order_and_drop_last():
+    data = list(range(7))
+    assert list(batches(data, 3, shuffle=False)) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(batches(data, 3, shuffle=False, drop_last=True)) == [[0, 1, 2], [3, 4, 5]]
+    with pytest.raises(ValueError, match="batch_size"):
+        list(batches(data, 0))
+
+
+@single
+def test_shuffled_batches_are_a_reproducible_permutation():
+    data = list(range(50))
+    epoch0 = list(batches(data, 8, seed=1, epoch=0))
+    flat = [x for b in epoch0 for x in b]
+    assert sorted(flat) == data and flat != data  # every example once, not in order
+    assert [len(b) for b in epoch0] == [8] * 6 + [2]
+    assert epoch0 == list(batches(data, 8, seed=1, epoch=0))  # reproducible
+    assert epoch0 != list(batches(data, 8, seed=1, epoch=1))  # a new order each epoch
+    assert epoch0 != list(batches(data, 8, seed=2, epoch=0))
+
+
+def test_dataloader_epochs_and_collate(backend):
+    pairs = digit_task("copy", 10, seed=0)
+    loader = DataLoader(pairs, batch_size=4, seed=3, collate=make_seq2seq_batch)
+    assert len(loader) == 3
+    first = list(loader)
+    second = list(loader)
+    assert all(isinstance(b, Batch) for b in first) and [len(b) for b in first] == [4, 4, 2]
+    assert loader.epoch == 2
+    order = [b.src.numpy().tolist() for b in first]
+    assert order != [b.src.numpy().tolist() for b in second]
+    loader.set_epoch(0)
+    assert order == [b.src.numpy().tolist() for b in loader]  # epoch 0 again, the same batches
+    assert len(DataLoader(pairs, batch_size=4, drop_last=True)) == 2
