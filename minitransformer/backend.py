@@ -23,6 +23,7 @@ scatter-add (the gradient of an embedding lookup), moving an array to the host, 
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -82,6 +83,13 @@ class Backend:
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"
 
+    # one Backend per name: copying a model copies its tensors, never the array library
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
     # ----------------------------------------------------------------- dtypes
     def dtype(self, spec):
         """The backend's dtype for ``spec`` (a name such as ``"float32"``, or a dtype of any backend)."""
@@ -90,6 +98,8 @@ class Backend:
         name = spec if isinstance(spec, str) else dtype_name(spec)
         if name not in _DTYPE_NAMES:
             raise TypeError(f"unknown dtype {spec!r}; expected one of {', '.join(_DTYPE_NAMES)}")
+        if not hasattr(self.xp, name):  # float16 is not in the array API standard (array-api-strict lacks it)
+            raise TypeError(f"dtype {name} is not available on backend {self.name!r}")
         return getattr(self.xp, name)
 
     # ----------------------------------------------------------------- arrays
@@ -147,7 +157,8 @@ class Backend:
 
     def normal(self, shape, mean=0.0, std=1.0, dtype=None):
         """Samples of N(mean, std^2), shape ``shape``."""
-        return self._from_rng(self._rng.normal(mean, std, size=tuple(shape)), dtype)
+        # standard_normal, not normal: CuPy's Generator has only the former (NumPy gives the same numbers)
+        return self._from_rng(self._rng.standard_normal(size=tuple(shape)) * std + mean, dtype)
 
     def uniform(self, shape, low=0.0, high=1.0, dtype=None):
         """Samples of U[low, high), shape ``shape``."""
@@ -159,7 +170,9 @@ class Backend:
 
     def permutation(self, n: int):
         """A random permutation of 0..n-1 (host NumPy array: it orders batches, it is no data)."""
-        return np.asarray(self.to_host(self._rng.permutation(n)) if self.name == "cupy" else self._rng.permutation(n))
+        if self.name == "cupy":  # CuPy's Generator has no permutation: sort random keys on the device
+            return self.to_host(self.native.argsort(self._rng.random((n,))))
+        return self._rng.permutation(n)
 
     # ----------------------------------------------------------------- scatter-add
     def scatter_add(self, target_shape, indices, values):
@@ -182,7 +195,7 @@ class Backend:
         # portable fallback: a one-hot matrix, (N, V)^T @ (N, rest) -> (V, rest)
         V = target_shape[0]
         one_hot = xp.astype(indices[:, None] == xp.arange(V, dtype=indices.dtype)[None, :], values.dtype)
-        flat = xp.reshape(values, (values.shape[0], -1))
+        flat = xp.reshape(values, (values.shape[0], math.prod(values.shape[1:])))  # no -1: N may be 0
         return xp.reshape(xp.matmul(xp.matrix_transpose(one_hot), flat), tuple(target_shape))
 
 
@@ -266,7 +279,11 @@ def current() -> Backend:
     """The backend new tensors are made on (``MINITRANSFORMER_BACKEND`` or NumPy at first)."""
     global _current
     if _current is None:
-        _current = get(os.environ.get("MINITRANSFORMER_BACKEND", "numpy"))
+        name = os.environ.get("MINITRANSFORMER_BACKEND", "numpy")
+        try:
+            _current = get(name)
+        except BackendError as e:  # say where the name came from: the user never typed it in Python
+            raise BackendError(f"MINITRANSFORMER_BACKEND={name!r}: {e}") from e
     return _current
 
 

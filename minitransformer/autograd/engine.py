@@ -197,6 +197,8 @@ class Function:
         if _anomaly:
             _check_finite(fn.xp, f"{cls.__name__}.forward", out, inputs)
         requires_grad = _grad_enabled and any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        # an integer or boolean result (a cast to int64) has no gradient, as requires_grad_ demands
+        requires_grad = requires_grad and fn.xp.isdtype(out.dtype, "real floating")
         result = Tensor._wrap(out, first.backend, requires_grad)
         if requires_grad:
             fn.inputs = inputs
@@ -365,7 +367,8 @@ class Tensor:
         grad : Tensor or array, optional
             dL/d(self). May be left out only when ``self`` holds one element (a loss).
         retain_graph : bool
-            Keep the graph so ``backward`` can run through it again.
+            Keep the graph so ``backward`` can run through it again; without it a second
+            ``backward()`` through the same operations raises ``RuntimeError``.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -380,6 +383,11 @@ class Tensor:
                 )
             grad = xp.ones(self.data.shape, dtype=self.dtype)
         else:
+            if isinstance(grad, Tensor) and (grad.backend is not self.backend or grad.dtype != self.dtype):
+                raise TypeError(
+                    f"backward(): grad is {grad.dtype_name} on {grad.backend.name}, output is {self.dtype_name} "
+                    f"on {self.backend.name}; convert grad with .to()"
+                )
             grad = grad.data if isinstance(grad, Tensor) else self.backend.asarray(grad, dtype=self.dtype_name)
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, output has shape {self.shape}")
@@ -521,31 +529,54 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 
     An explicit stack instead of recursion: Python's recursion limit would stop a long chain.
     """
-    order, seen = [], {id(root)}
+    order, visited = [], set()
     stack = [(root, False)]
     while stack:
         node, inputs_done = stack.pop()
         if inputs_done:
             order.append(node)
             continue
+        # mark on visit, not on push: a node reached by a short and a long path must come
+        # after both in `order`, or the long path's gradient arrives after it was passed on
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
         stack.append((node, True))
         for parent in node._ctx.inputs:
-            if isinstance(parent, Tensor) and parent._ctx is not None and id(parent) not in seen:
-                seen.add(id(parent))
+            if isinstance(parent, Tensor) and parent._ctx is not None and id(parent) not in visited:
                 stack.append((parent, False))
     return order
+
+
+class _FreedGraph(Function):
+    """What a result keeps of its operation once ``backward()`` has freed the graph: the name, to say so."""
+
+    inputs = ()
+
+    def __init__(self, op: str):
+        self.op = op
+
+    def __repr__(self) -> str:
+        return f"{self.op} (freed by backward)"
 
 
 def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
     if root._ctx is None:  # a leaf: its gradient is the seed itself
         _accumulate(root, grad)
         return
+    order = _topological_order(root)
+    for node in order:  # refuse before any gradient is added, rather than give a partial one
+        if isinstance(node._ctx, _FreedGraph):
+            raise RuntimeError(
+                f"backward(): the graph through {node._ctx.op} (output shape {node.shape}) was freed by an "
+                "earlier backward(); pass retain_graph=True to the first backward() to go through it again"
+            )
     grads = {id(root): grad}
-    for node in reversed(_topological_order(root)):
+    for node in reversed(order):
         g = grads.pop(id(node), None)
         fn = node._ctx
         if not retain_graph:
-            node._ctx = None  # free the graph as we go
+            node._ctx = _FreedGraph(type(fn).__name__)  # free the graph as we go, remembering it was there
         if g is None:
             continue
         if node._retain_grad:
@@ -645,6 +676,9 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     """``a @ b`` with NumPy's rules: batched and broadcast over leading axes; 1-D operands allowed."""
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one dimension, got {a.shape} @ {b.shape}")
+    inner_a, inner_b = a.shape[-1], b.shape[-2 if b.ndim > 1 else 0]
+    if inner_a != inner_b:  # checked here, on the shapes the user gave, before 1-D operands are reshaped
+        raise ValueError(f"matmul: {a.shape} @ {b.shape}: inner dimensions differ ({inner_a} != {inner_b})")
     if a.ndim == 1 and b.ndim == 1:
         return ops.MatMul.apply(a.reshape(1, -1), b.reshape(-1, 1)).reshape(())
     if a.ndim == 1:

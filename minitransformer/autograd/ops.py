@@ -15,11 +15,17 @@ from .engine import Function, Tensor, broadcast_shapes
 
 
 def _is_number(x) -> bool:
-    return isinstance(x, int | float)
+    """A Python number, not an array: NumPy gives a 0-d result as ``numpy.float64``, a float subclass."""
+    return isinstance(x, int | float) and not hasattr(x, "dtype")
 
 
 def _shape(x):
     return tuple(x.shape) if isinstance(x, Tensor) else ()
+
+
+def _full(index: tuple) -> tuple:
+    """``index`` with a trailing ``...``: the array API (array-api-strict) wants every axis indexed."""
+    return index if any(i is Ellipsis for i in index) else index + (Ellipsis,)
 
 
 class _Elementwise(Function):
@@ -169,8 +175,7 @@ class Maximum(_Elementwise):
 
     def backward(self, grad):
         xp = self.xp
-        share_a = xp.where(self.a > self.b, 1.0, xp.where(self.a == self.b, 0.5, 0.0))
-        share_a = xp.astype(share_a, grad.dtype) if hasattr(share_a, "dtype") else share_a
+        share_a = xp.astype(self.a > self.b, grad.dtype) + 0.5 * xp.astype(self.a == self.b, grad.dtype)
         return grad * share_a, grad * (1.0 - share_a)
 
 
@@ -249,7 +254,7 @@ class MatMul(Function):
             raise ValueError(
                 f"MatMul: {a.shape} @ {b.shape}: inner dimensions differ ({a.shape[-1]} != {b.shape[-2]})"
             )
-        broadcast_shapes("MatMul (batch axes)", a.shape[:-2], b.shape[:-2])
+        broadcast_shapes(f"MatMul {a.shape} @ {b.shape}, batch axes", a.shape[:-2], b.shape[:-2])
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -296,12 +301,18 @@ class GetItem(Function):
     :math:`\bar x` is zero except :math:`\bar x[\text{index}] = \bar y`."""
 
     def forward(self, x, index):
-        self.shape, self.dtype, self.index = tuple(x.shape), x.dtype, index
+        index = _full(index)
+        self.shape, self.dtype = tuple(x.shape), x.dtype
+        # the array API allows ``None`` (new axes) when reading but not when writing: backward
+        # writes through the index without them, into a place of the shape it selects
+        self.target = tuple(i for i in index if i is not None)
+        self.target_shape = tuple(x[self.target].shape)
         return x[index]
 
     def backward(self, grad):
-        out = self.xp.zeros(self.shape, dtype=self.dtype)
-        out[self.index] = grad
+        xp = self.xp
+        out = xp.zeros(self.shape, dtype=self.dtype)
+        out[self.target] = xp.reshape(grad, self.target_shape)
         return (out,)
 
 
@@ -368,7 +379,7 @@ class Concat(Function):
     def backward(self, grad):
         parts, start = [], 0
         for size in self.sizes:
-            index = (slice(None),) * self.axis + (slice(start, start + size),)
+            index = (slice(None),) * self.axis + (slice(start, start + size), ...)
             parts.append(grad[index])
             start += size
         return tuple(parts)
@@ -387,7 +398,7 @@ class Stack(Function):
         return self.xp.stack(xs, axis=axis)
 
     def backward(self, grad):
-        return tuple(grad[(slice(None),) * self.axis + (k,)] for k in range(self.n))
+        return tuple(grad[(slice(None),) * self.axis + (k, ...)] for k in range(self.n))
 
 
 class Where(Function):

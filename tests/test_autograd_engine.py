@@ -1,0 +1,457 @@
+"""The backward pass as a whole, and the switches around it.
+
+Gradients add up where a tensor is used twice; ``.grad`` accumulates over calls; the graph is
+freed after ``backward()`` (a second pass needs ``retain_graph=True``, and says so); a chain of
+100,000 operations works (no recursion); ``no_grad``/``enable_grad``; ``detect_anomaly`` names the
+operation that made a NaN; the backend setting; seeding; moving tensors between backends and dtypes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import gc
+import os
+import subprocess
+import sys
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+
+
+def t64(values, requires_grad=True):
+    return mt.tensor(np.asarray(values, dtype=np.float64), requires_grad=requires_grad)
+
+
+def other_backend() -> str:
+    return "array_api_strict" if mt.backend.current().name == "numpy" else "numpy"
+
+
+# ------------------------------------------------------------------ accumulation
+def test_node_used_twice_gets_both_gradients():
+    x = t64([1.0, -2.0, 3.0])
+    (x * x).sum().backward()  # d/dx x^2 = 2x: both operands of the product send x back
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, -4.0, 6.0])
+
+
+def test_tensor_used_three_times():
+    x = t64([0.5, 2.0])
+    (x + x + x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_diamond_graph():
+    # a = 2x feeds two branches, b = e^a and c = tanh a, joined by y = sum(b c):
+    # dy/dx = 2 (e^a tanh a + e^a (1 - tanh^2 a))
+    values = np.array([-0.5, 0.1, 0.7])
+    x = t64(values)
+    a = x * 2.0
+    (a.exp() * a.tanh()).sum().backward()
+    ea, ta = np.exp(2 * values), np.tanh(2 * values)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (ea * ta + ea * (1 - ta**2)), rtol=1e-12)
+
+
+def test_intermediate_used_by_two_later_operations():
+    # h = x^2 used by h*3 and h.exp(): dy/dx = (3 + e^h) 2x
+    values = np.array([0.3, -1.2])
+    x = t64(values)
+    h = x * x
+    (h * 3.0 + h.exp()).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), (3 + np.exp(values**2)) * 2 * values, rtol=1e-12)
+
+
+def test_paths_of_different_lengths():
+    # h reaches the output directly and through a longer path, h.sum() (softmax e / e.sum() has this
+    # shape); h must send its gradient back only once both have arrived.
+    # L = sum_i h_i S (+ tanh(tanh(h_0)) below) with S = sum_j h_j, h = x^2:
+    # dL/dh_k = S + sum_i h_i (+ [k = 0] tanh'(tanh h_0) tanh'(h_0)); dL/dx_k = dL/dh_k 2 x_k
+    values = np.array([1.0, 2.0])
+    x = t64(values)
+    h = x * x
+    (h * h.sum()).sum().backward()  # dL/dx_k = 2 S 2 x_k = 4 S x_k with S = 1 + 4 = 5
+    np.testing.assert_allclose(x.grad.numpy(), 4 * 5 * values, rtol=1e-12)
+    x.grad = None
+    h = x * x
+    ((h * h.sum()).sum() + h[0].tanh().tanh()).backward()
+    h_np = values**2
+    dh = np.full(2, 2 * h_np.sum())
+    dh[0] += (1 - np.tanh(np.tanh(h_np[0])) ** 2) * (1 - np.tanh(h_np[0]) ** 2)
+    np.testing.assert_allclose(x.grad.numpy(), dh * 2 * values, rtol=1e-12)
+
+
+def _random_graph(lib, leaves, rng_ops):
+    """A random expression over ``leaves`` where every new node may reuse any earlier one.
+
+    ``rng_ops`` is a list of (op, i, j) drawn beforehand so the same graph is built with both libraries."""
+    nodes = list(leaves)
+    for op, i, j in rng_ops:
+        a, b = nodes[i % len(nodes)], nodes[j % len(nodes)]
+        if op == 0:
+            nodes.append(a + b)
+        elif op == 1:
+            nodes.append(a * b)
+        elif op == 2:
+            nodes.append(a.tanh())
+        elif op == 3:
+            nodes.append(a - b.sum() * 0.1)  # broadcasts a reduction back: a longer path
+        else:
+            nodes.append((a * 0.5).exp())
+    return sum(n.sum() for n in nodes[len(leaves):])
+
+
+def test_random_graphs_with_reuse_match_torch():
+    """Random DAGs where nodes are reused along paths of all lengths: gradients as PyTorch's."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        arrays = [rng.standard_normal(3) * 0.5 for _ in range(2)]
+        ops = [(int(rng.integers(5)), int(rng.integers(100)), int(rng.integers(100))) for _ in range(10)]
+        xs = [t64(a) for a in arrays]
+        ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+        _random_graph(mt, xs, ops).backward()
+        _random_graph(torch, ts, ops).backward()
+        for x, t in zip(xs, ts):
+            if t.grad is None:  # a leaf the random graph never used
+                assert x.grad is None
+            else:
+                np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_leaf_grad_accumulates_over_backward_calls():
+    x = t64([1.0, 2.0])
+    (x * x).sum().backward()  # 2x
+    (x * 3.0).sum().backward()  # + 3
+    np.testing.assert_array_equal(x.grad.numpy(), [5.0, 7.0])
+    x.grad = None  # how an optimizer's zero_grad starts afresh
+    (x * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_first_grad_is_a_copy():
+    """Two leaves given the same incoming array must not share it: a later += would reach both."""
+    a, b = t64([1.0, 2.0]), t64([3.0, 4.0])
+    (a + b).sum().backward()
+    a.grad.data += 1.0
+    np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
+
+
+def test_backward_with_explicit_grad():
+    x = t64([[1.0, 2.0], [3.0, 4.0]])
+    y = x * 2.0
+    y.backward(t64([[1.0, 0.0], [0.5, -1.0]], requires_grad=False))
+    np.testing.assert_array_equal(x.grad.numpy(), [[2.0, 0.0], [1.0, -2.0]])
+
+
+def test_backward_on_a_leaf_seeds_its_grad():
+    x = t64(2.0)
+    x.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_no_grad_flows_into_constants():
+    x, c = t64([1.0, 2.0]), t64([3.0, 4.0], requires_grad=False)
+    (x * c).sum().backward()
+    assert c.grad is None
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 4.0])
+
+
+# ------------------------------------------------------------------ the graph: kept, freed
+def test_second_backward_without_retain_graph_is_a_clear_error():
+    x = t64([1.0, 2.0])
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match=r"graph through Sum .* was freed .*retain_graph=True"):
+        y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])  # no partial gradient was added
+
+
+def test_backward_through_a_freed_intermediate_is_refused():
+    x = t64([1.0, 2.0])
+    h = x * x
+    h.sum().backward()
+    with pytest.raises(RuntimeError, match=r"graph through Mul .*\(2,\).* was freed"):
+        (h * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = t64([1.0, 2.0])
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [4.0, 8.0])  # 2x, twice
+    with pytest.raises(RuntimeError, match="freed"):
+        y.backward()  # the second call did not retain it
+
+
+def test_graph_is_freed_after_backward():
+    x = t64([1.0, 2.0])
+    h = x.exp()
+    y = (h * 2.0).sum()
+    saved = weakref.ref(h.grad_fn)  # the Exp step, which holds e^x for backward
+    y.backward()
+    gc.collect()
+    assert saved() is None
+    assert not h.is_leaf and not y.is_leaf  # still results of operations, not leaves
+
+
+def test_graph_is_kept_with_retain_graph():
+    x = t64([1.0, 2.0])
+    h = x.exp()
+    saved = weakref.ref(h.grad_fn)
+    (h * 2.0).sum().backward(retain_graph=True)
+    gc.collect()
+    assert saved() is not None
+
+
+@pytest.mark.single_backend  # recursion depth does not depend on the array library
+def test_chain_of_100000_operations():
+    x = t64(1.0)
+    z = x
+    for _ in range(100_000):
+        z = z * 1.00001
+    z.backward()  # d/dx (1.00001^n x) = 1.00001^n
+    assert x.grad.item() == pytest.approx(1.00001**100_000, rel=1e-9)
+    z = x
+    for _ in range(100_000):
+        z = z + 1.0
+    del z  # an unused long graph is released without recursion trouble too
+
+
+# ------------------------------------------------------------------ retain_grad
+def test_retain_grad_on_intermediates():
+    values = np.array([1.0, -2.0])
+    x = t64(values)
+    h = (x * 2.0).retain_grad()
+    g = h * 5.0  # not retained
+    (h * h + g).sum().backward()
+    np.testing.assert_array_equal(h.grad.numpy(), 2 * (2 * values) + 5)  # d/dh (h^2 + 5h)
+    assert g.grad is None
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * (2 * (2 * values) + 5))
+
+
+# ------------------------------------------------------------------ no_grad, enable_grad
+def test_no_grad_records_nothing():
+    x = t64([1.0, 2.0])
+    with mt.no_grad():
+        assert not mt.is_grad_enabled()
+        y = (x * 2.0).exp()
+    assert mt.is_grad_enabled()
+    assert not y.requires_grad and y.grad_fn is None and y.is_leaf
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        y.sum().backward()
+
+
+def test_no_grad_as_decorator():
+    @mt.no_grad()
+    def step(t):
+        """An optimizer-like update."""
+        return t * 0.5
+
+    x = t64([1.0])
+    y = step(x)
+    assert not y.requires_grad
+    assert mt.is_grad_enabled()
+    assert step.__name__ == "step" and step.__doc__ == "An optimizer-like update."
+
+
+def test_enable_grad_inside_no_grad():
+    x = t64([1.0, 3.0])
+    with mt.no_grad():
+        with mt.enable_grad():
+            y = x * x
+        z = x * x
+    assert y.requires_grad and not z.requires_grad
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 6.0])
+
+
+def test_no_grad_restored_after_an_exception():
+    with pytest.raises(ZeroDivisionError):
+        with mt.no_grad():
+            1 / 0  # noqa: B018
+    assert mt.is_grad_enabled()
+
+
+# ------------------------------------------------------------------ detect_anomaly
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_detect_anomaly_names_the_first_forward_operation():
+    x = t64([[1.0, -2.0, 3.0], [0.5, 1.0, 2.0]])
+    y = (x * 2.0).log().exp()  # log of -4 is NaN; exp passes it on
+    assert np.isnan(y.numpy()).any()  # without the switch: a silent NaN
+    with mt.detect_anomaly():
+        with pytest.raises(FloatingPointError, match=r"Log\.forward produced NaN/Inf; .*shapes \(2, 3\)"):
+            (x * 2.0).log().exp()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_detect_anomaly_names_the_first_backward_operation():
+    x = t64([0.0, 1.0, 4.0])  # d/dx sqrt(x) = 1 / (2 sqrt x) is inf at 0
+    with mt.detect_anomaly():
+        loss = (x.sqrt() * 3.0).sum()  # the forward is finite
+        with pytest.raises(FloatingPointError, match=r"Sqrt\.backward produced NaN/Inf; .*shapes \(3,\)"):
+            loss.backward()
+
+
+def test_detect_anomaly_is_off_after_the_block():
+    from minitransformer.autograd import engine
+
+    with pytest.raises(ValueError):
+        with mt.detect_anomaly():
+            assert engine._anomaly
+            raise ValueError
+    assert not engine._anomaly
+
+
+# ------------------------------------------------------------------ the backend setting
+def test_backend_context_manager_restores_the_previous_one():
+    before = mt.backend.current()
+    with mt.backend.use(other_backend()) as be:
+        assert mt.backend.current() is be
+        assert mt.zeros(2).backend is be
+        with mt.backend.use(before.name):
+            assert mt.backend.current() is before
+        assert mt.backend.current() is be
+    assert mt.backend.current() is before
+
+
+def test_backend_restored_after_an_exception():
+    before = mt.backend.current()
+    with pytest.raises(KeyError):
+        with mt.backend.use(other_backend()):
+            raise KeyError
+    assert mt.backend.current() is before
+
+
+def test_backend_choice_persists_across_contexts_and_threads():
+    """A module-level setting, not a ContextVar: a choice made in one notebook cell (which Jupyter may
+    run in its own context) or thread holds everywhere after it."""
+    before = mt.backend.current()
+    name = other_backend()
+    try:
+        contextvars.copy_context().run(mt.backend.use, name)
+        assert mt.backend.current().name == name
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(mt.backend.current().name))
+        thread.start()
+        thread.join()
+        assert seen == [name]
+        assert mt.tensor([1.0]).backend.name == name
+    finally:
+        mt.backend.use(before)
+
+
+def test_grad_mode_persists_across_contexts():
+    try:
+        contextvars.copy_context().run(mt.no_grad().__enter__)
+        assert not mt.is_grad_enabled()
+    finally:
+        mt.enable_grad().__enter__()
+    assert mt.is_grad_enabled()
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("name", ["array_api_strict", "numpy"])
+def test_environment_variable_chooses_the_backend(name):
+    code = "import minitransformer as mt; print(mt.backend.current().name, mt.zeros(2).backend.name)"
+    env = {**os.environ, "MINITRANSFORMER_BACKEND": name}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [name, name]
+
+
+@pytest.mark.single_backend
+def test_environment_variable_with_an_unknown_backend_says_where_it_came_from():
+    code = "import minitransformer as mt; mt.zeros(2)"
+    env = {**os.environ, "MINITRANSFORMER_BACKEND": "tpu"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "BackendError: MINITRANSFORMER_BACKEND='tpu': unknown backend 'tpu'" in out.stderr
+
+
+# ------------------------------------------------------------------ seeding
+def test_manual_seed_makes_random_numbers_reproducible():
+    def draw():
+        return mt.randn(3, 4).numpy(), mt.rand(2, dtype="float64").numpy(), mt.randint(0, 10, (5,)).numpy()
+
+    mt.manual_seed(7)
+    first = draw()
+    mt.manual_seed(7)
+    second = draw()
+    mt.manual_seed(8)
+    third = draw()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], third[0])
+    assert first[0].dtype == np.float32 and first[1].dtype == np.float64 and first[2].dtype == np.int64
+    assert ((first[1] >= 0) & (first[1] < 1)).all() and ((first[2] >= 0) & (first[2] < 10)).all()
+
+
+def test_manual_seed_reaches_every_backend():
+    name = other_backend()
+    mt.manual_seed(3)
+    a = mt.randn(4, backend=name).numpy()
+    mt.manual_seed(3)
+    b = mt.randn(4, backend=name).numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ moving, converting, looking
+def test_to_another_backend_and_back():
+    values = np.array([[1.5, -2.0], [0.25, 4.0]], dtype=np.float32)
+    x = mt.tensor(values, requires_grad=True)
+    name = other_backend()
+    y = x.to(name)
+    assert y.backend.name == name and y.dtype_name == "float32"
+    assert y.is_leaf and y.requires_grad  # a new leaf: the move is not differentiated
+    np.testing.assert_array_equal(y.numpy(), values)
+    back = y.to(mt.backend.current().name)
+    assert back.backend is x.backend
+    np.testing.assert_array_equal(back.numpy(), values)
+    assert x.to(x.backend.name) is x
+
+
+def test_to_another_dtype_is_differentiable():
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    y = x.to("float64")
+    assert y.dtype_name == "float64" and y.grad_fn is not None
+    (y * y).sum().backward()
+    assert x.grad.dtype_name == "float32"
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
+    assert mt.tensor([1, 2]).to("float32").dtype_name == "float32"
+
+
+def test_numpy_item_detach():
+    x = mt.tensor([[1.5, 2.5]], requires_grad=True)
+    host = x.numpy()
+    assert isinstance(host, np.ndarray) and host.dtype == np.float32
+    np.testing.assert_array_equal(host, [[1.5, 2.5]])
+    assert mt.tensor([[2.5]]).item() == 2.5 and isinstance(mt.tensor([[2.5]]).item(), float)
+    assert isinstance(mt.tensor([3]).item(), int)
+    d = (x * 2.0).detach()
+    assert not d.requires_grad and d.is_leaf and d.grad_fn is None
+    np.testing.assert_array_equal(d.numpy(), [[3.0, 5.0]])
+    with pytest.raises(ValueError, match=r"item\(\): tensor has shape \(1, 2\)"):
+        x.item()
+
+
+def test_default_dtypes():
+    assert mt.tensor([1.0, 2.0]).dtype_name == "float32"
+    assert mt.tensor([1, 2]).dtype_name == "int64"
+    assert mt.tensor([True]).dtype_name == "bool"
+    assert mt.tensor(np.zeros(2)).dtype_name == "float64"  # NumPy arrays keep theirs
+    assert mt.tensor([1.0], dtype="float64").dtype_name == "float64"
+    assert mt.zeros(2, 3).shape == (2, 3) and mt.ones((4,)).shape == (4,)
+
+
+def test_repr():
+    x = mt.tensor([1.5, -2.0], requires_grad=True)
+    text = repr(x)
+    assert text.startswith("Tensor([ 1.5, -2. ]") and "dtype=float32" in text and "requires_grad=True" in text
+    backend = mt.backend.current().name
+    assert ("backend=" in text) == (backend != "numpy")  # NumPy is the default, not named
+    if backend != "numpy":
+        assert f"backend={backend}" in text
+    assert repr(mt.tensor([1, 2])).startswith("Tensor([1, 2], dtype=int64")

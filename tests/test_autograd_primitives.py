@@ -1,0 +1,346 @@
+"""Every primitive operation, three ways: forward against plain NumPy float64, backward against
+central differences (``gradcheck``), and backward against PyTorch's autograd where torch is installed.
+
+One table, ``CASES``, drives all three tests: each row gives the operation written for minitransformer,
+the same operation in NumPy and in PyTorch, and the shapes (and value domain) of its inputs. Shapes
+include broadcasting ones, (2, 3) + (3,) and (4, 1, 3) * (2, 1), whose gradients the engine must sum
+back. Random data has no ties (max, maximum, relu); ties get their own tests at the end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+
+# ------------------------------------------------------------------ the table
+
+
+def case(mt_fn, np_fn, torch_fn, *shapes, domain="any", gradcheck=None):
+    """A row of the table: ``domain`` is one name for all inputs or a tuple, one per input."""
+    domains = (domain,) * len(shapes) if isinstance(domain, str) else domain
+    return {"mt": mt_fn, "np": np_fn, "torch": torch_fn, "shapes": shapes, "domains": domains,
+            "gradcheck": gradcheck or {}}
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _t(array):
+    """A constant NumPy array as a torch tensor (inside the torch lambdas)."""
+    return _torch().from_numpy(np.asarray(array))
+
+
+def _np_split(a, sizes, axis):
+    return tuple(np.split(a, np.cumsum(sizes)[:-1], axis=axis))
+
+
+COND = np.array([[True, False, True], [False, False, True]])
+COND_ROW = np.array([False, True, True])
+IDS = np.array([[1, 4, 1], [0, 1, 4]])  # repeated ids: rows 1 and 4 used twice
+
+CASES = {
+    # arithmetic, including broadcasting and Python numbers
+    "add (2,3)+(3,)": case(lambda a, b: a + b, np.add, lambda a, b: a + b, (2, 3), (3,)),
+    "add (4,1,3)+(2,1)": case(lambda a, b: a + b, np.add, lambda a, b: a + b, (4, 1, 3), (2, 1)),
+    "add ()+(2,3)": case(lambda a, b: a + b, np.add, lambda a, b: a + b, (), (2, 3)),
+    "add number": case(lambda a: 2.5 + a, lambda a: 2.5 + a, lambda a: 2.5 + a, (2, 3)),
+    "sub (3,)-(2,3)": case(lambda a, b: a - b, np.subtract, lambda a, b: a - b, (3,), (2, 3)),
+    "sub number": case(lambda a: 1.5 - a, lambda a: 1.5 - a, lambda a: 1.5 - a, (2, 3)),
+    "mul (4,1,3)*(2,1)": case(lambda a, b: a * b, np.multiply, lambda a, b: a * b, (4, 1, 3), (2, 1)),
+    "mul (2,3)*(1,)": case(lambda a, b: a * b, np.multiply, lambda a, b: a * b, (2, 3), (1,)),
+    "mul number": case(lambda a: a * -3.0, lambda a: a * -3.0, lambda a: a * -3.0, (2, 3)),
+    "div (2,3)/(3,)": case(lambda a, b: a / b, np.divide, lambda a, b: a / b, (2, 3), (3,), domain=("any", "pos")),
+    "div (3,1)/(1,4)": case(lambda a, b: a / b, np.divide, lambda a, b: a / b, (3, 1), (1, 4), domain=("any", "pos")),
+    "div number by tensor": case(lambda a: 2.0 / a, lambda a: 2.0 / a, lambda a: 2.0 / a, (2, 3), domain="pos"),
+    "neg": case(lambda a: -a, np.negative, lambda a: -a, (2, 3)),
+    "pow 3": case(lambda a: a**3, lambda a: a**3, lambda a: a**3, (2, 3)),
+    "pow 2.5": case(lambda a: a**2.5, lambda a: a**2.5, lambda a: a**2.5, (2, 3), domain="pos"),
+    "pow -1.5": case(lambda a: a**-1.5, lambda a: a**-1.5, lambda a: a**-1.5, (2, 3), domain="pos"),
+    "pow tensor exponent": case(lambda a, b: a**b, np.power, lambda a, b: a**b, (2, 3), (3,), domain=("pos", "any")),
+    # 0-d results (NumPy returns them as numpy.float64 scalars, which must not pass for Python numbers)
+    "pow 0-d results": case(lambda a, b: a.sum() ** b.sum(), lambda a, b: a.sum() ** b.sum(),
+                            lambda a, b: a.sum() ** b.sum(), (3,), (2,), domain="pos"),
+    "pow number base": case(lambda b: 2.0**b, lambda b: 2.0**b, lambda b: 2.0**b, (2, 3)),
+    # elementwise functions
+    "exp": case(lambda a: a.exp(), np.exp, lambda a: a.exp(), (2, 3)),
+    "log": case(lambda a: a.log(), np.log, lambda a: a.log(), (2, 3), domain="pos"),
+    "sqrt": case(lambda a: a.sqrt(), np.sqrt, lambda a: a.sqrt(), (2, 3), domain="pos"),
+    "tanh": case(lambda a: a.tanh(), np.tanh, lambda a: a.tanh(), (2, 3)),
+    "relu": case(lambda a: a.relu(), lambda a: np.where(a > 0, a, 0.0), lambda a: a.relu(), (3, 4), domain="nonzero"),
+    "maximum (2,3),(3,)": case(mt.maximum, np.maximum, lambda a, b: _torch().maximum(a, b), (2, 3), (3,)),
+    "maximum number": case(lambda a: mt.maximum(a, 0.3), lambda a: np.maximum(a, 0.3),
+                           lambda a: _torch().clamp_min(a, 0.3), (3, 4)),
+    # reductions: all axes, one axis, negative axes, tuples, keepdims
+    "sum all": case(lambda a: a.sum(), np.sum, lambda a: a.sum(), (2, 3, 4)),
+    "sum 0": case(lambda a: a.sum(axis=0), lambda a: a.sum(axis=0), lambda a: a.sum(dim=0), (2, 3, 4)),
+    "sum -1 keepdims": case(lambda a: a.sum(axis=-1, keepdims=True), lambda a: a.sum(axis=-1, keepdims=True),
+                            lambda a: a.sum(dim=-1, keepdim=True), (2, 3, 4)),
+    "sum (0,2)": case(lambda a: a.sum(axis=(0, 2)), lambda a: a.sum(axis=(0, 2)),
+                      lambda a: a.sum(dim=(0, 2)), (2, 3, 4)),
+    "sum (0,-1) keepdims": case(lambda a: a.sum(axis=(0, -1), keepdims=True),
+                                lambda a: a.sum(axis=(0, -1), keepdims=True),
+                                lambda a: a.sum(dim=(0, -1), keepdim=True), (2, 3, 4)),
+    "mean all": case(lambda a: a.mean(), np.mean, lambda a: a.mean(), (2, 3, 4)),
+    "mean -2": case(lambda a: a.mean(axis=-2), lambda a: a.mean(axis=-2), lambda a: a.mean(dim=-2), (2, 3, 4)),
+    "mean (1,2) keepdims": case(lambda a: a.mean(axis=(1, 2), keepdims=True),
+                                lambda a: a.mean(axis=(1, 2), keepdims=True),
+                                lambda a: a.mean(dim=(1, 2), keepdim=True), (2, 3, 4)),
+    "max all": case(lambda a: a.max(), np.max, lambda a: a.amax(), (2, 3, 4)),
+    "max 1": case(lambda a: a.max(axis=1), lambda a: a.max(axis=1), lambda a: a.amax(dim=1), (2, 3, 4)),
+    "max -1 keepdims": case(lambda a: a.max(axis=-1, keepdims=True), lambda a: a.max(axis=-1, keepdims=True),
+                            lambda a: a.amax(dim=-1, keepdim=True), (2, 3, 4)),
+    "max (0,2)": case(lambda a: a.max(axis=(0, 2)), lambda a: a.max(axis=(0, 2)),
+                      lambda a: a.amax(dim=(0, 2)), (2, 3, 4)),
+    # matrix products: plain, batched (B,T,D)@(D,E), broadcast batch axes, 1-D operands
+    "matmul (2,3)@(3,4)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (2, 3), (3, 4)),
+    "matmul (B,T,D)@(D,E)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (4, 2, 3), (3, 5)),
+    "matmul (D,E)@(B,E,F)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (2, 3), (4, 3, 2)),
+    "matmul (2,1,2,3)@(3,3,2)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (2, 1, 2, 3), (3, 3, 2)),
+    "matmul (3,)@(3,)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (3,), (3,)),
+    "matmul (3,)@(2,3,4)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (3,), (2, 3, 4)),
+    "matmul (2,3,4)@(4,)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (2, 3, 4), (4,)),
+    # shapes
+    "reshape": case(lambda a: a.reshape(6, 4), lambda a: a.reshape(6, 4), lambda a: a.reshape(6, 4), (2, 3, 4)),
+    "reshape -1 tuple": case(lambda a: a.reshape((4, -1)), lambda a: a.reshape(4, -1),
+                             lambda a: a.reshape(4, -1), (2, 3, 4)),
+    "permute": case(lambda a: a.permute(2, 0, 1), lambda a: a.transpose(2, 0, 1),
+                    lambda a: a.permute(2, 0, 1), (2, 3, 4)),
+    "transpose()": case(lambda a: a.transpose(), lambda a: a.transpose(), lambda a: a.permute(2, 1, 0), (2, 3, 4)),
+    "transpose(1,0,2)": case(lambda a: a.transpose(1, 0, 2), lambda a: a.transpose(1, 0, 2),
+                             lambda a: a.permute(1, 0, 2), (2, 3, 4)),
+    "swapaxes(0,-1)": case(lambda a: a.swapaxes(0, -1), lambda a: a.swapaxes(0, -1),
+                           lambda a: a.swapaxes(0, -1), (2, 3, 4)),
+    "mT": case(lambda a: a.mT, lambda a: a.swapaxes(-1, -2), lambda a: a.mT, (2, 3, 4)),
+    "T": case(lambda a: a.T, lambda a: a.T, lambda a: a.T, (3, 4)),
+    # basic indexing
+    "getitem int": case(lambda a: a[1], lambda a: a[1], lambda a: a[1], (2, 3, 4)),
+    "getitem -1": case(lambda a: a[-1], lambda a: a[-1], lambda a: a[-1], (2, 3, 4)),
+    "getitem ints": case(lambda a: a[0, 2, 1], lambda a: a[0, 2, 1], lambda a: a[0, 2, 1], (2, 3, 4)),
+    "getitem slices": case(lambda a: a[:, 1:3], lambda a: a[:, 1:3], lambda a: a[:, 1:3], (2, 3, 4)),
+    "getitem step": case(lambda a: a[::2, :, 1::2], lambda a: a[::2, :, 1::2], lambda a: a[::2, :, 1::2], (3, 3, 4)),
+    "getitem None": case(lambda a: a[None], lambda a: a[None], lambda a: a[None], (2, 3)),
+    "getitem None mid": case(lambda a: a[:, None, 1], lambda a: a[:, None, 1], lambda a: a[:, None, 1], (2, 3, 4)),
+    "getitem ellipsis": case(lambda a: a[..., 0], lambda a: a[..., 0], lambda a: a[..., 0], (2, 3, 4)),
+    "getitem int ellipsis None": case(lambda a: a[1, ..., None, 1:], lambda a: a[1, ..., None, 1:],
+                                      lambda a: a[1, ..., None, 1:], (2, 3, 4)),
+    # integer-array lookups
+    "getitem ids (repeated)": case(lambda a: a[[0, 2, 0]], lambda a: a[[0, 2, 0]],
+                                   lambda a: a[[0, 2, 0]], (3, 4)),
+    "take embedding (repeated ids)": case(lambda E: mt.take(E, IDS), lambda E: E[IDS],
+                                          lambda E: E[_t(IDS)], (5, 3)),
+    "take embedding Tensor ids": case(lambda E: E[mt.tensor(IDS)], lambda E: E[IDS],
+                                      lambda E: E[_t(IDS)], (5, 3)),
+    "take axis 1": case(lambda a: mt.take(a, [3, 0, 3], axis=1), lambda a: np.take(a, [3, 0, 3], axis=1),
+                        lambda a: a[:, [3, 0, 3]], (2, 4, 3)),
+    "take axis -1 negative ids": case(lambda a: mt.take(a, [[2, 2], [0, -1]], axis=-1),
+                                      lambda a: np.take(a, [[2, 2], [0, -1]], axis=-1),
+                                      lambda a: a[..., _t([[2, 2], [0, 2]])], (2, 3)),
+    # joining and cutting
+    "concat axis 0": case(lambda a, b: mt.concat([a, b], axis=0), lambda a, b: np.concatenate([a, b], axis=0),
+                          lambda a, b: _torch().cat([a, b], dim=0), (2, 3), (1, 3)),
+    "concat axis -1 three": case(lambda a, b, c: mt.concat([a, b, c], axis=-1),
+                                 lambda a, b, c: np.concatenate([a, b, c], axis=-1),
+                                 lambda a, b, c: _torch().cat([a, b, c], dim=-1), (2, 3), (2, 1), (2, 2)),
+    "stack axis 0": case(lambda a, b: mt.stack([a, b]), lambda a, b: np.stack([a, b]),
+                         lambda a, b: _torch().stack([a, b]), (2, 3), (2, 3)),
+    "stack axis -1": case(lambda a, b: mt.stack([a, b], axis=-1), lambda a, b: np.stack([a, b], axis=-1),
+                          lambda a, b: _torch().stack([a, b], dim=-1), (2, 3), (2, 3)),
+    "stack axis 1": case(lambda a, b, c: mt.stack([a, b, c], axis=1), lambda a, b, c: np.stack([a, b, c], axis=1),
+                         lambda a, b, c: _torch().stack([a, b, c], dim=1), (2, 3), (2, 3), (2, 3)),
+    "split equal": case(lambda a: tuple(a.split(3, axis=-1)), lambda a: tuple(np.split(a, 3, axis=-1)),
+                        lambda a: a.split(2, dim=-1), (4, 6)),
+    "split sizes": case(lambda a: tuple(mt.split(a, [1, 3], axis=0)), lambda a: _np_split(a, [1, 3], 0),
+                        lambda a: a.split([1, 3], dim=0), (4, 2)),
+    # selecting
+    "where": case(lambda a, b: mt.where(mt.tensor(COND), a, b), lambda a, b: np.where(COND, a, b),
+                  lambda a, b: _torch().where(_t(COND), a, b), (2, 3), (3,)),
+    "where broadcast cond, number": case(lambda a: mt.where(mt.tensor(COND_ROW), a, 0.5),
+                                         lambda a: np.where(COND_ROW, a, 0.5),
+                                         lambda a: _torch().where(_t(COND_ROW), a, 0.5), (2, 3)),
+    "masked_fill": case(lambda a: a.masked_fill(mt.tensor(COND_ROW), -5.0), lambda a: np.where(COND_ROW, -5.0, a),
+                        lambda a: a.masked_fill(_t(COND_ROW), -5.0), (2, 3)),
+    "masked_fill function": case(lambda a: mt.masked_fill(a, mt.tensor(COND), 2.0), lambda a: np.where(COND, 2.0, a),
+                                 lambda a: a.masked_fill(_t(COND), 2.0), (2, 3)),
+    # dtype: float64 -> float32 -> float64 (central differences need a wide step through float32)
+    "cast round trip": case(lambda a: mt.cast(mt.cast(a, "float32"), "float64"),
+                            lambda a: a.astype(np.float32).astype(np.float64),
+                            lambda a: a.float().double(), (2, 3), gradcheck={"eps": 1e-2, "atol": 1e-5}),
+    "to float32 and back": case(lambda a: a.to("float32").to("float64"),
+                                lambda a: a.astype(np.float32).astype(np.float64),
+                                lambda a: a.float().double(), (3,), gradcheck={"eps": 1e-2, "atol": 1e-5}),
+}
+
+
+def _sample(shape, domain, rng):
+    if domain == "pos":  # log, sqrt, divisors, bases of real powers
+        return rng.uniform(0.5, 2.0, size=shape)
+    if domain == "nonzero":  # relu: keep away from the kink at 0
+        return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.2, 2.0, size=shape)
+    return rng.standard_normal(size=shape)
+
+
+def _arrays(spec, rng):
+    return [np.asarray(_sample(s, d, rng), dtype=np.float64) for s, d in zip(spec["shapes"], spec["domains"])]
+
+
+def _tuple(out):
+    return tuple(out) if isinstance(out, tuple | list) else (out,)
+
+
+def _mt_grads(spec, arrays, cotangents):
+    """Gradients of <v, f(x)> from minitransformer's backward, as NumPy float64."""
+    xs = [mt.tensor(a, requires_grad=True) for a in arrays]
+    outs = _tuple(spec["mt"](*xs))
+    loss = sum((o * mt.tensor(v)).sum() for o, v in zip(outs, cotangents))
+    loss.backward()
+    return [x.grad.numpy() for x in xs]
+
+
+PARAMS = pytest.mark.parametrize("name", list(CASES))
+
+
+# ------------------------------------------------------------------ the three tests
+@PARAMS
+def test_forward_matches_numpy(name, rng):
+    spec = CASES[name]
+    arrays = _arrays(spec, rng)
+    got = _tuple(spec["mt"](*[mt.tensor(a) for a in arrays]))
+    want = _tuple(spec["np"](*arrays))
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.backend is mt.backend.current()
+        assert g.dtype_name == "float64"
+        assert g.shape == np.shape(w)
+        np.testing.assert_allclose(g.numpy(), w, rtol=1e-12, atol=1e-14)
+
+
+@PARAMS
+def test_gradcheck(name, rng):
+    spec = CASES[name]
+    xs = [mt.tensor(a, requires_grad=True) for a in _arrays(spec, rng)]
+    assert mt.gradcheck(spec["mt"], *xs, **spec["gradcheck"])
+
+
+@PARAMS
+def test_gradient_matches_torch(name, rng):
+    torch = pytest.importorskip("torch")
+    spec = CASES[name]
+    arrays = _arrays(spec, rng)
+    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    outs = _tuple(spec["torch"](*ts))
+    cotangents = [rng.standard_normal(tuple(o.shape)) for o in outs]
+    loss = sum((o * torch.from_numpy(v)).sum() for o, v in zip(outs, cotangents))
+    want = torch.autograd.grad(loss, ts)
+    got = _mt_grads(spec, arrays, cotangents)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------ properties of single operations
+def test_python_number_keeps_dtype():
+    """A Python number is weakly typed: it takes the tensor's dtype instead of promoting it."""
+    for dtype in ("float32", "float64"):
+        x = mt.ones(2, dtype=dtype)
+        for y in (x + 1.5, 2.0 * x, x / 3.0, 1.0 - x, x**2, 2.0**x, mt.maximum(x, 0.5)):
+            assert y.dtype_name == dtype
+
+
+def test_broadcast_gradient_has_input_shape():
+    # (4,1,3) * (2,1) -> (4,2,3): each element of b meets 4*3 elements of a; db[i] = sum over them of a
+    a = mt.tensor(np.arange(12.0).reshape(4, 1, 3), requires_grad=True)
+    b = mt.tensor(np.ones((2, 1)), requires_grad=True)
+    (a * b).sum().backward()
+    assert a.grad.shape == (4, 1, 3) and b.grad.shape == (2, 1)
+    np.testing.assert_array_equal(b.grad.numpy(), np.full((2, 1), sum(range(12))))
+    np.testing.assert_array_equal(a.grad.numpy(), np.full((4, 1, 3), 2.0))
+
+
+def test_take_repeated_ids_add_up():
+    """Embedding gradient: a row looked up k times gets k copies of the incoming gradient."""
+    E = mt.tensor(np.zeros((5, 2)), requires_grad=True)
+    mt.take(E, [[1, 4, 1], [1, 0, 3]]).sum().backward()
+    counts = np.array([1, 3, 0, 1, 1], dtype=np.float64)  # id 1 three times, id 2 never
+    np.testing.assert_array_equal(E.grad.numpy(), np.repeat(counts[:, None], 2, axis=1))
+
+
+def test_masked_fill_minus_inf_gives_zero_gradient():
+    """Attention's mask: exp(-inf) = 0, and the hidden positions get gradient 0, not NaN."""
+    x = mt.tensor(np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]]), requires_grad=True)
+    mask = mt.tensor(np.array([[False, True, True], [False, False, True]]))
+    y = x.masked_fill(mask, float("-inf")).exp()
+    np.testing.assert_array_equal(y.numpy(), np.where(mask.numpy(), 0.0, np.exp(x.numpy())))
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.where(mask.numpy(), 0.0, np.exp(x.numpy())))
+
+
+def test_cast_to_integer_has_no_gradient():
+    x = mt.tensor([1.5, -2.5], dtype="float64", requires_grad=True)
+    ids = mt.cast(x, "int64")
+    assert ids.dtype_name == "int64" and not ids.requires_grad
+    np.testing.assert_array_equal(ids.numpy(), [1, -2])
+
+
+def test_cast_gradient_comes_back_in_input_dtype():
+    x = mt.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
+    y = mt.cast(x, "float32")
+    assert y.dtype_name == "float32"
+    (y * y).sum().backward()
+    assert x.grad.dtype_name == "float64"
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+
+
+# ------------------------------------------------------------------ ties: the gradient is shared equally
+def test_max_ties_share_gradient():
+    # row 0: max 3 twice -> 1/2 each; row 1: max 2 twice -> 1/2 each; the whole: max 3 twice
+    x = mt.tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, -1.0]]), requires_grad=True)
+    x.max(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0.5, 0.5], [0.5, 0.5, 0]])
+    x.grad = None
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0.5, 0.5], [0, 0, 0]])
+
+
+def test_max_three_way_tie_splits_in_thirds():
+    x = mt.tensor(np.array([2.0, 2.0, 2.0, 1.0]), requires_grad=True)
+    x.max().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1 / 3, 1 / 3, 1 / 3, 0])
+
+
+def test_maximum_tie_splits_in_half():
+    a = mt.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    b = mt.tensor(np.array([2.0, 2.0, 2.0]), requires_grad=True)
+    mt.maximum(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [0, 0.5, 1])
+    np.testing.assert_array_equal(b.grad.numpy(), [1, 0.5, 0])
+
+
+def test_relu_at_zero_has_gradient_zero():
+    x = mt.tensor(np.array([-1.0, 0.0, 1.0]), requires_grad=True)
+    x.relu().sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 0, 1])
+
+
+def test_ties_match_torch():
+    torch = pytest.importorskip("torch")
+    data = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
+    other = np.array([3.0, 2.0, 0.0])
+    x, o = mt.tensor(data, requires_grad=True), mt.tensor(other, requires_grad=True)
+    tx, to = (torch.tensor(a, requires_grad=True) for a in (data, other))
+    (x.max(axis=-1).sum() + mt.maximum(x, o).sum() + x.relu().sum() + x.max()).backward()
+    (tx.amax(dim=-1).sum() + torch.maximum(tx, to).sum() + tx.relu().sum() + tx.amax()).backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(o.grad.numpy(), to.grad.numpy(), rtol=1e-12)
+
+
+def test_take_with_no_ids():
+    """An empty lookup (a batch without tokens) gives an empty result and a zero gradient."""
+    E = mt.tensor(np.ones((4, 3)), requires_grad=True)
+    y = mt.take(E, mt.tensor(np.zeros((0,), dtype=np.int64)))
+    assert y.shape == (0, 3)
+    y.sum().backward()
+    np.testing.assert_array_equal(E.grad.numpy(), np.zeros((4, 3)))

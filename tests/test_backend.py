@@ -1,0 +1,159 @@
+"""The backend layer: scatter-add against ``np.add.at``, moving arrays to the host, dtype names,
+random numbers, which backends exist, and what asking for a missing one says."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+from minitransformer.backend import BackendError, dtype_name
+
+
+# ------------------------------------------------------------------ scatter-add
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "target_shape, indices",
+    [
+        ((5,), [1, 4, 1, 1, 0]),  # repeated ids add up; id 2 and 3 stay 0
+        ((4, 3), [3, 0, 3, 2, 3]),  # rows of an embedding table
+        ((3, 2, 2), [2, 2, 0]),  # multi-dimensional rows
+        ((6, 2), [5]),
+        ((4, 3), []),  # nothing to add: zeros
+    ],
+)
+def test_scatter_add_matches_numpy_add_at(backend, target_shape, indices, dtype, rng):
+    values = rng.standard_normal((len(indices),) + target_shape[1:]).astype(dtype)
+    ids = np.asarray(indices, dtype=np.int64)
+    out = backend.scatter_add(target_shape, backend.asarray(ids), backend.asarray(values))
+    want = np.zeros(target_shape, dtype=dtype)
+    np.add.at(want, ids, values)
+    assert backend.owns(out)
+    host = backend.to_host(out)
+    assert host.shape == target_shape and host.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(host, want, rtol=1e-6 if dtype == "float32" else 1e-12)
+
+
+# ------------------------------------------------------------------ moving to the host, arrays
+def test_to_host_gives_numpy(backend):
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    array = backend.asarray(values)
+    assert backend.owns(array)
+    host = backend.to_host(array)
+    assert isinstance(host, np.ndarray)
+    np.testing.assert_array_equal(host, values)
+    assert isinstance(backend.to_host(values), np.ndarray)  # host arrays pass through
+
+
+def test_asarray_with_dtype(backend):
+    array = backend.asarray([[1, 2], [3, 4]], dtype="float64")
+    assert dtype_name(array.dtype) == "float64" and tuple(array.shape) == (2, 2)
+    assert dtype_name(backend.asarray([1, 2]).dtype) == "int64"
+
+
+def test_owns_only_its_own_arrays(backend):
+    other = mt.backend.get("array_api_strict" if backend.name == "numpy" else "numpy")
+    assert not backend.owns(other.asarray([1.0]))
+    assert not backend.owns([1.0])
+
+
+# ------------------------------------------------------------------ dtypes
+@pytest.mark.parametrize("name", ["float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"])
+def test_dtype_names_round_trip(backend, name):
+    if name == "float16" and backend.name == "array_api_strict":  # not in the array API standard
+        with pytest.raises(TypeError, match="dtype float16 is not available on backend 'array_api_strict'"):
+            backend.dtype(name)
+        return
+    dtype = backend.dtype(name)
+    assert dtype_name(dtype) == name
+    assert backend.dtype(dtype) == dtype  # a dtype object is accepted too
+    assert dtype_name(backend.xp.zeros(1, dtype=dtype).dtype) == name
+
+
+def test_dtype_default_is_float32(backend):
+    assert dtype_name(backend.dtype(None)) == "float32" == mt.backend.DEFAULT_FLOAT
+
+
+def test_dtype_from_another_backend(backend):
+    other = mt.backend.get("array_api_strict" if backend.name == "numpy" else "numpy")
+    assert dtype_name(backend.dtype(other.dtype("float64"))) == "float64"
+
+
+def test_unknown_dtype(backend):
+    with pytest.raises(TypeError, match=r"unknown dtype 'float128'; expected one of float32, float64"):
+        backend.dtype("float128")
+
+
+# ------------------------------------------------------------------ random numbers
+def test_random_numbers(backend):
+    backend.manual_seed(5)
+    normal = backend.to_host(backend.normal((2000,), mean=1.0, std=2.0, dtype="float64"))
+    uniform = backend.to_host(backend.uniform((3, 4), low=-1.0, high=1.0))
+    ints = backend.to_host(backend.integers((50,), 3, 7))
+    assert normal.dtype == np.float64 and uniform.dtype == np.float32 and ints.dtype == np.int64
+    assert abs(normal.mean() - 1.0) < 0.2 and abs(normal.std() - 2.0) < 0.2  # ~ 6 standard errors
+    assert uniform.shape == (3, 4) and ((uniform >= -1) & (uniform < 1)).all()
+    assert set(ints.tolist()) <= {3, 4, 5, 6}
+    backend.manual_seed(5)
+    np.testing.assert_array_equal(backend.to_host(backend.normal((2000,), mean=1.0, std=2.0, dtype="float64")), normal)
+
+
+def test_rng_state_round_trip(backend):
+    if backend.name == "cupy":
+        with pytest.raises(BackendError, match="reseed with manual_seed"):
+            backend.get_rng_state()
+        return
+    state = backend.get_rng_state()
+    first = backend.to_host(backend.uniform((4,)))
+    backend.set_rng_state(state)
+    np.testing.assert_array_equal(backend.to_host(backend.uniform((4,))), first)
+
+
+def test_permutation(backend):
+    p = backend.permutation(10)
+    assert isinstance(p, np.ndarray) and sorted(p.tolist()) == list(range(10))
+
+
+# ------------------------------------------------------------------ choosing a backend
+@pytest.mark.single_backend
+def test_available_backends():
+    names = mt.backend.available()
+    assert "numpy" in names and "array_api_strict" in names
+    assert all(mt.backend.get(n).name == n for n in names)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("alias, name", [("np", "numpy"), ("CPU", "numpy"), ("strict", "array_api_strict"),
+                                         ("array-api-strict", "array_api_strict")])
+def test_aliases(alias, name):
+    assert mt.backend.get(alias) is mt.backend.get(name)
+
+
+def test_unknown_backend():
+    before = mt.backend.current()
+    with pytest.raises(BackendError, match=r"unknown backend 'tpu'; choose one of 'numpy', 'cupy'"):
+        mt.backend.use("tpu")
+    assert mt.backend.current() is before
+
+
+@pytest.mark.single_backend
+def test_missing_cupy_says_how_to_install(monkeypatch):
+    """Where CuPy is not importable (hidden here even on a GPU machine), asking for it names the extra."""
+    monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` now raises ImportError
+    monkeypatch.delitem(sys.modules, "array_api_compat.cupy", raising=False)
+    monkeypatch.setattr(mt.backend, "_BACKENDS", {k: v for k, v in mt.backend._BACKENDS.items() if k != "cupy"})
+    before = mt.backend.current()
+    for ask in (lambda: mt.backend.get("cupy"), lambda: mt.backend.use("gpu"), lambda: mt.zeros(2).to("cuda")):
+        with pytest.raises(BackendError, match=r"pip install 'minitransformer\[cuda12\]'"):
+            ask()
+    assert mt.backend.current() is before
+    assert "cupy" not in mt.backend.available()
+
+
+def test_backend_repr_and_namespace(backend):
+    assert repr(backend) == f"Backend({backend.name!r})"
+    namespace = {"numpy": "array_api_compat.numpy", "array_api_strict": "array_api_strict",
+                 "cupy": "array_api_compat.cupy"}[backend.name]
+    assert backend.xp.__name__ == namespace

@@ -1,0 +1,196 @@
+"""Bad input gets a clear exception naming the operation and the shapes, dtypes or backends at fault,
+raised before any arithmetic: never a NaN, a silent broadcast, or a traceback from inside NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+from minitransformer.backend import BackendError
+
+
+def other_backend() -> str:
+    return "array_api_strict" if mt.backend.current().name == "numpy" else "numpy"
+
+
+# ------------------------------------------------------------------ shapes
+@pytest.mark.parametrize(
+    "a, b, message",
+    [
+        ((2, 3), (2, 3), r"matmul: \(2, 3\) @ \(2, 3\): inner dimensions differ \(3 != 2\)"),
+        ((4, 2, 3), (4, 5), r"matmul: \(4, 2, 3\) @ \(4, 5\): inner dimensions differ \(3 != 4\)"),
+        ((3,), (4,), r"matmul: \(3,\) @ \(4,\): inner dimensions differ \(3 != 4\)"),  # the user's shapes
+        ((2, 3), (2,), r"matmul: \(2, 3\) @ \(2,\): inner dimensions differ \(3 != 2\)"),
+        ((2, 2, 3), (3, 3, 4), r"MatMul \(2, 2, 3\) @ \(3, 3, 4\), batch axes: shapes \(2,\) and \(3,\) do not "
+                               r"broadcast"),
+    ],
+)
+def test_matmul_shape_mismatch(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        mt.zeros(*a) @ mt.zeros(*b)
+
+
+def test_matmul_of_a_scalar():
+    with pytest.raises(ValueError, match=r"matmul: operands must have at least one dimension, got \(2, 3\) @ \(\)"):
+        mt.matmul(mt.zeros(2, 3), mt.tensor(2.0))
+
+
+@pytest.mark.parametrize(
+    "op, name",
+    [(lambda a, b: a + b, "Add"), (lambda a, b: a * b, "Mul"), (lambda a, b: a - b, "Sub"),
+     (lambda a, b: a / b, "Div"), (mt.maximum, "Maximum"), (lambda a, b: a**b, "Pow")],
+)
+def test_elementwise_shapes_that_do_not_broadcast(op, name):
+    with pytest.raises(ValueError, match=rf"{name}: shapes \(4, 1, 3\) and \(2, 2\) do not broadcast "
+                                         r"\(axis -1 has sizes \[2, 3\]\)"):
+        op(mt.ones(4, 1, 3), mt.ones(2, 2))
+
+
+def test_where_shapes_that_do_not_broadcast():
+    with pytest.raises(ValueError, match=r"Where: shapes \(2,\) and \(2, 3\) and \(2, 3\) do not broadcast"):
+        mt.where(mt.tensor([True, False]), mt.zeros(2, 3), mt.ones(2, 3))
+    with pytest.raises(ValueError, match=r"Where: shapes \(3,\) and \(\) and \(2, 2\) do not broadcast"):
+        mt.zeros(2, 2).masked_fill(mt.tensor([True, False, True]), 0.0)
+
+
+def test_where_condition_must_be_boolean():
+    with pytest.raises(TypeError, match="where: condition must be boolean, got int64"):
+        mt.where(mt.tensor([1, 0, 1]), mt.zeros(3), mt.ones(3))
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((4, 2), r"reshape: cannot reshape \(2, 3\) \(6 elements\) into \(4, 2\) \(8 elements\)"),
+        ((4, -1), r"reshape: cannot reshape \(2, 3\) \(6 elements\) into \(4, -1\)"),
+        ((-1, -1), r"reshape: only one -1 allowed in \(-1, -1\)"),
+    ],
+)
+def test_bad_reshape(shape, message):
+    with pytest.raises(ValueError, match=message):
+        mt.zeros(2, 3).reshape(*shape)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda x: x.sum(axis=2), r"sum: axis 2 is out of range for a tensor with 2 dimensions"),
+        (lambda x: x.mean(axis=(0, 5)), r"mean: axis 5 is out of range for a tensor with 2 dimensions"),
+        (lambda x: x.max(axis=-3), r"max: axis -3 is out of range for a tensor with 2 dimensions"),
+        (lambda x: x.swapaxes(0, 2), r"swapaxes: axis 2 is out of range"),
+        (lambda x: x.permute(0, 0), r"permute: \(0, 0\) is not a permutation of the 2 axes"),
+        (lambda x: x.permute(1, 0, 2), r"permute: axis 2 is out of range"),
+        (lambda x: mt.take(x, [0], axis=3), r"take: axis 3 is out of range"),
+        (lambda x: mt.concat([x, x], axis=2), r"concat: axis 2 is out of range"),
+        (lambda x: mt.stack([x, x], axis=-4), r"stack: axis -4 is out of range for a tensor with 3 dimensions"),
+        (lambda x: x.split(2, axis=-1), r"split: axis 1 of size 3 does not divide into 2 equal parts"),
+        (lambda x: x.split([1, 1], axis=1), r"split: sizes \[1, 1\] add up to 2, axis 1 has size 3"),
+    ],
+)
+def test_bad_axis(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(mt.zeros(2, 3))
+
+
+def test_concat_and_stack_shape_mismatch():
+    with pytest.raises(ValueError, match=r"Concat: shapes \(2, 3\), \(2, 2\) differ outside axis 0"):
+        mt.concat([mt.zeros(2, 3), mt.zeros(2, 2)], axis=0)
+    with pytest.raises(ValueError, match=r"Stack: all shapes must be equal, got \(2, 3\), \(3, 2\)"):
+        mt.stack([mt.zeros(2, 3), mt.zeros(3, 2)])
+    with pytest.raises(ValueError, match="concat: needs at least one tensor"):
+        mt.concat([])
+
+
+# ------------------------------------------------------------------ backward
+def test_backward_on_a_non_scalar_without_grad():
+    y = mt.ones(2, 3, requires_grad=True) * 2.0
+    with pytest.raises(RuntimeError, match=r"backward\(\): output has shape \(2, 3\); pass grad= of that shape"):
+        y.backward()
+
+
+def test_backward_with_a_grad_of_the_wrong_shape_or_dtype():
+    y = mt.ones(2, 3, requires_grad=True) * 2.0
+    with pytest.raises(ValueError, match=r"backward\(\): grad has shape \(3,\), output has shape \(2, 3\)"):
+        y.backward(mt.ones(3))
+    with pytest.raises(TypeError, match=r"backward\(\): grad is float64 on \w+, output is float32"):
+        y.backward(mt.ones(2, 3, dtype="float64"))
+
+
+def test_backward_on_a_tensor_that_does_not_require_grad():
+    with pytest.raises(RuntimeError, match=r"backward\(\): this tensor does not require grad"):
+        mt.ones(3).sum().backward()
+
+
+# ------------------------------------------------------------------ backends and dtypes do not mix
+def test_mixing_backends():
+    here, there = mt.backend.current().name, other_backend()
+    x, y = mt.ones(2), mt.ones(2, backend=there)
+    message = rf"inputs live on different backends \({here} and {there}\); move one with \.to\('{here}'\)"
+    with pytest.raises(BackendError, match=rf"Add: {message}"):
+        x + y
+    with pytest.raises(BackendError, match=rf"MatMul: {message}"):
+        mt.ones(2, 2) @ mt.ones(2, 2, backend=there)
+    with pytest.raises(BackendError, match=rf"Concat: {message}"):
+        mt.concat([x, y])
+    with pytest.raises(BackendError, match=rf"take: table is on {here}, indices on {there}"):
+        mt.take(mt.ones(3, 2), mt.tensor([0, 1], backend=there))
+
+
+def test_mixing_float32_and_float64():
+    with pytest.raises(TypeError, match=r"Add: cannot mix dtypes float32 \(2,\) and float64 \(2,\); "
+                                        r"convert one with \.to\('float32'\)"):
+        mt.ones(2) + mt.ones(2, dtype="float64")
+    with pytest.raises(TypeError, match=r"MatMul: cannot mix dtypes float64 \(2, 2\) and float32 \(2, 2\)"):
+        mt.ones(2, 2, dtype="float64") @ mt.ones(2, 2)
+    with pytest.raises(TypeError, match=r"Mul: cannot mix dtypes float32 \(3,\) and int64 \(3,\)"):
+        mt.ones(3) * mt.arange(3)
+
+
+@pytest.mark.parametrize("make", [lambda: mt.tensor([1, 2], requires_grad=True),
+                                  lambda: mt.zeros(3, dtype="int64", requires_grad=True),
+                                  lambda: mt.tensor([True]).requires_grad_()])
+def test_requires_grad_on_a_non_float_tensor(make):
+    with pytest.raises(TypeError, match=r"requires_grad: only floating-point tensors can have gradients, got "
+                                        r"(int64|bool) with shape \(\d,\)"):
+        make()
+
+
+def test_unknown_dtype():
+    with pytest.raises(TypeError, match=r"unknown dtype 'float128'"):
+        mt.tensor([1.0], dtype="float128")
+
+
+# ------------------------------------------------------------------ lookups
+def test_take_with_float_indices():
+    with pytest.raises(TypeError, match=r"Take: indices must be integers, got float32 with shape \(2,\)"):
+        mt.take(mt.ones(5, 3), mt.tensor([0.0, 1.0]))
+    with pytest.raises(TypeError, match=r"Take: indices must be integers, got bool"):
+        mt.ones(5, 3)[mt.tensor([True, False, True, False, True])]
+
+
+@pytest.mark.parametrize(
+    "ids, axis, message",
+    [
+        ([0, 5, 1], 0, r"Take: index 5 is out of range for axis 0 of size 5 \(table shape \(5, 3\), "
+                        r"indices shape \(3,\)\)"),
+        ([[0], [-6]], 0, r"Take: index -6 is out of range for axis 0 of size 5 .*indices shape \(2, 1\)"),
+        ([3], 1, r"Take: index 3 is out of range for axis 1 of size 3"),
+    ],
+)
+def test_take_with_out_of_range_ids(ids, axis, message):
+    E = mt.ones(5, 3, requires_grad=True)
+    with pytest.raises(IndexError, match=message):
+        mt.take(E, ids, axis=axis)
+    with pytest.raises(IndexError, match=message):
+        mt.take(E, mt.tensor(np.asarray(ids)), axis=axis)
+
+
+def test_getitem_with_two_index_arrays():
+    with pytest.raises(IndexError, match=r"getitem: only one integer array, on the first axis, is supported"):
+        mt.ones(3, 3)[[0, 1], [1, 2]]
+
+
+def test_item_of_many_elements():
+    with pytest.raises(ValueError, match=r"item\(\): tensor has shape \(3,\); only one-element tensors convert"):
+        mt.ones(3).item()

@@ -1,0 +1,204 @@
+"""``gradcheck`` itself, and property-based gradient checks over random shapes and values.
+
+First: gradcheck must catch a wrong derivative (a deliberately broken ``Function`` defined here)
+and say which input, which element, and both numbers; it must refuse float32. Then hypothesis
+draws broadcastable shapes and values for the binary elementwise operations and random axes for
+the reductions, and every draw must pass gradcheck.
+
+Values are drawn from a grid (multiples of 1/4) so that ties are exact or far apart: an exact tie
+of two is fine for max/maximum (the central difference also gives 1/2), a near tie is not.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minitransformer as mt
+from minitransformer.autograd import GradcheckError, numerical_grad
+
+
+# ------------------------------------------------------------------ a deliberately wrong Function
+class WrongExp(mt.Function):
+    """y = e^x with a backward off by a factor 2: d/dx e^x is e^x, not 2 e^x."""
+
+    def forward(self, x):
+        self.y = self.xp.exp(x)
+        return self.y
+
+    def backward(self, grad):
+        return (2.0 * grad * self.y,)
+
+
+class WrongSecondInput(mt.Function):
+    """y = a b with the gradient of b wrong in its sign (the gradient of a is right)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad):
+        return grad * self.b, -grad * self.a
+
+
+_NUMBER = r"(-?[0-9.]+(?:e[-+]?\d+)?)"
+
+
+def test_gradcheck_fails_on_wrong_derivative():
+    x = mt.tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"input 0 \(shape \(3,\)\) at index \(\d,\): received derivative") as e:
+        mt.gradcheck(WrongExp.apply, x)
+    message = str(e.value)
+    received = float(re.search(rf"received derivative {_NUMBER}", message).group(1))
+    expected = float(re.search(rf"expected {_NUMBER} from central difference", message).group(1))
+    # the broken backward doubles the true derivative v_i e^{x_i}, whatever the cotangent v_i is
+    assert received == pytest.approx(2 * expected, rel=1e-6)
+    assert "3 of 3 elements outside tolerance" in message
+
+
+def test_gradcheck_names_the_wrong_input():
+    a = mt.tensor(np.array([[0.5, -1.0], [2.0, 1.5]]), requires_grad=True)
+    b = mt.tensor(np.array([1.0, 3.0]), requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"input 1 \(shape \(2,\)\) at index \(\d,\)"):
+        mt.gradcheck(WrongSecondInput.apply, a, b)
+    # the same inputs with the right operation pass
+    assert mt.gradcheck(lambda a, b: a * b, a, b)
+
+
+def test_gradcheck_can_return_false():
+    x = mt.tensor(np.array([0.5, -1.0]), requires_grad=True)
+    assert mt.gradcheck(WrongExp.apply, x, raise_exception=False) is False
+    assert mt.gradcheck(lambda t: t.exp(), x, raise_exception=False) is True
+
+
+def test_gradcheck_refuses_float32():
+    x = mt.tensor([0.5, -1.0], dtype="float32", requires_grad=True)
+    with pytest.raises(TypeError, match=r"gradcheck: input 0 is float32; use float64"):
+        mt.gradcheck(lambda t: t.exp(), x)
+
+
+def test_gradcheck_skips_inputs_without_grad():
+    """Only inputs with requires_grad=True are checked: a wrong-in-b function passes if b is constant."""
+    a = mt.tensor(np.array([0.5, -1.0]), requires_grad=True)
+    b = mt.tensor(np.array([1.0, 3.0]))
+    assert mt.gradcheck(WrongSecondInput.apply, a, b)
+
+
+def test_numerical_grad_matches_hand_derivative():
+    # s(x) = <v, x^3>, so ds/dx_i = 3 v_i x_i^2
+    x = mt.tensor(np.array([[0.5, -1.0], [2.0, 1.5]]))
+    v = np.array([[1.0, -2.0], [0.5, 3.0]])
+    got = numerical_grad(lambda t: t**3, [x], [v], 0, eps=1e-6)
+    np.testing.assert_allclose(got, 3 * v * x.numpy() ** 2, rtol=1e-8)
+
+
+# ------------------------------------------------------------------ property-based checks
+PROPERTY = settings(max_examples=25, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+GRID = st.integers(-8, 8).map(lambda k: k / 4)  # -2 .. 2 in steps of 1/4
+AWAY_FROM_ZERO = st.sampled_from([-2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0])
+OFF_GRID = st.integers(-8, 7).map(lambda k: (k + 0.5) / 4)  # never 0: relu's kink
+
+
+def _tensor(array):
+    return mt.tensor(np.asarray(array, dtype=np.float64), requires_grad=True)
+
+
+BINARY = {
+    "add": (lambda a, b: a + b, GRID),
+    "sub": (lambda a, b: a - b, GRID),
+    "mul": (lambda a, b: a * b, GRID),
+    "div": (lambda a, b: a / b, AWAY_FROM_ZERO),
+    "maximum": (mt.maximum, GRID),
+    "pow": (lambda a, b: a.exp() ** b, GRID),  # base e^a > 0, so the exponent's gradient exists
+    "where": (lambda a, b: mt.where((a + b) >= 0.0, a * b, a - b), GRID),
+}
+
+
+@pytest.mark.parametrize("op", list(BINARY))
+@PROPERTY
+@given(data=st.data(), shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3))
+def test_binary_ops_broadcast_and_pass_gradcheck(op, data, shapes):
+    fn, elements_b = BINARY[op]
+    a = data.draw(hnp.arrays(np.float64, shapes.input_shapes[0], elements=GRID), label="a")
+    b = data.draw(hnp.arrays(np.float64, shapes.input_shapes[1], elements=elements_b), label="b")
+    if op == "where":  # near (a + b) = 0 the condition flips within eps: keep a and b off that line
+        b = b + 0.125
+    x, y = _tensor(a), _tensor(b)
+    out = fn(x, y)
+    assert out.shape == shapes.result_shape
+    assert mt.gradcheck(fn, x, y)
+    assert x.grad.shape == x.shape and y.grad.shape == y.shape
+
+
+UNARY = {
+    "exp": (lambda x: x.exp(), GRID),
+    "tanh": (lambda x: x.tanh(), GRID),
+    "relu": (lambda x: x.relu(), OFF_GRID),
+    "log": (lambda x: (x * x + 0.25).log(), GRID),
+    "sqrt": (lambda x: (x * x + 0.25).sqrt(), GRID),
+    "neg": (lambda x: -x, GRID),
+}
+
+
+@pytest.mark.parametrize("op", list(UNARY))
+@PROPERTY
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=3))
+def test_unary_ops_pass_gradcheck(op, data, shape):
+    fn, elements = UNARY[op]
+    x = _tensor(data.draw(hnp.arrays(np.float64, shape, elements=elements)))
+    assert mt.gradcheck(fn, x)
+
+
+REDUCTIONS = {
+    "sum": (lambda x, axis, keepdims: x.sum(axis=axis, keepdims=keepdims), np.sum),
+    "mean": (lambda x, axis, keepdims: x.mean(axis=axis, keepdims=keepdims), np.mean),
+    "max": (lambda x, axis, keepdims: x.max(axis=axis, keepdims=keepdims), np.max),
+}
+
+
+@st.composite
+def _axis(draw, ndim):
+    """None, one axis (maybe negative), or a tuple of distinct axes (maybe negative)."""
+    kind = draw(st.sampled_from(["none", "int", "tuple"]) if ndim else st.just("none"))
+    if kind == "none":
+        return None
+    if kind == "int":
+        return draw(st.integers(-ndim, ndim - 1))
+    axes = draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True))
+    return tuple(draw(st.sampled_from([a, a - ndim])) for a in axes)
+
+
+@pytest.mark.parametrize("op", list(REDUCTIONS))
+@PROPERTY
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=3), keepdims=st.booleans())
+def test_reductions_over_random_axes_pass_gradcheck(op, data, shape, keepdims):
+    fn, np_fn = REDUCTIONS[op]
+    n = math.prod(shape)
+    # distinct values half a unit apart: no ties for max, and no near ties either
+    order = data.draw(st.permutations(range(n)), label="order")
+    values = (np.asarray(order, dtype=np.float64).reshape(shape) - n / 2) / 2
+    axis = data.draw(_axis(len(shape)), label="axis")
+    x = _tensor(values)
+    out = fn(x, axis, keepdims)
+    np.testing.assert_allclose(out.numpy(), np_fn(values, axis=axis, keepdims=keepdims), rtol=1e-12)
+    assert mt.gradcheck(lambda t: fn(t, axis, keepdims), x)
+
+
+@PROPERTY
+@given(data=st.data(), batch=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=2, max_side=2),
+       dims=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)))
+def test_matmul_broadcast_batches_pass_gradcheck(data, batch, dims):
+    n, k, m = dims
+    a = data.draw(hnp.arrays(np.float64, batch.input_shapes[0] + (n, k), elements=GRID), label="a")
+    b = data.draw(hnp.arrays(np.float64, batch.input_shapes[1] + (k, m), elements=GRID), label="b")
+    x, y = _tensor(a), _tensor(b)
+    np.testing.assert_allclose((x @ y).numpy(), a @ b, rtol=1e-12)
+    assert mt.gradcheck(mt.matmul, x, y)
