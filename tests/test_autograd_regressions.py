@@ -1,6 +1,7 @@
 """Bugs found once, kept found."""
 
 import numpy as np
+import pytest
 
 import minitransformer as mt
 
@@ -13,3 +14,10 @@ def test_node_reached_by_paths_of_different_lengths_gets_every_gradient():
     h = x * x
     (h * h.sum()).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [20.0, 40.0])
+
+
+def test_integer_tensor_with_a_float_number_is_refused_not_promoted():
+    ids = mt.tensor([1, 2, 3])
+    with pytest.raises(TypeError, match=r"int64 tensor of shape \(3,\) with the float 2.5"):
+        ids * 2.5
+    assert (ids * 2).dtype_name == "int64"  # an int keeps the dtype

@@ -623,10 +623,16 @@ def _default_dtype_for(data):
 
 def _lift(x, like: Tensor):
     """Python numbers stay numbers (they broadcast without a gradient); arrays become tensors."""
+    if isinstance(x, np.generic):
+        x = x.item()  # a NumPy scalar is a number
+    if isinstance(x, float) and not isinstance(x, bool) and not like.dtype_name.startswith("float"):
+        # NumPy would silently make float64 of int * 2.5; array-api-strict refuses: say so, here
+        raise TypeError(
+            f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the float {x!r}; "
+            f"cast the tensor first, e.g. .to('float32')"
+        )
     if isinstance(x, Tensor | int | float):
         return x
-    if isinstance(x, np.generic):
-        return x.item()  # a NumPy scalar is a number
     return Tensor(x, backend=like.backend)
 
 
