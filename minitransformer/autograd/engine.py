@@ -197,8 +197,9 @@ class Function:
         if _anomaly:
             _check_finite(fn.xp, f"{cls.__name__}.forward", out, inputs)
         requires_grad = _grad_enabled and any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
-        # an integer or boolean result (a cast to int64) has no gradient, as requires_grad_ demands
-        requires_grad = requires_grad and fn.xp.isdtype(out.dtype, "real floating")
+        if requires_grad and cls.mixed_dtypes:
+            # only these change dtype: an integer or boolean result (a cast to int64) has no gradient
+            requires_grad = fn.xp.isdtype(out.dtype, "real floating")
         result = Tensor._wrap(out, first.backend, requires_grad)
         if requires_grad:
             fn.inputs = inputs
@@ -621,11 +622,24 @@ def _default_dtype_for(data):
     return _backend.DEFAULT_FLOAT
 
 
+_FLOATING: dict = {}
+
+
+def _is_floating(dtype) -> bool:
+    """Whether ``dtype`` (of any backend) is a real floating type; remembered, since every scalar op asks."""
+    key = (type(dtype), dtype)  # the type first: dtypes of two libraries must never be compared
+    try:
+        return _FLOATING[key]
+    except KeyError:
+        _FLOATING[key] = _backend.dtype_name(dtype).startswith("float")
+        return _FLOATING[key]
+
+
 def _lift(x, like: Tensor):
     """Python numbers stay numbers (they broadcast without a gradient); arrays become tensors."""
     if isinstance(x, np.generic):
         x = x.item()  # a NumPy scalar is a number
-    if isinstance(x, float) and not isinstance(x, bool) and not like.dtype_name.startswith("float"):
+    if isinstance(x, float) and not _is_floating(like.dtype):
         # NumPy would silently make float64 of int * 2.5; array-api-strict refuses: say so, here
         raise TypeError(
             f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the float {x!r}; "

@@ -33,7 +33,9 @@ class _Elementwise(Function):
 
     @classmethod
     def check(cls, a, b, **options):
-        broadcast_shapes(cls.__name__, _shape(a), _shape(b))
+        shape_a, shape_b = _shape(a), _shape(b)
+        if shape_a != shape_b and shape_a and shape_b:  # equal shapes and numbers always broadcast
+            broadcast_shapes(cls.__name__, shape_a, shape_b)
 
 
 # ------------------------------------------------------------------ arithmetic
