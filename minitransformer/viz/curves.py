@@ -1,0 +1,131 @@
+"""Training curves: a history of numbers per step, drawn one panel per quantity (loss, accuracy, ...).
+
+A history is a dict of lists, as a training loop records it::
+
+    {"train_loss": [2.3, 1.9, ...], "val_loss": [(100, 2.0), (200, 1.7), ...], "lr": [...]}
+
+A list of numbers is drawn against its index (step 0, 1, ...); a list of ``(step, value)`` pairs
+against its steps, so a validation loss measured every 100 steps lines up with the training loss.
+Series that differ only by a ``train``/``val``/``valid``/``test``/``eval`` prefix or suffix share
+a panel: ``train_loss`` and ``val_loss`` are drawn together, ``lr`` alone.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import numpy as np  # the host side of a picture
+from matplotlib.figure import Figure
+
+from ..autograd import Tensor
+from .attention import FONT
+
+__all__ = ["training_curves", "panel_name"]
+
+SPLITS = ("train", "training", "val", "valid", "validation", "test", "eval", "dev")
+
+
+def panel_name(series: str) -> str:
+    """The quantity a series measures: ``"train_loss"``, ``"val_loss"`` and ``"loss/val"`` are all ``"loss"``."""
+    parts = [p for p in series.replace("/", "_").replace("-", "_").split("_") if p]
+    kept = [p for p in parts if p.lower() not in SPLITS]
+    return "_".join(kept) if kept else series
+
+
+def _number(v, where: str, name: str, n: int) -> float:
+    if isinstance(v, Tensor):
+        if v.size != 1:
+            raise ValueError(f"{where}: history[{name!r}][{n}] is a Tensor of shape {v.shape}; record .item()")
+        return float(v.item())
+    if isinstance(v, bool) or not isinstance(v, Real | np.generic):
+        raise TypeError(f"{where}: history[{name!r}][{n}] must be a number or a (step, value) pair, got {v!r}")
+    return float(v)
+
+
+def _series(values, where: str, name: str) -> tuple[list[float], list[float]]:
+    """``(steps, values)`` of one history entry: numbers against their index, or (step, value) pairs."""
+    if isinstance(values, str) or not hasattr(values, "__len__"):
+        raise TypeError(f"{where}: history[{name!r}] must be a list of numbers or (step, value) pairs, "
+                        f"got {type(values).__name__}")
+    if len(values) == 0:
+        raise ValueError(f"{where}: history[{name!r}] is empty: nothing to draw")
+    pairs = [isinstance(v, tuple | list) for v in values]
+    if any(pairs) and not all(pairs):
+        raise ValueError(f"{where}: history[{name!r}] mixes numbers and (step, value) pairs; use one form")
+    if not pairs[0]:
+        return list(range(len(values))), [_number(v, where, name, n) for n, v in enumerate(values)]
+    for n, v in enumerate(values):
+        if len(v) != 2:
+            raise ValueError(f"{where}: history[{name!r}][{n}] = {v!r} is not a (step, value) pair")
+    return ([_number(s, where, name, n) for n, (s, _) in enumerate(values)],
+            [_number(v, where, name, n) for n, (_, v) in enumerate(values)])
+
+
+def training_curves(history: dict, title: str | None = None, *, x_label: str = "step", log_y=(),
+                    ncols: int | None = None) -> Figure:
+    """Draw a training history: one panel per quantity, the train/validation series of a quantity together.
+
+    Parameters
+    ----------
+    history : dict of str -> list
+        Each entry a list of numbers (drawn against the index) or of ``(step, value)`` pairs.
+        Non-finite values (a diverged run) leave gaps instead of failing.
+    title : str, optional
+    x_label : str
+        The horizontal axis ("step" or "epoch").
+    log_y : bool or iterable of str
+        Panels drawn on a logarithmic scale: ``True`` for all, or names such as ``("loss",)``.
+    ncols : int, optional
+        Panels per row (at most 3 by default).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per quantity (titled with it), one line per series with its name in the legend.
+
+    >>> fig = training_curves({"train_loss": [2.0, 1.5, 1.2], "val_loss": [(0, 2.1), (2, 1.4)], "lr": [1e-3] * 3})
+    >>> [ax.get_title() for ax in fig.axes], [line.get_label() for line in fig.axes[0].get_lines()]
+    (['loss', 'lr'], ['train_loss', 'val_loss'])
+    """
+    where = "training_curves"
+    if not isinstance(history, dict) or not history:
+        raise TypeError(f"{where}: history must be a non-empty dict of name -> list of values, "
+                        f"got {type(history).__name__ if not isinstance(history, dict) else 'an empty dict'}")
+    panels: dict[str, list[tuple[str, list[float], list[float]]]] = {}
+    for name, values in history.items():
+        steps, ys = _series(values, where, str(name))
+        panels.setdefault(panel_name(str(name)), []).append((str(name), steps, ys))
+    names = list(panels)
+    if log_y is True or log_y is False:
+        log_panels = set(names) if log_y else set()
+    else:
+        log_panels = {panel_name(str(p)) for p in log_y}
+        unknown = log_panels - set(names)
+        if unknown:
+            raise ValueError(f"{where}: log_y names {sorted(unknown)}, which are not panels; panels: {names}")
+    for panel in log_panels:
+        if any(y <= 0 for _, _, ys in panels[panel] for y in ys if math.isfinite(y)):
+            raise ValueError(f"{where}: panel {panel!r} has values <= 0 and cannot use a log scale")
+    ncols = min(len(names), 3) if ncols is None else ncols
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"{where}: ncols must be a positive int, got {ncols!r}")
+    ncols = min(ncols, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    fig = Figure(figsize=(4.2 * ncols + 0.4, 3.2 * nrows + 0.4 * bool(title)), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, panel in zip(axes, names):
+        for series, steps, ys in panels[panel]:
+            ys = [y if math.isfinite(y) else math.nan for y in ys]
+            ax.plot(steps, ys, label=series, marker="." if len(ys) <= 30 else None)
+        if panel in log_panels:
+            ax.set_yscale("log")
+        ax.set_title(panel, fontsize=FONT + 1)
+        ax.set_xlabel(x_label)
+        ax.grid(True, color="0.9")
+        ax.legend(fontsize=FONT)
+    for ax in axes[len(names):]:
+        ax.remove()  # empty cells of the grid
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,198 @@
+r"""Positional encodings as pictures: the table, a few of its columns as waves, and which positions look alike.
+
+.. math::
+    PE_{(pos, 2i)} = \sin\!\left(\frac{pos}{10000^{2i/d}}\right), \qquad
+    PE_{(pos, 2i+1)} = \cos\!\left(\frac{pos}{10000^{2i/d}}\right)
+
+(document section 4.1.3; paper section 3.5). Each function takes any ``(positions, d_model)``
+table: the sinusoids of :func:`~minitransformer.functional.sinusoidal_positional_encoding`, or the
+trained rows of a learned positional embedding, to compare the two.
+
+======================================  ======================================================
+:func:`positional_encoding_heatmap`     the whole table: position down, dimension across
+:func:`positional_encoding_curves`      chosen columns against the position: waves, fast to slow
+:func:`position_similarity`             :math:`PE\,PE^\top`: how alike every two positions are
+======================================  ======================================================
+"""
+
+from __future__ import annotations
+
+import numpy as np  # the host side of a picture
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from ..autograd import Tensor, no_grad
+from ..autograd.creation import tensor
+from .attention import FONT, MAX_ANNOTATED, _annotate, _draw_map, _labels, _ticks, to_host
+
+__all__ = ["positional_encoding_heatmap", "positional_encoding_curves", "position_similarity"]
+
+
+def _table(PE, where: str) -> np.ndarray:
+    P = to_host(PE, "PE", where)
+    if P.ndim != 2:
+        raise ValueError(f"{where}: PE must be 2-D (positions, d_model), got shape {tuple(P.shape)}"
+                         + (" (drop the batch axis: PE[0])" if P.ndim == 3 else ""))
+    if 0 in P.shape:
+        raise ValueError(f"{where}: PE (positions, d_model) has an empty axis: shape {tuple(P.shape)}")
+    return P
+
+
+def _symmetric(P: np.ndarray) -> Normalize:
+    """A colour scale centred on 0: at least [-1, 1], the range of a sine, wider for a learned table."""
+    limit = max(1.0, float(np.abs(P).max()))
+    return Normalize(-limit, limit)
+
+
+def positional_encoding_heatmap(PE, title: str | None = None, *, cmap: str = "RdBu_r") -> Figure:
+    r"""The positional-encoding table as an image: row :math:`pos`, column :math:`j`, colour :math:`PE_{pos, j}`.
+
+    For the sinusoids, the left columns change fast with the position (wavelength :math:`2\pi`)
+    and the right ones slowly (up to :math:`10000 \cdot 2\pi`): stripes that widen to the right.
+
+    Parameters
+    ----------
+    PE : Tensor or array
+        ``(positions, d_model)``.
+    title : str, optional
+    cmap : str
+        A diverging colour map: red positive, blue negative, white 0.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: the table and its colour bar.
+
+    >>> from minitransformer.functional import sinusoidal_positional_encoding
+    >>> fig = positional_encoding_heatmap(sinusoidal_positional_encoding(50, 32))
+    >>> len(fig.axes), fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
+    (2, 'dimension j', 'position pos')
+    """
+    P = _table(PE, "positional_encoding_heatmap")
+    n, d = P.shape
+    fig = Figure(figsize=(min(12.0, max(4.5, 1.6 + d * 0.12)), min(9.0, max(3.2, 1.2 + n * 0.08))),
+                 layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(P, cmap=cmap, norm=_symmetric(P), aspect="auto", interpolation="nearest")
+    ax.set_xlabel("dimension j")
+    ax.set_ylabel("position pos")
+    ax.set_title(title or f"positional encoding PE, {n} positions x {d} dimensions", fontsize=FONT + 1)
+    fig.colorbar(im, ax=ax, label="PE(pos, j)")
+    return fig
+
+
+def _default_dims(d: int) -> tuple[int, ...]:
+    """A sine/cosine pair of the fastest frequency, then sines of slower ones: 0, 1, d/8, d/4, d/2 (even)."""
+    picks = [0, 1] + [2 * (d // (2 * k)) for k in (8, 4, 2)]
+    return tuple(sorted({j for j in picks if j < d}))
+
+
+def positional_encoding_curves(PE, dims=None, title: str | None = None) -> Figure:
+    r"""Chosen columns of the table against the position: each is a wave of its own frequency.
+
+    Column :math:`2i` is :math:`\sin(pos / 10000^{2i/d})` and :math:`2i+1` the cosine of the same
+    frequency, so dimensions 0 and 1 form a quarter-period-shifted pair and higher dimensions
+    oscillate more slowly.
+
+    Parameters
+    ----------
+    PE : Tensor or array
+        ``(positions, d_model)``.
+    dims : sequence of int, optional
+        Columns to draw; by default 0, 1 (the fastest pair) and the sines at about
+        :math:`d/8, d/4, d/2`.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes with one line per dimension, each labelled ``dim j`` in the legend.
+
+    >>> from minitransformer.functional import sinusoidal_positional_encoding
+    >>> fig = positional_encoding_curves(sinusoidal_positional_encoding(64, 16), dims=(0, 1, 6))
+    >>> [line.get_label() for line in fig.axes[0].get_lines()]
+    ['dim 0', 'dim 1', 'dim 6']
+    """
+    where = "positional_encoding_curves"
+    P = _table(PE, where)
+    n, d = P.shape
+    dims = _default_dims(d) if dims is None else tuple(dims)
+    if not dims:
+        raise ValueError(f"{where}: dims is empty; give at least one column of PE (0..{d - 1})")
+    for j in dims:
+        if isinstance(j, bool) or not isinstance(j, int | np.integer) or not 0 <= j < d:
+            raise ValueError(f"{where}: dims must be columns of PE (positions, d_model) = {P.shape}, "
+                             f"ints in 0..{d - 1}, got {j!r}")
+    fig = Figure(figsize=(7.5, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    positions = np.arange(n)
+    for j in dims:
+        ax.plot(positions, P[:, j], label=f"dim {j}", marker="." if n <= 40 else None)
+    ax.set_xlabel("position pos")
+    ax.set_ylabel("PE(pos, j)")
+    ax.grid(True, color="0.9")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=FONT, title="dimension", title_fontsize=FONT)
+    ax.set_title(title or "positional encoding: one wave per dimension", fontsize=FONT + 1)
+    return fig
+
+
+def position_similarity(PE, labels=None, title: str | None = None, annotate=None, *, normalize: bool = False,
+                        cmap: str = "RdBu_r", fmt: str = ".2f", max_annotated: int = MAX_ANNOTATED) -> Figure:
+    r"""How alike the encodings of every two positions are: the matrix :math:`PE\,PE^\top`.
+
+    .. math:: S_{pq} = PE_p \cdot PE_q = \sum_j PE_{p,j}\, PE_{q,j}
+
+    For the sinusoids, :math:`PE_p \cdot PE_q = \sum_i \cos\big((p - q)/10000^{2i/d}\big)`
+    depends only on the offset :math:`p - q`: the same bands run parallel to the diagonal, and
+    nearby positions are the most alike. (With ``normalize=True``, the cosine similarity
+    :math:`S_{pq} / (\lVert PE_p \rVert \lVert PE_q \rVert)`.)
+
+    Parameters
+    ----------
+    PE : Tensor or array
+        ``(positions, d_model)``.
+    labels : list of str, optional
+        One per position (0, 1, ... by default).
+    title : str, optional
+    annotate : bool, optional
+        Values in the cells; by default when there are at most ``max_annotated`` positions.
+    normalize : bool
+        Cosine similarity instead of the dot product.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: the ``(positions, positions)`` map and its colour bar.
+
+    >>> from minitransformer.functional import sinusoidal_positional_encoding
+    >>> fig = position_similarity(sinusoidal_positional_encoding(4, 8))
+    >>> len(fig.axes), len(fig.axes[0].texts)
+    (2, 16)
+    """
+    where = "position_similarity"
+    P = _table(PE, where)
+    n = P.shape[0]
+    names = _labels(labels, n, "labels", "position: row of PE", where)
+    T = PE if isinstance(PE, Tensor) else tensor(P)  # computed by the library: the formula on its own backend
+    with no_grad():  # a picture: no graph, even for a trained (learned) table
+        S = T @ T.mT  # (positions, positions): S_pq = PE_p . PE_q
+        if normalize:
+            norms = (T * T).sum(axis=-1, keepdims=True).sqrt()  # (positions, 1): ||PE_p||
+            S = S / (norms @ norms.mT)
+    S = to_host(S, "PE PE^T", where)
+    show_values = _annotate(annotate, n, n, max_annotated)
+    cell = 0.55 if show_values else 0.3
+    side = min(11.0, max(3.5, n * cell + 1.5))
+    fig = Figure(figsize=(side + 1.2, side), layout="constrained")
+    ax = fig.add_subplot()
+    limit = float(np.abs(S).max()) or 1.0
+    im = _draw_map(ax, S, Normalize(-limit, limit), cmap, show_values, fmt, FONT - 1)
+    step = max(1, n // 24)  # at most about 24 labelled ticks
+    _ticks(ax, names, "x", True, FONT, step)
+    _ticks(ax, names, "y", True, FONT, step)
+    ax.set_xlabel("position q")
+    ax.set_ylabel("position p")
+    what = "cosine similarity" if normalize else "PE_p · PE_q"
+    ax.set_title(title or f"similarity of positions: {what}", fontsize=FONT + 1)
+    fig.colorbar(im, ax=ax, label=what, shrink=min(1.0, max(0.6, n / 10)))
+    return fig

@@ -1,0 +1,781 @@
+r"""The source document's worked examples (its section 4.3), recomputed with this library, and its errata.
+
+The document states the Transformer's formulas in section 4.1 and then works three small examples
+in 4.3: self-attention on ``Q = K = V = [1, 2, 3]``, the positional-encoding values of a 3-token
+sequence, and a two-head version of the same. Several of the numbers and formulas stated there do
+not follow from section 4.1. Each example here is *data plus code*:
+
+* the inputs, as the document gives them;
+* what the document states;
+* what the formulas of section 4.1 give, computed by :mod:`minitransformer.functional`;
+* for each discrepancy, candidate readings of what the document may have computed instead, each
+  computed, ranked by how far it lands from the document's number.
+
+==========================================  ==========================================================
+:func:`self_attention_example`              4.3.1: the stated output ``[0.2, 0.3, 0.5]``
+:func:`positional_encoding_example`         4.3.1: ``PE(1,1) = cos(1/10000)``, ... against 4.1.3
+:func:`multi_head_example`                  4.3.2: two heads, the per-head "+1" encodings, the naming
+:func:`errata`                              every discrepancy as an :class:`Erratum`
+:func:`report`                              the examples printed, the document beside the computation
+:func:`errata_markdown`                     ``docs/errata.md`` (a test checks the file equals it)
+==========================================  ==========================================================
+
+Everything is computed in float64 on the current backend, so the text is the same on every backend.
+``python -m minitransformer.worked_examples`` prints the report; ``--markdown`` prints the errata page.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np  # only for the examples' seeded random matrices: the same numbers on every backend
+
+from . import functional as F
+from .autograd import Tensor, concat, stack
+from .autograd.creation import tensor
+
+__all__ = [
+    "Reading", "Erratum", "SelfAttentionExample", "PositionalEncodingExample", "MultiHeadExample",
+    "self_attention_example", "positional_encoding_example", "multi_head_example", "errata", "report",
+    "errata_markdown",
+]
+
+#: Q = K = V = [1, 2, 3], "with a dimension of d = 3" (document 4.3.1)
+DOCUMENT_SEQUENCE = (1.0, 2.0, 3.0)
+#: "Output = softmax(QK^T / sqrt(3)) V = [0.2, 0.3, 0.5]" (document 4.3.1), given to one decimal
+DOCUMENT_OUTPUT = (0.2, 0.3, 0.5)
+DOCUMENT_DECIMALS = 1
+#: the positions of 4.3.1's list PE_(1,1) ... PE_(3,2), and its two dimension indices
+DOCUMENT_POSITIONS = (1, 2, 3)
+DOCUMENT_INDICES = (1, 2)
+DOCUMENT_FUNCTIONS = ("cos", "sin")  # PE_(pos,1) = cos(pos/10000), PE_(pos,2) = sin(pos/10000)
+WIDE_D_MODEL = 512  # the paper's d_model, to show where pos/10000 does (almost) occur
+
+
+def _floats(t: Tensor) -> list:
+    """A tensor's values as (nested) Python floats, for printing and comparing."""
+    return t.numpy().tolist()
+
+
+def _flat(values) -> list[float]:
+    return [float(v) for row in values for v in row] if values and isinstance(values[0], list) else list(values)
+
+
+def _distance(values, document) -> float:
+    r""":math:`\max_i |v_i - d_i|`: how far a candidate lands from the document's numbers."""
+    return max(abs(v - d) for v, d in zip(_flat(values), _flat(document), strict=True))
+
+
+def _tiny(x: float) -> str:
+    """A difference that should be zero: its size in rounding errors varies between machines, so bound it."""
+    return "below 1e-12" if x < 1e-12 else f"= {x:.1e}"
+
+
+def _neighbour_change(rows: list[list[float]]) -> float:
+    """The largest change of one component between neighbouring positions (rows)."""
+    return max(abs(b - a) for r0, r1 in zip(rows, rows[1:]) for a, b in zip(r0, r1, strict=True))
+
+
+def _fmt(values, digits: int = 3) -> str:
+    """``[0.168, 0.299, 0.533]``; nested lists as ``[[...], [...]]``; -0.000 printed as 0.000."""
+    if isinstance(values, list | tuple):
+        return "[" + ", ".join(_fmt(v, digits) for v in values) + "]"
+    return f"{round(float(values), digits) + 0.0:.{digits}f}"
+
+
+# ------------------------------------------------------------------ data structures
+@dataclass(frozen=True)
+class Reading:
+    """One way to read what the document computed: computed here, and its distance to the document's number.
+
+    Attributes
+    ----------
+    name : str
+        Short identifier, e.g. ``"weights row 1, scalar tokens, /sqrt(3)"``.
+    formula : str
+        What was computed, in words.
+    value : list
+        The computed numbers (Python floats; nested for a table).
+    distance : float
+        :math:`\\max_i |\\mathrm{value}_i - \\mathrm{document}_i|`.
+    rounds_to_document : bool
+        Whether ``value`` rounded to the document's number of decimals is the document's number.
+    """
+
+    name: str
+    formula: str
+    value: list
+    distance: float
+    rounds_to_document: bool
+
+
+def _rank(document, candidates: list[tuple[str, str, list]], decimals: int | None = None) -> list[Reading]:
+    """Compute each candidate's distance to ``document`` and sort, closest first (ties keep their order)."""
+    readings = []
+    for name, formula, value in candidates:
+        rounds = decimals is not None and all(
+            round(v, decimals) == round(d, decimals) for v, d in zip(_flat(value), _flat(document), strict=True)
+        )
+        readings.append(Reading(name, formula, value, _distance(value, document), rounds))
+    return sorted(readings, key=lambda r: r.distance)
+
+
+@dataclass(frozen=True)
+class Erratum:
+    """One place where the document disagrees with its own formulas (or the paper).
+
+    Attributes
+    ----------
+    section : str
+        The document's section, e.g. ``"4.3.1"``.
+    claim : str
+        What the document says, quoted or paraphrased.
+    document_value : str
+        The document's number or statement.
+    computed_value : str
+        What the formulas give, computed by this library.
+    plausible_reading : str
+        What the document most plausibly computed or meant, found by computing candidates.
+    explanation : str
+        One paragraph: why the two differ and what is right.
+    """
+
+    section: str
+    claim: str
+    document_value: str
+    computed_value: str
+    plausible_reading: str
+    explanation: str
+
+
+# ------------------------------------------------------------------ 4.3.1 self-attention
+def _attention(Q: Tensor, K: Tensor, V: Tensor, divisor: float) -> tuple[Tensor, Tensor]:
+    r""":math:`\mathrm{softmax}(QK^\top / \mathrm{divisor})\, V` and the weights, for any divisor.
+
+    (The library's :func:`~minitransformer.functional.scaled_dot_product_attention` always divides by
+    :math:`\sqrt{d_k}`; the document divides by :math:`\sqrt 3` whatever :math:`d_k` is.)
+    """
+    weights = F.softmax(Q @ K.mT / divisor, axis=-1)  # (L, S)
+    return weights @ V, weights
+
+
+@dataclass
+class SelfAttentionExample:
+    r"""Document section 4.3.1: :math:`\mathrm{softmax}(QK^\top/\sqrt 3)\,V` for :math:`Q = K = V = [1, 2, 3]`.
+
+    The document does not say whether ``[1, 2, 3]`` is one token of dimension 3 or three tokens of
+    dimension 1, so both are computed, with the formula's divisor :math:`\sqrt{d_k}` and with the
+    document's :math:`\sqrt 3`.
+
+    Attributes
+    ----------
+    Q, K, V : Tensor
+        ``(3,)`` float64, ``[1, 2, 3]`` as the document writes them.
+    document_output : tuple
+        ``(0.2, 0.3, 0.5)``, as stated.
+    attention : dict
+        ``{setup: (output, weights)}`` Tensors for the setups ``"one token, d_k = 3"``,
+        ``"three scalar tokens, d_k = 1"`` (both by :func:`~minitransformer.functional.scaled_dot_product_attention`)
+        and ``"three scalar tokens, divided by sqrt(3)"`` (the document's divisor).
+    readings : list of Reading
+        Every candidate for the stated numbers, closest first.
+    """
+
+    Q: Tensor
+    K: Tensor
+    V: Tensor
+    document_output: tuple
+    attention: dict
+    readings: list
+
+    @property
+    def closest(self) -> Reading:
+        """The reading nearest the document's numbers."""
+        return self.readings[0]
+
+    def reading(self, name: str) -> Reading:
+        """The reading called ``name``."""
+        return next(r for r in self.readings if r.name == name)
+
+
+def self_attention_example() -> SelfAttentionExample:
+    r"""Recompute document 4.3.1 and rank the readings of its stated output ``[0.2, 0.3, 0.5]``.
+
+    Readings computed (all with :math:`Q = K = V`):
+
+    * one token of dimension 3: the output is :math:`V` itself (one key, weight 1);
+    * three scalar tokens, :math:`d_k = 1` (the formula): the output, and each row of the weights;
+    * three scalar tokens divided by :math:`\sqrt 3` (the document's divisor): the same;
+    * the output normalised to sum to 1, and :math:`V / \sum V` (no softmax at all).
+
+    Returns
+    -------
+    SelfAttentionExample
+        ``readings[0]`` is the closest; see :func:`report` for the numbers.
+
+    >>> ex = self_attention_example()
+    >>> ex.closest.name, _fmt(ex.closest.value), ex.closest.rounds_to_document
+    ('weights row 1, scalar tokens, /sqrt(3)', '[0.168, 0.299, 0.533]', True)
+    """
+    x = list(DOCUMENT_SEQUENCE)
+    one = tensor([x], dtype="float64")  # (1, 3): one token of dimension 3
+    col = tensor([[v] for v in x], dtype="float64")  # (3, 1): three tokens of dimension 1
+    attention = {
+        "one token, d_k = 3": F.scaled_dot_product_attention(one, one, one),
+        "three scalar tokens, d_k = 1": F.scaled_dot_product_attention(col, col, col),
+        "three scalar tokens, divided by sqrt(3)": _attention(col, col, col, math.sqrt(3)),
+    }
+    candidates = [("output, one token of dimension 3", "softmax(q k^T / sqrt(3)) v = v: one key, weight 1",
+                   _floats(attention["one token, d_k = 3"][0][0]))]
+    for setup, tag, divisor in (("three scalar tokens, d_k = 1", "d_k = 1", "sqrt(1)"),
+                                ("three scalar tokens, divided by sqrt(3)", "/sqrt(3)", "sqrt(3)")):
+        out, w = attention[setup]
+        output = _flat(_floats(out))
+        candidates.append((f"output, scalar tokens, {tag}", f"softmax(QK^T / {divisor}) V, Q = K = V = (3, 1)",
+                           output))
+        candidates.append((f"output / sum, scalar tokens, {tag}", "the output above divided by its sum",
+                           [o / sum(output) for o in output]))
+        for i, row in enumerate(_floats(w), start=1):
+            candidates.append((f"weights row {i}, scalar tokens, {tag}",
+                               f"row {i} of softmax(QK^T / {divisor}): query {i}'s weights over the 3 keys", row))
+    candidates.append(("V / sum(V)", "the values divided by their sum: no Q, no K, no softmax",
+                       [v / sum(x) for v in x]))
+    V = tensor(x, dtype="float64")
+    return SelfAttentionExample(V, V, V, DOCUMENT_OUTPUT, attention, _rank(list(DOCUMENT_OUTPUT), candidates,
+                                                                           DOCUMENT_DECIMALS))
+
+
+# ------------------------------------------------------------------ 4.3.1 positional encoding
+@dataclass
+class PositionalEncodingExample:
+    r"""Document section 4.3.1's positional encodings against the formula of its section 4.1.3.
+
+    .. math::
+        PE_{(pos, 2i)} = \sin\!\left(\frac{pos}{10000^{2i/d}}\right), \qquad
+        PE_{(pos, 2i+1)} = \cos\!\left(\frac{pos}{10000^{2i/d}}\right)
+
+    The document lists, for :math:`d = 3` and positions 1, 2, 3, only two values per position:
+    :math:`PE_{(pos, 1)} = \cos(pos/10000)` and :math:`PE_{(pos, 2)} = \sin(pos/10000)`.
+
+    Attributes
+    ----------
+    d : int
+        3, the document's dimension.
+    document_table : list
+        ``[[cos(pos/10000), sin(pos/10000)] for pos in 1, 2, 3]``, the document's values evaluated.
+    formula_table : Tensor
+        ``(4, 3)``: the formula for positions 0..3 (row ``pos``), by
+        :func:`~minitransformer.functional.sinusoidal_positional_encoding`.
+    divisors : list of float
+        :math:`10000^{2i/d}` of each column of ``formula_table``: 1, 1, :math:`10000^{2/3} \\approx 464.16`.
+    readings : list of Reading
+        Mappings of the document's (pos, index) onto the formula's table, and generators of the
+        document's values, closest first. ``Reading.formula`` says whether the sin/cos agree.
+    function_agreement : dict
+        ``{"0-based": (True, True), "1-based": (False, False)}``: at each listed index, whether the
+        document's sin/cos is the formula's (even index: sin, odd index: cos).
+    wide_columns : dict
+        For each listed index, the column of a :data:`WIDE_D_MODEL`-wide table closest to the
+        document's values, and the distance: ``{1: (511, 3.4e-09), 2: (510, 1.1e-05)}``.
+    """
+
+    d: int
+    positions: tuple
+    indices: tuple
+    document_table: list
+    formula_table: Tensor
+    divisors: list
+    readings: list
+    function_agreement: dict
+    wide_columns: dict
+
+    @property
+    def closest(self) -> Reading:
+        """The reading nearest the document's values."""
+        return self.readings[0]
+
+    def reading(self, name: str) -> Reading:
+        """The reading called ``name``."""
+        return next(r for r in self.readings if r.name == name)
+
+
+def _formula_function(j: int) -> str:
+    """Which function the formula puts in dimension ``j`` (0-based): even 2i -> sin, odd 2i+1 -> cos."""
+    return "sin" if j % 2 == 0 else "cos"
+
+
+def _pe_same_argument(positions, d: int, divisor: float) -> Tensor:
+    r"""Every dimension with the same argument :math:`pos/\mathrm{divisor}`, sin at even and cos at odd (0-based).
+
+    The formula with :math:`10000^{2i/d}` replaced by one constant: the generator that reproduces
+    the document's list when ``divisor = 10000``.
+    """
+    angle = tensor([[float(p)] * d for p in positions], dtype="float64") / divisor  # (len(positions), d)
+    xp = angle.backend.xp
+    even = xp.arange(d) % 2 == 0
+    return Tensor(xp.where(even, xp.sin(angle.data), xp.cos(angle.data)), backend=angle.backend)
+
+
+def positional_encoding_example() -> PositionalEncodingExample:
+    r"""Compare document 4.3.1's positional-encoding values and indices with the formula of its 4.1.3.
+
+    Readings computed, each a map from the document's (pos, index) to a value:
+
+    * the formula with :math:`d = 3`, the document's indices read 0-based or 1-based, and its
+      positions taken as the values 1, 2, 3 or as 1-based labels of 0, 1, 2;
+    * the argument :math:`pos/10000` in every dimension (the formula's :math:`10000^{2i/d}`
+      replaced by 10000), sin at even and cos at odd 0-based indices;
+    * the lowest-frequency pair of a 512-wide table (dimensions 510 and 511).
+
+    >>> ex = positional_encoding_example()
+    >>> ex.closest.name, ex.closest.distance < 1e-12
+    ('pos/10000 in every dimension', True)
+    >>> ex.function_agreement
+    {'0-based': (True, True), '1-based': (False, False)}
+    """
+    d, positions, indices = 3, DOCUMENT_POSITIONS, DOCUMENT_INDICES
+    # the document's values, as it writes them: PE_(pos,1) = cos(pos/10000), PE_(pos,2) = sin(pos/10000)
+    fns = {"cos": math.cos, "sin": math.sin}
+    document = [[fns[f](p / 10000) for f in DOCUMENT_FUNCTIONS] for p in positions]
+    PE = F.sinusoidal_positional_encoding(max(positions) + 1, d, dtype="float64")  # (4, 3), rows pos = 0..3
+    table = _floats(PE)
+    divisors = [10000 ** (2 * (j // 2) / d) for j in range(d)]
+
+    candidates = []
+    for base in (0, 1):
+        cols = [k - base for k in indices]  # the document's index k is column k (0-based) or k - 1 (1-based)
+        agree = ", ".join(f"{k} -> column {c} ({_formula_function(c)}, document {f}: "
+                          f"{'agrees' if _formula_function(c) == f else 'swapped'})"
+                          for k, c, f in zip(indices, cols, DOCUMENT_FUNCTIONS, strict=True))
+        for shift, where in ((0, "positions 1, 2, 3"), (1, "positions 0, 1, 2 (1-based labels)")):
+            value = [[table[p - shift][c] for c in cols] for p in positions]
+            candidates.append((f"formula d = 3, {base}-based indices, {where}",
+                               f"4.1.3 with d = 3; index {agree}", value))
+    same = _floats(_pe_same_argument(positions, max(indices) + 1, 10000.0))
+    candidates.append(("pos/10000 in every dimension",
+                       "sin(pos/10000) at even, cos(pos/10000) at odd 0-based indices: 10000^(2i/d) replaced by 10000",
+                       [[row[k] for k in indices] for row in same]))
+    wide = _floats(F.sinusoidal_positional_encoding(max(positions) + 1, WIDE_D_MODEL, dtype="float64"))
+    last = [WIDE_D_MODEL - 1, WIDE_D_MODEL - 2]  # cos then sin, the document's order
+    slowest = 10000 ** ((WIDE_D_MODEL - 2) / WIDE_D_MODEL)
+    candidates.append((f"lowest-frequency pair of d = {WIDE_D_MODEL}",
+                       f"columns {last[0]} (cos) and {last[1]} (sin) of the formula with d = {WIDE_D_MODEL}: "
+                       f"divisor 10000^({WIDE_D_MODEL - 2}/{WIDE_D_MODEL}) = {slowest:.0f}",
+                       [[wide[p][c] for c in last] for p in positions]))
+
+    function_agreement = {f"{base}-based": tuple(_formula_function(k - base) == f
+                                                 for k, f in zip(indices, DOCUMENT_FUNCTIONS, strict=True))
+                          for base in (0, 1)}
+    wide_columns = {}
+    for n, k in enumerate(indices):
+        column = [row[n] for row in document]
+        dist = [_distance([wide[p][c] for p in positions], column) for c in range(WIDE_D_MODEL)]
+        best = min(range(WIDE_D_MODEL), key=dist.__getitem__)
+        wide_columns[k] = (best, dist[best])
+    return PositionalEncodingExample(d, positions, indices, document, PE, divisors, _rank(document, candidates),
+                                     function_agreement, wide_columns)
+
+
+# ------------------------------------------------------------------ 4.3.2 multi-head attention
+@dataclass
+class MultiHeadExample:
+    r"""Document section 4.3.2: two heads of dimension 3, done as the paper does it (section 3.2.2).
+
+    .. math::
+        \mathrm{MultiHead}(X) = \mathrm{Concat}(\mathrm{head}_1, \mathrm{head}_2)\, W^O, \qquad
+        \mathrm{head}_i = \mathrm{softmax}\!\left(\frac{(X W_i^Q)(X W_i^K)^\top}{\sqrt{d_k}}\right) X W_i^V
+
+    with :math:`X` = embeddings + one positional encoding of width :math:`d_{model} = 6`, added
+    *before* the heads. All ``(heads, L, S)`` and ``(heads, L, d_k)`` tensors are float64.
+
+    Attributes
+    ----------
+    X : Tensor
+        ``(3, 6)`` embeddings (seeded random) + ``PE``.
+    PE : Tensor
+        ``(3, 6)``, the one positional encoding of the model (positions 0, 1, 2).
+    W_Q, W_K, W_V, W_O : Tensor
+        ``(6, 6)``; column block ``i*3:(i+1)*3`` of ``W_Q`` is :math:`W_i^Q`.
+    scores : Tensor
+        ``(2, 3, 3)``: :math:`Q_i K_i^\top / \sqrt{d_k}`, what "attention scores" means.
+    weights : Tensor
+        ``(2, 3, 3)``: :math:`\mathrm{softmax}` of the scores; rows sum to 1.
+    heads : Tensor
+        ``(2, 3, 3)``: :math:`\mathrm{head}_i`, what the document calls "Attention Scores^i".
+    output : Tensor
+        ``(3, 6)``: :math:`\mathrm{Concat}(\mathrm{head}_1, \mathrm{head}_2) W^O`.
+    unprojected_heads : Tensor
+        ``(2, 3, 6)``: both heads as the document writes them, with no :math:`W_i`: identical.
+    document_head_pe : Tensor
+        ``(2, 3, 2)``: the document's per-head encodings, head 2 with its "+1".
+    head_pe_gram_difference : float
+        :math:`\max |PE^1 PE^{1\top} - PE^2 PE^{2\top}|`: the "+1" leaves every dot product between
+        positions unchanged.
+    head_pe_rotation : list of float
+        The angle (radians) between head 1's and head 2's (cos, sin) vector at each position: all 1.
+    """
+
+    seed: int
+    X: Tensor
+    PE: Tensor
+    W_Q: Tensor
+    W_K: Tensor
+    W_V: Tensor
+    W_O: Tensor
+    scores: Tensor
+    weights: Tensor
+    heads: Tensor
+    output: Tensor
+    unprojected_heads: Tensor
+    document_head_pe: Tensor
+    head_pe_gram_difference: float
+    head_pe_rotation: list = field(default_factory=list)
+
+    @property
+    def heads_difference(self) -> float:
+        r""":math:`\max |\mathrm{head}_1 - \mathrm{head}_2|` with the paper's projections."""
+        return _distance(_flat(_floats(self.heads[0])), _flat(_floats(self.heads[1])))
+
+    @property
+    def unprojected_heads_difference(self) -> float:
+        r""":math:`\max |\mathrm{head}_1 - \mathrm{head}_2|` without projections, as the document writes the heads."""
+        return _distance(_flat(_floats(self.unprojected_heads[0])), _flat(_floats(self.unprojected_heads[1])))
+
+
+def _document_head_pe(head: int) -> list[list[float]]:
+    """Document 4.3.2: head 1 as 4.3.1, head 2 with every angle + 1: [[cos(pos/10000 + h-1), sin(...)], ...]."""
+    fns = {"cos": math.cos, "sin": math.sin}
+    return [[fns[f](p / 10000 + (head - 1)) for f in DOCUMENT_FUNCTIONS] for p in DOCUMENT_POSITIONS]
+
+
+def multi_head_example(seed: int = 0, heads: int = 2, d_k: int = 3) -> MultiHeadExample:
+    r"""Two-head attention on three tokens, as the paper defines it, beside the document's 4.3.2.
+
+    Parameters
+    ----------
+    seed : int
+        Seeds the embeddings and the projections (a private NumPy generator: the same numbers on
+        every backend, and the library's global generator is left alone).
+    heads, d_k : int
+        The document's two heads "each with a dimension of d = 3": :math:`d_{model} = 6`.
+
+    Returns
+    -------
+    MultiHeadExample
+
+    >>> ex = multi_head_example(seed=0)
+    >>> ex.weights.shape, ex.output.shape, ex.unprojected_heads_difference
+    ((2, 3, 3), (3, 6), 0.0)
+    """
+    L, d_model = len(DOCUMENT_SEQUENCE), heads * d_k
+    rng = np.random.default_rng(seed)
+    embeddings = tensor(rng.standard_normal((L, d_model)))  # float64 (L, d_model)
+    W_Q, W_K, W_V, W_O = (tensor(rng.standard_normal((d_model, d_model)) / math.sqrt(d_model)) for _ in range(4))
+    PE = F.sinusoidal_positional_encoding(L, d_model, dtype="float64")  # one PE for the whole model
+    X = embeddings + PE  # (L, d_model): position enters here, before any head
+
+    per_head = []
+    for i in range(heads):
+        block = slice(i * d_k, (i + 1) * d_k)  # head i's columns: W_i^Q = W_Q[:, block]
+        Q, K, V = X @ W_Q[:, block], X @ W_K[:, block], X @ W_V[:, block]  # (L, d_k) each
+        head, weights = F.scaled_dot_product_attention(Q, K, V)  # (L, d_k), (L, L)
+        per_head.append((Q @ K.mT / math.sqrt(d_k), weights, head))
+    scores, weights, head_outputs = (stack([h[n] for h in per_head], axis=0) for n in range(3))  # (heads, L, ...)
+    output = concat([h[2] for h in per_head], axis=-1) @ W_O  # (L, heads * d_k) @ (heads * d_k, d_model)
+
+    # the document's heads: "softmax(QK^T / sqrt(3)) V" twice, the same Q = K = V, no W_i
+    unprojected = stack([_attention(X, X, X, math.sqrt(d_k))[0] for _ in range(heads)], axis=0)
+
+    doc_pe = tensor([_document_head_pe(h) for h in (1, 2)], dtype="float64")  # (2, L, 2)
+    gram = doc_pe @ doc_pe.mT  # (2, L, L): PE_p . PE_q within each head
+    gram_difference = _distance(_flat(_floats(gram[0])), _flat(_floats(gram[1])))
+    cosines = (doc_pe[0] * doc_pe[1]).sum(axis=-1)  # unit vectors: cos of the angle between them
+    rotation = [math.acos(max(-1.0, min(1.0, c))) for c in _floats(cosines)]
+    return MultiHeadExample(seed, X, PE, W_Q, W_K, W_V, W_O, scores, weights, head_outputs, output, unprojected,
+                            doc_pe, gram_difference, rotation)
+
+
+def _parameter_counts(d_model: int, max_len: int) -> tuple[bool, int, int]:
+    """(requires_grad of the sinusoidal table, parameters of the fixed layer, of the learned one)."""
+    from . import nn  # the layer above functional; imported here so the examples load without it
+
+    fixed = nn.SinusoidalPositionalEncoding(d_model, max_len)
+    learned = nn.LearnedPositionalEmbedding(max_len, d_model)
+    PE = F.sinusoidal_positional_encoding(max_len, d_model)
+    count = lambda m: sum(p.size for p in m.parameters())  # noqa: E731
+    return PE.requires_grad, count(fixed), count(learned)
+
+
+# ------------------------------------------------------------------ the errata
+def errata(seed: int = 0) -> list[Erratum]:
+    """Every discrepancy between the document's section 4 and its formulas (or the paper), with the numbers.
+
+    Parameters
+    ----------
+    seed : int
+        For the multi-head example's random projections (one number in the last erratum).
+
+    Returns
+    -------
+    list of Erratum
+        In the document's order; every number in them is computed by this module.
+
+    >>> [e.section for e in errata()]
+    ['4.3.1', '4.3.1', '4.3.1', '4.3.2', '4.2.3', '4.3.1, 4.3.2 (and 4.1.1 in Chinese)', '4.1.2, 4.3.2']
+    """
+    sa, pe, mh = self_attention_example(), positional_encoding_example(), multi_head_example(seed)
+    out = []
+
+    # 1. the stated output
+    one, scal3 = sa.attention["one token, d_k = 3"][0], sa.attention["three scalar tokens, divided by sqrt(3)"]
+    scal1 = sa.attention["three scalar tokens, d_k = 1"]
+    best, runner = sa.readings[0], sa.readings[1]
+    formula_row = sa.reading("weights row 1, scalar tokens, d_k = 1")
+    out.append(Erratum(
+        "4.3.1",
+        "Output = softmax(QK^T / sqrt(3)) V = [0.2, 0.3, 0.5], for Q = K = V = [1.0, 2.0, 3.0], d = 3",
+        _fmt(list(sa.document_output), DOCUMENT_DECIMALS),
+        f"one token of dimension 3: {_fmt(_flat(_floats(one)))} (= V: one key, weight 1); "
+        f"three scalar tokens (d_k = 1): {_fmt(_flat(_floats(scal1[0])))}; "
+        f"three scalar tokens divided by sqrt(3): {_fmt(_flat(_floats(scal3[0])))}",
+        f"{best.name}: {_fmt(best.value)}, which rounds to {_fmt(list(sa.document_output), DOCUMENT_DECIMALS)} "
+        f"(max difference {best.distance:.4f}). Next: {runner.name} = {_fmt(runner.value)} "
+        f"(max difference {runner.distance:.4f}); of {len(sa.readings)} readings computed, "
+        f"{sum(r.rounds_to_document for r in sa.readings)} round to the document's numbers.",
+        "An attention output is a weighted average of the value vectors, so each of its components lies between "
+        f"the smallest and the largest value, here between {min(DOCUMENT_SEQUENCE):g} and "
+        f"{max(DOCUMENT_SEQUENCE):g}: [0.2, 0.3, 0.5] cannot be an output. It sums to 1, as a row of attention "
+        "weights does. Read as one token of dimension 3, the output is V itself; read as three tokens of "
+        "dimension 1, it is three numbers between 1 and 3. The closest of the computed readings is the weights "
+        "of the first query over the three keys, with the document's divisor sqrt(3): so the document took "
+        "[1, 2, 3] as three scalar tokens but divided by the square root of the sequence length, where the "
+        f"formula divides by sqrt(d_k) = sqrt(1) and gives {_fmt(formula_row.value)} "
+        f"(max difference {formula_row.distance:.4f}). V / sum(V) lands almost as close and also rounds to the "
+        "document's numbers, but it uses neither Q, K nor the softmax the document writes, so it is the less "
+        "plausible reading.",
+    ))
+
+    # 2. the positional-encoding arguments
+    doc_rows = "; ".join(f"pos {p}: {_fmt(row, 4)}" for p, row in zip(pe.positions, pe.document_table, strict=True))
+    formula_rows = "; ".join(f"pos {p}: {_fmt(_floats(pe.formula_table[p]), 4)}" for p in pe.positions)
+    zero_based = pe.reading("formula d = 3, 0-based indices, positions 1, 2, 3")
+    wide = pe.reading(f"lowest-frequency pair of d = {WIDE_D_MODEL}")
+    out.append(Erratum(
+        "4.3.1",
+        "PE_(pos,1) = cos(pos/10000), PE_(pos,2) = sin(pos/10000), pos = 1, 2, 3 (d = 3)",
+        f"[cos(pos/10000), sin(pos/10000)]: {doc_rows}",
+        f"formula 4.1.3 with d = 3, [PE_(pos,0), PE_(pos,1), PE_(pos,2)]: {formula_rows}; "
+        f"divisors 10000^(2i/d) of the 3 columns: {_fmt(pe.divisors, 2)}",
+        f"{pe.closest.name}: the formula with 10000^(2i/d) replaced by 10000 reproduces every listed value "
+        f"(max difference {_tiny(pe.closest.distance)}); the formula itself, indices read 0-based, is "
+        f"{zero_based.distance:.4f} away. Such arguments occur only in the slowest pair of a wide table: "
+        f"with d = {WIDE_D_MODEL}, columns {pe.wide_columns[1][0]} and {pe.wide_columns[2][0]} are the closest, "
+        f"{wide.distance:.1e} away.",
+        "The formula divides pos by 10000^(2i/d), a different divisor for each pair of dimensions: 1 for the "
+        f"first pair, so PE_(pos,0) = sin(pos) and PE_(pos,1) = cos(pos), and 10000^(2/3) = {pe.divisors[2]:.2f} "
+        "for the third column when d = 3. The document divides by 10000 in every dimension, which is the "
+        "exponent 2i/d set to 1, a frequency no column of a 3-wide table has (it would need 2i = d); it is only "
+        "approached by the last pair of a wide model. So the document's vectors barely change from position to "
+        f"position (the largest change between neighbours: {_neighbour_change(pe.document_table):.4f}), where "
+        f"the formula's first pair turns by a whole radian per position (largest change "
+        f"{_neighbour_change(_floats(pe.formula_table[1:, :2])):.4f}).",
+    ))
+
+    # 3. the positional-encoding indices, positions and the missing component
+    agree0, agree1 = pe.function_agreement["0-based"], pe.function_agreement["1-based"]
+    out.append(Erratum(
+        "4.3.1",
+        "PE_(pos,1) = cos(...), PE_(pos,2) = sin(...): two components per position, positions 1, 2, 3, for d = 3",
+        f"indices {list(pe.indices)} as {list(DOCUMENT_FUNCTIONS)}; {len(pe.indices)} components; "
+        f"positions {list(pe.positions)}",
+        f"d = {pe.d} components, indices 0..{pe.d - 1} as "
+        f"{[_formula_function(j) for j in range(pe.d)]}; positions 0..{len(pe.positions) - 1} for a "
+        f"{len(pe.positions)}-token sequence (the paper's code and this library count from 0)",
+        f"indices read 0-based: sin/cos agree at {sum(agree0)} of {len(agree0)} listed indices "
+        f"(1 = 2i+1 with i = 0 is a cosine, 2 = 2i with i = 1 a sine); read 1-based: at {sum(agree1)} of "
+        f"{len(agree1)} "
+        "(both swapped). The document's labels follow the formula's 0-based parity and skip index 0.",
+        "With 0-based indices, as the formula's 2i and 2i+1 are, a 3-wide encoding has components 0 (sin), 1 "
+        "(cos) and 2 (sin). The document's indices 1 and 2 carry the formula's functions for those 0-based "
+        "indices, so it most likely meant them 0-based; then component 0 is missing, and with 1-based reading "
+        "the third is missing and sin/cos are swapped: either way the listed 2-entry vectors cannot be added to "
+        "the 3-dimensional embeddings the text says they are added to. Positions counted from 1 are a "
+        "convention (the formula accepts any pos), but the paper's code, PyTorch's tutorials and this library "
+        "give the first token pos = 0, whose encoding is [0, 1, 0]: with the document's count every value "
+        "shifts by one position.",
+    ))
+
+    # 4. the per-head positional encodings
+    head2 = _floats(mh.document_head_pe[1])
+    out.append(Erratum(
+        "4.3.2",
+        "Each head gets its own positional encoding: PE^2_(pos,1) = cos(pos/10000 + 1), "
+        "PE^2_(pos,2) = sin(pos/10000 + 1)",
+        f"head 2: {_fmt(head2, 4)}; head 1: the values of 4.3.1",
+        f"one positional encoding of width d_model = {mh.PE.shape[1]}, added to the embeddings before the "
+        f"projections W_i^Q, W_i^K, W_i^V: {_fmt(_floats(mh.PE), 4)}; no head has an encoding of its own",
+        "a constant phase of 1 radian for head 2: it rotates every (cos, sin) pair by the same angle "
+        f"(computed: {_fmt(mh.head_pe_rotation, 4)} rad at positions {list(DOCUMENT_POSITIONS)}), which equals "
+        "moving every position by 10000, and leaves every dot product between positions unchanged: "
+        f"max |PE^1 PE^1^T - PE^2 PE^2^T| {_tiny(mh.head_pe_gram_difference)}.",
+        "Neither the document's formulas (4.1.2, 4.1.3) nor the paper have a per-head offset: the paper adds one "
+        "positional encoding to the embeddings at the bottom of the encoder and of the decoder (its section "
+        "3.5), and every head sees it through its own projections of the same X + PE. The '+1' is not only "
+        "unfounded but useless: attention compares positions through dot products, and a rotation common to "
+        "all positions changes none of them, so head 2 would learn nothing about order that head 1 does not.",
+    ))
+
+    # 5. learned or fixed
+    requires_grad, fixed, learned = _parameter_counts(mh.PE.shape[1], len(DOCUMENT_SEQUENCE))
+    d_model, L = mh.PE.shape[1], len(DOCUMENT_SEQUENCE)
+    out.append(Erratum(
+        "4.2.3",
+        "Positional encoding vectors are learned during the training process.",
+        "learned during training",
+        f"the sinusoids of 4.1.3 are fixed: sinusoidal_positional_encoding(...).requires_grad = {requires_grad}; "
+        f"nn.SinusoidalPositionalEncoding(d_model={d_model}, max_len={L}) has {fixed} parameters, "
+        f"nn.LearnedPositionalEmbedding(max_len={L}, d_model={d_model}) has {learned}",
+        "a learned positional embedding (BERT, GPT-2): a trainable table with one free row per position, a "
+        "different choice than the formula the document gives.",
+        "The formula of 4.1.3 computes every value from pos and the dimension index: nothing in it is trained, "
+        "and any position, however far, has an encoding. A learned positional embedding is a parameter table "
+        "of max_len rows, trained with the rest of the model, with no row beyond max_len. Both are common; the "
+        "paper tried both, found nearly identical results (its Table 3, row E) and kept the sinusoids because "
+        "they may let the model extrapolate to sequences longer than those seen in training. The document "
+        "gives the formula of one and describes the other.",
+    ))
+
+    # 6. scores, weights, output
+    s0, w0, h0 = (_floats(t[0][0]) for t in (mh.scores, mh.weights, mh.heads))
+    out.append(Erratum(
+        "4.3.1, 4.3.2 (and 4.1.1 in Chinese)",
+        "Attention Scores = softmax(QK^T / sqrt(3)) V; 'Finally, we multiply these scores with the value vector'",
+        "softmax(QK^T / sqrt(d_k)) V is called the attention scores, and then multiplied by V again",
+        f"multi-head example (seed {seed}), head 1, query 1: scores QK^T / sqrt(d_k) = {_fmt(s0)} (any real "
+        f"numbers); weights softmax(scores) = {_fmt(w0)} (sum {sum(w0):.3f}); output weights V = {_fmt(h0)} "
+        f"(a vector of d_v = {len(h0)} features)",
+        "'Attention Scores' in the formulas of 4.3.1 and 4.3.2 is the attention output (head_i), and 'these "
+        "scores' that are then multiplied with the values are the weights softmax(QK^T / sqrt(d_k)).",
+        "Three different things: the scores QK^T / sqrt(d_k), one real number per (query, key) pair; the "
+        "weights, their softmax over the keys, which are non-negative and sum to 1 for each query (these are "
+        "what an attention map shows); and the output, the weights times V, one d_v-vector per query. The "
+        "document's formula already includes V, so multiplying 'these scores with the value vector' would "
+        "apply V twice; its Chinese 4.1.1 likewise calls the product with the values the 'attention scores' "
+        "(注意力得分).",
+    ))
+
+    # 7. heads without projections
+    out.append(Erratum(
+        "4.1.2, 4.3.2",
+        "Attention Scores^1 = softmax(QK^T / sqrt(3)) V, Attention Scores^2 = softmax(QK^T / sqrt(3)) V; "
+        "head_i is 'the result of the i-th head'",
+        "both heads are the same expression of the same Q, K, V",
+        f"without projections: max |head_1 - head_2| {_tiny(mh.unprojected_heads_difference)} (identical heads); "
+        f"with the paper's head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V) (random W, seed {seed}): "
+        f"{mh.heads_difference:.3f}",
+        "the per-head projections W_i^Q, W_i^K, W_i^V of the paper's equation for MultiHead (section 3.2.2) "
+        "were left out, in 4.1.2 as in 4.3.2.",
+        "Without its own projections every head computes the same function of the same input, so the "
+        "concatenation holds h copies of one head and W^O gets nothing a single head would not give. The paper "
+        "defines head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V) with d_k = d_v = d_model / h: each head looks "
+        "at the sequence through its own learned subspace, which is what lets different heads attend to "
+        "different things (nn.MultiHeadAttention keeps the h blocks side by side in one matrix).",
+    ))
+    return out
+
+
+# ------------------------------------------------------------------ text
+def _table(rows: list[tuple[str, str]], width: int = 44) -> str:
+    return "\n".join(f"  {a:<{width}} {b}" for a, b in rows)
+
+
+def report(seed: int = 0) -> str:
+    """Each worked example with the document's values and the computed ones side by side, then the errata.
+
+    >>> print(report().splitlines()[0])
+    Document section 4.3.1: self-attention, Q = K = V = [1, 2, 3]
+    """
+    sa, pe, mh = self_attention_example(), positional_encoding_example(), multi_head_example(seed)
+    lines = ["Document section 4.3.1: self-attention, Q = K = V = [1, 2, 3]",
+             f"  document: Output = {_fmt(list(sa.document_output), DOCUMENT_DECIMALS)}",
+             "  computed (formula 4.1.1, this library):"]
+    lines += [f"    {setup:<42} output {_fmt(_flat(_floats(o)))}" for setup, (o, _) in sa.attention.items()]
+    lines.append("  readings of [0.2, 0.3, 0.5], closest first (max |difference|, rounds to the document?):")
+    lines += [f"    {r.distance:7.4f}  {'yes' if r.rounds_to_document else 'no ':3}  {r.name:<42} {_fmt(r.value)}"
+              for r in sa.readings]
+
+    lines += ["", "Document section 4.3.1: positional encodings, d = 3, positions 1, 2, 3",
+              f"  {'pos':>4}  {'document [cos, sin](pos/10000)':<34} formula 4.1.3 [PE_0, PE_1, PE_2] (sin, cos, sin)"]
+    lines += [f"  {p:>4}  {_fmt(row, 4):<34} {_fmt(_floats(pe.formula_table[p]), 4)}"
+              for p, row in zip(pe.positions, pe.document_table, strict=True)]
+    lines.append(f"  divisors 10000^(2i/d): {_fmt(pe.divisors, 2)}; the document divides by 10000 everywhere")
+    lines.append(f"  sin/cos agree at the listed indices: {pe.function_agreement}")
+    lines.append("  readings, closest first (max |difference|):")
+    lines += [f"    {r.distance:9.2e}  {r.name}" for r in pe.readings]
+
+    lines += ["", f"Document section 4.3.2: two heads of d_k = 3 (seed {seed}), as the paper computes them",
+              "  head 2's positional encoding, document [cos, sin](pos/10000 + 1):  "
+              f"{_fmt(_floats(mh.document_head_pe[1]), 4)}",
+              "  the paper's one PE (3, 6), added to the embeddings before the heads, rows pos = 0, 1, 2:",
+              *(f"    {_fmt(row, 4)}" for row in _floats(mh.PE)),
+              f"  '+1' rotates each pair by {_fmt(mh.head_pe_rotation, 4)} rad; "
+              f"largest change of a dot product between positions {_tiny(mh.head_pe_gram_difference)}"]
+    for i in range(mh.weights.shape[0]):
+        lines.append(f"  head {i + 1} weights softmax(QK^T/sqrt(3)): {_fmt(_floats(mh.weights[i]))}")
+    lines.append(f"  max |head_1 - head_2|: {mh.heads_difference:.3f} with W_i, "
+                 f"{_tiny(mh.unprojected_heads_difference).lstrip('= ')} without (the document's formulas)")
+    lines.append(f"  output Concat(head_1, head_2) W^O: {_fmt(_floats(mh.output))}")
+
+    lines += ["", "Errata"]
+    for n, e in enumerate(errata(seed), start=1):
+        lines += [f"  {n}. [{e.section}] {e.claim}",
+                  _table([("document:", e.document_value), ("computed:", e.computed_value),
+                          ("reading:", e.plausible_reading)], width=10)]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: a bare ``|`` would end the cell."""
+    return text.replace("|", "\\|")
+
+
+def errata_markdown(seed: int = 0) -> str:
+    """The text of ``docs/errata.md``: every :class:`Erratum`, generated (a test checks the file equals this)."""
+    parts = [
+        "# Errata of the source document, section 4",
+        "",
+        "Generated by `python -m minitransformer.worked_examples --markdown > docs/errata.md` from",
+        "`minitransformer/worked_examples.py`; `tests/test_worked_examples.py` checks that this file equals",
+        "the function's output. Every computed value below is computed by the library (float64); every",
+        "plausible reading was found by computing candidate readings and ranking them by their distance to",
+        "the document's numbers.",
+    ]
+    for n, e in enumerate(errata(seed), start=1):
+        parts += [
+            "",
+            f"## {n}. Section {e.section}",
+            "",
+            f"**The document:** {e.claim}",
+            "",
+            "| | |",
+            "|---|---|",
+            f"| document | {_cell(e.document_value)} |",
+            f"| computed | {_cell(e.computed_value)} |",
+            f"| plausible reading | {_cell(e.plausible_reading)} |",
+            "",
+            e.explanation,
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m minitransformer.worked_examples [--markdown]``."""
+    argv = sys.argv[1:] if argv is None else argv
+    print(errata_markdown() if "--markdown" in argv else report(), end="\n" if "--markdown" not in argv else "")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

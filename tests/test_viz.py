@@ -1,0 +1,297 @@
+"""The pictures (minitransformer.viz): each returns a Figure with the axes, labels and cell values it should have,
+takes tensors of the current backend, and refuses bad shapes with a message that says what is wrong."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+import minitransformer as mt
+import minitransformer.functional as F
+from minitransformer import viz
+
+
+def _weights(rng, *shape):
+    """Random attention weights (rows sum to 1) as a tensor of the current backend, and the NumPy copy."""
+    z = rng.standard_normal(shape)
+    w = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+    return mt.tensor(w.astype(np.float32)), w.astype(np.float32).astype(np.float64)
+
+
+def _ticks(labels):
+    return [t.get_text() for t in labels]
+
+
+def _map_axes(fig):
+    """The axes holding an attention map (the colour bar holds no AxesImage of its own)."""
+    return [ax for ax in fig.axes if ax.images]
+
+
+# ------------------------------------------------------------------ attention_heatmap
+def test_heatmap_labels_values_and_colour_bar(rng):
+    W, w = _weights(rng, 3, 4)
+    q, k = ["I", "love", "attention"], ["<s>", "I", "love", "attention"]
+    fig = viz.attention_heatmap(W, q, k, title="one head")
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2  # the map and its colour bar
+    ax, bar = fig.axes
+    assert _ticks(ax.get_xticklabels()) == k and _ticks(ax.get_yticklabels()) == q
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("key", "query", "one head")
+    assert bar.get_ylabel() == "attention weight"
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 3 * 4  # small map: every weight written in its cell, row by row
+    assert texts == [f"{v:.2f}" for v in w.ravel()]
+    np.testing.assert_allclose(ax.images[0].get_array(), w, rtol=1e-6)
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+
+
+def test_heatmap_annotates_small_maps_only(rng):
+    W12, _ = _weights(rng, 12, 12)
+    W13, _ = _weights(rng, 13, 12)
+    assert len(viz.attention_heatmap(W12).axes[0].texts) == 144
+    assert len(viz.attention_heatmap(W13).axes[0].texts) == 0
+    assert len(viz.attention_heatmap(W13, annotate=True).axes[0].texts) == 13 * 12
+    assert len(viz.attention_heatmap(W12, annotate=False).axes[0].texts) == 0
+    # positions 0.. when no labels are given
+    assert _ticks(viz.attention_heatmap(W13).axes[0].get_yticklabels()) == [str(i) for i in range(13)]
+
+
+def test_heatmap_takes_backend_arrays_and_lists(rng):
+    W, w = _weights(rng, 2, 3)
+    raw = W.data  # an array of the current backend, not a Tensor
+    for x in (raw, w, w.tolist()):
+        np.testing.assert_allclose(viz.attention_heatmap(x).axes[0].images[0].get_array(), w, rtol=1e-6)
+    fig = viz.attention_heatmap(W, vmax=None)
+    assert fig.axes[0].images[0].get_clim() == pytest.approx((0.0, w.max()), rel=1e-6)
+
+
+def test_heatmap_of_the_libraries_attention_weights():
+    Q = mt.tensor([[1.0], [2.0], [3.0]])
+    _, weights = F.scaled_dot_product_attention(Q, Q, Q)
+    fig = viz.attention_heatmap(weights, ["1", "2", "3"], ["1", "2", "3"])
+    # by hand: row 1 = softmax([1, 2, 3]) = [0.09, 0.24, 0.67]
+    assert [t.get_text() for t in fig.axes[0].texts][:3] == ["0.09", "0.24", "0.67"]
+
+
+@pytest.mark.parametrize(
+    "shape, match",
+    [((3,), r"2-D \(L queries, S keys\), got shape \(3,\)"),
+     ((2, 3, 3), r"got shape \(2, 3, 3\) \(attention_heads takes"),
+     ((1, 2, 3, 3), r"weights\[0\]"),
+     ((0, 3), "empty axis")],
+)
+def test_heatmap_refuses_bad_shapes(shape, match):
+    with pytest.raises(ValueError, match="attention_heatmap: weights .*" + match):
+        viz.attention_heatmap(mt.zeros(*shape))
+
+
+def test_heatmap_refuses_wrong_labels(rng):
+    W, _ = _weights(rng, 3, 4)
+    with pytest.raises(ValueError, match=r"attention_heatmap: 2 query_labels given, 3 needed \(one per query: row"):
+        viz.attention_heatmap(W, ["a", "b"], list("abcd"))
+    with pytest.raises(ValueError, match=r"5 key_labels given, 4 needed \(one per key"):
+        viz.attention_heatmap(W, list("abc"), list("abcde"))
+    with pytest.raises(TypeError, match="list of 3 labels.*got the string 'abc'"):
+        viz.attention_heatmap(W, "abc", list("abcd"))
+    with pytest.raises(TypeError, match="attention_heatmap: weights must be"):
+        viz.attention_heatmap({"not": "an array"})
+
+
+# ------------------------------------------------------------------ attention_heads, attention_layers
+def test_heads_grid(rng):
+    W, w = _weights(rng, 3, 4, 5)
+    q, k = list("abcd"), list("vwxyz")
+    fig = viz.attention_heads(W, q, k, title="layer 1", ncols=2)
+    maps = _map_axes(fig)
+    assert len(maps) == 3 and len(fig.axes) == 3 + 1  # the empty 4th cell is removed; one shared colour bar
+    assert [ax.get_title() for ax in maps] == ["head 1", "head 2", "head 3"]
+    assert fig.get_suptitle() == "layer 1"
+    for h, ax in enumerate(maps):
+        np.testing.assert_allclose(ax.images[0].get_array(), w[h], rtol=1e-6)
+        assert [t.get_text() for t in ax.texts] == [f"{v:.2f}" for v in w[h].ravel()]
+    # tokens on the left column and under the lowest map of each column
+    assert _ticks(maps[0].get_yticklabels()) == q and _ticks(maps[2].get_yticklabels()) == q
+    assert _ticks(maps[1].get_yticklabels()) == [""] * 4
+    assert _ticks(maps[0].get_xticklabels()) == [""] * 5  # head 3 is below it
+    assert _ticks(maps[1].get_xticklabels()) == k and _ticks(maps[2].get_xticklabels()) == k
+    assert len({ax.images[0].get_clim() for ax in maps}) == 1  # one colour scale
+
+
+def test_heads_refuses_bad_input(rng):
+    with pytest.raises(ValueError, match=r"attention_heads: weights must be 3-D \(heads, L queries, S keys\), got "
+                                         r"shape \(3, 3\) \(attention_heatmap takes one map"):
+        viz.attention_heads(mt.zeros(3, 3))
+    with pytest.raises(ValueError, match=r"weights\[0\]"):
+        viz.attention_heads(mt.zeros(2, 4, 3, 3))
+    with pytest.raises(ValueError, match="attention_heads: 2 key_labels given, 3 needed"):
+        viz.attention_heads(mt.zeros(2, 3, 3), key_labels=["a", "b"])
+    with pytest.raises(ValueError, match="ncols must be a positive int"):
+        viz.attention_heads(mt.zeros(2, 3, 3), ncols=0)
+
+
+def test_layers_grid(rng):
+    layers = [_weights(rng, 2, 3, 3) for _ in range(3)]
+    fig = viz.attention_layers([W for W, _ in layers], list("abc"), list("abc"), title="3 layers")
+    maps = _map_axes(fig)
+    assert len(maps) == 3 * 2 and len(fig.axes) == 3 * 2 + 1
+    assert [ax.get_title() for ax in maps] == ["head 1", "head 2"] + [""] * 4
+    assert [maps[2 * n].get_ylabel() for n in range(3)] == [f"layer {n + 1}\nquery" for n in range(3)]
+    for n, (_, w) in enumerate(layers):
+        for h in range(2):
+            np.testing.assert_allclose(maps[2 * n + h].images[0].get_array(), w[h], rtol=1e-6)
+    assert sum(len(ax.texts) for ax in maps) == 6 * 9  # 3x3 maps are annotated
+    big = viz.attention_layers([mt.zeros(1, 9, 9)])
+    assert len(big.axes) == 2 and len(big.axes[0].texts) == 0  # a grid annotates only up to 8x8
+
+
+def test_layers_refuses_bad_input():
+    with pytest.raises(TypeError, match="attention_layers: layers must be a non-empty list"):
+        viz.attention_layers([])
+    with pytest.raises(TypeError, match="one per layer, got Tensor"):
+        viz.attention_layers(mt.zeros(2, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"layer 2 has weights of shape \(2, 3, 4\), layer 1 \(2, 3, 3\)"):
+        viz.attention_layers([mt.zeros(2, 3, 3), mt.zeros(2, 3, 4)])
+    with pytest.raises(ValueError, match=r"attention_layers \(layer 2\): weights must be 3-D"):
+        viz.attention_layers([mt.zeros(2, 3, 3), mt.zeros(3, 3)])
+
+
+# ------------------------------------------------------------------ positional encodings
+def pe_numpy(n, d):
+    pos, j = np.arange(n)[:, None], np.arange(d)[None, :]
+    angle = pos / 10000 ** ((j // 2 * 2) / d)
+    return np.where(j % 2 == 0, np.sin(angle), np.cos(angle))
+
+
+def test_positional_encoding_heatmap():
+    PE = F.sinusoidal_positional_encoding(20, 16)
+    fig = viz.positional_encoding_heatmap(PE)
+    assert len(fig.axes) == 2
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.images[0].get_array(), pe_numpy(20, 16), atol=1e-6)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("dimension j", "position pos")
+    assert ax.images[0].get_clim() == (-1.0, 1.0)  # symmetric: white is 0
+    assert fig.axes[1].get_ylabel() == "PE(pos, j)"
+    learned = mt.tensor(np.full((4, 6), -3.0))  # a learned table may leave [-1, 1]: the scale widens
+    assert viz.positional_encoding_heatmap(learned).axes[0].images[0].get_clim() == (-3.0, 3.0)
+
+
+def test_positional_encoding_curves():
+    PE = F.sinusoidal_positional_encoding(50, 64)
+    fig = viz.positional_encoding_curves(PE)
+    assert len(fig.axes) == 1
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["dim 0", "dim 1", "dim 8", "dim 16", "dim 32"]  # 64/8, /4, /2
+    for line in lines:
+        j = int(line.get_label().split()[1])
+        np.testing.assert_allclose(line.get_ydata(), pe_numpy(50, 64)[:, j], atol=1e-6)
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(50))
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [line.get_label() for line in lines]
+    assert [line.get_label() for line in viz.positional_encoding_curves(PE, dims=[3]).axes[0].get_lines()] == \
+        ["dim 3"]
+
+
+def test_positional_encoding_refuses_bad_input():
+    PE = F.sinusoidal_positional_encoding(10, 8)
+    with pytest.raises(ValueError, match=r"positional_encoding_heatmap: PE must be 2-D \(positions, d_model\), got "
+                                         r"shape \(1, 10, 8\) \(drop the batch axis"):
+        viz.positional_encoding_heatmap(PE.reshape(1, 10, 8))
+    with pytest.raises(ValueError, match=r"ints in 0..7, got 8"):
+        viz.positional_encoding_curves(PE, dims=(0, 8))
+    with pytest.raises(ValueError, match="dims is empty"):
+        viz.positional_encoding_curves(PE, dims=())
+    with pytest.raises(ValueError, match="got True"):
+        viz.positional_encoding_curves(PE, dims=(True,))
+    with pytest.raises(ValueError, match=r"position_similarity: PE must be 2-D"):
+        viz.position_similarity(mt.zeros(8))
+    with pytest.raises(ValueError, match=r"position_similarity: 3 labels given, 10 needed \(one per position"):
+        viz.position_similarity(PE, labels=["a", "b", "c"])
+
+
+def test_position_similarity_is_pe_pe_transpose():
+    PE = F.sinusoidal_positional_encoding(6, 8)
+    P = pe_numpy(6, 8)
+    fig = viz.position_similarity(PE)
+    assert len(fig.axes) == 2
+    S = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(S, P @ P.T, atol=1e-5)
+    # the sinusoids: PE_p . PE_q = sum_i cos((p - q) / 10000^(2i/d)) depends on p - q only, and PE_p . PE_p = d/2
+    np.testing.assert_allclose(np.diag(S), 8 / 2, atol=1e-5)
+    np.testing.assert_allclose(S[1, 3], S[2, 4], atol=1e-5)
+    assert len(fig.axes[0].texts) == 36 and fig.axes[0].texts[1].get_text() == f"{(P @ P.T)[0, 1]:.2f}"
+    cos = viz.position_similarity(PE, normalize=True).axes[0].images[0].get_array()
+    norms = np.linalg.norm(P, axis=1)
+    np.testing.assert_allclose(cos, (P @ P.T) / np.outer(norms, norms), atol=1e-5)
+    many = viz.position_similarity(F.sinusoidal_positional_encoding(100, 8))
+    assert len(many.axes[0].texts) == 0
+    assert _ticks(many.axes[0].get_xticklabels()) == [str(i) for i in range(0, 100, 4)]  # every 100 // 24 = 4th
+
+
+def test_position_similarity_of_a_learned_table_builds_no_graph(rng):
+    P = mt.tensor(rng.standard_normal((5, 4)).astype(np.float32), requires_grad=True)
+    fig = viz.position_similarity(P)
+    p = P.numpy().astype(np.float64)
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(), p @ p.T, rtol=1e-5)
+    assert P.grad is None
+
+
+# ------------------------------------------------------------------ training curves
+def test_training_curves_panels_and_series():
+    history = {"train_loss": [2.0, 1.5, 1.2, 1.0], "val_loss": [(0, 2.1), (2, 1.4)],
+               "train_acc": [0.1, 0.4, 0.6, 0.7], "lr": [mt.tensor(1e-3)] * 4}
+    fig = viz.training_curves(history, title="run", x_label="epoch", log_y=("loss",))
+    assert len(fig.axes) == 3
+    loss, acc, lr = fig.axes
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "acc", "lr"]
+    assert [line.get_label() for line in loss.get_lines()] == ["train_loss", "val_loss"]
+    np.testing.assert_array_equal(loss.get_lines()[1].get_xdata(), [0, 2])
+    np.testing.assert_array_equal(loss.get_lines()[0].get_xdata(), [0, 1, 2, 3])
+    np.testing.assert_allclose(lr.get_lines()[0].get_ydata(), 1e-3, rtol=1e-6)
+    assert loss.get_yscale() == "log" and acc.get_yscale() == "linear"
+    assert all(ax.get_xlabel() == "epoch" for ax in fig.axes)
+    assert [t.get_text() for t in loss.get_legend().get_texts()] == ["train_loss", "val_loss"]
+    assert fig.get_suptitle() == "run"
+    # four panels on three columns: the empty cell of the second row is removed
+    assert len(viz.training_curves({f"m{i}": [1.0, 2.0] for i in range(4)}).axes) == 4
+
+
+def test_training_curves_draws_a_diverged_run():
+    fig = viz.training_curves({"loss": [1.0, math.inf, math.nan, 0.5]})
+    y = fig.axes[0].get_lines()[0].get_ydata()
+    assert np.isnan(y[1]) and np.isnan(y[2]) and y[3] == 0.5
+
+
+@pytest.mark.parametrize(
+    "history, kwargs, error, match",
+    [({}, {}, TypeError, "non-empty dict"),
+     ([1.0, 2.0], {}, TypeError, "got list"),
+     ({"loss": []}, {}, ValueError, r"history\['loss'\] is empty"),
+     ({"loss": 1.0}, {}, TypeError, r"history\['loss'\] must be a list"),
+     ({"loss": [1.0, (1, 2.0)]}, {}, ValueError, "mixes numbers and"),
+     ({"loss": [(1, 2.0, 3.0)]}, {}, ValueError, "is not a .step, value. pair"),
+     ({"loss": ["high"]}, {}, TypeError, r"history\['loss'\]\[0\] must be a number"),
+     ({"loss": [1.0, -1.0]}, {"log_y": True}, ValueError, "values <= 0 and cannot use a log scale"),
+     ({"loss": [1.0]}, {"log_y": ("accuracy",)}, ValueError, r"log_y names \['accuracy'\]"),
+     ],
+)
+def test_training_curves_refuses_bad_history(history, kwargs, error, match):
+    with pytest.raises(error, match="training_curves: .*" + match):
+        viz.training_curves(history, **kwargs)
+
+
+@pytest.mark.single_backend
+def test_panel_names():
+    from minitransformer.viz.curves import panel_name
+
+    assert [panel_name(n) for n in ("train_loss", "val_loss", "loss/valid", "test-accuracy", "lr", "train")] == \
+        ["loss", "loss", "loss", "accuracy", "lr", "train"]
+
+
+@pytest.mark.single_backend
+def test_every_function_is_exported():
+    assert set(viz.__all__) == {"draw_graph", "attention_heatmap", "attention_heads", "attention_layers",
+                                "positional_encoding_heatmap", "positional_encoding_curves", "position_similarity",
+                                "training_curves"}

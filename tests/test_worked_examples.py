@@ -1,0 +1,271 @@
+"""The document's worked examples (section 4.3): the library's numbers against float64 NumPy written here,
+the readings found for each discrepancy, and docs/errata.md kept equal to the code that writes it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minitransformer import worked_examples as we
+
+ROOT = Path(__file__).resolve().parents[1]
+x = np.array([1.0, 2.0, 3.0])  # Q = K = V = [1, 2, 3] (document 4.3.1)
+DOC = np.array([0.2, 0.3, 0.5])
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def pe_formula(positions, d):
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...): the formula of 4.1.3, written out."""
+    table = np.zeros((len(positions), d))
+    for r, pos in enumerate(positions):
+        for j in range(d):
+            angle = pos / 10000 ** (2 * (j // 2) / d)
+            table[r, j] = np.sin(angle) if j % 2 == 0 else np.cos(angle)
+    return table
+
+
+# ------------------------------------------------------------------ 4.3.1 self-attention
+@pytest.fixture(scope="module")
+def sa_numpy():
+    """Every reading of [0.2, 0.3, 0.5], computed here independently."""
+    scores = np.outer(x, x)  # three scalar tokens: q_i k_j
+    W3, W1 = softmax(scores / np.sqrt(3)), softmax(scores / 1.0)
+    return {"W3": W3, "W1": W1, "O3": W3 @ x, "O1": W1 @ x}
+
+
+def test_self_attention_outputs_match_numpy(to_numpy, sa_numpy):
+    ex = we.self_attention_example()
+    out, w = ex.attention["one token, d_k = 3"]
+    np.testing.assert_allclose(to_numpy(out), [[1.0, 2.0, 3.0]], rtol=0, atol=1e-15)  # one key: weight 1, output V
+    np.testing.assert_array_equal(to_numpy(w), [[1.0]])
+    out, w = ex.attention["three scalar tokens, d_k = 1"]
+    np.testing.assert_allclose(to_numpy(w), sa_numpy["W1"], rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(out)[:, 0], sa_numpy["O1"], rtol=1e-12)
+    out, w = ex.attention["three scalar tokens, divided by sqrt(3)"]
+    np.testing.assert_allclose(to_numpy(w), sa_numpy["W3"], rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(out)[:, 0], sa_numpy["O3"], rtol=1e-12)
+    assert all(out.dtype_name == "float64" for out, _ in ex.attention.values())
+    # an output is an average of the values: inside [1, 3], so never the document's [0.2, 0.3, 0.5]
+    assert sa_numpy["O1"].min() >= 1 and sa_numpy["O3"].max() <= 3
+
+
+def test_self_attention_closest_reading_is_row_1_of_the_weights_divided_by_sqrt3(sa_numpy):
+    ex = we.self_attention_example()
+    # by hand: softmax([1, 2, 3] / sqrt 3) = [0.168, 0.299, 0.533] -> rounds to [0.2, 0.3, 0.5]
+    row1 = sa_numpy["W3"][0]
+    assert ex.closest.name == "weights row 1, scalar tokens, /sqrt(3)"
+    np.testing.assert_allclose(ex.closest.value, row1, rtol=1e-12)
+    assert ex.closest.distance == pytest.approx(np.abs(row1 - DOC).max(), rel=1e-12)
+    assert ex.closest.distance == pytest.approx(0.0329, abs=1e-4)
+    assert ex.closest.rounds_to_document and np.array_equal(np.round(row1, 1), DOC)
+    # runner-up: V / sum(V) = [1/6, 1/3, 1/2], 1/30 away: also rounds to the document, but has no softmax
+    second = ex.readings[1]
+    assert second.name == "V / sum(V)"
+    np.testing.assert_allclose(second.value, x / x.sum(), rtol=1e-15)
+    assert second.distance == pytest.approx(1 / 30, rel=1e-12) and second.rounds_to_document
+    assert ex.closest.distance < second.distance
+    # the formula's own row 1 (d_k = 1) is further: softmax([1, 2, 3]) = [0.090, 0.245, 0.665]
+    formula = ex.reading("weights row 1, scalar tokens, d_k = 1")
+    np.testing.assert_allclose(formula.value, sa_numpy["W1"][0], rtol=1e-12)
+    assert not formula.rounds_to_document
+
+
+def test_self_attention_readings_are_ranked_and_complete(sa_numpy):
+    ex = we.self_attention_example()
+    distances = [r.distance for r in ex.readings]
+    assert distances == sorted(distances)
+    expected = {  # every candidate, computed here
+        "output, one token of dimension 3": x,
+        "output, scalar tokens, d_k = 1": sa_numpy["O1"],
+        "output, scalar tokens, /sqrt(3)": sa_numpy["O3"],
+        "output / sum, scalar tokens, d_k = 1": sa_numpy["O1"] / sa_numpy["O1"].sum(),
+        "output / sum, scalar tokens, /sqrt(3)": sa_numpy["O3"] / sa_numpy["O3"].sum(),
+        "V / sum(V)": x / x.sum(),
+        **{f"weights row {i + 1}, scalar tokens, d_k = 1": sa_numpy["W1"][i] for i in range(3)},
+        **{f"weights row {i + 1}, scalar tokens, /sqrt(3)": sa_numpy["W3"][i] for i in range(3)},
+    }
+    assert {r.name for r in ex.readings} == set(expected)
+    for r in ex.readings:
+        np.testing.assert_allclose(r.value, expected[r.name], rtol=1e-12, err_msg=r.name)
+        assert r.distance == pytest.approx(np.abs(expected[r.name] - DOC).max(), rel=1e-12)
+        assert r.rounds_to_document == bool(np.array_equal(np.round(expected[r.name], 1), DOC)), r.name
+    assert [r.name for r in ex.readings if r.rounds_to_document] == ["weights row 1, scalar tokens, /sqrt(3)",
+                                                                      "V / sum(V)"]
+
+
+# ------------------------------------------------------------------ 4.3.1 positional encoding
+def test_positional_encoding_tables_match_numpy(to_numpy):
+    ex = we.positional_encoding_example()
+    np.testing.assert_allclose(to_numpy(ex.formula_table), pe_formula(range(4), 3), rtol=0, atol=1e-15)
+    pos = np.array([1, 2, 3])
+    np.testing.assert_allclose(ex.document_table, np.stack([np.cos(pos / 1e4), np.sin(pos / 1e4)], axis=1),
+                               rtol=0, atol=1e-15)
+    np.testing.assert_allclose(ex.divisors, [1.0, 1.0, 10000 ** (2 / 3)], rtol=1e-15)
+    assert ex.divisors[2] == pytest.approx(464.1589, abs=1e-4)
+
+
+def test_positional_encoding_readings():
+    ex = we.positional_encoding_example()
+    pos = np.array([1, 2, 3])
+    doc = np.stack([np.cos(pos / 1e4), np.sin(pos / 1e4)], axis=1)
+    # the document's list is reproduced exactly by dividing by 10000 in every dimension
+    assert ex.closest.name == "pos/10000 in every dimension" and ex.closest.distance < 1e-12
+    # the formula, its indices read 0-based (index 1 -> column 1, 2 -> column 2) at positions 1..3
+    zero_based = ex.reading("formula d = 3, 0-based indices, positions 1, 2, 3")
+    expected = pe_formula(pos, 3)[:, [1, 2]]  # cos(pos), sin(pos / 10000^(2/3))
+    np.testing.assert_allclose(zero_based.value, expected, rtol=1e-12)
+    assert zero_based.distance == pytest.approx(np.abs(expected - doc).max(), rel=1e-12)
+    assert zero_based.distance == pytest.approx(1 - np.cos(3), abs=1e-6)  # at pos 3: cos(0.0003) - cos(3) = 1.99
+    one_based = ex.reading("formula d = 3, 1-based indices, positions 0, 1, 2 (1-based labels)")
+    np.testing.assert_allclose(one_based.value, pe_formula(pos - 1, 3)[:, [0, 1]], rtol=1e-12)
+    # the slowest pair of a 512-wide table is close: columns 511 (cos) and 510 (sin)
+    wide = ex.reading("lowest-frequency pair of d = 512")
+    np.testing.assert_allclose(wide.value, pe_formula(pos, 512)[:, [511, 510]], rtol=1e-12)
+    assert wide.distance == pytest.approx(np.abs(pe_formula(pos, 512)[:, [511, 510]] - doc).max(), rel=1e-9)
+    assert wide.distance < 2e-5
+    assert [r.distance for r in ex.readings] == sorted(r.distance for r in ex.readings)
+    assert len(ex.readings) == 6
+
+
+def test_positional_encoding_which_indices_match():
+    ex = we.positional_encoding_example()
+    # formula: even 0-based index -> sin, odd -> cos. Document: index 1 cos, index 2 sin.
+    assert ex.function_agreement == {"0-based": (True, True), "1-based": (False, False)}
+    full = pe_formula([1, 2, 3], 512)
+    doc = np.stack([np.cos(np.arange(1, 4) / 1e4), np.sin(np.arange(1, 4) / 1e4)], axis=1)
+    for n, k in enumerate((1, 2)):
+        distances = np.abs(full - doc[:, [n]]).max(axis=0)
+        assert ex.wide_columns[k][0] == int(distances.argmin())
+        assert ex.wide_columns[k][1] == pytest.approx(distances.min(), rel=1e-9)
+    assert {k: c for k, (c, _) in ex.wide_columns.items()} == {1: 511, 2: 510}
+
+
+# ------------------------------------------------------------------ 4.3.2 multi-head
+def test_multi_head_example_matches_numpy(to_numpy):
+    ex = we.multi_head_example(seed=0)
+    rng = np.random.default_rng(0)  # the example's documented generator
+    E = rng.standard_normal((3, 6))
+    W_Q, W_K, W_V, W_O = (rng.standard_normal((6, 6)) / np.sqrt(6) for _ in range(4))
+    X = E + pe_formula(range(3), 6)
+    np.testing.assert_allclose(to_numpy(ex.X), X, rtol=1e-12)
+    for name, W in (("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V), ("W_O", W_O)):
+        np.testing.assert_array_equal(to_numpy(getattr(ex, name)), W)
+    heads, weights, scores = [], [], []
+    for i in range(2):
+        b = slice(3 * i, 3 * i + 3)
+        Q, K, V = X @ W_Q[:, b], X @ W_K[:, b], X @ W_V[:, b]
+        s = Q @ K.T / np.sqrt(3)
+        scores.append(s)
+        weights.append(softmax(s))
+        heads.append(softmax(s) @ V)
+    np.testing.assert_allclose(to_numpy(ex.scores), np.stack(scores), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(ex.weights), np.stack(weights), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(ex.heads), np.stack(heads), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(ex.output), np.concatenate(heads, axis=1) @ W_O, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(ex.weights).sum(axis=-1), 1.0, rtol=1e-12)
+    assert ex.heads_difference == pytest.approx(np.abs(heads[0] - heads[1]).max(), rel=1e-9)
+    # the document's heads (no W_i): the same expression twice, identical
+    unprojected = softmax(X @ X.T / np.sqrt(3)) @ X
+    np.testing.assert_allclose(to_numpy(ex.unprojected_heads), np.stack([unprojected] * 2), rtol=1e-10)
+    assert ex.unprojected_heads_difference == 0.0
+
+
+def test_multi_head_seed():
+    a, b, c = we.multi_head_example(1), we.multi_head_example(1), we.multi_head_example(2)
+    np.testing.assert_array_equal(a.output.numpy(), b.output.numpy())
+    assert not np.allclose(a.output.numpy(), c.output.numpy())
+
+
+def test_per_head_plus_one_is_a_rotation_that_keeps_every_dot_product(to_numpy):
+    ex = we.multi_head_example(seed=0)
+    pos = np.arange(1, 4)
+    h1 = np.stack([np.cos(pos / 1e4), np.sin(pos / 1e4)], axis=1)
+    h2 = np.stack([np.cos(pos / 1e4 + 1), np.sin(pos / 1e4 + 1)], axis=1)
+    np.testing.assert_allclose(to_numpy(ex.document_head_pe), np.stack([h1, h2]), rtol=0, atol=1e-15)
+    assert ex.head_pe_gram_difference == pytest.approx(np.abs(h1 @ h1.T - h2 @ h2.T).max(), abs=1e-14)
+    assert ex.head_pe_gram_difference < 1e-12
+    np.testing.assert_allclose(ex.head_pe_rotation, 1.0, atol=1e-7)  # acos near 1 rad: well conditioned
+    np.testing.assert_allclose(to_numpy(ex.PE), pe_formula(range(3), 6), atol=1e-15)
+
+
+# ------------------------------------------------------------------ the errata
+def test_errata_structure():
+    errata = we.errata()
+    assert [f.name for f in dataclasses.fields(we.Erratum)] == [
+        "section", "claim", "document_value", "computed_value", "plausible_reading", "explanation"]
+    assert [e.section for e in errata] == ["4.3.1", "4.3.1", "4.3.1", "4.3.2", "4.2.3",
+                                           "4.3.1, 4.3.2 (and 4.1.1 in Chinese)", "4.1.2, 4.3.2"]
+    for e in errata:
+        assert all(isinstance(getattr(e, f), str) and getattr(e, f) for f in
+                   ("claim", "document_value", "computed_value", "plausible_reading", "explanation"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        errata[0].section = "x"
+
+
+def test_errata_values(sa_numpy):
+    output, pe_args, pe_indices, per_head, learned, naming, projections = we.errata()
+    fmt = lambda v: "[" + ", ".join(f"{a:.3f}" for a in v) + "]"  # noqa: E731
+    assert output.document_value == "[0.2, 0.3, 0.5]"
+    assert fmt(sa_numpy["O1"]) in output.computed_value and fmt(x) in output.computed_value
+    assert output.plausible_reading.startswith(f"weights row 1, scalar tokens, /sqrt(3): {fmt(sa_numpy['W3'][0])}")
+    assert f"{np.abs(sa_numpy['W3'][0] - DOC).max():.4f}" in output.plausible_reading
+    assert f"V / sum(V) = {fmt(x / x.sum())}" in output.plausible_reading
+    assert f"{10000 ** (2 / 3):.2f}" in pe_args.computed_value
+    assert "pos 1: [1.0000, 0.0001]" in pe_args.document_value
+    assert "pos 3: [0.1411, -0.9900, 0.0065]" in pe_args.computed_value  # sin 3, cos 3, sin(3 / 464.16)
+    assert pe_args.plausible_reading.startswith("pos/10000 in every dimension")
+    assert "columns 511 and 510" in pe_args.plausible_reading
+    assert "agree at 2 of 2" in pe_indices.plausible_reading and "at 0 of 2" in pe_indices.plausible_reading
+    assert "[0.5402, 0.8415]" in per_head.document_value  # cos(1.0001), sin(1.0001)
+    assert "below 1e-12" in per_head.plausible_reading
+    assert "has 0 parameters" in learned.computed_value and f"has {3 * 6}" in learned.computed_value
+    assert "requires_grad = False" in learned.computed_value
+    assert "output (head_i)" in naming.plausible_reading
+    ex = we.multi_head_example(0)
+    assert f"{ex.heads_difference:.3f}" in projections.computed_value
+    assert "below 1e-12 (identical heads)" in projections.computed_value
+
+
+def test_docs_errata_md_is_the_functions_output():
+    """docs/errata.md is generated; regenerate with `python -m minitransformer.worked_examples --markdown`.
+
+    Runs on every backend: the page must not depend on which one computed it.
+    """
+    committed = (ROOT / "docs" / "errata.md").read_text(encoding="utf-8")
+    assert committed == we.errata_markdown(), (
+        "docs/errata.md is out of date: python -m minitransformer.worked_examples --markdown > docs/errata.md")
+
+
+def test_markdown_escapes_table_pipes():
+    text = we.errata_markdown()
+    assert text.count("\n## ") == len(we.errata())
+    for line in text.splitlines():
+        if line.startswith("| computed |") or line.startswith("| plausible reading |"):
+            assert line.replace("\\|", "").count("|") == 3, line
+
+
+def test_report_puts_document_beside_computation(sa_numpy):
+    text = we.report()
+    for heading in ("Document section 4.3.1: self-attention", "Document section 4.3.1: positional encodings",
+                    "Document section 4.3.2: two heads", "Errata"):
+        assert heading in text
+    row = next(line for line in text.splitlines() if "weights row 1, scalar tokens, /sqrt(3)" in line)
+    assert "yes" in row and "[0.168, 0.299, 0.533]" in row
+    pos3 = next(line for line in text.splitlines() if line.strip().startswith("3  [1.0000, 0.0003]"))
+    assert "[0.1411, -0.9900, 0.0065]" in pos3  # the document's and the formula's values on one line
+    assert text.count("\n  1. [4.3.1]") == 1
+
+
+@pytest.mark.single_backend
+def test_main_prints_markdown(capsys):
+    assert we.main(["--markdown"]) == 0
+    assert capsys.readouterr().out == we.errata_markdown()
+    assert we.main([]) == 0
+    assert capsys.readouterr().out.startswith("Document section 4.3.1")
