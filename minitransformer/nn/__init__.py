@@ -11,12 +11,19 @@ r"""Layer 4: modules, PyTorch's habits: ``Module``, ``Parameter`` and the layers
 :class:`SinusoidalPositionalEncoding`    :math:`x + PE` (fixed sinusoids, paper 3.5)
 :class:`LearnedPositionalEmbedding`      :math:`x + P` (a trained table)
 :class:`MultiHeadAttention`              :math:`\mathrm{Concat}(\mathrm{head}_1..\mathrm{head}_h) W^O` (paper 3.2.2)
+:class:`KVCache`                         keys and values kept between decoding steps
+:class:`EncoderLayer`, :class:`Encoder`  self-attention + FFN, residuals, LayerNorm (post-LN or pre-LN), x N
+:class:`DecoderLayer`, :class:`Decoder`  masked self-attention + cross-attention + FFN, x N
+:class:`Transformer`                     the encoder-decoder model of the paper (``from_config("base")``)
+:class:`DecoderOnlyLM`                   a GPT-style language model
+:class:`TransformerClassifier`           the document's section 5.2 classifier, done right
+:mod:`convert`                           weights to and from ``torch.nn`` (``to_torch``)
 :mod:`init`                              Xavier/Glorot initialisation
 =======================================  ==================================================================
 """
 
-from . import init
-from .attention import MultiHeadAttention
+from . import convert, init
+from .attention import KVCache, MultiHeadAttention
 from .layers import (
     Dropout,
     Embedding,
@@ -26,10 +33,13 @@ from .layers import (
     Linear,
     SinusoidalPositionalEncoding,
 )
+from .models import DecoderOnlyLM, Transformer, TransformerClassifier
 from .module import LoadResult, Module, ModuleList, Parameter, Sequential, StateDictError
+from .transformer import Decoder, DecoderLayer, Encoder, EncoderLayer
 
 __all__ = [
     "init", "Module", "Parameter", "ModuleList", "Sequential", "StateDictError", "LoadResult", "Linear",
     "Embedding", "LayerNorm", "Dropout", "FeedForward", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding",
-    "MultiHeadAttention",
+    "MultiHeadAttention", "KVCache", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "Transformer",
+    "DecoderOnlyLM", "TransformerClassifier", "convert",
 ]

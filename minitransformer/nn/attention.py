@@ -14,6 +14,9 @@ Here the :math:`h` matrices :math:`W_i^Q` sit side by side as the column blocks 
 *literal* form loops over the heads and slices those blocks, exactly as the formula reads; the
 *batched* form (the default, faster) projects once with the whole matrix and reshapes the result
 into heads, which computes the same numbers (a test checks values and gradients agree).
+
+For decoding one token at a time, a :class:`KVCache` keeps the keys and values of the positions
+already seen, so a step projects only the new position and attends from it alone.
 """
 
 from __future__ import annotations
@@ -24,7 +27,73 @@ from ..functional.dropout import check_probability
 from .layers import Linear, check_size
 from .module import Module
 
-__all__ = ["MultiHeadAttention"]
+__all__ = ["MultiHeadAttention", "KVCache"]
+
+
+class KVCache:
+    r"""The keys and values one attention layer has already computed, kept between decoding steps.
+
+    A decoder generates one token at a time. At step :math:`t` the new position's query must see
+    the keys and values of positions :math:`0..t`, but those of :math:`0..t-1` have not changed
+    since the last step (the causal mask keeps every earlier position from seeing the new one).
+    So instead of running the whole prefix again (:math:`t` queries, :math:`O(t^2)` work per step),
+    the layer keeps :math:`K = X W^K` and :math:`V = X W^V` here, appends the new position's
+    row and computes attention for the one new query: :math:`O(t)` per step.
+
+    Parameters
+    ----------
+    static : bool
+        ``False`` (self-attention): every call appends the new positions' keys and values.
+        ``True`` (cross-attention): the first call stores the keys and values of the encoder's
+        output, which do not change while decoding; later calls reuse them and ignore ``key`` and
+        ``value``.
+
+    Attributes
+    ----------
+    K, V : Tensor or None
+        ``(batch, heads, positions so far, d_k)``, after the projections and the split into heads;
+        ``None`` before the first call. ``len(cache)`` is the number of positions held.
+
+    Generate under ``mt.no_grad()``: otherwise each step's graph is kept alive through the cache.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> mha, cache = nn.MultiHeadAttention(8, 2), nn.KVCache()
+    >>> x = mt.randn(1, 3, 8)
+    >>> for t in range(3):
+    ...     out, w = mha(x[:, t:t + 1], cache=cache)   # one query; keys 0..t
+    >>> len(cache), w.shape
+    (3, (1, 2, 1, 3))
+    """
+
+    def __init__(self, static: bool = False):
+        self.static = bool(static)
+        self.K: Tensor | None = None
+        self.V: Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.K is None else self.K.shape[-2]
+
+    def __repr__(self) -> str:
+        shape = None if self.K is None else self.K.shape
+        return f"KVCache(static={self.static}, positions={len(self)}, K shape={shape})"
+
+    def reset(self) -> None:
+        """Forget everything (start a new sequence)."""
+        self.K = self.V = None
+
+    def update(self, K: Tensor, V: Tensor) -> tuple[Tensor, Tensor]:
+        """Append ``K``, ``V`` ``(batch, heads, new, d_k)`` along the positions; return everything held."""
+        if self.K is None:
+            self.K, self.V = K, V
+        else:
+            self.K, self.V = concat([self.K, K], axis=2), concat([self.V, V], axis=2)  # (B, h, S + new, d_k)
+        return self.K, self.V
+
+    @property
+    def filled(self) -> bool:
+        """A static cache that holds its keys and values (the encoder's memory, projected once)."""
+        return self.static and self.K is not None
 
 
 class MultiHeadAttention(Module):
@@ -90,8 +159,11 @@ class MultiHeadAttention(Module):
         )
 
     # ------------------------------------------------------------ checks, before any arithmetic
-    def _check(self, query, key, value, mask):
-        """The inputs as ``(B, L, d_model)``, ``(B, S, d_model)`` x2 and the mask as ``(B|1, h|1, L|1, S|1)``."""
+    def _check(self, query, key, value, mask, cache=None):
+        """The inputs as ``(B, L, d_model)``, ``(B, S, d_model)`` x2 and the mask as ``(B|1, h|1, L|1, S|1)``.
+
+        With a cache, ``S`` counts the positions it holds too.
+        """
         op = "MultiHeadAttention"
         for name, t in (("query", query), ("key", key), ("value", value)):
             if not isinstance(t, Tensor):
@@ -114,11 +186,14 @@ class MultiHeadAttention(Module):
             raise ValueError(
                 f"{op}: batch sizes differ: query {query.shape}, key {key.shape}, value {value.shape}"
             )
+        B = query.shape[0] if query.ndim == 3 else 1
+        S = key.shape[-2]
+        if cache is not None:
+            S = self._check_cache(cache, B, S)
         if mask is None:
             return mask
         mask = mask if isinstance(mask, Tensor) else Tensor(mask, backend=query.backend)
-        B = query.shape[0] if query.ndim == 3 else 1
-        scores = (B, self.heads, query.shape[-2], key.shape[-2])  # (B, h, L, S)
+        scores = (B, self.heads, query.shape[-2], S)  # (B, h, L, S)
         fits = mask.ndim <= 4 and all(n in (1, m) for n, m in zip(reversed(mask.shape), reversed(scores)))
         if not fits:
             raise ValueError(
@@ -127,9 +202,25 @@ class MultiHeadAttention(Module):
             )
         return mask.reshape((1,) * (4 - mask.ndim) + mask.shape)  # (B|1, h|1, L|1, S|1)
 
+    def _check_cache(self, cache, B: int, S: int) -> int:
+        """The number of keys the scores will have once ``cache`` is used (``S`` new ones, or the cached ones)."""
+        op = "MultiHeadAttention"
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"{op}: cache must be a KVCache (or None), got {type(cache).__name__}")
+        if cache.K is None:
+            return S
+        want = (B, self.heads, self.d_k)
+        held = (cache.K.shape[0], cache.K.shape[1], cache.K.shape[3])
+        if held != want:
+            raise ValueError(
+                f"{op}: the cache holds keys of shape {cache.K.shape} (batch, heads, positions, d_k), which does "
+                f"not fit this call's (batch, heads, d_k) = {want}; use a new KVCache for a new batch"
+            )
+        return len(cache) if cache.static else len(cache) + S
+
     # ------------------------------------------------------------ forward
     def forward(self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None, mask=None,
-                need_weights: bool = True) -> tuple[Tensor, Tensor | None]:
+                need_weights: bool = True, cache: KVCache | None = None) -> tuple[Tensor, Tensor | None]:
         """Attend from each position of ``query`` to the positions of ``key``/``value``.
 
         Parameters
@@ -146,6 +237,11 @@ class MultiHeadAttention(Module):
             :func:`~minitransformer.functional.padding_mask` ``(batch, 1, 1, S)``.
         need_weights : bool
             Return the attention weights too (else ``None`` in their place).
+        cache : KVCache, optional
+            Keys and values of earlier positions (see :class:`KVCache`): the new positions' keys and
+            values are appended (or, for a static cache already filled, the cached ones are used)
+            and ``S`` counts every cached position. A cached call always computes the heads in the
+            batched form (the two forms agree).
 
         Returns
         -------
@@ -156,12 +252,15 @@ class MultiHeadAttention(Module):
         """
         key = query if key is None else key
         value = key if value is None else value
-        mask = self._check(query, key, value, mask)
+        mask = self._check(query, key, value, mask, cache)
         unbatched = query.ndim == 2
         if unbatched:  # one sequence: give it a batch axis of 1, removed at the end
             query, key, value = (t.reshape(1, *t.shape) for t in (query, key, value))
-        attend = self._literal if self.literal else self._batched
-        output, weights = attend(query, key, value, mask)
+        if cache is not None:
+            output, weights = self._batched(query, key, value, mask, cache)
+        else:
+            attend = self._literal if self.literal else self._batched
+            output, weights = attend(query, key, value, mask)
         if unbatched:
             output, weights = output.reshape(output.shape[1:]), weights.reshape(weights.shape[1:])
         return output, (weights if need_weights else None)
@@ -183,12 +282,17 @@ class MultiHeadAttention(Module):
         output = self.W_O(concat(heads, axis=-1))  # Concat(head_1, ..., head_h) W^O: (B, L, d_model)
         return output, stack(maps, axis=1)  # (B, L, d_model), (B, h, L, S)
 
-    def _batched(self, query, key, value, mask):
+    def _batched(self, query, key, value, mask, cache=None):
         """All heads at once: project with the whole matrices, split the features into heads, one batched attention."""
         B, L, S, h, d_k = query.shape[0], query.shape[1], key.shape[1], self.heads, self.d_k
         Q = self.W_Q(query).reshape(B, L, h, d_k).permute(0, 2, 1, 3)  # (B, L, d_model) -> (B, h, L, d_k)
-        K = self.W_K(key).reshape(B, S, h, d_k).permute(0, 2, 1, 3)  # (B, S, d_model) -> (B, h, S, d_k)
-        V = self.W_V(value).reshape(B, S, h, d_k).permute(0, 2, 1, 3)  # (B, S, d_model) -> (B, h, S, d_k)
+        if cache is not None and cache.filled:  # cross-attention: the memory's K, V, projected at the first step
+            K, V = cache.K, cache.V
+        else:
+            K = self.W_K(key).reshape(B, S, h, d_k).permute(0, 2, 1, 3)  # (B, S, d_model) -> (B, h, S, d_k)
+            V = self.W_V(value).reshape(B, S, h, d_k).permute(0, 2, 1, 3)  # (B, S, d_model) -> (B, h, S, d_k)
+            if cache is not None:
+                K, V = cache.update(K, V)  # (B, h, cached + S, d_k)
         heads, weights = F.scaled_dot_product_attention(
             Q, K, V, mask, dropout_p=self.dropout, training=self.training
         )  # (B, h, L, d_k), (B, h, L, S)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import functional as F
-from ..autograd import Tensor, take
+from ..autograd import Tensor, cast, take
 from ..autograd.creation import ones, zeros
 from ..functional.dropout import check_probability
 from . import init
@@ -256,7 +256,11 @@ class SinusoidalPositionalEncoding(Module):
         super().__init__()
         self.d_model = check_size("SinusoidalPositionalEncoding", "d_model", d_model)
         self.max_len = check_size("SinusoidalPositionalEncoding", "max_len", max_len)
-        self.register_buffer("PE", F.sinusoidal_positional_encoding(max_len, d_model), persistent=False)
+        # computed in float64 and cast per call to the input's dtype, so a float64 model (gradient
+        # checks) gets the exact table and a float32 one the same table rounded
+        self.register_buffer(
+            "PE", F.sinusoidal_positional_encoding(max_len, d_model, dtype="float64"), persistent=False
+        )
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         """``x + PE[start : start + seq]`` (``start`` > 0 when decoding continues a sequence)."""
@@ -272,7 +276,10 @@ class SinusoidalPositionalEncoding(Module):
                 f"SinusoidalPositionalEncoding: a sequence of length {seq}{where} does not fit max_len={self.max_len}"
                 f"; build it with a larger max_len"
             )
-        return x + self.PE[start : start + seq]  # (seq, d_model) broadcasts over the batch
+        PE = self.PE[start : start + seq]  # (seq, d_model), broadcasts over the batch
+        if PE.dtype != x.dtype:
+            PE = cast(PE, x.dtype_name)
+        return x + PE
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, max_len={self.max_len}"

@@ -1,0 +1,394 @@
+r"""Whole models: the encoder-decoder Transformer, a decoder-only language model, a text classifier.
+
+Each takes integer token ids ``(batch, seq)`` and returns logits (scores before a softmax or a
+sigmoid); the loss applies the softmax (``F.cross_entropy``) or the sigmoid
+(``F.binary_cross_entropy_with_logits``). Each keeps its constructor's arguments in ``config``,
+so ``type(model)(**model.config)`` rebuilds it (what a checkpoint stores beside the weights).
+"""
+
+from __future__ import annotations
+
+from ..autograd import Tensor, concat, maximum, no_grad, where
+from ..autograd.creation import zeros
+from . import init
+from .layers import Dropout, Embedding, LearnedPositionalEmbedding, Linear, SinusoidalPositionalEncoding, check_size
+from .module import Module, Parameter
+from .transformer import Decoder, Encoder, check_heads
+
+__all__ = ["Transformer", "DecoderOnlyLM", "TransformerClassifier"]
+
+
+# ------------------------------------------------------------------ shared pieces
+def check_ids(op: str, name: str, ids, vocab: int, max_len: int, start: int = 0, like: Tensor | None = None) -> Tensor:
+    """``ids`` as integer token ids ``(batch, seq)`` in ``0..vocab-1`` that fit ``max_len``, or a clear error."""
+    if not isinstance(ids, Tensor):
+        ids = Tensor(ids, backend=None if like is None else like.backend)
+    xp = ids.backend.xp
+    if not xp.isdtype(ids.dtype, "integral"):
+        raise TypeError(
+            f"{op}: {name} must be integer token ids (rows of the embedding table E), got {ids.dtype_name} "
+            f"with shape {ids.shape}"
+        )
+    if ids.ndim != 2:
+        raise ValueError(f"{op}: {name} must have shape (batch, seq), got {ids.shape}")
+    seq = ids.shape[1]
+    if start + seq > max_len:
+        where_ = f" after {start} cached positions" if start else ""
+        raise ValueError(
+            f"{op}: {name} has {seq} positions{where_}, more than max_len={max_len}: the positional encoding PE "
+            f"has rows for positions 0..{max_len - 1} only; build the model with a larger max_len"
+        )
+    if ids.size:
+        lo, hi = int(xp.min(ids.data)), int(xp.max(ids.data))
+        if lo < 0 or hi >= vocab:
+            raise IndexError(
+                f"{op}: {name} holds token id {lo if lo < 0 else hi}, out of range for a vocabulary of {vocab} "
+                f"(ids must be in 0..{vocab - 1})"
+            )
+    return ids
+
+
+def _output_logits(x: Tensor, output: Linear | None, embedding: Embedding) -> Tensor:
+    r"""Scores over the vocabulary: :math:`x W_{out} + b` or, tied (paper 3.4), :math:`x E^\top`."""
+    return output(x) if output is not None else x @ embedding.weight.mT  # (batch, seq, vocab)
+
+
+class _Configured(Module):
+    """A model that remembers its arguments in ``config`` and can be built from a preset or a dict."""
+
+    presets: dict[str, dict] = {}
+
+    @classmethod
+    def from_config(cls, config="tiny", **overrides):
+        """Build from a preset name (see ``presets``) or a ``config`` dict, with any argument overridden."""
+        if isinstance(config, str):
+            if config not in cls.presets:
+                raise ValueError(
+                    f"{cls.__name__}.from_config: unknown preset {config!r}; choose one of {sorted(cls.presets)} "
+                    "or pass a dict of arguments"
+                )
+            config = cls.presets[config]
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: config must be a preset name or a dict, got {config!r}")
+        return cls(**{**config, **overrides})
+
+
+# ------------------------------------------------------------------ Transformer
+class Transformer(_Configured):
+    r"""The encoder-decoder Transformer of "Attention Is All You Need" (paper section 3, figure 1).
+
+    .. math::
+        z &= \mathrm{Encoder}(\mathrm{Dropout}(E_{src}[\mathrm{src}] \sqrt{d_{model}} + PE)) \\
+        \mathrm{logits} &= \mathrm{Decoder}(\mathrm{Dropout}(E_{tgt}[\mathrm{tgt}] \sqrt{d_{model}} + PE),\ z)\,
+            W_{out} + b_{out}
+
+    The embeddings are multiplied by :math:`\sqrt{d_{model}}` (paper 3.4), the sinusoidal
+    :math:`PE` is added (3.5) and dropout applied to the sum (5.4). ``tgt_in`` is the target
+    shifted right (it starts with a begin token); the decoder's causal mask lets position
+    :math:`i` see ``tgt_in[:i+1]`` only, so ``logits[:, i]`` scores the token that comes next.
+
+    Parameters
+    ----------
+    src_vocab, tgt_vocab : int
+        Vocabulary sizes.
+    d_model, heads, d_ff : int
+        512, 8, 2048 in the paper's base model.
+    num_encoder_layers, num_decoder_layers : int
+        N = 6 each in the paper.
+    dropout : float
+        :math:`P_{drop} = 0.1` (paper 5.4).
+    max_len : int
+        Longest sequence (rows of :math:`PE`).
+    norm_first : bool
+        Pre-LN (True) or the paper's post-LN (False); see :mod:`minitransformer.nn.transformer`.
+    share_embeddings : bool
+        One embedding table for source and target (the paper's shared BPE vocabulary; needs
+        ``src_vocab == tgt_vocab``).
+    tie_output : bool
+        Use the target embedding as the output projection, :math:`\mathrm{logits} = x E_{tgt}^\top`
+        (paper 3.4: "we share the same weight matrix between the two embedding layers and the
+        pre-softmax linear transformation"); no output bias then.
+
+    Attributes
+    ----------
+    src_embed, tgt_embed : Embedding
+        The same module when shared.
+    positional : SinusoidalPositionalEncoding
+    encoder : Encoder
+    decoder : Decoder
+    output : Linear or None
+        ``(d_model, tgt_vocab)``; None when tied.
+    config : dict
+        The arguments: ``Transformer(**model.config)`` builds the same architecture.
+
+    ``Transformer.from_config("base")`` is the paper's base model (shared 37000-token vocabulary,
+    tied output); ``"tiny"`` is small enough to train on a laptop's CPU.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> model = nn.Transformer.from_config("tiny", src_vocab=11, tgt_vocab=13)
+    >>> model(mt.tensor([[1, 2, 3]]), mt.tensor([[1, 5]])).shape   # (batch, T, tgt_vocab)
+    (1, 2, 13)
+    """
+
+    presets = {
+        # the paper's Table 3 "base": shared source-target BPE vocabulary of about 37000 tokens (section 5.1)
+        "base": dict(src_vocab=37000, tgt_vocab=37000, d_model=512, heads=8, d_ff=2048, num_encoder_layers=6,
+                     num_decoder_layers=6, dropout=0.1, max_len=5000, norm_first=False, share_embeddings=True,
+                     tie_output=True),
+        "tiny": dict(src_vocab=100, tgt_vocab=100, d_model=32, heads=4, d_ff=64, num_encoder_layers=2,
+                     num_decoder_layers=2, dropout=0.1, max_len=256, norm_first=False, share_embeddings=False,
+                     tie_output=False),
+    }
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, d_model: int = 512, heads: int = 8, d_ff: int = 2048,
+                 num_encoder_layers: int = 6, num_decoder_layers: int = 6, dropout: float = 0.1, max_len: int = 5000,
+                 norm_first: bool = False, share_embeddings: bool = False, tie_output: bool = False):
+        super().__init__()
+        op = "Transformer"
+        check_size(op, "src_vocab", src_vocab)
+        check_size(op, "tgt_vocab", tgt_vocab)
+        check_heads(op, d_model, heads)
+        if share_embeddings and src_vocab != tgt_vocab:
+            raise ValueError(
+                f"{op}: share_embeddings=True needs one vocabulary, but src_vocab={src_vocab} != tgt_vocab={tgt_vocab}"
+            )
+        self.config = dict(src_vocab=src_vocab, tgt_vocab=tgt_vocab, d_model=d_model, heads=heads, d_ff=d_ff,
+                           num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
+                           dropout=dropout, max_len=max_len, norm_first=bool(norm_first),
+                           share_embeddings=bool(share_embeddings), tie_output=bool(tie_output))
+        self.d_model, self.max_len = d_model, max_len
+        self.src_embed = Embedding(src_vocab, d_model, scale=True)  # E[ids] * sqrt(d_model), paper 3.4
+        self.tgt_embed = self.src_embed if share_embeddings else Embedding(tgt_vocab, d_model, scale=True)
+        self.positional = SinusoidalPositionalEncoding(d_model, max_len)
+        self.dropout = Dropout(dropout)
+        self.encoder = Encoder(d_model, heads, d_ff, num_encoder_layers, dropout, norm_first)
+        self.decoder = Decoder(d_model, heads, d_ff, num_decoder_layers, dropout, norm_first)
+        self.output = None if tie_output else Linear(d_model, tgt_vocab)
+
+    def encode(self, src, src_mask=None) -> Tensor:
+        """The encoder's output ("memory") ``(batch, S, d_model)`` for source ids ``(batch, S)``.
+
+        ``src_mask``: True where a source position may be attended, e.g. ``F.padding_mask(src, pad_id)``.
+        """
+        src = check_ids("Transformer.encode", "src", src, self.config["src_vocab"], self.max_len,
+                        like=self.src_embed.weight)
+        x = self.dropout(self.positional(self.src_embed(src)))  # Dropout(E[src] sqrt(d_model) + PE): (B, S, d_model)
+        return self.encoder(x, src_mask)
+
+    def decode(self, tgt_in, memory: Tensor, src_mask=None, tgt_mask=None, cache: list | None = None) -> Tensor:
+        """Logits ``(batch, T, tgt_vocab)`` for the target ids ``tgt_in`` ``(batch, T)`` given the memory.
+
+        The causal mask is built inside; ``tgt_mask`` can hide more (target padding). With a
+        ``cache`` (:meth:`new_cache`), ``tgt_in`` holds only the new positions, placed after the
+        cached ones (their positional encoding starts there), and each step costs one position's
+        attention per layer.
+        """
+        start = 0 if not cache else len(cache[0]["self_attn"])  # positions already decoded
+        tgt_in = check_ids("Transformer.decode", "tgt_in", tgt_in, self.config["tgt_vocab"], self.max_len, start,
+                           like=self.tgt_embed.weight)
+        y = self.dropout(self.positional(self.tgt_embed(tgt_in), start))  # (B, T, d_model)
+        y = self.decoder(y, memory, src_mask, tgt_mask, cache)
+        return _output_logits(y, self.output, self.tgt_embed)  # (B, T, tgt_vocab)
+
+    def forward(self, src, tgt_in, src_mask=None, tgt_mask=None) -> Tensor:
+        """Logits ``(batch, T, tgt_vocab)``: ``decode(tgt_in, encode(src, src_mask), src_mask, tgt_mask)``."""
+        return self.decode(tgt_in, self.encode(src, src_mask), src_mask, tgt_mask)
+
+    def new_cache(self) -> list:
+        """Empty key/value caches for :meth:`decode`, one per decoder layer."""
+        return self.decoder.new_cache()
+
+
+# ------------------------------------------------------------------ decoder-only language model
+class DecoderOnlyLM(_Configured):
+    r"""A GPT-style language model: the Transformer's decoder without cross-attention, predicting the next token.
+
+    .. math::
+        \mathrm{logits} = \mathrm{LayerNorm}(\mathrm{Decoder}(\mathrm{Dropout}(E[\mathrm{ids}]\sqrt{d_{model}}
+            + PE)))\, W_{out} + b_{out}
+
+    ``logits[:, t]`` scores the token at position :math:`t+1` from the tokens up to :math:`t`;
+    the causal mask is built inside. Pre-LN by default (``norm_first=True``), as GPT-2, with the
+    final LayerNorm that pre-LN needs. The embeddings are scaled by :math:`\sqrt{d_{model}}` as in
+    the Transformer; ``positional="learned"`` puts a trained table in place of the sinusoids (GPT).
+
+    Parameters
+    ----------
+    vocab : int
+    d_model, heads, d_ff, num_layers, max_len, dropout, norm_first
+        As :class:`Transformer`.
+    tie_output : bool
+        ``logits = x E^T`` (GPT-2 does this).
+    positional : {"sinusoidal", "learned"}
+
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> lm = nn.DecoderOnlyLM(vocab=20, d_model=16, heads=2, d_ff=32, num_layers=2, max_len=32)
+    >>> lm(mt.tensor([[1, 2, 3, 4]])).shape   # (batch, T, vocab)
+    (1, 4, 20)
+    """
+
+    presets = {
+        "tiny": dict(vocab=100, d_model=32, heads=4, d_ff=64, num_layers=2, max_len=256, dropout=0.1,
+                     norm_first=True, tie_output=False, positional="sinusoidal"),
+    }
+
+    def __init__(self, vocab: int, d_model: int = 512, heads: int = 8, d_ff: int = 2048, num_layers: int = 6,
+                 max_len: int = 1024, dropout: float = 0.1, norm_first: bool = True, tie_output: bool = False,
+                 positional: str = "sinusoidal"):
+        super().__init__()
+        op = "DecoderOnlyLM"
+        check_size(op, "vocab", vocab)
+        check_heads(op, d_model, heads)
+        check_size(op, "max_len", max_len)
+        if positional not in ("sinusoidal", "learned"):
+            raise ValueError(f"{op}: positional must be 'sinusoidal' or 'learned', got {positional!r}")
+        self.config = dict(vocab=vocab, d_model=d_model, heads=heads, d_ff=d_ff, num_layers=num_layers,
+                           max_len=max_len, dropout=dropout, norm_first=bool(norm_first),
+                           tie_output=bool(tie_output), positional=positional)
+        self.vocab, self.max_len = vocab, max_len
+        self.embed = Embedding(vocab, d_model, scale=True)
+        self.positional = (SinusoidalPositionalEncoding(d_model, max_len) if positional == "sinusoidal"
+                           else LearnedPositionalEmbedding(max_len, d_model))
+        self.dropout = Dropout(dropout)
+        self.decoder = Decoder(d_model, heads, d_ff, num_layers, dropout, norm_first, cross_attention=False)
+        self.output = None if tie_output else Linear(d_model, vocab)
+
+    def forward(self, ids, mask=None, cache: list | None = None) -> Tensor:
+        """Logits ``(batch, T, vocab)`` for ids ``(batch, T)``.
+
+        ``mask`` can hide more keys (padding; with a cache its key axis counts every position so
+        far). With a ``cache`` (:meth:`new_cache`), ``ids`` holds only the new positions.
+        """
+        start = 0 if not cache else len(cache[0]["self_attn"])
+        ids = check_ids("DecoderOnlyLM", "ids", ids, self.vocab, self.max_len, start, like=self.embed.weight)
+        x = self.dropout(self.positional(self.embed(ids), start))  # (B, T, d_model)
+        x = self.decoder(x, tgt_mask=mask, cache=cache)
+        return _output_logits(x, self.output, self.embed)  # (B, T, vocab)
+
+    def new_cache(self) -> list:
+        """Empty key/value caches, one per layer, for generating one token at a time."""
+        return self.decoder.new_cache()
+
+
+# ------------------------------------------------------------------ classifier (the document's section 5.2)
+class TransformerClassifier(_Configured):
+    r"""A yes/no text classifier: what the document's section 5.2 Keras code meant to build.
+
+    .. math::
+        h = \mathrm{Encoder}(\mathrm{Dropout}(E[\mathrm{ids}]\sqrt{d_{model}} + PE)), \qquad
+        \mathrm{logit} = \mathrm{pool}(h)\, w + b, \qquad p(\text{yes}) = \sigma(\mathrm{logit})
+
+    Embedding(10000, 512), sinusoidal positional encoding, a Transformer encoder block (8 heads,
+    :math:`d_{ff}` = 2048), pooling over the non-padding positions, Dense(1). The output is one
+    logit per text, ``(batch,)``; the sigmoid belongs to the loss
+    (``F.binary_cross_entropy_with_logits``), or :meth:`predict_proba` applies it.
+
+    **What the document's code gets wrong.**
+
+    * ``from tensorflow.keras.layers import TransformerBlock`` fails: Keras has no such layer.
+      (The keras.io text-classification example *defines* a ``TransformerBlock`` class itself,
+      with an ``embed_dim`` argument the document does not pass; KerasNLP's is
+      ``keras_nlp.layers.TransformerEncoder``.)
+    * There is no pooling: the block's output is ``(batch, 100, 512)``, so ``Dense(1)`` gives
+      ``(batch, 100, 1)``, a probability per *token*, not per text. Here ``pooling`` makes one
+      vector per text (``"mean"``, the keras.io example's ``GlobalAveragePooling1D``; ``"max"``;
+      or ``"cls"``, a learned vector put before the text whose output is used, as BERT's [CLS]).
+    * There is no positional encoding: self-attention alone is blind to word order (permuting the
+      tokens permutes the outputs), so the model would see a bag of words.
+    * Padding is not masked: padded positions would be attended and averaged in. Here
+      ``pad_id`` tokens are hidden from attention and left out of the pooling, so appending
+      padding does not change the output.
+    * Section 5.4 trains on ``x_train = np.random.rand(100, 100)``: floats in [0, 1), which an
+      embedding truncates to token id 0 everywhere (this class refuses non-integer ids), and on
+      ``y_train = np.random.rand(100, 1)``: random labels, unrelated to the inputs, from which
+      nothing can be learned; the "accuracy" it prints is chance.
+
+    Parameters
+    ----------
+    vocab_size, d_model, heads, d_ff, num_layers, max_len, dropout
+        The document's values by default (``max_sequence_length`` = 100, one block).
+    pooling : {"mean", "cls", "max"}
+    pad_id : int
+        The padding token.
+    norm_first : bool
+        Post-LN by default (as the keras.io ``TransformerBlock``).
+    """
+
+    presets = {
+        "document": dict(vocab_size=10000, d_model=512, heads=8, d_ff=2048, num_layers=1, max_len=100,
+                         dropout=0.1, pooling="mean", pad_id=0, norm_first=False),
+        "tiny": dict(vocab_size=100, d_model=32, heads=4, d_ff=64, num_layers=1, max_len=64, dropout=0.1,
+                     pooling="mean", pad_id=0, norm_first=False),
+    }
+    poolings = ("mean", "cls", "max")
+
+    def __init__(self, vocab_size: int = 10000, d_model: int = 512, heads: int = 8, d_ff: int = 2048,
+                 num_layers: int = 1, max_len: int = 100, dropout: float = 0.1, pooling: str = "mean",
+                 pad_id: int = 0, norm_first: bool = False):
+        super().__init__()
+        op = "TransformerClassifier"
+        check_size(op, "vocab_size", vocab_size)
+        check_heads(op, d_model, heads)
+        check_size(op, "max_len", max_len)
+        if pooling not in self.poolings:
+            raise ValueError(f"{op}: pooling must be one of {self.poolings}, got {pooling!r}")
+        if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocab_size:
+            raise ValueError(f"{op}: pad_id must be a token id in 0..{vocab_size - 1}, got {pad_id!r}")
+        self.config = dict(vocab_size=vocab_size, d_model=d_model, heads=heads, d_ff=d_ff, num_layers=num_layers,
+                           max_len=max_len, dropout=dropout, pooling=pooling, pad_id=pad_id,
+                           norm_first=bool(norm_first))
+        self.vocab_size, self.max_len, self.pooling, self.pad_id = vocab_size, max_len, pooling, pad_id
+        self.embed = Embedding(vocab_size, d_model, scale=True)
+        if pooling == "cls":  # a learned [CLS] vector before the text: variance 1, as the scaled embeddings
+            self.cls = init.normal_(Parameter(zeros(d_model)), 0.0, 1.0)
+        self.positional = SinusoidalPositionalEncoding(d_model, max_len + (pooling == "cls"))
+        self.dropout = Dropout(dropout)
+        self.encoder = Encoder(d_model, heads, d_ff, num_layers, dropout, norm_first)
+        self.head = Linear(d_model, 1)  # the document's Dense(1), without the sigmoid
+
+    def forward(self, ids) -> Tensor:
+        """One logit per text, ``(batch,)``, for token ids ``(batch, seq)`` (``pad_id`` = padding)."""
+        ids = check_ids("TransformerClassifier", "ids", ids, self.vocab_size, self.max_len, like=self.embed.weight)
+        xp, B = ids.backend.xp, ids.shape[0]
+        real = ids.data != self.pad_id  # (B, S): True at real tokens
+        x = self.embed(ids)  # (B, S, d_model)
+        if self.pooling == "cls":
+            cls = self.cls.reshape(1, 1, -1) + zeros(B, 1, 1, dtype=x.dtype_name, backend=x.backend)  # (B, 1, d)
+            x = concat([cls, x], axis=1)  # (B, 1 + S, d_model)
+            real = xp.concat([xp.ones((B, 1), dtype=xp.bool), real], axis=1)
+        mask = Tensor(xp.reshape(real, (B, 1, 1, real.shape[1])), backend=ids.backend)  # keys: real tokens
+        h = self.encoder(self.dropout(self.positional(x)), mask)  # (B, S', d_model)
+        return self.head(self.pool(h, real)).reshape(B)  # (B, d_model) -> (B, 1) -> (B,)
+
+    def pool(self, h: Tensor, real) -> Tensor:
+        r"""One vector per text from ``h`` ``(batch, S, d_model)``, over the positions where ``real`` ``(batch, S)``.
+
+        mean: :math:`\sum_s m_s h_s / \sum_s m_s`; max: :math:`\max_{s: m_s} h_s`; cls: :math:`h_0`.
+        A text of padding only gets the zero vector (mean, max).
+        """
+        xp = h.backend.xp
+        if self.pooling == "cls":
+            return h[:, 0]  # the [CLS] position: (B, d_model)
+        m = xp.reshape(real, (*real.shape, 1))  # (B, S, 1)
+        any_real = Tensor(xp.any(m, axis=1), backend=h.backend)  # (B, 1)
+        if self.pooling == "mean":
+            weight = Tensor(xp.astype(m, h.dtype), backend=h.backend)  # 1 at real tokens, 0 at padding
+            count = maximum(weight.sum(axis=1), 1.0)  # (B, 1); at least 1 so a padding-only text gives 0
+            return (h * weight).sum(axis=1) / count  # (B, d_model)
+        lowest = float(xp.finfo(h.dtype).min)
+        pooled = where(Tensor(m, backend=h.backend), h, lowest).max(axis=1)  # (B, d_model)
+        return where(any_real, pooled, 0.0)
+
+    def predict_proba(self, ids) -> Tensor:
+        r"""Probability of the positive class, ``(batch,)``: :math:`\sigma(z) = 1 / (1 + e^{-z})`, :math:`z` the logit.
+
+        Computed as :math:`1/(1 + e^{-|z|})` or :math:`e^{-|z|}/(1 + e^{-|z|})`, so no exponent
+        is positive and nothing overflows. No gradient.
+        """
+        with no_grad():
+            z = self(ids)
+            e = (-maximum(z, -z)).exp()  # e^{-|z|} in (0, 1]
+            return where(z >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
+

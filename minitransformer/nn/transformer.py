@@ -1,0 +1,373 @@
+r"""The encoder and decoder of the Transformer (paper section 3.1, figure 1): one layer of each, and N of them.
+
+Each layer is a few *sub-layers* (self-attention, cross-attention, the feed-forward network),
+each wrapped in a residual connection and a layer normalisation. Where the normalisation goes is
+a named switch, ``norm_first``:
+
+.. math::
+    \text{post-LN (the paper, 3.1 and 5.4; } \texttt{norm\_first=False}\text{)}: \quad
+        x \leftarrow \mathrm{LayerNorm}(x + \mathrm{Dropout}(\mathrm{Sublayer}(x)))
+
+    \text{pre-LN (} \texttt{norm\_first=True}\text{)}: \quad
+        x \leftarrow x + \mathrm{Dropout}(\mathrm{Sublayer}(\mathrm{LayerNorm}(x)))
+
+The paper writes the first. The Annotated Transformer's code uses the second without saying so
+(its ``SublayerConnection`` is ``x + dropout(sublayer(norm(x)))``); so do GPT-2 and most models
+since, because it trains deep stacks without a learning-rate warm-up. Here the choice is explicit.
+A pre-LN stack's output is a sum of un-normalised residuals, so :class:`Encoder` and
+:class:`Decoder` end it with one more LayerNorm; a post-LN stack already ends in one.
+
+Masks follow :mod:`minitransformer.functional.masks`: boolean, True where attention is
+**allowed**. The decoder builds its causal ("no peeking ahead") mask itself.
+"""
+
+from __future__ import annotations
+
+from .. import functional as F
+from ..autograd import Tensor
+from .attention import KVCache, MultiHeadAttention
+from .layers import Dropout, FeedForward, LayerNorm, check_features, check_size
+from .module import Module, ModuleList
+
+__all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "check_heads"]
+
+
+def check_heads(op: str, d_model: int, heads: int) -> None:
+    """A clear error, before anything is built, when the heads cannot split ``d_model`` evenly."""
+    check_size(op, "d_model", d_model)
+    check_size(op, "heads", heads)
+    if d_model % heads:
+        raise ValueError(
+            f"{op}: d_model={d_model} is not divisible by heads={heads} "
+            f"(each head gets d_k = d_model / heads features, paper 3.2.2)"
+        )
+
+
+class EncoderLayer(Module):
+    r"""One encoder layer: self-attention, then the feed-forward network, each with residual and LayerNorm.
+
+    Post-LN (``norm_first=False``, the paper's section 3.1: "the output of each sub-layer is
+    LayerNorm(x + Sublayer(x))", with dropout on the sub-layer's output, section 5.4):
+
+    .. math::
+        x &\leftarrow \mathrm{LayerNorm}_1(x + \mathrm{Dropout}(\mathrm{MultiHead}(x, x, x))) \\
+        x &\leftarrow \mathrm{LayerNorm}_2(x + \mathrm{Dropout}(\mathrm{FFN}(x)))
+
+    Pre-LN (``norm_first=True``): :math:`x \leftarrow x + \mathrm{Dropout}(\mathrm{MultiHead}(n, n, n))`
+    with :math:`n = \mathrm{LayerNorm}_1(x)`, then the same for the FFN with :math:`\mathrm{LayerNorm}_2`.
+    The Annotated Transformer uses pre-LN silently while the paper says post-LN; here it is this
+    named switch. It is ``torch.nn.TransformerEncoderLayer`` with ``batch_first=True`` (the same
+    sub-modules and the same numbers; see :mod:`minitransformer.nn.convert`).
+
+    Parameters
+    ----------
+    d_model, heads, d_ff : int
+        Widths (512, 8, 2048 in the paper's base model).
+    dropout : float
+        On each sub-layer's output, on the attention weights, and inside the FFN (as PyTorch).
+    norm_first : bool
+        Pre-LN (True) or the paper's post-LN (False).
+    activation : {"relu", "gelu"}
+        Of the FFN.
+
+    Attributes
+    ----------
+    self_attn : MultiHeadAttention
+    ffn : FeedForward
+    norm1, norm2 : LayerNorm
+        The norms of the attention and of the FFN sub-layer.
+    dropout : Dropout
+    self_attn_weights : Tensor or None
+        ``(batch, heads, L, L)``, the attention weights of the last forward (detached), for pictures.
+
+    Shapes: ``(batch, L, d_model)`` -> ``(batch, L, d_model)``.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> layer = nn.EncoderLayer(d_model=8, heads=2, d_ff=16)
+    >>> layer(mt.randn(3, 5, 8)).shape, layer.self_attn_weights.shape
+    ((3, 5, 8), (3, 2, 5, 5))
+    """
+
+    def __init__(self, d_model: int, heads: int, d_ff: int, dropout: float = 0.1, norm_first: bool = False,
+                 activation: str = "relu"):
+        super().__init__()
+        check_heads("EncoderLayer", d_model, heads)
+        self.d_model, self.norm_first = d_model, bool(norm_first)
+        self.self_attn = MultiHeadAttention(d_model, heads, dropout)
+        self.ffn = FeedForward(d_model, d_ff, dropout, activation)
+        self.norm1 = LayerNorm(d_model)
+        self.norm2 = LayerNorm(d_model)
+        self.dropout = Dropout(dropout)
+        self.self_attn_weights: Tensor | None = None
+
+    def extra_repr(self) -> str:
+        return f"norm_first={self.norm_first}"
+
+    def _attend(self, x: Tensor, mask) -> Tensor:
+        """MultiHead(x, x, x), keeping the weights for pictures."""
+        out, weights = self.self_attn(x, x, x, mask=mask)
+        self.self_attn_weights = weights.detach()
+        return out
+
+    def forward(self, x: Tensor, mask=None) -> Tensor:
+        """``x`` ``(batch, L, d_model)``; ``mask`` True where a query may attend a key, e.g. ``padding_mask(src)``."""
+        check_features("EncoderLayer", "input", x, self.d_model)
+        if self.norm_first:  # pre-LN: x + Sublayer(LayerNorm(x))
+            x = x + self.dropout(self._attend(self.norm1(x), mask))
+            x = x + self.dropout(self.ffn(self.norm2(x)))
+        else:  # post-LN, the paper: LayerNorm(x + Sublayer(x))
+            x = self.norm1(x + self.dropout(self._attend(x, mask)))
+            x = self.norm2(x + self.dropout(self.ffn(x)))
+        return x  # (batch, L, d_model)
+
+
+class DecoderLayer(Module):
+    r"""One decoder layer: masked self-attention, cross-attention to the encoder's output, the feed-forward network.
+
+    Post-LN (the paper, section 3.1), with :math:`m` the encoder's output ("memory"):
+
+    .. math::
+        x &\leftarrow \mathrm{LayerNorm}_1(x + \mathrm{Dropout}(\mathrm{MultiHead}(x, x, x;\ \text{causal})))\\
+        x &\leftarrow \mathrm{LayerNorm}_2(x + \mathrm{Dropout}(\mathrm{MultiHead}(x, m, m))) \\
+        x &\leftarrow \mathrm{LayerNorm}_3(x + \mathrm{Dropout}(\mathrm{FFN}(x)))
+
+    and pre-LN with ``norm_first=True`` as in :class:`EncoderLayer`. The self-attention is always
+    causal (paper 3.2.3: position :math:`i` may attend positions :math:`\le i` only): the layer
+    builds that mask itself, so forgetting it cannot leak the answer; ``tgt_mask`` can only hide
+    more (padding). It is ``torch.nn.TransformerDecoderLayer`` (there ``multihead_attn`` is this
+    ``cross_attn``) given ``tgt_mask`` = the causal mask.
+
+    With ``cross_attention=False`` there is no :math:`\mathrm{MultiHead}(x, m, m)` and no
+    ``norm2``: the layer of a decoder-only language model (GPT), which has no encoder.
+
+    Parameters
+    ----------
+    d_model, heads, d_ff, dropout, norm_first, activation
+        As :class:`EncoderLayer`.
+    cross_attention : bool
+        Whether to attend to an encoder's output (True for the Transformer's decoder).
+
+    Attributes
+    ----------
+    self_attn, cross_attn : MultiHeadAttention
+        ``cross_attn`` is None without cross-attention.
+    ffn : FeedForward
+    norm1, norm2, norm3 : LayerNorm
+        Of the self-attention, the cross-attention (None without it) and the FFN.
+    self_attn_weights, cross_attn_weights : Tensor or None
+        ``(batch, heads, L, L)`` and ``(batch, heads, L, S)`` of the last forward (detached).
+
+    Shapes: ``x`` ``(batch, L, d_model)``, ``memory`` ``(batch, S, d_model)`` -> ``(batch, L, d_model)``.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> layer = nn.DecoderLayer(d_model=8, heads=2, d_ff=16)
+    >>> y = layer(mt.randn(3, 4, 8), memory=mt.randn(3, 6, 8))
+    >>> y.shape, layer.cross_attn_weights.shape
+    ((3, 4, 8), (3, 2, 4, 6))
+    """
+
+    def __init__(self, d_model: int, heads: int, d_ff: int, dropout: float = 0.1, norm_first: bool = False,
+                 activation: str = "relu", cross_attention: bool = True):
+        super().__init__()
+        check_heads("DecoderLayer", d_model, heads)
+        self.d_model, self.norm_first, self.cross_attention = d_model, bool(norm_first), bool(cross_attention)
+        self.self_attn = MultiHeadAttention(d_model, heads, dropout)
+        self.cross_attn = MultiHeadAttention(d_model, heads, dropout) if cross_attention else None
+        self.ffn = FeedForward(d_model, d_ff, dropout, activation)
+        self.norm1 = LayerNorm(d_model)
+        self.norm2 = LayerNorm(d_model) if cross_attention else None
+        self.norm3 = LayerNorm(d_model)
+        self.dropout = Dropout(dropout)
+        self.self_attn_weights: Tensor | None = None
+        self.cross_attn_weights: Tensor | None = None
+
+    def extra_repr(self) -> str:
+        return f"norm_first={self.norm_first}, cross_attention={self.cross_attention}"
+
+    def new_cache(self) -> dict[str, KVCache]:
+        """Empty key/value caches for decoding one position at a time: ``{"self_attn": ..., "cross_attn": ...}``."""
+        cache = {"self_attn": KVCache()}
+        if self.cross_attention:
+            cache["cross_attn"] = KVCache(static=True)  # the memory does not change while decoding
+        return cache
+
+    def _check(self, x, memory, cache) -> None:
+        op = "DecoderLayer"
+        check_features(op, "input", x, self.d_model)
+        if self.cross_attention and memory is None:
+            raise ValueError(f"{op}: cross-attention needs memory, the encoder's output (batch, S, d_model)")
+        if not self.cross_attention and memory is not None:
+            raise ValueError(f"{op}: this layer has no cross-attention (cross_attention=False); do not pass memory")
+        if memory is not None:
+            check_features(op, "memory", memory, self.d_model)
+        if cache is not None and (not isinstance(cache, dict) or set(cache) != set(self.new_cache())):
+            raise TypeError(
+                f"{op}: cache must be what layer.new_cache() returns, a dict with keys {sorted(self.new_cache())}; "
+                f"got {cache!r}"
+            )
+
+    def _self_attend(self, x: Tensor, tgt_mask, cache) -> Tensor:
+        """Masked MultiHead(x, x, x): the new positions attend every earlier one and themselves, never a later one."""
+        start = 0 if cache is None else len(cache["self_attn"])  # positions decoded before these
+        L = x.shape[-2]
+        causal = F.causal_mask(start + L, backend=x.backend)[start:]  # (L, start + L): key j <= query start + i
+        out, weights = self.self_attn(x, x, x, mask=F.combine_masks(causal, tgt_mask),
+                                      cache=None if cache is None else cache["self_attn"])
+        self.self_attn_weights = weights.detach()
+        return out
+
+    def _cross_attend(self, x: Tensor, memory: Tensor, src_mask, cache) -> Tensor:
+        """MultiHead(x, m, m): each position looks at the encoder's output."""
+        out, weights = self.cross_attn(x, memory, memory, mask=src_mask,
+                                       cache=None if cache is None else cache["cross_attn"])
+        self.cross_attn_weights = weights.detach()
+        return out
+
+    def forward(self, x: Tensor, memory: Tensor | None = None, src_mask=None, tgt_mask=None,
+                cache: dict | None = None) -> Tensor:
+        """Run the layer.
+
+        Parameters
+        ----------
+        x : Tensor
+            ``(batch, L, d_model)``, the target so far (embedded).
+        memory : Tensor
+            ``(batch, S, d_model)``, the encoder's output (None without cross-attention).
+        src_mask : Tensor, optional
+            Which memory positions may be attended, e.g. ``padding_mask(src)`` ``(batch, 1, 1, S)``.
+        tgt_mask : Tensor, optional
+            Extra keys to hide in the self-attention (e.g. ``padding_mask(tgt)``); combined with the
+            causal mask, which is always applied. With a cache its key axis counts every position so far.
+        cache : dict, optional
+            From :meth:`new_cache`: ``x`` holds only the new positions, which come after the cached ones.
+        """
+        self._check(x, memory, cache)
+        if self.norm_first:  # pre-LN: x + Sublayer(LayerNorm(x))
+            x = x + self.dropout(self._self_attend(self.norm1(x), tgt_mask, cache))
+            if self.cross_attention:
+                x = x + self.dropout(self._cross_attend(self.norm2(x), memory, src_mask, cache))
+            x = x + self.dropout(self.ffn(self.norm3(x)))
+        else:  # post-LN, the paper: LayerNorm(x + Sublayer(x))
+            x = self.norm1(x + self.dropout(self._self_attend(x, tgt_mask, cache)))
+            if self.cross_attention:
+                x = self.norm2(x + self.dropout(self._cross_attend(x, memory, src_mask, cache)))
+            x = self.norm3(x + self.dropout(self.ffn(x)))
+        return x  # (batch, L, d_model)
+
+
+def _final_norm(d_model: int, norm_first: bool, final_norm: bool | None) -> LayerNorm | None:
+    """The stack's last LayerNorm: by default only after pre-LN layers, whose output is not normalised."""
+    return LayerNorm(d_model) if (norm_first if final_norm is None else final_norm) else None
+
+
+class Encoder(Module):
+    r"""The encoder: ``num_layers`` :class:`EncoderLayer` one after another (N = 6 in the paper).
+
+    .. math:: z = \mathrm{Layer}_N(\cdots \mathrm{Layer}_1(x))\quad(\text{then } \mathrm{LayerNorm}(z)
+        \text{ if pre-LN})
+
+    **The final LayerNorm.** With pre-LN layers the output is :math:`x` plus un-normalised
+    sub-layer outputs, so a last ``norm`` follows (``final_norm=None`` decides by ``norm_first``);
+    post-LN layers already end in a LayerNorm and get none. ``torch.nn.TransformerEncoder`` has
+    the same slot, ``norm``, empty unless given, whatever ``norm_first`` is, while
+    ``torch.nn.Transformer`` always fills it, even for post-LN layers, so their outputs are
+    normalised twice; ``final_norm=True`` builds that (:func:`~minitransformer.nn.convert.to_torch`
+    gives the matching ``TransformerEncoder`` either way).
+
+    Parameters
+    ----------
+    d_model, heads, d_ff : int
+    num_layers : int
+    dropout, norm_first, activation
+        As :class:`EncoderLayer`; every layer gets its own freshly initialised weights.
+    final_norm : bool, optional
+        Add the last LayerNorm; by default exactly when ``norm_first``.
+
+    Attributes
+    ----------
+    layers : ModuleList of EncoderLayer
+    norm : LayerNorm or None
+
+    Shapes: ``(batch, S, d_model)`` -> ``(batch, S, d_model)``.
+    """
+
+    def __init__(self, d_model: int, heads: int, d_ff: int, num_layers: int, dropout: float = 0.1,
+                 norm_first: bool = False, activation: str = "relu", final_norm: bool | None = None):
+        super().__init__()
+        check_heads("Encoder", d_model, heads)
+        check_size("Encoder", "num_layers", num_layers)
+        self.d_model, self.norm_first = d_model, bool(norm_first)
+        self.layers = ModuleList(
+            EncoderLayer(d_model, heads, d_ff, dropout, norm_first, activation) for _ in range(num_layers)
+        )
+        self.norm = _final_norm(d_model, norm_first, final_norm)
+
+    def forward(self, x: Tensor, mask=None) -> Tensor:
+        """``x`` ``(batch, S, d_model)``, ``mask`` as :meth:`EncoderLayer.forward`."""
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x if self.norm is None else self.norm(x)
+
+    @property
+    def self_attn_weights(self) -> list[Tensor | None]:
+        """Each layer's attention weights of the last forward, ``(batch, heads, S, S)``."""
+        return [layer.self_attn_weights for layer in self.layers]
+
+
+class Decoder(Module):
+    r"""The decoder: ``num_layers`` :class:`DecoderLayer` one after another, then LayerNorm if pre-LN.
+
+    See :class:`Encoder` for the final LayerNorm (and how ``torch.nn.TransformerDecoder`` and
+    ``torch.nn.Transformer`` handle it). With ``cross_attention=False`` this is the stack of a
+    decoder-only language model.
+
+    Parameters
+    ----------
+    d_model, heads, d_ff, num_layers, dropout, norm_first, activation, final_norm
+        As :class:`Encoder`.
+    cross_attention : bool
+        As :class:`DecoderLayer`.
+
+    Shapes: ``x`` ``(batch, L, d_model)``, ``memory`` ``(batch, S, d_model)`` -> ``(batch, L, d_model)``.
+    """
+
+    def __init__(self, d_model: int, heads: int, d_ff: int, num_layers: int, dropout: float = 0.1,
+                 norm_first: bool = False, activation: str = "relu", final_norm: bool | None = None,
+                 cross_attention: bool = True):
+        super().__init__()
+        check_heads("Decoder", d_model, heads)
+        check_size("Decoder", "num_layers", num_layers)
+        self.d_model, self.norm_first, self.cross_attention = d_model, bool(norm_first), bool(cross_attention)
+        self.layers = ModuleList(
+            DecoderLayer(d_model, heads, d_ff, dropout, norm_first, activation, cross_attention)
+            for _ in range(num_layers)
+        )
+        self.norm = _final_norm(d_model, norm_first, final_norm)
+
+    def new_cache(self) -> list[dict[str, KVCache]]:
+        """One empty cache per layer (see :meth:`DecoderLayer.new_cache`), for decoding one position at a time."""
+        return [layer.new_cache() for layer in self.layers]
+
+    def forward(self, x: Tensor, memory: Tensor | None = None, src_mask=None, tgt_mask=None,
+                cache: list | None = None) -> Tensor:
+        """As :meth:`DecoderLayer.forward`; ``cache`` is :meth:`new_cache`'s list, one entry per layer."""
+        if cache is not None and (not isinstance(cache, list | tuple) or len(cache) != len(self.layers)):
+            raise TypeError(
+                f"Decoder: cache must be a list of {len(self.layers)} layer caches (decoder.new_cache()), got "
+                f"{type(cache).__name__}" + (f" of length {len(cache)}" if isinstance(cache, list | tuple) else "")
+            )
+        for i, layer in enumerate(self.layers):
+            x = layer(x, memory, src_mask, tgt_mask, None if cache is None else cache[i])
+        return x if self.norm is None else self.norm(x)
+
+    @property
+    def self_attn_weights(self) -> list[Tensor | None]:
+        """Each layer's self-attention weights of the last forward, ``(batch, heads, L, L)``."""
+        return [layer.self_attn_weights for layer in self.layers]
+
+    @property
+    def cross_attn_weights(self) -> list[Tensor | None]:
+        """Each layer's cross-attention weights of the last forward, ``(batch, heads, L, S)``."""
+        return [layer.cross_attn_weights for layer in self.layers]

@@ -1,0 +1,485 @@
+"""Encoder/decoder layers and stacks, the whole models, the key/value cache: against NumPy written here."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+import minitransformer.functional as F
+from minitransformer import nn
+
+D, H, D_FF = 8, 2, 12  # tiny widths: d_model, heads, d_ff
+
+
+# ------------------------------------------------------------------ helpers
+def randomize(module, rng, scale=0.5):
+    """Every parameter random (biases, gamma and beta too), so each one matters; returns the module."""
+    for name, p in module.named_parameters():
+        values = rng.standard_normal(p.shape) * scale
+        if name.endswith("gamma"):
+            values = 1.0 + values
+        p.data = p.backend.asarray(values.astype(p.dtype_name))
+    return module
+
+
+def f64(rng, *shape, requires_grad=False):
+    return mt.tensor(rng.standard_normal(shape), dtype="float64", requires_grad=requires_grad)
+
+
+def params(module) -> dict[str, np.ndarray]:
+    return {name: p.numpy().astype(np.float64) for name, p in module.named_parameters()}
+
+
+def np_layer_norm(x, g, b, eps=1e-5):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return g * (x - mu) / np.sqrt(var + eps) + b
+
+
+def np_mha(P, pre, q, kv, allowed, h):
+    """softmax(Q K^T / sqrt(d_k)) V per head, then W_O; ``allowed`` broadcasts to (B, h, L, S), True = may attend."""
+    B, L, d = q.shape
+    S, d_k = kv.shape[1], d // h
+
+    def proj(x, w, n):
+        return (x @ P[f"{pre}{w}.weight"] + P[f"{pre}{w}.bias"]).reshape(B, n, h, d_k).transpose(0, 2, 1, 3)
+
+    Q, K, V = proj(q, "W_Q", L), proj(kv, "W_K", S), proj(kv, "W_V", S)
+    scores = Q @ K.transpose(0, 1, 3, 2) / math.sqrt(d_k)  # (B, h, L, S)
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+    A = np.exp(scores - scores.max(-1, keepdims=True))
+    A /= A.sum(-1, keepdims=True)
+    heads = (A @ V).transpose(0, 2, 1, 3).reshape(B, L, d)
+    return heads @ P[f"{pre}W_O.weight"] + P[f"{pre}W_O.bias"]
+
+
+def np_ffn(P, x):
+    return np.maximum(0, x @ P["ffn.W_1.weight"] + P["ffn.W_1.bias"]) @ P["ffn.W_2.weight"] + P["ffn.W_2.bias"]
+
+
+def np_encoder_layer(P, x, allowed, h, norm_first):
+    def norm(k, y):
+        return np_layer_norm(y, P[f"norm{k}.gamma"], P[f"norm{k}.beta"])
+
+    if norm_first:  # x + Sublayer(LN(x))
+        x = x + np_mha(P, "self_attn.", norm(1, x), norm(1, x), allowed, h)
+        return x + np_ffn(P, norm(2, x))
+    x = norm(1, x + np_mha(P, "self_attn.", x, x, allowed, h))  # LN(x + Sublayer(x))
+    return norm(2, x + np_ffn(P, x))
+
+
+def np_decoder_layer(P, x, m, src_allowed, h, norm_first):
+    T = x.shape[1]
+    causal = np.tril(np.ones((T, T), dtype=bool))  # key j <= query i
+
+    def norm(k, y):
+        return np_layer_norm(y, P[f"norm{k}.gamma"], P[f"norm{k}.beta"])
+
+    if norm_first:
+        x = x + np_mha(P, "self_attn.", norm(1, x), norm(1, x), causal, h)
+        x = x + np_mha(P, "cross_attn.", norm(2, x), m, src_allowed, h)
+        return x + np_ffn(P, norm(3, x))
+    x = norm(1, x + np_mha(P, "self_attn.", x, x, causal, h))
+    x = norm(2, x + np_mha(P, "cross_attn.", x, m, src_allowed, h))
+    return norm(3, x + np_ffn(P, x))
+
+
+def gradcheck_with(module, names, fn, *inputs):
+    """``mt.gradcheck`` of ``fn(*inputs)`` w.r.t. the inputs and the parameters ``names`` (swapped into their slots)."""
+    slots = []
+    for name in names:
+        *path, attr = name.split(".")
+        owner = module
+        for part in path:
+            owner = getattr(owner, part)
+        slots.append((owner, attr))
+    originals = [owner._parameters[attr] for owner, attr in slots]
+    n = len(inputs)
+
+    def wrapped(*tensors):
+        for (owner, attr), t in zip(slots, tensors[n:]):
+            owner._parameters[attr] = t
+        return fn(*tensors[:n])
+
+    try:
+        return mt.gradcheck(wrapped, *inputs, *originals)
+    finally:
+        for (owner, attr), p in zip(slots, originals):
+            owner._parameters[attr] = p
+
+
+# ------------------------------------------------------------------ layers against NumPy
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_encoder_layer_matches_numpy(rng, norm_first):
+    layer = randomize(nn.EncoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first).to("float64"), rng)
+    x = rng.standard_normal((2, 5, D))
+    ids = np.array([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5]])
+    mask = F.padding_mask(mt.tensor(ids), pad_id=0)  # (B, 1, 1, S)
+    out = layer(mt.tensor(x), mask)
+    expected = np_encoder_layer(params(layer), x, (ids != 0)[:, None, None, :], H, norm_first)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
+    assert layer.self_attn_weights.shape == (2, H, 5, 5)
+    assert not layer.self_attn_weights.requires_grad  # kept for pictures, detached
+    np.testing.assert_allclose(layer.self_attn_weights.numpy()[0, :, :, 3:], 0.0)  # padding keys get no weight
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_layer_matches_numpy_and_is_causal_by_itself(rng, norm_first):
+    layer = randomize(nn.DecoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first).to("float64"), rng)
+    x, m = rng.standard_normal((2, 4, D)), rng.standard_normal((2, 6, D))
+    src_ids = np.array([[1, 2, 3, 4, 0, 0], [1, 2, 3, 4, 5, 6]])
+    out = layer(mt.tensor(x), mt.tensor(m), src_mask=F.padding_mask(mt.tensor(src_ids), 0))
+    expected = np_decoder_layer(params(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
+    assert layer.self_attn_weights.shape == (2, H, 4, 4)
+    assert layer.cross_attn_weights.shape == (2, H, 4, 6)
+    np.testing.assert_array_equal(np.triu(layer.self_attn_weights.numpy()[1, 0], k=1), 0.0)  # no peeking ahead
+
+
+def test_post_ln_and_pre_ln_really_differ(rng):
+    post = nn.EncoderLayer(D, H, D_FF, dropout=0.0, norm_first=False).to("float64")
+    pre = nn.EncoderLayer(D, H, D_FF, dropout=0.0, norm_first=True).to("float64")
+    randomize(post, rng)
+    pre.load_state_dict(post.state_dict())  # the same weights: only the place of LayerNorm differs
+    x = f64(rng, 2, 5, D)
+    a, b = post(x).numpy(), pre(x).numpy()
+    assert np.abs(a - b).max() > 1e-2
+    # post-LN ends in LayerNorm: each row is gamma * (zero mean, unit variance) + beta
+    g, beta = post.norm2.gamma.numpy(), post.norm2.beta.numpy()
+    z = (a - beta) / g
+    np.testing.assert_allclose(z.mean(-1), 0.0, atol=1e-10)
+    np.testing.assert_allclose(z.var(-1), 1.0, rtol=1e-4)
+
+
+def test_stacks_final_norm_only_for_pre_ln_unless_asked():
+    assert nn.Encoder(D, H, D_FF, 2, norm_first=False).norm is None
+    assert isinstance(nn.Encoder(D, H, D_FF, 2, norm_first=True).norm, nn.LayerNorm)
+    assert isinstance(nn.Decoder(D, H, D_FF, 2, norm_first=True).norm, nn.LayerNorm)
+    assert isinstance(nn.Decoder(D, H, D_FF, 2, final_norm=True).norm, nn.LayerNorm)  # torch.nn.Transformer's way
+    assert nn.Encoder(D, H, D_FF, 2, norm_first=True, final_norm=False).norm is None
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_stacks_are_their_layers_in_order(rng, norm_first):
+    enc = randomize(nn.Encoder(D, H, D_FF, 2, dropout=0.0, norm_first=norm_first).to("float64"), rng)
+    dec = randomize(nn.Decoder(D, H, D_FF, 2, dropout=0.0, norm_first=norm_first).to("float64"), rng)
+    x, y = rng.standard_normal((2, 5, D)), rng.standard_normal((2, 3, D))
+    P_enc, P_dec = params(enc), params(dec)
+
+    def sub(P, prefix):
+        return {k[len(prefix):]: v for k, v in P.items() if k.startswith(prefix)}
+
+    z = x
+    for i in range(2):
+        z = np_encoder_layer(sub(P_enc, f"layers.{i}."), z, None, H, norm_first)
+    if norm_first:
+        z = np_layer_norm(z, P_enc["norm.gamma"], P_enc["norm.beta"])
+    memory = enc(mt.tensor(x))
+    np.testing.assert_allclose(memory.numpy(), z, rtol=1e-11, atol=1e-11)
+    out = y
+    for i in range(2):
+        out = np_decoder_layer(sub(P_dec, f"layers.{i}."), out, z, None, H, norm_first)
+    if norm_first:
+        out = np_layer_norm(out, P_dec["norm.gamma"], P_dec["norm.beta"])
+    np.testing.assert_allclose(dec(mt.tensor(y), memory).numpy(), out, rtol=1e-11, atol=1e-11)
+    assert [w.shape for w in dec.cross_attn_weights] == [(2, H, 3, 5)] * 2
+    assert [w.shape for w in enc.self_attn_weights] == [(2, H, 5, 5)] * 2
+
+
+# ------------------------------------------------------------------ gradients
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_gradcheck_encoder_layer(rng, norm_first):
+    layer = randomize(nn.EncoderLayer(4, 2, 6, dropout=0.0, norm_first=norm_first).to("float64"), rng)
+    mask = F.padding_mask(mt.tensor([[1, 1, 0], [1, 1, 1]]), 0)
+    x = f64(rng, 2, 3, 4, requires_grad=True)
+    assert gradcheck_with(layer, ["norm1.gamma", "self_attn.W_Q.weight", "ffn.W_1.bias"],
+                          lambda x: layer(x, mask), x)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_gradcheck_decoder_layer(rng, norm_first):
+    layer = randomize(nn.DecoderLayer(4, 2, 6, dropout=0.0, norm_first=norm_first).to("float64"), rng)
+    src_mask = F.padding_mask(mt.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]), 0)
+    x, m = f64(rng, 2, 3, 4, requires_grad=True), f64(rng, 2, 4, 4, requires_grad=True)
+    assert gradcheck_with(layer, ["norm2.beta", "cross_attn.W_V.weight", "self_attn.W_O.bias"],
+                          lambda x, m: layer(x, m, src_mask=src_mask), x, m)
+
+
+# ------------------------------------------------------------------ whole models: shapes
+def test_model_shapes():
+    src, tgt = mt.randint(1, 11, (2, 7)), mt.randint(1, 13, (2, 5))
+    model = nn.Transformer(11, 13, d_model=D, heads=H, d_ff=D_FF, num_encoder_layers=2, num_decoder_layers=1,
+                           max_len=16)
+    assert model(src, tgt).shape == (2, 5, 13)
+    memory = model.encode(src)
+    assert memory.shape == (2, 7, D)
+    assert model.decode(tgt, memory).shape == (2, 5, 13)
+    lm = nn.DecoderOnlyLM(17, D, H, D_FF, num_layers=2, max_len=16)
+    assert lm(mt.randint(0, 17, (3, 6))).shape == (3, 6, 17)
+    learned = nn.DecoderOnlyLM(17, D, H, D_FF, num_layers=1, max_len=16, positional="learned", tie_output=True)
+    assert learned(mt.randint(0, 17, (3, 6))).shape == (3, 6, 17)
+    for pooling in ("mean", "max", "cls"):
+        clf = nn.TransformerClassifier(vocab_size=30, d_model=D, heads=H, d_ff=D_FF, max_len=10, pooling=pooling)
+        assert clf(mt.randint(0, 30, (4, 10))).shape == (4,)  # one logit per text, not per token
+        assert clf.predict_proba(mt.randint(0, 30, (4, 10))).shape == (4,)
+
+
+def test_classifier_defaults_are_the_documents_sizes():
+    # section 5.2: vocab_size 10000, embed_dim 512, num_heads 8, ff_dim 2048, max_sequence_length 100
+    config = nn.TransformerClassifier.presets["document"]
+    assert (config["vocab_size"], config["d_model"], config["heads"], config["d_ff"], config["max_len"]) == (
+        10000, 512, 8, 2048, 100)
+    import inspect
+
+    defaults = {k: v.default for k, v in inspect.signature(nn.TransformerClassifier).parameters.items()}
+    assert {k: defaults[k] for k in config} == config
+
+
+# ------------------------------------------------------------------ classifier: padding, pooling, probability
+@pytest.mark.parametrize("pooling", ["mean", "max", "cls"])
+def test_classifier_ignores_padding(pooling):
+    clf = nn.TransformerClassifier(vocab_size=30, d_model=D, heads=H, d_ff=D_FF, num_layers=2, max_len=12,
+                                   dropout=0.1, pooling=pooling, pad_id=0).to("float64").eval()
+    ids = np.array([[5, 6, 7, 8, 9], [3, 4, 2, 0, 0]])  # the second text is already padded
+    padded = np.concatenate([ids, np.zeros((2, 4), dtype=ids.dtype)], axis=1)
+    a, b = clf(mt.tensor(ids)).numpy(), clf(mt.tensor(padded)).numpy()
+    np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    # ... while a real token does count: the test could fail
+    changed = ids.copy()
+    changed[1, 0] = 11
+    assert abs(clf(mt.tensor(changed)).numpy()[1] - a[1]) > 1e-6
+
+
+def test_classifier_mean_pooling_is_the_average_of_real_positions(rng):
+    clf = nn.TransformerClassifier(vocab_size=30, d_model=D, heads=H, d_ff=D_FF, max_len=8, dropout=0.0)
+    h = f64(rng, 2, 4, D)
+    real = np.array([[True, True, False, False], [True, True, True, True]])
+    pooled = clf.pool(h, mt.tensor(real).data)
+    expected = np.stack([h.numpy()[0, :2].mean(0), h.numpy()[1].mean(0)])
+    np.testing.assert_allclose(pooled.numpy(), expected, rtol=1e-13)
+    clf.pooling = "max"
+    np.testing.assert_allclose(clf.pool(h, mt.tensor(real).data).numpy(),
+                               np.stack([h.numpy()[0, :2].max(0), h.numpy()[1].max(0)]))
+
+
+def test_classifier_probability_and_loss(rng):
+    clf = nn.TransformerClassifier(vocab_size=30, d_model=D, heads=H, d_ff=D_FF, max_len=8, dropout=0.0)
+    clf = clf.to("float64")
+    ids = mt.tensor(rng.integers(1, 30, (3, 8)))
+    z = clf(ids).numpy()
+    np.testing.assert_allclose(clf.predict_proba(ids).numpy(), 1 / (1 + np.exp(-z)), rtol=1e-13)
+    y = np.array([1.0, 0.0, 1.0])
+    loss = F.binary_cross_entropy_with_logits(clf(ids), mt.tensor(y))
+    expected = np.mean(-(y * np.log(1 / (1 + np.exp(-z))) + (1 - y) * np.log(1 - 1 / (1 + np.exp(-z)))))
+    assert abs(loss.item() - expected) < 1e-12
+    loss.backward()
+    assert all(p.grad is not None for p in clf.parameters())
+
+
+def test_classifier_refuses_the_documents_float_inputs():
+    clf = nn.TransformerClassifier(vocab_size=30, d_model=D, heads=H, d_ff=D_FF, max_len=8)
+    x_train = np.random.default_rng(0).random((4, 8))  # section 5.4's np.random.rand: floats, not token ids
+    with pytest.raises(TypeError, match="must be integer token ids"):
+        clf(mt.tensor(x_train))
+
+
+# ------------------------------------------------------------------ causality
+def test_causal_lm_never_looks_ahead(rng):
+    lm = nn.DecoderOnlyLM(20, D, H, D_FF, num_layers=2, max_len=16, dropout=0.0).to("float64")
+    randomize(lm, rng, 0.3)
+    ids = rng.integers(0, 20, (2, 7))
+    changed = ids.copy()
+    changed[:, 4] = (ids[:, 4] + 1) % 20
+    a, b = lm(mt.tensor(ids)).numpy(), lm(mt.tensor(changed)).numpy()
+    np.testing.assert_array_equal(a[:, :4], b[:, :4])  # positions before 4 cannot see token 4
+    assert np.abs(a[:, 4:] - b[:, 4:]).min(axis=-1).max() > 0  # from 4 on, they do
+
+
+def test_transformer_decoder_never_looks_ahead_but_sees_all_the_source(rng):
+    model = nn.Transformer(15, 15, D, H, D_FF, 1, 2, dropout=0.0, max_len=16).to("float64")
+    src, tgt = rng.integers(0, 15, (2, 6)), rng.integers(0, 15, (2, 5))
+    base = model(mt.tensor(src), mt.tensor(tgt)).numpy()
+    tgt2 = tgt.copy()
+    tgt2[:, 3] = (tgt[:, 3] + 1) % 15
+    other = model(mt.tensor(src), mt.tensor(tgt2)).numpy()
+    np.testing.assert_array_equal(base[:, :3], other[:, :3])
+    src2 = src.copy()
+    src2[:, -1] = (src[:, -1] + 1) % 15  # the last source token changes every target position
+    assert np.abs(model(mt.tensor(src2), mt.tensor(tgt)).numpy() - base).max(axis=-1).min() > 0
+
+
+# ------------------------------------------------------------------ key/value cache
+def test_mha_cache_one_query_per_step_equals_causal_attention(rng):
+    mha = nn.MultiHeadAttention(D, H).to("float64")
+    x = f64(rng, 2, 5, D)
+    full, _ = mha(x, mask=F.causal_mask(5))
+    cache = nn.KVCache()
+    for t in range(5):
+        out, w = mha(x[:, t:t + 1], cache=cache)
+        assert w.shape == (2, H, 1, t + 1)  # one query against the t + 1 keys so far: one position's attention
+        np.testing.assert_allclose(out.numpy()[:, 0], full.numpy()[:, t], rtol=1e-12, atol=1e-12)
+    assert len(cache) == 5 and cache.K.shape == (2, H, 5, D // H)
+
+
+def test_mha_static_cache_projects_memory_once(rng):
+    mha = nn.MultiHeadAttention(D, H).to("float64")
+    q, m = f64(rng, 2, 3, D), f64(rng, 2, 6, D)
+    full, _ = mha(q, m, m)
+    cache = nn.KVCache(static=True)
+    for t in range(3):
+        out, w = mha(q[:, t:t + 1], m, m, cache=cache)
+        assert w.shape == (2, H, 1, 6)
+        np.testing.assert_allclose(out.numpy()[:, 0], full.numpy()[:, t], rtol=1e-12, atol=1e-12)
+    K = cache.K
+    mha(q[:, :1], m * 0.0, m * 0.0, cache=cache)  # a filled static cache ignores key and value
+    assert cache.K is K and len(cache) == 6
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_lm_with_cache_equals_full_forward(rng, norm_first):
+    lm = nn.DecoderOnlyLM(20, D, H, D_FF, num_layers=2, max_len=16, dropout=0.1, norm_first=norm_first)
+    lm = randomize(lm.to("float64"), rng, 0.3).eval()
+    ids = mt.tensor(rng.integers(0, 20, (2, 7)))
+    full = lm(ids).numpy()
+    cache = lm.new_cache()
+    with mt.no_grad():
+        first = lm(ids[:, :3], cache=cache)  # a prompt of 3 at once, then one token at a time
+        steps = [first.numpy()] + [lm(ids[:, t:t + 1], cache=cache).numpy() for t in range(3, 7)]
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=1e-10, atol=1e-10)
+    assert [len(c["self_attn"]) for c in cache] == [7, 7]
+    assert lm.decoder.layers[1].self_attn_weights.shape == (2, H, 1, 7)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_decode_with_cache_equals_full_forward(rng, norm_first):
+    model = nn.Transformer(15, 17, D, H, D_FF, 2, 2, dropout=0.1, max_len=16, norm_first=norm_first)
+    model = randomize(model.to("float64"), rng, 0.3).eval()
+    src, tgt = mt.tensor(rng.integers(1, 15, (2, 6))), mt.tensor(rng.integers(1, 17, (2, 5)))
+    src_mask = F.padding_mask(mt.tensor(np.array([[1, 2, 3, 4, 0, 0], [1] * 6])), 0)
+    full = model(src, tgt, src_mask=src_mask).numpy()
+    memory, cache = model.encode(src, src_mask), model.new_cache()
+    with mt.no_grad():
+        steps = [model.decode(tgt[:, t:t + 1], memory, src_mask, cache=cache).numpy() for t in range(5)]
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=1e-10, atol=1e-10)
+    assert all(len(c["cross_attn"]) == 6 and len(c["self_attn"]) == 5 for c in cache)
+
+
+def test_cache_misuse_is_refused():
+    lm = nn.DecoderOnlyLM(20, D, H, D_FF, num_layers=2, max_len=6)
+    cache = lm.new_cache()
+    lm(mt.randint(0, 20, (2, 4)), cache=cache)
+    with pytest.raises(ValueError, match="does not fit this call"):
+        lm(mt.randint(0, 20, (3, 1)), cache=cache)  # another batch size
+    with pytest.raises(ValueError, match="after 4 cached positions, more than max_len=6"):
+        lm(mt.randint(0, 20, (2, 3)), cache=cache)
+    with pytest.raises(TypeError, match="list of 2 layer caches"):
+        lm(mt.randint(0, 20, (2, 1)), cache=cache[:1])
+    with pytest.raises(TypeError, match="cache must be a KVCache"):
+        nn.MultiHeadAttention(D, H)(mt.randn(1, 2, D), cache={})
+
+
+# ------------------------------------------------------------------ configs, sizes, tying
+@pytest.mark.single_backend
+def test_base_config_has_the_papers_parameter_count():
+    d, d_ff, V, N = 512, 2048, 37000, 6
+    mha = 4 * (d * d + d)  # W_Q, W_K, W_V, W_O with biases
+    ffn = d * d_ff + d_ff + d_ff * d + d
+    ln = 2 * d
+    expected = V * d + N * (mha + ffn + 2 * ln) + N * (2 * mha + ffn + 3 * ln)  # one shared, tied table
+    assert expected == 63_082_496  # the paper's Table 3 rounds its own count (other details) to 65M
+    model = nn.Transformer.from_config("base")
+    assert model.num_parameters() == expected
+    assert (model.config["d_model"], model.config["heads"], model.config["d_ff"], model.config["dropout"]) == (
+        512, 8, 2048, 0.1)
+    assert len(model.encoder.layers) == len(model.decoder.layers) == 6
+    assert model.src_embed is model.tgt_embed and model.output is None
+
+
+def test_config_rebuilds_the_model_and_from_config_overrides():
+    model = nn.Transformer.from_config("tiny", src_vocab=11, tgt_vocab=13, norm_first=True)
+    again = nn.Transformer(**model.config)
+    shapes = [(k, v.shape) for k, v in model.state_dict().items()]
+    assert shapes == [(k, v.shape) for k, v in again.state_dict().items()]
+    again.load_state_dict(model.state_dict())
+    assert nn.Transformer.from_config(model.config).config == model.config
+    lm = nn.DecoderOnlyLM.from_config("tiny", vocab=9)
+    assert nn.DecoderOnlyLM(**lm.config).num_parameters() == lm.num_parameters()
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        nn.Transformer.from_config("huge")
+
+
+def test_shared_and_tied_weights(rng):
+    model = nn.Transformer(12, 12, D, H, D_FF, 1, 1, dropout=0.0, max_len=8, share_embeddings=True,
+                           tie_output=True).to("float64")
+    untied = nn.Transformer(12, 12, D, H, D_FF, 1, 1, max_len=8)
+    assert untied.num_parameters() - model.num_parameters() == 12 * D + (D * 12 + 12)  # one table, no W_out, b_out
+    src, tgt = mt.tensor(rng.integers(0, 12, (2, 4))), mt.tensor(rng.integers(0, 12, (2, 3)))
+    memory = model.encode(src)
+    hidden = model.decoder(model.positional(model.tgt_embed(tgt)), memory).numpy()
+    np.testing.assert_allclose(model(src, tgt).numpy(), hidden @ model.src_embed.weight.numpy().T, rtol=1e-12)
+    with pytest.raises(ValueError, match="src_vocab=12 != tgt_vocab=13"):
+        nn.Transformer(12, 13, D, H, D_FF, share_embeddings=True)
+
+
+def test_embeddings_are_scaled_by_sqrt_d_model(rng):
+    model = nn.Transformer(12, 12, D, H, D_FF, 1, 1, dropout=0.0, max_len=8).to("float64")
+    ids = rng.integers(0, 12, (1, 4))
+    x = model.positional(model.src_embed(mt.tensor(ids))).numpy()
+    # the PE table is held in float64, so a float64 model adds the exact sinusoids
+    pos, two_i = np.arange(4)[:, None], np.arange(0, D, 2)[None, :]
+    pe = np.zeros((4, D))
+    pe[:, 0::2], pe[:, 1::2] = np.sin(pos / 10000 ** (two_i / D)), np.cos(pos / 10000 ** (two_i / D))
+    np.testing.assert_allclose(x, model.src_embed.weight.numpy()[ids] * math.sqrt(D) + pe, rtol=1e-13)
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_input_gets_clear_errors():
+    model = nn.Transformer(10, 10, D, H, D_FF, 1, 1, max_len=6)
+    with pytest.raises(ValueError, match=r"src has 7 positions, more than max_len=6.*PE"):
+        model.encode(mt.randint(0, 10, (1, 7)))
+    memory = model.encode(mt.randint(0, 10, (1, 3)))
+    with pytest.raises(ValueError, match="tgt_in has 8 positions, more than max_len=6"):
+        model.decode(mt.randint(0, 10, (1, 8)), memory)
+    with pytest.raises(IndexError, match="token id 10, out of range for a vocabulary of 10"):
+        model(mt.tensor([[1, 10]]), mt.tensor([[1]]))
+    with pytest.raises(IndexError, match="token id -1"):
+        model(mt.tensor([[1, 2]]), mt.tensor([[-1]]))
+    with pytest.raises(TypeError, match="must be integer token ids.*float32"):
+        model(mt.tensor([[1.0, 2.0]]), mt.tensor([[1]]))
+    with pytest.raises(ValueError, match=r"must have shape \(batch, seq\)"):
+        model.encode(mt.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match="cross-attention needs memory"):
+        model.decoder.layers[0](mt.randn(1, 2, D))
+    lm = nn.DecoderOnlyLM(10, D, H, D_FF, num_layers=1, max_len=4)
+    with pytest.raises(ValueError, match="ids has 5 positions, more than max_len=4"):
+        lm(mt.randint(0, 10, (1, 5)))
+    clf = nn.TransformerClassifier(vocab_size=10, d_model=D, heads=H, d_ff=D_FF, max_len=4)
+    with pytest.raises(ValueError, match="ids has 5 positions, more than max_len=4"):
+        clf(mt.randint(0, 10, (1, 5)))
+
+
+@pytest.mark.parametrize("build", [
+    lambda: nn.Transformer(10, 10, d_model=10, heads=3),
+    lambda: nn.DecoderOnlyLM(10, d_model=10, heads=3),
+    lambda: nn.TransformerClassifier(10, d_model=10, heads=3),
+    lambda: nn.EncoderLayer(10, 3, 20),
+    lambda: nn.Decoder(10, 3, 20, 2),
+])
+def test_d_model_not_divisible_by_heads(build):
+    with pytest.raises(ValueError, match=r"d_model=10 is not divisible by heads=3 \(.*d_k = d_model / heads"):
+        build()
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        nn.TransformerClassifier(10, D, H, D_FF, pooling="sum")
+    with pytest.raises(ValueError, match="pad_id must be a token id in 0..9"):
+        nn.TransformerClassifier(10, D, H, D_FF, pad_id=10)
+    with pytest.raises(ValueError, match="positional must be"):
+        nn.DecoderOnlyLM(10, D, H, D_FF, positional="rotary")
+    with pytest.raises(ValueError, match="num_layers must be a positive integer"):
+        nn.Encoder(D, H, D_FF, 0)
