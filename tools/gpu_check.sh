@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The GPU check: run from the repository root on a machine with an NVIDIA GPU, CuPy, PyTorch (CUDA)
+# and pytest. The package is pure Python, so PYTHONPATH=. is the whole install. Writes a log per
+# step into $OUT (default gpu-check-output/) and prints a summary; exits non-zero if a step failed.
+#
+#   bash tools/gpu_check.sh                  # everything (under 6 minutes on an H200)
+#   STEPS="tests equivalence" bash tools/gpu_check.sh
+#
+# Steps: info, tests (the whole suite on the CuPy backend), equivalence (NumPy and CuPy give the same
+# outputs and gradients for the same weights), train (the reverse task to its accuracy target),
+# bench (the engine beside PyTorch CUDA eager).
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu-check-output}
+mkdir -p "$OUT"
+export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# array-api-compat (and array-api-strict) may be missing there: carried wheels in .whl/ fill the gap
+if ! python3 -c "import array_api_compat" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/mt-site .whl/*.whl
+  export PYTHONPATH="$PYTHONPATH:/tmp/mt-site"
+fi
+STEPS=${STEPS:-"info tests equivalence train bench"}
+summary=""
+failed=0
+
+step() {  # step NAME LIMIT_SECONDS COMMAND...
+  local name=$1 limit=$2
+  shift 2
+  case " $STEPS " in *" $name "*) ;; *) return ;; esac
+  echo "=== $name: $*"
+  local start=$SECONDS
+  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+  local rc=$?
+  tail -n 40 "$OUT/$name.log"
+  summary="$summary$(printf '%-12s rc=%-3s %4ss' "$name" "$rc" "$((SECONDS - start))")\n"
+  [ "$rc" -eq 0 ] || failed=1
+}
+
+step info 60 python3 -m minitransformer info
+step tests 240 python3 -m pytest tests minitransformer --backends cupy -q -p no:cacheprovider --maxfail=30 \
+  -W "ignore::pytest.PytestUnraisableExceptionWarning"
+step equivalence 90 python3 tools/backend_equivalence.py --backend cupy
+step train 150 python3 -m minitransformer train --task reverse --backend cupy --no-progress --out /tmp/mt-reverse
+step bench 90 env MINITRANSFORMER_BACKEND=cupy python3 -m minitransformer bench autograd --repeat 5 --json "$OUT/bench.json"
+
+printf '\n=== summary\n%b' "$summary"
+exit $failed
