@@ -184,13 +184,8 @@ class Backend:
         """
         xp = self.xp
         out = xp.zeros(tuple(target_shape), dtype=values.dtype)
-        if self.name == "numpy":
-            np.add.at(out, indices, values)
-            return out
-        if self.name == "cupy":
-            import cupyx
-
-            cupyx.scatter_add(out, indices, values)
+        if self.name in ("numpy", "cupy"):
+            self.native.add.at(out, indices, values)  # unbuffered: repeated indices add up
             return out
         # portable fallback: a one-hot matrix, (N, V)^T @ (N, rest) -> (V, rest)
         V = target_shape[0]

@@ -78,10 +78,18 @@ def compare(other: str, dtypes=("float32", "float64")) -> list[dict]:
             ref_loss, ref_grads = _run(build, loss, "numpy", dtype, state)
             got_loss, got_grads = _run(build, loss, other, dtype, state)
             assert ref_grads.keys() == got_grads.keys(), "the two backends gave gradients to different parameters"
-            worst = max(ref_grads, key=lambda k: _rel(got_grads[k], ref_grads[k]))
+            # The key projection's bias gets a gradient that is 0 in exact arithmetic (adding q . b_K to
+            # a whole row of scores leaves the softmax unchanged), so both backends hold rounding noise
+            # there: it is measured against the largest gradient of the model, not against itself.
+            scale = max(float(np.max(np.abs(g))) for g in ref_grads.values())
+            errors = {
+                k: float(np.max(np.abs(got_grads[k] - g))) / scale if k.endswith("W_K.bias") else _rel(got_grads[k], g)
+                for k, g in ref_grads.items()
+            }
+            worst = max(errors, key=errors.get)
             rows.append({
                 "model": name, "dtype": dtype, "loss_rel": _rel(got_loss, ref_loss),
-                "grad_rel": _rel(got_grads[worst], ref_grads[worst]), "worst_param": worst,
+                "grad_rel": errors[worst], "worst_param": worst,
                 "limit": LIMITS[dtype], "parameters": len(ref_grads),
             })
     return rows
