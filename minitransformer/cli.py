@@ -1,4 +1,4 @@
-"""Command line: ``minitransformer demo | bench | info``.
+"""Command line: ``minitransformer demo | bench | info | train | evaluate | generate``.
 
 Each sub-command lives in the module that owns its work; this file only parses arguments.
 """
@@ -28,6 +28,64 @@ def _info(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _train(args) -> int:
+    from .train import run, tasks
+
+    overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "d_model", "heads", "layers", "d_ff", "lr",
+                                                 "warmup", "seed", "dropout", "label_smoothing", "eval_every",
+                                                 "target", "patience")}
+    if args.seed_config:
+        if args.task != "classify":
+            print("minitransformer train: --seed-config is the document's section 5 classifier; use --task classify",
+                  file=sys.stderr)
+            return 2
+        from .examples import seed_classifier
+
+        overrides = {**seed_classifier.task_settings(args.seed_config), **{k: v for k, v in overrides.items()
+                                                                          if v is not None}}
+    if args.task not in tasks.TASKS:
+        print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
+        return 2
+    return _guard(lambda: run.train(args.task, args.out, backend=args.backend, progress=not args.no_progress,
+                                    blas_threads=args.blas_threads or None, resume=args.resume,
+                                    pictures=not args.no_pictures, **overrides))
+
+
+def _evaluate(args) -> int:
+    from .train import run
+
+    return _guard(lambda: run.evaluate(args.checkpoint, backend=args.backend, blas_threads=args.blas_threads or None))
+
+
+def _generate(args) -> int:
+    from .train import run
+
+    text = args.prompt if args.prompt is not None else args.input
+    return _guard(lambda: run.generate_from_checkpoint(
+        args.checkpoint, text, backend=args.backend, beam=args.beam, max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature, top_k=args.top_k, seed=args.seed))
+
+
+def _guard(work) -> int:
+    """Run ``work``; a user's mistake (bad checkpoint, unknown backend, bad setting) is one line on stderr, exit 2."""
+    from .backend import BackendError
+    from .train.checkpoint import CheckpointError
+
+    try:
+        work()
+    except (CheckpointError, BackendError, ValueError) as e:
+        print(f"minitransformer: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minitransformer", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,8 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     bench = sub.add_parser("bench", help="benchmarks, printed beside a reference measured in the same run")
-    bench.add_argument("what", nargs="?", default="autograd", choices=["autograd"], help="what to time")
-    bench.add_argument("--repeat", type=int, default=7, help="timed repetitions (the median is reported)")
+    bench.add_argument("what", nargs="?", default=None, choices=["autograd", "small", "seed", "all"],
+                       help="what to time: per-operation overhead (autograd, the default), a training step of the "
+                       "small LM or of the document's classifier beside PyTorch (small, seed), or all of them")
+    bench.add_argument("--sweep", action="store_true",
+                       help="also time training steps against sequence length and d_model, beside PyTorch (minutes)")
+    bench.add_argument("--repeat", type=int, default=None,
+                       help="timed repetitions, the median is reported (default: 7 autograd, small; 5 seed; 3 sweep)")
+    bench.add_argument("--threads", type=int, default=None,
+                       help="threads for NumPy's BLAS and for PyTorch alike (default: each library's own choice)")
     bench.add_argument("--chain", type=int, default=200, help="length of the chain of small operations")
     bench.add_argument("--size", type=int, default=16, help="elements per tensor in the chain")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
@@ -46,6 +111,62 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="backends available, devices, versions")
     info.set_defaults(run=_info)
+
+    backends = ["numpy", "cupy", "array_api_strict"]
+    threads_help = ("threads for NumPy's BLAS: 1 (the default) is fastest for these small matrices; "
+                    "0 leaves the library's own setting")
+    train = sub.add_parser("train", help="train a task end to end: progress, final metrics, checkpoint, pictures",
+                           description="Train a Transformer on a task and write the checkpoint, metrics.json, "
+                                       "curves.png and attention_*.png into --out.")
+    train.add_argument("--task", default="reverse", choices=["reverse", "sort", "copy", "classify", "charlm"],
+                       help="reverse/sort/copy: digit sequences (encoder-decoder); classify: the negation task; "
+                            "charlm: a character language model on the shipped corpus (default: reverse)")
+    train.add_argument("--backend", default="numpy", choices=backends, help="array backend (default: numpy)")
+    train.add_argument("--steps", type=_positive_int, help="optimizer steps (task default)")
+    train.add_argument("--batch-size", type=_positive_int)
+    train.add_argument("--d-model", type=_positive_int)
+    train.add_argument("--heads", type=_positive_int)
+    train.add_argument("--layers", type=_positive_int, help="layers of the encoder and of the decoder")
+    train.add_argument("--d-ff", type=_positive_int)
+    train.add_argument("--lr", type=float, help="the peak learning rate (reached after the warm-up)")
+    train.add_argument("--warmup", type=_positive_int, help="warm-up steps")
+    train.add_argument("--dropout", type=float)
+    train.add_argument("--label-smoothing", type=float)
+    train.add_argument("--eval-every", type=_positive_int, help="steps between evaluations on the validation split")
+    train.add_argument("--target", type=float, help="stop once the validation accuracy (loss for charlm) reaches it")
+    train.add_argument("--patience", type=_positive_int, help="stop after this many evaluations without improvement")
+    train.add_argument("--seed", type=int, help="seed of the data, the initial weights and the batch order (0)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--out", default="train-output", help="folder for the results (default: train-output)")
+    train.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
+    train.add_argument("--no-pictures", action="store_true", help="skip the PNG files (curves, attention maps)")
+    train.add_argument("--seed-config", nargs="?", const="cpu", choices=["cpu", "document"], default=None,
+                       help="with --task classify: the document's section 5 classifier; 'cpu' (the default) is a "
+                            "smaller version, 'document' the full one (Embedding 10000x512, 8 heads, d_ff 2048)")
+    train.add_argument("--blas-threads", type=int, default=1, help=threads_help)
+    train.set_defaults(run=_train)
+
+    evaluate = sub.add_parser("evaluate", help="measure a checkpoint written by `train` on its held-out data")
+    evaluate.add_argument("checkpoint", help="a checkpoint.npz written by `minitransformer train`")
+    evaluate.add_argument("--backend", default="numpy", choices=backends)
+    evaluate.add_argument("--blas-threads", type=int, default=1, help=threads_help)
+    evaluate.set_defaults(run=_evaluate)
+
+    gen = sub.add_parser("generate", help="run a checkpoint on your own input",
+                         description="seq2seq tasks: --input '3 1 4 1 5' gives the output sequence; classify: "
+                                     "--input 'the film was not bad' gives the label; charlm: --prompt 'The ' "
+                                     "continues the text.")
+    gen.add_argument("checkpoint")
+    what = gen.add_mutually_exclusive_group()
+    what.add_argument("--prompt", help="text to continue (charlm)")
+    what.add_argument("--input", help="digits (seq2seq tasks) or a review (classify)")
+    gen.add_argument("--backend", default="numpy", choices=backends)
+    gen.add_argument("--beam", type=_positive_int, default=1, help="beam size for seq2seq (1: greedy)")
+    gen.add_argument("--max-new-tokens", type=_positive_int, default=200, help="characters to generate (charlm)")
+    gen.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (charlm; 0: greedy)")
+    gen.add_argument("--top-k", type=_positive_int, default=10, help="sample from the k likeliest (charlm)")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the sampling (charlm)")
+    gen.set_defaults(run=_generate)
     return parser
 
 

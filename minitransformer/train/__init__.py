@@ -1,0 +1,14 @@
+"""Layer 7: training: the loop, metrics, checkpoints, decoding, and ready-made task setups."""
+
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from .decoding import beam_search, generate, greedy_decode, length_penalty
+from .metrics import RunningMean, binary_accuracy, exact_match, perplexity, strip_after_eos, token_accuracy
+from .threads import get_blas_threads, set_blas_threads
+from .trainer import Trainer, TrainingDiverged
+
+__all__ = [
+    "Checkpoint", "CheckpointError", "save_checkpoint", "read_checkpoint", "load_checkpoint",
+    "greedy_decode", "beam_search", "generate", "length_penalty",
+    "RunningMean", "token_accuracy", "binary_accuracy", "exact_match", "strip_after_eos", "perplexity",
+    "Trainer", "TrainingDiverged", "set_blas_threads", "get_blas_threads",
+]

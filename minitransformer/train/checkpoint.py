@@ -1,0 +1,419 @@
+r"""Checkpoints: everything a run needs to continue, in one ``.npz`` file read without pickle.
+
+One file holds
+
+* the model's weights (``model.state_dict()``: NumPy arrays, whatever backend trained them, so a
+  checkpoint written on a GPU loads on a CPU), its class name and its ``config``;
+* the optimizer's state (Adam's moments ...) and the learning-rate schedule's position;
+* the step, the random generator's state, the data position and the metrics history, so that a
+  resumed run computes exactly the losses the uninterrupted one would have;
+* the tokenizer (as :meth:`~minitransformer.data.Tokenizer.to_dict` data), so the file alone can
+  turn text into ids and back.
+
+Layout inside the ``.npz`` (a zip of ``.npy`` arrays)::
+
+    __meta__          uint8   UTF-8 JSON: format, version, model type, config, step, rng state,
+                              tokenizer, history, ...; every array in it replaced by {"__array__": key}
+    __checksum__      uint8   hex SHA-256 of __meta__ and of every array (name, dtype, shape, bytes)
+    model/<name>              one array per entry of model.state_dict()
+    optimizer/state/<i>/<k>   the optimizer's arrays (its nested dict, flattened into keys)
+
+The file is written atomically: to a temporary file in the same folder, flushed to disk
+(``fsync``), then renamed over the target with :func:`os.replace`. A crash mid-write leaves the
+old checkpoint as it was. Reading checks the format, the version and the checksum before anything
+is loaded; a damaged, truncated or mismatched file is refused with a :class:`CheckpointError`
+that says what is wrong.
+
+>>> import tempfile, os
+>>> from minitransformer import nn
+>>> model = nn.Linear(3, 2)
+>>> path = os.path.join(tempfile.mkdtemp(), "linear.npz")
+>>> _ = save_checkpoint(path, model, step=7)
+>>> ckpt = load_checkpoint(path, nn.Linear(3, 2))
+>>> ckpt.step, ckpt.model_type, sorted(ckpt.model_state)
+(7, 'Linear', ['bias', 'weight'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np  # checkpoints live on the host: NumPy arrays in, NumPy arrays out, no arithmetic
+
+from .. import backend as _backend
+from ..nn.module import StateDictError
+
+__all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "read_checkpoint", "load_checkpoint", "FORMAT",
+           "VERSION"]
+
+#: what ``__meta__["format"]`` says in every checkpoint this module writes
+FORMAT = "minitransformer-checkpoint"
+#: the layout's version; a file of another version is refused rather than misread
+VERSION = 1
+
+_META, _CHECKSUM = "__meta__", "__checksum__"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: unreadable, damaged, of another format, or not fitting the model."""
+
+
+@dataclass
+class Checkpoint:
+    """The contents of a checkpoint file, as plain data (NumPy arrays and Python values).
+
+    Attributes
+    ----------
+    path : str
+    version : int
+    model_type : str
+        The model's class name (``"Transformer"``, ``"DecoderOnlyLM"``, ...).
+    config : dict or None
+        The model's ``config`` (the keyword arguments that rebuild it), if it has one.
+    model_state : dict of str to numpy.ndarray
+        ``model.state_dict()``.
+    optimizer_state : dict or None
+        ``optimizer.state_dict()`` (arrays as NumPy, numbers as Python numbers).
+    optimizer_type : str or None
+        The optimizer's class name (``"Adam"``).
+    schedule_state : dict or None
+        ``schedule.state_dict()``.
+    schedule_type : str or None
+        The schedule's class name (``"WarmupSchedule"``).
+    step : int
+        Optimizer steps taken.
+    rng_state : dict or None
+        The backend generator's state (``Backend.get_rng_state()``); None where it cannot be saved (CuPy).
+    tokenizer : dict or None
+        ``tokenizer.to_dict()``.
+    history : dict of str to list
+        The metrics history.
+    trainer_state : dict
+        Where the trainer stood: data position, early-stopping counters.
+    extra : dict
+        Anything else JSON-able the caller saved (the task's name and settings, ...).
+    """
+
+    path: str
+    version: int
+    model_type: str
+    config: dict | None
+    model_state: dict
+    optimizer_state: dict | None = None
+    optimizer_type: str | None = None
+    schedule_state: dict | None = None
+    schedule_type: str | None = None
+    step: int = 0
+    rng_state: dict | None = None
+    tokenizer: dict | None = None
+    history: dict = field(default_factory=dict)
+    trainer_state: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------ writing
+def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, rng_state="current", tokenizer=None,
+                    history=None, trainer_state=None, extra=None, config=None) -> Path:
+    """Write ``model`` (and whatever else is given) to ``path`` as one checkpoint, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.npz`` file to write (its folder is created); an existing file is replaced only once
+        the new one is complete on disk.
+    model : Module
+        Its ``state_dict()``, class name and ``config`` attribute (if any) are saved.
+    optimizer : Optimizer, optional
+    schedule : LRScheduler, optional
+    step : int
+    rng_state : dict, "current" or None
+        ``"current"``: the current backend's generator state (None on CuPy, which cannot export it).
+    tokenizer : Tokenizer or dict, optional
+    history : dict of str to list, optional
+    trainer_state, extra : dict, optional
+        JSON-able data (numbers, strings, lists, dicts; NumPy arrays are stored as arrays).
+    config : dict, optional
+        The model's configuration; by default ``model.config`` if the model has one.
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
+    path = Path(path)
+    if rng_state == "current":
+        try:
+            rng_state = _backend.current().get_rng_state()
+        except _backend.BackendError:
+            rng_state = None  # CuPy cannot export its generator; a resumed run then reseeds
+    if config is None:
+        config = getattr(model, "config", None)
+    if tokenizer is not None and hasattr(tokenizer, "to_dict"):
+        tokenizer = tokenizer.to_dict()
+    arrays: dict[str, np.ndarray] = {}
+    model_state = model.state_dict()
+    for name, value in model_state.items():
+        arrays[f"model/{name}"] = _check_array(f"model/{name}", value)
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_type": type(model).__name__,
+        "config": _flatten("config", config, arrays),
+        "model_keys": list(model_state),
+        "step": int(step),
+        "rng_state": _flatten("rng_state", rng_state, arrays),
+        "tokenizer": _flatten("tokenizer", tokenizer, arrays),
+        "optimizer": _flatten("optimizer", None if optimizer is None else optimizer.state_dict(), arrays),
+        "optimizer_type": None if optimizer is None else type(optimizer).__name__,
+        "schedule": _flatten("schedule", None if schedule is None else schedule.state_dict(), arrays),
+        "schedule_type": None if schedule is None else type(schedule).__name__,
+        "history": _flatten("history", history or {}, arrays),
+        "trainer": _flatten("trainer", trainer_state or {}, arrays),
+        "extra": _flatten("extra", extra or {}, arrays),
+    }
+    meta_bytes = json.dumps(meta, allow_nan=True, sort_keys=True).encode("utf-8")
+    arrays[_META] = np.frombuffer(meta_bytes, dtype=np.uint8)
+    arrays[_CHECKSUM] = np.frombuffer(_checksum(arrays).encode("ascii"), dtype=np.uint8)
+    _write_atomically(path, arrays)
+    return path
+
+
+def _check_array(key: str, value) -> np.ndarray:
+    value = np.asarray(value)
+    if value.dtype.kind not in "biuf":  # anything else would need pickle to read back
+        raise CheckpointError(f"save_checkpoint: {key!r} holds dtype {value.dtype}; only numbers can be saved")
+    return np.ascontiguousarray(value)
+
+
+def _flatten(prefix: str, value, arrays: dict):
+    """``value`` as JSON data; each NumPy array inside goes to ``arrays[prefix/...]`` and leaves a reference.
+
+    A nested dict such as an optimizer's ``{"state": {0: {"m": array}}}`` becomes the JSON
+    ``{"state": {"0": {"m": {"__array__": "optimizer/state/0/m"}}}}`` plus the array under that key.
+    """
+    if isinstance(value, np.ndarray):
+        arrays[prefix] = _check_array(prefix, value)
+        return {"__array__": prefix}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str | int) or isinstance(k, bool):
+                raise CheckpointError(f"save_checkpoint: key {k!r} under {prefix!r} is not a string or an integer")
+            out[str(k)] = _flatten(f"{prefix}/{k}", v, arrays)
+        return out
+    if isinstance(value, list | tuple):
+        return [_flatten(f"{prefix}/{i}", v, arrays) for i, v in enumerate(value)]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value
+    if hasattr(value, "shape") and _backend._backend_name_of(value) is not None:  # a device array
+        return _flatten(prefix, _backend.get(_backend._backend_name_of(value)).to_host(value), arrays)
+    raise CheckpointError(
+        f"save_checkpoint: {prefix!r} is a {type(value).__name__}; a checkpoint holds numbers, strings, lists, "
+        "dicts and NumPy arrays only (no pickle)"
+    )
+
+
+def _checksum(arrays: dict) -> str:
+    """SHA-256 over every entry but the checksum itself: name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        if key == _CHECKSUM:
+            continue
+        a = np.ascontiguousarray(arrays[key])
+        h.update(key.encode("utf-8") + b"\0" + a.dtype.str.encode() + b"\0" + repr(a.shape).encode() + b"\0")
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _write_atomically(path: Path, arrays: dict) -> None:
+    """Write to a temporary file beside ``path``, fsync it, rename it over ``path``: all or nothing."""
+    folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        os.replace(tmp, path)  # atomic on POSIX and Windows: readers see the old file or the new one
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable (POSIX; Windows cannot open a folder)
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+# ------------------------------------------------------------------------------------------ reading
+def read_checkpoint(path) -> Checkpoint:
+    """Read and verify a checkpoint file; nothing is loaded into any model.
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, not a ``.npz``, truncated, damaged (checksum), of another format or
+        version, or lacks an array its description names.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {key: z[key] for key in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} cannot be read as a .npz file (truncated or damaged?): {e}"
+        ) from e
+    except Exception as e:  # zlib.error and friends: any failure to read is a damaged file
+        raise CheckpointError(f"checkpoint {str(path)!r} is damaged: {type(e).__name__}: {e}") from e
+    if _META not in arrays or _CHECKSUM not in arrays:
+        raise CheckpointError(
+            f"{str(path)!r} is a .npz file but not a minitransformer checkpoint (it has no {_META}/{_CHECKSUM} "
+            f"entries; its arrays are {sorted(arrays)[:8]})"
+        )
+    try:
+        meta = json.loads(arrays[_META].tobytes().decode("utf-8"))
+        stored = arrays[_CHECKSUM].tobytes().decode("ascii")
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"checkpoint {str(path)!r}: its description cannot be decoded ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{str(path)!r} is not a minitransformer checkpoint (format {found!r})")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format version {meta.get('version')!r}; this minitransformer reads "
+            f"version {VERSION}"
+        )
+    actual = _checksum(arrays)
+    if actual != stored:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is damaged: its checksum does not match its contents "
+            f"(stored sha256 {stored[:12]}..., computed {actual[:12]}...)"
+        )
+    missing = [k for k in meta.get("model_keys", []) if f"model/{k}" not in arrays]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks the model arrays {missing}")
+
+    def unflatten(value):
+        if isinstance(value, dict):
+            if set(value) == {"__array__"}:
+                key = value["__array__"]
+                if key not in arrays:
+                    raise CheckpointError(f"checkpoint {str(path)!r} lacks the array {key!r} its description names")
+                return arrays[key]
+            return {k: unflatten(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [unflatten(v) for v in value]
+        return value
+
+    return Checkpoint(
+        path=str(path),
+        version=meta["version"],
+        model_type=meta.get("model_type"),
+        config=unflatten(meta.get("config")),
+        model_state={k: arrays[f"model/{k}"] for k in meta.get("model_keys", [])},
+        optimizer_state=unflatten(meta.get("optimizer")),
+        optimizer_type=meta.get("optimizer_type"),
+        schedule_state=unflatten(meta.get("schedule")),
+        schedule_type=meta.get("schedule_type"),
+        step=int(meta.get("step", 0)),
+        rng_state=unflatten(meta.get("rng_state")),
+        tokenizer=unflatten(meta.get("tokenizer")),
+        history=unflatten(meta.get("history") or {}),
+        trainer_state=unflatten(meta.get("trainer") or {}),
+        extra=unflatten(meta.get("extra") or {}),
+    )
+
+
+def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: bool = False) -> Checkpoint:
+    """Read a checkpoint and load it into ``model`` (and ``optimizer``, ``schedule``): all of it, or nothing.
+
+    The model must be of the saved class, with the saved ``config`` (if both have one) and the saved
+    shapes; otherwise a :class:`CheckpointError` names the difference and the model is unchanged.
+    If the optimizer's state does not fit, the model's weights are put back as they were.
+
+    Parameters
+    ----------
+    path : str or Path
+    model : Module
+    optimizer : Optimizer, optional
+        Restored if given (the checkpoint must hold an optimizer state of the same class).
+    schedule : LRScheduler, optional
+    restore_rng : bool
+        Also restore the current backend's random generator (to resume a run exactly).
+
+    Returns
+    -------
+    Checkpoint
+        What the file holds (step, history, tokenizer, ...).
+    """
+    ckpt = read_checkpoint(path)
+    where = f"checkpoint {str(path)!r}"
+    if ckpt.model_type != type(model).__name__:
+        raise CheckpointError(f"{where} holds a {ckpt.model_type}, not a {type(model).__name__}")
+    own = getattr(model, "config", None)
+    if isinstance(own, dict) and isinstance(ckpt.config, dict):
+        differ = [f"{k}: checkpoint {ckpt.config.get(k)!r}, model {own.get(k)!r}"
+                  for k in sorted(set(own) | set(ckpt.config)) if not _same(own.get(k), ckpt.config.get(k))]
+        if differ:
+            raise CheckpointError(
+                f"{where} was saved from a {ckpt.model_type} with another config: " + "; ".join(differ)
+            )
+    if optimizer is not None:
+        if ckpt.optimizer_state is None:
+            raise CheckpointError(f"{where} holds no optimizer state")
+        if ckpt.optimizer_type != type(optimizer).__name__:
+            raise CheckpointError(
+                f"{where} holds the state of a {ckpt.optimizer_type}, not a {type(optimizer).__name__}"
+            )
+    if schedule is not None:
+        if ckpt.schedule_state is None:
+            raise CheckpointError(f"{where} holds no learning-rate schedule state")
+        if ckpt.schedule_type != type(schedule).__name__:
+            raise CheckpointError(f"{where} holds the state of a {ckpt.schedule_type}, not a {type(schedule).__name__}")
+    before = model.state_dict()
+    try:
+        model.load_state_dict(ckpt.model_state)
+    except StateDictError as e:
+        raise CheckpointError(f"{where} does not fit this {type(model).__name__}: {e}") from e
+    try:
+        if optimizer is not None:
+            optimizer.load_state_dict(ckpt.optimizer_state)
+        if schedule is not None:
+            schedule.load_state_dict(ckpt.schedule_state)
+        if restore_rng and ckpt.rng_state is not None:
+            _backend.current().set_rng_state(ckpt.rng_state)
+    except (ValueError, TypeError, KeyError, _backend.BackendError) as e:
+        model.load_state_dict(before)  # all or nothing
+        raise CheckpointError(f"{where}: its optimizer/schedule state does not fit: {e}") from e
+    return ckpt
+
+
+def _same(a, b) -> bool:
+    """Config values equal after a JSON round trip (tuples come back as lists, ints may come back as floats)."""
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b

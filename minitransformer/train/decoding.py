@@ -1,0 +1,343 @@
+r"""Decoding: turning a trained model's next-token scores into whole sequences.
+
+A Transformer's decoder scores the next token given the tokens so far; generating means calling it
+again and again, one new position at a time (autoregressive decoding, paper section 3: "consuming
+the previously generated symbols as additional input when generating the next").
+
+===============================  ===================================================================
+:func:`greedy_decode`            encoder-decoder: the most likely token at every step
+:func:`beam_search`              encoder-decoder: keep the ``beam_size`` best partial sequences
+                                 (paper 6.1: beam size 4, length penalty :math:`\alpha = 0.6`)
+:func:`generate`                 decoder-only LM: greedy, temperature and top-k sampling
+===============================  ===================================================================
+
+**The key/value cache.** At step :math:`t` the new position's query needs the keys and values of
+positions :math:`0..t`; those of :math:`0..t-1` were computed at earlier steps and have not
+changed (the causal mask keeps an old position from seeing a new one). With ``use_cache=True`` each
+attention layer keeps them (:class:`~minitransformer.nn.KVCache`) and a step runs the decoder on
+the one new position: :math:`O(t)` work per step instead of :math:`O(t^2)`. ``use_cache=False``
+runs the whole prefix every step; both give the same tokens (a test checks it).
+
+Everything is computed with the model's backend (``xp``), the sampling noise included, so the same
+code decodes on NumPy, CuPy and array-api-strict. The only host reads are one boolean per step
+(has every sequence ended?).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import functional as F
+from ..autograd import Tensor, no_grad
+from ..backend import dtype_name
+from ..data.tokenizers import BOS, EOS, PAD
+
+__all__ = ["greedy_decode", "beam_search", "generate", "length_penalty"]
+
+
+def _ids(op: str, ids, like) -> Tensor:
+    """Token ids as an int64 ``(batch, seq)`` Tensor on the model's backend (a 1-D input becomes batch 1)."""
+    t = ids if isinstance(ids, Tensor) else Tensor(ids, dtype="int64", backend=like.backend)
+    if t.ndim == 1:
+        t = t.reshape(1, t.shape[0])
+    if t.ndim != 2 or t.shape[1] == 0:
+        raise ValueError(f"{op}: expected token ids of shape (batch, seq) with seq >= 1, got {t.shape}")
+    return t
+
+
+def _first_param(model):
+    p = next(iter(model.parameters()), None)
+    if p is None:
+        raise ValueError(f"decoding: {type(model).__name__} has no parameters")
+    return p
+
+
+def _max_steps(op: str, max_len, default: int, model) -> int:
+    steps = default if max_len is None else max_len
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"{op}: max_len must be a positive int, got {max_len!r}")
+    if steps > model.max_len:  # the decoder reads <bos> and all generated tokens but the last: `steps` positions
+        raise ValueError(f"{op}: max_len={steps} needs {steps} decoder positions, the model has max_len="
+                         f"{model.max_len}")
+    return steps
+
+
+class _EvalMode:
+    """Evaluation mode and no graph while decoding; the model's mode is restored afterwards."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        self.model.eval()
+        self.no_grad = no_grad()
+        self.no_grad.__enter__()
+
+    def __exit__(self, *exc):
+        self.no_grad.__exit__(*exc)
+        self.model.train(self.was_training)
+
+
+def _encode(model, op, src, src_mask, pad_id):
+    src = _ids(op, src, _first_param(model))
+    if src_mask is None:
+        src_mask = F.padding_mask(src, pad_id)  # (B, 1, 1, S): real source tokens
+    return src, src_mask, model.encode(src, src_mask)
+
+
+# ------------------------------------------------------------------ encoder-decoder
+def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id: int = BOS, eos_id: int = EOS,
+                  pad_id: int = PAD, use_cache: bool = True) -> Tensor:
+    r"""Decode by taking the most likely token at every step: :math:`y_t = \arg\max_v p(v \mid y_{<t}, x)`.
+
+    Parameters
+    ----------
+    model : Transformer
+        With ``encode(src, src_mask)``, ``decode(tgt_in, memory, src_mask, tgt_mask, cache)``, ``new_cache()``.
+    src : Tensor or array_like
+        Source ids ``(batch, S)`` (padded with ``pad_id``) or one sequence ``(S,)``.
+    src_mask : Tensor, optional
+        ``(batch, 1, 1, S)``; by default from the padding.
+    max_len : int, optional
+        Most tokens to generate (``<eos>`` included); by default ``S + 10``.
+    bos_id, eos_id, pad_id : int
+    use_cache : bool
+        Decode one new position per step with the key/value cache (True) or run the whole prefix.
+
+    Returns
+    -------
+    Tensor
+        ``(batch, T)`` int64, the generated tokens without ``<bos>``; each row ends at its ``<eos>``,
+        padded with ``pad_id`` after it. ``T <= max_len``.
+    """
+    op = "greedy_decode"
+    with _EvalMode(model):
+        src, src_mask, memory = _encode(model, op, src, src_mask, pad_id)
+        steps = _max_steps(op, max_len, min(src.shape[1] + 10, model.max_len), model)
+        be = memory.backend
+        xp = be.xp
+        B = src.shape[0]
+        ys = xp.full((B, 1), bos_id, dtype=xp.int64)  # (B, 1): <bos>
+        done = xp.zeros((B,), dtype=xp.bool)
+        cache = model.new_cache() if use_cache else None
+        for _ in range(steps):
+            new = ys[:, -1:] if use_cache else ys  # with a cache only the newest position goes in
+            logits = model.decode(Tensor(new, backend=be), memory, src_mask, None, cache)  # (B, t, V)
+            token = xp.argmax(logits.data[:, -1, :], axis=-1)  # (B,)
+            token = xp.where(done, xp.asarray(pad_id, dtype=token.dtype), token)
+            done = done | (token == eos_id)
+            ys = xp.concat([ys, xp.reshape(token, (B, 1))], axis=1)
+            if bool(xp.all(done)):  # the one host read per step
+                break
+        return Tensor(ys[:, 1:], backend=be)
+
+
+def length_penalty(length, alpha: float):
+    r"""The length penalty of Wu et al. 2016 (GNMT, eq. 14), used by the Transformer paper (6.1, :math:`\alpha = 0.6`).
+
+    .. math:: lp(Y) = \frac{(5 + |Y|)^\alpha}{(5 + 1)^\alpha}
+
+    A hypothesis is ranked by :math:`\log P(Y \mid X) / lp(Y)`: without it, every extra token adds
+    a negative log-probability and beam search prefers short outputs. :math:`\alpha = 0` turns it off.
+
+    >>> length_penalty(1, 0.6), round(length_penalty(7, 0.6), 4)    # ((5 + 7) / 6)^0.6 = 2^0.6
+    (1.0, 1.5157)
+    """
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | None = None, alpha: float = 0.0,
+                bos_id: int = BOS, eos_id: int = EOS, pad_id: int = PAD, use_cache: bool = True,
+                return_scores: bool = False):
+    r"""Beam search: keep the ``beam_size`` most likely partial outputs, extend each by every token, keep the best.
+
+    With :math:`k` = ``beam_size``, each source keeps :math:`k` hypotheses :math:`Y` with scores
+    :math:`s(Y) = \log P(Y \mid X) = \sum_t \log p(y_t \mid y_{<t}, X)`. A step scores all
+    :math:`k \times V` one-token extensions :math:`s(Y) + \log p(v \mid Y, X)` and keeps the top
+    :math:`k`. A hypothesis that has produced ``<eos>`` stays as it is (it extends only by padding,
+    at no cost). At the end the hypothesis with the best :math:`s(Y) / lp(Y)` wins
+    (:func:`length_penalty`, ``alpha``; its length counts the ``<eos>``). With ``beam_size=1``
+    this is exactly :func:`greedy_decode`.
+
+    The :math:`k` hypotheses of all sources run as one batch of :math:`B k` rows; after each step
+    the rows (and their key/value caches) are reordered to follow the hypotheses that survived.
+
+    Parameters
+    ----------
+    model, src, src_mask, max_len, bos_id, eos_id, pad_id, use_cache
+        As :func:`greedy_decode`.
+    beam_size : int
+        :math:`k` (the paper uses 4).
+    alpha : float
+        The length penalty's :math:`\alpha` (the paper uses 0.6; 0 ranks by :math:`\log P` alone).
+    return_scores : bool
+        Also return each winner's :math:`\log P(Y \mid X)`, ``(batch,)``.
+
+    Returns
+    -------
+    Tensor
+        ``(batch, T)`` int64 as :func:`greedy_decode`; with ``return_scores``, ``(tokens, scores)``.
+    """
+    op = "beam_search"
+    if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+        raise ValueError(f"{op}: beam_size must be a positive int, got {beam_size!r}")
+    if not isinstance(alpha, int | float) or alpha < 0:
+        raise ValueError(f"{op}: alpha must be a number >= 0, got {alpha!r}")
+    k = beam_size
+    with _EvalMode(model):
+        src, src_mask, memory = _encode(model, op, src, src_mask, pad_id)
+        steps = _max_steps(op, max_len, min(src.shape[1] + 10, model.max_len), model)
+        be = memory.backend
+        xp = be.xp
+        B = src.shape[0]
+        rows = xp.reshape(xp.broadcast_to(xp.reshape(xp.arange(B), (B, 1)), (B, k)), (B * k,))  # source of each row
+        memory = Tensor(xp.take(memory.data, rows, axis=0), backend=be)  # (B k, S, d_model)
+        src_mask = Tensor(xp.take(src_mask.data, rows, axis=0), backend=be)
+        ys = xp.full((B * k, 1), bos_id, dtype=xp.int64)
+        done = xp.zeros((B * k,), dtype=xp.bool)
+        lengths = xp.zeros((B * k,), dtype=xp.float32)  # tokens so far, <eos> included
+        # only the first hypothesis is alive at the start: the others would repeat it
+        alive = xp.where(xp.arange(k) == 0, xp.zeros((k,), dtype=xp.float32), xp.full((k,), -math.inf,
+                                                                                        dtype=xp.float32))
+        scores = xp.reshape(xp.broadcast_to(alive, (B, k)), (B * k,))
+        cache = model.new_cache() if use_cache else None
+        for _ in range(steps):
+            new = ys[:, -1:] if use_cache else ys
+            logits = model.decode(Tensor(new, backend=be), memory, src_mask, None, cache)  # (B k, t, V)
+            logp = F.log_softmax(logits[:, -1, :], axis=-1).data  # (B k, V)
+            V = logp.shape[-1]
+            # an ended hypothesis extends only by <pad>, at log-probability 0: its score stays
+            pad_only = xp.where(xp.arange(V) == pad_id, xp.zeros((V,), dtype=logp.dtype),
+                                xp.full((V,), -math.inf, dtype=logp.dtype))
+            logp = xp.where(xp.reshape(done, (B * k, 1)), pad_only, logp)
+            candidates = xp.reshape(xp.reshape(scores, (B * k, 1)) + logp, (B, k * V))  # (B, k V)
+            best = xp.argsort(candidates, axis=-1, descending=True, stable=True)[:, :k]  # (B, k): ties -> first
+            flat = xp.reshape(best + xp.reshape(xp.arange(B) * (k * V), (B, 1)), (B * k,))
+            scores = xp.take(xp.reshape(candidates, (B * k * V,)), flat, axis=0)  # (B k)
+            parent = xp.reshape(xp.reshape(xp.arange(B) * k, (B, 1)) + best // V, (B * k,))  # row it extends
+            token = xp.reshape(best % V, (B * k,))
+            ys = xp.concat([xp.take(ys, parent, axis=0), xp.reshape(token, (B * k, 1))], axis=1)
+            was_done = xp.take(done, parent, axis=0)
+            lengths = xp.take(lengths, parent, axis=0) + xp.astype(~was_done, xp.float32)
+            done = was_done | (token == eos_id)
+            if cache is not None:
+                _reorder(cache, parent)
+            if bool(xp.all(done)):
+                break
+        # the winner of each source: the best length-normalised score s(Y) / lp(Y)
+        normalised = xp.reshape(scores / length_penalty(lengths, float(alpha)), (B, k))
+        winner = xp.argsort(normalised, axis=-1, descending=True, stable=True)[:, 0] + xp.arange(B) * k  # (B,)
+        tokens = Tensor(xp.take(ys, winner, axis=0)[:, 1:], backend=be)
+        if return_scores:
+            return tokens, Tensor(xp.take(scores, winner, axis=0), backend=be)
+        return tokens
+
+
+def _reorder(cache: list, parent) -> None:
+    """Make every self-attention cache follow the surviving hypotheses: row ``i`` takes row ``parent[i]``.
+
+    The cross-attention caches hold the encoder's output, the same for all hypotheses of a source,
+    and hypotheses never move between sources, so they stay as they are.
+    """
+    for layer in cache:
+        kv = layer["self_attn"]
+        if kv.K is not None:
+            xp = kv.K.backend.xp
+            kv.K = Tensor(xp.take(kv.K.data, parent, axis=0), backend=kv.K.backend)
+            kv.V = Tensor(xp.take(kv.V.data, parent, axis=0), backend=kv.V.backend)
+
+
+# ------------------------------------------------------------------ decoder-only language model
+def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+             eos_id: int | None = None, use_cache: bool = True) -> Tensor:
+    r"""Continue ``prompt`` with a language model, one token at a time.
+
+    Each new token is drawn from :math:`p(v) = \mathrm{softmax}(z / T)_v` over the last position's
+    logits :math:`z`, with temperature :math:`T` (``temperature``): :math:`T < 1` sharpens the
+    distribution, :math:`T > 1` flattens it, and ``temperature=0`` takes the arg-max (greedy).
+    ``top_k`` keeps only the :math:`k` largest logits (the rest get probability 0) before drawing.
+
+    The draw is the Gumbel-max trick, :math:`v = \arg\max_v (z_v / T + g_v)` with
+    :math:`g_v = -\log(-\log u_v)`, :math:`u_v \sim U(0, 1)`, which samples exactly from
+    :math:`\mathrm{softmax}(z / T)`: only an arg-max and the backend's seeded uniform numbers
+    (``mt.manual_seed`` makes it repeatable), so it runs on every backend.
+
+    The context is at most ``model.max_len`` positions (the rows of its positional encoding). When
+    the text reaches it, decoding starts again from the last ``max_len // 2`` tokens (the cache is
+    refilled from them); the uncached path uses the same windows, so both give the same tokens.
+
+    Parameters
+    ----------
+    model : DecoderOnlyLM
+        ``model(ids, cache=...)`` -> logits ``(batch, T, vocab)``; ``new_cache()``; ``max_len``.
+    prompt : Tensor or array_like
+        ``(batch, P)`` or ``(P,)`` token ids, ``P >= 1``.
+    max_new_tokens : int
+    temperature : float
+        >= 0; 0 is greedy.
+    top_k : int, optional
+    eos_id : int, optional
+        Stop a row at this token (later positions are filled with it); None: always ``max_new_tokens``.
+    use_cache : bool
+
+    Returns
+    -------
+    Tensor
+        ``(batch, P + max_new_tokens)`` int64 (or shorter when every row has produced ``eos_id``): the
+        prompt followed by the new tokens.
+    """
+    op = "generate"
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"{op}: max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    if not isinstance(temperature, int | float) or temperature < 0 or temperature != temperature:
+        raise ValueError(f"{op}: temperature must be a number >= 0 (0 = greedy), got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"{op}: top_k must be a positive int or None, got {top_k!r}")
+    with _EvalMode(model):
+        ids = _ids(op, prompt, _first_param(model))
+        be = ids.backend
+        xp = be.xp
+        B, window = ids.shape[0], model.max_len
+        seq = ids.data
+        if seq.shape[1] > window:
+            raise ValueError(f"{op}: the prompt has {seq.shape[1]} tokens, more than the model's max_len={window}")
+        done = xp.zeros((B,), dtype=xp.bool)
+        start = 0  # the context is seq[:, start:]
+        cache, fed = None, 0  # with a cache: seq[:, start:start + fed] are in it
+        for _ in range(max_new_tokens):
+            if seq.shape[1] - start >= window:  # context full: keep the last half
+                start = seq.shape[1] - window // 2
+                cache = None
+            if not use_cache:
+                logits = model(Tensor(seq[:, start:], backend=be))
+            else:
+                if cache is None:
+                    cache, fed = model.new_cache(), 0
+                logits = model(Tensor(seq[:, start + fed:], backend=be), cache=cache)
+                fed = seq.shape[1] - start
+            z = logits.data[:, -1, :]  # (B, V) the next token's logits
+            token = _pick(be, z, temperature, top_k)
+            if eos_id is not None:
+                token = xp.where(done, xp.asarray(eos_id, dtype=token.dtype), token)
+                done = done | (token == eos_id)
+            seq = xp.concat([seq, xp.reshape(token, (B, 1))], axis=1)
+            if eos_id is not None and bool(xp.all(done)):
+                break
+        return Tensor(seq, backend=be)
+
+
+def _pick(be, z, temperature: float, top_k: int | None):
+    """The next token of each row from logits ``z`` ``(B, V)``: arg-max, or a Gumbel-max draw from softmax(z/T)."""
+    xp = be.xp
+    if top_k is not None and top_k < z.shape[-1]:
+        kth = xp.sort(z, axis=-1, descending=True)[:, top_k - 1 : top_k]  # (B, 1): the k-th largest logit
+        z = xp.where(z < kth, xp.asarray(-math.inf, dtype=z.dtype), z)
+    if temperature == 0:
+        return xp.argmax(z, axis=-1)
+    u = be.uniform(tuple(z.shape), dtype=dtype_name(z.dtype))  # U[0, 1)
+    tiny = 1e-12
+    u = xp.clip(u, tiny, 1.0 - 1e-7)  # keep log(u) and log(-log u) finite
+    g = -xp.log(-xp.log(u))  # Gumbel(0, 1) noise
+    return xp.argmax(z / float(temperature) + g, axis=-1)
+

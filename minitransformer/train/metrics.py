@@ -1,0 +1,199 @@
+r"""Metrics: how often the model is right, computed where the arrays live, read on the host only when logged.
+
+===============================  ===================================================================
+:func:`token_accuracy`           share of (non-padding) positions whose arg-max is the target
+:func:`binary_accuracy`          share of texts whose logit has the label's sign (:math:`z > 0 \iff y = 1`)
+:func:`exact_match`              share of generated sequences equal to their target, token for token
+:func:`perplexity`               :math:`e^{\text{mean cross-entropy}}`
+:class:`RunningMean`             a mean accumulated as a backend array, converted to a number at ``compute()``
+===============================  ===================================================================
+
+A GPU computes asynchronously: ``loss.item()`` after every step would make the host wait for the
+device each time. The device-side metrics here return 0-d Tensors, and :class:`RunningMean` adds
+them up on the device; the one transfer happens when a value is logged.
+
+>>> import minitransformer as mt
+>>> logits = mt.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 0.0]]])      # (batch 1, T 3, C 2)
+>>> token_accuracy(logits, mt.tensor([[0, 0, 0]]), ignore_index=None).item()   # arg-max 0, 1, 0
+0.6666666865348816
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np  # host-side comparison of generated id lists
+
+from ..autograd import Tensor
+from ..data.tokenizers import EOS, PAD
+
+__all__ = ["token_accuracy", "binary_accuracy", "exact_match", "strip_after_eos", "perplexity", "RunningMean"]
+
+
+def _array_of(op: str, x, like: Tensor):
+    if isinstance(x, Tensor):
+        if x.backend is not like.backend:
+            raise ValueError(f"{op}: the targets are on backend {x.backend.name}, the logits on {like.backend.name}")
+        return x.data
+    return like.backend.asarray(np.asarray(x))
+
+
+def token_accuracy(logits: Tensor, targets, ignore_index: int | None = PAD) -> Tensor:
+    r"""Share of positions where the most likely class is the target, padding left out.
+
+    .. math:: \text{acc} = \frac{\sum_{n \in \text{kept}} [\arg\max_c z_{n,c} = y_n]}{|\text{kept}|}
+
+    Parameters
+    ----------
+    logits : Tensor
+        ``(..., C)``.
+    targets : Tensor or array_like
+        ``(...)`` integer classes.
+    ignore_index : int or None
+        Target value to leave out (padding).
+
+    Returns
+    -------
+    Tensor
+        0-d float32 on the logits' backend (0 if every position is ignored).
+    """
+    op = "token_accuracy"
+    y = _array_of(op, targets, logits)
+    if tuple(y.shape) != logits.shape[:-1]:
+        raise ValueError(f"{op}: targets have shape {tuple(y.shape)}, expected {logits.shape[:-1]} for "
+                         f"logits {logits.shape}")
+    xp = logits.backend.xp
+    hit = xp.argmax(logits.data, axis=-1) == y
+    kept = xp.ones(y.shape, dtype=xp.bool) if ignore_index is None else y != ignore_index
+    f32 = xp.float32
+    n = xp.sum(xp.astype(kept, f32))
+    acc = xp.sum(xp.astype(hit & kept, f32)) / xp.maximum(n, xp.asarray(1.0, dtype=f32))
+    return Tensor._wrap(acc, logits.backend)
+
+
+def binary_accuracy(logits: Tensor, labels) -> Tensor:
+    r"""Share of texts classified right by one logit each: predicted 1 where :math:`z > 0` (:math:`\sigma(z) > 1/2`).
+
+    Parameters
+    ----------
+    logits : Tensor
+        ``(B,)`` (or ``(B, 1)``).
+    labels : Tensor or array_like
+        ``(B,)`` 0 or 1.
+
+    Returns
+    -------
+    Tensor
+        0-d float32 on the logits' backend.
+
+    >>> import minitransformer as mt
+    >>> binary_accuracy(mt.tensor([2.0, -1.0, 0.5]), mt.tensor([1, 1, 1])).item()
+    0.6666666865348816
+    """
+    op = "binary_accuracy"
+    y = _array_of(op, labels, logits)
+    z = logits.data
+    if z.ndim == 2 and z.shape[1] == 1:
+        z = z[:, 0]
+    if tuple(z.shape) != tuple(y.shape):
+        raise ValueError(f"{op}: logits have shape {logits.shape}, labels {tuple(y.shape)}; expected (B,) both")
+    xp = logits.backend.xp
+    hit = (z > 0) == (y > 0)
+    return Tensor._wrap(xp.mean(xp.astype(hit, xp.float32)), logits.backend)
+
+
+def strip_after_eos(ids: Sequence[int], eos_id: int = EOS, pad_id: int = PAD) -> list[int]:
+    """The tokens before the first ``<eos>`` (padding dropped): what a generated sequence says.
+
+    >>> strip_after_eos([7, 5, 2, 9, 0])
+    [7, 5]
+    """
+    out = []
+    for t in (ids.tolist() if hasattr(ids, "tolist") else ids):
+        if t == eos_id:
+            break
+        if t != pad_id:
+            out.append(int(t))
+    return out
+
+
+def exact_match(predictions, targets, eos_id: int = EOS, pad_id: int = PAD) -> float:
+    r"""Exact-sequence accuracy: the share of predictions equal to their target, every token, and no extra one.
+
+    .. math:: \text{acc} = \frac{1}{N} \sum_{n} [\hat y_n = y_n]
+
+    Both are cut at their first ``<eos>`` (padding dropped) before comparing, so a prediction that
+    gets all tokens right but does not stop, or stops early, counts as wrong.
+
+    Parameters
+    ----------
+    predictions, targets : sequence of sequences of int (or 2-D arrays / Tensors)
+
+    >>> exact_match([[5, 6, 2, 0], [5, 7, 2]], [[5, 6], [5, 6]])
+    0.5
+    """
+    predictions = predictions.tolist() if hasattr(predictions, "tolist") else list(predictions)
+    targets = targets.tolist() if hasattr(targets, "tolist") else list(targets)
+    if len(predictions) != len(targets):
+        raise ValueError(f"exact_match: {len(predictions)} predictions for {len(targets)} targets")
+    if not targets:
+        raise ValueError("exact_match: no sequences to compare")
+    hits = sum(strip_after_eos(p, eos_id, pad_id) == strip_after_eos(t, eos_id, pad_id)
+               for p, t in zip(predictions, targets))
+    return hits / len(targets)
+
+
+def perplexity(mean_loss: float) -> float:
+    r"""Perplexity :math:`e^{L}` of a mean cross-entropy :math:`L` in nats: the effective number of choices per token.
+
+    >>> round(perplexity(math.log(4)), 6)      # as unsure as a fair 4-sided die
+    4.0
+    """
+    return math.exp(mean_loss) if mean_loss < 700 else math.inf
+
+
+class RunningMean:
+    r"""A weighted mean :math:`\sum_i w_i x_i / \sum_i w_i` whose sum stays a backend array until :meth:`compute`.
+
+    ``add`` takes a 0-d Tensor (a batch's loss) and its weight (tokens in the batch); nothing is
+    copied to the host until ``compute()``, the one synchronisation.
+
+    >>> import minitransformer as mt
+    >>> m = RunningMean()
+    >>> m.add(mt.tensor(2.0), weight=1); m.add(mt.tensor(5.0), weight=2)
+    >>> m.compute()         # (2*1 + 5*2) / 3
+    4.0
+    """
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything added."""
+        self._sum = None
+        self._backend = None
+        self.weight = 0.0
+
+    def add(self, value: Tensor | float, weight: float = 1.0) -> None:
+        """Add ``value`` (a 0-d Tensor, or a number) with ``weight``; no host transfer."""
+        if isinstance(value, Tensor):
+            if value.size != 1:
+                raise ValueError(f"RunningMean.add: expected a one-element tensor, got shape {value.shape}")
+            data = value.data * float(weight)
+            if self._sum is not None:
+                data = self._sum + data  # a device array, or a number added before: the sum moves to the device
+            self._sum, self._backend = data, value.backend
+        else:
+            value = float(value) * float(weight)
+            self._sum = value if self._sum is None else self._sum + value
+        self.weight += float(weight)
+
+    def compute(self) -> float:
+        """The mean as a Python float (NaN if nothing was added): the moment the device is read."""
+        if self._sum is None or self.weight == 0:
+            return math.nan
+        total = self._sum
+        if self._backend is not None:
+            total = self._backend.to_host(total)
+        return float(np.asarray(total, dtype=np.float64).reshape(())) / self.weight

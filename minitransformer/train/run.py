@@ -1,0 +1,217 @@
+"""What ``minitransformer train / evaluate / generate`` do: a task trained end to end, and a checkpoint used.
+
+``train`` builds a task (:mod:`minitransformer.train.tasks`), trains it with a progress bar, prints
+the final metrics on held-out data and writes into ``--out``:
+
+==========================  ==========================================================================
+``checkpoint.npz``          model, optimizer, schedule, step, RNG, tokenizer, history, the task's settings
+``metrics.json``            the final metrics, the settings, steps and wall time
+``curves.png``              loss (train and validation), accuracy, learning rate against the step
+``attention_*.png``         the attention maps of one held-out example, every head of the last layer
+==========================  ==========================================================================
+
+``evaluate CHECKPOINT`` rebuilds the task's held-out data from the settings saved in the checkpoint
+and measures the model again; ``generate CHECKPOINT`` runs it on an input of your own.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np  # host-side parsing of user input and printing
+
+from .. import backend as _backend
+from ..autograd import Tensor
+from . import tasks
+from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from .decoding import beam_search, generate, greedy_decode
+from .metrics import strip_after_eos
+from .threads import set_blas_threads
+from .trainer import Trainer
+
+__all__ = ["train", "evaluate", "generate_from_checkpoint", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "checkpoint.npz"
+
+
+def _print_metrics(metrics: dict) -> None:
+    width = max(len(k) for k in metrics)
+    for name, value in metrics.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        print(f"{name:<{width}}  {shown}")
+
+
+def _monitor(kind: str) -> str:
+    return "val_loss" if kind == "lm" else "val_accuracy"
+
+
+def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_threads: int | None = 1,
+          resume: bool = False, pictures: bool = True, **overrides) -> dict:
+    """Train ``task`` with :data:`~minitransformer.train.tasks.DEFAULTS` changed by ``overrides``; write into ``out``.
+
+    Parameters
+    ----------
+    task : str
+        One of :data:`~minitransformer.train.tasks.TASKS`.
+    out : str or Path
+        The folder for the checkpoint, the metrics and the pictures (created).
+    backend : str
+        ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
+    progress : bool
+        Show the progress bar.
+    blas_threads : int or None
+        Threads for NumPy's BLAS (1 is fastest for these small matrices; None leaves it alone).
+    resume : bool
+        Continue from ``out/checkpoint.npz`` (its settings; ``steps`` may be raised).
+    pictures : bool
+        Draw the curves and attention maps (a few seconds of matplotlib).
+    **overrides
+        Settings of the task (``steps``, ``d_model``, ``lr``, ...); None values are ignored.
+
+    Returns
+    -------
+    dict
+        The final metrics, with ``steps``, ``wall_time_s`` and ``stop_reason``.
+    """
+    out = Path(out)
+    path = out / CHECKPOINT_NAME
+    if blas_threads:
+        set_blas_threads(blas_threads)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    with _backend.use(backend):
+        if resume:
+            saved = read_checkpoint(path).extra
+            if saved.get("task") != task:
+                raise CheckpointError(f"{path} was written by task {saved.get('task')!r}, not {task!r}")
+            overrides = {**saved["settings"], **{k: v for k, v in overrides.items() if k == "steps"}}
+        setup = tasks.build(task, **overrides)
+        s = setup.settings
+        print(f"task {task}: {type(setup.model).__name__} with {setup.model.num_parameters():,} parameters on "
+              f"backend {_backend.current().name}")
+        print("settings: " + ", ".join(f"{k}={v}" for k, v in s.items()))
+        trainer = Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, clip=s["clip"],
+                          eval_fn=setup.eval_fn, eval_every=s["eval_every"],
+                          log_every=max(1, min(50, s["eval_every"], s["steps"] // 30)),
+                          progress=progress, patience=s["patience"], monitor=_monitor(setup.kind),
+                          target=s["target"], checkpoint_path=path, tokenizer=setup.tokenizer,
+                          extra={"task": task, "settings": s}, desc=task)
+        if resume:
+            trainer.load(path)
+            print(f"resumed from {path} at step {trainer.step}")
+        start = time.perf_counter()
+        trainer.fit(setup.train_data, s["steps"])
+        wall = time.perf_counter() - start
+        metrics = setup.final_metrics(setup.model)
+        metrics.update(steps=trainer.step, wall_time_s=round(wall, 2), stop_reason=trainer.stop_reason)
+        print(f"\nfinal metrics ({'held-out test split' if setup.kind != 'lm' else 'validation text'}):")
+        _print_metrics(metrics)
+        _show_example(setup)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps({"task": task, "metrics": metrics, "settings": s,
+                                                      "backend": backend}, indent=2))
+        written = [path, out / "metrics.json", *(_pictures(setup, trainer.history, out) if pictures else [])]
+        print("\nwrote:")
+        for p in written:
+            print(f"  {p}")
+    return metrics
+
+
+def _pictures(setup, history: dict, out: Path) -> list[Path]:
+    """The training curves and the attention maps of one held-out example, as PNG files in ``out``."""
+    from ..viz import attention_heads, training_curves
+
+    paths = []
+    curves = {k: v for k, v in history.items() if v and k != "grad_norm"}
+    if curves:
+        fig = training_curves(curves, title=f"{setup.name}: training", log_y=("loss",) if _positive(curves) else ())
+        paths.append(out / "curves.png")
+        fig.savefig(paths[-1], dpi=100)
+    for name, weights, queries, keys in setup.sample(setup.model):
+        fig = attention_heads(weights, queries, keys, title=f"{setup.name}: {name.replace('_', ' ')} (last layer)")
+        paths.append(out / f"attention_{name}.png")
+        fig.savefig(paths[-1], dpi=100)
+    return paths
+
+
+def _positive(curves: dict) -> bool:
+    return all(v > 0 for k, pairs in curves.items() if "loss" in k for _, v in pairs)
+
+
+def _show_example(setup) -> None:
+    """Print what the trained model does with one held-out input."""
+    tok, model = setup.tokenizer, setup.model
+    if setup.kind == "seq2seq":
+        src = [tok.stoi[c] for c in "31415926535"[: setup.settings["max_len"]]]
+        out = greedy_decode(model, Tensor(np.asarray([src], dtype=np.int64)))
+        print(f"\nexample: {tok.decode(src)} -> {tok.decode(strip_after_eos(out.numpy()[0]))}")
+    elif setup.kind == "classify":
+        for text in ("the plot was not good", "not the plot was good"):
+            ids = tok.encode(text)
+            p = float(model.predict_proba(Tensor(np.asarray([ids], dtype=np.int64))).numpy()[0])
+            print(f"example: {text!r} -> p(positive) = {p:.3f}")
+    else:
+        prompt = "The "
+        ids = generate(model, Tensor(np.asarray([tok.encode(prompt)], dtype=np.int64)), 120, temperature=0.8,
+                       top_k=10)
+        print(f"\nexample (temperature 0.8, top-k 10): {tok.decode(ids.numpy()[0])!r}")
+
+
+def _setup_from_checkpoint(path):
+    """The task setup a checkpoint came from, with the checkpoint's weights loaded."""
+    ckpt = read_checkpoint(path)
+    task, settings = ckpt.extra.get("task"), ckpt.extra.get("settings")
+    if task not in tasks.TASKS or not isinstance(settings, dict):
+        raise CheckpointError(f"{path} was not written by `minitransformer train` (it names no task); load it with "
+                              "minitransformer.train.load_checkpoint in Python")
+    setup = tasks.build(task, **settings)
+    load_checkpoint(path, setup.model)
+    return setup, ckpt
+
+
+def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict:
+    """Measure a trained checkpoint again on its task's held-out data (rebuilt from the saved settings)."""
+    if blas_threads:
+        set_blas_threads(blas_threads)
+    with _backend.use(backend):
+        setup, ckpt = _setup_from_checkpoint(path)
+        metrics = setup.final_metrics(setup.model)
+        metrics["steps"] = ckpt.step
+        print(f"checkpoint {path}: task {setup.name}, {ckpt.model_type} trained for {ckpt.step} steps")
+        _print_metrics(metrics)
+    return metrics
+
+
+def generate_from_checkpoint(path, text: str | None = None, backend: str = "numpy", beam: int = 1,
+                             max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = 10,
+                             seed: int = 0, alpha: float = 0.6) -> str:
+    """Run a checkpoint on ``text``: a digit sequence (seq2seq), a review (classify) or a prompt (charlm)."""
+    with _backend.use(backend):
+        setup, _ = _setup_from_checkpoint(path)
+        tok, model = setup.tokenizer, setup.model
+        if setup.kind == "seq2seq":
+            digits = "".join((text or "3 1 4 1 5 9 2 6").split())
+            unknown = sorted(set(digits) - set("0123456789"))
+            if unknown or not digits:
+                raise ValueError(f"generate: the {setup.name} task reads digits 0-9, got {text!r}")
+            src = Tensor(np.asarray([tok.encode(digits)], dtype=np.int64))
+            max_len = min(len(digits) + 2, model.max_len)
+            ids = greedy_decode(model, src, max_len=max_len) if beam == 1 else \
+                beam_search(model, src, beam_size=beam, max_len=max_len, alpha=alpha)
+            result = " ".join(tok.itos[i] for i in strip_after_eos(ids.numpy()[0]))
+        elif setup.kind == "classify":
+            text = text or "the acting was not bad"
+            ids = tok.encode(text)
+            p = float(model.predict_proba(Tensor(np.asarray([ids], dtype=np.int64))).numpy()[0])
+            result = f"{'positive' if p > 0.5 else 'negative'} (p(positive) = {p:.3f})"
+        else:
+            _backend.manual_seed(seed)
+            ids = tok.encode(text or "The ")
+            if not ids:
+                raise ValueError("generate: the prompt is empty")
+            out = generate(model, Tensor(np.asarray([ids], dtype=np.int64)), max_new_tokens,
+                           temperature=temperature, top_k=top_k)
+            result = tok.decode(out.numpy()[0])
+        print(result)
+    return result

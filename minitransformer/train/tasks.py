@@ -1,0 +1,428 @@
+r"""Ready-made training runs: the data, the model, the loss and the metrics of each task, with settings that work.
+
+==========  ================================  ==========================================================
+task        model                             data, loss and the final metric
+==========  ================================  ==========================================================
+reverse     :class:`Transformer`              digit sequences (lengths 8-12) and their reverse;
+copy                                          cross-entropy (label smoothing optional);
+sort                                          exact-sequence accuracy of greedy decoding on held-out sources
+classify    :class:`TransformerClassifier`    the negation task (a bag of words cannot exceed 75%);
+                                              binary cross-entropy; held-out accuracy
+charlm      :class:`DecoderOnlyLM`            the shipped ``tiny`` corpus, character by character;
+                                              cross-entropy; validation loss against the unigram entropy
+==========  ================================  ==========================================================
+
+(the charlm's "val" split is the last 10% of the corpus, cut at a line; it serves as its test split too.)
+
+:func:`build` returns a :class:`TaskSetup` with everything :class:`~minitransformer.train.Trainer`
+needs; :data:`DEFAULTS` holds each task's settings (the command line's defaults), chosen so that
+``minitransformer train --task reverse`` converges on a laptop's CPU (see ``tools/convergence.py``).
+
+Each run has three disjoint splits where the data allow: *train*, *val* (watched during
+training, for early stopping) and *test* (measured once at the end, so the figure reported was not
+used to decide when to stop).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np  # host-side data: token id lists and NumPy id arrays
+
+from .. import functional as F
+from .. import nn, optim
+from ..autograd import Tensor, no_grad
+from ..data import (
+    PAD,
+    CharTokenizer,
+    DataLoader,
+    digit_task_splits,
+    digit_tokenizer,
+    load_corpus,
+    make_classification_batch,
+    make_lm_batch,
+    make_seq2seq_batch,
+    negation_task,
+    split_corpus,
+    unigram_entropy,
+)
+from ..data.batching import Batch
+from .decoding import greedy_decode
+from .metrics import RunningMean, binary_accuracy, exact_match, strip_after_eos, token_accuracy
+
+__all__ = ["TASKS", "DEFAULTS", "SEED_CONFIG", "TaskSetup", "build", "model_from_checkpoint", "warmup_schedule",
+           "MODEL_TYPES"]
+
+SEQ2SEQ = ("reverse", "copy", "sort")
+TASKS = (*SEQ2SEQ, "classify", "charlm")
+
+_SEQ2SEQ_DEFAULTS = dict(
+    steps=1000, batch_size=64, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=200,
+    schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=20000, n_val=300, n_test=1000, min_len=8, max_len=12,
+    norm_first=True, eval_every=100, target=None, patience=None,
+)
+
+#: each task's settings; ``build(task, **overrides)`` changes any of them
+DEFAULTS: dict[str, dict] = {
+    "reverse": dict(_SEQ2SEQ_DEFAULTS),
+    "copy": dict(_SEQ2SEQ_DEFAULTS),
+    "sort": dict(_SEQ2SEQ_DEFAULTS),
+    "classify": dict(
+        steps=2000, batch_size=64, d_model=32, heads=4, layers=2, d_ff=64, dropout=0.0, lr=2e-3, warmup=50,
+        schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=16000, n_val=500, n_test=1000, max_len=100,
+        vocab_size=None, pooling="mean", norm_first=True, eval_every=250, target=None, patience=None,
+    ),
+    "charlm": dict(
+        steps=1000, batch_size=32, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=100,
+        schedule="cosine", label_smoothing=0.0, clip=1.0, seq_len=64, max_len=128, val_fraction=0.1,
+        norm_first=True, eval_every=250, target=None, patience=None, corpus="tiny",
+    ),
+}
+
+#: the document's section 5.2 classifier: Embedding(10000, 512), 8 heads, d_ff 2048, sequences of 100,
+#: Adam(lr=1e-4), binary cross-entropy, accuracy (``--seed-config``; far too slow for a CPU test)
+SEED_CONFIG = dict(vocab_size=10000, d_model=512, heads=8, d_ff=2048, layers=1, max_len=100, lr=1e-4, warmup=1,
+                   schedule="constant", dropout=0.1, pooling="mean", norm_first=False)
+
+MODEL_TYPES = {"Transformer": nn.Transformer, "DecoderOnlyLM": nn.DecoderOnlyLM,
+               "TransformerClassifier": nn.TransformerClassifier}
+
+
+@dataclass
+class TaskSetup:
+    """One task, ready to train.
+
+    Attributes
+    ----------
+    name : str
+    kind : {"seq2seq", "classify", "lm"}
+    settings : dict
+        Every setting used (defaults with the overrides applied): saved with the checkpoint.
+    model : Module
+    tokenizer : Tokenizer
+    optimizer : Optimizer
+    schedule : LRScheduler
+    train_data : DataLoader or callable
+        What :meth:`Trainer.fit` takes.
+    loss_fn : callable
+        ``(model, batch) -> loss``.
+    eval_fn : callable
+        ``model -> dict`` on the *val* split, during training.
+    final_metrics : callable
+        ``model -> dict`` on the *test* split, once at the end.
+    sample : callable
+        ``model -> list of (name, weights (heads, L, S), query labels, key labels)``: attention maps of
+        one held-out example, for pictures.
+    """
+
+    name: str
+    kind: str
+    settings: dict
+    model: nn.Module
+    tokenizer: object
+    optimizer: optim.Optimizer
+    schedule: optim.LRScheduler
+    train_data: object
+    loss_fn: Callable
+    eval_fn: Callable
+    final_metrics: Callable
+    sample: Callable
+
+
+def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") -> optim.LambdaLR:
+    r"""The learning rate: a linear warm-up to the optimizer's ``lr`` over ``warmup`` steps, then a decay.
+
+    .. math::
+        \eta_t = \eta \cdot \begin{cases} t / w & t \le w \\
+            \tfrac12 \left(1 + \cos\!\left(\pi \frac{t - w}{T - w}\right)\right) & \text{cosine} \\
+            \sqrt{w / t} & \text{noam (the paper's eq. 3, scaled to peak at } \eta\text{)} \\
+            1 & \text{constant} \end{cases}
+
+    The paper's schedule (``"noam"``) is :func:`~minitransformer.optim.noam_lr` divided by its peak,
+    so ``lr`` is the highest rate reached; ``"cosine"`` falls to 0 at step ``T`` = ``steps``, which
+    lets a short run end with small, careful steps.
+
+    >>> import minitransformer as mt
+    >>> opt = optim.SGD([mt.zeros(1, requires_grad=True)], lr=1.0)
+    >>> s = warmup_schedule(opt, warmup=2, steps=4, kind="cosine")
+    >>> rates = [s.get_last_lr()[0]]
+    >>> for _ in range(3):
+    ...     s.step(); rates.append(round(s.get_last_lr()[0], 3))
+    >>> rates                     # 1/2, 1 (peak), (1 + cos(pi/2))/2, (1 + cos(pi))/2
+    [0.5, 1.0, 0.5, 0.0]
+    """
+    if kind not in ("cosine", "noam", "constant"):
+        raise ValueError(f"warmup_schedule: kind must be 'cosine', 'noam' or 'constant', got {kind!r}")
+    w, T = max(int(warmup), 1), max(int(steps), 1)
+
+    def factor(t: int) -> float:
+        if t <= w:
+            return t / w
+        if kind == "noam":
+            return optim.noam_lr(t, 1, w) * math.sqrt(w)  # min(t^-1/2, t w^-3/2) * w^1/2 = sqrt(w / t)
+        if kind == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (t - w) / max(T - w, 1))))
+
+    return optim.LambdaLR(optimizer, factor)
+
+
+def _settings(task: str, overrides: dict) -> dict:
+    if task not in DEFAULTS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    settings = dict(DEFAULTS[task], seed=0)
+    unknown = sorted(set(overrides) - set(settings))
+    if unknown:
+        raise ValueError(f"task {task!r}: unknown setting(s) {unknown}; it takes {sorted(settings)}")
+    settings.update({k: v for k, v in overrides.items() if v is not None})  # None: keep the default
+    if settings["d_model"] % settings["heads"]:
+        raise ValueError(f"task {task!r}: d_model={settings['d_model']} is not divisible by heads={settings['heads']}")
+    return settings
+
+
+def _optimizer(model, s: dict):
+    # the paper's Adam (beta_2 = 0.98, eps = 1e-9) for the Transformer runs; plain Adam for the document's classifier
+    opt = optim.Adam.paper(model.parameters(), lr=s["lr"]) if s["schedule"] != "constant" else \
+        optim.Adam(model.parameters(), lr=s["lr"])
+    return opt, warmup_schedule(opt, s["warmup"], s["steps"], s["schedule"])
+
+
+def build(task: str, **overrides) -> TaskSetup:
+    """Data, model, optimizer, schedule, loss and metrics of ``task``, with :data:`DEFAULTS` changed by ``overrides``.
+
+    The model is made on the current backend, from ``mt.manual_seed(seed)`` (``seed`` also orders
+    the batches), so the same settings give the same run.
+
+    >>> setup = build("reverse", steps=10, n_train=64, n_val=8, n_test=8, d_model=16, heads=2, layers=1, d_ff=32)
+    >>> setup.kind, type(setup.model).__name__, setup.tokenizer.vocab_size
+    ('seq2seq', 'Transformer', 14)
+    """
+    from ..backend import manual_seed
+
+    s = _settings(task, overrides)
+    manual_seed(s["seed"])
+    if task in SEQ2SEQ:
+        return _seq2seq(task, s)
+    if task == "classify":
+        return _classify(s)
+    return _charlm(s)
+
+
+# ------------------------------------------------------------------ sequence to sequence
+def seq2seq_loss(label_smoothing: float = 0.0) -> Callable:
+    """``(model, batch) -> loss``: teacher-forced cross-entropy over the real target tokens (paper 5.4 smoothing)."""
+
+    def loss_fn(model, b: Batch) -> Tensor:
+        logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)  # (B, T, vocab)
+        return F.cross_entropy(logits, b.tgt_out, ignore_index=PAD, label_smoothing=label_smoothing)
+
+    return loss_fn
+
+
+def seq2seq_metrics(pairs, batch_size: int = 500) -> Callable:
+    """``model -> {"loss", "token_accuracy", "accuracy"}`` on ``pairs``: teacher-forced loss and accuracy per
+    token, and the exact-sequence accuracy of greedy decoding (every output token right, then ``<eos>``)."""
+
+    def metrics(model) -> dict:
+        loss, tok = RunningMean(), RunningMean()
+        hits = 0
+        with no_grad():
+            for i in range(0, len(pairs), batch_size):
+                chunk = pairs[i:i + batch_size]
+                b = make_seq2seq_batch(chunk)
+                logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)
+                loss.add(F.cross_entropy(logits, b.tgt_out, ignore_index=PAD), b.n_tokens)  # mean per token
+                tok.add(token_accuracy(logits, b.tgt_out), b.n_tokens)
+                out = greedy_decode(model, b.src, b.src_mask, max_len=min(b.tgt_out.shape[1] + 1, model.max_len))
+                hits += exact_match(out.numpy(), b.tgt_out.numpy()) * len(chunk)
+        return {"loss": loss.compute(), "token_accuracy": tok.compute(), "accuracy": hits / len(pairs)}
+
+    return metrics
+
+
+def _seq2seq(task: str, s: dict) -> TaskSetup:
+    tok = digit_tokenizer()
+    train, held_out = digit_task_splits(task, s["n_train"], s["n_val"] + s["n_test"], seed=s["seed"],
+                                        min_len=s["min_len"], max_len=s["max_len"])
+    val, test = held_out[:s["n_val"]], held_out[s["n_val"]:]
+    V = tok.vocab_size
+    model = nn.Transformer(V, V, d_model=s["d_model"], heads=s["heads"], d_ff=s["d_ff"],
+                           num_encoder_layers=s["layers"], num_decoder_layers=s["layers"], dropout=s["dropout"],
+                           max_len=s["max_len"] + 2, norm_first=s["norm_first"])
+    opt, schedule = _optimizer(model, s)
+    loader = DataLoader(train, s["batch_size"], shuffle=True, seed=s["seed"], drop_last=len(train) > s["batch_size"],
+                        collate=make_seq2seq_batch)
+    val_metrics, test_metrics = seq2seq_metrics(val), seq2seq_metrics(test)
+
+    def eval_fn(model):
+        return {f"val_{k}": v for k, v in val_metrics(model).items()}
+
+    def final_metrics(model):
+        m = test_metrics(model)
+        return {"test_exact_sequence_accuracy": m["accuracy"], "test_token_accuracy": m["token_accuracy"],
+                "test_loss": m["loss"], "n_test": len(test)}
+
+    def sample(model):
+        src, _ = test[0]
+        out = greedy_decode(model, Tensor(np.asarray([src], dtype=np.int64)))
+        with no_grad():  # run the decoder on <bos> + its own output: the maps of the tokens it generated
+            model.eval()
+            body = strip_after_eos(out.numpy()[0])[: model.max_len - 1] or [src[0]]  # <bos> + body fits max_len
+            b = make_seq2seq_batch([(src, body)])
+            model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)
+        src_labels = [tok.itos[i] for i in src]
+        tgt_labels = [tok.itos[i] for i in b.tgt_in.numpy()[0]]
+        return [
+            ("cross_attention", model.decoder.cross_attn_weights[-1].numpy()[0], tgt_labels, src_labels),
+            ("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], src_labels, src_labels),
+        ]
+
+    return TaskSetup(task, "seq2seq", s, model, tok, opt, schedule, loader, seq2seq_loss(s["label_smoothing"]),
+                     eval_fn, final_metrics, sample)
+
+
+# ------------------------------------------------------------------ classification (the document's section 5)
+def classification_loss(model, b: Batch) -> Tensor:
+    """Binary cross-entropy of the model's one logit per text against the 0/1 label (the document's section 5.3)."""
+    return F.binary_cross_entropy_with_logits(model(b.src), b.labels)
+
+
+def classification_metrics(examples, batch_size: int = 500) -> Callable:
+    """``model -> {"loss", "accuracy"}`` over ``examples`` ``(ids, label)``."""
+
+    def metrics(model) -> dict:
+        loss, acc = RunningMean(), RunningMean()
+        with no_grad():
+            for i in range(0, len(examples), batch_size):
+                b = make_classification_batch(examples[i:i + batch_size])
+                z = model(b.src)
+                loss.add(F.binary_cross_entropy_with_logits(z, b.labels), len(b))
+                acc.add(binary_accuracy(z, b.labels), len(b))
+        return {"loss": loss.compute(), "accuracy": acc.compute()}
+
+    return metrics
+
+
+def _classify(s: dict) -> TaskSetup:
+    train, held_out, tok = negation_task(s["n_train"], s["n_val"] + s["n_test"], seed=s["seed"])
+    val, test = held_out[:s["n_val"]], held_out[s["n_val"]:]
+    vocab = s["vocab_size"] or tok.vocab_size  # the document's 10000 rows work too: the extra ones go unused
+    if vocab < tok.vocab_size:
+        raise ValueError(f"task 'classify': vocab_size={vocab} is smaller than the tokenizer's {tok.vocab_size}")
+    model = nn.TransformerClassifier(vocab, d_model=s["d_model"], heads=s["heads"], d_ff=s["d_ff"],
+                                     num_layers=s["layers"], max_len=s["max_len"], dropout=s["dropout"],
+                                     pooling=s["pooling"], pad_id=PAD, norm_first=s["norm_first"])
+    opt, schedule = _optimizer(model, s)
+    loader = DataLoader(train, s["batch_size"], shuffle=True, seed=s["seed"], drop_last=len(train) > s["batch_size"],
+                        collate=make_classification_batch)
+    val_metrics, test_metrics = classification_metrics(val), classification_metrics(test)
+
+    def eval_fn(model):
+        return {f"val_{k}": v for k, v in val_metrics(model).items()}
+
+    def final_metrics(model):
+        m = test_metrics(model)
+        return {"test_accuracy": m["accuracy"], "test_loss": m["loss"], "n_test": len(test),
+                "bag_of_words_ceiling": 0.75}
+
+    def sample(model):
+        # a held-out review whose "not" flips the sentiment word: the case a bag of words gets wrong
+        ids = next((ids for ids, _ in test if _negated(tok, ids)), test[0][0])
+        with no_grad():
+            model.eval()
+            model(Tensor(np.asarray([ids], dtype=np.int64)))
+        labels = [tok.itos[i] for i in ids]
+        if s["pooling"] == "cls":
+            labels = ["[cls]"] + labels
+        return [("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], labels, labels)]
+
+    return TaskSetup("classify", "classify", s, model, tok, opt, schedule, loader, classification_loss, eval_fn,
+                     final_metrics, sample)
+
+
+def _negated(tok, ids) -> bool:
+    words = [tok.itos[i] for i in ids]
+    return any(a == "not" and b in ("good", "great", "fun", "funny", "lovely", "brilliant", "bad", "dull", "boring",
+                                    "awful", "weak", "poor") for a, b in zip(words, words[1:]))
+
+
+# ------------------------------------------------------------------ character language model
+def lm_loss(model, b: Batch) -> Tensor:
+    """Next-character cross-entropy: ``logits[:, t]`` (from characters ``0..t``) against character ``t + 1``."""
+    return F.cross_entropy(model(b.tgt_in), b.tgt_out)
+
+
+def lm_metrics(ids: np.ndarray, seq_len: int, batch_size: int = 64) -> Callable:
+    """``model -> {"loss"}``: mean next-character cross-entropy over ``ids`` cut into consecutive windows."""
+    n = (len(ids) - 1) // seq_len
+    if n < 1:
+        raise ValueError(f"lm_metrics: the validation text has {len(ids)} characters, fewer than seq_len + 1 = "
+                         f"{seq_len + 1}")
+    starts = np.arange(n) * seq_len
+
+    def metrics(model) -> dict:
+        loss = RunningMean()
+        with no_grad():
+            for i in range(0, n, batch_size):
+                window = starts[i:i + batch_size, None] + np.arange(seq_len)[None, :]  # (B, T) positions
+                x, y = Tensor(ids[window]), Tensor(ids[window + 1])
+                loss.add(F.cross_entropy(model(x), y), window.size)
+        return {"loss": loss.compute()}
+
+    return metrics
+
+
+def _charlm(s: dict) -> TaskSetup:
+    text = load_corpus(s["corpus"])
+    train_text, val_text = split_corpus(text, s["val_fraction"])
+    tok = CharTokenizer.from_text(text)
+    train_ids = np.asarray(tok.encode(train_text), dtype=np.int64)
+    val_ids = np.asarray(tok.encode(val_text), dtype=np.int64)
+    if s["seq_len"] > s["max_len"]:
+        raise ValueError(f"task 'charlm': seq_len={s['seq_len']} is longer than max_len={s['max_len']}")
+    model = nn.DecoderOnlyLM(tok.vocab_size, d_model=s["d_model"], heads=s["heads"], d_ff=s["d_ff"],
+                             num_layers=s["layers"], max_len=s["max_len"], dropout=s["dropout"],
+                             norm_first=s["norm_first"])
+    opt, schedule = _optimizer(model, s)
+    seed, T, B = s["seed"], s["seq_len"], s["batch_size"]
+
+    def train_data(step: int) -> Batch:  # random windows, seeded by the step: a resumed run sees the same ones
+        return make_lm_batch(train_ids, T, B, rng=[seed, step])
+
+    val_metrics = lm_metrics(val_ids, T)
+    H = unigram_entropy(text)
+
+    def eval_fn(model):
+        return {"val_loss": val_metrics(model)["loss"]}
+
+    def final_metrics(model):
+        loss = val_metrics(model)["loss"]
+        return {"val_loss": loss, "val_perplexity": math.exp(loss), "unigram_entropy": H,
+                "val_loss_below_unigram": H - loss}
+
+    def sample(model):
+        ids = val_ids[:min(32, len(val_ids))]
+        with no_grad():
+            model.eval()
+            model(Tensor(ids[None, :]))
+        labels = [repr(tok.itos[i])[1:-1] or " " for i in ids]
+        weights = model.decoder.self_attn_weights[-1].numpy()[0]
+        return [("self_attention", weights, labels, labels)]
+
+    return TaskSetup("charlm", "lm", s, model, tok, opt, schedule, train_data, lm_loss, eval_fn, final_metrics,
+                     sample)
+
+
+def model_from_checkpoint(ckpt) -> nn.Module:
+    """Rebuild the model a :class:`~minitransformer.train.checkpoint.Checkpoint` describes (class and ``config``)."""
+    from .checkpoint import CheckpointError
+
+    cls = MODEL_TYPES.get(ckpt.model_type)
+    if cls is None:
+        raise CheckpointError(f"checkpoint {ckpt.path!r} holds a {ckpt.model_type}, which this command cannot "
+                              f"rebuild (it knows {sorted(MODEL_TYPES)})")
+    if not isinstance(ckpt.config, dict):
+        raise CheckpointError(f"checkpoint {ckpt.path!r} has no model config to rebuild the {ckpt.model_type} from")
+    return cls(**ckpt.config)

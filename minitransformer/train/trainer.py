@@ -1,0 +1,351 @@
+r"""The training loop: forward, loss, backward, clip, step; with logging, evaluation, early stopping and checkpoints.
+
+One step is the five lines every framework has (paper section 5: Adam, the warm-up schedule)::
+
+    loss = loss_fn(model, batch)          # forward pass and the loss, a 0-d Tensor
+    loss.backward()                       # gradients of every parameter
+    clip_grad_norm_(params, clip)         # optional: cap the global gradient norm
+    optimizer.step(); optimizer.zero_grad()
+    schedule.step()                       # optional: the next step's learning rate
+
+:class:`Trainer` wraps those lines with what a real run needs:
+
+* **logging without stalls** -- the losses add up as a backend array (:class:`RunningMean`) and
+  reach the host only every ``log_every`` steps, never with an ``.item()`` per step;
+* **evaluation** every ``eval_every`` steps (``model.eval()``, no graph), **early stopping** when
+  the monitored value stops improving for ``patience`` evaluations, or reaches ``target``;
+* **checkpoints** every ``checkpoint_every`` steps and at the end, holding the data position and the
+  random generator, so that :meth:`Trainer.load` followed by :meth:`Trainer.fit` computes exactly
+  the losses the uninterrupted run would have;
+* a tqdm **progress bar** (``progress=False`` turns it off).
+
+The history is a dict of lists of ``[step, value]`` pairs -- ``train_loss``, ``lr``, ``grad_norm``
+and whatever the evaluation returns (``val_loss``, ``val_accuracy``, ...) -- the form
+:func:`minitransformer.viz.training_curves` draws.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from .. import backend as _backend
+from ..autograd import Tensor, no_grad
+from ..data.batching import DataLoader, batches
+from ..optim import clip_grad_norm_
+from .checkpoint import load_checkpoint, save_checkpoint
+from .metrics import RunningMean
+
+__all__ = ["Trainer", "TrainingDiverged"]
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class Trainer:
+    """Train ``model`` with ``optimizer`` on the loss ``loss_fn(model, batch)``.
+
+    Parameters
+    ----------
+    model : Module
+    optimizer : Optimizer
+    loss_fn : callable
+        ``loss_fn(model, batch) -> Tensor``: the 0-d loss of one batch (the forward pass included).
+    schedule : LRScheduler, optional
+        Stepped after every optimizer step.
+    clip : float, optional
+        Clip the global gradient norm to this value (:func:`~minitransformer.optim.clip_grad_norm_`).
+    eval_fn : callable, optional
+        ``eval_fn(model) -> dict[str, float]``, run under ``no_grad`` with the model in eval mode
+        every ``eval_every`` steps and at the end; its values go into the history under their names.
+    eval_every : int, optional
+        Steps between evaluations (only at the end if None).
+    log_every : int
+        Steps between reading the running loss on the host (history, progress bar).
+    progress : bool
+        Show a tqdm progress bar.
+    patience : int, optional
+        Stop when ``monitor`` has not improved for this many evaluations in a row.
+    monitor : str
+        The evaluation value early stopping watches (``"val_loss"``).
+    mode : {"min", "max"}, optional
+        Whether smaller or larger is better; by default "max" for names with "acc" in them, else "min".
+    min_delta : float
+        An improvement smaller than this does not count.
+    target : float, optional
+        Stop as soon as ``monitor`` reaches this value (e.g. ``val_accuracy`` 0.99).
+    checkpoint_path : str or Path, optional
+        Where :meth:`save` writes every ``checkpoint_every`` steps and at the end.
+    checkpoint_every : int, optional
+    tokenizer : Tokenizer, optional
+        Saved in the checkpoints.
+    extra : dict, optional
+        JSON-able data saved in the checkpoints (the task and its settings).
+    desc : str
+        The progress bar's label.
+
+    Attributes
+    ----------
+    step : int
+        Optimizer steps taken so far.
+    history : dict of str to list of [step, value]
+    stop_reason : str or None
+        Why the last :meth:`fit` stopped ("steps", "patience", "target").
+    """
+
+    def __init__(self, model, optimizer, loss_fn: Callable, schedule=None, clip: float | None = None,
+                 eval_fn: Callable | None = None, eval_every: int | None = None, log_every: int = 10,
+                 progress: bool = True, patience: int | None = None, monitor: str = "val_loss",
+                 mode: str | None = None, min_delta: float = 0.0, target: float | None = None,
+                 checkpoint_path=None, checkpoint_every: int | None = None, tokenizer=None, extra: dict | None = None,
+                 desc: str = "train"):
+        if not callable(loss_fn):
+            raise TypeError(f"Trainer: loss_fn must be a function (model, batch) -> loss, got {type(loss_fn).__name__}")
+        if eval_fn is not None and not callable(eval_fn):
+            raise TypeError(f"Trainer: eval_fn must be a function model -> dict, got {type(eval_fn).__name__}")
+        for name, value in (("eval_every", eval_every), ("log_every", log_every), ("patience", patience),
+                            ("checkpoint_every", checkpoint_every)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"Trainer: {name} must be a positive int or None, got {value!r}")
+        if clip is not None and not (isinstance(clip, int | float) and clip > 0):
+            raise ValueError(f"Trainer: clip must be a positive number or None, got {clip!r}")
+        mode = mode or ("max" if "acc" in monitor else "min")
+        if mode not in ("min", "max"):
+            raise ValueError(f"Trainer: mode must be 'min' or 'max', got {mode!r}")
+        if checkpoint_every is not None and checkpoint_path is None:
+            raise ValueError("Trainer: checkpoint_every needs a checkpoint_path to write to")
+        self.model, self.optimizer, self.loss_fn, self.schedule = model, optimizer, loss_fn, schedule
+        self.clip, self.eval_fn, self.eval_every, self.log_every = clip, eval_fn, eval_every, log_every
+        self.progress, self.patience, self.monitor, self.mode = progress, patience, monitor, mode
+        self.min_delta, self.target = float(min_delta), target
+        self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
+        self.tokenizer, self.extra, self.desc = tokenizer, dict(extra or {}), desc
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.step = 0
+        self.history: dict[str, list] = {}
+        self.stop_reason: str | None = None
+        self.elapsed = 0.0  # seconds spent in fit(), summed over resumed runs
+        # where the data stand: epoch and batch within it (DataLoader); a callable needs only `step`
+        self.epoch, self.batch_in_epoch = 0, 0
+        self.best: float | None = None
+        self.bad_evals = 0
+        self._loss, self._norm = RunningMean(), RunningMean()
+        self.last_eval: dict[str, float] = {}
+        self._eval_step: int | None = None
+        self._lr = optimizer.param_groups[0]["lr"]
+
+    # ------------------------------------------------------------------ data
+    def _batches(self, data):
+        """Batches from the current data position on, forever (the loop counts steps, not epochs).
+
+        ``data`` is a :class:`DataLoader` (epoch ``e`` has its own seeded order; a resumed run skips
+        the batches already seen in the current epoch without building them) or a function
+        ``data(step) -> Batch`` (e.g. random windows of a text, seeded by the step).
+        """
+        if isinstance(data, DataLoader):
+            if len(data) == 0:
+                raise ValueError(f"Trainer.fit: the DataLoader has no batches ({len(data.examples)} examples, "
+                                 f"batch_size={data.batch_size}, drop_last={data.drop_last})")
+            while True:
+                chunks = batches(data.examples, data.batch_size, data.shuffle, data.seed, self.epoch,
+                                 data.drop_last, collate=None)
+                for i, chunk in enumerate(chunks):
+                    if i < self.batch_in_epoch:
+                        continue  # seen before the checkpoint
+                    self.batch_in_epoch = i + 1
+                    yield data.collate(chunk) if data.collate is not None else chunk
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                data.set_epoch(self.epoch)
+        elif callable(data):
+            while True:
+                yield data(self.step)
+        else:
+            raise TypeError(
+                f"Trainer.fit: data must be a DataLoader or a function step -> batch, got {type(data).__name__} "
+                "(a plain iterable cannot be resumed at the right place)"
+            )
+
+    # ------------------------------------------------------------------ the loop
+    def train_step(self, batch) -> Tensor:
+        """One optimisation step on ``batch``; returns the loss (a 0-d Tensor, not read on the host)."""
+        self.optimizer.zero_grad()
+        loss = self.loss_fn(self.model, batch)
+        if not isinstance(loss, Tensor) or loss.size != 1:
+            raise TypeError(f"Trainer: loss_fn must return a one-element Tensor, got "
+                            f"{getattr(loss, 'shape', type(loss).__name__)}")
+        loss.backward()
+        if self.clip is not None:
+            self._norm.add(clip_grad_norm_(self.params, self.clip))
+        self._lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        if self.schedule is not None:
+            self.schedule.step()
+        self.step += 1
+        return loss.detach()
+
+    def fit(self, data, steps: int) -> dict:
+        """Train until ``self.step == steps`` (counting the steps of earlier and resumed runs), or an early stop.
+
+        Parameters
+        ----------
+        data : DataLoader or callable
+            The training batches: a :class:`~minitransformer.data.DataLoader` or ``step -> Batch``.
+        steps : int
+            The total number of steps the run should reach.
+
+        Returns
+        -------
+        dict
+            The history.
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"Trainer.fit: steps must be an int >= 0, got {steps!r}")
+        from tqdm.auto import tqdm
+
+        self.stop_reason = None
+        start = time.perf_counter()
+        self.model.train()
+        bar = tqdm(total=steps, initial=min(self.step, steps), desc=self.desc, disable=not self.progress,
+                   dynamic_ncols=True, leave=True)
+        source = self._batches(data)
+        try:
+            while self.step < steps and self.stop_reason is None:
+                loss = self.train_step(next(source))
+                self._loss.add(loss)
+                bar.update(1)
+                if self.step % self.log_every == 0 or self.step == steps:
+                    self._log(bar)
+                if self.eval_fn is not None and self.eval_every and self.step % self.eval_every == 0:
+                    self._evaluate(bar)
+                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                    self.elapsed += time.perf_counter() - start
+                    start = time.perf_counter()
+                    self.save(self.checkpoint_path)
+            self._log(bar)
+            if self.eval_fn is not None and self._eval_step != self.step:
+                self._evaluate(bar)
+            self.stop_reason = self.stop_reason or "steps"
+        finally:
+            bar.close()
+            self.elapsed += time.perf_counter() - start
+        if self.checkpoint_path is not None:
+            self.save(self.checkpoint_path)
+        return self.history
+
+    def _record(self, name: str, value: float) -> None:
+        self.history.setdefault(name, []).append([self.step, float(value)])
+
+    def _log(self, bar) -> None:
+        """Read the running means on the host (the one synchronisation) and record them."""
+        if self._loss.weight == 0:
+            return
+        loss = self._loss.compute()
+        self._loss.reset()
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"Trainer: the training loss became {loss} by step {self.step}; lower the learning rate "
+                f"(lr was {self._lr:g}) or clip the gradients (clip=1.0)"
+            )
+        self._record("train_loss", loss)
+        self._record("lr", self._lr)
+        shown = {"loss": f"{loss:.4f}", "lr": f"{self._lr:.2e}"}
+        if self._norm.weight:
+            self._record("grad_norm", self._norm.compute())
+            self._norm.reset()
+        shown.update({k: f"{v:.4f}" for k, v in self.last_eval.items()})
+        bar.set_postfix(shown, refresh=False)
+
+    def evaluate(self) -> dict:
+        """Run ``eval_fn`` in eval mode without a graph; the training generator's state is left as it was.
+
+        Saving and restoring the random state around the evaluation keeps the training run's random
+        numbers (dropout masks) the same whether or not, and how often, it is evaluated.
+        """
+        if self.eval_fn is None:
+            raise ValueError("Trainer.evaluate: no eval_fn was given")
+        be = _backend.current()
+        try:
+            rng = be.get_rng_state()
+        except _backend.BackendError:
+            rng = None
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with no_grad():
+                results = self.eval_fn(self.model)
+        finally:
+            self.model.train(was_training)
+            if rng is not None:
+                be.set_rng_state(rng)
+        if not isinstance(results, dict):
+            raise TypeError(f"Trainer: eval_fn must return a dict of name -> number, got {type(results).__name__}")
+        return {k: float(v) for k, v in results.items()}
+
+    def _evaluate(self, bar) -> None:
+        results = self.evaluate()
+        self.last_eval, self._eval_step = results, self.step
+        for name, value in results.items():
+            self._record(name, value)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in results.items()}, refresh=False)
+        if self.monitor not in results:
+            if self.patience is not None or self.target is not None:
+                raise ValueError(
+                    f"Trainer: early stopping watches {self.monitor!r}, which eval_fn does not return (it returns "
+                    f"{sorted(results)}); pass monitor= one of those"
+                )
+            return
+        value = results[self.monitor]
+        better = self.best is None or (
+            value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        )
+        if better:
+            self.best, self.bad_evals = value, 0
+        else:
+            self.bad_evals += 1
+        if self.target is not None and (value <= self.target if self.mode == "min" else value >= self.target):
+            self.stop_reason = "target"
+        elif self.patience is not None and self.bad_evals >= self.patience:
+            self.stop_reason = "patience"
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        """Where the run stands, as JSON-able data (saved in checkpoints)."""
+        return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
+                "bad_evals": self.bad_evals, "elapsed_s": self.elapsed, "stop_reason": self.stop_reason,
+                "last_eval": self.last_eval}
+
+    def save(self, path) -> None:
+        """Write a checkpoint of everything needed to resume: model, optimizer, schedule, step, RNG, data position."""
+        if self._loss.weight:  # a resumed run must not lose the partial log interval: fold it in now
+            self._log(_NoBar())
+        save_checkpoint(path, self.model, self.optimizer, self.schedule, step=self.step, tokenizer=self.tokenizer,
+                        history=self.history, trainer_state=self.state(), extra=self.extra)
+
+    def load(self, path):
+        """Restore a checkpoint written by :meth:`save` (model, optimizer, schedule, RNG, data position, history).
+
+        Returns
+        -------
+        Checkpoint
+        """
+        ckpt = load_checkpoint(path, self.model, self.optimizer, self.schedule, restore_rng=True)
+        self.step = ckpt.step
+        self.history = {k: [list(p) for p in v] for k, v in ckpt.history.items()}
+        t = ckpt.trainer_state
+        self.epoch, self.batch_in_epoch = int(t.get("epoch", 0)), int(t.get("batch_in_epoch", 0))
+        self.best, self.bad_evals = t.get("best"), int(t.get("bad_evals", 0))
+        self.elapsed = float(t.get("elapsed_s", 0.0))
+        self.last_eval = dict(t.get("last_eval") or {})
+        self._loss.reset()
+        self._norm.reset()
+        return ckpt
+
+
+class _NoBar:
+    """Stands in for a progress bar when logging outside :meth:`Trainer.fit`."""
+
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass

@@ -1,0 +1,283 @@
+"""Checkpoints: a round trip restores everything exactly; a damaged, truncated, foreign or mismatched file is refused
+with a message that names the problem; a crash while writing leaves the old file as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+from minitransformer import nn, optim
+from minitransformer.data import CharTokenizer
+from minitransformer.train import checkpoint as ckpt_module
+from minitransformer.train.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+
+
+class Tiny(nn.Module):
+    """Embedding -> LayerNorm -> Dropout -> Linear: parameters of several kinds, and randomness."""
+
+    def __init__(self, vocab=7, d=4, bias=True):
+        super().__init__()
+        self.config = {"vocab": vocab, "d": d, "bias": bias}
+        self.emb = nn.Embedding(vocab, d)
+        self.norm = nn.LayerNorm(d)
+        self.drop = nn.Dropout(0.2)
+        self.out = nn.Linear(d, vocab, bias=bias)
+
+    def forward(self, ids):
+        return self.out(self.drop(self.norm(self.emb(ids))))
+
+
+class Other(Tiny):
+    pass
+
+
+def _train_a_little(model, opt, schedule, steps=3):
+    ids = mt.tensor([[1, 2, 3], [4, 5, 6]])
+    for _ in range(steps):
+        loss = mt.functional.cross_entropy(model(ids), mt.tensor([[2, 3, 4], [5, 6, 0]]))
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        schedule.step()
+
+
+def _setup():
+    model = Tiny()
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    schedule = optim.WarmupSchedule(opt, d_model=4, warmup_steps=2)
+    return model, opt, schedule
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model, opt, schedule = _setup()
+    _train_a_little(model, opt, schedule)
+    path = tmp_path / "run" / "ckpt.npz"  # the folder does not exist yet
+    history = {"train_loss": [[1, 2.5], [2, 2.25]], "val_accuracy": [[2, 0.5]]}
+    save_checkpoint(path, model, opt, schedule, step=3, tokenizer=CharTokenizer("abc"), history=history,
+                    trainer_state={"epoch": 1, "batch_in_epoch": 4}, extra={"task": "demo"})
+    return path, model, opt, schedule, history
+
+
+def _rewrite(path, change):
+    """Open the .npz as plain arrays, let ``change`` edit the dict, write it back (a valid zip)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    change(arrays)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _meta(arrays):
+    return json.loads(arrays["__meta__"].tobytes().decode())
+
+
+def _set_meta(arrays, meta, fix_checksum=True):
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    if fix_checksum:
+        arrays["__checksum__"] = np.frombuffer(ckpt_module._checksum(arrays).encode(), dtype=np.uint8)
+
+
+# ------------------------------------------------------------------ round trip
+def test_round_trip_restores_everything_exactly(saved, backend):
+    if backend.name == "cupy":
+        pytest.skip("CuPy's generator cannot export its state (Backend.get_rng_state); the rest is tested on the CPU")
+    path, model, opt, schedule, history = saved
+    rng_before = mt.backend.current().get_rng_state()
+    mt.manual_seed(99)  # move the generator away: loading must bring it back
+    model2, opt2, schedule2 = _setup()
+    ckpt = load_checkpoint(path, model2, opt2, schedule2, restore_rng=True)
+
+    assert ckpt.step == 3 and ckpt.model_type == "Tiny" and ckpt.config == model.config
+    assert ckpt.history == history and ckpt.extra == {"task": "demo"}
+    assert ckpt.trainer_state == {"epoch": 1, "batch_in_epoch": 4}
+    assert CharTokenizer.from_dict(ckpt.tokenizer) == CharTokenizer("abc")
+    assert mt.backend.current().get_rng_state() == rng_before
+    for (name, a), (_, b) in zip(model.state_dict().items(), model2.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+        assert a.dtype == b.dtype == np.float32
+    assert schedule2.step_num == schedule.step_num and schedule2.get_last_lr() == schedule.get_last_lr()
+    s1, s2 = opt.state_dict(), opt2.state_dict()
+    assert s1["param_groups"] == s2["param_groups"]
+    for i in s1["state"]:
+        assert s1["state"][i]["step"] == s2["state"][i]["step"] == 3
+        np.testing.assert_array_equal(s1["state"][i]["m"], s2["state"][i]["m"])
+        np.testing.assert_array_equal(s1["state"][i]["v"], s2["state"][i]["v"])
+
+    # the restored pair takes the very same next step as the original
+    _train_a_little(model, opt, schedule, steps=1)
+    mt.backend.current().set_rng_state(rng_before)
+    _train_a_little(model2, opt2, schedule2, steps=1)
+    for a, b in zip(model.parameters(), model2.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_file_holds_only_numpy_arrays_readable_without_pickle(saved):
+    path = saved[0]
+    with np.load(path, allow_pickle=False) as z:
+        kinds = {z[k].dtype.kind for k in z.files}
+        assert "model/emb.weight" in z.files and "optimizer/state/0/m" in z.files
+    assert kinds <= set("biuf")
+
+
+def test_a_checkpoint_from_another_backend_loads_on_numpy(tmp_path):
+    model = Tiny()  # on the test's backend (array_api_strict stands in for a GPU's)
+    path = save_checkpoint(tmp_path / "c.npz", model)
+    with mt.backend.use("numpy"):
+        cpu = Tiny()
+        load_checkpoint(path, cpu)
+        assert all(p.backend.name == "numpy" for p in cpu.parameters())
+    np.testing.assert_array_equal(cpu.out.weight.numpy(), model.out.weight.numpy())
+
+
+# ------------------------------------------------------------------ damage
+def test_truncated_file_is_refused(saved):
+    path = saved[0]
+    data = path.read_bytes()
+    for keep in (len(data) // 2, len(data) - 30, 100):
+        path.write_bytes(data[:keep])
+        with pytest.raises(CheckpointError, match="truncated or damaged|damaged"):
+            read_checkpoint(path)
+
+
+def test_flipped_bytes_are_refused(saved):
+    path = saved[0]
+    data = bytearray(path.read_bytes())
+    with np.load(path) as z:
+        raw = z["model/emb.weight"].tobytes()
+    at = bytes(data).find(raw)  # the array's bytes inside the (uncompressed) zip
+    assert at > 0
+    data[at + 5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(path, Tiny())
+
+
+def test_an_edited_array_in_a_valid_zip_fails_the_checksum(saved):
+    path = saved[0]
+
+    def change(arrays):
+        arrays["model/out.weight"] = arrays["model/out.weight"] + 1.0
+
+    _rewrite(path, change)
+    with pytest.raises(CheckpointError, match="checksum does not match"):
+        read_checkpoint(path)
+
+
+def test_a_missing_array_is_named(saved):
+    path = saved[0]
+
+    def change(arrays):
+        del arrays["optimizer/state/0/m"]
+        arrays["__checksum__"] = np.frombuffer(ckpt_module._checksum(arrays).encode(), dtype=np.uint8)
+
+    _rewrite(path, change)
+    with pytest.raises(CheckpointError, match="optimizer/state/0/m"):
+        read_checkpoint(path)
+
+
+def test_another_version_is_refused(saved):
+    path = saved[0]
+
+    def change(arrays):
+        meta = _meta(arrays)
+        meta["version"] = 99
+        _set_meta(arrays, meta)
+
+    _rewrite(path, change)
+    with pytest.raises(CheckpointError, match="version 99"):
+        read_checkpoint(path)
+
+
+def test_files_that_are_not_checkpoints_are_refused(tmp_path):
+    plain = tmp_path / "weights.npz"
+    np.savez(plain, w=np.ones(3))
+    with pytest.raises(CheckpointError, match="not a minitransformer checkpoint"):
+        read_checkpoint(plain)
+    text = tmp_path / "notes.npz"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match="cannot be read as a .npz"):
+        read_checkpoint(text)
+    with pytest.raises(CheckpointError, match="no such file"):
+        read_checkpoint(tmp_path / "missing.npz")
+
+
+# ------------------------------------------------------------------ mismatches
+def test_wrong_model_shapes_are_named_and_the_model_is_unchanged(saved):
+    path = saved[0]
+    model = Tiny(vocab=7, d=6)
+    before = model.state_dict()
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path, model)
+    message = str(err.value)
+    assert "another config" in message and "d: checkpoint 4, model 6" in message
+    model.config = None  # without a config to compare, the shapes speak
+    expected = r"'emb.weight': the model expects shape \(7, 6\), the state has \(7, 4\)"
+    with pytest.raises(CheckpointError, match=expected):
+        load_checkpoint(path, model)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_missing_keys_are_named(saved):
+    path = saved[0]
+    model = Tiny(bias=False)
+    model.config = None
+    with pytest.raises(CheckpointError, match="unexpected keys.*'out.bias'"):
+        load_checkpoint(path, model)
+
+
+def test_another_model_type_is_refused(saved):
+    with pytest.raises(CheckpointError, match="holds a Tiny, not a Other"):
+        load_checkpoint(saved[0], Other())
+
+
+def test_an_optimizer_that_does_not_fit_leaves_the_model_unchanged(saved):
+    path = saved[0]
+    model = Tiny()
+    before = model.state_dict()
+    with pytest.raises(CheckpointError, match="state of a Adam, not a SGD"):
+        load_checkpoint(path, model, optim.SGD(model.parameters(), lr=0.1))
+    # same class, other settings: Adam's group holds the same keys, but a wrong parameter count
+    opt = optim.Adam(list(model.parameters())[:2], lr=0.1)
+    with pytest.raises(CheckpointError, match="optimizer/schedule state does not fit"):
+        load_checkpoint(path, model, opt)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+# ------------------------------------------------------------------ atomic writes
+@pytest.mark.single_backend
+@pytest.mark.parametrize("where", ["savez", "replace"])
+def test_a_crash_mid_write_leaves_the_old_checkpoint(saved, monkeypatch, where):
+    path, model = saved[0], saved[1]
+    old = path.read_bytes()
+
+    def crash_in_savez(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")  # some bytes reach the temporary file, then the process "dies"
+        raise KeyboardInterrupt("power cut")
+
+    def crash_in_replace(src, dst):
+        raise OSError("disk full")
+
+    if where == "savez":
+        monkeypatch.setattr(ckpt_module.np, "savez", crash_in_savez)
+    else:
+        monkeypatch.setattr(ckpt_module.os, "replace", crash_in_replace)
+    with pytest.raises((KeyboardInterrupt, OSError)):
+        save_checkpoint(path, model, step=4)
+    monkeypatch.undo()
+    assert path.read_bytes() == old
+    assert read_checkpoint(path).step == 3
+    assert os.listdir(path.parent) == [path.name]  # no temporary file left behind
+
+
+@pytest.mark.single_backend
+def test_saving_refuses_what_would_need_pickle(tmp_path):
+    with pytest.raises(CheckpointError, match="'extra/when' is a object"):
+        save_checkpoint(tmp_path / "c.npz", Tiny(), extra={"when": object()})
+    assert not (tmp_path / "c.npz").exists()

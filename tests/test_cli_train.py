@@ -1,0 +1,154 @@
+"""``minitransformer train / evaluate / generate``: a tiny run writes its checkpoint, metrics and pictures, and the
+other two commands read them back. Tiny settings: this checks the plumbing; learning is checked in test_train.py."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+
+from minitransformer.cli import main
+from minitransformer.train import read_checkpoint
+from minitransformer.train.threads import get_blas_threads, set_blas_threads
+
+pytestmark = pytest.mark.single_backend
+
+TINY = ["--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff", "32", "--batch-size", "16", "--no-progress"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def restore_blas_threads():
+    """The commands set NumPy's BLAS to one thread; put the test process's setting back afterwards."""
+    before = get_blas_threads()
+    yield
+    if before:
+        set_blas_threads(before)
+
+
+def _metric(text: str, name: str) -> float:
+    return float(re.search(rf"^{name}\s+(\S+)$", text, flags=re.M).group(1))
+
+
+@pytest.fixture(scope="module")
+def reverse_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reverse")
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        code = main(["train", "--task", "reverse", "--steps", "30", *TINY, "--out", str(out)])
+    return code, out, text.getvalue()
+
+
+def test_train_writes_checkpoint_metrics_and_pictures(reverse_run):
+    code, out, text = reverse_run
+    assert code == 0
+    for name in ("curves.png", "attention_cross_attention.png", "attention_encoder_self_attention.png"):
+        assert (out / name).read_bytes()[:8] == PNG, name
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["task"] == "reverse" and saved["settings"]["d_model"] == 16 and saved["metrics"]["steps"] == 30
+    accuracy = saved["metrics"]["test_exact_sequence_accuracy"]
+    assert 0.0 <= accuracy <= 1.0 and _metric(text, "test_exact_sequence_accuracy") == pytest.approx(accuracy, abs=1e-4)
+    assert "final metrics (held-out test split)" in text and str(out / "checkpoint.npz") in text
+    ckpt = read_checkpoint(out / "checkpoint.npz")
+    assert ckpt.step == 30 and ckpt.model_type == "Transformer" and ckpt.config["d_model"] == 16
+    assert ckpt.extra["task"] == "reverse" and ckpt.tokenizer["vocab"] == list("0123456789")
+    steps = [s for s, _ in ckpt.history["train_loss"]]
+    assert steps[-1] == 30 and len(steps) == 30  # logged every step on a run this short
+
+
+def test_evaluate_measures_the_checkpoint_again(reverse_run, capsys):
+    _, out, text = reverse_run
+    assert main(["evaluate", str(out / "checkpoint.npz")]) == 0
+    again = capsys.readouterr().out
+    assert "task reverse, Transformer trained for 30 steps" in again
+    for name in ("test_exact_sequence_accuracy", "test_token_accuracy", "test_loss"):
+        assert _metric(again, name) == _metric(text, name)  # same data, same weights: the same figures
+
+
+def test_generate_reads_digits_greedy_and_beam(reverse_run, capsys):
+    _, out, _ = reverse_run
+    for extra in ([], ["--beam", "3"]):
+        assert main(["generate", str(out / "checkpoint.npz"), "--input", "3 1 4", *extra]) == 0
+        tokens = capsys.readouterr().out.split()
+        assert 1 <= len(tokens) <= 5 and all(t in "0123456789" or t == "<unk>" for t in tokens)
+    assert main(["generate", str(out / "checkpoint.npz"), "--input", "3 x 4"]) == 2
+    assert "reads digits 0-9, got '3 x 4'" in capsys.readouterr().err
+
+
+def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "6", *TINY, "--no-pictures", "--out", str(out)]) == 0
+    assert main(["train", "--task", "copy", "--steps", "9", "--no-progress", "--resume", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "resumed from" in text and "at step 6" in text
+    ckpt = read_checkpoint(out / "checkpoint.npz")
+    assert ckpt.step == 9 and ckpt.config["d_model"] == 16  # the saved settings, not the defaults
+
+
+def test_charlm_trains_and_generates_text(tmp_path, capsys):
+    out = tmp_path / "lm"
+    assert main(["train", "--task", "charlm", "--steps", "4", *TINY, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert _metric(text, "unigram_entropy") == pytest.approx(3.0655, abs=1e-3)  # data/corpus.py: about 3.07
+    assert (out / "attention_self_attention.png").read_bytes()[:8] == PNG
+    assert main(["generate", str(out / "checkpoint.npz"), "--prompt", "The ", "--max-new-tokens", "15"]) == 0
+    generated = capsys.readouterr().out.rstrip("\n")
+    assert generated.startswith("The ") and len(generated) >= 4
+
+
+def test_classify_trains_and_labels_a_review(tmp_path, capsys):
+    out = tmp_path / "cls"
+    assert main(["train", "--task", "classify", "--steps", "4", *TINY, "--no-pictures", "--out", str(out)]) == 0
+    assert 0.0 <= _metric(capsys.readouterr().out, "test_accuracy") <= 1.0
+    assert main(["generate", str(out / "checkpoint.npz"), "--input", "the film was not good"]) == 0
+    assert re.fullmatch(r"(positive|negative) \(p\(positive\) = \d\.\d{3}\)\n", capsys.readouterr().out)
+
+
+def test_commands_refuse_bad_input_with_one_line(tmp_path, capsys):
+    plain = tmp_path / "weights.npz"
+    np.savez(plain, w=np.ones(2))
+    assert main(["evaluate", str(plain)]) == 2
+    assert "not a minitransformer checkpoint" in capsys.readouterr().err
+    assert main(["train", "--task", "reverse", "--seed-config", "--out", str(tmp_path)]) == 2
+    assert "use --task classify" in capsys.readouterr().err
+    assert main(["train", "--task", "reverse", "--d-model", "10", "--heads", "3", "--out", str(tmp_path)]) == 2
+    assert "d_model=10 is not divisible by heads=3" in capsys.readouterr().err
+
+
+def test_seed_config_trains_the_documents_classifier_layout(tmp_path, capsys):
+    out = tmp_path / "seed"
+    assert main(["train", "--task", "classify", "--seed-config", "--steps", "2", "--no-progress", "--no-pictures",
+                 "--out", str(out)]) == 0
+    config = read_checkpoint(out / "checkpoint.npz").config
+    # the document's section 5.2 layout: vocabulary 10000, 8 heads, d_ff = 4 d_model, length 100, one post-LN block
+    assert (config["vocab_size"], config["heads"], config["max_len"], config["num_layers"]) == (10000, 8, 100, 1)
+    assert config["d_ff"] == 4 * config["d_model"] and config["norm_first"] is False
+    assert "test_accuracy" in capsys.readouterr().out
+
+
+def test_the_document_configuration_has_the_documents_numbers():
+    from minitransformer.examples.seed_classifier import task_settings
+
+    s = task_settings("document")
+    assert (s["vocab_size"], s["d_model"], s["heads"], s["d_ff"], s["max_len"]) == (10000, 512, 8, 2048, 100)
+    assert (s["lr"], s["batch_size"], s["schedule"]) == (1e-4, 32, "constant")
+    assert s["steps"] == 5 * (16000 // 32)  # epochs=5 over the training reviews
+
+
+def test_the_seed_classifier_example_runs(monkeypatch, capsys):
+    from minitransformer.examples import seed_classifier
+
+    small = {**seed_classifier.CONFIGS["cpu"], "n_train": 64, "epochs": 2, "embed_dim": 16, "ff_dim": 64,
+             "dropout": 0.3}
+    monkeypatch.setitem(seed_classifier.CONFIGS, "cpu", small)
+    monkeypatch.setattr(seed_classifier, "N_VAL", 32)
+    assert seed_classifier.main(["--no-progress"]) == 0
+    text = capsys.readouterr().out
+    final = re.search(r"^Validation Loss: (\d\.\d{4}), Validation Accuracy: (\d\.\d{4})$", text, flags=re.M)
+    last_epoch = re.search(r"^epoch 2: val_loss (\S+), val_accuracy (\S+)$", text, flags=re.M)
+    assert final.groups() == last_epoch.groups()  # the final evaluation runs without dropout, as the epoch's did
+    assert "TransformerClassifier(" in text

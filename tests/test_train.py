@@ -1,0 +1,274 @@
+"""The training loop: it can drive one batch's loss to almost zero, it teaches a tiny model to reverse digits,
+a run resumed from a checkpoint repeats the uninterrupted run's losses exactly, evaluation and early stopping
+work, and the loss reaches the host only when it is logged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+from minitransformer import functional as F
+from minitransformer import nn, optim
+from minitransformer.data import DataLoader, digit_task_splits, make_lm_batch, make_seq2seq_batch
+from minitransformer.train import (
+    RunningMean,
+    Trainer,
+    TrainingDiverged,
+    binary_accuracy,
+    exact_match,
+    get_blas_threads,
+    set_blas_threads,
+    token_accuracy,
+)
+from minitransformer.train.tasks import build, seq2seq_loss, warmup_schedule
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    """Small matrices multiply fastest on one BLAS thread (minitransformer/train/threads.py); put it back after."""
+    before = get_blas_threads()
+    set_blas_threads(1)
+    yield
+    if before:
+        set_blas_threads(before)
+
+
+def _tiny_transformer(dropout=0.0, seed=0):
+    mt.manual_seed(seed)
+    return nn.Transformer(14, 14, d_model=16, heads=2, d_ff=32, num_encoder_layers=1, num_decoder_layers=1,
+                          dropout=dropout, max_len=16)
+
+
+# ------------------------------------------------------------------ learning
+def test_one_batch_is_overfit_to_near_zero_loss():
+    model = _tiny_transformer()
+    pairs, _ = digit_task_splits("reverse", 4, 0, seed=1, min_len=4, max_len=5)
+    batch = make_seq2seq_batch(pairs)
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    trainer = Trainer(model, opt, seq2seq_loss(), log_every=1, progress=False)
+    history = trainer.fit(lambda step: batch, 80)
+    losses = [v for _, v in history["train_loss"]]
+    assert losses[0] > 2.0  # about ln 14 = 2.64 at the start: close to uniform over the vocabulary
+    assert max(losses[-5:]) < 0.02, losses
+
+
+def test_exact_sequence_accuracy_rises_on_a_tiny_reverse_task():
+    setup = build("reverse", steps=200, n_train=2000, n_val=100, n_test=100, min_len=3, max_len=4, d_model=32,
+                  heads=4, layers=1, d_ff=64, batch_size=32, lr=5e-3, warmup=20, eval_every=100)
+    before = setup.eval_fn(setup.model)["val_accuracy"]
+    trainer = Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, clip=1.0,
+                      eval_fn=setup.eval_fn, eval_every=100, progress=False)
+    trainer.fit(setup.train_data, 200)
+    after = [v for _, v in trainer.history["val_accuracy"]]
+    assert before < 0.05  # a random model almost never outputs the whole reversed sequence
+    assert after[-1] >= 0.5 and after[-1] > after[0] > before, (before, after)
+    assert setup.final_metrics(setup.model)["test_exact_sequence_accuracy"] >= 0.5
+
+
+# ------------------------------------------------------------------ resuming
+def _seq2seq_run(tmp_path, name, seed=0):
+    """Model with dropout (random numbers matter), shuffled data rolling over epochs, a schedule, clipping."""
+    model = _tiny_transformer(dropout=0.2, seed=seed)
+    pairs, _ = digit_task_splits("reverse", 24, 0, seed=2, min_len=3, max_len=6)
+    loader = DataLoader(pairs, batch_size=8, shuffle=True, seed=7, collate=make_seq2seq_batch)  # 3 batches/epoch
+    opt = optim.Adam.paper(model.parameters(), lr=3e-3)
+    schedule = warmup_schedule(opt, warmup=3, steps=10)
+    trainer = Trainer(model, opt, seq2seq_loss(0.1), schedule=schedule, clip=0.5, log_every=1, progress=False,
+                      checkpoint_path=tmp_path / name)
+    return trainer, loader
+
+
+def _losses(trainer):
+    return [v for _, v in trainer.history["train_loss"]]
+
+
+@pytest.fixture
+def savable_rng(backend):
+    if backend.name == "cupy":  # dropout masks after a resume would differ
+        pytest.skip("CuPy's generator cannot export its state (Backend.get_rng_state): exact resumption is CPU-only")
+
+
+def test_resuming_repeats_the_uninterrupted_losses_exactly(tmp_path, savable_rng):
+    full, loader = _seq2seq_run(tmp_path, "full.npz")
+    full.fit(loader, 10)
+
+    first, loader = _seq2seq_run(tmp_path, "part.npz")
+    first.fit(loader, 4)  # stops mid-epoch 1 (batch 2 of 3) and writes its checkpoint
+    mt.manual_seed(1234)  # anything random after the checkpoint is forgotten by the resumed run
+    second, loader = _seq2seq_run(tmp_path, "part.npz", seed=99)  # other initial weights: the checkpoint must win
+    second.load(tmp_path / "part.npz")
+    assert (second.step, second.epoch, second.batch_in_epoch) == (4, 1, 1)
+    second.fit(loader, 10)
+
+    assert _losses(second) == _losses(full)  # exact equality: same numbers, in the same order
+    assert len(_losses(full)) == 10
+    for p, q in zip(full.model.parameters(), second.model.parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def test_a_run_that_crashes_resumes_from_its_last_periodic_checkpoint(tmp_path, savable_rng):
+    ids = np.arange(400) % 13 + 4  # a "text" for a language model: random windows, seeded by the step
+
+    def setup(crash_at=None):
+        mt.manual_seed(0)
+        lm = nn.DecoderOnlyLM(vocab=17, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16, dropout=0.1)
+        opt = optim.AdamW(lm.parameters(), lr=1e-2)
+
+        def loss_fn(model, b):
+            if crash_at is not None and trainer.step == crash_at:
+                raise _Crash("the machine went down")
+            return F.cross_entropy(model(b.tgt_in), b.tgt_out)
+
+        trainer = Trainer(lm, opt, loss_fn, log_every=1, progress=False, checkpoint_path=tmp_path / "lm.npz",
+                          checkpoint_every=3)
+        return trainer
+
+    def data(step):
+        return make_lm_batch(ids, 8, 4, rng=[5, step])
+
+    full = setup()
+    full.fit(data, 9)
+    crashed = setup(crash_at=7)
+    with pytest.raises(_Crash):
+        crashed.fit(data, 9)
+    resumed = setup()
+    resumed.load(tmp_path / "lm.npz")
+    assert resumed.step == 6  # the last checkpoint before the crash
+    resumed.fit(data, 9)
+    assert _losses(resumed) == _losses(full)
+
+
+# ------------------------------------------------------------------ evaluation, early stopping, logging
+def _linear_problem():
+    mt.manual_seed(0)
+    w = nn.Linear(3, 1)
+    x = mt.randn(16, 3)
+    y = x @ mt.tensor([[1.0], [-2.0], [0.5]])
+
+    def loss_fn(model, _batch):
+        return ((model(x) - y) ** 2).mean()
+
+    return w, loss_fn
+
+
+def test_evaluation_runs_every_n_steps_in_eval_mode_and_is_recorded():
+    model, loss_fn = _linear_problem()
+    seen = []
+
+    def eval_fn(m):
+        seen.append((m.training, mt.is_grad_enabled()))
+        return {"val_loss": loss_fn(m, None).item()}
+
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, eval_fn=eval_fn, eval_every=4,
+                      log_every=2, progress=False)
+    history = trainer.fit(lambda s: None, 10)
+    assert [s for s, _ in history["val_loss"]] == [4, 8, 10]  # every 4 steps, and at the end
+    assert [s for s, _ in history["train_loss"]] == [2, 4, 6, 8, 10]
+    assert seen == [(False, False)] * 3 and model.training
+    assert history["val_loss"][-1][1] < history["val_loss"][0][1]
+
+
+def test_early_stopping_by_patience_and_by_target():
+    model, loss_fn = _linear_problem()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    flat = Trainer(model, opt, loss_fn, eval_fn=lambda m: {"val_accuracy": 0.5}, eval_every=2, patience=3,
+                   monitor="val_accuracy", progress=False)
+    flat.fit(lambda s: None, 100)
+    # the first evaluation sets the best; three more without improvement stop the run
+    assert (flat.stop_reason, flat.step) == ("patience", 8)
+
+    model, loss_fn = _linear_problem()
+    scores = iter([0.2, 0.6, 0.95, 0.99])
+    reach = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, eval_fn=lambda m: {"val_acc": next(scores)},
+                    eval_every=1, monitor="val_acc", target=0.9, progress=False)
+    reach.fit(lambda s: None, 100)
+    assert (reach.stop_reason, reach.step, reach.mode) == ("target", 3, "max")
+
+    watching_nothing = Trainer(model, opt, loss_fn, eval_fn=lambda m: {"val_acc": 1.0}, eval_every=1, patience=2,
+                               progress=False)
+    with pytest.raises(ValueError, match="watches 'val_loss', which eval_fn does not return"):
+        watching_nothing.fit(lambda s: None, 5)
+
+
+def test_the_loss_reaches_the_host_only_when_logged(monkeypatch):
+    model, loss_fn = _linear_problem()
+    be = mt.backend.current()
+    reads = []
+    real = type(be).to_host
+    monkeypatch.setattr(type(be), "to_host", lambda self, a: reads.append(1) or real(self, a))
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.05), loss_fn, log_every=5, progress=False)
+    trainer.fit(lambda s: None, 20)
+    assert len(reads) == 4  # one read per log line, none per step
+    assert len(trainer.history["train_loss"]) == 4
+
+
+def test_a_diverging_loss_stops_with_a_clear_error():
+    model, _ = _linear_problem()
+
+    def loss_fn(m, _):
+        return m.weight.sum() * 0.0 + mt.tensor(float("nan"))
+
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, log_every=3, progress=False)
+    with pytest.raises(TrainingDiverged, match="became nan by step 3; lower the learning rate"):
+        trainer.fit(lambda s: None, 10)
+
+
+@pytest.mark.single_backend
+def test_progress_bar_can_be_turned_off(capsys):
+    model, loss_fn = _linear_problem()
+    Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, progress=True, desc="fitting").fit(
+        lambda s: None, 3)
+    assert "fitting" in capsys.readouterr().err
+    Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, progress=False, desc="fitting").fit(
+        lambda s: None, 3)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.single_backend
+def test_trainer_refuses_bad_settings():
+    model, loss_fn = _linear_problem()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="checkpoint_every needs a checkpoint_path"):
+        Trainer(model, opt, loss_fn, checkpoint_every=5)
+    with pytest.raises(ValueError, match="eval_every must be a positive int"):
+        Trainer(model, opt, loss_fn, eval_every=0)
+    with pytest.raises(TypeError, match="a plain iterable cannot be resumed"):
+        Trainer(model, opt, loss_fn, progress=False).fit([1, 2, 3], 2)
+
+
+# ------------------------------------------------------------------ metrics
+def test_metrics_against_hand_counts():
+    logits = mt.tensor([[[3.0, 1.0, 0.0], [0.0, 2.0, 1.0], [0.0, 0.0, 5.0]]])  # arg-max 0, 1, 2
+    assert token_accuracy(logits, mt.tensor([[0, 1, 1]]), ignore_index=None).item() == pytest.approx(2 / 3)
+    # targets 1, 1, <pad>: the pad is left out, one right of the two real positions
+    assert token_accuracy(logits, mt.tensor([[1, 1, 0]]), ignore_index=0).item() == 0.5
+    assert binary_accuracy(mt.tensor([0.3, -2.0, 4.0, -0.1]), mt.tensor([1, 0, 0, 0])).item() == 0.75
+    assert exact_match([[5, 6, 2], [5, 6, 7, 2], [5, 2, 9]], [[5, 6], [5, 6], [5]]) == pytest.approx(2 / 3)
+    m = RunningMean()
+    for value, weight in ((1.0, 2), (4.0, 1)):
+        m.add(mt.tensor(value), weight)
+    assert m.compute() == pytest.approx(2.0)  # (1*2 + 4*1) / 3
+
+
+def test_task_metrics_do_not_depend_on_the_evaluation_batch_size():
+    from minitransformer.train.decoding import greedy_decode
+    from minitransformer.train.tasks import seq2seq_metrics
+
+    model = _tiny_transformer()
+    pairs, _ = digit_task_splits("sort", 7, 0, seed=4, min_len=2, max_len=5)
+    whole = seq2seq_metrics(pairs, batch_size=100)(model)
+    parts = seq2seq_metrics(pairs, batch_size=3)(model)  # batches of 3, 3 and 1
+    assert parts == pytest.approx(whole, rel=1e-5)
+    # the loss is the mean over all real target tokens, recomputed here in one batch
+    b = make_seq2seq_batch(pairs)
+    model.eval()
+    with mt.no_grad():
+        expected = F.cross_entropy(model(b.src, b.tgt_in, b.src_mask, b.tgt_mask), b.tgt_out, ignore_index=0).item()
+    assert whole["loss"] == pytest.approx(expected, rel=1e-5)
+    one_by_one = [exact_match(greedy_decode(model, mt.tensor([s]), max_len=8).numpy(), [t]) for s, t in pairs]
+    assert whole["accuracy"] == pytest.approx(np.mean(one_by_one))
