@@ -12,7 +12,7 @@ import sys
 def _demo(args) -> int:
     from .demo import run
 
-    return run(out=args.out)
+    return run(out=args.out, train_steps=args.steps)
 
 
 def _bench(args) -> int:
@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="a tour of the engine and the formulas, on NumPy, with data that ships")
     demo.add_argument("--out", default="demo-output", help="folder for the pictures (default: demo-output)")
+    demo.add_argument("--steps", type=int, default=300,
+                      help="steps of the closing Transformer training run (0 skips it; default 300)")
     demo.set_defaults(run=_demo)
 
     bench = sub.add_parser("bench", help="benchmarks, printed beside a reference measured in the same run")

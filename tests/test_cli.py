@@ -26,7 +26,7 @@ pytestmark = pytest.mark.single_backend
 # ------------------------------------------------------------------ demo
 def test_demo_prints_the_tour_and_saves_the_graph(tmp_path, capsys):
     out = tmp_path / "pictures"  # does not exist yet: the demo creates it
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--out", str(out), "--steps", "12"]) == 0
     text = capsys.readouterr().out
 
     png = out / "graph.png"
@@ -43,6 +43,12 @@ def test_demo_prints_the_tour_and_saves_the_graph(tmp_path, capsys):
     losses = [float(v) for v in re.findall(r"^step\s+\d+\s+loss (\S+)$", text, flags=re.M)]
     assert len(losses) >= 5
     assert losses[-1] < 0.1 * losses[0]  # the loss falls
+
+    # the document's worked examples, stated beside computed: 4.3.1's claimed output and the formula's
+    assert "Document section 4.3.1: self-attention" in text and "0.2, 0.3, 0.5" in text
+    for name in ("attention_4_3_1.png", "positional_encoding.png", "reverse/checkpoint.npz", "reverse/curves.png"):
+        assert (out / name).stat().st_size > 1000, name
+    assert re.search(r"^test_exact_sequence_accuracy\s+\d", text, flags=re.M)  # the closing training run
 
 
 # ------------------------------------------------------------------ info

@@ -203,7 +203,11 @@ class Trainer:
         """
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"Trainer.fit: steps must be an int >= 0, got {steps!r}")
-        from tqdm.auto import tqdm
+        try:  # the notebook widget bar where Jupyter can draw it, else the text bar (no "IProgress" warning)
+            import ipywidgets  # noqa: F401
+            from tqdm.auto import tqdm
+        except ImportError:
+            from tqdm.std import tqdm
 
         self.stop_reason = None
         start = time.perf_counter()

@@ -1,0 +1,1827 @@
+"""Build the step-through notebooks from this file, run them, and write them with their outputs.
+
+The notebooks in ``notebooks/`` are generated: each one is a list of cells here, markdown and code,
+so that a change to a notebook is a reviewable change to Python source, and a notebook can always
+be rebuilt from scratch. ``tests/test_notebooks.py`` checks that the committed notebooks' sources
+equal what this file generates (outputs excluded) and runs every notebook top to bottom.
+
+    python tools/make_notebooks.py               # build, execute and write every notebook
+    python tools/make_notebooks.py 02 05         # only these (by number or file name)
+    python tools/make_notebooks.py --check       # exit 1 if a committed notebook's sources drifted
+    python tools/make_notebooks.py --no-execute  # write the sources without outputs
+
+Run it from anywhere with the project's environment (``.venv/bin/python``); the notebooks are
+executed with the ``python3`` kernel, in ``notebooks/`` as their working directory. After running,
+progress bars are collapsed to their final line (as a terminal shows them) and consecutive prints
+merged, so the committed outputs read cleanly on a code-hosting site.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+CELL_TIMEOUT = 120  # seconds per cell
+
+
+# ------------------------------------------------------------------ cells
+def md(text: str) -> tuple[str, str]:
+    """A markdown cell (the text is dedented and stripped)."""
+    return ("markdown", textwrap.dedent(text).strip())
+
+
+def code(text: str) -> tuple[str, str]:
+    """A code cell (the text is dedented and stripped)."""
+    return ("code", textwrap.dedent(text).strip())
+
+
+SETUP = code("""
+    %matplotlib inline
+    import numpy as np
+
+    import minitransformer as mt
+    import minitransformer.functional as F
+    from minitransformer import nn, viz
+
+    np.set_printoptions(precision=4, suppress=True)
+    mt.manual_seed(0)
+    print("minitransformer", mt.__version__, "on", mt.backend.current().name)
+""")
+
+
+# ====================================================================================== 01
+NB01 = [
+    md(r"""
+    # 01 · Autograd from scratch
+
+    **What this notebook teaches.** How `backward()` finds the derivative of a result with respect to
+    every number that went into it. Each operation records itself in a *computation graph* as it runs;
+    `backward()` walks that graph from the result back to the inputs and applies the chain rule at every
+    node. Writing $\bar v = \partial L / \partial v$ for the gradient of the final result $L$ with respect
+    to a node $v$ (its *adjoint*), the whole algorithm is one rule:
+
+    $$
+    \bar v \;=\; \sum_{u\ \text{uses}\ v} \bar u \,\frac{\partial u}{\partial v},
+    \qquad \bar L = 1 .
+    $$
+
+    Each node passes its adjoint to its inputs, multiplied by its local derivative; a node used twice
+    receives (and adds up) two contributions. That is reverse-mode automatic differentiation, the engine
+    under every Transformer in this library (`minitransformer/autograd/engine.py`, each primitive's
+    `forward` beside its `backward` in `autograd/ops.py`).
+
+    Steps: **1** a tiny expression, computed by hand · **2** its graph, as a picture and as DOT text ·
+    **3** backward one node at a time · **4** `backward()` and `retain_grad()` · **5** a node used twice ·
+    **6** gradcheck, finite differences as the referee · **7** a new primitive, written here as a
+    `Function` subclass with its `backward`, and gradcheck'ed.
+    """),
+    SETUP,
+    md(r"""
+    ## 1. A computation graph by hand
+
+    The expression (micrograd's first example):
+
+    $$ e = a\,b, \qquad d = e + c, \qquad L = d\,f $$
+
+    with $a = 2$, $b = -3$, $c = 10$, $f = -2$. Forward, by hand: $e = 2 \cdot (-3) = -6$,
+    $d = -6 + 10 = 4$, $L = 4 \cdot (-2) = -8$.
+
+    Backward, by hand, from the top, one local derivative at a time:
+
+    | node | rule | adjoint |
+    |---|---|---|
+    | $L$ | start | $\bar L = 1$ |
+    | $d$ | $\partial L/\partial d = f$ | $\bar d = \bar L \cdot f = -2$ |
+    | $f$ | $\partial L/\partial f = d$ | $\bar f = \bar L \cdot d = 4$ |
+    | $e$ | $\partial d/\partial e = 1$ | $\bar e = \bar d \cdot 1 = -2$ |
+    | $c$ | $\partial d/\partial c = 1$ | $\bar c = \bar d \cdot 1 = -2$ |
+    | $a$ | $\partial e/\partial a = b$ | $\bar a = \bar e \cdot b = 6$ |
+    | $b$ | $\partial e/\partial b = a$ | $\bar b = \bar e \cdot a = -4$ |
+
+    Now the same with tensors. `requires_grad=True` marks the inputs we want gradients for; `name=`
+    only labels the picture.
+    """),
+    code("""
+    def inputs():
+        a = mt.tensor(2.0, requires_grad=True, name="a")
+        b = mt.tensor(-3.0, requires_grad=True, name="b")
+        c = mt.tensor(10.0, requires_grad=True, name="c")
+        f = mt.tensor(-2.0, requires_grad=True, name="f")
+        return a, b, c, f
+
+    def expression(a, b, c, f):
+        e = a * b
+        e.name = "e"
+        d = e + c
+        d.name = "d"
+        L = d * f
+        L.name = "L"
+        return e, d, L
+
+    a, b, c, f = inputs()
+    e, d, L = expression(a, b, c, f)
+    for t in (a, b, c, f, e, d, L):
+        print(f"{t.name} = {t.item():5g}  shape {t.shape}  {t.dtype_name}  leaf: {t.is_leaf!s:5}  grad_fn: {t.grad_fn}")
+    """),
+    md(r"""
+    `a, b, c, f` are *leaves* (made by us); `e, d, L` were made by operations, and each remembers its
+    operation in `grad_fn`, which remembers its inputs. Those links are the graph.
+
+    ## 2. The graph, as a picture and as DOT text
+
+    `viz.draw_graph` draws what `backward()` will walk: tensors are boxes (green: a leaf that will
+    receive `.grad`), operations are ellipses, data flows left to right. `to_dot` gives the same graph in
+    Graphviz's language (paste it into any DOT viewer).
+    """),
+    code("""
+    viz.draw_graph(L)
+    """),
+    code("""
+    from minitransformer.autograd import to_dot
+
+    print(to_dot(L))
+    """),
+    md(r"""
+    ## 3. Backward, one node at a time
+
+    `backward()` does exactly what the table above does, in this order: sort the nodes so that every
+    node comes after its inputs (a *topological order*), then go through it **backwards**, so that a
+    node's adjoint is complete (all its users have sent their share) before it is passed on. Here are
+    those steps written out with the graph's own links: `grad_fn.inputs` and each primitive's
+    `grad_fn.backward(adjoint)`, which returns one gradient per input.
+    """),
+    code("""
+    def topological_order(root):
+        order, seen = [], set()
+        def visit(t):
+            if id(t) in seen or t.grad_fn is None:
+                return
+            seen.add(id(t))
+            for x in t.grad_fn.inputs:
+                visit(x)
+            order.append(t)            # after its inputs
+        visit(root)
+        return order
+
+    a, b, c, f = inputs()
+    e, d, L = expression(a, b, c, f)
+    adjoint = {L.name: np.float32(1.0)}                  # dL/dL = 1
+    for node in reversed(topological_order(L)):          # L first, then d, then e
+        fn = node.grad_fn
+        grads = fn.backward(adjoint[node.name])          # the local chain rule of this operation
+        for x, g in zip(fn.inputs, grads):
+            adjoint[x.name] = adjoint.get(x.name, 0) + g  # "+=": a node used twice gets both shares
+            print(f"{node.name} = {fn}({', '.join(i.name for i in fn.inputs)}):  sends {g:5g} to {x.name}")
+    print({k: float(v) for k, v in adjoint.items()})
+    """),
+    md(r"""
+    The same numbers as the hand-computed table. (The real engine also frees the graph as it goes and
+    sums gradients of broadcast inputs back to their shape; see `_run_backward` in
+    `autograd/engine.py`, about 30 lines.)
+
+    ## 4. `backward()`, and `retain_grad()` to see inside
+
+    After `L.backward()`, every leaf with `requires_grad=True` holds its gradient in `.grad`. Intermediate
+    tensors pass their gradient on and keep nothing, unless asked with `retain_grad()`.
+    """),
+    code("""
+    a, b, c, f = inputs()
+    e, d, L = expression(a, b, c, f)
+    for t in (e, d, L):
+        t.retain_grad()
+    L.backward()
+    for t in (L, d, e, f, c, a, b):
+        print(f"dL/d{t.name} = {t.grad.item():5g}")
+    """),
+    md(r"""
+    ## 5. A node used twice: gradients add up
+
+    For $y = x \cdot x + x$, $x$ feeds two operations, so its adjoint has two terms:
+    $\bar x = \bar y\,(x + x) + \bar y \cdot 1 = 2x + 1$, which is $7$ at $x = 3$. The engine adds them
+    (`+=`, as micrograd does); assigning instead of adding would lose one and give a wrong answer.
+    The same happens with tensors: a matrix product's gradient, row by row.
+    """),
+    code("""
+    x = mt.tensor(3.0, requires_grad=True, name="x")
+    y = x * x + x
+    y.backward()
+    print("dy/dx =", x.grad.item(), "  by hand: 2x + 1 =", 2 * 3 + 1)
+
+    X = mt.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)   # (2, 2)
+    W = mt.tensor([[0.5], [-1.0]], requires_grad=True)             # (2, 1)
+    out = (X @ W).sum()                                            # scalar
+    out.backward()
+    print("X @ W:", (X @ W).shape, " X.grad:", X.grad.shape, " W.grad:", W.grad.shape)
+    print("dL/dW =", W.grad.numpy().ravel(), "  by hand: column sums of X =", X.numpy().sum(axis=0))
+    """),
+    md(r"""
+    ## 6. gradcheck: finite differences as the referee
+
+    A hand-written derivative can be wrong. The referee is the definition of the derivative itself: nudge
+    one input element by $\pm\epsilon$ and watch the output,
+
+    $$ \frac{\partial s}{\partial x_i} \approx \frac{s(x + \epsilon e_i) - s(x - \epsilon e_i)}{2\epsilon}. $$
+
+    `mt.gradcheck(fn, *inputs)` compares `backward()` with this central difference for every element of
+    every input (for a non-scalar output it checks $s = \langle v, f(x)\rangle$ with a random $v$). Use
+    float64: in float32 the difference quotient itself is only good to about $10^{-3}$.
+    """),
+    code("""
+    x = mt.tensor([[0.5, -1.0, 2.0], [0.1, 0.2, -0.3]], dtype="float64", requires_grad=True)   # (2, 3)
+    W = mt.tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)        # (3, 4) float64
+    print("x", x.shape, x.dtype_name, "  W", W.shape, W.dtype_name)
+    print(mt.gradcheck(lambda x, W: (x @ W).tanh(), x, W))
+    print(mt.gradcheck(lambda x: F.softmax(x, axis=-1), x))
+    """),
+    md(r"""
+    ## 7. A new primitive: a `Function` subclass with its backward
+
+    Every primitive of the engine is a class with a `forward` on arrays and a `backward` beside it. Here
+    is one written in this notebook, the logistic sigmoid:
+
+    $$ \sigma(x) = \frac{1}{1 + e^{-x}}, \qquad \frac{d\sigma}{dx} = \sigma(x)\,\bigl(1 - \sigma(x)\bigr),
+    \qquad \bar x = \bar y\, y\,(1 - y). $$
+
+    `forward` receives the arrays and computes with `self.xp`, the backend's array namespace (so the same
+    lines run on NumPy and on CuPy), and saves what `backward` will need. `backward` gets $\bar y$ and
+    returns one gradient per input.
+    """),
+    code("""
+    class Sigmoid(mt.Function):
+        r\"\"\"y = 1 / (1 + e^{-x});  dL/dx = dL/dy * y * (1 - y).\"\"\"
+
+        def forward(self, x):
+            self.y = 1.0 / (1.0 + self.xp.exp(-x))   # saved for backward
+            return self.y
+
+        def backward(self, grad):
+            return (grad * self.y * (1.0 - self.y),)
+
+    def sigmoid(x):
+        return Sigmoid.apply(x)
+
+    x = mt.tensor([-2.0, 0.0, 3.0], requires_grad=True)
+    y = sigmoid(x)
+    y.sum().backward()
+    print("y      =", y.numpy(), y.shape)
+    print("x.grad =", x.grad.numpy(), "  by hand y(1-y):", (y.numpy() * (1 - y.numpy())))
+    x64 = mt.tensor(np.linspace(-4, 4, 7), requires_grad=True)    # float64 for the check
+    print("gradcheck:", mt.gradcheck(sigmoid, x64))
+    """),
+    md(r"""
+    And what gradcheck says when the derivative is wrong: here the backward forgets the factor $y$.
+    The error names the input, the element, and both numbers.
+    """),
+    code("""
+    class WrongSigmoid(Sigmoid):
+        def backward(self, grad):
+            return (grad * (1.0 - self.y),)      # forgot a factor y
+
+    try:
+        mt.gradcheck(lambda t: WrongSigmoid.apply(t), x64)
+    except AssertionError as err:               # mt.autograd.GradcheckError
+        print(type(err).__name__ + ":", err)
+    """),
+    md(r"""
+    The picture of a graph that uses the new primitive: it is a node like any other.
+    """),
+    code("""
+    w = mt.tensor([0.5, -0.5, 1.0], requires_grad=True, name="w")
+    x = mt.tensor([1.0, 2.0, 3.0], name="x")
+    loss = sigmoid(x * w).sum()
+    loss.name = "loss"
+    viz.draw_graph(loss)
+    """),
+    md(r"""
+    ## Exercises
+
+    1. Change $f$ to $3$ in section 1. Recompute the adjoint table by hand, then check it with
+       `retain_grad()`.
+    2. Write `Tanh` as a `Function` subclass ($\bar x = \bar y\,(1 - y^2)$), gradcheck it, and compare it
+       with the library's `x.tanh()` on the same input.
+    3. In `topological_order`, replace `reversed(...)` by the order itself. Which adjoint goes wrong, and
+       why? (Hint: try it on $y = x\cdot x + x$.)
+    4. Make gradcheck pass *wrongly*: find an input at which `WrongSigmoid` agrees with the central
+       difference. What does that say about choosing test inputs?
+    5. A `Function` whose backward returns the gradient of a *broadcast* input: compute `x + b` with
+       `x` of shape `(4, 3)` and `b` of shape `(3,)`. What shape does `b.grad` have, and who summed it?
+    """),
+]
+
+
+# ====================================================================================== 02
+NB02 = [
+    md(r"""
+    # 02 · Scaled dot-product attention
+
+    **What this notebook teaches.** The one formula at the heart of the Transformer (source document,
+    section 4.1.1; "Attention Is All You Need", equation 1):
+
+    $$
+    \mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right) V
+    $$
+
+    Each of the $L$ queries (rows of $Q$, shape $(L, d_k)$) is compared with each of the $S$ keys (rows of
+    $K$, shape $(S, d_k)$) by a dot product; the scores are divided by $\sqrt{d_k}$; a softmax over the keys
+    turns each row of scores into **weights** that are positive and sum to 1; and each query's output is
+    the weighted average of the values (rows of $V$, shape $(S, d_v)$). Three things, three names:
+
+    | name | formula | shape |
+    |---|---|---|
+    | scores | $QK^\top / \sqrt{d_k}$ | $(L, S)$, any real numbers |
+    | weights (the *attention map*) | $\mathrm{softmax}$ of the scores, row by row | $(L, S)$, rows sum to 1 |
+    | output | weights $\cdot\, V$ | $(L, d_v)$ |
+
+    Steps: **1** the formula with NumPy, one line per step · **2** the same by the library ·
+    **3** the attention map · **4** why $\sqrt{d_k}$ · **5** the document's worked example 4.3.1 by hand, and
+    what its stated output $[0.2, 0.3, 0.5]$ really is · **6** masks: causal, padding, and a row with
+    nothing to attend to.
+    """),
+    SETUP,
+    md(r"""
+    ## 1. The formula with NumPy, step by step
+
+    Four tokens; each has a query, a key and a value vector of $d_k = d_v = 4$ numbers (in a model they are
+    projections of the token embeddings; here they are random).
+    """),
+    code("""
+    tokens = ["the", "cat", "sat", "down"]
+    rng = np.random.default_rng(0)
+    L, S, d_k, d_v = 4, 4, 4, 4
+    Q = rng.standard_normal((L, d_k))
+    K = rng.standard_normal((S, d_k))
+    V = rng.standard_normal((S, d_v))
+    print("Q", Q.shape, " K", K.shape, " V", V.shape)
+    """),
+    code("""
+    scores = Q @ K.T / np.sqrt(d_k)                      # (L, S): query i against key j
+    print("scores = Q K^T / sqrt(d_k)", scores.shape)
+    print(scores)
+    """),
+    code("""
+    exp = np.exp(scores - scores.max(axis=-1, keepdims=True))   # subtracting the row max changes nothing but overflow
+    weights = exp / exp.sum(axis=-1, keepdims=True)             # (L, S): softmax over the keys
+    print("weights = softmax(scores)", weights.shape, "  row sums:", weights.sum(axis=-1))
+    print(weights)
+    """),
+    code("""
+    output = weights @ V                                 # (L, S) @ (S, d_v) -> (L, d_v)
+    print("output = weights V", output.shape)
+    print(output)
+    """),
+    md(r"""
+    ## 2. The same by the library
+
+    `F.scaled_dot_product_attention(Q, K, V)` returns the output **and** the weights (to draw them). In
+    float64 it agrees with the NumPy lines above to rounding error. It works on any leading axes too:
+    `(batch, heads, L, d_k)` is what multi-head attention passes it.
+    """),
+    code("""
+    Qt, Kt, Vt = (mt.tensor(a) for a in (Q, K, V))          # float64, as the NumPy arrays
+    out_t, w_t = F.scaled_dot_product_attention(Qt, Kt, Vt)
+    print("output", out_t.shape, out_t.dtype_name, " weights", w_t.shape)
+    print(f"max |library - NumPy|: output {np.abs(out_t.numpy() - output).max():.1e}, "
+          f"weights {np.abs(w_t.numpy() - weights).max():.1e}")
+    """),
+    md(r"""
+    ## 3. The attention map
+
+    Row $i$ is query $i$'s weights over the keys; every map in this library is drawn on the same scale,
+    0 to 1, so maps can be compared by eye.
+    """),
+    code("""
+    viz.attention_heatmap(w_t, tokens, tokens, title="softmax(QK^T / sqrt(d_k)), random Q, K")
+    """),
+    md(r"""
+    ## 4. Why divide by $\sqrt{d_k}$
+
+    If the entries of $q$ and $k$ are independent with mean 0 and variance 1, the dot product
+    $q \cdot k = \sum_{j=1}^{d_k} q_j k_j$ has variance $d_k$. With the paper's $d_k = 64$ the scores would
+    spread over about $\pm 16$, and the softmax of such numbers is nearly one-hot: one weight near 1, the
+    rest near 0, and gradients near 0. Dividing by $\sqrt{d_k}$ brings the variance back to 1.
+    """),
+    code("""
+    d = 64
+    q = rng.standard_normal((1000, d))
+    k = rng.standard_normal((1000, d))
+    raw = (q[:, None, :] * k[None, :10, :]).sum(-1)          # (1000, 10) scores against 10 keys
+    for name, s in (("q.k", raw), ("q.k / sqrt(d_k)", raw / np.sqrt(d))):
+        e = np.exp(s - s.max(-1, keepdims=True))
+        w = e / e.sum(-1, keepdims=True)
+        print(f"{name:16} variance {s.var():6.1f}   mean largest weight {w.max(-1).mean():.2f} (of 10 keys)")
+    """),
+    md(r"""
+    ## 5. The document's worked example (section 4.3.1)
+
+    The document takes $Q = K = V = [1.0, 2.0, 3.0]$ "with a dimension of $d = 3$" and states
+
+    $$ \text{Output} = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt 3}\right) V = [0.2, 0.3, 0.5]. $$
+
+    It does not say whether $[1, 2, 3]$ is **one token** of dimension 3 or **three tokens** of dimension 1,
+    so compute both by hand.
+
+    **One token, $d_k = 3$.** $QK^\top = 1 + 4 + 9 = 14$, a $1 \times 1$ score; the softmax of a single
+    number is 1; the output is $1 \cdot V = [1, 2, 3]$.
+
+    **Three tokens of dimension 1.** $Q, K, V$ are $(3, 1)$; $QK^\top$ is the $3 \times 3$ table of
+    products $x_i x_j$.
+    """),
+    code("""
+    x = np.array([1.0, 2.0, 3.0])
+    one = x[None, :]                                          # (1, 3): one token of dimension 3
+    print("one token:    scores", (one @ one.T).shape, "=", (one @ one.T).ravel(), "-> output = V =", one.ravel())
+
+    col = x[:, None]                                          # (3, 1): three tokens of dimension 1
+    for divisor, why in ((1.0, "sqrt(d_k) = sqrt(1), the formula"), (np.sqrt(3), "sqrt(3), the document's divisor")):
+        s = col @ col.T / divisor                             # (3, 3)
+        w = np.exp(s - s.max(-1, keepdims=True))
+        w /= w.sum(-1, keepdims=True)
+        print(f"three tokens, divided by {why}:")
+        print("  weights (3, 3):\\n", w.round(3))
+        print("  output  (3, 1):", (w @ col).ravel().round(3))
+    """),
+    md(r"""
+    Neither reading gives $[0.2, 0.3, 0.5]$, and no reading can: an output is a weighted **average** of the
+    values, so each of its numbers lies between the smallest and the largest value, 1 and 3. But
+    $0.2 + 0.3 + 0.5 = 1$, the way a row of **weights** sums to 1. The library's
+    `worked_examples.self_attention_example()` computes every candidate reading of the stated numbers and
+    ranks them by distance:
+    """),
+    code("""
+    from minitransformer import worked_examples
+
+    sa = worked_examples.self_attention_example()
+    print("document:", list(sa.document_output))
+    for setup, (out, w) in sa.attention.items():
+        print(f"  {setup:42} output {out.numpy().ravel().round(3)}  weights {w.shape}")
+    print("\\nreadings, closest first:  max |difference|, rounds to the document's numbers?")
+    for r in sa.readings[:5]:
+        print(f"  {r.distance:.4f}  {'yes' if r.rounds_to_document else 'no ':3}  {r.name:40} {np.round(r.value, 3)}")
+    """),
+    md(r"""
+    **The plausible reading.** The closest is the first row of the **weights** for three scalar tokens,
+    divided by $\sqrt 3$: $[0.168, 0.299, 0.533]$, which rounds to the document's $[0.2, 0.3, 0.5]$. So the
+    document most likely computed the attention weights of the first token (not the output), and divided
+    by the square root of the sequence length (3) where the formula divides by $\sqrt{d_k} = \sqrt 1$.
+    ($V / \sum V = [0.167, 0.333, 0.5]$ also rounds to it, but uses no $Q$, no $K$ and no softmax.) The full
+    list of the document's discrepancies is in `docs/errata.md`.
+
+    The weights of that reading, as a map:
+    """),
+    code("""
+    _, w_doc = sa.attention["three scalar tokens, divided by sqrt(3)"]
+    viz.attention_heatmap(w_doc, ["1", "2", "3"], ["1", "2", "3"],
+                          title="Q = K = V = [1, 2, 3] as three tokens, / sqrt(3)")
+    """),
+    md(r"""
+    ## 6. Masks
+
+    A mask says which keys each query **may** see: a boolean `(L, S)` table (or anything that broadcasts to
+    the scores), `True` = allowed, the convention of PyTorch's boolean `attn_mask`. A hidden score is
+    replaced by a very negative number (the paper writes $-\infty$), so its weight is 0.
+
+    **Causal mask** (the decoder, paper 3.2.3): position $i$ may look at positions $j \le i$ only, so a
+    model predicting the next token cannot peek at it.
+    """),
+    code("""
+    causal = F.causal_mask(L)                                 # (L, L) bool
+    print("causal mask", causal.shape)
+    print(causal.numpy().astype(int))
+    _, w_causal = F.scaled_dot_product_attention(Qt, Kt, Vt, mask=causal)
+    viz.attention_heatmap(w_causal, tokens, tokens, title="causal mask: no looking ahead")
+    """),
+    md(r"""
+    **Padding mask.** Sequences of different lengths are padded to one length with a `<pad>` token
+    (id 0). Nobody should attend to padding: `F.padding_mask(ids, pad_id)` is `(batch, 1, 1, S)`, which
+    broadcasts over heads and queries. Combined with the causal mask (logical and) it gives the decoder's
+    `(batch, 1, S, S)` mask.
+    """),
+    code("""
+    ids = mt.tensor([[5, 6, 7, 8],
+                     [5, 6, 0, 0]])                            # (batch=2, S=4); the second has 2 pads
+    pad = F.padding_mask(ids, pad_id=0)
+    both = F.combine_masks(pad, causal)
+    print("padding mask", pad.shape, " combined with causal", both.shape)
+    print(both.numpy()[1, 0].astype(int))
+
+    Qb, Kb, Vb = (mt.tensor(np.stack([a, a])[:, None]) for a in (Q, K, V))   # (batch=2, heads=1, 4, 4)
+    print("Q", Qb.shape, "(batch, heads, L, d_k): the mask's axes line up with the scores (batch, heads, L, S)")
+    _, w_pad = F.scaled_dot_product_attention(Qb, Kb, Vb, mask=pad)
+    print("weights", w_pad.shape, "  (batch, heads=1, L, S)")
+    viz.attention_heatmap(w_pad[1, 0], tokens[:2] + ["<pad>"] * 2, tokens[:2] + ["<pad>"] * 2,
+                          title="padding mask: the pads get no weight")
+    """),
+    md(r"""
+    **A row with nothing to attend to.** If every key of a query is hidden, the softmax has nothing to
+    share its weight over. With a literal $-\infty$ the row becomes $e^{-\infty - (-\infty)}$: NaN, which
+    then spreads through everything downstream. The library makes such a row's weights, output and
+    gradient **0** instead:
+    """),
+    code("""
+    mask = np.ones((L, S), dtype=bool)
+    mask[2] = False                                          # query 2 may see no key at all
+    naive = np.where(mask, scores, -np.inf)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(naive - naive.max(-1, keepdims=True))
+        print("NumPy with -inf, row 2:", (e / e.sum(-1, keepdims=True))[2])
+
+    Qg = mt.tensor(Q, requires_grad=True)
+    out_m, w_m = F.scaled_dot_product_attention(Qg, Kt, Vt, mask=mt.tensor(mask))
+    out_m.sum().backward()
+    print("library, weights row 2:", w_m.numpy()[2], "  output row 2:", out_m.numpy()[2])
+    print("gradient of Q, row 2:  ", Qg.grad.numpy()[2], "  any NaN anywhere:", np.isnan(Qg.grad.numpy()).any())
+    """),
+    md(r"""
+    ## Exercises
+
+    1. Give query 0 of section 1 the same vector as key 2 times 10 (`Q[0] = 10 * K[2]`). Predict the map's
+       first row before you draw it.
+    2. Show that attention without masks is *permutation-equivariant*: permute the rows of $Q$ (and of
+       $K$, $V$ together) and check how the output rows move. Why does this mean a Transformer needs
+       positional encodings (notebook 04)?
+    3. Repeat section 4 with $d_k = 4, 16, 256$. At which $d_k$ does the unscaled softmax become nearly
+       one-hot?
+    4. In the document's example, with three tokens of dimension 1 and the formula's divisor, which
+       query attends most to itself? Explain from the scores $x_i x_j$ why no token does.
+    5. Build the decoder mask of a batch where one *query* row is padding (the second sequence of
+       section 6 with the combined mask). Which rows of its weights are all zero, if any, and why?
+    """),
+]
+
+
+# ====================================================================================== 03
+NB03 = [
+    md(r"""
+    # 03 · Multi-head attention
+
+    **What this notebook teaches.** Multi-head attention runs $h$ scaled dot-product attentions side by
+    side, each on its own learned projection of the input, and mixes their results. The source document
+    (section 4.1.2) gives the first line; the paper (section 3.2.2) gives the second, which says what a
+    head *is*:
+
+    $$
+    \mathrm{MultiHead}(Q, K, V) = \mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)\, W^O,
+    \qquad
+    \mathrm{head}_i = \mathrm{Attention}(Q W_i^Q,\; K W_i^K,\; V W_i^V)
+    $$
+
+    with $W_i^Q, W_i^K \in \mathbb{R}^{d_\text{model} \times d_k}$, $W_i^V \in \mathbb{R}^{d_\text{model}
+    \times d_v}$, $W^O \in \mathbb{R}^{h d_v \times d_\text{model}}$ and $d_k = d_v = d_\text{model}/h$
+    (the paper: $h = 8$, $d_k = 512/8 = 64$). Shapes for one sequence of $L$ tokens:
+
+    | step | shape |
+    |---|---|
+    | input $X$ (self-attention: $Q = K = V = X$) | $(L, d_\text{model})$ |
+    | $X W_i^Q$, $X W_i^K$, $X W_i^V$ | $(L, d_k)$ each |
+    | $\mathrm{head}_i$ | $(L, d_v)$ |
+    | $\mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)$ | $(L, h\,d_v) = (L, d_\text{model})$ |
+    | $\ldots W^O$ | $(L, d_\text{model})$ |
+
+    Steps: **1** a module and its weights · **2** the formula literally: a loop over the heads · **3** Concat
+    and $W^O$ · **4** the same by the library, looped and batched, agreeing · **5** the batched form, shape by
+    shape · **6** one map per head · **7** the document's example 4.3.2, and why heads need their own
+    projections · **8** what $h$ costs.
+    """),
+    SETUP,
+    md(r"""
+    ## 1. A module and its weights
+
+    `nn.MultiHeadAttention(d_model, heads)` holds four `Linear` layers, `W_Q`, `W_K`, `W_V`, `W_O`, each
+    $(d_\text{model}, d_\text{model})$. The $h$ matrices $W_i^Q$ are not stored separately: they sit side by
+    side as the column blocks of `W_Q.weight`, so $W_i^Q$ is `W_Q.weight[:, i*d_k:(i+1)*d_k]`. (These layers
+    also have biases, as PyTorch's; the paper's equations have none. `bias=False` removes them.)
+    """),
+    code("""
+    tokens = ["the", "cat", "saw", "the", "dog"]
+    vocab = {"the": 0, "cat": 1, "saw": 2, "dog": 3}
+    L, d_model, h = len(tokens), 8, 2
+    d_k = d_model // h
+    mha = nn.MultiHeadAttention(d_model, h, literal=True).to("float64")   # float64: comparisons to rounding error
+    print(mha)
+
+    E = np.random.default_rng(0).standard_normal((len(vocab), d_model))   # an embedding table (vocab, d_model)
+    E[:, :d_k] = 3.0 * np.eye(len(vocab), d_k)                             # features 0..3 say which word it is
+    X = mt.tensor(E[[vocab[t] for t in tokens]][None])                     # (batch=1, L, d_model)
+    print("X", X.shape, X.dtype_name, "  d_k = d_model / h =", d_k)
+    """),
+    md(r"""
+    ## 2. The formula, literally: one head at a time
+
+    For head $i$: slice its blocks of the projections, project, attend.
+    """),
+    code("""
+    heads, maps = [], []
+    for i in range(h):
+        block = slice(i * d_k, (i + 1) * d_k)                       # head i's columns
+        W_Qi, W_Ki, W_Vi = (lin.weight[:, block] for lin in (mha.W_Q, mha.W_K, mha.W_V))
+        b_Qi, b_Ki, b_Vi = (lin.bias[block] for lin in (mha.W_Q, mha.W_K, mha.W_V))
+        Q_i = X @ W_Qi + b_Qi                                        # (1, L, d_k)
+        K_i = X @ W_Ki + b_Ki                                        # (1, L, d_k)
+        V_i = X @ W_Vi + b_Vi                                        # (1, L, d_k)
+        head_i, weights_i = F.scaled_dot_product_attention(Q_i, K_i, V_i)
+        print(f"head {i + 1}: W_{i + 1}^Q {W_Qi.shape}  Q_{i + 1} {Q_i.shape}  weights {weights_i.shape}"
+              f"  head_{i + 1} {head_i.shape}")
+        heads.append(head_i)
+        maps.append(weights_i)
+    """),
+    md(r"""
+    ## 3. Concat and $W^O$
+
+    The heads' outputs are put side by side along the features, and $W^O$ mixes them: every output feature
+    can draw on every head. (Row block $i$ of $W^O$ is what head $i$'s output is multiplied by.)
+    """),
+    code("""
+    concat = mt.concat(heads, axis=-1)                              # (1, L, h * d_k)
+    by_hand = concat @ mha.W_O.weight + mha.W_O.bias               # (1, L, d_model)
+    print("Concat(head_1, head_2)", concat.shape, "  W^O", mha.W_O.weight.shape, "  output", by_hand.shape)
+    """),
+    md(r"""
+    ## 4. The library's two forms agree with the hand computation
+
+    `MultiHeadAttention` has a switch: `literal=True` loops over the heads as above (the formula as written);
+    `literal=False`, the default, computes all heads in one batched product (section 5), faster. Same weights,
+    same numbers, and the same gradients:
+    """),
+    code("""
+    out_literal, w_literal = mha(X)                 # literal=True: the loop
+    mha.literal = False
+    out_batched, w_batched = mha(X)                 # the batched form
+    print("output", out_batched.shape, "  weights", w_batched.shape, "(batch, heads, L, S)")
+    print(f"max |literal - by hand|  {np.abs(out_literal.numpy() - by_hand.numpy()).max():.1e}")
+    print(f"max |batched - literal|  {np.abs(out_batched.numpy() - out_literal.numpy()).max():.1e}"
+          f"   (weights {np.abs(w_batched.numpy() - w_literal.numpy()).max():.1e})")
+
+    grads = {}
+    for literal in (True, False):
+        mha.literal = literal
+        mha.zero_grad()
+        (mha(X)[0] ** 2).sum().backward()
+        grads[literal] = {name: p.grad.numpy() for name, p in mha.named_parameters()}
+    worst = max(np.abs(grads[True][n] - grads[False][n]).max() for n in grads[True])
+    print(f"max |gradient difference| over all {len(grads[True])} parameters: {worst:.1e}")
+    """),
+    md(r"""
+    ## 5. The batched form, shape by shape
+
+    Project once with the whole matrix, then *reshape* the $d_\text{model}$ features into $h$ groups of
+    $d_k$ and move the head axis forward: all heads become one batched matrix product. Column block $i$ of
+    `W_Q.weight` produces features $i d_k \ldots (i+1) d_k - 1$, which is exactly group $i$ after the reshape.
+    This is `MultiHeadAttention._batched`, line by line:
+    """),
+    code("""
+    B = X.shape[0]
+    Q = mha.W_Q(X)                                           # (B, L, d_model)
+    print("W_Q(X)                    ", Q.shape)
+    Q = Q.reshape(B, L, h, d_k)                              # (B, L, h, d_k): split the features into heads
+    print("reshape(B, L, h, d_k)     ", Q.shape)
+    Q = Q.permute(0, 2, 1, 3)                                # (B, h, L, d_k): heads become a batch axis
+    print("permute(0, 2, 1, 3)       ", Q.shape)
+    K = mha.W_K(X).reshape(B, L, h, d_k).permute(0, 2, 1, 3)
+    V = mha.W_V(X).reshape(B, L, h, d_k).permute(0, 2, 1, 3)
+    heads_b, weights_b = F.scaled_dot_product_attention(Q, K, V)   # one call, every head
+    print("attention: heads          ", heads_b.shape, "  weights", weights_b.shape)
+    concat_b = heads_b.permute(0, 2, 1, 3).reshape(B, L, h * d_k)  # back to (B, L, d_model): the Concat
+    print("permute + reshape = Concat", concat_b.shape)
+    print(f"same as the loop's Concat:  max |difference| {np.abs(concat_b.numpy() - concat.numpy()).max():.1e}")
+    """),
+    md(r"""
+    ## 6. One map per head
+
+    `weights[0, i]` is head $i$'s attention map for the first sequence. With random weights the heads
+    look at nothing in particular; training is what shapes them (notebook 05). To see that a head's
+    projections decide *what it looks at*, set head 1's query and key blocks by hand to read features
+    0..3 of the embedding as they are ($W_1^Q = W_1^K$ = the first $d_k$ columns of the identity, no bias).
+    Those features say which word a token is, so head 1 becomes a "same word" detector: each token
+    attends to every copy of its own word. Head 2 stays random.
+    """),
+    code("""
+    state = mha.state_dict()                                  # NumPy copies of every parameter
+    for name in ("W_Q", "W_K"):
+        state[f"{name}.weight"][:, :d_k] = np.eye(d_model)[:, :d_k]   # head 1's block: features 0..3 as they are
+        state[f"{name}.bias"][:d_k] = 0.0
+    mha.load_state_dict(state)
+    _, weights = mha(X)
+    print("weights", weights.shape, "-> head maps", weights[0].shape)
+    viz.attention_heads(weights[0], tokens, tokens, title="head 1 set by hand (same word), head 2 random")
+    """),
+    md(r"""
+    Head 1 cannot tell the two "the" apart: they have the same embedding, and nothing in $X$ says where a
+    token stands. That is what positional encodings add (notebook 04).
+
+    ## 7. The document's example (section 4.3.2), and why each head needs its own projections
+
+    The document computes two heads as
+
+    $$ \text{Attention Scores}^1 = \mathrm{softmax}\!\left(\tfrac{QK^\top}{\sqrt 3}\right)V, \qquad
+       \text{Attention Scores}^2 = \mathrm{softmax}\!\left(\tfrac{QK^\top}{\sqrt 3}\right)V $$
+
+    the **same** expression of the same $Q, K, V$ twice: without $W_i^Q, W_i^K, W_i^V$ the two heads are
+    identical, so the concatenation holds two copies of one head. (It also gives each head its own
+    positional encoding with a "+1" in the angle; notebook 04 shows why that changes nothing.)
+    `worked_examples.multi_head_example()` does it the paper's way, with $d_\text{model} = 6$, two heads of
+    $d_k = 3$ and seeded random projections, beside the document's way:
+    """),
+    code("""
+    from minitransformer import worked_examples
+
+    ex = worked_examples.multi_head_example(seed=0)
+    print("X = embeddings + PE", ex.X.shape, "  W_Q", ex.W_Q.shape, "  weights", ex.weights.shape,
+          "  heads", ex.heads.shape, "  output", ex.output.shape)
+    print(f"with projections W_i (the paper):   max |head_1 - head_2| = {ex.heads_difference:.3f}")
+    print(f"without (the document's formulas):  max |head_1 - head_2| = {ex.unprojected_heads_difference:.1e}")
+    print("scores of head 1, query 1 (any real numbers):", ex.scores.numpy()[0, 0].round(3))
+    print("weights of head 1, query 1 (sum to 1):      ", ex.weights.numpy()[0, 0].round(3))
+    print("head_1 output of query 1 (d_v numbers):     ", ex.heads.numpy()[0, 0].round(3))
+    viz.attention_heads(ex.weights, ["1", "2", "3"], ["1", "2", "3"], title="document 4.3.2, done as the paper does")
+    """),
+    md(r"""
+    The last three lines are three different things that the document's wording mixes up as "attention
+    scores" (erratum 6 in `docs/errata.md`): the scores $QK^\top/\sqrt{d_k}$, their softmax (the weights,
+    what a map shows), and the weighted values (the head's output).
+
+    ## 8. What $h$ costs
+
+    Splitting $d_\text{model}$ into $h$ heads changes how the features are grouped, not how many weights
+    there are: $4\,d_\text{model}^2$ (plus $4\,d_\text{model}$ biases) for any $h$ dividing $d_\text{model}$.
+    The compute is the same too; what changes is that $h$ maps are computed instead of one.
+    """),
+    code("""
+    for heads in (1, 2, 4, 8):
+        m = nn.MultiHeadAttention(512, heads)
+        print(f"h = {heads}:  d_k = {512 // heads:3}   parameters {sum(p.size for p in m.parameters()):,}")
+    print("4 d_model^2 + 4 d_model =", f"{4 * 512**2 + 4 * 512:,}")
+    try:
+        nn.MultiHeadAttention(10, 3)
+    except ValueError as err:
+        print("ValueError:", err)
+    """),
+    md(r"""
+    ## Exercises
+
+    1. In section 2, use `bias=False` and check that the output equals
+       $\mathrm{Concat}(\mathrm{head}_1, \mathrm{head}_2) W^O$ with no bias terms at all.
+    2. Show that $\mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h) W^O = \sum_i \mathrm{head}_i\, W^O_i$,
+       where $W^O_i$ is row block $i$ of $W^O$. Compute it both ways.
+    3. Time `literal=True` against `literal=False` for $d_\text{model} = 256$, $h = 8$, $L = 128$, batch 16
+       (use `time.perf_counter`). Where does the loop lose time?
+    4. Set head 2's blocks by hand too, so that each token attends to the token *before* it. (Hint: with
+       positional information in $X$ this is possible; with the random $X$ here, what would you need?)
+    5. Cross-attention: call `mha(query, key, value)` with a query of 3 positions and keys/values of 6.
+       What shape do the weights have, and which axis sums to 1?
+    """),
+]
+
+
+# ====================================================================================== 04
+NB04 = [
+    md(r"""
+    # 04 · Positional encoding
+
+    **What this notebook teaches.** Attention compares every token with every other by dot products,
+    and a dot product does not care where a token stands: without extra information a Transformer sees
+    a *bag* of tokens. The paper (section 3.5) and the source document (section 4.1.3) add to each token's
+    embedding a vector that depends only on its position $pos$:
+
+    $$
+    PE_{(pos,\,2i)} = \sin\!\left(\frac{pos}{10000^{2i/d}}\right), \qquad
+    PE_{(pos,\,2i+1)} = \cos\!\left(\frac{pos}{10000^{2i/d}}\right)
+    $$
+
+    for $i = 0, 1, \ldots, d/2 - 1$ ($d = d_\text{model}$). Each pair of columns $(2i, 2i+1)$ is a sine and a
+    cosine of one frequency $\omega_i = 10000^{-2i/d}$; the wavelengths grow geometrically from $2\pi$ to
+    $10000 \cdot 2\pi$.
+
+    Steps: **1** why positions are needed · **2** the formula with NumPy and by the library ·
+    **3** the document's listed values (4.3.1) against the formula · **4** pictures: the table and its waves ·
+    **5** why sin and cos: $PE_{pos+k}$ is a *rotation* of $PE_{pos}$, the same for every $pos$ ·
+    **6** the document's per-head "+1" (4.3.2) · **7** fixed or learned (4.2.3's claim).
+    """),
+    SETUP,
+    md(r"""
+    ## 1. Why positions are needed
+
+    Self-attention without positions is *permutation-equivariant*: shuffle the input tokens and the output
+    rows are shuffled the same way, nothing else changes. "dog bites man" and "man bites dog" would get
+    the same vectors per word. Adding $PE$ breaks that.
+    """),
+    code("""
+    d_model, L = 16, 5
+    mha = nn.MultiHeadAttention(d_model, heads=2).to("float64")
+    X = mt.tensor(np.random.default_rng(0).standard_normal((L, d_model)))     # (L, d_model): one sequence
+    perm = [2, 0, 4, 1, 3]
+    out, _ = mha(X)
+    out_perm, _ = mha(X[perm])                                                # the same tokens, shuffled
+    print("X", X.shape, " output", out.shape)
+    print(f"no positions:   max |f(X[perm]) - f(X)[perm]| = {np.abs(out_perm.numpy() - out.numpy()[perm]).max():.1e}")
+
+    PE = F.sinusoidal_positional_encoding(L, d_model, dtype="float64")         # (L, d_model)
+    out, _ = mha(X + PE)
+    out_perm, _ = mha(X[perm] + PE)                                           # shuffled tokens, positions in place
+    print(f"with X + PE:    max |f(X[perm]) - f(X)[perm]| = {np.abs(out_perm.numpy() - out.numpy()[perm]).max():.2f}")
+    """),
+    md(r"""
+    ## 2. The formula, with NumPy and by the library
+
+    Positions count from 0 (as in the paper's code and PyTorch). The column index $j$ is $2i$ for a sine
+    and $2i+1$ for a cosine, so both columns of a pair share the divisor $10000^{2i/d}$.
+    """),
+    code("""
+    max_len, d = 50, 16
+    pos = np.arange(max_len)[:, None]                   # (max_len, 1)
+    two_i = np.arange(0, d, 2)[None, :]                 # (1, d/2): 2i = 0, 2, 4, ...
+    angle = pos / 10000 ** (two_i / d)                  # (max_len, d/2)
+    PE_np = np.zeros((max_len, d))
+    PE_np[:, 0::2] = np.sin(angle)                      # even columns: sin
+    PE_np[:, 1::2] = np.cos(angle)                      # odd columns: cos
+    print("angle", angle.shape, " PE", PE_np.shape)
+    print("divisors 10000^(2i/d):", (10000 ** (two_i / d)).ravel().round(2))
+
+    PE = F.sinusoidal_positional_encoding(max_len, d, dtype="float64")
+    print("library", PE.shape, PE.dtype_name, " requires_grad:", PE.requires_grad,
+          f"  max |library - NumPy| = {np.abs(PE.numpy() - PE_np).max():.1e}")
+    print("rows pos = 0, 1 (first 6 columns):\\n", PE.numpy()[:2, :6])
+    """),
+    md(r"""
+    ## 3. The document's values (section 4.3.1) against the formula
+
+    For its 3-token example with $d = 3$ the document lists
+    $PE_{(pos,1)} = \cos(pos/10000)$ and $PE_{(pos,2)} = \sin(pos/10000)$ for $pos = 1, 2, 3$. The formula
+    with $d = 3$ gives something else: its first pair has divisor $10000^0 = 1$, so $\sin(pos)$ and
+    $\cos(pos)$, which turn by a whole radian per position. `worked_examples.positional_encoding_example()`
+    computes both and ranks candidate readings of the document's numbers:
+    """),
+    code("""
+    from minitransformer import worked_examples
+
+    pe = worked_examples.positional_encoding_example()
+    print("pos  document [cos, sin](pos/10000)   formula d = 3 [PE_0, PE_1, PE_2] = [sin, cos, sin]")
+    for p, row in zip(pe.positions, pe.document_table):
+        print(f"{p:3}  {np.round(row, 4)!s:32} {pe.formula_table.numpy()[p].round(4)}")
+    print("divisors 10000^(2i/d) of the 3 columns:", np.round(pe.divisors, 2))
+    print("\\nreadings, closest first (max |difference|):")
+    for r in pe.readings:
+        print(f"  {r.distance:9.2e}  {r.name}")
+    """),
+    md(r"""
+    **The plausible reading.** The document's values are reproduced exactly by dividing by $10000$ in
+    every dimension, i.e. the exponent $2i/d$ replaced by 1, a frequency no column of a 3-wide table has;
+    it is approached only by the slowest pair of a wide table (columns 510 and 511 of $d = 512$). Its indices
+    1 and 2 carry the formula's cos and sin when read 0-based, so component 0 is missing: 2 numbers per
+    position cannot be added to 3-dimensional embeddings. With the document's divisor the encodings hardly
+    change from one position to the next, which makes them nearly useless for telling positions apart.
+    (Details: `docs/errata.md`, errata 2 and 3.)
+
+    ## 4. Pictures: the table and its waves
+
+    Left columns change fast with the position, right columns slowly: stripes that widen to the right.
+    """),
+    code("""
+    PE = F.sinusoidal_positional_encoding(64, 64)
+    viz.positional_encoding_heatmap(PE)
+    """),
+    code("""
+    viz.positional_encoding_curves(F.sinusoidal_positional_encoding(50, 64), dims=(0, 1, 8, 16, 32))
+    """),
+    md(r"""
+    ## 5. Why sin and cos: a shift in position is a rotation
+
+    For one frequency $\omega$, the pair $(\sin \omega p, \cos \omega p)$ at position $p + k$ is, by the
+    angle-addition formulas,
+
+    $$
+    \begin{pmatrix} \sin \omega(p+k) & \cos \omega(p+k) \end{pmatrix}
+    = \begin{pmatrix} \sin \omega p & \cos \omega p \end{pmatrix}
+    \begin{pmatrix} \cos \omega k & -\sin \omega k \\ \sin \omega k & \cos \omega k \end{pmatrix} .
+    $$
+
+    So $PE_{p+k} = PE_p\, R_k$, where $R_k$ is block-diagonal with one $2 \times 2$ rotation per pair, and
+    depends on the offset $k$ only, **not on $p$**. A linear map (such as $W^Q$, $W^K$) can therefore
+    express "the token $k$ places away" the same way everywhere in the sequence. Build $R_k$ and check it on
+    every position at once:
+    """),
+    code("""
+    d, max_len, k = 16, 60, 3
+    PE = F.sinusoidal_positional_encoding(max_len, d, dtype="float64").numpy()   # (60, 16)
+    omega = 1.0 / 10000 ** (np.arange(0, d, 2) / d)                            # (d/2,) frequencies
+
+    R_k = np.zeros((d, d))
+    for i, w in enumerate(omega):                                               # one 2x2 rotation per pair
+        c, s = np.cos(w * k), np.sin(w * k)
+        R_k[2 * i:2 * i + 2, 2 * i:2 * i + 2] = [[c, -s], [s, c]]
+    print("R_k", R_k.shape, f"  orthogonal: max |R R^T - I| = {np.abs(R_k @ R_k.T - np.eye(d)).max():.1e}")
+    print(f"max over p of |PE[p + k] - PE[p] R_k| = {np.abs(PE[k:] - PE[:-k] @ R_k).max():.1e}")
+    print("top-left 4x4 block of R_3:\\n", R_k[:4, :4])
+    """),
+    md(r"""
+    A consequence: the dot product of two encodings depends only on their distance,
+    $PE_p \cdot PE_{p+k} = \sum_i \cos(\omega_i k)$, so $PE\,PE^\top$ has the same value along each diagonal
+    (a Toeplitz matrix), largest on the main diagonal: nearby positions are the most alike.
+    """),
+    code("""
+    S = PE @ PE.T                                                               # (60, 60)
+    spread = max(np.ptp(np.diagonal(S, offset=o)) for o in range(-max_len + 1, max_len))
+    print(f"largest spread of PE_p . PE_q along any diagonal p - q = const: {spread:.1e}")
+    print("PE_p . PE_(p+k) for k = 0..5:", np.diagonal(S, offset=0)[0].round(3),
+          *(np.diagonal(S, offset=o)[0].round(3) for o in range(1, 6)))
+    viz.position_similarity(F.sinusoidal_positional_encoding(24, 16), normalize=True)
+    """),
+    md(r"""
+    ## 6. The document's per-head "+1" (section 4.3.2)
+
+    The document gives head 2 its own encoding, $\cos(pos/10000 + 1)$ and $\sin(pos/10000 + 1)$. Adding a
+    constant to every angle is a rotation by 1 radian of every pair, at every position, so by section 5 it
+    leaves every dot product between positions unchanged: head 2 learns nothing about order that head 1
+    does not. (And the paper has no per-head encodings at all: one $PE$ is added to the embeddings, before
+    any head.)
+    """),
+    code("""
+    ex = worked_examples.multi_head_example(seed=0)
+    head_pe = ex.document_head_pe.numpy()                            # (2 heads, 3 positions, 2)
+    print("head 1 PE:\\n", head_pe[0].round(4), "\\nhead 2 PE (+1):\\n", head_pe[1].round(4))
+    print("angle between the heads' vectors at each position (rad):", np.round(ex.head_pe_rotation, 4))
+    gram = head_pe @ head_pe.transpose(0, 2, 1)                       # (2, 3, 3): PE_p . PE_q per head
+    print(f"max |PE^1 PE^1^T - PE^2 PE^2^T| = {np.abs(gram[0] - gram[1]).max():.1e}")
+    """),
+    md(r"""
+    ## 7. Fixed or learned
+
+    The document's section 4.2.3 says "positional encoding vectors are learned during the training
+    process". The formula of its section 4.1.3 is **fixed**: nothing in it is trained. A *learned positional
+    embedding* (BERT, GPT-2) is a different, also common choice: a trainable table with one free row per
+    position. The paper tried both, found nearly the same results (its Table 3, row E), and kept the
+    sinusoids because they may extrapolate to longer sequences. In this library both exist:
+    """),
+    code("""
+    d_model, max_len = 512, 1024
+    fixed = nn.SinusoidalPositionalEncoding(d_model, max_len)
+    learned = nn.LearnedPositionalEmbedding(max_len, d_model)
+    print(f"SinusoidalPositionalEncoding({d_model}, {max_len}):  {fixed.num_parameters():>9,} parameters")
+    print(f"LearnedPositionalEmbedding({max_len}, {d_model}):    {learned.num_parameters():>9,} parameters"
+          " (max_len x d_model)")
+
+    x = mt.zeros(1, 4, d_model)
+    print("both add to x (batch, seq, d_model):", fixed(x).shape, learned(x).shape)
+    print("the formula has a row for any position, e.g. 5000:",
+          F.sinusoidal_positional_encoding(5001, 8).numpy()[5000].round(3))
+    try:
+        learned(mt.zeros(1, max_len + 1, d_model))
+    except ValueError as err:
+        print("ValueError:", err)
+    """),
+    md(r"""
+    ## Exercises
+
+    1. Recompute section 2 with positions counted from 1, as the document does. Which row of the library's
+       table equals your first row?
+    2. Find $R_k$ for a *negative* offset $k = -3$ and check $PE_{p-3} = PE_p R_{-3}$. How is $R_{-3}$
+       related to $R_3$?
+    3. Redo section 1 with a learned positional embedding (`nn.LearnedPositionalEmbedding`) freshly
+       initialised. Does it break the permutation symmetry too? Why?
+    4. Plot `viz.position_similarity` with `d_model = 4` and 100 positions. Why are far-apart positions
+       sometimes *more* alike than near ones, and how does a larger $d_\text{model}$ help?
+    5. The base 10000 sets the longest wavelength. Try base 100 on a 500-position table: what goes wrong
+       in `position_similarity`?
+    """),
+]
+
+
+# ====================================================================================== 07
+NB07 = [
+    md(r"""
+    # 07 · The same code on a GPU
+
+    **What this notebook teaches.** Every formula in this library takes its array functions from a
+    *backend* (`x.backend.xp`: `xp.exp`, `xp.matmul`, ...), never from `numpy` by name. So the same lines
+    run on NumPy (CPU) and on CuPy (an NVIDIA GPU): switching is one call, `mt.backend.use("cupy")`.
+    What a GPU buys is throughput on large array operations. A Transformer step is dominated by matrix
+    products; one product of an $(m \times k)$ by a $(k \times n)$ matrix costs
+
+    $$ \text{FLOPs} = 2\,m\,k\,n, \qquad \text{throughput} = \frac{\text{FLOPs}}{\text{seconds}} , $$
+
+    and a GPU reaches tens of TFLOP/s where two CPU cores reach tens of GFLOP/s. But every operation also
+    pays a fixed launch cost of a few microseconds on a GPU, so tiny arrays gain nothing.
+
+    **This notebook runs anywhere.** On a machine without a GPU (or without CuPy) switching fails with a
+    `BackendError` that says why; the notebook prints that message, skips the GPU timing, and shows the rest
+    with `array_api_strict`, a CPU stand-in for "another array library" that runs the very same code path.
+
+    Steps: **1** which backends work here · **2** switching, and what happens without a GPU · **3** the same
+    model on two backends gives the same numbers · **4** moving data: tensors, weights, checkpoints ·
+    **5** timing NumPy against CuPy on a matmul-heavy step.
+    """),
+    SETUP,
+    md(r"""
+    ## 1. Which backends work here
+    """),
+    code("""
+    print("available here:", mt.backend.available())
+    print("current:", mt.backend.current())
+    """),
+    md(r"""
+    ## 2. Switching: `mt.backend.use("cupy")`
+
+    `mt.backend.use(name)` makes a backend current from now on (a plain module-level setting, so it holds
+    from one notebook cell to the next); `with mt.backend.use(name):` only inside the block. New tensors and
+    modules are made on the current backend. Without a GPU the call raises `BackendError` with the reason:
+    """),
+    code("""
+    try:
+        mt.backend.use("cupy")
+        GPU = mt.backend.current()
+        print("switched to", GPU, "- a GPU is here:", GPU.native.cuda.runtime.getDeviceProperties(0)["name"].decode())
+    except mt.backend.BackendError as err:
+        GPU = None
+        print("No GPU backend on this machine, so the GPU timing below is skipped. The message says why:")
+        print("   ", err)
+    finally:
+        mt.backend.use("numpy")                  # back to the CPU for what follows
+    print("current:", mt.backend.current())
+    """),
+    md(r"""
+    ## 3. The same model on two backends: the same numbers
+
+    Build an encoder layer once, copy its weights (`state_dict()`, always NumPy arrays) into a twin on
+    another backend, and run the same batch through both, forward and backward. The other backend is CuPy
+    when there is a GPU, otherwise `array_api_strict`. Results agree to float32 rounding (a GPU adds in
+    another order).
+    """),
+    code("""
+    other = "cupy" if GPU is not None else "array_api_strict"
+    d_model, heads, d_ff, B, L = 64, 4, 128, 8, 32
+    layer = nn.EncoderLayer(d_model, heads, d_ff, dropout=0.0)
+    x_host = np.random.default_rng(0).standard_normal((B, L, d_model)).astype(np.float32)
+
+    def run(backend):
+        \"\"\"Loss and every parameter's gradient for the same weights and batch on `backend`, as NumPy.\"\"\"
+        with mt.backend.use(backend):
+            twin = nn.EncoderLayer(d_model, heads, d_ff, dropout=0.0)   # made on `backend`
+            twin.load_state_dict(layer.state_dict())                   # the same weights
+            x = mt.tensor(x_host)                                      # (B, L, d_model) on `backend`
+            loss = (twin(x) ** 2).mean()
+            loss.backward()
+            print(f"{backend:17} x on {x.backend.name:17} loss {loss.item():.6f}")
+            return loss.item(), {n: p.grad.numpy() for n, p in twin.named_parameters()}   # on the host
+
+    loss_a, grads_a = run("numpy")
+    loss_b, grads_b = run(other)
+    scale = max(np.abs(g).max() for g in grads_a.values())                 # the largest gradient of the model
+    worst = max(np.abs(grads_a[n] - grads_b[n]).max() for n in grads_a)
+    print(f"relative difference: loss {abs(loss_a - loss_b) / abs(loss_a):.1e}; "
+          f"gradients (all {len(grads_a)} parameters) {worst / scale:.1e} of the largest gradient")
+    """),
+    md(r"""
+    ## 4. Moving data between backends
+
+    Backends never mix silently: an operation on tensors of two backends is a `BackendError` that says how
+    to fix it. `t.to("cupy")` / `t.to("numpy")` moves a tensor, `model.to("cupy")` a whole model,
+    `t.numpy()` always gives a NumPy copy on the host, and `state_dict()` always holds NumPy arrays, so a
+    checkpoint written on a GPU loads on a laptop. (Shown with `array_api_strict` when there is no GPU.)
+    """),
+    code("""
+    a = mt.tensor([1.0, 2.0, 3.0])                          # NumPy
+    b = a.to(other)                                         # the same numbers on the other backend
+    print("a on", a.backend.name, "  b on", b.backend.name, "  b.numpy():", b.numpy(), type(b.numpy()).__name__)
+    try:
+        a + b
+    except mt.backend.BackendError as err:
+        print("BackendError:", err)
+    print("a + b.to('numpy') =", (a + b.to("numpy")).numpy())
+
+    moved = nn.Linear(4, 2).to(other)
+    print("Linear moved to", moved.weight.backend.name, "; its state_dict holds",
+          {k: type(v).__name__ for k, v in moved.state_dict().items()})
+    """),
+    md(r"""
+    ## 5. Timing: NumPy against CuPy on a matmul-heavy step
+
+    One training step's arithmetic, forward and backward, of a Transformer encoder layer: a **tiny** one
+    (the notebooks' sizes), a **large** one and, where there is a GPU, a **big** one (the paper's base
+    width, $d_\text{model} = 512$, $d_{ff} = 2048$, 32 sequences of 256 tokens). Two rules of timing a GPU:
+    run once before timing (the first call compiles kernels), and wait for the GPU to finish before reading
+    the clock (work is queued asynchronously; `synchronize()`).
+    """),
+    code("""
+    import time
+
+
+    def sync(backend):
+        if backend.name == "cupy":
+            backend.native.cuda.Device().synchronize()   # wait for the queued GPU work
+
+    def time_step(backend_name, d_model, heads, d_ff, B, L, repeats):
+        \"\"\"Median seconds of one forward + backward of an encoder layer on (B, L, d_model).\"\"\"
+        with mt.backend.use(backend_name) as be:
+            layer = nn.EncoderLayer(d_model, heads, d_ff, dropout=0.0)
+            x = mt.randn(B, L, d_model)
+
+            def step():
+                layer.zero_grad()
+                (layer(x) ** 2).mean().backward()
+
+            step()                                     # warm-up: kernels compiled, memory allocated
+            sync(be)
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                step()
+                sync(be)
+                times.append(time.perf_counter() - start)
+            return float(np.median(times))
+
+    def step_flops(d_model, d_ff, B, L):
+        \"\"\"2mkn per product: 4 projections, 2 FFN layers, QK^T and weights V; backward about twice the forward.\"\"\"
+        forward = 2 * B * L * (4 * d_model * d_model + 2 * d_model * d_ff) + 2 * 2 * B * L * L * d_model
+        return 3 * forward
+
+    sizes = {"tiny": dict(d_model=32, heads=4, d_ff=64, B=4, L=16),
+             "large": dict(d_model=256, heads=8, d_ff=1024, B=8, L=64)}
+    if GPU is not None:
+        sizes["big"] = dict(d_model=512, heads=8, d_ff=2048, B=32, L=256)   # too slow for a laptop's CPU
+    results = {}
+    for size, cfg in sizes.items():
+        flops = step_flops(cfg["d_model"], cfg["d_ff"], cfg["B"], cfg["L"])
+        for backend_name in ["numpy"] + (["cupy"] if GPU is not None else []):
+            seconds = time_step(backend_name, **cfg, repeats=10 if size == "tiny" else 3)
+            results[size, backend_name] = seconds
+            print(f"{size:5} {backend_name:6} {seconds * 1e3:9.2f} ms per step   {flops / seconds / 1e9:8.1f} GFLOP/s")
+    if GPU is None:
+        print("\\nCuPy timing skipped: no GPU backend here (see section 2).")
+    else:
+        for size in sizes:
+            print(f"{size}: CuPy is {results[size, 'numpy'] / results[size, 'cupy']:.1f}x NumPy's speed")
+    """),
+    md(r"""
+    What to expect on a GPU: the tiny step is *slower* there (its many small operations each pay the GPU's
+    launch cost, with too little arithmetic to hide it), the large step a few times faster, and the
+    big one nearly a hundred times. Measured once with this notebook on one NVIDIA H200 (CuPy 14, a 16-core
+    host), to compare with your own run:
+
+    | size | NumPy (16 cores) | CuPy (H200) | CuPy's speed-up |
+    |---|---|---|---|
+    | tiny | 1.1 ms | 4.0 ms | 0.3x |
+    | large | 18 ms (140 GFLOP/s) | 4.8 ms (525 GFLOP/s) | 3.7x |
+    | big | 698 ms (240 GFLOP/s) | 7.8 ms (21.6 TFLOP/s) | 90x |
+
+    The lesson for training: give the GPU big batches and long sequences. The library's
+    `tools/gpu_check.sh` runs the whole test suite on CuPy, checks that NumPy and CuPy give the same
+    gradients, trains a model and benchmarks the engine against PyTorch.
+
+    To get a GPU backend: `pip install "minitransformer[cuda12]"` (or `[cuda13]`, matching the driver's CUDA
+    version), then `mt.backend.use("cupy")` or `MINITRANSFORMER_BACKEND=cupy python train.py`.
+
+    ## Exercises
+
+    1. Time a single `(n, n) @ (n, n)` matrix product on NumPy for $n = 256, 512, 1024, 2048$ and compute the
+       GFLOP/s ($2n^3$ FLOPs). Where does your CPU level off?
+    2. In section 5, find the smallest batch size at which CuPy beats NumPy for the large layer (on a
+       machine with a GPU), or estimate it from the launch cost: about 10 µs for each of the step's operations.
+    3. Remove `sync(be)` from `time_step` and time CuPy again. Why does it look faster, and why is that
+       number wrong?
+    4. Train on the GPU, save with `save_checkpoint`, and load the checkpoint with the NumPy backend. Which
+       line of the library guarantees that this works? (Hint: `Module.state_dict`.)
+    5. Run section 3 with `float64` weights and inputs (`layer.to("float64")`): how much smaller is the
+       difference between the backends, and why?
+    """),
+]
+
+
+# ====================================================================================== 05
+NB05 = [
+    md(r"""
+    # 05 · A tiny Transformer learns to reverse sequences
+
+    **What this notebook teaches.** The whole encoder–decoder Transformer of the paper (its figure 1),
+    trained from scratch on a task small enough for a laptop: read a digit sequence, write it backwards
+    (`3 1 4 1 5` → `5 1 4 1 3`). The decoder is trained with *teacher forcing*: it reads the target shifted
+    right behind a `<bos>` token and, at every position $t$, scores the next token; the loss is the
+    cross-entropy of the right token,
+
+    $$
+    \mathcal{L}(\theta) = -\frac{1}{N} \sum_{n=1}^{N} \sum_{t} \log p_\theta\!\left(y^{(n)}_t \,\middle|\,
+    y^{(n)}_{<t},\, x^{(n)}\right),
+    $$
+
+    averaged over the $N$ real (non-padding) target tokens, and minimised with Adam (paper 5.3). The
+    **training loop is the lesson** here: forward, loss, `backward()`, clip, `step()`, schedule, written
+    out in full. (The library's `train.Trainer` wraps the same lines with logging, evaluation and
+    checkpoints; notebook 06 uses it.)
+
+    To reverse, output position $t$ must copy source position $S - 1 - t$: the decoder's
+    **cross-attention** has to learn to look there. Its map should become an anti-diagonal.
+
+    Steps: **1** the data and one batch · **2** the model · **3** attention maps before training ·
+    **4** the training loop · **5** the curves · **6** attention maps after training · **7** greedy decoding ·
+    **8** accuracy on held-out sequences · **9** a checkpoint (in a temporary folder).
+    """),
+    SETUP,
+    md(r"""
+    **One BLAS thread.** A small Transformer multiplies many small matrices; NumPy's BLAS splits each
+    product over all cores, and for matrices this small the threads spend more time waiting for each other
+    than computing. One thread is several times faster here (see `train/threads.py` for measurements).
+    """),
+    code("""
+    from minitransformer.train import get_blas_threads, set_blas_threads
+
+    print("BLAS threads:", get_blas_threads(), "-> 1:", set_blas_threads(1))
+    """),
+    md(r"""
+    ## 1. The data
+
+    5000 training and 200 held-out pairs of lengths 5 to 8 (no held-out source appears in training).
+    Digits are tokens 4..13; ids 0..3 are `<pad>`, `<bos>`, `<eos>`, `<unk>`. A batch pads the sources and
+    targets and carries the masks: `src_mask` hides source padding, `tgt_mask` is causal and hides target
+    padding.
+    """),
+    code("""
+    from minitransformer.data import PAD, DataLoader, digit_task_splits, digit_tokenizer, make_seq2seq_batch
+
+    tok = digit_tokenizer()
+    train_pairs, val_pairs = digit_task_splits("reverse", n_train=5000, n_val=200, seed=0, min_len=5, max_len=8)
+    src, tgt = train_pairs[0]
+    print(f"vocabulary: {tok.vocab_size} tokens.  example: {' '.join(tok.decode(src))} -> {' '.join(tok.decode(tgt))}")
+    print("as ids:", src, "->", tgt)
+
+    loader = DataLoader(train_pairs, batch_size=32, shuffle=True, seed=0, drop_last=True, collate=make_seq2seq_batch)
+    b = next(iter(loader))
+    for name in ("src", "src_mask", "tgt_in", "tgt_out", "tgt_mask"):
+        print(f"{name:9}", getattr(b, name).shape, getattr(b, name).dtype_name)
+    print("first example: tgt_in ", b.tgt_in.numpy()[0], " (<bos> = 1 + target)")
+    print("               tgt_out", b.tgt_out.numpy()[0], " (target + <eos> = 2; 0 = padding)")
+    """),
+    md(r"""
+    ## 2. The model
+
+    `nn.Transformer` is the paper's model: embeddings $\times \sqrt{d_\text{model}}$ plus the sinusoidal
+    $PE$, an encoder (self-attention + feed-forward), a decoder (masked self-attention + cross-attention +
+    feed-forward) and a linear layer to the vocabulary. A tiny one: $d_\text{model} = 32$, 2 heads, two
+    layers each, pre-LN (`norm_first=True`, which trains more easily without the paper's long warm-up; the
+    paper's post-LN is `norm_first=False`).
+    """),
+    code("""
+    mt.manual_seed(0)
+    model = nn.Transformer(tok.vocab_size, tok.vocab_size, d_model=32, heads=2, d_ff=64, num_encoder_layers=2,
+                           num_decoder_layers=2, dropout=0.0, max_len=10, norm_first=True)
+    print(f"{model.num_parameters():,} parameters")
+    logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)
+    print("logits", logits.shape, "= (batch, target positions, vocabulary)")
+    """),
+    md(r"""
+    ## 3. Attention before training
+
+    One held-out example, teacher-forced. Row $t$ of a cross-attention map is the decoder position that
+    reads `tgt_in[t]` and predicts the next output token; column $j$ is source position $j$. One row of
+    maps per decoder layer, one column per head. Untrained, the heads spread their weight without a
+    pattern.
+    """),
+    code("""
+    example = next(p for p in val_pairs if len(p[0]) == 8)
+    src_labels = [tok.itos[i] for i in example[0]]
+    tgt_labels = ["<bos>"] + [tok.itos[i] for i in example[1]]
+
+    def cross_attention(model, pair):
+        \"\"\"Every decoder layer's cross-attention weights, (heads, T, S) each, for one teacher-forced pair.\"\"\"
+        one = make_seq2seq_batch([pair])
+        model.eval()
+        with mt.no_grad():
+            model(one.src, one.tgt_in, one.src_mask, one.tgt_mask)
+        model.train()
+        return [w[0] for w in model.decoder.cross_attn_weights]       # w: (batch=1, heads, T, S)
+
+    print("source:", " ".join(src_labels), "  target:", " ".join(tgt_labels[1:]))
+    viz.attention_layers(cross_attention(model, example), tgt_labels, src_labels,
+                         title="cross-attention before training")
+    """),
+    md(r"""
+    ## 4. The training loop
+
+    Every step is the same six lines: forward, loss, zero the old gradients, `backward()`, clip the global
+    gradient norm, take an Adam step, move the learning-rate schedule. The rate warms up linearly over the
+    first 10% of the steps and then decays to 0 along a cosine (`train.tasks.warmup_schedule`; with
+    `kind="noam"` it is the paper's equation 3). The held-out loss is measured every 50 steps. About 15 s on
+    two CPU cores.
+    """),
+    code("""
+    import itertools
+    import sys
+
+    from tqdm import tqdm
+
+    from minitransformer import optim
+    from minitransformer.train.tasks import warmup_schedule
+
+    steps = 600
+    opt = optim.Adam.paper(model.parameters(), lr=4e-3)            # beta = (0.9, 0.98), eps = 1e-9 (paper 5.3)
+    schedule = warmup_schedule(opt, warmup=steps // 10, steps=steps)
+    val_batch = make_seq2seq_batch(val_pairs)
+    batches = (batch for epoch in itertools.count() for batch in loader)   # epoch after epoch, each reshuffled
+    history = {"train_loss": [], "val_loss": [], "lr": []}
+
+    bar = tqdm(range(1, steps + 1), desc="reverse", file=sys.stdout)
+    for step in bar:
+        b = next(batches)
+        logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)        # (B, T, vocab)
+        loss = F.cross_entropy(logits, b.tgt_out, ignore_index=PAD)    # mean over the real target tokens
+        opt.zero_grad()
+        loss.backward()                                                # gradients of all parameters
+        optim.clip_grad_norm_(model.parameters(), max_norm=1.0)
+        history["lr"].append([step, opt.param_groups[0]["lr"]])
+        opt.step()                                                     # theta <- theta - lr * Adam's direction
+        schedule.step()
+
+        history["train_loss"].append([step, loss.item()])
+        if step % 50 == 0:
+            model.eval()
+            with mt.no_grad():
+                v = val_batch
+                val_loss = F.cross_entropy(model(v.src, v.tgt_in, v.src_mask, v.tgt_mask), v.tgt_out, ignore_index=PAD)
+            model.train()
+            history["val_loss"].append([step, val_loss.item()])
+            bar.set_postfix(loss=f"{loss.item():.3f}", val_loss=f"{val_loss.item():.3f}")
+    """),
+    md(r"""
+    ## 5. The curves
+    """),
+    code("""
+    viz.training_curves(history, log_y=("loss",))
+    """),
+    md(r"""
+    ## 6. Attention after training
+
+    The same example. Row $t$ now looks at source position $S - 1 - t$, the digit it must write next: the
+    anti-diagonal, sharpest in the last layer. (The last row reads the last digit and predicts `<eos>`;
+    where it looks matters little.)
+    """),
+    code("""
+    viz.attention_layers(cross_attention(model, example), tgt_labels, src_labels,
+                         title="cross-attention after training")
+    """),
+    md(r"""
+    ## 7. Greedy decoding
+
+    At inference there is no target to read: the decoder starts from `<bos>`, takes the most likely token,
+    appends it, and repeats until `<eos>` (`train.greedy_decode`, with a key/value cache so each step costs
+    one position). Held-out sequences:
+    """),
+    code("""
+    from minitransformer.train import exact_match, greedy_decode, strip_after_eos, token_accuracy
+
+    shown = val_pairs[:8]
+    sb = make_seq2seq_batch(shown)
+    out = greedy_decode(model, sb.src, sb.src_mask)                  # (8, T) ids, <eos>, then padding
+    print("decoded", out.shape)
+    for (s, t), o in zip(shown, out.numpy()):
+        pred = strip_after_eos(o)
+        verdict = "ok" if pred == t else f"wrong (expected {' '.join(tok.decode(t))})"
+        print(f"{' '.join(tok.decode(s)):16} -> {' '.join(tok.decode(pred)):16} {verdict}")
+    """),
+    md(r"""
+    ## 8. Accuracy on the 200 held-out sequences
+
+    *Exact-sequence accuracy* counts a sequence as right only if every token is right and it stops at the
+    right place; *token accuracy* is teacher-forced, per position.
+    """),
+    code("""
+    out = greedy_decode(model, val_batch.src, val_batch.src_mask)
+    model.eval()
+    with mt.no_grad():
+        v = val_batch
+        tok_acc = token_accuracy(model(v.src, v.tgt_in, v.src_mask, v.tgt_mask), v.tgt_out).item()
+    print(f"exact-sequence accuracy {exact_match(out.numpy(), val_batch.tgt_out.numpy()):.1%}   "
+          f"token accuracy {tok_acc:.1%}   (chance: 10% per digit)")
+    """),
+    md(r"""
+    The library's recipe, `minitransformer train --task reverse`, trains a larger model on longer sequences
+    (lengths 8 to 12) and writes its checkpoint, curves and attention maps.
+
+    ## 9. A checkpoint, in a temporary folder
+
+    `save_checkpoint` writes the weights (as NumPy arrays, so a GPU-trained model loads on a CPU), the
+    optimizer, the schedule, the model's `config` and the tokenizer into one `.npz`, atomically; loading
+    checks everything before it changes anything.
+    """),
+    code("""
+    import tempfile
+    from pathlib import Path
+
+    from minitransformer.train import load_checkpoint, save_checkpoint
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_checkpoint(Path(tmp) / "reverse.npz", model, opt, schedule, step=steps, tokenizer=tok)
+        print(f"{path.name}: {path.stat().st_size / 1024:.0f} KiB")
+        restored = nn.Transformer(**model.config)                     # the same architecture, fresh weights
+        ckpt = load_checkpoint(path, restored)
+    again = greedy_decode(restored, sb.src, sb.src_mask)
+    print("step", ckpt.step, "; the restored model decodes the same:", bool((again.numpy() == greedy_decode(
+        model, sb.src, sb.src_mask).numpy()).all()))
+    """),
+    md(r"""
+    ## Exercises
+
+    1. Train on `"copy"` instead of `"reverse"`. What shape does the cross-attention map take, and why?
+       Then try `"sort"`: what can a map of a sorting model show, and what can it not?
+    2. Length generalisation: decode held-out sources of length 9 and 10 (`digit_task_splits(...,
+       min_len=9, max_len=10)`, and a model built with a larger `max_len`). Where do the errors start?
+    3. Replace the schedule with a constant rate (`kind="constant"`) and then with the paper's
+       (`kind="noam"`). Compare the curves after 600 steps.
+    4. Remove `clip_grad_norm_` and raise the rate to `2e-2`. What happens to the loss?
+    5. Set `norm_first=False` (the paper's post-LN) with the same settings. Does it still learn in 600
+       steps? Look at the curves.
+    """),
+]
+
+
+# ====================================================================================== 06
+NB06 = [
+    md(r"""
+    # 06 · The document's text classifier (section 5), done properly
+
+    **What this notebook teaches.** How a Transformer *encoder* classifies a text, what the source
+    document's Keras code gets wrong, and how to tell whether a classifier learned something a bag of words
+    could not. The model:
+
+    $$
+    h = \mathrm{Encoder}\!\left(E[\text{ids}]\,\sqrt{d_\text{model}} + PE\right), \qquad
+    z = \Big(\frac{1}{|R|} \sum_{s \in R} h_s\Big)\, w + b, \qquad
+    p(\text{positive}) = \sigma(z) = \frac{1}{1 + e^{-z}},
+    $$
+
+    where $R$ are the real (non-padding) positions: one vector per text (mean pooling), one logit $z$, and
+    the binary cross-entropy loss $\mathcal{L} = -\left[y \log \sigma(z) + (1 - y) \log(1 - \sigma(z))\right]$.
+
+    Steps: **1** the document's code and what is wrong with it · **2** the document's configuration, built
+    right · **3** a task worth learning: negation, and the bag-of-words ceiling · **4** training a small
+    model with the library's `Trainer` · **5** accuracy against the ceiling · **6** what attention looks at,
+    on reviews with "not" · **7** your own reviews.
+    """),
+    SETUP,
+    md(r"""
+    ## 1. The document's code
+
+    Section 5.2 of the document builds the classifier like this (TensorFlow/Keras), and section 5.4 trains it:
+
+    ```python
+    inputs = tf.keras.Input(shape=(max_sequence_length,))
+    embedding = Embedding(vocab_size, embed_dim)(inputs)
+    transformer_block = TransformerBlock(num_heads, ff_dim)(embedding)
+    outputs = Dense(1, activation='sigmoid')(transformer_block)
+    ...
+    x_train = np.random.rand(100, max_sequence_length)
+    y_train = np.random.rand(100, 1)
+    model.fit(x_train, y_train, epochs=5, batch_size=32, validation_data=(x_val, y_val))
+    ```
+
+    What is wrong (the full list is in the docstring of `nn.TransformerClassifier`):
+
+    1. `from tensorflow.keras.layers import TransformerBlock` fails: Keras has no such layer (the keras.io
+       example *defines* one, with an `embed_dim` argument the document does not pass).
+    2. **No pooling.** The block's output is `(batch, 100, 512)`, so `Dense(1)` gives `(batch, 100, 1)`: a
+       probability per *token*, not per text.
+    3. **No positional encoding.** Self-attention alone cannot see word order: the model would see a bag of
+       words.
+    4. **Padding is not masked:** padded positions would be attended to and averaged in.
+    5. **Nothing to learn.** `np.random.rand` gives floats in $[0, 1)$, which an embedding truncates to token
+       id 0 everywhere, and the labels are random numbers unrelated to the inputs: the accuracy it prints is
+       chance.
+
+    Points 2 to 5, checked:
+    """),
+    code("""
+    from minitransformer.data import PAD, negation_tokenizer
+
+    print("2. Dense(1) on (batch, 100, 512):", nn.Linear(512, 1)(mt.zeros(2, 100, 512)).shape, "- one output per token")
+
+    # 3. without PE, mean-pooled self-attention is blind to order: shuffle the words, get the same vector
+    tok = negation_tokenizer()
+    ids = mt.tensor([tok.encode("the plot was not good and quite slow")])      # (1, 8)
+    shuffled = mt.tensor([tok.encode("good the quite was slow and not plot")])
+    embed, encoder = nn.Embedding(tok.vocab_size, 32, scale=True), nn.Encoder(32, 4, 64, num_layers=1, dropout=0.0)
+    PE = F.sinusoidal_positional_encoding(8, 32)
+    for name, add_pe in (("without PE", False), ("with PE   ", True)):
+        a, b = (encoder(embed(x) + PE if add_pe else embed(x)).mean(axis=1) for x in (ids, shuffled))
+        print(f"3. {name}: max |pooled(text) - pooled(shuffled text)| = {np.abs(a.numpy() - b.numpy()).max():.1e}")
+
+    # 4. the library's classifier masks padding: appending <pad> tokens changes nothing
+    model = nn.TransformerClassifier.from_config("tiny", vocab_size=tok.vocab_size, dropout=0.0)
+    padded = mt.tensor([tok.encode("the plot was not good and quite slow") + [PAD] * 5])
+    print("4. logit of the text:", model(ids).numpy(), "  with 5 <pad> appended:", model(padded).numpy())
+
+    # 5. random floats are not token ids
+    try:
+        model(np.random.rand(2, 100))
+    except TypeError as err:
+        print("5. TypeError:", err)
+    """),
+    md(r"""
+    ## 2. The document's configuration, built right
+
+    `TransformerClassifier.from_config("document")` is what section 5.2 meant: `Embedding(10000, 512)`, the
+    sinusoidal encoding, one encoder block with 8 heads and $d_{ff} = 2048$, sequences of 100, mean pooling
+    over the real tokens, `Dense(1)` giving one logit per text. Its parameters:
+    """),
+    code("""
+    from collections import Counter
+
+    document = nn.TransformerClassifier.from_config("document")
+    parts = Counter()
+    for name, p in document.named_parameters():
+        parts[name.split(".")[0]] += p.size
+    print(f"{document.num_parameters():,} parameters:", {k: f"{v:,}" for k, v in parts.items()})
+    with mt.no_grad():
+        print("logits for a batch of 2 texts of 100 token ids:", document(mt.randint(4, 10000, (2, 100))).shape)
+    """),
+    md(r"""
+    Five million of those are the embedding table. Training it on random inputs, as section 5.4 does,
+    teaches nothing; it also does not fit in a notebook on a CPU. (`minitransformer train --task classify
+    --seed-config document` trains exactly this configuration on the task below, for those with time.) The
+    rest of this notebook trains a small configuration on a task that has something to learn.
+
+    ## 3. A task worth learning: negation
+
+    Short synthetic reviews, each with exactly one sentiment word and exactly one "not". When "not" stands
+    right before the sentiment word it flips it (25% of reviews); anywhere else it negates nothing:
+
+    $$ \text{label} = [\text{sentiment word is positive}] \;\oplus\; [\text{the word before it is "not"}] $$
+
+    Every review has the same *bag* of words whether or not it is negated, so a bag-of-words classifier can
+    at best read the sentiment word and ignore the negation: right on the 75% of reviews that are not
+    negated, wrong on the rest. **75% is the bag-of-words ceiling**; above it, a model must use word order.
+    """),
+    code("""
+    from minitransformer.data import NEGATION_WORDS, DataLoader, make_classification_batch, negation_task
+
+    train, held_out, tok = negation_task(n_train=4000, n_val=1000, seed=0, min_words=4, max_words=10)
+    val, test = held_out[:500], held_out[500:]
+    print(f"{len(train)} training, {len(val)} validation, {len(test)} test reviews; vocabulary {tok.vocab_size}")
+    for ids, label in train[:5]:
+        print(f"  {label}  {tok.decode(ids)}")
+
+    positive, sentiment = set(NEGATION_WORDS["positive"]), set(NEGATION_WORDS["positive"] + NEGATION_WORDS["negative"])
+
+    def negated(ids):
+        words = tok.decode(ids).split()
+        return any(a == "not" and b in sentiment for a, b in zip(words, words[1:]))
+
+    def bag_of_words_rule(ids):
+        \"\"\"The best a bag of words can do: the sentiment word's own polarity.\"\"\"
+        return int(any(w in positive for w in tok.decode(ids).split()))
+
+    same_bag = sorted("the plot was not good".split()) == sorted("not the plot was good".split())
+    print("'the plot was not good' (0) and 'not the plot was good' (1) have the same bag of words:", same_bag)
+    """),
+    md(r"""
+    ## 4. Training with the library's `Trainer`
+
+    A small configuration: $d_\text{model} = 32$, 4 heads, one encoder layer, pre-LN, no dropout. The pieces
+    come from the library: the loss and the metrics of `train.tasks` (binary cross-entropy of the logits;
+    accuracy), the paper's Adam, a warm-up-then-cosine schedule, and `train.Trainer`, which runs the loop
+    (the loop of notebook 05) with gradient clipping, a progress bar and an evaluation every 100 steps.
+    One BLAS thread, as in notebook 05: small matrices are faster without threads. About 10 s.
+    """),
+    code("""
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    from minitransformer import optim
+    from minitransformer.train import Trainer, set_blas_threads
+    from minitransformer.train.tasks import classification_loss, classification_metrics, warmup_schedule
+
+    warnings.filterwarnings("ignore", category=TqdmWarning)   # no ipywidgets here: tqdm falls back to a text bar
+    set_blas_threads(1)
+    mt.manual_seed(0)
+    model = nn.TransformerClassifier(tok.vocab_size, d_model=32, heads=4, d_ff=64, num_layers=1, max_len=16,
+                                     dropout=0.0, pooling="mean", pad_id=PAD, norm_first=True)
+    print(f"{model.num_parameters():,} parameters")
+
+    steps = 1500
+    opt = optim.Adam.paper(model.parameters(), lr=5e-3)
+    schedule = warmup_schedule(opt, warmup=steps // 10, steps=steps)
+    val_metrics = classification_metrics(val)
+    trainer = Trainer(model, opt, classification_loss, schedule=schedule, clip=1.0, eval_every=100,
+                      eval_fn=lambda m: {f"val_{k}": v for k, v in val_metrics(m).items()}, desc="negation")
+    loader = DataLoader(train, batch_size=32, shuffle=True, seed=0, drop_last=True, collate=make_classification_batch)
+    history = trainer.fit(loader, steps=steps)
+    print(f"stopped after {trainer.step} steps ({trainer.stop_reason}), {trainer.elapsed:.1f} s")
+    """),
+    code("""
+    viz.training_curves({k: history[k] for k in ("train_loss", "val_loss", "val_accuracy")}, log_y=("loss",))
+    """),
+    md(r"""
+    The validation accuracy climbs quickly to about 75%, the bag-of-words plateau (the model has learned
+    the sentiment words), stays there a while, and then breaks through once attention has learned to relate
+    "not" to the word after it.
+
+    ## 5. Accuracy against the bag-of-words ceiling
+
+    On the 500 test reviews, never used during training, split by whether the sentiment word is negated:
+    """),
+    code("""
+    test_ids = [ids for ids, _ in test]
+    labels = np.array([y for _, y in test])
+    with mt.no_grad():
+        p = np.concatenate([model.predict_proba(make_classification_batch(test[i:i + 250]).src).numpy()
+                            for i in range(0, len(test), 250)])
+    model_pred = (p > 0.5).astype(int)
+    bow_pred = np.array([bag_of_words_rule(ids) for ids in test_ids])
+    is_neg = np.array([negated(ids) for ids in test_ids])
+    print(f"{'':22}{'all':>8}{'negated':>10}{'not negated':>13}")
+    for name, pred in (("bag-of-words rule", bow_pred), ("Transformer", model_pred)):
+        right = pred == labels
+        print(f"{name:22}{right.mean():8.1%}{right[is_neg].mean():10.1%}{right[~is_neg].mean():13.1%}")
+    print(f"({is_neg.sum()} of {len(test)} test reviews are negated)")
+    """),
+    md(r"""
+    ## 6. What attention looks at
+
+    The maps of the trained encoder layer for two test reviews with a positive word: one where "not" flips
+    it (label 0), one where "not" stands elsewhere (label 1). Bright **columns** mean every position reads
+    the same key: in this run some heads gather "not" into every position and others the sentiment word
+    (another seed may give the roles to other heads). The gathered vectors carry their positions, since
+    $PE$ was added to each token, so the feed-forward layer after attention can check whether "not"
+    stands right before the sentiment word, and mean pooling hands the answer to the output layer.
+    """),
+    code("""
+    def encoder_maps(ids):
+        model.eval()
+        with mt.no_grad():
+            prob = model.predict_proba(mt.tensor([ids])).item()
+        return model.encoder.self_attn_weights[-1][0], prob          # (heads, S, S) of the one layer
+
+    flipped = next(ids for ids, _ in test if negated(ids) and bag_of_words_rule(ids) and 6 <= len(ids) <= 8)
+    elsewhere = next(ids for ids, _ in test if not negated(ids) and bag_of_words_rule(ids) and 6 <= len(ids) <= 8)
+    figures = []
+    for ids in (flipped, elsewhere):
+        words = tok.decode(ids).split()
+        weights, prob = encoder_maps(ids)
+        label = int(bag_of_words_rule(ids) != negated(ids))
+        print(f"{' '.join(words)!r}: label {label}, p(positive) = {prob:.3f}")
+        figures.append(viz.attention_heads(weights, words, words, title=" ".join(words)))
+    figures[0]
+    """),
+    code("""
+    figures[1]
+    """),
+    md(r"""
+    ## 7. Your own reviews
+
+    Any sentence made of the task's words (others become `<unk>`):
+    """),
+    code("""
+    for text in ("the plot was good", "the plot was not good", "not the plot was good", "the acting was not bad",
+                 "not really a bad film", "this film was not boring"):
+        with mt.no_grad():
+            prob = model.predict_proba(mt.tensor([tok.encode(text)])).item()
+        print(f"{text:28} p(positive) = {prob:.3f}")
+    """),
+    md(r"""
+    ## Exercises
+
+    1. Remove the positional encoding (build the classifier, then replace `model.positional` with a module
+       that returns its input). Train again: where does the validation accuracy stop, and why exactly there?
+    2. Train with `pooling="cls"` and `pooling="max"`. Which learns fastest? Look at the `[cls]` row of the
+       maps.
+    3. Set `negation_rate=0.5` in `negation_task`. What is the bag-of-words ceiling now, and how does
+       training change?
+    4. "not really a bad film" has a word between "not" and "bad". What does the task's rule say, what does
+       the model say, and what would you want it to say?
+    5. Build the document's configuration (`from_config("document")`) with `vocab_size=tok.vocab_size` and
+       train it on this task for 100 steps. How long does one step take compared to the small model, and
+       why?
+    """),
+]
+
+
+NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
+    "01_autograd": NB01,
+    "02_scaled_dot_product_attention": NB02,
+    "03_multi_head_attention": NB03,
+    "04_positional_encoding": NB04,
+    "05_training_reverse": NB05,
+    "06_text_classifier": NB06,
+    "07_gpu": NB07,
+}
+
+
+# ------------------------------------------------------------------ building, running, cleaning
+def build(name: str):
+    """The notebook ``name`` (e.g. ``"01_autograd"``) as an nbformat node, without outputs."""
+    import nbformat
+
+    cells = []
+    for i, (kind, source) in enumerate(NOTEBOOKS[name]):
+        make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
+        cells.append(make(source, id=f"cell-{i:02d}"))  # stable ids: the same file every build
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    return nb
+
+
+def sources(nb) -> list[tuple[str, str]]:
+    """``(cell_type, source)`` of every cell: what the drift check compares (outputs excluded)."""
+    return [(cell.cell_type, cell.source) for cell in nb.cells]
+
+
+_TERMINAL_LINE = re.compile(r"[^\n]*\r(?!\n)")
+
+
+def _as_terminal(text: str) -> str:
+    r"""What a terminal shows: within a line, text before a carriage return is overwritten."""
+    return _TERMINAL_LINE.sub("", text.replace("\r\n", "\n"))
+
+
+def clean(nb):
+    """Merge consecutive prints of one stream and collapse progress bars to their last state."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for out in cell.outputs:
+            if out.output_type == "stream" and merged and merged[-1].output_type == "stream" \
+                    and merged[-1].name == out.name:
+                merged[-1].text += out.text
+            else:
+                merged.append(out)
+        for out in merged:
+            if out.output_type == "stream":  # a progress bar pads its line with spaces: drop them
+                out.text = "\n".join(line.rstrip() for line in _as_terminal(out.text).split("\n"))
+        cell.outputs = [out for out in merged if out.output_type != "stream" or out.text.strip()]
+    return nb
+
+
+def execute(nb, timeout: int = CELL_TIMEOUT):
+    """Run every cell with the ``python3`` kernel in ``notebooks/``; returns ``(nb, seconds)``."""
+    from nbclient import NotebookClient
+
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                   resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
+    return clean(nb), time.perf_counter() - start
+
+
+def path_of(name: str) -> Path:
+    return NOTEBOOK_DIR / f"{name}.ipynb"
+
+
+def _select(names: list[str]) -> list[str]:
+    if not names:
+        return list(NOTEBOOKS)
+    chosen = []
+    for n in names:
+        matches = [k for k in NOTEBOOKS if k == n or k.startswith(n) or k == Path(n).stem]
+        if not matches:
+            raise SystemExit(f"make_notebooks: no notebook {n!r}; there are {', '.join(NOTEBOOKS)}")
+        chosen += matches
+    return chosen
+
+
+def drifted(name: str) -> str | None:
+    """Why the committed notebook ``name`` differs from the generated one in its sources, or None."""
+    import nbformat
+
+    path = path_of(name)
+    if not path.exists():
+        return f"{path.relative_to(ROOT)} is missing"
+    committed, generated = sources(nbformat.read(path, as_version=4)), sources(build(name))
+    if committed == generated:
+        return None
+    if len(committed) != len(generated):
+        return f"{path.name}: {len(committed)} cells committed, {len(generated)} generated"
+    i = next(i for i, (a, b) in enumerate(zip(committed, generated)) if a != b)
+    return f"{path.name}: cell {i} differs from tools/make_notebooks.py"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import nbformat
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="notebooks to build (number or name); all by default")
+    parser.add_argument("--check", action="store_true", help="only compare the committed sources with these")
+    parser.add_argument("--no-execute", action="store_true", help="write the sources without running them")
+    args = parser.parse_args(argv)
+    names = _select(args.names)
+    if args.check:
+        problems = [p for p in map(drifted, names) if p]
+        print("\n".join(problems) or f"{len(names)} notebooks match tools/make_notebooks.py")
+        return 1 if problems else 0
+    NOTEBOOK_DIR.mkdir(exist_ok=True)
+    for name in names:
+        nb = build(name)
+        if not args.no_execute:
+            nb, seconds = execute(nb)
+            print(f"{name}: executed in {seconds:.1f} s")
+        nbformat.validate(nb)
+        nbformat.write(nb, path_of(name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
