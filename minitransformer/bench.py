@@ -1,18 +1,32 @@
-"""``minitransformer bench autograd``: what the engine costs per operation, beside NumPy and PyTorch.
+"""``minitransformer bench``: what the engine costs, measured beside NumPy and PyTorch in the same run.
 
-The workload is a chain of small elementwise operations on a tensor of a few elements, where the
-arithmetic is nearly free and what is measured is the bookkeeping around it: making a ``Tensor``,
-recording the ``Function``, and visiting it again in ``backward()``. The chain cycles through
+``bench autograd``: the cost per operation. The workload is a chain of small elementwise operations on
+a tensor of a few elements, where the arithmetic is nearly free and what is measured is the
+bookkeeping around it: making a ``Tensor``, recording the ``Function``, and visiting it again in
+``backward()``. The chain cycles through
 
 .. math:: y \\leftarrow y \\cdot 1.0001, \\qquad y \\leftarrow y + 0.0001, \\qquad y \\leftarrow \\tanh(y)
 
-for exactly ``--chain`` operations. Every variant runs the same chain in the same process,
-interleaved (one sample of each in turn, the order rotating), so a busy machine slows all of them
-alike; the figures to read are the ratios, not the microseconds.
+for exactly ``--chain`` operations. Variants: raw NumPy (the arithmetic alone, no gradients),
+minitransformer forward only (under ``no_grad``), minitransformer forward + backward, and, where
+``import torch`` works, PyTorch eager forward only and forward + backward.
 
-Variants: raw NumPy (the arithmetic alone, no gradients), minitransformer forward only (under
-``no_grad``), minitransformer forward + backward, and, where ``import torch`` works, PyTorch eager
-forward only and forward + backward (CPU, float32, its default number of threads).
+``bench small`` / ``bench seed``: a whole training step (forward, loss, backward, one Adam step) and a
+forward-only step of two models, ours and the same architecture written in plain PyTorch eager
+operations here (:func:`build_torch`), float32 on the CPU, same shapes, same data, starting from
+our weights copied (their losses are checked equal first). SMALL is a decoder-only language model
+(vocab 64, d_model 128, 4 heads, 2 layers, d_ff 512, seq 64, batch 32); SEED the document's
+section 5 classifier (vocab 10000, d_model 512, 8 heads, 1 layer, d_ff 2048, seq 100, batch 32).
+Reported: median milliseconds, the ratio to PyTorch, the peak memory of a training step, and the
+**BLAS floor**: the step's matrix-product FLOPs counted from the formulas (:func:`matmul_flops`)
+over this machine's float32 matmul rate measured in the same run (:func:`matmul_rate`), with each
+step's multiple of it. ``bench all`` runs the three; ``--sweep`` times training steps against
+sequence length and d_model (:func:`run_sweep`); ``--threads N`` runs NumPy's BLAS and PyTorch on
+N threads each (on a shared machine, ``--threads 1`` gives steadier figures).
+
+Every variant runs in the same process, interleaved (one sample of each in turn, the order
+rotating), so a busy machine slows all of them alike; the figures to read are the ratios, not the
+milliseconds.
 """
 
 from __future__ import annotations
@@ -29,8 +43,13 @@ import time
 import numpy as np
 
 import minitransformer as mt
+from minitransformer.train.threads import get_blas_threads, set_blas_threads
 
-__all__ = ["main", "run_autograd", "format_table"]
+__all__ = [
+    "main", "run_autograd", "format_table", "run_model", "format_model_table", "run_sweep", "format_sweep_table",
+    "matmul_flops", "matmul_rate", "build_ours", "build_torch", "make_batch", "peak_memory_ours",
+    "peak_memory_torch", "set_threads", "MODELS",
+]
 
 #: the three steps the chain cycles through, in this order
 STEPS = ("mul", "add", "tanh")
@@ -170,13 +189,25 @@ def _import_torch():
     return torch, None
 
 
+def set_threads(n: int | None, torch=None) -> None:
+    """Run NumPy's BLAS (where it is OpenBLAS) and PyTorch on ``n`` threads each (``None``: leave both as they are)."""
+    if n is None:
+        return
+    if int(n) < 1:
+        raise ValueError(f"bench: --threads must be at least 1, got {n}")
+    set_blas_threads(int(n))
+    if torch is not None:
+        torch.set_num_threads(int(n))
+
+
 def machine(torch=None) -> dict:
-    """What the figures were measured on: CPU count, versions, backend."""
+    """What the figures were measured on: CPU count, versions, threads, backend."""
     return {
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "numpy_blas_threads": get_blas_threads(),
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "minitransformer": mt.__version__,
@@ -287,7 +318,8 @@ def format_table(report: dict) -> str:
         f"autograd overhead: a chain of {report['ops_per_chain']} elementwise ops "
         f"({', '.join(report['steps'])}, repeated) on {report['size']} float32 elements",
         f"median of {report['repeat']} interleaved samples; backend {m['backend']}",
-        f"machine: {m['cpu_count']} CPUs, {m['platform']}, Python {m['python']}, numpy {m['numpy']}, {torch_text}",
+        f"machine: {m['cpu_count']} CPUs, {m['platform']}, Python {m['python']}, numpy {m['numpy']} "
+        f"(BLAS threads {m.get('numpy_blas_threads')}), {torch_text}",
         "",
         f"{'variant':<38}{'us/op':>9}{'x NumPy':>10}{'x PyTorch':>11}",
         "-" * 68,
@@ -311,18 +343,515 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(args) -> int:
-    """Entry point of ``minitransformer bench``: run, print the table, write JSON if asked."""
-    if args.what != "autograd":
-        print(f"bench: unknown benchmark {args.what!r}; available: autograd", file=sys.stderr)
-        return 2
+# ====================================================================== whole training steps, beside PyTorch
+#: the two workloads of the comparison: a small language model, and the document's section 5 classifier
+MODELS = {
+    "small": {"kind": "lm", "vocab": 64, "d_model": 128, "heads": 4, "num_layers": 2, "d_ff": 512, "seq": 64,
+              "batch": 32},
+    "seed": {"kind": "classifier", "vocab": 10000, "d_model": 512, "heads": 8, "num_layers": 1, "d_ff": 2048,
+             "seq": 100, "batch": 32},
+}
+DESCRIPTIONS = {
+    "lm": "decoder-only LM (pre-LN, causal), cross-entropy",
+    "classifier": "TransformerClassifier (post-LN, padding mask, mean pooling), binary cross-entropy",
+}
+#: the Adam learning rate of the timed steps (any value would do; both libraries take the same)
+LEARNING_RATE = 1e-3
+#: side of the square float32 product that measures the machine's matmul rate
+RATE_SIZE = 1024
+
+
+def matmul_flops(config: dict) -> dict:
+    r"""Floating-point operations of the matrix products of one step of ``config``, counted from the formulas.
+
+    A product :math:`(m \times k)(k \times n)` costs :math:`2mnk` (a multiply and an add per term).
+    With :math:`N = \text{batch} \cdot \text{seq}` tokens, :math:`d = d_{model}`, :math:`T = \text{seq}`,
+    each layer costs, forward:
+
+    .. math::
+        \underbrace{4 \cdot 2 N d^2}_{W^Q, W^K, W^V, W^O}
+        + \underbrace{2 \cdot 2 N T d}_{Q K^\top \text{ and weights} \cdot V \text{, all heads}}
+        + \underbrace{2 \cdot 2 N d\, d_{ff}}_{W_1, W_2}
+
+    plus the output layer: :math:`2 N d V` for the language model's logits, :math:`2\,\text{batch}\, d` for the
+    classifier's ``Dense(1)``. The backward pass of :math:`Y = AB` computes :math:`\bar A = \bar Y B^\top` and
+    :math:`\bar B = A^\top \bar Y`, two products of the same size: twice the forward. Elementwise work
+    (softmax, layer norm, Adam) is not counted: this is the floor that the BLAS alone sets.
+
+    Returns
+    -------
+    dict
+        ``{"forward", "backward", "step"}`` (step = forward + backward = 3 x forward).
+
+    >>> matmul_flops({"kind": "lm", "vocab": 2, "d_model": 1, "heads": 1, "num_layers": 1, "d_ff": 1, "seq": 1,
+    ...               "batch": 1})["forward"]   # 8 + 4 + 4 + 4
+    20
+    """
+    N, T, d, d_ff = config["batch"] * config["seq"], config["seq"], config["d_model"], config["d_ff"]
+    per_layer = 4 * 2 * N * d * d + 2 * 2 * N * T * d + 2 * 2 * N * d * d_ff
+    output = 2 * N * d * config["vocab"] if config["kind"] == "lm" else 2 * config["batch"] * d
+    forward = config["num_layers"] * per_layer + output
+    return {"forward": forward, "backward": 2 * forward, "step": 3 * forward}
+
+
+def _matmul_probe(size: int):
+    """One float32 product ``(n, n) @ (n, n)`` of the current backend, as a function to time (2 n^3 FLOPs)."""
+    be = mt.backend.current()
+    a = be.normal((size, size), dtype="float32")
+    b = be.normal((size, size), dtype="float32")
+    return lambda: be.xp.matmul(a, b)
+
+
+def matmul_rate(size: int | None = None, repeat: int = 5) -> float:
+    """The float32 matmul rate of this machine now, in FLOP/s: the median of ``repeat`` products ``(n, n) @ (n, n)``.
+
+    (:func:`run_model` times the same product interleaved with the steps, so the floor and the steps
+    see the same machine.)
+    """
+    size = RATE_SIZE if size is None else size
+    probe = _matmul_probe(size)
+    probe()  # warm-up: threads started, pages touched
+    _sync()
+    return 2 * size**3 / statistics.median(_time(probe, 1) for _ in range(repeat))
+
+
+# ------------------------------------------------------------------ the data of one batch
+def make_batch(config: dict, seed: int = 0) -> dict:
+    """Token ids and targets of one batch, as NumPy arrays (both libraries get the same numbers).
+
+    The language model gets ``ids`` and next-token ``targets`` ``(batch, seq)``; the classifier gets
+    ``ids`` ``(batch, seq)`` whose texts have random lengths from seq/2 to seq, padded with id 0
+    (so the padding mask does work), and labels 0 or 1 ``(batch,)``.
+    """
+    rng = np.random.default_rng(seed)
+    B, T, V = config["batch"], config["seq"], config["vocab"]
+    if config["kind"] == "lm":
+        return {"ids": rng.integers(0, V, (B, T)), "targets": rng.integers(0, V, (B, T))}
+    ids = rng.integers(1, V, (B, T))
+    lengths = rng.integers(max(1, T // 2), T + 1, B)
+    ids[np.arange(T)[None, :] >= lengths[:, None]] = 0  # padding after each text
+    return {"ids": ids, "targets": rng.integers(0, 2, B).astype(np.float32)}
+
+
+# ------------------------------------------------------------------ ours
+def build_ours(config: dict, batch: dict, seed: int = 0) -> dict:
+    """The model of ``config`` in minitransformer (dropout 0, so both libraries compute the same numbers).
+
+    Returns ``{"model", "train_step", "forward_step"}``: ``train_step()`` runs forward, loss, backward and one
+    Adam step and returns the loss; ``forward_step()`` runs forward and loss under ``no_grad``.
+    """
+    from . import functional as F
+    from . import nn, optim
+
+    mt.manual_seed(seed)
+    c = config
+    if c["kind"] == "lm":
+        model = nn.DecoderOnlyLM(c["vocab"], c["d_model"], c["heads"], c["d_ff"], c["num_layers"], max_len=c["seq"],
+                                 dropout=0.0)
+    else:
+        model = nn.TransformerClassifier(c["vocab"], c["d_model"], c["heads"], c["d_ff"], c["num_layers"],
+                                         max_len=c["seq"], dropout=0.0)
+    ids, targets = mt.tensor(batch["ids"]), mt.tensor(batch["targets"])
+    optimizer = optim.Adam(model.parameters(), lr=LEARNING_RATE)
+
+    def loss():
+        if c["kind"] == "lm":
+            return F.cross_entropy(model(ids), targets)  # (B, T, V) against (B, T)
+        return F.binary_cross_entropy_with_logits(model(ids), targets)  # (B,) against (B,)
+
+    def train_step():
+        optimizer.zero_grad()
+        value = loss()
+        value.backward()
+        optimizer.step()
+        return value
+
+    def forward_step():
+        with mt.no_grad():
+            return loss()
+
+    return {"model": model, "train_step": train_step, "forward_step": forward_step}
+
+
+# ------------------------------------------------------------------ the same architecture in plain PyTorch
+def _torch_layer_norm(torch, P, name, x):
+    return torch.nn.functional.layer_norm(x, x.shape[-1:], P[name + ".gamma"], P[name + ".beta"], 1e-5)
+
+
+def _torch_linear(P, name, x):
+    return x @ P[name + ".weight"] + P[name + ".bias"]  # our W is (d_in, d_out): x W + b
+
+
+def _torch_attention(torch, P, name, x, allowed, heads):
+    """MultiHead(x, x, x) in eager ops: project, split heads, softmax(Q K^T / sqrt(d_k)) V, concat, W_O."""
+    B, T, d = x.shape
+    d_k = d // heads
+    Q, K, V = (_torch_linear(P, f"{name}.{w}", x).view(B, T, heads, d_k).transpose(1, 2) for w in ("W_Q", "W_K", "W_V"))
+    scores = Q @ K.transpose(-2, -1) / math.sqrt(d_k)  # (B, h, T, T)
+    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    heads_out = torch.softmax(scores, dim=-1) @ V  # (B, h, T, d_k)
+    return _torch_linear(P, f"{name}.W_O", heads_out.transpose(1, 2).reshape(B, T, d))
+
+
+def _torch_ffn(torch, P, name, x):
+    return _torch_linear(P, f"{name}.W_2", torch.relu(_torch_linear(P, f"{name}.W_1", x)))
+
+
+def _torch_loss(torch, P, PE, config, ids, targets):
+    """The loss of ``config``'s model, written with PyTorch eager operations on the parameters ``P`` (by our names)."""
+    F = torch.nn.functional
+    h, d = config["heads"], config["d_model"]
+    x = P["embed.weight"][ids] * math.sqrt(d) + PE  # (B, T, d)
+    if config["kind"] == "lm":
+        T = ids.shape[1]
+        causal = torch.ones(T, T, dtype=torch.bool).tril()
+        for i in range(config["num_layers"]):  # pre-LN
+            p = f"decoder.layers.{i}"
+            n = _torch_layer_norm(torch, P, p + ".norm1", x)
+            x = x + _torch_attention(torch, P, p + ".self_attn", n, causal, h)
+            x = x + _torch_ffn(torch, P, p + ".ffn", _torch_layer_norm(torch, P, p + ".norm3", x))
+        logits = _torch_linear(P, "output", _torch_layer_norm(torch, P, "decoder.norm", x))  # (B, T, V)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    real = ids != 0  # (B, T)
+    for i in range(config["num_layers"]):  # post-LN
+        p = f"encoder.layers.{i}"
+        x = _torch_layer_norm(torch, P, p + ".norm1", x + _torch_attention(torch, P, p + ".self_attn", x,
+                                                                           real[:, None, None, :], h))
+        x = _torch_layer_norm(torch, P, p + ".norm2", x + _torch_ffn(torch, P, p + ".ffn", x))
+    weight = real[..., None].to(x.dtype)  # (B, T, 1)
+    pooled = (x * weight).sum(1) / weight.sum(1).clamp(min=1.0)  # (B, d)
+    return F.binary_cross_entropy_with_logits(_torch_linear(P, "head", pooled).reshape(-1), targets)
+
+
+def build_torch(torch, config: dict, batch: dict, model) -> dict:
+    """The same model in plain PyTorch eager operations (float32, CPU), starting from ``model``'s weights.
+
+    Returns ``{"train_step", "forward_step"}`` as :func:`build_ours`, with ``torch.optim.Adam``.
+    """
+    P = {name: torch.tensor(p.numpy(), dtype=torch.float32, requires_grad=True) for name, p in model.named_parameters()}
+    PE = torch.tensor(model.positional.PE.numpy()[: config["seq"]], dtype=torch.float32)
+    ids = torch.tensor(batch["ids"], dtype=torch.int64)
+    targets = torch.tensor(batch["targets"])
+    optimizer = torch.optim.Adam(list(P.values()), lr=LEARNING_RATE)
+
+    def train_step():
+        optimizer.zero_grad()
+        value = _torch_loss(torch, P, PE, config, ids, targets)
+        value.backward()
+        optimizer.step()
+        return value
+
+    def forward_step():
+        with torch.no_grad():
+            return _torch_loss(torch, P, PE, config, ids, targets)
+
+    return {"train_step": train_step, "forward_step": forward_step}
+
+
+# ------------------------------------------------------------------ peak memory
+def peak_memory_ours(step) -> int:
+    """Bytes allocated by ``step()`` above what was live when it started, at their peak (``tracemalloc``).
+
+    NumPy reports its array allocations to ``tracemalloc``. One step runs first with tracing on, so the arrays
+    that persist between steps (the new parameters, Adam's moments, the gradients) were traced when
+    allocated and count as freed when the next step frees them.
+    """
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
     try:
-        report = run_autograd(chain=args.chain, size=args.size, repeat=args.repeat)
+        step()
+        gc.collect()
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        step()
+        return max(0, tracemalloc.get_traced_memory()[1] - base)
+    finally:
+        tracemalloc.stop()
+
+
+def peak_memory_torch(torch, step) -> tuple[int, str]:
+    """Bytes PyTorch's CPU allocator held above the start of ``step()``, at their peak, and how it was measured.
+
+    PyTorch keeps no CPU allocator statistics, but its profiler records every allocation and free against
+    the operation that made it: the running sum of those, operation by operation in time order, peaks at
+    the answer (to within one operation's temporaries, which are freed before the operation ends).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    gc.collect()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted(prof.events(), key=lambda e: e.time_range.start)
+    live = peak = 0
+    for event in events:
+        live += event.self_cpu_memory_usage  # allocated minus freed by this event itself, not its children
+        peak = max(peak, live)
+    return peak, "torch.profiler (CPU allocator events, per operation)"
+
+
+# ------------------------------------------------------------------ timing whole steps
+def _interleaved(variants: dict, repeat: int) -> dict:
+    """Seconds per call of each variant: ``repeat`` samples each, one of every variant in turn, the order rotating.
+
+    One untimed call of each first (it warms up, and tells how many calls make a sample last ``SAMPLE_SECONDS``).
+    """
+    inner = {}
+    for name, fn in variants.items():
+        one = max(_time(fn, 1), 1e-7)
+        inner[name] = max(1, math.ceil(SAMPLE_SECONDS / one))
+    samples = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            samples[name].append(_time(variants[name], inner[name]) / inner[name])
+    return samples
+
+
+def _paired_ratio(a: list, b: list) -> float:
+    """Median over the repetitions of a / b, each pair measured moments apart (see :func:`_ratio`)."""
+    return statistics.median(x / y for x, y in zip(a, b))
+
+
+def _check_same_loss(ours: dict, theirs: dict) -> list[float]:
+    """Two steps of each: the losses agree (same weights, same data, same Adam), or the comparison is void."""
+    losses = []
+    for _ in range(2):
+        mine, torchs = float(ours["train_step"]().item()), float(theirs["train_step"]().item())
+        if not math.isclose(mine, torchs, rel_tol=1e-3, abs_tol=1e-4):
+            raise RuntimeError(f"bench: the PyTorch reference's loss {torchs} differs from ours {mine}")
+        losses.append(mine)
+    return losses
+
+
+def run_model(name: str = "small", repeat: int = 5, use_torch: bool = True, config: dict | None = None,
+              memory: bool = True, forward: bool = True, check: bool = True) -> dict:
+    """Time one training step and one forward-only step of a whole model, ours beside PyTorch's.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS` (``"small"`` or ``"seed"``), or any label when ``config`` is given.
+    repeat : int
+        Interleaved samples per variant; medians are reported.
+    use_torch : bool
+        Include the PyTorch reference when ``import torch`` works.
+    config : dict, optional
+        Sizes in place of ``MODELS[name]`` (same keys).
+    memory : bool
+        Also measure the peak memory of a training step.
+    forward : bool
+        Also time the forward-only step.
+    check : bool
+        First check that both libraries give the same loss, before and after an Adam step.
+
+    Returns
+    -------
+    dict
+        ``{"benchmark", "config", "flops", "matmul_gflops", "results", "ratios", "floor", "memory", ...}``: per
+        variant ``ms`` (median) and ``samples_ms``; ``ratios`` ours over PyTorch's; ``floor`` the BLAS floor
+        in ms and each training step's multiple of it.
+    """
+    if int(repeat) < 1:
+        raise ValueError(f"bench {name}: --repeat must be at least 1, got {repeat}")
+    if config is None:
+        if name not in MODELS:
+            raise ValueError(f"bench: unknown model {name!r}; available: {', '.join(MODELS)}")
+        config = MODELS[name]
+    torch, why = _import_torch() if use_torch else (None, "not requested")
+    batch = make_batch(config)
+    ours = build_ours(config, batch)
+    variants = {"mt_train": ours["train_step"]}
+    losses = None
+    if torch is not None:
+        theirs = build_torch(torch, config, batch, ours["model"])
+        losses = _check_same_loss(ours, theirs) if check else None
+        variants["torch_train"] = theirs["train_step"]
+    if forward:
+        variants["mt_forward"] = ours["forward_step"]
+        if torch is not None:
+            variants["torch_forward"] = theirs["forward_step"]
+    variants["matmul"] = _matmul_probe(RATE_SIZE)  # the machine's matmul rate, sampled among the steps
+    samples = _interleaved(variants, repeat)
+    rate = 2 * RATE_SIZE**3 / statistics.median(samples.pop("matmul"))  # FLOP/s
+
+    results = {k: {"ms": statistics.median(s) * 1e3, "samples_ms": [x * 1e3 for x in s]} for k, s in samples.items()}
+    ratios = {}
+    for kind in ("train", "forward"):
+        if f"torch_{kind}" in samples:
+            ratios[f"{kind}_vs_torch"] = _paired_ratio(samples[f"mt_{kind}"], samples[f"torch_{kind}"])
+    flops = matmul_flops(config)
+    floor = {"train_ms": flops["step"] / rate * 1e3, "forward_ms": flops["forward"] / rate * 1e3}
+    for k in results:
+        kind = "train" if k.endswith("train") else "forward"
+        floor[f"{k}_x_floor"] = results[k]["ms"] / floor[f"{kind}_ms"]
+    report = {
+        "benchmark": name,
+        "description": DESCRIPTIONS[config["kind"]],
+        "config": dict(config),
+        "repeat": repeat,
+        "machine": machine(torch),
+        "torch_missing": why,
+        "losses_agree": losses,
+        "flops": flops,
+        "matmul_gflops": rate / 1e9,
+        "results": results,
+        "ratios": ratios,
+        "floor": floor,
+    }
+    if memory:
+        report["memory"] = {"mt_train_bytes": peak_memory_ours(ours["train_step"]),
+                            "mt_method": "tracemalloc (NumPy reports its allocations to it)"}
+        if torch is not None:
+            report["memory"]["torch_train_bytes"], report["memory"]["torch_method"] = peak_memory_torch(
+                torch, theirs["train_step"])
+            report["ratios"]["memory_vs_torch"] = report["memory"]["mt_train_bytes"] / max(
+                report["memory"]["torch_train_bytes"], 1)
+    return report
+
+
+MODEL_LABELS = {
+    "mt_train": "minitransformer, training step",
+    "torch_train": "PyTorch eager, training step",
+    "mt_forward": "minitransformer, forward only",
+    "torch_forward": "PyTorch eager, forward only",
+}
+
+
+def format_model_table(report: dict) -> str:
+    """The figures of :func:`run_model` as a text table."""
+    c, m, results, ratios, floor = (report[k] for k in ("config", "machine", "results", "ratios", "floor"))
+    torch_text = f"torch {m['torch']} ({m['torch_threads']} threads)" if m["torch"] else "torch not found"
+    lines = [
+        f"{report['benchmark']}: {report['description']}",
+        f"vocab {c['vocab']}, d_model {c['d_model']}, heads {c['heads']}, layers {c['num_layers']}, "
+        f"d_ff {c['d_ff']}, seq {c['seq']}, batch {c['batch']}; float32, dropout 0, Adam",
+        f"median of {report['repeat']} interleaved samples; backend {m['backend']}; {m['cpu_count']} CPUs, "
+        f"numpy {m['numpy']} (BLAS threads {m['numpy_blas_threads']}), {torch_text}",
+        f"BLAS floor: {report['flops']['step'] / 1e9:.2f} GFLOP per training step "
+        f"({report['flops']['forward'] / 1e9:.2f} forward) at {report['matmul_gflops']:.1f} GFLOP/s "
+        f"(a float32 {RATE_SIZE}x{RATE_SIZE} matmul timed among the steps) = {floor['train_ms']:.1f} ms "
+        f"({floor['forward_ms']:.1f} forward)",
+        "",
+        f"{'variant':<34}{'ms':>10}{'x PyTorch':>11}{'x floor':>9}",
+        "-" * 64,
+    ]
+    for name, label in MODEL_LABELS.items():
+        if name not in results:
+            continue
+        kind = "train" if name.endswith("train") else "forward"
+        vs_torch = ratios.get(f"{kind}_vs_torch") if name.startswith("mt_") else (1.0 if ratios else None)
+        vs_torch = "" if vs_torch is None else f"{vs_torch:.2f}"
+        lines.append(f"{label:<34}{results[name]['ms']:>10.1f}{vs_torch:>11}{floor[f'{name}_x_floor']:>9.2f}")
+    if "memory" in report:
+        mem = report["memory"]
+        lines += ["", f"peak memory of a training step, above its start: minitransformer "
+                  f"{mem['mt_train_bytes'] / 2**20:.1f} MiB ({mem['mt_method']})"]
+        if "torch_train_bytes" in mem:
+            lines.append(f"  PyTorch {mem['torch_train_bytes'] / 2**20:.1f} MiB ({mem['torch_method']}); "
+                         f"ratio {ratios['memory_vs_torch']:.2f}")
+    if report["torch_missing"]:
+        lines.append(f"PyTorch: not found ({report['torch_missing']}); install torch to compare against it.")
+    elif report["losses_agree"]:
+        lines.append("the two give the same loss, before and after one Adam step: "
+                     + ", ".join(f"{v:.5f}" for v in report["losses_agree"]))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ sweep
+#: sequence lengths and widths of the sweep (the SMALL model otherwise)
+SWEEP_SEQ = (64, 128, 256, 512, 1024)
+SWEEP_D_MODEL = (64, 128, 256, 512, 1024)
+#: tokens per batch in the sequence-length sweep (batch = tokens / seq), so only attention grows with seq
+SWEEP_TOKENS = 2048
+
+
+def sweep_configs() -> list[tuple[str, int, dict]]:
+    """``(axis, value, config)`` for each point: seq at 2048 tokens per batch, then d_model (d_ff = 4 d_model)."""
+    base = MODELS["small"]
+    points = [("seq", T, {**base, "seq": T, "batch": max(1, SWEEP_TOKENS // T)}) for T in SWEEP_SEQ]
+    points += [("d_model", d, {**base, "d_model": d, "d_ff": 4 * d}) for d in SWEEP_D_MODEL]
+    return points
+
+
+def run_sweep(repeat: int = 3, use_torch: bool = True, points=None) -> dict:
+    """Training-step time of the SMALL language model against sequence length and against d_model, beside PyTorch."""
+    torch, why = _import_torch() if use_torch else (None, "not requested")
+    rows = []
+    for axis, value, config in points if points is not None else sweep_configs():
+        r = run_model(f"{axis}={value}", repeat=repeat, use_torch=torch is not None, config=config, memory=False,
+                      forward=False, check=False)
+        rows.append({"axis": axis, "value": value, "config": config, "mt_ms": r["results"]["mt_train"]["ms"],
+                     "torch_ms": r["results"].get("torch_train", {}).get("ms"),
+                     "ratio": r["ratios"].get("train_vs_torch"), "floor_ms": r["floor"]["train_ms"],
+                     "mt_x_floor": r["floor"]["mt_train_x_floor"], "matmul_gflops": r["matmul_gflops"]})
+    return {"benchmark": "sweep", "repeat": repeat, "machine": machine(torch), "torch_missing": why,
+            "matmul_gflops": statistics.median(row["matmul_gflops"] for row in rows) if rows else None,
+            "points": rows}
+
+
+def format_sweep_table(report: dict) -> str:
+    """The figures of :func:`run_sweep` as a text table."""
+    lines = [f"sweep: training step of the SMALL LM (batch x seq = {SWEEP_TOKENS} tokens when seq varies; "
+             f"d_ff = 4 d_model when d_model varies); median of {report['repeat']}; "
+             f"matmul {report['matmul_gflops']:.1f} GFLOP/s (median over the points; each point's floor uses "
+             "its own)", "",
+             f"{'point':<16}{'batch':>6}{'mt ms':>10}{'torch ms':>10}{'x PyTorch':>11}{'floor ms':>10}{'x floor':>9}",
+             "-" * 72]
+    for row in report["points"]:
+        torch_ms = "" if row["torch_ms"] is None else f"{row['torch_ms']:.1f}"
+        ratio = "" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        lines.append(f"{row['axis'] + '=' + str(row['value']):<16}{row['config']['batch']:>6}{row['mt_ms']:>10.1f}"
+                     f"{torch_ms:>10}{ratio:>11}{row['floor_ms']:>10.1f}{row['mt_x_floor']:>9.2f}")
+    if report["torch_missing"]:
+        lines.append(f"PyTorch: not found ({report['torch_missing']}).")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the command
+WHAT = ("autograd", "small", "seed", "all")
+
+
+def _repeat(args, default: int) -> int:
+    """``--repeat`` if given (0 is refused later, with a message), else this benchmark's default."""
+    return default if getattr(args, "repeat", None) is None else args.repeat
+
+
+def main(args) -> int:
+    """Entry point of ``minitransformer bench``: run, print the tables, write JSON if asked.
+
+    ``what``: ``autograd`` (per-operation overhead), ``small`` / ``seed`` (whole training steps), ``all``;
+    ``--sweep`` adds the sweep (alone when no ``what`` is given).
+    """
+    what = getattr(args, "what", None)
+    sweep = getattr(args, "sweep", False)
+    if what is None:
+        what = None if sweep else "autograd"
+    if what is not None and what not in WHAT:
+        print(f"bench: unknown benchmark {what!r}; available: {', '.join(WHAT)}", file=sys.stderr)
+        return 2
+    names = [] if what is None else (["autograd", "small", "seed"] if what == "all" else [what])
+    reports = {}
+    try:
+        set_threads(getattr(args, "threads", None), _import_torch()[0])
+        for name in names:
+            if name == "autograd":
+                reports[name] = run_autograd(chain=args.chain, size=args.size, repeat=_repeat(args, 7))
+                print(format_table(reports[name]))
+            else:
+                reports[name] = run_model(name, repeat=_repeat(args, 7 if name == "small" else 5))
+                print(format_model_table(reports[name]))
+            print()
+        if sweep:
+            reports["sweep"] = run_sweep(repeat=_repeat(args, 3))
+            print(format_sweep_table(reports["sweep"]))
     except ValueError as e:
         print(str(e), file=sys.stderr)
         return 2
-    print(format_table(report))
     if args.json:
+        report = reports[names[0]] if len(reports) == 1 and names else {"benchmark": what or "sweep", **reports}
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
         print(f"figures written to {args.json}")

@@ -9,9 +9,16 @@ Calling ``loss.backward()`` visits the graph once, outputs before inputs (revers
 order, found without recursion so a chain of 100,000 operations works), adds up the gradient of
 every tensor used more than once, stores ``.grad`` on the leaves that asked for it, and frees the
 graph.
+
+The graph keeps what ``backward`` needs and no more: each operation keeps the arrays its
+derivative uses, and refers to the intermediate results it was given through data-free
+stand-ins (:class:`_Recorded`), so an intermediate array nobody needs is freed at once, as in
+PyTorch, instead of living until ``backward()``.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import numpy as np  # only to recognise NumPy scalars; arithmetic goes through the backend's xp
 
@@ -155,10 +162,24 @@ class Function:
     (``None`` where there is none). Gradients of broadcast inputs are reduced to the input's shape
     by the engine (:func:`unbroadcast`), not by each operation. ``self.xp`` is the backend's array
     namespace, ``self.backend`` the :class:`~minitransformer.backend.Backend` itself.
+
+    ``self.needs_input_grad`` (set before ``forward`` runs) says, per positional input, whether it
+    wants a gradient: ``forward`` keeps only what those gradients use, and ``backward`` may return
+    ``None`` for the others instead of computing a gradient nobody reads (``x * 2.0`` needs no
+    gradient for the ``2.0``, so its ``x`` need not be kept).
     """
 
     #: whether Tensor inputs may have different dtypes (e.g. a float table and int indices)
     mixed_dtypes = False
+    #: True when ``backward`` always returns new arrays, one per input, that nothing else holds: the engine
+    #: may then add later gradients into them in place, and make them a leaf's ``.grad`` without a copy
+    fresh_grads = False
+    #: per positional input, whether it wants a gradient; ``None`` (not run by ``apply``) means all of them do
+    needs_input_grad = None
+
+    def needs_grad(self, i: int) -> bool:
+        """Whether positional input ``i`` wants a gradient (a Tensor with ``requires_grad``)."""
+        return self.needs_input_grad is None or self.needs_input_grad[i]
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -193,16 +214,22 @@ class Function:
         cls.check(*inputs, **options)
         fn = cls()
         fn.backend, fn.xp = first.backend, first.backend.xp
+        # known before forward, so forward keeps only what the wanted gradients use (nothing under no_grad)
+        if _grad_enabled:
+            fn.needs_input_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        else:
+            fn.needs_input_grad = (False,) * len(inputs)
         out = fn.forward(*[x.data if isinstance(x, Tensor) else x for x in inputs], **options)
         if _anomaly:
             _check_finite(fn.xp, f"{cls.__name__}.forward", out, inputs)
-        requires_grad = _grad_enabled and any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        requires_grad = any(fn.needs_input_grad)
         if requires_grad and cls.mixed_dtypes:
             # only these change dtype: an integer or boolean result (a cast to int64) has no gradient
             requires_grad = fn.xp.isdtype(out.dtype, "real floating")
         result = Tensor._wrap(out, first.backend, requires_grad)
         if requires_grad:
-            fn.inputs = inputs
+            # the graph's edges: leaves as themselves, results of operations by a stand-in without their values
+            fn.inputs = tuple(_recorded(x) if isinstance(x, Tensor) and x._ctx is not None else x for x in inputs)
             result._ctx = fn
         return result
 
@@ -233,7 +260,7 @@ class Tensor:
     array([2., 4., 6.], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "backend", "name", "_retain_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "backend", "name", "_retain_grad", "_node", "__weakref__")
     __array_ufunc__ = None  # numpy scalars on the left defer to Tensor's operators
 
     def __init__(self, data, dtype=None, requires_grad: bool = False, backend=None, name: str | None = None):
@@ -248,6 +275,7 @@ class Tensor:
         self.backend = be
         self.grad = None
         self._ctx = None
+        self._node = None
         self.name = name
         self._retain_grad = False
         self.requires_grad = False
@@ -259,7 +287,7 @@ class Tensor:
         """A Tensor around an array already on ``backend`` (no checks, no copy)."""
         t = cls.__new__(cls)
         t.data, t.backend, t.requires_grad = array, backend, requires_grad
-        t.grad = t._ctx = t.name = None
+        t.grad = t._ctx = t.name = t._node = None
         t._retain_grad = False
         return t
 
@@ -549,6 +577,65 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
+class _Shape:
+    """The shape and dtype of an array that the graph no longer holds (the ``data`` of a :class:`_Recorded`)."""
+
+    __slots__ = ("shape", "dtype", "ndim")
+
+    def __init__(self, array):
+        self.shape, self.dtype, self.ndim = tuple(array.shape), array.dtype, array.ndim
+
+
+class _Recorded(Tensor):
+    """How the graph refers to the result of an operation: its shape, dtype and operation, not its values.
+
+    An operation given an intermediate result keeps this stand-in in its ``inputs`` (what ``backward()``
+    walks) instead of the result itself, so the result's array is freed as soon as neither the user nor
+    some operation's ``backward`` (which keeps its own arrays) needs it. The stand-in reaches the
+    result, while it lives, for its ``name``, ``retain_grad()`` and ``.grad``.
+    """
+
+    __slots__ = ("_result",)
+
+    def __init__(self, result: Tensor):  # not Tensor.__init__: there is no array to make
+        self.data, self.backend, self.requires_grad = _Shape(result.data), result.backend, result.requires_grad
+        self.grad, self._ctx, self._node = None, result._ctx, None
+        self._result = weakref.ref(result)
+
+    @property
+    def name(self):
+        result = self._result()
+        return None if result is None else result.name
+
+    @property
+    def _retain_grad(self):
+        result = self._result()
+        return result is not None and result._retain_grad
+
+    def __repr__(self) -> str:
+        return f"Tensor(shape={self.shape}, dtype={self.dtype_name}, values freed; made by {self._ctx!r})"
+
+
+def _recorded(t: Tensor) -> _Recorded:
+    """The one stand-in of ``t`` (made at its first use), so every operation using ``t`` names the same node."""
+    if t._node is None:
+        t._node = _Recorded(t)
+    return t._node
+
+
+def _result(node: Tensor) -> Tensor | None:
+    """The tensor itself behind a graph node (``None`` if it was a stand-in whose tensor is gone)."""
+    return node._result() if isinstance(node, _Recorded) else node
+
+
+def _set_ctx(node: Tensor, ctx) -> None:
+    """Give a node, its tensor and the tensor's stand-in the same operation (they must agree)."""
+    t = _result(node)
+    for each in (node, t, None if t is None else t._node):
+        if each is not None:
+            each._ctx = ctx
+
+
 class _FreedGraph(Function):
     """What a result keeps of its operation once ``backward()`` has freed the graph: the name, to say so."""
 
@@ -573,38 +660,51 @@ def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
                 "earlier backward(); pass retain_graph=True to the first backward() to go through it again"
             )
     grads = {id(root): grad}
+    # ids of tensors whose pending gradient is an array the engine alone holds (a sum it made, or a new
+    # array from a `fresh_grads` operation): further gradients are added into it in place, not into a copy
+    owned = set()
     for node in reversed(order):
         g = grads.pop(id(node), None)
+        owned.discard(id(node))
         fn = node._ctx
         if not retain_graph:
-            node._ctx = _FreedGraph(type(fn).__name__)  # free the graph as we go, remembering it was there
+            _set_ctx(node, _FreedGraph(type(fn).__name__))  # free the graph as we go, remembering it was there
         if g is None:
             continue
         if node._retain_grad:
-            _accumulate(node, g)
+            _accumulate(_result(node), g)
         input_grads = fn.backward(g)
         if _anomaly:
             for gi in input_grads:
                 if gi is not None:
                     _check_finite(fn.xp, f"{type(fn).__name__}.backward", gi, fn.inputs)
-        xp = fn.xp
+        xp, fresh = fn.xp, fn.fresh_grads
         for x, gx in zip(fn.inputs, input_grads):
             if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
                 continue
+            mine = fresh or tuple(gx.shape) != x.shape  # a broadcast gradient is summed into a new array
             gx = unbroadcast(xp, gx, x.shape)
             if x._ctx is None:
-                _accumulate(x, gx)
+                _accumulate(x, gx, mine)
+                continue
+            key = id(x)
+            if key not in grads:
+                grads[key] = gx
+                if mine:
+                    owned.add(key)
+            elif key in owned:
+                grads[key] += gx  # x used more than once: add this use's gradient, in place
             else:
-                key = id(x)
-                grads[key] = grads[key] + gx if key in grads else gx
+                grads[key] = grads[key] + gx  # the first array may be shared: make a new one, then own it
+                owned.add(key)
 
 
-def _accumulate(t: Tensor, g) -> None:
-    """Add ``g`` to ``t.grad``. The first gradient is copied, so later ``+=`` never writes into an
-    array another tensor's gradient shares."""
+def _accumulate(t: Tensor, g, owned: bool = False) -> None:
+    """Add ``g`` to ``t.grad``. The first gradient is copied unless ``owned`` (nothing else holds it),
+    so a later ``+=`` never writes into an array another tensor's gradient shares."""
     xp = t.backend.xp
     if t.grad is None:
-        t.grad = Tensor._wrap(xp.asarray(g, copy=True), t.backend)
+        t.grad = Tensor._wrap(g if owned else xp.asarray(g, copy=True), t.backend)
     else:
         t.grad.data += g
 

@@ -56,35 +56,44 @@ class Sub(_Elementwise):
         return a - b
 
     def backward(self, grad):
-        return grad, -grad
+        return grad, (-grad if self.needs_grad(1) else None)
 
 
 class Mul(_Elementwise):
     r""":math:`y = a b`; :math:`\bar a = \bar y\, b`, :math:`\bar b = \bar y\, a`."""
 
+    fresh_grads = True
+
     def forward(self, a, b):
-        self.a, self.b = a, b
+        # keep each factor only for the other's gradient: x * 2.0 keeps nothing of x
+        self.a = a if self.needs_grad(1) else None
+        self.b = b if self.needs_grad(0) else None
         return a * b
 
     def backward(self, grad):
-        return grad * self.b, grad * self.a
+        return (grad * self.b if self.needs_grad(0) else None), (grad * self.a if self.needs_grad(1) else None)
 
 
 class Div(_Elementwise):
     r""":math:`y = a / b`; :math:`\bar a = \bar y / b`, :math:`\bar b = -\bar y\, a / b^2 = -\bar y\, y / b`."""
 
+    fresh_grads = True
+
     def forward(self, a, b):
         self.b = b
-        self.y = a / b
-        return self.y
+        y = a / b
+        self.y = y if self.needs_grad(1) else None  # only the divisor's gradient uses y
+        return y
 
     def backward(self, grad):
         grad_a = grad / self.b
-        return grad_a, -grad_a * self.y
+        return (grad_a if self.needs_grad(0) else None), (-grad_a * self.y if self.needs_grad(1) else None)
 
 
 class Neg(Function):
     r""":math:`y = -x`; :math:`\bar x = -\bar y`."""
+
+    fresh_grads = True
 
     def forward(self, x):
         return -x
@@ -96,16 +105,19 @@ class Neg(Function):
 class Pow(_Elementwise):
     r""":math:`y = a^b`; :math:`\bar a = \bar y\, b\, a^{b-1}`, :math:`\bar b = \bar y\, y \ln a` (for a > 0)."""
 
+    fresh_grads = True
+
     def forward(self, a, b):
         self.a, self.b = a, b
-        self.y = a**b
-        return self.y
+        y = a**b
+        self.y = y if self.needs_grad(1) else None  # only the exponent's gradient uses y
+        return y
 
     def backward(self, grad):
         xp, a, b = self.xp, self.a, self.b
-        grad_a = None if _is_number(a) else grad * b * a ** (b - 1)
+        grad_a = None if _is_number(a) or not self.needs_grad(0) else grad * b * a ** (b - 1)
         grad_b = None
-        if not _is_number(b):
+        if not _is_number(b) and self.needs_grad(1):
             # ln a only where a > 0; elsewhere a^b has no real derivative in b, taken as 0
             log_a = (math.log(a) if a > 0 else 0.0) if _is_number(a) else xp.log(xp.where(a > 0, a, 1.0))
             grad_b = grad * self.y * log_a
@@ -114,6 +126,8 @@ class Pow(_Elementwise):
 
 class Exp(Function):
     r""":math:`y = e^x`; :math:`\bar x = \bar y\, e^x = \bar y\, y`."""
+
+    fresh_grads = True
 
     def forward(self, x):
         self.y = self.xp.exp(x)
@@ -126,6 +140,8 @@ class Exp(Function):
 class Log(Function):
     r""":math:`y = \ln x`; :math:`\bar x = \bar y / x`."""
 
+    fresh_grads = True
+
     def forward(self, x):
         self.x = x
         return self.xp.log(x)
@@ -136,6 +152,8 @@ class Log(Function):
 
 class Sqrt(Function):
     r""":math:`y = \sqrt{x}`; :math:`\bar x = \bar y / (2\sqrt{x}) = \bar y / (2y)`."""
+
+    fresh_grads = True
 
     def forward(self, x):
         self.y = self.xp.sqrt(x)
@@ -148,6 +166,8 @@ class Sqrt(Function):
 class Tanh(Function):
     r""":math:`y = \tanh x`; :math:`\bar x = \bar y\,(1 - y^2)`."""
 
+    fresh_grads = True
+
     def forward(self, x):
         self.y = self.xp.tanh(x)
         return self.y
@@ -159,17 +179,21 @@ class Tanh(Function):
 class ReLU(Function):
     r""":math:`y = \max(0, x)`; :math:`\bar x = \bar y\,[x > 0]`."""
 
+    fresh_grads = True
+
     def forward(self, x):
-        self.positive = x > 0
-        return self.xp.where(self.positive, x, 0.0)
+        self.positive = x > 0 if self.needs_grad(0) else None  # kept as booleans: 1/4 of a float mask
+        return self.xp.maximum(x, 0.0)  # (not `where`: with a data-dependent mask it is many times slower)
 
     def backward(self, grad):
-        return (self.xp.where(self.positive, grad, 0.0),)
+        return (grad * self.xp.astype(self.positive, grad.dtype),)
 
 
 class Maximum(_Elementwise):
     r""":math:`y = \max(a, b)`; :math:`\bar a = \bar y\,[a > b] + \tfrac12 \bar y\,[a = b]`, and
     :math:`\bar b` likewise: at a tie each side gets half (as PyTorch does)."""
+
+    fresh_grads = True
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -178,13 +202,15 @@ class Maximum(_Elementwise):
     def backward(self, grad):
         xp = self.xp
         share_a = xp.astype(self.a > self.b, grad.dtype) + 0.5 * xp.astype(self.a == self.b, grad.dtype)
-        return grad * share_a, grad * (1.0 - share_a)
+        grad_a = grad * share_a if self.needs_grad(0) else None
+        return grad_a, (grad * (1.0 - share_a) if self.needs_grad(1) else None)
 
 
 class Cast(Function):
     r""":math:`y = x` in another dtype; :math:`\bar x = \bar y` cast back."""
 
     mixed_dtypes = True
+    fresh_grads = True  # astype copies
 
     def forward(self, x, dtype):
         self.dtype = x.dtype
@@ -231,6 +257,8 @@ class Max(Function):
     r""":math:`y = \max_{i \in \text{axis}} x_i`; :math:`\bar x_i = \bar y\,[x_i = y] / \#\{j : x_j = y\}`:
     the gradient goes to the largest element, shared equally among ties (as ``torch.amax``)."""
 
+    fresh_grads = True
+
     def forward(self, x, axis, keepdims):
         self.x, self.axis, self.keepdims = x, axis, keepdims
         self.y = self.xp.max(x, axis=axis, keepdims=True)
@@ -248,6 +276,8 @@ class MatMul(Function):
     r""":math:`Y = A B` (batched over leading axes, which broadcast);
     :math:`\bar A = \bar Y B^\top`, :math:`\bar B = A^\top \bar Y`."""
 
+    fresh_grads = True
+
     @classmethod
     def check(cls, a, b):
         if a.ndim < 2 or b.ndim < 2:
@@ -259,20 +289,32 @@ class MatMul(Function):
         broadcast_shapes(f"MatMul {a.shape} @ {b.shape}, batch axes", a.shape[:-2], b.shape[:-2])
 
     def forward(self, a, b):
-        self.a, self.b = a, b
-        return self.xp.matmul(a, b)
+        self.a = a if self.needs_grad(1) else None  # A for B's gradient, B for A's
+        self.b = b if self.needs_grad(0) else None
+        self.shared_weight = b.ndim == 2 and a.ndim > 2
+        return _shared_weight_matmul(self.xp, a, b)
 
     def backward(self, grad):
         xp, a, b = self.xp, self.a, self.b
-        grad_a = xp.matmul(grad, xp.matrix_transpose(b))
-        if b.ndim == 2 and a.ndim > 2:
+        grad_a = _shared_weight_matmul(xp, grad, xp.matrix_transpose(b)) if self.needs_grad(0) else None
+        if not self.needs_grad(1):
+            return grad_a, None
+        if self.shared_weight:
             # a shared weight: fold the batch axes into rows, one (D, N) @ (N, E) product, not B of them
             rows_a = xp.reshape(a, (-1, a.shape[-1]))
             rows_g = xp.reshape(grad, (-1, grad.shape[-1]))
-            grad_b = xp.matmul(xp.matrix_transpose(rows_a), rows_g)
-        else:
-            grad_b = xp.matmul(xp.matrix_transpose(a), grad)
-        return grad_a, grad_b
+            return grad_a, xp.matmul(xp.matrix_transpose(rows_a), rows_g)
+        return grad_a, xp.matmul(xp.matrix_transpose(a), grad)
+
+
+def _shared_weight_matmul(xp, a, b):
+    """``a @ b``; when ``b`` is one matrix shared by a stack ``a`` (..., N, D) laid out row after row, as one
+    (rows, D) @ (D, E) product: one large BLAS call instead of one small call per matrix of the stack."""
+    flags = getattr(a, "flags", None)  # NumPy and CuPy say whether the reshape is free; other arrays: not folded
+    if b.ndim == 2 and a.ndim > 2 and flags is not None and flags.c_contiguous:
+        rows = xp.matmul(xp.reshape(a, (-1, a.shape[-1])), b)
+        return xp.reshape(rows, (*a.shape[:-1], b.shape[-1]))
+    return xp.matmul(a, b)
 
 
 # ------------------------------------------------------------------ shapes
@@ -302,6 +344,8 @@ class GetItem(Function):
     r""":math:`y = x[\text{index}]` (basic indexing);
     :math:`\bar x` is zero except :math:`\bar x[\text{index}] = \bar y`."""
 
+    fresh_grads = True
+
     def forward(self, x, index):
         index = _full(index)
         self.shape, self.dtype = tuple(x.shape), x.dtype
@@ -326,6 +370,7 @@ class Take(Function):
     """
 
     mixed_dtypes = True
+    fresh_grads = True
 
     @classmethod
     def check(cls, x, indices, axis):
@@ -410,10 +455,13 @@ class Where(Function):
     def check(cls, a, b, condition):
         broadcast_shapes("Where", tuple(condition.shape), _shape(a), _shape(b))
 
+    fresh_grads = True
+
     def forward(self, a, b, condition):
         self.condition = condition
         return self.xp.where(condition, a, b)
 
     def backward(self, grad):
         xp, c = self.xp, self.condition
-        return xp.where(c, grad, 0.0), xp.where(c, 0.0, grad)
+        grad_a = xp.where(c, grad, 0.0) if self.needs_grad(0) else None
+        return grad_a, (xp.where(c, 0.0, grad) if self.needs_grad(1) else None)

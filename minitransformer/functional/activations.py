@@ -1,7 +1,10 @@
 r"""Softmax, log-softmax and the two activations of the feed-forward layer (ReLU, GELU).
 
 Each is composed from the engine's primitive operations (``exp``, ``sum``, ``tanh``, ...), so its
-gradient comes from theirs: nothing here writes a ``backward``.
+gradient comes from theirs: nothing here writes a ``backward``. Softmax and log-softmax run, by
+default, as one fused operation each (:mod:`minitransformer.autograd.fused`: the same formula, its
+derivative worked out by hand); ``fused=False`` runs the composition written here, the reference
+the fused operation is tested against.
 """
 
 from __future__ import annotations
@@ -9,12 +12,13 @@ from __future__ import annotations
 import math
 
 from ..autograd import Tensor
+from ..autograd.fused import LogSoftmax, Softmax
 from ._checks import normalize_axis, require_float
 
 __all__ = ["softmax", "log_softmax", "relu", "gelu"]
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
+def softmax(x: Tensor, axis: int = -1, fused: bool = True) -> Tensor:
     r"""Turn scores into probabilities along ``axis``.
 
     .. math:: \mathrm{softmax}(x)_i = \frac{e^{x_i}}{\sum_j e^{x_j}}
@@ -32,6 +36,9 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
         Scores of any shape, floating point.
     axis : int
         The axis that sums to one (the last by default).
+    fused : bool
+        One operation with the hand-derived gradient :math:`\bar x = y \odot (\bar y - \sum_j \bar y_j y_j)`
+        (:class:`~minitransformer.autograd.fused.Softmax`, the default), or the composition below (``False``).
 
     Returns
     -------
@@ -45,12 +52,14 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """
     require_float("softmax", "x", x)
     axis = normalize_axis("softmax", axis, x.ndim)
+    if fused:
+        return Softmax.apply(x, axis=axis)
     m = x.max(axis=axis, keepdims=True).detach()  # the shift: cancels, so no gradient flows through it
     e = (x - m).exp()
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+def log_softmax(x: Tensor, axis: int = -1, fused: bool = True) -> Tensor:
     r"""The logarithm of :func:`softmax`, computed without forming the probabilities.
 
     .. math:: \log \mathrm{softmax}(x)_i = (x_i - m) - \log \sum_j e^{x_j - m}, \quad m = \max_j x_j
@@ -64,6 +73,9 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
         Scores (logits) of any shape, floating point.
     axis : int
         The axis of the classes (the last by default).
+    fused : bool
+        One operation with the gradient :math:`\bar x = \bar y - e^{y} \sum_j \bar y_j`
+        (:class:`~minitransformer.autograd.fused.LogSoftmax`, the default), or the composition below (``False``).
 
     Returns
     -------
@@ -77,6 +89,8 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """
     require_float("log_softmax", "x", x)
     axis = normalize_axis("log_softmax", axis, x.ndim)
+    if fused:
+        return LogSoftmax.apply(x, axis=axis)
     z = x - x.max(axis=axis, keepdims=True).detach()  # z <= 0: exp(z) cannot overflow
     return z - z.exp().sum(axis=axis, keepdims=True).log()
 

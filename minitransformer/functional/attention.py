@@ -100,6 +100,7 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
     if allowed is not None:
         # a query with no allowed key: its row would be uniform over hidden keys; make it 0
         has_key = Q.backend.xp.any(allowed, axis=-1, keepdims=True)  # (..., L or 1, 1)
-        weights = where(Tensor(has_key, backend=Q.backend), weights, 0.0)
+        if not bool(Q.backend.xp.all(has_key)):  # (a causal mask always leaves a key: skip the pass)
+            weights = where(Tensor(has_key, backend=Q.backend), weights, 0.0)
     dropped = dropout(weights, dropout_p, training=training)
     return dropped @ V, weights  # (..., L, d_v), (..., L, S)

@@ -2,7 +2,7 @@ r"""Dropout (Srivastava et al., 2014), used by the paper after every sub-layer a
 
 from __future__ import annotations
 
-from ..autograd import Tensor, where
+from ..autograd import Tensor
 from ._checks import require_float
 
 __all__ = ["dropout"]
@@ -52,6 +52,8 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     p = check_probability("dropout", p)
     if not training or p == 0.0:
         return x
+    xp = x.backend.xp
     u = x.backend.uniform(x.shape, dtype=x.dtype_name)  # U[0, 1)
-    keep = Tensor(u >= p, backend=x.backend)  # m_i: True with probability 1 - p
-    return where(keep, x * (1.0 / (1.0 - p)), 0.0)
+    m = xp.astype(u >= p, x.dtype)  # m_i: 1 with probability 1 - p, else 0
+    # one product x * (m / (1 - p)), whose gradient is ybar * m / (1 - p); a `where` on a random mask is slower
+    return x * Tensor(m * (1.0 / (1.0 - p)), backend=x.backend)

@@ -3,12 +3,13 @@ r"""The affine map every projection of the Transformer is made of: :math:`xW + b
 from __future__ import annotations
 
 from ..autograd import Tensor
+from ..autograd.fused import Affine
 from ._checks import require_float
 
 __all__ = ["linear"]
 
 
-def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
+def linear(x: Tensor, W: Tensor, b: Tensor | None = None, fused: bool = True) -> Tensor:
     r"""Apply the affine map :math:`y = xW + b` to the last axis of ``x``.
 
     .. math:: y_{\ldots, j} = \sum_i x_{\ldots, i}\, W_{ij} + b_j
@@ -26,6 +27,10 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
         ``(d_in, d_out)``.
     b : Tensor, optional
         ``(d_out,)``.
+    fused : bool
+        One operation, the bias added in place, with gradients :math:`\bar x = \bar y W^\top`,
+        :math:`\bar W = x^\top \bar y`, :math:`\bar b = \sum \bar y` (:class:`~minitransformer.autograd.fused.Affine`,
+        the default), or the composition ``x @ W + b`` below (``False``, the reference).
 
     Returns
     -------
@@ -50,5 +55,7 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
         require_float("linear", "b", b)
         if b.shape != (W.shape[1],):
             raise ValueError(f"linear: b has shape {b.shape}, expected (d_out,) = ({W.shape[1]},) to match W {W.shape}")
+    if fused:
+        return Affine.apply(x, W, b)
     y = x @ W  # (..., d_out)
     return y if b is None else y + b

@@ -4,6 +4,7 @@ binary cross-entropy on logits (for a yes/no classifier such as the document's s
 from __future__ import annotations
 
 from ..autograd import Tensor, maximum, where
+from ..autograd.fused import CrossEntropy
 from ..backend import BackendError, dtype_name
 from ._checks import require_float
 from .activations import log_softmax
@@ -31,7 +32,7 @@ def _targets_array(op: str, targets, like: Tensor):
 
 
 def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, label_smoothing: float = 0.0,
-                  reduction: str = "mean") -> Tensor:
+                  reduction: str = "mean", fused: bool = True) -> Tensor:
     r"""The cross-entropy between the predicted distribution and the (smoothed) target class.
 
     .. math::
@@ -64,6 +65,10 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
         :math:`\epsilon_{ls}` in [0, 1].
     reduction : {"mean", "sum", "none"}
         ``"none"`` returns the per-position losses :math:`\ell_n`, shape of ``targets`` (0 where ignored).
+    fused : bool
+        One operation whose gradient is :math:`\mathrm{softmax}(z_n) - q_n`, scaled by the reduction
+        (:class:`~minitransformer.autograd.fused.CrossEntropy`, the default), or the composition below, with
+        :math:`q` formed as a ``(..., C)`` tensor (``False``, the reference).
 
     Returns
     -------
@@ -108,9 +113,12 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
             raise IndexError(f"{op}: target {bad} is out of range for C = {C} classes (expected 0..{C - 1}{extra})")
 
     eps = float(label_smoothing)
+    if fused:
+        return CrossEntropy.apply(logits, targets=y, kept=None if ignore_index is None else kept, label_smoothing=eps,
+                                  reduction=reduction)
     one_hot = xp.astype(y[..., None] == xp.arange(C, dtype=y.dtype), logits.dtype)  # (..., C): [c = y_n]
     q = Tensor((1.0 - eps) * one_hot + eps / C, backend=logits.backend)  # (..., C), each row sums to 1
-    loss = -(q * log_softmax(logits, axis=-1)).sum(axis=-1)  # (...): l_n
+    loss = -(q * log_softmax(logits, axis=-1, fused=False)).sum(axis=-1)  # (...): l_n
     if ignore_index is not None:
         loss = where(Tensor(kept, backend=logits.backend), loss, 0.0)
     if reduction == "none":

@@ -3,12 +3,14 @@ r"""Layer normalisation (Ba, Kiros and Hinton, 2016): the "Norm" of the paper's 
 from __future__ import annotations
 
 from ..autograd import Tensor
+from ..autograd.fused import LayerNorm
 from ._checks import require_float
 
 __all__ = ["layer_norm"]
 
 
-def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = None, eps: float = 1e-5,
+               fused: bool = True) -> Tensor:
     r"""Normalise each vector over its last axis to mean 0 and variance 1, then scale and shift.
 
     .. math::
@@ -28,6 +30,11 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
         ``(d,)`` learned gain and bias; left out, :math:`\gamma = 1` and :math:`\beta = 0`.
     eps : float
         :math:`\epsilon > 0` added to the variance.
+    fused : bool
+        One operation whose backward is the simplified derivative :math:`\bar x = (\bar g - \langle \bar g
+        \rangle - \hat x \langle \bar g \hat x \rangle) / \sqrt{\sigma^2 + \epsilon}` with
+        :math:`\bar g = \gamma \bar y` (:class:`~minitransformer.autograd.fused.LayerNorm`, the default), or the
+        composition below, nine recorded operations (``False``, the reference).
 
     Returns
     -------
@@ -53,6 +60,8 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
     if not eps >= 0:
         raise ValueError(f"layer_norm: eps must be >= 0, got {eps}")
 
+    if fused:
+        return LayerNorm.apply(x, gamma, beta, eps=float(eps))
     mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
     var = ((x - mu) * (x - mu)).mean(axis=-1, keepdims=True)  # (..., 1), biased: divided by d
     x_hat = (x - mu) / (var + eps).sqrt()  # (..., d)

@@ -1,0 +1,228 @@
+r"""Fused primitives: a whole formula as one operation, its derivative worked out by hand.
+
+:func:`~minitransformer.functional.softmax`, ``log_softmax``, ``layer_norm`` and ``cross_entropy``
+are written in :mod:`minitransformer.functional` as compositions of the engine's primitives
+(``exp``, ``sum``, ``/``, ...), which is how a reader checks them against the formula, and how
+their gradient comes for free. Composed, each records five to ten operations, each allocating
+an array and keeping its inputs for ``backward``. Here each is one :class:`Function`: ``forward``
+runs the formula on arrays, keeping only what the derivative needs, and ``backward`` is the
+derivative simplified by hand (written in each docstring) and computed in a few array passes.
+
+The functions in :mod:`minitransformer.functional` use these by default (``fused=True``) and keep
+the composition as the reference (``fused=False``); ``tests/test_fused.py`` proves the two agree,
+values and gradients, and checks each of these against finite differences.
+
+Notation as in :mod:`.ops`: :math:`\bar y = \partial L/\partial y` arrives, :math:`\bar x` is returned.
+"""
+
+from __future__ import annotations
+
+from .engine import Function
+from .ops import _shared_weight_matmul
+
+__all__ = ["Affine", "Softmax", "LogSoftmax", "LayerNorm", "CrossEntropy"]
+
+
+def _log_softmax(xp, x, axis: int):
+    r""":math:`(x - m) - \log \sum_j e^{x_j - m}` along ``axis``, :math:`m = \max_j x_j` (every exponent <= 0)."""
+    z = x - xp.max(x, axis=axis, keepdims=True)
+    z -= xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
+    return z
+
+
+class Affine(Function):
+    r"""The affine map :math:`y = xW + b` of every projection, as one operation.
+
+    ``x`` ``(..., d_in)``, ``W`` ``(d_in, d_out)``, ``b`` ``(d_out,)`` or ``None``. With every leading axis of
+    ``x`` folded into rows (:math:`X` is ``(rows, d_in)``):
+
+    .. math:: \bar X = \bar Y W^\top, \qquad \bar W = X^\top \bar Y, \qquad \bar b = \sum_{\text{rows}} \bar Y
+
+    The bias is added into the product's new array in place: the composed ``x @ W + b`` makes a
+    second array of the output's size, and records a second operation.
+    """
+
+    fresh_grads = True
+
+    def forward(self, x, W, b):
+        self.x = x if self.needs_grad(1) else None  # x for W's gradient, W for x's
+        self.W = W if self.needs_grad(0) else None
+        self.has_b = b is not None
+        y = _shared_weight_matmul(self.xp, x, W)  # (..., d_out)
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, grad):
+        xp, x, W = self.xp, self.x, self.W
+        rows_g = xp.reshape(grad, (-1, grad.shape[-1]))  # (rows, d_out)
+        grad_x = _shared_weight_matmul(xp, grad, xp.matrix_transpose(W)) if self.needs_grad(0) else None
+        grad_W = None
+        if self.needs_grad(1):
+            grad_W = xp.matmul(xp.matrix_transpose(xp.reshape(x, (-1, x.shape[-1]))), rows_g)  # X^T Ybar
+        grad_b = xp.sum(rows_g, axis=0) if self.has_b and self.needs_grad(2) else None
+        return grad_x, grad_W, grad_b
+
+
+class Softmax(Function):
+    r"""Softmax along ``axis``: :math:`y_i = e^{x_i - m} / \sum_j e^{x_j - m}`, :math:`m = \max_j x_j`.
+
+    Its Jacobian is :math:`\partial y_i / \partial x_k = y_i([i = k] - y_k)`, so the gradient is
+
+    .. math:: \bar x_k = \sum_i \bar y_i\, y_i ([i = k] - y_k) = y_k \Big(\bar y_k - \sum_i \bar y_i y_i\Big)
+
+    one product, one sum, one subtraction: no :math:`n \times n` Jacobian is formed. Only :math:`y` is kept.
+    """
+
+    fresh_grads = True
+
+    def forward(self, x, axis: int):
+        xp = self.xp
+        self.axis = axis
+        y = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+        y /= xp.sum(y, axis=axis, keepdims=True)
+        self.y = y
+        return y
+
+    def backward(self, grad):
+        xp, y = self.xp, self.y
+        grad_x = grad * y  # y_k ybar_k
+        grad_x -= y * xp.sum(grad_x, axis=self.axis, keepdims=True)  # - y_k sum_i ybar_i y_i
+        return (grad_x,)
+
+
+class LogSoftmax(Function):
+    r"""Log-softmax along ``axis``: :math:`y_i = (x_i - m) - \log \sum_j e^{x_j - m}`.
+
+    :math:`\partial y_i / \partial x_k = [i = k] - \mathrm{softmax}(x)_k`, and :math:`\mathrm{softmax}(x) = e^y`, so
+
+    .. math:: \bar x_k = \bar y_k - e^{y_k} \sum_i \bar y_i
+
+    Only :math:`y` is kept.
+    """
+
+    fresh_grads = True
+
+    def forward(self, x, axis: int):
+        self.axis = axis
+        self.y = _log_softmax(self.xp, x, axis)
+        return self.y
+
+    def backward(self, grad):
+        xp = self.xp
+        grad_x = xp.exp(self.y)  # softmax(x)
+        grad_x *= -xp.sum(grad, axis=self.axis, keepdims=True)
+        grad_x += grad
+        return (grad_x,)
+
+
+class LayerNorm(Function):
+    r"""Layer normalisation over the last axis (:math:`d` features), optional gain :math:`\gamma`, bias :math:`\beta`.
+
+    .. math::
+        \mu = \tfrac1d \textstyle\sum_i x_i, \quad \sigma^2 = \tfrac1d \sum_i (x_i - \mu)^2, \quad
+        \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad y = \gamma \hat x + \beta
+
+    With :math:`\bar g = \gamma \bar y` (the gradient reaching :math:`\hat x`) and :math:`\langle\cdot\rangle` the
+    mean over the :math:`d` features, the chain through :math:`\mu` and :math:`\sigma^2` simplifies to
+
+    .. math::
+        \bar x = \frac{1}{\sqrt{\sigma^2 + \epsilon}} \left(\bar g - \langle \bar g \rangle
+            - \hat x\, \langle \bar g\, \hat x \rangle\right), \qquad
+        \bar\gamma = \sum_{\text{rows}} \bar y\, \hat x, \qquad \bar\beta = \sum_{\text{rows}} \bar y
+
+    (the first term is the direct path, the second the path through :math:`\mu`, the third through
+    :math:`\sigma^2`). Kept: :math:`\hat x` and :math:`1/\sqrt{\sigma^2 + \epsilon}` per row.
+    Inputs: ``x`` ``(..., d)``, ``gamma`` and ``beta`` ``(d,)`` or ``None``.
+    """
+
+    fresh_grads = True
+
+    def forward(self, x, gamma, beta, eps: float):
+        xp = self.xp
+        x_hat = x - xp.mean(x, axis=-1, keepdims=True)  # x - mu
+        std = xp.sqrt(xp.mean(x_hat * x_hat, axis=-1, keepdims=True) + eps)  # sqrt(sigma^2 + eps): (..., 1)
+        x_hat /= std
+        self.x_hat, self.inv_std, self.gamma, self.has_beta = x_hat, 1.0 / std, gamma, beta is not None
+        if gamma is None:
+            return x_hat if beta is None else x_hat + beta
+        y = x_hat * gamma
+        if beta is not None:
+            y += beta
+        return y
+
+    def backward(self, grad):
+        xp, x_hat, gamma = self.xp, self.x_hat, self.gamma
+        rows = tuple(range(grad.ndim - 1))  # every axis but the features
+        grad_gamma = xp.sum(grad * x_hat, axis=rows) if gamma is not None and self.needs_grad(1) else None
+        grad_beta = xp.sum(grad, axis=rows) if self.has_beta and self.needs_grad(2) else None
+        grad_x = None
+        if self.needs_grad(0):
+            g = grad if gamma is None else grad * gamma  # gbar = gamma ybar
+            grad_x = g - xp.mean(g, axis=-1, keepdims=True)
+            grad_x -= x_hat * xp.mean(g * x_hat, axis=-1, keepdims=True)
+            grad_x *= self.inv_std
+        return grad_x, grad_gamma, grad_beta
+
+
+class CrossEntropy(Function):
+    r"""Cross-entropy of ``softmax(z)`` against class indices, with label smoothing, ``ignore_index`` and reduction.
+
+    .. math::
+        \ell_n = -\sum_c q_{n,c} \log \mathrm{softmax}(z_n)_c, \qquad
+        q_{n,c} = (1 - \epsilon_{ls})[c = y_n] + \epsilon_{ls} / C
+
+    computed as :math:`\ell_n = -(1 - \epsilon_{ls}) \log p_{n,y_n} - \epsilon_{ls} \langle \log p_n \rangle`
+    (the mean over the :math:`C` classes), so no :math:`q` of shape ``(..., C)`` is formed; :math:`\ell_n = 0`
+    where ``kept`` is False. Since :math:`\sum_c q_{n,c} = 1`, the derivative of :math:`\ell_n` is
+
+    .. math:: \frac{\partial \ell_n}{\partial z_{n,c}} = \mathrm{softmax}(z_n)_c - q_{n,c}
+
+    and :math:`\bar z_n = w_n(\mathrm{softmax}(z_n) - q_n)` with :math:`w_n = \bar\ell_n` (``"none"``),
+    :math:`\bar L` (``"sum"``) or :math:`\bar L / |\text{kept}|` (``"mean"``), and 0 where not kept. Kept: the
+    log-probabilities. Inputs: logits ``z`` ``(..., C)``; options ``targets`` (``(...)`` integers in
+    ``[0, C)``), ``kept`` (``(...)`` bool or ``None`` for all), ``label_smoothing``, ``reduction``.
+    """
+
+    fresh_grads = True
+
+    def forward(self, z, targets, kept, label_smoothing: float, reduction: str):
+        xp = self.xp
+        self.targets, self.kept, self.eps, self.reduction = targets, kept, label_smoothing, reduction
+        self.log_p = log_p = _log_softmax(xp, z, -1)  # (..., C)
+        loss = -(1.0 - label_smoothing) * self._picked(log_p)  # -(1 - eps) log p_{n, y_n}: (...)
+        if label_smoothing:
+            loss -= label_smoothing * xp.mean(log_p, axis=-1)  # - eps <log p_n>
+        if kept is not None:
+            loss = xp.where(kept, loss, 0.0)
+        if reduction == "none":
+            return loss
+        total = xp.sum(loss)
+        if reduction == "sum":
+            return total
+        self.count = max(int(xp.sum(xp.astype(kept, xp.int64))) if kept is not None else targets.size, 1)
+        return total / self.count
+
+    def _picked(self, log_p):
+        """:math:`\\log p_{n, y_n}` for every n: ``(...)``."""
+        xp, y = self.xp, self.targets
+        if hasattr(xp, "take_along_axis"):
+            return xp.take_along_axis(log_p, y[..., None], axis=-1)[..., 0]
+        return xp.sum(xp.where(self._one_hot(), log_p, 0.0), axis=-1)  # older array APIs: through the one-hot mask
+
+    def _one_hot(self):
+        """:math:`[c = y_n]` as a boolean ``(..., C)``."""
+        xp, y = self.xp, self.targets
+        return y[..., None] == xp.arange(self.log_p.shape[-1], dtype=y.dtype)
+
+    def backward(self, grad):
+        xp, eps = self.xp, self.eps
+        w = grad if self.reduction != "mean" else grad / self.count  # (...) or a 0-d array
+        if self.kept is not None:
+            w = xp.where(self.kept, w, 0.0)
+        grad_z = xp.exp(self.log_p)  # softmax(z)
+        if eps:
+            grad_z -= eps / grad_z.shape[-1]  # - eps / C
+        grad_z = xp.where(self._one_hot(), grad_z - (1.0 - eps), grad_z)  # - (1 - eps)[c = y_n]
+        grad_z *= w[..., None] if w.ndim else w
+        return (grad_z,)

@@ -1,0 +1,253 @@
+"""``minitransformer bench small | seed | all | --sweep``: the plumbing, never the speed.
+
+Times and ratios are never asserted (the machine is shared). The models are shrunk to a few
+numbers so the whole file runs in seconds; what is checked is that every figure the report
+promises is there and positive, that the FLOP formula counts the products the model really
+runs, that the two libraries compute the same thing, and that the bench works without PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+from minitransformer import bench
+from minitransformer.autograd import fused, ops
+from minitransformer.cli import main
+
+pytestmark = pytest.mark.single_backend
+
+TINY = {
+    "small": {"kind": "lm", "vocab": 11, "d_model": 8, "heads": 2, "num_layers": 2, "d_ff": 16, "seq": 5, "batch": 3},
+    "seed": {"kind": "classifier", "vocab": 30, "d_model": 8, "heads": 2, "num_layers": 1, "d_ff": 12, "seq": 6,
+             "batch": 4},
+}
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """The bench's models shrunk, its samples short, its matmul-rate product small, its sweep two points a side."""
+    for name, config in TINY.items():
+        monkeypatch.setitem(bench.MODELS, name, config)
+    monkeypatch.setattr(bench, "SAMPLE_SECONDS", 0.001)
+    monkeypatch.setattr(bench, "RATE_SIZE", 64)
+    monkeypatch.setattr(bench, "SWEEP_SEQ", (4, 8))
+    monkeypatch.setattr(bench, "SWEEP_D_MODEL", (4, 8))
+    monkeypatch.setattr(bench, "SWEEP_TOKENS", 16)
+
+
+@pytest.fixture
+def no_torch(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+
+
+def _has_torch() -> bool:
+    return bench._import_torch()[0] is not None
+
+
+# ------------------------------------------------------------------ the FLOP formula
+def test_matmul_flops_of_a_tiny_language_model_by_hand():
+    c = {"kind": "lm", "vocab": 5, "d_model": 4, "heads": 2, "num_layers": 1, "d_ff": 8, "seq": 3, "batch": 2}
+    # N = 6 tokens. W_Q, W_K, W_V, W_O: 4 x (6x4 @ 4x4) = 4 * 2*6*4*4 = 768
+    # Q K^T: 2 sequences x 2 heads x (3x2 @ 2x3) = 4 * 2*3*2*3 = 144; weights V: 4 x (3x3 @ 3x2) = 144
+    # W_1: 6x4 @ 4x8 = 384; W_2: 6x8 @ 8x4 = 384; output 6x4 @ 4x5 = 240
+    forward = 768 + 144 + 144 + 384 + 384 + 240
+    assert bench.matmul_flops(c) == {"forward": forward, "backward": 2 * forward, "step": 3 * forward}
+    # the classifier: the same layer, and Dense(1) on 2 pooled vectors, 2x4 @ 4x1 = 16, for the output
+    assert bench.matmul_flops({**c, "kind": "classifier"})["forward"] == forward - 240 + 16
+
+
+@pytest.mark.parametrize("name", ["small", "seed"])
+def test_matmul_flops_counts_the_products_the_model_runs(name, monkeypatch):
+    """Every matrix product of a real forward pass, recorded with its shapes: 2mnk each, all of them, summed."""
+    counted = []
+
+    def record(a, b):
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) if b.ndim > 2 else a.shape[:-2]
+        counted.append(2 * int(np.prod(batch, dtype=np.int64)) * a.shape[-2] * a.shape[-1] * b.shape[-1])
+
+    for cls in (ops.MatMul, fused.Affine):
+
+        def forward(self, a, b, *more, _original=cls.forward):
+            record(a, b)
+            return _original(self, a, b, *more)
+
+        monkeypatch.setattr(cls, "forward", forward)
+    config = TINY[name]
+    ours = bench.build_ours(config, bench.make_batch(config))
+    ours["forward_step"]()
+    assert sum(counted) == bench.matmul_flops(config)["forward"]
+
+
+# ------------------------------------------------------------------ the two implementations agree
+@pytest.mark.parametrize("name", ["small", "seed"])
+def test_the_pytorch_reference_computes_what_we_compute(name):
+    torch = pytest.importorskip("torch")
+    config = TINY[name]
+    batch = bench.make_batch(config)
+    ours = bench.build_ours(config, batch)
+    theirs = bench.build_torch(torch, config, batch, ours["model"])
+    losses = bench._check_same_loss(ours, theirs)  # raises if they differ, before or after an Adam step
+    assert len(losses) == 2 and losses[0] != losses[1]  # the step changed the weights
+
+
+def test_the_classifier_batch_has_padding_and_binary_labels():
+    config = {**TINY["seed"], "batch": 50, "seq": 10}
+    batch = bench.make_batch(config)
+    ids, labels = batch["ids"], batch["targets"]
+    real = (ids != 0).sum(axis=1)
+    assert real.min() >= 5 and real.max() <= 10 and real.min() < 10  # lengths seq/2..seq, some padded
+    assert (ids[:, :5] != 0).all()  # padding only after the text
+    assert set(np.unique(labels)) == {0.0, 1.0} and labels.dtype == np.float32
+
+
+# ------------------------------------------------------------------ the report
+def _positive(x) -> bool:
+    return isinstance(x, int | float) and x > 0
+
+
+def test_bench_small_writes_json_with_every_figure(tmp_path, capsys, tiny):
+    path = tmp_path / "small.json"
+    assert main(["bench", "small", "--repeat", "2", "--json", str(path)]) == 0
+    text = capsys.readouterr().out
+    report = json.loads(path.read_text())
+    assert {"benchmark", "config", "flops", "matmul_gflops", "results", "ratios", "floor", "memory",
+            "machine"} <= set(report)
+    assert report["benchmark"] == "small" and report["config"] == TINY["small"]
+    names = {"mt_train", "mt_forward"} | ({"torch_train", "torch_forward"} if _has_torch() else set())
+    assert set(report["results"]) == names
+    for r in report["results"].values():
+        assert len(r["samples_ms"]) == 2 and all(_positive(s) for s in r["samples_ms"])
+        assert r["ms"] == pytest.approx(np.median(r["samples_ms"]), rel=1e-12)
+    assert _positive(report["matmul_gflops"]) and all(_positive(v) for v in report["flops"].values())
+    assert all(_positive(v) for v in report["floor"].values())
+    assert report["floor"]["train_ms"] == pytest.approx(report["flops"]["step"] / report["matmul_gflops"] / 1e6)
+    assert _positive(report["memory"]["mt_train_bytes"])
+    if _has_torch():
+        assert {"train_vs_torch", "forward_vs_torch", "memory_vs_torch"} <= set(report["ratios"])
+        assert all(_positive(v) for v in report["ratios"].values()) and _positive(report["memory"]["torch_train_bytes"])
+    for name in names:
+        assert bench.MODEL_LABELS[name] in text
+    assert "BLAS floor" in text and str(path) in text
+
+
+def test_bench_seed_without_torch_reports_the_library_alone(tmp_path, capsys, tiny, no_torch):
+    path = tmp_path / "seed.json"
+    assert main(["bench", "seed", "--repeat", "1", "--json", str(path)]) == 0
+    assert "PyTorch: not found" in capsys.readouterr().out
+    report = json.loads(path.read_text())
+    assert set(report["results"]) == {"mt_train", "mt_forward"} and report["ratios"] == {}
+    assert report["machine"]["torch"] is None and report["torch_missing"]
+    assert set(report["memory"]) == {"mt_train_bytes", "mt_method"} and _positive(report["memory"]["mt_train_bytes"])
+    assert _positive(report["floor"]["mt_train_x_floor"])
+
+
+def test_bench_all_and_sweep_in_one_json(tmp_path, capsys, tiny):
+    path = tmp_path / "all.json"
+    argv = ["bench", "all", "--sweep", "--repeat", "1", "--chain", "3", "--size", "2", "--json", str(path)]
+    assert main(argv) == 0
+    report = json.loads(path.read_text())
+    assert report["benchmark"] == "all" and {"autograd", "small", "seed", "sweep"} <= set(report)
+    assert report["autograd"]["chain"] == 3 and report["seed"]["config"] == TINY["seed"]
+    points = report["sweep"]["points"]
+    assert [(p["axis"], p["value"]) for p in points] == [("seq", 4), ("seq", 8), ("d_model", 4), ("d_model", 8)]
+    assert [p["config"]["batch"] for p in points[:2]] == [4, 2]  # 16 tokens per batch when seq varies
+    assert [p["config"]["d_ff"] for p in points[2:]] == [16, 32]  # d_ff = 4 d_model
+    for p in points:
+        assert _positive(p["mt_ms"]) and _positive(p["floor_ms"]) and _positive(p["mt_x_floor"])
+        assert (p["torch_ms"] is not None) == _has_torch()
+    assert "sweep: training step" in capsys.readouterr().out
+
+
+def test_bench_sweep_alone_without_torch(capsys, tiny, no_torch):
+    assert main(["bench", "--sweep", "--repeat", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "sweep: training step" in text and "PyTorch: not found" in text
+    assert "autograd overhead" not in text  # --sweep without a `what` runs the sweep only
+
+
+@pytest.mark.parametrize("flag", ["--repeat", "--threads"])
+def test_bench_refuses_nonpositive_counts(flag, capsys, tiny):
+    assert main(["bench", "small", flag, "0"]) == 2
+    assert f"{flag} must be at least 1, got 0" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the measuring instruments
+def test_peak_memory_ours_sees_a_temporary_array():
+    size = 1_000_000  # float32: 4,000,000 bytes, freed before the step returns
+
+    def step():
+        a = np.ones(size, dtype=np.float32)
+        return float(a[0])
+
+    peak = bench.peak_memory_ours(step)
+    assert 4_000_000 <= peak < 4_000_000 + 100_000
+
+
+def test_peak_memory_torch_sees_a_temporary_tensor():
+    torch = pytest.importorskip("torch")
+
+    def step():
+        a = torch.ones(1_000_000) * 2.0  # two float32 tensors of 4,000,000 bytes, alive together
+        return float(a[0])
+
+    peak, method = bench.peak_memory_torch(torch, step)
+    assert 8_000_000 <= peak < 8_000_000 + 100_000 and "profiler" in method
+
+
+def test_bench_threads_sets_numpys_blas_and_torch_alike(tmp_path, tiny):
+    from minitransformer.train.threads import get_blas_threads, set_blas_threads
+
+    before = get_blas_threads()
+    torch = bench._import_torch()[0]
+    torch_before = torch.get_num_threads() if torch is not None else None
+    path = tmp_path / "one.json"
+    try:
+        assert main(["bench", "small", "--threads", "1", "--repeat", "1", "--json", str(path)]) == 0
+    finally:
+        if before is not None:
+            set_blas_threads(before)
+        if torch is not None:
+            torch.set_num_threads(torch_before)
+    m = json.loads(path.read_text())["machine"]
+    assert m["numpy_blas_threads"] == (None if before is None else 1)
+    assert m["torch_threads"] == (None if torch is None else 1)
+
+
+def test_matmul_rate_is_positive(tiny):
+    assert bench.matmul_rate(size=32, repeat=2) > 0
+
+
+def test_a_training_step_never_promotes_float32(monkeypatch):
+    """No float64 sneaks in: no operation turns float32 inputs into a float64 result, and every gradient the
+    backward pass moves is float32, in a step of each model. (The positional-encoding table is kept in float64
+    by design and cast explicitly per call; reading rows of it is float64 in, float64 out.)"""
+    promoted, forward_dtypes, gradient_dtypes = [], set(), set()
+    original_apply = mt.Function.apply.__func__
+
+    def apply(cls, *inputs, **options):
+        out = original_apply(cls, *inputs, **options)
+        floats = {x.dtype_name for x in inputs if isinstance(x, mt.Tensor) and x.dtype_name.startswith("float")}
+        forward_dtypes.add(out.dtype_name)
+        if "float32" in floats and out.dtype_name == "float64":
+            promoted.append(cls.__name__)
+        return out
+
+    original_unbroadcast = mt.autograd.engine.unbroadcast
+
+    def unbroadcast(xp, grad, shape):
+        gradient_dtypes.add(mt.backend.dtype_name(grad.dtype))
+        return original_unbroadcast(xp, grad, shape)
+
+    monkeypatch.setattr(mt.Function, "apply", classmethod(apply))
+    monkeypatch.setattr(mt.autograd.engine, "unbroadcast", unbroadcast)
+    for config in TINY.values():
+        ours = bench.build_ours(config, bench.make_batch(config))
+        ours["train_step"]()
+        assert all(p.dtype_name == "float32" and p.grad.dtype_name == "float32" for p in ours["model"].parameters())
+    assert promoted == []
+    assert "float32" in forward_dtypes and gradient_dtypes == {"float32"}

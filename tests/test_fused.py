@@ -1,0 +1,288 @@
+"""The fused primitives (autograd/fused.py) against the compositions they replace, and the engine's economies.
+
+Each fused operation must give the numbers of its reference, the formula composed from primitive
+operations (``fused=False``), values and gradients, in float64 to 1e-12; and its hand-written
+backward must pass ``gradcheck`` (central differences) on its own. The engine keeps less than it
+used to (intermediate arrays nobody needs are freed, gradients are added in place): tests at the
+end check that this changes no result.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+import minitransformer.functional as F
+from minitransformer.autograd import fused
+
+TOL = {"rtol": 1e-12, "atol": 1e-12}
+
+
+def _leaves(*arrays):
+    """float64 tensors that want gradients (the current backend)."""
+    return [mt.tensor(np.asarray(a, dtype=np.float64), requires_grad=True) for a in arrays]
+
+
+def _values_and_grads(fn, arrays, cotangent):
+    """``fn`` on fresh float64 leaves made of ``arrays``: its value and the gradient of <cotangent, fn>."""
+    xs = _leaves(*arrays)
+    y = fn(*xs)
+    (y * mt.tensor(cotangent)).sum().backward()
+    return y.numpy(), [None if x.grad is None else x.grad.numpy() for x in xs]
+
+
+def _agree(fused_fn, reference_fn, arrays, rng):
+    """The fused and the reference function give the same values and the same gradients (1e-12)."""
+    shape = reference_fn(*_leaves(*arrays)).shape
+    cotangent = np.asarray(rng.standard_normal(shape), dtype=np.float64)  # a random upstream gradient
+    ref_value, ref_grads = _values_and_grads(reference_fn, arrays, cotangent)
+    new_value, new_grads = _values_and_grads(fused_fn, arrays, cotangent)
+    np.testing.assert_allclose(new_value, ref_value, **TOL)
+    for k, (g_new, g_ref) in enumerate(zip(new_grads, ref_grads)):
+        assert (g_new is None) == (g_ref is None), f"input {k}"
+        if g_ref is not None:
+            np.testing.assert_allclose(g_new, g_ref, **TOL, err_msg=f"gradient of input {k}")
+    return new_value, new_grads
+
+
+# ------------------------------------------------------------------ softmax, log-softmax
+@pytest.mark.parametrize("shape, axis", [((7,), 0), ((3, 5), -1), ((3, 5), 0), ((2, 3, 4, 6), -1), ((2, 3, 4), 1)])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_fused_softmax_agrees_with_the_composition(name, shape, axis, rng):
+    f = getattr(F, name)
+    x = rng.standard_normal(shape) * 3
+    _agree(lambda t: f(t, axis=axis), lambda t: f(t, axis=axis, fused=False), [x], rng)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_fused_softmax_is_stable_for_huge_scores(name, rng):
+    # exp(1000) overflows; both subtract the row maximum first, so both stay finite and agree
+    x = np.array([[1000.0, 999.0, -1000.0], [0.0, 1e-3, -2.0]])
+    value, grads = _agree(lambda t: getattr(F, name)(t), lambda t: getattr(F, name)(t, fused=False), [x], rng)
+    assert np.isfinite(value).all() and np.isfinite(grads[0]).all()
+
+
+def test_fused_softmax_by_hand():
+    # softmax([0, ln 3]) = [1/4, 3/4]; with ybar = [1, 0]: xbar = y * (ybar - <ybar, y>) = [1/4 * 3/4, 3/4 * -1/4]
+    x = mt.tensor([0.0, np.log(3.0)], dtype="float64", requires_grad=True)
+    y = fused.Softmax.apply(x, axis=0)
+    np.testing.assert_allclose(y.numpy(), [0.25, 0.75], rtol=1e-15)
+    y.backward(mt.tensor([1.0, 0.0], dtype="float64"))
+    np.testing.assert_allclose(x.grad.numpy(), [3 / 16, -3 / 16], rtol=1e-14)
+
+
+@pytest.mark.parametrize("op", [fused.Softmax, fused.LogSoftmax])
+@pytest.mark.parametrize("axis", [0, -1])
+def test_fused_softmax_gradcheck(op, axis, rng):
+    (x,) = _leaves(rng.standard_normal((3, 4)))
+    assert mt.gradcheck(lambda t: op.apply(t, axis=axis % 2), x)
+
+
+# ------------------------------------------------------------------ layer norm
+@pytest.mark.parametrize("affine", ["both", "gamma", "beta", "none"])
+@pytest.mark.parametrize("eps", [1e-5, 0.0])
+def test_fused_layer_norm_agrees_with_the_composition(affine, eps, rng):
+    d = 6
+    x = rng.standard_normal((2, 3, d)) * 5 + 2
+    gamma, beta = rng.standard_normal(d), rng.standard_normal(d)
+
+    def call(fused):
+        def f(x, gamma, beta):
+            return F.layer_norm(x, gamma if affine in ("both", "gamma") else None,
+                                beta if affine in ("both", "beta") else None, eps=eps, fused=fused)
+        return f
+
+    _, grads = _agree(call(True), call(False), [x, gamma, beta], rng)
+    assert (grads[1] is None) == (affine not in ("both", "gamma"))
+    assert (grads[2] is None) == (affine not in ("both", "beta"))
+
+
+def test_fused_layer_norm_matches_plain_numpy(rng):
+    x, gamma, beta = rng.standard_normal((4, 5)), rng.standard_normal(5), rng.standard_normal(5)
+    ybar = rng.standard_normal((4, 5))
+    # the docstring's formulas, written out in NumPy
+    mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    x_hat = (x - mu) / np.sqrt(var + 1e-5)
+    g = ybar * gamma
+    xbar = (g - g.mean(-1, keepdims=True) - x_hat * (g * x_hat).mean(-1, keepdims=True)) / np.sqrt(var + 1e-5)
+    X, G, B = _leaves(x, gamma, beta)
+    y = fused.LayerNorm.apply(X, G, B, eps=1e-5)
+    np.testing.assert_allclose(y.numpy(), gamma * x_hat + beta, **TOL)
+    y.backward(mt.tensor(ybar))
+    np.testing.assert_allclose(X.grad.numpy(), xbar, **TOL)
+    np.testing.assert_allclose(G.grad.numpy(), (ybar * x_hat).sum(0), **TOL)
+    np.testing.assert_allclose(B.grad.numpy(), ybar.sum(0), **TOL)
+
+
+def test_fused_layer_norm_gradcheck(rng):
+    x, gamma, beta = _leaves(rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal(4))
+    assert mt.gradcheck(lambda a, b, c: fused.LayerNorm.apply(a, b, c, eps=1e-5), x, gamma, beta)
+    assert mt.gradcheck(lambda a: fused.LayerNorm.apply(a, None, None, eps=0.0), x)
+
+
+# ------------------------------------------------------------------ the affine map
+@pytest.mark.parametrize("x_shape", [(4,), (3, 4), (2, 3, 4)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_linear_agrees_with_the_composition(x_shape, bias, rng):
+    x, W, b = rng.standard_normal(x_shape), rng.standard_normal((4, 5)), rng.standard_normal(5)
+
+    def call(fused):
+        return lambda x, W, b: F.linear(x, W, b if bias else None, fused=fused)
+
+    _agree(call(True), call(False), [x, W, b], rng)
+
+
+def test_fused_linear_gradcheck(rng):
+    x, W, b = _leaves(rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 2)), rng.standard_normal(2))
+    assert mt.gradcheck(lambda x, W, b: fused.Affine.apply(x, W, b), x, W, b)
+
+
+def test_fused_linear_through_a_strided_weight(rng):
+    # the literal multi-head form passes column blocks of W (views that are not contiguous)
+    x, W = _leaves(rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 6)))
+    _agree(lambda x, W: F.linear(x, W[:, 2:4]), lambda x, W: F.linear(x, W[:, 2:4], fused=False),
+           [x.numpy(), W.numpy()], rng)
+
+
+# ------------------------------------------------------------------ cross-entropy
+CROSS_ENTROPY_CASES = [
+    dict(),
+    dict(label_smoothing=0.1),
+    dict(ignore_index=2),
+    dict(ignore_index=2, label_smoothing=0.2),
+    dict(reduction="sum", label_smoothing=0.1),
+    dict(reduction="none", ignore_index=0),
+    dict(reduction="sum", ignore_index=1, label_smoothing=1.0),
+]
+
+
+@pytest.mark.parametrize("options", CROSS_ENTROPY_CASES, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("shape", [(6, 5), (2, 4, 5)])
+def test_fused_cross_entropy_agrees_with_the_composition(options, shape, rng):
+    logits = rng.standard_normal(shape) * 2
+    targets = mt.tensor(rng.integers(0, shape[-1], shape[:-1]))
+    _agree(lambda z: F.cross_entropy(z, targets, **options),
+           lambda z: F.cross_entropy(z, targets, fused=False, **options), [logits], rng)
+
+
+def test_fused_cross_entropy_with_every_target_ignored_is_zero_with_zero_gradient(rng):
+    (z,) = _leaves(rng.standard_normal((3, 4)))
+    loss = F.cross_entropy(z, mt.tensor([1, 1, 1]), ignore_index=1, label_smoothing=0.1)
+    loss.backward()
+    assert loss.item() == 0.0
+    np.testing.assert_array_equal(z.grad.numpy(), np.zeros((3, 4)))
+
+
+def test_fused_cross_entropy_matches_plain_numpy(rng):
+    z, y, eps, C = rng.standard_normal((5, 4)), np.array([0, 3, 1, 1, 2]), 0.1, 4
+    kept = y != 1
+    # the docstring's formulas in NumPy: q, log-softmax, the mean over kept rows, and softmax - q
+    q = (1 - eps) * np.eye(C)[y] + eps / C
+    log_p = z - z.max(-1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+    expected = (-(q * log_p).sum(-1) * kept).sum() / kept.sum()
+    zbar = (np.exp(log_p) - q) * kept[:, None] / kept.sum()
+    (Z,) = _leaves(z)
+    loss = F.cross_entropy(Z, mt.tensor(y), ignore_index=1, label_smoothing=eps)
+    loss.backward()
+    np.testing.assert_allclose(loss.item(), expected, **TOL)
+    np.testing.assert_allclose(Z.grad.numpy(), zbar, **TOL)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_fused_cross_entropy_gradcheck(reduction, rng):
+    (z,) = _leaves(rng.standard_normal((2, 3, 4)))
+    targets = mt.tensor(np.array([[0, 3, 2], [1, 1, 3]]))
+    kept = targets.data != 1
+    assert mt.gradcheck(lambda z: fused.CrossEntropy.apply(z, targets=targets.data, kept=kept, label_smoothing=0.1,
+                                                           reduction=reduction), z)
+
+
+# ------------------------------------------------------------------ float32 stays float32
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "layer_norm", "linear", "cross_entropy"])
+def test_fused_operations_keep_float32(name, rng):
+    x = mt.tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    W = mt.tensor(rng.standard_normal((4, 4)).astype(np.float32), requires_grad=True)
+    y = {
+        "softmax": lambda: F.softmax(x),
+        "log_softmax": lambda: F.log_softmax(x),
+        "layer_norm": lambda: F.layer_norm(x, W[0], W[1]),
+        "linear": lambda: F.linear(x, W, W[2]),
+        "cross_entropy": lambda: F.cross_entropy(x, mt.tensor([0, 1, 3]), ignore_index=1, label_smoothing=0.1),
+    }[name]()
+    (y * y).sum().backward()
+    grads = [t.grad for t in (x, W) if t.grad is not None]
+    assert y.dtype_name == "float32" and x.grad is not None
+    assert all(g.dtype_name == "float32" for g in grads)
+
+
+# ------------------------------------------------------------------ the engine keeps less, computes the same
+def test_an_intermediate_nobody_needs_is_freed_before_backward():
+    x = mt.tensor([1.0, -2.0, 3.0], dtype="float64", requires_grad=True)
+    h = x * 3.0  # its array: needed by no backward (ReLU keeps only where x > 0)
+    freed = weakref.ref(h.data)
+    y = h.relu().sum()
+    del h
+    gc.collect()
+    assert freed() is None
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 0.0, 3.0])
+
+
+def test_an_intermediate_the_user_holds_keeps_its_values_name_and_retained_grad():
+    x = mt.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
+    h = (x * 2.0).retain_grad()
+    h.name = "h"
+    y = (h * h).sum()
+    nodes, _ = mt.autograd.graph(y)
+    assert any(n["label"].startswith("h ") for n in nodes)  # the graph shows h's name, given after h was made
+    y.backward()
+    np.testing.assert_array_equal(h.numpy(), [2.0, 4.0])
+    np.testing.assert_array_equal(h.grad.numpy(), [4.0, 8.0])  # d(h^2)/dh = 2h
+    np.testing.assert_array_equal(x.grad.numpy(), [8.0, 16.0])
+
+
+def test_gradients_added_in_place_stay_separate():
+    # Add hands one array to both its inputs; each later sum must go into an array of its own
+    a, b = (mt.tensor([1.0, 2.0], dtype="float64", requires_grad=True) for _ in range(2))
+    h = a * 1.0
+    y = h + b  # h and b receive the same gradient array
+    z = (y * 2.0 + h + h).sum()  # h gets three gradients, added up
+    z.backward()
+    np.testing.assert_array_equal(b.grad.numpy(), [2.0, 2.0])
+    np.testing.assert_array_equal(a.grad.numpy(), [4.0, 4.0])
+    assert a.grad.data is not b.grad.data
+    z2 = (a + b).sum()  # a second backward adds into the existing .grad arrays
+    z2.backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [5.0, 5.0])
+    np.testing.assert_array_equal(b.grad.numpy(), [3.0, 3.0])
+
+
+def test_a_parameter_gradient_from_a_product_is_not_copied_but_owned():
+    W = mt.tensor(np.eye(2), requires_grad=True)
+    x = mt.tensor(np.ones((3, 2)), requires_grad=True)
+    (x @ W).sum().backward()
+    first = W.grad.data
+    (x @ W).sum().backward()  # accumulates into the same array
+    assert W.grad.data is first
+    np.testing.assert_array_equal(W.grad.numpy(), np.full((2, 2), 6.0))
+
+
+@pytest.mark.parametrize("c_wants_grad", [False, True])
+def test_a_product_keeps_a_factor_only_for_the_other_factors_gradient(c_wants_grad):
+    x = mt.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
+    c = mt.tensor([3.0, 4.0], dtype="float64", requires_grad=c_wants_grad)
+    h = x * 2.0  # keeps nothing of x (the 2.0 needs no gradient)
+    kept = weakref.ref(h.data)
+    y = (h * c).sum()  # keeps h only if c's gradient is wanted
+    del h
+    gc.collect()
+    assert (kept() is not None) == c_wants_grad
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [6.0, 8.0])
+    if c_wants_grad:
+        np.testing.assert_array_equal(c.grad.numpy(), [2.0, 4.0])
