@@ -1,0 +1,138 @@
+"""Sphinx configuration of the minitransformer documentation.
+
+Build it with ``python docs/build.py`` (warnings are errors). Two things are made at build time,
+into folders git ignores (``docs/.gitignore``), so nothing in them is edited by hand:
+
+* ``docs/notebooks/`` -- copies of ``notebooks/*.ipynb`` and ``notebooks/README.md``, which myst-nb
+  renders with their committed outputs (``nb_execution_mode = "off"``: nothing is executed).
+  Sphinx reads sources only from below ``docs/``; a copy made here, on every build, is always
+  the committed notebook, works on every OS (unlike a symlink) and needs no hand step. A copy is
+  rewritten only when its content changed, so incremental builds stay incremental.
+* ``docs/_generated/cli-*.txt`` -- ``minitransformer <command> --help``, from the parser itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))  # the package from this checkout, even where it is not installed
+sys.path.insert(0, str(DOCS / "_ext"))  # local extensions
+
+import minitransformer  # noqa: E402
+
+# ------------------------------------------------------------------ project
+project = "minitransformer"
+author = "the minitransformer authors"
+copyright = "the minitransformer authors, MIT licence"
+version = release = minitransformer.__version__
+
+extensions = [
+    "myst_nb",  # Markdown (MyST) pages and .ipynb notebooks; registers myst_parser itself
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",  # numpydoc-style "Parameters / Returns" sections
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "docstrings",  # docs/_ext/docstrings.py: the library's docstring habits, read as meant (before napoleon)
+]
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+root_doc = "index"
+exclude_patterns = ["_build", "_generated", "_ext", "notebooks/README.md"]
+templates_path: list[str] = []
+
+# ------------------------------------------------------------------ MyST and notebooks
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+myst_heading_anchors = 3  # [text](errata.md#1-section-431) links to headings
+nb_execution_mode = "off"  # render the outputs committed in the notebooks; never run them here
+nb_merge_streams = True  # one block per cell for consecutive prints
+
+# ------------------------------------------------------------------ API (autodoc + napoleon)
+# every page says `:members:` itself: a default would document the re-exports of `minitransformer` twice
+autodoc_default_options = {"show-inheritance": True, "member-order": "bysource"}
+autodoc_typehints = "signature"
+autodoc_preserve_defaults = True  # show `eps=1e-5`, not its repr after evaluation
+autoclass_content = "both"  # a class's docstring and its __init__'s
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = False
+napoleon_preprocess_types = True
+autosummary_generate = False  # tables only; every object is documented once, on its package's page
+
+# ------------------------------------------------------------------ HTML
+html_theme = "alabaster"
+html_title = f"minitransformer {release}"
+html_theme_options = {
+    "description": "The Transformer built from NumPy up, for learning",
+    "page_width": "1180px",
+    "sidebar_width": "250px",
+    "fixed_sidebar": True,
+    "show_relbars": True,
+}
+html_sidebars = {"**": ["about.html", "navigation.html", "relations.html", "searchbox.html"]}
+html_static_path: list[str] = []
+
+
+# ------------------------------------------------------------------ made at build time
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Write ``data`` unless ``path`` already holds it (an unchanged file keeps its mtime: no rebuild)."""
+    if path.exists() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")  # not a source suffix: Sphinx never reads it
+    partial.write_bytes(data)
+    os.replace(partial, path)  # atomic: a build running beside this one never reads half a notebook
+
+
+def copy_notebooks(source: Path = ROOT / "notebooks", target: Path = DOCS / "notebooks") -> list[str]:
+    """Mirror ``notebooks/*.ipynb`` and its README into ``docs/notebooks/``; the notebooks' names, sorted."""
+    names = sorted(p.name for p in source.glob("*.ipynb"))
+    wanted = set(names) | {"README.md", "index.md"}
+    target.mkdir(exist_ok=True)
+    for stale in target.iterdir():  # a notebook renamed or removed upstream must not linger here
+        if stale.name in wanted or stale.name.endswith(".partial"):  # (another build is writing it)
+            continue
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink(missing_ok=True)
+    for name in [*names, "README.md"]:
+        _write_if_changed(target / name, (source / name).read_bytes())
+    stems = "\n".join(Path(n).stem for n in names)
+    index = (
+        "<!-- generated by docs/conf.py from notebooks/README.md: edit that file, not this one -->\n\n"
+        f"```{{include}} README.md\n```\n\n```{{toctree}}\n:hidden:\n\n{stems}\n```\n"
+    )
+    _write_if_changed(target / "index.md", index.encode())
+    return names
+
+
+def write_cli_help(target: Path = DOCS / "_generated") -> list[str]:
+    """``minitransformer --help`` and each command's ``--help`` into ``cli-<command>.txt``; the commands."""
+    from minitransformer.cli import build_parser
+
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: fix the width so the files do not churn
+    try:
+        parser = build_parser()
+        helps = {"minitransformer": parser.format_help()}
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        helps.update({name: p.format_help() for name, p in sub.choices.items()})
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+    for name, text in helps.items():
+        _write_if_changed(target / f"cli-{name}.txt", text.encode())
+    return list(helps)
+
+
+copy_notebooks()
+write_cli_help()
+

@@ -1,0 +1,232 @@
+"""The documentation site (docs/): it builds with warnings as errors, documents every public name,
+and the examples on its pages print what the pages say.
+
+The build tests need the ``docs`` extra (``pip install -e ".[docs]"``) and skip without it; the
+examples and the docstring fixes of ``docs/_ext/docstrings.py`` are checked everywhere.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import importlib.util
+import re
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+import minitransformer as mt
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+pytestmark = pytest.mark.single_backend
+
+#: every package whose public names (``__all__``) the API reference must document
+PUBLIC = [
+    "minitransformer", "minitransformer.backend", "minitransformer.autograd", "minitransformer.functional",
+    "minitransformer.nn", "minitransformer.optim", "minitransformer.data", "minitransformer.train",
+    "minitransformer.viz", "minitransformer.worked_examples",
+]
+#: the pages a reader is promised (a renamed page breaks links from outside)
+PAGES = [
+    "index", "getting-started", "glossary", "training", "backend", "benchmarks", "errata", "assignments",
+    "formulas/softmax", "formulas/layer-norm", "formulas/attention", "formulas/cross-entropy",
+    "formulas/unbroadcast", "notebooks/index", "api/index",
+]
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------ the built site
+def _have_sphinx() -> str | None:
+    """Why the site cannot be built here, or None."""
+    for module in ("sphinx", "myst_nb"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed: pip install -e '.[docs]' to build the documentation"
+    return None
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """Build the site once, as ``python docs/build.py`` does (warnings are errors); its HTML folder."""
+    reason = _have_sphinx()
+    if reason:
+        pytest.skip(reason)
+    build = _load(DOCS / "build.py", "docs_build")
+    out = tmp_path_factory.mktemp("docs") / "html"
+    done = subprocess.run(build.command(out), capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, f"the documentation build failed (warnings are errors):\n{done.stderr[-6000:]}"
+    return out
+
+
+def read_inventory(path: Path) -> dict[str, str]:
+    """``objects.inv`` (Sphinx's inventory, version 2) as {object name: its role, e.g. "py:class"}."""
+    data = path.read_bytes()
+    header_end = 0
+    for _ in range(4):  # four text lines: format, project, version, "compressed using zlib"
+        header_end = data.index(b"\n", header_end) + 1
+    assert data.startswith(b"# Sphinx inventory version 2"), data[:40]
+    objects = {}
+    for line in zlib.decompress(data[header_end:]).decode().splitlines():
+        m = re.match(r"(.+?)\s+(\S+:\S+)\s+(-?\d+)\s+(\S*)\s+(.*)", line)
+        if m:
+            objects[m.group(1)] = m.group(2)
+    return objects
+
+
+def _resolve(dotted: str):
+    """The object a dotted name such as ``minitransformer.autograd.Tensor.sum`` names, or None.
+
+    Attributes first, then submodules: ``minitransformer.autograd.gradcheck`` is the function the
+    package exports, not the submodule of the same name.
+    """
+    parts = dotted.split(".")
+    obj = importlib.import_module(parts[0])
+    for k, attr in enumerate(parts[1:], start=2):
+        if hasattr(obj, attr):
+            obj = getattr(obj, attr)
+            continue
+        try:
+            obj = importlib.import_module(".".join(parts[:k]))
+        except ImportError:
+            return None
+    return obj
+
+
+@pytest.mark.slow
+def test_the_site_builds_with_warnings_as_errors(site):
+    assert (site / "index.html").is_file()
+    for page in PAGES:
+        assert (site / f"{page}.html").is_file(), page
+
+
+@pytest.mark.slow
+def test_every_public_name_is_in_the_api_reference(site):
+    """Each name of each ``__all__`` is documented: under its own name, or where it is defined (same object)."""
+    inventory = read_inventory(site / "objects.inv")
+    by_last: dict[str, list[str]] = {}
+    for name, role in inventory.items():
+        if role.startswith("py:"):
+            by_last.setdefault(name.rsplit(".", 1)[-1], []).append(name)
+    missing = []
+    for package in PUBLIC:
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if isinstance(obj, type(mt)):  # a submodule: it has a section of its own
+                if inventory.get(obj.__name__) != "py:module":
+                    missing.append(f"{package}.{name} (module {obj.__name__})")
+                continue
+            if f"{package}.{name}" in inventory:
+                continue
+            if not any(_resolve(other) is obj for other in by_last.get(name, [])):
+                missing.append(f"{package}.{name}")
+    assert not missing, f"public names missing from the API reference: {missing}"
+
+
+@pytest.mark.slow
+def test_every_notebook_is_a_page_with_its_committed_outputs(site):
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    for nb in notebooks:
+        html = (site / "notebooks" / f"{nb.stem}.html").read_text(encoding="utf-8")
+        assert "cell_output" in html, f"{nb.name}: rendered without its outputs"
+    index = (site / "notebooks" / "index.html").read_text(encoding="utf-8")
+    for nb in notebooks:
+        assert f'href="{nb.stem}.html"' in index, f"the notebooks page does not link {nb.name}"
+
+
+@pytest.mark.slow
+def test_formula_pages_show_the_code_and_the_math(site):
+    for page in ("softmax", "layer-norm", "attention", "cross-entropy", "unbroadcast"):
+        html = (site / "formulas" / f"{page}.html").read_text(encoding="utf-8")
+        assert "highlight-python" in html, f"{page}: no code included"
+        assert 'class="math' in html, f"{page}: no math"
+
+
+# ------------------------------------------------------------------ the examples on the pages
+def _page_sources() -> list[Path]:
+    skip = {"_build", "_generated", "_ext", "notebooks"}
+    return sorted(p for p in DOCS.rglob("*.md") if not skip & set(p.relative_to(DOCS).parts))
+
+
+def _examples(page: Path) -> str:
+    """The page's ```pycon blocks, one session."""
+    return "\n".join(re.findall(r"^```pycon\n(.*?)^```", page.read_text(encoding="utf-8"), flags=re.S | re.M))
+
+
+@pytest.mark.parametrize("page", [p for p in _page_sources() if _examples(p)], ids=lambda p: str(p.relative_to(DOCS)))
+def test_the_examples_on_a_page_print_what_it_says(page):
+    test = doctest.DocTestParser().get_doctest(_examples(page), {}, str(page.relative_to(ROOT)), str(page), 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    report: list[str] = []
+    runner.run(test, out=report.append)
+    assert runner.failures == 0, "".join(report)
+
+
+def test_pages_have_examples_where_they_promise_them():
+    pages = {p.relative_to(DOCS).as_posix() for p in _page_sources() if _examples(p)}
+    for page in ("getting-started.md", "formulas/softmax.md", "formulas/layer-norm.md", "formulas/attention.md",
+                 "formulas/cross-entropy.md", "formulas/unbroadcast.md"):
+        assert page in pages, page
+
+
+def test_every_command_has_its_help_on_the_training_page():
+    from minitransformer.cli import build_parser
+
+    commands = {a.dest: a for a in build_parser()._actions}["command"].choices
+    text = (DOCS / "training.md").read_text(encoding="utf-8")
+    included = set(re.findall(r"_generated/cli-([\w-]+)\.txt", text))
+    assert included == {"minitransformer", *commands}
+
+
+# ------------------------------------------------------------------ docs/_ext/docstrings.py
+@pytest.fixture(scope="module")
+def fixes():
+    return _load(DOCS / "_ext" / "docstrings.py", "docs_ext_docstrings")
+
+
+def test_a_closing_doctest_gets_an_examples_heading(fixes):
+    lines = ["Sum.", "", "Returns", "-------", "Tensor", "    The sum.", "", ">>> f(1)", "1"]
+    assert fixes.add_section_headings(lines) == [*lines[:7], "Examples", "--------", "", ">>> f(1)", "1"]
+
+
+def test_a_paragraph_after_the_parameters_gets_a_notes_heading(fixes):
+    lines = ["Base.", "", "Parameters", "----------", "x : int", "    An x.", "y", "",
+             "Subclasses set this and", "that.", "", ">>> 1", "1"]
+    fixed = fixes.add_section_headings(lines)
+    assert fixed == [*lines[:8], "Notes", "-----", "", *lines[8:11], "Examples", "--------", "", ">>> 1", "1"]
+
+
+def test_entries_without_descriptions_stay_entries(fixes):
+    for lines in (["Parameters", "----------", "a : int", "", "b, c : float, optional", "", "**kwargs"],
+                  ["Returns", "-------", "", "Tensor", "    It."],
+                  ["Parameters", "----------", "", "fn", "    Called."]):
+        assert fixes.add_section_headings(lines) == lines
+
+
+def test_docstrings_with_their_headings_are_unchanged(fixes):
+    lines = ["Parameters", "----------", "x : int", "", "Notes", "-----", "A remark.", "", "Examples", "--------",
+             ">>> 1", "1"]
+    assert fixes.add_section_headings(lines) == lines
+
+
+def test_star_args_in_shapes_are_escaped_but_not_literals_or_emphasis(fixes):
+    assert fixes.escape_star_args("values (N, *rest) -> (V, *rest); ids (*I)") == (
+        r"values (N, \*rest) -> (V, \*rest); ids (\*I)")
+    for line in ("``fn(*inputs)``", "*train*, *val* and *test*", ":math:`(N, *rest)`"):
+        assert fixes.escape_star_args(line) == line
+
+
+def test_a_simple_table_with_an_overlong_cell_is_widened(fixes):
+    table = ["====  ===", "ab    x", "abcde y", "====  ==="]
+    assert fixes.relayout_simple_tables(table) == ["=====  ===", "ab     x", "abcde  y", "=====  ==="]
+    good = ["===  ===", "a    b", "===  ===", "", "text"]
+    assert fixes.relayout_simple_tables(good) == good
