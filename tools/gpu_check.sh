@@ -41,7 +41,7 @@ step info 60 python3 -m minitransformer info
 XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")
 step tests 240 python3 -m pytest tests minitransformer --backends cupy -q -p no:cacheprovider --maxfail=30 $XDIST
 step equivalence 90 python3 tools/backend_equivalence.py --backend cupy
-step train 150 python3 -m minitransformer train --task reverse --backend cupy --no-progress --out /tmp/mt-reverse
+step train 150 python3 -m minitransformer train --task reverse --backend cupy --no-progress --target 0.99 --out /tmp/mt-reverse
 step bench 90 env MINITRANSFORMER_BACKEND=cupy python3 -m minitransformer bench autograd --repeat 5 --json "$OUT/bench.json"
 
 printf '\n=== summary\n%b' "$summary"
