@@ -9,12 +9,7 @@ import pytest
 
 import minitransformer as mt
 import minitransformer.functional as F
-
-
-def _rel_err(ours, theirs) -> float:
-    """max |ours - theirs| / max |theirs| (relative to the scale of the reference)."""
-    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
-    return float(np.max(np.abs(ours - theirs)) / max(float(np.max(np.abs(theirs))), 1e-300))
+from minitransformer.testing import rel_err as _rel_err
 
 
 def _report(name: str, err: float) -> float:

@@ -10,35 +10,7 @@ import pytest
 import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
-
-
-def gradcheck_module(module, *inputs, **options):
-    """``mt.gradcheck`` of ``module(*inputs)`` with respect to the inputs *and* every parameter.
-
-    The parameters are passed to gradcheck as extra inputs; the function puts each one (or
-    gradcheck's perturbed copy, a plain Tensor) into the module's slot before calling it.
-    """
-    slots = [(owner, name) for _, owner in module.named_modules() for name in owner._parameters]
-    slots = [(owner, name) for owner, name in slots if owner._parameters[name] is not None]
-    params = [owner._parameters[name] for owner, name in slots]
-    n = len(inputs)
-
-    def fn(*tensors):
-        for (owner, name), t in zip(slots, tensors[n:]):
-            owner._parameters[name] = t
-        return module(*tensors[:n])
-
-    try:
-        return mt.gradcheck(fn, *inputs, *params, **options)
-    finally:
-        for (owner, name), p in zip(slots, params):
-            owner._parameters[name] = p
-
-
-def rel_err(got, expected) -> float:
-    """max |got - expected| / max |expected|."""
-    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    return float(np.max(np.abs(got - expected)) / max(np.max(np.abs(expected)), 1e-300))
+from minitransformer.testing import gradcheck_module, rel_err
 
 
 def f64(rng, *shape, requires_grad=True):

@@ -15,15 +15,10 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
 from minitransformer.nn.convert import from_torch_state_dict, to_torch, to_torch_state_dict, torch_twin
+from minitransformer.testing import rel_err
 
 D, H, D_FF, B, L, S = 8, 2, 12, 2, 5, 6
 TOLERANCE = 1e-10  # float64 agrees to rounding: ~1e-15 relative
-
-
-def rel_err(got, expected) -> float:
-    """max |got - expected| / max |expected| (over the whole tensor)."""
-    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    return float(np.max(np.abs(got - expected)) / max(np.max(np.abs(expected)), 1e-300))
 
 
 def randomize(module, rng):

@@ -20,6 +20,7 @@ import numpy as np
 import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
+from minitransformer.testing import rel_err
 
 LIMITS = {"float32": 1e-5, "float64": 1e-12}
 
@@ -61,12 +62,6 @@ def _run(build, loss, backend: str, dtype: str, state):
         return float(value.item()), grads
 
 
-def _rel(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = np.max(np.abs(b)) if b.size else 0.0
-    return float(np.max(np.abs(a - b)) / scale) if scale > 0 else float(np.max(np.abs(a - b), initial=0.0))
-
-
 def compare(other: str, dtypes=("float32", "float64")) -> list[dict]:
     """One row per (model, dtype): the worst relative errors of the loss and of the gradients."""
     rows = []
@@ -83,12 +78,13 @@ def compare(other: str, dtypes=("float32", "float64")) -> list[dict]:
             # there: it is measured against the largest gradient of the model, not against itself.
             scale = max(float(np.max(np.abs(g))) for g in ref_grads.values())
             errors = {
-                k: float(np.max(np.abs(got_grads[k] - g))) / scale if k.endswith("W_K.bias") else _rel(got_grads[k], g)
+                k: (float(np.max(np.abs(got_grads[k] - g))) / scale if k.endswith("W_K.bias")
+                    else rel_err(got_grads[k], g))
                 for k, g in ref_grads.items()
             }
             worst = max(errors, key=errors.get)
             rows.append({
-                "model": name, "dtype": dtype, "loss_rel": _rel(got_loss, ref_loss),
+                "model": name, "dtype": dtype, "loss_rel": rel_err(got_loss, ref_loss),
                 "grad_rel": errors[worst], "worst_param": worst,
                 "limit": LIMITS[dtype], "parameters": len(ref_grads),
             })

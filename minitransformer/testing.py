@@ -1,0 +1,51 @@
+"""Helpers for checking formulas, shared by the test suite, the tools and students' own checks.
+
+>>> rel_err([1.0, 2.0], [1.0, 2.0 + 1e-9]) < 1e-9
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .autograd import Tensor, gradcheck
+
+__all__ = ["rel_err", "gradcheck_module"]
+
+
+def rel_err(got, expected) -> float:
+    r"""Normwise relative error :math:`\max|got - expected| / \max|expected|`, over the whole array.
+
+    Scaled by the reference's largest element, so a tiny entry of a large tensor does not blow
+    up the figure the way an elementwise relative error would. Tensors of any backend, arrays or
+    lists are accepted.
+    """
+    got = got.numpy() if isinstance(got, Tensor) else got
+    expected = expected.numpy() if isinstance(expected, Tensor) else expected
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-300)
+    return float(np.max(np.abs(got - expected), initial=0.0)) / scale
+
+
+def gradcheck_module(module, *inputs, **options) -> bool:
+    """``gradcheck`` of ``module(*inputs)`` with respect to the inputs *and* every parameter.
+
+    The parameters are passed to gradcheck as extra inputs; the function puts each one (or
+    gradcheck's perturbed copy, a plain Tensor) into the module's slot before calling it, and
+    the original Parameters are put back afterwards. Use a float64 module (``module.to("float64")``).
+    """
+    slots = [(owner, name) for _, owner in module.named_modules() for name in owner._parameters]
+    slots = [(owner, name) for owner, name in slots if owner._parameters[name] is not None]
+    params = [owner._parameters[name] for owner, name in slots]
+    n = len(inputs)
+
+    def fn(*tensors):
+        for (owner, name), t in zip(slots, tensors[n:]):
+            owner._parameters[name] = t
+        return module(*tensors[:n])
+
+    try:
+        return gradcheck(fn, *inputs, *params, **options)
+    finally:
+        for (owner, name), p in zip(slots, params):
+            owner._parameters[name] = p
