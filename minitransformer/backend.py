@@ -78,6 +78,10 @@ class Backend:
         self.native = native if native is not None else xp  # numpy / cupy module itself
         self._rng = None
         self._seed = None
+        #: whether formulas look at values to refuse bad input (token ids out of the vocabulary, targets
+        #: out of range). Reading values makes the host wait for the device, so it is off on a GPU, where
+        #: a training step makes no host synchronisation; turn it on there to debug.
+        self.check_values = name != "cupy"
         self.manual_seed(0)
 
     def __repr__(self) -> str:

@@ -200,7 +200,11 @@ class CrossEntropy(Function):
         total = xp.sum(loss)
         if reduction == "sum":
             return total
-        self.count = max(int(xp.sum(xp.astype(kept, xp.int64))) if kept is not None else targets.size, 1)
+        if kept is None:
+            self.count = max(targets.size, 1)
+        else:  # counted on the device: no host synchronisation
+            n_kept = xp.sum(xp.astype(kept, z.dtype))
+            self.count = xp.where(n_kept > 0, n_kept, 1.0)
         return total / self.count
 
     def _picked(self, log_p):

@@ -100,7 +100,9 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
     if allowed is not None:
         # a query with no allowed key: its row would be uniform over hidden keys; make it 0
         has_key = Q.backend.xp.any(allowed, axis=-1, keepdims=True)  # (..., L or 1, 1)
-        if not bool(Q.backend.xp.all(has_key)):  # (a causal mask always leaves a key: skip the pass)
+        # (on the CPU, look first: a causal mask always leaves a key, and the pass can be skipped;
+        # on a GPU, looking would make the host wait, so the pass always runs)
+        if not Q.backend.check_values or not bool(Q.backend.xp.all(has_key)):
             weights = where(Tensor(has_key, backend=Q.backend), weights, 0.0)
     dropped = dropout(weights, dropout_p, training=training)
     return dropped @ V, weights  # (..., L, d_v), (..., L, S)

@@ -105,7 +105,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
     _check_reduction(op, reduction)
     kept = xp.ones(y.shape, dtype=xp.bool) if ignore_index is None else y != ignore_index  # (...)
     y = xp.where(kept, y, xp.zeros_like(y))  # ignored positions point at class 0; their loss is dropped below
-    if y.size:
+    if logits.backend.check_values and y.size:
         lo, hi = int(xp.min(y)), int(xp.max(y))
         if lo < 0 or hi >= C:
             bad = lo if lo < 0 else hi
@@ -125,8 +125,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
         return loss
     if reduction == "sum":
         return loss.sum()
-    n_kept = int(xp.sum(xp.astype(kept, xp.int64)))
-    return loss.sum() / max(n_kept, 1)
+    n_kept = xp.sum(xp.astype(kept, logits.dtype))  # counted on the device: no host synchronisation
+    return loss.sum() / Tensor(xp.where(n_kept > 0, n_kept, 1.0), backend=logits.backend)
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, targets, reduction: str = "mean") -> Tensor:

@@ -1,0 +1,85 @@
+"""A training step makes no host synchronisation when values are not checked (as on a GPU).
+
+On CuPy every ``int(x)``, ``float(x)``, ``bool(x)`` or copy to the host makes the CPU wait for the
+GPU. array-api-strict stands in for it here: its Array's conversions are counted during one whole
+training step (forward with padding masks, label-smoothed cross-entropy with ignore_index,
+backward, gradient clipping, Adam and the schedule). With ``check_values`` off, which is CuPy's
+default, the count must be zero; with it on, the bad-input checks read values, and the count shows
+that the hook sees them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+import minitransformer.functional as F
+from minitransformer import nn, optim
+from minitransformer.data import make_seq2seq_batch
+
+pytestmark = pytest.mark.single_backend
+
+CONVERSIONS = ("__bool__", "__int__", "__float__", "__index__", "__complex__", "__array__", "__dlpack__")
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count every conversion of an array-api-strict Array to a Python value or a host array."""
+    xs = pytest.importorskip("array_api_strict")
+    Array = type(xs.asarray(0.0))  # the class is not exported by name
+    calls = []
+    for name in CONVERSIONS:
+        original = getattr(Array, name, None)
+        if original is None:
+            continue
+
+        def hooked(self, *args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Array, name, hooked)
+    return calls
+
+
+def _step(check_values: bool, calls: list) -> int:
+    with mt.backend.use("array_api_strict") as be:
+        previous, be.check_values = be.check_values, check_values
+        try:
+            mt.manual_seed(0)
+            model = nn.Transformer(12, 12, 16, 2, 32, 1, 1, dropout=0.1, max_len=16)
+            opt = optim.Adam.paper(model.parameters(), lr=1e-3)
+            schedule = optim.WarmupSchedule(opt, d_model=16, warmup_steps=4)
+            rng = np.random.default_rng(0)
+            pairs = [(list(rng.integers(4, 12, n)), list(rng.integers(4, 12, n))) for n in (3, 5, 4)]
+            batch = make_seq2seq_batch(pairs)
+            calls.clear()
+            logits = model(batch.src, batch.tgt_in, batch.src_mask, batch.tgt_mask)
+            loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=0, label_smoothing=0.1)
+            opt.zero_grad()
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            schedule.step()
+            return len(calls)
+        finally:
+            be.check_values = previous
+
+
+def test_a_training_step_makes_no_host_synchronisation_without_value_checks(counted):
+    assert _step(check_values=False, calls=counted) == 0, counted
+
+
+def test_the_hook_sees_the_value_checks(counted):
+    # the checks of token ids and targets read min and max on the host: the hook must count them
+    assert _step(check_values=True, calls=counted) > 0
+
+
+def test_cupy_skips_value_checks_by_default():
+    assert mt.backend.get("numpy").check_values
+    assert mt.backend.get("array_api_strict").check_values
+    # CuPy's own backend object, where it exists, starts with the checks off
+    try:
+        assert not mt.backend.get("cupy").check_values
+    except mt.backend.BackendError:
+        pass
