@@ -294,14 +294,17 @@ class Tensor:
     # ------------------------------------------------------------ what it is
     @property
     def shape(self) -> tuple[int, ...]:
+        """The size of each axis, e.g. ``(batch, seq, d_model)``."""
         return tuple(self.data.shape)
 
     @property
     def ndim(self) -> int:
+        """The number of axes."""
         return self.data.ndim
 
     @property
     def size(self) -> int:
+        """The number of elements (the product of the shape)."""
         n = 1
         for d in self.data.shape:
             n *= d
@@ -309,6 +312,7 @@ class Tensor:
 
     @property
     def dtype(self):
+        """The backend's dtype object (see ``dtype_name`` for a string that is the same on every backend)."""
         return self.data.dtype
 
     @property
@@ -348,6 +352,7 @@ class Tensor:
         return self.numpy().reshape(()).item()
 
     def tolist(self):
+        """The values as nested Python lists (through the host)."""
         return self.numpy().tolist()
 
     def detach(self) -> Tensor:
@@ -385,6 +390,7 @@ class Tensor:
         return cast(self, target)
 
     def astype(self, dtype) -> Tensor:
+        """``self`` converted to ``dtype`` (NumPy's name for ``to(dtype)``); differentiable between floats."""
         return cast(self, dtype)
 
     # ------------------------------------------------------------ backward
@@ -483,6 +489,7 @@ class Tensor:
         return self._compare("equal", other)
 
     def ne(self, other) -> Tensor:
+        """Elementwise ``self != other`` as a boolean tensor (no gradient)."""
         return self._compare("not_equal", other)
 
     def _compare(self, name, other):
@@ -493,34 +500,56 @@ class Tensor:
 
     # ------------------------------------------------------------ methods that name operations
     def exp(self):
+        r""":math:`e^x` elementwise (:class:`~minitransformer.autograd.ops.Exp`).
+
+        >>> Tensor([0.0, 1.0]).exp().numpy().round(4)
+        array([1.    , 2.7183], dtype=float32)
+        """
         return ops.Exp.apply(self)
 
     def log(self):
+        r""":math:`\ln x` elementwise (:class:`~minitransformer.autograd.ops.Log`)."""
         return ops.Log.apply(self)
 
     def sqrt(self):
+        r""":math:`\sqrt{x}` elementwise (:class:`~minitransformer.autograd.ops.Sqrt`)."""
         return ops.Sqrt.apply(self)
 
     def tanh(self):
+        r""":math:`\tanh x` elementwise (:class:`~minitransformer.autograd.ops.Tanh`)."""
         return ops.Tanh.apply(self)
 
     def relu(self):
+        r""":math:`\max(0, x)` elementwise (:class:`~minitransformer.autograd.ops.ReLU`)."""
         return ops.ReLU.apply(self)
 
     def sum(self, axis=None, keepdims: bool = False):
+        """The sum over ``axis`` (an int, a tuple, or None for all); ``keepdims`` keeps them with size 1.
+
+        >>> Tensor([[1.0, 2.0], [3.0, 4.0]]).sum(axis=0).numpy()
+        array([4., 6.], dtype=float32)
+        """
         return ops.Sum.apply(self, axis=_axes(axis, self.ndim, "sum"), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims: bool = False):
+        """The mean over ``axis`` (an int, a tuple, or None for all)."""
         return ops.Mean.apply(self, axis=_axes(axis, self.ndim, "mean"), keepdims=keepdims)
 
     def max(self, axis=None, keepdims: bool = False):
+        """The largest element over ``axis``; its gradient is shared equally among ties."""
         return ops.Max.apply(self, axis=_axes(axis, self.ndim, "max"), keepdims=keepdims)
 
     def reshape(self, *shape):
+        """The same elements in another shape (one ``-1`` is inferred).
+
+        >>> Tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).reshape(2, -1).shape
+        (2, 3)
+        """
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], tuple | list) else shape
         return ops.Reshape.apply(self, shape=_resolve_shape(shape, self.shape))
 
     def permute(self, *axes):
+        """The axes reordered: ``x.permute(0, 2, 1, 3)`` turns ``(B, L, h, d_k)`` into ``(B, h, L, d_k)``."""
         axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], tuple | list) else axes
         return ops.Permute.apply(self, axes=_permutation(axes, self.ndim))
 
@@ -529,6 +558,7 @@ class Tensor:
         return self.permute(*axes) if axes else self.permute(*reversed(range(self.ndim)))
 
     def swapaxes(self, axis1: int, axis2: int):
+        """Two axes exchanged (``K.swapaxes(-2, -1)`` is :math:`K^\\top` for a batch of matrices)."""
         axes = list(range(self.ndim))
         a, b = _axes(axis1, self.ndim, "swapaxes")[0], _axes(axis2, self.ndim, "swapaxes")[0]
         axes[a], axes[b] = axes[b], axes[a]
@@ -549,6 +579,7 @@ class Tensor:
         return masked_fill(self, mask, value)
 
     def split(self, sections, axis: int = -1):
+        """Cut along ``axis`` into ``sections`` equal parts (an int) or parts of the given sizes (see :func:`split`)."""
         return split(self, sections, axis)
 
 
