@@ -58,24 +58,11 @@ SAMPLE_SECONDS = 0.04
 
 
 # ------------------------------------------------------------------ the chain, once per library
-def _numpy_chain(x0: np.ndarray, n_ops: int):
-    def run():
-        y = x0
-        for i in range(n_ops):
-            step = i % 3
-            if step == 0:
-                y = y * 1.0001  # a Python float keeps float32 (NEP 50)
-            elif step == 1:
-                y = y + 0.0001
-            else:
-                y = np.tanh(y)
-        return y
+def _chain(y, n_ops: int, tanh):
+    """The chain itself, the same lines for every library: mul, add, tanh, repeated ``n_ops`` times.
 
-    return run
-
-
-def _mt_forward(x: mt.Tensor, n_ops: int) -> mt.Tensor:
-    y = x
+    Python floats keep float32 in all three (NEP 50 in NumPy); ``tanh`` is the library's own.
+    """
     for i in range(n_ops):
         step = i % 3
         if step == 0:
@@ -83,8 +70,19 @@ def _mt_forward(x: mt.Tensor, n_ops: int) -> mt.Tensor:
         elif step == 1:
             y = y + 0.0001
         else:
-            y = y.tanh()
+            y = tanh(y)
     return y
+
+
+def _numpy_chain(x0: np.ndarray, n_ops: int):
+    def run():
+        return _chain(x0, n_ops, np.tanh)
+
+    return run
+
+
+def _mt_forward(x: mt.Tensor, n_ops: int) -> mt.Tensor:
+    return _chain(x, n_ops, mt.Tensor.tanh)
 
 
 def _mt_chain(x0: np.ndarray, n_ops: int, backward: bool):
@@ -105,16 +103,7 @@ def _mt_chain(x0: np.ndarray, n_ops: int, backward: bool):
 
 
 def _torch_forward(torch, x, n_ops: int):
-    y = x
-    for i in range(n_ops):
-        step = i % 3
-        if step == 0:
-            y = y * 1.0001
-        elif step == 1:
-            y = y + 0.0001
-        else:
-            y = torch.tanh(y)
-    return y
+    return _chain(x, n_ops, torch.tanh)
 
 
 def _torch_chain(torch, x0: np.ndarray, n_ops: int, backward: bool):

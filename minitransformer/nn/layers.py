@@ -236,6 +236,20 @@ class FeedForward(Module):
 
 
 # ------------------------------------------------------------------ positional encodings
+def _positions(op: str, x: Tensor, d_model: int, start: int, max_len: int, hint: str) -> int:
+    """The sequence length of ``x`` (..., seq, d_model), checked to fit rows ``start .. start + seq`` of the table."""
+    check_features(op, "input", x, d_model)
+    if x.ndim < 2:
+        raise ValueError(f"{op}: input has shape {x.shape}; expected (..., seq, d_model)")
+    seq = x.shape[-2]
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise ValueError(f"{op}: start must be an integer >= 0, got {start!r}")
+    if start + seq > max_len:
+        where = f" starting at position {start}" if start else ""
+        raise ValueError(f"{op}: a sequence of length {seq}{where} does not fit max_len={max_len}; {hint}")
+    return seq
+
+
 class SinusoidalPositionalEncoding(Module):
     r"""Add the fixed sinusoidal positional encoding (paper 3.5, document 4.1.3) to a sequence of vectors.
 
@@ -264,18 +278,8 @@ class SinusoidalPositionalEncoding(Module):
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         """``x + PE[start : start + seq]`` (``start`` > 0 when decoding continues a sequence)."""
-        check_features("SinusoidalPositionalEncoding", "input", x, self.d_model)
-        if x.ndim < 2:
-            raise ValueError(f"SinusoidalPositionalEncoding: input has shape {x.shape}; expected (..., seq, d_model)")
-        seq = x.shape[-2]
-        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise ValueError(f"SinusoidalPositionalEncoding: start must be an integer >= 0, got {start!r}")
-        if start + seq > self.max_len:
-            where = f" starting at position {start}" if start else ""
-            raise ValueError(
-                f"SinusoidalPositionalEncoding: a sequence of length {seq}{where} does not fit max_len={self.max_len}"
-                f"; build it with a larger max_len"
-            )
+        seq = _positions("SinusoidalPositionalEncoding", x, self.d_model, start, self.max_len,
+                         "build it with a larger max_len")
         PE = self.PE[start : start + seq]  # (seq, d_model), broadcasts over the batch
         if PE.dtype != x.dtype:
             PE = cast(PE, x.dtype_name)
@@ -311,18 +315,8 @@ class LearnedPositionalEmbedding(Module):
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         """``x + P[start : start + seq]``."""
-        check_features("LearnedPositionalEmbedding", "input", x, self.d_model)
-        if x.ndim < 2:
-            raise ValueError(f"LearnedPositionalEmbedding: input has shape {x.shape}; expected (..., seq, d_model)")
-        seq = x.shape[-2]
-        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise ValueError(f"LearnedPositionalEmbedding: start must be an integer >= 0, got {start!r}")
-        if start + seq > self.max_len:
-            where = f" starting at position {start}" if start else ""
-            raise ValueError(
-                f"LearnedPositionalEmbedding: a sequence of length {seq}{where} does not fit max_len={self.max_len}"
-                f" rows (a learned table has no row beyond the positions it was built with)"
-            )
+        seq = _positions("LearnedPositionalEmbedding", x, self.d_model, start, self.max_len,
+                         "a learned table has no row beyond the positions it was built with")
         return x + self.weight[start : start + seq]  # (seq, d_model) broadcasts over the batch
 
     def extra_repr(self) -> str:
