@@ -22,7 +22,6 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))  # the package from this checkout, even where it is not installed
-sys.path.insert(0, str(DOCS / "_ext"))  # local extensions
 
 import minitransformer  # noqa: E402
 
@@ -39,11 +38,10 @@ extensions = [
     "sphinx.ext.napoleon",  # numpydoc-style "Parameters / Returns" sections
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
-    "docstrings",  # docs/_ext/docstrings.py: the library's docstring habits, read as meant (before napoleon)
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
-exclude_patterns = ["_build", "_generated", "_ext", "notebooks/README.md"]
+exclude_patterns = ["_build", "_generated", "notebooks/README.md"]
 templates_path: list[str] = []
 
 # ------------------------------------------------------------------ MyST and notebooks
@@ -113,7 +111,8 @@ def copy_notebooks(source: Path = ROOT / "notebooks", target: Path = DOCS / "not
 
 
 def write_cli_help(target: Path = DOCS / "_generated") -> list[str]:
-    """``minitransformer --help`` and each command's ``--help`` into ``cli-<command>.txt``; the commands."""
+    """``minitransformer --help`` and each command's ``--help`` into ``cli-<command>.txt`` (a sub-command's
+    into ``cli-<command>-<sub-command>.txt``); the names."""
     from minitransformer.cli import build_parser
 
     old = os.environ.get("COLUMNS")
@@ -123,6 +122,10 @@ def write_cli_help(target: Path = DOCS / "_generated") -> list[str]:
         helps = {"minitransformer": parser.format_help()}
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         helps.update({name: p.format_help() for name, p in sub.choices.items()})
+        for name, p in sub.choices.items():  # a command's own sub-commands: `assignments build`, ...
+            for action in p._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    helps.update({f"{name}-{inner}": q.format_help() for inner, q in action.choices.items()})
     finally:
         if old is None:
             del os.environ["COLUMNS"]

@@ -58,7 +58,18 @@ _DTYPE_NAMES = ("float32", "float64", "float16", "int64", "int32", "int8", "uint
 
 
 class BackendError(RuntimeError):
-    """A backend that cannot be used here, or arrays from two backends meeting in one operation."""
+    """A backend that cannot be used here, or arrays from two backends meeting in one operation.
+
+    The message says what to install, or which ``.to(...)`` moves a tensor where the other one is.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.backend.get("tpu")
+    Traceback (most recent call last):
+    ...
+    minitransformer.backend.BackendError: unknown backend 'tpu'; choose one of 'numpy', 'cupy', 'array_api_strict'
+    """
 
 
 class Backend:
@@ -70,6 +81,17 @@ class Backend:
         ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
     xp : module
         The array-API namespace every formula calls (``xp.exp``, ``xp.matmul``, ...).
+
+    Examples
+    --------
+    One Backend per name, made by :func:`get`:
+
+    >>> import minitransformer as mt
+    >>> be = mt.backend.get("numpy")
+    >>> be.name, be.dtype("float32") == be.xp.float32
+    ('numpy', True)
+    >>> be.to_host(be.xp.exp(be.asarray([0.0, 1.0]))).round(4)
+    array([1.    , 2.7183])
     """
 
     def __init__(self, name: str, xp, native=None):
@@ -182,9 +204,17 @@ class Backend:
     def scatter_add(self, target_shape, indices, values):
         r"""Sum rows of ``values`` into a zero array at ``indices``: the gradient of a row lookup.
 
-        ``out[indices[n]] += values[n]`` for every n, with repeated indices adding up.
+        :math:`\text{out}[v] = \sum_{n:\, \text{indices}[n] = v} \text{values}[n]`: ``out[indices[n]] += values[n]``
+        for every n, with repeated indices adding up. Shapes: ``indices`` ``(N,)`` integers, ``values``
+        ``(N, *rest)``; the result has ``target_shape``, ``(V, *rest)``.
 
-        Shapes: ``indices`` (N,) integers; ``values`` (N, *rest); result ``target_shape`` = (V, *rest).
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import minitransformer as mt
+        >>> be = mt.backend.get("numpy")
+        >>> be.scatter_add((3, 2), np.array([0, 2, 0]), np.ones((3, 2))).tolist()
+        [[2.0, 2.0], [0.0, 0.0], [1.0, 1.0]]
         """
         xp = self.xp
         out = xp.zeros(tuple(target_shape), dtype=values.dtype)
@@ -200,7 +230,14 @@ class Backend:
 
 # --------------------------------------------------------------------- helpers on any array
 def dtype_name(dtype) -> str:
-    """``"float32"`` for ``numpy.float32``, ``array_api_strict.float32``, ``cupy.float32``, ..."""
+    """``"float32"`` for ``numpy.float32``, ``array_api_strict.float32``, ``cupy.float32``, ...
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dtype_name(np.float32), dtype_name(np.dtype("int64")), dtype_name("bool")
+    ('float32', 'int64', 'bool')
+    """
     if isinstance(dtype, str):
         return dtype
     try:
@@ -261,7 +298,25 @@ def _make(name: str) -> Backend:
 
 
 def get(name: str | Backend | None = None) -> Backend:
-    """The :class:`Backend` called ``name`` (created once, then reused); ``None`` means the current one."""
+    """The :class:`Backend` called ``name`` (created once, then reused); ``None`` means the current one.
+
+    Parameters
+    ----------
+    name : str, Backend or None
+        ``"numpy"`` (or ``"np"``, ``"cpu"``), ``"cupy"`` (or ``"cp"``, ``"gpu"``, ``"cuda"``),
+        ``"array_api_strict"`` (or ``"strict"``); a Backend is returned as it is.
+
+    Raises
+    ------
+    BackendError
+        For an unknown name, or a backend that cannot run here (CuPy without a GPU).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.backend.get("np") is mt.backend.get("numpy")
+    True
+    """
     if isinstance(name, Backend):
         return name
     if name is None:
@@ -275,7 +330,15 @@ def get(name: str | Backend | None = None) -> Backend:
 
 
 def current() -> Backend:
-    """The backend new tensors are made on (``MINITRANSFORMER_BACKEND`` or NumPy at first)."""
+    """The backend new tensors are made on (``MINITRANSFORMER_BACKEND`` or NumPy at first).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> with mt.backend.use("numpy"):
+    ...     print(mt.backend.current().name, mt.tensor([1.0]).backend.name)
+    numpy numpy
+    """
     global _current
     if _current is None:
         name = os.environ.get("MINITRANSFORMER_BACKEND", "numpy")
@@ -289,6 +352,13 @@ def current() -> Backend:
 class use:
     """Make ``name`` the current backend, now; as a context manager, only until the block ends.
 
+    Parameters
+    ----------
+    name : str or Backend
+        A backend name or alias, as for :func:`get`.
+
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> with mt.backend.use("numpy"):
     ...     mt.backend.current().name
@@ -311,7 +381,14 @@ class use:
 
 
 def available() -> list[str]:
-    """Names of the backends that work on this machine."""
+    """Names of the backends that work on this machine, NumPy always.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> "numpy" in mt.backend.available()
+    True
+    """
     names = []
     for name in ("numpy", "array_api_strict", "cupy"):
         try:
@@ -323,7 +400,17 @@ def available() -> list[str]:
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the random numbers of every backend created so far and of the current one."""
+    """Seed the random numbers of every backend created so far and of the current one.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.manual_seed(42)
+    >>> a = mt.rand(3).numpy()
+    >>> mt.manual_seed(42)
+    >>> bool((mt.rand(3).numpy() == a).all())
+    True
+    """
     current()
     for backend in _BACKENDS.values():
         backend.manual_seed(seed)

@@ -179,7 +179,34 @@ def _import_torch():
 
 
 def set_threads(n: int | None, torch=None) -> None:
-    """Run NumPy's BLAS (where it is OpenBLAS) and PyTorch on ``n`` threads each (``None``: leave both as they are)."""
+    """Run NumPy's BLAS (where it is OpenBLAS) and PyTorch on ``n`` threads each (``None``: leave both as they are).
+
+    Parameters
+    ----------
+    n : int or None
+        Threads, at least 1 (``--threads``).
+    torch : module, optional
+        The imported ``torch``, when PyTorch's threads are to be set too.
+
+    Raises
+    ------
+    ValueError
+        When ``n < 1``.
+
+    Examples
+    --------
+    >>> from minitransformer.train.threads import get_blas_threads, set_blas_threads
+    >>> before = get_blas_threads()       # None where NumPy's BLAS is not OpenBLAS
+    >>> set_threads(1)
+    >>> get_blas_threads() in (1, None)
+    True
+    >>> if before is not None:
+    ...     _ = set_blas_threads(before)
+    >>> set_threads(0)
+    Traceback (most recent call last):
+        ...
+    ValueError: bench: --threads must be at least 1, got 0
+    """
     if n is None:
         return
     if int(n) < 1:
@@ -223,6 +250,16 @@ def run_autograd(chain: int = 200, size: int = 16, repeat: int = 7, use_torch: b
     dict
         ``{"chain", "size", "repeat", "ops_per_chain", "machine", "torch_missing", "results", "ratios"}``;
         ``results[name]`` holds ``us_per_op`` (the median), ``samples_us_per_op`` and ``calls_per_sample``.
+
+    Examples
+    --------
+    A chain of 3 operations on 2 elements, one sample per variant, without PyTorch:
+
+    >>> report = run_autograd(chain=3, size=2, repeat=1, use_torch=False)
+    >>> sorted(report["results"]), report["torch_missing"]
+    (['mt_forward', 'mt_forward_backward', 'numpy_forward'], 'not requested')
+    >>> all(r["us_per_op"] > 0 for r in report["results"].values())
+    True
     """
     for name, value in (("chain", chain), ("size", size), ("repeat", repeat)):
         if int(value) < 1:
@@ -300,7 +337,18 @@ LABELS = {
 
 
 def format_table(report: dict) -> str:
-    """The figures of :func:`run_autograd` as a text table, with the machine they came from."""
+    """The figures of :func:`run_autograd` as a text table, with the machine they came from.
+
+    One row per variant: microseconds per operation, and the ratios to NumPy and to PyTorch.
+
+    Examples
+    --------
+    >>> text = format_table(run_autograd(chain=3, size=2, repeat=1, use_torch=False))
+    >>> print(text.splitlines()[0])
+    autograd overhead: a chain of 3 elementwise ops (mul, add, tanh, repeated) on 2 float32 elements
+    >>> sum(label in text for label in LABELS.values())   # no PyTorch rows
+    3
+    """
     m, results = report["machine"], report["results"]
     torch_text = f"torch {m['torch']} ({m['torch_threads']} threads)" if m["torch"] else "torch not found"
     lines = [
@@ -372,6 +420,8 @@ def matmul_flops(config: dict) -> dict:
     dict
         ``{"forward", "backward", "step"}`` (step = forward + backward = 3 x forward).
 
+    Examples
+    --------
     >>> matmul_flops({"kind": "lm", "vocab": 2, "d_model": 1, "heads": 1, "num_layers": 1, "d_ff": 1, "seq": 1,
     ...               "batch": 1})["forward"]   # 8 + 4 + 4 + 4
     20
@@ -396,6 +446,23 @@ def matmul_rate(size: int | None = None, repeat: int = 5) -> float:
 
     (:func:`run_model` times the same product interleaved with the steps, so the floor and the steps
     see the same machine.)
+
+    Parameters
+    ----------
+    size : int, optional
+        ``n``, the side of the square float32 matrices (:data:`RATE_SIZE`, 1024, by default).
+    repeat : int
+        Timed products; the median is kept.
+
+    Returns
+    -------
+    float
+        :math:`2 n^3` over the median seconds of one product.
+
+    Examples
+    --------
+    >>> matmul_rate(size=64, repeat=3) > 1e6   # any machine does 2 * 64**3 FLOPs in less than half a second
+    True
     """
     size = RATE_SIZE if size is None else size
     probe = _matmul_probe(size)
@@ -411,6 +478,26 @@ def make_batch(config: dict, seed: int = 0) -> dict:
     The language model gets ``ids`` and next-token ``targets`` ``(batch, seq)``; the classifier gets
     ``ids`` ``(batch, seq)`` whose texts have random lengths from seq/2 to seq, padded with id 0
     (so the padding mask does work), and labels 0 or 1 ``(batch,)``.
+
+    Parameters
+    ----------
+    config : dict
+        Sizes as in :data:`MODELS` (``kind``, ``vocab``, ``seq``, ``batch`` are used).
+    seed : int
+        Seeds a private NumPy generator.
+
+    Returns
+    -------
+    dict
+        ``{"ids": int64 (batch, seq), "targets": int64 (batch, seq) or float32 (batch,)}``.
+
+    Examples
+    --------
+    >>> b = make_batch({"kind": "classifier", "vocab": 30, "seq": 6, "batch": 4})
+    >>> b["ids"].shape, b["targets"].shape, b["targets"].dtype
+    ((4, 6), (4,), dtype('float32'))
+    >>> bool((b["ids"] == 0).any()), bool((b["ids"][:, :3] != 0).all())   # padding, never in the first half
+    (True, True)
     """
     rng = np.random.default_rng(seed)
     B, T, V = config["batch"], config["seq"], config["vocab"]
@@ -428,6 +515,19 @@ def build_ours(config: dict, batch: dict, seed: int = 0) -> dict:
 
     Returns ``{"model", "train_step", "forward_step"}``: ``train_step()`` runs forward, loss, backward and one
     Adam step and returns the loss; ``forward_step()`` runs forward and loss under ``no_grad``.
+
+    The language model maps ``ids`` ``(batch, seq)`` to logits ``(batch, seq, vocab)``, scored by
+    cross-entropy against ``targets`` ``(batch, seq)``; the classifier maps them to one logit per
+    text ``(batch,)``, scored by binary cross-entropy.
+
+    Examples
+    --------
+    >>> tiny = {"kind": "lm", "vocab": 11, "d_model": 8, "heads": 2, "num_layers": 1, "d_ff": 16, "seq": 5,
+    ...         "batch": 2}
+    >>> ours = build_ours(tiny, make_batch(tiny))
+    >>> losses = [ours["train_step"]().item() for _ in range(3)]   # the same batch: the loss falls
+    >>> losses[0] > losses[1] > losses[2]
+    True
     """
     from . import functional as F
     from . import nn, optim
@@ -516,6 +616,19 @@ def build_torch(torch, config: dict, batch: dict, model) -> dict:
     """The same model in plain PyTorch eager operations (float32, CPU), starting from ``model``'s weights.
 
     Returns ``{"train_step", "forward_step"}`` as :func:`build_ours`, with ``torch.optim.Adam``.
+
+    Examples
+    --------
+    Needs PyTorch (skipped here: importing it takes seconds; ``tests/test_bench.py`` runs it):
+
+    >>> tiny = {"kind": "lm", "vocab": 11, "d_model": 8, "heads": 2, "num_layers": 1, "d_ff": 16, "seq": 5,
+    ...         "batch": 2}
+    >>> batch = make_batch(tiny)
+    >>> ours = build_ours(tiny, batch)
+    >>> import torch  # doctest: +SKIP
+    >>> theirs = build_torch(torch, tiny, batch, ours["model"])  # doctest: +SKIP
+    >>> math.isclose(ours["train_step"]().item(), theirs["train_step"]().item(), rel_tol=1e-3)  # doctest: +SKIP
+    True
     """
     P = {name: torch.tensor(p.numpy(), dtype=torch.float32, requires_grad=True) for name, p in model.named_parameters()}
     PE = torch.tensor(model.positional.PE.numpy()[: config["seq"]], dtype=torch.float32)
@@ -544,6 +657,14 @@ def peak_memory_ours(step) -> int:
     NumPy reports its array allocations to ``tracemalloc``. One step runs first with tracing on, so the arrays
     that persist between steps (the new parameters, Adam's moments, the gradients) were traced when
     allocated and count as freed when the next step frees them.
+
+    Examples
+    --------
+    >>> def step():
+    ...     a = np.ones(1_000_000, dtype=np.float32)   # 4,000,000 bytes, freed before the step returns
+    ...     return float(a[0])
+    >>> 4_000_000 <= peak_memory_ours(step) < 4_100_000
+    True
     """
     import tracemalloc
 
@@ -566,6 +687,18 @@ def peak_memory_torch(torch, step) -> tuple[int, str]:
     PyTorch keeps no CPU allocator statistics, but its profiler records every allocation and free against
     the operation that made it: the running sum of those, operation by operation in time order, peaks at
     the answer (to within one operation's temporaries, which are freed before the operation ends).
+
+    Examples
+    --------
+    Needs PyTorch (skipped here: importing it takes seconds; ``tests/test_bench.py`` runs it):
+
+    >>> import torch  # doctest: +SKIP
+    >>> def step():
+    ...     a = torch.ones(1_000_000) * 2.0   # two float32 tensors of 4,000,000 bytes, alive together
+    ...     return float(a[0])
+    >>> peak, method = peak_memory_torch(torch, step)  # doctest: +SKIP
+    >>> 8_000_000 <= peak < 8_100_000  # doctest: +SKIP
+    True
     """
     from torch.profiler import ProfilerActivity, profile
 
@@ -642,6 +775,18 @@ def run_model(name: str = "small", repeat: int = 5, use_torch: bool = True, conf
         ``{"benchmark", "config", "flops", "matmul_gflops", "results", "ratios", "floor", "memory", ...}``: per
         variant ``ms`` (median) and ``samples_ms``; ``ratios`` ours over PyTorch's; ``floor`` the BLAS floor
         in ms and each training step's multiple of it.
+
+    Examples
+    --------
+    A tiny language model, one sample per variant, without PyTorch:
+
+    >>> tiny = {"kind": "lm", "vocab": 11, "d_model": 8, "heads": 2, "num_layers": 1, "d_ff": 16, "seq": 5,
+    ...         "batch": 2}
+    >>> report = run_model("tiny", repeat=1, use_torch=False, config=tiny, memory=False, forward=False)
+    >>> list(report["results"]), report["flops"]["step"] == 3 * report["flops"]["forward"]
+    (['mt_train'], True)
+    >>> report["floor"]["mt_train_x_floor"] > 1   # no step is faster than its matrix products alone
+    True
     """
     if int(repeat) < 1:
         raise ValueError(f"bench {name}: --repeat must be at least 1, got {repeat}")
@@ -710,7 +855,22 @@ MODEL_LABELS = {
 
 
 def format_model_table(report: dict) -> str:
-    """The figures of :func:`run_model` as a text table."""
+    """The figures of :func:`run_model` as a text table.
+
+    One row per variant: milliseconds, the ratio to PyTorch and the multiple of the BLAS floor; then
+    the peak memory and whether the two libraries' losses agree.
+
+    Examples
+    --------
+    >>> tiny = {"kind": "lm", "vocab": 11, "d_model": 8, "heads": 2, "num_layers": 1, "d_ff": 16, "seq": 5,
+    ...         "batch": 2}
+    >>> text = format_model_table(run_model("tiny", repeat=1, use_torch=False, config=tiny, memory=False,
+    ...                                     forward=False))
+    >>> for line in text.splitlines()[:2]:
+    ...     print(line)
+    tiny: decoder-only LM (pre-LN, causal), cross-entropy
+    vocab 11, d_model 8, heads 2, layers 1, d_ff 16, seq 5, batch 2; float32, dropout 0, Adam
+    """
     c, m, results, ratios, floor = (report[k] for k in ("config", "machine", "results", "ratios", "floor"))
     torch_text = f"torch {m['torch']} ({m['torch_threads']} threads)" if m["torch"] else "torch not found"
     lines = [
@@ -766,7 +926,31 @@ def sweep_configs() -> list[tuple[str, int, dict]]:
 
 
 def run_sweep(repeat: int = 3, use_torch: bool = True, points=None) -> dict:
-    """Training-step time of the SMALL language model against sequence length and against d_model, beside PyTorch."""
+    """Training-step time of the SMALL language model against sequence length and against d_model, beside PyTorch.
+
+    Parameters
+    ----------
+    repeat : int
+        Samples per variant at each point; medians are reported.
+    use_torch : bool
+        Include the PyTorch reference when ``import torch`` works.
+    points : list of (str, int, dict), optional
+        ``(axis, value, config)`` for each point; :func:`sweep_configs` by default (minutes).
+
+    Returns
+    -------
+    dict
+        ``{"benchmark": "sweep", "repeat", "machine", "torch_missing", "matmul_gflops", "points"}``; each
+        point holds ``mt_ms``, ``torch_ms``, ``ratio``, ``floor_ms`` and ``mt_x_floor``.
+
+    Examples
+    --------
+    >>> tiny = {"kind": "lm", "vocab": 11, "d_model": 8, "heads": 2, "num_layers": 1, "d_ff": 16, "seq": 5,
+    ...         "batch": 2}
+    >>> report = run_sweep(repeat=1, use_torch=False, points=[("seq", 5, tiny)])
+    >>> [(p["axis"], p["value"], p["torch_ms"]) for p in report["points"]], report["points"][0]["mt_ms"] > 0
+    ([('seq', 5, None)], True)
+    """
     torch, why = _import_torch() if use_torch else (None, "not requested")
     rows = []
     for axis, value, config in points if points is not None else sweep_configs():
@@ -782,7 +966,24 @@ def run_sweep(repeat: int = 3, use_torch: bool = True, points=None) -> dict:
 
 
 def format_sweep_table(report: dict) -> str:
-    """The figures of :func:`run_sweep` as a text table."""
+    """The figures of :func:`run_sweep` as a text table.
+
+    One row per point: batch, milliseconds of ours and of PyTorch, their ratio, the BLAS floor and
+    our multiple of it.
+
+    Examples
+    --------
+    One point, with made-up figures (a real report comes from :func:`run_sweep`):
+
+    >>> row = {"axis": "seq", "value": 64, "config": {"batch": 32}, "mt_ms": 30.0, "torch_ms": 10.0, "ratio": 3.0,
+    ...        "floor_ms": 2.0, "mt_x_floor": 15.0}
+    >>> text = format_sweep_table({"repeat": 3, "matmul_gflops": 100.0, "points": [row], "torch_missing": None})
+    >>> for line in text.splitlines()[2:]:
+    ...     print(line)
+    point            batch     mt ms  torch ms  x PyTorch  floor ms  x floor
+    ------------------------------------------------------------------------
+    seq=64              32      30.0      10.0       3.00       2.0    15.00
+    """
     lines = [f"sweep: training step of the SMALL LM (batch x seq = {SWEEP_TOKENS} tokens when seq varies; "
              f"d_ff = 4 d_model when d_model varies); median of {report['repeat']}; "
              f"matmul {report['matmul_gflops']:.1f} GFLOP/s (median over the points; each point's floor uses "
@@ -813,6 +1014,23 @@ def main(args) -> int:
 
     ``what``: ``autograd`` (per-operation overhead), ``small`` / ``seed`` (whole training steps), ``all``;
     ``--sweep`` adds the sweep (alone when no ``what`` is given).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        As parsed by ``minitransformer bench`` (:func:`minitransformer.cli.build_parser`): ``what``,
+        ``sweep``, ``repeat``, ``threads``, ``chain``, ``size``, ``json``.
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 2 for a bad argument (its message on stderr).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> main(argparse.Namespace(what="everything", sweep=False))
+    2
     """
     what = getattr(args, "what", None)
     sweep = getattr(args, "sweep", False)

@@ -42,6 +42,20 @@ def forward():
     r"""Build :math:`y = \tanh(\sum_i x_i w_i + b)` from named tensors and print each step.
 
     Returns ``(x, w, b, y)``; ``y`` still holds its graph (``backward()`` has not run).
+    Shapes: ``x`` and ``w`` ``(3,)``, ``b`` and ``y`` ``()``.
+
+    Examples
+    --------
+    >>> x, w, b, y = forward()
+    <BLANKLINE>
+    == 1. forward: y = tanh(sum(x * w) + b) ==================================
+    x = [ 0.5 -1.   2. ]   w = [ 0.3  0.2 -0.1]   b = 0.1
+    x * w          = [ 0.15 -0.2  -0.2 ]
+    s = sum(x * w) = -0.25
+    z = s + b      = -0.15
+    y = tanh(z)    = -0.1489
+    >>> y.shape, y.requires_grad
+    ((), True)
     """
     section("1. forward: y = tanh(sum(x * w) + b)")
     x = mt.tensor([0.5, -1.0, 2.0], requires_grad=True, name="x")
@@ -63,7 +77,30 @@ def forward():
 
 # ------------------------------------------------------------------ 2. the graph
 def show_graph(y: mt.Tensor, out: Path) -> Path:
-    """Print the graph of ``y`` as Graphviz DOT and save it as ``out/graph.png`` (and ``graph.dot``)."""
+    """Print the graph of ``y`` as Graphviz DOT and save it as ``out/graph.png`` (and ``graph.dot``).
+
+    Call it before ``y.backward()``, which frees the graph. Returns the path of the PNG.
+
+    Examples
+    --------
+    Rendering the PNG takes most of a second (skipped here; ``tests/test_cli.py`` runs the demo):
+
+    >>> import tempfile
+    >>> x, w, b, y = forward()  # doctest: +ELLIPSIS
+    <BLANKLINE>
+    == 1. forward: ...
+    >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +SKIP
+    ...     path = show_graph(y, Path(tmp))
+    ...     sorted(p.name for p in Path(tmp).iterdir())
+    <BLANKLINE>
+    == 2. the computation graph (backward() walks it right to left) ==========
+    digraph {
+      rankdir=LR;
+      n0 [label="y ()", shape=box];
+      n1 [label="Tanh", shape=ellipse];
+    ...
+    ['graph.dot', 'graph.png']
+    """
     from minitransformer.viz import draw_graph  # matplotlib is imported only when a picture is drawn
 
     section("2. the computation graph (backward() walks it right to left)")
@@ -83,6 +120,19 @@ def gradients(x: mt.Tensor, w: mt.Tensor, b: mt.Tensor, y: mt.Tensor) -> None:
     With :math:`z = \sum_i x_i w_i + b` and :math:`\tanh'(z) = 1 - \tanh^2(z)`:
     :math:`\partial y/\partial x_i = (1 - y^2)\, w_i`, :math:`\partial y/\partial w_i = (1 - y^2)\, x_i`,
     :math:`\partial y/\partial b = 1 - y^2`.
+
+    Examples
+    --------
+    >>> x, w, b, y = forward()  # doctest: +ELLIPSIS
+    <BLANKLINE>
+    == 1. forward: ...
+    >>> gradients(x, w, b, y)
+    <BLANKLINE>
+    == 3. backward: dy/dx, dy/dw, dy/db ======================================
+              backward()                  by hand
+    dy/dx     [ 0.2933  0.1956 -0.0978]   (1 - y^2) * w   = [ 0.2933  0.1956 -0.0978]
+    dy/dw     [ 0.4889 -0.9778  1.9557]   (1 - y^2) * x   = [ 0.4889 -0.9778  1.9557]
+    dy/db     0.9778                      1 - y^2         = 0.9778
     """
     section("3. backward: dy/dx, dy/dw, dy/db")
     y.backward()
@@ -97,7 +147,20 @@ def gradients(x: mt.Tensor, w: mt.Tensor, b: mt.Tensor, y: mt.Tensor) -> None:
 
 # ------------------------------------------------------------------ 4. gradcheck
 def check_gradients() -> None:
-    """Check the engine's gradients of the same expression against central differences, in float64."""
+    r"""Check the engine's gradients of the same expression against central differences, in float64.
+
+    :func:`minitransformer.gradcheck` compares every entry of ``backward()``'s gradient with
+    :math:`(f(v + \epsilon) - f(v - \epsilon)) / 2\epsilon` and raises on a mismatch; the two printed lines
+    say that both checks passed.
+
+    Examples
+    --------
+    >>> check_gradients()
+    <BLANKLINE>
+    == 4. gradcheck: backward() against finite differences (float64) =========
+    tanh(sum(x * w) + b): gradients of x, w, b match (f(v + eps) - f(v - eps)) / (2 eps), eps = 1e-6
+    tanh(x @ W), W of shape (3, 4): gradient matches too
+    """
     section("4. gradcheck: backward() against finite differences (float64)")
     x = mt.tensor([0.5, -1.0, 2.0], dtype="float64", requires_grad=True)
     w = mt.tensor([0.3, 0.2, -0.1], dtype="float64", requires_grad=True)
@@ -117,6 +180,21 @@ def train_xor(steps: int = 500, hidden: int = 8, lr: float = 0.05, every: int = 
     :math:`\theta \leftarrow \theta - \eta\, \partial L/\partial \theta`. Returns the final loss.
 
     Shapes: X (4, 2), W_1 (2, hidden), b_1 (hidden,), W_2 (hidden, 1), b_2 (1,), p and t (4, 1).
+
+    Examples
+    --------
+    >>> loss = train_xor(every=500)  # doctest: +ELLIPSIS
+    <BLANKLINE>
+    == 5. training: a 2-layer tanh network learns XOR (500 steps of gradient descent, lr=0.05)
+    step    0   loss ...
+    step  500   loss ...
+    inputs -> prediction (target):
+      [0. 0.] -> ... (0)
+      [0. 1.] -> ... (1)
+      [1. 0.] -> ... (1)
+      [1. 1.] -> ... (0)
+    >>> loss < 0.05   # from about 0.3 at step 0 (the mean squared error of guessing 0.5 is 0.25)
+    True
     """
     section(f"5. training: a 2-layer tanh network learns XOR ({steps} steps of gradient descent, lr={lr})")
     mt.manual_seed(0)
@@ -150,7 +228,21 @@ def train_xor(steps: int = 500, hidden: int = 8, lr: float = 0.05, every: int = 
 
 # ------------------------------------------------------------------ 6. the document's worked examples
 def worked_examples() -> None:
-    """Print section 4.3's examples: what the document states beside what the formulas give."""
+    """Print section 4.3's examples: what the document states beside what the formulas give.
+
+    The text is :func:`minitransformer.worked_examples.report`.
+
+    Examples
+    --------
+    >>> worked_examples()  # doctest: +ELLIPSIS
+    <BLANKLINE>
+    == 6. the source document's worked examples (section 4.3), stated against computed
+    Document section 4.3.1: self-attention, Q = K = V = [1, 2, 3]
+      document: Output = [0.2, 0.3, 0.5]
+    ...
+    Errata
+      1. [4.3.1] Output = softmax(QK^T / sqrt(3)) V = [0.2, 0.3, 0.5], ...
+    """
     from . import worked_examples as examples
 
     section("6. the source document's worked examples (section 4.3), stated against computed")
@@ -159,7 +251,22 @@ def worked_examples() -> None:
 
 # ------------------------------------------------------------------ 7. pictures
 def pictures(out: Path) -> list[Path]:
-    """Save the attention map of example 4.3.1 and the sinusoidal table PE as PNG files in ``out``."""
+    r"""Save the attention map of example 4.3.1 and the sinusoidal table PE as PNG files in ``out``.
+
+    The map is :math:`\mathrm{softmax}(QK^\top/\sqrt{d_k})` ``(3, 3)`` for the three scalar tokens
+    1, 2, 3; the table is :math:`PE` ``(64, 128)``. Returns the paths written.
+
+    Examples
+    --------
+    Rendering the PNGs takes about a second (skipped here; ``tests/test_cli.py`` runs the demo):
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +SKIP
+    ...     [p.name for p in pictures(Path(tmp))]
+    <BLANKLINE>
+    == 7. pictures: attention weights and positional encodings ...
+    ['attention_4_3_1.png', 'positional_encoding.png']
+    """
     from . import functional as F
     from . import viz
 
@@ -185,7 +292,18 @@ def train_reverse(out: Path, steps: int = 300) -> dict:
     """Train the encoder-decoder on the reverse task for ``steps`` steps (about 25 s for 300 on 2 cores).
 
     The full run, ``minitransformer train --task reverse``, reaches 99% exact-sequence accuracy
-    on held-out sequences; this short one shows the loss falling and the accuracy rising.
+    on held-out sequences; this short one shows the loss falling and the accuracy rising. Returns
+    the final metrics of :func:`minitransformer.train.run.train`; its files go to ``out/reverse``.
+
+    Examples
+    --------
+    Even one step takes seconds (data, model, evaluation, checkpoint), so this is skipped here:
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +SKIP
+    ...     metrics = train_reverse(Path(tmp), steps=1)
+    >>> metrics["steps"]  # doctest: +SKIP
+    1
     """
     from .train.run import train
 
@@ -195,7 +313,26 @@ def train_reverse(out: Path, steps: int = 300) -> dict:
 
 
 def run(out: str | Path = "demo-output", train_steps: int = 300) -> int:
-    """Run every section; pictures go to the folder ``out`` (created). Returns 0 (an exit status)."""
+    """Run every section; pictures go to the folder ``out`` (created). Returns 0 (an exit status).
+
+    Parameters
+    ----------
+    out : str or Path
+        Folder for the pictures (``graph.png``, ``attention_4_3_1.png``, ...), created if missing.
+    train_steps : int
+        Steps of the closing Transformer run (:func:`train_reverse`); 0 skips it.
+
+    Examples
+    --------
+    The whole tour takes seconds (skipped here; ``minitransformer demo`` runs it):
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +SKIP
+    ...     run(tmp, train_steps=0)
+    minitransformer ... demo, backend: numpy
+    ...
+    0
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"minitransformer {mt.__version__} demo, backend: {mt.backend.current().name}")

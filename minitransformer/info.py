@@ -69,6 +69,14 @@ def _torch() -> str:
 def report() -> str:
     """A few lines: versions, the GPU, and which array backends work here.
 
+    Returns
+    -------
+    str
+        One line per item, ``name  value``: versions of the library, Python, NumPy, CuPy (with the GPU it
+        sees, or why it cannot be used), PyTorch and matplotlib; the current backend and those available.
+
+    Examples
+    --------
     >>> "backends available" in report()
     True
     """

@@ -19,6 +19,23 @@ def rel_err(got, expected) -> float:
     Scaled by the reference's largest element, so a tiny entry of a large tensor does not blow
     up the figure the way an elementwise relative error would. Tensors of any backend, arrays or
     lists are accepted.
+
+    Parameters
+    ----------
+    got, expected : Tensor or array_like
+        The value to check and the reference, of one shape (or shapes that broadcast).
+
+    Returns
+    -------
+    float
+        0.0 when they are equal (and when both are empty).
+
+    Examples
+    --------
+    An error of 0.1 in a tensor whose largest element is 100:
+
+    >>> round(rel_err([1.1, 100.0], [1.0, 100.0]), 6)
+    0.001
     """
     got = got.numpy() if isinstance(got, Tensor) else got
     expected = expected.numpy() if isinstance(expected, Tensor) else expected
@@ -33,6 +50,31 @@ def gradcheck_module(module, *inputs, **options) -> bool:
     The parameters are passed to gradcheck as extra inputs; the function puts each one (or
     gradcheck's perturbed copy, a plain Tensor) into the module's slot before calling it, and
     the original Parameters are put back afterwards. Use a float64 module (``module.to("float64")``).
+
+    Parameters
+    ----------
+    module : Module
+        The module to check, in float64.
+    *inputs : Tensor
+        Its inputs, float64; those with ``requires_grad=True`` are checked too.
+    **options
+        Passed on to :func:`~minitransformer.autograd.gradcheck` (``eps``, ``atol``, ``rtol``, ...).
+
+    Returns
+    -------
+    bool
+        True, or what gradcheck says on a mismatch (it raises ``GradcheckError`` by default).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.manual_seed(0)
+    >>> layer = mt.nn.Linear(3, 2).to("float64")
+    >>> x = mt.randn(4, 3, dtype="float64", requires_grad=True)
+    >>> gradcheck_module(layer, x)                 # x, layer.weight and layer.bias
+    True
+    >>> type(layer.weight).__name__                # put back
+    'Parameter'
     """
     slots = [(owner, name) for _, owner in module.named_modules() for name in owner._parameters]
     slots = [(owner, name) for owner, name in slots if owner._parameters[name] is not None]

@@ -102,6 +102,12 @@ class Reading:
         :math:`\\max_i |\\mathrm{value}_i - \\mathrm{document}_i|`.
     rounds_to_document : bool
         Whether ``value`` rounded to the document's number of decimals is the document's number.
+
+    Examples
+    --------
+    >>> r = self_attention_example().reading("V / sum(V)")
+    >>> [round(v, 3) for v in r.value], round(r.distance, 4), r.rounds_to_document
+    ([0.167, 0.333, 0.5], 0.0333, True)
     """
 
     name: str
@@ -140,6 +146,12 @@ class Erratum:
         What the document most plausibly computed or meant, found by computing candidates.
     explanation : str
         One paragraph: why the two differ and what is right.
+
+    Examples
+    --------
+    >>> e = errata()[0]
+    >>> e.section, e.document_value
+    ('4.3.1', '[0.2, 0.3, 0.5]')
     """
 
     section: str
@@ -181,6 +193,13 @@ class SelfAttentionExample:
         and ``"three scalar tokens, divided by sqrt(3)"`` (the document's divisor).
     readings : list of Reading
         Every candidate for the stated numbers, closest first.
+
+    Examples
+    --------
+    >>> ex = self_attention_example()
+    >>> output, weights = ex.attention["three scalar tokens, d_k = 1"]
+    >>> output.shape, weights.shape, weights.sum(axis=-1).numpy().round(6).tolist()
+    ((3, 1), (3, 3), [1.0, 1.0, 1.0])
     """
 
     Q: Tensor
@@ -215,6 +234,8 @@ def self_attention_example() -> SelfAttentionExample:
     SelfAttentionExample
         ``readings[0]`` is the closest; see :func:`report` for the numbers.
 
+    Examples
+    --------
     >>> ex = self_attention_example()
     >>> ex.closest.name, _fmt(ex.closest.value), ex.closest.rounds_to_document
     ('weights row 1, scalar tokens, /sqrt(3)', '[0.168, 0.299, 0.533]', True)
@@ -279,6 +300,14 @@ class PositionalEncodingExample:
     wide_columns : dict
         For each listed index, the column of a :data:`WIDE_D_MODEL`-wide table closest to the
         document's values, and the distance: ``{1: (511, 3.4e-09), 2: (510, 1.1e-05)}``.
+
+    Examples
+    --------
+    >>> ex = positional_encoding_example()
+    >>> ex.formula_table.shape, [round(v, 2) for v in ex.divisors]
+    ((4, 3), [1.0, 1.0, 464.16])
+    >>> {index: column for index, (column, _) in ex.wide_columns.items()}
+    {1: 511, 2: 510}
     """
 
     d: int
@@ -329,6 +358,13 @@ def positional_encoding_example() -> PositionalEncodingExample:
       replaced by 10000), sin at even and cos at odd 0-based indices;
     * the lowest-frequency pair of a 512-wide table (dimensions 510 and 511).
 
+    Returns
+    -------
+    PositionalEncodingExample
+        ``readings[0]`` is the closest; see :func:`report` for the table.
+
+    Examples
+    --------
     >>> ex = positional_encoding_example()
     >>> ex.closest.name, ex.closest.distance < 1e-12
     ('pos/10000 in every dimension', True)
@@ -415,6 +451,14 @@ class MultiHeadExample:
         positions unchanged.
     head_pe_rotation : list of float
         The angle (radians) between head 1's and head 2's (cos, sin) vector at each position: all 1.
+
+    Examples
+    --------
+    >>> ex = multi_head_example(seed=0)
+    >>> ex.weights.sum(axis=-1).numpy().round(6).tolist()   # (heads, L): every row of weights sums to 1
+    [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    >>> round(ex.heads_difference, 3), ex.unprojected_heads_difference   # with and without W_i
+    (1.107, 0.0)
     """
 
     seed: int
@@ -464,7 +508,10 @@ def multi_head_example(seed: int = 0, heads: int = 2, d_k: int = 3) -> MultiHead
     Returns
     -------
     MultiHeadExample
+        Every intermediate tensor, float64; shapes in :class:`MultiHeadExample`.
 
+    Examples
+    --------
     >>> ex = multi_head_example(seed=0)
     >>> ex.weights.shape, ex.output.shape, ex.unprojected_heads_difference
     ((2, 3, 3), (3, 6), 0.0)
@@ -522,6 +569,8 @@ def errata(seed: int = 0) -> list[Erratum]:
     list of Erratum
         In the document's order; every number in them is computed by this module.
 
+    Examples
+    --------
     >>> [e.section for e in errata()]
     ['4.3.1', '4.3.1', '4.3.1', '4.3.2', '4.2.3', '4.3.1, 4.3.2 (and 4.1.1 in Chinese)', '4.1.2, 4.3.2']
     """
@@ -694,6 +743,18 @@ def _table(rows: list[tuple[str, str]], width: int = 44) -> str:
 def report(seed: int = 0) -> str:
     """Each worked example with the document's values and the computed ones side by side, then the errata.
 
+    Parameters
+    ----------
+    seed : int
+        For the multi-head example's random embeddings and projections.
+
+    Returns
+    -------
+    str
+        The text that ``python -m minitransformer.worked_examples`` prints.
+
+    Examples
+    --------
     >>> print(report().splitlines()[0])
     Document section 4.3.1: self-attention, Q = K = V = [1, 2, 3]
     """
@@ -742,7 +803,25 @@ def _cell(text: str) -> str:
 
 
 def errata_markdown(seed: int = 0) -> str:
-    """The text of ``docs/errata.md``: every :class:`Erratum`, generated (a test checks the file equals this)."""
+    """The text of ``docs/errata.md``: every :class:`Erratum`, generated (a test checks the file equals this).
+
+    Parameters
+    ----------
+    seed : int
+        As in :func:`errata`.
+
+    Returns
+    -------
+    str
+        Markdown: a title, then one section per erratum with a table (document, computed, plausible reading)
+        and its explanation.
+
+    Examples
+    --------
+    >>> text = errata_markdown()
+    >>> text.splitlines()[0], sum(line.startswith("## ") for line in text.splitlines()) == len(errata())
+    ('# Errata of the source document, section 4', True)
+    """
     parts = [
         "# Errata of the source document, section 4",
         "",

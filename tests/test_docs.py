@@ -2,7 +2,8 @@
 and the examples on its pages print what the pages say.
 
 The build tests need the ``docs`` extra (``pip install -e ".[docs]"``) and skip without it; the
-examples and the docstring fixes of ``docs/_ext/docstrings.py`` are checked everywhere.
+examples and the docstrings (one for every public name, a doctest for every function and class) are
+checked everywhere.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import importlib.util
+import inspect
 import re
 import subprocess
 import zlib
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.single_backend
 PUBLIC = [
     "minitransformer", "minitransformer.backend", "minitransformer.autograd", "minitransformer.functional",
     "minitransformer.nn", "minitransformer.optim", "minitransformer.data", "minitransformer.train",
-    "minitransformer.viz", "minitransformer.worked_examples",
+    "minitransformer.viz", "minitransformer.worked_examples", "minitransformer.assignments",
 ]
 #: the pages a reader is promised (a renamed page breaks links from outside)
 PAGES = [
@@ -187,46 +189,33 @@ def test_every_command_has_its_help_on_the_training_page():
     assert included == {"minitransformer", *commands}
 
 
-# ------------------------------------------------------------------ docs/_ext/docstrings.py
-@pytest.fixture(scope="module")
-def fixes():
-    return _load(DOCS / "_ext" / "docstrings.py", "docs_ext_docstrings")
+# ------------------------------------------------------------------ the docstrings themselves
+def _public_objects():
+    """(name, object) for every public function and class, and every public method of those classes."""
+    seen: set[int] = set()
+    for package in PUBLIC:
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if not (inspect.isfunction(obj) or inspect.isclass(obj)) or id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            yield f"{package}.{name}", obj
+            if inspect.isclass(obj):
+                for attr, value in vars(obj).items():
+                    f = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
+                    if not attr.startswith("_") and (inspect.isfunction(f)):
+                        yield f"{package}.{name}.{attr}", f
 
 
-def test_a_closing_doctest_gets_an_examples_heading(fixes):
-    lines = ["Sum.", "", "Returns", "-------", "Tensor", "    The sum.", "", ">>> f(1)", "1"]
-    assert fixes.add_section_headings(lines) == [*lines[:7], "Examples", "--------", "", ">>> f(1)", "1"]
-
-
-def test_a_paragraph_after_the_parameters_gets_a_notes_heading(fixes):
-    lines = ["Base.", "", "Parameters", "----------", "x : int", "    An x.", "y", "",
-             "Subclasses set this and", "that.", "", ">>> 1", "1"]
-    fixed = fixes.add_section_headings(lines)
-    assert fixed == [*lines[:8], "Notes", "-----", "", *lines[8:11], "Examples", "--------", "", ">>> 1", "1"]
-
-
-def test_entries_without_descriptions_stay_entries(fixes):
-    for lines in (["Parameters", "----------", "a : int", "", "b, c : float, optional", "", "**kwargs"],
-                  ["Returns", "-------", "", "Tensor", "    It."],
-                  ["Parameters", "----------", "", "fn", "    Called."]):
-        assert fixes.add_section_headings(lines) == lines
-
-
-def test_docstrings_with_their_headings_are_unchanged(fixes):
-    lines = ["Parameters", "----------", "x : int", "", "Notes", "-----", "A remark.", "", "Examples", "--------",
-             ">>> 1", "1"]
-    assert fixes.add_section_headings(lines) == lines
-
-
-def test_star_args_in_shapes_are_escaped_but_not_literals_or_emphasis(fixes):
-    assert fixes.escape_star_args("values (N, *rest) -> (V, *rest); ids (*I)") == (
-        r"values (N, \*rest) -> (V, \*rest); ids (\*I)")
-    for line in ("``fn(*inputs)``", "*train*, *val* and *test*", ":math:`(N, *rest)`"):
-        assert fixes.escape_star_args(line) == line
-
-
-def test_a_simple_table_with_an_overlong_cell_is_widened(fixes):
-    table = ["====  ===", "ab    x", "abcde y", "====  ==="]
-    assert fixes.relayout_simple_tables(table) == ["=====  ===", "ab     x", "abcde  y", "=====  ==="]
-    good = ["===  ===", "a    b", "===  ===", "", "text"]
-    assert fixes.relayout_simple_tables(good) == good
+def test_every_public_function_and_class_has_a_docstring_with_a_runnable_example():
+    """Every public function and class shows a doctest (run with the suite); every public method says what it does."""
+    missing, no_example = [], []
+    for name, obj in _public_objects():
+        doc = inspect.getdoc(obj)
+        if not doc:
+            missing.append(name)
+        elif "." not in obj.__qualname__ and ">>> " not in doc:  # a function or class, not a method
+            no_example.append(name)
+    assert not missing, f"public names without a docstring: {missing}"
+    assert not no_example, f"public functions and classes without a doctest: {no_example}"

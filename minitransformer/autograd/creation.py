@@ -13,34 +13,134 @@ def _shape(shape) -> tuple[int, ...]:
 
 
 def tensor(data, dtype=None, requires_grad: bool = False, backend=None, name: str | None = None) -> Tensor:
-    """A tensor from ``data`` on the current backend (see :class:`Tensor`)."""
+    """A tensor from ``data`` on the current backend (see :class:`Tensor`).
+
+    The shape is that of ``data``. Python floats become float32, Python ints int64, bools bool;
+    arrays keep their dtype unless ``dtype`` is given.
+
+    Parameters
+    ----------
+    data : array_like
+        A number, nested lists, a NumPy array or an array of any backend.
+    dtype : str, optional
+        ``"float32"``, ``"float64"``, ``"int64"``, ``"bool"``, ...
+    requires_grad : bool
+        Whether ``backward()`` should compute ``.grad`` for it (floating dtypes only).
+    backend : str, optional
+        A backend name; the current backend by default.
+    name : str, optional
+        A label for the graph pictures.
+
+    Returns
+    -------
+    Tensor
+        A new leaf tensor.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> x = mt.tensor([[1, 2], [3, 4]])
+    >>> x.shape, x.dtype_name
+    ((2, 2), 'int64')
+    >>> mt.tensor([0.5], dtype="float64", requires_grad=True)
+    Tensor([0.5], dtype=float64, requires_grad=True)
+    """
     return Tensor(data, dtype=dtype, requires_grad=requires_grad, backend=backend, name=name)
 
 
 def full(shape, value, dtype=None, requires_grad: bool = False, backend=None) -> Tensor:
-    """A tensor of ``shape`` with every element ``value``."""
+    """A tensor of ``shape`` with every element ``value``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The shape of the result.
+    value : int or float
+        The value of every element.
+    dtype : str, optional
+        float32 by default.
+    requires_grad : bool
+        Whether ``backward()`` should compute ``.grad`` for it.
+    backend : str, optional
+        A backend name; the current backend by default.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.full((2, 3), 0.5).numpy()
+    array([[0.5, 0.5, 0.5],
+           [0.5, 0.5, 0.5]], dtype=float32)
+    """
     be = _backend.get(backend)
     return Tensor._wrap(be.xp.full(tuple(shape), value, dtype=be.dtype(dtype)), be).requires_grad_(requires_grad)
 
 
 def zeros(*shape, dtype=None, requires_grad: bool = False, backend=None) -> Tensor:
+    """A tensor of zeros; the shape as separate ints or one tuple (float32 unless ``dtype`` says otherwise).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.zeros(2, 3).shape
+    (2, 3)
+    >>> mt.zeros((2, 3), dtype="int64").tolist()
+    [[0, 0, 0], [0, 0, 0]]
+    """
     return full(_shape(shape), 0, dtype, requires_grad, backend)
 
 
 def ones(*shape, dtype=None, requires_grad: bool = False, backend=None) -> Tensor:
+    """A tensor of ones; the shape as separate ints or one tuple (float32 unless ``dtype`` says otherwise).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.ones(3).numpy()
+    array([1., 1., 1.], dtype=float32)
+    >>> mt.ones((2, 4)).shape
+    (2, 4)
+    """
     return full(_shape(shape), 1, dtype, requires_grad, backend)
 
 
 def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros with the shape, dtype and backend of ``t``.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> z = mt.zeros_like(mt.tensor([[1, 2, 3]]))
+    >>> z.shape, z.dtype_name
+    ((1, 3), 'int64')
+    """
     return full(t.shape, 0, t.dtype_name, requires_grad, t.backend)
 
 
 def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones with the shape, dtype and backend of ``t``.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.ones_like(mt.zeros(2, dtype="float64")).numpy()
+    array([1., 1.])
+    """
     return full(t.shape, 1, t.dtype_name, requires_grad, t.backend)
 
 
 def arange(start, stop=None, step=1, dtype="int64", backend=None) -> Tensor:
-    """``start, start + step, ...`` below ``stop`` (``arange(n)`` is 0..n-1)."""
+    r"""``start, start + step, ...`` below ``stop`` (``arange(n)`` is 0..n-1), int64 unless ``dtype`` says otherwise.
+
+    The result is 1-D, of length :math:`\lceil (\text{stop} - \text{start}) / \text{step} \rceil`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.arange(5).tolist()
+    [0, 1, 2, 3, 4]
+    >>> mt.arange(1, 2, 0.25, dtype="float32").numpy()
+    array([1.  , 1.25, 1.5 , 1.75], dtype=float32)
+    """
     be = _backend.get(backend)
     if stop is None:
         start, stop = 0, start
@@ -48,18 +148,52 @@ def arange(start, stop=None, step=1, dtype="int64", backend=None) -> Tensor:
 
 
 def randn(*shape, dtype=None, requires_grad: bool = False, backend=None) -> Tensor:
-    """Standard normal samples from the backend's seeded generator (``mt.manual_seed``)."""
+    r"""Standard normal samples from the backend's seeded generator (``mt.manual_seed``).
+
+    Every element :math:`x_i \sim \mathcal N(0, 1)`, independent; the shape as separate ints or one tuple.
+
+    Examples
+    --------
+    The same seed gives the same numbers:
+
+    >>> import minitransformer as mt
+    >>> mt.manual_seed(0)
+    >>> a = mt.randn(2, 3)
+    >>> mt.manual_seed(0)
+    >>> a.shape, bool((mt.randn(2, 3).numpy() == a.numpy()).all())
+    ((2, 3), True)
+    """
     be = _backend.get(backend)
     return Tensor._wrap(be.normal(_shape(shape), dtype=dtype), be).requires_grad_(requires_grad)
 
 
 def rand(*shape, dtype=None, requires_grad: bool = False, backend=None) -> Tensor:
-    """Uniform samples in [0, 1) from the backend's seeded generator."""
+    r"""Uniform samples in [0, 1) from the backend's seeded generator.
+
+    Every element :math:`x_i \sim U[0, 1)`, independent; the shape as separate ints or one tuple.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.manual_seed(0)
+    >>> u = mt.rand(1000).numpy()
+    >>> u.shape, bool((u >= 0).all() and (u < 1).all())
+    ((1000,), True)
+    """
     be = _backend.get(backend)
     return Tensor._wrap(be.uniform(_shape(shape), dtype=dtype), be).requires_grad_(requires_grad)
 
 
 def randint(low: int, high: int, shape, backend=None) -> Tensor:
-    """Integers drawn uniformly from [low, high) (int64)."""
+    """Integers drawn uniformly from [low, high) (int64), of shape ``shape`` (a tuple).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.manual_seed(0)
+    >>> ids = mt.randint(0, 10, (2, 5))              # a batch of 2 sequences of 5 token ids
+    >>> ids.shape, ids.dtype_name, bool(0 <= ids.numpy().min() and ids.numpy().max() < 10)
+    ((2, 5), 'int64', True)
+    """
     be = _backend.get(backend)
     return Tensor._wrap(be.integers(tuple(shape), low, high), be)

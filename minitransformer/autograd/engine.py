@@ -64,30 +64,79 @@ class _GradMode:
 
 
 class no_grad(_GradMode):
-    """Record no graph inside the block (evaluation, optimizer updates): faster, less memory."""
+    """Record no graph inside the block (evaluation, optimizer updates): faster, less memory.
+
+    A context manager, or (an instance, ``@no_grad()``) a decorator for a whole function. Results
+    made inside have ``requires_grad=False``; the previous setting comes back when the block ends.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> w = mt.tensor([1.0, 2.0], requires_grad=True)
+    >>> with mt.no_grad():
+    ...     y = w * 2.0
+    >>> y.requires_grad, mt.is_grad_enabled()
+    (False, True)
+    >>> @mt.no_grad()
+    ... def evaluate(x):
+    ...     return (x * w).sum()
+    >>> evaluate(mt.ones(2)).requires_grad
+    False
+    """
 
     _value = False
 
 
 class enable_grad(_GradMode):
-    """Record the graph again inside a ``no_grad`` block."""
+    """Record the graph again inside a ``no_grad`` block (a context manager or decorator, as :class:`no_grad`).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> w = mt.tensor([1.0, 2.0], requires_grad=True)
+    >>> with mt.no_grad():
+    ...     with mt.enable_grad():
+    ...         y = w * 2.0
+    >>> y.requires_grad
+    True
+    """
 
     _value = True
 
 
 def is_grad_enabled() -> bool:
-    """Whether operations are being recorded for ``backward()``."""
+    """Whether operations are being recorded for ``backward()`` (False inside :class:`no_grad`).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> with mt.no_grad():
+    ...     print(mt.is_grad_enabled())
+    False
+    >>> mt.is_grad_enabled()
+    True
+    """
     return _grad_enabled
 
 
 class detect_anomaly:
     """Check every forward and backward result for NaN or Inf, and name the first operation that made one.
 
-    Slow (it looks at every value); use it to find where a NaN came from::
+    Slow (it looks at every value); use it, as a context manager around the forward pass and
+    ``backward()``, to find where a NaN came from. It raises ``FloatingPointError`` naming the
+    operation (``Log.forward``, ``Div.backward``, ...) and the shapes of that operation's inputs.
 
-        with mt.autograd.detect_anomaly():
-            loss = model(x).sum()
-            loss.backward()      # FloatingPointError: Log.forward produced NaN/Inf; inputs (3,)
+    Examples
+    --------
+    A NaN in the data is caught at the first operation that touches it:
+
+    >>> import minitransformer as mt
+    >>> x = mt.tensor([1.0, float("nan")])
+    >>> with mt.detect_anomaly():
+    ...     y = x.exp()
+    Traceback (most recent call last):
+    ...
+    FloatingPointError: Exp.forward produced NaN/Inf; its inputs have shapes (2,)
     """
 
     def __enter__(self):
@@ -111,7 +160,33 @@ def _check_finite(xp, where: str, array, inputs) -> None:
 
 # ------------------------------------------------------------------ broadcasting, in one place
 def broadcast_shapes(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
-    """The shape NumPy broadcasting gives ``shapes``, or a ValueError naming ``op`` and the shapes."""
+    """The shape NumPy broadcasting gives ``shapes``, or a ValueError naming ``op`` and the shapes.
+
+    The shapes are aligned on their last axis; along each axis the sizes must be equal or 1 (a
+    missing leading axis counts as 1), and the result takes the size that is not 1.
+
+    Parameters
+    ----------
+    op : str
+        The operation's name, for the error message.
+    *shapes : tuple of int
+        The operands' shapes.
+
+    Returns
+    -------
+    tuple of int
+        The broadcast shape.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.autograd.broadcast_shapes("Add", (2, 3, 1), (4,))
+    (2, 3, 4)
+    >>> mt.autograd.broadcast_shapes("Add", (3,), (4,))
+    Traceback (most recent call last):
+    ...
+    ValueError: Add: shapes (3,) and (4,) do not broadcast (axis -1 has sizes [3, 4])
+    """
     ndim = max(len(s) for s in shapes)
     out = []
     for i in range(-ndim, 0):
@@ -131,9 +206,33 @@ def unbroadcast(xp, grad, shape: tuple[int, ...]):
     If :math:`y = f(\mathrm{broadcast}(x))`, every copy of an element of x received a gradient,
     and :math:`\partial L/\partial x` is their sum: over the leading axes broadcasting added, and
     over the axes where x had size 1.
+
+    Parameters
+    ----------
+    xp : module
+        The array namespace (a backend's ``xp``).
+    grad : array
+        The gradient with respect to the broadcast value, of the broadcast shape.
+    shape : tuple of int
+        The input's own shape.
+
+    Returns
+    -------
+    array
+        ``grad`` summed to ``shape`` (``grad`` itself when the shapes already agree).
+
+    Examples
+    --------
+    An input of shape ``(3, 1)`` broadcast to ``(2, 3, 4)``: each element was used 2 * 4 times.
+
+    >>> import numpy as np
+    >>> import minitransformer as mt
+    >>> mt.autograd.unbroadcast(np, np.ones((2, 3, 4)), (3, 1)).tolist()
+    [[8.0], [8.0], [8.0]]
     """
     if tuple(grad.shape) == tuple(shape):
         return grad
+    ### BEGIN SOLUTION A1: sum grad over the axes broadcasting added or stretched
     extra = grad.ndim - len(shape)
     axes = tuple(range(extra)) + tuple(
         extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
@@ -141,21 +240,19 @@ def unbroadcast(xp, grad, shape: tuple[int, ...]):
     if axes:
         grad = xp.sum(grad, axis=axes, keepdims=True)
     return xp.reshape(grad, tuple(shape))
+    ### END SOLUTION
 
 
 # ------------------------------------------------------------------ Function
 class Function:
-    """One primitive operation: ``forward`` on arrays and its ``backward``, side by side.
+    r"""One primitive operation: ``forward`` on arrays and its ``backward``, side by side.
 
-    Subclasses write::
+    For an output :math:`y = f(x_1, \ldots, x_n)`, ``backward`` is the vector-Jacobian product:
+    given :math:`\bar y = \partial L/\partial y` (of the output's shape) it returns, for each input,
 
-        class Exp(Function):
-            '''y = e^x;  dL/dx = dL/dy * e^x'''
-            def forward(self, x):
-                self.y = self.xp.exp(x)      # saved for backward
-                return self.y
-            def backward(self, grad):
-                return (grad * self.y,)
+    .. math:: \bar x_k = \Big(\frac{\partial y}{\partial x_k}\Big)^\top \bar y
+
+    of that input's shape.
 
     ``forward`` receives the inputs' arrays (Python numbers pass through unchanged) and keyword
     options; ``backward`` receives dL/d(output) and returns one gradient per positional input
@@ -167,6 +264,24 @@ class Function:
     wants a gradient: ``forward`` keeps only what those gradients use, and ``backward`` may return
     ``None`` for the others instead of computing a gradient nobody reads (``x * 2.0`` needs no
     gradient for the ``2.0``, so its ``x`` need not be kept).
+
+    Examples
+    --------
+    A new operation: its derivative in the docstring, its ``backward`` beside its ``forward``;
+    :meth:`apply` runs it on tensors and records it for ``backward()``.
+
+    >>> import minitransformer as mt
+    >>> class Exp(mt.Function):
+    ...     '''y = e^x;  dL/dx = dL/dy * e^x'''
+    ...     def forward(self, x):
+    ...         self.y = self.xp.exp(x)      # saved for backward
+    ...         return self.y
+    ...     def backward(self, grad):
+    ...         return (grad * self.y,)
+    >>> x = mt.tensor([0.0, 1.0], requires_grad=True)
+    >>> Exp.apply(x).sum().backward()
+    >>> x.grad.numpy().round(4)
+    array([1.    , 2.7183], dtype=float32)
     """
 
     #: whether Tensor inputs may have different dtypes (e.g. a float table and int indices)
@@ -182,9 +297,11 @@ class Function:
         return self.needs_input_grad is None or self.needs_input_grad[i]
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
+        """The output array, from the inputs' arrays and the options; saves on ``self`` what ``backward`` needs."""
         raise NotImplementedError
 
     def backward(self, grad):  # pragma: no cover - abstract
+        r"""From :math:`\bar y`, one gradient :math:`\bar x_k` (or ``None``) per positional input."""
         raise NotImplementedError
 
     @classmethod
@@ -252,8 +369,13 @@ class Tensor:
         Whether ``backward()`` should compute ``.grad`` for this tensor.
     backend : str, optional
         Backend name; the current backend by default.
+    name : str, optional
+        A label for the graph pictures (:func:`~minitransformer.autograd.to_dot`).
 
-    >>> x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> x = mt.Tensor([1.0, 2.0, 3.0], requires_grad=True)
     >>> y = (x * x).sum()
     >>> y.backward()
     >>> x.grad.numpy()
@@ -502,7 +624,8 @@ class Tensor:
     def exp(self):
         r""":math:`e^x` elementwise (:class:`~minitransformer.autograd.ops.Exp`).
 
-        >>> Tensor([0.0, 1.0]).exp().numpy().round(4)
+        >>> import minitransformer as mt
+        >>> mt.Tensor([0.0, 1.0]).exp().numpy().round(4)
         array([1.    , 2.7183], dtype=float32)
         """
         return ops.Exp.apply(self)
@@ -526,7 +649,8 @@ class Tensor:
     def sum(self, axis=None, keepdims: bool = False):
         """The sum over ``axis`` (an int, a tuple, or None for all); ``keepdims`` keeps them with size 1.
 
-        >>> Tensor([[1.0, 2.0], [3.0, 4.0]]).sum(axis=0).numpy()
+        >>> import minitransformer as mt
+        >>> mt.Tensor([[1.0, 2.0], [3.0, 4.0]]).sum(axis=0).numpy()
         array([4., 6.], dtype=float32)
         """
         return ops.Sum.apply(self, axis=_axes(axis, self.ndim, "sum"), keepdims=keepdims)
@@ -542,7 +666,8 @@ class Tensor:
     def reshape(self, *shape):
         """The same elements in another shape (one ``-1`` is inferred).
 
-        >>> Tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).reshape(2, -1).shape
+        >>> import minitransformer as mt
+        >>> mt.Tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).reshape(2, -1).shape
         (2, 3)
         """
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], tuple | list) else shape
@@ -824,7 +949,25 @@ def _resolve_shape(shape, old):
 
 # ------------------------------------------------------------------ functions that compose primitives
 def matmul(a: Tensor, b: Tensor) -> Tensor:
-    """``a @ b`` with NumPy's rules: batched and broadcast over leading axes; 1-D operands allowed."""
+    r"""``a @ b`` with NumPy's rules: batched and broadcast over leading axes; 1-D operands allowed.
+
+    .. math:: C_{\ldots ij} = \sum_k A_{\ldots ik} B_{\ldots kj}
+
+    Shapes: ``(..., n, k) @ (..., k, m) -> (..., n, m)``, the leading axes broadcast; a 1-D ``a``
+    ``(k,)`` is a row and a 1-D ``b`` ``(k,)`` a column, and that axis is dropped from the result.
+    The gradients are :math:`\bar A = \bar C B^\top` and :math:`\bar B = A^\top \bar C`
+    (:class:`~minitransformer.autograd.ops.MatMul`).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> a = mt.ones(4, 2, 3)                    # a batch of 4 matrices (2, 3)
+    >>> w = mt.ones(3, 5)                       # one matrix, shared by the batch
+    >>> mt.matmul(a, w).shape
+    (4, 2, 5)
+    >>> mt.matmul(mt.tensor([1.0, 2.0]), mt.tensor([3.0, 4.0])).item()
+    11.0
+    """
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one dimension, got {a.shape} @ {b.shape}")
     inner_a, inner_b = a.shape[-1], b.shape[-2 if b.ndim > 1 else 0]
@@ -841,7 +984,21 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 def getitem(x: Tensor, index) -> Tensor:
-    """``x[index]``: basic indexing (ints, slices, ``...``, ``None``) or one integer array (rows)."""
+    """``x[index]``: basic indexing (ints, slices, ``...``, ``None``) or one integer array (rows).
+
+    Shapes as NumPy's. The gradient of basic indexing is zero except at the places selected
+    (:class:`~minitransformer.autograd.ops.GetItem`); an integer array (a Tensor, an array or a
+    list) picks rows, as :func:`take` along axis 0.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> x = mt.arange(12).reshape(3, 4).to("float32")
+    >>> mt.autograd.getitem(x, (slice(None), 1)).numpy()       # x[:, 1]
+    array([1., 5., 9.], dtype=float32)
+    >>> mt.autograd.getitem(x, [2, 0]).shape                   # x[[2, 0]]
+    (2, 4)
+    """
     if isinstance(index, Tensor) or hasattr(index, "dtype") or isinstance(index, list):
         return take(x, index, axis=0)
     if isinstance(index, tuple) and any(isinstance(i, Tensor | list) or hasattr(i, "dtype") for i in index):
@@ -854,9 +1011,37 @@ def getitem(x: Tensor, index) -> Tensor:
 
 
 def take(x: Tensor, indices, axis: int = 0) -> Tensor:
-    """``x`` indexed by an integer array along ``axis``: the embedding lookup ``E[ids]``.
+    r"""``x`` indexed by an integer array along ``axis``: the embedding lookup ``E[ids]``.
 
-    Shapes: x (..., V, ...) with V at ``axis``; indices (*I) -> (..., *I, ...).
+    :math:`y[\ldots, n, \ldots] = x[\ldots, i_n, \ldots]` for every index :math:`i_n`; a row used
+    twice gets the sum of both gradients (a scatter-add, :class:`~minitransformer.autograd.ops.Take`).
+
+    Parameters
+    ----------
+    x : Tensor
+        The table, ``(..., V, ...)`` with its ``V`` rows along ``axis``.
+    indices : Tensor or array_like
+        Integers in ``[-V, V)``, of any shape ``I``.
+    axis : int
+        The axis of ``x`` the indices pick from.
+
+    Returns
+    -------
+    Tensor
+        ``(..., *I, ...)``: the axis ``axis`` of ``x`` replaced by the axes of ``indices``.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> E = mt.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]], requires_grad=True)   # V = 3 rows
+    >>> y = mt.take(E, mt.tensor([[0, 2], [2, 2]]))
+    >>> y.shape
+    (2, 2, 2)
+    >>> y.sum().backward()
+    >>> E.grad.numpy()                          # row 2 was looked up three times
+    array([[1., 1.],
+           [0., 0.],
+           [3., 3.]], dtype=float32)
     """
     be = x.backend
     if isinstance(indices, Tensor):
@@ -871,12 +1056,42 @@ def take(x: Tensor, indices, axis: int = 0) -> Tensor:
 
 
 def cast(x: Tensor, dtype) -> Tensor:
-    """``x`` converted to ``dtype`` (differentiable between floating dtypes)."""
+    r"""``x`` converted to ``dtype`` (differentiable between floating dtypes).
+
+    :math:`y = x` in the new dtype, same shape; :math:`\bar x = \bar y` cast back to ``x``'s dtype
+    (:class:`~minitransformer.autograd.ops.Cast`). An integer or boolean result has no gradient.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> x = mt.tensor([1.5, -2.0], requires_grad=True)
+    >>> y = mt.cast(x, "float64")
+    >>> y.dtype_name, y.requires_grad
+    ('float64', True)
+    >>> mt.cast(x, "int64").tolist()
+    [1, -2]
+    """
     return ops.Cast.apply(x, dtype=x.backend.dtype(dtype))
 
 
 def where(condition, a, b) -> Tensor:
-    """``a`` where ``condition`` is True, ``b`` elsewhere; the gradient goes to the branch chosen."""
+    r"""``a`` where ``condition`` is True, ``b`` elsewhere; the gradient goes to the branch chosen.
+
+    :math:`y = c\ ?\ a : b` elementwise, :math:`\bar a = \bar y\,[c]`, :math:`\bar b = \bar y\,[\lnot c]`.
+    ``condition`` (boolean), ``a`` and ``b`` (tensors or Python numbers, at least one a Tensor)
+    broadcast together; the result has the broadcast shape.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> a = mt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = mt.where(a > 1.5, a, 0.0)
+    >>> y.numpy()
+    array([0., 2., 3.], dtype=float32)
+    >>> y.sum().backward()
+    >>> a.grad.numpy()
+    array([0., 1., 1.], dtype=float32)
+    """
     like = a if isinstance(a, Tensor) else b
     if not isinstance(like, Tensor):
         raise TypeError("where: a or b must be a Tensor")
@@ -887,18 +1102,57 @@ def where(condition, a, b) -> Tensor:
 
 
 def masked_fill(x: Tensor, mask, value: float) -> Tensor:
-    """``value`` where ``mask`` is True, ``x`` elsewhere: how attention hides a position (value -inf)."""
+    """``value`` where ``mask`` is True, ``x`` elsewhere: how attention hides a position (value -inf).
+
+    ``mask`` is boolean and broadcasts to ``x``; the result has ``x``'s shape, and no gradient
+    reaches ``x`` at the filled places.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> scores = mt.zeros(2, 3)
+    >>> future = mt.tensor([[False, True, True], [False, False, True]])
+    >>> mt.masked_fill(scores, future, float("-inf")).numpy()
+    array([[  0., -inf, -inf],
+           [  0.,   0., -inf]], dtype=float32)
+    """
     return where(mask, float(value), x)
 
 
 def maximum(a, b) -> Tensor:
-    """Elementwise max(a, b); at ties the gradient is split equally (as in PyTorch)."""
+    r"""Elementwise max(a, b); at ties the gradient is split equally (as in PyTorch).
+
+    :math:`y = \max(a, b)`, :math:`\bar a = \bar y\,([a > b] + \tfrac12 [a = b])`, and :math:`\bar b`
+    likewise. ``a`` and ``b`` (tensors or Python numbers) broadcast; the result has the broadcast shape.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> a = mt.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    >>> y = mt.maximum(a, 0.0)
+    >>> y.numpy()
+    array([0., 0., 2.], dtype=float32)
+    >>> y.sum().backward()
+    >>> a.grad.numpy()                          # the tie at 0 gets half
+    array([0. , 0.5, 1. ], dtype=float32)
+    """
     like = a if isinstance(a, Tensor) else b
     return ops.Maximum.apply(_lift(a, like), _lift(b, like))
 
 
 def concat(tensors, axis: int = 0) -> Tensor:
-    """The tensors joined along ``axis`` (``Concat(head_1, ..., head_h)``)."""
+    """The tensors joined along ``axis`` (``Concat(head_1, ..., head_h)``).
+
+    Shapes: ``(..., n_1, ...)``, ..., ``(..., n_k, ...)``, equal outside ``axis`` ->
+    ``(..., n_1 + ... + n_k, ...)``. Each input's gradient is its slice of the output's.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> heads = [mt.ones(2, 5, 4) for _ in range(3)]      # h = 3 heads, each (B, L, d_v)
+    >>> mt.concat(heads, axis=-1).shape
+    (2, 5, 12)
+    """
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concat: needs at least one tensor")
@@ -906,7 +1160,19 @@ def concat(tensors, axis: int = 0) -> Tensor:
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
-    """The tensors (all of one shape) stacked along a new ``axis``."""
+    """The tensors (all of one shape) stacked along a new ``axis``.
+
+    Shapes: ``k`` tensors of one shape -> that shape with a new axis of size ``k`` at ``axis``.
+    Each input's gradient is its slice of the output's.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> mt.stack([mt.zeros(2, 3), mt.ones(2, 3)], axis=0).shape
+    (2, 2, 3)
+    >>> mt.stack([mt.zeros(2, 3), mt.ones(2, 3)], axis=-1).shape
+    (2, 3, 2)
+    """
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
@@ -914,9 +1180,19 @@ def stack(tensors, axis: int = 0) -> Tensor:
 
 
 def split(x: Tensor, sections, axis: int = -1) -> list[Tensor]:
-    """``x`` cut along ``axis`` into ``sections`` equal parts (an int) or parts of the sizes given.
+    r"""``x`` cut along ``axis`` into ``sections`` equal parts (an int) or parts of the sizes given.
 
     Each part is a slice, so the gradient of each flows back to its place in ``x``.
+    Shapes: ``(..., n, ...)`` -> a list of ``(..., n_i, ...)``, :math:`\sum_i n_i = n`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> q, k, v = mt.split(mt.ones(2, 5, 12), 3)          # a fused QKV projection, cut in three
+    >>> q.shape
+    (2, 5, 4)
+    >>> [part.shape for part in mt.split(mt.arange(5), [2, 3])]
+    [(2,), (3,)]
     """
     axis = _axes(axis, x.ndim, "split")[0]
     n = x.shape[axis]

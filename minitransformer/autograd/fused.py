@@ -40,11 +40,26 @@ class Affine(Function):
 
     The bias is added into the product's new array in place: the composed ``x @ W + b`` makes a
     second array of the output's size, and records a second operation.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.fused import Affine
+    >>> x = mt.ones(2, 5, 3, requires_grad=True)                 # (..., d_in) = (2, 5, 3)
+    >>> W = mt.ones(3, 4, requires_grad=True)                    # (d_in, d_out)
+    >>> b = mt.tensor([0.0, 1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = Affine.apply(x, W, b)
+    >>> y.shape, y.numpy()[0, 0]
+    ((2, 5, 4), array([3., 4., 5., 6.], dtype=float32))
+    >>> y.sum().backward()
+    >>> b.grad.numpy()                                           # summed over 2 * 5 rows
+    array([10., 10., 10., 10.], dtype=float32)
     """
 
     fresh_grads = True
 
     def forward(self, x, W, b):
+        r"""``x @ W + b``: ``(..., d_in)`` -> ``(..., d_out)``; keeps ``x`` and ``W`` only for the gradients wanted."""
         self.x = x if self.needs_grad(1) else None  # x for W's gradient, W for x's
         self.W = W if self.needs_grad(0) else None
         self.has_b = b is not None
@@ -54,6 +69,8 @@ class Affine(Function):
         return y
 
     def backward(self, grad):
+        r""":math:`(\bar X, \bar W, \bar b)` by the formulas above, shaped as ``x``, ``W``, ``b`` (or ``None``)."""
+        ### BEGIN SOLUTION A1: Affine.backward: Xbar = Ybar W^T, Wbar = X^T Ybar over all rows, bbar = sum of rows
         xp, x, W = self.xp, self.x, self.W
         rows_g = xp.reshape(grad, (-1, grad.shape[-1]))  # (rows, d_out)
         grad_x = _shared_weight_matmul(xp, grad, xp.matrix_transpose(W)) if self.needs_grad(0) else None
@@ -62,6 +79,7 @@ class Affine(Function):
             grad_W = xp.matmul(xp.matrix_transpose(xp.reshape(x, (-1, x.shape[-1]))), rows_g)  # X^T Ybar
         grad_b = xp.sum(rows_g, axis=0) if self.has_b and self.needs_grad(2) else None
         return grad_x, grad_W, grad_b
+        ### END SOLUTION
 
 
 class Softmax(Function):
@@ -72,23 +90,36 @@ class Softmax(Function):
     .. math:: \bar x_k = \sum_i \bar y_i\, y_i ([i = k] - y_k) = y_k \Big(\bar y_k - \sum_i \bar y_i y_i\Big)
 
     one product, one sum, one subtraction: no :math:`n \times n` Jacobian is formed. Only :math:`y` is kept.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.fused import Softmax
+    >>> Softmax.apply(mt.tensor([[1.0, 2.0, 3.0]]), axis=-1).numpy().round(4)
+    array([[0.09  , 0.2447, 0.6652]], dtype=float32)
     """
 
     fresh_grads = True
 
     def forward(self, x, axis: int):
+        """Softmax along ``axis`` (same shape as ``x``); keeps the result ``y``."""
         xp = self.xp
         self.axis = axis
+        ### BEGIN SOLUTION A2: Softmax.forward on arrays: exp(x - max) / sum, keep y in self.y for backward
         y = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
         y /= xp.sum(y, axis=axis, keepdims=True)
         self.y = y
         return y
+        ### END SOLUTION
 
     def backward(self, grad):
+        r""":math:`\bar x = y\,(\bar y - \sum_i \bar y_i y_i)` along ``axis``, as a one-tuple."""
         xp, y = self.xp, self.y
+        ### BEGIN SOLUTION A2: Softmax.backward: xbar = y * (ybar - sum(ybar * y)) along self.axis, as a tuple
         grad_x = grad * y  # y_k ybar_k
         grad_x -= y * xp.sum(grad_x, axis=self.axis, keepdims=True)  # - y_k sum_i ybar_i y_i
         return (grad_x,)
+        ### END SOLUTION
 
 
 class LogSoftmax(Function):
@@ -99,16 +130,25 @@ class LogSoftmax(Function):
     .. math:: \bar x_k = \bar y_k - e^{y_k} \sum_i \bar y_i
 
     Only :math:`y` is kept.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.fused import LogSoftmax
+    >>> LogSoftmax.apply(mt.tensor([[1.0, 2.0, 3.0]]), axis=-1).numpy().round(4)
+    array([[-2.4076, -1.4076, -0.4076]], dtype=float32)
     """
 
     fresh_grads = True
 
     def forward(self, x, axis: int):
+        """Log-softmax along ``axis`` (same shape as ``x``); keeps the result ``y``."""
         self.axis = axis
         self.y = _log_softmax(self.xp, x, axis)
         return self.y
 
     def backward(self, grad):
+        r""":math:`\bar x = \bar y - e^{y} \sum_i \bar y_i` along ``axis``, as a one-tuple."""
         xp = self.xp
         grad_x = xp.exp(self.y)  # softmax(x)
         grad_x *= -xp.sum(grad, axis=self.axis, keepdims=True)
@@ -134,12 +174,23 @@ class LayerNorm(Function):
     (the first term is the direct path, the second the path through :math:`\mu`, the third through
     :math:`\sigma^2`). Kept: :math:`\hat x` and :math:`1/\sqrt{\sigma^2 + \epsilon}` per row.
     Inputs: ``x`` ``(..., d)``, ``gamma`` and ``beta`` ``(d,)`` or ``None``.
+
+    Examples
+    --------
+    Without gain and bias each row comes out with mean 0 and variance 1:
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.fused import LayerNorm
+    >>> LayerNorm.apply(mt.tensor([[1.0, 2.0, 3.0, 4.0]]), None, None, eps=1e-5).numpy().round(4)
+    array([[-1.3416, -0.4472,  0.4472,  1.3416]], dtype=float32)
     """
 
     fresh_grads = True
 
     def forward(self, x, gamma, beta, eps: float):
+        r"""``(..., d)`` -> ``(..., d)``; keeps :math:`\hat x`, :math:`1/\sqrt{\sigma^2 + \epsilon}` and ``gamma``."""
         xp = self.xp
+        ### BEGIN SOLUTION A4: LayerNorm.forward on arrays; keep x_hat, 1/std, gamma, has_beta for backward
         x_hat = x - xp.mean(x, axis=-1, keepdims=True)  # x - mu
         std = xp.sqrt(xp.mean(x_hat * x_hat, axis=-1, keepdims=True) + eps)  # sqrt(sigma^2 + eps): (..., 1)
         x_hat /= std
@@ -150,9 +201,12 @@ class LayerNorm(Function):
         if beta is not None:
             y += beta
         return y
+        ### END SOLUTION
 
     def backward(self, grad):
+        r""":math:`(\bar x, \bar\gamma, \bar\beta)` from the formulas above (``None`` where not wanted)."""
         xp, x_hat, gamma = self.xp, self.x_hat, self.gamma
+        ### BEGIN SOLUTION A4: LayerNorm.backward: xbar, gammabar, betabar from the formulas in the docstring
         rows = tuple(range(grad.ndim - 1))  # every axis but the features
         grad_gamma = xp.sum(grad * x_hat, axis=rows) if gamma is not None and self.needs_grad(1) else None
         grad_beta = xp.sum(grad, axis=rows) if self.has_beta and self.needs_grad(2) else None
@@ -163,6 +217,7 @@ class LayerNorm(Function):
             grad_x -= x_hat * xp.mean(g * x_hat, axis=-1, keepdims=True)
             grad_x *= self.inv_std
         return grad_x, grad_gamma, grad_beta
+        ### END SOLUTION
 
 
 class CrossEntropy(Function):
@@ -182,11 +237,28 @@ class CrossEntropy(Function):
     :math:`\bar L` (``"sum"``) or :math:`\bar L / |\text{kept}|` (``"mean"``), and 0 where not kept. Kept: the
     log-probabilities. Inputs: logits ``z`` ``(..., C)``; options ``targets`` (``(...)`` integers in
     ``[0, C)``), ``kept`` (``(...)`` bool or ``None`` for all), ``label_smoothing``, ``reduction``.
+
+    Examples
+    --------
+    The options are arrays of the logits' backend (``mt.functional.cross_entropy`` makes them):
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.fused import CrossEntropy
+    >>> z = mt.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], requires_grad=True)     # N = 2, C = 3
+    >>> loss = CrossEntropy.apply(z, targets=mt.tensor([0, 2]).data, kept=None,
+    ...                           label_smoothing=0.0, reduction="mean")
+    >>> round(loss.item(), 4)                  # (-log softmax(z_0)_0 - log softmax(z_1)_2) / 2
+    0.6691
+    >>> loss.backward()
+    >>> z.grad.numpy().round(4)                # (softmax(z_n) - onehot(y_n)) / 2
+    array([[-0.1065,  0.0533,  0.0533],
+           [ 0.1667,  0.1667, -0.3333]], dtype=float32)
     """
 
     fresh_grads = True
 
     def forward(self, z, targets, kept, label_smoothing: float, reduction: str):
+        """Logits ``(..., C)`` -> the loss ``(...)`` (``"none"``) or its 0-d sum or mean; keeps log-probabilities."""
         xp = self.xp
         self.targets, self.kept, self.eps, self.reduction = targets, kept, label_smoothing, reduction
         self.log_p = log_p = _log_softmax(xp, z, -1)  # (..., C)
@@ -220,6 +292,7 @@ class CrossEntropy(Function):
         return y[..., None] == xp.arange(self.log_p.shape[-1], dtype=y.dtype)
 
     def backward(self, grad):
+        r""":math:`\bar z_n = w_n(\mathrm{softmax}(z_n) - q_n)`, of the logits' shape ``(..., C)``, as a one-tuple."""
         xp, eps = self.xp, self.eps
         w = grad if self.reduction != "mean" else grad / self.count  # (...) or a 0-d array
         if self.kept is not None:

@@ -20,7 +20,29 @@ __all__ = ["gradcheck", "GradcheckError", "numerical_grad"]
 
 
 class GradcheckError(AssertionError):
-    """The analytic gradient of some input disagrees with the central difference."""
+    r"""The analytic gradient of some input disagrees with the central difference.
+
+    Raised by :func:`gradcheck`; the message names the input, the worst element and both
+    derivatives. An ``AssertionError``, so a failed check fails a test as an ``assert`` would.
+
+    Examples
+    --------
+    A ``backward`` that forgot the factor 2 of :math:`d(x^2)/dx = 2x`:
+
+    >>> import minitransformer as mt
+    >>> class BadSquare(mt.Function):
+    ...     def forward(self, x):
+    ...         self.x = x
+    ...         return x * x
+    ...     def backward(self, grad):
+    ...         return (grad * self.x,)             # should be 2 * grad * x
+    >>> x = mt.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
+    >>> try:
+    ...     mt.gradcheck(BadSquare.apply, x)
+    ... except mt.autograd.GradcheckError as e:
+    ...     print(str(e).split(": received")[0])
+    gradcheck: input 0 (shape (2,)) at index (1,)
+    """
 
 
 def _scalar(fn, inputs, cotangent) -> Tensor:
@@ -34,7 +56,43 @@ def _scalar(fn, inputs, cotangent) -> Tensor:
 
 
 def numerical_grad(fn, inputs, cotangent, index: int, eps: float) -> np.ndarray:
-    """Central differences of :math:`\\langle v, f \\rangle` with respect to ``inputs[index]`` (a host array)."""
+    r"""Central differences of :math:`\langle v, f \rangle` with respect to ``inputs[index]`` (a host array).
+
+    .. math::
+        g_i = \frac{s(x + \epsilon e_i) - s(x - \epsilon e_i)}{2\epsilon}, \qquad
+        s = \sum_k \langle v_k, f_k(\ldots, x, \ldots) \rangle
+
+    with :math:`x` = ``inputs[index]``: two calls of ``fn`` (under :class:`no_grad`) per element of
+    :math:`x`, so for small inputs only.
+
+    Parameters
+    ----------
+    fn : callable
+        Takes the tensors, returns a tensor or a tuple of tensors.
+    inputs : sequence of Tensor
+        The arguments of ``fn``.
+    cotangent : sequence of array
+        One array :math:`v_k` per output of ``fn``, of that output's shape.
+    index : int
+        Which input to differentiate with respect to.
+    eps : float
+        The step :math:`\epsilon`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, of the shape of ``inputs[index]``.
+
+    Examples
+    --------
+    :math:`\partial (\sum_i x_i^2) / \partial x_i = 2 x_i`:
+
+    >>> import numpy as np
+    >>> import minitransformer as mt
+    >>> x = mt.tensor([1.0, 2.0], dtype="float64")
+    >>> mt.autograd.numerical_grad(lambda t: t * t, [x], [np.ones(2)], 0, 1e-6).round(6)
+    array([2., 4.])
+    """
     x = inputs[index]
     host = x.numpy().astype(np.float64, copy=True)
     grad = np.zeros_like(host)
@@ -54,20 +112,41 @@ def numerical_grad(fn, inputs, cotangent, index: int, eps: float) -> np.ndarray:
 
 def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-4,
               seed: int = 0, raise_exception: bool = True) -> bool:
-    """Compare ``backward()`` of ``fn(*inputs)`` with central differences, for every input needing grad.
+    r"""Compare ``backward()`` of ``fn(*inputs)`` with central differences, for every input needing grad.
+
+    The outputs are reduced to :math:`s = \sum_k \langle v_k, f_k \rangle` with a random cotangent
+    :math:`v` (seeded), so every element of a non-scalar output is checked; each input's ``.grad``
+    from ``s.backward()`` must match :func:`numerical_grad` element by element,
+    :math:`|\text{analytic} - \text{numerical}| \le \text{atol} + \text{rtol}\,|\text{numerical}|`.
+    The inputs' ``.grad`` are cleared first.
 
     Parameters
     ----------
     fn : callable
         Takes the tensors, returns a tensor (or a tuple of tensors).
-    inputs : Tensor
+    *inputs : Tensor
         float64 tensors; those with ``requires_grad=True`` are checked.
     eps, atol, rtol : float
         Step of the difference quotient; tolerances ``|analytic - numerical| <= atol + rtol * |numerical|``.
+    seed : int
+        Seed of the random cotangent.
+    raise_exception : bool
+        On a mismatch, raise (the default) or return False.
 
-    Returns True, or raises :class:`GradcheckError` naming the input, the worst element, and both
-    derivatives (or returns False with ``raise_exception=False``).
+    Returns
+    -------
+    bool
+        True when every gradient matches; False on a mismatch with ``raise_exception=False``.
 
+    Raises
+    ------
+    GradcheckError
+        On a mismatch, naming the input, the worst element, and both derivatives.
+    TypeError
+        If an input that requires grad is not float64.
+
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> x = mt.tensor([0.5, -1.0, 2.0], dtype="float64", requires_grad=True)
     >>> gradcheck(lambda t: (t * t).tanh(), x)

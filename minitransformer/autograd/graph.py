@@ -15,8 +15,30 @@ def _label(t: Tensor) -> str:
 def graph(root: Tensor) -> tuple[list[dict], list[tuple[int, int]]]:
     """Nodes and edges of the graph that made ``root`` (call before ``backward()``, which frees it).
 
-    Returns ``(nodes, edges)``: each node a dict with ``id``, ``kind`` (``"tensor"`` or ``"op"``)
-    and ``label``; each edge ``(from_id, to_id)`` in the direction data flows.
+    Parameters
+    ----------
+    root : Tensor
+        The result whose graph to walk (usually the loss).
+
+    Returns
+    -------
+    nodes : list of dict
+        Each with ``id``, ``kind`` (``"tensor"``, ``"op"``, or ``"const"`` for a Python number an
+        operation was given), ``label`` (a tensor's name and shape, an operation's name) and ``note``
+        (``"leaf, requires_grad"`` for parameters and inputs that want a gradient).
+    edges : list of tuple
+        ``(from_id, to_id)``, in the direction data flows.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.graph import graph
+    >>> x = mt.tensor([1.0, 2.0], requires_grad=True, name="x")
+    >>> nodes, edges = graph((x * 3.0).sum())
+    >>> [n["label"] for n in nodes]
+    ['()', 'Sum', '(2,)', 'Mul', '3.0', 'x (2,)']
+    >>> len(edges)
+    5
     """
     nodes, edges, seen = [], [], set()
     stack = [root]
@@ -46,6 +68,11 @@ def graph(root: Tensor) -> tuple[list[dict], list[tuple[int, int]]]:
 def to_dot(root: Tensor) -> str:
     """The graph of ``root`` in Graphviz's DOT language (paste into any DOT viewer).
 
+    Tensors are boxes, operations ellipses, Python numbers plain text; edges run as data flows
+    (left to right). The nodes and edges are those of :func:`graph`.
+
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> x = mt.tensor([1.0, 2.0], requires_grad=True, name="x")
     >>> print(to_dot((x * 3.0).sum()).splitlines()[0])

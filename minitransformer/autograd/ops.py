@@ -4,6 +4,20 @@ Notation: :math:`y` is the output, :math:`\bar y = \partial L/\partial y` the gr
 from above (``grad``), and each ``backward`` returns :math:`\bar x = \partial L/\partial x` for
 every input :math:`x`. Broadcast inputs get their gradient summed back to their shape by the
 engine (``engine.unbroadcast``), so the formulas here are written for equal shapes.
+
+Tensor operators and methods reach these (``a * b`` is ``Mul.apply(a, b)``, ``x.exp()`` is
+``Exp.apply(x)``); each class states its derivative in one line, and its ``backward`` computes it.
+
+Examples
+--------
+A tensor used twice gets the gradient of both uses, added:
+
+>>> import minitransformer as mt
+>>> from minitransformer.autograd.ops import Mul
+>>> a = mt.tensor([1.0, 2.0], requires_grad=True)
+>>> Mul.apply(a, a).sum().backward()        # y = a a: abar = ybar a + ybar a
+>>> a.grad.numpy()
+array([2., 4.], dtype=float32)
 """
 
 from __future__ import annotations
@@ -40,80 +54,167 @@ class _Elementwise(Function):
 
 # ------------------------------------------------------------------ arithmetic
 class Add(_Elementwise):
-    r""":math:`y = a + b`; :math:`\bar a = \bar y`, :math:`\bar b = \bar y`."""
+    r""":math:`y = a + b`; :math:`\bar a = \bar y`, :math:`\bar b = \bar y`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Add
+    >>> a = mt.tensor([1.0, 2.0], requires_grad=True)
+    >>> b = mt.tensor([10.0], requires_grad=True)                   # broadcast to (2,)
+    >>> Add.apply(a, b).sum().backward()
+    >>> a.grad.numpy(), b.grad.numpy()                              # b's gradient summed back to (1,)
+    (array([1., 1.], dtype=float32), array([2.], dtype=float32))
+    """
 
     def forward(self, a, b):
+        """``a + b`` (arrays or numbers), of the broadcast shape."""
         return a + b
 
     def backward(self, grad):
+        r""":math:`(\bar y, \bar y)`."""
+        ### BEGIN SOLUTION A1: Add.backward: abar = ybar, bbar = ybar (broadcasting is undone by the engine)
         return grad, grad
+        ### END SOLUTION
 
 
 class Sub(_Elementwise):
-    r""":math:`y = a - b`; :math:`\bar a = \bar y`, :math:`\bar b = -\bar y`."""
+    r""":math:`y = a - b`; :math:`\bar a = \bar y`, :math:`\bar b = -\bar y`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Sub
+    >>> a = mt.tensor([1.0, 2.0], requires_grad=True)
+    >>> b = mt.tensor([3.0, 5.0], requires_grad=True)
+    >>> Sub.apply(a, b).sum().backward()
+    >>> a.grad.numpy(), b.grad.numpy()
+    (array([1., 1.], dtype=float32), array([-1., -1.], dtype=float32))
+    """
 
     def forward(self, a, b):
+        """``a - b`` (arrays or numbers), of the broadcast shape."""
         return a - b
 
     def backward(self, grad):
+        r""":math:`(\bar y, -\bar y)`."""
+        ### BEGIN SOLUTION A1: Sub.backward: abar = ybar and bbar = -ybar (None when b needs no gradient)
         return grad, (-grad if self.needs_grad(1) else None)
+        ### END SOLUTION
 
 
 class Mul(_Elementwise):
-    r""":math:`y = a b`; :math:`\bar a = \bar y\, b`, :math:`\bar b = \bar y\, a`."""
+    r""":math:`y = a b`; :math:`\bar a = \bar y\, b`, :math:`\bar b = \bar y\, a`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Mul
+    >>> a = mt.tensor([1.0, 2.0], requires_grad=True)
+    >>> b = mt.tensor([3.0, 5.0], requires_grad=True)
+    >>> Mul.apply(a, b).sum().backward()
+    >>> a.grad.numpy(), b.grad.numpy()                              # b, a
+    (array([3., 5.], dtype=float32), array([1., 2.], dtype=float32))
+    """
 
     fresh_grads = True
 
     def forward(self, a, b):
+        """``a * b``, of the broadcast shape; keeps each factor only if the other one's gradient is wanted."""
         # keep each factor only for the other's gradient: x * 2.0 keeps nothing of x
         self.a = a if self.needs_grad(1) else None
         self.b = b if self.needs_grad(0) else None
         return a * b
 
     def backward(self, grad):
+        r""":math:`(\bar y\, b, \bar y\, a)`."""
+        ### BEGIN SOLUTION A1: Mul.backward: abar = ybar * b and bbar = ybar * a, from the factors kept in forward
         return (grad * self.b if self.needs_grad(0) else None), (grad * self.a if self.needs_grad(1) else None)
+        ### END SOLUTION
 
 
 class Div(_Elementwise):
-    r""":math:`y = a / b`; :math:`\bar a = \bar y / b`, :math:`\bar b = -\bar y\, a / b^2 = -\bar y\, y / b`."""
+    r""":math:`y = a / b`; :math:`\bar a = \bar y / b`, :math:`\bar b = -\bar y\, a / b^2 = -\bar y\, y / b`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Div
+    >>> a = mt.tensor([1.0, 6.0], requires_grad=True)
+    >>> b = mt.tensor([2.0, 3.0], requires_grad=True)
+    >>> Div.apply(a, b).sum().backward()
+    >>> a.grad.numpy().round(4), b.grad.numpy().round(4)            # 1 / b, -a / b^2
+    (array([0.5   , 0.3333], dtype=float32), array([-0.25  , -0.6667], dtype=float32))
+    """
 
     fresh_grads = True
 
     def forward(self, a, b):
+        """``a / b``, of the broadcast shape; keeps ``b``, and ``y`` if the divisor's gradient is wanted."""
         self.b = b
         y = a / b
         self.y = y if self.needs_grad(1) else None  # only the divisor's gradient uses y
         return y
 
     def backward(self, grad):
+        r""":math:`(\bar y / b, -\bar y\, y / b)`."""
+        ### BEGIN SOLUTION A1: Div.backward: abar = ybar / b and bbar = -ybar * y / b
         grad_a = grad / self.b
         return (grad_a if self.needs_grad(0) else None), (-grad_a * self.y if self.needs_grad(1) else None)
+        ### END SOLUTION
 
 
 class Neg(Function):
-    r""":math:`y = -x`; :math:`\bar x = -\bar y`."""
+    r""":math:`y = -x`; :math:`\bar x = -\bar y`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Neg
+    >>> x = mt.tensor([1.0, -2.0], requires_grad=True)
+    >>> Neg.apply(x).sum().backward()
+    >>> x.grad.numpy()
+    array([-1., -1.], dtype=float32)
+    """
 
     fresh_grads = True
 
     def forward(self, x):
+        """``-x``, same shape."""
         return -x
 
     def backward(self, grad):
+        r""":math:`(-\bar y,)`."""
+        ### BEGIN SOLUTION A1: Neg.backward: xbar = -ybar, returned as a one-element tuple
         return (-grad,)
+        ### END SOLUTION
 
 
 class Pow(_Elementwise):
-    r""":math:`y = a^b`; :math:`\bar a = \bar y\, b\, a^{b-1}`, :math:`\bar b = \bar y\, y \ln a` (for a > 0)."""
+    r""":math:`y = a^b`; :math:`\bar a = \bar y\, b\, a^{b-1}`, :math:`\bar b = \bar y\, y \ln a` (for a > 0).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Pow
+    >>> a = mt.tensor([2.0, 3.0], requires_grad=True)
+    >>> Pow.apply(a, 2.0).sum().backward()
+    >>> a.grad.numpy()                                              # 2 a
+    array([4., 6.], dtype=float32)
+    """
 
     fresh_grads = True
 
     def forward(self, a, b):
+        """``a ** b``, of the broadcast shape; keeps ``a``, ``b``, and ``y`` if the exponent's gradient is wanted."""
         self.a, self.b = a, b
         y = a**b
         self.y = y if self.needs_grad(1) else None  # only the exponent's gradient uses y
         return y
 
     def backward(self, grad):
+        r""":math:`(\bar y\, b\, a^{b-1}, \bar y\, y \ln a)`, ``None`` for a Python-number operand."""
+        ### BEGIN SOLUTION A1: Pow.backward: abar = ybar b a^(b-1), bbar = ybar y ln(a) for a > 0 (else 0)
         xp, a, b = self.xp, self.a, self.b
         grad_a = None if _is_number(a) or not self.needs_grad(0) else grad * b * a ** (b - 1)
         grad_b = None
@@ -122,102 +223,204 @@ class Pow(_Elementwise):
             log_a = (math.log(a) if a > 0 else 0.0) if _is_number(a) else xp.log(xp.where(a > 0, a, 1.0))
             grad_b = grad * self.y * log_a
         return grad_a, grad_b
+        ### END SOLUTION
 
 
 class Exp(Function):
-    r""":math:`y = e^x`; :math:`\bar x = \bar y\, e^x = \bar y\, y`."""
+    r""":math:`y = e^x`; :math:`\bar x = \bar y\, e^x = \bar y\, y`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Exp
+    >>> x = mt.tensor([0.0, 1.0], requires_grad=True)
+    >>> Exp.apply(x).sum().backward()
+    >>> x.grad.numpy().round(4)                                     # e^x
+    array([1.    , 2.7183], dtype=float32)
+    """
 
     fresh_grads = True
 
     def forward(self, x):
+        r""":math:`e^x`, same shape; keeps it (it is its own derivative)."""
         self.y = self.xp.exp(x)
         return self.y
 
     def backward(self, grad):
+        r""":math:`(\bar y\, y,)`."""
+        ### BEGIN SOLUTION A1: Exp.backward: xbar = ybar * e^x = ybar * y
         return (grad * self.y,)
+        ### END SOLUTION
 
 
 class Log(Function):
-    r""":math:`y = \ln x`; :math:`\bar x = \bar y / x`."""
+    r""":math:`y = \ln x`; :math:`\bar x = \bar y / x`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Log
+    >>> x = mt.tensor([1.0, 4.0], requires_grad=True)
+    >>> Log.apply(x).sum().backward()
+    >>> x.grad.numpy()                                              # 1 / x
+    array([1.  , 0.25], dtype=float32)
+    """
 
     fresh_grads = True
 
     def forward(self, x):
+        r""":math:`\ln x`, same shape; keeps ``x``."""
         self.x = x
         return self.xp.log(x)
 
     def backward(self, grad):
+        r""":math:`(\bar y / x,)`."""
+        ### BEGIN SOLUTION A1: Log.backward: xbar = ybar / x
         return (grad / self.x,)
+        ### END SOLUTION
 
 
 class Sqrt(Function):
-    r""":math:`y = \sqrt{x}`; :math:`\bar x = \bar y / (2\sqrt{x}) = \bar y / (2y)`."""
+    r""":math:`y = \sqrt{x}`; :math:`\bar x = \bar y / (2\sqrt{x}) = \bar y / (2y)`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Sqrt
+    >>> x = mt.tensor([1.0, 4.0], requires_grad=True)
+    >>> Sqrt.apply(x).sum().backward()
+    >>> x.grad.numpy()                                              # 1 / (2 sqrt x)
+    array([0.5 , 0.25], dtype=float32)
+    """
 
     fresh_grads = True
 
     def forward(self, x):
+        r""":math:`\sqrt{x}`, same shape; keeps it."""
         self.y = self.xp.sqrt(x)
         return self.y
 
     def backward(self, grad):
+        r""":math:`(\bar y / 2y,)`."""
+        ### BEGIN SOLUTION A1: Sqrt.backward: xbar = ybar / (2 sqrt(x)) = ybar / (2 y)
         return (grad / (2.0 * self.y),)
+        ### END SOLUTION
 
 
 class Tanh(Function):
-    r""":math:`y = \tanh x`; :math:`\bar x = \bar y\,(1 - y^2)`."""
+    r""":math:`y = \tanh x`; :math:`\bar x = \bar y\,(1 - y^2)`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Tanh
+    >>> x = mt.tensor([0.0, 1.0], requires_grad=True)
+    >>> Tanh.apply(x).sum().backward()
+    >>> x.grad.numpy().round(4)                                     # 1 - tanh^2 x
+    array([1.  , 0.42], dtype=float32)
+    """
 
     fresh_grads = True
 
     def forward(self, x):
+        r""":math:`\tanh x`, same shape; keeps it."""
         self.y = self.xp.tanh(x)
         return self.y
 
     def backward(self, grad):
+        r""":math:`(\bar y\,(1 - y^2),)`."""
+        ### BEGIN SOLUTION A1: Tanh.backward: xbar = ybar * (1 - y^2)
         return (grad * (1.0 - self.y * self.y),)
+        ### END SOLUTION
 
 
 class ReLU(Function):
-    r""":math:`y = \max(0, x)`; :math:`\bar x = \bar y\,[x > 0]`."""
+    r""":math:`y = \max(0, x)`; :math:`\bar x = \bar y\,[x > 0]`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import ReLU
+    >>> x = mt.tensor([-1.0, 2.0], requires_grad=True)
+    >>> y = ReLU.apply(x)
+    >>> y.sum().backward()
+    >>> y.numpy(), x.grad.numpy()
+    (array([0., 2.], dtype=float32), array([0., 1.], dtype=float32))
+    """
 
     fresh_grads = True
 
     def forward(self, x):
+        r""":math:`\max(0, x)`, same shape; keeps the mask :math:`x > 0` as booleans."""
         self.positive = x > 0 if self.needs_grad(0) else None  # kept as booleans: 1/4 of a float mask
         return self.xp.maximum(x, 0.0)  # (not `where`: with a data-dependent mask it is many times slower)
 
     def backward(self, grad):
+        r""":math:`(\bar y\,[x > 0],)`."""
+        ### BEGIN SOLUTION A1: ReLU.backward: xbar = ybar where x > 0, else 0
         return (grad * self.xp.astype(self.positive, grad.dtype),)
+        ### END SOLUTION
 
 
 class Maximum(_Elementwise):
     r""":math:`y = \max(a, b)`; :math:`\bar a = \bar y\,[a > b] + \tfrac12 \bar y\,[a = b]`, and
-    :math:`\bar b` likewise: at a tie each side gets half (as PyTorch does)."""
+    :math:`\bar b` likewise: at a tie each side gets half (as PyTorch does).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Maximum
+    >>> a = mt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> b = mt.tensor([2.0, 2.0, 2.0], requires_grad=True)
+    >>> Maximum.apply(a, b).sum().backward()
+    >>> a.grad.numpy(), b.grad.numpy()                              # a tie in the middle
+    (array([0. , 0.5, 1. ], dtype=float32), array([1. , 0.5, 0. ], dtype=float32))
+    """
 
     fresh_grads = True
 
     def forward(self, a, b):
+        """Elementwise ``max(a, b)``, of the broadcast shape; keeps ``a`` and ``b``."""
         self.a, self.b = a, b
         return self.xp.maximum(a, b)
 
     def backward(self, grad):
+        r"""Each side's share of :math:`\bar y`: all of it where it is larger, half at a tie."""
+        ### BEGIN SOLUTION A1: Maximum.backward: ybar goes to the larger operand, split in half on ties
         xp = self.xp
         share_a = xp.astype(self.a > self.b, grad.dtype) + 0.5 * xp.astype(self.a == self.b, grad.dtype)
         grad_a = grad * share_a if self.needs_grad(0) else None
         return grad_a, (grad * (1.0 - share_a) if self.needs_grad(1) else None)
+        ### END SOLUTION
 
 
 class Cast(Function):
-    r""":math:`y = x` in another dtype; :math:`\bar x = \bar y` cast back."""
+    r""":math:`y = x` in another dtype; :math:`\bar x = \bar y` cast back.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Cast
+    >>> x = mt.tensor([1.5], requires_grad=True)
+    >>> y = Cast.apply(x, dtype=x.backend.dtype("float64"))
+    >>> y.sum().backward()
+    >>> y.dtype_name, x.grad.dtype_name, x.grad.numpy()
+    ('float64', 'float32', array([1.], dtype=float32))
+    """
 
     mixed_dtypes = True
     fresh_grads = True  # astype copies
 
     def forward(self, x, dtype):
+        """``x`` as ``dtype``, same shape; keeps ``x``'s dtype."""
         self.dtype = x.dtype
         return self.xp.astype(x, dtype)
 
     def backward(self, grad):
+        r""":math:`(\bar y,)` cast back to ``x``'s dtype."""
+        ### BEGIN SOLUTION A1: Cast.backward: cast ybar back to the input's dtype (no gradient for an integer input)
         return (self.xp.astype(grad, self.dtype),)
+        ### END SOLUTION
 
 
 # ------------------------------------------------------------------ reductions
@@ -229,20 +432,48 @@ def _expand(xp, grad, shape, axis, keepdims):
 
 
 class Sum(Function):
-    r""":math:`y = \sum_{i \in \text{axis}} x_i`; :math:`\bar x_i = \bar y` (copied to every summed element)."""
+    r""":math:`y = \sum_{i \in \text{axis}} x_i`; :math:`\bar x_i = \bar y` (copied to every summed element).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Sum
+    >>> x = mt.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    >>> y = Sum.apply(x, axis=(1,), keepdims=False)
+    >>> (y * mt.tensor([1.0, 10.0])).sum().backward()
+    >>> y.numpy(), x.grad.numpy()                                   # each row gets its ybar
+    (array([ 6., 15.], dtype=float32), array([[ 1.,  1.,  1.],
+           [10., 10., 10.]], dtype=float32))
+    """
 
     def forward(self, x, axis, keepdims):
+        """The sum over ``axis`` (a tuple), the axes dropped or kept (``keepdims``); keeps the input's shape."""
         self.shape, self.axis, self.keepdims = tuple(x.shape), axis, keepdims
         return self.xp.sum(x, axis=axis, keepdims=keepdims)
 
     def backward(self, grad):
+        r""":math:`(\bar y,)` broadcast back to the input's shape."""
+        ### BEGIN SOLUTION A1: Sum.backward: copy ybar to every summed element (the helper _expand reinserts the axes)
         return (_expand(self.xp, grad, self.shape, self.axis, self.keepdims),)
+        ### END SOLUTION
 
 
 class Mean(Function):
-    r""":math:`y = \frac1n \sum_{i \in \text{axis}} x_i`; :math:`\bar x_i = \bar y / n`."""
+    r""":math:`y = \frac1n \sum_{i \in \text{axis}} x_i`; :math:`\bar x_i = \bar y / n`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Mean
+    >>> x = mt.tensor([[1.0, 2.0, 3.0, 4.0]], requires_grad=True)
+    >>> y = Mean.apply(x, axis=(1,), keepdims=False)
+    >>> y.sum().backward()
+    >>> y.numpy(), x.grad.numpy()                                   # ybar / n, n = 4
+    (array([2.5], dtype=float32), array([[0.25, 0.25, 0.25, 0.25]], dtype=float32))
+    """
 
     def forward(self, x, axis, keepdims):
+        """The mean over ``axis`` (a tuple), the axes dropped or kept (``keepdims``); keeps the shape and :math:`n`."""
         self.shape, self.axis, self.keepdims = tuple(x.shape), axis, keepdims
         self.n = 1
         for a in axis:
@@ -250,36 +481,68 @@ class Mean(Function):
         return self.xp.mean(x, axis=axis, keepdims=keepdims)
 
     def backward(self, grad):
+        r""":math:`(\bar y / n,)` broadcast back to the input's shape."""
+        ### BEGIN SOLUTION A1: Mean.backward: copy ybar / n to every averaged element (see _expand)
         return (_expand(self.xp, grad / self.n, self.shape, self.axis, self.keepdims),)
+        ### END SOLUTION
 
 
 class Max(Function):
     r""":math:`y = \max_{i \in \text{axis}} x_i`; :math:`\bar x_i = \bar y\,[x_i = y] / \#\{j : x_j = y\}`:
-    the gradient goes to the largest element, shared equally among ties (as ``torch.amax``)."""
+    the gradient goes to the largest element, shared equally among ties (as ``torch.amax``).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Max
+    >>> x = mt.tensor([[1.0, 3.0, 3.0], [5.0, 0.0, 2.0]], requires_grad=True)
+    >>> y = Max.apply(x, axis=(1,), keepdims=False)
+    >>> y.sum().backward()
+    >>> y.numpy(), x.grad.numpy()                                   # a tie in row 0
+    (array([3., 5.], dtype=float32), array([[0. , 0.5, 0.5],
+           [1. , 0. , 0. ]], dtype=float32))
+    """
 
     fresh_grads = True
 
     def forward(self, x, axis, keepdims):
+        """The max over ``axis`` (a tuple), the axes dropped or kept (``keepdims``); keeps ``x`` and the max."""
         self.x, self.axis, self.keepdims = x, axis, keepdims
         self.y = self.xp.max(x, axis=axis, keepdims=True)
         return self.y if keepdims else self.xp.reshape(self.y, tuple(n for i, n in enumerate(x.shape) if i not in axis))
 
     def backward(self, grad):
+        r""":math:`\bar y` to the largest elements, shared equally among ties, of the input's shape."""
+        ### BEGIN SOLUTION A1: Max.backward: ybar to the largest elements only, shared equally among ties
         xp = self.xp
         winners = xp.astype(self.x == self.y, grad.dtype)
         count = xp.sum(winners, axis=self.axis, keepdims=True)
         return (winners * _expand(xp, grad, tuple(self.x.shape), self.axis, self.keepdims) / count,)
+        ### END SOLUTION
 
 
 # ------------------------------------------------------------------ matrix product
 class MatMul(Function):
     r""":math:`Y = A B` (batched over leading axes, which broadcast);
-    :math:`\bar A = \bar Y B^\top`, :math:`\bar B = A^\top \bar Y`."""
+    :math:`\bar A = \bar Y B^\top`, :math:`\bar B = A^\top \bar Y`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import MatMul
+    >>> A = mt.ones(4, 2, 3, requires_grad=True)                    # a batch of 4 (2, 3)
+    >>> B = mt.ones(3, 5, requires_grad=True)                       # one (3, 5), shared
+    >>> Y = MatMul.apply(A, B)
+    >>> Y.sum().backward()
+    >>> Y.shape, B.grad.shape, float(B.grad.numpy()[0, 0])          # B's gradient summed over 4 * 2 rows
+    ((4, 2, 5), (3, 5), 8.0)
+    """
 
     fresh_grads = True
 
     @classmethod
     def check(cls, a, b):
+        """Refuse operands of fewer than 2 axes, unequal inner dimensions, or batch axes that do not broadcast."""
         if a.ndim < 2 or b.ndim < 2:
             raise ValueError(f"MatMul: operands need 2 or more dimensions, got {a.shape} @ {b.shape}")
         if a.shape[-1] != b.shape[-2]:
@@ -289,12 +552,15 @@ class MatMul(Function):
         broadcast_shapes(f"MatMul {a.shape} @ {b.shape}, batch axes", a.shape[:-2], b.shape[:-2])
 
     def forward(self, a, b):
+        """``a @ b``: ``(..., n, k) @ (..., k, m) -> (..., n, m)``; keeps each operand for the other's gradient."""
         self.a = a if self.needs_grad(1) else None  # A for B's gradient, B for A's
         self.b = b if self.needs_grad(0) else None
         self.shared_weight = b.ndim == 2 and a.ndim > 2
         return _shared_weight_matmul(self.xp, a, b)
 
     def backward(self, grad):
+        r""":math:`(\bar Y B^\top, A^\top \bar Y)`, a shared weight's gradient summed over the batch."""
+        ### BEGIN SOLUTION A1: MatMul.backward: Abar = Ybar B^T, Bbar = A^T Ybar (use xp.matrix_transpose)
         xp, a, b = self.xp, self.a, self.b
         grad_a = _shared_weight_matmul(xp, grad, xp.matrix_transpose(b)) if self.needs_grad(0) else None
         if not self.needs_grad(1):
@@ -305,6 +571,7 @@ class MatMul(Function):
             rows_g = xp.reshape(grad, (-1, grad.shape[-1]))
             return grad_a, xp.matmul(xp.matrix_transpose(rows_a), rows_g)
         return grad_a, xp.matmul(xp.matrix_transpose(a), grad)
+        ### END SOLUTION
 
 
 def _shared_weight_matmul(xp, a, b):
@@ -319,34 +586,76 @@ def _shared_weight_matmul(xp, a, b):
 
 # ------------------------------------------------------------------ shapes
 class Reshape(Function):
-    r""":math:`y = \mathrm{reshape}(x)`; :math:`\bar x = \mathrm{reshape}(\bar y)` to x's shape."""
+    r""":math:`y = \mathrm{reshape}(x)`; :math:`\bar x = \mathrm{reshape}(\bar y)` to x's shape.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Reshape
+    >>> x = mt.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], requires_grad=True)
+    >>> y = Reshape.apply(x, shape=(2, 3))
+    >>> (y * mt.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])).sum().backward()
+    >>> y.shape, x.grad.numpy()
+    ((2, 3), array([1., 2., 3., 4., 5., 6.], dtype=float32))
+    """
 
     def forward(self, x, shape):
+        """``x`` in ``shape`` (same number of elements); keeps the old shape."""
         self.shape = tuple(x.shape)
         return self.xp.reshape(x, shape)
 
     def backward(self, grad):
+        r""":math:`(\bar y,)` in the input's shape."""
+        ### BEGIN SOLUTION A1: Reshape.backward: reshape ybar back to the input's shape
         return (self.xp.reshape(grad, self.shape),)
+        ### END SOLUTION
 
 
 class Permute(Function):
-    r""":math:`y = x` with axes reordered by :math:`\pi`; :math:`\bar x = \bar y` reordered by :math:`\pi^{-1}`."""
+    r""":math:`y = x` with axes reordered by :math:`\pi`; :math:`\bar x = \bar y` reordered by :math:`\pi^{-1}`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Permute
+    >>> x = mt.ones(2, 3, 4, requires_grad=True)
+    >>> y = Permute.apply(x, axes=(2, 0, 1))
+    >>> y.sum().backward()
+    >>> y.shape, x.grad.shape
+    ((4, 2, 3), (2, 3, 4))
+    """
 
     def forward(self, x, axes):
+        """``x`` with its axes in the order ``axes``; keeps the inverse permutation."""
         self.inverse = tuple(sorted(range(len(axes)), key=lambda i: axes[i]))
         return self.xp.permute_dims(x, axes)
 
     def backward(self, grad):
+        r""":math:`(\bar y,)` with its axes put back by the inverse permutation."""
+        ### BEGIN SOLUTION A1: Permute.backward: permute ybar by the inverse permutation
         return (self.xp.permute_dims(grad, self.inverse),)
+        ### END SOLUTION
 
 
 class GetItem(Function):
     r""":math:`y = x[\text{index}]` (basic indexing);
-    :math:`\bar x` is zero except :math:`\bar x[\text{index}] = \bar y`."""
+    :math:`\bar x` is zero except :math:`\bar x[\text{index}] = \bar y`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import GetItem
+    >>> x = mt.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    >>> y = GetItem.apply(x, index=(slice(1, 3),))                  # x[1:3]
+    >>> y.sum().backward()
+    >>> y.numpy(), x.grad.numpy()
+    (array([2., 3.], dtype=float32), array([0., 1., 1., 0.], dtype=float32))
+    """
 
     fresh_grads = True
 
     def forward(self, x, index):
+        """``x[index]``; keeps the input's shape and dtype and where ``index`` points."""
         index = _full(index)
         self.shape, self.dtype = tuple(x.shape), x.dtype
         # the array API allows ``None`` (new axes) when reading but not when writing: backward
@@ -356,10 +665,13 @@ class GetItem(Function):
         return x[index]
 
     def backward(self, grad):
+        r"""Zeros of the input's shape with :math:`\bar y` at ``index``, as a one-tuple."""
+        ### BEGIN SOLUTION A1: GetItem.backward: zeros of the input's shape, with ybar written at the index
         xp = self.xp
         out = xp.zeros(self.shape, dtype=self.dtype)
         out[self.target] = xp.reshape(grad, self.target_shape)
         return (out,)
+        ### END SOLUTION
 
 
 class Take(Function):
@@ -367,6 +679,19 @@ class Take(Function):
 
     :math:`\bar x[\ldots, v, \ldots] = \sum_{n: i_n = v} \bar y[\ldots, n, \ldots]`: a row used
     twice gets both gradients (a scatter-add, provided by the backend).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Take
+    >>> E = mt.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], requires_grad=True)
+    >>> ids = mt.tensor([2, 0, 2]).data                             # options are arrays
+    >>> y = Take.apply(E, indices=ids, axis=0)
+    >>> y.sum().backward()
+    >>> y.shape, E.grad.numpy()                                     # row 2 used twice
+    ((3, 2), array([[1., 1.],
+           [0., 0.],
+           [2., 2.]], dtype=float32))
     """
 
     mixed_dtypes = True
@@ -374,6 +699,7 @@ class Take(Function):
 
     @classmethod
     def check(cls, x, indices, axis):
+        """Refuse non-integer indices, and (with ``check_values``) indices outside ``[-V, V)``."""
         xp = x.backend.xp
         if not xp.isdtype(indices.dtype, "integral"):
             raise TypeError(
@@ -390,6 +716,7 @@ class Take(Function):
                 )
 
     def forward(self, x, indices, axis):
+        """Rows of ``x`` along ``axis``: ``(..., V, ...)`` -> ``(..., *I, ...)``; keeps the flat indices."""
         xp = self.xp
         self.shape, self.axis = tuple(x.shape), axis
         self.flat = xp.reshape(indices, (-1,)) % x.shape[axis]  # negative indices count from the end
@@ -398,20 +725,36 @@ class Take(Function):
         return xp.reshape(out, self.shape[:axis] + self.ids_shape + self.shape[axis + 1 :])
 
     def backward(self, grad):
+        r"""The rows of :math:`\bar y` scatter-added into a zero table of ``x``'s shape, as a one-tuple."""
+        ### BEGIN SOLUTION A1: Take.backward: scatter-add rows of ybar into the table (self.backend.scatter_add)
         xp, axis = self.xp, self.axis
         n = self.flat.shape[0]
         # move the looked-up axis to the front, scatter-add rows of the gradient there, move it back
         g = xp.moveaxis(xp.reshape(grad, self.shape[:axis] + (n,) + self.shape[axis + 1 :]), axis, 0)
         table_shape = (self.shape[axis],) + self.shape[:axis] + self.shape[axis + 1 :]
         return (xp.moveaxis(self.backend.scatter_add(table_shape, self.flat, g), 0, axis),)
+        ### END SOLUTION
 
 
 class Concat(Function):
     r""":math:`y = [x_1; x_2; \ldots]` along an axis;
-    :math:`\bar x_k` is the slice of :math:`\bar y` where :math:`x_k` went."""
+    :math:`\bar x_k` is the slice of :math:`\bar y` where :math:`x_k` went.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Concat
+    >>> a = mt.ones(2, 3, requires_grad=True)
+    >>> b = mt.ones(2, 1, requires_grad=True)
+    >>> y = Concat.apply(a, b, axis=1)
+    >>> (y * mt.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    >>> y.shape, b.grad.numpy().ravel()                             # b's slice of ybar
+    ((2, 4), array([4., 4.], dtype=float32))
+    """
 
     @classmethod
     def check(cls, *xs, axis):
+        """Refuse inputs whose shapes differ outside ``axis``."""
         first = xs[0].shape
         for x in xs[1:]:
             if x.ndim != len(first) or any(a != b for i, (a, b) in enumerate(zip(x.shape, first)) if i != axis):
@@ -420,48 +763,86 @@ class Concat(Function):
                 )
 
     def forward(self, *xs, axis):
+        """The arrays joined along ``axis``; keeps their sizes along it."""
         self.axis, self.sizes = axis, [x.shape[axis] for x in xs]
         return self.xp.concat(xs, axis=axis)
 
     def backward(self, grad):
+        r"""For each input, its slice of :math:`\bar y`."""
+        ### BEGIN SOLUTION A1: Concat.backward: cut ybar along the axis into the inputs' sizes
         parts, start = [], 0
         for size in self.sizes:
             index = (slice(None),) * self.axis + (slice(start, start + size), ...)
             parts.append(grad[index])
             start += size
         return tuple(parts)
+        ### END SOLUTION
 
 
 class Stack(Function):
-    r""":math:`y[\ldots, k, \ldots] = x_k` along a new axis; :math:`\bar x_k = \bar y[\ldots, k, \ldots]`."""
+    r""":math:`y[\ldots, k, \ldots] = x_k` along a new axis; :math:`\bar x_k = \bar y[\ldots, k, \ldots]`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Stack
+    >>> a = mt.tensor([1.0, 2.0], requires_grad=True)
+    >>> b = mt.tensor([3.0, 4.0], requires_grad=True)
+    >>> y = Stack.apply(a, b, axis=0)
+    >>> (y * mt.tensor([[1.0], [10.0]])).sum().backward()
+    >>> y.shape, b.grad.numpy()
+    ((2, 2), array([10., 10.], dtype=float32))
+    """
 
     @classmethod
     def check(cls, *xs, axis):
+        """Refuse inputs of different shapes."""
         if any(x.shape != xs[0].shape for x in xs):
             raise ValueError(f"Stack: all shapes must be equal, got {', '.join(str(t.shape) for t in xs)}")
 
     def forward(self, *xs, axis):
+        """The arrays (one shape) stacked along a new ``axis``; keeps their number."""
         self.axis, self.n = axis, len(xs)
         return self.xp.stack(xs, axis=axis)
 
     def backward(self, grad):
+        r"""For each input, :math:`\bar y` at its index along ``axis``."""
+        ### BEGIN SOLUTION A1: Stack.backward: slice k of ybar along the new axis is input k's gradient
         return tuple(grad[(slice(None),) * self.axis + (k, ...)] for k in range(self.n))
+        ### END SOLUTION
 
 
 class Where(Function):
-    r""":math:`y = c ? a : b` elementwise; :math:`\bar a = \bar y\,[c]`, :math:`\bar b = \bar y\,[\lnot c]`."""
+    r""":math:`y = c ? a : b` elementwise; :math:`\bar a = \bar y\,[c]`, :math:`\bar b = \bar y\,[\lnot c]`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Where
+    >>> a = mt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> c = (a > 1.5).data                                          # the condition is an array option
+    >>> y = Where.apply(a, 0.0, condition=c)
+    >>> y.sum().backward()
+    >>> y.numpy(), a.grad.numpy()
+    (array([0., 2., 3.], dtype=float32), array([0., 1., 1.], dtype=float32))
+    """
 
     @classmethod
     def check(cls, a, b, condition):
+        """Refuse a condition and operands whose shapes do not broadcast together."""
         broadcast_shapes("Where", tuple(condition.shape), _shape(a), _shape(b))
 
     fresh_grads = True
 
     def forward(self, a, b, condition):
+        """``a`` where ``condition``, else ``b``, of the broadcast shape; keeps the condition."""
         self.condition = condition
         return self.xp.where(condition, a, b)
 
     def backward(self, grad):
+        r""":math:`(\bar y\,[c], \bar y\,[\lnot c])`."""
+        ### BEGIN SOLUTION A1: Where.backward: abar = ybar where the condition holds, bbar = ybar where it does not
         xp, c = self.xp, self.condition
         grad_a = xp.where(c, grad, 0.0) if self.needs_grad(0) else None
         return grad_a, (xp.where(c, 0.0, grad) if self.needs_grad(1) else None)
+        ### END SOLUTION

@@ -73,6 +73,7 @@ def pad_sequences(
     Parameters
     ----------
     seqs : sequence of sequences of int
+        The token ids of each example (a non-empty list of them).
     pad_id : int
         The filler id (``<pad>``, 0).
     max_len : int, optional
@@ -85,6 +86,8 @@ def pad_sequences(
     numpy.ndarray
         ``(len(seqs), max_len)`` int64.
 
+    Examples
+    --------
     >>> pad_sequences([[5, 6, 7], [8]])
     array([[5, 6, 7],
            [8, 0, 0]])
@@ -132,6 +135,14 @@ class Batch:
     n_tokens : int
         Number of real (non-``<pad>``) target tokens (or examples, for classification): the
         denominator of a per-token mean loss.
+
+    Examples
+    --------
+    >>> b = make_seq2seq_batch([([7, 5, 8], [8, 5, 7]), ([9, 4], [4, 9])])
+    >>> len(b), b.src.shape, b.src_mask.shape, b.tgt_mask.shape    # B = 2, S = 3, T = 4
+    (2, (2, 3), (2, 1, 1, 3), (2, 1, 4, 4))
+    >>> b.n_tokens, b.labels is None                               # 3 + 1 and 2 + 1 targets
+    (7, True)
     """
 
     src: Tensor | None = None
@@ -169,6 +180,28 @@ def make_seq2seq_batch(pairs, pad_id: int = PAD, bos_id: int = BOS, eos_id: int 
     Fills ``src`` ``(B, S)``, ``src_mask`` ``(B, 1, 1, S)``, ``tgt_in`` = ``<bos>`` + target and
     ``tgt_out`` = target + ``<eos>`` ``(B, T)`` with ``T = 1 + longest target``, and ``tgt_mask``
     ``(B, 1, T, T)``; ``n_tokens`` counts the real positions of ``tgt_out``.
+
+    Parameters
+    ----------
+    pairs : iterable of (sequence of int, sequence of int)
+        ``(src_ids, tgt_ids)``; every source needs at least one token.
+    pad_id, bos_id, eos_id : int
+        The ids of ``<pad>``, ``<bos>`` and ``<eos>``.
+    backend : str or Backend, optional
+        Where the tensors go; the current backend by default.
+
+    Returns
+    -------
+    Batch
+        With ``labels`` None.
+
+    Examples
+    --------
+    >>> b = make_seq2seq_batch([([7, 5, 8], [8, 5, 7]), ([9, 4], [4, 9])])
+    >>> b.tgt_in.numpy()[1], b.tgt_out.numpy()[1]          # <bos> + target, target + <eos>, padded
+    (array([1, 4, 9, 0]), array([4, 9, 2, 0]))
+    >>> b.src_mask.numpy()[1, 0, 0]
+    array([ True,  True, False])
     """
     pairs = list(pairs)
     _check_nonempty("make_seq2seq_batch", "source", [p[0] for p in pairs])
@@ -192,6 +225,22 @@ def make_classification_batch(examples, pad_id: int = PAD, backend=None) -> Batc
 
     Fills ``src`` ``(B, S)``, ``src_mask`` ``(B, 1, 1, S)`` and ``labels`` ``(B,)``; ``n_tokens`` is B.
 
+    Parameters
+    ----------
+    examples : iterable of (sequence of int, int)
+        ``(ids, label)``; every example needs at least one token, labels are class ids 0, 1, ...
+    pad_id : int
+        The id of ``<pad>``.
+    backend : str or Backend, optional
+        Where the tensors go; the current backend by default.
+
+    Returns
+    -------
+    Batch
+        With ``tgt_in``, ``tgt_out`` and ``tgt_mask`` None.
+
+    Examples
+    --------
     >>> b = make_classification_batch([([5, 6, 7], 1), ([8], 0)])
     >>> b.src_mask.numpy()[:, 0, 0].astype(int), b.labels.numpy()
     (array([[1, 1, 1],
@@ -224,8 +273,26 @@ def make_lm_batch(ids, seq_len: int, batch_size: int, rng=None, backend=None) ->
     ids : 1-D sequence of int
         The whole (training) text as token ids; a NumPy array is fastest.
     seq_len, batch_size : int
+        The window length T and the number of windows B.
     rng : numpy.random.Generator or int, optional
         Where the offsets come from (a seed gives the same batch every time).
+    backend : str or Backend, optional
+        Where the tensors go; the current backend by default.
+
+    Returns
+    -------
+    Batch
+        ``tgt_in``, ``tgt_out`` ``(B, T)``, ``tgt_mask`` ``(1, 1, T, T)``, ``n_tokens = B * T``; ``src`` None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> b = make_lm_batch(np.arange(100), seq_len=5, batch_size=2, rng=0)
+    >>> b.tgt_in.numpy()
+    array([[80, 81, 82, 83, 84],
+           [60, 61, 62, 63, 64]])
+    >>> bool((b.tgt_out.numpy() == b.tgt_in.numpy() + 1).all()), b.tgt_mask.shape, b.n_tokens
+    (True, (1, 1, 5, 5), 10)
     """
     ids = np.asarray(ids)
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
@@ -271,17 +338,32 @@ def batches(
     examples : sequence
         Anything indexable with a length (pairs, ``(ids, label)`` tuples, ...).
     batch_size : int
+        Examples per batch (>= 1).
     shuffle : bool
         Visit the examples in a random order; otherwise in their order.
     seed, epoch : int
+        Choose the order (together; the same pair gives the same order).
     drop_last : bool
         Leave out a last batch smaller than ``batch_size``.
     collate : callable, optional
         Applied to each list of examples (e.g. :func:`make_seq2seq_batch`); by default the lists
         themselves are yielded.
 
+    Yields
+    ------
+    list or Batch
+        Each batch: a list of ``batch_size`` examples (fewer in the last one), or what ``collate`` makes of it.
+
+    Examples
+    --------
     >>> [b for b in batches(list("abcde"), 2, shuffle=False)]
     [['a', 'b'], ['c', 'd'], ['e']]
+    >>> list(batches(list("abcde"), 2, seed=0))               # epoch 0
+    [['c', 'e'], ['d', 'a'], ['b']]
+    >>> list(batches(list("abcde"), 2, seed=0, epoch=1))      # its own order
+    [['b', 'e'], ['d', 'a'], ['c']]
+    >>> list(batches(list("abcde"), 2, seed=0, drop_last=True))
+    [['c', 'e'], ['d', 'a']]
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
@@ -297,8 +379,31 @@ class DataLoader:
     """Iterate over ``examples`` in batches, one epoch per ``for`` loop, each epoch in a new seeded order.
 
     Like PyTorch's ``DataLoader``: ``len(loader)`` is the number of batches an epoch has;
-    :meth:`set_epoch` chooses the epoch (to resume a run with the same orders).
+    :meth:`set_epoch` chooses the epoch (to resume a run with the same orders). Epoch ``e`` is
+    ``batches(examples, batch_size, shuffle, seed, e, drop_last, collate)``.
 
+    Parameters
+    ----------
+    examples : sequence
+        Anything indexable with a length.
+    batch_size : int
+        Examples per batch (>= 1).
+    shuffle : bool
+        Visit the examples in a random order each epoch; otherwise in their order.
+    seed : int
+        With the epoch number, chooses each epoch's order.
+    drop_last : bool
+        Leave out a last batch smaller than ``batch_size``.
+    collate : callable, optional
+        Applied to each list of examples (e.g. :func:`make_seq2seq_batch`).
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch the next ``for`` loop runs (0 at first).
+
+    Examples
+    --------
     >>> loader = DataLoader(list(range(5)), batch_size=2, seed=1, drop_last=True)
     >>> len(loader), len(list(loader)), loader.epoch
     (2, 2, 1)

@@ -35,7 +35,18 @@ _PACKAGE = "minitransformer.data"
 
 
 def available_corpora() -> list[str]:
-    """Names of the corpora shipped with the package (the ``*.txt`` files of ``minitransformer/data``)."""
+    """Names of the corpora shipped with the package (the ``*.txt`` files of ``minitransformer/data``).
+
+    Returns
+    -------
+    list of str
+        The names, sorted; each one is an argument of :func:`load_corpus`.
+
+    Examples
+    --------
+    >>> "tiny" in available_corpora()
+    True
+    """
     return sorted(p.name[: -len(".txt")] for p in resources.files(_PACKAGE).iterdir() if p.name.endswith(".txt"))
 
 
@@ -46,6 +57,17 @@ def load_corpus(name: str = "tiny") -> str:
     ----------
     name : str
         One of :func:`available_corpora` (``"tiny"``).
+
+    Returns
+    -------
+    str
+        The whole text (UTF-8 decoded; the ``"tiny"`` corpus is plain ASCII).
+
+    Examples
+    --------
+    >>> text = load_corpus("tiny")
+    >>> text.splitlines()[0], len(set(text))
+    ('THE GETTYSBURG ADDRESS', 67)
     """
     names = available_corpora()
     if name not in names:
@@ -54,7 +76,7 @@ def load_corpus(name: str = "tiny") -> str:
 
 
 def split_corpus(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
-    """Training and validation text: the last ``val_fraction`` of the text, cut at a line start, is validation.
+    r"""Training and validation text: the last ``val_fraction`` of the text, cut at a line start, is validation.
 
     A contiguous cut (not a random sample of characters) keeps the validation text unseen:
     a model cannot score well on it by remembering the neighbouring characters from training.
@@ -62,6 +84,7 @@ def split_corpus(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
     Parameters
     ----------
     text : str
+        The text to cut (at least 2 characters).
     val_fraction : float
         In ``(0, 1)``.
 
@@ -69,6 +92,11 @@ def split_corpus(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
     -------
     train, val : str
         ``train + val == text``.
+
+    Examples
+    --------
+    >>> split_corpus("one\ntwo\nthree\nfour\n", val_fraction=0.3)      # the cut moves to a line start
+    ('one\ntwo\nthree\n', 'four\n')
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"split_corpus: val_fraction must be in (0, 1), got {val_fraction}")
@@ -89,6 +117,18 @@ def unigram_entropy(text: str) -> float:
     The cross-entropy a model reaches by ignoring context and predicting each character from its
     frequency alone: the baseline a character language model must beat.
 
+    Parameters
+    ----------
+    text : str
+        A non-empty text.
+
+    Returns
+    -------
+    float
+        :math:`H` in nats (0 for a text of one repeated character).
+
+    Examples
+    --------
     >>> round(unigram_entropy("abab"), 4)  # two characters, equally often: ln 2
     0.6931
     """

@@ -55,6 +55,8 @@ DIGIT_TASKS = {
 def digit_tokenizer() -> CharTokenizer:
     """The tokenizer of the digit tasks: the 4 specials, then ``"0"..."9"`` as ids 4..13 (vocab_size 14).
 
+    Examples
+    --------
     >>> digit_tokenizer().encode("907")
     [13, 4, 11]
     """
@@ -95,6 +97,7 @@ def digit_task_splits(
     Parameters
     ----------
     name : {"copy", "reverse", "sort"}
+        The task: which function of the source the target is (:data:`DIGIT_TASKS`).
     n_train, n_val : int
         Number of pairs in each split (all sources distinct).
     seed : int
@@ -107,6 +110,17 @@ def digit_task_splits(
     train, val : list of (list[int], list[int])
         Token ids without ``<bos>``/``<eos>``: :func:`~minitransformer.data.batching.make_seq2seq_batch`
         adds them (decoder input ``<bos> + tgt``, decoder target ``tgt + <eos>``).
+
+    Examples
+    --------
+    >>> train, val = digit_task_splits("sort", n_train=3, n_val=2, seed=0, min_len=4, max_len=6)
+    >>> len(train), len(val)
+    (3, 2)
+    >>> src, tgt = train[0]
+    >>> tgt == sorted(src), 4 <= len(src) <= 6
+    (True, True)
+    >>> {tuple(s) for s, _ in train} & {tuple(s) for s, _ in val}     # no source in both splits
+    set()
     """
     if name not in DIGIT_TASKS:
         raise ValueError(f"digit task {name!r} is unknown; choose one of {sorted(DIGIT_TASKS)}")
@@ -129,6 +143,10 @@ def digit_task(
 ) -> list[tuple[list[int], list[int]]]:
     """``n`` pairs ``(src_ids, tgt_ids)`` of a digit task (the training split of :func:`digit_task_splits`).
 
+    Parameters as :func:`digit_task_splits`, with ``n`` for ``n_train``.
+
+    Examples
+    --------
     >>> [(s, t)] = digit_task("sort", 1, seed=3, min_len=4, max_len=4)
     >>> t == sorted(s)
     True
@@ -150,7 +168,16 @@ NEGATION_WORDS = {"filler": _FILLERS, "positive": _POSITIVE, "negative": _NEGATI
 
 
 def negation_tokenizer() -> WordTokenizer:
-    """The word tokenizer of :func:`negation_task`: the specials and the task's words (vocab_size 50)."""
+    """The word tokenizer of :func:`negation_task`: the specials and the task's words (vocab_size 50).
+
+    Examples
+    --------
+    >>> tok = negation_tokenizer()
+    >>> tok.vocab_size
+    50
+    >>> tok.decode(tok.encode("The film was NOT superb"))     # lower-cased; "superb" is not a task word
+    'the film was not <unk>'
+    """
     return WordTokenizer(sorted({*_FILLERS, *_POSITIVE, *_NEGATIVE, _NOT}))
 
 
@@ -182,6 +209,24 @@ def negation_reviews(
 
     For example ``"the plot was not good and quite slow"`` is 0 and ``"not the plot was good"`` is 1.
 
+    Parameters
+    ----------
+    n : int
+        Number of reviews.
+    seed : int
+        The same seed gives the same reviews.
+    min_words, max_words : int
+        Each review's length is drawn uniformly from ``min_words..max_words`` (at least 2).
+    negation_rate : float
+        Probability, in [0, 1], that the ``"not"`` negates the sentiment word.
+
+    Returns
+    -------
+    list of (str, int)
+        ``(text, label)`` pairs: words separated by single spaces, label 1 (positive) or 0.
+
+    Examples
+    --------
     >>> text, label = negation_reviews(1, seed=0)[0]
     >>> text.split().count("not"), label in (0, 1)
     (1, True)
@@ -235,7 +280,9 @@ def negation_task(
     Parameters
     ----------
     n_train, n_val : int
+        Number of examples in each split.
     seed : int
+        The same seed gives the same examples.
     min_words, max_words : int
         Review lengths vary, so batches need padding.
     negation_rate : float
@@ -247,8 +294,12 @@ def negation_task(
     Returns
     -------
     train, val : list of (list[int], int)
+        Token ids of each review (of varying length) and its label, 1 positive or 0 negative.
     tokenizer : WordTokenizer
+        :func:`negation_tokenizer`, which made the ids.
 
+    Examples
+    --------
     >>> train, val, tok = negation_task(4, 2, seed=0)
     >>> ids, label = train[0]
     >>> tok.decode(ids).count("not")

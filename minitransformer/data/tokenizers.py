@@ -3,14 +3,14 @@
 Every vocabulary starts with the same four special tokens, so code that pads, starts or ends a
 sequence never needs to know which tokenizer made it:
 
-=====  =========  ==================================================
- id     token      used for
-=====  =========  ==================================================
- 0      ``<pad>``  filling short sequences up to the batch length
- 1      ``<bos>``  "begin of sequence": the decoder's first input
- 2      ``<eos>``  "end of sequence": the decoder's last target
- 3      ``<unk>``  a character or word the vocabulary does not have
-=====  =========  ==================================================
+====  =========  ==================================================
+id    token      used for
+====  =========  ==================================================
+0     ``<pad>``  filling short sequences up to the batch length
+1     ``<bos>``  "begin of sequence": the decoder's first input
+2     ``<eos>``  "end of sequence": the decoder's last target
+3     ``<unk>``  a character or word the vocabulary does not have
+====  =========  ==================================================
 
 A tokenizer is saved with a checkpoint as plain JSON-able data (:meth:`Tokenizer.to_dict`),
 never with pickle, and rebuilt with :func:`tokenizer_from_dict`.
@@ -57,6 +57,33 @@ class Tokenizer:
 
     Subclasses say how a text is cut into pieces (:meth:`tokenize`) and glued back (:meth:`_join`);
     the id lookup, the specials and saving are shared here.
+
+    Parameters
+    ----------
+    pieces : iterable of str
+        The vocabulary after the specials, in id order (ids start at 4); duplicates are dropped.
+
+    Attributes
+    ----------
+    itos : list of str
+        Id to string, the four specials first.
+    stoi : dict of str to int
+        String to id, the inverse of ``itos``.
+
+    Examples
+    --------
+    A tokenizer that cuts a text into pairs of characters:
+
+    >>> class Pairs(Tokenizer):
+    ...     def tokenize(self, text):
+    ...         return [text[i:i + 2] for i in range(0, len(text), 2)]
+    ...     def _join(self, pieces):
+    ...         return "".join(pieces)
+    >>> tok = Pairs(["ba", "na"])
+    >>> tok.vocab_size, tok.encode("banana", add_eos=True)
+    (6, [4, 5, 5, 2])
+    >>> tok.decode([4, 5, 5, 2])
+    'banana'
     """
 
     kind = "base"
@@ -75,6 +102,7 @@ class Tokenizer:
 
     # ------------------------------------------------------------ to implement in subclasses
     def tokenize(self, text: str) -> list[str]:  # pragma: no cover - abstract
+        """The pieces of ``text`` (strings), in order, before they are looked up in the vocabulary."""
         raise NotImplementedError
 
     def _join(self, pieces: list[str]) -> str:  # pragma: no cover - abstract
@@ -101,8 +129,14 @@ class Tokenizer:
         Parameters
         ----------
         text : str
+            The text to encode.
         add_bos, add_eos : bool
             Put :data:`BOS` in front / :data:`EOS` at the end.
+
+        Returns
+        -------
+        list of int
+            One id per piece of ``text`` (plus the specials asked for).
         """
         if not isinstance(text, str):
             raise TypeError(f"{type(self).__name__}.encode: text must be a str, got {type(text).__name__}")
@@ -115,9 +149,15 @@ class Tokenizer:
         Parameters
         ----------
         ids : iterable of int
+            Ids in ``0 .. vocab_size - 1``.
         skip_special : bool
             Leave out ``<pad>``, ``<bos>`` and ``<eos>``. An unknown piece is always shown as
             ``<unk>``: dropping it would hide that something was lost.
+
+        Returns
+        -------
+        str
+            The pieces glued back together.
         """
         if hasattr(ids, "tolist"):  # a Tensor or an array: plain Python ints from the host
             ids = ids.tolist()
@@ -151,6 +191,8 @@ class CharTokenizer(Tokenizer):
         The characters, in id order (ids start at 4, after the specials). Build one from a corpus
         with :meth:`from_text`.
 
+    Examples
+    --------
     >>> tok = CharTokenizer.from_text("hello")
     >>> tok.itos[4:]
     ['e', 'h', 'l', 'o']
@@ -177,6 +219,7 @@ class CharTokenizer(Tokenizer):
         return cls(sorted(set(text)))
 
     def tokenize(self, text: str) -> list[str]:
+        """The characters of ``text``: ``"ab" -> ["a", "b"]``."""
         return list(text)
 
     def _join(self, pieces: list[str]) -> str:
@@ -203,6 +246,8 @@ class WordTokenizer(Tokenizer):
     lower : bool
         Lower-case text before looking words up.
 
+    Examples
+    --------
     >>> tok = WordTokenizer.from_texts(["The film was good.", "The plot was not good!"])
     >>> tok.itos[4:]
     ['good', 'the', 'was', '!', '.', 'film', 'not', 'plot']
@@ -227,6 +272,7 @@ class WordTokenizer(Tokenizer):
         Parameters
         ----------
         texts : iterable of str
+            The texts to count words in.
         lower : bool
             Lower-case before counting (``"The"`` and ``"the"`` are one word).
         max_vocab : int, optional
@@ -261,6 +307,7 @@ class WordTokenizer(Tokenizer):
         return "".join(out)
 
     def to_dict(self) -> dict:
+        """As :meth:`Tokenizer.to_dict`, with ``"lower"``."""
         return {**super().to_dict(), "lower": self.lower}
 
 
@@ -270,6 +317,23 @@ _KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokeniz
 def tokenizer_from_dict(state: dict) -> Tokenizer:
     """Rebuild a tokenizer from :meth:`Tokenizer.to_dict` data; refuse data that is not one.
 
+    Parameters
+    ----------
+    state : dict
+        ``{"type": "char" | "word", "specials": [...], "vocab": [...]}`` (and ``"lower"`` for words).
+
+    Returns
+    -------
+    Tokenizer
+        A :class:`CharTokenizer` or a :class:`WordTokenizer` equal to the one saved.
+
+    Raises
+    ------
+    ValueError
+        If ``state`` is not such data, or its special tokens differ from :data:`SPECIAL_TOKENS`.
+
+    Examples
+    --------
     >>> tok = WordTokenizer(["yes", "no"], lower=False)
     >>> tokenizer_from_dict(tok.to_dict()) == tok
     True

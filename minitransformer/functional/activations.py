@@ -45,6 +45,8 @@ def softmax(x: Tensor, axis: int = -1, fused: bool = True) -> Tensor:
     Tensor
         Same shape as ``x``; non-negative, summing to 1 along ``axis``.
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer.functional import softmax
     >>> softmax(mt.tensor([1.0, 2.0, 3.0])).numpy().round(4)
@@ -54,9 +56,11 @@ def softmax(x: Tensor, axis: int = -1, fused: bool = True) -> Tensor:
     axis = normalize_axis("softmax", axis, x.ndim)
     if fused:
         return Softmax.apply(x, axis=axis)
+    ### BEGIN SOLUTION A2: softmax from primitives: e = exp(x - max(x)), then e / sum(e) along axis
     m = x.max(axis=axis, keepdims=True).detach()  # the shift: cancels, so no gradient flows through it
     e = (x - m).exp()
     return e / e.sum(axis=axis, keepdims=True)
+    ### END SOLUTION
 
 
 def log_softmax(x: Tensor, axis: int = -1, fused: bool = True) -> Tensor:
@@ -82,6 +86,8 @@ def log_softmax(x: Tensor, axis: int = -1, fused: bool = True) -> Tensor:
     Tensor
         Same shape as ``x``; ``exp`` of it sums to 1 along ``axis``.
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer.functional import log_softmax
     >>> log_softmax(mt.tensor([0.0, 0.0])).numpy().round(4)   # log(1/2)
@@ -100,6 +106,18 @@ def relu(x: Tensor) -> Tensor:
 
     Its derivative is 1 where :math:`x > 0` and 0 elsewhere (0 at :math:`x = 0` exactly, as PyTorch).
 
+    Parameters
+    ----------
+    x : Tensor
+        Any shape, floating point.
+
+    Returns
+    -------
+    Tensor
+        The shape of ``x``, elementwise :math:`\max(0, x)`.
+
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer.functional import relu
     >>> relu(mt.tensor([-1.0, 0.0, 2.0])).numpy()
@@ -125,6 +143,18 @@ def gelu(x: Tensor) -> Tensor:
     ``torch.nn.functional.gelu(x, approximate="tanh")``. (The original Transformer uses ReLU;
     GELU is the usual alternative in later models.)
 
+    Parameters
+    ----------
+    x : Tensor
+        Any shape, floating point.
+
+    Returns
+    -------
+    Tensor
+        The shape of ``x``, GELU applied elementwise.
+
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer.functional import gelu
     >>> gelu(mt.tensor([-1.0, 0.0, 1.0])).numpy().round(4)

@@ -62,6 +62,8 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
         ``(..., L, S)``, the attention weights (before dropout): row :math:`i` is how much query
         :math:`i` looks at each key. Plot them as an attention map.
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer.functional import scaled_dot_product_attention
     >>> Q = mt.tensor([[1.0, 0.0]]); K = mt.tensor([[1.0, 0.0], [0.0, 1.0]]); V = mt.tensor([[0.0], [1.0]])
@@ -92,6 +94,7 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
                              f"{scores_shape}")
     dropout_p = check_probability(op, dropout_p)
 
+    ### BEGIN SOLUTION A2: return (softmax(Q K^T / sqrt(d_k)) V, weights); masks, dropout: see docstring
     scores = Q @ K.mT / math.sqrt(d_k)  # (..., L, S)
     if allowed is not None:
         hidden = float(Q.backend.xp.finfo(Q.dtype).min)  # a large finite negative: exp(hidden - max) = 0, no inf - inf
@@ -106,3 +109,4 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
             weights = where(Tensor(has_key, backend=Q.backend), weights, 0.0)
     dropped = dropout(weights, dropout_p, training=training)
     return dropped @ V, weights  # (..., L, d_v), (..., L, S)
+    ### END SOLUTION

@@ -40,6 +40,8 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     Tensor
         The shape of ``x``.
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer.functional import dropout
     >>> x = mt.ones(8)

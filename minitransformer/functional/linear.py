@@ -37,6 +37,8 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None, fused: bool = True) ->
     Tensor
         ``(..., d_out)``.
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer.functional import linear
     >>> W = mt.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])   # (d_in, d_out) = (2, 3)

@@ -75,6 +75,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
     Tensor
         A scalar, or the shape of ``targets`` for ``reduction="none"``.
 
+    Examples
+    --------
     >>> import math
     >>> import minitransformer as mt
     >>> from minitransformer.functional import cross_entropy
@@ -149,12 +151,15 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets, reduction: str = "
     targets : Tensor or array_like
         The shape of ``logits``: probabilities of the positive class (0 or 1, or soft labels).
     reduction : {"mean", "sum", "none"}
+        The mean or the sum of the losses :math:`\ell`, or each of them (``"none"``).
 
     Returns
     -------
     Tensor
         A scalar, or the shape of ``logits`` for ``reduction="none"``.
 
+    Examples
+    --------
     >>> import math
     >>> import minitransformer as mt
     >>> from minitransformer.functional import binary_cross_entropy_with_logits

@@ -34,6 +34,8 @@ def causal_mask(T: int, backend=None) -> Tensor:
     Tensor
         ``(T, T)`` bool, True on and below the diagonal; broadcasts against ``(batch, heads, T, T)``.
 
+    Examples
+    --------
     >>> from minitransformer.functional import causal_mask
     >>> causal_mask(3).numpy().astype(int)
     array([[1, 0, 0],
@@ -67,6 +69,8 @@ def padding_mask(ids: Tensor, pad_id: int) -> Tensor:
         ``(batch, 1, 1, S)`` bool: broadcasts against the scores ``(batch, heads, L, S)``, so every
         head and every query sees the same keys hidden.
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer.functional import padding_mask
     >>> padding_mask(mt.tensor([[5, 7, 0]]), pad_id=0).numpy().astype(int)
@@ -89,6 +93,19 @@ def combine_masks(a: Tensor | None, b: Tensor | None) -> Tensor | None:
     Typically a padding mask ``(batch, 1, 1, S)`` and a causal mask ``(S, S)`` give
     ``(batch, 1, S, S)``.
 
+    Parameters
+    ----------
+    a, b : Tensor or None
+        Boolean masks whose shapes broadcast together; ``None`` allows everything.
+
+    Returns
+    -------
+    Tensor or None
+        Bool, of the broadcast shape of ``a`` and ``b``; the other mask itself when one is ``None``,
+        and ``None`` when both are.
+
+    Examples
+    --------
     >>> from minitransformer.functional import causal_mask, combine_masks
     >>> combine_masks(None, None) is None
     True

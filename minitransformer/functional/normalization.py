@@ -41,6 +41,8 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
     Tensor
         ``(..., d)``, the shape of ``x``.
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer.functional import layer_norm
     >>> layer_norm(mt.tensor([[1.0, 2.0, 3.0]]), eps=0.0).numpy().round(4)   # mu = 2, sigma^2 = 2/3
@@ -62,8 +64,10 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
 
     if fused:
         return LayerNorm.apply(x, gamma, beta, eps=float(eps))
+    ### BEGIN SOLUTION A4: from primitives: (x - mean) / sqrt(var + eps) on the last axis, then gamma, beta
     mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
     var = ((x - mu) * (x - mu)).mean(axis=-1, keepdims=True)  # (..., 1), biased: divided by d
     x_hat = (x - mu) / (var + eps).sqrt()  # (..., d)
     y = x_hat if gamma is None else gamma * x_hat
     return y if beta is None else y + beta
+    ### END SOLUTION

@@ -51,6 +51,8 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int, dtype=None, backe
         ``(max_len, d_model)``, no gradient; add it to embeddings ``(batch, seq, d_model)`` as
         ``x + PE[:seq]``.
 
+    Examples
+    --------
     >>> from minitransformer.functional import sinusoidal_positional_encoding
     >>> sinusoidal_positional_encoding(2, 4).numpy().round(4)   # pos 1: sin 1, cos 1, sin 0.01, cos 0.01
     array([[0.    , 1.    , 0.    , 1.    ],
@@ -62,9 +64,11 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int, dtype=None, backe
             raise ValueError(f"{op}: {name} must be an int >= {least}, got {n!r}")
     be = _backend.get(backend)
     xp, f64 = be.xp, be.dtype("float64")
+    ### BEGIN SOLUTION A3: PE[pos, 2i] = sin(pos / 10000^(2i/d_model)), PE[pos, 2i+1] = cos(...)
     pos = xp.reshape(xp.arange(max_len, dtype=f64), (max_len, 1))  # (max_len, 1)
     two_i = xp.arange(0, d_model, 2, dtype=f64)  # (ceil(d_model / 2),): 0, 2, 4, ...
     angle = pos / 10000.0 ** (two_i / d_model)  # (max_len, ceil(d_model / 2))
     # interleave: column 2i is sin, column 2i+1 is cos, then drop the last cos when d_model is odd
     PE = xp.reshape(xp.stack((xp.sin(angle), xp.cos(angle)), axis=-1), (max_len, -1))[:, :d_model]
     return Tensor(xp.astype(PE, be.dtype(dtype)), backend=be)
+    ### END SOLUTION

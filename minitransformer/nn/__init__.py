@@ -1,25 +1,25 @@
 r"""Layer 4: modules, PyTorch's habits: ``Module``, ``Parameter`` and the layers of the Transformer.
 
-=======================================  ==================================================================
-:class:`Module`, :class:`Parameter`      ``parameters()``, ``state_dict()``, ``train()``/``eval()``, ``to()``
-:class:`ModuleList`, :class:`Sequential` containers
-:class:`Linear`                          :math:`xW + b`
-:class:`Embedding`                       :math:`E_{i,:}` (times :math:`\sqrt{d_{model}}`, paper 3.4)
-:class:`LayerNorm`                       :math:`\gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta`
-:class:`Dropout`                         inverted dropout, off after ``eval()``
-:class:`FeedForward`                     :math:`\max(0, xW_1 + b_1) W_2 + b_2` (paper eq. 2)
-:class:`SinusoidalPositionalEncoding`    :math:`x + PE` (fixed sinusoids, paper 3.5)
-:class:`LearnedPositionalEmbedding`      :math:`x + P` (a trained table)
-:class:`MultiHeadAttention`              :math:`\mathrm{Concat}(\mathrm{head}_1..\mathrm{head}_h) W^O` (paper 3.2.2)
-:class:`KVCache`                         keys and values kept between decoding steps
-:class:`EncoderLayer`, :class:`Encoder`  self-attention + FFN, residuals, LayerNorm (post-LN or pre-LN), x N
-:class:`DecoderLayer`, :class:`Decoder`  masked self-attention + cross-attention + FFN, x N
-:class:`Transformer`                     the encoder-decoder model of the paper (``from_config("base")``)
-:class:`DecoderOnlyLM`                   a GPT-style language model
-:class:`TransformerClassifier`           the document's section 5.2 classifier, done right
-:mod:`convert`                           weights to and from ``torch.nn`` (``to_torch``)
-:mod:`init`                              Xavier/Glorot initialisation
-=======================================  ==================================================================
+========================================  ==================================================================
+:class:`Module`, :class:`Parameter`       ``parameters()``, ``state_dict()``, ``train()``/``eval()``, ``to()``
+:class:`ModuleList`, :class:`Sequential`  containers
+:class:`Linear`                           :math:`xW + b`
+:class:`Embedding`                        :math:`E_{i,:}` (times :math:`\sqrt{d_{model}}`, paper 3.4)
+:class:`LayerNorm`                        :math:`\gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta`
+:class:`Dropout`                          inverted dropout, off after ``eval()``
+:class:`FeedForward`                      :math:`\max(0, xW_1 + b_1) W_2 + b_2` (paper eq. 2)
+:class:`SinusoidalPositionalEncoding`     :math:`x + PE` (fixed sinusoids, paper 3.5)
+:class:`LearnedPositionalEmbedding`       :math:`x + P` (a trained table)
+:class:`MultiHeadAttention`               :math:`\mathrm{Concat}(\mathrm{head}_1..\mathrm{head}_h) W^O` (paper 3.2.2)
+:class:`KVCache`                          keys and values kept between decoding steps
+:class:`EncoderLayer`, :class:`Encoder`   self-attention + FFN, residuals, LayerNorm (post-LN or pre-LN), x N
+:class:`DecoderLayer`, :class:`Decoder`   masked self-attention + cross-attention + FFN, x N
+:class:`Transformer`                      the encoder-decoder model of the paper (``from_config("base")``)
+:class:`DecoderOnlyLM`                    a GPT-style language model
+:class:`TransformerClassifier`            the document's section 5.2 classifier, done right
+:mod:`convert`                            weights to and from ``torch.nn`` (``to_torch``)
+:mod:`init`                               Xavier/Glorot initialisation
+========================================  ==================================================================
 """
 
 from . import convert, init

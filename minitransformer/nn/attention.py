@@ -40,6 +40,8 @@ class KVCache:
     the layer keeps :math:`K = X W^K` and :math:`V = X W^V` here, appends the new position's
     row and computes attention for the one new query: :math:`O(t)` per step.
 
+    Generate under ``mt.no_grad()``: otherwise each step's graph is kept alive through the cache.
+
     Parameters
     ----------
     static : bool
@@ -54,8 +56,8 @@ class KVCache:
         ``(batch, heads, positions so far, d_k)``, after the projections and the split into heads;
         ``None`` before the first call. ``len(cache)`` is the number of positions held.
 
-    Generate under ``mt.no_grad()``: otherwise each step's graph is kept alive through the cache.
-
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer import nn
     >>> mha, cache = nn.MultiHeadAttention(8, 2), nn.KVCache()
@@ -108,6 +110,9 @@ class MultiHeadAttention(Module):
     the decoder's cross-attention passes the decoder's sequence as query and the encoder's output
     as key and value, of another length.
 
+    Shapes: ``query`` ``(batch, L, d_model)``, ``key`` and ``value`` ``(batch, S, d_model)`` -> output
+    ``(batch, L, d_model)`` and weights ``(batch, heads, L, S)``.
+
     Parameters
     ----------
     d_model : int
@@ -129,6 +134,8 @@ class MultiHeadAttention(Module):
     W_O : Linear
         :math:`W^O`, ``(d_model, d_model)`` (rows ``i*d_k:(i+1)*d_k`` take head :math:`i`'s output).
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer import nn
     >>> mha = nn.MultiHeadAttention(d_model=8, heads=2)
@@ -267,6 +274,7 @@ class MultiHeadAttention(Module):
 
     def _literal(self, query, key, value, mask):
         r"""The formula as written: per head, slice :math:`W_i^Q, W_i^K, W_i^V` and attend; concat; :math:`W^O`."""
+        ### BEGIN SOLUTION A3: for each head i, attend with column block i of W_Q, W_K, W_V; concat; W_O
         heads, maps = [], []
         for i in range(self.heads):
             cols = slice(i * self.d_k, (i + 1) * self.d_k)  # head i's column block
@@ -281,9 +289,11 @@ class MultiHeadAttention(Module):
             maps.append(weights_i)
         output = self.W_O(concat(heads, axis=-1))  # Concat(head_1, ..., head_h) W^O: (B, L, d_model)
         return output, stack(maps, axis=1)  # (B, L, d_model), (B, h, L, S)
+        ### END SOLUTION
 
     def _batched(self, query, key, value, mask, cache=None):
         """All heads at once: project with the whole matrices, split the features into heads, one batched attention."""
+        ### BEGIN SOLUTION A3: project, split d_model into h heads (B, h, L, d_k), attend, merge heads, W_O
         B, L, S, h, d_k = query.shape[0], query.shape[1], key.shape[1], self.heads, self.d_k
         Q = self.W_Q(query).reshape(B, L, h, d_k).permute(0, 2, 1, 3)  # (B, L, d_model) -> (B, h, L, d_k)
         if cache is not None and cache.filled:  # cross-attention: the memory's K, V, projected at the first step
@@ -298,6 +308,7 @@ class MultiHeadAttention(Module):
         )  # (B, h, L, d_k), (B, h, L, S)
         concatenated = heads.permute(0, 2, 1, 3).reshape(B, L, h * d_k)  # (B, h, L, d_k) -> (B, L, d_model)
         return self.W_O(concatenated), weights  # (B, L, d_model), (B, h, L, S)
+        ### END SOLUTION
 
 
 def _block(linear: Linear, cols: slice) -> tuple[Tensor, Tensor | None]:

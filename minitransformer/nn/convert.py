@@ -54,7 +54,17 @@ _TWINS = {
 
 
 def torch_twin(module: Module) -> str:
-    """The name of the ``torch.nn`` class equivalent to ``module``, or a TypeError saying there is none."""
+    """The name of the ``torch.nn`` class equivalent to ``module``, or a TypeError saying there is none.
+
+    Needs no PyTorch: it only looks the module's type up in the table above.
+
+    Examples
+    --------
+    >>> from minitransformer import nn
+    >>> from minitransformer.nn.convert import torch_twin
+    >>> torch_twin(nn.Linear(2, 3)), torch_twin(nn.MultiHeadAttention(8, 2))
+    ('Linear', 'MultiheadAttention')
+    """
     name = _TWINS.get(type(module))
     if name is None:
         raise TypeError(
@@ -165,6 +175,16 @@ def to_torch_state_dict(module: Module, state: Mapping | None = None) -> dict:
     -------
     dict of str to torch.Tensor
         Same dtype as the arrays (float64 stays float64). ``twin.load_state_dict(...)`` accepts it.
+
+    Examples
+    --------
+    >>> import pytest
+    >>> torch = pytest.importorskip("torch")   # this example needs PyTorch (skipped without it)
+    >>> from minitransformer import nn
+    >>> from minitransformer.nn.convert import to_torch_state_dict
+    >>> state = to_torch_state_dict(nn.Linear(4, 3))
+    >>> {name: tuple(t.shape) for name, t in state.items()}   # torch's weight is (d_out, d_in)
+    {'weight': (3, 4), 'bias': (3,)}
     """
     arrays = _torch_arrays(module, state)  # a module with no twin fails here, torch or not
     torch = _import_torch()
@@ -179,6 +199,30 @@ def from_torch_state_dict(module: Module, torch_state: Mapping) -> Module:
     missing, unexpected and wrongly shaped ones, and nothing changes. Values are cast to the
     module's dtype and moved to its backend. Transposes and stacking are exact, so
     ``from_torch_state_dict(m, to_torch_state_dict(m))`` changes no bit.
+
+    Parameters
+    ----------
+    module : Module
+        A module with a twin (see :func:`torch_twin`), changed in place.
+    torch_state : mapping
+        The twin's state dict: torch tensors, or any arrays (NumPy works too), under torch's names
+        and in torch's shapes.
+
+    Returns
+    -------
+    Module
+        ``module`` itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minitransformer import nn
+    >>> from minitransformer.nn.convert import from_torch_state_dict
+    >>> W = np.arange(6.0).reshape(3, 2)                      # torch's (d_out, d_in) = (3, 2)
+    >>> lin = from_torch_state_dict(nn.Linear(2, 3), {"weight": W, "bias": np.zeros(3)})
+    >>> lin.weight.numpy()                                    # here (d_in, d_out): transposed
+    array([[0., 2., 4.],
+           [1., 3., 5.]], dtype=float32)
     """
     if not hasattr(torch_state, "keys"):
         raise TypeError(f"from_torch_state_dict: expected a mapping name -> tensor, got {type(torch_state).__name__}")
@@ -264,6 +308,20 @@ def to_torch(module: Module):
     outputs agree to rounding. A pre-LN :class:`~minitransformer.nn.Encoder`'s final LayerNorm
     becomes the ``norm`` of ``torch.nn.TransformerEncoder``. A module with no twin (a whole
     model, a FeedForward alone, a decoder without cross-attention) gets a TypeError.
+
+    Examples
+    --------
+    >>> import pytest
+    >>> torch = pytest.importorskip("torch")   # this example needs PyTorch (skipped without it)
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> from minitransformer.nn.convert import to_torch
+    >>> layer = nn.EncoderLayer(d_model=8, heads=2, d_ff=16, dropout=0.0)
+    >>> twin = to_torch(layer)                                # torch.nn.TransformerEncoderLayer
+    >>> x = mt.randn(2, 5, 8)                                 # (batch, seq, d_model)
+    >>> theirs = twin(torch.from_numpy(x.numpy())).detach().numpy()
+    >>> theirs.shape, bool(abs(theirs - layer(x).numpy()).max() < 1e-5)
+    ((2, 5, 8), True)
     """
     torch_twin(module)
     torch = _import_torch()

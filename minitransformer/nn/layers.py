@@ -48,6 +48,8 @@ def check_features(layer: str, name: str, x, d: int, what: str = "d_model") -> T
 class Linear(Module):
     r"""The affine map :math:`y = xW + b`, the projection every part of the Transformer is made of.
 
+    Shapes: ``(..., d_in)`` -> ``(..., d_out)``.
+
     Parameters
     ----------
     d_in, d_out : int
@@ -63,12 +65,13 @@ class Linear(Module):
     bias : Parameter or None
         :math:`b`, shape ``(d_out,)``, zeros.
 
-    Shapes: ``(..., d_in)`` -> ``(..., d_out)``.
-
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer import nn
-    >>> nn.Linear(4, 3)(mt.ones(2, 5, 4)).shape
-    (2, 5, 3)
+    >>> lin = nn.Linear(4, 3)
+    >>> lin(mt.ones(2, 5, 4)).shape, lin.weight.shape   # W is (d_in, d_out)
+    ((2, 5, 3), (4, 3))
     """
 
     def __init__(self, d_in: int, d_out: int, bias: bool = True):
@@ -79,6 +82,7 @@ class Linear(Module):
         self.bias = Parameter(zeros(d_out)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        """:math:`xW + b` over the last axis: ``(..., d_in)`` -> ``(..., d_out)``."""
         check_features("Linear", "input", x, self.d_in, "d_in")
         return F.linear(x, self.weight, self.bias)
 
@@ -97,6 +101,8 @@ class Embedding(Module):
     the scaled vectors have entries of variance 1, the size of the positional encoding added to them.
     The lookup's gradient adds up the gradients of every position where a token occurs.
 
+    Shapes: integer ids ``(batch, seq)`` -> ``(batch, seq, d_model)``.
+
     Parameters
     ----------
     num_embeddings : int
@@ -106,13 +112,19 @@ class Embedding(Module):
     scale : bool
         Multiply by :math:`\sqrt{d_\text{model}}` (paper 3.4).
 
-    Shapes: integer ids ``(batch, seq)`` -> ``(batch, seq, d_model)``.
+    Attributes
+    ----------
+    weight : Parameter
+        :math:`E`, shape ``(num_embeddings, d_model)``.
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer import nn
     >>> emb = nn.Embedding(10, 4)
-    >>> emb(mt.tensor([[1, 2, 1]])).shape
-    (1, 3, 4)
+    >>> v = emb(mt.tensor([[1, 2, 1]]))
+    >>> v.shape, bool((v.numpy()[0, 0] == v.numpy()[0, 2]).all())   # token 1 twice: row E[1] twice
+    ((1, 3, 4), True)
     """
 
     def __init__(self, num_embeddings: int, d_model: int, scale: bool = False):
@@ -123,6 +135,10 @@ class Embedding(Module):
         self.weight = init.normal_(Parameter(zeros(num_embeddings, d_model)), 0.0, d_model**-0.5)
 
     def forward(self, ids) -> Tensor:
+        r"""Rows of :math:`E` for integer ``ids`` (times :math:`\sqrt{d_\text{model}}` if ``scale``).
+
+        ``(batch, seq)`` (any shape of ids) -> ``(batch, seq, d_model)``.
+        """
         ids = ids if isinstance(ids, Tensor) else Tensor(ids, backend=self.weight.backend)
         xp = ids.backend.xp
         if not xp.isdtype(ids.dtype, "integral"):
@@ -151,6 +167,25 @@ class LayerNorm(Module):
     :func:`minitransformer.functional.layer_norm`. :math:`\gamma` starts at ones, :math:`\beta` at zeros.
 
     Shapes: ``(..., d_model)`` -> ``(..., d_model)``.
+
+    Parameters
+    ----------
+    d_model : int
+        Size of the last axis, the one normalised.
+    eps : float
+        :math:`\epsilon \ge 0`, added to the variance.
+
+    Attributes
+    ----------
+    gamma, beta : Parameter
+        ``(d_model,)``, the learned gain and bias.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> nn.LayerNorm(3)(mt.tensor([[1.0, 2.0, 3.0]])).numpy().round(4)   # mean 2, variance 2/3
+    array([[-1.2247,  0.    ,  1.2247]], dtype=float32)
     """
 
     def __init__(self, d_model: int, eps: float = 1e-5):
@@ -163,6 +198,7 @@ class LayerNorm(Module):
         self.beta = Parameter(zeros(d_model))
 
     def forward(self, x: Tensor) -> Tensor:
+        r""":math:`\gamma \odot (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta`: ``(..., d_model)`` -> same shape."""
         check_features("LayerNorm", "input", x, self.d_model)
         return F.layer_norm(x, self.gamma, self.beta, self.eps)
 
@@ -176,7 +212,22 @@ class Dropout(Module):
 
     .. math:: y_i = \frac{m_i x_i}{1 - p}, \quad m_i \sim \text{Bernoulli}(1 - p)
 
-    See :func:`minitransformer.functional.dropout`.
+    See :func:`minitransformer.functional.dropout`. Shapes: any shape, unchanged.
+
+    Parameters
+    ----------
+    p : float
+        Probability of dropping an element, in [0, 1) (the paper's :math:`P_{drop} = 0.1`).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> drop, x = nn.Dropout(0.5), mt.ones(2, 4)
+    >>> set(drop(x).numpy().ravel().tolist()) <= {0.0, 2.0}   # training: kept values scaled by 1 / (1 - p)
+    True
+    >>> drop.eval()(x) is x                                   # evaluation: the identity
+    True
     """
 
     def __init__(self, p: float = 0.1):
@@ -184,6 +235,7 @@ class Dropout(Module):
         self.p = check_probability("Dropout", p)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``F.dropout(x, p)`` while ``training``, ``x`` itself after ``eval()``; the shape is unchanged."""
         return F.dropout(x, self.p, training=self.training)
 
     def extra_repr(self) -> str:
@@ -201,6 +253,17 @@ class FeedForward(Module):
     (as BERT and GPT do). With ``dropout > 0`` the hidden activations are dropped out while
     training, as PyTorch's ``TransformerEncoderLayer`` does; equation 2 itself has no dropout.
 
+    Shapes: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``.
+
+    Parameters
+    ----------
+    d_model, d_ff : int
+        Widths of the input and output, and of the hidden layer.
+    dropout : float
+        On the hidden activations while training.
+    activation : {"relu", "gelu"}
+        The non-linearity between the two layers.
+
     Attributes
     ----------
     W_1 : Linear
@@ -208,7 +271,13 @@ class FeedForward(Module):
     W_2 : Linear
         ``(d_ff, d_model)`` with bias :math:`b_2`.
 
-    Shapes: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``.
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> ffn = nn.FeedForward(d_model=8, d_ff=32)
+    >>> ffn(mt.ones(2, 5, 8)).shape, ffn.num_parameters()   # 8 * 32 + 32 + 32 * 8 + 8
+    ((2, 5, 8), 552)
     """
 
     activations = {"relu": F.relu, "gelu": F.gelu}
@@ -227,9 +296,12 @@ class FeedForward(Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
+        r""":math:`\max(0, xW_1 + b_1) W_2 + b_2` at each position: ``(batch, seq, d_model)`` -> same shape."""
         check_features("FeedForward", "input", x, self.d_model)
+        ### BEGIN SOLUTION A4: FFN(x) = activation(x W_1 + b_1) W_2 + b_2, dropout on the hidden
         hidden = self.activations[self.activation](self.W_1(x))  # max(0, x W_1 + b_1): (batch, seq, d_ff)
         return self.W_2(self.dropout(hidden))  # (...) W_2 + b_2: (batch, seq, d_model)
+        ### END SOLUTION
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, d_ff={self.d_ff}, activation={self.activation!r}"
@@ -264,6 +336,24 @@ class SinusoidalPositionalEncoding(Module):
     rebuilds it. It moves with ``to()``.
 
     Shapes: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``, ``seq <= max_len``.
+
+    Parameters
+    ----------
+    d_model : int
+        Width of the vectors.
+    max_len : int
+        Number of positions in the table (rows of :math:`PE`).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> pe = nn.SinusoidalPositionalEncoding(d_model=4, max_len=10)
+    >>> pe(mt.zeros(1, 2, 4)).numpy().round(4)   # x = 0 shows PE: pos 0, then sin 1, cos 1, sin 0.01, cos 0.01
+    array([[[0.    , 1.    , 0.    , 1.    ],
+            [0.8415, 0.5403, 0.01  , 1.    ]]], dtype=float32)
+    >>> pe.num_parameters(), pe.state_dict()     # nothing learned, nothing saved
+    (0, {})
     """
 
     def __init__(self, d_model: int, max_len: int = 5000):
@@ -277,7 +367,10 @@ class SinusoidalPositionalEncoding(Module):
         )
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
-        """``x + PE[start : start + seq]`` (``start`` > 0 when decoding continues a sequence)."""
+        """``x + PE[start : start + seq]`` (``start`` > 0 when decoding continues a sequence).
+
+        ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``.
+        """
         seq = _positions("SinusoidalPositionalEncoding", x, self.d_model, start, self.max_len,
                          "build it with a larger max_len")
         PE = self.PE[start : start + seq]  # (seq, d_model), broadcasts over the batch
@@ -305,6 +398,28 @@ class LearnedPositionalEmbedding(Module):
     :math:`P` starts as :math:`\mathcal N(0, 0.02^2)` (GPT-2's choice).
 
     Shapes: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``, ``seq <= max_len``.
+
+    Parameters
+    ----------
+    max_len : int
+        Number of positions with a row (no position beyond has one).
+    d_model : int
+        Width of the vectors.
+
+    Attributes
+    ----------
+    weight : Parameter
+        :math:`P`, ``(max_len, d_model)``.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> pos = nn.LearnedPositionalEmbedding(max_len=10, d_model=4)
+    >>> x = mt.zeros(2, 3, 4)
+    >>> y = pos(x)                                   # rows 0, 1, 2 of P, the same for every example
+    >>> y.shape, bool((y.numpy()[1] == pos.weight.numpy()[:3]).all()), pos.num_parameters()
+    ((2, 3, 4), True, 40)
     """
 
     def __init__(self, max_len: int, d_model: int):
@@ -314,7 +429,7 @@ class LearnedPositionalEmbedding(Module):
         self.weight = init.normal_(Parameter(zeros(max_len, d_model)), 0.0, 0.02)
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
-        """``x + P[start : start + seq]``."""
+        """``x + P[start : start + seq]``: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``."""
         seq = _positions("LearnedPositionalEmbedding", x, self.d_model, start, self.max_len,
                          "a learned table has no row beyond the positions it was built with")
         return x + self.weight[start : start + seq]  # (seq, d_model) broadcasts over the batch

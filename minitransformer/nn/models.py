@@ -87,6 +87,12 @@ class Transformer(_Configured):
     shifted right (it starts with a begin token); the decoder's causal mask lets position
     :math:`i` see ``tgt_in[:i+1]`` only, so ``logits[:, i]`` scores the token that comes next.
 
+    ``Transformer.from_config("base")`` is the paper's base model (shared 37000-token vocabulary,
+    tied output); ``"tiny"`` is small enough to train on a laptop's CPU.
+
+    Shapes: integer ids ``src`` ``(batch, S)`` and ``tgt_in`` ``(batch, T)`` -> logits
+    ``(batch, T, tgt_vocab)``.
+
     Parameters
     ----------
     src_vocab, tgt_vocab : int
@@ -121,9 +127,8 @@ class Transformer(_Configured):
     config : dict
         The arguments: ``Transformer(**model.config)`` builds the same architecture.
 
-    ``Transformer.from_config("base")`` is the paper's base model (shared 37000-token vocabulary,
-    tied output); ``"tiny"`` is small enough to train on a laptop's CPU.
-
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer import nn
     >>> model = nn.Transformer.from_config("tiny", src_vocab=11, tgt_vocab=13)
@@ -213,15 +218,21 @@ class DecoderOnlyLM(_Configured):
     final LayerNorm that pre-LN needs. The embeddings are scaled by :math:`\sqrt{d_{model}}` as in
     the Transformer; ``positional="learned"`` puts a trained table in place of the sinusoids (GPT).
 
+    Shapes: integer ids ``(batch, T)`` -> logits ``(batch, T, vocab)``.
+
     Parameters
     ----------
     vocab : int
+        Vocabulary size.
     d_model, heads, d_ff, num_layers, max_len, dropout, norm_first
         As :class:`Transformer`.
     tie_output : bool
         ``logits = x E^T`` (GPT-2 does this).
     positional : {"sinusoidal", "learned"}
+        :class:`SinusoidalPositionalEncoding` or :class:`LearnedPositionalEmbedding`.
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer import nn
     >>> lm = nn.DecoderOnlyLM(vocab=20, d_model=16, heads=2, d_ff=32, num_layers=2, max_len=32)
@@ -305,15 +316,27 @@ class TransformerClassifier(_Configured):
       ``y_train = np.random.rand(100, 1)``: random labels, unrelated to the inputs, from which
       nothing can be learned; the "accuracy" it prints is chance.
 
+    Shapes: integer ids ``(batch, seq)`` -> one logit per text ``(batch,)``.
+
     Parameters
     ----------
     vocab_size, d_model, heads, d_ff, num_layers, max_len, dropout
         The document's values by default (``max_sequence_length`` = 100, one block).
     pooling : {"mean", "cls", "max"}
+        How the encoder's outputs become one vector per text (see :meth:`pool`).
     pad_id : int
         The padding token.
     norm_first : bool
         Post-LN by default (as the keras.io ``TransformerBlock``).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> clf = nn.TransformerClassifier.from_config("tiny").eval()   # eval(): no dropout
+    >>> text, padded = mt.tensor([[5, 6, 7]]), mt.tensor([[5, 6, 7, 0, 0]])   # pad_id = 0
+    >>> clf(padded).shape, bool(abs(clf(text).item() - clf(padded).item()) < 1e-5)   # padding changes nothing
+    ((1,), True)
     """
 
     presets = {

@@ -45,7 +45,11 @@ class Parameter(Tensor):
         ``"float32"`` (the default for Python numbers) or ``"float64"``; arrays keep their float dtype.
     backend : str, optional
         The backend to hold it on; the current backend by default.
+    name : str, optional
+        A label, shown by the drawings of the computation graph.
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> w = Parameter(mt.zeros(2, 3))
     >>> w.requires_grad, w.shape, w.dtype_name
@@ -70,11 +74,35 @@ class Parameter(Tensor):
 
 
 class StateDictError(RuntimeError):
-    """A state dict that does not fit the model: missing keys, unexpected keys or wrong shapes."""
+    """A state dict that does not fit the model: missing keys, unexpected keys or wrong shapes.
+
+    Raised by :meth:`Module.load_state_dict` before anything is loaded; the message lists every problem.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minitransformer import nn
+    >>> state = {"weight": np.zeros((3, 2)), "bias": np.zeros(3)}   # a weight of the wrong shape
+    >>> try:
+    ...     nn.Linear(2, 3).load_state_dict(state)
+    ... except nn.StateDictError as error:
+    ...     print(error)
+    load_state_dict: the state does not fit Linear; nothing was loaded.
+      wrong shapes or values:
+        'weight': the model expects shape (2, 3), the state has (3, 2)
+    """
 
 
 class LoadResult(NamedTuple):
-    """What ``load_state_dict(strict=False)`` left out: model keys not in the state, state keys not in the model."""
+    """What ``load_state_dict(strict=False)`` left out: model keys not in the state, state keys not in the model.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minitransformer import nn
+    >>> nn.Linear(2, 3).load_state_dict({"weight": np.zeros((2, 3)), "extra": np.zeros(1)}, strict=False)
+    LoadResult(missing_keys=['bias'], unexpected_keys=['extra'])
+    """
 
     missing_keys: list[str]
     unexpected_keys: list[str]
@@ -106,12 +134,31 @@ def _host_copy(value) -> np.ndarray:
 
 
 class Module:
-    """Base class of every layer and model: holds parameters and sub-modules, found by name.
+    r"""Base class of every layer and model: holds parameters and sub-modules, found by name.
 
     Write ``__init__`` (call ``super().__init__()`` first, then assign :class:`Parameter` and
     :class:`Module` attributes, which register themselves) and ``forward``; call the module like a
     function. ``training`` is True after construction; ``eval()`` turns it off (dropout then does
     nothing) and ``train()`` back on, for the module and all its sub-modules.
+
+    Examples
+    --------
+    A two-layer network, :math:`y = \max(0, xW_1 + b_1) W_2 + b_2`, ``(batch, 4)`` -> ``(batch, 2)``:
+
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> class TwoLayer(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.first = nn.Linear(4, 8)
+    ...         self.second = nn.Linear(8, 2)
+    ...     def forward(self, x):
+    ...         return self.second(self.first(x).relu())
+    >>> model = TwoLayer()
+    >>> [name for name, _ in model.named_parameters()]
+    ['first.weight', 'first.bias', 'second.weight', 'second.bias']
+    >>> model(mt.ones(3, 4)).shape, model.eval().second.training
+    ((3, 2), False)
     """
 
     def __init__(self) -> None:
@@ -215,6 +262,7 @@ class Module:
 
     # ------------------------------------------------------------ running
     def forward(self, *args, **kwargs):
+        """What the module computes; every subclass defines it (``module(x)`` calls ``module.forward(x)``)."""
         raise NotImplementedError(f"{type(self).__name__}: define forward(...) to say what the module computes")
 
     def __call__(self, *args, **kwargs):
@@ -256,6 +304,7 @@ class Module:
             stack.extend(reversed(below))  # depth first, in the order of assignment
 
     def modules(self) -> Iterator[Module]:
+        """This module and every module below it, each once (:meth:`named_modules` without the names)."""
         for _, module in self.named_modules():
             yield module
 
@@ -289,6 +338,7 @@ class Module:
         return self._named_tensors("_buffers", unique=True)
 
     def buffers(self) -> Iterator[Tensor]:
+        """Every buffer (persistent or not), once each."""
         for _, b in self.named_buffers():
             yield b
 
@@ -466,20 +516,34 @@ class ModuleList(Module):
         self.add_module(self._index(i), module)
 
     def append(self, module: Module) -> ModuleList:
+        """Add ``module`` at the end, registered under the name ``str(len(self))``; returns ``self``."""
         self.add_module(str(len(self)), module)
         return self
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
+        """:meth:`append` each of ``modules``, in order; returns ``self``."""
         for module in modules:
             self.append(module)
         return self
 
     def forward(self, *args, **kwargs):
+        """Not defined: a ModuleList only holds modules (loop over it); raises NotImplementedError."""
         raise NotImplementedError("ModuleList has no forward: loop over it (for layer in layers: x = layer(x))")
 
 
 class Sequential(ModuleList):
-    """Modules applied one after another: ``Sequential(f, g)(x) = g(f(x))``."""
+    """Modules applied one after another: ``Sequential(f, g)(x) = g(f(x))``.
+
+    The input has the shape the first module takes; the output, the shape the last one gives.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> mlp = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
+    >>> mlp(mt.ones(3, 4)).shape, len(mlp)                  # (3, 4) -> (3, 8) -> (3, 2)
+    ((3, 2), 2)
+    """
 
     def __init__(self, *modules: Module):
         super().__init__(modules)
@@ -489,6 +553,7 @@ class Sequential(ModuleList):
         return cls(*modules)
 
     def forward(self, x):
+        """Apply the modules in order, each to the output of the one before: ``x`` -> ``m_n(... m_1(x))``."""
         for module in self:
             x = module(x)
         return x

@@ -33,7 +33,31 @@ __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "check_heads"]
 
 
 def check_heads(op: str, d_model: int, heads: int) -> None:
-    """A clear error, before anything is built, when the heads cannot split ``d_model`` evenly."""
+    """A clear error, before anything is built, when the heads cannot split ``d_model`` evenly.
+
+    Each of the ``heads`` heads gets :math:`d_k = d_\\text{model} / h` features (paper 3.2.2).
+
+    Parameters
+    ----------
+    op : str
+        The name of the layer or model being built, to start the message with.
+    d_model, heads : int
+        The width and the number of heads asked for.
+
+    Raises
+    ------
+    ValueError
+        If ``d_model`` or ``heads`` is not a positive integer, or ``heads`` does not divide ``d_model``.
+
+    Examples
+    --------
+    >>> from minitransformer.nn.transformer import check_heads
+    >>> check_heads("MyLayer", d_model=8, heads=2)      # d_k = 4: fine, nothing returned
+    >>> check_heads("MyLayer", d_model=8, heads=3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: MyLayer: d_model=8 is not divisible by heads=3 (each head gets d_k = d_model / heads ...)
+    """
     check_size(op, "d_model", d_model)
     check_size(op, "heads", heads)
     if d_model % heads:
@@ -59,6 +83,8 @@ class EncoderLayer(Module):
     named switch. It is ``torch.nn.TransformerEncoderLayer`` with ``batch_first=True`` (the same
     sub-modules and the same numbers; see :mod:`minitransformer.nn.convert`).
 
+    Shapes: ``(batch, L, d_model)`` -> ``(batch, L, d_model)``.
+
     Parameters
     ----------
     d_model, heads, d_ff : int
@@ -80,8 +106,8 @@ class EncoderLayer(Module):
     self_attn_weights : Tensor or None
         ``(batch, heads, L, L)``, the attention weights of the last forward (detached), for pictures.
 
-    Shapes: ``(batch, L, d_model)`` -> ``(batch, L, d_model)``.
-
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer import nn
     >>> layer = nn.EncoderLayer(d_model=8, heads=2, d_ff=16)
@@ -111,8 +137,12 @@ class EncoderLayer(Module):
         return out
 
     def forward(self, x: Tensor, mask=None) -> Tensor:
-        """``x`` ``(batch, L, d_model)``; ``mask`` True where a query may attend a key, e.g. ``padding_mask(src)``."""
+        """The two sub-layers: ``x`` ``(batch, L, d_model)`` -> ``(batch, L, d_model)``.
+
+        ``mask``: True where a query may attend a key, e.g. ``padding_mask(src)``.
+        """
         check_features("EncoderLayer", "input", x, self.d_model)
+        ### BEGIN SOLUTION A4: post-LN: x = LayerNorm(x + Dropout(Sublayer(x))) for attention, then FFN
         if self.norm_first:  # pre-LN: x + Sublayer(LayerNorm(x))
             x = x + self.dropout(self._attend(self.norm1(x), mask))
             x = x + self.dropout(self.ffn(self.norm2(x)))
@@ -120,6 +150,7 @@ class EncoderLayer(Module):
             x = self.norm1(x + self.dropout(self._attend(x, mask)))
             x = self.norm2(x + self.dropout(self.ffn(x)))
         return x  # (batch, L, d_model)
+        ### END SOLUTION
 
 
 class DecoderLayer(Module):
@@ -141,6 +172,8 @@ class DecoderLayer(Module):
     With ``cross_attention=False`` there is no :math:`\mathrm{MultiHead}(x, m, m)` and no
     ``norm2``: the layer of a decoder-only language model (GPT), which has no encoder.
 
+    Shapes: ``x`` ``(batch, L, d_model)``, ``memory`` ``(batch, S, d_model)`` -> ``(batch, L, d_model)``.
+
     Parameters
     ----------
     d_model, heads, d_ff, dropout, norm_first, activation
@@ -158,8 +191,8 @@ class DecoderLayer(Module):
     self_attn_weights, cross_attn_weights : Tensor or None
         ``(batch, heads, L, L)`` and ``(batch, heads, L, S)`` of the last forward (detached).
 
-    Shapes: ``x`` ``(batch, L, d_model)``, ``memory`` ``(batch, S, d_model)`` -> ``(batch, L, d_model)``.
-
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer import nn
     >>> layer = nn.DecoderLayer(d_model=8, heads=2, d_ff=16)
@@ -242,8 +275,14 @@ class DecoderLayer(Module):
             causal mask, which is always applied. With a cache its key axis counts every position so far.
         cache : dict, optional
             From :meth:`new_cache`: ``x`` holds only the new positions, which come after the cached ones.
+
+        Returns
+        -------
+        Tensor
+            ``(batch, L, d_model)``.
         """
         self._check(x, memory, cache)
+        ### BEGIN SOLUTION A4: masked self-attention, cross-attention (if any), FFN; each in a residual + norm
         if self.norm_first:  # pre-LN: x + Sublayer(LayerNorm(x))
             x = x + self.dropout(self._self_attend(self.norm1(x), tgt_mask, cache))
             if self.cross_attention:
@@ -255,6 +294,7 @@ class DecoderLayer(Module):
                 x = self.norm2(x + self.dropout(self._cross_attend(x, memory, src_mask, cache)))
             x = self.norm3(x + self.dropout(self.ffn(x)))
         return x  # (batch, L, d_model)
+        ### END SOLUTION
 
 
 def _final_norm(d_model: int, norm_first: bool, final_norm: bool | None) -> LayerNorm | None:
@@ -276,10 +316,14 @@ class Encoder(Module):
     normalised twice; ``final_norm=True`` builds that (:func:`~minitransformer.nn.convert.to_torch`
     gives the matching ``TransformerEncoder`` either way).
 
+    Shapes: ``(batch, S, d_model)`` -> ``(batch, S, d_model)``.
+
     Parameters
     ----------
     d_model, heads, d_ff : int
+        As :class:`EncoderLayer`.
     num_layers : int
+        :math:`N`, the number of layers.
     dropout, norm_first, activation
         As :class:`EncoderLayer`; every layer gets its own freshly initialised weights.
     final_norm : bool, optional
@@ -290,7 +334,13 @@ class Encoder(Module):
     layers : ModuleList of EncoderLayer
     norm : LayerNorm or None
 
-    Shapes: ``(batch, S, d_model)`` -> ``(batch, S, d_model)``.
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> encoder = nn.Encoder(d_model=8, heads=2, d_ff=16, num_layers=2, norm_first=True)
+    >>> encoder(mt.randn(3, 5, 8)).shape, len(encoder.layers), encoder.norm is not None   # pre-LN: final norm
+    ((3, 5, 8), 2, True)
     """
 
     def __init__(self, d_model: int, heads: int, d_ff: int, num_layers: int, dropout: float = 0.1,
@@ -305,7 +355,10 @@ class Encoder(Module):
         self.norm = _final_norm(d_model, norm_first, final_norm)
 
     def forward(self, x: Tensor, mask=None) -> Tensor:
-        """``x`` ``(batch, S, d_model)``, ``mask`` as :meth:`EncoderLayer.forward`."""
+        """Every layer in turn (then the final norm): ``(batch, S, d_model)`` -> ``(batch, S, d_model)``.
+
+        ``mask`` as :meth:`EncoderLayer.forward`.
+        """
         for layer in self.layers:
             x = layer(x, mask)
         return x if self.norm is None else self.norm(x)
@@ -319,9 +372,14 @@ class Encoder(Module):
 class Decoder(Module):
     r"""The decoder: ``num_layers`` :class:`DecoderLayer` one after another, then LayerNorm if pre-LN.
 
-    See :class:`Encoder` for the final LayerNorm (and how ``torch.nn.TransformerDecoder`` and
-    ``torch.nn.Transformer`` handle it). With ``cross_attention=False`` this is the stack of a
-    decoder-only language model.
+    .. math:: y = \mathrm{Layer}_N(\cdots \mathrm{Layer}_1(x, m) \cdots, m)\quad(\text{then }
+        \mathrm{LayerNorm}(y) \text{ if pre-LN})
+
+    with :math:`m` the encoder's output ("memory"). See :class:`Encoder` for the final LayerNorm
+    (and how ``torch.nn.TransformerDecoder`` and ``torch.nn.Transformer`` handle it). With
+    ``cross_attention=False`` this is the stack of a decoder-only language model.
+
+    Shapes: ``x`` ``(batch, L, d_model)``, ``memory`` ``(batch, S, d_model)`` -> ``(batch, L, d_model)``.
 
     Parameters
     ----------
@@ -330,7 +388,19 @@ class Decoder(Module):
     cross_attention : bool
         As :class:`DecoderLayer`.
 
-    Shapes: ``x`` ``(batch, L, d_model)``, ``memory`` ``(batch, S, d_model)`` -> ``(batch, L, d_model)``.
+    Attributes
+    ----------
+    layers : ModuleList of DecoderLayer
+    norm : LayerNorm or None
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> decoder = nn.Decoder(d_model=8, heads=2, d_ff=16, num_layers=2)
+    >>> y = decoder(mt.randn(3, 4, 8), memory=mt.randn(3, 6, 8))
+    >>> y.shape, [w.shape for w in decoder.cross_attn_weights]   # one (batch, heads, L, S) map per layer
+    ((3, 4, 8), [(3, 2, 4, 6), (3, 2, 4, 6)])
     """
 
     def __init__(self, d_model: int, heads: int, d_ff: int, num_layers: int, dropout: float = 0.1,

@@ -44,6 +44,13 @@ class Adam(Optimizer):
     weight_decay : float
         :math:`\lambda` >= 0.
 
+    Notes
+    -----
+    Each parameter's state holds ``step`` and the two averages ``m``, ``v``, arrays of the parameter's
+    shape on its backend.
+
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> w = mt.tensor([1.0, -2.0], requires_grad=True)
     >>> opt = Adam([w], lr=0.1)
@@ -67,6 +74,8 @@ class Adam(Optimizer):
         :math:`\beta_1 = 0.9`, :math:`\beta_2 = 0.98`, :math:`\epsilon = 10^{-9}`. The paper varies
         the learning rate with :class:`~minitransformer.optim.WarmupSchedule`, which overwrites ``lr``.
 
+        Examples
+        --------
         >>> import minitransformer as mt
         >>> opt = Adam.paper([mt.zeros(3, requires_grad=True)])
         >>> opt.param_groups[0]["betas"], opt.param_groups[0]["eps"]
@@ -87,7 +96,9 @@ class Adam(Optimizer):
         group["weight_decay"] = _check_number(name, "weight_decay", group["weight_decay"], low=0.0)
 
     def update(self, xp, theta, g, group, state):
+        """Adam's step (the formula above) for one parameter: ``theta``, ``g`` of one shape -> new ``theta``."""
         alpha, (beta_1, beta_2), eps, lam = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        ### BEGIN SOLUTION A5: weight decay, moments m and v in state, bias corrections, return the new theta
         if lam != 0:
             if self.decoupled_weight_decay:
                 theta = theta * (1 - alpha * lam)  # AdamW: shrink theta itself, outside the moments
@@ -101,6 +112,7 @@ class Adam(Optimizer):
         m_hat = m / (1 - beta_1**t)
         v_hat = v / (1 - beta_2**t)
         return theta - alpha * m_hat / (xp.sqrt(v_hat) + eps)
+        ### END SOLUTION
 
 
 class AdamW(Adam):
@@ -117,6 +129,16 @@ class AdamW(Adam):
     with :math:`m_t, v_t, \hat m_t, \hat v_t` as in :class:`Adam`, from the plain gradient
     :math:`g_t = \nabla_\theta L(\theta_{t-1})`. Parameters as :class:`Adam`; ``weight_decay``
     defaults to 0.01.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> w = mt.tensor([1.0, -2.0], requires_grad=True)
+    >>> opt = AdamW([w], lr=0.1, weight_decay=0.5)
+    >>> (w * w).sum().backward()
+    >>> opt.step()                        # step 1: w (1 - 0.1 * 0.5) - 0.1 * sign(g)
+    >>> w.numpy().round(4)
+    array([ 0.85, -1.8 ], dtype=float32)
     """
 
     decoupled_weight_decay = True

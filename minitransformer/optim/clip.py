@@ -38,6 +38,8 @@ def clip_grad_norm_(params, max_norm: float, eps: float = 1e-6) -> Tensor:
         The global norm before clipping, a 0-d tensor on the gradients' backend (call ``.item()``
         to log it: that is the one place the host waits).
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> w = mt.tensor([3.0, 4.0], requires_grad=True)
     >>> w.grad = mt.tensor([3.0, 4.0])

@@ -19,7 +19,11 @@ __all__ = ["Optimizer"]
 
 
 class Optimizer:
-    """Base of every optimizer: keeps the parameters and their state, applies :meth:`update` to each.
+    r"""Base of every optimizer: keeps the parameters and their state, applies :meth:`update` to each.
+
+    A step is :math:`\theta \leftarrow \text{update}(\theta, g)` for every parameter :math:`\theta`
+    with a gradient :math:`g`, elementwise on arrays of the parameter's shape. Subclasses set
+    ``defaults``, check hyperparameters in :meth:`check_group` and write the update in :meth:`update`.
 
     Parameters
     ----------
@@ -29,8 +33,24 @@ class Optimizer:
     defaults : dict
         The hyperparameters every group gets unless it sets its own.
 
-    Subclasses set ``defaults``, check hyperparameters in :meth:`check_group` and write the update in
-    :meth:`update`.
+    Examples
+    --------
+    A subclass writes only the formula of one step; here plain gradient descent:
+
+    >>> import minitransformer as mt
+    >>> class Descent(Optimizer):
+    ...     def __init__(self, params, lr=0.1):
+    ...         super().__init__(params, {"lr": lr})
+    ...     def update(self, xp, theta, g, group, state):
+    ...         return theta - group["lr"] * g
+    >>> w = mt.tensor([1.0, -2.0], requires_grad=True)
+    >>> opt = Descent([w])
+    >>> (w * w).sum().backward()          # g = 2 w
+    >>> opt.step()
+    >>> w.numpy()                         # w - 0.1 * 2 w
+    array([ 0.8, -1.6], dtype=float32)
+    >>> opt.zero_grad(); w.grad is None
+    True
     """
 
     def __init__(self, params, defaults: dict):
@@ -118,7 +138,8 @@ class Optimizer:
 
         Returns
         -------
-        The closure's loss, or None.
+        Tensor or None
+            The closure's loss, or None without a closure.
         """
         loss = None
         if closure is not None:

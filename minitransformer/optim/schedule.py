@@ -53,6 +53,13 @@ def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) ->
     factor : float
         A constant multiplier (> 0).
 
+    Returns
+    -------
+    float
+        The learning rate of that step.
+
+    Examples
+    --------
     >>> noam_lr(1, d_model=16, warmup=4)      # 16^-0.5 * 1 * 4^-1.5 = 1/4 * 1/8
     0.03125
     >>> noam_lr(4, d_model=16, warmup=4)      # the peak: 16^-0.5 * 4^-0.5 = 1/4 * 1/2
@@ -64,11 +71,16 @@ def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) ->
     _check_number("noam_lr", "factor", factor)
     if factor <= 0:
         raise ValueError(f"noam_lr: factor must be > 0, got {factor}")
+    ### BEGIN SOLUTION A5: lrate = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)
     return float(factor) * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+    ### END SOLUTION
 
 
 class LRScheduler:
-    """Base of the schedules: sets each parameter group's ``lr`` to :meth:`lr_at` the current step.
+    r"""Base of the schedules: sets each parameter group's ``lr`` to :meth:`lr_at` the current step.
+
+    For group :math:`k` at step :math:`t`: :math:`lr_k \leftarrow \text{lr\_at}(t)_k`, with :math:`t = 1`
+    once the schedule is made and :math:`t + 1` after each :meth:`step`. A subclass writes :meth:`lr_at`.
 
     Parameters
     ----------
@@ -79,6 +91,22 @@ class LRScheduler:
     ----------
     step_num : int
         The step whose rate the groups hold now (1 after construction).
+
+    Examples
+    --------
+    A schedule that halves the rate at every step, :math:`lr_t = 2^{-t}`:
+
+    >>> import minitransformer as mt
+    >>> from minitransformer.optim import SGD
+    >>> class Halving(LRScheduler):
+    ...     def lr_at(self, step):
+    ...         return [0.5**step for _ in self.optimizer.param_groups]
+    >>> opt = SGD([mt.zeros(2, requires_grad=True)], lr=1.0)
+    >>> schedule = Halving(opt)
+    >>> schedule.get_last_lr()
+    [0.5]
+    >>> schedule.step(); schedule.get_last_lr(), schedule.step_num
+    ([0.25], 2)
     """
 
     def __init__(self, optimizer: Optimizer):
@@ -143,12 +171,16 @@ class WarmupSchedule(LRScheduler):
     Parameters
     ----------
     optimizer : Optimizer
+        Whose groups get the rate; the rate of step 1 is set at once.
     d_model : int
+        The model width :math:`d_{model}`.
     warmup_steps : int
-        4000 in the paper.
+        Steps of linear warm-up; 4000 in the paper.
     factor : float
         Multiplies the whole rate (1 in the paper; the Annotated Transformer uses 1 or 2).
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer.optim import Adam
     >>> opt = Adam.paper([mt.zeros(2, requires_grad=True)])
@@ -169,6 +201,7 @@ class WarmupSchedule(LRScheduler):
         super().__init__(optimizer)
 
     def lr_at(self, step: int) -> list[float]:
+        """:func:`noam_lr` at ``step``, once per parameter group."""
         lr = noam_lr(step, self.d_model, self.warmup_steps, self.factor)
         return [lr] * len(self.optimizer.param_groups)
 
@@ -187,21 +220,23 @@ class LambdaLR(LRScheduler):
 
     ``lr_base`` is each group's ``lr`` when the schedule is made, so groups keep their ratios.
     Unlike PyTorch's ``LambdaLR`` (which starts at 0), ``t`` counts from 1 here, like the paper.
+    The paper's schedule, written this way: ``LambdaLR(opt, lambda t: noam_lr(t, 512))`` with ``lr=1``.
 
     Parameters
     ----------
     optimizer : Optimizer
+        Whose groups get the rate; their ``lr`` now is each group's ``lr_base``.
     lr_lambda : callable
-        ``step -> multiplier``.
+        ``step -> multiplier`` (a number >= 0).
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> from minitransformer.optim import SGD
     >>> opt = SGD([mt.zeros(2, requires_grad=True)], lr=0.5)
     >>> schedule = LambdaLR(opt, lambda t: 1 / t)      # 0.5, 0.25, ...
     >>> schedule.step(); schedule.get_last_lr()
     [0.25]
-
-    The paper's schedule, written this way: ``LambdaLR(opt, lambda t: noam_lr(t, 512))`` with ``lr=1``.
     """
 
     _settings = ("base_lrs",)
@@ -214,6 +249,7 @@ class LambdaLR(LRScheduler):
         super().__init__(optimizer)
 
     def lr_at(self, step: int) -> list[float]:
+        """``lr_base * lr_lambda(step)`` for each parameter group."""
         factor = self.lr_lambda(step)
         _check_number("LambdaLR", f"lr_lambda({step})", factor, low=0.0)
         return [base * factor for base in self.base_lrs]

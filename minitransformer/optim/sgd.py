@@ -35,6 +35,8 @@ class SGD(Optimizer):
     nesterov : bool
         Look ahead along the momentum (needs ``momentum > 0``).
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> w = mt.tensor([1.0, -2.0], requires_grad=True)
     >>> opt = SGD([w], lr=0.1)
@@ -58,6 +60,7 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: Nesterov momentum needs momentum > 0, got momentum={group['momentum']}")
 
     def update(self, xp, theta, g, group, state):
+        """The SGD step (the formula above) for one parameter: ``theta``, ``g`` of one shape -> new ``theta``."""
         gamma, mu, lam = group["lr"], group["momentum"], group["weight_decay"]
         if lam != 0:
             g = g + lam * theta  # the gradient of the L2 penalty (lambda/2) ||theta||^2

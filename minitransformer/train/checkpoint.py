@@ -62,7 +62,18 @@ _META, _CHECKSUM = "__meta__", "__checksum__"
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: unreadable, damaged, of another format, or not fitting the model."""
+    """A checkpoint that cannot be used: unreadable, damaged, of another format, or not fitting the model.
+
+    The message says what is wrong with the file, in the user's terms.
+
+    Examples
+    --------
+    >>> try:
+    ...     read_checkpoint("no/such/checkpoint.npz")
+    ... except CheckpointError as e:
+    ...     print(e)
+    checkpoint 'no/such/checkpoint.npz': no such file
+    """
 
 
 @dataclass
@@ -72,7 +83,9 @@ class Checkpoint:
     Attributes
     ----------
     path : str
+        The file it was read from.
     version : int
+        The layout's version (:data:`VERSION`).
     model_type : str
         The model's class name (``"Transformer"``, ``"DecoderOnlyLM"``, ...).
     config : dict or None
@@ -99,6 +112,18 @@ class Checkpoint:
         Where the trainer stood: data position, early-stopping counters.
     extra : dict
         Anything else JSON-able the caller saved (the task's name and settings, ...).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from minitransformer import nn
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_checkpoint(os.path.join(tmp, "m.npz"), nn.Linear(3, 2), step=5, extra={"note": "hi"})
+    ...     ckpt = read_checkpoint(path)
+    >>> ckpt.model_type, ckpt.step, ckpt.extra, ckpt.optimizer_state
+    ('Linear', 5, {'note': 'hi'}, None)
+    >>> {name: a.shape for name, a in ckpt.model_state.items()}      # NumPy arrays
+    {'weight': (3, 2), 'bias': (2,)}
     """
 
     path: str
@@ -131,12 +156,17 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     model : Module
         Its ``state_dict()``, class name and ``config`` attribute (if any) are saved.
     optimizer : Optimizer, optional
+        Its ``state_dict()`` and class name are saved.
     schedule : LRScheduler, optional
+        Its ``state_dict()`` and class name are saved.
     step : int
+        Optimizer steps taken.
     rng_state : dict, "current" or None
         ``"current"``: the current backend's generator state (None on CuPy, which cannot export it).
     tokenizer : Tokenizer or dict, optional
+        Saved as :meth:`~minitransformer.data.Tokenizer.to_dict` data.
     history : dict of str to list, optional
+        The metrics history.
     trainer_state, extra : dict, optional
         JSON-able data (numbers, strings, lists, dicts; NumPy arrays are stored as arrays).
     config : dict, optional
@@ -146,6 +176,19 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     -------
     Path
         The path written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from minitransformer import nn, optim
+    >>> model = nn.Linear(3, 2)
+    >>> opt = optim.Adam(model.parameters())
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_checkpoint(os.path.join(tmp, "run", "ckpt.npz"), model, opt, step=3)   # folder created
+    ...     files = sorted(os.listdir(os.path.dirname(path)))
+    ...     ckpt = read_checkpoint(path)
+    >>> path.name, files, ckpt.optimizer_type
+    ('ckpt.npz', ['ckpt.npz'], 'Adam')
     """
     path = Path(path)
     if rng_state == "current":
@@ -269,11 +312,40 @@ def _write_atomically(path: Path, arrays: dict) -> None:
 def read_checkpoint(path) -> Checkpoint:
     """Read and verify a checkpoint file; nothing is loaded into any model.
 
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :func:`save_checkpoint`.
+
+    Returns
+    -------
+    Checkpoint
+        Its contents: NumPy arrays and Python values.
+
     Raises
     ------
     CheckpointError
         The file is missing, not a ``.npz``, truncated, damaged (checksum), of another format or
         version, or lacks an array its description names.
+
+    Examples
+    --------
+    A file whose bytes changed is refused before anything is loaded:
+
+    >>> import os, tempfile
+    >>> from minitransformer import nn
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_checkpoint(os.path.join(tmp, "m.npz"), nn.Linear(3, 2), step=1)
+    ...     print(read_checkpoint(path).step)
+    ...     data = bytearray(path.read_bytes())
+    ...     data[len(data) // 2] ^= 0xFF                              # flip the bits of one byte
+    ...     _ = path.write_bytes(bytes(data))
+    ...     try:
+    ...         read_checkpoint(path)
+    ...     except CheckpointError as e:
+    ...         print("refused")
+    1
+    refused
     """
     path = Path(path)
     if not path.is_file():
@@ -356,10 +428,13 @@ def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: boo
     Parameters
     ----------
     path : str or Path
+        A file written by :func:`save_checkpoint`.
     model : Module
+        Gets the saved weights (of the saved class, config and shapes).
     optimizer : Optimizer, optional
         Restored if given (the checkpoint must hold an optimizer state of the same class).
     schedule : LRScheduler, optional
+        Restored if given (the checkpoint must hold a schedule state of the same class).
     restore_rng : bool
         Also restore the current backend's random generator (to resume a run exactly).
 
@@ -367,6 +442,30 @@ def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: boo
     -------
     Checkpoint
         What the file holds (step, history, tokenizer, ...).
+
+    Raises
+    ------
+    CheckpointError
+        The file cannot be read (see :func:`read_checkpoint`) or does not fit the model, optimizer or schedule.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> mt.manual_seed(0)
+    >>> model, other = nn.Linear(3, 2), nn.Linear(3, 2)          # two different initialisations
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_checkpoint(os.path.join(tmp, "m.npz"), model, step=5)
+    ...     ckpt = load_checkpoint(path, other)
+    ...     try:
+    ...         load_checkpoint(path, nn.Linear(4, 2))             # another shape: refused, unchanged
+    ...     except CheckpointError:
+    ...         print("does not fit")
+    does not fit
+    >>> ckpt.step, np.array_equal(other.weight.numpy(), model.weight.numpy())
+    (5, True)
     """
     ckpt = read_checkpoint(path)
     where = f"checkpoint {str(path)!r}"

@@ -102,6 +102,7 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
     max_len : int, optional
         Most tokens to generate (``<eos>`` included); by default ``S + 10``.
     bos_id, eos_id, pad_id : int
+        The ids of ``<bos>`` (the decoder's first input), ``<eos>`` (ends a row) and ``<pad>``.
     use_cache : bool
         Decode one new position per step with the key/value cache (True) or run the whole prefix.
 
@@ -110,6 +111,20 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
     Tensor
         ``(batch, T)`` int64, the generated tokens without ``<bos>``; each row ends at its ``<eos>``,
         padded with ``pad_id`` after it. ``T <= max_len``.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> mt.manual_seed(0)
+    >>> model = nn.Transformer(14, 14, d_model=16, heads=2, d_ff=32, num_encoder_layers=1,
+    ...                        num_decoder_layers=1, max_len=20)          # untrained: any tokens
+    >>> src = mt.tensor([[5, 6, 7, 8], [9, 10, 0, 0]])                    # two sources, the second padded
+    >>> out = greedy_decode(model, src, max_len=6)
+    >>> out.shape[0], out.shape[1] <= 6, out.dtype_name
+    (2, True, 'int64')
+    >>> bool((greedy_decode(model, src, max_len=6, use_cache=False).numpy() == out.numpy()).all())
+    True
     """
     op = "greedy_decode"
     with _EvalMode(model):
@@ -141,6 +156,20 @@ def length_penalty(length, alpha: float):
     A hypothesis is ranked by :math:`\log P(Y \mid X) / lp(Y)`: without it, every extra token adds
     a negative log-probability and beam search prefers short outputs. :math:`\alpha = 0` turns it off.
 
+    Parameters
+    ----------
+    length : int, float or array
+        :math:`|Y|`, the hypothesis' length (an array gives one penalty per element).
+    alpha : float
+        :math:`\alpha` >= 0.
+
+    Returns
+    -------
+    float or array
+        :math:`lp(Y)`, of the shape of ``length``; 1 at length 1.
+
+    Examples
+    --------
     >>> length_penalty(1, 0.6), round(length_penalty(7, 0.6), 4)    # ((5 + 7) / 6)^0.6 = 2^0.6
     (1.0, 1.5157)
     """
@@ -176,8 +205,24 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
 
     Returns
     -------
-    Tensor
-        ``(batch, T)`` int64 as :func:`greedy_decode`; with ``return_scores``, ``(tokens, scores)``.
+    Tensor or (Tensor, Tensor)
+        ``(batch, T)`` int64 as :func:`greedy_decode`; with ``return_scores``, ``(tokens, scores)``,
+        ``scores`` ``(batch,)`` float.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> mt.manual_seed(0)
+    >>> model = nn.Transformer(14, 14, d_model=16, heads=2, d_ff=32, num_encoder_layers=1,
+    ...                        num_decoder_layers=1, max_len=20)          # untrained: any tokens
+    >>> src = mt.tensor([[5, 6, 7, 8], [9, 10, 0, 0]])                    # two sources, the second padded
+    >>> tokens, scores = beam_search(model, src, beam_size=3, max_len=6, alpha=0.6, return_scores=True)
+    >>> tokens.shape[0], scores.shape, bool((scores.numpy() <= 0).all())    # log-probabilities
+    (2, (2,), True)
+    >>> greedy = greedy_decode(model, src, max_len=6)
+    >>> bool((beam_search(model, src, beam_size=1, max_len=6).numpy() == greedy.numpy()).all())
+    True
     """
     op = "beam_search"
     if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
@@ -274,18 +319,35 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     prompt : Tensor or array_like
         ``(batch, P)`` or ``(P,)`` token ids, ``P >= 1``.
     max_new_tokens : int
+        How many tokens to add (>= 0).
     temperature : float
         >= 0; 0 is greedy.
     top_k : int, optional
+        Draw only among the ``top_k`` most likely tokens; None: among all.
     eos_id : int, optional
         Stop a row at this token (later positions are filled with it); None: always ``max_new_tokens``.
     use_cache : bool
+        Run one new position per step with the key/value cache (True) or the whole context.
 
     Returns
     -------
     Tensor
         ``(batch, P + max_new_tokens)`` int64 (or shorter when every row has produced ``eos_id``): the
         prompt followed by the new tokens.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> mt.manual_seed(0)
+    >>> lm = nn.DecoderOnlyLM(20, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16)   # untrained
+    >>> prompt = mt.tensor([[4, 5, 6]])
+    >>> mt.manual_seed(1); a = generate(lm, prompt, max_new_tokens=5, temperature=0.8, top_k=5)
+    >>> mt.manual_seed(1); b = generate(lm, prompt, max_new_tokens=5, temperature=0.8, top_k=5)
+    >>> a.shape, a.numpy()[0, :3]                  # the prompt, then 5 new tokens
+    ((1, 8), array([4, 5, 6]))
+    >>> bool((a.numpy() == b.numpy()).all())       # the same seed draws the same tokens
+    True
     """
     op = "generate"
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:

@@ -57,6 +57,16 @@ def token_accuracy(logits: Tensor, targets, ignore_index: int | None = PAD) -> T
     -------
     Tensor
         0-d float32 on the logits' backend (0 if every position is ignored).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> logits = mt.tensor([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]]])   # (1, 3, 3): arg-max 0, 1, 2
+    >>> targets = mt.tensor([[1, 1, 0]])                                           # the last one is <pad>
+    >>> token_accuracy(logits, targets).item()                                     # 1 right of 2 kept
+    0.5
+    >>> round(token_accuracy(logits, targets, ignore_index=None).item(), 4)       # 1 right of 3
+    0.3333
     """
     op = "token_accuracy"
     y = _array_of(op, targets, logits)
@@ -87,6 +97,8 @@ def binary_accuracy(logits: Tensor, labels) -> Tensor:
     Tensor
         0-d float32 on the logits' backend.
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> binary_accuracy(mt.tensor([2.0, -1.0, 0.5]), mt.tensor([1, 1, 1])).item()
     0.6666666865348816
@@ -106,6 +118,20 @@ def binary_accuracy(logits: Tensor, labels) -> Tensor:
 def strip_after_eos(ids: Sequence[int], eos_id: int = EOS, pad_id: int = PAD) -> list[int]:
     """The tokens before the first ``<eos>`` (padding dropped): what a generated sequence says.
 
+    Parameters
+    ----------
+    ids : sequence of int, 1-D array or 1-D Tensor
+        One sequence of token ids.
+    eos_id, pad_id : int
+        The ids of ``<eos>`` and ``<pad>``.
+
+    Returns
+    -------
+    list of int
+        The ids before the first ``eos_id``, without ``pad_id``.
+
+    Examples
+    --------
     >>> strip_after_eos([7, 5, 2, 9, 0])
     [7, 5]
     """
@@ -129,7 +155,17 @@ def exact_match(predictions, targets, eos_id: int = EOS, pad_id: int = PAD) -> f
     Parameters
     ----------
     predictions, targets : sequence of sequences of int (or 2-D arrays / Tensors)
+        :math:`N` generated sequences and their targets, ``<eos>`` and padding allowed.
+    eos_id, pad_id : int
+        The ids of ``<eos>`` and ``<pad>``.
 
+    Returns
+    -------
+    float
+        The share in [0, 1].
+
+    Examples
+    --------
     >>> exact_match([[5, 6, 2, 0], [5, 7, 2]], [[5, 6], [5, 6]])
     0.5
     """
@@ -147,6 +183,19 @@ def exact_match(predictions, targets, eos_id: int = EOS, pad_id: int = PAD) -> f
 def perplexity(mean_loss: float) -> float:
     r"""Perplexity :math:`e^{L}` of a mean cross-entropy :math:`L` in nats: the effective number of choices per token.
 
+    Parameters
+    ----------
+    mean_loss : float
+        :math:`L`, a mean cross-entropy in nats.
+
+    Returns
+    -------
+    float
+        :math:`e^{L}` (``inf`` where it would overflow).
+
+    Examples
+    --------
+    >>> import math
     >>> round(perplexity(math.log(4)), 6)      # as unsure as a fair 4-sided die
     4.0
     """
@@ -159,6 +208,13 @@ class RunningMean:
     ``add`` takes a 0-d Tensor (a batch's loss) and its weight (tokens in the batch); nothing is
     copied to the host until ``compute()``, the one synchronisation.
 
+    Attributes
+    ----------
+    weight : float
+        :math:`\sum_i w_i`, the total weight added so far.
+
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> m = RunningMean()
     >>> m.add(mt.tensor(2.0), weight=1); m.add(mt.tensor(5.0), weight=2)

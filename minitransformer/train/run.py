@@ -74,6 +74,19 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     -------
     dict
         The final metrics, with ``steps``, ``wall_time_s`` and ``stop_reason``.
+
+    Examples
+    --------
+    A two-step run of a tiny model (what it prints is left out here):
+
+    >>> import contextlib, io, os, tempfile
+    >>> with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
+    ...     metrics = train("reverse", out, progress=False, blas_threads=None, pictures=False,
+    ...                     steps=2, batch_size=8, n_train=16, n_val=4, n_test=4, min_len=3, max_len=5,
+    ...                     d_model=16, heads=2, layers=1, d_ff=32)
+    ...     files = sorted(os.listdir(out))
+    >>> files, metrics["steps"], metrics["stop_reason"]
+    (['checkpoint.npz', 'metrics.json'], 2, 'steps')
     """
     out = Path(out)
     path = out / CHECKPOINT_NAME
@@ -171,7 +184,37 @@ def _setup_from_checkpoint(path):
 
 
 def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict:
-    """Measure a trained checkpoint again on its task's held-out data (rebuilt from the saved settings)."""
+    """Measure a trained checkpoint again on its task's held-out data (rebuilt from the saved settings).
+
+    Parameters
+    ----------
+    path : str or Path
+        A checkpoint written by :func:`train` (it names its task and settings).
+    backend : str
+        ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
+    blas_threads : int or None
+        Threads for NumPy's BLAS (None leaves it alone).
+
+    Returns
+    -------
+    dict
+        The task's final metrics (as :func:`train` prints them) and ``steps``.
+
+    Examples
+    --------
+    A checkpoint of an untrained model, saved the way :func:`train` saves it:
+
+    >>> import contextlib, io, os, tempfile
+    >>> from minitransformer.train import save_checkpoint
+    >>> setup = tasks.build("reverse", steps=2, batch_size=8, n_train=16, n_val=4, n_test=4, min_len=3, max_len=5,
+    ...                     d_model=16, heads=2, layers=1, d_ff=32)
+    >>> with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
+    ...     path = save_checkpoint(os.path.join(out, CHECKPOINT_NAME), setup.model,
+    ...                            extra={"task": "reverse", "settings": setup.settings})
+    ...     metrics = evaluate(path, blas_threads=None)
+    >>> sorted(metrics)
+    ['n_test', 'steps', 'test_exact_sequence_accuracy', 'test_loss', 'test_token_accuracy']
+    """
     if blas_threads:
         set_blas_threads(blas_threads)
     with _backend.use(backend):
@@ -186,7 +229,41 @@ def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict
 def generate_from_checkpoint(path, text: str | None = None, backend: str = "numpy", beam: int = 1,
                              max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = 10,
                              seed: int = 0, alpha: float = 0.6) -> str:
-    """Run a checkpoint on ``text``: a digit sequence (seq2seq), a review (classify) or a prompt (charlm)."""
+    """Run a checkpoint on ``text``: a digit sequence (seq2seq), a review (classify) or a prompt (charlm).
+
+    Parameters
+    ----------
+    path : str or Path
+        A checkpoint written by :func:`train`.
+    text : str, optional
+        The input; None: an example input of the task.
+    backend : str
+        ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
+    beam : int
+        Beam size of a seq2seq task (1: greedy decoding).
+    max_new_tokens, temperature, top_k, seed
+        Sampling of the charlm task (see :func:`~minitransformer.train.generate`).
+    alpha : float
+        The beam search's length penalty.
+
+    Returns
+    -------
+    str
+        What is printed: the output digits, the predicted class with its probability, or the text.
+
+    Examples
+    --------
+    >>> import contextlib, io, os, tempfile
+    >>> from minitransformer.train import save_checkpoint
+    >>> setup = tasks.build("reverse", steps=2, batch_size=8, n_train=16, n_val=4, n_test=4, min_len=3, max_len=5,
+    ...                     d_model=16, heads=2, layers=1, d_ff=32)
+    >>> with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
+    ...     path = save_checkpoint(os.path.join(out, CHECKPOINT_NAME), setup.model,
+    ...                            extra={"task": "reverse", "settings": setup.settings})
+    ...     result = generate_from_checkpoint(path, "3 1 4")
+    >>> len(result.split()) <= 3 + 2          # untrained: any tokens, at most len + 2 of them before <eos>
+    True
+    """
     with _backend.use(backend):
         setup, _ = _setup_from_checkpoint(path)
         tok, model = setup.tokenizer, setup.model

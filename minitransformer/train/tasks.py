@@ -97,13 +97,19 @@ class TaskSetup:
     Attributes
     ----------
     name : str
+        The task (one of :data:`TASKS`).
     kind : {"seq2seq", "classify", "lm"}
+        What the model does: :class:`Transformer`, :class:`TransformerClassifier` or :class:`DecoderOnlyLM`.
     settings : dict
         Every setting used (defaults with the overrides applied): saved with the checkpoint.
     model : Module
+        The model, made on the current backend from ``settings["seed"]``.
     tokenizer : Tokenizer
+        Turns the task's text into ids.
     optimizer : Optimizer
+        Adam over the model's parameters.
     schedule : LRScheduler
+        :func:`warmup_schedule` of ``settings["schedule"]``.
     train_data : DataLoader or callable
         What :meth:`Trainer.fit` takes.
     loss_fn : callable
@@ -115,6 +121,19 @@ class TaskSetup:
     sample : callable
         ``model -> list of (name, weights (heads, L, S), query labels, key labels)``: attention maps of
         one held-out example, for pictures.
+
+    Examples
+    --------
+    >>> from minitransformer.train import Trainer
+    >>> setup = build("reverse", steps=2, batch_size=8, n_train=16, n_val=4, n_test=4, d_model=16, heads=2,
+    ...               layers=1, d_ff=32)
+    >>> trainer = Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, log_every=1,
+    ...                   progress=False)
+    >>> history = trainer.fit(setup.train_data, steps=2)
+    >>> setup.kind, trainer.step, len(history["train_loss"])
+    ('seq2seq', 2, 2)
+    >>> sorted(setup.eval_fn(setup.model))                   # on the val split
+    ['val_accuracy', 'val_loss', 'val_token_accuracy']
     """
 
     name: str
@@ -144,6 +163,24 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
     so ``lr`` is the highest rate reached; ``"cosine"`` falls to 0 at step ``T`` = ``steps``, which
     lets a short run end with small, careful steps.
 
+    Parameters
+    ----------
+    optimizer : Optimizer
+        Its groups' ``lr`` now is the peak :math:`\eta`.
+    warmup : int
+        :math:`w`, steps of linear warm-up (at least 1 is used).
+    steps : int
+        :math:`T`, the run's length (where the cosine reaches 0).
+    kind : {"cosine", "noam", "constant"}
+        What follows the warm-up.
+
+    Returns
+    -------
+    LambdaLR
+        The schedule, already at step 1 (rate :math:`\eta / w`).
+
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> opt = optim.SGD([mt.zeros(1, requires_grad=True)], lr=1.0)
     >>> s = warmup_schedule(opt, warmup=2, steps=4, kind="cosine")
@@ -195,6 +232,25 @@ def build(task: str, **overrides) -> TaskSetup:
     The model is made on the current backend, from ``mt.manual_seed(seed)`` (``seed`` also orders
     the batches), so the same settings give the same run.
 
+    Parameters
+    ----------
+    task : str
+        One of :data:`TASKS`.
+    **overrides
+        Settings of :data:`DEFAULTS` to change, and ``seed`` (0 by default); None keeps the default.
+
+    Returns
+    -------
+    TaskSetup
+        Everything :class:`~minitransformer.train.Trainer` needs.
+
+    Raises
+    ------
+    ValueError
+        An unknown task or setting, or ``d_model`` not divisible by ``heads``.
+
+    Examples
+    --------
     >>> setup = build("reverse", steps=10, n_train=64, n_val=8, n_test=8, d_model=16, heads=2, layers=1, d_ff=32)
     >>> setup.kind, type(setup.model).__name__, setup.tokenizer.vocab_size
     ('seq2seq', 'Transformer', 14)
@@ -416,7 +472,31 @@ def _charlm(s: dict) -> TaskSetup:
 
 
 def model_from_checkpoint(ckpt) -> nn.Module:
-    """Rebuild the model a :class:`~minitransformer.train.checkpoint.Checkpoint` describes (class and ``config``)."""
+    """Rebuild the model a :class:`~minitransformer.train.checkpoint.Checkpoint` describes (class and ``config``).
+
+    Parameters
+    ----------
+    ckpt : Checkpoint
+        From :func:`~minitransformer.train.read_checkpoint`, of a model in :data:`MODEL_TYPES`.
+
+    Returns
+    -------
+    Module
+        A new model of the saved class and config, with fresh weights: load the saved ones with
+        ``model.load_state_dict(ckpt.model_state)``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from minitransformer.train import read_checkpoint, save_checkpoint
+    >>> lm = nn.DecoderOnlyLM(20, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     ckpt = read_checkpoint(save_checkpoint(os.path.join(tmp, "lm.npz"), lm))
+    >>> model = model_from_checkpoint(ckpt)
+    >>> type(model).__name__, model.config == lm.config
+    ('DecoderOnlyLM', True)
+    >>> _ = model.load_state_dict(ckpt.model_state)
+    """
     from .checkpoint import CheckpointError
 
     cls = MODEL_TYPES.get(ckpt.model_type)

@@ -44,7 +44,19 @@ def _openblas():
 
 
 def get_blas_threads() -> int | None:
-    """Threads the loaded OpenBLAS uses now, or None where it cannot be found."""
+    """Threads the loaded OpenBLAS uses now, or None where it cannot be found.
+
+    Returns
+    -------
+    int or None
+        The number of threads, or None without an OpenBLAS (MKL, Accelerate, another OS).
+
+    Examples
+    --------
+    >>> n = get_blas_threads()
+    >>> n is None or n >= 1
+    True
+    """
     lib = _openblas()
     for name in _GETTERS if lib is not None else ():
         if hasattr(lib, name):
@@ -55,6 +67,18 @@ def get_blas_threads() -> int | None:
 def set_blas_threads(n: int) -> bool:
     """Make NumPy's OpenBLAS use ``n`` threads from now on; returns whether it could.
 
+    Parameters
+    ----------
+    n : int
+        Threads, >= 1 (1 is fastest for a small Transformer).
+
+    Returns
+    -------
+    bool
+        True if the loaded OpenBLAS took the setting; False where there is none (nothing changes).
+
+    Examples
+    --------
     >>> before = get_blas_threads()
     >>> if set_blas_threads(1):
     ...     assert get_blas_threads() == 1

@@ -41,16 +41,39 @@ __all__ = ["Trainer", "TrainingDiverged"]
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite.
+
+    :meth:`Trainer.fit` raises it when it reads the running loss (every ``log_every`` steps), with
+    the step and the learning rate in the message.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn, optim
+    >>> model = nn.Linear(1, 1)
+    >>> nan_loss = lambda model, x: model(x).sum() * float("nan")
+    >>> trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), nan_loss, log_every=1, progress=False)
+    >>> try:
+    ...     trainer.fit(lambda step: mt.ones(4, 1), steps=5)
+    ... except TrainingDiverged as e:
+    ...     print(e)
+    Trainer: the training loss became nan by step 1; lower the learning rate (lr was 0.1)
+    or clip the gradients (clip=1.0)
+    """
 
 
 class Trainer:
     """Train ``model`` with ``optimizer`` on the loss ``loss_fn(model, batch)``.
 
+    Each step: ``loss = loss_fn(model, batch)``, ``loss.backward()``, clip, ``optimizer.step()``,
+    ``schedule.step()``; the history records the mean training loss of every ``log_every`` steps.
+
     Parameters
     ----------
     model : Module
+        The model to train (its parameters that require grad).
     optimizer : Optimizer
+        Holds the model's parameters.
     loss_fn : callable
         ``loss_fn(model, batch) -> Tensor``: the 0-d loss of one batch (the forward pass included).
     schedule : LRScheduler, optional
@@ -79,6 +102,7 @@ class Trainer:
     checkpoint_path : str or Path, optional
         Where :meth:`save` writes every ``checkpoint_every`` steps and at the end.
     checkpoint_every : int, optional
+        Steps between checkpoints (only at the end if None); needs ``checkpoint_path``.
     tokenizer : Tokenizer, optional
         Saved in the checkpoints.
     extra : dict, optional
@@ -91,8 +115,32 @@ class Trainer:
     step : int
         Optimizer steps taken so far.
     history : dict of str to list of [step, value]
+        ``train_loss``, ``lr``, ``grad_norm`` (with ``clip``) and the values of ``eval_fn``.
     stop_reason : str or None
         Why the last :meth:`fit` stopped ("steps", "patience", "target").
+
+    Examples
+    --------
+    Fit :math:`y = 2x + 1` with a linear model, stopping once the validation loss reaches a target:
+
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn, optim
+    >>> mt.manual_seed(0)
+    >>> model = nn.Linear(1, 1)
+    >>> x = mt.tensor([[0.0], [1.0], [2.0], [3.0]])                   # (4, 1)
+    >>> y = 2 * x + 1
+    >>> def loss_fn(model, batch):
+    ...     x, y = batch
+    ...     return ((model(x) - y) ** 2).mean()
+    >>> def eval_fn(model):
+    ...     return {"val_loss": loss_fn(model, (x, y)).item()}
+    >>> trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, eval_fn=eval_fn, eval_every=10,
+    ...                   target=1e-4, log_every=10, progress=False)
+    >>> history = trainer.fit(lambda step: (x, y), steps=500)         # data: step -> batch
+    >>> trainer.stop_reason, trainer.step < 500, sorted(history)
+    ('target', True, ['lr', 'train_loss', 'val_loss'])
+    >>> model.weight.numpy().round(1), model.bias.numpy().round(1)
+    (array([[2.]], dtype=float32), array([1.], dtype=float32))
     """
 
     def __init__(self, model, optimizer, loss_fn: Callable, schedule=None, clip: float | None = None,
@@ -169,22 +217,38 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def train_step(self, batch) -> Tensor:
-        """One optimisation step on ``batch``; returns the loss (a 0-d Tensor, not read on the host)."""
+        """One optimisation step on ``batch``; returns the loss (a 0-d Tensor, not read on the host).
+
+        Zero the gradients, compute the loss (:meth:`compute_loss`), back-propagate, clip
+        (:meth:`clip_gradients`, when ``clip`` is set), let the optimizer step, free the gradients,
+        advance the schedule (when there is one).
+        """
+        self._lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses (before the schedule moves it)
+        ### BEGIN SOLUTION A5: zero_grad, compute_loss, backward, clip_gradients, optimizer and schedule steps
         self.optimizer.zero_grad()
+        loss = self.compute_loss(batch)
+        loss.backward()
+        if self.clip is not None:
+            self.clip_gradients()
+        self.optimizer.step()
+        self.optimizer.zero_grad()  # the gradients are not needed until the next step: free their memory
+        if self.schedule is not None:
+            self.schedule.step()
+        ### END SOLUTION
+        self.step += 1
+        return loss.detach()
+
+    def compute_loss(self, batch) -> Tensor:
+        """``loss_fn(model, batch)``, checked to be one number (a one-element Tensor)."""
         loss = self.loss_fn(self.model, batch)
         if not isinstance(loss, Tensor) or loss.size != 1:
             raise TypeError(f"Trainer: loss_fn must return a one-element Tensor, got "
                             f"{getattr(loss, 'shape', type(loss).__name__)}")
-        loss.backward()
-        if self.clip is not None:
-            self._norm.add(clip_grad_norm_(self.params, self.clip))
-        self._lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
-        self.optimizer.step()
-        self.optimizer.zero_grad()
-        if self.schedule is not None:
-            self.schedule.step()
-        self.step += 1
-        return loss.detach()
+        return loss
+
+    def clip_gradients(self) -> None:
+        """Scale the gradients to a global norm of at most ``clip`` (:func:`clip_grad_norm_`); log the norm."""
+        self._norm.add(clip_grad_norm_(self.params, self.clip))
 
     def fit(self, data, steps: int) -> dict:
         """Train until ``self.step == steps`` (counting the steps of earlier and resumed runs), or an early stop.
@@ -199,7 +263,12 @@ class Trainer:
         Returns
         -------
         dict
-            The history.
+            The history (:attr:`history`).
+
+        Raises
+        ------
+        TrainingDiverged
+            The training loss became NaN or infinite.
         """
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"Trainer.fit: steps must be an int >= 0, got {steps!r}")
@@ -334,6 +403,7 @@ class Trainer:
         Returns
         -------
         Checkpoint
+            What the file holds (see :func:`~minitransformer.train.load_checkpoint`).
         """
         ckpt = load_checkpoint(path, self.model, self.optimizer, self.schedule, restore_rng=True)
         self.step = ckpt.step

@@ -36,7 +36,31 @@ FONT = 9
 
 
 def to_host(x, name: str = "array", where: str = "viz") -> np.ndarray:
-    """A Tensor, an array of any backend, or nested lists, as a float64 NumPy array on the host."""
+    """A Tensor, an array of any backend, or nested lists, as a float64 NumPy array on the host.
+
+    Parameters
+    ----------
+    x : Tensor, array or nested lists
+        Numbers of any shape, on any backend (NumPy, CuPy, array-api-strict).
+    name, where : str
+        How an error message names ``x`` and the function that received it.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, of the same shape as ``x``.
+
+    Raises
+    ------
+    TypeError
+        When ``x`` is not numbers, or is an array of no known backend.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> to_host(mt.tensor([[1, 2, 3]])).dtype, to_host([[0.5], [1.5]]).shape
+    (dtype('float64'), (2, 1))
+    """
     if isinstance(x, Tensor):
         return x.numpy().astype(np.float64)
     if isinstance(x, np.ndarray | np.generic | list | tuple | int | float):
@@ -137,6 +161,8 @@ def attention_heatmap(weights, query_labels=None, key_labels=None, title: str | 
     matplotlib.figure.Figure
         Two axes: the map (``fig.axes[0]``) and its colour bar.
 
+    Examples
+    --------
     >>> fig = attention_heatmap([[0.9, 0.1], [0.3, 0.7]], ["I", "am"], ["I", "am"])
     >>> len(fig.axes), len(fig.axes[0].texts)
     (2, 4)
@@ -227,6 +253,8 @@ def attention_heads(weights, query_labels=None, key_labels=None, title: str | No
         ``heads`` map axes titled ``head 1`` ... ``head h`` (the paper counts from 1), then one
         colour bar: ``heads + 1`` axes.
 
+    Examples
+    --------
     >>> fig = attention_heads([[[1.0, 0.0], [0.5, 0.5]], [[0.2, 0.8], [0.6, 0.4]]], ["a", "b"], ["a", "b"])
     >>> [ax.get_title() for ax in fig.axes[:2]], len(fig.axes)
     (['head 1', 'head 2'], 3)
@@ -277,6 +305,8 @@ def attention_layers(layers, query_labels=None, key_labels=None, title: str | No
         ``layers * heads`` map axes (row by row; rows labelled ``layer 1`` ..., columns titled
         ``head 1`` ...), then one colour bar.
 
+    Examples
+    --------
     >>> fig = attention_layers([[[[1.0, 0.0], [0.5, 0.5]]]] * 3)
     >>> len(fig.axes)
     4

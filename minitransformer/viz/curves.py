@@ -27,7 +27,26 @@ SPLITS = ("train", "training", "val", "valid", "validation", "test", "eval", "de
 
 
 def panel_name(series: str) -> str:
-    """The quantity a series measures: ``"train_loss"``, ``"val_loss"`` and ``"loss/val"`` are all ``"loss"``."""
+    """The quantity a series measures: ``"train_loss"``, ``"val_loss"`` and ``"loss/val"`` are all ``"loss"``.
+
+    The name is split at ``_``, ``/`` and ``-``, and the parts naming a split (``SPLITS``: ``train``,
+    ``val``, ``test``, ...) are dropped; a name made only of such parts is kept whole.
+
+    Parameters
+    ----------
+    series : str
+        A key of a training history.
+
+    Returns
+    -------
+    str
+        The panel the series is drawn in by :func:`training_curves`.
+
+    Examples
+    --------
+    >>> [panel_name(s) for s in ("train_loss", "val_loss", "loss/val", "val-token-accuracy", "lr", "train")]
+    ['loss', 'loss', 'loss', 'token_accuracy', 'lr', 'train']
+    """
     parts = [p for p in series.replace("/", "_").replace("-", "_").split("_") if p]
     kept = [p for p in parts if p.lower() not in SPLITS]
     return "_".join(kept) if kept else series
@@ -84,6 +103,8 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
     matplotlib.figure.Figure
         One axes per quantity (titled with it), one line per series with its name in the legend.
 
+    Examples
+    --------
     >>> fig = training_curves({"train_loss": [2.0, 1.5, 1.2], "val_loss": [(0, 2.1), (2, 1.4)], "lr": [1e-3] * 3})
     >>> [ax.get_title() for ax in fig.axes], [line.get_label() for line in fig.axes[0].get_lines()]
     (['loss', 'lr'], ['train_loss', 'val_loss'])

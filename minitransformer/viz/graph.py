@@ -140,6 +140,8 @@ def draw_graph(root, max_nodes: int = 300) -> Figure:
         One text label per node of :func:`~minitransformer.autograd.graph.graph` (``fig.axes[0].texts``),
         sized so that nothing overlaps; save it with ``fig.savefig("graph.png")``.
 
+    Examples
+    --------
     >>> import minitransformer as mt
     >>> x = mt.tensor([1.0, 2.0], requires_grad=True, name="x")
     >>> fig = draw_graph((x * 3.0).sum())

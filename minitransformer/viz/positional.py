@@ -63,6 +63,8 @@ def positional_encoding_heatmap(PE, title: str | None = None, *, cmap: str = "Rd
     matplotlib.figure.Figure
         Two axes: the table and its colour bar.
 
+    Examples
+    --------
     >>> from minitransformer.functional import sinusoidal_positional_encoding
     >>> fig = positional_encoding_heatmap(sinusoidal_positional_encoding(50, 32))
     >>> len(fig.axes), fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
@@ -108,6 +110,8 @@ def positional_encoding_curves(PE, dims=None, title: str | None = None) -> Figur
     matplotlib.figure.Figure
         One axes with one line per dimension, each labelled ``dim j`` in the legend.
 
+    Examples
+    --------
     >>> from minitransformer.functional import sinusoidal_positional_encoding
     >>> fig = positional_encoding_curves(sinusoidal_positional_encoding(64, 16), dims=(0, 1, 6))
     >>> [line.get_label() for line in fig.axes[0].get_lines()]
@@ -164,6 +168,8 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
     matplotlib.figure.Figure
         Two axes: the ``(positions, positions)`` map and its colour bar.
 
+    Examples
+    --------
     >>> from minitransformer.functional import sinusoidal_positional_encoding
     >>> fig = position_similarity(sinusoidal_positional_encoding(4, 8))
     >>> len(fig.axes), len(fig.axes[0].texts)
