@@ -1,4 +1,4 @@
-"""Command line: ``minitransformer demo | bench | info | train | evaluate | generate``.
+"""Command line: ``minitransformer demo | bench | info | train | evaluate | generate | assignments``.
 
 Each sub-command lives in the module that owns its work; this file only parses arguments.
 """
@@ -73,6 +73,12 @@ def _generate(args) -> int:
         temperature=args.temperature, top_k=args.top_k, seed=args.seed))
 
 
+def _assignments(args) -> int:
+    from .assignments import commands
+
+    return commands.main(args)
+
+
 def _guard(work) -> int:
     """Run ``work``; a user's mistake (bad checkpoint, unknown backend, bad setting) is one line on stderr, exit 2."""
     from .backend import BackendError
@@ -87,6 +93,19 @@ def _guard(work) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``minitransformer`` argument parser: one sub-command each, its function in ``args.run``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Sub-commands ``demo``, ``bench``, ``info``, ``train``, ``evaluate``, ``generate`` and ``assignments``.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["train", "--task", "sort", "--steps", "100"])
+    >>> args.command, args.task, args.steps, args.d_model   # unset options stay None: the task's default
+    ('train', 'sort', 100, None)
+    """
     parser = argparse.ArgumentParser(prog="minitransformer", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -169,10 +188,35 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-k", type=_positive_int, default=10, help="sample from the k likeliest (charlm)")
     gen.add_argument("--seed", type=int, default=0, help="seed of the sampling (charlm)")
     gen.set_defaults(run=_generate)
+
+    assign = sub.add_parser("assignments", help="classroom assignments: build a student copy, grade it",
+                            description="Build a student copy of the package in which assignment N's formula "
+                                        "bodies raise NotImplementedError, and grade a copy with the tests.")
+    actions = assign.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="the assignments A1 to A5")
+    make = actions.add_parser("build", help="write a student copy (package, tests, notebooks) for assignment N")
+    make.add_argument("number", help="the assignment, 1 to 5")
+    make.add_argument("out", help="a new folder for the copy")
+    make.add_argument("--solution", action="store_true", help="keep the solution (the instructor's copy)")
+    mark = actions.add_parser("grade", help="run assignment N's tests on a copy: a table of tests and points, "
+                                            "also written as JSON")
+    mark.add_argument("number", help="the assignment, 1 to 5")
+    mark.add_argument("path", nargs="?", default=".", help="the copy to grade (default: the current folder)")
+    mark.add_argument("--json", default=None, help="where to write the grade (default: grade-A<N>.json)")
+    assign.set_defaults(run=_assignments)
     return parser
 
 
 def main(argv=None) -> int:
+    """Entry point of the ``minitransformer`` command: parse ``argv`` (``sys.argv[1:]`` when None) and run.
+
+    Returns the exit status: 0, or 2 for a user's mistake (its message, one line, on stderr).
+
+    Examples
+    --------
+    >>> main(["train", "--task", "reverse", "--seed-config"])   # --seed-config is for --task classify
+    2
+    """
     args = build_parser().parse_args(argv)
     return args.run(args) or 0
 

@@ -220,6 +220,7 @@ def test_forward_matches_numpy(name, rng):
 
 
 @PARAMS
+@pytest.mark.assignment(1, points=35)
 def test_gradcheck(name, rng):
     spec = CASES[name]
     xs = [mt.tensor(a, requires_grad=True) for a in _arrays(spec, rng)]
@@ -227,6 +228,7 @@ def test_gradcheck(name, rng):
 
 
 @PARAMS
+@pytest.mark.assignment(1, points=20)
 def test_gradient_matches_torch(name, rng):
     torch = pytest.importorskip("torch")
     spec = CASES[name]
@@ -250,6 +252,7 @@ def test_python_number_keeps_dtype():
             assert y.dtype_name == dtype
 
 
+@pytest.mark.assignment(1, points=5)
 def test_broadcast_gradient_has_input_shape():
     # (4,1,3) * (2,1) -> (4,2,3): each element of b meets 4*3 elements of a; db[i] = sum over them of a
     a = mt.tensor(np.arange(12.0).reshape(4, 1, 3), requires_grad=True)
@@ -260,6 +263,7 @@ def test_broadcast_gradient_has_input_shape():
     np.testing.assert_array_equal(a.grad.numpy(), np.full((4, 1, 3), 2.0))
 
 
+@pytest.mark.assignment(1, points=5)
 def test_take_repeated_ids_add_up():
     """Embedding gradient: a row looked up k times gets k copies of the incoming gradient."""
     E = mt.tensor(np.zeros((5, 2)), requires_grad=True)
@@ -268,6 +272,7 @@ def test_take_repeated_ids_add_up():
     np.testing.assert_array_equal(E.grad.numpy(), np.repeat(counts[:, None], 2, axis=1))
 
 
+@pytest.mark.assignment(1, points=5)
 def test_masked_fill_minus_inf_gives_zero_gradient():
     """Attention's mask: exp(-inf) = 0, and the hidden positions get gradient 0, not NaN."""
     x = mt.tensor(np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]]), requires_grad=True)
@@ -285,6 +290,7 @@ def test_cast_to_integer_has_no_gradient():
     np.testing.assert_array_equal(ids.numpy(), [1, -2])
 
 
+@pytest.mark.assignment(1, points=5)
 def test_cast_gradient_comes_back_in_input_dtype():
     x = mt.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
     y = mt.cast(x, "float32")
@@ -295,6 +301,7 @@ def test_cast_gradient_comes_back_in_input_dtype():
 
 
 # ------------------------------------------------------------------ ties: the gradient is shared equally
+@pytest.mark.assignment(1, points=5)
 def test_max_ties_share_gradient():
     # row 0: max 3 twice -> 1/2 each; row 1: max 2 twice -> 1/2 each; the whole: max 3 twice
     x = mt.tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, -1.0]]), requires_grad=True)
@@ -305,12 +312,14 @@ def test_max_ties_share_gradient():
     np.testing.assert_array_equal(x.grad.numpy(), [[0, 0.5, 0.5], [0, 0, 0]])
 
 
+@pytest.mark.assignment(1, points=5)
 def test_max_three_way_tie_splits_in_thirds():
     x = mt.tensor(np.array([2.0, 2.0, 2.0, 1.0]), requires_grad=True)
     x.max().backward()
     np.testing.assert_allclose(x.grad.numpy(), [1 / 3, 1 / 3, 1 / 3, 0])
 
 
+@pytest.mark.assignment(1, points=5)
 def test_maximum_tie_splits_in_half():
     a = mt.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
     b = mt.tensor(np.array([2.0, 2.0, 2.0]), requires_grad=True)
@@ -319,6 +328,7 @@ def test_maximum_tie_splits_in_half():
     np.testing.assert_array_equal(b.grad.numpy(), [1, 0.5, 0])
 
 
+@pytest.mark.assignment(1, points=5)
 def test_relu_at_zero_has_gradient_zero():
     x = mt.tensor(np.array([-1.0, 0.0, 1.0]), requires_grad=True)
     x.relu().sum().backward()

@@ -18,6 +18,7 @@ def _report(name: str, err: float) -> float:
 
 
 # ------------------------------------------------------------------ softmax
+@pytest.mark.assignment(2, points=10)
 def test_softmax_of_1_2_3_by_hand():
     # e^1, e^2, e^3 over their sum
     total = math.exp(1) + math.exp(2) + math.exp(3)
@@ -37,6 +38,7 @@ def test_softmax_and_log_softmax_match_plain_numpy(axis, rng):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.assignment(2, points=5)
 def test_softmax_of_huge_logits_is_finite(dtype):
     x = mt.tensor([[1e4, 0.0, -1e4], [1e4, 1e4, 0.0]], dtype=dtype)
     p = F.softmax(x).numpy()
@@ -50,6 +52,7 @@ def test_softmax_of_huge_logits_is_finite(dtype):
                                rtol=1e-6)
 
 
+@pytest.mark.assignment(2, points=10)
 def test_softmax_gradient_is_the_jacobian_diag_s_minus_s_s_transposed():
     # d s_k / d x_j = s_k (delta_kj - s_j): the shifted max must not change it
     x = mt.tensor([1.0, 2.0, 3.0], dtype="float64", requires_grad=True)
@@ -60,12 +63,14 @@ def test_softmax_gradient_is_the_jacobian_diag_s_minus_s_s_transposed():
 
 
 @pytest.mark.parametrize("axis", [0, -1])
+@pytest.mark.assignment(2, points=5)
 def test_softmax_and_log_softmax_gradcheck(axis, rng):
     x = mt.tensor(rng.standard_normal((3, 4)), requires_grad=True)
     assert mt.gradcheck(lambda t: F.softmax(t, axis=axis), x)
     assert mt.gradcheck(lambda t: F.log_softmax(t, axis=axis), x)
 
 
+@pytest.mark.assignment(2, points=5)
 def test_softmax_and_log_softmax_agree_with_torch(rng):
     torch = pytest.importorskip("torch")
     x = rng.standard_normal((2, 3, 5)) * 4

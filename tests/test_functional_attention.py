@@ -28,6 +28,7 @@ def _attention_np(Q, K, V, allowed=None):
     return weights @ V, weights
 
 
+@pytest.mark.assignment(2, points=15)
 def test_attention_on_3_tokens_by_hand():
     # Q = K: token 2 = token 0 + token 1; d_k = 2, so scores = Q K^T / sqrt(2)
     Q = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
@@ -45,6 +46,7 @@ def test_attention_on_3_tokens_by_hand():
     np.testing.assert_allclose(w.numpy().sum(axis=-1), 1.0, rtol=1e-12)
 
 
+@pytest.mark.assignment(2, points=5)
 def test_cross_attention_shapes_and_values(rng):
     # L = 2 queries, S = 5 keys, d_k = 3, d_v = 4, batch (2, heads 3)
     Q, K, V = rng.standard_normal((2, 3, 2, 3)), rng.standard_normal((2, 3, 5, 3)), rng.standard_normal((2, 3, 5, 4))
@@ -55,6 +57,7 @@ def test_cross_attention_shapes_and_values(rng):
     np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.assignment(2, points=5)
 def test_causal_mask_hides_the_future(rng):
     Q, K, V = (rng.standard_normal((4, 2)) for _ in range(3))
     out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(K), mt.tensor(V), mask=F.causal_mask(4))
@@ -65,6 +68,7 @@ def test_causal_mask_hides_the_future(rng):
     np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.assignment(2, points=5)
 def test_padding_mask_is_the_same_as_dropping_the_padded_keys(rng):
     Q, K, V = rng.standard_normal((1, 1, 3, 2)), rng.standard_normal((1, 1, 4, 2)), rng.standard_normal((1, 1, 4, 3))
     mask = F.padding_mask(mt.tensor([[5, 6, 0, 0]]), pad_id=0)  # (1, 1, 1, 4): keys 2 and 3 are padding
@@ -76,6 +80,7 @@ def test_padding_mask_is_the_same_as_dropping_the_padded_keys(rng):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.assignment(2, points=5)
 def test_fully_masked_rows_give_zero_weights_output_and_gradient(dtype, rng):
     Q, K, V = (mt.tensor(rng.standard_normal((3, 2)) * 10, dtype=dtype, requires_grad=True) for _ in range(3))
     allowed = mt.tensor([[True, False, True], [False, False, False], [True, True, True]])  # query 1 sees nothing
@@ -93,6 +98,7 @@ def test_fully_masked_rows_give_zero_weights_output_and_gradient(dtype, rng):
     np.testing.assert_allclose(out.numpy(), expected_out, rtol=tol, atol=tol)
 
 
+@pytest.mark.assignment(2, points=10)
 def test_attention_gradcheck_with_masks(rng):
     Q = mt.tensor(rng.standard_normal((2, 3, 2)), requires_grad=True)  # (batch, L, d_k)
     K = mt.tensor(rng.standard_normal((2, 4, 2)), requires_grad=True)  # (batch, S, d_k)
@@ -108,6 +114,7 @@ def test_attention_gradcheck_with_masks(rng):
 
 
 @pytest.mark.parametrize("case", ["no_mask", "bool_mask", "causal"])
+@pytest.mark.assignment(2, points=5)
 def test_attention_agrees_with_torch(case, rng):
     torch = pytest.importorskip("torch")
     L, S = (4, 4) if case == "causal" else (3, 5)
@@ -134,6 +141,7 @@ def test_attention_agrees_with_torch(case, rng):
         assert _report(f"{name}.grad_{label}", _rel_err(a.grad.numpy(), b.grad.numpy())) < 1e-6
 
 
+@pytest.mark.assignment(2, points=5)
 def test_attention_dropout_drops_weights_only_while_training(rng):
     Q, K, V = (mt.tensor(rng.standard_normal((2, 4, 3))) for _ in range(3))
     plain, w = F.scaled_dot_product_attention(Q, K, V)

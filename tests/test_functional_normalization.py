@@ -18,6 +18,7 @@ def _report(name: str, err: float) -> float:
 
 
 # ------------------------------------------------------------------ layer_norm
+@pytest.mark.assignment(4, points=10)
 def test_layer_norm_of_a_2x3_matrix_by_hand():
     # row [1, 2, 3]: mu = 2, sigma^2 = (1 + 0 + 1) / 3 = 2/3, so y = (x - 2) / sqrt(2/3) = [-1.2247, 0, 1.2247]
     # row [2, 2, 8]: mu = 4, sigma^2 = (4 + 4 + 16) / 3 = 8,  so y = (x - 4) / sqrt(8)   = [-0.7071, -0.7071, 1.4142]
@@ -32,6 +33,7 @@ def test_layer_norm_of_a_2x3_matrix_by_hand():
     np.testing.assert_allclose(y, np.array(expected) * [1.0, 2.0, -1.0] + [0.5, 0.0, 1.0], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.assignment(4, points=5)
 def test_layer_norm_matches_plain_numpy_with_eps(rng):
     x = rng.standard_normal((2, 3, 5)) * 4 + 1
     gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
@@ -42,6 +44,7 @@ def test_layer_norm_matches_plain_numpy_with_eps(rng):
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.assignment(4, points=5)
 def test_layer_norm_of_a_constant_vector_is_beta():
     # sigma^2 = 0: eps keeps it finite, and x - mu = 0 leaves just beta
     y = F.layer_norm(mt.full((2, 4), 3.0), beta=mt.tensor([1.0, 2.0, 3.0, 4.0])).numpy()
@@ -49,6 +52,7 @@ def test_layer_norm_of_a_constant_vector_is_beta():
     assert y.dtype == np.float32
 
 
+@pytest.mark.assignment(4, points=5)
 def test_layer_norm_gradcheck(rng):
     x = mt.tensor(rng.standard_normal((2, 4)), requires_grad=True)
     gamma = mt.tensor(rng.standard_normal(4), requires_grad=True)
@@ -57,6 +61,7 @@ def test_layer_norm_gradcheck(rng):
     assert mt.gradcheck(lambda a: F.layer_norm(a), x)
 
 
+@pytest.mark.assignment(4, points=5)
 def test_layer_norm_agrees_with_torch(rng):
     torch = pytest.importorskip("torch")
     x, gamma, beta = rng.standard_normal((2, 3, 6)) * 3 + 2, rng.standard_normal(6), rng.standard_normal(6)

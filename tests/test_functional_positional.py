@@ -10,6 +10,7 @@ import pytest
 import minitransformer.functional as F
 
 
+@pytest.mark.assignment(3, points=10)
 def test_pe_for_positions_0_to_3_with_d_model_4_by_hand():
     # d_model = 4: frequencies 1 / 10000^(0/4) = 1 and 1 / 10000^(2/4) = 1/100
     expected = [[math.sin(pos), math.cos(pos), math.sin(pos / 100), math.cos(pos / 100)] for pos in range(4)]
@@ -19,6 +20,7 @@ def test_pe_for_positions_0_to_3_with_d_model_4_by_hand():
 
 
 @pytest.mark.parametrize("d_model", [6, 7])
+@pytest.mark.assignment(3, points=10)
 def test_pe_matches_the_formula_element_by_element(d_model):
     PE = F.sinusoidal_positional_encoding(10, d_model, dtype="float64").numpy()
     assert PE.shape == (10, d_model)
@@ -29,12 +31,14 @@ def test_pe_matches_the_formula_element_by_element(d_model):
             assert PE[pos, col] == pytest.approx(math.sin(angle) if col % 2 == 0 else math.cos(angle), abs=1e-14)
 
 
+@pytest.mark.assignment(3, points=5)
 def test_pe_with_odd_d_model_ends_with_a_sine():
     PE = F.sinusoidal_positional_encoding(5, 3, dtype="float64").numpy()
     # column 2 is 2i = 2: sin(pos / 10000^(2/3)), its cosine partner would be column 3, cut off
     np.testing.assert_allclose(PE[:, 2], [math.sin(pos / 10000 ** (2 / 3)) for pos in range(5)], rtol=1e-14)
 
 
+@pytest.mark.assignment(3, points=5)
 def test_pe_is_float32_by_default_and_bounded():
     PE = F.sinusoidal_positional_encoding(50, 16)
     assert PE.dtype_name == "float32"

@@ -66,6 +66,7 @@ def test_fused_softmax_is_stable_for_huge_scores(name, rng):
     assert np.isfinite(value).all() and np.isfinite(grads[0]).all()
 
 
+@pytest.mark.assignment(2, points=5)
 def test_fused_softmax_by_hand():
     # softmax([0, ln 3]) = [1/4, 3/4]; with ybar = [1, 0]: xbar = y * (ybar - <ybar, y>) = [1/4 * 3/4, 3/4 * -1/4]
     x = mt.tensor([0.0, np.log(3.0)], dtype="float64", requires_grad=True)
@@ -85,6 +86,7 @@ def test_fused_softmax_gradcheck(op, axis, rng):
 # ------------------------------------------------------------------ layer norm
 @pytest.mark.parametrize("affine", ["both", "gamma", "beta", "none"])
 @pytest.mark.parametrize("eps", [1e-5, 0.0])
+@pytest.mark.assignment(4, points=5)
 def test_fused_layer_norm_agrees_with_the_composition(affine, eps, rng):
     d = 6
     x = rng.standard_normal((2, 3, d)) * 5 + 2
@@ -101,6 +103,7 @@ def test_fused_layer_norm_agrees_with_the_composition(affine, eps, rng):
     assert (grads[2] is None) == (affine not in ("both", "beta"))
 
 
+@pytest.mark.assignment(4, points=5)
 def test_fused_layer_norm_matches_plain_numpy(rng):
     x, gamma, beta = rng.standard_normal((4, 5)), rng.standard_normal(5), rng.standard_normal(5)
     ybar = rng.standard_normal((4, 5))
@@ -118,6 +121,7 @@ def test_fused_layer_norm_matches_plain_numpy(rng):
     np.testing.assert_allclose(B.grad.numpy(), ybar.sum(0), **TOL)
 
 
+@pytest.mark.assignment(4, points=5)
 def test_fused_layer_norm_gradcheck(rng):
     x, gamma, beta = _leaves(rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal(4))
     assert mt.gradcheck(lambda a, b, c: fused.LayerNorm.apply(a, b, c, eps=1e-5), x, gamma, beta)
@@ -136,6 +140,7 @@ def test_fused_linear_agrees_with_the_composition(x_shape, bias, rng):
     _agree(call(True), call(False), [x, W, b], rng)
 
 
+@pytest.mark.assignment(1, points=5)
 def test_fused_linear_gradcheck(rng):
     x, W, b = _leaves(rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 2)), rng.standard_normal(2))
     assert mt.gradcheck(lambda x, W, b: fused.Affine.apply(x, W, b), x, W, b)

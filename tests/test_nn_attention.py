@@ -46,6 +46,7 @@ def mha_np(mha, q, k, v, mask=None):
 
 
 # ------------------------------------------------------------------ shapes
+@pytest.mark.assignment(3, points=5)
 def test_shapes_of_self_cross_and_unbatched_attention():
     mha = nn.MultiHeadAttention(8, 2)
     out, w = mha(mt.randn(2, 5, 8))
@@ -64,6 +65,7 @@ def test_shapes_of_self_cross_and_unbatched_attention():
 
 # ------------------------------------------------------------------ against NumPy
 @pytest.mark.parametrize("literal", [False, True])
+@pytest.mark.assignment(3, points=15)
 def test_matches_numpy_with_masks(rng, literal):
     mha = mha64(rng, d_model=8, heads=4, literal=literal)
     q, kv = rng.standard_normal((2, 5, 8)), rng.standard_normal((2, 6, 8))
@@ -101,6 +103,7 @@ def run(mha, literal, inputs, G, mask):
 
 
 @pytest.mark.parametrize("case", ["self", "cross-padding", "per-head-mask"])
+@pytest.mark.assignment(3, points=10)
 def test_literal_and_batched_forms_agree_in_values_and_gradients(rng, case):
     B, L, S, d_model, heads = 2, 4, 5, 12, 3
     mha = mha64(rng, d_model, heads)
@@ -122,6 +125,7 @@ def test_literal_and_batched_forms_agree_in_values_and_gradients(rng, case):
 
 
 @pytest.mark.parametrize("literal", [False, True])
+@pytest.mark.assignment(3, points=10)
 def test_gradcheck_inputs_and_parameters(rng, literal):
     mha = mha64(rng, d_model=4, heads=2, literal=literal)
     q, k, v = f64(rng, 1, 2, 4), f64(rng, 1, 3, 4), f64(rng, 1, 3, 4)
@@ -141,6 +145,7 @@ class _Masked(nn.Module):
 
 
 # ------------------------------------------------------------------ dropout and modes
+@pytest.mark.assignment(3, points=5)
 def test_attention_dropout_only_while_training():
     mha = nn.MultiHeadAttention(8, 2, dropout=0.5)
     x = mt.randn(2, 6, 8)
@@ -194,6 +199,7 @@ def torch_copy(mha, torch):
 @pytest.mark.parametrize("literal", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("case", ["self-causal", "cross-padding"])
+@pytest.mark.assignment(3, points=10)
 def test_against_torch(rng, literal, bias, case):
     torch = pytest.importorskip("torch")
     B, L, S, d_model, heads = 2, 4, 6, 8, 2

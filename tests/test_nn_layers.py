@@ -157,6 +157,7 @@ def layer_norm_np(x, gamma, beta, eps):
     return gamma * (x - mu) / np.sqrt(var + eps) + beta
 
 
+@pytest.mark.assignment(4, points=5)
 def test_layer_norm_matches_numpy(rng):
     norm = nn.LayerNorm(6, eps=1e-3).to("float64")
     assert [n for n, _ in norm.named_parameters()] == ["gamma", "beta"]
@@ -219,6 +220,7 @@ def gelu_np(x):
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.assignment(4, points=5)
 def test_feed_forward_matches_equation_2(rng, activation):
     ffn = nn.FeedForward(4, 16, activation=activation).to("float64")
     assert [n for n, _ in ffn.named_parameters()] == ["W_1.weight", "W_1.bias", "W_2.weight", "W_2.bias"]
@@ -232,11 +234,13 @@ def test_feed_forward_matches_equation_2(rng, activation):
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.assignment(4, points=5)
 def test_feed_forward_gradcheck(rng, activation):
     ffn = nn.FeedForward(3, 5, activation=activation).to("float64")
     assert gradcheck_module(ffn, f64(rng, 2, 2, 3))
 
 
+@pytest.mark.assignment(4, points=5)
 def test_feed_forward_dropout_only_while_training():
     ffn = nn.FeedForward(4, 64, dropout=0.5)
     x = mt.randn(2, 3, 4)
@@ -254,6 +258,7 @@ def test_feed_forward_bad_arguments():
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.assignment(4, points=5)
 def test_feed_forward_against_torch(rng, activation):
     torch = pytest.importorskip("torch")
     ffn = nn.FeedForward(4, 8, activation=activation).to("float64")

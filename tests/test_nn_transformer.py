@@ -114,6 +114,7 @@ def gradcheck_with(module, names, fn, *inputs):
 
 # ------------------------------------------------------------------ layers against NumPy
 @pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.assignment(4, points=10)
 def test_encoder_layer_matches_numpy(rng, norm_first):
     layer = randomize(nn.EncoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     x = rng.standard_normal((2, 5, D))
@@ -128,6 +129,7 @@ def test_encoder_layer_matches_numpy(rng, norm_first):
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.assignment(4, points=10)
 def test_decoder_layer_matches_numpy_and_is_causal_by_itself(rng, norm_first):
     layer = randomize(nn.DecoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     x, m = rng.standard_normal((2, 4, D)), rng.standard_normal((2, 6, D))
@@ -192,6 +194,7 @@ def test_stacks_are_their_layers_in_order(rng, norm_first):
 
 # ------------------------------------------------------------------ gradients
 @pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.assignment(4, points=5)
 def test_gradcheck_encoder_layer(rng, norm_first):
     layer = randomize(nn.EncoderLayer(4, 2, 6, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     mask = F.padding_mask(mt.tensor([[1, 1, 0], [1, 1, 1]]), 0)
@@ -201,6 +204,7 @@ def test_gradcheck_encoder_layer(rng, norm_first):
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.assignment(4, points=5)
 def test_gradcheck_decoder_layer(rng, norm_first):
     layer = randomize(nn.DecoderLayer(4, 2, 6, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     src_mask = F.padding_mask(mt.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]), 0)

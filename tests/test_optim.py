@@ -122,6 +122,7 @@ def test_sgd_matches_numpy_reference(config, rng):
 
 
 @pytest.mark.parametrize("cls,config", ADAM_CASES, ids=str)
+@pytest.mark.assignment(5, points=25)
 def test_adam_matches_numpy_reference(cls, config, rng):
     values, grad = initial_values(rng), gradients(rng)
     params = make_params(values)
@@ -187,6 +188,7 @@ def test_matches_torch_optim(name, config, rng):
         assert rel_err(a, b) < 1e-10, (name, config, rel_err(a, b))
 
 
+@pytest.mark.assignment(5, points=10)
 def test_adam_paper_preset_matches_torch(rng):
     torch = pytest.importorskip("torch")
     values, grad = initial_values(rng), gradients(rng)
@@ -431,6 +433,7 @@ def test_least_squares_converges(make, tolerance, rng):
 
 # ------------------------------------------------------------------ the warm-up schedule
 @pytest.mark.single_backend
+@pytest.mark.assignment(5, points=15)
 def test_noam_lr_hand_values():
     # d_model = 16, warmup = 4: d_model^-0.5 = 1/4, warmup^-1.5 = 1/8
     assert noam_lr(1, 16, warmup=4) == pytest.approx(1 / 32)  # 1/4 * min(1, 1/8)
@@ -445,6 +448,7 @@ def test_noam_lr_hand_values():
 
 
 @pytest.mark.single_backend
+@pytest.mark.assignment(5, points=5)
 def test_noam_lr_rises_then_falls():
     warmup = 10
     rates = np.array([noam_lr(t, 64, warmup) for t in range(1, 4 * warmup + 1)])
@@ -456,6 +460,7 @@ def test_noam_lr_rises_then_falls():
     np.testing.assert_allclose(rates[warmup - 1:], rates[warmup - 1] * np.sqrt(warmup / t))  # ~ step^-0.5 after
 
 
+@pytest.mark.assignment(5, points=10)
 def test_warmup_schedule_sets_every_group_and_drives_the_step():
     a, b = mt.zeros(2, requires_grad=True), mt.zeros(3, requires_grad=True)
     opt = SGD([{"params": [a]}, {"params": [b], "lr": 123.0}], lr=1.0)

@@ -41,6 +41,7 @@ def _tiny_transformer(dropout=0.0, seed=0):
 
 
 # ------------------------------------------------------------------ learning
+@pytest.mark.assignment(5, points=15)
 def test_one_batch_is_overfit_to_near_zero_loss():
     model = _tiny_transformer()
     pairs, _ = digit_task_splits("reverse", 4, 0, seed=1, min_len=4, max_len=5)
@@ -53,6 +54,7 @@ def test_one_batch_is_overfit_to_near_zero_loss():
     assert max(losses[-5:]) < 0.02, losses
 
 
+@pytest.mark.assignment(5, points=20)
 def test_exact_sequence_accuracy_rises_on_a_tiny_reverse_task():
     setup = build("reverse", steps=200, n_train=2000, n_val=100, n_test=100, min_len=3, max_len=4, d_model=32,
                   heads=4, layers=1, d_ff=64, batch_size=32, lr=5e-3, warmup=20, eval_every=100)

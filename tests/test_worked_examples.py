@@ -40,6 +40,7 @@ def sa_numpy():
     return {"W3": W3, "W1": W1, "O3": W3 @ x, "O1": W1 @ x}
 
 
+@pytest.mark.assignment(2, points=5)
 def test_self_attention_outputs_match_numpy(to_numpy, sa_numpy):
     ex = we.self_attention_example()
     out, w = ex.attention["one token, d_k = 3"]
@@ -101,6 +102,7 @@ def test_self_attention_readings_are_ranked_and_complete(sa_numpy):
 
 
 # ------------------------------------------------------------------ 4.3.1 positional encoding
+@pytest.mark.assignment(3, points=5)
 def test_positional_encoding_tables_match_numpy(to_numpy):
     ex = we.positional_encoding_example()
     np.testing.assert_allclose(to_numpy(ex.formula_table), pe_formula(range(4), 3), rtol=0, atol=1e-15)
@@ -148,6 +150,7 @@ def test_positional_encoding_which_indices_match():
 
 
 # ------------------------------------------------------------------ 4.3.2 multi-head
+@pytest.mark.assignment(3, points=10)
 def test_multi_head_example_matches_numpy(to_numpy):
     ex = we.multi_head_example(seed=0)
     rng = np.random.default_rng(0)  # the example's documented generator

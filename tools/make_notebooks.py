@@ -41,6 +41,27 @@ def code(text: str) -> tuple[str, str]:
     return ("code", textwrap.dedent(text).strip())
 
 
+_MARKER = re.compile(r"^\s*### BEGIN SOLUTION A(\d+): ", re.M)
+
+
+def exercise(grade_id: str, text: str) -> tuple[str, str, dict]:
+    """An exercise code cell: a code cell whose solution is marked for the student copies, with nbgrader's metadata.
+
+    The solution sits between ``### BEGIN SOLUTION A<N>: <hint>`` and ``### END SOLUTION`` (read by
+    ``minitransformer/assignments/strip.py`` and by nbgrader); in assignment N's copy it becomes
+    ``raise NotImplementedError("A<N>: <hint>")``. ``grade_id`` is ``"a<N>-<short-name>"``, unique in its
+    notebook, and every marker of the cell must belong to that assignment ``N``.
+    """
+    kind, source = code(text)
+    wanted = re.fullmatch(r"a(\d+)-[a-z0-9-]+", grade_id)
+    found = sorted(f"A{n}" for n in set(_MARKER.findall(source)))
+    if wanted is None or found != [f"A{wanted[1]}"]:
+        raise ValueError(f"make_notebooks: exercise {grade_id!r} needs a grade_id 'a<N>-<short-name>' and solution "
+                         f"markers of A<N> only; its markers are of {found or 'no assignment'}")
+    return (kind, source, {"nbgrader": {"grade": False, "grade_id": grade_id, "locked": False, "schema_version": 3,
+                                        "solution": True}})
+
+
 SETUP = code("""
     %matplotlib inline
     import numpy as np
@@ -80,6 +101,10 @@ NB01 = [
     **3** backward one node at a time · **4** `backward()` and `retain_grad()` · **5** a node used twice ·
     **6** gradcheck, finite differences as the referee · **7** a new primitive, written here as a
     `Function` subclass with its `backward`, and gradcheck'ed.
+
+    **Exercises in the text** (assignment A1, `minitransformer assignments list`): the backward of Mul,
+    MatMul and Sum (section 3) and of a small expression (section 5), in NumPy, each followed by a cell
+    that checks your answer against the library.
     """),
     SETUP,
     md(r"""
@@ -150,11 +175,61 @@ NB01 = [
     md(r"""
     ## 3. Backward, one node at a time
 
-    `backward()` does exactly what the table above does, in this order: sort the nodes so that every
+    Each primitive knows one thing about derivatives: given the adjoint of its output, $\bar y$, its
+    `backward` returns the adjoint of each input, $\bar y$ times the local derivative. Write three of
+    them yourself first.
+
+    ### Exercise A1 · the backward of Mul, MatMul and Sum, in NumPy
+
+    Given the output's adjoint, write each input's adjoint (it has the input's shape):
+
+    | operation | forward | backward |
+    |---|---|---|
+    | Mul | $y = a \odot b$, elementwise, $(5,)$ | $\bar a = \bar y \odot b$; $\;\bar b = \bar y \odot a$ |
+    | MatMul | $Y = A B$, $(3, 4) \cdot (4, 2)$ | $\bar A = \bar Y B^\top$; $\;\bar B = A^\top \bar Y$ |
+    | Sum | $s_j = \sum_i x_{ij}$, over axis 0 | $\bar x_{ij} = \bar s_j$: $\bar s$ copied to each row |
+
+    (In a student copy the cell holds `raise NotImplementedError(...)`: replace those lines by yours.)
+    """),
+    exercise("a1-mul-matmul-sum", """
+    rng = np.random.default_rng(1)
+    a, b, y_bar = rng.standard_normal((3, 5))                          # y = a * b; y_bar = dL/dy, (5,) each
+    A, B, Y_bar = rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), rng.standard_normal((3, 2))
+    x, s_bar = rng.standard_normal((3, 4)), rng.standard_normal(4)     # s = x.sum(axis=0), (4,); s_bar = dL/ds
+
+    ### BEGIN SOLUTION A1: a_bar, b_bar of y = a * b; A_bar, B_bar of Y = A @ B; x_bar of s = x.sum(axis=0)
+    a_bar, b_bar = y_bar * b, y_bar * a                                # Mul
+    A_bar, B_bar = Y_bar @ B.T, A.T @ Y_bar                            # MatMul: (3, 2)(2, 4), (4, 3)(3, 2)
+    x_bar = np.broadcast_to(s_bar, x.shape)                            # Sum: s_bar copied to each of 3 rows
+    ### END SOLUTION
+    print("a_bar", a_bar.shape, " b_bar", b_bar.shape, " A_bar", A_bar.shape, " B_bar", B_bar.shape,
+          " x_bar", x_bar.shape)
+    """),
+    md(r"""
+    **Check.** The library's `backward()` on $L = \langle \bar y, y \rangle$ (so that $\partial L / \partial y =
+    \bar y$) must give the same numbers.
+    """),
+    code("""
+    def library_grads(loss, *arrays):
+        \"\"\"Each array's gradient by the library's backward() of the scalar loss(*tensors).\"\"\"
+        tensors = [mt.tensor(arr, requires_grad=True) for arr in arrays]   # float64, as the arrays
+        loss(*tensors).backward()
+        return [t.grad.numpy() for t in tensors]
+
+    lib_a, lib_b = library_grads(lambda a, b: (a * b * mt.tensor(y_bar)).sum(), a, b)
+    lib_A, lib_B = library_grads(lambda A, B: ((A @ B) * mt.tensor(Y_bar)).sum(), A, B)
+    (lib_x,) = library_grads(lambda x: (x.sum(axis=0) * mt.tensor(s_bar)).sum(), x)
+    for name, mine, lib in (("a_bar", a_bar, lib_a), ("b_bar", b_bar, lib_b), ("A_bar", A_bar, lib_A),
+                            ("B_bar", B_bar, lib_B), ("x_bar", x_bar, lib_x)):
+        np.testing.assert_allclose(mine, lib, rtol=1e-12, atol=1e-12, err_msg=name)
+    print("all five agree with the library's backward()")
+    """),
+    md(r"""
+    `backward()` applies such rules over a whole graph, in this order: sort the nodes so that every
     node comes after its inputs (a *topological order*), then go through it **backwards**, so that a
-    node's adjoint is complete (all its users have sent their share) before it is passed on. Here are
-    those steps written out with the graph's own links: `grad_fn.inputs` and each primitive's
-    `grad_fn.backward(adjoint)`, which returns one gradient per input.
+    node's adjoint is complete (all its users have sent their share) before it is passed on, as the
+    table of section 1 does. Here are those steps written out with the graph's own links:
+    `grad_fn.inputs` and each primitive's `grad_fn.backward(adjoint)`, which returns one gradient per input.
     """),
     code("""
     def topological_order(root):
@@ -221,6 +296,39 @@ NB01 = [
     print("dL/dW =", W.grad.numpy().ravel(), "  by hand: column sums of X =", X.numpy().sum(axis=0))
     """),
     md(r"""
+    ### Exercise A1 · a small expression, backward by hand
+
+    The expression that section 6 checks, summed: $L = \sum_{ij} \tanh(XW)_{ij}$ with $X$ of shape $(2, 3)$ and
+    $W$ of shape $(3, 4)$. Its graph is $Z = XW$, $T = \tanh Z$, $L = \sum T$; go through it backwards:
+
+    $$ \bar T = 1 \text{ (every entry)}, \qquad \bar Z = \bar T \odot (1 - T^2), \qquad
+       \bar X = \bar Z\, W^\top, \qquad \bar W = X^\top \bar Z . $$
+    """),
+    exercise("a1-tanh-expression", """
+    X_np = np.array([[0.5, -1.0, 2.0], [0.1, 0.2, -0.3]])              # (2, 3)
+    W_np = np.random.default_rng(0).standard_normal((3, 4))            # (3, 4)
+    Z = X_np @ W_np                                                    # (2, 4)
+    T = np.tanh(Z)                                                     # (2, 4)
+
+    ### BEGIN SOLUTION A1: T_bar = 1 everywhere, Z_bar = T_bar * (1 - T^2), then X_bar and W_bar as for MatMul
+    T_bar = np.ones_like(T)                                            # dL/dT: L is the sum of T
+    Z_bar = T_bar * (1 - T**2)                                         # tanh' = 1 - tanh^2
+    X_bar, W_bar = Z_bar @ W_np.T, X_np.T @ Z_bar                      # (2, 3), (3, 4)
+    ### END SOLUTION
+    print("X_bar", X_bar.shape, "\\n", X_bar)
+    """),
+    md(r"""
+    **Check** against the library's `backward()` of the same expression:
+    """),
+    code("""
+    Xt = mt.tensor(X_np, requires_grad=True)
+    Wt = mt.tensor(W_np, requires_grad=True)
+    (Xt @ Wt).tanh().sum().backward()
+    np.testing.assert_allclose(X_bar, Xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(W_bar, Wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    print("X_bar and W_bar agree with the library's backward()")
+    """),
+    md(r"""
     ## 6. gradcheck: finite differences as the referee
 
     A hand-written derivative can be wrong. The referee is the definition of the derivative itself: nudge
@@ -237,7 +345,7 @@ NB01 = [
     W = mt.tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)        # (3, 4) float64
     print("x", x.shape, x.dtype_name, "  W", W.shape, W.dtype_name)
     print(mt.gradcheck(lambda x, W: (x @ W).tanh(), x, W))
-    print(mt.gradcheck(lambda x: F.softmax(x, axis=-1), x))
+    print(mt.gradcheck(lambda x: x.exp() / x.exp().sum(axis=-1, keepdims=True), x))   # a softmax, from primitives
     """),
     md(r"""
     ## 7. A new primitive: a `Function` subclass with its backward
@@ -342,6 +450,9 @@ NB02 = [
     **3** the attention map · **4** why $\sqrt{d_k}$ · **5** the document's worked example 4.3.1 by hand, and
     what its stated output $[0.2, 0.3, 0.5]$ really is · **6** masks: causal, padding, and a row with
     nothing to attend to.
+
+    **Exercises in the text** (assignment A2, `minitransformer assignments list`): the softmax and the
+    attention of section 1, in NumPy, each followed by a cell that checks your answer.
     """),
     SETUP,
     md(r"""
@@ -364,16 +475,83 @@ NB02 = [
     print("scores = Q K^T / sqrt(d_k)", scores.shape)
     print(scores)
     """),
-    code("""
-    exp = np.exp(scores - scores.max(axis=-1, keepdims=True))   # subtracting the row max changes nothing but overflow
-    weights = exp / exp.sum(axis=-1, keepdims=True)             # (L, S): softmax over the keys
+    md(r"""
+    ### Exercise A2 · softmax, in NumPy
+
+    A softmax turns a row of scores into weights that are positive and sum to 1:
+
+    $$ \mathrm{softmax}(x)_j = \frac{e^{x_j}}{\sum_k e^{x_k}} = \frac{e^{x_j - m}}{\sum_k e^{x_k - m}},
+       \qquad m = \max_k x_k . $$
+
+    Both forms are the same number, but only the second is safe: $e^{x - m} \le 1$ cannot overflow, while
+    $e^{1000}$ is `inf` in float64. Write `softmax(x, axis)` along any axis (`keepdims=True` keeps the
+    reduced axis, so that the division broadcasts).
+    """),
+    exercise("a2-softmax", """
+    def softmax(x, axis=-1):
+        \"\"\"exp(x - max) / sum(exp(x - max)) along `axis`: x's shape, positive, sums to 1 along `axis`.\"\"\"
+        ### BEGIN SOLUTION A2: e = exp(x - max(x)) along axis, then e / sum(e); keepdims=True keeps the axis
+        e = np.exp(x - x.max(axis=axis, keepdims=True))   # subtracting the max changes nothing but overflow
+        return e / e.sum(axis=axis, keepdims=True)
+        ### END SOLUTION
+
+
+    weights = softmax(scores)                             # (L, S): softmax over the keys
     print("weights = softmax(scores)", weights.shape, "  row sums:", weights.sum(axis=-1))
     print(weights)
     """),
+    md(r"""
+    **Check** on values worked out beforehand, on scores that would overflow, and on the rows of `weights`:
+    """),
     code("""
-    output = weights @ V                                 # (L, S) @ (S, d_v) -> (L, d_v)
+    np.testing.assert_allclose(softmax(np.array([1.0, 2.0, 3.0])), [0.09003057, 0.24472847, 0.66524096], rtol=1e-6)
+    np.testing.assert_allclose(softmax(np.array([1000.0, 1000.0, 999.0])), [0.4223188, 0.4223188, 0.1553624],
+                               rtol=1e-6)                 # no overflow
+    np.testing.assert_allclose(softmax(np.array([[1.0, 1.0], [0.0, 2.0]]), axis=0), [[0.7310586, 0.2689414],
+                               [0.2689414, 0.7310586]], rtol=1e-6)   # along axis 0
+    np.testing.assert_allclose(weights.sum(axis=-1), np.ones(L))
+    print("softmax: right values, no overflow, any axis, rows of weights sum to 1")
+    """),
+    md(r"""
+    ### Exercise A2 · attention, in NumPy
+
+    With your `softmax`, the whole formula, returning the output and the weights:
+
+    $$ \mathrm{weights} = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right) \text{ over the keys}, \qquad
+       \mathrm{output} = \mathrm{weights}\; V . $$
+
+    Let it work on leading axes too, `(..., L, d_k)`: write $K^\top$ as `K.swapaxes(-1, -2)`.
+    """),
+    exercise("a2-attention", """
+    def attention(Q, K, V):
+        \"\"\"(..., L, d_k), (..., S, d_k), (..., S, d_v) -> output (..., L, d_v), weights (..., L, S).\"\"\"
+        ### BEGIN SOLUTION A2: weights = softmax(Q K^T / sqrt(d_k)) over the keys; return (weights V, weights)
+        d_k = Q.shape[-1]
+        w = softmax(Q @ K.swapaxes(-1, -2) / np.sqrt(d_k))    # (..., L, S)
+        return w @ V, w                                      # (..., L, d_v), (..., L, S)
+        ### END SOLUTION
+
+
+    output, weights = attention(Q, K, V)                     # (L, S) @ (S, d_v) -> (L, d_v)
     print("output = weights V", output.shape)
     print(output)
+    """),
+    md(r"""
+    **Check** on the document's worked example (section 5 below), $Q = K = V = [1, 2, 3]$ read two ways, and
+    on a batch of two:
+    """),
+    code("""
+    x = np.array([1.0, 2.0, 3.0])
+    out_one, w_one = attention(x[None, :], x[None, :], x[None, :])      # one token of dimension 3
+    np.testing.assert_allclose(w_one, [[1.0]])                          # a single weight, 1
+    np.testing.assert_allclose(out_one, [[1.0, 2.0, 3.0]])              # so the output is V itself
+    out_three, w_three = attention(x[:, None], x[:, None], x[:, None])  # three tokens of dimension 1
+    np.testing.assert_allclose(w_three[0], [0.09003057, 0.24472847, 0.66524096], rtol=1e-6)   # softmax(1 * x)
+    np.testing.assert_allclose(out_three.ravel(), [2.57521038, 2.85093709, 2.94797458], rtol=1e-6)
+    out_batch, w_batch = attention(*(np.stack([M, 2 * M]) for M in (Q, K, V)))   # (2, L, d): a batch of two
+    np.testing.assert_allclose(out_batch[0], output)
+    np.testing.assert_allclose(w_batch[1], softmax(4 * Q @ K.T / np.sqrt(d_k)))
+    print("attention: the worked example's numbers, and batches work")
     """),
     md(r"""
     ## 2. The same by the library
@@ -587,6 +765,9 @@ NB03 = [
     and $W^O$ · **4** the same by the library, looped and batched, agreeing · **5** the batched form, shape by
     shape · **6** one map per head · **7** the document's example 4.3.2, and why heads need their own
     projections · **8** what $h$ costs.
+
+    **Exercise in the text** (assignment A3, `minitransformer assignments list`): splitting the features
+    into heads and merging them back, in NumPy (section 3), followed by a cell that checks your answer.
     """),
     SETUP,
     md(r"""
@@ -640,6 +821,52 @@ NB03 = [
     concat = mt.concat(heads, axis=-1)                              # (1, L, h * d_k)
     by_hand = concat @ mha.W_O.weight + mha.W_O.bias               # (1, L, d_model)
     print("Concat(head_1, head_2)", concat.shape, "  W^O", mha.W_O.weight.shape, "  output", by_hand.shape)
+    """),
+    md(r"""
+    ### Exercise A3 · split into heads, merge back, in NumPy
+
+    The loop above slices head $i$'s columns out of every weight matrix. The library's fast form projects
+    once with the whole matrix, $XW^Q$ of shape $(B, L, d_\text{model})$ with $d_\text{model} = h\,d_k$, and
+    then regroups the features so that every head becomes one slice of a batch axis:
+
+    * `split_heads(x, h)`: $(B, L, h\,d_k) \to (B, h, L, d_k)$, with `[:, i]` = features $i d_k \ldots
+      (i+1) d_k - 1$ of every token, head $i$'s block. Reshape to $(B, L, h, d_k)$, then move the head axis
+      forward (`transpose(0, 2, 1, 3)`).
+    * `merge_heads(x)`: the inverse, $(B, h, L, d_k) \to (B, L, h\,d_k)$; applied to the heads' outputs it
+      is $\mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)$.
+    """),
+    exercise("a3-split-merge-heads", """
+    def split_heads(x, h):
+        \"\"\"(B, L, h * d_k) -> (B, h, L, d_k): x[:, :, i * d_k:(i + 1) * d_k] becomes [:, i].\"\"\"
+        ### BEGIN SOLUTION A3: reshape to (B, L, h, d_k), then move the head axis forward: (B, h, L, d_k)
+        B, L, d = x.shape
+        return x.reshape(B, L, h, d // h).transpose(0, 2, 1, 3)
+        ### END SOLUTION
+
+
+    def merge_heads(x):
+        \"\"\"(B, h, L, d_k) -> (B, L, h * d_k): the inverse of split_heads, the Concat of the heads.\"\"\"
+        ### BEGIN SOLUTION A3: the inverse of split_heads: back to (B, L, h, d_k), then reshape to (B, L, h * d_k)
+        B, h, L, d_k = x.shape
+        return x.transpose(0, 2, 1, 3).reshape(B, L, h * d_k)
+        ### END SOLUTION
+
+
+    Q_all, K_all, V_all = (lin(X).numpy() for lin in (mha.W_Q, mha.W_K, mha.W_V))   # (1, L, d_model) each
+    Q_h, K_h, V_h = (split_heads(a, h) for a in (Q_all, K_all, V_all))               # (1, h, L, d_k) each
+    print("X W^Q", Q_all.shape, "-> split_heads", Q_h.shape, "-> merge_heads", merge_heads(Q_h).shape)
+    """),
+    md(r"""
+    **Check.** Head $i$ must get feature block $i$, merging must undo splitting, and attention on all the
+    heads at once (one library call on $(B, h, L, d_k)$ arrays), merged, must equal the loop's Concat:
+    """),
+    code("""
+    for i in range(h):
+        np.testing.assert_array_equal(Q_h[:, i], Q_all[:, :, i * d_k:(i + 1) * d_k])   # head i = block i
+    np.testing.assert_array_equal(merge_heads(Q_h), Q_all)                               # merge undoes split
+    heads_all, _ = F.scaled_dot_product_attention(*(mt.tensor(a) for a in (Q_h, K_h, V_h)))   # every head at once
+    np.testing.assert_allclose(merge_heads(heads_all.numpy()), concat.numpy(), rtol=1e-10, atol=1e-12)
+    print("split_heads and merge_heads: head i = block i, merge undoes split, merged heads = the loop's Concat")
     """),
     md(r"""
     ## 4. The library's two forms agree with the hand computation
@@ -797,14 +1024,57 @@ NB04 = [
     cosine of one frequency $\omega_i = 10000^{-2i/d}$; the wavelengths grow geometrically from $2\pi$ to
     $10000 \cdot 2\pi$.
 
-    Steps: **1** why positions are needed · **2** the formula with NumPy and by the library ·
+    Steps: **1** the formula with NumPy and by the library · **2** why positions are needed ·
     **3** the document's listed values (4.3.1) against the formula · **4** pictures: the table and its waves ·
     **5** why sin and cos: $PE_{pos+k}$ is a *rotation* of $PE_{pos}$, the same for every $pos$ ·
     **6** the document's per-head "+1" (4.3.2) · **7** fixed or learned (4.2.3's claim).
+
+    **Exercise in the text** (assignment A3, `minitransformer assignments list`): the table $PE$ in NumPy
+    (section 1), followed by a cell that checks your answer.
     """),
     SETUP,
     md(r"""
-    ## 1. Why positions are needed
+    ## 1. The formula, with NumPy and by the library
+
+    Positions count from 0 (as in the paper's code and PyTorch). The column index $j$ is $2i$ for a sine
+    and $2i+1$ for a cosine, so both columns of a pair share the divisor $10000^{2i/d}$.
+
+    ### Exercise A3 · the table $PE$, in NumPy
+
+    For $d = 16$ and positions $0 \ldots 49$: the angles $pos / 10000^{2i/d}$ as a $(50, d/2)$ array (broadcast
+    the column `pos` against the row `two_i`), then the $(50, d)$ table with $\sin$ of the angles in the even
+    columns `0::2` and $\cos$ in the odd columns `1::2`.
+    """),
+    exercise("a3-positional-table", """
+    max_len, d = 50, 16
+    pos = np.arange(max_len)[:, None]                   # (max_len, 1)
+    two_i = np.arange(0, d, 2)[None, :]                 # (1, d/2): 2i = 0, 2, 4, ...
+
+    ### BEGIN SOLUTION A3: angle = pos / 10000^(2i/d), (max_len, d/2); PE_np: sin in even columns, cos in odd
+    angle = pos / 10000 ** (two_i / d)                  # (max_len, d/2)
+    PE_np = np.zeros((max_len, d))
+    PE_np[:, 0::2] = np.sin(angle)                      # even columns: sin
+    PE_np[:, 1::2] = np.cos(angle)                      # odd columns: cos
+    ### END SOLUTION
+    print("angle", angle.shape, " PE", PE_np.shape)
+    print("divisors 10000^(2i/d):", (10000 ** (two_i / d)).ravel().round(2))
+    """),
+    md(r"""
+    **Check** on values worked out by hand (at $pos = 0$ every sine is 0 and every cosine 1; at $pos = 1$
+    the pair $i = 1$ has divisor $10000^{2/16} = \sqrt{10}$), then against the library's table:
+    """),
+    code("""
+    np.testing.assert_allclose(PE_np[0], np.tile([0.0, 1.0], d // 2), atol=1e-15)
+    np.testing.assert_allclose(PE_np[1, :4], [np.sin(1), np.cos(1), np.sin(10**-0.5), np.cos(10**-0.5)], rtol=1e-12)
+
+    PE = F.sinusoidal_positional_encoding(max_len, d, dtype="float64")
+    print("library", PE.shape, PE.dtype_name, " requires_grad:", PE.requires_grad,
+          f"  max |library - NumPy| = {np.abs(PE.numpy() - PE_np).max():.1e}")
+    np.testing.assert_allclose(PE.numpy(), PE_np, rtol=1e-10, atol=1e-12)
+    print("rows pos = 0, 1 (first 6 columns):\\n", PE.numpy()[:2, :6])
+    """),
+    md(r"""
+    ## 2. Why positions are needed
 
     Self-attention without positions is *permutation-equivariant*: shuffle the input tokens and the output
     rows are shuffled the same way, nothing else changes. "dog bites man" and "man bites dog" would get
@@ -824,28 +1094,6 @@ NB04 = [
     out, _ = mha(X + PE)
     out_perm, _ = mha(X[perm] + PE)                                           # shuffled tokens, positions in place
     print(f"with X + PE:    max |f(X[perm]) - f(X)[perm]| = {np.abs(out_perm.numpy() - out.numpy()[perm]).max():.2f}")
-    """),
-    md(r"""
-    ## 2. The formula, with NumPy and by the library
-
-    Positions count from 0 (as in the paper's code and PyTorch). The column index $j$ is $2i$ for a sine
-    and $2i+1$ for a cosine, so both columns of a pair share the divisor $10000^{2i/d}$.
-    """),
-    code("""
-    max_len, d = 50, 16
-    pos = np.arange(max_len)[:, None]                   # (max_len, 1)
-    two_i = np.arange(0, d, 2)[None, :]                 # (1, d/2): 2i = 0, 2, 4, ...
-    angle = pos / 10000 ** (two_i / d)                  # (max_len, d/2)
-    PE_np = np.zeros((max_len, d))
-    PE_np[:, 0::2] = np.sin(angle)                      # even columns: sin
-    PE_np[:, 1::2] = np.cos(angle)                      # odd columns: cos
-    print("angle", angle.shape, " PE", PE_np.shape)
-    print("divisors 10000^(2i/d):", (10000 ** (two_i / d)).ravel().round(2))
-
-    PE = F.sinusoidal_positional_encoding(max_len, d, dtype="float64")
-    print("library", PE.shape, PE.dtype_name, " requires_grad:", PE.requires_grad,
-          f"  max |library - NumPy| = {np.abs(PE.numpy() - PE_np).max():.1e}")
-    print("rows pos = 0, 1 (first 6 columns):\\n", PE.numpy()[:2, :6])
     """),
     md(r"""
     ## 3. The document's values (section 4.3.1) against the formula
@@ -977,11 +1225,11 @@ NB04 = [
     md(r"""
     ## Exercises
 
-    1. Recompute section 2 with positions counted from 1, as the document does. Which row of the library's
+    1. Recompute section 1 with positions counted from 1, as the document does. Which row of the library's
        table equals your first row?
     2. Find $R_k$ for a *negative* offset $k = -3$ and check $PE_{p-3} = PE_p R_{-3}$. How is $R_{-3}$
        related to $R_3$?
-    3. Redo section 1 with a learned positional embedding (`nn.LearnedPositionalEmbedding`) freshly
+    3. Redo section 2 with a learned positional embedding (`nn.LearnedPositionalEmbedding`) freshly
        initialised. Does it break the permutation symmetry too? Why?
     4. Plot `viz.position_similarity` with `d_model = 4` and 100 positions. Why are far-apart positions
        sometimes *more* alike than near ones, and how does a larger $d_\text{model}$ help?
@@ -1215,9 +1463,13 @@ NB05 = [
     To reverse, output position $t$ must copy source position $S - 1 - t$: the decoder's
     **cross-attention** has to learn to look there. Its map should become an anti-diagonal.
 
-    Steps: **1** the data and one batch · **2** the model · **3** attention maps before training ·
-    **4** the training loop · **5** the curves · **6** attention maps after training · **7** greedy decoding ·
-    **8** accuracy on held-out sequences · **9** a checkpoint (in a temporary folder).
+    Steps: **1** the data and one batch · **2** the pieces by hand: layer norm, the feed-forward network,
+    the warm-up schedule, Adam · **3** the model · **4** attention maps before training · **5** the training
+    loop · **6** the curves · **7** attention maps after training · **8** greedy decoding · **9** accuracy on
+    held-out sequences · **10** a checkpoint (in a temporary folder).
+
+    **Exercises in the text** (assignments A4 and A5, `minitransformer assignments list`): the four pieces of
+    section 2, in NumPy, each followed by a cell that checks your answer against the library.
     """),
     SETUP,
     md(r"""
@@ -1255,7 +1507,157 @@ NB05 = [
     print("               tgt_out", b.tgt_out.numpy()[0], " (target + <eos> = 2; 0 = padding)")
     """),
     md(r"""
-    ## 2. The model
+    ## 2. The pieces, by hand
+
+    Before the model is built: two of its layers and the optimizer's arithmetic, written in NumPy and checked
+    against the library. (These are exercises of assignments A4 and A5; the library's own versions are in
+    `functional/normalization.py`, `nn/layers.py`, `optim/schedule.py` and `optim/adam.py`.)
+
+    ### Exercise A4 · layer norm
+
+    Each token's vector $x \in \mathbb{R}^d$ (the last axis) is normalised on its own, then scaled and shifted
+    by the learned $\gamma, \beta \in \mathbb{R}^d$ (the "Norm" of the paper's "Add & Norm"):
+
+    $$ \mu = \frac1d \sum_{i=1}^d x_i, \qquad \sigma^2 = \frac1d \sum_{i=1}^d (x_i - \mu)^2, \qquad
+       y_i = \gamma_i \,\frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta_i , $$
+
+    with the biased variance (divided by $d$, as PyTorch) and $\epsilon = 10^{-5}$.
+    """),
+    exercise("a4-layer-norm", """
+    rng = np.random.default_rng(0)
+    x = 3 * rng.standard_normal((2, 5, 8)) + 1                       # (batch, seq, d_model): 10 vectors of 8
+    gamma, beta = 1 + 0.1 * rng.standard_normal(8), 0.1 * rng.standard_normal(8)   # (d_model,) each
+    eps = 1e-5
+
+    ### BEGIN SOLUTION A4: mu, var (biased) of the last axis; y_ln = gamma (x - mu) / sqrt(var + eps) + beta
+    mu = x.mean(axis=-1, keepdims=True)                              # (2, 5, 1)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)               # (2, 5, 1), divided by d
+    y_ln = gamma * (x - mu) / np.sqrt(var + eps) + beta              # (2, 5, 8)
+    ### END SOLUTION
+    print("layer norm", x.shape, "->", y_ln.shape)
+    """),
+    md(r"""
+    **Check.** Undoing $\gamma$ and $\beta$ must leave every token with mean 0 and variance (almost) 1, and
+    the library's `F.layer_norm` must agree:
+    """),
+    code("""
+    x_hat = (y_ln - beta) / gamma                                    # (2, 5, 8)
+    np.testing.assert_allclose(x_hat.mean(axis=-1), 0, atol=1e-10)
+    np.testing.assert_allclose(x_hat.var(axis=-1), 1, atol=1e-5)     # sigma^2 / (sigma^2 + eps), just under 1
+    library = F.layer_norm(mt.tensor(x), mt.tensor(gamma), mt.tensor(beta), eps=eps)
+    np.testing.assert_allclose(y_ln, library.numpy(), rtol=1e-10, atol=1e-12)
+    print("layer norm: mean 0, variance 1 per token, and the library's numbers")
+    """),
+    md(r"""
+    ### Exercise A4 · the feed-forward network
+
+    The paper's equation 2, the same two layers applied at every position, $d_\text{model} \to d_{ff} \to
+    d_\text{model}$:
+
+    $$ \mathrm{FFN}(x) = \max(0,\; x W_1 + b_1)\, W_2 + b_2 . $$
+
+    Use the weights of a library `nn.FeedForward(d_model=8, d_ff=32)`: `ffn.W_1.weight` is $W_1$, $(8, 32)$,
+    `ffn.W_1.bias` is $b_1$, $(32,)$, and so on. Apply it to the `x` above.
+    """),
+    exercise("a4-feed-forward", """
+    ffn = nn.FeedForward(d_model=8, d_ff=32).to("float64")
+    W_1, b_1 = ffn.W_1.weight.numpy(), ffn.W_1.bias.numpy()          # (8, 32), (32,)
+    W_2, b_2 = ffn.W_2.weight.numpy(), ffn.W_2.bias.numpy()          # (32, 8), (8,)
+
+    ### BEGIN SOLUTION A4: hidden = max(0, x W_1 + b_1), (2, 5, 32); y_ffn = hidden W_2 + b_2, (2, 5, 8)
+    hidden = np.maximum(0, x @ W_1 + b_1)                            # (2, 5, 32)
+    y_ffn = hidden @ W_2 + b_2                                       # (2, 5, 8)
+    ### END SOLUTION
+    print("FFN", x.shape, "->", hidden.shape, "->", y_ffn.shape)
+    """),
+    md(r"""
+    **Check** against the library's `FeedForward`, on the whole batch and on one position alone (the same
+    numbers: nothing mixes positions):
+    """),
+    code("""
+    np.testing.assert_allclose(y_ffn, ffn(mt.tensor(x)).numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(y_ffn[:, 2:3], ffn(mt.tensor(x[:, 2:3])).numpy(), rtol=1e-10, atol=1e-12)
+    print("FFN: the library's numbers, position by position")
+    """),
+    md(r"""
+    ### Exercise A5 · the warm-up schedule
+
+    The paper's learning rate (section 5.3, its equation 3) at step $t = 1, 2, \ldots$:
+
+    $$ lrate = d_\text{model}^{-0.5} \cdot \min\!\left(t^{-0.5},\; t \cdot warmup^{-1.5}\right) . $$
+
+    Compute it for the paper's $d_\text{model} = 512$ and $warmup = 4000$, for steps 1 to 20000 at once, as a
+    NumPy array (`np.minimum` takes the smaller of two arrays, element by element). It rises linearly,
+    peaks at $t = warmup$, where both terms are $warmup^{-0.5}$, and then decays as $t^{-0.5}$.
+    """),
+    exercise("a5-warmup-schedule", """
+    d_model, warmup = 512, 4000
+    t = np.arange(1, 20001)                                          # steps 1 .. 20000
+
+    ### BEGIN SOLUTION A5: lrate = d_model^-0.5 * min(t^-0.5, t * warmup^-1.5), element by element
+    lrate = d_model**-0.5 * np.minimum(t**-0.5, t * warmup**-1.5)   # (20000,)
+    ### END SOLUTION
+    print(f"step 1: {lrate[0]:.2e}   peak at step {t[lrate.argmax()]}: {lrate.max():.2e}   step 20000: {lrate[-1]:.2e}")
+    """),
+    md(r"""
+    **Check** on values worked out by hand and against the library's `optim.noam_lr`:
+    """),
+    code("""
+    from minitransformer import optim
+
+    np.testing.assert_allclose(lrate[[0, 3999, 15999]], [512**-0.5 * 4000**-1.5, (512 * 4000) ** -0.5,
+                                                         (512 * 16000) ** -0.5], rtol=1e-12)
+    steps_checked = [1, 100, 3999, 4000, 4001, 20000]
+    np.testing.assert_allclose(lrate[np.array(steps_checked) - 1],
+                               [optim.noam_lr(s, d_model, warmup) for s in steps_checked], rtol=1e-12)
+    print("warm-up schedule: the hand-worked values and optim.noam_lr's")
+    """),
+    md(r"""
+    ### Exercise A5 · two Adam steps
+
+    Adam (Kingma & Ba 2015, Algorithm 1) keeps two running averages per parameter, $m_0 = v_0 = 0$. At
+    step $t = 1, 2, \ldots$ with gradient $g_t$:
+
+    $$ m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t, \qquad v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2, $$
+
+    $$ \hat m_t = \frac{m_t}{1 - \beta_1^t}, \qquad \hat v_t = \frac{v_t}{1 - \beta_2^t}, \qquad
+       \theta_t = \theta_{t-1} - \alpha\, \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} , $$
+
+    with the paper's $\beta_1 = 0.9$, $\beta_2 = 0.98$, $\epsilon = 10^{-9}$. Take two steps from $\theta_0$
+    with the two gradients given. At $t = 1$, $\hat m_1 = g_1$ and $\hat v_1 = g_1^2$: the first step moves
+    every parameter by about $\alpha$, however large or small its gradient.
+    """),
+    exercise("a5-adam-steps", """
+    alpha, beta_1, beta_2, epsilon = 0.1, 0.9, 0.98, 1e-9
+    theta = np.array([1.0, -2.0, 0.5])                               # theta_0
+    grads = [np.array([0.5, -3.0, 0.001]), np.array([1.0, 1.0, 0.001])]   # g_1, g_2
+    m, v = np.zeros(3), np.zeros(3)                                  # m_0 = v_0 = 0
+    thetas = [theta]
+    for step_t, g in enumerate(grads, start=1):
+        ### BEGIN SOLUTION A5: new m, v; bias-corrected m_hat, v_hat; theta -= alpha m_hat / (sqrt(v_hat) + eps)
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g**2
+        m_hat, v_hat = m / (1 - beta_1**step_t), v / (1 - beta_2**step_t)
+        theta = theta - alpha * m_hat / (np.sqrt(v_hat) + epsilon)
+        ### END SOLUTION
+        thetas.append(theta)
+        print(f"step {step_t}: theta = {theta.round(4)}")
+    """),
+    md(r"""
+    **Check** against the library's `optim.Adam.paper` given the same gradients, and the first step's size:
+    """),
+    code("""
+    w = mt.tensor(thetas[0], requires_grad=True)                     # float64, as theta
+    adam = optim.Adam.paper([w], lr=alpha)
+    for g, expected in zip(grads, thetas[1:]):
+        w.grad = mt.tensor(g)                                        # the gradient, as backward() would leave it
+        adam.step()
+        np.testing.assert_allclose(w.numpy(), expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(thetas[1] - thetas[0], -alpha * np.sign(grads[0]), atol=1e-6)
+    print("Adam: the library's two steps; the first moved every parameter by alpha")
+    """),
+    md(r"""
+    ## 3. The model
 
     `nn.Transformer` is the paper's model: embeddings $\times \sqrt{d_\text{model}}$ plus the sinusoidal
     $PE$, an encoder (self-attention + feed-forward), a decoder (masked self-attention + cross-attention +
@@ -1272,7 +1674,7 @@ NB05 = [
     print("logits", logits.shape, "= (batch, target positions, vocabulary)")
     """),
     md(r"""
-    ## 3. Attention before training
+    ## 4. Attention before training
 
     One held-out example, teacher-forced. Row $t$ of a cross-attention map is the decoder position that
     reads `tgt_in[t]` and predicts the next output token; column $j$ is source position $j$. One row of
@@ -1298,7 +1700,7 @@ NB05 = [
                          title="cross-attention before training")
     """),
     md(r"""
-    ## 4. The training loop
+    ## 5. The training loop
 
     Every step is the same six lines: forward, loss, zero the old gradients, `backward()`, clip the global
     gradient norm, take an Adam step, move the learning-rate schedule. The rate warms up linearly over the
@@ -1345,13 +1747,13 @@ NB05 = [
             bar.set_postfix(loss=f"{loss.item():.3f}", val_loss=f"{val_loss.item():.3f}")
     """),
     md(r"""
-    ## 5. The curves
+    ## 6. The curves
     """),
     code("""
     viz.training_curves(history, log_y=("loss",))
     """),
     md(r"""
-    ## 6. Attention after training
+    ## 7. Attention after training
 
     The same example. Row $t$ now looks at source position $S - 1 - t$, the digit it must write next: the
     anti-diagonal, sharpest in the last layer. (The last row reads the last digit and predicts `<eos>`;
@@ -1362,7 +1764,7 @@ NB05 = [
                          title="cross-attention after training")
     """),
     md(r"""
-    ## 7. Greedy decoding
+    ## 8. Greedy decoding
 
     At inference there is no target to read: the decoder starts from `<bos>`, takes the most likely token,
     appends it, and repeats until `<eos>` (`train.greedy_decode`, with a key/value cache so each step costs
@@ -1381,7 +1783,7 @@ NB05 = [
         print(f"{' '.join(tok.decode(s)):16} -> {' '.join(tok.decode(pred)):16} {verdict}")
     """),
     md(r"""
-    ## 8. Accuracy on the 200 held-out sequences
+    ## 9. Accuracy on the 200 held-out sequences
 
     *Exact-sequence accuracy* counts a sequence as right only if every token is right and it stops at the
     right place; *token accuracy* is teacher-forced, per position.
@@ -1399,7 +1801,7 @@ NB05 = [
     The library's recipe, `minitransformer train --task reverse`, trains a larger model on longer sequences
     (lengths 8 to 12) and writes its checkpoint, curves and attention maps.
 
-    ## 9. A checkpoint, in a temporary folder
+    ## 10. A checkpoint, in a temporary folder
 
     `save_checkpoint` writes the weights (as NumPy arrays, so a GPU-trained model loads on a CPU), the
     optimizer, the schedule, the model's `config` and the tokenizer into one `.npz`, atomically; loading
@@ -1697,7 +2099,7 @@ NB06 = [
 ]
 
 
-NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
+NOTEBOOKS: dict[str, list[tuple]] = {
     "01_autograd": NB01,
     "02_scaled_dot_product_attention": NB02,
     "03_multi_head_attention": NB03,
@@ -1714,9 +2116,9 @@ def build(name: str):
     import nbformat
 
     cells = []
-    for i, (kind, source) in enumerate(NOTEBOOKS[name]):
+    for i, (kind, source, *metadata) in enumerate(NOTEBOOKS[name]):
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
-        cells.append(make(source, id=f"cell-{i:02d}"))  # stable ids: the same file every build
+        cells.append(make(source, id=f"cell-{i:02d}", metadata=metadata[0] if metadata else {}))  # stable ids
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},

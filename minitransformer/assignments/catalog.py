@@ -1,0 +1,76 @@
+"""The five assignments, in order: what each asks for, where its bodies are, which notebook helps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One assignment.
+
+    Attributes
+    ----------
+    number : int
+        ``N`` of ``A<N>``: the marker ``### BEGIN SOLUTION A<N>: hint`` and the test marker
+        ``@pytest.mark.assignment(N, points=P)``.
+    title : str
+        What the student builds.
+    files : tuple of str
+        The package files (relative to ``minitransformer/``) holding its marked bodies.
+    notebooks : tuple of str
+        The notebooks (in ``notebooks/``) with its exercise cells, the ones that help.
+
+    Examples
+    --------
+    >>> from minitransformer.assignments import get
+    >>> a = get(2)
+    >>> a.tag, a.title
+    ('A2', 'Softmax and scaled dot-product attention')
+    """
+
+    number: int
+    title: str
+    files: tuple[str, ...]
+    notebooks: tuple[str, ...]
+
+    @property
+    def tag(self) -> str:
+        """``"A<N>"``, the prefix of its markers and of its ``NotImplementedError`` messages."""
+        return f"A{self.number}"
+
+
+ASSIGNMENTS: tuple[Assignment, ...] = (
+    Assignment(1, "Autograd primitives and their derivatives",
+               ("autograd/engine.py", "autograd/ops.py", "autograd/fused.py"), ("01_autograd",)),
+    Assignment(2, "Softmax and scaled dot-product attention",
+               ("functional/activations.py", "autograd/fused.py", "functional/attention.py"),
+               ("02_scaled_dot_product_attention",)),
+    Assignment(3, "Multi-head attention and positional encoding",
+               ("nn/attention.py", "functional/positional.py"),
+               ("03_multi_head_attention", "04_positional_encoding")),
+    Assignment(4, "Layer norm, feed-forward, the encoder and decoder layers",
+               ("functional/normalization.py", "autograd/fused.py", "nn/layers.py", "nn/transformer.py"),
+               ("05_training_reverse",)),
+    Assignment(5, "Adam, the warm-up schedule and training the reverse task",
+               ("optim/adam.py", "optim/schedule.py", "train/trainer.py"), ("05_training_reverse",)),
+)
+"""A1 to A5. Each builds on the ones before it: A3's multi-head attention calls A2's attention,
+whose gradient flows through A1's primitives."""
+
+
+def get(number) -> Assignment:
+    """The assignment ``A<number>``; a clear error for any other number.
+
+    >>> get(5).title
+    'Adam, the warm-up schedule and training the reverse task'
+    >>> get(6)
+    Traceback (most recent call last):
+    ...
+    ValueError: assignments: there is no assignment 6; the assignments are 1, 2, 3, 4, 5
+    """
+    for a in ASSIGNMENTS:
+        if str(number) in (str(a.number), a.tag):
+            return a
+    known = ", ".join(str(a.number) for a in ASSIGNMENTS)
+    raise ValueError(f"assignments: there is no assignment {number}; the assignments are {known}")

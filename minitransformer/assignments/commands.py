@@ -1,0 +1,39 @@
+"""``minitransformer assignments list | build N OUT | grade N [PATH]``: the instructor's two commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .catalog import ASSIGNMENTS, get
+from .grade import format_table, grade
+from .strip import build
+
+
+def main(args) -> int:
+    """Run the ``assignments`` sub-command parsed into ``args``; 0 when it did its work, 2 on a mistake."""
+    try:
+        if args.action == "list":
+            for a in ASSIGNMENTS:
+                print(f"{a.tag}  {a.title}  (notebooks: {', '.join(a.notebooks)})")
+        elif args.action == "build":
+            a = get(args.number)
+            stubs = build(a.number, args.out, solution=args.solution)
+            what = "solution copy" if args.solution else "student copy"
+            print(f"{a.tag} {what} in {args.out}: {sum(stubs.values())} bodies of {a.tag} "
+                  f"{'kept' if args.solution else 'to write'} in")
+            for path, n in stubs.items():
+                print(f"  {path}: {n}")
+            print(f"grade it with: minitransformer assignments grade {a.number} {args.out}")
+        else:
+            g = grade(args.number, args.path)
+            print(format_table(g))
+            out = Path(args.json or f"grade-{get(args.number).tag}.json")
+            out.write_text(g.to_json() + "\n", encoding="utf-8")
+            print(f"\nwritten to {out}")
+            if g.problem:
+                return 1
+    except (ValueError, FileExistsError, FileNotFoundError) as e:
+        print(f"minitransformer assignments: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,195 @@
+"""Grading: run an assignment's tests against a copy of the package and score them.
+
+The tests are the instructor's (the checkout this package runs from), not the copy's, so a
+student cannot grade themselves by editing a test; the package they test is the copy's. They run
+in a fresh Python (a subprocess) with the copy first on ``PYTHONPATH``, on NumPy only.
+
+Points: a test function marked ``@pytest.mark.assignment(N, points=P)`` is worth ``P``, shared
+equally by its parametrised cases. A case that is skipped here (PyTorch is not installed, say)
+counts neither for nor against: it leaves the maximum.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .catalog import get
+from .strip import source_root
+
+__all__ = ["grade", "Grade", "TestResult", "format_table"]
+
+
+@dataclass
+class TestResult:
+    """One graded test case: its outcome, the points it earned of the points it is worth.
+
+    Examples
+    --------
+    >>> t = TestResult("tests/test_optim.py::test_noam_lr_hand_values[numpy]", 5, "failed", 15.0, 0.0,
+    ...                ["NotImplementedError: A5: lrate = ..."])
+    >>> t.earned, t.points
+    (0.0, 15.0)
+    """
+
+    nodeid: str
+    assignment: int
+    outcome: str  # passed | failed | skipped
+    points: float  # what it is worth
+    earned: float
+    errors: list[str] = field(default_factory=list)  # the exception and those it came from, outermost first
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
+@dataclass
+class Grade:
+    """The grade of one assignment on one copy of the package.
+
+    Attributes
+    ----------
+    assignment : int
+        ``N`` of ``A<N>``.
+    path : str
+        The copy that was graded.
+    score, max_score : float
+        Points earned, points possible (skipped tests left out).
+    tests : list of TestResult
+        Every graded test case, in the order they ran.
+    problem : str
+        Why nothing could be graded (a syntax error in the copy, say); empty when the tests ran.
+
+    Examples
+    --------
+    >>> g = Grade(2, "Softmax", "student-a2", 0.0, 5.0,
+    ...           [TestResult("tests/t.py::test_a", 2, "failed", 5.0, 0.0, ["NotImplementedError: A2: ..."])])
+    >>> print(format_table(g))
+    A2: Softmax  (student-a2)
+    <BLANKLINE>
+    test                         points  outcome
+    --------------------------------------------
+    tests/t.py::test_a    0.00 /   5.00  failed  NotImplementedError: A2: ...
+    --------------------------------------------
+    total                 0.00 /   5.00
+    """
+
+    assignment: int
+    title: str
+    path: str
+    score: float
+    max_score: float
+    tests: list[TestResult]
+    problem: str = ""
+
+    @property
+    def own(self) -> list[TestResult]:
+        """The graded cases of this assignment (:attr:`tests` may hold other assignments' too)."""
+        return [t for t in self.tests if t.assignment == self.assignment]
+
+    def to_json(self) -> str:
+        """The grade as JSON: ``{"assignment", "title", "path", "score", "max_score", "tests": [...], "problem"}``."""
+        return json.dumps(asdict(self), indent=1)
+
+
+def _score(raw: list[dict]) -> list[TestResult]:
+    cases: dict[str, int] = {}
+    for t in raw:
+        cases[t["function"]] = cases.get(t["function"], 0) + 1
+    results = []
+    for t in raw:
+        worth = t["points"] / cases[t["function"]]
+        earned = worth if t["outcome"] == "passed" else 0.0
+        worth_here = 0.0 if t["outcome"] == "skipped" else worth  # a skipped case leaves the maximum
+        results.append(TestResult(t["nodeid"], t["assignment"], t["outcome"], worth_here, earned,
+                                  t["errors"]))
+    return results
+
+
+def graded_test_files(tests: Path) -> list[Path]:
+    """The test files that hold a graded test (those that say ``mark.assignment``)."""
+    return sorted(p for p in tests.glob("test_*.py") if "mark.assignment" in p.read_text(encoding="utf-8"))
+
+
+def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) -> Grade:
+    """Run assignment ``number``'s tests on the package in ``path`` and score them.
+
+    Parameters
+    ----------
+    number : int
+        The assignment.
+    path : path
+        A copy made by :func:`~minitransformer.assignments.build` (and worked on), or any folder
+        holding a ``minitransformer`` package.
+    numbers : str, optional
+        Run the tests of these assignments instead (``"1,2"`` or ``"all"``) -- the grade still counts
+        assignment ``number``'s only; :attr:`Grade.tests` holds them all (the self-test of the
+        kits uses this to check the other assignments in the same run).
+    source : path, optional
+        The checkout whose tests grade (by default the one this package runs from).
+
+    Returns
+    -------
+    Grade
+
+    Examples
+    --------
+    The solution (this checkout) earns every point:
+
+    >>> g = grade(5, numbers="5")  # doctest: +SKIP
+    >>> g.score == g.max_score  # doctest: +SKIP
+    True
+    """
+    assignment = get(number)
+    root = Path(source) if source is not None else source_root()
+    copy = Path(path).resolve()
+    if not (copy / "minitransformer" / "__init__.py").is_file():
+        raise FileNotFoundError(f"assignments grade: {copy} holds no minitransformer package "
+                                "(give the folder that `assignments build` wrote)")
+    with tempfile.TemporaryDirectory(prefix="mt-grade-") as tmp:
+        # the instructor's plugin, under a name of its own: the copy's plugin is not the one that counts
+        shutil.copy(Path(__file__).with_name("plugin.py"), Path(tmp) / "_minitransformer_grader.py")
+        out = Path(tmp) / "results.json"
+        env = {k: v for k, v in os.environ.items() if k != "MINITRANSFORMER_BACKEND"}
+        env["PYTHONPATH"] = os.pathsep.join([str(copy), tmp])
+        env["MPLBACKEND"] = "Agg"
+        command = [sys.executable, "-m", "pytest", *map(str, graded_test_files(root / "tests")),
+                   "-p", "_minitransformer_grader", "--assignment", numbers or str(assignment.number),
+                   "--grade-json", str(out), "--backends", "numpy", "-p", "no:cacheprovider",
+                   "--rootdir", str(root), "-c", str(root / "setup.cfg"), "-q", "--no-header", "-rN", "--tb=line"]
+        run = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+        if not out.is_file():
+            return Grade(assignment.number, assignment.title, str(copy), 0.0, 0.0, [],
+                         problem="the tests did not run:\n" + (run.stdout + run.stderr)[-3000:])
+        data = json.loads(out.read_text())
+    package = Path(data["package"]).resolve()
+    if copy not in package.parents:
+        raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
+    tests = _score(data["tests"])
+    mine = [t for t in tests if t.assignment == assignment.number]
+    problem = "" if data["exitstatus"] in (0, 1) else "pytest stopped early:\n" + (run.stdout + run.stderr)[-3000:]
+    return Grade(assignment.number, assignment.title, str(copy), round(sum(t.earned for t in mine), 6),
+                 round(sum(t.points for t in mine), 6), tests, problem)
+
+
+def format_table(g: Grade) -> str:
+    """The grade as a table: one row per test case, points earned of points possible, the error's first line."""
+    mine = g.own
+    width = max([len(t.nodeid) for t in mine] + [4])
+    lines = [f"A{g.assignment}: {g.title}  ({g.path})", "",
+             f"{'test':<{width}}  {'points':>15}  outcome", "-" * (width + 26)]
+    for t in mine:
+        line = f"{t.nodeid:<{width}}  {t.earned:6.2f} / {t.points:6.2f}  {t.outcome}"
+        if t.errors and t.outcome != "passed":
+            line += "  " + (t.errors[0].splitlines() or [""])[0][:100]
+        lines.append(line)
+    lines += ["-" * (width + 26), f"{'total':<{width}}  {g.score:6.2f} / {g.max_score:6.2f}"]
+    if g.problem:
+        lines += ["", g.problem]
+    return "\n".join(lines)
+

@@ -1,0 +1,226 @@
+"""Student copies: assignment N's marked bodies replaced by a stub, every other marked body kept.
+
+A marked body, in a ``.py`` file or a notebook's code cell::
+
+    ### BEGIN SOLUTION A<N>: <hint>
+    <the solution>
+    ### END SOLUTION
+
+becomes, in assignment N's copy (same indentation)::
+
+    # YOUR CODE HERE
+    raise NotImplementedError("A<N>: <hint>")
+
+and, in every other copy, just ``<the solution>``. nbgrader reads the same markers (it looks for
+``### BEGIN SOLUTION`` in a line), so the notebooks also work with an nbgrader course. Markers are
+read in the package (but for this ``assignments`` folder, whose docstrings show them) and in the
+notebooks; the tests are copied as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from .catalog import get
+
+__all__ = ["strip_source", "strip_notebook", "build", "source_root"]
+
+BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "# YOUR CODE HERE"
+_BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION A(?P<number>\d+): (?P<hint>\S.*?)\s*$")
+
+#: what a student copy holds, relative to the source checkout
+COPIED = ("minitransformer", "tests", "notebooks", "setup.cfg", "pyproject.toml", "README.md")
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
+
+
+def strip_source(text: str, number: int | None, where: str = "<source>") -> tuple[str, int]:
+    """``text`` with assignment ``number``'s bodies replaced by stubs and every marker line removed.
+
+    Parameters
+    ----------
+    text : str
+        Python source (a file, or a notebook cell).
+    number : int or None
+        The assignment whose bodies become stubs; ``None`` keeps every body (the solution copy).
+    where : str
+        Named in the error for a malformed marker (a file name, a notebook cell).
+
+    Returns
+    -------
+    text : str
+        The stripped source.
+    count : int
+        How many bodies of assignment ``number`` were replaced (or, for ``None``, how many regions
+        there were).
+
+    Examples
+    --------
+    >>> source = '''def square(x):
+    ...     ### BEGIN SOLUTION A1: return x times itself
+    ...     return x * x
+    ...     ### END SOLUTION
+    ... '''
+    >>> print(strip_source(source, 1)[0])
+    def square(x):
+        # YOUR CODE HERE
+        raise NotImplementedError("A1: return x times itself")
+    <BLANKLINE>
+    >>> print(strip_source(source, 2)[0])
+    def square(x):
+        return x * x
+    <BLANKLINE>
+    """
+    out: list[str] = []
+    count = 0
+    region = None  # (line number, assignment number) of the open BEGIN
+    for i, line in enumerate(text.splitlines(keepends=True), start=1):
+        if line.lstrip().startswith(BEGIN):
+            m = _BEGIN.match(line)
+            if m is None:
+                raise ValueError(f"{where}:{i}: a solution marker must read '{BEGIN} A<N>: <hint>', "
+                                 f"got {line.strip()!r}")
+            if region is not None:
+                raise ValueError(f"{where}:{i}: {BEGIN} inside the region opened at line {region[0]}")
+            region = (i, int(m["number"]))
+            get(region[1])  # an assignment that exists
+            if number is None or region[1] == number:
+                count += 1
+            if region[1] == number:
+                newline = "\n" if line.endswith("\n") else ""
+                message = json.dumps(f"A{number}: {m['hint']}")  # a Python string literal too
+                stub = f"{m['indent']}{STUB}\n{m['indent']}raise NotImplementedError({message})"
+                out.append(stub + newline)
+        elif line.lstrip().startswith(END):
+            if line.strip() != END:
+                raise ValueError(f"{where}:{i}: an end marker must be the line '{END}' alone, got {line.strip()!r}")
+            if region is None:
+                raise ValueError(f"{where}:{i}: {END} without a {BEGIN} before it")
+            region = None
+        elif region is None or region[1] != number:
+            out.append(line)
+    if region is not None:
+        raise ValueError(f"{where}:{region[0]}: {BEGIN} A{region[1]} is never closed by {END}")
+    return "".join(out), count
+
+
+def strip_notebook(notebook: dict, number: int | None, where: str = "<notebook>") -> tuple[dict, int]:
+    """A copy of a notebook (its JSON, as a dict) with :func:`strip_source` applied to every code cell.
+
+    A code cell that lost a body also loses its outputs (they would show the solution's results),
+    and so do the cells after it in that notebook; a notebook with no stub keeps every output.
+
+    >>> nb = {"cells": [{"cell_type": "code", "source": ["### BEGIN SOLUTION A2: add them\\n", "1 + 1\\n",
+    ...        "### END SOLUTION\\n"], "outputs": [{"output_type": "execute_result"}], "execution_count": 1}]}
+    >>> stripped, n = strip_notebook(nb, 2)
+    >>> n, stripped["cells"][0]["source"], stripped["cells"][0]["outputs"]
+    (1, '# YOUR CODE HERE\\nraise NotImplementedError("A2: add them")\\n', [])
+    """
+    notebook = json.loads(json.dumps(notebook))  # a deep copy, still plain JSON
+    count = 0
+    for k, cell in enumerate(notebook.get("cells", [])):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        cell["source"], n = strip_source(source, number, where=f"{where} cell {k}")
+        count += n
+        if number is not None and count:  # this cell or one before it lost a body
+            cell["outputs"], cell["execution_count"] = [], None
+    return notebook, count
+
+
+def source_root() -> Path:
+    """The checkout this package runs from: the folder holding ``minitransformer/``, ``tests/`` and ``notebooks/``.
+
+    >>> (source_root() / "minitransformer" / "assignments").is_dir()
+    True
+    """
+    root = Path(__file__).resolve().parents[2]
+    missing = [name for name in ("tests", "notebooks") if not (root / name).is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"assignments: the package at {root / 'minitransformer'} has no {' or '.join(missing)} beside it; "
+            "building and grading need a source checkout (git clone, then pip install -e .)"
+        )
+    return root
+
+
+def build(number: int, out, source=None, solution: bool = False) -> dict[str, int]:
+    """Write a student copy of the package, its tests and notebooks for assignment ``number`` into ``out``.
+
+    Parameters
+    ----------
+    number : int
+        The assignment whose bodies become ``raise NotImplementedError("A<N>: hint")``.
+    out : path
+        A folder that does not exist yet, or an empty one.
+    source : path, optional
+        The checkout to copy (by default the one this package runs from).
+    solution : bool
+        Keep assignment ``number``'s bodies too: the instructor's copy, the same files with the
+        markers removed. Grading it gives full points.
+
+    Returns
+    -------
+    dict
+        File (relative to ``out``) -> number of bodies of this assignment it holds, for the files
+        that have any.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     stubs = build(2, Path(tmp) / "a2")
+    ...     text = (Path(tmp) / "a2" / "minitransformer" / "functional" / "attention.py").read_text()
+    >>> 'raise NotImplementedError("A2: ' in text, sorted(stubs)[0]
+    (True, 'minitransformer/autograd/fused.py')
+    """
+    assignment = get(number)
+    root = Path(source) if source is not None else source_root()
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"assignments build: {out} exists and is not empty; give a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        path = root / name
+        if path.is_dir():
+            shutil.copytree(path, out / name, ignore=_IGNORED)
+        elif path.is_file():
+            shutil.copy2(path, out / name)
+    keep = None if solution else assignment.number
+    stubs: dict[str, int] = {}
+    marked = [p for p in sorted((out / "minitransformer").rglob("*.py")) if "assignments" not in p.parts]
+    for path in marked + sorted((out / "notebooks").glob("*.ipynb")):
+        rel = path.relative_to(out).as_posix()
+        text = path.read_text(encoding="utf-8")
+        if BEGIN not in text:
+            continue
+        if path.suffix == ".py":
+            new, _ = strip_source(text, keep, where=rel)
+            n = strip_source(text, assignment.number, where=rel)[1]
+            path.write_text(new, encoding="utf-8")
+        else:
+            nb = json.loads(text)
+            new_nb, _ = strip_notebook(nb, keep, where=rel)
+            n = strip_notebook(nb, assignment.number, where=rel)[1]
+            path.write_text(json.dumps(new_nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        if n:
+            stubs[rel] = n
+    _check_layout(assignment, stubs)
+    return stubs
+
+
+def _check_layout(assignment, stubs: dict[str, int]) -> None:
+    """Every file and notebook the catalogue names for this assignment holds one of its bodies."""
+    expected = [f"minitransformer/{f}" for f in assignment.files]
+    expected += [f"notebooks/{n}.ipynb" for n in assignment.notebooks]
+    missing = [f for f in expected if f not in stubs]
+    extra = [f for f in stubs if f not in expected]
+    if missing or extra:
+        raise ValueError(
+            f"assignments: {assignment.tag}'s markers do not match the catalogue (minitransformer/assignments/"
+            f"catalog.py): no {assignment.tag} body in {missing}; {assignment.tag} bodies outside it in {extra}"
+        )
+

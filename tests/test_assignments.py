@@ -1,0 +1,282 @@
+"""The assignment kits: markers stripped right, student copies that import and fail where they should,
+grades of 0 for a fresh copy and full points for the solution, notebooks that run to their first exercise.
+
+The slow tests build each kit and grade it in a subprocess, once per assignment, running the graded
+tests of every assignment in that one run (see ``_graded``)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from minitransformer.assignments import ASSIGNMENTS, build, get, grade, strip_notebook, strip_source
+from minitransformer.assignments.grade import format_table, graded_test_files
+
+pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
+
+ROOT = Path(__file__).resolve().parent.parent
+NUMBERS = [a.number for a in ASSIGNMENTS]
+
+MARKED = '''def f(x):
+    """Docstring stays."""
+    y = 2 * x
+    ### BEGIN SOLUTION A2: return y squared, "quoted" too
+    z = y * y
+    return z
+    ### END SOLUTION
+
+
+def g(x):
+    ### BEGIN SOLUTION A3: the other one
+    return x
+    ### END SOLUTION
+'''
+
+
+# ------------------------------------------------------------------ stripping
+def test_the_assignments_body_becomes_a_stub_with_its_hint():
+    text, n = strip_source(MARKED, 2)
+    assert n == 1
+    assert '    # YOUR CODE HERE\n    raise NotImplementedError("A2: return y squared, \\"quoted\\" too")\n' in text
+    assert "z = y * y" not in text and "SOLUTION" not in text
+    assert "    return x\n" in text  # A3's body is kept
+    namespace: dict = {}
+    exec(compile(text, "<stripped>", "exec"), namespace)
+    with pytest.raises(NotImplementedError, match=r'^A2: return y squared, "quoted" too$'):
+        namespace["f"](3)
+    assert namespace["g"](3) == 3
+
+
+def test_other_assignments_and_the_solution_keep_every_body():
+    for number in (None, 1, 4):
+        text, _ = strip_source(MARKED, number)
+        assert "z = y * y" in text and "return x" in text and "SOLUTION" not in text
+        namespace: dict = {}
+        exec(compile(text, "<kept>", "exec"), namespace)
+        assert namespace["f"](3) == 36
+    assert strip_source(MARKED, None)[1] == 2  # the solution counts every region
+
+
+@pytest.mark.parametrize("text, message", [
+    ("    ### BEGIN SOLUTION A2: a\n    ### BEGIN SOLUTION A2: b\n",
+     r"<source>:2: ### BEGIN SOLUTION inside the region opened at line 1"),
+    ("    ### END SOLUTION\n", r"<source>:1: ### END SOLUTION without a ### BEGIN SOLUTION before it"),
+    ("    ### BEGIN SOLUTION A2: a\n    x = 1\n",
+     r"<source>:1: ### BEGIN SOLUTION A2 is never closed by ### END SOLUTION"),
+    ("    ### BEGIN SOLUTION\n", r"<source>:1: a solution marker must read '### BEGIN SOLUTION A<N>: <hint>'"),
+    ("    ### BEGIN SOLUTION A9: a\n    ### END SOLUTION\n", r"there is no assignment 9"),
+    ("    ### BEGIN SOLUTION A2: a\n    ### END SOLUTION now\n", r"<source>:2: an end marker must be the line"),
+])
+def test_malformed_markers_are_refused_with_the_line(text, message):
+    with pytest.raises(ValueError, match=message):
+        strip_source(text, 2)
+
+
+def test_a_notebook_loses_the_outputs_from_its_first_stub_on():
+    cells = [
+        {"cell_type": "code", "source": "x = 1\n", "outputs": [{"output_type": "stream"}], "execution_count": 1},
+        {"cell_type": "markdown", "source": "### BEGIN SOLUTION A2: markdown is never stripped\n"},
+        {"cell_type": "code", "source": ["### BEGIN SOLUTION A2: set y\n", "y = 2\n", "### END SOLUTION\n"],
+         "outputs": [{"output_type": "stream"}], "execution_count": 2},
+        {"cell_type": "code", "source": "x + y\n", "outputs": [{"output_type": "execute_result"}],
+         "execution_count": 3},
+    ]
+    stripped, n = strip_notebook({"cells": cells}, 2)
+    assert n == 1
+    assert [len(c.get("outputs", [])) for c in stripped["cells"]] == [1, 0, 0, 0]
+    assert stripped["cells"][2]["source"] == '# YOUR CODE HERE\nraise NotImplementedError("A2: set y")\n'
+    assert cells[2]["outputs"], "the input notebook is not modified"
+    kept, _ = strip_notebook({"cells": cells}, 3)
+    assert kept["cells"][2]["source"] == "y = 2\n" and kept["cells"][2]["outputs"]
+
+
+# ------------------------------------------------------------------ the catalogue and the marks
+def _marks() -> dict[int, dict[str, float]]:
+    """Assignment -> {test function: points}, read from the test files' decorators."""
+    marks: dict[int, dict[str, float]] = {}
+    for path in graded_test_files(ROOT / "tests"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef):
+                for d in node.decorator_list:
+                    if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "assignment":
+                        points = {k.arg: k.value.value for k in d.keywords}["points"]
+                        marks.setdefault(d.args[0].value, {})[f"{path.name}::{node.name}"] = points
+    return marks
+
+
+def test_every_assignment_has_tests_worth_100_points():
+    marks = _marks()
+    assert sorted(marks) == NUMBERS
+    for number, tests in marks.items():
+        assert sum(tests.values()) == 100, f"A{number}: {tests}"
+
+
+def test_every_marked_file_belongs_to_its_assignment_and_each_body_to_one():
+    found: dict[str, set[int]] = {}
+    for path in (ROOT / "minitransformer").rglob("*.py"):
+        if "assignments" in path.parts:
+            continue
+        for number in NUMBERS:
+            if strip_source(path.read_text(encoding="utf-8"), number, where=str(path))[1]:
+                found.setdefault(path.relative_to(ROOT / "minitransformer").as_posix(), set()).add(number)
+    for a in ASSIGNMENTS:
+        assert {f for f, ns in found.items() if a.number in ns} == set(a.files), a.tag
+
+
+def test_get_accepts_a_number_or_a_tag():
+    assert get(3) is get("3") is get("A3")
+    with pytest.raises(ValueError, match="there is no assignment 0"):
+        get(0)
+
+
+# ------------------------------------------------------------------ building
+def test_build_refuses_a_folder_with_files(tmp_path):
+    (tmp_path / "kept.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="exists and is not empty"):
+        build(1, tmp_path)
+    assert (tmp_path / "kept.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(number, tmp_path):
+    stubs = build(number, tmp_path / "copy")
+    copy = tmp_path / "copy"
+    assert (copy / "tests" / "conftest.py").is_file() and (copy / "setup.cfg").is_file()
+    for path in (copy / "minitransformer").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        ast.parse(text, filename=str(path))  # no syntax error anywhere
+        if "assignments" in path.parts:  # the kit's own code and docstrings, which show the markers
+            continue
+        assert "SOLUTION" not in text, path
+        assert (f'raise NotImplementedError("A{number}: ' in text) == (path.relative_to(copy).as_posix() in stubs)
+    assert sum(stubs.values()) >= 3
+    for nb in (copy / "notebooks").glob("*.ipynb"):
+        data = json.loads(nb.read_text(encoding="utf-8"))
+        sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in data["cells"]]
+        assert not any("### BEGIN SOLUTION" in s for s in sources), nb.name
+
+
+def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_path):
+    student, solution = tmp_path / "student", tmp_path / "solution"
+    stubs = build(2, student)
+    assert build(2, solution, solution=True) == stubs
+    for rel in stubs:
+        if rel.endswith(".py"):
+            a = (student / rel).read_text(encoding="utf-8")
+            b = (solution / rel).read_text(encoding="utf-8")
+            assert a != b and "NotImplementedError(\"A2: " not in b
+    same = [p for p in (student / "minitransformer").rglob("*.py") if p.relative_to(student).as_posix() not in stubs]
+    assert all(p.read_bytes() == (solution / p.relative_to(student)).read_bytes() for p in same)
+
+
+def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
+    out = tmp_path / "a5"
+    run = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    assert f"grade it with: minitransformer assignments grade 5 {out}" in run.stdout
+    assert "minitransformer/optim/adam.py: 1" in run.stdout
+    again = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert again.returncode == 2 and "exists and is not empty" in again.stderr
+
+
+# ------------------------------------------------------------------ grading (slow: a pytest run per kit)
+def _graded(number, copy):
+    """Grade ``copy`` for ``number``, running the graded tests of every assignment in the same run."""
+    return grade(number, copy, numbers="all")
+
+
+def _raised(test, number) -> bool:
+    return any(e.startswith(f"NotImplementedError: A{number}: ") for e in test.errors)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", NUMBERS)
+def test_a_fresh_student_copy_imports_fails_only_where_it_should_and_grades_0(number, tmp_path):
+    copy = tmp_path / f"a{number}"
+    build(number, copy)
+    imported = subprocess.run([sys.executable, "-c", "import minitransformer, minitransformer.nn; "
+                               "print(minitransformer.__file__)"], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(copy)}, cwd=tmp_path)
+    assert imported.returncode == 0 and imported.stdout.strip() == str(copy / "minitransformer" / "__init__.py")
+    g = _graded(number, copy)
+    assert not g.problem, g.problem
+    assert g.own and g.score == 0 and g.max_score > 0
+    not_stubbed = [(t.nodeid, t.outcome, t.errors[:1]) for t in g.own
+                   if t.outcome != "skipped" and not _raised(t, number)]
+    assert not not_stubbed, f"A{number} tests that did not fail with A{number}'s NotImplementedError: {not_stubbed}"
+    earlier = [(t.nodeid, t.errors[:1]) for t in g.tests if t.assignment < number and t.outcome == "failed"]
+    assert not earlier, f"earlier assignments' tests fail in A{number}'s copy: {earlier}"
+    later = [(t.nodeid, t.errors[:1]) for t in g.tests
+             if t.assignment > number and t.outcome == "failed" and not _raised(t, number)]
+    assert not later, f"later assignments' tests fail in A{number}'s copy for another reason than its stubs: {later}"
+    table = format_table(g)
+    assert table.splitlines()[0].startswith(f"A{number}: {get(number).title}")
+    assert f"NotImplementedError: A{number}: " in table and table.rstrip().endswith(f"0.00 / {g.max_score:6.2f}")
+
+
+@pytest.mark.slow
+def test_the_solution_earns_every_point_of_every_assignment(tmp_path):
+    copy = tmp_path / "solution"
+    build(1, copy, solution=True)  # every body kept: what a student hands in once all five are done
+    g = _graded(1, copy)
+    assert not g.problem, g.problem
+    for number in NUMBERS:
+        tests = [t for t in g.tests if t.assignment == number]
+        failed = [(t.nodeid, t.errors[:1]) for t in tests if t.outcome == "failed"]
+        assert tests and not failed, f"A{number}: {failed}"
+        assert sum(t.points for t in tests) > 0
+        assert sum(t.earned for t in tests) == pytest.approx(sum(t.points for t in tests))
+
+
+@pytest.mark.slow
+def test_grade_prints_a_table_and_writes_json(tmp_path):
+    copy = tmp_path / "a5"
+    build(5, copy)
+    run = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "grade", "5", str(copy),
+                          "--json", str(tmp_path / "grade.json")], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    data = json.loads((tmp_path / "grade.json").read_text())
+    assert (data["assignment"], data["problem"], data["score"]) == (5, "", 0)
+    assert data["max_score"] == sum(t["points"] for t in data["tests"]) > 0
+    assert all(t["outcome"] == "failed" and t["errors"][0].startswith("NotImplementedError: A5: ")
+               for t in data["tests"])
+    assert "tests/test_optim.py::test_noam_lr_hand_values" in run.stdout
+    assert f"  0.00 / {data['max_score']:6.2f}" in run.stdout.splitlines()[-3]
+    assert "written to " in run.stdout
+
+
+# ------------------------------------------------------------------ the notebooks of a student copy
+@pytest.mark.slow
+@pytest.mark.parametrize("number, name", [(a.number, nb) for a in ASSIGNMENTS for nb in a.notebooks])
+def test_a_stripped_notebook_runs_up_to_its_first_exercise(number, name, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    copy = tmp_path / "copy"
+    build(number, copy)
+    nb = nbformat.read(copy / "notebooks" / f"{name}.ipynb", as_version=4)
+    stub = f'raise NotImplementedError("A{number}: '
+    exercises = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and stub in c.source]
+    assert exercises, f"{name}: no A{number} exercise cell"
+    first = exercises[0]
+    assert all(not c.get("outputs") for c in nb.cells[first:] if c.cell_type == "code"), "solution outputs left"
+    monkeypatch.setenv("PYTHONPATH", str(copy))  # the kernel imports the student's package
+    monkeypatch.delenv("MINITRANSFORMER_BACKEND", raising=False)
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                     resources={"metadata": {"path": str(copy / "notebooks")}})
+    with pytest.raises(nbclient.exceptions.CellExecutionError) as stopped:
+        client.execute()
+    assert stopped.value.ename == "NotImplementedError" and stopped.value.evalue.startswith(f"A{number}: ")
+    ran = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.execution_count is not None]
+    assert ran and ran[-1] == first, f"{name}: stopped at cell {ran[-1] if ran else None}, not at {first}"
+    failed = [i for i in ran if any(o.output_type == "error" for o in nb.cells[i].outputs)]
+    assert failed == [first]
