@@ -280,3 +280,12 @@ def test_a_stripped_notebook_runs_up_to_its_first_exercise(number, name, tmp_pat
     assert ran and ran[-1] == first, f"{name}: stopped at cell {ran[-1] if ran else None}, not at {first}"
     failed = [i for i in ran if any(o.output_type == "error" for o in nb.cells[i].outputs)]
     assert failed == [first]
+
+
+def test_grading_without_pytest_says_what_to_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pytest" else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match=r'pytest, which is not installed.*pip install -e "\.\[dev\]"'):
+        grade(1, tmp_path)

@@ -33,7 +33,7 @@ def main(args) -> int:
             print(f"\nwritten to {out}")
             if g.problem:
                 return 1
-    except (ValueError, FileExistsError, FileNotFoundError) as e:
+    except (ValueError, FileExistsError, FileNotFoundError, ModuleNotFoundError) as e:
         print(f"minitransformer assignments: {e}", file=sys.stderr)
         return 2
     return 0

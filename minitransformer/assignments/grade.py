@@ -11,6 +11,7 @@ counts neither for nor against: it leaves the maximum.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -146,6 +147,9 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
     True
     """
     assignment = get(number)
+    if importlib.util.find_spec("pytest") is None:
+        raise ModuleNotFoundError("assignments grade: grading runs the tests with pytest, which is not installed; "
+                                  'install the test tools with: pip install -e ".[dev]"')
     root = Path(source) if source is not None else source_root()
     copy = Path(path).resolve()
     if not (copy / "minitransformer" / "__init__.py").is_file():
