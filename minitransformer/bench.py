@@ -48,7 +48,7 @@ from minitransformer.train.threads import get_blas_threads, set_blas_threads
 __all__ = [
     "main", "run_autograd", "format_table", "run_model", "format_model_table", "run_sweep", "format_sweep_table",
     "matmul_flops", "matmul_rate", "build_ours", "build_torch", "make_batch", "peak_memory_ours",
-    "peak_memory_torch", "set_threads", "MODELS",
+    "peak_memory_torch", "set_threads", "torch_device", "tf32", "MODELS",
 ]
 
 #: the three steps the chain cycles through, in this order
@@ -125,9 +125,48 @@ def _torch_chain(torch, x0: np.ndarray, n_ops: int, backward: bool):
 
 # ------------------------------------------------------------------ timing
 def _sync() -> None:
-    """Wait for a GPU to finish (a no-op on the CPU), so a sample times the work, not its launch."""
+    """Wait for a GPU to finish (a no-op on the CPU), so a sample times the work, not its launch.
+
+    Both libraries' queues: CuPy's, and PyTorch's when it has started on the GPU.
+    """
     if mt.backend.current().name == "cupy":
         mt.backend.current().native.cuda.Device().synchronize()
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+
+
+def torch_device(torch) -> str:
+    """Where the PyTorch reference runs: ``"cuda"`` when ours runs on the GPU (CuPy), else ``"cpu"``.
+
+    On the GPU, float32 matrix products use TF32 in both libraries or in neither: PyTorch's
+    ``allow_tf32`` is set to what ``CUPY_TF32=1`` asks of CuPy (:func:`tf32`).
+
+    Examples
+    --------
+    >>> class NoTorch:  # what matters here: ours runs on NumPy, so the reference runs on the CPU
+    ...     pass
+    >>> torch_device(NoTorch)
+    'cpu'
+    """
+    if mt.backend.current().name != "cupy" or not torch.cuda.is_available():
+        return "cpu"
+    torch.backends.cuda.matmul.allow_tf32 = tf32()
+    torch.backends.cudnn.allow_tf32 = tf32()
+    return "cuda"
+
+
+def tf32() -> bool:
+    """Whether float32 matrix products may run in TF32 on the GPU: ``CUPY_TF32=1`` in the environment.
+
+    CuPy reads the variable when it starts; PyTorch's reference follows it (:func:`torch_device`), so a
+    ratio always compares the same arithmetic. Off by default: full float32.
+
+    >>> import os
+    >>> tf32() == (os.environ.get("CUPY_TF32") == "1")
+    True
+    """
+    return os.environ.get("CUPY_TF32") == "1"
 
 
 def _time(fn, inner: int) -> float:
@@ -228,7 +267,18 @@ def machine(torch=None) -> dict:
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "minitransformer": mt.__version__,
         "backend": mt.backend.current().name,
+        "device": _device_name(torch),
+        "tf32": tf32() if mt.backend.current().name == "cupy" else None,
     }
+
+
+def _device_name(torch) -> str:
+    """The GPU's name when ours runs on CuPy, else ``"cpu"``."""
+    be = mt.backend.current()
+    if be.name != "cupy":
+        return "cpu"
+    name = be.native.cuda.runtime.getDeviceProperties(be.native.cuda.Device().id)["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def run_autograd(chain: int = 200, size: int = 16, repeat: int = 7, use_torch: bool = True) -> dict:
@@ -387,6 +437,9 @@ MODELS = {
               "batch": 32},
     "seed": {"kind": "classifier", "vocab": 10000, "d_model": 512, "heads": 8, "num_layers": 1, "d_ff": 2048,
              "seq": 100, "batch": 32},
+    # for a GPU: one step is about 6 TFLOP (minutes on a laptop's CPU, so `bench large` wants CuPy)
+    "large": {"kind": "lm", "vocab": 1000, "d_model": 1024, "heads": 16, "num_layers": 4, "d_ff": 4096,
+              "seq": 1024, "batch": 16},
 }
 DESCRIPTIONS = {
     "lm": "decoder-only LM (pre-LN, causal), cross-entropy",
@@ -593,7 +646,7 @@ def _torch_loss(torch, P, PE, config, ids, targets):
     x = P["embed.weight"][ids] * math.sqrt(d) + PE  # (B, T, d)
     if config["kind"] == "lm":
         T = ids.shape[1]
-        causal = torch.ones(T, T, dtype=torch.bool).tril()
+        causal = torch.ones(T, T, dtype=torch.bool, device=ids.device).tril()
         for i in range(config["num_layers"]):  # pre-LN
             p = f"decoder.layers.{i}"
             n = _torch_layer_norm(torch, P, p + ".norm1", x)
@@ -612,8 +665,10 @@ def _torch_loss(torch, P, PE, config, ids, targets):
     return F.binary_cross_entropy_with_logits(_torch_linear(P, "head", pooled).reshape(-1), targets)
 
 
-def build_torch(torch, config: dict, batch: dict, model) -> dict:
-    """The same model in plain PyTorch eager operations (float32, CPU), starting from ``model``'s weights.
+def build_torch(torch, config: dict, batch: dict, model, device: str | None = None) -> dict:
+    """The same model in plain PyTorch eager operations (float32), starting from ``model``'s weights.
+
+    On ``device``: by default :func:`torch_device`, the GPU when ours runs on CuPy, else the CPU.
 
     Returns ``{"train_step", "forward_step"}`` as :func:`build_ours`, with ``torch.optim.Adam``.
 
@@ -630,10 +685,12 @@ def build_torch(torch, config: dict, batch: dict, model) -> dict:
     >>> math.isclose(ours["train_step"]().item(), theirs["train_step"]().item(), rel_tol=1e-3)  # doctest: +SKIP
     True
     """
-    P = {name: torch.tensor(p.numpy(), dtype=torch.float32, requires_grad=True) for name, p in model.named_parameters()}
-    PE = torch.tensor(model.positional.PE.numpy()[: config["seq"]], dtype=torch.float32)
-    ids = torch.tensor(batch["ids"], dtype=torch.int64)
-    targets = torch.tensor(batch["targets"])
+    device = device or torch_device(torch)
+    P = {name: torch.tensor(p.numpy(), dtype=torch.float32, device=device, requires_grad=True)
+         for name, p in model.named_parameters()}
+    PE = torch.tensor(model.positional.PE.numpy()[: config["seq"]], dtype=torch.float32, device=device)
+    ids = torch.tensor(batch["ids"], dtype=torch.int64, device=device)
+    targets = torch.tensor(batch["targets"], device=device)
     optimizer = torch.optim.Adam(list(P.values()), lr=LEARNING_RATE)
 
     def train_step():
@@ -738,11 +795,15 @@ def _paired_ratio(a: list, b: list) -> float:
 
 
 def _check_same_loss(ours: dict, theirs: dict) -> list[float]:
-    """Two steps of each: the losses agree (same weights, same data, same Adam), or the comparison is void."""
+    """Two steps of each: the losses agree (same weights, same data, same Adam), or the comparison is void.
+
+    To 1e-3 relative (1e-2 with TF32 products, whose inputs keep 10 bits of mantissa).
+    """
     losses = []
+    rel_tol = 1e-2 if tf32() and mt.backend.current().name == "cupy" else 1e-3
     for _ in range(2):
         mine, torchs = float(ours["train_step"]().item()), float(theirs["train_step"]().item())
-        if not math.isclose(mine, torchs, rel_tol=1e-3, abs_tol=1e-4):
+        if not math.isclose(mine, torchs, rel_tol=rel_tol, abs_tol=1e-4):
             raise RuntimeError(f"bench: the PyTorch reference's loss {torchs} differs from ours {mine}")
         losses.append(mine)
     return losses
@@ -835,7 +896,7 @@ def run_model(name: str = "small", repeat: int = 5, use_torch: bool = True, conf
         "ratios": ratios,
         "floor": floor,
     }
-    if memory:
+    if memory and mt.backend.current().name != "cupy":  # tracemalloc sees host memory only: not measured on a GPU
         report["memory"] = {"mt_train_bytes": peak_memory_ours(ours["train_step"]),
                             "mt_method": "tracemalloc (NumPy reports its allocations to it)"}
         if torch is not None:
@@ -879,6 +940,8 @@ def format_model_table(report: dict) -> str:
         f"d_ff {c['d_ff']}, seq {c['seq']}, batch {c['batch']}; float32, dropout 0, Adam",
         f"median of {report['repeat']} interleaved samples; backend {m['backend']}; {m['cpu_count']} CPUs, "
         f"numpy {m['numpy']} (BLAS threads {m['numpy_blas_threads']}), {torch_text}",
+        *([f"GPU: {m['device']}, both libraries on it; TF32 for float32 products: "
+           f"{'on (CUPY_TF32=1)' if m['tf32'] else 'off (full float32)'}"] if m.get("device", "cpu") != "cpu" else []),
         f"BLAS floor: {report['flops']['step'] / 1e9:.2f} GFLOP per training step "
         f"({report['flops']['forward'] / 1e9:.2f} forward) at {report['matmul_gflops']:.1f} GFLOP/s "
         f"(a float32 {RATE_SIZE}x{RATE_SIZE} matmul timed among the steps) = {floor['train_ms']:.1f} ms "
@@ -1001,7 +1064,7 @@ def format_sweep_table(report: dict) -> str:
 
 
 # ------------------------------------------------------------------ the command
-WHAT = ("autograd", "small", "seed", "all")
+WHAT = ("autograd", "small", "seed", "large", "all")
 
 
 def _repeat(args, default: int) -> int:
@@ -1040,6 +1103,10 @@ def main(args) -> int:
         print(f"bench: unknown benchmark {what!r}; available: {', '.join(WHAT)}", file=sys.stderr)
         return 2
     names = [] if what is None else (["autograd", "small", "seed"] if what == "all" else [what])
+    if "large" in names and mt.backend.current().name != "cupy":
+        print("bench large: one step is about 6 TFLOP, minutes on a CPU; run it on a GPU "
+              "(MINITRANSFORMER_BACKEND=cupy)", file=sys.stderr)
+        return 2
     reports = {}
     try:
         set_threads(getattr(args, "threads", None), _import_torch()[0])
@@ -1048,7 +1115,8 @@ def main(args) -> int:
                 reports[name] = run_autograd(chain=args.chain, size=args.size, repeat=_repeat(args, 7))
                 print(format_table(reports[name]))
             else:
-                reports[name] = run_model(name, repeat=_repeat(args, 7 if name == "small" else 5))
+                reports[name] = run_model(name, repeat=_repeat(args, 7 if name == "small" else 5),
+                                          memory=name != "large")
                 print(format_model_table(reports[name]))
             print()
         if sweep:

@@ -116,9 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     bench = sub.add_parser("bench", help="benchmarks, printed beside a reference measured in the same run")
-    bench.add_argument("what", nargs="?", default=None, choices=["autograd", "small", "seed", "all"],
+    bench.add_argument("what", nargs="?", default=None, choices=["autograd", "small", "seed", "large", "all"],
                        help="what to time: per-operation overhead (autograd, the default), a training step of the "
-                       "small LM or of the document's classifier beside PyTorch (small, seed), or all of them")
+                       "small LM or of the document's classifier beside PyTorch (small, seed), or all three; "
+                       "large (d_model 1024, 4 layers, seq 1024, batch 16) is for a GPU, beside PyTorch CUDA; "
+                       "set CUPY_TF32=1 to let both use TF32")
     bench.add_argument("--sweep", action="store_true",
                        help="also time training steps against sequence length and d_model, beside PyTorch (minutes)")
     bench.add_argument("--repeat", type=int, default=None,

@@ -251,3 +251,39 @@ def test_a_training_step_never_promotes_float32(monkeypatch):
         assert all(p.dtype_name == "float32" and p.grad.dtype_name == "float32" for p in ours["model"].parameters())
     assert promoted == []
     assert "float32" in forward_dtypes and gradient_dtypes == {"float32"}
+
+
+# ------------------------------------------------------------------ the GPU comparison, as far as a CPU can check it
+def test_bench_large_is_refused_on_the_cpu_with_the_way_to_run_it(capsys):
+    assert main(["bench", "large"]) == 2
+    assert "run it on a GPU (MINITRANSFORMER_BACKEND=cupy)" in capsys.readouterr().err
+
+
+def test_the_large_configuration_is_the_issues(tiny):
+    assert bench.MODELS["large"] == {"kind": "lm", "vocab": 1000, "d_model": 1024, "heads": 16, "num_layers": 4,
+                                     "d_ff": 4096, "seq": 1024, "batch": 16}
+    assert bench.matmul_flops(bench.MODELS["large"])["step"] > 5e12  # why it wants a GPU
+
+
+def test_on_numpy_the_reference_runs_on_the_cpu_and_no_gpu_line_is_printed(tiny):
+    torch = pytest.importorskip("torch")
+    assert bench.torch_device(torch) == "cpu"
+    report = bench.run_model("small", repeat=1, memory=False, forward=False)
+    assert report["machine"]["device"] == "cpu" and report["machine"]["tf32"] is None
+    assert "GPU:" not in bench.format_model_table(report)
+
+
+def test_the_gpu_line_says_where_both_ran_and_whether_tf32_was_used(tiny):
+    report = bench.run_model("small", repeat=1, use_torch=False, memory=False, forward=False)
+    report["machine"].update(device="NVIDIA H200", tf32=False)
+    assert "GPU: NVIDIA H200, both libraries on it; TF32 for float32 products: off (full float32)" in (
+        bench.format_model_table(report))
+    report["machine"]["tf32"] = True
+    assert "on (CUPY_TF32=1)" in bench.format_model_table(report)
+
+
+def test_tf32_follows_cupys_variable(monkeypatch):
+    monkeypatch.setenv("CUPY_TF32", "1")
+    assert bench.tf32()
+    monkeypatch.delenv("CUPY_TF32")
+    assert not bench.tf32()

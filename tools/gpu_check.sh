@@ -8,7 +8,9 @@
 #
 # Steps: info, tests (the whole suite on the CuPy backend), equivalence (NumPy and CuPy give the same
 # outputs and gradients for the same weights), train (the reverse task to its accuracy target),
-# bench (the engine beside PyTorch CUDA eager).
+# bench (per-operation overhead), models (training steps of the SEED and the large configuration
+# beside the same model in PyTorch CUDA eager, float32), models-tf32 (the same with TF32 products in
+# both libraries, CUPY_TF32=1).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check-output}
@@ -19,7 +21,7 @@ if ! python3 -c "import array_api_compat" 2>/dev/null && ls .whl/*.whl >/dev/nul
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/mt-site .whl/*.whl
   export PYTHONPATH="$PYTHONPATH:/tmp/mt-site"
 fi
-STEPS=${STEPS:-"info tests equivalence train bench"}
+STEPS=${STEPS:-"info tests equivalence train bench models models-tf32"}
 summary=""
 failed=0
 
@@ -43,6 +45,12 @@ step tests 240 python3 -m pytest tests minitransformer --backends cupy -q -p no:
 step equivalence 90 python3 tools/backend_equivalence.py --backend cupy
 step train 150 python3 -m minitransformer train --task reverse --backend cupy --no-progress --target 0.99 --out /tmp/mt-reverse
 step bench 90 env MINITRANSFORMER_BACKEND=cupy python3 -m minitransformer bench autograd --repeat 5 --json "$OUT/bench.json"
+# bench seed and bench large on the GPU, beside PyTorch CUDA; $0 is the folder for the JSON, $1 a suffix
+MODELS='export MINITRANSFORMER_BACKEND=cupy
+python3 -m minitransformer bench seed --repeat 5 --json "$0/bench-seed$1.json" &&
+python3 -m minitransformer bench large --repeat 3 --json "$0/bench-large$1.json"'
+step models 120 bash -c "$MODELS" "$OUT" ""
+step models-tf32 120 env CUPY_TF32=1 bash -c "$MODELS" "$OUT" "-tf32"
 
 printf '\n=== summary\n%b' "$summary"
 exit $failed
