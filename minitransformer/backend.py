@@ -31,6 +31,7 @@ import numpy as np
 __all__ = [
     "Backend",
     "BackendError",
+    "CounterRNG",
     "available",
     "current",
     "get",
@@ -152,29 +153,49 @@ class Backend:
 
     # ----------------------------------------------------------------- random numbers
     def manual_seed(self, seed: int) -> None:
-        """Restart this backend's random numbers from ``seed`` (reproducible runs)."""
+        """Restart this backend's random numbers from ``seed`` (reproducible runs).
+
+        NumPy's ``Generator`` (PCG64) on the CPU; on the GPU a :class:`CounterRNG`, which draws on
+        the device and, unlike CuPy's generators, has a state that fits in a checkpoint.
+        """
         self._seed = int(seed)
         if self.name == "cupy":
-            self._rng = self.native.random.default_rng(self._seed)
+            self._rng = CounterRNG(self.xp, self._seed)
         else:
             self._rng = np.random.default_rng(self._seed)
 
     @property
     def rng(self):
-        """The backend's random generator (``numpy.random.Generator``, or CuPy's on the GPU)."""
+        """The backend's random generator (``numpy.random.Generator``, or a :class:`CounterRNG` on the GPU)."""
         return self._rng
 
     def get_rng_state(self) -> dict:
-        """The generator's state as plain Python data (for checkpoints, no pickle)."""
-        if self.name == "cupy":
-            raise BackendError("saving the CuPy generator's state is not supported; reseed with manual_seed")
+        """The generator's state as plain Python data (for checkpoints, no pickle).
+
+        >>> import minitransformer as mt
+        >>> be = mt.backend.get("numpy")
+        >>> be.manual_seed(3)
+        >>> state = be.get_rng_state()
+        >>> first = be.to_host(be.uniform((2,)))
+        >>> be.set_rng_state(state)
+        >>> bool((be.to_host(be.uniform((2,))) == first).all())   # the same numbers again
+        True
+        """
+        if isinstance(self._rng, CounterRNG):
+            return self._rng.state
         return self._rng.bit_generator.state
 
     def set_rng_state(self, state: dict) -> None:
-        """Restore a state returned by :meth:`get_rng_state`."""
-        if self.name == "cupy":
-            raise BackendError("restoring the CuPy generator's state is not supported; reseed with manual_seed")
-        self._rng.bit_generator.state = state
+        """Restore a state returned by :meth:`get_rng_state` (of the same kind of generator)."""
+        ours = "CounterRNG" if isinstance(self._rng, CounterRNG) else "PCG64"
+        theirs = state.get("bit_generator") if isinstance(state, dict) else None
+        if theirs != ours:
+            raise BackendError(f"set_rng_state: the {self.name} backend's generator is {ours}, this state is of "
+                               f"{theirs or type(state).__name__} (saved on another backend?); reseed with manual_seed")
+        if isinstance(self._rng, CounterRNG):
+            self._rng.state = state
+        else:
+            self._rng.bit_generator.state = state
 
     def _from_rng(self, sample, dtype):
         if self.name == "cupy":
@@ -229,6 +250,118 @@ class Backend:
 
 
 # --------------------------------------------------------------------- helpers on any array
+
+class CounterRNG:
+    r"""Random numbers computed from a counter: the generator of the GPU backend, written in array-API operations.
+
+    Draw :math:`i` of the stream is a fixed function of the seed and its position :math:`c + i`
+    (:math:`c` = the values drawn before): SplitMix64's finaliser, a bijection of 64-bit integers
+    that scrambles consecutive inputs into independent-looking outputs,
+
+    .. math::
+        z = k + (c + i + 1)\,\gamma, \quad
+        z \leftarrow (z \oplus (z \gg 30))\, m_1, \quad z \leftarrow (z \oplus (z \gg 27))\, m_2, \quad
+        z \leftarrow z \oplus (z \gg 31)
+
+    (all modulo :math:`2^{64}`; :math:`\gamma` = 0x9E3779B97F4A7C15, the golden ratio's bits; the key
+    :math:`k` is the seed put through the same finaliser, so that seeds 0 and 1 do not give streams
+    shifted by one step). The top
+    53 bits give a uniform in [0, 1); Box-Muller turns two uniforms into a normal sample. So the whole
+    state is two integers, ``{"seed", "counter"}``, saved in a checkpoint as they are -- which the
+    generators of CuPy, whose state lives in device memory, do not allow -- and every draw runs on
+    the device, one array operation after another, with no host round trip.
+
+    Parameters
+    ----------
+    xp : module
+        The array namespace that computes (NumPy's, CuPy's, array-api-strict).
+    seed : int
+        Any integer; taken modulo :math:`2^{64}`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = CounterRNG(np, seed=0)
+    >>> state = rng.state
+    >>> u = rng.random((3,))
+    >>> bool(((0 <= u) & (u < 1)).all()), rng.state["counter"]
+    (True, 3)
+    >>> rng.state = state                                   # back to where it was
+    >>> bool((rng.random((3,)) == u).all())
+    True
+    """
+
+    GOLDEN, M1, M2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+    MASK = 2**64 - 1
+
+    def __init__(self, xp, seed: int = 0):
+        self.xp = xp
+        self.state = {"bit_generator": "CounterRNG", "seed": seed, "counter": 0}
+
+    @classmethod
+    def mix(cls, z: int) -> int:
+        """SplitMix64's finaliser on one Python integer (exact modulo :math:`2^{64}`): the formula of :meth:`bits`.
+
+        >>> hex(CounterRNG.mix(CounterRNG.GOLDEN))   # the first output of SplitMix64 seeded with 0
+        '0xe220a8397b1dcdaf'
+        """
+        z &= cls.MASK
+        z = ((z ^ (z >> 30)) * cls.M1) & cls.MASK
+        z = ((z ^ (z >> 27)) * cls.M2) & cls.MASK
+        return z ^ (z >> 31)
+
+    @property
+    def state(self) -> dict:
+        """``{"bit_generator": "CounterRNG", "seed": int, "counter": int}``: plain data, like NumPy's states."""
+        return {"bit_generator": "CounterRNG", "seed": self.seed, "counter": self.counter}
+
+    @state.setter
+    def state(self, state: dict) -> None:
+        if not isinstance(state, dict) or state.get("bit_generator") != "CounterRNG":
+            raise BackendError(f"CounterRNG: not a CounterRNG state: {state!r}")
+        self.seed, self.counter = int(state["seed"]) & self.MASK, int(state["counter"])
+        self.key = self.mix(self.seed)
+
+    def _u64(self, value: int):
+        return self.xp.asarray(value, dtype=self.xp.uint64)
+
+    def bits(self, n: int):
+        """The next ``n`` 64-bit words of the stream, ``(n,)`` uint64 (on the backend's device)."""
+        xp = self.xp
+        position = xp.arange(n, dtype=xp.uint64) + self._u64(self.counter + 1)  # c + i + 1
+        self.counter += n
+        z = position * self._u64(self.GOLDEN) + self._u64(self.key)
+        z = (z ^ (z >> 30)) * self._u64(self.M1)
+        z = (z ^ (z >> 27)) * self._u64(self.M2)
+        return z ^ (z >> 31)
+
+    def random(self, size) -> object:
+        """Uniform float64 in [0, 1), shape ``size``: the top 53 bits of each word over :math:`2^{53}`."""
+        shape = (size,) if isinstance(size, int) else tuple(size)
+        n = math.prod(shape)
+        u = self.xp.astype(self.bits(n) >> 11, self.xp.float64) * (1.0 / 2**53)
+        return self.xp.reshape(u, shape)
+
+    def uniform(self, low=0.0, high=1.0, size=()):
+        """Uniform float64 in [low, high), shape ``size``."""
+        return low + (high - low) * self.random(size)
+
+    def standard_normal(self, size=()):
+        r"""N(0, 1) float64, shape ``size``, by Box-Muller: :math:`\sqrt{-2 \ln(1 - u_1)}\, \cos(2 \pi u_2)`."""
+        shape = (size,) if isinstance(size, int) else tuple(size)
+        n = math.prod(shape)
+        u = self.random((2, n))
+        xp = self.xp
+        z = xp.sqrt(-2.0 * xp.log(1.0 - u[0, ...])) * xp.cos(2.0 * math.pi * u[1, ...])
+        return xp.reshape(z, shape)
+
+    def integers(self, low: int, high: int, size=()):
+        """Integers in [low, high), int64, shape ``size`` (bias below :math:`(high - low) / 2^{53}`)."""
+        xp = self.xp
+        k = xp.astype(xp.floor(self.random(size) * float(high - low)), xp.int64)
+        return k + low
+
+
 def dtype_name(dtype) -> str:
     """``"float32"`` for ``numpy.float32``, ``array_api_strict.float32``, ``cupy.float32``, ...
 

@@ -3,13 +3,14 @@ random numbers, which backends exist, and what asking for a missing one says."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
 import pytest
 
 import minitransformer as mt
-from minitransformer.backend import BackendError, dtype_name
+from minitransformer.backend import BackendError, CounterRNG, dtype_name
 
 
 # ------------------------------------------------------------------ scatter-add
@@ -101,11 +102,8 @@ def test_random_numbers(backend):
 
 
 def test_rng_state_round_trip(backend):
-    if backend.name == "cupy":
-        with pytest.raises(BackendError, match="reseed with manual_seed"):
-            backend.get_rng_state()
-        return
     state = backend.get_rng_state()
+    json.dumps(state)  # plain data: it goes into a checkpoint as it is
     first = backend.to_host(backend.uniform((4,)))
     backend.set_rng_state(state)
     np.testing.assert_array_equal(backend.to_host(backend.uniform((4,))), first)
@@ -157,3 +155,83 @@ def test_backend_repr_and_namespace(backend):
     namespace = {"numpy": "array_api_compat.numpy", "array_api_strict": "array_api_strict",
                  "cupy": "array_api_compat.cupy"}[backend.name]
     assert backend.xp.__name__ == namespace
+
+
+# ------------------------------------------------------------------ the counter-based generator (the GPU's)
+def _splitmix64(seed: int, n: int) -> list[int]:
+    """SplitMix64 (Steele, Lea, Flood 2014) as published, in Python integers: n outputs after ``seed``."""
+    out, state, mask = [], seed, 2**64 - 1
+    for _ in range(n):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append(z ^ (z >> 31))
+    return out
+
+
+def test_counter_rng_is_splitmix64_keyed_by_the_mixed_seed(backend):
+    rng = CounterRNG(backend.xp, seed=7)
+    words = [int(w) for w in backend.to_host(rng.bits(5)).tolist()]
+    assert words == _splitmix64(CounterRNG.mix(7), 5)
+    assert _splitmix64(0, 1) == [0xE220A8397B1DCDAF]  # the published first output for seed 0
+    assert [int(w) for w in backend.to_host(rng.bits(2)).tolist()] == _splitmix64(CounterRNG.mix(7), 7)[5:]
+
+
+def test_counter_rng_draws_the_same_numbers_on_every_backend(backend):
+    here = CounterRNG(backend.xp, seed=3)
+    reference = CounterRNG(np, seed=3)
+    np.testing.assert_array_equal(backend.to_host(here.random((4, 5))), reference.random((4, 5)))
+    np.testing.assert_array_equal(backend.to_host(here.standard_normal((7,))), reference.standard_normal((7,)))
+    np.testing.assert_array_equal(backend.to_host(here.integers(2, 9, (6,))), reference.integers(2, 9, (6,)))
+
+
+def test_counter_rng_distributions():
+    rng = CounterRNG(np, seed=11)
+    u = rng.random((200_000,))
+    assert u.dtype == np.float64 and 0.0 <= u.min() and u.max() < 1.0
+    assert abs(u.mean() - 0.5) < 0.005 and abs(u.var() - 1 / 12) < 0.002
+    assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < 0.01  # consecutive draws look independent
+    z = rng.standard_normal((200_000,))
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1.0) < 0.01 and abs((z**3).mean()) < 0.03
+    k = rng.integers(3, 7, (40_000,))
+    assert k.dtype == np.int64 and set(np.unique(k).tolist()) == {3, 4, 5, 6}
+    assert np.abs(np.bincount(k)[3:] / 40_000 - 0.25).max() < 0.01
+    other = CounterRNG(np, seed=12).random((200_000,))  # the neighbouring seed: another stream, not a shift
+    assert abs(np.corrcoef(u, other)[0, 1]) < 0.01 and not np.isin(u[:1000], other).any()
+
+
+def test_counter_rng_state_is_two_integers_and_resumes_the_stream():
+    rng = CounterRNG(np, seed=5)
+    rng.random((10,))
+    state = rng.state
+    assert state == {"bit_generator": "CounterRNG", "seed": 5, "counter": 10}
+    assert json.loads(json.dumps(state)) == state
+    after = rng.standard_normal((3,))
+    fresh = CounterRNG(np, seed=0)
+    fresh.state = state
+    np.testing.assert_array_equal(fresh.standard_normal((3,)), after)
+    with pytest.raises(BackendError, match="not a CounterRNG state"):
+        fresh.state = {"bit_generator": "PCG64", "state": {}}
+
+
+def test_the_gpu_backend_draws_from_the_counter_rng_and_saves_its_state():
+    """The wiring of the CuPy backend, run here with NumPy standing in for CuPy's arrays."""
+    gpu = mt.backend.Backend("cupy", np, native=np)
+    assert isinstance(gpu.rng, CounterRNG)
+    gpu.manual_seed(4)
+    state = gpu.get_rng_state()
+    first = gpu.uniform((3,), dtype="float32")
+    assert first.dtype == np.float32
+    gpu.set_rng_state(state)
+    np.testing.assert_array_equal(gpu.uniform((3,), dtype="float32"), first)
+    np.testing.assert_array_equal(first, CounterRNG(np, 4).random((3,)).astype(np.float32))
+
+
+def test_a_state_of_another_generator_is_refused_by_name():
+    gpu = mt.backend.Backend("cupy", np, native=np)
+    cpu = mt.backend.get("numpy")
+    with pytest.raises(BackendError, match=r"the cupy backend's generator is CounterRNG, this state is of PCG64"):
+        gpu.set_rng_state(cpu.get_rng_state())
+    with pytest.raises(BackendError, match=r"the numpy backend's generator is PCG64, this state is of CounterRNG"):
+        cpu.set_rng_state(gpu.get_rng_state())

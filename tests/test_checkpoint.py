@@ -84,8 +84,6 @@ def _set_meta(arrays, meta, fix_checksum=True):
 
 # ------------------------------------------------------------------ round trip
 def test_round_trip_restores_everything_exactly(saved, backend):
-    if backend.name == "cupy":
-        pytest.skip("CuPy's generator cannot export its state (Backend.get_rng_state); the rest is tested on the CPU")
     path, model, opt, schedule, history = saved
     rng_before = mt.backend.current().get_rng_state()
     mt.manual_seed(99)  # move the generator away: loading must bring it back

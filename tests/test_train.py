@@ -85,13 +85,7 @@ def _losses(trainer):
     return [v for _, v in trainer.history["train_loss"]]
 
 
-@pytest.fixture
-def savable_rng(backend):
-    if backend.name == "cupy":  # dropout masks after a resume would differ
-        pytest.skip("CuPy's generator cannot export its state (Backend.get_rng_state): exact resumption is CPU-only")
-
-
-def test_resuming_repeats_the_uninterrupted_losses_exactly(tmp_path, savable_rng):
+def test_resuming_repeats_the_uninterrupted_losses_exactly(tmp_path):
     full, loader = _seq2seq_run(tmp_path, "full.npz")
     full.fit(loader, 10)
 
@@ -113,7 +107,7 @@ class _Crash(RuntimeError):
     pass
 
 
-def test_a_run_that_crashes_resumes_from_its_last_periodic_checkpoint(tmp_path, savable_rng):
+def test_a_run_that_crashes_resumes_from_its_last_periodic_checkpoint(tmp_path):
     ids = np.arange(400) % 13 + 4  # a "text" for a language model: random windows, seeded by the step
 
     def setup(crash_at=None):

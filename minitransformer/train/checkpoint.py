@@ -103,7 +103,8 @@ class Checkpoint:
     step : int
         Optimizer steps taken.
     rng_state : dict or None
-        The backend generator's state (``Backend.get_rng_state()``); None where it cannot be saved (CuPy).
+        The backend generator's state (``Backend.get_rng_state()``; NumPy's PCG64 on the CPU, the
+        :class:`~minitransformer.backend.CounterRNG` on the GPU), or None if none was saved.
     tokenizer : dict or None
         ``tokenizer.to_dict()``.
     history : dict of str to list
@@ -162,7 +163,7 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     step : int
         Optimizer steps taken.
     rng_state : dict, "current" or None
-        ``"current"``: the current backend's generator state (None on CuPy, which cannot export it).
+        ``"current"``: the current backend's generator state (on every backend, the GPU's included).
     tokenizer : Tokenizer or dict, optional
         Saved as :meth:`~minitransformer.data.Tokenizer.to_dict` data.
     history : dict of str to list, optional
@@ -192,10 +193,7 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     """
     path = Path(path)
     if rng_state == "current":
-        try:
-            rng_state = _backend.current().get_rng_state()
-        except _backend.BackendError:
-            rng_state = None  # CuPy cannot export its generator; a resumed run then reseeds
+        rng_state = _backend.current().get_rng_state()
     if config is None:
         config = getattr(model, "config", None)
     if tokenizer is not None and hasattr(tokenizer, "to_dict"):

@@ -340,10 +340,7 @@ class Trainer:
         if self.eval_fn is None:
             raise ValueError("Trainer.evaluate: no eval_fn was given")
         be = _backend.current()
-        try:
-            rng = be.get_rng_state()
-        except _backend.BackendError:
-            rng = None
+        rng = be.get_rng_state()
         was_training = self.model.training
         self.model.eval()
         try:
@@ -351,8 +348,7 @@ class Trainer:
                 results = self.eval_fn(self.model)
         finally:
             self.model.train(was_training)
-            if rng is not None:
-                be.set_rng_state(rng)
+            be.set_rng_state(rng)
         if not isinstance(results, dict):
             raise TypeError(f"Trainer: eval_fn must return a dict of name -> number, got {type(results).__name__}")
         return {k: float(v) for k, v in results.items()}
