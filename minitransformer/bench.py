@@ -139,9 +139,6 @@ def _sync() -> None:
 def torch_device(torch) -> str:
     """Where the PyTorch reference runs: ``"cuda"`` when ours runs on the GPU (CuPy), else ``"cpu"``.
 
-    On the GPU, float32 matrix products use TF32 in both libraries or in neither: PyTorch's
-    ``allow_tf32`` is set to what ``CUPY_TF32=1`` asks of CuPy (:func:`tf32`).
-
     Examples
     --------
     >>> class NoTorch:  # what matters here: ours runs on NumPy, so the reference runs on the CPU
@@ -149,18 +146,14 @@ def torch_device(torch) -> str:
     >>> torch_device(NoTorch)
     'cpu'
     """
-    if mt.backend.current().name != "cupy" or not torch.cuda.is_available():
-        return "cpu"
-    torch.backends.cuda.matmul.allow_tf32 = tf32()
-    torch.backends.cudnn.allow_tf32 = tf32()
-    return "cuda"
+    return "cuda" if mt.backend.current().name == "cupy" and torch.cuda.is_available() else "cpu"
 
 
 def tf32() -> bool:
     """Whether float32 matrix products may run in TF32 on the GPU: ``CUPY_TF32=1`` in the environment.
 
-    CuPy reads the variable when it starts; PyTorch's reference follows it (:func:`torch_device`), so a
-    ratio always compares the same arithmetic. Off by default: full float32.
+    CuPy reads the variable when it starts; PyTorch's reference on the GPU follows it (:func:`build_torch`
+    sets its ``allow_tf32``), so a ratio always compares the same arithmetic. Off by default: full float32.
 
     >>> import os
     >>> tf32() == (os.environ.get("CUPY_TF32") == "1")
@@ -686,6 +679,8 @@ def build_torch(torch, config: dict, batch: dict, model, device: str | None = No
     True
     """
     device = device or torch_device(torch)
+    if device == "cuda":  # TF32 in both libraries or in neither (see tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32()
     P = {name: torch.tensor(p.numpy(), dtype=torch.float32, device=device, requires_grad=True)
          for name, p in model.named_parameters()}
     PE = torch.tensor(model.positional.PE.numpy()[: config["seq"]], dtype=torch.float32, device=device)

@@ -189,7 +189,6 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
             shutil.copytree(path, out / name, ignore=_IGNORED)
         elif path.is_file():
             shutil.copy2(path, out / name)
-    keep = None if solution else assignment.number
     stubs: dict[str, int] = {}
     marked = [p for p in sorted((out / "minitransformer").rglob("*.py")) if "assignments" not in p.parts]
     for path in marked + sorted((out / "notebooks").glob("*.ipynb")):
@@ -197,15 +196,13 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
         text = path.read_text(encoding="utf-8")
         if BEGIN not in text:
             continue
-        if path.suffix == ".py":
-            new, _ = strip_source(text, keep, where=rel)
-            n = strip_source(text, assignment.number, where=rel)[1]
-            path.write_text(new, encoding="utf-8")
-        else:
-            nb = json.loads(text)
-            new_nb, _ = strip_notebook(nb, keep, where=rel)
-            n = strip_notebook(nb, assignment.number, where=rel)[1]
-            path.write_text(json.dumps(new_nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        strip, data = (strip_source, text) if path.suffix == ".py" else (strip_notebook, json.loads(text))
+        new, n = strip(data, assignment.number, where=rel)  # n: this assignment's bodies in the file
+        if solution:
+            new, _ = strip(data, None, where=rel)  # the same file with every body kept
+        if path.suffix != ".py":
+            new = json.dumps(new, indent=1, ensure_ascii=False) + "\n"
+        path.write_text(new, encoding="utf-8")
         if n:
             stubs[rel] = n
     _check_layout(assignment, stubs)
