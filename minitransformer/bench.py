@@ -48,7 +48,8 @@ from minitransformer.train.threads import get_blas_threads, set_blas_threads
 __all__ = [
     "main", "run_autograd", "format_table", "run_model", "format_model_table", "run_sweep", "format_sweep_table",
     "matmul_flops", "matmul_rate", "build_ours", "build_torch", "make_batch", "peak_memory_ours",
-    "peak_memory_torch", "set_threads", "torch_device", "tf32", "MODELS",
+    "peak_memory_torch", "set_threads", "torch_device", "tf32", "MODELS", "count_operations",
+    "CountingArrays",
 ]
 
 #: the three steps the chain cycles through, in this order
@@ -559,8 +560,9 @@ def make_batch(config: dict, seed: int = 0) -> dict:
 def build_ours(config: dict, batch: dict, seed: int = 0) -> dict:
     """The model of ``config`` in minitransformer (dropout 0, so both libraries compute the same numbers).
 
-    Returns ``{"model", "train_step", "forward_step"}``: ``train_step()`` runs forward, loss, backward and one
-    Adam step and returns the loss; ``forward_step()`` runs forward and loss under ``no_grad``.
+    Returns ``{"model", "train_step", "forward_step", "loss", "optimizer"}``: ``train_step()`` runs forward,
+    loss, backward and one Adam step and returns the loss; ``forward_step()`` runs forward and loss under
+    ``no_grad``; ``loss()`` is the forward pass and loss, ``optimizer`` the Adam that steps.
 
     The language model maps ``ids`` ``(batch, seq)`` to logits ``(batch, seq, vocab)``, scored by
     cross-entropy against ``targets`` ``(batch, seq)``; the classifier maps them to one logit per
@@ -605,7 +607,8 @@ def build_ours(config: dict, batch: dict, seed: int = 0) -> dict:
         with mt.no_grad():
             return loss()
 
-    return {"model": model, "train_step": train_step, "forward_step": forward_step}
+    return {"model": model, "train_step": train_step, "forward_step": forward_step, "loss": loss,
+            "optimizer": optimizer}
 
 
 # ------------------------------------------------------------------ the same architecture in plain PyTorch
@@ -658,12 +661,14 @@ def _torch_loss(torch, P, PE, config, ids, targets):
     return F.binary_cross_entropy_with_logits(_torch_linear(P, "head", pooled).reshape(-1), targets)
 
 
-def build_torch(torch, config: dict, batch: dict, model, device: str | None = None) -> dict:
+def build_torch(torch, config: dict, batch: dict, model, device: str | None = None,
+                foreach: bool | None = None) -> dict:
     """The same model in plain PyTorch eager operations (float32), starting from ``model``'s weights.
 
     On ``device``: by default :func:`torch_device`, the GPU when ours runs on CuPy, else the CPU.
+    ``foreach`` goes to ``torch.optim.Adam`` (its default: the multi-tensor path on a GPU, a loop on the CPU).
 
-    Returns ``{"train_step", "forward_step"}`` as :func:`build_ours`, with ``torch.optim.Adam``.
+    Returns ``{"train_step", "forward_step", "loss", "optimizer"}`` as :func:`build_ours`, with ``torch.optim.Adam``.
 
     Examples
     --------
@@ -686,20 +691,170 @@ def build_torch(torch, config: dict, batch: dict, model, device: str | None = No
     PE = torch.tensor(model.positional.PE.numpy()[: config["seq"]], dtype=torch.float32, device=device)
     ids = torch.tensor(batch["ids"], dtype=torch.int64, device=device)
     targets = torch.tensor(batch["targets"], device=device)
-    optimizer = torch.optim.Adam(list(P.values()), lr=LEARNING_RATE)
+    optimizer = torch.optim.Adam(list(P.values()), lr=LEARNING_RATE, foreach=foreach)
+
+    def loss():
+        return _torch_loss(torch, P, PE, config, ids, targets)
 
     def train_step():
         optimizer.zero_grad()
-        value = _torch_loss(torch, P, PE, config, ids, targets)
+        value = loss()
         value.backward()
         optimizer.step()
         return value
 
     def forward_step():
         with torch.no_grad():
-            return _torch_loss(torch, P, PE, config, ids, targets)
+            return loss()
 
-    return {"train_step": train_step, "forward_step": forward_step}
+    return {"train_step": train_step, "forward_step": forward_step, "loss": loss, "optimizer": optimizer}
+
+
+# ------------------------------------------------------------------ arrays computed per step
+#: the miniature of a configuration whose operations are counted: the count does not depend on the sizes
+MINIATURE = {"vocab": 50, "d_ff": 8, "seq": 6, "batch": 2}
+
+
+def _phases(step: dict, count) -> dict:
+    """``count()`` before and after each phase of one training step: forward (with the loss), backward, optimizer."""
+    step["optimizer"].zero_grad()
+    start = count()
+    value = step["loss"]()
+    after_forward = count()
+    value.backward()
+    after_backward = count()
+    step["optimizer"].step()
+    return {"forward": after_forward - start, "backward": after_backward - after_forward,
+            "optimizer": count() - after_backward}
+
+
+class CountingArrays:
+    """Count the arrays array-api-strict computes inside the ``with`` block (``.made``); views are not counted.
+
+    Every result of an array-api-strict function or operator is made by ``Array._new``, which this
+    watches. A computed array owns its memory; a view (reshape, slice, transpose) does not, and a
+    Python number promoted to a 0-d array is no work on a GPU (CuPy hands it to the kernel).
+
+    Examples
+    --------
+    >>> import array_api_strict as xs
+    >>> a, b = xs.ones((2, 3)), xs.ones((2, 3))
+    >>> with CountingArrays() as counter:
+    ...     c = a * b + 1.0                   # two computed arrays
+    ...     d = xs.reshape(c, (3, 2))         # a view
+    >>> counter.made
+    2
+    """
+
+    def __init__(self):
+        import array_api_strict
+
+        self.Array = type(array_api_strict.asarray(0.0))  # the class is not exported by name
+        self.new = self.Array.__dict__.get("_new")
+        if not isinstance(self.new, classmethod):
+            raise RuntimeError(f"array-api-strict {array_api_strict.__version__} makes its arrays differently; "
+                               f"cannot count them")
+        self.made = 0
+
+    def __enter__(self):
+        new = self.new.__func__
+
+        def counting(cls, *args, **kwargs):
+            out = new(cls, *args, **kwargs)
+            if out._array.flags.owndata and sys._getframe(1).f_code.co_name != "_promote_scalar":
+                self.made += 1
+            return out
+
+        self.Array._new = classmethod(counting)
+        return self
+
+    def __exit__(self, *exc):
+        self.Array._new = self.new
+
+
+def _count_ours(config: dict, batch: dict) -> dict | str:
+    """Arrays computed by one training step of ours, counted on array-api-strict (or why they cannot be)."""
+    try:
+        counter = CountingArrays()
+    except ImportError:
+        return "array-api-strict is not installed"
+    except RuntimeError as error:
+        return str(error)
+    with mt.backend.use("array_api_strict") as be:
+        previous, be.check_values = be.check_values, False  # as on CuPy: no looking at token ids
+        try:
+            ours = build_ours(config, batch)
+            ours["train_step"]()  # the first step creates Adam's moments: count the second, as every later one
+            with counter:
+                return _phases(ours, lambda: counter.made)
+        finally:
+            be.check_values = previous
+
+
+def _count_torch(torch, config: dict, batch: dict, model) -> dict:
+    """Operators that compute a tensor in one PyTorch training step (views and ``.item()`` left out)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    skip = {torch.ops.aten._local_scalar_dense}  # .item(): a copy to the host, not a computation
+
+    class Counting(TorchDispatchMode):
+        made = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not func.is_view and func.overloadpacket not in skip:
+                Counting.made += 1
+            return func(*args, **(kwargs or {}))
+
+    theirs = build_torch(torch, config, batch, model, device="cpu", foreach=True)  # foreach: as on a GPU
+    theirs["train_step"]()
+    with Counting():
+        return _phases(theirs, lambda: Counting.made)
+
+
+def count_operations(config: dict, torch=None) -> dict:
+    """Arrays computed by one training step, phase by phase, ours beside PyTorch's: about one GPU kernel each.
+
+    On a GPU every computed array is at least one kernel launch, and when the arrays are small the launches,
+    not the arithmetic, set the pace; so this count predicts how a step scales there. Views (reshape,
+    slice, transpose) are not counted. The count does not depend on the sizes, so it is taken on a
+    miniature of ``config`` (:data:`MINIATURE`, ``d_model`` = 2 per head), the same layers and heads:
+
+    - ours on the array-api-strict backend, whose Python-level arrays can be watched, without the
+      checks of token ids' values (off on CuPy, where they would make the host wait);
+    - PyTorch's by a ``TorchDispatchMode`` counting ATen operators, with the multi-tensor
+      (``foreach``) Adam it uses on a GPU.
+
+    Parameters
+    ----------
+    config : dict
+        Sizes as in :data:`MODELS`.
+    torch : module, optional
+        PyTorch, to count its step too.
+
+    Returns
+    -------
+    dict
+        ``{"ours": {"forward", "backward", "optimizer", "step"}, "torch": {...}}``; a side that could not be
+        counted holds the reason as a string instead.
+
+    Examples
+    --------
+    >>> counts = count_operations(MODELS["seed"])
+    >>> counts["ours"]["optimizer"] < 30      # Adam on all 19 parameters at once (one update, laid end to end)
+    True
+    """
+    mini = {**config, **MINIATURE, "d_model": 2 * config["heads"]}
+    batch = make_batch(mini)
+    ours = _count_ours(mini, batch)
+    theirs = "not requested"
+    if torch is not None:
+        with mt.backend.use("numpy"):
+            model = build_ours(mini, batch)["model"]
+        theirs = _count_torch(torch, mini, batch, model)
+    for side in (ours, theirs):
+        if isinstance(side, dict):
+            side["step"] = side["forward"] + side["backward"] + side["optimizer"]
+    return {"ours": ours, "torch": theirs}
 
 
 # ------------------------------------------------------------------ peak memory
@@ -890,6 +1045,7 @@ def run_model(name: str = "small", repeat: int = 5, use_torch: bool = True, conf
         "results": results,
         "ratios": ratios,
         "floor": floor,
+        "operations": count_operations(config, torch),
     }
     if memory and mt.backend.current().name != "cupy":  # tracemalloc sees host memory only: not measured on a GPU
         report["memory"] = {"mt_train_bytes": peak_memory_ours(ours["train_step"]),
@@ -952,6 +1108,7 @@ def format_model_table(report: dict) -> str:
         vs_torch = ratios.get(f"{kind}_vs_torch") if name.startswith("mt_") else (1.0 if ratios else None)
         vs_torch = "" if vs_torch is None else f"{vs_torch:.2f}"
         lines.append(f"{label:<34}{results[name]['ms']:>10.1f}{vs_torch:>11}{floor[f'{name}_x_floor']:>9.2f}")
+    lines += _format_operations(report.get("operations"))
     if "memory" in report:
         mem = report["memory"]
         lines += ["", f"peak memory of a training step, above its start: minitransformer "
@@ -965,6 +1122,25 @@ def format_model_table(report: dict) -> str:
         lines.append("the two give the same loss, before and after one Adam step: "
                      + ", ".join(f"{v:.5f}" for v in report["losses_agree"]))
     return "\n".join(lines)
+
+
+def _format_operations(counts: dict | None) -> list[str]:
+    """The lines of :func:`count_operations` in :func:`format_model_table`."""
+    if not counts:
+        return []
+
+    def side(c):
+        if isinstance(c, str):
+            return f"not counted ({c})"
+        return f"{c['step']} (forward {c['forward']}, backward {c['backward']}, Adam {c['optimizer']})"
+
+    lines = ["", "arrays computed per training step (about one GPU kernel each; views not counted):",
+             f"  minitransformer {side(counts['ours'])}"]
+    if counts["torch"] != "not requested":
+        lines.append(f"  PyTorch         {side(counts['torch'])}, with its multi-tensor Adam")
+        if isinstance(counts["ours"], dict) and isinstance(counts["torch"], dict):
+            lines[-1] += f"; ratio {counts['ours']['step'] / counts['torch']['step']:.2f}"
+    return lines
 
 
 # ------------------------------------------------------------------ sweep

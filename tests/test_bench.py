@@ -133,6 +133,11 @@ def test_bench_small_writes_json_with_every_figure(tmp_path, capsys, tiny):
     for name in names:
         assert bench.MODEL_LABELS[name] in text
     assert "BLAS floor" in text and str(path) in text
+    ours = report["operations"]["ours"]
+    assert set(ours) == {"forward", "backward", "optimizer", "step"} and all(_positive(v) for v in ours.values())
+    assert f"minitransformer {ours['step']} (forward {ours['forward']}" in text
+    if _has_torch():
+        assert all(_positive(v) for v in report["operations"]["torch"].values()) and "multi-tensor Adam" in text
 
 
 def test_bench_seed_without_torch_reports_the_library_alone(tmp_path, capsys, tiny, no_torch):
@@ -177,6 +182,38 @@ def test_bench_refuses_nonpositive_counts(flag, capsys, tiny):
 
 
 # ------------------------------------------------------------------ the measuring instruments
+# ------------------------------------------------------------------ arrays computed per step
+def test_counting_arrays_counts_computed_arrays_not_views_nor_promoted_numbers():
+    xs = pytest.importorskip("array_api_strict")
+    a, b = xs.ones((2, 3)), xs.ones((2, 3))
+    with bench.CountingArrays() as counter:
+        c = a * b + 1.0  # two kernels on a GPU: the 1.0 is an argument, not an array
+        xs.reshape(c, (3, 2))
+        c[0, :]
+        xs.matrix_transpose(c)
+        assert counter.made == 2
+        xs.sum(xs.exp(c), axis=-1)
+    assert counter.made == 4
+    a * b  # outside the block: not counted, and array-api-strict is itself again
+    assert counter.made == 4 and type(a).__dict__["_new"] is counter.new
+
+
+def test_adam_computes_as_many_arrays_for_one_layer_as_for_four():
+    pytest.importorskip("array_api_strict")
+    one, four = ({**TINY["small"], "num_layers": n} for n in (1, 4))
+    counts = [bench.count_operations(c)["ours"] for c in (one, four)]
+    assert counts[1]["forward"] > counts[0]["forward"] and counts[1]["backward"] > counts[0]["backward"]
+    # 3 x 12 more parameters, the same update: all of them laid end to end
+    assert counts[0]["optimizer"] == counts[1]["optimizer"] < 30
+    assert counts[0]["step"] == sum(counts[0][k] for k in ("forward", "backward", "optimizer"))
+
+
+def test_pytorch_operations_are_counted_with_its_multi_tensor_adam():
+    torch = pytest.importorskip("torch")
+    counts = bench.count_operations(TINY["seed"], torch)["torch"]
+    assert all(_positive(v) for v in counts.values()) and counts["optimizer"] < 30
+
+
 def test_peak_memory_ours_sees_a_temporary_array():
     size = 1_000_000  # float32: 4,000,000 bytes, freed before the step returns
 

@@ -203,6 +203,85 @@ def test_adam_paper_preset_matches_torch(rng):
 
 
 # ------------------------------------------------------------------ what a step does and does not do
+# ------------------------------------------------------------------ one update for all parameters, laid end to end
+END_TO_END = [
+    (SGD, dict(lr=0.05, momentum=0.8, weight_decay=0.1, nesterov=True)),
+    (Adam, dict(lr=0.02, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)),
+    (AdamW, dict(lr=0.02, weight_decay=0.3)),
+]
+
+
+def one_at_a_time(cls):
+    """The same optimizer with :meth:`update` applied to each parameter alone: the reference."""
+    return type(f"{cls.__name__}OneAtATime", (cls,), {"elementwise": False})
+
+
+@pytest.mark.parametrize("cls,config", END_TO_END, ids=lambda c: getattr(c, "__name__", ""))
+def test_one_update_laid_end_to_end_equals_one_update_per_parameter(cls, config, rng):
+    # four float64 parameters and a float32 one (dtypes never share an update); the second misses its
+    # gradient at step 2, so its step count falls behind the others' and it is updated on its own after
+    values = initial_values(rng) + [rng.normal(size=(2, 2)), rng.normal(size=(4,))]
+    grads = [[rng.normal(size=np.shape(v)) for v in values] for _ in range(STEPS)]
+    results = []
+    for make in (cls, one_at_a_time(cls)):
+        params = make_params(values[:-1]) + make_params(values[-1:], dtype="float32")
+        opt = make(params, **config)
+        for t in range(STEPS):
+            for i, (p, g) in enumerate(zip(params, grads[t])):
+                p.grad = None if (t == 2 and i == 1) else mt.tensor(np.asarray(g, dtype=p.dtype_name))
+            opt.step()
+        results.append(([p.numpy() for p in params], opt.state_dict()["state"]))
+    (laid, laid_state), (alone, alone_state) = results
+    for a, b in zip(laid, alone):  # the same arithmetic on every entry: equal to the last bit
+        np.testing.assert_array_equal(a, b)
+    assert laid_state.keys() == alone_state.keys()
+    for key in laid_state:
+        assert laid_state[key].keys() == alone_state[key].keys()
+        for name, value in laid_state[key].items():
+            np.testing.assert_array_equal(value, alone_state[key][name])
+            assert np.shape(value) == np.shape(alone_state[key][name])
+
+
+def test_step_updates_all_parameters_of_a_kind_at_once(rng):
+    shapes = []
+
+    class Watched(Adam):
+        def update(self, xp, theta, g, group, state):
+            shapes.append(tuple(theta.shape))
+            return super().update(xp, theta, g, group, state)
+
+    params = make_params(initial_values(rng))  # sizes 12, 5 and 1
+    opt = Watched(params, lr=0.1)
+    for _ in range(2):
+        for p in params:
+            p.grad = mt.ones_like(p)
+        opt.step()
+    assert shapes == [(18,), (18,)]  # one update per step, on the 18 entries laid end to end
+    for p in params:  # the parameters and their moments keep their own shapes
+        assert p.shape == opt.state[p]["m"].shape == opt.state[p]["v"].shape
+        assert opt.state[p]["step"] == 2
+    shapes.clear()
+    Watched.elementwise = False  # the reference path: one update per parameter
+    opt.step()
+    assert shapes == [(3, 4), (5,), ()]
+
+
+def test_an_update_that_is_not_elementwise_is_refused_laid_end_to_end(rng):
+    class Normed(SGD):  # says it is elementwise, but keeps a norm in its state
+        def update(self, xp, theta, g, group, state):
+            state["norm"] = xp.sqrt(xp.sum(g * g))
+            return theta - group["lr"] * g
+
+    params = make_params(initial_values(rng))
+    for p in params:
+        p.grad = mt.ones_like(p)
+    with pytest.raises(ValueError, match=r"Normed.update: state 'norm' has shape \(\) for 18 parameter entries.*"
+                                         r"elementwise = False"):
+        Normed(params, lr=0.1).step()
+    Normed.elementwise = False
+    Normed(params, lr=0.1).step()  # one parameter at a time, it works
+
+
 @pytest.mark.parametrize("make", [lambda p: SGD(p, lr=0.1, momentum=0.9), lambda p: Adam(p), lambda p: AdamW(p)])
 def test_step_keeps_dtype_backend_and_builds_no_graph(make, rng):
     params = make_params(initial_values(rng), dtype="float32")

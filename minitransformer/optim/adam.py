@@ -60,6 +60,7 @@ class Adam(Optimizer):
     array([ 0.9, -1.9], dtype=float32)
     """
 
+    elementwise = True  # every entry on its own: step updates all parameters laid end to end
     decoupled_weight_decay = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,

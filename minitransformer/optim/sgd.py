@@ -46,6 +46,8 @@ class SGD(Optimizer):
     array([ 0.8, -1.6], dtype=float32)
     """
 
+    elementwise = True  # every entry on its own: step updates all parameters laid end to end
+
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "nesterov": nesterov}
         super().__init__(params, defaults)
