@@ -42,6 +42,8 @@ __all__ = [
 
 #: dtype of parameters and activations unless asked otherwise (float64 is for gradient checks)
 DEFAULT_FLOAT = "float32"
+#: set to 1 to run softmax and layer norm as CUDA kernels on CuPy (see Backend.kernels)
+KERNELS_VARIABLE = "MINITRANSFORMER_KERNELS"
 
 _ALIASES = {
     "numpy": "numpy",
@@ -105,6 +107,10 @@ class Backend:
         #: out of range). Reading values makes the host wait for the device, so it is off on a GPU, where
         #: a training step makes no host synchronisation; turn it on there to debug.
         self.check_values = name != "cupy"
+        #: CUDA kernels for softmax and layer norm (a :class:`~minitransformer.kernels.RowKernels`), used by
+        #: :mod:`~minitransformer.autograd.fused` in place of the array formulas; None runs the formulas.
+        #: On CuPy with ``MINITRANSFORMER_KERNELS=1``; off by default until a GPU run has checked them.
+        self.kernels = None
         self.manual_seed(0)
 
     def __repr__(self) -> str:
@@ -426,7 +432,12 @@ def _make(name: str) -> Backend:
             ) from e
         if count == 0:
             raise BackendError("backend 'cupy': CuPy is installed but no GPU is visible (check CUDA_VISIBLE_DEVICES)")
-        return Backend("cupy", xp, cupy)
+        be = Backend("cupy", xp, cupy)
+        if os.environ.get(KERNELS_VARIABLE) == "1":
+            from .kernels import RowKernels
+
+            be.kernels = RowKernels(cupy)
+        return be
     raise BackendError(f"unknown backend {name!r}; choose one of 'numpy', 'cupy', 'array_api_strict'")
 
 

@@ -150,6 +150,32 @@ def test_missing_cupy_says_how_to_install(monkeypatch):
     assert "cupy" not in mt.backend.available()
 
 
+@pytest.mark.single_backend
+@pytest.mark.parametrize("setting", [None, "0", "1"])
+def test_cuda_kernels_are_used_on_cupy_only_when_asked_for(setting, monkeypatch):
+    """MINITRANSFORMER_KERNELS=1 gives the CuPy backend its kernels (a stand-in CuPy with one GPU here)."""
+    import types
+
+    import array_api_compat.numpy
+
+    from minitransformer.kernels import RowKernels
+
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1)))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(sys.modules, "array_api_compat.cupy", array_api_compat.numpy)
+    if setting is None:
+        monkeypatch.delenv("MINITRANSFORMER_KERNELS", raising=False)
+    else:
+        monkeypatch.setenv("MINITRANSFORMER_KERNELS", setting)
+    gpu = mt.backend._make("cupy")
+    assert gpu.name == "cupy" and gpu.native is fake
+    if setting == "1":
+        assert isinstance(gpu.kernels, RowKernels) and gpu.kernels.cupy is fake
+    else:
+        assert gpu.kernels is None
+    assert mt.backend.get("numpy").kernels is None and mt.backend.get("array_api_strict").kernels is None
+
+
 def test_backend_repr_and_namespace(backend):
     assert repr(backend) == f"Backend({backend.name!r})"
     namespace = {"numpy": "array_api_compat.numpy", "array_api_strict": "array_api_strict",

@@ -317,6 +317,9 @@ def test_the_gpu_line_says_where_both_ran_and_whether_tf32_was_used(tiny):
         bench.format_model_table(report))
     report["machine"]["tf32"] = True
     assert "on (CUPY_TF32=1)" in bench.format_model_table(report)
+    assert "softmax and layer norm as array operations" in bench.format_model_table(report)
+    report["machine"]["kernels"] = True
+    assert "softmax and layer norm as CUDA kernels (MINITRANSFORMER_KERNELS=1)" in bench.format_model_table(report)
 
 
 def test_tf32_follows_cupys_variable(monkeypatch):

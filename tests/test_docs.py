@@ -29,7 +29,7 @@ pytestmark = pytest.mark.single_backend
 PUBLIC = [
     "minitransformer", "minitransformer.backend", "minitransformer.autograd", "minitransformer.functional",
     "minitransformer.nn", "minitransformer.optim", "minitransformer.data", "minitransformer.train",
-    "minitransformer.viz", "minitransformer.worked_examples", "minitransformer.assignments",
+    "minitransformer.viz", "minitransformer.worked_examples", "minitransformer.assignments", "minitransformer.kernels",
 ]
 #: the pages a reader is promised (a renamed page breaks links from outside)
 PAGES = [

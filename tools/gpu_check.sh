@@ -10,7 +10,8 @@
 # outputs and gradients for the same weights), train (the reverse task to its accuracy target),
 # bench (per-operation overhead), models (training steps of the SEED and the large configuration
 # beside the same model in PyTorch CUDA eager, float32), models-tf32 (the same with TF32 products in
-# both libraries, CUPY_TF32=1).
+# both libraries, CUPY_TF32=1), models-kernels (float32 again, with softmax and layer norm as the CUDA
+# kernels of minitransformer/kernels.py, MINITRANSFORMER_KERNELS=1; the tests step checks them first).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check-output}
@@ -21,7 +22,7 @@ if ! python3 -c "import array_api_compat" 2>/dev/null && ls .whl/*.whl >/dev/nul
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/mt-site .whl/*.whl
   export PYTHONPATH="$PYTHONPATH:/tmp/mt-site"
 fi
-STEPS=${STEPS:-"info tests equivalence train bench models models-tf32"}
+STEPS=${STEPS:-"info tests equivalence train bench models models-tf32 models-kernels"}
 summary=""
 failed=0
 
@@ -51,6 +52,7 @@ python3 -m minitransformer bench seed --repeat 5 --json "$0/bench-seed$1.json" &
 python3 -m minitransformer bench large --repeat 3 --json "$0/bench-large$1.json"'
 step models 120 bash -c "$MODELS" "$OUT" ""
 step models-tf32 120 env CUPY_TF32=1 bash -c "$MODELS" "$OUT" "-tf32"
+step models-kernels 120 env MINITRANSFORMER_KERNELS=1 bash -c "$MODELS" "$OUT" "-kernels"
 
 printf '\n=== summary\n%b' "$summary"
 exit $failed

@@ -25,6 +25,12 @@ class Optimizer:
     with a gradient :math:`g`, elementwise on arrays of the parameter's shape. Subclasses set
     ``defaults``, check hyperparameters in :meth:`check_group` and write the update in :meth:`update`.
 
+    A subclass whose update treats every entry on its own (Adam, SGD) sets ``elementwise = True``;
+    then :meth:`step` lays the parameters of one backend, dtype and state end to end,
+    :math:`\theta = [\theta_1; \ldots; \theta_n]`, and calls :meth:`update` once for all of them: the same
+    numbers, one array operation per term of the formula instead of one per term and parameter
+    (on a GPU, a few dozen kernel launches a step instead of thousands; PyTorch's ``foreach`` path).
+
     Parameters
     ----------
     params : iterable of Tensor, or iterable of dict

@@ -1,0 +1,228 @@
+r"""CUDA kernels for the GPU: softmax and layer norm over rows, one kernel each way.
+
+On CuPy each formula of :mod:`minitransformer.autograd.fused` launches one kernel per array
+operation: softmax's forward five (max, subtract, exp, sum, divide), layer norm's about eight, and
+each reads and writes the whole array again. Here each direction of each is **one** kernel. A
+thread block takes one row (the last axis): its threads stride over the row, reduce it in shared
+memory (a sum or a max, in :math:`\log_2` of the block's size steps), and write the result. The
+formulas are the ones of :mod:`~minitransformer.autograd.fused`, in the same order of operations:
+
+- softmax: :math:`y_i = e^{x_i - m} / \sum_j e^{x_j - m}`, :math:`m = \max_j x_j`; backward
+  :math:`\bar x_i = \bar y_i y_i - y_i \sum_j \bar y_j y_j`;
+- layer norm: :math:`\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}`, :math:`y = \gamma \hat x + \beta`;
+  backward :math:`\bar x = (\bar g - \langle \bar g \rangle - \hat x \langle \bar g \hat x \rangle)
+  / \sqrt{\sigma^2 + \epsilon}` with :math:`\bar g = \gamma \bar y` (:math:`\bar\gamma` and
+  :math:`\bar\beta` are column sums, left to the array library).
+
+The array-API formulas stay the reference on every backend; ``tests/test_kernels.py`` compiles this
+source with ``nvcc`` where it is installed, runs it on the CPU under an emulation of CUDA's blocks,
+threads and barriers, and, on a GPU, checks it against the formulas.
+
+They are used on CuPy when ``MINITRANSFORMER_KERNELS=1`` is set (or ``backend.kernels`` is given
+a :class:`RowKernels`): off by default until a run on a GPU has checked them there.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RowKernels", "SOURCE", "C_TYPES", "block_size"]
+
+#: the CUDA C++ source, compiled once per dtype with ``{T}`` replaced by the C type
+SOURCE = r"""
+typedef {T} T;
+
+// the sum over the block of each thread's v; every thread gets it (blockDim.x is a power of two)
+__device__ T block_sum(T v, T* s) {
+    s[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned int k = blockDim.x / 2; k > 0; k >>= 1) {
+        if (threadIdx.x < k) s[threadIdx.x] += s[threadIdx.x + k];
+        __syncthreads();
+    }
+    T total = s[0];
+    __syncthreads();  // s is reused by the next reduction
+    return total;
+}
+
+// the max over the block of each thread's v
+__device__ T block_max(T v, T* s) {
+    s[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned int k = blockDim.x / 2; k > 0; k >>= 1) {
+        if (threadIdx.x < k && s[threadIdx.x + k] > s[threadIdx.x]) s[threadIdx.x] = s[threadIdx.x + k];
+        __syncthreads();
+    }
+    T m = s[0];
+    __syncthreads();
+    return m;
+}
+
+// y = exp(x - m) / sum_j exp(x_j - m), m = max_j x_j; block r takes row r (n entries)
+extern "C" __global__ void softmax_forward(const T* x, T* y, long long n) {
+    extern __shared__ T s[];
+    const T* xr = x + (long long)blockIdx.x * n;
+    T* yr = y + (long long)blockIdx.x * n;
+    T m = xr[0];
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) m = xr[i] > m ? xr[i] : m;
+    m = block_max(m, s);
+    T total = 0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) {
+        T e = exp(xr[i] - m);
+        yr[i] = e;
+        total += e;
+    }
+    total = block_sum(total, s);
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) yr[i] /= total;  // each thread its own entries
+}
+
+// xbar = ybar y - y sum_j ybar_j y_j
+extern "C" __global__ void softmax_backward(const T* grad, const T* y, T* grad_x, long long n) {
+    extern __shared__ T s[];
+    long long row = (long long)blockIdx.x * n;
+    T dot = 0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) dot += grad[row + i] * y[row + i];
+    dot = block_sum(dot, s);
+    for (long long i = threadIdx.x; i < n; i += blockDim.x)
+        grad_x[row + i] = grad[row + i] * y[row + i] - y[row + i] * dot;
+}
+
+// x_hat = (x - mu) / sqrt(var + eps), y = gamma x_hat + beta; keeps x_hat and 1 / sqrt(var + eps) per row
+extern "C" __global__ void layer_norm_forward(const T* x, const T* gamma, const T* beta, T* y, T* x_hat,
+                                              T* inv_std, long long d, T eps, int has_gamma, int has_beta) {
+    extern __shared__ T s[];
+    long long row = (long long)blockIdx.x * d;
+    T total = 0;
+    for (long long i = threadIdx.x; i < d; i += blockDim.x) total += x[row + i];
+    T mu = block_sum(total, s) / (T)d;
+    T squares = 0;
+    for (long long i = threadIdx.x; i < d; i += blockDim.x) {
+        T c = x[row + i] - mu;
+        squares += c * c;
+    }
+    T std = sqrt(block_sum(squares, s) / (T)d + eps);
+    for (long long i = threadIdx.x; i < d; i += blockDim.x) {
+        T h = (x[row + i] - mu) / std;
+        x_hat[row + i] = h;
+        T out = has_gamma ? h * gamma[i] : h;
+        y[row + i] = has_beta ? out + beta[i] : out;
+    }
+    if (threadIdx.x == 0) inv_std[blockIdx.x] = (T)1 / std;
+}
+
+// xbar = ((g - <g>) - x_hat <g x_hat>) / sqrt(var + eps), g = gamma ybar, <.> the mean over the row
+extern "C" __global__ void layer_norm_backward(const T* grad, const T* x_hat, const T* gamma, const T* inv_std,
+                                               T* grad_x, long long d, int has_gamma) {
+    extern __shared__ T s[];
+    long long row = (long long)blockIdx.x * d;
+    T sum_g = 0, sum_gh = 0;
+    for (long long i = threadIdx.x; i < d; i += blockDim.x) {
+        T g = has_gamma ? grad[row + i] * gamma[i] : grad[row + i];
+        sum_g += g;
+        sum_gh += g * x_hat[row + i];
+    }
+    T mean_g = block_sum(sum_g, s) / (T)d;
+    T mean_gh = block_sum(sum_gh, s) / (T)d;
+    for (long long i = threadIdx.x; i < d; i += blockDim.x) {
+        T g = has_gamma ? grad[row + i] * gamma[i] : grad[row + i];
+        grad_x[row + i] = ((g - mean_g) - x_hat[row + i] * mean_gh) * inv_std[blockIdx.x];
+    }
+}
+"""
+
+#: the C type of each dtype the kernels take
+C_TYPES = {"float32": "float", "float64": "double"}
+#: threads per block, at most: a row longer than this is strided over
+MAX_BLOCK = 256
+
+
+def block_size(n: int) -> int:
+    """Threads for a row of ``n``: the power of two at or above ``n``, from 32 (a warp) to :data:`MAX_BLOCK`.
+
+    Examples
+    --------
+    >>> [block_size(n) for n in (1, 32, 33, 100, 512, 100_000)]
+    [32, 32, 64, 128, 256, 256]
+    """
+    return min(MAX_BLOCK, max(32, 1 << (int(n) - 1).bit_length()))
+
+
+class RowKernels:
+    """The kernels of :data:`SOURCE` on CuPy, compiled per dtype on first use (``cupy.RawModule``).
+
+    Each method takes and returns CuPy arrays; rows are the last axis. :meth:`fits` says which
+    arrays they take: float32 or float64, reduced over the last axis, not empty.
+
+    Parameters
+    ----------
+    cupy : module
+        The ``cupy`` module.
+
+    Examples
+    --------
+    Needs a GPU (``tests/test_kernels.py`` runs it there):
+
+    >>> import cupy  # doctest: +SKIP
+    >>> kernels = RowKernels(cupy)  # doctest: +SKIP
+    >>> kernels.softmax_forward(cupy.asarray([[1.0, 2.0, 3.0]])).round(4)  # doctest: +SKIP
+    array([[0.09  , 0.2447, 0.6652]])
+    """
+
+    def __init__(self, cupy):
+        self.cupy = cupy
+        self._modules: dict[str, object] = {}
+
+    def fits(self, x, axis: int = -1) -> bool:
+        """Whether the kernels take ``x`` reduced along ``axis``."""
+        return x.dtype.name in C_TYPES and axis in (-1, x.ndim - 1) and x.size > 0
+
+    def _launch(self, name: str, x, args: tuple) -> None:
+        """Run kernel ``name`` for ``x``'s dtype: one block per row of ``x``'s last axis."""
+        key = x.dtype.name
+        if key not in self._modules:
+            self._modules[key] = self.cupy.RawModule(code=SOURCE.replace("{T}", C_TYPES[key]))
+        n = x.shape[-1]
+        block = block_size(n)
+        self._modules[key].get_function(name)((x.size // n,), (block,), args, shared_mem=block * x.itemsize)
+
+    def _rows(self, a):
+        return self.cupy.ascontiguousarray(a)
+
+    def _scalar(self, x, value):
+        return x.dtype.type(value)  # passed to the kernel as exactly T
+
+    def softmax_forward(self, x):
+        """Softmax along the last axis: ``(..., n)`` -> ``(..., n)``."""
+        x = self._rows(x)
+        y = self.cupy.empty_like(x)
+        self._launch("softmax_forward", x, (x, y, self.cupy.int64(x.shape[-1])))
+        return y
+
+    def softmax_backward(self, grad, y):
+        r""":math:`\bar x` from :math:`\bar y` ``grad`` and the softmax ``y``, both ``(..., n)``."""
+        grad, y = self._rows(grad), self._rows(y)
+        grad_x = self.cupy.empty_like(y)
+        self._launch("softmax_backward", y, (grad, y, grad_x, self.cupy.int64(y.shape[-1])))
+        return grad_x
+
+    def layer_norm_forward(self, x, gamma, beta, eps: float):
+        r"""``(y, x_hat, inv_std)``: ``y``, :math:`\hat x` ``(..., d)``; :math:`1/\sqrt{\sigma^2+\epsilon}` ``(..., 1)``
+
+        ``gamma`` and ``beta`` ``(d,)`` may be None.
+        """
+        x = self._rows(x)
+        y, x_hat = self.cupy.empty_like(x), self.cupy.empty_like(x)
+        inv_std = self.cupy.empty((*x.shape[:-1], 1), dtype=x.dtype)
+        gamma_ = x if gamma is None else self._rows(gamma)  # (an unread stand-in when absent)
+        beta_ = x if beta is None else self._rows(beta)
+        self._launch("layer_norm_forward", x, (x, gamma_, beta_, y, x_hat, inv_std, self.cupy.int64(x.shape[-1]),
+                                               self._scalar(x, eps), self.cupy.int32(gamma is not None),
+                                               self.cupy.int32(beta is not None)))
+        return y, x_hat, inv_std
+
+    def layer_norm_backward(self, grad, x_hat, gamma, inv_std):
+        r""":math:`\bar x` ``(..., d)`` from :math:`\bar y`, :math:`\hat x`, :math:`\gamma` (or None), ``inv_std``."""
+        grad, x_hat = self._rows(grad), self._rows(x_hat)
+        grad_x = self.cupy.empty_like(x_hat)
+        gamma_ = x_hat if gamma is None else self._rows(gamma)
+        d, has_gamma = self.cupy.int64(x_hat.shape[-1]), self.cupy.int32(gamma is not None)
+        self._launch("layer_norm_backward", x_hat, (grad, x_hat, gamma_, self._rows(inv_std), grad_x, d, has_gamma))
+        return grad_x

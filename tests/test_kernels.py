@@ -1,0 +1,266 @@
+"""The CUDA kernels of ``minitransformer.kernels`` against the formulas they replace.
+
+Three ways, so that they are checked even where no GPU is:
+
+- **compiled** with ``nvcc`` (where installed) for float32 and float64, as CuPy would compile them;
+- **run on the CPU** under an emulation of CUDA: the same source compiled by ``g++`` after a
+  prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim`` and ``__syncthreads()``, each block
+  run as ``blockDim.x`` real threads that meet at a ``std::barrier``. ``RowKernels``' own Python
+  (shapes, contiguity, arguments) drives it, with NumPy standing in for CuPy, and the library's
+  Functions use it as the numpy backend's kernels: values and gradients must match the formulas;
+- **on a GPU** (CuPy), the real kernels against the formulas, float32 under 1e-5, float64 under 1e-12.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+import minitransformer.functional as F
+from minitransformer import kernels as K
+from minitransformer.autograd.fused import LayerNorm, Softmax
+
+pytestmark = pytest.mark.single_backend
+
+TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+SHAPES = [(3, 1), (2, 5), (4, 100), (2, 3, 300)]  # rows of one, of a few, and longer than a block (strided)
+
+PRELUDE = r"""
+#include <math.h>
+#include <barrier>
+#include <thread>
+#include <vector>
+struct dim3 { unsigned int x = 1, y = 1, z = 1; };
+static thread_local dim3 threadIdx;
+static dim3 blockIdx, blockDim;  // one block runs at a time: its threads share these
+static std::barrier<>* block_barrier;
+static void __syncthreads() { block_barrier->arrive_and_wait(); }
+#define __global__
+#define __device__
+#define __shared__
+"""
+
+RUNNERS = r"""
+T s[1024];  // the block's shared memory (extern __shared__ T s[] in each kernel)
+
+template <class Kernel>
+static void launch(long long grid, unsigned int block, Kernel kernel) {
+    blockDim.x = block;
+    for (long long b = 0; b < grid; ++b) {
+        blockIdx.x = (unsigned int)b;
+        std::barrier<> barrier((std::ptrdiff_t)block);
+        block_barrier = &barrier;
+        std::vector<std::thread> threads;
+        for (unsigned int t = 0; t < block; ++t) threads.emplace_back([=] { threadIdx.x = t; kernel(); });
+        for (auto& thread : threads) thread.join();
+    }
+}
+
+extern "C" void run_softmax_forward(long long grid, unsigned int block, const T* x, T* y, long long n) {
+    launch(grid, block, [=] { softmax_forward(x, y, n); });
+}
+extern "C" void run_softmax_backward(long long grid, unsigned int block, const T* g, const T* y, T* gx,
+                                     long long n) {
+    launch(grid, block, [=] { softmax_backward(g, y, gx, n); });
+}
+extern "C" void run_layer_norm_forward(long long grid, unsigned int block, const T* x, const T* gamma,
+                                       const T* beta, T* y, T* x_hat, T* inv_std, long long d, T eps,
+                                       int has_gamma, int has_beta) {
+    launch(grid, block, [=] { layer_norm_forward(x, gamma, beta, y, x_hat, inv_std, d, eps, has_gamma, has_beta); });
+}
+extern "C" void run_layer_norm_backward(long long grid, unsigned int block, const T* g, const T* x_hat,
+                                        const T* gamma, const T* inv_std, T* gx, long long d, int has_gamma) {
+    launch(grid, block, [=] { layer_norm_backward(g, x_hat, gamma, inv_std, gx, d, has_gamma); });
+}
+"""
+
+C_ARGS = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.float32: ctypes.c_float, np.float64: ctypes.c_double}
+
+
+class EmulatedKernels(K.RowKernels):
+    """``RowKernels`` with NumPy for CuPy, and each launch run by the emulated CUDA library of its dtype."""
+
+    def __init__(self, libraries: dict):
+        super().__init__(np)
+        self.libraries = libraries
+        self.launches = []
+
+    def _launch(self, name, x, args):
+        n = x.shape[-1]
+        self.launches.append(name)
+        c_args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else C_ARGS[type(a)](a) for a in args]
+        run = getattr(self.libraries[x.dtype.name], f"run_{name}")
+        run(ctypes.c_longlong(x.size // n), ctypes.c_uint(K.block_size(n)), *c_args)
+
+
+@pytest.fixture(scope="module")
+def emulated(tmp_path_factory):
+    """The kernels, compiled by g++ for the CPU under the emulation, for float32 and float64."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed: the CPU emulation of the CUDA kernels needs it")
+    libraries = {}
+    for dtype, c_type in K.C_TYPES.items():
+        folder = tmp_path_factory.mktemp(f"kernels-{dtype}")
+        source = folder / "kernels.cpp"
+        source.write_text(PRELUDE + K.SOURCE.replace("{T}", c_type) + RUNNERS)
+        library = folder / "kernels.so"
+        done = subprocess.run(["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", str(source), "-o",
+                               str(library)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        libraries[dtype] = ctypes.CDLL(str(library))
+    return EmulatedKernels(libraries)
+
+
+def rel_err(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+# ------------------------------------------------------------------ compiled as CUDA
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+def test_the_source_compiles_with_nvcc(dtype, tmp_path):
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    source = tmp_path / "kernels.cu"
+    source.write_text(K.SOURCE.replace("{T}", K.C_TYPES[dtype]))
+    done = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", str(source), "-o", str(tmp_path / "kernels.ptx")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    ptx = (tmp_path / "kernels.ptx").read_text()
+    for name in ("softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward"):
+        assert f".entry {name}(" in ptx  # extern "C": the names CuPy's get_function asks for
+
+
+def test_block_size_is_a_power_of_two_from_a_warp_to_the_maximum():
+    for n in range(1, 2000, 7):
+        b = K.block_size(n)
+        assert b & (b - 1) == 0 and 32 <= b <= K.MAX_BLOCK and (b >= n or b == K.MAX_BLOCK)
+
+
+# ------------------------------------------------------------------ run on the CPU, emulated
+def _formulas(kernels, fn):
+    """``fn()`` run with the numpy backend's kernels set to ``kernels`` (None: the array formulas)."""
+    be = mt.backend.get("numpy")
+    previous, be.kernels = be.kernels, kernels
+    try:
+        return fn()
+    finally:
+        be.kernels = previous
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_emulated_softmax_matches_the_formula(emulated, shape, dtype, rng):
+    x = rng.normal(scale=3.0, size=shape).astype(dtype)
+    x[..., 0] = 1e4  # a large entry: the max is subtracted first
+    grad = rng.normal(size=shape).astype(dtype)
+
+    def run():
+        t = mt.tensor(x, requires_grad=True)
+        y = Softmax.apply(t, axis=-1)
+        y.backward(mt.tensor(grad))
+        return y.numpy(), t.grad.numpy()
+
+    emulated.launches.clear()
+    (y_k, g_k), (y_f, g_f) = _formulas(emulated, run), _formulas(None, run)
+    assert emulated.launches == ["softmax_forward", "softmax_backward"]
+    assert y_k.dtype == np.dtype(dtype) and y_k.shape == shape
+    assert rel_err(y_k, y_f) < TOLERANCE[dtype] and rel_err(g_k, g_f) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("shape", [(3, 1), (2, 7), (2, 3, 300)], ids=str)
+@pytest.mark.parametrize("affine", [True, False], ids=["gamma-beta", "plain"])
+def test_emulated_layer_norm_matches_the_formula(emulated, shape, dtype, affine, rng):
+    x = (rng.normal(size=shape) * 4 + 2).astype(dtype)
+    grad = rng.normal(size=shape).astype(dtype)
+    d = shape[-1]
+    gamma, beta = rng.normal(size=d).astype(dtype), rng.normal(size=d).astype(dtype)
+
+    def run():
+        t = mt.tensor(x, requires_grad=True)
+        g = mt.tensor(gamma, requires_grad=True) if affine else None
+        b = mt.tensor(beta, requires_grad=True) if affine else None
+        y = LayerNorm.apply(t, g, b, eps=1e-5)
+        y.backward(mt.tensor(grad))
+        grads = [t.grad.numpy()] + ([g.grad.numpy(), b.grad.numpy()] if affine else [])
+        return [y.numpy(), *grads]
+
+    emulated.launches.clear()
+    with_kernels, formulas = _formulas(emulated, run), _formulas(None, run)
+    assert emulated.launches == ["layer_norm_forward", "layer_norm_backward"]
+    for k, f in zip(with_kernels, formulas):
+        assert k.dtype == np.dtype(dtype) and k.shape == f.shape
+        assert rel_err(k, f) < TOLERANCE[dtype]
+
+
+def test_emulated_kernels_take_only_the_last_axis_of_floats(emulated, rng):
+    emulated.launches.clear()
+    x = mt.tensor(rng.normal(size=(3, 4)))
+    _formulas(emulated, lambda: (F.softmax(x, axis=0), F.softmax(x.to("float16"), axis=-1)))
+    assert emulated.launches == []  # neither fits: the formula ran
+    _formulas(emulated, lambda: F.softmax(x, axis=1))
+    assert emulated.launches == ["softmax_forward"]
+
+
+def test_a_training_step_with_emulated_kernels_matches_the_formulas(emulated):
+    from minitransformer import bench
+
+    tiny = {"kind": "lm", "vocab": 11, "d_model": 8, "heads": 2, "num_layers": 2, "d_ff": 16, "seq": 5, "batch": 2}
+    batch = bench.make_batch(tiny)
+
+    def losses():
+        step = bench.build_ours(tiny, batch)["train_step"]
+        return [step().item() for _ in range(3)]
+
+    emulated.launches.clear()
+    with_kernels, formulas = _formulas(emulated, losses), _formulas(None, losses)
+    assert {"softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward"} <= set(
+        emulated.launches)
+    np.testing.assert_allclose(with_kernels, formulas, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ on a GPU
+def _cupy():
+    if "cupy" not in mt.backend.available():
+        pytest.skip("needs CuPy and a GPU")
+    import cupy
+
+    return cupy
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("shape", SHAPES + [(8, 1024)], ids=str)
+def test_gpu_kernels_match_the_formulas(shape, dtype, rng):
+    cupy = _cupy()
+    kernels = K.RowKernels(cupy)
+    be = mt.backend.get("cupy")
+    x = rng.normal(scale=3.0, size=shape).astype(dtype)
+    grad = rng.normal(size=shape).astype(dtype)
+    gamma, beta = rng.normal(size=shape[-1]).astype(dtype), rng.normal(size=shape[-1]).astype(dtype)
+
+    def run():
+        with mt.backend.use("cupy"):
+            t = mt.tensor(x, requires_grad=True)
+            y = Softmax.apply(t, axis=-1)
+            y.backward(mt.tensor(grad))
+            u = mt.tensor(x, requires_grad=True)
+            g, b = mt.tensor(gamma, requires_grad=True), mt.tensor(beta, requires_grad=True)
+            z = LayerNorm.apply(u, g, b, eps=1e-5)
+            z.backward(mt.tensor(grad))
+            return [a.numpy() for a in (y, t.grad, z, u.grad, g.grad, b.grad)]
+
+    previous, be.kernels = be.kernels, kernels
+    try:
+        with_kernels = run()
+    finally:
+        be.kernels = None
+    formulas = run()
+    be.kernels = previous
+    for k, f in zip(with_kernels, formulas):
+        assert rel_err(k, f) < TOLERANCE[dtype]
