@@ -107,10 +107,7 @@ class Backend:
         #: out of range). Reading values makes the host wait for the device, so it is off on a GPU, where
         #: a training step makes no host synchronisation; turn it on there to debug.
         self.check_values = name != "cupy"
-        #: CUDA kernels for softmax and layer norm (a :class:`~minitransformer.kernels.RowKernels`), used by
-        #: :mod:`~minitransformer.autograd.fused` in place of the array formulas; None runs the formulas.
-        #: On CuPy with ``MINITRANSFORMER_KERNELS=1``; off by default until a GPU run has checked them.
-        self.kernels = None
+        self._kernels = None
         self.manual_seed(0)
 
     def __repr__(self) -> str:
@@ -157,6 +154,21 @@ class Backend:
             return array.get()
         return np.from_dlpack(array)
 
+    @property
+    def kernels(self):
+        """CUDA kernels (a :class:`~minitransformer.kernels.RowKernels`) for softmax, layer norm and the random
+        numbers, used in place of their array formulas; None (the default) runs the formulas.
+
+        Set on CuPy by ``MINITRANSFORMER_KERNELS=1``; off by default until a GPU run has checked them.
+        """
+        return self._kernels
+
+    @kernels.setter
+    def kernels(self, kernels) -> None:
+        self._kernels = kernels
+        if isinstance(self._rng, CounterRNG):
+            self._rng.kernels = kernels
+
     # ----------------------------------------------------------------- random numbers
     def manual_seed(self, seed: int) -> None:
         """Restart this backend's random numbers from ``seed`` (reproducible runs).
@@ -166,7 +178,7 @@ class Backend:
         """
         self._seed = int(seed)
         if self.name == "cupy":
-            self._rng = CounterRNG(self.xp, self._seed)
+            self._rng = CounterRNG(self.xp, self._seed, kernels=self._kernels)
         else:
             self._rng = np.random.default_rng(self._seed)
 
@@ -300,8 +312,10 @@ class CounterRNG:
     GOLDEN, M1, M2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
     MASK = 2**64 - 1
 
-    def __init__(self, xp, seed: int = 0):
+    def __init__(self, xp, seed: int = 0, kernels=None):
         self.xp = xp
+        #: a :class:`~minitransformer.kernels.RowKernels` draws the uniforms in one CUDA kernel; None: array operations
+        self.kernels = kernels
         self.state = {"bit_generator": "CounterRNG", "seed": seed, "counter": 0}
 
     @classmethod
@@ -345,7 +359,11 @@ class CounterRNG:
         """Uniform float64 in [0, 1), shape ``size``: the top 53 bits of each word over :math:`2^{53}`."""
         shape = (size,) if isinstance(size, int) else tuple(size)
         n = math.prod(shape)
-        u = self.xp.astype(self.bits(n) >> 11, self.xp.float64) * (1.0 / 2**53)
+        if self.kernels is not None:  # the same numbers, in one kernel (minitransformer.kernels)
+            u = self.kernels.counter_uniform(n, self.counter + 1, self.key)
+            self.counter += n
+        else:
+            u = self.xp.astype(self.bits(n) >> 11, self.xp.float64) * (1.0 / 2**53)
         return self.xp.reshape(u, shape)
 
     def uniform(self, low=0.0, high=1.0, size=()):

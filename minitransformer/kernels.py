@@ -1,4 +1,4 @@
-r"""CUDA kernels for the GPU: softmax and layer norm over rows, one kernel each way.
+r"""CUDA kernels for the GPU: softmax and layer norm over rows, one kernel each way; the GPU's random numbers.
 
 On CuPy each formula of :mod:`minitransformer.autograd.fused` launches one kernel per array
 operation: softmax's forward five (max, subtract, exp, sum, divide), layer norm's about eight, and
@@ -12,7 +12,9 @@ formulas are the ones of :mod:`~minitransformer.autograd.fused`, in the same ord
 - layer norm: :math:`\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}`, :math:`y = \gamma \hat x + \beta`;
   backward :math:`\bar x = (\bar g - \langle \bar g \rangle - \hat x \langle \bar g \hat x \rangle)
   / \sqrt{\sigma^2 + \epsilon}` with :math:`\bar g = \gamma \bar y` (:math:`\bar\gamma` and
-  :math:`\bar\beta` are column sums, left to the array library).
+  :math:`\bar\beta` are column sums, left to the array library);
+- the uniforms of :class:`~minitransformer.backend.CounterRNG` (dropout's masks, initial weights):
+  SplitMix64 on a counter, one kernel instead of fifteen array operations on 64-bit words.
 
 The array-API formulas stay the reference on every backend; ``tests/test_kernels.py`` compiles this
 source with ``nvcc`` where it is installed, runs it on the CPU under an emulation of CUDA's blocks,
@@ -126,12 +128,28 @@ extern "C" __global__ void layer_norm_backward(const T* grad, const T* x_hat, co
         grad_x[row + i] = ((g - mean_g) - x_hat[row + i] * mean_gh) * inv_std[blockIdx.x];
     }
 }
+
+// CounterRNG's uniforms (minitransformer.backend.CounterRNG.random): u_i = (mix(key + (start + i) g) >> 11) / 2^53
+// with SplitMix64's finaliser mix, all modulo 2^64; a grid-stride loop, each thread its own entries
+extern "C" __global__ void counter_uniform(double* u, long long n, unsigned long long start,
+                                           unsigned long long key) {
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        unsigned long long z = (start + (unsigned long long)i) * 0x9E3779B97F4A7C15ULL + key;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        u[i] = (double)(z >> 11) * (1.0 / 9007199254740992.0);
+    }
+}
 """
 
 #: the C type of each dtype the kernels take
 C_TYPES = {"float32": "float", "float64": "double"}
 #: threads per block, at most: a row longer than this is strided over
 MAX_BLOCK = 256
+#: blocks of an elementwise kernel, at most: each thread strides over the entries beyond
+MAX_GRID = 4096
 
 
 def block_size(n: int) -> int:
@@ -174,14 +192,17 @@ class RowKernels:
         """Whether the kernels take ``x`` reduced along ``axis``."""
         return x.dtype.name in C_TYPES and axis in (-1, x.ndim - 1) and x.size > 0
 
+    def _run(self, name: str, dtype: str, grid: int, block: int, args: tuple, shared_mem: int = 0) -> None:
+        """Launch kernel ``name`` of the module compiled for ``dtype`` on ``grid`` blocks of ``block`` threads."""
+        if dtype not in self._modules:
+            self._modules[dtype] = self.cupy.RawModule(code=SOURCE.replace("{T}", C_TYPES[dtype]))
+        self._modules[dtype].get_function(name)((grid,), (block,), args, shared_mem=shared_mem)
+
     def _launch(self, name: str, x, args: tuple) -> None:
-        """Run kernel ``name`` for ``x``'s dtype: one block per row of ``x``'s last axis."""
-        key = x.dtype.name
-        if key not in self._modules:
-            self._modules[key] = self.cupy.RawModule(code=SOURCE.replace("{T}", C_TYPES[key]))
+        """Run row kernel ``name`` for ``x``'s dtype: one block per row of ``x``'s last axis."""
         n = x.shape[-1]
         block = block_size(n)
-        self._modules[key].get_function(name)((x.size // n,), (block,), args, shared_mem=block * x.itemsize)
+        self._run(name, x.dtype.name, x.size // n, block, args, shared_mem=block * x.itemsize)
 
     def _rows(self, a):
         return self.cupy.ascontiguousarray(a)
@@ -202,6 +223,15 @@ class RowKernels:
         grad_x = self.cupy.empty_like(y)
         self._launch("softmax_backward", y, (grad, y, grad_x, self.cupy.int64(y.shape[-1])))
         return grad_x
+
+    def counter_uniform(self, n: int, start: int, key: int):
+        """``(n,)`` float64 uniforms of :class:`~minitransformer.backend.CounterRNG` from position ``start`` on."""
+        u = self.cupy.empty((n,), dtype=self.cupy.float64)
+        if n:
+            grid = min(-(-n // MAX_BLOCK), MAX_GRID)  # enough blocks to fill the GPU; each thread strides on
+            self._run("counter_uniform", "float64", grid, MAX_BLOCK,
+                      (u, self.cupy.int64(n), self.cupy.uint64(start % 2**64), self.cupy.uint64(key)))
+        return u
 
     def layer_norm_forward(self, x, gamma, beta, eps: float):
         r"""``(y, x_hat, inv_std)``: ``y``, :math:`\hat x` ``(..., d)``; :math:`1/\sqrt{\sigma^2+\epsilon}` ``(..., 1)``

@@ -24,6 +24,7 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import kernels as K
 from minitransformer.autograd.fused import LayerNorm, Softmax
+from minitransformer.backend import CounterRNG
 
 pytestmark = pytest.mark.single_backend
 
@@ -37,7 +38,7 @@ PRELUDE = r"""
 #include <vector>
 struct dim3 { unsigned int x = 1, y = 1, z = 1; };
 static thread_local dim3 threadIdx;
-static dim3 blockIdx, blockDim;  // one block runs at a time: its threads share these
+static dim3 blockIdx, blockDim, gridDim;  // one block runs at a time: its threads share these
 static std::barrier<>* block_barrier;
 static void __syncthreads() { block_barrier->arrive_and_wait(); }
 #define __global__
@@ -51,6 +52,7 @@ T s[1024];  // the block's shared memory (extern __shared__ T s[] in each kernel
 template <class Kernel>
 static void launch(long long grid, unsigned int block, Kernel kernel) {
     blockDim.x = block;
+    gridDim.x = (unsigned int)grid;
     for (long long b = 0; b < grid; ++b) {
         blockIdx.x = (unsigned int)b;
         std::barrier<> barrier((std::ptrdiff_t)block);
@@ -73,13 +75,18 @@ extern "C" void run_layer_norm_forward(long long grid, unsigned int block, const
                                        int has_gamma, int has_beta) {
     launch(grid, block, [=] { layer_norm_forward(x, gamma, beta, y, x_hat, inv_std, d, eps, has_gamma, has_beta); });
 }
+extern "C" void run_counter_uniform(long long grid, unsigned int block, double* u, long long n,
+                                    unsigned long long start, unsigned long long key) {
+    launch(grid, block, [=] { counter_uniform(u, n, start, key); });
+}
 extern "C" void run_layer_norm_backward(long long grid, unsigned int block, const T* g, const T* x_hat,
                                         const T* gamma, const T* inv_std, T* gx, long long d, int has_gamma) {
     launch(grid, block, [=] { layer_norm_backward(g, x_hat, gamma, inv_std, gx, d, has_gamma); });
 }
 """
 
-C_ARGS = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.float32: ctypes.c_float, np.float64: ctypes.c_double}
+C_ARGS = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.uint64: ctypes.c_ulonglong,
+          np.float32: ctypes.c_float, np.float64: ctypes.c_double}
 
 
 class EmulatedKernels(K.RowKernels):
@@ -90,12 +97,10 @@ class EmulatedKernels(K.RowKernels):
         self.libraries = libraries
         self.launches = []
 
-    def _launch(self, name, x, args):
-        n = x.shape[-1]
+    def _run(self, name, dtype, grid, block, args, shared_mem=0):
         self.launches.append(name)
         c_args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else C_ARGS[type(a)](a) for a in args]
-        run = getattr(self.libraries[x.dtype.name], f"run_{name}")
-        run(ctypes.c_longlong(x.size // n), ctypes.c_uint(K.block_size(n)), *c_args)
+        getattr(self.libraries[dtype], f"run_{name}")(ctypes.c_longlong(grid), ctypes.c_uint(block), *c_args)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +137,8 @@ def test_the_source_compiles_with_nvcc(dtype, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     ptx = (tmp_path / "kernels.ptx").read_text()
-    for name in ("softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward"):
+    for name in ("softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward",
+                 "counter_uniform"):
         assert f".entry {name}(" in ptx  # extern "C": the names CuPy's get_function asks for
 
 
@@ -225,6 +231,31 @@ def test_a_training_step_with_emulated_kernels_matches_the_formulas(emulated):
     np.testing.assert_allclose(with_kernels, formulas, rtol=1e-5)
 
 
+@pytest.mark.parametrize("n", [0, 1, 1000, 3000])
+def test_emulated_counter_uniforms_are_the_generators_to_the_bit(emulated, n, monkeypatch):
+    monkeypatch.setattr(K, "MAX_BLOCK", 64)  # few blocks of few threads: 3000 draws stride over the grid
+    monkeypatch.setattr(K, "MAX_GRID", 4)
+    for seed, counter in ((0, 0), (7, 5), (2**64 - 1, 2**64 - 10)):  # the last wraps around 2^64
+        plain = CounterRNG(np, seed)
+        plain.state = {"bit_generator": "CounterRNG", "seed": seed, "counter": counter}
+        fast = CounterRNG(np, seed, kernels=emulated)
+        fast.state = plain.state
+        np.testing.assert_array_equal(fast.random((n,)), plain.random((n,)))
+        assert fast.state == plain.state
+
+
+def test_the_gpu_backend_draws_its_uniforms_with_the_kernel_once_given_it(emulated):
+    gpu = mt.backend.Backend("cupy", np, native=np)  # NumPy standing in for CuPy
+    expected = gpu.uniform((4, 5), dtype="float32")
+    gpu.manual_seed(0)
+    emulated.launches.clear()
+    gpu.kernels = emulated  # the generator already made gets them too
+    np.testing.assert_array_equal(gpu.uniform((4, 5), dtype="float32"), expected)
+    gpu.manual_seed(0)  # and a new one
+    np.testing.assert_array_equal(gpu.uniform((4, 5), dtype="float32"), expected)
+    assert emulated.launches == ["counter_uniform", "counter_uniform"]
+
+
 # ------------------------------------------------------------------ on a GPU
 def _cupy():
     if "cupy" not in mt.backend.available():
@@ -264,3 +295,11 @@ def test_gpu_kernels_match_the_formulas(shape, dtype, rng):
     be.kernels = previous
     for k, f in zip(with_kernels, formulas):
         assert rel_err(k, f) < TOLERANCE[dtype]
+
+
+def test_gpu_counter_uniforms_are_the_generators_to_the_bit():
+    cupy = _cupy()
+    fast = CounterRNG(cupy, 3, kernels=K.RowKernels(cupy))
+    plain = CounterRNG(cupy, 3)
+    for n in (1, 1000, 1_000_003):
+        assert bool(cupy.all(fast.random((n,)) == plain.random((n,))))

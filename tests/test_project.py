@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import configparser
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,20 @@ def test_setup_cfg_extras():
 @pytest.mark.parametrize("folder", ["minitransformer", "tests", "notebooks", "docs"])
 def test_top_level_layout(folder):
     assert (ROOT / folder).is_dir()
+
+
+def test_the_gpu_check_runs_a_step_and_names_every_step_it_has(tmp_path):
+    """tools/gpu_check.sh's machinery, run here with the one step a CPU can do (info)."""
+    script = (ROOT / "tools" / "gpu_check.sh").read_text()
+    steps = re.findall(r"^step ([\w-]+) \d+ ", script, flags=re.M)
+    assert {"info", "tests", "equivalence", "train", "bench", "models", "models-tf32", "models-kernels",
+            "train-kernels"} == set(steps)
+    header = script.split("set -u")[0]
+    for name in steps:  # each one explained at the top
+        assert re.search(rf"\b{re.escape(name)} \(", header), name
+    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh")], capture_output=True, text=True,
+                          env={**os.environ, "STEPS": "info", "OUT": str(tmp_path),
+                               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^info\s+rc=0\s", done.stdout, flags=re.M)
+    assert "numpy" in (tmp_path / "info.log").read_text()

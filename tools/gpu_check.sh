@@ -6,12 +6,15 @@
 #   bash tools/gpu_check.sh                  # everything (under 6 minutes on an H200)
 #   STEPS="tests equivalence" bash tools/gpu_check.sh
 #
-# Steps: info, tests (the whole suite on the CuPy backend), equivalence (NumPy and CuPy give the same
-# outputs and gradients for the same weights), train (the reverse task to its accuracy target),
-# bench (per-operation overhead), models (training steps of the SEED and the large configuration
-# beside the same model in PyTorch CUDA eager, float32), models-tf32 (the same with TF32 products in
-# both libraries, CUPY_TF32=1), models-kernels (float32 again, with softmax and layer norm as the CUDA
-# kernels of minitransformer/kernels.py, MINITRANSFORMER_KERNELS=1; the tests step checks them first).
+# Steps: info (backends, device, versions), tests (the whole suite on the CuPy backend),
+# equivalence (NumPy and CuPy give the same outputs and gradients for the same weights), train (the
+# reverse task to its accuracy target), bench (per-operation overhead), models (training steps of
+# the SEED and the large configuration beside the same model in PyTorch CUDA eager, float32),
+# models-tf32 (the same with TF32 products in both libraries, CUPY_TF32=1), models-kernels (float32
+# again, with softmax, layer norm and the random numbers as the CUDA kernels of
+# minitransformer/kernels.py, MINITRANSFORMER_KERNELS=1; the tests step checks them first).
+# Not run unless named in STEPS: train-kernels (the train step with the kernels, dropout's random
+# numbers included).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check-output}
@@ -45,6 +48,8 @@ XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")
 step tests 240 python3 -m pytest tests minitransformer --backends cupy -q -p no:cacheprovider --maxfail=30 $XDIST
 step equivalence 90 python3 tools/backend_equivalence.py --backend cupy
 step train 150 python3 -m minitransformer train --task reverse --backend cupy --no-progress --target 0.99 --out /tmp/mt-reverse
+step train-kernels 150 env MINITRANSFORMER_KERNELS=1 python3 -m minitransformer train --task reverse --backend cupy \
+  --no-progress --target 0.99 --out /tmp/mt-reverse-kernels
 step bench 90 env MINITRANSFORMER_BACKEND=cupy python3 -m minitransformer bench autograd --repeat 5 --json "$OUT/bench.json"
 # bench seed and bench large on the GPU, beside PyTorch CUDA; $0 is the folder for the JSON, $1 a suffix
 MODELS='export MINITRANSFORMER_BACKEND=cupy
