@@ -156,7 +156,7 @@ class Backend:
 
     @property
     def kernels(self):
-        """CUDA kernels (a :class:`~minitransformer.kernels.RowKernels`) for softmax, layer norm and the random
+        """CUDA kernels (a :class:`~minitransformer.kernels.CudaKernels`) for softmax, layer norm and the random
         numbers, used in place of their array formulas; None (the default) runs the formulas.
 
         Set on CuPy by ``MINITRANSFORMER_KERNELS=1``; off by default until a GPU run has checked them.
@@ -314,7 +314,7 @@ class CounterRNG:
 
     def __init__(self, xp, seed: int = 0, kernels=None):
         self.xp = xp
-        #: a :class:`~minitransformer.kernels.RowKernels` draws the uniforms in one CUDA kernel; None: array operations
+        #: a :class:`~minitransformer.kernels.CudaKernels` draws the uniforms in one CUDA kernel; None: array operations
         self.kernels = kernels
         self.state = {"bit_generator": "CounterRNG", "seed": seed, "counter": 0}
 
@@ -452,9 +452,9 @@ def _make(name: str) -> Backend:
             raise BackendError("backend 'cupy': CuPy is installed but no GPU is visible (check CUDA_VISIBLE_DEVICES)")
         be = Backend("cupy", xp, cupy)
         if os.environ.get(KERNELS_VARIABLE) == "1":
-            from .kernels import RowKernels
+            from .kernels import CudaKernels
 
-            be.kernels = RowKernels(cupy)
+            be.kernels = CudaKernels(cupy)
         return be
     raise BackendError(f"unknown backend {name!r}; choose one of 'numpy', 'cupy', 'array_api_strict'")
 

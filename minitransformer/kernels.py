@@ -1,4 +1,4 @@
-r"""CUDA kernels for the GPU: softmax and layer norm over rows, one kernel each way; the GPU's random numbers.
+r"""CUDA kernels for the GPU: softmax, layer norm and GELU, one kernel each way; the GPU's random numbers.
 
 On CuPy each formula of :mod:`minitransformer.autograd.fused` launches one kernel per array
 operation: softmax's forward five (max, subtract, exp, sum, divide), layer norm's about eight, and
@@ -13,6 +13,8 @@ formulas are the ones of :mod:`~minitransformer.autograd.fused`, in the same ord
   backward :math:`\bar x = (\bar g - \langle \bar g \rangle - \hat x \langle \bar g \hat x \rangle)
   / \sqrt{\sigma^2 + \epsilon}` with :math:`\bar g = \gamma \bar y` (:math:`\bar\gamma` and
   :math:`\bar\beta` are column sums, left to the array library);
+- GELU (tanh form), elementwise: :math:`t = \tanh(c (x + a x^3))`, :math:`y = \tfrac12 x (1 + t)`, and
+  its derivative from :math:`x` and :math:`t` (:class:`~minitransformer.autograd.fused.Gelu`);
 - the uniforms of :class:`~minitransformer.backend.CounterRNG` (dropout's masks, initial weights):
   SplitMix64 on a counter, one kernel instead of fifteen array operations on 64-bit words.
 
@@ -21,12 +23,12 @@ source with ``nvcc`` where it is installed, runs it on the CPU under an emulatio
 threads and barriers, and, on a GPU, checks it against the formulas.
 
 They are used on CuPy when ``MINITRANSFORMER_KERNELS=1`` is set (or ``backend.kernels`` is given
-a :class:`RowKernels`): off by default until a run on a GPU has checked them there.
+a :class:`CudaKernels`): off by default until a run on a GPU has checked them there.
 """
 
 from __future__ import annotations
 
-__all__ = ["RowKernels", "SOURCE", "C_TYPES", "block_size"]
+__all__ = ["CudaKernels", "SOURCE", "C_TYPES", "block_size"]
 
 #: the CUDA C++ source, compiled once per dtype with ``{T}`` replaced by the C type
 SOURCE = r"""
@@ -129,6 +131,27 @@ extern "C" __global__ void layer_norm_backward(const T* grad, const T* x_hat, co
     }
 }
 
+// GELU, tanh form: t = tanh(c (x + a x^3)), y = x (1 + t) / 2; c = sqrt(2/pi), a = 0.044715; keeps t
+extern "C" __global__ void gelu_forward(const T* x, T* y, T* t, long long n) {
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        T xi = x[i];
+        T ti = tanh((T)0.7978845608028654 * (xi + (T)0.044715 * xi * xi * xi));
+        t[i] = ti;
+        y[i] = (T)0.5 * xi * ((T)1 + ti);
+    }
+}
+
+// xbar = ybar ((1 + t) + x (1 - t^2) c (1 + 3 a x^2)) / 2
+extern "C" __global__ void gelu_backward(const T* grad, const T* x, const T* t, T* grad_x, long long n) {
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        T xi = x[i], ti = t[i];
+        T du = ((T)1 - ti * ti) * ((T)0.7978845608028654 * ((T)1 + (T)(3 * 0.044715) * xi * xi));
+        grad_x[i] = grad[i] * (T)0.5 * (((T)1 + ti) + xi * du);
+    }
+}
+
 // CounterRNG's uniforms (minitransformer.backend.CounterRNG.random): u_i = (mix(key + (start + i) g) >> 11) / 2^53
 // with SplitMix64's finaliser mix, all modulo 2^64; a grid-stride loop, each thread its own entries
 extern "C" __global__ void counter_uniform(double* u, long long n, unsigned long long start,
@@ -163,7 +186,7 @@ def block_size(n: int) -> int:
     return min(MAX_BLOCK, max(32, 1 << (int(n) - 1).bit_length()))
 
 
-class RowKernels:
+class CudaKernels:
     """The kernels of :data:`SOURCE` on CuPy, compiled per dtype on first use (``cupy.RawModule``).
 
     Each method takes and returns CuPy arrays; rows are the last axis. :meth:`fits` says which
@@ -179,7 +202,7 @@ class RowKernels:
     Needs a GPU (``tests/test_kernels.py`` runs it there):
 
     >>> import cupy  # doctest: +SKIP
-    >>> kernels = RowKernels(cupy)  # doctest: +SKIP
+    >>> kernels = CudaKernels(cupy)  # doctest: +SKIP
     >>> kernels.softmax_forward(cupy.asarray([[1.0, 2.0, 3.0]])).round(4)  # doctest: +SKIP
     array([[0.09  , 0.2447, 0.6652]])
     """
@@ -224,13 +247,30 @@ class RowKernels:
         self._launch("softmax_backward", y, (grad, y, grad_x, self.cupy.int64(y.shape[-1])))
         return grad_x
 
+    def _elementwise(self, name: str, dtype: str, n: int, args: tuple) -> None:
+        """Run elementwise kernel ``name`` over ``n`` entries: blocks enough to fill the GPU, each thread striding."""
+        if n:
+            self._run(name, dtype, min(-(-n // MAX_BLOCK), MAX_GRID), MAX_BLOCK, args)
+
+    def gelu_forward(self, x):
+        """``(y, t)``: GELU of ``x`` and :math:`t = \\tanh(c (x + a x^3))`, both the shape of ``x``."""
+        x = self._rows(x)
+        y, t = self.cupy.empty_like(x), self.cupy.empty_like(x)
+        self._elementwise("gelu_forward", x.dtype.name, x.size, (x, y, t, self.cupy.int64(x.size)))
+        return y, t
+
+    def gelu_backward(self, grad, x, t):
+        """:math:`\\bar x` from :math:`\\bar y` ``grad``, ``x`` and ``t``, all of one shape."""
+        grad, x, t = self._rows(grad), self._rows(x), self._rows(t)
+        grad_x = self.cupy.empty_like(x)
+        self._elementwise("gelu_backward", x.dtype.name, x.size, (grad, x, t, grad_x, self.cupy.int64(x.size)))
+        return grad_x
+
     def counter_uniform(self, n: int, start: int, key: int):
         """``(n,)`` float64 uniforms of :class:`~minitransformer.backend.CounterRNG` from position ``start`` on."""
         u = self.cupy.empty((n,), dtype=self.cupy.float64)
-        if n:
-            grid = min(-(-n // MAX_BLOCK), MAX_GRID)  # enough blocks to fill the GPU; each thread strides on
-            self._run("counter_uniform", "float64", grid, MAX_BLOCK,
-                      (u, self.cupy.int64(n), self.cupy.uint64(start % 2**64), self.cupy.uint64(key)))
+        self._elementwise("counter_uniform", "float64", n,
+                          (u, self.cupy.int64(n), self.cupy.uint64(start % 2**64), self.cupy.uint64(key)))
         return u
 
     def layer_norm_forward(self, x, gamma, beta, eps: float):

@@ -158,7 +158,7 @@ def test_cuda_kernels_are_used_on_cupy_only_when_asked_for(setting, monkeypatch)
 
     import array_api_compat.numpy
 
-    from minitransformer.kernels import RowKernels
+    from minitransformer.kernels import CudaKernels
 
     fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1)))
     monkeypatch.setitem(sys.modules, "cupy", fake)
@@ -170,7 +170,7 @@ def test_cuda_kernels_are_used_on_cupy_only_when_asked_for(setting, monkeypatch)
     gpu = mt.backend._make("cupy")
     assert gpu.name == "cupy" and gpu.native is fake
     if setting == "1":
-        assert isinstance(gpu.kernels, RowKernels) and gpu.kernels.cupy is fake
+        assert isinstance(gpu.kernels, CudaKernels) and gpu.kernels.cupy is fake
     else:
         assert gpu.kernels is None
     assert mt.backend.get("numpy").kernels is None and mt.backend.get("array_api_strict").kernels is None

@@ -291,3 +291,24 @@ def test_a_product_keeps_a_factor_only_for_the_other_factors_gradient(c_wants_gr
     np.testing.assert_array_equal(x.grad.numpy(), [6.0, 8.0])
     if c_wants_grad:
         np.testing.assert_array_equal(c.grad.numpy(), [2.0, 4.0])
+
+
+# ------------------------------------------------------------------ GELU
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4)])
+def test_fused_gelu_agrees_with_the_composition(shape, rng):
+    x = rng.standard_normal(shape) * 3
+    _agree(lambda t: F.gelu(t), lambda t: F.gelu(t, fused=False), [x], rng)
+
+
+def test_fused_gelu_by_hand():
+    # x = 0: y = 0 and dy/dx = 1/2 exactly; far from 0 GELU is x (x > 0) or 0 (x < 0), and so is its slope
+    x = mt.tensor([0.0, 10.0, -10.0], dtype="float64", requires_grad=True)
+    y = fused.Gelu.apply(x)
+    np.testing.assert_allclose(y.numpy(), [0.0, 10.0, 0.0], atol=1e-12)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [0.5, 1.0, 0.0], atol=1e-12)
+
+
+def test_fused_gelu_gradcheck(rng):
+    (x,) = _leaves(rng.standard_normal((3, 4)) * 2)
+    assert mt.gradcheck(fused.Gelu.apply, x)

@@ -5,7 +5,7 @@ Three ways, so that they are checked even where no GPU is:
 - **compiled** with ``nvcc`` (where installed) for float32 and float64, as CuPy would compile them;
 - **run on the CPU** under an emulation of CUDA: the same source compiled by ``g++`` after a
   prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim`` and ``__syncthreads()``, each block
-  run as ``blockDim.x`` real threads that meet at a ``std::barrier``. ``RowKernels``' own Python
+  run as ``blockDim.x`` real threads that meet at a ``std::barrier``. ``CudaKernels``' own Python
   (shapes, contiguity, arguments) drives it, with NumPy standing in for CuPy, and the library's
   Functions use it as the numpy backend's kernels: values and gradients must match the formulas;
 - **on a GPU** (CuPy), the real kernels against the formulas, float32 under 1e-5, float64 under 1e-12.
@@ -75,6 +75,13 @@ extern "C" void run_layer_norm_forward(long long grid, unsigned int block, const
                                        int has_gamma, int has_beta) {
     launch(grid, block, [=] { layer_norm_forward(x, gamma, beta, y, x_hat, inv_std, d, eps, has_gamma, has_beta); });
 }
+extern "C" void run_gelu_forward(long long grid, unsigned int block, const T* x, T* y, T* t, long long n) {
+    launch(grid, block, [=] { gelu_forward(x, y, t, n); });
+}
+extern "C" void run_gelu_backward(long long grid, unsigned int block, const T* g, const T* x, const T* t, T* gx,
+                                  long long n) {
+    launch(grid, block, [=] { gelu_backward(g, x, t, gx, n); });
+}
 extern "C" void run_counter_uniform(long long grid, unsigned int block, double* u, long long n,
                                     unsigned long long start, unsigned long long key) {
     launch(grid, block, [=] { counter_uniform(u, n, start, key); });
@@ -89,8 +96,8 @@ C_ARGS = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.uint64: ctypes
           np.float32: ctypes.c_float, np.float64: ctypes.c_double}
 
 
-class EmulatedKernels(K.RowKernels):
-    """``RowKernels`` with NumPy for CuPy, and each launch run by the emulated CUDA library of its dtype."""
+class EmulatedKernels(K.CudaKernels):
+    """``CudaKernels`` with NumPy for CuPy, and each launch run by the emulated CUDA library of its dtype."""
 
     def __init__(self, libraries: dict):
         super().__init__(np)
@@ -138,7 +145,7 @@ def test_the_source_compiles_with_nvcc(dtype, tmp_path):
     assert done.returncode == 0, done.stderr
     ptx = (tmp_path / "kernels.ptx").read_text()
     for name in ("softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward",
-                 "counter_uniform"):
+                 "gelu_forward", "gelu_backward", "counter_uniform"):
         assert f".entry {name}(" in ptx  # extern "C": the names CuPy's get_function asks for
 
 
@@ -159,6 +166,16 @@ def _formulas(kernels, fn):
         be.kernels = previous
 
 
+def _agree(emulated, run, launches: list[str], dtype: str) -> None:
+    """``run()`` with the emulated kernels launches ``launches`` and gives the formulas' arrays, dtypes, shapes."""
+    emulated.launches.clear()
+    with_kernels, formulas = _formulas(emulated, run), _formulas(None, run)
+    assert emulated.launches == launches
+    for k, f in zip(with_kernels, formulas, strict=True):
+        assert k.dtype == np.dtype(dtype) and k.shape == f.shape
+        assert rel_err(k, f) < TOLERANCE[dtype]
+
+
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_emulated_softmax_matches_the_formula(emulated, shape, dtype, rng):
@@ -172,11 +189,7 @@ def test_emulated_softmax_matches_the_formula(emulated, shape, dtype, rng):
         y.backward(mt.tensor(grad))
         return y.numpy(), t.grad.numpy()
 
-    emulated.launches.clear()
-    (y_k, g_k), (y_f, g_f) = _formulas(emulated, run), _formulas(None, run)
-    assert emulated.launches == ["softmax_forward", "softmax_backward"]
-    assert y_k.dtype == np.dtype(dtype) and y_k.shape == shape
-    assert rel_err(y_k, y_f) < TOLERANCE[dtype] and rel_err(g_k, g_f) < TOLERANCE[dtype]
+    _agree(emulated, run, ["softmax_forward", "softmax_backward"], dtype)
 
 
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
@@ -197,12 +210,23 @@ def test_emulated_layer_norm_matches_the_formula(emulated, shape, dtype, affine,
         grads = [t.grad.numpy()] + ([g.grad.numpy(), b.grad.numpy()] if affine else [])
         return [y.numpy(), *grads]
 
-    emulated.launches.clear()
-    with_kernels, formulas = _formulas(emulated, run), _formulas(None, run)
-    assert emulated.launches == ["layer_norm_forward", "layer_norm_backward"]
-    for k, f in zip(with_kernels, formulas):
-        assert k.dtype == np.dtype(dtype) and k.shape == f.shape
-        assert rel_err(k, f) < TOLERANCE[dtype]
+    _agree(emulated, run, ["layer_norm_forward", "layer_norm_backward"], dtype)
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("shape", [(1,), (3, 7), (5, 300)], ids=str)
+def test_emulated_gelu_matches_the_formula(emulated, shape, dtype, rng, monkeypatch):
+    monkeypatch.setattr(K, "MAX_GRID", 2)  # 1500 entries on 2 blocks: each thread strides
+    x = (rng.normal(size=shape) * 3).astype(dtype)
+    grad = rng.normal(size=shape).astype(dtype)
+
+    def run():
+        t = mt.tensor(x, requires_grad=True)
+        y = F.gelu(t)
+        y.backward(mt.tensor(grad))
+        return y.numpy(), t.grad.numpy()
+
+    _agree(emulated, run, ["gelu_forward", "gelu_backward"], dtype)
 
 
 def test_emulated_kernels_take_only_the_last_axis_of_floats(emulated, rng):
@@ -224,6 +248,7 @@ def test_a_training_step_with_emulated_kernels_matches_the_formulas(emulated):
         step = bench.build_ours(tiny, batch)["train_step"]
         return [step().item() for _ in range(3)]
 
+    # (the bench's model uses ReLU; GELU's kernels are checked on their own above)
     emulated.launches.clear()
     with_kernels, formulas = _formulas(emulated, losses), _formulas(None, losses)
     assert {"softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward"} <= set(
@@ -269,7 +294,7 @@ def _cupy():
 @pytest.mark.parametrize("shape", SHAPES + [(8, 1024)], ids=str)
 def test_gpu_kernels_match_the_formulas(shape, dtype, rng):
     cupy = _cupy()
-    kernels = K.RowKernels(cupy)
+    kernels = K.CudaKernels(cupy)
     be = mt.backend.get("cupy")
     x = rng.normal(scale=3.0, size=shape).astype(dtype)
     grad = rng.normal(size=shape).astype(dtype)
@@ -284,7 +309,10 @@ def test_gpu_kernels_match_the_formulas(shape, dtype, rng):
             g, b = mt.tensor(gamma, requires_grad=True), mt.tensor(beta, requires_grad=True)
             z = LayerNorm.apply(u, g, b, eps=1e-5)
             z.backward(mt.tensor(grad))
-            return [a.numpy() for a in (y, t.grad, z, u.grad, g.grad, b.grad)]
+            w = mt.tensor(x, requires_grad=True)
+            h = F.gelu(w)
+            h.backward(mt.tensor(grad))
+            return [a.numpy() for a in (y, t.grad, z, u.grad, g.grad, b.grad, h, w.grad)]
 
     previous, be.kernels = be.kernels, kernels
     try:
@@ -299,7 +327,7 @@ def test_gpu_kernels_match_the_formulas(shape, dtype, rng):
 
 def test_gpu_counter_uniforms_are_the_generators_to_the_bit():
     cupy = _cupy()
-    fast = CounterRNG(cupy, 3, kernels=K.RowKernels(cupy))
+    fast = CounterRNG(cupy, 3, kernels=K.CudaKernels(cupy))
     plain = CounterRNG(cupy, 3)
     for n in (1, 1000, 1_000_003):
         assert bool(cupy.all(fast.random((n,)) == plain.random((n,))))

@@ -1,6 +1,6 @@
 r"""Fused primitives: a whole formula as one operation, its derivative worked out by hand.
 
-:func:`~minitransformer.functional.softmax`, ``log_softmax``, ``layer_norm`` and ``cross_entropy``
+:func:`~minitransformer.functional.softmax`, ``log_softmax``, ``layer_norm``, ``gelu`` and ``cross_entropy``
 are written in :mod:`minitransformer.functional` as compositions of the engine's primitives
 (``exp``, ``sum``, ``/``, ...), which is how a reader checks them against the formula, and how
 their gradient comes for free. Composed, each records five to ten operations, each allocating
@@ -12,15 +12,24 @@ The functions in :mod:`minitransformer.functional` use these by default (``fused
 the composition as the reference (``fused=False``); ``tests/test_fused.py`` proves the two agree,
 values and gradients, and checks each of these against finite differences.
 
+On a GPU, softmax, layer norm and GELU can also run as one CUDA kernel each way
+(:mod:`minitransformer.kernels`, with ``MINITRANSFORMER_KERNELS=1``): the same formulas, checked
+against these.
+
 Notation as in :mod:`.ops`: :math:`\bar y = \partial L/\partial y` arrives, :math:`\bar x` is returned.
 """
 
 from __future__ import annotations
 
+import math
+
 from .engine import Function
 from .ops import _shared_weight_matmul
 
-__all__ = ["Affine", "Softmax", "LogSoftmax", "LayerNorm", "CrossEntropy"]
+__all__ = ["Affine", "Softmax", "LogSoftmax", "LayerNorm", "Gelu", "CrossEntropy"]
+
+#: :math:`\sqrt{2/\pi}` and the cubic coefficient of GELU's tanh approximation
+SQRT_2_OVER_PI, GELU_CUBIC = math.sqrt(2.0 / math.pi), 0.044715
 
 
 def _kernels_for(backend, x, axis: int):
@@ -238,6 +247,49 @@ class LayerNorm(Function):
             grad_x *= self.inv_std
         return grad_x, grad_gamma, grad_beta
         ### END SOLUTION
+
+
+class Gelu(Function):
+    r"""GELU in its tanh form, :math:`y = \tfrac12 x (1 + t)`, :math:`t = \tanh u`, :math:`u = c\,(x + a x^3)`.
+
+    :math:`c = \sqrt{2/\pi}`, :math:`a = 0.044715` (see :func:`~minitransformer.functional.gelu`). With
+    :math:`\tanh' = 1 - \tanh^2`, the derivative is
+
+    .. math:: \frac{dy}{dx} = \tfrac12 (1 + t) + \tfrac12\, x\, (1 - t^2)\, c\, (1 + 3 a x^2)
+
+    so :math:`\bar x = \bar y\, dy/dx`, from :math:`x` and :math:`t`, the two arrays kept.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.fused import Gelu
+    >>> x = mt.tensor([-1.0, 0.0, 1.0], requires_grad=True)
+    >>> y = Gelu.apply(x)
+    >>> y.numpy().round(4)
+    array([-0.1588,  0.    ,  0.8412], dtype=float32)
+    >>> y.sum().backward()
+    >>> x.grad.numpy().round(4)                # dy/dx; 1/2 at x = 0
+    array([-0.083,  0.5  ,  1.083], dtype=float32)
+    """
+
+    fresh_grads = True
+
+    def forward(self, x):
+        """Elementwise GELU, the shape of ``x``; keeps ``x`` and :math:`t = \tanh u`."""
+        self.x, self.kernels = x, _kernels_for(self.backend, x, -1)
+        if self.kernels:  # on a GPU, the same formula as one CUDA kernel (minitransformer.kernels)
+            y, self.t = self.kernels.gelu_forward(x)
+            return y
+        self.t = self.xp.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x))  # t = tanh(c (x + a x^3))
+        return 0.5 * x * (1.0 + self.t)
+
+    def backward(self, grad):
+        r""":math:`\bar x = \bar y \cdot \tfrac12 \left((1 + t) + x (1 - t^2) c (1 + 3 a x^2)\right)` (a one-tuple)."""
+        x, t = self.x, self.t
+        if self.kernels:
+            return (self.kernels.gelu_backward(grad, x, t),)
+        du = (1.0 - t * t) * (SQRT_2_OVER_PI * (1.0 + 3 * GELU_CUBIC * x * x))  # dt/dx = (1 - t^2) c (1 + 3 a x^2)
+        return (grad * 0.5 * ((1.0 + t) + x * du),)
 
 
 class CrossEntropy(Function):

@@ -1,7 +1,7 @@
 r"""Softmax, log-softmax and the two activations of the feed-forward layer (ReLU, GELU).
 
 Each is composed from the engine's primitive operations (``exp``, ``sum``, ``tanh``, ...), so its
-gradient comes from theirs: nothing here writes a ``backward``. Softmax and log-softmax run, by
+gradient comes from theirs: nothing here writes a ``backward``. Softmax, log-softmax and GELU run, by
 default, as one fused operation each (:mod:`minitransformer.autograd.fused`: the same formula, its
 derivative worked out by hand); ``fused=False`` runs the composition written here, the reference
 the fused operation is tested against.
@@ -9,10 +9,8 @@ the fused operation is tested against.
 
 from __future__ import annotations
 
-import math
-
 from ..autograd import Tensor
-from ..autograd.fused import LogSoftmax, Softmax
+from ..autograd.fused import GELU_CUBIC, SQRT_2_OVER_PI, Gelu, LogSoftmax, Softmax
 from ._checks import normalize_axis, require_float
 
 __all__ = ["softmax", "log_softmax", "relu", "gelu"]
@@ -127,11 +125,7 @@ def relu(x: Tensor) -> Tensor:
     return x.relu()
 
 
-#: :math:`\sqrt{2/\pi}`, the constant of GELU's tanh approximation
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-
-
-def gelu(x: Tensor) -> Tensor:
+def gelu(x: Tensor, fused: bool = True) -> Tensor:
     r"""The Gaussian error linear unit, in its tanh approximation (Hendrycks and Gimpel, 2016).
 
     .. math::
@@ -147,6 +141,9 @@ def gelu(x: Tensor) -> Tensor:
     ----------
     x : Tensor
         Any shape, floating point.
+    fused : bool
+        One operation with its derivative worked out by hand (:class:`~minitransformer.autograd.fused.Gelu`,
+        the default), or the composition below (``False``), whose gradient comes from the primitives'.
 
     Returns
     -------
@@ -161,4 +158,6 @@ def gelu(x: Tensor) -> Tensor:
     array([-0.1588,  0.    ,  0.8412], dtype=float32)
     """
     require_float("gelu", "x", x)
-    return 0.5 * x * (1.0 + (_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
+    if fused:
+        return Gelu.apply(x)
+    return 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)).tanh())
