@@ -1,4 +1,4 @@
-r"""CUDA kernels for the GPU: softmax, layer norm and GELU, one kernel each way; the GPU's random numbers.
+r"""CUDA kernels for the GPU: softmax, layer norm and GELU, one kernel each way; Adam's step; random numbers.
 
 On CuPy each formula of :mod:`minitransformer.autograd.fused` launches one kernel per array
 operation: softmax's forward five (max, subtract, exp, sum, divide), layer norm's about eight, and
@@ -15,6 +15,8 @@ formulas are the ones of :mod:`~minitransformer.autograd.fused`, in the same ord
   :math:`\bar\beta` are column sums, left to the array library);
 - GELU (tanh form), elementwise: :math:`t = \tanh(c (x + a x^3))`, :math:`y = \tfrac12 x (1 + t)`, and
   its derivative from :math:`x` and :math:`t` (:class:`~minitransformer.autograd.fused.Gelu`);
+- Adam's step (:class:`~minitransformer.optim.Adam`, :class:`~minitransformer.optim.AdamW`), elementwise,
+  on all the parameters laid end to end: one kernel instead of about eighteen array operations;
 - the uniforms of :class:`~minitransformer.backend.CounterRNG` (dropout's masks, initial weights):
   SplitMix64 on a counter, one kernel instead of fifteen array operations on 64-bit words.
 
@@ -152,6 +154,28 @@ extern "C" __global__ void gelu_backward(const T* grad, const T* x, const T* t, 
     }
 }
 
+// Adam's step (minitransformer.optim.Adam.update) on every entry: weight decay (L2 into g, or decoupled: theta
+// shrinks), the moments m and v, their bias corrections, the new theta; the scalars come from the host
+extern "C" __global__ void adam_update(const T* theta, const T* g, const T* m, const T* v, T* theta_out, T* m_out,
+                                       T* v_out, long long n, T alpha, T beta_1, T one_minus_beta_1, T beta_2,
+                                       T one_minus_beta_2, T correction_1, T correction_2, T eps, T lam, T shrink,
+                                       int decoupled) {
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        T th = theta[i], gi = g[i];
+        if (lam != 0) {
+            if (decoupled) th = th * shrink;  // theta (1 - alpha lambda)
+            else gi = gi + lam * th;          // g + lambda theta
+        }
+        T mi = beta_1 * m[i] + one_minus_beta_1 * gi;
+        T vi = beta_2 * v[i] + one_minus_beta_2 * gi * gi;
+        m_out[i] = mi;
+        v_out[i] = vi;
+        T m_hat = mi / correction_1, v_hat = vi / correction_2;
+        theta_out[i] = th - alpha * m_hat / (sqrt(v_hat) + eps);
+    }
+}
+
 // CounterRNG's uniforms (minitransformer.backend.CounterRNG.random): u_i = (mix(key + (start + i) g) >> 11) / 2^53
 // with SplitMix64's finaliser mix, all modulo 2^64; a grid-stride loop, each thread its own entries
 extern "C" __global__ void counter_uniform(double* u, long long n, unsigned long long start,
@@ -265,6 +289,18 @@ class CudaKernels:
         grad_x = self.cupy.empty_like(x)
         self._elementwise("gelu_backward", x.dtype.name, x.size, (grad, x, t, grad_x, self.cupy.int64(x.size)))
         return grad_x
+
+    def adam_update(self, theta, g, m, v, t: int, lr: float, beta_1: float, beta_2: float, eps: float,
+                    weight_decay: float, decoupled: bool):
+        """``(theta, m, v)`` after step ``t`` of :class:`~minitransformer.optim.Adam`, each shaped as ``theta``."""
+        theta, g, m, v = (self._rows(a) for a in (theta, g, m, v))
+        out = [self.cupy.empty_like(theta) for _ in range(3)]
+        scalars = (lr, beta_1, 1 - beta_1, beta_2, 1 - beta_2, 1 - beta_1**t, 1 - beta_2**t, eps, weight_decay,
+                   1 - lr * weight_decay)  # each computed as Adam.update computes it, then cast to T
+        scalars = tuple(self._scalar(theta, c) for c in scalars)
+        self._elementwise("adam_update", theta.dtype.name, theta.size,
+                          (theta, g, m, v, *out, self.cupy.int64(theta.size), *scalars, self.cupy.int32(decoupled)))
+        return tuple(out)
 
     def counter_uniform(self, n: int, start: int, key: int):
         """``(n,)`` float64 uniforms of :class:`~minitransformer.backend.CounterRNG` from position ``start`` on."""

@@ -23,6 +23,7 @@ import pytest
 import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import kernels as K
+from minitransformer import optim
 from minitransformer.autograd.fused import LayerNorm, Softmax
 from minitransformer.backend import CounterRNG
 
@@ -81,6 +82,14 @@ extern "C" void run_gelu_forward(long long grid, unsigned int block, const T* x,
 extern "C" void run_gelu_backward(long long grid, unsigned int block, const T* g, const T* x, const T* t, T* gx,
                                   long long n) {
     launch(grid, block, [=] { gelu_backward(g, x, t, gx, n); });
+}
+extern "C" void run_adam_update(long long grid, unsigned int block, const T* theta, const T* g, const T* m,
+                                const T* v, T* theta_out, T* m_out, T* v_out, long long n, T alpha, T b1, T c1, T b2,
+                                T c2, T k1, T k2, T eps, T lam, T shrink, int decoupled) {
+    launch(grid, block, [=] {
+        adam_update(theta, g, m, v, theta_out, m_out, v_out, n, alpha, b1, c1, b2, c2, k1, k2, eps, lam, shrink,
+                    decoupled);
+    });
 }
 extern "C" void run_counter_uniform(long long grid, unsigned int block, double* u, long long n,
                                     unsigned long long start, unsigned long long key) {
@@ -145,7 +154,7 @@ def test_the_source_compiles_with_nvcc(dtype, tmp_path):
     assert done.returncode == 0, done.stderr
     ptx = (tmp_path / "kernels.ptx").read_text()
     for name in ("softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward",
-                 "gelu_forward", "gelu_backward", "counter_uniform"):
+                 "gelu_forward", "gelu_backward", "adam_update", "counter_uniform"):
         assert f".entry {name}(" in ptx  # extern "C": the names CuPy's get_function asks for
 
 
@@ -229,6 +238,28 @@ def test_emulated_gelu_matches_the_formula(emulated, shape, dtype, rng, monkeypa
     _agree(emulated, run, ["gelu_forward", "gelu_backward"], dtype)
 
 
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("make", [
+    lambda p: optim.Adam(p, lr=0.05), lambda p: optim.Adam(p, lr=0.05, betas=(0.8, 0.95), weight_decay=0.1),
+    lambda p: optim.AdamW(p, lr=0.05, weight_decay=0.3)], ids=["Adam", "Adam-L2", "AdamW"])
+def test_emulated_adam_matches_the_formula(emulated, make, dtype, rng):
+    values = [rng.normal(size=shape).astype(dtype) for shape in ((3, 4), (5,), (), (2, 300))]
+    grads = [[rng.normal(size=v.shape).astype(dtype) for v in values] for _ in range(4)]
+
+    def run():
+        params = [mt.tensor(v, requires_grad=True) for v in values]
+        opt = make(params)
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = mt.tensor(g)
+            opt.step()
+        moments = [opt.state[p][k] for p in params for k in ("m", "v")]
+        assert all(opt.state[p]["step"] == 4 for p in params)
+        return [p.numpy() for p in params] + [np.asarray(a) for a in moments]
+
+    _agree(emulated, run, ["adam_update"] * 4, dtype)  # one launch a step for all four parameters
+
+
 def test_emulated_kernels_take_only_the_last_axis_of_floats(emulated, rng):
     emulated.launches.clear()
     x = mt.tensor(rng.normal(size=(3, 4)))
@@ -290,12 +321,25 @@ def _cupy():
     return cupy
 
 
+def _gpu_agree(run, dtype: str) -> None:
+    """``run()`` on the CuPy backend gives the same arrays with the real kernels as with the formulas."""
+    be = mt.backend.get("cupy")
+    previous = be.kernels
+    try:
+        be.kernels = K.CudaKernels(_cupy())
+        with_kernels = run()
+        be.kernels = None
+        formulas = run()
+    finally:
+        be.kernels = previous
+    for k, f in zip(with_kernels, formulas, strict=True):
+        assert rel_err(k, f) < TOLERANCE[dtype]
+
+
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
 @pytest.mark.parametrize("shape", SHAPES + [(8, 1024)], ids=str)
 def test_gpu_kernels_match_the_formulas(shape, dtype, rng):
-    cupy = _cupy()
-    kernels = K.CudaKernels(cupy)
-    be = mt.backend.get("cupy")
+    _cupy()
     x = rng.normal(scale=3.0, size=shape).astype(dtype)
     grad = rng.normal(size=shape).astype(dtype)
     gamma, beta = rng.normal(size=shape[-1]).astype(dtype), rng.normal(size=shape[-1]).astype(dtype)
@@ -314,15 +358,7 @@ def test_gpu_kernels_match_the_formulas(shape, dtype, rng):
             h.backward(mt.tensor(grad))
             return [a.numpy() for a in (y, t.grad, z, u.grad, g.grad, b.grad, h, w.grad)]
 
-    previous, be.kernels = be.kernels, kernels
-    try:
-        with_kernels = run()
-    finally:
-        be.kernels = None
-    formulas = run()
-    be.kernels = previous
-    for k, f in zip(with_kernels, formulas):
-        assert rel_err(k, f) < TOLERANCE[dtype]
+    _gpu_agree(run, dtype)
 
 
 def test_gpu_counter_uniforms_are_the_generators_to_the_bit():
@@ -331,3 +367,22 @@ def test_gpu_counter_uniforms_are_the_generators_to_the_bit():
     plain = CounterRNG(cupy, 3)
     for n in (1, 1000, 1_000_003):
         assert bool(cupy.all(fast.random((n,)) == plain.random((n,))))
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+def test_gpu_adam_matches_the_formula(dtype, rng):
+    _cupy()
+    values = [rng.normal(size=shape).astype(dtype) for shape in ((64, 32), (32,), (1000, 3))]
+    grads = [[rng.normal(size=v.shape).astype(dtype) for v in values] for _ in range(3)]
+
+    def run():
+        with mt.backend.use("cupy"):
+            params = [mt.tensor(v, requires_grad=True) for v in values]
+            opt = optim.AdamW(params, lr=0.05, weight_decay=0.1)
+            for step in grads:
+                for p, g in zip(params, step):
+                    p.grad = mt.tensor(g)
+                opt.step()
+            return [p.numpy() for p in params]
+
+    _gpu_agree(run, dtype)

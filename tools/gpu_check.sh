@@ -11,7 +11,7 @@
 # reverse task to its accuracy target), bench (per-operation overhead), models (training steps of
 # the SEED and the large configuration beside the same model in PyTorch CUDA eager, float32),
 # models-tf32 (the same with TF32 products in both libraries, CUPY_TF32=1), models-kernels (float32
-# again, with softmax, layer norm, GELU and the random numbers as the CUDA kernels of
+# again, with softmax, layer norm, GELU, Adam and the random numbers as the CUDA kernels of
 # minitransformer/kernels.py, MINITRANSFORMER_KERNELS=1; the tests step checks them first).
 # Not run unless named in STEPS: train-kernels (the train step with the kernels, dropout's random
 # numbers included).

@@ -116,6 +116,18 @@ class Adam(Optimizer):
         ### END SOLUTION
 
 
+    def update_with_kernels(self, kernels, theta, g, group, state):
+        """:meth:`update` as one CUDA kernel (:meth:`~minitransformer.kernels.CudaKernels.adam_update`): the same
+        formula in the same order, with the same scalars (here, on the host) and the same state."""
+        if not state:
+            state.update(step=0, m=kernels.cupy.zeros_like(theta), v=kernels.cupy.zeros_like(theta))
+        t = state["step"] = state["step"] + 1
+        theta, state["m"], state["v"] = kernels.adam_update(
+            theta, g, state["m"], state["v"], t, group["lr"], *group["betas"], group["eps"], group["weight_decay"],
+            self.decoupled_weight_decay)
+        return theta
+
+
 class AdamW(Adam):
     r"""Adam with decoupled weight decay (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization").
 

@@ -163,7 +163,7 @@ class Optimizer:
                     self._check_gradient(p)
                 if not self.elementwise:
                     for p in ready:
-                        p.data = self.update(p.backend.xp, p.data, p.grad.data, group, self.state.setdefault(p, {}))
+                        p.data = self._update(p.backend, p.data, p.grad.data, group, self.state.setdefault(p, {}))
                     continue
                 batches: dict[tuple, list[Tensor]] = {}
                 for p in ready:
@@ -194,10 +194,11 @@ class Optimizer:
         launches per step and a few thousand. The parameters and their state arrays become views of
         the long results, of their own shapes.
         """
-        xp = params[0].backend.xp
+        backend = params[0].backend
+        xp = backend.xp
         if len(params) == 1:  # nothing to lay end to end
             p = params[0]
-            p.data = self.update(xp, p.data, p.grad.data, group, self.state[p])
+            p.data = self._update(backend, p.data, p.grad.data, group, self.state[p])
             return
 
         def end_to_end(arrays):
@@ -205,8 +206,8 @@ class Optimizer:
 
         states = [self.state[p] for p in params]
         state = {k: end_to_end([s[k] for s in states]) if hasattr(v, "shape") else v for k, v in states[0].items()}
-        theta = self.update(xp, end_to_end([p.data for p in params]), end_to_end([p.grad.data for p in params]),
-                            group, state)
+        theta = self._update(backend, end_to_end([p.data for p in params]), end_to_end([p.grad.data for p in params]),
+                             group, state)
         n = sum(p.size for p in params)
         for k, v in state.items():
             if hasattr(v, "shape") and tuple(v.shape) != (n,):
@@ -220,6 +221,17 @@ class Optimizer:
             p.data = xp.reshape(theta[start:end], p.shape)
             for k, v in state.items():
                 s[k] = xp.reshape(v[start:end], p.shape) if hasattr(v, "shape") else v
+
+    def _update(self, backend, theta, g, group: dict, state: dict):
+        """:meth:`update`, or :meth:`update_with_kernels` where the backend has CUDA kernels that take ``theta``."""
+        kernels = backend.kernels
+        if kernels is not None and self.update_with_kernels is not None and kernels.fits(theta):
+            return self.update_with_kernels(kernels, theta, g, group, state)
+        return self.update(backend.xp, theta, g, group, state)
+
+    #: a subclass may give the step as a CUDA kernel: ``update_with_kernels(kernels, theta, g, group, state)``,
+    #: :meth:`update`'s contract with a :class:`~minitransformer.kernels.CudaKernels` for ``xp`` (used on a GPU)
+    update_with_kernels = None
 
     def update(self, xp, theta, g, group: dict, state: dict):
         """One step for one parameter: the new value of ``theta`` from its gradient ``g``.
