@@ -229,6 +229,8 @@ def test_one_update_laid_end_to_end_equals_one_update_per_parameter(cls, config,
         for t in range(STEPS):
             for i, (p, g) in enumerate(zip(params, grads[t])):
                 p.grad = None if (t == 2 and i == 1) else mt.tensor(np.asarray(g, dtype=p.dtype_name))
+            if t == 3:  # a new array for one parameter: the long array of last step no longer holds it
+                params[2].data = params[2].data + 0.5
             opt.step()
         results.append(([p.numpy() for p in params], opt.state_dict()["state"]))
     (laid, laid_state), (alone, alone_state) = results
@@ -264,6 +266,25 @@ def test_step_updates_all_parameters_of_a_kind_at_once(rng):
     Watched.elementwise = False  # the reference path: one update per parameter
     opt.step()
     assert shapes == [(3, 4), (5,), ()]
+
+
+def test_the_long_arrays_are_used_again_while_the_parameters_are_their_views(rng, monkeypatch, backend):
+    params = make_params(initial_values(rng))
+    opt = Adam(params, lr=0.1)
+    joined = []
+    concat = backend.xp.concat
+    monkeypatch.setattr(backend.xp, "concat", lambda arrays, **kw: joined.append(len(arrays)) or concat(arrays, **kw))
+    for step in range(3):
+        for p in params:
+            p.grad = mt.ones_like(p)
+        joined.clear()
+        opt.step()
+        # the first step joins theta and the gradients (m and v are made by it); later ones only the gradients
+        assert joined == ([3, 3] if step == 0 else [3])
+    opt.state[params[1]]["m"] = opt.state[params[1]]["m"] * 1.0  # a new array: m is joined anew
+    joined.clear()
+    opt.step()
+    assert joined == [3, 3]
 
 
 def test_an_update_that_is_not_elementwise_is_refused_laid_end_to_end(rng):

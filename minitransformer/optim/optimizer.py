@@ -156,6 +156,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        laid_out: dict[tuple, dict] = {}
         with no_grad():  # an update is not part of any graph
             for group in self.param_groups:
                 ready = [p for p in group["params"] if p.grad is not None]
@@ -169,7 +170,8 @@ class Optimizer:
                 for p in ready:
                     batches.setdefault(_batch_key(p, self.state.setdefault(p, {})), []).append(p)
                 for batch in batches.values():
-                    self._update_end_to_end(batch, group)
+                    self._update_end_to_end(batch, group, laid_out)
+        self._laid_out = laid_out  # only this step's long arrays are kept
         return loss
 
     def _check_gradient(self, p: Tensor) -> None:
@@ -185,14 +187,15 @@ class Optimizer:
                 f"{p.shape} is {p.dtype_name}"
             )
 
-    def _update_end_to_end(self, params: list[Tensor], group: dict) -> None:
+    def _update_end_to_end(self, params: list[Tensor], group: dict, laid_out: dict) -> None:
         r"""One :meth:`update` for all ``params`` laid end to end: :math:`\theta = [\theta_1; \ldots; \theta_n]`.
 
         For an elementwise update this is the same arithmetic as ``n`` separate updates, in one array
         operation per term instead of ``n`` (PyTorch's multi-tensor "foreach" path does the same). On a
         GPU, where each operation costs a kernel launch, that is the difference between a few dozen
         launches per step and a few thousand. The parameters and their state arrays become views of
-        the long results, of their own shapes.
+        the long results, of their own shapes; while they still are at the next step (nothing assigned
+        a new array), the long arrays are used again instead of being copied together anew.
         """
         backend = params[0].backend
         xp = backend.xp
@@ -201,13 +204,19 @@ class Optimizer:
             p.data = self._update(backend, p.data, p.grad.data, group, self.state[p])
             return
 
-        def end_to_end(arrays):
+        batch = tuple(id(p) for p in params)
+        before = getattr(self, "_laid_out", {}).get(batch, {})  # name -> (long array, its views last step)
+
+        def end_to_end(name, arrays):
+            long, views = before.get(name, (None, ()))
+            if long is not None and len(views) == len(arrays) and all(a is v for a, v in zip(arrays, views)):
+                return long  # still the views of last step's long array: no copy
             return xp.concat([xp.reshape(a, (-1,)) for a in arrays])
 
         states = [self.state[p] for p in params]
-        state = {k: end_to_end([s[k] for s in states]) if hasattr(v, "shape") else v for k, v in states[0].items()}
-        theta = self._update(backend, end_to_end([p.data for p in params]), end_to_end([p.grad.data for p in params]),
-                             group, state)
+        state = {k: end_to_end(k, [s[k] for s in states]) if hasattr(v, "shape") else v for k, v in states[0].items()}
+        theta = self._update(backend, end_to_end(None, [p.data for p in params]),  # None: theta (never a state key)
+                             xp.concat([xp.reshape(p.grad.data, (-1,)) for p in params]), group, state)
         n = sum(p.size for p in params)
         for k, v in state.items():
             if hasattr(v, "shape") and tuple(v.shape) != (n,):
@@ -215,12 +224,17 @@ class Optimizer:
                     f"{type(self).__name__}.update: state {k!r} has shape {tuple(v.shape)} for {n} parameter "
                     f"entries laid end to end; an update that is not elementwise must set elementwise = False"
                 )
+        long_arrays = {None: theta, **{k: v for k, v in state.items() if hasattr(v, "shape")}}
+        views = {name: [] for name in long_arrays}
         end = 0
         for p, s in zip(params, states):
             start, end = end, end + p.size
-            p.data = xp.reshape(theta[start:end], p.shape)
+            for name, long in long_arrays.items():
+                views[name].append(xp.reshape(long[start:end], p.shape))
+            p.data = views[None][-1]
             for k, v in state.items():
-                s[k] = xp.reshape(v[start:end], p.shape) if hasattr(v, "shape") else v
+                s[k] = views[k][-1] if k in views else v
+        laid_out[batch] = {name: (long, views[name]) for name, long in long_arrays.items()}
 
     def _update(self, backend, theta, g, group: dict, state: dict):
         """:meth:`update`, or :meth:`update_with_kernels` where the backend has CUDA kernels that take ``theta``."""
