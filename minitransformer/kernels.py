@@ -277,14 +277,14 @@ class CudaKernels:
             self._run(name, dtype, min(-(-n // MAX_BLOCK), MAX_GRID), MAX_BLOCK, args)
 
     def gelu_forward(self, x):
-        """``(y, t)``: GELU of ``x`` and :math:`t = \\tanh(c (x + a x^3))`, both the shape of ``x``."""
+        r"""``(y, t)``: GELU of ``x`` and :math:`t = \tanh(c (x + a x^3))`, both the shape of ``x``."""
         x = self._rows(x)
         y, t = self.cupy.empty_like(x), self.cupy.empty_like(x)
         self._elementwise("gelu_forward", x.dtype.name, x.size, (x, y, t, self.cupy.int64(x.size)))
         return y, t
 
     def gelu_backward(self, grad, x, t):
-        """:math:`\\bar x` from :math:`\\bar y` ``grad``, ``x`` and ``t``, all of one shape."""
+        r""":math:`\bar x` from :math:`\bar y` ``grad``, ``x`` and ``t``, all of one shape."""
         grad, x, t = self._rows(grad), self._rows(x), self._rows(t)
         grad_x = self.cupy.empty_like(x)
         self._elementwise("gelu_backward", x.dtype.name, x.size, (grad, x, t, grad_x, self.cupy.int64(x.size)))

@@ -275,7 +275,7 @@ class Gelu(Function):
     fresh_grads = True
 
     def forward(self, x):
-        """Elementwise GELU, the shape of ``x``; keeps ``x`` and :math:`t = \tanh u`."""
+        r"""Elementwise GELU, the shape of ``x``; keeps ``x`` and :math:`t = \tanh u`."""
         self.x, self.kernels = x, _kernels_for(self.backend, x, -1)
         if self.kernels:  # on a GPU, the same formula as one CUDA kernel (minitransformer.kernels)
             y, self.t = self.kernels.gelu_forward(x)
