@@ -557,6 +557,27 @@ def make_batch(config: dict, seed: int = 0) -> dict:
     return {"ids": ids, "targets": rng.integers(0, 2, B).astype(np.float32)}
 
 
+def _steps(loss, optimizer, no_grad) -> dict:
+    """``{"train_step", "forward_step", "loss", "optimizer"}`` of a model's ``loss()``, in either library.
+
+    ``train_step()`` runs forward, loss, backward and one optimizer step and returns the loss;
+    ``forward_step()`` runs forward and loss under the library's ``no_grad``.
+    """
+
+    def train_step():
+        optimizer.zero_grad()
+        value = loss()
+        value.backward()
+        optimizer.step()
+        return value
+
+    def forward_step():
+        with no_grad():
+            return loss()
+
+    return {"train_step": train_step, "forward_step": forward_step, "loss": loss, "optimizer": optimizer}
+
+
 # ------------------------------------------------------------------ ours
 def build_ours(config: dict, batch: dict, seed: int = 0) -> dict:
     """The model of ``config`` in minitransformer (dropout 0, so both libraries compute the same numbers).
@@ -597,19 +618,7 @@ def build_ours(config: dict, batch: dict, seed: int = 0) -> dict:
             return F.cross_entropy(model(ids), targets)  # (B, T, V) against (B, T)
         return F.binary_cross_entropy_with_logits(model(ids), targets)  # (B,) against (B,)
 
-    def train_step():
-        optimizer.zero_grad()
-        value = loss()
-        value.backward()
-        optimizer.step()
-        return value
-
-    def forward_step():
-        with mt.no_grad():
-            return loss()
-
-    return {"model": model, "train_step": train_step, "forward_step": forward_step, "loss": loss,
-            "optimizer": optimizer}
+    return {"model": model, **_steps(loss, optimizer, mt.no_grad)}
 
 
 # ------------------------------------------------------------------ the same architecture in plain PyTorch
@@ -697,18 +706,7 @@ def build_torch(torch, config: dict, batch: dict, model, device: str | None = No
     def loss():
         return _torch_loss(torch, P, PE, config, ids, targets)
 
-    def train_step():
-        optimizer.zero_grad()
-        value = loss()
-        value.backward()
-        optimizer.step()
-        return value
-
-    def forward_step():
-        with torch.no_grad():
-            return loss()
-
-    return {"train_step": train_step, "forward_step": forward_step, "loss": loss, "optimizer": optimizer}
+    return _steps(loss, optimizer, torch.no_grad)
 
 
 # ------------------------------------------------------------------ arrays computed per step

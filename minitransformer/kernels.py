@@ -251,22 +251,22 @@ class CudaKernels:
         block = block_size(n)
         self._run(name, x.dtype.name, x.size // n, block, args, shared_mem=block * x.itemsize)
 
-    def _rows(self, a):
-        return self.cupy.ascontiguousarray(a)
+    def _contiguous(self, a):
+        return self.cupy.ascontiguousarray(a)  # the kernels index rows and entries as one flat block
 
     def _scalar(self, x, value):
         return x.dtype.type(value)  # passed to the kernel as exactly T
 
     def softmax_forward(self, x):
         """Softmax along the last axis: ``(..., n)`` -> ``(..., n)``."""
-        x = self._rows(x)
+        x = self._contiguous(x)
         y = self.cupy.empty_like(x)
         self._launch("softmax_forward", x, (x, y, self.cupy.int64(x.shape[-1])))
         return y
 
     def softmax_backward(self, grad, y):
         r""":math:`\bar x` from :math:`\bar y` ``grad`` and the softmax ``y``, both ``(..., n)``."""
-        grad, y = self._rows(grad), self._rows(y)
+        grad, y = self._contiguous(grad), self._contiguous(y)
         grad_x = self.cupy.empty_like(y)
         self._launch("softmax_backward", y, (grad, y, grad_x, self.cupy.int64(y.shape[-1])))
         return grad_x
@@ -278,14 +278,14 @@ class CudaKernels:
 
     def gelu_forward(self, x):
         r"""``(y, t)``: GELU of ``x`` and :math:`t = \tanh(c (x + a x^3))`, both the shape of ``x``."""
-        x = self._rows(x)
+        x = self._contiguous(x)
         y, t = self.cupy.empty_like(x), self.cupy.empty_like(x)
         self._elementwise("gelu_forward", x.dtype.name, x.size, (x, y, t, self.cupy.int64(x.size)))
         return y, t
 
     def gelu_backward(self, grad, x, t):
         r""":math:`\bar x` from :math:`\bar y` ``grad``, ``x`` and ``t``, all of one shape."""
-        grad, x, t = self._rows(grad), self._rows(x), self._rows(t)
+        grad, x, t = self._contiguous(grad), self._contiguous(x), self._contiguous(t)
         grad_x = self.cupy.empty_like(x)
         self._elementwise("gelu_backward", x.dtype.name, x.size, (grad, x, t, grad_x, self.cupy.int64(x.size)))
         return grad_x
@@ -293,7 +293,7 @@ class CudaKernels:
     def adam_update(self, theta, g, m, v, t: int, lr: float, beta_1: float, beta_2: float, eps: float,
                     weight_decay: float, decoupled: bool):
         """``(theta, m, v)`` after step ``t`` of :class:`~minitransformer.optim.Adam`, each shaped as ``theta``."""
-        theta, g, m, v = (self._rows(a) for a in (theta, g, m, v))
+        theta, g, m, v = (self._contiguous(a) for a in (theta, g, m, v))
         out = [self.cupy.empty_like(theta) for _ in range(3)]
         scalars = (lr, beta_1, 1 - beta_1, beta_2, 1 - beta_2, 1 - beta_1**t, 1 - beta_2**t, eps, weight_decay,
                    1 - lr * weight_decay)  # each computed as Adam.update computes it, then cast to T
@@ -314,11 +314,11 @@ class CudaKernels:
 
         ``gamma`` and ``beta`` ``(d,)`` may be None.
         """
-        x = self._rows(x)
+        x = self._contiguous(x)
         y, x_hat = self.cupy.empty_like(x), self.cupy.empty_like(x)
         inv_std = self.cupy.empty((*x.shape[:-1], 1), dtype=x.dtype)
-        gamma_ = x if gamma is None else self._rows(gamma)  # (an unread stand-in when absent)
-        beta_ = x if beta is None else self._rows(beta)
+        gamma_ = x if gamma is None else self._contiguous(gamma)  # (an unread stand-in when absent)
+        beta_ = x if beta is None else self._contiguous(beta)
         self._launch("layer_norm_forward", x, (x, gamma_, beta_, y, x_hat, inv_std, self.cupy.int64(x.shape[-1]),
                                                self._scalar(x, eps), self.cupy.int32(gamma is not None),
                                                self.cupy.int32(beta is not None)))
@@ -326,9 +326,10 @@ class CudaKernels:
 
     def layer_norm_backward(self, grad, x_hat, gamma, inv_std):
         r""":math:`\bar x` ``(..., d)`` from :math:`\bar y`, :math:`\hat x`, :math:`\gamma` (or None), ``inv_std``."""
-        grad, x_hat = self._rows(grad), self._rows(x_hat)
+        grad, x_hat = self._contiguous(grad), self._contiguous(x_hat)
         grad_x = self.cupy.empty_like(x_hat)
-        gamma_ = x_hat if gamma is None else self._rows(gamma)
+        gamma_ = x_hat if gamma is None else self._contiguous(gamma)
+        inv_std = self._contiguous(inv_std)
         d, has_gamma = self.cupy.int64(x_hat.shape[-1]), self.cupy.int32(gamma is not None)
-        self._launch("layer_norm_backward", x_hat, (grad, x_hat, gamma_, self._rows(inv_std), grad_x, d, has_gamma))
+        self._launch("layer_norm_backward", x_hat, (grad, x_hat, gamma_, inv_std, grad_x, d, has_gamma))
         return grad_x
