@@ -42,7 +42,8 @@ __all__ = [
 
 #: dtype of parameters and activations unless asked otherwise (float64 is for gradient checks)
 DEFAULT_FLOAT = "float32"
-#: set to 1 to run softmax and layer norm as CUDA kernels on CuPy (see Backend.kernels)
+#: CuPy runs softmax, layer norm, GELU, Adam, the random numbers and the embedding's scatter-add as CUDA kernels
+#: (see Backend.kernels) unless this is set to 0, which runs their array formulas instead
 KERNELS_VARIABLE = "MINITRANSFORMER_KERNELS"
 
 _ALIASES = {
@@ -157,9 +158,10 @@ class Backend:
     @property
     def kernels(self):
         """CUDA kernels (a :class:`~minitransformer.kernels.CudaKernels`) for softmax, layer norm and the random
-        numbers, used in place of their array formulas; None (the default) runs the formulas.
+        numbers, used in place of their array formulas; None runs the formulas.
 
-        Set on CuPy by ``MINITRANSFORMER_KERNELS=1``; off by default until a GPU run has checked them.
+        On CuPy by default (checked against the formulas on an H200); ``MINITRANSFORMER_KERNELS=0`` turns them off.
+        None on the other backends.
         """
         return self._kernels
 
@@ -257,6 +259,9 @@ class Backend:
         """
         xp = self.xp
         out = xp.zeros(tuple(target_shape), dtype=values.dtype)
+        if self.kernels is not None and self.kernels.fits(values):
+            self.kernels.scatter_add(out, indices, values)  # in the order of n, unlike CuPy's atomics
+            return out
         if self.name in ("numpy", "cupy"):
             self.native.add.at(out, indices, values)  # unbuffered: repeated indices add up
             return out
@@ -451,7 +456,7 @@ def _make(name: str) -> Backend:
         if count == 0:
             raise BackendError("backend 'cupy': CuPy is installed but no GPU is visible (check CUDA_VISIBLE_DEVICES)")
         be = Backend("cupy", xp, cupy)
-        if os.environ.get(KERNELS_VARIABLE) == "1":
+        if os.environ.get(KERNELS_VARIABLE, "1") != "0":
             from .kernels import CudaKernels
 
             be.kernels = CudaKernels(cupy)

@@ -18,14 +18,16 @@ formulas are the ones of :mod:`~minitransformer.autograd.fused`, in the same ord
 - Adam's step (:class:`~minitransformer.optim.Adam`, :class:`~minitransformer.optim.AdamW`), elementwise,
   on all the parameters laid end to end: one kernel instead of about eighteen array operations;
 - the uniforms of :class:`~minitransformer.backend.CounterRNG` (dropout's masks, initial weights):
-  SplitMix64 on a counter, one kernel instead of fifteen array operations on 64-bit words.
+  SplitMix64 on a counter, one kernel instead of fifteen array operations on 64-bit words;
+- the scatter-add of a row lookup's gradient (the embedding's), in a fixed order: CuPy's own adds with
+  atomics in whatever order the threads arrive, so a training run on the GPU would not repeat itself.
 
 The array-API formulas stay the reference on every backend; ``tests/test_kernels.py`` compiles this
 source with ``nvcc`` where it is installed, runs it on the CPU under an emulation of CUDA's blocks,
 threads and barriers, and, on a GPU, checks it against the formulas.
 
-They are used on CuPy when ``MINITRANSFORMER_KERNELS=1`` is set (or ``backend.kernels`` is given
-a :class:`CudaKernels`): off by default until a run on a GPU has checked them there.
+The CuPy backend uses them by default (``backend.kernels``); ``MINITRANSFORMER_KERNELS=0`` turns them off
+and runs the array formulas instead. ``tools/gpu_check.sh`` checked them on an H200.
 """
 
 from __future__ import annotations
@@ -189,6 +191,22 @@ extern "C" __global__ void counter_uniform(double* u, long long n, unsigned long
         u[i] = (double)(z >> 11) * (1.0 / 9007199254740992.0);
     }
 }
+
+// The gradient of a row lookup without atomics: out[id] += values[n] for every n with ids[n] = id, added in the
+// order of n. `order` sorts the ids stably and `sorted_ids` = ids[order]; the thread of the first position of a
+// run of equal ids and of column c adds up that run's rows one after another. The sums are the same at every
+// run, and the same as NumPy's add.at (which adds in the order of n).
+extern "C" __global__ void scatter_add_sorted(const long long* sorted_ids, const long long* order, const T* values,
+                                              T* out, long long n, long long d) {
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < n * d; k += stride) {
+        long long i = k / d, c = k % d, id = sorted_ids[i];
+        if (i > 0 && sorted_ids[i - 1] == id) continue;  // not the first of its run: the first adds the run
+        T s = out[id * d + c];
+        for (long long j = i; j < n && sorted_ids[j] == id; ++j) s += values[order[j] * d + c];
+        out[id * d + c] = s;
+    }
+}
 """
 
 #: the C type of each dtype the kernels take
@@ -301,6 +319,24 @@ class CudaKernels:
         self._elementwise("adam_update", theta.dtype.name, theta.size,
                           (theta, g, m, v, *out, self.cupy.int64(theta.size), *scalars, self.cupy.int32(decoupled)))
         return tuple(out)
+
+    def scatter_add(self, out, indices, values) -> None:
+        r"""``out[indices[n]] += values[n]`` for every n, in the order of n: the same sums at every run.
+
+        ``out`` ``(V, *rest)`` (C-contiguous, changed in place), ``indices`` ``(N,)`` integers in ``[0, V)``,
+        ``values`` ``(N, *rest)``. CuPy's own scatter-add uses atomic additions, whose order (and so the
+        rounding of the sums) changes from run to run; here the ids are sorted instead (a stable sort keeps
+        the order of n within each id).
+        """
+        cp = self.cupy
+        ids = indices.astype(cp.int64, copy=False)
+        order = cp.argsort(ids, kind="stable")
+        sorted_ids = cp.take(ids, order)
+        n = ids.shape[0]
+        d = out.size // out.shape[0] if out.shape[0] else 0
+        values = self._contiguous(values)
+        self._elementwise("scatter_add_sorted", out.dtype.name, n * d,
+                          (sorted_ids, order, values, out, cp.int64(n), cp.int64(d)))
 
     def counter_uniform(self, n: int, start: int, key: int):
         """``(n,)`` float64 uniforms of :class:`~minitransformer.backend.CounterRNG` from position ``start`` on."""
