@@ -46,6 +46,17 @@ def backend(request):
 
 
 @pytest.fixture
+def checking_values(backend):
+    """The backend with its value checks on, for tests of their messages.
+
+    CuPy's are off by default: reading token ids makes the host wait for the GPU (Backend.check_values).
+    """
+    previous, backend.check_values = backend.check_values, True
+    yield backend
+    backend.check_values = previous
+
+
+@pytest.fixture
 def to_numpy():
     """Any tensor or array (of any backend) as a float64 NumPy array, for comparisons."""
 

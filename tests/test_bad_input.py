@@ -178,6 +178,7 @@ def test_take_with_float_indices():
         ([3], 1, r"Take: index 3 is out of range for axis 1 of size 3"),
     ],
 )
+@pytest.mark.usefixtures("checking_values")
 def test_take_with_out_of_range_ids(ids, axis, message):
     E = mt.ones(5, 3, requires_grad=True)
     with pytest.raises(IndexError, match=message):

@@ -125,6 +125,7 @@ def test_embedding_init_variance():
     assert emb.weight.numpy().std() == pytest.approx(64**-0.5, rel=0.03)  # N(0, 1/d_model)
 
 
+@pytest.mark.usefixtures("checking_values")
 def test_embedding_bad_ids():
     emb = nn.Embedding(10, 4)
     with pytest.raises(TypeError, match=r"Embedding: token ids must be integers, got float32 with shape \(2,\)"):

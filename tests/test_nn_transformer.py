@@ -441,6 +441,7 @@ def test_embeddings_are_scaled_by_sqrt_d_model(rng):
 
 
 # ------------------------------------------------------------------ bad input
+@pytest.mark.usefixtures("checking_values")
 def test_bad_input_gets_clear_errors():
     model = nn.Transformer(10, 10, D, H, D_FF, 1, 1, max_len=6)
     with pytest.raises(ValueError, match=r"src has 7 positions, more than max_len=6.*PE"):
