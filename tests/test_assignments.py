@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from minitransformer.assignments import ASSIGNMENTS, build, get, grade, strip_notebook, strip_source
-from minitransformer.assignments.grade import format_table, graded_test_files
+from minitransformer.assignments.grade import format_table, graded_test_files, pythonpath
 
 pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
 
@@ -178,12 +178,12 @@ def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_p
 def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
     out = tmp_path / "a5"
     run = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": pythonpath(ROOT)})
     assert run.returncode == 0, run.stderr
     assert f"grade it with: minitransformer assignments grade 5 {out}" in run.stdout
     assert "minitransformer/optim/adam.py: 1" in run.stdout
     again = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
-                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": pythonpath(ROOT)})
     assert again.returncode == 2 and "exists and is not empty" in again.stderr
 
 
@@ -204,7 +204,7 @@ def test_a_fresh_student_copy_imports_fails_only_where_it_should_and_grades_0(nu
     build(number, copy)
     imported = subprocess.run([sys.executable, "-c", "import minitransformer, minitransformer.nn; "
                                "print(minitransformer.__file__)"], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(copy)}, cwd=tmp_path)
+                              env={**os.environ, "PYTHONPATH": pythonpath(copy)}, cwd=tmp_path)
     assert imported.returncode == 0 and imported.stdout.strip() == str(copy / "minitransformer" / "__init__.py")
     g = _graded(number, copy)
     assert not g.problem, g.problem
@@ -242,7 +242,7 @@ def test_grade_prints_a_table_and_writes_json(tmp_path):
     build(5, copy)
     run = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "grade", "5", str(copy),
                           "--json", str(tmp_path / "grade.json")], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+                         env={**os.environ, "PYTHONPATH": pythonpath(ROOT)}, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     data = json.loads((tmp_path / "grade.json").read_text())
     assert (data["assignment"], data["problem"], data["score"]) == (5, "", 0)
@@ -269,7 +269,7 @@ def test_a_stripped_notebook_runs_up_to_its_first_exercise(number, name, tmp_pat
     assert exercises, f"{name}: no A{number} exercise cell"
     first = exercises[0]
     assert all(not c.get("outputs") for c in nb.cells[first:] if c.cell_type == "code"), "solution outputs left"
-    monkeypatch.setenv("PYTHONPATH", str(copy))  # the kernel imports the student's package
+    monkeypatch.setenv("PYTHONPATH", pythonpath(copy))  # the kernel imports the student's package
     monkeypatch.delenv("MINITRANSFORMER_BACKEND", raising=False)
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                                      resources={"metadata": {"path": str(copy / "notebooks")}})

@@ -24,7 +24,7 @@ from pathlib import Path
 from .catalog import get
 from .strip import source_root
 
-__all__ = ["grade", "Grade", "TestResult", "format_table"]
+__all__ = ["grade", "Grade", "TestResult", "format_table", "pythonpath"]
 
 
 @dataclass
@@ -117,6 +117,20 @@ def graded_test_files(tests: Path) -> list[Path]:
     return sorted(p for p in tests.glob("test_*.py") if "mark.assignment" in p.read_text(encoding="utf-8"))
 
 
+def pythonpath(*first) -> str:
+    """A ``PYTHONPATH`` with the folders ``first`` ahead of the one already set.
+
+    The one already set is kept behind them: it may be how this Python finds its packages (``pip install
+    --target``), and a folder ahead of it wins, so the student's package is the one imported.
+
+    >>> import os
+    >>> pythonpath("/copy").split(os.pathsep)[0]
+    '/copy'
+    """
+    kept = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return os.pathsep.join([*map(str, first), *kept])
+
+
 def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) -> Grade:
     """Run assignment ``number``'s tests on the package in ``path`` and score them.
 
@@ -160,7 +174,7 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
         shutil.copy(Path(__file__).with_name("plugin.py"), Path(tmp) / "_minitransformer_grader.py")
         out = Path(tmp) / "results.json"
         env = {k: v for k, v in os.environ.items() if k != "MINITRANSFORMER_BACKEND"}
-        env["PYTHONPATH"] = os.pathsep.join([str(copy), tmp])
+        env["PYTHONPATH"] = pythonpath(copy, tmp)
         env["MPLBACKEND"] = "Agg"
         command = [sys.executable, "-m", "pytest", *map(str, graded_test_files(root / "tests")),
                    "-p", "_minitransformer_grader", "--assignment", numbers or str(assignment.number),
