@@ -1092,7 +1092,7 @@ def format_model_table(report: dict) -> str:
         f"numpy {m['numpy']} (BLAS threads {m['numpy_blas_threads']}), {torch_text}",
         *([f"GPU: {m['device']}, both libraries on it; TF32 for float32 products: "
            f"{'on (CUPY_TF32=1)' if m['tf32'] else 'off (full float32)'}; softmax and layer norm as "
-           f"{'CUDA kernels (MINITRANSFORMER_KERNELS=1)' if m.get('kernels') else 'array operations'}"]
+           f"{'CUDA kernels' if m.get('kernels') else 'array operations (MINITRANSFORMER_KERNELS=0)'}"]
           if m.get("device", "cpu") != "cpu" else []),
         f"BLAS floor: {report['flops']['step'] / 1e9:.2f} GFLOP per training step "
         f"({report['flops']['forward'] / 1e9:.2f} forward) at {report['matmul_gflops']:.1f} GFLOP/s "

@@ -152,8 +152,8 @@ def test_missing_cupy_says_how_to_install(monkeypatch):
 
 @pytest.mark.single_backend
 @pytest.mark.parametrize("setting", [None, "0", "1"])
-def test_cuda_kernels_are_used_on_cupy_only_when_asked_for(setting, monkeypatch):
-    """MINITRANSFORMER_KERNELS=1 gives the CuPy backend its kernels (a stand-in CuPy with one GPU here)."""
+def test_cuda_kernels_are_used_on_cupy_unless_turned_off(setting, monkeypatch):
+    """The CuPy backend has its kernels unless MINITRANSFORMER_KERNELS=0 (a stand-in CuPy with one GPU here)."""
     import types
 
     import array_api_compat.numpy
@@ -169,7 +169,7 @@ def test_cuda_kernels_are_used_on_cupy_only_when_asked_for(setting, monkeypatch)
         monkeypatch.setenv("MINITRANSFORMER_KERNELS", setting)
     gpu = mt.backend._make("cupy")
     assert gpu.name == "cupy" and gpu.native is fake
-    if setting == "1":
+    if setting != "0":
         assert isinstance(gpu.kernels, CudaKernels) and gpu.kernels.cupy is fake
     else:
         assert gpu.kernels is None

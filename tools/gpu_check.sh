@@ -10,11 +10,11 @@
 # equivalence (NumPy and CuPy give the same outputs and gradients for the same weights), train (the
 # reverse task to its accuracy target), bench (per-operation overhead), models (training steps of
 # the SEED and the large configuration beside the same model in PyTorch CUDA eager, float32),
-# models-tf32 (the same with TF32 products in both libraries, CUPY_TF32=1), models-kernels (float32
-# again, with softmax, layer norm, GELU, Adam and the random numbers as the CUDA kernels of
-# minitransformer/kernels.py, MINITRANSFORMER_KERNELS=1; the tests step checks them first).
-# Not run unless named in STEPS: train-kernels (the train step with the kernels, dropout's random
-# numbers included).
+# models-tf32 (the same with TF32 products in both libraries, CUPY_TF32=1), models-formulas (float32
+# again, without the CUDA kernels of minitransformer/kernels.py, which are on by default: softmax,
+# layer norm, GELU, Adam, the random numbers and the scatter-add as array formulas,
+# MINITRANSFORMER_KERNELS=0). Not run unless named in STEPS: train-formulas (the train step without
+# the kernels).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check-output}
@@ -25,7 +25,7 @@ if ! python3 -c "import array_api_compat" 2>/dev/null && ls .whl/*.whl >/dev/nul
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/mt-site .whl/*.whl
   export PYTHONPATH="$PYTHONPATH:/tmp/mt-site"
 fi
-STEPS=${STEPS:-"info tests equivalence train bench models models-tf32 models-kernels"}
+STEPS=${STEPS:-"info tests equivalence train bench models models-tf32 models-formulas"}
 summary=""
 failed=0
 
@@ -48,8 +48,8 @@ XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")
 step tests 240 python3 -m pytest tests minitransformer --backends cupy -q -p no:cacheprovider --maxfail=30 $XDIST
 step equivalence 90 python3 tools/backend_equivalence.py --backend cupy
 step train 150 python3 -m minitransformer train --task reverse --backend cupy --no-progress --target 0.99 --out /tmp/mt-reverse
-step train-kernels 150 env MINITRANSFORMER_KERNELS=1 python3 -m minitransformer train --task reverse --backend cupy \
-  --no-progress --target 0.99 --out /tmp/mt-reverse-kernels
+step train-formulas 150 env MINITRANSFORMER_KERNELS=0 python3 -m minitransformer train --task reverse --backend cupy \
+  --no-progress --target 0.99 --out /tmp/mt-reverse-formulas
 step bench 90 env MINITRANSFORMER_BACKEND=cupy python3 -m minitransformer bench autograd --repeat 5 --json "$OUT/bench.json"
 # bench seed and bench large on the GPU, beside PyTorch CUDA; $0 is the folder for the JSON, $1 a suffix
 MODELS='export MINITRANSFORMER_BACKEND=cupy
@@ -57,7 +57,7 @@ python3 -m minitransformer bench seed --repeat 5 --json "$0/bench-seed$1.json" &
 python3 -m minitransformer bench large --repeat 3 --json "$0/bench-large$1.json"'
 step models 120 bash -c "$MODELS" "$OUT" ""
 step models-tf32 120 env CUPY_TF32=1 bash -c "$MODELS" "$OUT" "-tf32"
-step models-kernels 120 env MINITRANSFORMER_KERNELS=1 bash -c "$MODELS" "$OUT" "-kernels"
+step models-formulas 120 env MINITRANSFORMER_KERNELS=0 bash -c "$MODELS" "$OUT" "-formulas"
 
 printf '\n=== summary\n%b' "$summary"
 exit $failed

@@ -12,9 +12,8 @@ The functions in :mod:`minitransformer.functional` use these by default (``fused
 the composition as the reference (``fused=False``); ``tests/test_fused.py`` proves the two agree,
 values and gradients, and checks each of these against finite differences.
 
-On a GPU, softmax, layer norm and GELU can also run as one CUDA kernel each way
-(:mod:`minitransformer.kernels`, with ``MINITRANSFORMER_KERNELS=1``): the same formulas, checked
-against these.
+On a GPU, softmax, layer norm and GELU run as one CUDA kernel each way (:mod:`minitransformer.kernels`;
+``MINITRANSFORMER_KERNELS=0`` turns them off): the same formulas, checked against these.
 
 Notation as in :mod:`.ops`: :math:`\bar y = \partial L/\partial y` arrives, :math:`\bar x` is returned.
 """
