@@ -207,8 +207,39 @@ def test_fused_cross_entropy_gradcheck(reduction, rng):
                                                            reduction=reduction), z)
 
 
+BCE_LOGITS = [np.array([0.0, -1000.0, 1000.0, 2.5, -0.5, 1e-3]), np.array([[3.0, -2.0], [0.0, 40.0]])]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("z", BCE_LOGITS, ids=["edges", "2d"])
+def test_fused_binary_cross_entropy_agrees_with_the_composition(z, reduction, rng):
+    y = mt.tensor(rng.uniform(size=z.shape))  # soft labels, and the ties at z = 0 (gradient 1/2 - y both ways)
+    _agree(lambda t: F.binary_cross_entropy_with_logits(t, y, reduction=reduction),
+           lambda t: F.binary_cross_entropy_with_logits(t, y, reduction=reduction, fused=False), [z], rng)
+
+
+def test_fused_binary_cross_entropy_matches_plain_numpy(rng):
+    z, y = rng.standard_normal(7) * 3, rng.integers(0, 2, 7).astype(np.float64)
+    # the docstring's formulas in NumPy: -[y log s + (1 - y) log(1 - s)] with s = sigma(z), and (s - y) / N
+    s = 1.0 / (1.0 + np.exp(-z))
+    expected = -(y * np.log(s) + (1 - y) * np.log(1 - s)).mean()
+    (Z,) = _leaves(z)
+    loss = F.binary_cross_entropy_with_logits(Z, mt.tensor(y))
+    loss.backward()
+    np.testing.assert_allclose(loss.item(), expected, **TOL)
+    np.testing.assert_allclose(Z.grad.numpy(), (s - y) / 7, **TOL)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_fused_binary_cross_entropy_gradcheck(reduction, rng):
+    (z,) = _leaves(rng.standard_normal((3, 4)) * 3)
+    y = rng.uniform(size=(3, 4))
+    assert mt.gradcheck(lambda z: fused.BinaryCrossEntropyWithLogits.apply(z, targets=mt.tensor(y).data,
+                                                                           reduction=reduction), z)
+
+
 # ------------------------------------------------------------------ float32 stays float32
-@pytest.mark.parametrize("name", ["softmax", "log_softmax", "layer_norm", "linear", "cross_entropy"])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "layer_norm", "linear", "cross_entropy", "bce"])
 def test_fused_operations_keep_float32(name, rng):
     x = mt.tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
     W = mt.tensor(rng.standard_normal((4, 4)).astype(np.float32), requires_grad=True)
@@ -218,6 +249,7 @@ def test_fused_operations_keep_float32(name, rng):
         "layer_norm": lambda: F.layer_norm(x, W[0], W[1]),
         "linear": lambda: F.linear(x, W, W[2]),
         "cross_entropy": lambda: F.cross_entropy(x, mt.tensor([0, 1, 3]), ignore_index=1, label_smoothing=0.1),
+        "bce": lambda: F.binary_cross_entropy_with_logits(x, mt.tensor(np.eye(3, 4))),
     }[name]()
     (y * y).sum().backward()
     grads = [t.grad for t in (x, W) if t.grad is not None]

@@ -1,7 +1,7 @@
 r"""Fused primitives: a whole formula as one operation, its derivative worked out by hand.
 
-:func:`~minitransformer.functional.softmax`, ``log_softmax``, ``layer_norm``, ``gelu`` and ``cross_entropy``
-are written in :mod:`minitransformer.functional` as compositions of the engine's primitives
+:func:`~minitransformer.functional.softmax`, ``log_softmax``, ``layer_norm``, ``gelu``, ``cross_entropy`` and
+``binary_cross_entropy_with_logits`` are written in :mod:`minitransformer.functional` as compositions of the engine's primitives
 (``exp``, ``sum``, ``/``, ...), which is how a reader checks them against the formula, and how
 their gradient comes for free. Composed, each records five to ten operations, each allocating
 an array and keeping its inputs for ``backward``. Here each is one :class:`Function`: ``forward``
@@ -25,7 +25,7 @@ import math
 from .engine import Function
 from .ops import _shared_weight_matmul
 
-__all__ = ["Affine", "Softmax", "LogSoftmax", "LayerNorm", "Gelu", "CrossEntropy"]
+__all__ = ["Affine", "Softmax", "LogSoftmax", "LayerNorm", "Gelu", "CrossEntropy", "BinaryCrossEntropyWithLogits"]
 
 #: :math:`\sqrt{2/\pi}` and the cubic coefficient of GELU's tanh approximation
 SQRT_2_OVER_PI, GELU_CUBIC = math.sqrt(2.0 / math.pi), 0.044715
@@ -374,3 +374,49 @@ class CrossEntropy(Function):
         grad_z = xp.where(self._one_hot(), grad_z - (1.0 - eps), grad_z)  # - (1 - eps)[c = y_n]
         grad_z *= w[..., None] if w.ndim else w
         return (grad_z,)
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    r"""Binary cross-entropy from the logits, one operation: :math:`\ell = \max(z, 0) - z y + \log(1 + e^{-|z|})`.
+
+    The formula of :func:`~minitransformer.functional.binary_cross_entropy_with_logits` (eleven operations
+    composed). Its derivative is the sigmoid's error,
+
+    .. math:: \frac{\partial \ell}{\partial z} = \sigma(z) - y, \qquad
+              \sigma(z) = \frac{1}{1 + e^{-|z|}} \ (z \ge 0), \quad \frac{e^{-|z|}}{1 + e^{-|z|}} \ (z < 0)
+
+    with :math:`e^{-|z|}` kept from ``forward`` (no exponent is positive), scaled by :math:`\bar\ell`
+    (``"none"``), :math:`\bar L` (``"sum"``) or :math:`\bar L / N` (``"mean"``). Inputs: logits ``z`` (any
+    shape); options ``targets`` (an array of ``z``'s shape and dtype) and ``reduction``.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.fused import BinaryCrossEntropyWithLogits
+    >>> z = mt.tensor([0.0, 2.0], requires_grad=True)
+    >>> loss = BinaryCrossEntropyWithLogits.apply(z, targets=mt.tensor([1.0, 0.0]).data, reduction="mean")
+    >>> round(loss.item(), 4)                  # (log 2 + 2 + log(1 + e^-2)) / 2
+    1.41
+    >>> loss.backward()
+    >>> z.grad.numpy().round(4)                # (sigma(z) - y) / 2
+    array([-0.25  ,  0.4404], dtype=float32)
+    """
+
+    fresh_grads = True
+
+    def forward(self, z, targets, reduction: str):
+        """Logits -> the losses (``"none"``) or their 0-d sum or mean; keeps z, y and :math:`e^{-|z|}`."""
+        xp = self.xp
+        self.z, self.y, self.reduction = z, targets, reduction
+        self.e = e = xp.exp(-xp.abs(z))  # e^{-|z|}, in (0, 1]
+        loss = xp.maximum(z, 0.0) - z * targets + xp.log(1.0 + e)
+        if reduction == "none":
+            return loss
+        return xp.sum(loss) if reduction == "sum" else xp.mean(loss)
+
+    def backward(self, grad):
+        r""":math:`\bar z = w(\sigma(z) - y)`, of the logits' shape, as a one-tuple."""
+        xp, z = self.xp, self.z
+        sigma = xp.where(z >= 0, 1.0, self.e) / (1.0 + self.e)
+        w = grad / max(z.size, 1) if self.reduction == "mean" else grad
+        return ((sigma - self.y) * w,)

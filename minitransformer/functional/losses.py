@@ -4,7 +4,7 @@ binary cross-entropy on logits (for a yes/no classifier such as the document's s
 from __future__ import annotations
 
 from ..autograd import Tensor, maximum, where
-from ..autograd.fused import CrossEntropy
+from ..autograd.fused import BinaryCrossEntropyWithLogits, CrossEntropy
 from ..backend import BackendError, dtype_name
 from ._checks import require_float
 from .activations import log_softmax
@@ -131,7 +131,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
     return loss.sum() / Tensor(xp.where(n_kept > 0, n_kept, 1.0), backend=logits.backend)
 
 
-def binary_cross_entropy_with_logits(logits: Tensor, targets, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy_with_logits(logits: Tensor, targets, reduction: str = "mean", fused: bool = True) -> Tensor:
     r"""Binary cross-entropy of :math:`\sigma(z)` against targets :math:`y \in [0, 1]`, from the logits :math:`z`.
 
     .. math::
@@ -152,6 +152,10 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets, reduction: str = "
         The shape of ``logits``: probabilities of the positive class (0 or 1, or soft labels).
     reduction : {"mean", "sum", "none"}
         The mean or the sum of the losses :math:`\ell`, or each of them (``"none"``).
+    fused : bool
+        One operation whose gradient is :math:`\sigma(z) - y`, scaled by the reduction
+        (:class:`~minitransformer.autograd.fused.BinaryCrossEntropyWithLogits`, the default), or the
+        composition below (``False``, the reference).
 
     Returns
     -------
@@ -173,8 +177,11 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets, reduction: str = "
     if tuple(y.shape) != logits.shape:
         raise ValueError(f"{op}: targets have shape {tuple(y.shape)}, logits {logits.shape}; they must be equal")
     _check_reduction(op, reduction)
-    y = Tensor(logits.backend.xp.astype(y, logits.dtype), backend=logits.backend)
+    y = logits.backend.xp.astype(y, logits.dtype, copy=False)
+    if fused:
+        return BinaryCrossEntropyWithLogits.apply(logits, targets=y, reduction=reduction)
 
+    y = Tensor(y, backend=logits.backend)
     z = logits
     abs_z = maximum(z, -z)  # |z|; at z = 0 its gradient is 0 (the tie splits +1 and -1)
     # max(z, 0): at z = 0 the tie gives gradient 1/2, so the total there is sigma(0) - y = 1/2 - y
