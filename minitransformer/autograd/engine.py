@@ -187,6 +187,8 @@ def broadcast_shapes(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
     ...
     ValueError: Add: shapes (3,) and (4,) do not broadcast (axis -1 has sizes [3, 4])
     """
+    if all(s == shapes[0] for s in shapes):  # the common case: nothing to broadcast
+        return tuple(shapes[0])
     ndim = max(len(s) for s in shapes)
     out = []
     for i in range(-ndim, 0):
@@ -342,7 +344,7 @@ class Function:
         requires_grad = any(fn.needs_input_grad)
         if requires_grad and cls.mixed_dtypes:
             # only these change dtype: an integer or boolean result (a cast to int64) has no gradient
-            requires_grad = fn.xp.isdtype(out.dtype, "real floating")
+            requires_grad = _is_floating(out.dtype)
         result = Tensor._wrap(out, first.backend, requires_grad)
         if requires_grad:
             # the graph's edges: leaves as themselves, results of operations by a stand-in without their values
@@ -417,7 +419,7 @@ class Tensor:
     @property
     def shape(self) -> tuple[int, ...]:
         """The size of each axis, e.g. ``(batch, seq, d_model)``."""
-        return tuple(self.data.shape)
+        return self.data.shape  # a tuple on every backend (NumPy, CuPy, array-api-strict, _Shape)
 
     @property
     def ndim(self) -> int:

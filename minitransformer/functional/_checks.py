@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..autograd import Tensor
+from ..autograd.engine import _is_floating
 from ..backend import BackendError, dtype_name
 
 
@@ -16,7 +17,7 @@ def require_tensor(op: str, name: str, x) -> Tensor:
 def require_float(op: str, name: str, x: Tensor) -> Tensor:
     """``x`` if it holds floating-point numbers (a formula with gradients needs them)."""
     require_tensor(op, name, x)
-    if not x.backend.xp.isdtype(x.dtype, "real floating"):
+    if not _is_floating(x.dtype):  # remembered per dtype: every formula asks
         raise TypeError(f"{op}: {name} must be floating point, got {x.dtype_name} with shape {x.shape}")
     return x
 
