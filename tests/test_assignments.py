@@ -247,8 +247,9 @@ def test_grade_prints_a_table_and_writes_json(tmp_path):
     data = json.loads((tmp_path / "grade.json").read_text())
     assert (data["assignment"], data["problem"], data["score"]) == (5, "", 0)
     assert data["max_score"] == sum(t["points"] for t in data["tests"]) > 0
-    assert all(t["outcome"] == "failed" and t["errors"][0].startswith("NotImplementedError: A5: ")
-               for t in data["tests"])
+    ran = [t for t in data["tests"] if t["outcome"] != "skipped"]  # (PyTorch's comparisons skip without it)
+    assert ran and all(t["outcome"] == "failed" and t["errors"][0].startswith("NotImplementedError: A5: ")
+                       for t in ran)
     assert "tests/test_optim.py::test_noam_lr_hand_values" in run.stdout
     assert f"  0.00 / {data['max_score']:6.2f}" in run.stdout.splitlines()[-3]
     assert "written to " in run.stdout
