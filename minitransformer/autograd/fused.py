@@ -1,8 +1,8 @@
 r"""Fused primitives: a whole formula as one operation, its derivative worked out by hand.
 
 :func:`~minitransformer.functional.softmax`, ``log_softmax``, ``layer_norm``, ``gelu``, ``cross_entropy`` and
-``binary_cross_entropy_with_logits`` are written in :mod:`minitransformer.functional` as compositions of the engine's primitives
-(``exp``, ``sum``, ``/``, ...), which is how a reader checks them against the formula, and how
+``binary_cross_entropy_with_logits`` are written in :mod:`minitransformer.functional` as compositions of
+the engine's primitives (``exp``, ``sum``, ``/``, ...), which is how a reader checks them against the formula, and how
 their gradient comes for free. Composed, each records five to ten operations, each allocating
 an array and keeping its inputs for ``backward``. Here each is one :class:`Function`: ``forward``
 runs the formula on arrays, keeping only what the derivative needs, and ``backward`` is the
