@@ -207,7 +207,9 @@ class MultiHeadAttention(Module):
                 f"{op}: mask of shape {mask.shape} does not broadcast to the scores (batch, heads, L, S) = "
                 f"{scores}; a mask per example needs a head axis: (batch, 1, L, S)"
             )
-        return mask.reshape((1,) * (4 - mask.ndim) + mask.shape)  # (B|1, h|1, L|1, S|1)
+        if mask.ndim < 4:
+            mask = mask.reshape((1,) * (4 - mask.ndim) + mask.shape)
+        return mask  # (B|1, h|1, L|1, S|1)
 
     def _check_cache(self, cache, B: int, S: int) -> int:
         """The number of keys the scores will have once ``cache`` is used (``S`` new ones, or the cached ones)."""

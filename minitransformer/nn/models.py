@@ -395,11 +395,11 @@ class TransformerClassifier(_Configured):
         if self.pooling == "cls":
             return h[:, 0]  # the [CLS] position: (B, d_model)
         m = xp.reshape(real, (*real.shape, 1))  # (B, S, 1)
-        any_real = Tensor(xp.any(m, axis=1), backend=h.backend)  # (B, 1)
         if self.pooling == "mean":
-            weight = Tensor(xp.astype(m, h.dtype), backend=h.backend)  # 1 at real tokens, 0 at padding
-            count = maximum(weight.sum(axis=1), 1.0)  # (B, 1); at least 1 so a padding-only text gives 0
-            return (h * weight).sum(axis=1) / count  # (B, d_model)
+            m_s = xp.astype(m, h.dtype)  # 1 at real tokens, 0 at padding
+            count = xp.maximum(xp.sum(m_s, axis=1, keepdims=True), 1.0)  # (B, 1, 1); at least 1: padding only gives 0
+            return (h * Tensor(m_s / count, backend=h.backend)).sum(axis=1)  # sum_s (m_s / sum m) h_s: (B, d_model)
+        any_real = Tensor(xp.any(m, axis=1), backend=h.backend)  # (B, 1)
         lowest = float(xp.finfo(h.dtype).min)
         pooled = where(Tensor(m, backend=h.backend), h, lowest).max(axis=1)  # (B, d_model)
         return where(any_real, pooled, 0.0)
