@@ -310,9 +310,13 @@ class CudaKernels:
 
     def adam_update(self, theta, g, m, v, t: int, lr: float, beta_1: float, beta_2: float, eps: float,
                     weight_decay: float, decoupled: bool):
-        """``(theta, m, v)`` after step ``t`` of :class:`~minitransformer.optim.Adam`, each shaped as ``theta``."""
+        """``(theta, m, v)`` after step ``t`` of :class:`~minitransformer.optim.Adam`, each shaped as ``theta``.
+
+        ``theta`` is a new array; the moments ``m`` and ``v`` (the optimizer's own state) are updated in
+        place and returned, so views of them stay valid (each entry is read before it is written).
+        """
         theta, g, m, v = (self._contiguous(a) for a in (theta, g, m, v))
-        out = [self.cupy.empty_like(theta) for _ in range(3)]
+        out = [self.cupy.empty_like(theta), m, v]
         scalars = (lr, beta_1, 1 - beta_1, beta_2, 1 - beta_2, 1 - beta_1**t, 1 - beta_2**t, eps, weight_decay,
                    1 - lr * weight_decay)  # each computed as Adam.update computes it, then cast to T
         scalars = tuple(self._scalar(theta, c) for c in scalars)

@@ -264,6 +264,26 @@ def test_emulated_adam_matches_the_formula(emulated, make, dtype, rng):
     _agree(emulated, run, ["adam_update"] * 4, dtype)  # one launch a step for all four parameters
 
 
+def test_emulated_adam_keeps_its_moments_in_place_and_the_parameters_new(emulated, rng):
+    params = [mt.tensor(rng.normal(size=s), requires_grad=True) for s in ((3, 4), (5,))]
+    opt = optim.Adam(params, lr=0.1)
+
+    def step():
+        for p in params:
+            p.grad = mt.tensor(rng.normal(size=p.shape))
+        _formulas(emulated, opt.step)
+
+    step()
+    moments = [opt.state[p]["m"] for p in params]
+    old = [p.data for p in params]
+    m_before = [np.array(m) for m in moments]
+    step()
+    # the moments are the same views, with new values; each parameter is a new array, the old one unchanged
+    assert all(opt.state[p]["m"] is m for p, m in zip(params, moments))
+    assert all((m != b).any() for m, b in zip(moments, m_before))
+    assert all(p.data is not o and not np.shares_memory(p.data, o) for p, o in zip(params, old))
+
+
 def test_emulated_kernels_take_only_the_last_axis_of_floats(emulated, rng):
     emulated.launches.clear()
     x = mt.tensor(rng.normal(size=(3, 4)))

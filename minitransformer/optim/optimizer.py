@@ -9,6 +9,7 @@ one step for one parameter, on arrays.
 
 from __future__ import annotations
 
+import itertools
 import numbers
 
 import numpy as np  # only for the host side of state_dict / load_state_dict: no arithmetic here
@@ -225,15 +226,18 @@ class Optimizer:
                     f"entries laid end to end; an update that is not elementwise must set elementwise = False"
                 )
         long_arrays = {None: theta, **{k: v for k, v in state.items() if hasattr(v, "shape")}}
-        views = {name: [] for name in long_arrays}
-        end = 0
-        for p, s in zip(params, states):
-            start, end = end, end + p.size
-            for name, long in long_arrays.items():
-                views[name].append(xp.reshape(long[start:end], p.shape))
-            p.data = views[None][-1]
+        views = {}
+        for name, long in long_arrays.items():
+            old_long, old_views = before.get(name, (None, ()))
+            if long is old_long:  # updated in place (the kernels' moments): last step's views show it
+                views[name] = old_views
+                continue
+            ends = list(itertools.accumulate(p.size for p in params))
+            views[name] = [xp.reshape(long[e - p.size:e], p.shape) for p, e in zip(params, ends)]
+        for i, (p, s) in enumerate(zip(params, states)):
+            p.data = views[None][i]
             for k, v in state.items():
-                s[k] = views[k][-1] if k in views else v
+                s[k] = views[k][i] if k in views else v
         laid_out[batch] = {name: (long, views[name]) for name, long in long_arrays.items()}
 
     def _update(self, backend, theta, g, group: dict, state: dict):
