@@ -328,3 +328,22 @@ def test_tf32_follows_cupys_variable(monkeypatch):
     assert bench.tf32()
     monkeypatch.delenv("CUPY_TF32")
     assert not bench.tf32()
+
+
+@pytest.mark.single_backend
+def test_profile_step_reports_host_and_total_time_by_phase_and_a_profile():
+    """tools/profile_step.py (a step of tools/gpu_check.sh), here on NumPy with a few steps."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "tools" / "profile_step.py"
+    run = subprocess.run([sys.executable, str(script), "small", "--steps", "2", "--top", "5"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert lines[0] == "small on numpy, kernels: off; ms per step, 2 steps"
+    rows = {line[:28].strip(): [float(v) for v in line[28:].split()] for line in lines[2:4]}
+    assert set(rows) == {"ours, training step", "ours, forward only"}
+    assert all(0 < host <= total for host, total in rows.values())  # the total waits for the device too
+    assert any(line.startswith("ours, host time by phase: forward + loss ") for line in lines)
+    assert "Ordered by: internal time" in run.stdout
