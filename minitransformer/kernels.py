@@ -270,7 +270,10 @@ class CudaKernels:
         self._run(name, x.dtype.name, x.size // n, block, args, shared_mem=block * x.itemsize)
 
     def _contiguous(self, a):
-        return self.cupy.ascontiguousarray(a)  # the kernels index rows and entries as one flat block
+        # the kernels index rows and entries as one flat block; ascontiguousarray makes a 0-d array 1-d
+        if isinstance(a, self.cupy.ndarray) and a.flags.c_contiguous:
+            return a  # itself, so that an array updated in place is still the one its views show
+        return self.cupy.ascontiguousarray(a).reshape(a.shape)
 
     def _scalar(self, x, value):
         return x.dtype.type(value)  # passed to the kernel as exactly T

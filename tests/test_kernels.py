@@ -264,6 +264,41 @@ def test_emulated_adam_matches_the_formula(emulated, make, dtype, rng):
     _agree(emulated, run, ["adam_update"] * 4, dtype)  # one launch a step for all four parameters
 
 
+@pytest.mark.parametrize("shape", [(), (1,), (3, 2)], ids=str)
+def test_emulated_adam_on_one_parameter_alone_keeps_its_shape(emulated, shape, rng):
+    value, grads = rng.normal(size=shape), [rng.normal(size=shape) for _ in range(3)]
+
+    def run():
+        p = mt.tensor(value, requires_grad=True)
+        opt = optim.AdamW([p], lr=0.1, weight_decay=0.1)  # one parameter: updated alone, not laid end to end
+        for g in grads:
+            p.grad = mt.tensor(g)
+            opt.step()
+        assert p.shape == opt.state[p]["m"].shape == opt.state[p]["v"].shape == shape
+        return [p.numpy(), np.asarray(opt.state[p]["m"])]
+
+    _agree(emulated, run, ["adam_update"] * 3, "float64")
+
+
+def test_a_subclass_that_changes_update_gets_its_own_formula_with_kernels(emulated):
+    calls = []
+
+    class Watched(optim.Adam):
+        def update(self, xp, theta, g, group, state):
+            calls.append(tuple(theta.shape))
+            return super().update(xp, theta, g, group, state)
+
+    params = [mt.tensor(np.ones(s), requires_grad=True) for s in ((2, 3), (4,))]
+    for p in params:
+        p.grad = mt.ones_like(p)
+    emulated.launches.clear()
+    _formulas(emulated, Watched(params, lr=0.1).step)
+    assert calls == [(10,)] and emulated.launches == []  # its update, laid end to end; not Adam's kernel
+    plain = optim.AdamW(params, lr=0.1)  # AdamW keeps Adam's update: the kernel computes it
+    _formulas(emulated, plain.step)
+    assert emulated.launches == ["adam_update"]
+
+
 def test_emulated_adam_keeps_its_moments_in_place_and_the_parameters_new(emulated, rng):
     params = [mt.tensor(rng.normal(size=s), requires_grad=True) for s in ((3, 4), (5,))]
     opt = optim.Adam(params, lr=0.1)

@@ -243,9 +243,17 @@ class Optimizer:
     def _update(self, backend, theta, g, group: dict, state: dict):
         """:meth:`update`, or :meth:`update_with_kernels` where the backend has CUDA kernels that take ``theta``."""
         kernels = backend.kernels
-        if kernels is not None and self.update_with_kernels is not None and kernels.fits(theta):
+        if kernels is not None and self._kernels_do_update() and kernels.fits(theta):
             return self.update_with_kernels(kernels, theta, g, group, state)
         return self.update(backend.xp, theta, g, group, state)
+
+    def _kernels_do_update(self) -> bool:
+        """Whether :meth:`update_with_kernels` computes this optimizer's :meth:`update`: it is given, and by the
+        class whose ``update`` this is (a subclass that changes ``update`` gets its own formula, on every backend)."""
+        if self.update_with_kernels is None:
+            return False
+        owner = next(c for c in type(self).__mro__ if "update_with_kernels" in vars(c))
+        return vars(owner).get("update") is type(self).update
 
     #: a subclass may give the step as a CUDA kernel: ``update_with_kernels(kernels, theta, g, group, state)``,
     #: :meth:`update`'s contract with a :class:`~minitransformer.kernels.CudaKernels` for ``xp`` (used on a GPU)
