@@ -157,8 +157,8 @@ class Backend:
 
     @property
     def kernels(self):
-        """CUDA kernels (a :class:`~minitransformer.kernels.CudaKernels`) for softmax, layer norm and the random
-        numbers, used in place of their array formulas; None runs the formulas.
+        """CUDA kernels (a :class:`~minitransformer.kernels.CudaKernels`) for softmax, layer norm, GELU, Adam, the
+        random numbers and the embedding's scatter-add, used in place of their array formulas; None runs the formulas.
 
         On CuPy by default (checked against the formulas on an H200); ``MINITRANSFORMER_KERNELS=0`` turns them off.
         None on the other backends.
