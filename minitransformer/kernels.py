@@ -1,4 +1,4 @@
-r"""CUDA kernels for the GPU: softmax, layer norm and GELU, one kernel each way; Adam's step; random numbers.
+r"""CUDA kernels for the GPU: softmax, attention's weights, layer norm, GELU, BCE (each way); Adam; random numbers.
 
 On CuPy each formula of :mod:`minitransformer.autograd.fused` launches one kernel per array
 operation: softmax's forward five (max, subtract, exp, sum, divide), layer norm's about eight, and
@@ -9,12 +9,16 @@ formulas are the ones of :mod:`~minitransformer.autograd.fused`, in the same ord
 
 - softmax: :math:`y_i = e^{x_i - m} / \sum_j e^{x_j - m}`, :math:`m = \max_j x_j`; backward
   :math:`\bar x_i = \bar y_i y_i - y_i \sum_j \bar y_j y_j`;
+- attention's weights, :math:`\mathrm{softmax}(Q K^\top / \sqrt{d_k})` over the keys the mask allows, in one
+  kernel instead of a division, two ``where`` and an ``any`` around the softmax; its backward is softmax's,
+  divided by :math:`\sqrt{d_k}`;
 - layer norm: :math:`\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}`, :math:`y = \gamma \hat x + \beta`;
   backward :math:`\bar x = (\bar g - \langle \bar g \rangle - \hat x \langle \bar g \hat x \rangle)
   / \sqrt{\sigma^2 + \epsilon}` with :math:`\bar g = \gamma \bar y` (:math:`\bar\gamma` and
   :math:`\bar\beta` are column sums, left to the array library);
 - GELU (tanh form), elementwise: :math:`t = \tanh(c (x + a x^3))`, :math:`y = \tfrac12 x (1 + t)`, and
   its derivative from :math:`x` and :math:`t` (:class:`~minitransformer.autograd.fused.Gelu`);
+- binary cross-entropy from the logits, elementwise each way (ten array operations forward, seven backward);
 - Adam's step (:class:`~minitransformer.optim.Adam`, :class:`~minitransformer.optim.AdamW`), elementwise,
   on all the parameters laid end to end: one kernel instead of about eighteen array operations;
 - the uniforms of :class:`~minitransformer.backend.CounterRNG` (dropout's masks, initial weights):
@@ -82,15 +86,43 @@ extern "C" __global__ void softmax_forward(const T* x, T* y, long long n) {
     for (long long i = threadIdx.x; i < n; i += blockDim.x) yr[i] /= total;  // each thread its own entries
 }
 
-// xbar = ybar y - y sum_j ybar_j y_j
-extern "C" __global__ void softmax_backward(const T* grad, const T* y, T* grad_x, long long n) {
+// xbar = (ybar y - y sum_j ybar_j y_j) / divisor: softmax's (divisor 1), or attention's weights' (divisor sqrt(d_k))
+extern "C" __global__ void softmax_backward(const T* grad, const T* y, T* grad_x, long long n, T divisor) {
     extern __shared__ T s[];
     long long row = (long long)blockIdx.x * n;
     T dot = 0;
     for (long long i = threadIdx.x; i < n; i += blockDim.x) dot += grad[row + i] * y[row + i];
     dot = block_sum(dot, s);
     for (long long i = threadIdx.x; i < n; i += blockDim.x)
-        grad_x[row + i] = grad[row + i] * y[row + i] - y[row + i] * dot;
+        grad_x[row + i] = (grad[row + i] * y[row + i] - y[row + i] * dot) / divisor;
+}
+
+// Attention's weights, y = softmax over the allowed keys of z = x / divisor: 0 at a hidden key, and 0 in a row
+// with no allowed key. Block r takes row r of the scores (A, B, L, n), query (a, b, l); the mask is read at
+// a s_a + b s_b + l s_l + j s_n (its strides, broadcast over the scores, in entries), or is absent (has_mask 0).
+// A hidden key stands for z = lowest (the most negative finite T, as the formula writes it): exp(lowest - m) = 0.
+extern "C" __global__ void masked_softmax_forward(const T* x, const bool* mask, T* y, long long n, T divisor,
+                                                  T lowest, long long B, long long L, long long s_a, long long s_b,
+                                                  long long s_l, long long s_n, int has_mask) {
+    extern __shared__ T s[];
+    long long r = blockIdx.x, l = r % L, b = (r / L) % B, a = r / (L * B);
+    const T* xr = x + r * n;
+    T* yr = y + r * n;
+    const bool* allowed = mask + a * s_a + b * s_b + l * s_l;
+    T m = lowest;
+    for (long long j = threadIdx.x; j < n; j += blockDim.x) {
+        T z = xr[j] / divisor;
+        if ((!has_mask || allowed[j * s_n]) && z > m) m = z;
+    }
+    m = block_max(m, s);
+    T total = 0;
+    for (long long j = threadIdx.x; j < n; j += blockDim.x) {
+        T e = (!has_mask || allowed[j * s_n]) ? exp(xr[j] / divisor - m) : (T)0;
+        yr[j] = e;
+        total += e;
+    }
+    total = block_sum(total, s);  // 0 only when no key is allowed (the largest allowed term is exp(0) = 1)
+    for (long long j = threadIdx.x; j < n; j += blockDim.x) yr[j] = total > 0 ? yr[j] / total : (T)0;
 }
 
 // x_hat = (x - mu) / sqrt(var + eps), y = gamma x_hat + beta; keeps x_hat and 1 / sqrt(var + eps) per row
@@ -153,6 +185,27 @@ extern "C" __global__ void gelu_backward(const T* grad, const T* x, const T* t, 
         T xi = x[i], ti = t[i];
         T du = ((T)1 - ti * ti) * ((T)0.7978845608028654 * ((T)1 + (T)(3 * 0.044715) * xi * xi));
         grad_x[i] = grad[i] * (T)0.5 * (((T)1 + ti) + xi * du);
+    }
+}
+
+// Binary cross-entropy from the logits, entry by entry: e = exp(-|z|), loss = (max(z, 0) - z y) + log(1 + e); keeps e
+extern "C" __global__ void bce_with_logits_forward(const T* z, const T* y, T* loss, T* e, long long n) {
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        T zi = z[i], ei = exp(-fabs(zi));
+        e[i] = ei;
+        loss[i] = ((zi > 0 ? zi : (T)0) - zi * y[i]) + log((T)1 + ei);
+    }
+}
+
+// zbar = (sigma(z) - y) w, sigma(z) = (z >= 0 ? 1 : e) / (1 + e); w = grad[i] (reduction "none") or grad[0] / count
+// (the mean's N, or 1 for the sum)
+extern "C" __global__ void bce_with_logits_backward(const T* grad, const T* z, const T* y, const T* e, T* grad_z,
+                                                    long long n, T count, int per_entry) {
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        T sigma = (z[i] >= 0 ? (T)1 : e[i]) / ((T)1 + e[i]);
+        grad_z[i] = (sigma - y[i]) * (per_entry ? grad[i] : grad[0] / count);
     }
 }
 
@@ -252,6 +305,7 @@ class CudaKernels:
     def __init__(self, cupy):
         self.cupy = cupy
         self._modules: dict[str, object] = {}
+        self._functions: dict[tuple[str, str], object] = {}
 
     def fits(self, x, axis: int = -1) -> bool:
         """Whether the kernels take ``x`` reduced along ``axis``."""
@@ -259,9 +313,12 @@ class CudaKernels:
 
     def _run(self, name: str, dtype: str, grid: int, block: int, args: tuple, shared_mem: int = 0) -> None:
         """Launch kernel ``name`` of the module compiled for ``dtype`` on ``grid`` blocks of ``block`` threads."""
-        if dtype not in self._modules:
-            self._modules[dtype] = self.cupy.RawModule(code=SOURCE.replace("{T}", C_TYPES[dtype]))
-        self._modules[dtype].get_function(name)((grid,), (block,), args, shared_mem=shared_mem)
+        function = self._functions.get((dtype, name))
+        if function is None:  # looked up once: RawModule.get_function builds a new RawKernel at every call
+            if dtype not in self._modules:
+                self._modules[dtype] = self.cupy.RawModule(code=SOURCE.replace("{T}", C_TYPES[dtype]))
+            function = self._functions[dtype, name] = self._modules[dtype].get_function(name)
+        function((grid,), (block,), args, shared_mem=shared_mem)
 
     def _launch(self, name: str, x, args: tuple) -> None:
         """Run row kernel ``name`` for ``x``'s dtype: one block per row of ``x``'s last axis."""
@@ -285,12 +342,43 @@ class CudaKernels:
         self._launch("softmax_forward", x, (x, y, self.cupy.int64(x.shape[-1])))
         return y
 
-    def softmax_backward(self, grad, y):
-        r""":math:`\bar x` from :math:`\bar y` ``grad`` and the softmax ``y``, both ``(..., n)``."""
+    def softmax_backward(self, grad, y, divisor: float = 1.0):
+        r""":math:`\bar x` from :math:`\bar y` ``grad`` and the softmax ``y``, both ``(..., n)``; divided by
+        ``divisor`` (:math:`\sqrt{d_k}` for attention's weights, :meth:`masked_softmax_forward`)."""
         grad, y = self._contiguous(grad), self._contiguous(y)
         grad_x = self.cupy.empty_like(y)
-        self._launch("softmax_backward", y, (grad, y, grad_x, self.cupy.int64(y.shape[-1])))
+        self._launch("softmax_backward", y, (grad, y, grad_x, self.cupy.int64(y.shape[-1]), self._scalar(y, divisor)))
         return grad_x
+
+    def fits_mask(self, x, mask) -> bool:
+        """Whether :meth:`masked_softmax_forward` takes scores ``x`` ``(..., L, S)`` (at most 4 axes) and ``mask``
+        (None, or booleans that broadcast to ``x`` by non-negative strides)."""
+        if not self.fits(x) or not 2 <= x.ndim <= 4:
+            return False
+        if mask is None:
+            return True
+        return mask.dtype == self.cupy.bool_ and mask.ndim <= x.ndim and min(mask.strides, default=0) >= 0
+
+    def masked_softmax_forward(self, x, mask, divisor: float):
+        r"""Attention's weights: softmax along the last axis of ``x / divisor`` over the keys ``mask`` allows.
+
+        ``x`` ``(..., L, S)`` (up to 4 axes), ``mask`` booleans broadcastable to it, or None. A hidden key gets
+        weight 0, and so does every key of a query with none allowed (:class:`~minitransformer.autograd.fused.
+        ScaledMaskedSoftmax`). Its gradient is :meth:`softmax_backward` with the same ``divisor``.
+        """
+        x = self._contiguous(x)
+        y = self.cupy.empty_like(x)
+        A, B, L = (1,) * (4 - x.ndim) + x.shape[:-1]
+        strides = (0, 0, 0, 0)
+        if mask is not None:  # the mask's entries as the scores see them: a broadcast axis has stride 0
+            seen = self.cupy.broadcast_to(mask, x.shape)
+            strides = (0,) * (4 - x.ndim) + tuple(step // seen.itemsize for step in seen.strides)
+        int64 = self.cupy.int64
+        self._launch("masked_softmax_forward", x,
+                     (x, x if mask is None else seen, y, int64(x.shape[-1]), self._scalar(x, divisor),
+                      self._scalar(x, self.cupy.finfo(x.dtype).min), int64(B), int64(L), *(int64(k) for k in strides),
+                      self.cupy.int32(mask is not None)))
+        return y
 
     def _elementwise(self, name: str, dtype: str, n: int, args: tuple) -> None:
         """Run elementwise kernel ``name`` over ``n`` entries: blocks enough to fill the GPU, each thread striding."""
@@ -310,6 +398,27 @@ class CudaKernels:
         grad_x = self.cupy.empty_like(x)
         self._elementwise("gelu_backward", x.dtype.name, x.size, (grad, x, t, grad_x, self.cupy.int64(x.size)))
         return grad_x
+
+    def bce_with_logits_forward(self, z, y):
+        r"""``(loss, e)``: the binary cross-entropy of logits ``z`` against targets ``y``, and :math:`e^{-|z|}`.
+
+        ``z`` and ``y`` of one shape and dtype; both results have it
+        (:class:`~minitransformer.autograd.fused.BinaryCrossEntropyWithLogits`).
+        """
+        z, y = self._contiguous(z), self._contiguous(y)
+        loss, e = self.cupy.empty_like(z), self.cupy.empty_like(z)
+        self._elementwise("bce_with_logits_forward", z.dtype.name, z.size, (z, y, loss, e, self.cupy.int64(z.size)))
+        return loss, e
+
+    def bce_with_logits_backward(self, grad, z, y, e, count: int, per_entry: bool):
+        r""":math:`\bar z = (\sigma(z) - y)\, w`: ``w`` is ``grad`` (of ``z``'s shape) where ``per_entry``, else the
+        0-d ``grad`` divided by ``count`` (the mean's number of entries, 1 for a sum)."""
+        grad, z, y, e = (self._contiguous(a) for a in (grad, z, y, e))
+        grad_z = self.cupy.empty_like(z)
+        self._elementwise("bce_with_logits_backward", z.dtype.name, z.size,
+                          (grad, z, y, e, grad_z, self.cupy.int64(z.size), self._scalar(z, count),
+                           self.cupy.int32(per_entry)))
+        return grad_z
 
     def adam_update(self, theta, g, m, v, t: int, lr: float, beta_1: float, beta_2: float, eps: float,
                     weight_decay: float, decoupled: bool):

@@ -83,6 +83,59 @@ def test_fused_softmax_gradcheck(op, axis, rng):
     assert mt.gradcheck(lambda t: op.apply(t, axis=axis % 2), x)
 
 
+# ------------------------------------------------------------------ attention's weights: scaled, masked softmax
+MASKS = {  # for scores (2, 3, 4, 5): batch, heads, queries, keys
+    "none": None,
+    "padding": np.array([[True] * 3 + [False] * 2, [False] * 5]).reshape(2, 1, 1, 5),  # batch 1 sees no key
+    "causal": np.tril(np.ones((4, 5), dtype=bool)),
+    "rows": np.random.default_rng(3).uniform(size=(2, 1, 4, 5)) < 0.4,  # some queries with no key at all
+}
+
+
+def _attention_weights_composed(x, allowed, divisor):
+    """The composition of scaled_dot_product_attention: divide, hide (most negative float), softmax, zero empty rows."""
+    z = x / divisor
+    if allowed is None:
+        return F.softmax(z, fused=False)
+    hidden = float(np.finfo(x.dtype_name).min)
+    y = F.softmax(mt.where(mt.tensor(allowed), z, hidden), fused=False)
+    return mt.where(mt.tensor(allowed.any(axis=-1, keepdims=True)), y, 0.0)
+
+
+@pytest.mark.parametrize("mask", list(MASKS))
+def test_fused_attention_weights_agree_with_the_composition(mask, rng):
+    allowed = MASKS[mask]
+    x = rng.standard_normal((2, 3, 4, 5)) * 3
+    fused_fn = lambda t: fused.ScaledMaskedSoftmax.apply(t, allowed=None if allowed is None else  # noqa: E731
+                                                         mt.tensor(allowed).data, divisor=np.sqrt(6.0))
+    value, (grad,) = _agree(fused_fn, lambda t: _attention_weights_composed(t, allowed, np.sqrt(6.0)), [x], rng)
+    if allowed is not None:
+        assert (value[~np.broadcast_to(allowed, value.shape)] == 0).all()  # hidden keys: weight 0 exactly
+        assert (grad[~np.broadcast_to(allowed, grad.shape)] == 0).all()  # and gradient 0 exactly
+
+
+def test_fused_attention_weights_by_hand():
+    # z = [2, 0, 5] / 2 with the 5 hidden: softmax([1, 0]) = [e, 1] / (e + 1); a row with no key: 0
+    x = mt.tensor([[2.0, 0.0, 5.0], [1.0, 1.0, 1.0]], dtype="float64", requires_grad=True)
+    allowed = np.array([[True, True, False], [False, False, False]])
+    y = fused.ScaledMaskedSoftmax.apply(x, allowed=mt.tensor(allowed).data, divisor=2.0)
+    e = np.e
+    np.testing.assert_allclose(y.numpy(), [[e / (e + 1), 1 / (e + 1), 0.0], [0.0, 0.0, 0.0]], rtol=1e-15)
+    # ybar = [1, 0, 7]: xbar = y (ybar - <ybar, y>) / 2 = [p (1 - p), -p (1 - p), 0] / 2 with p = e / (e + 1)
+    y.backward(mt.tensor([[1.0, 0.0, 7.0], [1.0, 2.0, 3.0]], dtype="float64"))
+    p = e / (e + 1)
+    np.testing.assert_allclose(x.grad.numpy(), [[p * (1 - p) / 2, -p * (1 - p) / 2, 0.0], [0.0, 0.0, 0.0]],
+                               rtol=1e-14, atol=1e-16)
+
+
+@pytest.mark.parametrize("mask", ["none", "rows"])
+def test_fused_attention_weights_gradcheck(mask, rng):
+    allowed = MASKS[mask]
+    (x,) = _leaves(rng.standard_normal((2, 1, 4, 5)))
+    options = {"allowed": None if allowed is None else mt.tensor(allowed).data, "divisor": 1.7}
+    assert mt.gradcheck(lambda t: fused.ScaledMaskedSoftmax.apply(t, **options), x)
+
+
 # ------------------------------------------------------------------ layer norm
 @pytest.mark.parametrize("affine", ["both", "gamma", "beta", "none"])
 @pytest.mark.parametrize("eps", [1e-5, 0.0])
@@ -239,12 +292,15 @@ def test_fused_binary_cross_entropy_gradcheck(reduction, rng):
 
 
 # ------------------------------------------------------------------ float32 stays float32
-@pytest.mark.parametrize("name", ["softmax", "log_softmax", "layer_norm", "linear", "cross_entropy", "bce"])
+@pytest.mark.parametrize("name", ["softmax", "attention_weights", "log_softmax", "layer_norm", "linear",
+                                  "cross_entropy", "bce"])
 def test_fused_operations_keep_float32(name, rng):
     x = mt.tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
     W = mt.tensor(rng.standard_normal((4, 4)).astype(np.float32), requires_grad=True)
     y = {
         "softmax": lambda: F.softmax(x),
+        "attention_weights": lambda: fused.ScaledMaskedSoftmax.apply(x, allowed=mt.tensor(np.eye(3, 4) > 0).data,
+                                                                      divisor=2.0),
         "log_softmax": lambda: F.log_softmax(x),
         "layer_norm": lambda: F.layer_norm(x, W[0], W[1]),
         "linear": lambda: F.linear(x, W, W[2]),

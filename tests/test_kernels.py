@@ -14,6 +14,7 @@ Three ways, so that they are checked even where no GPU is:
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
 
@@ -24,7 +25,7 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import kernels as K
 from minitransformer import optim
-from minitransformer.autograd.fused import LayerNorm, Softmax
+from minitransformer.autograd.fused import LayerNorm, ScaledMaskedSoftmax, Softmax
 from minitransformer.backend import CounterRNG
 
 pytestmark = pytest.mark.single_backend
@@ -68,8 +69,14 @@ extern "C" void run_softmax_forward(long long grid, unsigned int block, const T*
     launch(grid, block, [=] { softmax_forward(x, y, n); });
 }
 extern "C" void run_softmax_backward(long long grid, unsigned int block, const T* g, const T* y, T* gx,
-                                     long long n) {
-    launch(grid, block, [=] { softmax_backward(g, y, gx, n); });
+                                     long long n, T divisor) {
+    launch(grid, block, [=] { softmax_backward(g, y, gx, n, divisor); });
+}
+extern "C" void run_masked_softmax_forward(long long grid, unsigned int block, const T* x, const bool* mask, T* y,
+                                           long long n, T divisor, T lowest, long long B, long long L, long long s_a,
+                                           long long s_b, long long s_l, long long s_n, int has_mask) {
+    launch(grid, block, [=] { masked_softmax_forward(x, mask, y, n, divisor, lowest, B, L, s_a, s_b, s_l, s_n,
+                                                     has_mask); });
 }
 extern "C" void run_layer_norm_forward(long long grid, unsigned int block, const T* x, const T* gamma,
                                        const T* beta, T* y, T* x_hat, T* inv_std, long long d, T eps,
@@ -82,6 +89,14 @@ extern "C" void run_gelu_forward(long long grid, unsigned int block, const T* x,
 extern "C" void run_gelu_backward(long long grid, unsigned int block, const T* g, const T* x, const T* t, T* gx,
                                   long long n) {
     launch(grid, block, [=] { gelu_backward(g, x, t, gx, n); });
+}
+extern "C" void run_bce_with_logits_forward(long long grid, unsigned int block, const T* z, const T* y, T* loss,
+                                            T* e, long long n) {
+    launch(grid, block, [=] { bce_with_logits_forward(z, y, loss, e, n); });
+}
+extern "C" void run_bce_with_logits_backward(long long grid, unsigned int block, const T* g, const T* z, const T* y,
+                                             const T* e, T* gz, long long n, T count, int per_entry) {
+    launch(grid, block, [=] { bce_with_logits_backward(g, z, y, e, gz, n, count, per_entry); });
 }
 extern "C" void run_adam_update(long long grid, unsigned int block, const T* theta, const T* g, const T* m,
                                 const T* v, T* theta_out, T* m_out, T* v_out, long long n, T alpha, T b1, T c1, T b2,
@@ -157,8 +172,9 @@ def test_the_source_compiles_with_nvcc(dtype, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     ptx = (tmp_path / "kernels.ptx").read_text()
-    for name in ("softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward",
-                 "gelu_forward", "gelu_backward", "adam_update", "counter_uniform"):
+    names = re.findall(r'extern "C" __global__ void (\w+)\(', K.SOURCE)
+    assert {"softmax_forward", "masked_softmax_forward", "layer_norm_backward", "scatter_add_sorted"} <= set(names)
+    for name in names:
         assert f".entry {name}(" in ptx  # extern "C": the names CuPy's get_function asks for
 
 
@@ -205,6 +221,68 @@ def test_emulated_softmax_matches_the_formula(emulated, shape, dtype, rng):
     _agree(emulated, run, ["softmax_forward", "softmax_backward"], dtype)
 
 
+ATTENTION_MASKS = {  # for scores (2, 3, 4, S): batch, heads, queries, keys
+    "none": lambda S: None,
+    "padding": lambda S: (np.arange(S) < np.array([[2], [0]]))[:, None, None, :],  # batch 1 sees no key; a view
+    "causal": lambda S: np.tril(np.ones((4, S), dtype=bool)),
+    "rows": lambda S: np.random.default_rng(5).uniform(size=(2, 1, 4, S)) < 0.3,  # queries with no key at all
+    "keys-broadcast": lambda S: np.array([True, False, True, True]).reshape(4, 1),  # one column, every key
+}
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("S", [1, 5, 300])
+@pytest.mark.parametrize("mask", list(ATTENTION_MASKS))
+def test_emulated_attention_weights_match_the_formula(emulated, mask, S, dtype, rng):
+    x = rng.normal(scale=3.0, size=(2, 3, 4, S)).astype(dtype)
+    grad = rng.normal(size=x.shape).astype(dtype)
+    allowed = ATTENTION_MASKS[mask](S)
+
+    def run():
+        t = mt.tensor(x, requires_grad=True)
+        y = ScaledMaskedSoftmax.apply(t, allowed=allowed, divisor=float(np.sqrt(8.0)))
+        y.backward(mt.tensor(grad))
+        return y.numpy(), t.grad.numpy()
+
+    _agree(emulated, run, ["masked_softmax_forward", "softmax_backward"], dtype)
+
+
+@pytest.mark.parametrize("shape", [(6, 7), (3, 6, 7)], ids=str)
+def test_emulated_attention_weights_on_fewer_axes(emulated, shape, rng):
+    x, allowed = rng.normal(size=shape), rng.uniform(size=shape[-2:]) < 0.5
+
+    def run():
+        t = mt.tensor(x, requires_grad=True)
+        y = ScaledMaskedSoftmax.apply(t, allowed=allowed, divisor=2.0)
+        y.backward(mt.tensor(np.cos(x)))
+        return y.numpy(), t.grad.numpy()
+
+    _agree(emulated, run, ["masked_softmax_forward", "softmax_backward"], "float64")
+
+
+@pytest.mark.parametrize("mask", ["none", "padding", "causal"])
+def test_attention_with_emulated_kernels_matches_its_composition(emulated, mask, rng):
+    Q, K_, V = (rng.normal(size=(2, 3, 4, 8)) for _ in range(3))
+    allowed = ATTENTION_MASKS[mask](4)
+
+    def run():
+        leaves = [mt.tensor(a, requires_grad=True) for a in (Q, K_, V)]
+        out, weights = F.scaled_dot_product_attention(*leaves, mask=None if allowed is None else mt.tensor(allowed))
+        (out * out).sum().backward()
+        return [out.numpy(), weights.numpy()] + [t.grad.numpy() for t in leaves]
+
+    # with the kernels: one operation (a kernel each way); without: the composition attention.py writes out
+    _agree(emulated, run, ["masked_softmax_forward", "softmax_backward"], "float64")
+
+
+def test_attention_weights_of_five_axes_take_the_formula(emulated, rng):
+    x = mt.tensor(rng.normal(size=(2, 1, 2, 3, 4)))
+    emulated.launches.clear()
+    y = _formulas(emulated, lambda: ScaledMaskedSoftmax.apply(x, allowed=None, divisor=1.0))
+    assert emulated.launches == []  # more axes than the kernel reads: the array formula ran
+    np.testing.assert_allclose(y.numpy().sum(axis=-1), 1.0)
+
+
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
 @pytest.mark.parametrize("shape", [(3, 1), (2, 7), (2, 3, 300)], ids=str)
 @pytest.mark.parametrize("affine", [True, False], ids=["gamma-beta", "plain"])
@@ -240,6 +318,25 @@ def test_emulated_gelu_matches_the_formula(emulated, shape, dtype, rng, monkeypa
         return y.numpy(), t.grad.numpy()
 
     _agree(emulated, run, ["gelu_forward", "gelu_backward"], dtype)
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("shape", [(), (7,), (3, 300)], ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_emulated_binary_cross_entropy_matches_the_formula(emulated, reduction, shape, dtype, rng, monkeypatch):
+    monkeypatch.setattr(K, "MAX_GRID", 2)  # 900 entries on 2 blocks: each thread strides
+    z = (rng.normal(size=shape) * 4).astype(dtype)
+    z.reshape(-1)[:2] = [0.0, -60.0][: z.size]  # the tie at z = 0, and an exponent that underflows
+    y = rng.uniform(size=shape).astype(dtype)  # soft labels
+    grad = rng.normal(size=shape if reduction == "none" else ()).astype(dtype)
+
+    def run():
+        t = mt.tensor(z, requires_grad=True)
+        loss = F.binary_cross_entropy_with_logits(t, mt.tensor(y), reduction=reduction)
+        loss.backward(mt.tensor(grad))
+        return loss.numpy(), t.grad.numpy()
+
+    _agree(emulated, run, ["bce_with_logits_forward", "bce_with_logits_backward"], dtype)
 
 
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
@@ -341,7 +438,7 @@ def test_a_training_step_with_emulated_kernels_matches_the_formulas(emulated):
     # (the bench's model uses ReLU; GELU's kernels are checked on their own above)
     emulated.launches.clear()
     with_kernels, formulas = _formulas(emulated, losses), _formulas(None, losses)
-    assert {"softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward"} <= set(
+    assert {"masked_softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward"} <= set(
         emulated.launches)
     np.testing.assert_allclose(with_kernels, formulas, rtol=1e-5)
 
@@ -455,11 +552,32 @@ def test_gpu_kernels_match_the_formulas(shape, dtype, rng):
             w = mt.tensor(x, requires_grad=True)
             h = F.gelu(w)
             h.backward(mt.tensor(grad))
-            return [a.numpy() for a in (y, t.grad, z, u.grad, g.grad, b.grad, h, w.grad)]
+            v = mt.tensor(x, requires_grad=True)
+            loss = F.binary_cross_entropy_with_logits(v, mt.tensor((grad > 0).astype(dtype)))
+            loss.backward()
+            return [a.numpy() for a in (y, t.grad, z, u.grad, g.grad, b.grad, h, w.grad, loss, v.grad)]
 
     # layer norm's gradient subtracts terms of size |gamma g| / sqrt(sigma^2 + eps), up to 1/sqrt(eps)
     scale = float(np.linalg.norm(grad * gamma)) / np.sqrt(1e-5)
-    _gpu_agree(run, dtype, scales=[None, None, None, scale, None, None, None, None])
+    _gpu_agree(run, dtype, scales=[None, None, None, scale, None, None, None, None, None, None])
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("mask", list(ATTENTION_MASKS))
+def test_gpu_attention_matches_its_composition(mask, dtype, rng):
+    _cupy()
+    Q, K_, V = (rng.normal(size=(2, 3, 4, 64)).astype(dtype) for _ in range(3))
+    allowed = ATTENTION_MASKS[mask](4)
+
+    def run():
+        with mt.backend.use("cupy"):
+            leaves = [mt.tensor(a, requires_grad=True) for a in (Q, K_, V)]
+            m = None if allowed is None else mt.tensor(allowed)
+            out, weights = F.scaled_dot_product_attention(*leaves, mask=m)
+            (out * out).sum().backward()
+            return [out.numpy(), weights.numpy()] + [t.grad.numpy() for t in leaves]
+
+    _gpu_agree(run, dtype)
 
 
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))

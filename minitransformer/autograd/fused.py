@@ -25,7 +25,8 @@ import math
 from .engine import Function
 from .ops import _shared_weight_matmul
 
-__all__ = ["Affine", "Softmax", "LogSoftmax", "LayerNorm", "Gelu", "CrossEntropy", "BinaryCrossEntropyWithLogits"]
+__all__ = ["Affine", "Softmax", "ScaledMaskedSoftmax", "LogSoftmax", "LayerNorm", "Gelu", "CrossEntropy",
+           "BinaryCrossEntropyWithLogits"]
 
 #: :math:`\sqrt{2/\pi}` and the cubic coefficient of GELU's tanh approximation
 SQRT_2_OVER_PI, GELU_CUBIC = math.sqrt(2.0 / math.pi), 0.044715
@@ -141,6 +142,64 @@ class Softmax(Function):
         grad_x -= y * xp.sum(grad_x, axis=self.axis, keepdims=True)  # - y_k sum_i ybar_i y_i
         return (grad_x,)
         ### END SOLUTION
+
+
+class ScaledMaskedSoftmax(Function):
+    r"""Attention's weights as one operation: the softmax of :math:`z = x / \sqrt{d_k}` over the allowed keys.
+
+    :math:`y = \mathrm{softmax}(\mathrm{where}(M, z, -\infty))` along the last axis, where the mask :math:`M` is
+    True for a key the query may see; a query with no allowed key gets weights 0 (never NaN). It is the middle of
+    :func:`~minitransformer.functional.scaled_dot_product_attention` (a division, a ``where``, the softmax and a
+    second ``where``, composed there) in one operation. Since a hidden key's weight is exactly 0, its gradient
+    vanishes on its own, and the derivative is the softmax's (:class:`Softmax`) divided by :math:`\sqrt{d_k}`:
+
+    .. math:: \bar x = y\,\Big(\bar y - \sum_j \bar y_j y_j\Big) \Big/ \sqrt{d_k}
+
+    Only :math:`y` is kept. Inputs: scores ``x`` ``(..., L, S)``; options ``allowed`` (booleans broadcastable to
+    ``x``, or None) and ``divisor`` (:math:`\sqrt{d_k}`). Attention uses it on a GPU, where it is one CUDA kernel
+    each way (:meth:`~minitransformer.kernels.CudaKernels.masked_softmax_forward`).
+
+    Examples
+    --------
+    >>> import math
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.fused import ScaledMaskedSoftmax
+    >>> scores = mt.tensor([[2.0, 0.0, 5.0], [1.0, 1.0, 1.0]])
+    >>> allowed = mt.tensor([[True, True, False], [False, False, False]]).data
+    >>> ScaledMaskedSoftmax.apply(scores, allowed=allowed, divisor=math.sqrt(4.0)).numpy().round(4)
+    array([[0.7311, 0.2689, 0.    ],
+           [0.    , 0.    , 0.    ]], dtype=float32)
+    """
+
+    fresh_grads = True
+
+    def forward(self, x, allowed, divisor: float):
+        """The weights ``(..., L, S)``; keeps them for ``backward``."""
+        xp, self.divisor = self.xp, float(divisor)
+        kernels = self.backend.kernels
+        self.kernels = kernels if kernels is not None and kernels.fits_mask(x, allowed) else None
+        if self.kernels:  # on a GPU, one CUDA kernel (minitransformer.kernels)
+            self.y = self.kernels.masked_softmax_forward(x, allowed, self.divisor)
+            return self.y
+        z = x / self.divisor
+        if allowed is not None:
+            z = xp.where(allowed, z, float(xp.finfo(x.dtype).min))  # hidden: exp(min - max) = 0
+        y = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
+        y /= xp.sum(y, axis=-1, keepdims=True)
+        if allowed is not None:  # a query with no allowed key: 0, not uniform weights over hidden keys
+            y = xp.where(xp.any(allowed, axis=-1, keepdims=True), y, 0.0)
+        self.y = y
+        return y
+
+    def backward(self, grad):
+        r""":math:`\bar x = y\,(\bar y - \sum_j \bar y_j y_j) / \sqrt{d_k}` along the last axis, as a one-tuple."""
+        xp, y = self.xp, self.y
+        if self.kernels:
+            return (self.kernels.softmax_backward(grad, y, self.divisor),)
+        grad_x = grad * y
+        grad_x -= y * xp.sum(grad_x, axis=-1, keepdims=True)
+        grad_x /= self.divisor
+        return (grad_x,)
 
 
 class LogSoftmax(Function):
@@ -408,8 +467,12 @@ class BinaryCrossEntropyWithLogits(Function):
         """Logits -> the losses (``"none"``) or their 0-d sum or mean; keeps z, y and :math:`e^{-|z|}`."""
         xp = self.xp
         self.z, self.y, self.reduction = z, targets, reduction
-        self.e = e = xp.exp(-xp.abs(z))  # e^{-|z|}, in (0, 1]
-        loss = xp.maximum(z, 0.0) - z * targets + xp.log(1.0 + e)
+        self.kernels = _kernels_for(self.backend, z, -1)
+        if self.kernels:  # on a GPU, the same formula as one CUDA kernel each way (minitransformer.kernels)
+            loss, self.e = self.kernels.bce_with_logits_forward(z, targets)
+        else:
+            self.e = e = xp.exp(-xp.abs(z))  # e^{-|z|}, in (0, 1]
+            loss = xp.maximum(z, 0.0) - z * targets + xp.log(1.0 + e)
         if reduction == "none":
             return loss
         return xp.sum(loss) if reduction == "sum" else xp.mean(loss)
@@ -417,6 +480,9 @@ class BinaryCrossEntropyWithLogits(Function):
     def backward(self, grad):
         r""":math:`\bar z = w(\sigma(z) - y)`, of the logits' shape, as a one-tuple."""
         xp, z = self.xp, self.z
+        if self.kernels:
+            count = max(z.size, 1) if self.reduction == "mean" else 1
+            return (self.kernels.bce_with_logits_backward(grad, z, self.y, self.e, count, self.reduction == "none"),)
         sigma = xp.where(z >= 0, 1.0, self.e) / (1.0 + self.e)
         w = grad / max(z.size, 1) if self.reduction == "mean" else grad
         return ((sigma - self.y) * w,)

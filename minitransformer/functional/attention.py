@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from ..autograd import Tensor, broadcast_shapes, where
+from ..autograd.fused import ScaledMaskedSoftmax
 from ._checks import as_mask, require_float
 from .activations import softmax
 from .dropout import check_probability, dropout
@@ -93,6 +94,9 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
             raise ValueError(f"{op}: mask of shape {mask_shape} does not broadcast to the scores (..., L, S) = "
                              f"{scores_shape}")
     dropout_p = check_probability(op, dropout_p)
+    if Q.backend.kernels is not None:  # on a GPU: the division, the masking and the softmax as one CUDA kernel
+        weights = ScaledMaskedSoftmax.apply(Q @ K.mT, allowed=allowed, divisor=math.sqrt(d_k))
+        return dropout(weights, dropout_p, training=training) @ V, weights
 
     ### BEGIN SOLUTION A2: return (softmax(Q K^T / sqrt(d_k)) V, weights); masks, dropout: see docstring
     scores = Q @ K.mT / math.sqrt(d_k)  # (..., L, S)
