@@ -42,8 +42,9 @@ __all__ = [
 
 #: dtype of parameters and activations unless asked otherwise (float64 is for gradient checks)
 DEFAULT_FLOAT = "float32"
-#: CuPy runs softmax, layer norm, GELU, Adam, the random numbers and the embedding's scatter-add as CUDA kernels
-#: (see Backend.kernels) unless this is set to 0, which runs their array formulas instead
+#: CuPy runs softmax, attention's weights, layer norm, GELU, the binary cross-entropy, Adam, the random numbers and
+#: the embedding's scatter-add as CUDA kernels (see Backend.kernels) unless this is set to 0, which runs their array
+#: formulas instead
 KERNELS_VARIABLE = "MINITRANSFORMER_KERNELS"
 
 _ALIASES = {
@@ -157,8 +158,9 @@ class Backend:
 
     @property
     def kernels(self):
-        """CUDA kernels (a :class:`~minitransformer.kernels.CudaKernels`) for softmax, layer norm, GELU, Adam, the
-        random numbers and the embedding's scatter-add, used in place of their array formulas; None runs the formulas.
+        """CUDA kernels (a :class:`~minitransformer.kernels.CudaKernels`) for softmax, attention's weights, layer norm,
+        GELU, the binary cross-entropy, Adam, the random numbers and the embedding's scatter-add, used in place of
+        their array formulas; None runs the formulas.
 
         On CuPy by default (checked against the formulas on an H200); ``MINITRANSFORMER_KERNELS=0`` turns them off.
         None on the other backends.

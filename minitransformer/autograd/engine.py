@@ -335,7 +335,7 @@ class Function:
         fn.backend, fn.xp = first.backend, first.backend.xp
         # known before forward, so forward keeps only what the wanted gradients use (nothing under no_grad)
         if _grad_enabled:
-            fn.needs_input_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+            fn.needs_input_grad = tuple([isinstance(x, Tensor) and x.requires_grad for x in inputs])
         else:
             fn.needs_input_grad = (False,) * len(inputs)
         out = fn.forward(*[x.data if isinstance(x, Tensor) else x for x in inputs], **options)
@@ -348,7 +348,7 @@ class Function:
         result = Tensor._wrap(out, first.backend, requires_grad)
         if requires_grad:
             # the graph's edges: leaves as themselves, results of operations by a stand-in without their values
-            fn.inputs = tuple(_recorded(x) if isinstance(x, Tensor) and x._ctx is not None else x for x in inputs)
+            fn.inputs = tuple([_recorded(x) if isinstance(x, Tensor) and x._ctx is not None else x for x in inputs])
             result._ctx = fn
         return result
 
@@ -806,6 +806,17 @@ class _FreedGraph(Function):
         return f"{self.op} (freed by backward)"
 
 
+_freed: dict[type, _FreedGraph] = {}  # one per kind of operation: it holds only the name
+
+
+def _freed_graph(fn: Function) -> _FreedGraph:
+    """The :class:`_FreedGraph` that stands for ``fn`` once freed."""
+    kind = type(fn)
+    if kind not in _freed:
+        _freed[kind] = _FreedGraph(kind.__name__)
+    return _freed[kind]
+
+
 def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
     if root._ctx is None:  # a leaf: its gradient is the seed itself
         _accumulate(root, grad)
@@ -826,7 +837,7 @@ def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
         owned.discard(id(node))
         fn = node._ctx
         if not retain_graph:
-            _set_ctx(node, _FreedGraph(type(fn).__name__))  # free the graph as we go, remembering it was there
+            _set_ctx(node, _freed_graph(fn))  # free the graph as we go, remembering it was there
         if g is None:
             continue
         if node._retain_grad:
@@ -840,8 +851,9 @@ def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
         for x, gx in zip(fn.inputs, input_grads):
             if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
                 continue
-            mine = fresh or tuple(gx.shape) != x.shape  # a broadcast gradient is summed into a new array
-            gx = unbroadcast(xp, gx, x.shape)
+            mine = fresh
+            if gx.shape != x.shape:  # a broadcast gradient is summed into a new array
+                gx, mine = unbroadcast(xp, gx, x.shape), True
             if x._ctx is None:
                 _accumulate(x, gx, mine)
                 continue

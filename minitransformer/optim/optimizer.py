@@ -212,12 +212,12 @@ class Optimizer:
             long, views = before.get(name, (None, ()))
             if long is not None and len(views) == len(arrays) and all(a is v for a, v in zip(arrays, views)):
                 return long  # still the views of last step's long array: no copy
-            return xp.concat([xp.reshape(a, (-1,)) for a in arrays])
+            return xp.concat(arrays, axis=None)  # axis None: each flattened first
 
         states = [self.state[p] for p in params]
         state = {k: end_to_end(k, [s[k] for s in states]) if hasattr(v, "shape") else v for k, v in states[0].items()}
         theta = self._update(backend, end_to_end(None, [p.data for p in params]),  # None: theta (never a state key)
-                             xp.concat([xp.reshape(p.grad.data, (-1,)) for p in params]), group, state)
+                             xp.concat([p.grad.data for p in params], axis=None), group, state)
         n = sum(p.size for p in params)
         for k, v in state.items():
             if hasattr(v, "shape") and tuple(v.shape) != (n,):
