@@ -347,3 +347,42 @@ def test_profile_step_reports_host_and_total_time_by_phase_and_a_profile():
     assert all(0 < host <= total for host, total in rows.values())  # the total waits for the device too
     assert any(line.startswith("ours, host time by phase: forward + loss ") for line in lines)
     assert "Ordered by: internal time" in run.stdout
+
+
+def _tool(name: str):
+    """A script of tools/ as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.single_backend
+def test_count_calls_stands_in_for_every_kernel():
+    from minitransformer.kernels import CudaKernels
+
+    tool = _tool("count_calls")
+    kernels = {name for name, f in vars(CudaKernels).items() if callable(f) and not name.startswith("_")}
+    assert set(tool.ALLOCATIONS) == kernels - {"fits", "fits_mask"}  # a new kernel must be counted too
+    assert all(callable(getattr(tool.StandInKernels, name, None)) for name in kernels)
+
+
+@pytest.mark.single_backend
+def test_count_calls_counts_fewer_calls_with_the_kernels(capsys):
+    pytest.importorskip("array_api_strict")
+    tool = _tool("count_calls")
+    assert tool.main(["seed"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("seed: calls into the array library per training step")
+    rows = {line[:24].strip(): [int(v) for v in line[24:].replace("(", " ").replace(")", " ").split()]
+            for line in lines[2:4]}
+    formulas, kernels = rows["array formulas"], rows["CUDA kernels (stand-in)"]
+    for row in (formulas, kernels):  # (calls, launches) for forward, backward, optimizer, then the step
+        assert all(calls >= launches > 0 for calls, launches in zip(row[0::2], row[1::2]))
+        assert row[6] == row[0] + row[2] + row[4] and row[7] == row[1] + row[3] + row[5]
+    assert kernels[6] < formulas[6] and kernels[7] < formulas[7]
+    assert kernels[5] == 2  # the optimizer: joining the gradients, and Adam's kernel

@@ -1,0 +1,232 @@
+"""What the host issues in one training step: calls into the array library, phase by phase, with and without kernels.
+
+    python tools/count_calls.py seed             # the array formulas, then the CUDA kernels standing in
+    python tools/count_calls.py seed --sites     # and where each call of the kernels' step is made
+
+On a GPU a small model's step is bound by the host (docs/benchmarks.md): every call into the array library
+costs its Python and CuPy's launch path, 10 to 40 microseconds, whether it launches a kernel or only makes a
+view. This counts those calls on array-api-strict, whose functions and operators can be watched, for a
+miniature of the model (the same layers and heads; the count does not depend on the sizes):
+
+- with the array formulas (every backend without kernels);
+- with the CUDA kernels of ``minitransformer.kernels`` (CuPy's default), here replaced by stand-ins that
+  return arrays of the right shapes without computing them (the values do not change the count) and count
+  what ``CudaKernels`` calls on CuPy: the launch, and the arrays it allocates for the results.
+
+"launch" counts the calls that start work on a GPU; views (reshape, transpose, slices, broadcasts) and
+allocations do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import sys
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import minitransformer as mt  # noqa: E402
+from minitransformer import bench  # noqa: E402
+
+#: calls that make no new array on a GPU: views and allocations
+NO_LAUNCH = {"reshape", "permute_dims", "matrix_transpose", "moveaxis", "broadcast_to", "expand_dims", "squeeze",
+             "__getitem__", "asarray", "empty", "empty_like"}
+#: the arrays each kernel of CudaKernels allocates for its results on CuPy (its launch aside)
+ALLOCATIONS = {"softmax_forward": 1, "softmax_backward": 1, "masked_softmax_forward": 1, "layer_norm_forward": 3,
+               "layer_norm_backward": 1, "gelu_forward": 2, "gelu_backward": 1, "bce_with_logits_forward": 2,
+               "bce_with_logits_backward": 1, "adam_update": 1, "scatter_add": 0, "counter_uniform": 1}
+#: the array operations besides the launch: the scatter-add sorts its ids first (astype, argsort, take)
+EXTRA_CALLS = {"scatter_add": ("astype", "argsort", "take")}
+#: the namespace's functions that only answer questions about dtypes, on the host: not counted
+HOST_ONLY = {"isdtype", "finfo", "iinfo", "result_type", "can_cast"}
+#: Array operators that are calls into the library
+OPERATORS = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+             "__neg__", "__pow__", "__rpow__", "__matmul__", "__getitem__", "__setitem__", "__iadd__", "__isub__",
+             "__imul__", "__itruediv__", "__gt__", "__ge__", "__lt__", "__le__", "__eq__", "__ne__", "__and__",
+             "__or__", "__invert__")
+
+
+class Calls:
+    """Counts the calls into array-api-strict's namespace and its Array's operators while ``on``, and where each is."""
+
+    def __init__(self, xp):
+        self.xp, self.Array = xp, type(xp.asarray(0.0))
+        self.on, self.by_name, self.by_site = False, collections.Counter(), collections.Counter()
+        self.saved = []
+
+    def add(self, name: str, n: int = 1) -> None:
+        if self.on and n:
+            frames = [f for f in traceback.extract_stack(limit=8)[:-2] if "minitransformer" in f.filename]
+            site = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+            self.by_name[name] += n
+            self.by_site[name, site] += n
+
+    def _watch(self, owner, name: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def watched(*args, **kwargs):
+            if not self.on:
+                return original(*args, **kwargs)
+            self.add(name)
+            self.on = False  # the library calling itself is not another call
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.on = True
+
+        self.saved.append((owner, name, original))
+        setattr(owner, name, watched)
+
+    def __enter__(self):
+        for name in dir(self.xp):
+            function = getattr(self.xp, name)
+            if not name.startswith("_") and name not in HOST_ONLY and callable(function) and not isinstance(function,
+                                                                                                         type):
+                self._watch(self.xp, name)
+        for name in OPERATORS:
+            if hasattr(self.Array, name):
+                self._watch(self.Array, name)
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, original in reversed(self.saved):
+            setattr(owner, name, original)
+        self.saved.clear()
+
+    def total(self) -> int:
+        return sum(self.by_name.values())
+
+    def launches(self) -> int:
+        return sum(n for name, n in self.by_name.items() if name not in NO_LAUNCH)
+
+
+class StandInKernels:
+    """The methods of :class:`~minitransformer.kernels.CudaKernels` on array-api-strict: right shapes, values not
+    computed, each counted as its launch, its allocations and any other calls it makes on CuPy."""
+
+    def __init__(self, calls: Calls):
+        self.calls, self.xp = calls, calls.xp
+        self.cupy = calls.xp  # (Adam makes its first moments with kernels.cupy.zeros_like)
+
+    def fits(self, x, axis: int = -1) -> bool:
+        return x.dtype in (self.xp.float32, self.xp.float64) and axis in (-1, x.ndim - 1) and x.size > 0
+
+    def fits_mask(self, x, mask) -> bool:
+        return self.fits(x) and 2 <= x.ndim <= 4
+
+    def _kernel(self, name: str, *shapes_like):
+        self.calls.add(f"kernel {name}")
+        for extra in EXTRA_CALLS.get(name, ()):
+            self.calls.add(extra)
+        self.calls.add("empty", ALLOCATIONS[name])
+        results = tuple(self._unseen(like.shape, like.dtype) for like in shapes_like)
+        return results[0] if len(results) == 1 else results
+
+    def _unseen(self, shape, dtype):
+        """Zeros standing for a kernel's result, not counted (the kernel's allocations are)."""
+        on, self.calls.on = self.calls.on, False
+        try:
+            return self.xp.zeros(shape, dtype=dtype)
+        finally:
+            self.calls.on = on
+
+    def softmax_forward(self, x):
+        return self._kernel("softmax_forward", x)
+
+    def softmax_backward(self, grad, y, divisor=1.0):
+        return self._kernel("softmax_backward", y)
+
+    def masked_softmax_forward(self, x, mask, divisor):
+        return self._kernel("masked_softmax_forward", x)
+
+    def layer_norm_forward(self, x, gamma, beta, eps):
+        inv_std = self._unseen((*x.shape[:-1], 1), x.dtype)
+        y, x_hat = self._kernel("layer_norm_forward", x, x)
+        return y, x_hat, inv_std
+
+    def layer_norm_backward(self, grad, x_hat, gamma, inv_std):
+        return self._kernel("layer_norm_backward", x_hat)
+
+    def gelu_forward(self, x):
+        return self._kernel("gelu_forward", x, x)
+
+    def gelu_backward(self, grad, x, t):
+        return self._kernel("gelu_backward", x)
+
+    def bce_with_logits_forward(self, z, y):
+        return self._kernel("bce_with_logits_forward", z, z)
+
+    def bce_with_logits_backward(self, grad, z, y, e, count, per_entry):
+        return self._kernel("bce_with_logits_backward", z)
+
+    def adam_update(self, theta, g, m, v, *scalars):
+        return self._kernel("adam_update", theta), m, v  # the moments in place, as on CuPy
+
+    def scatter_add(self, out, indices, values):
+        self._kernel("scatter_add")
+
+    def counter_uniform(self, n: int, start: int, key: int):
+        self.calls.add("kernel counter_uniform")
+        self.calls.add("empty", ALLOCATIONS["counter_uniform"])
+        return self._unseen((n,), self.xp.float64)
+
+
+def count(config: dict, kernels: bool) -> tuple[dict, Calls]:
+    """Calls of one training step (the second: the first creates Adam's moments) by phase: ``{phase: (calls,
+    launches)}``, and the counter (its ``by_site`` for the whole step)."""
+    batch = bench.make_batch(config)
+    with mt.backend.use("array_api_strict") as be:
+        previous = be.check_values, be.kernels
+        be.check_values = False  # as on CuPy: no looking at token ids
+        calls = Calls(be.xp)
+        try:
+            if kernels:
+                be.kernels = StandInKernels(calls)
+            ours = bench.build_ours(config, batch)
+            ours["train_step"]()
+            with calls:
+                ours["optimizer"].zero_grad()
+                loss, forward = _phase(calls, ours["loss"])
+                _, backward = _phase(calls, loss.backward)
+                _, optimizer = _phase(calls, ours["optimizer"].step)
+        finally:
+            be.check_values, be.kernels = previous
+    return {"forward": forward, "backward": backward, "optimizer": optimizer}, calls
+
+
+def _phase(calls: Calls, fn):
+    """``fn()`` with the counter on: its result, and ``(calls, launches)`` it made."""
+    before = calls.total(), calls.launches()
+    calls.on = True
+    try:
+        out = fn()
+    finally:
+        calls.on = False
+    return out, (calls.total() - before[0], calls.launches() - before[1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=sorted(bench.MODELS))
+    parser.add_argument("--sites", action="store_true", help="where each call of the kernels' step is made")
+    args = parser.parse_args(argv)
+    config = {**bench.MODELS[args.model], **bench.MINIATURE, "d_model": 2 * bench.MODELS[args.model]["heads"]}
+    print(f"{args.model}: calls into the array library per training step (launches in brackets), array-api-strict")
+    print(f"{'':24}{'forward':>12}{'backward':>12}{'optimizer':>12}{'step':>12}")
+    for label, kernels in (("array formulas", False), ("CUDA kernels (stand-in)", True)):
+        phases, calls = count(config, kernels)
+        cells = [f"{total} ({launched})" for total, launched in phases.values()]
+        step = [sum(v[i] for v in phases.values()) for i in (0, 1)]
+        print(f"{label:24}" + "".join(f"{c:>12}" for c in cells) + f"{f'{step[0]} ({step[1]})':>12}")
+    if args.sites:
+        for (name, site), n in sorted(calls.by_site.items(), key=lambda item: item[0][1]):
+            print(f"  {n:4} {name:28} {site}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
