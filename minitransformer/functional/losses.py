@@ -177,7 +177,8 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets, reduction: str = "
     if tuple(y.shape) != logits.shape:
         raise ValueError(f"{op}: targets have shape {tuple(y.shape)}, logits {logits.shape}; they must be equal")
     _check_reduction(op, reduction)
-    y = logits.backend.xp.astype(y, logits.dtype, copy=False)
+    if y.dtype != logits.dtype:  # (labels given as integers or float64)
+        y = logits.backend.xp.astype(y, logits.dtype)
     if fused:
         return BinaryCrossEntropyWithLogits.apply(logits, targets=y, reduction=reduction)
 
