@@ -181,25 +181,23 @@ class ScaledMaskedSoftmax(Function):
         if self.kernels:  # on a GPU, one CUDA kernel (minitransformer.kernels)
             self.y = self.kernels.masked_softmax_forward(x, allowed, self.divisor)
             return self.y
+        # the composition of scaled_dot_product_attention, on arrays, around one Softmax
         z = x / self.divisor
         if allowed is not None:
             z = xp.where(allowed, z, float(xp.finfo(x.dtype).min))  # hidden: exp(min - max) = 0
-        y = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
-        y /= xp.sum(y, axis=-1, keepdims=True)
+        self.softmax = Softmax()
+        self.softmax.backend, self.softmax.xp = self.backend, xp
+        y = self.softmax.forward(z, axis=-1)
         if allowed is not None:  # a query with no allowed key: 0, not uniform weights over hidden keys
-            y = xp.where(xp.any(allowed, axis=-1, keepdims=True), y, 0.0)
-        self.y = y
+            y = self.softmax.y = xp.where(xp.any(allowed, axis=-1, keepdims=True), y, 0.0)  # (and gradient 0)
         return y
 
     def backward(self, grad):
         r""":math:`\bar x = y\,(\bar y - \sum_j \bar y_j y_j) / \sqrt{d_k}` along the last axis, as a one-tuple."""
-        xp, y = self.xp, self.y
         if self.kernels:
-            return (self.kernels.softmax_backward(grad, y, self.divisor),)
-        grad_x = grad * y
-        grad_x -= y * xp.sum(grad_x, axis=-1, keepdims=True)
-        grad_x /= self.divisor
-        return (grad_x,)
+            return (self.kernels.softmax_backward(grad, self.y, self.divisor),)
+        (grad_z,) = self.softmax.backward(grad)
+        return (grad_z / self.divisor,)
 
 
 class LogSoftmax(Function):
