@@ -363,8 +363,9 @@ class CudaKernels:
         r"""Attention's weights: softmax along the last axis of ``x / divisor`` over the keys ``mask`` allows.
 
         ``x`` ``(..., L, S)`` (up to 4 axes), ``mask`` booleans broadcastable to it, or None. A hidden key gets
-        weight 0, and so does every key of a query with none allowed (:class:`~minitransformer.autograd.fused.
-        ScaledMaskedSoftmax`). Its gradient is :meth:`softmax_backward` with the same ``divisor``.
+        weight 0, and so does every key of a query with none allowed
+        (:class:`~minitransformer.autograd.fused.ScaledMaskedSoftmax`). Its gradient is :meth:`softmax_backward`
+        with the same ``divisor``.
         """
         x = self._contiguous(x)
         y = self.cupy.empty_like(x)
