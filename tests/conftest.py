@@ -4,9 +4,17 @@ The autouse fixture ``backend`` is parametrised over the backends that work here
 array-api-strict everywhere, CuPy where CuPy and a GPU exist. Each test runs once per backend with
 that backend current. ``--backends numpy,cupy`` picks some; ``@pytest.mark.single_backend``
 runs a test once (on NumPy) when the backend cannot matter to it.
+
+``--emulated-kernels`` gives the numpy backend the CUDA kernels of ``minitransformer/kernels.py``, run on the CPU
+under the emulation of ``tests/test_kernels.py`` (g++): the code path CuPy takes, without a GPU. It is slow (a
+thread per CUDA thread); run it on a few files, e.g.
+``python -m pytest --emulated-kernels --backends numpy tests/test_fused.py tests/test_nn_attention.py``.
 """
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +27,11 @@ def pytest_addoption(parser):
         "--backends",
         default=None,
         help="comma-separated backends to run the suite on (default: every one available here)",
+    )
+    parser.addoption(
+        "--emulated-kernels",
+        action="store_true",
+        help="run the numpy backend on the CUDA kernels, emulated on the CPU with g++ (CuPy's code path; slow)",
     )
 
 
@@ -34,6 +47,32 @@ def pytest_generate_tests(metafunc):
         marked = metafunc.definition.get_closest_marker("single_backend")
         names = ["numpy"] if marked else _backends(metafunc.config)
         metafunc.parametrize("backend", names, indirect=True, scope="function")
+
+
+@pytest.fixture(scope="session")
+def _emulated_kernels(request, tmp_path_factory):
+    """The emulated CUDA kernels with ``--emulated-kernels``, else None."""
+    if not request.config.getoption("--emulated-kernels"):
+        return None
+    # the emulation lives with the kernels' tests; this suite imports its files by path (--import-mode=importlib)
+    spec = importlib.util.spec_from_file_location("emulated_cuda", Path(__file__).with_name("test_kernels.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.emulated_kernels(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def _numpy_on_emulated_kernels(_emulated_kernels):
+    """With ``--emulated-kernels``, the numpy backend runs the CUDA kernels (emulated) during each test."""
+    if _emulated_kernels is None:
+        yield
+        return
+    numpy_backend = mt.backend.get("numpy")
+    previous, numpy_backend.kernels = numpy_backend.kernels, _emulated_kernels
+    try:
+        yield
+    finally:
+        numpy_backend.kernels = previous
 
 
 @pytest.fixture(autouse=True)

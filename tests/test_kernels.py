@@ -17,6 +17,8 @@ import ctypes
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,9 +140,11 @@ class EmulatedKernels(K.CudaKernels):
         getattr(self.libraries[dtype], f"run_{name}")(ctypes.c_longlong(grid), ctypes.c_uint(block), *c_args)
 
 
-@pytest.fixture(scope="module")
-def emulated(tmp_path_factory):
-    """The kernels, compiled by g++ for the CPU under the emulation, for float32 and float64."""
+def emulated_kernels(tmp_path_factory) -> EmulatedKernels:
+    """The kernels compiled by g++ for the CPU under the emulation, for float32 and float64 (skips without g++).
+
+    Also what ``pytest --emulated-kernels`` gives the numpy backend for the whole suite (``tests/conftest.py``).
+    """
     if shutil.which("g++") is None:
         pytest.skip("g++ is not installed: the CPU emulation of the CUDA kernels needs it")
     libraries = {}
@@ -156,9 +160,31 @@ def emulated(tmp_path_factory):
     return EmulatedKernels(libraries)
 
 
+@pytest.fixture(scope="module")
+def emulated(tmp_path_factory):
+    """The kernels, compiled by g++ for the CPU under the emulation, for float32 and float64."""
+    return emulated_kernels(tmp_path_factory)
+
+
 def rel_err(a, b) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def test_numpy_backend_has_kernels_only_with_the_emulation_option(request):
+    emulating = request.config.getoption("--emulated-kernels")
+    assert (mt.backend.get("numpy").kernels is not None) == emulating
+
+
+def test_the_suite_runs_on_the_emulated_kernels_with_an_option():
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed: the CPU emulation of the CUDA kernels needs it")
+    here = Path(__file__).resolve()
+    test = f"{here}::test_numpy_backend_has_kernels_only_with_the_emulation_option"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--emulated-kernels",
+                          "--backends", "numpy", test], cwd=here.parents[1], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
 
 
 # ------------------------------------------------------------------ compiled as CUDA
