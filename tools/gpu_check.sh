@@ -15,7 +15,8 @@
 # attention's weights, layer norm, GELU, BCE, Adam, the random numbers and the scatter-add as array formulas,
 # MINITRANSFORMER_KERNELS=0). Not run unless named in STEPS: train-formulas (the train step without
 # the kernels), profile (tools/profile_step.py on the SEED model: the host's time per step against
-# the device's, by phase, beside PyTorch's, and where the host spends it).
+# the device's, by phase, beside PyTorch's, and where the host spends it; after the calls the step makes
+# into the array library, tools/count_calls.py, so that the host's time per call can be read off).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check-output}
@@ -59,7 +60,8 @@ python3 -m minitransformer bench large --repeat 3 --json "$0/bench-large$1.json"
 step models 120 bash -c "$MODELS" "$OUT" ""
 step models-tf32 120 env CUPY_TF32=1 bash -c "$MODELS" "$OUT" "-tf32"
 step models-formulas 120 env MINITRANSFORMER_KERNELS=0 bash -c "$MODELS" "$OUT" "-formulas"
-step profile 90 env MINITRANSFORMER_BACKEND=cupy python3 tools/profile_step.py seed --torch --top 25
+step profile 120 bash -c 'python3 tools/count_calls.py seed
+MINITRANSFORMER_BACKEND=cupy python3 tools/profile_step.py seed --torch --top 25'
 
 printf '\n=== summary\n%b' "$summary"
 exit $failed
