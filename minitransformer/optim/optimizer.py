@@ -226,13 +226,13 @@ class Optimizer:
                     f"entries laid end to end; an update that is not elementwise must set elementwise = False"
                 )
         long_arrays = {None: theta, **{k: v for k, v in state.items() if hasattr(v, "shape")}}
+        ends = list(itertools.accumulate(p.size for p in params))  # where each parameter ends in a long array
         views = {}
         for name, long in long_arrays.items():
             old_long, old_views = before.get(name, (None, ()))
             if long is old_long:  # updated in place (the kernels' moments): last step's views show it
                 views[name] = old_views
                 continue
-            ends = list(itertools.accumulate(p.size for p in params))
             views[name] = [xp.reshape(long[e - p.size:e], p.shape) for p, e in zip(params, ends)]
         for i, (p, s) in enumerate(zip(params, states)):
             p.data = views[None][i]
