@@ -233,7 +233,9 @@ class Optimizer:
             if long is old_long:  # updated in place (the kernels' moments): last step's views show it
                 views[name] = old_views
                 continue
-            views[name] = [xp.reshape(long[e - p.size:e], p.shape) for p, e in zip(params, ends)]
+            # a slice is already the shape of a vector parameter (a bias, a gain): only matrices are reshaped
+            views[name] = [long[e - p.size:e] if p.ndim == 1 else xp.reshape(long[e - p.size:e], p.shape)
+                           for p, e in zip(params, ends)]
         for i, (p, s) in enumerate(zip(params, states)):
             p.data = views[None][i]
             for k, v in state.items():
