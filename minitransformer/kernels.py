@@ -14,8 +14,11 @@ formulas are the ones of :mod:`~minitransformer.autograd.fused`, in the same ord
   divided by :math:`\sqrt{d_k}`;
 - layer norm: :math:`\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}`, :math:`y = \gamma \hat x + \beta`;
   backward :math:`\bar x = (\bar g - \langle \bar g \rangle - \hat x \langle \bar g \hat x \rangle)
-  / \sqrt{\sigma^2 + \epsilon}` with :math:`\bar g = \gamma \bar y` (:math:`\bar\gamma` and
-  :math:`\bar\beta` are column sums, left to the array library);
+  / \sqrt{\sigma^2 + \epsilon}` with :math:`\bar g = \gamma \bar y`;
+- the sums over the rows, column by column, of a bias's gradient :math:`\sum_{\text{rows}} \bar Y`, and of
+  layer norm's :math:`\bar\beta = \sum_{\text{rows}} \bar y` and :math:`\bar\gamma = \sum_{\text{rows}} \bar y
+  \hat x` together: one kernel where CuPy's reduction costs the host about twice a launch (and γ̄ a product
+  first);
 - GELU (tanh form), elementwise: :math:`t = \tanh(c (x + a x^3))`, :math:`y = \tfrac12 x (1 + t)`, and
   its derivative from :math:`x` and :math:`t` (:class:`~minitransformer.autograd.fused.Gelu`);
 - binary cross-entropy from the logits, elementwise each way (ten array operations forward, seven backward);
@@ -167,6 +170,39 @@ extern "C" __global__ void layer_norm_backward(const T* grad, const T* x_hat, co
     }
 }
 
+// Sums over the rows of g (rows, n), column by column: sum_g[c] = sum_r g[r, c], and where has_h,
+// sum_gh[c] = sum_r g[r, c] h[r, c] (a bias's gradient; layer norm's gamma and beta). Block k takes columns 32k to
+// 32k + 31: thread t reads column 32k + t % 32 of the rows t / 32, t / 32 + lanes, ... (lanes = blockDim.x / 32;
+// a warp reads 32 neighbouring entries of a row), adds them in double, then the lanes are added in shared memory.
+extern "C" __global__ void column_sums(const T* g, const T* h, T* sum_g, T* sum_gh, long long rows, long long n,
+                                       int has_h) {
+    extern __shared__ T s[];  // 2 blockDim.x: the lanes' sums of g, then of g h
+    unsigned int lane = threadIdx.x / 32, lanes = blockDim.x / 32;
+    long long c = (long long)blockIdx.x * 32 + threadIdx.x % 32;
+    double a = 0, b = 0;
+    if (c < n) {
+        for (long long r = lane; r < rows; r += lanes) {
+            double v = g[r * n + c];
+            a += v;
+            if (has_h) b += v * (double)h[r * n + c];
+        }
+    }
+    s[threadIdx.x] = (T)a;
+    s[blockDim.x + threadIdx.x] = (T)b;
+    __syncthreads();
+    for (unsigned int k = lanes / 2; k > 0; k >>= 1) {  // lanes is a power of two
+        if (lane < k) {
+            s[threadIdx.x] += s[threadIdx.x + 32 * k];
+            s[blockDim.x + threadIdx.x] += s[blockDim.x + threadIdx.x + 32 * k];
+        }
+        __syncthreads();
+    }
+    if (lane == 0 && c < n) {
+        sum_g[c] = s[threadIdx.x];
+        if (has_h) sum_gh[c] = s[blockDim.x + threadIdx.x];
+    }
+}
+
 // GELU, tanh form: t = tanh(c (x + a x^3)), y = x (1 + t) / 2; c = sqrt(2/pi), a = 0.044715; keeps t
 extern "C" __global__ void gelu_forward(const T* x, T* y, T* t, long long n) {
     long long stride = (long long)gridDim.x * blockDim.x;
@@ -268,6 +304,8 @@ C_TYPES = {"float32": "float", "float64": "double"}
 MAX_BLOCK = 256
 #: blocks of an elementwise kernel, at most: each thread strides over the entries beyond
 MAX_GRID = 4096
+#: threads of a column sum: 32 columns, each read by 32 threads a row apart (:meth:`CudaKernels.column_sums`)
+COLUMN_SUM_BLOCK = 1024
 
 
 def block_size(n: int) -> int:
@@ -486,3 +524,21 @@ class CudaKernels:
         d, has_gamma = self.cupy.int64(x_hat.shape[-1]), self.cupy.int32(gamma is not None)
         self._launch("layer_norm_backward", x_hat, (grad, x_hat, gamma_, inv_std, grad_x, d, has_gamma))
         return grad_x
+
+    def column_sums(self, g, h=None):
+        r"""``(sum_g, sum_gh)``: :math:`\sum_{\text{rows}} g` and :math:`\sum_{\text{rows}} g\,h` (None without ``h``).
+
+        ``g`` (and ``h``, of its shape) ``(..., n)``: every axis but the last is a row; both sums are ``(n,)``. A
+        bias's gradient is :math:`\sum_{\text{rows}} \bar Y`; layer norm's :math:`\bar\beta` and :math:`\bar\gamma`
+        are :math:`\sum_{\text{rows}} \bar y` and :math:`\sum_{\text{rows}} \bar y \hat x`, in one launch.
+        """
+        g = self._contiguous(g)
+        h_ = g if h is None else self._contiguous(h)  # (an unread stand-in when absent)
+        n = g.shape[-1]
+        sum_g = self.cupy.empty((n,), dtype=g.dtype)
+        sum_gh = sum_g if h is None else self.cupy.empty((n,), dtype=g.dtype)
+        rows, block = g.size // n, COLUMN_SUM_BLOCK
+        self._run("column_sums", g.dtype.name, -(-n // 32), block,  # a block per 32 columns
+                  (g, h_, sum_g, sum_gh, self.cupy.int64(rows), self.cupy.int64(n), self.cupy.int32(h is not None)),
+                  shared_mem=2 * block * g.itemsize)
+        return sum_g, (None if h is None else sum_gh)

@@ -51,7 +51,7 @@ static void __syncthreads() { block_barrier->arrive_and_wait(); }
 """
 
 RUNNERS = r"""
-T s[1024];  // the block's shared memory (extern __shared__ T s[] in each kernel)
+T s[2048];  // the block's shared memory (extern __shared__ T s[] in each kernel): two T per thread at most
 
 template <class Kernel>
 static void launch(long long grid, unsigned int block, Kernel kernel) {
@@ -115,6 +115,10 @@ extern "C" void run_counter_uniform(long long grid, unsigned int block, double* 
 extern "C" void run_scatter_add_sorted(long long grid, unsigned int block, const long long* sorted_ids,
                                        const long long* order, const T* values, T* out, long long n, long long d) {
     launch(grid, block, [=] { scatter_add_sorted(sorted_ids, order, values, out, n, d); });
+}
+extern "C" void run_column_sums(long long grid, unsigned int block, const T* g, const T* h, T* sum_g, T* sum_gh,
+                                long long rows, long long n, int has_h) {
+    launch(grid, block, [=] { column_sums(g, h, sum_g, sum_gh, rows, n, has_h); });
 }
 extern "C" void run_layer_norm_backward(long long grid, unsigned int block, const T* g, const T* x_hat,
                                         const T* gamma, const T* inv_std, T* gx, long long d, int has_gamma) {
@@ -324,7 +328,50 @@ def test_emulated_layer_norm_matches_the_formula(emulated, shape, dtype, affine,
         grads = [t.grad.numpy()] + ([g.grad.numpy(), b.grad.numpy()] if affine else [])
         return [y.numpy(), *grads]
 
-    _agree(emulated, run, ["layer_norm_forward", "layer_norm_backward"], dtype)
+    # gamma's and beta's gradients: one column sum (after the kernel of x's)
+    _agree(emulated, run, ["layer_norm_forward"] + (["column_sums"] if affine else []) + ["layer_norm_backward"],
+           dtype)
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (40, 33), (2, 70, 5), (5,)], ids=str)
+@pytest.mark.parametrize("times", [False, True], ids=["sum", "sum-and-product"])
+def test_emulated_column_sums_match_numpys(emulated, shape, times, dtype, rng):
+    # columns of one, of a few and more than a block's 32 (one partial block); rows fewer and more than its 32
+    # lanes, over several axes, and a single row (a vector)
+    g, h = rng.normal(size=shape).astype(dtype), rng.normal(size=shape).astype(dtype)
+    emulated.launches.clear()
+    sum_g, sum_gh = emulated.column_sums(g, h if times else None)
+    rows = tuple(range(len(shape) - 1))
+    assert emulated.launches == ["column_sums"] and sum_g.shape == (shape[-1],) and sum_g.dtype == np.dtype(dtype)
+    assert rel_err(sum_g, g.sum(axis=rows, dtype=np.float64)) < TOLERANCE[dtype]
+    if times:
+        assert sum_gh.shape == (shape[-1],) and sum_gh.dtype == np.dtype(dtype)
+        assert rel_err(sum_gh, (g.astype(np.float64) * h).sum(axis=rows)) < TOLERANCE[dtype]
+    else:
+        assert sum_gh is None
+
+
+def test_emulated_column_sums_over_many_rows_keep_float32s_precision(emulated, rng):
+    # 20000 rows: each of a column's threads adds 625 of them, in double; float32 sums that long would drift
+    g = rng.normal(loc=1.0, size=(20000, 3)).astype(np.float32)
+    sum_g, _ = emulated.column_sums(g)
+    assert rel_err(sum_g, g.sum(axis=0, dtype=np.float64)) < 1e-6
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_projections_bias_gradient_is_one_column_sum_with_emulated_kernels(emulated, bias, rng):
+    from minitransformer.autograd.fused import Affine
+
+    x, W, b = rng.normal(size=(2, 5, 3)), rng.normal(size=(3, 4)), rng.normal(size=4)
+
+    def run():
+        leaves = [mt.tensor(a, requires_grad=True) for a in (x, W, b)]
+        y = Affine.apply(leaves[0], leaves[1], leaves[2] if bias else None)
+        (y * y).sum().backward()
+        return [y.numpy()] + [t.grad.numpy() for t in leaves[:2 + bias]]
+
+    _agree(emulated, run, ["column_sums"] if bias else [], "float64")
 
 
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
@@ -449,10 +496,12 @@ def test_emulated_kernels_take_only_the_last_axis_of_floats(emulated, rng):
 
 
 @pytest.mark.parametrize("kind, launched", [
-    ("lm", {"masked_softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward"}),
+    ("lm", {"masked_softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward",
+            "column_sums"}),
     # the document's classifier: a padding mask, mean pooling, the binary cross-entropy
     ("classifier", {"masked_softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward",
-                    "bce_with_logits_forward", "bce_with_logits_backward", "scatter_add_sorted", "adam_update"}),
+                    "column_sums", "bce_with_logits_forward", "bce_with_logits_backward", "scatter_add_sorted",
+                    "adam_update"}),
 ])
 def test_a_training_step_with_emulated_kernels_matches_the_formulas(emulated, kind, launched):
     from minitransformer import bench
@@ -588,6 +637,29 @@ def test_gpu_kernels_match_the_formulas(shape, dtype, rng):
     # layer norm's gradient subtracts terms of size |gamma g| / sqrt(sigma^2 + eps), up to 1/sqrt(eps)
     scale = float(np.linalg.norm(grad * gamma)) / np.sqrt(1e-5)
     _gpu_agree(run, dtype, scales=[None, None, None, scale, None, None, None, None, None, None])
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("shape", [(1, 1), (40, 33), (2, 70, 5), (3200, 512), (20000, 3)], ids=str)
+def test_gpu_column_sums_match_numpys(shape, dtype, rng):
+    cupy = _cupy()
+    g, h = rng.normal(loc=0.5, size=shape).astype(dtype), rng.normal(size=shape).astype(dtype)
+    sum_g, sum_gh = K.CudaKernels(cupy).column_sums(cupy.asarray(g), cupy.asarray(h))
+    rows = tuple(range(len(shape) - 1))
+    assert sum_g.shape == sum_gh.shape == (shape[-1],) and sum_g.dtype == np.dtype(dtype)
+    assert rel_err(sum_g.get(), g.sum(axis=rows, dtype=np.float64)) < TOLERANCE[dtype]
+    assert rel_err(sum_gh.get(), (g.astype(np.float64) * h).sum(axis=rows)) < TOLERANCE[dtype]
+    # and a projection's bias gradient, through them
+    x, W, b = rng.normal(size=(4, 6, 8)).astype(dtype), rng.normal(size=(8, 5)).astype(dtype), np.zeros(5, dtype)
+
+    def run():
+        with mt.backend.use("cupy"):
+            leaves = [mt.tensor(a, requires_grad=True) for a in (x, W, b)]
+            y = F.linear(*leaves)
+            (y * y).sum().backward()
+            return [t.grad.numpy() for t in leaves]
+
+    _gpu_agree(run, dtype)
 
 
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))

@@ -37,7 +37,8 @@ NO_LAUNCH = {"reshape", "permute_dims", "matrix_transpose", "moveaxis", "broadca
 #: the arrays each kernel of CudaKernels allocates for its results on CuPy (its launch aside)
 ALLOCATIONS = {"softmax_forward": 1, "softmax_backward": 1, "masked_softmax_forward": 1, "layer_norm_forward": 3,
                "layer_norm_backward": 1, "gelu_forward": 2, "gelu_backward": 1, "bce_with_logits_forward": 2,
-               "bce_with_logits_backward": 1, "adam_update": 1, "scatter_add": 0, "counter_uniform": 1}
+               "bce_with_logits_backward": 1, "adam_update": 1, "scatter_add": 0, "counter_uniform": 1,
+               "column_sums": 1}  # (and one more for the sums of g h, when asked)
 #: the array operations besides the launch: the scatter-add sorts its ids first (astype, argsort, take)
 EXTRA_CALLS = {"scatter_add": ("astype", "argsort", "take")}
 #: the namespace's functions that only answer questions about dtypes, on the host: not counted
@@ -162,6 +163,13 @@ class StandInKernels:
 
     def bce_with_logits_backward(self, grad, z, y, e, count, per_entry):
         return self._kernel("bce_with_logits_backward", z)
+
+    def column_sums(self, g, h=None):
+        like = self._unseen(g.shape[-1:], g.dtype)
+        sums = self._kernel("column_sums", like)
+        if h is not None:
+            self.calls.add("empty")
+        return sums, (None if h is None else self._unseen(g.shape[-1:], g.dtype))
 
     def adam_update(self, theta, g, m, v, *scalars):
         return self._kernel("adam_update", theta), m, v  # the moments in place, as on CuPy

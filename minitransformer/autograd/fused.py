@@ -39,6 +39,20 @@ def _kernels_for(backend, x, axis: int):
     return kernels if kernels is not None and kernels.fits(x, axis) else None
 
 
+def _sums_over_rows(fn, ybar, x_hat=None):
+    r""":math:`(\sum_{\text{rows}} \bar y,\; \sum_{\text{rows}} \bar y\, \hat x)` over every axis but the last
+    (the second None without ``x_hat``): a bias's gradient, and layer norm's :math:`\bar\beta` and :math:`\bar\gamma`.
+
+    ``(..., d)`` -> ``(d,)``. Where ``fn``'s backend has CUDA kernels, one kernel gives both: CuPy's own sum costs
+    the host about two kernel launches, and there are two per layer norm and one per projection.
+    """
+    kernels = _kernels_for(fn.backend, ybar, -1)
+    if kernels:
+        return kernels.column_sums(ybar, x_hat)
+    rows = tuple(range(ybar.ndim - 1))
+    return fn.xp.sum(ybar, axis=rows), (None if x_hat is None else fn.xp.sum(ybar * x_hat, axis=rows))
+
+
 def _log_softmax(xp, x, axis: int):
     r""":math:`(x - m) - \log \sum_j e^{x_j - m}` along ``axis``, :math:`m = \max_j x_j` (every exponent <= 0)."""
     z = x - xp.max(x, axis=axis, keepdims=True)
@@ -93,7 +107,7 @@ class Affine(Function):
         grad_W = None
         if self.needs_grad(1):
             grad_W = xp.matmul(xp.matrix_transpose(xp.reshape(x, (-1, x.shape[-1]))), rows_g)  # X^T Ybar
-        grad_b = xp.sum(rows_g, axis=0) if self.has_b and self.needs_grad(2) else None
+        grad_b = _sums_over_rows(self, rows_g)[0] if self.has_b and self.needs_grad(2) else None  # sum of rows
         return grad_x, grad_W, grad_b
         ### END SOLUTION
 
@@ -290,9 +304,11 @@ class LayerNorm(Function):
         r""":math:`(\bar x, \bar\gamma, \bar\beta)` from the formulas above (``None`` where not wanted)."""
         xp, x_hat, gamma = self.xp, self.x_hat, self.gamma
         ### BEGIN SOLUTION A4: LayerNorm.backward: xbar, gammabar, betabar from the formulas in the docstring
-        rows = tuple(range(grad.ndim - 1))  # every axis but the features
-        grad_gamma = xp.sum(grad * x_hat, axis=rows) if gamma is not None and self.needs_grad(1) else None
-        grad_beta = xp.sum(grad, axis=rows) if self.has_beta and self.needs_grad(2) else None
+        want_gamma, want_beta = gamma is not None and self.needs_grad(1), self.has_beta and self.needs_grad(2)
+        grad_gamma = grad_beta = None
+        if want_gamma or want_beta:  # sums over every axis but the features
+            grad_beta, grad_gamma = _sums_over_rows(self, grad, x_hat if want_gamma else None)
+            grad_beta = grad_beta if want_beta else None
         grad_x = None
         if self.needs_grad(0) and self.kernels:
             grad_x = self.kernels.layer_norm_backward(grad, x_hat, gamma, self.inv_std)
