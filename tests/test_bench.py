@@ -388,3 +388,25 @@ def test_count_calls_counts_fewer_calls_with_the_kernels(capsys):
         assert row[6] == row[0] + row[2] + row[4] and row[7] == row[1] + row[3] + row[5]
     assert kernels[6] < formulas[6] and kernels[7] < formulas[7]
     assert kernels[5] == 2  # the optimizer: joining the gradients, and Adam's kernel
+
+
+@pytest.mark.single_backend
+def test_count_calls_counts_the_copies_cupys_matmul_makes():
+    xp = pytest.importorskip("array_api_strict")
+    tool = _tool("count_calls")
+    stack, matrix = xp.ones((2, 3, 4)), xp.ones((4, 5))
+    assert tool.cupy_matmul_copies(matrix, xp.ones((5, 4)).mT) == 0  # two axes: a transpose is taken as it is
+    assert tool.cupy_matmul_copies(stack, xp.ones((2, 4, 3))) == 0  # stacks laid out row after row
+    assert tool.cupy_matmul_copies(stack, xp.ones((2, 3, 4)).mT) == 1  # a transposed stack is copied first
+    assert tool.cupy_matmul_copies(xp.permute_dims(xp.ones((3, 2, 4)), (1, 0, 2)), xp.ones((2, 4, 3)).mT) == 2
+    assert tool.cupy_matmul_copies(stack, matrix) == 3  # one matrix for the stack: three kernels of addresses
+
+
+@pytest.mark.single_backend
+def test_count_calls_lets_the_library_fold_rows_as_on_cupy_only_while_counting():
+    xp = pytest.importorskip("array_api_strict")
+    tool = _tool("count_calls")
+    Array = type(xp.ones(1))
+    with tool.Calls(xp):
+        assert xp.ones((2, 3)).flags.c_contiguous and not xp.ones((2, 3)).mT.flags.c_contiguous
+    assert not hasattr(Array, "flags")  # array-api-strict as it was

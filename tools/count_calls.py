@@ -73,6 +73,8 @@ class Calls:
             if not self.on:
                 return original(*args, **kwargs)
             self.add(name)
+            if name in ("matmul", "__matmul__"):
+                self.add("copy inside matmul", cupy_matmul_copies(*args[:2]))
             self.on = False  # the library calling itself is not another call
             try:
                 return original(*args, **kwargs)
@@ -83,6 +85,9 @@ class Calls:
         setattr(owner, name, watched)
 
     def __enter__(self):
+        # NumPy's and CuPy's arrays say whether they are laid out row after row, and the library folds a stack
+        # of rows into one matrix product where they are (ops._shared_weight_matmul): array-api-strict's too, here
+        self.Array.flags = property(lambda a: a._array.flags)
         for name in dir(self.xp):
             function = getattr(self.xp, name)
             if not name.startswith("_") and name not in HOST_ONLY and callable(function) and not isinstance(function,
@@ -97,12 +102,26 @@ class Calls:
         for owner, name, original in reversed(self.saved):
             setattr(owner, name, original)
         self.saved.clear()
+        del self.Array.flags
 
     def total(self) -> int:
         return sum(self.by_name.values())
 
     def launches(self) -> int:
         return sum(n for name, n in self.by_name.items() if name not in NO_LAUNCH)
+
+
+def cupy_matmul_copies(a, b) -> int:
+    """The kernels CuPy's matmul launches besides the product, for array-api-strict's ``a @ b``.
+
+    With more than two axes (``cupy._core._routines_linalg.matmul``) it copies each operand that is not
+    C-contiguous (a transposed or permuted view), and for a stack multiplied by one shared matrix it first
+    computes the addresses of the matrices, three kernels more. Two-axis products take transposes as they are.
+    """
+    A, B = a._array, b._array
+    if max(A.ndim, B.ndim) <= 2:
+        return 0
+    return (not A.flags.c_contiguous) + (not B.flags.c_contiguous) + 3 * (A.shape[:-2] != B.shape[:-2])
 
 
 class StandInKernels:

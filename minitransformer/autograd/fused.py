@@ -102,8 +102,10 @@ class Affine(Function):
         r""":math:`(\bar X, \bar W, \bar b)` by the formulas above, shaped as ``x``, ``W``, ``b`` (or ``None``)."""
         ### BEGIN SOLUTION A1: Affine.backward: Xbar = Ybar W^T, Wbar = X^T Ybar over all rows, bbar = sum of rows
         xp, x, W = self.xp, self.x, self.W
-        rows_g = xp.reshape(grad, (-1, grad.shape[-1]))  # (rows, d_out)
-        grad_x = _shared_weight_matmul(xp, grad, xp.matrix_transpose(W)) if self.needs_grad(0) else None
+        rows_g = xp.reshape(grad, (-1, grad.shape[-1]))  # (rows, d_out); copied only if grad is not row after row
+        grad_x = None
+        if self.needs_grad(0):  # Ybar W^T, one (rows, d_out) @ (d_out, d_in) product, back in x's shape
+            grad_x = xp.reshape(xp.matmul(rows_g, xp.matrix_transpose(W)), (*grad.shape[:-1], W.shape[0]))
         grad_W = None
         if self.needs_grad(1):
             grad_W = xp.matmul(xp.matrix_transpose(xp.reshape(x, (-1, x.shape[-1]))), rows_g)  # X^T Ybar
