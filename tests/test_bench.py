@@ -410,3 +410,18 @@ def test_count_calls_lets_the_library_fold_rows_as_on_cupy_only_while_counting()
     with tool.Calls(xp):
         assert xp.ones((2, 3)).flags.c_contiguous and not xp.ones((2, 3)).mT.flags.c_contiguous
     assert not hasattr(Array, "flags")  # array-api-strict as it was
+
+
+@pytest.mark.single_backend
+def test_profile_step_times_single_calls_beside_pytorchs():
+    tool = _tool("profile_step")
+    torch = bench._import_torch()[0]
+    table = tool.call_costs(tool.call_cases(rows=40, d=16, heads=2, seq=10, torch=torch), calls=3).splitlines()
+    assert table[0].split()[:4] == ["one", "call", "host", "us"]
+    assert [line[:38].strip() for line in table[1:4]] == [
+        "matmul (rows, d) @ (d, d)", "matmul (rows, d) @ (d, d)^T", "matmul stacks Q @ K^T, K contiguous"]
+    for line in table[1:]:
+        cells = line[38:].split()
+        ours = [float(v) for v in cells[:2]]
+        assert 0 <= ours[0] <= ours[1]  # issuing, then finishing
+        assert len(cells) == 4 and (cells[2:] == ["-", "-"] if torch is None else float(cells[2]) >= 0)

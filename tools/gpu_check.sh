@@ -16,7 +16,8 @@
 # MINITRANSFORMER_KERNELS=0). Not run unless named in STEPS: train-formulas (the train step without
 # the kernels), profile (tools/profile_step.py on the SEED model: the host's time per step against
 # the device's, by phase, beside PyTorch's, and where the host spends it; after the calls the step makes
-# into the array library, tools/count_calls.py, so that the host's time per call can be read off).
+# into the array library, tools/count_calls.py, so that the host's time per call can be read off, and what
+# single calls of each kind cost the host beside PyTorch's, --calls).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check-output}
@@ -61,7 +62,7 @@ step models 120 bash -c "$MODELS" "$OUT" ""
 step models-tf32 120 env CUPY_TF32=1 bash -c "$MODELS" "$OUT" "-tf32"
 step models-formulas 120 env MINITRANSFORMER_KERNELS=0 bash -c "$MODELS" "$OUT" "-formulas"
 step profile 120 bash -c 'python3 tools/count_calls.py seed
-MINITRANSFORMER_BACKEND=cupy python3 tools/profile_step.py seed --torch --top 25'
+MINITRANSFORMER_BACKEND=cupy python3 tools/profile_step.py seed --torch --calls --top 25'
 
 printf '\n=== summary\n%b' "$summary"
 exit $failed

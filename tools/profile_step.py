@@ -8,6 +8,11 @@ graph, CuPy's launch path) or the device running them. Timing steps without wait
 gives the host's time; waiting at the end gives the step's. When the two are close, the step is
 host-bound and the profile (Python's cProfile, sorted by own time) says where the host spends it.
 With ``--torch`` the same model in PyTorch eager is timed the same way, for comparison.
+
+With ``--calls`` it first times single calls of the kinds a step makes (matrix products, a sum over the rows,
+an elementwise add, a CUDA kernel, an allocation, views) at the SEED model's sizes: microseconds to issue
+one (host) and to finish it (total), beside PyTorch's same call with ``--torch``. That says which calls make
+a host-bound step slow, and what replacing one by another would save.
 """
 
 from __future__ import annotations
@@ -72,13 +77,84 @@ def profile(fn, steps: int, top: int) -> str:
     return text.getvalue()
 
 
+def call_cases(rows: int = 3200, d: int = 512, heads: int = 8, seq: int = 100, torch=None) -> dict:
+    """``{kind: (ours, PyTorch's or None)}``: one call each, on the current backend, at the SEED model's sizes.
+
+    ``rows`` = batch x seq rows of ``d`` features; attention's stacks ``(rows / seq, heads, seq, d / heads)``.
+    """
+    be = mt.backend.current()
+    xp, B, d_k = be.xp, rows // seq, d // heads
+    X, W = xp.ones((rows, d), dtype=xp.float32), xp.ones((d, d), dtype=xp.float32)
+    Q = xp.ones((B, heads, seq, d_k), dtype=xp.float32)
+    P = xp.permute_dims(xp.ones((B, seq, heads, d_k), dtype=xp.float32), (0, 2, 1, 3))  # split heads: a view
+    cases = {
+        "matmul (rows, d) @ (d, d)": lambda: xp.matmul(X, W),
+        "matmul (rows, d) @ (d, d)^T": lambda: xp.matmul(X, xp.matrix_transpose(W)),
+        "matmul stacks Q @ K^T, K contiguous": lambda: xp.matmul(Q, xp.matrix_transpose(Q)),
+        "matmul stacks Q @ K^T, split heads": lambda: xp.matmul(P, xp.matrix_transpose(P)),
+        "sum over rows (rows, d) -> (d,)": lambda: xp.sum(X, axis=0),
+        "add (rows, d) + (rows, d)": lambda: X + X,
+        "multiply (rows, d) * (d,)": lambda: X * W[0],
+        "empty (d,)": lambda: xp.empty((d,), dtype=xp.float32),
+        "reshape (rows, d) -> (B, seq, d)": lambda: xp.reshape(X, (B, seq, d)),
+        "slice of a vector": lambda: W[0][: d // 2],
+    }
+    if be.kernels is not None:
+        cases["kernel column_sums (rows, d)"] = lambda: be.kernels.column_sums(X)
+        cases["kernel softmax_forward (rows, d)"] = lambda: be.kernels.softmax_forward(X)
+    theirs = {}
+    if torch is not None:
+        device = bench.torch_device(torch)
+        tX, tW = (torch.ones(s, device=device) for s in ((rows, d), (d, d)))
+        tQ = torch.ones((B, heads, seq, d_k), device=device)
+        tP = torch.ones((B, seq, heads, d_k), device=device).permute(0, 2, 1, 3)
+        theirs = {
+            "matmul (rows, d) @ (d, d)": lambda: tX @ tW,
+            "matmul (rows, d) @ (d, d)^T": lambda: tX @ tW.T,
+            "matmul stacks Q @ K^T, K contiguous": lambda: tQ @ tQ.transpose(-2, -1),
+            "matmul stacks Q @ K^T, split heads": lambda: tP @ tP.transpose(-2, -1),
+            "sum over rows (rows, d) -> (d,)": lambda: tX.sum(0),
+            "add (rows, d) + (rows, d)": lambda: tX + tX,
+            "multiply (rows, d) * (d,)": lambda: tX * tW[0],
+            "empty (d,)": lambda: torch.empty(d, device=device),
+            "reshape (rows, d) -> (B, seq, d)": lambda: tX.reshape(B, seq, d),
+            "slice of a vector": lambda: tW[0][: d // 2],
+        }
+    return {kind: (fn, theirs.get(kind)) for kind, fn in cases.items()}
+
+
+def call_costs(cases: dict, calls: int = 100) -> str:
+    """A table of microseconds per call, host (issuing ``calls`` calls) and total (until the device is done)."""
+    lines = [f"{'one call':38}{'host us':>10}{'total us':>10}{'PyTorch host':>14}{'total':>10}"]
+    for kind, (ours, theirs) in cases.items():
+        cells = []
+        for fn in (ours, theirs):
+            if fn is None:
+                cells.append(f"{'-':>14}{'-':>10}" if cells else f"{'-':>10}{'-':>10}")
+                continue
+            host, total = host_and_total(lambda fn=fn: [fn() for _ in range(calls)], 1)
+            width = (10, 10) if not cells else (14, 10)
+            cells.append(f"{1e3 * host / calls:{width[0]}.1f}{1e3 * total / calls:{width[1]}.1f}")
+        lines.append(f"{kind:38}" + "".join(cells))
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=sorted(bench.MODELS))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--torch", action="store_true", help="time PyTorch eager's step the same way")
+    parser.add_argument("--calls", action="store_true", help="first, what single calls cost (SEED's sizes)")
     args = parser.parse_args(argv)
+    torch = None
+    if args.torch:
+        torch, why = bench._import_torch()
+        if torch is None:
+            raise SystemExit(f"--torch: PyTorch cannot be imported ({why})")
+    if args.calls:
+        print(f"single calls on {mt.backend.current().name}, float32, microseconds per call")
+        print(call_costs(call_cases(torch=torch)) + "\n")
     config = bench.MODELS[args.model]
     batch = bench.make_batch(config)
     ours = bench.build_ours(config, batch)
@@ -86,10 +162,7 @@ def main(argv=None) -> int:
     print(f"{args.model} on {be.name}, kernels: {'on' if be.kernels else 'off'}; ms per step, {args.steps} steps")
     rows = {"ours, training step": host_and_total(ours["train_step"], args.steps),
             "ours, forward only": host_and_total(ours["forward_step"], args.steps)}
-    if args.torch:
-        torch, why = bench._import_torch()
-        if torch is None:
-            raise SystemExit(f"--torch: PyTorch cannot be imported ({why})")
+    if torch is not None:
         theirs = bench.build_torch(torch, config, batch, ours["model"])
         rows["PyTorch, training step"] = host_and_total(theirs["train_step"], args.steps)
         rows["PyTorch, forward only"] = host_and_total(theirs["forward_step"], args.steps)
