@@ -1,4 +1,4 @@
-r"""CUDA kernels for the GPU: softmax, attention's weights, layer norm, GELU, BCE (each way); column sums; Adam; random numbers.
+r"""CUDA kernels: softmax, attention's weights, layer norm, GELU, BCE (each way); column sums; Adam; random numbers.
 
 On CuPy each formula of :mod:`minitransformer.autograd.fused` launches one kernel per array
 operation: softmax's forward five (max, subtract, exp, sum, divide), layer norm's about eight, and
