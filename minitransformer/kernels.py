@@ -27,7 +27,8 @@ formulas are the ones of :mod:`~minitransformer.autograd.fused`, in the same ord
 - the uniforms of :class:`~minitransformer.backend.CounterRNG` (dropout's masks, initial weights):
   SplitMix64 on a counter, one kernel instead of fifteen array operations on 64-bit words;
 - the scatter-add of a row lookup's gradient (the embedding's), in a fixed order: CuPy's own adds with
-  atomics in whatever order the threads arrive, so a training run on the GPU would not repeat itself.
+  atomics in whatever order the threads arrive, so a training run on the GPU would not repeat itself;
+  here each id's positions are chained (or, for very many, sorted) and added in their order.
 
 The array-API formulas stay the reference on every backend; ``tests/test_kernels.py`` compiles this
 source with ``nvcc`` where it is installed, runs it on the CPU under an emulation of CUDA's blocks,
@@ -281,6 +282,36 @@ extern "C" __global__ void counter_uniform(double* u, long long n, unsigned long
     }
 }
 
+// The gradient of a row lookup without atomics and without sorting, for up to CHAIN_MAX positions: the positions
+// of each id form a chain, walked in order. chains[i] = the next position m > i with ids[m] = ids[i] (-1: none), and
+// chains[n + i] = 1 where no position before i has its id (i starts a chain). O(n) per position, from cache.
+extern "C" __global__ void id_chains(const long long* ids, long long* chains, long long n) {
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        long long id = ids[i], next = -1, first = 1;
+        for (long long m = 0; m < i; ++m)
+            if (ids[m] == id) { first = 0; break; }
+        for (long long m = i + 1; m < n; ++m)
+            if (ids[m] == id) { next = m; break; }
+        chains[i] = next;
+        chains[n + i] = first;
+    }
+}
+
+// out[id] += values[m] for the positions m of each id's chain, one after another from its first: the thread of
+// (first position i, column c) adds them, so the sums are those of NumPy's add.at (in the order of n) at every run
+extern "C" __global__ void scatter_add_chains(const long long* ids, const long long* chains, const T* values, T* out,
+                                             long long n, long long d) {
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < n * d; k += stride) {
+        long long i = k / d, c = k % d;
+        if (!chains[n + i]) continue;  // not the first of its id: the first adds the chain
+        T s = out[ids[i] * d + c];
+        for (long long m = i; m >= 0; m = chains[m]) s += values[m * d + c];
+        out[ids[i] * d + c] = s;
+    }
+}
+
 // The gradient of a row lookup without atomics: out[id] += values[n] for every n with ids[n] = id, added in the
 // order of n. `order` sorts the ids stably and `sorted_ids` = ids[order]; the thread of the first position of a
 // run of equal ids and of column c adds up that run's rows one after another. The sums are the same at every
@@ -306,6 +337,9 @@ MAX_BLOCK = 256
 MAX_GRID = 4096
 #: threads of a column sum: 32 columns, each read by 32 threads a row apart (:meth:`CudaKernels.column_sums`)
 COLUMN_SUM_BLOCK = 1024
+#: positions up to which a scatter-add chains its ids rather than sorting them (:meth:`CudaKernels.scatter_add`):
+#: chaining reads up to all n ids for each position, O(n^2) in all (from cache), where sorting costs O(n log n)
+CHAIN_MAX = 32768
 
 
 def block_size(n: int) -> int:
@@ -480,16 +514,24 @@ class CudaKernels:
 
         ``out`` ``(V, *rest)`` (C-contiguous, changed in place), ``indices`` ``(N,)`` integers in ``[0, V)``,
         ``values`` ``(N, *rest)``. CuPy's own scatter-add uses atomic additions, whose order (and so the
-        rounding of the sums) changes from run to run; here the ids are sorted instead (a stable sort keeps
-        the order of n within each id).
+        rounding of the sums) changes from run to run. Here each id's positions are found as a chain (the
+        next position with the same id), and one thread per first position and column adds its chain in
+        order; beyond :data:`CHAIN_MAX` positions, where finding the chains would cost O(n^2), the ids are
+        sorted instead (a stable sort keeps the order of n within each id).
         """
         cp = self.cupy
-        ids = indices.astype(cp.int64, copy=False)
-        order = cp.argsort(ids, kind="stable")
-        sorted_ids = cp.take(ids, order)
+        ids = self._contiguous(indices.astype(cp.int64, copy=False))
         n = ids.shape[0]
         d = out.size // out.shape[0] if out.shape[0] else 0
         values = self._contiguous(values)
+        if n <= CHAIN_MAX:  # each id's positions as a chain: two launches, where a sort costs the host many
+            chains = cp.empty((2 * n,), dtype=cp.int64)
+            self._elementwise("id_chains", out.dtype.name, n, (ids, chains, cp.int64(n)))
+            self._elementwise("scatter_add_chains", out.dtype.name, n * d,
+                              (ids, chains, values, out, cp.int64(n), cp.int64(d)))
+            return
+        order = cp.argsort(ids, kind="stable")  # many positions: finding the chains would take O(n^2)
+        sorted_ids = cp.take(ids, order)
         self._elementwise("scatter_add_sorted", out.dtype.name, n * d,
                           (sorted_ids, order, values, out, cp.int64(n), cp.int64(d)))
 

@@ -112,6 +112,14 @@ extern "C" void run_counter_uniform(long long grid, unsigned int block, double* 
                                     unsigned long long start, unsigned long long key) {
     launch(grid, block, [=] { counter_uniform(u, n, start, key); });
 }
+extern "C" void run_id_chains(long long grid, unsigned int block, const long long* ids, long long* chains,
+                              long long n) {
+    launch(grid, block, [=] { id_chains(ids, chains, n); });
+}
+extern "C" void run_scatter_add_chains(long long grid, unsigned int block, const long long* ids,
+                                       const long long* chains, const T* values, T* out, long long n, long long d) {
+    launch(grid, block, [=] { scatter_add_chains(ids, chains, values, out, n, d); });
+}
 extern "C" void run_scatter_add_sorted(long long grid, unsigned int block, const long long* sorted_ids,
                                        const long long* order, const T* values, T* out, long long n, long long d) {
     launch(grid, block, [=] { scatter_add_sorted(sorted_ids, order, values, out, n, d); });
@@ -500,7 +508,7 @@ def test_emulated_kernels_take_only_the_last_axis_of_floats(emulated, rng):
             "column_sums"}),
     # the document's classifier: a padding mask, mean pooling, the binary cross-entropy
     ("classifier", {"masked_softmax_forward", "softmax_backward", "layer_norm_forward", "layer_norm_backward",
-                    "column_sums", "bce_with_logits_forward", "bce_with_logits_backward", "scatter_add_sorted",
+                    "column_sums", "bce_with_logits_forward", "bce_with_logits_backward", "scatter_add_chains",
                     "adam_update"}),
 ])
 def test_a_training_step_with_emulated_kernels_matches_the_formulas(emulated, kind, launched):
@@ -552,9 +560,12 @@ def test_the_gpu_backend_draws_its_uniforms_with_the_kernel_once_given_it(emulat
     ([4] * 300 + [1, 3] * 50, (2, 3)),         # one long run (a padding id), rows of several axes
     ([1, 0, 2], ()),                           # a table of numbers: rows of one entry
 ], ids=["one", "repeats", "long-run", "scalars"])
-def test_emulated_scatter_add_is_numpys_add_at_to_the_bit(emulated, ids, rest, dtype, rng, monkeypatch):
+@pytest.mark.parametrize("chained", [True, False], ids=["chains", "sorted"])
+def test_emulated_scatter_add_is_numpys_add_at_to_the_bit(emulated, ids, rest, dtype, chained, rng, monkeypatch):
     monkeypatch.setattr(K, "MAX_BLOCK", 32)  # few threads: the entries stride over the grid
     monkeypatch.setattr(K, "MAX_GRID", 3)
+    if not chained:  # more positions than chains are found for: the sort instead
+        monkeypatch.setattr(K, "CHAIN_MAX", len(ids) - 1)
     ids = np.asarray(ids)
     values = rng.normal(scale=10.0, size=(len(ids), *rest)).astype(dtype)  # sums that round differently by order
     table = (int(ids.max()) + 2, *rest)  # the last row is never looked up: it stays 0
@@ -564,7 +575,7 @@ def test_emulated_scatter_add_is_numpys_add_at_to_the_bit(emulated, ids, rest, d
     gpu.kernels = emulated
     emulated.launches.clear()
     np.testing.assert_array_equal(gpu.scatter_add(table, ids, values), expected)
-    assert emulated.launches == ["scatter_add_sorted"]
+    assert emulated.launches == (["id_chains", "scatter_add_chains"] if chained else ["scatter_add_sorted"])
 
 
 def test_the_embedding_gradient_goes_through_the_scatter_kernel(emulated, rng):
@@ -574,7 +585,7 @@ def test_the_embedding_gradient_goes_through_the_scatter_kernel(emulated, rng):
     np.add.at(expected, ids.numpy().ravel(), np.arange(24.0).reshape(6, 4))
     emulated.launches.clear()
     _formulas(emulated, lambda: mt.take(E, ids).backward(mt.tensor(np.arange(24.0).reshape(2, 3, 4))))
-    assert emulated.launches == ["scatter_add_sorted"]
+    assert emulated.launches == ["id_chains", "scatter_add_chains"]
     np.testing.assert_array_equal(E.grad.numpy(), expected)
 
 
@@ -681,7 +692,7 @@ def test_gpu_attention_matches_its_composition(mask, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
-def test_gpu_scatter_add_is_numpys_add_at_to_the_bit_at_every_run(dtype, rng):
+def test_gpu_scatter_add_is_numpys_add_at_to_the_bit_at_every_run(dtype, rng, monkeypatch):
     cupy = _cupy()
     ids = rng.integers(0, 50, 3200)
     ids[:1000] = 0  # a long run, like padding
@@ -689,10 +700,12 @@ def test_gpu_scatter_add_is_numpys_add_at_to_the_bit_at_every_run(dtype, rng):
     expected = np.zeros((60, 64), dtype=dtype)
     np.add.at(expected, ids, values)
     kernels = K.CudaKernels(cupy)
-    for _ in range(3):  # CuPy's atomic scatter-add differs from run to run in the last bits; this must not
-        out = cupy.zeros((60, 64), dtype=dtype)
-        kernels.scatter_add(out, cupy.asarray(ids), cupy.asarray(values))
-        np.testing.assert_array_equal(cupy.asnumpy(out), expected)
+    for chain_max in (K.CHAIN_MAX, 100):  # the ids chained, then sorted
+        monkeypatch.setattr(K, "CHAIN_MAX", chain_max)
+        for _ in range(3):  # CuPy's atomic scatter-add differs from run to run in the last bits; this must not
+            out = cupy.zeros((60, 64), dtype=dtype)
+            kernels.scatter_add(out, cupy.asarray(ids), cupy.asarray(values))
+            np.testing.assert_array_equal(cupy.asnumpy(out), expected)
 
 
 def test_gpu_counter_uniforms_are_the_generators_to_the_bit():

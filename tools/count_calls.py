@@ -37,10 +37,11 @@ NO_LAUNCH = {"reshape", "permute_dims", "matrix_transpose", "moveaxis", "broadca
 #: the arrays each kernel of CudaKernels allocates for its results on CuPy (its launch aside)
 ALLOCATIONS = {"softmax_forward": 1, "softmax_backward": 1, "masked_softmax_forward": 1, "layer_norm_forward": 3,
                "layer_norm_backward": 1, "gelu_forward": 2, "gelu_backward": 1, "bce_with_logits_forward": 2,
-               "bce_with_logits_backward": 1, "adam_update": 1, "scatter_add": 0, "counter_uniform": 1,
+               "bce_with_logits_backward": 1, "adam_update": 1, "scatter_add": 1, "counter_uniform": 1,
                "column_sums": 1}  # (and one more for the sums of g h, when asked)
-#: the array operations besides the launch: the scatter-add sorts its ids first (astype, argsort, take)
-EXTRA_CALLS = {"scatter_add": ("astype", "argsort", "take")}
+#: the array operations besides the launch: the scatter-add casts its ids first (a no-op for int64), then launches
+#: two kernels (the ids' chains, then the sums)
+EXTRA_CALLS = {"scatter_add": ("astype", "kernel id_chains")}
 #: the namespace's functions that only answer questions about dtypes, on the host: not counted
 HOST_ONLY = {"isdtype", "finfo", "iinfo", "result_type", "can_cast"}
 #: Array operators that are calls into the library
