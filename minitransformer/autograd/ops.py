@@ -562,15 +562,16 @@ class MatMul(Function):
         r""":math:`(\bar Y B^\top, A^\top \bar Y)`, a shared weight's gradient summed over the batch."""
         ### BEGIN SOLUTION A1: MatMul.backward: Abar = Ybar B^T, Bbar = A^T Ybar (use xp.matrix_transpose)
         xp, a, b = self.xp, self.a, self.b
-        grad_a = _shared_weight_matmul(xp, grad, xp.matrix_transpose(b)) if self.needs_grad(0) else None
-        if not self.needs_grad(1):
-            return grad_a, None
-        if self.shared_weight:
-            # a shared weight: fold the batch axes into rows, one (D, N) @ (N, E) product, not B of them
-            rows_a = xp.reshape(a, (-1, a.shape[-1]))
-            rows_g = xp.reshape(grad, (-1, grad.shape[-1]))
-            return grad_a, xp.matmul(xp.matrix_transpose(rows_a), rows_g)
-        return grad_a, xp.matmul(xp.matrix_transpose(a), grad)
+        if self.shared_weight:  # fold the batch axes into rows: one product each, not one per matrix of the stack
+            rows_g = xp.reshape(grad, (-1, grad.shape[-1]))  # (N, E); copied only if grad is not row after row
+            grad_a = grad_b = None
+            if self.needs_grad(0):  # Ybar B^T: (N, E) @ (E, D), back in A's shape
+                grad_a = xp.reshape(xp.matmul(rows_g, xp.matrix_transpose(b)), (*grad.shape[:-1], b.shape[0]))
+            if self.needs_grad(1):  # A^T Ybar: (D, N) @ (N, E)
+                grad_b = xp.matmul(xp.matrix_transpose(xp.reshape(a, (-1, a.shape[-1]))), rows_g)
+            return grad_a, grad_b
+        grad_a = xp.matmul(grad, xp.matrix_transpose(b)) if self.needs_grad(0) else None
+        return grad_a, (xp.matmul(xp.matrix_transpose(a), grad) if self.needs_grad(1) else None)
         ### END SOLUTION
 
 
