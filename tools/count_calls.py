@@ -14,7 +14,10 @@ miniature of the model (the same layers and heads; the count does not depend on 
   what ``CudaKernels`` calls on CuPy: the launch, and the arrays it allocates for the results.
 
 "launch" counts the calls that start work on a GPU; views (reshape, transpose, slices, broadcasts) and
-allocations do not.
+allocations do not. The count follows CuPy where array-api-strict would differ: the library folds a stack of
+rows into one matrix product where an array says it is laid out row after row (``flags``, which NumPy and
+CuPy arrays have), and CuPy's ``matmul`` copies the operands of more than two axes that are not, each copy a
+launch of its own ("copy inside matmul").
 """
 
 from __future__ import annotations
