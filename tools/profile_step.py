@@ -87,40 +87,28 @@ def call_cases(rows: int = 3200, d: int = 512, heads: int = 8, seq: int = 100, t
     X, W = xp.ones((rows, d), dtype=xp.float32), xp.ones((d, d), dtype=xp.float32)
     Q = xp.ones((B, heads, seq, d_k), dtype=xp.float32)
     P = xp.permute_dims(xp.ones((B, seq, heads, d_k), dtype=xp.float32), (0, 2, 1, 3))  # split heads: a view
-    cases = {
-        "matmul (rows, d) @ (d, d)": lambda: xp.matmul(X, W),
-        "matmul (rows, d) @ (d, d)^T": lambda: xp.matmul(X, xp.matrix_transpose(W)),
-        "matmul stacks Q @ K^T, K contiguous": lambda: xp.matmul(Q, xp.matrix_transpose(Q)),
-        "matmul stacks Q @ K^T, split heads": lambda: xp.matmul(P, xp.matrix_transpose(P)),
-        "sum over rows (rows, d) -> (d,)": lambda: xp.sum(X, axis=0),
-        "add (rows, d) + (rows, d)": lambda: X + X,
-        "multiply (rows, d) * (d,)": lambda: X * W[0],
-        "empty (d,)": lambda: xp.empty((d,), dtype=xp.float32),
-        "reshape (rows, d) -> (B, seq, d)": lambda: xp.reshape(X, (B, seq, d)),
-        "slice of a vector": lambda: W[0][: d // 2],
-    }
-    if be.kernels is not None:
-        cases["kernel column_sums (rows, d)"] = lambda: be.kernels.column_sums(X)
-        cases["kernel softmax_forward (rows, d)"] = lambda: be.kernels.softmax_forward(X)
-    theirs = {}
-    if torch is not None:
+    if torch is not None:  # the same arrays in PyTorch
         device = bench.torch_device(torch)
-        tX, tW = (torch.ones(s, device=device) for s in ((rows, d), (d, d)))
-        tQ = torch.ones((B, heads, seq, d_k), device=device)
+        tX, tW, tQ = (torch.ones(shape, device=device) for shape in ((rows, d), (d, d), (B, heads, seq, d_k)))
         tP = torch.ones((B, seq, heads, d_k), device=device).permute(0, 2, 1, 3)
-        theirs = {
-            "matmul (rows, d) @ (d, d)": lambda: tX @ tW,
-            "matmul (rows, d) @ (d, d)^T": lambda: tX @ tW.T,
-            "matmul stacks Q @ K^T, K contiguous": lambda: tQ @ tQ.transpose(-2, -1),
-            "matmul stacks Q @ K^T, split heads": lambda: tP @ tP.transpose(-2, -1),
-            "sum over rows (rows, d) -> (d,)": lambda: tX.sum(0),
-            "add (rows, d) + (rows, d)": lambda: tX + tX,
-            "multiply (rows, d) * (d,)": lambda: tX * tW[0],
-            "empty (d,)": lambda: torch.empty(d, device=device),
-            "reshape (rows, d) -> (B, seq, d)": lambda: tX.reshape(B, seq, d),
-            "slice of a vector": lambda: tW[0][: d // 2],
-        }
-    return {kind: (fn, theirs.get(kind)) for kind, fn in cases.items()}
+    cases = [  # (kind, ours, PyTorch's)
+        ("matmul (rows, d) @ (d, d)", lambda: xp.matmul(X, W), lambda: tX @ tW),
+        ("matmul (rows, d) @ (d, d)^T", lambda: xp.matmul(X, xp.matrix_transpose(W)), lambda: tX @ tW.T),
+        ("matmul stacks Q @ K^T, K contiguous", lambda: xp.matmul(Q, xp.matrix_transpose(Q)),
+         lambda: tQ @ tQ.transpose(-2, -1)),
+        ("matmul stacks Q @ K^T, split heads", lambda: xp.matmul(P, xp.matrix_transpose(P)),
+         lambda: tP @ tP.transpose(-2, -1)),
+        ("sum over rows (rows, d) -> (d,)", lambda: xp.sum(X, axis=0), lambda: tX.sum(0)),
+        ("add (rows, d) + (rows, d)", lambda: X + X, lambda: tX + tX),
+        ("multiply (rows, d) * (d,)", lambda: X * W[0], lambda: tX * tW[0]),
+        ("empty (d,)", lambda: xp.empty((d,), dtype=xp.float32), lambda: torch.empty(d, device=device)),
+        ("reshape (rows, d) -> (B, seq, d)", lambda: xp.reshape(X, (B, seq, d)), lambda: tX.reshape(B, seq, d)),
+        ("slice of a vector", lambda: W[0][: d // 2], lambda: tW[0][: d // 2]),
+    ]
+    if be.kernels is not None:
+        cases += [("kernel column_sums (rows, d)", lambda: be.kernels.column_sums(X), None),
+                  ("kernel softmax_forward (rows, d)", lambda: be.kernels.softmax_forward(X), None)]
+    return {kind: (ours, theirs if torch is not None else None) for kind, ours, theirs in cases}
 
 
 def call_costs(cases: dict, calls: int = 100) -> str:
