@@ -4,8 +4,10 @@ Three ways, so that they are checked even where no GPU is:
 
 - **compiled** with ``nvcc`` (where installed) for float32 and float64, as CuPy would compile them;
 - **run on the CPU** under an emulation of CUDA: the same source compiled by ``g++`` after a
-  prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim`` and ``__syncthreads()``, each block
-  run as ``blockDim.x`` real threads that meet at a ``std::barrier``. ``CudaKernels``' own Python
+  prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim`` and ``__syncthreads()``. A kernel that
+  meets at barriers runs as ``blockDim.x`` real threads that meet at a ``std::barrier``, taking the
+  blocks one after another; an elementwise one, whose threads never meet, runs its threads one after
+  another (thousands of real threads per launch made the suite's training steps crawl). ``CudaKernels``' own Python
   (shapes, contiguity, arguments) drives it, with NumPy standing in for CuPy, and the library's
   Functions use it as the numpy backend's kernels: values and gradients must match the formulas;
 - **on a GPU** (CuPy), the real kernels against the formulas, float32 under 1e-5, float64 under 1e-12.
@@ -53,17 +55,38 @@ static void __syncthreads() { block_barrier->arrive_and_wait(); }
 RUNNERS = r"""
 T s[2048];  // the block's shared memory (extern __shared__ T s[] in each kernel): two T per thread at most
 
+// a kernel that meets at barriers (__syncthreads): blockDim.x real threads, which take the blocks one after another
 template <class Kernel>
 static void launch(long long grid, unsigned int block, Kernel kernel) {
     blockDim.x = block;
     gridDim.x = (unsigned int)grid;
+    std::barrier<> barrier((std::ptrdiff_t)block);
+    block_barrier = &barrier;
+    std::vector<std::thread> threads;
+    for (unsigned int t = 0; t < block; ++t)
+        threads.emplace_back([=, &barrier] {
+            threadIdx.x = t;
+            for (long long b = 0; b < grid; ++b) {
+                if (t == 0) blockIdx.x = (unsigned int)b;
+                barrier.arrive_and_wait();  // every thread sees block b
+                kernel();
+                barrier.arrive_and_wait();  // block b is done before the next one reuses blockIdx and s
+            }
+        });
+    for (auto& thread : threads) thread.join();
+}
+
+// a kernel whose threads never meet (elementwise, grid-stride): each block's threads run one after another
+template <class Kernel>
+static void launch_serial(long long grid, unsigned int block, Kernel kernel) {
+    blockDim.x = block;
+    gridDim.x = (unsigned int)grid;
     for (long long b = 0; b < grid; ++b) {
         blockIdx.x = (unsigned int)b;
-        std::barrier<> barrier((std::ptrdiff_t)block);
-        block_barrier = &barrier;
-        std::vector<std::thread> threads;
-        for (unsigned int t = 0; t < block; ++t) threads.emplace_back([=] { threadIdx.x = t; kernel(); });
-        for (auto& thread : threads) thread.join();
+        for (unsigned int t = 0; t < block; ++t) {
+            threadIdx.x = t;
+            kernel();
+        }
     }
 }
 
@@ -86,43 +109,43 @@ extern "C" void run_layer_norm_forward(long long grid, unsigned int block, const
     launch(grid, block, [=] { layer_norm_forward(x, gamma, beta, y, x_hat, inv_std, d, eps, has_gamma, has_beta); });
 }
 extern "C" void run_gelu_forward(long long grid, unsigned int block, const T* x, T* y, T* t, long long n) {
-    launch(grid, block, [=] { gelu_forward(x, y, t, n); });
+    launch_serial(grid, block, [=] { gelu_forward(x, y, t, n); });
 }
 extern "C" void run_gelu_backward(long long grid, unsigned int block, const T* g, const T* x, const T* t, T* gx,
                                   long long n) {
-    launch(grid, block, [=] { gelu_backward(g, x, t, gx, n); });
+    launch_serial(grid, block, [=] { gelu_backward(g, x, t, gx, n); });
 }
 extern "C" void run_bce_with_logits_forward(long long grid, unsigned int block, const T* z, const T* y, T* loss,
                                             T* e, long long n) {
-    launch(grid, block, [=] { bce_with_logits_forward(z, y, loss, e, n); });
+    launch_serial(grid, block, [=] { bce_with_logits_forward(z, y, loss, e, n); });
 }
 extern "C" void run_bce_with_logits_backward(long long grid, unsigned int block, const T* g, const T* z, const T* y,
                                              const T* e, T* gz, long long n, T count, int per_entry) {
-    launch(grid, block, [=] { bce_with_logits_backward(g, z, y, e, gz, n, count, per_entry); });
+    launch_serial(grid, block, [=] { bce_with_logits_backward(g, z, y, e, gz, n, count, per_entry); });
 }
 extern "C" void run_adam_update(long long grid, unsigned int block, const T* theta, const T* g, const T* m,
                                 const T* v, T* theta_out, T* m_out, T* v_out, long long n, T alpha, T b1, T c1, T b2,
                                 T c2, T k1, T k2, T eps, T lam, T shrink, int decoupled) {
-    launch(grid, block, [=] {
+    launch_serial(grid, block, [=] {
         adam_update(theta, g, m, v, theta_out, m_out, v_out, n, alpha, b1, c1, b2, c2, k1, k2, eps, lam, shrink,
                     decoupled);
     });
 }
 extern "C" void run_counter_uniform(long long grid, unsigned int block, double* u, long long n,
                                     unsigned long long start, unsigned long long key) {
-    launch(grid, block, [=] { counter_uniform(u, n, start, key); });
+    launch_serial(grid, block, [=] { counter_uniform(u, n, start, key); });
 }
 extern "C" void run_id_chains(long long grid, unsigned int block, const long long* ids, long long* chains,
                               long long n) {
-    launch(grid, block, [=] { id_chains(ids, chains, n); });
+    launch_serial(grid, block, [=] { id_chains(ids, chains, n); });
 }
 extern "C" void run_scatter_add_chains(long long grid, unsigned int block, const long long* ids,
                                        const long long* chains, const T* values, T* out, long long n, long long d) {
-    launch(grid, block, [=] { scatter_add_chains(ids, chains, values, out, n, d); });
+    launch_serial(grid, block, [=] { scatter_add_chains(ids, chains, values, out, n, d); });
 }
 extern "C" void run_scatter_add_sorted(long long grid, unsigned int block, const long long* sorted_ids,
                                        const long long* order, const T* values, T* out, long long n, long long d) {
-    launch(grid, block, [=] { scatter_add_sorted(sorted_ids, order, values, out, n, d); });
+    launch_serial(grid, block, [=] { scatter_add_sorted(sorted_ids, order, values, out, n, d); });
 }
 extern "C" void run_column_sums(long long grid, unsigned int block, const T* g, const T* h, T* sum_g, T* sum_gh,
                                 long long rows, long long n, int has_h) {
