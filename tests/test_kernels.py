@@ -4,10 +4,12 @@ Three ways, so that they are checked even where no GPU is:
 
 - **compiled** with ``nvcc`` (where installed) for float32 and float64, as CuPy would compile them;
 - **run on the CPU** under an emulation of CUDA: the same source compiled by ``g++`` after a
-  prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim`` and ``__syncthreads()``. A kernel that
-  meets at barriers runs as ``blockDim.x`` real threads that meet at a ``std::barrier``, taking the
-  blocks one after another; an elementwise one, whose threads never meet, runs its threads one after
-  another (thousands of real threads per launch made the suite's training steps crawl). ``CudaKernels``' own Python
+  prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim`` and ``__syncthreads()``, one block after
+  another. In a kernel that meets at barriers each CUDA thread is a fiber (``ucontext``) with its own
+  stack, run in turn up to the next barrier, so none passes it before all have arrived; an elementwise
+  kernel, whose threads never meet, runs its threads one after another. (Real threads, thousands per
+  launch, made the suite's training steps crawl. The order within a round is fixed: a missing barrier
+  shows where a thread reads what a later-numbered one writes.) ``CudaKernels``' own Python
   (shapes, contiguity, arguments) drives it, with NumPy standing in for CuPy, and the library's
   Functions use it as the numpy backend's kernels: values and gradients must match the formulas;
 - **on a GPU** (CuPy), the real kernels against the formulas, float32 under 1e-5, float64 under 1e-12.
@@ -39,14 +41,12 @@ SHAPES = [(3, 1), (2, 5), (4, 100), (2, 3, 300)]  # rows of one, of a few, and l
 
 PRELUDE = r"""
 #include <math.h>
-#include <barrier>
-#include <thread>
+#include <ucontext.h>
+#include <functional>
 #include <vector>
 struct dim3 { unsigned int x = 1, y = 1, z = 1; };
-static thread_local dim3 threadIdx;
-static dim3 blockIdx, blockDim, gridDim;  // one block runs at a time: its threads share these
-static std::barrier<>* block_barrier;
-static void __syncthreads() { block_barrier->arrive_and_wait(); }
+static dim3 threadIdx, blockIdx, blockDim, gridDim;  // one CUDA thread runs at a time: it sees its own threadIdx
+static void __syncthreads();  // the running thread waits for the block's other threads (see launch below)
 #define __global__
 #define __device__
 #define __shared__
@@ -55,25 +55,54 @@ static void __syncthreads() { block_barrier->arrive_and_wait(); }
 RUNNERS = r"""
 T s[2048];  // the block's shared memory (extern __shared__ T s[] in each kernel): two T per thread at most
 
-// a kernel that meets at barriers (__syncthreads): blockDim.x real threads, which take the blocks one after another
+// A kernel that meets at barriers (__syncthreads): each CUDA thread of a block is a fiber (ucontext) of this one
+// OS thread, with a stack of its own. The fibers run in turn, each until its next barrier or its end; a round ends
+// when every one has reached the barrier, so none passes it before all have arrived, as on a GPU.
+static ucontext_t scheduler;
+static std::vector<ucontext_t> fibers;
+static std::vector<char> stacks;
+static std::function<void()> block_kernel;
+static bool finished;
+static const size_t STACK = 1 << 15;
+
+static void __syncthreads() { swapcontext(&fibers[threadIdx.x], &scheduler); }
+
+static void fiber() {
+    block_kernel();
+    finished = true;  // then back to the scheduler (uc_link)
+}
+
 template <class Kernel>
 static void launch(long long grid, unsigned int block, Kernel kernel) {
     blockDim.x = block;
     gridDim.x = (unsigned int)grid;
-    std::barrier<> barrier((std::ptrdiff_t)block);
-    block_barrier = &barrier;
-    std::vector<std::thread> threads;
-    for (unsigned int t = 0; t < block; ++t)
-        threads.emplace_back([=, &barrier] {
-            threadIdx.x = t;
-            for (long long b = 0; b < grid; ++b) {
-                if (t == 0) blockIdx.x = (unsigned int)b;
-                barrier.arrive_and_wait();  // every thread sees block b
-                kernel();
-                barrier.arrive_and_wait();  // block b is done before the next one reuses blockIdx and s
+    block_kernel = kernel;
+    fibers.resize(block);
+    stacks.resize(block * STACK);
+    std::vector<char> done(block);
+    for (long long b = 0; b < grid; ++b) {
+        blockIdx.x = (unsigned int)b;
+        for (unsigned int t = 0; t < block; ++t) {
+            getcontext(&fibers[t]);
+            fibers[t].uc_stack.ss_sp = &stacks[t * STACK];
+            fibers[t].uc_stack.ss_size = STACK;
+            fibers[t].uc_link = &scheduler;
+            makecontext(&fibers[t], fiber, 0);
+            done[t] = 0;
+        }
+        for (unsigned int live = block; live > 0;) {  // a round: every live thread up to its next barrier
+            for (unsigned int t = 0; t < block; ++t) {
+                if (done[t]) continue;
+                threadIdx.x = t;
+                finished = false;
+                swapcontext(&scheduler, &fibers[t]);
+                if (finished) {
+                    done[t] = 1;
+                    --live;
+                }
             }
-        });
-    for (auto& thread : threads) thread.join();
+        }
+    }
 }
 
 // a kernel whose threads never meet (elementwise, grid-stride): each block's threads run one after another
