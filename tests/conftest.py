@@ -6,8 +6,8 @@ that backend current. ``--backends numpy,cupy`` picks some; ``@pytest.mark.singl
 runs a test once (on NumPy) when the backend cannot matter to it.
 
 ``--emulated-kernels`` gives the numpy backend the CUDA kernels of ``minitransformer/kernels.py``, run on the CPU
-under the emulation of ``tests/test_kernels.py`` (g++): the code path CuPy takes, without a GPU. It is slow (a
-thread per CUDA thread); run it on a few files, e.g.
+under the emulation of ``tests/test_kernels.py`` (g++): the code path CuPy takes, without a GPU. It takes minutes
+per file for the training tests (``tests/test_train.py`` with ``tests/test_fused.py``: about 7), e.g.
 ``python -m pytest --emulated-kernels --backends numpy tests/test_fused.py tests/test_nn_attention.py``.
 """
 
