@@ -217,7 +217,7 @@ def emulated_kernels(tmp_path_factory) -> EmulatedKernels:
         source = folder / "kernels.cpp"
         source.write_text(PRELUDE + K.SOURCE.replace("{T}", c_type) + RUNNERS)
         library = folder / "kernels.so"
-        done = subprocess.run(["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", str(source), "-o",
+        done = subprocess.run(["g++", "-std=c++20", "-O1", "-shared", "-fPIC", str(source), "-o",
                                str(library)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         libraries[dtype] = ctypes.CDLL(str(library))
