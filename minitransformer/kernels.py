@@ -497,11 +497,13 @@ class CudaKernels:
                     weight_decay: float, decoupled: bool):
         """``(theta, m, v)`` after step ``t`` of :class:`~minitransformer.optim.Adam`, each shaped as ``theta``.
 
-        ``theta`` is a new array; the moments ``m`` and ``v`` (the optimizer's own state) are updated in
-        place and returned, so views of them stay valid (each entry is read before it is written).
+        All three are updated in place and returned (each entry is read before it is written), as PyTorch's
+        optimizers update parameters: views of them stay valid, so the optimizer makes no new views of the
+        parameters laid end to end at each step (on SEED 27 calls fewer; each costs the host a few
+        microseconds on CuPy).
         """
         theta, g, m, v = (self._contiguous(a) for a in (theta, g, m, v))
-        out = [self.cupy.empty_like(theta), m, v]
+        out = [theta, m, v]
         scalars = (lr, beta_1, 1 - beta_1, beta_2, 1 - beta_2, 1 - beta_1**t, 1 - beta_2**t, eps, weight_decay,
                    1 - lr * weight_decay)  # each computed as Adam.update computes it, then cast to T
         scalars = tuple(self._scalar(theta, c) for c in scalars)

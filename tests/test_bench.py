@@ -317,7 +317,7 @@ def test_the_gpu_line_says_where_both_ran_and_whether_tf32_was_used(tiny):
     report["machine"].update(device="NVIDIA H200", tf32=False)
     assert "GPU: NVIDIA H200, both libraries on it; TF32 for float32 products: off (full float32)" in (
         bench.format_model_table(report))
-    report["machine"]["tf32"] = True
+    report["machine"].update(tf32=True, kernels=False)  # (whatever this run has: pytest --emulated-kernels has them)
     assert "on (CUPY_TF32=1)" in bench.format_model_table(report)
     assert "softmax and layer norm as array operations (MINITRANSFORMER_KERNELS=0)" in bench.format_model_table(report)
     report["machine"]["kernels"] = True
@@ -387,7 +387,8 @@ def test_count_calls_counts_fewer_calls_with_the_kernels(capsys):
         assert all(calls >= launches > 0 for calls, launches in zip(row[0::2], row[1::2]))
         assert row[6] == row[0] + row[2] + row[4] and row[7] == row[1] + row[3] + row[5]
     assert kernels[6] < formulas[6] and kernels[7] < formulas[7]
-    assert kernels[5] == 2  # the optimizer: joining the gradients, and Adam's kernel
+    # the optimizer: joining the gradients, and Adam's kernel, which updates the parameters in place (no new views)
+    assert kernels[4] == kernels[5] == 2
 
 
 @pytest.mark.single_backend
@@ -416,13 +417,66 @@ def test_count_calls_lets_the_library_fold_rows_as_on_cupy_only_while_counting()
 def test_profile_step_times_single_calls_beside_pytorchs():
     tool = _tool("profile_step")
     torch = bench._import_torch()[0]
-    table = tool.call_costs(tool.call_cases(rows=40, d=16, heads=2, seq=10, torch=torch), calls=3).splitlines()
+    cases = tool.call_cases(rows=40, d=16, heads=2, seq=10, torch=torch)
+    table = tool.call_costs(cases, calls=3).splitlines()
     assert table[0].split()[:4] == ["one", "call", "host", "us"]
-    assert [line[:38].strip() for line in table[1:4]] == [
-        "matmul (rows, d) @ (d, d)", "matmul (rows, d) @ (d, d)^T", "matmul stacks Q @ K^T, K contiguous"]
-    for line in table[1:]:
+    kinds = [line[:38].strip() for line in table[1:]]
+    assert kinds == [kind.strip() for kind in cases]
+    assert kinds[:3] == ["matmul (rows, d) @ (d, d)", "the same, numpy.matmul itself", "matmul (rows, d) @ (d, d)^T"]
+    assert "the same, numpy.reshape itself" in kinds  # without array-api-compat's wrapper
+    for kind, line in zip(cases, table[1:]):
         cells = line[38:].split()
         ours = [float(v) for v in cells[:2]]
         assert 0 <= ours[0] <= ours[1]  # issuing, then finishing
-        alone = torch is None or line.startswith("kernel")  # (our CUDA kernels have no PyTorch counterpart)
+        alone = cases[kind][1] is None  # our kernels and the library's own calls have no PyTorch counterpart
+        assert (torch is None) <= alone
         assert len(cells) == 4 and (cells[2:] == ["-", "-"] if alone else float(cells[2]) >= 0)
+
+
+def _cublas_on_the_host():
+    """A stand-in for CuPy and its cuBLAS binding, on NumPy: ``gemmEx`` as cuBLAS documents it (matrices read
+    column after column from raw addresses, with leading dimensions), for the untransposed case."""
+    import ctypes
+    import types
+
+    class DeviceArray(np.ndarray):  # a NumPy array that gives its address as CuPy's arrays do: a.data.ptr
+        data = property(lambda self: types.SimpleNamespace(ptr=self.ctypes.data))
+
+    def column_major(address, rows, cols, ld):
+        """The ``rows x cols`` matrix whose column j starts ``j * ld`` floats after ``address``."""
+        floats = np.ctypeslib.as_array((ctypes.c_float * ((cols - 1) * ld + rows)).from_address(address))
+        return np.lib.stride_tricks.as_strided(floats, (rows, cols), (4, 4 * ld))
+
+    def gemmEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc, *how):
+        assert transa == transb == 0 and Atype == Btype == Ctype == 0 and min(lda, ldc) >= m and ldb >= k
+        read = lambda address: float(np.ctypeslib.as_array((ctypes.c_float * 1).from_address(address))[0])  # noqa: E731
+        c = column_major(C, m, n, ldc)
+        c[...] = read(alpha) * (column_major(A, m, k, lda) @ column_major(B, k, n, ldb)) + read(beta) * c
+
+    cublas = types.SimpleNamespace(gemmEx=gemmEx, CUBLAS_COMPUTE_32F=68, CUBLAS_GEMM_DEFAULT=-1)
+    runtime = types.SimpleNamespace(CUDA_R_32F=0)
+    rng = np.random.default_rng(0)
+    cupy = types.SimpleNamespace(
+        float32=np.float32, matmul=np.matmul, abs=np.abs,
+        empty=lambda shape, dtype: np.empty(shape, dtype).view(DeviceArray),
+        random=types.SimpleNamespace(standard_normal=lambda shape, dtype: rng.standard_normal(shape, dtype)
+                                     .view(DeviceArray)),
+        cuda=types.SimpleNamespace(device=types.SimpleNamespace(get_cublas_handle=lambda: 0)))
+    return cupy, cublas, runtime, DeviceArray
+
+
+@pytest.mark.single_backend
+def test_profile_steps_direct_cublas_product_is_the_matrix_product(monkeypatch):
+    import types
+
+    cupy, cublas, runtime, DeviceArray = _cublas_on_the_host()
+    monkeypatch.setitem(sys.modules, "cupy_backends", types.ModuleType("cupy_backends"))
+    monkeypatch.setitem(sys.modules, "cupy_backends.cuda", types.ModuleType("cupy_backends.cuda"))
+    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.api", types.SimpleNamespace(runtime=runtime))
+    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.api.runtime", runtime)
+    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.libs", types.SimpleNamespace(cublas=cublas))
+    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.libs.cublas", cublas)
+    rng = np.random.default_rng(1)
+    A, B = (rng.standard_normal(s, dtype=np.float32).view(DeviceArray) for s in ((7, 4), (4, 9)))  # n, k, m differ
+    product = _tool("profile_step").cublas_product(cupy, A, B)
+    np.testing.assert_allclose(product(), A @ B, rtol=1e-5)  # and its first call checked a product of its own

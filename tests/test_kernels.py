@@ -497,7 +497,10 @@ def test_emulated_adam_on_one_parameter_alone_keeps_its_shape(emulated, shape, r
 
     def run():
         p = mt.tensor(value, requires_grad=True)
-        opt = optim.AdamW([p], lr=0.1, weight_decay=0.1)  # one parameter: updated alone, not laid end to end
+        # one parameter: laid out all the same, as a long array of the optimizer's own, which the kernel updates in
+        # place; p's first array (here `value` itself, which mt.tensor does not copy) is left as it was, or the
+        # formulas' run below would start from other numbers
+        opt = optim.AdamW([p], lr=0.1, weight_decay=0.1)
         for g in grads:
             p.grad = mt.tensor(g)
             opt.step()
@@ -526,7 +529,7 @@ def test_a_subclass_that_changes_update_gets_its_own_formula_with_kernels(emulat
     assert emulated.launches == ["adam_update"]
 
 
-def test_emulated_adam_keeps_its_moments_in_place_and_the_parameters_new(emulated, rng):
+def test_emulated_adam_updates_parameters_and_moments_in_place(emulated, rng):
     params = [mt.tensor(rng.normal(size=s), requires_grad=True) for s in ((3, 4), (5,))]
     opt = optim.Adam(params, lr=0.1)
 
@@ -535,15 +538,17 @@ def test_emulated_adam_keeps_its_moments_in_place_and_the_parameters_new(emulate
             p.grad = mt.tensor(rng.normal(size=p.shape))
         _formulas(emulated, opt.step)
 
-    step()
+    step()  # the first step lays the parameters end to end: each becomes a view of one long array
     moments = [opt.state[p]["m"] for p in params]
     old = [p.data for p in params]
-    m_before = [np.array(m) for m in moments]
+    before = [np.array(a) for a in old + moments]
     step()
-    # the moments are the same views, with new values; each parameter is a new array, the old one unchanged
+    # the same views, with new values: the kernel wrote theta, m and v in place, as PyTorch's optimizers do
     assert all(opt.state[p]["m"] is m for p, m in zip(params, moments))
-    assert all((m != b).any() for m, b in zip(moments, m_before))
-    assert all(p.data is not o and not np.shares_memory(p.data, o) for p, o in zip(params, old))
+    assert all(p.data is o for p, o in zip(params, old))
+    assert all((a != b).any() for a, b in zip(old + moments, before))
+    assert np.shares_memory(params[0].data, params[1].data) is False  # views of one array, not overlapping
+    assert params[0].data.base is params[1].data.base is not None
 
 
 def test_emulated_kernels_take_only_the_last_axis_of_floats(emulated, rng):

@@ -40,7 +40,7 @@ NO_LAUNCH = {"reshape", "permute_dims", "matrix_transpose", "moveaxis", "broadca
 #: the arrays each kernel of CudaKernels allocates for its results on CuPy (its launch aside)
 ALLOCATIONS = {"softmax_forward": 1, "softmax_backward": 1, "masked_softmax_forward": 1, "layer_norm_forward": 3,
                "layer_norm_backward": 1, "gelu_forward": 2, "gelu_backward": 1, "bce_with_logits_forward": 2,
-               "bce_with_logits_backward": 1, "adam_update": 1, "scatter_add": 1, "counter_uniform": 1,
+               "bce_with_logits_backward": 1, "adam_update": 0, "scatter_add": 1, "counter_uniform": 1,
                "column_sums": 1}  # (and one more for the sums of g h, when asked)
 #: the array operations besides the launch: the scatter-add casts its ids first (a no-op for int64), then launches
 #: two kernels (the ids' chains, then the sums)
@@ -195,7 +195,8 @@ class StandInKernels:
         return sums, (None if h is None else self._unseen(g.shape[-1:], g.dtype))
 
     def adam_update(self, theta, g, m, v, *scalars):
-        return self._kernel("adam_update", theta), m, v  # the moments in place, as on CuPy
+        self._kernel("adam_update")
+        return theta, m, v  # all three in place, as on CuPy
 
     def scatter_add(self, out, indices, values):
         self._kernel("scatter_add")

@@ -197,14 +197,13 @@ class Optimizer:
         launches per step and a few thousand. The parameters and their state arrays become views of
         the long results, of their own shapes; while they still are at the next step (nothing assigned
         a new array), the long arrays are used again instead of being copied together anew.
+
+        The long arrays are the optimizer's own (copies, made at the first step, of even a lone parameter),
+        so an update may write them in place, as the CUDA kernel of :meth:`update_with_kernels` does: then
+        the views stay valid too, and a step makes none.
         """
         backend = params[0].backend
         xp = backend.xp
-        if len(params) == 1:  # nothing to lay end to end
-            p = params[0]
-            p.data = self._update(backend, p.data, p.grad.data, group, self.state[p])
-            return
-
         batch = tuple(id(p) for p in params)
         before = getattr(self, "_laid_out", {}).get(batch, {})  # name -> (long array, its views last step)
 
@@ -216,8 +215,9 @@ class Optimizer:
 
         states = [self.state[p] for p in params]
         state = {k: end_to_end(k, [s[k] for s in states]) if hasattr(v, "shape") else v for k, v in states[0].items()}
-        theta = self._update(backend, end_to_end(None, [p.data for p in params]),  # None: theta (never a state key)
-                             xp.concat([p.grad.data for p in params], axis=None), group, state)
+        grads = [p.grad.data for p in params]  # read only: one alone needs no copy
+        g = xp.concat(grads, axis=None) if len(grads) > 1 else xp.reshape(grads[0], (-1,))
+        theta = self._update(backend, end_to_end(None, [p.data for p in params]), g, group, state)  # None: theta
         n = sum(p.size for p in params)
         for k, v in state.items():
             if hasattr(v, "shape") and tuple(v.shape) != (n,):
