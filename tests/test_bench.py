@@ -404,6 +404,22 @@ def test_count_calls_counts_the_copies_cupys_matmul_makes():
 
 
 @pytest.mark.single_backend
+def test_count_calls_counts_the_copies_a_reshape_makes():
+    xp = pytest.importorskip("array_api_strict")
+    tool = _tool("count_calls")
+    rows = xp.ones((2, 3, 4))
+    assert tool.reshape_copies(rows, xp.reshape(rows, (6, 4))) == 0  # row after row: a view
+    heads = xp.permute_dims(xp.reshape(rows, (2, 3, 2, 2)), (0, 2, 1, 3))  # split heads: a permuted view
+    assert tool.reshape_copies(heads, xp.reshape(heads, (2, 2, 6))) == 1  # merging permuted axes copies
+    with tool.Calls(xp) as calls:
+        calls.on = True
+        xp.reshape(rows, (4, 6))
+        xp.reshape(xp.permute_dims(rows, (1, 0, 2)), (3, 8))
+        calls.on = False
+    assert calls.by_name == {"reshape": 2, "permute_dims": 1, "copy inside reshape": 1} and calls.launches() == 1
+
+
+@pytest.mark.single_backend
 def test_count_calls_lets_the_library_fold_rows_as_on_cupy_only_while_counting():
     xp = pytest.importorskip("array_api_strict")
     tool = _tool("count_calls")

@@ -17,7 +17,7 @@ miniature of the model (the same layers and heads; the count does not depend on 
 allocations do not. The count follows CuPy where array-api-strict would differ: the library folds a stack of
 rows into one matrix product where an array says it is laid out row after row (``flags``, which NumPy and
 CuPy arrays have), and CuPy's ``matmul`` copies the operands of more than two axes that are not, each copy a
-launch of its own ("copy inside matmul").
+launch of its own ("copy inside matmul"); so does a reshape that cannot be a view ("copy inside reshape").
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import functools
 import sys
 import traceback
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -81,9 +83,12 @@ class Calls:
                 self.add("copy inside matmul", cupy_matmul_copies(*args[:2]))
             self.on = False  # the library calling itself is not another call
             try:
-                return original(*args, **kwargs)
+                out = original(*args, **kwargs)
             finally:
                 self.on = True
+            if name == "reshape":
+                self.add("copy inside reshape", reshape_copies(args[0], out))
+            return out
 
         self.saved.append((owner, name, original))
         setattr(owner, name, watched)
@@ -126,6 +131,13 @@ def cupy_matmul_copies(a, b) -> int:
     if max(A.ndim, B.ndim) <= 2:
         return 0
     return (not A.flags.c_contiguous) + (not B.flags.c_contiguous) + 3 * (A.shape[:-2] != B.shape[:-2])
+
+
+def reshape_copies(x, y) -> int:
+    """1 if reshaping array-api-strict's ``x`` into ``y`` copied it, else 0. A reshape is a view only where the
+    strides allow it (a transposed or permuted view is copied), under the same rule in NumPy and CuPy; CuPy's copy
+    is a kernel launch."""
+    return int(y._array.size > 0 and not np.shares_memory(x._array, y._array))
 
 
 class StandInKernels:
