@@ -118,7 +118,8 @@ class Adam(Optimizer):
 
     def update_with_kernels(self, kernels, theta, g, group, state):
         """:meth:`update` as one CUDA kernel (:meth:`~minitransformer.kernels.CudaKernels.adam_update`): the same
-        formula in the same order, with the same scalars (here, on the host) and the same state."""
+        formula in the same order, with the same scalars (here, on the host) and the same state; ``theta`` and the
+        moments are written in place, so the parameters' views of them stay valid."""
         if not state:
             state.update(step=0, m=kernels.cupy.zeros_like(theta), v=kernels.cupy.zeros_like(theta))
         t = state["step"] = state["step"] + 1

@@ -258,7 +258,8 @@ class Optimizer:
         return vars(owner).get("update") is type(self).update
 
     #: a subclass may give the step as a CUDA kernel: ``update_with_kernels(kernels, theta, g, group, state)``,
-    #: :meth:`update`'s contract with a :class:`~minitransformer.kernels.CudaKernels` for ``xp`` (used on a GPU)
+    #: :meth:`update`'s contract with a :class:`~minitransformer.kernels.CudaKernels` for ``xp`` (used on a GPU),
+    #: except that it may write ``theta`` in place (always the optimizer's own long array: see ``_update_end_to_end``)
     update_with_kernels = None
 
     def update(self, xp, theta, g, group: dict, state: dict):
