@@ -163,9 +163,9 @@ class Optimizer:
                 ready = [p for p in group["params"] if p.grad is not None]
                 for p in ready:
                     self._check_gradient(p)
-                if not self.elementwise:
+                if not self.elementwise:  # the formula on each parameter's own array (a kernel would write it)
                     for p in ready:
-                        p.data = self._update(p.backend, p.data, p.grad.data, group, self.state.setdefault(p, {}))
+                        p.data = self.update(p.backend.xp, p.data, p.grad.data, group, self.state.setdefault(p, {}))
                     continue
                 batches: dict[tuple, list[Tensor]] = {}
                 for p in ready:
@@ -243,7 +243,8 @@ class Optimizer:
         laid_out[batch] = {name: (long, views[name]) for name, long in long_arrays.items()}
 
     def _update(self, backend, theta, g, group: dict, state: dict):
-        """:meth:`update`, or :meth:`update_with_kernels` where the backend has CUDA kernels that take ``theta``."""
+        """:meth:`update`, or :meth:`update_with_kernels` where the backend has CUDA kernels that take ``theta``
+        (``theta`` is the optimizer's own long array, which the kernel may write in place)."""
         kernels = backend.kernels
         if kernels is not None and self._kernels_do_update() and kernels.fits(theta):
             return self.update_with_kernels(kernels, theta, g, group, state)
