@@ -43,8 +43,8 @@ __all__ = [
 #: dtype of parameters and activations unless asked otherwise (float64 is for gradient checks)
 DEFAULT_FLOAT = "float32"
 #: CuPy runs softmax, attention's weights, layer norm, GELU, the binary cross-entropy, Adam, the random numbers and
-#: the embedding's scatter-add as CUDA kernels (see Backend.kernels) unless this is set to 0, which runs their array
-#: formulas instead
+#: the embedding's scatter-add as CUDA kernels, and the matrix products as direct cuBLAS calls (see Backend.kernels),
+#: unless this is set to 0, which runs their array formulas instead
 KERNELS_VARIABLE = "MINITRANSFORMER_KERNELS"
 
 _ALIASES = {
@@ -159,8 +159,8 @@ class Backend:
     @property
     def kernels(self):
         """CUDA kernels (a :class:`~minitransformer.kernels.CudaKernels`) for softmax, attention's weights, layer norm,
-        GELU, the binary cross-entropy, Adam, the random numbers and the embedding's scatter-add, used in place of
-        their array formulas; None runs the formulas.
+        GELU, the binary cross-entropy, Adam, the random numbers and the embedding's scatter-add, and the matrix
+        products as direct cuBLAS calls, used in place of their array formulas; None runs the formulas.
 
         On CuPy by default (checked against the formulas on an H200); ``MINITRANSFORMER_KERNELS=0`` turns them off.
         None on the other backends.

@@ -1,4 +1,5 @@
-r"""CUDA kernels: softmax, attention's weights, layer norm, GELU, BCE (each way); column sums; Adam; random numbers.
+r"""CUDA kernels: softmax, attention's weights, layer norm, GELU, BCE (each way); column sums; Adam; random numbers;
+and the matrix products as direct cuBLAS calls.
 
 On CuPy each formula of :mod:`minitransformer.autograd.fused` launches one kernel per array
 operation: softmax's forward five (max, subtract, exp, sum, divide), layer norm's about eight, and
@@ -28,19 +29,28 @@ formulas are the ones of :mod:`~minitransformer.autograd.fused`, in the same ord
   SplitMix64 on a counter, one kernel instead of fifteen array operations on 64-bit words;
 - the scatter-add of a row lookup's gradient (the embedding's), in a fixed order: CuPy's own adds with
   atomics in whatever order the threads arrive, so a training run on the GPU would not repeat itself;
-  here each id's positions are chained (or, for very many, sorted) and added in their order.
+  here each id's positions are chained (or, for very many, sorted) and added in their order;
+- the matrix products :math:`A B` of every projection and of attention, each one call of cuBLAS (no kernel of
+  ours): CuPy's ``matmul`` reaches the same routine through a general front end, and copies each operand
+  of more than two axes that is not laid out row after row, a transposed :math:`K^\top` too; here cuBLAS is
+  told which operands are transposed (:meth:`CudaKernels.matmul`).
 
 The array-API formulas stay the reference on every backend; ``tests/test_kernels.py`` compiles this
 source with ``nvcc`` where it is installed, runs it on the CPU under an emulation of CUDA's blocks,
-threads and barriers, and, on a GPU, checks it against the formulas.
+threads and barriers (the products under a stand-in of cuBLAS's two routines, as its documentation states
+them), and, on a GPU, checks it against the formulas (the products against CuPy's ``matmul``).
 
 The CuPy backend uses them by default (``backend.kernels``); ``MINITRANSFORMER_KERNELS=0`` turns them off
-and runs the array formulas instead. ``tools/gpu_check.sh`` checked them on an H200.
+and runs the array formulas instead. ``tools/gpu_check.sh`` checked them on an H200, all but the products,
+which came after that run (checked on the CPU only, under the emulation).
 """
 
 from __future__ import annotations
 
-__all__ = ["CudaKernels", "SOURCE", "C_TYPES", "block_size"]
+import ctypes
+import os
+
+__all__ = ["CudaKernels", "SOURCE", "C_TYPES", "block_size", "cublas_layout", "tf32_requested"]
 
 #: the CUDA C++ source, compiled once per dtype with ``{T}`` replaced by the C type
 SOURCE = r"""
@@ -340,6 +350,64 @@ COLUMN_SUM_BLOCK = 1024
 #: positions up to which a scatter-add chains its ids rather than sorting them (:meth:`CudaKernels.scatter_add`):
 #: chaining reads up to all n ids for each position, O(n^2) in all (from cache), where sorting costs O(n log n)
 CHAIN_MAX = 32768
+#: the largest m, n, k, leading dimension or batch count cuBLAS's 32-bit interface takes (:meth:`CudaKernels.matmul`)
+CUBLAS_INT_MAX = 2**31 - 1
+
+
+def tf32_requested() -> bool:
+    """Whether float32 matrix products run in TF32 (tensor cores, 10 bits of mantissa): ``CUPY_TF32`` set to a
+    positive number, CuPy's own rule for its products (read once, when the kernels are made).
+
+    >>> import os
+    >>> tf32_requested() == (int(os.environ.get("CUPY_TF32") or 0) > 0)
+    True
+    """
+    return int(os.environ.get("CUPY_TF32", "0") or "0") > 0
+
+
+def cublas_layout(x) -> tuple[bool, int, int, int] | None:
+    r"""How cuBLAS reads each matrix of ``x`` ``(..., r, c)`` where it lies: ``(transposed, ld, stride, count)``.
+
+    cuBLAS reads a matrix column after column, column j starting ``ld`` entries after column j - 1. A matrix
+    laid out row after row (rows ``ld >= c`` entries apart) is, read that way, its transpose: cuBLAS is told
+    to use it as stored (``transposed`` False). One laid out column after column (a transposed view,
+    :math:`W^\top`) is read as it is and used transposed (True). The leading axes must step through the
+    ``count`` matrices at one ``stride``, as cuBLAS's strided batches do. In entries; None where cuBLAS cannot
+    read ``x`` in place (a permuted view: heads split from the features), which is then copied.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W = np.zeros((3, 4), dtype=np.float32)
+    >>> cublas_layout(W), cublas_layout(W.T), cublas_layout(W[:, :2])
+    ((False, 4, 0, 1), (True, 4, 0, 1), (False, 4, 0, 1))
+    >>> heads = np.zeros((2, 5, 3, 4), dtype=np.float32)         # (batch, seq, heads, d_k)
+    >>> cublas_layout(heads), cublas_layout(heads.transpose(0, 2, 1, 3))
+    ((False, 4, 12, 10), None)
+    """
+    shape, strides, item = x.shape, x.strides, x.itemsize
+    r, c, s_r, s_c = shape[-2], shape[-1], strides[-2] // item, strides[-1] // item
+    if c == 1:  # the stride of an axis of one entry is never used: take the layout's own
+        s_c = 1
+    if r == 1:
+        s_r = c if s_c == 1 else 1
+    if s_c == 1 and s_r >= c:
+        transposed, ld = False, s_r
+    elif s_r == 1 and s_c >= r:
+        transposed, ld = True, s_c
+    else:
+        return None
+    stride, count = 0, 1
+    for axis in range(len(shape) - 3, -1, -1):  # the batch axes, innermost first: each steps over all inner ones
+        n, s = shape[axis], strides[axis] // item
+        if n == 1:
+            continue
+        if count == 1:
+            stride = s
+        if s <= 0 or s != stride * count:
+            return None
+        count *= n
+    return transposed, max(ld, 1), stride, count
 
 
 def block_size(n: int) -> int:
@@ -378,6 +446,11 @@ class CudaKernels:
         self.cupy = cupy
         self._modules: dict[str, object] = {}
         self._functions: dict[tuple[str, str], object] = {}
+        self._cublas = None  # CuPy's binding of cuBLAS and its runtime's type codes, at the first product
+        self._blas: dict = {}  # per dtype: cuBLAS's type codes and alpha, beta (see _blas_types)
+        self._scalars: dict = {}
+        #: float32 products in TF32, as CuPy's own are with CUPY_TF32=1
+        self.tf32 = tf32_requested()
 
     def fits(self, x, axis: int = -1) -> bool:
         """Whether the kernels take ``x`` reduced along ``axis``."""
@@ -586,3 +659,82 @@ class CudaKernels:
                   (g, h_, sum_g, sum_gh, self.cupy.int64(rows), self.cupy.int64(n), self.cupy.int32(h is not None)),
                   shared_mem=2 * block * g.itemsize)
         return sum_g, (None if h is None else sum_gh)
+
+    def matmul(self, a, b):
+        r""":math:`A B` by one cuBLAS call: ``(..., n, k) @ (..., k, m)`` -> ``(..., n, m)``, float32 or float64.
+
+        CuPy's own ``matmul`` reaches the same cuBLAS routine through a general (NumPy-like) front end, and with
+        more than two axes copies every operand that is not laid out row after row: each transposed one
+        (:math:`K^\top`) too. Here each operand is read where it lies (:func:`cublas_layout`): a transposed one
+        with cuBLAS's transpose flag, a stack of matrices one stride apart as a strided batch; only one that
+        cuBLAS cannot read that way (a permuted view) is copied first.
+
+        cuBLAS reads matrices column after column, and a C-contiguous ``(n, m)`` array read that way is
+        :math:`C^\top`. So it is asked for :math:`C^\top = B^\top A^\top`: the product, row after row.
+
+        Returns None for a vector, where the batch axes differ (a broadcast), the dtypes are not both float32 or
+        both float64, or nothing is to be computed: the caller uses ``matmul`` of the array API
+        (:func:`~minitransformer.autograd.ops._matmul`).
+        """
+        shape_a, shape_b = a.shape, b.shape
+        if len(shape_a) < 2 or len(shape_b) < 2:  # a vector: the array API's rules for it
+            return None
+        n, k, m = shape_a[-2], shape_a[-1], shape_b[-1]
+        blas = self._blas_types().get(a.dtype)
+        if (blas is None or b.dtype != a.dtype or shape_a[:-2] != shape_b[:-2] or shape_b[-2] != k
+                or min(n, k, m) == 0 or max(n, k, m) > CUBLAS_INT_MAX):
+            return None
+        layout_a, layout_b = cublas_layout(a), cublas_layout(b)
+        if layout_a is None:  # a permuted view: one copy, laid out row after row
+            a = self.cupy.ascontiguousarray(a)
+            layout_a = cublas_layout(a)
+        if layout_b is None:
+            b = self.cupy.ascontiguousarray(b)
+            layout_b = cublas_layout(b)
+        (t_a, ld_a, stride_a, count), (t_b, ld_b, stride_b, _) = layout_a, layout_b
+        if max(ld_a, ld_b, count) > CUBLAS_INT_MAX:
+            return None
+        c = self.cupy.empty((*shape_a[:-2], n, m), dtype=a.dtype)
+        # C^T (m, n) = op(B^T) op(A^T): cuBLAS's first operand is b, its second a; C^T has m rows, column j = row j of C
+        self._gemm(blas, t_b, t_a, m, n, k, b, ld_b, stride_b, a, ld_a, stride_a, c, m, n * m, count)
+        return c
+
+    def _blas_types(self) -> dict:
+        """``{dtype: (data type, compute type, alpha, beta)}`` for cuBLAS, per dtype the products take; alpha = 1
+        and beta = 0 as addresses on the host (kept here, so alive whenever cuBLAS reads them)."""
+        if self._cublas is None:
+            from cupy_backends.cuda.api import runtime
+            from cupy_backends.cuda.libs import cublas
+
+            self._cublas = cublas, runtime
+        if not self._blas:
+            cublas, runtime = self._cublas
+            f32 = cublas.CUBLAS_COMPUTE_32F_FAST_TF32 if self.tf32 else cublas.CUBLAS_COMPUTE_32F
+            for name, data, compute, scalar in (("float32", runtime.CUDA_R_32F, f32, ctypes.c_float),
+                                                ("float64", runtime.CUDA_R_64F, cublas.CUBLAS_COMPUTE_64F,
+                                                 ctypes.c_double)):
+                self._scalars[name] = one, zero = scalar(1), scalar(0)
+                self._blas[self.cupy.dtype(name)] = data, compute, ctypes.addressof(one), ctypes.addressof(zero)
+        return self._blas
+
+    def _gemm(self, blas: tuple, trans_a: bool, trans_b: bool, m: int, n: int, k: int, A, lda: int, stride_a: int, B,
+              ldb: int, stride_b: int, C, ldc: int, stride_c: int, count: int) -> None:
+        r"""cuBLAS's :math:`C_i = \mathrm{op}(A_i)\, \mathrm{op}(B_i)` for ``i < count``, column-major, ``op``
+        transposing where asked: ``gemmEx``, or ``gemmStridedBatchedEx`` for a stack, on CuPy's handle and stream.
+        ``blas`` is the dtype's entry of :meth:`_blas_types`."""
+        cublas = self._cublas[0]
+        data, compute, alpha, beta = blas
+        handle, a, b, c = self._cublas_handle(), self._address(A), self._address(B), self._address(C)
+        if count == 1:
+            cublas.gemmEx(handle, int(trans_a), int(trans_b), m, n, k, alpha, a, data, lda, b, data, ldb, beta, c, data,
+                          ldc, compute, cublas.CUBLAS_GEMM_DEFAULT)
+        else:
+            cublas.gemmStridedBatchedEx(handle, int(trans_a), int(trans_b), m, n, k, alpha, a, data, lda, stride_a, b,
+                                        data, ldb, stride_b, beta, c, data, ldc, stride_c, count, compute,
+                                        cublas.CUBLAS_GEMM_DEFAULT)
+
+    def _cublas_handle(self) -> int:
+        return self.cupy.cuda.device.get_cublas_handle()  # this device's; cuBLAS's calls set CuPy's current stream
+
+    def _address(self, x) -> int:
+        return x.data.ptr  # of x's first entry

@@ -50,15 +50,19 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="session")
-def _emulated_kernels(request, tmp_path_factory):
-    """The emulated CUDA kernels with ``--emulated-kernels``, else None."""
-    if not request.config.getoption("--emulated-kernels"):
-        return None
+def emulated_cuda(tmp_path_factory):
+    """The CUDA kernels run on the CPU under the emulation of ``tests/test_kernels.py`` (skips without g++)."""
     # the emulation lives with the kernels' tests; this suite imports its files by path (--import-mode=importlib)
     spec = importlib.util.spec_from_file_location("emulated_cuda", Path(__file__).with_name("test_kernels.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.emulated_kernels(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def _emulated_kernels(request):
+    """The emulated CUDA kernels with ``--emulated-kernels``, else None."""
+    return request.getfixturevalue("emulated_cuda") if request.config.getoption("--emulated-kernels") else None
 
 
 @pytest.fixture(autouse=True)

@@ -438,7 +438,8 @@ def test_profile_step_times_single_calls_beside_pytorchs():
     assert table[0].split()[:4] == ["one", "call", "host", "us"]
     kinds = [line[:38].strip() for line in table[1:]]
     assert kinds == [kind.strip() for kind in cases]
-    assert kinds[:3] == ["matmul (rows, d) @ (d, d)", "the same, numpy.matmul itself", "matmul (rows, d) @ (d, d)^T"]
+    api = [kind for kind in kinds if not kind.startswith("kernel")]  # (rows of the kernels, where it has them)
+    assert api[:3] == ["matmul (rows, d) @ (d, d)", "the same, numpy.matmul itself", "matmul (rows, d) @ (d, d)^T"]
     assert "the same, numpy.reshape itself" in kinds  # without array-api-compat's wrapper
     for kind, line in zip(cases, table[1:]):
         cells = line[38:].split()
@@ -449,50 +450,21 @@ def test_profile_step_times_single_calls_beside_pytorchs():
         assert len(cells) == 4 and (cells[2:] == ["-", "-"] if alone else float(cells[2]) >= 0)
 
 
-def _cublas_on_the_host():
-    """A stand-in for CuPy and its cuBLAS binding, on NumPy: ``gemmEx`` as cuBLAS documents it (matrices read
-    column after column from raw addresses, with leading dimensions), for the untransposed case."""
-    import ctypes
-    import types
-
-    class DeviceArray(np.ndarray):  # a NumPy array that gives its address as CuPy's arrays do: a.data.ptr
-        data = property(lambda self: types.SimpleNamespace(ptr=self.ctypes.data))
-
-    def column_major(address, rows, cols, ld):
-        """The ``rows x cols`` matrix whose column j starts ``j * ld`` floats after ``address``."""
-        floats = np.ctypeslib.as_array((ctypes.c_float * ((cols - 1) * ld + rows)).from_address(address))
-        return np.lib.stride_tricks.as_strided(floats, (rows, cols), (4, 4 * ld))
-
-    def gemmEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc, *how):
-        assert transa == transb == 0 and Atype == Btype == Ctype == 0 and min(lda, ldc) >= m and ldb >= k
-        read = lambda address: float(np.ctypeslib.as_array((ctypes.c_float * 1).from_address(address))[0])  # noqa: E731
-        c = column_major(C, m, n, ldc)
-        c[...] = read(alpha) * (column_major(A, m, k, lda) @ column_major(B, k, n, ldb)) + read(beta) * c
-
-    cublas = types.SimpleNamespace(gemmEx=gemmEx, CUBLAS_COMPUTE_32F=68, CUBLAS_GEMM_DEFAULT=-1)
-    runtime = types.SimpleNamespace(CUDA_R_32F=0)
-    rng = np.random.default_rng(0)
-    cupy = types.SimpleNamespace(
-        float32=np.float32, matmul=np.matmul, abs=np.abs,
-        empty=lambda shape, dtype: np.empty(shape, dtype).view(DeviceArray),
-        random=types.SimpleNamespace(standard_normal=lambda shape, dtype: rng.standard_normal(shape, dtype)
-                                     .view(DeviceArray)),
-        cuda=types.SimpleNamespace(device=types.SimpleNamespace(get_cublas_handle=lambda: 0)))
-    return cupy, cublas, runtime, DeviceArray
-
-
 @pytest.mark.single_backend
-def test_profile_steps_direct_cublas_product_is_the_matrix_product(monkeypatch):
-    import types
-
-    cupy, cublas, runtime, DeviceArray = _cublas_on_the_host()
-    monkeypatch.setitem(sys.modules, "cupy_backends", types.ModuleType("cupy_backends"))
-    monkeypatch.setitem(sys.modules, "cupy_backends.cuda", types.ModuleType("cupy_backends.cuda"))
-    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.api", types.SimpleNamespace(runtime=runtime))
-    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.api.runtime", runtime)
-    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.libs", types.SimpleNamespace(cublas=cublas))
-    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.libs.cublas", cublas)
-    rng = np.random.default_rng(1)
-    A, B = (rng.standard_normal(s, dtype=np.float32).view(DeviceArray) for s in ((7, 4), (4, 9)))  # n, k, m differ
-    product = _tool("profile_step").cublas_product(cupy, A, B)
-    np.testing.assert_allclose(product(), A @ B, rtol=1e-5)  # and its first call checked a product of its own
+def test_profile_step_times_the_kernels_products_beside_the_array_apis(emulated_cuda):
+    tool = _tool("profile_step")
+    be = mt.backend.get("numpy")
+    previous, be.kernels = be.kernels, emulated_cuda
+    try:
+        cases = tool.call_cases(rows=40, d=16, heads=2, seq=10)
+        kinds = list(cases)
+        for kind, product in [("matmul (rows, d) @ (d, d)", "X W"), ("matmul (rows, d) @ (d, d)^T", "X W^T"),
+                              ("matmul stacks Q @ K^T, split heads", "Q K^T, split heads")]:
+            kernel = cases[f"  kernel matmul {product}"][0]
+            assert kinds.index(f"  kernel matmul {product}") == kinds.index(kind) + 1  # right below its product
+            emulated_cuda.launches.clear()
+            np.testing.assert_allclose(kernel(), cases[kind][0](), rtol=1e-5)
+            assert emulated_cuda.launches == ["gemm"]  # the kernels' product, not the array API's
+        assert "kernel column_sums (rows, d)" in kinds
+    finally:
+        be.kernels = previous

@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -190,18 +191,76 @@ C_ARGS = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.uint64: ctypes
           np.float32: ctypes.c_float, np.float64: ctypes.c_double}
 
 
+class HostCublas:
+    r"""cuBLAS's two products as its documentation states them, on the host, for the emulation: CuPy's binding
+    (``cupy_backends.cuda.libs.cublas``) with raw addresses, read and written as cuBLAS would.
+
+    ``gemmEx``: :math:`C = \alpha\, \mathrm{op}(A)\, \mathrm{op}(B) + \beta C`, ``op(A)`` m x k, ``op(B)`` k x n,
+    ``C`` m x n; every matrix column-major, column j starting ``ld`` entries after column j - 1; ``op`` is
+    the transpose where its flag is ``CUBLAS_OP_T`` (1). ``gemmStridedBatchedEx``: the same for i < batchCount,
+    matrix i of each operand ``stride`` entries after matrix i - 1. A leading dimension under the matrix's
+    rows is refused (cuBLAS's ``CUBLAS_STATUS_INVALID_VALUE``), and so are type codes that disagree.
+    """
+
+    CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_64F, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT = 68, 70, 77, -1
+    TYPES = {0: (ctypes.c_float, (68, 77)), 1: (ctypes.c_double, (70,))}  # runtime's CUDA_R_32F, CUDA_R_64F
+
+    def __init__(self, launches: list):
+        self.launches, self.calls = launches, []
+
+    @staticmethod
+    def _matrices(address, c_type, rows, cols, ld, stride, count):
+        """The ``count`` column-major ``rows x cols`` matrices from ``address``, as one writable NumPy view."""
+        item = ctypes.sizeof(c_type)
+        extent = (count - 1) * stride + (cols - 1) * ld + rows
+        flat = np.ctypeslib.as_array((c_type * extent).from_address(address))
+        return np.lib.stride_tricks.as_strided(flat, (count, rows, cols), (stride * item, item, ld * item))
+
+    def gemmStridedBatchedEx(self, handle, transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb,
+                             strideB, beta, C, Ctype, ldc, strideC, batchCount, computeType, algo):
+        self.launches.append("gemm")
+        self.calls.append({"m": m, "n": n, "k": k, "transa": transa, "transb": transb, "batch": batchCount,
+                           "compute": computeType})
+        assert Atype == Btype == Ctype and computeType in self.TYPES[Ctype][1] and algo == self.CUBLAS_GEMM_DEFAULT
+        assert transa in (0, 1) and transb in (0, 1) and min(m, n, k, batchCount) >= 1
+        a_rows, b_rows = (k if transa else m), (n if transb else k)  # the matrices as stored
+        assert lda >= a_rows and ldb >= b_rows and ldc >= m, "cuBLAS: a leading dimension under its matrix's rows"
+        c_type = self.TYPES[Ctype][0]
+        read = lambda address: c_type.from_address(address).value  # noqa: E731  (alpha and beta: host pointers)
+        op_A = self._matrices(A, c_type, a_rows, m if transa else k, lda, strideA, batchCount)
+        op_B = self._matrices(B, c_type, b_rows, k if transb else n, ldb, strideB, batchCount)
+        op_A, op_B = (op_A.transpose(0, 2, 1) if transa else op_A), (op_B.transpose(0, 2, 1) if transb else op_B)
+        out = self._matrices(C, c_type, m, n, ldc, strideC, batchCount)
+        product = read(alpha) * (op_A @ op_B)
+        out[...] = product if read(beta) == 0 else product + read(beta) * out  # beta 0: C is not read
+
+    def gemmEx(self, handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc,
+               computeType, algo):
+        self.gemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, 0, B, Btype, ldb, 0, beta, C,
+                                  Ctype, ldc, 0, 1, computeType, algo)
+
+
 class EmulatedKernels(K.CudaKernels):
-    """``CudaKernels`` with NumPy for CuPy, and each launch run by the emulated CUDA library of its dtype."""
+    """``CudaKernels`` with NumPy for CuPy, each launch run by the emulated CUDA library of its dtype, and the
+    products by :class:`HostCublas`."""
 
     def __init__(self, libraries: dict):
         super().__init__(np)
         self.libraries = libraries
         self.launches = []
+        self.cublas = HostCublas(self.launches)
+        self._cublas = self.cublas, types.SimpleNamespace(CUDA_R_32F=0, CUDA_R_64F=1)
 
     def _run(self, name, dtype, grid, block, args, shared_mem=0):
         self.launches.append(name)
         c_args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else C_ARGS[type(a)](a) for a in args]
         getattr(self.libraries[dtype], f"run_{name}")(ctypes.c_longlong(grid), ctypes.c_uint(block), *c_args)
+
+    def _cublas_handle(self) -> int:
+        return 0
+
+    def _address(self, x) -> int:
+        return x.ctypes.data
 
 
 def emulated_kernels(tmp_path_factory) -> EmulatedKernels:
@@ -366,8 +425,10 @@ def test_attention_with_emulated_kernels_matches_its_composition(emulated, mask,
         (out * out).sum().backward()
         return [out.numpy(), weights.numpy()] + [t.grad.numpy() for t in leaves]
 
-    # with the kernels: one operation (a kernel each way); without: the composition attention.py writes out
-    _agree(emulated, run, ["masked_softmax_forward", "softmax_backward"], "float64")
+    # with the kernels: the weights one operation (a kernel each way), between the products Q K^T and A V (cuBLAS,
+    # two each way); without: the composition attention.py writes out
+    launches = ["gemm", "masked_softmax_forward", "gemm"] + ["gemm", "gemm", "softmax_backward", "gemm", "gemm"]
+    _agree(emulated, run, launches, "float64")
 
 
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
@@ -431,7 +492,8 @@ def test_a_projections_bias_gradient_is_one_column_sum_with_emulated_kernels(emu
         (y * y).sum().backward()
         return [y.numpy()] + [t.grad.numpy() for t in leaves[:2 + bias]]
 
-    _agree(emulated, run, ["column_sums"] if bias else [], "float64")
+    # x W, then the gradients Ybar W^T and X^T Ybar (cuBLAS, transposes read in place), and b's: one column sum
+    _agree(emulated, run, ["gemm"] * 3 + (["column_sums"] if bias else []), "float64")
 
 
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
@@ -646,6 +708,81 @@ def test_the_embedding_gradient_goes_through_the_scatter_kernel(emulated, rng):
     np.testing.assert_array_equal(E.grad.numpy(), expected)
 
 
+#: operands of a product and how cuBLAS takes each (transposed?, batch count): row after row, transposed views,
+#: a slice of columns (rows further apart than their length), vectors, stacks; a permuted view is copied first
+PRODUCTS = {
+    "rows @ rows": (lambda g: (g((5, 3)), g((3, 4))), (False, False, 1)),
+    "rows @ W^T": (lambda g: (g((5, 3)), g((4, 3)).T), (True, False, 1)),
+    "X^T @ rows": (lambda g: (g((3, 5)).T, g((3, 4))), (False, True, 1)),
+    "slices": (lambda g: (g((5, 7))[:, 2:5], g((3, 9))[:, 1:5]), (False, False, 1)),
+    "row @ column": (lambda g: (g((1, 6)), g((6, 1))), (False, False, 1)),
+    "column @ row": (lambda g: (g((6, 1)), g((1, 6))), (False, False, 1)),
+    "stacks": (lambda g: (g((2, 3, 5, 4)), g((2, 3, 4, 6))), (False, False, 6)),
+    "Q @ K^T": (lambda g: (g((2, 3, 5, 4)), np.swapaxes(g((2, 3, 6, 4)), -1, -2)), (True, False, 6)),
+    "A^T @ G, a stack of one": (lambda g: (np.swapaxes(g((1, 4, 5)), -1, -2), g((1, 4, 3))), (False, True, 1)),
+    "split heads (copied)": (lambda g: (g((2, 5, 3, 4)).transpose(0, 2, 1, 3), g((2, 3, 4, 6))), (False, False, 6)),
+}
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("case", list(PRODUCTS))
+def test_emulated_matmul_is_the_matrix_product(emulated, case, dtype, rng):
+    make, (trans_b, trans_a, batch) = PRODUCTS[case]
+    a, b = make(lambda shape: rng.normal(size=shape).astype(dtype))
+    emulated.launches.clear()
+    c = emulated.matmul(a, b)
+    assert emulated.launches == ["gemm"] and c.dtype == np.dtype(dtype) and c.flags.c_contiguous
+    assert c.shape == np.matmul(a, b).shape and rel_err(c, np.matmul(a, b)) < TOLERANCE[dtype]
+    call = emulated.cublas.calls[-1]  # C^T = B^T A^T: cuBLAS's first operand is b
+    assert (call["transa"], call["transb"], call["batch"]) == (trans_b, trans_a, batch)
+    assert call["compute"] == (70 if dtype == "float64" else 68)  # float32 in full precision unless CUPY_TF32=1
+
+
+def test_emulated_matmul_leaves_broadcasts_and_other_dtypes_to_the_array_api(emulated, rng):
+    x = rng.normal(size=(2, 3, 4))
+    assert emulated.matmul(x, rng.normal(size=(1, 4, 5))) is None  # batch axes broadcast
+    assert emulated.matmul(x, rng.normal(size=(4, 5))) is None  # one matrix for a stack (the caller folds rows)
+    assert emulated.matmul(x.astype(np.int64), np.ones((2, 4, 5), dtype=np.int64)) is None
+    assert emulated.matmul(x.astype(np.float32), rng.normal(size=(2, 4, 5))) is None  # mixed dtypes
+    assert emulated.matmul(np.ones((2, 0)), np.ones((0, 3))) is None  # nothing to multiply: matmul gives zeros
+    assert emulated.matmul(np.ones(4), np.ones((4, 3))) is None  # a vector
+
+
+def test_matmul_uses_tf32_for_float32_as_cupy_does_with_its_variable(emulated, monkeypatch, rng):
+    monkeypatch.setenv("CUPY_TF32", "1")
+    tf32 = EmulatedKernels(emulated.libraries)  # read when the kernels are made, as CuPy reads it once
+    assert tf32.tf32 and not emulated.tf32
+    tf32.matmul(rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32))
+    assert tf32.cublas.calls[-1]["compute"] == 77  # CUBLAS_COMPUTE_32F_FAST_TF32
+    tf32.matmul(rng.normal(size=(2, 3)), rng.normal(size=(3, 2)))
+    assert tf32.cublas.calls[-1]["compute"] == 70  # float64 stays float64
+
+
+def test_cublas_layout_reads_rows_columns_and_strided_stacks():
+    x = np.zeros((2, 3, 4, 5), dtype=np.float32)
+    assert K.cublas_layout(x) == (False, 5, 20, 6)
+    assert K.cublas_layout(np.swapaxes(x, -1, -2)) == (True, 5, 20, 6)
+    assert K.cublas_layout(x[:, 1]) == (False, 5, 60, 2)  # every other stack of matrices: one stride still
+    assert K.cublas_layout(x[:, :2]) is None  # two strides (20 within a group of two, 60 between groups)
+    assert K.cublas_layout(x.transpose(0, 2, 1, 3)) is None  # heads split from the features
+    assert K.cublas_layout(x[..., ::2]) is None  # entries of a row apart
+    assert K.cublas_layout(np.broadcast_to(x[:1], x.shape)) is None  # a broadcast stack: stride 0
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["stacks", "shared weight"])
+def test_matmul_with_emulated_cublas_matches_the_formulas(emulated, shared, rng):
+    a = rng.normal(size=(2, 3, 4, 5))
+    b = rng.normal(size=(5, 6) if shared else (2, 3, 5, 6))
+
+    def run():
+        A, B = mt.tensor(a, requires_grad=True), mt.tensor(np.swapaxes(b, -1, -2), requires_grad=True)
+        y = A @ B.mT  # B^T: a transposed view, read in place
+        (y * y).sum().backward()
+        return [y.numpy(), A.grad.numpy(), B.grad.numpy()]
+
+    _agree(emulated, run, ["gemm"] * 3, "float64")
+
+
 # ------------------------------------------------------------------ on a GPU
 def _cupy():
     if "cupy" not in mt.backend.available():
@@ -790,3 +927,13 @@ def test_gpu_adam_matches_the_formula(dtype, rng):
             return [p.numpy() for p in params]
 
     _gpu_agree(run, dtype)
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("case", list(PRODUCTS))
+def test_gpu_matmul_is_cupys_product(case, dtype, rng):
+    cupy = _cupy()
+    a, b = PRODUCTS[case][0](lambda shape: cupy.asarray(rng.normal(size=shape).astype(dtype)))
+    c = K.CudaKernels(cupy).matmul(a, b)
+    assert c.dtype == a.dtype and c.shape == cupy.matmul(a, b).shape
+    assert rel_err(cupy.asnumpy(c), cupy.asnumpy(cupy.matmul(a, b))) < TOLERANCE[dtype]

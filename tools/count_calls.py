@@ -11,7 +11,9 @@ miniature of the model (the same layers and heads; the count does not depend on 
 - with the array formulas (every backend without kernels);
 - with the CUDA kernels of ``minitransformer.kernels`` (CuPy's default), here replaced by stand-ins that
   return arrays of the right shapes without computing them (the values do not change the count) and count
-  what ``CudaKernels`` calls on CuPy: the launch, and the arrays it allocates for the results.
+  what ``CudaKernels`` calls on CuPy: the launch, and the arrays it allocates for the results. Its matrix
+  products are one cuBLAS call each ("kernel matmul"), after a copy of an operand cuBLAS cannot read in place
+  (``ascontiguousarray``: a permuted view).
 
 "launch" counts the calls that start work on a GPU; views (reshape, transpose, slices, broadcasts) and
 allocations do not. The count follows CuPy where array-api-strict would differ: the library folds a stack of
@@ -35,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import minitransformer as mt  # noqa: E402
 from minitransformer import bench  # noqa: E402
+from minitransformer.kernels import cublas_layout  # noqa: E402
 
 #: calls that make no new array on a GPU: views and allocations
 NO_LAUNCH = {"reshape", "permute_dims", "matrix_transpose", "moveaxis", "broadcast_to", "expand_dims", "squeeze",
@@ -43,7 +46,7 @@ NO_LAUNCH = {"reshape", "permute_dims", "matrix_transpose", "moveaxis", "broadca
 ALLOCATIONS = {"softmax_forward": 1, "softmax_backward": 1, "masked_softmax_forward": 1, "layer_norm_forward": 3,
                "layer_norm_backward": 1, "gelu_forward": 2, "gelu_backward": 1, "bce_with_logits_forward": 2,
                "bce_with_logits_backward": 1, "adam_update": 0, "scatter_add": 1, "counter_uniform": 1,
-               "column_sums": 1}  # (and one more for the sums of g h, when asked)
+               "column_sums": 1, "matmul": 1}  # (and one more for the sums of g h, when asked)
 #: the array operations besides the launch: the scatter-add casts its ids first (a no-op for int64), then launches
 #: two kernels (the ids' chains, then the sums)
 EXTRA_CALLS = {"scatter_add": ("astype", "kernel id_chains")}
@@ -205,6 +208,15 @@ class StandInKernels:
         if h is not None:
             self.calls.add("empty")
         return sums, (None if h is None else self._unseen(g.shape[-1:], g.dtype))
+
+    def matmul(self, a, b):
+        """One cuBLAS call, after a copy of each operand it cannot read in place; None where CuPy's would be used."""
+        A, B = a._array, b._array
+        if (A.ndim < 2 or B.ndim < 2 or A.dtype != B.dtype or not self.fits(a) or A.shape[:-2] != B.shape[:-2]
+                or A.shape[-1] != B.shape[-2] or 0 in (*A.shape[-2:], B.shape[-1])):
+            return None
+        self.calls.add("ascontiguousarray", (cublas_layout(A) is None) + (cublas_layout(B) is None))
+        return self._kernel("matmul", self._unseen((*A.shape[:-1], B.shape[-1]), a.dtype))
 
     def adam_update(self, theta, g, m, v, *scalars):
         self._kernel("adam_update")

@@ -12,7 +12,8 @@
 # the SEED and the large configuration beside the same model in PyTorch CUDA eager, float32),
 # models-tf32 (the same with TF32 products in both libraries, CUPY_TF32=1), models-formulas (float32
 # again, without the CUDA kernels of minitransformer/kernels.py, which are on by default: softmax,
-# attention's weights, layer norm, GELU, BCE, Adam, the random numbers and the scatter-add as array formulas,
+# attention's weights, layer norm, GELU, BCE, Adam, the random numbers, the scatter-add and the products (cuBLAS
+# called directly) as array formulas,
 # MINITRANSFORMER_KERNELS=0). Not run unless named in STEPS: train-formulas (the train step without
 # the kernels), profile (tools/profile_step.py on the SEED model: the host's time per step against
 # the device's, by phase, beside PyTorch's, and where the host spends it; after the calls the step makes

@@ -13,8 +13,9 @@ With ``--calls`` it first times single calls of the kinds a step makes (matrix p
 an elementwise add, a CUDA kernel, an allocation, views) at the SEED model's sizes: microseconds to issue
 one (host) and to finish it (total), beside PyTorch's same call with ``--torch``. That says which calls make
 a host-bound step slow, and what replacing one by another would save. Rows starting "the same" time the row
-above another way: the library's own function without array-api-compat's wrapper, and on CuPy one direct
-call of cuBLAS's ``gemmEx`` (what the host would save by skipping CuPy's ``matmul``).
+above another way: the library's own function without array-api-compat's wrapper; rows "kernel matmul", where
+the backend has CUDA kernels, the same product as the step computes it there (one cuBLAS call, transposes read in
+place).
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ import pstats
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -114,48 +113,17 @@ def call_cases(rows: int = 3200, d: int = 512, heads: int = 8, seq: int = 100, t
         cases.insert(1, (f"  the same, {library.__name__}.matmul itself", lambda: library.matmul(X, W), None))
         cases.insert(-1, (f"  the same, {library.__name__}.reshape itself", lambda: library.reshape(X, (B, seq, d)),
                           None))
-    if be.name == "cupy":  # and what calling cuBLAS itself would cost the host
-        cases.insert(2, ("  the same, one cuBLAS gemmEx call", cublas_product(library, X, W), None))
-    if be.kernels is not None:
+    if be.kernels is not None:  # each product as the kernels compute it (one cuBLAS call), then two kernels
+        products = {"matmul (rows, d) @ (d, d)": ("X W", X, W),
+                    "matmul (rows, d) @ (d, d)^T": ("X W^T", X, xp.matrix_transpose(W)),
+                    "matmul stacks Q @ K^T, K contiguous": ("Q K^T", Q, xp.matrix_transpose(Q)),
+                    "matmul stacks Q @ K^T, split heads": ("Q K^T, split heads", P, xp.matrix_transpose(P))}
+        for kind, (product, a, b) in products.items():
+            cases.insert([case[0] for case in cases].index(kind) + 1,
+                         (f"  kernel matmul {product}", lambda a=a, b=b: be.kernels.matmul(a, b), None))
         cases += [("kernel column_sums (rows, d)", lambda: be.kernels.column_sums(X), None),
                   ("kernel softmax_forward (rows, d)", lambda: be.kernels.softmax_forward(X), None)]
     return {kind: (ours, theirs if torch is not None else None) for kind, ours, theirs in cases}
-
-
-def cublas_product(cupy, A, B):
-    """A function computing ``A @ B`` (C-contiguous float32 matrices) by one call of cuBLAS's ``gemmEx``, without
-    CuPy's ``matmul`` around it: a probe of what that would cost the host, checked against ``matmul`` first.
-
-    cuBLAS reads matrices column after column: the rows of a C-contiguous ``(n, k)`` array are the columns of its
-    transpose. So it computes :math:`C^\\top = B^\\top A^\\top`, ``(m, n)`` column by column, which is
-    ``C = A B`` row after row.
-    """
-    from cupy_backends.cuda.api import runtime
-    from cupy_backends.cuda.libs import cublas
-
-    one, zero = np.ones((), np.float32), np.zeros((), np.float32)  # alpha and beta, read from the host
-    f32 = runtime.CUDA_R_32F
-
-    def gemm(a, b):
-        (n, k), m = a.shape, b.shape[1]
-        c = cupy.empty((n, m), dtype=cupy.float32)
-        cublas.gemmEx(cupy.cuda.device.get_cublas_handle(), 0, 0, m, n, k, one.ctypes.data, b.data.ptr, f32, m,
-                      a.data.ptr, f32, k, zero.ctypes.data, c.data.ptr, f32, m, cublas.CUBLAS_COMPUTE_32F,
-                      cublas.CUBLAS_GEMM_DEFAULT)
-        return c
-
-    def product():
-        if not checked:  # the first call: against matmul, on a product whose m, n and k all differ
-            a = cupy.random.standard_normal((A.shape[0], 3), dtype=cupy.float32)
-            b = cupy.random.standard_normal((3, 5), dtype=cupy.float32)
-            expected = cupy.matmul(a, b)
-            error = float(cupy.abs(gemm(a, b) - expected).max() / cupy.abs(expected).max())
-            assert error < 1e-5, f"differs from cupy.matmul by {error:.1e}"
-            checked.append(error)
-        return gemm(A, B)
-
-    checked = []
-    return product
 
 
 def call_costs(cases: dict, calls: int = 100) -> str:

@@ -12,8 +12,9 @@ The functions in :mod:`minitransformer.functional` use these by default (``fused
 the composition as the reference (``fused=False``); ``tests/test_fused.py`` proves the two agree,
 values and gradients, and checks each of these against finite differences.
 
-On a GPU, softmax, layer norm and GELU run as one CUDA kernel each way (:mod:`minitransformer.kernels`;
-``MINITRANSFORMER_KERNELS=0`` turns them off): the same formulas, checked against these.
+On a GPU, softmax, layer norm and GELU run as one CUDA kernel each way, and the affine map's products as
+direct cuBLAS calls (:mod:`minitransformer.kernels`; ``MINITRANSFORMER_KERNELS=0`` turns them off): the same
+formulas, checked against these.
 
 Notation as in :mod:`.ops`: :math:`\bar y = \partial L/\partial y` arrives, :math:`\bar x` is returned.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 import math
 
 from .engine import Function
-from .ops import _shared_weight_matmul
+from .ops import _matmul, _shared_weight_matmul
 
 __all__ = ["Affine", "Softmax", "ScaledMaskedSoftmax", "LogSoftmax", "LayerNorm", "Gelu", "CrossEntropy",
            "BinaryCrossEntropyWithLogits"]
@@ -93,7 +94,7 @@ class Affine(Function):
         self.x = x if self.needs_grad(1) else None  # x for W's gradient, W for x's
         self.W = W if self.needs_grad(0) else None
         self.has_b = b is not None
-        y = _shared_weight_matmul(self.xp, x, W)  # (..., d_out)
+        y = _shared_weight_matmul(self, x, W)  # (..., d_out)
         if b is not None:
             y += b
         return y
@@ -105,10 +106,10 @@ class Affine(Function):
         rows_g = xp.reshape(grad, (-1, grad.shape[-1]))  # (rows, d_out); copied only if grad is not row after row
         grad_x = None
         if self.needs_grad(0):  # Ybar W^T, one (rows, d_out) @ (d_out, d_in) product, back in x's shape
-            grad_x = xp.reshape(xp.matmul(rows_g, xp.matrix_transpose(W)), (*grad.shape[:-1], W.shape[0]))
+            grad_x = xp.reshape(_matmul(self, rows_g, xp.matrix_transpose(W)), (*grad.shape[:-1], W.shape[0]))
         grad_W = None
         if self.needs_grad(1):
-            grad_W = xp.matmul(xp.matrix_transpose(xp.reshape(x, (-1, x.shape[-1]))), rows_g)  # X^T Ybar
+            grad_W = _matmul(self, xp.matrix_transpose(xp.reshape(x, (-1, x.shape[-1]))), rows_g)  # X^T Ybar
         grad_b = _sums_over_rows(self, rows_g)[0] if self.has_b and self.needs_grad(2) else None  # sum of rows
         return grad_x, grad_W, grad_b
         ### END SOLUTION

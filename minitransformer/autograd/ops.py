@@ -556,7 +556,7 @@ class MatMul(Function):
         self.a = a if self.needs_grad(1) else None  # A for B's gradient, B for A's
         self.b = b if self.needs_grad(0) else None
         self.shared_weight = b.ndim == 2 and a.ndim > 2
-        return _shared_weight_matmul(self.xp, a, b)
+        return _shared_weight_matmul(self, a, b)
 
     def backward(self, grad):
         r""":math:`(\bar Y B^\top, A^\top \bar Y)`, a shared weight's gradient summed over the batch."""
@@ -566,23 +566,31 @@ class MatMul(Function):
             rows_g = xp.reshape(grad, (-1, grad.shape[-1]))  # (N, E); copied only if grad is not row after row
             grad_a = grad_b = None
             if self.needs_grad(0):  # Ybar B^T: (N, E) @ (E, D), back in A's shape
-                grad_a = xp.reshape(xp.matmul(rows_g, xp.matrix_transpose(b)), (*grad.shape[:-1], b.shape[0]))
+                grad_a = xp.reshape(_matmul(self, rows_g, xp.matrix_transpose(b)), (*grad.shape[:-1], b.shape[0]))
             if self.needs_grad(1):  # A^T Ybar: (D, N) @ (N, E)
-                grad_b = xp.matmul(xp.matrix_transpose(xp.reshape(a, (-1, a.shape[-1]))), rows_g)
+                grad_b = _matmul(self, xp.matrix_transpose(xp.reshape(a, (-1, a.shape[-1]))), rows_g)
             return grad_a, grad_b
-        grad_a = xp.matmul(grad, xp.matrix_transpose(b)) if self.needs_grad(0) else None
-        return grad_a, (xp.matmul(xp.matrix_transpose(a), grad) if self.needs_grad(1) else None)
+        grad_a = _matmul(self, grad, xp.matrix_transpose(b)) if self.needs_grad(0) else None
+        return grad_a, (_matmul(self, xp.matrix_transpose(a), grad) if self.needs_grad(1) else None)
         ### END SOLUTION
 
 
-def _shared_weight_matmul(xp, a, b):
+def _matmul(fn, a, b):
+    """``a @ b`` for operation ``fn``: ``xp.matmul``, or where ``fn``'s backend has CUDA kernels, one cuBLAS call
+    that reads transposed operands in place (:meth:`~minitransformer.kernels.CudaKernels.matmul`)."""
+    kernels = fn.backend.kernels
+    product = None if kernels is None else kernels.matmul(a, b)
+    return fn.xp.matmul(a, b) if product is None else product
+
+
+def _shared_weight_matmul(fn, a, b):
     """``a @ b``; when ``b`` is one matrix shared by a stack ``a`` (..., N, D) laid out row after row, as one
     (rows, D) @ (D, E) product: one large BLAS call instead of one small call per matrix of the stack."""
-    flags = getattr(a, "flags", None)  # NumPy and CuPy say whether the reshape is free; other arrays: not folded
+    xp, flags = fn.xp, getattr(a, "flags", None)  # NumPy and CuPy say whether the reshape is free; others: not folded
     if b.ndim == 2 and a.ndim > 2 and flags is not None and flags.c_contiguous:
-        rows = xp.matmul(xp.reshape(a, (-1, a.shape[-1])), b)
+        rows = _matmul(fn, xp.reshape(a, (-1, a.shape[-1])), b)
         return xp.reshape(rows, (*a.shape[:-1], b.shape[-1]))
-    return xp.matmul(a, b)
+    return _matmul(fn, a, b)
 
 
 # ------------------------------------------------------------------ shapes
