@@ -699,6 +699,13 @@ class CudaKernels:
         self._gemm(blas, t_b, t_a, m, n, k, b, ld_b, stride_b, a, ld_a, stride_a, c, m, n * m, count)
         return c
 
+    def readable(self, x):
+        """``x`` itself if :meth:`matmul` reads it in place (or leaves it to the array API), else a copy laid out row
+        after row: for an operand used by several products, one copy instead of one in each."""
+        if len(x.shape) < 2 or x.dtype not in self._blas_types() or x.size == 0 or cublas_layout(x) is not None:
+            return x
+        return self.cupy.ascontiguousarray(x)
+
     def _blas_types(self) -> dict:
         """``{dtype: (data type, compute type, alpha, beta)}`` for cuBLAS, per dtype the products take; alpha = 1
         and beta = 0 as addresses on the host (kept here, so alive whenever cuBLAS reads them)."""

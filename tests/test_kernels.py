@@ -769,6 +769,31 @@ def test_cublas_layout_reads_rows_columns_and_strided_stacks():
     assert K.cublas_layout(np.broadcast_to(x[:1], x.shape)) is None  # a broadcast stack: stride 0
 
 
+def test_readable_copies_only_what_cublas_cannot_read_in_place(emulated, rng):
+    x = rng.normal(size=(2, 5, 3, 4))
+    for same in (x, np.swapaxes(x, -1, -2), x[:, 1], np.ones(4), x.astype(np.int64), np.ones((0, 3))):
+        assert emulated.readable(same) is same  # read in place, or left to the array API
+    heads = x.transpose(0, 2, 1, 3)  # (batch, heads, seq, d_k) split from the features
+    copy = emulated.readable(heads)
+    assert copy.flags.c_contiguous and np.array_equal(copy, heads)
+
+
+def test_attention_products_copy_each_split_head_once(emulated, rng):
+    # Q, K^T and V are permuted views: copied once in the forward and kept so, for the backward's products too
+    q, k, v = (rng.normal(size=(2, 5, 3, 4)) for _ in range(3))
+
+    def run():
+        Q, K_, V = (mt.tensor(a, requires_grad=True).permute(0, 2, 1, 3) for a in (q, k, v))
+        scores = Q @ K_.mT
+        out = scores @ V
+        saved = [scores._ctx.a, scores._ctx.b, out._ctx.b]
+        out.sum().backward()
+        return saved
+
+    assert all(a.flags.c_contiguous for a in _formulas(emulated, run))
+    assert not any(a.flags.c_contiguous for a in _formulas(None, run))  # the formula path keeps the views
+
+
 @pytest.mark.parametrize("shared", [False, True], ids=["stacks", "shared weight"])
 def test_matmul_with_emulated_cublas_matches_the_formulas(emulated, shared, rng):
     a = rng.normal(size=(2, 3, 4, 5))

@@ -218,6 +218,14 @@ class StandInKernels:
         self.calls.add("ascontiguousarray", (cublas_layout(A) is None) + (cublas_layout(B) is None))
         return self._kernel("matmul", self._unseen((*A.shape[:-1], B.shape[-1]), a.dtype))
 
+    def readable(self, x):
+        """``x``, or (a permuted view of floats) a copy laid out row after row: one launch."""
+        X = x._array
+        if X.ndim < 2 or not self.fits(x) or cublas_layout(X) is not None:
+            return x
+        self.calls.add("ascontiguousarray")
+        return self._unseen(x.shape, x.dtype)
+
     def adam_update(self, theta, g, m, v, *scalars):
         self._kernel("adam_update")
         return theta, m, v  # all three in place, as on CuPy

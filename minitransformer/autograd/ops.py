@@ -553,6 +553,7 @@ class MatMul(Function):
 
     def forward(self, a, b):
         """``a @ b``: ``(..., n, k) @ (..., k, m) -> (..., n, m)``; keeps each operand for the other's gradient."""
+        a, b = _for_products(self, a), _for_products(self, b)  # kept as the backward's products read them, too
         self.a = a if self.needs_grad(1) else None  # A for B's gradient, B for A's
         self.b = b if self.needs_grad(0) else None
         self.shared_weight = b.ndim == 2 and a.ndim > 2
@@ -560,6 +561,7 @@ class MatMul(Function):
 
     def backward(self, grad):
         r""":math:`(\bar Y B^\top, A^\top \bar Y)`, a shared weight's gradient summed over the batch."""
+        grad = _for_products(self, grad)  # (for cuBLAS: a permuted view copied once, not in each product)
         ### BEGIN SOLUTION A1: MatMul.backward: Abar = Ybar B^T, Bbar = A^T Ybar (use xp.matrix_transpose)
         xp, a, b = self.xp, self.a, self.b
         if self.shared_weight:  # fold the batch axes into rows: one product each, not one per matrix of the stack
@@ -581,6 +583,13 @@ def _matmul(fn, a, b):
     kernels = fn.backend.kernels
     product = None if kernels is None else kernels.matmul(a, b)
     return fn.xp.matmul(a, b) if product is None else product
+
+
+def _for_products(fn, x):
+    """``x``, or where ``fn``'s backend has CUDA kernels, ``x`` laid out so that cuBLAS reads it in place: a
+    permuted view (attention's heads) is copied once here rather than inside each product that uses it."""
+    kernels = fn.backend.kernels
+    return x if kernels is None else kernels.readable(x)
 
 
 def _shared_weight_matmul(fn, a, b):
