@@ -684,14 +684,7 @@ class CudaKernels:
         if (blas is None or b.dtype != a.dtype or shape_a[:-2] != shape_b[:-2] or shape_b[-2] != k
                 or min(n, k, m) == 0 or max(n, k, m) > CUBLAS_INT_MAX):
             return None
-        layout_a, layout_b = cublas_layout(a), cublas_layout(b)
-        if layout_a is None:  # a permuted view: one copy, laid out row after row
-            a = self.cupy.ascontiguousarray(a)
-            layout_a = cublas_layout(a)
-        if layout_b is None:
-            b = self.cupy.ascontiguousarray(b)
-            layout_b = cublas_layout(b)
-        (t_a, ld_a, stride_a, count), (t_b, ld_b, stride_b, _) = layout_a, layout_b
+        (a, (t_a, ld_a, stride_a, count)), (b, (t_b, ld_b, stride_b, _)) = self._laid_out(a), self._laid_out(b)
         if max(ld_a, ld_b, count) > CUBLAS_INT_MAX:
             return None
         c = self.cupy.empty((*shape_a[:-2], n, m), dtype=a.dtype)
@@ -702,9 +695,17 @@ class CudaKernels:
     def readable(self, x):
         """``x`` itself if :meth:`matmul` reads it in place (or leaves it to the array API), else a copy laid out row
         after row: for an operand used by several products, one copy instead of one in each."""
-        if len(x.shape) < 2 or x.dtype not in self._blas_types() or x.size == 0 or cublas_layout(x) is not None:
+        if len(x.shape) < 2 or x.dtype not in self._blas_types() or x.size == 0:
             return x
-        return self.cupy.ascontiguousarray(x)
+        return self._laid_out(x)[0]
+
+    def _laid_out(self, x) -> tuple:
+        """``(x, its cublas_layout)``; ``x`` copied row after row first where cuBLAS cannot read it (permuted)."""
+        layout = cublas_layout(x)
+        if layout is None:
+            x = self.cupy.ascontiguousarray(x)
+            layout = cublas_layout(x)
+        return x, layout
 
     def _blas_types(self) -> dict:
         """``{dtype: (data type, compute type, alpha, beta)}`` for cuBLAS, per dtype the products take; alpha = 1
