@@ -735,7 +735,8 @@ def test_emulated_matmul_is_the_matrix_product(emulated, case, dtype, rng):
     assert c.shape == np.matmul(a, b).shape and rel_err(c, np.matmul(a, b)) < TOLERANCE[dtype]
     call = emulated.cublas.calls[-1]  # C^T = B^T A^T: cuBLAS's first operand is b
     assert (call["transa"], call["transb"], call["batch"]) == (trans_b, trans_a, batch)
-    assert call["compute"] == (70 if dtype == "float64" else 68)  # float32 in full precision unless CUPY_TF32=1
+    full, tf32 = 68, 77  # float32 in full precision unless CUPY_TF32=1
+    assert call["compute"] == (70 if dtype == "float64" else tf32 if emulated.tf32 else full)
 
 
 def test_emulated_matmul_leaves_broadcasts_and_other_dtypes_to_the_array_api(emulated, rng):
@@ -749,9 +750,11 @@ def test_emulated_matmul_leaves_broadcasts_and_other_dtypes_to_the_array_api(emu
 
 
 def test_matmul_uses_tf32_for_float32_as_cupy_does_with_its_variable(emulated, monkeypatch, rng):
+    monkeypatch.delenv("CUPY_TF32", raising=False)
+    assert not EmulatedKernels(emulated.libraries).tf32
     monkeypatch.setenv("CUPY_TF32", "1")
     tf32 = EmulatedKernels(emulated.libraries)  # read when the kernels are made, as CuPy reads it once
-    assert tf32.tf32 and not emulated.tf32
+    assert tf32.tf32
     tf32.matmul(rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32))
     assert tf32.cublas.calls[-1]["compute"] == 77  # CUBLAS_COMPUTE_32F_FAST_TF32
     tf32.matmul(rng.normal(size=(2, 3)), rng.normal(size=(3, 2)))
