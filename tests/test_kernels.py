@@ -220,7 +220,7 @@ class HostCublas:
                              strideB, beta, C, Ctype, ldc, strideC, batchCount, computeType, algo):
         self.launches.append("gemm")
         self.calls.append({"m": m, "n": n, "k": k, "transa": transa, "transb": transb, "batch": batchCount,
-                           "compute": computeType})
+                           "compute": computeType, "handle": handle})
         assert Atype == Btype == Ctype and computeType in self.TYPES[Ctype][1] and algo == self.CUBLAS_GEMM_DEFAULT
         assert transa in (0, 1) and transb in (0, 1) and min(m, n, k, batchCount) >= 1
         a_rows, b_rows = (k if transa else m), (n if transb else k)  # the matrices as stored
@@ -770,6 +770,27 @@ def test_cublas_layout_reads_rows_columns_and_strided_stacks():
     assert K.cublas_layout(x.transpose(0, 2, 1, 3)) is None  # heads split from the features
     assert K.cublas_layout(x[..., ::2]) is None  # entries of a row apart
     assert K.cublas_layout(np.broadcast_to(x[:1], x.shape)) is None  # a broadcast stack: stride 0
+
+
+def test_the_products_reach_cuBLAS_through_cupys_binding_handle_and_addresses(monkeypatch, rng):
+    # what the emulation stands in for: CuPy's binding imported by its module paths, CuPy's cuBLAS handle, a.data.ptr
+    class DeviceArray(np.ndarray):  # a NumPy array that gives its address as CuPy's arrays do
+        data = property(lambda self: types.SimpleNamespace(ptr=self.ctypes.data))
+
+    cublas, runtime = HostCublas([]), types.SimpleNamespace(CUDA_R_32F=0, CUDA_R_64F=1)
+    for name, module in [("cupy_backends", types.ModuleType("cupy_backends")),
+                         ("cupy_backends.cuda", types.ModuleType("cupy_backends.cuda")),
+                         ("cupy_backends.cuda.api", types.SimpleNamespace(runtime=runtime)),
+                         ("cupy_backends.cuda.libs", types.SimpleNamespace(cublas=cublas))]:
+        monkeypatch.setitem(sys.modules, name, module)
+    cupy = types.SimpleNamespace(
+        dtype=np.dtype, empty=lambda shape, dtype: np.empty(shape, dtype).view(DeviceArray),
+        ascontiguousarray=lambda x: np.ascontiguousarray(x).view(DeviceArray),
+        cuda=types.SimpleNamespace(device=types.SimpleNamespace(get_cublas_handle=lambda: 7)))
+    a, b = rng.normal(size=(4, 5)).view(DeviceArray), rng.normal(size=(3, 5)).view(DeviceArray)
+    c = K.CudaKernels(cupy).matmul(a, b.T)
+    assert cublas.launches == ["gemm"] and cublas.calls[0]["handle"] == 7
+    assert rel_err(c, np.asarray(a) @ np.asarray(b).T) < 1e-12
 
 
 def test_readable_copies_only_what_cublas_cannot_read_in_place(emulated, rng):
