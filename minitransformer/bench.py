@@ -267,7 +267,7 @@ def machine(torch=None) -> dict:
         "backend": mt.backend.current().name,
         "device": _device_name(torch),
         "tf32": tf32() if mt.backend.current().name == "cupy" else None,
-        "kernels": mt.backend.current().kernels is not None,  # softmax and layer norm as CUDA kernels
+        "kernels": mt.backend.current().kernels is not None,  # minitransformer.kernels: CUDA kernels, cuBLAS products
     }
 
 
@@ -1095,8 +1095,9 @@ def format_model_table(report: dict) -> str:
         f"median of {report['repeat']} interleaved samples; backend {m['backend']}; {m['cpu_count']} CPUs, "
         f"numpy {m['numpy']} (BLAS threads {m['numpy_blas_threads']}), {torch_text}",
         *([f"GPU: {m['device']}, both libraries on it; TF32 for float32 products: "
-           f"{'on (CUPY_TF32=1)' if m['tf32'] else 'off (full float32)'}; softmax and layer norm as "
-           f"{'CUDA kernels' if m.get('kernels') else 'array operations (MINITRANSFORMER_KERNELS=0)'}"]
+           f"{'on (CUPY_TF32=1)' if m['tf32'] else 'off (full float32)'}; ours with "
+           + ("its CUDA kernels and cuBLAS products" if m.get("kernels")
+              else "array formulas (MINITRANSFORMER_KERNELS=0)")]
           if m.get("device", "cpu") != "cpu" else []),
         f"BLAS floor: {report['flops']['step'] / 1e9:.2f} GFLOP per training step "
         f"({report['flops']['forward'] / 1e9:.2f} forward) at {report['matmul_gflops']:.1f} GFLOP/s "

@@ -319,10 +319,10 @@ def test_the_gpu_line_says_where_both_ran_and_whether_tf32_was_used(tiny):
         bench.format_model_table(report))
     report["machine"].update(tf32=True, kernels=False)  # (whatever this run has: pytest --emulated-kernels has them)
     assert "on (CUPY_TF32=1)" in bench.format_model_table(report)
-    assert "softmax and layer norm as array operations (MINITRANSFORMER_KERNELS=0)" in bench.format_model_table(report)
+    assert "ours with array formulas (MINITRANSFORMER_KERNELS=0)" in bench.format_model_table(report)
     report["machine"]["kernels"] = True
     table = bench.format_model_table(report)
-    assert "softmax and layer norm as CUDA kernels" in table and "KERNELS=0" not in table
+    assert "ours with its CUDA kernels and cuBLAS products" in table and "KERNELS=0" not in table
 
 
 def test_tf32_follows_cupys_variable(monkeypatch):
