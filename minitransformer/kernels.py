@@ -449,7 +449,7 @@ class CudaKernels:
         self._cublas = None  # CuPy's binding of cuBLAS and its runtime's type codes, at the first product
         self._blas: dict = {}  # per dtype: cuBLAS's type codes and alpha, beta (see _blas_types)
         self._scalars: dict = {}
-        #: float32 products in TF32, as CuPy's own are with CUPY_TF32=1
+        #: float32 products in TF32 (on GPUs of compute capability 8.0 and later), as CuPy's own are with CUPY_TF32=1
         self.tf32 = tf32_requested()
 
     def fits(self, x, axis: int = -1) -> bool:
@@ -717,7 +717,8 @@ class CudaKernels:
             self._cublas = cublas, runtime
         if not self._blas:
             cublas, runtime = self._cublas
-            f32 = cublas.CUBLAS_COMPUTE_32F_FAST_TF32 if self.tf32 else cublas.CUBLAS_COMPUTE_32F
+            tf32 = self.tf32 and self._compute_capability() >= 80  # as CuPy: TF32 exists from Ampere on
+            f32 = cublas.CUBLAS_COMPUTE_32F_FAST_TF32 if tf32 else cublas.CUBLAS_COMPUTE_32F
             for name, data, compute, scalar in (("float32", runtime.CUDA_R_32F, f32, ctypes.c_float),
                                                 ("float64", runtime.CUDA_R_64F, cublas.CUBLAS_COMPUTE_64F,
                                                  ctypes.c_double)):
@@ -740,6 +741,9 @@ class CudaKernels:
             cublas.gemmStridedBatchedEx(handle, int(trans_a), int(trans_b), m, n, k, alpha, a, data, lda, stride_a, b,
                                         data, ldb, stride_b, beta, c, data, ldc, stride_c, count, compute,
                                         cublas.CUBLAS_GEMM_DEFAULT)
+
+    def _compute_capability(self) -> int:
+        return int(self.cupy.cuda.Device().compute_capability)  # e.g. 90 for an H100 or H200
 
     def _cublas_handle(self) -> int:
         return self.cupy.cuda.device.get_cublas_handle()  # this device's; cuBLAS's calls set CuPy's current stream

@@ -259,6 +259,9 @@ class EmulatedKernels(K.CudaKernels):
     def _cublas_handle(self) -> int:
         return 0
 
+    def _compute_capability(self) -> int:
+        return 90  # an H100 or H200
+
     def _address(self, x) -> int:
         return x.ctypes.data
 
@@ -759,6 +762,10 @@ def test_matmul_uses_tf32_for_float32_as_cupy_does_with_its_variable(emulated, m
     assert tf32.cublas.calls[-1]["compute"] == 77  # CUBLAS_COMPUTE_32F_FAST_TF32
     tf32.matmul(rng.normal(size=(2, 3)), rng.normal(size=(3, 2)))
     assert tf32.cublas.calls[-1]["compute"] == 70  # float64 stays float64
+    older = EmulatedKernels(emulated.libraries)
+    monkeypatch.setattr(older, "_compute_capability", lambda: 75)  # a T4: no TF32, so CuPy computes in float32
+    older.matmul(rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32))
+    assert older.cublas.calls[-1]["compute"] == 68
 
 
 def test_cublas_layout_reads_rows_columns_and_strided_stacks():
@@ -774,6 +781,7 @@ def test_cublas_layout_reads_rows_columns_and_strided_stacks():
 
 def test_the_products_reach_cuBLAS_through_cupys_binding_handle_and_addresses(monkeypatch, rng):
     # what the emulation stands in for: CuPy's binding imported by its module paths, CuPy's cuBLAS handle, a.data.ptr
+    monkeypatch.setenv("CUPY_TF32", "1")  # and the device's compute capability, asked before TF32 is used
     class DeviceArray(np.ndarray):  # a NumPy array that gives its address as CuPy's arrays do
         data = property(lambda self: types.SimpleNamespace(ptr=self.ctypes.data))
 
@@ -786,11 +794,14 @@ def test_the_products_reach_cuBLAS_through_cupys_binding_handle_and_addresses(mo
     cupy = types.SimpleNamespace(
         dtype=np.dtype, empty=lambda shape, dtype: np.empty(shape, dtype).view(DeviceArray),
         ascontiguousarray=lambda x: np.ascontiguousarray(x).view(DeviceArray),
-        cuda=types.SimpleNamespace(device=types.SimpleNamespace(get_cublas_handle=lambda: 7)))
+        cuda=types.SimpleNamespace(device=types.SimpleNamespace(get_cublas_handle=lambda: 7),
+                                   Device=lambda: types.SimpleNamespace(compute_capability="75")))
     a, b = rng.normal(size=(4, 5)).view(DeviceArray), rng.normal(size=(3, 5)).view(DeviceArray)
     c = K.CudaKernels(cupy).matmul(a, b.T)
     assert cublas.launches == ["gemm"] and cublas.calls[0]["handle"] == 7
     assert rel_err(c, np.asarray(a) @ np.asarray(b).T) < 1e-12
+    c = K.CudaKernels(cupy).matmul(a.astype(np.float32).view(DeviceArray), b.T.astype(np.float32).view(DeviceArray))
+    assert cublas.calls[-1]["compute"] == 68  # compute capability 7.5: float32, whatever CUPY_TF32 says
 
 
 def test_readable_copies_only_what_cublas_cannot_read_in_place(emulated, rng):
