@@ -448,7 +448,6 @@ class CudaKernels:
         self._functions: dict[tuple[str, str], object] = {}
         self._cublas = None  # CuPy's binding of cuBLAS and its runtime's type codes, at the first product
         self._blas: dict = {}  # per dtype: cuBLAS's type codes and alpha, beta (see _blas_types)
-        self._scalars: dict = {}
         #: float32 products in TF32 (on GPUs of compute capability 8.0 and later), as CuPy's own are with CUPY_TF32=1
         self.tf32 = tf32_requested()
 
@@ -709,7 +708,7 @@ class CudaKernels:
 
     def _blas_types(self) -> dict:
         """``{dtype: (data type, compute type, alpha, beta)}`` for cuBLAS, per dtype the products take; alpha = 1
-        and beta = 0 as addresses on the host (kept here, so alive whenever cuBLAS reads them)."""
+        and beta = 0 as C scalars on the host (kept here, so alive whenever cuBLAS reads them)."""
         if self._cublas is None:
             from cupy_backends.cuda.api import runtime
             from cupy_backends.cuda.libs import cublas
@@ -722,8 +721,7 @@ class CudaKernels:
             for name, data, compute, scalar in (("float32", runtime.CUDA_R_32F, f32, ctypes.c_float),
                                                 ("float64", runtime.CUDA_R_64F, cublas.CUBLAS_COMPUTE_64F,
                                                  ctypes.c_double)):
-                self._scalars[name] = one, zero = scalar(1), scalar(0)
-                self._blas[self.cupy.dtype(name)] = data, compute, ctypes.addressof(one), ctypes.addressof(zero)
+                self._blas[self.cupy.dtype(name)] = data, compute, scalar(1), scalar(0)
         return self._blas
 
     def _gemm(self, blas: tuple, trans_a: bool, trans_b: bool, m: int, n: int, k: int, A, lda: int, stride_a: int, B,
@@ -732,7 +730,8 @@ class CudaKernels:
         transposing where asked: ``gemmEx``, or ``gemmStridedBatchedEx`` for a stack, on CuPy's handle and stream.
         ``blas`` is the dtype's entry of :meth:`_blas_types`."""
         cublas = self._cublas[0]
-        data, compute, alpha, beta = blas
+        data, compute, one, zero = blas
+        alpha, beta = ctypes.addressof(one), ctypes.addressof(zero)  # read by cuBLAS on the host, during the call
         handle, a, b, c = self._cublas_handle(), self._address(A), self._address(B), self._address(C)
         if count == 1:
             cublas.gemmEx(handle, int(trans_a), int(trans_b), m, n, k, alpha, a, data, lda, b, data, ldb, beta, c, data,
