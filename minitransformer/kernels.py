@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import warnings
 
 __all__ = ["CudaKernels", "SOURCE", "C_TYPES", "block_size", "cublas_layout", "tf32_requested"]
 
@@ -447,7 +448,7 @@ class CudaKernels:
         self._modules: dict[str, object] = {}
         self._functions: dict[tuple[str, str], object] = {}
         self._cublas = None  # CuPy's binding of cuBLAS and its runtime's type codes, at the first product
-        self._blas: dict = {}  # per dtype: cuBLAS's type codes and alpha, beta (see _blas_types)
+        self._blas: dict | None = None  # per dtype: cuBLAS's type codes and alpha, beta (see _blas_types)
         #: float32 products in TF32 (on GPUs of compute capability 8.0 and later), as CuPy's own are with CUPY_TF32=1
         self.tf32 = tf32_requested()
 
@@ -709,20 +710,32 @@ class CudaKernels:
     def _blas_types(self) -> dict:
         """``{dtype: (data type, compute type, alpha, beta)}`` for cuBLAS, per dtype the products take; alpha = 1
         and beta = 0 as C scalars on the host (kept here, so alive whenever cuBLAS reads them)."""
-        if self._cublas is None:
-            from cupy_backends.cuda.api import runtime
-            from cupy_backends.cuda.libs import cublas
+        if self._blas is None:
+            self._blas = self._load_blas()
+        return self._blas
 
+    def _load_blas(self) -> dict:
+        """:meth:`_blas_types`' table, made once; empty, so that CuPy's own ``matmul`` does every product, on ROCm
+        (hipBLAS behind the same binding takes other type codes) or without the binding (with a warning)."""
+        if self._cublas is None:
+            try:
+                from cupy_backends.cuda.api import runtime
+                from cupy_backends.cuda.libs import cublas
+            except ImportError as e:
+                warnings.warn(f"CudaKernels.matmul: CuPy's binding of cuBLAS is not where it was ({e}); the matrix "
+                              "products go through cupy.matmul", RuntimeWarning, stacklevel=4)
+                return {}
             self._cublas = cublas, runtime
-        if not self._blas:
-            cublas, runtime = self._cublas
+        cublas, runtime = self._cublas
+        blas = {}
+        if not runtime.is_hip:
             tf32 = self.tf32 and self._compute_capability() >= 80  # as CuPy: TF32 exists from Ampere on
             f32 = cublas.CUBLAS_COMPUTE_32F_FAST_TF32 if tf32 else cublas.CUBLAS_COMPUTE_32F
             for name, data, compute, scalar in (("float32", runtime.CUDA_R_32F, f32, ctypes.c_float),
                                                 ("float64", runtime.CUDA_R_64F, cublas.CUBLAS_COMPUTE_64F,
                                                  ctypes.c_double)):
-                self._blas[self.cupy.dtype(name)] = data, compute, scalar(1), scalar(0)
-        return self._blas
+                blas[self.cupy.dtype(name)] = data, compute, scalar(1), scalar(0)
+        return blas
 
     def _gemm(self, blas: tuple, trans_a: bool, trans_b: bool, m: int, n: int, k: int, A, lda: int, stride_a: int, B,
               ldb: int, stride_b: int, C, ldc: int, stride_c: int, count: int) -> None:

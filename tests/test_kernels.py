@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -249,7 +250,7 @@ class EmulatedKernels(K.CudaKernels):
         self.libraries = libraries
         self.launches = []
         self.cublas = HostCublas(self.launches)
-        self._cublas = self.cublas, types.SimpleNamespace(CUDA_R_32F=0, CUDA_R_64F=1)
+        self._cublas = self.cublas, types.SimpleNamespace(CUDA_R_32F=0, CUDA_R_64F=1, is_hip=False)
 
     def _run(self, name, dtype, grid, block, args, shared_mem=0):
         self.launches.append(name)
@@ -779,13 +780,17 @@ def test_cublas_layout_reads_rows_columns_and_strided_stacks():
     assert K.cublas_layout(np.broadcast_to(x[:1], x.shape)) is None  # a broadcast stack: stride 0
 
 
-def test_the_products_reach_cuBLAS_through_cupys_binding_handle_and_addresses(monkeypatch, rng):
-    # what the emulation stands in for: CuPy's binding imported by its module paths, CuPy's cuBLAS handle, a.data.ptr
-    monkeypatch.setenv("CUPY_TF32", "1")  # and the device's compute capability, asked before TF32 is used
-    class DeviceArray(np.ndarray):  # a NumPy array that gives its address as CuPy's arrays do
-        data = property(lambda self: types.SimpleNamespace(ptr=self.ctypes.data))
+class DeviceArray(np.ndarray):
+    """A NumPy array that gives its address as CuPy's arrays do (``a.data.ptr``)."""
 
-    cublas, runtime = HostCublas([]), types.SimpleNamespace(CUDA_R_32F=0, CUDA_R_64F=1)
+    data = property(lambda self: types.SimpleNamespace(ptr=self.ctypes.data))
+
+
+@pytest.fixture
+def cupy_binding(monkeypatch):
+    """``(cupy, cublas, runtime)``: what the emulation stands in for, itself stood in for: CuPy's binding of cuBLAS
+    imported by its module paths (HostCublas behind it), CuPy's cuBLAS handle (7), arrays with ``a.data.ptr``."""
+    cublas, runtime = HostCublas([]), types.SimpleNamespace(CUDA_R_32F=0, CUDA_R_64F=1, is_hip=False)
     for name, module in [("cupy_backends", types.ModuleType("cupy_backends")),
                          ("cupy_backends.cuda", types.ModuleType("cupy_backends.cuda")),
                          ("cupy_backends.cuda.api", types.SimpleNamespace(runtime=runtime)),
@@ -796,12 +801,40 @@ def test_the_products_reach_cuBLAS_through_cupys_binding_handle_and_addresses(mo
         ascontiguousarray=lambda x: np.ascontiguousarray(x).view(DeviceArray),
         cuda=types.SimpleNamespace(device=types.SimpleNamespace(get_cublas_handle=lambda: 7),
                                    Device=lambda: types.SimpleNamespace(compute_capability="75")))
+    return cupy, cublas, runtime
+
+
+def test_the_products_reach_cuBLAS_through_cupys_binding_handle_and_addresses(cupy_binding, monkeypatch, rng):
+    monkeypatch.setenv("CUPY_TF32", "1")  # and the device's compute capability, asked before TF32 is used
+    cupy, cublas, _ = cupy_binding
     a, b = rng.normal(size=(4, 5)).view(DeviceArray), rng.normal(size=(3, 5)).view(DeviceArray)
     c = K.CudaKernels(cupy).matmul(a, b.T)
     assert cublas.launches == ["gemm"] and cublas.calls[0]["handle"] == 7
     assert rel_err(c, np.asarray(a) @ np.asarray(b).T) < 1e-12
     c = K.CudaKernels(cupy).matmul(a.astype(np.float32).view(DeviceArray), b.T.astype(np.float32).view(DeviceArray))
     assert cublas.calls[-1]["compute"] == 68  # compute capability 7.5: float32, whatever CUPY_TF32 says
+
+
+def test_on_rocm_the_products_are_left_to_cupy(cupy_binding, rng):
+    # hipBLAS sits behind the same binding on ROCm, with type codes of its own: CuPy's matmul does the products
+    cupy, cublas, runtime = cupy_binding
+    runtime.is_hip = True
+    kernels, a = K.CudaKernels(cupy), rng.normal(size=(2, 3, 4)).view(DeviceArray)
+    heads = a.transpose(1, 0, 2)
+    assert kernels.matmul(a, a.mT) is None and kernels.readable(heads) is heads
+    assert cublas.launches == []
+
+
+def test_without_cupys_binding_the_products_are_left_to_cupy_with_a_warning(cupy_binding, monkeypatch, rng):
+    cupy, cublas, _ = cupy_binding
+    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.libs", None)  # a CuPy that moved or dropped the binding
+    kernels, a = K.CudaKernels(cupy), rng.normal(size=(3, 4)).view(DeviceArray)
+    with pytest.warns(RuntimeWarning, match="cuBLAS is not where it was"):
+        assert kernels.matmul(a, a.T) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once, not at every product
+        assert kernels.matmul(a, a.T) is None
+    assert cublas.launches == []
 
 
 def test_readable_copies_only_what_cublas_cannot_read_in_place(emulated, rng):
