@@ -63,7 +63,7 @@ def test_the_gpu_check_runs_a_step_and_names_every_step_it_has(tmp_path):
     script = (ROOT / "tools" / "gpu_check.sh").read_text()
     steps = re.findall(r"^step ([\w-]+) \d+ ", script, flags=re.M)
     assert {"info", "tests", "equivalence", "train", "bench", "models", "models-tf32", "models-formulas",
-            "train-formulas", "profile"} == set(steps)
+            "train-formulas", "profile", "kernels"} == set(steps)
     header = script.split("set -u")[0]
     for name in steps:  # each one explained at the top
         assert re.search(rf"\b{re.escape(name)} \(", header), name

@@ -14,7 +14,9 @@
 # again, without the CUDA kernels of minitransformer/kernels.py, which are on by default: softmax,
 # attention's weights, layer norm, GELU, BCE, Adam, the random numbers, the scatter-add and the products (cuBLAS
 # called directly) as array formulas,
-# MINITRANSFORMER_KERNELS=0). Not run unless named in STEPS: train-formulas (the train step without
+# MINITRANSFORMER_KERNELS=0). Not run unless named in STEPS: kernels (only the kernels' tests on the GPU,
+# tests/test_kernels.py: each kernel and product against the formulas and CuPy's own, in a minute where
+# the whole suite takes four), train-formulas (the train step without
 # the kernels), profile (tools/profile_step.py on the SEED model: the host's time per step against
 # the device's, by phase, beside PyTorch's, and where the host spends it; after the calls the step makes
 # into the array library, tools/count_calls.py, so that the host's time per call can be read off, and what
@@ -50,6 +52,7 @@ step info 60 python3 -m minitransformer info
 # pytest-xdist, where installed, spreads the suite over 8 processes (each with its own CUDA context)
 XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")
 step tests 240 python3 -m pytest tests minitransformer --backends cupy -q -p no:cacheprovider --maxfail=30 $XDIST
+step kernels 90 python3 -m pytest tests/test_kernels.py --backends cupy -q -p no:cacheprovider -k gpu
 step equivalence 90 python3 tools/backend_equivalence.py --backend cupy
 step train 150 python3 -m minitransformer train --task reverse --backend cupy --no-progress --target 0.99 --out /tmp/mt-reverse
 step train-formulas 150 env MINITRANSFORMER_KERNELS=0 python3 -m minitransformer train --task reverse --backend cupy \
