@@ -48,6 +48,7 @@ which came after that run (checked on the CPU only, under the emulation).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import warnings
 
@@ -448,7 +449,6 @@ class CudaKernels:
         self._modules: dict[str, object] = {}
         self._functions: dict[tuple[str, str], object] = {}
         self._cublas = None  # CuPy's binding of cuBLAS and its runtime's type codes, at the first product
-        self._blas: dict | None = None  # per dtype: cuBLAS's type codes and alpha, beta (see _blas_types)
         #: float32 products in TF32 (on GPUs of compute capability 8.0 and later), as CuPy's own are with CUPY_TF32=1
         self.tf32 = tf32_requested()
 
@@ -680,7 +680,7 @@ class CudaKernels:
         if len(shape_a) < 2 or len(shape_b) < 2:  # a vector: the array API's rules for it
             return None
         n, k, m = shape_a[-2], shape_a[-1], shape_b[-1]
-        blas = self._blas_types().get(a.dtype)
+        blas = self._blas_types.get(a.dtype)
         if (blas is None or b.dtype != a.dtype or shape_a[:-2] != shape_b[:-2] or shape_b[-2] != k
                 or min(n, k, m) == 0 or max(n, k, m) > CUBLAS_INT_MAX):
             return None
@@ -695,7 +695,7 @@ class CudaKernels:
     def readable(self, x):
         """``x`` itself if :meth:`matmul` reads it in place (or leaves it to the array API), else a copy laid out row
         after row: for an operand used by several products, one copy instead of one in each."""
-        if len(x.shape) < 2 or x.dtype not in self._blas_types() or x.size == 0:
+        if len(x.shape) < 2 or x.dtype not in self._blas_types or x.size == 0:
             return x
         return self._laid_out(x)[0]
 
@@ -707,23 +707,19 @@ class CudaKernels:
             layout = cublas_layout(x)
         return x, layout
 
+    @functools.cached_property
     def _blas_types(self) -> dict:
-        """``{dtype: (data type, compute type, alpha, beta)}`` for cuBLAS, per dtype the products take; alpha = 1
-        and beta = 0 as C scalars on the host (kept here, so alive whenever cuBLAS reads them)."""
-        if self._blas is None:
-            self._blas = self._load_blas()
-        return self._blas
-
-    def _load_blas(self) -> dict:
-        """:meth:`_blas_types`' table, made once; empty, so that CuPy's own ``matmul`` does every product, on ROCm
-        (hipBLAS behind the same binding takes other type codes) or without the binding (with a warning)."""
+        """``{dtype: (data type, compute type, alpha, beta)}`` for cuBLAS, per dtype the products take (made at the
+        first product); alpha = 1 and beta = 0 as C scalars on the host, kept here, so alive whenever cuBLAS reads
+        them. Empty, so that CuPy's own ``matmul`` does every product, on ROCm (hipBLAS behind the same binding
+        takes other type codes) or without the binding (with a warning)."""
         if self._cublas is None:
             try:
                 from cupy_backends.cuda.api import runtime
                 from cupy_backends.cuda.libs import cublas
             except ImportError as e:
                 warnings.warn(f"CudaKernels.matmul: CuPy's binding of cuBLAS is not where it was ({e}); the matrix "
-                              "products go through cupy.matmul", RuntimeWarning, stacklevel=4)
+                              "products go through cupy.matmul", RuntimeWarning, stacklevel=3)
                 return {}
             self._cublas = cublas, runtime
         cublas, runtime = self._cublas
@@ -741,7 +737,7 @@ class CudaKernels:
               ldb: int, stride_b: int, C, ldc: int, stride_c: int, count: int) -> None:
         r"""cuBLAS's :math:`C_i = \mathrm{op}(A_i)\, \mathrm{op}(B_i)` for ``i < count``, column-major, ``op``
         transposing where asked: ``gemmEx``, or ``gemmStridedBatchedEx`` for a stack, on CuPy's handle and stream.
-        ``blas`` is the dtype's entry of :meth:`_blas_types`."""
+        ``blas`` is the dtype's entry of :attr:`_blas_types`."""
         cublas = self._cublas[0]
         data, compute, one, zero = blas
         alpha, beta = ctypes.addressof(one), ctypes.addressof(zero)  # read by cuBLAS on the host, during the call
