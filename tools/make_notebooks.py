@@ -1887,9 +1887,12 @@ NB06 = [
     3. **No positional encoding.** Self-attention alone cannot see word order: the model would see a bag of
        words.
     4. **Padding is not masked:** padded positions would be attended to and averaged in.
-    5. **Nothing to learn.** `np.random.rand` gives floats in $[0, 1)$, which an embedding truncates to token
-       id 0 everywhere, and the labels are random numbers unrelated to the inputs: the accuracy it prints is
-       chance.
+    5. **Nothing to learn, and an accuracy of about 0.** `np.random.rand` gives floats in $[0, 1)$, which an
+       embedding truncates to token id 0 everywhere, and the labels `np.random.rand(100, 1)` are floats in
+       $[0, 1)$ too: soft labels, unrelated to the inputs. With `binary_crossentropy`, Keras computes
+       `metrics=['accuracy']` as binary accuracy, the share of labels *equal* to the prediction thresholded
+       at 0.5, which is 0 or 1. A random float is almost never 0 or 1, so the accuracy it would print is
+       about 0, not the 50% of chance. (It prints nothing: the import of point 1 fails first.)
 
     Points 2 to 5, checked:
     """),
@@ -1918,6 +1921,10 @@ NB06 = [
         model(np.random.rand(2, 100))
     except TypeError as err:
         print("5. TypeError:", err)
+
+    # 5. Keras' binary accuracy, mean(y_true == (y_pred > 0.5)), on section 5.4's labels and any predictions
+    y_val, y_pred = np.random.rand(20, 1), np.random.rand(20, 1)
+    print("5. binary accuracy on random float labels:", np.mean(y_val == (y_pred > 0.5)))
     """),
     md(r"""
     ## 2. The document's configuration, built right

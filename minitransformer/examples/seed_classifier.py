@@ -27,7 +27,8 @@ document (Keras)                ``document``   here
 What it changes, and why (:class:`~minitransformer.nn.TransformerClassifier` explains each point):
 
 * **Data that can be learned.** Section 5.4 trains on ``np.random.rand`` inputs and labels: floats
-  are not token ids, and random labels carry nothing to learn, so its accuracy is chance. Here the
+  are not token ids, and random soft labels (floats in [0, 1)) carry nothing to learn; its accuracy,
+  which counts labels equal to a 0-or-1 prediction, would be about 0, not chance. Here the
   data are the *negation task* (:func:`~minitransformer.data.negation_task`): short reviews whose
   label flips when ``"not"`` stands right before the sentiment word. A bag of words cannot score
   more than 75% on it; word order is needed, which is what attention with positional encodings gives.

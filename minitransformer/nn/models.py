@@ -313,8 +313,11 @@ class TransformerClassifier(_Configured):
       padding does not change the output.
     * Section 5.4 trains on ``x_train = np.random.rand(100, 100)``: floats in [0, 1), which an
       embedding truncates to token id 0 everywhere (this class refuses non-integer ids), and on
-      ``y_train = np.random.rand(100, 1)``: random labels, unrelated to the inputs, from which
-      nothing can be learned; the "accuracy" it prints is chance.
+      ``y_train = np.random.rand(100, 1)``: floats in [0, 1) too, soft labels unrelated to the
+      inputs, from which nothing can be learned. Its "accuracy" is not chance but about 0: with
+      ``binary_crossentropy``, Keras computes ``metrics=['accuracy']`` as binary accuracy, the share
+      of labels *equal* to the prediction thresholded at 0.5 (0 or 1), and a random float is almost
+      never 0 or 1.
 
     Shapes: integer ids ``(batch, seq)`` -> one logit per text ``(batch,)``.
 
