@@ -726,7 +726,7 @@ NB02 = [
     3. Repeat section 4 with $d_k = 4, 16, 256$. At which $d_k$ does the unscaled softmax become nearly
        one-hot?
     4. In the document's example, with three tokens of dimension 1 and the formula's divisor, which
-       query attends most to itself? Explain from the scores $x_i x_j$ why no token does.
+       tokens attend most to themselves? Explain from the scores $x_i x_j$ why tokens 1 and 2 do not.
     5. Build the decoder mask of a batch where one *query* row is padding (the second sequence of
        section 6 with the combined mask). Which rows of its weights are all zero, if any, and why?
     """),
