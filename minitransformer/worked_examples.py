@@ -424,7 +424,9 @@ class MultiHeadExample:
         \mathrm{head}_i = \mathrm{softmax}\!\left(\frac{(X W_i^Q)(X W_i^K)^\top}{\sqrt{d_k}}\right) X W_i^V
 
     with :math:`X` = embeddings + one positional encoding of width :math:`d_{model} = 6`, added
-    *before* the heads. All ``(heads, L, S)`` and ``(heads, L, d_k)`` tensors are float64.
+    *before* the heads and shared by both. All ``(heads, L, S)`` and ``(heads, L, d_k)`` tensors are
+    float64. Beside it, the document's own reading of 4.3.2 (``document_*``): each head adds its own
+    encoding, head 2's with the "+1", to the same embeddings, and there are no projections.
 
     Attributes
     ----------
@@ -443,12 +445,24 @@ class MultiHeadExample:
     output : Tensor
         ``(3, 6)``: :math:`\mathrm{Concat}(\mathrm{head}_1, \mathrm{head}_2) W^O`.
     unprojected_heads : Tensor
-        ``(2, 3, 6)``: both heads as the document writes them, with no :math:`W_i`: identical.
+        ``(2, 3, 6)``: both heads as the document writes them, with no :math:`W_i`, on the one shared
+        ``X``: identical.
     document_head_pe : Tensor
         ``(2, 3, 2)``: the document's per-head encodings, head 2 with its "+1".
     head_pe_gram_difference : float
         :math:`\max |PE^1 PE^{1\top} - PE^2 PE^{2\top}|`: the "+1" leaves every dot product between
         positions unchanged.
+    document_embeddings : Tensor
+        ``(3, 2)``: the first two columns of the embeddings in ``X``, as wide as the document's
+        encodings.
+    document_scores : Tensor
+        ``(2, 3, 3)``: :math:`X_h X_h^\top / \sqrt 3` with :math:`X_h` = ``document_embeddings`` +
+        head :math:`h`'s encoding (``document_head_pe[h]``), no projections.
+    document_heads : Tensor
+        ``(2, 3, 2)``: :math:`\mathrm{softmax}(X_h X_h^\top / \sqrt 3)\, X_h`.
+    document_heads_rotated_difference : float
+        :math:`\max |\mathrm{head}_2(E) - \mathrm{head}_1(E M^\top) M|`, with :math:`M` the rotation
+        by 1 rad that turns head 1's encoding into head 2's: head 2 is head 1 on rotated embeddings.
     head_pe_rotation : list of float
         The angle (radians) between head 1's and head 2's (cos, sin) vector at each position: all 1.
 
@@ -459,6 +473,8 @@ class MultiHeadExample:
     [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
     >>> round(ex.heads_difference, 3), ex.unprojected_heads_difference   # with and without W_i
     (1.107, 0.0)
+    >>> round(ex.document_heads_difference, 3), ex.document_heads_rotated_difference < 1e-12   # per-head "+1"
+    (0.859, True)
     """
 
     seed: int
@@ -475,6 +491,10 @@ class MultiHeadExample:
     unprojected_heads: Tensor
     document_head_pe: Tensor
     head_pe_gram_difference: float
+    document_embeddings: Tensor
+    document_scores: Tensor
+    document_heads: Tensor
+    document_heads_rotated_difference: float
     head_pe_rotation: list = field(default_factory=list)
 
     @property
@@ -486,6 +506,16 @@ class MultiHeadExample:
     def unprojected_heads_difference(self) -> float:
         r""":math:`\max |\mathrm{head}_1 - \mathrm{head}_2|` without projections, as the document writes the heads."""
         return _distance(_flat(_floats(self.unprojected_heads[0])), _flat(_floats(self.unprojected_heads[1])))
+
+    @property
+    def document_scores_difference(self) -> float:
+        r""":math:`\max |\mathrm{scores}^1 - \mathrm{scores}^2|` with the document's per-head encodings."""
+        return _distance(_flat(_floats(self.document_scores[0])), _flat(_floats(self.document_scores[1])))
+
+    @property
+    def document_heads_difference(self) -> float:
+        r""":math:`\max |\mathrm{head}_1 - \mathrm{head}_2|` with the document's per-head encodings."""
+        return _distance(_flat(_floats(self.document_heads[0])), _flat(_floats(self.document_heads[1])))
 
 
 def _document_head_pe(head: int) -> list[list[float]]:
@@ -532,7 +562,7 @@ def multi_head_example(seed: int = 0, heads: int = 2, d_k: int = 3) -> MultiHead
     scores, weights, head_outputs = (stack([h[n] for h in per_head], axis=0) for n in range(3))  # (heads, L, ...)
     output = concat([h[2] for h in per_head], axis=-1) @ W_O  # (L, heads * d_k) @ (heads * d_k, d_model)
 
-    # the document's heads: "softmax(QK^T / sqrt(3)) V" twice, the same Q = K = V, no W_i
+    # the document's heads: "softmax(QK^T / sqrt(3)) V" twice, the same Q = K = V (the one shared X), no W_i
     unprojected = stack([_attention(X, X, X, math.sqrt(d_k))[0] for _ in range(heads)], axis=0)
 
     doc_pe = tensor([_document_head_pe(h) for h in (1, 2)], dtype="float64")  # (2, L, 2)
@@ -540,8 +570,19 @@ def multi_head_example(seed: int = 0, heads: int = 2, d_k: int = 3) -> MultiHead
     gram_difference = _distance(_flat(_floats(gram[0])), _flat(_floats(gram[1])))
     cosines = (doc_pe[0] * doc_pe[1]).sum(axis=-1)  # unit vectors: cos of the angle between them
     rotation = [math.acos(max(-1.0, min(1.0, c))) for c in _floats(cosines)]
+
+    # the document's reading: each head adds its own encoding to the same embeddings, no W_i
+    E = embeddings[:, :2]  # (L, 2): as wide as the document's encodings
+    doc_X = [E + doc_pe[h] for h in range(doc_pe.shape[0])]
+    doc_scores = stack([Xh @ Xh.mT / math.sqrt(d_k) for Xh in doc_X], axis=0)  # (heads, L, L)
+    doc_heads = stack([_attention(Xh, Xh, Xh, math.sqrt(d_k))[0] for Xh in doc_X], axis=0)  # (heads, L, 2)
+    # (cos a, sin a) M = (cos(a+1), sin(a+1)), so E + PE^1 M = (E M^T + PE^1) M: head 2 is head 1 on E M^T
+    M = tensor([[math.cos(1.0), math.sin(1.0)], [-math.sin(1.0), math.cos(1.0)]], dtype="float64")
+    turned = E @ M.mT + doc_pe[0]
+    rotated = _attention(turned, turned, turned, math.sqrt(d_k))[0] @ M
+    rotated_difference = _distance(_flat(_floats(doc_heads[1])), _flat(_floats(rotated)))
     return MultiHeadExample(seed, X, PE, W_Q, W_K, W_V, W_O, scores, weights, head_outputs, output, unprojected,
-                            doc_pe, gram_difference, rotation)
+                            doc_pe, gram_difference, E, doc_scores, doc_heads, rotated_difference, rotation)
 
 
 def _parameter_counts(d_model: int, max_len: int) -> tuple[bool, int, int]:
@@ -667,13 +708,20 @@ def errata(seed: int = 0) -> list[Erratum]:
         f"projections W_i^Q, W_i^K, W_i^V: {_fmt(_floats(mh.PE), 4)}; no head has an encoding of its own",
         "a constant phase of 1 radian for head 2: it rotates every (cos, sin) pair by the same angle "
         f"(computed: {_fmt(mh.head_pe_rotation, 4)} rad at positions {list(DOCUMENT_POSITIONS)}), which equals "
-        "moving every position by 10000, and leaves every dot product between positions unchanged: "
+        "moving every position by 10000, and leaves every dot product between two positions' encodings unchanged: "
         f"max |PE^1 PE^1^T - PE^2 PE^2^T| {_tiny(mh.head_pe_gram_difference)}.",
         "Neither the document's formulas (4.1.2, 4.1.3) nor the paper have a per-head offset: the paper adds one "
         "positional encoding to the embeddings at the bottom of the encoder and of the decoder (its section "
-        "3.5), and every head sees it through its own projections of the same X + PE. The '+1' is not only "
-        "unfounded but useless: attention compares positions through dot products, and a rotation common to "
-        "all positions changes none of them, so head 2 would learn nothing about order that head 1 does not.",
+        "3.5), and every head sees it through its own projections of the same X + PE. The '+1' is unfounded, "
+        "and it gives head 2 nothing head 1 lacks, but it does change the scores. The document adds each head's "
+        "encoding to the same embeddings E, and (E + PE)(E + PE)^T holds, besides E E^T and PE PE^T, the "
+        "cross terms E PE^T and PE E^T, which the rotation changes: with the example's embeddings (seed "
+        f"{seed}, first 2 columns), no projections and the divisor sqrt(3), max |scores^1 - scores^2| = "
+        f"{mh.document_scores_difference:.3f} and the heads' outputs differ by up to "
+        f"{mh.document_heads_difference:.3f}. What does not change is what a head can do: with M the rotation "
+        "by 1 rad, E + PE^1 M = (E M^T + PE^1) M, so head 2 is head 1 applied to the embeddings turned by -1 rad, "
+        f"its output turned back (max difference {_tiny(mh.document_heads_rotated_difference)}). "
+        "Taken one at a time, with learned embeddings, neither head can represent anything the other cannot.",
     ))
 
     # 5. learned or fixed
@@ -721,17 +769,22 @@ def errata(seed: int = 0) -> list[Erratum]:
         "Attention Scores^1 = softmax(QK^T / sqrt(3)) V, Attention Scores^2 = softmax(QK^T / sqrt(3)) V; "
         "head_i is 'the result of the i-th head'",
         "both heads are the same expression of the same Q, K, V",
-        f"without projections: max |head_1 - head_2| {_tiny(mh.unprojected_heads_difference)} (identical heads); "
-        f"with the paper's head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V) (random W, seed {seed}): "
-        f"{mh.heads_difference:.3f}",
+        f"without projections, both heads on one X = E + PE (one encoding, as in the paper and this library's "
+        f"example): max |head_1 - head_2| {_tiny(mh.unprojected_heads_difference)} (identical heads); without "
+        f"projections but with the document's per-head encodings (erratum 4; the embeddings' first 2 columns): "
+        f"{mh.document_heads_difference:.3f}, from the '+1' alone; with the paper's "
+        f"head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V) (random W, seed {seed}): {mh.heads_difference:.3f}",
         "the per-head projections W_i^Q, W_i^K, W_i^V of the paper's equation for MultiHead (section 3.2.2) "
         "were left out, in 4.1.2 as in 4.3.2.",
         "Without its own projections every head computes the same function of the same input, so the "
         "concatenation holds h copies of one head and W^O gets nothing a single head would not give. The paper "
         "defines head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V) with d_k = d_v = d_model / h: each head looks "
         "at the sequence through its own learned subspace, which is what lets different heads attend to "
-        "different things (nn.MultiHeadAttention keeps the h blocks side by side in one matrix).",
+        "different things (nn.MultiHeadAttention keeps the h blocks side by side in one matrix). Read with the "
+        "document's per-head encodings, its two heads do differ, but only through the '+1', which turns the "
+        "same embeddings against the position (erratum 4): no head gets a subspace of its own.",
     ))
+
     return out
 
 
@@ -782,11 +835,17 @@ def report(seed: int = 0) -> str:
               "  the paper's one PE (3, 6), added to the embeddings before the heads, rows pos = 0, 1, 2:",
               *(f"    {_fmt(row, 4)}" for row in _floats(mh.PE)),
               f"  '+1' rotates each pair by {_fmt(mh.head_pe_rotation, 4)} rad; "
-              f"largest change of a dot product between positions {_tiny(mh.head_pe_gram_difference)}"]
+              f"largest change of a dot product between positions {_tiny(mh.head_pe_gram_difference)}",
+              "  the document's reading (each head's PE added to the same embeddings, no W_i): "
+              f"max |scores^1 - scores^2| {mh.document_scores_difference:.3f}, "
+              f"max |head_1 - head_2| {mh.document_heads_difference:.3f};",
+              "    head 2 = head 1 on the embeddings turned by -1 rad, output turned back: max difference "
+              f"{_tiny(mh.document_heads_rotated_difference).lstrip('= ')}"]
     for i in range(mh.weights.shape[0]):
         lines.append(f"  head {i + 1} weights softmax(QK^T/sqrt(3)): {_fmt(_floats(mh.weights[i]))}")
     lines.append(f"  max |head_1 - head_2|: {mh.heads_difference:.3f} with W_i, "
-                 f"{_tiny(mh.unprojected_heads_difference).lstrip('= ')} without (the document's formulas)")
+                 f"{_tiny(mh.unprojected_heads_difference).lstrip('= ')} without "
+                 "(the document's formulas, one shared X)")
     lines.append(f"  output Concat(head_1, head_2) W^O: {_fmt(_floats(mh.output))}")
 
     lines += ["", "Errata"]

@@ -198,6 +198,31 @@ def test_per_head_plus_one_is_a_rotation_that_keeps_every_dot_product(to_numpy):
     np.testing.assert_allclose(to_numpy(ex.PE), pe_formula(range(3), 6), atol=1e-15)
 
 
+def test_per_head_plus_one_changes_the_scores_but_head_2_is_head_1_on_rotated_embeddings(to_numpy):
+    """The document's reading of 4.3.2: each head's encoding added to the same embeddings, no projections."""
+    ex = we.multi_head_example(seed=0)
+    pos = np.arange(1, 4)
+    pe = [np.stack([np.cos(pos / 1e4 + h), np.sin(pos / 1e4 + h)], axis=1) for h in (0, 1)]
+    E = np.random.default_rng(0).standard_normal((3, 6))[:, :2]  # the example's embeddings, first 2 columns
+    np.testing.assert_array_equal(to_numpy(ex.document_embeddings), E)
+    X = [E + p for p in pe]
+    scores = [x @ x.T / np.sqrt(3) for x in X]
+    heads = [softmax(s) @ x for s, x in zip(scores, X, strict=True)]
+    np.testing.assert_allclose(to_numpy(ex.document_scores), np.stack(scores), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(to_numpy(ex.document_heads), np.stack(heads), rtol=1e-12, atol=1e-14)
+    # the encodings' own dot products agree, the scores do not: the cross terms E PE^T change
+    assert np.abs(pe[0] @ pe[0].T - pe[1] @ pe[1].T).max() < 1e-12
+    assert ex.document_scores_difference == pytest.approx(np.abs(scores[0] - scores[1]).max(), rel=1e-9)
+    assert ex.document_heads_difference == pytest.approx(np.abs(heads[0] - heads[1]).max(), rel=1e-9)
+    assert ex.document_scores_difference > 0.5 and ex.document_heads_difference > 0.5
+    # head 2 on E is head 1 on E turned by -1 rad, its output turned back by +1 rad
+    M = np.array([[np.cos(1.0), np.sin(1.0)], [-np.sin(1.0), np.cos(1.0)]])
+    np.testing.assert_allclose(pe[1], pe[0] @ M, atol=1e-15)
+    turned = E @ M.T + pe[0]
+    np.testing.assert_allclose(heads[1], softmax(turned @ turned.T / np.sqrt(3)) @ turned @ M, atol=1e-14)
+    assert ex.document_heads_rotated_difference < 1e-12
+
+
 # ------------------------------------------------------------------ the errata
 def test_errata_structure():
     errata = we.errata()
@@ -228,12 +253,17 @@ def test_errata_values(sa_numpy):
     assert "agree at 2 of 2" in pe_indices.plausible_reading and "at 0 of 2" in pe_indices.plausible_reading
     assert "[0.5402, 0.8415]" in per_head.document_value  # cos(1.0001), sin(1.0001)
     assert "below 1e-12" in per_head.plausible_reading
+    ex = we.multi_head_example(0)
+    assert f"max |scores^1 - scores^2| = {ex.document_scores_difference:.3f}" in per_head.explanation
+    assert f"differ by up to {ex.document_heads_difference:.3f}" in per_head.explanation
+    assert "head 2 is head 1 applied to the embeddings turned by -1 rad" in per_head.explanation
     assert "has 0 parameters" in learned.computed_value and f"has {3 * 6}" in learned.computed_value
     assert "requires_grad = False" in learned.computed_value
     assert "output (head_i)" in naming.plausible_reading
-    ex = we.multi_head_example(0)
     assert f"{ex.heads_difference:.3f}" in projections.computed_value
     assert "below 1e-12 (identical heads)" in projections.computed_value
+    assert f"per-head encodings (erratum 4; the embeddings' first 2 columns): {ex.document_heads_difference:.3f}" \
+        in projections.computed_value
 
 
 def test_docs_errata_md_is_the_functions_output():

@@ -948,11 +948,12 @@ NB03 = [
     $$ \text{Attention Scores}^1 = \mathrm{softmax}\!\left(\tfrac{QK^\top}{\sqrt 3}\right)V, \qquad
        \text{Attention Scores}^2 = \mathrm{softmax}\!\left(\tfrac{QK^\top}{\sqrt 3}\right)V $$
 
-    the **same** expression of the same $Q, K, V$ twice: without $W_i^Q, W_i^K, W_i^V$ the two heads are
-    identical, so the concatenation holds two copies of one head. (It also gives each head its own
-    positional encoding with a "+1" in the angle; notebook 04 shows why that changes nothing.)
-    `worked_examples.multi_head_example()` does it the paper's way, with $d_\text{model} = 6$, two heads of
-    $d_k = 3$ and seeded random projections, beside the document's way:
+    the **same** expression of the same $Q, K, V$ twice: without $W_i^Q, W_i^K, W_i^V$, two heads given the
+    same input are identical, so the concatenation holds two copies of one head. (The document also gives
+    each head its own positional encoding, with a "+1" in the angle. That makes its two heads differ, but
+    gives head 2 nothing head 1 lacks: notebook 04, section 6.) `worked_examples.multi_head_example()` does
+    it the paper's way, with one positional encoding shared by both heads, $d_\text{model} = 6$, two heads
+    of $d_k = 3$ and seeded random projections, beside the document's formulas on the same $X$:
     """),
     code("""
     from minitransformer import worked_examples
@@ -961,7 +962,8 @@ NB03 = [
     print("X = embeddings + PE", ex.X.shape, "  W_Q", ex.W_Q.shape, "  weights", ex.weights.shape,
           "  heads", ex.heads.shape, "  output", ex.output.shape)
     print(f"with projections W_i (the paper):   max |head_1 - head_2| = {ex.heads_difference:.3f}")
-    print(f"without (the document's formulas):  max |head_1 - head_2| = {ex.unprojected_heads_difference:.1e}")
+    print(f"without (the document's formulas):  max |head_1 - head_2| = {ex.unprojected_heads_difference:.1e}"
+          "  (one shared X)")
     print("scores of head 1, query 1 (any real numbers):", ex.scores.numpy()[0, 0].round(3))
     print("weights of head 1, query 1 (sum to 1):      ", ex.weights.numpy()[0, 0].round(3))
     print("head_1 output of query 1 (d_v numbers):     ", ex.heads.numpy()[0, 0].round(3))
@@ -1183,10 +1185,9 @@ NB04 = [
     ## 6. The document's per-head "+1" (section 4.3.2)
 
     The document gives head 2 its own encoding, $\cos(pos/10000 + 1)$ and $\sin(pos/10000 + 1)$. Adding a
-    constant to every angle is a rotation by 1 radian of every pair, at every position, so by section 5 it
-    leaves every dot product between positions unchanged: head 2 learns nothing about order that head 1
-    does not. (And the paper has no per-head encodings at all: one $PE$ is added to the embeddings, before
-    any head.)
+    constant to every angle turns every pair by 1 radian, at every position: $PE^2 = PE^1 M$, with $M$ the
+    rotation by 1 rad. As in section 5, no dot product between two positions' encodings changes:
+    $PE^2 PE^{2\top} = PE^1 M M^\top PE^{1\top} = PE^1 PE^{1\top}$.
     """),
     code("""
     ex = worked_examples.multi_head_example(seed=0)
@@ -1197,6 +1198,36 @@ NB04 = [
     print(f"max |PE^1 PE^1^T - PE^2 PE^2^T| = {np.abs(gram[0] - gram[1]).max():.1e}")
     """),
     md(r"""
+    The scores do change. The document adds each head's encoding to the same embeddings $E$, and
+
+    $$ (E + PE)(E + PE)^\top = EE^\top + E\,PE^\top + PE\,E^\top + PE\,PE^\top: $$
+
+    the cross terms $E\,PE^\top$ compare embeddings with positions, and turning the positions changes them.
+    What does not change is what a head can do: $E + PE^1 M = (E M^\top + PE^1)\, M$, so head 2 is head 1
+    applied to the embeddings turned by $-1$ rad, its output turned back by $M$. Check it on the first two
+    columns of the example's embeddings, with the document's formulas (no projections, divisor $\sqrt 3$):
+    """),
+    code("""
+    def head(X):                                                     # softmax(X X^T / sqrt(3)) X, no W_i
+        s = X @ X.T / np.sqrt(3)
+        w = np.exp(s - s.max(-1, keepdims=True))
+        return w / w.sum(-1, keepdims=True) @ X
+
+    E = ex.document_embeddings.numpy()                               # (3, 2)
+    M = np.array([[np.cos(1), np.sin(1)], [-np.sin(1), np.cos(1)]])  # (cos a, sin a) M = (cos(a+1), sin(a+1))
+    X1, X2 = E + head_pe[0], E + head_pe[1]
+    print(f"max |PE^2 - PE^1 M| = {np.abs(head_pe[1] - head_pe[0] @ M).max():.1e}")
+    print(f"max |scores^1 - scores^2| = {np.abs(X1 @ X1.T - X2 @ X2.T).max() / np.sqrt(3):.3f}   "
+          f"max |head_1 - head_2| = {np.abs(head(X1) - head(X2)).max():.3f}")
+    print(f"max |head_2(E) - head_1(E M^T) M| = {np.abs(head(X2) - head(E @ M.T + head_pe[0]) @ M).max():.1e}")
+    """),
+    md(r"""
+    Taken one at a time, with learned embeddings, neither head can represent anything the other cannot:
+    the "+1" only makes head 2 read the same embeddings at another angle to the position. The paper has no
+    per-head encodings at all: one $PE$ is added to the embeddings, before any head, and
+    `multi_head_example` does the same, which is why its two heads without projections (notebook 03) are
+    identical.
+
     ## 7. Fixed or learned
 
     The document's section 4.2.3 says "positional encoding vectors are learned during the training
