@@ -229,7 +229,7 @@ def test_errata_structure():
     assert [f.name for f in dataclasses.fields(we.Erratum)] == [
         "section", "claim", "document_value", "computed_value", "plausible_reading", "explanation"]
     assert [e.section for e in errata] == ["4.3.1", "4.3.1", "4.3.1", "4.3.2", "4.2.3",
-                                           "4.3.1, 4.3.2 (and 4.1.1 in Chinese)", "4.1.2, 4.3.2"]
+                                           "4.3.1, 4.3.2 (and 4.1.1 in Chinese)", "4.1.2, 4.3.2", "4.3.1"]
     for e in errata:
         assert all(isinstance(getattr(e, f), str) and getattr(e, f) for f in
                    ("claim", "document_value", "computed_value", "plausible_reading", "explanation"))
@@ -238,7 +238,7 @@ def test_errata_structure():
 
 
 def test_errata_values(sa_numpy):
-    output, pe_args, pe_indices, per_head, learned, naming, projections = we.errata()
+    output, pe_args, pe_indices, per_head, learned, naming, projections, bare_qkv = we.errata()
     fmt = lambda v: "[" + ", ".join(f"{a:.3f}" for a in v) + "]"  # noqa: E731
     assert output.document_value == "[0.2, 0.3, 0.5]"
     assert fmt(sa_numpy["O1"]) in output.computed_value and fmt(x) in output.computed_value
@@ -264,6 +264,18 @@ def test_errata_values(sa_numpy):
     assert "below 1e-12 (identical heads)" in projections.computed_value
     assert f"per-head encodings (erratum 4; the embeddings' first 2 columns): {ex.document_heads_difference:.3f}" \
         in projections.computed_value
+    # 8: Q = K = V = [1, 2, 3] holds neither the encoding nor the projections
+    assert bare_qkv.document_value.startswith("Q = K = V = [1.0, 2.0, 3.0]")
+    assert f"as one token of dimension 3, {fmt(x + pe_formula([0], 3)[0])}" in bare_qkv.computed_value
+    assert f"as three tokens of dimension 1 (d = 1: PE = sin(pos)), {fmt(x + np.sin(np.arange(3)))}" \
+        in bare_qkv.computed_value
+    X, W_Q, W_K, W_V = (ex.X.numpy(), ex.W_Q.numpy(), ex.W_K.numpy(), ex.W_V.numpy())
+    Q, K, V = X @ W_Q[:, :3], X @ W_K[:, :3], X @ W_V[:, :3]
+    S = Q @ K.T / np.sqrt(3)
+    assert f"max |Q - K| = {np.abs(Q - K).max():.3f}" in bare_qkv.computed_value
+    assert f"max |Q - V| = {np.abs(Q - V).max():.3f}" in bare_qkv.computed_value
+    assert f"max |S - S^T| = {np.abs(S - S.T).max():.3f}" in bare_qkv.computed_value
+    assert "erratum 7" in bare_qkv.plausible_reading
 
 
 def test_docs_errata_md_is_the_functions_output():
