@@ -98,6 +98,41 @@ def test_cross_entropy_agrees_with_torch(label_smoothing, reduction, rng):
     assert _report(f"{name}.grad", _rel_err(ours.grad.numpy(), theirs.grad.numpy())) < 1e-6
 
 
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("dtype, targets", [("uint8", [5, 255, 200, 43]), ("int8", [5, 127, 100, 0]),
+                                            ("int16", [5, 299, 260, 130])])
+def test_cross_entropy_with_narrow_integer_targets_and_more_classes_than_they_hold(dtype, targets, fused, rng):
+    """C = 300 classes, targets in uint8/int8/int16: the one-hot [c = y_n] must not count classes in the targets'
+    dtype, where 256..299 would wrap around onto 0..43 (uint8) and every class past 127 onto negatives (int8)."""
+    C, eps = 300, 0.1
+    z = rng.standard_normal((4, C))
+    y = np.array(targets, dtype=dtype)
+    # plain NumPy, float64, targets as int64
+    logp = _log_softmax_np(z)
+    q = (1 - eps) * (np.arange(C) == y.astype(np.int64)[:, None]) + eps / C
+    expected_loss = -(q * logp).sum(-1).mean()
+    expected_grad = (np.exp(logp) - q) / len(y)  # (softmax(z_n) - q_n) / N
+    ours = mt.tensor(z, requires_grad=True)
+    loss = F.cross_entropy(ours, y, label_smoothing=eps, fused=fused)
+    loss.backward()
+    assert loss.item() == pytest.approx(expected_loss, rel=1e-12)
+    np.testing.assert_allclose(ours.grad.numpy(), expected_grad, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.single_backend
+def test_fused_cross_entropy_counts_classes_past_its_targets_dtype(rng):
+    """The fused operation on its own (its gradient's one-hot), given uint8 targets and C = 300."""
+    from minitransformer.autograd.fused import CrossEntropy
+
+    z = mt.tensor(rng.standard_normal((2, 300)), requires_grad=True)
+    CrossEntropy.apply(z, targets=np.array([5, 200], dtype=np.uint8), kept=None, label_smoothing=0.0,
+                       reduction="sum").backward()
+    hot = np.zeros((2, 300))
+    hot[0, 5] = hot[1, 200] = 1.0
+    softmax = np.exp(_log_softmax_np(z.numpy()))
+    np.testing.assert_allclose(z.grad.numpy(), softmax - hot, rtol=1e-10, atol=1e-15)  # no extra -1 at class 261
+
+
 def test_cross_entropy_keeps_float32():
     assert F.cross_entropy(mt.zeros(2, 3), mt.tensor([0, 1])).dtype_name == "float32"
 

@@ -436,7 +436,8 @@ class CrossEntropy(Function):
     def _one_hot(self):
         """:math:`[c = y_n]` as a boolean ``(..., C)``."""
         xp, y = self.xp, self.targets
-        return y[..., None] == xp.arange(self.log_p.shape[-1], dtype=y.dtype)
+        # the classes counted in int64, whatever the targets' dtype: arange(300) in uint8 would wrap past 255
+        return y[..., None] == xp.arange(self.log_p.shape[-1], dtype=xp.int64)
 
     def backward(self, grad):
         r""":math:`\bar z_n = w_n(\mathrm{softmax}(z_n) - q_n)`, of the logits' shape ``(..., C)``, as a one-tuple."""

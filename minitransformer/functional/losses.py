@@ -105,6 +105,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
     ):
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     _check_reduction(op, reduction)
+    # int64 holds every class index; a narrow dtype would wrap (arange(300) in uint8 repeats 0..43)
+    y = xp.astype(y, xp.int64)
     kept = xp.ones(y.shape, dtype=xp.bool) if ignore_index is None else y != ignore_index  # (...)
     y = xp.where(kept, y, xp.zeros_like(y))  # ignored positions point at class 0; their loss is dropped below
     if logits.backend.check_values and y.size:
@@ -118,7 +120,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
     if fused:
         return CrossEntropy.apply(logits, targets=y, kept=None if ignore_index is None else kept, label_smoothing=eps,
                                   reduction=reduction)
-    one_hot = xp.astype(y[..., None] == xp.arange(C, dtype=y.dtype), logits.dtype)  # (..., C): [c = y_n]
+    one_hot = xp.astype(y[..., None] == xp.arange(C, dtype=xp.int64), logits.dtype)  # (..., C): [c = y_n]
     q = Tensor((1.0 - eps) * one_hot + eps / C, backend=logits.backend)  # (..., C), each row sums to 1
     loss = -(q * log_softmax(logits, axis=-1, fused=False)).sum(axis=-1)  # (...): l_n
     if ignore_index is not None:
