@@ -133,6 +133,22 @@ def test_fused_cross_entropy_counts_classes_past_its_targets_dtype(rng):
     np.testing.assert_allclose(z.grad.numpy(), softmax - hot, rtol=1e-10, atol=1e-15)  # no extra -1 at class 261
 
 
+@pytest.mark.parametrize("ignore_index", ["pad", 1.5, True, [1], np.float64(1.0), np.bool_(True)])
+def test_cross_entropy_refuses_an_ignore_index_that_is_not_an_integer(ignore_index):
+    """A string or a float would ignore nothing, True would ignore class 1: all are refused, before any arithmetic."""
+    with pytest.raises(TypeError, match=r"cross_entropy: ignore_index must be None or an integer .*, got "):
+        F.cross_entropy(mt.zeros(3, 4), mt.tensor([1, 2, 1]), ignore_index=ignore_index)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_cross_entropy_takes_a_numpy_integer_ignore_index(fused):
+    z = mt.tensor([[1.0, 2.0, 3.0], [5.0, -1.0, 0.0]], dtype="float64")
+    lse = math.log(math.exp(1) + math.exp(2) + math.exp(3))
+    for ignore_index in (0, np.int64(0), np.uint8(0)):
+        loss = F.cross_entropy(z, mt.tensor([2, 0]), ignore_index=ignore_index, fused=fused)
+        assert loss.item() == pytest.approx(lse - 3.0, rel=1e-12)  # the second row's target is ignored
+
+
 def test_cross_entropy_keeps_float32():
     assert F.cross_entropy(mt.zeros(2, 3), mt.tensor([0, 1])).dtype_name == "float32"
 

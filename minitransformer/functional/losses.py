@@ -3,6 +3,8 @@ binary cross-entropy on logits (for a yes/no classifier such as the document's s
 
 from __future__ import annotations
 
+import numbers
+
 from ..autograd import Tensor, maximum, where
 from ..autograd.fused import BinaryCrossEntropyWithLogits, CrossEntropy
 from ..backend import BackendError, dtype_name
@@ -104,6 +106,10 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
         0.0 <= label_smoothing <= 1.0
     ):
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if ignore_index is not None:
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):  # NumPy ints are too
+            raise TypeError(f"{op}: ignore_index must be None or an integer (a target value), got {ignore_index!r}")
+        ignore_index = int(ignore_index)
     _check_reduction(op, reduction)
     # int64 holds every class index; a narrow dtype would wrap (arange(300) in uint8 repeats 0..43)
     y = xp.astype(y, xp.int64)
