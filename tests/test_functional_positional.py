@@ -52,3 +52,16 @@ def test_pe_bad_input():
         F.sinusoidal_positional_encoding(4, 0)
     with pytest.raises(ValueError, match=r"sinusoidal_positional_encoding: max_len must be an int >= 0, got 2.5"):
         F.sinusoidal_positional_encoding(2.5, 4)
+
+
+@pytest.mark.parametrize("d_model", [1, 4, 5])
+def test_pe_with_no_positions_is_an_empty_table(d_model):
+    PE = F.sinusoidal_positional_encoding(0, d_model)
+    assert PE.shape == (0, d_model) and PE.dtype_name == "float32"
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8", "bool"])
+def test_pe_refuses_a_dtype_that_is_not_floating_point(dtype):
+    """An integer table would silently hold only sin, cos truncated to 0 and 1."""
+    with pytest.raises(TypeError, match=rf"sinusoidal_positional_encoding: dtype must be floating point, got {dtype}"):
+        F.sinusoidal_positional_encoding(3, 4, dtype=dtype)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .. import backend as _backend
 from ..autograd import Tensor
+from ..autograd.engine import _is_floating
+from ..backend import dtype_name
 
 __all__ = ["sinusoidal_positional_encoding"]
 
@@ -41,7 +43,8 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int, dtype=None, backe
     d_model : int
         Width of the embeddings (columns).
     dtype : str, optional
-        ``"float32"`` by default. The angles are computed in float64 and rounded once at the end.
+        A floating-point dtype, ``"float32"`` by default. The angles are computed in float64 and rounded once at
+        the end.
     backend : str, optional
         The current backend by default.
 
@@ -63,12 +66,15 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int, dtype=None, backe
         if isinstance(n, bool) or not isinstance(n, int) or n < least:
             raise ValueError(f"{op}: {name} must be an int >= {least}, got {n!r}")
     be = _backend.get(backend)
-    xp, f64 = be.xp, be.dtype("float64")
+    xp, f64, out_dtype = be.xp, be.dtype("float64"), be.dtype(dtype)
+    if not _is_floating(out_dtype):  # sines and cosines in [-1, 1]: an integer table would be all 0s and 1s
+        raise TypeError(f"{op}: dtype must be floating point, got {dtype_name(out_dtype)}")
     ### BEGIN SOLUTION A3: PE[pos, 2i] = sin(pos / 10000^(2i/d_model)), PE[pos, 2i+1] = cos(...)
     pos = xp.reshape(xp.arange(max_len, dtype=f64), (max_len, 1))  # (max_len, 1)
     two_i = xp.arange(0, d_model, 2, dtype=f64)  # (ceil(d_model / 2),): 0, 2, 4, ...
     angle = pos / 10000.0 ** (two_i / d_model)  # (max_len, ceil(d_model / 2))
     # interleave: column 2i is sin, column 2i+1 is cos, then drop the last cos when d_model is odd
-    PE = xp.reshape(xp.stack((xp.sin(angle), xp.cos(angle)), axis=-1), (max_len, -1))[:, :d_model]
-    return Tensor(xp.astype(PE, be.dtype(dtype)), backend=be)
+    # (the width spelled out, not -1: with max_len = 0 a -1 cannot be worked out)
+    PE = xp.reshape(xp.stack((xp.sin(angle), xp.cos(angle)), axis=-1), (max_len, 2 * two_i.shape[0]))[:, :d_model]
+    return Tensor(xp.astype(PE, out_dtype), backend=be)
     ### END SOLUTION
