@@ -69,6 +69,7 @@ CASES = {
     # elementwise functions
     "exp": case(lambda a: a.exp(), np.exp, lambda a: a.exp(), (2, 3)),
     "log": case(lambda a: a.log(), np.log, lambda a: a.log(), (2, 3), domain="pos"),
+    "log1p": case(lambda a: a.log1p(), np.log1p, lambda a: a.log1p(), (2, 3), domain="gt-1"),
     "sqrt": case(lambda a: a.sqrt(), np.sqrt, lambda a: a.sqrt(), (2, 3), domain="pos"),
     "tanh": case(lambda a: a.tanh(), np.tanh, lambda a: a.tanh(), (2, 3)),
     "relu": case(lambda a: a.relu(), lambda a: np.where(a > 0, a, 0.0), lambda a: a.relu(), (3, 4), domain="nonzero"),
@@ -179,6 +180,8 @@ CASES = {
 def _sample(shape, domain, rng):
     if domain == "pos":  # log, sqrt, divisors, bases of real powers
         return rng.uniform(0.5, 2.0, size=shape)
+    if domain == "gt-1":  # log1p: defined above -1; negatives too
+        return rng.uniform(-0.9, 2.0, size=shape)
     if domain == "nonzero":  # relu: keep away from the kink at 0
         return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.2, 2.0, size=shape)
     return rng.standard_normal(size=shape)
@@ -281,6 +284,18 @@ def test_masked_fill_minus_inf_gives_zero_gradient():
     np.testing.assert_array_equal(y.numpy(), np.where(mask.numpy(), 0.0, np.exp(x.numpy())))
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.where(mask.numpy(), 0.0, np.exp(x.numpy())))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_log1p_is_exact_where_one_plus_x_rounds(dtype):
+    """ln(1 + x) = x - x^2/2 + ...: for x = 1e-20, x itself; (1 + x).log() gives 0 (1 + 1e-20 rounds to 1)."""
+    x = mt.tensor([1e-20, -1e-20, 1e-10], dtype=dtype, requires_grad=True)
+    y = x.log1p()
+    assert y.dtype_name == dtype
+    np.testing.assert_allclose(y.numpy(), [1e-20, -1e-20, 1e-10 - 5e-21], rtol=1e-6 if dtype == "float32" else 1e-15)
+    assert (1.0 + x).log().numpy()[0] == 0.0  # what log1p avoids
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, 1.0, 1.0], rtol=1e-7)  # 1 / (1 + x)
 
 
 def test_cast_to_integer_has_no_gradient():

@@ -143,6 +143,7 @@ UNARY = {
     "tanh": (lambda x: x.tanh(), GRID),
     "relu": (lambda x: x.relu(), OFF_GRID),
     "log": (lambda x: (x * x + 0.25).log(), GRID),
+    "log1p": (lambda x: (x * x - 0.75).log1p(), GRID),  # 1 + x * x - 0.75 >= 0.25
     "sqrt": (lambda x: (x * x + 0.25).sqrt(), GRID),
     "neg": (lambda x: -x, GRID),
 }

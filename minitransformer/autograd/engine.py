@@ -636,6 +636,10 @@ class Tensor:
         r""":math:`\ln x` elementwise (:class:`~minitransformer.autograd.ops.Log`)."""
         return ops.Log.apply(self)
 
+    def log1p(self):
+        r""":math:`\ln(1 + x)` elementwise, exact for tiny :math:`x` (:class:`~minitransformer.autograd.ops.Log1p`)."""
+        return ops.Log1p.apply(self)
+
     def sqrt(self):
         r""":math:`\sqrt{x}` elementwise (:class:`~minitransformer.autograd.ops.Sqrt`)."""
         return ops.Sqrt.apply(self)

@@ -280,6 +280,41 @@ class Log(Function):
         ### END SOLUTION
 
 
+class Log1p(Function):
+    r""":math:`y = \ln(1 + x)`; :math:`\bar x = \bar y / (1 + x)`.
+
+    The same number as ``(1 + x).log()``, but exact where :math:`|x|` is tiny: there :math:`1 + x` rounds
+    (to 1 when :math:`|x|` is below the dtype's epsilon, so the log gives 0 instead of :math:`x`).
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Log1p
+    >>> x = mt.tensor([1e-10, 3.0], requires_grad=True)
+    >>> y = Log1p.apply(x)
+    >>> y.numpy()                                                   # ln(1 + 1e-10) = 1e-10, ln 4
+    array([1.0000000e-10, 1.3862944e+00], dtype=float32)
+    >>> (1.0 + x).log().numpy()                                     # in float32, 1 + 1e-10 rounds to 1
+    array([0.       , 1.3862944], dtype=float32)
+    >>> y.sum().backward()
+    >>> x.grad.numpy()                                              # 1 / (1 + x)
+    array([1.  , 0.25], dtype=float32)
+    """
+
+    fresh_grads = True
+
+    def forward(self, x):
+        r""":math:`\ln(1 + x)`, same shape; keeps ``x``."""
+        self.x = x
+        return self.xp.log1p(x)
+
+    def backward(self, grad):
+        r""":math:`(\bar y / (1 + x),)`."""
+        ### BEGIN SOLUTION A1: Log1p.backward: xbar = ybar / (1 + x)
+        return (grad / (1.0 + self.x),)
+        ### END SOLUTION
+
+
 class Sqrt(Function):
     r""":math:`y = \sqrt{x}`; :math:`\bar x = \bar y / (2\sqrt{x}) = \bar y / (2y)`.
 
