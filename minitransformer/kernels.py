@@ -237,13 +237,14 @@ extern "C" __global__ void gelu_backward(const T* grad, const T* x, const T* t, 
     }
 }
 
-// Binary cross-entropy from the logits, entry by entry: e = exp(-|z|), loss = (max(z, 0) - z y) + log(1 + e); keeps e
+// Binary cross-entropy from the logits, entry by entry: e = exp(-|z|), loss = (max(z, 0) - z y) + log1p(e); keeps e
+// (log1p: for |z| past 37 in double, 17 in float, 1 + e rounds to 1 and log would give 0)
 extern "C" __global__ void bce_with_logits_forward(const T* z, const T* y, T* loss, T* e, long long n) {
     long long stride = (long long)gridDim.x * blockDim.x;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         T zi = z[i], ei = exp(-fabs(zi));
         e[i] = ei;
-        loss[i] = ((zi > 0 ? zi : (T)0) - zi * y[i]) + log((T)1 + ei);
+        loss[i] = ((zi > 0 ? zi : (T)0) - zi * y[i]) + log1p(ei);
     }
 }
 

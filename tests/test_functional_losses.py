@@ -195,6 +195,52 @@ def test_bce_with_logits_is_stable_for_huge_logits(dtype):
     np.testing.assert_allclose(z.grad.numpy(), [1.0, -1.0, 0.0, 0.0], atol=1e-7)
 
 
+# z = 20 and 40 with y = 1, z = -20 with y = 0: a right answer, each loss log(1 + e^{-|z|}) ~ e^{-|z|}
+CONFIDENT_Z, CONFIDENT_Y = [20.0, 40.0, -20.0], [1.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_bce_with_logits_of_confident_right_answers_is_log1p_not_zero(fused):
+    """log(1 + e^{-40}) is 4.25e-18: computed as log(1 + e) it was 0 (1 + e rounds to 1 in float64), and at
+    z = 20 off by 3e-8 relative. Reference: math.log1p, every entry to 1e-12 relative."""
+    z = mt.tensor(CONFIDENT_Z, dtype="float64", requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(z, mt.tensor(CONFIDENT_Y, dtype="float64"), reduction="none",
+                                              fused=fused)
+    expected = [math.log1p(math.exp(-abs(v))) for v in CONFIDENT_Z]
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12, atol=0)
+    loss.sum().backward()  # sigma(z) - y = -e^{-z} / (1 + e^{-z}) for y = 1, e^{z} / (1 + e^{z}) for y = 0
+    e = [math.exp(-abs(v)) for v in CONFIDENT_Z]
+    # the fused gradient forms sigma(z) - 1 and rounds like torch's: to 1e-16 absolute (gradients are O(1))
+    np.testing.assert_allclose(z.grad.numpy(), [-e[0] / (1 + e[0]), -e[1] / (1 + e[1]), e[2] / (1 + e[2])],
+                               rtol=1e-12, atol=1e-16)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_bce_with_logits_of_confident_right_answers_in_float32(fused):
+    """In float32 1 + e^{-|z|} rounds to 1 already past |z| = 17: log1p keeps e^{-20} = 2.06e-9."""
+    z = mt.tensor([20.0, -20.0], dtype="float32")
+    loss = F.binary_cross_entropy_with_logits(z, mt.tensor([1.0, 0.0]), reduction="none", fused=fused)
+    np.testing.assert_allclose(loss.numpy(), [math.exp(-20.0)] * 2, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_bce_with_logits_of_confident_right_answers_agrees_with_torch(fused):
+    """Losses at z = 20 and 40 (y = 1) to 1e-12 relative. Not the loss at z = -20, y = 0: torch computes
+    it as (1 - y) z - log sigmoid(z) = -20 + 20.000000002..., which cancels to 2.0611530e-09, 3e-7 off the
+    2.0611536e-09 that math.log1p gives (and that the test above checks)."""
+    torch = pytest.importorskip("torch")
+    z = mt.tensor(CONFIDENT_Z, dtype="float64", requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(z, mt.tensor(CONFIDENT_Y, dtype="float64"), reduction="none",
+                                              fused=fused)
+    theirs = torch.tensor(CONFIDENT_Z, dtype=torch.float64, requires_grad=True)
+    t_loss = torch.nn.functional.binary_cross_entropy_with_logits(
+        theirs, torch.tensor(CONFIDENT_Y, dtype=torch.float64), reduction="none")
+    np.testing.assert_allclose(loss.numpy()[:2], t_loss.detach().numpy()[:2], rtol=1e-12, atol=0)
+    loss.sum().backward()
+    t_loss.sum().backward()
+    np.testing.assert_allclose(z.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-16)  # as above
+
+
 def test_bce_with_logits_gradcheck(rng):
     z = mt.tensor(rng.standard_normal((3, 4)) * 3, requires_grad=True)
     y = mt.tensor(rng.uniform(size=(3, 4)))  # soft labels too

@@ -536,6 +536,19 @@ def test_emulated_binary_cross_entropy_matches_the_formula(emulated, reduction, 
 
 
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
+def test_emulated_binary_cross_entropy_of_confident_right_answers_is_log1p(emulated, dtype):
+    """The kernel's ln(1 + e^{-|z|}) is log1p(e): as log(1 + e) it was 0 at z = 40 (1 + e rounds to 1 in double;
+    in float already at z = 20)."""
+    z, y = np.array([20.0, 40.0, -20.0], dtype=dtype), np.array([1.0, 1.0, 0.0], dtype=dtype)
+    emulated.launches.clear()
+    loss = _formulas(emulated, lambda: F.binary_cross_entropy_with_logits(mt.tensor(z), mt.tensor(y),
+                                                                          reduction="none").numpy())
+    assert emulated.launches == ["bce_with_logits_forward"]
+    expected = np.log1p(np.exp(-np.abs(z.astype(np.float64))))  # float64, by NumPy
+    np.testing.assert_allclose(loss, expected, rtol=1e-12 if dtype == "float64" else 1e-6, atol=0)
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
 @pytest.mark.parametrize("make", [
     lambda p: optim.Adam(p, lr=0.05), lambda p: optim.Adam(p, lr=0.05, betas=(0.8, 0.95), weight_decay=0.1),
     lambda p: optim.AdamW(p, lr=0.05, weight_decay=0.3)], ids=["Adam", "Adam-L2", "AdamW"])

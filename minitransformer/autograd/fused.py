@@ -456,8 +456,9 @@ class CrossEntropy(Function):
 class BinaryCrossEntropyWithLogits(Function):
     r"""Binary cross-entropy from the logits, one operation: :math:`\ell = \max(z, 0) - z y + \log(1 + e^{-|z|})`.
 
-    The formula of :func:`~minitransformer.functional.binary_cross_entropy_with_logits` (eleven operations
-    composed). Its derivative is the sigmoid's error,
+    The formula of :func:`~minitransformer.functional.binary_cross_entropy_with_logits` (ten operations
+    composed), its last term as :math:`\mathrm{log1p}(e^{-|z|})` (exact where :math:`1 + e^{-|z|}` rounds to 1).
+    Its derivative is the sigmoid's error,
 
     .. math:: \frac{\partial \ell}{\partial z} = \sigma(z) - y, \qquad
               \sigma(z) = \frac{1}{1 + e^{-|z|}} \ (z \ge 0), \quad \frac{e^{-|z|}}{1 + e^{-|z|}} \ (z < 0)
@@ -490,7 +491,7 @@ class BinaryCrossEntropyWithLogits(Function):
             loss, self.e = self.kernels.bce_with_logits_forward(z, targets)
         else:
             self.e = e = xp.exp(-xp.abs(z))  # e^{-|z|}, in (0, 1]
-            loss = xp.maximum(z, 0.0) - z * targets + xp.log(1.0 + e)
+            loss = xp.maximum(z, 0.0) - z * targets + xp.log1p(e)  # log1p: 1 + e would round to 1 for |z| > 37
         if reduction == "none":
             return loss
         return xp.sum(loss) if reduction == "sum" else xp.mean(loss)
