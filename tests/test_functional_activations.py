@@ -89,6 +89,25 @@ def test_softmax_and_log_softmax_agree_with_torch(rng):
         assert _report(f"{name}.grad", _rel_err(t.grad.numpy(), tt.grad.numpy())) < 1e-6
 
 
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape, axis", [((2, 0), -1), ((0, 3, 2), 0), ((4, 0, 3), 1)], ids=str)
+def test_softmax_over_an_empty_axis_is_empty(name, shape, axis, fused):
+    """No scores to normalise: an empty result of the same shape, and an empty gradient (torch does the same),
+    not NumPy's 'zero-size array to reduction operation maximum which has no identity'."""
+    x = mt.zeros(*shape, dtype="float64", requires_grad=True)
+    y = getattr(F, name)(x, axis=axis, fused=fused)
+    assert y.shape == shape and y.dtype_name == "float64"
+    y.sum().backward()
+    assert x.grad.shape == shape
+
+
+def test_softmax_over_an_empty_axis_agrees_with_torch():
+    torch = pytest.importorskip("torch")
+    for name in ("softmax", "log_softmax"):
+        assert getattr(F, name)(mt.zeros(2, 0)).shape == tuple(getattr(torch, name)(torch.zeros(2, 0), -1).shape)
+
+
 def test_softmax_bad_input():
     with pytest.raises(ValueError, match=r"softmax: axis 2 is out of range for a tensor with 2 dimensions"):
         F.softmax(mt.zeros(2, 3), axis=2)

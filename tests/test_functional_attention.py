@@ -181,3 +181,23 @@ def test_attention_bad_input():
         sdpa(mt.zeros(4), mt.zeros(5, 4), mt.zeros(5, 2))
     with pytest.raises(ValueError, match=r"dropout probability p must be a number in \[0, 1\), got 1.0"):
         sdpa(mt.zeros(3, 4), mt.zeros(5, 4), mt.zeros(5, 2), dropout_p=1.0)
+
+
+@pytest.mark.parametrize("mask", [None, np.ones((3, 0), dtype=bool)], ids=["no mask", "mask"])
+def test_attention_with_no_keys_is_refused(mask):
+    """S = 0: the softmax over the keys would be over nothing (it ended in NumPy's 'zero-size array to reduction')."""
+    with pytest.raises(ValueError, match=r"scaled_dot_product_attention: K \(0, 4\) and V \(0, 4\) have no keys "
+                                         r"\(S = 0\)"):
+        F.scaled_dot_product_attention(mt.zeros(3, 4), mt.zeros(0, 4), mt.zeros(0, 4), mask=mask)
+
+
+def test_attention_with_d_k_0_is_refused():
+    """d_k = 0: Q K^T / sqrt(d_k) is 0 / 0; every weight and output came out NaN."""
+    with pytest.raises(ValueError, match=r"scaled_dot_product_attention: Q \(3, 0\) and K \(5, 0\) have d_k = 0"):
+        F.scaled_dot_product_attention(mt.zeros(3, 0), mt.zeros(5, 0), mt.ones(5, 2))
+
+
+def test_attention_with_no_queries_is_empty():
+    """L = 0 is fine: no rows of scores, an empty output."""
+    out, w = F.scaled_dot_product_attention(mt.zeros(2, 0, 4), mt.zeros(2, 5, 4), mt.zeros(2, 5, 3))
+    assert out.shape == (2, 0, 3) and w.shape == (2, 0, 5)

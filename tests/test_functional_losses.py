@@ -170,6 +170,8 @@ def test_cross_entropy_bad_input():
         F.cross_entropy(z, mt.tensor([0, 1]), reduction="avg")
     with pytest.raises(ValueError, match=r"cross_entropy: logits must be \(N, C\) or \(batch, T, C\)"):
         F.cross_entropy(mt.zeros(3), mt.tensor(1))
+    with pytest.raises(ValueError, match=r"cross_entropy: logits \(0, 0\) have no classes \(C = 0"):
+        F.cross_entropy(mt.zeros(0, 0), np.zeros(0, dtype=np.int64))
 
 
 # ------------------------------------------------------------------ binary_cross_entropy_with_logits

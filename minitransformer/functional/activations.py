@@ -52,6 +52,8 @@ def softmax(x: Tensor, axis: int = -1, fused: bool = True) -> Tensor:
     """
     require_float("softmax", "x", x)
     axis = normalize_axis("softmax", axis, x.ndim)
+    if x.shape[axis] == 0:  # no scores to normalise (and no maximum to subtract): empty, x's shape, as torch
+        return x * 0.0
     if fused:
         return Softmax.apply(x, axis=axis)
     ### BEGIN SOLUTION A2: softmax from primitives: e = exp(x - max(x)), then e / sum(e) along axis
@@ -93,6 +95,8 @@ def log_softmax(x: Tensor, axis: int = -1, fused: bool = True) -> Tensor:
     """
     require_float("log_softmax", "x", x)
     axis = normalize_axis("log_softmax", axis, x.ndim)
+    if x.shape[axis] == 0:  # no scores to normalise (and no maximum to subtract): empty, x's shape, as torch
+        return x * 0.0
     if fused:
         return LogSoftmax.apply(x, axis=axis)
     z = x - x.max(axis=axis, keepdims=True).detach()  # z <= 0: exp(z) cannot overflow

@@ -85,6 +85,12 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
                          f"{K.shape[-2]} != {V.shape[-2]}")
     batch = broadcast_shapes(f"{op} (batch axes of Q, K, V)", Q.shape[:-2], K.shape[:-2], V.shape[:-2])
     L, S, d_k = Q.shape[-2], K.shape[-2], Q.shape[-1]
+    if S == 0:
+        raise ValueError(f"{op}: K {K.shape} and V {V.shape} have no keys (S = 0): a query's softmax over the keys "
+                         "would be over nothing")
+    if d_k == 0:
+        raise ValueError(f"{op}: Q {Q.shape} and K {K.shape} have d_k = 0: the scores Q K^T / sqrt(d_k) would be "
+                         "0 / 0")
     scores_shape = batch + (L, S)
     allowed = None
     if mask is not None:

@@ -91,6 +91,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
     if logits.ndim < 2:
         raise ValueError(f"{op}: logits must be (N, C) or (batch, T, C), got shape {logits.shape}")
     C = logits.shape[-1]
+    if C == 0:
+        raise ValueError(f"{op}: logits {logits.shape} have no classes (C = 0 on the last axis)")
     y = _targets_array(op, targets, logits)
     xp = logits.backend.xp
     if not xp.isdtype(y.dtype, "integral"):
