@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import minitransformer as mt
+import minitransformer.functional as F
+from minitransformer import nn
 from minitransformer.backend import BackendError
 
 
@@ -195,3 +197,57 @@ def test_getitem_with_two_index_arrays():
 def test_item_of_many_elements():
     with pytest.raises(ValueError, match=r"item\(\): tensor has shape \(3,\); only one-element tensors convert"):
         mt.ones(3).item()
+
+
+# ------------------------------------------------------------------ options: a real number in a range
+# each case: the call with the option set to v, and the message's stem (then ", got <v>")
+REAL_OPTIONS = {
+    "layer_norm eps": (lambda v: F.layer_norm(mt.zeros(2, 3), eps=v), r"layer_norm: eps must be a finite number >= 0"),
+    "LayerNorm eps": (lambda v: nn.LayerNorm(3, eps=v), r"LayerNorm: eps must be a finite number >= 0"),
+    "cross_entropy label_smoothing": (lambda v: F.cross_entropy(mt.zeros(2, 3), [0, 1], label_smoothing=v),
+                                      r"cross_entropy: label_smoothing must be a number in \[0, 1\]"),
+    "dropout p": (lambda v: F.dropout(mt.zeros(3), v),
+                  r"dropout: the dropout probability p must be a number in \[0, 1\)"),
+    "Dropout p": (lambda v: nn.Dropout(v), r"Dropout: the dropout probability p must be a number in \[0, 1\)"),
+    "attention dropout_p": (lambda v: F.scaled_dot_product_attention(mt.zeros(2, 3), mt.zeros(2, 3), mt.zeros(2, 3),
+                                                                     dropout_p=v),
+                            r"scaled_dot_product_attention: the dropout probability p must be a number in \[0, 1\)"),
+}
+
+
+@pytest.mark.parametrize("value", ["1e-5", None, True, [0.1], mt.tensor(0.1)], ids=repr)
+@pytest.mark.parametrize("option", list(REAL_OPTIONS))
+def test_an_option_that_is_not_a_real_number(option, value):
+    """A TypeError naming the formula, the option and the value (eps="1e-5" raised Python's own '>=' error)."""
+    call, message = REAL_OPTIONS[option]
+    with pytest.raises(TypeError, match=message + ", got "):
+        call(value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), -0.5, np.float32(-0.5)], ids=repr)
+@pytest.mark.parametrize("option", list(REAL_OPTIONS))
+def test_an_option_out_of_its_range(option, value):
+    """NaN, inf (eps = inf made every output 0) and negatives: a ValueError, before any arithmetic."""
+    call, message = REAL_OPTIONS[option]
+    with pytest.raises(ValueError, match=message + ", got "):
+        call(value)
+
+
+@pytest.mark.parametrize("option", list(REAL_OPTIONS))
+def test_an_option_given_as_a_numpy_number(option):
+    """np.float32(0.1) is a real number in range ('must be in [0, 1]' said otherwise), on every backend."""
+    call, _ = REAL_OPTIONS[option]
+    call(np.float32(0.1))
+    call(np.float64(0.1))
+
+
+def test_numpy_numbers_as_options_give_the_same_results_as_python_floats():
+    x = mt.tensor([[1.0, 2.0, 4.0]], dtype="float64")
+    for fused in (True, False):
+        np.testing.assert_array_equal(F.layer_norm(x, eps=np.float32(0.5), fused=fused).numpy(),
+                                      F.layer_norm(x, eps=float(np.float32(0.5)), fused=fused).numpy())
+        np.testing.assert_array_equal(
+            F.cross_entropy(x, [2], label_smoothing=np.float32(0.1), fused=fused).numpy(),
+            F.cross_entropy(x, [2], label_smoothing=float(np.float32(0.1)), fused=fused).numpy())
+    norm = nn.LayerNorm(3, eps=np.float32(1e-3))
+    assert type(norm.eps) is float and norm.eps == float(np.float32(1e-3))

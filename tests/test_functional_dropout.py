@@ -59,7 +59,13 @@ def test_dropout_gradcheck_with_a_fixed_mask():
     assert mt.gradcheck(fn, x)
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, "0.1", None])
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, float("nan"), np.float32(1.0)])
 def test_dropout_rejects_p_outside_0_1(p):
-    with pytest.raises(ValueError, match=r"dropout: the dropout probability p must be a number in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"dropout: the dropout probability p must be a number in \[0, 1\), got"):
+        F.dropout(mt.ones(3), p)
+
+
+@pytest.mark.parametrize("p", ["0.1", None, True])
+def test_dropout_rejects_p_that_is_not_a_number(p):
+    with pytest.raises(TypeError, match=r"dropout: the dropout probability p must be a number in \[0, 1\), got"):
         F.dropout(mt.ones(3), p)

@@ -179,7 +179,7 @@ def test_layer_norm_gradcheck(rng):
 def test_layer_norm_bad_input():
     with pytest.raises(ValueError, match=r"LayerNorm: input has shape \(2, 5\); its last axis must be d_model=4"):
         nn.LayerNorm(4)(mt.zeros(2, 5))
-    with pytest.raises(ValueError, match="LayerNorm: eps must be a number >= 0"):
+    with pytest.raises(ValueError, match="LayerNorm: eps must be a finite number >= 0, got -1.0"):
         nn.LayerNorm(4, eps=-1.0)
 
 

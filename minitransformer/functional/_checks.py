@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from ..autograd import Tensor
 from ..autograd.engine import _is_floating
 from ..backend import BackendError, dtype_name
@@ -19,6 +22,40 @@ def require_float(op: str, name: str, x: Tensor) -> Tensor:
     require_tensor(op, name, x)
     if not _is_floating(x.dtype):  # remembered per dtype: every formula asks
         raise TypeError(f"{op}: {name} must be floating point, got {x.dtype_name} with shape {x.shape}")
+    return x
+
+
+def require_real(op: str, name: str, value, low: float | None = None, high: float | None = None, *,
+                 low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a Python float if it is a finite real number between ``low`` and ``high`` (either may be None;
+    each end included unless ``low_open``/``high_open``); else an error naming ``op``, the option and the value.
+
+    A Python or NumPy number (``np.float32(0.1)`` too), not a bool, NaN or inf: a TypeError for anything else, a
+    ValueError for a number out of range. The result is a Python float because NumPy scalars do not mix with every
+    backend's arrays (array-api-strict refuses them).
+
+    >>> require_real("dropout", "p", 0.5, 0.0, 1.0, high_open=True)
+    0.5
+    >>> require_real("layer_norm", "eps", float("inf"), low=0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: layer_norm: eps must be a finite number >= 0, got inf
+    """
+    if low is not None and high is not None:
+        wanted = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        wanted = f"a finite number {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        wanted = f"a finite number {'<' if high_open else '<='} {high:g}"
+    else:
+        wanted = "a finite number"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # NumPy's numbers are numbers.Real
+        raise TypeError(f"{op}: {name} must be {wanted}, got {value!r}")
+    x = float(value)
+    below = low is not None and (x <= low if low_open else x < low)
+    above = high is not None and (x >= high if high_open else x > high)
+    if not math.isfinite(x) or below or above:
+        raise ValueError(f"{op}: {name} must be {wanted}, got {value!r}")
     return x
 
 

@@ -3,16 +3,14 @@ r"""Dropout (Srivastava et al., 2014), used by the paper after every sub-layer a
 from __future__ import annotations
 
 from ..autograd import Tensor
-from ._checks import require_float
+from ._checks import require_float, require_real
 
 __all__ = ["dropout"]
 
 
 def check_probability(op: str, p) -> float:
-    """``p`` as a float in [0, 1), or a ValueError naming ``op`` (p = 1 would drop everything)."""
-    if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p < 1.0:
-        raise ValueError(f"{op}: the dropout probability p must be a number in [0, 1), got {p!r}")
-    return float(p)
+    """``p`` as a float in [0, 1), or an error naming ``op`` (p = 1 would drop everything)."""
+    return require_real(op, "the dropout probability p", p, 0.0, 1.0, high_open=True)
 
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:

@@ -8,7 +8,7 @@ import numbers
 from ..autograd import Tensor, maximum, where
 from ..autograd.fused import BinaryCrossEntropyWithLogits, CrossEntropy
 from ..backend import BackendError, dtype_name
-from ._checks import require_float
+from ._checks import require_float, require_real
 from .activations import log_softmax
 
 __all__ = ["cross_entropy", "binary_cross_entropy_with_logits"]
@@ -104,10 +104,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
             f"{op}: targets have shape {tuple(y.shape)}, expected {logits.shape[:-1]} for logits {logits.shape} "
             "(classes on the last axis)"
         )
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, int | float) or not (
-        0.0 <= label_smoothing <= 1.0
-    ):
-        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    eps = require_real(op, "label_smoothing", label_smoothing, 0.0, 1.0)
     if ignore_index is not None:
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):  # NumPy ints are too
             raise TypeError(f"{op}: ignore_index must be None or an integer (a target value), got {ignore_index!r}")
@@ -124,7 +121,6 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
             extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
             raise IndexError(f"{op}: target {bad} is out of range for C = {C} classes (expected 0..{C - 1}{extra})")
 
-    eps = float(label_smoothing)
     if fused:
         return CrossEntropy.apply(logits, targets=y, kept=None if ignore_index is None else kept, label_smoothing=eps,
                                   reduction=reduction)

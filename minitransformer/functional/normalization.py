@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..autograd import Tensor
 from ..autograd.fused import LayerNorm
-from ._checks import require_float
+from ._checks import require_float, require_real
 
 __all__ = ["layer_norm"]
 
@@ -29,7 +29,7 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
     gamma, beta : Tensor, optional
         ``(d,)`` learned gain and bias; left out, :math:`\gamma = 1` and :math:`\beta = 0`.
     eps : float
-        :math:`\epsilon > 0` added to the variance.
+        :math:`\epsilon \ge 0` added to the variance (finite).
     fused : bool
         One operation whose backward is the simplified derivative :math:`\bar x = (\bar g - \langle \bar g
         \rangle - \hat x \langle \bar g \hat x \rangle) / \sqrt{\sigma^2 + \epsilon}` with
@@ -59,11 +59,10 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
                 raise ValueError(
                     f"layer_norm: {name} has shape {p.shape}, expected ({d},) to match the last axis of x {x.shape}"
                 )
-    if not eps >= 0:
-        raise ValueError(f"layer_norm: eps must be >= 0, got {eps}")
+    eps = require_real("layer_norm", "eps", eps, low=0.0)
 
     if fused:
-        return LayerNorm.apply(x, gamma, beta, eps=float(eps))
+        return LayerNorm.apply(x, gamma, beta, eps=eps)
     ### BEGIN SOLUTION A4: from primitives: (x - mean) / sqrt(var + eps) on the last axis, then gamma, beta
     mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
     var = ((x - mu) * (x - mu)).mean(axis=-1, keepdims=True)  # (..., 1), biased: divided by d

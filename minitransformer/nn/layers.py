@@ -12,6 +12,7 @@ import math
 from .. import functional as F
 from ..autograd import Tensor, cast, take
 from ..autograd.creation import ones, zeros
+from ..functional._checks import require_real
 from ..functional.dropout import check_probability
 from . import init
 from .module import Module, Parameter
@@ -191,9 +192,7 @@ class LayerNorm(Module):
     def __init__(self, d_model: int, eps: float = 1e-5):
         super().__init__()
         self.d_model = check_size("LayerNorm", "d_model", d_model)
-        if not (isinstance(eps, int | float) and eps >= 0):
-            raise ValueError(f"LayerNorm: eps must be a number >= 0, got {eps!r}")
-        self.eps = float(eps)
+        self.eps = require_real("LayerNorm", "eps", eps, low=0.0)
         self.gamma = Parameter(ones(d_model))
         self.beta = Parameter(zeros(d_model))
 
