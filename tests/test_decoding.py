@@ -138,13 +138,31 @@ def test_sampling_draws_from_the_tempered_softmax(backend, temperature, top_k):
     np.testing.assert_allclose(freq, expected, atol=0.015)  # ~4 standard errors at n = 20000
 
 
+def test_decoding_takes_numpy_numbers_as_settings(seq2seq, lm):
+    """np.float32 temperature and alpha were refused as 'not a number'; they are, on every backend."""
+    model, src = seq2seq
+    prompt = mt.tensor([[4, 5, 6]])
+    mt.manual_seed(0)
+    ours = generate(lm, prompt, 3, temperature=np.float32(0.5))
+    mt.manual_seed(0)
+    np.testing.assert_array_equal(ours.numpy(), generate(lm, prompt, 3, temperature=float(np.float32(0.5))).numpy())
+    np.testing.assert_array_equal(beam_search(model, src, beam_size=2, max_len=6, alpha=np.float32(0.5)).numpy(),
+                                  beam_search(model, src, beam_size=2, max_len=6, alpha=0.5).numpy())
+
+
 def test_decoding_refuses_bad_settings(seq2seq, lm):
     model, src = seq2seq
     with pytest.raises(ValueError, match="beam_size must be a positive int"):
         beam_search(model, src, beam_size=0)
     with pytest.raises(ValueError, match="max_len=30 needs 30 decoder positions, the model has max_len=24"):
         greedy_decode(model, src, max_len=30)
-    with pytest.raises(ValueError, match="temperature must be a number >= 0"):
+    with pytest.raises(ValueError, match="generate: temperature must be a finite number >= 0, got -1.0"):
         generate(lm, mt.tensor([[4]]), 3, temperature=-1.0)
+    with pytest.raises(ValueError, match="generate: temperature must be a finite number >= 0, got inf"):
+        generate(lm, mt.tensor([[4]]), 3, temperature=float("inf"))  # logits / inf: NaN where a logit is -inf
+    with pytest.raises(TypeError, match="generate: temperature must be a finite number >= 0, got '1'"):
+        generate(lm, mt.tensor([[4]]), 3, temperature="1")
+    with pytest.raises(ValueError, match="beam_search: alpha must be a finite number >= 0, got nan"):
+        beam_search(model, src, alpha=float("nan"))
     with pytest.raises(ValueError, match="prompt has 13 tokens, more than the model's max_len=12"):
         generate(lm, mt.tensor([[4] * 13]), 3)

@@ -235,6 +235,13 @@ def test_trainer_refuses_bad_settings():
         Trainer(model, opt, loss_fn, eval_every=0)
     with pytest.raises(TypeError, match="a plain iterable cannot be resumed"):
         Trainer(model, opt, loss_fn, progress=False).fit([1, 2, 3], 2)
+    for clip in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"Trainer: clip must be a finite number > 0, got "):
+            Trainer(model, opt, loss_fn, clip=clip)
+    with pytest.raises(TypeError, match=r"Trainer: clip must be a finite number > 0, got '1.0'"):
+        Trainer(model, opt, loss_fn, clip="1.0")
+    trainer = Trainer(model, opt, loss_fn, clip=np.float32(0.5))  # a NumPy number is a number
+    assert type(trainer.clip) is float and trainer.clip == 0.5
 
 
 # ------------------------------------------------------------------ metrics

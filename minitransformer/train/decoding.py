@@ -31,6 +31,7 @@ from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..backend import dtype_name
 from ..data.tokenizers import BOS, EOS, PAD
+from ..functional._checks import require_real
 
 __all__ = ["greedy_decode", "beam_search", "generate", "length_penalty"]
 
@@ -227,8 +228,7 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     op = "beam_search"
     if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
         raise ValueError(f"{op}: beam_size must be a positive int, got {beam_size!r}")
-    if not isinstance(alpha, int | float) or alpha < 0:
-        raise ValueError(f"{op}: alpha must be a number >= 0, got {alpha!r}")
+    alpha = require_real(op, "alpha", alpha, low=0.0)
     k = beam_size
     with _EvalMode(model):
         src, src_mask, memory = _encode(model, op, src, src_mask, pad_id)
@@ -352,8 +352,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     op = "generate"
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"{op}: max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if not isinstance(temperature, int | float) or temperature < 0 or temperature != temperature:
-        raise ValueError(f"{op}: temperature must be a number >= 0 (0 = greedy), got {temperature!r}")
+    temperature = require_real(op, "temperature", temperature, low=0.0)  # 0: greedy
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"{op}: top_k must be a positive int or None, got {top_k!r}")
     with _EvalMode(model):

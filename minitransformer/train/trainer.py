@@ -33,6 +33,7 @@ from collections.abc import Callable
 from .. import backend as _backend
 from ..autograd import Tensor, no_grad
 from ..data.batching import DataLoader, batches
+from ..functional._checks import require_real
 from ..optim import clip_grad_norm_
 from .checkpoint import load_checkpoint, save_checkpoint
 from .metrics import RunningMean
@@ -157,8 +158,8 @@ class Trainer:
                             ("checkpoint_every", checkpoint_every)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"Trainer: {name} must be a positive int or None, got {value!r}")
-        if clip is not None and not (isinstance(clip, int | float) and clip > 0):
-            raise ValueError(f"Trainer: clip must be a positive number or None, got {clip!r}")
+        if clip is not None:
+            clip = require_real("Trainer", "clip", clip, low=0.0, low_open=True)
         mode = mode or ("max" if "acc" in monitor else "min")
         if mode not in ("min", "max"):
             raise ValueError(f"Trainer: mode must be 'min' or 'max', got {mode!r}")
