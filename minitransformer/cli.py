@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="the peak learning rate (reached after the warm-up)")
     train.add_argument("--warmup", type=_positive_int, help="warm-up steps")
     train.add_argument("--dropout", type=float)
-    train.add_argument("--label-smoothing", type=float)
+    train.add_argument("--label-smoothing", type=float,
+                       help="move this fraction (0 to 1) of each target's probability onto all classes evenly "
+                            "(paper section 5.4: 0.1; default 0)")
     train.add_argument("--eval-every", type=_positive_int, help="steps between evaluations on the validation split")
     train.add_argument("--target", type=float, help="stop once the validation accuracy (loss for charlm) reaches it")
     train.add_argument("--patience", type=_positive_int, help="stop after this many evaluations without improvement")

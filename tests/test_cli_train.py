@@ -119,6 +119,15 @@ def test_commands_refuse_bad_input_with_one_line(tmp_path, capsys):
     assert "d_model=10 is not divisible by heads=3" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("task", ["reverse", "classify", "charlm"])
+def test_label_smoothing_outside_0_1_is_refused_before_training(task, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", task, "--label-smoothing", "5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"minitransformer: task '{task}': label_smoothing must be a number in [0, 1], got 5.0\n"
+    assert not out.exists()  # refused before any work
+
+
 def test_seed_config_trains_the_documents_classifier_layout(tmp_path, capsys):
     out = tmp_path / "seed"
     assert main(["train", "--task", "classify", "--seed-config", "--steps", "2", "--no-progress", "--no-pictures",

@@ -139,6 +139,36 @@ def test_a_run_that_crashes_resumes_from_its_last_periodic_checkpoint(tmp_path):
     assert _losses(resumed) == _losses(full)
 
 
+# ------------------------------------------------------------------ the tasks' settings
+_TINY_TASK = dict(d_model=16, heads=2, layers=1, d_ff=32, batch_size=8)
+_TINY_DATA = {"classify": dict(n_train=16, n_val=4, n_test=4), "charlm": dict(seq_len=8, max_len=16)}
+
+
+@pytest.mark.parametrize("task", ["classify", "charlm"])
+def test_label_smoothing_reaches_the_training_loss_of_every_task(task):
+    eps = 0.2
+    plain = build(task, **_TINY_TASK, **_TINY_DATA[task])
+    smooth = build(task, label_smoothing=eps, **_TINY_TASK, **_TINY_DATA[task])  # same seed: the same weights
+    data = smooth.train_data
+    b = data.collate(data.examples[:8]) if isinstance(data, DataLoader) else data(0)
+    if task == "classify":  # y' = y (1 - eps) + eps / 2: the two-class case of cross_entropy's smoothed target
+        y = b.labels.numpy() * (1 - eps) + eps / 2
+        expected = F.binary_cross_entropy_with_logits(smooth.model(b.src), mt.tensor(y.astype(np.float32)))
+    else:
+        expected = F.cross_entropy(smooth.model(b.tgt_in), b.tgt_out, label_smoothing=eps)
+    loss = smooth.loss_fn(smooth.model, b).item()
+    assert loss == pytest.approx(expected.item(), rel=1e-6)
+    assert loss != pytest.approx(plain.loss_fn(plain.model, b).item(), rel=1e-3)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("task", ["reverse", "classify", "charlm"])
+@pytest.mark.parametrize("eps", [5, -0.1, float("nan"), True])
+def test_every_task_refuses_label_smoothing_outside_0_1(task, eps):
+    with pytest.raises(ValueError, match=rf"task '{task}': label_smoothing must be a number in \[0, 1\], got "):
+        build(task, label_smoothing=eps)
+
+
 # ------------------------------------------------------------------ evaluation, early stopping, logging
 def _linear_problem():
     mt.manual_seed(0)

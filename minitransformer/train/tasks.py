@@ -4,13 +4,16 @@ r"""Ready-made training runs: the data, the model, the loss and the metrics of e
 task        model                             data, loss and the final metric
 ==========  ================================  ==========================================================
 reverse     :class:`Transformer`              digit sequences (lengths 8-12) and their reverse;
-copy                                          cross-entropy (label smoothing optional);
+copy                                          cross-entropy;
 sort                                          exact-sequence accuracy of greedy decoding on held-out sources
 classify    :class:`TransformerClassifier`    the negation task (a bag of words cannot exceed 75%);
                                               binary cross-entropy; held-out accuracy
 charlm      :class:`DecoderOnlyLM`            the shipped ``tiny`` corpus, character by character;
                                               cross-entropy; validation loss against the unigram entropy
 ==========  ================================  ==========================================================
+
+Every task's training loss takes the setting ``label_smoothing`` (in [0, 1], 0 by default; the paper's
+section 5.4 uses 0.1); the losses measured on held-out data are never smoothed.
 
 (the charlm's "val" split is the last 10% of the corpus, cut at a line; it serves as its test split too.)
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np  # host-side data: token id lists and NumPy id arrays
 
@@ -214,6 +218,9 @@ def _settings(task: str, overrides: dict) -> dict:
     if unknown:
         raise ValueError(f"task {task!r}: unknown setting(s) {unknown}; it takes {sorted(settings)}")
     settings.update({k: v for k, v in overrides.items() if v is not None})  # None: keep the default
+    eps = settings["label_smoothing"]
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0.0 <= eps <= 1.0:
+        raise ValueError(f"task {task!r}: label_smoothing must be a number in [0, 1], got {eps!r}")
     if settings["d_model"] % settings["heads"]:
         raise ValueError(f"task {task!r}: d_model={settings['d_model']} is not divisible by heads={settings['heads']}")
     return settings
@@ -340,9 +347,17 @@ def _seq2seq(task: str, s: dict) -> TaskSetup:
 
 
 # ------------------------------------------------------------------ classification (the document's section 5)
-def classification_loss(model, b: Batch) -> Tensor:
-    """Binary cross-entropy of the model's one logit per text against the 0/1 label (the document's section 5.3)."""
-    return F.binary_cross_entropy_with_logits(model(b.src), b.labels)
+def classification_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor:
+    r"""Binary cross-entropy of the model's one logit per text against the 0/1 label (the document's section 5.3).
+
+    With label smoothing :math:`\epsilon` the target is :math:`y' = y (1 - \epsilon) + \epsilon / 2`, as
+    Keras's ``BinaryCrossentropy(label_smoothing=...)`` does: the two-class case of the smoothed target
+    :math:`q` of :func:`~minitransformer.functional.cross_entropy`.
+    """
+    z, y = model(b.src), b.labels  # (B,) logits, (B,) labels 0 or 1
+    if label_smoothing:
+        y = y.astype(z.dtype_name) * (1.0 - label_smoothing) + label_smoothing / 2
+    return F.binary_cross_entropy_with_logits(z, y)
 
 
 def classification_metrics(examples, batch_size: int = 500) -> Callable:
@@ -394,8 +409,9 @@ def _classify(s: dict) -> TaskSetup:
             labels = ["[cls]"] + labels
         return [("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], labels, labels)]
 
-    return TaskSetup("classify", "classify", s, model, tok, opt, schedule, loader, classification_loss, eval_fn,
-                     final_metrics, sample)
+    loss_fn = partial(classification_loss, label_smoothing=s["label_smoothing"])
+    return TaskSetup("classify", "classify", s, model, tok, opt, schedule, loader, loss_fn, eval_fn, final_metrics,
+                     sample)
 
 
 def _negated(tok, ids) -> bool:
@@ -405,9 +421,10 @@ def _negated(tok, ids) -> bool:
 
 
 # ------------------------------------------------------------------ character language model
-def lm_loss(model, b: Batch) -> Tensor:
-    """Next-character cross-entropy: ``logits[:, t]`` (from characters ``0..t``) against character ``t + 1``."""
-    return F.cross_entropy(model(b.tgt_in), b.tgt_out)
+def lm_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor:
+    """Next-character cross-entropy: ``logits[:, t]`` (from characters ``0..t``) against character ``t + 1``
+    (smoothed as in :func:`~minitransformer.functional.cross_entropy`)."""
+    return F.cross_entropy(model(b.tgt_in), b.tgt_out, label_smoothing=label_smoothing)
 
 
 def lm_metrics(ids: np.ndarray, seq_len: int, batch_size: int = 64) -> Callable:
@@ -467,8 +484,8 @@ def _charlm(s: dict) -> TaskSetup:
         weights = model.decoder.self_attn_weights[-1].numpy()[0]
         return [("self_attention", weights, labels, labels)]
 
-    return TaskSetup("charlm", "lm", s, model, tok, opt, schedule, train_data, lm_loss, eval_fn, final_metrics,
-                     sample)
+    loss_fn = partial(lm_loss, label_smoothing=s["label_smoothing"])
+    return TaskSetup("charlm", "lm", s, model, tok, opt, schedule, train_data, loss_fn, eval_fn, final_metrics, sample)
 
 
 def model_from_checkpoint(ckpt) -> nn.Module:
