@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _demo(args) -> int:
     from .demo import run
 
-    return run(out=args.out, train_steps=args.steps)
+    if _refuse_out(args, "demo"):
+        return 2
+    return _guard(lambda: run(out=args.out, train_steps=args.steps))
 
 
 def _bench(args) -> int:
@@ -35,6 +38,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _refuse_out(args, command: str) -> bool:
+    """True, with one line on stderr, if ``--out`` cannot be a folder (it, or a folder above it, is a file).
+
+    Checked before any work: otherwise the run would fail only when it writes its results, at the end.
+    """
+    out = Path(args.out)
+    for path in (out, *out.parents):
+        if path.exists() and not path.is_dir():
+            where = "is a file" if path == out else f"is inside {str(path)!r}, which is a file"
+            print(f"minitransformer {command}: --out {args.out!r} {where}, not a folder", file=sys.stderr)
+            return True
+    return False
+
+
 def _train(args) -> int:
     from .train import run, tasks
 
@@ -52,6 +69,8 @@ def _train(args) -> int:
                                                                           if v is not None}}
     if args.task not in tasks.TASKS:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
+        return 2
+    if _refuse_out(args, "train"):
         return 2
     return _guard(lambda: run.train(args.task, args.out, backend=args.backend, progress=not args.no_progress,
                                     blas_threads=args.blas_threads or None, resume=args.resume,
@@ -80,7 +99,8 @@ def _assignments(args) -> int:
 
 
 def _guard(work) -> int:
-    """Run ``work``; a user's mistake (bad checkpoint, unknown backend, bad setting) is one line on stderr, exit 2."""
+    """Run ``work``; a user's mistake (bad checkpoint, unknown backend, bad setting) is one line on stderr, exit 2;
+    a file the system refuses (permission denied, disk full, ...) is one line too, exit 1."""
     from .backend import BackendError
     from .train.checkpoint import CheckpointError
 
@@ -89,6 +109,10 @@ def _guard(work) -> int:
     except (CheckpointError, BackendError, ValueError) as e:
         print(f"minitransformer: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"minitransformer: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -214,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``minitransformer`` command: parse ``argv`` (``sys.argv[1:]`` when None) and run.
 
-    Returns the exit status: 0, or 2 for a user's mistake (its message, one line, on stderr).
+    Returns the exit status: 0; 2 for a user's mistake, 1 for a file the system refuses (its message, one line,
+    on stderr).
 
     Examples
     --------

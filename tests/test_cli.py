@@ -51,6 +51,15 @@ def test_demo_prints_the_tour_and_saves_the_graph(tmp_path, capsys):
     assert re.search(r"^test_exact_sequence_accuracy\s+\d", text, flags=re.M)  # the closing training run
 
 
+def test_demo_refuses_an_out_that_is_a_file_before_the_tour(tmp_path, capsys):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("keep me")
+    assert main(["demo", "--out", str(afile), "--steps", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"minitransformer demo: --out {str(afile)!r} is a file, not a folder\n"
+    assert captured.out == "" and afile.read_text() == "keep me"
+
+
 # ------------------------------------------------------------------ info
 def test_info_lists_versions_and_backends(capsys):
     assert main(["info"]) == 0

@@ -128,6 +128,29 @@ def test_label_smoothing_outside_0_1_is_refused_before_training(task, tmp_path, 
     assert not out.exists()  # refused before any work
 
 
+def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, capsys):
+    afile = tmp_path / "results.txt"
+    afile.write_text("keep me")
+    for out, why in ((afile, "is a file"), (afile / "run", f"is inside {str(afile)!r}, which is a file")):
+        assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out)]) == 2
+        captured = capsys.readouterr()
+        assert captured.err == f"minitransformer train: --out {str(out)!r} {why}, not a folder\n"
+        assert captured.out == ""  # nothing was built or trained
+    assert afile.read_text() == "keep me"
+
+
+def test_a_folder_the_system_refuses_is_one_line_before_training(tmp_path, monkeypatch, capsys):
+    from minitransformer.train import run
+
+    def refuse(out):
+        raise PermissionError(13, "Permission denied", str(out))
+
+    monkeypatch.setattr(run, "_writable_folder", refuse)
+    monkeypatch.setattr(run.Trainer, "fit", lambda *a: pytest.fail("trained"))
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().err == f"minitransformer: {tmp_path / 'run'}: Permission denied\n"
+
+
 def test_seed_config_trains_the_documents_classifier_layout(tmp_path, capsys):
     out = tmp_path / "seed"
     assert main(["train", "--task", "classify", "--seed-config", "--steps", "2", "--no-progress", "--no-pictures",

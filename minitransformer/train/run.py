@@ -17,6 +17,7 @@ and measures the model again; ``generate CHECKPOINT`` runs it on an input of you
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,6 +102,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             overrides = {**saved["settings"], **{k: v for k, v in overrides.items() if k == "steps"}}
         setup = tasks.build(task, **overrides)
         s = setup.settings
+        _writable_folder(out)
         print(f"task {task}: {type(setup.model).__name__} with {setup.model.num_parameters():,} parameters on "
               f"backend {_backend.current().name}")
         print("settings: " + ", ".join(f"{k}={v}" for k, v in s.items()))
@@ -121,7 +123,6 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         print(f"\nfinal metrics ({'held-out test split' if setup.kind != 'lm' else 'validation text'}):")
         _print_metrics(metrics)
         _show_example(setup)
-        out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps({"task": task, "metrics": metrics, "settings": s,
                                                       "backend": backend}, indent=2))
         written = [path, out / "metrics.json", *(_pictures(setup, trainer.history, out) if pictures else [])]
@@ -129,6 +130,13 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         for p in written:
             print(f"  {p}")
     return metrics
+
+
+def _writable_folder(out: Path) -> None:
+    """Make ``out`` and write a file in it now: a folder that cannot be made or written fails before the run."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=out):
+        pass
 
 
 def _pictures(setup, history: dict, out: Path) -> list[Path]:
