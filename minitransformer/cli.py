@@ -6,6 +6,7 @@ Each sub-command lives in the module that owns its work; this file only parses a
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def _refuse_out(args, command: str) -> bool:
 
 
 def _train(args) -> int:
-    from .train import run, tasks
+    from .train import TrainingInterrupted, run, tasks
 
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "d_model", "heads", "layers", "d_ff", "lr",
                                                  "warmup", "seed", "dropout", "label_smoothing", "eval_every",
@@ -72,9 +73,18 @@ def _train(args) -> int:
         return 2
     if _refuse_out(args, "train"):
         return 2
-    return _guard(lambda: run.train(args.task, args.out, backend=args.backend, progress=not args.no_progress,
-                                    blas_threads=args.blas_threads or None, resume=args.resume,
-                                    pictures=not args.no_pictures, **overrides))
+    try:
+        return _guard(lambda: run.train(args.task, args.out, backend=args.backend, progress=not args.no_progress,
+                                        blas_threads=args.blas_threads or None, resume=args.resume,
+                                        pictures=not args.no_pictures, checkpoint_every=args.checkpoint_every,
+                                        **overrides))
+    except TrainingInterrupted as e:  # Ctrl-C: the checkpoint holds the last whole step
+        again = f"minitransformer train --task {args.task} --out {shlex.quote(args.out)} --resume"
+        if args.backend != "numpy":
+            again += f" --backend {args.backend}"
+        print(f"minitransformer train: interrupted after step {e.step}, saved in {e.checkpoint}; continue with: "
+              f"{again}", file=sys.stderr)
+        return 130
 
 
 def _evaluate(args) -> int:
@@ -187,7 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="seed of the data, the initial weights and the batch order (0)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--out", default="train-output", help="folder for the results (default: train-output)")
-    train.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from --out/checkpoint.npz (written at the end, and at the end of the step "
+                            "in progress on Ctrl-C)")
+    train.add_argument("--checkpoint-every", type=_positive_int, help="also write the checkpoint every N steps")
     train.add_argument("--no-pictures", action="store_true", help="skip the PNG files (curves, attention maps)")
     train.add_argument("--seed-config", nargs="?", const="cpu", choices=["cpu", "document"], default=None,
                        help="with --task classify: the document's section 5 classifier; 'cpu' (the default) is a "

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import re
+import signal
 
 import numpy as np
 import pytest
@@ -87,6 +88,48 @@ def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
     assert "resumed from" in text and "at step 6" in text
     ckpt = read_checkpoint(out / "checkpoint.npz")
     assert ckpt.step == 9 and ckpt.config["d_model"] == 16  # the saved settings, not the defaults
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, capsys):
+    from minitransformer.train import Trainer
+
+    run = ["train", "--task", "copy", "--steps", "6", *TINY, "--no-pictures", "--out"]
+    assert main([*run, str(tmp_path / "whole")]) == 0
+    train_step = Trainer.train_step
+
+    def pressing(self, batch):  # Ctrl-C in the middle of step 3
+        if self.step == 2:
+            signal.raise_signal(signal.SIGINT)
+        return train_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", pressing)
+    out = tmp_path / "cut"
+    capsys.readouterr()
+    try:
+        assert main([*run, str(out)]) == 130
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped the command as a traceback")
+    assert capsys.readouterr().err == (f"minitransformer train: interrupted after step 3, saved in "
+                                       f"{out / 'checkpoint.npz'}; continue with: minitransformer train --task copy "
+                                       f"--out {out} --resume\n")
+    assert read_checkpoint(out / "checkpoint.npz").step == 3
+    monkeypatch.undo()
+    assert main(["train", "--task", "copy", "--no-progress", "--resume", "--out", str(out)]) == 0
+    whole, resumed = read_checkpoint(tmp_path / "whole" / "checkpoint.npz"), read_checkpoint(out / "checkpoint.npz")
+    assert resumed.step == 6 and resumed.history == whole.history
+    for name, weights in whole.model_state.items():
+        np.testing.assert_array_equal(resumed.model_state[name], weights)
+
+
+def test_checkpoint_every_writes_the_checkpoint_during_the_run(tmp_path, monkeypatch):
+    from minitransformer.train import Trainer
+
+    saved = []
+    monkeypatch.setattr(Trainer, "save", lambda self, path: saved.append(self.step))
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "5", *TINY, "--no-pictures", "--checkpoint-every", "2",
+                 "--out", str(out)]) == 0
+    assert saved == [2, 4, 5]
 
 
 def test_charlm_trains_and_generates_text(tmp_path, capsys):

@@ -4,6 +4,8 @@ work, and the loss reaches the host only when it is logged."""
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from minitransformer.train import (
     RunningMean,
     Trainer,
     TrainingDiverged,
+    TrainingInterrupted,
     binary_accuracy,
     exact_match,
     get_blas_threads,
@@ -101,6 +104,52 @@ def test_resuming_repeats_the_uninterrupted_losses_exactly(tmp_path):
     assert len(_losses(full)) == 10
     for p, q in zip(full.model.parameters(), second.model.parameters()):
         np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+def _press_ctrl_c(trainer, at_step: int, times: int = 1):
+    """Make ``trainer`` receive Ctrl-C (SIGINT, as from a terminal) ``times`` over during step ``at_step + 1``."""
+    loss_fn = trainer.loss_fn
+
+    def pressing(model, batch):
+        if trainer.step == at_step:
+            for _ in range(times):
+                signal.raise_signal(signal.SIGINT)
+        return loss_fn(model, batch)
+
+    trainer.loss_fn = pressing
+
+
+def test_ctrl_c_saves_the_end_of_the_step_and_the_run_resumes_exactly(tmp_path):
+    full, loader = _seq2seq_run(tmp_path, "full.npz")
+    full.fit(loader, 10)
+
+    cut, loader = _seq2seq_run(tmp_path, "cut.npz")
+    _press_ctrl_c(cut, at_step=4)  # in the middle of step 5: its forward pass
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt) as stopped:  # (a TrainingInterrupted is a KeyboardInterrupt)
+        cut.fit(loader, 10)
+    assert isinstance(stopped.value, TrainingInterrupted), stopped.value
+    assert (stopped.value.step, stopped.value.checkpoint) == (5, tmp_path / "cut.npz")
+    assert cut.stop_reason == "interrupted" and signal.getsignal(signal.SIGINT) is before
+
+    resumed, loader = _seq2seq_run(tmp_path, "cut.npz", seed=99)
+    resumed.load(tmp_path / "cut.npz")
+    assert resumed.step == 5  # the step in progress was finished, then saved
+    resumed.fit(loader, 10)
+    assert _losses(resumed) == _losses(full)
+    for p, q in zip(full.model.parameters(), resumed.model.parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+@pytest.mark.single_backend
+def test_a_second_ctrl_c_stops_at_once_saving_nothing(tmp_path):
+    trainer, loader = _seq2seq_run(tmp_path, "never.npz")
+    _press_ctrl_c(trainer, at_step=2, times=2)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        trainer.fit(loader, 10)
+    assert not isinstance(stopped.value, TrainingInterrupted) and trainer.step == 2
+    assert not (tmp_path / "never.npz").exists() and signal.getsignal(signal.SIGINT) is before
 
 
 class _Crash(RuntimeError):

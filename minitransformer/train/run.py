@@ -49,7 +49,7 @@ def _monitor(kind: str) -> str:
 
 
 def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_threads: int | None = 1,
-          resume: bool = False, pictures: bool = True, **overrides) -> dict:
+          resume: bool = False, pictures: bool = True, checkpoint_every: int | None = None, **overrides) -> dict:
     """Train ``task`` with :data:`~minitransformer.train.tasks.DEFAULTS` changed by ``overrides``; write into ``out``.
 
     Parameters
@@ -68,6 +68,8 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         Continue from ``out/checkpoint.npz`` (its settings; ``steps`` may be raised).
     pictures : bool
         Draw the curves and attention maps (a few seconds of matplotlib).
+    checkpoint_every : int, optional
+        Also write the checkpoint every this many steps (it is always written at the end, and on Ctrl-C).
     **overrides
         Settings of the task (``steps``, ``d_model``, ``lr``, ...); None values are ignored.
 
@@ -75,6 +77,12 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     -------
     dict
         The final metrics, with ``steps``, ``wall_time_s`` and ``stop_reason``.
+
+    Raises
+    ------
+    TrainingInterrupted
+        Ctrl-C: the checkpoint holds the end of the step in progress, and ``resume=True`` continues from it
+        exactly as the uninterrupted run would have.
 
     Examples
     --------
@@ -110,7 +118,8 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
                           eval_fn=setup.eval_fn, eval_every=s["eval_every"],
                           log_every=max(1, min(50, s["eval_every"], s["steps"] // 30)),
                           progress=progress, patience=s["patience"], monitor=_monitor(setup.kind),
-                          target=s["target"], checkpoint_path=path, tokenizer=setup.tokenizer,
+                          target=s["target"], checkpoint_path=path, checkpoint_every=checkpoint_every,
+                          tokenizer=setup.tokenizer,
                           extra={"task": task, "settings": s}, desc=task)
         if resume:
             trainer.load(path)

@@ -17,6 +17,8 @@ One step is the five lines every framework has (paper section 5: Adam, the warm-
 * **checkpoints** every ``checkpoint_every`` steps and at the end, holding the data position and the
   random generator, so that :meth:`Trainer.load` followed by :meth:`Trainer.fit` computes exactly
   the losses the uninterrupted run would have;
+* **Ctrl-C** stops the run at the end of the step in progress, writes the checkpoint there and raises
+  :class:`TrainingInterrupted` (a ``KeyboardInterrupt``); a second Ctrl-C stops at once, saving nothing;
 * a tqdm **progress bar** (``progress=False`` turns it off).
 
 The history is a dict of lists of ``[step, value]`` pairs -- ``train_loss``, ``lr``, ``grad_norm``
@@ -27,8 +29,11 @@ and whatever the evaluation returns (``val_loss``, ``val_accuracy``, ...) -- the
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from .. import backend as _backend
 from ..autograd import Tensor, no_grad
@@ -38,7 +43,7 @@ from ..optim import clip_grad_norm_
 from .checkpoint import load_checkpoint, save_checkpoint
 from .metrics import RunningMean
 
-__all__ = ["Trainer", "TrainingDiverged"]
+__all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -61,6 +66,51 @@ class TrainingDiverged(FloatingPointError):
     Trainer: the training loss became nan by step 1; lower the learning rate (lr was 0.1)
     or clip the gradients (clip=1.0)
     """
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :meth:`Trainer.fit` at the end of a step; the checkpoint, if the trainer has a path, holds it.
+
+    Attributes
+    ----------
+    step : int
+        The steps taken: :meth:`Trainer.load` of the checkpoint and :meth:`Trainer.fit` continue from here
+        exactly as the uninterrupted run would have.
+    checkpoint : Path or None
+        The checkpoint written (None without ``checkpoint_path``).
+    """
+
+    def __init__(self, step: int, checkpoint):
+        self.step = step
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        saved = f"checkpoint {self.checkpoint}" if checkpoint is not None else "no checkpoint_path, nothing saved"
+        super().__init__(f"Trainer: interrupted after step {step} ({saved})")
+
+
+class _CtrlC:
+    """While training, Ctrl-C (SIGINT) only sets ``pressed``: the loop stops at the end of the step, where a
+    checkpoint resumes exactly, rather than wherever the interrupt lands. A second Ctrl-C raises at once.
+
+    Signal handlers belong to the main thread; elsewhere (or where SIGINT is ignored) Ctrl-C is left as it is.
+    """
+
+    def __init__(self):
+        self.pressed = False
+        self._previous = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(signal.SIGINT)):
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 class Trainer:
@@ -118,7 +168,7 @@ class Trainer:
     history : dict of str to list of [step, value]
         ``train_loss``, ``lr``, ``grad_norm`` (with ``clip``) and the values of ``eval_fn``.
     stop_reason : str or None
-        Why the last :meth:`fit` stopped ("steps", "patience", "target").
+        Why the last :meth:`fit` stopped ("steps", "patience", "target", "interrupted").
 
     Examples
     --------
@@ -270,6 +320,8 @@ class Trainer:
         ------
         TrainingDiverged
             The training loss became NaN or infinite.
+        TrainingInterrupted
+            Ctrl-C: the step in progress was finished and the checkpoint written (with ``checkpoint_path``).
         """
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"Trainer.fit: steps must be an int >= 0, got {steps!r}")
@@ -285,28 +337,35 @@ class Trainer:
         bar = tqdm(total=steps, initial=min(self.step, steps), desc=self.desc, disable=not self.progress,
                    dynamic_ncols=True, leave=True)
         source = self._batches(data)
-        try:
-            while self.step < steps and self.stop_reason is None:
-                loss = self.train_step(next(source))
-                self._loss.add(loss)
-                bar.update(1)
-                if self.step % self.log_every == 0 or self.step == steps:
+        with _CtrlC() as ctrl_c:
+            try:
+                while self.step < steps and self.stop_reason is None:
+                    if ctrl_c.pressed:  # at a step's end: the state a periodic checkpoint holds, saved below
+                        self.stop_reason = "interrupted"
+                        break
+                    loss = self.train_step(next(source))
+                    self._loss.add(loss)
+                    bar.update(1)
+                    if self.step % self.log_every == 0 or self.step == steps:
+                        self._log(bar)
+                    if self.eval_fn is not None and self.eval_every and self.step % self.eval_every == 0:
+                        self._evaluate(bar)
+                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                        self.elapsed += time.perf_counter() - start
+                        start = time.perf_counter()
+                        self.save(self.checkpoint_path)
+                if self.stop_reason != "interrupted":
                     self._log(bar)
-                if self.eval_fn is not None and self.eval_every and self.step % self.eval_every == 0:
-                    self._evaluate(bar)
-                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                    self.elapsed += time.perf_counter() - start
-                    start = time.perf_counter()
-                    self.save(self.checkpoint_path)
-            self._log(bar)
-            if self.eval_fn is not None and self._eval_step != self.step:
-                self._evaluate(bar)
-            self.stop_reason = self.stop_reason or "steps"
-        finally:
-            bar.close()
-            self.elapsed += time.perf_counter() - start
-        if self.checkpoint_path is not None:
-            self.save(self.checkpoint_path)
+                    if self.eval_fn is not None and self._eval_step != self.step:
+                        self._evaluate(bar)
+                    self.stop_reason = self.stop_reason or "steps"
+            finally:
+                bar.close()
+                self.elapsed += time.perf_counter() - start
+            if self.checkpoint_path is not None:
+                self.save(self.checkpoint_path)
+        if ctrl_c.pressed:
+            raise TrainingInterrupted(self.step, self.checkpoint_path)
         return self.history
 
     def _record(self, name: str, value: float) -> None:
