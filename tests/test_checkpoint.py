@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -196,12 +197,36 @@ def test_files_that_are_not_checkpoints_are_refused(tmp_path):
     np.savez(plain, w=np.ones(3))
     with pytest.raises(CheckpointError, match="not a minitransformer checkpoint"):
         read_checkpoint(plain)
-    text = tmp_path / "notes.npz"
-    text.write_text("hello")
-    with pytest.raises(CheckpointError, match="cannot be read as a .npz"):
-        read_checkpoint(text)
     with pytest.raises(CheckpointError, match="no such file"):
         read_checkpoint(tmp_path / "missing.npz")
+
+
+def _write_other(path, kind: str) -> None:
+    if kind == "text":
+        path.write_text("hello")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"w": [1.0, 2.0]}))
+    elif kind == "npy":
+        with open(path, "wb") as f:
+            np.save(f, np.ones(3))
+    else:  # a .npz of Python objects (np.savez pickles them)
+        np.savez(path, w=np.array([{"w": 1.0}], dtype=object))
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("kind, why", [("text", "it is not a .npz archive"), ("empty", "it is not a .npz archive"),
+                                       ("pickle", "it is not a .npz archive"), ("npy", "it is not a .npz archive"),
+                                       ("objects", "it holds arrays of Python objects")])
+def test_a_file_that_is_no_npz_of_numbers_is_refused_without_suggesting_pickle(tmp_path, kind, why):
+    path = tmp_path / "other.npz"
+    _write_other(path, kind)
+    with pytest.raises(CheckpointError) as refused:
+        read_checkpoint(path)
+    message = str(refused.value)
+    assert message.startswith(f"{str(path)!r} is not a minitransformer checkpoint: {why}")
+    assert "pickle" not in message.lower()
 
 
 # ------------------------------------------------------------------ mismatches

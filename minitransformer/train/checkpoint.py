@@ -323,8 +323,8 @@ def read_checkpoint(path) -> Checkpoint:
     Raises
     ------
     CheckpointError
-        The file is missing, not a ``.npz``, truncated, damaged (checksum), of another format or
-        version, or lacks an array its description names.
+        The file is missing, not a ``.npz``, holds Python objects, is truncated, damaged (checksum), of
+        another format or version, or lacks an array its description names.
 
     Examples
     --------
@@ -348,10 +348,16 @@ def read_checkpoint(path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r}: no such file")
+    if not _starts_as_a_zip(path):  # else NumPy takes it for a pickle and says how to load it unsafely
+        raise CheckpointError(f"{str(path)!r} is not a minitransformer checkpoint: it is not a .npz archive "
+                              "(a zip of NumPy arrays)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {key: z[key] for key in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        if "allow_pickle" in str(e):  # NumPy refuses an array of Python objects, which no checkpoint holds
+            raise CheckpointError(f"{str(path)!r} is not a minitransformer checkpoint: it holds arrays of Python "
+                                  "objects (dtype object), not numbers") from e
         raise CheckpointError(
             f"checkpoint {str(path)!r} cannot be read as a .npz file (truncated or damaged?): {e}"
         ) from e
@@ -414,6 +420,15 @@ def read_checkpoint(path) -> Checkpoint:
         trainer_state=unflatten(meta.get("trainer") or {}),
         extra=unflatten(meta.get("extra") or {}),
     )
+
+
+def _starts_as_a_zip(path: Path) -> bool:
+    """Whether the file begins with a zip's first header, as every ``.npz`` does."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: {e.strerror or e}") from e
 
 
 def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: bool = False) -> Checkpoint:
