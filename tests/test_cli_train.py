@@ -151,6 +151,35 @@ def test_classify_trains_and_labels_a_review(tmp_path, capsys):
     assert re.fullmatch(r"(positive|negative) \(p\(positive\) = \d\.\d{3}\)\n", capsys.readouterr().out)
 
 
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    """Checkpoints of untrained tiny models of three tasks, saved as `train` saves them: task -> path."""
+    from minitransformer.train import save_checkpoint, tasks
+
+    tiny = dict(d_model=16, heads=2, layers=1, d_ff=32)
+    data = {"reverse": dict(n_train=16, n_val=4, n_test=4, min_len=3, max_len=5),
+            "classify": dict(n_train=16, n_val=4, n_test=4), "charlm": dict(seq_len=8, max_len=16)}
+    folder = tmp_path_factory.mktemp("untrained")
+    paths = {}
+    for task, sizes in data.items():
+        setup = tasks.build(task, **tiny, **sizes)
+        paths[task] = save_checkpoint(folder / f"{task}.npz", setup.model,
+                                      extra={"task": task, "settings": setup.settings})
+    return paths
+
+
+@pytest.mark.parametrize("task, flag, what", [("reverse", "--input", "input"), ("classify", "--input", "input"),
+                                              ("charlm", "--prompt", "prompt")])
+def test_generate_refuses_an_empty_input_rather_than_using_the_example(untrained, task, flag, what, capsys):
+    blank = ["", "   "] if task != "charlm" else [""]  # a blank prompt is text to continue for a language model
+    for text in blank:
+        assert main(["generate", str(untrained[task]), flag, text, "--max-new-tokens", "3"]) == 2
+        captured = capsys.readouterr()
+        assert (captured.out, captured.err) == ("", f"minitransformer: generate: the {what} is empty\n"), text
+    assert main(["generate", str(untrained[task]), "--max-new-tokens", "3"]) == 0  # none given: the example
+    assert capsys.readouterr().out.strip()
+
+
 def test_commands_refuse_bad_input_with_one_line(tmp_path, capsys):
     plain = tmp_path / "weights.npz"
     np.savez(plain, w=np.ones(2))

@@ -173,7 +173,7 @@ def _show_example(setup) -> None:
     """Print what the trained model does with one held-out input."""
     tok, model = setup.tokenizer, setup.model
     if setup.kind == "seq2seq":
-        src = [tok.stoi[c] for c in "31415926535"[: setup.settings["max_len"]]]
+        src = [tok.stoi[c] for c in _example_digits(setup)]
         out = greedy_decode(model, Tensor(np.asarray([src], dtype=np.int64)))
         print(f"\nexample: {tok.decode(src)} -> {tok.decode(strip_after_eos(out.numpy()[0]))}")
     elif setup.kind == "classify":
@@ -186,6 +186,11 @@ def _show_example(setup) -> None:
         ids = generate(model, Tensor(np.asarray([tok.encode(prompt)], dtype=np.int64)), 120, temperature=0.8,
                        top_k=10)
         print(f"\nexample (temperature 0.8, top-k 10): {tok.decode(ids.numpy()[0])!r}")
+
+
+def _example_digits(setup) -> str:
+    """The digits of pi, as many as the seq2seq model was trained on (at most 11): its example input."""
+    return "31415926535"[: setup.settings["max_len"]]
 
 
 def _setup_from_checkpoint(path):
@@ -253,7 +258,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
     path : str or Path
         A checkpoint written by :func:`train`.
     text : str, optional
-        The input; None: an example input of the task.
+        The input; None: an example input of the task. An empty one (or, but for charlm, blank) is refused.
     backend : str
         ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
     beam : int
@@ -285,9 +290,11 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
         setup, _ = _setup_from_checkpoint(path)
         tok, model = setup.tokenizer, setup.model
         if setup.kind == "seq2seq":
-            digits = "".join((text or "3 1 4 1 5 9 2 6").split())
+            digits = "".join((_example_digits(setup) if text is None else text).split())
+            if not digits:
+                raise ValueError("generate: the input is empty")
             unknown = sorted(set(digits) - set("0123456789"))
-            if unknown or not digits:
+            if unknown:
                 raise ValueError(f"generate: the {setup.name} task reads digits 0-9, got {text!r}")
             src = Tensor(np.asarray([tok.encode(digits)], dtype=np.int64))
             max_len = min(len(digits) + 2, model.max_len)
@@ -295,13 +302,14 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
                 beam_search(model, src, beam_size=beam, max_len=max_len, alpha=alpha)
             result = " ".join(tok.itos[i] for i in strip_after_eos(ids.numpy()[0]))
         elif setup.kind == "classify":
-            text = text or "the acting was not bad"
-            ids = tok.encode(text)
+            ids = tok.encode("the acting was not bad" if text is None else text)
+            if not ids:
+                raise ValueError("generate: the input is empty")
             p = float(model.predict_proba(Tensor(np.asarray([ids], dtype=np.int64))).numpy()[0])
             result = f"{'positive' if p > 0.5 else 'negative'} (p(positive) = {p:.3f})"
         else:
             _backend.manual_seed(seed)
-            ids = tok.encode(text or "The ")
+            ids = tok.encode("The " if text is None else text)  # a blank prompt is text too: spaces, newlines
             if not ids:
                 raise ValueError("generate: the prompt is empty")
             out = generate(model, Tensor(np.asarray([ids], dtype=np.int64)), max_new_tokens,
