@@ -32,11 +32,20 @@ def _info(args) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_from(low: int):
+    """An argparse type: an int >= ``low``; argparse's message names the option (``argument --seed: ...``)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = "int"  # argparse's message for a non-number: "invalid int value: 'x'"
+    return parse
+
+
+_positive_int, _seed = _int_from(1), _int_from(0)
 
 
 def _refuse_out(args, command: str) -> bool:
@@ -194,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-every", type=_positive_int, help="steps between evaluations on the validation split")
     train.add_argument("--target", type=float, help="stop once the validation accuracy (loss for charlm) reaches it")
     train.add_argument("--patience", type=_positive_int, help="stop after this many evaluations without improvement")
-    train.add_argument("--seed", type=int, help="seed of the data, the initial weights and the batch order (0)")
+    train.add_argument("--seed", type=_seed, help="seed of the data, the initial weights and the batch order (0)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--out", default="train-output", help="folder for the results (default: train-output)")
     train.add_argument("--resume", action="store_true",
@@ -227,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-new-tokens", type=_positive_int, default=200, help="characters to generate (charlm)")
     gen.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (charlm; 0: greedy)")
     gen.add_argument("--top-k", type=_positive_int, default=10, help="sample from the k likeliest (charlm)")
-    gen.add_argument("--seed", type=int, default=0, help="seed of the sampling (charlm)")
+    gen.add_argument("--seed", type=_seed, default=0, help="seed of the sampling (charlm)")
     gen.set_defaults(run=_generate)
 
     assign = sub.add_parser("assignments", help="classroom assignments: build a student copy, grade it",

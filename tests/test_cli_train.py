@@ -151,6 +151,14 @@ def test_classify_trains_and_labels_a_review(tmp_path, capsys):
     assert re.fullmatch(r"(positive|negative) \(p\(positive\) = \d\.\d{3}\)\n", capsys.readouterr().out)
 
 
+@pytest.mark.parametrize("command", [["train", "--task", "copy"], ["generate", "checkpoint.npz"]])
+def test_a_negative_seed_is_refused_naming_the_option(command, capsys):
+    with pytest.raises(SystemExit) as refused:
+        main([*command, "--seed", "-1"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith("error: argument --seed: must be at least 0, got -1")
+
+
 @pytest.fixture(scope="module")
 def untrained(tmp_path_factory):
     """Checkpoints of untrained tiny models of three tasks, saved as `train` saves them: task -> path."""
