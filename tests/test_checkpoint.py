@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -297,6 +298,21 @@ def test_a_crash_mid_write_leaves_the_old_checkpoint(saved, monkeypatch, where):
     assert path.read_bytes() == old
     assert read_checkpoint(path).step == 3
     assert os.listdir(path.parent) == [path.name]  # no temporary file left behind
+
+
+@pytest.mark.single_backend
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
+def test_a_checkpoint_gets_the_mode_of_any_new_file(tmp_path):
+    before = os.umask(0o027)  # neither the usual 0o022 nor what a private temporary file has (0o600)
+    try:
+        (tmp_path / "metrics.json").write_text("{}")
+        for step in (1, 2):  # written, then replaced
+            path = save_checkpoint(tmp_path / "checkpoint.npz", Tiny(), step=step)
+            assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode)
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz", "metrics.json"]
 
 
 @pytest.mark.single_backend

@@ -40,7 +40,7 @@ import hashlib
 import json
 import math
 import os
-import tempfile
+import secrets
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,11 +277,27 @@ def _checksum(arrays: dict) -> str:
     return h.hexdigest()
 
 
+def _temporary_file_beside(path: Path, folder: Path) -> tuple[int, Path]:
+    """A new empty file ``folder/.<name>.<random>.tmp``, open for writing, and its path.
+
+    Made with mode ``0o666`` which the system reduces by the umask, as for any new file (``tempfile.mkstemp``
+    would give ``0o600``, which the rename would keep): the checkpoint's mode is the one ``metrics.json``
+    beside it gets, with no umask to read and no window in which the file has another.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)  # O_EXCL: a new file, never another's
+    while True:
+        tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # a name already taken: draw another
+            continue
+
+
 def _write_atomically(path: Path, arrays: dict) -> None:
     """Write to a temporary file beside ``path``, fsync it, rename it over ``path``: all or nothing."""
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    fd, tmp = _temporary_file_beside(path, folder)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
