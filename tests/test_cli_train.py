@@ -188,6 +188,13 @@ def test_generate_refuses_an_empty_input_rather_than_using_the_example(untrained
     assert capsys.readouterr().out.strip()
 
 
+def test_generate_refuses_a_temperature_that_is_not_finite(untrained, capsys):
+    for temperature in ("inf", "nan"):
+        assert main(["generate", str(untrained["charlm"]), "--temperature", temperature]) == 2
+        assert capsys.readouterr().err == ("minitransformer: generate: temperature must be a finite number >= 0, "
+                                           f"got {temperature}\n")
+
+
 def test_commands_refuse_bad_input_with_one_line(tmp_path, capsys):
     plain = tmp_path / "weights.npz"
     np.savez(plain, w=np.ones(2))

@@ -150,6 +150,25 @@ def test_decoding_takes_numpy_numbers_as_settings(seq2seq, lm):
                                   beam_search(model, src, beam_size=2, max_len=6, alpha=0.5).numpy())
 
 
+@pytest.mark.parametrize("top_k", [None, 3])
+def test_a_tiny_temperature_samples_as_greedy_decoding_does(lm, top_k):
+    prompt = mt.tensor([[4, 5, 6], [7, 7, 8]])
+    greedy = generate(lm, prompt, 8, temperature=0.0).numpy()
+    for temperature in (1e-6, 1e-30, 1e-300, 5e-324):  # the last ones are 0 in float32: z / T would overflow
+        mt.manual_seed(1)
+        np.testing.assert_array_equal(generate(lm, prompt, 8, temperature=temperature, top_k=top_k).numpy(), greedy)
+
+
+def test_a_huge_temperature_draws_evenly_among_the_top_k(backend):
+    z = np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32)
+    logits = mt.tensor(np.tile(z, (4000, 1))).data
+    for temperature in (1e30, 1e300):  # 1e300 is inf in float32: -inf / inf would be NaN
+        draws = mt.backend.current().to_host(_pick(backend, logits, temperature, 2))
+        freq = np.bincount(draws, minlength=4) / len(draws)
+        assert freq[1] == freq[2] == 0.0  # never outside the 2 largest logits
+        np.testing.assert_allclose(freq[[0, 3]], 0.5, atol=0.04)  # T -> inf: uniform over those kept
+
+
 def test_decoding_refuses_bad_settings(seq2seq, lm):
     model, src = seq2seq
     with pytest.raises(ValueError, match="beam_size must be a positive int"):

@@ -321,7 +321,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     max_new_tokens : int
         How many tokens to add (>= 0).
     temperature : float
-        >= 0; 0 is greedy.
+        Finite, >= 0; 0 is greedy, and a tiny one approaches it.
     top_k : int, optional
         Draw only among the ``top_k`` most likely tokens; None: among all.
     eos_id : int, optional
@@ -399,6 +399,21 @@ def _pick(be, z, temperature: float, top_k: int | None):
     u = be.uniform(tuple(z.shape), dtype=dtype_name(z.dtype))  # U[0, 1)
     tiny = 1e-12
     u = xp.clip(u, tiny, 1.0 - 1e-7)  # keep log(u) and log(-log u) finite
-    g = -xp.log(-xp.log(u))  # Gumbel(0, 1) noise
-    return xp.argmax(z / float(temperature) + g, axis=-1)
+    g = -xp.log(-xp.log(u))  # Gumbel(0, 1) noise, within [-3.4, 16.2]
+    return xp.argmax(_tempered(xp, z, temperature) + g, axis=-1)
+
+
+def _tempered(xp, z, temperature: float):
+    """``(z - max z) / T`` per row, ``(B, V)``: softmax(z / T) up to a constant, finite for every finite ``T > 0``.
+
+    Subtracting the max first makes the largest logit 0 and the others fall towards -inf as ``T -> 0``,
+    so sampling approaches the arg-max (greedy) instead of overflowing; masked logits (-inf) stay -inf.
+    ``T`` is kept within the dtype's range, and values are floored at -1e4: far below the Gumbel noise's
+    span of 20, so the floor changes no draw but keeps ``d / T`` from overflowing.
+    """
+    info = xp.finfo(z.dtype)
+    T = min(max(float(temperature), float(info.smallest_normal)), float(info.max))
+    floor = max(-1e4 * T, float(info.min))
+    d = z - xp.max(z, axis=-1, keepdims=True)  # (B, V) <= 0; -inf where top_k masked
+    return xp.where(d == -math.inf, d, xp.clip(d, floor, None) / T)
 
