@@ -78,6 +78,28 @@ class TrainingInterrupted(KeyboardInterrupt):
         exactly as the uninterrupted run would have.
     checkpoint : Path or None
         The checkpoint written (None without ``checkpoint_path``).
+
+    Examples
+    --------
+    A Ctrl-C, sent here by the loss function in the middle of step 3:
+
+    >>> import os, signal, tempfile
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn, optim
+    >>> from minitransformer.train import read_checkpoint
+    >>> model = nn.Linear(1, 1)
+    >>> def loss_fn(model, x):
+    ...     if trainer.step == 2:
+    ...         signal.raise_signal(signal.SIGINT)                     # what a terminal sends on Ctrl-C
+    ...     return (model(x) ** 2).mean()
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, progress=False,
+    ...                       checkpoint_path=os.path.join(tmp, "ckpt.npz"))
+    ...     try:
+    ...         trainer.fit(lambda step: mt.ones(4, 1), steps=10)
+    ...     except TrainingInterrupted as e:
+    ...         print(e.step, read_checkpoint(e.checkpoint).step)      # step 3 finished, then saved
+    3 3
     """
 
     def __init__(self, step: int, checkpoint):
