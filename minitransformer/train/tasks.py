@@ -53,6 +53,7 @@ from ..data import (
     unigram_entropy,
 )
 from ..data.batching import Batch
+from ..functional._checks import require_real
 from .decoding import greedy_decode
 from .metrics import RunningMean, binary_accuracy, exact_match, strip_after_eos, token_accuracy
 
@@ -218,9 +219,7 @@ def _settings(task: str, overrides: dict) -> dict:
     if unknown:
         raise ValueError(f"task {task!r}: unknown setting(s) {unknown}; it takes {sorted(settings)}")
     settings.update({k: v for k, v in overrides.items() if v is not None})  # None: keep the default
-    eps = settings["label_smoothing"]
-    if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0.0 <= eps <= 1.0:
-        raise ValueError(f"task {task!r}: label_smoothing must be a number in [0, 1], got {eps!r}")
+    require_real(f"task {task!r}", "label_smoothing", settings["label_smoothing"], 0.0, 1.0)  # for every task
     if settings["d_model"] % settings["heads"]:
         raise ValueError(f"task {task!r}: d_model={settings['d_model']} is not divisible by heads={settings['heads']}")
     return settings
