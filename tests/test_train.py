@@ -152,6 +152,15 @@ def test_a_second_ctrl_c_stops_at_once_saving_nothing(tmp_path):
     assert not (tmp_path / "never.npz").exists() and signal.getsignal(signal.SIGINT) is before
 
 
+@pytest.mark.single_backend
+def test_a_ctrl_c_during_the_last_step_lets_the_run_finish(tmp_path):
+    trainer, loader = _seq2seq_run(tmp_path, "last.npz")
+    _press_ctrl_c(trainer, at_step=2)  # during step 3 of 3: nothing is left to stop
+    trainer.fit(loader, 3)
+    assert (trainer.step, trainer.stop_reason) == (3, "steps")
+    assert (tmp_path / "last.npz").exists()
+
+
 class _Crash(RuntimeError):
     pass
 

@@ -386,7 +386,7 @@ class Trainer:
                 self.elapsed += time.perf_counter() - start
             if self.checkpoint_path is not None:
                 self.save(self.checkpoint_path)
-        if ctrl_c.pressed:
+        if self.stop_reason == "interrupted":  # (a Ctrl-C during the last step lets the run finish as it was)
             raise TrainingInterrupted(self.step, self.checkpoint_path)
         return self.history
 
