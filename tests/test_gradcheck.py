@@ -90,6 +90,39 @@ def test_gradcheck_skips_inputs_without_grad():
     assert mt.gradcheck(WrongSecondInput.apply, a, b)
 
 
+class NanBackward(mt.Function):
+    """y = 2x with a backward that makes NaN at x = 0, where the central difference is 2 v."""
+
+    def forward(self, x):
+        self.x = x
+        return 2.0 * x
+
+    def backward(self, grad):
+        return (self.xp.where(self.x != 0.0, 2.0 * grad, float("nan")),)
+
+
+class NanBelowZero(mt.Function):
+    """y = x for x >= 0 and NaN below, with backward 1: at x = 0 the central difference is NaN."""
+
+    def forward(self, x):
+        return self.xp.where(x >= 0.0, x, float("nan"))
+
+    def backward(self, grad):
+        return (grad,)
+
+
+@pytest.mark.parametrize("fn, received, expected", [(NanBackward.apply, "nan", _NUMBER),
+                                                    (NanBelowZero.apply, _NUMBER, "nan")],
+                         ids=["analytic", "numerical"])
+def test_gradcheck_fails_on_a_nan_in_either_gradient(fn, received, expected):
+    # NaN > tolerance is False: a check written as `error > tolerance` lets every NaN through
+    x = mt.tensor(np.array([1.0, 0.0]), requires_grad=True)
+    with pytest.raises(GradcheckError, match=rf"input 0 \(shape \(2,\)\) at index \(1,\): received derivative "
+                                             rf"{received}, expected {expected} from central difference"):
+        mt.gradcheck(fn, x)
+    assert mt.gradcheck(fn, x, raise_exception=False) is False
+
+
 def test_numerical_grad_matches_hand_derivative():
     # s(x) = <v, x^3>, so ds/dx_i = 3 v_i x_i^2
     x = mt.tensor(np.array([[0.5, -1.0], [2.0, 1.5]]))

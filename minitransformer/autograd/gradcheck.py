@@ -117,7 +117,8 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
     The outputs are reduced to :math:`s = \sum_k \langle v_k, f_k \rangle` with a random cotangent
     :math:`v` (seeded), so every element of a non-scalar output is checked; each input's ``.grad``
     from ``s.backward()`` must match :func:`numerical_grad` element by element,
-    :math:`|\text{analytic} - \text{numerical}| \le \text{atol} + \text{rtol}\,|\text{numerical}|`.
+    :math:`|\text{analytic} - \text{numerical}| \le \text{atol} + \text{rtol}\,|\text{numerical}|`;
+    a NaN or infinity in either fails.
     The inputs' ``.grad`` are cleared first.
 
     Parameters
@@ -171,14 +172,18 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
             continue
         analytic = np.zeros(x.shape) if x.grad is None else x.grad.numpy().astype(np.float64)
         numerical = numerical_grad(fn, inputs, cotangent, k, eps)
-        excess = np.abs(analytic - numerical) - (atol + rtol * np.abs(numerical))
-        if excess.size and excess.max() > 0:
+        with np.errstate(invalid="ignore"):  # inf - inf is NaN: a failure, not a warning
+            error = np.abs(analytic - numerical)
+        allowed = atol + rtol * np.abs(numerical)
+        outside = ~(error <= allowed)  # written so that NaN (compared, always False) is outside too
+        if outside.any():
+            excess = np.where(np.isfinite(error), error - allowed, np.inf)  # a NaN or inf is the worst
             worst = np.unravel_index(int(np.argmax(excess)), excess.shape)
             message = (
                 f"gradcheck: input {k} (shape {x.shape}) at index {tuple(int(i) for i in worst)}: received "
                 f"derivative {analytic[worst]:.10g}, expected {numerical[worst]:.10g} from central difference "
-                f"(abs error {abs(analytic[worst] - numerical[worst]):.3g}, atol={atol}, rtol={rtol}; "
-                f"{int((excess > 0).sum())} of {excess.size} elements outside tolerance)"
+                f"(abs error {error[worst]:.3g}, atol={atol}, rtol={rtol}; "
+                f"{int(outside.sum())} of {outside.size} elements outside tolerance)"
             )
             if raise_exception:
                 raise GradcheckError(message)
