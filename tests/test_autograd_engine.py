@@ -446,6 +446,24 @@ def test_default_dtypes():
     assert mt.zeros(2, 3).shape == (2, 3) and mt.ones((4,)).shape == (4,)
 
 
+@pytest.mark.parametrize(
+    "data, dtype",
+    [([1, 2.5], "float32"), ([[1], [2.5]], "float32"), ([True, 2], "int64"), ([[True], [False]], "bool"),
+     ([[1, 2], [3, 4]], "int64"), (2.5, "float32"), (True, "bool"), ([], "float32")],
+)
+def test_default_dtype_reads_every_element(data, dtype):
+    # as PyTorch: one float makes the whole tensor float (not the first element's int64, which cuts 2.5 to 2)
+    x = mt.tensor(data)
+    assert x.dtype_name == dtype
+    np.testing.assert_array_equal(x.numpy(), np.asarray(data, dtype=dtype))
+
+
+def test_data_that_is_not_numbers_is_refused():
+    with pytest.raises(TypeError, match=r"tensor: data must be numbers or nested lists of numbers, got list "
+                                        r"\(NumPy reads it as <U1\)"):
+        mt.tensor(["a", "b"])
+
+
 def test_repr():
     x = mt.tensor([1.5, -2.0], requires_grad=True)
     text = repr(x)

@@ -15,8 +15,9 @@ def _shape(shape) -> tuple[int, ...]:
 def tensor(data, dtype=None, requires_grad: bool = False, backend=None, name: str | None = None) -> Tensor:
     """A tensor from ``data`` on the current backend (see :class:`Tensor`).
 
-    The shape is that of ``data``. Python floats become float32, Python ints int64, bools bool;
-    arrays keep their dtype unless ``dtype`` is given.
+    The shape is that of ``data``. As in PyTorch, Python numbers become float32 if any of them is a
+    float, else int64 if any is an int (bools among ints count as ints), else bool; arrays keep their
+    dtype unless ``dtype`` is given.
 
     Parameters
     ----------
@@ -42,6 +43,8 @@ def tensor(data, dtype=None, requires_grad: bool = False, backend=None, name: st
     >>> x = mt.tensor([[1, 2], [3, 4]])
     >>> x.shape, x.dtype_name
     ((2, 2), 'int64')
+    >>> mt.tensor([1, 2.5]).dtype_name                # one float makes all of them float
+    'float32'
     >>> mt.tensor([0.5], dtype="float64", requires_grad=True)
     Tensor([0.5], dtype=float64, requires_grad=True)
     """

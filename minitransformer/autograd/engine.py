@@ -365,8 +365,8 @@ class Tensor:
     data : array_like
         Nested lists, a NumPy array, or an array of any backend (moved to ``backend``).
     dtype : str, optional
-        ``"float32"`` (default for Python floats), ``"float64"``, ``"int64"``, ``"bool"``, ...
-        Arrays keep their dtype unless one is given.
+        ``"float32"``, ``"float64"``, ``"int64"``, ``"bool"``, ... By default Python numbers are float32
+        if any is a float, else int64 if any is an int, else bool (as in :func:`tensor`); arrays keep theirs.
     requires_grad : bool
         Whether ``backward()`` should compute ``.grad`` for this tensor.
     backend : str, optional
@@ -392,7 +392,7 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         if dtype is None and not hasattr(data, "dtype"):
-            dtype = _default_dtype_for(data)
+            data, dtype = _read_numbers(data)
         if not be.owns(data) and hasattr(data, "dtype") and _backend._backend_name_of(data) not in (None, "numpy"):
             data = _backend.get(_backend._backend_name_of(data)).to_host(data)  # cross-device: via the host
         self.data = be.asarray(data, dtype=dtype)
@@ -884,16 +884,19 @@ def _accumulate(t: Tensor, g, owned: bool = False) -> None:
 
 
 # ------------------------------------------------------------------ argument helpers
-def _default_dtype_for(data):
-    """float32 for Python floats (and lists of them), int64 for ints, bool for bools."""
-    probe = data
-    while isinstance(probe, list | tuple) and probe:
-        probe = probe[0]
-    if isinstance(probe, bool):
-        return "bool"
-    if isinstance(probe, int):
-        return "int64"
-    return _backend.DEFAULT_FLOAT
+_DTYPE_OF_KIND = {"f": _backend.DEFAULT_FLOAT, "i": "int64", "u": "int64", "b": "bool"}
+
+
+def _read_numbers(data) -> tuple[np.ndarray, str]:
+    """Python numbers or nested lists of them as a NumPy array, and PyTorch's dtype for them: float32 if
+    any is a float, else int64 if any is an int (bools among ints count as ints), else bool."""
+    host = np.asarray(data)  # nested lists read once, in C; the kind of number they hold picks the dtype
+    if host.dtype.kind not in _DTYPE_OF_KIND:
+        raise TypeError(
+            f"tensor: data must be numbers or nested lists of numbers, got {type(data).__name__} "
+            f"(NumPy reads it as {host.dtype})"
+        )
+    return host, _DTYPE_OF_KIND[host.dtype.kind]
 
 
 _FLOATING: dict = {}
