@@ -464,6 +464,33 @@ def test_data_that_is_not_numbers_is_refused():
         mt.tensor(["a", "b"])
 
 
+def test_truth_value_of_one_element_is_its_value():
+    assert not mt.tensor([0.0]) and not mt.tensor(0.0) and mt.tensor([[2.5]])
+    assert bool(mt.tensor(3) > 2) and not bool(mt.tensor([False]))
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (0,)])
+def test_truth_value_of_many_elements_is_refused(shape):
+    # without __bool__, Python asked len(): `if x > 5.0:` on a 2x2 tensor took the branch
+    x = mt.zeros(*shape)
+    n = x.size
+    with pytest.raises(RuntimeError, match=rf"the truth value of a Tensor with {n} elements is ambiguous; "
+                                           r"reduce it first, e\.g\. x\.numpy\(\)\.any\(\) or x\.numpy\(\)\.all\(\)"):
+        bool(x > 5.0)
+    with pytest.raises(RuntimeError, match="truth value"):
+        if x > 5.0:
+            pass
+
+
+def test_len_and_iteration_of_a_0d_tensor_are_refused():
+    x = mt.tensor(2.0)
+    with pytest.raises(TypeError, match=r"len\(\) of a 0-d tensor \(shape \(\)\); use \.item\(\) for its value"):
+        len(x)
+    with pytest.raises(TypeError, match=r"iteration over a 0-d tensor"):
+        list(x)
+    assert len(mt.zeros(3, 2)) == 3 and [t.shape for t in mt.zeros(3, 2)] == [(2,)] * 3
+
+
 def test_repr():
     x = mt.tensor([1.5, -2.0], requires_grad=True)
     text = repr(x)

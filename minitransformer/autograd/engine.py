@@ -455,7 +455,23 @@ class Tensor:
         return self._ctx
 
     def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor (shape ()); use .item() for its value")
         return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor (shape ()); use .item() for its value")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __bool__(self) -> bool:
+        # without it Python would ask len(): `if x > 5.0:` on a (2, 2) tensor would always be taken
+        if self.size != 1:
+            raise RuntimeError(
+                f"the truth value of a Tensor with {self.size} elements is ambiguous; "
+                "reduce it first, e.g. x.numpy().any() or x.numpy().all()"
+            )
+        return bool(self.item())
 
     def __repr__(self) -> str:
         body = repr(self.numpy()).replace("array(", "").rstrip(")")
