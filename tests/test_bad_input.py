@@ -124,6 +124,80 @@ def test_backward_on_a_tensor_that_does_not_require_grad():
         mt.ones(3).sum().backward()
 
 
+class _Given(mt.Function):
+    """y = the sum of the inputs (broadcast); ``backward`` returns whatever ``wrong(self, grad)`` gives: the
+    mistakes a student's ``backward`` can make, each of which the engine must name."""
+
+    wrong = None
+
+    def forward(self, *xs):
+        y = xs[0] * 1.0
+        for x in xs[1:]:
+            y = y + x
+        return y
+
+    def backward(self, grad):
+        return type(self).wrong(self, grad)
+
+
+def _given(name, wrong):
+    return type(name, (_Given,), {"wrong": wrong})
+
+
+WRONG_BACKWARDS = [
+    ("Transposed", lambda f, g: (f.xp.matrix_transpose(g),), [(2, 3)], ValueError,
+     r"Transposed\.backward, input 0: a gradient of shape \(3, 2\) for an input of shape \(2, 3\)"),
+    ("TooSmall", lambda f, g: (f.xp.sum(g, axis=0, keepdims=True),), [(2, 3)], ValueError,
+     r"TooSmall\.backward, input 0: a gradient of shape \(1, 3\) for an input of shape \(2, 3\)"),
+    ("Squeezed", lambda f, g: (f.xp.reshape(g, (3,)),), [(1, 3)], ValueError,
+     r"Squeezed\.backward, input 0: a gradient of shape \(3,\) for an input of shape \(1, 3\)"),
+    ("TooFew", lambda f, g: (g,), [(2,), (2,)], ValueError,
+     r"TooFew\.backward returned 1 gradient for 2 inputs; return one per input \(None for an input without one\)"),
+    ("Bare", lambda f, g: g * 2.0, [(3,)], TypeError,
+     r"Bare\.backward must return a tuple of 1 gradient, one per input, got an array of shape \(3,\); "
+     r"for one input write `return \(grad_x,\)`"),
+    ("Float64", lambda f, g: (f.xp.astype(g, f.xp.float64),), [(2,)], TypeError,
+     r"Float64\.backward, input 0: a float64 gradient for a float32 input of shape \(2,\)"),
+    ("ATensor", lambda f, g: (mt.Tensor(g),), [(2,)], TypeError,
+     r"ATensor\.backward, input 0: a gradient is an array \(or None\), got a Tensor; return its \.data"),
+    ("ANumber", lambda f, g: (2.0,), [(2,)], TypeError,
+     r"ANumber\.backward, input 0: a gradient is an array \(or None\), got float"),
+]
+
+
+@pytest.mark.parametrize("name, wrong, shapes, error, message", WRONG_BACKWARDS, ids=[w[0] for w in WRONG_BACKWARDS])
+@pytest.mark.parametrize("leaf", [True, False], ids=["leaf", "intermediate"])
+def test_a_wrong_backward_result_is_named(name, wrong, shapes, error, message, leaf):
+    # students write backward in the assignments: each mistake gets the Function, the input and the shapes,
+    # not a wrong gradient (a transposed one of the same size was reshaped), a missing one, or a float64 .grad
+    xs = [mt.ones(*shape, requires_grad=True) for shape in shapes]
+    inputs = xs if leaf else [x * 1.0 for x in xs]
+    with pytest.raises(error, match=message):
+        _given(name, wrong).apply(*inputs).sum().backward()
+    assert all(x.grad is None for x in xs)
+
+
+def test_a_gradient_of_the_broadcast_shape_is_summed_to_the_input():
+    # the legitimate difference: a gradient of the output's shape (2, 4, 3) for inputs that were broadcast
+    # (returned as a list, which will do as well as a tuple)
+    Add = _given("Add", lambda f, g: [g, g])
+    a, b = mt.ones(2, 1, 3, requires_grad=True), mt.ones(4, 1, requires_grad=True)
+    Add.apply(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), np.full((2, 1, 3), 4.0))
+    np.testing.assert_array_equal(b.grad.numpy(), np.full((4, 1), 6.0))
+
+
+def test_unbroadcast_sums_only_what_broadcasting_explains():
+    xp = mt.backend.current().xp
+    grad = xp.ones((2, 3, 4))
+    assert mt.autograd.unbroadcast(xp, grad, (3, 1)).shape == (3, 1)
+    with pytest.raises(ValueError, match=r"unbroadcast: a gradient of shape \(2, 3, 4\) for an input of shape "
+                                         r"\(4, 3\): neither that shape nor a broadcast of it"):
+        mt.autograd.unbroadcast(xp, grad, (4, 3))  # summed over axis 0, 12 elements like (4, 3): it was reshaped
+    with pytest.raises(ValueError, match=r"for an input of shape \(1, 2, 3, 4\)"):
+        mt.autograd.unbroadcast(xp, grad, (1, 2, 3, 4))
+
+
 # ------------------------------------------------------------------ backends and dtypes do not mix
 def test_mixing_backends():
     here, there = mt.backend.current().name, other_backend()

@@ -202,7 +202,7 @@ def broadcast_shapes(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def unbroadcast(xp, grad, shape: tuple[int, ...]):
+def unbroadcast(xp, grad, shape: tuple[int, ...], op: str = "unbroadcast"):
     r"""Sum ``grad`` back to ``shape``: the reverse of broadcasting an input of that shape.
 
     If :math:`y = f(\mathrm{broadcast}(x))`, every copy of an element of x received a gradient,
@@ -217,11 +217,18 @@ def unbroadcast(xp, grad, shape: tuple[int, ...]):
         The gradient with respect to the broadcast value, of the broadcast shape.
     shape : tuple of int
         The input's own shape.
+    op : str
+        Who asks, for the error message (the engine names the operation and the input).
 
     Returns
     -------
     array
         ``grad`` summed to ``shape`` (``grad`` itself when the shapes already agree).
+
+    Raises
+    ------
+    ValueError
+        If broadcasting ``shape`` cannot give ``grad``'s shape: a wrong gradient, never reshaped to fit.
 
     Examples
     --------
@@ -231,9 +238,21 @@ def unbroadcast(xp, grad, shape: tuple[int, ...]):
     >>> import minitransformer as mt
     >>> mt.autograd.unbroadcast(np, np.ones((2, 3, 4)), (3, 1)).tolist()
     [[8.0], [8.0], [8.0]]
+
+    A shape broadcasting cannot give is a wrong gradient, refused rather than reshaped to fit:
+
+    >>> mt.autograd.unbroadcast(np, np.ones((3, 2)), (2, 3))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unbroadcast: a gradient of shape (3, 2) for an input of shape (2, 3): neither that shape nor ...
     """
     if tuple(grad.shape) == tuple(shape):
         return grad
+    if not _broadcasts_to(tuple(shape), tuple(grad.shape)):
+        raise ValueError(
+            f"{op}: a gradient of shape {tuple(grad.shape)} for an input of shape {tuple(shape)}: "
+            "neither that shape nor a broadcast of it"
+        )
     ### BEGIN SOLUTION A1: sum grad over the axes broadcasting added or stretched
     extra = grad.ndim - len(shape)
     axes = tuple(range(extra)) + tuple(
@@ -243,6 +262,12 @@ def unbroadcast(xp, grad, shape: tuple[int, ...]):
         grad = xp.sum(grad, axis=axes, keepdims=True)
     return xp.reshape(grad, tuple(shape))
     ### END SOLUTION
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether broadcasting ``shape`` can give ``target``: leading axes added, axes of size 1 stretched."""
+    extra = len(target) - len(shape)
+    return extra >= 0 and all(n == 1 or n == t for n, t in zip(shape, target[extra:]))
 
 
 # ------------------------------------------------------------------ Function
@@ -257,10 +282,12 @@ class Function:
     of that input's shape.
 
     ``forward`` receives the inputs' arrays (Python numbers pass through unchanged) and keyword
-    options; ``backward`` receives dL/d(output) and returns one gradient per positional input
-    (``None`` where there is none). Gradients of broadcast inputs are reduced to the input's shape
-    by the engine (:func:`unbroadcast`), not by each operation. ``self.xp`` is the backend's array
-    namespace, ``self.backend`` the :class:`~minitransformer.backend.Backend` itself.
+    options; ``backward`` receives dL/d(output) and returns a tuple of one gradient per positional
+    input (``None`` where there is none), each an array of that input's dtype and shape. Gradients of
+    broadcast inputs may have the output's shape: the engine sums them to the input's shape
+    (:func:`unbroadcast`), not each operation. Anything else is refused, naming the operation and
+    the input. ``self.xp`` is the backend's array namespace, ``self.backend`` the
+    :class:`~minitransformer.backend.Backend` itself.
 
     ``self.needs_input_grad`` (set before ``forward`` runs) says, per positional input, whether it
     wants a gradient: ``forward`` keeps only what those gradients use, and ``backward`` may return
@@ -863,17 +890,19 @@ def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
         if node._retain_grad:
             _accumulate(_result(node), g)
         input_grads = fn.backward(g)
+        if type(input_grads) is not tuple or len(input_grads) != len(fn.inputs):
+            input_grads = _grads_tuple(fn, input_grads)  # a list will do; anything else is refused
         if _anomaly:
             for gi in input_grads:
                 if gi is not None:
                     _check_finite(fn.xp, f"{type(fn).__name__}.backward", gi, fn.inputs)
-        xp, fresh = fn.xp, fn.fresh_grads
+        fresh = fn.fresh_grads
         for x, gx in zip(fn.inputs, input_grads):
             if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
                 continue
             mine = fresh
-            if gx.shape != x.shape:  # a broadcast gradient is summed into a new array
-                gx, mine = unbroadcast(xp, gx, x.shape), True
+            if isinstance(gx, Tensor) or getattr(gx, "shape", None) != x.shape or gx.dtype != x.dtype:
+                gx, mine = _fitted_grad(fn, input_grads, x, gx), True  # a broadcast one, summed into a new array
             if x._ctx is None:
                 _accumulate(x, gx, mine)
                 continue
@@ -887,6 +916,43 @@ def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
             else:
                 grads[key] = grads[key] + gx  # the first array may be shared: make a new one, then own it
                 owned.add(key)
+
+
+def _grads_tuple(fn: Function, input_grads) -> tuple:
+    """A ``backward`` result that is not a tuple of one gradient per input: a list as a tuple, or a clear error."""
+    name, n = type(fn).__name__, len(fn.inputs)
+    if isinstance(input_grads, tuple | list):
+        if len(input_grads) == n:
+            return tuple(input_grads)
+        raise ValueError(
+            f"{name}.backward returned {len(input_grads)} gradient{'s' * (len(input_grads) != 1)} for {n} inputs; "
+            "return one per input (None for an input without one)"
+        )
+    shape = getattr(input_grads, "shape", None)
+    got = type(input_grads).__name__ if shape is None else f"an array of shape {tuple(shape)}"
+    raise TypeError(
+        f"{name}.backward must return a tuple of {n} gradient{'s' * (n != 1)}, one per input, got {got}; "
+        "for one input write `return (grad_x,)`"
+    )
+
+
+def _fitted_grad(fn: Function, input_grads: tuple, x: Tensor, gx):
+    """The gradient ``gx`` (one of ``input_grads``) summed to its input ``x``'s shape, where broadcasting explains
+    the difference; anything else a ``backward`` returns (students write them) is refused, naming the operation
+    and the input."""
+    k = next(i for i, g in enumerate(input_grads) if g is gx)  # found here, off the path every gradient takes
+    where = f"{type(fn).__name__}.backward, input {k}"
+    if isinstance(gx, Tensor) or not hasattr(gx, "shape"):
+        hint = "a Tensor; return its .data" if isinstance(gx, Tensor) else type(gx).__name__
+        raise TypeError(f"{where}: a gradient is an array (or None), got {hint}")
+    if not fn.backend.owns(gx):
+        raise TypeError(f"{where}: a gradient must be an array of backend {fn.backend.name}; compute it with self.xp")
+    if gx.dtype != x.dtype:
+        raise TypeError(
+            f"{where}: a {_backend.dtype_name(gx.dtype)} gradient for a {x.dtype_name} input of shape {x.shape}; "
+            f"a gradient has its input's dtype"
+        )
+    return unbroadcast(fn.xp, gx, x.shape, op=where)
 
 
 def _accumulate(t: Tensor, g, owned: bool = False) -> None:
