@@ -21,3 +21,20 @@ def test_integer_tensor_with_a_float_number_is_refused_not_promoted():
     with pytest.raises(TypeError, match=r"int64 tensor of shape \(3,\) with the float 2.5"):
         ids * 2.5
     assert (ids * 2).dtype_name == "int64"  # an int keeps the dtype
+
+
+@pytest.mark.parametrize("exponent", [0, 0.0])
+def test_x_to_the_zero_has_gradient_zero_also_at_zero(exponent):
+    # b a^(b-1) = 0 * inf = NaN at a = 0; y = a^0 = 1 is constant, and PyTorch gives 0
+    x = mt.tensor([0.0, 2.0, -1.0], requires_grad=True)
+    (x**exponent).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
+
+
+def test_a_zero_tensor_exponent_has_gradient_zero_also_at_zero():
+    # as PyTorch: abar = 0 where b = 0; bbar = y ln a, taken as 0 at a = 0
+    a = mt.tensor([0.0, 0.0, 2.0, 3.0], requires_grad=True)
+    b = mt.tensor([0.0, 2.0, 0.0, 2.0], requires_grad=True)
+    (a**b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [0.0, 0.0, 0.0, 6.0])
+    np.testing.assert_allclose(b.grad.numpy(), [0.0, 0.0, np.log(2.0), 9.0 * np.log(3.0)], rtol=1e-6)

@@ -193,6 +193,10 @@ class Neg(Function):
 class Pow(_Elementwise):
     r""":math:`y = a^b`; :math:`\bar a = \bar y\, b\, a^{b-1}`, :math:`\bar b = \bar y\, y \ln a` (for a > 0).
 
+    Where :math:`b = 0`, :math:`y = 1` is constant and :math:`\bar a = 0`, also at :math:`a = 0` (where
+    :math:`b\, a^{b-1}` would be :math:`0 \cdot \infty`); for :math:`b < 1` at :math:`a = 0` it is
+    infinite, as in PyTorch.
+
     Examples
     --------
     >>> import minitransformer as mt
@@ -216,7 +220,13 @@ class Pow(_Elementwise):
         r""":math:`(\bar y\, b\, a^{b-1}, \bar y\, y \ln a)`, ``None`` for a Python-number operand."""
         ### BEGIN SOLUTION A1: Pow.backward: abar = ybar b a^(b-1), bbar = ybar y ln(a) for a > 0 (else 0)
         xp, a, b = self.xp, self.a, self.b
-        grad_a = None if _is_number(a) or not self.needs_grad(0) else grad * b * a ** (b - 1)
+        grad_a = None
+        if not _is_number(a) and self.needs_grad(0):
+            # where b = 0, y = 1 has derivative 0, not b a^(b-1) = 0 * inf at a = 0
+            if _is_number(b):
+                grad_a = grad * b * a ** (b - 1) if b != 0 else xp.zeros_like(grad)
+            else:
+                grad_a = grad * b * a ** xp.where(b == 0, 1.0, b - 1)  # 0 * a^1 = 0 where b = 0
         grad_b = None
         if not _is_number(b) and self.needs_grad(1):
             # ln a only where a > 0; elsewhere a^b has no real derivative in b, taken as 0
