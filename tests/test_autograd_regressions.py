@@ -38,3 +38,20 @@ def test_a_zero_tensor_exponent_has_gradient_zero_also_at_zero():
     (a**b).sum().backward()
     np.testing.assert_allclose(a.grad.numpy(), [0.0, 0.0, 0.0, 6.0])
     np.testing.assert_allclose(b.grad.numpy(), [0.0, 0.0, np.log(2.0), 9.0 * np.log(3.0)], rtol=1e-6)
+
+
+class _Position:
+    """Not an array, not an int, but usable as one (``__index__``), like a NumPy integer."""
+
+    def __index__(self):
+        return 1
+
+
+@pytest.mark.parametrize("i", [np.int64(1), np.int32(1), np.uint8(1), _Position()], ids=lambda i: type(i).__name__)
+def test_numpy_integers_index_like_python_ints(i):
+    # x[np.int64(1), 0] was refused as "only one integer array": a NumPy integer has a dtype, like an array
+    x = mt.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    assert x[i, 0].item() == 3.0 and x[0, i].item() == 2.0 and x[..., i].tolist() == [2.0, 4.0]
+    assert x[i].tolist() == [3.0, 4.0]
+    x[i, 0].backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0.0, 0.0], [1.0, 0.0]])

@@ -18,6 +18,7 @@ PyTorch, instead of living until ``backward()``.
 
 from __future__ import annotations
 
+import operator
 import weakref
 
 import numpy as np  # only to recognise NumPy scalars; arithmetic goes through the backend's xp
@@ -1102,15 +1103,28 @@ def getitem(x: Tensor, index) -> Tensor:
     >>> mt.autograd.getitem(x, [2, 0]).shape                   # x[[2, 0]]
     (2, 4)
     """
-    if isinstance(index, Tensor) or hasattr(index, "dtype") or isinstance(index, list):
+    if _is_index_array(index):
         return take(x, index, axis=0)
-    if isinstance(index, tuple) and any(isinstance(i, Tensor | list) or hasattr(i, "dtype") for i in index):
+    index = tuple(_position(i) for i in index) if isinstance(index, tuple) else (_position(index),)
+    if any(_is_index_array(i) for i in index):
         raise IndexError(
             "getitem: only one integer array, on the first axis, is supported (x[ids]); "
             "use take(x, ids, axis) for other axes"
         )
-    index = index if isinstance(index, tuple) else (index,)
     return ops.GetItem.apply(x, index=index)
+
+
+def _is_index_array(i) -> bool:
+    """Whether ``i`` picks rows (a Tensor, a list, an array) rather than one position (an int, a NumPy integer)."""
+    return isinstance(i, Tensor | list) or (hasattr(i, "dtype") and not isinstance(i, np.generic))
+
+
+def _position(i):
+    """One entry of a basic index, with a NumPy integer (anything with ``__index__`` that is not an array) as
+    the Python int it stands for: array-api-strict takes only Python ints."""
+    if isinstance(i, int) or not hasattr(i, "__index__") or _is_index_array(i):
+        return i
+    return operator.index(i)
 
 
 def take(x: Tensor, indices, axis: int = 0) -> Tensor:
