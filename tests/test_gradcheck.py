@@ -123,6 +123,34 @@ def test_gradcheck_fails_on_a_nan_in_either_gradient(fn, received, expected):
     assert mt.gradcheck(fn, x, raise_exception=False) is False
 
 
+def test_gradcheck_of_one_tensor_passed_twice():
+    # its gradient is the sum over both uses, and so is the central difference (both arguments move): as PyTorch
+    x = mt.tensor(np.array([1.0, -2.0]), requires_grad=True)
+    assert mt.gradcheck(lambda a, b: a * b, x, x)
+    with pytest.raises(GradcheckError, match=r"input 0 \(shape \(2,\)\)"):
+        mt.gradcheck(WrongSecondInput.apply, x, x)  # b's wrong sign cancels a's gradient: 0 for 2 v x
+
+
+def test_gradcheck_of_an_intermediate_tensor():
+    # a result of operations keeps no .grad: it is checked as a leaf of its own, and the graph behind it is left alone
+    w = mt.tensor([1.0, 2.0], dtype="float32", requires_grad=True)
+    x = w.to("float64")
+    assert not x.is_leaf and mt.gradcheck(lambda a: a * a, x)
+    with pytest.raises(GradcheckError, match=r"input 0 \(shape \(2,\)\)"):
+        mt.gradcheck(WrongExp.apply, x)
+    assert w.grad is None
+
+
+def test_gradcheck_leaves_the_grad_of_other_parameters_alone():
+    w = mt.tensor(np.array([3.0, 4.0]), requires_grad=True)  # a parameter fn uses, not an input
+    w.grad = mt.tensor(np.array([10.0, 20.0]))
+    unused = mt.tensor(np.array([5.0]), requires_grad=True)
+    x = mt.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    assert mt.gradcheck(lambda a: a * w + unused, x)
+    np.testing.assert_array_equal(w.grad.numpy(), [10.0, 20.0])
+    assert unused.grad is None
+
+
 def test_numerical_grad_matches_hand_derivative():
     # s(x) = <v, x^3>, so ds/dx_i = 3 v_i x_i^2
     x = mt.tensor(np.array([[0.5, -1.0], [2.0, 1.5]]))

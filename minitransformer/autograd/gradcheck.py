@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor, no_grad
+from .engine import Tensor, _topological_order, no_grad
 
 __all__ = ["gradcheck", "GradcheckError", "numerical_grad"]
 
@@ -62,8 +62,8 @@ def numerical_grad(fn, inputs, cotangent, index: int, eps: float) -> np.ndarray:
         g_i = \frac{s(x + \epsilon e_i) - s(x - \epsilon e_i)}{2\epsilon}, \qquad
         s = \sum_k \langle v_k, f_k(\ldots, x, \ldots) \rangle
 
-    with :math:`x` = ``inputs[index]``: two calls of ``fn`` (under :class:`no_grad`) per element of
-    :math:`x`, so for small inputs only.
+    with :math:`x` = ``inputs[index]`` (moved in every argument it is passed as): two calls of ``fn``
+    (under :class:`no_grad`) per element of :math:`x`, so for small inputs only.
 
     Parameters
     ----------
@@ -102,9 +102,9 @@ def numerical_grad(fn, inputs, cotangent, index: int, eps: float) -> np.ndarray:
             values = []
             for step in (eps, -eps):
                 host[i] = old + step
-                moved = list(inputs)
-                moved[index] = Tensor(host.astype(x.dtype_name), backend=x.backend)
-                values.append(_scalar(fn, moved, cotangent).item())
+                moved = Tensor(host.astype(x.dtype_name), backend=x.backend)
+                # x moves wherever it is passed: the gradient of a tensor used twice is the sum over both uses
+                values.append(_scalar(fn, [moved if t is x else t for t in inputs], cotangent).item())
             host[i] = old
             grad[i] = (values[0] - values[1]) / (2 * eps)
     return grad
@@ -119,14 +119,16 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
     from ``s.backward()`` must match :func:`numerical_grad` element by element,
     :math:`|\text{analytic} - \text{numerical}| \le \text{atol} + \text{rtol}\,|\text{numerical}|`;
     a NaN or infinity in either fails.
-    The inputs' ``.grad`` are cleared first.
+    The inputs' ``.grad`` are cleared first and hold the analytic gradient afterwards; other tensors that
+    ``fn`` uses (parameters) keep theirs as it was. A tensor passed twice is differentiated as one (the sum
+    over its uses, as in PyTorch), and a result of operations as a leaf of the same values.
 
     Parameters
     ----------
     fn : callable
         Takes the tensors, returns a tensor (or a tuple of tensors).
     *inputs : Tensor
-        float64 tensors; those with ``requires_grad=True`` are checked.
+        float64 tensors; those with ``requires_grad=True`` are checked (leaves or results of operations).
     eps, atol, rtol : float
         Step of the difference quotient; tolerances ``|analytic - numerical| <= atol + rtol * |numerical|``.
     seed : int
@@ -159,14 +161,25 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
                 f"gradcheck: input {k} is {x.dtype_name}; use float64 (x.to('float64')), since float32 "
                 "central differences are only accurate to about 1e-3"
             )
+    inputs = _as_leaves(inputs)
     rng = np.random.default_rng(seed)
-    out = fn(*inputs)
+    with no_grad():
+        out = fn(*inputs)
     outs = out if isinstance(out, tuple | list) else (out,)
     cotangent = [rng.standard_normal(o.shape) for o in outs]
     for x in inputs:
         if isinstance(x, Tensor):
             x.grad = None
-    _scalar(fn, inputs, cotangent).backward()
+    total = _scalar(fn, inputs, cotangent)
+    others = _other_leaves(total, inputs)  # parameters fn uses: their .grad is put back as it was
+    kept = [t.grad for t in others]
+    for t in others:
+        t.grad = None
+    try:
+        total.backward()
+    finally:
+        for t, g in zip(others, kept):
+            t.grad = g
     for k, x in enumerate(inputs):
         if not (isinstance(x, Tensor) and x.requires_grad):
             continue
@@ -189,3 +202,25 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
                 raise GradcheckError(message)
             return False
     return True
+
+
+def _as_leaves(inputs) -> list:
+    """``inputs``, with each result of operations that wants a gradient replaced by a leaf of the same values
+    (one per tensor, however often it is passed): it is what is differentiated, and only leaves keep ``.grad``."""
+    leaves = {}
+    for x in inputs:
+        if isinstance(x, Tensor) and x.requires_grad and not x.is_leaf and id(x) not in leaves:
+            leaves[id(x)] = x.detach().requires_grad_()
+    return [leaves.get(id(x), x) for x in inputs]
+
+
+def _other_leaves(root: Tensor, inputs) -> list[Tensor]:
+    """The leaves wanting a gradient that ``root`` depends on, other than ``inputs``: parameters ``fn`` closes over."""
+    if root._ctx is None:
+        return []
+    mine, found = {id(x) for x in inputs}, {}
+    for node in _topological_order(root):
+        for t in node._ctx.inputs:
+            if isinstance(t, Tensor) and t._ctx is None and t.requires_grad and id(t) not in mine:
+                found[id(t)] = t
+    return list(found.values())
