@@ -223,6 +223,30 @@ def test_mixing_float32_and_float64():
         mt.ones(3) * mt.arange(3)
 
 
+FLOAT_ONLY = {
+    "x / 2": ("Div", lambda x: x / 2), "2 / x": ("Div", lambda x: 2 / x), "x / x": ("Div", lambda x: x / x),
+    "exp": ("Exp", lambda x: x.exp()), "log": ("Log", lambda x: x.log()), "sqrt": ("Sqrt", lambda x: x.sqrt()),
+    "tanh": ("Tanh", lambda x: x.tanh()), "relu": ("ReLU", lambda x: x.relu()), "mean": ("Mean", lambda x: x.mean()),
+}
+
+
+@pytest.mark.parametrize("call", list(FLOAT_ONLY))
+def test_float_only_operations_refuse_integers(call):
+    # NumPy made float64 of these (PyTorch float32, or an error for mean), array-api-strict raised its own
+    # TypeError: every backend now says what to do, as for int * 2.5
+    name, op = FLOAT_ONLY[call]
+    with pytest.raises(TypeError, match=rf"{name}: needs floating-point input, got int64 with shape \(2,\); "
+                                        r"convert it first, e\.g\. \.to\('float32'\)"):
+        op(mt.tensor([1, 2]))
+    assert op(mt.tensor([1, 2]).to("float32")).dtype_name == "float32"
+
+
+def test_integer_arithmetic_that_stays_integer_is_allowed():
+    x = mt.tensor([1, 2])
+    for y in (x + 1, 3 - x, x * x, x**2, x.sum(), x.max(), mt.maximum(x, 0)):
+        assert y.dtype_name == "int64"
+
+
 @pytest.mark.parametrize("make", [lambda: mt.tensor([1, 2], requires_grad=True),
                                   lambda: mt.zeros(3, dtype="int64", requires_grad=True),
                                   lambda: mt.tensor([True]).requires_grad_()])

@@ -316,6 +316,9 @@ class Function:
 
     #: whether Tensor inputs may have different dtypes (e.g. a float table and int indices)
     mixed_dtypes = False
+    #: whether the inputs must be floating point (1 / 2 and e^1 are not integers): integers are refused, not
+    #: promoted, the same on every backend (NumPy would make float64 of them, array-api-strict raise its own error)
+    float_only = False
     #: True when ``backward`` always returns new arrays, one per input, that nothing else holds: the engine
     #: may then add later gradients into them in place, and make them a leaf's ``.grad`` without a copy
     fresh_grads = False
@@ -358,6 +361,11 @@ class Function:
                     )
         if first is None:
             raise TypeError(f"{cls.__name__}: needs at least one Tensor input")
+        if cls.float_only and not _is_floating(first.dtype):
+            raise TypeError(
+                f"{cls.__name__}: needs floating-point input, got {first.dtype_name} with shape {first.shape}; "
+                "convert it first, e.g. .to('float32')"
+            )
         cls.check(*inputs, **options)
         fn = cls()
         fn.backend, fn.xp = first.backend, first.backend.xp

@@ -147,6 +147,7 @@ class Div(_Elementwise):
     (array([0.5   , 0.3333], dtype=float32), array([-0.25  , -0.6667], dtype=float32))
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, a, b):
@@ -249,6 +250,7 @@ class Exp(Function):
     array([1.    , 2.7183], dtype=float32)
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, x):
@@ -276,6 +278,7 @@ class Log(Function):
     array([1.  , 0.25], dtype=float32)
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, x):
@@ -338,6 +341,7 @@ class Sqrt(Function):
     array([0.5 , 0.25], dtype=float32)
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, x):
@@ -365,6 +369,7 @@ class Tanh(Function):
     array([1.  , 0.42], dtype=float32)
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, x):
@@ -393,6 +398,7 @@ class ReLU(Function):
     (array([0., 2.], dtype=float32), array([0., 1.], dtype=float32))
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, x):
@@ -516,6 +522,8 @@ class Mean(Function):
     >>> y.numpy(), x.grad.numpy()                                   # ybar / n, n = 4
     (array([2.5], dtype=float32), array([[0.25, 0.25, 0.25, 0.25]], dtype=float32))
     """
+
+    float_only = True
 
     def forward(self, x, axis, keepdims):
         """The mean over ``axis`` (a tuple), the axes dropped or kept (``keepdims``); keeps the shape and :math:`n`."""
