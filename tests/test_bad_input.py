@@ -247,6 +247,29 @@ def test_integer_arithmetic_that_stays_integer_is_allowed():
         assert y.dtype_name == "int64"
 
 
+COMPARISONS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+               ">=": lambda a, b: a >= b, "eq": lambda a, b: a.eq(b), "ne": lambda a, b: a.ne(b)}
+
+
+@pytest.mark.parametrize("op", list(COMPARISONS))
+def test_comparisons_are_checked_as_arithmetic(op):
+    # they went straight to the array library: NumPy's unnamed message for shapes, float32 against float64 and
+    # a tensor of another backend compared silently
+    compare = COMPARISONS[op]
+    with pytest.raises(ValueError, match=r"Compare: shapes \(2,\) and \(3,\) do not broadcast"):
+        compare(mt.ones(2), mt.ones(3))
+    with pytest.raises(TypeError, match=r"Compare: cannot mix dtypes float32 \(2,\) and float64 \(2,\)"):
+        compare(mt.ones(2), mt.ones(2, dtype="float64"))
+    with pytest.raises(BackendError, match=r"Compare: inputs live on different backends"):
+        compare(mt.ones(2), mt.ones(2, backend=other_backend()))
+    with pytest.raises(TypeError, match=r"cannot combine a int64 tensor of shape \(2,\) with the float 1.5"):
+        compare(mt.tensor([1, 2]), 1.5)
+    x = mt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = compare(x, mt.tensor([[2.0], [3.0]]))  # broadcast: (3,) against (2, 1)
+    assert y.shape == (2, 3) and y.dtype_name == "bool" and not y.requires_grad and y.is_leaf
+    assert compare(x, 2.0).dtype_name == "bool" and compare(mt.tensor([1, 2]), 1).dtype_name == "bool"
+
+
 @pytest.mark.parametrize("make", [lambda: mt.tensor([1, 2], requires_grad=True),
                                   lambda: mt.zeros(3, dtype="int64", requires_grad=True),
                                   lambda: mt.tensor([True]).requires_grad_()])

@@ -316,6 +316,8 @@ class Function:
 
     #: whether Tensor inputs may have different dtypes (e.g. a float table and int indices)
     mixed_dtypes = False
+    #: False for operations without a derivative (comparisons): they record nothing, and their result needs no grad
+    differentiable = True
     #: whether the inputs must be floating point (1 / 2 and e^1 are not integers): integers are refused, not
     #: promoted, the same on every backend (NumPy would make float64 of them, array-api-strict raise its own error)
     float_only = False
@@ -370,7 +372,7 @@ class Function:
         fn = cls()
         fn.backend, fn.xp = first.backend, first.backend.xp
         # known before forward, so forward keeps only what the wanted gradients use (nothing under no_grad)
-        if _grad_enabled:
+        if _grad_enabled and cls.differentiable:
             fn.needs_input_grad = tuple([isinstance(x, Tensor) and x.requires_grad for x in inputs])
         else:
             fn.needs_input_grad = (False,) * len(inputs)
@@ -647,30 +649,26 @@ class Tensor:
     def __getitem__(self, index):
         return getitem(self, index)
 
-    # comparisons give boolean tensors (no gradient): masks, accuracy
+    # comparisons give boolean tensors (no gradient): masks, accuracy; checked as arithmetic is
     def __lt__(self, other):
-        return self._compare("less", other)
+        return ops.Compare.apply(self, _lift(other, self), name="less")
 
     def __le__(self, other):
-        return self._compare("less_equal", other)
+        return ops.Compare.apply(self, _lift(other, self), name="less_equal")
 
     def __gt__(self, other):
-        return self._compare("greater", other)
+        return ops.Compare.apply(self, _lift(other, self), name="greater")
 
     def __ge__(self, other):
-        return self._compare("greater_equal", other)
+        return ops.Compare.apply(self, _lift(other, self), name="greater_equal")
 
     def eq(self, other) -> Tensor:
         """Elementwise ``self == other`` as a boolean tensor (``==`` itself stays identity-based)."""
-        return self._compare("equal", other)
+        return ops.Compare.apply(self, _lift(other, self), name="equal")
 
     def ne(self, other) -> Tensor:
         """Elementwise ``self != other`` as a boolean tensor (no gradient)."""
-        return self._compare("not_equal", other)
-
-    def _compare(self, name, other):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(getattr(self.backend.xp, name)(self.data, other), self.backend)
+        return ops.Compare.apply(self, _lift(other, self), name="not_equal")
 
     __hash__ = object.__hash__
 

@@ -474,6 +474,30 @@ class Cast(Function):
         ### END SOLUTION
 
 
+class Compare(_Elementwise):
+    r"""An elementwise comparison (``name`` is ``"less"``, ``"greater_equal"``, ``"equal"``, ...): a boolean
+    array, with no gradient.
+
+    ``<``, ``<=``, ``>``, ``>=``, ``eq`` and ``ne`` of tensors (masks, accuracy) come here, so their operands
+    are checked as arithmetic's are: one backend, one dtype, shapes that broadcast.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.autograd.ops import Compare
+    >>> x = mt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = Compare.apply(x, 2.0, name="greater")                   # x > 2.0
+    >>> y.numpy(), y.requires_grad
+    (array([False, False,  True]), False)
+    """
+
+    differentiable = False
+
+    def forward(self, a, b, name):
+        """``xp.<name>(a, b)``, boolean, of the broadcast shape."""
+        return getattr(self.xp, name)(a, b)
+
+
 # ------------------------------------------------------------------ reductions
 def _expand(xp, grad, shape, axis, keepdims):
     """Broadcast a reduced gradient back to the input's shape (reinserting the reduced axes)."""
