@@ -56,6 +56,16 @@ def test_where_shapes_that_do_not_broadcast():
         mt.zeros(2, 2).masked_fill(mt.tensor([True, False, True]), 0.0)
 
 
+@pytest.mark.parametrize("op, call", [("maximum", lambda: mt.maximum(1.0, 2.0)),
+                                      ("where", lambda: mt.where(mt.tensor([True]), 1.0, 2.0))],
+                         ids=["maximum", "where"])
+def test_maximum_and_where_of_two_numbers(op, call):
+    # maximum raised AttributeError: 'float' object has no attribute 'dtype'
+    with pytest.raises(TypeError, match=rf"{op}: a or b must be a Tensor, got float and float "
+                                        r"\(make one with mt\.tensor\(\.\.\.\)\)"):
+        call()
+
+
 def test_where_condition_must_be_boolean():
     with pytest.raises(TypeError, match="where: condition must be boolean, got int64"):
         mt.where(mt.tensor([1, 0, 1]), mt.zeros(3), mt.ones(3))

@@ -1215,9 +1215,7 @@ def where(condition, a, b) -> Tensor:
     >>> a.grad.numpy()
     array([0., 1., 1.], dtype=float32)
     """
-    like = a if isinstance(a, Tensor) else b
-    if not isinstance(like, Tensor):
-        raise TypeError("where: a or b must be a Tensor")
+    like = _tensor_of("where", a, b)
     cond = condition.data if isinstance(condition, Tensor) else like.backend.asarray(condition)
     if not like.backend.xp.isdtype(cond.dtype, "bool"):
         raise TypeError(f"where: condition must be boolean, got {_backend.dtype_name(cond.dtype)}")
@@ -1259,8 +1257,19 @@ def maximum(a, b) -> Tensor:
     >>> a.grad.numpy()                          # the tie at 0 gets half
     array([0. , 0.5, 1. ], dtype=float32)
     """
-    like = a if isinstance(a, Tensor) else b
+    like = _tensor_of("maximum", a, b)
     return ops.Maximum.apply(_lift(a, like), _lift(b, like))
+
+
+def _tensor_of(op: str, a, b) -> Tensor:
+    """The operand that is a Tensor (``a`` if both are): the other, a number, is lifted to its backend and dtype."""
+    like = a if isinstance(a, Tensor) else b
+    if not isinstance(like, Tensor):
+        raise TypeError(
+            f"{op}: a or b must be a Tensor, got {type(a).__name__} and {type(b).__name__} "
+            "(make one with mt.tensor(...))"
+        )
+    return like
 
 
 def concat(tensors, axis: int = 0) -> Tensor:
