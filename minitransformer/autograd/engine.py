@@ -756,7 +756,7 @@ class Tensor:
         return self.swapaxes(-2, -1)
 
     def masked_fill(self, mask, value: float):
-        """``value`` where ``mask`` is True, ``self`` elsewhere (``mask`` broadcasts to ``self``)."""
+        """``value`` where ``mask`` is True, ``self`` elsewhere (``mask`` and ``self`` broadcast together)."""
         return masked_fill(self, mask, value)
 
     def split(self, sections, axis: int = -1):
@@ -1225,8 +1225,9 @@ def where(condition, a, b) -> Tensor:
 def masked_fill(x: Tensor, mask, value: float) -> Tensor:
     """``value`` where ``mask`` is True, ``x`` elsewhere: how attention hides a position (value -inf).
 
-    ``mask`` is boolean and broadcasts to ``x``; the result has ``x``'s shape, and no gradient
-    reaches ``x`` at the filled places.
+    ``mask`` is boolean; ``x`` and ``mask`` broadcast together (as in PyTorch), so the result has
+    ``x``'s shape when the mask broadcasts to it, and the larger, broadcast shape otherwise. No
+    gradient reaches ``x`` at the filled places.
 
     Examples
     --------
@@ -1236,6 +1237,8 @@ def masked_fill(x: Tensor, mask, value: float) -> Tensor:
     >>> mt.masked_fill(scores, future, float("-inf")).numpy()
     array([[  0., -inf, -inf],
            [  0.,   0., -inf]], dtype=float32)
+    >>> mt.masked_fill(mt.zeros(3), future, 1.0).shape     # a larger mask: the broadcast shape
+    (2, 3)
     """
     return where(mask, float(value), x)
 
