@@ -235,7 +235,8 @@ def test_mixing_float32_and_float64():
 
 FLOAT_ONLY = {
     "x / 2": ("Div", lambda x: x / 2), "2 / x": ("Div", lambda x: 2 / x), "x / x": ("Div", lambda x: x / x),
-    "exp": ("Exp", lambda x: x.exp()), "log": ("Log", lambda x: x.log()), "sqrt": ("Sqrt", lambda x: x.sqrt()),
+    "exp": ("Exp", lambda x: x.exp()), "log": ("Log", lambda x: x.log()),
+    "log1p": ("Log1p", lambda x: x.log1p()), "sqrt": ("Sqrt", lambda x: x.sqrt()),
     "tanh": ("Tanh", lambda x: x.tanh()), "relu": ("ReLU", lambda x: x.relu()), "mean": ("Mean", lambda x: x.mean()),
 }
 

@@ -314,6 +314,7 @@ class Log1p(Function):
     array([1.  , 0.25], dtype=float32)
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, x):
