@@ -110,8 +110,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
             raise TypeError(f"{op}: ignore_index must be None or an integer (a target value), got {ignore_index!r}")
         ignore_index = int(ignore_index)
     _check_reduction(op, reduction)
-    # int64 holds every class index; a narrow dtype would wrap (arange(300) in uint8 repeats 0..43); no copy if int64
-    y = xp.astype(y, xp.int64, copy=False)
+    if y.dtype != xp.int64:  # int64 holds every class index; a narrow dtype would wrap (arange(300) in uint8: 0..43)
+        y = xp.astype(y, xp.int64)
     kept = xp.ones(y.shape, dtype=xp.bool) if ignore_index is None else y != ignore_index  # (...)
     y = xp.where(kept, y, xp.zeros_like(y))  # ignored positions point at class 0; their loss is dropped below
     if logits.backend.check_values and y.size:
