@@ -674,8 +674,8 @@ class CudaKernels:
         :math:`C^\top`. So it is asked for :math:`C^\top = B^\top A^\top`: the product, row after row.
 
         Returns None for a vector, where the batch axes differ (a broadcast), the dtypes are not both float32 or
-        both float64, or nothing is to be computed: the caller uses ``matmul`` of the array API
-        (:func:`~minitransformer.autograd.ops._matmul`).
+        both float64, or nothing is to be computed (an empty matrix or stack): the caller uses ``matmul`` of the
+        array API (:func:`~minitransformer.autograd.ops._matmul`).
         """
         shape_a, shape_b = a.shape, b.shape
         if len(shape_a) < 2 or len(shape_b) < 2:  # a vector: the array API's rules for it
@@ -683,7 +683,7 @@ class CudaKernels:
         n, k, m = shape_a[-2], shape_a[-1], shape_b[-1]
         blas = self._blas_types.get(a.dtype)
         if (blas is None or b.dtype != a.dtype or shape_a[:-2] != shape_b[:-2] or shape_b[-2] != k
-                or min(n, k, m) == 0 or max(n, k, m) > CUBLAS_INT_MAX):
+                or a.size == 0 or b.size == 0 or max(n, k, m) > CUBLAS_INT_MAX):  # (an empty stack: strides 0)
             return None
         (a, (t_a, ld_a, stride_a, count)), (b, (t_b, ld_b, stride_b, _)) = self._laid_out(a), self._laid_out(b)
         if max(ld_a, ld_b, count) > CUBLAS_INT_MAX:

@@ -763,6 +763,8 @@ def test_emulated_matmul_leaves_broadcasts_and_other_dtypes_to_the_array_api(emu
     assert emulated.matmul(x.astype(np.int64), np.ones((2, 4, 5), dtype=np.int64)) is None
     assert emulated.matmul(x.astype(np.float32), rng.normal(size=(2, 4, 5))) is None  # mixed dtypes
     assert emulated.matmul(np.ones((2, 0)), np.ones((0, 3))) is None  # nothing to multiply: matmul gives zeros
+    for batch in ((0,), (2, 0)):  # an empty stack: NumPy and CuPy give it strides 0, which no layout reads
+        assert emulated.matmul(np.ones((*batch, 3, 4)), np.ones((*batch, 4, 5))) is None
     assert emulated.matmul(np.ones(4), np.ones((4, 3))) is None  # a vector
 
 
