@@ -110,7 +110,7 @@ class Backend:
         #: a training step makes no host synchronisation; turn it on there to debug.
         self.check_values = name != "cupy"
         self._kernels = None
-        self.manual_seed(0)
+        self.manual_seed(_seed)  # the last seed given to mt.manual_seed, so a backend made later follows it too
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"
@@ -424,6 +424,7 @@ def _backend_name_of(array) -> str | None:
 # --------------------------------------------------------------------- choosing the backend
 _BACKENDS: dict[str, Backend] = {}
 _current: Backend | None = None
+_seed = 0  # the last seed of manual_seed, for backends made after it
 
 
 def _make(name: str) -> Backend:
@@ -569,7 +570,7 @@ def available() -> list[str]:
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the random numbers of every backend created so far and of the current one.
+    """Seed the random numbers of every backend, those created so far and those created later.
 
     Examples
     --------
@@ -580,6 +581,8 @@ def manual_seed(seed: int) -> None:
     >>> bool((mt.rand(3).numpy() == a).all())
     True
     """
+    global _seed
+    _seed = int(seed)
     current()
     for backend in _BACKENDS.values():
-        backend.manual_seed(seed)
+        backend.manual_seed(_seed)

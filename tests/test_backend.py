@@ -137,6 +137,16 @@ def test_unknown_backend():
 
 
 @pytest.mark.single_backend
+def test_manual_seed_applies_to_backends_made_later(monkeypatch):
+    monkeypatch.setattr(mt.backend, "_BACKENDS", {k: v for k, v in mt.backend._BACKENDS.items() if k != "numpy"})
+    mt.manual_seed(42)
+    later = mt.backend.get("numpy")  # a new Backend, made after the seed
+    assert later is not mt.backend.current()
+    np.testing.assert_array_equal(later.to_host(later.uniform((3,), dtype="float64")),
+                                  np.random.default_rng(42).random(3))
+
+
+@pytest.mark.single_backend
 def test_missing_cupy_says_how_to_install(monkeypatch):
     """Where CuPy is not importable (hidden here even on a GPU machine), asking for it names the extra."""
     monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` now raises ImportError
