@@ -423,7 +423,7 @@ def _backend_name_of(array) -> str | None:
 
 # --------------------------------------------------------------------- choosing the backend
 _BACKENDS: dict[str, Backend] = {}
-_current: Backend | None = None
+_current: Backend | None = None  # None: not chosen yet, MINITRANSFORMER_BACKEND decides when first asked
 _seed = 0  # the last seed of manual_seed, for backends made after it
 
 
@@ -511,7 +511,7 @@ def current() -> Backend:
     """
     global _current
     if _current is None:
-        name = os.environ.get("MINITRANSFORMER_BACKEND", "numpy")
+        name = os.environ.get("MINITRANSFORMER_BACKEND", "").strip() or "numpy"
         try:
             _current = get(name)
         except BackendError as e:  # say where the name came from: the user never typed it in Python
@@ -538,8 +538,7 @@ class use:
     def __init__(self, name: str | Backend):
         global _current
         backend = get(name)
-        self._previous = current()
-        _current = backend
+        self._previous, _current = _current, backend  # not current(): a bad MINITRANSFORMER_BACKEND is not used
         self.backend = backend
 
     def __enter__(self) -> Backend:
@@ -583,6 +582,5 @@ def manual_seed(seed: int) -> None:
     """
     global _seed
     _seed = int(seed)
-    current()
     for backend in _BACKENDS.values():
         backend.manual_seed(_seed)

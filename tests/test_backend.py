@@ -136,6 +136,32 @@ def test_unknown_backend():
     assert mt.backend.current() is before
 
 
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("value", ["bogus", "cupy"])
+def test_a_bad_environment_backend_fails_only_where_it_is_used(value, monkeypatch):
+    """An explicit choice never reads MINITRANSFORMER_BACKEND; its value is checked when it picks the backend."""
+    if value == "cupy" and "cupy" in mt.backend.available():
+        pytest.skip("CuPy works here: MINITRANSFORMER_BACKEND=cupy is not a bad value")
+    monkeypatch.setenv("MINITRANSFORMER_BACKEND", value)
+    monkeypatch.setattr(mt.backend, "_current", None)  # as in a fresh process: nothing chosen yet
+    mt.manual_seed(3)
+    mt.backend.use("numpy")
+    assert mt.backend.current().name == "numpy"
+    with mt.backend.use("strict") as be:
+        assert mt.zeros(1).backend is be
+    mt.backend._current = None
+    with pytest.raises(BackendError, match=f"MINITRANSFORMER_BACKEND='{value}'"):
+        mt.zeros(1)
+
+
+@pytest.mark.single_backend
+def test_the_environment_backend_may_have_spaces(monkeypatch):
+    monkeypatch.setenv("MINITRANSFORMER_BACKEND", " strict\n")
+    monkeypatch.setattr(mt.backend, "_current", None)
+    assert mt.backend.current().name == "array_api_strict"
+
+
 @pytest.mark.single_backend
 def test_manual_seed_applies_to_backends_made_later(monkeypatch):
     monkeypatch.setattr(mt.backend, "_BACKENDS", {k: v for k, v in mt.backend._BACKENDS.items() if k != "numpy"})
