@@ -424,7 +424,16 @@ def _backend_name_of(array) -> str | None:
 # --------------------------------------------------------------------- choosing the backend
 _BACKENDS: dict[str, Backend] = {}
 _current: Backend | None = None  # None: not chosen yet, MINITRANSFORMER_BACKEND decides when first asked
+_switches = 0  # how many times _current changed: tells `with use(x):` from a stored use object entered later
 _seed = 0  # the last seed of manual_seed, for backends made after it
+
+
+def _switch(backend: Backend | None) -> Backend | None:
+    """Make ``backend`` current (None: back to not chosen); returns what was current."""
+    global _current, _switches
+    previous, _current = _current, backend
+    _switches += 1
+    return previous
 
 
 def _make(name: str) -> Backend:
@@ -522,6 +531,11 @@ def current() -> Backend:
 class use:
     """Make ``name`` the current backend, now; as a context manager, only until the block ends.
 
+    ``with use(x):`` restores, when the block ends (normally or by an exception), the backend current before
+    the call. A ``use`` object kept and entered later (or again) switches when its block starts and restores
+    what was current then. Choosing a backend never reads ``MINITRANSFORMER_BACKEND``: a bad value there
+    fails only where that backend is used.
+
     Parameters
     ----------
     name : str or Backend
@@ -533,20 +547,31 @@ class use:
     >>> with mt.backend.use("numpy"):
     ...     mt.backend.current().name
     'numpy'
+    >>> strict = mt.backend.use("array_api_strict")      # switches now ...
+    >>> _ = mt.backend.use("numpy")
+    >>> with strict:                                      # ... and again when its block starts
+    ...     mt.backend.current().name
+    'array_api_strict'
+    >>> mt.backend.current().name
+    'numpy'
     """
 
     def __init__(self, name: str | Backend):
-        global _current
-        backend = get(name)
-        self._previous, _current = _current, backend  # not current(): a bad MINITRANSFORMER_BACKEND is not used
-        self.backend = backend
+        self.backend = get(name)
+        self._restore: list[Backend | None] = []  # per open block, the backend its end brings back
+        self._before = _switch(self.backend)
+        self._made_at = _switches
 
     def __enter__(self) -> Backend:
+        if self._made_at == _switches:  # `with use(x):`: the call has just switched
+            self._restore.append(self._before)
+        else:  # kept, and entered after other switches or a block of its own: switch now
+            self._restore.append(_switch(self.backend))
+        self._made_at = None
         return self.backend
 
     def __exit__(self, *exc) -> None:
-        global _current
-        _current = self._previous
+        _switch(self._restore.pop())
 
 
 def available() -> list[str]:

@@ -173,6 +173,40 @@ def test_manual_seed_applies_to_backends_made_later(monkeypatch):
 
 
 @pytest.mark.single_backend
+def test_use_nests_and_restores_after_an_exception():
+    numpy, strict = mt.backend.get("numpy"), mt.backend.get("strict")
+    mt.backend.use(numpy)
+    with mt.backend.use(strict) as be:
+        assert be is strict and mt.backend.current() is strict
+        with mt.backend.use(numpy):
+            assert mt.backend.current() is numpy
+        assert mt.backend.current() is strict
+    assert mt.backend.current() is numpy
+    with pytest.raises(KeyError), mt.backend.use(strict):
+        raise KeyError
+    assert mt.backend.current() is numpy
+    mt.backend.use(strict)  # a plain call switches at once, and for good
+    assert mt.backend.current() is strict
+
+
+@pytest.mark.single_backend
+def test_a_kept_use_object_switches_each_time_its_block_starts():
+    numpy, strict = mt.backend.get("numpy"), mt.backend.get("strict")
+    to_strict = mt.backend.use(strict)
+    mt.backend.use(numpy)
+    for _ in range(2):  # entered after another switch, then again after its own block
+        with to_strict as be:
+            assert be is strict and mt.backend.current() is strict
+            with to_strict:  # re-entered inside its own block
+                assert mt.backend.current() is strict
+            assert mt.backend.current() is strict
+        assert mt.backend.current() is numpy
+    with pytest.raises(ValueError), to_strict:
+        raise ValueError
+    assert mt.backend.current() is numpy
+
+
+@pytest.mark.single_backend
 def test_missing_cupy_says_how_to_install(monkeypatch):
     """Where CuPy is not importable (hidden here even on a GPU machine), asking for it names the extra."""
     monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` now raises ImportError
