@@ -230,8 +230,14 @@ class Backend:
         return self._from_rng(self._rng.standard_normal(size=tuple(shape)) * std + mean, dtype)
 
     def uniform(self, shape, low=0.0, high=1.0, dtype=None):
-        """Samples of U[low, high), shape ``shape``."""
-        return self._from_rng(self._rng.uniform(low, high, size=tuple(shape)), dtype)
+        """Samples of U[low, high), shape ``shape``: below ``high`` in ``dtype`` too.
+
+        They are drawn in float64; rounding to float32 takes those within half a float32 step of ``high`` up to
+        ``high`` itself (for U[0, 1), one in 2^25 becomes 1.0), so those become the largest value below it.
+        """
+        sample = self._from_rng(self._rng.uniform(low, high, size=tuple(shape)), dtype)
+        below = float(np.nextafter(np.asarray(high, dtype=dtype_name(sample.dtype)), -np.inf))
+        return self.xp.clip(sample, max=max(below, low))
 
     def integers(self, shape, low, high):
         """Integers drawn uniformly from [low, high), dtype int64."""

@@ -114,6 +114,36 @@ def test_permutation(backend):
     assert isinstance(p, np.ndarray) and sorted(p.tolist()) == list(range(10))
 
 
+
+def _pcg64_state_before_draw(index: int) -> dict:
+    """NumPy's generator seeded with 0, moved on to just before its draw ``index`` (one 64-bit word per float64)."""
+    rng = np.random.default_rng(0)
+    rng.bit_generator.advance(index)
+    return rng.bit_generator.state
+
+
+# the draws that float32 rounds up to 1.0 (above 1 - 2^-25): found by scanning each stream once
+_PCG64_SEED0_NEAR_1 = 14_817_372  # 0.9999999984...
+_COUNTER_SEED0_NEAR_1 = 1_869_153  # 0.99999997963...
+
+
+@pytest.mark.single_backend
+def test_float32_uniforms_stay_below_high():
+    """U[low, high) holds after the cast to float32, on NumPy's generator and on the GPU's (the CounterRNG)."""
+    from minitransformer.nn import init
+
+    cpu, gpu = mt.backend.get("numpy"), mt.backend.Backend("cupy", np, native=np)  # NumPy stands in for CuPy
+    for be, state in ((cpu, _pcg64_state_before_draw(_PCG64_SEED0_NEAR_1)),
+                      (gpu, {"bit_generator": "CounterRNG", "seed": 0, "counter": _COUNTER_SEED0_NEAR_1})):
+        be.set_rng_state(state)
+        assert be.uniform((1,), dtype="float64")[0] > 1 - 2**-25  # the draw float32 would round to 1.0
+        be.set_rng_state(state)
+        assert be.to_host(be.uniform((1,)))[0] == np.nextafter(np.float32(1), np.float32(0))  # 1 - 2^-24
+    cpu.set_rng_state(_pcg64_state_before_draw(_PCG64_SEED0_NEAR_1))
+    w = init.uniform_(mt.zeros(1, backend=cpu), 1.0, 2.0).numpy()  # 1.9999999984 in float64
+    assert w[0] == np.nextafter(np.float32(2), np.float32(0))
+
+
 # ------------------------------------------------------------------ choosing a backend
 @pytest.mark.single_backend
 def test_available_backends():
