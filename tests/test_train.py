@@ -220,6 +220,14 @@ def test_label_smoothing_reaches_the_training_loss_of_every_task(task):
 
 
 @pytest.mark.single_backend
+def test_the_charlm_sample_fits_the_models_max_len():
+    """The attention picture's sample is cut to max_len (it was always 32 characters: a model of 16 refused it)."""
+    setup = build("charlm", **_TINY_TASK, **_TINY_DATA["charlm"])  # heads=2, max_len=16
+    [(name, weights, queries, keys)] = setup.sample(setup.model)
+    assert name == "self_attention" and weights.shape == (2, 16, 16) and len(queries) == len(keys) == 16
+
+
+@pytest.mark.single_backend
 @pytest.mark.parametrize("task", ["reverse", "classify", "charlm"])
 @pytest.mark.parametrize("eps", [5, -0.1, float("nan"), True])
 def test_every_task_refuses_label_smoothing_outside_0_1(task, eps):

@@ -475,7 +475,7 @@ def _charlm(s: dict) -> TaskSetup:
                 "val_loss_below_unigram": H - loss}
 
     def sample(model):
-        ids = val_ids[:min(32, len(val_ids))]
+        ids = val_ids[:min(32, s["max_len"], len(val_ids))]  # the model takes at most max_len positions
         with no_grad():
             model.eval()
             model(Tensor(ids[None, :]))
