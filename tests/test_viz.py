@@ -76,6 +76,20 @@ def test_heatmap_of_the_libraries_attention_weights():
     assert [t.get_text() for t in fig.axes[0].texts][:3] == ["0.09", "0.24", "0.67"]
 
 
+@pytest.mark.single_backend
+def test_attention_maps_of_a_long_sequence_label_every_few_positions():
+    """200 labels would overlap: every 200 // 24 = 8th position is labelled, on every map (as position_similarity)."""
+    W = np.full((200, 200), 1 / 200)
+    tokens = [f"t{i}" for i in range(200)]
+    every_8th = [f"t{i}" for i in range(0, 200, 8)]
+    heatmap = viz.attention_heatmap(W, tokens, tokens).axes[0]
+    heads = _map_axes(viz.attention_heads(np.stack([W, W]), tokens, tokens))[0]
+    layers = _map_axes(viz.attention_layers([W[None]] * 2, tokens, tokens))[-1]  # bottom left: both axes labelled
+    for ax in (heatmap, heads, layers):
+        assert _ticks(ax.get_xticklabels()) == every_8th and _ticks(ax.get_yticklabels()) == every_8th
+        np.testing.assert_array_equal(ax.get_xticks(), np.arange(0, 200, 8))
+
+
 @pytest.mark.parametrize(
     "shape, match",
     [((3,), r"2-D \(L queries, S keys\), got shape \(3,\)"),

@@ -32,6 +32,8 @@ __all__ = ["attention_heatmap", "attention_heads", "attention_layers", "to_host"
 MAX_ANNOTATED = 12
 CELL = 0.42  # inches per cell; larger when the values are written in
 CELL_ANNOTATED = 0.55
+#: a long axis labels every (positions // MAX_TICKS)-th position only: 200 labels would overlap
+MAX_TICKS = 24
 FONT = 9
 
 
@@ -118,8 +120,9 @@ def _draw_map(ax, W: np.ndarray, norm: Normalize, cmap: str, annotate: bool, fmt
     return im
 
 
-def _ticks(ax, labels: list[str], axis: str, show: bool, fontsize: float, step: int = 1):
+def _ticks(ax, labels: list[str], axis: str, show: bool, fontsize: float):
     """Token labels on an axis (rotated when long; every ``step``-th when many), or none."""
+    step = max(1, len(labels) // MAX_TICKS)  # fewer than 2 * MAX_TICKS labels: they fit at a figure's largest size
     positions, labels = range(0, len(labels), step), labels[::step]
     if axis == "x":
         rotate = max(map(len, labels)) > 2

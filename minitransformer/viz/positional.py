@@ -193,9 +193,8 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
     ax = fig.add_subplot()
     limit = float(np.abs(S).max()) or 1.0
     im = _draw_map(ax, S, Normalize(-limit, limit), cmap, show_values, fmt, FONT - 1)
-    step = max(1, n // 24)  # at most about 24 labelled ticks
-    _ticks(ax, names, "x", True, FONT, step)
-    _ticks(ax, names, "y", True, FONT, step)
+    _ticks(ax, names, "x", True, FONT)
+    _ticks(ax, names, "y", True, FONT)
     ax.set_xlabel("position q")
     ax.set_ylabel("position p")
     what = "cosine similarity" if normalize else "PE_p · PE_q"
