@@ -4,6 +4,7 @@ takes tensors of the current backend, and refuses bad shapes with a message that
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -242,6 +243,17 @@ def test_position_similarity_is_pe_pe_transpose():
     many = viz.position_similarity(F.sinusoidal_positional_encoding(100, 8))
     assert len(many.axes[0].texts) == 0
     assert _ticks(many.axes[0].get_xticklabels()) == [str(i) for i in range(0, 100, 4)]  # every 100 // 24 = 4th
+
+
+def test_cosine_similarity_of_a_zero_row_is_drawn_as_0():
+    """A zero row has no direction (0/0): its similarities are 0, with no warning and the scale still [-1, 1]."""
+    P = np.vstack([np.zeros((1, 4)), np.ones((2, 4)), -np.ones((1, 4))]).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's "invalid value encountered in divide" fails the test
+        image = viz.position_similarity(mt.tensor(P), normalize=True).axes[0].images[0]
+    expected = np.array([[0, 0, 0, 0], [0, 1, 1, -1], [0, 1, 1, -1], [0, -1, -1, 1]])
+    np.testing.assert_allclose(image.get_array(), expected, atol=1e-6)
+    assert image.get_clim() == pytest.approx((-1.0, 1.0))
 
 
 def test_position_similarity_of_a_learned_table_builds_no_graph(rng):

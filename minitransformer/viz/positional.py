@@ -21,6 +21,7 @@ import numpy as np  # the host side of a picture
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from .. import autograd
 from ..autograd import Tensor, no_grad
 from ..autograd.creation import tensor
 from .attention import FONT, MAX_ANNOTATED, _annotate, _draw_map, _labels, _ticks, to_host
@@ -149,7 +150,8 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
     For the sinusoids, :math:`PE_p \cdot PE_q = \sum_i \cos\big((p - q)/10000^{2i/d}\big)`
     depends only on the offset :math:`p - q`: the same bands run parallel to the diagonal, and
     nearby positions are the most alike. (With ``normalize=True``, the cosine similarity
-    :math:`S_{pq} / (\lVert PE_p \rVert \lVert PE_q \rVert)`.)
+    :math:`S_{pq} / (\lVert PE_p \rVert \lVert PE_q \rVert)`; a row of zeros has no direction, and its
+    similarities are drawn as 0.)
 
     Parameters
     ----------
@@ -184,7 +186,8 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
         S = T @ T.mT  # (positions, positions): S_pq = PE_p . PE_q
         if normalize:
             norms = (T * T).sum(axis=-1, keepdims=True).sqrt()  # (positions, 1): ||PE_p||
-            S = S / (norms @ norms.mT)
+            denominator = norms @ norms.mT
+            S = S / autograd.where(denominator > 0, denominator, 1.0)  # a zero row's S_pq is 0: drawn 0, not 0/0 = NaN
     S = to_host(S, "PE PE^T", where)
     show_values = _annotate(annotate, n, n, max_annotated)
     cell = 0.55 if show_values else 0.3
