@@ -284,6 +284,15 @@ def test_training_curves_panels_and_series():
     assert len(viz.training_curves({f"m{i}": [1.0, 2.0] for i in range(4)}).axes) == 4
 
 
+@pytest.mark.single_backend
+def test_training_curves_takes_one_log_panel_as_a_string():
+    history = {"train_loss": [2.0, 1.0], "lr": [1e-3, 1e-3]}
+    loss, lr = viz.training_curves(history, log_y="loss").axes  # one name, not the letters l, o, s, s
+    assert loss.get_yscale() == "log" and lr.get_yscale() == "linear"
+    with pytest.raises(ValueError, match=r"training_curves: log_y names \['acc'\]"):
+        viz.training_curves(history, log_y="acc")
+
+
 def test_training_curves_draws_a_diverged_run():
     fig = viz.training_curves({"loss": [1.0, math.inf, math.nan, 0.5]})
     y = fig.axes[0].get_lines()[0].get_ydata()

@@ -93,8 +93,9 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
     title : str, optional
     x_label : str
         The horizontal axis ("step" or "epoch").
-    log_y : bool or iterable of str
-        Panels drawn on a logarithmic scale: ``True`` for all, or names such as ``("loss",)``.
+    log_y : bool, str or iterable of str
+        Panels drawn on a logarithmic scale: ``True`` for all, one name such as ``"loss"``, or names such as
+        ``("loss", "lr")``.
     ncols : int, optional
         Panels per row (at most 3 by default).
 
@@ -121,7 +122,7 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
     if log_y is True or log_y is False:
         log_panels = set(names) if log_y else set()
     else:
-        log_panels = {panel_name(str(p)) for p in log_y}
+        log_panels = {panel_name(str(p)) for p in ((log_y,) if isinstance(log_y, str) else log_y)}  # not its letters
         unknown = log_panels - set(names)
         if unknown:
             raise ValueError(f"{where}: log_y names {sorted(unknown)}, which are not panels; panels: {names}")
