@@ -134,6 +134,16 @@ def test_word_unknown_and_case():
     assert WordTokenizer(["the"], lower=False).encode("The the") == [UNK, 4]
 
 
+@single
+def test_word_vocabulary_is_lower_cased_with_the_text():
+    tok = WordTokenizer(["Yes", "no", "YES", "No"])  # lower=True: "Yes" would otherwise never be found
+    assert tok.itos[4:] == ["yes", "no"]  # duplicates after lowering: one entry, the first one's id
+    assert tok.encode("Yes yes NO") == [4, 4, 5]
+    assert WordTokenizer(["Yes", "yes"], lower=False).itos[4:] == ["Yes", "yes"]
+    with pytest.raises(ValueError, match="vocabulary entries must be non-empty strings, got 3"):
+        WordTokenizer(["a", 3])
+
+
 _WORDS = ["the", "film", "was", "not", "good", ".", ",", "!", "(", ")", "don't"]
 _WORD_TOK = WordTokenizer(_WORDS)
 

@@ -244,7 +244,8 @@ class WordTokenizer(Tokenizer):
     vocab : iterable of str
         The words, in id order (ids start at 4). Build one from texts with :meth:`from_texts`.
     lower : bool
-        Lower-case text before looking words up.
+        Lower-case text before looking words up, and the words of ``vocab`` too (else ``"Yes"`` could never
+        be found); words that become the same (``"Yes"``, ``"yes"``) are one entry, with the first one's id.
 
     Examples
     --------
@@ -261,6 +262,8 @@ class WordTokenizer(Tokenizer):
 
     def __init__(self, vocab: Iterable[str], lower: bool = True):
         self.lower = bool(lower)
+        if self.lower:  # the base class refuses entries that are not strings, and drops the duplicates
+            vocab = [w.lower() if isinstance(w, str) else w for w in vocab]
         super().__init__(vocab)
 
     @classmethod
