@@ -369,3 +369,20 @@ def test_take_with_no_ids():
     assert y.shape == (0, 3)
     y.sum().backward()
     np.testing.assert_array_equal(E.grad.numpy(), np.zeros((4, 3)))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "uint16", "int32", "uint64"])
+def test_take_any_integer_dtype_even_narrower_than_the_table(dtype):
+    """Ids of a dtype that cannot hold the table's size V (uint8 ids, 300 rows) pick the same rows as int64 ids,
+    and their gradient adds up the same way; a negative int8 id counts from the end of the table, as in NumPy."""
+    V = 300
+    table = np.arange(V * 2, dtype=np.float64).reshape(V, 2)
+    top = min(np.iinfo(dtype).max, V - 1)  # 255 for uint8, 127 for int8
+    last = -1 if np.dtype(dtype).kind == "i" else 1  # -1: row V - 1
+    ids = np.array([[5, top, 5], [0, last, 1]], dtype=dtype)  # 5 twice
+    E = mt.tensor(table, requires_grad=True)
+    y = mt.take(E, mt.tensor(ids))
+    np.testing.assert_array_equal(y.numpy(), table[ids.astype(np.int64)])
+    y.sum().backward()
+    counts = np.bincount(ids.astype(np.int64).ravel() % V, minlength=V).astype(np.float64)
+    np.testing.assert_array_equal(E.grad.numpy(), np.repeat(counts[:, None], 2, axis=1))

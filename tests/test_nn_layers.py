@@ -120,6 +120,20 @@ def test_embedding_gradient_adds_repeated_ids(rng):
     assert not emb.weight.grad.numpy()[[2, 3]].any()  # ids never used get no gradient
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16"])
+def test_embedding_takes_narrow_integer_ids(rng, dtype):
+    """Bytes as token ids (uint8) index a table of 300 rows, which uint8 cannot count to: same rows, same gradient."""
+    emb = nn.Embedding(300, 3, scale=True).to("float64")
+    ids = np.array([[5, 100, 5], [0, 127, 1]], dtype=dtype)
+    G = rng.standard_normal((2, 3, 3))
+    y = emb(mt.tensor(ids))
+    np.testing.assert_array_equal(y.numpy(), emb(mt.tensor(ids.astype(np.int64))).numpy())
+    y.backward(G)
+    expected = np.zeros((300, 3))
+    np.add.at(expected, ids.astype(np.int64), G * math.sqrt(3))
+    np.testing.assert_allclose(emb.weight.grad.numpy(), expected, rtol=1e-12)
+
+
 def test_embedding_init_variance():
     emb = nn.Embedding(1000, 64)
     assert emb.weight.numpy().std() == pytest.approx(64**-0.5, rel=0.03)  # N(0, 1/d_model)

@@ -303,6 +303,16 @@ def test_causal_lm_never_looks_ahead(rng):
     assert np.abs(a[:, 4:] - b[:, 4:]).min(axis=-1).max() > 0  # from 4 on, they do
 
 
+def test_byte_level_lm_reads_uint8_ids():
+    """Text as bytes: uint8 ids into a vocabulary of 256 (which uint8 cannot count to) act as int64 ids do."""
+    lm = nn.DecoderOnlyLM(256, D, H, D_FF, num_layers=1, max_len=8, dropout=0.0)
+    ids = np.frombuffer(b"hello", dtype=np.uint8).reshape(1, -1)
+    logits = lm(mt.tensor(ids))
+    np.testing.assert_array_equal(logits.numpy(), lm(mt.tensor(ids.astype(np.int64))).numpy())
+    logits.sum().backward()
+    assert lm.embed.weight.grad.numpy()[ord("l")].any() and not lm.embed.weight.grad.numpy()[ord("z")].any()
+
+
 def test_transformer_decoder_never_looks_ahead_but_sees_all_the_source(rng):
     model = nn.Transformer(15, 15, D, H, D_FF, 1, 2, dropout=0.0, max_len=16).to("float64")
     src, tgt = rng.integers(0, 15, (2, 6)), rng.integers(0, 15, (2, 5))

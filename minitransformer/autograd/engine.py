@@ -1144,7 +1144,8 @@ def take(x: Tensor, indices, axis: int = 0) -> Tensor:
     x : Tensor
         The table, ``(..., V, ...)`` with its ``V`` rows along ``axis``.
     indices : Tensor or array_like
-        Integers in ``[-V, V)``, of any shape ``I``.
+        Integers in ``[-V, V)``, of any shape ``I`` and any integer dtype (``uint8`` bytes too); a negative
+        index counts from the end, as in NumPy: ``-1`` is row ``V - 1``.
     axis : int
         The axis of ``x`` the indices pick from.
 

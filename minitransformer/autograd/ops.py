@@ -815,7 +815,10 @@ class Take(Function):
         """Rows of ``x`` along ``axis``: ``(..., V, ...)`` -> ``(..., *I, ...)``; keeps the flat indices."""
         xp = self.xp
         self.shape, self.axis = tuple(x.shape), axis
-        self.flat = xp.reshape(indices, (-1,)) % x.shape[axis]  # negative indices count from the end
+        flat = xp.reshape(indices, (-1,))
+        if flat.dtype != xp.int64:  # a narrow dtype may not hold V (uint8 ids, 300 rows): % V would overflow
+            flat = xp.astype(flat, xp.int64)
+        self.flat = flat % x.shape[axis]  # negative indices count from the end
         self.ids_shape = tuple(indices.shape)
         out = xp.take(x, self.flat, axis=axis)
         return xp.reshape(out, self.shape[:axis] + self.ids_shape + self.shape[axis + 1 :])
