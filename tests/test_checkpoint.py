@@ -135,6 +135,32 @@ def test_a_checkpoint_from_another_backend_loads_on_numpy(tmp_path):
 
 
 # ------------------------------------------------------------------ damage
+def test_a_shared_embedding_round_trips_and_an_old_file_with_one_name_still_loads(tmp_path):
+    """A module shared by two parents is saved under both names; a file that has only the first (as this library
+    wrote before it saved every name) still loads."""
+    def build():
+        return nn.Transformer(12, 12, 8, 2, 16, 1, 1, max_len=8, share_embeddings=True, tie_output=True)
+
+    model = build()
+    path = save_checkpoint(tmp_path / "c.npz", model)
+    with np.load(path, allow_pickle=False) as z:
+        assert {"model/src_embed.weight", "model/tgt_embed.weight"} <= set(z.files)
+    again = build()
+    load_checkpoint(path, again)
+    np.testing.assert_array_equal(again.tgt_embed.weight.numpy(), model.src_embed.weight.numpy())
+
+    def drop_the_second_name(arrays):
+        del arrays["model/tgt_embed.weight"]
+        meta = _meta(arrays)
+        meta["model_keys"].remove("tgt_embed.weight")
+        _set_meta(arrays, meta)
+
+    _rewrite(path, drop_the_second_name)
+    old = build()
+    load_checkpoint(path, old)
+    np.testing.assert_array_equal(old.tgt_embed.weight.numpy(), model.src_embed.weight.numpy())
+
+
 def test_truncated_file_is_refused(saved):
     path = saved[0]
     data = path.read_bytes()

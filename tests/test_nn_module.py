@@ -125,6 +125,53 @@ def test_tied_weights_count_once():
     assert sorted(model.state_dict()) == ["a.weight", "b.weight"]  # as PyTorch: each name saved
 
 
+def shared_embedding_transformer():
+    return nn.Transformer(12, 12, 8, 2, 16, 1, 1, max_len=8, share_embeddings=True)
+
+
+def test_a_shared_module_is_saved_under_each_of_its_names():
+    """As PyTorch: named_modules/named_parameters give a shared module once, state_dict under every name."""
+    model = shared_embedding_transformer()
+    assert model.src_embed is model.tgt_embed
+    names = [name for name, _ in model.named_modules()]
+    assert "src_embed" in names and "tgt_embed" not in names
+    every = [name for name, _ in model.named_modules(remove_duplicate=False)]
+    assert every[:3] == ["", "src_embed", "tgt_embed"]
+    assert [name for name, _ in model.named_parameters() if "embed" in name] == ["src_embed.weight"]
+    state = model.state_dict()
+    assert "src_embed.weight" in state and "tgt_embed.weight" in state
+    np.testing.assert_array_equal(state["src_embed.weight"], state["tgt_embed.weight"])
+    assert len(state) == len(list(model.named_parameters())) + 1
+
+
+def test_a_tied_tensor_loads_from_either_of_its_names_and_refuses_two_values():
+    source, target = shared_embedding_transformer(), shared_embedding_transformer()
+    state = source.state_dict()
+    assert target.load_state_dict(state) == (([], []))  # both names, equal values
+    np.testing.assert_array_equal(target.tgt_embed.weight.numpy(), state["tgt_embed.weight"])
+    tied = ("src_embed.weight", "tgt_embed.weight")
+    for kept in tied:  # one name only (an older library saved the first)
+        target = shared_embedding_transformer()
+        one = {k: v for k, v in state.items() if k not in tied or k == kept}
+        assert target.load_state_dict(one) == (([], []))
+        np.testing.assert_array_equal(target.src_embed.weight.numpy(), state[kept])
+    target = shared_embedding_transformer()
+    before = target.src_embed.weight.numpy().copy()
+    state["tgt_embed.weight"] = state["tgt_embed.weight"] + 1.0
+    with pytest.raises(nn.StateDictError, match=r"'src_embed.weight' and 'tgt_embed.weight' are one tied tensor"):
+        target.load_state_dict(state)
+    np.testing.assert_array_equal(target.src_embed.weight.numpy(), before)  # nothing loaded
+    missing = target.load_state_dict({}, strict=False).missing_keys
+    assert "src_embed.weight" in missing and "tgt_embed.weight" in missing
+
+
+def test_a_module_inside_itself_is_walked_once():
+    lin = nn.Linear(2, 2)
+    lin.add_module("again", lin)
+    assert [name for name, _ in lin.named_modules(remove_duplicate=False)] == [""]
+    assert list(lin.state_dict()) == ["weight", "bias"]
+
+
 def test_num_parameters_by_hand():
     assert nn.Linear(512, 2048).num_parameters() == 512 * 2048 + 2048
     # per block: 4 projections d*d + d, LayerNorm 2d, FFN d*2d + 2d + 2d*d + d

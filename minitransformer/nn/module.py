@@ -290,17 +290,23 @@ class Module:
         for _, module in self.named_children():
             yield module
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """``(dotted name, module)`` for this module (name ``""``) and every module below it, each once."""
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+        """``(dotted name, module)`` for this module (name ``""``) and every module below it.
+
+        A module shared by two parents (``tgt_embed = src_embed``) comes once, under its first name; with
+        ``remove_duplicate=False``, under each of its names (what ``state_dict()`` saves), as in PyTorch.
+        """
         seen = set()
-        stack = [(prefix, self)]
+        stack = [(prefix, self, ())]
         while stack:
-            name, module = stack.pop()
-            if id(module) in seen:
+            name, module, above = stack.pop()
+            # a module inside itself would be walked forever: skip it where it repeats along the path
+            if id(module) in (seen if remove_duplicate else above):
                 continue
             seen.add(id(module))
             yield name, module
-            below = [(f"{name}.{child}" if name else child, m) for child, m in module.named_children()]
+            above += (id(module),)
+            below = [(f"{name}.{child}" if name else child, m, above) for child, m in module.named_children()]
             stack.extend(reversed(below))  # depth first, in the order of assignment
 
     def modules(self) -> Iterator[Module]:
@@ -309,9 +315,9 @@ class Module:
             yield module
 
     def _named_tensors(self, what: str, unique: bool, persistent_only: bool = False) -> Iterator[tuple[str, Tensor]]:
-        """Parameters or buffers of every module by dotted name; ``unique``: each tensor once."""
+        """Parameters or buffers of every module by dotted name; ``unique``: each tensor once, else under every name."""
         seen = set()
-        for prefix, module in self.named_modules():
+        for prefix, module in self.named_modules(remove_duplicate=unique):
             for name, t in module.__dict__[what].items():
                 if t is None or (persistent_only and name in module._non_persistent):
                     continue
@@ -399,7 +405,13 @@ class Module:
         """Every parameter and persistent buffer by dotted name, as NumPy arrays on the host (copies).
 
         Always NumPy, whatever the backend: a model trained on a GPU saves weights a CPU can load.
-        Tied weights appear under each of their names, as in PyTorch.
+        Tied weights, and the weights of a module shared by two parents, appear under each of their
+        names, as in PyTorch.
+
+        >>> from minitransformer import nn
+        >>> model = nn.Transformer(10, 10, 8, 2, 16, 1, 1, max_len=8, share_embeddings=True)
+        >>> [name for name in model.state_dict() if "embed" in name]     # one table, two names
+        ['src_embed.weight', 'tgt_embed.weight']
         """
         state = {}
         for what in ("_parameters", "_buffers"):
@@ -414,22 +426,36 @@ class Module:
         :class:`StateDictError` lists the missing keys, the unexpected keys (only with
         ``strict=True``) and every key whose shape differs (always). Values are cast to each
         parameter's dtype and moved to its backend. Returns the missing and unexpected keys.
+
+        A tied tensor (one tensor under several names, as :meth:`state_dict` saves it) is loaded from
+        whichever of its names the state has, so a state that gives only one of them misses nothing;
+        where it has several, they must hold the same values (PyTorch would load each in turn,
+        the last one winning; here two different values for one tensor are refused).
         """
         if not hasattr(state, "keys"):
             raise TypeError(f"load_state_dict: expected a mapping of name -> array, got {type(state).__name__}")
         targets = {}
         for what in ("_parameters", "_buffers"):
             targets.update(self._named_tensors(what, unique=False, persistent_only=True))
-        missing = [k for k in targets if k not in state]
+        given = {id(t): name for name, t in reversed(targets.items()) if name in state}  # a tied one: first name
+        missing = [k for k, t in targets.items() if id(t) not in given]
         unexpected = [k for k in state if k not in targets]
-        values, wrong = {}, []
+        values, wrong = {}, []  # values: host arrays in each tensor's dtype
         for name, t in targets.items():
-            if name in state:
-                values[name] = _host_copy(state[name])
-                if tuple(values[name].shape) != t.shape:
-                    wrong.append(f"{name!r}: the model expects shape {t.shape}, the state has {values[name].shape}")
-                elif values[name].dtype.kind not in "fiub":
-                    wrong.append(f"{name!r}: values of dtype {values[name].dtype} are not numbers")
+            if name not in state:
+                continue
+            host = _host_copy(state[name])
+            if tuple(host.shape) != t.shape:
+                wrong.append(f"{name!r}: the model expects shape {t.shape}, the state has {host.shape}")
+            elif host.dtype.kind not in "fiub":
+                wrong.append(f"{name!r}: values of dtype {host.dtype} are not numbers")
+            else:
+                values[name] = host.astype(t.dtype_name, copy=False)
+                first = given[id(t)]  # an earlier name of the same (tied) tensor, if any
+                if first != name and first in values and not np.array_equal(values[first], values[name],
+                                                                            equal_nan=True):
+                    wrong.append(f"{first!r} and {name!r} are one tied tensor in the model, but the state gives "
+                                 "them different values")
         problems = []
         if strict and missing:
             problems.append(f"missing keys (in the model, not in the state): {', '.join(map(repr, missing))}")
@@ -444,7 +470,8 @@ class Module:
             )
         for name, host in values.items():
             t = targets[name]
-            t.data = t.backend.asarray(host.astype(t.dtype_name, copy=False))
+            if given[id(t)] == name:  # a tied tensor once
+                t.data = t.backend.asarray(host)
         return LoadResult(missing, unexpected)
 
     # ------------------------------------------------------------ printing
