@@ -88,6 +88,27 @@ def test_reassigning_and_deleting_keep_the_registry_right():
         lin.bias  # noqa: B018
 
 
+@pytest.mark.parametrize("register", [
+    lambda m, name: m.register_parameter(name, nn.Parameter(mt.ones(3))),
+    lambda m, name: m.register_buffer(name, mt.ones(3)),
+    lambda m, name: m.add_module(name, nn.Linear(2, 2)),
+    lambda m, name: setattr(m, name, nn.Parameter(mt.ones(3))),
+], ids=["register_parameter", "register_buffer", "add_module", "setattr"])
+@pytest.mark.single_backend
+def test_names_with_a_dot_or_empty_are_refused(register):
+    """A dotted name would shadow a sub-module's entry in state_dict ("a.weight"); refused, as PyTorch does."""
+    model = nn.Module()
+    model.a = nn.Linear(2, 2)
+    with pytest.raises(KeyError, match=r'Module: a (parameter|buffer|module) name cannot contain ".", got "a.weight"'):
+        register(model, "a.weight")
+    with pytest.raises(KeyError, match=r'Module: a (parameter|buffer|module) name cannot be empty'):
+        register(model, "")
+    assert list(model.state_dict()) == ["a.weight", "a.bias"]
+    np.testing.assert_array_equal(model.state_dict()["a.weight"], model.a.weight.numpy())
+    with pytest.raises(TypeError, match="name must be a string, got int"):
+        model.register_buffer(3, None)
+
+
 def test_forgetting_super_init_is_a_clear_error():
     class Broken(nn.Module):
         def __init__(self):

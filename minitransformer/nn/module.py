@@ -123,6 +123,20 @@ def _parse_target(target):
     return "dtype", name
 
 
+def _check_name(owner: str, kind: str, name) -> None:
+    """Refuse a name that ``state_dict()`` could not tell apart: empty, or with the "." that joins a path."""
+    if not isinstance(name, str):
+        raise TypeError(f"{owner}: a {kind} name must be a string, got {type(name).__name__}")
+    # a KeyError, as in PyTorch; double quotes only, since a KeyError shows its message in single ones
+    if not name:
+        raise KeyError(f'{owner}: a {kind} name cannot be empty ""')
+    if "." in name:
+        raise KeyError(
+            f'{owner}: a {kind} name cannot contain ".", got "{name}" (a dot joins the names of a path: "a.weight" '
+            "is parameter weight of sub-module a)"
+        )
+
+
 def _host_copy(value) -> np.ndarray:
     """Any array-like (Tensor, NumPy, CuPy, array-api-strict, nested lists) as a NumPy array on the host."""
     if isinstance(value, Tensor):
@@ -209,6 +223,7 @@ class Module:
     def _register(self, what: str, name: str, value) -> None:
         """Put ``value`` in registry ``what`` (in its old place if it had one there), removing ``name`` elsewhere."""
         registry = self._registry(what)
+        _check_name(type(self).__name__, what[1:-1], name)
         for other in ("_parameters", "_buffers", "_modules"):
             if other != what:
                 self._registry(other).pop(name, None)
