@@ -331,6 +331,22 @@ def test_buffers_move_but_non_persistent_ones_are_not_saved():
     assert list(Counter().state_dict()) == ["steps"]
 
 
+def test_to_leaves_the_positional_table_exact_but_moves_it():
+    """The sinusoidal PE table stays float64 through to(dtype), so a round trip through float32 does
+    not round it for good; to(backend) still moves it."""
+    model = nn.DecoderOnlyLM(10, 8, 2, 16, 1, max_len=50)
+    pe = model.positional
+    exact = pe.PE.numpy().copy()
+    model.to("float32").to("float64")
+    assert pe.PE.dtype_name == "float64" and model.embed.weight.dtype_name == "float64"
+    np.testing.assert_array_equal(pe.PE.numpy(), exact)
+    x = mt.zeros(1, 3, 8)  # float32: gets the table rounded once, where it is added
+    np.testing.assert_array_equal(pe(x).numpy(), exact[:3].astype(np.float32)[None])
+    model.to("numpy")
+    assert pe.PE.backend.name == "numpy"
+    np.testing.assert_array_equal(pe.PE.numpy(), exact)
+
+
 def test_to_float64_casts_in_place_with_gradients():
     model = Stack()
     params = list(model.parameters())

@@ -332,7 +332,8 @@ class SinusoidalPositionalEncoding(Module):
     ``max_len`` positions, by :func:`minitransformer.functional.sinusoidal_positional_encoding`. It is
     a buffer, not a :class:`Parameter`: nothing here is learned (contrast
     :class:`LearnedPositionalEmbedding`), and it is left out of ``state_dict()`` since the formula
-    rebuilds it. It moves with ``to()``.
+    rebuilds it. It is held in float64 and cast to the input's dtype where it is added: ``to(backend)``
+    moves it, ``to(dtype)`` leaves it exact (a model cast to float32 and back adds the same table).
 
     Shapes: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``, ``seq <= max_len``.
 
@@ -354,6 +355,8 @@ class SinusoidalPositionalEncoding(Module):
     >>> pe.num_parameters(), pe.state_dict()     # nothing learned, nothing saved
     (0, {})
     """
+
+    _keep_dtype = ("PE",)  # float64 through to(dtype), so no cast there rounds it for good
 
     def __init__(self, d_model: int, max_len: int = 5000):
         super().__init__()

@@ -175,6 +175,10 @@ class Module:
     ((3, 2), False)
     """
 
+    #: names of buffers that ``to(dtype)`` leaves in their own dtype (``to(backend)`` still moves them): a table
+    #: kept exact in float64 and cast where it is used, as :class:`SinusoidalPositionalEncoding`'s ``PE``
+    _keep_dtype: tuple[str, ...] = ()
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_buffers", {})
@@ -402,14 +406,18 @@ class Module:
 
         ``model.to("cupy")``, ``model.to("float64")`` (gradient checks), ``model.to("numpy", "float32")``.
         The Parameter objects stay the same (an optimizer holding them keeps working); their values,
-        and gradients if any, move or change dtype. Returns ``self``.
+        and gradients if any, move or change dtype. A buffer that its module keeps in its own dtype
+        (listed in the class attribute ``_keep_dtype``) moves but is not cast. Returns ``self``.
         """
         if not targets:
             raise TypeError("Module.to: give a backend ('numpy', 'cupy', 'array_api_strict') or a dtype ('float64')")
         parsed = [_parse_target(t) for t in targets]  # all checked before anything changes
         tensors = list(self.parameters()) + list(self.buffers())
+        kept = {id(m._buffers.get(name)) for m in self.modules() for name in m._keep_dtype}  # not cast
         for kind, target in parsed:
             for t in tensors:
+                if kind == "dtype" and id(t) in kept:
+                    continue
                 _move(t, kind, target)
                 if t.grad is not None:
                     _move(t.grad, kind, target)
