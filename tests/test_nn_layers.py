@@ -77,6 +77,33 @@ def test_linear_bad_input():
         nn.Linear(4, 0)
 
 
+@pytest.mark.parametrize("build", [
+    lambda n: nn.Linear(n(4), n(3)),
+    lambda n: nn.Embedding(n(10), n(4)),
+    lambda n: nn.LayerNorm(n(4)),
+    lambda n: nn.FeedForward(n(4), n(8)),
+    lambda n: nn.SinusoidalPositionalEncoding(n(4), n(8)),
+    lambda n: nn.LearnedPositionalEmbedding(n(8), n(4)),
+    lambda n: nn.MultiHeadAttention(n(4), n(2)),
+], ids=["Linear", "Embedding", "LayerNorm", "FeedForward", "SinusoidalPE", "LearnedPE", "MultiHeadAttention"])
+def test_sizes_may_be_numpy_integers_and_are_kept_as_python_ints(build):
+    """np.int64(4) is an integer (a size read from an array often is one); a bool is not, even though Python says so."""
+    plain, numpy_sized = build(int), build(np.int64)
+    assert repr(numpy_sized) == repr(plain)
+    sizes = [v for m in numpy_sized.modules() for k, v in vars(m).items() if k.startswith(("d_", "num_", "max_"))]
+    assert sizes and all(type(v) is int for v in sizes)
+    with pytest.raises(ValueError, match=r"must be a positive integer, got True"):
+        build(lambda k: True if k == 4 else k)
+
+
+def test_positional_start_may_be_a_numpy_integer():
+    pe = nn.SinusoidalPositionalEncoding(4, max_len=8)
+    x = mt.zeros(1, 2, 4)
+    np.testing.assert_array_equal(pe(x, start=np.int64(3)).numpy(), pe(x, start=3).numpy())
+    with pytest.raises(ValueError, match=r"SinusoidalPositionalEncoding: start must be an integer >= 0, got -1"):
+        pe(x, start=-1)
+
+
 def test_linear_against_torch(rng):
     torch = pytest.importorskip("torch")
     lin = nn.Linear(4, 3).to("float64")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -487,6 +488,21 @@ def test_bad_input_gets_clear_errors():
 def test_d_model_not_divisible_by_heads(build):
     with pytest.raises(ValueError, match=r"d_model=10 is not divisible by heads=3 \(.*d_k = d_model / heads"):
         build()
+
+
+@pytest.mark.parametrize("build", [
+    lambda n: nn.Transformer(n(10), n(12), n(8), n(2), n(16), n(1), n(2), max_len=n(8)),
+    lambda n: nn.DecoderOnlyLM(n(10), n(8), n(2), n(16), n(1), max_len=n(8)),
+    lambda n: nn.TransformerClassifier(n(10), n(8), n(2), n(16), n(1), max_len=n(8), pad_id=n(1)),
+], ids=["Transformer", "DecoderOnlyLM", "TransformerClassifier"])
+def test_models_take_numpy_integers_and_keep_python_ints_in_config(build):
+    """Sizes read from arrays (np.int64) build the same model; config holds Python ints, as JSON needs."""
+    plain, numpy_sized = build(int), build(np.int64)
+    assert numpy_sized.config == plain.config
+    assert all(type(v) is int for v in numpy_sized.config.values() if not isinstance(v, bool | float | str))
+    json.dumps(numpy_sized.config)
+    assert [(k, v.shape) for k, v in numpy_sized.state_dict().items()] == [
+        (k, v.shape) for k, v in plain.state_dict().items()]
 
 
 def test_bad_settings():

@@ -25,6 +25,11 @@ def require_float(op: str, name: str, x: Tensor) -> Tensor:
     return x
 
 
+def is_integer(value) -> bool:
+    """Whether ``value`` is a Python or NumPy integer (``np.int64(3)`` too), but not a bool (Python counts it one)."""
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+
+
 def require_real(op: str, name: str, value, low: float | None = None, high: float | None = None, *,
                  low_open: bool = False, high_open: bool = False) -> float:
     """``value`` as a Python float if it is a finite real number between ``low`` and ``high`` (either may be None;

@@ -147,8 +147,8 @@ class MultiHeadAttention(Module):
 
     def __init__(self, d_model: int, heads: int, dropout: float = 0.0, bias: bool = True, literal: bool = False):
         super().__init__()
-        check_size("MultiHeadAttention", "d_model", d_model)
-        check_size("MultiHeadAttention", "heads", heads)
+        d_model = check_size("MultiHeadAttention", "d_model", d_model)
+        heads = check_size("MultiHeadAttention", "heads", heads)
         if d_model % heads:
             raise ValueError(f"MultiHeadAttention: d_model={d_model} is not divisible by heads={heads}")
         self.d_model, self.heads, self.d_k = d_model, heads, d_model // heads

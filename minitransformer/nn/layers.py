@@ -12,7 +12,7 @@ import math
 from .. import functional as F
 from ..autograd import Tensor, cast, take
 from ..autograd.creation import ones, zeros
-from ..functional._checks import require_real
+from ..functional._checks import is_integer, require_real
 from ..functional.dropout import check_probability
 from . import init
 from .module import Module, Parameter
@@ -29,11 +29,13 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ argument checks (before any arithmetic)
-def check_size(layer: str, name: str, value) -> int:
-    """``value`` if it is a positive int, else a clear error naming the layer and the argument."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
-    return value
+def check_size(layer: str, name: str, value, low: int = 1) -> int:
+    """``value`` as a Python int if it is an integer >= ``low`` (a NumPy one too), else a clear error naming the
+    layer and the argument."""
+    if not is_integer(value) or value < low:
+        wanted = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ValueError(f"{layer}: {name} must be {wanted}, got {value!r}")
+    return int(value)
 
 
 def check_features(layer: str, name: str, x, d: int, what: str = "d_model") -> Tensor:
@@ -79,8 +81,8 @@ class Linear(Module):
         super().__init__()
         self.d_in = check_size("Linear", "d_in", d_in)
         self.d_out = check_size("Linear", "d_out", d_out)
-        self.weight = init.xavier_uniform_(Parameter(zeros(d_in, d_out)))
-        self.bias = Parameter(zeros(d_out)) if bias else None
+        self.weight = init.xavier_uniform_(Parameter(zeros(self.d_in, self.d_out)))
+        self.bias = Parameter(zeros(self.d_out)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         """:math:`xW + b` over the last axis: ``(..., d_in)`` -> ``(..., d_out)``."""
@@ -133,7 +135,7 @@ class Embedding(Module):
         self.num_embeddings = check_size("Embedding", "num_embeddings", num_embeddings)
         self.d_model = check_size("Embedding", "d_model", d_model)
         self.scale = bool(scale)
-        self.weight = init.normal_(Parameter(zeros(num_embeddings, d_model)), 0.0, d_model**-0.5)
+        self.weight = init.normal_(Parameter(zeros(self.num_embeddings, self.d_model)), 0.0, self.d_model**-0.5)
 
     def forward(self, ids) -> Tensor:
         r"""Rows of :math:`E` for integer ``ids`` (times :math:`\sqrt{d_\text{model}}` if ``scale``).
@@ -193,8 +195,8 @@ class LayerNorm(Module):
         super().__init__()
         self.d_model = check_size("LayerNorm", "d_model", d_model)
         self.eps = require_real("LayerNorm", "eps", eps, low=0.0)
-        self.gamma = Parameter(ones(d_model))
-        self.beta = Parameter(zeros(d_model))
+        self.gamma = Parameter(ones(self.d_model))
+        self.beta = Parameter(zeros(self.d_model))
 
     def forward(self, x: Tensor) -> Tensor:
         r""":math:`\gamma \odot (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta`: ``(..., d_model)`` -> same shape."""
@@ -290,8 +292,8 @@ class FeedForward(Module):
         self.d_model = check_size("FeedForward", "d_model", d_model)
         self.d_ff = check_size("FeedForward", "d_ff", d_ff)
         self.activation = activation
-        self.W_1 = Linear(d_model, d_ff)
-        self.W_2 = Linear(d_ff, d_model)
+        self.W_1 = Linear(self.d_model, self.d_ff)
+        self.W_2 = Linear(self.d_ff, self.d_model)
         self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -307,18 +309,18 @@ class FeedForward(Module):
 
 
 # ------------------------------------------------------------------ positional encodings
-def _positions(op: str, x: Tensor, d_model: int, start: int, max_len: int, hint: str) -> int:
-    """The sequence length of ``x`` (..., seq, d_model), checked to fit rows ``start .. start + seq`` of the table."""
+def _positions(op: str, x: Tensor, d_model: int, start, max_len: int, hint: str) -> tuple[int, int]:
+    """``start`` (as an int) and the sequence length of ``x`` (..., seq, d_model), checked to fit rows
+    ``start .. start + seq`` of the table."""
     check_features(op, "input", x, d_model)
     if x.ndim < 2:
         raise ValueError(f"{op}: input has shape {x.shape}; expected (..., seq, d_model)")
     seq = x.shape[-2]
-    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-        raise ValueError(f"{op}: start must be an integer >= 0, got {start!r}")
+    start = check_size(op, "start", start, low=0)
     if start + seq > max_len:
         where = f" starting at position {start}" if start else ""
         raise ValueError(f"{op}: a sequence of length {seq}{where} does not fit max_len={max_len}; {hint}")
-    return seq
+    return start, seq
 
 
 class SinusoidalPositionalEncoding(Module):
@@ -365,7 +367,7 @@ class SinusoidalPositionalEncoding(Module):
         # computed in float64 and cast per call to the input's dtype, so a float64 model (gradient
         # checks) gets the exact table and a float32 one the same table rounded
         self.register_buffer(
-            "PE", F.sinusoidal_positional_encoding(max_len, d_model, dtype="float64"), persistent=False
+            "PE", F.sinusoidal_positional_encoding(self.max_len, self.d_model, dtype="float64"), persistent=False
         )
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
@@ -373,8 +375,8 @@ class SinusoidalPositionalEncoding(Module):
 
         ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``.
         """
-        seq = _positions("SinusoidalPositionalEncoding", x, self.d_model, start, self.max_len,
-                         "build it with a larger max_len")
+        start, seq = _positions("SinusoidalPositionalEncoding", x, self.d_model, start, self.max_len,
+                                "build it with a larger max_len")
         PE = self.PE[start : start + seq]  # (seq, d_model), broadcasts over the batch
         if PE.dtype != x.dtype:
             PE = cast(PE, x.dtype_name)
@@ -428,12 +430,12 @@ class LearnedPositionalEmbedding(Module):
         super().__init__()
         self.max_len = check_size("LearnedPositionalEmbedding", "max_len", max_len)
         self.d_model = check_size("LearnedPositionalEmbedding", "d_model", d_model)
-        self.weight = init.normal_(Parameter(zeros(max_len, d_model)), 0.0, 0.02)
+        self.weight = init.normal_(Parameter(zeros(self.max_len, self.d_model)), 0.0, 0.02)
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         """``x + P[start : start + seq]``: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``."""
-        seq = _positions("LearnedPositionalEmbedding", x, self.d_model, start, self.max_len,
-                         "a learned table has no row beyond the positions it was built with")
+        start, seq = _positions("LearnedPositionalEmbedding", x, self.d_model, start, self.max_len,
+                                "a learned table has no row beyond the positions it was built with")
         return x + self.weight[start : start + seq]  # (seq, d_model) broadcasts over the batch
 
     def extra_repr(self) -> str:

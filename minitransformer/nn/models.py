@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..autograd import Tensor, concat, maximum, no_grad, where
 from ..autograd.creation import zeros
+from ..functional._checks import is_integer
 from . import init
 from .layers import Dropout, Embedding, LearnedPositionalEmbedding, Linear, SinusoidalPositionalEncoding, check_size
 from .module import Module, Parameter
@@ -151,9 +152,11 @@ class Transformer(_Configured):
                  norm_first: bool = False, share_embeddings: bool = False, tie_output: bool = False):
         super().__init__()
         op = "Transformer"
-        check_size(op, "src_vocab", src_vocab)
-        check_size(op, "tgt_vocab", tgt_vocab)
-        check_heads(op, d_model, heads)
+        src_vocab, tgt_vocab = check_size(op, "src_vocab", src_vocab), check_size(op, "tgt_vocab", tgt_vocab)
+        d_model, heads = check_heads(op, d_model, heads)
+        d_ff, max_len = check_size(op, "d_ff", d_ff), check_size(op, "max_len", max_len)
+        num_encoder_layers = check_size(op, "num_encoder_layers", num_encoder_layers)
+        num_decoder_layers = check_size(op, "num_decoder_layers", num_decoder_layers)
         if share_embeddings and src_vocab != tgt_vocab:
             raise ValueError(
                 f"{op}: share_embeddings=True needs one vocabulary, but src_vocab={src_vocab} != tgt_vocab={tgt_vocab}"
@@ -250,9 +253,9 @@ class DecoderOnlyLM(_Configured):
                  positional: str = "sinusoidal"):
         super().__init__()
         op = "DecoderOnlyLM"
-        check_size(op, "vocab", vocab)
-        check_heads(op, d_model, heads)
-        check_size(op, "max_len", max_len)
+        vocab, (d_model, heads) = check_size(op, "vocab", vocab), check_heads(op, d_model, heads)
+        d_ff, num_layers = check_size(op, "d_ff", d_ff), check_size(op, "num_layers", num_layers)
+        max_len = check_size(op, "max_len", max_len)
         if positional not in ("sinusoidal", "learned"):
             raise ValueError(f"{op}: positional must be 'sinusoidal' or 'learned', got {positional!r}")
         self.config = dict(vocab=vocab, d_model=d_model, heads=heads, d_ff=d_ff, num_layers=num_layers,
@@ -355,13 +358,14 @@ class TransformerClassifier(_Configured):
                  pad_id: int = 0, norm_first: bool = False):
         super().__init__()
         op = "TransformerClassifier"
-        check_size(op, "vocab_size", vocab_size)
-        check_heads(op, d_model, heads)
-        check_size(op, "max_len", max_len)
+        vocab_size, (d_model, heads) = check_size(op, "vocab_size", vocab_size), check_heads(op, d_model, heads)
+        d_ff, num_layers = check_size(op, "d_ff", d_ff), check_size(op, "num_layers", num_layers)
+        max_len = check_size(op, "max_len", max_len)
         if pooling not in self.poolings:
             raise ValueError(f"{op}: pooling must be one of {self.poolings}, got {pooling!r}")
-        if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocab_size:
+        if not is_integer(pad_id) or not 0 <= pad_id < vocab_size:
             raise ValueError(f"{op}: pad_id must be a token id in 0..{vocab_size - 1}, got {pad_id!r}")
+        pad_id = int(pad_id)
         self.config = dict(vocab_size=vocab_size, d_model=d_model, heads=heads, d_ff=d_ff, num_layers=num_layers,
                            max_len=max_len, dropout=dropout, pooling=pooling, pad_id=pad_id,
                            norm_first=bool(norm_first))

@@ -32,8 +32,9 @@ from .module import Module, ModuleList
 __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "check_heads"]
 
 
-def check_heads(op: str, d_model: int, heads: int) -> None:
-    """A clear error, before anything is built, when the heads cannot split ``d_model`` evenly.
+def check_heads(op: str, d_model: int, heads: int) -> tuple[int, int]:
+    """``(d_model, heads)`` as Python ints; a clear error, before anything is built, when the heads cannot split
+    ``d_model`` evenly.
 
     Each of the ``heads`` heads gets :math:`d_k = d_\\text{model} / h` features (paper 3.2.2).
 
@@ -42,7 +43,12 @@ def check_heads(op: str, d_model: int, heads: int) -> None:
     op : str
         The name of the layer or model being built, to start the message with.
     d_model, heads : int
-        The width and the number of heads asked for.
+        The width and the number of heads asked for (Python or NumPy integers).
+
+    Returns
+    -------
+    tuple of int
+        ``(d_model, heads)`` as Python ints.
 
     Raises
     ------
@@ -52,19 +58,20 @@ def check_heads(op: str, d_model: int, heads: int) -> None:
     Examples
     --------
     >>> from minitransformer.nn.transformer import check_heads
-    >>> check_heads("MyLayer", d_model=8, heads=2)      # d_k = 4: fine, nothing returned
+    >>> check_heads("MyLayer", d_model=8, heads=2)      # d_k = 4: fine
+    (8, 2)
     >>> check_heads("MyLayer", d_model=8, heads=3)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
         ...
     ValueError: MyLayer: d_model=8 is not divisible by heads=3 (each head gets d_k = d_model / heads ...)
     """
-    check_size(op, "d_model", d_model)
-    check_size(op, "heads", heads)
+    d_model, heads = check_size(op, "d_model", d_model), check_size(op, "heads", heads)
     if d_model % heads:
         raise ValueError(
             f"{op}: d_model={d_model} is not divisible by heads={heads} "
             f"(each head gets d_k = d_model / heads features, paper 3.2.2)"
         )
+    return d_model, heads
 
 
 class EncoderLayer(Module):
@@ -118,7 +125,7 @@ class EncoderLayer(Module):
     def __init__(self, d_model: int, heads: int, d_ff: int, dropout: float = 0.1, norm_first: bool = False,
                  activation: str = "relu"):
         super().__init__()
-        check_heads("EncoderLayer", d_model, heads)
+        d_model, heads = check_heads("EncoderLayer", d_model, heads)
         self.d_model, self.norm_first = d_model, bool(norm_first)
         self.self_attn = MultiHeadAttention(d_model, heads, dropout)
         self.ffn = FeedForward(d_model, d_ff, dropout, activation)
@@ -204,7 +211,7 @@ class DecoderLayer(Module):
     def __init__(self, d_model: int, heads: int, d_ff: int, dropout: float = 0.1, norm_first: bool = False,
                  activation: str = "relu", cross_attention: bool = True):
         super().__init__()
-        check_heads("DecoderLayer", d_model, heads)
+        d_model, heads = check_heads("DecoderLayer", d_model, heads)
         self.d_model, self.norm_first, self.cross_attention = d_model, bool(norm_first), bool(cross_attention)
         self.self_attn = MultiHeadAttention(d_model, heads, dropout)
         self.cross_attn = MultiHeadAttention(d_model, heads, dropout) if cross_attention else None
@@ -346,8 +353,8 @@ class Encoder(Module):
     def __init__(self, d_model: int, heads: int, d_ff: int, num_layers: int, dropout: float = 0.1,
                  norm_first: bool = False, activation: str = "relu", final_norm: bool | None = None):
         super().__init__()
-        check_heads("Encoder", d_model, heads)
-        check_size("Encoder", "num_layers", num_layers)
+        d_model, heads = check_heads("Encoder", d_model, heads)
+        num_layers = check_size("Encoder", "num_layers", num_layers)
         self.d_model, self.norm_first = d_model, bool(norm_first)
         self.layers = ModuleList(
             EncoderLayer(d_model, heads, d_ff, dropout, norm_first, activation) for _ in range(num_layers)
@@ -407,8 +414,8 @@ class Decoder(Module):
                  norm_first: bool = False, activation: str = "relu", final_norm: bool | None = None,
                  cross_attention: bool = True):
         super().__init__()
-        check_heads("Decoder", d_model, heads)
-        check_size("Decoder", "num_layers", num_layers)
+        d_model, heads = check_heads("Decoder", d_model, heads)
+        num_layers = check_size("Decoder", "num_layers", num_layers)
         self.d_model, self.norm_first, self.cross_attention = d_model, bool(norm_first), bool(cross_attention)
         self.layers = ModuleList(
             DecoderLayer(d_model, heads, d_ff, dropout, norm_first, activation, cross_attention)
