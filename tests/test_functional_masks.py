@@ -37,6 +37,12 @@ def test_combine_masks_is_a_none_aware_logical_and():
     assert F.combine_masks(None, None) is None
 
 
+def test_causal_mask_length_may_be_a_numpy_integer():
+    np.testing.assert_array_equal(F.causal_mask(np.int64(3)).numpy(), F.causal_mask(3).numpy())
+    with pytest.raises(ValueError, match=r"causal_mask: T must be a non-negative int .*got True"):
+        F.causal_mask(True)
+
+
 def test_mask_bad_input():
     with pytest.raises(ValueError, match=r"causal_mask: T must be a non-negative int .*got -1"):
         F.causal_mask(-1)

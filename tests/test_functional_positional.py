@@ -47,6 +47,11 @@ def test_pe_is_float32_by_default_and_bounded():
     np.testing.assert_array_equal(values[0], [0.0, 1.0] * 8)  # position 0: sin 0 = 0, cos 0 = 1
 
 
+def test_pe_sizes_may_be_numpy_integers():
+    np.testing.assert_array_equal(F.sinusoidal_positional_encoding(np.int64(3), np.int32(4)).numpy(),
+                                  F.sinusoidal_positional_encoding(3, 4).numpy())
+
+
 def test_pe_bad_input():
     with pytest.raises(ValueError, match=r"sinusoidal_positional_encoding: d_model must be an int >= 1, got 0"):
         F.sinusoidal_positional_encoding(4, 0)
