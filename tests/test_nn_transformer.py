@@ -383,6 +383,36 @@ def test_transformer_decode_with_cache_equals_full_forward(rng, norm_first):
     assert all(len(c["cross_attn"]) == 6 and len(c["self_attn"]) == 5 for c in cache)
 
 
+def test_decoder_masks_may_be_arrays_or_lists_as_every_other_mask(rng):
+    """The decoder takes the masks MultiHeadAttention and the encoder take: a Tensor, a NumPy bool array, lists."""
+    lm = randomize(nn.DecoderOnlyLM(20, D, H, D_FF, num_layers=2, max_len=8, dropout=0.0).to("float64"), rng, 0.3)
+    ids = mt.tensor([[1, 2, 0], [3, 4, 5]])
+    mask = F.padding_mask(ids, 0)  # (2, 1, 1, 3)
+    expected = lm(ids, mask=mask).numpy()
+    for other in (mask.numpy(), mask.numpy().tolist()):
+        np.testing.assert_array_equal(lm(ids, mask=other).numpy(), expected)
+    cache = lm.new_cache()  # with a cache, the mask's key axis counts every position so far
+    lm(ids[:, :2], mask=mask.numpy()[..., :2], cache=cache)
+    np.testing.assert_allclose(lm(ids[:, 2:], mask=mask.numpy(), cache=cache).numpy(), expected[:, 2:], rtol=1e-12)
+    model = nn.Transformer(20, 20, D, H, D_FF, 1, 1, dropout=0.0, max_len=8)
+    memory = model.encode(ids)
+    np.testing.assert_array_equal(model.decode(ids, memory, tgt_mask=mask.numpy()).numpy(),
+                                  model.decode(ids, memory, tgt_mask=mask).numpy())
+
+
+def test_a_decoder_mask_of_the_wrong_shape_is_named_by_the_decoder():
+    lm = nn.DecoderOnlyLM(10, D, H, D_FF, num_layers=1, max_len=8)
+    wrong = r"DecoderLayer: tgt_mask of shape \(1, 1, 1, 4\) does not broadcast to the scores .* = \(1, 2, 3, 3\)"
+    for mask in (mt.tensor(np.ones((1, 1, 1, 4), bool)), np.ones((1, 1, 1, 4), bool)):
+        with pytest.raises(ValueError, match=wrong):
+            lm(mt.tensor([[1, 2, 3]]), mask=mask)
+    layer = nn.DecoderLayer(D, H, D_FF, cross_attention=False)
+    cache = layer.new_cache()
+    layer(mt.randn(1, 2, D), cache=cache)
+    with pytest.raises(ValueError, match=r"tgt_mask of shape \(1, 1, 1, 2\) .* = \(1, 2, 1, 3\)"):
+        layer(mt.randn(1, 1, D), tgt_mask=np.ones((1, 1, 1, 2), bool), cache=cache)  # keys: 2 cached + 1 new
+
+
 def test_cache_misuse_is_refused():
     lm = nn.DecoderOnlyLM(20, D, H, D_FF, num_layers=2, max_len=6)
     cache = lm.new_cache()

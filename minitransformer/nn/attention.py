@@ -30,6 +30,19 @@ from .module import Module
 __all__ = ["MultiHeadAttention", "KVCache"]
 
 
+def check_mask(op: str, name: str, mask, scores: tuple[int, int, int, int], backend) -> Tensor:
+    """``mask`` as a Tensor (a bool array or nested lists become one on ``backend``) if its shape broadcasts to
+    the attention scores ``(batch, heads, L, S)``; else a ValueError naming ``op`` and both shapes."""
+    mask = mask if isinstance(mask, Tensor) else Tensor(mask, backend=backend)
+    fits = mask.ndim <= 4 and all(n in (1, m) for n, m in zip(reversed(mask.shape), reversed(scores)))
+    if not fits:
+        raise ValueError(
+            f"{op}: {name} of shape {mask.shape} does not broadcast to the scores (batch, heads, L, S) = "
+            f"{scores}; a mask per example needs a head axis: (batch, 1, L, S)"
+        )
+    return mask
+
+
 class KVCache:
     r"""The keys and values one attention layer has already computed, kept between decoding steps.
 
@@ -199,14 +212,7 @@ class MultiHeadAttention(Module):
             S = self._check_cache(cache, B, S)
         if mask is None:
             return mask
-        mask = mask if isinstance(mask, Tensor) else Tensor(mask, backend=query.backend)
-        scores = (B, self.heads, query.shape[-2], S)  # (B, h, L, S)
-        fits = mask.ndim <= 4 and all(n in (1, m) for n, m in zip(reversed(mask.shape), reversed(scores)))
-        if not fits:
-            raise ValueError(
-                f"{op}: mask of shape {mask.shape} does not broadcast to the scores (batch, heads, L, S) = "
-                f"{scores}; a mask per example needs a head axis: (batch, 1, L, S)"
-            )
+        mask = check_mask(op, "mask", mask, (B, self.heads, query.shape[-2], S), query.backend)
         if mask.ndim < 4:
             mask = mask.reshape((1,) * (4 - mask.ndim) + mask.shape)
         return mask  # (B|1, h|1, L|1, S|1)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd import Tensor
-from .attention import KVCache, MultiHeadAttention
+from .attention import KVCache, MultiHeadAttention, check_mask
 from .layers import Dropout, FeedForward, LayerNorm, check_features, check_size
 from .module import Module, ModuleList
 
@@ -233,9 +233,12 @@ class DecoderLayer(Module):
             cache["cross_attn"] = KVCache(static=True)  # the memory does not change while decoding
         return cache
 
-    def _check(self, x, memory, cache) -> None:
+    def _check(self, x, memory, tgt_mask, cache):
+        """``tgt_mask`` as a Tensor (or None), once the input, memory, cache and mask are checked to fit."""
         op = "DecoderLayer"
         check_features(op, "input", x, self.d_model)
+        if x.ndim not in (2, 3):
+            raise ValueError(f"{op}: input has shape {x.shape}; expected (batch, L, d_model) or (L, d_model)")
         if self.cross_attention and memory is None:
             raise ValueError(f"{op}: cross-attention needs memory, the encoder's output (batch, S, d_model)")
         if not self.cross_attention and memory is not None:
@@ -247,6 +250,11 @@ class DecoderLayer(Module):
                 f"{op}: cache must be what layer.new_cache() returns, a dict with keys {sorted(self.new_cache())}; "
                 f"got {cache!r}"
             )
+        if tgt_mask is None:
+            return None
+        B, L = (x.shape[0] if x.ndim == 3 else 1), x.shape[-2]
+        S = L if cache is None else len(cache["self_attn"]) + L  # the causal keys: every position so far
+        return check_mask(op, "tgt_mask", tgt_mask, (B, self.self_attn.heads, L, S), x.backend)
 
     def _self_attend(self, x: Tensor, tgt_mask, cache) -> Tensor:
         """Masked MultiHead(x, x, x): the new positions attend every earlier one and themselves, never a later one."""
@@ -277,9 +285,10 @@ class DecoderLayer(Module):
             ``(batch, S, d_model)``, the encoder's output (None without cross-attention).
         src_mask : Tensor, optional
             Which memory positions may be attended, e.g. ``padding_mask(src)`` ``(batch, 1, 1, S)``.
-        tgt_mask : Tensor, optional
-            Extra keys to hide in the self-attention (e.g. ``padding_mask(tgt)``); combined with the
-            causal mask, which is always applied. With a cache its key axis counts every position so far.
+        tgt_mask : Tensor or array_like, optional
+            Extra keys to hide in the self-attention (e.g. ``padding_mask(tgt)``), boolean and
+            broadcastable to ``(batch, heads, L, S)`` as a mask of :class:`MultiHeadAttention`; combined
+            with the causal mask, which is always applied. With a cache its key axis counts every position so far.
         cache : dict, optional
             From :meth:`new_cache`: ``x`` holds only the new positions, which come after the cached ones.
 
@@ -288,7 +297,7 @@ class DecoderLayer(Module):
         Tensor
             ``(batch, L, d_model)``.
         """
-        self._check(x, memory, cache)
+        tgt_mask = self._check(x, memory, tgt_mask, cache)
         ### BEGIN SOLUTION A4: masked self-attention, cross-attention (if any), FFN; each in a residual + norm
         if self.norm_first:  # pre-LN: x + Sublayer(LayerNorm(x))
             x = x + self.dropout(self._self_attend(self.norm1(x), tgt_mask, cache))
