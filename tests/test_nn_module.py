@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -305,6 +307,48 @@ def test_load_state_dict_non_strict_reports_and_still_checks_shapes():
         Stack(n=1).load_state_dict(state, strict=False)
     with pytest.raises(TypeError, match="mapping of name -> array"):
         Stack(n=1).load_state_dict([1, 2])
+
+
+def test_load_state_dict_names_the_key_of_a_value_it_cannot_convert_and_loads_nothing():
+    lin = nn.Linear(2, 3)
+    before = lin.state_dict()
+    bad = {
+        "weight": ([[1.0, 2.0, 3.0], [1.0, 2.0]], r"'weight': cannot be read as an array \(ValueError"),  # ragged
+        "bias": (np.full(3, 1e300), r"'bias': the value 1e\+300 does not fit float32 \(it would load as inf\)"),
+    }
+    for key, (value, message) in bad.items():
+        state = dict(before, **{key: value})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no RuntimeWarning from NumPy's cast either
+            with pytest.raises(nn.StateDictError, match=message):
+                lin.load_state_dict(state)
+        for name, v in lin.state_dict().items():
+            np.testing.assert_array_equal(v, before[name])  # all or nothing
+    lin.load_state_dict(dict(before, bias=np.array([np.nan, np.inf, 1.0])))  # given as such: loaded as such
+    np.testing.assert_array_equal(lin.bias.numpy(), [np.nan, np.inf, 1.0])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's __array__ predates NumPy 2's copy keyword
+def test_load_state_dict_names_the_key_of_a_torch_tensor_that_requires_grad():
+    torch = pytest.importorskip("torch")
+    lin = nn.Linear(2, 3)
+    state = dict(lin.state_dict(), weight=torch.zeros(2, 3, requires_grad=True))
+    with pytest.raises(nn.StateDictError, match=r"'weight': cannot be read as an array \(RuntimeError"):
+        lin.load_state_dict(state)
+
+
+def test_load_state_dict_refuses_what_an_integer_buffer_cannot_hold():
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("steps", mt.tensor([0, 0]))
+
+    counter = Counter()
+    for value in ([2.5, 1.0], [2.0**70, 1.0], [np.nan, 1.0]):
+        with pytest.raises(nn.StateDictError, match="'steps': the value .* does not fit int64"):
+            counter.load_state_dict({"steps": np.array(value)})
+    counter.load_state_dict({"steps": np.array([3.0, 4.0])})
+    assert counter.steps.tolist() == [3, 4] and counter.steps.dtype_name == "int64"
 
 
 def test_load_casts_to_the_parameter_dtype():

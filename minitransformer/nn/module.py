@@ -447,8 +447,10 @@ class Module:
 
         Everything is checked first, and nothing changes if something is wrong: a
         :class:`StateDictError` lists the missing keys, the unexpected keys (only with
-        ``strict=True``) and every key whose shape differs (always). Values are cast to each
-        parameter's dtype and moved to its backend. Returns the missing and unexpected keys.
+        ``strict=True``) and every key whose value does not fit (always): another shape, something
+        that is not an array of numbers, a value the cast would change beyond rounding (1e300 into
+        float32 would become inf; NaN and inf given in the state load as they are). Values are cast to
+        each parameter's dtype and moved to its backend. Returns the missing and unexpected keys.
 
         A tied tensor (one tensor under several names, as :meth:`state_dict` saves it) is loaded from
         whichever of its names the state has, so a state that gives only one of them misses nothing;
@@ -467,13 +469,17 @@ class Module:
         for name, t in targets.items():
             if name not in state:
                 continue
-            host = _host_copy(state[name])
+            try:
+                host = _host_copy(state[name])
+            except Exception as e:  # ragged lists, a torch tensor that requires grad, ...: whatever fails, named
+                wrong.append(f"{name!r}: cannot be read as an array ({type(e).__name__}: {e})")
+                continue
             if tuple(host.shape) != t.shape:
                 wrong.append(f"{name!r}: the model expects shape {t.shape}, the state has {host.shape}")
             elif host.dtype.kind not in "fiub":
                 wrong.append(f"{name!r}: values of dtype {host.dtype} are not numbers")
-            else:
-                values[name] = host.astype(t.dtype_name, copy=False)
+            elif (cast := _cast(name, host, t.dtype_name, wrong)) is not None:
+                values[name] = cast
                 first = given[id(t)]  # an earlier name of the same (tied) tensor, if any
                 if first != name and first in values and not np.array_equal(values[first], values[name],
                                                                             equal_nan=True):
@@ -516,6 +522,20 @@ class Module:
             lines.append(f"  ({name}): {body}")
         lines.append(f"){note}")
         return "\n".join(lines)
+
+
+def _cast(name: str, host: np.ndarray, dtype: str, wrong: list) -> np.ndarray | None:
+    """``host`` in ``dtype``; None, with a line in ``wrong``, where a value does not survive the cast beyond rounding
+    (a finite number overflowing a float dtype to inf, a number an integer dtype cannot hold)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # the cases below say what went wrong, with the key
+        cast = host.astype(dtype, copy=False)
+    kept = (np.isfinite(cast) | ~np.isfinite(host)) if cast.dtype.kind == "f" else (cast == host)
+    if kept.all():
+        return cast
+    value = host[~kept].flat[0]
+    wrong.append(f"{name!r}: the value {value} does not fit {dtype}"
+                 + (" (it would load as inf)" if cast.dtype.kind == "f" else ""))
+    return None
 
 
 def _move(t: Tensor, kind: str, target) -> None:
