@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from .catalog import get
 
-__all__ = ["strip_source", "strip_notebook", "build", "source_root"]
+__all__ = ["regions", "Region", "strip_source", "strip_notebook", "build", "source_root"]
 
 BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "# YOUR CODE HERE"
 _BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION A(?P<number>\d+): (?P<hint>\S.*?)\s*$")
@@ -34,6 +35,47 @@ _BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION A(?P<number>\d+): (?P<h
 #: what a student copy holds, relative to the source checkout
 COPIED = ("minitransformer", "tests", "notebooks", "setup.cfg", "pyproject.toml", "README.md")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
+
+
+@dataclass(frozen=True)
+class Region:
+    """One marked body: its assignment, its hint, and the lines (from 1) of its two markers."""
+
+    number: int
+    hint: str
+    begin: int  # the line "### BEGIN SOLUTION A<N>: <hint>"
+    end: int  # the line "### END SOLUTION"
+    indent: str  # the BEGIN marker's, which the stub takes
+
+
+def regions(text: str, where: str = "<source>") -> list[Region]:
+    """The marked bodies of ``text``, in order; a malformed or unbalanced marker is refused with its line.
+
+    >>> regions("def f():\\n    ### BEGIN SOLUTION A1: return 1\\n    return 1\\n    ### END SOLUTION\\n")
+    [Region(number=1, hint='return 1', begin=2, end=4, indent='    ')]
+    """
+    found: list[Region] = []
+    opened = None  # (line number, match) of the BEGIN not closed yet
+    for i, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith(BEGIN):
+            m = _BEGIN.match(line)
+            if m is None:
+                raise ValueError(f"{where}:{i}: a solution marker must read '{BEGIN} A<N>: <hint>', "
+                                 f"got {line.strip()!r}")
+            if opened is not None:
+                raise ValueError(f"{where}:{i}: {BEGIN} inside the region opened at line {opened[0]}")
+            get(int(m["number"]))  # an assignment that exists
+            opened = (i, m)
+        elif line.lstrip().startswith(END):
+            if line.strip() != END:
+                raise ValueError(f"{where}:{i}: an end marker must be the line '{END}' alone, got {line.strip()!r}")
+            if opened is None:
+                raise ValueError(f"{where}:{i}: {END} without a {BEGIN} before it")
+            (begin, m), opened = opened, None
+            found.append(Region(int(m["number"]), m["hint"], begin, i, m["indent"]))
+    if opened is not None:
+        raise ValueError(f"{where}:{opened[0]}: {BEGIN} A{opened[1]['number']} is never closed by {END}")
+    return found
 
 
 def strip_source(text: str, number: int | None, where: str = "<source>") -> tuple[str, int]:
@@ -73,37 +115,21 @@ def strip_source(text: str, number: int | None, where: str = "<source>") -> tupl
         return x * x
     <BLANKLINE>
     """
+    lines = text.splitlines(keepends=True)
     out: list[str] = []
-    count = 0
-    region = None  # (line number, assignment number) of the open BEGIN
-    for i, line in enumerate(text.splitlines(keepends=True), start=1):
-        if line.lstrip().startswith(BEGIN):
-            m = _BEGIN.match(line)
-            if m is None:
-                raise ValueError(f"{where}:{i}: a solution marker must read '{BEGIN} A<N>: <hint>', "
-                                 f"got {line.strip()!r}")
-            if region is not None:
-                raise ValueError(f"{where}:{i}: {BEGIN} inside the region opened at line {region[0]}")
-            region = (i, int(m["number"]))
-            get(region[1])  # an assignment that exists
-            if number is None or region[1] == number:
-                count += 1
-            if region[1] == number:
-                newline = "\n" if line.endswith("\n") else ""
-                message = json.dumps(f"A{number}: {m['hint']}")  # a Python string literal too
-                stub = f"{m['indent']}{STUB}\n{m['indent']}raise NotImplementedError({message})"
-                out.append(stub + newline)
-        elif line.lstrip().startswith(END):
-            if line.strip() != END:
-                raise ValueError(f"{where}:{i}: an end marker must be the line '{END}' alone, got {line.strip()!r}")
-            if region is None:
-                raise ValueError(f"{where}:{i}: {END} without a {BEGIN} before it")
-            region = None
-        elif region is None or region[1] != number:
-            out.append(line)
-    if region is not None:
-        raise ValueError(f"{where}:{region[0]}: {BEGIN} A{region[1]} is never closed by {END}")
-    return "".join(out), count
+    count, done = 0, 0  # done: the lines before it are copied (or left out) already
+    for r in regions(text, where):
+        out += lines[done:r.begin - 1]
+        if number is None or r.number == number:
+            count += 1
+        if r.number == number:
+            newline = "\n" if lines[r.begin - 1].endswith("\n") else ""
+            message = json.dumps(f"A{number}: {r.hint}")  # a Python string literal too
+            out.append(f"{r.indent}{STUB}\n{r.indent}raise NotImplementedError({message}){newline}")
+        else:
+            out += lines[r.begin:r.end - 1]  # the body, without its two markers
+        done = r.end
+    return "".join(out + lines[done:]), count
 
 
 def strip_notebook(notebook: dict, number: int | None, where: str = "<notebook>") -> tuple[dict, int]:
