@@ -18,12 +18,17 @@ def _report(name: str, err: float) -> float:
 
 
 # ------------------------------------------------------------------ softmax
+# each graded softmax test runs both forms: the fused operation and the composition of primitives (fused=False)
+FORMS = pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
+
+
+@FORMS
 @pytest.mark.assignment(2, points=10)
-def test_softmax_of_1_2_3_by_hand():
+def test_softmax_of_1_2_3_by_hand(fused):
     # e^1, e^2, e^3 over their sum
     total = math.exp(1) + math.exp(2) + math.exp(3)
     expected = [math.exp(1) / total, math.exp(2) / total, math.exp(3) / total]  # 0.0900, 0.2447, 0.6652
-    out = F.softmax(mt.tensor([1.0, 2.0, 3.0], dtype="float64"))
+    out = F.softmax(mt.tensor([1.0, 2.0, 3.0], dtype="float64"), fused=fused)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12)
 
 
@@ -37,37 +42,40 @@ def test_softmax_and_log_softmax_match_plain_numpy(axis, rng):
     np.testing.assert_allclose(F.log_softmax(t, axis=axis).numpy(), np.log(expected), rtol=1e-12, atol=1e-13)
 
 
+@FORMS
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.assignment(2, points=5)
-def test_softmax_of_huge_logits_is_finite(dtype):
+def test_softmax_of_huge_logits_is_finite(dtype, fused):
     x = mt.tensor([[1e4, 0.0, -1e4], [1e4, 1e4, 0.0]], dtype=dtype)
-    p = F.softmax(x).numpy()
+    p = F.softmax(x, fused=fused).numpy()
     assert np.all(np.isfinite(p))
     # exp(-1e4) underflows to 0: the largest logits take all the mass
     np.testing.assert_allclose(p, [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]], atol=1e-7)
-    logp = F.log_softmax(x).numpy()
+    logp = F.log_softmax(x, fused=fused).numpy()
     assert np.all(np.isfinite(logp))
     # log_softmax = x - max - log(sum exp(x - max)): row 0 is [0, -1e4, -2e4], row 1 [-log 2, -log 2, -1e4 - log 2]
     np.testing.assert_allclose(logp, [[0.0, -1e4, -2e4], [-math.log(2), -math.log(2), -1e4 - math.log(2)]],
                                rtol=1e-6)
 
 
+@FORMS
 @pytest.mark.assignment(2, points=10)
-def test_softmax_gradient_is_the_jacobian_diag_s_minus_s_s_transposed():
+def test_softmax_gradient_is_the_jacobian_diag_s_minus_s_s_transposed(fused):
     # d s_k / d x_j = s_k (delta_kj - s_j): the shifted max must not change it
     x = mt.tensor([1.0, 2.0, 3.0], dtype="float64", requires_grad=True)
-    s = F.softmax(x)
+    s = F.softmax(x, fused=fused)
     s[1].backward()
     p = np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum()
     np.testing.assert_allclose(x.grad.numpy(), p[1] * (np.eye(3)[1] - p), rtol=1e-12)
 
 
+@FORMS
 @pytest.mark.parametrize("axis", [0, -1])
 @pytest.mark.assignment(2, points=5)
-def test_softmax_and_log_softmax_gradcheck(axis, rng):
+def test_softmax_and_log_softmax_gradcheck(axis, rng, fused):
     x = mt.tensor(rng.standard_normal((3, 4)), requires_grad=True)
-    assert mt.gradcheck(lambda t: F.softmax(t, axis=axis), x)
-    assert mt.gradcheck(lambda t: F.log_softmax(t, axis=axis), x)
+    assert mt.gradcheck(lambda t: F.softmax(t, axis=axis, fused=fused), x)
+    assert mt.gradcheck(lambda t: F.log_softmax(t, axis=axis, fused=fused), x)
 
 
 @pytest.mark.assignment(2, points=5)
