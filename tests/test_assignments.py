@@ -17,6 +17,7 @@ import pytest
 
 from minitransformer.assignments import ASSIGNMENTS, build, get, grade, strip_notebook, strip_source
 from minitransformer.assignments.grade import format_table, graded_test_files, pythonpath
+from minitransformer.assignments.strip import regions
 
 pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
 
@@ -235,6 +236,27 @@ def test_the_solution_earns_every_point_of_every_assignment(tmp_path):
         assert sum(t.points for t in tests) > 0
         assert sum(t.earned for t in tests) == pytest.approx(sum(t.points for t in tests))
 
+
+
+@pytest.mark.slow
+def test_leaving_any_one_body_a_stub_fails_a_graded_test_of_its_assignment(tmp_path):
+    """A body that no graded test fails on gets full marks as a stub (A2's softmax from primitives did). One run
+    of the graded tests (about 25 s) stubs each body in the tests that reach it: see tests/stub_each_body.py."""
+    report = tmp_path / "bodies.json"
+    env = {k: v for k, v in os.environ.items() if k != "MINITRANSFORMER_BACKEND"}
+    env.update(PYTHONPATH=pythonpath(ROOT, ROOT / "tests"), MPLBACKEND="Agg")
+    run = subprocess.run([sys.executable, "-m", "pytest", *map(str, graded_test_files(ROOT / "tests")),
+                          "-p", "minitransformer.assignments.plugin", "--assignment", "all", "-p", "stub_each_body",
+                          "--stub-report", str(report), "--backends", "numpy", "-p", "no:cacheprovider",
+                          "--rootdir", str(ROOT), "-c", str(ROOT / "setup.cfg"), "-q", "--no-header", "--tb=no"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert report.is_file(), run.stdout[-3000:] + run.stderr[-3000:]
+    bodies = json.loads(report.read_text())
+    package = [p for p in (ROOT / "minitransformer").rglob("*.py") if "assignments" not in p.parts]
+    assert len(bodies) == sum(len(regions(p.read_text(encoding="utf-8"))) for p in package)
+    ungraded = [f"minitransformer/{b['file']}:{b['line']} A{b['assignment']}: {b['hint']}"
+                for b in bodies if not b["graded"]]
+    assert not ungraded, "left a stub alone, these bodies fail no graded test:\n" + "\n".join(ungraded)
 
 @pytest.mark.slow
 def test_grade_prints_a_table_and_writes_json(tmp_path):
