@@ -65,7 +65,7 @@ def test_shapes_of_self_cross_and_unbatched_attention():
 
 # ------------------------------------------------------------------ against NumPy
 @pytest.mark.parametrize("literal", [False, True])
-@pytest.mark.assignment(3, points=15)
+@pytest.mark.assignment(3, points=10)
 def test_matches_numpy_with_masks(rng, literal):
     mha = mha64(rng, d_model=8, heads=4, literal=literal)
     q, kv = rng.standard_normal((2, 5, 8)), rng.standard_normal((2, 6, 8))
@@ -103,7 +103,7 @@ def run(mha, literal, inputs, G, mask):
 
 
 @pytest.mark.parametrize("case", ["self", "cross-padding", "per-head-mask"])
-@pytest.mark.assignment(3, points=10)
+@pytest.mark.assignment(3, points=5)
 def test_literal_and_batched_forms_agree_in_values_and_gradients(rng, case):
     B, L, S, d_model, heads = 2, 4, 5, 12, 3
     mha = mha64(rng, d_model, heads)
@@ -143,6 +143,49 @@ class _Masked(nn.Module):
     def forward(self, q, k, v):
         return self.mha(q, k, v, mask=self.mask)
 
+
+
+# ------------------------------------------------------------------ the key/value cache of decoding
+def heads_np(mha, x, name):
+    """``x W + b`` split into heads, as a KVCache holds keys and values: ``(B, S, d_model) -> (B, h, S, d_k)``."""
+    P = {n: p.numpy() for n, p in mha.named_parameters()}
+    B, S = x.shape[:2]
+    return (x @ P[f"{name}.weight"] + P[f"{name}.bias"]).reshape(B, S, mha.heads, mha.d_k).transpose(0, 2, 1, 3)
+
+
+@pytest.mark.assignment(3, points=10)
+def test_cached_decoding_equals_attention_over_the_whole_sequence(rng):
+    # a prompt of 3 positions, then 2 more at once, then 1: each call appends its keys and values to the cache
+    mha = mha64(rng, d_model=8, heads=2)
+    x = rng.standard_normal((2, 6, 8))
+    expected, A = mha_np(mha, x, x, x, np.tril(np.ones((6, 6), dtype=bool)))  # causal: i sees 0..i
+    cache = nn.KVCache()
+    for start, stop in ((0, 3), (3, 5), (5, 6)):
+        mask = mt.tensor(np.tril(np.ones((stop - start, stop), dtype=bool), k=start))  # (L, cached + L)
+        out, w = mha(mt.tensor(x[:, start:stop]), mask=mask, cache=cache)
+        np.testing.assert_allclose(out.numpy(), expected[:, start:stop], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(w.numpy(), A[:, :, start:stop, :stop], rtol=1e-12, atol=1e-14)
+        assert len(cache) == stop and cache.K.shape == cache.V.shape == (2, 2, stop, 4)  # (B, h, so far, d_k)
+    np.testing.assert_allclose(cache.K.numpy(), heads_np(mha, x, "W_K"), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cache.V.numpy(), heads_np(mha, x, "W_V"), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.assignment(3, points=5)
+def test_a_static_cache_projects_the_memory_once_and_then_ignores_key_and_value(rng):
+    # cross-attention while decoding: the encoder's memory (with padding) is projected at the first step only
+    mha = mha64(rng, d_model=8, heads=2)
+    q, memory = rng.standard_normal((2, 3, 8)), rng.standard_normal((2, 6, 8))
+    pad = F.padding_mask(mt.tensor([[3, 4, 5, 6, 0, 0], [1, 2, 3, 4, 5, 6]]), 0)  # (B, 1, 1, S)
+    expected, A = mha_np(mha, q, memory, memory, pad.numpy())
+    cache = nn.KVCache(static=True)
+    for t in range(3):
+        kv = mt.tensor(memory if t == 0 else memory * 0.0)  # from the second step on, only the cache counts
+        out, w = mha(mt.tensor(q[:, t:t + 1]), kv, kv, mask=pad, cache=cache)
+        np.testing.assert_allclose(out.numpy(), expected[:, t:t + 1], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(w.numpy(), A[:, :, t:t + 1], rtol=1e-12, atol=1e-14)
+        assert len(cache) == 6 and cache.K.shape == (2, 2, 6, 4)
+    np.testing.assert_allclose(cache.K.numpy(), heads_np(mha, memory, "W_K"), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cache.V.numpy(), heads_np(mha, memory, "W_V"), rtol=1e-12, atol=1e-12)
 
 # ------------------------------------------------------------------ dropout and modes
 @pytest.mark.assignment(3, points=5)
@@ -199,7 +242,7 @@ def torch_copy(mha, torch):
 @pytest.mark.parametrize("literal", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("case", ["self-causal", "cross-padding"])
-@pytest.mark.assignment(3, points=10)
+@pytest.mark.assignment(3, points=5)
 def test_against_torch(rng, literal, bias, case):
     torch = pytest.importorskip("torch")
     B, L, S, d_model, heads = 2, 4, 6, 8, 2
