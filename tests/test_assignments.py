@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from minitransformer.assignments import ASSIGNMENTS, build, get, grade, strip_notebook, strip_source
-from minitransformer.assignments.grade import format_table, graded_test_files, pythonpath
+from minitransformer.assignments.grade import _score, format_table, graded_test_files, pythonpath
 from minitransformer.assignments.strip import regions
 
 pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
@@ -198,6 +198,20 @@ def _raised(test, number) -> bool:
     return any(e.startswith(f"NotImplementedError: A{number}: ") for e in test.errors)
 
 
+# A student's stand-in for the grader (the audit's): if Python ever runs it, it writes full marks and stops
+FAKE_GRADER = """import json, os, sys
+here = os.path.dirname(os.path.abspath(__file__))
+open(os.path.join(here, "fake-grader-ran"), "w").close()
+if "--grade-json" in sys.argv:
+    tests = [{"nodeid": f"tests/test_fake.py::test_{n}", "function": f"tests/test_fake.py::test_{n}",
+              "assignment": n, "points": 100.0, "outcome": "passed", "errors": []} for n in range(1, 6)]
+    with open(sys.argv[sys.argv.index("--grade-json") + 1], "w") as f:
+        json.dump({"package": os.path.join(here, "minitransformer", "__init__.py"), "exitstatus": 0,
+                   "collected": tests, "tests": tests}, f)
+    os._exit(0)
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("number", NUMBERS)
 def test_a_fresh_student_copy_imports_fails_only_where_it_should_and_grades_0(number, tmp_path):
@@ -207,7 +221,10 @@ def test_a_fresh_student_copy_imports_fails_only_where_it_should_and_grades_0(nu
                                "print(minitransformer.__file__)"], capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": pythonpath(copy)}, cwd=tmp_path)
     assert imported.returncode == 0 and imported.stdout.strip() == str(copy / "minitransformer" / "__init__.py")
+    for name in ("pytest.py", "sitecustomize.py"):  # what a student may add to fake the grade: never run
+        (copy / name).write_text(FAKE_GRADER)
     g = _graded(number, copy)
+    assert not (copy / "fake-grader-ran").exists()
     assert not g.problem, g.problem
     assert g.own and g.score == 0 and g.max_score > 0
     not_stubbed = [(t.nodeid, t.outcome, t.errors[:1]) for t in g.own
@@ -303,6 +320,18 @@ def test_a_stripped_notebook_runs_up_to_its_first_exercise(number, name, tmp_pat
     assert ran and ran[-1] == first, f"{name}: stopped at cell {ran[-1] if ran else None}, not at {first}"
     failed = [i for i in ran if any(o.output_type == "error" for o in nb.cells[i].outputs)]
     assert failed == [first]
+
+
+def test_a_case_the_run_does_not_report_counts_as_failed_and_one_not_collected_is_not_scored():
+    case = {"function": "tests/t.py::test_a", "assignment": 2, "points": 10.0}
+    expected = [{**case, "nodeid": f"tests/t.py::test_a[{k}]"} for k in (1, 2)]
+    reported = [{**expected[0], "outcome": "passed", "errors": []},
+                {**case, "nodeid": "tests/t.py::test_a[3]", "outcome": "passed", "errors": []}]  # 2 is missing
+    tests, unexpected = _score(expected, reported)
+    assert [(t.nodeid, t.outcome, t.earned, t.points) for t in tests] == [
+        ("tests/t.py::test_a[1]", "passed", 5.0, 5.0), ("tests/t.py::test_a[2]", "failed", 0.0, 5.0)]
+    assert tests[1].errors == ["the test run did not report this case"]
+    assert unexpected == ["tests/t.py::test_a[3]"]
 
 
 def test_grading_without_pytest_says_what_to_install(monkeypatch, tmp_path):

@@ -2,7 +2,10 @@
 
 The tests are the instructor's (the checkout this package runs from), not the copy's, so a
 student cannot grade themselves by editing a test; the package they test is the copy's. They run
-in a fresh Python (a subprocess) with the copy first on ``PYTHONPATH``, on NumPy only.
+in a fresh Python (a subprocess, :mod:`~minitransformer.assignments.runner`) that takes
+``minitransformer`` from the copy and nothing else, on NumPy only. The cases to score are collected
+meanwhile in another one, with the instructor's package: a case the graded run does not report
+counts as failed.
 
 Points: a test function marked ``@pytest.mark.assignment(N, points=P)`` is worth ``P``, shared
 equally by its parametrised cases. A case that is skipped here (PyTorch is not installed, say)
@@ -14,10 +17,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -62,7 +66,7 @@ class Grade:
     score, max_score : float
         Points earned, points possible (skipped tests left out).
     tests : list of TestResult
-        Every graded test case, in the order they ran.
+        Every graded test case, in the order they were collected.
     problem : str
         Why nothing could be graded (a syntax error in the copy, say); empty when the tests ran.
 
@@ -98,18 +102,20 @@ class Grade:
         return json.dumps(asdict(self), indent=1)
 
 
-def _score(raw: list[dict]) -> list[TestResult]:
-    cases: dict[str, int] = {}
-    for t in raw:
-        cases[t["function"]] = cases.get(t["function"], 0) + 1
+def _score(expected: list[dict], reported: list[dict]) -> tuple[list[TestResult], list[str]]:
+    """Each expected case scored by its reported outcome (failed when it is not reported), and the reported
+    cases that were not expected (left unscored)."""
+    outcomes = {t["nodeid"]: t for t in reported}
+    cases = Counter(t["function"] for t in expected)
+    missing = {"outcome": "failed", "errors": ["the test run did not report this case"]}
     results = []
-    for t in raw:
+    for t in expected:
+        got = outcomes.get(t["nodeid"], missing)
         worth = t["points"] / cases[t["function"]]
-        earned = worth if t["outcome"] == "passed" else 0.0
-        worth_here = 0.0 if t["outcome"] == "skipped" else worth  # a skipped case leaves the maximum
-        results.append(TestResult(t["nodeid"], t["assignment"], t["outcome"], worth_here, earned,
-                                  t["errors"]))
-    return results
+        earned = worth if got["outcome"] == "passed" else 0.0
+        worth_here = 0.0 if got["outcome"] == "skipped" else worth  # a skipped case leaves the maximum
+        results.append(TestResult(t["nodeid"], t["assignment"], got["outcome"], worth_here, earned, got["errors"]))
+    return results, sorted(set(outcomes) - {t["nodeid"] for t in expected})
 
 
 def graded_test_files(tests: Path) -> list[Path]:
@@ -169,30 +175,42 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
     if not (copy / "minitransformer" / "__init__.py").is_file():
         raise FileNotFoundError(f"assignments grade: {copy} holds no minitransformer package "
                                 "(give the folder that `assignments build` wrote)")
-    with tempfile.TemporaryDirectory(prefix="mt-grade-") as tmp:
-        # the instructor's plugin, under a name of its own: the copy's plugin is not the one that counts
-        shutil.copy(Path(__file__).with_name("plugin.py"), Path(tmp) / "_minitransformer_grader.py")
-        out = Path(tmp) / "results.json"
-        env = {k: v for k, v in os.environ.items() if k != "MINITRANSFORMER_BACKEND"}
-        env["PYTHONPATH"] = pythonpath(copy, tmp)
-        env["MPLBACKEND"] = "Agg"
-        command = [sys.executable, "-m", "pytest", *map(str, graded_test_files(root / "tests")),
-                   "-p", "_minitransformer_grader", "--assignment", numbers or str(assignment.number),
-                   "--grade-json", str(out), "--backends", "numpy", "-p", "no:cacheprovider",
-                   "--rootdir", str(root), "-c", str(root / "setup.cfg"), "-q", "--no-header", "-rN", "--tb=line"]
-        run = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
-        if not out.is_file():
-            return Grade(assignment.number, assignment.title, str(copy), 0.0, 0.0, [],
-                         problem="the tests did not run:\n" + (run.stdout + run.stderr)[-3000:])
-        data = json.loads(out.read_text())
+    args = [*map(str, graded_test_files(root / "tests")), "--assignment", numbers or str(assignment.number),
+            "--backends", "numpy", "-p", "no:cacheprovider", "--rootdir", str(root), "-c", str(root / "setup.cfg"),
+            "-q", "--no-header", "-rN", "--tb=line"]
+    with tempfile.TemporaryDirectory(prefix="mt-grade-") as tmp, ThreadPoolExecutor(1) as pool:
+        # the cases to score, collected meanwhile from the instructor's package: no student code runs there
+        expected = pool.submit(_pytest, root, [*args, "--collect-only"], Path(tmp) / "expected.json", timeout)
+        data, output = _pytest(copy, args, Path(tmp) / "results.json", timeout)
+        collected, collect_output = expected.result()
+    if collected is None:
+        raise RuntimeError(f"assignments grade: the graded tests of {root} could not be collected:\n"
+                           + collect_output[-3000:])
+    if data is None:
+        return Grade(assignment.number, assignment.title, str(copy), 0.0, 0.0, [],
+                     problem="the tests did not run:\n" + output[-3000:])
     package = Path(data["package"]).resolve()
     if copy not in package.parents:
         raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
-    tests = _score(data["tests"])
+    tests, unexpected = _score(collected["collected"], data["tests"])
     mine = [t for t in tests if t.assignment == assignment.number]
-    problem = "" if data["exitstatus"] in (0, 1) else "pytest stopped early:\n" + (run.stdout + run.stderr)[-3000:]
+    problem = "" if data["exitstatus"] in (0, 1) else "pytest stopped early:\n" + output[-3000:]
+    if unexpected:
+        problem += f"\nthe test run reported cases that were not collected (not scored): {unexpected[:10]}"
     return Grade(assignment.number, assignment.title, str(copy), round(sum(t.earned for t in mine), 6),
-                 round(sum(t.points for t in mine), 6), tests, problem)
+                 round(sum(t.points for t in mine), 6), tests, problem.strip())
+
+
+def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> tuple[dict | None, str]:
+    """Run pytest with ``args`` and the grader's plugin, ``minitransformer`` taken from ``folder``: the JSON
+    the plugin wrote (None if it wrote none) and pytest's output."""
+    env = {k: v for k, v in os.environ.items() if k != "MINITRANSFORMER_BACKEND"}
+    env["MPLBACKEND"] = "Agg"
+    # -I: isolated mode, so nothing in the copy (a sitecustomize.py, a pytest.py) runs before the runner
+    command = [sys.executable, "-I", str(Path(__file__).with_name("runner.py")), str(folder), *args,
+               "--grade-json", str(results)]
+    run = subprocess.run(command, cwd=results.parent, env=env, capture_output=True, text=True, timeout=timeout)
+    return (json.loads(results.read_text()) if results.is_file() else None), run.stdout + run.stderr
 
 
 def format_table(g: Grade) -> str:

@@ -1,6 +1,7 @@
 """The pytest plugin of the autograder: selects an assignment's tests and records how each ended.
 
-Loaded by :func:`minitransformer.assignments.grade` (``-p``), which reads the JSON it writes::
+Loaded by :func:`minitransformer.assignments.grade` (through :mod:`~minitransformer.assignments.runner`),
+which reads the JSON it writes: the graded cases collected, and the outcome of each that ran::
 
     python -m pytest tests -p minitransformer.assignments.plugin --assignment 2 --grade-json out.json
 
@@ -15,6 +16,7 @@ import json
 import pytest
 
 _RESULTS = pytest.StashKey[dict]()
+_COLLECTED = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser):
@@ -27,6 +29,7 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "assignment(number, points): a test graded for assignment A<number>")
     config.stash[_RESULTS] = {}
+    config.stash[_COLLECTED] = []
 
 
 def _marker(item):
@@ -35,6 +38,11 @@ def _marker(item):
         return None
     number = mark.args[0] if mark.args else mark.kwargs["number"]
     return int(number), float(mark.kwargs.get("points", mark.args[1] if len(mark.args) > 1 else 1))
+
+
+def _case(item, marked) -> dict:
+    return {"nodeid": item.nodeid, "function": item.nodeid.split("[")[0], "assignment": marked[0],
+            "points": marked[1]}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -49,6 +57,10 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def pytest_collection_finish(session):
+    session.config.stash[_COLLECTED] = [_case(item, m) for item in session.items if (m := _marker(item))]
 
 
 def _chain(exc):
@@ -68,10 +80,7 @@ def pytest_runtest_makereport(item, call):
     if marked is None:
         return
     results = item.config.stash[_RESULTS]
-    entry = results.setdefault(item.nodeid, {
-        "nodeid": item.nodeid, "function": item.nodeid.split("[")[0], "assignment": marked[0],
-        "points": marked[1], "outcome": "passed", "errors": [],
-    })
+    entry = results.setdefault(item.nodeid, {**_case(item, marked), "outcome": "passed", "errors": []})
     if report.failed:
         entry["outcome"] = "failed"
         if call.excinfo is not None:
@@ -88,6 +97,6 @@ def pytest_sessionfinish(session, exitstatus):
     import minitransformer
 
     data = {"package": minitransformer.__file__, "exitstatus": int(exitstatus),
-            "tests": list(session.config.stash[_RESULTS].values())}
+            "collected": session.config.stash[_COLLECTED], "tests": list(session.config.stash[_RESULTS].values())}
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1)
