@@ -1,7 +1,7 @@
 """A pytest plugin for ``tests/test_assignments.py``: would a copy with any one marked body left a stub lose points?
 
 A body that no graded test of its assignment fails on can be left as a stub for full marks. Grading one
-copy per body takes minutes (43 bodies); this takes one run of the graded tests on this checkout. Each
+copy per body takes minutes; this takes one run of the graded tests on this checkout. Each
 graded test of ``A<N>`` stands in for a copy with one body of ``A<N>`` stubbed: on entering the first body
 of ``A<N>`` that no earlier test has failed on, it raises what the stub raises,
 ``NotImplementedError("A<N>: <hint>")``. If the test fails, that body is graded; if it passes (it caught
