@@ -1,9 +1,10 @@
 r"""Layer 3: the formulas of the Transformer as functions of Tensors.
 
 Every function here is composed of the autograd engine's primitive operations, so its gradient
-comes for free, and each states its formula and source in its docstring. Five of them run, by
+comes for free, and each states its formula and source in its docstring. Seven of them run, by
 default, as one fused operation with a hand-derived backward (:mod:`minitransformer.autograd.fused`:
-``softmax``, ``log_softmax``, ``layer_norm``, ``linear``, ``cross_entropy``); ``fused=False`` runs the
+``softmax``, ``log_softmax``, ``layer_norm``, ``gelu``, ``linear``, ``cross_entropy``,
+``binary_cross_entropy_with_logits``); ``fused=False`` runs the
 composition, which stays as the reference they are tested against:
 
 ==========================================  ===========================================================

@@ -51,8 +51,9 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
     by the number of the others: :math:`L = \sum_{n \in \text{kept}} \ell_n / |\text{kept}|`. If every
     target is ignored the mean is 0 with zero gradients (PyTorch returns NaN there).
 
-    The target log-probabilities are picked with a one-hot mask, :math:`\sum_c [c = y_n] \log p_{n,c}`,
-    rather than fancy indexing, so the same lines run on every array backend.
+    The fused operation picks the target log-probabilities :math:`\log p_{n, y_n}` with the array API's
+    ``take_along_axis`` (or, where a backend lacks it, a one-hot mask, :math:`\sum_c [c = y_n] \log p_{n,c}`);
+    the composition below forms :math:`q` and sums :math:`q_{n,c} \log p_{n,c}` over the classes.
 
     Parameters
     ----------

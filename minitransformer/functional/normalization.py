@@ -34,7 +34,8 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
         One operation whose backward is the simplified derivative :math:`\bar x = (\bar g - \langle \bar g
         \rangle - \hat x \langle \bar g \hat x \rangle) / \sqrt{\sigma^2 + \epsilon}` with
         :math:`\bar g = \gamma \bar y` (:class:`~minitransformer.autograd.fused.LayerNorm`, the default), or the
-        composition below, nine recorded operations (``False``, the reference).
+        composition below, nine recorded operations for :math:`\hat x` and two for :math:`\gamma`, :math:`\beta`
+        (``False``, the reference).
 
     Returns
     -------

@@ -20,7 +20,8 @@ def clip_grad_norm_(params, max_norm: float, eps: float = 1e-6) -> Tensor:
 
     The direction of the whole update is kept; only its length is capped. The factor is computed
     as an array with ``min`` (no Python ``if`` on the norm), so a GPU never waits for the host.
-    Below ``max_norm`` the factor is exactly 1 and the gradients are unchanged. As
+    Where :math:`\lVert g \rVert + \epsilon \le` ``max_norm`` the factor is exactly 1 and the gradients are
+    unchanged (a norm within :math:`\epsilon` below ``max_norm`` is scaled by a hair). As
     ``torch.nn.utils.clip_grad_norm_``.
 
     Parameters
