@@ -258,7 +258,8 @@ NB01 = [
     md(r"""
     The same numbers as the hand-computed table. (The real engine also frees the graph as it goes and
     sums gradients of broadcast inputs back to their shape; see `_run_backward` in
-    `autograd/engine.py`, about 30 lines.)
+    `autograd/engine.py`, about 50 lines: the same loop, plus freeing, checks of what each `backward`
+    returns, and adding into gradient arrays in place where no one else holds them.)
 
     ## 4. `backward()`, and `retain_grad()` to see inside
 
@@ -413,8 +414,10 @@ NB01 = [
        `retain_grad()`.
     2. Write `Tanh` as a `Function` subclass ($\bar x = \bar y\,(1 - y^2)$), gradcheck it, and compare it
        with the library's `x.tanh()` on the same input.
-    3. In `topological_order`, replace `reversed(...)` by the order itself. Which adjoint goes wrong, and
-       why? (Hint: try it on $y = x\cdot x + x$.)
+    3. In the loop of section 3, replace `reversed(topological_order(L))` by `topological_order(L)`. It stops
+       at the first node: why has that node no adjoint yet? Now start every adjoint at 0
+       (`adjoint.get(node.name, 0)`) and try it on $y = x\cdot x + x$ at $x = 3$: which adjoint comes out
+       wrong, and why must a node wait until every node that uses it has sent its share?
     4. Make gradcheck pass *wrongly*: find an input at which `WrongSigmoid` agrees with the central
        difference. What does that say about choosing test inputs?
     5. A `Function` whose backward returns the gradient of a *broadcast* input: compute `x + b` with
@@ -1488,11 +1491,12 @@ NB05 = [
     cross-entropy of the right token,
 
     $$
-    \mathcal{L}(\theta) = -\frac{1}{N} \sum_{n=1}^{N} \sum_{t} \log p_\theta\!\left(y^{(n)}_t \,\middle|\,
-    y^{(n)}_{<t},\, x^{(n)}\right),
+    \mathcal{L}(\theta) = -\frac{1}{\sum_n T_n} \sum_{n} \sum_{t=1}^{T_n} \log p_\theta\!\left(y^{(n)}_t
+    \,\middle|\, y^{(n)}_{<t},\, x^{(n)}\right),
     $$
 
-    averaged over the $N$ real (non-padding) target tokens, and minimised with Adam (paper 5.3). The
+    summed over the batch's sequences $n$ and their $T_n$ real (non-padding) target tokens, averaged over all
+    $\sum_n T_n$ of those tokens, and minimised with Adam (paper 5.3). The
     **training loop is the lesson** here: forward, loss, `backward()`, clip, `step()`, schedule, written
     out in full. (The library's `train.Trainer` wraps the same lines with logging, evaluation and
     checkpoints; notebook 06 uses it.)
@@ -1739,7 +1743,7 @@ NB05 = [
     md(r"""
     ## 5. The training loop
 
-    Every step is the same six lines: forward, loss, zero the old gradients, `backward()`, clip the global
+    Every step is the same seven lines: forward, loss, zero the old gradients, `backward()`, clip the global
     gradient norm, take an Adam step, move the learning-rate schedule. The rate warms up linearly over the
     first 10% of the steps and then decays to 0 along a cosine (`train.tasks.warmup_schedule`; with
     `kind="noam"` it is the paper's equation 3). The held-out loss is measured every 50 steps. About 15 s on
