@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, _check_number
+from ..functional._checks import require_real
+from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW", "PAPER_BETAS", "PAPER_EPS"]
 
@@ -91,10 +92,10 @@ class Adam(Optimizer):
         if not isinstance(betas, tuple | list) or len(betas) != 2:
             raise ValueError(f"{name}: betas must be a pair (beta_1, beta_2), got {betas!r}")
         group["betas"] = tuple(
-            _check_number(name, f"beta_{i}", beta, low=0.0, high=1.0, high_open=True) for i, beta in enumerate(betas, 1)
+            require_real(name, f"beta_{i}", beta, low=0.0, high=1.0, high_open=True) for i, beta in enumerate(betas, 1)
         )
-        group["eps"] = _check_number(name, "eps", group["eps"], low=0.0)
-        group["weight_decay"] = _check_number(name, "weight_decay", group["weight_decay"], low=0.0)
+        group["eps"] = require_real(name, "eps", group["eps"], low=0.0)
+        group["weight_decay"] = require_real(name, "weight_decay", group["weight_decay"], low=0.0)
 
     def update(self, xp, theta, g, group, state):
         """Adam's step (the formula above) for one parameter: ``theta``, ``g`` of one shape -> new ``theta``."""

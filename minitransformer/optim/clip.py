@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numbers
-
 from .. import backend as _backend
 from ..autograd import Tensor
+from ..functional._checks import require_real
 
 __all__ = ["clip_grad_norm_"]
 
@@ -53,14 +52,8 @@ def clip_grad_norm_(params, max_norm: float, eps: float = 1e-6) -> Tensor:
     for i, p in enumerate(params):
         if not isinstance(p, Tensor):
             raise TypeError(f"clip_grad_norm_: parameter {i} is a {type(p).__name__}, not a Tensor")
-    for what, value in (("max_norm", max_norm), ("eps", eps)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"clip_grad_norm_: {what} must be a number, got {value!r}")
-    if not max_norm > 0:
-        raise ValueError(f"clip_grad_norm_: max_norm must be > 0, got {max_norm}")
-    if not eps >= 0:
-        raise ValueError(f"clip_grad_norm_: eps must be >= 0, got {eps}")
-    max_norm, eps = float(max_norm), float(eps)  # NumPy scalars do not mix with every backend's arrays
+    max_norm = require_real("clip_grad_norm_", "max_norm", max_norm, low=0.0, low_open=True)
+    eps = require_real("clip_grad_norm_", "eps", eps, low=0.0)  # Python floats: they mix with every backend's arrays
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         be = params[0].backend if params else _backend.current()

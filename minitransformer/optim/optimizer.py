@@ -15,6 +15,7 @@ import numbers
 import numpy as np  # only for the host side of state_dict / load_state_dict: no arithmetic here
 
 from ..autograd import Tensor, enable_grad, no_grad
+from ..functional._checks import require_real
 
 __all__ = ["Optimizer"]
 
@@ -131,7 +132,7 @@ class Optimizer:
 
     def check_group(self, group: dict) -> None:
         """Raise a clear error for a bad hyperparameter (before any arithmetic). Subclasses extend it."""
-        group["lr"] = _check_number(type(self).__name__, "lr", group["lr"], low=0.0)
+        group["lr"] = require_real(type(self).__name__, "lr", group["lr"], low=0.0)
 
     # ------------------------------------------------------------ the step
     def zero_grad(self) -> None:
@@ -342,22 +343,6 @@ class Optimizer:
 
 
 # ------------------------------------------------------------------ helpers
-def _check_number(owner: str, what: str, value, low: float | None = None, high: float | None = None,
-                  high_open: bool = False) -> float:
-    """``value`` as a Python float if it is a real number (not a bool) within [low, high] (or [low, high)
-    with ``high_open``), else a clear error. Python floats mix with arrays of every backend; NumPy
-    scalars do not (array-api-strict refuses them)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {what} must be a number, got {value!r}")
-    if value != value:
-        raise ValueError(f"{owner}: {what} is NaN")
-    if low is not None and value < low:
-        raise ValueError(f"{owner}: {what} must be >= {low:g}, got {value}")
-    if high is not None and (value >= high if high_open else value > high):
-        raise ValueError(f"{owner}: {what} must be {'<' if high_open else '<='} {high:g}, got {value}")
-    return float(value)
-
-
 def _batch_key(p: Tensor, state: dict) -> tuple:
     """Parameters with equal keys share one update: same backend and dtype, the same state entries
     (arrays, and equal numbers such as the step count). A state that cannot be compared is alone."""

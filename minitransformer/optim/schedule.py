@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numbers
 
-from .optimizer import Optimizer, _check_number, _to_python
+from ..functional._checks import require_real
+from .optimizer import Optimizer, _to_python
 
 __all__ = ["noam_lr", "LRScheduler", "WarmupSchedule", "LambdaLR"]
 
@@ -68,7 +69,7 @@ def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) ->
     step = _check_count("noam_lr", "step", step)
     d_model = _check_count("noam_lr", "d_model", d_model)
     warmup = _check_count("noam_lr", "warmup", warmup)
-    _check_number("noam_lr", "factor", factor)
+    require_real("noam_lr", "factor", factor)
     if factor <= 0:
         raise ValueError(f"noam_lr: factor must be > 0, got {factor}")
     ### BEGIN SOLUTION A5: lrate = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)
@@ -251,7 +252,7 @@ class LambdaLR(LRScheduler):
     def lr_at(self, step: int) -> list[float]:
         """``lr_base * lr_lambda(step)`` for each parameter group."""
         factor = self.lr_lambda(step)
-        _check_number("LambdaLR", f"lr_lambda({step})", factor, low=0.0)
+        require_real("LambdaLR", f"lr_lambda({step})", factor, low=0.0)
         return [base * factor for base in self.base_lrs]
 
     def _restore(self, owner: str, values: dict) -> None:
@@ -261,5 +262,5 @@ class LambdaLR(LRScheduler):
             groups = len(self.optimizer.param_groups)
             raise ValueError(f"{owner}: {len(base_lrs)} base rates saved, the optimizer has {groups} groups")
         for lr in base_lrs:
-            _check_number(owner, "base lr", lr, low=0.0)
+            require_real(owner, "base lr", lr, low=0.0)
         self.base_lrs = [float(lr) for lr in base_lrs]

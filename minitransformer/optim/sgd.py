@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, _check_number
+from ..functional._checks import require_real
+from .optimizer import Optimizer
 
 __all__ = ["SGD"]
 
@@ -54,8 +55,8 @@ class SGD(Optimizer):
 
     def check_group(self, group: dict) -> None:
         super().check_group(group)
-        group["momentum"] = _check_number("SGD", "momentum", group["momentum"], low=0.0)
-        group["weight_decay"] = _check_number("SGD", "weight_decay", group["weight_decay"], low=0.0)
+        group["momentum"] = require_real("SGD", "momentum", group["momentum"], low=0.0)
+        group["weight_decay"] = require_real("SGD", "weight_decay", group["weight_decay"], low=0.0)
         if not isinstance(group["nesterov"], bool):
             raise TypeError(f"SGD: nesterov must be True or False, got {group['nesterov']!r}")
         if group["nesterov"] and group["momentum"] <= 0:
