@@ -46,22 +46,25 @@ def require_real(op: str, name: str, value, low: float | None = None, high: floa
     ...
     ValueError: layer_norm: eps must be a finite number >= 0, got inf
     """
-    if low is not None and high is not None:
-        wanted = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    elif low is not None:
-        wanted = f"a finite number {'>' if low_open else '>='} {low:g}"
-    elif high is not None:
-        wanted = f"a finite number {'<' if high_open else '<='} {high:g}"
-    else:
-        wanted = "a finite number"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):  # NumPy's numbers are numbers.Real
-        raise TypeError(f"{op}: {name} must be {wanted}, got {value!r}")
+        raise TypeError(f"{op}: {name} must be {_wanted(low, high, low_open, high_open)}, got {value!r}")
     x = float(value)
     below = low is not None and (x <= low if low_open else x < low)
     above = high is not None and (x >= high if high_open else x > high)
     if not math.isfinite(x) or below or above:
-        raise ValueError(f"{op}: {name} must be {wanted}, got {value!r}")
+        raise ValueError(f"{op}: {name} must be {_wanted(low, high, low_open, high_open)}, got {value!r}")
     return x
+
+
+def _wanted(low, high, low_open: bool, high_open: bool) -> str:
+    """What :func:`require_real` asks for, in words (made only for a message: checks run in every forward)."""
+    if low is not None and high is not None:
+        return f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"a finite number {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"a finite number {'<' if high_open else '<='} {high:g}"
+    return "a finite number"
 
 
 def normalize_axis(op: str, axis: int, ndim: int) -> int:

@@ -69,9 +69,7 @@ def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) ->
     step = _check_count("noam_lr", "step", step)
     d_model = _check_count("noam_lr", "d_model", d_model)
     warmup = _check_count("noam_lr", "warmup", warmup)
-    require_real("noam_lr", "factor", factor)
-    if factor <= 0:
-        raise ValueError(f"noam_lr: factor must be > 0, got {factor}")
+    factor = require_real("noam_lr", "factor", factor, low=0.0, low_open=True)
     ### BEGIN SOLUTION A5: lrate = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)
     return float(factor) * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
     ### END SOLUTION
@@ -252,7 +250,7 @@ class LambdaLR(LRScheduler):
     def lr_at(self, step: int) -> list[float]:
         """``lr_base * lr_lambda(step)`` for each parameter group."""
         factor = self.lr_lambda(step)
-        require_real("LambdaLR", f"lr_lambda({step})", factor, low=0.0)
+        factor = require_real("LambdaLR", f"lr_lambda({step})", factor, low=0.0)
         return [base * factor for base in self.base_lrs]
 
     def _restore(self, owner: str, values: dict) -> None:
@@ -261,6 +259,4 @@ class LambdaLR(LRScheduler):
         if len(base_lrs) != len(self.optimizer.param_groups):
             groups = len(self.optimizer.param_groups)
             raise ValueError(f"{owner}: {len(base_lrs)} base rates saved, the optimizer has {groups} groups")
-        for lr in base_lrs:
-            require_real(owner, "base lr", lr, low=0.0)
-        self.base_lrs = [float(lr) for lr in base_lrs]
+        self.base_lrs = [require_real(owner, "base lr", lr, low=0.0) for lr in base_lrs]

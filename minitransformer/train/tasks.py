@@ -219,7 +219,8 @@ def _settings(task: str, overrides: dict) -> dict:
     if unknown:
         raise ValueError(f"task {task!r}: unknown setting(s) {unknown}; it takes {sorted(settings)}")
     settings.update({k: v for k, v in overrides.items() if v is not None})  # None: keep the default
-    require_real(f"task {task!r}", "label_smoothing", settings["label_smoothing"], 0.0, 1.0)  # for every task
+    settings["label_smoothing"] = require_real(f"task {task!r}", "label_smoothing", settings["label_smoothing"], 0.0,
+                                              1.0)  # for every task
     if settings["d_model"] % settings["heads"]:
         raise ValueError(f"task {task!r}: d_model={settings['d_model']} is not divisible by heads={settings['heads']}")
     return settings
