@@ -5,19 +5,13 @@ from __future__ import annotations
 import math
 
 from ..autograd import Tensor, broadcast_shapes, where
+from ..autograd.engine import _broadcasts_to
 from ..autograd.fused import ScaledMaskedSoftmax
 from ._checks import as_mask, require_float
 from .activations import softmax
 from .dropout import check_probability, dropout
 
 __all__ = ["scaled_dot_product_attention"]
-
-
-def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
-    """Whether an array of ``shape`` broadcasts to exactly ``target`` (never growing it)."""
-    if len(shape) > len(target):
-        return False
-    return all(n in (1, m) for n, m in zip(reversed(shape), reversed(target)))
 
 
 def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dropout_p: float = 0.0,

@@ -3,12 +3,10 @@ binary cross-entropy on logits (for a yes/no classifier such as the document's s
 
 from __future__ import annotations
 
-import numbers
-
 from ..autograd import Tensor, maximum, where
 from ..autograd.fused import BinaryCrossEntropyWithLogits, CrossEntropy
 from ..backend import BackendError, dtype_name
-from ._checks import require_float, require_real
+from ._checks import is_integer, require_float, require_real
 from .activations import log_softmax
 
 __all__ = ["cross_entropy", "binary_cross_entropy_with_logits"]
@@ -107,7 +105,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
         )
     eps = require_real(op, "label_smoothing", label_smoothing, 0.0, 1.0)
     if ignore_index is not None:
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):  # NumPy ints are too
+        if not is_integer(ignore_index):  # a Python or NumPy integer, not a bool
             raise TypeError(f"{op}: ignore_index must be None or an integer (a target value), got {ignore_index!r}")
         ignore_index = int(ignore_index)
     _check_reduction(op, reduction)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd import Tensor, concat, stack
+from ..autograd.engine import _broadcasts_to
 from ..functional.dropout import check_probability
 from .layers import Linear, check_size
 from .module import Module
@@ -34,8 +35,7 @@ def check_mask(op: str, name: str, mask, scores: tuple[int, int, int, int], back
     """``mask`` as a Tensor (a bool array or nested lists become one on ``backend``) if its shape broadcasts to
     the attention scores ``(batch, heads, L, S)``; else a ValueError naming ``op`` and both shapes."""
     mask = mask if isinstance(mask, Tensor) else Tensor(mask, backend=backend)
-    fits = mask.ndim <= 4 and all(n in (1, m) for n, m in zip(reversed(mask.shape), reversed(scores)))
-    if not fits:
+    if not _broadcasts_to(mask.shape, scores):
         raise ValueError(
             f"{op}: {name} of shape {mask.shape} does not broadcast to the scores (batch, heads, L, S) = "
             f"{scores}; a mask per example needs a head axis: (batch, 1, L, S)"
