@@ -229,13 +229,17 @@ class Backend:
         # standard_normal, not normal: CuPy's Generator has only the former (NumPy gives the same numbers)
         return self._from_rng(self._rng.standard_normal(size=tuple(shape)) * std + mean, dtype)
 
-    def uniform(self, shape, low=0.0, high=1.0, dtype=None):
+    def uniform(self, shape, low=0.0, high=1.0, dtype=None, *, below_high: bool = True):
         """Samples of U[low, high), shape ``shape``: below ``high`` in ``dtype`` too.
 
         They are drawn in float64; rounding to float32 takes those within half a float32 step of ``high`` up to
-        ``high`` itself (for U[0, 1), one in 2^25 becomes 1.0), so those become the largest value below it.
+        ``high`` itself (for U[0, 1), one in 2^25 becomes 1.0), so those become the largest value below it: one
+        pass more over the sample, which ``below_high=False`` skips where a draw equal to ``high`` does no harm
+        (dropout keeps :math:`u \\ge p`, and a 1.0 is kept as a 0.99999994 would be).
         """
         sample = self._from_rng(self._rng.uniform(low, high, size=tuple(shape)), dtype)
+        if not below_high:
+            return sample
         below = float(np.nextafter(np.asarray(high, dtype=dtype_name(sample.dtype)), -np.inf))
         return self.xp.clip(sample, max=max(below, low))
 

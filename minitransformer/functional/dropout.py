@@ -53,7 +53,7 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     if not training or p == 0.0:
         return x
     xp = x.backend.xp
-    u = x.backend.uniform(x.shape, dtype=x.dtype_name)  # U[0, 1)
+    u = x.backend.uniform(x.shape, dtype=x.dtype_name, below_high=False)  # U[0, 1]: a 1.0 is kept, as it must be
     m = xp.astype(u >= p, x.dtype)  # m_i: 1 with probability 1 - p, else 0
     # one product x * (m / (1 - p)), whose gradient is ybar * m / (1 - p); a `where` on a random mask is slower
     return x * Tensor(m * (1.0 / (1.0 - p)), backend=x.backend)
