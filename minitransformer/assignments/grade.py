@@ -127,7 +127,9 @@ def pythonpath(*first) -> str:
     """A ``PYTHONPATH`` with the folders ``first`` ahead of the one already set.
 
     The one already set is kept behind them: it may be how this Python finds its packages (``pip install
-    --target``), and a folder ahead of it wins, so the student's package is the one imported.
+    --target``), and a folder ahead of it wins. For running a copy by hand (a notebook, a script) with the
+    student's package imported; :func:`grade` itself goes through ``runner.py``, which takes only the package
+    from the copy.
 
     >>> import os
     >>> pythonpath("/copy").split(os.pathsep)[0]

@@ -121,7 +121,7 @@ def _draw_map(ax, W: np.ndarray, norm: Normalize, cmap: str, annotate: bool, fmt
 
 
 def _ticks(ax, labels: list[str], axis: str, show: bool, fontsize: float):
-    """Token labels on an axis (rotated when long; every ``step``-th when many), or none."""
+    """Token labels on an axis (rotated when long; past :data:`MAX_TICKS` of them, every k-th), or none."""
     step = max(1, len(labels) // MAX_TICKS)  # fewer than 2 * MAX_TICKS labels: they fit at a figure's largest size
     positions, labels = range(0, len(labels), step), labels[::step]
     if axis == "x":
