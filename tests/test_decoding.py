@@ -185,3 +185,17 @@ def test_decoding_refuses_bad_settings(seq2seq, lm):
         beam_search(model, src, alpha=float("nan"))
     with pytest.raises(ValueError, match="prompt has 13 tokens, more than the model's max_len=12"):
         generate(lm, mt.tensor([[4] * 13]), 3)
+
+
+def test_sizes_may_be_numpy_integers_as_python_ints(lm, seq2seq):
+    # an index from np.argmax or a size from a NumPy array was refused as "not an int"
+    model, src = seq2seq[0], seq2seq[1]
+    mt.manual_seed(3)
+    a = generate(lm, mt.tensor([[4, 5]]), 5, temperature=1.0, top_k=3).numpy()
+    mt.manual_seed(3)
+    b = generate(lm, mt.tensor([[4, 5]]), np.int64(5), temperature=1.0, top_k=np.int64(3)).numpy()
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(greedy_decode(model, src, max_len=np.int64(6)).numpy(),
+                                  greedy_decode(model, src, max_len=6).numpy())
+    np.testing.assert_array_equal(beam_search(model, src[:1], beam_size=np.int64(2)).numpy(),
+                                  beam_search(model, src[:1], beam_size=2).numpy())

@@ -161,6 +161,15 @@ def test_a_ctrl_c_during_the_last_step_lets_the_run_finish(tmp_path):
     assert (tmp_path / "last.npz").exists()
 
 
+@pytest.mark.single_backend
+def test_fit_and_its_intervals_take_numpy_integers(tmp_path):
+    trainer, loader = _seq2seq_run(tmp_path, "np.npz")
+    trainer.log_every = np.int64(1)  # as Trainer(log_every=np.int64(1)) checks and keeps it
+    Trainer(trainer.model, trainer.optimizer, trainer.loss_fn, log_every=np.int64(2), eval_every=np.int64(3))
+    trainer.fit(loader, np.int64(2))
+    assert trainer.step == 2 and len(_losses(trainer)) == 2
+
+
 class _Crash(RuntimeError):
     pass
 

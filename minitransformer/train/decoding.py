@@ -31,7 +31,7 @@ from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..backend import dtype_name
 from ..data.tokenizers import BOS, EOS, PAD
-from ..functional._checks import require_real
+from ..functional._checks import is_integer, require_real
 
 __all__ = ["greedy_decode", "beam_search", "generate", "length_penalty"]
 
@@ -55,8 +55,9 @@ def _first_param(model):
 
 def _max_steps(op: str, max_len, default: int, model) -> int:
     steps = default if max_len is None else max_len
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if not is_integer(steps) or steps < 1:
         raise ValueError(f"{op}: max_len must be a positive int, got {max_len!r}")
+    steps = int(steps)  # (a NumPy integer too: array-api-strict takes only Python ints in shapes and slices)
     if steps > model.max_len:  # the decoder reads <bos> and all generated tokens but the last: `steps` positions
         raise ValueError(f"{op}: max_len={steps} needs {steps} decoder positions, the model has max_len="
                          f"{model.max_len}")
@@ -226,8 +227,9 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     True
     """
     op = "beam_search"
-    if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+    if not is_integer(beam_size) or beam_size < 1:
         raise ValueError(f"{op}: beam_size must be a positive int, got {beam_size!r}")
+    beam_size = int(beam_size)
     alpha = require_real(op, "alpha", alpha, low=0.0)
     k = beam_size
     with _EvalMode(model):
@@ -350,11 +352,13 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     True
     """
     op = "generate"
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+    if not is_integer(max_new_tokens) or max_new_tokens < 0:
         raise ValueError(f"{op}: max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    max_new_tokens = int(max_new_tokens)
     temperature = require_real(op, "temperature", temperature, low=0.0)  # 0: greedy
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+    if top_k is not None and (not is_integer(top_k) or top_k < 1):
         raise ValueError(f"{op}: top_k must be a positive int or None, got {top_k!r}")
+    top_k = None if top_k is None else int(top_k)
     with _EvalMode(model):
         ids = _ids(op, prompt, _first_param(model))
         be = ids.backend

@@ -38,7 +38,7 @@ from pathlib import Path
 from .. import backend as _backend
 from ..autograd import Tensor, no_grad
 from ..data.batching import DataLoader, batches
-from ..functional._checks import require_real
+from ..functional._checks import is_integer, require_real
 from ..optim import clip_grad_norm_
 from .checkpoint import load_checkpoint, save_checkpoint
 from .metrics import RunningMean
@@ -228,7 +228,7 @@ class Trainer:
             raise TypeError(f"Trainer: eval_fn must be a function model -> dict, got {type(eval_fn).__name__}")
         for name, value in (("eval_every", eval_every), ("log_every", log_every), ("patience", patience),
                             ("checkpoint_every", checkpoint_every)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and (not is_integer(value) or value < 1):
                 raise ValueError(f"Trainer: {name} must be a positive int or None, got {value!r}")
         if clip is not None:
             clip = require_real("Trainer", "clip", clip, low=0.0, low_open=True)
@@ -345,8 +345,9 @@ class Trainer:
         TrainingInterrupted
             Ctrl-C: the step in progress was finished and the checkpoint written (with ``checkpoint_path``).
         """
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        if not is_integer(steps) or steps < 0:
             raise ValueError(f"Trainer.fit: steps must be an int >= 0, got {steps!r}")
+        steps = int(steps)
         try:  # the notebook widget bar where Jupyter can draw it, else the text bar (no "IProgress" warning)
             import ipywidgets  # noqa: F401
             from tqdm.auto import tqdm
