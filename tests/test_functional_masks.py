@@ -43,6 +43,20 @@ def test_causal_mask_length_may_be_a_numpy_integer():
         F.causal_mask(True)
 
 
+def test_padding_mask_refuses_a_pad_id_that_is_not_an_integer():
+    """None, 0.5, "0" or True compared unequal to every id and hid nothing, without a word."""
+    ids = mt.tensor([[5, 7, 0], [0, 3, 4]])
+    for pad_id in (None, 0.5, "0", True, [0, 0, 0]):
+        with pytest.raises(TypeError, match=r"padding_mask: pad_id must be an int \(the id of the padding token\)"):
+            F.padding_mask(ids, pad_id=pad_id)
+
+
+@pytest.mark.parametrize("pad_id", [0, np.int64(0), np.int32(0)])
+def test_padding_mask_pad_id_may_be_a_numpy_integer_on_every_backend(pad_id, backend):
+    ids = mt.tensor([[5, 7, 0], [0, 3, 4]])  # on the current backend: array-api-strict refused np.int64(0)
+    np.testing.assert_array_equal(F.padding_mask(ids, pad_id).numpy()[:, 0, 0], [[True, True, False], [False, True, True]])
+
+
 def test_mask_bad_input():
     with pytest.raises(ValueError, match=r"causal_mask: T must be a non-negative int .*got -1"):
         F.causal_mask(-1)

@@ -62,7 +62,7 @@ def padding_mask(ids: Tensor, pad_id: int) -> Tensor:
     ids : Tensor
         ``(batch, S)`` integer token ids of the keys' sequence.
     pad_id : int
-        The id of the padding token.
+        The id of the padding token (a Python or NumPy integer).
 
     Returns
     -------
@@ -83,8 +83,10 @@ def padding_mask(ids: Tensor, pad_id: int) -> Tensor:
         raise TypeError(f"padding_mask: ids must be integer token ids, got {ids.dtype_name} with shape {ids.shape}")
     if ids.ndim != 2:
         raise ValueError(f"padding_mask: ids must have shape (batch, S), got {ids.shape}")
+    if not is_integer(pad_id):  # None, 0.5 or "0" would compare unequal to every id: nothing hidden, silently
+        raise TypeError(f"padding_mask: pad_id must be an int (the id of the padding token), got {pad_id!r}")
     B, S = ids.shape
-    real = ids.data != pad_id  # (B, S)
+    real = ids.data != int(pad_id)  # (B, S); a Python int: array-api-strict refuses a NumPy integer here
     return Tensor(xp.reshape(real, (B, 1, 1, S)), backend=ids.backend)
 
 
