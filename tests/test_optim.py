@@ -691,6 +691,7 @@ def test_clip_grad_norm_bad_input():
         (lambda p: Adam(p, betas=(0.9, -0.1)), ValueError, r"beta_2 must be a number in \[0, 1\), got -0.1"),
         (lambda p: Adam(p, betas=(0.9,)), ValueError, "pair"),
         (lambda p: AdamW(p, eps=-1e-8), ValueError, "eps"),
+        (lambda p: Adam(p, eps=0.0), ValueError, "eps must be a finite number > 0, got 0.0"),  # else 0 / 0 = NaN
         (lambda p: Adam([{"params": p, "momentum": 0.9}]), ValueError, "unknown hyperparameter"),
         (lambda p: Adam([{"params": p, "lr": float("nan")}]), ValueError, "lr must be a finite number >= 0, got nan"),
         (lambda p: Adam(p, lr=float("inf")), ValueError, "lr must be a finite number >= 0, got inf"),

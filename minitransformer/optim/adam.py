@@ -41,7 +41,8 @@ class Adam(Optimizer):
     betas : (float, float)
         :math:`(\beta_1, \beta_2)`, each in [0, 1): how slowly the two averages forget.
     eps : float
-        :math:`\epsilon` >= 0, keeps the step finite where :math:`\hat v_t` is 0.
+        :math:`\epsilon` > 0, keeps the step finite where :math:`\hat v_t` is 0 (an entry whose
+        gradients so far were all 0 moves by :math:`0 / (0 + \epsilon) = 0`; with :math:`\epsilon = 0`, NaN).
     weight_decay : float
         :math:`\lambda` >= 0.
 
@@ -94,7 +95,7 @@ class Adam(Optimizer):
         group["betas"] = tuple(
             require_real(name, f"beta_{i}", beta, low=0.0, high=1.0, high_open=True) for i, beta in enumerate(betas, 1)
         )
-        group["eps"] = require_real(name, "eps", group["eps"], low=0.0)
+        group["eps"] = require_real(name, "eps", group["eps"], low=0.0, low_open=True)  # 0 would give 0 / 0
         group["weight_decay"] = require_real(name, "weight_decay", group["weight_decay"], low=0.0)
 
     def update(self, xp, theta, g, group, state):
