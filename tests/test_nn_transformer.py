@@ -271,6 +271,21 @@ def test_classifier_mean_pooling_is_the_average_of_real_positions(rng):
                                np.stack([h.numpy()[0, :2].max(0), h.numpy()[1].max(0)]))
 
 
+def test_classifier_pool_takes_the_mask_as_a_tensor_and_refuses_a_wrong_one(rng):
+    """``pool`` takes ``real`` as a Tensor or an array (padding_mask gives Tensors); a wrong mask is named, not
+    a NumPy error from inside."""
+    clf = nn.TransformerClassifier(vocab_size=30, d_model=D, heads=H, d_ff=D_FF, max_len=8, dropout=0.0)
+    h = f64(rng, 2, 4, D)
+    real = np.array([[True, True, False, False], [True, True, True, True]])
+    expected = clf.pool(h, mt.tensor(real).data).numpy()
+    np.testing.assert_array_equal(clf.pool(h, mt.tensor(real)).numpy(), expected)
+    np.testing.assert_array_equal(clf.pool(h, real.tolist()).numpy(), expected)
+    with pytest.raises(ValueError, match=r"pool: real has shape \(2, 5\); it must be \(batch, S\) = \(2, 4\)"):
+        clf.pool(h, np.ones((2, 5), dtype=bool))
+    with pytest.raises(TypeError, match=r"TransformerClassifier.pool: real must be boolean"):
+        clf.pool(h, real.astype(np.int64))
+
+
 def test_classifier_probability_and_loss(rng):
     clf = nn.TransformerClassifier(vocab_size=30, d_model=D, heads=H, d_ff=D_FF, max_len=8, dropout=0.0)
     clf = clf.to("float64")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..autograd import Tensor, concat, maximum, no_grad, where
 from ..autograd.creation import zeros
+from ..backend import BackendError, dtype_name
 from ..functional._checks import is_integer
 from . import init
 from .layers import Dropout, Embedding, LearnedPositionalEmbedding, Linear, SinusoidalPositionalEncoding, check_size
@@ -47,6 +48,31 @@ def check_ids(op: str, name: str, ids, vocab: int, max_len: int, start: int = 0,
                 f"(ids must be in 0..{vocab - 1})"
             )
     return ids
+
+
+def check_positions(op: str, real, h: Tensor):
+    """``real`` (a bool Tensor, bool array or nested lists) as a bool array ``(batch, S)`` on ``h``'s backend,
+    one entry per position of ``h`` ``(batch, S, d_model)``; else a clear error."""
+    if isinstance(real, Tensor):
+        if real.backend is not h.backend:
+            raise BackendError(
+                f"{op}: real is on backend {real.backend.name}, h on {h.backend.name}; "
+                f"move it with real.to({h.backend.name!r})"
+            )
+        real = real.data
+    else:
+        real = h.backend.asarray(real)
+    if not h.backend.xp.isdtype(real.dtype, "bool"):
+        raise TypeError(
+            f"{op}: real must be boolean (True at real tokens, False at padding), got {dtype_name(real.dtype)} "
+            f"with shape {tuple(real.shape)}"
+        )
+    if tuple(real.shape) != tuple(h.shape[:2]):
+        raise ValueError(
+            f"{op}: real has shape {tuple(real.shape)}; it must be (batch, S) = {tuple(h.shape[:2])}, "
+            f"one entry per position of h {h.shape}"
+        )
+    return real
 
 
 def _output_logits(x: Tensor, output: Linear | None, embedding: Embedding) -> Tensor:
@@ -396,9 +422,9 @@ class TransformerClassifier(_Configured):
         r"""One vector per text from ``h`` ``(batch, S, d_model)``, over the positions where ``real`` ``(batch, S)``.
 
         mean: :math:`\sum_s m_s h_s / \sum_s m_s`; max: :math:`\max_{s: m_s} h_s`; cls: :math:`h_0`.
-        A text of padding only gets the zero vector (mean, max).
+        A text of padding only gets the zero vector (mean, max). ``real`` is boolean, a Tensor or an array.
         """
-        xp = h.backend.xp
+        xp, real = h.backend.xp, check_positions("TransformerClassifier.pool", real, h)
         if self.pooling == "cls":
             return h[:, 0]  # the [CLS] position: (B, d_model)
         m = xp.reshape(real, (*real.shape, 1))  # (B, S, 1)
