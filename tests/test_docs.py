@@ -34,8 +34,10 @@ PUBLIC = [
 #: the pages a reader is promised (a renamed page breaks links from outside)
 PAGES = [
     "index", "getting-started", "glossary", "training", "backend", "benchmarks", "errata", "assignments",
-    "formulas/softmax", "formulas/layer-norm", "formulas/attention", "formulas/cross-entropy",
-    "formulas/unbroadcast", "notebooks/index", "api/index",
+    "formulas/softmax", "formulas/attention", "formulas/masks", "formulas/multi-head-attention",
+    "formulas/embedding", "formulas/positional-encoding", "formulas/feed-forward", "formulas/dropout",
+    "formulas/layer-norm", "formulas/encoder-decoder", "formulas/classifier", "formulas/cross-entropy",
+    "formulas/adam", "formulas/schedule", "formulas/unbroadcast", "notebooks/index", "api/index",
 ]
 
 
