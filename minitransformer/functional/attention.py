@@ -40,12 +40,14 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
         ``(..., S, d_v)`` values.
     mask : Tensor, optional
         Boolean, broadcastable to the scores ``(..., L, S)``; True where query :math:`i` **may**
-        attend key :math:`j` (PyTorch's boolean ``attn_mask`` convention). See :func:`causal_mask`,
+        attend key :math:`j` (the boolean ``attn_mask`` of PyTorch's ``scaled_dot_product_attention``;
+        PyTorch's ``nn.MultiheadAttention`` takes the opposite). See :func:`causal_mask`,
         :func:`padding_mask`.
     dropout_p : float
-        Dropout on the attention weights while ``training``. (The paper's section 5.4 drops each
-        sub-layer's output; dropping the weights too is what PyTorch and the paper's tensor2tensor
-        code do.)
+        Dropout on the attention weights while ``training``, as in PyTorch and in tensor2tensor's
+        ``transformer_base_v2`` and later (``attention_dropout = 0.1``). (The paper's section 5.4 drops
+        the sub-layer outputs and the embedding sums, not the weights, and tensor2tensor's paper-era
+        ``transformer_base_v1`` has ``attention_dropout = 0.0``.)
     training : bool
         Dropout is applied only when True.
 
