@@ -670,7 +670,8 @@ NB02 = [
     ## 6. Masks
 
     A mask says which keys each query **may** see: a boolean `(L, S)` table (or anything that broadcasts to
-    the scores), `True` = allowed, the convention of PyTorch's boolean `attn_mask`. A hidden score is
+    the scores), `True` = allowed, as in the boolean `attn_mask` of PyTorch's
+    `scaled_dot_product_attention` (its `nn.MultiheadAttention` takes the opposite: `True` = hidden). A hidden score is
     replaced by a very negative number (the paper writes $-\infty$), so its weight is 0.
 
     **Causal mask** (the decoder, paper 3.2.3): position $i$ may look at positions $j \le i$ only, so a

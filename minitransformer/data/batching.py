@@ -2,7 +2,8 @@ r"""From lists of token ids to padded tensors with their attention masks, and ba
 
 Sequences in a batch have different lengths; they are padded with ``<pad>`` (id 0) to the
 longest one, and masks tell attention which positions are real. The mask convention is the one
-of :mod:`minitransformer.functional.masks` (and PyTorch's boolean ``attn_mask``): **True means
+of :mod:`minitransformer.functional.masks` (and of the boolean ``attn_mask`` of PyTorch's
+``scaled_dot_product_attention``; its ``nn.MultiheadAttention`` takes the opposite): **True means
 "may attend"**, and a mask broadcasts against the scores ``(batch, heads, queries, keys)``.
 
 For a source ``3 1 4`` and target ``4 1 3`` padded to length 5 (``_`` is ``<pad>``)::
