@@ -32,6 +32,7 @@ NAMES = [
     "05_training_reverse",
     "06_text_classifier",
     "07_gpu",
+    "08_decoding",
 ]
 CELL_TIMEOUT = 120  # seconds
 
