@@ -12,6 +12,7 @@ import doctest
 import importlib
 import importlib.util
 import inspect
+import json
 import re
 import subprocess
 import zlib
@@ -145,6 +146,24 @@ def test_every_notebook_is_a_page_with_its_committed_outputs(site):
     index = (site / "notebooks" / "index.html").read_text(encoding="utf-8")
     for nb in notebooks:
         assert f'href="{nb.stem}.html"' in index, f"the notebooks page does not link {nb.name}"
+
+
+def test_a_notebooks_links_to_the_sites_pages_still_work_in_the_sites_copy(tmp_path):
+    """``notebooks/NB.ipynb`` links ``../docs/formulas/x.md`` (right on GitHub and in Jupyter); the site renders a
+    copy from ``docs/notebooks/``, where that path names nothing (a warning, so a failed build) and the page is
+    ``../formulas/x.md``. Other links are copied as they are."""
+    conf = _load(DOCS / "conf.py", "docs_conf")
+    source, target = tmp_path / "notebooks", tmp_path / "docs" / "notebooks"
+    source.mkdir()
+    target.parent.mkdir()
+    cell = "[layer norm](../docs/formulas/layer-norm.md), [notebook 05](05_training_reverse.ipynb)"
+    (source / "09_x.ipynb").write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": cell}]}))
+    (source / "README.md").write_text("[errata](../docs/errata.md#1-section-431) and [01](01_autograd.ipynb)\n")
+    assert conf.copy_notebooks(source, target) == ["09_x.ipynb"]
+    copied = (target / "09_x.ipynb").read_text()
+    assert "](../formulas/layer-norm.md)" in copied and "../docs/" not in copied
+    assert "](05_training_reverse.ipynb)" in copied
+    assert (target / "README.md").read_text() == "[errata](../errata.md#1-section-431) and [01](01_autograd.ipynb)\n"
 
 
 #: every formula page (docs/formulas/, but its index): each shows the code, the math and a check by hand
