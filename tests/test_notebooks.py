@@ -33,6 +33,7 @@ NAMES = [
     "06_text_classifier",
     "07_gpu",
     "08_decoding",
+    "09_residuals_and_layer_norm",
 ]
 CELL_TIMEOUT = 120  # seconds
 
