@@ -188,11 +188,28 @@ def test_a_tied_tensor_loads_from_either_of_its_names_and_refuses_two_values():
     assert "src_embed.weight" in missing and "tgt_embed.weight" in missing
 
 
-def test_a_module_inside_itself_is_walked_once():
+def test_a_module_cannot_be_put_inside_itself():
+    """A cycle is refused where it would be made (repr and the walks would have no bottom); nothing changes."""
     lin = nn.Linear(2, 2)
-    lin.add_module("again", lin)
-    assert [name for name, _ in lin.named_modules(remove_duplicate=False)] == [""]
-    assert list(lin.state_dict()) == ["weight", "bias"]
+    with pytest.raises(ValueError, match=r"Linear: cannot make a module its own sub-module \('again'\)"):
+        lin.add_module("again", lin)
+    with pytest.raises(ValueError, match="its own sub-module"):
+        lin.again = lin
+    assert list(lin.named_children()) == [] and "again" not in lin.__dict__
+    outer, inner = nn.Sequential(nn.Linear(2, 2)), nn.Sequential(nn.Linear(2, 2))
+    outer.append(nn.ModuleList([inner]))
+    attempts = [lambda: inner.append(outer), lambda: inner.__setitem__(0, outer),
+                lambda: inner.extend([outer]), lambda: setattr(inner[0], "back", outer)]
+    for attempt in attempts:
+        with pytest.raises(ValueError, match=r"cannot add Sequential as sub-module '(0|1|back)': that Sequential "
+                                             r"holds this (Sequential|Linear) already, as '1.0(.0)?'"):
+            attempt()
+    assert len(inner) == 1 and isinstance(inner[0], nn.Linear) and "back" not in inner[0]._modules
+    assert repr(outer).count("Linear(") == 2
+    assert [name for name, _ in outer.named_modules(remove_duplicate=False)] == ["", "0", "1", "1.0", "1.0.0"]
+    outer.append(inner)  # the same module twice in one tree is no cycle
+    assert list(outer.state_dict()) == ["0.weight", "0.bias", "1.0.0.weight", "1.0.0.bias", "2.0.weight",
+                                        "2.0.bias"]
 
 
 def test_num_parameters_by_hand():

@@ -152,8 +152,10 @@ class Module:
 
     Write ``__init__`` (call ``super().__init__()`` first, then assign :class:`Parameter` and
     :class:`Module` attributes, which register themselves) and ``forward``; call the module like a
-    function. ``training`` is True after construction; ``eval()`` turns it off (dropout then does
-    nothing) and ``train()`` back on, for the module and all its sub-modules.
+    function. A module cannot be put inside itself, directly or further down (a ``ValueError``: the tree
+    would have no bottom); one module in two places of the tree is fine. ``training`` is True after
+    construction; ``eval()`` turns it off (dropout then does nothing) and ``train()`` back on, for the
+    module and all its sub-modules.
 
     Examples
     --------
@@ -228,6 +230,8 @@ class Module:
         """Put ``value`` in registry ``what`` (in its old place if it had one there), removing ``name`` elsewhere."""
         registry = self._registry(what)
         _check_name(type(self).__name__, what[1:-1], name)
+        if what == "_modules" and value is not None:
+            self._refuse_cycle(name, value)
         for other in ("_parameters", "_buffers", "_modules"):
             if other != what:
                 self._registry(other).pop(name, None)
@@ -235,6 +239,30 @@ class Module:
             self._non_persistent.discard(name)
         self.__dict__.pop(name, None)
         registry[name] = value
+
+    def _refuse_cycle(self, name: str, module: Module) -> None:
+        """Refuse to make ``module`` a sub-module of ``self`` where ``self`` is ``module`` or is already inside it.
+
+        The tree would then have no bottom: ``repr``, ``state_dict()`` and every walk down it would go on
+        forever, or (skipping the repeat) give names that lead nowhere. PyTorch allows the assignment; here it is
+        refused, at the cost of a walk down ``module`` (one step for a layer without sub-modules).
+        """
+        stack = [module]
+        while stack:
+            below = stack.pop()
+            if below is self:
+                break
+            stack.extend(m for m in below._registry("_modules").values() if m is not None)
+        else:
+            return
+        if module is self:
+            raise ValueError(f"{type(self).__name__}: cannot make a module its own sub-module ({name!r})")
+        path = next(path for path, m in module.named_modules() if m is self)
+        raise ValueError(
+            f"{type(self).__name__}: cannot add {type(module).__name__} as sub-module {name!r}: that "
+            f"{type(module).__name__} holds this {type(self).__name__} already, as {path!r}, and a module cannot "
+            "contain itself"
+        )
 
     def __getattr__(self, name: str):
         # only called when normal lookup fails: look in the registries
@@ -316,16 +344,15 @@ class Module:
         ``remove_duplicate=False``, under each of its names (what ``state_dict()`` saves), as in PyTorch.
         """
         seen = set()
-        stack = [(prefix, self, ())]
+        stack = [(prefix, self)]  # no module is inside itself (refused when assigned): the walk ends
         while stack:
-            name, module, above = stack.pop()
-            # a module inside itself would be walked forever: skip it where it repeats along the path
-            if id(module) in (seen if remove_duplicate else above):
-                continue
-            seen.add(id(module))
+            name, module = stack.pop()
+            if remove_duplicate:
+                if id(module) in seen:
+                    continue
+                seen.add(id(module))
             yield name, module
-            above += (id(module),)
-            below = [(f"{name}.{child}" if name else child, m, above) for child, m in module.named_children()]
+            below = [(f"{name}.{child}" if name else child, m) for child, m in module.named_children()]
             stack.extend(reversed(below))  # depth first, in the order of assignment
 
     def modules(self) -> Iterator[Module]:
