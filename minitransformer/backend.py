@@ -122,6 +122,9 @@ class Backend:
     def __deepcopy__(self, memo):
         return self
 
+    def __reduce_ex__(self, protocol):  # pickle's way in (copy takes the two above)
+        refuse_pickle(self)
+
     # ----------------------------------------------------------------- dtypes
     def dtype(self, spec):
         """The backend's dtype for ``spec`` (a name such as ``"float32"``, or a dtype of any backend)."""
@@ -282,6 +285,20 @@ class Backend:
         one_hot = xp.astype(indices[:, None] == xp.arange(V, dtype=indices.dtype)[None, :], values.dtype)
         flat = xp.reshape(values, (values.shape[0], math.prod(values.shape[1:])))  # no -1: N may be 0
         return xp.reshape(xp.matmul(xp.matrix_transpose(one_hot), flat), tuple(target_shape))
+
+
+def refuse_pickle(obj) -> None:
+    """Raise the error that pickling a Backend, a Tensor or a Module gets: what to use instead.
+
+    Nothing in minitransformer is written with pickle (loading a pickle can run any code): a model's
+    weights leave as ``model.state_dict()`` (NumPy arrays), a whole run as a checkpoint (an ``.npz``
+    file read without pickle); ``copy.deepcopy`` copies a model in memory.
+    """
+    raise TypeError(
+        f"cannot pickle a {type(obj).__name__}: minitransformer writes no pickles (loading one can run any code). "
+        "Save a model's weights with model.state_dict() (NumPy arrays), a run with "
+        "minitransformer.train.save_checkpoint(path, model, optimizer); copy a model in memory with copy.deepcopy"
+    )
 
 
 # --------------------------------------------------------------------- helpers on any array

@@ -9,6 +9,7 @@ operation that made a NaN; the backend setting; seeding; moving tensors between 
 from __future__ import annotations
 
 import contextvars
+import copy
 import gc
 import os
 import subprocess
@@ -435,6 +436,28 @@ def test_numpy_item_detach():
     np.testing.assert_array_equal(d.numpy(), [[3.0, 5.0]])
     with pytest.raises(ValueError, match=r"item\(\): tensor has shape \(1, 2\)"):
         x.item()
+
+
+def test_deepcopy_of_a_leaf_copies_its_array_and_grad_on_its_backend(backend):
+    x = mt.tensor([[1.5, 2.5]], requires_grad=True, name="x")
+    (x * x).sum().backward()
+    y = copy.deepcopy(x)
+    assert type(y) is mt.Tensor and y.is_leaf and y.requires_grad and y.name == "x" and y.backend is backend
+    assert y.data is not x.data and y.grad is not x.grad
+    y.data[...] = y.data * 0.0
+    y.grad.data[...] = y.grad.data * 0.0
+    np.testing.assert_array_equal(x.numpy(), [[1.5, 2.5]])
+    np.testing.assert_array_equal(x.grad.numpy(), [[3.0, 5.0]])
+    shallow = copy.copy(x)  # another object on the same array
+    assert shallow is not x and shallow.data is x.data and shallow.grad is x.grad
+
+
+def test_deepcopy_of_a_result_of_operations_is_refused():
+    """As PyTorch: a result's graph holds the arrays of other tensors; copy its detach()."""
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"deepcopy: only a leaf tensor .* made by Mul .* copy t.detach\(\)"):
+        copy.deepcopy(x * x)
+    np.testing.assert_array_equal(copy.deepcopy((x * x).detach()).numpy(), [1.0, 4.0])
 
 
 def test_default_dtypes():

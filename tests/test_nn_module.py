@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import warnings
 
 import numpy as np
@@ -434,6 +436,49 @@ def test_to_moves_between_backends():
     np.testing.assert_array_equal(model.weight.numpy(), values)
     y = model(mt.tensor(np.ones((1, 3), dtype=np.float32), backend="numpy"))
     np.testing.assert_allclose(y.numpy(), np.ones((1, 3)) @ values, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ copying, pickling
+def test_deepcopy_gives_an_independent_model_on_the_same_backend(backend):
+    """What a training loop does to keep its best weights: the copy shares no array, gradient or graph."""
+    model = nn.Transformer(12, 12, 8, 2, 16, 1, 1, max_len=8, share_embeddings=True)
+    src, tgt = mt.tensor([[3, 4, 5]]), mt.tensor([[1, 2, 3]])
+    model(src, tgt).sum().backward()
+    loss = model(src, tgt).sum()  # a graph alive while copying
+    best = copy.deepcopy(model)
+    assert type(best) is nn.Transformer and best.src_embed is best.tgt_embed  # tied stays tied
+    for (name, p), (name_copy, q) in zip(model.named_parameters(), best.named_parameters(), strict=True):
+        assert name == name_copy and type(q) is nn.Parameter and q.requires_grad and q.is_leaf
+        assert q is not p and q.data is not p.data and q.backend is p.backend is backend
+        assert q.grad is not p.grad and q.grad.backend is backend
+        np.testing.assert_array_equal(q.numpy(), p.numpy())
+        np.testing.assert_array_equal(q.grad.numpy(), p.grad.numpy())
+    kept = best.state_dict()
+    grads = [q.grad.numpy().copy() for q in best.parameters()]
+    loss.backward()  # the original's graph reaches only the original
+    mt.optim.SGD(model.parameters(), lr=0.1).step()
+    for p in model.parameters():  # and in place, into the original's arrays
+        p.data[...] = p.data * 2.0
+    for name, value in best.state_dict().items():
+        np.testing.assert_array_equal(value, kept[name])
+    for q, g in zip(best.parameters(), grads, strict=True):
+        np.testing.assert_array_equal(q.grad.numpy(), g)
+    assert best.positional.PE.backend is backend and best(src, tgt).shape == (1, 3, 12)
+
+
+def test_copy_copy_shares_the_parameters():
+    model = Stack()
+    shallow = copy.copy(model)
+    assert shallow is not model and shallow.layers is model.layers and shallow.embed.weight is model.embed.weight
+
+
+@pytest.mark.parametrize("make", [lambda: nn.Linear(2, 2), lambda: nn.Dropout(0.1), lambda: mt.tensor([1.0]),
+                                  lambda: mt.backend.current(), lambda: mt.optim.Adam(nn.Linear(2, 2).parameters())],
+                         ids=["Linear", "Dropout", "Tensor", "Backend", "Adam"])
+def test_pickle_is_refused_with_what_to_use_instead(make):
+    with pytest.raises(TypeError, match=r"cannot pickle a \w+: minitransformer writes no pickles .* "
+                                        r"model.state_dict\(\).*save_checkpoint"):
+        pickle.dumps(make())
 
 
 # ------------------------------------------------------------------ containers, repr

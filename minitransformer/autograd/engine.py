@@ -18,6 +18,7 @@ PyTorch, instead of living until ``backward()``.
 
 from __future__ import annotations
 
+import copy
 import operator
 import weakref
 
@@ -536,6 +537,36 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same values, cut from the graph (no gradient flows through)."""
         return Tensor._wrap(self.data, self.backend)
+
+    def __copy__(self) -> Tensor:
+        """``copy.copy(t)``: another Tensor object holding the same array, gradient and graph."""
+        new = type(self).__new__(type(self))
+        new.data, new.backend, new.requires_grad, new.grad = self.data, self.backend, self.requires_grad, self.grad
+        new._ctx, new._node, new.name, new._retain_grad = self._ctx, self._node, self.name, self._retain_grad
+        return new
+
+    def __deepcopy__(self, memo) -> Tensor:
+        """``copy.deepcopy(t)`` of a leaf: its array and ``.grad`` copied, on the same backend; no graph to share.
+
+        A result of operations is refused, as in PyTorch: its graph holds the arrays of other tensors.
+        Copy ``t.detach()`` instead.
+        """
+        if self._ctx is not None:
+            raise RuntimeError(
+                f"deepcopy: only a leaf tensor is copied (a parameter, an input); this {self.shape} tensor was made "
+                f"by {self._ctx!r} and is part of a graph: copy t.detach() instead"
+            )
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.data = copy.deepcopy(self.data, memo)  # NumPy, CuPy (on its device), array-api-strict: a copy
+        new.backend, new.requires_grad, new.name, new._retain_grad = (self.backend, self.requires_grad, self.name,
+                                                                      self._retain_grad)
+        new.grad = copy.deepcopy(self.grad, memo)
+        new._ctx = new._node = None
+        return new
+
+    def __reduce_ex__(self, protocol):  # pickle's way in (copy takes the two above)
+        _backend.refuse_pickle(self)
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         """Ask (or stop asking) for ``.grad`` on this tensor; only floating-point tensors can."""

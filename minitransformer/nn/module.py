@@ -23,6 +23,7 @@ array([1., 2., 3.], dtype=float32)
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
@@ -529,6 +530,28 @@ class Module:
             if given[id(t)] == name:  # a tied tensor once
                 t.data = t.backend.asarray(host)
         return LoadResult(missing, unexpected)
+
+    # ------------------------------------------------------------ copying
+    def __copy__(self) -> Module:
+        """``copy.copy(m)``: another module object sharing the registries, parameters and sub-modules."""
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __deepcopy__(self, memo) -> Module:
+        """``copy.deepcopy(m)``: an independent model (keeping the best weights during training, say).
+
+        Every parameter and buffer is copied with its array and ``.grad``, on its backend; a tensor or module
+        shared inside ``m`` (tied weights) is shared inside the copy too.
+        """
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for name, value in self.__dict__.items():
+            new.__dict__[name] = copy.deepcopy(value, memo)
+        return new
+
+    def __reduce_ex__(self, protocol):  # pickle's way in (copy takes the two above)
+        _backend.refuse_pickle(self)
 
     # ------------------------------------------------------------ printing
     def extra_repr(self) -> str:
