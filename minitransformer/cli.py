@@ -16,7 +16,7 @@ def _demo(args) -> int:
 
     if _refuse_out(args, "demo"):
         return 2
-    return _guard(lambda: run(out=args.out, train_steps=args.steps))
+    return _guard("demo", lambda: run(out=args.out, train_steps=args.steps))
 
 
 def _bench(args) -> int:
@@ -82,31 +82,34 @@ def _train(args) -> int:
         return 2
     if _refuse_out(args, "train"):
         return 2
-    try:
-        return _guard(lambda: run.train(args.task, args.out, backend=args.backend, progress=not args.no_progress,
-                                        blas_threads=args.blas_threads or None, resume=args.resume,
-                                        pictures=not args.no_pictures, checkpoint_every=args.checkpoint_every,
-                                        **overrides))
-    except TrainingInterrupted as e:  # Ctrl-C: the checkpoint holds the last whole step
+
+    def saved(e: KeyboardInterrupt) -> str:
+        """After "interrupted": the step the checkpoint holds (the last whole one) and how to continue."""
+        if not isinstance(e, TrainingInterrupted):  # a second Ctrl-C, or one outside the steps: nothing saved then
+            return ""
         again = f"minitransformer train --task {args.task} --out {shlex.quote(args.out)} --resume"
         if args.backend != "numpy":
             again += f" --backend {args.backend}"
-        print(f"minitransformer train: interrupted after step {e.step}, saved in {e.checkpoint}; continue with: "
-              f"{again}", file=sys.stderr)
-        return 130
+        return f" after step {e.step}, saved in {e.checkpoint}; continue with: {again}"
+
+    return _guard("train", lambda: run.train(args.task, args.out, backend=args.backend,
+                                             progress=not args.no_progress, blas_threads=args.blas_threads or None,
+                                             resume=args.resume, pictures=not args.no_pictures,
+                                             checkpoint_every=args.checkpoint_every, **overrides), saved)
 
 
 def _evaluate(args) -> int:
     from .train import run
 
-    return _guard(lambda: run.evaluate(args.checkpoint, backend=args.backend, blas_threads=args.blas_threads or None))
+    return _guard("evaluate", lambda: run.evaluate(args.checkpoint, backend=args.backend,
+                                                   blas_threads=args.blas_threads or None))
 
 
 def _generate(args) -> int:
     from .train import run
 
     text = args.prompt if args.prompt is not None else args.input
-    return _guard(lambda: run.generate_from_checkpoint(
+    return _guard("generate", lambda: run.generate_from_checkpoint(
         args.checkpoint, text, backend=args.backend, beam=args.beam, max_new_tokens=args.max_new_tokens,
         temperature=args.temperature, top_k=args.top_k, seed=args.seed))
 
@@ -117,14 +120,18 @@ def _assignments(args) -> int:
     return commands.main(args)
 
 
-def _guard(work) -> int:
+def _guard(command: str, work, interrupted=None) -> int:
     """Run ``work``; a user's mistake (bad checkpoint, unknown backend, bad setting) is one line on stderr, exit 2;
-    a file the system refuses (permission denied, disk full, ...) is one line too, exit 1."""
+    a file the system refuses (permission denied, disk full, ...) is one line too, exit 1; so is Ctrl-C,
+    ``minitransformer <command>: interrupted`` and what ``interrupted(the KeyboardInterrupt)`` adds, exit 130."""
     from .backend import BackendError
     from .train.checkpoint import CheckpointError
 
     try:
         work()
+    except KeyboardInterrupt as e:  # 130 = 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+        print(f"minitransformer {command}: interrupted{interrupted(e) if interrupted else ''}", file=sys.stderr)
+        return 130
     except (CheckpointError, BackendError, ValueError) as e:
         print(f"minitransformer: {e}", file=sys.stderr)
         return 2
@@ -260,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``minitransformer`` command: parse ``argv`` (``sys.argv[1:]`` when None) and run.
 
-    Returns the exit status: 0; 2 for a user's mistake, 1 for a file the system refuses (its message, one line,
-    on stderr).
+    Returns the exit status: 0; 2 for a user's mistake, 1 for a file the system refuses, 130 for Ctrl-C (each with
+    one line on stderr).
 
     Examples
     --------

@@ -132,6 +132,25 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, c
         np.testing.assert_array_equal(resumed.model_state[name], weights)
 
 
+@pytest.mark.parametrize("command", ["evaluate", "generate", "train"])
+def test_ctrl_c_elsewhere_is_one_line_and_status_130(command, untrained, tmp_path, monkeypatch, capsys):
+    """Ctrl-C while a command builds its model (outside train's steps, which save first): no traceback, 130."""
+    from minitransformer.train import tasks
+
+    def pressing(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(tasks, "build", pressing)
+    argv = {"evaluate": ["evaluate", str(untrained["reverse"])],
+            "generate": ["generate", str(untrained["reverse"]), "--input", "3 1 4"],
+            "train": ["train", "--task", "copy", *TINY, "--out", str(tmp_path / "run")]}[command]
+    try:
+        assert main(argv) == 130
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped the command as a traceback")
+    assert capsys.readouterr().err == f"minitransformer {command}: interrupted\n"
+
+
 def test_checkpoint_every_writes_the_checkpoint_during_the_run(tmp_path, monkeypatch):
     from minitransformer.train import Trainer
 
