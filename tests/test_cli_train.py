@@ -4,8 +4,10 @@ other two commands read them back. Tiny settings: this checks the plumbing; lear
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
+import os
 import re
 import signal
 
@@ -149,6 +151,27 @@ def test_ctrl_c_elsewhere_is_one_line_and_status_130(command, untrained, tmp_pat
     except KeyboardInterrupt:
         pytest.fail("Ctrl-C escaped the command as a traceback")
     assert capsys.readouterr().err == f"minitransformer {command}: interrupted\n"
+
+
+def test_metrics_json_is_written_atomically_as_the_checkpoint(tmp_path, monkeypatch, capsys):
+    """A full disk while metrics.json is replaced leaves the old one whole, and no temporary file behind."""
+    out = tmp_path / "run"
+    run = ["train", "--task", "copy", *TINY, "--no-pictures", "--out", str(out)]
+    assert main([*run, "--steps", "2"]) == 0
+    old = (out / "metrics.json").read_bytes()
+    replace = os.replace
+
+    def disk_full_for_the_metrics(src, dst):
+        if os.path.basename(dst) == "metrics.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", disk_full_for_the_metrics)
+    capsys.readouterr()
+    assert main([*run, "--steps", "3"]) == 1
+    assert capsys.readouterr().err == "minitransformer: No space left on device\n"
+    assert (out / "metrics.json").read_bytes() == old and json.loads(old)["metrics"]["steps"] == 2
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "metrics.json"]
 
 
 def test_checkpoint_every_writes_the_checkpoint_during_the_run(tmp_path, monkeypatch):

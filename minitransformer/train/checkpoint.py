@@ -222,7 +222,7 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     meta_bytes = json.dumps(meta, allow_nan=True, sort_keys=True).encode("utf-8")
     arrays[_META] = np.frombuffer(meta_bytes, dtype=np.uint8)
     arrays[_CHECKSUM] = np.frombuffer(_checksum(arrays).encode("ascii"), dtype=np.uint8)
-    _write_atomically(path, arrays)
+    _write_atomically(path, lambda f: np.savez(f, **arrays))
     return path
 
 
@@ -293,14 +293,18 @@ def _temporary_file_beside(path: Path, folder: Path) -> tuple[int, Path]:
             continue
 
 
-def _write_atomically(path: Path, arrays: dict) -> None:
-    """Write to a temporary file beside ``path``, fsync it, rename it over ``path``: all or nothing."""
+def _write_atomically(path: Path, write) -> None:
+    """``write(f)`` into a temporary file beside ``path``, fsync it, rename it over ``path``: all or nothing.
+
+    How training writes its files (the checkpoint, ``metrics.json``): a crash or a full disk mid-write leaves the
+    old file as it was, and no temporary file behind.
+    """
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = _temporary_file_beside(path, folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)  # atomic on POSIX and Windows: readers see the old file or the new one

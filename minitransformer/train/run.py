@@ -26,7 +26,7 @@ import numpy as np  # host-side parsing of user input and printing
 from .. import backend as _backend
 from ..autograd import Tensor
 from . import tasks
-from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from .checkpoint import CheckpointError, _write_atomically, load_checkpoint, read_checkpoint
 from .decoding import beam_search, generate, greedy_decode
 from .metrics import strip_after_eos
 from .threads import set_blas_threads
@@ -132,8 +132,8 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         print(f"\nfinal metrics ({'held-out test split' if setup.kind != 'lm' else 'validation text'}):")
         _print_metrics(metrics)
         _show_example(setup)
-        (out / "metrics.json").write_text(json.dumps({"task": task, "metrics": metrics, "settings": s,
-                                                      "backend": backend}, indent=2))
+        text = json.dumps({"task": task, "metrics": metrics, "settings": s, "backend": backend}, indent=2)
+        _write_atomically(out / "metrics.json", lambda f: f.write(text.encode("utf-8")))  # as the checkpoint
         written = [path, out / "metrics.json", *(_pictures(setup, trainer.history, out) if pictures else [])]
         print("\nwrote:")
         for p in written:
