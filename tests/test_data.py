@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from importlib import resources
 
@@ -349,6 +350,18 @@ def test_negation_rejects_bad_arguments():
         negation_reviews(3, negation_rate=1.5)
     with pytest.raises(ValueError, match="min_words"):
         negation_reviews(3, min_words=1, max_words=4)
+
+
+@single
+@pytest.mark.parametrize("rate, error", [("0.3", TypeError), (None, TypeError), (True, TypeError),
+                                         (float("nan"), ValueError), (-0.1, ValueError), (1.5, ValueError)])
+def test_negation_rate_must_be_a_probability(rate, error):
+    """The project's check of a real number in a range (not Python's "'<=' not supported" from a comparison)."""
+    for make in (negation_reviews, lambda n, **kw: negation_task(n, 1, **kw)):
+        with pytest.raises(error, match=rf"^negation task: negation_rate must be a number in \[0, 1\], got "
+                                        rf"{re.escape(repr(rate))}$"):
+            make(3, negation_rate=rate)
+    assert len(negation_reviews(3, negation_rate=np.float32(1.0))) == 3  # NumPy's numbers are numbers
 
 
 # ================================================================== corpus

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np  # host-side data generation only: seeded draws, no tensor arithmetic
 
+from ..functional._checks import require_real
 from .tokenizers import SPECIAL_TOKENS, CharTokenizer, WordTokenizer
 
 __all__ = [
@@ -231,19 +232,20 @@ def negation_reviews(
     >>> text.split().count("not"), label in (0, 1)
     (1, True)
     """
-    _check_review_args(min_words, max_words, negation_rate)
+    negation_rate = _check_review_args(min_words, max_words, negation_rate)
     rng = np.random.default_rng(seed)
     return [_review(rng, min_words, max_words, negation_rate) for _ in range(n)]
 
 
-def _check_review_args(min_words, max_words, negation_rate) -> None:
-    if not 0.0 <= negation_rate <= 1.0:
-        raise ValueError(f"negation task: negation_rate must be in [0, 1], got {negation_rate}")
+def _check_review_args(min_words, max_words, negation_rate) -> float:
+    """Refuse lengths that leave no room for the two words, or a rate that is no probability; the rate as a float."""
+    negation_rate = require_real("negation task", "negation_rate", negation_rate, 0.0, 1.0)
     if not (isinstance(min_words, int) and isinstance(max_words, int) and 2 <= min_words <= max_words):
         raise ValueError(
             f"negation task: need 2 <= min_words <= max_words (room for a sentiment word and 'not'), "
             f"got min_words={min_words!r}, max_words={max_words!r}"
         )
+    return negation_rate
 
 
 def _review(rng, min_words: int, max_words: int, negation_rate: float) -> tuple[str, int]:
@@ -305,7 +307,7 @@ def negation_task(
     >>> tok.decode(ids).count("not")
     1
     """
-    _check_review_args(min_words, max_words, negation_rate)
+    negation_rate = _check_review_args(min_words, max_words, negation_rate)
     if n_train < 0 or n_val < 0:
         raise ValueError(f"negation_task: n_train and n_val must be >= 0, got {n_train}, {n_val}")
     rng = np.random.default_rng(seed)
