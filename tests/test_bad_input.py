@@ -258,6 +258,41 @@ def test_integer_arithmetic_that_stays_integer_is_allowed():
         assert y.dtype_name == "int64"
 
 
+BOOL_REFUSED = {"a - b": ("Sub", lambda a, b: a - b), "-a": ("Neg", lambda a, b: -a),
+                "a ** b": ("Pow", lambda a, b: a**b), "a @ b": ("MatMul", lambda a, b: a @ b),
+                "sum": ("Sum", lambda a, b: a.sum()), "max": ("Max", lambda a, b: a.max(axis=0)),
+                "maximum": ("Maximum", lambda a, b: mt.maximum(a, b))}
+
+
+def test_bool_tensors_add_as_or_multiply_as_and_and_refuse_the_rest_on_every_backend(backend):
+    """No silent promotion, one behaviour: NumPy gave or/and, an int64 sum, int8 powers, int64 for mask + 1, and its
+    own errors for - ; array-api-strict refused all of it with its own errors."""
+    a, b = mt.tensor([True, True, False, False]), mt.tensor([True, False, True, False])
+    results = {"a + b": (a + b, [True, True, True, False]), "a * b": (a * b, [True, False, False, False]),
+               "a + False": (a + False, [True, True, False, False]), "True * b": (True * b, [True, False, True, False]),
+               "Add.apply": (mt.autograd.ops.Add.apply(a, b), [True, True, True, False])}
+    for call, (y, expected) in results.items():
+        assert (y.dtype_name, y.backend, y.numpy().tolist()) == ("bool", backend, expected), call
+    for name, op in BOOL_REFUSED.values():
+        with pytest.raises(TypeError, match=rf"^{name}: bool tensors have no arithmetic but \+ \(or\) and \* \(and\), "
+                                            r"as in PyTorch; got bool with shape \((1, 4|4,)\)\. Cast first, e\.g\. "
+                                            r"\.to\('int64'\)"):
+            op(a, b)
+    with pytest.raises(TypeError, match=r"Compare: bools have no order \(less of bool with shape \(4,\)\)"):
+        _ = a < b
+    with pytest.raises(TypeError, match=r"cannot combine a bool tensor of shape \(4,\) with the int 1; cast the "
+                                        r"tensor first, e\.g\. \.to\('int64'\)"):
+        a + 1
+    with pytest.raises(TypeError, match=r"cannot combine a bool tensor of shape \(4,\) with the float 2\.0"):
+        2.0 * a
+    with pytest.raises(TypeError, match=r"cannot combine a float32 tensor of shape \(2,\) with the bool True; "
+                                        r"write the number \(1 or 0\) instead"):
+        mt.ones(2) + True
+    with pytest.raises(TypeError, match=r"cannot combine a int64 tensor of shape \(2,\) with the bool False"):
+        mt.where(mt.tensor([True, False]), mt.tensor([1, 2]), False)
+    assert a.to("int64").sum().item() == 2 and a.eq(False).numpy().tolist() == [False, False, True, True]
+
+
 COMPARISONS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
                ">=": lambda a, b: a >= b, "eq": lambda a, b: a.eq(b), "ne": lambda a, b: a.ne(b)}
 

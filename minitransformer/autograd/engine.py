@@ -322,6 +322,12 @@ class Function:
     #: whether the inputs must be floating point (1 / 2 and e^1 are not integers): integers are refused, not
     #: promoted, the same on every backend (NumPy would make float64 of them, array-api-strict raise its own error)
     float_only = False
+    #: what a bool input gets where the operation computes numbers, the same on every backend (the array API
+    #: standard has no arithmetic on bools: array-api-strict raises; NumPy has its own: ``+`` is "or", sums are
+    #: int64, powers int8, ``-`` an error): ``"refuse"``, a TypeError; or the ``xp`` function computed instead, with
+    #: a bool result, as in PyTorch: ``"logical_or"`` for ``+``, ``"logical_and"`` for ``*``. None: bools are data
+    #: like any other
+    on_bool = None
     #: True when ``backward`` always returns new arrays, one per input, that nothing else holds: the engine
     #: may then add later gradients into them in place, and make them a leaf's ``.grad`` without a copy
     fresh_grads = False
@@ -370,6 +376,14 @@ class Function:
                 "convert it first, e.g. .to('float32')"
             )
         cls.check(*inputs, **options)
+        if cls.on_bool is not None and _kind(first.data.dtype) == "b":
+            if cls.on_bool == "refuse":
+                raise TypeError(
+                    f"{cls.__name__}: bool tensors have no arithmetic but + (or) and * (and), as in PyTorch; got bool "
+                    f"with shape {first.shape}. Cast first, e.g. .to('int64') (mask.to('int64').sum() counts the "
+                    "True values); mask.eq(False) inverts a mask"
+                )
+            return ops.Compare.apply(*inputs, name=cls.on_bool)
         fn = cls()
         fn.backend, fn.xp = first.backend, first.backend.xp
         # known before forward, so forward keeps only what the wanted gradients use (nothing under no_grad)
@@ -398,6 +412,13 @@ class Function:
 # ------------------------------------------------------------------ Tensor
 class Tensor:
     """An array of the current backend that remembers how it was made, for ``backward()``.
+
+    Arithmetic keeps dtypes, the same on every backend (no silent promotion): tensors of two dtypes are
+    refused (cast one with ``.to``), and so is a Python number of another kind (``int_tensor * 2.5``,
+    ``mask + 1``, ``x + True``; an int with a floating tensor is fine). On bool tensors ``+`` is "or" and ``*``
+    is "and", with a bool result, as in PyTorch; the rest of arithmetic (``-``, unary ``-``, ``**``, ``@``,
+    ``sum``, ``max``, ``maximum``, ``<``) is refused: cast first (``mask.to("int64").sum()`` counts the True
+    values).
 
     Parameters
     ----------
@@ -1019,30 +1040,50 @@ def _read_numbers(data) -> tuple[np.ndarray, str]:
     return host, _DTYPE_OF_KIND[host.dtype.kind]
 
 
-_FLOATING: dict = {}
+_KINDS: dict = {}
+
+
+def _kind(dtype) -> str:
+    """``"f"`` for a floating ``dtype`` (of any backend), ``"b"`` for bool, ``"i"`` for an integer; remembered, since
+    every scalar operation asks."""
+    key = (type(dtype), dtype)  # the type first: dtypes of two libraries must never be compared
+    try:
+        return _KINDS[key]
+    except KeyError:
+        name = _backend.dtype_name(dtype)
+        _KINDS[key] = "f" if name.startswith("float") else "b" if name == "bool" else "i"
+        return _KINDS[key]
 
 
 def _is_floating(dtype) -> bool:
-    """Whether ``dtype`` (of any backend) is a real floating type; remembered, since every scalar op asks."""
-    key = (type(dtype), dtype)  # the type first: dtypes of two libraries must never be compared
-    try:
-        return _FLOATING[key]
-    except KeyError:
-        _FLOATING[key] = _backend.dtype_name(dtype).startswith("float")
-        return _FLOATING[key]
+    """Whether ``dtype`` (of any backend) is a real floating type."""
+    return _kind(dtype) == "f"
+
+
+#: what to do about a Python number that does not fit a tensor's dtype, by the number's type
+_CAST_FIRST = {"float": "cast the tensor first, e.g. .to('float32')", "int": "cast the tensor first, e.g. .to('int64')",
+               "bool": "write the number (1 or 0) instead"}
 
 
 def _lift(x, like: Tensor):
-    """Python numbers stay numbers (they broadcast without a gradient); arrays become tensors."""
+    """Python numbers stay numbers (they broadcast without a gradient); arrays become tensors.
+
+    A number combines with a tensor of its own kind, and an int with a floating tensor too (the array API
+    standard's rule, on every backend): ``int * 2.5`` and ``mask + 1`` are refused (NumPy would make float64 and
+    int64 of them, silently), as is ``x + True`` for a tensor that is not bool.
+    """
     if isinstance(x, np.generic):
         x = x.item()  # a NumPy scalar is a number
-    if isinstance(x, float) and not _is_floating(like.dtype):
-        # NumPy would silently make float64 of int * 2.5; array-api-strict refuses: say so, here
-        raise TypeError(
-            f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the float {x!r}; "
-            f"cast the tensor first, e.g. .to('float32')"
-        )
-    if isinstance(x, Tensor | int | float):
+    if isinstance(x, int | float):
+        kind = _kind(like.data.dtype)
+        number = "bool" if isinstance(x, bool) else "int" if isinstance(x, int) else "float"
+        if (kind == "b") != (number == "bool") or (number == "float" and kind != "f"):
+            raise TypeError(
+                f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the {number} {x!r}; "
+                f"{_CAST_FIRST[number]}"
+            )
+        return x
+    if isinstance(x, Tensor):
         return x
     return Tensor(x, backend=like.backend)
 

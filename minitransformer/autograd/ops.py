@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 from .. import backend as _backend
-from .engine import Function, Tensor, broadcast_shapes
+from .engine import Function, Tensor, _kind, broadcast_shapes
 
 
 def _is_number(x) -> bool:
@@ -67,6 +67,8 @@ class Add(_Elementwise):
     (array([1., 1.], dtype=float32), array([2.], dtype=float32))
     """
 
+    on_bool = "logical_or"  # a + b on bools is "a or b"
+
     def forward(self, a, b):
         """``a + b`` (arrays or numbers), of the broadcast shape."""
         return a + b
@@ -91,6 +93,8 @@ class Sub(_Elementwise):
     >>> a.grad.numpy(), b.grad.numpy()
     (array([1., 1.], dtype=float32), array([-1., -1.], dtype=float32))
     """
+
+    on_bool = "refuse"
 
     def forward(self, a, b):
         """``a - b`` (arrays or numbers), of the broadcast shape."""
@@ -117,6 +121,7 @@ class Mul(_Elementwise):
     (array([3., 5.], dtype=float32), array([1., 2.], dtype=float32))
     """
 
+    on_bool = "logical_and"  # a * b on bools is "a and b"
     fresh_grads = True
 
     def forward(self, a, b):
@@ -178,6 +183,7 @@ class Neg(Function):
     array([-1., -1.], dtype=float32)
     """
 
+    on_bool = "refuse"
     fresh_grads = True
 
     def forward(self, x):
@@ -208,6 +214,7 @@ class Pow(_Elementwise):
     array([4., 6.], dtype=float32)
     """
 
+    on_bool = "refuse"
     fresh_grads = True
 
     def forward(self, a, b):
@@ -429,6 +436,7 @@ class Maximum(_Elementwise):
     (array([0. , 0.5, 1. ], dtype=float32), array([1. , 0.5, 0. ], dtype=float32))
     """
 
+    on_bool = "refuse"
     fresh_grads = True
 
     def forward(self, a, b):
@@ -476,11 +484,13 @@ class Cast(Function):
 
 
 class Compare(_Elementwise):
-    r"""An elementwise comparison (``name`` is ``"less"``, ``"greater_equal"``, ``"equal"``, ...): a boolean
-    array, with no gradient.
+    r"""An elementwise comparison (``name`` is ``"less"``, ``"greater_equal"``, ``"equal"``, ...) or logical
+    operation (``"logical_or"``, ``"logical_and"``): a boolean array, with no gradient.
 
     ``<``, ``<=``, ``>``, ``>=``, ``eq`` and ``ne`` of tensors (masks, accuracy) come here, so their operands
-    are checked as arithmetic's are: one backend, one dtype, shapes that broadcast.
+    are checked as arithmetic's are: one backend, one dtype, shapes that broadcast; so do ``+`` (or) and ``*``
+    (and) of bool tensors. Bools have no order here (NumPy puts False before True, the array API standard
+    refuses): ``<`` of bool tensors is refused on every backend.
 
     Examples
     --------
@@ -493,6 +503,15 @@ class Compare(_Elementwise):
     """
 
     differentiable = False
+
+    @classmethod
+    def check(cls, a, b, name):
+        """Refuse shapes that do not broadcast, and an order of bools."""
+        super().check(a, b)
+        t = a if isinstance(a, Tensor) else b
+        if name in ("less", "less_equal", "greater", "greater_equal") and _kind(t.dtype) == "b":
+            raise TypeError(f"Compare: bools have no order ({name} of bool with shape {t.shape}); cast first, "
+                            "e.g. .to('int64')")
 
     def forward(self, a, b, name):
         """``xp.<name>(a, b)``, boolean, of the broadcast shape."""
@@ -521,6 +540,8 @@ class Sum(Function):
     (array([ 6., 15.], dtype=float32), array([[ 1.,  1.,  1.],
            [10., 10., 10.]], dtype=float32))
     """
+
+    on_bool = "refuse"
 
     def forward(self, x, axis, keepdims):
         """The sum over ``axis`` (a tuple), the axes dropped or kept (``keepdims``); keeps the input's shape."""
@@ -581,6 +602,7 @@ class Max(Function):
            [1. , 0. , 0. ]], dtype=float32))
     """
 
+    on_bool = "refuse"
     fresh_grads = True
 
     def forward(self, x, axis, keepdims):
@@ -616,6 +638,7 @@ class MatMul(Function):
     ((4, 2, 5), (3, 5), 8.0)
     """
 
+    on_bool = "refuse"
     fresh_grads = True
 
     @classmethod
