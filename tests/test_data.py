@@ -364,6 +364,31 @@ def test_negation_rate_must_be_a_probability(rate, error):
     assert len(negation_reviews(3, negation_rate=np.float32(1.0))) == 3  # NumPy's numbers are numbers
 
 
+@single
+@pytest.mark.parametrize("bad", ["3", 2.5, -1, True, None])
+def test_counts_and_lengths_of_the_tasks_are_integers(bad):
+    """A count or a length that is no integer (or a negative count) is refused naming it: "3" and 2.5 raised
+    Python's own errors, -1 reviews gave an empty list."""
+    calls = {
+        "n": lambda v: negation_reviews(v),
+        "n_train": lambda v: negation_task(v, 1),
+        "n_val": lambda v: digit_task_splits("reverse", 2, v),
+        "min_len": lambda v: digit_task_splits("reverse", 2, 1, min_len=v, max_len=4),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=rf": {name} must be"):
+            call(bad)
+
+
+@single
+def test_tasks_take_numpy_integers_as_python_ints():
+    assert len(negation_reviews(np.int64(3), min_words=np.int64(5), max_words=np.int32(9))) == 3
+    train, val, _ = negation_task(np.int64(2), np.int64(1), min_words=np.int64(4))
+    assert (len(train), len(val)) == (2, 1)
+    train, val = digit_task_splits("copy", np.int64(2), np.int8(1), min_len=np.int64(3), max_len=np.int64(4))
+    assert (len(train), len(val)) == (2, 1) and all(type(i) is int for i in train[0][0])
+
+
 # ================================================================== corpus
 @single
 def test_corpus_loads_from_the_installed_package():

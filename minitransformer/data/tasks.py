@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np  # host-side data generation only: seeded draws, no tensor arithmetic
 
-from ..functional._checks import require_real
+from ..functional._checks import is_integer, require_int, require_real
 from .tokenizers import SPECIAL_TOKENS, CharTokenizer, WordTokenizer
 
 __all__ = [
@@ -64,9 +64,17 @@ def digit_tokenizer() -> CharTokenizer:
     return CharTokenizer(DIGITS)
 
 
-def _check_lengths(op: str, min_len: int, max_len: int) -> None:
-    if not (isinstance(min_len, int) and isinstance(max_len, int) and 1 <= min_len <= max_len):
+def _check_lengths(op: str, min_len: int, max_len: int) -> tuple[int, int]:
+    """The two lengths as Python ints, if 1 <= min_len <= max_len."""
+    min_len, max_len = require_int(op, "min_len", min_len, low=1), require_int(op, "max_len", max_len, low=1)
+    if min_len > max_len:
         raise ValueError(f"{op}: need integers 1 <= min_len <= max_len, got min_len={min_len!r}, max_len={max_len!r}")
+    return min_len, max_len
+
+
+def _check_counts(op: str, **counts) -> list[int]:
+    """Each count (``n_train=...``) as a Python int >= 0 (``"4"``, 2.5 or -1 refused, naming it)."""
+    return [require_int(op, name, n, low=0) for name, n in counts.items()]
 
 
 def _draw_digit_sources(rng, n: int, min_len: int, max_len: int, exclude: set) -> list[tuple[int, ...]]:
@@ -125,9 +133,8 @@ def digit_task_splits(
     """
     if name not in DIGIT_TASKS:
         raise ValueError(f"digit task {name!r} is unknown; choose one of {sorted(DIGIT_TASKS)}")
-    _check_lengths(f"digit task {name!r}", min_len, max_len)
-    if n_train < 0 or n_val < 0:
-        raise ValueError(f"digit task {name!r}: n_train and n_val must be >= 0, got {n_train}, {n_val}")
+    min_len, max_len = _check_lengths(f"digit task {name!r}", min_len, max_len)
+    n_train, n_val = _check_counts(f"digit task {name!r}", n_train=n_train, n_val=n_val)
     rng = np.random.default_rng(seed)
     transform = DIGIT_TASKS[name]
     train_src = _draw_digit_sources(rng, n_train, min_len, max_len, exclude=set())
@@ -232,20 +239,22 @@ def negation_reviews(
     >>> text.split().count("not"), label in (0, 1)
     (1, True)
     """
-    negation_rate = _check_review_args(min_words, max_words, negation_rate)
+    (n,) = _check_counts("negation_reviews", n=n)
+    min_words, max_words, negation_rate = _check_review_args(min_words, max_words, negation_rate)
     rng = np.random.default_rng(seed)
     return [_review(rng, min_words, max_words, negation_rate) for _ in range(n)]
 
 
-def _check_review_args(min_words, max_words, negation_rate) -> float:
-    """Refuse lengths that leave no room for the two words, or a rate that is no probability; the rate as a float."""
+def _check_review_args(min_words, max_words, negation_rate) -> tuple[int, int, float]:
+    """Refuse lengths that leave no room for the two words, or a rate that is no probability; the lengths as ints,
+    the rate as a float."""
     negation_rate = require_real("negation task", "negation_rate", negation_rate, 0.0, 1.0)
-    if not (isinstance(min_words, int) and isinstance(max_words, int) and 2 <= min_words <= max_words):
+    if not (is_integer(min_words) and is_integer(max_words) and 2 <= min_words <= max_words):
         raise ValueError(
             f"negation task: need 2 <= min_words <= max_words (room for a sentiment word and 'not'), "
             f"got min_words={min_words!r}, max_words={max_words!r}"
         )
-    return negation_rate
+    return int(min_words), int(max_words), negation_rate
 
 
 def _review(rng, min_words: int, max_words: int, negation_rate: float) -> tuple[str, int]:
@@ -307,9 +316,8 @@ def negation_task(
     >>> tok.decode(ids).count("not")
     1
     """
-    negation_rate = _check_review_args(min_words, max_words, negation_rate)
-    if n_train < 0 or n_val < 0:
-        raise ValueError(f"negation_task: n_train and n_val must be >= 0, got {n_train}, {n_val}")
+    min_words, max_words, negation_rate = _check_review_args(min_words, max_words, negation_rate)
+    n_train, n_val = _check_counts("negation_task", n_train=n_train, n_val=n_val)
     rng = np.random.default_rng(seed)
     train_part = [_review(rng, min_words, max_words, negation_rate) for _ in range(n_train)]
     seen = {text for text, _ in train_part}

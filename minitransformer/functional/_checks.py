@@ -30,6 +30,25 @@ def is_integer(value) -> bool:
     return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
+def require_int(op: str, name: str, value, low: int | None = None) -> int:
+    """``value`` as a Python int if it is an integer (a NumPy one too, not a bool) of at least ``low``; else a
+    ValueError naming ``op``, the option and the value (a count, a size, a length: ``"3"``, 2.5 or -1 would fail
+    later inside Python or NumPy, or silently give nothing).
+
+    >>> import numpy as np
+    >>> require_int("negation_reviews", "n", np.int64(3), low=0)
+    3
+    >>> require_int("Embedding", "vocab_size", 2.5, low=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: Embedding: vocab_size must be a positive integer, got 2.5
+    """
+    if not is_integer(value) or (low is not None and value < low):
+        wanted = "an integer" if low is None else "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ValueError(f"{op}: {name} must be {wanted}, got {value!r}")
+    return int(value)
+
+
 def require_real(op: str, name: str, value, low: float | None = None, high: float | None = None, *,
                  low_open: bool = False, high_open: bool = False) -> float:
     """``value`` as a Python float if it is a finite real number between ``low`` and ``high`` (either may be None;

@@ -12,7 +12,7 @@ import math
 from .. import functional as F
 from ..autograd import Tensor, cast, take
 from ..autograd.creation import ones, zeros
-from ..functional._checks import is_integer, require_real
+from ..functional._checks import require_int, require_real
 from ..functional.dropout import check_probability
 from . import init
 from .module import Module, Parameter
@@ -32,10 +32,7 @@ __all__ = [
 def check_size(layer: str, name: str, value, low: int = 1) -> int:
     """``value`` as a Python int if it is an integer >= ``low`` (a NumPy one too), else a clear error naming the
     layer and the argument."""
-    if not is_integer(value) or value < low:
-        wanted = "a positive integer" if low == 1 else f"an integer >= {low}"
-        raise ValueError(f"{layer}: {name} must be {wanted}, got {value!r}")
-    return int(value)
+    return require_int(layer, name, value, low)
 
 
 def check_features(layer: str, name: str, x, d: int, what: str = "d_model") -> Tensor:
