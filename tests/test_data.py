@@ -387,6 +387,8 @@ def test_tasks_take_numpy_integers_as_python_ints():
     assert (len(train), len(val)) == (2, 1)
     train, val = digit_task_splits("copy", np.int64(2), np.int8(1), min_len=np.int64(3), max_len=np.int64(4))
     assert (len(train), len(val)) == (2, 1) and all(type(i) is int for i in train[0][0])
+    assert list(batches(list("abcde"), np.int64(2), shuffle=False)) == [["a", "b"], ["c", "d"], ["e"]]
+    assert DataLoader(list("abc"), batch_size=np.int64(2)).batch_size == 2
 
 
 # ================================================================== corpus

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np  # host-side padding and seeded shuffling; tensors are made on the backend
 
 from ..autograd import Tensor
+from ..functional._checks import require_int
 from ..functional.masks import causal_mask, combine_masks, padding_mask
 from .tokenizers import BOS, EOS, PAD
 
@@ -366,8 +367,7 @@ def batches(
     >>> list(batches(list("abcde"), 2, seed=0, drop_last=True))
     [['c', 'e'], ['d', 'a']]
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
+    batch_size = require_int("batches", "batch_size", batch_size, low=1)
     n = len(examples)
     order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
@@ -419,8 +419,7 @@ class DataLoader:
         drop_last: bool = False,
         collate: Callable | None = None,
     ):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        batch_size = require_int("DataLoader", "batch_size", batch_size, low=1)
         self.examples, self.batch_size, self.shuffle = examples, batch_size, shuffle
         self.seed, self.drop_last, self.collate = seed, drop_last, collate
         self.epoch = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .. import backend as _backend
 from ..autograd import Tensor, broadcast_shapes
-from ._checks import as_mask, is_integer, require_tensor
+from ._checks import as_mask, is_integer, require_int, require_tensor
 
 __all__ = ["causal_mask", "padding_mask", "combine_masks"]
 
@@ -42,9 +42,7 @@ def causal_mask(T: int, backend=None) -> Tensor:
            [1, 1, 0],
            [1, 1, 1]])
     """
-    if not is_integer(T) or T < 0:
-        raise ValueError(f"causal_mask: T must be a non-negative int (the sequence length), got {T!r}")
-    T = int(T)
+    T = require_int("causal_mask", "T", T, low=0)  # the sequence length
     be = _backend.get(backend)
     xp = be.xp
     i = xp.arange(T)[:, None]  # query positions, a column

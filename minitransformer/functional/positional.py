@@ -6,7 +6,7 @@ from .. import backend as _backend
 from ..autograd import Tensor
 from ..autograd.engine import _is_floating
 from ..backend import dtype_name
-from ._checks import is_integer
+from ._checks import require_int
 
 __all__ = ["sinusoidal_positional_encoding"]
 
@@ -63,10 +63,7 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int, dtype=None, backe
            [0.8415, 0.5403, 0.01  , 1.    ]], dtype=float32)
     """
     op = "sinusoidal_positional_encoding"
-    for name, n, least in (("max_len", max_len, 0), ("d_model", d_model, 1)):
-        if not is_integer(n) or n < least:
-            raise ValueError(f"{op}: {name} must be an int >= {least}, got {n!r}")
-    max_len, d_model = int(max_len), int(d_model)
+    max_len, d_model = require_int(op, "max_len", max_len, low=0), require_int(op, "d_model", d_model, low=1)
     be = _backend.get(backend)
     xp, f64, out_dtype = be.xp, be.dtype("float64"), be.dtype(dtype)
     if not _is_floating(out_dtype):  # sines and cosines in [-1, 1]: an integer table would be all 0s and 1s

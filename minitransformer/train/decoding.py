@@ -31,7 +31,7 @@ from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..backend import dtype_name
 from ..data.tokenizers import BOS, EOS, PAD
-from ..functional._checks import is_integer, require_real
+from ..functional._checks import require_int, require_real
 
 __all__ = ["greedy_decode", "beam_search", "generate", "length_penalty"]
 
@@ -55,9 +55,7 @@ def _first_param(model):
 
 def _max_steps(op: str, max_len, default: int, model) -> int:
     steps = default if max_len is None else max_len
-    if not is_integer(steps) or steps < 1:
-        raise ValueError(f"{op}: max_len must be a positive int, got {max_len!r}")
-    steps = int(steps)  # (a NumPy integer too: array-api-strict takes only Python ints in shapes and slices)
+    steps = require_int(op, "max_len", steps, low=1)  # a Python int: array-api-strict takes no NumPy one in shapes
     if steps > model.max_len:  # the decoder reads <bos> and all generated tokens but the last: `steps` positions
         raise ValueError(f"{op}: max_len={steps} needs {steps} decoder positions, the model has max_len="
                          f"{model.max_len}")
@@ -227,9 +225,7 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     True
     """
     op = "beam_search"
-    if not is_integer(beam_size) or beam_size < 1:
-        raise ValueError(f"{op}: beam_size must be a positive int, got {beam_size!r}")
-    beam_size = int(beam_size)
+    beam_size = require_int(op, "beam_size", beam_size, low=1)
     alpha = require_real(op, "alpha", alpha, low=0.0)
     k = beam_size
     with _EvalMode(model):
@@ -352,13 +348,9 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     True
     """
     op = "generate"
-    if not is_integer(max_new_tokens) or max_new_tokens < 0:
-        raise ValueError(f"{op}: max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    max_new_tokens = int(max_new_tokens)
+    max_new_tokens = require_int(op, "max_new_tokens", max_new_tokens, low=0)
     temperature = require_real(op, "temperature", temperature, low=0.0)  # 0: greedy
-    if top_k is not None and (not is_integer(top_k) or top_k < 1):
-        raise ValueError(f"{op}: top_k must be a positive int or None, got {top_k!r}")
-    top_k = None if top_k is None else int(top_k)
+    top_k = None if top_k is None else require_int(op, "top_k", top_k, low=1)
     with _EvalMode(model):
         ids = _ids(op, prompt, _first_param(model))
         be = ids.backend

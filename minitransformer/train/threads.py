@@ -17,6 +17,8 @@ from __future__ import annotations
 import ctypes
 import os
 
+from ..functional._checks import require_int
+
 __all__ = ["set_blas_threads", "get_blas_threads"]
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
@@ -84,8 +86,7 @@ def set_blas_threads(n: int) -> bool:
     ...     assert get_blas_threads() == 1
     ...     _ = set_blas_threads(before)
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_blas_threads: n must be a positive int, got {n!r}")
+    n = require_int("set_blas_threads", "n", n, low=1)
     lib = _openblas()
     for name in _SETTERS if lib is not None else ():
         if hasattr(lib, name):

@@ -38,7 +38,7 @@ from pathlib import Path
 from .. import backend as _backend
 from ..autograd import Tensor, no_grad
 from ..data.batching import DataLoader, batches
-from ..functional._checks import is_integer, require_real
+from ..functional._checks import require_int, require_real
 from ..optim import clip_grad_norm_
 from .checkpoint import load_checkpoint, save_checkpoint
 from .metrics import RunningMean
@@ -228,8 +228,8 @@ class Trainer:
             raise TypeError(f"Trainer: eval_fn must be a function model -> dict, got {type(eval_fn).__name__}")
         for name, value in (("eval_every", eval_every), ("log_every", log_every), ("patience", patience),
                             ("checkpoint_every", checkpoint_every)):
-            if value is not None and (not is_integer(value) or value < 1):
-                raise ValueError(f"Trainer: {name} must be a positive int or None, got {value!r}")
+            if value is not None:
+                require_int("Trainer", name, value, low=1)
         if clip is not None:
             clip = require_real("Trainer", "clip", clip, low=0.0, low_open=True)
         mode = mode or ("max" if "acc" in monitor else "min")
@@ -345,9 +345,7 @@ class Trainer:
         TrainingInterrupted
             Ctrl-C: the step in progress was finished and the checkpoint written (with ``checkpoint_path``).
         """
-        if not is_integer(steps) or steps < 0:
-            raise ValueError(f"Trainer.fit: steps must be an int >= 0, got {steps!r}")
-        steps = int(steps)
+        steps = require_int("Trainer.fit", "steps", steps, low=0)
         try:  # the notebook widget bar where Jupyter can draw it, else the text bar (no "IProgress" warning)
             import ipywidgets  # noqa: F401
             from tqdm.auto import tqdm

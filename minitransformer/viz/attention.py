@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 
 from .. import backend as _backend
 from ..autograd import Tensor
+from ..functional._checks import require_int
 
 __all__ = ["attention_heatmap", "attention_heads", "attention_layers", "to_host"]
 
@@ -269,9 +270,7 @@ def attention_heads(weights, query_labels=None, key_labels=None, title: str | No
     cols = _labels(key_labels, S, "key_labels", "key", where)
     if ncols is None:
         ncols = min(H, 4)
-    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"{where}: ncols must be a positive int, got {ncols!r}")
-    ncols = min(ncols, H)
+    ncols = min(require_int(where, "ncols", ncols, low=1), H)
     nrows = math.ceil(H / ncols)
     maps = [[W[h] for h in range(r * ncols, min(H, (r + 1) * ncols))] for r in range(nrows)]
     titles = [[f"head {h + 1}" for h in range(r * ncols, min(H, (r + 1) * ncols))] for r in range(nrows)]

@@ -19,6 +19,7 @@ import numpy as np  # the host side of a picture
 from matplotlib.figure import Figure
 
 from ..autograd import Tensor
+from ..functional._checks import require_int
 from .attention import FONT
 
 __all__ = ["training_curves", "panel_name"]
@@ -130,9 +131,7 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
         if any(y <= 0 for _, _, ys in panels[panel] for y in ys if math.isfinite(y)):
             raise ValueError(f"{where}: panel {panel!r} has values <= 0 and cannot use a log scale")
     ncols = min(len(names), 3) if ncols is None else ncols
-    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"{where}: ncols must be a positive int, got {ncols!r}")
-    ncols = min(ncols, len(names))
+    ncols = min(require_int(where, "ncols", ncols, low=1), len(names))
     nrows = math.ceil(len(names) / ncols)
     fig = Figure(figsize=(4.2 * ncols + 0.4, 3.2 * nrows + 0.4 * bool(title)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
