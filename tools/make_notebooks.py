@@ -2169,10 +2169,11 @@ NB08 = [
     |---|---|---|
     | greedy | $y_t = \arg\max_v p(v \mid y_{<t}, X)$ | `greedy_decode` |
     | beam search | keeps the $k$ most probable prefixes; picks the best $\log P(Y \mid X) / lp(Y)$ | `beam_search` |
-    | sampling | draws $y_t$ from $\mathrm{softmax}(z_t / \tau)$, or from its top $k$ tokens | `generate` |
+    | sampling | draws $y_t$ from $\mathrm{softmax}(z_t / \tau)$ or its top $k$ | `generate` (decoder-only LMs) |
 
     with the length penalty $lp(Y) = \left(\frac{5 + \lvert Y \rvert}{6}\right)^\alpha$ of Wu et al. 2016, the logits
-    $z_t$ (the scores before the softmax) and the temperature $\tau$.
+    $z_t$ (the scores before the softmax) and the temperature $\tau$. Section 6 writes a sampler for the
+    encoder–decoder.
 
     Steps: **1** a model trained on the reverse task of notebook 05, briefly, so that it still makes
     mistakes · **2** teacher forcing (training) against generation (inference), and what one mistake does
@@ -2199,9 +2200,9 @@ NB08 = [
     md(r"""
     ## 1. A model that reverses digit sequences
 
-    Notebook 05's task (`3 1 4 1 5` → `5 1 4 1 3`, lengths 5 to 8) and model (the paper's
-    [encoder–decoder](../docs/formulas/encoder-decoder.md), $d_\text{model} = 32$, 2 heads, two encoder and
-    two decoder layers, pre-LN), made by `train.tasks.build("reverse", ...)` and trained by
+    Notebook 05's task (`3 1 4 1 5` → `5 1 4 1 3`, lengths 5 to 8) and model (notebook 05's `nn.Transformer`,
+    the [encoder–decoder](../docs/formulas/encoder-decoder.md), $d_\text{model} = 32$, 2 heads, two encoder and
+    two decoder layers, pre-LN; the paper's is post-LN), made by `train.tasks.build("reverse", ...)` and trained by
     `train.Trainer` for 300 steps: half of notebook 05's 600, so that it reverses most sequences but still
     makes mistakes for the decoders to differ on. It takes seconds (the time is printed).
     """),
@@ -2212,7 +2213,8 @@ NB08 = [
 
     settings = dict(min_len=5, max_len=8, n_train=5000, n_val=200, n_test=500, d_model=32, heads=2, layers=2, d_ff=64,
                     batch_size=32, steps=300, warmup=30, lr=4e-3)
-    setup = build("reverse", **settings)                   # data, model, the paper's Adam, schedule, loss; seed 0
+    # data, model, the paper's Adam, warm-up + cosine schedule (as notebook 05), loss; seed 0
+    setup = build("reverse", **settings)
     model, tok = setup.model, setup.tokenizer
     print(f"{model.num_parameters():,} parameters; {tok.vocab_size} tokens:", " ".join(tok.itos))
     trainer = Trainer(model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, clip=1.0, desc="reverse")
@@ -2246,8 +2248,9 @@ NB08 = [
 
     **Training: teacher forcing.** The decoder reads the *true* target shifted right, `tgt_in` =
     `<bos>` $y_1 \ldots y_{T-1}$, and every position $t$ scores the next token, all positions in one forward
-    pass. The loss (notebook 05, [cross-entropy](../docs/formulas/cross-entropy.md)) is
-    $-\sum_t \log p(y_t \mid y_{<t}, X)$ with the true prefix $y_{<t}$.
+    pass. The loss ([cross-entropy](../docs/formulas/cross-entropy.md)) is
+    $-\frac{1}{\sum_n T_n} \sum_n \sum_t \log p(y^{(n)}_t \mid y^{(n)}_{<t}, X^{(n)})$ (notebook 05), the mean over
+    the real target tokens, with the true prefix $y_{<t}$.
 
     **Inference: generation.** There is no true target. The decoder reads `<bos>` and then its own
     outputs, $\hat y_t = \arg\max_v p(v \mid \hat y_{<t}, X)$, one forward pass per token. While
@@ -2335,8 +2338,10 @@ NB08 = [
     with mt.no_grad():
         before = model(one.src, one.tgt_in, one.src_mask).numpy()[0]           # (T, V)
         after_change = model(one.src, mt.tensor(changed), one.src_mask).numpy()[0]
-    print("tgt_in  ", show(one.tgt_in.numpy()[0][1:]), " ->", show(changed[0][1:]), "(position 4 changed)")
+    print("tgt_in  ", " ".join(tok.itos[v] for v in one.tgt_in.numpy()[0]), " ->",
+          " ".join(tok.itos[v] for v in changed[0]), "(position 4 changed; <bos> is position 0)")
     print("max |change of the logits| per position:", np.abs(after_change - before).max(-1).round(3))
+    print("positions 0-3 bitwise equal:", np.array_equal(after_change[:4], before[:4]))
     """),
     md(r"""
     **At inference the mask has nothing left to hide.** When the decoder has read positions $0 \ldots t$, the
@@ -2498,7 +2503,8 @@ NB08 = [
     md(r"""
     **The length penalty.** Every token adds a negative $\log p$, so a longer hypothesis has a lower
     $\log P$, and ranking by $\log P$ alone favours short outputs. The Transformer paper (section 6.1) uses
-    beam size 4 with the length penalty of Wu et al. 2016 (GNMT, equation 14), $\alpha = 0.6$: the winner is
+    beam size 4 with the length penalty of Wu et al. 2016 (GNMT, equation 14, without its coverage penalty
+    $cp$; the Transformer paper names only the length penalty), $\alpha = 0.6$: the winner is
     the hypothesis with the best
 
     $$
@@ -2588,6 +2594,7 @@ NB08 = [
         print(f"tau {tau}{f', top-{k}' if k else '':8} largest p = {p.max():.3f}  p(right token) = "
               f"{p[right]:.3f}  entropy = {-(p[p > 0] * np.log(p[p > 0])).sum():.2f} nats")
     fig.axes[0].set_ylabel("p(next token)")
+    fig.supxlabel("next token")
     fig.suptitle("softmax(z / tau): the right token in red")
     fig
     """),
@@ -2654,8 +2661,9 @@ NB08 = [
         share = np.bincount(drawn, minlength=tok.vocab_size) / N     # (V,)
         p = p_tau(z_lm, tau, k)
         bound = 4 * np.sqrt(p * (1 - p) / N).max()                    # 4 standard errors
+        outside = f";  tokens outside the top {k} drawn: {int(share[p == 0].sum() * N)}" if k else ""
         print(f"tau {tau}{f', top-{k}' if k else '':8} max |share - p_tau| = {np.abs(share - p).max():.4f} "
-              f"(4 standard errors: {bound:.4f});  tokens outside the top k drawn: {int(share[p == 0].sum() * N)}")
+              f"(4 standard errors: {bound:.4f}){outside}")
         assert np.abs(share - p).max() < bound
     """),
     md(r"""
@@ -2709,8 +2717,9 @@ NB08 = [
     """),
     md(r"""
     Time, measured in this run, with and without the cache (`use_cache`): `greedy_decode` on the 500 test
-    sources (at most 9 tokens each; the best of three runs), and `generate` with the untrained language
-    model of section 6 (greedy, `temperature=0`), 200 new tokens for each of 16 prompts (the best of two):
+    sources (at most 10 tokens each, `model.max_len`; the best of three runs), and `generate` with the
+    untrained language model of section 6 (greedy, `temperature=0`), 200 new tokens for each of 16 prompts
+    (the best of two):
     """),
     code("""
     def best_time(f, repeat):
@@ -2725,7 +2734,7 @@ NB08 = [
 
     prompts = np.repeat(prompt, 16, axis=0)                      # (16, 3)
     runs = {                                                      # name: (repeats, run with or without the cache)
-        "greedy_decode, 500 sources, <= 9 tokens": (3, lambda c: greedy_decode(model, tb.src, tb.src_mask,
+        "greedy_decode, 500 sources, <= 10 tokens": (3, lambda c: greedy_decode(model, tb.src, tb.src_mask,
                                                                                 use_cache=c)),
         "generate, 16 prompts, 200 tokens": (2, lambda c: generate(lm, prompts, 200, temperature=0, use_cache=c)),
     }
@@ -2746,12 +2755,12 @@ NB08 = [
     scores, and run the projections and feed-forward layers on $(T + 1)/2$ times as many positions. The
     time saved is much smaller than that: every step also has costs the cache does not touch (Python, the
     library's checks, a few hundred small NumPy calls), and with sequences this short and a model this
-    small they are a large part of the time. The larger the batch, the model and $T$, the closer the time
-    comes to the arithmetic.
+    small they are a large part of the time. With a larger batch, model and $T$ the time should come closer
+    to the arithmetic (not measured here).
 
     ## 8. What the source document says
 
-    The source document (`seed/`) has no decoding section; two of its sentences touch on it, outside the
+    The source document has no decoding section; two of its sentences touch on it, outside the
     formulas of section 4 that `docs/errata.md` covers.
 
     * Section 3.1: "The self-attention mechanism allows the model to dynamically compute weights based on
@@ -2768,8 +2777,9 @@ NB08 = [
 
     ## Exercises
 
-    1. Train for 600 steps instead of 300 (as notebook 05). How do the two accuracies of section 2 change,
-       and for how many test sources does beam search still beat greedy? (Check: rerun sections 1, 2 and 5.)
+    1. Train with `steps=600, warmup=60` instead of 300 and 30 (as notebook 05). How do the two accuracies
+       of section 2 change, and for how many test sources does beam search still beat greedy? (Check: rerun
+       sections 1, 2 and 5.)
     2. By hand: two hypotheses have $\log P = -3.0$ with $\lvert Y \rvert = 5$ and $\log P = -3.4$ with
        $\lvert Y \rvert = 8$. Which one wins at $\alpha = 0$, and which at $\alpha = 0.6$? Check with
        `length_penalty`. (Answer: at $\alpha = 0$ the first, $-3.0 > -3.4$; at $\alpha = 0.6$ the second,
