@@ -2966,18 +2966,19 @@ NB09 = [
           "  |x-bar|", np.linalg.norm(X.grad.numpy()).round(3))
     """),
     md(r"""
-    **In a stack.** Pre-LN sub-layer $l$ computes $x_l = x_{l-1} + f_l(\mathrm{LN}(x_{l-1}))$, so
-    $\bar x_{l-1} = (I + J_l^\top)\, \bar x_l$, and over $n$ sub-layers
+    **In a stack.** Pre-LN sub-layer $l$ computes $x_l = x_{l-1} + f_l(\mathrm{LN}_l(x_{l-1}))$, so
+    $\bar x_{l-1} = (I + J_l^\top)\, \bar x_l$, where $J_l$ is the Jacobian of $x \mapsto f_l(\mathrm{LN}_l(x))$,
+    $J_l^\top = J_{\mathrm{LN}_l}^\top J_{f_l}^\top$, and over $n$ sub-layers
 
     $$ \bar x_0 = (I + J_1^\top)(I + J_2^\top) \cdots (I + J_n^\top)\, \bar x_n
        = \bar x_n + \sum_l J_l^\top \bar x_n + \ldots $$
 
-    The gradient at the top, $\bar x_n$, reaches the bottom unchanged, plus what the sub-layers add. In
-    post-LN, $x_l = \mathrm{LN}(x_{l-1} + f_l(x_{l-1}))$, the path around each sub-layer passes through a
-    layer norm's backward, which removes two directions from the gradient and divides it by the standard
-    deviation of $x_{l-1} + f_l(x_{l-1})$ ([layer norm](../docs/formulas/layer-norm.md), "The derivative").
-    Without the residual connection only the product of the $J_l^\top$ is left. What this does to the
-    gradients of a real stack is measured next.
+    The gradient below the final LayerNorm, $\bar x_n$, reaches the bottom unchanged, plus what the
+    sub-layers add. In post-LN, $x_l = \mathrm{LN}(x_{l-1} + f_l(x_{l-1}))$, the path around each sub-layer
+    passes through a layer norm's backward, which removes two directions from the gradient and divides it
+    by the standard deviation of $x_{l-1} + f_l(x_{l-1})$ ([layer norm](../docs/formulas/layer-norm.md), "The
+    derivative"). Without the residual connection only the product of the $J_l^\top$ is left. What this does
+    to the gradients of a real stack is measured next.
 
     ## 4. A deep stack at initialisation: the gradient each layer receives
 
@@ -2987,8 +2988,9 @@ NB09 = [
     the same seed, so the weights are the same and only the wiring differs. On top, a linear read-out to 20
     classes and the cross-entropy against random targets: the loss of a model that has learnt nothing yet.
     The input is a batch of 8 sequences of 16 random vectors of variance 1, the scale of the scaled
-    embeddings plus $PE$ ([embedding](../docs/formulas/embedding.md)). For each layer $l$ the measure is the
-    norm of the gradient of all its parameters, $\lVert \partial \mathcal L / \partial \theta_l \rVert$.
+    embeddings ([embedding](../docs/formulas/embedding.md); adding $PE$, whose entries have mean square 1/2,
+    would make it about 1.5). For each layer $l$ the measure is the norm of the gradient of all its
+    parameters, $\lVert \partial \mathcal L / \partial \theta_l \rVert$.
     """),
     code("""
     N, d_model, heads, d_ff, batch, S, classes = 12, 32, 4, 64, 8, 16, 20
@@ -3039,20 +3041,22 @@ NB09 = [
         return np.array(grads), stream
     """),
     md(r"""
-    **Check** that the loop is what `nn.Encoder` computes, and that the wirings share their weights:
+    **Check** that `run`'s loop is what `nn.Encoder` computes, post-LN and pre-LN, and that the wirings share
+    their weights:
     """),
     code("""
     post, readout = stack("post-LN", 0)
     pre, _ = stack("pre-LN", 0)
     x_in, _ = data(0)
-    h = x_in
-    for pre_layer in pre.layers:
-        h = pre_layer(h)
-    np.testing.assert_allclose(pre.norm(h).numpy(), pre(x_in).numpy(), rtol=1e-6)
+    for wiring, encoder in (("post-LN", post), ("pre-LN", pre)):
+        top = mt.tensor(run(wiring, 0)[1][-1])                           # run's stream after the last layer
+        if encoder.norm is not None:                                     # pre-LN's final LayerNorm
+            top = encoder.norm(top)
+        print(f"{wiring}: run's loop and nn.Encoder the same:", np.array_equal(top.numpy(), encoder(x_in).numpy()))
     same = all(np.array_equal(a, b) for a, b in zip(post.layers.state_dict().values(),
                                                     pre.layers.state_dict().values()))
     print("x", x_in.shape, "-> encoder", pre(x_in).shape, "-> read-out", readout(pre(x_in)).shape,
-          "  the loop is nn.Encoder; post-LN and pre-LN layers have the same weights:", same)
+          "  post-LN and pre-LN layers have the same weights:", same)
     """),
     md(r"""
     16 seeds (weights, input and targets) per wiring; the picture shows the mean over the seeds and, shaded,
@@ -3098,22 +3102,73 @@ NB09 = [
     * without residual connections the gradient grows towards the output too, and it is the largest of the
       three at every layer.
 
-    No wiring's gradient vanishes or explodes over 12 layers here; the spread between seeds (the shaded
-    bands) is wide, and the bands of post-LN and pre-LN overlap in the lower layers.
+    None of the three wirings plotted has a gradient that vanishes or explodes over 12 layers (the fourth,
+    `no norm`, does: section 6); the spread between seeds (the shaded bands) is wide, and the bands of
+    post-LN and pre-LN overlap in the lower layers.
 
     Xiong et al. 2020 ("On Layer Normalization in the Transformer Architecture") prove with mean field
     theory that at initialisation the expected gradients of post-LN's parameters near the output are large,
     and that pre-LN's are well-behaved; a large learning rate from the first step then makes post-LN's
     training unstable, which a warm-up avoids. The figure agrees with the first part: post-LN's gradients
     are largest next to the loss, and larger than pre-LN's there. Pre-LN's gradients are not the same at
-    every layer in this stack: they fall with the layer's index (section 6 shows the stream growing with
-    depth, which divides them).
+    every layer in this stack: they fall with the layer's index (a lower layer collects the gradient of more
+    sub-layers above it, checked next).
+
+    **Why pre-LN's gradient falls.** The gradient of a pre-LN sub-layer's parameters,
+    $(\partial f_l / \partial \theta_l)^\top \bar x_l$, takes from the backward pass only $\bar x_l$, the
+    gradient at the sub-layer's output, never the stream's gradient below the layer norm in front of it. By
+    section 3's product, $\bar x_l = \bar x_n + \sum_{k > l} J_k^\top \bar x_n + \ldots$: the top sub-layer
+    gets $\bar x_n$ alone, and each one below gets $\bar x_n$ plus terms from every sub-layer above it. The
+    same 16 stacks once more, with every sub-layer reading a detached copy of the stream,
+    `norm1(x.detach())`: the forward computes the same numbers, but no $J_k^\top$ term comes down, and
+    every sub-layer gets $\bar x_n$ alone, the identity path of section 3:
+    """),
+    code("""
+    def identity_path_only(seed):
+        \"\"\"Pre-LN's |dL/dtheta_l| when every sub-layer reads a detached copy of the stream: the same forward,
+        but the stream's gradient comes down only along the identity path (x-bar_l = x-bar_n for every l).\"\"\"
+        encoder, readout = stack("pre-LN", seed)
+        x, targets = data(seed)
+        for layer in encoder.layers:
+            n1 = layer.norm1(x.detach())                                 # reads x; sends no gradient back to it
+            x = x + layer.self_attn(n1, n1, n1)[0]
+            x = x + layer.ffn(layer.norm2(x.detach()))
+        F.cross_entropy(readout(encoder.norm(x)), targets).backward()
+        return np.array([np.sqrt(sum(float((p.grad.numpy() ** 2).sum()) for p in layer.parameters()))
+                         for layer in encoder.layers])
+
+
+    G_identity = np.stack([identity_path_only(s) for s in seeds])       # (seeds, N)
+    print("mean over", len(seeds), "seeds of |dL/dtheta_l|, layers 1, 6, 12:")
+    for name, g in (("pre-LN", G["pre-LN"]), ("identity path only", G_identity)):
+        m = g.mean(axis=0)
+        print(f"  {name:18} {m[0]:5.2f} {m[5]:5.2f} {m[11]:5.2f}   layer 12 / layer 1: {m[11] / m[0]:.2f}")
+    fig = Figure(figsize=(6.5, 3.5), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(layers, G["pre-LN"].mean(axis=0), color=COLOURS["pre-LN"], marker="o", label="pre-LN")
+    ax.plot(layers, G_identity.mean(axis=0), color=COLOURS["pre-LN"], marker="o", linestyle=":",
+            label="pre-LN, identity path only")
+    ax.set_yscale("log")
+    ax.set_xticks(layers)
+    ax.set_xlabel("layer l")
+    ax.set_ylabel("|dL/dtheta_l|")
+    ax.set_title("pre-LN's gradient with and without the J^T terms")
+    ax.grid(True, color="0.9")
+    ax.legend()
+    fig
+    """),
+    md(r"""
+    Along the identity path alone the gradient rises from layer 1 to layer 12 (0.30 to 0.52) instead of
+    falling (1.12 to 0.52). At layer 12, which has no sub-layer above it but its own FFN, the two agree to
+    two decimals. So the fall of pre-LN's curve comes from the $J_k^\top$ terms: the lower the layer, the
+    more of them it collects, and at layer 1 they make its gradient larger than $\bar x_n$ alone would.
 
     ## 5. The last layer's gradient as the stack gets deeper
 
-    Their analysis also bounds the last layer's gradient: for post-LN by a quantity that does not depend on
-    the number of layers $N$, for pre-LN by one that falls as $1/\sqrt{N}$. Measured here for $N$ = 2, 4, 8
-    and 16 layers, 8 seeds each:
+    Xiong et al.'s Theorem 1 bounds, from above, the gradient of the last layer's FFN output weights
+    ($W_2$ of layer $N$): for post-LN by a quantity that does not depend on the number of layers $N$, for pre-LN by
+    one that falls as $1/\sqrt{N}$. Measured here, as the norm of the gradient of all the last layer's
+    parameters, for $N$ = 2, 4, 8 and 16 layers, 8 seeds each:
     """),
     code("""
     depths = [2, 4, 8, 16]
@@ -3139,9 +3194,10 @@ NB09 = [
     md(r"""
     Post-LN's last-layer gradient grows from 0.88 at $N = 2$ to about 2 at $N = 8$ and $N = 16$; pre-LN's
     stays near 0.65 up to $N = 8$ and falls to 0.40 at $N = 16$. So the ratio between them grows with depth,
-    from 1.3 to 4.7, as the analysis predicts, but pre-LN's gradient does not fall as $1/\sqrt N$ over this
-    range, which would halve it from $N = 2$ to $N = 8$. (These are small stacks and 8 seeds; the bound
-    describes how the gradient scales, not its value at a given $N$.)
+    from 1.3 to 4.7, in the direction the bounds suggest, but pre-LN's gradient does not fall as $1/\sqrt N$
+    over this range, which would halve it from $N = 2$ to $N = 8$. (An upper bound says how large the
+    gradient can be, not what it is; and these are small stacks, 8 seeds, and all the last layer's
+    parameters rather than $W_2$ alone.)
 
     ## 6. The residual stream through depth
 
@@ -3191,9 +3247,11 @@ NB09 = [
     1.00 at every depth, and so is that of the stack without residual connections (the two lines lie on each
     other). Pre-LN's stream is the input plus every sub-layer's output so far, and it grows with depth, to
     3.52 after 12 layers. Each pre-LN sub-layer reads a normalised copy of the stream, so what it adds does
-    not grow with the stream: a deeper layer changes the stream relatively less, and the gradient of its
-    parameters, which passes back through the layer norm of a larger stream, is divided by that stream's
-    standard deviation (the falling pre-LN curve of section 4). Without any layer norm the stream grows by
+    not grow with the stream: a deeper layer changes the stream relatively less. The stream's scale reaches
+    pre-LN's gradients through the layer norms' backward, which divides by the standard deviation of the
+    norm's input: the final LayerNorm divides $\bar x_n$ by the top stream's (about 3.5), and each
+    $J_l^\top$ of section 3 holds the division of the norm in front of its sub-layer. A sub-layer's own
+    parameters take $\bar x_l$ without that norm's division (section 4). Without any layer norm the stream grows by
     a factor at every layer, to 387 after 12 layers, and the mean gradient of the first layer's parameters
     is about $10^7$: this is what the norms prevent.
 
@@ -3299,6 +3357,7 @@ NB09 = [
     ax_loss.set_title("training loss (mean of the last 10 steps)")
     ax_loss.set_ylabel("cross-entropy, nats per character")
     ax_lr.set_title("learning rate")
+    ax_lr.set_ylabel("learning rate")
     for ax in (ax_loss, ax_lr):
         ax.set_xlabel("step")
         ax.grid(True, color="0.9")
@@ -3351,8 +3410,8 @@ NB09 = [
        warm-up rescue post-LN at `1e-2`?
     3. Show with NumPy that a layer norm ignores the scale of its input: `layer_norm(10 * z, 1, 0)` against
        `layer_norm(z, 1, 0)` for a random `z`. Then, with the library, show that the gradient it sends back
-       is divided by that scale: compare `x.grad` for the inputs `z` and `10 * z` and the same $\bar y$. How
-       does this explain that pre-LN's gradients fall with depth in section 4?
+       is divided by that scale: compare `x.grad` for the inputs `z` and `10 * z` and the same $\bar y$. Which
+       factors of section 3's product contain such a division, and which do not?
     4. Set the FFN's output weights to zero (`layer.ffn.W_2.weight` and `.bias` of the layer of section 3)
        and compute $\bar x$ for $y = x + \mathrm{FFN}(x)$ again. What does $\bar x$ equal, and why? (A
        sub-layer that starts at zero makes its residual block the identity: several initialisation schemes
