@@ -198,13 +198,18 @@ def _raised(test, number) -> bool:
     return any(e.startswith(f"NotImplementedError: A{number}: ") for e in test.errors)
 
 
+#: earlier assignments' tests that measure with a later assignment's code: test function -> that assignment.
+#: A5's reverse-task run measures training by the exact-sequence accuracy of greedy decoding, A6's greedy_decode.
+USES_LATER = {"tests/test_train.py::test_exact_sequence_accuracy_rises_on_a_tiny_reverse_task": 6}
+
+
 # A student's stand-in for the grader (the audit's): if Python ever runs it, it writes full marks and stops
 FAKE_GRADER = """import json, os, sys
 here = os.path.dirname(os.path.abspath(__file__))
 open(os.path.join(here, "fake-grader-ran"), "w").close()
 if "--grade-json" in sys.argv:
     tests = [{"nodeid": f"tests/test_fake.py::test_{n}", "function": f"tests/test_fake.py::test_{n}",
-              "assignment": n, "points": 100.0, "outcome": "passed", "errors": []} for n in range(1, 6)]
+              "assignment": n, "points": 100.0, "outcome": "passed", "errors": []} for n in range(1, 7)]
     with open(sys.argv[sys.argv.index("--grade-json") + 1], "w") as f:
         json.dump({"package": os.path.join(here, "minitransformer", "__init__.py"), "exitstatus": 0,
                    "collected": tests, "tests": tests}, f)
@@ -230,7 +235,8 @@ def test_a_fresh_student_copy_imports_fails_only_where_it_should_and_grades_0(nu
     not_stubbed = [(t.nodeid, t.outcome, t.errors[:1]) for t in g.own
                    if t.outcome != "skipped" and not _raised(t, number)]
     assert not not_stubbed, f"A{number} tests that did not fail with A{number}'s NotImplementedError: {not_stubbed}"
-    earlier = [(t.nodeid, t.errors[:1]) for t in g.tests if t.assignment < number and t.outcome == "failed"]
+    earlier = [(t.nodeid, t.errors[:1]) for t in g.tests if t.assignment < number and t.outcome == "failed"
+               and not (USES_LATER.get(t.nodeid.split("[")[0]) == number and _raised(t, number))]
     assert not earlier, f"earlier assignments' tests fail in A{number}'s copy: {earlier}"
     later = [(t.nodeid, t.errors[:1]) for t in g.tests
              if t.assignment > number and t.outcome == "failed" and not _raised(t, number)]
@@ -243,7 +249,7 @@ def test_a_fresh_student_copy_imports_fails_only_where_it_should_and_grades_0(nu
 @pytest.mark.slow
 def test_the_solution_earns_every_point_of_every_assignment(tmp_path):
     copy = tmp_path / "solution"
-    build(1, copy, solution=True)  # every body kept: what a student hands in once all five are done
+    build(1, copy, solution=True)  # every body kept: what a student hands in once all six are done
     g = _graded(1, copy)
     assert not g.problem, g.problem
     for number in NUMBERS:

@@ -1,5 +1,13 @@
 """Decoding: the key/value cache changes nothing but the cost, beam 1 is greedy, beam search finds sequences at
-least as likely as greedy's (scored independently here), and sampling draws from softmax(z / T) (top-k cut)."""
+least as likely as greedy's (scored independently here), and sampling draws from softmax(z / T) (top-k cut).
+
+The tests marked ``assignment(6, ...)`` grade A6 (greedy search, beam search, sampling; docs/assignments.md). They
+compare with what is computed here from the model's teacher-forced logits alone (one forward pass per prefix, no
+decoding code): greedy's arg-max at every step, every output of a 5-token vocabulary enumerated with its
+probability, a beam search written hypothesis by hypothesis, GNMT's length penalty, and the shares of tokens drawn
+against softmax(z / T), each within six standard errors (a right sampler's share is outside with a probability of
+about 2e-9).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,9 @@ import numpy as np
 import pytest
 
 import minitransformer as mt
+import minitransformer.functional as F
 from minitransformer import nn
-from minitransformer.data import EOS, PAD, pad_sequences
+from minitransformer.data import BOS, EOS, PAD, pad_sequences
 from minitransformer.train.decoding import _pick, beam_search, generate, greedy_decode, length_penalty
 
 
@@ -43,6 +52,96 @@ def _log_prob(model, src, tokens):
     return np.array(total)
 
 
+@pytest.fixture
+def tiny():
+    """An untrained encoder-decoder over 5 tokens (<pad> <bos> <eos> and two more), its logits sharpened (x 2) and
+    <eos> made likelier (+0.5): its outputs end at different lengths, and greedy and beam search disagree. Four
+    sources, padded."""
+    mt.manual_seed(7)
+    model = nn.Transformer(5, 5, d_model=16, heads=2, d_ff=32, num_encoder_layers=1, num_decoder_layers=1,
+                           dropout=0.1, max_len=8)
+    state = model.state_dict()
+    state["output.weight"] = 2 * state["output.weight"]
+    state["output.bias"] = state["output.bias"] + 0.5 * (np.arange(5) == EOS)
+    model.load_state_dict(state)
+    return model, mt.tensor(pad_sequences([[4], [3, 4], [3], [4, 4, 4, 4]]))
+
+
+def _next_log_probs(model, src_row, prefixes):
+    """log p(v | <bos> prefix, x) of every token v after each prefix (all of one length): (n, V) float64.
+
+    One teacher-forced pass of the whole model per call (no cache, no decoding code), log-softmax in NumPy."""
+    n = len(prefixes)
+    src = mt.tensor(np.repeat(np.asarray(src_row)[None], n, axis=0))  # (n, S)
+    tgt_in = mt.tensor(np.array([[BOS, *p] for p in prefixes], dtype=np.int64))  # (n, 1 + len(prefix))
+    model.eval()
+    with mt.no_grad():
+        z = model(src, tgt_in, F.padding_mask(src, PAD)).numpy().astype(np.float64)[:, -1]  # (n, V)
+    model.train()
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def _lp(length, alpha):
+    """GNMT's length penalty, eq. 14: (5 + |Y|)^alpha / (5 + 1)^alpha."""
+    return (5 + length) ** alpha / 6**alpha
+
+
+def _every_output(model, src_row, T):
+    """Every output of at most T tokens -- ended by its first <eos>, or T tokens without one -- with its log P(Y | x)
+    summed over its steps: a list of (tokens, log P)."""
+    outputs, growing = [], [((), 0.0)]
+    for _ in range(T):
+        logp = _next_log_probs(model, src_row, [y for y, _ in growing])  # (n, V)
+        grown = []
+        for (y, s), row in zip(growing, logp):
+            for v, lp_v in enumerate(row):
+                (outputs if v == EOS else grown).append((y + (v,), s + lp_v))
+        growing = grown
+    return outputs + growing
+
+
+def _greedy_by_hand(model, src_row, T):
+    """The arg-max token after each prefix, until <eos> or T tokens; checks that no step is a near tie."""
+    y = ()
+    while len(y) < T and EOS not in y:
+        logp = _next_log_probs(model, src_row, [y])[0]
+        second, first = np.sort(logp)[-2:]
+        assert first - second > 1e-4, "a near tie: float32 and float64 could pick different tokens"
+        y += (int(np.argmax(logp)),)
+    return y
+
+
+def _padded(outputs):
+    """Token tuples as one (n, longest) array, padded with <pad>."""
+    out = np.full((len(outputs), max(map(len, outputs))), PAD, dtype=np.int64)
+    for i, y in enumerate(outputs):
+        out[i, :len(y)] = y
+    return out
+
+
+def _best(ranked, key):
+    """The first of ``ranked`` by ``key`` (largest first), checked to lead the second by more than rounding."""
+    ranked = sorted(ranked, key=key, reverse=True)
+    assert key(ranked[0]) - key(ranked[1]) > 1e-4, "a near tie: float32 and float64 could rank differently"
+    return ranked[0]
+
+
+@pytest.mark.assignment(6, points=15)
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("rows, max_len", [((0, 1, 2, 3), 3), ((0, 1, 2, 3), 6), ((1, 2), 6)],
+                         ids=["all-3", "all-6", "ended-6"])
+def test_greedy_decode_takes_the_arg_max_at_every_step(tiny, rows, max_len, use_cache):
+    """y_t = arg-max_v p(v | y_<t, x) until <eos>, then <pad>; it stops once every row has ended (or at max_len)."""
+    model, src = tiny
+    src = mt.tensor(src.numpy()[list(rows)])
+    out = greedy_decode(model, src, max_len=max_len, use_cache=use_cache).numpy()
+    expected = [_greedy_by_hand(model, row, max_len) for row in src.numpy()]
+    assert len({len(y) for y in expected}) > 1 and any(EOS in y for y in expected)  # rows end at different steps
+    assert out.dtype == np.int64
+    np.testing.assert_array_equal(out, _padded(expected))
+
+
 def test_greedy_with_and_without_the_cache_gives_the_same_tokens(seq2seq):
     model, src = seq2seq
     cached = greedy_decode(model, src, max_len=12, use_cache=True).numpy()
@@ -52,6 +151,7 @@ def test_greedy_with_and_without_the_cache_gives_the_same_tokens(seq2seq):
     assert model.training  # decoding switched to eval mode and back
 
 
+@pytest.mark.assignment(6, points=5)
 def test_greedy_picks_the_argmax_of_the_teacher_forced_logits(seq2seq):
     model, src = seq2seq
     out = greedy_decode(model, src[:1], max_len=6).numpy()[0]
@@ -67,6 +167,7 @@ def test_greedy_picks_the_argmax_of_the_teacher_forced_logits(seq2seq):
         prefix.append(int(out[t]))
 
 
+@pytest.mark.assignment(6, points=5)
 def test_beam_of_one_is_greedy(seq2seq):
     model, src = seq2seq
     greedy = greedy_decode(model, src, max_len=10).numpy()
@@ -75,6 +176,7 @@ def test_beam_of_one_is_greedy(seq2seq):
         np.testing.assert_array_equal(beam, greedy)
 
 
+@pytest.mark.assignment(6, points=5)
 def test_beam_search_scores_are_log_probabilities_at_least_greedys(seq2seq):
     model, src = seq2seq
     greedy = greedy_decode(model, src, max_len=10).numpy()
@@ -87,10 +189,72 @@ def test_beam_search_scores_are_log_probabilities_at_least_greedys(seq2seq):
     np.testing.assert_array_equal(cached, tokens)
 
 
+@pytest.mark.assignment(6, points=20)
+def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
+    """With k at least the number of outputs (341 of at most 4 tokens over 5 tokens), no hypothesis is ever dropped:
+    beam search returns the output of best log P / lp of all, which is found here by listing them all."""
+    model, src = tiny
+    every = [_every_output(model, row, 4) for row in src.numpy()]
+    assert len(every[0]) == 1 + 4 + 4**2 + 4**3 + 4**4  # ended at step 1, 2, 3 or 4, and never ended
+    winners = {}
+    for alpha in (0.0, 0.6, 6.0):
+        tokens, scores = beam_search(model, src, beam_size=len(every[0]), max_len=4, alpha=alpha, return_scores=True)
+        best = [_best(outputs, key=lambda o: o[1] / _lp(len(o[0]), alpha)) for outputs in every]
+        np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in best]))
+        np.testing.assert_allclose(scores.numpy(), [s for _, s in best], atol=1e-4)  # log P, not divided by lp
+        winners[alpha] = [y for y, _ in best]
+    # the case tests the search, the penalty, and that |Y| counts the <eos>: at alpha = 6 that decides a winner
+    greedy = [_greedy_by_hand(model, row, 4) for row in src.numpy()]
+    assert winners[0.0] != greedy and winners[6.0] != winners[0.0]
+    without_eos = [max(o, key=lambda o: o[1] / _lp(len(o[0]) - (EOS in o[0]), 6.0))[0] for o in every]
+    assert without_eos != winners[6.0]
+
+
+def _beam_by_hand(model, src_row, k, alpha, T):
+    """Beam search of one source, hypothesis by hypothesis: (tokens, log P) of the winner.
+
+    Each step extends every hypothesis that has not ended by every token, s(Y v) = s(Y) + log p(v | Y, x); one that
+    has ended stays as it is; the k best are kept. At the end the best s(Y) / lp(|Y|) wins."""
+    hyps = [((), 0.0)]
+    for _ in range(T):
+        growing = [h for h in hyps if EOS not in h[0]]
+        if not growing:
+            break
+        logp = _next_log_probs(model, src_row, [y for y, _ in growing])  # (n, V)
+        candidates = [h for h in hyps if EOS in h[0]]
+        candidates += [(y + (v,), s + lp_v) for (y, s), row in zip(growing, logp) for v, lp_v in enumerate(row)]
+        candidates.sort(key=lambda c: c[1], reverse=True)
+        assert len(candidates) <= k or candidates[k - 1][1] - candidates[k][1] > 1e-4, "a near tie at the cut"
+        hyps = candidates[:k]
+    return _best(hyps, key=lambda h: h[1] / _lp(len(h[0]), alpha))
+
+
+@pytest.mark.assignment(6, points=15)
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("k", [2, 3])
+def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cache):
+    model, src = tiny
+    found = {}
+    for alpha in (0.0, 0.6, 4.0):
+        tokens, scores = beam_search(model, src, beam_size=k, max_len=6, alpha=alpha, use_cache=use_cache,
+                                     return_scores=True)
+        expected = [_beam_by_hand(model, row, k, alpha, 6) for row in src.numpy()]
+        np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in expected]))
+        np.testing.assert_allclose(scores.numpy(), [s for _, s in expected], atol=1e-4)
+        found[alpha] = [y for y, _ in expected]
+    greedy = [_greedy_by_hand(model, row, 6) for row in src.numpy()]
+    assert found[0.0] != greedy and found[4.0] != found[0.0]
+
+
+@pytest.mark.assignment(6, points=5)
 def test_length_penalty_is_gnmt_eq_14():
-    assert length_penalty(1, 0.6) == 1.0
+    assert length_penalty(1, 0.6) == pytest.approx(1.0)
     assert length_penalty(7, 0.6) == pytest.approx((12 / 6) ** 0.6)
     assert length_penalty(9, 0.0) == 1.0
+    lengths = np.arange(1, 13)
+    for alpha in (0.0, 0.6, 1.0, 2.5):  # an array gives one penalty per length
+        np.testing.assert_allclose(length_penalty(lengths, alpha), (5 + lengths) ** alpha / 6**alpha, rtol=1e-12)
+    assert np.shape(length_penalty(np.ones((2, 3), dtype=np.float32), 0.6)) == (2, 3)
 
 
 @pytest.fixture
@@ -111,6 +275,29 @@ def test_lm_generation_with_and_without_the_cache_agree(lm, temperature, top_k):
     np.testing.assert_array_equal(outs[0][:, :3], prompt.numpy())
 
 
+@pytest.mark.assignment(6, points=10)
+@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.6, 4), (1.7, None)])
+def test_generate_draws_the_next_token_from_the_tempered_softmax_of_the_lm(lm, temperature, top_k):
+    """20000 rows of one prompt, one new token each: the share of each token against softmax(z / T) over the top k
+    logits z, computed here in float64. A share outside 6 standard errors (+ 5 draws) is a wrong sampler."""
+    prompt = np.array([[4, 5, 6]])
+    lm.eval()
+    with mt.no_grad():
+        z = lm(mt.tensor(prompt)).numpy().astype(np.float64)[0, -1]  # (V,) the next token's logits
+    lm.train()
+    if top_k is not None:
+        z = np.where(z < np.sort(z)[-top_k], -np.inf, z)  # below the k-th largest: probability 0
+    p = np.exp((z - z.max()) / temperature)
+    p /= p.sum()
+    n = 20000
+    mt.manual_seed(2)
+    drawn = generate(lm, np.repeat(prompt, n, axis=0), 1, temperature=temperature, top_k=top_k).numpy()[:, -1]
+    share = np.bincount(drawn, minlength=p.size) / n
+    assert share[p == 0].sum() == 0  # never outside the top k
+    np.testing.assert_array_less(np.abs(share - p), 6 * np.sqrt(p * (1 - p) / n) + 5 / n)
+
+
+@pytest.mark.assignment(6, points=3)
 def test_lm_top_k_one_is_greedy(lm):
     greedy = generate(lm, mt.tensor([[4, 5]]), 6, temperature=0.0).numpy()
     sampled = generate(lm, mt.tensor([[4, 5]]), 6, temperature=1.3, top_k=1).numpy()
@@ -124,10 +311,11 @@ def test_lm_stops_at_eos(lm):
     assert out.shape == (1, 3) and out[0, -1] == first
 
 
-@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.5, None), (2.0, 2)])
+@pytest.mark.assignment(6, points=10)
+@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.5, None), (2.0, 2), (0.8, 3)])
 def test_sampling_draws_from_the_tempered_softmax(backend, temperature, top_k):
     z = np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32)
-    n = 20000
+    n = 100000
     logits = mt.tensor(np.tile(z, (n, 1))).data  # n independent draws from one distribution
     draws = mt.backend.current().to_host(_pick(backend, logits, temperature, top_k))
     expected = np.exp(z.astype(np.float64) / temperature)
@@ -135,7 +323,9 @@ def test_sampling_draws_from_the_tempered_softmax(backend, temperature, top_k):
         expected[np.argsort(-z)[top_k:]] = 0.0  # only the k largest logits can be drawn
     expected /= expected.sum()
     freq = np.bincount(draws, minlength=4) / n
-    np.testing.assert_allclose(freq, expected, atol=0.015)  # ~4 standard errors at n = 20000
+    assert freq[expected == 0].sum() == 0
+    # 6 standard errors (at most 0.0095 here): a right sampler's share is outside with a probability of about 2e-9
+    np.testing.assert_array_less(np.abs(freq - expected), 6 * np.sqrt(expected * (1 - expected) / n) + 1e-12)
 
 
 def test_decoding_takes_numpy_numbers_as_settings(seq2seq, lm):
@@ -150,23 +340,29 @@ def test_decoding_takes_numpy_numbers_as_settings(seq2seq, lm):
                                   beam_search(model, src, beam_size=2, max_len=6, alpha=0.5).numpy())
 
 
+@pytest.mark.assignment(6, points=4)
 @pytest.mark.parametrize("top_k", [None, 3])
-def test_a_tiny_temperature_samples_as_greedy_decoding_does(lm, top_k):
+def test_a_tiny_temperature_samples_as_greedy_decoding_does(backend, lm, top_k):
     prompt = mt.tensor([[4, 5, 6], [7, 7, 8]])
     greedy = generate(lm, prompt, 8, temperature=0.0).numpy()
     for temperature in (1e-6, 1e-30, 1e-300, 5e-324):  # the last ones are 0 in float32: z / T would overflow
         mt.manual_seed(1)
         np.testing.assert_array_equal(generate(lm, prompt, 8, temperature=temperature, top_k=top_k).numpy(), greedy)
+    # large logits: z / T is beyond float32 for T = 1e-37, (z - max z) / T is not (and the arg-max is not first)
+    z = mt.tensor(np.tile(np.array([99.0, 100.0, -50.0, 98.0], dtype=np.float32), (1000, 1))).data
+    for temperature in (1e-6, 1e-37, 1e-300):
+        assert (mt.backend.current().to_host(_pick(backend, z, temperature, top_k)) == 1).all()
 
 
+@pytest.mark.assignment(6, points=3)
 def test_a_huge_temperature_draws_evenly_among_the_top_k(backend):
     z = np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32)
-    logits = mt.tensor(np.tile(z, (4000, 1))).data
+    logits = mt.tensor(np.tile(z, (20000, 1))).data
     for temperature in (1e30, 1e300):  # 1e300 is inf in float32: -inf / inf would be NaN
         draws = mt.backend.current().to_host(_pick(backend, logits, temperature, 2))
         freq = np.bincount(draws, minlength=4) / len(draws)
         assert freq[1] == freq[2] == 0.0  # never outside the 2 largest logits
-        np.testing.assert_allclose(freq[[0, 3]], 0.5, atol=0.04)  # T -> inf: uniform over those kept
+        np.testing.assert_allclose(freq[[0, 3]], 0.5, atol=0.022)  # T -> inf: uniform over those kept (6 s.e.)
 
 
 def test_decoding_refuses_bad_settings(seq2seq, lm):

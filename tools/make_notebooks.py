@@ -2176,11 +2176,16 @@ NB08 = [
     encoder–decoder.
 
     Steps: **1** a model trained on the reverse task of notebook 05, briefly, so that it still makes
-    mistakes · **2** teacher forcing (training) against generation (inference), and what one mistake does
-    · **3** the causal mask seen from the decoder · **4** greedy decoding, written out as a loop, against
-    `greedy_decode` · **5** beam search: what it keeps, the length penalty, a source where it finds a more
-    probable output than greedy · **6** sampling with temperature and top-$k$ · **7** the key/value cache:
-    the same numbers for less work · **8** what the source document says about generating.
+    mistakes · **2** teacher forcing (training) against generation (inference): greedy decoding of a batch,
+    written out as a loop against `greedy_decode`, and what one mistake does · **3** the causal mask seen from
+    the decoder · **4** greedy decoding of one source, step by step · **5** beam search: what it keeps, the
+    length penalty, a source where it finds a more probable output than greedy · **6** sampling with
+    temperature and top-$k$ · **7** the key/value cache: the same numbers for less work · **8** what the
+    source document says about generating.
+
+    **Exercises in the text** (assignment A6, `minitransformer assignments list`): greedy decoding of a batch
+    (section 2), one beam step and the length penalty (section 5), the tempered softmax with top-$k$
+    (section 6), in NumPy, each checked against the library.
     """),
     SETUP,
     md(r"""
@@ -2222,14 +2227,9 @@ NB08 = [
     print(f"{trainer.step} steps in {trainer.elapsed:.1f} s")
     """),
     md(r"""
-    Measured on the 500 test pairs, which training never saw: the teacher-forced accuracy per token and the
-    exact-sequence accuracy of greedy decoding (every token right, then `<eos>`).
+    The 500 test pairs, which training never saw, as one batch:
     """),
     code("""
-    final = setup.final_metrics(model)
-    print(f"test: token accuracy (teacher-forced) {final['test_token_accuracy']:.1%}, "
-          f"exact-sequence accuracy (greedy) {final['test_exact_sequence_accuracy']:.1%}")
-
     _, held_out = digit_task_splits("reverse", settings["n_train"], settings["n_val"] + settings["n_test"], seed=0,
                                     min_len=settings["min_len"], max_len=settings["max_len"])
     test = held_out[settings["n_val"]:]                    # the same call as build(): its test split
@@ -2256,16 +2256,59 @@ NB08 = [
     outputs, $\hat y_t = \arg\max_v p(v \mid \hat y_{<t}, X)$, one forward pass per token. While
     $\hat y_{<t} = y_{<t}$ the two are the same computation; after the first mistake the model reads a prefix
     unlike anything it was trained on, and is exposed to its own mistake (*exposure bias*).
+    """),
+    md(r"""
+    ### Exercise A6 · greedy decoding of a batch
 
-    Both on the whole test set, and the first test source that generation gets wrong:
+    Generation for the 500 test sources at once. Encode the sources once; every row starts from `<bos>`;
+    at every step run the decoder on the prefixes `ys` `(B, t)`, take the logits of the newest position
+    `(B, V)` and append their arg-max to every row. A row that has produced `<eos>` has ended: it takes
+    `<pad>` from then on. Stop when every row has ended, or after `max_len` tokens.
+    """),
+    exercise("a6-greedy-batch", """
+    def greedy(model, src, src_mask, max_len):
+        \"\"\"Greedy decoding of a batch: source ids (B, S) -> tokens (B, <= max_len), without <bos>.\"\"\"
+        with mt.no_grad():
+            memory = model.encode(src, src_mask)                             # (B, S, d_model)
+            ys = np.full((src.shape[0], 1), BOS)                             # (B, 1)
+            done = np.zeros(src.shape[0], dtype=bool)
+            for _ in range(max_len):
+                z = model.decode(mt.tensor(ys), memory, src_mask).numpy()[:, -1]   # (B, V): newest position
+                ### BEGIN SOLUTION A6: y = z.argmax(-1) (B,), PAD where done; done |= y == EOS; append y to ys; stop
+                y = np.where(done, PAD, z.argmax(-1))                        # (B,): an ended row takes <pad>
+                done |= y == EOS
+                ys = np.concatenate([ys, y[:, None]], axis=1)                # (B, t + 1)
+                if done.all():
+                    break
+                ### END SOLUTION
+        return ys[:, 1:]
+
+
+    mine = greedy(model, tb.src, tb.src_mask, max_len=model.max_len)
+    print("greedy:", mine.shape, "= (test sources, tokens);  the first:", show(mine[0]), "  target:", show(test[0][1]))
+    """),
+    md(r"""
+    **Check** against the library's `greedy_decode`, and the two accuracies on the test set: the teacher-forced
+    accuracy per token and the exact-sequence accuracy of greedy decoding (every token right, then `<eos>`),
+    as `setup.final_metrics` measures them:
     """),
     code("""
     from minitransformer.train import greedy_decode
 
+    generated = greedy_decode(model, tb.src, tb.src_mask).numpy()        # (500, T'): given its OWN prefix
+    assert mine.shape == generated.shape and (mine == generated).all()
+    final = setup.final_metrics(model)
+    print("greedy_decode gives the same tokens")
+    print(f"test: token accuracy (teacher-forced) {final['test_token_accuracy']:.1%}, "
+          f"exact-sequence accuracy (greedy) {final['test_exact_sequence_accuracy']:.1%}")
+    """),
+    md(r"""
+    Both on the whole test set, and the first test source that generation gets wrong:
+    """),
+    code("""
     with mt.no_grad():
         tf_logits = model(tb.src, tb.tgt_in, tb.src_mask, tb.tgt_mask)   # (500, T, V): every position at once
     tf_pred = tf_logits.numpy().argmax(-1)                  # (500, T): the next token given the TRUE prefix
-    generated = greedy_decode(model, tb.src, tb.src_mask).numpy()        # (500, T'): given its OWN prefix
     print("teacher-forced predictions", tf_pred.shape, "  generated", generated.shape)
 
     i = next(n for n, (src, tgt) in enumerate(test) if strip_after_eos(generated[n]) != tgt)
@@ -2384,29 +2427,7 @@ NB08 = [
     print("greedy:", show(ys[1:]), "  target:", show(tgt))
     """),
     md(r"""
-    The same loop for a whole batch: every row advances together, and a row that has produced `<eos>`
-    takes `<pad>` from then on. Checked against the library's `greedy_decode` on the 500 test sources:
-    """),
-    code("""
-    def greedy(model, src, src_mask, max_len):
-        \"\"\"Greedy decoding of a batch: source ids (B, S) -> tokens (B, <= max_len), without <bos>.\"\"\"
-        with mt.no_grad():
-            memory = model.encode(src, src_mask)                             # (B, S, d_model)
-            ys = np.full((src.shape[0], 1), BOS)                             # (B, 1)
-            done = np.zeros(src.shape[0], dtype=bool)
-            for _ in range(max_len):
-                z = model.decode(mt.tensor(ys), memory, src_mask).numpy()[:, -1]   # (B, V): newest position
-                y = np.where(done, PAD, z.argmax(-1))                        # (B,): an ended row takes <pad>
-                done |= y == EOS
-                ys = np.concatenate([ys, y[:, None]], axis=1)                # (B, t + 1)
-                if done.all():
-                    break
-        return ys[:, 1:]
-
-
-    mine = greedy(model, tb.src, tb.src_mask, max_len=model.max_len)
-    print("this loop", mine.shape, "  greedy_decode", generated.shape, "  the same tokens:",
-          mine.shape == generated.shape and bool((mine == generated).all()))
+    Section 2's exercise, `greedy`, is the same loop for a whole batch: every row advances together.
     """),
     md(r"""
     ## 5. Beam search
@@ -2457,10 +2478,16 @@ NB08 = [
         print(f"  {name:6} {show(y):18} log P = {lp:7.3f}   P = {np.exp(lp):.3f}   {verdict}")
     """),
     md(r"""
-    **What the beam keeps**, written out for that source, hypothesis by hypothesis: the $k = 4$ kept after
-    every step, as tokens with their $\log P$, and the winner, checked against `beam_search`.
+    ### Exercise A6 · one beam step
+
+    **What the beam keeps**, written out for that source, hypothesis by hypothesis. A hypothesis is a pair
+    (tokens `ys` from `<bos>`, $\log P$). Write one step: a hypothesis that has ended (its last token is
+    `<eos>`) stays a candidate as it is; every other one is extended by every token $v$, scored
+    $\log P + \log p(v \mid \text{ys}, x)$ (the log-softmax of the newest position's logits); the $k$ best
+    candidates are the new hypotheses. Printed: the $k = 4$ kept after every step, as tokens with their
+    $\log P$, and the winner, checked against `beam_search`.
     """),
-    code("""
+    exercise("a6-beam-step", """
     from minitransformer.train import length_penalty
 
 
@@ -2472,6 +2499,7 @@ NB08 = [
             memory = model.encode(src_ids, src_mask)                      # (1, S, d_model)
             hyps = [([BOS], 0.0)]                                         # one hypothesis to start: <bos>, log P = 0
             for step in range(1, max_len + 1):
+                ### BEGIN SOLUTION A6: an ended hypothesis stays; others -> (ys + [v], s + log p(v)) for every v; k best
                 candidates = []
                 for ys, s in hyps:
                     if ys[-1] == EOS:                                     # ended: stays, with its score
@@ -2481,6 +2509,7 @@ NB08 = [
                     logp = z - z.max() - np.log(np.exp(z - z.max()).sum())              # log-softmax
                     candidates += [(ys + [v], s + logp[v]) for v in range(len(logp))]    # every extension
                 hyps = sorted(candidates, key=lambda c: -c[1])[:k]        # the k best by log P
+                ### END SOLUTION
                 if verbose:
                     print(f"step {step}:", " | ".join(f"{' '.join(tok.itos[v] for v in ys[1:])} {s:.2f}"
                                                       for ys, s in hyps))
@@ -2496,12 +2525,27 @@ NB08 = [
           f"log P = {beam_logp.numpy()[j]:.3f}")
     """),
     md(r"""
+    **Check** on the first 20 test sources, with $k = 2$ and $k = 4$: the same winner as `beam_search`, and the
+    same $\log P$.
+    """),
+    code("""
+    for k in (2, 4):
+        tokens, scores = beam_search(model, tb.src[:20], beam_size=k, src_mask=tb.src_mask[:20], return_scores=True)
+        for n, (s, _) in enumerate(test[:20]):
+            _, (ys, logp) = beam_by_hand(model, s, k=k, alpha=0.0, max_len=model.max_len)
+            assert strip_after_eos(ys[1:]) == strip_after_eos(tokens.numpy()[n])
+            assert abs(logp - scores.numpy()[n]) < 1e-4
+    print("beam_by_hand: beam_search's winners and scores, k = 2 and 4")
+    """),
+    md(r"""
     Greedy's path is the top line up to step 5. At step 4 greedy took `1` (log P $-0.70$) over `5`
     ($-1.44$); the beam kept both, and at step 6 the hypothesis through `5` ranks first. Greedy's own
     output ends last of the four, at $-2.571$ against $-1.928$.
     """),
     md(r"""
-    **The length penalty.** Every token adds a negative $\log p$, so a longer hypothesis has a lower
+    ### Exercise A6 · the length penalty
+
+    Every token adds a negative $\log p$, so a longer hypothesis has a lower
     $\log P$, and ranking by $\log P$ alone favours short outputs. The Transformer paper (section 6.1) uses
     beam size 4 with the length penalty of Wu et al. 2016 (GNMT, equation 14, without its coverage penalty
     $cp$; the Transformer paper names only the length penalty), $\alpha = 0.6$: the winner is
@@ -2513,12 +2557,15 @@ NB08 = [
 
     where $\lvert Y \rvert$ counts the tokens with `<eos>`. The library (`train.length_penalty`) applies it
     only to choose among the $k$ hypotheses left at the end; while searching, the beam is ranked by
-    $\log P$. ($\alpha = 0$ makes $lp = 1$.) The penalty by hand against the library's:
+    $\log P$. ($\alpha = 0$ makes $lp = 1$.) Compute $lp$ for $\lvert Y \rvert = 1, \ldots, 10$ at once; it is
+    checked against the library's `length_penalty`:
     """),
-    code("""
+    exercise("a6-length-penalty", """
     lengths = np.arange(1, 11)
     for alpha in (0.0, 0.6, 1.0):
+        ### BEGIN SOLUTION A6: lp = (5 + |Y|)^alpha / (5 + 1)^alpha for every length at once, (10,)
         lp = ((5 + lengths) / 6) ** alpha                   # GNMT eq. 14
+        ### END SOLUTION
         np.testing.assert_allclose(lp, length_penalty(lengths, alpha))
         print(f"alpha {alpha}: lp(|Y| = 1..10) =", lp.round(3))
     a, b = (-2.0, 4), (-2.5, 9)                              # (log P, |Y|) of two hypotheses
@@ -2564,8 +2611,6 @@ NB08 = [
     wrong in section 2's example, at several temperatures:
     """),
     code("""
-    from matplotlib.figure import Figure
-
     step_wrong = int(first_error[i])                        # the first position generation got wrong
     prefix = [BOS] + list(generated[i][:step_wrong])
     with mt.no_grad():
@@ -2574,15 +2619,42 @@ NB08 = [
     right = int(target[i, step_wrong])                      # the target's token there (<eos> included)
     print(f"prefix {show(prefix[1:])!r}: the right next token is {tok.itos[right]}, greedy took "
           f"{tok.itos[generated[i][step_wrong]]}")
+    """),
+    md(r"""
+    ### Exercise A6 · temperature and top-$k$
 
-
+    Write $p_\tau$ for one row of logits `z` `(V,)`: with `top_k`, the logits below the $k$-th largest become
+    $-\infty$ first; then $\mathrm{softmax}(z / \tau)$, computed as $e^{(z - \max z)/\tau}$ divided by its sum,
+    so that a small $\tau$ does not overflow ($e^{100 / 0.01}$ is `inf`).
+    """),
+    exercise("a6-tempered-softmax", """
     def p_tau(z, tau, top_k=None):
         \"\"\"softmax(z / tau) over the top_k largest logits (all if None): (V,) -> (V,).\"\"\"
+        ### BEGIN SOLUTION A6: below np.sort(z)[-top_k] -> -inf (if top_k); e = exp((z - max z) / tau); e / sum(e)
         if top_k is not None:
             z = np.where(z < np.sort(z)[-top_k], -np.inf, z)  # below the k-th largest: probability 0
         e = np.exp((z - z.max()) / tau)
         return e / e.sum()
+        ### END SOLUTION
 
+
+    print("p_tau(z, 1), the model's own distribution:", p_tau(z, 1.0).round(3))
+    """),
+    md(r"""
+    **Check** against the library's softmax of $z / \tau$, on how $\tau$ acts ($p_{1/2} \propto p_1^2$), on
+    top-$k$, and on logits that would overflow:
+    """),
+    code("""
+    for tau in (0.5, 1.0, 2.0):
+        np.testing.assert_allclose(p_tau(z, tau), F.softmax(mt.tensor(z / tau)).numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(p_tau(z, 0.5), p_tau(z, 1.0) ** 2 / (p_tau(z, 1.0) ** 2).sum(), rtol=1e-5, atol=1e-12)
+    top3 = p_tau(z, 1.0, top_k=3)
+    assert (top3 > 0).sum() == 3 and np.isclose(top3.sum(), 1) and top3.argmax() == z.argmax()
+    np.testing.assert_allclose(p_tau(np.array([100.0, 99.0, 0.0]), 0.01), [1.0, 0.0, 0.0], atol=1e-12)
+    print("p_tau: the softmax of z / tau, p_0.5 proportional to p_1 squared, top-k, no overflow")
+    """),
+    code("""
+    from matplotlib.figure import Figure
 
     panels = [(0.5, None), (1.0, None), (2.0, None), (1.0, 3)]
     fig = Figure(figsize=(12, 2.8), layout="constrained")
@@ -2599,7 +2671,7 @@ NB08 = [
     fig
     """),
     md(r"""
-    Whole sequences sampled for the 500 test sources, with the greedy loop of section 4 drawing the token
+    Whole sequences sampled for the 500 test sources, with the greedy loop of section 2 drawing the token
     instead of taking the arg-max (by the inverse of the cumulative distribution: the first token whose
     cumulative probability exceeds a uniform draw $u$). The lower the temperature, the closer to greedy:
     """),

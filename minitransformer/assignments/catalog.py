@@ -1,4 +1,4 @@
-"""The five assignments, in order: what each asks for, where its bodies are, which notebook helps."""
+"""The six assignments, in order: what each asks for, where its bodies are, which notebook helps."""
 
 from __future__ import annotations
 
@@ -54,9 +54,10 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
                ("05_training_reverse",)),
     Assignment(5, "Adam, the warm-up schedule and training the reverse task",
                ("optim/adam.py", "optim/schedule.py", "train/trainer.py"), ("05_training_reverse",)),
+    Assignment(6, "Decoding: greedy search, beam search and sampling", ("train/decoding.py",), ("08_decoding",)),
 )
-"""A1 to A5. Each builds on the ones before it: A3's multi-head attention calls A2's attention,
-whose gradient flows through A1's primitives."""
+"""A1 to A6. Each builds on the ones before it: A3's multi-head attention calls A2's attention,
+whose gradient flows through A1's primitives, and A6 decodes with the model that A2 to A4 build."""
 
 
 def get(number) -> Assignment:
@@ -64,10 +65,10 @@ def get(number) -> Assignment:
 
     >>> get(5).title
     'Adam, the warm-up schedule and training the reverse task'
-    >>> get(6)
+    >>> get(7)
     Traceback (most recent call last):
     ...
-    ValueError: assignments: there is no assignment 6; the assignments are 1, 2, 3, 4, 5
+    ValueError: assignments: there is no assignment 7; the assignments are 1, 2, 3, 4, 5, 6
     """
     for a in ASSIGNMENTS:
         if str(number) in (str(a.number), a.tag):

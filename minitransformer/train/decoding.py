@@ -139,12 +139,16 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
         for _ in range(steps):
             new = ys[:, -1:] if use_cache else ys  # with a cache only the newest position goes in
             logits = model.decode(Tensor(new, backend=be), memory, src_mask, None, cache)  # (B, t, V)
+            # the step: y_t = arg-max_v of the newest position's logits, (B,); a row that has ended takes pad_id;
+            # done marks the rows that have produced eos_id; ys (B, t) -> (B, t + 1); stop once every row is done
+            ### BEGIN SOLUTION A6: y = argmax of logits.data[:, -1, :] (B,), pad_id where done; update done, ys; stop
             token = xp.argmax(logits.data[:, -1, :], axis=-1)  # (B,)
             token = xp.where(done, xp.asarray(pad_id, dtype=token.dtype), token)
             done = done | (token == eos_id)
             ys = xp.concat([ys, xp.reshape(token, (B, 1))], axis=1)
             if bool(xp.all(done)):  # the one host read per step
                 break
+            ### END SOLUTION
         return Tensor(ys[:, 1:], backend=be)
 
 
@@ -173,7 +177,9 @@ def length_penalty(length, alpha: float):
     >>> length_penalty(1, 0.6), round(length_penalty(7, 0.6), 4)    # ((5 + 7) / 6)^0.6 = 2^0.6
     (1.0, 1.5157)
     """
+    ### BEGIN SOLUTION A6: lp = (5 + |Y|)^alpha / (5 + 1)^alpha, of a number or element by element of an array
     return ((5.0 + length) / 6.0) ** alpha
+    ### END SOLUTION
 
 
 def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | None = None, alpha: float = 0.0,
@@ -248,6 +254,11 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
         for _ in range(steps):
             new = ys[:, -1:] if use_cache else ys
             logits = model.decode(Tensor(new, backend=be), memory, src_mask, None, cache)  # (B k, t, V)
+            # the step: score every row's V one-token extensions s(Y) + log p(v | Y, X), (B k, V) (an ended row
+            # extends only by pad_id, at log-probability 0); keep the k best of each source's k V (rows b k to
+            # b k + k - 1 are source b's): scores (B k); parent (B k), the row each extends; ys (B k, t + 1);
+            # lengths (tokens, eos_id included); done
+            ### BEGIN SOLUTION A6: keep the k best of each source's k V extensions s(Y) + log p(v | Y), as said above
             logp = F.log_softmax(logits[:, -1, :], axis=-1).data  # (B k, V)
             V = logp.shape[-1]
             # an ended hypothesis extends only by <pad>, at log-probability 0: its score stays
@@ -264,13 +275,16 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
             was_done = xp.take(done, parent, axis=0)
             lengths = xp.take(lengths, parent, axis=0) + xp.astype(~was_done, xp.float32)
             done = was_done | (token == eos_id)
+            ### END SOLUTION
             if cache is not None:
                 _reorder(cache, parent)
             if bool(xp.all(done)):
                 break
-        # the winner of each source: the best length-normalised score s(Y) / lp(Y)
+        # the winner of each source: the row (of the B k) with the best length-normalised score s(Y) / lp(Y)
+        ### BEGIN SOLUTION A6: winner (B,): in each source's k rows, the best scores / length_penalty(lengths, alpha)
         normalised = xp.reshape(scores / length_penalty(lengths, float(alpha)), (B, k))
         winner = xp.argsort(normalised, axis=-1, descending=True, stable=True)[:, 0] + xp.arange(B) * k  # (B,)
+        ### END SOLUTION
         tokens = Tensor(xp.take(ys, winner, axis=0)[:, 1:], backend=be)
         if return_scores:
             return tokens, Tensor(xp.take(scores, winner, axis=0), backend=be)
@@ -387,16 +401,20 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
 def _pick(be, z, temperature: float, top_k: int | None):
     """The next token of each row from logits ``z`` ``(B, V)``: arg-max, or a Gumbel-max draw from softmax(z/T)."""
     xp = be.xp
+    ### BEGIN SOLUTION A6: top-k: in each row of z (B, V), the logits below the row's top_k-th largest become -inf
     if top_k is not None and top_k < z.shape[-1]:
         kth = xp.sort(z, axis=-1, descending=True)[:, top_k - 1 : top_k]  # (B, 1): the k-th largest logit
         z = xp.where(z < kth, xp.asarray(-math.inf, dtype=z.dtype), z)
+    ### END SOLUTION
     if temperature == 0:
         return xp.argmax(z, axis=-1)
+    ### BEGIN SOLUTION A6: v ~ softmax(z / T) per row, (B,): argmax(_tempered(xp, z, T) + g), g = -log(-log u)
     u = be.uniform(tuple(z.shape), dtype=dtype_name(z.dtype))  # U[0, 1)
     tiny = 1e-12
     u = xp.clip(u, tiny, 1.0 - 1e-7)  # keep log(u) and log(-log u) finite
     g = -xp.log(-xp.log(u))  # Gumbel(0, 1) noise, within [-3.4, 16.2]
     return xp.argmax(_tempered(xp, z, temperature) + g, axis=-1)
+    ### END SOLUTION
 
 
 def _tempered(xp, z, temperature: float):
@@ -410,6 +428,8 @@ def _tempered(xp, z, temperature: float):
     info = xp.finfo(z.dtype)
     T = min(max(float(temperature), float(info.smallest_normal)), float(info.max))
     floor = max(-1e4 * T, float(info.min))
+    ### BEGIN SOLUTION A6: d = z - max(z) per row, (B, V); return d / T, d clipped at floor first and -inf kept -inf
     d = z - xp.max(z, axis=-1, keepdims=True)  # (B, V) <= 0; -inf where top_k masked
     return xp.where(d == -math.inf, d, xp.clip(d, floor, None) / T)
+    ### END SOLUTION
 
