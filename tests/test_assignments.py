@@ -198,11 +198,6 @@ def _raised(test, number) -> bool:
     return any(e.startswith(f"NotImplementedError: A{number}: ") for e in test.errors)
 
 
-#: earlier assignments' tests that measure with a later assignment's code: test function -> that assignment.
-#: A5's reverse-task run measures training by the exact-sequence accuracy of greedy decoding, A6's greedy_decode.
-USES_LATER = {"tests/test_train.py::test_exact_sequence_accuracy_rises_on_a_tiny_reverse_task": 6}
-
-
 # A student's stand-in for the grader (the audit's): if Python ever runs it, it writes full marks and stops
 FAKE_GRADER = """import json, os, sys
 here = os.path.dirname(os.path.abspath(__file__))
@@ -235,8 +230,7 @@ def test_a_fresh_student_copy_imports_fails_only_where_it_should_and_grades_0(nu
     not_stubbed = [(t.nodeid, t.outcome, t.errors[:1]) for t in g.own
                    if t.outcome != "skipped" and not _raised(t, number)]
     assert not not_stubbed, f"A{number} tests that did not fail with A{number}'s NotImplementedError: {not_stubbed}"
-    earlier = [(t.nodeid, t.errors[:1]) for t in g.tests if t.assignment < number and t.outcome == "failed"
-               and not (USES_LATER.get(t.nodeid.split("[")[0]) == number and _raised(t, number))]
+    earlier = [(t.nodeid, t.errors[:1]) for t in g.tests if t.assignment < number and t.outcome == "failed"]
     assert not earlier, f"earlier assignments' tests fail in A{number}'s copy: {earlier}"
     later = [(t.nodeid, t.errors[:1]) for t in g.tests
              if t.assignment > number and t.outcome == "failed" and not _raised(t, number)]

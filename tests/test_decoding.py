@@ -257,6 +257,12 @@ def test_length_penalty_is_gnmt_eq_14():
     assert np.shape(length_penalty(np.ones((2, 3), dtype=np.float32), 0.6)) == (2, 3)
 
 
+@pytest.mark.parametrize("alpha", [-1.0, float("nan"), "0.6", None])
+def test_length_penalty_refuses_a_bad_alpha(alpha):
+    with pytest.raises((ValueError, TypeError), match="length_penalty: alpha must be"):  # -1 gave 0.6, silently
+        length_penalty(5, alpha)
+
+
 @pytest.fixture
 def lm():
     mt.manual_seed(5)

@@ -13,6 +13,7 @@ import minitransformer as mt
 from minitransformer import functional as F
 from minitransformer import nn, optim
 from minitransformer.data import DataLoader, digit_task_splits, make_lm_batch, make_seq2seq_batch
+from minitransformer.data.tokenizers import PAD
 from minitransformer.train import (
     RunningMean,
     Trainer,
@@ -57,18 +58,54 @@ def test_one_batch_is_overfit_to_near_zero_loss():
     assert max(losses[-5:]) < 0.02, losses
 
 
+def _held_out(setup):
+    """The validation and test pairs of a digit task's setup, drawn again as :func:`build` drew them."""
+    s = setup.settings
+    _, held_out = digit_task_splits(setup.name, s["n_train"], s["n_val"] + s["n_test"], seed=s["seed"],
+                                    min_len=s["min_len"], max_len=s["max_len"])
+    return held_out[:s["n_val"]], held_out[s["n_val"]:]
+
+
+def _exact_by_teacher_forcing(model, pairs) -> float:
+    """The exact-sequence accuracy of greedy decoding without decoding (A6's code): greedy writes the target and
+    then <eos> exactly when every teacher-forced arg-max is the next target token (by induction on the position:
+    while the prefix is right, the two compute the same)."""
+    b = make_seq2seq_batch(pairs)
+    with mt.no_grad():
+        predicted = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask).numpy().argmax(axis=-1)
+    target = b.tgt_out.numpy()
+    return float(np.mean(np.all((predicted == target) | (target == PAD), axis=1)))
+
+
+def _tiny_reverse_task(steps):
+    return build("reverse", steps=steps, n_train=2000, n_val=100, n_test=100, min_len=3, max_len=4, d_model=32,
+                 heads=4, layers=1, d_ff=64, batch_size=32, lr=5e-3, warmup=20, eval_every=100)
+
+
 @pytest.mark.assignment(5, points=20)
 def test_exact_sequence_accuracy_rises_on_a_tiny_reverse_task():
-    setup = build("reverse", steps=200, n_train=2000, n_val=100, n_test=100, min_len=3, max_len=4, d_model=32,
-                  heads=4, layers=1, d_ff=64, batch_size=32, lr=5e-3, warmup=20, eval_every=100)
-    before = setup.eval_fn(setup.model)["val_accuracy"]
+    setup = _tiny_reverse_task(200)
+    val, test = _held_out(setup)
+    before = _exact_by_teacher_forcing(setup.model, val)
     trainer = Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, clip=1.0,
-                      eval_fn=setup.eval_fn, eval_every=100, progress=False)
+                      eval_fn=lambda m: {"val_accuracy": _exact_by_teacher_forcing(m, val)}, eval_every=100,
+                      progress=False)
     trainer.fit(setup.train_data, 200)
     after = [v for _, v in trainer.history["val_accuracy"]]
     assert before < 0.05  # a random model almost never outputs the whole reversed sequence
     assert after[-1] >= 0.5 and after[-1] > after[0] > before, (before, after)
-    assert setup.final_metrics(setup.model)["test_exact_sequence_accuracy"] >= 0.5
+    assert _exact_by_teacher_forcing(setup.model, test) >= 0.5
+
+
+def test_exact_match_by_teacher_forcing_is_greedy_decodings():
+    """The measure of the A5 test above (which must not call A6's greedy_decode) is the task's own, by decoding."""
+    setup = _tiny_reverse_task(100)
+    Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, clip=1.0,
+            progress=False).fit(setup.train_data, 100)
+    val, _ = _held_out(setup)
+    by_decoding = setup.eval_fn(setup.model)["val_accuracy"]
+    assert 0.05 < by_decoding < 1  # neither all wrong nor all right: the two measures could differ
+    assert _exact_by_teacher_forcing(setup.model, val) == by_decoding
 
 
 # ------------------------------------------------------------------ resuming

@@ -100,7 +100,7 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
     src_mask : Tensor, optional
         ``(batch, 1, 1, S)``; by default from the padding.
     max_len : int, optional
-        Most tokens to generate (``<eos>`` included); by default ``S + 10``.
+        Most tokens to generate (``<eos>`` included); by default ``S + 10``, at most the model's ``max_len``.
     bos_id, eos_id, pad_id : int
         The ids of ``<bos>`` (the decoder's first input), ``<eos>`` (ends a row) and ``<pad>``.
     use_cache : bool
@@ -177,6 +177,7 @@ def length_penalty(length, alpha: float):
     >>> length_penalty(1, 0.6), round(length_penalty(7, 0.6), 4)    # ((5 + 7) / 6)^0.6 = 2^0.6
     (1.0, 1.5157)
     """
+    alpha = require_real("length_penalty", "alpha", alpha, low=0.0)
     ### BEGIN SOLUTION A6: lp = (5 + |Y|)^alpha / (5 + 1)^alpha, of a number or element by element of an array
     return ((5.0 + length) / 6.0) ** alpha
     ### END SOLUTION
