@@ -370,13 +370,15 @@ class Function:
                     )
         if first is None:
             raise TypeError(f"{cls.__name__}: needs at least one Tensor input")
-        if cls.float_only and not _is_floating(first.dtype):
+        # the kinds of dtype the operation refuses, read once (it is asked on every operation)
+        kind = _kind(first.data.dtype) if cls.float_only or cls.on_bool is not None else None
+        if cls.float_only and kind != "f":
             raise TypeError(
                 f"{cls.__name__}: needs floating-point input, got {first.dtype_name} with shape {first.shape}; "
                 "convert it first, e.g. .to('float32')"
             )
         cls.check(*inputs, **options)
-        if cls.on_bool is not None and _kind(first.data.dtype) == "b":
+        if kind == "b" and cls.on_bool is not None:
             if cls.on_bool == "refuse":
                 raise TypeError(
                     f"{cls.__name__}: bool tensors have no arithmetic but + (or) and * (and), as in PyTorch; got bool "
@@ -1057,7 +1059,10 @@ def _kind(dtype) -> str:
 
 def _is_floating(dtype) -> bool:
     """Whether ``dtype`` (of any backend) is a real floating type."""
-    return _kind(dtype) == "f"
+    try:
+        return _KINDS[(type(dtype), dtype)] == "f"  # as _kind, without its call: asked for every result
+    except KeyError:
+        return _kind(dtype) == "f"
 
 
 #: what to do about a Python number that does not fit a tensor's dtype, by the number's type
@@ -1072,6 +1077,8 @@ def _lift(x, like: Tensor):
     standard's rule, on every backend): ``int * 2.5`` and ``mask + 1`` are refused (NumPy would make float64 and
     int64 of them, silently), as is ``x + True`` for a tensor that is not bool.
     """
+    if isinstance(x, Tensor):  # the common case first
+        return x
     if isinstance(x, np.generic):
         x = x.item()  # a NumPy scalar is a number
     if isinstance(x, int | float):
@@ -1082,8 +1089,6 @@ def _lift(x, like: Tensor):
                 f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the {number} {x!r}; "
                 f"{_CAST_FIRST[number]}"
             )
-        return x
-    if isinstance(x, Tensor):
         return x
     return Tensor(x, backend=like.backend)
 
