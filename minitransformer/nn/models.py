@@ -60,9 +60,9 @@ def check_positions(op: str, real, h: Tensor):
                 f"move it with real.to({h.backend.name!r})"
             )
         real = real.data
-    else:
+    elif not h.backend.owns(real):  # lists, or a NumPy array on another backend (the model's own is used as it is)
         real = h.backend.asarray(real)
-    if not h.backend.xp.isdtype(real.dtype, "bool"):
+    if dtype_name(real.dtype) != "bool":  # (no call into the array library: this runs in every training step)
         raise TypeError(
             f"{op}: real must be boolean (True at real tokens, False at padding), got {dtype_name(real.dtype)} "
             f"with shape {tuple(real.shape)}"
