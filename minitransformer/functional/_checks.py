@@ -93,21 +93,23 @@ def normalize_axis(op: str, axis: int, ndim: int) -> int:
     return axis % ndim if ndim else 0
 
 
-def as_mask(op: str, mask, like: Tensor):
-    """``mask`` (a bool Tensor, bool array or nested lists) as a bool array on ``like``'s backend."""
+def as_mask(op: str, mask, like: Tensor, name: str = "the mask", meaning: str = "True where attention is allowed"):
+    """``mask`` (a bool Tensor, bool array or nested lists) as a bool array on ``like``'s backend; ``name`` and
+    ``meaning`` say in an error what it is."""
     backend = like.backend
     if isinstance(mask, Tensor):
         if mask.backend is not backend:
             raise BackendError(
-                f"{op}: the mask is on backend {mask.backend.name}, expected {backend.name}; "
-                f"move it with mask.to({backend.name!r})"
+                f"{op}: {name} is on backend {mask.backend.name}, expected {backend.name}; "
+                f"move it with .to({backend.name!r})"
             )
         array = mask.data
+    elif backend.owns(mask):  # already an array of the backend: no call into the array library
+        array = mask
     else:
         array = backend.asarray(mask)
-    if not backend.xp.isdtype(array.dtype, "bool"):
+    if dtype_name(array.dtype) != "bool":
         raise TypeError(
-            f"{op}: the mask must be boolean (True where attention is allowed), got "
-            f"{dtype_name(array.dtype)} with shape {tuple(array.shape)}"
+            f"{op}: {name} must be boolean ({meaning}), got {dtype_name(array.dtype)} with shape {tuple(array.shape)}"
         )
     return array

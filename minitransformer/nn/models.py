@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from ..autograd import Tensor, concat, maximum, no_grad, where
 from ..autograd.creation import zeros
-from ..backend import BackendError, dtype_name
-from ..functional._checks import is_integer
+from ..functional._checks import as_mask, is_integer
 from . import init
 from .layers import Dropout, Embedding, LearnedPositionalEmbedding, Linear, SinusoidalPositionalEncoding, check_size
 from .module import Module, Parameter
@@ -53,20 +52,7 @@ def check_ids(op: str, name: str, ids, vocab: int, max_len: int, start: int = 0,
 def check_positions(op: str, real, h: Tensor):
     """``real`` (a bool Tensor, bool array or nested lists) as a bool array ``(batch, S)`` on ``h``'s backend,
     one entry per position of ``h`` ``(batch, S, d_model)``; else a clear error."""
-    if isinstance(real, Tensor):
-        if real.backend is not h.backend:
-            raise BackendError(
-                f"{op}: real is on backend {real.backend.name}, h on {h.backend.name}; "
-                f"move it with real.to({h.backend.name!r})"
-            )
-        real = real.data
-    elif not h.backend.owns(real):  # lists, or a NumPy array on another backend (the model's own is used as it is)
-        real = h.backend.asarray(real)
-    if dtype_name(real.dtype) != "bool":  # (no call into the array library: this runs in every training step)
-        raise TypeError(
-            f"{op}: real must be boolean (True at real tokens, False at padding), got {dtype_name(real.dtype)} "
-            f"with shape {tuple(real.shape)}"
-        )
+    real = as_mask(op, real, h, name="real", meaning="True at real tokens, False at padding")
     if tuple(real.shape) != tuple(h.shape[:2]):
         raise ValueError(
             f"{op}: real has shape {tuple(real.shape)}; it must be (batch, S) = {tuple(h.shape[:2])}, "

@@ -248,17 +248,11 @@ class Module:
         forever, or (skipping the repeat) give names that lead nowhere. PyTorch allows the assignment; here it is
         refused, at the cost of a walk down ``module`` (one step for a layer without sub-modules).
         """
-        stack = [module]
-        while stack:
-            below = stack.pop()
-            if below is self:
-                break
-            stack.extend(m for m in below._registry("_modules").values() if m is not None)
-        else:
+        path = next((path for path, m in module.named_modules() if m is self), None)  # self inside module?
+        if path is None:
             return
-        if module is self:
+        if path == "":
             raise ValueError(f"{type(self).__name__}: cannot make a module its own sub-module ({name!r})")
-        path = next(path for path, m in module.named_modules() if m is self)
         raise ValueError(
             f"{type(self).__name__}: cannot add {type(module).__name__} as sub-module {name!r}: that "
             f"{type(module).__name__} holds this {type(self).__name__} already, as {path!r}, and a module cannot "
