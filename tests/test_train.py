@@ -58,14 +58,6 @@ def test_one_batch_is_overfit_to_near_zero_loss():
     assert max(losses[-5:]) < 0.02, losses
 
 
-def _held_out(setup):
-    """The validation and test pairs of a digit task's setup, drawn again as :func:`build` drew them."""
-    s = setup.settings
-    _, held_out = digit_task_splits(setup.name, s["n_train"], s["n_val"] + s["n_test"], seed=s["seed"],
-                                    min_len=s["min_len"], max_len=s["max_len"])
-    return held_out[:s["n_val"]], held_out[s["n_val"]:]
-
-
 def _exact_by_teacher_forcing(model, pairs) -> float:
     """The exact-sequence accuracy of greedy decoding without decoding (A6's code): greedy writes the target and
     then <eos> exactly when every teacher-forced arg-max is the next target token (by induction on the position:
@@ -85,7 +77,7 @@ def _tiny_reverse_task(steps):
 @pytest.mark.assignment(5, points=20)
 def test_exact_sequence_accuracy_rises_on_a_tiny_reverse_task():
     setup = _tiny_reverse_task(200)
-    val, test = _held_out(setup)
+    val, test = setup.val, setup.test
     before = _exact_by_teacher_forcing(setup.model, val)
     trainer = Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, clip=1.0,
                       eval_fn=lambda m: {"val_accuracy": _exact_by_teacher_forcing(m, val)}, eval_every=100,
@@ -102,10 +94,9 @@ def test_exact_match_by_teacher_forcing_is_greedy_decodings():
     setup = _tiny_reverse_task(100)
     Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, clip=1.0,
             progress=False).fit(setup.train_data, 100)
-    val, _ = _held_out(setup)
     by_decoding = setup.eval_fn(setup.model)["val_accuracy"]
     assert 0.05 < by_decoding < 1  # neither all wrong nor all right: the two measures could differ
-    assert _exact_by_teacher_forcing(setup.model, val) == by_decoding
+    assert _exact_by_teacher_forcing(setup.model, setup.val) == by_decoding
 
 
 # ------------------------------------------------------------------ resuming

@@ -2212,7 +2212,7 @@ NB08 = [
     makes mistakes for the decoders to differ on. It takes seconds (the time is printed).
     """),
     code("""
-    from minitransformer.data import BOS, EOS, PAD, digit_task_splits, make_seq2seq_batch
+    from minitransformer.data import BOS, EOS, PAD, make_seq2seq_batch
     from minitransformer.train import Trainer, strip_after_eos
     from minitransformer.train.tasks import build
 
@@ -2230,9 +2230,7 @@ NB08 = [
     The 500 test pairs, which training never saw, as one batch:
     """),
     code("""
-    _, held_out = digit_task_splits("reverse", settings["n_train"], settings["n_val"] + settings["n_test"], seed=0,
-                                    min_len=settings["min_len"], max_len=settings["max_len"])
-    test = held_out[settings["n_val"]:]                    # the same call as build(): its test split
+    test = setup.test                                      # build()'s test split: (source, target) id lists
     tb = make_seq2seq_batch(test)
     for name in ("src", "src_mask", "tgt_in", "tgt_out"):
         print(f"{name:8}", getattr(tb, name).shape)

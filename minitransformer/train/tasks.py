@@ -126,6 +126,10 @@ class TaskSetup:
     sample : callable
         ``model -> list of (name, weights (heads, L, S), query labels, key labels)``: attention maps of
         one held-out example, for pictures.
+    val, test : list or array
+        The held-out examples ``eval_fn`` and ``final_metrics`` measure: ``(src_ids, tgt_ids)`` pairs
+        (seq2seq), ``(ids, label)`` pairs (classify); for the character LM the validation text's ids, and
+        ``test`` None (it has no test split).
 
     Examples
     --------
@@ -153,6 +157,8 @@ class TaskSetup:
     eval_fn: Callable
     final_metrics: Callable
     sample: Callable
+    val: object = None
+    test: object = None
 
 
 def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") -> optim.LambdaLR:
@@ -343,7 +349,7 @@ def _seq2seq(task: str, s: dict) -> TaskSetup:
         ]
 
     return TaskSetup(task, "seq2seq", s, model, tok, opt, schedule, loader, seq2seq_loss(s["label_smoothing"]),
-                     eval_fn, final_metrics, sample)
+                     eval_fn, final_metrics, sample, val=val, test=test)
 
 
 # ------------------------------------------------------------------ classification (the document's section 5)
@@ -411,7 +417,7 @@ def _classify(s: dict) -> TaskSetup:
 
     loss_fn = partial(classification_loss, label_smoothing=s["label_smoothing"])
     return TaskSetup("classify", "classify", s, model, tok, opt, schedule, loader, loss_fn, eval_fn, final_metrics,
-                     sample)
+                     sample, val=val, test=test)
 
 
 def _negated(tok, ids) -> bool:
@@ -485,7 +491,8 @@ def _charlm(s: dict) -> TaskSetup:
         return [("self_attention", weights, labels, labels)]
 
     loss_fn = partial(lm_loss, label_smoothing=s["label_smoothing"])
-    return TaskSetup("charlm", "lm", s, model, tok, opt, schedule, train_data, loss_fn, eval_fn, final_metrics, sample)
+    return TaskSetup("charlm", "lm", s, model, tok, opt, schedule, train_data, loss_fn, eval_fn, final_metrics, sample,
+                     val=val_ids)
 
 
 def model_from_checkpoint(ckpt) -> nn.Module:
