@@ -273,11 +273,12 @@ def test_bool_tensors_add_as_or_multiply_as_and_and_refuse_the_rest_on_every_bac
                "Add.apply": (mt.autograd.ops.Add.apply(a, b), [True, True, True, False])}
     for call, (y, expected) in results.items():
         assert (y.dtype_name, y.backend, y.numpy().tolist()) == ("bool", backend, expected), call
-    for name, op in BOOL_REFUSED.values():
+    for written, (name, op) in BOOL_REFUSED.items():
         with pytest.raises(TypeError, match=rf"^{name}: bool tensors have no arithmetic but \+ \(or\) and \* \(and\), "
                                             r"as in PyTorch; got bool with shape \((1, 4|4,)\)\. Cast first, e\.g\. "
                                             r"\.to\('int64'\)"):
             op(a, b)
+            pytest.fail(f"{written} on bool tensors was not refused")
     with pytest.raises(TypeError, match=r"Compare: bools have no order \(less of bool with shape \(4,\)\)"):
         _ = a < b
     with pytest.raises(TypeError, match=r"cannot combine a bool tensor of shape \(4,\) with the int 1; cast the "

@@ -192,8 +192,9 @@ def test_a_ctrl_c_during_the_last_step_lets_the_run_finish(tmp_path):
 @pytest.mark.single_backend
 def test_fit_and_its_intervals_take_numpy_integers(tmp_path):
     trainer, loader = _seq2seq_run(tmp_path, "np.npz")
-    trainer.log_every = np.int64(1)  # as Trainer(log_every=np.int64(1)) checks and keeps it
-    Trainer(trainer.model, trainer.optimizer, trainer.loss_fn, log_every=np.int64(2), eval_every=np.int64(3))
+    trainer.log_every = np.int64(1)  # set after the checks: fit must take it too
+    other = Trainer(trainer.model, trainer.optimizer, trainer.loss_fn, log_every=np.int64(2), eval_every=np.int64(3))
+    assert (type(other.log_every), type(other.eval_every)) == (int, int)  # checked and kept as Python ints
     trainer.fit(loader, np.int64(2))
     assert trainer.step == 2 and len(_losses(trainer)) == 2
 

@@ -378,7 +378,7 @@ class Function:
                 "convert it first, e.g. .to('float32')"
             )
         cls.check(*inputs, **options)
-        if kind == "b" and cls.on_bool is not None:
+        if kind == "b":  # (kind is read only where on_bool or float_only is set, and float_only refused a bool)
             if cls.on_bool == "refuse":
                 raise TypeError(
                     f"{cls.__name__}: bool tensors have no arithmetic but + (or) and * (and), as in PyTorch; got bool "
@@ -1060,7 +1060,7 @@ def _kind(dtype) -> str:
 def _is_floating(dtype) -> bool:
     """Whether ``dtype`` (of any backend) is a real floating type."""
     try:
-        return _KINDS[(type(dtype), dtype)] == "f"  # as _kind, without its call: asked for every result
+        return _KINDS[(type(dtype), dtype)] == "f"  # as _kind, without its call (asked by every formula's check)
     except KeyError:
         return _kind(dtype) == "f"
 

@@ -283,8 +283,8 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
                 break
         # the winner of each source: the row (of the B k) with the best length-normalised score s(Y) / lp(Y)
         ### BEGIN SOLUTION A6: winner (B,): in each source's k rows, the best scores / length_penalty(lengths, alpha)
-        normalised = xp.reshape(scores / length_penalty(lengths, float(alpha)), (B, k))
-        winner = xp.argsort(normalised, axis=-1, descending=True, stable=True)[:, 0] + xp.arange(B) * k  # (B,)
+        normalised = xp.reshape(scores / length_penalty(lengths, alpha), (B, k))
+        winner = xp.argmax(normalised, axis=-1) + xp.arange(B) * k  # (B,): the first of equal best
         ### END SOLUTION
         tokens = Tensor(xp.take(ys, winner, axis=0)[:, 1:], backend=be)
         if return_scores:
@@ -409,6 +409,7 @@ def _pick(be, z, temperature: float, top_k: int | None):
     ### END SOLUTION
     if temperature == 0:
         return xp.argmax(z, axis=-1)
+    # u ~ U[0, 1) from be.uniform(z's shape, z's dtype) (seeded by mt.manual_seed, on z's backend), kept off 0 and 1
     ### BEGIN SOLUTION A6: v ~ softmax(z / T) per row, (B,): argmax(_tempered(xp, z, T) + g), g = -log(-log u)
     u = be.uniform(tuple(z.shape), dtype=dtype_name(z.dtype))  # U[0, 1)
     tiny = 1e-12

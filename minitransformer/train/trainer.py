@@ -226,10 +226,10 @@ class Trainer:
             raise TypeError(f"Trainer: loss_fn must be a function (model, batch) -> loss, got {type(loss_fn).__name__}")
         if eval_fn is not None and not callable(eval_fn):
             raise TypeError(f"Trainer: eval_fn must be a function model -> dict, got {type(eval_fn).__name__}")
-        for name, value in (("eval_every", eval_every), ("log_every", log_every), ("patience", patience),
-                            ("checkpoint_every", checkpoint_every)):
-            if value is not None:
-                require_int("Trainer", name, value, low=1)
+        eval_every, log_every, patience, checkpoint_every = (  # Python ints (a NumPy one is checked every step)
+            None if value is None else require_int("Trainer", name, value, low=1)
+            for name, value in (("eval_every", eval_every), ("log_every", log_every), ("patience", patience),
+                                ("checkpoint_every", checkpoint_every)))
         if clip is not None:
             clip = require_real("Trainer", "clip", clip, low=0.0, low_open=True)
         mode = mode or ("max" if "acc" in monitor else "min")
