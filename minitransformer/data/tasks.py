@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np  # host-side data generation only: seeded draws, no tensor arithmetic
 
-from ..functional._checks import is_integer, require_int, require_real
+from ..functional._checks import require_int, require_real
 from .tokenizers import SPECIAL_TOKENS, CharTokenizer, WordTokenizer
 
 __all__ = [
@@ -64,12 +64,13 @@ def digit_tokenizer() -> CharTokenizer:
     return CharTokenizer(DIGITS)
 
 
-def _check_lengths(op: str, min_len: int, max_len: int) -> tuple[int, int]:
-    """The two lengths as Python ints, if 1 <= min_len <= max_len."""
-    min_len, max_len = require_int(op, "min_len", min_len, low=1), require_int(op, "max_len", max_len, low=1)
-    if min_len > max_len:
-        raise ValueError(f"{op}: need integers 1 <= min_len <= max_len, got min_len={min_len!r}, max_len={max_len!r}")
-    return min_len, max_len
+def _check_lengths(op: str, shortest, longest, least: int = 1, names=("min_len", "max_len"), why: str = ""):
+    """The two lengths as Python ints, if ``least <= shortest <= longest``; ``why`` says why ``least``."""
+    shortest, longest = (require_int(op, name, n, low=least) for name, n in zip(names, (shortest, longest)))
+    if shortest > longest:
+        raise ValueError(f"{op}: need integers {least} <= {names[0]} <= {names[1]}{why}, got {names[0]}={shortest!r}, "
+                         f"{names[1]}={longest!r}")
+    return shortest, longest
 
 
 def _check_counts(op: str, **counts) -> list[int]:
@@ -249,12 +250,9 @@ def _check_review_args(min_words, max_words, negation_rate) -> tuple[int, int, f
     """Refuse lengths that leave no room for the two words, or a rate that is no probability; the lengths as ints,
     the rate as a float."""
     negation_rate = require_real("negation task", "negation_rate", negation_rate, 0.0, 1.0)
-    if not (is_integer(min_words) and is_integer(max_words) and 2 <= min_words <= max_words):
-        raise ValueError(
-            f"negation task: need 2 <= min_words <= max_words (room for a sentiment word and 'not'), "
-            f"got min_words={min_words!r}, max_words={max_words!r}"
-        )
-    return int(min_words), int(max_words), negation_rate
+    min_words, max_words = _check_lengths("negation task", min_words, max_words, least=2,
+                                          names=("min_words", "max_words"), why=" (a sentiment word and 'not')")
+    return min_words, max_words, negation_rate
 
 
 def _review(rng, min_words: int, max_words: int, negation_rate: float) -> tuple[str, int]:
