@@ -14,6 +14,7 @@ import signal
 import numpy as np
 import pytest
 
+import minitransformer as mt
 from minitransformer.cli import main
 from minitransformer.train import read_checkpoint
 from minitransformer.train.threads import get_blas_threads, set_blas_threads
@@ -239,6 +240,23 @@ def test_generate_refuses_an_empty_input_rather_than_using_the_example(untrained
         assert (captured.out, captured.err) == ("", f"minitransformer: generate: the {what} is empty\n"), text
     assert main(["generate", str(untrained[task]), "--max-new-tokens", "3"]) == 0  # none given: the example
     assert capsys.readouterr().out.strip()
+
+
+def test_charlm_generates_within_the_positions_it_was_trained_on(untrained, capsys):
+    """seq_len=8, max_len=16: the text is continued from at most 8 characters at a time (past 8 positions an
+    untrained table row is read, and a trained model's text fell apart there)."""
+    from minitransformer.train import generate
+    from minitransformer.train.run import _setup_from_checkpoint
+
+    assert main(["generate", str(untrained["charlm"]), "--prompt", "The ", "--max-new-tokens", "30",
+                 "--temperature", "0"]) == 0
+    printed = capsys.readouterr().out.rstrip("\n")
+    setup, _ = _setup_from_checkpoint(untrained["charlm"])
+    tok = setup.tokenizer
+    assert setup.settings["seq_len"] == 8 and setup.model.max_len == 16
+    by_context = {c: tok.decode(generate(setup.model, mt.tensor([tok.encode("The ")]), 30, temperature=0.0,
+                                         context=c).numpy()[0]) for c in (8, 16)}
+    assert printed == by_context[8] != by_context[16]
 
 
 def test_generate_refuses_a_temperature_that_is_not_finite(untrained, capsys):

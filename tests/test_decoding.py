@@ -281,6 +281,40 @@ def test_lm_generation_with_and_without_the_cache_agree(lm, temperature, top_k):
     np.testing.assert_array_equal(outs[0][:, :3], prompt.numpy())
 
 
+def _continue_by_hand(lm, prompt: list, n: int, context: int) -> list:
+    """n greedy tokens, the whole window run again for each: the model reads at most ``context`` tokens, and when
+    the window is full it starts again from the last context // 2 of them (at least one)."""
+    seq, start = list(prompt), 0
+    lm.eval()
+    with mt.no_grad():
+        for _ in range(n):
+            if len(seq) - start >= context:
+                start = len(seq) - max(context // 2, 1)
+            z = lm(mt.tensor([seq[start:]])).numpy()[0, -1]  # (V,) the next token's logits
+            seq.append(int(z.argmax()))
+    lm.train()
+    return seq
+
+
+@pytest.mark.parametrize("context", [None, 5, 1])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_generate_reads_at_most_context_positions(lm, context, use_cache):
+    """A model trained on windows of T tokens is given context=T (its later positions were never trained)."""
+    window = lm.max_len if context is None else context
+    prompt = [4, 5, 6][:window]
+    out = generate(lm, mt.tensor([prompt]), 15, temperature=0.0, use_cache=use_cache, context=context).numpy()[0]
+    assert out.tolist() == _continue_by_hand(lm, prompt, 15, window)
+
+
+def test_generate_refuses_a_context_the_model_cannot_read(lm):
+    with pytest.raises(ValueError, match=r"generate: context=13 is more than the model's max_len=12"):
+        generate(lm, mt.tensor([[4]]), 3, context=13)
+    with pytest.raises(ValueError, match=r"generate: context must be a positive integer, got 0"):
+        generate(lm, mt.tensor([[4]]), 3, context=0)
+    with pytest.raises(ValueError, match=r"generate: the prompt has 6 tokens, more than context=5 \(the positions"):
+        generate(lm, mt.tensor([[4] * 6]), 3, context=5)
+
+
 @pytest.mark.assignment(6, points=10)
 @pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.6, 4), (1.7, None)])
 def test_generate_draws_the_next_token_from_the_tempered_softmax_of_the_lm(lm, temperature, top_k):

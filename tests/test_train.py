@@ -258,11 +258,12 @@ def test_label_smoothing_reaches_the_training_loss_of_every_task(task):
 
 
 @pytest.mark.single_backend
-def test_the_charlm_sample_fits_the_models_max_len():
-    """The attention picture's sample is cut to max_len (it was always 32 characters: a model of 16 refused it)."""
-    setup = build("charlm", **_TINY_TASK, **_TINY_DATA["charlm"])  # heads=2, max_len=16
+def test_the_charlm_sample_fits_the_positions_the_model_was_trained_on():
+    """The attention picture's sample is cut to seq_len (it was always 32 characters: a model of 16 refused it; then
+    max_len, positions the model never trained on)."""
+    setup = build("charlm", **_TINY_TASK, **_TINY_DATA["charlm"])  # heads=2, seq_len=8, max_len=16
     [(name, weights, queries, keys)] = setup.sample(setup.model)
-    assert name == "self_attention" and weights.shape == (2, 16, 16) and len(queries) == len(keys) == 16
+    assert name == "self_attention" and weights.shape == (2, 8, 8) and len(queries) == len(keys) == 8
 
 
 @pytest.mark.single_backend

@@ -308,7 +308,7 @@ def _reorder(cache: list, parent) -> None:
 
 # ------------------------------------------------------------------ decoder-only language model
 def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             eos_id: int | None = None, use_cache: bool = True) -> Tensor:
+             eos_id: int | None = None, use_cache: bool = True, context: int | None = None) -> Tensor:
     r"""Continue ``prompt`` with a language model, one token at a time.
 
     Each new token is drawn from :math:`p(v) = \mathrm{softmax}(z / T)_v` over the last position's
@@ -321,9 +321,12 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     :math:`\mathrm{softmax}(z / T)`: only an arg-max and the backend's seeded uniform numbers
     (``mt.manual_seed`` makes it repeatable), so it runs on every backend.
 
-    The context is at most ``model.max_len`` positions (the rows of its positional encoding). When
-    the text reaches it, decoding starts again from the last ``max_len // 2`` tokens (the cache is
-    refilled from them); the uncached path uses the same windows, so both give the same tokens.
+    The model reads at most ``context`` positions at once (by default ``model.max_len``, the rows of
+    its positional encoding). When the text reaches it, decoding starts again from the last
+    ``context // 2`` tokens (the cache is refilled from them); the uncached path uses the same
+    windows, so both give the same tokens. A model trained on windows of ``T`` tokens has never been
+    trained at positions ``T`` and later: give it ``context=T``, or its text falls apart once it is
+    ``T`` tokens long (the ``charlm`` task passes its ``seq_len``).
 
     Parameters
     ----------
@@ -341,6 +344,8 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
         Stop a row at this token (later positions are filled with it); None: always ``max_new_tokens``.
     use_cache : bool
         Run one new position per step with the key/value cache (True) or the whole context.
+    context : int, optional
+        The most positions the model reads at once, ``1 <= context <= model.max_len``; None: ``model.max_len``.
 
     Returns
     -------
@@ -366,20 +371,23 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     max_new_tokens = require_int(op, "max_new_tokens", max_new_tokens, low=0)
     temperature = require_real(op, "temperature", temperature, low=0.0)  # 0: greedy
     top_k = None if top_k is None else require_int(op, "top_k", top_k, low=1)
+    window = model.max_len if context is None else require_int(op, "context", context, low=1)
+    if window > model.max_len:
+        raise ValueError(f"{op}: context={window} is more than the model's max_len={model.max_len}")
+    what = f"the model's max_len={window}" if context is None else f"context={window} (the positions read at once)"
     with _EvalMode(model):
         ids = _ids(op, prompt, _first_param(model))
         be = ids.backend
         xp = be.xp
-        B, window = ids.shape[0], model.max_len
-        seq = ids.data
+        B, seq = ids.shape[0], ids.data
         if seq.shape[1] > window:
-            raise ValueError(f"{op}: the prompt has {seq.shape[1]} tokens, more than the model's max_len={window}")
+            raise ValueError(f"{op}: the prompt has {seq.shape[1]} tokens, more than {what}")
         done = xp.zeros((B,), dtype=xp.bool)
         start = 0  # the context is seq[:, start:]
         cache, fed = None, 0  # with a cache: seq[:, start:start + fed] are in it
         for _ in range(max_new_tokens):
-            if seq.shape[1] - start >= window:  # context full: keep the last half
-                start = seq.shape[1] - window // 2
+            if seq.shape[1] - start >= window:  # context full: keep the last half (at least one token)
+                start = seq.shape[1] - max(window // 2, 1)
                 cache = None
             if not use_cache:
                 logits = model(Tensor(seq[:, start:], backend=be))

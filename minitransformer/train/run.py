@@ -184,7 +184,7 @@ def _show_example(setup) -> None:
     else:
         prompt = "The "
         ids = generate(model, Tensor(np.asarray([tok.encode(prompt)], dtype=np.int64)), 120, temperature=0.8,
-                       top_k=10)
+                       top_k=10, context=setup.settings["seq_len"])  # the positions it was trained on
         print(f"\nexample (temperature 0.8, top-k 10): {tok.decode(ids.numpy()[0])!r}")
 
 
@@ -313,7 +313,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
             if not ids:
                 raise ValueError("generate: the prompt is empty")
             out = generate(model, Tensor(np.asarray([ids], dtype=np.int64)), max_new_tokens,
-                           temperature=temperature, top_k=top_k)
+                           temperature=temperature, top_k=top_k, context=setup.settings["seq_len"])
             result = tok.decode(out.numpy()[0])
         print(result)
     return result

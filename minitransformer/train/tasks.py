@@ -482,7 +482,7 @@ def _charlm(s: dict) -> TaskSetup:
                 "val_loss_below_unigram": H - loss}
 
     def sample(model):
-        ids = val_ids[:min(32, s["max_len"], len(val_ids))]  # the model takes at most max_len positions
+        ids = val_ids[:min(32, T, len(val_ids))]  # at most the seq_len positions the model was trained on
         with no_grad():
             model.eval()
             model(Tensor(ids[None, :]))
