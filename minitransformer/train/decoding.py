@@ -322,18 +322,19 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     (``mt.manual_seed`` makes it repeatable), so it runs on every backend.
 
     The model reads at most ``context`` positions at once (by default ``model.max_len``, the rows of
-    its positional encoding). When the text reaches it, decoding starts again from the last
-    ``context // 2`` tokens (the cache is refilled from them); the uncached path uses the same
-    windows, so both give the same tokens. A model trained on windows of ``T`` tokens has never been
-    trained at positions ``T`` and later: give it ``context=T``, or its text falls apart once it is
-    ``T`` tokens long (the ``charlm`` task passes its ``seq_len``).
+    its positional encoding): of a longer prompt, its last ``context`` tokens. When the text outgrows
+    the window, decoding starts again from the last ``context // 2`` tokens (the cache is refilled
+    from them); the uncached path uses the same windows, so both give the same tokens. A model
+    trained on windows of ``T`` tokens has never been trained at positions ``T`` and later: give it
+    ``context=T``, or its text falls apart once it is ``T`` tokens long (the ``charlm`` task passes
+    its ``seq_len``).
 
     Parameters
     ----------
     model : DecoderOnlyLM
         ``model(ids, cache=...)`` -> logits ``(batch, T, vocab)``; ``new_cache()``; ``max_len``.
     prompt : Tensor or array_like
-        ``(batch, P)`` or ``(P,)`` token ids, ``P >= 1``.
+        ``(batch, P)`` or ``(P,)`` token ids, ``P >= 1`` (the model reads at most the last ``context``).
     max_new_tokens : int
         How many tokens to add (>= 0).
     temperature : float
@@ -374,19 +375,16 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     window = model.max_len if context is None else require_int(op, "context", context, low=1)
     if window > model.max_len:
         raise ValueError(f"{op}: context={window} is more than the model's max_len={model.max_len}")
-    what = f"the model's max_len={window}" if context is None else f"context={window} (the positions read at once)"
     with _EvalMode(model):
         ids = _ids(op, prompt, _first_param(model))
         be = ids.backend
         xp = be.xp
         B, seq = ids.shape[0], ids.data
-        if seq.shape[1] > window:
-            raise ValueError(f"{op}: the prompt has {seq.shape[1]} tokens, more than {what}")
         done = xp.zeros((B,), dtype=xp.bool)
-        start = 0  # the context is seq[:, start:]
+        start = max(seq.shape[1] - window, 0)  # the context is seq[:, start:]: at most the last `window` tokens
         cache, fed = None, 0  # with a cache: seq[:, start:start + fed] are in it
         for _ in range(max_new_tokens):
-            if seq.shape[1] - start >= window:  # context full: keep the last half (at least one token)
+            if seq.shape[1] - start > window:  # outgrown: keep the last half (at least one token)
                 start = seq.shape[1] - max(window // 2, 1)
                 cache = None
             if not use_cache:
