@@ -156,11 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.command, args.task, args.steps, args.d_model   # unset options stay None: the task's default
     ('train', 'sort', 100, None)
     """
-    parser = argparse.ArgumentParser(prog="minitransformer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="minitransformer",
+                                     description="The Transformer built from NumPy up, for learning.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="a tour of the engine and the formulas, on NumPy, with data that ships")
-    demo.add_argument("--out", default="demo-output", help="folder for the pictures (default: demo-output)")
+    demo.add_argument("--out", default="demo-output",
+                      help="folder for the pictures and the closing run's checkpoint (default: demo-output)")
     demo.add_argument("--steps", type=int, default=300,
                       help="steps of the closing Transformer training run (0 skips it; default 300)")
     demo.set_defaults(run=_demo)
@@ -172,9 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "large (d_model 1024, 4 layers, seq 1024, batch 16) is for a GPU, beside PyTorch CUDA; "
                        "set CUPY_TF32=1 to let both use TF32")
     bench.add_argument("--sweep", action="store_true",
-                       help="also time training steps against sequence length and d_model, beside PyTorch (minutes)")
+                       help="also time training steps against sequence length and d_model, beside PyTorch (minutes); "
+                            "alone if no benchmark is named")
     bench.add_argument("--repeat", type=int, default=None,
-                       help="timed repetitions, the median is reported (default: 7 autograd, small; 5 seed; 3 sweep)")
+                       help="timed repetitions, the median is reported (default: 7 autograd, small; 5 seed, large; "
+                            "3 sweep)")
     bench.add_argument("--threads", type=int, default=None,
                        help="threads for NumPy's BLAS and for PyTorch alike (default: each library's own choice)")
     bench.add_argument("--chain", type=int, default=200, help="length of the chain of small operations")
@@ -231,9 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     gen = sub.add_parser("generate", help="run a checkpoint on your own input",
-                         description="seq2seq tasks: --input '3 1 4 1 5' gives the output sequence; classify: "
-                                     "--input 'the film was not bad' gives the label; charlm: --prompt 'The ' "
-                                     "continues the text.")
+                         description="seq2seq tasks: --input '3 1 4 1 5 9 2 6' gives the output sequence (for "
+                                     "the lengths trained on: 8 to 12 digits by default); classify: --input "
+                                     "'the film was not bad' gives the label; charlm: --prompt 'The ' continues "
+                                     "the text.")
     gen.add_argument("checkpoint")
     what = gen.add_mutually_exclusive_group()
     what.add_argument("--prompt", help="text to continue (charlm)")
