@@ -42,9 +42,9 @@ __all__ = [
 
 #: dtype of parameters and activations unless asked otherwise (float64 is for gradient checks)
 DEFAULT_FLOAT = "float32"
-#: CuPy runs softmax, attention's weights, layer norm, GELU, the binary cross-entropy, Adam, the random numbers and
-#: the embedding's scatter-add as CUDA kernels, and the matrix products as direct cuBLAS calls (see Backend.kernels),
-#: unless this is set to 0, which runs their array formulas instead
+#: CuPy runs softmax, attention's weights, layer norm, GELU, the binary cross-entropy, the gradients' column sums,
+#: Adam, the random numbers and the embedding's scatter-add as CUDA kernels, and the matrix products as direct
+#: cuBLAS calls (see Backend.kernels), unless this is set to 0, which runs their array formulas instead
 KERNELS_VARIABLE = "MINITRANSFORMER_KERNELS"
 
 _ALIASES = {
@@ -165,7 +165,8 @@ class Backend:
         GELU, the binary cross-entropy, Adam, the random numbers and the embedding's scatter-add, and the matrix
         products as direct cuBLAS calls, used in place of their array formulas; None runs the formulas.
 
-        On CuPy by default (checked against the formulas on an H200); ``MINITRANSFORMER_KERNELS=0`` turns them off.
+        On CuPy by default (checked against the formulas on the CPU under an emulation of CUDA, most of them on an
+        H200 too: see :mod:`minitransformer.kernels`); ``MINITRANSFORMER_KERNELS=0`` turns them off.
         None on the other backends.
         """
         return self._kernels

@@ -4,7 +4,7 @@
     python tools/count_calls.py seed --sites     # and where each call of the kernels' step is made
 
 On a GPU a small model's step is bound by the host (docs/benchmarks.md): every call into the array library
-costs its Python and CuPy's launch path, 10 to 40 microseconds, whether it launches a kernel or only makes a
+costs its Python and CuPy's launch path, 10 to 30 microseconds on the H200, whether it launches a kernel or only makes a
 view. This counts those calls on array-api-strict, whose functions and operators can be watched, for a
 miniature of the model (the same layers and heads; the count does not depend on the sizes):
 
