@@ -45,7 +45,7 @@ def _int_from(low: int):
     return parse
 
 
-_positive_int, _seed = _int_from(1), _int_from(0)
+_positive_int, _non_negative_int = _int_from(1), _int_from(0)
 
 
 def _refuse_out(args, command: str) -> bool:
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a tour of the engine and the formulas, on NumPy, with data that ships")
     demo.add_argument("--out", default="demo-output",
                       help="folder for the pictures and the closing run's checkpoint (default: demo-output)")
-    demo.add_argument("--steps", type=int, default=300,
+    demo.add_argument("--steps", type=_non_negative_int, default=300,
                       help="steps of the closing Transformer training run (0 skips it; default 300)")
     demo.set_defaults(run=_demo)
 
@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-every", type=_positive_int, help="steps between evaluations on the validation split")
     train.add_argument("--target", type=float, help="stop once the validation accuracy (loss for charlm) reaches it")
     train.add_argument("--patience", type=_positive_int, help="stop after this many evaluations without improvement")
-    train.add_argument("--seed", type=_seed, help="seed of the data, the initial weights and the batch order (0)")
+    train.add_argument("--seed", type=_non_negative_int,
+                       help="seed of the data, the initial weights and the batch order (0)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--out", default="train-output", help="folder for the results (default: train-output)")
     train.add_argument("--resume", action="store_true",
@@ -248,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-new-tokens", type=_positive_int, default=200, help="characters to generate (charlm)")
     gen.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (charlm; 0: greedy)")
     gen.add_argument("--top-k", type=_positive_int, default=10, help="sample from the k likeliest (charlm)")
-    gen.add_argument("--seed", type=_seed, default=0, help="seed of the sampling (charlm)")
+    gen.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the sampling (charlm)")
     gen.set_defaults(run=_generate)
 
     assign = sub.add_parser("assignments", help="classroom assignments: build a student copy, grade it",

@@ -205,12 +205,21 @@ def test_classify_trains_and_labels_a_review(tmp_path, capsys):
     assert re.fullmatch(r"(positive|negative) \(p\(positive\) = \d\.\d{3}\)\n", capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("command", [["train", "--task", "copy"], ["generate", "checkpoint.npz"]])
-def test_a_negative_seed_is_refused_naming_the_option(command, capsys):
-    with pytest.raises(SystemExit) as refused:
-        main([*command, "--seed", "-1"])
+@pytest.mark.parametrize("command, option", [(["train", "--task", "copy"], "--seed"),
+                                             (["generate", "checkpoint.npz"], "--seed"), (["demo"], "--steps")])
+def test_a_negative_count_is_refused_naming_the_option(command, option, capsys):
+    with pytest.raises(SystemExit) as refused:  # demo --steps -5 skipped the run silently, as 0 does
+        main([*command, option, "-1"])
     assert refused.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1].endswith("error: argument --seed: must be at least 0, got -1")
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: argument {option}: must be at least 0, got -1")
+
+
+def test_metrics_print_seconds_to_a_tenth_and_the_rest_to_four_places(capsys):
+    from minitransformer.train.run import _print_metrics
+
+    _print_metrics({"val_loss": 1.90213, "steps": 1000, "wall_time_s": 61.41, "stop_reason": "steps"})
+    assert capsys.readouterr().out.splitlines() == [  # wall_time_s was 61.4100
+        "val_loss     1.9021", "steps        1000", "wall_time_s  61.4", "stop_reason  steps"]
 
 
 @pytest.fixture(scope="module")

@@ -39,8 +39,8 @@ CHECKPOINT_NAME = "checkpoint.npz"
 
 def _print_metrics(metrics: dict) -> None:
     width = max(len(k) for k in metrics)
-    for name, value in metrics.items():
-        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+    for name, value in metrics.items():  # a time in seconds (name ending in _s) to 0.1 s, other numbers to 1e-4
+        shown = f"{value:.{1 if name.endswith('_s') else 4}f}" if isinstance(value, float) else str(value)
         print(f"{name:<{width}}  {shown}")
 
 
