@@ -251,6 +251,16 @@ def test_generate_refuses_an_empty_input_rather_than_using_the_example(untrained
     assert capsys.readouterr().out.strip()
 
 
+@pytest.mark.parametrize("task, text, refusal", [
+    ("reverse", "1" * 8, "the reverse model reads at most 7 digits, got 8"),  # max_len=5: 7 positions
+    ("classify", " ".join(["good"] * 101), "the classify model reads at most 100 words, got 101")])
+def test_generate_refuses_an_input_longer_than_the_model_reads_naming_the_task(untrained, task, text, refusal, capsys):
+    """Not the model's "build the model with a larger max_len": the command line has no such option."""
+    assert main(["generate", str(untrained[task]), "--input", text]) == 2
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", f"minitransformer: generate: {refusal}\n")
+
+
 def test_charlm_generates_within_the_positions_it_was_trained_on(untrained, capsys):
     """seq_len=8, max_len=16: the text is continued from at most 8 characters at a time (past 8 positions an
     untrained table row is read, and a trained model's text fell apart there)."""

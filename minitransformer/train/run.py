@@ -193,6 +193,13 @@ def _example_digits(setup) -> str:
     return "31415926535"[: setup.settings["max_len"]]
 
 
+def _refuse_longer_than_read(setup, n: int, unit: str) -> None:
+    """An input of ``n`` tokens the model has no positions for is refused naming the task, before the model's own
+    message, which says to build it with a larger ``max_len`` (an option the command line does not have)."""
+    if n > setup.model.max_len:  # the rows of its positional encoding
+        raise ValueError(f"generate: the {setup.name} model reads at most {setup.model.max_len} {unit}, got {n}")
+
+
 def _setup_from_checkpoint(path):
     """The task setup a checkpoint came from, with the checkpoint's weights loaded."""
     ckpt = read_checkpoint(path)
@@ -296,6 +303,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
             unknown = sorted(set(digits) - set("0123456789"))
             if unknown:
                 raise ValueError(f"generate: the {setup.name} task reads digits 0-9, got {text!r}")
+            _refuse_longer_than_read(setup, len(digits), "digits")
             src = Tensor(np.asarray([tok.encode(digits)], dtype=np.int64))
             max_len = min(len(digits) + 2, model.max_len)
             ids = greedy_decode(model, src, max_len=max_len) if beam == 1 else \
@@ -305,6 +313,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
             ids = tok.encode("the acting was not bad" if text is None else text)
             if not ids:
                 raise ValueError("generate: the input is empty")
+            _refuse_longer_than_read(setup, len(ids), "words")
             p = float(model.predict_proba(Tensor(np.asarray([ids], dtype=np.int64))).numpy()[0])
             result = f"{'positive' if p > 0.5 else 'negative'} (p(positive) = {p:.3f})"
         else:
