@@ -261,6 +261,21 @@ def test_generate_refuses_an_input_longer_than_the_model_reads_naming_the_task(u
     assert (captured.out, captured.err) == ("", f"minitransformer: generate: {refusal}\n")
 
 
+@pytest.mark.parametrize("task, text, note", [
+    ("reverse", "1 2", "the reverse model was trained on 3 to 5 digits, not 2"),  # the fixture's min_len=3, max_len=5
+    ("reverse", "1 2 3 4 5 6", "the reverse model was trained on 3 to 5 digits, not 6"),
+    ("reverse", "1 2 3", None),
+    ("classify", "not bad", "the classify model was trained on 5 to 16 words, not 2"),  # the negation task's lengths
+    ("classify", "the film was not bad", None)])
+def test_generate_notes_an_input_of_a_length_the_model_was_not_trained_on(untrained, task, text, note, capsys):
+    """A model trained on 8 to 12 digits never ends an output after 5 ("3 1 4 1 5" gave "5 5 1 4 1 3"): it runs,
+    and stderr says why its answer may be wrong."""
+    assert main(["generate", str(untrained[task]), "--input", text]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip()
+    assert captured.err == ("" if note is None else f"minitransformer: generate: {note}: its output may be wrong\n")
+
+
 def test_charlm_generates_within_the_positions_it_was_trained_on(untrained, capsys):
     """seq_len=8, max_len=16: the text is continued from at most 8 characters at a time (past 8 positions an
     untrained table row is read, and a trained model's text fell apart there)."""

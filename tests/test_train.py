@@ -275,6 +275,15 @@ def test_every_task_refuses_label_smoothing_outside_0_1(task, eps):
         build(task, label_smoothing=eps)
 
 
+@pytest.mark.single_backend
+def test_classify_trains_on_the_review_lengths_of_its_settings():
+    """min_words and max_words are settings (generate reads them back to say when a review is of another length)."""
+    setup = build("classify", min_words=3, max_words=4, **_TINY_TASK, **_TINY_DATA["classify"])
+    assert {len(ids) for ids, _ in setup.train_data.examples + setup.val + setup.test} <= {3, 4}
+    with pytest.raises(ValueError, match=r"task 'classify': max_words=120 is longer than max_len=100"):
+        build("classify", max_words=120)
+
+
 # ------------------------------------------------------------------ evaluation, early stopping, logging
 def _linear_problem():
     mt.manual_seed(0)

@@ -17,6 +17,7 @@ and measures the model again; ``generate CHECKPOINT`` runs it on an input of you
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -193,11 +194,17 @@ def _example_digits(setup) -> str:
     return "31415926535"[: setup.settings["max_len"]]
 
 
-def _refuse_longer_than_read(setup, n: int, unit: str) -> None:
+def _check_length(setup, n: int, unit: str, trained: tuple[int, int]) -> None:
     """An input of ``n`` tokens the model has no positions for is refused naming the task, before the model's own
-    message, which says to build it with a larger ``max_len`` (an option the command line does not have)."""
+    message, which says to build it with a larger ``max_len`` (an option the command line does not have). One whose
+    length is outside ``trained`` runs, with a note on stderr: a model trained on 8 to 12 digits has never ended an
+    output after 5, and does not."""
     if n > setup.model.max_len:  # the rows of its positional encoding
         raise ValueError(f"generate: the {setup.name} model reads at most {setup.model.max_len} {unit}, got {n}")
+    low, high = trained
+    if not low <= n <= high:
+        print(f"minitransformer: generate: the {setup.name} model was trained on {low} to {high} {unit}, not {n}: "
+              "its output may be wrong", file=sys.stderr)
 
 
 def _setup_from_checkpoint(path):
@@ -303,7 +310,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
             unknown = sorted(set(digits) - set("0123456789"))
             if unknown:
                 raise ValueError(f"generate: the {setup.name} task reads digits 0-9, got {text!r}")
-            _refuse_longer_than_read(setup, len(digits), "digits")
+            _check_length(setup, len(digits), "digits", (setup.settings["min_len"], setup.settings["max_len"]))
             src = Tensor(np.asarray([tok.encode(digits)], dtype=np.int64))
             max_len = min(len(digits) + 2, model.max_len)
             ids = greedy_decode(model, src, max_len=max_len) if beam == 1 else \
@@ -313,7 +320,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
             ids = tok.encode("the acting was not bad" if text is None else text)
             if not ids:
                 raise ValueError("generate: the input is empty")
-            _refuse_longer_than_read(setup, len(ids), "words")
+            _check_length(setup, len(ids), "words", (setup.settings["min_words"], setup.settings["max_words"]))
             p = float(model.predict_proba(Tensor(np.asarray([ids], dtype=np.int64))).numpy()[0])
             result = f"{'positive' if p > 0.5 else 'negative'} (p(positive) = {p:.3f})"
         else:

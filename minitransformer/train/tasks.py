@@ -76,8 +76,9 @@ DEFAULTS: dict[str, dict] = {
     "sort": dict(_SEQ2SEQ_DEFAULTS),
     "classify": dict(
         steps=2000, batch_size=64, d_model=32, heads=4, layers=2, d_ff=64, dropout=0.0, lr=2e-3, warmup=50,
-        schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=16000, n_val=500, n_test=1000, max_len=100,
-        vocab_size=None, pooling="mean", norm_first=True, eval_every=250, target=None, patience=None,
+        schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=16000, n_val=500, n_test=1000, min_words=5,
+        max_words=16, max_len=100, vocab_size=None, pooling="mean", norm_first=True, eval_every=250, target=None,
+        patience=None,
     ),
     "charlm": dict(
         steps=1000, batch_size=32, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=100,
@@ -383,7 +384,10 @@ def classification_metrics(examples, batch_size: int = 500) -> Callable:
 
 
 def _classify(s: dict) -> TaskSetup:
-    train, held_out, tok = negation_task(s["n_train"], s["n_val"] + s["n_test"], seed=s["seed"])
+    if s["max_words"] > s["max_len"]:
+        raise ValueError(f"task 'classify': max_words={s['max_words']} is longer than max_len={s['max_len']}")
+    train, held_out, tok = negation_task(s["n_train"], s["n_val"] + s["n_test"], seed=s["seed"],
+                                         min_words=s["min_words"], max_words=s["max_words"])
     val, test = held_out[:s["n_val"]], held_out[s["n_val"]:]
     vocab = s["vocab_size"] or tok.vocab_size  # the document's 10000 rows work too: the extra ones go unused
     if vocab < tok.vocab_size:
