@@ -276,6 +276,19 @@ def test_generate_notes_an_input_of_a_length_the_model_was_not_trained_on(untrai
     assert captured.err == ("" if note is None else f"minitransformer: generate: {note}: its output may be wrong\n")
 
 
+@pytest.mark.parametrize("task, flag, text, unknown", [
+    ("classify", "--input", "the film was not terrible, really", "'terrible', ','"),
+    ("classify", "--input", "the film was not bad", None),
+    ("charlm", "--prompt", "Üï ☃Ü", "'Ü', 'ï', '☃'")])
+def test_generate_names_the_pieces_it_reads_as_unk(untrained, task, flag, text, unknown, capsys):
+    """"the film was not terrible" was labelled positive with p = 1.000, as "the film was not <unk>", without a word."""
+    assert main(["generate", str(untrained[task]), flag, text, "--max-new-tokens", "3"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip()
+    assert captured.err == ("" if unknown is None else
+                            f"minitransformer: generate: not in the {task} model's vocabulary, read as <unk>: {unknown}\n")
+
+
 def test_charlm_generates_within_the_positions_it_was_trained_on(untrained, capsys):
     """seq_len=8, max_len=16: the text is continued from at most 8 characters at a time (past 8 positions an
     untrained table row is read, and a trained model's text fell apart there)."""

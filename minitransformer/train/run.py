@@ -207,6 +207,16 @@ def _check_length(setup, n: int, unit: str, trained: tuple[int, int]) -> None:
               "its output may be wrong", file=sys.stderr)
 
 
+def _note_unknown(setup, text: str | None) -> None:
+    """Name on stderr the words (characters) of ``text`` the tokenizer reads as ``<unk>``: a model that never saw
+    them answers anyway ("the film was not terrible" is "the film was not <unk>" to the classify task)."""
+    tok = setup.tokenizer
+    unknown = dict.fromkeys(p for p in tok.tokenize(text or "") if p not in tok.stoi)  # each once, in order
+    if unknown:
+        print(f"minitransformer: generate: not in the {setup.name} model's vocabulary, read as <unk>: "
+              f"{', '.join(map(repr, unknown))}", file=sys.stderr)
+
+
 def _setup_from_checkpoint(path):
     """The task setup a checkpoint came from, with the checkpoint's weights loaded."""
     ckpt = read_checkpoint(path)
@@ -320,6 +330,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
             ids = tok.encode("the acting was not bad" if text is None else text)
             if not ids:
                 raise ValueError("generate: the input is empty")
+            _note_unknown(setup, text)
             _check_length(setup, len(ids), "words", (setup.settings["min_words"], setup.settings["max_words"]))
             p = float(model.predict_proba(Tensor(np.asarray([ids], dtype=np.int64))).numpy()[0])
             result = f"{'positive' if p > 0.5 else 'negative'} (p(positive) = {p:.3f})"
@@ -328,6 +339,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
             ids = tok.encode("The " if text is None else text)  # a blank prompt is text too: spaces, newlines
             if not ids:
                 raise ValueError("generate: the prompt is empty")
+            _note_unknown(setup, text)
             out = generate(model, Tensor(np.asarray([ids], dtype=np.int64)), max_new_tokens,
                            temperature=temperature, top_k=top_k, context=setup.settings["seq_len"])
             result = tok.decode(out.numpy()[0])
