@@ -4,6 +4,7 @@ work, and the loss reaches the host only when it is logged."""
 
 from __future__ import annotations
 
+import re
 import signal
 
 import numpy as np
@@ -282,6 +283,18 @@ def test_classify_trains_on_the_review_lengths_of_its_settings():
     assert {len(ids) for ids, _ in setup.train_data.examples + setup.val + setup.test} <= {3, 4}
     with pytest.raises(ValueError, match=r"task 'classify': max_words=120 is longer than max_len=100"):
         build("classify", max_words=120)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("task, target, wanted", [("reverse", 99, "a number in [0, 1]"),
+                                                  ("classify", -0.5, "a number in [0, 1]"),
+                                                  ("charlm", -1, "a finite number >= 0")])
+def test_a_target_the_watched_metric_cannot_reach_is_refused(task, target, wanted):
+    """--target 99 (a percentage) trained to the end without a word: an accuracy never reaches 99."""
+    with pytest.raises(ValueError, match=rf"task '{task}': target must be {re.escape(wanted)}, got {target}"):
+        build(task, target=target)
+    tiny = _TINY_DATA.get(task, dict(n_train=16, n_val=4, n_test=4, min_len=3, max_len=5))
+    assert build(task, target=0.9, **_TINY_TASK, **tiny).settings["target"] == 0.9
 
 
 # ------------------------------------------------------------------ evaluation, early stopping, logging

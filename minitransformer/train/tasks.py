@@ -228,6 +228,9 @@ def _settings(task: str, overrides: dict) -> dict:
     settings.update({k: v for k, v in overrides.items() if v is not None})  # None: keep the default
     settings["label_smoothing"] = require_real(f"task {task!r}", "label_smoothing", settings["label_smoothing"], 0.0,
                                               1.0)  # for every task
+    if settings["target"] is not None:  # what training watches: the validation loss of charlm, else an accuracy
+        high = None if task == "charlm" else 1.0
+        settings["target"] = require_real(f"task {task!r}", "target", settings["target"], 0.0, high)
     if settings["d_model"] % settings["heads"]:
         raise ValueError(f"task {task!r}: d_model={settings['d_model']} is not divisible by heads={settings['heads']}")
     return settings
