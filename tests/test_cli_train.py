@@ -97,11 +97,15 @@ def test_generate_reads_digits_greedy_and_beam(reverse_run, capsys):
 def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--task", "copy", "--steps", "6", *TINY, "--no-pictures", "--out", str(out)]) == 0
+    first = read_checkpoint(out / "checkpoint.npz").trainer_state["elapsed_s"]
     assert main(["train", "--task", "copy", "--steps", "9", "--no-progress", "--resume", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "resumed from" in text and "at step 6" in text
     ckpt = read_checkpoint(out / "checkpoint.npz")
     assert ckpt.step == 9 and ckpt.config["d_model"] == 16  # the saved settings, not the defaults
+    # the time of all 9 steps, as the checkpoint sums it (it was the last 3 steps' only, beside steps 9)
+    wall = json.loads((out / "metrics.json").read_text())["metrics"]["wall_time_s"]
+    assert wall == round(ckpt.trainer_state["elapsed_s"], 2) and ckpt.trainer_state["elapsed_s"] > first
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, capsys):
