@@ -39,6 +39,7 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -1280,6 +1281,9 @@ def main(args) -> int:
         print(f"bench: unknown benchmark {what!r}; available: {', '.join(WHAT)}", file=sys.stderr)
         return 2
     names = [] if what is None else (["autograd", "small", "seed"] if what == "all" else [what])
+    json_path = getattr(args, "json", None)
+    if json_path and _refuse_json(json_path):
+        return 2
     if "large" in names and mt.backend.current().name != "cupy":
         print("bench large: one step is about 6 TFLOP, minutes on a CPU; run it on a GPU "
               "(MINITRANSFORMER_BACKEND=cupy)", file=sys.stderr)
@@ -1302,9 +1306,28 @@ def main(args) -> int:
     except ValueError as e:
         print(str(e), file=sys.stderr)
         return 2
-    if args.json:
+    if json_path:
         report = reports[names[0]] if len(reports) == 1 and names else {"benchmark": what or "sweep", **reports}
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
-        print(f"figures written to {args.json}")
+        try:
+            with open(json_path, "w", encoding="utf-8") as f:
+                json.dump(report, f, indent=2)
+        except OSError as e:  # permission denied, disk full: one line, as the other commands say it
+            print(f"bench: {e.filename or json_path}: {e.strerror or e}", file=sys.stderr)
+            return 1
+        print(f"figures written to {json_path}")
     return 0
+
+
+def _refuse_json(path: str) -> bool:
+    """True, with one line on stderr, if ``--json`` cannot be a file: checked before minutes of measuring."""
+    target = Path(path)
+    folder = target.absolute().parent
+    if target.is_dir():
+        why = "is a folder"
+    elif folder.is_dir():
+        why = None
+    else:
+        why = f"{str(folder)!r} is a file, not a folder" if folder.exists() else f"no folder {str(folder)!r}"
+    if why:
+        print(f"bench: --json {path!r}: {why}", file=sys.stderr)
+    return why is not None

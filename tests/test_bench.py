@@ -181,6 +181,29 @@ def test_bench_refuses_nonpositive_counts(flag, capsys, tiny):
     assert f"{flag} must be at least 1, got 0" in capsys.readouterr().err
 
 
+def test_bench_refuses_a_json_file_it_cannot_write_before_measuring(tmp_path, monkeypatch, capsys):
+    """It measured for minutes, then ended in a FileNotFoundError traceback when --json named a missing folder."""
+    monkeypatch.setattr(bench, "run_autograd", lambda **kw: pytest.fail("measured"))
+    afile = tmp_path / "file.txt"
+    afile.write_text("")
+    for path, why in ((tmp_path / "missing" / "x.json", f"no folder {str(tmp_path / 'missing')!r}"),
+                      (afile / "x.json", f"{str(afile)!r} is a file, not a folder"),
+                      (tmp_path, "is a folder")):
+        assert main(["bench", "--json", str(path)]) == 2
+        assert capsys.readouterr().err == f"bench: --json {str(path)!r}: {why}\n"
+
+
+def test_bench_reports_a_json_file_the_system_refuses_in_one_line(tmp_path, monkeypatch, capsys):
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(bench, "run_autograd", lambda **kw: {"benchmark": "autograd"})
+    monkeypatch.setattr(bench, "format_table", lambda report: "table")
+    monkeypatch.setattr(bench, "open", refuse, raising=False)  # bench's own open(), not pytest's
+    assert main(["bench", "--json", str(tmp_path / "x.json")]) == 1
+    assert capsys.readouterr().err == f"bench: {tmp_path / 'x.json'}: Permission denied\n"
+
+
 # ------------------------------------------------------------------ the measuring instruments
 # ------------------------------------------------------------------ arrays computed per step
 def test_counting_arrays_counts_computed_arrays_not_views_nor_promoted_numbers():
