@@ -135,6 +135,21 @@ def test_heads_grid(rng):
     assert len({ax.images[0].get_clim() for ax in maps}) == 1  # one colour scale
 
 
+@pytest.mark.parametrize("heads, tokens", [(4, 32), (8, 32)])
+def test_a_large_heads_grid_is_scaled_down_whole_not_in_width_alone(rng, heads, tokens):
+    """The charlm picture (4 heads of 32 characters) was capped at 30 inches wide but kept its full height: the maps
+    filled half of it, between two bands of white."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    W, _ = _weights(rng, heads, tokens, tokens)
+    labels = [chr(97 + i % 26) for i in range(tokens)]
+    fig = viz.attention_heads(W, labels, labels, title="charlm: self attention (last layer)")
+    FigureCanvasAgg(fig).draw()
+    width, height = fig.get_size_inches()
+    assert width <= 30 and height <= 30
+    assert sum(ax.get_position().height for ax in _map_axes(fig)[::4]) > 0.7  # the first column's maps
+
+
 def test_heads_refuses_bad_input(rng):
     with pytest.raises(ValueError, match=r"attention_heads: weights must be 3-D \(heads, L queries, S keys\), got "
                                          r"shape \(3, 3\) \(attention_heatmap takes one map"):

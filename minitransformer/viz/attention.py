@@ -228,7 +228,8 @@ def _grid_size(nrows: int, ncols: int, L: int, S: int, annotate: bool, rows: lis
     key_labels = 0.08 * max(map(len, cols)) + 0.4  # the rotated tokens and the word "key"
     width = ncols * (S * cell + 0.35) + 0.08 * max(map(len, rows)) + 1.6
     height = nrows * (L * cell + 0.45) + key_labels * (nrows if ragged else 1) + 0.3 + 0.35 * title
-    return min(width, 30.0), min(height, 30.0)
+    scale = min(1.0, 30.0 / width, 30.0 / height)  # at most 30 inches a side, shrunk whole: the maps keep their shape
+    return min(width * scale, 30.0), min(height * scale, 30.0)  # (30 / w) * w may round above 30
 
 
 def attention_heads(weights, query_labels=None, key_labels=None, title: str | None = None, annotate=None, *,
