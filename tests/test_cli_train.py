@@ -289,8 +289,8 @@ def test_generate_names_the_pieces_it_reads_as_unk(untrained, task, flag, text, 
     assert main(["generate", str(untrained[task]), flag, text, "--max-new-tokens", "3"]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip()
-    assert captured.err == ("" if unknown is None else
-                            f"minitransformer: generate: not in the {task} model's vocabulary, read as <unk>: {unknown}\n")
+    note = f"minitransformer: generate: not in the {task} model's vocabulary, read as <unk>: {unknown}\n"
+    assert captured.err == ("" if unknown is None else note)
 
 
 def test_charlm_generates_within_the_positions_it_was_trained_on(untrained, capsys):
