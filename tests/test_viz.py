@@ -136,7 +136,7 @@ def test_heads_grid(rng):
 
 
 @pytest.mark.parametrize("heads, tokens", [(4, 32), (8, 32)])
-def test_a_large_heads_grid_is_scaled_down_whole_not_in_width_alone(rng, heads, tokens):
+def test_a_large_heads_grid_fits_30_inches_and_its_maps_fill_it(rng, heads, tokens):
     """The charlm picture (4 heads of 32 characters) was capped at 30 inches wide but kept its full height: the maps
     filled half of it, between two bands of white."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -175,6 +175,19 @@ def test_layers_grid(rng):
     assert sum(len(ax.texts) for ax in maps) == 6 * 9  # 3x3 maps are annotated
     big = viz.attention_layers([mt.zeros(1, 9, 9)])
     assert len(big.axes) == 2 and len(big.axes[0].texts) == 0  # a grid annotates only up to 8x8
+
+
+def test_a_grid_too_large_for_30_inches_gets_smaller_cells_not_a_larger_frame(rng):
+    """A figure is at most 30 inches a side. Capping the width alone kept the height of the uncapped maps, so the
+    maps (square cells, shrunk to the capped width) filled 59% of the height for 2 x 4 maps of 27 x 27 and 21% for
+    2 x 8 maps of 64 x 64, the rest empty; the cells shrink instead."""
+    for L, heads, layers in ((27, 4, 2), (64, 8, 2)):
+        fig = viz.attention_layers([rng.dirichlet(np.ones(L), size=(heads, L)) for _ in range(layers)])
+        fig.draw_without_rendering()                                  # the constrained layout places the axes
+        assert max(fig.get_size_inches()) <= 30
+        rows = {round(ax.get_position().y0, 3): ax.get_position().height for ax in _map_axes(fig)}  # one per row
+        filled = sum(rows.values())
+        assert filled > 0.75, f"{layers} x {heads} maps of {L} x {L} fill {filled:.0%} of the figure's height"
 
 
 def test_layers_refuses_bad_input():

@@ -223,13 +223,17 @@ def _grid(fig: Figure, maps: list[list[np.ndarray]], rows: list[str], cols: list
 
 def _grid_size(nrows: int, ncols: int, L: int, S: int, annotate: bool, rows: list[str], cols: list[str],
                title: bool, ragged: bool = False) -> tuple[float, float]:
-    """Inches for a grid of maps; a ragged grid (a short last row) has key labels under every row."""
-    cell = (CELL_ANNOTATED if annotate else CELL) * 0.9
+    """Inches for a grid of maps; a ragged grid (a short last row) has key labels under every row.
+
+    A grid wider or taller than 30 inches gets smaller cells, not a smaller frame around maps of the same
+    size: capping one side alone left the maps (square cells) filling a fraction of the other.
+    """
     key_labels = 0.08 * max(map(len, cols)) + 0.4  # the rotated tokens and the word "key"
-    width = ncols * (S * cell + 0.35) + 0.08 * max(map(len, rows)) + 1.6
-    height = nrows * (L * cell + 0.45) + key_labels * (nrows if ragged else 1) + 0.3 + 0.35 * title
-    scale = min(1.0, 30.0 / width, 30.0 / height)  # at most 30 inches a side, shrunk whole: the maps keep their shape
-    return min(width * scale, 30.0), min(height * scale, 30.0)  # (30 / w) * w may round above 30
+    frame_w = ncols * 0.35 + 0.08 * max(map(len, rows)) + 1.6  # the inches that are not cells
+    frame_h = nrows * 0.45 + key_labels * (nrows if ragged else 1) + 0.3 + 0.35 * title
+    cell = (CELL_ANNOTATED if annotate else CELL) * 0.9
+    cell = max(min(cell, (30.0 - frame_w) / (ncols * S), (30.0 - frame_h) / (nrows * L)), 0.01)  # fit 30 inches
+    return min(frame_w + ncols * S * cell, 30.0), min(frame_h + nrows * L * cell, 30.0)
 
 
 def attention_heads(weights, query_labels=None, key_labels=None, title: str | None = None, annotate=None, *,
