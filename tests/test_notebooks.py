@@ -34,6 +34,7 @@ NAMES = [
     "07_gpu",
     "08_decoding",
     "09_residuals_and_layer_norm",
+    "10_character_language_model",
 ]
 CELL_TIMEOUT = 120  # seconds
 
