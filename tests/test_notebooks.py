@@ -118,6 +118,21 @@ def test_progress_bars_are_collapsed_to_their_last_state():
     assert [(o.name, o.text) for o in generator.clean(nb).cells[0].outputs] == [("stdout", "100%|###| 10/10\ndone\n")]
 
 
+def test_the_generator_runs_the_notebooks_on_this_checkouts_package(tmp_path, monkeypatch):
+    """From ``notebooks/`` the package is not on the kernel's path: the generator ran the notebooks on whatever
+    copy the environment had installed (in a git worktree, the main checkout's). A decoy on PYTHONPATH stands
+    for that copy."""
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    (tmp_path / "minitransformer").mkdir()
+    (tmp_path / "minitransformer" / "__init__.py").write_text("")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import minitransformer\n"
+                                                                   "print(minitransformer.__file__)")])
+    nb, _ = _generator().execute(nb, timeout=60)
+    assert nb.cells[0].outputs[0].text.strip() == str(ROOT / "minitransformer" / "__init__.py")
+
+
 def _files() -> set[str]:
     """The files a notebook could write by accident: anything under ``notebooks/`` (its working
     directory) and at the top of the repository."""

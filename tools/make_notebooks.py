@@ -19,6 +19,7 @@ merged, so the committed outputs read cleanly on a code-hosting site.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import textwrap
@@ -4156,12 +4157,18 @@ def clean(nb):
 
 
 def execute(nb, timeout: int = CELL_TIMEOUT):
-    """Run every cell with the ``python3`` kernel in ``notebooks/``; returns ``(nb, seconds)``."""
+    """Run every cell with the ``python3`` kernel in ``notebooks/``; returns ``(nb, seconds)``.
+
+    The kernel imports ``minitransformer`` from this checkout, the repository root first on its
+    ``PYTHONPATH`` (as ``tests/test_notebooks.py`` runs them): from ``notebooks/`` the package is not on
+    the path, and the copy installed in the environment (another checkout's, for a worktree) was run.
+    """
     from nbclient import NotebookClient
 
     start = time.perf_counter()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                   resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
+                   resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute(env=env)
     return clean(nb), time.perf_counter() - start
 
 
