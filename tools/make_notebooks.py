@@ -3865,8 +3865,8 @@ NB10 = [
 
     The model was trained on windows of `seq_len` = 64 characters, but its positional table has
     `max_len` = 128 rows, and a forward pass accepts up to 128 positions. Positions 64 to 127 never occurred
-    in training. Before a recent fix, `generate` read up to `max_len` positions, and the task's samples
-    fell apart after about 64 characters; now the `charlm` task passes `context=seq_len`.
+    in training. By default `generate` reads up to `max_len` positions; the `charlm` task passes
+    `context=seq_len` (its samples used to fall apart after about 64 characters, until it did).
 
     **(a) The loss by position.** Windows of 128 validation characters (every 8th start), the mean loss at
     each position:
