@@ -28,6 +28,18 @@ def test_readme_has_exactly_two_setup_commands():
     assert tests.startswith("python3 -m venv .venv") and "pytest" in tests
 
 
+def test_the_readmes_first_look_runs_and_prints_what_its_comments_say(capsys):
+    """The README's first Python block: the gradient it prints is the one its comment gives, gradcheck passes."""
+    block = re.search(r"## A first look\n\n```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)[1]
+    *lines, last = block.strip().splitlines()
+    namespace = {}
+    exec("\n".join(lines), namespace)
+    printed = [float(v) for v in re.findall(r"-?\d+\.\d+", capsys.readouterr().out)]
+    commented = [float(v) for v in re.findall(r"-?\d+\.\d+", block.split("computed by the engine:")[1].split("\n")[0])]
+    assert printed == pytest.approx(commented, abs=5e-4) and len(printed) == 4
+    assert eval(last.split("#")[0], namespace) is True and last.endswith("# True")
+
+
 def test_ci_runs_the_readme_test_command_verbatim():
     ci = (ROOT / ".ci" / "run").read_text()
     assert _readme_commands()[1] in ci.splitlines()
