@@ -1,0 +1,2 @@
+"""The cells of the step-through notebooks, one module per notebook (``CELLS``); ``tools/make_notebooks.py``
+builds, runs and writes them."""

@@ -1,0 +1,351 @@
+"""Notebook 01_autograd: its cells, built by ``tools/make_notebooks.py``."""
+
+from .cells import SETUP, code, exercise, md
+
+CELLS = [
+    md(r"""
+    # 01 · Autograd from scratch
+
+    **What this notebook teaches.** How `backward()` finds the derivative of a result with respect to
+    every number that went into it. Each operation records itself in a *computation graph* as it runs;
+    `backward()` walks that graph from the result back to the inputs and applies the chain rule at every
+    node. Writing $\bar v = \partial L / \partial v$ for the gradient of the final result $L$ with respect
+    to a node $v$ (its *adjoint*), the whole algorithm is one rule:
+
+    $$
+    \bar v \;=\; \sum_{u\ \text{uses}\ v} \bar u \,\frac{\partial u}{\partial v},
+    \qquad \bar L = 1 .
+    $$
+
+    Each node passes its adjoint to its inputs, multiplied by its local derivative; a node used twice
+    receives (and adds up) two contributions. That is reverse-mode automatic differentiation, the engine
+    under every Transformer in this library (`minitransformer/autograd/engine.py`, each primitive's
+    `forward` beside its `backward` in `autograd/ops.py`).
+
+    Steps: **1** a tiny expression, computed by hand · **2** its graph, as a picture and as DOT text ·
+    **3** backward one node at a time · **4** `backward()` and `retain_grad()` · **5** a node used twice ·
+    **6** gradcheck, finite differences as the referee · **7** a new primitive, written here as a
+    `Function` subclass with its `backward`, and gradcheck'ed.
+
+    **Exercises in the text** (assignment A1, `minitransformer assignments list`): the backward of Mul,
+    MatMul and Sum (section 3) and of a small expression (section 5), in NumPy, each followed by a cell
+    that checks your answer against the library.
+    """),
+    SETUP,
+    md(r"""
+    ## 1. A computation graph by hand
+
+    The expression (micrograd's first example):
+
+    $$ e = a\,b, \qquad d = e + c, \qquad L = d\,f $$
+
+    with $a = 2$, $b = -3$, $c = 10$, $f = -2$. Forward, by hand: $e = 2 \cdot (-3) = -6$,
+    $d = -6 + 10 = 4$, $L = 4 \cdot (-2) = -8$.
+
+    Backward, by hand, from the top, one local derivative at a time:
+
+    | node | rule | adjoint |
+    |---|---|---|
+    | $L$ | start | $\bar L = 1$ |
+    | $d$ | $\partial L/\partial d = f$ | $\bar d = \bar L \cdot f = -2$ |
+    | $f$ | $\partial L/\partial f = d$ | $\bar f = \bar L \cdot d = 4$ |
+    | $e$ | $\partial d/\partial e = 1$ | $\bar e = \bar d \cdot 1 = -2$ |
+    | $c$ | $\partial d/\partial c = 1$ | $\bar c = \bar d \cdot 1 = -2$ |
+    | $a$ | $\partial e/\partial a = b$ | $\bar a = \bar e \cdot b = 6$ |
+    | $b$ | $\partial e/\partial b = a$ | $\bar b = \bar e \cdot a = -4$ |
+
+    Now the same with tensors. `requires_grad=True` marks the inputs we want gradients for; `name=`
+    only labels the picture.
+    """),
+    code("""
+    def inputs():
+        a = mt.tensor(2.0, requires_grad=True, name="a")
+        b = mt.tensor(-3.0, requires_grad=True, name="b")
+        c = mt.tensor(10.0, requires_grad=True, name="c")
+        f = mt.tensor(-2.0, requires_grad=True, name="f")
+        return a, b, c, f
+
+    def expression(a, b, c, f):
+        e = a * b
+        e.name = "e"
+        d = e + c
+        d.name = "d"
+        L = d * f
+        L.name = "L"
+        return e, d, L
+
+    a, b, c, f = inputs()
+    e, d, L = expression(a, b, c, f)
+    for t in (a, b, c, f, e, d, L):
+        print(f"{t.name} = {t.item():5g}  shape {t.shape}  {t.dtype_name}  leaf: {t.is_leaf!s:5}  grad_fn: {t.grad_fn}")
+    """),
+    md(r"""
+    `a, b, c, f` are *leaves* (made by us); `e, d, L` were made by operations, and each remembers its
+    operation in `grad_fn`, which remembers its inputs. Those links are the graph.
+
+    ## 2. The graph, as a picture and as DOT text
+
+    `viz.draw_graph` draws what `backward()` will walk: tensors are boxes (green: a leaf that will
+    receive `.grad`), operations are ellipses, data flows left to right. `to_dot` gives the same graph in
+    Graphviz's language (paste it into any DOT viewer).
+    """),
+    code("""
+    viz.draw_graph(L)
+    """),
+    code("""
+    from minitransformer.autograd import to_dot
+
+    print(to_dot(L))
+    """),
+    md(r"""
+    ## 3. Backward, one node at a time
+
+    Each primitive knows one thing about derivatives: given the adjoint of its output, $\bar y$, its
+    `backward` returns the adjoint of each input, $\bar y$ times the local derivative. Write three of
+    them yourself first.
+
+    ### Exercise A1 · the backward of Mul, MatMul and Sum, in NumPy
+
+    Given the output's adjoint, write each input's adjoint (it has the input's shape):
+
+    | operation | forward | backward |
+    |---|---|---|
+    | Mul | $y = a \odot b$, elementwise, $(5,)$ | $\bar a = \bar y \odot b$; $\;\bar b = \bar y \odot a$ |
+    | MatMul | $Y = A B$, $(3, 4) \cdot (4, 2)$ | $\bar A = \bar Y B^\top$; $\;\bar B = A^\top \bar Y$ |
+    | Sum | $s_j = \sum_i x_{ij}$, over axis 0 | $\bar x_{ij} = \bar s_j$: $\bar s$ copied to each row |
+
+    (In a student copy the cell holds `raise NotImplementedError(...)`: replace those lines by yours.)
+    """),
+    exercise("a1-mul-matmul-sum", """
+    rng = np.random.default_rng(1)
+    a, b, y_bar = rng.standard_normal((3, 5))                          # y = a * b; y_bar = dL/dy, (5,) each
+    A, B, Y_bar = rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), rng.standard_normal((3, 2))
+    x, s_bar = rng.standard_normal((3, 4)), rng.standard_normal(4)     # s = x.sum(axis=0), (4,); s_bar = dL/ds
+
+    ### BEGIN SOLUTION A1: a_bar, b_bar of y = a * b; A_bar, B_bar of Y = A @ B; x_bar of s = x.sum(axis=0)
+    a_bar, b_bar = y_bar * b, y_bar * a                                # Mul
+    A_bar, B_bar = Y_bar @ B.T, A.T @ Y_bar                            # MatMul: (3, 2)(2, 4), (4, 3)(3, 2)
+    x_bar = np.broadcast_to(s_bar, x.shape)                            # Sum: s_bar copied to each of 3 rows
+    ### END SOLUTION
+    print("a_bar", a_bar.shape, " b_bar", b_bar.shape, " A_bar", A_bar.shape, " B_bar", B_bar.shape,
+          " x_bar", x_bar.shape)
+    """),
+    md(r"""
+    **Check.** The library's `backward()` on $L = \langle \bar y, y \rangle$ (so that $\partial L / \partial y =
+    \bar y$) must give the same numbers.
+    """),
+    code("""
+    def library_grads(loss, *arrays):
+        \"\"\"Each array's gradient by the library's backward() of the scalar loss(*tensors).\"\"\"
+        tensors = [mt.tensor(arr, requires_grad=True) for arr in arrays]   # float64, as the arrays
+        loss(*tensors).backward()
+        return [t.grad.numpy() for t in tensors]
+
+    lib_a, lib_b = library_grads(lambda a, b: (a * b * mt.tensor(y_bar)).sum(), a, b)
+    lib_A, lib_B = library_grads(lambda A, B: ((A @ B) * mt.tensor(Y_bar)).sum(), A, B)
+    (lib_x,) = library_grads(lambda x: (x.sum(axis=0) * mt.tensor(s_bar)).sum(), x)
+    for name, mine, lib in (("a_bar", a_bar, lib_a), ("b_bar", b_bar, lib_b), ("A_bar", A_bar, lib_A),
+                            ("B_bar", B_bar, lib_B), ("x_bar", x_bar, lib_x)):
+        np.testing.assert_allclose(mine, lib, rtol=1e-12, atol=1e-12, err_msg=name)
+    print("all five agree with the library's backward()")
+    """),
+    md(r"""
+    `backward()` applies such rules over a whole graph, in this order: sort the nodes so that every
+    node comes after its inputs (a *topological order*), then go through it **backwards**, so that a
+    node's adjoint is complete (all its users have sent their share) before it is passed on, as the
+    table of section 1 does. Here are those steps written out with the graph's own links:
+    `grad_fn.inputs` and each primitive's `grad_fn.backward(adjoint)`, which returns one gradient per input.
+    """),
+    code("""
+    def topological_order(root):
+        order, seen = [], set()
+        def visit(t):
+            if id(t) in seen or t.grad_fn is None:
+                return
+            seen.add(id(t))
+            for x in t.grad_fn.inputs:
+                visit(x)
+            order.append(t)            # after its inputs
+        visit(root)
+        return order
+
+    a, b, c, f = inputs()
+    e, d, L = expression(a, b, c, f)
+    adjoint = {L.name: np.float32(1.0)}                  # dL/dL = 1
+    for node in reversed(topological_order(L)):          # L first, then d, then e
+        fn = node.grad_fn
+        grads = fn.backward(adjoint[node.name])          # the local chain rule of this operation
+        for x, g in zip(fn.inputs, grads):
+            adjoint[x.name] = adjoint.get(x.name, 0) + g  # "+=": a node used twice gets both shares
+            print(f"{node.name} = {fn}({', '.join(i.name for i in fn.inputs)}):  sends {g:5g} to {x.name}")
+    print({k: float(v) for k, v in adjoint.items()})
+    """),
+    md(r"""
+    The same numbers as the hand-computed table. (The real engine also frees the graph as it goes and
+    sums gradients of broadcast inputs back to their shape; see `_run_backward` in
+    `autograd/engine.py`, about 50 lines: the same loop, plus freeing, checks of what each `backward`
+    returns, and adding into gradient arrays in place where no one else holds them.)
+
+    ## 4. `backward()`, and `retain_grad()` to see inside
+
+    After `L.backward()`, every leaf with `requires_grad=True` holds its gradient in `.grad`. Intermediate
+    tensors pass their gradient on and keep nothing, unless asked with `retain_grad()`.
+    """),
+    code("""
+    a, b, c, f = inputs()
+    e, d, L = expression(a, b, c, f)
+    for t in (e, d, L):
+        t.retain_grad()
+    L.backward()
+    for t in (L, d, e, f, c, a, b):
+        print(f"dL/d{t.name} = {t.grad.item():5g}")
+    """),
+    md(r"""
+    ## 5. A node used twice: gradients add up
+
+    For $y = x \cdot x + x$, $x$ feeds two operations, so its adjoint has two terms:
+    $\bar x = \bar y\,(x + x) + \bar y \cdot 1 = 2x + 1$, which is $7$ at $x = 3$. The engine adds them
+    (`+=`, as micrograd does); assigning instead of adding would lose one and give a wrong answer.
+    The same happens with tensors: a matrix product's gradient, row by row.
+    """),
+    code("""
+    x = mt.tensor(3.0, requires_grad=True, name="x")
+    y = x * x + x
+    y.backward()
+    print("dy/dx =", x.grad.item(), "  by hand: 2x + 1 =", 2 * 3 + 1)
+
+    X = mt.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)   # (2, 2)
+    W = mt.tensor([[0.5], [-1.0]], requires_grad=True)             # (2, 1)
+    out = (X @ W).sum()                                            # scalar
+    out.backward()
+    print("X @ W:", (X @ W).shape, " X.grad:", X.grad.shape, " W.grad:", W.grad.shape)
+    print("dL/dW =", W.grad.numpy().ravel(), "  by hand: column sums of X =", X.numpy().sum(axis=0))
+    """),
+    md(r"""
+    ### Exercise A1 · a small expression, backward by hand
+
+    The expression that section 6 checks, summed: $L = \sum_{ij} \tanh(XW)_{ij}$ with $X$ of shape $(2, 3)$ and
+    $W$ of shape $(3, 4)$. Its graph is $Z = XW$, $T = \tanh Z$, $L = \sum T$; go through it backwards:
+
+    $$ \bar T = 1 \text{ (every entry)}, \qquad \bar Z = \bar T \odot (1 - T^2), \qquad
+       \bar X = \bar Z\, W^\top, \qquad \bar W = X^\top \bar Z . $$
+    """),
+    exercise("a1-tanh-expression", """
+    X_np = np.array([[0.5, -1.0, 2.0], [0.1, 0.2, -0.3]])              # (2, 3)
+    W_np = np.random.default_rng(0).standard_normal((3, 4))            # (3, 4)
+    Z = X_np @ W_np                                                    # (2, 4)
+    T = np.tanh(Z)                                                     # (2, 4)
+
+    ### BEGIN SOLUTION A1: T_bar = 1 everywhere, Z_bar = T_bar * (1 - T^2), then X_bar and W_bar as for MatMul
+    T_bar = np.ones_like(T)                                            # dL/dT: L is the sum of T
+    Z_bar = T_bar * (1 - T**2)                                         # tanh' = 1 - tanh^2
+    X_bar, W_bar = Z_bar @ W_np.T, X_np.T @ Z_bar                      # (2, 3), (3, 4)
+    ### END SOLUTION
+    print("X_bar", X_bar.shape, "\\n", X_bar)
+    """),
+    md(r"""
+    **Check** against the library's `backward()` of the same expression:
+    """),
+    code("""
+    Xt = mt.tensor(X_np, requires_grad=True)
+    Wt = mt.tensor(W_np, requires_grad=True)
+    (Xt @ Wt).tanh().sum().backward()
+    np.testing.assert_allclose(X_bar, Xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(W_bar, Wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    print("X_bar and W_bar agree with the library's backward()")
+    """),
+    md(r"""
+    ## 6. gradcheck: finite differences as the referee
+
+    A hand-written derivative can be wrong. The referee is the definition of the derivative itself: nudge
+    one input element by $\pm\epsilon$ and watch the output,
+
+    $$ \frac{\partial s}{\partial x_i} \approx \frac{s(x + \epsilon e_i) - s(x - \epsilon e_i)}{2\epsilon}. $$
+
+    `mt.gradcheck(fn, *inputs)` compares `backward()` with this central difference for every element of
+    every input (for a non-scalar output it checks $s = \langle v, f(x)\rangle$ with a random $v$). Use
+    float64: in float32 the difference quotient itself is only good to about $10^{-3}$.
+    """),
+    code("""
+    x = mt.tensor([[0.5, -1.0, 2.0], [0.1, 0.2, -0.3]], dtype="float64", requires_grad=True)   # (2, 3)
+    W = mt.tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)        # (3, 4) float64
+    print("x", x.shape, x.dtype_name, "  W", W.shape, W.dtype_name)
+    print(mt.gradcheck(lambda x, W: (x @ W).tanh(), x, W))
+    print(mt.gradcheck(lambda x: x.exp() / x.exp().sum(axis=-1, keepdims=True), x))   # a softmax, from primitives
+    """),
+    md(r"""
+    ## 7. A new primitive: a `Function` subclass with its backward
+
+    Every primitive of the engine is a class with a `forward` on arrays and a `backward` beside it. Here
+    is one written in this notebook, the logistic sigmoid:
+
+    $$ \sigma(x) = \frac{1}{1 + e^{-x}}, \qquad \frac{d\sigma}{dx} = \sigma(x)\,\bigl(1 - \sigma(x)\bigr),
+    \qquad \bar x = \bar y\, y\,(1 - y). $$
+
+    `forward` receives the arrays and computes with `self.xp`, the backend's array namespace (so the same
+    lines run on NumPy and on CuPy), and saves what `backward` will need. `backward` gets $\bar y$ and
+    returns one gradient per input.
+    """),
+    code("""
+    class Sigmoid(mt.Function):
+        r\"\"\"y = 1 / (1 + e^{-x});  dL/dx = dL/dy * y * (1 - y).\"\"\"
+
+        def forward(self, x):
+            self.y = 1.0 / (1.0 + self.xp.exp(-x))   # saved for backward
+            return self.y
+
+        def backward(self, grad):
+            return (grad * self.y * (1.0 - self.y),)
+
+    def sigmoid(x):
+        return Sigmoid.apply(x)
+
+    x = mt.tensor([-2.0, 0.0, 3.0], requires_grad=True)
+    y = sigmoid(x)
+    y.sum().backward()
+    print("y      =", y.numpy(), y.shape)
+    print("x.grad =", x.grad.numpy(), "  by hand y(1-y):", (y.numpy() * (1 - y.numpy())))
+    x64 = mt.tensor(np.linspace(-4, 4, 7), requires_grad=True)    # float64 for the check
+    print("gradcheck:", mt.gradcheck(sigmoid, x64))
+    """),
+    md(r"""
+    And what gradcheck says when the derivative is wrong: here the backward forgets the factor $y$.
+    The error names the input, the element, and both numbers.
+    """),
+    code("""
+    class WrongSigmoid(Sigmoid):
+        def backward(self, grad):
+            return (grad * (1.0 - self.y),)      # forgot a factor y
+
+    try:
+        mt.gradcheck(lambda t: WrongSigmoid.apply(t), x64)
+    except AssertionError as err:               # mt.autograd.GradcheckError
+        print(type(err).__name__ + ":", err)
+    """),
+    md(r"""
+    The picture of a graph that uses the new primitive: it is a node like any other.
+    """),
+    code("""
+    w = mt.tensor([0.5, -0.5, 1.0], requires_grad=True, name="w")
+    x = mt.tensor([1.0, 2.0, 3.0], name="x")
+    loss = sigmoid(x * w).sum()
+    loss.name = "loss"
+    viz.draw_graph(loss)
+    """),
+    md(r"""
+    ## Exercises
+
+    1. Change $f$ to $3$ in section 1. Recompute the adjoint table by hand, then check it with
+       `retain_grad()`.
+    2. Write `Tanh` as a `Function` subclass ($\bar x = \bar y\,(1 - y^2)$), gradcheck it, and compare it
+       with the library's `x.tanh()` on the same input.
+    3. In the loop of section 3, replace `reversed(topological_order(L))` by `topological_order(L)`. It stops
+       at the first node: why has that node no adjoint yet? Now start every adjoint at 0
+       (`adjoint.get(node.name, 0)`) and try it on $y = x\cdot x + x$ at $x = 3$: which adjoint comes out
+       wrong, and why must a node wait until every node that uses it has sent its share?
+    4. Make gradcheck pass *wrongly*: find an input at which `WrongSigmoid` agrees with the central
+       difference. What does that say about choosing test inputs?
+    5. A `Function` whose backward returns the gradient of a *broadcast* input: compute `x + b` with
+       `x` of shape `(4, 3)` and `b` of shape `(3,)`. What shape does `b.grad` have, and who summed it?
+    """),
+]

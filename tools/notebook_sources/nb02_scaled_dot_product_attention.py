@@ -1,0 +1,318 @@
+"""Notebook 02_scaled_dot_product_attention: its cells, built by ``tools/make_notebooks.py``."""
+
+from .cells import SETUP, code, exercise, md
+
+CELLS = [
+    md(r"""
+    # 02 · Scaled dot-product attention
+
+    **What this notebook teaches.** The one formula at the heart of the Transformer (source document,
+    section 4.1.1; "Attention Is All You Need", equation 1):
+
+    $$
+    \mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right) V
+    $$
+
+    Each of the $L$ queries (rows of $Q$, shape $(L, d_k)$) is compared with each of the $S$ keys (rows of
+    $K$, shape $(S, d_k)$) by a dot product; the scores are divided by $\sqrt{d_k}$; a softmax over the keys
+    turns each row of scores into **weights** that are positive and sum to 1; and each query's output is
+    the weighted average of the values (rows of $V$, shape $(S, d_v)$). Three things, three names:
+
+    | name | formula | shape |
+    |---|---|---|
+    | scores | $QK^\top / \sqrt{d_k}$ | $(L, S)$, any real numbers |
+    | weights (the *attention map*) | $\mathrm{softmax}$ of the scores, row by row | $(L, S)$, rows sum to 1 |
+    | output | weights $\cdot\, V$ | $(L, d_v)$ |
+
+    Steps: **1** the formula with NumPy, one line per step · **2** the same by the library ·
+    **3** the attention map · **4** why $\sqrt{d_k}$ · **5** the document's worked example 4.3.1 by hand, and
+    what its stated output $[0.2, 0.3, 0.5]$ really is · **6** masks: causal, padding, and a row with
+    nothing to attend to.
+
+    **Exercises in the text** (assignment A2, `minitransformer assignments list`): the softmax and the
+    attention of section 1, in NumPy, each followed by a cell that checks your answer.
+    """),
+    SETUP,
+    md(r"""
+    ## 1. The formula with NumPy, step by step
+
+    Four tokens; each has a query, a key and a value vector of $d_k = d_v = 4$ numbers (in a model they are
+    projections of the token embeddings; here they are random).
+    """),
+    code("""
+    tokens = ["the", "cat", "sat", "down"]
+    rng = np.random.default_rng(0)
+    L, S, d_k, d_v = 4, 4, 4, 4
+    Q = rng.standard_normal((L, d_k))
+    K = rng.standard_normal((S, d_k))
+    V = rng.standard_normal((S, d_v))
+    print("Q", Q.shape, " K", K.shape, " V", V.shape)
+    """),
+    code("""
+    scores = Q @ K.T / np.sqrt(d_k)                      # (L, S): query i against key j
+    print("scores = Q K^T / sqrt(d_k)", scores.shape)
+    print(scores)
+    """),
+    md(r"""
+    ### Exercise A2 · softmax, in NumPy
+
+    A softmax turns a row of scores into weights that are positive and sum to 1:
+
+    $$ \mathrm{softmax}(x)_j = \frac{e^{x_j}}{\sum_k e^{x_k}} = \frac{e^{x_j - m}}{\sum_k e^{x_k - m}},
+       \qquad m = \max_k x_k . $$
+
+    Both forms are the same number, but only the second is safe: $e^{x - m} \le 1$ cannot overflow, while
+    $e^{1000}$ is `inf` in float64. Write `softmax(x, axis)` along any axis (`keepdims=True` keeps the
+    reduced axis, so that the division broadcasts).
+    """),
+    exercise("a2-softmax", """
+    def softmax(x, axis=-1):
+        \"\"\"exp(x - max) / sum(exp(x - max)) along `axis`: x's shape, positive, sums to 1 along `axis`.\"\"\"
+        ### BEGIN SOLUTION A2: e = exp(x - max(x)) along axis, then e / sum(e); keepdims=True keeps the axis
+        e = np.exp(x - x.max(axis=axis, keepdims=True))   # subtracting the max changes nothing but overflow
+        return e / e.sum(axis=axis, keepdims=True)
+        ### END SOLUTION
+
+
+    weights = softmax(scores)                             # (L, S): softmax over the keys
+    print("weights = softmax(scores)", weights.shape, "  row sums:", weights.sum(axis=-1))
+    print(weights)
+    """),
+    md(r"""
+    **Check** on values worked out beforehand, on scores that would overflow, and on the rows of `weights`:
+    """),
+    code("""
+    np.testing.assert_allclose(softmax(np.array([1.0, 2.0, 3.0])), [0.09003057, 0.24472847, 0.66524096], rtol=1e-6)
+    np.testing.assert_allclose(softmax(np.array([1000.0, 1000.0, 999.0])), [0.4223188, 0.4223188, 0.1553624],
+                               rtol=1e-6)                 # no overflow
+    np.testing.assert_allclose(softmax(np.array([[1.0, 1.0], [0.0, 2.0]]), axis=0), [[0.7310586, 0.2689414],
+                               [0.2689414, 0.7310586]], rtol=1e-6)   # along axis 0
+    np.testing.assert_allclose(weights.sum(axis=-1), np.ones(L))
+    print("softmax: right values, no overflow, any axis, rows of weights sum to 1")
+    """),
+    md(r"""
+    ### Exercise A2 · attention, in NumPy
+
+    With your `softmax`, the whole formula, returning the output and the weights:
+
+    $$ \mathrm{weights} = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right) \text{ over the keys}, \qquad
+       \mathrm{output} = \mathrm{weights}\; V . $$
+
+    Let it work on leading axes too, `(..., L, d_k)`: write $K^\top$ as `K.swapaxes(-1, -2)`.
+    """),
+    exercise("a2-attention", """
+    def attention(Q, K, V):
+        \"\"\"(..., L, d_k), (..., S, d_k), (..., S, d_v) -> output (..., L, d_v), weights (..., L, S).\"\"\"
+        ### BEGIN SOLUTION A2: weights = softmax(Q K^T / sqrt(d_k)) over the keys; return (weights V, weights)
+        d_k = Q.shape[-1]
+        w = softmax(Q @ K.swapaxes(-1, -2) / np.sqrt(d_k))    # (..., L, S)
+        return w @ V, w                                      # (..., L, d_v), (..., L, S)
+        ### END SOLUTION
+
+
+    output, weights = attention(Q, K, V)                     # (L, S) @ (S, d_v) -> (L, d_v)
+    print("output = weights V", output.shape)
+    print(output)
+    """),
+    md(r"""
+    **Check** on the document's worked example (section 5 below), $Q = K = V = [1, 2, 3]$ read two ways, and
+    on a batch of two:
+    """),
+    code("""
+    x = np.array([1.0, 2.0, 3.0])
+    out_one, w_one = attention(x[None, :], x[None, :], x[None, :])      # one token of dimension 3
+    np.testing.assert_allclose(w_one, [[1.0]])                          # a single weight, 1
+    np.testing.assert_allclose(out_one, [[1.0, 2.0, 3.0]])              # so the output is V itself
+    out_three, w_three = attention(x[:, None], x[:, None], x[:, None])  # three tokens of dimension 1
+    np.testing.assert_allclose(w_three[0], [0.09003057, 0.24472847, 0.66524096], rtol=1e-6)   # softmax(1 * x)
+    np.testing.assert_allclose(out_three.ravel(), [2.57521038, 2.85093709, 2.94797458], rtol=1e-6)
+    out_batch, w_batch = attention(*(np.stack([M, 2 * M]) for M in (Q, K, V)))   # (2, L, d): a batch of two
+    np.testing.assert_allclose(out_batch[0], output)
+    np.testing.assert_allclose(w_batch[1], softmax(4 * Q @ K.T / np.sqrt(d_k)))
+    print("attention: the worked example's numbers, and batches work")
+    """),
+    md(r"""
+    ## 2. The same by the library
+
+    `F.scaled_dot_product_attention(Q, K, V)` returns the output **and** the weights (to draw them). In
+    float64 it agrees with the NumPy lines above to rounding error. It works on any leading axes too:
+    `(batch, heads, L, d_k)` is what multi-head attention passes it.
+    """),
+    code("""
+    Qt, Kt, Vt = (mt.tensor(a) for a in (Q, K, V))          # float64, as the NumPy arrays
+    out_t, w_t = F.scaled_dot_product_attention(Qt, Kt, Vt)
+    print("output", out_t.shape, out_t.dtype_name, " weights", w_t.shape)
+    print(f"max |library - NumPy|: output {np.abs(out_t.numpy() - output).max():.1e}, "
+          f"weights {np.abs(w_t.numpy() - weights).max():.1e}")
+    """),
+    md(r"""
+    ## 3. The attention map
+
+    Row $i$ is query $i$'s weights over the keys; every map in this library is drawn on the same scale,
+    0 to 1, so maps can be compared by eye.
+    """),
+    code("""
+    viz.attention_heatmap(w_t, tokens, tokens, title="softmax(QK^T / sqrt(d_k)), random Q, K")
+    """),
+    md(r"""
+    ## 4. Why divide by $\sqrt{d_k}$
+
+    If the entries of $q$ and $k$ are independent with mean 0 and variance 1, the dot product
+    $q \cdot k = \sum_{j=1}^{d_k} q_j k_j$ has variance $d_k$. With the paper's $d_k = 64$ the scores would
+    spread over about $\pm 16$, and the softmax of such numbers is nearly one-hot: one weight near 1, the
+    rest near 0, and gradients near 0. Dividing by $\sqrt{d_k}$ brings the variance back to 1.
+    """),
+    code("""
+    d = 64
+    q = rng.standard_normal((1000, d))
+    k = rng.standard_normal((1000, d))
+    raw = (q[:, None, :] * k[None, :10, :]).sum(-1)          # (1000, 10) scores against 10 keys
+    for name, s in (("q.k", raw), ("q.k / sqrt(d_k)", raw / np.sqrt(d))):
+        e = np.exp(s - s.max(-1, keepdims=True))
+        w = e / e.sum(-1, keepdims=True)
+        print(f"{name:16} variance {s.var():6.1f}   mean largest weight {w.max(-1).mean():.2f} (of 10 keys)")
+    """),
+    md(r"""
+    ## 5. The document's worked example (section 4.3.1)
+
+    The document takes $Q = K = V = [1.0, 2.0, 3.0]$ "with a dimension of $d = 3$" and states
+
+    $$ \text{Output} = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt 3}\right) V = [0.2, 0.3, 0.5]. $$
+
+    Its $Q$, $K$ and $V$ already depart from the formulas. The text has just added positional encodings to
+    the embeddings and says the three "are all generated by the embedding layer", yet each is the bare
+    input $[1, 2, 3]$: the encoding is in none of them. In the paper they are three learned projections
+    $XW^Q$, $XW^K$, $XW^V$ of $X$ = embedding + $PE$ (notebook 03), so a token's query, key and value differ
+    (erratum 8 in `docs/errata.md`). What follows keeps the document's $Q = K = V = [1, 2, 3]$.
+
+    The document does not say whether $[1, 2, 3]$ is **one token** of dimension 3 or **three tokens** of dimension 1,
+    so compute both by hand.
+
+    **One token, $d_k = 3$.** $QK^\top = 1 + 4 + 9 = 14$, a $1 \times 1$ score; the softmax of a single
+    number is 1; the output is $1 \cdot V = [1, 2, 3]$.
+
+    **Three tokens of dimension 1.** $Q, K, V$ are $(3, 1)$; $QK^\top$ is the $3 \times 3$ table of
+    products $x_i x_j$.
+    """),
+    code("""
+    x = np.array([1.0, 2.0, 3.0])
+    one = x[None, :]                                          # (1, 3): one token of dimension 3
+    print("one token:    scores", (one @ one.T).shape, "=", (one @ one.T).ravel(), "-> output = V =", one.ravel())
+
+    col = x[:, None]                                          # (3, 1): three tokens of dimension 1
+    for divisor, why in ((1.0, "sqrt(d_k) = sqrt(1), the formula"), (np.sqrt(3), "sqrt(3), the document's divisor")):
+        s = col @ col.T / divisor                             # (3, 3)
+        w = np.exp(s - s.max(-1, keepdims=True))
+        w /= w.sum(-1, keepdims=True)
+        print(f"three tokens, divided by {why}:")
+        print("  weights (3, 3):\\n", w.round(3))
+        print("  output  (3, 1):", (w @ col).ravel().round(3))
+    """),
+    md(r"""
+    Neither reading gives $[0.2, 0.3, 0.5]$, and no reading can: an output is a weighted **average** of the
+    values, so each of its numbers lies between the smallest and the largest value, 1 and 3. But
+    $0.2 + 0.3 + 0.5 = 1$, the way a row of **weights** sums to 1. The library's
+    `worked_examples.self_attention_example()` computes every candidate reading of the stated numbers and
+    ranks them by distance:
+    """),
+    code("""
+    from minitransformer import worked_examples
+
+    sa = worked_examples.self_attention_example()
+    print("document:", list(sa.document_output))
+    for setup, (out, w) in sa.attention.items():
+        print(f"  {setup:42} output {out.numpy().ravel().round(3)}  weights {w.shape}")
+    print("\\nreadings, closest first:  max |difference|, rounds to the document's numbers?")
+    for r in sa.readings[:5]:
+        print(f"  {r.distance:.4f}  {'yes' if r.rounds_to_document else 'no ':3}  {r.name:40} {np.round(r.value, 3)}")
+    """),
+    md(r"""
+    **The plausible reading.** The closest is the first row of the **weights** for three scalar tokens,
+    divided by $\sqrt 3$: $[0.168, 0.299, 0.533]$, which rounds to the document's $[0.2, 0.3, 0.5]$. So the
+    document most likely computed the attention weights of the first token (not the output), and divided
+    by the square root of the sequence length (3) where the formula divides by $\sqrt{d_k} = \sqrt 1$.
+    ($V / \sum V = [0.167, 0.333, 0.5]$ also rounds to it, but uses no $Q$, no $K$ and no softmax.) The full
+    list of the document's discrepancies is in `docs/errata.md`.
+
+    The weights of that reading, as a map:
+    """),
+    code("""
+    _, w_doc = sa.attention["three scalar tokens, divided by sqrt(3)"]
+    viz.attention_heatmap(w_doc, ["1", "2", "3"], ["1", "2", "3"],
+                          title="Q = K = V = [1, 2, 3] as three tokens, / sqrt(3)")
+    """),
+    md(r"""
+    ## 6. Masks
+
+    A mask says which keys each query **may** see: a boolean `(L, S)` table (or anything that broadcasts to
+    the scores), `True` = allowed, as in the boolean `attn_mask` of PyTorch's
+    `scaled_dot_product_attention` (its `nn.MultiheadAttention` takes the opposite: `True` = hidden). A hidden score is
+    replaced by a very negative number (the paper writes $-\infty$), so its weight is 0.
+
+    **Causal mask** (the decoder, paper 3.2.3): position $i$ may look at positions $j \le i$ only, so a
+    model predicting the next token cannot peek at it.
+    """),
+    code("""
+    causal = F.causal_mask(L)                                 # (L, L) bool
+    print("causal mask", causal.shape)
+    print(causal.numpy().astype(int))
+    _, w_causal = F.scaled_dot_product_attention(Qt, Kt, Vt, mask=causal)
+    viz.attention_heatmap(w_causal, tokens, tokens, title="causal mask: no looking ahead")
+    """),
+    md(r"""
+    **Padding mask.** Sequences of different lengths are padded to one length with a `<pad>` token
+    (id 0). Nobody should attend to padding: `F.padding_mask(ids, pad_id)` is `(batch, 1, 1, S)`, which
+    broadcasts over heads and queries. Combined with the causal mask (logical and) it gives the decoder's
+    `(batch, 1, S, S)` mask.
+    """),
+    code("""
+    ids = mt.tensor([[5, 6, 7, 8],
+                     [5, 6, 0, 0]])                            # (batch=2, S=4); the second has 2 pads
+    pad = F.padding_mask(ids, pad_id=0)
+    both = F.combine_masks(pad, causal)
+    print("padding mask", pad.shape, " combined with causal", both.shape)
+    print(both.numpy()[1, 0].astype(int))
+
+    Qb, Kb, Vb = (mt.tensor(np.stack([a, a])[:, None]) for a in (Q, K, V))   # (batch=2, heads=1, 4, 4)
+    print("Q", Qb.shape, "(batch, heads, L, d_k): the mask's axes line up with the scores (batch, heads, L, S)")
+    _, w_pad = F.scaled_dot_product_attention(Qb, Kb, Vb, mask=pad)
+    print("weights", w_pad.shape, "  (batch, heads=1, L, S)")
+    viz.attention_heatmap(w_pad[1, 0], tokens[:2] + ["<pad>"] * 2, tokens[:2] + ["<pad>"] * 2,
+                          title="padding mask: the pads get no weight")
+    """),
+    md(r"""
+    **A row with nothing to attend to.** If every key of a query is hidden, the softmax has nothing to
+    share its weight over. With a literal $-\infty$ the row becomes $e^{-\infty - (-\infty)}$: NaN, which
+    then spreads through everything downstream. The library makes such a row's weights, output and
+    gradient **0** instead:
+    """),
+    code("""
+    mask = np.ones((L, S), dtype=bool)
+    mask[2] = False                                          # query 2 may see no key at all
+    naive = np.where(mask, scores, -np.inf)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(naive - naive.max(-1, keepdims=True))
+        print("NumPy with -inf, row 2:", (e / e.sum(-1, keepdims=True))[2])
+
+    Qg = mt.tensor(Q, requires_grad=True)
+    out_m, w_m = F.scaled_dot_product_attention(Qg, Kt, Vt, mask=mt.tensor(mask))
+    out_m.sum().backward()
+    print("library, weights row 2:", w_m.numpy()[2], "  output row 2:", out_m.numpy()[2])
+    print("gradient of Q, row 2:  ", Qg.grad.numpy()[2], "  any NaN anywhere:", np.isnan(Qg.grad.numpy()).any())
+    """),
+    md(r"""
+    ## Exercises
+
+    1. Give query 0 of section 1 the same vector as key 2 times 10 (`Q[0] = 10 * K[2]`). Predict the map's
+       first row before you draw it.
+    2. Show that attention without masks is *permutation-equivariant*: permute the rows of $Q$ (and of
+       $K$, $V$ together) and check how the output rows move. Why does this mean a Transformer needs
+       positional encodings (notebook 04)?
+    3. Repeat section 4 with $d_k = 4, 16, 256$. At which $d_k$ does the unscaled softmax become nearly
+       one-hot?
+    4. In the document's example, with three tokens of dimension 1 and the formula's divisor, which
+       tokens attend most to themselves? Explain from the scores $x_i x_j$ why tokens 1 and 2 do not.
+    5. Build the decoder mask of a batch where one *query* row is padding (the second sequence of
+       section 6 with the combined mask). Which rows of its weights are all zero, if any, and why?
+    """),
+]

@@ -1,0 +1,275 @@
+"""Notebook 03_multi_head_attention: its cells, built by ``tools/make_notebooks.py``."""
+
+from .cells import SETUP, code, exercise, md
+
+CELLS = [
+    md(r"""
+    # 03 · Multi-head attention
+
+    **What this notebook teaches.** Multi-head attention runs $h$ scaled dot-product attentions side by
+    side, each on its own learned projection of the input, and mixes their results. The source document
+    (section 4.1.2) gives the first line; the paper (section 3.2.2) gives the second, which says what a
+    head *is*:
+
+    $$
+    \mathrm{MultiHead}(Q, K, V) = \mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)\, W^O,
+    \qquad
+    \mathrm{head}_i = \mathrm{Attention}(Q W_i^Q,\; K W_i^K,\; V W_i^V)
+    $$
+
+    with $W_i^Q, W_i^K \in \mathbb{R}^{d_\text{model} \times d_k}$, $W_i^V \in \mathbb{R}^{d_\text{model}
+    \times d_v}$, $W^O \in \mathbb{R}^{h d_v \times d_\text{model}}$ and $d_k = d_v = d_\text{model}/h$
+    (the paper: $h = 8$, $d_k = 512/8 = 64$). Shapes for one sequence of $L$ tokens:
+
+    | step | shape |
+    |---|---|
+    | input $X$ (self-attention: $Q = K = V = X$) | $(L, d_\text{model})$ |
+    | $X W_i^Q$, $X W_i^K$, $X W_i^V$ | $(L, d_k)$ each |
+    | $\mathrm{head}_i$ | $(L, d_v)$ |
+    | $\mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)$ | $(L, h\,d_v) = (L, d_\text{model})$ |
+    | $\ldots W^O$ | $(L, d_\text{model})$ |
+
+    Steps: **1** a module and its weights · **2** the formula literally: a loop over the heads · **3** Concat
+    and $W^O$ · **4** the same by the library, looped and batched, agreeing · **5** the batched form, shape by
+    shape · **6** one map per head · **7** the document's example 4.3.2, and why heads need their own
+    projections · **8** what $h$ costs.
+
+    **Exercise in the text** (assignment A3, `minitransformer assignments list`): splitting the features
+    into heads and merging them back, in NumPy (section 3), followed by a cell that checks your answer.
+    """),
+    SETUP,
+    md(r"""
+    ## 1. A module and its weights
+
+    `nn.MultiHeadAttention(d_model, heads)` holds four `Linear` layers, `W_Q`, `W_K`, `W_V`, `W_O`, each
+    $(d_\text{model}, d_\text{model})$. The $h$ matrices $W_i^Q$ are not stored separately: they sit side by
+    side as the column blocks of `W_Q.weight`, so $W_i^Q$ is `W_Q.weight[:, i*d_k:(i+1)*d_k]`. (These layers
+    also have biases, as PyTorch's; the paper's equations have none. `bias=False` removes them.)
+    """),
+    code("""
+    tokens = ["the", "cat", "saw", "the", "dog"]
+    vocab = {"the": 0, "cat": 1, "saw": 2, "dog": 3}
+    L, d_model, h = len(tokens), 8, 2
+    d_k = d_model // h
+    mha = nn.MultiHeadAttention(d_model, h, literal=True).to("float64")   # float64: comparisons to rounding error
+    print(mha)
+
+    E = np.random.default_rng(0).standard_normal((len(vocab), d_model))   # an embedding table (vocab, d_model)
+    E[:, :d_k] = 3.0 * np.eye(len(vocab), d_k)                             # features 0..3 say which word it is
+    X = mt.tensor(E[[vocab[t] for t in tokens]][None])                     # (batch=1, L, d_model)
+    print("X", X.shape, X.dtype_name, "  d_k = d_model / h =", d_k)
+    """),
+    md(r"""
+    ## 2. The formula, literally: one head at a time
+
+    For head $i$: slice its blocks of the projections, project, attend.
+    """),
+    code("""
+    heads, maps = [], []
+    for i in range(h):
+        block = slice(i * d_k, (i + 1) * d_k)                       # head i's columns
+        W_Qi, W_Ki, W_Vi = (lin.weight[:, block] for lin in (mha.W_Q, mha.W_K, mha.W_V))
+        b_Qi, b_Ki, b_Vi = (lin.bias[block] for lin in (mha.W_Q, mha.W_K, mha.W_V))
+        Q_i = X @ W_Qi + b_Qi                                        # (1, L, d_k)
+        K_i = X @ W_Ki + b_Ki                                        # (1, L, d_k)
+        V_i = X @ W_Vi + b_Vi                                        # (1, L, d_k)
+        head_i, weights_i = F.scaled_dot_product_attention(Q_i, K_i, V_i)
+        print(f"head {i + 1}: W_{i + 1}^Q {W_Qi.shape}  Q_{i + 1} {Q_i.shape}  weights {weights_i.shape}"
+              f"  head_{i + 1} {head_i.shape}")
+        heads.append(head_i)
+        maps.append(weights_i)
+    """),
+    md(r"""
+    ## 3. Concat and $W^O$
+
+    The heads' outputs are put side by side along the features, and $W^O$ mixes them: every output feature
+    can draw on every head. (Row block $i$ of $W^O$ is what head $i$'s output is multiplied by.)
+    """),
+    code("""
+    concat = mt.concat(heads, axis=-1)                              # (1, L, h * d_k)
+    by_hand = concat @ mha.W_O.weight + mha.W_O.bias               # (1, L, d_model)
+    print("Concat(head_1, head_2)", concat.shape, "  W^O", mha.W_O.weight.shape, "  output", by_hand.shape)
+    """),
+    md(r"""
+    ### Exercise A3 · split into heads, merge back, in NumPy
+
+    The loop above slices head $i$'s columns out of every weight matrix. The library's fast form projects
+    once with the whole matrix, $XW^Q$ of shape $(B, L, d_\text{model})$ with $d_\text{model} = h\,d_k$, and
+    then regroups the features so that every head becomes one slice of a batch axis:
+
+    * `split_heads(x, h)`: $(B, L, h\,d_k) \to (B, h, L, d_k)$, with `[:, i]` = features $i d_k \ldots
+      (i+1) d_k - 1$ of every token, head $i$'s block. Reshape to $(B, L, h, d_k)$, then move the head axis
+      forward (`transpose(0, 2, 1, 3)`).
+    * `merge_heads(x)`: the inverse, $(B, h, L, d_k) \to (B, L, h\,d_k)$; applied to the heads' outputs it
+      is $\mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)$.
+    """),
+    exercise("a3-split-merge-heads", """
+    def split_heads(x, h):
+        \"\"\"(B, L, h * d_k) -> (B, h, L, d_k): x[:, :, i * d_k:(i + 1) * d_k] becomes [:, i].\"\"\"
+        ### BEGIN SOLUTION A3: reshape to (B, L, h, d_k), then move the head axis forward: (B, h, L, d_k)
+        B, L, d = x.shape
+        return x.reshape(B, L, h, d // h).transpose(0, 2, 1, 3)
+        ### END SOLUTION
+
+
+    def merge_heads(x):
+        \"\"\"(B, h, L, d_k) -> (B, L, h * d_k): the inverse of split_heads, the Concat of the heads.\"\"\"
+        ### BEGIN SOLUTION A3: the inverse of split_heads: back to (B, L, h, d_k), then reshape to (B, L, h * d_k)
+        B, h, L, d_k = x.shape
+        return x.transpose(0, 2, 1, 3).reshape(B, L, h * d_k)
+        ### END SOLUTION
+
+
+    Q_all, K_all, V_all = (lin(X).numpy() for lin in (mha.W_Q, mha.W_K, mha.W_V))   # (1, L, d_model) each
+    Q_h, K_h, V_h = (split_heads(a, h) for a in (Q_all, K_all, V_all))               # (1, h, L, d_k) each
+    print("X W^Q", Q_all.shape, "-> split_heads", Q_h.shape, "-> merge_heads", merge_heads(Q_h).shape)
+    """),
+    md(r"""
+    **Check.** Head $i$ must get feature block $i$, merging must undo splitting, and attention on all the
+    heads at once (one library call on $(B, h, L, d_k)$ arrays), merged, must equal the loop's Concat:
+    """),
+    code("""
+    for i in range(h):
+        np.testing.assert_array_equal(Q_h[:, i], Q_all[:, :, i * d_k:(i + 1) * d_k])   # head i = block i
+    np.testing.assert_array_equal(merge_heads(Q_h), Q_all)                               # merge undoes split
+    heads_all, _ = F.scaled_dot_product_attention(*(mt.tensor(a) for a in (Q_h, K_h, V_h)))   # every head at once
+    np.testing.assert_allclose(merge_heads(heads_all.numpy()), concat.numpy(), rtol=1e-10, atol=1e-12)
+    print("split_heads and merge_heads: head i = block i, merge undoes split, merged heads = the loop's Concat")
+    """),
+    md(r"""
+    ## 4. The library's two forms agree with the hand computation
+
+    `MultiHeadAttention` has a switch: `literal=True` loops over the heads as above (the formula as written);
+    `literal=False`, the default, computes all heads in one batched product (section 5), faster. Same weights,
+    same numbers, and the same gradients:
+    """),
+    code("""
+    out_literal, w_literal = mha(X)                 # literal=True: the loop
+    mha.literal = False
+    out_batched, w_batched = mha(X)                 # the batched form
+    print("output", out_batched.shape, "  weights", w_batched.shape, "(batch, heads, L, S)")
+    print(f"max |literal - by hand|  {np.abs(out_literal.numpy() - by_hand.numpy()).max():.1e}")
+    print(f"max |batched - literal|  {np.abs(out_batched.numpy() - out_literal.numpy()).max():.1e}"
+          f"   (weights {np.abs(w_batched.numpy() - w_literal.numpy()).max():.1e})")
+
+    grads = {}
+    for literal in (True, False):
+        mha.literal = literal
+        mha.zero_grad()
+        (mha(X)[0] ** 2).sum().backward()
+        grads[literal] = {name: p.grad.numpy() for name, p in mha.named_parameters()}
+    worst = max(np.abs(grads[True][n] - grads[False][n]).max() for n in grads[True])
+    print(f"max |gradient difference| over all {len(grads[True])} parameters: {worst:.1e}")
+    """),
+    md(r"""
+    ## 5. The batched form, shape by shape
+
+    Project once with the whole matrix, then *reshape* the $d_\text{model}$ features into $h$ groups of
+    $d_k$ and move the head axis forward: all heads become one batched matrix product. Column block $i$ of
+    `W_Q.weight` produces features $i d_k \ldots (i+1) d_k - 1$, which is exactly group $i$ after the reshape.
+    This is `MultiHeadAttention._batched`, line by line:
+    """),
+    code("""
+    B = X.shape[0]
+    Q = mha.W_Q(X)                                           # (B, L, d_model)
+    print("W_Q(X)                    ", Q.shape)
+    Q = Q.reshape(B, L, h, d_k)                              # (B, L, h, d_k): split the features into heads
+    print("reshape(B, L, h, d_k)     ", Q.shape)
+    Q = Q.permute(0, 2, 1, 3)                                # (B, h, L, d_k): heads become a batch axis
+    print("permute(0, 2, 1, 3)       ", Q.shape)
+    K = mha.W_K(X).reshape(B, L, h, d_k).permute(0, 2, 1, 3)
+    V = mha.W_V(X).reshape(B, L, h, d_k).permute(0, 2, 1, 3)
+    heads_b, weights_b = F.scaled_dot_product_attention(Q, K, V)   # one call, every head
+    print("attention: heads          ", heads_b.shape, "  weights", weights_b.shape)
+    concat_b = heads_b.permute(0, 2, 1, 3).reshape(B, L, h * d_k)  # back to (B, L, d_model): the Concat
+    print("permute + reshape = Concat", concat_b.shape)
+    print(f"same as the loop's Concat:  max |difference| {np.abs(concat_b.numpy() - concat.numpy()).max():.1e}")
+    """),
+    md(r"""
+    ## 6. One map per head
+
+    `weights[0, i]` is head $i$'s attention map for the first sequence. With random weights the heads
+    look at nothing in particular; training is what shapes them (notebook 05). To see that a head's
+    projections decide *what it looks at*, set head 1's query and key blocks by hand to read features
+    0..3 of the embedding as they are ($W_1^Q = W_1^K$ = the first $d_k$ columns of the identity, no bias).
+    Those features say which word a token is, so head 1 becomes a "same word" detector: each token
+    attends to every copy of its own word. Head 2 stays random.
+    """),
+    code("""
+    state = mha.state_dict()                                  # NumPy copies of every parameter
+    for name in ("W_Q", "W_K"):
+        state[f"{name}.weight"][:, :d_k] = np.eye(d_model)[:, :d_k]   # head 1's block: features 0..3 as they are
+        state[f"{name}.bias"][:d_k] = 0.0
+    mha.load_state_dict(state)
+    _, weights = mha(X)
+    print("weights", weights.shape, "-> head maps", weights[0].shape)
+    viz.attention_heads(weights[0], tokens, tokens, title="head 1 set by hand (same word), head 2 random")
+    """),
+    md(r"""
+    Head 1 cannot tell the two "the" apart: they have the same embedding, and nothing in $X$ says where a
+    token stands. That is what positional encodings add (notebook 04).
+
+    ## 7. The document's example (section 4.3.2), and why each head needs its own projections
+
+    The document computes two heads as
+
+    $$ \text{Attention Scores}^1 = \mathrm{softmax}\!\left(\tfrac{QK^\top}{\sqrt 3}\right)V, \qquad
+       \text{Attention Scores}^2 = \mathrm{softmax}\!\left(\tfrac{QK^\top}{\sqrt 3}\right)V $$
+
+    the **same** expression of the same $Q, K, V$ twice: without $W_i^Q, W_i^K, W_i^V$, two heads given the
+    same input are identical, so the concatenation holds two copies of one head. (The document also gives
+    each head its own positional encoding, with a "+1" in the angle. That makes its two heads differ, but
+    gives head 2 nothing head 1 lacks: notebook 04, section 6.) `worked_examples.multi_head_example()` does
+    it the paper's way, with one positional encoding shared by both heads, $d_\text{model} = 6$, two heads
+    of $d_k = 3$ and seeded random projections, beside the document's formulas on the same $X$:
+    """),
+    code("""
+    from minitransformer import worked_examples
+
+    ex = worked_examples.multi_head_example(seed=0)
+    print("X = embeddings + PE", ex.X.shape, "  W_Q", ex.W_Q.shape, "  weights", ex.weights.shape,
+          "  heads", ex.heads.shape, "  output", ex.output.shape)
+    print(f"with projections W_i (the paper):   max |head_1 - head_2| = {ex.heads_difference:.3f}")
+    print(f"without (the document's formulas):  max |head_1 - head_2| = {ex.unprojected_heads_difference:.1e}"
+          "  (one shared X)")
+    print("scores of head 1, query 1 (any real numbers):", ex.scores.numpy()[0, 0].round(3))
+    print("weights of head 1, query 1 (sum to 1):      ", ex.weights.numpy()[0, 0].round(3))
+    print("head_1 output of query 1 (d_v numbers):     ", ex.heads.numpy()[0, 0].round(3))
+    viz.attention_heads(ex.weights, ["1", "2", "3"], ["1", "2", "3"], title="document 4.3.2, done as the paper does")
+    """),
+    md(r"""
+    The last three lines are three different things that the document's wording mixes up as "attention
+    scores" (erratum 6 in `docs/errata.md`): the scores $QK^\top/\sqrt{d_k}$, their softmax (the weights,
+    what a map shows), and the weighted values (the head's output).
+
+    ## 8. What $h$ costs
+
+    Splitting $d_\text{model}$ into $h$ heads changes how the features are grouped, not how many weights
+    there are: $4\,d_\text{model}^2$ (plus $4\,d_\text{model}$ biases) for any $h$ dividing $d_\text{model}$.
+    The compute is the same too; what changes is that $h$ maps are computed instead of one.
+    """),
+    code("""
+    for heads in (1, 2, 4, 8):
+        m = nn.MultiHeadAttention(512, heads)
+        print(f"h = {heads}:  d_k = {512 // heads:3}   parameters {sum(p.size for p in m.parameters()):,}")
+    print("4 d_model^2 + 4 d_model =", f"{4 * 512**2 + 4 * 512:,}")
+    try:
+        nn.MultiHeadAttention(10, 3)
+    except ValueError as err:
+        print("ValueError:", err)
+    """),
+    md(r"""
+    ## Exercises
+
+    1. In section 2, use `bias=False` and check that the output equals
+       $\mathrm{Concat}(\mathrm{head}_1, \mathrm{head}_2) W^O$ with no bias terms at all.
+    2. Show that $\mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h) W^O = \sum_i \mathrm{head}_i\, W^O_i$,
+       where $W^O_i$ is row block $i$ of $W^O$. Compute it both ways.
+    3. Time `literal=True` against `literal=False` for $d_\text{model} = 256$, $h = 8$, $L = 128$, batch 16
+       (use `time.perf_counter`). Where does the loop lose time?
+    4. Set head 2's blocks by hand too, so that each token attends to the token *before* it. (Hint: with
+       positional information in $X$ this is possible; with the random $X$ here, what would you need?)
+    5. Cross-attention: call `mha(query, key, value)` with a query of 3 positions and keys/values of 6.
+       What shape do the weights have, and which axis sums to 1?
+    """),
+]

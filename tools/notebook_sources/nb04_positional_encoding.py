@@ -1,0 +1,264 @@
+"""Notebook 04_positional_encoding: its cells, built by ``tools/make_notebooks.py``."""
+
+from .cells import SETUP, code, exercise, md
+
+CELLS = [
+    md(r"""
+    # 04 · Positional encoding
+
+    **What this notebook teaches.** Attention compares every token with every other by dot products,
+    and a dot product does not care where a token stands: without extra information a Transformer sees
+    a *bag* of tokens. The paper (section 3.5) and the source document (section 4.1.3) add to each token's
+    embedding a vector that depends only on its position $pos$:
+
+    $$
+    PE_{(pos,\,2i)} = \sin\!\left(\frac{pos}{10000^{2i/d}}\right), \qquad
+    PE_{(pos,\,2i+1)} = \cos\!\left(\frac{pos}{10000^{2i/d}}\right)
+    $$
+
+    for $i = 0, 1, \ldots, d/2 - 1$ ($d = d_\text{model}$). Each pair of columns $(2i, 2i+1)$ is a sine and a
+    cosine of one frequency $\omega_i = 10000^{-2i/d}$; the wavelengths grow geometrically from $2\pi$ to
+    $10000 \cdot 2\pi$.
+
+    Steps: **1** the formula with NumPy and by the library · **2** why positions are needed ·
+    **3** the document's listed values (4.3.1) against the formula · **4** pictures: the table and its waves ·
+    **5** why sin and cos: $PE_{pos+k}$ is a *rotation* of $PE_{pos}$, the same for every $pos$ ·
+    **6** the document's per-head "+1" (4.3.2) · **7** fixed or learned (4.2.3's claim).
+
+    **Exercise in the text** (assignment A3, `minitransformer assignments list`): the table $PE$ in NumPy
+    (section 1), followed by a cell that checks your answer.
+    """),
+    SETUP,
+    md(r"""
+    ## 1. The formula, with NumPy and by the library
+
+    Positions count from 0 (as in the paper's code and PyTorch). The column index $j$ is $2i$ for a sine
+    and $2i+1$ for a cosine, so both columns of a pair share the divisor $10000^{2i/d}$.
+
+    ### Exercise A3 · the table $PE$, in NumPy
+
+    For $d = 16$ and positions $0 \ldots 49$: the angles $pos / 10000^{2i/d}$ as a $(50, d/2)$ array (broadcast
+    the column `pos` against the row `two_i`), then the $(50, d)$ table with $\sin$ of the angles in the even
+    columns `0::2` and $\cos$ in the odd columns `1::2`.
+    """),
+    exercise("a3-positional-table", """
+    max_len, d = 50, 16
+    pos = np.arange(max_len)[:, None]                   # (max_len, 1)
+    two_i = np.arange(0, d, 2)[None, :]                 # (1, d/2): 2i = 0, 2, 4, ...
+
+    ### BEGIN SOLUTION A3: angle = pos / 10000^(2i/d), (max_len, d/2); PE_np: sin in even columns, cos in odd
+    angle = pos / 10000 ** (two_i / d)                  # (max_len, d/2)
+    PE_np = np.zeros((max_len, d))
+    PE_np[:, 0::2] = np.sin(angle)                      # even columns: sin
+    PE_np[:, 1::2] = np.cos(angle)                      # odd columns: cos
+    ### END SOLUTION
+    print("angle", angle.shape, " PE", PE_np.shape)
+    print("divisors 10000^(2i/d):", (10000 ** (two_i / d)).ravel().round(2))
+    """),
+    md(r"""
+    **Check** on values worked out by hand (at $pos = 0$ every sine is 0 and every cosine 1; at $pos = 1$
+    the pair $i = 1$ has divisor $10000^{2/16} = \sqrt{10}$), then against the library's table:
+    """),
+    code("""
+    np.testing.assert_allclose(PE_np[0], np.tile([0.0, 1.0], d // 2), atol=1e-15)
+    np.testing.assert_allclose(PE_np[1, :4], [np.sin(1), np.cos(1), np.sin(10**-0.5), np.cos(10**-0.5)], rtol=1e-12)
+
+    PE = F.sinusoidal_positional_encoding(max_len, d, dtype="float64")
+    print("library", PE.shape, PE.dtype_name, " requires_grad:", PE.requires_grad,
+          f"  max |library - NumPy| = {np.abs(PE.numpy() - PE_np).max():.1e}")
+    np.testing.assert_allclose(PE.numpy(), PE_np, rtol=1e-10, atol=1e-12)
+    print("rows pos = 0, 1 (first 6 columns):\\n", PE.numpy()[:2, :6])
+    """),
+    md(r"""
+    ## 2. Why positions are needed
+
+    Self-attention without positions is *permutation-equivariant*: shuffle the input tokens and the output
+    rows are shuffled the same way, nothing else changes. "dog bites man" and "man bites dog" would get
+    the same vectors per word. Adding $PE$ breaks that.
+    """),
+    code("""
+    d_model, L = 16, 5
+    mha = nn.MultiHeadAttention(d_model, heads=2).to("float64")
+    X = mt.tensor(np.random.default_rng(0).standard_normal((L, d_model)))     # (L, d_model): one sequence
+    perm = [2, 0, 4, 1, 3]
+    out, _ = mha(X)
+    out_perm, _ = mha(X[perm])                                                # the same tokens, shuffled
+    print("X", X.shape, " output", out.shape)
+    print(f"no positions:   max |f(X[perm]) - f(X)[perm]| = {np.abs(out_perm.numpy() - out.numpy()[perm]).max():.1e}")
+
+    PE = F.sinusoidal_positional_encoding(L, d_model, dtype="float64")         # (L, d_model)
+    out, _ = mha(X + PE)
+    out_perm, _ = mha(X[perm] + PE)                                           # shuffled tokens, positions in place
+    print(f"with X + PE:    max |f(X[perm]) - f(X)[perm]| = {np.abs(out_perm.numpy() - out.numpy()[perm]).max():.2f}")
+    """),
+    md(r"""
+    ## 3. The document's values (section 4.3.1) against the formula
+
+    For its 3-token example with $d = 3$ the document lists
+    $PE_{(pos,1)} = \cos(pos/10000)$ and $PE_{(pos,2)} = \sin(pos/10000)$ for $pos = 1, 2, 3$. The formula
+    with $d = 3$ gives something else: its first pair has divisor $10000^0 = 1$, so $\sin(pos)$ and
+    $\cos(pos)$, which turn by a whole radian per position. `worked_examples.positional_encoding_example()`
+    computes both and ranks candidate readings of the document's numbers:
+    """),
+    code("""
+    from minitransformer import worked_examples
+
+    pe = worked_examples.positional_encoding_example()
+    print("pos  document [cos, sin](pos/10000)   formula d = 3 [PE_0, PE_1, PE_2] = [sin, cos, sin]")
+    for p, row in zip(pe.positions, pe.document_table):
+        print(f"{p:3}  {np.round(row, 4)!s:32} {pe.formula_table.numpy()[p].round(4)}")
+    print("divisors 10000^(2i/d) of the 3 columns:", np.round(pe.divisors, 2))
+    print("\\nreadings, closest first (max |difference|):")
+    for r in pe.readings:
+        print(f"  {r.distance:9.2e}  {r.name}")
+    """),
+    md(r"""
+    **The plausible reading.** The document's values are reproduced exactly by dividing by $10000$ in
+    every dimension, i.e. the exponent $2i/d$ replaced by 1, a frequency no column of a 3-wide table has;
+    it is approached only by the slowest pair of a wide table (columns 510 and 511 of $d = 512$). Its indices
+    1 and 2 carry the formula's cos and sin when read 0-based, so component 0 is missing: 2 numbers per
+    position cannot be added to 3-dimensional embeddings. With the document's divisor the encodings hardly
+    change from one position to the next, which makes them nearly useless for telling positions apart.
+    (Details: `docs/errata.md`, errata 2 and 3.)
+
+    ## 4. Pictures: the table and its waves
+
+    Left columns change fast with the position, right columns slowly: stripes that widen to the right.
+    """),
+    code("""
+    PE = F.sinusoidal_positional_encoding(64, 64)
+    viz.positional_encoding_heatmap(PE)
+    """),
+    code("""
+    viz.positional_encoding_curves(F.sinusoidal_positional_encoding(50, 64), dims=(0, 1, 8, 16, 32))
+    """),
+    md(r"""
+    ## 5. Why sin and cos: a shift in position is a rotation
+
+    For one frequency $\omega$, the pair $(\sin \omega p, \cos \omega p)$ at position $p + k$ is, by the
+    angle-addition formulas,
+
+    $$
+    \begin{pmatrix} \sin \omega(p+k) & \cos \omega(p+k) \end{pmatrix}
+    = \begin{pmatrix} \sin \omega p & \cos \omega p \end{pmatrix}
+    \begin{pmatrix} \cos \omega k & -\sin \omega k \\ \sin \omega k & \cos \omega k \end{pmatrix} .
+    $$
+
+    So $PE_{p+k} = PE_p\, R_k$, where $R_k$ is block-diagonal with one $2 \times 2$ rotation per pair, and
+    depends on the offset $k$ only, **not on $p$**. A linear map (such as $W^Q$, $W^K$) can therefore
+    express "the token $k$ places away" the same way everywhere in the sequence. Build $R_k$ and check it on
+    every position at once:
+    """),
+    code("""
+    d, max_len, k = 16, 60, 3
+    PE = F.sinusoidal_positional_encoding(max_len, d, dtype="float64").numpy()   # (60, 16)
+    omega = 1.0 / 10000 ** (np.arange(0, d, 2) / d)                            # (d/2,) frequencies
+
+    R_k = np.zeros((d, d))
+    for i, w in enumerate(omega):                                               # one 2x2 rotation per pair
+        c, s = np.cos(w * k), np.sin(w * k)
+        R_k[2 * i:2 * i + 2, 2 * i:2 * i + 2] = [[c, -s], [s, c]]
+    print("R_k", R_k.shape, f"  orthogonal: max |R R^T - I| = {np.abs(R_k @ R_k.T - np.eye(d)).max():.1e}")
+    print(f"max over p of |PE[p + k] - PE[p] R_k| = {np.abs(PE[k:] - PE[:-k] @ R_k).max():.1e}")
+    print("top-left 4x4 block of R_3:\\n", R_k[:4, :4])
+    """),
+    md(r"""
+    A consequence: the dot product of two encodings depends only on their distance,
+    $PE_p \cdot PE_{p+k} = \sum_i \cos(\omega_i k)$, so $PE\,PE^\top$ has the same value along each diagonal
+    (a Toeplitz matrix), largest on the main diagonal: nearby positions are the most alike.
+    """),
+    code("""
+    S = PE @ PE.T                                                               # (60, 60)
+    spread = max(np.ptp(np.diagonal(S, offset=o)) for o in range(-max_len + 1, max_len))
+    print(f"largest spread of PE_p . PE_q along any diagonal p - q = const: {spread:.1e}")
+    print("PE_p . PE_(p+k) for k = 0..5:", np.diagonal(S, offset=0)[0].round(3),
+          *(np.diagonal(S, offset=o)[0].round(3) for o in range(1, 6)))
+    viz.position_similarity(F.sinusoidal_positional_encoding(24, 16), normalize=True)
+    """),
+    md(r"""
+    ## 6. The document's per-head "+1" (section 4.3.2)
+
+    The document gives head 2 its own encoding, $\cos(pos/10000 + 1)$ and $\sin(pos/10000 + 1)$. Adding a
+    constant to every angle turns every pair by 1 radian, at every position: $PE^2 = PE^1 M$, with $M$ the
+    rotation by 1 rad. As in section 5, no dot product between two positions' encodings changes:
+    $PE^2 PE^{2\top} = PE^1 M M^\top PE^{1\top} = PE^1 PE^{1\top}$.
+    """),
+    code("""
+    ex = worked_examples.multi_head_example(seed=0)
+    head_pe = ex.document_head_pe.numpy()                            # (2 heads, 3 positions, 2)
+    print("head 1 PE:\\n", head_pe[0].round(4), "\\nhead 2 PE (+1):\\n", head_pe[1].round(4))
+    print("angle between the heads' vectors at each position (rad):", np.round(ex.head_pe_rotation, 4))
+    gram = head_pe @ head_pe.transpose(0, 2, 1)                       # (2, 3, 3): PE_p . PE_q per head
+    print(f"max |PE^1 PE^1^T - PE^2 PE^2^T| = {np.abs(gram[0] - gram[1]).max():.1e}")
+    """),
+    md(r"""
+    The scores do change. The document adds each head's encoding to the same embeddings $E$, and
+
+    $$ (E + PE)(E + PE)^\top = EE^\top + E\,PE^\top + PE\,E^\top + PE\,PE^\top: $$
+
+    the cross terms $E\,PE^\top$ compare embeddings with positions, and turning the positions changes them.
+    What does not change is what a head can do: $E + PE^1 M = (E M^\top + PE^1)\, M$, so head 2 is head 1
+    applied to the embeddings turned by $-1$ rad, its output turned back by $M$. Check it on the first two
+    columns of the example's embeddings, with the document's formulas (no projections, divisor $\sqrt 3$):
+    """),
+    code("""
+    def head(X):                                                     # softmax(X X^T / sqrt(3)) X, no W_i
+        s = X @ X.T / np.sqrt(3)
+        w = np.exp(s - s.max(-1, keepdims=True))
+        return w / w.sum(-1, keepdims=True) @ X
+
+    E = ex.document_embeddings.numpy()                               # (3, 2)
+    M = np.array([[np.cos(1), np.sin(1)], [-np.sin(1), np.cos(1)]])  # (cos a, sin a) M = (cos(a+1), sin(a+1))
+    X1, X2 = E + head_pe[0], E + head_pe[1]
+    print(f"max |PE^2 - PE^1 M| = {np.abs(head_pe[1] - head_pe[0] @ M).max():.1e}")
+    print(f"max |scores^1 - scores^2| = {np.abs(X1 @ X1.T - X2 @ X2.T).max() / np.sqrt(3):.3f}   "
+          f"max |head_1 - head_2| = {np.abs(head(X1) - head(X2)).max():.3f}")
+    print(f"max |head_2(E) - head_1(E M^T) M| = {np.abs(head(X2) - head(E @ M.T + head_pe[0]) @ M).max():.1e}")
+    """),
+    md(r"""
+    Taken one at a time, with learned embeddings, neither head can represent anything the other cannot:
+    the "+1" only makes head 2 read the same embeddings at another angle to the position. The paper has no
+    per-head encodings at all: one $PE$ is added to the embeddings, before any head, and
+    `multi_head_example` does the same, which is why its two heads without projections (notebook 03) are
+    identical.
+
+    ## 7. Fixed or learned
+
+    The document's section 4.2.3 says "positional encoding vectors are learned during the training
+    process". The formula of its section 4.1.3 is **fixed**: nothing in it is trained. A *learned positional
+    embedding* (BERT, GPT-2) is a different, also common choice: a trainable table with one free row per
+    position. The paper tried both, found nearly the same results (its Table 3, row E), and kept the
+    sinusoids because they may extrapolate to longer sequences. In this library both exist:
+    """),
+    code("""
+    d_model, max_len = 512, 1024
+    fixed = nn.SinusoidalPositionalEncoding(d_model, max_len)
+    learned = nn.LearnedPositionalEmbedding(max_len, d_model)
+    print(f"SinusoidalPositionalEncoding({d_model}, {max_len}):  {fixed.num_parameters():>9,} parameters")
+    print(f"LearnedPositionalEmbedding({max_len}, {d_model}):    {learned.num_parameters():>9,} parameters"
+          " (max_len x d_model)")
+
+    x = mt.zeros(1, 4, d_model)
+    print("both add to x (batch, seq, d_model):", fixed(x).shape, learned(x).shape)
+    print("the formula has a row for any position, e.g. 5000:",
+          F.sinusoidal_positional_encoding(5001, 8).numpy()[5000].round(3))
+    try:
+        learned(mt.zeros(1, max_len + 1, d_model))
+    except ValueError as err:
+        print("ValueError:", err)
+    """),
+    md(r"""
+    ## Exercises
+
+    1. Recompute section 1 with positions counted from 1, as the document does. Which row of the library's
+       table equals your first row?
+    2. Find $R_k$ for a *negative* offset $k = -3$ and check $PE_{p-3} = PE_p R_{-3}$. How is $R_{-3}$
+       related to $R_3$?
+    3. Redo section 2 with a learned positional embedding (`nn.LearnedPositionalEmbedding`) freshly
+       initialised. Does it break the permutation symmetry too? Why?
+    4. Plot `viz.position_similarity` with `d_model = 4` and 100 positions. Why are far-apart positions
+       sometimes *more* alike than near ones, and how does a larger $d_\text{model}$ help?
+    5. The base 10000 sets the longest wavelength. Try base 100 on a 500-position table: what goes wrong
+       in `position_similarity`?
+    """),
+]

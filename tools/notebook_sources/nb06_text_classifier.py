@@ -1,0 +1,269 @@
+"""Notebook 06_text_classifier: its cells, built by ``tools/make_notebooks.py``."""
+
+from .cells import SETUP, code, md
+
+CELLS = [
+    md(r"""
+    # 06 · The document's text classifier (section 5), done properly
+
+    **What this notebook teaches.** How a Transformer *encoder* classifies a text, what the source
+    document's Keras code gets wrong, and how to tell whether a classifier learned something a bag of words
+    could not. The model:
+
+    $$
+    h = \mathrm{Encoder}\!\left(E[\text{ids}]\,\sqrt{d_\text{model}} + PE\right), \qquad
+    z = \Big(\frac{1}{|R|} \sum_{s \in R} h_s\Big)\, w + b, \qquad
+    p(\text{positive}) = \sigma(z) = \frac{1}{1 + e^{-z}},
+    $$
+
+    where $R$ are the real (non-padding) positions: one vector per text (mean pooling), one logit $z$, and
+    the binary cross-entropy loss $\mathcal{L} = -\left[y \log \sigma(z) + (1 - y) \log(1 - \sigma(z))\right]$.
+
+    Steps: **1** the document's code and what is wrong with it · **2** the document's configuration, built
+    right · **3** a task worth learning: negation, and the bag-of-words ceiling · **4** training a small
+    model with the library's `Trainer` · **5** accuracy against the ceiling · **6** what attention looks at,
+    on reviews with "not" · **7** your own reviews.
+    """),
+    SETUP,
+    md(r"""
+    ## 1. The document's code
+
+    Section 5.2 of the document builds the classifier like this (TensorFlow/Keras), and section 5.4 trains it:
+
+    ```python
+    inputs = tf.keras.Input(shape=(max_sequence_length,))
+    embedding = Embedding(vocab_size, embed_dim)(inputs)
+    transformer_block = TransformerBlock(num_heads, ff_dim)(embedding)
+    outputs = Dense(1, activation='sigmoid')(transformer_block)
+    ...
+    x_train = np.random.rand(100, max_sequence_length)
+    y_train = np.random.rand(100, 1)
+    model.fit(x_train, y_train, epochs=5, batch_size=32, validation_data=(x_val, y_val))
+    ```
+
+    What is wrong (the full list is in the docstring of `nn.TransformerClassifier`):
+
+    1. `from tensorflow.keras.layers import TransformerBlock` fails: Keras has no such layer (the keras.io
+       example *defines* one, with an `embed_dim` argument the document does not pass).
+    2. **No pooling.** The block's output is `(batch, 100, 512)`, so `Dense(1)` gives `(batch, 100, 1)`: a
+       probability per *token*, not per text.
+    3. **No positional encoding.** Self-attention alone cannot see word order: the model would see a bag of
+       words.
+    4. **Padding is not masked:** padded positions would be attended to and averaged in.
+    5. **Nothing to learn, and an accuracy of about 0.** `np.random.rand` gives floats in $[0, 1)$, which an
+       embedding truncates to token id 0 everywhere, and the labels `np.random.rand(100, 1)` are floats in
+       $[0, 1)$ too: soft labels, unrelated to the inputs. With `binary_crossentropy`, Keras computes
+       `metrics=['accuracy']` as binary accuracy, the share of labels *equal* to the prediction thresholded
+       at 0.5, which is 0 or 1. A random float is almost never 0 or 1, so the accuracy it would print is
+       about 0, not the 50% of chance. (It prints nothing: the import of point 1 fails first.)
+
+    Points 2 to 5, checked:
+    """),
+    code("""
+    from minitransformer.data import PAD, negation_tokenizer
+
+    print("2. Dense(1) on (batch, 100, 512):", nn.Linear(512, 1)(mt.zeros(2, 100, 512)).shape, "- one output per token")
+
+    # 3. without PE, mean-pooled self-attention is blind to order: shuffle the words, get the same vector
+    tok = negation_tokenizer()
+    ids = mt.tensor([tok.encode("the plot was not good and quite slow")])      # (1, 8)
+    shuffled = mt.tensor([tok.encode("good the quite was slow and not plot")])
+    embed, encoder = nn.Embedding(tok.vocab_size, 32, scale=True), nn.Encoder(32, 4, 64, num_layers=1, dropout=0.0)
+    PE = F.sinusoidal_positional_encoding(8, 32)
+    for name, add_pe in (("without PE", False), ("with PE   ", True)):
+        a, b = (encoder(embed(x) + PE if add_pe else embed(x)).mean(axis=1) for x in (ids, shuffled))
+        print(f"3. {name}: max |pooled(text) - pooled(shuffled text)| = {np.abs(a.numpy() - b.numpy()).max():.1e}")
+
+    # 4. the library's classifier masks padding: appending <pad> tokens changes nothing
+    model = nn.TransformerClassifier.from_config("tiny", vocab_size=tok.vocab_size, dropout=0.0)
+    padded = mt.tensor([tok.encode("the plot was not good and quite slow") + [PAD] * 5])
+    print("4. logit of the text:", model(ids).numpy(), "  with 5 <pad> appended:", model(padded).numpy())
+
+    # 5. random floats are not token ids
+    try:
+        model(np.random.rand(2, 100))
+    except TypeError as err:
+        print("5. TypeError:", err)
+
+    # 5. Keras' binary accuracy, mean(y_true == (y_pred > 0.5)), on section 5.4's labels and any predictions
+    y_val, y_pred = np.random.rand(20, 1), np.random.rand(20, 1)
+    print("5. binary accuracy on random float labels:", np.mean(y_val == (y_pred > 0.5)))
+    """),
+    md(r"""
+    ## 2. The document's configuration, built right
+
+    `TransformerClassifier.from_config("document")` is what section 5.2 meant: `Embedding(10000, 512)`, the
+    sinusoidal encoding, one encoder block with 8 heads and $d_{ff} = 2048$, sequences of 100, mean pooling
+    over the real tokens, `Dense(1)` giving one logit per text. Its parameters:
+    """),
+    code("""
+    from collections import Counter
+
+    document = nn.TransformerClassifier.from_config("document")
+    parts = Counter()
+    for name, p in document.named_parameters():
+        parts[name.split(".")[0]] += p.size
+    print(f"{document.num_parameters():,} parameters:", {k: f"{v:,}" for k, v in parts.items()})
+    with mt.no_grad():
+        print("logits for a batch of 2 texts of 100 token ids:", document(mt.randint(4, 10000, (2, 100))).shape)
+    """),
+    md(r"""
+    Five million of those are the embedding table. Training it on random inputs, as section 5.4 does,
+    teaches nothing; it also does not fit in a notebook on a CPU. (`minitransformer train --task classify
+    --seed-config document` trains exactly this configuration on the task below, for those with time.) The
+    rest of this notebook trains a small configuration on a task that has something to learn.
+
+    ## 3. A task worth learning: negation
+
+    Short synthetic reviews, each with exactly one sentiment word and exactly one "not". When "not" stands
+    right before the sentiment word it flips it (25% of reviews); anywhere else it negates nothing:
+
+    $$ \text{label} = [\text{sentiment word is positive}] \;\oplus\; [\text{the word before it is "not"}] $$
+
+    Every review has the same *bag* of words whether or not it is negated, so a bag-of-words classifier can
+    at best read the sentiment word and ignore the negation: right on the 75% of reviews that are not
+    negated, wrong on the rest. **75% is the bag-of-words ceiling**; above it, a model must use word order.
+    """),
+    code("""
+    from minitransformer.data import NEGATION_WORDS, DataLoader, make_classification_batch, negation_task
+
+    train, held_out, tok = negation_task(n_train=4000, n_val=1000, seed=0, min_words=4, max_words=10)
+    val, test = held_out[:500], held_out[500:]
+    print(f"{len(train)} training, {len(val)} validation, {len(test)} test reviews; vocabulary {tok.vocab_size}")
+    for ids, label in train[:5]:
+        print(f"  {label}  {tok.decode(ids)}")
+
+    positive, sentiment = set(NEGATION_WORDS["positive"]), set(NEGATION_WORDS["positive"] + NEGATION_WORDS["negative"])
+
+    def negated(ids):
+        words = tok.decode(ids).split()
+        return any(a == "not" and b in sentiment for a, b in zip(words, words[1:]))
+
+    def bag_of_words_rule(ids):
+        \"\"\"The best a bag of words can do: the sentiment word's own polarity.\"\"\"
+        return int(any(w in positive for w in tok.decode(ids).split()))
+
+    same_bag = sorted("the plot was not good".split()) == sorted("not the plot was good".split())
+    print("'the plot was not good' (0) and 'not the plot was good' (1) have the same bag of words:", same_bag)
+    """),
+    md(r"""
+    ## 4. Training with the library's `Trainer`
+
+    A small configuration: $d_\text{model} = 32$, 4 heads, one encoder layer, pre-LN, no dropout. The pieces
+    come from the library: the loss and the metrics of `train.tasks` (binary cross-entropy of the logits;
+    accuracy), the paper's Adam, a warm-up-then-cosine schedule, and `train.Trainer`, which runs the loop
+    (the loop of notebook 05) with gradient clipping, a progress bar and an evaluation every 100 steps.
+    One BLAS thread, as in notebook 05: small matrices are faster without threads. About 10 s.
+    """),
+    code("""
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    from minitransformer import optim
+    from minitransformer.train import Trainer, set_blas_threads
+    from minitransformer.train.tasks import classification_loss, classification_metrics, warmup_schedule
+
+    warnings.filterwarnings("ignore", category=TqdmWarning)   # no ipywidgets here: tqdm falls back to a text bar
+    set_blas_threads(1)
+    mt.manual_seed(0)
+    model = nn.TransformerClassifier(tok.vocab_size, d_model=32, heads=4, d_ff=64, num_layers=1, max_len=16,
+                                     dropout=0.0, pooling="mean", pad_id=PAD, norm_first=True)
+    print(f"{model.num_parameters():,} parameters")
+
+    steps = 1500
+    opt = optim.Adam.paper(model.parameters(), lr=5e-3)
+    schedule = warmup_schedule(opt, warmup=steps // 10, steps=steps)
+    val_metrics = classification_metrics(val)
+    trainer = Trainer(model, opt, classification_loss, schedule=schedule, clip=1.0, eval_every=100,
+                      eval_fn=lambda m: {f"val_{k}": v for k, v in val_metrics(m).items()}, desc="negation")
+    loader = DataLoader(train, batch_size=32, shuffle=True, seed=0, drop_last=True, collate=make_classification_batch)
+    history = trainer.fit(loader, steps=steps)
+    print(f"stopped after {trainer.step} steps ({trainer.stop_reason}), {trainer.elapsed:.1f} s")
+    """),
+    code("""
+    viz.training_curves({k: history[k] for k in ("train_loss", "val_loss", "val_accuracy")}, log_y=("loss",))
+    """),
+    md(r"""
+    The validation accuracy climbs quickly to about 75%, the bag-of-words plateau (the model has learned
+    the sentiment words), stays there a while, and then breaks through once attention has learned to relate
+    "not" to the word after it.
+
+    ## 5. Accuracy against the bag-of-words ceiling
+
+    On the 500 test reviews, never used during training, split by whether the sentiment word is negated:
+    """),
+    code("""
+    test_ids = [ids for ids, _ in test]
+    labels = np.array([y for _, y in test])
+    with mt.no_grad():
+        p = np.concatenate([model.predict_proba(make_classification_batch(test[i:i + 250]).src).numpy()
+                            for i in range(0, len(test), 250)])
+    model_pred = (p > 0.5).astype(int)
+    bow_pred = np.array([bag_of_words_rule(ids) for ids in test_ids])
+    is_neg = np.array([negated(ids) for ids in test_ids])
+    print(f"{'':22}{'all':>8}{'negated':>10}{'not negated':>13}")
+    for name, pred in (("bag-of-words rule", bow_pred), ("Transformer", model_pred)):
+        right = pred == labels
+        print(f"{name:22}{right.mean():8.1%}{right[is_neg].mean():10.1%}{right[~is_neg].mean():13.1%}")
+    print(f"({is_neg.sum()} of {len(test)} test reviews are negated)")
+    """),
+    md(r"""
+    ## 6. What attention looks at
+
+    The maps of the trained encoder layer for two test reviews with a positive word: one where "not" flips
+    it (label 0), one where "not" stands elsewhere (label 1). Bright **columns** mean every position reads
+    the same key: in this run some heads gather "not" into every position and others the sentiment word
+    (another seed may give the roles to other heads). The gathered vectors carry their positions, since
+    $PE$ was added to each token, so the feed-forward layer after attention can check whether "not"
+    stands right before the sentiment word, and mean pooling hands the answer to the output layer.
+    """),
+    code("""
+    def encoder_maps(ids):
+        model.eval()
+        with mt.no_grad():
+            prob = model.predict_proba(mt.tensor([ids])).item()
+        return model.encoder.self_attn_weights[-1][0], prob          # (heads, S, S) of the one layer
+
+    flipped = next(ids for ids, _ in test if negated(ids) and bag_of_words_rule(ids) and 6 <= len(ids) <= 8)
+    elsewhere = next(ids for ids, _ in test if not negated(ids) and bag_of_words_rule(ids) and 6 <= len(ids) <= 8)
+    figures = []
+    for ids in (flipped, elsewhere):
+        words = tok.decode(ids).split()
+        weights, prob = encoder_maps(ids)
+        label = int(bag_of_words_rule(ids) != negated(ids))
+        print(f"{' '.join(words)!r}: label {label}, p(positive) = {prob:.3f}")
+        figures.append(viz.attention_heads(weights, words, words, title=" ".join(words)))
+    figures[0]
+    """),
+    code("""
+    figures[1]
+    """),
+    md(r"""
+    ## 7. Your own reviews
+
+    Any sentence made of the task's words (others become `<unk>`):
+    """),
+    code("""
+    for text in ("the plot was good", "the plot was not good", "not the plot was good", "the acting was not bad",
+                 "not really a bad film", "this film was not boring"):
+        with mt.no_grad():
+            prob = model.predict_proba(mt.tensor([tok.encode(text)])).item()
+        print(f"{text:28} p(positive) = {prob:.3f}")
+    """),
+    md(r"""
+    ## Exercises
+
+    1. Remove the positional encoding (build the classifier, then replace `model.positional` with a module
+       that returns its input). Train again: where does the validation accuracy stop, and why exactly there?
+    2. Train with `pooling="cls"` and `pooling="max"`. Which learns fastest? Look at the `[cls]` row of the
+       maps.
+    3. Set `negation_rate=0.5` in `negation_task`. What is the bag-of-words ceiling now, and how does
+       training change?
+    4. "not really a bad film" has a word between "not" and "bad". What does the task's rule say, what does
+       the model say, and what would you want it to say?
+    5. Build the document's configuration (`from_config("document")`) with `vocab_size=tok.vocab_size` and
+       train it on this task for 100 steps. How long does one step take compared to the small model, and
+       why?
+    """),
+]

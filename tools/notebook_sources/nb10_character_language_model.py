@@ -1,0 +1,601 @@
+"""Notebook 10_character_language_model: its cells, built by ``tools/make_notebooks.py``."""
+
+from .cells import SETUP, code, md
+
+CELLS = [
+    md(r"""
+    # 10 · A character language model: a decoder-only Transformer writes text
+
+    **What this notebook teaches.** The Transformer's decoder on its own, without an encoder and without
+    cross-attention, trained to predict the **next character** of a text: the recipe of GPT, on 32 KB of
+    English that ships with the library. The model reads characters $x_0 \ldots x_t$ and scores every
+    character of the vocabulary as $x_{t+1}$:
+
+    $$
+    p_\theta(\,\cdot \mid x_{\le t}) = \mathrm{softmax}(z_t), \qquad
+    z = \mathrm{LayerNorm}\big(\mathrm{Decoder}(E[x]\sqrt{d_\text{model}} + PE)\big)\, W_\text{out} + b_\text{out},
+    $$
+
+    and it is trained to make the right next character likely, at every position $t$ of a window of
+    $T$ characters at once; the loss is the mean cross-entropy, and its exponential the *perplexity*:
+
+    $$
+    \mathcal{L}(\theta) = -\frac{1}{T} \sum_{t=0}^{T-1} \log p_\theta(x_{t+1} \mid x_{\le t}), \qquad
+    \mathrm{perplexity} = e^{\mathcal{L}} .
+    $$
+
+    The decoder's self-attention is causal (paper 3.2.3): position $t$ sees positions $\le t$ only, so one
+    window of $T$ characters is $T$ training examples.
+
+    Steps: **1** the text and its characters, the train/validation split · **2** the objective: one batch,
+    $y$ = $x$ shifted by one, the loss by hand · **3** baselines to beat, by counting: unigram and bigram ·
+    **4** the causal mask: later characters change nothing · **5** training with `train.Trainer`, the curves
+    against the baselines · **6** sampling: greedy, temperature, top-$k$ · **7** the context trap: a model
+    trained on windows of 64 characters, made to read 128 · **8** what the heads look at ·
+    **9** what the source document says.
+
+    The formulas, their code and checks: [embedding](../docs/formulas/embedding.md),
+    [positional encoding](../docs/formulas/positional-encoding.md), [masks](../docs/formulas/masks.md),
+    [attention](../docs/formulas/attention.md), [multi-head attention](../docs/formulas/multi-head-attention.md),
+    [layer norm](../docs/formulas/layer-norm.md), [feed-forward](../docs/formulas/feed-forward.md),
+    [cross-entropy](../docs/formulas/cross-entropy.md), [Adam](../docs/formulas/adam.md),
+    [the schedule](../docs/formulas/schedule.md).
+    """),
+    SETUP,
+    md(r"""
+    One BLAS thread, as in notebook 05: for matrices this small, threads cost more than they save.
+    """),
+    code("""
+    import re
+    import warnings
+
+    from matplotlib.figure import Figure
+    from tqdm import TqdmWarning
+
+    from minitransformer.train import set_blas_threads
+
+    warnings.filterwarnings("ignore", category=TqdmWarning)   # no ipywidgets here: tqdm falls back to a text bar
+    print("one BLAS thread:", set_blas_threads(1))
+    """),
+    md(r"""
+    ## 1. The text and its characters
+
+    `load_corpus("tiny")` is the corpus shipped inside the package (public-domain poems, speeches and
+    openings of novels, retold fables and short pieces written for the package; the list is in
+    `minitransformer/data/corpus.py`). `CharTokenizer` gives every distinct character an id, after the four
+    special tokens every vocabulary of the library has. `split_corpus` keeps the last 10% of the text, cut
+    at a line start, for validation: a contiguous piece, so the model cannot score well on it by
+    remembering neighbouring characters from training.
+    """),
+    code("""
+    from minitransformer.data import CharTokenizer, load_corpus, split_corpus
+
+    text = load_corpus("tiny")
+    train_text, val_text = split_corpus(text, val_fraction=0.1)     # train_text + val_text == text
+    tok = CharTokenizer.from_text(text)
+    V = tok.vocab_size
+    print(f"{len(text):,} characters in {len(text.splitlines()):,} lines, {len(set(text))} distinct:")
+    print(repr("".join(tok.itos[4:])))
+    print(f"vocabulary: V = {V} ids = the specials {tok.itos[:4]} + the {len(set(text))} characters")
+    print(f"training text {len(train_text):,} characters, validation text {len(val_text):,} "
+          f"({len(val_text) / len(text):.1%}); every validation character occurs in training:",
+          set(val_text) <= set(train_text))
+    """),
+    code("""
+    print("the first lines:")
+    print("\\n".join(text.splitlines()[:6]))
+    print("\\nthe validation text starts:")
+    print(val_text[:240])
+    """),
+    code("""
+    train_ids = np.asarray(tok.encode(train_text))                  # (29417,) int ids
+    val_ids = np.asarray(tok.encode(val_text))                      # (3244,)
+    print("train_ids", train_ids.shape, train_ids.dtype, " val_ids", val_ids.shape)
+    print("'The sea' ->", tok.encode("The sea"), "->", repr(tok.decode(tok.encode("The sea"))))
+    """),
+    md(r"""
+    ## 2. The objective: the next character, at every position
+
+    `make_lm_batch` cuts `batch_size` windows of $T$ = `seq_len` characters at random offsets of the training
+    text. The input $x$ (`tgt_in`) is the window; the target $y$ (`tgt_out`) is the same window moved one
+    character on, so $y_t = x_{t+1}$: at every position the right answer is the character that follows.
+    """),
+    code("""
+    from minitransformer.data import make_lm_batch
+
+    b = make_lm_batch(train_ids, seq_len=16, batch_size=4, rng=0)
+    x, y = b.tgt_in.numpy(), b.tgt_out.numpy()                       # (B, T) each
+    print("x = tgt_in", b.tgt_in.shape, "  y = tgt_out", b.tgt_out.shape, "  tgt_mask", b.tgt_mask.shape,
+          "(causal)")
+    for row_x, row_y in zip(x[:2], y[:2]):
+        print(f"  x: {tok.decode(row_x)!r}\\n  y: {tok.decode(row_y)!r}")
+    assert (y[:, :-1] == x[:, 1:]).all()                              # y is x shifted by one
+    print("y[:, :-1] == x[:, 1:]: y is x shifted by one character")
+    """),
+    md(r"""
+    The model and everything around it come from `train.tasks.build("charlm", ...)`: an `nn.DecoderOnlyLM`
+    with the task's defaults ($d_\text{model} = 64$, 4 heads, 2 layers, $d_{ff} = 256$, pre-LN, no dropout,
+    a sinusoidal positional table of `max_len` = 128 rows, trained on windows of `seq_len` = 64 characters),
+    the paper's Adam, a warm-up-then-cosine schedule, the loss and the evaluation on the validation text.
+    The run is shortened to 300 steps, with a 30-step warm-up and a peak rate of $5 \cdot 10^{-3}$ (the
+    task's defaults: 1000 steps, 100 of warm-up, $2 \cdot 10^{-3}$), so that it trains in well under a minute.
+
+    Its logits for the batch above, and the loss written out in NumPy: a log-softmax over the vocabulary,
+    the log-probability of the right next character at each position, the mean of their negatives.
+    """),
+    code("""
+    from minitransformer.train.tasks import DEFAULTS, build
+
+    steps = 300
+    setup = build("charlm", steps=steps, warmup=30, lr=5e-3)           # seed 0: the initial weights, the batches
+    model, s = setup.model, setup.settings
+    print({k: s[k] for k in ("d_model", "heads", "layers", "d_ff", "norm_first", "dropout", "seq_len", "max_len",
+                             "batch_size", "steps", "warmup", "lr")})
+    print("the task's defaults:", {k: DEFAULTS["charlm"][k] for k in ("steps", "warmup", "lr")})
+    print(f"{type(model).__name__}, {model.num_parameters():,} parameters")
+
+    logits = model(b.tgt_in)                                          # (B, T, V)
+    print("logits", logits.shape, "= (batch, positions, vocabulary)")
+    """),
+    code("""
+    z = logits.numpy().astype(np.float64)                             # (B, T, V)
+    log_p = z - z.max(axis=-1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=-1, keepdims=True))        # log softmax over the V characters
+    nll = -np.take_along_axis(log_p, y[..., None], axis=-1)[..., 0]   # (B, T): -log p(x_{t+1} | x_<=t)
+    loss_numpy = nll.mean()                                           # the mean over all B * T positions
+    print("-log p per position", nll.shape, "  loss (NumPy)", round(loss_numpy, 5))
+    print("F.cross_entropy     ", round(F.cross_entropy(logits, b.tgt_out).item(), 5))
+    print("setup.loss_fn       ", round(setup.loss_fn(model, b).item(), 5))
+    np.testing.assert_allclose(loss_numpy, F.cross_entropy(logits, b.tgt_out).item(), rtol=1e-5)
+    np.testing.assert_allclose(loss_numpy, setup.loss_fn(model, b).item(), rtol=1e-5)
+    print(f"untrained: {loss_numpy:.3f} nats, more than ln V = ln {V} = {np.log(V):.3f}, the loss of a uniform guess;")
+    print(f"the initial logits of a position spread with a standard deviation of {z.std(axis=-1).mean():.2f}")
+    """),
+    md(r"""
+    ## 3. Baselines to beat, by counting
+
+    Two models that need no training, fitted by counting characters in the training text and scored on the
+    validation text, with the same measure as the Transformer: the mean of $-\log p(x_{t+1} \mid \ldots)$
+    in nats per character.
+
+    * **Unigram**: every character from its frequency alone, $p(c) = \mathrm{count}(c) / N$, whatever came
+      before. On the text it was counted on, its cross-entropy is the entropy of the frequencies,
+      $H = -\sum_c p_c \ln p_c$: the library's `unigram_entropy`, the line a language model must go below.
+    * **Bigram**: the next character from the one before, $p(b \mid a) = \mathrm{count}(a\,b) /
+      \mathrm{count}(a)$. A pair never seen in training would get probability 0 and an infinite loss, so
+      both models are smoothed by **add-one** (Laplace): every count gets 1 more, over the same $V$ = 71
+      outcomes as the Transformer's softmax (the four specials never occur, so they keep only that 1).
+    """),
+    code("""
+    from minitransformer.data import unigram_entropy
+
+    freq = np.bincount(tok.encode(text), minlength=V) / len(text)     # (V,) frequencies in the whole text
+    H = -(freq[freq > 0] * np.log(freq[freq > 0])).sum()
+    print(f"entropy of the whole text's character frequencies: {H:.4f} nats; unigram_entropy(text) = "
+          f"{unigram_entropy(text):.4f}")
+    np.testing.assert_allclose(H, unigram_entropy(text), rtol=1e-12)
+
+    counts = np.bincount(train_ids, minlength=V)                      # (V,) in the training text
+    p_uni = (counts + 1) / (counts.sum() + V)                         # add-one
+    ce_uni = -np.log(p_uni[val_ids]).mean()
+
+    pairs = np.zeros((V, V))
+    np.add.at(pairs, (train_ids[:-1], train_ids[1:]), 1)              # pairs[a, b] = count of "a b"
+    p_bi = (pairs + 1) / (pairs + 1).sum(axis=1, keepdims=True)       # (V, V): row a is p(. | a), add-one
+    ce_bi = -np.log(p_bi[val_ids[:-1], val_ids[1:]]).mean()
+
+    print("\\non the validation text   cross-entropy   perplexity")
+    for name, ce in (("uniform, 1 / V", np.log(V)), ("unigram, add-one", ce_uni), ("bigram, add-one", ce_bi)):
+        print(f"  {name:22} {ce:9.3f} nats {np.exp(ce):10.1f}")
+    print(f"(the validation text's own frequencies have entropy {unigram_entropy(val_text):.3f}: "
+          f"it is a little more predictable than the whole text)")
+    """),
+    md(r"""
+    The perplexity reads as a number of choices: a model with perplexity 10.9 is, on average, as unsure
+    as if it picked uniformly among 10.9 characters. Knowing only the previous character, the bigram
+    model cuts the 71 of a uniform guess and the 19.6 of the unigram to 10.9. A few of its rows (`_` is the
+    space, `\n` the line break), and both models as pictures:
+    """),
+    code("""
+    def show(c):
+        \"\"\"A character as a tick label, the space and the line break made visible.\"\"\"
+        return {" ": "_", "\\n": "\\\\n"}.get(c, c)
+
+    for a in (" ", "q", "t", "."):
+        top = np.argsort(p_bi[tok.stoi[a]])[::-1][:4]
+        print(f"after {show(a):2} ({counts[tok.stoi[a]]:4} times in training):",
+              "  ".join(f"{show(tok.itos[c]):2} {p_bi[tok.stoi[a], c]:.2f}" for c in top))
+
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    ax_uni, ax_bi = fig.subplots(1, 2, width_ratios=[1.3, 1])
+    order = np.argsort(freq)[::-1][:25]
+    ax_uni.bar(range(25), freq[order])
+    ax_uni.set_xticks(range(25), [show(tok.itos[c]) for c in order])
+    ax_uni.set_title("unigram: the 25 most frequent characters")
+    ax_uni.set_ylabel("frequency")
+    letters = [tok.stoi[c] for c in " abcdefghijklmnopqrstuvwxyz"]
+    im = ax_bi.imshow(p_bi[np.ix_(letters, letters)], cmap="viridis")
+    ax_bi.set_xticks(range(27), list("_abcdefghijklmnopqrstuvwxyz"))
+    ax_bi.set_yticks(range(27), list("_abcdefghijklmnopqrstuvwxyz"))
+    ax_bi.set_xlabel("next character b")
+    ax_bi.set_ylabel("character a")
+    ax_bi.set_title("bigram p(b | a) ('_' is the space)")
+    fig.colorbar(im, ax=ax_bi, shrink=0.9)
+    fig
+    """),
+    md(r"""
+    Add-one is crude where counts are small: "q" occurs 15 times in the training text, always before "u",
+    yet the 71 added counts leave "u" a probability of only 0.19 after it. Where counts are large (the
+    space, "t") it changes little: after "t", "h" has 0.37.
+
+    ## 4. The causal mask: one window is $T$ examples
+
+    The decoder hides every later position from every query (paper 3.2.3; the
+    [masks](../docs/formulas/masks.md) page), so the logits at position $t$ are a function of
+    $x_0 \ldots x_t$ alone. That is what makes the loss of section 2 honest (position $t$ cannot read the
+    answer $x_{t+1}$, which is its input at position $t + 1$) and efficient: one forward pass over a window
+    of $T$ characters gives $T$ predictions, each from its own prefix, so a batch of 32 windows of 64 is
+    2048 training examples.
+
+    The check, for every $t$ at once: row $t$ of a batch is one validation window whose characters after
+    position $t$ are replaced by random ones. The logits at positions $\le t$ must not change at all; those
+    after $t$ may. (It holds for any weights; this is the untrained model.)
+    """),
+    code("""
+    T = s["seq_len"]                                                  # 64
+    window = val_ids[:T]                                              # (T,)
+    rng = np.random.default_rng(0)
+    changed = np.tile(window, (T, 1))                                 # (T, T): row t changes positions > t
+    for t in range(T):
+        changed[t, t + 1:] = rng.integers(4, V, T - t - 1)
+    with mt.no_grad():                                                # both (T, T): the same arithmetic
+        z_same = model(mt.tensor(np.tile(window, (T, 1)))).numpy()   # (T, T, V): the window T times
+        z_changed = model(mt.tensor(changed)).numpy()                 # (T, T, V)
+    change = np.abs(z_changed - z_same).max(axis=-1)                  # (T, T): [t, position] largest change
+    before = np.tril(np.ones((T, T), dtype=bool))                     # positions <= t
+    print("largest change of a logit at positions <= t:", change[before].max())
+    print("at positions > t:  smallest", change[~before].min().round(4), " largest", change[~before].max().round(3))
+    assert change[before].max() == 0.0
+    """),
+    code("""
+    fig = Figure(figsize=(5.2, 4.2), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(change, cmap="magma")
+    ax.set_xlabel("position whose logits are read")
+    ax.set_ylabel("t: characters after t replaced")
+    ax.set_title("largest change of a logit")
+    fig.colorbar(im, ax=ax, shrink=0.9)
+    fig
+    """),
+    md(r"""
+    Below the diagonal (and on it) the change is exactly 0: no later character reaches an earlier position.
+    The source document's section 3.1 says self-attention computes its weights "based on all information in
+    the input sequence when generating each output". That holds for the encoder; a decoder that generates
+    may use only what it has already generated, and the picture above is that restriction.
+
+    ## 5. Training
+
+    `train.Trainer` runs the loop of notebook 05 (forward, loss, `backward()`, clip, Adam step, schedule) on
+    the task's batches, `setup.train_data(step)`: 32 random training windows of 64 characters, seeded by the
+    step. Every 50 steps it measures the loss on the whole validation text, cut into consecutive windows of
+    64 (`setup.eval_fn`). This is the notebook's longest cell (the time is printed).
+    """),
+    code("""
+    from minitransformer.train import Trainer
+
+    val_at_0 = setup.eval_fn(model)["val_loss"]                       # before the first step
+    trainer = Trainer(model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, clip=s["clip"],
+                      eval_fn=setup.eval_fn, eval_every=50, desc="charlm")
+    history = trainer.fit(setup.train_data, steps=steps)
+    history["val_loss"].insert(0, [0, val_at_0])
+    print(f"{trainer.step} steps in {trainer.elapsed:.1f} s")
+    """),
+    code("""
+    fig = Figure(figsize=(8, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for name, label in (("train_loss", "training loss (mean of 10 steps)"), ("val_loss", "validation loss")):
+        step_, value = np.array(history[name]).T
+        ax.plot(step_, value, marker="." if name == "val_loss" else None, label=label)
+    for ce, name, style in ((np.log(V), f"uniform, ln {V}", "-."), (ce_uni, "unigram", "--"), (ce_bi, "bigram", ":")):
+        ax.axhline(ce, color="0.4", linestyle=style, linewidth=1, label=f"{name} on the validation text, {ce:.2f}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy, nats per character")
+    ax.set_ylim(1.8, 5.5)
+    ax.grid(True, color="0.9")
+    ax.legend()
+    fig
+    """),
+    code("""
+    print("validation loss:", [(step_, round(v, 3)) for step_, v in history["val_loss"]])
+    final = setup.final_metrics(model)
+    print(f"validation loss {final['val_loss']:.3f} nats, perplexity {final['val_perplexity']:.2f}")
+    print(f"bigram          {ce_bi:.3f} nats, perplexity {np.exp(ce_bi):.2f}")
+    passed = next(step_ for step_, v in history["val_loss"] if v < ce_bi)
+    print(f"the validation loss was first below the bigram's at step {passed}; the last training loss "
+          f"(mean of steps 291-300) {history['train_loss'][-1][1]:.3f}")
+    """),
+    md(r"""
+    The untrained model starts above the uniform guess (4.829 on the validation text, against ln 71 =
+    4.263). Both losses pass the unigram line within the first 50 steps; the validation loss is below the
+    bigram's from step 100 on and ends at 2.098 nats, a perplexity of 8.15 against the bigram's 10.93. The
+    training loss ends a little lower, 1.997: the model fits the text it trains on slightly better than
+    text it has not seen.
+    """),
+    md(r"""
+    ## 6. Sampling: greedy, temperature, top-$k$
+
+    `train.generate` writes one character at a time: it runs the model on the text so far, takes the last
+    position's logits $z$ and picks the next character from $\mathrm{softmax}(z / \tau)$, $\tau$ the
+    temperature (notebook 08, section 6, draws the same distribution by hand). $\tau = 0$ is greedy, the
+    arg-max; $\tau < 1$ sharpens the distribution, $\tau > 1$ flattens it; top-$k$ draws only among the $k$
+    likeliest characters. `context=64`: the model reads at most the 64 positions it was trained on
+    (section 7 shows why). Every sample starts from the prompt "The "; as a rough measure of sense, the
+    share of its words of 3 letters or more that occur in the training text is printed.
+    """),
+    code("""
+    from collections import Counter
+
+    from minitransformer.train import generate
+
+    known = set(re.findall(r"[a-z]+", train_text.lower()))
+
+    def known_share(sample):
+        \"\"\"The share of the sample's words of 3 letters or more that occur in the training text.\"\"\"
+        words = re.findall(r"[a-z]{3,}", sample.lower())
+        return np.mean([w in known for w in words]) if words else np.nan
+
+    prompt = mt.tensor([tok.encode("The ")])                           # (1, 4)
+    greedy = tok.decode(generate(model, prompt, 200, temperature=0.0, context=T).numpy()[0])
+    words = greedy.split()
+    print(f"greedy (temperature 0):\\n{greedy!r}")
+    print(f"{len(words)} words, {len(set(words))} different; the commonest:", Counter(words).most_common(4))
+    """),
+    code("""
+    prompts = mt.tensor([tok.encode("The ")] * 8)                     # (8, 4): eight samples at once
+    for tau, k in ((0.5, None), (0.8, None), (1.0, None), (1.2, None), (1.0, 5)):
+        mt.manual_seed(0)                                             # the same random numbers for each setting
+        out = generate(model, prompts, 200, temperature=tau, top_k=k, context=T)   # (8, 204)
+        texts = [tok.decode(row) for row in out.numpy()]
+        print(f"temperature {tau}" + (f", top-{k}" if k else "") + ": known words in the 8 samples "
+              f"{np.mean([known_share(t[4:]) for t in texts]):.0%}; sample 1:\\n  {texts[0]!r}")
+    """),
+    md(r"""
+    Greedy takes the likeliest character every time, so once a stretch of text recurs, the same context
+    gives the same choice again: after its first words it goes round "the", "she" and "wat" (53 words, 9
+    different). Sampling leaves such cycles by chance. The temperature trades safety for variety: at 0.5
+    the samples keep to common words (51% of their words of 3 letters or more occur in the training text),
+    at 0.8 they invent more (34%), at 1, the model's own distribution, more still (15%), and at 1.2 (13%)
+    odd capitals and punctuation appear. Top-5 at $\tau = 1$ keeps the model's own distribution over its 5
+    likeliest characters and removes the long tail: 43% against 15% without it. The softmax gives every one
+    of the 71 ids some probability, and over 200 draws the unlikely ones add up.
+
+    ## 7. The context trap
+
+    The model was trained on windows of `seq_len` = 64 characters, but its positional table has
+    `max_len` = 128 rows, and a forward pass accepts up to 128 positions. Positions 64 to 127 never occurred
+    in training. By default `generate` reads up to `max_len` positions; the `charlm` task passes
+    `context=seq_len` (its samples used to fall apart after about 64 characters, until it did).
+
+    **(a) The loss by position.** Windows of 128 validation characters (every 8th start), the mean loss at
+    each position:
+    """),
+    code("""
+    def loss_by_position(ids, length, stride=8, mask=None):
+        \"\"\"Mean -log p(next) at each position 0 .. length - 1 over windows of ids starting every `stride`.\"\"\"
+        starts = np.arange(0, len(ids) - length - 1, stride)
+        win = starts[:, None] + np.arange(length)[None, :]            # (N, length) positions in ids
+        with mt.no_grad():
+            z = model(mt.tensor(ids[win]), mask=mask).numpy().astype(np.float64)   # (N, length, V)
+        log_p = z - z.max(-1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+        return -np.take_along_axis(log_p, ids[win + 1][..., None], -1)[..., 0].mean(0), len(starts)
+
+    model.eval()
+    L_max = model.max_len                                             # 128
+    by_position, n_windows = loss_by_position(val_ids, L_max)
+    print(f"{n_windows} windows of {L_max}; mean loss at positions 8-63: {by_position[8:T].mean():.3f}, "
+          f"at positions 64-127: {by_position[T:].mean():.3f}")
+    print("in blocks of 8 positions:", by_position.reshape(-1, 8).mean(1).round(2))
+    """),
+    code("""
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(by_position, ".", color="C0", alpha=0.5, label="loss at each position")
+    ax.plot(np.arange(4, L_max, 8), by_position.reshape(-1, 8).mean(1), color="C0", label="mean of 8 positions")
+    ax.axvline(T - 0.5, color="C3", label=f"seq_len = {T}: trained on positions 0-{T - 1} only")
+    ax.axhline(ce_bi, color="0.4", linestyle=":", label=f"bigram, {ce_bi:.2f}")
+    ax.set_xlabel("position in a window of 128 validation characters")
+    ax.set_ylabel("cross-entropy, nats")
+    ax.grid(True, color="0.9")
+    ax.legend(fontsize=9)
+    fig
+    """),
+    md(r"""
+    The first position costs the most (no context to go on); from about position 8 the loss is flat at
+    2.09, a little higher in the last block before 64 (2.18). From position 64 on, where training never
+    went, it jumps to about 2.55 and stays there, worse than the bigram model: the mean over positions 64 to
+    127 is 2.541, against 2.098 over positions 8 to 63.
+
+    **(b) Generated text.** The same model, the same prompt and the same random numbers, once reading at
+    most 64 positions (`context=64`: when the text outgrows 64 characters, `generate` starts again from
+    the last 32), once the default, up to `max_len` = 128. Eight samples each, as one batch:
+    """),
+    code("""
+    samples = {}
+    for name, context in (("context=64", T), ("context=max_len=128", None)):
+        mt.manual_seed(1)
+        out = generate(model, prompts, 236, temperature=0.8, top_k=10, context=context)   # (8, 240)
+        samples[name] = [tok.decode(row) for row in out.numpy()]
+    a, c = samples["context=64"], samples["context=max_len=128"]
+    same = [next((i for i, (p, q) in enumerate(zip(u, v)) if p != q), len(u)) for u, v in zip(a, c)]
+    print("characters the two agree on, sample by sample:", same)
+    for name, texts in samples.items():
+        print(f"{name:20} known words: characters 4-63 {np.mean([known_share(t[4:T]) for t in texts]):.0%}, "
+              f"64-239 {np.mean([known_share(t[T:]) for t in texts]):.0%}")
+    for name, texts in samples.items():
+        print(f"\\n{name}, sample 1:\\n{texts[0]!r}")
+    """),
+    md(r"""
+    Until the text is 64 characters long both read the same positions, so they write the same first 65
+    characters (the 65th is the last one predicted from 64 positions); in some samples a few more agree by
+    chance. After that, the default's text falls apart: of its words of 3 letters or more, 16% occur in the
+    training text, against 39% in the first 64 characters; with `context=64`, 34%. Sample 1 shows it: the
+    same 65 characters, then "thean be bow thee seath susiled havers" against "theand atis thean argghe s
+    alof lashefun".
+
+    **Why.** Two things are new to the model at position 64 and later, and they can be told apart:
+
+    * **rows of $PE$ it never saw.** The sinusoidal rows 64 to 127 exist (they are computed from the
+      formula, not learned), but no weight was ever trained on a vector made with them. They are not just
+      more of the same: in most of the 64 dimensions, the slow sinusoids there take values outside the
+      range they have at positions 0 to 63.
+    * **more keys than in training.** At position 100 a query spreads its softmax over 101 keys; in
+      training it never had more than 64.
+
+    A banded mask separates the two: every query may see only the last 64 positions (itself included), so
+    no query has more keys than in training, but positions 64 to 127 still carry their unseen rows:
+    """),
+    code("""
+    PE = F.sinusoidal_positional_encoding(L_max, s["d_model"]).numpy()          # (128, 64), no parameters
+    low, high = PE[:T].min(axis=0), PE[:T].max(axis=0)
+    outside = ((PE[T:] < low - 1e-6) | (PE[T:] > high + 1e-6)).any(axis=0)      # (64,) per dimension
+    print(f"PE {PE.shape}: in {outside.sum()} of {s['d_model']} dimensions, rows 64-127 leave the range of rows 0-63")
+
+    i = np.arange(L_max)
+    band = mt.tensor((i[None, :] <= i[:, None]) & (i[None, :] > i[:, None] - T))   # (128, 128): the last 64
+    banded, _ = loss_by_position(val_ids, L_max, mask=band)
+    print(f"mean loss at positions 64-127: all earlier keys {by_position[T:].mean():.3f}, "
+          f"only the last 64 {banded[T:].mean():.3f};  positions 8-63: {by_position[8:T].mean():.3f}")
+    """),
+    md(r"""
+    With at most 64 keys per query, positions 64 to 127 are as bad as with all of them (2.570 against
+    2.541): the number of keys is not what hurts this model; the unseen rows of $PE$ are. The paper
+    (section 3.5) chose the sinusoids because they "may allow the model to extrapolate to sequence lengths
+    longer than the ones encountered during training"; for this model and this training, they do not. What
+    avoids the trap: train on windows as long as the longest context used (`seq_len` = `max_len`), or read
+    at most `seq_len` positions, as `generate(..., context=seq_len)` does.
+
+    The source document's section 4.2.3 says "positional encoding vectors are learned during the training
+    process" (erratum 5 in `docs/errata.md`: its own formula 4.1.3 is the fixed sinusoids). With a learned
+    table (`positional="learned"`, as GPT-2), rows 64 to 127 would not even be new sinusoids: they would
+    never receive a gradient, and would keep their random initial values:
+    """),
+    code("""
+    mt.manual_seed(0)
+    learned = nn.DecoderOnlyLM(V, d_model=64, heads=4, d_ff=256, num_layers=2, max_len=L_max, dropout=0.0,
+                               positional="learned")
+    batch = make_lm_batch(train_ids, T, 32, rng=0)                     # windows of 64, as in training
+    F.cross_entropy(learned(batch.tgt_in), batch.tgt_out).backward()
+    grad = np.abs(learned.positional.weight.grad.numpy())              # (128, 64)
+    print("sinusoidal table: parameters", model.positional.num_parameters(),
+          "| learned table: parameters", learned.positional.num_parameters())
+    print(f"learned table, |gradient| summed over rows 0-63: {grad[:T].sum():.3f}, over rows 64-127: {grad[T:].sum()}")
+    """),
+    md(r"""
+    ## 8. What the heads look at
+
+    The attention weights of the trained model, both layers, all four heads, on one line of the validation
+    text (row: the query, the position predicting the next character; column: the key it reads; `_` is a
+    space):
+    """),
+    code("""
+    line = "it borrows it from the sea."
+    assert line in val_text
+    with mt.no_grad():
+        model(mt.tensor([tok.encode(line)]))
+    maps = [w.numpy()[0] for w in model.decoder.self_attn_weights]   # per layer (heads, L, L)
+    labels = [show(c) for c in line]
+    print(len(maps), "layers, weights", maps[0].shape, "(heads, queries, keys) each")
+    viz.attention_layers(maps, labels, labels, title=repr(line))
+    """),
+    code("""
+    b_at = line.index("borrows")                                      # the position of its "b"
+    print("layer 2, head 1: the weight each letter of 'borrows' gives to its 'b':")
+    print("  ".join(f"{line[q]} {maps[1][0, q, b_at]:.2f}" for q in range(b_at + 1, b_at + 7)))
+    """),
+    md(r"""
+    The first row has a single key, so its weight is 1 in every head. In layer 1 the bright cells lie on
+    the diagonal or just left of it: each position reads itself and the few characters before it. Layer 2,
+    head 1 has a bright column under the "b" of "borrows": the next four letters put 0.86 to 0.99 of their
+    weight on the first letter of their word, "w" and "s" less. Heads 2 and 3 of layer 2 also have columns,
+    keys read by positions several characters later.
+    """),
+    md(r"""
+    One line is one example. Over the whole validation text (windows of 64, queries at positions 16 and
+    later, so that every query has at least 16 keys), the mean weight each head gives to the key $k$
+    characters back ($k = 0$: itself), and how much goes further back than 8:
+    """),
+    code("""
+    starts = np.arange(0, len(val_ids) - T, 16)
+    with mt.no_grad():
+        model(mt.tensor(val_ids[starts[:, None] + np.arange(T)]))     # (N, 64) windows
+    A = [w.numpy() for w in model.decoder.self_attn_weights]          # per layer (N, heads, 64, 64)
+    queries = np.arange(16, T)
+    profile = np.array([[[a[:, h, queries, queries - k].mean() for k in range(9)] for h in range(a.shape[1])]
+                        for a in A])                                  # (layers, heads, 9)
+    for layer, rows in enumerate(profile, start=1):
+        for h, row in enumerate(rows, start=1):
+            print(f"layer {layer} head {h}: k = 0..8 {row.round(2)}  beyond 8: {1 - row.sum():.2f}")
+
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    for ax, rows, layer in zip(fig.subplots(1, 2, sharey=True), profile, (1, 2)):
+        for h, row in enumerate(rows, start=1):
+            ax.plot(range(9), row, marker="o", label=f"head {h}")
+        ax.set_title(f"layer {layer}")
+        ax.set_xlabel("k: characters back")
+        ax.grid(True, color="0.9")
+    fig.axes[0].set_ylabel("mean attention weight")
+    fig.axes[0].legend()
+    fig
+    """),
+    md(r"""
+    Over the whole text the heads differ mainly in reach. Layer 1, head 4 is the most local: 0.21 on the
+    character just before, and only 0.11 further back than 8 characters. The heads of layer 2 all send 0.35
+    to 0.45 of their weight further back than 8 characters (those of layer 1: 0.11 to 0.39), and layer 2,
+    head 2 gives its own position almost nothing (0.02).
+    Every head gives more weight to the previous character than to the one before that. After 300 steps
+    no head is a sharp "previous character" head: each spreads its weight over several keys.
+    """),
+    md(r"""
+    ## 9. What the source document says
+
+    The source document teaches the encoder–decoder Transformer (its section 4) and a classifier (its
+    section 5); it trains no language model and says nothing about decoder-only models (its section 9.1
+    names GPT among "typical AI large models", without describing it). Three of its general statements
+    touch this notebook:
+
+    * Section 3.1: self-attention computes weights "based on all information in the input sequence when
+      generating each output". For a model that generates, each position may use only the positions before
+      it (section 4's check).
+    * Section 3.2.1: data preparation includes "removing stop words, punctuation, and special characters".
+      For a language model, these are part of what it must predict: in this text, spaces and line breaks
+      are 19.8% of the characters and punctuation 3.2% (counted below), and the commonest words ("the",
+      "and", "of") are stop words. A model trained without them could not write them.
+    * Section 4.2.3: positional encodings "are learned during the training process" (erratum 5). The formula
+      it gives is fixed; section 7 showed what each choice does at positions beyond training.
+    """),
+    code("""
+    letters_digits = sum(c.isalnum() for c in text)
+    spaces = sum(c in " \\n" for c in text)
+    print(f"letters and digits {letters_digits / len(text):.1%}, spaces and line breaks {spaces / len(text):.1%}, "
+          f"punctuation {(len(text) - letters_digits - spaces) / len(text):.1%}")
+    """),
+    md(r"""
+    ## Exercises
+
+    1. Train with `seq_len=128` (`build("charlm", seq_len=128, ...)`, the same 300 steps) and redraw
+       section 7's loss by position. Does the jump at 64 go away? What does each step cost now, and why?
+    2. Fit a **trigram** model by counting, $p(c \mid a\,b)$ with add-one smoothing over the 71 ids, and
+       score it on the validation text. Does it beat the bigram's 2.39 nats? Then try add-$\alpha$ with
+       $\alpha = 0.1$ and $0.01$: why does the amount of smoothing matter more for the trigram?
+    3. Sampling at temperature $\tau$ draws from $p_\tau \propto p^{1/\tau}$. Take the model's distribution
+       of the next character after "The s" and compute its entropy at $\tau = 0.5, 1, 2$; which $\tau$ gives
+       the entropy of a uniform choice among 71, in the limit?
+    4. In section 4, replace the characters *before* position $t$ instead of after it. Which logits
+       change now, and why can the change not stop at the replaced positions?
+    5. Train the model of section 7's last cell, `positional="learned"`, with `Trainer`, `setup.train_data`
+       and `setup.loss_fn` for 300 steps (its own `optim.Adam.paper` and `warmup_schedule`). Check that rows
+       64 to 127 of its table still equal their initial values, redraw the loss by position, and generate
+       with `context=128`. Does it fall apart the same way as the sinusoidal model?
+    """),
+]
