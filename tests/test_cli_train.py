@@ -393,3 +393,22 @@ def test_the_seed_classifier_example_runs(monkeypatch, capsys):
     last_epoch = re.search(r"^epoch 2: val_loss (\S+), val_accuracy (\S+)$", text, flags=re.M)
     assert final.groups() == last_epoch.groups()  # the final evaluation runs without dropout, as the epoch's did
     assert "TransformerClassifier(" in text
+
+
+def test_evaluate_and_generate_run_the_model_without_dropout(tmp_path, capsys):
+    """The model rebuilt from a checkpoint was left in training mode: `evaluate` measured it with dropout on, and
+    `generate` labelled a review with some of its units dropped."""
+    from minitransformer.autograd import Tensor
+    from minitransformer.train import save_checkpoint, tasks
+
+    setup = tasks.build("classify", dropout=0.5, d_model=16, heads=2, layers=1, d_ff=32, n_train=16, n_val=4,
+                        n_test=64)
+    path = save_checkpoint(tmp_path / "c.npz", setup.model, extra={"task": "classify", "settings": setup.settings})
+    setup.model.eval()
+    expected = setup.final_metrics(setup.model)
+    ids = setup.tokenizer.encode("the film was not good")
+    p = float(setup.model.predict_proba(Tensor(np.asarray([ids], dtype=np.int64))).numpy()[0])
+    assert main(["evaluate", str(path)]) == 0
+    assert _metric(capsys.readouterr().out, "test_loss") == pytest.approx(expected["test_loss"], abs=1e-4)
+    assert main(["generate", str(path), "--input", "the film was not good"]) == 0
+    assert capsys.readouterr().out.endswith(f"(p(positive) = {p:.3f})\n")

@@ -433,3 +433,17 @@ def test_task_metrics_do_not_depend_on_the_evaluation_batch_size():
     assert whole["loss"] == pytest.approx(expected, rel=1e-5)
     one_by_one = [exact_match(greedy_decode(model, mt.tensor([s]), max_len=8).numpy(), [t]) for s, t in pairs]
     assert whole["accuracy"] == pytest.approx(np.mean(one_by_one))
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("task", ["reverse", "classify", "charlm"])
+def test_held_out_metrics_run_without_dropout_whatever_the_model_s_mode(task):
+    """`evaluate` and the end of `train` measured a model left in training mode: with dropout on, a different
+    figure from the one the eval-mode model scores."""
+    tiny = _TINY_DATA.get(task, dict(n_train=16, n_val=4, n_test=4, min_len=3, max_len=5))
+    setup = build(task, dropout=0.5, **_TINY_TASK, **tiny)
+    setup.model.eval()
+    expected = setup.final_metrics(setup.model)
+    setup.model.train()
+    assert setup.final_metrics(setup.model) == expected and setup.model.training  # its mode put back
+    assert setup.eval_fn(setup.model) == setup.eval_fn(setup.model.eval())

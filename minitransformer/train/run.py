@@ -125,6 +125,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             trainer.load(path)
             print(f"resumed from {path} at step {trainer.step}")
         trainer.fit(setup.train_data, s["steps"])
+        setup.model.eval()  # the held-out figures and the example without dropout
         metrics = setup.final_metrics(setup.model)  # the time of every step, a resumed run's earlier ones too
         metrics.update(steps=trainer.step, wall_time_s=round(trainer.elapsed, 2), stop_reason=trainer.stop_reason)
         print(f"\nfinal metrics ({'held-out test split' if setup.kind != 'lm' else 'validation text'}):")
@@ -223,6 +224,7 @@ def _setup_from_checkpoint(path):
                               "minitransformer.train.load_checkpoint in Python")
     setup = tasks.build(task, **settings)
     load_checkpoint(path, setup.model)
+    setup.model.eval()  # measured and run, never trained from here: no dropout
     return setup, ckpt
 
 

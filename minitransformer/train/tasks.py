@@ -54,7 +54,7 @@ from ..data import (
 )
 from ..data.batching import Batch
 from ..functional._checks import require_real
-from .decoding import greedy_decode
+from .decoding import _EvalMode, greedy_decode
 from .metrics import RunningMean, binary_accuracy, exact_match, strip_after_eos, token_accuracy
 
 __all__ = ["TASKS", "DEFAULTS", "SEED_CONFIG", "TaskSetup", "build", "model_from_checkpoint", "warmup_schedule",
@@ -296,12 +296,13 @@ def seq2seq_loss(label_smoothing: float = 0.0) -> Callable:
 
 def seq2seq_metrics(pairs, batch_size: int = 500) -> Callable:
     """``model -> {"loss", "token_accuracy", "accuracy"}`` on ``pairs``: teacher-forced loss and accuracy per
-    token, and the exact-sequence accuracy of greedy decoding (every output token right, then ``<eos>``)."""
+    token, and the exact-sequence accuracy of greedy decoding (every output token right, then ``<eos>``).
+    The model runs in eval mode (no dropout), and is put back in its mode afterwards."""
 
     def metrics(model) -> dict:
         loss, tok = RunningMean(), RunningMean()
         hits = 0
-        with no_grad():
+        with _EvalMode(model):
             for i in range(0, len(pairs), batch_size):
                 chunk = pairs[i:i + batch_size]
                 b = make_seq2seq_batch(chunk)
@@ -371,11 +372,11 @@ def classification_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor
 
 
 def classification_metrics(examples, batch_size: int = 500) -> Callable:
-    """``model -> {"loss", "accuracy"}`` over ``examples`` ``(ids, label)``."""
+    """``model -> {"loss", "accuracy"}`` over ``examples`` ``(ids, label)``, in eval mode (no dropout)."""
 
     def metrics(model) -> dict:
         loss, acc = RunningMean(), RunningMean()
-        with no_grad():
+        with _EvalMode(model):
             for i in range(0, len(examples), batch_size):
                 b = make_classification_batch(examples[i:i + batch_size])
                 z = model(b.src)
@@ -441,7 +442,8 @@ def lm_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor:
 
 
 def lm_metrics(ids: np.ndarray, seq_len: int, batch_size: int = 64) -> Callable:
-    """``model -> {"loss"}``: mean next-character cross-entropy over ``ids`` cut into consecutive windows."""
+    """``model -> {"loss"}``: mean next-character cross-entropy over ``ids`` cut into consecutive windows, in eval
+    mode (no dropout)."""
     n = (len(ids) - 1) // seq_len
     if n < 1:
         raise ValueError(f"lm_metrics: the validation text has {len(ids)} characters, fewer than seq_len + 1 = "
@@ -450,7 +452,7 @@ def lm_metrics(ids: np.ndarray, seq_len: int, batch_size: int = 64) -> Callable:
 
     def metrics(model) -> dict:
         loss = RunningMean()
-        with no_grad():
+        with _EvalMode(model):
             for i in range(0, n, batch_size):
                 window = starts[i:i + batch_size, None] + np.arange(seq_len)[None, :]  # (B, T) positions
                 x, y = Tensor(ids[window]), Tensor(ids[window + 1])
