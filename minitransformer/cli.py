@@ -6,6 +6,7 @@ Each sub-command lives in the module that owns its work; this file only parses a
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -63,6 +64,7 @@ def _refuse_out(args, command: str) -> bool:
 
 
 def _train(args) -> int:
+    from .data import CorpusError
     from .train import TrainingInterrupted, run, tasks
 
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "d_model", "heads", "layers", "d_ff", "lr",
@@ -80,6 +82,12 @@ def _train(args) -> int:
     if args.task not in tasks.TASKS:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
         return 2
+    if args.text is not None:
+        if args.task != "charlm":
+            print(f"minitransformer train: --text is the training text of --task charlm, not --task {args.task}",
+                  file=sys.stderr)
+            return 2
+        overrides["corpus"] = os.path.abspath(args.text)  # a path, always: --text tiny is the file ./tiny
     if _refuse_out(args, "train"):
         return 2
 
@@ -92,10 +100,17 @@ def _train(args) -> int:
             again += f" --backend {args.backend}"
         return f" after step {e.step}, saved in {e.checkpoint}; continue with: {again}"
 
-    return _guard("train", lambda: run.train(args.task, args.out, backend=args.backend,
-                                             progress=not args.no_progress, blas_threads=args.blas_threads or None,
-                                             resume=args.resume, pictures=not args.no_pictures,
-                                             checkpoint_every=args.checkpoint_every, **overrides), saved)
+    def work():
+        try:
+            run.train(args.task, args.out, backend=args.backend, progress=not args.no_progress,
+                      blas_threads=args.blas_threads or None, resume=args.resume, pictures=not args.no_pictures,
+                      checkpoint_every=args.checkpoint_every, **overrides)
+        except CorpusError as e:
+            if args.text is None:
+                raise
+            raise CorpusError(f"--text {args.text!r}", e.problem) from None  # named by its option, as given
+
+    return _guard("train", work, saved)
 
 
 def _evaluate(args) -> int:
@@ -197,7 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
                                        "curves.png and attention_*.png into --out.")
     train.add_argument("--task", default="reverse", choices=["reverse", "sort", "copy", "classify", "charlm"],
                        help="reverse/sort/copy: digit sequences (encoder-decoder); classify: the negation task; "
-                            "charlm: a character language model on the shipped corpus (default: reverse)")
+                            "charlm: a character language model on the shipped corpus, or on --text "
+                            "(default: reverse)")
+    train.add_argument("--text", metavar="PATH",
+                       help="with --task charlm: train on this UTF-8 text file instead of the shipped corpus (its "
+                            "last 10%% is the validation text; evaluate needs the file, generate does not)")
     train.add_argument("--backend", default="numpy", choices=backends, help="array backend (default: numpy)")
     train.add_argument("--steps", type=_positive_int, help="optimizer steps (task default)")
     train.add_argument("--batch-size", type=_positive_int)

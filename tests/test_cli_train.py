@@ -412,3 +412,85 @@ def test_evaluate_and_generate_run_the_model_without_dropout(tmp_path, capsys):
     assert _metric(capsys.readouterr().out, "test_loss") == pytest.approx(expected["test_loss"], abs=1e-4)
     assert main(["generate", str(path), "--input", "the film was not good"]) == 0
     assert capsys.readouterr().out.endswith(f"(p(positive) = {p:.3f})\n")
+
+
+# ------------------------------------------------------------------ charlm on a text of one's own (--text)
+OWN_TEXT = "".join(f"Line {i}: the quick brown fox jumps over the lazy dog; {'ab' * (i % 7)}!\n" for i in range(60))
+
+
+@pytest.fixture
+def own_run(tmp_path, monkeypatch, capsys):
+    """A charlm run of 4 steps on a 4 KB text file, named by a relative path from tmp_path: (out, the file, what
+    it printed)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "own.txt").write_text(OWN_TEXT, encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["train", "--task", "charlm", "--text", "own.txt", "--steps", "4", *TINY, "--no-pictures",
+                 "--out", str(out)]) == 0
+    return out, tmp_path / "own.txt", capsys.readouterr().out
+
+
+def test_charlm_trains_on_a_text_file_evaluates_and_generates(own_run, capsys):
+    out, text_file, trained = own_run
+    ckpt = read_checkpoint(out / "checkpoint.npz")
+    assert ckpt.extra["settings"]["corpus"] == str(text_file)  # the path as given, made absolute
+    assert json.loads((out / "metrics.json").read_text())["settings"]["corpus"] == str(text_file)
+    assert ckpt.tokenizer["vocab"] == sorted(set(OWN_TEXT)) and ckpt.config["vocab"] == len(set(OWN_TEXT)) + 4
+    assert main(["evaluate", str(out / "checkpoint.npz")]) == 0
+    assert _metric(capsys.readouterr().out, "val_loss") == _metric(trained, "val_loss")
+    assert main(["generate", str(out / "checkpoint.npz"), "--prompt", "Line ", "--max-new-tokens", "10"]) == 0
+    assert capsys.readouterr().out.startswith("Line ")
+
+
+def test_generate_needs_no_text_file_but_evaluate_and_resume_refuse_one_moved_or_changed(own_run, capsys):
+    """generate runs from the checkpoint alone (model, settings, saved tokenizer); evaluate needs the validation text
+    and resume the training text, with the characters that gave the saved tokenizer."""
+    out, text_file, _ = own_run
+    checkpoint = str(out / "checkpoint.npz")
+    generate = ["generate", checkpoint, "--prompt", "Line ", "--max-new-tokens", "20"]
+    assert main(generate) == 0
+    before = capsys.readouterr().out
+    text_file.rename(text_file.with_name("moved.txt"))
+    assert main(generate) == 0
+    assert capsys.readouterr().out == before
+    gone = f"minitransformer: checkpoint {checkpoint!r} was trained on the text {str(text_file)!r}: no such file\n"
+    assert main(["evaluate", checkpoint]) == 2
+    assert capsys.readouterr().err == gone
+    text_file.write_text(OWN_TEXT + "XZ\n", encoding="utf-8")  # two characters it did not have
+    changed = (f"minitransformer: checkpoint {checkpoint!r} was trained on the text {str(text_file)!r}, whose "
+               "characters no longer give the tokenizer it saved (new: 'X', 'Z')\n")
+    for command in (["evaluate", checkpoint], ["train", "--task", "charlm", "--resume", "--steps", "6",
+                                                "--no-progress", "--out", str(out)]):
+        assert main(command) == 2
+        assert capsys.readouterr().err == changed
+    assert main(generate) == 0
+    assert capsys.readouterr().out == before
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    ("missing.txt", None, "no such file"),
+    ("folder", "a folder", "a folder, not a text file"),
+    ("latin1.txt", "caf\xe9 au lait\n".encode("latin-1"), "not UTF-8 text (byte 0xe9 at offset 3)"),
+    ("empty.txt", b"", "empty"),
+    ("short.txt", b"one line\n" * 40, "too short: 360 characters, 333 for training and 27 for validation (the last "
+                                       "10%, from a line start), where each part needs seq_len + 1 = 65: the text "
+                                       "needs at least 648")])
+def test_a_text_that_cannot_be_trained_on_is_one_line_naming_the_option_and_the_path(name, content, problem,
+                                                                                     tmp_path, capsys):
+    path = tmp_path / name
+    if content == "a folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "run"
+    assert main(["train", "--task", "charlm", "--text", str(path), "--no-progress", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", f"minitransformer: --text {str(path)!r}: {problem}\n")
+    assert not out.exists()  # refused before any work
+
+
+def test_text_is_refused_for_a_task_other_than_charlm(tmp_path, capsys):
+    (tmp_path / "own.txt").write_text(OWN_TEXT, encoding="utf-8")
+    assert main(["train", "--task", "copy", "--text", str(tmp_path / "own.txt"), "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == ("minitransformer train: --text is the training text of --task charlm, not "
+                                       "--task copy\n")

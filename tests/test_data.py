@@ -22,6 +22,7 @@ from minitransformer.data import (
     UNK,
     Batch,
     CharTokenizer,
+    CorpusError,
     DataLoader,
     WordTokenizer,
     available_corpora,
@@ -37,6 +38,7 @@ from minitransformer.data import (
     negation_task,
     negation_tokenizer,
     pad_sequences,
+    read_text,
     split_corpus,
     tokenizer_from_dict,
     unigram_entropy,
@@ -431,6 +433,31 @@ def test_split_corpus_is_a_contiguous_cut_at_a_line():
     assert split_corpus("abc", 0.5) == ("ab", "c")  # no newline: cut where asked, round(3 * 0.5) = 2
     with pytest.raises(ValueError, match="val_fraction"):
         split_corpus(text, 1.0)
+
+
+@single
+def test_read_text_gives_the_text_of_a_utf8_file_with_python_s_line_breaks(tmp_path):
+    path = tmp_path / "own.txt"
+    path.write_bytes(b"\xef\xbb\xbfcaf\xc3\xa9\r\nna\xc3\xafve\rend\n")  # a BOM, CRLF, a lone CR, UTF-8 accents
+    assert read_text(path) == "café\nnaïve\nend\n"
+    assert read_text(str(path)) == path.read_text(encoding="utf-8-sig")  # what text mode gives, the BOM dropped
+
+
+@single
+@pytest.mark.parametrize("content, problem", [
+    (None, "no such file"), ("a folder", "a folder, not a text file"), (b"", "empty"),
+    (b"caf\xe9\n", "not UTF-8 text (byte 0xe9 at offset 3)"),
+    (b"\xef\xbb\xbfab\xff", "not UTF-8 text (byte 0xff at offset 5)")])  # the offset in the file, BOM included
+def test_read_text_refuses_what_is_not_a_utf8_text_naming_the_path(content, problem, tmp_path):
+    path = tmp_path / "own.txt"
+    if content == "a folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CorpusError) as refused:
+        read_text(path)
+    assert str(refused.value) == f"read_text: {str(path)!r}: {problem}" and refused.value.problem == problem
+    assert isinstance(refused.value, ValueError)
 
 
 # ================================================================== padding and batches

@@ -447,3 +447,25 @@ def test_held_out_metrics_run_without_dropout_whatever_the_model_s_mode(task):
     setup.model.train()
     assert setup.final_metrics(setup.model) == expected and setup.model.training  # its mode put back
     assert setup.eval_fn(setup.model) == setup.eval_fn(setup.model.eval())
+
+
+@pytest.mark.single_backend
+def test_charlm_corpus_is_a_shipped_name_or_a_text_file_recorded_by_its_absolute_path(tmp_path, monkeypatch):
+    from minitransformer.data import CorpusError, load_corpus
+
+    monkeypatch.chdir(tmp_path)
+    text = "".join(f"{i}: the quick brown fox jumps over the lazy dog\n" for i in range(20))
+    (tmp_path / "own.txt").write_text(text, encoding="utf-8")
+    own = build("charlm", corpus="own.txt", **_TINY_TASK, **_TINY_DATA["charlm"])
+    assert own.settings["corpus"] == str(tmp_path / "own.txt")  # absolute: a checkpoint is read from anywhere
+    assert own.tokenizer.itos[4:] == sorted(set(text))
+    assert build("charlm", **_TINY_TASK, **_TINY_DATA["charlm"]).settings["corpus"] == "tiny"
+    (tmp_path / "tiny").write_text("a file named as the shipped corpus", encoding="utf-8")
+    shipped = build("charlm", corpus="tiny", **_TINY_TASK, **_TINY_DATA["charlm"])  # the name wins
+    assert shipped.tokenizer.itos[4:] == sorted(set(load_corpus("tiny")))
+    with pytest.raises(CorpusError, match=re.escape(f"task 'charlm': corpus {str(tmp_path / 'nope.txt')!r}: no such "
+                                                    "file")):
+        build("charlm", corpus="nope.txt")
+    with pytest.raises(CorpusError, match=r"too short: .* each part needs seq_len \+ 1 = 65: the text needs at least "
+                                          r"648$"):
+        build("charlm", corpus="own.txt")  # 950 characters, the last 48 for validation: seq_len is 64 by default

@@ -4,7 +4,8 @@
   ``<pad>`` = 0, ``<bos>`` = 1, ``<eos>`` = 2, ``<unk>`` = 3 in every vocabulary.
 * :mod:`.tasks` -- digit ``copy`` / ``reverse`` / ``sort`` (sequence to sequence) and the
   ``negation`` sentiment task, which a bag of words cannot solve but attention can.
-* :mod:`.corpus` -- ``load_corpus("tiny")``, about 32 KB of English for a character language model.
+* :mod:`.corpus` -- ``load_corpus("tiny")``, about 32 KB of English for a character language model;
+  ``read_text(path)``, a text of your own.
 * :mod:`.batching` -- padding, :class:`Batch` with its attention masks, seeded :func:`batches`.
 
 Everything here is made on the host (lists of ids, NumPy); a :class:`Batch` holds Tensors on the
@@ -20,7 +21,7 @@ from .batching import (
     make_seq2seq_batch,
     pad_sequences,
 )
-from .corpus import available_corpora, load_corpus, split_corpus, unigram_entropy
+from .corpus import CorpusError, available_corpora, load_corpus, read_text, split_corpus, unigram_entropy
 from .tasks import (
     DIGIT_TASKS,
     DIGITS,
@@ -73,6 +74,8 @@ __all__ = [
     "negation_task",
     "available_corpora",
     "load_corpus",
+    "read_text",
+    "CorpusError",
     "split_corpus",
     "unigram_entropy",
     "Batch",

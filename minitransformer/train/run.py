@@ -11,7 +11,9 @@ the final metrics on held-out data and writes into ``--out``:
 ==========================  ==========================================================================
 
 ``evaluate CHECKPOINT`` rebuilds the task's held-out data from the settings saved in the checkpoint
-and measures the model again; ``generate CHECKPOINT`` runs it on an input of your own.
+and measures the model again (a charlm model trained on a text file of your own needs that file, with the
+characters it had); ``generate CHECKPOINT`` runs it on an input of your own, from the checkpoint alone
+(the model, its settings and its tokenizer are saved in it).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np  # host-side parsing of user input and printing
 
 from .. import backend as _backend
 from ..autograd import Tensor
+from ..data import CorpusError, tokenizer_from_dict
 from . import tasks
 from .checkpoint import CheckpointError, _write_atomically, load_checkpoint, read_checkpoint
 from .decoding import beam_search, generate, greedy_decode
@@ -104,11 +108,13 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     overrides = {k: v for k, v in overrides.items() if v is not None}
     with _backend.use(backend):
         if resume:
-            saved = read_checkpoint(path).extra
-            if saved.get("task") != task:
-                raise CheckpointError(f"{path} was written by task {saved.get('task')!r}, not {task!r}")
-            overrides = {**saved["settings"], **{k: v for k, v in overrides.items() if k == "steps"}}
-        setup = tasks.build(task, **overrides)
+            saved = read_checkpoint(path)
+            if saved.extra.get("task") != task:
+                raise CheckpointError(f"{path} was written by task {saved.extra.get('task')!r}, not {task!r}")
+            overrides = {**saved.extra["settings"], **{k: v for k, v in overrides.items() if k == "steps"}}
+            setup = _build_saved(saved, task, overrides)
+        else:
+            setup = tasks.build(task, **overrides)
         s = setup.settings
         _writable_folder(out)
         print(f"task {task}: {type(setup.model).__name__} with {setup.model.num_parameters():,} parameters on "
@@ -181,10 +187,19 @@ def _show_example(setup) -> None:
             p = float(model.predict_proba(Tensor(np.asarray([ids], dtype=np.int64))).numpy()[0])
             print(f"example: {text!r} -> p(positive) = {p:.3f}")
     else:
-        prompt = "The "
+        prompt = _example_prompt(tok)
         ids = generate(model, Tensor(np.asarray([tok.encode(prompt)], dtype=np.int64)), 120, temperature=0.8,
                        top_k=10, context=setup.settings["seq_len"])  # the positions it was trained on
         print(f"\nexample (temperature 0.8, top-k 10): {tok.decode(ids.numpy()[0])!r}")
+
+
+def _example_prompt(tok) -> str:
+    """The charlm's example prompt: "The ", or for a text without those characters a line break, or else its first
+    character (a prompt of characters the model never saw would start its text with <unk>)."""
+    for prompt in ("The ", "\n"):
+        if all(c in tok.stoi for c in prompt):
+            return prompt
+    return tok.itos[4]  # the first character after the four specials
 
 
 def _example_digits(setup) -> str:
@@ -215,17 +230,62 @@ def _note_unknown(setup, text: str | None) -> None:
               f"{', '.join(map(repr, unknown))}", file=sys.stderr)
 
 
+_KIND = {**dict.fromkeys(tasks.SEQ2SEQ, "seq2seq"), "classify": "classify", "charlm": "lm"}
+
+
+def _saved_task(ckpt) -> tuple[str, dict]:
+    """The task and settings a checkpoint written by :func:`train` names."""
+    task, settings = ckpt.extra.get("task"), ckpt.extra.get("settings")
+    if task not in tasks.TASKS or not isinstance(settings, dict):
+        raise CheckpointError(f"{ckpt.path} was not written by `minitransformer train` (it names no task); load it "
+                              "with minitransformer.train.load_checkpoint in Python")
+    return task, settings
+
+
+def _build_saved(ckpt, task: str, settings: dict):
+    """``tasks.build(task, **settings)`` for a checkpoint's settings, refused if its data are gone or no longer give
+    the tokenizer the checkpoint saved: a text file of one's own, moved or edited since (the model would read its
+    characters with other ids)."""
+    where = f"checkpoint {ckpt.path!r}"
+    try:
+        setup = tasks.build(task, **settings)
+    except CorpusError as e:
+        raise CheckpointError(f"{where} was trained on the text {settings.get('corpus')!r}: {e.problem}") from None
+    if ckpt.tokenizer is not None and setup.tokenizer.to_dict() != ckpt.tokenizer:
+        then, now = ckpt.tokenizer.get("vocab", []), setup.tokenizer.to_dict()["vocab"]
+        new, gone = [p for p in now if p not in then], [p for p in then if p not in now]
+        changes = "; ".join(f"{what}: {', '.join(map(repr, pieces[:10]))}{', ...' if len(pieces) > 10 else ''}"
+                            for what, pieces in (("new", new), ("gone", gone)) if pieces) or "another order"
+        if task == "charlm":
+            raise CheckpointError(f"{where} was trained on the text {settings.get('corpus')!r}, whose characters no "
+                                  f"longer give the tokenizer it saved ({changes})")
+        raise CheckpointError(f"{where}: the {task} task's data no longer give the tokenizer it saved ({changes})")
+    return setup
+
+
 def _setup_from_checkpoint(path):
     """The task setup a checkpoint came from, with the checkpoint's weights loaded."""
     ckpt = read_checkpoint(path)
-    task, settings = ckpt.extra.get("task"), ckpt.extra.get("settings")
-    if task not in tasks.TASKS or not isinstance(settings, dict):
-        raise CheckpointError(f"{path} was not written by `minitransformer train` (it names no task); load it with "
-                              "minitransformer.train.load_checkpoint in Python")
-    setup = tasks.build(task, **settings)
+    task, settings = _saved_task(ckpt)
+    setup = _build_saved(ckpt, task, settings)
     load_checkpoint(path, setup.model)
     setup.model.eval()  # measured and run, never trained from here: no dropout
     return setup, ckpt
+
+
+def _trained_model(path):
+    """What ``generate`` needs, from the checkpoint alone when it holds the tokenizer: the model with its weights,
+    the tokenizer, the task's name, kind and settings. No data are rebuilt, so a charlm model trained on a text
+    file runs without the file. A checkpoint without a tokenizer (saved by hand) rebuilds its task."""
+    ckpt = read_checkpoint(path)
+    task, settings = _saved_task(ckpt)
+    if ckpt.tokenizer is None:
+        return _setup_from_checkpoint(path)[0]
+    model = tasks.model_from_checkpoint(ckpt)
+    load_checkpoint(path, model)
+    model.eval()
+    return SimpleNamespace(name=task, kind=_KIND[task], settings={**tasks.DEFAULTS[task], **settings}, model=model,
+                           tokenizer=tokenizer_from_dict(ckpt.tokenizer))
 
 
 def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict:
@@ -310,7 +370,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
     True
     """
     with _backend.use(backend):
-        setup, _ = _setup_from_checkpoint(path)
+        setup = _trained_model(path)
         tok, model = setup.tokenizer, setup.model
         if setup.kind == "seq2seq":
             digits = "".join((_example_digits(setup) if text is None else text).split())
@@ -335,7 +395,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
             result = f"{'positive' if p > 0.5 else 'negative'} (p(positive) = {p:.3f})"
         else:
             _backend.manual_seed(seed)
-            ids = tok.encode("The " if text is None else text)  # a blank prompt is text too: spaces, newlines
+            ids = tok.encode(_example_prompt(tok) if text is None else text)  # a blank prompt is text too
             if not ids:
                 raise ValueError("generate: the prompt is empty")
             _note_unknown(setup, text)

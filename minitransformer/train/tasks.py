@@ -8,14 +8,17 @@ copy                                          cross-entropy;
 sort                                          exact-sequence accuracy of greedy decoding on held-out sources
 classify    :class:`TransformerClassifier`    the negation task (a bag of words cannot exceed 75%);
                                               binary cross-entropy; held-out accuracy
-charlm      :class:`DecoderOnlyLM`            the shipped ``tiny`` corpus, character by character;
-                                              cross-entropy; validation loss against the unigram entropy
+charlm      :class:`DecoderOnlyLM`            the shipped ``tiny`` corpus or a text file of your own
+                                              (``corpus``), character by character; cross-entropy;
+                                              validation loss against the unigram entropy
 ==========  ================================  ==========================================================
 
 Every task's training loss takes the setting ``label_smoothing`` (in [0, 1], 0 by default; the paper's
 section 5.4 uses 0.1); the losses measured on held-out data are never smoothed.
 
-(the charlm's "val" split is the last 10% of the corpus, cut at a line; it serves as its test split too.)
+(the charlm's "val" split is the last 10% of the corpus, cut at a line; it serves as its test split too. Its
+setting ``corpus`` is the name of a shipped corpus, :func:`~minitransformer.data.available_corpora`, or else the
+path of a UTF-8 text file, which the settings record as an absolute path.)
 
 :func:`build` returns a :class:`TaskSetup` with everything :class:`~minitransformer.train.Trainer`
 needs; :data:`DEFAULTS` holds each task's settings (the command line's defaults), chosen so that
@@ -29,6 +32,7 @@ used to decide when to stop).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -41,7 +45,9 @@ from ..autograd import Tensor, no_grad
 from ..data import (
     PAD,
     CharTokenizer,
+    CorpusError,
     DataLoader,
+    available_corpora,
     digit_task_splits,
     digit_tokenizer,
     load_corpus,
@@ -49,6 +55,7 @@ from ..data import (
     make_lm_batch,
     make_seq2seq_batch,
     negation_task,
+    read_text,
     split_corpus,
     unigram_entropy,
 )
@@ -265,6 +272,9 @@ def build(task: str, **overrides) -> TaskSetup:
     ------
     ValueError
         An unknown task or setting, or ``d_model`` not divisible by ``heads``.
+    CorpusError
+        A ``corpus`` of charlm that is no text file (no such file, a folder, not UTF-8, empty), or too short for one
+        window of ``seq_len + 1`` characters in its training part and in its validation part.
 
     Examples
     --------
@@ -462,14 +472,42 @@ def lm_metrics(ids: np.ndarray, seq_len: int, batch_size: int = 64) -> Callable:
     return metrics
 
 
+def _corpus(s: dict) -> str:
+    """The text of ``s["corpus"]``: a shipped corpus by name, else a file, whose path ``s`` then records absolute."""
+    if s["corpus"] in available_corpora():
+        return load_corpus(s["corpus"])
+    s["corpus"] = os.path.abspath(s["corpus"])
+    try:
+        return read_text(s["corpus"])
+    except CorpusError as e:
+        raise CorpusError(f"task 'charlm': corpus {s['corpus']!r}", e.problem) from None
+
+
+def _shortest_text(T: int, val_fraction: float) -> int:
+    """The fewest characters a text of one line can have for both parts of ``split_corpus`` to hold ``T`` of them."""
+    n = max(2, int(T / min(val_fraction, 1.0 - val_fraction)) - 2)
+    while True:
+        cut = min(max(int(round(n * (1.0 - val_fraction))), 1), n - 1)  # as split_corpus cuts
+        if min(cut, n - cut) >= T:
+            return n
+        n += 1
+
+
 def _charlm(s: dict) -> TaskSetup:
-    text = load_corpus(s["corpus"])
-    train_text, val_text = split_corpus(text, s["val_fraction"])
+    if s["seq_len"] > s["max_len"]:
+        raise ValueError(f"task 'charlm': seq_len={s['seq_len']} is longer than max_len={s['max_len']}")
+    text = _corpus(s)
+    train_text, val_text = split_corpus(text, s["val_fraction"]) if len(text) > 1 else (text, "")
+    need = s["seq_len"] + 1  # one window and its next-character targets, in each part
+    if min(len(train_text), len(val_text)) < need:
+        raise CorpusError(
+            f"task 'charlm': corpus {s['corpus']!r}",
+            f"too short: {len(text)} characters, {len(train_text)} for training and {len(val_text)} for validation "
+            f"(the last {s['val_fraction']:.0%}, from a line start), where each part needs seq_len + 1 = {need}: the "
+            f"text needs at least {_shortest_text(need, s['val_fraction'])}")
     tok = CharTokenizer.from_text(text)
     train_ids = np.asarray(tok.encode(train_text), dtype=np.int64)
     val_ids = np.asarray(tok.encode(val_text), dtype=np.int64)
-    if s["seq_len"] > s["max_len"]:
-        raise ValueError(f"task 'charlm': seq_len={s['seq_len']} is longer than max_len={s['max_len']}")
     model = nn.DecoderOnlyLM(tok.vocab_size, d_model=s["d_model"], heads=s["heads"], d_ff=s["d_ff"],
                              num_layers=s["layers"], max_len=s["max_len"], dropout=s["dropout"],
                              norm_first=s["norm_first"])
