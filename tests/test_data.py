@@ -41,6 +41,7 @@ from minitransformer.data import (
     read_text,
     split_corpus,
     tokenizer_from_dict,
+    unigram_cross_entropy,
     unigram_entropy,
 )
 
@@ -421,6 +422,36 @@ def test_unigram_entropy_by_hand_and_of_the_corpus():
     assert H < math.log(len(set(text)))  # below the uniform distribution's entropy
     with pytest.raises(ValueError, match="empty"):
         unigram_entropy("")
+
+
+@single
+def test_unigram_cross_entropy_by_hand():
+    # counted on "aab" (M = 3) over V = 3 entries: p(a) = (2+1)/6, p(b) = (1+1)/6, p(c) = (0+1)/6
+    p = {"a": 3 / 6, "b": 2 / 6, "c": 1 / 6}
+    assert unigram_cross_entropy("aab", "abcc", "abc") == pytest.approx(
+        -(math.log(p["a"]) + math.log(p["b"]) + 2 * math.log(p["c"])) / 4)
+    assert unigram_cross_entropy("", "ab", ["a", "b", "<pad>"]) == pytest.approx(math.log(3))  # nothing counted: 1/V
+    # counted and scored on one text, it is above that text's entropy: smoothing moves probability off its characters
+    assert unigram_cross_entropy("aab", "aab", "ab") > unigram_entropy("aab")
+    for args, message in (((("ab", "", "ab")), "empty"), (("ab", "ax", "ab"), r"outside vocab: 'x'"),
+                          (("ab", "ab", "aab"), "3 entries but 2 distinct")):
+        with pytest.raises(ValueError, match=message):
+            unigram_cross_entropy(*args)
+
+
+@single
+def test_unigram_cross_entropy_of_the_corpus_against_numpy_counts():
+    """What notebook 10 computes in NumPy (its section 3): the unigram counted on the training text, scored on the
+    validation text, add-one over the tokenizer's 71 ids; below the whole corpus's entropy, 3.0655."""
+    text = load_corpus("tiny")
+    train, val = split_corpus(text, val_fraction=0.1)
+    tok = CharTokenizer.from_text(text)
+    V = tok.vocab_size
+    counts = np.bincount(tok.encode(train), minlength=V)  # (V,)
+    p = (counts + 1) / (counts.sum() + V)
+    expected = float(-np.log(p[tok.encode(val)]).mean())
+    assert unigram_cross_entropy(train, val, tok.itos) == pytest.approx(expected, rel=1e-12)
+    assert round(expected, 3) == 2.977 and unigram_entropy(text) == pytest.approx(3.0655, abs=1e-4)
 
 
 @single

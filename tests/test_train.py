@@ -469,3 +469,22 @@ def test_charlm_corpus_is_a_shipped_name_or_a_text_file_recorded_by_its_absolute
     with pytest.raises(CorpusError, match=r"too short: .* each part needs seq_len \+ 1 = 65: the text needs at least "
                                           r"648$"):
         build("charlm", corpus="own.txt")  # 950 characters, the last 48 for validation: seq_len is 64 by default
+
+
+@pytest.mark.single_backend
+def test_charlm_compares_its_validation_loss_with_a_unigram_scored_on_the_same_characters():
+    """The baseline was the entropy of the whole corpus's frequencies (3.0655 for tiny): a unigram counted on the
+    validation text too, and scored on other characters than the model's loss."""
+    from minitransformer.data import load_corpus, split_corpus
+
+    setup = build("charlm", **_TINY_TASK, **_TINY_DATA["charlm"])  # seq_len=8
+    train, _ = split_corpus(load_corpus("tiny"), setup.settings["val_fraction"])
+    V, T, val_ids = setup.tokenizer.vocab_size, 8, setup.val
+    counts = np.bincount(setup.tokenizer.encode(train), minlength=V)
+    p = (counts + 1) / (counts.sum() + V)  # add-one over the model's V outcomes
+    n = (len(val_ids) - 1) // T
+    targets = val_ids[1:1 + n * T]  # what the model predicts in the n windows lm_metrics cuts
+    metrics = setup.final_metrics(setup.model)
+    assert metrics["unigram_val_loss"] == pytest.approx(float(-np.log(p[targets]).mean()), rel=1e-12)
+    assert metrics["val_loss_below_unigram"] == metrics["unigram_val_loss"] - metrics["val_loss"]
+    assert "unigram_entropy" not in metrics

@@ -12,8 +12,9 @@ It checks the targets the project promises:
 * ``reverse``  -- the encoder-decoder reaches >= 99% exact-sequence accuracy on held-out sequences
   (lengths 8-12, 10 digits) within 5 minutes;
 * ``classify`` -- the classifier reaches >= 95% held-out accuracy (a bag of words cannot pass 75%);
-* ``charlm``   -- the character LM's validation loss ends well below (>= 0.5 nats under) the unigram
-  entropy of its corpus.
+* ``charlm``   -- the character LM's validation loss ends well below (>= 0.5 nats under) that of a
+  unigram model counted on the training text and scored on the same validation characters
+  (``unigram_val_loss``).
 
 This is a benchmark, not a test: timings depend on the machine and on what else runs on it (the load
 average is printed before and after). It exits with status 1 if a target is missed.

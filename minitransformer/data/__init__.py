@@ -21,7 +21,15 @@ from .batching import (
     make_seq2seq_batch,
     pad_sequences,
 )
-from .corpus import CorpusError, available_corpora, load_corpus, read_text, split_corpus, unigram_entropy
+from .corpus import (
+    CorpusError,
+    available_corpora,
+    load_corpus,
+    read_text,
+    split_corpus,
+    unigram_cross_entropy,
+    unigram_entropy,
+)
 from .tasks import (
     DIGIT_TASKS,
     DIGITS,
@@ -78,6 +86,7 @@ __all__ = [
     "CorpusError",
     "split_corpus",
     "unigram_entropy",
+    "unigram_cross_entropy",
     "Batch",
     "pad_sequences",
     "make_seq2seq_batch",

@@ -10,7 +10,8 @@ classify    :class:`TransformerClassifier`    the negation task (a bag of words 
                                               binary cross-entropy; held-out accuracy
 charlm      :class:`DecoderOnlyLM`            the shipped ``tiny`` corpus or a text file of your own
                                               (``corpus``), character by character; cross-entropy;
-                                              validation loss against the unigram entropy
+                                              validation loss against a unigram model counted on
+                                              the training text
 ==========  ================================  ==========================================================
 
 Every task's training loss takes the setting ``label_smoothing`` (in [0, 1], 0 by default; the paper's
@@ -57,7 +58,7 @@ from ..data import (
     negation_task,
     read_text,
     split_corpus,
-    unigram_entropy,
+    unigram_cross_entropy,
 )
 from ..data.batching import Batch
 from ..functional._checks import require_real
@@ -518,15 +519,16 @@ def _charlm(s: dict) -> TaskSetup:
         return make_lm_batch(train_ids, T, B, rng=[seed, step])
 
     val_metrics = lm_metrics(val_ids, T)
-    H = unigram_entropy(text)
+    n = (len(val_ids) - 1) // T  # lm_metrics' n windows predict characters 1 .. n T of the validation text
+    unigram = unigram_cross_entropy(train_text, val_text[1:1 + n * T], tok.itos)  # scored on those same characters
 
     def eval_fn(model):
         return {"val_loss": val_metrics(model)["loss"]}
 
     def final_metrics(model):
         loss = val_metrics(model)["loss"]
-        return {"val_loss": loss, "val_perplexity": math.exp(loss), "unigram_entropy": H,
-                "val_loss_below_unigram": H - loss}
+        return {"val_loss": loss, "val_perplexity": math.exp(loss), "unigram_val_loss": unigram,
+                "val_loss_below_unigram": unigram - loss}
 
     def sample(model):
         ids = val_ids[:min(32, T, len(val_ids))]  # at most the seq_len positions the model was trained on
