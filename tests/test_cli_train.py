@@ -499,3 +499,13 @@ def test_text_is_refused_for_a_task_other_than_charlm(tmp_path, capsys):
     assert main(["train", "--task", "copy", "--text", str(tmp_path / "own.txt"), "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err == ("minitransformer train: --text is the training text of --task charlm, not "
                                        "--task copy\n")
+
+
+def test_the_charlm_example_prompt_is_made_of_characters_the_model_knows():
+    """"The " was the prompt whatever the text: a model trained on lower-case lines started its example with <unk>."""
+    from minitransformer.data import CharTokenizer
+    from minitransformer.train.run import _example_prompt
+
+    assert _example_prompt(CharTokenizer.from_text(OWN_TEXT + "The end")) == "The "
+    assert _example_prompt(CharTokenizer.from_text(OWN_TEXT)) == "\n"  # no capital T
+    assert _example_prompt(CharTokenizer.from_text("zyx")) == "x"  # the first of its characters
