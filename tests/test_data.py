@@ -462,6 +462,8 @@ def test_split_corpus_is_a_contiguous_cut_at_a_line():
     assert train.endswith("\n")
     assert abs(len(val) / len(text) - 0.1) < 0.01
     assert split_corpus("abc", 0.5) == ("ab", "c")  # no newline: cut where asked, round(3 * 0.5) = 2
+    # a cut already at a line start stays there: it moved on to the next line, and the validation text lost one
+    assert split_corpus("one line\n" * 40, 0.1) == ("one line\n" * 36, "one line\n" * 4)
     with pytest.raises(ValueError, match="val_fraction"):
         split_corpus(text, 1.0)
 

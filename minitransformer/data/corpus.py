@@ -181,7 +181,7 @@ def split_corpus(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
     if len(text) < 2:
         raise ValueError(f"split_corpus: the text has {len(text)} characters; need at least 2 to split")
     cut = min(max(int(round(len(text) * (1.0 - val_fraction))), 1), len(text) - 1)
-    line_start = text.find("\n", cut) + 1  # move the cut forward to the next line, if there is one
+    line_start = text.find("\n", cut - 1) + 1  # move the cut forward to a line start (it may be one already)
     if 0 < line_start < len(text):
         cut = line_start
     return text[:cut], text[cut:]
