@@ -478,8 +478,7 @@ def test_generate_needs_no_text_file_but_evaluate_and_resume_refuse_one_moved_or
     ("latin1.txt", "caf\xe9 au lait\n".encode("latin-1"), "not UTF-8 text (byte 0xe9 at offset 3)"),
     ("empty.txt", b"", "empty"),
     ("short.txt", b"one line\n" * 40, "too short: 360 characters, 324 for training and 36 for validation (the last "
-                                       "10%, from a line start), where each part needs seq_len + 1 = 65: the text "
-                                       "needs at least 648")])
+                                       "10%, from a line start), where each part needs seq_len + 1 = 65")])
 def test_a_text_that_cannot_be_trained_on_is_one_line_naming_the_option_and_the_path(name, content, problem,
                                                                                      tmp_path, capsys):
     path = tmp_path / name

@@ -484,16 +484,6 @@ def _corpus(s: dict) -> str:
         raise CorpusError(f"task 'charlm': corpus {s['corpus']!r}", e.problem) from None
 
 
-def _shortest_text(T: int, val_fraction: float) -> int:
-    """The fewest characters a text of one line can have for both parts of ``split_corpus`` to hold ``T`` of them."""
-    n = max(2, int(T / min(val_fraction, 1.0 - val_fraction)) - 2)
-    while True:
-        cut = min(max(int(round(n * (1.0 - val_fraction))), 1), n - 1)  # as split_corpus cuts
-        if min(cut, n - cut) >= T:
-            return n
-        n += 1
-
-
 def _charlm(s: dict) -> TaskSetup:
     if s["seq_len"] > s["max_len"]:
         raise ValueError(f"task 'charlm': seq_len={s['seq_len']} is longer than max_len={s['max_len']}")
@@ -504,8 +494,7 @@ def _charlm(s: dict) -> TaskSetup:
         raise CorpusError(
             f"task 'charlm': corpus {s['corpus']!r}",
             f"too short: {len(text)} characters, {len(train_text)} for training and {len(val_text)} for validation "
-            f"(the last {s['val_fraction']:.0%}, from a line start), where each part needs seq_len + 1 = {need}: the "
-            f"text needs at least {_shortest_text(need, s['val_fraction'])}")
+            f"(the last {s['val_fraction']:.0%}, from a line start), where each part needs seq_len + 1 = {need}")
     tok = CharTokenizer.from_text(text)
     train_ids = np.asarray(tok.encode(train_text), dtype=np.int64)
     val_ids = np.asarray(tok.encode(val_text), dtype=np.int64)
