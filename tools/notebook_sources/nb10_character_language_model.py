@@ -277,8 +277,9 @@ CELLS = [
 
     `train.Trainer` runs the loop of notebook 05 (forward, loss, `backward()`, clip, Adam step, schedule) on
     the task's batches, `setup.train_data(step)`: 32 random training windows of 64 characters, seeded by the
-    step. Every 50 steps it measures the loss on the whole validation text, cut into consecutive windows of
-    64 (`setup.eval_fn`). This is the notebook's longest cell (the time is printed).
+    step. Every 50 steps it measures the loss on the validation text cut into 50 consecutive windows of 64
+    (3,200 of its 3,243 predictions; `setup.eval_fn`). This is the notebook's longest cell (the time is
+    printed).
     """),
     code("""
     from minitransformer.train import Trainer
@@ -316,10 +317,12 @@ CELLS = [
     """),
     md(r"""
     The untrained model starts above the uniform guess (4.829 on the validation text, against ln 71 =
-    4.263). Both losses pass the unigram line within the first 50 steps; the validation loss is below the
-    bigram's from step 100 on and ends at 2.098 nats, a perplexity of 8.15 against the bigram's 10.93. The
-    training loss ends a little lower, 1.997: the model fits the text it trains on slightly better than
-    text it has not seen.
+    4.263). Random logits with a spread of about 1 are confident at random: for independent logits of
+    standard deviation $\sigma$ the expected loss is about $\ln V + \sigma^2/2$, here $4.263 + 0.98^2/2 =
+    4.74$ (with the spread printed in section 2). Both losses pass the unigram line within the first 50
+    steps; the validation loss is below the bigram's from step 100 on and ends at 2.098 nats, a perplexity
+    of 8.15 against the bigram's 10.93. The training loss ends a little lower, 1.997: the model fits the
+    text it trains on slightly better than text it has not seen.
     """),
     md(r"""
     ## 6. Sampling: greedy, temperature, top-$k$
@@ -364,17 +367,18 @@ CELLS = [
     gives the same choice again: after its first words it goes round "the", "she" and "wat" (53 words, 9
     different). Sampling leaves such cycles by chance. The temperature trades safety for variety: at 0.5
     the samples keep to common words (51% of their words of 3 letters or more occur in the training text),
-    at 0.8 they invent more (34%), at 1, the model's own distribution, more still (15%), and at 1.2 (13%)
-    odd capitals and punctuation appear. Top-5 at $\tau = 1$ keeps the model's own distribution over its 5
-    likeliest characters and removes the long tail: 43% against 15% without it. The softmax gives every one
-    of the 71 ids some probability, and over 200 draws the unlikely ones add up.
+    at 0.8 they invent more (34%), at 1, the model's own distribution, more still (15%), with odd capitals
+    inside words ("femO", "athaBuckalld"), and at 1.2 (13%) more of them and stray punctuation ("arnd?",
+    "shi:"). Top-5 at $\tau = 1$ keeps the model's own distribution over its 5 likeliest characters and
+    removes the long tail: 43% against 15% without it. The softmax gives every one of the 71 ids some
+    probability, and over 200 draws the unlikely ones add up.
 
     ## 7. The context trap
 
     The model was trained on windows of `seq_len` = 64 characters, but its positional table has
     `max_len` = 128 rows, and a forward pass accepts up to 128 positions. Positions 64 to 127 never occurred
-    in training. By default `generate` reads up to `max_len` positions; the `charlm` task passes
-    `context=seq_len` (its samples used to fall apart after about 64 characters, until it did).
+    in training. By default `generate` reads up to `max_len` positions; the command line's `train` and
+    `generate` for the `charlm` task pass `context=seq_len` (`minitransformer/train/run.py`).
 
     **(a) The loss by position.** Windows of 128 validation characters (every 8th start), the mean loss at
     each position:
@@ -393,9 +397,12 @@ CELLS = [
     model.eval()
     L_max = model.max_len                                             # 128
     by_position, n_windows = loss_by_position(val_ids, L_max)
-    print(f"{n_windows} windows of {L_max}; mean loss at positions 8-63: {by_position[8:T].mean():.3f}, "
-          f"at positions 64-127: {by_position[T:].mean():.3f}")
+    print(f"{n_windows} windows of {L_max}; loss at position 0: {by_position[0]:.3f}; mean loss at positions 8-63: "
+          f"{by_position[8:T].mean():.3f}, at positions 64-127: {by_position[T:].mean():.3f}")
     print("in blocks of 8 positions:", by_position.reshape(-1, 8).mean(1).round(2))
+    on_train, n_train = loss_by_position(train_ids, T, stride=32)
+    print(f"the training text, {n_train} windows of {T}, in blocks of 8 positions:",
+          on_train.reshape(-1, 8).mean(1).round(2))
     """),
     code("""
     fig = Figure(figsize=(9, 3.8), layout="constrained")
@@ -411,9 +418,12 @@ CELLS = [
     fig
     """),
     md(r"""
-    The first position costs the most (no context to go on); from about position 8 the loss is flat at
-    2.09, a little higher in the last block before 64 (2.18). From position 64 on, where training never
-    went, it jumps to about 2.55 and stays there, worse than the bigram model: the mean over positions 64 to
+    Position 0 predicts from one character, as the bigram does, and costs about as much (2.438 against the
+    bigram's 2.392). From position 1 on the loss is flat at about 2.09, until it rises in the last block
+    before 64 (2.18). Those positions were trained, and the rise is there on the training text too (2.10
+    against 1.97 to 2.02 at positions 8 to 55): the last rows the model was trained on are already handled
+    less well. From position 64 on, where training never went, it keeps climbing, through 2.46 in the
+    first block to about 2.55, and stays there, worse than the bigram model: the mean over positions 64 to
     127 is 2.541, against 2.098 over positions 8 to 63.
 
     **(b) Generated text.** The same model, the same prompt and the same random numbers, once reading at
@@ -440,26 +450,34 @@ CELLS = [
     characters (the 65th is the last one predicted from 64 positions); in some samples a few more agree by
     chance. After that, the default's text falls apart: of its words of 3 letters or more, 16% occur in the
     training text, against 39% in the first 64 characters; with `context=64`, 34%. Sample 1 shows it: the
-    same 65 characters, then "thean be bow thee seath susiled havers" against "theand atis thean argghe s
-    alof lashefun".
+    same 65 characters (up to "she wow thean"), then " be bow thee seath susiled havers" against "d atis
+    thean argghe s alof lashefun".
 
     **Why.** Two things are new to the model at position 64 and later, and they can be told apart:
 
     * **rows of $PE$ it never saw.** The sinusoidal rows 64 to 127 exist (they are computed from the
       formula, not learned), but no weight was ever trained on a vector made with them. They are not just
-      more of the same: in most of the 64 dimensions, the slow sinusoids there take values outside the
-      range they have at positions 0 to 63.
-    * **more keys than in training.** At position 100 a query spreads its softmax over 101 keys; in
-      training it never had more than 64.
+      more of the same: a sinusoid with a period longer than 64 positions (46 of the 64 dimensions, counted
+      below) has not come round by row 63, and in 20 of them (periods of 112 to 3,533 positions) rows 64
+      to 127 go more than 0.1 outside the range of rows 0 to 63, by up to 1.07. The 18 fastest have come
+      round and only repeat values close to those already seen; the slowest hardly move in 128 positions.
+    * **more keys than in training, further back.** At position 100 a query spreads its softmax over 101
+      keys, up to 100 positions back; in training it never had more than 64, at most 63 back.
 
-    A banded mask separates the two: every query may see only the last 64 positions (itself included), so
+    A banded mask separates the two (`model(ids, mask=...)` combines it with its own causal mask: a key
+    must be allowed by both): every query may see only the last 64 positions (itself included), so
     no query has more keys than in training, but positions 64 to 127 still carry their unseen rows:
     """),
     code("""
     PE = F.sinusoidal_positional_encoding(L_max, s["d_model"]).numpy()          # (128, 64), no parameters
     low, high = PE[:T].min(axis=0), PE[:T].max(axis=0)
-    outside = ((PE[T:] < low - 1e-6) | (PE[T:] > high + 1e-6)).any(axis=0)      # (64,) per dimension
-    print(f"PE {PE.shape}: in {outside.sum()} of {s['d_model']} dimensions, rows 64-127 leave the range of rows 0-63")
+    excess = np.maximum(PE[T:].max(axis=0) - high, low - PE[T:].min(axis=0)).clip(0)   # (64,) how far outside
+    print(f"PE {PE.shape}: rows 64-127 go outside the range of rows 0-63 by more than 0.1 in {(excess > 0.1).sum()} "
+          f"of {s['d_model']} dimensions (by up to {excess.max():.2f}), by less than 0.01 in {(excess < 0.01).sum()}")
+    period = 2 * np.pi * 10000 ** (2 * (np.arange(s["d_model"]) // 2) / s["d_model"])   # (64,) positions per turn
+    far = excess > 0.1
+    print(f"{(period > T).sum()} dimensions have a period longer than {T} positions; the {far.sum()} that go out by "
+          f"more than 0.1 have periods of {period[far].min():.0f} to {period[far].max():,.0f} positions")
 
     i = np.arange(L_max)
     band = mt.tensor((i[None, :] <= i[:, None]) & (i[None, :] > i[:, None] - T))   # (128, 128): the last 64
@@ -468,17 +486,49 @@ CELLS = [
           f"only the last 64 {banded[T:].mean():.3f};  positions 8-63: {by_position[8:T].mean():.3f}")
     """),
     md(r"""
-    With at most 64 keys per query, positions 64 to 127 are as bad as with all of them (2.570 against
-    2.541): the number of keys is not what hurts this model; the unseen rows of $PE$ are. The paper
-    (section 3.5) chose the sinusoids because they "may allow the model to extrapolate to sequence lengths
-    longer than the ones encountered during training"; for this model and this training, they do not. What
-    avoids the trap: train on windows as long as the longest context used (`seq_len` = `max_len`), or read
-    at most `seq_len` positions, as `generate(..., context=seq_len)` does.
+    With at most 64 keys per query, positions 64 to 127 are no better than with all of them (2.570 against
+    2.541; a little worse, perhaps because the keys the band removes are the earliest, whose rows were
+    trained). Limiting the keys does not help: the unseen rows of $PE$ are enough to do all the damage. A
+    second test makes it plain: windows of 64 characters, never more keys than in training, read with the
+    rows shifted along the table (rows 32 to 95, or 64 to 127, in place of 0 to 63):
+    """),
+    code("""
+    def loss_by_position_from(first_row, stride=8):
+        \"\"\"loss_by_position on validation windows of T, read with rows first_row .. first_row + T - 1 of PE.\"\"\"
+        starts = np.arange(0, len(val_ids) - T - 1, stride)
+        win = starts[:, None] + np.arange(T)[None, :]                  # (N, T) positions in val_ids
+        with mt.no_grad():
+            x = model.embed(mt.tensor(val_ids[win]))                   # (N, T, d_model), scaled by sqrt(d_model)
+            h = x + model.positional.PE[first_row:first_row + T].to(x.dtype_name)   # model() adds rows 0 .. T - 1
+            z = model.output(model.decoder(h)).numpy().astype(np.float64)           # (N, T, V)
+        log_p = z - z.max(-1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+        return -np.take_along_axis(log_p, val_ids[win + 1][..., None], -1)[..., 0].mean(0)
 
-    The source document's section 4.2.3 says "positional encoding vectors are learned during the training
+    np.testing.assert_allclose(loss_by_position_from(0), loss_by_position(val_ids, T)[0], rtol=1e-5)  # = model()
+    for first_row in (0, 32, 64):
+        print(f"rows {first_row:2}-{first_row + T - 1:3}, in blocks of 8 characters:",
+              loss_by_position_from(first_row).reshape(-1, 8).mean(1).round(2))
+    """),
+    md(r"""
+    With rows 32 to 95 the loss is about as in training for the first 24 characters, then rises at the
+    same rows as before, to the same values as in the windows of 128 (2.18 at rows 56 to 63, 2.46 at rows
+    64 to 71, 2.53 to 2.55 beyond), which here are characters 24 to 63 of the window, where a query has
+    only 25 to 64 keys. With rows 64 to 127 it is high from the start: 2.28 in the first 8 characters, then
+    2.48 to 2.62. The trap moves with the rows, not with the number of keys. (Whether more keys than in
+    training would also hurt on rows the model knows, this model cannot tell: no row past 63 was trained.)
+
+    The paper (section 3.5) chose the sinusoids because they "may allow the model to extrapolate to
+    sequence lengths longer than the ones encountered during training"; for this model and this training,
+    they do not. What avoids the trap: train on windows as long as the longest context used (`seq_len` =
+    `max_len`), or read at most `seq_len` positions, as `generate(..., context=seq_len)` does.
+
+    The source document's section 4.2.3 says "Positional encoding vectors are learned during the training
     process" (erratum 5 in `docs/errata.md`: its own formula 4.1.3 is the fixed sinusoids). With a learned
     table (`positional="learned"`, as GPT-2), rows 64 to 127 would not even be new sinusoids: they would
-    never receive a gradient, and would keep their random initial values:
+    never receive a gradient, and would keep their random initial values, drawn from
+    $\mathcal N(0, 0.02^2)$: next to the embeddings, whose entries start at about ±1 after the
+    $\sqrt{d_\text{model}}$ scale, almost nothing:
     """),
     code("""
     mt.manual_seed(0)
@@ -559,20 +609,22 @@ CELLS = [
     md(r"""
     ## 9. What the source document says
 
-    The source document teaches the encoder–decoder Transformer (its section 4) and a classifier (its
-    section 5); it trains no language model and says nothing about decoder-only models (its section 9.1
-    names GPT among "typical AI large models", without describing it). Three of its general statements
+    The source document gives the Transformer's formulas (its section 4: self-attention, multi-head
+    attention, positional encoding; it never mentions an encoder, a decoder or a mask) and a classifier
+    (its section 5); it trains no language model and says nothing about decoder-only models (its section
+    9.1 names GPT among "typical AI large models", without describing it). Three of its general statements
     touch this notebook:
 
     * Section 3.1: self-attention computes weights "based on all information in the input sequence when
-      generating each output". For a model that generates, each position may use only the positions before
-      it (section 4's check).
+      generating each output". For a model that generates, each position may use only itself and the
+      positions before it (section 4's check).
     * Section 3.2.1: data preparation includes "removing stop words, punctuation, and special characters".
       For a language model, these are part of what it must predict: in this text, spaces and line breaks
       are 19.8% of the characters and punctuation 3.2% (counted below), and the commonest words ("the",
       "and", "of") are stop words. A model trained without them could not write them.
     * Section 4.2.3: positional encodings "are learned during the training process" (erratum 5). The formula
-      it gives is fixed; section 7 showed what each choice does at positions beyond training.
+      it gives is fixed; section 7 showed what the fixed sinusoids do at positions beyond training, and
+      that a learned table's rows there are never trained (exercise 5 asks what that model then does).
     """),
     code("""
     letters_digits = sum(c.isalnum() for c in text)
@@ -587,15 +639,17 @@ CELLS = [
        section 7's loss by position. Does the jump at 64 go away? What does each step cost now, and why?
     2. Fit a **trigram** model by counting, $p(c \mid a\,b)$ with add-one smoothing over the 71 ids, and
        score it on the validation text. Does it beat the bigram's 2.39 nats? Then try add-$\alpha$ with
-       $\alpha = 0.1$ and $0.01$: why does the amount of smoothing matter more for the trigram?
+       $\alpha = 0.1$ and $0.01$: why does the amount of smoothing matter more for the trigram? Compare the
+       best with the Transformer's 2.098 after 300 steps, then train with the task's defaults
+       (`build("charlm")`, 1000 steps): what does the Transformer need to pass a table of counts?
     3. Sampling at temperature $\tau$ draws from $p_\tau \propto p^{1/\tau}$. Take the model's distribution
        of the next character after "The s" and compute its entropy at $\tau = 0.5, 1, 2$; which $\tau$ gives
        the entropy of a uniform choice among 71, in the limit?
     4. In section 4, replace the characters *before* position $t$ instead of after it. Which logits
        change now, and why can the change not stop at the replaced positions?
     5. Train the model of section 7's last cell, `positional="learned"`, with `Trainer`, `setup.train_data`
-       and `setup.loss_fn` for 300 steps (its own `optim.Adam.paper` and `warmup_schedule`). Check that rows
-       64 to 127 of its table still equal their initial values, redraw the loss by position, and generate
-       with `context=128`. Does it fall apart the same way as the sinusoidal model?
+       and `setup.loss_fn` for 300 steps (its own `optim.Adam.paper` and `train.tasks.warmup_schedule`).
+       Check that rows 64 to 127 of its table still equal their initial values, redraw the loss by
+       position, and generate with `context=128`. Does it fall apart the same way as the sinusoidal model?
     """),
 ]
