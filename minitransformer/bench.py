@@ -31,6 +31,7 @@ milliseconds.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import math
@@ -38,6 +39,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -1265,7 +1267,7 @@ def main(args) -> int:
     Returns
     -------
     int
-        The exit status: 0, or 2 for a bad argument (its message on stderr).
+        The exit status: 0; 2 for a bad argument, 1 if the figures cannot be written (a message on stderr).
 
     Examples
     --------
@@ -1319,15 +1321,15 @@ def main(args) -> int:
 
 
 def _refuse_json(path: str) -> bool:
-    """True, with one line on stderr, if ``--json`` cannot be a file: checked before minutes of measuring."""
+    """True, with one line on stderr, if ``--json`` cannot be written, tried before minutes of measuring: a file is
+    made and removed in its folder (a missing folder, a parent that is a file, no permission all fail there)."""
     target = Path(path)
-    folder = target.absolute().parent
-    if target.is_dir():
-        why = "is a folder"
-    elif folder.is_dir():
-        why = None
-    else:
-        why = f"{str(folder)!r} is a file, not a folder" if folder.exists() else f"no folder {str(folder)!r}"
-    if why:
-        print(f"bench: --json {path!r}: {why}", file=sys.stderr)
-    return why is not None
+    try:
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder")
+        with tempfile.TemporaryFile(dir=target.absolute().parent):
+            pass
+    except OSError as e:
+        print(f"bench: --json {path!r}: {e.strerror or e}", file=sys.stderr)
+        return True
+    return False
