@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import os
@@ -106,6 +107,16 @@ def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
     # the time of all 9 steps, as the checkpoint sums it (it was the last 3 steps' only, beside steps 9)
     wall = json.loads((out / "metrics.json").read_text())["metrics"]["wall_time_s"]
     assert wall == round(ckpt.trainer_state["elapsed_s"], 2) and ckpt.trainer_state["elapsed_s"] > first
+
+
+def test_resume_refuses_a_setting_other_than_steps_rather_than_ignoring_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "4", *TINY, "--no-pictures", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--task", "copy", "--steps", "6", "--lr", "0.01", "--resume", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("minitransformer: train --resume continues with the checkpoint's settings; only "
+                                       "steps may change, got lr=0.01 (saved: 0.002)\n")  # lr was ignored silently
+    assert main(["train", "--task", "copy", "--steps", "6", *TINY, "--no-progress", "--resume", "--out", str(out)]) == 0
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, capsys):
@@ -315,6 +326,26 @@ def test_charlm_generates_within_the_positions_it_was_trained_on(untrained, caps
     assert printed == by_context[8] != by_context[16]
 
 
+def test_evaluate_reads_a_checkpoint_saved_with_a_target_out_of_range(tmp_path, capsys):
+    """A target of 99 (a percentage) was accepted before `train` checked it; such a checkpoint still evaluates."""
+    from minitransformer.train import save_checkpoint, tasks
+
+    setup = tasks.build("classify", d_model=16, heads=2, layers=1, d_ff=32, n_train=16, n_val=4, n_test=4)
+    path = save_checkpoint(tmp_path / "old.npz", setup.model,
+                           extra={"task": "classify", "settings": {**setup.settings, "target": 99.0}})
+    assert main(["evaluate", str(path)]) == 0
+    assert 0 <= _metric(capsys.readouterr().out, "test_accuracy") <= 1
+
+
+def test_charlm_says_it_reads_the_end_of_a_prompt_longer_than_it_was_trained_on(untrained, capsys):
+    assert main(["generate", str(untrained["charlm"]), "--prompt", "The sheep went home. ", "--max-new-tokens",
+                 "3"]) == 0  # seq_len=8
+    captured = capsys.readouterr()
+    assert captured.out.startswith("The sheep went home. ") and captured.err == (
+        "minitransformer: generate: the charlm model reads the last 8 characters of the prompt (21 given), the "
+        "positions it was trained on\n")
+
+
 def test_generate_refuses_a_temperature_that_is_not_finite(untrained, capsys):
     for temperature in ("inf", "nan"):
         assert main(["generate", str(untrained["charlm"]), "--temperature", temperature]) == 2
@@ -461,13 +492,17 @@ def test_generate_needs_no_text_file_but_evaluate_and_resume_refuse_one_moved_or
     gone = f"minitransformer: checkpoint {checkpoint!r} was trained on the text {str(text_file)!r}: no such file\n"
     assert main(["evaluate", checkpoint]) == 2
     assert capsys.readouterr().err == gone
-    text_file.write_text(OWN_TEXT + "XZ\n", encoding="utf-8")  # two characters it did not have
-    changed = (f"minitransformer: checkpoint {checkpoint!r} was trained on the text {str(text_file)!r}, whose "
-               "characters no longer give the tokenizer it saved (new: 'X', 'Z')\n")
-    for command in (["evaluate", checkpoint], ["train", "--task", "charlm", "--resume", "--steps", "6",
-                                                "--no-progress", "--out", str(out)]):
-        assert main(command) == 2
-        assert capsys.readouterr().err == changed
+    saved = read_checkpoint(checkpoint).extra["settings"]["corpus_sha256"]
+    lines = OWN_TEXT.splitlines(keepends=True)
+    for edited in (OWN_TEXT + "XZ\n", "".join(lines[1:] + lines[:1])):  # new characters; the same, in another order
+        text_file.write_text(edited, encoding="utf-8")
+        digest = hashlib.sha256(edited.encode()).hexdigest()[:16]
+        changed = (f"minitransformer: checkpoint {checkpoint!r} was trained on the text {str(text_file)!r}: changed "
+                   f"since: its SHA-256 begins {digest}, not {saved}\n")
+        for command in (["evaluate", checkpoint], ["train", "--task", "charlm", "--resume", "--steps", "6",
+                                                    "--no-progress", "--out", str(out)]):
+            assert main(command) == 2
+            assert capsys.readouterr().err == changed
     assert main(generate) == 0
     assert capsys.readouterr().out == before
 

@@ -258,7 +258,7 @@ def unigram_cross_entropy(train_text: str, text: str, vocab: Iterable[str]) -> f
         raise ValueError("unigram_cross_entropy: the text scored is empty")
     if len(set(vocab)) != V:
         raise ValueError(f"unigram_cross_entropy: vocab holds {V} entries but {len(set(vocab))} distinct ones")
-    unknown = sorted(set(train_text + text) - set(vocab))
+    unknown = sorted((set(train_text) | set(text)) - set(vocab))
     if unknown:
         raise ValueError(f"unigram_cross_entropy: characters outside vocab: {', '.join(map(repr, unknown[:10]))}")
     counts = Counter(train_text)

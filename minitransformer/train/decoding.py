@@ -323,7 +323,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
 
     The model reads at most ``context`` positions at once (by default ``model.max_len``, the rows of
     its positional encoding): of a longer prompt, its last ``context`` tokens. When the text outgrows
-    the window, decoding starts again from the last ``context // 2`` tokens (the cache is refilled
+    the window, decoding starts again from the last ``context // 2`` tokens (at least one; the cache is refilled
     from them); the uncached path uses the same windows, so both give the same tokens. A model
     trained on windows of ``T`` tokens has never been trained at positions ``T`` and later: give it
     ``context=T``, or its text falls apart once it is ``T`` tokens long (the ``charlm`` task passes

@@ -21,14 +21,14 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np  # host-side parsing of user input and printing
 
 from .. import backend as _backend
 from ..autograd import Tensor
-from ..data import CorpusError, tokenizer_from_dict
+from ..data import SPECIAL_TOKENS, CorpusError, tokenizer_from_dict
 from . import tasks
 from .checkpoint import CheckpointError, _write_atomically, load_checkpoint, read_checkpoint
 from .decoding import beam_search, generate, greedy_decode
@@ -111,8 +111,13 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             saved = read_checkpoint(path)
             if saved.extra.get("task") != task:
                 raise CheckpointError(f"{path} was written by task {saved.extra.get('task')!r}, not {task!r}")
-            overrides = {**saved.extra["settings"], **{k: v for k, v in overrides.items() if k == "steps"}}
-            setup = _build_saved(saved, task, overrides)
+            settings = saved.extra["settings"]
+            other = {k: v for k, v in overrides.items() if k != "steps" and settings.get(k, v) != v}
+            if other:  # ignored, they would be a silent surprise: --resume trains on with the checkpoint's settings
+                given = ", ".join(f"{k}={v!r} (saved: {settings[k]!r})" for k, v in other.items())
+                raise ValueError(f"train --resume continues with the checkpoint's settings; only steps may change, "
+                                 f"got {given}")
+            setup = _build_saved(saved, task, {**settings, **{k: v for k, v in overrides.items() if k == "steps"}})
         else:
             setup = tasks.build(task, **overrides)
         s = setup.settings
@@ -132,8 +137,9 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             print(f"resumed from {path} at step {trainer.step}")
         trainer.fit(setup.train_data, s["steps"])
         setup.model.eval()  # the held-out figures and the example without dropout
-        metrics = setup.final_metrics(setup.model)  # the time of every step, a resumed run's earlier ones too
-        metrics.update(steps=trainer.step, wall_time_s=round(trainer.elapsed, 2), stop_reason=trainer.stop_reason)
+        metrics = setup.final_metrics(setup.model)
+        metrics.update(steps=trainer.step, wall_time_s=round(trainer.elapsed, 2),  # a resumed run's earlier steps too
+                       stop_reason=trainer.stop_reason)
         print(f"\nfinal metrics ({'held-out test split' if setup.kind != 'lm' else 'validation text'}):")
         _print_metrics(metrics)
         _show_example(setup)
@@ -199,7 +205,7 @@ def _example_prompt(tok) -> str:
     for prompt in ("The ", "\n"):
         if all(c in tok.stoi for c in prompt):
             return prompt
-    return tok.itos[4]  # the first character after the four specials
+    return tok.itos[len(SPECIAL_TOKENS)]  # the first character after the specials
 
 
 def _example_digits(setup) -> str:
@@ -230,7 +236,16 @@ def _note_unknown(setup, text: str | None) -> None:
               f"{', '.join(map(repr, unknown))}", file=sys.stderr)
 
 
-_KIND = {**dict.fromkeys(tasks.SEQ2SEQ, "seq2seq"), "classify": "classify", "charlm": "lm"}
+@dataclass(frozen=True)
+class _Trained:
+    """What ``generate`` needs of a checkpoint, as a :class:`~minitransformer.train.tasks.TaskSetup` holds it: the
+    task's name, kind and settings, the model with its weights, the tokenizer."""
+
+    name: str
+    kind: str
+    settings: dict
+    model: object
+    tokenizer: object
 
 
 def _saved_task(ckpt) -> tuple[str, dict]:
@@ -243,9 +258,9 @@ def _saved_task(ckpt) -> tuple[str, dict]:
 
 
 def _build_saved(ckpt, task: str, settings: dict):
-    """``tasks.build(task, **settings)`` for a checkpoint's settings, refused if its data are gone or no longer give
-    the tokenizer the checkpoint saved: a text file of one's own, moved or edited since (the model would read its
-    characters with other ids)."""
+    """``tasks.build(task, **settings)`` for a checkpoint's settings, refused if its data are gone or changed: a text
+    file of one's own, moved or edited since (its digest is in the settings), or data that no longer give the
+    tokenizer the checkpoint saved (the model would read them with other ids)."""
     where = f"checkpoint {ckpt.path!r}"
     try:
         setup = tasks.build(task, **settings)
@@ -256,9 +271,6 @@ def _build_saved(ckpt, task: str, settings: dict):
         new, gone = [p for p in now if p not in then], [p for p in then if p not in now]
         changes = "; ".join(f"{what}: {', '.join(map(repr, pieces[:10]))}{', ...' if len(pieces) > 10 else ''}"
                             for what, pieces in (("new", new), ("gone", gone)) if pieces) or "another order"
-        if task == "charlm":
-            raise CheckpointError(f"{where} was trained on the text {settings.get('corpus')!r}, whose characters no "
-                                  f"longer give the tokenizer it saved ({changes})")
         raise CheckpointError(f"{where}: the {task} task's data no longer give the tokenizer it saved ({changes})")
     return setup
 
@@ -267,8 +279,8 @@ def _setup_from_checkpoint(path):
     """The task setup a checkpoint came from, with the checkpoint's weights loaded."""
     ckpt = read_checkpoint(path)
     task, settings = _saved_task(ckpt)
-    setup = _build_saved(ckpt, task, settings)
-    load_checkpoint(path, setup.model)
+    setup = _build_saved(ckpt, task, {**settings, "target": None})  # not trained from here: an old checkpoint's
+    load_checkpoint(path, setup.model)                                # target (unchecked then, 99 for 99%) is moot
     setup.model.eval()  # measured and run, never trained from here: no dropout
     return setup, ckpt
 
@@ -284,8 +296,8 @@ def _trained_model(path):
     model = tasks.model_from_checkpoint(ckpt)
     load_checkpoint(path, model)
     model.eval()
-    return SimpleNamespace(name=task, kind=_KIND[task], settings={**tasks.DEFAULTS[task], **settings}, model=model,
-                           tokenizer=tokenizer_from_dict(ckpt.tokenizer))
+    return _Trained(task, tasks.KIND[task], {**tasks.DEFAULTS[task], **settings}, model,
+                    tokenizer_from_dict(ckpt.tokenizer))
 
 
 def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict:
@@ -399,8 +411,12 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
             if not ids:
                 raise ValueError("generate: the prompt is empty")
             _note_unknown(setup, text)
+            T = setup.settings["seq_len"]
+            if len(ids) > T:
+                print(f"minitransformer: generate: the charlm model reads the last {T} characters of the prompt "
+                      f"({len(ids)} given), the positions it was trained on", file=sys.stderr)
             out = generate(model, Tensor(np.asarray([ids], dtype=np.int64)), max_new_tokens,
-                           temperature=temperature, top_k=top_k, context=setup.settings["seq_len"])
+                           temperature=temperature, top_k=top_k, context=T)
             result = tok.decode(out.numpy()[0])
         print(result)
     return result

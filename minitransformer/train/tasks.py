@@ -32,6 +32,7 @@ used to decide when to stop).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Callable
@@ -70,6 +71,8 @@ __all__ = ["TASKS", "DEFAULTS", "SEED_CONFIG", "TaskSetup", "build", "model_from
 
 SEQ2SEQ = ("reverse", "copy", "sort")
 TASKS = (*SEQ2SEQ, "classify", "charlm")
+#: what each task's model does: ``TaskSetup.kind``
+KIND = {**dict.fromkeys(SEQ2SEQ, "seq2seq"), "classify": "classify", "charlm": "lm"}
 
 _SEQ2SEQ_DEFAULTS = dict(
     steps=1000, batch_size=64, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=200,
@@ -91,7 +94,7 @@ DEFAULTS: dict[str, dict] = {
     "charlm": dict(
         steps=1000, batch_size=32, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=100,
         schedule="cosine", label_smoothing=0.0, clip=1.0, seq_len=64, max_len=128, val_fraction=0.1,
-        norm_first=True, eval_every=250, target=None, patience=None, corpus="tiny",
+        norm_first=True, eval_every=250, target=None, patience=None, corpus="tiny", corpus_sha256=None,
     ),
 }
 
@@ -237,7 +240,7 @@ def _settings(task: str, overrides: dict) -> dict:
     settings["label_smoothing"] = require_real(f"task {task!r}", "label_smoothing", settings["label_smoothing"], 0.0,
                                               1.0)  # for every task
     if settings["target"] is not None:  # what training watches: the validation loss of charlm, else an accuracy
-        high = None if task == "charlm" else 1.0
+        high = None if KIND[task] == "lm" else 1.0
         settings["target"] = require_real(f"task {task!r}", "target", settings["target"], 0.0, high)
     if settings["d_model"] % settings["heads"]:
         raise ValueError(f"task {task!r}: d_model={settings['d_model']} is not divisible by heads={settings['heads']}")
@@ -364,7 +367,7 @@ def _seq2seq(task: str, s: dict) -> TaskSetup:
             ("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], src_labels, src_labels),
         ]
 
-    return TaskSetup(task, "seq2seq", s, model, tok, opt, schedule, loader, seq2seq_loss(s["label_smoothing"]),
+    return TaskSetup(task, KIND[task], s, model, tok, opt, schedule, loader, seq2seq_loss(s["label_smoothing"]),
                      eval_fn, final_metrics, sample, val=val, test=test)
 
 
@@ -435,8 +438,8 @@ def _classify(s: dict) -> TaskSetup:
         return [("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], labels, labels)]
 
     loss_fn = partial(classification_loss, label_smoothing=s["label_smoothing"])
-    return TaskSetup("classify", "classify", s, model, tok, opt, schedule, loader, loss_fn, eval_fn, final_metrics,
-                     sample, val=val, test=test)
+    return TaskSetup("classify", KIND["classify"], s, model, tok, opt, schedule, loader, loss_fn, eval_fn,
+                     final_metrics, sample, val=val, test=test)
 
 
 def _negated(tok, ids) -> bool:
@@ -452,10 +455,16 @@ def lm_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor:
     return F.cross_entropy(model(b.tgt_in), b.tgt_out, label_smoothing=label_smoothing)
 
 
+def _lm_windows(n_ids: int, seq_len: int) -> int:
+    """How many consecutive windows of ``seq_len`` ids, each with its next-id targets, ``n_ids`` ids hold: they
+    predict ids 1 .. n seq_len."""
+    return (n_ids - 1) // seq_len
+
+
 def lm_metrics(ids: np.ndarray, seq_len: int, batch_size: int = 64) -> Callable:
     """``model -> {"loss"}``: mean next-character cross-entropy over ``ids`` cut into consecutive windows, in eval
     mode (no dropout)."""
-    n = (len(ids) - 1) // seq_len
+    n = _lm_windows(len(ids), seq_len)
     if n < 1:
         raise ValueError(f"lm_metrics: the validation text has {len(ids)} characters, fewer than seq_len + 1 = "
                          f"{seq_len + 1}")
@@ -474,14 +483,24 @@ def lm_metrics(ids: np.ndarray, seq_len: int, batch_size: int = 64) -> Callable:
 
 
 def _corpus(s: dict) -> str:
-    """The text of ``s["corpus"]``: a shipped corpus by name, else a file, whose path ``s`` then records absolute."""
+    """The text of ``s["corpus"]``: a shipped corpus by name, else a file, whose path ``s`` then records absolute.
+
+    ``s["corpus_sha256"]`` records the text's digest (the first 16 hex digits); given one (a checkpoint's settings),
+    a text that differs from it is refused: evaluated or trained on, an edited file would give other figures."""
     if s["corpus"] in available_corpora():
-        return load_corpus(s["corpus"])
-    s["corpus"] = os.path.abspath(s["corpus"])
-    try:
-        return read_text(s["corpus"])
-    except CorpusError as e:
-        raise CorpusError(f"task 'charlm': corpus {s['corpus']!r}", e.problem) from None
+        text = load_corpus(s["corpus"])
+    else:
+        s["corpus"] = os.path.abspath(s["corpus"])
+        try:
+            text = read_text(s["corpus"])
+        except CorpusError as e:
+            raise CorpusError(f"task 'charlm': corpus {s['corpus']!r}", e.problem) from None
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    if s["corpus_sha256"] not in (None, digest):
+        raise CorpusError(f"task 'charlm': corpus {s['corpus']!r}", f"changed since: its SHA-256 begins {digest}, "
+                                                                    f"not {s['corpus_sha256']}")
+    s["corpus_sha256"] = digest
+    return text
 
 
 def _charlm(s: dict) -> TaskSetup:
@@ -508,7 +527,7 @@ def _charlm(s: dict) -> TaskSetup:
         return make_lm_batch(train_ids, T, B, rng=[seed, step])
 
     val_metrics = lm_metrics(val_ids, T)
-    n = (len(val_ids) - 1) // T  # lm_metrics' n windows predict characters 1 .. n T of the validation text
+    n = _lm_windows(len(val_ids), T)  # lm_metrics' windows predict characters 1 .. n T of the validation text
     unigram = unigram_cross_entropy(train_text, val_text[1:1 + n * T], tok.itos)  # scored on those same characters
 
     def eval_fn(model):
@@ -529,8 +548,8 @@ def _charlm(s: dict) -> TaskSetup:
         return [("self_attention", weights, labels, labels)]
 
     loss_fn = partial(lm_loss, label_smoothing=s["label_smoothing"])
-    return TaskSetup("charlm", "lm", s, model, tok, opt, schedule, train_data, loss_fn, eval_fn, final_metrics, sample,
-                     val=val_ids)
+    return TaskSetup("charlm", KIND["charlm"], s, model, tok, opt, schedule, train_data, loss_fn, eval_fn,
+                     final_metrics, sample, val=val_ids)
 
 
 def model_from_checkpoint(ckpt) -> nn.Module:
