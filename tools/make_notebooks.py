@@ -32,7 +32,8 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 CELL_TIMEOUT = 120  # seconds per cell
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is not a package; notebook_sources is
+if str(Path(__file__).resolve().parent) not in sys.path:  # tools/ is not a package; notebook_sources is
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 from notebook_sources import (  # noqa: E402
     nb01_autograd,
     nb02_scaled_dot_product_attention,
