@@ -160,14 +160,15 @@ CELLS = [
 
     * **Unigram**: every character from its frequency alone, $p(c) = \mathrm{count}(c) / N$, whatever came
       before. On the text it was counted on, its cross-entropy is the entropy of the frequencies,
-      $H = -\sum_c p_c \ln p_c$: the library's `unigram_entropy`, the line a language model must go below.
+      $H = -\sum_c p_c \ln p_c$ (the library's `unigram_entropy`); on text held out from the counting it is
+      the library's `unigram_cross_entropy`, the baseline the `charlm` task reports its validation loss against.
     * **Bigram**: the next character from the one before, $p(b \mid a) = \mathrm{count}(a\,b) /
       \mathrm{count}(a)$. A pair never seen in training would get probability 0 and an infinite loss, so
       both models are smoothed by **add-one** (Laplace): every count gets 1 more, over the same $V$ = 71
       outcomes as the Transformer's softmax (the four specials never occur, so they keep only that 1).
     """),
     code("""
-    from minitransformer.data import unigram_entropy
+    from minitransformer.data import unigram_cross_entropy, unigram_entropy
 
     freq = np.bincount(tok.encode(text), minlength=V) / len(text)     # (V,) frequencies in the whole text
     H = -(freq[freq > 0] * np.log(freq[freq > 0])).sum()
@@ -178,6 +179,7 @@ CELLS = [
     counts = np.bincount(train_ids, minlength=V)                      # (V,) in the training text
     p_uni = (counts + 1) / (counts.sum() + V)                         # add-one
     ce_uni = -np.log(p_uni[val_ids]).mean()
+    np.testing.assert_allclose(ce_uni, unigram_cross_entropy(train_text, val_text, tok.itos), rtol=1e-12)
 
     pairs = np.zeros((V, V))
     np.add.at(pairs, (train_ids[:-1], train_ids[1:]), 1)              # pairs[a, b] = count of "a b"
