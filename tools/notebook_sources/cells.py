@@ -50,3 +50,21 @@ SETUP = code("""
     mt.manual_seed(0)
     print("minitransformer", mt.__version__, "on", mt.backend.current().name)
 """)
+
+
+#: the opening of a notebook that trains: one BLAS thread, and tqdm's text bar without a warning
+ONE_BLAS_THREAD = [
+    md(r"""
+    One BLAS thread, as in notebook 05: for matrices this small, threads cost more than they save.
+    """),
+    code("""
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    from minitransformer.train import set_blas_threads
+
+    warnings.filterwarnings("ignore", category=TqdmWarning)   # no ipywidgets here: tqdm falls back to a text bar
+    print("one BLAS thread:", set_blas_threads(1))
+    """),
+]

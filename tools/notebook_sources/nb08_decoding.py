@@ -1,6 +1,6 @@
 """Notebook 08_decoding: its cells, built by ``tools/make_notebooks.py``."""
 
-from .cells import SETUP, code, exercise, md
+from .cells import ONE_BLAS_THREAD, SETUP, code, exercise, md
 
 CELLS = [
     md(r"""
@@ -41,20 +41,7 @@ CELLS = [
     (section 6), in NumPy, each checked against the library.
     """),
     SETUP,
-    md(r"""
-    One BLAS thread, as in notebook 05: for matrices this small, threads cost more than they save.
-    """),
-    code("""
-    import time
-    import warnings
-
-    from tqdm import TqdmWarning
-
-    from minitransformer.train import set_blas_threads
-
-    warnings.filterwarnings("ignore", category=TqdmWarning)   # no ipywidgets here: tqdm falls back to a text bar
-    print("one BLAS thread:", set_blas_threads(1))
-    """),
+    *ONE_BLAS_THREAD,
     md(r"""
     ## 1. A model that reverses digit sequences
 
@@ -645,6 +632,9 @@ CELLS = [
     (the best of two):
     """),
     code("""
+    import time
+
+
     def best_time(f, repeat):
         \"\"\"The shortest of `repeat` runs of f(), in seconds, and f's result.\"\"\"
         times = []

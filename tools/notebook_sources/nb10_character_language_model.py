@@ -1,6 +1,6 @@
 """Notebook 10_character_language_model: its cells, built by ``tools/make_notebooks.py``."""
 
-from .cells import SETUP, code, md
+from .cells import ONE_BLAS_THREAD, SETUP, code, md
 
 CELLS = [
     md(r"""
@@ -42,21 +42,7 @@ CELLS = [
     [the schedule](../docs/formulas/schedule.md).
     """),
     SETUP,
-    md(r"""
-    One BLAS thread, as in notebook 05: for matrices this small, threads cost more than they save.
-    """),
-    code("""
-    import re
-    import warnings
-
-    from matplotlib.figure import Figure
-    from tqdm import TqdmWarning
-
-    from minitransformer.train import set_blas_threads
-
-    warnings.filterwarnings("ignore", category=TqdmWarning)   # no ipywidgets here: tqdm falls back to a text bar
-    print("one BLAS thread:", set_blas_threads(1))
-    """),
+    *ONE_BLAS_THREAD,
     md(r"""
     ## 1. The text and its characters
 
@@ -199,6 +185,9 @@ CELLS = [
     space, `\n` the line break), and both models as pictures:
     """),
     code("""
+    from matplotlib.figure import Figure
+
+
     def show(c):
         \"\"\"A character as a tick label, the space and the line break made visible.\"\"\"
         return {" ": "_", "\\n": "\\\\n"}.get(c, c)
@@ -338,6 +327,7 @@ CELLS = [
     share of its words of 3 letters or more that occur in the training text is printed.
     """),
     code("""
+    import re
     from collections import Counter
 
     from minitransformer.train import generate
