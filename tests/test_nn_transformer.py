@@ -559,3 +559,17 @@ def test_bad_settings():
         nn.DecoderOnlyLM(10, D, H, D_FF, positional="rotary")
     with pytest.raises(ValueError, match="num_layers must be a positive integer"):
         nn.Encoder(D, H, D_FF, 0)
+
+
+def test_classifier_probability_runs_without_dropout_whatever_the_mode():
+    """predict_proba of a model left in training mode (as Trainer.fit leaves it) drew dropout masks: another
+    probability at every call."""
+    mt.manual_seed(0)
+    clf = nn.TransformerClassifier(vocab_size=30, d_model=D, heads=H, d_ff=D_FF, max_len=8, dropout=0.5)
+    ids = mt.tensor([[5, 6, 7, 8]])
+    expected = clf.eval().predict_proba(ids).numpy()
+    assert not clf.training
+    clf.train()
+    np.testing.assert_array_equal(clf.predict_proba(ids).numpy(), expected)
+    np.testing.assert_array_equal(clf.predict_proba(ids).numpy(), expected)
+    assert all(m.training for m in clf.modules())  # its mode put back

@@ -427,10 +427,16 @@ class TransformerClassifier(_Configured):
         r"""Probability of the positive class, ``(batch,)``: :math:`\sigma(z) = 1 / (1 + e^{-z})`, :math:`z` the logit.
 
         Computed as :math:`1/(1 + e^{-|z|})` or :math:`e^{-|z|}/(1 + e^{-|z|})`, so no exponent
-        is positive and nothing overflows. No gradient.
+        is positive and nothing overflows. No gradient. The model runs in eval mode (no dropout: the
+        probability, not a noisy sample of it, also right after training) and is put back in its mode.
         """
-        with no_grad():
-            z = self(ids)
-            e = (-maximum(z, -z)).exp()  # e^{-|z|} in (0, 1]
-            return where(z >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                z = self(ids)
+                e = (-maximum(z, -z)).exp()  # e^{-|z|} in (0, 1]
+                return where(z >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
+        finally:
+            self.train(was_training)
 
