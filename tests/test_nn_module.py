@@ -253,6 +253,18 @@ def test_apply_visits_children_before_parents():
     assert seen[-1] == "Stack" and seen.index("Linear") < seen.index("MultiHeadAttention")
 
 
+def test_apply_visits_the_tree_in_pytorch_s_order():
+    """apply went through the modules last-assigned first: a seeded re-initialisation drew the last layer's
+    numbers first, and a print showed the tree backwards. PyTorch's order is depth first, children in the
+    order of assignment, each before its parent; a shared module once."""
+    shared = nn.Linear(2, 2)
+    model = nn.Sequential(nn.Sequential(nn.Linear(2, 2), shared), nn.Linear(2, 4), shared)
+    names = {id(m): name for name, m in model.named_modules()}
+    seen = []
+    assert model.apply(lambda m: seen.append(names[id(m)])) is model
+    assert seen == ["0.0", "0.1", "0", "1", ""]
+
+
 # ------------------------------------------------------------------ state_dict
 def test_state_dict_is_numpy_copies():
     model = Stack()

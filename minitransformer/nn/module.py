@@ -390,9 +390,22 @@ class Module:
             yield b
 
     def apply(self, fn) -> Module:
-        """Call ``fn(module)`` on every sub-module and then on ``self`` (e.g. to re-initialise); returns ``self``."""
-        for module in reversed(list(self.modules())):
+        """Call ``fn(module)`` on every sub-module and then on ``self`` (e.g. to re-initialise); returns ``self``.
+
+        As PyTorch's: depth first, each module's children in the order of assignment before the module
+        itself, so a re-initialisation draws its random numbers layer after layer, first layer first. A
+        module shared by two parents gets ``fn`` once, where it comes first.
+        """
+        done = set()
+
+        def visit(module: Module) -> None:  # no module is inside itself (refused when assigned): this ends
+            done.add(id(module))
+            for child in module.children():
+                if id(child) not in done:
+                    visit(child)
             fn(module)
+
+        visit(self)
         return self
 
     # ------------------------------------------------------------ gradients, size
