@@ -331,6 +331,18 @@ def test_zero_grad_and_parameters_without_gradient(rng):
     assert all(p.grad is None for p in params)
 
 
+def test_zero_grad_keeps_zeros_with_set_to_none_false(rng):
+    """PyTorch's optimizer.zero_grad(set_to_none=False), which Module.zero_grad takes too, was a TypeError."""
+    params = make_params(initial_values(rng))
+    opt = SGD(params, lr=0.1)
+    params[0].grad = mt.tensor(np.ones(SHAPES[0]))
+    opt.zero_grad(set_to_none=False)
+    assert params[0].grad.shape == SHAPES[0] and not params[0].grad.numpy().any()
+    assert params[1].grad is None  # no gradient: none made
+    opt.zero_grad(set_to_none=True)
+    assert params[0].grad is None
+
+
 def test_step_with_closure_returns_the_loss():
     w = mt.tensor(np.array([3.0]), requires_grad=True)
     opt = SGD([w], lr=0.25)

@@ -135,11 +135,18 @@ class Optimizer:
         group["lr"] = require_real(type(self).__name__, "lr", group["lr"], low=0.0)
 
     # ------------------------------------------------------------ the step
-    def zero_grad(self) -> None:
-        """Forget every parameter's gradient (``p.grad = None``); the next ``backward()`` starts afresh."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient (``p.grad = None``); the next ``backward()`` starts afresh.
+
+        With ``set_to_none=False`` a gradient becomes zeros of its shape instead, as in PyTorch (and as
+        ``Module.zero_grad``); a parameter without one keeps None.
+        """
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.data = p.backend.xp.zeros_like(p.grad.data)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, by :meth:`update`; parameters without one are skipped.
