@@ -492,6 +492,19 @@ def test_truth_value_of_one_element_is_its_value():
     assert bool(mt.tensor(3) > 2) and not bool(mt.tensor([False]))
 
 
+def test_float_and_int_of_one_element_are_its_value():
+    """float(loss) and int(t), PyTorch habits, were a TypeError naming no fix; an eval_fn giving the Trainer
+    {"val_loss": loss} as a Tensor failed the same way."""
+    assert float(mt.tensor([[2.5]])) == 2.5 and isinstance(float(mt.tensor(3)), float)
+    assert int(mt.tensor(-2.7)) == -2 and int(mt.tensor([7])) == 7 and isinstance(int(mt.tensor(1.0)), int)
+    x = mt.tensor(2.0, requires_grad=True)
+    assert float(x * x) == 4.0
+    with pytest.raises(TypeError, match=r"float\(\): tensor has shape \(2,\); only one-element tensors convert"):
+        float(mt.zeros(2))
+    with pytest.raises(TypeError, match=r"int\(\): tensor has shape \(0,\)"):
+        int(mt.zeros(0))
+
+
 @pytest.mark.parametrize("shape", [(2, 2), (0,)])
 def test_truth_value_of_many_elements_is_refused(shape):
     # without __bool__, Python asked len(): `if x > 5.0:` on a 2x2 tensor took the branch

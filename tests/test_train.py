@@ -327,6 +327,15 @@ def test_evaluation_runs_every_n_steps_in_eval_mode_and_is_recorded():
     assert history["val_loss"][-1][1] < history["val_loss"][0][1]
 
 
+def test_an_eval_fn_may_give_its_values_as_one_element_tensors():
+    """eval_fn returning {"val_loss": loss} without .item(), as PyTorch code does, failed on float(Tensor)."""
+    model, loss_fn = _linear_problem()
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, progress=False,
+                      eval_fn=lambda m: {"val_loss": loss_fn(m, None)})
+    history = trainer.fit(lambda s: None, 2)
+    assert history["val_loss"] == [[2, pytest.approx(loss_fn(model, None).item())]]
+
+
 def test_early_stopping_by_patience_and_by_target():
     model, loss_fn = _linear_problem()
     opt = optim.SGD(model.parameters(), lr=0.1)

@@ -535,6 +535,18 @@ class Tensor:
             )
         return bool(self.item())
 
+    def __float__(self) -> float:
+        # float(loss), as in PyTorch: the value of a one-element tensor (synchronises a GPU, as .item() does)
+        if self.size != 1:
+            raise TypeError(f"float(): tensor has shape {self.shape}; only one-element tensors convert")
+        return float(self.item())
+
+    def __int__(self) -> int:
+        # int(t), as in PyTorch: a float's value truncated towards 0, as Python's int(2.7) == 2
+        if self.size != 1:
+            raise TypeError(f"int(): tensor has shape {self.shape}; only one-element tensors convert")
+        return int(self.item())
+
     def __repr__(self) -> str:
         body = repr(self.numpy()).replace("array(", "").rstrip(")")
         body = body.split(", dtype=")[0]
