@@ -398,6 +398,9 @@ def test_trainer_refuses_bad_settings():
     opt = optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="checkpoint_every needs a checkpoint_path"):
         Trainer(model, opt, loss_fn, checkpoint_every=5)
+    for name, value in (("patience", 3), ("target", 0.1)):  # without evaluations they never stopped the run
+        with pytest.raises(ValueError, match=rf"{name} stops the run on what eval_fn returns \('val_loss'\); give"):
+            Trainer(model, opt, loss_fn, **{name: value})
     with pytest.raises(ValueError, match="eval_every must be a positive int"):
         Trainer(model, opt, loss_fn, eval_every=0)
     with pytest.raises(TypeError, match="a plain iterable cannot be resumed"):

@@ -237,6 +237,9 @@ class Trainer:
             raise ValueError(f"Trainer: mode must be 'min' or 'max', got {mode!r}")
         if checkpoint_every is not None and checkpoint_path is None:
             raise ValueError("Trainer: checkpoint_every needs a checkpoint_path to write to")
+        if eval_fn is None and (patience is not None or target is not None):  # else they would never stop the run
+            raise ValueError(f"Trainer: {'patience' if patience is not None else 'target'} stops the run on what "
+                             f"eval_fn returns ({monitor!r}); give an eval_fn")
         self.model, self.optimizer, self.loss_fn, self.schedule = model, optimizer, loss_fn, schedule
         self.clip, self.eval_fn, self.eval_every, self.log_every = clip, eval_fn, eval_every, log_every
         self.progress, self.patience, self.monitor, self.mode = progress, patience, monitor, mode
