@@ -148,6 +148,24 @@ def _press_ctrl_c(trainer, at_step: int, times: int = 1):
     trainer.loss_fn = pressing
 
 
+def test_fit_to_the_step_a_loaded_checkpoint_ends_at_does_not_evaluate_again(tmp_path):
+    """After load, fit to the checkpoint's own step (a finished run started again) evaluated once more: a second
+    value at that step in the history, one more evaluation without improvement, and stop_reason "patience"."""
+    model, loss_fn = _linear_problem()
+
+    def trainer():
+        return Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, eval_fn=lambda m: {"val_loss": 1.0},
+                       eval_every=5, patience=2, progress=False, checkpoint_path=tmp_path / "c.npz")
+
+    finished = trainer()
+    finished.fit(lambda s: None, 10)
+    again = trainer()
+    again.load(tmp_path / "c.npz")
+    again.fit(lambda s: None, 10)
+    assert again.history == finished.history and again.history["val_loss"] == [[5, 1.0], [10, 1.0]]
+    assert (again.bad_evals, again.stop_reason) == (1, "steps")
+
+
 def test_ctrl_c_saves_the_end_of_the_step_and_the_run_resumes_exactly(tmp_path):
     full, loader = _seq2seq_run(tmp_path, "full.npz")
     full.fit(loader, 10)

@@ -468,7 +468,7 @@ class Trainer:
         """Where the run stands, as JSON-able data (saved in checkpoints)."""
         return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
                 "bad_evals": self.bad_evals, "elapsed_s": self.elapsed, "stop_reason": self.stop_reason,
-                "last_eval": self.last_eval}
+                "last_eval": self.last_eval, "eval_step": self._eval_step}
 
     def save(self, path) -> None:
         """Write a checkpoint of everything needed to resume: model, optimizer, schedule, step, RNG, data position."""
@@ -493,6 +493,8 @@ class Trainer:
         self.best, self.bad_evals = t.get("best"), int(t.get("bad_evals", 0))
         self.elapsed = float(t.get("elapsed_s", 0.0))
         self.last_eval = dict(t.get("last_eval") or {})
+        eval_step = t.get("eval_step")  # the step evaluated last: fit to that step again does not repeat it
+        self._eval_step = None if eval_step is None else int(eval_step)
         self._loss.reset()
         self._norm.reset()
         return ckpt
