@@ -579,6 +579,11 @@ def test_lm_batch_windows_and_targets(backend):
     assert b.n_tokens == 40 and b.src is None
     with pytest.raises(ValueError, match="seq_len \\+ 1"):
         make_lm_batch(np.arange(8), seq_len=8, batch_size=1)
+    # a float or a bool failed inside NumPy ("arrays used as indices must be of integer type") or causal_mask
+    for seq_len, batch_size, bad in ((8.0, 5, "seq_len"), (8, 5.0, "batch_size"), (True, 5, "seq_len"),
+                                     (8, 0, "batch_size")):
+        with pytest.raises(ValueError, match=rf"make_lm_batch: {bad} must be a positive integer, got"):
+            make_lm_batch(ids, seq_len, batch_size, rng=0)
 
 
 def test_lm_batch_of_the_corpus(backend):

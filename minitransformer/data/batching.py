@@ -301,8 +301,8 @@ def make_lm_batch(ids, seq_len: int, batch_size: int, rng=None, backend=None) ->
         raise ValueError(
             f"make_lm_batch: ids must be a 1-D sequence of integer ids, got shape {ids.shape}, {ids.dtype}"
         )
-    if seq_len < 1 or batch_size < 1:
-        raise ValueError(f"make_lm_batch: seq_len and batch_size must be >= 1, got {seq_len}, {batch_size}")
+    seq_len = require_int("make_lm_batch", "seq_len", seq_len, low=1)  # 16.0 would index with floats
+    batch_size = require_int("make_lm_batch", "batch_size", batch_size, low=1)
     if len(ids) < seq_len + 1:
         raise ValueError(
             f"make_lm_batch: the text has {len(ids)} tokens; a window of seq_len={seq_len} needs seq_len + 1"
