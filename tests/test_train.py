@@ -166,6 +166,28 @@ def test_fit_to_the_step_a_loaded_checkpoint_ends_at_does_not_evaluate_again(tmp
     assert (again.bad_evals, again.stop_reason) == (1, "steps")
 
 
+@pytest.mark.single_backend
+def test_a_model_moved_to_another_backend_resumes_exactly(tmp_path):
+    """The checkpoint held the current backend's generator, but a model moved with model.to(...) draws its dropout
+    masks from its own backend's: the resumed run dropped other units than the uninterrupted one."""
+    pytest.importorskip("array_api_strict")
+    x = mt.ones(4, 8).to("array_api_strict")  # NumPy stays current
+
+    def trainer(seed=0):
+        mt.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5), nn.Linear(8, 1)).to("array_api_strict")
+        return Trainer(model, optim.SGD(model.parameters(), lr=1e-3), lambda m, b: (m(b) ** 2).mean(), log_every=1,
+                       progress=False, checkpoint_path=tmp_path / "c.npz")
+
+    full = trainer()
+    full.fit(lambda s: x, 6)
+    trainer().fit(lambda s: x, 3)
+    resumed = trainer(seed=99)
+    resumed.load(tmp_path / "c.npz")
+    resumed.fit(lambda s: x, 6)
+    assert _losses(resumed) == _losses(full)
+
+
 def test_ctrl_c_saves_the_end_of_the_step_and_the_run_resumes_exactly(tmp_path):
     full, loader = _seq2seq_run(tmp_path, "full.npz")
     full.fit(loader, 10)

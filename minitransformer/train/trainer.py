@@ -423,7 +423,7 @@ class Trainer:
         """
         if self.eval_fn is None:
             raise ValueError("Trainer.evaluate: no eval_fn was given")
-        be = _backend.current()
+        be = self._generator()
         rng = be.get_rng_state()
         was_training = self.model.training
         self.model.eval()
@@ -464,6 +464,12 @@ class Trainer:
             self.stop_reason = "patience"
 
     # ------------------------------------------------------------------ checkpoints
+    def _generator(self) -> _backend.Backend:
+        """The backend whose random generator the model's dropout draws from: that of its weights (a model moved
+        with ``model.to("cupy")`` draws there, whatever backend is current); the current one for a model without."""
+        first = next(iter(self.model.parameters()), None)
+        return _backend.current() if first is None else first.backend
+
     def state(self) -> dict:
         """Where the run stands, as JSON-able data (saved in checkpoints)."""
         return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
@@ -475,7 +481,8 @@ class Trainer:
         if self._loss.weight:  # a resumed run must not lose the partial log interval: fold it in now
             self._log(_NoBar())
         save_checkpoint(path, self.model, self.optimizer, self.schedule, step=self.step, tokenizer=self.tokenizer,
-                        history=self.history, trainer_state=self.state(), extra=self.extra)
+                        history=self.history, trainer_state=self.state(), extra=self.extra,
+                        rng_state=self._generator().get_rng_state())  # the generator dropout draws from
 
     def load(self, path):
         """Restore a checkpoint written by :meth:`save` (model, optimizer, schedule, RNG, data position, history).
@@ -485,7 +492,8 @@ class Trainer:
         Checkpoint
             What the file holds (see :func:`~minitransformer.train.load_checkpoint`).
         """
-        ckpt = load_checkpoint(path, self.model, self.optimizer, self.schedule, restore_rng=True)
+        with _backend.use(self._generator()):  # restore_rng restores the current backend's: the model's, here
+            ckpt = load_checkpoint(path, self.model, self.optimizer, self.schedule, restore_rng=True)
         self.step = ckpt.step
         self.history = {k: [list(p) for p in v] for k, v in ckpt.history.items()}
         t = ckpt.trainer_state
