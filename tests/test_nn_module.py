@@ -528,3 +528,21 @@ def test_repr_is_a_tree_with_parameter_counts():
     assert repr(nn.Dropout(0.1)) == "Dropout(p=0.1)"
     nested = repr(Stack(n=1)).splitlines()
     assert "  (layers): ModuleList(" in nested and "    (0): Block(" in nested
+
+
+def test_evaluating_turns_dropout_and_the_graph_off_and_puts_the_mode_back_even_after_an_error():
+    """One helper for every 'measure or run a trained model' site: decoding, held-out metrics, predict_proba."""
+    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5))
+    x = mt.ones(2, 3, requires_grad=True)
+    with nn.evaluating(model) as m:
+        assert m is model and not model.training and not any(c.training for c in model.modules())
+        assert not model(x).requires_grad  # no graph
+    assert model.training and all(c.training for c in model.modules())
+    model.eval()
+    with pytest.raises(RuntimeError, match="inside"), nn.evaluating(model):
+        raise RuntimeError("inside")
+    assert not model.training  # an eval-mode model stays in eval mode
+    model.train()
+    with pytest.raises(RuntimeError, match="inside"), nn.evaluating(model):
+        raise RuntimeError("inside")
+    assert model.training

@@ -34,11 +34,11 @@ from .layers import (
     SinusoidalPositionalEncoding,
 )
 from .models import DecoderOnlyLM, Transformer, TransformerClassifier
-from .module import LoadResult, Module, ModuleList, Parameter, Sequential, StateDictError
+from .module import LoadResult, Module, ModuleList, Parameter, Sequential, StateDictError, evaluating
 from .transformer import Decoder, DecoderLayer, Encoder, EncoderLayer
 
 __all__ = [
-    "init", "Module", "Parameter", "ModuleList", "Sequential", "StateDictError", "LoadResult", "Linear",
+    "init", "Module", "Parameter", "ModuleList", "Sequential", "StateDictError", "LoadResult", "evaluating", "Linear",
     "Embedding", "LayerNorm", "Dropout", "FeedForward", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding",
     "MultiHeadAttention", "KVCache", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "Transformer",
     "DecoderOnlyLM", "TransformerClassifier", "convert",

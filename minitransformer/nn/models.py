@@ -8,12 +8,12 @@ so ``type(model)(**model.config)`` rebuilds it (what a checkpoint stores beside 
 
 from __future__ import annotations
 
-from ..autograd import Tensor, concat, maximum, no_grad, where
+from ..autograd import Tensor, concat, maximum, where
 from ..autograd.creation import zeros
 from ..functional._checks import as_mask, is_integer
 from . import init
 from .layers import Dropout, Embedding, LearnedPositionalEmbedding, Linear, SinusoidalPositionalEncoding, check_size
-from .module import Module, Parameter
+from .module import Module, Parameter, evaluating
 from .transformer import Decoder, Encoder, check_heads
 
 __all__ = ["Transformer", "DecoderOnlyLM", "TransformerClassifier"]
@@ -430,13 +430,8 @@ class TransformerClassifier(_Configured):
         is positive and nothing overflows. No gradient. The model runs in eval mode (no dropout: the
         probability, not a noisy sample of it, also right after training) and is put back in its mode.
         """
-        was_training = self.training
-        self.eval()
-        try:
-            with no_grad():
-                z = self(ids)
-                e = (-maximum(z, -z)).exp()  # e^{-|z|} in (0, 1]
-                return where(z >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
-        finally:
-            self.train(was_training)
+        with evaluating(self):
+            z = self(ids)
+            e = (-maximum(z, -z)).exp()  # e^{-|z|} in (0, 1]
+            return where(z >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
 

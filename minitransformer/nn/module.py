@@ -23,6 +23,7 @@ array([1., 2., 3.], dtype=float32)
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -30,9 +31,9 @@ from typing import NamedTuple
 import numpy as np  # only for host copies in state_dict(); arithmetic goes through the backend
 
 from .. import backend as _backend
-from ..autograd import Tensor
+from ..autograd import Tensor, no_grad
 
-__all__ = ["Parameter", "Module", "ModuleList", "Sequential", "StateDictError", "LoadResult"]
+__all__ = ["Parameter", "Module", "ModuleList", "Sequential", "StateDictError", "LoadResult", "evaluating"]
 
 
 class Parameter(Tensor):
@@ -684,3 +685,27 @@ class Sequential(ModuleList):
         for module in self:
             x = module(x)
         return x
+
+
+@contextlib.contextmanager
+def evaluating(module: Module):
+    """Inside the block: evaluation mode (no dropout) and no graph; afterwards the module's mode is put back.
+
+    For measuring or running a model that may be in training mode, as it is after training: held-out
+    metrics, decoding, :meth:`~minitransformer.nn.TransformerClassifier.predict_proba`.
+
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> layer = nn.Dropout(0.5)
+    >>> with nn.evaluating(layer):
+    ...     y = layer(mt.ones(4))
+    >>> y.numpy().tolist(), layer.training
+    ([1.0, 1.0, 1.0, 1.0], True)
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        with no_grad():
+            yield module
+    finally:
+        module.train(was_training)

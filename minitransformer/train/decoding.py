@@ -28,10 +28,11 @@ from __future__ import annotations
 import math
 
 from .. import functional as F
-from ..autograd import Tensor, no_grad
+from ..autograd import Tensor
 from ..backend import dtype_name
 from ..data.tokenizers import BOS, EOS, PAD
 from ..functional._checks import require_int, require_real
+from ..nn import evaluating
 
 __all__ = ["greedy_decode", "beam_search", "generate", "length_penalty"]
 
@@ -60,23 +61,6 @@ def _max_steps(op: str, max_len, default: int, model) -> int:
         raise ValueError(f"{op}: max_len={steps} needs {steps} decoder positions, the model has max_len="
                          f"{model.max_len}")
     return steps
-
-
-class _EvalMode:
-    """Evaluation mode and no graph while decoding; the model's mode is restored afterwards."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __enter__(self):
-        self.was_training = self.model.training
-        self.model.eval()
-        self.no_grad = no_grad()
-        self.no_grad.__enter__()
-
-    def __exit__(self, *exc):
-        self.no_grad.__exit__(*exc)
-        self.model.train(self.was_training)
 
 
 def _encode(model, op, src, src_mask, pad_id):
@@ -127,7 +111,7 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
     True
     """
     op = "greedy_decode"
-    with _EvalMode(model):
+    with evaluating(model):
         src, src_mask, memory = _encode(model, op, src, src_mask, pad_id)
         steps = _max_steps(op, max_len, min(src.shape[1] + 10, model.max_len), model)
         be = memory.backend
@@ -235,7 +219,7 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     beam_size = require_int(op, "beam_size", beam_size, low=1)
     alpha = require_real(op, "alpha", alpha, low=0.0)
     k = beam_size
-    with _EvalMode(model):
+    with evaluating(model):
         src, src_mask, memory = _encode(model, op, src, src_mask, pad_id)
         steps = _max_steps(op, max_len, min(src.shape[1] + 10, model.max_len), model)
         be = memory.backend
@@ -375,7 +359,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     window = model.max_len if context is None else require_int(op, "context", context, low=1)
     if window > model.max_len:
         raise ValueError(f"{op}: context={window} is more than the model's max_len={model.max_len}")
-    with _EvalMode(model):
+    with evaluating(model):
         ids = _ids(op, prompt, _first_param(model))
         be = ids.backend
         xp = be.xp

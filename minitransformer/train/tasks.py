@@ -63,7 +63,7 @@ from ..data import (
 )
 from ..data.batching import Batch
 from ..functional._checks import require_real
-from .decoding import _EvalMode, greedy_decode
+from .decoding import greedy_decode
 from .metrics import RunningMean, binary_accuracy, exact_match, strip_after_eos, token_accuracy
 
 __all__ = ["TASKS", "DEFAULTS", "SEED_CONFIG", "TaskSetup", "build", "model_from_checkpoint", "warmup_schedule",
@@ -316,7 +316,7 @@ def seq2seq_metrics(pairs, batch_size: int = 500) -> Callable:
     def metrics(model) -> dict:
         loss, tok = RunningMean(), RunningMean()
         hits = 0
-        with _EvalMode(model):
+        with nn.evaluating(model):
             for i in range(0, len(pairs), batch_size):
                 chunk = pairs[i:i + batch_size]
                 b = make_seq2seq_batch(chunk)
@@ -390,7 +390,7 @@ def classification_metrics(examples, batch_size: int = 500) -> Callable:
 
     def metrics(model) -> dict:
         loss, acc = RunningMean(), RunningMean()
-        with _EvalMode(model):
+        with nn.evaluating(model):
             for i in range(0, len(examples), batch_size):
                 b = make_classification_batch(examples[i:i + batch_size])
                 z = model(b.src)
@@ -472,7 +472,7 @@ def lm_metrics(ids: np.ndarray, seq_len: int, batch_size: int = 64) -> Callable:
 
     def metrics(model) -> dict:
         loss = RunningMean()
-        with _EvalMode(model):
+        with nn.evaluating(model):
             for i in range(0, n, batch_size):
                 window = starts[i:i + batch_size, None] + np.arange(seq_len)[None, :]  # (B, T) positions
                 x, y = Tensor(ids[window]), Tensor(ids[window + 1])

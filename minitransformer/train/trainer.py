@@ -36,9 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import backend as _backend
-from ..autograd import Tensor, no_grad
+from ..autograd import Tensor
 from ..data.batching import DataLoader, batches
 from ..functional._checks import require_int, require_real
+from ..nn import evaluating
 from ..optim import clip_grad_norm_
 from .checkpoint import load_checkpoint, save_checkpoint
 from .metrics import RunningMean
@@ -425,13 +426,10 @@ class Trainer:
             raise ValueError("Trainer.evaluate: no eval_fn was given")
         be = self._generator()
         rng = be.get_rng_state()
-        was_training = self.model.training
-        self.model.eval()
         try:
-            with no_grad():
+            with evaluating(self.model):
                 results = self.eval_fn(self.model)
         finally:
-            self.model.train(was_training)
             be.set_rng_state(rng)
         if not isinstance(results, dict):
             raise TypeError(f"Trainer: eval_fn must return a dict of name -> number, got {type(results).__name__}")
