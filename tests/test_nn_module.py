@@ -546,3 +546,12 @@ def test_evaluating_turns_dropout_and_the_graph_off_and_puts_the_mode_back_even_
     with pytest.raises(RuntimeError, match="inside"), nn.evaluating(model):
         raise RuntimeError("inside")
     assert model.training
+
+
+@pytest.mark.parametrize("mode", ["no", 0, None])
+def test_train_takes_a_bool_as_pytorch_does(mode):
+    """train("no") switched training on (a non-empty string is truthy)."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1)).eval()
+    with pytest.raises(ValueError, match=r"Sequential.train: mode must be True or False, got"):
+        model.train(mode)
+    assert not model.training

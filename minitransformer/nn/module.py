@@ -313,6 +313,8 @@ class Module:
 
     def train(self, mode: bool = True) -> Module:
         """Training mode (dropout active) for this module and every sub-module; returns ``self``."""
+        if not isinstance(mode, bool):  # train("no") would be truthy: training on, as the caller did not mean
+            raise ValueError(f"{type(self).__name__}.train: mode must be True or False, got {mode!r}")
         for _, module in self.named_modules():
             object.__setattr__(module, "training", bool(mode))
         return self

@@ -330,6 +330,9 @@ class Trainer:
     def fit(self, data, steps: int) -> dict:
         """Train until ``self.step == steps`` (counting the steps of earlier and resumed runs), or an early stop.
 
+        The model is left in training mode, as the steps ran it: measure or run it inside
+        :func:`~minitransformer.nn.evaluating` (the task's metrics, decoding and ``predict_proba`` do).
+
         Parameters
         ----------
         data : DataLoader or callable
