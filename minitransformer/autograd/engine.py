@@ -831,6 +831,16 @@ class Tensor:
 
 
 # ------------------------------------------------------------------ the backward pass
+def zero_grads(tensors, set_to_none: bool = True) -> None:
+    """Forget the gradient of each tensor: ``None``, or zeros of its shape with ``set_to_none=False`` (one without a
+    gradient keeps None); ``Module.zero_grad`` and ``Optimizer.zero_grad`` both mean this."""
+    for p in tensors:
+        if set_to_none or p.grad is None:
+            p.grad = None
+        else:
+            p.grad.data = p.backend.xp.zeros_like(p.grad.data)
+
+
 def _topological_order(root: Tensor) -> list[Tensor]:
     """Every tensor with a recorded operation that ``root`` depends on, inputs before outputs.
 

@@ -32,6 +32,7 @@ import numpy as np  # only for host copies in state_dict(); arithmetic goes thro
 
 from .. import backend as _backend
 from ..autograd import Tensor, no_grad
+from ..autograd.engine import zero_grads
 
 __all__ = ["Parameter", "Module", "ModuleList", "Sequential", "StateDictError", "LoadResult", "evaluating"]
 
@@ -417,11 +418,7 @@ class Module:
 
         ``backward()`` adds to ``.grad``, so call this (or the optimizer's) before each step.
         """
-        for p in self.parameters():
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad.data = p.backend.xp.zeros_like(p.grad.data)
+        zero_grads(self.parameters(), set_to_none)
 
     def requires_grad_(self, flag: bool = True) -> Module:
         """Freeze (``False``) or unfreeze every parameter; returns ``self``."""

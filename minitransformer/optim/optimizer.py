@@ -15,6 +15,7 @@ import numbers
 import numpy as np  # only for the host side of state_dict / load_state_dict: no arithmetic here
 
 from ..autograd import Tensor, enable_grad, no_grad
+from ..autograd.engine import zero_grads
 from ..functional._checks import require_real
 
 __all__ = ["Optimizer"]
@@ -141,12 +142,7 @@ class Optimizer:
         With ``set_to_none=False`` a gradient becomes zeros of its shape instead, as in PyTorch (and as
         ``Module.zero_grad``); a parameter without one keeps None.
         """
-        for group in self.param_groups:
-            for p in group["params"]:
-                if set_to_none or p.grad is None:
-                    p.grad = None
-                else:
-                    p.grad.data = p.backend.xp.zeros_like(p.grad.data)
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, by :meth:`update`; parameters without one are skipped.
