@@ -20,8 +20,10 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int, dtype=None, backe
 
     for positions :math:`pos = 0, 1, \ldots, max\_len - 1` (counted from 0, as in the paper's
     code) and :math:`i = 0, 1, \ldots`. Each pair of columns :math:`(2i, 2i+1)` is a sine and a
-    cosine of one frequency; the wavelengths grow geometrically from :math:`2\pi` to
-    :math:`10000 \cdot 2\pi`, so nearby positions get similar vectors and, for any offset
+    cosine of one frequency; the wavelengths grow geometrically from :math:`2\pi` up to
+    :math:`2\pi \cdot 10000^{(d_{model}-2)/d_{model}}` (even :math:`d_{model}`), just under
+    :math:`10000 \cdot 2\pi` for a wide table (:math:`3162 \cdot 2\pi` for :math:`d_{model} = 16`,
+    :math:`9647 \cdot 2\pi` for 512), so nearby positions get similar vectors and, for any offset
     :math:`k`, :math:`PE_{pos+k}` is a fixed linear function (a rotation in each pair) of
     :math:`PE_{pos}`.
 

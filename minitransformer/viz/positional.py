@@ -49,7 +49,10 @@ def positional_encoding_heatmap(PE, title: str | None = None, *, cmap: str = "Rd
     r"""The positional-encoding table as an image: row :math:`pos`, column :math:`j`, colour :math:`PE_{pos, j}`.
 
     For the sinusoids, the left columns change fast with the position (wavelength :math:`2\pi`)
-    and the right ones slowly (up to :math:`10000 \cdot 2\pi`): stripes that widen to the right.
+    and the right ones slowly (up to :math:`2\pi \cdot 10000^{(d-2)/d}`, just under
+    :math:`10000 \cdot 2\pi` for a wide table): read down a column, the bands get longer from left
+    to right, and over a few dozen positions the rightmost columns hardly change (sines near 0,
+    cosines near 1).
 
     Parameters
     ----------
@@ -148,8 +151,11 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
     .. math:: S_{pq} = PE_p \cdot PE_q = \sum_j PE_{p,j}\, PE_{q,j}
 
     For the sinusoids, :math:`PE_p \cdot PE_q = \sum_i \cos\big((p - q)/10000^{2i/d}\big)`
-    depends only on the offset :math:`p - q`: the same bands run parallel to the diagonal, and
-    nearby positions are the most alike. (With ``normalize=True``, the cosine similarity
+    depends only on the offset :math:`p - q`: the same bands run parallel to the diagonal. It is
+    largest on the diagonal and, for :math:`d \ge 16`, next largest one position away (a narrower
+    table can come closer at some far offset), but it does not fall steadily beyond: for
+    :math:`d = 16`, positions 5 apart (6.137) are more alike than positions 3 apart (5.543), because
+    the fast pairs come round again. (With ``normalize=True``, the cosine similarity
     :math:`S_{pq} / (\lVert PE_p \rVert \lVert PE_q \rVert)`; a row of zeros has no direction, and its
     similarities are drawn as 0.)
 
