@@ -17,8 +17,9 @@ CELLS = [
     $$
 
     for $i = 0, 1, \ldots, d/2 - 1$ ($d = d_\text{model}$). Each pair of columns $(2i, 2i+1)$ is a sine and a
-    cosine of one frequency $\omega_i = 10000^{-2i/d}$; the wavelengths grow geometrically from $2\pi$ to
-    $10000 \cdot 2\pi$.
+    cosine of one frequency $\omega_i = 10000^{-2i/d}$; the wavelengths grow geometrically from $2\pi$ up
+    to $2\pi \cdot 10000^{(d-2)/d}$, just under $10000 \cdot 2\pi$ for a wide table (for $d = 16$:
+    $3162 \cdot 2\pi$).
 
     Steps: **1** the formula with NumPy and by the library · **2** why positions are needed ·
     **3** the document's listed values (4.3.1) against the formula · **4** pictures: the table and its waves ·
@@ -26,14 +27,19 @@ CELLS = [
     **6** the document's per-head "+1" (4.3.2) · **7** fixed or learned (4.2.3's claim).
 
     **Exercise in the text** (assignment A3, `minitransformer assignments list`): the table $PE$ in NumPy
-    (section 1), followed by a cell that checks your answer.
+    (section 1), followed by a cell that checks your answer. In assignment A3's student copy
+    (`minitransformer assignments build 3 DIR`) the library's own A3 bodies are taken out too: from the
+    comparison with the library's table in section 1 on, the cells that call them raise
+    `NotImplementedError` until you have written them in `minitransformer/functional/positional.py`
+    (`sinusoidal_positional_encoding`) and, for section 2, `minitransformer/nn/attention.py`
+    (`MultiHeadAttention`, notebook 03).
     """),
     SETUP,
     md(r"""
     ## 1. The formula, with NumPy and by the library
 
-    Positions count from 0 (as in the paper's code and PyTorch). The column index $j$ is $2i$ for a sine
-    and $2i+1$ for a cosine, so both columns of a pair share the divisor $10000^{2i/d}$.
+    Positions count from 0 (as in the paper's code and PyTorch's tutorials). The column index $j$ is $2i$
+    for a sine and $2i+1$ for a cosine, so both columns of a pair share the divisor $10000^{2i/d}$.
 
     ### Exercise A3 · the table $PE$, in NumPy
 
@@ -56,13 +62,18 @@ CELLS = [
     print("divisors 10000^(2i/d):", (10000 ** (two_i / d)).ravel().round(2))
     """),
     md(r"""
-    **Check** on values worked out by hand (at $pos = 0$ every sine is 0 and every cosine 1; at $pos = 1$
-    the pair $i = 1$ has divisor $10000^{2/16} = \sqrt{10}$), then against the library's table:
+    **Check** on values worked out by hand: at $pos = 0$ every sine is 0 and every cosine 1; at $pos = 1$
+    the pair $i = 1$ has divisor $10000^{2/16} = \sqrt{10}$.
     """),
     code("""
     np.testing.assert_allclose(PE_np[0], np.tile([0.0, 1.0], d // 2), atol=1e-15)
     np.testing.assert_allclose(PE_np[1, :4], [np.sin(1), np.cos(1), np.sin(10**-0.5), np.cos(10**-0.5)], rtol=1e-12)
-
+    print("PE_np: row pos = 0 and the first 4 columns of row pos = 1 match the values worked out by hand")
+    """),
+    md(r"""
+    Then against the library's table (in A3's student copy, this needs your `functional/positional.py`):
+    """),
+    code("""
     PE = F.sinusoidal_positional_encoding(max_len, d, dtype="float64")
     print("library", PE.shape, PE.dtype_name, " requires_grad:", PE.requires_grad,
           f"  max |library - NumPy| = {np.abs(PE.numpy() - PE_np).max():.1e}")
@@ -123,7 +134,9 @@ CELLS = [
 
     ## 4. Pictures: the table and its waves
 
-    Left columns change fast with the position, right columns slowly: stripes that widen to the right.
+    Left columns change fast with the position, right columns slowly: read down a column, the bands get
+    longer from left to right, and the rightmost columns hardly change over 64 positions (sines near 0,
+    cosines near 1).
     """),
     code("""
     PE = F.sinusoidal_positional_encoding(64, 64)
@@ -165,7 +178,9 @@ CELLS = [
     md(r"""
     A consequence: the dot product of two encodings depends only on their distance,
     $PE_p \cdot PE_{p+k} = \sum_i \cos(\omega_i k)$, so $PE\,PE^\top$ has the same value along each diagonal
-    (a Toeplitz matrix), largest on the main diagonal: nearby positions are the most alike.
+    (a Toeplitz matrix), largest on the main diagonal and, for this $d = 16$, next largest one position
+    away. Beyond that it does not fall steadily: in the line below, positions 5 apart (6.137) are more
+    alike than positions 3 apart (5.543), because the fast pairs come round again (exercise 4).
     """),
     code("""
     S = PE @ PE.T                                                               # (60, 60)
@@ -181,7 +196,7 @@ CELLS = [
     The document gives head 2 its own encoding, $\cos(pos/10000 + 1)$ and $\sin(pos/10000 + 1)$. Adding a
     constant to every angle turns every pair by 1 radian, at every position: $PE^2 = PE^1 M$, with $M$ the
     rotation by 1 rad. As in section 5, no dot product between two positions' encodings changes:
-    $PE^2 PE^{2\top} = PE^1 M M^\top PE^{1\top} = PE^1 PE^{1\top}$.
+    $PE^2 PE^{2\top} = PE^1 M M^\top PE^{1\top} = PE^1 PE^{1\top}$. (Erratum 4 in `docs/errata.md`.)
     """),
     code("""
     ex = worked_examples.multi_head_example(seed=0)
@@ -216,11 +231,11 @@ CELLS = [
     print(f"max |head_2(E) - head_1(E M^T) M| = {np.abs(head(X2) - head(E @ M.T + head_pe[0]) @ M).max():.1e}")
     """),
     md(r"""
-    Taken one at a time, with learned embeddings, neither head can represent anything the other cannot:
-    the "+1" only makes head 2 read the same embeddings at another angle to the position. The paper has no
-    per-head encodings at all: one $PE$ is added to the embeddings, before any head, and
-    `multi_head_example` does the same, which is why its two heads without projections (notebook 03) are
-    identical.
+    Taken one at a time, with learned embeddings, neither head can represent anything the other cannot (up
+    to that fixed turn of the output, which $W^O$ absorbs): the "+1" only makes head 2 read the same
+    embeddings at another angle to the position. The paper has no per-head encodings at all: one $PE$ is
+    added to the embeddings, before any head, and `multi_head_example` does the same, which is why its two
+    heads without projections (notebook 03) are identical.
 
     ## 7. Fixed or learned
 
@@ -228,7 +243,8 @@ CELLS = [
     process". The formula of its section 4.1.3 is **fixed**: nothing in it is trained. A *learned positional
     embedding* (BERT, GPT-2) is a different, also common choice: a trainable table with one free row per
     position. The paper tried both, found nearly the same results (its Table 3, row E), and kept the
-    sinusoids because they may extrapolate to longer sequences. In this library both exist:
+    sinusoids because they may extrapolate to longer sequences (erratum 5 in `docs/errata.md`). In this
+    library both exist:
     """),
     code("""
     d_model, max_len = 512, 1024
@@ -257,8 +273,10 @@ CELLS = [
     3. Redo section 2 with a learned positional embedding (`nn.LearnedPositionalEmbedding`) freshly
        initialised. Does it break the permutation symmetry too? Why?
     4. Plot `viz.position_similarity` with `d_model = 4` and 100 positions. Why are far-apart positions
-       sometimes *more* alike than near ones, and how does a larger $d_\text{model}$ help?
-    5. The base 10000 sets the longest wavelength. Try base 100 on a 500-position table: what goes wrong
+       sometimes *more* alike than near ones (as in section 5 at $d = 16$, but far more so here), and how
+       does a larger $d_\text{model}$ help?
+    5. The base 10000 sets the longest wavelength. Try base 100 on a 500-position table, $d = 16$, with your
+       NumPy code of section 1 (`F.sinusoidal_positional_encoding` has no base argument): what goes wrong
        in `position_similarity`?
     """),
 ]
