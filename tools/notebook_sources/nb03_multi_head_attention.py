@@ -8,7 +8,7 @@ CELLS = [
 
     **What this notebook teaches.** Multi-head attention runs $h$ scaled dot-product attentions side by
     side, each on its own learned projection of the input, and mixes their results. The source document
-    (section 4.1.2) gives the first line; the paper (section 3.2.2) gives the second, which says what a
+    (section 4.1.2) gives the first equation; the paper (section 3.2.2) gives the second, which says what a
     head *is*:
 
     $$
@@ -36,6 +36,11 @@ CELLS = [
 
     **Exercise in the text** (assignment A3, `minitransformer assignments list`): splitting the features
     into heads and merging them back, in NumPy (section 3), followed by a cell that checks your answer.
+    In assignment A3's student copy (`minitransformer assignments build 3 DIR`) the library's own A3 bodies
+    are taken out too: from section 4 on, the cells that call them raise `NotImplementedError` until you
+    have written them in `minitransformer/nn/attention.py` (`MultiHeadAttention._literal` and `_batched`,
+    sections 4 and 6) and `minitransformer/functional/positional.py` (the sinusoidal table of notebook 04,
+    section 7).
     """),
     SETUP,
     md(r"""
@@ -188,12 +193,12 @@ CELLS = [
     md(r"""
     ## 6. One map per head
 
-    `weights[0, i]` is head $i$'s attention map for the first sequence. With random weights the heads
-    look at nothing in particular; training is what shapes them (notebook 05). To see that a head's
-    projections decide *what it looks at*, set head 1's query and key blocks by hand to read features
-    0..3 of the embedding as they are ($W_1^Q = W_1^K$ = the first $d_k$ columns of the identity, no bias).
-    Those features say which word a token is, so head 1 becomes a "same word" detector: each token
-    attends to every copy of its own word. Head 2 stays random.
+    `weights[0, i - 1]` is head $i$'s attention map for the first sequence (heads count from 1, as in the
+    paper). With random weights the heads look at nothing in particular; training is what shapes them
+    (notebook 05). To see that a head's projections decide *what it looks at*, set head 1's query and key
+    blocks by hand to read features 0..3 of the embedding as they are ($W_1^Q = W_1^K$ = the first $d_k$
+    columns of the identity, no bias). Those features say which word a token is, so head 1 becomes a
+    "same word" detector: each token attends to every copy of its own word. Head 2 stays random.
     """),
     code("""
     state = mha.state_dict()                                  # NumPy copies of every parameter
@@ -216,10 +221,11 @@ CELLS = [
     $$ \text{Attention Scores}^1 = \mathrm{softmax}\!\left(\tfrac{QK^\top}{\sqrt 3}\right)V, \qquad
        \text{Attention Scores}^2 = \mathrm{softmax}\!\left(\tfrac{QK^\top}{\sqrt 3}\right)V $$
 
-    the **same** expression of the same $Q, K, V$ twice: without $W_i^Q, W_i^K, W_i^V$, two heads given the
-    same input are identical, so the concatenation holds two copies of one head. (The document also gives
-    each head its own positional encoding, with a "+1" in the angle. That makes its two heads differ, but
-    gives head 2 nothing head 1 lacks: notebook 04, section 6.) `worked_examples.multi_head_example()` does
+    the **same** expression, written with the same $Q, K, V$, twice: without $W_i^Q, W_i^K, W_i^V$, two heads
+    given the same input are identical, so the concatenation holds two copies of one head. (The document
+    also gives each head its own positional encoding, with a "+1" in the angle, so its two heads do not get
+    the same input after all. That makes them differ, but gives head 2 nothing head 1 lacks: notebook 04,
+    section 6; erratum 7 in `docs/errata.md` has the full account.) `worked_examples.multi_head_example()` does
     it the paper's way, with one positional encoding shared by both heads, $d_\text{model} = 6$, two heads
     of $d_k = 3$ and seeded random projections, beside the document's formulas on the same $X$:
     """),
@@ -231,7 +237,7 @@ CELLS = [
           "  heads", ex.heads.shape, "  output", ex.output.shape)
     print(f"with projections W_i (the paper):   max |head_1 - head_2| = {ex.heads_difference:.3f}")
     print(f"without (the document's formulas):  max |head_1 - head_2| = {ex.unprojected_heads_difference:.1e}"
-          "  (one shared X)")
+          "  (on one shared X; with the document's per-head '+1' they differ, notebook 04 section 6)")
     print("scores of head 1, query 1 (any real numbers):", ex.scores.numpy()[0, 0].round(3))
     print("weights of head 1, query 1 (sum to 1):      ", ex.weights.numpy()[0, 0].round(3))
     print("head_1 output of query 1 (d_v numbers):     ", ex.heads.numpy()[0, 0].round(3))
@@ -246,7 +252,8 @@ CELLS = [
 
     Splitting $d_\text{model}$ into $h$ heads changes how the features are grouped, not how many weights
     there are: $4\,d_\text{model}^2$ (plus $4\,d_\text{model}$ biases) for any $h$ dividing $d_\text{model}$.
-    The compute is the same too; what changes is that $h$ maps are computed instead of one.
+    The matrix products cost the same too; what grows with $h$ is the softmax and the stored weights: $h$
+    maps of $L \times S$ instead of one.
     """),
     code("""
     for heads in (1, 2, 4, 8):
@@ -261,14 +268,15 @@ CELLS = [
     md(r"""
     ## Exercises
 
-    1. In section 2, use `bias=False` and check that the output equals
-       $\mathrm{Concat}(\mathrm{head}_1, \mathrm{head}_2) W^O$ with no bias terms at all.
+    1. Build the module of section 1 with `bias=False`, drop the bias terms in sections 2 and 3, and check
+       that the output equals $\mathrm{Concat}(\mathrm{head}_1, \mathrm{head}_2) W^O$ with no bias terms at all.
     2. Show that $\mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h) W^O = \sum_i \mathrm{head}_i\, W^O_i$,
-       where $W^O_i$ is row block $i$ of $W^O$. Compute it both ways.
+       where $W^O_i$ is row block $i$ of $W^O$. Compute it both ways (plus $W^O$'s bias, once).
     3. Time `literal=True` against `literal=False` for $d_\text{model} = 256$, $h = 8$, $L = 128$, batch 16
        (use `time.perf_counter`). Where does the loop lose time?
     4. Set head 2's blocks by hand too, so that each token attends to the token *before* it. (Hint: with
-       positional information in $X$ this is possible; with the random $X$ here, what would you need?)
+       positional information in $X$ this is possible; with the $X$ here, which says which word a token is
+       but not where it stands, what would you need?)
     5. Cross-attention: call `mha(query, key, value)` with a query of 3 positions and keys/values of 6.
        What shape do the weights have, and which axis sums to 1?
     """),
