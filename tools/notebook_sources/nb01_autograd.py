@@ -29,13 +29,17 @@ CELLS = [
 
     **Exercises in the text** (assignment A1, `minitransformer assignments list`): the backward of Mul,
     MatMul and Sum (section 3) and of a small expression (section 5), in NumPy, each followed by a cell
-    that checks your answer against the library.
+    that checks your answer by central differences, with the library's forward passes only. In assignment
+    A1's student copy (`minitransformer assignments build 1 DIR`) the library's own A1 bodies are taken
+    out too: from the loop of section 3 on, the cells that call them raise `NotImplementedError` until you
+    have written them in `minitransformer/autograd/ops.py` (each primitive's `backward`; section 6's
+    softmax also needs `unbroadcast` in `autograd/engine.py`). Each error names the body to write.
     """),
     SETUP,
     md(r"""
     ## 1. A computation graph by hand
 
-    The expression (micrograd's first example):
+    The expression (from Karpathy's micrograd lecture):
 
     $$ e = a\,b, \qquad d = e + c, \qquad L = d\,f $$
 
@@ -55,7 +59,7 @@ CELLS = [
     | $b$ | $\partial e/\partial b = a$ | $\bar b = \bar e \cdot a = -4$ |
 
     Now the same with tensors. `requires_grad=True` marks the inputs we want gradients for; `name=`
-    only labels the picture.
+    only labels the picture and the printouts.
     """),
     code("""
     def inputs():
@@ -101,8 +105,9 @@ CELLS = [
     ## 3. Backward, one node at a time
 
     Each primitive knows one thing about derivatives: given the adjoint of its output, $\bar y$, its
-    `backward` returns the adjoint of each input, $\bar y$ times the local derivative. Write three of
-    them yourself first.
+    `backward` returns the adjoint of each input, $\bar y$ times the local derivative. For arrays, "times
+    the local derivative" is a vector-Jacobian product, of the input's shape, as the table below shows.
+    Write three of them yourself first.
 
     ### Exercise A1 · the backward of Mul, MatMul and Sum, in NumPy
 
@@ -131,23 +136,26 @@ CELLS = [
           " x_bar", x_bar.shape)
     """),
     md(r"""
-    **Check.** The library's `backward()` on $L = \langle \bar y, y \rangle$ (so that $\partial L / \partial y =
-    \bar y$) must give the same numbers.
+    **Check**, by the definition of the derivative (section 6 explains it): with $L = \langle \bar y, y \rangle$,
+    so that $\partial L / \partial y = \bar y$, nudge each input element by $\pm\epsilon$ and watch $L$.
+    `mt.autograd.numerical_grad` does that with the library's forward passes only, no `backward()`; your
+    adjoints must agree with it.
     """),
     code("""
-    def library_grads(loss, *arrays):
-        \"\"\"Each array's gradient by the library's backward() of the scalar loss(*tensors).\"\"\"
-        tensors = [mt.tensor(arr, requires_grad=True) for arr in arrays]   # float64, as the arrays
-        loss(*tensors).backward()
-        return [t.grad.numpy() for t in tensors]
+    from minitransformer.autograd import numerical_grad
 
-    lib_a, lib_b = library_grads(lambda a, b: (a * b * mt.tensor(y_bar)).sum(), a, b)
-    lib_A, lib_B = library_grads(lambda A, B: ((A @ B) * mt.tensor(Y_bar)).sum(), A, B)
-    (lib_x,) = library_grads(lambda x: (x.sum(axis=0) * mt.tensor(s_bar)).sum(), x)
-    for name, mine, lib in (("a_bar", a_bar, lib_a), ("b_bar", b_bar, lib_b), ("A_bar", A_bar, lib_A),
-                            ("B_bar", B_bar, lib_B), ("x_bar", x_bar, lib_x)):
-        np.testing.assert_allclose(mine, lib, rtol=1e-12, atol=1e-12, err_msg=name)
-    print("all five agree with the library's backward()")
+    def by_differences(fn, arrays, y_bar):
+        \"\"\"The gradient of <y_bar, fn(*arrays)> with respect to each array, by central differences.\"\"\"
+        tensors = [mt.tensor(arr) for arr in arrays]                       # float64, as the arrays
+        return [numerical_grad(fn, tensors, [y_bar], i, 1e-6) for i in range(len(tensors))]
+
+    num_a, num_b = by_differences(lambda a, b: a * b, (a, b), y_bar)
+    num_A, num_B = by_differences(lambda A, B: A @ B, (A, B), Y_bar)
+    (num_x,) = by_differences(lambda x: x.sum(axis=0), (x,), s_bar)
+    for name, mine, num in (("a_bar", a_bar, num_a), ("b_bar", b_bar, num_b), ("A_bar", A_bar, num_A),
+                            ("B_bar", B_bar, num_B), ("x_bar", x_bar, num_x)):
+        np.testing.assert_allclose(mine, num, rtol=1e-6, atol=1e-8, err_msg=name)
+    print("all five agree with central differences of the forward")
     """),
     md(r"""
     `backward()` applies such rules over a whole graph, in this order: sort the nodes so that every
@@ -169,22 +177,30 @@ CELLS = [
         visit(root)
         return order
 
+    def backward_by_hand(root):
+        \"\"\"Every node's adjoint, keyed by id(node): a result of an operation has no name unless given one.\"\"\"
+        adjoint, node_of = {id(root): np.float32(1.0)}, {id(root): root}   # dL/dL = 1
+        for node in reversed(topological_order(root)):        # L first, then d, then e
+            fn = node.grad_fn
+            grads = fn.backward(adjoint[id(node)])            # the local chain rule of this operation
+            for x, g in zip(fn.inputs, grads):
+                adjoint[id(x)] = adjoint.get(id(x), 0) + g    # "+=": a node used twice gets both shares
+                node_of[id(x)] = x
+                print(f"{node.name} = {fn}({', '.join(str(i.name) for i in fn.inputs)}):  sends {g:5g} to {x.name}")
+        print("adjoints:", ", ".join(f"{node_of[k].name} {float(v):g}" for k, v in adjoint.items()))
+        return adjoint
+
     a, b, c, f = inputs()
     e, d, L = expression(a, b, c, f)
-    adjoint = {L.name: np.float32(1.0)}                  # dL/dL = 1
-    for node in reversed(topological_order(L)):          # L first, then d, then e
-        fn = node.grad_fn
-        grads = fn.backward(adjoint[node.name])          # the local chain rule of this operation
-        for x, g in zip(fn.inputs, grads):
-            adjoint[x.name] = adjoint.get(x.name, 0) + g  # "+=": a node used twice gets both shares
-            print(f"{node.name} = {fn}({', '.join(i.name for i in fn.inputs)}):  sends {g:5g} to {x.name}")
-    print({k: float(v) for k, v in adjoint.items()})
+    adjoint = backward_by_hand(L)
     """),
     md(r"""
-    The same numbers as the hand-computed table. (The real engine also frees the graph as it goes and
-    sums gradients of broadcast inputs back to their shape; see `_run_backward` in
-    `autograd/engine.py`, about 50 lines: the same loop, plus freeing, checks of what each `backward`
-    returns, and adding into gradient arrays in place where no one else holds them.)
+    The same numbers as the hand-computed table. The loop keys adjoints by `id`, not by name: a result
+    of an operation has no name unless given one (in section 5's $x \cdot x + x$, neither $x \cdot x$ nor
+    the sum has one). (The real engine also frees the graph as it goes and sums gradients of broadcast
+    inputs back to their shape; see `_run_backward` in `autograd/engine.py`, about 50 lines: the same
+    loop, plus freeing, checks of what each `backward` returns, and adding into gradient arrays in place
+    where no one else holds them.)
 
     ## 4. `backward()`, and `retain_grad()` to see inside
 
@@ -204,9 +220,13 @@ CELLS = [
     ## 5. A node used twice: gradients add up
 
     For $y = x \cdot x + x$, $x$ feeds two operations, so its adjoint has two terms:
-    $\bar x = \bar y\,(x + x) + \bar y \cdot 1 = 2x + 1$, which is $7$ at $x = 3$. The engine adds them
-    (`+=`, as micrograd does); assigning instead of adding would lose one and give a wrong answer.
-    The same happens with tensors: a matrix product's gradient, row by row.
+    $\bar x = \bar y\,(x + x) + \bar y \cdot 1 = (2x + 1)\,\bar y$, which is $7$ at $x = 3$ with $\bar y = 1$.
+    The engine adds them (`+=`, as micrograd does); assigning instead of adding would lose one and give a
+    wrong answer.
+
+    The same kind of sum also happens *inside* one operation: in $XW$, $W$ meets every row of $X$, so
+    $\bar W = X^\top \bar Y$ adds one contribution per row (here $\bar Y$ is all ones, so $\bar W$ is the
+    column sums of $X$). MatMul's backward computes that sum in one product; the engine's `+=` is not involved.
     """),
     code("""
     x = mt.tensor(3.0, requires_grad=True, name="x")
@@ -244,15 +264,14 @@ CELLS = [
     print("X_bar", X_bar.shape, "\\n", X_bar)
     """),
     md(r"""
-    **Check** against the library's `backward()` of the same expression:
+    **Check** against central differences of the same expression, as after the first exercise
+    ($L = \langle 1, \tanh(XW) \rangle$):
     """),
     code("""
-    Xt = mt.tensor(X_np, requires_grad=True)
-    Wt = mt.tensor(W_np, requires_grad=True)
-    (Xt @ Wt).tanh().sum().backward()
-    np.testing.assert_allclose(X_bar, Xt.grad.numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(W_bar, Wt.grad.numpy(), rtol=1e-12, atol=1e-12)
-    print("X_bar and W_bar agree with the library's backward()")
+    num_X, num_W = by_differences(lambda X, W: (X @ W).tanh(), (X_np, W_np), np.ones((2, 4)))
+    np.testing.assert_allclose(X_bar, num_X, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(W_bar, num_W, rtol=1e-6, atol=1e-8)
+    print("X_bar and W_bar agree with central differences of the forward")
     """),
     md(r"""
     ## 6. gradcheck: finite differences as the referee
@@ -263,8 +282,9 @@ CELLS = [
     $$ \frac{\partial s}{\partial x_i} \approx \frac{s(x + \epsilon e_i) - s(x - \epsilon e_i)}{2\epsilon}. $$
 
     `mt.gradcheck(fn, *inputs)` compares `backward()` with this central difference for every element of
-    every input (for a non-scalar output it checks $s = \langle v, f(x)\rangle$ with a random $v$). Use
-    float64: in float32 the difference quotient itself is only good to about $10^{-3}$.
+    every input (for a non-scalar output it checks $s = \langle v, f(x)\rangle$ with a random $v$). It
+    refuses float32 inputs (a `TypeError`): in float32 the difference quotient itself is only good to about
+    $10^{-3}$.
     """),
     code("""
     x = mt.tensor([[0.5, -1.0, 2.0], [0.1, 0.2, -0.3]], dtype="float64", requires_grad=True)   # (2, 3)
@@ -339,10 +359,11 @@ CELLS = [
        `retain_grad()`.
     2. Write `Tanh` as a `Function` subclass ($\bar x = \bar y\,(1 - y^2)$), gradcheck it, and compare it
        with the library's `x.tanh()` on the same input.
-    3. In the loop of section 3, replace `reversed(topological_order(L))` by `topological_order(L)`. It stops
-       at the first node: why has that node no adjoint yet? Now start every adjoint at 0
-       (`adjoint.get(node.name, 0)`) and try it on $y = x\cdot x + x$ at $x = 3$: which adjoint comes out
-       wrong, and why must a node wait until every node that uses it has sent its share?
+    3. In `backward_by_hand` of section 3, replace `reversed(topological_order(root))` by
+       `topological_order(root)`. On section 1's $L$ it stops at the first node: why has that node no adjoint
+       yet? Now start every adjoint at 0 (`adjoint.get(id(node), 0)`) and try it on $y = x\cdot x + x$ at
+       $x = 3$ (`backward_by_hand(y)[id(x)]`): which adjoint comes out wrong, and why must a node wait until
+       every node that uses it has sent its share?
     4. Make gradcheck pass *wrongly*: find an input at which `WrongSigmoid` agrees with the central
        difference. What does that say about choosing test inputs?
     5. A `Function` whose backward returns the gradient of a *broadcast* input: compute `x + b` with
