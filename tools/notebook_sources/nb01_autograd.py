@@ -144,6 +144,7 @@ CELLS = [
     code("""
     from minitransformer.autograd import numerical_grad
 
+
     def by_differences(fn, arrays, y_bar):
         \"\"\"The gradient of <y_bar, fn(*arrays)> with respect to each array, by central differences.\"\"\"
         tensors = [mt.tensor(arr) for arr in arrays]                       # float64, as the arrays
