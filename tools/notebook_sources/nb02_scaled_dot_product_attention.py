@@ -15,7 +15,7 @@ CELLS = [
 
     Each of the $L$ queries (rows of $Q$, shape $(L, d_k)$) is compared with each of the $S$ keys (rows of
     $K$, shape $(S, d_k)$) by a dot product; the scores are divided by $\sqrt{d_k}$; a softmax over the keys
-    turns each row of scores into **weights** that are positive and sum to 1; and each query's output is
+    turns each row of scores into **weights** that are non-negative and sum to 1; and each query's output is
     the weighted average of the values (rows of $V$, shape $(S, d_v)$). Three things, three names:
 
     | name | formula | shape |
@@ -26,11 +26,16 @@ CELLS = [
 
     Steps: **1** the formula with NumPy, one line per step · **2** the same by the library ·
     **3** the attention map · **4** why $\sqrt{d_k}$ · **5** the document's worked example 4.3.1 by hand, and
-    what its stated output $[0.2, 0.3, 0.5]$ really is · **6** masks: causal, padding, and a row with
+    what its stated output $[0.2, 0.3, 0.5]$ most likely is · **6** masks: causal, padding, and a row with
     nothing to attend to.
 
     **Exercises in the text** (assignment A2, `minitransformer assignments list`): the softmax and the
-    attention of section 1, in NumPy, each followed by a cell that checks your answer.
+    attention of section 1, in NumPy, each followed by a cell that checks your answer. In assignment A2's
+    student copy (`minitransformer assignments build 2 DIR`) the library's own A2 bodies are taken out too:
+    from section 2 on, the cells that call them raise `NotImplementedError` until you have written them,
+    `scaled_dot_product_attention` in `minitransformer/functional/attention.py` and the softmax it uses,
+    `Softmax` in `autograd/fused.py` (its `backward` for section 6's gradient). Each error names the body
+    to write.
     """),
     SETUP,
     md(r"""
@@ -56,7 +61,7 @@ CELLS = [
     md(r"""
     ### Exercise A2 · softmax, in NumPy
 
-    A softmax turns a row of scores into weights that are positive and sum to 1:
+    A softmax turns a row of scores into weights that are non-negative and sum to 1:
 
     $$ \mathrm{softmax}(x)_j = \frac{e^{x_j}}{\sum_k e^{x_k}} = \frac{e^{x_j - m}}{\sum_k e^{x_k - m}},
        \qquad m = \max_k x_k . $$
@@ -67,7 +72,7 @@ CELLS = [
     """),
     exercise("a2-softmax", """
     def softmax(x, axis=-1):
-        \"\"\"exp(x - max) / sum(exp(x - max)) along `axis`: x's shape, positive, sums to 1 along `axis`.\"\"\"
+        \"\"\"exp(x - max) / sum(exp(x - max)) along `axis`: x's shape, non-negative, sums to 1 along `axis`.\"\"\"
         ### BEGIN SOLUTION A2: e = exp(x - max(x)) along axis, then e / sum(e); keepdims=True keeps the axis
         e = np.exp(x - x.max(axis=axis, keepdims=True))   # subtracting the max changes nothing but overflow
         return e / e.sum(axis=axis, keepdims=True)
@@ -148,8 +153,8 @@ CELLS = [
     md(r"""
     ## 3. The attention map
 
-    Row $i$ is query $i$'s weights over the keys; every map in this library is drawn on the same scale,
-    0 to 1, so maps can be compared by eye.
+    Row $i$ is query $i$'s weights over the keys; every map in this library is drawn by default on the same
+    scale, 0 to 1, so maps can be compared by eye.
     """),
     code("""
     viz.attention_heatmap(w_t, tokens, tokens, title="softmax(QK^T / sqrt(d_k)), random Q, K")
@@ -160,7 +165,8 @@ CELLS = [
     If the entries of $q$ and $k$ are independent with mean 0 and variance 1, the dot product
     $q \cdot k = \sum_{j=1}^{d_k} q_j k_j$ has variance $d_k$. With the paper's $d_k = 64$ the scores would
     spread over about $\pm 16$, and the softmax of such numbers is nearly one-hot: one weight near 1, the
-    rest near 0, and gradients near 0. Dividing by $\sqrt{d_k}$ brings the variance back to 1.
+    rest near 0. In such a row the softmax's gradient, its Jacobian $\mathrm{diag}(w) - ww^\top$, is near 0
+    too, so little gradient flows back to $Q$ and $K$. Dividing by $\sqrt{d_k}$ brings the variance back to 1.
     """),
     code("""
     d = 64
@@ -169,24 +175,33 @@ CELLS = [
     raw = (q[:, None, :] * k[None, :10, :]).sum(-1)          # (1000, 10) scores against 10 keys
     for name, s in (("q.k", raw), ("q.k / sqrt(d_k)", raw / np.sqrt(d))):
         e = np.exp(s - s.max(-1, keepdims=True))
-        w = e / e.sum(-1, keepdims=True)
-        print(f"{name:16} variance {s.var():6.1f}   mean largest weight {w.max(-1).mean():.2f} (of 10 keys)")
+        w = e / e.sum(-1, keepdims=True)                      # (1000, 10)
+        J = w[:, :, None] * np.eye(10) - w[:, :, None] * w[:, None, :]   # (1000, 10, 10): diag(w) - w w^T per row
+        print(f"{name:16} variance {s.var():6.1f}   mean largest weight {w.max(-1).mean():.2f} (of 10 keys)"
+              f"   median |Jacobian| {np.median(np.linalg.norm(J, axis=(1, 2))):.3f}")
+    """),
+    md(r"""
+    In the run shown the unscaled variance is 58.3, not 64: an estimate from only 10 keys. The Jacobian's
+    size (its Frobenius norm) is 0.087 at the median unscaled against 0.344 scaled, about 4 times smaller.
     """),
     md(r"""
     ## 5. The document's worked example (section 4.3.1)
 
-    The document takes $Q = K = V = [1.0, 2.0, 3.0]$ "with a dimension of $d = 3$" and states
+    The document starts from "an input sequence `[1, 2, 3]` with a dimension of `d=3`", takes
+    $Q = K = V = [1.0, 2.0, 3.0]$, and states
 
     $$ \text{Output} = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt 3}\right) V = [0.2, 0.3, 0.5]. $$
 
-    Its $Q$, $K$ and $V$ already depart from the formulas. The text has just added positional encodings to
-    the embeddings and says the three "are all generated by the embedding layer", yet each is the bare
-    input $[1, 2, 3]$: the encoding is in none of them. In the paper they are three learned projections
-    $XW^Q$, $XW^K$, $XW^V$ of $X$ = embedding + $PE$ (notebook 03), so a token's query, key and value differ
-    (erratum 8 in `docs/errata.md`). What follows keeps the document's $Q = K = V = [1, 2, 3]$.
+    Its $Q$, $K$ and $V$ already depart from the paper, and from the document's own text. The text has
+    just added positional encodings to the embeddings and says the three "are all generated by the
+    embedding layer", yet each is the bare input $[1, 2, 3]$: the encoding is in none of them. In the
+    paper they are three learned projections $XW^Q$, $XW^K$, $XW^V$ of $X$ = embedding + $PE$ (in the
+    first layer; notebook 03), so a token's query, key and value differ (erratum 8 in `docs/errata.md`).
+    What follows keeps the document's $Q = K = V = [1, 2, 3]$.
 
-    The document does not say whether $[1, 2, 3]$ is **one token** of dimension 3 or **three tokens** of dimension 1,
-    so compute both by hand.
+    The document's hints point both ways: it calls $[1, 2, 3]$ an input *sequence* and lists positional
+    encodings for positions 1, 2 and 3 (**three tokens** of dimension 1), but gives it "a dimension of
+    `d=3`" (**one token** of dimension 3). So compute both by hand.
 
     **One token, $d_k = 3$.** $QK^\top = 1 + 4 + 9 = 14$, a $1 \times 1$ score; the softmax of a single
     number is 1; the output is $1 \cdot V = [1, 2, 3]$.
@@ -209,11 +224,11 @@ CELLS = [
         print("  output  (3, 1):", (w @ col).ravel().round(3))
     """),
     md(r"""
-    Neither reading gives $[0.2, 0.3, 0.5]$, and no reading can: an output is a weighted **average** of the
+    Neither reading gives $[0.2, 0.3, 0.5]$, and no output can: an output is a weighted **average** of the
     values, so each of its numbers lies between the smallest and the largest value, 1 and 3. But
     $0.2 + 0.3 + 0.5 = 1$, the way a row of **weights** sums to 1. The library's
-    `worked_examples.self_attention_example()` computes every candidate reading of the stated numbers and
-    ranks them by distance:
+    `worked_examples.self_attention_example()` computes twelve candidate readings of the stated numbers and
+    ranks them by their largest difference from the document's numbers (here the five closest):
     """),
     code("""
     from minitransformer import worked_examples
@@ -222,17 +237,19 @@ CELLS = [
     print("document:", list(sa.document_output))
     for setup, (out, w) in sa.attention.items():
         print(f"  {setup:42} output {out.numpy().ravel().round(3)}  weights {w.shape}")
-    print("\\nreadings, closest first:  max |difference|, rounds to the document's numbers?")
+    print(f"\\n{len(sa.readings)} readings, the five closest:  max |difference|, rounds to the document's numbers?")
     for r in sa.readings[:5]:
         print(f"  {r.distance:.4f}  {'yes' if r.rounds_to_document else 'no ':3}  {r.name:40} {np.round(r.value, 3)}")
     """),
     md(r"""
-    **The plausible reading.** The closest is the first row of the **weights** for three scalar tokens,
-    divided by $\sqrt 3$: $[0.168, 0.299, 0.533]$, which rounds to the document's $[0.2, 0.3, 0.5]$. So the
-    document most likely computed the attention weights of the first token (not the output), and divided
-    by the square root of the sequence length (3) where the formula divides by $\sqrt{d_k} = \sqrt 1$.
-    ($V / \sum V = [0.167, 0.333, 0.5]$ also rounds to it, but uses no $Q$, no $K$ and no softmax.) The full
-    list of the document's discrepancies is in `docs/errata.md`.
+    **The plausible reading.** Two readings round to the document's numbers, and they are equally close
+    (0.0329 and 0.0333: numbers given to one decimal cannot tell them apart). One is the first row of the
+    **weights** for three scalar tokens divided by $\sqrt 3$, $[0.168, 0.299, 0.533]$: it uses the document's
+    own formula, its $Q$, $K$, softmax and $\sqrt 3$. The other is $V / \sum V = [0.167, 0.333, 0.5]$, which
+    uses no $Q$, no $K$ and no softmax. So the document most likely computed the attention weights of the
+    first token (not the output), and divided by $\sqrt 3$ (its "`d=3`", which for three scalar tokens is
+    the sequence length) where the formula divides by $\sqrt{d_k} = \sqrt 1$. The full list of the
+    document's discrepancies is in `docs/errata.md`.
 
     The weights of that reading, as a map:
     """),
@@ -283,8 +300,9 @@ CELLS = [
     md(r"""
     **A row with nothing to attend to.** If every key of a query is hidden, the softmax has nothing to
     share its weight over. With a literal $-\infty$ the row becomes $e^{-\infty - (-\infty)}$: NaN, which
-    then spreads through everything downstream. The library makes such a row's weights, output and
-    gradient **0** instead:
+    then spreads through everything downstream. With a very negative finite number every score in the row
+    is the same, so the softmax spreads the weight evenly over the keys the mask hides: no NaN, but
+    silently wrong. The library makes such a row's weights, output and gradient **0** instead:
     """),
     code("""
     mask = np.ones((L, S), dtype=bool)
@@ -308,11 +326,12 @@ CELLS = [
     2. Show that attention without masks is *permutation-equivariant*: permute the rows of $Q$ (and of
        $K$, $V$ together) and check how the output rows move. Why does this mean a Transformer needs
        positional encodings (notebook 04)?
-    3. Repeat section 4 with $d_k = 4, 16, 256$. At which $d_k$ does the unscaled softmax become nearly
-       one-hot?
+    3. Repeat section 4 with $d_k = 4, 16, 256$. How do the mean largest weight and the size of the
+       softmax's gradient change with $d_k$, unscaled and scaled?
     4. In the document's example, with three tokens of dimension 1 and the formula's divisor, which
        tokens attend most to themselves? Explain from the scores $x_i x_j$ why tokens 1 and 2 do not.
-    5. Build the decoder mask of a batch where one *query* row is padding (the second sequence of
-       section 6 with the combined mask). Which rows of its weights are all zero, if any, and why?
+    5. Pad on the left instead, `ids = [[0, 0, 5, 6]]`, and build the decoder's combined mask. Which query
+       rows have no key left, what do their weights become, and why can right padding (section 6) never
+       cause this with a causal mask?
     """),
 ]
