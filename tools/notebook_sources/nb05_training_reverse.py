@@ -195,15 +195,15 @@ CELLS = [
     theta = np.array([1.0, -2.0, 0.5])                               # theta_0
     grads = [np.array([0.5, -3.0, 0.001]), np.array([1.0, 1.0, 0.001])]   # g_1, g_2
     m, v = np.zeros(3), np.zeros(3)                                  # m_0 = v_0 = 0
-    thetas = [theta]
+    thetas = [theta.copy()]                                          # copies: theta may be updated in place
     for step_t, g in enumerate(grads, start=1):
-        ### BEGIN SOLUTION A5: new m, v; bias-corrected m_hat, v_hat; theta -= alpha m_hat / (sqrt(v_hat) + eps)
+        ### BEGIN SOLUTION A5: new m, v; bias-corrected m_hat, v_hat; theta = theta - alpha m_hat / (sqrt(v_hat) + eps)
         m = beta_1 * m + (1 - beta_1) * g
         v = beta_2 * v + (1 - beta_2) * g**2
         m_hat, v_hat = m / (1 - beta_1**step_t), v / (1 - beta_2**step_t)
         theta = theta - alpha * m_hat / (np.sqrt(v_hat) + epsilon)
         ### END SOLUTION
-        thetas.append(theta)
+        thetas.append(theta.copy())
         print(f"step {step_t}: theta = {theta.round(4)}")
     """),
     md(r"""
