@@ -32,7 +32,14 @@ CELLS = [
     held-out sequences · **10** a checkpoint (in a temporary folder).
 
     **Exercises in the text** (assignments A4 and A5, `minitransformer assignments list`): the four pieces of
-    section 2, in NumPy, each followed by a cell that checks your answer against the library.
+    section 2, in NumPy, each followed by a cell that checks your answer against the library. In assignment
+    A4's student copy (`minitransformer assignments build 4 DIR`) the library's own A4 bodies are taken out
+    too: the layer-norm and feed-forward checks of section 2 and every cell from section 3 on raise
+    `NotImplementedError` until you have written them in `minitransformer/functional/normalization.py`,
+    `autograd/fused.py`, `nn/layers.py` and `nn/transformer.py`. In A5's copy the warm-up and Adam checks of
+    section 2 and the training loop of section 5 raise until you have written `noam_lr` in
+    `minitransformer/optim/schedule.py` and `Adam.update` in `optim/adam.py`; until then section 6 has no
+    curves to draw and sections 7 to 10 show the untrained model.
     """),
     SETUP,
     md(r"""
@@ -225,8 +232,8 @@ CELLS = [
     `nn.Transformer` is the paper's model: embeddings $\times \sqrt{d_\text{model}}$ plus the sinusoidal
     $PE$, an encoder (self-attention + feed-forward), a decoder (masked self-attention + cross-attention +
     feed-forward) and a linear layer to the vocabulary. A tiny one: $d_\text{model} = 32$, 2 heads, two
-    layers each, pre-LN (`norm_first=True`, which trains more easily without the paper's long warm-up; the
-    paper's post-LN is `norm_first=False`).
+    layers each, pre-LN (`norm_first=True`; in deep models it trains without the paper's long warm-up, where
+    the paper's post-LN, `norm_first=False`, needs one: exercise 5).
     """),
     code("""
     mt.manual_seed(0)
@@ -241,8 +248,8 @@ CELLS = [
 
     One held-out example, teacher-forced. Row $t$ of a cross-attention map is the decoder position that
     reads `tgt_in[t]` and predicts the next output token; column $j$ is source position $j$. One row of
-    maps per decoder layer, one column per head. Untrained, the heads spread their weight without a
-    pattern.
+    maps per decoder layer, one column per head. Untrained, no head shows the anti-diagonal: the weights are
+    spread out or, as in layer 2, head 1, lean on one arbitrary source position.
     """),
     code("""
     example = next(p for p in val_pairs if len(p[0]) == 8)
@@ -268,8 +275,8 @@ CELLS = [
     Every step is the same seven lines: forward, loss, zero the old gradients, `backward()`, clip the global
     gradient norm, take an Adam step, move the learning-rate schedule. The rate warms up linearly over the
     first 10% of the steps and then decays to 0 along a cosine (`train.tasks.warmup_schedule`; with
-    `kind="noam"` it is the paper's equation 3). The held-out loss is measured every 50 steps. About 15 s on
-    two CPU cores.
+    `kind="noam"` it has the shape of the paper's equation 3, scaled so that its peak is `lr`). The held-out
+    loss is measured every 50 steps. About 15 s on two CPU cores.
     """),
     code("""
     import itertools
@@ -392,10 +399,13 @@ CELLS = [
        Then try `"sort"`: what can a map of a sorting model show, and what can it not?
     2. Length generalisation: decode held-out sources of length 9 and 10 (`digit_task_splits(...,
        min_len=9, max_len=10)`, and a model built with a larger `max_len`). Where do the errors start?
-    3. Replace the schedule with a constant rate (`kind="constant"`) and then with the paper's
-       (`kind="noam"`). Compare the curves after 600 steps.
-    4. Remove `clip_grad_norm_` and raise the rate to `2e-2`. What happens to the loss?
-    5. Set `norm_first=False` (the paper's post-LN) with the same settings. Does it still learn in 600
-       steps? Look at the curves.
+    3. Replace the cosine with a constant rate after the warm-up (`kind="constant"`) and then with the
+       paper's decay (`kind="noam"`). Compare the curves after 600 steps.
+    4. Raise the rate to `2e-2`, then `5e-2`, each with and without `clip_grad_norm_`. What happens to the
+       loss? Why does clipping change so little under Adam? (Multiply every gradient by a constant $c$: what
+       happens to $\hat m_t / \sqrt{\hat v_t}$?)
+    5. Set `norm_first=False` (the paper's post-LN). Does it still learn in 600 steps? Then build 6 encoder
+       and 6 decoder layers and use `warmup=1`, once pre-LN and once post-LN (about half a minute each). What
+       happens to post-LN, and why does the warm-up matter for it?
     """),
 ]
