@@ -38,7 +38,11 @@ CELLS = [
 
     **Exercises in the text** (assignment A6, `minitransformer assignments list`): greedy decoding of a batch
     (section 2), one beam step and the length penalty (section 5), the tempered softmax with top-$k$
-    (section 6), in NumPy, each checked against the library.
+    (section 6), in NumPy, each checked against the library. In assignment A6's student copy
+    (`minitransformer assignments build 6 DIR`) the library's own A6 bodies are taken out too: from the check
+    after section 2's exercise on, the notebook stops at the first cell that calls one (`greedy_decode`, later
+    `beam_search`, `length_penalty` and `generate`) with `NotImplementedError`, until you have written them in
+    `minitransformer/train/decoding.py`.
     """),
     SETUP,
     *ONE_BLAS_THREAD,
@@ -126,7 +130,9 @@ CELLS = [
     print("greedy:", mine.shape, "= (test sources, tokens);  the first:", show(mine[0]), "  target:", show(test[0][1]))
     """),
     md(r"""
-    **Check** against the library's `greedy_decode`, and the two accuracies on the test set: the teacher-forced
+    **Check** against the library's `greedy_decode`: the same tokens, and the same stop once every row has
+    ended, checked on the first source alone (in the whole batch some row takes all `max_len` = 10 steps).
+    Then the two accuracies on the test set: the teacher-forced
     accuracy per token and the exact-sequence accuracy of greedy decoding (every token right, then `<eos>`),
     as `setup.final_metrics` measures them:
     """),
@@ -135,8 +141,10 @@ CELLS = [
 
     generated = greedy_decode(model, tb.src, tb.src_mask).numpy()        # (500, T'): given its OWN prefix
     assert mine.shape == generated.shape and (mine == generated).all()
+    first = greedy(model, tb.src[:1], tb.src_mask[:1], max_len=model.max_len)   # one row: it stops at its <eos>
+    assert first.shape == greedy_decode(model, tb.src[:1], tb.src_mask[:1]).numpy().shape
     final = setup.final_metrics(model)
-    print("greedy_decode gives the same tokens")
+    print("greedy_decode gives the same tokens; the first source alone stops at its <eos>:", first.shape)
     print(f"test: token accuracy (teacher-forced) {final['test_token_accuracy']:.1%}, "
           f"exact-sequence accuracy (greedy) {final['test_exact_sequence_accuracy']:.1%}")
     """),
@@ -164,7 +172,7 @@ CELLS = [
     generation reads its own 7 and writes, at position 6, the 4 it skipped: one mistake has caused a
     second. How far a mistake carries, over the whole test set: the accuracy per token of the two, and the
     same counted only at the positions *after* the first mistake of each sequence that generation gets
-    wrong.
+    wrong, the position right after it apart from the rest; then what the wrong outputs look like.
     """),
     code("""
     target = tb.tgt_out.numpy()                              # (500, T): target + <eos>, 0 after it
@@ -175,19 +183,33 @@ CELLS = [
     tf_right, gen_right = (tf_pred == target) & real, (gen == target) & real
     first_error = np.where((~gen_right & real).any(1), (~gen_right & real).argmax(1), width)   # (500,)
     after = real & (np.arange(width) > first_error[:, None])  # positions after a generation mistake
+    just_after = after & (np.arange(width) == first_error[:, None] + 1)   # the position right after it
+    later = after & ~just_after                               # two or more positions after it
 
     print(f"per token, all positions:       teacher-forced {tf_right.sum() / real.sum():.1%}, "
           f"generated {gen_right.sum() / real.sum():.1%}")
     print(f"per token, after a first mistake ({after.sum()} positions in {(first_error < width).sum()} sequences): "
           f"teacher-forced {tf_right[after].sum() / after.sum():.1%}, "
           f"generated {gen_right[after].sum() / after.sum():.1%}")
+    for name, where in (("  just after it", just_after), ("  from the next on", later)):
+        print(f"{name} ({where.sum():3} positions):  teacher-forced {tf_right[where].mean():.1%}, "
+              f"generated {gen_right[where].mean():.1%}")
+
+    wrong = [(strip_after_eos(g), t) for g, (_, t) in zip(generated, test) if strip_after_eos(g) != t]
+    swapped = sum(any(g == t[:k] + [t[k + 1], t[k]] + t[k + 2:] for k in range(len(t) - 1)) for g, t in wrong)
+    print(f"\\nof the {len(wrong)} wrong outputs: {swapped} are the target with two neighbouring digits swapped, "
+          f"{sum(len(g) != len(t) for g, t in wrong)} have a digit too few or too many")
     """),
     md(r"""
-    After a first mistake, teacher forcing, fed the right prefix, still gets 97.4% of the remaining tokens
-    right; generation, reading its own mistake, 59.8%. Training never showed the model a wrong prefix, so
-    it has not learned to recover from one (a skipped, repeated or swapped digit moves the digits after it).
-    The loss and the token accuracy measured in training are teacher-forced: they measure the first kind
-    of prediction, and only decoding measures the second.
+    After a first mistake, teacher forcing, fed the right prefix, still gets 97.3% of the remaining tokens
+    right; generation, reading its own mistake, 58.4%. Most of that gap is the very next token (14.7% right
+    against 100%): most of generation's wrong outputs here (21 of 34) are the target with two neighbouring
+    digits swapped, as in the example. The model writes a digit one step early, then the one it skipped,
+    which is wrong there, and from then on it is right again (77.2% of the later positions, where chance is
+    about 10%). A skipped or repeated digit instead shifts every digit after it (6 outputs are a digit too
+    short or too long). Training showed the model only right prefixes, so what it does after a wrong one
+    is not something it was taught. The loss and the token accuracy measured in training are
+    teacher-forced: they measure the first kind of prediction, and only decoding measures the second.
 
     ## 3. The causal mask, seen from the decoder
 
@@ -370,15 +392,15 @@ CELLS = [
     for k in (2, 4):
         tokens, scores = beam_search(model, tb.src[:20], beam_size=k, src_mask=tb.src_mask[:20], return_scores=True)
         for n, (s, _) in enumerate(test[:20]):
-            _, (ys, logp) = beam_by_hand(model, s, k=k, alpha=0.0, max_len=model.max_len)
-            assert strip_after_eos(ys[1:]) == strip_after_eos(tokens.numpy()[n])
+            _, (winner, logp) = beam_by_hand(model, s, k=k, alpha=0.0, max_len=model.max_len)
+            assert strip_after_eos(winner[1:]) == strip_after_eos(tokens.numpy()[n])
             assert abs(logp - scores.numpy()[n]) < 1e-4
     print("beam_by_hand: beam_search's winners and scores, k = 2 and 4")
     """),
     md(r"""
     Greedy's path is the top line up to step 5. At step 4 greedy took `1` (log P $-0.70$) over `5`
-    ($-1.44$); the beam kept both, and at step 6 the hypothesis through `5` ranks first. Greedy's own
-    output ends last of the four, at $-2.571$ against $-1.928$.
+    ($-1.43$); the beam kept both, and at step 6 the hypothesis through `5` ranks first. Greedy's own
+    output ends last of the four, at $-2.560$ against $-1.926$.
     """),
     md(r"""
     ### Exercise A6 · the length penalty
@@ -417,19 +439,28 @@ CELLS = [
     example's final beam, and the whole test set with both $\alpha$:
     """),
     code("""
-    for ys, s in final_beam:
-        n = len(ys) - 1
-        print(f"  {' '.join(tok.itos[v] for v in ys[1:]):24} |Y| = {n}  log P = {s:7.3f}  "
+    for hyp, s in final_beam:
+        n = len(hyp) - 1
+        print(f"  {' '.join(tok.itos[v] for v in hyp[1:]):24} |Y| = {n}  log P = {s:7.3f}  "
               f"/ lp: alpha 0 {s:7.3f}, alpha 0.6 {s / length_penalty(n, 0.6):7.3f}")
     beam_06 = beam_search(model, tb.src, beam_size=4, src_mask=tb.src_mask, alpha=0.6).numpy()
-    differ = sum(strip_after_eos(x) != strip_after_eos(y) for x, y in zip(beam, beam_06))
-    print(f"test set: alpha 0.6 changes the winner for {differ} of {len(test)} sources; exact-sequence accuracy "
-          f"{exact_match(beam_06, tb.tgt_out.numpy()):.1%}")
+    differ = [n for n, (x, y) in enumerate(zip(beam, beam_06)) if strip_after_eos(x) != strip_after_eos(y)]
+    print(f"test set: alpha 0.6 changes the winner for {len(differ)} of {len(test)} sources; exact-sequence accuracy "
+          f"{exact_match(beam_06, tb.tgt_out.numpy()):.1%} (alpha 0: {exact_match(beam, tb.tgt_out.numpy()):.1%})")
+    for n in differ:                                         # each output's log P, and its |Y| with <eos>
+        outputs = [strip_after_eos(beam[n]), strip_after_eos(beam_06[n])]
+        s0, s6 = log_prob(model, [(test[n][0], y) for y in outputs])
+        print(f"  source {n}, target {show(test[n][1])}:  alpha 0 {show(beam[n])} (|Y| = {len(outputs[0]) + 1}, "
+              f"log P = {s0:.3f}),  alpha 0.6 {show(beam_06[n])} (|Y| = {len(outputs[1]) + 1}, log P = {s6:.3f})")
     """),
     md(r"""
     In the example's beam, $\alpha = 0.6$ swaps the second and third hypotheses: the one a digit short
-    ($\lvert Y \rvert = 8$, $\log P = -2.326$) falls behind a complete one ($\lvert Y \rvert = 9$, $-2.357$). The
-    winner stays, here and for all 500 test sources.
+    ($\lvert Y \rvert = 8$, $\log P = -2.298$) falls behind a complete one ($\lvert Y \rvert = 9$, $-2.356$). The
+    winner stays here. On the whole test set, in the run shown, $\alpha = 0.6$ changes the winner for one
+    source: at $\alpha = 0$ the output a digit short wins, by $0.010$ in $\log P$; divided by its smaller
+    $lp$, it loses to the right one, which is what the penalty is for. It is a knife-edge: the numbers'
+    last digits differ from one CPU to another (see the notebooks' README), and on some the penalty
+    changes no winner at all.
     """),
     md(r"""
     ## 6. Sampling with temperature and top-$k$
@@ -545,8 +576,8 @@ CELLS = [
     """),
     md(r"""
     Top-2 at $\tau = 1$ draws only between the two most likely tokens, and gets back part of what sampling
-    lost (77.2% against 69.4%). In the example, most samples repeat greedy's mistake: at its step 6, the
-    wrong 7 has $p = 0.673$ and the right 4 only $0.294$.
+    lost (77.2% against 69.6%). In the example, most samples repeat greedy's mistake: at its step 6, the
+    wrong 7 has $p = 0.676$ and the right 4 only $0.291$.
     """),
     md(r"""
     **The library's sampler** is `train.generate`, for a decoder-only language model (`nn.DecoderOnlyLM`,
@@ -604,6 +635,7 @@ CELLS = [
         return sum(int(np.prod(w.shape)) for w in model.decoder.self_attn_weights + model.decoder.cross_attn_weights)
 
 
+    print("ys:", " ".join(tok.itos[v] for v in ys), f"  (section 4: test source {i}, {show(src)}, greedy)")
     counts = {"without cache": 0, "with cache": 0}
     worst = 0.0
     with mt.no_grad():
@@ -700,8 +732,8 @@ CELLS = [
     3. Show from the formula that $\mathrm{softmax}(z / \tau)$ has the same arg-max as $z$ for every
        $\tau > 0$, and that it tends to the one-hot arg-max as $\tau \to 0$ (when the largest logit is unique).
        Then sample 1000 tokens from section 6's distribution at $\tau = 0.05$: how many are the arg-max?
-       (Answer: all of them, in practice: the second most likely token has $(0.294 / 0.673)^{20} \approx
-       6 \cdot 10^{-8}$ times the probability of the first.)
+       (Answer: all of them, in practice: the second most likely token has $(0.291 / 0.676)^{20} \approx
+       5 \cdot 10^{-8}$ times the probability of the first.)
     4. For $T = 100$ decoded tokens, how many self-attention score entries per head and layer are computed
        with and without the cache? (Answer: $5050$ and $338350$, $67$ times as many.)
     5. The causal mask lets position $t$ see itself ($j = t$) but not $t + 1$. What would a model trained
