@@ -181,6 +181,12 @@ def test_attention_bad_input():
         sdpa(mt.zeros(4), mt.zeros(5, 4), mt.zeros(5, 2))
     with pytest.raises(ValueError, match=r"dropout probability p must be a number in \[0, 1\), got 1.0"):
         sdpa(mt.zeros(3, 4), mt.zeros(5, 4), mt.zeros(5, 2), dropout_p=1.0)
+    # mixed dtypes: named as passed (not by the product inside, with K transposed)
+    with pytest.raises(TypeError, match=r"^scaled_dot_product_attention: Q is float64 \(3, 4\) but K is float32 "
+                                        r"\(5, 4\); convert one with \.to\('float64'\)$"):
+        sdpa(mt.zeros(3, 4, dtype="float64"), mt.zeros(5, 4), mt.zeros(5, 2))
+    with pytest.raises(TypeError, match=r"Q is float32 \(3, 4\) but V is float64 \(5, 2\)"):
+        sdpa(mt.zeros(3, 4), mt.zeros(5, 4), mt.zeros(5, 2, dtype="float64"))
 
 
 @pytest.mark.parametrize("mask", [None, np.ones((3, 0), dtype=bool)], ids=["no mask", "mask"])

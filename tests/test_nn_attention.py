@@ -215,11 +215,23 @@ def test_bad_input_is_refused_before_arithmetic():
         mha(mt.zeros(2, 3, 8), mt.zeros(2, 5, 8), mt.zeros(2, 4, 8))
     with pytest.raises(ValueError, match="MultiHeadAttention: batch sizes differ"):
         mha(mt.zeros(2, 3, 8), mt.zeros(3, 5, 8))
-    scores = r"mask of shape \(2, 3, 3\) does not broadcast to the scores \(batch, heads, L, S\) = \(2, 4, 3, 3\)"
+    scores = r"mask of shape \(2, 1, 3, 4\) does not broadcast to the scores \(batch, heads, L, S\) = \(2, 4, 3, 3\)"
     with pytest.raises(ValueError, match=scores):
-        mha(mt.zeros(2, 3, 8), mask=mt.ones(2, 3, 3, dtype="bool"))
-    with pytest.raises(TypeError, match="the mask must be boolean"):
+        mha(mt.zeros(2, 3, 8), mask=mt.ones(2, 1, 3, 4, dtype="bool"))
+    # named with the shape the user passed, not the (1, 1, 3, 3) it is reshaped to
+    with pytest.raises(TypeError, match=r"MultiHeadAttention: the mask must be boolean .*float32 with shape \(3, 3\)"):
         mha(mt.zeros(2, 3, 8), mask=mt.ones(3, 3))
+
+
+def test_a_mask_per_example_without_a_head_axis_is_refused_not_put_on_the_heads():
+    """(batch, L, S) broadcasts as one mask per head: with batch == heads, example i's mask would land on head i."""
+    mha = nn.MultiHeadAttention(8, 2)
+    per_example = mt.tensor(np.array([[[True, True, False]] * 3, [[True, True, True]] * 3]))   # (2, 3, 3)
+    with pytest.raises(ValueError, match=r"a 3-D mask \(2, 3, 3\) is ambiguous .* \(batch, 1, L, S\)"):
+        mha(mt.zeros(2, 3, 8), mask=per_example)
+    _, weights = mha(mt.randn(2, 3, 8), mask=per_example.reshape(2, 1, 3, 3))   # the head axis: as meant
+    assert np.all(weights.numpy()[0, :, :, 2] == 0) and np.all(weights.numpy()[1, :, :, 2] > 0)
+    mha(mt.zeros(2, 3, 8), mask=mt.ones(1, 3, 3, dtype="bool"))                   # one mask for all: fine
 
 
 # ------------------------------------------------------------------ against PyTorch

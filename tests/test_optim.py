@@ -619,8 +619,10 @@ def test_schedule_bad_input():
         noam_lr(0, 512)
     with pytest.raises(ValueError, match="d_model"):
         noam_lr(1, 0)
-    with pytest.raises(ValueError, match="warmup"):
+    with pytest.raises(ValueError, match=r"^WarmupSchedule: warmup_steps must be >= 1 \(steps of warm-up\), got 0$"):
         WarmupSchedule(opt, d_model=512, warmup_steps=0)
+    with pytest.raises(ValueError, match=r"^WarmupSchedule: d_model must be >= 1 \(the model width\), got 0$"):
+        WarmupSchedule(opt, d_model=0)
     with pytest.raises(ValueError, match="factor"):
         noam_lr(1, 512, factor=0.0)
     with pytest.raises(TypeError, match="step"):
@@ -630,6 +632,9 @@ def test_schedule_bad_input():
     assert opt.param_groups[0]["lr"] == 0.1  # the refused schedule changed nothing
     with pytest.raises(ValueError, match="keys"):
         WarmupSchedule(opt, d_model=512).load_state_dict({"step_num": 3})
+    with pytest.raises(ValueError, match=r"^WarmupSchedule.load_state_dict: warmup_steps must be >= 1"):
+        WarmupSchedule(opt, d_model=512).load_state_dict({"step_num": 3, "d_model": 512, "warmup_steps": 0,
+                                                          "factor": 1.0})
 
 
 # ------------------------------------------------------------------ clipping
@@ -696,6 +701,7 @@ def test_clip_grad_norm_bad_input():
         (lambda p: SGD(p, lr=-0.1), ValueError, "lr must be a finite number >= 0, got -0.1"),
         (lambda p: SGD(p, lr="0.1"), TypeError, "lr must be a finite number >= 0, got '0.1'"),
         (lambda p: SGD(p, lr=0.1, momentum=-0.5), ValueError, "momentum"),
+        (lambda p: SGD(p, lr=0.1, momentum=1.5), ValueError, r"SGD: momentum must be a number in \[0, 1\), got 1.5"),
         (lambda p: SGD(p, lr=0.1, nesterov=True), ValueError, "Nesterov momentum needs momentum > 0"),
         (lambda p: SGD(p, lr=0.1, weight_decay=-1.0), ValueError, "weight_decay"),
         (lambda p: Adam(p, lr=-1e-3), ValueError, "lr must be a finite number >= 0"),

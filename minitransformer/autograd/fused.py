@@ -3,7 +3,7 @@ r"""Fused primitives: a whole formula as one operation, its derivative worked ou
 :func:`~minitransformer.functional.softmax`, ``log_softmax``, ``layer_norm``, ``gelu``, ``cross_entropy`` and
 ``binary_cross_entropy_with_logits`` are written in :mod:`minitransformer.functional` as compositions of
 the engine's primitives (``exp``, ``sum``, ``/``, ...), which is how a reader checks them against the formula, and how
-their gradient comes for free. Composed, each records five to ten operations, each allocating
+their gradient comes for free. Composed, each records four to eleven operations, each allocating
 an array and keeping its inputs for ``backward``. Here each is one :class:`Function`: ``forward``
 runs the formula on arrays, keeping only what the derivative needs, and ``backward`` is the
 derivative simplified by hand (written in each docstring) and computed in a few array passes.
@@ -12,9 +12,10 @@ The functions in :mod:`minitransformer.functional` use these by default (``fused
 the composition as the reference (``fused=False``); ``tests/test_fused.py`` proves the two agree,
 values and gradients, and checks each of these against finite differences.
 
-On a GPU, softmax, layer norm and GELU run as one CUDA kernel each way, and the affine map's products as
-direct cuBLAS calls (:mod:`minitransformer.kernels`; ``MINITRANSFORMER_KERNELS=0`` turns them off): the same
-formulas, checked against these.
+On a GPU, softmax (also scaled and masked, as attention's weights), layer norm, GELU and the binary
+cross-entropy run as one CUDA kernel each way, and the affine map's products as direct cuBLAS calls
+(:mod:`minitransformer.kernels`; ``MINITRANSFORMER_KERNELS=0`` turns them off): the same formulas,
+checked against these.
 
 Notation as in :mod:`.ops`: :math:`\bar y = \partial L/\partial y` arrives, :math:`\bar x` is returned.
 """

@@ -137,7 +137,8 @@ def gelu(x: Tensor, fused: bool = True) -> Tensor:
 
     The exact GELU is :math:`x\,\Phi(x) = \tfrac12 x (1 + \mathrm{erf}(x/\sqrt2))`, but the Python
     array API standard (and so this library's backends) has no ``erf``; the tanh form differs from
-    it by less than about :math:`10^{-3}` and is what GPT-2 and BERT use. It equals PyTorch's
+    it by at most about :math:`5 \cdot 10^{-4}` (at :math:`|x| \approx 2.7`) and is what GPT-2 and Google's BERT
+    code use. It equals PyTorch's
     ``torch.nn.functional.gelu(x, approximate="tanh")``. (The original Transformer uses ReLU;
     GELU is the usual alternative in later models.)
 

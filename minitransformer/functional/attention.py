@@ -74,6 +74,10 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
         require_float(op, name, t)
         if t.ndim < 2:
             raise ValueError(f"{op}: {name} must have shape (..., seq, features), got {t.shape}")
+    for name, t in (("K", K), ("V", V)):  # named here, before a product deep inside names K transposed
+        if t.dtype_name != Q.dtype_name:
+            raise TypeError(f"{op}: Q is {Q.dtype_name} {Q.shape} but {name} is {t.dtype_name} {t.shape}; "
+                            f"convert one with .to('{Q.dtype_name}')")
     if Q.shape[-1] != K.shape[-1]:
         raise ValueError(f"{op}: Q {Q.shape} and K {K.shape} must have the same d_k (last axis): "
                          f"{Q.shape[-1]} != {K.shape[-1]}")

@@ -156,7 +156,8 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets, reduction: str = "
     logits : Tensor
         Any shape, floating point: :math:`z`, before the sigmoid.
     targets : Tensor or array_like
-        The shape of ``logits``: probabilities of the positive class (0 or 1, or soft labels).
+        The shape of ``logits``: probabilities of the positive class (0 or 1, or soft labels); values
+        outside [0, 1] are not checked (as in PyTorch) and give a loss with no meaning.
     reduction : {"mean", "sum", "none"}
         The mean or the sum of the losses :math:`\ell`, or each of them (``"none"``).
     fused : bool

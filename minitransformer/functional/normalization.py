@@ -29,7 +29,8 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
     gamma, beta : Tensor, optional
         ``(d,)`` learned gain and bias; left out, :math:`\gamma = 1` and :math:`\beta = 0`.
     eps : float
-        :math:`\epsilon \ge 0` added to the variance (finite).
+        :math:`\epsilon \ge 0` added to the variance (finite). With :math:`\epsilon = 0` a constant
+        vector gives :math:`0/0` = NaN, as in PyTorch.
     fused : bool
         One operation whose backward is the simplified derivative :math:`\bar x = (\bar g - \langle \bar g
         \rangle - \hat x \langle \bar g \hat x \rangle) / \sqrt{\sigma^2 + \epsilon}` with

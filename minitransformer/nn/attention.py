@@ -24,6 +24,7 @@ from __future__ import annotations
 from .. import functional as F
 from ..autograd import Tensor, concat, stack
 from ..autograd.engine import _broadcasts_to
+from ..functional._checks import as_mask
 from ..functional.dropout import check_probability
 from .layers import Linear, check_size
 from .module import Module
@@ -32,9 +33,18 @@ __all__ = ["MultiHeadAttention", "KVCache"]
 
 
 def check_mask(op: str, name: str, mask, scores: tuple[int, int, int, int], backend) -> Tensor:
-    """``mask`` as a Tensor (a bool array or nested lists become one on ``backend``) if its shape broadcasts to
-    the attention scores ``(batch, heads, L, S)``; else a ValueError naming ``op`` and both shapes."""
+    """``mask`` as a Tensor (a bool array or nested lists become one on ``backend``) if it is boolean and its shape
+    broadcasts to the attention scores ``(batch, heads, L, S)``; else an error naming ``op`` and the shapes.
+
+    A 3-D mask ``(n, L, S)`` with ``n > 1`` is refused: it would broadcast as one mask per *head*, and where
+    ``n`` equals the batch size that silently puts example ``i``'s mask on head ``i``."""
     mask = mask if isinstance(mask, Tensor) else Tensor(mask, backend=backend)
+    as_mask(op, mask, mask, name=f"the {name}")  # boolean, checked here: the user's shape, not the reshaped one
+    if mask.ndim == 3 and mask.shape[0] != 1:
+        raise ValueError(
+            f"{op}: a 3-D {name} {mask.shape} is ambiguous (one per example, or one per head?); pass "
+            f"(batch, 1, L, S) for one per example or (1, heads, L, S) for one per head"
+        )
     if not _broadcasts_to(mask.shape, scores):
         raise ValueError(
             f"{op}: {name} of shape {mask.shape} does not broadcast to the scores (batch, heads, L, S) = "
@@ -249,7 +259,8 @@ class MultiHeadAttention(Module):
         mask : Tensor, optional
             Boolean, True where a query **may** attend a key, broadcastable to
             ``(batch, heads, L, S)``: :func:`~minitransformer.functional.causal_mask` ``(L, L)``,
-            :func:`~minitransformer.functional.padding_mask` ``(batch, 1, 1, S)``.
+            :func:`~minitransformer.functional.padding_mask` ``(batch, 1, 1, S)``. A mask per example
+            is ``(batch, 1, L, S)``; a 3-D ``(n, L, S)`` with ``n > 1`` is refused as ambiguous.
         need_weights : bool
             Return the attention weights too (else ``None`` in their place).
         cache : KVCache, optional
@@ -261,9 +272,10 @@ class MultiHeadAttention(Module):
         Returns
         -------
         output : Tensor
-            ``(batch, L, d_model)``.
+            ``(batch, L, d_model)`` (``(L, d_model)`` for an unbatched query).
         weights : Tensor or None
-            ``(batch, heads, L, S)``: head :math:`i`'s attention map is ``weights[:, i]``.
+            ``(batch, heads, L, S)``: head :math:`i`'s attention map is ``weights[:, i]``
+            (``(heads, L, S)`` for an unbatched query).
         """
         key = query if key is None else key
         value = key if value is None else value

@@ -98,7 +98,8 @@ class Embedding(Module):
 
     The paper (section 3.4) multiplies the embeddings by :math:`\sqrt{d_\text{model}}`: with
     ``scale=True`` this layer does. :math:`E` starts as :math:`\mathcal N(0, 1/d_\text{model})`, so
-    the scaled vectors have entries of variance 1, the size of the positional encoding added to them.
+    the scaled vectors have entries of variance 1, about the size of the sinusoidal positional
+    encoding added to them (whose entries have mean square 1/2).
     The lookup's gradient adds up the gradients of every position where a token occurs.
 
     Shapes: integer ids ``(batch, seq)`` -> ``(batch, seq, d_model)``.
@@ -396,7 +397,10 @@ class LearnedPositionalEmbedding(Module):
     nearly identical results (Table 3, row E), and kept the sinusoids because they may extrapolate
     to sequences longer than any seen in training; a learned table has no row beyond ``max_len``.
 
-    :math:`P` starts as :math:`\mathcal N(0, 0.02^2)` (GPT-2's choice).
+    :math:`P` starts as :math:`\mathcal N(0, 0.02^2)`, as in nanoGPT's and Hugging Face's GPT-2 (OpenAI's
+    own code draws positions with std 0.01 and tokens with 0.02: the two start alike there). Added to this
+    library's embeddings scaled by :math:`\sqrt{d_\text{model}}` (entries of variance 1), :math:`P` starts
+    about 50 times smaller than the tokens.
 
     Shapes: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``, ``seq <= max_len``.
 

@@ -225,13 +225,14 @@ class DecoderOnlyLM(_Configured):
     r"""A GPT-style language model: the Transformer's decoder without cross-attention, predicting the next token.
 
     .. math::
-        \mathrm{logits} = \mathrm{LayerNorm}(\mathrm{Decoder}(\mathrm{Dropout}(E[\mathrm{ids}]\sqrt{d_{model}}
-            + PE)))\, W_{out} + b_{out}
+        \mathrm{logits} = \mathrm{Decoder}(\mathrm{Dropout}(E[\mathrm{ids}]\sqrt{d_{model}} + PE))\, W_{out}
+            + b_{out}
 
     ``logits[:, t]`` scores the token at position :math:`t+1` from the tokens up to :math:`t`;
-    the causal mask is built inside. Pre-LN by default (``norm_first=True``), as GPT-2, with the
-    final LayerNorm that pre-LN needs. The embeddings are scaled by :math:`\sqrt{d_{model}}` as in
-    the Transformer; ``positional="learned"`` puts a trained table in place of the sinusoids (GPT).
+    the causal mask is built inside. Pre-LN by default (``norm_first=True``), as GPT-2; the
+    :class:`Decoder` then ends in the final LayerNorm that pre-LN needs. The embeddings are scaled
+    by :math:`\sqrt{d_{model}}` as in the Transformer; ``positional="learned"`` puts a trained table
+    in place of the sinusoids (GPT).
 
     Shapes: integer ids ``(batch, T)`` -> logits ``(batch, T, vocab)``.
 

@@ -11,9 +11,12 @@ a named switch, ``norm_first``:
     \text{pre-LN (} \texttt{norm\_first=True}\text{)}: \quad
         x \leftarrow x + \mathrm{Dropout}(\mathrm{Sublayer}(\mathrm{LayerNorm}(x)))
 
-The paper writes the first. The Annotated Transformer's code uses the second without saying so
-(its ``SublayerConnection`` is ``x + dropout(sublayer(norm(x)))``); so do GPT-2 and most models
-since, because it trains deep stacks without a learning-rate warm-up. Here the choice is explicit.
+The paper writes the first. The Annotated Transformer's code uses the second (its
+``SublayerConnection`` is ``x + dropout(sublayer(norm(x)))``) and says so only in that class's
+docstring ("for code simplicity the norm is first as opposed to last"), while its prose quotes the
+paper's post-LN. GPT-2 and most later models use pre-LN too: with the norm inside the residual
+branch, the gradient stays well scaled through deep stacks, and Xiong et al. (2020) show that it
+can even train without the learning-rate warm-up post-LN needs. Here the choice is explicit.
 A pre-LN stack's output is a sum of un-normalised residuals, so :class:`Encoder` and
 :class:`Decoder` end it with one more LayerNorm; a post-LN stack already ends in one.
 
@@ -86,9 +89,10 @@ class EncoderLayer(Module):
 
     Pre-LN (``norm_first=True``): :math:`x \leftarrow x + \mathrm{Dropout}(\mathrm{MultiHead}(n, n, n))`
     with :math:`n = \mathrm{LayerNorm}_1(x)`, then the same for the FFN with :math:`\mathrm{LayerNorm}_2`.
-    The Annotated Transformer uses pre-LN silently while the paper says post-LN; here it is this
-    named switch. It is ``torch.nn.TransformerEncoderLayer`` with ``batch_first=True`` (the same
-    sub-modules and the same numbers; see :mod:`minitransformer.nn.convert`).
+    The Annotated Transformer's code uses pre-LN (noted only in a code docstring) while its prose
+    and the paper say post-LN; here it is this named switch. It is ``torch.nn.TransformerEncoderLayer``
+    with ``batch_first=True`` (the same sub-modules and the same numbers; see
+    :mod:`minitransformer.nn.convert`).
 
     Shapes: ``(batch, L, d_model)`` -> ``(batch, L, d_model)``.
 

@@ -22,13 +22,21 @@ from .optimizer import Optimizer, _to_python
 __all__ = ["noam_lr", "LRScheduler", "WarmupSchedule", "LambdaLR"]
 
 
-def _check_count(owner: str, what: str, value) -> int:
-    """A whole number >= 1 (Python or NumPy integer), else a clear error."""
+def _check_count(owner: str, what: str, value, why: str = "") -> int:
+    """A whole number >= 1 (Python or NumPy integer), else a clear error (``why`` says why, e.g. " (steps count
+    from 1)")."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{owner}: {what} must be a whole number >= 1, got {value!r}")
     if value < 1:
-        raise ValueError(f"{owner}: {what} must be >= 1 (steps count from 1), got {value}")
+        raise ValueError(f"{owner}: {what} must be >= 1{why}, got {value}")
     return int(value)
+
+
+def _check_settings(owner: str, d_model, warmup, factor, warmup_name: str = "warmup") -> tuple[int, int, float]:
+    """The warm-up schedule's settings checked, with the errors naming ``owner`` and its argument names."""
+    return (_check_count(owner, "d_model", d_model, " (the model width)"),
+            _check_count(owner, warmup_name, warmup, " (steps of warm-up)"),
+            float(require_real(owner, "factor", factor, low=0.0, low_open=True)))
 
 
 def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) -> float:
@@ -41,7 +49,8 @@ def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) ->
 
     It rises linearly for the first ``warmup`` steps, peaks at ``step == warmup`` (where the two
     terms are equal, :math:`\text{warmup}^{-0.5}`), then falls as :math:`\text{step}^{-0.5}`.
-    The paper uses ``warmup = 4000``, ``factor = 1``. ("Noam" after Noam Shazeer, who proposed it.)
+    The paper uses ``warmup = 4000``, ``factor = 1``. ("noam" is its name in tensor2tensor and The
+    Annotated Transformer, after Noam Shazeer, one of the paper's authors.)
 
     Parameters
     ----------
@@ -66,10 +75,8 @@ def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) ->
     >>> noam_lr(4, d_model=16, warmup=4)      # the peak: 16^-0.5 * 4^-0.5 = 1/4 * 1/2
     0.125
     """
-    step = _check_count("noam_lr", "step", step)
-    d_model = _check_count("noam_lr", "d_model", d_model)
-    warmup = _check_count("noam_lr", "warmup", warmup)
-    factor = require_real("noam_lr", "factor", factor, low=0.0, low_open=True)
+    step = _check_count("noam_lr", "step", step, " (steps count from 1)")
+    d_model, warmup, factor = _check_settings("noam_lr", d_model, warmup, factor)
     ### BEGIN SOLUTION A5: lrate = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)
     return float(factor) * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
     ### END SOLUTION
@@ -195,8 +202,9 @@ class WarmupSchedule(LRScheduler):
     _settings = ("d_model", "warmup_steps", "factor")
 
     def __init__(self, optimizer: Optimizer, d_model: int, warmup_steps: int = 4000, factor: float = 1.0):
-        noam_lr(1, d_model, warmup_steps, factor)  # checks the settings before anything changes
-        self.d_model, self.warmup_steps, self.factor = int(d_model), int(warmup_steps), float(factor)
+        # checked before anything changes
+        self.d_model, self.warmup_steps, self.factor = _check_settings("WarmupSchedule", d_model, warmup_steps,
+                                                                       factor, "warmup_steps")
         super().__init__(optimizer)
 
     def lr_at(self, step: int) -> list[float]:
@@ -206,12 +214,10 @@ class WarmupSchedule(LRScheduler):
 
     def _restore(self, owner: str, values: dict) -> None:
         try:
-            noam_lr(1, values["d_model"], values["warmup_steps"], values["factor"])
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{owner}: {e}") from e
-        self.d_model, self.warmup_steps, self.factor = (
-            int(values["d_model"]), int(values["warmup_steps"]), float(values["factor"])
-        )
+            self.d_model, self.warmup_steps, self.factor = _check_settings(
+                owner, values["d_model"], values["warmup_steps"], values["factor"], "warmup_steps")
+        except TypeError as e:  # a saved value of the wrong kind is a damaged state, as any other
+            raise ValueError(str(e)) from e
 
 
 class LambdaLR(LRScheduler):

@@ -12,7 +12,8 @@ class SGD(Optimizer):
     r"""Gradient descent, optionally with (Nesterov) momentum and L2 weight decay.
 
     With learning rate :math:`\gamma`, momentum :math:`\mu` and weight decay :math:`\lambda`
-    (Sutskever et al. 2013; the form PyTorch's ``torch.optim.SGD`` uses, without dampening):
+    (PyTorch's ``torch.optim.SGD`` without dampening; Sutskever et al. 2013 put the learning rate
+    inside the momentum buffer, a form that behaves differently when the rate changes):
 
     .. math::
 
@@ -30,7 +31,8 @@ class SGD(Optimizer):
     lr : float
         :math:`\gamma`, the learning rate, >= 0.
     momentum : float
-        :math:`\mu` >= 0; 0 turns momentum off.
+        :math:`\mu` in [0, 1); 0 turns momentum off (with :math:`\mu \ge 1` the buffer never forgets
+        a gradient and grows without bound).
     weight_decay : float
         :math:`\lambda` >= 0, the L2 penalty's coefficient (added to the gradient).
     nesterov : bool
@@ -55,7 +57,7 @@ class SGD(Optimizer):
 
     def check_group(self, group: dict) -> None:
         super().check_group(group)
-        group["momentum"] = require_real("SGD", "momentum", group["momentum"], low=0.0)
+        group["momentum"] = require_real("SGD", "momentum", group["momentum"], low=0.0, high=1.0, high_open=True)
         group["weight_decay"] = require_real("SGD", "weight_decay", group["weight_decay"], low=0.0)
         if not isinstance(group["nesterov"], bool):
             raise TypeError(f"SGD: nesterov must be True or False, got {group['nesterov']!r}")
