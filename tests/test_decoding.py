@@ -18,7 +18,7 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
 from minitransformer.data import BOS, EOS, PAD, pad_sequences
-from minitransformer.train.decoding import _pick, beam_search, generate, greedy_decode, length_penalty
+from minitransformer.train.decoding import _pick, _tempered, beam_search, generate, greedy_decode, length_penalty
 
 
 @pytest.fixture
@@ -314,7 +314,7 @@ def test_generate_refuses_a_context_the_model_cannot_read(lm):
         generate(lm, mt.tensor([[4]]), 3, context=0)
 
 
-@pytest.mark.assignment(6, points=10)
+@pytest.mark.assignment(6, points=5)
 @pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.6, 4), (1.7, None)])
 def test_generate_draws_the_next_token_from_the_tempered_softmax_of_the_lm(lm, temperature, top_k):
     """20000 rows of one prompt, one new token each: the share of each token against softmax(z / T) over the top k
@@ -350,7 +350,7 @@ def test_lm_stops_at_eos(lm):
     assert out.shape == (1, 3) and out[0, -1] == first
 
 
-@pytest.mark.assignment(6, points=10)
+@pytest.mark.assignment(6, points=5)
 @pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.5, None), (2.0, 2), (0.8, 3)])
 def test_sampling_draws_from_the_tempered_softmax(backend, temperature, top_k):
     z = np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32)
@@ -365,6 +365,50 @@ def test_sampling_draws_from_the_tempered_softmax(backend, temperature, top_k):
     assert freq[expected == 0].sum() == 0
     # 6 standard errors (at most 0.0095 here): a right sampler's share is outside with a probability of about 2e-9
     np.testing.assert_array_less(np.abs(freq - expected), 6 * np.sqrt(expected * (1 - expected) / n) + 1e-12)
+
+
+@pytest.mark.assignment(6, points=5)
+def test_mt_manual_seed_repeats_a_draw(backend, lm):
+    """The uniform numbers come from the backend's generator (be.uniform), which mt.manual_seed seeds: the same seed
+    draws the same tokens, another seed other ones (NumPy's own global generator would ignore mt.manual_seed)."""
+    z = mt.tensor(np.zeros((256, 5), dtype=np.float32)).data  # 256 rows, each of the 5 tokens as likely
+
+    def draw(seed):
+        mt.manual_seed(seed)
+        return mt.backend.current().to_host(_pick(backend, z, 1.0, None))
+
+    first = draw(1)
+    np.testing.assert_array_equal(draw(1), first, err_msg="_pick after mt.manual_seed(1), twice: not the same draw")
+    assert (draw(2) != first).any(), "mt.manual_seed(1) and mt.manual_seed(2) drew the same 256 tokens"
+    prompt = mt.tensor([[4, 5, 6]] * 4)
+    mt.manual_seed(3)
+    once = generate(lm, prompt, 6, temperature=1.0).numpy()
+    mt.manual_seed(3)
+    np.testing.assert_array_equal(generate(lm, prompt, 6, temperature=1.0).numpy(), once,
+                                  err_msg="generate after mt.manual_seed(3), twice: not the same tokens")
+
+
+@pytest.mark.assignment(6, points=5)
+def test_tempered_logits_by_hand(backend):
+    """_tempered(z, T) = (z - max z) / T per row; d = z - max z is floored at -1e4 T first (so d / T >= -1e4 cannot
+    overflow), and a -inf (cut by top-k) stays -inf."""
+
+    def tempered(rows, T, dtype="float64"):
+        z = mt.tensor(np.array(rows, dtype=dtype)).data
+        return mt.backend.current().to_host(_tempered(backend.xp, z, T))
+
+    # row 0: d = [-2, -1, 0], / 0.5; row 1: d = [0, -1, -2e4], floored at -5000, / 0.5
+    np.testing.assert_allclose(tempered([[1.0, 2.0, 3.0], [1e4, 1e4 - 1, -1e4]], 0.5), [[-4, -2, 0], [0, -2, -1e4]],
+                               rtol=1e-12, err_msg="_tempered(z, T=0.5)")
+    # the maximum subtracted before dividing: logits near float32's largest stay finite
+    np.testing.assert_allclose(tempered([[3e38, 2e38, 0.0]], 1.0, "float32"), [[0, -1e4, -1e4]], rtol=1e-6,
+                               err_msg="_tempered(z, T=1) of float32 logits near 3.4e38")
+    # a tiny T: d / T would be -1e30; floored, it is -1e4
+    np.testing.assert_allclose(tempered([[0.0, -1.0, 1.0]], 1e-30), [[-1e4, -1e4, 0]], rtol=1e-12,
+                               err_msg="_tempered(z, T=1e-30)")
+    # top-k's -inf stays -inf (not the floor)
+    np.testing.assert_array_equal(tempered([[0.0, -np.inf, 1.0]], 2.0), [[-0.5, -np.inf, 0]],
+                                  err_msg="_tempered(z, T=2) with a -inf")
 
 
 def test_decoding_takes_numpy_numbers_as_settings(seq2seq, lm):

@@ -41,11 +41,13 @@ def _agree(fused_fn, reference_fn, arrays, rng):
     cotangent = np.asarray(rng.standard_normal(shape), dtype=np.float64)  # a random upstream gradient
     ref_value, ref_grads = _values_and_grads(reference_fn, arrays, cotangent)
     new_value, new_grads = _values_and_grads(fused_fn, arrays, cotangent)
-    np.testing.assert_allclose(new_value, ref_value, **TOL)
+    # both sides may be a student's: name them (ACTUAL is the fused operation, DESIRED the composition)
+    np.testing.assert_allclose(new_value, ref_value, **TOL, err_msg="values: ACTUAL fused, DESIRED fused=False")
     for k, (g_new, g_ref) in enumerate(zip(new_grads, ref_grads)):
         assert (g_new is None) == (g_ref is None), f"input {k}"
         if g_ref is not None:
-            np.testing.assert_allclose(g_new, g_ref, **TOL, err_msg=f"gradient of input {k}")
+            np.testing.assert_allclose(g_new, g_ref, **TOL,
+                                       err_msg=f"gradient of input {k}: ACTUAL fused, DESIRED fused=False")
     return new_value, new_grads
 
 

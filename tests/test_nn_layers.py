@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import minitransformer as mt
+import minitransformer.functional as F
 from minitransformer import nn
 from minitransformer.testing import gradcheck_module, rel_err
 
@@ -282,14 +283,26 @@ def test_feed_forward_gradcheck(rng, activation):
     assert gradcheck_module(ffn, f64(rng, 2, 2, 3))
 
 
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
 @pytest.mark.assignment(4, points=5)
-def test_feed_forward_dropout_only_while_training():
-    ffn = nn.FeedForward(4, 64, dropout=0.5)
-    x = mt.randn(2, 3, 4)
-    ffn.eval()
-    np.testing.assert_array_equal(ffn(x).numpy(), ffn(x).numpy())
-    ffn.train()
-    assert not np.allclose(ffn(x).numpy(), ffn.eval()(x).numpy())
+def test_feed_forward_drops_out_the_hidden_layer_only_while_training(rng, activation):
+    """Dropout on the hidden activations (as PyTorch's TransformerEncoderLayer), not on the input or the output:
+    in training, with the mask of the same seed, FFN(x) = (act(x W_1 + b_1) * m / (1 - p)) W_2 + b_2."""
+    p = 0.5
+    ffn = nn.FeedForward(4, 16, dropout=p, activation=activation).to("float64")
+    ffn.W_1.bias = nn.Parameter(rng.standard_normal(16))
+    ffn.W_2.bias = nn.Parameter(rng.standard_normal(4))
+    W_1, b_1, W_2, b_2 = (q.numpy() for q in ffn.parameters())
+    act = (lambda h: np.maximum(0, h)) if activation == "relu" else gelu_np
+    x = rng.standard_normal((2, 3, 4))
+    mt.manual_seed(4)
+    m = F.dropout(mt.ones(2, 3, 16, dtype="float64"), p).numpy()  # m / (1 - p), the hidden layer's mask
+    mt.manual_seed(4)
+    np.testing.assert_allclose(ffn(mt.tensor(x)).numpy(), (act(x @ W_1 + b_1) * m) @ W_2 + b_2, rtol=1e-12,
+                               atol=1e-12, err_msg=f"training, dropout p={p} on the hidden activations only")
+    ffn.eval()  # evaluation: equation 2 itself
+    np.testing.assert_allclose(ffn(mt.tensor(x)).numpy(), act(x @ W_1 + b_1) @ W_2 + b_2, rtol=1e-12, atol=1e-12,
+                               err_msg="eval(): no dropout")
 
 
 def test_feed_forward_bad_arguments():

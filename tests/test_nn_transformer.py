@@ -62,31 +62,51 @@ def np_ffn(P, x):
     return np.maximum(0, x @ P["ffn.W_1.weight"] + P["ffn.W_1.bias"]) @ P["ffn.W_2.weight"] + P["ffn.W_2.bias"]
 
 
-def np_encoder_layer(P, x, allowed, h, norm_first):
+def np_encoder_layer(P, x, allowed, h, norm_first, drop=(1.0, 1.0)):
+    """``drop``: what each sub-layer's output is multiplied by (Dropout's m / (1 - p)), 1 without dropout."""
+    d1, d2 = drop
+
     def norm(k, y):
         return np_layer_norm(y, P[f"norm{k}.gamma"], P[f"norm{k}.beta"])
 
-    if norm_first:  # x + Sublayer(LN(x))
-        x = x + np_mha(P, "self_attn.", norm(1, x), norm(1, x), allowed, h)
-        return x + np_ffn(P, norm(2, x))
-    x = norm(1, x + np_mha(P, "self_attn.", x, x, allowed, h))  # LN(x + Sublayer(x))
-    return norm(2, x + np_ffn(P, x))
+    if norm_first:  # x + Dropout(Sublayer(LN(x)))
+        x = x + d1 * np_mha(P, "self_attn.", norm(1, x), norm(1, x), allowed, h)
+        return x + d2 * np_ffn(P, norm(2, x))
+    x = norm(1, x + d1 * np_mha(P, "self_attn.", x, x, allowed, h))  # LN(x + Dropout(Sublayer(x)))
+    return norm(2, x + d2 * np_ffn(P, x))
 
 
-def np_decoder_layer(P, x, m, src_allowed, h, norm_first):
+def np_decoder_layer(P, x, m, src_allowed, h, norm_first, drop=(1.0, 1.0, 1.0)):
     T = x.shape[1]
     causal = np.tril(np.ones((T, T), dtype=bool))  # key j <= query i
+    d1, d2, d3 = drop
 
     def norm(k, y):
         return np_layer_norm(y, P[f"norm{k}.gamma"], P[f"norm{k}.beta"])
 
     if norm_first:
-        x = x + np_mha(P, "self_attn.", norm(1, x), norm(1, x), causal, h)
-        x = x + np_mha(P, "cross_attn.", norm(2, x), m, src_allowed, h)
-        return x + np_ffn(P, norm(3, x))
-    x = norm(1, x + np_mha(P, "self_attn.", x, x, causal, h))
-    x = norm(2, x + np_mha(P, "cross_attn.", x, m, src_allowed, h))
-    return norm(3, x + np_ffn(P, x))
+        x = x + d1 * np_mha(P, "self_attn.", norm(1, x), norm(1, x), causal, h)
+        x = x + d2 * np_mha(P, "cross_attn.", norm(2, x), m, src_allowed, h)
+        return x + d3 * np_ffn(P, norm(3, x))
+    x = norm(1, x + d1 * np_mha(P, "self_attn.", x, x, causal, h))
+    x = norm(2, x + d2 * np_mha(P, "cross_attn.", x, m, src_allowed, h))
+    return norm(3, x + d3 * np_ffn(P, x))
+
+
+def residual_dropout_only(layer):
+    """The layer's dropout left on its residual connections only (none on the attention weights, none inside the FFN):
+    in training its only random draws are then one mask per sub-layer, in the order of the sub-layers."""
+    layer.self_attn.dropout = 0.0
+    if getattr(layer, "cross_attn", None) is not None:
+        layer.cross_attn.dropout = 0.0
+    layer.ffn.dropout.p = 0.0
+    return layer
+
+
+def dropout_masks(n, shape, p, seed):
+    """The factors m / (1 - p) of the first ``n`` dropouts of ``shape`` (float64) after ``mt.manual_seed(seed)``."""
+    mt.manual_seed(seed)
+    return [F.dropout(mt.ones(*shape, dtype="float64"), p).numpy() for _ in range(n)]
 
 
 def gradcheck_with(module, names, fn, *inputs):
@@ -115,7 +135,7 @@ def gradcheck_with(module, names, fn, *inputs):
 
 # ------------------------------------------------------------------ layers against NumPy
 @pytest.mark.parametrize("norm_first", [False, True])
-@pytest.mark.assignment(4, points=10)
+@pytest.mark.assignment(4, points=5)
 def test_encoder_layer_matches_numpy(rng, norm_first):
     layer = randomize(nn.EncoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     x = rng.standard_normal((2, 5, D))
@@ -130,7 +150,7 @@ def test_encoder_layer_matches_numpy(rng, norm_first):
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
-@pytest.mark.assignment(4, points=10)
+@pytest.mark.assignment(4, points=5)
 def test_decoder_layer_matches_numpy_and_is_causal_by_itself(rng, norm_first):
     layer = randomize(nn.DecoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     x, m = rng.standard_normal((2, 4, D)), rng.standard_normal((2, 6, D))
@@ -141,6 +161,46 @@ def test_decoder_layer_matches_numpy_and_is_causal_by_itself(rng, norm_first):
     assert layer.self_attn_weights.shape == (2, H, 4, 4)
     assert layer.cross_attn_weights.shape == (2, H, 4, 6)
     np.testing.assert_array_equal(np.triu(layer.self_attn_weights.numpy()[1, 0], k=1), 0.0)  # no peeking ahead
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.assignment(4, points=5)
+def test_encoder_layer_drops_out_each_sublayer_output_while_training(rng, norm_first):
+    """Dropout on each sub-layer's output, before the residual sum (paper 5.4): in training, with the masks of the
+    same seed, the layer is the NumPy formula with each sub-layer's output times its mask."""
+    p = 0.5
+    layer = randomize(nn.EncoderLayer(D, H, D_FF, dropout=p, norm_first=norm_first).to("float64"), rng)
+    residual_dropout_only(layer)
+    x = rng.standard_normal((2, 5, D))
+    masks = dropout_masks(2, x.shape, p, seed=11)  # the attention's, then the FFN's
+    mt.manual_seed(11)
+    out = layer(mt.tensor(x)).numpy()  # training: a new layer trains
+    form = "x + Dropout(Sublayer(LayerNorm(x)))" if norm_first else "LayerNorm(x + Dropout(Sublayer(x)))"
+    np.testing.assert_allclose(out, np_encoder_layer(params(layer), x, None, H, norm_first, drop=masks),
+                               rtol=1e-12, atol=1e-12, err_msg=f"training, dropout p={p}: {form} for each sub-layer")
+    layer.eval()  # evaluation: no dropout
+    np.testing.assert_allclose(layer(mt.tensor(x)).numpy(), np_encoder_layer(params(layer), x, None, H, norm_first),
+                               rtol=1e-12, atol=1e-12, err_msg="eval(): no dropout")
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.assignment(4, points=5)
+def test_decoder_layer_drops_out_each_sublayer_output_while_training(rng, norm_first):
+    """As the encoder's: a mask on the output of the self-attention, the cross-attention and the FFN, in that order."""
+    p = 0.5
+    layer = randomize(nn.DecoderLayer(D, H, D_FF, dropout=p, norm_first=norm_first).to("float64"), rng)
+    residual_dropout_only(layer)
+    x, m = rng.standard_normal((2, 4, D)), rng.standard_normal((2, 6, D))
+    masks = dropout_masks(3, x.shape, p, seed=12)
+    mt.manual_seed(12)
+    out = layer(mt.tensor(x), mt.tensor(m)).numpy()
+    form = "x + Dropout(Sublayer(LayerNorm(x)))" if norm_first else "LayerNorm(x + Dropout(Sublayer(x)))"
+    np.testing.assert_allclose(out, np_decoder_layer(params(layer), x, m, None, H, norm_first, drop=masks),
+                               rtol=1e-12, atol=1e-12, err_msg=f"training, dropout p={p}: {form} for each sub-layer")
+    layer.eval()
+    np.testing.assert_allclose(layer(mt.tensor(x), mt.tensor(m)).numpy(),
+                               np_decoder_layer(params(layer), x, m, None, H, norm_first),
+                               rtol=1e-12, atol=1e-12, err_msg="eval(): no dropout")
 
 
 def test_post_ln_and_pre_ln_really_differ(rng):

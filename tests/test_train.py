@@ -45,8 +45,40 @@ def _tiny_transformer(dropout=0.0, seed=0):
                           dropout=dropout, max_len=16)
 
 
+# ------------------------------------------------------------------ one step
+class _Weights(nn.Module):
+    """Three weights ``w``, zero at first: the model of the train_step test."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(np.zeros(3))
+
+
+@pytest.mark.parametrize("clip", [None, 0.5], ids=["no_clip", "clip"])
+@pytest.mark.assignment(5, points=10)
+def test_train_step_clips_the_gradient_and_steps_before_the_schedule_moves(clip):
+    """One step: the gradient, clipped when ``clip`` is set (clip_gradients), the optimizer's step at the rate the
+    step began with, then the schedule's step. With SGD, the loss <c, w> (gradient c = [30, -40, 0], norm 50) and the
+    schedule lr_t = 0.1 t, step t moves w by -lr_t g: g = c, or c scaled to norm 0.5 with clip = 0.5."""
+    model = _Weights()
+    c = np.array([30.0, -40.0, 0.0])
+    opt = optim.SGD(model.parameters(), lr=1.0)
+    schedule = optim.LambdaLR(opt, lambda t: 0.1 * t)  # lr_1 = 0.1, lr_2 = 0.2, lr_3 = 0.3
+    trainer = Trainer(model, opt, lambda m, batch: (m.w * mt.tensor(c)).sum(), schedule=schedule, clip=clip,
+                      progress=False)
+    g = c if clip is None else c * clip / (50.0 + 1e-6)  # clip_grad_norm_: g max_norm / (||g|| + 1e-6)
+    w = np.zeros(3)
+    for t in (1, 2, 3):
+        trainer.train_step(None)
+        w = w - 0.1 * t * g
+        said = f"w after step {t}: w - lr_{t} g, lr_{t} = {0.1 * t:.1f} (the schedule moves after the optimizer's step)"
+        np.testing.assert_allclose(model.w.numpy(), w, rtol=1e-12,
+                                   err_msg=said + ("" if clip is None else f", g clipped to norm {clip}"))
+    assert schedule.get_last_lr() == [pytest.approx(0.4)]
+
+
 # ------------------------------------------------------------------ learning
-@pytest.mark.assignment(5, points=15)
+@pytest.mark.assignment(5, points=10)
 def test_one_batch_is_overfit_to_near_zero_loss():
     model = _tiny_transformer()
     pairs, _ = digit_task_splits("reverse", 4, 0, seed=1, min_len=4, max_len=5)
@@ -75,7 +107,7 @@ def _tiny_reverse_task(steps):
                  heads=4, layers=1, d_ff=64, batch_size=32, lr=5e-3, warmup=20, eval_every=100)
 
 
-@pytest.mark.assignment(5, points=20)
+@pytest.mark.assignment(5, points=15)
 def test_exact_sequence_accuracy_rises_on_a_tiny_reverse_task():
     setup = _tiny_reverse_task(200)
     val, test = setup.val, setup.test
