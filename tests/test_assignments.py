@@ -13,10 +13,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minitransformer.assignments import ASSIGNMENTS, build, get, grade, strip_notebook, strip_source
-from minitransformer.assignments.grade import _score, format_table, graded_test_files, pythonpath
+from minitransformer.assignments.grade import (
+    TORCH_INSTALL,
+    Grade,
+    TestResult,
+    _score,
+    format_table,
+    graded_test_files,
+    pythonpath,
+    reason,
+)
 from minitransformer.assignments.strip import regions
 
 pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
@@ -185,7 +195,7 @@ def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
     assert "minitransformer/optim/adam.py: 1" in run.stdout
     again = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": pythonpath(ROOT)})
-    assert again.returncode == 2 and "exists and is not empty" in again.stderr
+    assert again.returncode == 2 and again.stderr.startswith(f"minitransformer assignments build: {out} exists")
 
 
 # ------------------------------------------------------------------ grading (slow: a pytest run per kit)
@@ -237,7 +247,9 @@ def test_a_fresh_student_copy_imports_fails_only_where_it_should_and_grades_0(nu
     assert not later, f"later assignments' tests fail in A{number}'s copy for another reason than its stubs: {later}"
     table = format_table(g)
     assert table.splitlines()[0].startswith(f"A{number}: {get(number).title}")
-    assert f"NotImplementedError: A{number}: " in table and table.rstrip().endswith(f"0.00 / {g.max_score:6.2f}")
+    total = [line for line in table.splitlines() if line.startswith("total ")]
+    assert f"NotImplementedError: A{number}: " in table and total[0].endswith(f"0.00 / {g.max_score:6.2f}")
+    assert not list(copy.rglob("__pycache__")), "grading wrote into the student's copy"
 
 
 @pytest.mark.slow
@@ -290,7 +302,8 @@ def test_grade_prints_a_table_and_writes_json(tmp_path):
     assert ran and all(t["outcome"] == "failed" and t["errors"][0].startswith("NotImplementedError: A5: ")
                        for t in ran)
     assert "tests/test_optim.py::test_noam_lr_hand_values" in run.stdout
-    assert f"  0.00 / {data['max_score']:6.2f}" in run.stdout.splitlines()[-3]
+    total = [line for line in run.stdout.splitlines() if line.startswith("total ")]
+    assert total and total[0].endswith(f"  0.00 / {data['max_score']:6.2f}")
     assert "written to " in run.stdout
 
 
@@ -341,3 +354,72 @@ def test_grading_without_pytest_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pytest" else real(name, *a))
     with pytest.raises(ModuleNotFoundError, match=r'pytest, which is not installed.*pip install -e "\.\[dev\]"'):
         grade(1, tmp_path)
+
+
+# ------------------------------------------------------------------ what the grade says
+def _numpy_message(actual, desired, **options) -> str:
+    try:
+        np.testing.assert_allclose(actual, desired, **options)
+    except AssertionError as e:
+        return f"AssertionError: {e}"
+    raise AssertionError("no mismatch")
+
+
+def test_the_table_says_why_a_comparison_failed_and_keeps_a_whole_hint():
+    """numpy's assert_allclose starts its message with an empty line: the table shows the test's message, the
+    mismatches and the largest difference, not just 'AssertionError:'; a long stub message is not cut."""
+    numeric = _numpy_message([[-0.25, 0.25]], [[-0.5, 0.5]], rtol=1e-12, err_msg="layer_norm([[1, 3]], eps=3)")
+    assert numeric.splitlines()[0] == "AssertionError: "
+    hint = "NotImplementedError: A2: Softmax.forward on arrays: exp(x - max) / sum, keep y in self.y for backward"
+    g = Grade(2, "Softmax", "copy", 0.0, 10.0, [TestResult("tests/t.py::test_a", 2, "failed", 5.0, 0.0, [numeric]),
+                                                TestResult("tests/t.py::test_b", 2, "failed", 5.0, 0.0, [hint])])
+    table = " ".join(format_table(g).split())  # the reasons may be wrapped
+    assert ("AssertionError: Not equal to tolerance rtol=1e-12, atol=0; layer_norm([[1, 3]], eps=3); mismatched "
+            "2 / 2 (100%); first [0, 0]: -0.25 (ACTUAL), -0.5 (DESIRED); max absolute difference 0.25") in table
+    assert hint in table
+    assert reason("AssertionError: assert 0.35 < 1e-06\n +  where 0.35 = _report('sdpa.forward', 0.35)\n"
+                  " +    where 0.35 = _rel_err(array([1.0]), array([2.0]))") == (
+        "AssertionError: assert 0.35 < 1e-06; + where 0.35 = _report('sdpa.forward', 0.35)")
+
+
+def test_the_table_names_the_points_not_graded_and_what_to_install():
+    skipped = ["Skipped: could not import 'torch': No module named 'torch'"]
+    g = Grade(4, "Layer norm", "copy", 90.0, 90.0,
+              [TestResult("tests/t.py::test_a", 4, "passed", 90.0, 90.0),
+               TestResult("tests/t.py::test_torch[x]", 4, "skipped", 0.0, 0.0, skipped),
+               TestResult("tests/t.py::test_torch[y]", 4, "skipped", 0.0, 0.0, skipped)], skipped_points=10.0)
+    table = format_table(g)
+    assert "NOT GRADED HERE: 2 cases worth 10.00 of the assignment's 100.00 points" in table
+    assert "could not import 'torch'" in table and f"To grade out of 100.00, install it and grade again: " \
+        f"{TORCH_INSTALL}" in " ".join(table.split())
+    assert json.loads(g.to_json())["skipped_points"] == 10.0
+    assert "NOT GRADED" not in format_table(Grade(4, "Layer norm", "copy", 0.0, 0.0, []))
+
+
+@pytest.mark.slow
+def test_without_pytorch_the_skipped_points_are_counted_and_named(tmp_path, monkeypatch):
+    hidden = tmp_path / "hidden" / "torch"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ModuleNotFoundError("No module named \'torch\'", name="torch")\n')
+    monkeypatch.setenv("PYTHONPATH", pythonpath(hidden.parent))  # both runs of grade() see this "torch"
+    copy = tmp_path / "a3"
+    build(3, copy)
+    g = grade(3, copy)
+    torch_cases = [t for t in g.own if "torch" in t.nodeid]
+    assert torch_cases and all(t.outcome == "skipped" and t.points == 0 for t in torch_cases)
+    assert g.skipped_points == 5 and g.max_score == 95 and g.score == 0
+    assert TORCH_INSTALL in " ".join(format_table(g).split())
+
+
+@pytest.mark.slow
+def test_a_copy_that_does_not_import_grades_0_out_of_the_whole_maximum(tmp_path):
+    copy = tmp_path / "a2"
+    build(2, copy)
+    with open(copy / "minitransformer" / "functional" / "attention.py", "a", encoding="utf-8") as f:
+        f.write("\ndef broken(:\n")
+    g = grade(2, copy)
+    assert g.score == 0 and g.max_score == 100 and g.own
+    assert all(t.outcome == "failed" and t.errors[0].startswith("the tests did not run: SyntaxError")
+               and "attention.py, line " in t.errors[0] for t in g.own)
+    assert "SyntaxError" in g.problem and "the tests did not run" in format_table(g)
+    assert not list(copy.rglob("__pycache__")), "grading wrote into the student's copy"

@@ -34,6 +34,8 @@ def main(args) -> int:
             if g.problem:
                 return 1
     except (ValueError, FileExistsError, FileNotFoundError, ModuleNotFoundError) as e:
-        print(f"minitransformer assignments: {e}", file=sys.stderr)
+        message = str(e)  # "assignments build: ...": the command's name once, not twice
+        print(f"minitransformer {message}" if message.startswith("assignments") else
+              f"minitransformer assignments: {message}", file=sys.stderr)
         return 2
     return 0

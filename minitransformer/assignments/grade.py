@@ -9,7 +9,8 @@ counts as failed.
 
 Points: a test function marked ``@pytest.mark.assignment(N, points=P)`` is worth ``P``, shared
 equally by its parametrised cases. A case that is skipped here (PyTorch is not installed, say)
-counts neither for nor against: it leaves the maximum.
+counts neither for nor against: it is left out of the maximum, and the grade says so (its points are
+:attr:`Grade.skipped_points`, the table names why and what to install).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -64,11 +68,15 @@ class Grade:
     path : str
         The copy that was graded.
     score, max_score : float
-        Points earned, points possible (skipped tests left out).
+        Points earned, points possible. Skipped cases are left out of ``max_score``.
     tests : list of TestResult
         Every graded test case, in the order they were collected.
     problem : str
-        Why nothing could be graded (a syntax error in the copy, say); empty when the tests ran.
+        Why the tests did not run, or not all of them (a copy that does not import, say: every case then
+        fails); empty when they ran.
+    skipped_points : float
+        The points of this assignment's cases that were skipped here (PyTorch's comparisons, without
+        PyTorch), so not graded: ``max_score + skipped_points`` is the assignment's full 100.
 
     Examples
     --------
@@ -79,7 +87,8 @@ class Grade:
     <BLANKLINE>
     test                         points  outcome
     --------------------------------------------
-    tests/t.py::test_a    0.00 /   5.00  failed  NotImplementedError: A2: ...
+    tests/t.py::test_a    0.00 /   5.00  failed
+        NotImplementedError: A2: ...
     --------------------------------------------
     total                 0.00 /   5.00
     """
@@ -91,6 +100,7 @@ class Grade:
     max_score: float
     tests: list[TestResult]
     problem: str = ""
+    skipped_points: float = 0.0
 
     @property
     def own(self) -> list[TestResult]:
@@ -102,12 +112,13 @@ class Grade:
         return json.dumps(asdict(self), indent=1)
 
 
-def _score(expected: list[dict], reported: list[dict]) -> tuple[list[TestResult], list[str]]:
-    """Each expected case scored by its reported outcome (failed when it is not reported), and the reported
-    cases that were not expected (left unscored)."""
+def _score(expected: list[dict], reported: list[dict], unreported: str = "the test run did not report this case"
+           ) -> tuple[list[TestResult], list[str]]:
+    """Each expected case scored by its reported outcome (failed, with the error ``unreported``, when it is not
+    reported), and the reported cases that were not expected (left unscored)."""
     outcomes = {t["nodeid"]: t for t in reported}
     cases = Counter(t["function"] for t in expected)
-    missing = {"outcome": "failed", "errors": ["the test run did not report this case"]}
+    missing = {"outcome": "failed", "errors": [unreported]}
     results = []
     for t in expected:
         got = outcomes.get(t["nodeid"], missing)
@@ -116,6 +127,22 @@ def _score(expected: list[dict], reported: list[dict]) -> tuple[list[TestResult]
         worth_here = 0.0 if got["outcome"] == "skipped" else worth  # a skipped case leaves the maximum
         results.append(TestResult(t["nodeid"], t["assignment"], got["outcome"], worth_here, earned, got["errors"]))
     return results, sorted(set(outcomes) - {t["nodeid"] for t in expected})
+
+
+def _skipped_points(expected: list[dict], tests: list[TestResult], number: int) -> float:
+    """What assignment ``number``'s skipped cases are worth (their share of their test function's points)."""
+    cases = Counter(t["function"] for t in expected)
+    worth = {t["nodeid"]: t["points"] / cases[t["function"]] for t in expected}
+    return sum(worth[t.nodeid] for t in tests if t.assignment == number and t.outcome == "skipped")
+
+
+def _why_not_run(output: str) -> str:
+    """The error that stopped the tests before any ran, from pytest's output: its last ``E   ...Error: ...`` line."""
+    errors = [line[1:].strip() for line in output.splitlines() if re.match(r"E\s+\w*(Error|Exception)\b", line)]
+    places = re.findall(r'^E\s+File "(.+)", line (\d+)', output, flags=re.M)  # where a SyntaxError is
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    why = errors[-1] if errors else (lines[-1] if lines else "no output")
+    return why + (f" ({places[-1][0]}, line {places[-1][1]})" if places else "")
 
 
 def graded_test_files(tests: Path) -> list[Path]:
@@ -188,9 +215,11 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
     if collected is None:
         raise RuntimeError(f"assignments grade: the graded tests of {root} could not be collected:\n"
                            + collect_output[-3000:])
-    if data is None:
-        return Grade(assignment.number, assignment.title, str(copy), 0.0, 0.0, [],
-                     problem="the tests did not run:\n" + output[-3000:])
+    if data is None:  # the copy does not import, say: every case fails, out of the assignment's maximum
+        tests, _ = _score(collected["collected"], [], unreported=f"the tests did not run: {_why_not_run(output)}")
+        mine = [t for t in tests if t.assignment == assignment.number]
+        return Grade(assignment.number, assignment.title, str(copy), 0.0, round(sum(t.points for t in mine), 6),
+                     tests, problem="the tests did not run:\n" + output[-3000:])
     package = Path(data["package"]).resolve()
     if copy not in package.parents:
         raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
@@ -200,7 +229,8 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
     if unexpected:
         problem += f"\nthe test run reported cases that were not collected (not scored): {unexpected[:10]}"
     return Grade(assignment.number, assignment.title, str(copy), round(sum(t.earned for t in mine), 6),
-                 round(sum(t.points for t in mine), 6), tests, problem.strip())
+                 round(sum(t.points for t in mine), 6), tests, problem.strip(),
+                 round(_skipped_points(collected["collected"], tests, assignment.number), 6))
 
 
 def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> tuple[dict | None, str]:
@@ -208,26 +238,90 @@ def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> tup
     the plugin wrote (None if it wrote none) and pytest's output."""
     env = {k: v for k, v in os.environ.items() if k != "MINITRANSFORMER_BACKEND"}
     env["MPLBACKEND"] = "Agg"
-    # -I: isolated mode, so nothing in the copy (a sitecustomize.py, a pytest.py) runs before the runner
-    command = [sys.executable, "-I", str(Path(__file__).with_name("runner.py")), str(folder), *args,
+    # -I: isolated mode, so nothing in the copy (a sitecustomize.py, a pytest.py) runs before the runner;
+    # -B: no __pycache__ written into the copy (-I ignores PYTHONDONTWRITEBYTECODE)
+    command = [sys.executable, "-I", "-B", str(Path(__file__).with_name("runner.py")), str(folder), *args,
                "--grade-json", str(results)]
     run = subprocess.run(command, cwd=results.parent, env=env, capture_output=True, text=True, timeout=timeout)
     return (json.loads(results.read_text()) if results.is_file() else None), run.stdout + run.stderr
 
 
+#: what to install when the skipped cases are PyTorch's comparisons (the version CI uses)
+TORCH_INSTALL = "pip install torch==2.13.0"
+
+
+def reason(error: str, limit: int = 400) -> str:
+    """A failed case's error on one line, with the point kept: for NumPy's ``assert_allclose`` (whose first line
+    is only ``AssertionError:``) the test's message, the mismatches and the largest difference; for pytest's
+    ``assert`` the comparison and what it was computed from.
+
+    >>> error = ("AssertionError: \\nNot equal to tolerance rtol=1e-12, atol=0\\nlayer_norm(x, eps=3)\\n"
+    ...          "Mismatched elements: 2 / 2 (100%)\\nMismatch at indices:\\n [0, 0]: -0.25 (ACTUAL), -0.5 (DESIRED)\\n"
+    ...          " [0, 1]: 0.25 (ACTUAL), 0.5 (DESIRED)\\nMax absolute difference among violations: 0.25\\n"
+    ...          " ACTUAL: array([[-0.25,  0.25]])\\n DESIRED: array([[-0.5,  0.5]])")
+    >>> print(reason(error))  # doctest: +NORMALIZE_WHITESPACE
+    AssertionError: Not equal to tolerance rtol=1e-12, atol=0; layer_norm(x, eps=3); mismatched 2 / 2 (100%);
+    first [0, 0]: -0.25 (ACTUAL), -0.5 (DESIRED); max absolute difference 0.25
+    """
+    name, _, first = error.partition("\n")[0].partition(": ")
+    rest = [line.rstrip() for line in error.splitlines()[1:]]
+    parts = [first.strip()] if first.strip() else []
+    if any(line.startswith("Mismatched elements:") for line in rest):  # numpy.testing's message
+        mismatch_list = False
+        for line in rest:
+            if line.startswith((" ACTUAL:", " x:")):  # the two arrays, to the end
+                break
+            if line.startswith(" "):  # the mismatches, one a line: the first only
+                if mismatch_list and line.lstrip().startswith("["):
+                    parts.append("first " + line.strip())
+                mismatch_list = False
+            elif line.startswith("Mismatched elements:"):
+                parts.append("mismatched " + line.split(":", 1)[1].strip())
+            elif line.startswith(("Mismatch at ind", "First ")) and line.endswith(":"):
+                mismatch_list = True
+            elif line.startswith("Max absolute difference"):
+                parts.append("max absolute difference " + line.split(":", 1)[1].strip())
+            elif line.strip() and not line.startswith("Max relative difference"):
+                parts.append(line.strip())  # the kind of comparison, the test's own message
+    else:  # any other error, or pytest's assert: its comparison, then "+ where" lines saying what was compared
+        lines = [" ".join(line.split()) for line in rest if line.strip()]
+        parts += [line for line in lines if not line.startswith("+")][:2 - len(parts)]
+        parts += [line for line in lines if line.startswith("+")][:1]
+    parts = [p if len(p) <= 200 else p[:197] + "..." for p in parts]
+    text = f"{name}: " + "; ".join(parts) if name else "; ".join(parts)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def format_table(g: Grade) -> str:
-    """The grade as a table: one row per test case, points earned of points possible, the error's first line."""
+    """The grade as a table: one row per test case, points earned of points possible, and under a case that did
+    not pass, why (:func:`reason`); then the total, and the points that could not be graded here and why."""
     mine = g.own
     width = max([len(t.nodeid) for t in mine] + [4])
+    wrap = max(shutil.get_terminal_size((120, 24)).columns, 100)
     lines = [f"A{g.assignment}: {g.title}  ({g.path})", "",
              f"{'test':<{width}}  {'points':>15}  outcome", "-" * (width + 26)]
     for t in mine:
-        line = f"{t.nodeid:<{width}}  {t.earned:6.2f} / {t.points:6.2f}  {t.outcome}"
+        lines.append(f"{t.nodeid:<{width}}  {t.earned:6.2f} / {t.points:6.2f}  {t.outcome}")
         if t.errors and t.outcome != "passed":
-            line += "  " + (t.errors[0].splitlines() or [""])[0][:100]
-        lines.append(line)
+            lines += textwrap.wrap(reason(t.errors[0]), wrap, initial_indent="    ", subsequent_indent="      ",
+                                   break_on_hyphens=False)
     lines += ["-" * (width + 26), f"{'total':<{width}}  {g.score:6.2f} / {g.max_score:6.2f}"]
+    if g.skipped_points:
+        lines += ["", *_not_graded(g)]
     if g.problem:
         lines += ["", g.problem]
     return "\n".join(lines)
 
+
+def _not_graded(g: Grade) -> list[str]:
+    """The loud note under the total when cases were skipped: how many points, why, and what to install."""
+    skipped = [t for t in g.own if t.outcome == "skipped"]
+    why = sorted({(t.errors or ["skipped"])[0].removeprefix("Skipped: ") for t in skipped})
+    full = g.max_score + g.skipped_points
+    lines = [f"NOT GRADED HERE: {len(skipped)} cases worth {g.skipped_points:.2f} of the assignment's {full:.2f} "
+             f"points were skipped on this machine; the maximum above ({g.max_score:.2f}) leaves them out.",
+             *(f"  skipped: {w}" for w in why)]
+    if any("torch" in w for w in why):
+        lines.append(f"  They compare with PyTorch, which is not installed here. To grade out of {full:.2f}, install "
+                     f"it and grade again: {TORCH_INSTALL}")
+    return lines
