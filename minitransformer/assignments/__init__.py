@@ -2,17 +2,18 @@
 
 The library's source and notebooks mark the bodies that are exercises, in nbgrader's syntax::
 
-    ### BEGIN SOLUTION A2: softmax forward: exponentials of x - max(x), divided by their sum
-    m = x.max(axis=axis, keepdims=True).detach()
-    ...
-    ### END SOLUTION
+    def square(x):
+        ### BEGIN SOLUTION A1: return x times itself
+        return x * x
+        ### END SOLUTION
 
 The text after ``A<N>:`` is the hint a student sees. Each marked body belongs to one of six
 assignments (:data:`ASSIGNMENTS`). :func:`build` writes a student copy of the package, its tests
 and its notebooks in which assignment ``N``'s bodies become::
 
-    # YOUR CODE HERE
-    raise NotImplementedError("A2: softmax forward: exponentials of x - max(x), divided by their sum")
+    def square(x):
+        # YOUR CODE HERE
+        raise NotImplementedError("A1: return x times itself")
 
 and every other marked body is kept (markers removed), so each assignment stands alone.
 :func:`grade` runs assignment ``N``'s tests -- the library's own unit tests, marked

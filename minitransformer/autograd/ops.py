@@ -8,6 +8,10 @@ engine (``engine.unbroadcast``), so the formulas here are written for equal shap
 Tensor operators and methods reach these (``a * b`` is ``Mul.apply(a, b)``, ``x.exp()`` is
 ``Exp.apply(x)``); each class states its derivative in one line, and its ``backward`` computes it.
 
+Writing them (assignment A1): start with ``Add``, ``Mul`` and ``Sum``. Every gradient check reduces an
+operation's output to one number through them (:math:`s = \sum v \odot f(x)`), so until they are written
+every test stops there, whichever operation it checks.
+
 Examples
 --------
 A tensor used twice gets the gradient of both uses, added:
@@ -75,7 +79,7 @@ class Add(_Elementwise):
 
     def backward(self, grad):
         r""":math:`(\bar y, \bar y)`."""
-        ### BEGIN SOLUTION A1: Add.backward: abar = ybar, bbar = ybar (broadcasting is undone by the engine)
+        ### BEGIN SOLUTION A1: Add.backward: abar = ybar, bbar = ybar (the engine unbroadcasts); do Add, Mul, Sum first
         return grad, grad
         ### END SOLUTION
 
@@ -133,7 +137,7 @@ class Mul(_Elementwise):
 
     def backward(self, grad):
         r""":math:`(\bar y\, b, \bar y\, a)`."""
-        ### BEGIN SOLUTION A1: Mul.backward: abar = ybar * b and bbar = ybar * a, from the factors kept in forward
+        ### BEGIN SOLUTION A1: Mul.backward: abar = ybar * b, bbar = ybar * a (kept in forward); do Add, Mul, Sum first
         return (grad * self.b if self.needs_grad(0) else None), (grad * self.a if self.needs_grad(1) else None)
         ### END SOLUTION
 
@@ -550,7 +554,7 @@ class Sum(Function):
 
     def backward(self, grad):
         r""":math:`(\bar y,)` broadcast back to the input's shape."""
-        ### BEGIN SOLUTION A1: Sum.backward: copy ybar to every summed element (the helper _expand reinserts the axes)
+        ### BEGIN SOLUTION A1: Sum.backward: copy ybar to every summed element (see _expand); do Add, Mul, Sum first
         return (_expand(self.xp, grad, self.shape, self.axis, self.keepdims),)
         ### END SOLUTION
 

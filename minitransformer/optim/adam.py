@@ -99,9 +99,15 @@ class Adam(Optimizer):
         group["weight_decay"] = require_real(name, "weight_decay", group["weight_decay"], low=0.0)
 
     def update(self, xp, theta, g, group, state):
-        """Adam's step (the formula above) for one parameter: ``theta``, ``g`` of one shape -> new ``theta``."""
+        r"""Adam's step (the formula above) for one parameter: ``theta``, ``g`` of one shape -> new ``theta``.
+
+        The same method serves :class:`AdamW`, whose ``decoupled_weight_decay`` is True: its weight decay shrinks
+        ``theta`` itself, :math:`\theta (1 - \alpha \lambda)`, and the moments take the plain gradient (the
+        formula in :class:`AdamW`'s docstring); Adam's (False) adds :math:`\lambda \theta` to ``g``.
+        ``state`` is this parameter's dict, empty at its first step: keep ``step``, ``m`` and ``v`` there.
+        """
         alpha, (beta_1, beta_2), eps, lam = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        ### BEGIN SOLUTION A5: weight decay, moments m and v in state, bias corrections, return the new theta
+        ### BEGIN SOLUTION A5: weight decay (AdamW: decoupled, see docstring), moments m, v in state, bias corrections
         if lam != 0:
             if self.decoupled_weight_decay:
                 theta = theta * (1 - alpha * lam)  # AdamW: shrink theta itself, outside the moments

@@ -399,7 +399,8 @@ def _pick(be, z, temperature: float, top_k: int | None):
     ### END SOLUTION
     if temperature == 0:
         return xp.argmax(z, axis=-1)
-    # u ~ U[0, 1) from be.uniform(z's shape, z's dtype) (seeded by mt.manual_seed, on z's backend), kept off 0 and 1
+    # u ~ U[0, 1): be.uniform(z.shape, dtype=dtype_name(z.dtype)), the backend's generator (mt.manual_seed repeats
+    # a draw; NumPy's own would not), kept off 0 and 1
     ### BEGIN SOLUTION A6: v ~ softmax(z / T) per row, (B,): argmax(_tempered(xp, z, T) + g), g = -log(-log u)
     u = be.uniform(tuple(z.shape), dtype=dtype_name(z.dtype))  # U[0, 1)
     tiny = 1e-12
