@@ -189,7 +189,7 @@ def test_beam_search_scores_are_log_probabilities_at_least_greedys(seq2seq):
     np.testing.assert_array_equal(cached, tokens)
 
 
-@pytest.mark.assignment(6, points=20)
+@pytest.mark.assignment(6, points=15)
 def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
     """With k at least the number of outputs (341 of at most 4 tokens over 5 tokens), no hypothesis is ever dropped:
     beam search returns the output of best log P / lp of all, which is found here by listing them all."""
@@ -229,7 +229,7 @@ def _beam_by_hand(model, src_row, k, alpha, T):
     return _best(hyps, key=lambda h: h[1] / _lp(len(h[0]), alpha))
 
 
-@pytest.mark.assignment(6, points=15)
+@pytest.mark.assignment(6, points=10)
 @pytest.mark.parametrize("use_cache", [True, False])
 @pytest.mark.parametrize("k", [2, 3])
 def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cache):
@@ -314,7 +314,7 @@ def test_generate_refuses_a_context_the_model_cannot_read(lm):
         generate(lm, mt.tensor([[4]]), 3, context=0)
 
 
-@pytest.mark.assignment(6, points=5)
+@pytest.mark.assignment(6, points=10)
 @pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.6, 4), (1.7, None)])
 def test_generate_draws_the_next_token_from_the_tempered_softmax_of_the_lm(lm, temperature, top_k):
     """20000 rows of one prompt, one new token each: the share of each token against softmax(z / T) over the top k
@@ -350,7 +350,7 @@ def test_lm_stops_at_eos(lm):
     assert out.shape == (1, 3) and out[0, -1] == first
 
 
-@pytest.mark.assignment(6, points=5)
+@pytest.mark.assignment(6, points=10)
 @pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.5, None), (2.0, 2), (0.8, 3)])
 def test_sampling_draws_from_the_tempered_softmax(backend, temperature, top_k):
     z = np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32)
