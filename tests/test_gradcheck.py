@@ -1,7 +1,8 @@
 """``gradcheck`` itself, and property-based gradient checks over random shapes and values.
 
 First: gradcheck must catch a wrong derivative (a deliberately broken ``Function`` defined here)
-and say which input, which element, and both numbers; it must refuse float32. Then hypothesis
+and say which input, which element, and both numbers (for a loss, its derivatives themselves); it must
+refuse float32 inputs and outputs. Then hypothesis
 draws broadcastable shapes and values for the binary elementwise operations and random axes for
 the reductions, and every draw must pass gradcheck.
 
@@ -52,20 +53,74 @@ _NUMBER = r"(-?[0-9.]+(?:e[-+]?\d+)?)"
 
 def test_gradcheck_fails_on_wrong_derivative():
     x = mt.tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
-    with pytest.raises(GradcheckError, match=r"input 0 \(shape \(3,\)\) at index \(\d,\): received derivative") as e:
+    with pytest.raises(GradcheckError, match=r"input 0 \(shape \(3,\)\) at index \(\d,\): received d<v, f>/dx") as e:
         mt.gradcheck(WrongExp.apply, x)
     message = str(e.value)
-    received = float(re.search(rf"received derivative {_NUMBER}", message).group(1))
+    received = float(re.search(rf"received d<v, f>/dx {_NUMBER}", message).group(1))
     expected = float(re.search(rf"expected {_NUMBER} from central difference", message).group(1))
     # the broken backward doubles the true derivative v_i e^{x_i}, whatever the cotangent v_i is
     assert received == pytest.approx(2 * expected, rel=1e-6)
-    assert "3 of 3 elements outside tolerance" in message
+    assert "ratio 2;" in message and "3 of 3 elements outside tolerance" in message
+    assert "v: a random cotangent of f's shape (3,), seed 0" in message  # says the numbers are not df/dx
+
+
+class BadSquare(mt.Function):
+    """y = x^2 with a backward that forgot the factor 2 of dy/dx = 2x."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, grad):
+        return (grad * self.x,)
+
+
+def test_gradcheck_of_a_loss_reports_the_derivative_itself():
+    # a one-element output is checked as it is (v = 1): d(sum x^2)/dx_1 at x_1 = 2 is 4, and the wrong backward
+    # gives 2. (A random scalar v made it "received 0.2515, expected 0.5029": 0.1257 times the derivatives.)
+    w = mt.tensor([1.0, 2.0], dtype="float64", requires_grad=True, name="w")
+    with pytest.raises(GradcheckError, match=r"^gradcheck: input 0 'w' \(shape \(2,\)\) at index \(1,\): received "
+                                             r"derivative 2, expected 4(\.0+\d*)? from central difference \(ratio 0\.5;"):
+        mt.gradcheck(lambda t: BadSquare.apply(t).sum(), w)
+    np.testing.assert_allclose(w.grad.numpy(), [1.0, 2.0])  # the analytic gradient it compared, v = 1
+
+
+class NoGradForA(mt.Function):
+    """y = a b with a backward that returns None for a."""
+
+    def forward(self, a, b):
+        self.a = a
+        return a * b
+
+    def backward(self, grad):
+        return None, grad * self.a
+
+
+def test_gradcheck_says_when_no_gradient_reached_an_input():
+    a = mt.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = mt.tensor(np.array([3.0, 4.0]), requires_grad=True, name="b")
+    with pytest.raises(GradcheckError, match=r"no gradient reached input 0 \(shape \(2,\)\): its \.grad is None"):
+        mt.gradcheck(lambda a, b: NoGradForA.apply(a, b).sum(), a, b)
+    # an input fn does not use has no gradient either, and that is right
+    assert mt.gradcheck(lambda a, b: (a * 2.0).sum(), a, b)
+    assert b.grad is None
+
+
+def test_gradcheck_refuses_a_float32_output_by_name():
+    x = mt.tensor(np.array([0.5, -1.0]), requires_grad=True)
+    with pytest.raises(TypeError, match=r"^gradcheck: fn is float32 with shape \(2,\); it must be a float64 tensor"):
+        mt.gradcheck(lambda t: t.to("float32"), x)
+    with pytest.raises(TypeError, match=r"^gradcheck: output 1 of fn is float32 with shape \(\)"):
+        mt.gradcheck(lambda t: (t, t.sum().to("float32")), x)
 
 
 def test_gradcheck_names_the_wrong_input():
     a = mt.tensor(np.array([[0.5, -1.0], [2.0, 1.5]]), requires_grad=True)
     b = mt.tensor(np.array([1.0, 3.0]), requires_grad=True)
     with pytest.raises(GradcheckError, match=r"input 1 \(shape \(2,\)\) at index \(\d,\)"):
+        mt.gradcheck(WrongSecondInput.apply, a, b)
+    b.name = "b"  # a named input is named in the message
+    with pytest.raises(GradcheckError, match=r"input 1 'b' \(shape \(2,\)\) at index \(\d,\)"):
         mt.gradcheck(WrongSecondInput.apply, a, b)
     # the same inputs with the right operation pass
     assert mt.gradcheck(lambda a, b: a * b, a, b)
@@ -117,7 +172,7 @@ class NanBelowZero(mt.Function):
 def test_gradcheck_fails_on_a_nan_in_either_gradient(fn, received, expected):
     # NaN > tolerance is False: a check written as `error > tolerance` lets every NaN through
     x = mt.tensor(np.array([1.0, 0.0]), requires_grad=True)
-    with pytest.raises(GradcheckError, match=rf"input 0 \(shape \(2,\)\) at index \(1,\): received derivative "
+    with pytest.raises(GradcheckError, match=rf"input 0 \(shape \(2,\)\) at index \(1,\): received d<v, f>/dx "
                                              rf"{received}, expected {expected} from central difference"):
         mt.gradcheck(fn, x)
     assert mt.gradcheck(fn, x, raise_exception=False) is False

@@ -1,13 +1,14 @@
 r"""Finite-difference checks of ``backward``: the test every primitive and formula must pass.
 
-For a function :math:`f` and a random cotangent :math:`v` (so non-scalar outputs are checked
-too), the analytic gradient of :math:`s(x) = \langle v, f(x) \rangle` from ``backward()`` must
-match the central difference
+For a function :math:`f` with one output number, the analytic gradient of :math:`s(x) = f(x)` from
+``backward()`` must match the central difference
 
 .. math:: \frac{\partial s}{\partial x_i} \approx \frac{s(x + \epsilon e_i) - s(x - \epsilon e_i)}{2\epsilon}
 
-element by element, within ``atol + rtol * |numerical|``. Run it in float64: in float32 the
-difference quotient itself has an error of about 1e-3.
+element by element, within ``atol + rtol * |numerical|``. An output of several numbers is first
+reduced to one, :math:`s(x) = \langle v, f(x) \rangle` with a random cotangent :math:`v` of its shape,
+so that every element of it is checked (then the numbers compared are derivatives of :math:`s`, not of
+:math:`f`). Run it in float64: in float32 the difference quotient itself has an error of about 1e-3.
 """
 
 from __future__ import annotations
@@ -114,11 +115,17 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
               seed: int = 0, raise_exception: bool = True) -> bool:
     r"""Compare ``backward()`` of ``fn(*inputs)`` with central differences, for every input needing grad.
 
-    The outputs are reduced to :math:`s = \sum_k \langle v_k, f_k \rangle` with a random cotangent
-    :math:`v` (seeded), so every element of a non-scalar output is checked; each input's ``.grad``
-    from ``s.backward()`` must match :func:`numerical_grad` element by element,
+    The outputs are reduced to one number :math:`s = \sum_k \langle v_k, f_k \rangle`: :math:`v_k = 1` for an
+    output of one element (a loss: :math:`s = f`, and the numbers compared are its derivatives), a random
+    cotangent (seeded) of the output's shape otherwise, so that every element of it is checked. Each input's
+    ``.grad`` from ``s.backward()`` must match :func:`numerical_grad` element by element,
     :math:`|\text{analytic} - \text{numerical}| \le \text{atol} + \text{rtol}\,|\text{numerical}|`;
-    a NaN or infinity in either fails.
+    a NaN or infinity in either fails. The message names the input (and its ``name``, if it has one), the
+    worst element, both numbers and their ratio (0.5 or 2: a forgotten or doubled factor 2).
+
+    Choose inputs away from kinks and ties (ReLU at 0, two equal maxima): there the function has no
+    derivative, the central difference averages the two sides, and the check fails although ``backward``
+    follows the library's convention.
     The inputs' ``.grad`` are cleared first and hold the analytic gradient afterwards; other tensors that
     ``fn`` uses (parameters) keep theirs as it was. A tensor passed twice is differentiated as one (the sum
     over its uses, as in PyTorch), and a result of operations as a leaf of the same values.
@@ -129,10 +136,11 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
         Takes the tensors, returns a tensor (or a tuple of tensors).
     *inputs : Tensor
         float64 tensors; those with ``requires_grad=True`` are checked (leaves or results of operations).
+        ``fn`` must return float64 too.
     eps, atol, rtol : float
         Step of the difference quotient; tolerances ``|analytic - numerical| <= atol + rtol * |numerical|``.
     seed : int
-        Seed of the random cotangent.
+        Seed of the random cotangent (outputs of more than one element).
     raise_exception : bool
         On a mismatch, raise (the default) or return False.
 
@@ -144,9 +152,10 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
     Raises
     ------
     GradcheckError
-        On a mismatch, naming the input, the worst element, and both derivatives.
+        On a mismatch, naming the input, the worst element, and both derivatives; or when no gradient
+        reached an input whose central difference is not zero (a ``backward`` that returned ``None`` for it).
     TypeError
-        If an input that requires grad is not float64.
+        If an input that requires grad, or an output of ``fn``, is not float64.
 
     Examples
     --------
@@ -154,6 +163,21 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
     >>> x = mt.tensor([0.5, -1.0, 2.0], dtype="float64", requires_grad=True)
     >>> gradcheck(lambda t: (t * t).tanh(), x)
     True
+
+    A loss (one number): the message gives :math:`d\,\text{loss}/dx` itself, here a ``backward`` that forgot
+    the factor 2 of :math:`d(x^2)/dx = 2x`:
+
+    >>> class BadSquare(mt.Function):
+    ...     def forward(self, x):
+    ...         self.x = x
+    ...         return x * x
+    ...     def backward(self, grad):
+    ...         return (grad * self.x,)             # should be 2 * grad * x
+    >>> w = mt.tensor([1.0, 2.0], dtype="float64", requires_grad=True, name="w")
+    >>> gradcheck(lambda t: BadSquare.apply(t).sum(), w)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    minitransformer.autograd.gradcheck.GradcheckError: gradcheck: input 0 'w' (shape (2,)) at index (1,): received derivative 2, expected 4 from central difference (ratio 0.5; ...)
     """
     for k, x in enumerate(inputs):
         if isinstance(x, Tensor) and x.requires_grad and x.dtype_name != "float64":
@@ -161,12 +185,23 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
                 f"gradcheck: input {k} is {x.dtype_name}; use float64 (x.to('float64')), since float32 "
                 "central differences are only accurate to about 1e-3"
             )
+    names = [_name(x, k) for k, x in enumerate(inputs)]  # before _as_leaves: a detached copy has no name
     inputs = _as_leaves(inputs)
     rng = np.random.default_rng(seed)
     with no_grad():
         out = fn(*inputs)
     outs = out if isinstance(out, tuple | list) else (out,)
-    cotangent = [rng.standard_normal(o.shape) for o in outs]
+    for k, o in enumerate(outs):
+        if not isinstance(o, Tensor) or o.dtype_name != "float64":
+            got = f"{o.dtype_name} with shape {o.shape}" if isinstance(o, Tensor) else type(o).__name__
+            where = "fn" if len(outs) == 1 else f"output {k} of fn"
+            raise TypeError(
+                f"gradcheck: {where} is {got}; it must be a float64 tensor (float32 central differences are "
+                "only accurate to about 1e-3): compute in float64 throughout, without a .to('float32') inside fn"
+            )
+    # a one-element output (a loss) is checked as it is; a larger one as <v, f>, every element with its own weight
+    cotangent = [np.ones(o.shape) if o.size == 1 else rng.standard_normal(o.shape) for o in outs]
+    derivative = "derivative" if len(outs) == 1 and outs[0].size == 1 else "d<v, f>/dx"
     for x in inputs:
         if isinstance(x, Tensor):
             x.grad = None
@@ -183,8 +218,20 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
     for k, x in enumerate(inputs):
         if not (isinstance(x, Tensor) and x.requires_grad):
             continue
-        analytic = np.zeros(x.shape) if x.grad is None else x.grad.numpy().astype(np.float64)
         numerical = numerical_grad(fn, inputs, cotangent, k, eps)
+        if x.grad is None:  # no gradient reached x: fine only where f does not depend on it
+            if bool(np.all(np.abs(numerical) <= atol)):
+                continue
+            worst = np.unravel_index(int(np.argmax(np.abs(numerical))), numerical.shape)
+            message = (
+                f"gradcheck: no gradient reached input {names[k]} (shape {x.shape}): its .grad is None after "
+                f"backward() (did a backward return None for it?), but the central difference gives "
+                f"{derivative} {numerical[worst]:.10g} at index {tuple(int(i) for i in worst)}"
+            )
+            if raise_exception:
+                raise GradcheckError(message)
+            return False
+        analytic = x.grad.numpy().astype(np.float64)
         with np.errstate(invalid="ignore"):  # inf - inf is NaN: a failure, not a warning
             error = np.abs(analytic - numerical)
         allowed = atol + rtol * np.abs(numerical)
@@ -192,16 +239,30 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
         if outside.any():
             excess = np.where(np.isfinite(error), error - allowed, np.inf)  # a NaN or inf is the worst
             worst = np.unravel_index(int(np.argmax(excess)), excess.shape)
+            a, n = analytic[worst], numerical[worst]
+            ratio = f"ratio {a / n:.3g}; " if n != 0 and np.isfinite(a) and np.isfinite(n) else ""
+            if derivative == "derivative":
+                what = ""
+            elif len(outs) == 1:
+                what = f"; v: a random cotangent of f's shape {outs[0].shape}, seed {seed}"
+            else:
+                what = f"; <v, f> = sum_k <v_k, f_k>, v_k random (seed {seed}), or 1 for a one-element output"
             message = (
-                f"gradcheck: input {k} (shape {x.shape}) at index {tuple(int(i) for i in worst)}: received "
-                f"derivative {analytic[worst]:.10g}, expected {numerical[worst]:.10g} from central difference "
-                f"(abs error {error[worst]:.3g}, atol={atol}, rtol={rtol}; "
-                f"{int(outside.sum())} of {outside.size} elements outside tolerance)"
+                f"gradcheck: input {names[k]} (shape {x.shape}) at index {tuple(int(i) for i in worst)}: received "
+                f"{derivative} {a:.10g}, expected {n:.10g} from central difference "
+                f"({ratio}abs error {error[worst]:.3g}, atol={atol}, rtol={rtol}; "
+                f"{int(outside.sum())} of {outside.size} elements outside tolerance{what})"
             )
             if raise_exception:
                 raise GradcheckError(message)
             return False
     return True
+
+
+def _name(x, k: int) -> str:
+    """How a message names input ``k``: its position, and its name if it has one (``input 1 'W'``)."""
+    name = getattr(x, "name", None)
+    return f"{k} {name!r}" if name else f"{k}"
 
 
 def _as_leaves(inputs) -> list:
