@@ -55,3 +55,12 @@ def test_numpy_integers_index_like_python_ints(i):
     assert x[i].tolist() == [3.0, 4.0]
     x[i, 0].backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[0.0, 0.0], [1.0, 0.0]])
+
+
+def test_arange_with_a_float_argument_is_float():
+    # arange(1, 2, 0.25) was int64 by default: [1, 1, 1, 1]; as PyTorch, a float argument makes it float32
+    np.testing.assert_array_equal(mt.arange(1, 2, 0.25).numpy(), np.array([1.0, 1.25, 1.5, 1.75], dtype=np.float32))
+    assert mt.arange(2.5).tolist() == [0.0, 1.0, 2.0] and mt.arange(2.5).dtype_name == "float32"
+    assert mt.arange(3).dtype_name == "int64" and mt.arange(np.int64(3)).dtype_name == "int64"
+    with pytest.raises(ValueError, match=r"arange: start=1, stop=2, step=0.25 are not all whole numbers"):
+        mt.arange(1, 2, 0.25, dtype="int64")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend as _backend
 from .engine import Tensor
 
@@ -131,22 +133,36 @@ def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
     return full(t.shape, 1, t.dtype_name, requires_grad, t.backend)
 
 
-def arange(start, stop=None, step=1, dtype="int64", backend=None) -> Tensor:
-    r"""``start, start + step, ...`` below ``stop`` (``arange(n)`` is 0..n-1), int64 unless ``dtype`` says otherwise.
+def arange(start, stop=None, step=1, dtype=None, backend=None) -> Tensor:
+    r"""``start, start + step, ...`` below ``stop`` (``arange(n)`` is 0..n-1).
 
-    The result is 1-D, of length :math:`\lceil (\text{stop} - \text{start}) / \text{step} \rceil`.
+    The result is 1-D, of length :math:`\lceil (\text{stop} - \text{start}) / \text{step} \rceil`. As in
+    PyTorch, it is int64 when ``start``, ``stop`` and ``step`` are all integers and float32 when any of
+    them is a float, unless ``dtype`` says otherwise; an integer ``dtype`` with a fractional argument is
+    refused (NumPy would give ``arange(1, 2, 0.25)`` as ``[1, 1, 1, 1]``).
 
     Examples
     --------
     >>> import minitransformer as mt
     >>> mt.arange(5).tolist()
     [0, 1, 2, 3, 4]
-    >>> mt.arange(1, 2, 0.25, dtype="float32").numpy()
+    >>> mt.arange(1, 2, 0.25).numpy()
     array([1.  , 1.25, 1.5 , 1.75], dtype=float32)
+    >>> mt.arange(3, dtype="float64").numpy()
+    array([0., 1., 2.])
     """
     be = _backend.get(backend)
     if stop is None:
         start, stop = 0, start
+    numbers = (start, stop, step)
+    floats = [v for v in numbers if isinstance(v, float | np.floating)]
+    if dtype is None:
+        dtype = _backend.DEFAULT_FLOAT if floats else "int64"
+    elif not _backend.dtype_name(be.dtype(dtype)).startswith("float") and any(v != int(v) for v in floats):
+        raise ValueError(
+            f"arange: start={start}, stop={stop}, step={step} are not all whole numbers, and dtype is "
+            f"{_backend.dtype_name(be.dtype(dtype))}; leave dtype out (float32) or give a floating dtype"
+        )
     return Tensor._wrap(be.xp.arange(start, stop, step, dtype=be.dtype(dtype)), be)
 
 
