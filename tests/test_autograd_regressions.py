@@ -64,3 +64,13 @@ def test_arange_with_a_float_argument_is_float():
     assert mt.arange(3).dtype_name == "int64" and mt.arange(np.int64(3)).dtype_name == "int64"
     with pytest.raises(ValueError, match=r"arange: start=1, stop=2, step=0.25 are not all whole numbers"):
         mt.arange(1, 2, 0.25, dtype="int64")
+
+
+def test_masked_fill_of_an_integer_tensor_with_an_int():
+    # float(value) made the 0 a float, refused with an int64 tensor ("the float 0.0", which the user never wrote)
+    mask = mt.tensor([True, False, True])
+    filled = mt.tensor([1, 2, 3]).masked_fill(mask, 0)
+    assert filled.tolist() == [0, 2, 0] and filled.dtype_name == "int64"
+    assert mt.masked_fill(mt.tensor([1.0, 2.0, 3.0]), mask, 0).tolist() == [0.0, 2.0, 0.0]  # an int fills a float
+    with pytest.raises(TypeError, match=r"int64 tensor of shape \(3,\) with the float 0.5"):
+        mt.tensor([1, 2, 3]).masked_fill(mask, 0.5)

@@ -122,11 +122,13 @@ def is_grad_enabled() -> bool:
 
 
 class detect_anomaly:
-    """Check every forward and backward result for NaN or Inf, and name the first operation that made one.
+    r"""Check every forward and backward result for NaN or Inf, and name the first operation that made one.
 
     Slow (it looks at every value); use it, as a context manager around the forward pass and
     ``backward()``, to find where a NaN came from. It raises ``FloatingPointError`` naming the
     operation (``Log.forward``, ``Div.backward``, ...) and the shapes of that operation's inputs.
+    It stops at an infinity too (PyTorch's anomaly mode looks for NaN only), so a deliberate
+    :math:`-\infty` (a mask filled with ``float("-inf")``) stops it as well.
 
     Examples
     --------
@@ -821,7 +823,7 @@ class Tensor:
         """The last two axes swapped: a batch of matrices, each transposed."""
         return self.swapaxes(-2, -1)
 
-    def masked_fill(self, mask, value: float):
+    def masked_fill(self, mask, value):
         """``value`` where ``mask`` is True, ``self`` elsewhere (``mask`` and ``self`` broadcast together)."""
         return masked_fill(self, mask, value)
 
@@ -1322,12 +1324,17 @@ def where(condition, a, b) -> Tensor:
     return ops.Where.apply(_lift(a, like), _lift(b, like), condition=cond)
 
 
-def masked_fill(x: Tensor, mask, value: float) -> Tensor:
-    """``value`` where ``mask`` is True, ``x`` elsewhere: how attention hides a position (value -inf).
+def masked_fill(x: Tensor, mask, value) -> Tensor:
+    r"""``value`` where ``mask`` is True, ``x`` elsewhere: how attention hides a position.
+
+    The paper writes :math:`-\infty` for a hidden score; this library's attention uses the dtype's most
+    negative finite number instead, so that a row with every position hidden gives no NaN (and
+    :class:`detect_anomaly`, which stops at any infinity, stays quiet).
 
     ``mask`` is boolean; ``x`` and ``mask`` broadcast together (as in PyTorch), so the result has
-    ``x``'s shape when the mask broadcasts to it, and the larger, broadcast shape otherwise. No
-    gradient reaches ``x`` at the filled places.
+    ``x``'s shape when the mask broadcasts to it, and the larger, broadcast shape otherwise. ``value``
+    is a number of ``x``'s kind (an int or a float for a floating ``x``, an int for an integer one).
+    No gradient reaches ``x`` at the filled places.
 
     Examples
     --------
@@ -1339,8 +1346,10 @@ def masked_fill(x: Tensor, mask, value: float) -> Tensor:
            [  0.,   0., -inf]], dtype=float32)
     >>> mt.masked_fill(mt.zeros(3), future, 1.0).shape     # a larger mask: the broadcast shape
     (2, 3)
+    >>> mt.tensor([1, 2, 3]).masked_fill(future[0], 0).tolist()
+    [1, 0, 0]
     """
-    return where(mask, float(value), x)
+    return where(mask, value, x)
 
 
 def maximum(a, b) -> Tensor:
