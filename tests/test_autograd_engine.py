@@ -536,3 +536,6 @@ def test_repr():
     if backend != "numpy":
         assert f"backend={backend}" in text
     assert repr(mt.tensor([1, 2])).startswith("Tensor([1, 2], dtype=int64")
+    # values that wrap onto a second line: NumPy's own ", dtype=float32" there was kept, and the dtype shown twice
+    wide = repr(mt.tensor([0.0, 0.0, 0.0, 0.0, 5.5451775, 0.0]))
+    assert wide.count("dtype=") == 1 and wide.endswith("dtype=float32" + ("" if backend == "numpy" else f", backend={backend}") + ")")

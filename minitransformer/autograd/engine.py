@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import re
 import weakref
 
 import numpy as np  # only to recognise NumPy scalars; arithmetic goes through the backend's xp
@@ -551,7 +552,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         body = repr(self.numpy()).replace("array(", "").rstrip(")")
-        body = body.split(", dtype=")[0]
+        body = re.sub(r",\s*dtype=\w+$", "", body)  # NumPy's own dtype, on the last line when the values wrap
         extra = f", backend={self.backend.name}" if self.backend.name != "numpy" else ""
         grad = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({body}, dtype={self.dtype_name}{extra}{grad})"
