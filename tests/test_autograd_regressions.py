@@ -74,3 +74,17 @@ def test_masked_fill_of_an_integer_tensor_with_an_int():
     assert mt.masked_fill(mt.tensor([1.0, 2.0, 3.0]), mask, 0).tolist() == [0.0, 2.0, 0.0]  # an int fills a float
     with pytest.raises(TypeError, match=r"int64 tensor of shape \(3,\) with the float 0.5"):
         mt.tensor([1, 2, 3]).masked_fill(mask, 0.5)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own warnings about 0 ** -1 and (-2) ** 2.5
+def test_the_exponent_gradient_is_zero_wherever_the_base_is_not_positive():
+    # bbar = ybar y ln a is taken as 0 where a <= 0 (the docstring says so); it was NaN where y is inf or NaN
+    # (0 ** -1 = inf: inf * 0; (-2) ** 2.5 = NaN), and 0 elsewhere
+    a = mt.tensor([0.0, 0.0, -2.0, -2.0, 2.0], dtype="float64", requires_grad=True)
+    b = mt.tensor([-1.0, 2.0, 2.0, 2.5, 3.0], dtype="float64", requires_grad=True)
+    (a**b).sum().backward()
+    np.testing.assert_allclose(b.grad.numpy(), [0.0, 0.0, 0.0, 0.0, 8.0 * np.log(2.0)])
+    for base in (0.0, -2.0):  # a Python number as the base
+        x = mt.tensor([-1.0, 2.0, 2.5], dtype="float64", requires_grad=True)
+        (base**x).sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])

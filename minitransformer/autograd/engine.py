@@ -511,7 +511,9 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        """True for tensors made by the user (parameters, inputs), False for results of operations."""
+        """True for tensors that no recorded operation made: the user's own (parameters, inputs), and any result
+        computed without gradients (inside :class:`no_grad`, or from inputs that need none), as in PyTorch. False for
+        the results that ``backward()`` goes through."""
         return self._ctx is None
 
     @property

@@ -208,6 +208,11 @@ class Pow(_Elementwise):
     :math:`b\, a^{b-1}` would be :math:`0 \cdot \infty`); for :math:`b < 1` at :math:`a = 0` it is
     infinite, as in PyTorch.
 
+    Where :math:`a \le 0`, :math:`\bar b` is taken as 0: :math:`\ln a` is not real there (for :math:`a < 0`,
+    :math:`a^b` is real only at integer :math:`b`, so it has no derivative in :math:`b`), and at :math:`a = 0`,
+    :math:`b > 0`, :math:`y = 0` does not change with :math:`b`. PyTorch agrees at :math:`a = 0`, :math:`b \ge 0`,
+    and gives NaN where :math:`a < 0` and :math:`-\infty` at :math:`a = 0`, :math:`b < 0`.
+
     Examples
     --------
     >>> import minitransformer as mt
@@ -241,9 +246,12 @@ class Pow(_Elementwise):
                 grad_a = grad * b * a ** xp.where(b == 0, 1.0, b - 1)  # 0 * a^1 = 0 where b = 0
         grad_b = None
         if not _is_number(b) and self.needs_grad(1):
-            # ln a only where a > 0; elsewhere a^b has no real derivative in b, taken as 0
-            log_a = (math.log(a) if a > 0 else 0.0) if _is_number(a) else xp.log(xp.where(a > 0, a, 1.0))
-            grad_b = grad * self.y * log_a
+            # y ln a only where a > 0; elsewhere 0 (ln a is not real), also where y is inf or NaN (0 ** -1, (-2) ** 0.5)
+            if _is_number(a):
+                grad_b = grad * self.y * math.log(a) if a > 0 else xp.zeros_like(grad)
+            else:
+                positive = a > 0
+                grad_b = grad * xp.where(positive, self.y, 0.0) * xp.log(xp.where(positive, a, 1.0))
         return grad_a, grad_b
         ### END SOLUTION
 
@@ -307,8 +315,9 @@ class Log(Function):
 class Log1p(Function):
     r""":math:`y = \ln(1 + x)`; :math:`\bar x = \bar y / (1 + x)`.
 
-    The same number as ``(1 + x).log()``, but exact where :math:`|x|` is tiny: there :math:`1 + x` rounds
-    (to 1 when :math:`|x|` is below the dtype's epsilon, so the log gives 0 instead of :math:`x`).
+    The same number as ``(1 + x).log()``, but exact where :math:`|x|` is tiny: there :math:`1 + x` rounds,
+    to 1 when :math:`|x|` is at most half the dtype's epsilon (a quarter for a negative :math:`x`), so the log
+    gives 0 instead of :math:`x`; a little above that it keeps only a few of :math:`x`'s digits.
 
     Examples
     --------
