@@ -438,6 +438,34 @@ def test_numpy_item_detach():
         x.item()
 
 
+def test_setting_requires_grad_is_checked_as_requires_grad_is():
+    # the attribute could be written past the float-only rule: t.grad came out as an int64 tensor [3, 3]
+    t = mt.tensor([1, 2])
+    with pytest.raises(TypeError, match=r"only floating-point tensors can have gradients, got int64"):
+        t.requires_grad = True
+    assert not t.requires_grad
+    w = mt.tensor([1.0, 2.0])
+    w.requires_grad = True
+    assert w.requires_grad and (w * 2.0).requires_grad
+    w.requires_grad = False  # a leaf's flag can be turned off
+    assert not (w * 2.0).requires_grad
+
+
+def test_requires_grad_false_on_a_result_of_operations_is_refused():
+    # it half-worked: an earlier use of h still passed gradients back, a later one did not
+    x = mt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    h = x * 2.0
+    z = (h * 3.0).sum()
+    with pytest.raises(RuntimeError, match=r"only a leaf's flag can change; .* made by Mul\. Use t\.detach\(\)"):
+        h.requires_grad_(False)
+    with pytest.raises(RuntimeError, match=r"only a leaf's flag can change"):
+        h.requires_grad = False
+    assert h.requires_grad and (h * 4.0).requires_grad
+    assert h.requires_grad_(True) is h  # asking again for what it has is fine
+    z.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [6.0, 6.0, 6.0])
+
+
 def test_deepcopy_of_a_leaf_copies_its_array_and_grad_on_its_backend(backend):
     x = mt.tensor([[1.5, 2.5]], requires_grad=True, name="x")
     (x * x).sum().backward()

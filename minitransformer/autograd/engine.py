@@ -393,7 +393,7 @@ class Function:
         fn.backend, fn.xp = first.backend, first.backend.xp
         # known before forward, so forward keeps only what the wanted gradients use (nothing under no_grad)
         if _grad_enabled and cls.differentiable:
-            fn.needs_input_grad = tuple([isinstance(x, Tensor) and x.requires_grad for x in inputs])
+            fn.needs_input_grad = tuple([isinstance(x, Tensor) and x._requires_grad for x in inputs])
         else:
             fn.needs_input_grad = (False,) * len(inputs)
         out = fn.forward(*[x.data if isinstance(x, Tensor) else x for x in inputs], **options)
@@ -449,7 +449,7 @@ class Tensor:
     array([2., 4., 6.], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "backend", "name", "_retain_grad", "_node", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "backend", "name", "_retain_grad", "_node", "__weakref__")
     __array_ufunc__ = None  # numpy scalars on the left defer to Tensor's operators
 
     def __init__(self, data, dtype=None, requires_grad: bool = False, backend=None, name: str | None = None):
@@ -467,7 +467,7 @@ class Tensor:
         self._node = None
         self.name = name
         self._retain_grad = False
-        self.requires_grad = False
+        self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -475,7 +475,7 @@ class Tensor:
     def _wrap(cls, array, backend, requires_grad: bool = False) -> Tensor:
         """A Tensor around an array already on ``backend`` (no checks, no copy)."""
         t = cls.__new__(cls)
-        t.data, t.backend, t.requires_grad = array, backend, requires_grad
+        t.data, t.backend, t._requires_grad = array, backend, requires_grad
         t.grad = t._ctx = t.name = t._node = None
         t._retain_grad = False
         return t
@@ -581,7 +581,7 @@ class Tensor:
     def __copy__(self) -> Tensor:
         """``copy.copy(t)``: another Tensor object holding the same array, gradient and graph."""
         new = type(self).__new__(type(self))
-        new.data, new.backend, new.requires_grad, new.grad = self.data, self.backend, self.requires_grad, self.grad
+        new.data, new.backend, new._requires_grad, new.grad = self.data, self.backend, self._requires_grad, self.grad
         new._ctx, new._node, new.name, new._retain_grad = self._ctx, self._node, self.name, self._retain_grad
         return new
 
@@ -599,7 +599,7 @@ class Tensor:
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         new.data = copy.deepcopy(self.data, memo)  # NumPy, CuPy (on its device), array-api-strict: a copy
-        new.backend, new.requires_grad, new.name, new._retain_grad = (self.backend, self.requires_grad, self.name,
+        new.backend, new._requires_grad, new.name, new._retain_grad = (self.backend, self._requires_grad, self.name,
                                                                       self._retain_grad)
         new.grad = copy.deepcopy(self.grad, memo)
         new._ctx = new._node = None
@@ -608,14 +608,37 @@ class Tensor:
     def __reduce_ex__(self, protocol):  # pickle's way in (copy takes the two above)
         _backend.refuse_pickle(self)
 
+    @property
+    def requires_grad(self) -> bool:
+        """Whether ``backward()`` computes a gradient for this tensor (a leaf keeps it in ``.grad``).
+
+        Setting it is :meth:`requires_grad_`, with its checks: ``t.requires_grad = True`` on an integer tensor
+        is refused, as in PyTorch.
+        """
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        self.requires_grad_(flag)
+
     def requires_grad_(self, flag: bool = True) -> Tensor:
-        """Ask (or stop asking) for ``.grad`` on this tensor; only floating-point tensors can."""
+        """Ask (or stop asking) for ``.grad`` on this leaf; only floating-point tensors can have one.
+
+        A result of operations always passes gradients back to what made it; its flag cannot be turned off
+        (as in PyTorch): ``t.detach()`` is the same values cut from the graph.
+        """
+        flag = bool(flag)
         if flag and not self.backend.xp.isdtype(self.dtype, "real floating"):
             raise TypeError(
                 f"requires_grad: only floating-point tensors can have gradients, got {self.dtype_name} "
                 f"with shape {self.shape}"
             )
-        self.requires_grad = flag
+        if not flag and self._ctx is not None:
+            raise RuntimeError(
+                f"requires_grad_(False): only a leaf's flag can change; this {self.shape} tensor was made by "
+                f"{self._ctx!r}. Use t.detach() to cut a result from the graph"
+            )
+        self._requires_grad = flag
         return self
 
     def retain_grad(self) -> Tensor:
@@ -891,7 +914,7 @@ class _Recorded(Tensor):
     __slots__ = ("_result",)
 
     def __init__(self, result: Tensor):  # not Tensor.__init__: there is no array to make
-        self.data, self.backend, self.requires_grad = _Shape(result.data), result.backend, result.requires_grad
+        self.data, self.backend, self._requires_grad = _Shape(result.data), result.backend, result._requires_grad
         self.grad, self._ctx, self._node = None, result._ctx, None
         self._result = weakref.ref(result)
 
@@ -986,7 +1009,7 @@ def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
                     _check_finite(fn.xp, f"{type(fn).__name__}.backward", gi, fn.inputs)
         fresh = fn.fresh_grads
         for x, gx in zip(fn.inputs, input_grads):
-            if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
+            if gx is None or not isinstance(x, Tensor) or not x._requires_grad:
                 continue
             mine = fresh
             if isinstance(gx, Tensor) or getattr(gx, "shape", None) != x.shape or gx.dtype != x.dtype:
