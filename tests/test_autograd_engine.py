@@ -259,6 +259,35 @@ def test_no_grad_as_decorator():
     assert step.__name__ == "step" and step.__doc__ == "An optimizer-like update."
 
 
+def test_no_grad_as_a_decorator_without_parentheses():
+    # @mt.no_grad raised "no_grad() takes no arguments"; @torch.no_grad works bare
+    w = t64([1.0, 2.0])
+
+    @mt.no_grad
+    def evaluate(t):
+        """Evaluation."""
+        return (t * w).sum()
+
+    @mt.enable_grad
+    def train(t):
+        return (t * w).sum()
+
+    assert not evaluate(w).requires_grad and evaluate.__name__ == "evaluate" and evaluate.__doc__ == "Evaluation."
+    with mt.no_grad():
+        assert train(w).requires_grad
+    assert mt.is_grad_enabled()
+    with pytest.raises(TypeError, match=r"no_grad\(\) takes no arguments, or \(as @no_grad\) a function"):
+        mt.no_grad(5)
+
+
+def test_no_grad_refuses_to_decorate_a_generator_function():
+    # the block ended before the generator's body ran: its results had requires_grad=True
+    with pytest.raises(TypeError, match=r"@no_grad on the generator function 'batches': .* `with mt\.no_grad\(\):`"):
+        @mt.no_grad()
+        def batches():
+            yield t64([1.0]) * 2.0
+
+
 def test_enable_grad_inside_no_grad():
     x = t64([1.0, 3.0])
     with mt.no_grad():
@@ -464,6 +493,23 @@ def test_requires_grad_false_on_a_result_of_operations_is_refused():
     assert h.requires_grad_(True) is h  # asking again for what it has is fine
     z.backward()
     np.testing.assert_array_equal(x.grad.numpy(), [6.0, 6.0, 6.0])
+
+
+def test_tensor_copies_an_array_as_torch_tensor_does():
+    # mt.tensor(a) used a's memory: a[0] = 99 changed the tensor too
+    a = np.array([1.0, 2.0])
+    t, u = mt.tensor(a), mt.tensor(a, requires_grad=True)
+    a[0] = 99.0
+    np.testing.assert_array_equal(t.numpy(), [1.0, 2.0])
+    np.testing.assert_array_equal(u.numpy(), [1.0, 2.0])
+    v = mt.tensor(t)
+    assert v.data is not t.data and v.tolist() == [1.0, 2.0]
+
+
+def test_there_is_no_item_assignment():
+    x = mt.tensor([1.0, 2.0])
+    with pytest.raises(TypeError, match=r"Tensor does not support item assignment: there are no in-place operations"):
+        x[0] = 5.0
 
 
 def test_deepcopy_of_a_leaf_copies_its_array_and_grad_on_its_backend(backend):

@@ -88,3 +88,22 @@ def test_the_exponent_gradient_is_zero_wherever_the_base_is_not_positive():
         x = mt.tensor([-1.0, 2.0, 2.5], dtype="float64", requires_grad=True)
         (base**x).sum().backward()
         np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("index", [lambda x: x[:, 0] > 2.0, lambda x: [True, False, True], lambda x: True,
+                                   lambda x: np.bool_(True), lambda x: (slice(None), [True, False])],
+                         ids=["tensor mask", "list of bools", "True", "numpy bool", "mask on axis 1"])
+def test_a_boolean_mask_index_is_refused_by_getitem(index):
+    # x[mask] said "Take: indices must be integers, got bool"; x[True] was read as x[1] on some backends
+    x = mt.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    with pytest.raises(IndexError, match=r"^getitem: boolean masks are not supported .* where\(mask, x, 0\.0\)"):
+        x[index(x)]
+
+
+def test_an_empty_list_index_picks_no_rows():
+    # x[[]] said "Take: indices must be integers, got float64 with shape (0,)"
+    x = mt.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    y = x[[]]
+    assert y.shape == (0, 2) and y.dtype_name == "float32"
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((2, 2)))

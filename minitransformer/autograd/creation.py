@@ -19,7 +19,8 @@ def tensor(data, dtype=None, requires_grad: bool = False, backend=None, name: st
 
     The shape is that of ``data``. As in PyTorch, Python numbers become float32 if any of them is a
     float, else int64 if any is an int (bools among ints count as ints), else bool; arrays keep their
-    dtype unless ``dtype`` is given.
+    dtype unless ``dtype`` is given. An array (or tensor) given as ``data`` is copied, as ``torch.tensor``
+    copies: changing it later does not change the tensor.
 
     Parameters
     ----------
@@ -37,7 +38,7 @@ def tensor(data, dtype=None, requires_grad: bool = False, backend=None, name: st
     Returns
     -------
     Tensor
-        A new leaf tensor.
+        A new leaf tensor, with an array of its own.
 
     Examples
     --------
@@ -50,7 +51,10 @@ def tensor(data, dtype=None, requires_grad: bool = False, backend=None, name: st
     >>> mt.tensor([0.5], dtype="float64", requires_grad=True)
     Tensor([0.5], dtype=float64, requires_grad=True)
     """
-    return Tensor(data, dtype=dtype, requires_grad=requires_grad, backend=backend, name=name)
+    t = Tensor(data, dtype=dtype, requires_grad=requires_grad, backend=backend, name=name)
+    if hasattr(data, "dtype"):  # an array (or Tensor) the caller still holds: Tensor() may have used it as it is
+        t.data = t.backend.xp.asarray(t.data, copy=True)
+    return t
 
 
 def full(shape, value, dtype=None, requires_grad: bool = False, backend=None) -> Tensor:

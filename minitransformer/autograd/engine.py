@@ -19,6 +19,8 @@ PyTorch, instead of living until ``backward()``.
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import operator
 import re
 import weakref
@@ -44,9 +46,18 @@ _anomaly = False
 
 
 class _GradMode:
-    """Base of ``no_grad`` / ``enable_grad``: a context manager that is also a decorator."""
+    """Base of ``no_grad`` / ``enable_grad``: a context manager that is also a decorator, with or without
+    parentheses (``@no_grad()`` or ``@no_grad``, as PyTorch allows)."""
 
     _value = True
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        if fn is None:
+            return self
+        if not callable(fn):
+            raise TypeError(f"{cls.__name__}() takes no arguments, or (as @{cls.__name__}) a function to decorate")
+        return self(fn)  # @no_grad without parentheses: the decorated function itself
 
     def __enter__(self):
         global _grad_enabled
@@ -58,19 +69,26 @@ class _GradMode:
         _grad_enabled = self._previous
 
     def __call__(self, fn):
+        if inspect.isgeneratorfunction(fn):  # its body runs at each next(), after the decorator's block has ended
+            raise TypeError(
+                f"@{type(self).__name__} on the generator function {fn.__name__!r}: its body runs after the block "
+                f"ends, so it would record as before; write `with mt.{type(self).__name__}():` inside it"
+            )
+
+        @functools.wraps(fn)
         def wrapped(*args, **kwargs):
             with type(self)():
                 return fn(*args, **kwargs)
 
-        wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
         return wrapped
 
 
 class no_grad(_GradMode):
     """Record no graph inside the block (evaluation, optimizer updates): faster, less memory.
 
-    A context manager, or (an instance, ``@no_grad()``) a decorator for a whole function. Results
-    made inside have ``requires_grad=False``; the previous setting comes back when the block ends.
+    A context manager, or a decorator for a whole function (``@no_grad()`` or ``@no_grad``; not for a
+    generator function, whose body runs after the block has ended). Results made inside have
+    ``requires_grad=False``; the previous setting comes back when the block ends.
 
     Examples
     --------
@@ -425,10 +443,17 @@ class Tensor:
     ``sum``, ``max``, ``maximum``, ``<``) is refused: cast first (``mask.to("int64").sum()`` counts the True
     values).
 
+    There are no in-place operations, so that every array a graph saved for ``backward()`` stays as it was:
+    ``w -= lr * w.grad`` (even under :class:`no_grad`) makes a new tensor and rebinds the name ``w`` to it,
+    leaving the parameter itself unchanged, and ``x[0] = 5`` is refused. Change a leaf's values through its
+    array, ``w.data = w.data - lr * w.grad.data``, as the optimizers do; build values with :func:`where`,
+    :func:`masked_fill` or :func:`concat`.
+
     Parameters
     ----------
     data : array_like
-        Nested lists, a NumPy array, or an array of any backend (moved to ``backend``).
+        Nested lists, a NumPy array, or an array of any backend (moved to ``backend``). An array already on
+        ``backend`` is used as it is, without a copy (:func:`tensor` copies it).
     dtype : str, optional
         ``"float32"``, ``"float64"``, ``"int64"``, ``"bool"``, ... By default Python numbers are float32
         if any is a float, else int64 if any is an int, else bool (as in :func:`tensor`); arrays keep theirs.
@@ -575,7 +600,7 @@ class Tensor:
         return self.numpy().tolist()
 
     def detach(self) -> Tensor:
-        """The same values, cut from the graph (no gradient flows through)."""
+        """The same values, cut from the graph (no gradient flows through): a new leaf sharing ``self``'s array."""
         return Tensor._wrap(self.data, self.backend)
 
     def __copy__(self) -> Tensor:
@@ -743,6 +768,13 @@ class Tensor:
     def __getitem__(self, index):
         return getitem(self, index)
 
+    def __setitem__(self, index, value):
+        raise TypeError(
+            "Tensor does not support item assignment: there are no in-place operations (the graph's saved arrays "
+            "must not change). Build the values with mt.where(mask, value, x) or x.masked_fill(mask, value), or "
+            "change a leaf's array through .data"
+        )
+
     # comparisons give boolean tensors (no gradient): masks, accuracy; checked as arithmetic is
     def __lt__(self, other):
         return ops.Compare.apply(self, _lift(other, self), name="less")
@@ -810,7 +842,8 @@ class Tensor:
         return ops.Mean.apply(self, axis=_axes(axis, self.ndim, "mean"), keepdims=keepdims)
 
     def max(self, axis=None, keepdims: bool = False):
-        """The largest element over ``axis``; its gradient is shared equally among ties."""
+        """The largest element over ``axis``; its gradient is shared equally among ties (as ``torch.amax``;
+        ``torch.max(x, dim)`` gives it all to one of them)."""
         return ops.Max.apply(self, axis=_axes(axis, self.ndim, "max"), keepdims=keepdims)
 
     def reshape(self, *shape):
@@ -1225,7 +1258,8 @@ def getitem(x: Tensor, index) -> Tensor:
 
     Shapes as NumPy's. The gradient of basic indexing is zero except at the places selected
     (:class:`~minitransformer.autograd.ops.GetItem`); an integer array (a Tensor, an array or a
-    list) picks rows, as :func:`take` along axis 0.
+    list) picks rows, as :func:`take` along axis 0. Boolean masks (``x[x > 0]``) are refused: the
+    result's shape would depend on the values; :func:`where` and :func:`masked_fill` keep the shape.
 
     Examples
     --------
@@ -1237,14 +1271,27 @@ def getitem(x: Tensor, index) -> Tensor:
     (2, 4)
     """
     if _is_index_array(index):
+        if isinstance(index, list):  # read here: an empty list is no rows (NumPy would read it as float64)
+            index = np.asarray(index) if index else np.zeros(0, dtype=np.int64)
+        if _kind(index.dtype) == "b":
+            raise IndexError(_NO_MASKS)
         return take(x, index, axis=0)
     index = tuple(_position(i) for i in index) if isinstance(index, tuple) else (_position(index),)
     if any(_is_index_array(i) for i in index):
+        if any(isinstance(i, list) and np.asarray(i).dtype == bool or hasattr(i, "dtype") and _kind(i.dtype) == "b"
+               for i in index):
+            raise IndexError(_NO_MASKS)
         raise IndexError(
             "getitem: only one integer array, on the first axis, is supported (x[ids]); "
             "use take(x, ids, axis) for other axes"
         )
     return ops.GetItem.apply(x, index=index)
+
+
+_NO_MASKS = (
+    "getitem: boolean masks are not supported (the result's shape would depend on the values); keep the shape "
+    "with where(mask, x, 0.0) or x.masked_fill(mask.eq(False), 0.0), or pick rows with integer ids, x[ids]"
+)
 
 
 def _is_index_array(i) -> bool:
@@ -1255,6 +1302,8 @@ def _is_index_array(i) -> bool:
 def _position(i):
     """One entry of a basic index, with a NumPy integer (anything with ``__index__`` that is not an array) as
     the Python int it stands for: array-api-strict takes only Python ints."""
+    if i is True or i is False or isinstance(i, np.bool_):  # NumPy reads x[True] as a mask (a new axis), not as 1
+        raise IndexError(_NO_MASKS)
     if isinstance(i, int) or not hasattr(i, "__index__") or _is_index_array(i):
         return i
     return operator.index(i)
@@ -1272,7 +1321,9 @@ def take(x: Tensor, indices, axis: int = 0) -> Tensor:
         The table, ``(..., V, ...)`` with its ``V`` rows along ``axis``.
     indices : Tensor or array_like
         Integers in ``[-V, V)``, of any shape ``I`` and any integer dtype (``uint8`` bytes too); a negative
-        index counts from the end, as in NumPy: ``-1`` is row ``V - 1``.
+        index counts from the end, as in NumPy: ``-1`` is row ``V - 1``. One outside that range is an
+        ``IndexError`` where the backend checks values (``backend.check_values``, on by default except on
+        CuPy, where looking would stop the GPU); otherwise it wraps around, modulo ``V``.
     axis : int
         The axis of ``x`` the indices pick from.
 
@@ -1383,6 +1434,7 @@ def maximum(a, b) -> Tensor:
 
     :math:`y = \max(a, b)`, :math:`\bar a = \bar y\,([a > b] + \tfrac12 [a = b])`, and :math:`\bar b`
     likewise. ``a`` and ``b`` (tensors or Python numbers) broadcast; the result has the broadcast shape.
+    Where either is NaN, :math:`y` is NaN and the whole gradient goes to ``b`` (PyTorch gives it to both).
 
     Examples
     --------

@@ -436,7 +436,8 @@ class ReLU(Function):
 
 class Maximum(_Elementwise):
     r""":math:`y = \max(a, b)`; :math:`\bar a = \bar y\,[a > b] + \tfrac12 \bar y\,[a = b]`, and
-    :math:`\bar b` likewise: at a tie each side gets half (as PyTorch does).
+    :math:`\bar b` likewise: at a tie each side gets half (as PyTorch does). Where either is NaN, no
+    comparison holds and the whole gradient goes to :math:`b` (PyTorch gives it to both).
 
     Examples
     --------
