@@ -113,3 +113,13 @@ def test_to_dot_has_one_line_per_node_and_edge():
     assert all(m.group(1) in names and m.group(2) in names for m in edge_lines)
     kinds = {"tensor": "box", "op": "ellipse", "const": "plaintext"}
     assert sorted(m.group(2) for m in node_lines) == sorted(kinds[n["kind"]] for n in nodes)
+
+
+def test_to_dot_escapes_quotes_and_backslashes_in_names():
+    # a name with a quote ended the DOT string early: label="a "quoted" (2,)" is not valid DOT
+    x = mt.tensor([1.0, 2.0], requires_grad=True, name='a "quoted" \\ name')
+    lines = to_dot((x * 3.0).sum()).splitlines()
+    string = r'"((?:[^"\\]|\\.)*)"'  # a DOT string: anything but a bare quote or backslash, or an escaped character
+    labels = [m.group(1) for line in lines if (m := re.fullmatch(rf"  n\d+ \[label={string}, shape=\w+\];", line))]
+    assert len(labels) == 6
+    assert r'a \"quoted\" \\ name (2,)\nleaf, requires_grad' in labels

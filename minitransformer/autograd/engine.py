@@ -295,7 +295,11 @@ def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 
 # ------------------------------------------------------------------ Function
 class Function:
-    r"""One primitive operation: ``forward`` on arrays and its ``backward``, side by side.
+    r"""One primitive operation: a new one needs only ``forward`` (on arrays) and ``backward``, side by side.
+
+    The class attributes below them (``mixed_dtypes``, ``differentiable``, ``float_only``, ``on_bool``,
+    ``fresh_grads``) are dtype rules and optimisations of the library's own operations, all safe at
+    their defaults; ``check`` may refuse bad input early, with a clear message.
 
     For an output :math:`y = f(x_1, \ldots, x_n)`, ``backward`` is the vector-Jacobian product:
     given :math:`\bar y = \partial L/\partial y` (of the output's shape) it returns, for each input,
@@ -1008,7 +1012,37 @@ def _freed_graph(fn: Function) -> _FreedGraph:
     return _freed[kind]
 
 
+def _run_backward_reference(root: Tensor, grad) -> dict[int, object]:
+    """The backward pass in its plainest form: the reference that :func:`_run_backward` must agree with (a test
+    compares them), and the loop to read first.
+
+    Every node is visited after all the nodes that use it (reverse topological order), so its gradient is
+    complete when its operation turns it into gradients of its inputs (the local chain rule, ``backward``).
+    A tensor used twice gets both gradients, added; a broadcast input's is summed back to its shape.
+    Returns ``{id(leaf): gradient}`` for the leaves that require grad; stores nothing and frees nothing.
+    """
+    grads, leaves = {id(root): grad}, {}
+    order = _topological_order(root) if root._ctx is not None else []  # inputs before outputs
+    for node in reversed(order):  # outputs first: every use of a node is done before the node
+        fn, g = node._ctx, grads.get(id(node))
+        if g is None:
+            continue  # no gradient reached it (a backward returned None for it)
+        for x, gx in zip(fn.inputs, fn.backward(g)):
+            if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
+                continue  # a number, a constant, or an input the operation gives no gradient
+            gx = unbroadcast(fn.xp, gx, x.shape)
+            grads[id(x)] = grads[id(x)] + gx if id(x) in grads else gx  # "+=": used twice, both shares
+            if x.is_leaf:
+                leaves[id(x)] = x
+    if root.is_leaf and root.requires_grad:
+        leaves[id(root)] = root
+    return {key: grads[key] for key in leaves}
+
+
 def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
+    """The backward pass ``Tensor.backward`` runs: :func:`_run_backward_reference`, plus freeing the graph as it goes,
+    ``retain_grad``, checks of what each ``backward`` returns, and adding into gradient arrays in place where no one
+    else holds them (``owned``)."""
     if root._ctx is None:  # a leaf: its gradient is the seed itself
         _accumulate(root, grad)
         return

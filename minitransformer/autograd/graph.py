@@ -12,6 +12,11 @@ def _label(t: Tensor) -> str:
     return f"{name}{t.shape}"
 
 
+def _escaped(text: str) -> str:
+    """``text`` inside a DOT string: a backslash or a double quote would end or change it."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def graph(root: Tensor) -> tuple[list[dict], list[tuple[int, int]]]:
     """Nodes and edges of the graph that made ``root`` (call before ``backward()``, which frees it).
 
@@ -25,7 +30,8 @@ def graph(root: Tensor) -> tuple[list[dict], list[tuple[int, int]]]:
     nodes : list of dict
         Each with ``id``, ``kind`` (``"tensor"``, ``"op"``, or ``"const"`` for a Python number an
         operation was given), ``label`` (a tensor's name and shape, an operation's name) and ``note``
-        (``"leaf, requires_grad"`` for parameters and inputs that want a gradient).
+        (``"leaf, requires_grad"`` for parameters and inputs that want a gradient, ``"leaf"`` for other
+        tensors no recorded operation made, such as constant inputs; empty otherwise).
     edges : list of tuple
         ``(from_id, to_id)``, in the direction data flows.
 
@@ -69,7 +75,8 @@ def to_dot(root: Tensor) -> str:
     """The graph of ``root`` in Graphviz's DOT language (paste into any DOT viewer).
 
     Tensors are boxes, operations ellipses, Python numbers plain text; edges run as data flows
-    (left to right). The nodes and edges are those of :func:`graph`.
+    (left to right). The nodes and edges are those of :func:`graph`; quotes and backslashes in a
+    name are escaped, so any name gives valid DOT.
 
     Examples
     --------
@@ -83,7 +90,7 @@ def to_dot(root: Tensor) -> str:
     lines = ["digraph {", "  rankdir=LR;"]
     for n in nodes:
         shape = {"tensor": "box", "op": "ellipse", "const": "plaintext"}[n["kind"]]
-        label = n["label"] + (f"\\n{n['note']}" if n["note"] else "")
+        label = _escaped(n["label"]) + (f"\\n{n['note']}" if n["note"] else "")
         lines.append(f'  {ids[n["id"]]} [label="{label}", shape={shape}];')
     for a, b in edges:
         lines.append(f"  {ids[a]} -> {ids[b]};")

@@ -7,6 +7,39 @@ engine (``engine.unbroadcast``), so the formulas here are written for equal shap
 
 Tensor operators and methods reach these (``a * b`` is ``Mul.apply(a, b)``, ``x.exp()`` is
 ``Exp.apply(x)``); each class states its derivative in one line, and its ``backward`` computes it.
+From what you write to the class, and its derivative (``ybar`` arrives, ``y`` is the output; whole
+formulas as one operation, such as softmax and layer norm, are in ``fused.py``):
+
+=====================================================  ==========  ==================================================
+You write                                              Class       Gradients
+=====================================================  ==========  ==================================================
+``a + b``                                              Add         abar = ybar, bbar = ybar
+``a - b``                                              Sub         abar = ybar, bbar = -ybar
+``a * b``                                              Mul         abar = ybar b, bbar = ybar a
+``a / b``                                              Div         abar = ybar / b, bbar = -ybar y / b
+``-x``                                                 Neg         xbar = -ybar
+``a ** b``                                             Pow         abar = ybar b a^(b-1), bbar = ybar y ln a (a > 0)
+``x.exp()``                                            Exp         xbar = ybar y
+``x.log()``                                            Log         xbar = ybar / x
+``x.log1p()``                                          Log1p       xbar = ybar / (1 + x)
+``x.sqrt()``                                           Sqrt        xbar = ybar / (2 y)
+``x.tanh()``                                           Tanh        xbar = ybar (1 - y^2)
+``x.relu()``                                           ReLU        xbar = ybar [x > 0]
+``mt.maximum(a, b)``                                   Maximum     abar = ybar ([a > b] + [a = b] / 2), bbar alike
+``x.sum(axis)``                                        Sum         xbar = ybar, copied along ``axis``
+``x.mean(axis)``                                       Mean        xbar = ybar / n, copied along ``axis``
+``x.max(axis)``                                        Max         xbar = ybar at the maxima, shared among ties
+``a @ b``, ``mt.matmul``                               MatMul      Abar = Ybar B^T, Bbar = A^T Ybar
+``x.reshape(...)``                                     Reshape     xbar = ybar in x's shape
+``x.permute(...)``, ``.T``, ``.mT``, ``.swapaxes``     Permute     xbar = ybar, axes put back
+``x[0, 1:3, None]`` (basic indexing), ``mt.split``     GetItem     xbar = 0, with ybar at the index
+``x[ids]``, ``mt.take(x, ids, axis)``                  Take        xbar = rows of ybar added at ids
+``mt.concat``                                          Concat      xbar_k = the slice of ybar from x_k
+``mt.stack``                                           Stack       xbar_k = ybar[k] along the new axis
+``mt.where(c, a, b)``, ``x.masked_fill``               Where       abar = ybar [c], bbar = ybar [not c]
+``x.to(dtype)``, ``mt.cast``                           Cast        xbar = ybar in x's dtype
+``<``, ``>``, ``eq``, ...; ``+`` and ``*`` of bools    Compare     none (a boolean result)
+=====================================================  ==========  ==================================================
 
 Writing them (assignment A1): start with ``Add``, ``Mul`` and ``Sum``. Every gradient check reduces an
 operation's output to one number through them (:math:`s = \sum v \odot f(x)`), so until they are written
