@@ -80,7 +80,8 @@ def test_gradcheck_of_a_loss_reports_the_derivative_itself():
     # gives 2. (A random scalar v made it "received 0.2515, expected 0.5029": 0.1257 times the derivatives.)
     w = mt.tensor([1.0, 2.0], dtype="float64", requires_grad=True, name="w")
     with pytest.raises(GradcheckError, match=r"^gradcheck: input 0 'w' \(shape \(2,\)\) at index \(1,\): received "
-                                             r"derivative 2, expected 4(\.0+\d*)? from central difference \(ratio 0\.5;"):
+                                             r"derivative 2, expected 4(\.0+\d*)? from central difference "
+                                             r"\(ratio 0\.5;"):
         mt.gradcheck(lambda t: BadSquare.apply(t).sum(), w)
     np.testing.assert_allclose(w.grad.numpy(), [1.0, 2.0])  # the analytic gradient it compared, v = 1
 

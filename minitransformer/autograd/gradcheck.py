@@ -174,10 +174,11 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
     ...     def backward(self, grad):
     ...         return (grad * self.x,)             # should be 2 * grad * x
     >>> w = mt.tensor([1.0, 2.0], dtype="float64", requires_grad=True, name="w")
-    >>> gradcheck(lambda t: BadSquare.apply(t).sum(), w)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    minitransformer.autograd.gradcheck.GradcheckError: gradcheck: input 0 'w' (shape (2,)) at index (1,): received derivative 2, expected 4 from central difference (ratio 0.5; ...)
+    >>> try:
+    ...     mt.gradcheck(lambda t: BadSquare.apply(t).sum(), w)
+    ... except mt.autograd.GradcheckError as e:
+    ...     print(str(e).split(" (ratio")[0])
+    gradcheck: input 0 'w' (shape (2,)) at index (1,): received derivative 2, expected 4 from central difference
     """
     for k, x in enumerate(inputs):
         if isinstance(x, Tensor) and x.requires_grad and x.dtype_name != "float64":
