@@ -336,6 +336,8 @@ def test_take_with_float_indices():
     with pytest.raises(TypeError, match=r"Take: indices must be integers, got float32 with shape \(2,\)"):
         mt.take(mt.ones(5, 3), mt.tensor([0.0, 1.0]))
     with pytest.raises(TypeError, match=r"Take: indices must be integers, got bool"):
+        mt.take(mt.ones(5, 3), mt.tensor([True, False, True, False, True]))
+    with pytest.raises(IndexError, match=r"getitem: boolean masks are not supported"):  # x[mask] names indexing
         mt.ones(5, 3)[mt.tensor([True, False, True, False, True])]
 
 
