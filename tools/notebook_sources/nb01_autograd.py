@@ -198,10 +198,11 @@ CELLS = [
     md(r"""
     The same numbers as the hand-computed table. The loop keys adjoints by `id`, not by name: a result
     of an operation has no name unless given one (in section 5's $x \cdot x + x$, neither $x \cdot x$ nor
-    the sum has one). (The real engine also frees the graph as it goes and sums gradients of broadcast
-    inputs back to their shape; see `_run_backward` in `autograd/engine.py`, about 50 lines: the same
-    loop, plus freeing, checks of what each `backward` returns, and adding into gradient arrays in place
-    where no one else holds them.)
+    the sum has one). (The engine keeps this loop as `_run_backward_reference` in `autograd/engine.py`,
+    about 20 lines: the same loop, plus summing the gradients of broadcast inputs back to their shape. The
+    one `backward()` runs, `_run_backward` beside it, also frees the graph as it goes, checks what each
+    `backward` returns and adds into gradient arrays in place where no one else holds them; a test checks
+    that the two agree.)
 
     ## 4. `backward()`, and `retain_grad()` to see inside
 
@@ -283,7 +284,8 @@ CELLS = [
     $$ \frac{\partial s}{\partial x_i} \approx \frac{s(x + \epsilon e_i) - s(x - \epsilon e_i)}{2\epsilon}. $$
 
     `mt.gradcheck(fn, *inputs)` compares `backward()` with this central difference for every element of
-    every input (for a non-scalar output it checks $s = \langle v, f(x)\rangle$ with a random $v$). It
+    every input (a one-element output, a loss, is checked as it is, so a failure gives its derivatives; for a
+    larger output it checks $s = \langle v, f(x)\rangle$ with a random $v$, and says so). It
     refuses float32 inputs (a `TypeError`): in float32 the difference quotient itself is only good to about
     $10^{-3}$.
     """),
