@@ -105,6 +105,28 @@ def test_bad_axis(call, message):
         call(mt.zeros(2, 3))
 
 
+def test_a_zero_dimensional_tensor_reduces_over_axis_0_or_minus_1_as_in_pytorch():
+    """A 0-d tensor has no axis; axis 0 and -1 mean none (PyTorch's rule), others are out of range."""
+    x = mt.tensor(2.0, requires_grad=True)
+    for reduce in (lambda t: t.sum(axis=0), lambda t: t.mean(axis=-1), lambda t: t.max(axis=(0,))):
+        y = reduce(x)
+        assert y.shape == () and y.item() == 2.0
+    (x * x).sum(axis=0).backward()
+    assert x.grad.item() == 4.0
+    with pytest.raises(ValueError, match=r"sum: axis 1 is out of range for a tensor with 0 dimensions"):
+        x.sum(axis=1)
+
+
+def test_operator_misuse_is_named():
+    with pytest.raises(TypeError, match=r"matmul: operands must be tensors .* got 2.0; to scale by a number use \*"):
+        mt.ones(2, 2) @ 2.0
+    with pytest.raises(TypeError, match=r"matmul: operands must be tensors"):
+        2.0 @ mt.ones(2, 2)
+    with pytest.raises(ValueError, match=r"pow: an integer tensor \(2,\) to the negative power -1 .*\.to\('float32'\)"):
+        mt.tensor([2, 3]) ** -1
+    assert (mt.tensor([2, 3]) ** 2).numpy().tolist() == [4, 9]
+
+
 def test_concat_and_stack_shape_mismatch():
     with pytest.raises(ValueError, match=r"Concat: shapes \(2, 3\), \(2, 2\) differ outside axis 0"):
         mt.concat([mt.zeros(2, 3), mt.zeros(2, 2)], axis=0)

@@ -758,6 +758,9 @@ class Tensor:
         return ops.Neg.apply(self)
 
     def __pow__(self, exponent):
+        if isinstance(exponent, int) and exponent < 0 and _kind(self.data.dtype) != "f":
+            raise ValueError(f"pow: an integer tensor {self.shape} to the negative power {exponent} is not an "
+                             f"integer; convert it first with .to('float32')")
         return ops.Pow.apply(self, _lift(exponent, self))
 
     def __rpow__(self, base):
@@ -1217,9 +1220,10 @@ def _axes(axis, ndim: int, op: str):
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -max(ndim, 1) <= a < max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % ndim if ndim else 0)
+        if ndim:  # a 0-d tensor has no axis to reduce: axis 0 (or -1) is allowed and means none, as in PyTorch
+            out.append(a % ndim)
     return tuple(out)
 
 
@@ -1272,6 +1276,10 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     >>> mt.matmul(mt.tensor([1.0, 2.0]), mt.tensor([3.0, 4.0])).item()
     11.0
     """
+    for t in (a, b):
+        if not isinstance(t, Tensor):  # a number: @ has no scalar form (NumPy's rule); * scales
+            raise TypeError(f"matmul: operands must be tensors of at least one dimension, got {t!r}; "
+                            "to scale by a number use *")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one dimension, got {a.shape} @ {b.shape}")
     inner_a, inner_b = a.shape[-1], b.shape[-2 if b.ndim > 1 else 0]
