@@ -500,6 +500,18 @@ def test_metrics_against_hand_counts():
     assert m.compute() == pytest.approx(2.0)  # (1*2 + 4*1) / 3
 
 
+def test_exact_match_counts_a_prediction_only_if_it_stops():
+    """Cut at <eos> with <pad> dropped, a prediction cut off by max_len before its <eos>, one with <pad> where the
+    <eos> should be and one with <pad> between its tokens all matched the target."""
+    target = [[5, 6, 2, 0]]  # a padded tgt_out row
+    assert exact_match([[5, 6]], target) == 0.0  # cut off before its <eos> (greedy_decode with max_len 2)
+    assert exact_match([[5, 6, 0, 0]], target) == 0.0  # <pad> where the <eos> should be
+    assert exact_match([[5, 0, 6, 2]], target) == 0.0  # <pad> inside
+    assert exact_match([[5, 6, 2]], target) == exact_match([[5, 6, 2, 0, 0]], target) == 1.0  # padding after <eos>
+    assert exact_match([[5, 6, 2]], [[5, 6]]) == exact_match([[5, 6, 2]], [[5, 6, 0]]) == 1.0  # targets without <eos>
+    assert exact_match(np.array([[5, 6, 2], [5, 6, 7]]), np.array([[5, 6, 2], [5, 6, 2]])) == 0.5
+
+
 def test_task_metrics_do_not_depend_on_the_evaluation_batch_size():
     from minitransformer.train.decoding import greedy_decode
     from minitransformer.train.tasks import seq2seq_metrics

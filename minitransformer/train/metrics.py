@@ -149,13 +149,20 @@ def exact_match(predictions, targets, eos_id: int = EOS, pad_id: int = PAD) -> f
 
     .. math:: \text{acc} = \frac{1}{N} \sum_{n} [\hat y_n = y_n]
 
-    Both are cut at their first ``<eos>`` (padding dropped) before comparing, so a prediction that
-    gets all tokens right but does not stop, or stops early, counts as wrong.
+    A prediction counts only if it *stops*: its tokens before its first ``<eos>`` must be the
+    target's, exactly. So one that gets every token right but goes on (or stops early) is wrong;
+    so is one cut off by ``max_len`` before its ``<eos>``, and one with ``<pad>`` where a token
+    or the ``<eos>`` should be (a ``<pad>`` before the ``<eos>`` is a token like any other; after
+    it, as :func:`~minitransformer.train.greedy_decode` fills a finished row, it is ignored).
+    A target is read up to its first ``<eos>`` if it has one (a padded ``tgt_out``), else up to its
+    trailing padding (a plain list of tokens).
 
     Parameters
     ----------
-    predictions, targets : sequence of sequences of int (or 2-D arrays / Tensors)
-        :math:`N` generated sequences and their targets, ``<eos>`` and padding allowed.
+    predictions : sequence of sequences of int (or a 2-D array / Tensor)
+        :math:`N` generated sequences, each ending with ``<eos>`` (and any padding after it).
+    targets : sequence of sequences of int (or a 2-D array / Tensor)
+        Their targets, with or without ``<eos>`` and padding.
     eos_id, pad_id : int
         The ids of ``<eos>`` and ``<pad>``.
 
@@ -166,8 +173,15 @@ def exact_match(predictions, targets, eos_id: int = EOS, pad_id: int = PAD) -> f
 
     Examples
     --------
-    >>> exact_match([[5, 6, 2, 0], [5, 7, 2]], [[5, 6], [5, 6]])
-    0.5
+    Right, then stopped; a wrong token; right so far but cut off before its ``<eos>``:
+
+    >>> exact_match([[5, 6, 2, 0], [5, 7, 2], [5, 6]], [[5, 6], [5, 6], [5, 6]])
+    0.3333333333333333
+
+    ``<pad>`` where the ``<eos>`` should be, or between the tokens, is wrong too:
+
+    >>> exact_match([[5, 6, 0], [5, 0, 6, 2]], [[5, 6, 2, 0], [5, 6, 2, 0]])
+    0.0
     """
     predictions = predictions.tolist() if hasattr(predictions, "tolist") else list(predictions)
     targets = targets.tolist() if hasattr(targets, "tolist") else list(targets)
@@ -175,9 +189,24 @@ def exact_match(predictions, targets, eos_id: int = EOS, pad_id: int = PAD) -> f
         raise ValueError(f"exact_match: {len(predictions)} predictions for {len(targets)} targets")
     if not targets:
         raise ValueError("exact_match: no sequences to compare")
-    hits = sum(strip_after_eos(p, eos_id, pad_id) == strip_after_eos(t, eos_id, pad_id)
-               for p, t in zip(predictions, targets))
+    hits = sum(_until_eos(p, eos_id) == _target_tokens(t, eos_id, pad_id) for p, t in zip(predictions, targets))
     return hits / len(targets)
+
+
+def _until_eos(ids, eos_id: int) -> list[int] | None:
+    """The tokens of a prediction before its first ``eos_id`` (``<pad>`` included), or None if it never stops."""
+    ids = [int(t) for t in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+    return ids[: ids.index(eos_id)] if eos_id in ids else None
+
+
+def _target_tokens(ids, eos_id: int, pad_id: int) -> list[int]:
+    """The tokens of a target: those before its first ``eos_id``, or without ``eos_id`` all but its trailing padding."""
+    ids = [int(t) for t in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+    if eos_id in ids:
+        return ids[: ids.index(eos_id)]
+    while ids and ids[-1] == pad_id:
+        ids.pop()
+    return ids
 
 
 def perplexity(mean_loss: float) -> float:
