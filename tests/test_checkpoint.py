@@ -13,6 +13,7 @@ import pytest
 
 import minitransformer as mt
 from minitransformer import nn, optim
+from minitransformer.backend import CounterRNG
 from minitransformer.data import CharTokenizer
 from minitransformer.train import checkpoint as ckpt_module
 from minitransformer.train.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
@@ -294,10 +295,64 @@ def test_an_optimizer_that_does_not_fit_leaves_the_model_unchanged(saved):
         load_checkpoint(path, model, optim.SGD(model.parameters(), lr=0.1))
     # same class, other settings: Adam's group holds the same keys, but a wrong parameter count
     opt = optim.Adam(list(model.parameters())[:2], lr=0.1)
-    with pytest.raises(CheckpointError, match="optimizer/schedule state does not fit"):
+    with pytest.raises(CheckpointError, match="its optimizer state does not fit"):
         load_checkpoint(path, model, opt)
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
+
+
+def _everything(model, opt, schedule):
+    """What a load may change: the weights, the optimizer's state, the schedule's, the generator's."""
+    return (model.state_dict(), opt.state_dict(), schedule.state_dict(), schedule.get_last_lr(),
+            mt.backend.current().get_rng_state())
+
+
+def _assert_same(a, b):
+    np.testing.assert_equal(a, b)  # nested dicts and lists of arrays and numbers, compared exactly
+
+
+def test_a_gpu_checkpoint_resumed_on_the_cpu_is_refused_before_anything_changes(tmp_path):
+    """Its generator state (the GPU's CounterRNG) was restored last: the refusal came after the optimizer's and the
+    schedule's states were loaded, and only the model was put back. Now it is refused first, saying why and what to
+    do; and without restore_rng it loads, weights and all, for evaluation or generation."""
+    model, opt, schedule = _setup()
+    _train_a_little(model, opt, schedule)
+    path = save_checkpoint(tmp_path / "gpu.npz", model, opt, schedule, step=3,
+                           rng_state=CounterRNG(np, seed=5).state)  # as a run on CuPy writes it
+
+    with mt.backend.use("numpy"):
+        mt.manual_seed(1)
+        model2, opt2, schedule2 = _setup()
+        before = _everything(model2, opt2, schedule2)
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(path, model2, opt2, schedule2, restore_rng=True)
+        _assert_same(_everything(model2, opt2, schedule2), before)
+        message = str(err.value)
+        assert "was written on another backend: its random generator is CounterRNG, the numpy backend's is PCG64" \
+            in message
+        assert "load it without restore_rng" in message and "--backend cupy" in message
+        assert "optimizer" not in message.split(":")[0]
+
+        ckpt = load_checkpoint(path, model2, opt2, schedule2)  # the weights are NumPy arrays: they load anywhere
+        assert ckpt.step == 3 and schedule2.step_num == schedule.step_num
+        for a, b in zip(model.parameters(), model2.parameters()):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        assert mt.backend.current().get_rng_state() == before[-1]  # the generator left alone
+
+
+def test_a_refused_load_puts_back_the_optimizer_and_the_schedule_too(saved, tmp_path):
+    """A random generator's state of the right kind, but damaged: restored last, it fails after the model, the
+    optimizer and the schedule were loaded. All of them are put back (the optimizer and the schedule were not)."""
+    path, model, opt, schedule, _ = saved
+    damaged = {"bit_generator": "PCG64", "state": {"state": "not a number"}}
+    bad = save_checkpoint(tmp_path / "bad.npz", model, opt, schedule, step=3, rng_state=damaged)
+    mt.manual_seed(7)
+    model2, opt2, schedule2 = _setup()
+    before = _everything(model2, opt2, schedule2)
+    with pytest.raises(CheckpointError, match="its random generator state does not fit"):
+        load_checkpoint(bad, model2, opt2, schedule2, restore_rng=True)
+    _assert_same(_everything(model2, opt2, schedule2), before)
+    assert not opt2.state and schedule2.step_num == 1
 
 
 # ------------------------------------------------------------------ atomic writes

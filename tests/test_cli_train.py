@@ -109,6 +109,71 @@ def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
     assert wall == round(ckpt.trainer_state["elapsed_s"], 2) and ckpt.trainer_state["elapsed_s"] > first
 
 
+def test_resume_with_more_steps_says_the_schedule_stretches_and_by_how_much(tmp_path, capsys):
+    """A larger --steps rebuilds the cosine schedule for the new length: the rate jumped with no word said."""
+    out = tmp_path / "run"
+    run = ["train", "--task", "copy", *TINY, "--warmup", "2", "--no-pictures", "--out", str(out)]
+    assert main([*run, "--steps", "6"]) == 0  # finished: the cosine is at 0 (lr 0.002 peak)
+    capsys.readouterr()
+    assert main([*run, "--steps", "12", "--resume"]) == 0
+    assert capsys.readouterr().err == ("minitransformer: train --resume: --steps 12 (was 6) stretches the cosine "
+                                       "schedule: the learning rate jumps from 0 to 0.001 at step 7, where the longer "
+                                       "schedule is (no new warm-up)\n")  # (1 + cos(pi (7 - 2) / (12 - 2))) / 2
+    assert main([*run, "--steps", "12", "--resume"]) == 0  # the same length: no note
+    assert capsys.readouterr().err == ""
+
+
+def test_a_run_that_stopped_early_stays_stopped_when_resumed_with_more_steps(tmp_path, capsys):
+    """One run of 20 steps stops at step 4 (an untrained model's accuracy does not improve from 0); a run of 10
+    resumed to 20 trained on to its next evaluation. Now it stops where the run of 20 does, and says why."""
+    out = tmp_path / "run"
+    run = ["train", "--task", "copy", *TINY, "--eval-every", "2", "--patience", "1", "--no-pictures", "--out",
+           str(out)]
+    assert main([*run, "--steps", "10"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["metrics"]["stop_reason"] == "patience"
+    assert read_checkpoint(out / "checkpoint.npz").step == 4
+    capsys.readouterr()
+    assert main([*run, "--steps", "20", "--resume"]) == 0
+    text = capsys.readouterr().out
+    assert "the run stopped early at step 4 (patience), as it would have with --steps 20: nothing more to train" in text
+    assert read_checkpoint(out / "checkpoint.npz").step == 4
+    assert json.loads((out / "metrics.json").read_text())["metrics"]["stop_reason"] == "patience"
+
+
+def _as_written_on_a_gpu(path):
+    """Give the checkpoint the generator state a run on CuPy saves (a CounterRNG's), checksum and all."""
+    from minitransformer.backend import CounterRNG
+    from minitransformer.train import checkpoint as ckpt_module
+
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["__meta__"].tobytes().decode())
+    meta["rng_state"] = CounterRNG(np, seed=0).state
+    arrays = {k: v for k, v in arrays.items() if not k.startswith("rng_state/")}  # NumPy's state, stored as arrays
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    arrays["__checksum__"] = np.frombuffer(ckpt_module._checksum(arrays).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_a_run_written_on_another_backend_resumes_with_a_note(tmp_path, capsys):
+    """A GPU run resumed on a CPU was refused (its random generator cannot be restored there), after loading half of
+    it; it now continues with a fresh random stream seeded from the checkpoint, and says so. Evaluate reads it as is."""
+    out = tmp_path / "run"
+    run = ["train", "--task", "copy", *TINY, "--no-pictures", "--out", str(out)]
+    assert main([*run, "--steps", "4"]) == 0
+    _as_written_on_a_gpu(out / "checkpoint.npz")
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "checkpoint.npz")]) == 0
+    assert main([*run, "--steps", "6", "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "resumed from" in captured.out and "at step 4" in captured.out
+    assert captured.err == ("minitransformer: train --resume: the checkpoint was written on another backend (its "
+                            "random generator is CounterRNG); the run continues with a fresh random stream seeded "
+                            "from it, not the one the uninterrupted run would have drawn (dropout 0.0)\n")
+    assert read_checkpoint(out / "checkpoint.npz").step == 6
+
+
 def test_resume_refuses_a_setting_other_than_steps_rather_than_ignoring_it(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--task", "copy", "--steps", "4", *TINY, "--no-pictures", "--out", str(out)]) == 0

@@ -23,6 +23,7 @@ from minitransformer.train import (
     binary_accuracy,
     exact_match,
     get_blas_threads,
+    read_checkpoint,
     set_blas_threads,
     token_accuracy,
 )
@@ -165,6 +166,43 @@ def test_resuming_repeats_the_uninterrupted_losses_exactly(tmp_path):
     assert len(_losses(full)) == 10
     for p, q in zip(full.model.parameters(), second.model.parameters()):
         np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+@pytest.mark.single_backend
+def test_a_checkpoint_of_another_backend_resumes_exactly_or_reseeded_never_half_loaded(tmp_path):
+    """A checkpoint written on a GPU (its generator a CounterRNG) and loaded on the CPU: Trainer.load refused it
+    after the optimizer and the schedule had been loaded. Now "exact" refuses it with nothing changed, and "reseed"
+    continues with a generator seeded from the checkpoint: a fresh random stream, the same for every resume."""
+    from minitransformer.backend import CounterRNG
+    from minitransformer.train import CheckpointError, save_checkpoint
+
+    written, loader = _seq2seq_run(tmp_path, "cpu.npz")
+    written.fit(loader, 4)
+    ckpt = read_checkpoint(tmp_path / "cpu.npz")
+    path = save_checkpoint(tmp_path / "gpu.npz", written.model, written.optimizer, written.schedule, step=ckpt.step,
+                           history=ckpt.history, trainer_state=ckpt.trainer_state,
+                           rng_state=CounterRNG(np, seed=0).state)  # as a run on CuPy writes it
+
+    fresh, loader = _seq2seq_run(tmp_path, "resumed.npz", seed=99)
+    weights, lr = [p.numpy().copy() for p in fresh.model.parameters()], fresh.optimizer.param_groups[0]["lr"]
+    with pytest.raises(CheckpointError, match="was written on another backend: its random generator is CounterRNG"):
+        fresh.load(path)
+    assert fresh.step == 0 and not fresh.optimizer.state and fresh.schedule.step_num == 1 and not fresh.rng_reseeded
+    assert fresh.optimizer.param_groups[0]["lr"] == lr
+    for p, w in zip(fresh.model.parameters(), weights):
+        np.testing.assert_array_equal(p.numpy(), w)
+
+    losses = []
+    for seed in (5, 6):  # whatever the generator held before, the reseeded run draws the same numbers
+        mt.manual_seed(seed)
+        resumed, loader = _seq2seq_run(tmp_path, "resumed.npz", seed=99)
+        resumed.load(path, rng="reseed")
+        assert resumed.rng_reseeded and resumed.step == 4
+        resumed.fit(loader, 10)
+        losses.append(_losses(resumed))
+    assert losses[0] == losses[1] and len(losses[0]) == 10
+    with pytest.raises(ValueError, match="rng must be 'exact' or 'reseed'"):
+        resumed.load(path, rng="fresh")
 
 
 def _press_ctrl_c(trainer, at_step: int, times: int = 1):
@@ -430,6 +468,71 @@ def test_early_stopping_by_patience_and_by_target():
         watching_nothing.fit(lambda s: None, 5)
 
 
+def _scripted(values, path=None, steps_seen=None, **kwargs):
+    """A trainer whose val_loss at step s is ``values.get(s, 0.95)``: early stopping on a script (eval_every 3)."""
+    model, loss_fn = _linear_problem()
+
+    def eval_fn(m):
+        if steps_seen is not None:
+            steps_seen.append(trainer.step)
+        return {"val_loss": values.get(trainer.step, 0.95)}
+
+    settings = dict(eval_every=3, patience=2, log_every=1, progress=False, checkpoint_path=path) | kwargs
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.01), loss_fn, eval_fn=eval_fn, **settings)
+    return trainer
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("first", [4, 6, 7], ids=["off_grid", "at_the_stop", "past_the_stop"])
+def test_a_run_split_in_two_stops_where_the_uninterrupted_run_stops(tmp_path, first):
+    """The evaluation that ends a fit off the eval_every grid counted toward patience: fit(4) then a resume to 15
+    evaluated at 3, 4, 6, 9 and stopped at 9, where one fit(15) evaluates at 3, 6, 9, 12 and stops at 12. And a run
+    whose patience ran out at its last step (6) trained on when resumed with more steps, stopping at 9."""
+    values = {3: 1.0, 4: 0.5, 6: 0.9, 9: 0.95, 12: 0.95}  # step 4 (off the grid) would be a new best
+    whole = _scripted(values)
+    whole.fit(lambda s: None, 15)
+    assert (whole.step, whole.stop_reason) == (12, "patience")
+
+    path = tmp_path / "c.npz"
+    _scripted(values, path).fit(lambda s: None, first)
+    resumed = _scripted(values, path)
+    resumed.load(path)
+    resumed.fit(lambda s: None, 15)
+    assert (resumed.step, resumed.stop_reason) == (12, "patience")
+    assert resumed.history["train_loss"] == whole.history["train_loss"]
+
+    # a run whose patience runs out at its last step: it stops there, and stays stopped when resumed for more
+    early = {3: 1.0, 6: 1.0, 9: 1.0}
+    whole = _scripted(early)
+    whole.fit(lambda s: None, 15)
+    assert (whole.step, whole.stop_reason) == (9, "patience")
+    split = _scripted(early, tmp_path / "d.npz")
+    split.fit(lambda s: None, 9)
+    assert (split.stop_reason, split.early_stop) == ("steps", "patience")  # it ran every step it was asked to
+    seen = []
+    resumed = _scripted(early, tmp_path / "d.npz", steps_seen=seen)
+    resumed.load(tmp_path / "d.npz")
+    resumed.fit(lambda s: None, 15)
+    assert (resumed.step, resumed.stop_reason, seen) == (9, "patience", [])
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("why, kwargs, last", [("patience", dict(patience=1), 1.2),
+                                               ("target", dict(patience=None, target=0.97), 0.9)])
+def test_stop_reason_says_patience_or_target_only_for_a_run_that_stopped_early(why, kwargs, last):
+    """The evaluation at the end of a run that took every step tripped patience (or reached the target), and
+    stop_reason said "patience" (or "target") for a run that had not stopped early."""
+    off_grid = _scripted({4: 1.0, 8: 0.99, 10: last}, eval_every=4, **kwargs)  # 10: the evaluation that ends the fit
+    off_grid.fit(lambda s: None, 10)
+    assert (off_grid.step, off_grid.stop_reason, off_grid.early_stop) == (10, "steps", None)
+    on_grid = _scripted({4: 1.0, 8: last}, eval_every=4, **kwargs)  # it would stop at 8, the run's last step
+    on_grid.fit(lambda s: None, 8)
+    assert (on_grid.step, on_grid.stop_reason, on_grid.early_stop) == (8, "steps", why)
+    early = _scripted({4: 1.0, 8: last}, eval_every=4, **kwargs)
+    early.fit(lambda s: None, 12)
+    assert (early.step, early.stop_reason) == (8, why)
+
+
 def test_the_loss_reaches_the_host_only_when_logged(monkeypatch):
     model, loss_fn = _linear_problem()
     be = mt.backend.current()
@@ -471,8 +574,12 @@ def test_trainer_refuses_bad_settings():
     with pytest.raises(ValueError, match="checkpoint_every needs a checkpoint_path"):
         Trainer(model, opt, loss_fn, checkpoint_every=5)
     for name, value in (("patience", 3), ("target", 0.1)):  # without evaluations they never stopped the run
-        with pytest.raises(ValueError, match=rf"{name} stops the run on what eval_fn returns \('val_loss'\); give"):
+        with pytest.raises(ValueError, match=rf"{name} stops the run on what eval_fn returns \('val_loss'\) every "
+                                             "eval_every steps; give an eval_fn"):
             Trainer(model, opt, loss_fn, **{name: value})
+        # nor with only the evaluation at the end of fit, which early stopping does not count
+        with pytest.raises(ValueError, match="give eval_every"):
+            Trainer(model, opt, loss_fn, eval_fn=lambda m: {"val_loss": 1.0}, **{name: value})
     with pytest.raises(ValueError, match="eval_every must be a positive int"):
         Trainer(model, opt, loss_fn, eval_every=0)
     with pytest.raises(TypeError, match="a plain iterable cannot be resumed"):

@@ -454,9 +454,15 @@ def _starts_as_a_zip(path: Path) -> bool:
 def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: bool = False) -> Checkpoint:
     """Read a checkpoint and load it into ``model`` (and ``optimizer``, ``schedule``): all of it, or nothing.
 
-    The model must be of the saved class, with the saved ``config`` (if both have one) and the saved
-    shapes; otherwise a :class:`CheckpointError` names the difference and the model is unchanged.
-    If the optimizer's state does not fit, the model's weights are put back as they were.
+    Everything that can be checked is checked before anything changes: the model's class, ``config``
+    and shapes, the optimizer's and the schedule's class, and (with ``restore_rng``) the kind of
+    random generator. If loading still fails part-way, the model, the optimizer, the schedule and
+    the generator are all put back as they were, and a :class:`CheckpointError` names the part that
+    did not fit.
+
+    The weights are NumPy arrays, so a checkpoint written on any backend loads on any other (a GPU
+    run evaluated on a laptop). Only the random generator's state is tied to the backend that
+    wrote it: NumPy's PCG64 on the CPU, a :class:`~minitransformer.backend.CounterRNG` on the GPU.
 
     Parameters
     ----------
@@ -469,7 +475,9 @@ def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: boo
     schedule : LRScheduler, optional
         Restored if given (the checkpoint must hold a schedule state of the same class).
     restore_rng : bool
-        Also restore the current backend's random generator (to resume a run exactly).
+        Also restore the current backend's random generator (to resume a run exactly). A state of
+        another kind of generator (a checkpoint written on another backend) is refused before
+        anything is loaded: load it without ``restore_rng``, or resume it on the backend that wrote it.
 
     Returns
     -------
@@ -479,7 +487,8 @@ def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: boo
     Raises
     ------
     CheckpointError
-        The file cannot be read (see :func:`read_checkpoint`) or does not fit the model, optimizer or schedule.
+        The file cannot be read (see :func:`read_checkpoint`) or does not fit the model, optimizer, schedule
+        or (with ``restore_rng``) the current backend's random generator.
 
     Examples
     --------
@@ -501,7 +510,14 @@ def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: boo
     (5, True)
     """
     ckpt = read_checkpoint(path)
-    where = f"checkpoint {str(path)!r}"
+    _load_read(ckpt, model, optimizer, schedule, restore_rng)
+    return ckpt
+
+
+def _load_read(ckpt: Checkpoint, model, optimizer=None, schedule=None, restore_rng: bool = False) -> None:
+    """Load a checkpoint already read (:func:`read_checkpoint`) into ``model``, ``optimizer``, ``schedule`` and the
+    current backend's generator: :func:`load_checkpoint` without reading the file again."""
+    where = f"checkpoint {ckpt.path!r}"
     if ckpt.model_type != type(model).__name__:
         raise CheckpointError(f"{where} holds a {ckpt.model_type}, not a {type(model).__name__}")
     own = getattr(model, "config", None)
@@ -524,22 +540,102 @@ def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: boo
             raise CheckpointError(f"{where} holds no learning-rate schedule state")
         if ckpt.schedule_type != type(schedule).__name__:
             raise CheckpointError(f"{where} holds the state of a {ckpt.schedule_type}, not a {type(schedule).__name__}")
+    be = _backend.current()
+    restore_rng = restore_rng and ckpt.rng_state is not None
+    if restore_rng and not _rng_state_fits(ckpt.rng_state, be):
+        theirs = _generator_kind(ckpt.rng_state)
+        raise CheckpointError(
+            f"{where} was written on another backend: its random generator is {theirs}, the {be.name} backend's is "
+            f"{_generator_kind(be.get_rng_state())}, so it cannot resume that random stream exactly here. Its weights "
+            f"load on any backend: load it without restore_rng (to evaluate or generate), resume it on the backend "
+            f"that wrote it ({_WRITTEN_BY.get(theirs, 'the one whose generator that is')}), or continue with a fresh "
+            "random stream seeded from the checkpoint (Trainer.load(path, rng='reseed'); `minitransformer train "
+            "--resume` does that)"
+        )
+    # snapshots of everything this changes, put back if a step below fails (state_dict() returns copies)
     before = model.state_dict()
+    optimizer_before = None if optimizer is None else optimizer.state_dict()
+    schedule_before = None if schedule is None else schedule.state_dict()
+    rng_before = be.get_rng_state() if restore_rng else None
+    part = "model"
     try:
         model.load_state_dict(ckpt.model_state)
-    except StateDictError as e:
-        raise CheckpointError(f"{where} does not fit this {type(model).__name__}: {e}") from e
-    try:
         if optimizer is not None:
+            part = "optimizer"
             optimizer.load_state_dict(ckpt.optimizer_state)
         if schedule is not None:
+            part = "learning-rate schedule"
             schedule.load_state_dict(ckpt.schedule_state)
-        if restore_rng and ckpt.rng_state is not None:
-            _backend.current().set_rng_state(ckpt.rng_state)
-    except (ValueError, TypeError, KeyError, _backend.BackendError) as e:
-        model.load_state_dict(before)  # all or nothing
-        raise CheckpointError(f"{where}: its optimizer/schedule state does not fit: {e}") from e
-    return ckpt
+        if restore_rng:
+            part = "random generator"
+            be.set_rng_state(ckpt.rng_state)
+    except (StateDictError, ValueError, TypeError, KeyError, _backend.BackendError) as e:
+        # all or nothing; the schedule before the optimizer, so that the groups' lr ends as it was
+        model.load_state_dict(before)
+        if schedule_before is not None:
+            schedule.load_state_dict(schedule_before)
+        if optimizer_before is not None:
+            optimizer.load_state_dict(optimizer_before)
+        if rng_before is not None:
+            be.set_rng_state(rng_before)
+        if part == "model":
+            raise CheckpointError(f"{where} does not fit this {type(model).__name__}: {e}") from e
+        raise CheckpointError(f"{where}: its {part} state does not fit: {e}") from e
+
+
+#: the backend whose generator each kind is, for the message that refuses another's state
+_WRITTEN_BY = {"CounterRNG": "--backend cupy", "PCG64": "--backend numpy"}
+
+
+def _generator_kind(state) -> str:
+    """The kind of generator a state is of (``"PCG64"``, ``"CounterRNG"``), as NumPy's states name it."""
+    return str(state.get("bit_generator")) if isinstance(state, dict) else type(state).__name__
+
+
+def _rng_state_fits(state, backend=None) -> bool:
+    """Whether ``state`` (a checkpoint's ``rng_state``) is of ``backend``'s kind of generator: can it be restored?
+
+    NumPy's backend (and array-api-strict's) draws from a PCG64, CuPy's from a
+    :class:`~minitransformer.backend.CounterRNG`: the random stream of a run written on one cannot continue
+    exactly on the other.
+
+    Parameters
+    ----------
+    state : dict
+        A generator's state (``Backend.get_rng_state()``).
+    backend : Backend, optional
+        By default the current one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minitransformer import backend
+    >>> from minitransformer.backend import CounterRNG
+    >>> numpy_backend = backend.get("numpy")
+    >>> _rng_state_fits(numpy_backend.get_rng_state(), numpy_backend)
+    True
+    >>> _rng_state_fits(CounterRNG(np, seed=0).state, numpy_backend)      # a GPU run's generator
+    False
+    """
+    be = _backend.current() if backend is None else backend
+    return _generator_kind(state) == _generator_kind(be.get_rng_state())
+
+
+def _seed_from_rng_state(state) -> int:
+    """A seed computed from a generator's state: the same state gives the same seed, on any backend.
+
+    How a run resumed on another backend (:meth:`~minitransformer.train.Trainer.load` with
+    ``rng="reseed"``) gets a random stream that is fresh but still a function of its checkpoint.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minitransformer.backend import CounterRNG
+    >>> _seed_from_rng_state(CounterRNG(np, seed=3).state) == _seed_from_rng_state(CounterRNG(np, seed=3).state)
+    True
+    """
+    text = json.dumps(state, sort_keys=True, default=str)
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:15], 16)
 
 
 def _same(a, b) -> bool:

@@ -69,7 +69,9 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     blas_threads : int or None
         Threads for NumPy's BLAS (1 is fastest for these small matrices; None leaves it alone).
     resume : bool
-        Continue from ``out/checkpoint.npz`` (its settings; ``steps`` may be raised).
+        Continue from ``out/checkpoint.npz`` (its settings; ``steps`` may be raised, which stretches the learning-rate
+        schedule to the new length: a note on stderr gives the rate before and after). A checkpoint written on
+        another backend continues with a fresh random stream seeded from it (a note on stderr says so).
     pictures : bool
         Draw the curves and attention maps (a few seconds of matplotlib).
     checkpoint_every : int, optional
@@ -133,8 +135,12 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
                           tokenizer=setup.tokenizer,
                           extra={"task": task, "settings": s}, desc=task)
         if resume:
-            trainer.load(path)
+            trainer.load(path, rng="reseed")  # a run written on another backend continues, with a fresh random stream
             print(f"resumed from {path} at step {trainer.step}")
+            _note_resumed(saved, trainer, setup)
+            if trainer.early_stop is not None and trainer.step < s["steps"]:
+                print(f"the run stopped early at step {trainer.step} ({trainer.early_stop}), as it would have with "
+                      f"--steps {s['steps']}: nothing more to train")
         trainer.fit(setup.train_data, s["steps"])
         setup.model.eval()  # the held-out figures and the example without dropout
         metrics = setup.final_metrics(setup.model)
@@ -150,6 +156,26 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         for p in written:
             print(f"  {p}")
     return metrics
+
+
+def _note_resumed(saved, trainer, setup) -> None:
+    """Say on stderr what a resumed run does differently from the uninterrupted one: a larger ``steps`` stretches the
+    learning-rate schedule (the rate jumps to where the longer schedule is at this step), and a checkpoint written on
+    another backend continues with a fresh random stream (its generator's state cannot be restored here)."""
+    if trainer.rng_reseeded:
+        print(f"minitransformer: train --resume: the checkpoint was written on another backend (its random generator "
+              f"is {saved.rng_state.get('bit_generator')}); the run continues with a fresh random stream seeded from "
+              f"it, not the one the uninterrupted run would have drawn (dropout {setup.settings['dropout']})",
+              file=sys.stderr)
+    groups = (saved.optimizer_state or {}).get("param_groups") or []
+    if not groups or "lr" not in groups[0]:
+        return
+    before, after = float(np.asarray(groups[0]["lr"])), setup.optimizer.param_groups[0]["lr"]
+    old_steps, new_steps = saved.extra["settings"].get("steps"), setup.settings["steps"]
+    if old_steps != new_steps and not np.isclose(before, after, rtol=1e-9, atol=0.0):
+        print(f"minitransformer: train --resume: --steps {new_steps} (was {old_steps}) stretches the "
+              f"{setup.settings['schedule']} schedule: the learning rate jumps from {before:.3g} to {after:.3g} at "
+              f"step {trainer.step + 1}, where the longer schedule is (no new warm-up)", file=sys.stderr)
 
 
 def _writable_folder(out: Path) -> None:

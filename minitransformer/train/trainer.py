@@ -13,7 +13,10 @@ One step is the five lines every framework has (paper section 5: Adam, the warm-
 * **logging without stalls** -- the losses add up as a backend array (:class:`RunningMean`) and
   reach the host only every ``log_every`` steps, never with an ``.item()`` per step;
 * **evaluation** every ``eval_every`` steps (``model.eval()``, no graph), **early stopping** when
-  the monitored value stops improving for ``patience`` evaluations, or reaches ``target``;
+  the monitored value stops improving for ``patience`` evaluations, or reaches ``target``. Only the
+  evaluations every ``eval_every`` steps count: the one that ends a :meth:`Trainer.fit` off that grid
+  is recorded, but neither stops nor counts, so a run resumed from there stops where the
+  uninterrupted run stops;
 * **checkpoints** every ``checkpoint_every`` steps and at the end, holding the data position and the
   random generator, so that :meth:`Trainer.load` followed by :meth:`Trainer.fit` computes exactly
   the losses the uninterrupted run would have;
@@ -41,7 +44,7 @@ from ..data.batching import DataLoader, batches
 from ..functional._checks import require_int, require_real
 from ..nn import evaluating
 from ..optim import clip_grad_norm_
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import _load_read, _rng_state_fits, _seed_from_rng_state, read_checkpoint, save_checkpoint
 from .metrics import RunningMean
 
 __all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
@@ -158,13 +161,15 @@ class Trainer:
         ``eval_fn(model) -> dict[str, float]``, run under ``no_grad`` with the model in eval mode
         every ``eval_every`` steps and at the end; its values go into the history under their names.
     eval_every : int, optional
-        Steps between evaluations (only at the end if None).
+        Steps between evaluations (only at the end if None). Early stopping acts on the evaluations
+        at multiples of ``eval_every`` only (``patience`` and ``target`` need it).
     log_every : int
         Steps between reading the running loss on the host (history, progress bar).
     progress : bool
         Show a tqdm progress bar.
     patience : int, optional
-        Stop when ``monitor`` has not improved for this many evaluations in a row.
+        Stop when ``monitor`` has not improved for this many evaluations in a row (those every ``eval_every``
+        steps; the one that ends a :meth:`fit` off that grid does not count).
     monitor : str
         The evaluation value early stopping watches (``"val_loss"``).
     mode : {"min", "max"}, optional
@@ -191,7 +196,16 @@ class Trainer:
     history : dict of str to list of [step, value]
         ``train_loss``, ``lr``, ``grad_norm`` (with ``clip``) and the values of ``eval_fn``.
     stop_reason : str or None
-        Why the last :meth:`fit` stopped ("steps", "patience", "target", "interrupted").
+        Why the last :meth:`fit` stopped: "steps" (it reached ``steps``), "patience" or "target" (it stopped
+        early, before ``steps``), "interrupted" (Ctrl-C).
+    early_stop : str or None
+        What the last evaluation on the ``eval_every`` grid said: "patience" or "target" if the run should stop
+        there, else None. It is kept (and saved), so that a later :meth:`fit` -- with more ``steps``, or
+        resumed from a checkpoint -- stops at once, where the uninterrupted run stopped (set it to None to train
+        on regardless).
+    rng_reseeded : bool
+        Whether :meth:`load` (with ``rng="reseed"``) gave the generator a fresh seed, the checkpoint's state being
+        of another backend's generator.
 
     Examples
     --------
@@ -238,9 +252,11 @@ class Trainer:
             raise ValueError(f"Trainer: mode must be 'min' or 'max', got {mode!r}")
         if checkpoint_every is not None and checkpoint_path is None:
             raise ValueError("Trainer: checkpoint_every needs a checkpoint_path to write to")
-        if eval_fn is None and (patience is not None or target is not None):  # else they would never stop the run
+        if (eval_fn is None or eval_every is None) and (patience is not None or target is not None):
+            # else they would never stop the run: only the evaluations every eval_every steps count
             raise ValueError(f"Trainer: {'patience' if patience is not None else 'target'} stops the run on what "
-                             f"eval_fn returns ({monitor!r}); give an eval_fn")
+                             f"eval_fn returns ({monitor!r}) every eval_every steps; give "
+                             f"{'an eval_fn' if eval_fn is None else 'eval_every'}")
         self.model, self.optimizer, self.loss_fn, self.schedule = model, optimizer, loss_fn, schedule
         self.clip, self.eval_fn, self.eval_every, self.log_every = clip, eval_fn, eval_every, log_every
         self.progress, self.patience, self.monitor, self.mode = progress, patience, monitor, mode
@@ -256,6 +272,8 @@ class Trainer:
         self.epoch, self.batch_in_epoch = 0, 0
         self.best: float | None = None
         self.bad_evals = 0
+        self.early_stop: str | None = None
+        self.rng_reseeded = False
         self._loss, self._norm = RunningMean(), RunningMean()
         self.last_eval: dict[str, float] = {}
         self._eval_step: int | None = None
@@ -367,7 +385,7 @@ class Trainer:
         source = self._batches(data)
         with _CtrlC() as ctrl_c:
             try:
-                while self.step < steps and self.stop_reason is None:
+                while self.step < steps and self.early_stop is None:  # (set before: an early stop stays one)
                     if ctrl_c.pressed:  # at a step's end: the state a periodic checkpoint holds, saved below
                         self.stop_reason = "interrupted"
                         break
@@ -377,7 +395,7 @@ class Trainer:
                     if self.step % self.log_every == 0 or self.step == steps:
                         self._log(bar)
                     if self.eval_fn is not None and self.eval_every and self.step % self.eval_every == 0:
-                        self._evaluate(bar)
+                        self._evaluate(bar, on_grid=True)
                     if self.checkpoint_every and self.step % self.checkpoint_every == 0:
                         self.elapsed += time.perf_counter() - start
                         start = time.perf_counter()
@@ -385,8 +403,9 @@ class Trainer:
                 if self.stop_reason != "interrupted":
                     self._log(bar)
                     if self.eval_fn is not None and self._eval_step != self.step:
-                        self._evaluate(bar)
-                    self.stop_reason = self.stop_reason or "steps"
+                        self._evaluate(bar, on_grid=False)  # recorded; off the grid, it neither stops nor counts
+                    # "patience"/"target" only for a run that stopped before steps
+                    self.stop_reason = "steps" if self.step >= steps else self.early_stop
             finally:
                 bar.close()
                 self.elapsed += time.perf_counter() - start
@@ -438,12 +457,20 @@ class Trainer:
             raise TypeError(f"Trainer: eval_fn must return a dict of name -> number, got {type(results).__name__}")
         return {k: float(v) for k, v in results.items()}
 
-    def _evaluate(self, bar) -> None:
+    def _evaluate(self, bar, on_grid: bool) -> None:
+        """Evaluate and record; on the ``eval_every`` grid, also update the early-stopping bookkeeping.
+
+        The evaluation that ends a :meth:`fit` off the grid (``fit(steps)`` with ``steps`` not a multiple of
+        ``eval_every``) must not count: a run split there would evaluate at other steps than the uninterrupted
+        one, and stop elsewhere.
+        """
         results = self.evaluate()
         self.last_eval, self._eval_step = results, self.step
         for name, value in results.items():
             self._record(name, value)
         bar.set_postfix({k: f"{v:.4f}" for k, v in results.items()}, refresh=False)
+        if not on_grid:
+            return
         if self.monitor not in results:
             if self.patience is not None or self.target is not None:
                 raise ValueError(
@@ -460,9 +487,9 @@ class Trainer:
         else:
             self.bad_evals += 1
         if self.target is not None and (value <= self.target if self.mode == "min" else value >= self.target):
-            self.stop_reason = "target"
+            self.early_stop = "target"
         elif self.patience is not None and self.bad_evals >= self.patience:
-            self.stop_reason = "patience"
+            self.early_stop = "patience"
 
     # ------------------------------------------------------------------ checkpoints
     def _generator(self) -> _backend.Backend:
@@ -474,8 +501,8 @@ class Trainer:
     def state(self) -> dict:
         """Where the run stands, as JSON-able data (saved in checkpoints)."""
         return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
-                "bad_evals": self.bad_evals, "elapsed_s": self.elapsed, "stop_reason": self.stop_reason,
-                "last_eval": self.last_eval, "eval_step": self._eval_step}
+                "bad_evals": self.bad_evals, "early_stop": self.early_stop, "elapsed_s": self.elapsed,
+                "stop_reason": self.stop_reason, "last_eval": self.last_eval, "eval_step": self._eval_step}
 
     def save(self, path) -> None:
         """Write a checkpoint of everything needed to resume: model, optimizer, schedule, step, RNG, data position."""
@@ -485,21 +512,51 @@ class Trainer:
                         history=self.history, trainer_state=self.state(), extra=self.extra,
                         rng_state=self._generator().get_rng_state())  # the generator dropout draws from
 
-    def load(self, path):
+    def load(self, path, rng: str = "exact"):
         """Restore a checkpoint written by :meth:`save` (model, optimizer, schedule, RNG, data position, history).
+
+        All of it, or nothing (:func:`~minitransformer.train.load_checkpoint`).
+
+        Parameters
+        ----------
+        path : str or Path
+            The checkpoint.
+        rng : {"exact", "reseed"}
+            ``"exact"``: restore the random generator, so that :meth:`fit` computes exactly the losses of the
+            uninterrupted run; a checkpoint written on another backend (another kind of generator: a GPU's
+            :class:`~minitransformer.backend.CounterRNG`, NumPy's PCG64) is refused, and nothing is loaded.
+            ``"reseed"``: the same, but a checkpoint of another backend loads, and the generator gets a seed
+            computed from the saved state (:attr:`rng_reseeded` says so): the run continues, with fresh
+            dropout masks rather than the ones the backend that wrote it would have drawn (its floats would
+            differ there anyway).
 
         Returns
         -------
         Checkpoint
             What the file holds (see :func:`~minitransformer.train.load_checkpoint`).
+
+        Raises
+        ------
+        CheckpointError
+            The file cannot be read, or does not fit the model, the optimizer, the schedule or (``"exact"``) the
+            generator; the trainer, its model, optimizer and schedule are unchanged.
         """
-        with _backend.use(self._generator()):  # restore_rng restores the current backend's: the model's, here
-            ckpt = load_checkpoint(path, self.model, self.optimizer, self.schedule, restore_rng=True)
+        if rng not in ("exact", "reseed"):
+            raise ValueError(f"Trainer.load: rng must be 'exact' or 'reseed', got {rng!r}")
+        be = self._generator()  # the generator dropout draws from: the model's backend's
+        ckpt = read_checkpoint(path)
+        reseed = rng == "reseed" and ckpt.rng_state is not None and not _rng_state_fits(ckpt.rng_state, be)
+        with _backend.use(be):  # restore_rng restores the current backend's: the model's, here
+            _load_read(ckpt, self.model, self.optimizer, self.schedule, restore_rng=not reseed)
+        if reseed:
+            be.manual_seed(_seed_from_rng_state(ckpt.rng_state))
+        self.rng_reseeded = reseed
         self.step = ckpt.step
         self.history = {k: [list(p) for p in v] for k, v in ckpt.history.items()}
         t = ckpt.trainer_state
         self.epoch, self.batch_in_epoch = int(t.get("epoch", 0)), int(t.get("batch_in_epoch", 0))
         self.best, self.bad_evals = t.get("best"), int(t.get("bad_evals", 0))
+        self.early_stop = t.get("early_stop")
         self.elapsed = float(t.get("elapsed_s", 0.0))
         self.last_eval = dict(t.get("last_eval") or {})
         eval_step = t.get("eval_step")  # the step evaluated last: fit to that step again does not repeat it
