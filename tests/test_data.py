@@ -243,6 +243,34 @@ def test_digit_held_out_split_does_not_overlap():
 
 
 @single
+def test_sort_holds_out_no_ordering_of_a_training_source():
+    """For sort the target is the digits' multiset: a held-out source that reorders a training source has a target
+    the model was trained on (144 of the 1000 test sources at the default sizes). None is held out any more."""
+    train, val = digit_task_splits("sort", 2000, 500, seed=0, min_len=3, max_len=4)
+    seen = {tuple(t) for _, t in train}
+    assert len({tuple(s) for s, _ in val}) == 500 and not {tuple(sorted(s)) for s, _ in val} & seen
+    assert all(t == sorted(s) for s, t in train + val)
+    # the training sources do not depend on the task; copy and reverse, whose targets have one source each, hold
+    # out the same sources (none a training one)
+    copy, reverse = (digit_task_splits(name, 2000, 500, seed=0, min_len=3, max_len=4) for name in ("copy", "reverse"))
+    assert [s for s, _ in copy[0]] == [s for s, _ in reverse[0]] == [s for s, _ in train]
+    assert [s for s, _ in copy[1]] == [s for s, _ in reverse[1]]
+
+
+@single
+def test_sort_counts_the_sources_its_training_targets_exclude():
+    """Two digits: 100 sources, 55 multisets. Every ordering of a training source's digits is excluded from the
+    held-out split, so exactly the rest can be drawn, and one more is refused rather than searched for forever."""
+    train, _ = digit_task_splits("sort", 20, 0, seed=1, min_len=2, max_len=2)
+    excluded = sum(1 if a == b else 2 for a, b in {tuple(t) for _, t in train})
+    left = 100 - excluded
+    _, val = digit_task_splits("sort", 20, left, seed=1, min_len=2, max_len=2)
+    assert len(val) == left and not {tuple(sorted(s)) for s, _ in val} & {tuple(t) for _, t in train}
+    with pytest.raises(ValueError, match=f"only {left} of the 100"):
+        digit_task_splits("sort", 20, left + 1, seed=1, min_len=2, max_len=2)
+
+
+@single
 def test_digit_tasks_fill_a_small_space_exactly_and_refuse_more():
     train, val = digit_task_splits("copy", 8, 2, seed=0, min_len=1, max_len=1)  # only 10 sources exist
     assert sorted(s[0] for s, _ in train + val) == list(range(4, 14))

@@ -24,6 +24,8 @@ True
 
 from __future__ import annotations
 
+import math
+
 import numpy as np  # host-side data generation only: seeded draws, no tensor arithmetic
 
 from ..functional._checks import require_int, require_real
@@ -78,10 +80,29 @@ def _check_counts(op: str, **counts) -> list[int]:
     return [require_int(op, name, n, low=0) for name, n in counts.items()]
 
 
-def _draw_digit_sources(rng, n: int, min_len: int, max_len: int, exclude: set) -> list[tuple[int, ...]]:
-    """``n`` distinct random digit sequences (as id tuples) not in ``exclude``."""
+def _target_key(name: str, seq) -> tuple[int, ...]:
+    """The target of source ``seq`` in task ``name``, as a tuple: what a held-out pair must not share with a training
+    one. For copy and reverse each target has one source; for sort, every ordering of the same digits."""
+    return tuple(DIGIT_TASKS[name](seq))
+
+
+def _sources_per_target(name: str, target: tuple[int, ...]) -> int:
+    """How many sources give ``target``: 1 for copy and reverse; for sort the orderings of its digits, L! over the
+    product of each digit's count factorial."""
+    if name != "sort":
+        return 1
+    return math.factorial(len(target)) // math.prod(math.factorial(target.count(d)) for d in set(target))
+
+
+def _draw_digit_sources(rng, n: int, min_len: int, max_len: int, name: str = "copy",
+                        exclude: frozenset = frozenset()) -> list[tuple[int, ...]]:
+    """``n`` distinct random digit sequences (as id tuples) whose target in task ``name`` is not in ``exclude``.
+
+    Each draw picks a length uniformly from ``min_len..max_len``, then its digits; a sequence drawn before, or one
+    whose target is excluded, is drawn again.
+    """
     space = sum(len(DIGITS) ** L for L in range(min_len, max_len + 1))
-    taken = sum(1 for s in exclude if min_len <= len(s) <= max_len)
+    taken = sum(_sources_per_target(name, t) for t in exclude if min_len <= len(t) <= max_len)
     if n > space - taken:
         raise ValueError(
             f"digit tasks: asked for {n} distinct sequences of length {min_len}..{max_len}, but only "
@@ -92,8 +113,8 @@ def _draw_digit_sources(rng, n: int, min_len: int, max_len: int, exclude: set) -
     while len(out) < n:
         length = int(rng.integers(min_len, max_len + 1))
         seq = tuple(int(d) + _OFFSET for d in rng.integers(0, len(DIGITS), size=length))
-        if seq in seen or seq in exclude:  # each source once, and never one of the other split
-            continue
+        if seq in seen or (exclude and _target_key(name, seq) in exclude):  # each source once, no target of the
+            continue                                                         # other split
         seen.add(seq)
         out.append(seq)
     return out
@@ -102,7 +123,12 @@ def _draw_digit_sources(rng, n: int, min_len: int, max_len: int, exclude: set) -
 def digit_task_splits(
     name: str, n_train: int, n_val: int, seed: int = 0, min_len: int = 8, max_len: int = 12
 ) -> tuple[list[tuple[list[int], list[int]]], list[tuple[list[int], list[int]]]]:
-    """Training and held-out pairs ``(src_ids, tgt_ids)`` of a digit task; no source is in both.
+    """Training and held-out pairs ``(src_ids, tgt_ids)`` of a digit task; no target is in both.
+
+    A held-out pair is never a training pair in disguise: no held-out source is a training source, and for
+    ``sort``, whose target depends only on which digits the source holds, no held-out source is an ordering
+    of a training source's digits either (its sorted target would be one the model was trained on). So the
+    held-out accuracy measures what the model does with inputs it has not seen the answer to.
 
     Parameters
     ----------
@@ -113,7 +139,14 @@ def digit_task_splits(
     seed : int
         The same seed gives the same pairs.
     min_len, max_len : int
-        Source lengths are drawn uniformly from ``min_len..max_len``.
+        The source lengths. Each draw picks a length uniformly from ``min_len..max_len``, then its digits;
+        a source drawn before (or, held out, one excluded as above) is drawn again. So the lengths come out
+        uniform only where every length holds far more sequences (:math:`10^L`) than are drawn, as for the
+        default 8 to 12 digits. Where short lengths hold few, they are kept less often than drawn and the
+        lengths lean longer, the held-out ones (drawn after the training ones, which they must avoid) the
+        most: with ``min_len=3, max_len=4`` and 2000 training sources, 37% of those and 25% of 200 held-out
+        ones have length 3, not 50% (for ``sort``, whose held-out sources avoid every ordering of a training
+        source's digits, 2% of the held-out ones).
 
     Returns
     -------
@@ -129,7 +162,7 @@ def digit_task_splits(
     >>> src, tgt = train[0]
     >>> tgt == sorted(src), 4 <= len(src) <= 6
     (True, True)
-    >>> {tuple(s) for s, _ in train} & {tuple(s) for s, _ in val}     # no source in both splits
+    >>> {tuple(t) for _, t in train} & {tuple(t) for _, t in val}     # no target in both splits
     set()
     """
     if name not in DIGIT_TASKS:
@@ -138,8 +171,9 @@ def digit_task_splits(
     n_train, n_val = _check_counts(f"digit task {name!r}", n_train=n_train, n_val=n_val)
     rng = np.random.default_rng(seed)
     transform = DIGIT_TASKS[name]
-    train_src = _draw_digit_sources(rng, n_train, min_len, max_len, exclude=set())
-    val_src = _draw_digit_sources(rng, n_val, min_len, max_len, exclude=set(train_src))
+    train_src = _draw_digit_sources(rng, n_train, min_len, max_len, name)
+    val_src = _draw_digit_sources(rng, n_val, min_len, max_len, name,
+                                  exclude=frozenset(_target_key(name, s) for s in train_src))
 
     def pairs(sources):
         return [(list(s), transform(s)) for s in sources]
@@ -212,9 +246,11 @@ def negation_reviews(
     encodings can learn.
 
     Measured (``tests/test_data.py``): logistic regression on word counts scores 75% on held-out
-    reviews; the same learner also told which word follows "not" scores 100%. A 2-layer PyTorch
-    Transformer encoder (d_model 32, 2 heads, learned positions, mean pooling) trained on 4000
-    reviews reached 99% on 1000 held-out ones.
+    reviews; the same learner also told which word follows "not" scores 100%. This library's
+    :class:`~minitransformer.nn.TransformerClassifier` with the defaults of ``minitransformer train
+    --task classify`` (2 layers, d_model 32, 4 heads, mean pooling; 2000 steps of 64 of 16000
+    reviews, about 20 seconds on one CPU core) scored 99.8% on its 1000 held-out reviews in the run
+    we recorded.
 
     For example ``"the plot was not good and quite slow"`` is 0 and ``"not the plot was good"`` is 1.
 
