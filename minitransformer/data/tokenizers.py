@@ -236,8 +236,9 @@ _NO_SPACE_AFTER = set("([{")
 class WordTokenizer(Tokenizer):
     """One token per word or punctuation mark (a regular expression split, no learned merges).
 
-    ``decode(encode(text))`` gives the text back up to whitespace and, with ``lower=True``, case:
-    encoding the decoded text again gives the same ids.
+    For a text whose every word is in the vocabulary, ``decode(encode(text))`` gives the text back up
+    to whitespace and, with ``lower=True``, case: encoding the decoded text again gives the same ids.
+    An unknown word comes back as ``<unk>`` (which encodes again as the three pieces ``<``, ``unk``, ``>``).
 
     Parameters
     ----------
@@ -256,6 +257,8 @@ class WordTokenizer(Tokenizer):
     [5, 9, 6, 3, 8]
     >>> tok.decode(tok.encode("The film was bad."))
     'the film was <unk>.'
+    >>> tok.encode(tok.decode(tok.encode("The film was bad.")))       # "bad" is unknown: no round trip
+    [5, 9, 6, 3, 3, 3, 8]
     """
 
     kind = "word"

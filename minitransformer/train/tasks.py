@@ -456,8 +456,8 @@ def lm_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor:
 
 
 def _lm_windows(n_ids: int, seq_len: int) -> int:
-    """How many consecutive windows of ``seq_len`` ids, each with its next-id targets, ``n_ids`` ids hold: they
-    predict ids 1 .. n seq_len."""
+    """How many consecutive windows of ``seq_len`` ids, each with its next-id targets, ``n_ids`` ids hold:
+    ``k = (n_ids - 1) // seq_len`` windows, predicting ids 1 .. ``k * seq_len``."""
     return (n_ids - 1) // seq_len
 
 
