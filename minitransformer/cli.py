@@ -96,13 +96,13 @@ def _train(args) -> int:
         if not isinstance(e, TrainingInterrupted):  # a second Ctrl-C, or one outside the steps: nothing saved then
             return ""
         again = f"minitransformer train --task {args.task} --out {shlex.quote(args.out)} --resume"
-        if args.backend != "numpy":
+        if args.backend is not None:  # not given: the same MINITRANSFORMER_BACKEND chooses it again
             again += f" --backend {args.backend}"
         return f" after step {e.step}, saved in {e.checkpoint}; continue with: {again}"
 
     def work():
         try:
-            run.train(args.task, args.out, backend=args.backend, progress=not args.no_progress,
+            run.train(args.task, args.out, backend=_backend_of(args), progress=not args.no_progress,
                       blas_threads=args.blas_threads or None, resume=args.resume, pictures=not args.no_pictures,
                       checkpoint_every=args.checkpoint_every, **overrides)
         except CorpusError as e:
@@ -116,7 +116,7 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     from .train import run
 
-    return _guard("evaluate", lambda: run.evaluate(args.checkpoint, backend=args.backend,
+    return _guard("evaluate", lambda: run.evaluate(args.checkpoint, backend=_backend_of(args),
                                                    blas_threads=args.blas_threads or None))
 
 
@@ -125,7 +125,7 @@ def _generate(args) -> int:
 
     text = args.prompt if args.prompt is not None else args.input
     return _guard("generate", lambda: run.generate_from_checkpoint(
-        args.checkpoint, text, backend=args.backend, beam=args.beam, max_new_tokens=args.max_new_tokens,
+        args.checkpoint, text, backend=_backend_of(args), beam=args.beam, max_new_tokens=args.max_new_tokens,
         temperature=args.temperature, top_k=args.top_k, seed=args.seed))
 
 
@@ -133,6 +133,14 @@ def _assignments(args) -> int:
     from .assignments import commands
 
     return commands.main(args)
+
+
+def _backend_of(args) -> str:
+    """``--backend`` if given, else the current backend: ``MINITRANSFORMER_BACKEND``, or NumPy where it is unset
+    (as for ``demo`` and ``bench``). A bad value of the variable is a BackendError that names it."""
+    from . import backend
+
+    return args.backend if args.backend is not None else backend.current().name
 
 
 def _guard(command: str, work, interrupted=None) -> int:
@@ -217,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--text", metavar="PATH",
                        help="with --task charlm: train on this UTF-8 text file instead of the shipped corpus (its "
                             "last 10%% is the validation text; evaluate needs the file, generate does not)")
-    train.add_argument("--backend", default="numpy", choices=backends, help="array backend (default: numpy)")
+    backend_help = "array backend (default: MINITRANSFORMER_BACKEND if set, else numpy)"
+    train.add_argument("--backend", choices=backends, help=backend_help)
     train.add_argument("--steps", type=_positive_int, help="optimizer steps (task default)")
     train.add_argument("--batch-size", type=_positive_int)
     train.add_argument("--d-model", type=_positive_int)
@@ -250,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="measure a checkpoint written by `train` on its held-out data")
     evaluate.add_argument("checkpoint", help="a checkpoint.npz written by `minitransformer train`")
-    evaluate.add_argument("--backend", default="numpy", choices=backends)
+    evaluate.add_argument("--backend", choices=backends, help=backend_help)
     evaluate.add_argument("--blas-threads", type=int, default=1, help=threads_help)
     evaluate.set_defaults(run=_evaluate)
 
@@ -263,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     what = gen.add_mutually_exclusive_group()
     what.add_argument("--prompt", help="text to continue (charlm)")
     what.add_argument("--input", help="digits (seq2seq tasks) or a review (classify)")
-    gen.add_argument("--backend", default="numpy", choices=backends)
+    gen.add_argument("--backend", choices=backends, help=backend_help)
     gen.add_argument("--beam", type=_positive_int, default=1, help="beam size for seq2seq (1: greedy)")
     gen.add_argument("--max-new-tokens", type=_positive_int, default=200, help="characters to generate (charlm)")
     gen.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (charlm; 0: greedy)")

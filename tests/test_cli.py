@@ -93,6 +93,27 @@ def test_info_says_why_an_installed_cupy_is_unusable(monkeypatch):
     assert "13.6.0" in line and "unusable" in line and "InsufficientDriver" in line
 
 
+# ------------------------------------------------------------------ train's backend
+def test_train_without_backend_follows_the_environment(tmp_path, monkeypatch, capsys):
+    """No --backend: MINITRANSFORMER_BACKEND chooses, as for demo and bench (train's default was numpy, always)."""
+    pytest.importorskip("array_api_strict")
+    monkeypatch.setenv("MINITRANSFORMER_BACKEND", "array_api_strict")
+    monkeypatch.setattr(mt.backend, "_current", None)  # as in a fresh process
+    out = tmp_path / "run"
+    tiny = ["--d-model", "8", "--heads", "2", "--layers", "1", "--d-ff", "16", "--batch-size", "4", "--eval-every", "2"]
+    argv = ["train", "--task", "copy", "--steps", "2", *tiny, "--no-progress", "--no-pictures", "--blas-threads", "0"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "on backend array_api_strict" in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["backend"] == "array_api_strict"
+
+    monkeypatch.setenv("MINITRANSFORMER_BACKEND", "bogus")  # a bad value is named, in one line
+    monkeypatch.setattr(mt.backend, "_current", None)
+    assert main([*argv, "--out", str(tmp_path / "bad")]) == 2
+    assert capsys.readouterr().err.startswith("minitransformer: MINITRANSFORMER_BACKEND='bogus': unknown backend")
+    assert main([*argv, "--backend", "numpy", "--out", str(tmp_path / "np")]) == 0  # an explicit choice wins
+    assert "on backend numpy" in capsys.readouterr().out
+
+
 def test_python_dash_m_runs_the_cli():
     done = subprocess.run(
         [sys.executable, "-m", "minitransformer", "info"], capture_output=True, text=True, timeout=120
