@@ -483,8 +483,8 @@ def _make(name: str) -> Backend:
             import cupy
         except ImportError as e:
             raise BackendError(
-                "backend 'cupy' needs CuPy and an NVIDIA GPU: pip install 'minitransformer[cuda12]' "
-                "(CUDA 12) or 'minitransformer[cuda13]' (CUDA 13); see the README's GPU section"
+                "backend 'cupy' needs CuPy and an NVIDIA GPU: in the clone, pip install -e '.[cuda12]' "
+                "(CUDA 12 drivers) or '.[cuda13]' (CUDA 13); see 'Choosing the backend' in the README"
             ) from e
         try:
             count = cupy.cuda.runtime.getDeviceCount()

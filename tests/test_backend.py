@@ -4,7 +4,9 @@ random numbers, which backends exist, and what asking for a missing one says."""
 from __future__ import annotations
 
 import json
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,15 +240,19 @@ def test_a_kept_use_object_switches_each_time_its_block_starts():
 
 @pytest.mark.single_backend
 def test_missing_cupy_says_how_to_install(monkeypatch):
-    """Where CuPy is not importable (hidden here even on a GPU machine), asking for it names the extra."""
+    """Where CuPy is not importable (hidden here even on a GPU machine), asking for it names the extra, as the
+    README installs it (from the clone), and the README's section that says more."""
     monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` now raises ImportError
     monkeypatch.delitem(sys.modules, "array_api_compat.cupy", raising=False)
     monkeypatch.setattr(mt.backend, "_BACKENDS", {k: v for k, v in mt.backend._BACKENDS.items() if k != "cupy"})
     before = mt.backend.current()
     for ask in (lambda: mt.backend.get("cupy"), lambda: mt.backend.use("gpu"), lambda: mt.zeros(2).to("cuda")):
-        with pytest.raises(BackendError, match=r"pip install 'minitransformer\[cuda12\]'"):
+        with pytest.raises(BackendError, match=r"pip install -e '\.\[cuda12\]'") as err:
             ask()
     assert mt.backend.current() is before
+    section = re.search(r"see '(.+)' in the README", str(err.value)).group(1)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"\n## {section}\n" in readme  # a heading that exists (it said "the README's GPU section": none)
     assert "cupy" not in mt.backend.available()
 
 
