@@ -678,9 +678,18 @@ class Tensor:
     def to(self, target) -> Tensor:
         """A copy on another backend (``"numpy"``, ``"cupy"``, ``"array_api_strict"``) or of another dtype.
 
-        Backends never mix silently: this is how a tensor moves. Moving or casting keeps
-        ``requires_grad`` only for dtype casts (which are differentiable); a move to another
-        backend returns a new leaf.
+        Backends never mix silently: this is how a tensor moves. A move to another backend returns a
+        new leaf with the same ``requires_grad``: its gradient stays on the new backend, and none flows
+        back to ``self``. A dtype cast is an operation of the graph, differentiable between floats. A
+        tensor asked to move to its own backend is returned as it is, not copied.
+
+        Examples
+        --------
+        >>> import minitransformer as mt
+        >>> a = mt.tensor([1.0, 2.0], requires_grad=True)
+        >>> b = a.to("array_api_strict")
+        >>> b.backend.name, b.requires_grad, a.to("numpy") is a
+        ('array_api_strict', True, True)
         """
         if isinstance(target, str) and target.lower() in _backend._ALIASES:
             be = _backend.get(target)
