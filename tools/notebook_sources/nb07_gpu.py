@@ -8,18 +8,28 @@ CELLS = [
 
     **What this notebook teaches.** Every formula in this library takes its array functions from a
     *backend* (`x.backend.xp`: `xp.exp`, `xp.matmul`, ...), never from `numpy` by name. So the same lines
-    run on NumPy (CPU) and on CuPy (an NVIDIA GPU): switching is one call, `mt.backend.use("cupy")`.
+    run on NumPy (CPU) and on CuPy (an NVIDIA GPU): switching is one call, `mt.backend.use("cupy")`. (On a
+    GPU the library also swaps a few of those lines for CUDA kernels of its own: below.)
     What a GPU buys is throughput on large array operations. A Transformer step is dominated by matrix
     products; one product of an $(m \times k)$ by a $(k \times n)$ matrix costs
 
     $$ \text{FLOPs} = 2\,m\,k\,n, \qquad \text{throughput} = \frac{\text{FLOPs}}{\text{seconds}} , $$
 
-    and a GPU reaches tens of TFLOP/s where two CPU cores reach tens of GFLOP/s. But every operation also
-    pays a fixed launch cost of a few microseconds on a GPU, so tiny arrays gain nothing.
+    and a GPU reaches tens of TFLOP/s, where a CPU reaches tens to a few hundred GFLOP/s: section 5 times
+    this notebook's steps here, and its table gives one run on an H200 (21.6 TFLOP/s) and its 16-core host
+    (140 and 240 GFLOP/s). But on a GPU every array operation also costs the host 10 to 30 µs, the Python
+    that records it and CuPy's path to the launch (measured on an H200: `docs/benchmarks.md`), so tiny
+    arrays gain nothing.
 
     **This notebook runs anywhere.** On a machine without a GPU (or without CuPy) switching fails with a
     `BackendError` that says why; the notebook prints that message, skips the GPU timing, and shows the rest
-    with `array_api_strict`, a CPU stand-in for "another array library" that runs the very same code path.
+    with `array_api_strict`, a CPU stand-in for "another array library" that allows only what the array API
+    standard allows. What it proves: no NumPy-only call hides on the path of the array formulas, the path
+    CuPy takes with `MINITRANSFORMER_KERNELS=0`. What it does not: by default CuPy runs softmax, attention's
+    weights, layer norm, GELU, the binary cross-entropy, the gradients' column sums, Adam, the random numbers
+    and the embedding's scatter-add as CUDA kernels of the library's own, and the matrix products as direct
+    cuBLAS calls. Those are checked by `tests/test_kernels.py` (on a CPU under an emulation of CUDA, with
+    `g++`; `python -m pytest --emulated-kernels` runs any test on them) and on a GPU by `tools/gpu_check.sh`.
 
     Steps: **1** which backends work here · **2** switching, and what happens without a GPU · **3** the same
     model on two backends gives the same numbers · **4** moving data: tensors, weights, checkpoints ·
@@ -42,56 +52,79 @@ CELLS = [
     """),
     code("""
     try:
-        mt.backend.use("cupy")
-        GPU = mt.backend.current()
-        print("switched to", GPU, "- a GPU is here:", GPU.native.cuda.runtime.getDeviceProperties(0)["name"].decode())
+        with mt.backend.use("cupy") as GPU:      # CuPy only inside the block
+            name = GPU.native.cuda.runtime.getDeviceProperties(0)["name"].decode()
+            print("switched to", mt.backend.current(), "- a GPU is here:", name)
     except mt.backend.BackendError as err:
         GPU = None
         print("No GPU backend on this machine, so the GPU timing below is skipped. The message says why:")
         print("   ", err)
-    finally:
-        mt.backend.use("numpy")                  # back to the CPU for what follows
-    print("current:", mt.backend.current())
+    print("current:", mt.backend.current())     # what was current before the block
     """),
     md(r"""
     ## 3. The same model on two backends: the same numbers
 
     Build an encoder layer once, copy its weights (`state_dict()`, always NumPy arrays) into a twin on
     another backend, and run the same batch through both, forward and backward. The other backend is CuPy
-    when there is a GPU, otherwise `array_api_strict`. Results agree to float32 rounding (a GPU adds in
-    another order).
+    when there is a GPU, otherwise `array_api_strict`.
+
+    The loss must depend on every weight, and `(y**2).mean()` does not: a post-LN layer ends in layer
+    norm ($\gamma = 1$, $\beta = 0$ at the start), whose output has mean square
+    $\sigma^2/(\sigma^2+\epsilon) \approx 1$ whatever the input and the weights, so all gradients but that
+    layer norm's are near zero and an error in them would not show. A fixed random readout $w$ does:
+    $L = \mathrm{mean}(y \odot w)$. Each parameter's gradient is compared with its own size,
+    $\max|a-b| / \max|a|$ (`rel_err`), as `tools/backend_equivalence.py` does. One exception: the
+    gradient of $W_K$'s bias is 0 in exact arithmetic (adding $q \cdot b_K$ to a whole row of scores
+    leaves the softmax unchanged), so both backends hold rounding noise there; it is measured against the
+    largest gradient.
+
+    What to expect: `array_api_strict` does its arithmetic with NumPy, so the two agree exactly. A GPU adds
+    in another order: differences of a few times float32's rounding ($2^{-24} \approx 6 \cdot 10^{-8}$; the
+    equivalence tool allows $10^{-5}$), and near $10^{-3}$ with `CUPY_TF32=1`, whose products keep 10 bits of
+    mantissa.
     """),
     code("""
+    from minitransformer.testing import rel_err  # max|got - expected| / max|expected|
+
     other = "cupy" if GPU is not None else "array_api_strict"
+    dtype = "float32"                              # exercise 5: "float64"
     d_model, heads, d_ff, B, L = 64, 4, 128, 8, 32
     layer = nn.EncoderLayer(d_model, heads, d_ff, dropout=0.0)
-    x_host = np.random.default_rng(0).standard_normal((B, L, d_model)).astype(np.float32)
+    x_host = np.random.default_rng(0).standard_normal((B, L, d_model)).astype(dtype)   # the batch
+    w_host = np.random.default_rng(1).standard_normal((B, L, d_model)).astype(dtype)   # the readout w
 
     def run(backend):
         \"\"\"Loss and every parameter's gradient for the same weights and batch on `backend`, as NumPy.\"\"\"
         with mt.backend.use(backend):
-            twin = nn.EncoderLayer(d_model, heads, d_ff, dropout=0.0)   # made on `backend`
-            twin.load_state_dict(layer.state_dict())                   # the same weights
-            x = mt.tensor(x_host)                                      # (B, L, d_model) on `backend`
-            loss = (twin(x) ** 2).mean()
+            twin = nn.EncoderLayer(d_model, heads, d_ff, dropout=0.0).to(dtype)   # made on `backend`
+            twin.load_state_dict(layer.state_dict())                             # the same weights
+            x, w = mt.tensor(x_host), mt.tensor(w_host)                          # (B, L, d_model) on `backend`
+            loss = (twin(x) * w).mean()                                          # every weight moves it
             loss.backward()
-            print(f"{backend:17} x on {x.backend.name:17} loss {loss.item():.6f}")
+            print(f"{backend:17} x on {x.backend.name:17} loss {loss.item():+.6f}")
             return loss.item(), {n: p.grad.numpy() for n, p in twin.named_parameters()}   # on the host
 
     loss_a, grads_a = run("numpy")
     loss_b, grads_b = run(other)
-    scale = max(np.abs(g).max() for g in grads_a.values())                 # the largest gradient of the model
-    worst = max(np.abs(grads_a[n] - grads_b[n]).max() for n in grads_a)
-    print(f"relative difference: loss {abs(loss_a - loss_b) / abs(loss_a):.1e}; "
-          f"gradients (all {len(grads_a)} parameters) {worst / scale:.1e} of the largest gradient")
+    size = {n: np.abs(g).max() for n, g in grads_a.items()}
+    rest = [s for n, s in size.items() if not n.endswith("W_K.bias")]
+    print(f"max|gradient| of each parameter: {min(rest):.1e} to {max(rest):.1e}, "
+          f"W_K.bias {size['self_attn.W_K.bias']:.1e}")
+    scale = max(size.values())                                                  # the largest gradient
+    error = {n: np.abs(grads_b[n] - g).max() / scale if n.endswith("W_K.bias") else rel_err(grads_b[n], g)
+             for n, g in grads_a.items()}
+    worst = max(error, key=error.get)
+    print(f"relative difference: loss {rel_err(loss_b, loss_a):.1e}; gradients, each of the {len(error)} "
+          f"parameters against its own size: worst {error[worst]:.1e}" + (f" ({worst})" if error[worst] else ""))
     """),
     md(r"""
     ## 4. Moving data between backends
 
     Backends never mix silently: an operation on tensors of two backends is a `BackendError` that says how
     to fix it. `t.to("cupy")` / `t.to("numpy")` moves a tensor, `model.to("cupy")` a whole model,
-    `t.numpy()` always gives a NumPy copy on the host, and `state_dict()` always holds NumPy arrays, so a
-    checkpoint written on a GPU loads on a laptop. (Shown with `array_api_strict` when there is no GPU.)
+    `t.numpy()` always gives a NumPy array on the host (a copy from a GPU; on NumPy the tensor's own array,
+    so copy it before writing to it), and `state_dict()` always holds NumPy arrays, copies, so a checkpoint
+    written on a GPU loads on a laptop. (Shown with `array_api_strict` when there is no GPU.)
     """),
     code("""
     a = mt.tensor([1.0, 2.0, 3.0])                          # NumPy
@@ -104,15 +137,15 @@ CELLS = [
     print("a + b.to('numpy') =", (a + b.to("numpy")).numpy())
 
     moved = nn.Linear(4, 2).to(other)
-    print("Linear moved to", moved.weight.backend.name, "; its state_dict holds",
+    print(f"Linear moved to {moved.weight.backend.name}; its state_dict holds",
           {k: type(v).__name__ for k, v in moved.state_dict().items()})
     """),
     md(r"""
     ## 5. Timing: NumPy against CuPy on a matmul-heavy step
 
     One training step's arithmetic, forward and backward, of a Transformer encoder layer: a **tiny** one
-    (the notebooks' sizes), a **large** one and, where there is a GPU, a **big** one (the paper's base
-    width, $d_\text{model} = 512$, $d_{ff} = 2048$, 32 sequences of 256 tokens). Two rules of timing a GPU:
+    (the notebooks' sizes), a **large** one and a **big** one (the paper's base width,
+    $d_\text{model} = 512$, $d_{ff} = 2048$, 32 sequences of 256 tokens). Two rules of timing a GPU:
     run once before timing (the first call compiles kernels), and wait for the GPU to finish before reading
     the clock (work is queued asynchronously; `synchronize()`).
     """),
@@ -132,7 +165,7 @@ CELLS = [
 
             def step():
                 layer.zero_grad()
-                (layer(x) ** 2).mean().backward()
+                (layer(x) ** 2).mean().backward()      # to time the arithmetic, any scalar will do
 
             step()                                     # warm-up: kernels compiled, memory allocated
             sync(be)
@@ -150,14 +183,14 @@ CELLS = [
         return 3 * forward
 
     sizes = {"tiny": dict(d_model=32, heads=4, d_ff=64, B=4, L=16),
-             "large": dict(d_model=256, heads=8, d_ff=1024, B=8, L=64)}
-    if GPU is not None:
-        sizes["big"] = dict(d_model=512, heads=8, d_ff=2048, B=32, L=256)   # too slow for a laptop's CPU
+             "large": dict(d_model=256, heads=8, d_ff=1024, B=8, L=64),
+             "big": dict(d_model=512, heads=8, d_ff=2048, B=32, L=256)}
+    repeats = {"tiny": 10, "large": 3, "big": 1}     # NumPy's timed steps (big: seconds each); CuPy's: 10
     results = {}
     for size, cfg in sizes.items():
         flops = step_flops(cfg["d_model"], cfg["d_ff"], cfg["B"], cfg["L"])
         for backend_name in ["numpy"] + (["cupy"] if GPU is not None else []):
-            seconds = time_step(backend_name, **cfg, repeats=10 if size == "tiny" else 3)
+            seconds = time_step(backend_name, **cfg, repeats=repeats[size] if backend_name == "numpy" else 10)
             results[size, backend_name] = seconds
             print(f"{size:5} {backend_name:6} {seconds * 1e3:9.2f} ms per step   {flops / seconds / 1e9:8.1f} GFLOP/s")
     if GPU is None:
@@ -167,10 +200,17 @@ CELLS = [
             print(f"{size}: CuPy is {results[size, 'numpy'] / results[size, 'cupy']:.1f}x NumPy's speed")
     """),
     md(r"""
-    What to expect on a GPU: the tiny step is *slower* there (its many small operations each pay the GPU's
-    launch cost, with too little arithmetic to hide it), the large step a few times faster, and the
-    big one nearly a hundred times. Measured once with this notebook on one NVIDIA H200 (CuPy 14, a 16-core
-    host), to compare with your own run:
+    On a CPU the tiny step reaches a few GFLOP/s, the larger ones tens or more, as their products get big
+    enough to keep BLAS busy (exercise 1 asks where your CPU levels off). The outputs shown come from a
+    shared 2-core machine, where other jobs move these figures from run to run. What to expect on a GPU: the
+    tiny step is *slower* there (each of its 170 or so array operations costs the host 10 to 30 µs, with
+    too little arithmetic to hide it), the large step a few times faster, and the big one nearly a hundred
+    times. Measured once with this notebook when it was written (commit bcbe77c, 2026-11-28) on one NVIDIA
+    H200 (CuPy 14, float32 products without TF32, CuPy's default; a 16-core host). That was before the
+    library had CUDA kernels of its own: CuPy's functions did all the work. The kernels first ran on an H200
+    later, in `tools/gpu_check.sh` at 4078fca (`docs/benchmarks.md`); those added since (attention's
+    weights, the binary cross-entropy, the column sums, the chained scatter-add, Adam in place, the products
+    by cuBLAS) have not run on a GPU yet. To compare with your own run:
 
     | size | NumPy (16 cores) | CuPy (H200) | CuPy's speed-up |
     |---|---|---|---|
@@ -182,20 +222,28 @@ CELLS = [
     `tools/gpu_check.sh` runs the whole test suite on CuPy, checks that NumPy and CuPy give the same
     gradients, trains a model and benchmarks the engine against PyTorch.
 
-    To get a GPU backend: `pip install "minitransformer[cuda12]"` (or `[cuda13]`, matching the driver's CUDA
-    version), then `mt.backend.use("cupy")` or `MINITRANSFORMER_BACKEND=cupy python train.py`.
+    To get a GPU backend, in the clone: `pip install -e ".[cuda12]"` (or `".[cuda13]"`, matching the CUDA
+    version of the driver that `nvidia-smi` shows), then `mt.backend.use("cupy")`,
+    `MINITRANSFORMER_BACKEND=cupy python train.py` or `minitransformer train --backend cupy`.
+    The library reads `MINITRANSFORMER_KERNELS=0` (the array formulas instead of the kernels) and
+    `CUPY_TF32=1` (TF32 products) once, when it makes the CuPy backend, which `mt.backend.available()` in
+    section 1 already does: set them before Python starts. On CuPy the checks that read values are off,
+    because reading a value makes the host wait for the GPU: a token id outside the vocabulary is not
+    refused, it reads another row. `mt.backend.get("cupy").check_values = True` turns the checks on to debug.
 
     ## Exercises
 
     1. Time a single `(n, n) @ (n, n)` matrix product on NumPy for $n = 256, 512, 1024, 2048$ and compute the
        GFLOP/s ($2n^3$ FLOPs). Where does your CPU level off?
     2. In section 5, find the smallest batch size at which CuPy beats NumPy for the large layer (on a
-       machine with a GPU), or estimate it from the launch cost: about 10 µs for each of the step's operations.
+       machine with a GPU), or estimate it from the table: a step on the GPU costs at least what the tiny
+       one does, about 4 ms (its 170 or so array operations, as `tools/count_calls.py` counts them, at
+       10 to 30 µs of host time each), while NumPy's time grows about in proportion to B.
     3. Remove `sync(be)` from `time_step` and time CuPy again. Why does it look faster, and why is that
        number wrong?
     4. Train on the GPU, save with `save_checkpoint`, and load the checkpoint with the NumPy backend. Which
        line of the library guarantees that this works? (Hint: `Module.state_dict`.)
-    5. Run section 3 with `float64` weights and inputs (`layer.to("float64")`): how much smaller is the
-       difference between the backends, and why?
+    5. (On a GPU.) Run section 3 in float64 (`dtype = "float64"` there): how much smaller is the difference
+       between the backends, and why? (On `array_api_strict` it is 0 either way.)
     """),
 ]
