@@ -74,6 +74,8 @@ def test_masked_fill_of_an_integer_tensor_with_an_int():
     assert mt.masked_fill(mt.tensor([1.0, 2.0, 3.0]), mask, 0).tolist() == [0.0, 2.0, 0.0]  # an int fills a float
     with pytest.raises(TypeError, match=r"int64 tensor of shape \(3,\) with the float 0.5"):
         mt.tensor([1, 2, 3]).masked_fill(mask, 0.5)
+    # a NumPy 0-d array is a number: it fills a float32 tensor as 5.0 does (it was refused as float64)
+    assert mt.masked_fill(mt.zeros(3), mask, np.array(5.0)).tolist() == [5.0, 0.0, 5.0]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own warnings about 0 ** -1 and (-2) ** 2.5

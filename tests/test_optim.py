@@ -701,7 +701,7 @@ def test_clip_grad_norm_bad_input():
         (lambda p: SGD(p, lr=-0.1), ValueError, "lr must be a finite number >= 0, got -0.1"),
         (lambda p: SGD(p, lr="0.1"), TypeError, "lr must be a finite number >= 0, got '0.1'"),
         (lambda p: SGD(p, lr=0.1, momentum=-0.5), ValueError, "momentum"),
-        (lambda p: SGD(p, lr=0.1, momentum=1.5), ValueError, r"SGD: momentum must be a number in \[0, 1\), got 1.5"),
+        (lambda p: SGD(p, lr=0.1, momentum=1.0), ValueError, r"SGD: momentum must be a number in \[0, 1\), got 1.0"),
         (lambda p: SGD(p, lr=0.1, nesterov=True), ValueError, "Nesterov momentum needs momentum > 0"),
         (lambda p: SGD(p, lr=0.1, weight_decay=-1.0), ValueError, "weight_decay"),
         (lambda p: Adam(p, lr=-1e-3), ValueError, "lr must be a finite number >= 0"),

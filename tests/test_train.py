@@ -194,8 +194,8 @@ def test_a_checkpoint_of_another_backend_resumes_exactly_or_reseeded_never_half_
 
     losses = []
     for seed in (5, 6):  # whatever the generator held before, the reseeded run draws the same numbers
+        resumed, loader = _seq2seq_run(tmp_path, "resumed.npz", seed=99)   # (seeds the generator with 99)
         mt.manual_seed(seed)
-        resumed, loader = _seq2seq_run(tmp_path, "resumed.npz", seed=99)
         resumed.load(path, rng="reseed")
         assert resumed.rng_reseeded and resumed.step == 4
         resumed.fit(loader, 10)
@@ -514,6 +514,12 @@ def test_a_run_split_in_two_stops_where_the_uninterrupted_run_stops(tmp_path, fi
     resumed.load(tmp_path / "d.npz")
     resumed.fit(lambda s: None, 15)
     assert (resumed.step, resumed.stop_reason, seen) == (9, "patience", [])
+    # a trainer that asks for no early stopping trains on from that checkpoint
+    free = _scripted(early, tmp_path / "d.npz", patience=None)
+    free.load(tmp_path / "d.npz")
+    assert free.early_stop is None
+    free.fit(lambda s: None, 15)
+    assert (free.step, free.stop_reason) == (15, "steps")
 
 
 @pytest.mark.single_backend

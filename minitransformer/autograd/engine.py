@@ -851,16 +851,16 @@ class Tensor:
         >>> mt.Tensor([[1.0, 2.0], [3.0, 4.0]]).sum(axis=0).numpy()
         array([4., 6.], dtype=float32)
         """
-        return ops.Sum.apply(self, axis=_axes(axis, self.ndim, "sum"), keepdims=keepdims)
+        return ops.Sum.apply(self, axis=_axes(axis, self.ndim, "sum", reduction=True), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims: bool = False):
         """The mean over ``axis`` (an int, a tuple, or None for all)."""
-        return ops.Mean.apply(self, axis=_axes(axis, self.ndim, "mean"), keepdims=keepdims)
+        return ops.Mean.apply(self, axis=_axes(axis, self.ndim, "mean", reduction=True), keepdims=keepdims)
 
     def max(self, axis=None, keepdims: bool = False):
         """The largest element over ``axis``; its gradient is shared equally among ties (as ``torch.amax``;
         ``torch.max(x, dim)`` gives it all to one of them)."""
-        return ops.Max.apply(self, axis=_axes(axis, self.ndim, "max"), keepdims=keepdims)
+        return ops.Max.apply(self, axis=_axes(axis, self.ndim, "max", reduction=True), keepdims=keepdims)
 
     def reshape(self, *shape):
         """The same elements in another shape (one ``-1`` is inferred).
@@ -1222,16 +1222,18 @@ def _lift(x, like: Tensor):
     return Tensor(x, backend=like.backend)
 
 
-def _axes(axis, ndim: int, op: str):
-    """Normalise ``axis`` (None, an int or a tuple; negatives allowed) to a tuple of axes."""
+def _axes(axis, ndim: int, op: str, reduction: bool = False):
+    """Normalise ``axis`` (None, an int or a tuple; negatives allowed) to a tuple of axes. For a ``reduction`` of a
+    0-d tensor, axis 0 or -1 is allowed and means none, as in PyTorch."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
-        if not -max(ndim, 1) <= a < max(ndim, 1):
+        n = max(ndim, 1) if reduction else ndim
+        if not -n <= a < n:
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-        if ndim:  # a 0-d tensor has no axis to reduce: axis 0 (or -1) is allowed and means none, as in PyTorch
+        if ndim:
             out.append(a % ndim)
     return tuple(out)
 
@@ -1477,6 +1479,8 @@ def masked_fill(x: Tensor, mask, value) -> Tensor:
     >>> mt.tensor([1, 2, 3]).masked_fill(future[0], 0).tolist()
     [1, 0, 0]
     """
+    if isinstance(value, np.ndarray) and value.ndim == 0:  # a NumPy 0-d array is a number too
+        value = value.item()
     return where(mask, value, x)
 
 

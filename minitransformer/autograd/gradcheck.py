@@ -26,23 +26,7 @@ class GradcheckError(AssertionError):
     Raised by :func:`gradcheck`; the message names the input, the worst element and both
     derivatives. An ``AssertionError``, so a failed check fails a test as an ``assert`` would.
 
-    Examples
-    --------
-    A ``backward`` that forgot the factor 2 of :math:`d(x^2)/dx = 2x`:
-
-    >>> import minitransformer as mt
-    >>> class BadSquare(mt.Function):
-    ...     def forward(self, x):
-    ...         self.x = x
-    ...         return x * x
-    ...     def backward(self, grad):
-    ...         return (grad * self.x,)             # should be 2 * grad * x
-    >>> x = mt.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
-    >>> try:
-    ...     mt.gradcheck(BadSquare.apply, x)
-    ... except mt.autograd.GradcheckError as e:
-    ...     print(str(e).split(": received")[0])
-    gradcheck: input 0 (shape (2,)) at index (1,)
+    See :func:`gradcheck`'s examples for one, from a ``backward`` that forgot a factor 2.
     """
 
 

@@ -245,12 +245,12 @@ def negation_reviews(
     a model must relate a token to the one before it -- exactly what attention with positional
     encodings can learn.
 
-    Measured (``tests/test_data.py``): logistic regression on word counts scores 75% on held-out
-    reviews; the same learner also told which word follows "not" scores 100%. This library's
-    :class:`~minitransformer.nn.TransformerClassifier` with the defaults of ``minitransformer train
-    --task classify`` (2 layers, d_model 32, 4 heads, mean pooling; 2000 steps of 64 of 16000
-    reviews, about 20 seconds on one CPU core) scored 99.8% on its 1000 held-out reviews in the run
-    we recorded.
+    Measured by ``tests/test_data.py``: logistic regression on word counts scores 75% on held-out
+    reviews; the same learner also told which word follows "not" scores 100%. Measured by
+    ``minitransformer train --task classify`` (2026-11-29, 2 shared cores): this library's
+    :class:`~minitransformer.nn.TransformerClassifier` with its defaults (2 layers, d_model 32, 4 heads,
+    mean pooling; 2000 steps of 64 of 16000 reviews, about 20 seconds) scored 99.8% on its 1000
+    held-out reviews (99.6% in an earlier run, ``docs/benchmarks.md``).
 
     For example ``"the plot was not good and quite slow"`` is 0 and ``"not the plot was good"`` is 1.
 

@@ -75,7 +75,7 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
         if t.ndim < 2:
             raise ValueError(f"{op}: {name} must have shape (..., seq, features), got {t.shape}")
     for name, t in (("K", K), ("V", V)):  # named here, before a product deep inside names K transposed
-        if t.dtype_name != Q.dtype_name:
+        if t.data.dtype != Q.data.dtype and t.dtype_name != Q.dtype_name:  # names only when they may differ
             raise TypeError(f"{op}: Q is {Q.dtype_name} {Q.shape} but {name} is {t.dtype_name} {t.shape}; "
                             f"convert one with .to('{Q.dtype_name}')")
     if Q.shape[-1] != K.shape[-1]:

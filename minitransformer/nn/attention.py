@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd import Tensor, concat, stack
-from ..autograd.engine import _broadcasts_to
+from ..autograd.engine import _broadcasts_to, _kind
 from ..functional._checks import as_mask
 from ..functional.dropout import check_probability
 from .layers import Linear, check_size
@@ -39,7 +39,8 @@ def check_mask(op: str, name: str, mask, scores: tuple[int, int, int, int], back
     A 3-D mask ``(n, L, S)`` with ``n > 1`` is refused: it would broadcast as one mask per *head*, and where
     ``n`` equals the batch size that silently puts example ``i``'s mask on head ``i``."""
     mask = mask if isinstance(mask, Tensor) else Tensor(mask, backend=backend)
-    as_mask(op, mask, mask, name=f"the {name}")  # boolean, checked here: the user's shape, not the reshaped one
+    if _kind(mask.data.dtype) != "b":  # named here, with the user's shape, not the reshaped one
+        as_mask(op, mask, mask, name=f"the {name}")
     if mask.ndim == 3 and mask.shape[0] != 1:
         raise ValueError(
             f"{op}: a 3-D {name} {mask.shape} is ambiguous (one per example, or one per head?); pass "

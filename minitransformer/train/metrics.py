@@ -116,7 +116,10 @@ def binary_accuracy(logits: Tensor, labels) -> Tensor:
 
 
 def strip_after_eos(ids: Sequence[int], eos_id: int = EOS, pad_id: int = PAD) -> list[int]:
-    """The tokens before the first ``<eos>`` (padding dropped): what a generated sequence says.
+    """The tokens before the first ``<eos>`` (padding dropped): what a generated sequence says, for display.
+
+    Lenient where :func:`exact_match` is strict: a sequence cut off before its ``<eos>`` is kept as it
+    is here, and counts as wrong there.
 
     Parameters
     ----------

@@ -202,7 +202,7 @@ class Trainer:
         What the last evaluation on the ``eval_every`` grid said: "patience" or "target" if the run should stop
         there, else None. It is kept (and saved), so that a later :meth:`fit` -- with more ``steps``, or
         resumed from a checkpoint -- stops at once, where the uninterrupted run stopped (set it to None to train
-        on regardless).
+        on regardless). :meth:`load` keeps a saved one only if this trainer has that ``patience`` or ``target``.
     rng_reseeded : bool
         Whether :meth:`load` (with ``rng="reseed"``) gave the generator a fresh seed, the checkpoint's state being
         of another backend's generator.
@@ -556,7 +556,9 @@ class Trainer:
         t = ckpt.trainer_state
         self.epoch, self.batch_in_epoch = int(t.get("epoch", 0)), int(t.get("batch_in_epoch", 0))
         self.best, self.bad_evals = t.get("best"), int(t.get("bad_evals", 0))
-        self.early_stop = t.get("early_stop")
+        # a stop the checkpoint's run decided holds here only if this trainer asks for the same kind of stop
+        stop = t.get("early_stop")
+        self.early_stop = stop if {"patience": self.patience, "target": self.target}.get(stop) is not None else None
         self.elapsed = float(t.get("elapsed_s", 0.0))
         self.last_eval = dict(t.get("last_eval") or {})
         eval_step = t.get("eval_step")  # the step evaluated last: fit to that step again does not repeat it

@@ -332,8 +332,9 @@ CELLS = [
     print("gradcheck:", mt.gradcheck(sigmoid, x64))
     """),
     md(r"""
-    And what gradcheck says when the derivative is wrong: here the backward forgets the factor $y$.
-    The error names the input, the element, and both numbers.
+    And what gradcheck says when the derivative is wrong: here the backward forgets the factor $y$. Checked on
+    a sum (one number, as a loss is), the error names the input, the element, and both derivatives: it got
+    $1 - y$ where the central difference says $y(1 - y)$, a ratio of $1/y$.
     """),
     code("""
     class WrongSigmoid(Sigmoid):
@@ -341,7 +342,7 @@ CELLS = [
             return (grad * (1.0 - self.y),)      # forgot a factor y
 
     try:
-        mt.gradcheck(lambda t: WrongSigmoid.apply(t), x64)
+        mt.gradcheck(lambda t: WrongSigmoid.apply(t).sum(), x64)
     except AssertionError as err:               # mt.autograd.GradcheckError
         print(type(err).__name__ + ":", err)
     """),
