@@ -32,6 +32,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "CounterRNG",
+    "rng_state_kind",
     "available",
     "current",
     "get",
@@ -211,13 +212,17 @@ class Backend:
             return self._rng.state
         return self._rng.bit_generator.state
 
+    @property
+    def rng_kind(self) -> str:
+        """The kind of generator this backend draws from: ``"PCG64"`` (NumPy, array-api-strict) or ``"CounterRNG"``
+        (CuPy); a state of another kind (:func:`rng_state_kind`) cannot be restored here."""
+        return "CounterRNG" if isinstance(self._rng, CounterRNG) else "PCG64"
+
     def set_rng_state(self, state: dict) -> None:
         """Restore a state returned by :meth:`get_rng_state` (of the same kind of generator)."""
-        ours = "CounterRNG" if isinstance(self._rng, CounterRNG) else "PCG64"
-        theirs = state.get("bit_generator") if isinstance(state, dict) else None
-        if theirs != ours:
-            raise BackendError(f"set_rng_state: the {self.name} backend's generator is {ours}, this state is of "
-                               f"{theirs or type(state).__name__} (saved on another backend?); reseed with manual_seed")
+        if rng_state_kind(state) != self.rng_kind:
+            raise BackendError(f"set_rng_state: the {self.name} backend's generator is {self.rng_kind}, this state is "
+                               f"of {rng_state_kind(state)} (saved on another backend?); reseed with manual_seed")
         if isinstance(self._rng, CounterRNG):
             self._rng.state = state
         else:
@@ -419,6 +424,17 @@ class CounterRNG:
         xp = self.xp
         k = xp.astype(xp.floor(self.random(size) * float(high - low)), xp.int64)
         return k + low
+
+
+def rng_state_kind(state) -> str:
+    """The kind of generator a state (:meth:`Backend.get_rng_state`, a checkpoint's) is of: ``"PCG64"``,
+    ``"CounterRNG"``, as NumPy's states name it.
+
+    >>> import numpy as np
+    >>> rng_state_kind(np.random.default_rng(0).bit_generator.state), rng_state_kind(CounterRNG(np, seed=0).state)
+    ('PCG64', 'CounterRNG')
+    """
+    return str(state.get("bit_generator")) if isinstance(state, dict) else type(state).__name__
 
 
 def dtype_name(dtype) -> str:

@@ -543,10 +543,10 @@ def _load_read(ckpt: Checkpoint, model, optimizer=None, schedule=None, restore_r
     be = _backend.current()
     restore_rng = restore_rng and ckpt.rng_state is not None
     if restore_rng and not _rng_state_fits(ckpt.rng_state, be):
-        theirs = _generator_kind(ckpt.rng_state)
+        theirs = _backend.rng_state_kind(ckpt.rng_state)
         raise CheckpointError(
             f"{where} was written on another backend: its random generator is {theirs}, the {be.name} backend's is "
-            f"{_generator_kind(be.get_rng_state())}, so it cannot resume that random stream exactly here. Its weights "
+            f"{be.rng_kind}, so it cannot resume that random stream exactly here. Its weights "
             f"load on any backend: load it without restore_rng (to evaluate or generate), resume it on the backend "
             f"that wrote it ({_WRITTEN_BY.get(theirs, 'the one whose generator that is')}), or continue with a fresh "
             "random stream seeded from the checkpoint (Trainer.load(path, rng='reseed'); `minitransformer train "
@@ -587,11 +587,6 @@ def _load_read(ckpt: Checkpoint, model, optimizer=None, schedule=None, restore_r
 _WRITTEN_BY = {"CounterRNG": "--backend cupy", "PCG64": "--backend numpy"}
 
 
-def _generator_kind(state) -> str:
-    """The kind of generator a state is of (``"PCG64"``, ``"CounterRNG"``), as NumPy's states name it."""
-    return str(state.get("bit_generator")) if isinstance(state, dict) else type(state).__name__
-
-
 def _rng_state_fits(state, backend=None) -> bool:
     """Whether ``state`` (a checkpoint's ``rng_state``) is of ``backend``'s kind of generator: can it be restored?
 
@@ -618,7 +613,7 @@ def _rng_state_fits(state, backend=None) -> bool:
     False
     """
     be = _backend.current() if backend is None else backend
-    return _generator_kind(state) == _generator_kind(be.get_rng_state())
+    return _backend.rng_state_kind(state) == be.rng_kind
 
 
 def _seed_from_rng_state(state) -> int:
