@@ -306,6 +306,7 @@ def test_training_curves_panels_and_series():
     np.testing.assert_allclose(lr.get_lines()[0].get_ydata(), 1e-3, rtol=1e-6)
     assert loss.get_yscale() == "log" and acc.get_yscale() == "linear"
     assert all(ax.get_xlabel() == "epoch" for ax in fig.axes)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss (log scale)", "acc", "lr"]
     assert [t.get_text() for t in loss.get_legend().get_texts()] == ["train_loss", "val_loss"]
     assert fig.get_suptitle() == "run"
     # four panels on three columns: the empty cell of the second row is removed

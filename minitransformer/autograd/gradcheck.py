@@ -27,6 +27,12 @@ class GradcheckError(AssertionError):
     derivatives. An ``AssertionError``, so a failed check fails a test as an ``assert`` would.
 
     See :func:`gradcheck`'s examples for one, from a ``backward`` that forgot a factor 2.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> issubclass(mt.autograd.GradcheckError, AssertionError)   # pytest reports it as a failed assert
+    True
     """
 
 

@@ -143,6 +143,9 @@ def attention_heatmap(weights, query_labels=None, key_labels=None, title: str | 
                       max_annotated: int = MAX_ANNOTATED) -> Figure:
     r"""One attention map: how much each query (row) attends to each key (column).
 
+    A masked key's weight is exactly 0 and is drawn as any weight of 0 is (the darkest colour, "0.00"): the map
+    shows weights, not the mask; a weight too small to see is told apart by ``annotate`` only to ``fmt``'s digits.
+
     Parameters
     ----------
     weights : Tensor or array

@@ -143,6 +143,7 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
             ax.set_yscale("log")
         ax.set_title(panel, fontsize=FONT + 1)
         ax.set_xlabel(x_label)
+        ax.set_ylabel(panel + (" (log scale)" if panel in log_panels else ""))  # the scale said, not only ticked
         ax.grid(True, color="0.9")
         ax.legend(fontsize=FONT)
     for ax in axes[len(names):]:

@@ -159,6 +159,9 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
     :math:`S_{pq} / (\lVert PE_p \rVert \lVert PE_q \rVert)`; a row of zeros has no direction, and its
     similarities are drawn as 0.)
 
+    The colour scale is symmetric about 0, from minus to plus the largest :math:`|S_{pq}|` (so 0 is white
+    with ``RdBu_r``); for the sinusoids, whose similarities are mostly positive, the blue half is little used.
+
     Parameters
     ----------
     PE : Tensor or array
