@@ -134,8 +134,10 @@ def test_a_run_that_stopped_early_stays_stopped_when_resumed_with_more_steps(tmp
     assert read_checkpoint(out / "checkpoint.npz").step == 4
     capsys.readouterr()
     assert main([*run, "--steps", "20", "--resume"]) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "the run stopped early at step 4 (patience), as it would have with --steps 20: nothing more to train" in text
+    assert "learning rate jumps" not in captured.err  # no step runs at the stretched schedule's rate
     assert read_checkpoint(out / "checkpoint.npz").step == 4
     assert json.loads((out / "metrics.json").read_text())["metrics"]["stop_reason"] == "patience"
 

@@ -230,7 +230,7 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
         problem += f"\nthe test run reported cases that were not collected (not scored): {unexpected[:10]}"
     return Grade(assignment.number, assignment.title, str(copy), round(sum(t.earned for t in mine), 6),
                  round(sum(t.points for t in mine), 6), tests, problem.strip(),
-                 round(_skipped_points(collected["collected"], tests, assignment.number), 6))
+                 float(round(_skipped_points(collected["collected"], tests, assignment.number), 6)))
 
 
 def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> tuple[dict | None, str]:
@@ -318,8 +318,9 @@ def _not_graded(g: Grade) -> list[str]:
     skipped = [t for t in g.own if t.outcome == "skipped"]
     why = sorted({(t.errors or ["skipped"])[0].removeprefix("Skipped: ") for t in skipped})
     full = g.max_score + g.skipped_points
-    lines = [f"NOT GRADED HERE: {len(skipped)} cases worth {g.skipped_points:.2f} of the assignment's {full:.2f} "
-             f"points were skipped on this machine; the maximum above ({g.max_score:.2f}) leaves them out.",
+    cases, were = (f"{len(skipped)} cases", "were") if len(skipped) != 1 else ("1 case", "was")
+    lines = [f"NOT GRADED HERE: {cases} worth {g.skipped_points:.2f} of the assignment's {full:.2f} "
+             f"points {were} skipped on this machine; the maximum above ({g.max_score:.2f}) leaves them out.",
              *(f"  skipped: {w}" for w in why)]
     if any("torch" in w for w in why):
         lines.append(f"  They compare with PyTorch, which is not installed here. To grade out of {full:.2f}, install "

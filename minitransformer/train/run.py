@@ -168,7 +168,7 @@ def _note_resumed(saved, trainer, setup) -> None:
               f"it, not the one the uninterrupted run would have drawn (dropout {setup.settings['dropout']})",
               file=sys.stderr)
     groups = (saved.optimizer_state or {}).get("param_groups") or []
-    if not groups or "lr" not in groups[0]:
+    if not groups or "lr" not in groups[0] or trainer.early_stop is not None:  # (no step will run at that rate)
         return
     before, after = float(np.asarray(groups[0]["lr"])), setup.optimizer.param_groups[0]["lr"]
     old_steps, new_steps = saved.extra["settings"].get("steps"), setup.settings["steps"]
