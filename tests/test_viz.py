@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 import minitransformer as mt
@@ -115,6 +116,89 @@ def test_heatmap_refuses_wrong_labels(rng):
         viz.attention_heatmap({"not": "an array"})
 
 
+def _hidden_cells(ax):
+    """The cells (query, key) of a map drawn as masked: masked in the image's array."""
+    return {tuple(int(v) for v in c) for c in np.argwhere(np.ma.getmaskarray(ax.images[0].get_array()))}
+
+
+def _texts_at(ax):
+    """The cells (query, key) with a value written in them."""
+    return {(round(t.get_position()[1]), round(t.get_position()[0])) for t in ax.texts}
+
+
+def _hatched_cells(ax, L, S):
+    """The cells whose centre the hatched 'masked' patch covers."""
+    patches = [p for p in ax.patches if p.get_gid() == "masked"]
+    if not patches:
+        return set()
+    (patch,) = patches
+    assert patch.get_hatch() == viz.attention.MASKED_HATCH
+    path = patch.get_path()
+    return {(i, j) for i in range(L) for j in range(S) if path.contains_point((j, i))}
+
+
+def test_heatmap_draws_masked_cells_apart_from_weights_of_0():
+    """A masked weight is exactly 0, as is an allowed weight that underflows: with the mask, the masked cells are
+    masked in the image (drawn in the colour map's 'bad' grey), hatched, and have no value written in them; an
+    allowed 0 is still drawn as a weight (darkest colour, "0.00")."""
+    causal = F.causal_mask(3)                                              # a Tensor of the current backend
+    w = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.2, 0.3, 0.5]])     # (1, 0) is allowed and 0
+    hidden = {(0, 1), (0, 2), (1, 2)}
+    allowed = {(i, j) for i in range(3) for j in range(3)} - hidden
+    fig = viz.attention_heatmap(w, mask=causal)
+    ax = fig.axes[0]
+    assert _hidden_cells(ax) == hidden
+    assert _hatched_cells(ax, 3, 3) == hidden
+    assert _texts_at(ax) == allowed and len(ax.texts) == 6
+    assert [t.get_text() for t in ax.texts] == ["1.00", "0.00", "1.00", "0.20", "0.30", "0.50"]
+    np.testing.assert_allclose(ax.images[0].get_array().compressed(), w[np.tril_indices(3)])
+    assert ax.images[0].cmap.get_bad() == pytest.approx(to_rgba(viz.attention.MASKED_FACE))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["masked: not allowed (weight 0)"]
+    # without a mask, as before: nothing masked, no patch, no legend, every value written
+    plain = viz.attention_heatmap(w)
+    assert not _hidden_cells(plain.axes[0]) and not plain.axes[0].patches and not plain.legends
+    assert len(plain.axes[0].texts) == 9 and plain.axes[0].images[0].cmap.get_bad()[3] == 0  # NaN: transparent
+    # a mask that hides nothing draws as no mask
+    everything = viz.attention_heatmap(w, mask=np.ones((3, 3), dtype=bool))
+    assert not everything.axes[0].patches and not everything.legends and len(everything.axes[0].texts) == 9
+
+
+def test_heatmap_mask_of_any_kind_broadcasts():
+    """A Tensor, an array of the backend, a NumPy array or lists; an (L, S) mask, a padding mask's (1, S) or its
+    (1, 1, 1, S) for one example, and one row of a combined (batch, 1, S, S) mask: leading axes of 1 are dropped."""
+    w = np.full((4, 4), 0.25)
+    causal = F.causal_mask(4)
+    lower = {(i, j) for i in range(4) for j in range(4) if j > i}
+    for mask in (causal, causal.data, causal.numpy(), causal.numpy().tolist()):
+        assert _hidden_cells(viz.attention_heatmap(w, mask=mask).axes[0]) == lower
+    ids = mt.tensor([[5, 6, 7, 8], [5, 6, 0, 0]])
+    pad = F.padding_mask(ids, pad_id=0)                                    # (2, 1, 1, 4)
+    pads = {(i, j) for i in range(4) for j in (2, 3)}
+    for mask in (pad[1:2], pad[1, 0], pad.numpy()[1, 0, 0]):
+        assert _hidden_cells(viz.attention_heatmap(w, mask=mask).axes[0]) == pads
+    both = F.combine_masks(pad, causal)                                    # (2, 1, 4, 4)
+    assert _hidden_cells(viz.attention_heatmap(w, mask=both[1]).axes[0]) == pads | lower
+
+
+@pytest.mark.parametrize(
+    "mask, error, match",
+    [(np.ones((3, 4), dtype=bool), ValueError,
+      r"attention_heatmap: mask of shape \(3, 4\) does not broadcast to the weights' shape \(3, 3\) \(L queries"),
+     (np.ones((2, 1, 1, 3), dtype=bool), ValueError, r"mask of shape \(2, 1, 1, 3\) .* e\.g\. mask\[b, 0\]"),
+     (np.ones((3, 3)), TypeError, r"attention_heatmap: mask must be boolean .*got float64 with shape \(3, 3\)"),
+     ([[1, 0, 0]] * 3, TypeError, "attention_heatmap: mask must be boolean"),
+     ("causal", TypeError, "attention_heatmap: mask must be a Tensor or an array of a known backend, got str")],
+)
+def test_heatmap_refuses_a_bad_mask(mask, error, match):
+    with pytest.raises(error, match=match):
+        viz.attention_heatmap(np.full((3, 3), 1 / 3), mask=mask)
+
+
+def test_heatmap_refuses_a_mask_tensor_that_does_not_broadcast():
+    with pytest.raises(ValueError, match=r"attention_heatmap: mask of shape \(4, 4\) .* shape \(3, 3\)"):
+        viz.attention_heatmap(mt.tensor(np.full((3, 3), 1 / 3)), mask=F.causal_mask(4))
+
+
 # ------------------------------------------------------------------ attention_heads, attention_layers
 def test_heads_grid(rng):
     W, w = _weights(rng, 3, 4, 5)
@@ -199,6 +283,41 @@ def test_layers_refuses_bad_input():
         viz.attention_layers([mt.zeros(2, 3, 3), mt.zeros(2, 3, 4)])
     with pytest.raises(ValueError, match=r"attention_layers \(layer 2\): weights must be 3-D"):
         viz.attention_layers([mt.zeros(2, 3, 3), mt.zeros(3, 3)])
+
+
+def test_heads_and_layers_draw_masked_cells(rng):
+    """One causal (L, L) mask for every head and layer, or one per head; the masked cells of each map are masked in
+    its image, hatched and have no value; one legend for the figure."""
+    L, H = 3, 2
+    causal = F.causal_mask(L)
+    hidden = {(0, 1), (0, 2), (1, 2)}
+    _, w = F.scaled_dot_product_attention(*(mt.tensor(rng.standard_normal((H, L, 4))) for _ in range(3)),
+                                          mask=causal)
+    heads = viz.attention_heads(w, mask=causal)
+    layers = viz.attention_layers([w, w, w], mask=causal)
+    for fig, n_maps in ((heads, H), (layers, 3 * H)):
+        maps = _map_axes(fig)
+        assert len(maps) == n_maps and len(fig.legends) == 1
+        for ax in maps:
+            assert _hidden_cells(ax) == hidden and _hatched_cells(ax, L, L) == hidden
+            assert len(ax.texts) == 6 and not _texts_at(ax) & hidden
+    # one mask per head: head 2 may also not see key 0 (query 0 then sees no key at all)
+    per_head = np.stack([causal.numpy(), causal.numpy() & (np.arange(L) > 0)])
+    maps = _map_axes(viz.attention_heads(w, mask=per_head))
+    assert _hidden_cells(maps[0]) == hidden and _hidden_cells(maps[1]) == hidden | {(0, 0), (1, 0), (2, 0)}
+    assert not viz.attention_heads(w).legends and not any(ax.patches for ax in _map_axes(viz.attention_heads(w)))
+
+
+def test_heads_and_layers_refuse_a_mask_that_does_not_broadcast():
+    w = np.full((3, 3, 3), 1 / 3)
+    with pytest.raises(ValueError, match=r"attention_heads: mask of shape \(2, 3, 3\) does not broadcast to the "
+                                         r"weights' shape \(3, 3, 3\) \(heads, L queries, S keys\)"):
+        viz.attention_heads(w, mask=np.ones((2, 3, 3), dtype=bool))
+    with pytest.raises(ValueError, match=r"attention_layers: mask of shape \(4, 4\) does not broadcast to the "
+                                         r"weights' shape \(3, 3, 3\) .*the same for every layer"):
+        viz.attention_layers([w, w], mask=F.causal_mask(4))
+    with pytest.raises(TypeError, match="attention_layers: mask must be boolean"):
+        viz.attention_layers([w, w], mask=np.ones((3, 3), dtype=int))
 
 
 # ------------------------------------------------------------------ positional encodings

@@ -3,6 +3,8 @@ r"""Attention maps: the weights :math:`\mathrm{softmax}(QK^\top/\sqrt{d_k})` as 
 Row :math:`i` of a map is query :math:`i`'s weights over the keys (it sums to 1); column :math:`j` is
 key :math:`j`. Queries run down the left edge, keys along the bottom, and every map is drawn on
 the same colour scale, 0 to 1 by default, so that heads and layers can be compared by eye.
+Given the ``mask`` the weights were computed with, a map draws the cells it hides in hatched light
+grey, with no value written in them: "not allowed", told apart from "allowed, weight 0".
 
 ==================================  =====================================================
 :func:`attention_heatmap`           one map ``(L, S)``, token labels, values in the cells
@@ -19,9 +21,12 @@ from __future__ import annotations
 
 import math
 
+import matplotlib
 import numpy as np  # the host side of a picture: matplotlib draws NumPy arrays
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch, PathPatch
+from matplotlib.path import Path
 
 from .. import backend as _backend
 from ..autograd import Tensor
@@ -36,6 +41,8 @@ CELL_ANNOTATED = 0.55
 #: a long axis labels every (positions // MAX_TICKS)-th position only: 200 labels would overlap
 MAX_TICKS = 24
 FONT = 9
+#: how a masked cell (a key the query may not attend to) is drawn: this face, this hatch in this colour, no value
+MASKED_FACE, MASKED_HATCH, MASKED_HATCH_COLOUR = "#e4e4e4", "///", "#8c8c8c"
 
 
 def to_host(x, name: str = "array", where: str = "viz") -> np.ndarray:
@@ -64,18 +71,24 @@ def to_host(x, name: str = "array", where: str = "viz") -> np.ndarray:
     >>> to_host(mt.tensor([[1, 2, 3]])).dtype, to_host([[0.5], [1.5]]).shape
     (dtype('float64'), (2, 1))
     """
+    return _host(x, name, where, np.float64)
+
+
+def _host(x, name: str, where: str, dtype=None) -> np.ndarray:
+    """:func:`to_host` as ``dtype``, or in the dtype ``x`` has when None (a mask stays bool)."""
+    what = "numbers" if dtype is not None else "an array"
     if isinstance(x, Tensor):
-        return x.numpy().astype(np.float64)
+        return np.asarray(x.numpy(), dtype=dtype)
     if isinstance(x, np.ndarray | np.generic | list | tuple | int | float):
         try:
-            return np.asarray(x, dtype=np.float64)
+            return np.asarray(x, dtype=dtype)
         except (TypeError, ValueError) as e:
-            raise TypeError(f"{where}: {name} must be numbers (a Tensor or an array), got {type(x).__name__}: {e}") \
+            raise TypeError(f"{where}: {name} must be {what} (a Tensor or an array), got {type(x).__name__}: {e}") \
                 from None
     for be_name in _backend.available():
         be = _backend.get(be_name)
         if be.owns(x):
-            return np.asarray(be.to_host(x), dtype=np.float64)
+            return np.asarray(be.to_host(x), dtype=dtype)
     raise TypeError(f"{where}: {name} must be a Tensor or an array of a known backend, got {type(x).__name__}")
 
 
@@ -104,20 +117,84 @@ def _weights(weights, ndim: int, where: str, shape_name: str) -> np.ndarray:
     return W
 
 
+def _mask(mask, shape: tuple[int, ...], where: str, shape_name: str) -> np.ndarray | None:
+    """The mask on the host, bool, broadcast to the weights' ``shape`` (None stays None), or a clear error.
+
+    Leading axes of size 1 are dropped first, so that ``combine_masks(pad, causal)[b]``, ``(1, L, S)``,
+    does for one map ``(L, S)`` too.
+    """
+    if mask is None:
+        return None
+    M = _host(mask, "mask", where)
+    if M.dtype != np.bool_:
+        raise TypeError(f"{where}: mask must be boolean (True where attention is allowed, as F.causal_mask and "
+                        f"F.padding_mask make), got {M.dtype} with shape {tuple(M.shape)}")
+    given = tuple(M.shape)
+    while M.ndim > len(shape) and M.shape[0] == 1:
+        M = M[0]
+    try:
+        return np.broadcast_to(M, shape)
+    except ValueError:
+        hint = " (pick the example's mask, e.g. mask[b, 0] of a (batch, 1, L, S) mask)" if len(given) > len(shape) \
+            else ""
+        raise ValueError(f"{where}: mask of shape {given} does not broadcast to the weights' shape {tuple(shape)} "
+                         f"{shape_name}{hint}") from None
+
+
+def _runs(hidden: np.ndarray) -> Path:
+    """The hidden cells of an ``(L, S)`` map as one path: a rectangle per run of hidden cells in a row.
+
+    One path, hatched once, instead of a patch per cell: a causal mask of 200 positions is 200 rectangles, not
+    20,100 patches.
+    """
+    vertices, codes = [], []
+    for i in range(hidden.shape[0]):
+        row = np.concatenate([[False], hidden[i], [False]]).astype(np.int8)
+        starts, ends = np.flatnonzero(np.diff(row) == 1), np.flatnonzero(np.diff(row) == -1)
+        for j0, j1 in zip(starts, ends, strict=True):  # cells j0 .. j1 - 1 are hidden
+            x0, x1, y0, y1 = j0 - 0.5, j1 - 0.5, i - 0.5, i + 0.5
+            vertices += [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
+            codes += [Path.MOVETO, Path.LINETO, Path.LINETO, Path.LINETO, Path.CLOSEPOLY]
+    return Path(vertices, codes)
+
+
+def _masked_note(fig: Figure):
+    """A one-entry legend under the figure: the hatched swatch is a masked cell."""
+    swatch = Patch(facecolor=MASKED_FACE, edgecolor=MASKED_HATCH_COLOUR, hatch=MASKED_HATCH, linewidth=0,
+                   label="masked: not allowed (weight 0)")
+    fig.legend(handles=[swatch], loc="outside lower right", frameon=False, fontsize=FONT - 1, handlelength=1.6,
+               handleheight=1.2)
+
+
 def _annotate(annotate, L: int, S: int, limit: int) -> bool:
     return (L <= limit and S <= limit) if annotate is None else bool(annotate)
 
 
-def _draw_map(ax, W: np.ndarray, norm: Normalize, cmap: str, annotate: bool, fmt: str, fontsize: float):
-    """One (L, S) map on ``ax``: the image, and (optionally) each value written in its cell."""
-    im = ax.imshow(W, cmap=cmap, norm=norm, aspect="equal", interpolation="nearest")
+def _draw_map(ax, W: np.ndarray, norm: Normalize, cmap: str, annotate: bool, fmt: str, fontsize: float,
+              allowed: np.ndarray | None = None):
+    """One (L, S) map on ``ax``: the image, and (optionally) each value written in its cell.
+
+    Where ``allowed`` is False the image's array is masked (drawn in :data:`MASKED_FACE`), one hatched
+    :class:`~matplotlib.patches.PathPatch` covers those cells, and no value is written in them.
+    """
+    if allowed is None:
+        hidden, image = np.zeros(W.shape, dtype=bool), W
+    else:  # the masked cells take the colour map's "bad" colour
+        hidden = ~allowed
+        image = np.ma.masked_array(W, mask=hidden)
+        cmap = (matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap).with_extremes(bad=MASKED_FACE)
+    im = ax.imshow(image, cmap=cmap, norm=norm, aspect="equal", interpolation="nearest")
+    if hidden.any():
+        ax.add_patch(PathPatch(_runs(hidden), facecolor="none", edgecolor=MASKED_HATCH_COLOUR, linewidth=0,
+                               hatch=MASKED_HATCH, gid="masked"))
     if annotate:
         colours = im.cmap(norm(W))  # (L, S, 4): the cell colours, to pick a readable text colour
         luminance = colours[..., :3] @ np.array([0.299, 0.587, 0.114])
         for i in range(W.shape[0]):
             for j in range(W.shape[1]):
-                ax.text(j, i, format(W[i, j], fmt), ha="center", va="center", fontsize=fontsize,
-                        color="white" if luminance[i, j] < 0.5 else "black")
+                if not hidden[i, j]:
+                    ax.text(j, i, format(W[i, j], fmt), ha="center", va="center", fontsize=fontsize,
+                            color="white" if luminance[i, j] < 0.5 else "black")
     return im
 
 
@@ -139,12 +216,15 @@ def _size(n: int, cell: float, labels: list[str], lo: float = 0.0) -> float:
 
 
 def attention_heatmap(weights, query_labels=None, key_labels=None, title: str | None = None, annotate=None, *,
-                      vmin: float = 0.0, vmax: float | None = 1.0, cmap: str = "viridis", fmt: str = ".2f",
-                      max_annotated: int = MAX_ANNOTATED) -> Figure:
+                      mask=None, vmin: float = 0.0, vmax: float | None = 1.0, cmap: str = "viridis",
+                      fmt: str = ".2f", max_annotated: int = MAX_ANNOTATED) -> Figure:
     r"""One attention map: how much each query (row) attends to each key (column).
 
-    A masked key's weight is exactly 0 and is drawn as any weight of 0 is (the darkest colour, "0.00"): the map
-    shows weights, not the mask; a weight too small to see is told apart by ``annotate`` only to ``fmt``'s digits.
+    A masked key's weight is exactly 0, which the colours alone draw as any weight of 0 (the darkest colour,
+    "0.00"). Pass the ``mask`` the weights were computed with and the cells it hides are drawn in hatched light
+    grey, with no value written in them, and a note under the map says so: "not allowed" is then told apart from
+    "allowed, but weight 0". (An allowed weight too small to see is told apart by ``annotate``, to ``fmt``'s
+    digits.)
 
     Parameters
     ----------
@@ -157,6 +237,11 @@ def attention_heatmap(weights, query_labels=None, key_labels=None, title: str | 
     annotate : bool, optional
         Write each weight in its cell; by default when the map has at most ``max_annotated``
         (12) rows and columns.
+    mask : Tensor or array of bool, optional
+        True where the query may attend to the key, as :func:`~minitransformer.functional.causal_mask`
+        and :func:`~minitransformer.functional.padding_mask` make; broadcasts to ``(L, S)`` (leading
+        axes of size 1 are dropped). Its False cells are drawn hatched grey, with no value, whatever
+        their weight.
     vmin, vmax : float
         The colour scale, 0 to 1 by default (the range of a weight) so that maps compare;
         ``vmax=None`` stretches it to the largest weight.
@@ -166,17 +251,35 @@ def attention_heatmap(weights, query_labels=None, key_labels=None, title: str | 
     Returns
     -------
     matplotlib.figure.Figure
-        Two axes: the map (``fig.axes[0]``) and its colour bar.
+        Two axes: the map (``fig.axes[0]``) and its colour bar; with a mask that hides a cell, the
+        map's image array is masked there, one hatched patch covers those cells, and the figure has
+        a legend.
+
+    Raises
+    ------
+    ValueError
+        When ``weights`` is not ``(L, S)``, the labels are not ``L`` and ``S``, or ``mask`` does not
+        broadcast to ``(L, S)``.
+    TypeError
+        When ``weights`` is not numbers, or ``mask`` is not boolean.
 
     Examples
     --------
     >>> fig = attention_heatmap([[0.9, 0.1], [0.3, 0.7]], ["I", "am"], ["I", "am"])
     >>> len(fig.axes), len(fig.axes[0].texts)
     (2, 4)
+
+    With the causal mask the weights were computed with, the hidden cell (query 0, key 1) has no value:
+
+    >>> from minitransformer.functional import causal_mask
+    >>> fig = attention_heatmap([[1.0, 0.0], [0.3, 0.7]], ["I", "am"], ["I", "am"], mask=causal_mask(2))
+    >>> [t.get_text() for t in fig.axes[0].texts]
+    ['1.00', '0.30', '0.70']
     """
     where = "attention_heatmap"
     W = _weights(weights, 2, where, "(L queries, S keys)")
     L, S = W.shape
+    allowed = _mask(mask, W.shape, where, "(L queries, S keys)")
     rows = _labels(query_labels, L, "query_labels", "query: row of weights", where)
     cols = _labels(key_labels, S, "key_labels", "key: column of weights", where)
     show_values = _annotate(annotate, L, S, max_annotated)
@@ -186,7 +289,7 @@ def attention_heatmap(weights, query_labels=None, key_labels=None, title: str | 
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.add_subplot()
     norm = Normalize(vmin, float(W.max()) if vmax is None else vmax)
-    im = _draw_map(ax, W, norm, cmap, show_values, fmt, FONT - 1)
+    im = _draw_map(ax, W, norm, cmap, show_values, fmt, FONT - 1, allowed)
     _ticks(ax, cols, "x", True, FONT)
     _ticks(ax, rows, "y", True, FONT)
     ax.set_xlabel("key")
@@ -194,12 +297,16 @@ def attention_heatmap(weights, query_labels=None, key_labels=None, title: str | 
     if title:
         ax.set_title(title)
     fig.colorbar(im, ax=ax, label="attention weight", shrink=min(1.0, max(0.5, L / 8)))
+    if allowed is not None and not allowed.all():
+        _masked_note(fig)
     return fig
 
 
 def _grid(fig: Figure, maps: list[list[np.ndarray]], rows: list[str], cols: list[str], annotate: bool,
-          row_titles: list[str] | None, titles: list[list[str]], norm: Normalize, cmap: str, fmt: str):
-    """A grid of maps ``maps[r][c]`` titled ``titles[r][c]``; token labels on the left column and bottom row only."""
+          row_titles: list[str] | None, titles: list[list[str]], norm: Normalize, cmap: str, fmt: str,
+          allowed: list[list[np.ndarray]] | None = None):
+    """A grid of maps ``maps[r][c]`` titled ``titles[r][c]`` (masked where ``allowed[r][c]`` is False); token labels
+    on the left column and bottom row only."""
     nrows, ncols = len(maps), max(map(len, maps))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     fontsize = FONT - 2
@@ -210,7 +317,8 @@ def _grid(fig: Figure, maps: list[list[np.ndarray]], rows: list[str], cols: list
             if c >= len(maps[r]):
                 ax.remove()  # an empty cell of the grid (heads not a multiple of the columns)
                 continue
-            im = _draw_map(ax, maps[r][c], norm, cmap, annotate, fmt, fontsize)
+            im = _draw_map(ax, maps[r][c], norm, cmap, annotate, fmt, fontsize,
+                           None if allowed is None else allowed[r][c])
             below_is_empty = r + 1 >= nrows or c >= len(maps[r + 1])
             _ticks(ax, cols, "x", below_is_empty, FONT - 1)
             _ticks(ax, rows, "y", c == 0, FONT - 1)
@@ -221,6 +329,8 @@ def _grid(fig: Figure, maps: list[list[np.ndarray]], rows: list[str], cols: list
             ax.set_title(titles[r][c], fontsize=FONT)
             drawn.append(ax)
     fig.colorbar(im, ax=drawn, label="attention weight", shrink=0.9 if nrows > 1 else 1.0)
+    if allowed is not None and not all(a.all() for row in allowed for a in row):
+        _masked_note(fig)
     return drawn
 
 
@@ -240,8 +350,8 @@ def _grid_size(nrows: int, ncols: int, L: int, S: int, annotate: bool, rows: lis
 
 
 def attention_heads(weights, query_labels=None, key_labels=None, title: str | None = None, annotate=None, *,
-                    ncols: int | None = None, vmin: float = 0.0, vmax: float | None = 1.0, cmap: str = "viridis",
-                    fmt: str = ".2f", max_annotated: int = MAX_ANNOTATED) -> Figure:
+                    mask=None, ncols: int | None = None, vmin: float = 0.0, vmax: float | None = 1.0,
+                    cmap: str = "viridis", fmt: str = ".2f", max_annotated: int = MAX_ANNOTATED) -> Figure:
     r"""Every head of one attention layer side by side: what :math:`\mathrm{head}_1 \ldots \mathrm{head}_h` look at.
 
     Parameters
@@ -254,6 +364,10 @@ def attention_heads(weights, query_labels=None, key_labels=None, title: str | No
     title : str, optional
     annotate : bool, optional
         Values in the cells; by default when ``L, S <= max_annotated``.
+    mask : Tensor or array of bool, optional
+        True where attention is allowed; broadcasts to ``(heads, L, S)``: a causal ``(L, L)`` mask,
+        a padding mask's ``(1, 1, S)`` or ``(1, S)``, or one per head. Hidden cells are drawn as in
+        :func:`attention_heatmap`.
     ncols : int, optional
         Heads per row (at most 4 by default).
     vmin, vmax, cmap, fmt
@@ -263,7 +377,7 @@ def attention_heads(weights, query_labels=None, key_labels=None, title: str | No
     -------
     matplotlib.figure.Figure
         ``heads`` map axes titled ``head 1`` ... ``head h`` (the paper counts from 1), then one
-        colour bar: ``heads + 1`` axes.
+        colour bar: ``heads + 1`` axes (and a legend when a mask hides a cell).
 
     Examples
     --------
@@ -274,6 +388,7 @@ def attention_heads(weights, query_labels=None, key_labels=None, title: str | No
     where = "attention_heads"
     W = _weights(weights, 3, where, "(heads, L queries, S keys)")
     H, L, S = W.shape
+    M = _mask(mask, W.shape, where, "(heads, L queries, S keys)")
     rows = _labels(query_labels, L, "query_labels", "query", where)
     cols = _labels(key_labels, S, "key_labels", "key", where)
     if ncols is None:
@@ -282,18 +397,20 @@ def attention_heads(weights, query_labels=None, key_labels=None, title: str | No
     nrows = math.ceil(H / ncols)
     maps = [[W[h] for h in range(r * ncols, min(H, (r + 1) * ncols))] for r in range(nrows)]
     titles = [[f"head {h + 1}" for h in range(r * ncols, min(H, (r + 1) * ncols))] for r in range(nrows)]
+    allowed = None if M is None else [[M[h] for h in range(r * ncols, min(H, (r + 1) * ncols))]
+                                      for r in range(nrows)]
     show_values = _annotate(annotate, L, S, max_annotated)
     size = _grid_size(nrows, ncols, L, S, show_values, rows, cols, bool(title), ragged=H % ncols != 0)
     fig = Figure(figsize=size, layout="constrained")
     norm = Normalize(vmin, float(W.max()) if vmax is None else vmax)
-    _grid(fig, maps, rows, cols, show_values, None, titles, norm, cmap, fmt)
+    _grid(fig, maps, rows, cols, show_values, None, titles, norm, cmap, fmt, allowed)
     if title:
         fig.suptitle(title)
     return fig
 
 
 def attention_layers(layers, query_labels=None, key_labels=None, title: str | None = None, annotate=None, *,
-                     vmin: float = 0.0, vmax: float | None = 1.0, cmap: str = "viridis", fmt: str = ".2f",
+                     mask=None, vmin: float = 0.0, vmax: float | None = 1.0, cmap: str = "viridis", fmt: str = ".2f",
                      max_annotated: int = 8) -> Figure:
     r"""All layers (rows) by all heads (columns) for one input: how attention changes with depth.
 
@@ -306,6 +423,10 @@ def attention_layers(layers, query_labels=None, key_labels=None, title: str | No
     title : str, optional
     annotate : bool, optional
         Values in the cells; by default when ``L, S <= max_annotated`` (8: the grid is dense).
+    mask : Tensor or array of bool, optional
+        True where attention is allowed; broadcasts to ``(heads, L, S)`` and is the same for every
+        layer (one input's mask, e.g. a causal ``(L, L)``). Hidden cells are drawn as in
+        :func:`attention_heatmap`.
     vmin, vmax, cmap, fmt
         As in :func:`attention_heatmap`; one colour scale for the whole grid.
 
@@ -313,7 +434,7 @@ def attention_layers(layers, query_labels=None, key_labels=None, title: str | No
     -------
     matplotlib.figure.Figure
         ``layers * heads`` map axes (row by row; rows labelled ``layer 1`` ..., columns titled
-        ``head 1`` ...), then one colour bar.
+        ``head 1`` ...), then one colour bar (and a legend when a mask hides a cell).
 
     Examples
     --------
@@ -332,6 +453,7 @@ def attention_layers(layers, query_labels=None, key_labels=None, title: str | No
             raise ValueError(f"{where}: layer {n + 1} has weights of shape {W.shape}, layer 1 {shape}: "
                              "every layer must have the same (heads, L, S)")
     H, L, S = shape
+    M = _mask(mask, shape, where, "(heads, L queries, S keys), the same for every layer")
     rows = _labels(query_labels, L, "query_labels", "query", where)
     cols = _labels(key_labels, S, "key_labels", "key", where)
     show_values = _annotate(annotate, L, S, max_annotated)
@@ -339,7 +461,9 @@ def attention_layers(layers, query_labels=None, key_labels=None, title: str | No
     norm = Normalize(vmin, max(float(W.max()) for W in Ws) if vmax is None else vmax)
     maps = [[W[h] for h in range(H)] for W in Ws]
     titles = [[f"head {h + 1}" if n == 0 else "" for h in range(H)] for n in range(len(Ws))]  # heads named on top
-    _grid(fig, maps, rows, cols, show_values, [f"layer {n + 1}" for n in range(len(Ws))], titles, norm, cmap, fmt)
+    allowed = None if M is None else [[M[h] for h in range(H)] for _ in Ws]
+    _grid(fig, maps, rows, cols, show_values, [f"layer {n + 1}" for n in range(len(Ws))], titles, norm, cmap, fmt,
+          allowed)
     if title:
         fig.suptitle(title)
     return fig
