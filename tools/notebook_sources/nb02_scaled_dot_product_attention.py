@@ -266,6 +266,9 @@ CELLS = [
     `scaled_dot_product_attention` (its `nn.MultiheadAttention` takes the opposite: `True` = hidden). A hidden score is
     replaced by a very negative number (the paper writes $-\infty$), so its weight is 0.
 
+    In a map, a weight of 0 looks the same whether the key was hidden or allowed and ignored. So the maps
+    below are also given the mask (`mask=`): the cells it hides are drawn hatched grey, with no number.
+
     **Causal mask** (the decoder, paper 3.2.3): position $i$ may look at positions $j \le i$ only, so a
     model predicting the next token cannot peek at it.
     """),
@@ -274,7 +277,7 @@ CELLS = [
     print("causal mask", causal.shape)
     print(causal.numpy().astype(int))
     _, w_causal = F.scaled_dot_product_attention(Qt, Kt, Vt, mask=causal)
-    viz.attention_heatmap(w_causal, tokens, tokens, title="causal mask: no looking ahead")
+    viz.attention_heatmap(w_causal, tokens, tokens, title="causal mask: no looking ahead", mask=causal)
     """),
     md(r"""
     **Padding mask.** Sequences of different lengths are padded to one length with a `<pad>` token
@@ -295,7 +298,7 @@ CELLS = [
     _, w_pad = F.scaled_dot_product_attention(Qb, Kb, Vb, mask=pad)
     print("weights", w_pad.shape, "  (batch, heads=1, L, S)")
     viz.attention_heatmap(w_pad[1, 0], tokens[:2] + ["<pad>"] * 2, tokens[:2] + ["<pad>"] * 2,
-                          title="padding mask: the pads get no weight")
+                          title="padding mask: the pads get no weight", mask=pad[1, 0])   # (1, S): every query
     """),
     md(r"""
     **A row with nothing to attend to.** If every key of a query is hidden, the softmax has nothing to
