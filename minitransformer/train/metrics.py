@@ -204,12 +204,13 @@ def _until_eos(ids, eos_id: int) -> list[int] | None:
 
 def _target_tokens(ids, eos_id: int, pad_id: int) -> list[int]:
     """The tokens of a target: those before its first ``eos_id``, or without ``eos_id`` all but its trailing padding."""
-    ids = [int(t) for t in (ids.tolist() if hasattr(ids, "tolist") else ids)]
-    if eos_id in ids:
-        return ids[: ids.index(eos_id)]
-    while ids and ids[-1] == pad_id:
-        ids.pop()
-    return ids
+    tokens = _until_eos(ids, eos_id)
+    if tokens is not None:
+        return tokens
+    tokens = [int(t) for t in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+    while tokens and tokens[-1] == pad_id:
+        tokens.pop()
+    return tokens
 
 
 def perplexity(mean_loss: float) -> float:
