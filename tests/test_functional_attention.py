@@ -96,6 +96,18 @@ def test_fully_masked_rows_give_zero_weights_output_and_gradient(dtype, rng):
     expected_out, _ = _attention_np(*(t.numpy().astype(np.float64) for t in (Q, K, V)), allowed.numpy())
     tol = 1e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(out.numpy(), expected_out, rtol=tol, atol=tol)
+    # batched: each query's row is looked at on its own, whatever the mask's leading axes
+    Qb, Kb, Vb = (mt.tensor(rng.standard_normal((2, 2, 3, 2)), dtype=dtype) for _ in range(3))  # (batch, heads, ...)
+    for shape in ((2, 2, 3, 3), (1, 3, 3), (2, 1, 3, 3)):
+        allowed = rng.uniform(size=shape) > 0.3
+        allowed[..., 0, :] = False  # query 0 sees nothing (in every mask) ...
+        allowed[..., 1, 1] = True  # ... the others see something
+        allowed[..., 2, 2] = True
+        allowed.reshape(-1, 3, 3)[0, 1] = False  # and in the first (or only) one, query 1 sees nothing too
+        out, w = F.scaled_dot_product_attention(Qb, Kb, Vb, mask=mt.tensor(allowed))
+        expected_out, expected_w = _attention_np(*(t.numpy().astype(np.float64) for t in (Qb, Kb, Vb)), allowed)
+        np.testing.assert_allclose(w.numpy(), expected_w, rtol=tol, atol=tol, err_msg=f"mask {shape}")
+        np.testing.assert_allclose(out.numpy(), expected_out, rtol=tol, atol=tol, err_msg=f"mask {shape}")
 
 
 @pytest.mark.assignment(2, points=10)
@@ -147,6 +159,8 @@ def test_attention_dropout_drops_weights_only_while_training(rng):
     plain, w = F.scaled_dot_product_attention(Q, K, V)
     evaluated, _ = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5, training=False)
     np.testing.assert_array_equal(evaluated.numpy(), plain.numpy())
+    by_default, _ = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5)  # not training unless told
+    np.testing.assert_array_equal(by_default.numpy(), plain.numpy())
     mt.manual_seed(11)
     trained, w_trained = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5, training=True)
     np.testing.assert_array_equal(w_trained.numpy(), w.numpy())  # the weights returned are before dropout

@@ -1,0 +1,54 @@
+"""tools/mutants.py: the mutants it makes of a small file (running them takes the whole suite: see the tool)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.single_backend
+
+SOURCE = '''"""A module."""
+LIMIT = 3                                   # module level: runs at import, not mutated
+
+
+def f(x, eps=1e-5, *, flag=True):
+    """A docstring: 1 + 2 is not code."""
+    if x is not None and x.size <= LIMIT:   # is not, <=
+        x += eps * 2                        # +=, *, 2
+        return -x / (1 - eps)               # unary -, /, -, 1
+    raise ValueError(f"{x} > {LIMIT + 1}")  # an f-string: a message, left alone
+
+
+def g(y):
+    return y ** 2  # no mutate
+'''
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("mutants", Path(__file__).parents[1] / "tools" / "mutants.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("mutants", module)  # dataclasses looks its module up
+    spec.loader.exec_module(sys.modules["mutants"])
+    return sys.modules["mutants"]
+
+
+def test_the_mutants_of_a_small_file(tmp_path):
+    tool = _tool()
+    path = tmp_path / "small.py"
+    path.write_text(SOURCE)
+    made = [(m.line, m.old, m.new, m.lines) for m in tool.mutants_of(path)]
+    body = (7, 10)  # a default value selects the tests that run the function's body
+    assert made == [
+        (5, "1e-5", "2e-05", body), (5, "True", "False", body),
+        (7, "is not", "is", (7, 7)), (7, "<=", "<", (7, 7)),
+        (8, "+=", "-=", (8, 8)), (8, "*", "/", (8, 8)), (8, "2", "3", (8, 8)),
+        (9, "/", "*", (9, 9)), (9, "-", "", (9, 9)), (9, "-", "+", (9, 9)), (9, "1", "2", (9, 9)),
+    ]
+    for m in tool.mutants_of(path):  # each changes its one token and compiles
+        changed = tool.apply(SOURCE, m)
+        compile(changed, "small.py", "exec")
+        assert changed.splitlines()[m.line - 1] != SOURCE.splitlines()[m.line - 1]
+        assert sum(a != b for a, b in zip(changed.splitlines(), SOURCE.splitlines())) == 1

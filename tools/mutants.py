@@ -1,0 +1,301 @@
+"""Which one-token changes to the code do the tests miss? (mutation testing)
+
+    python tools/mutants.py minitransformer/functional/attention.py      # one file
+    python tools/mutants.py minitransformer/functional minitransformer/optim --workers 2 --report mutants.json
+
+A test that passes whatever the formula says cannot fail, and coverage cannot tell: a line can run under a
+test that never looks at its result. This makes each small change a typo or a wrong formula would make, one
+at a time (a mutant): ``+`` for ``-``, ``*`` for ``/``, ``**`` for ``*``, ``<`` for ``<=``, ``is`` for
+``is not``, a number plus one (or doubled), ``True`` for ``False``, a minus sign dropped, a ``not`` dropped;
+then runs the tests that execute the changed line, and stops at the first failure (the mutant is *killed*).
+A mutant every test passes (*survived*) is a behaviour nothing checks: a missing test, or a change that
+cannot be seen (``eps`` doubled under a tolerance; ``x.sum(keepdims=True)`` of a one-element axis), which
+a reader decides. A mutant no test executes is *not run*.
+
+Which tests execute which line is found first, by one run of the suite (on NumPy) under a tracer that
+watches only the mutated files; each mutant then runs only those tests, the quickest first, in a copy of
+the checkout (``--workers`` copies at once). Only code inside functions is changed (a default value
+counts, under the function's tests); strings, annotations and lines marked ``# no mutate`` are left.
+The tests that run subprocesses or notebooks (see ``IGNORED``) are left out: their lines are not traced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import bisect
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: test files whose work happens in subprocesses or kernels (nothing to trace), and that take minutes
+IGNORED = ("tests/test_docs.py", "tests/test_notebooks.py", "tests/test_assignments.py", "tests/test_project.py",
+           "tests/test_cli.py", "tests/test_cli_train.py")
+SWAPS = {ast.Add: (ast.Sub, "+", "-"), ast.Sub: (ast.Add, "-", "+"), ast.Mult: (ast.Div, "*", "/"),
+         ast.Div: (ast.Mult, "/", "*"), ast.Pow: (ast.Mult, "**", "*"), ast.FloorDiv: (ast.Div, "//", "/"),
+         ast.Mod: (ast.FloorDiv, "%", "//")}
+COMPARISONS = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">"),
+               ast.Eq: ("==", "!="), ast.NotEq: ("!=", "=="), ast.Is: ("is", "is not"), ast.IsNot: ("is not", "is"),
+               ast.In: ("in", "not in"), ast.NotIn: ("not in", "in")}
+
+
+@dataclass
+class Mutant:
+    file: str  # relative to the checkout
+    line: int
+    col: int  # where the replaced text starts on its line
+    old: str
+    new: str
+    lines: tuple[int, int]  # the lines whose execution selects the tests (a default value: its function's body)
+    status: str = "not run"  # killed, survived, timeout, not run
+    tests: int = 0  # how many tests execute it
+    by: str = ""  # the first test that failed on it
+
+    def describe(self, source_lines: list[str]) -> str:
+        text = source_lines[self.line - 1]
+        changed = text[:self.col] + self.new + text[self.col + len(self.old):]
+        return f"{self.file}:{self.line}: `{self.old}` -> `{self.new}`\n    {text.strip()}\n    {changed.strip()}"
+
+
+# ------------------------------------------------------------------ making the mutants
+def _offset(starts: list[int], line: int, col: int) -> int:
+    return starts[line - 1] + col
+
+
+def _between(source: str, starts: list[int], a: ast.AST, b: ast.AST, token: str) -> int | None:
+    """Where ``token`` (an operator) stands between the end of ``a`` and the start of ``b``; None if not alone."""
+    lo, hi = _offset(starts, a.end_lineno, a.end_col_offset), _offset(starts, b.lineno, b.col_offset)
+    gap = source[lo:hi]
+    code = "".join(c if c not in "()\\" else " " for c in gap)
+    if code.strip() != token:  # a comment in between, or parentheses that hide another token: leave it
+        return None
+    return lo + code.index(token)
+
+
+def mutants_of(path: Path) -> list[Mutant]:
+    """Every mutant of one file, in order."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines(keepends=True)
+    starts = [0]
+    for text in lines:
+        starts.append(starts[-1] + len(text))
+    tree = ast.parse(source)
+    found: list[Mutant] = []
+    rel = str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
+
+    def add(at: int, old: str, new: str, span: tuple[int, int]):
+        line = bisect.bisect_right(starts, at)
+        if "no mutate" in lines[line - 1]:
+            return
+        found.append(Mutant(rel, line, at - starts[line - 1], old, new, span))
+
+    def visit(node: ast.AST, span: tuple[int, int] | None, inside: bool):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            body = node.body if isinstance(node.body, list) else [node.body]
+            inner = (body[0].lineno, body[-1].end_lineno)
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and len(body) > 1:
+                inner = (body[1].lineno, body[-1].end_lineno)  # not the docstring
+            for d in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
+                visit(d, inner, True)
+            for child in body:
+                visit(child, None, True)
+            return
+        if isinstance(node, (ast.JoinedStr, ast.arg)) or (isinstance(node, ast.Expr)
+                                                          and isinstance(node.value, ast.Constant)):
+            return  # f-strings (messages), annotations, docstrings
+        if inside and hasattr(node, "lineno"):  # module and class level run at import, under no test
+            mutate(node, span or (node.lineno, node.end_lineno))
+        for field, value in ast.iter_fields(node):
+            if field in ("annotation", "returns"):
+                continue
+            for child in value if isinstance(value, list) else [value]:
+                if isinstance(child, ast.AST):
+                    visit(child, span, inside)
+
+    def mutate(node: ast.AST, span: tuple[int, int]):
+        if isinstance(node, ast.BinOp) and type(node.op) in SWAPS:
+            _, old, new = SWAPS[type(node.op)]
+            at = _between(source, starts, node.left, node.right, old)
+            if at is not None:
+                add(at, old, new, span)
+        elif isinstance(node, ast.AugAssign) and type(node.op) in SWAPS:
+            _, old, new = SWAPS[type(node.op)]
+            at = _between(source, starts, node.target, node.value, old + "=")
+            if at is not None:
+                add(at, old + "=", new + "=", span)
+        elif isinstance(node, ast.Compare):
+            left = node.left
+            for op, right in zip(node.ops, node.comparators):
+                if type(op) in COMPARISONS:
+                    old, new = COMPARISONS[type(op)]
+                    lo, hi = _offset(starts, left.end_lineno, left.end_col_offset), _offset(starts, right.lineno,
+                                                                                           right.col_offset)
+                    gap = source[lo:hi]
+                    if " ".join(gap.replace("(", " ").replace(")", " ").split()) == old:
+                        at = lo + gap.index(old.split()[0])
+                        add(at, source[at:hi].rstrip(" ("), new, span)
+                left = right
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Not)):
+            at = _offset(starts, node.lineno, node.col_offset)
+            old = "-" if isinstance(node.op, ast.USub) else "not "
+            if source.startswith(old, at):
+                add(at, old, "", span)
+        elif isinstance(node, ast.Constant) and type(node.value) in (int, float, bool):
+            at = _offset(starts, node.lineno, node.col_offset)
+            old = source[at:_offset(starts, node.end_lineno, node.end_col_offset)]
+            if isinstance(node.value, bool):
+                new = str(not node.value)
+            elif isinstance(node.value, int):
+                new = str(node.value + 1)
+            else:
+                new = repr(node.value * 2 if node.value else 1.0)
+            add(at, old, new, span)
+
+    visit(tree, None, False)
+    return found
+
+
+def apply(source: str, m: Mutant) -> str:
+    lines = source.splitlines(keepends=True)
+    text = lines[m.line - 1]
+    assert text[m.col:m.col + len(m.old)] == m.old, (m, text)
+    lines[m.line - 1] = text[:m.col] + m.new + text[m.col + len(m.old):]
+    return "".join(lines)
+
+
+# ------------------------------------------------------------------ which tests run which lines
+class LineTracer:
+    """A pytest plugin: for each test, the lines of the watched files it executes (``sys.settrace``)."""
+
+    def __init__(self, files: list[str], out: str):
+        self.files = {str((ROOT / f).resolve()): f for f in files}
+        self.out = out
+        self.lines: dict[str, dict[int, list[int]]] = {f: {} for f in files}  # file -> line -> test indices
+        self.tests: list[tuple[str, float]] = []  # node id, seconds
+        self.hit: set[tuple[str, int]] = set()
+
+    def _call(self, frame, event, arg):
+        return self._line if frame.f_code.co_filename in self.files else None
+
+    def _line(self, frame, event, arg):
+        if event == "line":
+            self.hit.add((frame.f_code.co_filename, frame.f_lineno))
+        return self._line
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):  # set-up, call and tear-down
+        self.hit = set()
+        start = time.perf_counter()
+        sys.settrace(self._call)
+        try:
+            return (yield)
+        finally:
+            sys.settrace(None)
+            index = len(self.tests)
+            self.tests.append((item.nodeid, time.perf_counter() - start))
+            for filename, line in self.hit:
+                self.lines[self.files[filename]].setdefault(line, []).append(index)
+
+    def pytest_sessionfinish(self, session):
+        Path(self.out).write_text(json.dumps({"tests": self.tests, "lines": self.lines}))
+
+
+def trace_lines(files: list[str], pytest_args: list[str], out: Path) -> dict:
+    """Runs the suite once under the tracer (in a subprocess) and returns its map."""
+    tracer = f"mutants.LineTracer({files!r}, {str(out)!r})"
+    code = (f"import sys, pytest; sys.path.insert(0, {str(Path(__file__).parent)!r}); import mutants; "
+            f"sys.exit(pytest.main(sys.argv[1:], plugins=[{tracer}]))")
+    args = [sys.executable, "-c", code, "-p", "no:cacheprovider", "-q", "--backends", "numpy", "-x"]
+    args += [f"--ignore={f}" for f in IGNORED] + pytest_args
+    run = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    if run.returncode != 0 or not out.exists():
+        sys.exit(f"the suite does not pass as it is (rc {run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+# ------------------------------------------------------------------ running the mutants
+def copy_checkout(where: Path) -> Path:
+    shutil.copytree(ROOT, where, ignore=shutil.ignore_patterns(".git", ".venv", ".whl", ".snap", "__pycache__",
+                                                               ".pytest_cache", ".hypothesis", "*.egg-info"))
+    return where
+
+
+def run_mutant(m: Mutant, tests: list[str], budget: float, checkout: Path) -> None:
+    path = checkout / m.file
+    original = path.read_text(encoding="utf-8")
+    path.write_text(apply(original, m), encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1")
+    try:
+        run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", "--backends",
+                              "numpy", "-W", "ignore::pytest.PytestUnraisableExceptionWarning", *tests],
+                             cwd=checkout, env=env, capture_output=True, text=True, timeout=budget)
+        m.status = "survived" if run.returncode == 0 else "killed"
+        if run.returncode != 0:
+            failed = [t for t in run.stdout.splitlines() if t.startswith(("FAILED ", "ERROR "))]
+            m.by = failed[0].split(" - ")[0] if failed else f"rc {run.returncode}"
+    except subprocess.TimeoutExpired:
+        m.status = "timeout"
+    finally:
+        path.write_text(original, encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("paths", nargs="+", help="files or folders of the package to mutate")
+    parser.add_argument("--workers", type=int, default=2, help="mutants run at once, each in its own copy")
+    parser.add_argument("--report", help="write every mutant and what became of it as JSON here")
+    parser.add_argument("--lines", help="the map of which tests run which lines: read from this file if it exists "
+                        "(the same paths), else traced and written there")
+    parser.add_argument("--pytest", default="", help="extra pytest arguments for the tracing run")
+    args = parser.parse_args(argv)
+    files = sorted(str(p.resolve().relative_to(ROOT)) for a in args.paths
+                   for p in ([Path(a)] if Path(a).is_file() else Path(a).rglob("*.py")))
+    mutants = [m for f in files for m in mutants_of(ROOT / f)]
+    print(f"{len(mutants)} mutants in {len(files)} files", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
+        saved = Path(args.lines or Path(tmp) / "lines.json")
+        line_map = json.loads(saved.read_text()) if saved.exists() else trace_lines(files, args.pytest.split(), saved)
+        tests = line_map["tests"]
+        print(f"traced {len(tests)} tests", flush=True)
+        checkouts = [copy_checkout(Path(tmp) / f"w{i}") for i in range(args.workers)]
+        free = list(checkouts)
+
+        def one(m: Mutant):
+            chosen = sorted({i for line in range(m.lines[0], m.lines[1] + 1)
+                             for i in line_map["lines"].get(m.file, {}).get(str(line), [])})
+            m.tests = len(chosen)
+            if not chosen:
+                return
+            chosen.sort(key=lambda i: tests[i][1])
+            budget = 60 + 5 * sum(tests[i][1] for i in chosen)
+            checkout = free.pop()
+            try:
+                run_mutant(m, [tests[i][0] for i in chosen], budget, checkout)
+            finally:
+                free.append(checkout)
+            if m.status != "killed":
+                print(f"[{m.status}] " + m.describe((ROOT / m.file).read_text().splitlines()), flush=True)
+
+        with ThreadPoolExecutor(args.workers) as pool:
+            list(pool.map(one, mutants))
+
+    counts = {s: sum(m.status == s for m in mutants) for s in ("killed", "survived", "timeout", "not run")}
+    print(" ".join(f"{k}: {v}" for k, v in counts.items()))
+    if args.report:
+        Path(args.report).write_text(json.dumps([asdict(m) for m in mutants], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
