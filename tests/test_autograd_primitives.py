@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import minitransformer as mt
+from minitransformer.autograd import fused
 
 # ------------------------------------------------------------------ the table
 
@@ -66,6 +67,7 @@ CASES = {
     "pow 0-d results": case(lambda a, b: a.sum() ** b.sum(), lambda a, b: a.sum() ** b.sum(),
                             lambda a, b: a.sum() ** b.sum(), (3,), (2,), domain="pos"),
     "pow number base": case(lambda b: 2.0**b, lambda b: 2.0**b, lambda b: 2.0**b, (2, 3)),
+    "pow number base < 1": case(lambda b: 0.5**b, lambda b: 0.5**b, lambda b: 0.5**b, (2, 3)),  # log 0.5 < 0
     # elementwise functions
     "exp": case(lambda a: a.exp(), np.exp, lambda a: a.exp(), (2, 3)),
     "log": case(lambda a: a.log(), np.log, lambda a: a.log(), (2, 3), domain="pos"),
@@ -98,6 +100,9 @@ CASES = {
     "max (0,2)": case(lambda a: a.max(axis=(0, 2)), lambda a: a.max(axis=(0, 2)),
                       lambda a: a.amax(dim=(0, 2)), (2, 3, 4)),
     # matrix products: plain, batched (B,T,D)@(D,E), broadcast batch axes, 1-D operands
+    "affine (B,T,D)W + b": case(lambda x, W, b: fused.Affine.apply(x, W, b), lambda x, W, b: x @ W + b,
+                                lambda x, W, b: x @ W + b, (2, 3, 4), (4, 5), (5,)),
+    "affine xW": case(lambda x, W: fused.Affine.apply(x, W, None), np.matmul, lambda x, W: x @ W, (3, 4), (4, 2)),
     "matmul (2,3)@(3,4)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (2, 3), (3, 4)),
     "matmul (B,T,D)@(D,E)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (4, 2, 3), (3, 5)),
     "matmul (D,E)@(B,E,F)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (2, 3), (4, 3, 2)),
@@ -141,6 +146,8 @@ CASES = {
     "take axis -1 negative ids": case(lambda a: mt.take(a, [[2, 2], [0, -1]], axis=-1),
                                       lambda a: np.take(a, [[2, 2], [0, -1]], axis=-1),
                                       lambda a: a[..., _t([[2, 2], [0, 2]])], (2, 3)),
+    "take ids -V and V - 1": case(lambda a: mt.take(a, [-4, 3], axis=1), lambda a: np.take(a, [-4, 3], axis=1),
+                                  lambda a: a[:, [0, 3]], (2, 4, 3)),  # the first and the last row, both ways
     # joining and cutting
     "concat axis 0": case(lambda a, b: mt.concat([a, b], axis=0), lambda a, b: np.concatenate([a, b], axis=0),
                           lambda a, b: _torch().cat([a, b], dim=0), (2, 3), (1, 3)),
@@ -153,6 +160,8 @@ CASES = {
                           lambda a, b: _torch().stack([a, b], dim=-1), (2, 3), (2, 3)),
     "stack axis 1": case(lambda a, b, c: mt.stack([a, b, c], axis=1), lambda a, b, c: np.stack([a, b, c], axis=1),
                          lambda a, b, c: _torch().stack([a, b, c], dim=1), (2, 3), (2, 3), (2, 3)),
+    "stack one": case(lambda a: mt.stack([a], axis=1), lambda a: np.stack([a], axis=1),
+                      lambda a: _torch().stack([a], dim=1), (2, 3)),
     "split equal": case(lambda a: tuple(a.split(3, axis=-1)), lambda a: tuple(np.split(a, 3, axis=-1)),
                         lambda a: a.split(2, dim=-1), (4, 6)),
     "split sizes": case(lambda a: tuple(mt.split(a, [1, 3], axis=0)), lambda a: _np_split(a, [1, 3], 0),
@@ -244,6 +253,21 @@ def test_gradient_matches_torch(name, rng):
     got = _mt_grads(spec, arrays, cotangents)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if len(CASES[n]["shapes"]) > 1])
+def test_each_input_alone_gets_the_same_gradient(name, rng):
+    """Only input k wants a gradient (a frozen weight, a constant): the operation keeps what k's gradient needs
+    and computes it, the same as when every input wants one, and gives the others none."""
+    spec = CASES[name]
+    arrays = _arrays(spec, rng)
+    cotangents = [rng.standard_normal(np.shape(o)) for o in _tuple(spec["np"](*arrays))]
+    every = _mt_grads(spec, arrays, cotangents)
+    for k in range(len(arrays)):
+        xs = [mt.tensor(a, requires_grad=i == k) for i, a in enumerate(arrays)]
+        sum((o * mt.tensor(v)).sum() for o, v in zip(_tuple(spec["mt"](*xs)), cotangents)).backward()
+        np.testing.assert_allclose(xs[k].grad.numpy(), every[k], rtol=1e-12, atol=1e-14, err_msg=f"input {k}")
+        assert all(x.grad is None for i, x in enumerate(xs) if i != k)
 
 
 # ------------------------------------------------------------------ properties of single operations

@@ -91,7 +91,9 @@ MASKS = {  # for scores (2, 3, 4, 5): batch, heads, queries, keys
     "padding": np.array([[True] * 3 + [False] * 2, [False] * 5]).reshape(2, 1, 1, 5),  # batch 1 sees no key
     "causal": np.tril(np.ones((4, 5), dtype=bool)),
     "rows": np.random.default_rng(3).uniform(size=(2, 1, 4, 5)) < 0.4,  # some queries with no key at all
+    "heads": np.random.default_rng(4).uniform(size=(2, 3, 4, 5)) < 0.7,  # one mask per head; below, one empty row
 }
+MASKS["heads"][0, 0, 1] = False  # query 1 of head 0 sees nothing; in heads 1 and 2 it sees keys
 
 
 def _attention_weights_composed(x, allowed, divisor):
