@@ -123,6 +123,10 @@ def test_softmax_bad_input():
         F.log_softmax(mt.tensor([1, 2, 3]))
     with pytest.raises(TypeError, match=r"softmax: x must be a Tensor"):
         F.softmax([1.0, 2.0])
+    for name in ("softmax", "log_softmax"):  # a scalar has no axis to normalise over (axis 0 was an IndexError)
+        for axis in (0, -1):
+            with pytest.raises(ValueError, match=rf"^{name}: x must have at least one axis \(the one normalised\)"):
+                getattr(F, name)(mt.tensor(2.0), axis=axis)
 
 
 # ------------------------------------------------------------------ relu, gelu

@@ -88,9 +88,11 @@ def _wanted(low, high, low_open: bool, high_open: bool) -> str:
 
 def normalize_axis(op: str, axis: int, ndim: int) -> int:
     """``axis`` as a non-negative index (negatives count from the end), or a ValueError naming ``op``."""
-    if not isinstance(axis, int) or not -ndim <= axis < max(ndim, 1):
+    if ndim == 0:
+        raise ValueError(f"{op}: x must have at least one axis (the one normalised), got a scalar")
+    if not isinstance(axis, int) or not -ndim <= axis < ndim:
         raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor with {ndim} dimensions")
-    return axis % ndim if ndim else 0
+    return axis % ndim
 
 
 def as_mask(op: str, mask, like: Tensor, name: str = "the mask", meaning: str = "True where attention is allowed"):
