@@ -24,6 +24,10 @@ def f(x, eps=1e-5, *, flag=True):
 
 def g(y):
     return y ** 2  # no mutate
+
+
+def h(y):
+    return y.reshape((-1, 2))  # NumPy reads any negative length as unknown: only the 2 is changed
 '''
 
 
@@ -46,6 +50,7 @@ def test_the_mutants_of_a_small_file(tmp_path):
         (7, "is not", "is", (7, 7)), (7, "<=", "<", (7, 7)),
         (8, "+=", "-=", (8, 8)), (8, "*", "/", (8, 8)), (8, "2", "3", (8, 8)),
         (9, "/", "*", (9, 9)), (9, "-", "", (9, 9)), (9, "-", "+", (9, 9)), (9, "1", "2", (9, 9)),
+        (18, "2", "3", (18, 18)),
     ]
     for m in tool.mutants_of(path):  # each changes its one token and compiles
         changed = tool.apply(SOURCE, m)

@@ -82,6 +82,17 @@ def _between(source: str, starts: list[int], a: ast.AST, b: ast.AST, token: str)
     return lo + code.index(token)
 
 
+def _unknown_length(node: ast.AST) -> bool:
+    """``-1`` (or its ``1``) in the shape a ``reshape`` is given: NumPy reads any negative length as unknown."""
+    minus = node.parent if isinstance(node, ast.Constant) else node
+    if not (isinstance(minus, ast.UnaryOp) and isinstance(minus.op, ast.USub)
+            and isinstance(minus.operand, ast.Constant) and minus.operand.value == 1):
+        return False
+    call = getattr(minus.parent, "parent", None)
+    name = getattr(getattr(call, "func", None), "attr", getattr(getattr(call, "func", None), "id", ""))
+    return isinstance(minus.parent, ast.Tuple) and isinstance(call, ast.Call) and name == "reshape"
+
+
 def mutants_of(path: Path) -> list[Mutant]:
     """Every mutant of one file, in order."""
     source = path.read_text(encoding="utf-8")
@@ -90,6 +101,9 @@ def mutants_of(path: Path) -> list[Mutant]:
     for text in lines:
         starts.append(starts[-1] + len(text))
     tree = ast.parse(source)
+    for parent in ast.walk(tree):
+        for child in ast.iter_child_nodes(parent):
+            child.parent = parent
     found: list[Mutant] = []
     rel = str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
 
@@ -123,6 +137,8 @@ def mutants_of(path: Path) -> list[Mutant]:
                     visit(child, span, inside)
 
     def mutate(node: ast.AST, span: tuple[int, int]):
+        if _unknown_length(node):
+            return
         if isinstance(node, ast.BinOp) and type(node.op) in SWAPS:
             _, old, new = SWAPS[type(node.op)]
             at = _between(source, starts, node.left, node.right, old)
