@@ -93,8 +93,8 @@ def _unknown_length(node: ast.AST) -> bool:
     return isinstance(minus.parent, ast.Tuple) and isinstance(call, ast.Call) and name == "reshape"
 
 
-def mutants_of(path: Path) -> list[Mutant]:
-    """Every mutant of one file, in order."""
+def mutants_of(path: Path, name: str | None = None) -> list[Mutant]:
+    """Every mutant of one file, in order; ``name`` is the file's path in the checkout (default: ``path``'s)."""
     source = path.read_text(encoding="utf-8")
     lines = source.splitlines(keepends=True)
     starts = [0]
@@ -105,7 +105,7 @@ def mutants_of(path: Path) -> list[Mutant]:
         for child in ast.iter_child_nodes(parent):
             child.parent = parent
     found: list[Mutant] = []
-    rel = str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
+    rel = name or (str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path))
 
     def add(at: int, old: str, new: str, span: tuple[int, int]):
         line = bisect.bisect_right(starts, at)
@@ -194,7 +194,7 @@ class LineTracer:
     """A pytest plugin: for each test, the lines of the watched files it executes (``sys.settrace``)."""
 
     def __init__(self, files: list[str], out: str):
-        self.files = {str((ROOT / f).resolve()): f for f in files}
+        self.files = {str(Path(f).resolve()): f for f in files}  # run in the checkout it traces
         self.out = out
         self.lines: dict[str, dict[int, list[int]]] = {f: {} for f in files}  # file -> line -> test indices
         self.tests: list[tuple[str, float]] = []  # node id, seconds
@@ -226,14 +226,15 @@ class LineTracer:
         Path(self.out).write_text(json.dumps({"tests": self.tests, "lines": self.lines}))
 
 
-def trace_lines(files: list[str], pytest_args: list[str], out: Path) -> dict:
-    """Runs the suite once under the tracer (in a subprocess) and returns its map."""
+def trace_lines(files: list[str], pytest_args: list[str], out: Path, checkout: Path) -> dict:
+    """Runs the suite once in ``checkout`` under the tracer (in a subprocess) and returns its map."""
     tracer = f"mutants.LineTracer({files!r}, {str(out)!r})"
     code = (f"import sys, pytest; sys.path.insert(0, {str(Path(__file__).parent)!r}); import mutants; "
             f"sys.exit(pytest.main(sys.argv[1:], plugins=[{tracer}]))")
     args = [sys.executable, "-c", code, "-p", "no:cacheprovider", "-q", "--backends", "numpy", "-x"]
     args += [f"--ignore={f}" for f in IGNORED] + pytest_args
-    run = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1")
+    run = subprocess.run(args, cwd=checkout, env=env, capture_output=True, text=True)
     if run.returncode != 0 or not out.exists():
         sys.exit(f"the suite does not pass as it is (rc {run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
     return json.loads(out.read_text())
@@ -276,32 +277,37 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     files = sorted(str(p.resolve().relative_to(ROOT)) for a in args.paths
                    for p in ([Path(a)] if Path(a).is_file() else Path(a).rglob("*.py")))
-    mutants = [m for f in files for m in mutants_of(ROOT / f)]
-    print(f"{len(mutants)} mutants in {len(files)} files", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
+        # copies first: the checkout may change while the mutants run
+        checkouts = [copy_checkout(Path(tmp) / f"w{i}") for i in range(args.workers)]
+        sources = {f: (checkouts[0] / f).read_text(encoding="utf-8") for f in files}
+        mutants = [m for f in files for m in mutants_of(checkouts[0] / f, name=f)]
+        print(f"{len(mutants)} mutants in {len(files)} files", flush=True)
         saved = Path(args.lines or Path(tmp) / "lines.json")
-        line_map = json.loads(saved.read_text()) if saved.exists() else trace_lines(files, args.pytest.split(), saved)
+        line_map = (json.loads(saved.read_text()) if saved.exists()
+                    else trace_lines(files, args.pytest.split(), saved, checkouts[0]))
         tests = line_map["tests"]
         print(f"traced {len(tests)} tests", flush=True)
-        checkouts = [copy_checkout(Path(tmp) / f"w{i}") for i in range(args.workers)]
-        free = list(checkouts)
+        free, done = list(checkouts), []
 
         def one(m: Mutant):
             chosen = sorted({i for line in range(m.lines[0], m.lines[1] + 1)
                              for i in line_map["lines"].get(m.file, {}).get(str(line), [])})
             m.tests = len(chosen)
-            if not chosen:
-                return
-            chosen.sort(key=lambda i: tests[i][1])
-            budget = 60 + 5 * sum(tests[i][1] for i in chosen)
-            checkout = free.pop()
-            try:
-                run_mutant(m, [tests[i][0] for i in chosen], budget, checkout)
-            finally:
-                free.append(checkout)
-            if m.status != "killed":
-                print(f"[{m.status}] " + m.describe((ROOT / m.file).read_text().splitlines()), flush=True)
+            if chosen:
+                chosen.sort(key=lambda i: tests[i][1])
+                budget = 60 + 5 * sum(tests[i][1] for i in chosen)
+                checkout = free.pop()
+                try:
+                    run_mutant(m, [tests[i][0] for i in chosen], budget, checkout)
+                finally:
+                    free.append(checkout)
+            done.append(m)
+            if m.status in ("survived", "timeout"):
+                print(f"[{m.status}] " + m.describe(sources[m.file].splitlines()), flush=True)
+            if len(done) % 100 == 0:
+                print(f"... {len(done)} of {len(mutants)} done", flush=True)
 
         with ThreadPoolExecutor(args.workers) as pool:
             list(pool.map(one, mutants))
