@@ -276,7 +276,7 @@ class Pow(_Elementwise):
             if _is_number(b):
                 grad_a = grad * b * a ** (b - 1) if b != 0 else xp.zeros_like(grad)
             else:
-                grad_a = grad * b * a ** xp.where(b == 0, 1.0, b - 1)  # 0 * a^1 = 0 where b = 0
+                grad_a = grad * b * a ** xp.where(b == 0, 0.0, b - 1)  # 0 * a^0 = 0 where b = 0, a = inf too
         grad_b = None
         if not _is_number(b) and self.needs_grad(1):
             # y ln a only where a > 0; elsewhere 0 (ln a is not real), also where y is inf or NaN (0 ** -1, (-2) ** 0.5)
