@@ -87,6 +87,26 @@ def test_layer_norm_agrees_with_torch(rng):
         assert _report(f"layer_norm.grad_{name}", _rel_err(a.grad.numpy(), b.grad.numpy())) < 1e-6
 
 
+
+@FORMS
+def test_layer_norm_of_rows_far_from_zero_in_float32(fused, rng):
+    # sigma^2 as the mean of (x - mu)^2: written as mean(x^2) - mu^2 (or (x + mu)(x - mu)), float32 keeps 7 digits
+    # of x^2 ~ 1e6 and the variance ~1 loses them all (the error here: 0.1; NaN at an offset of 1e4)
+    x = (1000.0 + rng.standard_normal((4, 8))).astype(np.float32)
+    x64 = x.astype(np.float64)
+    mu = x64.mean(axis=-1, keepdims=True)
+    expected = (x64 - mu) / np.sqrt(((x64 - mu) ** 2).mean(axis=-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(F.layer_norm(mt.tensor(x), fused=fused).numpy(), expected, atol=1e-3)
+
+
+@FORMS
+def test_layer_norm_of_a_vector_and_of_a_scalar(fused):
+    # one axis is enough: [1, 2, 3] has mu = 2, sigma^2 = 2/3; a 0-d tensor has no axis to normalise
+    y = F.layer_norm(mt.tensor([1.0, 2.0, 3.0], dtype="float64"), eps=0.0, fused=fused)
+    np.testing.assert_allclose(y.numpy(), np.array([-1.0, 0.0, 1.0]) / math.sqrt(2 / 3), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match=r"layer_norm: x must have at least one axis .*, got a scalar"):
+        F.layer_norm(mt.tensor(1.0), fused=fused)
+
 def test_layer_norm_bad_input():
     x = mt.zeros(2, 3)
     with pytest.raises(ValueError, match=r"layer_norm: gamma has shape \(4,\), expected \(3,\)"):
