@@ -60,9 +60,11 @@ def test_cross_entropy_mean_skips_ignored_targets():
     np.testing.assert_array_equal(z.grad.numpy()[1], [0.0, 0.0, 0.0])
 
 
-def test_cross_entropy_with_every_target_ignored_is_zero_not_nan():
+@pytest.mark.parametrize("fused", [True, False])
+def test_cross_entropy_with_every_target_ignored_is_zero_not_nan(fused):
+    # the mean's divisor |kept| = 0 is taken as 1 (0 / 0 would be NaN), in the composition too
     z = mt.tensor([[1.0, 2.0], [3.0, 4.0]], dtype="float64", requires_grad=True)
-    loss = F.cross_entropy(z, mt.tensor([-1, -1]), ignore_index=-1)
+    loss = F.cross_entropy(z, mt.tensor([-1, -1]), ignore_index=-1, fused=fused)
     assert loss.item() == 0.0
     loss.backward()
     np.testing.assert_array_equal(z.grad.numpy(), np.zeros((2, 2)))
@@ -118,6 +120,18 @@ def test_cross_entropy_with_narrow_integer_targets_and_more_classes_than_they_ho
     assert loss.item() == pytest.approx(expected_loss, rel=1e-12)
     np.testing.assert_allclose(ours.grad.numpy(), expected_grad, rtol=1e-10, atol=1e-15)
 
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("dtype, ignore_index", [("uint8", -100), ("int8", 300)])
+def test_cross_entropy_with_narrow_targets_and_an_ignore_index_they_cannot_hold(dtype, ignore_index, fused):
+    """PyTorch's ignore_index = -100 with uint8 targets (300 with int8): no target equals it, so nothing is ignored;
+    the targets are compared as int64 (array-api-strict refuses a Python int out of the array's dtype's range)."""
+    z = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    y = np.array([2, 0], dtype=dtype)
+    expected = -_log_softmax_np(z)[[0, 1], [2, 0]].mean()
+    loss = F.cross_entropy(mt.tensor(z), y, ignore_index=ignore_index, fused=fused)
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
 
 @pytest.mark.single_backend
 def test_fused_cross_entropy_counts_classes_past_its_targets_dtype(rng):
