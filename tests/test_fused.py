@@ -18,6 +18,7 @@ import pytest
 import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer.autograd import fused
+from minitransformer.autograd.graph import graph
 
 TOL = {"rtol": 1e-12, "atol": 1e-12}
 
@@ -315,6 +316,31 @@ def test_fused_operations_keep_float32(name, rng):
     grads = [t.grad for t in (x, W) if t.grad is not None]
     assert y.dtype_name == "float32" and x.grad is not None
     assert all(g.dtype_name == "float32" for g in grads)
+
+
+# ------------------------------------------------------------------ fused by default; fused=False composes primitives
+FUSABLE = {  # each function of mt.functional with a fused form: a call, and the fused operation it uses by default
+    "softmax": (lambda x, W, **kw: F.softmax(x, **kw), fused.Softmax),
+    "log_softmax": (lambda x, W, **kw: F.log_softmax(x, **kw), fused.LogSoftmax),
+    "gelu": (lambda x, W, **kw: F.gelu(x, **kw), fused.Gelu),
+    "layer_norm": (lambda x, W, **kw: F.layer_norm(x, W[0], W[1], **kw), fused.LayerNorm),
+    "linear": (lambda x, W, **kw: F.linear(x, W, W[2], **kw), fused.Affine),
+    "cross_entropy": (lambda x, W, **kw: F.cross_entropy(x, mt.tensor([0, 1, 3]), ignore_index=1,
+                                                         label_smoothing=0.1, **kw), fused.CrossEntropy),
+    "bce": (lambda x, W, **kw: F.binary_cross_entropy_with_logits(x, mt.tensor(np.eye(3, 4)), **kw),
+            fused.BinaryCrossEntropyWithLogits),
+}
+
+
+@pytest.mark.parametrize("name", list(FUSABLE))
+def test_functions_are_fused_by_default_and_composed_of_primitives_with_fused_false(name, rng):
+    # the documented default is the fused operation (one step in the graph); fused=False, the reference every test
+    # here compares against, must hold no fused operation (a fused log_softmax inside it would check itself)
+    call, op = FUSABLE[name]
+    x, W = _leaves(rng.standard_normal((3, 4)), rng.standard_normal((4, 4)))
+    assert type(call(x, W).grad_fn) is op
+    ops = {node["label"] for node in graph(call(x, W, fused=False))[0] if node["kind"] == "op"}
+    assert ops and not ops & set(fused.__all__), ops
 
 
 # ------------------------------------------------------------------ the engine keeps less, computes the same
