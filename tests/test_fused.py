@@ -256,6 +256,31 @@ def test_fused_cross_entropy_matches_plain_numpy(rng):
     np.testing.assert_allclose(Z.grad.numpy(), zbar, **TOL)
 
 
+class _WithoutTakeAlongAxis:
+    """An array namespace as ``xp``, less ``take_along_axis`` (added to the array API standard in 2024.12)."""
+
+    def __init__(self, xp):
+        self._xp = xp
+
+    def __getattr__(self, name):
+        if name == "take_along_axis":
+            raise AttributeError(name)
+        return getattr(self._xp, name)
+
+
+def test_fused_cross_entropy_without_take_along_axis_picks_through_the_one_hot(rng, monkeypatch):
+    # a backend without take_along_axis picks log p_{n, y_n} as sum_c [c = y_n] log p_{n,c}: over the classes (the
+    # last axis of (batch, T, C)), where a non-target class adds nothing
+    z, y, C = rng.standard_normal((2, 3, 5)), np.array([[0, 4, 2], [1, 3, 3]]), 5
+    (Z,) = _leaves(z)
+    monkeypatch.setattr(Z.backend, "xp", _WithoutTakeAlongAxis(Z.backend.xp))
+    loss = F.cross_entropy(Z, mt.tensor(y), reduction="none")
+    loss.backward(mt.tensor(np.ones(y.shape)))
+    log_p = z - z.max(-1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+    np.testing.assert_allclose(loss.numpy(), -np.take_along_axis(log_p, y[..., None], -1)[..., 0], **TOL)
+    np.testing.assert_allclose(Z.grad.numpy(), np.exp(log_p) - (np.arange(C) == y[..., None]), **TOL)
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_fused_cross_entropy_gradcheck(reduction, rng):
     (z,) = _leaves(rng.standard_normal((2, 3, 4)))
