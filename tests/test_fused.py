@@ -204,6 +204,20 @@ def test_fused_linear_gradcheck(rng):
     assert mt.gradcheck(lambda x, W, b: fused.Affine.apply(x, W, b), x, W, b)
 
 
+@pytest.mark.parametrize("op", ["linear", "layer_norm"])
+def test_fused_backward_sums_a_bias_over_every_row_itself(op, rng):
+    # Affine's and LayerNorm's backward return each gradient in its input's shape (their docstrings): the bias's
+    # (and gamma's) summed over all rows, batch and time, (2, 3, d) -> (d,), not left to the engine to finish
+    x, W, b = _leaves(rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 4)), rng.standard_normal(4))
+    y = fused.Affine.apply(x, W, b) if op == "linear" else fused.LayerNorm.apply(x, W[0], b, eps=0.0)
+    ybar = rng.standard_normal(y.shape)
+    grads = [x.backend.to_host(g) for g in y.grad_fn.backward(mt.tensor(ybar).data)]
+    assert [g.shape for g in grads] == [(2, 3, 4), (4, 4) if op == "linear" else (4,), (4,)]
+    np.testing.assert_allclose(grads[2], ybar.sum(axis=(0, 1)), **TOL)  # the bias (beta): sum of ybar over rows
+    if op == "layer_norm":  # gamma: the sum over rows of ybar x_hat
+        x_hat = (x.numpy() - x.numpy().mean(-1, keepdims=True)) / x.numpy().std(-1, keepdims=True)
+        np.testing.assert_allclose(grads[1], (ybar * x_hat).sum(axis=(0, 1)), **TOL)
+
 def test_fused_linear_through_a_strided_weight(rng):
     # the literal multi-head form passes column blocks of W (views that are not contiguous)
     x, W = _leaves(rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 6)))
