@@ -40,7 +40,6 @@ def test_a_zero_tensor_exponent_has_gradient_zero_also_at_zero():
     np.testing.assert_allclose(b.grad.numpy(), [0.0, 0.0, np.log(2.0), 9.0 * np.log(3.0)], rtol=1e-6)
 
 
-
 def test_a_zero_tensor_exponent_has_gradient_zero_also_at_an_infinite_base():
     # y = a^0 = 1 is constant for every a, so abar = 0, as PyTorch and as with the number exponent 0 (above); it was
     # b a^1 = 0 * inf = NaN at a = +-inf and NaN (and 0 * a^2 would be NaN at a = 1e20, whose square overflows float32)
@@ -48,6 +47,7 @@ def test_a_zero_tensor_exponent_has_gradient_zero_also_at_an_infinite_base():
     b = mt.zeros(5, requires_grad=True)
     (a**b).sum().backward()
     np.testing.assert_array_equal(a.grad.numpy(), [0.0, 0.0, 0.0, 0.0, 0.0])
+
 
 class _Position:
     """Not an array, not an int, but usable as one (``__index__``), like a NumPy integer."""

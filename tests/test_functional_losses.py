@@ -121,7 +121,6 @@ def test_cross_entropy_with_narrow_integer_targets_and_more_classes_than_they_ho
     np.testing.assert_allclose(ours.grad.numpy(), expected_grad, rtol=1e-10, atol=1e-15)
 
 
-
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("dtype, ignore_index", [("uint8", -100), ("int8", 300)])
 def test_cross_entropy_with_narrow_targets_and_an_ignore_index_they_cannot_hold(dtype, ignore_index, fused):
@@ -132,6 +131,7 @@ def test_cross_entropy_with_narrow_targets_and_an_ignore_index_they_cannot_hold(
     expected = -_log_softmax_np(z)[[0, 1], [2, 0]].mean()
     loss = F.cross_entropy(mt.tensor(z), y, ignore_index=ignore_index, fused=fused)
     assert loss.item() == pytest.approx(expected, rel=1e-12)
+
 
 @pytest.mark.single_backend
 def test_fused_cross_entropy_counts_classes_past_its_targets_dtype(rng):

@@ -87,7 +87,6 @@ def test_layer_norm_agrees_with_torch(rng):
         assert _report(f"layer_norm.grad_{name}", _rel_err(a.grad.numpy(), b.grad.numpy())) < 1e-6
 
 
-
 @FORMS
 def test_layer_norm_of_rows_far_from_zero_in_float32(fused, rng):
     # sigma^2 as the mean of (x - mu)^2: written as mean(x^2) - mu^2 (or (x + mu)(x - mu)), float32 keeps 7 digits
@@ -106,6 +105,7 @@ def test_layer_norm_of_a_vector_and_of_a_scalar(fused):
     np.testing.assert_allclose(y.numpy(), np.array([-1.0, 0.0, 1.0]) / math.sqrt(2 / 3), rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match=r"layer_norm: x must have at least one axis .*, got a scalar"):
         F.layer_norm(mt.tensor(1.0), fused=fused)
+
 
 def test_layer_norm_bad_input():
     x = mt.zeros(2, 3)

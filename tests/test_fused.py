@@ -218,6 +218,7 @@ def test_fused_backward_sums_a_bias_over_every_row_itself(op, rng):
         x_hat = (x.numpy() - x.numpy().mean(-1, keepdims=True)) / x.numpy().std(-1, keepdims=True)
         np.testing.assert_allclose(grads[1], (ybar * x_hat).sum(axis=(0, 1)), **TOL)
 
+
 def test_fused_linear_through_a_strided_weight(rng):
     # the literal multi-head form passes column blocks of W (views that are not contiguous)
     x, W = _leaves(rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 6)))
@@ -294,6 +295,7 @@ def test_fused_cross_entropy_without_take_along_axis_picks_through_the_one_hot(r
     log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
     np.testing.assert_allclose(loss.numpy(), -np.take_along_axis(log_p, y[..., None], -1)[..., 0], **TOL)
     np.testing.assert_allclose(Z.grad.numpy(), np.exp(log_p) - (np.arange(C) == y[..., None]), **TOL)
+
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_fused_cross_entropy_gradcheck(reduction, rng):
