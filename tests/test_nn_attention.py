@@ -187,6 +187,37 @@ def test_a_static_cache_projects_the_memory_once_and_then_ignores_key_and_value(
     np.testing.assert_allclose(cache.K.numpy(), heads_np(mha, memory, "W_K"), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(cache.V.numpy(), heads_np(mha, memory, "W_V"), rtol=1e-12, atol=1e-12)
 
+def test_an_unbatched_query_is_one_example_for_the_cache_and_the_mask(rng):
+    # (L, d_model) is a batch of one: its cache holds (1, heads, positions, d_k), a mask per example of 2 is refused
+    mha = mha64(rng, d_model=8, heads=2)
+    x = rng.standard_normal((3, 8))
+    expected, A = mha_np(mha, x[None], x[None], x[None], np.tril(np.ones((3, 3), dtype=bool)))
+    cache = nn.KVCache()
+    assert repr(cache) == "KVCache(static=False, positions=0, K shape=None)"
+    for t in range(3):  # one query a step: it sees the keys 0..t, as the causal mask's row t
+        out, w = mha(mt.tensor(x[t:t + 1]), cache=cache)
+        np.testing.assert_allclose(out.numpy(), expected[0, t:t + 1], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(w.numpy(), A[0, :, t:t + 1, :t + 1], rtol=1e-12, atol=1e-14)
+    assert repr(cache) == "KVCache(static=False, positions=3, K shape=(1, 2, 3, 4))"
+    scores = r"mask of shape \(2, 1, 3, 3\) does not broadcast to the scores \(batch, heads, L, S\) = \(1, 2, 3, 3\)"
+    with pytest.raises(ValueError, match=scores):
+        mha(mt.tensor(x), mask=mt.ones(2, 1, 3, 3, dtype="bool"))
+
+
+def test_each_head_of_the_literal_form_gets_its_own_mask_with_two_heads_too(rng):
+    # mask[:, i] is head i's whenever the mask has a head axis, 2 heads as any other number
+    mha = mha64(rng, d_model=8, heads=2, literal=True)
+    q, kv = rng.standard_normal((2, 3, 8)), rng.standard_normal((2, 4, 8))
+    mask = np.zeros((1, 2, 3, 4), dtype=bool)
+    mask[:, 0, :, :2] = True  # head 0 sees keys 0, 1; head 1 keys 2, 3
+    mask[:, 1, :, 2:] = True
+    out, w = mha(mt.tensor(q), mt.tensor(kv), mask=mt.tensor(mask))
+    expected, A = mha_np(mha, q, kv, kv, mask)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14)
+    assert not w.numpy()[:, 0, :, 2:].any() and not w.numpy()[:, 1, :, :2].any()
+
+
 # ------------------------------------------------------------------ dropout and modes
 @pytest.mark.assignment(3, points=5)
 def test_attention_dropout_only_while_training():

@@ -29,7 +29,23 @@ def test_xavier_uniform_limit_and_variance():
 
 def test_xavier_normal_std_and_gain():
     W = nn.init.xavier_normal_(nn.Parameter(mt.zeros(200, 300)), gain=2.0)
-    assert W.numpy().std() == pytest.approx(2.0 * math.sqrt(2 / (200 + 300)), rel=0.03)
+    sigma = 2.0 * math.sqrt(2 / (200 + 300))
+    assert W.numpy().std() == pytest.approx(sigma, rel=0.03)
+    assert abs(W.numpy().astype(np.float64).mean()) < 5 * sigma / math.sqrt(200 * 300)  # N(0, sigma^2): centred
+
+
+def test_uniform_and_normal_default_to_U01_and_N01():
+    # the defaults of torch.nn.init.uniform_ (a=0, b=1) and normal_ (mean=0, std=1): 100000 draws each, the mean
+    # and std within 5 standard errors of the distribution's
+    n = 100_000
+    u = nn.init.uniform_(mt.zeros(n)).numpy().astype(np.float64)
+    assert 0.0 <= u.min() and u.max() < 1.0
+    assert abs(u.mean() - 0.5) < 5 * math.sqrt(1 / 12 / n)  # U[0, 1): mean 1/2, variance 1/12
+    # Var(std) ~ (mu_4 - sigma^4) / (4 sigma^2 n), with mu_4 = 1/80 and sigma^2 = 1/12
+    assert abs(u.std() - math.sqrt(1 / 12)) < 5 * math.sqrt((1 / 80 - 1 / 144) / (4 / 12 * n))
+    z = nn.init.normal_(mt.zeros(n)).numpy().astype(np.float64)
+    assert abs(z.mean()) < 5 / math.sqrt(n)
+    assert abs(z.std() - 1.0) < 5 / math.sqrt(2 * n)
 
 
 def test_init_follows_manual_seed():
@@ -55,6 +71,8 @@ def test_linear_matches_numpy(rng):
     np.testing.assert_allclose(lin(mt.tensor(x)).numpy(), x.astype(np.float64) @ W + b, rtol=1e-5, atol=1e-6)
     assert lin.weight.shape == (4, 3) and [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
     assert np.abs(W).max() <= math.sqrt(6 / (4 + 3))  # Xavier limit
+    np.testing.assert_allclose(lin(mt.tensor(x[0, 0])).numpy(), x[0, 0].astype(np.float64) @ W + b, rtol=1e-5,
+                               atol=1e-6)  # one vector (d_in,) -> (d_out,)
     assert not nn.Linear(4, 3).bias.numpy().any()  # biases start at zero
 
 
@@ -74,6 +92,8 @@ def test_linear_gradcheck(rng):
 def test_linear_bad_input():
     with pytest.raises(ValueError, match=r"Linear: input has shape \(2, 5\); its last axis must be d_in=4"):
         nn.Linear(4, 3)(mt.zeros(2, 5))
+    with pytest.raises(ValueError, match=r"Linear: input has shape \(\); its last axis must be d_in=4"):
+        nn.Linear(4, 3)(mt.tensor(1.0))  # a 0-d input has no feature axis at all
     with pytest.raises(ValueError, match="Linear: d_out must be a positive integer, got 0"):
         nn.Linear(4, 0)
 
@@ -246,6 +266,8 @@ def test_layer_norm_against_torch(rng):
 
 # ------------------------------------------------------------------ Dropout
 def test_dropout_in_training_and_evaluation():
+    y = nn.Dropout()(mt.ones(100, 100)).numpy()  # by default the paper's P_drop = 0.1 (section 5.4)
+    assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.9)} and (y == 0).mean() == pytest.approx(0.1, abs=0.02)
     drop = nn.Dropout(0.25)
     x = mt.ones(100, 100)
     y = drop(x).numpy()
@@ -352,6 +374,7 @@ def test_sinusoidal_encoding_adds_the_fixed_table(rng):
     x = rng.standard_normal((2, 4, 6)).astype(np.float32)
     np.testing.assert_allclose(pe(mt.tensor(x)).numpy(), x + pe_np(10, 6)[:4], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(pe(mt.tensor(x), start=3).numpy(), x + pe_np(10, 6)[3:7], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(pe(mt.tensor(x[0])).numpy(), x[0] + pe_np(10, 6)[:4], rtol=1e-6, atol=1e-6)  # (seq, d)
     assert list(pe.parameters()) == [] and pe.num_parameters() == 0
 
 
@@ -368,6 +391,9 @@ def test_positional_encodings_refuse_long_sequences():
         nn.SinusoidalPositionalEncoding(4, max_len=8)(mt.zeros(1, 9, 4))
     with pytest.raises(ValueError, match="a sequence of length 3 starting at position 6 does not fit max_len=8"):
         nn.SinusoidalPositionalEncoding(4, max_len=8)(mt.zeros(1, 3, 4), start=6)
+    # max_len by default 5000, as PyTorch's tutorial and the Annotated Transformer (and the base preset here)
+    with pytest.raises(ValueError, match="a sequence of length 5001 does not fit max_len=5000"):
+        nn.SinusoidalPositionalEncoding(4)(mt.zeros(5001, 4))
     with pytest.raises(ValueError, match="LearnedPositionalEmbedding: a sequence of length 9 does not fit max_len=8"):
         nn.LearnedPositionalEmbedding(8, 4)(mt.zeros(1, 9, 4))
     with pytest.raises(ValueError, match=r"input has shape \(1, 9, 5\); its last axis must be d_model=4"):
@@ -380,9 +406,17 @@ def test_learned_positional_embedding_is_a_trained_table(rng):
     P = pos.weight.numpy()
     x = f64(rng, 2, 3, 4)
     np.testing.assert_allclose(pos(x).numpy(), x.numpy() + P[:3], rtol=1e-12)
+    np.testing.assert_allclose(pos(x[0]).numpy(), x.numpy()[0] + P[:3], rtol=1e-12)  # one sequence (seq, d_model)
     G = rng.standard_normal((2, 3, 4))
     pos(x).backward(G)
     expected = np.zeros((6, 4))
     expected[:3] = G.sum(axis=0)  # each row gets the gradient of its position, summed over the batch
     np.testing.assert_allclose(pos.weight.grad.numpy(), expected, rtol=1e-12)
     assert gradcheck_module(pos, f64(rng, 1, 2, 4))
+
+
+def test_learned_positions_start_as_N_0_0_02():
+    # the docstring's N(0, 0.02^2), as GPT-2's (nanoGPT, Hugging Face): 64000 draws, within 5 standard errors
+    P = nn.LearnedPositionalEmbedding(max_len=1000, d_model=64).weight.numpy().astype(np.float64)
+    assert abs(P.mean()) < 5 * 0.02 / math.sqrt(P.size)
+    assert abs(P.std() - 0.02) < 5 * 0.02 / math.sqrt(2 * P.size)

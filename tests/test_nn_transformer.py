@@ -203,6 +203,31 @@ def test_decoder_layer_drops_out_each_sublayer_output_while_training(rng, norm_f
                                rtol=1e-12, atol=1e-12, err_msg="eval(): no dropout")
 
 
+def test_an_unbatched_decoder_layer_is_a_batch_of_one(rng):
+    layer = randomize(nn.DecoderLayer(D, H, D_FF, dropout=0.0).to("float64"), rng)
+    x, m = rng.standard_normal((4, D)), rng.standard_normal((6, D))  # (L, d_model), (S, d_model)
+    out = layer(mt.tensor(x), mt.tensor(m))
+    np.testing.assert_allclose(out.numpy(), np_decoder_layer(params(layer), x[None], m[None], None, H, False)[0],
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_layers_and_stacks_default_to_the_papers_dropout_and_post_ln(rng):
+    # P_drop = 0.1 (paper 5.4) on each sub-layer's output, on the attention weights and inside the FFN (as PyTorch);
+    # LayerNorm(x + Sublayer(x)), post-LN (paper 3.1), so no final LayerNorm on the stacks
+    encoder, decoder = nn.Encoder(D, H, D_FF, 2), nn.Decoder(D, H, D_FF, 2)
+    assert encoder.norm is None and decoder.norm is None
+    for layer in [nn.EncoderLayer(D, H, D_FF), nn.DecoderLayer(D, H, D_FF), *encoder.layers, *decoder.layers]:
+        assert layer.dropout.p == layer.self_attn.dropout == layer.ffn.dropout.p == 0.1
+        assert getattr(layer, "cross_attn", None) is None or layer.cross_attn.dropout == 0.1
+        assert layer.norm_first is False
+    # post-LN ends in a LayerNorm (gamma 1, beta 0 when built): every output row has mean 0 and variance 1
+    x = f64(rng, 2, 5, D)
+    for out in (nn.EncoderLayer(D, H, D_FF).to("float64").eval()(x),
+                nn.DecoderLayer(D, H, D_FF).to("float64").eval()(x, f64(rng, 2, 3, D))):
+        np.testing.assert_allclose(out.numpy().mean(-1), 0.0, atol=1e-10)
+        np.testing.assert_allclose(out.numpy().var(-1), 1.0, rtol=1e-3)
+
+
 def test_post_ln_and_pre_ln_really_differ(rng):
     post = nn.EncoderLayer(D, H, D_FF, dropout=0.0, norm_first=False).to("float64")
     pre = nn.EncoderLayer(D, H, D_FF, dropout=0.0, norm_first=True).to("float64")
@@ -486,6 +511,8 @@ def test_a_decoder_mask_of_the_wrong_shape_is_named_by_the_decoder():
     layer(mt.randn(1, 2, D), cache=cache)
     with pytest.raises(ValueError, match=r"tgt_mask of shape \(1, 1, 1, 2\) .* = \(1, 2, 1, 3\)"):
         layer(mt.randn(1, 1, D), tgt_mask=np.ones((1, 1, 1, 2), bool), cache=cache)  # keys: 2 cached + 1 new
+    with pytest.raises(ValueError, match=r"DecoderLayer: tgt_mask of shape \(2, 1, 3, 3\) .* = \(1, 2, 3, 3\)"):
+        layer(mt.randn(3, D), tgt_mask=np.ones((2, 1, 3, 3), bool))  # an unbatched input is a batch of one
 
 
 def test_cache_misuse_is_refused():
