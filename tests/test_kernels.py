@@ -606,6 +606,11 @@ def test_a_subclass_that_changes_update_gets_its_own_formula_with_kernels(emulat
     plain = optim.AdamW(params, lr=0.1)  # AdamW keeps Adam's update: the kernel computes it
     _formulas(emulated, plain.step)
     assert emulated.launches == ["adam_update"]
+    before = [p.numpy().copy() for p in params]
+    _formulas(emulated, optim.SGD(params, lr=0.5).step)  # no kernel of its own: its formula, theta - lr * g
+    assert emulated.launches == ["adam_update"]
+    for p, theta in zip(params, before):
+        np.testing.assert_allclose(p.numpy(), theta - 0.5, rtol=1e-12)
 
 
 def test_emulated_adam_updates_parameters_and_moments_in_place(emulated, rng):

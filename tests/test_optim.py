@@ -99,12 +99,14 @@ def reference_adam(thetas, grad, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=
 SGD_CASES = [
     dict(lr=0.1),
     dict(lr=0.1, weight_decay=0.05),
+    dict(lr=0.1, weight_decay=1.0),  # lambda = 1 decays as any other lambda > 0
     dict(lr=0.05, momentum=0.9),
     dict(lr=0.05, momentum=0.8, weight_decay=0.1, nesterov=True),
 ]
 ADAM_CASES = [
     (Adam, dict(lr=0.01)),
     (Adam, dict(lr=0.02, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)),
+    (Adam, dict(lr=0.02, weight_decay=1.0)),  # lambda = 1 decays as any other lambda > 0
     (AdamW, dict(lr=0.01)),  # default weight_decay 0.01
     (AdamW, dict(lr=0.02, betas=(0.85, 0.99), eps=1e-7, weight_decay=0.3)),
 ]
@@ -115,10 +117,13 @@ ADAM_CASES = [
 def test_sgd_matches_numpy_reference(config, rng):
     values, grad = initial_values(rng), gradients(rng)
     params = make_params(values)
-    got = run_library(SGD(params, **config), params, grad)
+    opt = SGD(params, **config)
+    got = run_library(opt, params, grad)
     expected = reference_sgd(values, grad, **config)
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    if not config.get("momentum"):  # plain SGD keeps no state (as torch.optim.SGD): no buffer the size of the model
+        assert opt.state_dict()["state"] == {}
 
 
 @pytest.mark.parametrize("cls,config", ADAM_CASES, ids=str)
@@ -145,6 +150,31 @@ def test_param_groups_use_their_own_settings(rng):
     for a, b in zip(got, [first, *rest]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     assert [g["lr"] for g in opt.param_groups] == [0.3, 0.1]
+
+
+def test_default_settings_are_kingma_and_bas_and_the_papers_warm_up():
+    # Adam's "good default settings" (Kingma & Ba 2015, Algorithm 1): alpha = 0.001, beta_1 = 0.9, beta_2 = 0.999,
+    # eps = 1e-8, as torch.optim.Adam; AdamW's weight decay 0.01, as torch.optim.AdamW; Adam.paper keeps alpha until
+    # a schedule sets the rate
+    w = mt.zeros(2, requires_grad=True)
+    for opt, betas, eps, decay in ((Adam([w]), (0.9, 0.999), 1e-8, 0.0), (AdamW([w]), (0.9, 0.999), 1e-8, 0.01),
+                                   (Adam.paper([w]), (0.9, 0.98), 1e-9, 0.0)):
+        group = opt.param_groups[0]
+        assert (group["lr"], group["betas"], group["eps"], group["weight_decay"]) == (1e-3, betas, eps, decay)
+    # the paper's warmup_steps = 4000 (section 5.3): step 1's rate is d_model^-0.5 * 1 * 4000^-1.5
+    schedule = WarmupSchedule(Adam.paper([w]), d_model=512)
+    assert schedule.get_last_lr() == [pytest.approx(1 / (math.sqrt(512) * 4000**1.5), rel=1e-9)]
+
+
+def test_repr_shows_each_group_and_its_settings():
+    a, b, c = (mt.zeros(n, requires_grad=True) for n in (2, 3, 4))
+    opt = SGD([{"params": [a]}, {"params": [b, c], "lr": 0.5, "momentum": 0.9}], lr=0.1)
+    assert repr(opt) == (
+        "SGD (\n"
+        "  group 0: 1 params, lr=0.1, momentum=0.0, weight_decay=0.0, nesterov=False\n"
+        "  group 1: 2 params, lr=0.5, momentum=0.9, weight_decay=0.0, nesterov=False\n"
+        ")"
+    )
 
 
 def test_momentum_buffer_is_not_the_gradient_array(rng):
@@ -469,6 +499,14 @@ def test_state_dict_is_a_copy_and_restores_hyperparameters(rng):
     other.load_state_dict(saved)
     assert other.param_groups[0]["lr"] == 0.01 and other.param_groups[0]["betas"] == (0.9, 0.999)
 
+    # copies both ways: writing into a saved array changes neither the optimizer it came from nor the one loaded
+    p, q = params[0], other.param_groups[0]["params"][0]
+    m_opt, m_other = np.array(opt.state[p]["m"]), np.array(other.state[q]["m"])
+    opt.state_dict()["state"][0]["m"][...] = 7.0
+    saved["state"][0]["m"][...] = 7.0
+    np.testing.assert_array_equal(np.asarray(opt.state[p]["m"]), m_opt)
+    np.testing.assert_array_equal(np.asarray(other.state[q]["m"]), m_other)
+
 
 def test_state_dict_loads_onto_another_backend(backend, rng):
     """A state saved on NumPy (a CPU checkpoint) goes to the parameters' backend on load."""
@@ -682,6 +720,13 @@ def test_clip_grad_norm_skips_missing_gradients_and_keeps_float32(rng):
     assert total.item() == pytest.approx(5.0)
     np.testing.assert_allclose(a.grad.numpy(), [0.6, 0.0, 0.8], rtol=1e-5)
     assert clip_grad_norm_([b], max_norm=1.0).item() == 0.0  # nothing to clip
+    # gradients of two dtypes: the norm of them all, each scaled in its own dtype
+    c = mt.zeros(2, dtype="float64", requires_grad=True)
+    a.grad, c.grad = mt.tensor([3.0, 0.0, 4.0]), mt.tensor(np.array([12.0, 0.0]))
+    assert clip_grad_norm_([a, c], max_norm=1.0).item() == pytest.approx(13.0)  # sqrt(9 + 16 + 144)
+    assert (a.grad.dtype_name, c.grad.dtype_name) == ("float32", "float64")
+    np.testing.assert_allclose(a.grad.numpy(), [3 / 13, 0.0, 4 / 13], rtol=1e-5)
+    np.testing.assert_allclose(c.grad.numpy(), [12 / 13, 0.0], rtol=1e-5)
 
 
 @pytest.mark.single_backend
