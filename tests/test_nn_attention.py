@@ -187,6 +187,7 @@ def test_a_static_cache_projects_the_memory_once_and_then_ignores_key_and_value(
     np.testing.assert_allclose(cache.K.numpy(), heads_np(mha, memory, "W_K"), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(cache.V.numpy(), heads_np(mha, memory, "W_V"), rtol=1e-12, atol=1e-12)
 
+
 def test_an_unbatched_query_is_one_example_for_the_cache_and_the_mask(rng):
     # (L, d_model) is a batch of one: its cache holds (1, heads, positions, d_k), a mask per example of 2 is refused
     mha = mha64(rng, d_model=8, heads=2)
