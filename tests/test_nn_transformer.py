@@ -318,13 +318,62 @@ def test_model_shapes():
         assert clf.predict_proba(mt.randint(0, 30, (4, 10))).shape == (4,)
 
 
+def _sizes(layer) -> tuple[int, int, int, int]:
+    """(d_model, heads, d_k, d_ff) of a built encoder/decoder layer, read off its weights: W_Q (d_model, d_model),
+    W_1 (d_model, d_ff), W_2 (d_ff, d_model)."""
+    attn, ffn = layer.self_attn, layer.ffn
+    assert attn.W_Q.weight.shape == (attn.d_model, attn.d_model) and ffn.W_2.weight.shape == ffn.W_1.weight.shape[::-1]
+    return attn.W_Q.weight.shape[0], attn.heads, attn.d_k, ffn.W_1.weight.shape[1]
+
+
+def _dropouts(model) -> set[float]:
+    """Every dropout probability in the model: Dropout modules and the attention weights' p."""
+    ps = {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
+    return ps | {m.dropout for m in model.modules() if isinstance(m, nn.MultiHeadAttention)}
+
+
+@pytest.mark.single_backend
+def test_transformer_defaults_are_the_papers_base_model():
+    # Table 3 "base": d_model 512, h 8 (d_k = 64), d_ff 2048, N = 6 encoder and 6 decoder layers, P_drop 0.1 (5.4),
+    # post-LN (3.1); PE rows for 5000 positions (PyTorch's tutorial, the Annotated Transformer). A tiny vocabulary:
+    # 44M parameters, built in about 0.5 s
+    model = nn.Transformer(11, 13)
+    assert len(model.encoder.layers) == len(model.decoder.layers) == 6
+    assert {_sizes(layer) for layer in [*model.encoder.layers, *model.decoder.layers]} == {(512, 8, 64, 2048)}
+    assert model.src_embed.weight.shape == (11, 512) and model.tgt_embed.weight.shape == (13, 512)
+    assert model.positional.PE.shape == (5000, 512) and model.max_len == 5000
+    assert _dropouts(model) == {0.1} and model.dropout.p == 0.1
+    assert model.encoder.norm is None and not any(layer.norm_first for layer in model.encoder.layers)
+    assert model.src_embed is not model.tgt_embed and model.output.weight.shape == (512, 13)  # nothing shared
+
+
+@pytest.mark.single_backend
+def test_lm_defaults_are_the_base_sizes_pre_ln_and_gpt2_s_context():
+    # as the Transformer's base model: d_model 512, h 8, d_ff 2048, 6 layers, P_drop 0.1; pre-LN with a final
+    # LayerNorm, sinusoidal PE for GPT-2's context of 1024 positions, an output layer of its own
+    lm = nn.DecoderOnlyLM(11)
+    assert len(lm.decoder.layers) == 6
+    assert {_sizes(layer) for layer in lm.decoder.layers} == {(512, 8, 64, 2048)}
+    assert all(layer.cross_attn is None and layer.norm_first for layer in lm.decoder.layers)
+    assert isinstance(lm.decoder.norm, nn.LayerNorm)
+    assert isinstance(lm.positional, nn.SinusoidalPositionalEncoding) and lm.positional.PE.shape == (1024, 512)
+    assert lm.max_len == 1024 and _dropouts(lm) == {0.1}
+    assert lm.embed.weight.shape == (11, 512) and lm.output.weight.shape == (512, 11)
+
+
+@pytest.mark.single_backend
 def test_classifier_defaults_are_the_documents_sizes():
-    # section 5.2: vocab_size 10000, embed_dim 512, num_heads 8, ff_dim 2048, max_sequence_length 100
-    config = nn.TransformerClassifier.presets["document"]
-    assert (config["vocab_size"], config["d_model"], config["heads"], config["d_ff"], config["max_len"]) == (
-        10000, 512, 8, 2048, 100)
+    # section 5.2: vocab_size 10000, embed_dim 512, num_heads 8, ff_dim 2048, max_sequence_length 100, one block;
+    # P_drop 0.1 (the keras.io TransformerBlock's rate), post-LN, mean pooling over the text, pad_id 0
+    clf = nn.TransformerClassifier()
+    assert clf.embed.weight.shape == (10000, 512)
+    assert len(clf.encoder.layers) == 1 and _sizes(clf.encoder.layers[0]) == (512, 8, 64, 2048)
+    assert clf.positional.PE.shape == (100, 512) and clf.max_len == 100
+    assert _dropouts(clf) == {0.1} and not clf.encoder.layers[0].norm_first
+    assert (clf.pooling, clf.pad_id, clf.head.weight.shape) == ("mean", 0, (512, 1))
     import inspect
 
+    config = nn.TransformerClassifier.presets["document"]
     defaults = {k: v.default for k, v in inspect.signature(nn.TransformerClassifier).parameters.items()}
     assert {k: defaults[k] for k in config} == config
 
@@ -346,14 +395,19 @@ def test_classifier_ignores_padding(pooling):
 
 def test_classifier_mean_pooling_is_the_average_of_real_positions(rng):
     clf = nn.TransformerClassifier(vocab_size=30, d_model=D, heads=H, d_ff=D_FF, max_len=8, dropout=0.0)
-    h = f64(rng, 2, 4, D)
-    real = np.array([[True, True, False, False], [True, True, True, True]])
+    h = f64(rng, 4, 4, D)
+    # two, four, one real position (a count of 1 is no count clipped to 2), none: the zero vector (mean, max)
+    real = np.array([[True, True, False, False], [True, True, True, True], [False, True, False, False],
+                     [False] * 4])
+    H_ = h.numpy()
     pooled = clf.pool(h, mt.tensor(real).data)
-    expected = np.stack([h.numpy()[0, :2].mean(0), h.numpy()[1].mean(0)])
+    expected = np.stack([H_[0, :2].mean(0), H_[1].mean(0), H_[2, 1], np.zeros(D)])
     np.testing.assert_allclose(pooled.numpy(), expected, rtol=1e-13)
     clf.pooling = "max"
     np.testing.assert_allclose(clf.pool(h, mt.tensor(real).data).numpy(),
-                               np.stack([h.numpy()[0, :2].max(0), h.numpy()[1].max(0)]))
+                               np.stack([H_[0, :2].max(0), H_[1].max(0), H_[2, 1], np.zeros(D)]))
+    clf.pooling = "cls"  # the [CLS] vector is put first: position 0, whatever the mask says
+    np.testing.assert_array_equal(clf.pool(h, mt.tensor(real).data).numpy(), H_[:, 0])
 
 
 def test_classifier_pool_takes_the_mask_as_a_tensor_and_refuses_a_wrong_one(rng):
@@ -383,6 +437,20 @@ def test_classifier_probability_and_loss(rng):
     assert abs(loss.item() - expected) < 1e-12
     loss.backward()
     assert all(p.grad is not None for p in clf.parameters())
+    # logits of both signs (predict_proba has one formula for z >= 0, another for z < 0): the output bias moves them
+    bias = clf.head.bias.numpy().copy()
+    for shift in (-(z.max() + 1.0), -np.median(z), -z.min() + 1.0):  # all negative, one of each and 0, all positive
+        clf.head.bias.data = clf.head.bias.backend.asarray(bias + shift)
+        z_shifted = clf(ids).numpy()
+        np.testing.assert_allclose(clf.predict_proba(ids).numpy(), 1 / (1 + np.exp(-z_shifted)), rtol=1e-13)
+
+
+@pytest.mark.single_backend
+def test_classifier_cls_vector_is_drawn_from_n_0_1():
+    # "variance 1, as the scaled embeddings": E ~ N(0, 1/d_model) times sqrt(d_model); 512 draws, 5 standard errors
+    cls = nn.TransformerClassifier(vocab_size=11, num_layers=1, pooling="cls").cls.numpy().astype(np.float64)
+    n = cls.size
+    assert n == 512 and abs(cls.mean()) < 5 / math.sqrt(n) and abs(cls.std() - 1.0) < 5 / math.sqrt(2 * n)
 
 
 def test_classifier_refuses_the_documents_float_inputs():
@@ -412,6 +480,17 @@ def test_byte_level_lm_reads_uint8_ids():
     np.testing.assert_array_equal(logits.numpy(), lm(mt.tensor(ids.astype(np.int64))).numpy())
     logits.sum().backward()
     assert lm.embed.weight.grad.numpy()[ord("l")].any() and not lm.embed.weight.grad.numpy()[ord("z")].any()
+
+
+def test_models_take_ids_as_arrays_or_lists(rng):
+    """Ids need not be a Tensor: a NumPy array or nested lists go to the model's backend, the same logits."""
+    lm = nn.DecoderOnlyLM(20, D, H, D_FF, num_layers=1, max_len=8, dropout=0.0)
+    model = nn.Transformer(20, 20, D, H, D_FF, 1, 1, dropout=0.0, max_len=8)
+    ids = rng.integers(0, 20, (2, 5))
+    expected, expected_seq2seq = lm(mt.tensor(ids)).numpy(), model(mt.tensor(ids), mt.tensor(ids[:, :3])).numpy()
+    for src, tgt in ((ids, ids[:, :3]), (ids.tolist(), ids[:, :3].tolist())):
+        np.testing.assert_array_equal(lm(src).numpy(), expected)
+        np.testing.assert_array_equal(model(src, tgt).numpy(), expected_seq2seq)
 
 
 def test_transformer_decoder_never_looks_ahead_but_sees_all_the_source(rng):
