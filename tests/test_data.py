@@ -124,6 +124,7 @@ def test_word_vocabulary_by_frequency_max_vocab_and_min_freq():
     assert WordTokenizer.from_texts(texts, max_vocab=6).itos[4:] == ["a", "b"]  # 6 ids, 4 of them special
     assert WordTokenizer.from_texts(texts, min_freq=2).itos[4:] == ["a", "b"]
     assert WordTokenizer.from_texts(["A a"], lower=False).itos[4:] == ["A", "a"]
+    assert WordTokenizer.from_texts(texts, max_vocab=4).itos == list(SPECIAL_TOKENS)  # room for the specials only
     with pytest.raises(ValueError, match="max_vocab"):
         WordTokenizer.from_texts(texts, max_vocab=3)
     with pytest.raises(TypeError, match="list of strings"):
@@ -191,6 +192,13 @@ def test_tokenizer_from_dict_refuses_foreign_data():
         tokenizer_from_dict({"type": "char", "specials": ["<s>", "</s>"], "vocab": ["a"]})
     with pytest.raises(ValueError, match="'type'"):
         tokenizer_from_dict(["a", "b"])
+
+
+@single
+def test_word_tokenizer_from_dict_without_lower_lower_cases_as_the_constructor():
+    # WordTokenizer's default is lower=True: a saved word tokenizer without "lower" is read with it
+    tok = tokenizer_from_dict({"type": "word", "specials": list(SPECIAL_TOKENS), "vocab": ["Yes", "no"]})
+    assert tok.lower and tok.itos[4:] == ["yes", "no"] and tok.encode("YES No") == [4, 5]
 
 
 # ================================================================== digit tasks
@@ -529,7 +537,7 @@ def test_pad_sequences_values_and_errors():
     np.testing.assert_array_equal(pad_sequences([[5], [6, 7]], pad_id=-1, max_len=4), [[5, -1, -1, -1], [6, 7, -1, -1]])
     np.testing.assert_array_equal(pad_sequences([[5, 6, 7]], max_len=2, truncate=True), [[5, 6]])
     with pytest.raises(ValueError, match="sequence 1 has 3 tokens, more than max_len=2"):
-        pad_sequences([[5], [6, 7, 8]], max_len=2)
+        pad_sequences([[5, 6], [6, 7, 8]], max_len=2)  # sequence 0 fits exactly: the one too long is named
     with pytest.raises(ValueError, match="non-empty"):
         pad_sequences([])
     with pytest.raises(TypeError, match="integers"):
@@ -563,6 +571,7 @@ def test_seq2seq_batch_shapes_values_and_masks(backend):
     assert b.tgt_mask.numpy().any(axis=-1).all()  # every query row sees at least its <bos>
     assert b.n_tokens == 4 + 3 + 2 and len(b) == 3
     assert b.labels is None
+    assert len(Batch()) == 0  # no tensors: no examples
 
 
 def test_seq2seq_batch_of_a_digit_task_round_trips(backend):
@@ -607,6 +616,9 @@ def test_lm_batch_windows_and_targets(backend):
     assert b.n_tokens == 40 and b.src is None
     with pytest.raises(ValueError, match="seq_len \\+ 1"):
         make_lm_batch(np.arange(8), seq_len=8, batch_size=1)
+    one = make_lm_batch(np.arange(9), seq_len=8, batch_size=2, rng=0)  # seq_len + 1 tokens: one window, at 0
+    np.testing.assert_array_equal(one.tgt_in.numpy(), [np.arange(8)] * 2)
+    np.testing.assert_array_equal(one.tgt_out.numpy(), [np.arange(1, 9)] * 2)
     # a float or a bool failed inside NumPy ("arrays used as indices must be of integer type") or causal_mask
     for seq_len, batch_size, bad in ((8.0, 5, "seq_len"), (8, 5.0, "batch_size"), (True, 5, "seq_len"),
                                      (8, 0, "batch_size")):
