@@ -92,6 +92,22 @@ def test_reassigning_and_deleting_keep_the_registry_right():
         lin.bias  # noqa: B018
 
 
+@pytest.mark.single_backend
+def test_register_takes_none_as_an_empty_slot_and_refuses_another_kind():
+    model = nn.Module()
+    model.register_parameter("w", None)  # as Linear(bias=False): a slot, no parameter
+    model.add_module("sub", None)
+    assert model.w is None and model.sub is None
+    assert list(model.named_parameters()) == [] and list(model.named_children()) == []
+    model.w = nn.Parameter(mt.ones(2))
+    assert [name for name, _ in model.named_parameters()] == ["w"]
+    with pytest.raises(TypeError, match="register_parameter: 'x' must be a Parameter or None, got Tensor"):
+        model.register_parameter("x", mt.ones(2))
+    with pytest.raises(TypeError, match="add_module: 'x' must be a Module or None, got Tensor"):
+        model.add_module("x", mt.ones(2))
+    assert "x" not in model.state_dict()
+
+
 @pytest.mark.parametrize("register", [
     lambda m, name: m.register_parameter(name, nn.Parameter(mt.ones(3))),
     lambda m, name: m.register_buffer(name, mt.ones(3)),
@@ -134,6 +150,15 @@ def test_parameter_is_a_float_leaf():
     assert nn.Parameter(mt.zeros(2, dtype="float64")).dtype_name == "float64"
     with pytest.raises(TypeError, match="Parameter: a weight must be floating point, got int64"):
         nn.Parameter(mt.tensor([1, 2]))
+
+
+@pytest.mark.single_backend
+def test_parameter_of_a_tensor_keeps_its_backend_unless_given_one():
+    pytest.importorskip("array_api_strict")
+    on_numpy = mt.zeros(2)  # numpy is the current backend here
+    with mt.backend.use("array_api_strict"):
+        assert nn.Parameter(on_numpy).backend.name == "numpy"  # the tensor's own, not the current one
+    assert nn.Parameter(on_numpy, backend="array_api_strict").backend.name == "array_api_strict"
 
 
 def test_tied_weights_count_once():
@@ -186,6 +211,11 @@ def test_a_tied_tensor_loads_from_either_of_its_names_and_refuses_two_values():
     with pytest.raises(nn.StateDictError, match=r"'src_embed.weight' and 'tgt_embed.weight' are one tied tensor"):
         target.load_state_dict(state)
     np.testing.assert_array_equal(target.src_embed.weight.numpy(), before)  # nothing loaded
+    for name in tied:  # NaN under both names (a diverged run's checkpoint) is the same value: it loads
+        state[name] = state["src_embed.weight"].copy()
+        state[name][0, 0] = np.nan
+    target.load_state_dict(state)
+    assert np.isnan(target.tgt_embed.weight.numpy()[0, 0])
     missing = target.load_state_dict({}, strict=False).missing_keys
     assert "src_embed.weight" in missing and "tgt_embed.weight" in missing
 
@@ -224,6 +254,8 @@ def test_num_parameters_by_hand():
     model.layers[0].requires_grad_(False)
     assert model.num_parameters(trainable_only=True) == d * d + block
     assert model.num_parameters() == d * d + 2 * block
+    model.layers[0].requires_grad_()  # True by default: unfreeze, as PyTorch
+    assert model.num_parameters(trainable_only=True) == d * d + 2 * block
 
 
 # ------------------------------------------------------------------ modes and gradients
@@ -272,6 +304,9 @@ def test_state_dict_is_numpy_copies():
     assert list(state) == [name for name, _ in model.named_parameters()]
     assert all(type(v) is np.ndarray for v in state.values())
     before = state["embed.weight"].copy()
+    state["embed.weight"][...] = 7.0  # written in place: the model's array is another one
+    np.testing.assert_array_equal(model.embed.weight.numpy(), before)
+    state = model.state_dict()
     model.embed.weight.data = model.embed.weight.data * 0.0
     np.testing.assert_array_equal(state["embed.weight"], before)
 
@@ -404,6 +439,14 @@ def test_buffers_move_but_non_persistent_ones_are_not_saved():
             self.register_buffer("steps", mt.zeros(1))
 
     assert list(Counter().state_dict()) == ["steps"]
+    counter = Counter()
+    counter.register_buffer("table", mt.zeros(2), persistent=False)
+    counter.table = nn.Parameter(mt.ones(2))  # a parameter now, in the name of a non-persistent buffer: saved
+    assert list(counter.state_dict()) == ["table", "steps"]
+    shared = nn.Module()  # one buffer in two modules: once, under its first name, as parameters
+    shared.a, shared.b = Counter(), Counter()
+    shared.b.steps = shared.a.steps
+    assert [name for name, _ in shared.named_buffers()] == ["a.steps"] and len(list(shared.buffers())) == 1
 
 
 def test_to_leaves_the_positional_table_exact_but_moves_it():
@@ -498,6 +541,9 @@ def test_module_list_indexing():
     layers = nn.ModuleList([nn.Linear(2, 2), nn.Dropout(0.1)])
     layers.append(nn.LayerNorm(2))
     assert len(layers) == 3 and isinstance(layers[-1], nn.LayerNorm)
+    assert layers[-3] is layers[0]  # -len is the first, as a list
+    with pytest.raises(IndexError, match="index -4 is out of range for 3 modules"):
+        layers[-4]
     assert isinstance(layers[1:], nn.ModuleList) and len(layers[1:]) == 2
     with pytest.raises(IndexError, match="index 3 is out of range for 3 modules"):
         layers[3]
