@@ -240,8 +240,12 @@ class DecoderOnlyLM(_Configured):
     ----------
     vocab : int
         Vocabulary size.
-    d_model, heads, d_ff, num_layers, max_len, dropout, norm_first
-        As :class:`Transformer`.
+    d_model, heads, d_ff, num_layers, dropout
+        As :class:`Transformer` (by default the paper's base sizes: 512, 8, 2048, 6 layers, 0.1).
+    max_len : int
+        The longest sequence it takes; 1024 by default, GPT-2's context.
+    norm_first : bool
+        Pre-LN (the default here, as GPT-2) or post-LN (``False``, as the paper).
     tie_output : bool
         ``logits = x E^T`` (GPT-2 does this).
     positional : {"sinusoidal", "learned"}
