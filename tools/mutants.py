@@ -57,6 +57,7 @@ class Mutant:
     old: str
     new: str
     lines: tuple[int, int]  # the lines whose execution selects the tests (a default value: its function's body)
+    text: str = ""  # the line as it was (finds the mutant again after the file has changed: --again)
     status: str = "not run"  # killed, survived, timeout, not run
     tests: int = 0  # how many tests execute it
     by: str = ""  # the first test that failed on it
@@ -111,7 +112,7 @@ def mutants_of(path: Path, name: str | None = None) -> list[Mutant]:
         line = bisect.bisect_right(starts, at)
         if "no mutate" in lines[line - 1]:
             return
-        found.append(Mutant(rel, line, at - starts[line - 1], old, new, span))
+        found.append(Mutant(rel, line, at - starts[line - 1], old, new, span, lines[line - 1].rstrip("\n")))
 
     def visit(node: ast.AST, span: tuple[int, int] | None, inside: bool):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
@@ -266,6 +267,11 @@ def run_mutant(m: Mutant, tests: list[str], budget: float, checkout: Path) -> No
         path.write_text(original, encoding="utf-8")
 
 
+def _key(m: dict) -> tuple:
+    """What identifies a mutant across edits elsewhere in its file: the file, its line's text, the change."""
+    return m["file"], m["text"].strip(), m["col"], m["old"], m["new"]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", help="files or folders of the package to mutate")
@@ -274,6 +280,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lines", help="the map of which tests run which lines: read from this file if it exists "
                         "(the same paths), else traced and written there")
     parser.add_argument("--pytest", default="", help="extra pytest arguments for the tracing run")
+    parser.add_argument("--again", help="run only the mutants that an earlier --report says survived (found by "
+                        "their line's text, so the files may have changed since): are they killed now?")
     args = parser.parse_args(argv)
     files = sorted(str(p.resolve().relative_to(ROOT)) for a in args.paths
                    for p in ([Path(a)] if Path(a).is_file() else Path(a).rglob("*.py")))
@@ -283,6 +291,9 @@ def main(argv=None) -> int:
         checkouts = [copy_checkout(Path(tmp) / f"w{i}") for i in range(args.workers)]
         sources = {f: (checkouts[0] / f).read_text(encoding="utf-8") for f in files}
         mutants = [m for f in files for m in mutants_of(checkouts[0] / f, name=f)]
+        if args.again:
+            earlier = {_key(m) for m in json.loads(Path(args.again).read_text()) if m["status"] != "killed"}
+            mutants = [m for m in mutants if _key(asdict(m)) in earlier]
         print(f"{len(mutants)} mutants in {len(files)} files", flush=True)
         saved = Path(args.lines or Path(tmp) / "lines.json")
         line_map = (json.loads(saved.read_text()) if saved.exists()
