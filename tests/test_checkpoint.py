@@ -59,7 +59,7 @@ def _setup():
 def saved(tmp_path):
     model, opt, schedule = _setup()
     _train_a_little(model, opt, schedule)
-    path = tmp_path / "run" / "ckpt.npz"  # the folder does not exist yet
+    path = tmp_path / "runs" / "run" / "ckpt.npz"  # the folders do not exist yet (two levels: parents are made too)
     history = {"train_loss": [[1, 2.5], [2, 2.25]], "val_accuracy": [[2, 0.5]]}
     save_checkpoint(path, model, opt, schedule, step=3, tokenizer=CharTokenizer("abc"), history=history,
                     trainer_state={"epoch": 1, "batch_in_epoch": 4}, extra={"task": "demo"})
@@ -115,6 +115,61 @@ def test_round_trip_restores_everything_exactly(saved, backend):
     _train_a_little(model2, opt2, schedule2, steps=1)
     for a, b in zip(model.parameters(), model2.parameters()):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_what_is_not_given_is_saved_as_nothing(tmp_path):
+    """Without step, optimizer, schedule, tokenizer, history, trainer_state or extra: step 0 (no step taken), the
+    others absent or empty."""
+    ckpt = read_checkpoint(save_checkpoint(tmp_path / "c.npz", Tiny()))
+    assert ckpt.step == 0 and ckpt.config == {"vocab": 7, "d": 4, "bias": True}
+    assert (ckpt.optimizer_state, ckpt.optimizer_type, ckpt.schedule_state, ckpt.schedule_type, ckpt.tokenizer) \
+        == (None, None, None, None, None)
+    assert (ckpt.history, ckpt.trainer_state, ckpt.extra) == ({}, {}, {})
+
+
+def test_the_same_state_gives_the_same_description_and_checksum(tmp_path):
+    """The JSON description is written with sorted keys: equal dicts given in another order (a history or an extra
+    built in another order) give the same bytes, hence the same checksum."""
+    model, state = Tiny(), {"bit_generator": "PCG64", "state": {"state": 1, "inc": 3}, "has_uint64": 0, "uinteger": 0}
+    a = save_checkpoint(tmp_path / "a.npz", model, step=2, rng_state=state, extra={"task": "demo", "lr": 0.5},
+                        history={"val_loss": [[1, 2.0]], "train_loss": [[1, 3.0]]})
+    b = save_checkpoint(tmp_path / "b.npz", model, step=2, rng_state=dict(reversed(state.items())),
+                        extra={"lr": 0.5, "task": "demo"}, history={"train_loss": [[1, 3.0]], "val_loss": [[1, 2.0]]})
+    with np.load(a, allow_pickle=False) as za, np.load(b, allow_pickle=False) as zb:
+        assert za["__meta__"].tobytes() == zb["__meta__"].tobytes()
+        assert za["__checksum__"].tobytes() == zb["__checksum__"].tobytes()
+        meta = za["__meta__"].tobytes().decode()
+    keys = list(json.loads(meta))
+    assert keys == sorted(keys)
+
+
+def test_a_config_of_tuples_and_nan_and_a_history_with_nan_round_trip(tmp_path):
+    """JSON turns a config's tuple into a list, and NaN equals nothing: the model that wrote the file must still
+    fit it. A NaN or infinite value (a diverged validation loss) is saved as it is."""
+    class Sized(Tiny):
+        def __init__(self, sizes=(4, 8), eps=float("nan")):
+            super().__init__()
+            self.config = {"sizes": sizes, "eps": eps}
+
+    history = {"val_loss": [[1, 2.5], [2, float("nan")], [3, float("inf")]]}
+    path = save_checkpoint(tmp_path / "c.npz", Sized(), history=history)
+    ckpt = load_checkpoint(path, Sized())
+    assert ckpt.config["sizes"] == [4, 8] and np.isnan(ckpt.config["eps"])
+    np.testing.assert_array_equal(np.array(ckpt.history["val_loss"]), np.array(history["val_loss"]))
+    for other in [(4, 9), (4,), (4, 8, 1)]:  # another value, or another length, is another config
+        with pytest.raises(CheckpointError, match=r"another config: sizes: checkpoint \[4, 8\]"):
+            load_checkpoint(path, Sized(sizes=other))
+    with pytest.raises(CheckpointError, match="another config: eps: checkpoint nan, model 0.1"):
+        load_checkpoint(path, Sized(eps=0.1))
+
+
+def test_a_device_array_in_the_extra_data_is_saved_as_a_numpy_array(tmp_path):
+    """A backend's array (array-api-strict's stands in for a GPU's) among the JSON-able data goes to the host."""
+    xp = pytest.importorskip("array_api_strict")
+    path = save_checkpoint(tmp_path / "c.npz", Tiny(), extra={"scores": xp.asarray([1.5, 2.5])})
+    scores = read_checkpoint(path).extra["scores"]
+    assert isinstance(scores, np.ndarray)
+    np.testing.assert_array_equal(scores, [1.5, 2.5])
 
 
 def test_file_holds_only_numpy_arrays_readable_without_pickle(saved):
@@ -383,8 +438,10 @@ def test_a_crash_mid_write_leaves_the_old_checkpoint(saved, monkeypatch, where):
 
 @pytest.mark.single_backend
 @pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
-def test_a_checkpoint_gets_the_mode_of_any_new_file(tmp_path):
-    before = os.umask(0o027)  # neither the usual 0o022 nor what a private temporary file has (0o600)
+@pytest.mark.parametrize("umask, mode", [(0o027, 0o640), (0o022, 0o644)], ids=["umask_027", "umask_022"])
+def test_a_checkpoint_gets_the_mode_of_any_new_file(tmp_path, umask, mode):
+    # 0o027: neither the usual 0o022 nor what a private temporary file has (0o600); 0o022 masks no one's x bit
+    before = os.umask(umask)
     try:
         (tmp_path / "metrics.json").write_text("{}")
         for step in (1, 2):  # written, then replaced
@@ -392,7 +449,7 @@ def test_a_checkpoint_gets_the_mode_of_any_new_file(tmp_path):
             assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode)
     finally:
         os.umask(before)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(path.stat().st_mode) == mode  # 0o666 less the umask, as open(path, "w") gives
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz", "metrics.json"]
 
 
