@@ -4,8 +4,10 @@ work, and the loss reaches the host only when it is logged."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import pytest
 import minitransformer as mt
 from minitransformer import functional as F
 from minitransformer import nn, optim
+from minitransformer.backend import CounterRNG
 from minitransformer.data import DataLoader, digit_task_splits, make_lm_batch, make_seq2seq_batch
 from minitransformer.data.tokenizers import PAD
 from minitransformer.train import (
@@ -27,6 +30,7 @@ from minitransformer.train import (
     set_blas_threads,
     token_accuracy,
 )
+from minitransformer.train.checkpoint import save_checkpoint
 from minitransformer.train.tasks import build, seq2seq_loss, warmup_schedule
 
 
@@ -173,7 +177,6 @@ def test_a_checkpoint_of_another_backend_resumes_exactly_or_reseeded_never_half_
     """A checkpoint written on a GPU (its generator a CounterRNG) and loaded on the CPU: Trainer.load refused it
     after the optimizer and the schedule had been loaded. Now "exact" refuses it with nothing changed, and "reseed"
     continues with a generator seeded from the checkpoint: a fresh random stream, the same for every resume."""
-    from minitransformer.backend import CounterRNG
     from minitransformer.train import CheckpointError, save_checkpoint
 
     written, loader = _seq2seq_run(tmp_path, "cpu.npz")
@@ -203,6 +206,44 @@ def test_a_checkpoint_of_another_backend_resumes_exactly_or_reseeded_never_half_
     assert losses[0] == losses[1] and len(losses[0]) == 10
     with pytest.raises(ValueError, match="rng must be 'exact' or 'reseed'"):
         resumed.load(path, rng="fresh")
+
+
+@pytest.mark.single_backend
+def test_whether_a_generator_state_fits_is_asked_of_the_model_s_backend(tmp_path, monkeypatch):
+    """A model on a GPU (its generator a CounterRNG; emulated here on array-api-strict) with NumPy current: its own
+    checkpoint fits its generator, so load(rng="reseed") restores it exactly; asking the current backend (PCG64)
+    instead reseeded it."""
+    pytest.importorskip("array_api_strict")
+    gpu = mt.backend.get("array_api_strict")
+    monkeypatch.setattr(gpu, "_rng", CounterRNG(gpu.xp, seed=3))  # what manual_seed gives the cupy backend
+    x = mt.ones(4, 2).to("array_api_strict")
+
+    def trainer():
+        model = nn.Linear(2, 1).to("array_api_strict")
+        return Trainer(model, optim.SGD(model.parameters(), lr=0.1), lambda m, b: (m(b) ** 2).mean(), progress=False,
+                       checkpoint_path=tmp_path / "c.npz")
+
+    trainer().fit(lambda s: x, 2)
+    saved = read_checkpoint(tmp_path / "c.npz").rng_state
+    assert saved == {"bit_generator": "CounterRNG", "seed": 3, "counter": 0}
+    gpu.rng.random(5)  # the generator moves on: load must bring it back
+    resumed = trainer()
+    resumed.load(tmp_path / "c.npz", rng="reseed")
+    assert not resumed.rng_reseeded and gpu.get_rng_state() == saved
+
+
+@pytest.mark.single_backend
+def test_load_of_a_checkpoint_without_trainer_state_starts_the_data_and_the_counters_at_zero(tmp_path):
+    """A checkpoint written by save_checkpoint alone holds no trainer state: the first epoch's first batch, no
+    evaluation yet, no time spent."""
+    model, loss_fn = _linear_problem()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    path = save_checkpoint(tmp_path / "c.npz", model, opt, step=4)
+    trainer = Trainer(model, opt, loss_fn, progress=False)
+    trainer.load(path)
+    assert trainer.step == 4
+    assert trainer.state() == {"epoch": 0, "batch_in_epoch": 0, "best": None, "bad_evals": 0, "early_stop": None,
+                               "elapsed_s": 0.0, "stop_reason": None, "last_eval": {}, "eval_step": None}
 
 
 def _press_ctrl_c(trainer, at_step: int, times: int = 1):
@@ -269,6 +310,7 @@ def test_ctrl_c_saves_the_end_of_the_step_and_the_run_resumes_exactly(tmp_path):
         cut.fit(loader, 10)
     assert isinstance(stopped.value, TrainingInterrupted), stopped.value
     assert (stopped.value.step, stopped.value.checkpoint) == (5, tmp_path / "cut.npz")
+    assert str(stopped.value) == f"Trainer: interrupted after step 5 (checkpoint {tmp_path / 'cut.npz'})"
     assert cut.stop_reason == "interrupted" and signal.getsignal(signal.SIGINT) is before
 
     resumed, loader = _seq2seq_run(tmp_path, "cut.npz", seed=99)
@@ -468,6 +510,31 @@ def test_early_stopping_by_patience_and_by_target():
         watching_nothing.fit(lambda s: None, 5)
 
 
+@pytest.mark.single_backend
+@pytest.mark.parametrize("monitor, values", [("val_loss", [1.0, 0.95, 0.92]), ("val_accuracy", [0.5, 0.55, 0.58])])
+def test_an_improvement_smaller_than_min_delta_does_not_count(monitor, values):
+    """Each evaluation betters the best by less than min_delta = 0.1: no improvement, so patience 2 stops at step 3
+    (under "min", a value below best + min_delta counted; under "max", one above best - min_delta)."""
+    model, loss_fn = _linear_problem()
+    scores = iter(values + [values[-1]] * 10)
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, eval_fn=lambda m: {monitor: next(scores)},
+                      eval_every=1, patience=2, monitor=monitor, min_delta=0.1, progress=False)
+    trainer.fit(lambda s: None, 10)
+    assert (trainer.stop_reason, trainer.step, trainer.best) == ("patience", 3, values[0])
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("monitor, values, target", [("val_loss", [1.0, 0.25], 0.25),
+                                                     ("val_accuracy", [0.5, 0.75], 0.75)])
+def test_a_value_equal_to_the_target_reaches_it(monitor, values, target):
+    model, loss_fn = _linear_problem()
+    scores = iter(values + [values[-1]] * 10)
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, eval_fn=lambda m: {monitor: next(scores)},
+                      eval_every=1, monitor=monitor, target=target, progress=False)
+    trainer.fit(lambda s: None, 10)
+    assert (trainer.stop_reason, trainer.step) == ("target", 2)
+
+
 def _scripted(values, path=None, steps_seen=None, **kwargs):
     """A trainer whose val_loss at step s is ``values.get(s, 0.95)``: early stopping on a script (eval_every 3)."""
     model, loss_fn = _linear_problem()
@@ -571,6 +638,73 @@ def test_progress_bar_can_be_turned_off(capsys):
     Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, progress=False, desc="fitting").fit(
         lambda s: None, 3)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.single_backend
+def test_a_trainer_given_no_settings_logs_every_10_steps_under_a_bar_left_on_screen(capfd, monkeypatch):
+    """The defaults: log_every 10; a progress bar (progress=True), one step per update, left on screen at the end
+    (leave: a last line, not erased), re-measured as the terminal is resized (dynamic_ncols); nothing run yet."""
+    model, loss_fn = _linear_problem()
+    width = [61]  # the terminal's, as tqdm asks it (capfd, not capsys: sys.stderr keeps a file descriptor to ask of)
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((width[0], 24)))
+
+    def resized(m, batch):
+        if trainer.step == 10:
+            width[0] = 91  # the terminal widened mid-run; tqdm draws one column short of it
+        return loss_fn(m, batch)
+
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), resized, desc="fitting")
+    assert trainer.state() == {"epoch": 0, "batch_in_epoch": 0, "best": None, "bad_evals": 0, "early_stop": None,
+                               "elapsed_s": 0.0, "stop_reason": None, "last_eval": {}, "eval_step": None}
+    capfd.readouterr()
+    history = trainer.fit(lambda s: None, 20)
+    assert [s for s, _ in history["train_loss"]] == [10, 20]
+    err = capfd.readouterr().err
+    assert err.endswith("\n")
+    last = err.rstrip("\n").rsplit("\r", 1)[-1]
+    assert last.startswith("fitting: 100%") and "| 20/20 [" in last and len(last) == 90, last
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("checkpoint_every", [None, 1])
+def test_elapsed_adds_up_the_seconds_spent_in_fit(tmp_path, checkpoint_every):
+    """elapsed (saved as elapsed_s) sums the time inside each fit (split at the periodic checkpoints, if any): more
+    than 0, at most the wall time of the calls."""
+    model, loss_fn = _linear_problem()
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, progress=False,
+                      checkpoint_path=tmp_path / "c.npz", checkpoint_every=checkpoint_every)
+    wall = 0.0
+    for steps in (2, 4):
+        start = time.perf_counter()
+        trainer.fit(lambda s: None, steps)
+        wall += time.perf_counter() - start
+        assert 0.0 < trainer.elapsed <= wall
+        assert read_checkpoint(tmp_path / "c.npz").trainer_state["elapsed_s"] == trainer.elapsed
+
+
+@pytest.mark.single_backend
+def test_fit_to_step_0_takes_no_step_and_saves_the_start(tmp_path):
+    model, loss_fn = _linear_problem()
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, progress=False,
+                      checkpoint_path=tmp_path / "c.npz")
+    assert trainer.fit(lambda s: None, 0) == {}
+    assert (trainer.step, trainer.stop_reason, read_checkpoint(tmp_path / "c.npz").step) == (0, "steps", 0)
+
+
+@pytest.mark.single_backend
+def test_a_data_loader_of_one_batch_gives_it_every_step_and_one_of_none_is_refused():
+    model, loss_fn = _linear_problem()
+    seen = []
+
+    def recording(m, batch):
+        seen.append(batch)
+        return loss_fn(m, batch)
+
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), recording, progress=False)
+    trainer.fit(DataLoader([1, 2, 3], batch_size=3, shuffle=False), 3)  # one batch: an epoch a step
+    assert seen == [[1, 2, 3]] * 3
+    with pytest.raises(ValueError, match=r"the DataLoader has no batches \(0 examples, batch_size=2"):
+        trainer.fit(DataLoader([], batch_size=2), 5)
 
 
 @pytest.mark.single_backend
