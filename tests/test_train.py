@@ -4,7 +4,6 @@ work, and the loss reaches the host only when it is logged."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import time
@@ -641,19 +640,11 @@ def test_progress_bar_can_be_turned_off(capsys):
 
 
 @pytest.mark.single_backend
-def test_a_trainer_given_no_settings_logs_every_10_steps_under_a_bar_left_on_screen(capfd, monkeypatch):
+def test_a_trainer_given_no_settings_logs_every_10_steps_under_a_bar_left_on_screen(capfd):
     """The defaults: log_every 10; a progress bar (progress=True), one step per update, left on screen at the end
-    (leave: a last line, not erased), re-measured as the terminal is resized (dynamic_ncols); nothing run yet."""
+    (leave: a last line, not erased); nothing run yet. (How wide tqdm draws it is tqdm's business: not checked.)"""
     model, loss_fn = _linear_problem()
-    width = [61]  # the terminal's, as tqdm asks it (capfd, not capsys: sys.stderr keeps a file descriptor to ask of)
-    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((width[0], 24)))
-
-    def resized(m, batch):
-        if trainer.step == 10:
-            width[0] = 91  # the terminal widened mid-run; tqdm draws one column short of it
-        return loss_fn(m, batch)
-
-    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), resized, desc="fitting")
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, desc="fitting")
     assert trainer.state() == {"epoch": 0, "batch_in_epoch": 0, "best": None, "bad_evals": 0, "early_stop": None,
                                "elapsed_s": 0.0, "stop_reason": None, "last_eval": {}, "eval_step": None}
     capfd.readouterr()
@@ -662,7 +653,7 @@ def test_a_trainer_given_no_settings_logs_every_10_steps_under_a_bar_left_on_scr
     err = capfd.readouterr().err
     assert err.endswith("\n")
     last = err.rstrip("\n").rsplit("\r", 1)[-1]
-    assert last.startswith("fitting: 100%") and "| 20/20 [" in last and len(last) == 90, last
+    assert last.startswith("fitting: 100%") and "| 20/20 [" in last, last
 
 
 @pytest.mark.single_backend
