@@ -57,14 +57,19 @@ def tiny():
     """An untrained encoder-decoder over 5 tokens (<pad> <bos> <eos> and two more), its logits sharpened (x 2) and
     <eos> made likelier (+0.5): its outputs end at different lengths, and greedy and beam search disagree. Four
     sources, padded."""
-    mt.manual_seed(7)
+    return _sharpened(7), mt.tensor(pad_sequences([[4], [3, 4], [3], [4, 4, 4, 4]]))
+
+
+def _sharpened(seed):
+    """The ``tiny`` fixture's model, drawn after ``mt.manual_seed(seed)``."""
+    mt.manual_seed(seed)
     model = nn.Transformer(5, 5, d_model=16, heads=2, d_ff=32, num_encoder_layers=1, num_decoder_layers=1,
                            dropout=0.1, max_len=8)
     state = model.state_dict()
     state["output.weight"] = 2 * state["output.weight"]
     state["output.bias"] = state["output.bias"] + 0.5 * (np.arange(5) == EOS)
     model.load_state_dict(state)
-    return model, mt.tensor(pad_sequences([[4], [3, 4], [3], [4, 4, 4, 4]]))
+    return model
 
 
 def _next_log_probs(model, src_row, prefixes):
@@ -246,6 +251,119 @@ def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cach
     assert found[0.0] != greedy and found[4.0] != found[0.0]
 
 
+def test_beam_search_defaults_to_a_beam_of_4_ranked_by_log_p_alone():
+    """beam_size=4 (the paper's) and alpha=0 (no length penalty), against the search by hand, on a model (the tiny
+    one's, another seed) where a beam of 5, or alpha = 1, picks another output for some source."""
+    model = _sharpened(31)
+    src = mt.tensor(pad_sequences([[4], [3, 4], [3], [4, 4, 4, 4], [3, 3], [4, 3]]))
+    tokens, scores = beam_search(model, src, max_len=6, return_scores=True)
+    expected = [_beam_by_hand(model, row, 4, 0.0, 6) for row in src.numpy()]
+    np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in expected]))
+    np.testing.assert_allclose(scores.numpy(), [s for _, s in expected], atol=1e-4)
+    for k, alpha in ((5, 0.0), (4, 1.0)):  # the case tells those defaults apart
+        assert [_beam_by_hand(model, row, k, alpha, 6)[0] for row in src.numpy()] != [y for y, _ in expected]
+
+
+def test_beam_search_breaks_ties_towards_the_first_token():
+    """Among equally likely hypotheses the first (token order, as arg-max and greedy decoding take it), on every
+    backend: a model whose logits are its output bias alone, the largest shared by tokens 3, 10, 17, ..., 59, makes
+    every output of those tokens equally likely; each beam returns 3 3 3 3 3 (an unstable sort kept others)."""
+    mt.manual_seed(0)
+    model = nn.Transformer(64, 64, d_model=16, heads=2, d_ff=32, num_encoder_layers=1, num_decoder_layers=1,
+                           max_len=8)
+    state = model.state_dict()
+    state["output.weight"] = np.zeros_like(state["output.weight"])
+    state["output.bias"] = (np.arange(64) % 7 == 3).astype(np.float32)
+    model.load_state_dict(state)
+    src = mt.tensor([[5, 6, 7], [8, 9, 0]])
+    for k in (1, 4, 8):
+        np.testing.assert_array_equal(beam_search(model, src, beam_size=k, max_len=5).numpy(), np.full((2, 5), 3),
+                                      err_msg=f"beam_size={k}")
+
+
+def _no_eos(model):
+    """The model with <eos> made unlikely (its output bias -1e4): no row ends before max_len."""
+    state = model.state_dict()
+    state["output.bias"] = state["output.bias"] - 1e4 * (np.arange(state["output.bias"].shape[0]) == EOS)
+    model.load_state_dict(state)
+    return model
+
+
+def test_decoding_generates_at_most_s_plus_10_tokens_by_default(seq2seq):
+    """max_len=None: S + 10 for a source of S positions, at most the model's max_len (24 here)."""
+    model, src = seq2seq
+    model = _no_eos(model)  # S = 7 (padded): 17 tokens
+    assert greedy_decode(model, src).shape == (3, 17)
+    assert beam_search(model, src, beam_size=2).shape == (3, 17)
+    long = mt.tensor([[4] * 20])  # S = 20: 30, cut to the model's 24
+    assert greedy_decode(model, long).shape == (1, 24)
+    assert beam_search(model, long, beam_size=2).shape == (1, 24)
+
+
+def test_max_len_one_decodes_the_first_token(tiny):
+    """max_len=1 is one step: y_1 = arg-max_v p(v | <bos>, x) (a beam keeps its best first token, alpha = 0);
+    max_len=0 is refused."""
+    model, src = tiny
+    first = [_greedy_by_hand(model, row, 1) for row in src.numpy()]
+    np.testing.assert_array_equal(greedy_decode(model, src, max_len=1).numpy(), first)
+    np.testing.assert_array_equal(beam_search(model, src, beam_size=3, max_len=1).numpy(), first)
+    with pytest.raises(ValueError, match="max_len must be a positive int"):
+        greedy_decode(model, src, max_len=0)
+
+
+def test_one_sequence_is_a_batch_of_one(tiny, lm):
+    """A 1-D source or prompt, (S,), is decoded as (1, S); a one-token one too; a prompt of no token is refused."""
+    model, src = tiny
+    for row in src.numpy():
+        expected = _padded([_greedy_by_hand(model, row, 6)])
+        np.testing.assert_array_equal(greedy_decode(model, row, max_len=6).numpy(), expected)
+        np.testing.assert_array_equal(beam_search(model, list(row), beam_size=1, max_len=6).numpy(), expected)
+    for prompt in ([4], [4, 5, 6]):
+        out = generate(lm, np.array(prompt), 5, temperature=0.0).numpy()
+        assert out.tolist() == [_continue_by_hand(lm, prompt, 5, lm.max_len)]
+    with pytest.raises(ValueError, match=r"generate: expected token ids of shape \(batch, seq\) with seq >= 1"):
+        generate(lm, np.zeros((1, 0), dtype=np.int64), 3)
+
+
+def _widths(monkeypatch, model, method):
+    """Record (rows, positions) of the ids given to each call of ``model.<method>``."""
+    calls, inner = [], getattr(model, method)
+
+    def spy(ids, *args, **kwargs):
+        calls.append(tuple(ids.shape))
+        return inner(ids, *args, **kwargs)
+
+    monkeypatch.setattr(model, method, spy)
+    return calls
+
+
+def test_the_cache_is_used_by_default_and_runs_one_new_position_per_step(monkeypatch, seq2seq, lm):
+    """use_cache=True (the default) gives the model only the newest position after the first step: O(t) work per
+    step; use_cache=False the whole prefix. (The tokens are the same either way: only what the model runs shows
+    which path was taken.)"""
+    model, src = seq2seq
+    model = _no_eos(model)
+    calls = _widths(monkeypatch, model, "decode")
+    greedy_decode(model, src, max_len=4)
+    assert calls == [(3, 1)] * 4
+    calls.clear()
+    greedy_decode(model, src, max_len=4, use_cache=False)
+    assert calls == [(3, 1), (3, 2), (3, 3), (3, 4)]
+    calls.clear()
+    beam_search(model, src, max_len=4)  # the paper's beam of 4: 3 sources x 4 hypotheses
+    assert calls == [(12, 1)] * 4
+    calls.clear()
+    beam_search(model, src, max_len=4, use_cache=False)
+    assert calls == [(12, 1), (12, 2), (12, 3), (12, 4)]
+    calls = _widths(monkeypatch, lm, "forward")
+    prompt = mt.tensor([[4, 5, 6]])
+    for use_cache, widths in (({}, [3, 1, 1, 1]), ({"use_cache": True}, [3, 1, 1, 1]),
+                              ({"use_cache": False}, [3, 4, 5, 6])):
+        calls.clear()
+        generate(lm, prompt, 4, temperature=0.0, **use_cache)
+        assert calls == [(1, w) for w in widths], use_cache
+
+
 @pytest.mark.assignment(6, points=5)
 def test_length_penalty_is_gnmt_eq_14():
     assert length_penalty(1, 0.6) == pytest.approx(1.0)
@@ -334,6 +452,29 @@ def test_generate_draws_the_next_token_from_the_tempered_softmax_of_the_lm(lm, t
     share = np.bincount(drawn, minlength=p.size) / n
     assert share[p == 0].sum() == 0  # never outside the top k
     np.testing.assert_array_less(np.abs(share - p), 6 * np.sqrt(p * (1 - p) / n) + 5 / n)
+
+
+def test_generate_draws_from_the_softmax_of_the_logits_by_default(lm):
+    """temperature=1 and no top-k: 20000 rows, one new token each, against softmax(z) computed here (6 s.e.)."""
+    prompt = np.array([[4, 5, 6]])
+    lm.eval()
+    with mt.no_grad():
+        z = lm(mt.tensor(prompt)).numpy().astype(np.float64)[0, -1]
+    lm.train()
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    n = 20000
+    mt.manual_seed(4)
+    drawn = generate(lm, np.repeat(prompt, n, axis=0), 1).numpy()[:, -1]
+    share = np.bincount(drawn, minlength=p.size) / n
+    np.testing.assert_array_less(np.abs(share - p), 6 * np.sqrt(p * (1 - p) / n) + 5 / n)
+
+
+def test_generate_zero_new_tokens_returns_the_prompt(lm):
+    prompt = mt.tensor([[4, 5, 6], [7, 8, 9]])
+    np.testing.assert_array_equal(generate(lm, prompt, 0).numpy(), prompt.numpy())
+    with pytest.raises(ValueError, match="max_new_tokens must be"):
+        generate(lm, prompt, -1)
 
 
 @pytest.mark.assignment(6, points=3)
