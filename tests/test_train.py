@@ -738,6 +738,32 @@ def test_metrics_against_hand_counts():
     assert m.compute() == pytest.approx(2.0)  # (1*2 + 4*1) / 3
 
 
+def test_metrics_at_their_edges():
+    """One kept position is a share of 1 (not 1/2); every one ignored gives 0; logits (B, 1) are read as (B,); a
+    logit of exactly 0 predicts 0 (z > 0, sigma(z) > 1/2, is a 1)."""
+    logits = mt.tensor([[[3.0, 1.0, 0.0], [0.0, 2.0, 1.0]]])  # arg-max 0, 1
+    assert token_accuracy(logits, mt.tensor([[0, 1]]), ignore_index=0).item() == 1.0  # position 1 alone, right
+    assert token_accuracy(logits, mt.tensor([[0, 0]]), ignore_index=0).item() == 0.0
+    column = mt.tensor([[0.3], [-2.0], [4.0], [-0.1]])  # (4, 1)
+    assert binary_accuracy(column, mt.tensor([1, 0, 0, 0])).item() == 0.75
+    assert binary_accuracy(mt.tensor([0.0, 0.0, 1.0]), mt.tensor([0, 0, 1])).item() == 1.0  # predicted 0, 0, 1
+
+
+def test_running_mean_weights_and_plain_numbers():
+    """weight defaults to 1 (sum w_i: 3 below, not 4); numbers are summed on the host, and a tensor after them moves
+    the sum to the device: sum w_i x_i / sum w_i by hand."""
+    m = RunningMean()
+    m.add(mt.tensor(1.0))
+    m.add(mt.tensor(4.0), weight=2)
+    assert m.weight == 3.0 and m.compute() == pytest.approx((1 + 8) / 3)
+    m = RunningMean()
+    m.add(2.0, weight=2)
+    m.add(5.0)
+    assert m.weight == 3.0 and m.compute() == pytest.approx((4 + 5) / 3)
+    m.add(mt.tensor(3.0), weight=3)
+    assert m.weight == 6.0 and m.compute() == pytest.approx((4 + 5 + 9) / 6)
+
+
 def test_exact_match_counts_a_prediction_only_if_it_stops():
     """Cut at <eos> with <pad> dropped, a prediction cut off by max_len before its <eos>, one with <pad> where the
     <eos> should be and one with <pad> between its tokens all matched the target."""
