@@ -232,12 +232,15 @@ def trace_lines(files: list[str], pytest_args: list[str], out: Path, checkout: P
     tracer = f"mutants.LineTracer({files!r}, {str(out)!r})"
     code = (f"import sys, pytest; sys.path.insert(0, {str(Path(__file__).parent)!r}); import mutants; "
             f"sys.exit(pytest.main(sys.argv[1:], plugins=[{tracer}]))")
-    args = [sys.executable, "-c", code, "-p", "no:cacheprovider", "-q", "--backends", "numpy", "-x"]
+    args = [sys.executable, "-c", code, "-p", "no:cacheprovider", "-q", "--backends", "numpy"]
     args += [f"--ignore={f}" for f in IGNORED] + pytest_args
     env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1")
     run = subprocess.run(args, cwd=checkout, env=env, capture_output=True, text=True)
-    if run.returncode != 0 or not out.exists():
-        sys.exit(f"the suite does not pass as it is (rc {run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
+    if not out.exists() or run.returncode not in (0, 1):
+        sys.exit(f"the traced run did not finish (rc {run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
+    failed = [t.split(" - ")[0] for t in run.stdout.splitlines() if t.startswith(("FAILED ", "ERROR "))]
+    if failed:  # a test that fails only under the tracer (Ctrl-C tests do) still selects its lines; say so
+        print(f"{len(failed)} tests failed while traced (check they pass without it):\n  " + "\n  ".join(failed))
     return json.loads(out.read_text())
 
 
