@@ -207,12 +207,85 @@ def test_gradcheck_leaves_the_grad_of_other_parameters_alone():
     assert unused.grad is None
 
 
+class OffBy(mt.Function):
+    """y = c x (elementwise) with a backward off by ``delta``: it returns (c + delta) grad instead of c grad."""
+
+    def forward(self, x, c, delta):
+        self.c = self.xp.asarray(c, dtype=x.dtype)
+        self.delta = self.xp.asarray(delta, dtype=x.dtype)
+        return self.c * x
+
+    def backward(self, grad):
+        return ((self.c + self.delta) * grad,)
+
+
+@pytest.mark.parametrize("x, c, delta, passes", [
+    (0.0, 0.0, 1e-6, True),  # central difference 0 exactly: allowed atol = 1e-6, and the rule is <= (error == atol)
+    (0.0, 0.0, 1.5e-6, False),  # atol 2e-6 would let it through
+    (1.0, 100.0, 0.9e-2, True),  # allowed 1e-6 + 1e-4 * 100 = 0.010001
+    (1.0, 100.0, 1.1e-2, False),  # rtol 2e-4 would let it through
+])
+def test_gradcheck_default_tolerance_is_atol_1e_6_plus_rtol_1e_4(x, c, delta, passes):
+    # documented: |analytic - numerical| <= atol + rtol |numerical|, atol = 1e-6, rtol = 1e-4; the central
+    # difference of a linear function is c (exactly 0 for c = 0), so the analytic derivative is off by delta
+    t = mt.tensor([x], dtype="float64", requires_grad=True)
+    assert mt.gradcheck(lambda t: OffBy.apply(t, c=c, delta=delta).sum(), t, raise_exception=False) is passes
+
+
+def test_gradcheck_default_step_is_1e_6():
+    # the central difference of x^3 is 3 x^2 + eps^2 exactly: at x = 0 it is eps^2, 1e-12 for eps = 1e-6; an
+    # analytic derivative off by 1 makes the message show it
+    x = mt.tensor([0.0], dtype="float64", requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"received derivative 1, expected 1e-12 from central difference"):
+        mt.gradcheck(lambda t: (t**3).sum() + OffBy.apply(t, c=0.0, delta=1.0).sum(), x)
+
+
+def test_gradcheck_names_the_worst_element_outside_tolerance_and_the_ratio():
+    # element 0 is off by 0.005 but within 1e-6 + 1e-4 * 100; element 1 is off by 1e-3, 1000 times its tolerance:
+    # the worst is the one furthest outside (not the largest error plus tolerance)
+    x = mt.tensor([1.0, 0.0], dtype="float64", requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"at index \(1,\): received derivative 0\.001, expected 0 from central "
+                                             r"difference \(abs error 0\.001, .* 1 of 2 elements outside"):
+        mt.gradcheck(lambda t: OffBy.apply(t, c=[100.0, 0.0], delta=[0.005, 1e-3]).sum(), x)
+    # the ratio analytic / numerical where the central difference is not 0: here exactly 1 (of y = x at 0)
+    with pytest.raises(GradcheckError, match=r"received derivative 2, expected 1 from central difference \(ratio 2; "):
+        mt.gradcheck(lambda t: OffBy.apply(t, c=1.0, delta=1.0).sum(), x[1:])
+
+
+class NoGradient(mt.Function):
+    """y = c x with a backward that returns None: no gradient reaches x."""
+
+    def forward(self, x, c):
+        return c * x
+
+    def backward(self, grad):
+        return (None,)
+
+
+@pytest.mark.parametrize("c, passes", [(1e-6, True), (1.5e-6, False)])
+def test_gradcheck_judges_a_missing_gradient_as_a_zero_one(c, passes):
+    # .grad None is a gradient of 0: fine where |numerical| <= atol (1e-6; the central difference at 0 is c exactly)
+    x = mt.tensor([0.0], dtype="float64", requires_grad=True)
+    assert mt.gradcheck(lambda t: NoGradient.apply(t, c=c).sum(), x, raise_exception=False) is passes
+
+
+def test_gradcheck_of_several_outputs_sums_them():
+    # s = <v_1, f_1> + <v_2, f_2>, v = 1 for one-element outputs: x.grad holds ds/dx = 1 + 2x afterwards
+    x = mt.tensor([0.5, -1.0], dtype="float64", requires_grad=True)
+    assert mt.gradcheck(lambda t: (t.sum(), (t * t).sum()), x)
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, -1.0])
+
+
 def test_numerical_grad_matches_hand_derivative():
     # s(x) = <v, x^3>, so ds/dx_i = 3 v_i x_i^2
     x = mt.tensor(np.array([[0.5, -1.0], [2.0, 1.5]]))
     v = np.array([[1.0, -2.0], [0.5, 3.0]])
     got = numerical_grad(lambda t: t**3, [x], [v], 0, eps=1e-6)
     np.testing.assert_allclose(got, 3 * v * x.numpy() ** 2, rtol=1e-8)
+    # x moves in the arguments only (the argument, not x itself): a fn that also reads x sees it unchanged,
+    # d<v, t x>/dt = v x
+    got = numerical_grad(lambda t: t * x, [x], [v], 0, eps=1e-6)
+    np.testing.assert_allclose(got, v * x.numpy(), rtol=1e-8)
 
 
 # ------------------------------------------------------------------ property-based checks
