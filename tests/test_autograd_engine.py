@@ -601,6 +601,17 @@ def test_default_dtypes():
     assert mt.zeros(2, 3).shape == (2, 3) and mt.ones((4,)).shape == (4,)
 
 
+def test_made_tensors_want_no_gradient_unless_asked():
+    # as PyTorch's torch.full, zeros, ones, zeros_like, ones_like, randn, rand, tensor: requires_grad=False
+    x = mt.tensor([1.0, 2.0])
+    made = [mt.full((2,), 0.5), mt.zeros(2), mt.ones(2), mt.zeros_like(x), mt.ones_like(x), mt.randn(2), mt.rand(2),
+            mt.tensor([1.0])]
+    assert [t.requires_grad for t in made] == [False] * len(made)
+    asked = [mt.full((2,), 0.5, requires_grad=True), mt.ones_like(x, requires_grad=True),
+             mt.rand(2, requires_grad=True)]
+    assert all(t.requires_grad and t.is_leaf for t in asked)
+
+
 @pytest.mark.parametrize(
     "data, dtype",
     [([1, 2.5], "float32"), ([[1], [2.5]], "float32"), ([True, 2], "int64"), ([[True], [False]], "bool"),
