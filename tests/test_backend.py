@@ -87,6 +87,8 @@ def test_dtype_from_another_backend(backend):
 def test_unknown_dtype(backend):
     with pytest.raises(TypeError, match=r"unknown dtype 'float128'; expected one of float32, float64"):
         backend.dtype("float128")
+    with pytest.raises(TypeError, match=r"unknown dtype 1; expected one of float32"):  # not a dtype NumPy reads
+        backend.dtype(1)
 
 
 # ------------------------------------------------------------------ random numbers
@@ -101,6 +103,9 @@ def test_random_numbers(backend):
     assert set(ints.tolist()) <= {3, 4, 5, 6}
     backend.manual_seed(5)
     np.testing.assert_array_equal(backend.to_host(backend.normal((2000,), mean=1.0, std=2.0, dtype="float64")), normal)
+    # mt.randn draws N(0, 1) (the backend's normal without mean and std): ~ 7 standard errors
+    standard = mt.randn(20_000, dtype="float64", backend=backend).numpy()
+    assert abs(standard.mean()) < 0.05 and abs(standard.std() - 1.0) < 0.04
 
 
 def test_rng_state_round_trip(backend):
@@ -114,6 +119,8 @@ def test_rng_state_round_trip(backend):
 def test_permutation(backend):
     p = backend.permutation(10)
     assert isinstance(p, np.ndarray) and sorted(p.tolist()) == list(range(10))
+    backend.manual_seed(3)  # on the CPU backends, NumPy's generator: its own permutation
+    np.testing.assert_array_equal(backend.permutation(10), np.random.default_rng(3).permutation(10))
 
 
 
@@ -308,6 +315,8 @@ def test_counter_rng_is_splitmix64_keyed_by_the_mixed_seed(backend):
     words = [int(w) for w in backend.to_host(rng.bits(5)).tolist()]
     assert words == _splitmix64(CounterRNG.mix(7), 5)
     assert _splitmix64(0, 1) == [0xE220A8397B1DCDAF]  # the published first output for seed 0
+    # made without a seed: seed 0, whose key mix(0) is 0, so the stream is SplitMix64's own from 0
+    assert [int(w) for w in backend.to_host(CounterRNG(backend.xp).bits(1)).tolist()] == [0xE220A8397B1DCDAF]
     assert [int(w) for w in backend.to_host(rng.bits(2)).tolist()] == _splitmix64(CounterRNG.mix(7), 7)[5:]
 
 
@@ -332,6 +341,18 @@ def test_counter_rng_distributions():
     assert np.abs(np.bincount(k)[3:] / 40_000 - 0.25).max() < 0.01
     other = CounterRNG(np, seed=12).random((200_000,))  # the neighbouring seed: another stream, not a shift
     assert abs(np.corrcoef(u, other)[0, 1]) < 0.01 and not np.isin(u[:1000], other).any()
+
+
+def test_counter_rng_uniform_and_normal_follow_their_formulas():
+    u = CounterRNG(np, seed=9).random((6, 4))  # the stream's uniforms, four at a time
+    rng = CounterRNG(np, seed=9)
+    np.testing.assert_array_equal(rng.uniform(size=(4,)), u[0])  # U[0, 1) by default: the uniforms themselves
+    np.testing.assert_allclose(rng.uniform(-2.0, 3.0, size=(4,)), -2.0 + 5.0 * u[1], rtol=1e-15)  # low + (high - low) u
+    # Box-Muller, as documented: sqrt(-2 ln(1 - u_1)) cos(2 pi u_2), two uniforms per sample and no more
+    for first in (2, 4):
+        want = np.sqrt(-2.0 * np.log(1.0 - u[first])) * np.cos(2.0 * np.pi * u[first + 1])
+        np.testing.assert_allclose(rng.standard_normal((4,)), want, rtol=1e-12)
+    assert rng.state["counter"] == 24
 
 
 def test_counter_rng_state_is_two_integers_and_resumes_the_stream():
@@ -359,6 +380,7 @@ def test_the_gpu_backend_draws_from_the_counter_rng_and_saves_its_state():
     gpu.set_rng_state(state)
     np.testing.assert_array_equal(gpu.uniform((3,), dtype="float32"), first)
     np.testing.assert_array_equal(first, CounterRNG(np, 4).random((3,)).astype(np.float32))
+    assert sorted(gpu.permutation(10).tolist()) == list(range(10))  # random keys sorted: CounterRNG has no permutation
 
 
 def test_a_state_of_another_generator_is_refused_by_name():
