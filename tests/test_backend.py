@@ -123,7 +123,6 @@ def test_permutation(backend):
     np.testing.assert_array_equal(backend.permutation(10), np.random.default_rng(3).permutation(10))
 
 
-
 def _pcg64_state_before_draw(index: int) -> dict:
     """NumPy's generator seeded with 0, moved on to just before its draw ``index`` (one 64-bit word per float64)."""
     rng = np.random.default_rng(0)
@@ -173,7 +172,6 @@ def test_unknown_backend():
     with pytest.raises(BackendError, match=r"unknown backend 'tpu'; choose one of 'numpy', 'cupy'"):
         mt.backend.use("tpu")
     assert mt.backend.current() is before
-
 
 
 @pytest.mark.single_backend
