@@ -197,6 +197,40 @@ def test_first_grad_is_a_copy():
     np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
 
 
+def test_a_grad_given_to_backward_is_copied_not_added_into():
+    """The seed of backward() is the user's array: the first .grad (of a leaf, of a retained intermediate) is a
+    copy of it, so the next backward's += leaves it as it was."""
+    x = t64([1.0, 2.0])
+    g = t64([1.0, -1.0], requires_grad=False)
+    x.backward(g)
+    x.backward(g)
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, -2.0])
+    np.testing.assert_array_equal(g.numpy(), [1.0, -1.0])
+    h = x * 3.0
+    h.retain_grad()
+    h.backward(g, retain_graph=True)
+    h.backward(g)
+    np.testing.assert_array_equal(h.grad.numpy(), [2.0, -2.0])
+    np.testing.assert_array_equal(g.numpy(), [1.0, -1.0])
+
+
+def test_a_bare_array_is_refused_even_when_its_length_is_the_number_of_inputs():
+    """backward must return a tuple: an array of shape (1,) for one input has the right len() but is one
+    gradient, not a tuple of them (its rows would be read as the gradients)."""
+
+    class Bare(mt.Function):
+        def forward(self, x):
+            return x * 2.0
+
+        def backward(self, grad):
+            return grad * 2.0
+
+    x = t64([3.0])
+    with pytest.raises(TypeError, match=r"Bare\.backward must return a tuple of 1 gradient, one per input, got an "
+                                        r"array of shape \(1,\)"):
+        Bare.apply(x).sum().backward()
+
+
 def test_backward_with_explicit_grad():
     x = t64([[1.0, 2.0], [3.0, 4.0]])
     y = x * 2.0
@@ -564,6 +598,30 @@ def test_tensor_copies_an_array_as_torch_tensor_does():
     assert v.data is not t.data and v.tolist() == [1.0, 2.0]
 
 
+class _FakeCupyArray:
+    """Stands for a CuPy array on a machine without a GPU: NumPy may not read it (CuPy refuses the implicit
+    conversion), only its own .get() brings it to the host."""
+
+    __module__ = "cupy._core.core"  # how the engine tells a CuPy array
+
+    def __init__(self, host):
+        self.host, self.dtype, self.shape = host, host.dtype, host.shape
+
+    def get(self):
+        return self.host.copy()
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()`")
+
+
+@pytest.mark.single_backend
+def test_tensor_of_a_gpu_array_on_the_cpu_comes_through_the_host(monkeypatch):
+    # Tensor(data, backend=...) moves an array of another backend; a CuPy array cannot be read by np.asarray
+    monkeypatch.setitem(mt.backend._BACKENDS, "cupy", mt.backend.Backend("cupy", np, native=np))
+    t = mt.Tensor(_FakeCupyArray(np.array([1.5, -2.0], dtype=np.float32)), backend="numpy")
+    assert isinstance(t.data, np.ndarray) and t.dtype_name == "float32" and t.tolist() == [1.5, -2.0]
+
+
 def test_there_is_no_item_assignment():
     x = mt.tensor([1.0, 2.0])
     with pytest.raises(TypeError, match=r"Tensor does not support item assignment: there are no in-place operations"):
@@ -683,3 +741,61 @@ def test_repr():
     wide = repr(mt.tensor([0.0, 0.0, 0.0, 0.0, 5.5451775, 0.0]))
     tail = "dtype=float32" + ("" if backend == "numpy" else f", backend={backend}") + ")"
     assert wide.count("dtype=") == 1 and wide.endswith(tail)
+
+
+def test_an_integer_tensor_to_the_power_zero_is_ones():
+    # only negative integer powers of an integer tensor are refused (not integers); x ** 0 = 1, x ** 1 = x
+    x = mt.tensor([2, -3, 0])
+    assert (x**0).tolist() == [1, 1, 1] and (x**0).dtype_name == "int64"
+    assert (x**1).tolist() == [2, -3, 0]
+
+
+# ------------------------------------------------------------------ shapes and axes
+@pytest.mark.parametrize("shapes", [((2, 3, 1), (4,)), ((2, 3),), ((5,), (1, 5), (3, 1, 1)), ((), (2,)),
+                                    ((0, 1), (3,))])
+def test_broadcast_shapes_agrees_with_numpy(shapes):
+    # one shape alone is its own broadcast, as np.broadcast_shapes((2, 3)) == (2, 3)
+    assert mt.autograd.broadcast_shapes("Add", *shapes) == np.broadcast_shapes(*shapes)
+
+
+def test_permute_takes_the_axes_as_a_tuple_or_a_list():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    x = mt.tensor(a)
+    for axes in ((2, 0, 1), [2, 0, 1]):
+        np.testing.assert_array_equal(x.permute(axes).numpy(), a.transpose(2, 0, 1))
+    np.testing.assert_array_equal(x.transpose((1, 0, 2)).numpy(), a.transpose(1, 0, 2))
+
+
+def test_split_defaults_to_the_last_axis():
+    # (2, 3, 4): only the last axis divides into 2 (axis 1, of size 3, does not)
+    a = np.arange(24.0).reshape(2, 3, 4)
+    x = mt.tensor(a)
+    for parts in (x.split(2), mt.split(x, 2)):
+        assert [p.shape for p in parts] == [(2, 3, 2), (2, 3, 2)]
+        for p, expected in zip(parts, np.split(a, 2, axis=-1)):
+            np.testing.assert_array_equal(p.numpy(), expected)
+
+
+def test_split_into_one_part_is_the_whole_and_into_zero_parts_is_refused():
+    a = np.arange(6.0).reshape(2, 3)
+    (whole,) = mt.tensor(a).split(1)
+    np.testing.assert_array_equal(whole.numpy(), a)
+    with pytest.raises(ValueError, match=r"split: axis 1 of size 3 does not divide into 0 equal parts"):
+        mt.tensor(a).split(0)
+
+
+def test_concat_of_one_tensor_is_its_values():
+    a = np.arange(6.0).reshape(2, 3)
+    for axis in (0, -1):
+        np.testing.assert_array_equal(mt.concat([mt.tensor(a)], axis=axis).numpy(), a)
+
+
+@pytest.mark.parametrize(
+    "op, call",
+    [("concat", lambda s: mt.concat([s, s])), ("split", lambda s: s.split(1)), ("take", lambda s: mt.take(s, [0])),
+     ("swapaxes", lambda s: s.swapaxes(0, 0)), ("permute", lambda s: s.permute(0))],
+)
+def test_an_axis_of_a_0d_tensor_is_out_of_range_except_in_a_reduction(op, call):
+    # as PyTorch, a reduction of a 0-d tensor takes axis 0 or -1 (meaning none: see test_bad_input); nothing else does
+    with pytest.raises(ValueError, match=rf"{op}: axis -?[01] is out of range for a tensor with 0 dimensions"):
+        call(mt.tensor(1.0))

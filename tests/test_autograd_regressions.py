@@ -102,8 +102,10 @@ def test_the_exponent_gradient_is_zero_wherever_the_base_is_not_positive():
 
 
 @pytest.mark.parametrize("index", [lambda x: x[:, 0] > 2.0, lambda x: [True, False, True], lambda x: True,
-                                   lambda x: np.bool_(True), lambda x: (slice(None), [True, False])],
-                         ids=["tensor mask", "list of bools", "True", "numpy bool", "mask on axis 1"])
+                                   lambda x: False, lambda x: np.bool_(True), lambda x: (slice(None), [True, False]),
+                                   lambda x: (slice(None), x[0] > 1.0)],
+                         ids=["tensor mask", "list of bools", "True", "False", "numpy bool", "mask on axis 1",
+                              "tensor mask on axis 1"])
 def test_a_boolean_mask_index_is_refused_by_getitem(index):
     # x[mask] said "Take: indices must be integers, got bool"; x[True] was read as x[1] on some backends
     x = mt.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
