@@ -90,6 +90,11 @@ def test_reassigning_and_deleting_keep_the_registry_right():
     assert [name for name, _ in lin.named_parameters()] == ["weight"]
     with pytest.raises(AttributeError, match="Linear has no attribute 'bias'"):
         lin.bias  # noqa: B018
+    pe = nn.SinusoidalPositionalEncoding(4, max_len=8)  # its table PE is a buffer: a Tensor, or None
+    with pytest.raises(TypeError, match=r"SinusoidalPositionalEncoding\.PE is a buffer: assign a Tensor .*ndarray"):
+        pe.PE = np.zeros((8, 4))
+    pe.PE = mt.zeros(8, 4)
+    assert [name for name, _ in pe.named_buffers()] == ["PE"] and not pe.PE.numpy().any()
 
 
 @pytest.mark.single_backend
