@@ -2,6 +2,7 @@
 
     python tools/mutants.py minitransformer/functional/attention.py      # one file
     python tools/mutants.py minitransformer/functional minitransformer/optim --workers 2 --report mutants.json
+    python tools/mutants.py minitransformer/functional minitransformer/optim --again mutants.json   # after new tests
 
 A test that passes whatever the formula says cannot fail, and coverage cannot tell: a line can run under a
 test that never looks at its result. This makes each small change a typo or a wrong formula would make, one
