@@ -42,9 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: test files whose work happens in subprocesses or kernels (nothing to trace), and that take minutes
 IGNORED = ("tests/test_docs.py", "tests/test_notebooks.py", "tests/test_assignments.py", "tests/test_project.py",
            "tests/test_cli.py", "tests/test_cli_train.py")
-SWAPS = {ast.Add: (ast.Sub, "+", "-"), ast.Sub: (ast.Add, "-", "+"), ast.Mult: (ast.Div, "*", "/"),
-         ast.Div: (ast.Mult, "/", "*"), ast.Pow: (ast.Mult, "**", "*"), ast.FloorDiv: (ast.Div, "//", "/"),
-         ast.Mod: (ast.FloorDiv, "%", "//")}
+SWAPS = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"), ast.Div: ("/", "*"), ast.Pow: ("**", "*"),
+         ast.FloorDiv: ("//", "/"), ast.Mod: ("%", "//")}
 COMPARISONS = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">"),
                ast.Eq: ("==", "!="), ast.NotEq: ("!=", "=="), ast.Is: ("is", "is not"), ast.IsNot: ("is not", "is"),
                ast.In: ("in", "not in"), ast.NotIn: ("not in", "in")}
@@ -142,12 +141,12 @@ def mutants_of(path: Path, name: str | None = None) -> list[Mutant]:
         if _unknown_length(node):
             return
         if isinstance(node, ast.BinOp) and type(node.op) in SWAPS:
-            _, old, new = SWAPS[type(node.op)]
+            old, new = SWAPS[type(node.op)]
             at = _between(source, starts, node.left, node.right, old)
             if at is not None:
                 add(at, old, new, span)
         elif isinstance(node, ast.AugAssign) and type(node.op) in SWAPS:
-            _, old, new = SWAPS[type(node.op)]
+            old, new = SWAPS[type(node.op)]
             at = _between(source, starts, node.target, node.value, old + "=")
             if at is not None:
                 add(at, old + "=", new + "=", span)
@@ -248,7 +247,7 @@ def trace_lines(files: list[str], pytest_args: list[str], out: Path, checkout: P
 # ------------------------------------------------------------------ running the mutants
 def copy_checkout(where: Path) -> Path:
     shutil.copytree(ROOT, where, ignore=shutil.ignore_patterns(".git", ".venv", ".whl", ".snap", "__pycache__",
-                                                               ".pytest_cache", ".hypothesis", "*.egg-info"))
+                                                               ".pytest_cache", ".hypothesis", "*.egg-info", "_build"))
     return where
 
 
