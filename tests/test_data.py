@@ -500,8 +500,18 @@ def test_split_corpus_is_a_contiguous_cut_at_a_line():
     assert split_corpus("abc", 0.5) == ("ab", "c")  # no newline: cut where asked, round(3 * 0.5) = 2
     # a cut already at a line start stays there: it moved on to the next line, and the validation text lost one
     assert split_corpus("one line\n" * 40, 0.1) == ("one line\n" * 36, "one line\n" * 4)
-    with pytest.raises(ValueError, match="val_fraction"):
-        split_corpus(text, 1.0)
+    assert split_corpus("one line\n" * 40) == ("one line\n" * 36, "one line\n" * 4)  # the default val_fraction 0.1
+    # neither part is ever empty: round(3 * 0.1) = 0 and round(3 * 0.9) = 3 are clamped to cuts 1 and 2; the
+    # shortest text it splits is 2 characters
+    assert split_corpus("abc", 0.9) == ("a", "bc") and split_corpus("abc", 0.1) == ("ab", "c")
+    assert split_corpus("ab", 0.5) == ("a", "b")
+    # the only line start after the cut is the text's end: cut where asked, not there (validation would be empty)
+    assert split_corpus("abcd\n", 0.5) == ("ab", "cd\n")
+    for bad in (1.0, 0.0):
+        with pytest.raises(ValueError, match="val_fraction"):
+            split_corpus(text, bad)
+    with pytest.raises(ValueError, match="at least 2"):
+        split_corpus("a", 0.5)
 
 
 @single
