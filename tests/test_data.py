@@ -239,6 +239,11 @@ def test_digit_tasks_reverse_by_hand():
 def test_digit_tasks_are_deterministic_given_the_seed():
     assert digit_task_splits("sort", 50, 20, seed=7) == digit_task_splits("sort", 50, 20, seed=7)
     assert digit_task("sort", 50, seed=7) != digit_task("sort", 50, seed=8)
+    # the documented defaults: seed 0, sources of 8 to 12 digits, every length drawn
+    train, val = digit_task_splits("copy", 200, 100)
+    assert (train, val) == digit_task_splits("copy", 200, 100, seed=0, min_len=8, max_len=12)
+    assert {len(s) for s, _ in train} == {len(s) for s, _ in val} == set(range(8, 13))
+    assert digit_task("copy", 20) == digit_task("copy", 20, seed=0)
 
 
 @single
@@ -284,6 +289,8 @@ def test_digit_tasks_fill_a_small_space_exactly_and_refuse_more():
     assert sorted(s[0] for s, _ in train + val) == list(range(4, 14))
     with pytest.raises(ValueError, match="only 2 of the 10"):
         digit_task_splits("copy", 8, 3, seed=0, min_len=1, max_len=1)
+    # digit_task holds nothing out, so it can take the whole space
+    assert sorted(s[0] for s, _ in digit_task("copy", 10, min_len=1, max_len=1)) == list(range(4, 14))
     with pytest.raises(ValueError, match="unknown"):
         digit_task("rotate", 3)
     with pytest.raises(ValueError, match="min_len"):
