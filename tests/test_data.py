@@ -328,9 +328,30 @@ def test_negation_reviews_follow_the_rule():
 
 
 @single
+def test_negation_words_are_placed_uniformly():
+    """Four words, never negated: the sentiment word at s and the "not" at n anywhere but right before it
+    (n != s - 1) and not on it: 9 places (s, n), each drawn with probability 1/9 (binomial sd 0.005 over 4000)."""
+    places = Counter()
+    for text, _ in negation_reviews(4000, seed=6, min_words=4, max_words=4, negation_rate=0.0):
+        words = text.split()
+        [s] = [k for k, w in enumerate(words) if w in _POS | _NEG]
+        places[s, words.index("not")] += 1
+    assert set(places) == {(s, n) for s in range(4) for n in range(4) if n not in (s, s - 1)}
+    assert all(abs(c / 4000 - 1 / 9) < 0.025 for c in places.values())
+    # the shortest review, 2 words: the sentiment word and "not", either before it (negated) or after it
+    assert {tuple(t.split()[k] in _POS | _NEG for k in range(2)) for t, _ in
+            negation_reviews(50, seed=0, min_words=2, max_words=2)} == {(True, False), (False, True)}
+
+
+@single
 def test_negation_task_is_deterministic_held_out_and_tokenized():
     train, val, tok = negation_task(500, 200, seed=3)
     assert (train, val) == negation_task(500, 200, seed=3)[:2]
+    # the documented defaults: seed 0, reviews of 5 to 16 words, every length drawn
+    default = negation_task(500, 200)[:2]
+    assert default == negation_task(500, 200, seed=0, min_words=5, max_words=16)[:2]
+    assert {len(ids) for ids, _ in default[0]} == set(range(5, 17))
+    assert negation_reviews(20) == negation_reviews(20, seed=0)
     assert train != negation_task(500, 200, seed=4)[0]
     assert len(train) == 500 and len(val) == 200
     assert not {tuple(ids) for ids, _ in train} & {tuple(ids) for ids, _ in val}
@@ -396,6 +417,10 @@ def test_negation_rejects_bad_arguments():
         negation_reviews(3, negation_rate=1.5)
     with pytest.raises(ValueError, match="min_words"):
         negation_reviews(3, min_words=1, max_words=4)
+    # 2 words make 24 reviews (12 sentiment words, "not" before or after), all of them in 300 training ones:
+    # no held-out review is left, and the search gives up with an error rather than running forever
+    with pytest.raises(ValueError, match="could not draw 1 held-out"):
+        negation_task(300, 1, min_words=2, max_words=2)
 
 
 @single
