@@ -433,10 +433,13 @@ def test_generate_refuses_a_context_the_model_cannot_read(lm):
 
 
 @pytest.mark.assignment(6, points=10)
-@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.6, 4), (1.7, None)])
+@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.6, 4), (1.7, None), (None, None)])
 def test_generate_draws_the_next_token_from_the_tempered_softmax_of_the_lm(lm, temperature, top_k):
     """20000 rows of one prompt, one new token each: the share of each token against softmax(z / T) over the top k
-    logits z, computed here in float64. A share outside 6 standard errors (+ 5 draws) is a wrong sampler."""
+    logits z, computed here in float64. A share outside 6 standard errors (+ 5 draws) is a wrong sampler. (None,
+    None): neither given, so the defaults, T = 1 and every token."""
+    given = {} if temperature is None else {"temperature": temperature, "top_k": top_k}
+    temperature = 1.0 if temperature is None else temperature
     prompt = np.array([[4, 5, 6]])
     lm.eval()
     with mt.no_grad():
@@ -448,25 +451,9 @@ def test_generate_draws_the_next_token_from_the_tempered_softmax_of_the_lm(lm, t
     p /= p.sum()
     n = 20000
     mt.manual_seed(2)
-    drawn = generate(lm, np.repeat(prompt, n, axis=0), 1, temperature=temperature, top_k=top_k).numpy()[:, -1]
+    drawn = generate(lm, np.repeat(prompt, n, axis=0), 1, **given).numpy()[:, -1]
     share = np.bincount(drawn, minlength=p.size) / n
     assert share[p == 0].sum() == 0  # never outside the top k
-    np.testing.assert_array_less(np.abs(share - p), 6 * np.sqrt(p * (1 - p) / n) + 5 / n)
-
-
-def test_generate_draws_from_the_softmax_of_the_logits_by_default(lm):
-    """temperature=1 and no top-k: 20000 rows, one new token each, against softmax(z) computed here (6 s.e.)."""
-    prompt = np.array([[4, 5, 6]])
-    lm.eval()
-    with mt.no_grad():
-        z = lm(mt.tensor(prompt)).numpy().astype(np.float64)[0, -1]
-    lm.train()
-    p = np.exp(z - z.max())
-    p /= p.sum()
-    n = 20000
-    mt.manual_seed(4)
-    drawn = generate(lm, np.repeat(prompt, n, axis=0), 1).numpy()[:, -1]
-    share = np.bincount(drawn, minlength=p.size) / n
     np.testing.assert_array_less(np.abs(share - p), 6 * np.sqrt(p * (1 - p) / n) + 5 / n)
 
 

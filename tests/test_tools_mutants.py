@@ -31,16 +31,16 @@ def h(y):
 '''
 
 
-def _tool():
+def _tool(monkeypatch):
     spec = importlib.util.spec_from_file_location("mutants", Path(__file__).parents[1] / "tools" / "mutants.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("mutants", module)  # dataclasses looks its module up
-    spec.loader.exec_module(sys.modules["mutants"])
-    return sys.modules["mutants"]
+    monkeypatch.setitem(sys.modules, "mutants", module)  # dataclasses looks its module up; gone after the test
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_the_mutants_of_a_small_file(tmp_path):
-    tool = _tool()
+def test_the_mutants_of_a_small_file(tmp_path, monkeypatch):
+    tool = _tool(monkeypatch)
     path = tmp_path / "small.py"
     path.write_text(SOURCE)
     made = [(m.line, m.old, m.new, m.lines) for m in tool.mutants_of(path)]

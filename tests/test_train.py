@@ -231,6 +231,11 @@ def test_whether_a_generator_state_fits_is_asked_of_the_model_s_backend(tmp_path
     assert not resumed.rng_reseeded and gpu.get_rng_state() == saved
 
 
+#: what a trainer that has run nothing holds besides its step (state(), and a checkpoint without trainer state)
+FRESH_STATE = {"epoch": 0, "batch_in_epoch": 0, "best": None, "bad_evals": 0, "early_stop": None, "elapsed_s": 0.0,
+               "stop_reason": None, "last_eval": {}, "eval_step": None}
+
+
 @pytest.mark.single_backend
 def test_load_of_a_checkpoint_without_trainer_state_starts_the_data_and_the_counters_at_zero(tmp_path):
     """A checkpoint written by save_checkpoint alone holds no trainer state: the first epoch's first batch, no
@@ -241,8 +246,7 @@ def test_load_of_a_checkpoint_without_trainer_state_starts_the_data_and_the_coun
     trainer = Trainer(model, opt, loss_fn, progress=False)
     trainer.load(path)
     assert trainer.step == 4
-    assert trainer.state() == {"epoch": 0, "batch_in_epoch": 0, "best": None, "bad_evals": 0, "early_stop": None,
-                               "elapsed_s": 0.0, "stop_reason": None, "last_eval": {}, "eval_step": None}
+    assert trainer.state() == FRESH_STATE
 
 
 def _press_ctrl_c(trainer, at_step: int, times: int = 1):
@@ -640,20 +644,37 @@ def test_progress_bar_can_be_turned_off(capsys):
 
 
 @pytest.mark.single_backend
-def test_a_trainer_given_no_settings_logs_every_10_steps_under_a_bar_left_on_screen(capfd):
+def test_a_trainer_given_no_settings_logs_every_10_steps_under_a_bar_left_on_screen(monkeypatch):
     """The defaults: log_every 10; a progress bar (progress=True), one step per update, left on screen at the end
-    (leave: a last line, not erased); nothing run yet. (How wide tqdm draws it is tqdm's business: not checked.)"""
+    (leave), re-measured as the terminal is resized (dynamic_ncols); nothing run yet. What tqdm is asked for, not
+    how it draws (its business, and its environment variables')."""
+    bars = []
+
+    class Bar:  # stands in for tqdm: keeps its settings and counts the steps
+        def __init__(self, **settings):
+            self.settings, self.n = settings, settings["initial"]
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def set_postfix(self, *args, **kwargs):
+            pass
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr("tqdm.std.tqdm", Bar)
+    monkeypatch.setattr("tqdm.auto.tqdm", Bar)
     model, loss_fn = _linear_problem()
     trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, desc="fitting")
-    assert trainer.state() == {"epoch": 0, "batch_in_epoch": 0, "best": None, "bad_evals": 0, "early_stop": None,
-                               "elapsed_s": 0.0, "stop_reason": None, "last_eval": {}, "eval_step": None}
-    capfd.readouterr()
+    assert trainer.state() == FRESH_STATE
     history = trainer.fit(lambda s: None, 20)
     assert [s for s, _ in history["train_loss"]] == [10, 20]
-    err = capfd.readouterr().err
-    assert err.endswith("\n")
-    last = err.rstrip("\n").rsplit("\r", 1)[-1]
-    assert last.startswith("fitting: 100%") and "| 20/20 [" in last, last
+    (bar,) = bars
+    assert bar.settings == {"total": 20, "initial": 0, "desc": "fitting", "disable": False, "dynamic_ncols": True,
+                            "leave": True}
+    assert bar.n == 20 and bar.closed
 
 
 @pytest.mark.single_backend

@@ -118,7 +118,7 @@ def mutants_of(path: Path, name: str | None = None) -> list[Mutant]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             body = node.body if isinstance(node.body, list) else [node.body]
             inner = (body[0].lineno, body[-1].end_lineno)
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and len(body) > 1:
+            if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and len(body) > 1:
                 inner = (body[1].lineno, body[-1].end_lineno)  # not the docstring
             for d in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
                 visit(d, inner, True)
