@@ -491,6 +491,16 @@ def test_models_take_ids_as_arrays_or_lists(rng):
     for src, tgt in ((ids, ids[:, :3]), (ids.tolist(), ids[:, :3].tolist())):
         np.testing.assert_array_equal(lm(src).numpy(), expected)
         np.testing.assert_array_equal(model(src, tgt).numpy(), expected_seq2seq)
+    # a model moved to another backend than the current one takes them onto its own, not the current one
+    there = "array_api_strict" if mt.backend.current().name == "numpy" else "numpy"
+    clf = nn.TransformerClassifier(vocab_size=20, d_model=D, heads=H, d_ff=D_FF, max_len=8, dropout=0.0).eval()
+    expected_clf = clf(mt.tensor(ids)).numpy()
+    for m in (lm, model, clf):
+        m.to(there)
+    out = [lm(ids.tolist()), model(ids.tolist(), ids[:, :3].tolist()), clf(ids.tolist())]
+    assert [o.backend.name for o in out] == [there] * 3
+    for o, e in zip(out, (expected, expected_seq2seq, expected_clf)):
+        np.testing.assert_allclose(o.numpy(), e, rtol=1e-6, atol=1e-6)
 
 
 def test_transformer_decoder_never_looks_ahead_but_sees_all_the_source(rng):
