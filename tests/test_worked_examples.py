@@ -4,6 +4,7 @@ the readings found for each discrepancy, and docs/errata.md kept equal to the co
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,15 @@ def pe_formula(positions, d):
             angle = pos / 10000 ** (2 * (j // 2) / d)
             table[r, j] = np.sin(angle) if j % 2 == 0 else np.cos(angle)
     return table
+
+
+def multi_head_numpy(seed):
+    """Head 1 and head 2 of the multi-head example, from the seeded generator the example documents."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((3, 6)) + pe_formula(range(3), 6)
+    W_Q, W_K, W_V = (rng.standard_normal((6, 6)) / np.sqrt(6) for _ in range(3))
+    return [softmax((X @ W_Q[:, b]) @ (X @ W_K[:, b]).T / np.sqrt(3)) @ (X @ W_V[:, b])
+            for b in (slice(0, 3), slice(3, 6))]
 
 
 # ------------------------------------------------------------------ 4.3.1 self-attention
@@ -132,6 +142,8 @@ def test_positional_encoding_readings():
     np.testing.assert_allclose(wide.value, pe_formula(pos, 512)[:, [511, 510]], rtol=1e-12)
     assert wide.distance == pytest.approx(np.abs(pe_formula(pos, 512)[:, [511, 510]] - doc).max(), rel=1e-9)
     assert wide.distance < 2e-5
+    # its stated divisor: by hand, 10000^(510/512) = 9646.6 (the wavelength factor 9647 of functional's docstring)
+    assert wide.formula.endswith("divisor 10000^(510/512) = 9647")
     assert [r.distance for r in ex.readings] == sorted(r.distance for r in ex.readings)
     assert len(ex.readings) == 6
 
@@ -184,6 +196,11 @@ def test_multi_head_seed():
     a, b, c = we.multi_head_example(1), we.multi_head_example(1), we.multi_head_example(2)
     np.testing.assert_array_equal(a.output.numpy(), b.output.numpy())
     assert not np.allclose(a.output.numpy(), c.output.numpy())
+    # the default is seed 0, the seed of docs/errata.md and of the notebooks' multi_head_example(seed=0)
+    default = we.multi_head_example()
+    assert default.seed == 0
+    np.testing.assert_array_equal(default.document_embeddings.numpy(),
+                                  np.random.default_rng(0).standard_normal((3, 6))[:, :2])
 
 
 def test_per_head_plus_one_is_a_rotation_that_keeps_every_dot_product(to_numpy):
@@ -306,11 +323,25 @@ def test_report_puts_document_beside_computation(sa_numpy):
     pos3 = next(line for line in text.splitlines() if line.strip().startswith("3  [1.0000, 0.0003]"))
     assert "[0.1411, -0.9900, 0.0065]" in pos3  # the document's and the formula's values on one line
     assert text.count("\n  1. [4.3.1]") == 1
+    # the default seed is 0, as in docs/errata.md: its heads' difference, recomputed here
+    head1, head2 = multi_head_numpy(0)
+    assert "two heads of d_k = 3 (seed 0)" in text
+    assert f"max |head_1 - head_2|: {np.abs(head1 - head2).max():.3f} with W_i" in text
+
+
+def test_tiny_differences_are_printed_below_1e12_only_when_they_are():
+    """A difference that should be zero is printed "below 1e-12": the bound printed is the bound tested."""
+    assert we._tiny(0.0) == "below 1e-12" and we._tiny(3e-16) == "below 1e-12"
+    assert we._tiny(1.5e-12) == "= 1.5e-12" and we._tiny(0.25) == "= 2.5e-01"
 
 
 @pytest.mark.single_backend
-def test_main_prints_markdown(capsys):
+def test_main_prints_markdown(capsys, monkeypatch):
     assert we.main(["--markdown"]) == 0
     assert capsys.readouterr().out == we.errata_markdown()
     assert we.main([]) == 0
     assert capsys.readouterr().out.startswith("Document section 4.3.1")
+    # `python -m minitransformer.worked_examples --markdown`: no argv given, the flag read from sys.argv[1:]
+    monkeypatch.setattr(sys, "argv", ["python -m minitransformer.worked_examples", "--markdown"])
+    assert we.main() == 0
+    assert capsys.readouterr().out == we.errata_markdown()
