@@ -481,6 +481,17 @@ def test_the_document_configuration_has_the_documents_numbers():
     assert (s["vocab_size"], s["d_model"], s["heads"], s["d_ff"], s["max_len"]) == (10000, 512, 8, 2048, 100)
     assert (s["lr"], s["batch_size"], s["schedule"]) == (1e-4, 32, "constant")
     assert s["steps"] == 5 * (16000 // 32)  # epochs=5 over the training reviews
+    # binary_crossentropy as compiled there: no label smoothing (Keras's default 0); Adam(learning_rate=1e-4) from
+    # the first step on, with no warm-up: the schedule these settings make keeps 1e-4 at every step
+    assert s["label_smoothing"] == 0.0
+    from minitransformer.train.tasks import warmup_schedule
+    schedule = warmup_schedule(mt.optim.SGD([mt.zeros(1, requires_grad=True)], lr=s["lr"]), s["warmup"], s["steps"],
+                               s["schedule"])
+    rates = [schedule.get_last_lr()[0]]
+    for _ in range(3):
+        schedule.step()
+        rates.append(schedule.get_last_lr()[0])
+    assert rates == pytest.approx([1e-4] * 4, rel=1e-12)
 
 
 def test_the_seed_classifier_example_runs(monkeypatch, capsys):
@@ -496,6 +507,50 @@ def test_the_seed_classifier_example_runs(monkeypatch, capsys):
     last_epoch = re.search(r"^epoch 2: val_loss (\S+), val_accuracy (\S+)$", text, flags=re.M)
     assert final.groups() == last_epoch.groups()  # the final evaluation runs without dropout, as the epoch's did
     assert "TransformerClassifier(" in text
+
+
+def test_the_seed_classifier_example_trains_as_the_document_does(monkeypatch, capsys):
+    """run() with its defaults (the cpu configuration, seed 0, a progress bar) builds the document's post-LN block and
+    feeds it as Keras's ``model.fit`` does (shuffled batches: fit's ``shuffle=True``); its training accuracy counts
+    every training review once (here 1100: two chunks of its 1000)."""
+    from minitransformer.data import make_classification_batch, negation_task
+    from minitransformer.examples import seed_classifier
+
+    small = {**seed_classifier.CONFIGS["cpu"], "n_train": 1100, "epochs": 0, "embed_dim": 16, "ff_dim": 64}
+    monkeypatch.setitem(seed_classifier.CONFIGS, "cpu", small)
+    monkeypatch.setattr(seed_classifier, "N_VAL", 8)
+    seen = []
+
+    class Recording(seed_classifier.Trainer):
+        def fit(self, data, steps):
+            seen.append((self, data))
+            return super().fit(data, steps)
+
+    monkeypatch.setattr(seed_classifier, "Trainer", Recording)
+    result = seed_classifier.run()
+    capsys.readouterr()
+    (trainer, loader), = seen
+    assert [layer.norm_first for layer in trainer.model.encoder.layers] == [False]  # keras.io's block: post-LN
+    assert loader.shuffle is True and loader.seed == 0 and trainer.progress is True
+    # the accuracy of the (untrained) model on all 1100 reviews at once, in plain NumPy
+    train, _, _ = negation_task(1100, 8, seed=0)
+    batch = make_classification_batch(train)
+    with mt.no_grad():
+        z = trainer.model(batch.src).numpy()
+    expected = np.mean((z > 0) == (np.asarray(batch.labels.numpy()) > 0.5))
+    assert 0 < expected < 1 and result["train_accuracy"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_the_seed_classifier_command_line_passes_its_options_to_run(monkeypatch):
+    from minitransformer.examples import seed_classifier
+
+    calls = []
+    monkeypatch.setattr(seed_classifier, "run", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(seed_classifier, "set_blas_threads", lambda n: calls.append(("BLAS threads", n)))
+    assert seed_classifier.main([]) == 0
+    assert seed_classifier.main(["--config", "document", "--epochs", "2", "--seed", "3", "--no-progress"]) == 0
+    assert calls == [("BLAS threads", 1), (("cpu",), dict(epochs=None, seed=0, progress=True)),  # a bar, seed 0
+                     ("BLAS threads", 1), (("document",), dict(epochs=2, seed=3, progress=False))]
 
 
 def test_evaluate_and_generate_run_the_model_without_dropout(tmp_path, capsys):
