@@ -131,6 +131,7 @@ ROUND_TRIP = {
     "LayerNorm": lambda nf: nn.LayerNorm(D),
     "Embedding": lambda nf: nn.Embedding(7, D),
     "Decoder with torch.nn.Transformer's final norm": lambda nf: nn.Decoder(D, H, D_FF, 2, final_norm=True),
+    "Encoder of one layer": lambda nf: nn.Encoder(D, H, D_FF, 1, dropout=0.0, norm_first=nf),
 }
 
 
@@ -154,6 +155,18 @@ def test_round_trip_is_exact(rng, kind, norm_first):
             p.normal_()
     from_torch_state_dict(fresh, other.state_dict())
     assert all(torch.equal(to_torch_state_dict(fresh)[k], v) for k, v in other.state_dict().items())
+
+
+def test_encoder_twin_matches_in_torchs_inference_fast_path(rng):
+    """eval() and no_grad: torch runs its fused path, and with nested tensors (enable_nested_tensor=True) it would
+    return 0 at padded positions, where the encoder computes a value as at any other position."""
+    torch = pytest.importorskip("torch")
+    ours = randomize(nn.Encoder(D, H, D_FF, 2, dropout=0.0).to("float64"), rng)
+    twin = to_torch(ours).eval()
+    x, ids = rng.standard_normal((B, S, D)), np.array([[4, 5, 6, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    with torch.no_grad():
+        theirs = twin(torch.tensor(x), src_key_padding_mask=torch.from_numpy(ids == 0)).numpy()
+    assert rel_err(ours(mt.tensor(x), mask=F.padding_mask(mt.tensor(ids), 0)).numpy(), theirs) < TOLERANCE
 
 
 def test_linear_weight_is_transposed_and_in_proj_stacked(rng):
