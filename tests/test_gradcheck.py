@@ -23,6 +23,7 @@ from hypothesis.extra import numpy as hnp
 
 import minitransformer as mt
 from minitransformer.autograd import GradcheckError, numerical_grad
+from minitransformer.testing import gradcheck_module, rel_err
 
 
 # ------------------------------------------------------------------ a deliberately wrong Function
@@ -286,6 +287,36 @@ def test_numerical_grad_matches_hand_derivative():
     # d<v, t x>/dt = v x
     got = numerical_grad(lambda t: t * x, [x], [v], 0, eps=1e-6)
     np.testing.assert_allclose(got, v * x.numpy(), rtol=1e-8)
+
+
+# ------------------------------------------------------------------ minitransformer.testing
+def test_rel_err_is_scaled_by_the_largest_element_of_the_reference():
+    # max|got - expected| / max|expected|, also when the reference is below 1: 0.001 / 0.01, not the absolute 0.001
+    assert rel_err([0.011, -0.001], [0.01, -0.001]) == pytest.approx(0.1, rel=1e-12)
+    assert rel_err([1.1, 100.0], [1.0, 100.0]) == pytest.approx(1e-3, rel=1e-12)
+    assert rel_err([0.0, 0.0], [0.0, 0.0]) == 0.0 and rel_err([], []) == 0.0  # equal: 0, not 0/0
+
+
+class WrongInParameter(mt.nn.Module):
+    """x w through WrongSecondInput: the derivative with respect to the parameter w has the wrong sign."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = mt.nn.Parameter(mt.tensor([2.0, -1.0], dtype="float64"))
+        self.register_parameter("b", None)  # an empty slot, as a bias=False layer's: skipped
+
+    def forward(self, x):
+        return WrongSecondInput.apply(x, self.w)
+
+
+def test_gradcheck_module_checks_the_parameters_too():
+    # x's derivative is right, w's is not: w is passed to gradcheck after the one input, as input 1
+    module = WrongInParameter()
+    x = mt.tensor(np.array([0.5, 3.0]), requires_grad=True)
+    assert mt.gradcheck(lambda t: WrongSecondInput.apply(t, module.w.detach()), x)
+    with pytest.raises(GradcheckError, match=r"input 1 \(shape \(2,\)\)"):
+        gradcheck_module(module, x)
+    assert isinstance(module.w, mt.nn.Parameter) and module._parameters["b"] is None  # both put back
 
 
 # ------------------------------------------------------------------ property-based checks
