@@ -93,6 +93,35 @@ def test_info_says_why_an_installed_cupy_is_unusable(monkeypatch):
     assert "13.6.0" in line and "unusable" in line and "InsufficientDriver" in line
 
 
+def _fake_cupy(count: int):
+    """A CuPy that sees ``count`` GPUs: device 0 an H200 of 140 GiB (100.5 free), device 1 a smaller one."""
+    gib = 2**30
+    devices = [(b"NVIDIA H200", (100.5 * gib, 140 * gib)), (b"Tesla T4", (7 * gib, 15 * gib))][:count]
+
+    def device(i):  # CUDA's answer for a device that is not there
+        if not 0 <= i < count:
+            raise RuntimeError("cudaErrorInvalidDevice: invalid device ordinal")
+        return devices[i]
+
+    fake = types.ModuleType("cupy")
+    fake.__version__ = "13.6.0"
+    fake.cuda = types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=lambda: count, runtimeGetVersion=lambda: 12040,
+                                      getDeviceProperties=lambda i: {"name": device(i)[0]}),
+        Device=lambda i: types.SimpleNamespace(mem_info=device(i)[1]))
+    return fake
+
+
+@pytest.mark.parametrize("count, expected", [
+    (2, "13.6.0, CUDA runtime 12.4, 2 GPU(s); device 0: NVIDIA H200, 140.0 GiB (100.5 GiB free)"),
+    (0, "13.6.0, but no GPU is visible (check CUDA_VISIBLE_DEVICES)"),
+])
+def test_info_names_the_gpu_and_its_memory_in_gib(monkeypatch, count, expected):
+    # memory in GiB = bytes / 1024^3, of device 0 (CuPy's default device), not of another
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(count))
+    assert re.search(r"^CuPy\s+(.*)$", info.report(), flags=re.M).group(1) == expected
+
+
 # ------------------------------------------------------------------ train's backend
 def test_train_without_backend_follows_the_environment(tmp_path, monkeypatch, capsys):
     """No --backend: MINITRANSFORMER_BACKEND chooses, as for demo and bench (train's default was numpy, always)."""
