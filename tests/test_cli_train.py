@@ -74,7 +74,6 @@ def test_evaluate_measures_the_checkpoint_again(reverse_run, capsys):
         assert _metric(again, name) == _metric(text, name)  # same data, same weights: the same figures
 
 
-
 def test_evaluate_on_numpy_ignores_a_bad_environment_backend(reverse_run, monkeypatch, capsys):
     """--backend numpy is an explicit choice: MINITRANSFORMER_BACKEND (unusable here) is never read."""
     import minitransformer as mt
@@ -84,6 +83,7 @@ def test_evaluate_on_numpy_ignores_a_bad_environment_backend(reverse_run, monkey
     monkeypatch.setattr(mt.backend, "_current", None)  # as in a fresh process
     assert main(["evaluate", str(out / "checkpoint.npz"), "--backend", "numpy"]) == 0
     assert "task reverse" in capsys.readouterr().out
+
 
 def test_generate_reads_digits_greedy_and_beam(reverse_run, capsys):
     _, out, _ = reverse_run
