@@ -377,9 +377,38 @@ def test_the_table_says_why_a_comparison_failed_and_keeps_a_whole_hint():
     assert ("AssertionError: Not equal to tolerance rtol=1e-12, atol=0; layer_norm([[1, 3]], eps=3); mismatched "
             "2 / 2 (100%); first [0, 0]: -0.25 (ACTUAL), -0.5 (DESIRED); max absolute difference 0.25") in table
     assert hint in table
+    # a test's message printed over lines (an array) is not taken for the list of mismatches: "first" is its first
+    message = reason(_numpy_message([[-0.25, 0.25]], [[-0.5, 0.5]], rtol=1e-12,
+                                    err_msg=f"softmax of\n{np.array([[1.0, 2.0], [3.0, 4.0]])}"))
+    first = [p for p in message.split("; ") if p.startswith("first ")]
+    assert first == ["first [0, 0]: -0.25 (ACTUAL), -0.5 (DESIRED)"]
     assert reason("AssertionError: assert 0.35 < 1e-06\n +  where 0.35 = _report('sdpa.forward', 0.35)\n"
                   " +    where 0.35 = _rel_err(array([1.0]), array([2.0]))") == (
         "AssertionError: assert 0.35 < 1e-06; + where 0.35 = _report('sdpa.forward', 0.35)")
+
+
+def test_a_reason_keeps_the_comparison_and_one_line_more_and_cuts_what_is_long():
+    """pytest's assert: the comparison and the next line, not its whole diff; a part longer than 200 characters
+    ends in "..." at 200, the reason at ``limit``; one that fits is whole."""
+    # str() of the AssertionError of pytest's rewritten `assert [1, 2] == [1, 3]`
+    diff = "AssertionError: assert [1, 2] == [1, 3]\n  \n  At index 1 diff: 2 != 3\n  Use -v to get more diff"
+    assert reason(diff) == "AssertionError: assert [1, 2] == [1, 3]; At index 1 diff: 2 != 3"
+    assert reason("ValueError: " + "a" * 200) == "ValueError: " + "a" * 200
+    assert reason("ValueError: " + "a" * 201) == "ValueError: " + "a" * 197 + "..."
+    long = "AssertionError: " + "a" * 300 + "\n" + "b" * 300 + "\n + where " + "c" * 300
+    assert reason(long) == "AssertionError: " + "a" * 197 + "...; " + "b" * 179 + "..."  # 400 characters
+    assert reason("ValueError: " + "a" * 50, limit=62) == "ValueError: " + "a" * 50
+    assert reason("ValueError: " + "a" * 51, limit=62) == "ValueError: " + "a" * 47 + "..."
+
+
+def test_the_table_wraps_a_reason_between_words_only(monkeypatch):
+    """A path in the reason moves to the next line whole, not cut after a hyphen of a folder's name."""
+    monkeypatch.setenv("COLUMNS", "100")
+    path = "/home/ana/machine-learning/course/student-a2/minitransformer/functional/attention.py"
+    why = f"the tests did not run: SyntaxError: '(' was never closed ({path}, line 12)"
+    table = format_table(Grade(2, "Softmax", "copy", 0.0, 5.0,
+                               [TestResult("tests/t.py::test_a", 2, "failed", 5.0, 0.0, [why])]))
+    assert any(f"({path}," in line for line in table.splitlines()), table
 
 
 def test_the_table_names_the_points_not_graded_and_what_to_install():
