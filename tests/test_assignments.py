@@ -347,6 +347,23 @@ def test_a_case_the_run_does_not_report_counts_as_failed_and_one_not_collected_i
     assert unexpected == ["tests/t.py::test_a[3]"]
 
 
+def test_a_mark_gives_its_assignment_and_points_by_position_or_by_name():
+    """The marker is registered as ``assignment(number, points)``: ``assignment(3, 10)`` is worth 10 points too."""
+    from minitransformer.assignments import plugin
+
+    class Item:  # what the plugin reads of a collected test
+        def __init__(self, mark):
+            self.mark = mark
+
+        def get_closest_marker(self, name):
+            return self.mark if name == "assignment" else None
+
+    for mark in (pytest.mark.assignment(3, points=10), pytest.mark.assignment(3, 10),
+                 pytest.mark.assignment(number=3, points=10)):
+        assert plugin._marker(Item(mark.mark)) == (3, 10.0)
+    assert plugin._marker(Item(None)) is None  # an ungraded test
+
+
 def test_grading_without_pytest_says_what_to_install(monkeypatch, tmp_path):
     import importlib.util
 
@@ -452,3 +469,67 @@ def test_a_copy_that_does_not_import_grades_0_out_of_the_whole_maximum(tmp_path)
                and "attention.py, line " in t.errors[0] for t in g.own)
     assert "SyntaxError" in g.problem and "the tests did not run" in format_table(g)
     assert not list(copy.rglob("__pycache__")), "grading wrote into the student's copy"
+
+
+# ------------------------------------------------------------------ grade() and its command, pytest stood in for
+CASES = [{"nodeid": f"tests/t.py::test_a[{k}]", "function": "tests/t.py::test_a", "assignment": 2, "points": 10.0}
+         for k in (1, 2)] + [{"nodeid": "tests/t.py::test_b", "function": "tests/t.py::test_b", "assignment": 3,
+                              "points": 7.0}]
+
+
+def _grade_with(monkeypatch, tmp_path, collected, ran, output):
+    """grade(2) of a bare copy, its two pytest runs stood in for: the collection finds ``collected`` (None: it
+    failed), the graded run's plugin writes ``ran`` (None: nothing); both print ``output``."""
+    import importlib
+
+    grading = importlib.import_module("minitransformer.assignments.grade")  # the module, not the function
+    copy = tmp_path / "copy"
+    (copy / "minitransformer").mkdir(parents=True)
+    (copy / "minitransformer" / "__init__.py").write_text("")
+    package = str(copy / "minitransformer" / "__init__.py")
+
+    def run(folder, args, results, timeout):
+        if "--collect-only" in args:
+            return (None if collected is None else {"package": package, "exitstatus": 0, "collected": collected,
+                                                    "tests": []}), output
+        return (None if ran is None else {"package": package, "collected": collected, **ran}), output
+
+    monkeypatch.setattr(grading, "_pytest", run)
+    return grading.grade(2, copy)
+
+
+def test_grade_scores_a_run_that_stopped_early_and_says_so(monkeypatch, tmp_path):
+    output = "tests/t.py .F\n!!!!!!! KeyboardInterrupt !!!!!!!\n"
+    reported = [{**CASES[0], "outcome": "passed", "errors": []}, {**CASES[1], "outcome": "failed", "errors": ["E"]},
+                {**CASES[0], "nodeid": "tests/t.py::test_a[3]", "outcome": "passed", "errors": []}]
+    g = _grade_with(monkeypatch, tmp_path, CASES, {"exitstatus": 2, "tests": reported}, output)
+    assert (g.score, g.max_score) == (5.0, 10.0)  # A2's 10 points shared by its 2 cases; A3's test not counted
+    assert g.problem == ("pytest stopped early:\n" + output + "\nthe test run reported cases that were not "
+                         "collected (not scored): ['tests/t.py::test_a[3]']")
+    assert format_table(g).endswith("\n\n" + g.problem)
+
+
+def test_grade_of_a_run_that_reports_nothing_and_of_tests_that_do_not_collect(monkeypatch, tmp_path):
+    # the runner itself failed (no pytest for it, say): its traceback has no "E   ...Error" line, its last line says why
+    crash = ('Traceback (most recent call last):\n  File "runner.py", line 41, in main\n    import pytest\n'
+             "ModuleNotFoundError: No module named 'pytest'\n")
+    g = _grade_with(monkeypatch, tmp_path, CASES, None, crash)
+    assert (g.score, g.max_score, g.problem) == (0.0, 10.0, "the tests did not run:\n" + crash)
+    assert [t.errors for t in g.own] == [["the tests did not run: ModuleNotFoundError: No module named 'pytest'"]] * 2
+    broken = "ERROR tests/conftest.py - ImportError: cannot import name 'backend'\n"
+    with pytest.raises(RuntimeError, match=r"could not be collected:\nERROR tests/conftest.py - ImportError"):
+        _grade_with(monkeypatch, tmp_path / "again", None, None, broken)
+
+
+def test_the_grade_command_exits_1_when_the_tests_did_not_all_run(monkeypatch, tmp_path, capsys):
+    import argparse
+    import importlib
+
+    commands = importlib.import_module("minitransformer.assignments.commands")
+    args = argparse.Namespace(action="grade", number=2, path="copy", json=str(tmp_path / "g.json"))
+    for problem, status in (("", 0), ("pytest stopped early:\n...", 1)):  # documented in docs/assignments.md
+        g = Grade(2, "Softmax", "copy", 5.0, 10.0, [TestResult("tests/t.py::test_a", 2, "passed", 10.0, 5.0)], problem)
+        monkeypatch.setattr(commands, "grade", lambda number, path, g=g: g)
+        assert commands.main(args) == status
+        assert json.loads((tmp_path / "g.json").read_text())["problem"] == problem
+    assert "written to " in capsys.readouterr().out
