@@ -237,6 +237,9 @@ def test_a_fresh_student_copy_imports_fails_only_where_it_should_and_grades_0(nu
     assert not (copy / "fake-grader-ran").exists()
     assert not g.problem, g.problem
     assert g.own and g.score == 0 and g.max_score > 0
+    # every graded case is collected and scored (none left out of both runs): the maximum and the points
+    # skipped here make up the assignment's 100
+    assert g.max_score + g.skipped_points == pytest.approx(100)
     not_stubbed = [(t.nodeid, t.outcome, t.errors[:1]) for t in g.own
                    if t.outcome != "skipped" and not _raised(t, number)]
     assert not not_stubbed, f"A{number} tests that did not fail with A{number}'s NotImplementedError: {not_stubbed}"
