@@ -411,6 +411,38 @@ def test_label_smoothing_reaches_the_training_loss_of_every_task(task):
     loss = smooth.loss_fn(smooth.model, b).item()
     assert loss == pytest.approx(expected.item(), rel=1e-6)
     assert loss != pytest.approx(plain.loss_fn(plain.model, b).item(), rel=1e-3)
+    # called without label_smoothing (notebook 06 trains with classification_loss so) the loss is the plain one,
+    # in NumPy: BCE = softplus(z) - y z, or the next character's -log softmax
+    from minitransformer.train.tasks import classification_loss, lm_loss
+
+    plain.model.eval()
+    with mt.no_grad():
+        if task == "classify":
+            z, y = plain.model(b.src).numpy().astype(np.float64), b.labels.numpy()
+            by_hand = np.mean(np.logaddexp(0, z) - y * z)
+            default = classification_loss(plain.model, b)
+        else:
+            z, y = plain.model(b.tgt_in).numpy().astype(np.float64), b.tgt_out.numpy()
+            log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+            by_hand = -np.take_along_axis(log_p, y[..., None], -1).mean()
+            default = lm_loss(plain.model, b)
+    assert default.item() == pytest.approx(float(by_hand), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind, after", [
+    ("noam", lambda t, w, T: np.sqrt(w / t)),  # the paper's eq. 3 divided by its peak (w d_model)^-1/2
+    ("cosine", lambda t, w, T: 0.5 * (1 + np.cos(np.pi * (t - w) / (T - w)))),
+    ("constant", lambda t, w, T: 1.0)])
+def test_warmup_schedule_rates_are_its_docstring_s_formula(kind, after):
+    """eta_t = eta t / w up to w, then the decay of ``kind``: a run's every rate, from a peak lr of 0.5."""
+    w, T, lr = 3, 9, 0.5
+    schedule = warmup_schedule(optim.SGD([mt.zeros(1, requires_grad=True)], lr=lr), warmup=w, steps=T, kind=kind)
+    rates = [schedule.get_last_lr()[0]]
+    for _ in range(T - 1):
+        schedule.step()
+        rates.append(schedule.get_last_lr()[0])
+    expected = [lr * (t / w if t <= w else after(t, w, T)) for t in range(1, T + 1)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.single_backend
@@ -420,6 +452,38 @@ def test_the_charlm_sample_fits_the_positions_the_model_was_trained_on():
     setup = build("charlm", **_TINY_TASK, **_TINY_DATA["charlm"])  # heads=2, seq_len=8, max_len=16
     [(name, weights, queries, keys)] = setup.sample(setup.model)
     assert name == "self_attention" and weights.shape == (2, 8, 8) and len(queries) == len(keys) == 8
+    # longer windows: the picture keeps its 32 characters (a readable picture), the first of the validation text,
+    # each labelled by itself, a line break as "\\n" rather than a break in the axis
+    from minitransformer.data import load_corpus, split_corpus
+
+    setup = build("charlm", **_TINY_TASK, seq_len=40, max_len=40)
+    [(name, weights, queries, keys)] = setup.sample(setup.model)
+    _, val_text = split_corpus(load_corpus("tiny"), setup.settings["val_fraction"])
+    assert weights.shape == (2, 32, 32)
+    assert queries == keys == [c.replace("\n", "\\n") for c in val_text[:32]]
+    assert "\n" in val_text[:32] and " " in val_text[:32]  # both cases are seen
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+@pytest.mark.parametrize("n_test", [4, 2])
+def test_the_classify_picture_is_a_held_out_review_whose_not_flips_its_sentiment_word(pooling, n_test):
+    """The review a bag of words gets wrong (the first of the test split whose "not" precedes a sentiment word), or
+    with none such the first review; with the [cls] position the model prepends when it pools by it."""
+    from minitransformer.data import NEGATION_WORDS
+
+    polar = {*NEGATION_WORDS["positive"], *NEGATION_WORDS["negative"]}
+    setup = build("classify", pooling=pooling, **_TINY_TASK, n_train=16, n_val=4, n_test=n_test)  # layers=1
+    reviews = [[setup.tokenizer.itos[i] for i in ids] for ids, _ in setup.test]
+    flipped = [r for r in reviews if any(a == "not" and b in polar for a, b in zip(r, r[1:]))]
+    assert bool(flipped) == (n_test == 4)  # the default seed's splits: a flipped review among 4, none among 2
+    review = (flipped or reviews)[0]
+    assert review != reviews[0] or n_test == 2
+    [(name, weights, queries, keys)] = setup.sample(setup.model)
+    labels = ["[cls]", *review] if pooling == "cls" else review
+    assert name == "encoder_self_attention" and queries == keys == labels
+    assert weights.shape == (2, len(labels), len(labels))  # heads=2: one map per head of the one layer
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)  # each row a softmax
 
 
 @pytest.mark.single_backend
@@ -450,6 +514,17 @@ def test_a_target_the_watched_metric_cannot_reach_is_refused(task, target, wante
         build(task, target=target)
     tiny = _TINY_DATA.get(task, dict(n_train=16, n_val=4, n_test=4, min_len=3, max_len=5))
     assert build(task, target=0.9, **_TINY_TASK, **tiny).settings["target"] == 0.9
+
+
+@pytest.mark.single_backend
+def test_without_an_openblas_the_thread_functions_change_nothing_and_say_so(monkeypatch):
+    """MKL, Accelerate or another OS: set_blas_threads returns False (nothing took the setting), get None."""
+    from minitransformer.train import threads
+
+    monkeypatch.setattr(threads, "_openblas", lambda: None)
+    assert set_blas_threads(1) is False and get_blas_threads() is None
+    monkeypatch.setattr(threads, "_openblas", lambda: object())  # a library without OpenBLAS's functions
+    assert set_blas_threads(1) is False and get_blas_threads() is None
 
 
 # ------------------------------------------------------------------ evaluation, early stopping, logging
@@ -814,6 +889,37 @@ def test_task_metrics_do_not_depend_on_the_evaluation_batch_size():
     assert whole["loss"] == pytest.approx(expected, rel=1e-5)
     one_by_one = [exact_match(greedy_decode(model, mt.tensor([s]), max_len=8).numpy(), [t]) for s, t in pairs]
     assert whole["accuracy"] == pytest.approx(np.mean(one_by_one))
+
+
+def test_classification_and_lm_metrics_score_every_example_as_one_batch_by_hand():
+    """The mean over every example (batches of 3 then 1 reviews; windows in batches of 2, 2 and 1), against
+    plain NumPy on the model's logits for all of them at once: BCE = softplus(z) - y z, and the next-character
+    cross-entropy of the windows ids[k T : (k+1) T] -> ids[k T + 1 : (k+1) T + 1]."""
+    from minitransformer.data import make_classification_batch
+    from minitransformer.train.tasks import classification_metrics, lm_metrics
+
+    setup = build("classify", **_TINY_TASK, **_TINY_DATA["classify"])
+    examples = setup.test  # 4 reviews
+    got = classification_metrics(examples, batch_size=3)(setup.model)
+    b = make_classification_batch(examples)
+    with mt.no_grad():
+        z = setup.model.eval()(b.src).numpy().astype(np.float64)
+    y = np.asarray([label for _, label in examples], dtype=np.float64)
+    assert got["loss"] == pytest.approx(float(np.mean(np.logaddexp(0, z) - y * z)), rel=1e-5)
+    assert got["accuracy"] == pytest.approx(float(np.mean((z > 0) == (y == 1))))
+    assert classification_metrics(examples)(setup.model) == pytest.approx(got, rel=1e-6)  # one batch of 500
+
+    mt.manual_seed(0)
+    lm = nn.DecoderOnlyLM(12, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=8).eval()
+    T, n = 4, 5
+    ids = np.random.default_rng(0).integers(4, 12, size=n * T + 1)  # exactly n windows and their targets
+    got = lm_metrics(ids, T, batch_size=2)(lm)
+    with mt.no_grad():
+        logits = lm(mt.tensor(ids[:n * T].reshape(n, T))).numpy().astype(np.float64)
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    targets = ids[1:n * T + 1].reshape(n, T)
+    expected = -np.take_along_axis(log_p, targets[..., None], -1).mean()
+    assert got["loss"] == pytest.approx(float(expected), rel=1e-5)
 
 
 @pytest.mark.single_backend
