@@ -95,6 +95,24 @@ def test_generate_reads_digits_greedy_and_beam(reverse_run, capsys):
     assert "reads digits 0-9, got '3 x 4'" in capsys.readouterr().err
 
 
+def test_generate_decodes_greedily_at_beam_1_and_by_beam_search_of_the_size_given(untrained, capsys):
+    """--beam k: beam_search with k hypotheses and the paper's length penalty alpha = 0.6 (beam 1 is greedy
+    decoding); on this untrained model greedy, 2 and 3 hypotheses give three different outputs, so each is seen."""
+    from minitransformer.train.decoding import beam_search, greedy_decode
+    from minitransformer.train.metrics import strip_after_eos
+    from minitransformer.train.run import _setup_from_checkpoint
+
+    setup, _ = _setup_from_checkpoint(untrained["reverse"])
+    tok, src = setup.tokenizer, mt.tensor([setup.tokenizer.encode("314")])
+    expected = {1: greedy_decode(setup.model, src, max_len=5)}  # 3 digits and <eos>, at most len + 2 tokens
+    expected.update({k: beam_search(setup.model, src, beam_size=k, max_len=5, alpha=0.6) for k in (2, 3)})
+    expected = {k: " ".join(tok.itos[i] for i in strip_after_eos(ids.numpy()[0])) for k, ids in expected.items()}
+    assert len(set(expected.values())) == 3
+    for k in (1, 2, 3):
+        assert main(["generate", str(untrained["reverse"]), "--input", "3 1 4", "--beam", str(k)]) == 0
+        assert capsys.readouterr().out == expected[k] + "\n", k
+
+
 def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--task", "copy", "--steps", "6", *TINY, "--no-pictures", "--out", str(out)]) == 0
@@ -268,10 +286,23 @@ def test_checkpoint_every_writes_the_checkpoint_during_the_run(tmp_path, monkeyp
     assert saved == [2, 4, 5]
 
 
-def test_charlm_trains_and_generates_text(tmp_path, capsys):
+def test_charlm_trains_and_generates_text(tmp_path, monkeypatch, capsys):
+    from minitransformer.train import run
+
+    calls = []
+
+    def spy(model, ids, max_new_tokens, **kwargs):
+        calls.append(kwargs)
+        return generate(model, ids, max_new_tokens, **kwargs)
+
+    generate = run.generate
+    monkeypatch.setattr(run, "generate", spy)
     out = tmp_path / "lm"
     assert main(["train", "--task", "charlm", "--steps", "4", *TINY, "--out", str(out)]) == 0
     text = capsys.readouterr().out
+    # the example after training samples as its line says, from the 64 positions (seq_len) the model trained on
+    assert "\nexample (temperature 0.8, top-k 10): 'The " in text
+    assert calls == [dict(temperature=0.8, top_k=10, context=64)]
     # a unigram counted on the training text, scored on the 3,200 validation characters the model is scored on
     # (2.9769 on the whole validation text, notebook 10; the whole corpus's unigram entropy, 3.0655, was reported)
     assert _metric(text, "unigram_val_loss") == pytest.approx(2.9794, abs=1e-4)
@@ -352,6 +383,8 @@ def test_generate_refuses_an_input_longer_than_the_model_reads_naming_the_task(u
     ("reverse", "1 2", "the reverse model was trained on 3 to 5 digits, not 2"),  # the fixture's min_len=3, max_len=5
     ("reverse", "1 2 3 4 5 6", "the reverse model was trained on 3 to 5 digits, not 6"),
     ("reverse", "1 2 3", None),
+    ("reverse", "1 2 3 4 5", None),  # max_len: the longest it was trained on
+    ("reverse", "1 2 3 4 5 6 7", "the reverse model was trained on 3 to 5 digits, not 7"),  # all 7 positions: runs
     ("classify", "not bad", "the classify model was trained on 5 to 16 words, not 2"),  # the negation task's lengths
     ("classify", "the film was not bad", None)])
 def test_generate_notes_an_input_of_a_length_the_model_was_not_trained_on(untrained, task, text, note, capsys):
@@ -411,6 +444,26 @@ def test_charlm_says_it_reads_the_end_of_a_prompt_longer_than_it_was_trained_on(
     assert captured.out.startswith("The sheep went home. ") and captured.err == (
         "minitransformer: generate: the charlm model reads the last 8 characters of the prompt (21 given), the "
         "positions it was trained on\n")
+    assert main(["generate", str(untrained["charlm"]), "--prompt", "The shee", "--max-new-tokens", "3"]) == 0
+    captured = capsys.readouterr()  # 8 characters: all of it is read, without a word
+    assert captured.out.startswith("The shee") and captured.err == ""
+
+
+def test_evaluate_names_the_pieces_of_a_tokenizer_the_data_no_longer_give(tmp_path, capsys):
+    """A checkpoint whose saved tokenizer is not the one its task's data give now (new pieces, gone ones, or the
+    same in another order) is refused: the model would read its input with other ids."""
+    from minitransformer.train import save_checkpoint, tasks
+
+    setup = tasks.build("reverse", d_model=16, heads=2, layers=1, d_ff=32, n_train=16, n_val=4, n_test=4, min_len=3,
+                        max_len=5)
+    now = setup.tokenizer.to_dict()  # the digits 0 to 9
+    for vocab, changes in ((list("012345678x"), "new: '9'; gone: 'x'"), (list("0123456789xy"), "gone: 'x', 'y'"),
+                           (list("9876543210"), "another order")):
+        path = save_checkpoint(tmp_path / "c.npz", setup.model, tokenizer={**now, "vocab": vocab},
+                               extra={"task": "reverse", "settings": setup.settings})
+        assert main(["evaluate", str(path)]) == 2
+        assert capsys.readouterr().err == (f"minitransformer: checkpoint {str(path)!r}: the reverse task's data no "
+                                           f"longer give the tokenizer it saved ({changes})\n")
 
 
 def test_generate_refuses_a_temperature_that_is_not_finite(untrained, capsys):
