@@ -127,14 +127,19 @@ def _texts_at(ax):
 
 
 def _hatched_cells(ax, L, S):
-    """The cells whose centre the hatched 'masked' patch covers."""
+    """The cells the hatched 'masked' patch covers, each whole: a cell it covers in part (a rectangle half a cell
+    too short or too tall) fails. Four points inside each cell (i, j), the square (j +- 0.5, i +- 0.5), are tried."""
     patches = [p for p in ax.patches if p.get_gid() == "masked"]
     if not patches:
         return set()
     (patch,) = patches
     assert patch.get_hatch() == viz.attention.MASKED_HATCH
-    path = patch.get_path()
-    return {(i, j) for i in range(L) for j in range(S) if path.contains_point((j, i))}
+    assert patch.get_linewidth() == 0  # no outline: hidden cells meet allowed ones edge to edge, as in the image
+    path, corners = patch.get_path(), [(dx, dy) for dx in (-0.3, 0.3) for dy in (-0.3, 0.3)]
+    covered = {(i, j): [path.contains_point((j + dx, i + dy)) for dx, dy in corners]
+               for i in range(L) for j in range(S)}
+    assert not [cell for cell, inside in covered.items() if any(inside) and not all(inside)], "a cell hatched in part"
+    return {cell for cell, inside in covered.items() if all(inside)}
 
 
 def test_heatmap_draws_masked_cells_apart_from_weights_of_0():
@@ -154,6 +159,9 @@ def test_heatmap_draws_masked_cells_apart_from_weights_of_0():
     np.testing.assert_allclose(ax.images[0].get_array().compressed(), w[np.tril_indices(3)])
     assert ax.images[0].cmap.get_bad() == pytest.approx(to_rgba(viz.attention.MASKED_FACE))
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["masked: not allowed (weight 0)"]
+    (swatch,) = fig.legends[0].legend_handles  # drawn as a masked cell is: grey, hatched, no outline
+    assert swatch.get_facecolor() == pytest.approx(to_rgba(viz.attention.MASKED_FACE))
+    assert (swatch.get_hatch(), swatch.get_linewidth()) == (viz.attention.MASKED_HATCH, 0)
     # without a mask, as before: nothing masked, no patch, no legend, every value written
     plain = viz.attention_heatmap(w)
     assert not _hidden_cells(plain.axes[0]) and not plain.axes[0].patches and not plain.legends
@@ -161,6 +169,24 @@ def test_heatmap_draws_masked_cells_apart_from_weights_of_0():
     # a mask that hides nothing draws as no mask
     everything = viz.attention_heatmap(w, mask=np.ones((3, 3), dtype=bool))
     assert not everything.axes[0].patches and not everything.legends and len(everything.axes[0].texts) == 9
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_heatmap_hatches_each_run_of_masked_cells_of_a_map_not_square(transpose):
+    """Runs of hidden cells that end before the last key, and a row that hides a cell the row above allows: each
+    hidden cell hatched whole, no allowed cell hatched at all (the causal masks above hide runs that end at the right
+    edge, under rows that hide more), on an (L, S) map with L < S and with L > S."""
+    allowed = np.array([[True, False, True, True, False],
+                        [False, True, True, False, True],
+                        [True, True, True, True, True]])                  # (3, 5)
+    if transpose:
+        allowed = allowed.T.copy()                                         # (5, 3)
+    L, S = allowed.shape
+    hidden = {(int(i), int(j)) for i, j in np.argwhere(~allowed)}
+    fig = viz.attention_heatmap(np.full((L, S), 1 / S), mask=allowed)
+    ax = fig.axes[0]
+    assert _hidden_cells(ax) == hidden and _hatched_cells(ax, L, S) == hidden
+    assert _texts_at(ax) == {(i, j) for i in range(L) for j in range(S)} - hidden
 
 
 def test_heatmap_mask_of_any_kind_broadcasts():
@@ -183,7 +209,8 @@ def test_heatmap_mask_of_any_kind_broadcasts():
 @pytest.mark.parametrize(
     "mask, error, match",
     [(np.ones((3, 4), dtype=bool), ValueError,
-      r"attention_heatmap: mask of shape \(3, 4\) does not broadcast to the weights' shape \(3, 3\) \(L queries"),
+      r"attention_heatmap: mask of shape \(3, 4\) does not broadcast to the weights' shape \(3, 3\) "
+      r"\(L queries, S keys\)$"),  # a 2-D mask: no hint to pick one example's mask of a batch
      (np.ones((2, 1, 1, 3), dtype=bool), ValueError, r"mask of shape \(2, 1, 1, 3\) .* e\.g\. mask\[b, 0\]"),
      (np.ones((3, 3)), TypeError, r"attention_heatmap: mask must be boolean .*got float64 with shape \(3, 3\)"),
      ([[1, 0, 0]] * 3, TypeError, "attention_heatmap: mask must be boolean"),
@@ -257,6 +284,10 @@ def test_layers_grid(rng):
         for h in range(2):
             np.testing.assert_allclose(maps[2 * n + h].images[0].get_array(), w[h], rtol=1e-6)
     assert sum(len(ax.texts) for ax in maps) == 6 * 9  # 3x3 maps are annotated
+    assert {ax.images[0].get_clim() for ax in maps} == {(0.0, 1.0)}  # by default the range of a weight, 0 to 1
+    stretched = _map_axes(viz.attention_layers([W for W, _ in layers], vmax=None))
+    top = max(w.max() for _, w in layers)  # vmax=None: the largest weight of every layer, one scale for the grid
+    assert [ax.images[0].get_clim() for ax in stretched] == [pytest.approx((0.0, top), rel=1e-6)] * 6
     big = viz.attention_layers([mt.zeros(1, 9, 9)])
     assert len(big.axes) == 2 and len(big.axes[0].texts) == 0  # a grid annotates only up to 8x8
 
