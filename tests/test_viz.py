@@ -385,6 +385,12 @@ def test_positional_encoding_curves():
     assert [t.get_text() for t in legend.get_texts()] == [line.get_label() for line in lines]
     assert [line.get_label() for line in viz.positional_encoding_curves(PE, dims=[3]).axes[0].get_lines()] == \
         ["dim 3"]
+    # a narrow table draws only the columns it has: d = 8 gives 0, 1, 8/4, 8/2 (8/8 rounds to the even 0);
+    # d = 1 has column 0 only (a default of "1" there would be refused as no column of PE)
+    for d, expected in [(8, ["dim 0", "dim 1", "dim 2", "dim 4"]), (1, ["dim 0"])]:
+        lines = viz.positional_encoding_curves(pe_numpy(5, d)).axes[0].get_lines()
+        assert [line.get_label() for line in lines] == expected
+        np.testing.assert_allclose(lines[0].get_xydata(), np.c_[np.arange(5), np.sin(np.arange(5))], atol=1e-12)
 
 
 def test_positional_encoding_refuses_bad_input():
@@ -392,6 +398,11 @@ def test_positional_encoding_refuses_bad_input():
     with pytest.raises(ValueError, match=r"positional_encoding_heatmap: PE must be 2-D \(positions, d_model\), got "
                                          r"shape \(1, 10, 8\) \(drop the batch axis"):
         viz.positional_encoding_heatmap(PE.reshape(1, 10, 8))
+    for draw in (viz.positional_encoding_heatmap, viz.positional_encoding_curves, viz.position_similarity):
+        with pytest.raises(ValueError, match=r"PE \(positions, d_model\) has an empty axis: shape \(0, 8\)"):
+            draw(np.zeros((0, 8)))
+    one = viz.positional_encoding_heatmap(pe_numpy(1, 8))  # one position is a table, not an empty one
+    np.testing.assert_allclose(one.axes[0].images[0].get_array(), [[0, 1, 0, 1, 0, 1, 0, 1]], atol=1e-12)
     with pytest.raises(ValueError, match=r"ints in 0..7, got 8"):
         viz.positional_encoding_curves(PE, dims=(0, 8))
     with pytest.raises(ValueError, match="dims is empty"):
@@ -421,6 +432,8 @@ def test_position_similarity_is_pe_pe_transpose():
     many = viz.position_similarity(F.sinusoidal_positional_encoding(100, 8))
     assert len(many.axes[0].texts) == 0
     assert _ticks(many.axes[0].get_xticklabels()) == [str(i) for i in range(0, 100, 4)]  # every 100 // 24 = 4th
+    assert _ticks(many.axes[0].get_yticklabels()) == [str(i) for i in range(0, 100, 4)]  # rows p named as well
+    assert _ticks(fig.axes[0].get_yticklabels()) == ["0", "1", "2", "3", "4", "5"]
 
 
 def test_cosine_similarity_of_a_zero_row_is_drawn_as_0():
@@ -432,6 +445,29 @@ def test_cosine_similarity_of_a_zero_row_is_drawn_as_0():
     expected = np.array([[0, 0, 0, 0], [0, 1, 1, -1], [0, 1, 1, -1], [0, -1, -1, 1]])
     np.testing.assert_allclose(image.get_array(), expected, atol=1e-6)
     assert image.get_clim() == pytest.approx((-1.0, 1.0))
+    # a cosine does not depend on the length: rows of norm 0.02 (||PE_p|| ||PE_q|| = 0.0004 < 1) are divided too
+    small = viz.position_similarity(mt.tensor(P / 100), normalize=True).axes[0].images[0].get_array()
+    np.testing.assert_allclose(small, expected, atol=1e-5)
+    # all rows zero: every similarity 0, on the cosine's scale [-1, 1]
+    zeros = viz.position_similarity(mt.zeros((3, 4)), normalize=True).axes[0].images[0]
+    np.testing.assert_array_equal(zeros.get_array(), np.zeros((3, 3)))
+    assert zeros.get_clim() == pytest.approx((-1.0, 1.0))
+
+
+def test_positional_pictures_grow_with_the_table_and_fit_a_notebook():
+    """More dimensions or positions get a larger figure (a 64-column table on the 16-column one's canvas has
+    columns of a few pixels), up to 12 x 9 inches for the table and 11 inches high for the similarity map."""
+    def size(fig):
+        return tuple(fig.get_size_inches())
+
+    narrow, wide, tall = (size(viz.positional_encoding_heatmap(pe_numpy(n, d))) for n, d in [(20, 16), (20, 64),
+                                                                                              (80, 16)])
+    assert wide[0] > narrow[0] and tall[1] > narrow[1]
+    huge = size(viz.positional_encoding_heatmap(pe_numpy(512, 512)))
+    assert huge[0] <= 12 and huge[1] <= 9
+    few, more, many = (size(viz.position_similarity(pe_numpy(n, 8))) for n in (6, 20, 100))
+    assert more[1] > few[1] and many[1] <= 11
+    assert all(width > height for width, height in (few, more, many))  # room for the colour bar beside the square
 
 
 def test_position_similarity_of_a_learned_table_builds_no_graph(rng):
