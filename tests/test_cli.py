@@ -60,6 +60,118 @@ def test_demo_refuses_an_out_that_is_a_file_before_the_tour(tmp_path, capsys):
     assert captured.out == "" and afile.read_text() == "keep me"
 
 
+
+# The demo's sections one at a time, their expensive parts (rendering, the Transformer run) stood in for.
+def test_demo_gradcheck_checks_section_1s_expression_at_its_point(monkeypatch, capsys):
+    from minitransformer import demo
+
+    checked, gradcheck = [], mt.gradcheck
+
+    def spy(fn, *inputs, **kwargs):
+        checked.append((fn, inputs))
+        return gradcheck(fn, *inputs, **kwargs)
+
+    monkeypatch.setattr(mt, "gradcheck", spy)
+    demo.check_gradients()
+    assert "x, w, b match" in capsys.readouterr().out
+    (f, (x, w, b)), (g, (W,)) = checked
+    # the point of section 1, in float64, every input checked (a constant one is not checked: "x, w, b match")
+    np.testing.assert_array_equal(x.numpy(), [0.5, -1.0, 2.0])
+    np.testing.assert_array_equal(w.numpy(), [0.3, 0.2, -0.1])
+    assert b.item() == 0.1 and all(t.requires_grad and t.dtype == np.float64 for t in (x, w, b, W))
+    # y = tanh(0.5*0.3 - 1*0.2 - 2*0.1 + 0.1) = tanh(-0.15), as printed in section 1
+    assert f(x, w, b).item() == pytest.approx(np.tanh(-0.15), rel=1e-12)
+    assert W.shape == (3, 4)  # "W of shape (3, 4)"
+    np.testing.assert_allclose(g(W).numpy(), np.tanh(np.array([0.5, -1.0, 2.0]) @ W.numpy()), rtol=1e-12)
+
+
+def test_demo_xor_is_plain_gradient_descent_on_the_mean_squared_error(capsys):
+    """Section 5 against the same network trained in NumPy float64: 8 tanh units, W_2 scaled by 1/sqrt(8),
+    biases from 0, lr 0.05, the loss printed every 50 steps up to step 500 and returned at step 500."""
+    from minitransformer import demo
+
+    final = demo.train_xor()
+    text = capsys.readouterr().out
+    mt.manual_seed(0)  # the demo's initial draws, from the library's generator
+    W1 = mt.randn(2, 8).numpy().astype(np.float64)
+    W2 = mt.randn(8, 1).numpy().astype(np.float64) / np.sqrt(8)
+    b1, b2 = np.zeros(8), np.zeros(1)
+    X, t = np.array([[0.0, 0], [0, 1], [1, 0], [1, 1]]), np.array([[0.0], [1], [1], [0]])
+    losses = []
+    for _ in range(501):
+        h = np.tanh(X @ W1 + b1)
+        p = h @ W2 + b2
+        losses.append(np.mean((p - t) ** 2))
+        dp = 2 * (p - t) / 4  # dL/dp of L = mean((p - t)^2) over 4 rows
+        da = dp @ W2.T * (1 - h**2)
+        W2, b2, W1, b1 = W2 - 0.05 * h.T @ dp, b2 - 0.05 * dp.sum(0), W1 - 0.05 * X.T @ da, b1 - 0.05 * da.sum(0)
+    printed = re.findall(r"^step\s+(\d+)\s+loss (\S+)$", text, flags=re.M)
+    assert [int(s) for s, _ in printed] == list(range(0, 501, 50))
+    np.testing.assert_allclose([float(v) for _, v in printed], losses[::50], rtol=1e-3, atol=1e-6)
+    assert final == pytest.approx(losses[500], rel=1e-3)
+    shown = [float(v) for v in re.findall(r"-> (\S+) \(\d\)$", text, flags=re.M)]
+    np.testing.assert_allclose(shown, (np.tanh(X @ W1 + b1) @ W2 + b2)[:, 0], atol=2e-3)
+
+
+def test_demo_pictures_are_example_4_3_1s_weights_and_a_64_by_128_table(tmp_path, monkeypatch, capsys):
+    from minitransformer import demo, viz
+
+    drawn = {}
+
+    class Figure:  # stands in for matplotlib's: nothing is rendered
+        def savefig(self, path, **kwargs):
+            drawn.setdefault("saved", []).append(path)
+
+    def heatmap(name):
+        def draw(table, *args, **kwargs):
+            drawn[name] = table
+            return Figure()
+        return draw
+
+    monkeypatch.setattr(viz, "attention_heatmap", heatmap("weights"))
+    monkeypatch.setattr(viz, "positional_encoding_heatmap", heatmap("PE"))
+    written = demo.pictures(tmp_path)
+    assert written == drawn["saved"] == [tmp_path / "attention_4_3_1.png", tmp_path / "positional_encoding.png"]
+    # 4.3.1: Q = K = V = [1, 2, 3] as three tokens of d_k = 1, so the weights are softmax_j(q_i k_j / sqrt(1))
+    scores = np.outer([1.0, 2, 3], [1.0, 2, 3])
+    expected = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(drawn["weights"].numpy(), expected, rtol=1e-12)
+    # PE (64, 128): PE[pos, 2i] = sin(pos / 10000^(2i/128)), PE[pos, 2i+1] = cos(...)
+    angle = np.arange(64)[:, None] / 10000 ** (np.arange(0, 128, 2) / 128)
+    PE = drawn["PE"].numpy()
+    assert PE.shape == (64, 128)
+    np.testing.assert_allclose(PE[:, 0::2], np.sin(angle), atol=1e-6)
+    np.testing.assert_allclose(PE[:, 1::2], np.cos(angle), atol=1e-6)
+
+
+def test_demo_run_makes_its_folder_runs_again_into_it_and_trains_unless_steps_is_0(tmp_path, monkeypatch, capsys):
+    from minitransformer import demo
+
+    trained = []
+    for name in ("show_graph", "gradients", "check_gradients", "train_xor", "worked_examples", "pictures"):
+        monkeypatch.setattr(demo, name, lambda *args: None)
+    monkeypatch.setattr(demo, "forward", lambda: (None,) * 4)
+    monkeypatch.setattr(demo, "train_reverse", lambda out, steps: trained.append((out, steps)))
+    out = tmp_path / "new" / "pictures"  # its parent does not exist either
+    assert demo.run(out, train_steps=0) == 0 and out.is_dir() and trained == []  # "0 skips it"
+    assert demo.run(out, train_steps=1) == 0 and trained == [(out, 1)]  # the same folder again: a second run
+    monkeypatch.chdir(tmp_path)
+    assert demo.run() == 0  # as `minitransformer demo`: demo-output and 300 steps, its --help's defaults
+    assert trained[-1] == (demo.Path("demo-output"), 300) and (tmp_path / "demo-output").is_dir()
+
+
+def test_demo_train_reverse_runs_300_steps_of_the_reverse_task_by_default(tmp_path, monkeypatch, capsys):
+    from minitransformer import demo
+    from minitransformer.train import run
+
+    calls = []
+    monkeypatch.setattr(run, "train", lambda *args, **kwargs: calls.append((args, kwargs)) or {})
+    demo.train_reverse(tmp_path)
+    (args, kwargs), = calls
+    assert args == ("reverse", tmp_path / "reverse") and kwargs["steps"] == 300
+    assert kwargs["backend"] == mt.backend.current().name
+
+
 # ------------------------------------------------------------------ info
 def test_info_lists_versions_and_backends(capsys):
     assert main(["info"]) == 0
