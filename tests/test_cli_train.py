@@ -235,6 +235,21 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, c
         np.testing.assert_array_equal(resumed.model_state[name], weights)
 
 
+def test_ctrl_c_says_to_continue_on_the_backend_given(tmp_path, monkeypatch, capsys):
+    """With --backend, the command printed to continue names it too (without, the environment chooses again)."""
+    from minitransformer.train import TrainingInterrupted, run
+
+    def interrupted(task, out, **kwargs):
+        raise TrainingInterrupted(3, os.path.join(out, "checkpoint.npz"))
+
+    monkeypatch.setattr(run, "train", interrupted)
+    out = tmp_path / "cut"
+    assert main(["train", "--task", "sort", "--backend", "numpy", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == (f"minitransformer train: interrupted after step 3, saved in "
+                                       f"{out / 'checkpoint.npz'}; continue with: minitransformer train --task sort "
+                                       f"--out {out} --resume --backend numpy\n")
+
+
 @pytest.mark.parametrize("command", ["evaluate", "generate", "train"])
 def test_ctrl_c_elsewhere_is_one_line_and_status_130(command, untrained, tmp_path, monkeypatch, capsys):
     """Ctrl-C while a command builds its model (outside train's steps, which save first): no traceback, 130."""
