@@ -209,15 +209,17 @@ def train_xor(steps: int = 500, hidden: int = 8, lr: float = 0.05, every: int = 
     def predict(X):
         return (X @ W1 + b1).tanh() @ W2 + b2  # (4, hidden) -> (4, 1)
 
-    for step in range(steps + 1):
+    for step in range(steps + 1):  # the loss at step k is that of the weights after k updates
         loss = ((predict(X) - t) ** 2).mean()
+        if step % every == 0:
+            print(f"step {step:4d}   loss {loss.item():.6f}")
+        if step == steps:
+            break  # no update after the last loss: the predictions below are of these weights
         for p in params:
             p.grad = None
         loss.backward()
         for p in params:
             p.data -= lr * p.grad.data  # the update is not part of the graph
-        if step % every == 0:
-            print(f"step {step:4d}   loss {loss.item():.6f}")
     with mt.no_grad():
         p = predict(X)
     print("inputs -> prediction (target):")

@@ -98,10 +98,12 @@ def test_demo_xor_is_plain_gradient_descent_on_the_mean_squared_error(capsys):
     b1, b2 = np.zeros(8), np.zeros(1)
     X, t = np.array([[0.0, 0], [0, 1], [1, 0], [1, 1]]), np.array([[0.0], [1], [1], [0]])
     losses = []
-    for _ in range(501):
+    for step in range(501):
         h = np.tanh(X @ W1 + b1)
         p = h @ W2 + b2
         losses.append(np.mean((p - t) ** 2))
+        if step == 500:  # 500 updates: the predictions shown are those whose loss is printed last
+            break
         dp = 2 * (p - t) / 4  # dL/dp of L = mean((p - t)^2) over 4 rows
         da = dp @ W2.T * (1 - h**2)
         W2, b2, W1, b1 = W2 - 0.05 * h.T @ dp, b2 - 0.05 * dp.sum(0), W1 - 0.05 * X.T @ da, b1 - 0.05 * da.sum(0)
@@ -110,7 +112,8 @@ def test_demo_xor_is_plain_gradient_descent_on_the_mean_squared_error(capsys):
     np.testing.assert_allclose([float(v) for _, v in printed], losses[::50], rtol=1e-3, atol=1e-6)
     assert final == pytest.approx(losses[500], rel=1e-3)
     shown = [float(v) for v in re.findall(r"-> (\S+) \(\d\)$", text, flags=re.M)]
-    np.testing.assert_allclose(shown, (np.tanh(X @ W1 + b1) @ W2 + b2)[:, 0], atol=2e-3)
+    np.testing.assert_allclose(shown, p[:, 0], atol=2e-3)
+    assert np.mean((np.array(shown)[:, None] - t) ** 2) == pytest.approx(final, abs=2e-3)
 
 
 def test_demo_pictures_are_example_4_3_1s_weights_and_a_64_by_128_table(tmp_path, monkeypatch, capsys):
