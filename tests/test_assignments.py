@@ -62,6 +62,9 @@ def test_the_assignments_body_becomes_a_stub_with_its_hint():
     with pytest.raises(NotImplementedError, match=r'^A2: return y squared, "quoted" too$'):
         namespace["f"](3)
     assert namespace["g"](3) == 3
+    # a file that ends on its END marker, without a newline, ends on the stub without one; with one, with one
+    assert strip_source(MARKED.rstrip("\n"), 3)[0].endswith('raise NotImplementedError("A3: the other one")')
+    assert strip_source(MARKED, 3)[0].endswith('raise NotImplementedError("A3: the other one")\n')
 
 
 def test_other_assignments_and_the_solution_keep_every_body():
@@ -101,10 +104,12 @@ def test_a_notebook_loses_the_outputs_from_its_first_stub_on():
     stripped, n = strip_notebook({"cells": cells}, 2)
     assert n == 1
     assert [len(c.get("outputs", [])) for c in stripped["cells"]] == [1, 0, 0, 0]
-    assert stripped["cells"][2]["source"] == '# YOUR CODE HERE\nraise NotImplementedError("A2: set y")\n'
+    # a source keeps its form: a list of lines (as Jupyter saves it) stays one, a string stays a string
+    assert stripped["cells"][2]["source"] == ["# YOUR CODE HERE\n", 'raise NotImplementedError("A2: set y")\n']
+    assert stripped["cells"][0]["source"] == "x = 1\n"
     assert cells[2]["outputs"], "the input notebook is not modified"
     kept, _ = strip_notebook({"cells": cells}, 3)
-    assert kept["cells"][2]["source"] == "y = 2\n" and kept["cells"][2]["outputs"]
+    assert kept["cells"][2]["source"] == ["y = 2\n"] and kept["cells"][2]["outputs"]
 
 
 # ------------------------------------------------------------------ the catalogue and the marks
@@ -174,7 +179,8 @@ def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(numbe
 
 
 def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_path):
-    student, solution = tmp_path / "student", tmp_path / "solution"
+    student, solution = tmp_path / "new" / "student", tmp_path / "solution"  # a folder to make, and an empty one
+    solution.mkdir()
     stubs = build(2, student)
     assert build(2, solution, solution=True) == stubs
     for rel in stubs:
@@ -184,6 +190,11 @@ def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_p
             assert a != b and "NotImplementedError(\"A2: " not in b
     same = [p for p in (student / "minitransformer").rglob("*.py") if p.relative_to(student).as_posix() not in stubs]
     assert all(p.read_bytes() == (solution / p.relative_to(student)).read_bytes() for p in same)
+    # the notebooks are written as Jupyter writes them (nbformat), so saving one changes only what the student did
+    nbformat = pytest.importorskip("nbformat")
+    for nb in sorted(student.glob("notebooks/*.ipynb")) + sorted(solution.glob("notebooks/*.ipynb")):
+        text = nb.read_text(encoding="utf-8")
+        assert text == nbformat.writes(nbformat.reads(text, as_version=4)) + "\n", nb
 
 
 def test_the_command_line_builds_and_says_how_to_grade(tmp_path):

@@ -123,7 +123,7 @@ def strip_source(text: str, number: int | None, where: str = "<source>") -> tupl
         if number is None or r.number == number:
             count += 1
         if r.number == number:
-            newline = "\n" if lines[r.begin - 1].endswith("\n") else ""
+            newline = "\n" if lines[r.end - 1].endswith("\n") else ""  # the END marker may end the file
             message = json.dumps(f"A{number}: {r.hint}")  # a Python string literal too
             out.append(f"{r.indent}{STUB}\n{r.indent}raise NotImplementedError({message}){newline}")
         else:
@@ -142,15 +142,16 @@ def strip_notebook(notebook: dict, number: int | None, where: str = "<notebook>"
     ...        "### END SOLUTION\\n"], "outputs": [{"output_type": "execute_result"}], "execution_count": 1}]}
     >>> stripped, n = strip_notebook(nb, 2)
     >>> n, stripped["cells"][0]["source"], stripped["cells"][0]["outputs"]
-    (1, '# YOUR CODE HERE\\nraise NotImplementedError("A2: add them")\\n', [])
+    (1, ['# YOUR CODE HERE\\n', 'raise NotImplementedError("A2: add them")\\n'], [])
     """
     notebook = json.loads(json.dumps(notebook))  # a deep copy, still plain JSON
     count = 0
     for k, cell in enumerate(notebook.get("cells", [])):
         if cell.get("cell_type") != "code":
             continue
-        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        cell["source"], n = strip_source(source, number, where=f"{where} cell {k}")
+        lines = not isinstance(cell["source"], str)  # Jupyter saves a source as a list of lines: kept so
+        source, n = strip_source("".join(cell["source"]), number, where=f"{where} cell {k}")
+        cell["source"] = source.splitlines(keepends=True) if lines else source
         count += n
         if number is not None and count:  # this cell or one before it lost a body
             cell["outputs"], cell["execution_count"] = [], None
