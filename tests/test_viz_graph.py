@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
+import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
+from matplotlib.patches import ArrowStyle
 
 import minitransformer as mt
 from minitransformer.autograd import graph, to_dot
 from minitransformer.viz import draw_graph
+from minitransformer.viz.graph import _size
 
 
 def _expression():
@@ -36,6 +41,49 @@ def _label(node):
     return node["label"] + (f"\n{node['note']}" if node["note"] else "")
 
 
+def _picture(y):
+    """Draw y's graph as a reader sees it, in inches (the axes' data coordinates are inches).
+
+    Returns the figure, its texts, their drawn boxes, each text's column (the distinct x of the
+    texts, left to right), the columns' x, and the arrow pieces as (start, control, end, has_head):
+    an arc3 path is a quadratic curve, straight when its control point lies on the chord.
+    """
+    fig = draw_graph(y)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = fig.axes[0].texts
+    inches = fig.dpi_scale_trans.inverted()
+    boxes = [t.get_bbox_patch().get_window_extent(renderer).transformed(inches) for t in texts]
+    xs = sorted({round(t.get_position()[0], 6) for t in texts})
+    column = [xs.index(round(t.get_position()[0], 6)) for t in texts]
+    pieces = []
+    for patch in fig.axes[0].patches:
+        path = patch.get_path()
+        start, control, end = path.vertices[:3]
+        head = isinstance(patch.get_arrowstyle(), ArrowStyle.CurveFilledB)
+        if head:  # the curve stops short of the head: the end a reader sees is the head's tip
+            tip = path.vertices[3:][path.codes[3:] != path.CLOSEPOLY]
+            end = tip[np.argmax(np.hypot(*(tip - start).T))]
+        pieces.append((start, control, end, head))
+    return fig, texts, boxes, column, xs, pieces
+
+
+def _crossings(pieces):
+    """Pairs of straight arrow pieces that cross each other (strictly: touching at a box is not crossing)."""
+    def side(u, v, w):
+        return np.sign((v[0] - u[0]) * (w[1] - u[1]) - (v[1] - u[1]) * (w[0] - u[0]))
+
+    return sum(side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0
+               for (a, _, b, _), (c, _, d, _) in itertools.combinations(pieces, 2))
+
+
+def _curved(piece, tol=1e-3):
+    start, control, end, _ = piece
+    chord = end - start
+    return abs(chord[0] * (control - start)[1] - chord[1] * (control - start)[0]) / np.hypot(*chord) > tol
+
+
 def test_one_text_label_per_node():
     y = _expression()
     nodes, edges = graph(y)
@@ -57,6 +105,10 @@ def test_constants_are_drawn_as_text():
     assert len(labels) == len(nodes) == 6  # x, 3.0, Mul, x * 3.0, Sum, the sum
     const = next(t for t in fig.axes[0].texts if t.get_text() == "3.0")
     assert const.get_bbox_patch().get_edgecolor()[3] == 0  # no frame around a number
+    # and printed grey, lighter than the black of the tensors' and operations' labels
+    grey = to_rgb(const.get_color())
+    assert grey[0] == grey[1] == grey[2] and 0 < grey[0] < 1
+    assert all(to_rgb(t.get_color()) == (0, 0, 0) for t in fig.axes[0].texts if t is not const)
 
 
 @pytest.mark.single_backend
@@ -84,6 +136,163 @@ def test_layout_flows_left_to_right_without_overlaps(tmp_path):
 
 
 @pytest.mark.single_backend
+def test_sources_stand_one_column_before_their_first_use_and_the_result_last():
+    """Leaves and numbers sit beside the operation that first uses them (not all in column 0); the result is last."""
+    y = _mlp_loss()
+    nodes, edges = graph(y)
+    _, _, _, column, xs, _ = _picture(y)
+    col = {n["id"]: c for n, c in zip(nodes, column)}
+    targets = {b for _, b in edges}
+    sources = [n["id"] for n in nodes if n["id"] not in targets]
+    assert len(sources) == 7  # X, W1, b1, W2, and the numbers 1.0, 2, 0.01
+    for s in sources:
+        assert col[s] == min(col[b] for a, b in edges if a == s) - 1, s
+    assert col[id(y)] == len(xs) - 1 and [c for c in column].count(len(xs) - 1) == 1
+
+
+@pytest.mark.single_backend
+def test_an_arrow_that_skips_k_columns_is_k_plus_1_pieces_and_one_head():
+    """An arrow over k columns runs through k invisible waypoints: k + 1 straight pieces, each one column long,
+    left to right; only the last piece, the one that reaches the box, has a head."""
+    y = _mlp_loss()
+    nodes, edges = graph(y)
+    _, _, boxes, column, xs, pieces = _picture(y)
+    col = {n["id"]: c for n, c in zip(nodes, column)}
+    spans = [col[b] - col[a] for a, b in edges]
+    assert max(spans) > 1  # the premise: some arrows skip columns
+    assert len(pieces) == sum(spans)
+    assert sum(head for *_, head in pieces) == len(edges)
+    eps = 1e-6
+    def at_box(point, tol=0.15):  # a head stops a point or two short of the box; a waypoint is far (0.3 in) from any
+        return any(b.x0 - tol <= point[0] <= b.x1 + tol and b.y0 - tol <= point[1] <= b.y1 + tol for b in boxes)
+
+    for start, _, end, head in pieces:
+        c = max(k for k, x in enumerate(xs) if x <= start[0] + eps)  # the column the piece leaves from
+        assert start[0] < end[0] <= xs[c + 1] + eps  # one column to the right, not beyond
+        assert at_box(end) == head  # a head where the arrow reaches a box; none at a waypoint (in mid-air)
+        # a waypoint stands on its column's axis, and the pieces meet there: the arrow is unbroken
+        if not head:
+            assert abs(end[0] - xs[c + 1]) < eps
+        if not at_box(start):
+            assert abs(start[0] - xs[c]) < eps
+
+
+@pytest.mark.single_backend
+def test_an_input_used_twice_gets_a_second_curved_arrow_and_all_others_are_straight():
+    # x * x: two arrows from x into Mul; drawn straight both would lie on top of each other
+    x = mt.tensor([1.0, 2.0], requires_grad=True, name="x")
+    *_, pieces = _picture((x * x).sum())
+    assert len(pieces) == 5 and sum(map(_curved, pieces)) == 1  # x->Mul twice, Mul->x*x, ->Sum, ->sum
+    # the small network: W1 * W1 is its one repeated edge; every other piece, waypoints' too, is straight
+    y = _mlp_loss()
+    _, edges = graph(y)
+    *_, pieces = _picture(y)
+    assert sum(map(_curved, pieces)) == len(edges) - len(set(edges)) == 1
+
+
+@pytest.mark.single_backend
+def test_an_operations_inputs_stand_top_to_bottom_in_argument_order():
+    """The module's promise: ``x * w`` draws x above w (and ``w * x`` w above x)."""
+    x = mt.tensor([1.0, 2.0], requires_grad=True, name="x")
+    w = mt.tensor([3.0, 4.0], requires_grad=True, name="w")
+    # x.tanh() * w: w, a leaf, stands in the column of x.tanh() and must still come second
+    cases = (((x * w).sum(), "x", "w"), ((w * x).sum(), "w", "x"), ((x.tanh() * w).sum(), "(2,)", "w"))
+    for y, top, bottom in cases:
+        fig = draw_graph(y)
+        height = {t.get_text().split()[0]: t.get_position()[1] for t in fig.axes[0].texts}
+        assert height[top] > height[bottom]
+
+
+def _shared_product():
+    a = mt.tensor([1.0, 2.0], requires_grad=True, name="a")
+    b = mt.tensor([3.0, 4.0], requires_grad=True, name="b")
+    s = a * b
+    return (s.exp() * a) + (s.tanh() * b)
+
+
+def _abcd():
+    a, b, c, d = (mt.tensor([1.0, 2.0], requires_grad=True, name=n) for n in "abcd")
+    return (a + b) * (a + (d * c))
+
+
+def _twice_shared():
+    a = mt.tensor([1.0, 2.0], requires_grad=True, name="a")
+    b = mt.tensor([3.0, 4.0], requires_grad=True, name="b")
+    u = a * b + b
+    return (u * b) * u
+
+
+def _bcd():
+    b, c, d = (mt.tensor([1.0, 2.0], requires_grad=True, name=n) for n in "bcd")
+    return ((b + c) + c) * (d + b)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("make", [_shared_product, _abcd, _twice_shared, _bcd])
+def test_the_barycenter_sweeps_uncross_every_arrow(make):
+    """Graphs that can be drawn without crossings, but whose first order (a walk from the result, inputs in
+    argument order) crosses one or two pairs of arrows where an input is used in two places (counted with
+    _crossings on the unswept order): the sweeps must uncross them all."""
+    *_, pieces = _picture(make())
+    assert _crossings(pieces) == 0
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("make", [_expression, _mlp_loss, _shared_product])
+def test_columns_are_centred_evenly_spaced_and_the_figure_hugs_them(make):
+    """Each column's boxes are centred on the figure's middle line (for a column without waypoints, whose
+    invisible slots would shift the visible boxes); the blank between adjacent columns is the same all along;
+    the figure leaves no more than a small margin (0.3 in) around the boxes (above and below: where no
+    waypoint takes the tallest column's room)."""
+    y = make()
+    nodes, edges = graph(y)
+    fig, _, boxes, column, xs, pieces = _picture(y)
+    width, height = fig.get_size_inches()
+    with_waypoints = {round(end[0], 6) for _, _, end, head in pieces if not head}
+    for c, x in enumerate(xs):
+        mine = [b for b, k in zip(boxes, column) if k == c]
+        if round(x, 6) not in with_waypoints:
+            assert abs((max(b.y1 for b in mine) + min(b.y0 for b in mine)) / 2 - height / 2) < 0.02, c
+    right = [max(b.x1 for b, k in zip(boxes, column) if k == c) for c in range(len(xs))]
+    left = [min(b.x0 for b, k in zip(boxes, column) if k == c) for c in range(len(xs))]
+    gaps = [left[c + 1] - right[c] for c in range(len(xs) - 1)]
+    assert max(gaps) - min(gaps) < 0.08  # the drawn boxes are a few % wider than predicted
+    assert 0 < left[0] < 0.3 and 0 < width - right[-1] < 0.3
+    if not with_waypoints:
+        assert 0 < min(b.y0 for b in boxes) < 0.3 and 0 < height - max(b.y1 for b in boxes) < 0.3
+
+
+@pytest.mark.single_backend
+def test_each_box_is_drawn_the_size_the_layout_reserves_for_it():
+    """The layout places boxes by their predicted size (``_size``, in inches); the drawn box must match it
+    within the font's rounding (25%), or boxes overlap or float far apart. Ellipses need about sqrt(2) more."""
+    y = (_mlp_loss() * 3.0).sum()
+    nodes, _ = graph(y)
+    _, texts, boxes, *_ = _picture(y)
+    kinds = set()
+    for node, text, box in zip(nodes, texts, boxes):
+        w, h = _size(node)
+        assert 0.75 < box.width / w < 1.25 and 0.75 < box.height / h < 1.25, (text.get_text(), box, w, h)
+        kinds.add(node["kind"])
+    assert kinds == {"tensor", "op", "const"}
+
+
+@pytest.mark.single_backend
+def test_leaves_that_want_a_gradient_are_green_and_the_result_is_outlined_boldest():
+    """The docstring: leaves are drawn green when they require grad (X, an input without, is not); the result
+    has the thickest frame."""
+    y = _mlp_loss()
+    nodes, _ = graph(y)
+    fig = draw_graph(y)
+    for node, text in zip(nodes, fig.axes[0].texts):
+        r, g, b = to_rgb(text.get_bbox_patch().get_facecolor())
+        green = g > r + 0.05 and g > b + 0.05
+        assert green == (node["note"] == "leaf, requires_grad"), text.get_text()
+    widths = {n["id"]: t.get_bbox_patch().get_linewidth() for n, t in zip(nodes, fig.axes[0].texts)}
+    assert all(widths[id(y)] > w for k, w in widths.items() if k != id(y))
+
+
+@pytest.mark.single_backend
 def test_a_freed_graph_draws_what_is_left():
     y = _expression()
     y.backward()  # frees the graph: at most the result and a trace of its last operation are left
@@ -97,6 +306,13 @@ def test_too_large_a_graph_is_refused_with_the_count():
     y = _expression()
     with pytest.raises(ValueError, match=r"draw_graph: the graph has 11 nodes, more than max_nodes=5"):
         draw_graph(y, max_nodes=5)
+    assert len(draw_graph(y, max_nodes=11).axes[0].texts) == 11  # as many as allowed: drawn
+    # the default allows 300 nodes: a chain of 150 tanh has 1 + 2 * 150 = 301 (each adds an op and a tensor)
+    x = mt.tensor([1.0], requires_grad=True, name="x")
+    for _ in range(150):
+        x = x.tanh()
+    with pytest.raises(ValueError, match=r"the graph has 301 nodes, more than max_nodes=300 "):
+        draw_graph(x)
 
 
 def test_to_dot_has_one_line_per_node_and_edge():
