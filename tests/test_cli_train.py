@@ -95,13 +95,22 @@ def test_generate_reads_digits_greedy_and_beam(reverse_run, capsys):
     assert "reads digits 0-9, got '3 x 4'" in capsys.readouterr().err
 
 
-def test_generate_decodes_greedily_at_beam_1_and_by_beam_search_of_the_size_given(untrained, capsys):
+def test_generate_decodes_greedily_at_beam_1_and_by_beam_search_of_the_size_given(untrained, monkeypatch, capsys):
     """--beam k: beam_search with k hypotheses and the paper's length penalty alpha = 0.6 (beam 1 is greedy
-    decoding); on this untrained model greedy, 2 and 3 hypotheses give three different outputs, so each is seen."""
+    decoding); on this untrained model greedy, 2 and 3 hypotheses give three different outputs, so each is seen.
+    The outputs do not depend on alpha here, so what beam_search is asked for is recorded too."""
+    from minitransformer.train import run
     from minitransformer.train.decoding import beam_search, greedy_decode
     from minitransformer.train.metrics import strip_after_eos
     from minitransformer.train.run import _setup_from_checkpoint
 
+    asked = []
+
+    def spy(model, src, **kwargs):
+        asked.append(kwargs)
+        return beam_search(model, src, **kwargs)
+
+    monkeypatch.setattr(run, "beam_search", spy)
     setup, _ = _setup_from_checkpoint(untrained["reverse"])
     tok, src = setup.tokenizer, mt.tensor([setup.tokenizer.encode("314")])
     expected = {1: greedy_decode(setup.model, src, max_len=5)}  # 3 digits and <eos>, at most len + 2 tokens
@@ -111,6 +120,7 @@ def test_generate_decodes_greedily_at_beam_1_and_by_beam_search_of_the_size_give
     for k in (1, 2, 3):
         assert main(["generate", str(untrained["reverse"]), "--input", "3 1 4", "--beam", str(k)]) == 0
         assert capsys.readouterr().out == expected[k] + "\n", k
+    assert [(a["beam_size"], a["alpha"]) for a in asked] == [(2, 0.6), (3, 0.6)]
 
 
 def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
@@ -304,13 +314,12 @@ def test_checkpoint_every_writes_the_checkpoint_during_the_run(tmp_path, monkeyp
 def test_charlm_trains_and_generates_text(tmp_path, monkeypatch, capsys):
     from minitransformer.train import run
 
-    calls = []
+    calls, generate = [], run.generate
 
     def spy(model, ids, max_new_tokens, **kwargs):
         calls.append(kwargs)
         return generate(model, ids, max_new_tokens, **kwargs)
 
-    generate = run.generate
     monkeypatch.setattr(run, "generate", spy)
     out = tmp_path / "lm"
     assert main(["train", "--task", "charlm", "--steps", "4", *TINY, "--out", str(out)]) == 0
@@ -544,6 +553,7 @@ def test_seed_config_trains_the_documents_classifier_layout(tmp_path, capsys):
 
 def test_the_document_configuration_has_the_documents_numbers():
     from minitransformer.examples.seed_classifier import task_settings
+    from minitransformer.train.tasks import warmup_schedule
 
     s = task_settings("document")
     assert (s["vocab_size"], s["d_model"], s["heads"], s["d_ff"], s["max_len"]) == (10000, 512, 8, 2048, 100)
@@ -552,7 +562,6 @@ def test_the_document_configuration_has_the_documents_numbers():
     # binary_crossentropy as compiled there: no label smoothing (Keras's default 0); Adam(learning_rate=1e-4) from
     # the first step on, with no warm-up: the schedule these settings make keeps 1e-4 at every step
     assert s["label_smoothing"] == 0.0
-    from minitransformer.train.tasks import warmup_schedule
     schedule = warmup_schedule(mt.optim.SGD([mt.zeros(1, requires_grad=True)], lr=s["lr"]), s["warmup"], s["steps"],
                                s["schedule"])
     rates = [schedule.get_last_lr()[0]]

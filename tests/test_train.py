@@ -412,19 +412,17 @@ def test_label_smoothing_reaches_the_training_loss_of_every_task(task):
     assert loss == pytest.approx(expected.item(), rel=1e-6)
     assert loss != pytest.approx(plain.loss_fn(plain.model, b).item(), rel=1e-3)
     # called without label_smoothing (notebook 06 trains with classification_loss so) the loss is the plain one,
-    # in NumPy: BCE = softplus(z) - y z, or the next character's -log softmax
+    # in NumPy
     from minitransformer.train.tasks import classification_loss, lm_loss
 
     plain.model.eval()
     with mt.no_grad():
         if task == "classify":
             z, y = plain.model(b.src).numpy().astype(np.float64), b.labels.numpy()
-            by_hand = np.mean(np.logaddexp(0, z) - y * z)
+            by_hand = _bce_numpy(z, y)
             default = classification_loss(plain.model, b)
         else:
-            z, y = plain.model(b.tgt_in).numpy().astype(np.float64), b.tgt_out.numpy()
-            log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
-            by_hand = -np.take_along_axis(log_p, y[..., None], -1).mean()
+            by_hand = _next_token_nll(plain.model(b.tgt_in).numpy().astype(np.float64), b.tgt_out.numpy())
             default = lm_loss(plain.model, b)
     assert default.item() == pytest.approx(float(by_hand), rel=1e-5)
 
@@ -528,6 +526,17 @@ def test_without_an_openblas_the_thread_functions_change_nothing_and_say_so(monk
 
 
 # ------------------------------------------------------------------ evaluation, early stopping, logging
+def _bce_numpy(z, y) -> float:
+    """Binary cross-entropy of logits z against labels y, in NumPy: mean(softplus(z) - y z)."""
+    return float(np.mean(np.logaddexp(0, z) - y * z))
+
+
+def _next_token_nll(logits, targets) -> float:
+    """Mean -log softmax(logits)[target] over every position, in NumPy: logits (..., V), targets (...)."""
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    return float(-np.take_along_axis(log_p, targets[..., None], -1).mean())
+
+
 def _linear_problem():
     mt.manual_seed(0)
     w = nn.Linear(3, 1)
@@ -905,7 +914,7 @@ def test_classification_and_lm_metrics_score_every_example_as_one_batch_by_hand(
     with mt.no_grad():
         z = setup.model.eval()(b.src).numpy().astype(np.float64)
     y = np.asarray([label for _, label in examples], dtype=np.float64)
-    assert got["loss"] == pytest.approx(float(np.mean(np.logaddexp(0, z) - y * z)), rel=1e-5)
+    assert got["loss"] == pytest.approx(_bce_numpy(z, y), rel=1e-5)
     assert got["accuracy"] == pytest.approx(float(np.mean((z > 0) == (y == 1))))
     assert classification_metrics(examples)(setup.model) == pytest.approx(got, rel=1e-6)  # one batch of 500
 
@@ -916,10 +925,7 @@ def test_classification_and_lm_metrics_score_every_example_as_one_batch_by_hand(
     got = lm_metrics(ids, T, batch_size=2)(lm)
     with mt.no_grad():
         logits = lm(mt.tensor(ids[:n * T].reshape(n, T))).numpy().astype(np.float64)
-    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    targets = ids[1:n * T + 1].reshape(n, T)
-    expected = -np.take_along_axis(log_p, targets[..., None], -1).mean()
-    assert got["loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert got["loss"] == pytest.approx(_next_token_nll(logits, ids[1:n * T + 1].reshape(n, T)), rel=1e-5)
 
 
 @pytest.mark.single_backend

@@ -11,6 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import ArrowStyle
+from matplotlib.path import Path
 
 import minitransformer as mt
 from minitransformer.autograd import graph, to_dot
@@ -60,10 +61,12 @@ def _picture(y):
     pieces = []
     for patch in fig.axes[0].patches:
         path = patch.get_path()
-        start, control, end = path.vertices[:3]
+        curve, *rest = np.split(np.arange(len(path.codes)), np.flatnonzero(path.codes == Path.MOVETO)[1:])
+        assert list(path.codes[curve]) == [Path.MOVETO, Path.CURVE3, Path.CURVE3], "an arc3 arrow's curve"
+        start, control, end = path.vertices[curve]
         head = isinstance(patch.get_arrowstyle(), ArrowStyle.CurveFilledB)
-        if head:  # the curve stops short of the head: the end a reader sees is the head's tip
-            tip = path.vertices[3:][path.codes[3:] != path.CLOSEPOLY]
+        if head:  # the other sub-paths are the head: the end a reader sees is its tip, the point farthest out
+            tip = np.concatenate([path.vertices[p][path.codes[p] != Path.CLOSEPOLY] for p in rest])
             end = tip[np.argmax(np.hypot(*(tip - start).T))]
         pieces.append((start, control, end, head))
     return fig, texts, boxes, column, xs, pieces
@@ -116,15 +119,11 @@ def test_layout_flows_left_to_right_without_overlaps(tmp_path):
     """Every arrow points right; no two labels overlap; none is cut off by the figure's edge."""
     y = _mlp_loss()
     nodes, edges = graph(y)
-    fig = draw_graph(y)
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    renderer = canvas.get_renderer()
-    texts = fig.axes[0].texts
+    fig, texts, boxes, *_ = _picture(y)
     assert len(texts) == len(nodes)
-    boxes = [t.get_bbox_patch().get_window_extent(renderer) for t in texts]
+    width, height = fig.get_size_inches()
     for i, a in enumerate(boxes):
-        assert a.x0 >= 0 and a.y0 >= 0 and a.x1 <= fig.bbox.x1 and a.y1 <= fig.bbox.y1, texts[i].get_text()
+        assert a.x0 >= 0 and a.y0 >= 0 and a.x1 <= width and a.y1 <= height, texts[i].get_text()
         for j in range(i + 1, len(boxes)):
             assert not a.overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
     # texts were added in graph() order: each edge's source lies left of its target
@@ -147,7 +146,7 @@ def test_sources_stand_one_column_before_their_first_use_and_the_result_last():
     assert len(sources) == 7  # X, W1, b1, W2, and the numbers 1.0, 2, 0.01
     for s in sources:
         assert col[s] == min(col[b] for a, b in edges if a == s) - 1, s
-    assert col[id(y)] == len(xs) - 1 and [c for c in column].count(len(xs) - 1) == 1
+    assert col[id(y)] == len(xs) - 1 and column.count(len(xs) - 1) == 1
 
 
 @pytest.mark.single_backend
@@ -163,6 +162,7 @@ def test_an_arrow_that_skips_k_columns_is_k_plus_1_pieces_and_one_head():
     assert len(pieces) == sum(spans)
     assert sum(head for *_, head in pieces) == len(edges)
     eps = 1e-6
+
     def at_box(point, tol=0.15):  # a head stops a point or two short of the box; a waypoint is far (0.3 in) from any
         return any(b.x0 - tol <= point[0] <= b.x1 + tol and b.y0 - tol <= point[1] <= b.y1 + tol for b in boxes)
 
@@ -195,8 +195,9 @@ def test_an_operations_inputs_stand_top_to_bottom_in_argument_order():
     """The module's promise: ``x * w`` draws x above w (and ``w * x`` w above x)."""
     x = mt.tensor([1.0, 2.0], requires_grad=True, name="x")
     w = mt.tensor([3.0, 4.0], requires_grad=True, name="w")
-    # x.tanh() * w: w, a leaf, stands in the column of x.tanh() and must still come second
-    cases = (((x * w).sum(), "x", "w"), ((w * x).sum(), "w", "x"), ((x.tanh() * w).sum(), "(2,)", "w"))
+    h = x.tanh()
+    h.name = "h"  # h * w: w, a leaf, stands in the column of h and must still come second
+    cases = (((x * w).sum(), "x", "w"), ((w * x).sum(), "w", "x"), ((h * w).sum(), "h", "w"))
     for y, top, bottom in cases:
         fig = draw_graph(y)
         height = {t.get_text().split()[0]: t.get_position()[1] for t in fig.axes[0].texts}

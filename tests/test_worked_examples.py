@@ -32,13 +32,20 @@ def pe_formula(positions, d):
     return table
 
 
-def multi_head_numpy(seed):
-    """Head 1 and head 2 of the multi-head example, from the seeded generator the example documents."""
+def multi_head_numpy(seed) -> dict:
+    """The multi-head example (3 tokens, d_model 6, 2 heads of d_k 3) in float64, from the seeded generator the
+    example documents: X = E + PE, the W's / sqrt(6), and each head's scores, weights and output."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((3, 6)) + pe_formula(range(3), 6)
-    W_Q, W_K, W_V = (rng.standard_normal((6, 6)) / np.sqrt(6) for _ in range(3))
-    return [softmax((X @ W_Q[:, b]) @ (X @ W_K[:, b]).T / np.sqrt(3)) @ (X @ W_V[:, b])
-            for b in (slice(0, 3), slice(3, 6))]
+    E = rng.standard_normal((3, 6))
+    W_Q, W_K, W_V, W_O = (rng.standard_normal((6, 6)) / np.sqrt(6) for _ in range(4))
+    X = E + pe_formula(range(3), 6)
+    ex = {"X": X, "W_Q": W_Q, "W_K": W_K, "W_V": W_V, "W_O": W_O, "scores": [], "weights": [], "heads": []}
+    for b in (slice(0, 3), slice(3, 6)):
+        s = (X @ W_Q[:, b]) @ (X @ W_K[:, b]).T / np.sqrt(3)
+        ex["scores"].append(s)
+        ex["weights"].append(softmax(s))
+        ex["heads"].append(softmax(s) @ (X @ W_V[:, b]))
+    return ex
 
 
 # ------------------------------------------------------------------ 4.3.1 self-attention
@@ -165,25 +172,14 @@ def test_positional_encoding_which_indices_match():
 @pytest.mark.assignment(3, points=10)
 def test_multi_head_example_matches_numpy(to_numpy):
     ex = we.multi_head_example(seed=0)
-    rng = np.random.default_rng(0)  # the example's documented generator
-    E = rng.standard_normal((3, 6))
-    W_Q, W_K, W_V, W_O = (rng.standard_normal((6, 6)) / np.sqrt(6) for _ in range(4))
-    X = E + pe_formula(range(3), 6)
-    np.testing.assert_allclose(to_numpy(ex.X), X, rtol=1e-12)
-    for name, W in (("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V), ("W_O", W_O)):
-        np.testing.assert_array_equal(to_numpy(getattr(ex, name)), W)
-    heads, weights, scores = [], [], []
-    for i in range(2):
-        b = slice(3 * i, 3 * i + 3)
-        Q, K, V = X @ W_Q[:, b], X @ W_K[:, b], X @ W_V[:, b]
-        s = Q @ K.T / np.sqrt(3)
-        scores.append(s)
-        weights.append(softmax(s))
-        heads.append(softmax(s) @ V)
-    np.testing.assert_allclose(to_numpy(ex.scores), np.stack(scores), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(to_numpy(ex.weights), np.stack(weights), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(to_numpy(ex.heads), np.stack(heads), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(to_numpy(ex.output), np.concatenate(heads, axis=1) @ W_O, rtol=1e-10, atol=1e-12)
+    ref = multi_head_numpy(0)
+    np.testing.assert_allclose(to_numpy(ex.X), ref["X"], rtol=1e-12)
+    for name in ("W_Q", "W_K", "W_V", "W_O"):
+        np.testing.assert_array_equal(to_numpy(getattr(ex, name)), ref[name])
+    X, heads = ref["X"], ref["heads"]
+    for name in ("scores", "weights", "heads"):
+        np.testing.assert_allclose(to_numpy(getattr(ex, name)), np.stack(ref[name]), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(ex.output), np.concatenate(heads, axis=1) @ ref["W_O"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(to_numpy(ex.weights).sum(axis=-1), 1.0, rtol=1e-12)
     assert ex.heads_difference == pytest.approx(np.abs(heads[0] - heads[1]).max(), rel=1e-9)
     # the document's heads (no W_i): the same expression twice, identical
@@ -324,7 +320,7 @@ def test_report_puts_document_beside_computation(sa_numpy):
     assert "[0.1411, -0.9900, 0.0065]" in pos3  # the document's and the formula's values on one line
     assert text.count("\n  1. [4.3.1]") == 1
     # the default seed is 0, as in docs/errata.md: its heads' difference, recomputed here
-    head1, head2 = multi_head_numpy(0)
+    head1, head2 = multi_head_numpy(0)["heads"]
     assert "two heads of d_k = 3 (seed 0)" in text
     assert f"max |head_1 - head_2|: {np.abs(head1 - head2).max():.3f} with W_i" in text
 
