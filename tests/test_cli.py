@@ -340,3 +340,140 @@ def test_bench_chain_computes_what_numpy_computes():
     got = bench._mt_forward(mt.tensor(x0), 5).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     np.testing.assert_allclose(bench._numpy_chain(x0, 5)(), expected, rtol=1e-6)
+
+
+class _Clock:
+    """A stand-in for ``time`` in bench: ``perf_counter()`` moves only when a test moves it."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_bench_time_is_the_seconds_the_calls_took(monkeypatch):
+    clock, calls = _Clock(), []
+    monkeypatch.setattr(bench, "time", clock)
+
+    def call():
+        calls.append(1)
+        clock.now += 0.25
+
+    assert bench._time(call, 3) == pytest.approx(0.75) and len(calls) == 3  # 3 calls of 0.25 s
+
+
+@pytest.mark.parametrize("seconds_per_call, calls", [
+    (0.007, 6),  # a 40 ms sample: ceil(40 / 7) calls
+    (0.1, 1),    # one call outlasts a sample: one call
+])
+def test_bench_calibrate_fills_a_sample_with_calls(seconds_per_call, calls, monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(bench, "time", clock)
+    monkeypatch.setattr(bench, "SAMPLE_SECONDS", 0.04)
+
+    def call():
+        clock.now += seconds_per_call
+
+    assert bench._calibrate(call) == calls
+
+
+@pytest.mark.parametrize("expected, got, agree", [
+    (1.0, 1.00005, True), (1.0, 1.00015, False),  # rtol 1e-4
+    (0.0, 0.5e-6, True), (0.0, 1.5e-6, False),  # atol 1e-6, where the value is 0
+])
+def test_bench_agreement_refuses_a_forward_just_outside_its_tolerance(expected, got, agree):
+    variants = {"numpy_forward": lambda: np.array([0.5, expected]), "mt_forward": lambda: mt.tensor([0.5, got])}
+    if agree:
+        bench._check_agreement(variants, None, 3, None)
+    else:
+        with pytest.raises(RuntimeError, match="forward differs from NumPy"):
+            bench._check_agreement(variants, None, 3, None)
+
+
+@pytest.mark.parametrize("ours, theirs, agree", [
+    (1.0, 1.0005, True), (1.0, 1.0015, False),  # rtol 1e-3
+    (0.0, 0.5e-6, True), (0.0, 1.5e-6, False),  # atol 1e-6, where the gradient is 0
+])
+def test_bench_agreement_refuses_a_gradient_just_outside_its_tolerance(ours, theirs, agree, monkeypatch):
+    """Each library's chain stood in by y = slope x (dy/dx = slope); "PyTorch" is this library again."""
+    monkeypatch.setattr(bench, "_mt_forward", lambda x, n_ops: x * ours)
+    monkeypatch.setattr(bench, "_torch_forward", lambda torch, x, n_ops: x * theirs)
+    torch = types.SimpleNamespace(tensor=mt.tensor, ones_like=lambda y: mt.ones(*y.shape))
+    x0 = np.array([0.5, -0.5], dtype=np.float32)
+    variants = {"numpy_forward": lambda: x0, "mt_forward": lambda: mt.tensor(x0)}
+    if agree:
+        bench._check_agreement(variants, x0, 3, torch)
+    else:
+        with pytest.raises(RuntimeError, match="gradient differs"):
+            bench._check_agreement(variants, x0, 3, torch)
+
+
+def test_bench_autograd_times_each_variant_doing_its_own_work_in_us_per_op(monkeypatch):
+    """A fake clock: a call of any chain costs 3 ms, a backward pass 2 ms more. A forward variant that also ran
+    backward, a reference that skipped it, or the wrong units (seconds / calls / ops * 1e6) show in the figures."""
+    passes = [0]
+
+    def counted(backward):
+        def wrapper(self, *args, **kwargs):
+            passes[0] += 1
+            return backward(self, *args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(mt.Tensor, "backward", counted(mt.Tensor.backward))
+    torch = bench._import_torch()[0]
+    if torch is not None:
+        monkeypatch.setattr(torch.Tensor, "backward", counted(torch.Tensor.backward))
+
+    def fake_time(fn, inner):
+        before = passes[0]
+        for _ in range(inner):
+            fn()
+        return 0.003 * inner + 0.002 * (passes[0] - before)
+
+    monkeypatch.setattr(bench, "_time", fake_time)
+    monkeypatch.setattr(bench, "_calibrate", lambda fn: 2)
+    report = bench.run_autograd(chain=5, size=3, repeat=2)
+    # 2 calls of 5 ops: forward 6 ms, 600 us per op; forward + backward 10 ms, 1000 us per op
+    expected = {"numpy_forward": 600, "mt_forward": 600, "mt_forward_backward": 1000}
+    if torch is not None:
+        expected |= {"torch_forward": 600, "torch_forward_backward": 1000}
+        assert report["ratios"]["mt_forward_backward_vs_torch"] == pytest.approx(1.0)
+    for name, us in expected.items():
+        assert report["results"][name]["samples_us_per_op"] == pytest.approx([us, us]), name
+    assert report["ratios"]["mt_forward_backward_vs_numpy"] == pytest.approx(1000 / 600)
+
+
+def test_bench_autograd_defaults_are_the_documented_ones(monkeypatch):
+    """docs/benchmarks.md: a chain of 200 operations on 16 elements, 7 repetitions, beside PyTorch if it imports."""
+    checked = []
+    monkeypatch.setattr(bench, "_check_agreement", lambda variants, x0, n_ops, torch: checked.append((x0.shape, n_ops)))
+    monkeypatch.setattr(bench, "_calibrate", lambda fn: 1)
+    monkeypatch.setattr(bench, "_time", lambda fn, inner: 1e-3)
+    report = bench.run_autograd()
+    assert checked == [((16,), 200)] and report["ops_per_chain"] == 200
+    assert all(len(r["samples_us_per_op"]) == 7 for r in report["results"].values())
+    assert report["torch_missing"] != "not requested"  # PyTorch was asked for (imported, or why not)
+
+
+def test_bench_table_puts_each_ratio_in_its_column_and_1_beside_the_references():
+    us = {"numpy_forward": 1.5, "mt_forward": 6.0, "torch_forward": 9.0, "mt_forward_backward": 18.0,
+          "torch_forward_backward": 24.0}
+    ratios = {f"{name}_vs_numpy": value / 1.5 for name, value in us.items() if name != "numpy_forward"}
+    ratios |= {"mt_forward_vs_torch": 6.0 / 9.0, "mt_forward_backward_vs_torch": 18.0 / 24.0}
+    machine = {"torch": "2.0", "torch_threads": 2, "backend": "numpy", "cpu_count": 2, "platform": "Linux",
+               "python": "3.11", "numpy": "2.0", "numpy_blas_threads": 2}
+    report = {"machine": machine, "results": {name: {"us_per_op": v} for name, v in us.items()}, "ratios": ratios,
+              "ops_per_chain": 200, "steps": ["mul", "add", "tanh"], "size": 16, "repeat": 3, "torch_missing": None}
+    lines = bench.format_table(report).splitlines()
+    header = next(line for line in lines if line.startswith("variant"))
+    assert lines[lines.index(header) + 1] == "-" * len(header)  # the rule is as wide as the header
+    rows = {line[:38].strip(): line[38:].split() for line in lines if line[:38].strip() in bench.LABELS.values()}
+    assert rows == {  # us/op, x NumPy, x PyTorch
+        "NumPy, forward (no gradients)": ["1.50", "1.00"],
+        "minitransformer, forward (no_grad)": ["6.00", "4.00", "0.67"],
+        "PyTorch eager, forward (no_grad)": ["9.00", "6.00", "1.00"],
+        "minitransformer, forward + backward": ["18.00", "12.00", "0.75"],
+        "PyTorch eager, forward + backward": ["24.00", "16.00", "1.00"],
+    }
