@@ -8,8 +8,10 @@ runs, that the two libraries compute the same thing, and that the bench works wi
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -89,10 +91,27 @@ def test_the_pytorch_reference_computes_what_we_compute(name):
     torch = pytest.importorskip("torch")
     config = TINY[name]
     batch = bench.make_batch(config)
+    if config["kind"] == "classifier":
+        batch["ids"][0, 1:] = 0  # a text of one token: its mean is itself (a floor of 2 on the count halved it)
     ours = bench.build_ours(config, batch)
+    rng = np.random.default_rng(1)
+    for p in ours["model"].parameters():  # every weight nonzero, the biases too: built as zeros, x W - b passed
+        values = rng.normal(1.0 if p.shape == (config["d_model"],) else 0.0, 0.3, p.shape)
+        p.data = p.backend.asarray(values.astype(p.dtype_name))
     theirs = bench.build_torch(torch, config, batch, ours["model"])
     losses = bench._check_same_loss(ours, theirs)  # raises if they differ, before or after an Adam step
     assert len(losses) == 2 and losses[0] != losses[1]  # the step changed the weights
+
+
+def test_the_pytorch_reference_layer_norm_has_our_eps():
+    """LayerNorm's eps (1e-5, ours and PyTorch's default), seen on a row whose variance is below it."""
+    torch = pytest.importorskip("torch")
+    x = np.array([[1.0, 1.002, 0.998, 1.001]])  # variance 2.2e-6
+    gamma, beta = np.array([1.0, 2.0, 0.5, -1.0]), np.array([0.1, -0.2, 0.3, 0.0])
+    expected = (x - x.mean()) / np.sqrt(x.var() + 1e-5) * gamma + beta
+    P = {"n.gamma": torch.tensor(gamma), "n.beta": torch.tensor(beta)}
+    got = bench._torch_layer_norm(torch, P, "n", torch.tensor(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
 
 
 def test_the_classifier_batch_has_padding_and_binary_labels():
@@ -103,6 +122,17 @@ def test_the_classifier_batch_has_padding_and_binary_labels():
     assert real.min() >= 5 and real.max() <= 10 and real.min() < 10  # lengths seq/2..seq, some padded
     assert (ids[:, :5] != 0).all()  # padding only after the text
     assert set(np.unique(labels)) == {0.0, 1.0} and labels.dtype == np.float32
+    assert real.min() == 5 and real.max() == 10  # as short as seq/2, as long as seq
+    assert set(np.unique(ids[ids != 0])) == set(range(1, 30))  # every id of the vocabulary but the padding's
+    # every length from seq/2 to seq equally often: with seq 2, texts of one token and of two, half and half
+    ids = bench.make_batch({**config, "batch": 2000, "seq": 2})["ids"]
+    assert (ids[:, 0] != 0).all() and abs((ids[:, 1] == 0).sum() - 1000) < 5 * np.sqrt(2000 * 0.5 * 0.5)
+
+
+def test_the_language_model_batch_draws_every_token_of_the_vocabulary():
+    batch = bench.make_batch({**TINY["small"], "vocab": 5, "batch": 20, "seq": 10})  # 200 draws of 5 tokens
+    for key in ("ids", "targets"):
+        assert batch[key].shape == (20, 10) and set(np.unique(batch[key])) == {0, 1, 2, 3, 4}  # 0 is a token here
 
 
 # ------------------------------------------------------------------ the report
@@ -281,6 +311,17 @@ def test_matmul_rate_is_positive(tiny):
     assert bench.matmul_rate(size=32, repeat=2) > 0
 
 
+def test_matmul_rate_is_2n3_flops_over_the_median_seconds_of_one_product(monkeypatch, tiny):
+    readings = [0.9, 0.5, 0.4, 0.25]  # seconds per product, as a fake clock reads them
+
+    def fake_time(fn, inner):
+        return inner * readings.pop(0)
+
+    monkeypatch.setattr(bench, "_time", fake_time)
+    assert bench.matmul_rate(size=32, repeat=3) == pytest.approx(2 * 32**3 / 0.5)  # the median of 0.9, 0.5, 0.4
+    assert bench.matmul_rate(repeat=1) == pytest.approx(2 * 64**3 / 0.25)  # n = RATE_SIZE (64 here) by default
+
+
 def test_a_training_step_never_promotes_float32(monkeypatch):
     """No float64 sneaks in: no operation turns float32 inputs into a float64 result, and every gradient the
     backward pass moves is float32, in a step of each model. (The positional-encoding table is kept in float64
@@ -345,6 +386,43 @@ def test_the_gpu_line_says_where_both_ran_and_whether_tf32_was_used(tiny):
     report["machine"]["kernels"] = True
     table = bench.format_model_table(report)
     assert "ours with its CUDA kernels and cuBLAS products" in table and "KERNELS=0" not in table
+
+
+def test_the_reference_goes_to_the_gpu_exactly_when_ours_runs_on_cupy(monkeypatch):
+    def torch_with_cuda(available):
+        return types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: available))
+
+    for ours, available, device in [("numpy", True, "cpu"), ("cupy", True, "cuda"), ("cupy", False, "cpu")]:
+        with monkeypatch.context() as m:
+            m.setattr(mt.backend, "current", functools.partial(types.SimpleNamespace, name=ours))
+            assert bench.torch_device(torch_with_cuda(available)) == device
+
+
+def test_sync_waits_for_cupys_queue_and_for_pytorchs_once_it_has_started(monkeypatch):
+    """Else a GPU sample times the launches only: PyTorch's too, when it runs beside ours on the GPU."""
+    waited = []
+    cupy = types.SimpleNamespace(name="cupy", native=types.SimpleNamespace(cuda=types.SimpleNamespace(
+        Device=lambda: types.SimpleNamespace(synchronize=lambda: waited.append("cupy")))))
+
+    def torch_on_gpu(started):
+        return types.SimpleNamespace(cuda=types.SimpleNamespace(is_initialized=lambda: started,
+                                                                synchronize=lambda: waited.append("torch")))
+
+    for torch, expected in [(torch_on_gpu(True), ["cupy", "torch"]), (torch_on_gpu(False), ["cupy"]),
+                            (None, ["cupy"])]:  # None: torch not imported
+        waited.clear()
+        with monkeypatch.context() as m:
+            m.setattr(mt.backend, "current", lambda: cupy)
+            m.setitem(sys.modules, "torch", torch)
+            bench._sync()
+        assert waited == expected
+
+
+def test_the_report_says_whether_ours_ran_its_cuda_kernels(monkeypatch):
+    for kernels, expected in [(None, False), (object(), True)]:
+        with monkeypatch.context() as m:
+            m.setattr(mt.backend.current(), "kernels", kernels)
+            assert bench.machine()["kernels"] is expected
 
 
 def test_tf32_follows_cupys_variable(monkeypatch):
