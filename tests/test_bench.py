@@ -8,10 +8,12 @@ runs, that the two libraries compute the same thing, and that the bench works wi
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import sys
 import types
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -114,6 +116,27 @@ def test_the_pytorch_reference_layer_norm_has_our_eps():
     np.testing.assert_allclose(got, expected, rtol=1e-9)
 
 
+def _losses(*values):
+    """A stand-in for one library's steps: ``train_step()`` returns these losses in turn."""
+    values = iter(values)
+    return {"train_step": lambda: np.float64(next(values))}
+
+
+@pytest.mark.parametrize("device, tf32, tolerance", [("numpy", False, 1e-3), ("numpy", True, 1e-3),
+                                                      ("cupy", False, 1e-3), ("cupy", True, 1e-2)])
+def test_the_loss_check_refuses_a_disagreement_just_outside_its_tolerance(device, tf32, tolerance, monkeypatch):
+    """1e-3 relative, 1e-2 only where TF32 products run (on CuPy with CUPY_TF32=1); both steps are checked."""
+    monkeypatch.setattr(bench, "tf32", lambda: tf32)
+    with monkeypatch.context() as m:
+        m.setattr(mt.backend, "current", lambda: SimpleNamespace(name=device))
+        near, far = 2.0 * (1 + 0.5 * tolerance), 2.0 * (1 + 1.5 * tolerance)
+        assert bench._check_same_loss(_losses(2.0, 1.5), _losses(near, 1.5)) == [2.0, 1.5]
+        with pytest.raises(RuntimeError, match="differs from ours"):
+            bench._check_same_loss(_losses(2.0, 1.5), _losses(far, 1.5))
+        with pytest.raises(RuntimeError, match="differs from ours"):  # after the Adam step
+            bench._check_same_loss(_losses(2.0, 1.5), _losses(2.0, 1.5 * (1 + 1.5 * tolerance)))
+
+
 def test_the_classifier_batch_has_padding_and_binary_labels():
     config = {**TINY["seed"], "batch": 50, "seq": 10}
     batch = bench.make_batch(config)
@@ -211,6 +234,27 @@ def test_bench_refuses_nonpositive_counts(flag, capsys, tiny):
     assert f"{flag} must be at least 1, got 0" in capsys.readouterr().err
 
 
+def test_bench_repeats_as_its_help_says_by_default(monkeypatch, capsys):
+    """--help: "default: 7 autograd, small; 5 seed, large; 3 sweep"; large only on a GPU, without the memory."""
+    calls = []
+    monkeypatch.setattr(bench, "run_autograd", lambda **options: calls.append(("autograd", options["repeat"])) or {})
+    monkeypatch.setattr(bench, "run_model", lambda name, **options: calls.append((name, options)) or {})
+    monkeypatch.setattr(bench, "run_sweep", lambda **options: calls.append(("sweep", options)) or {})
+    for table in ("format_table", "format_model_table", "format_sweep_table"):
+        monkeypatch.setattr(bench, table, lambda report: "table")
+    assert main(["bench", "all", "--sweep"]) == 0
+    assert calls == [("autograd", 7), ("small", {"repeat": 7, "memory": True}),
+                     ("seed", {"repeat": 5, "memory": True}), ("sweep", {"repeat": 3})]
+    calls.clear()
+    with monkeypatch.context() as m:
+        m.setattr(mt.backend, "current", lambda: SimpleNamespace(name="cupy"))
+        assert main(["bench", "large"]) == 0
+    assert calls == [("large", {"repeat": 5, "memory": False})]
+    calls.clear()
+    assert bench.main(argparse.Namespace(what="seed")) == 0  # no --sweep in the arguments: no sweep
+    assert calls == [("seed", {"repeat": 5, "memory": True})]
+
+
 def test_bench_refuses_a_json_file_it_cannot_write_before_measuring(tmp_path, monkeypatch, capsys):
     """It measured for minutes, then ended in a FileNotFoundError traceback when --json named a missing folder."""
     monkeypatch.setattr(bench, "run_autograd", lambda **kw: pytest.fail("measured"))
@@ -266,6 +310,61 @@ def test_pytorch_operations_are_counted_with_its_multi_tensor_adam():
     assert all(_positive(v) for v in counts.values()) and counts["optimizer"] < 30
 
 
+def test_phases_count_what_each_phase_adds():
+    """The counter read before and after each phase: forward (with the loss), backward, optimizer; not zero_grad."""
+    counter = [7]
+
+    def adding(n):
+        def phase():
+            counter[0] += n
+            return SimpleNamespace(backward=lambda: adding(5)())  # the loss, whose backward adds 5
+        return phase
+
+    step = {"optimizer": SimpleNamespace(zero_grad=adding(100), step=adding(2)), "loss": adding(3)}
+    assert bench._phases(step, lambda: counter[0]) == {"forward": 3, "backward": 5, "optimizer": 2}
+
+
+def test_pytorch_operations_are_counted_one_per_computed_tensor(monkeypatch):
+    """A stand-in step whose operators are known: views and .item() are not counted, each computation once."""
+    torch = pytest.importorskip("torch")
+    x = torch.ones(3)
+    built = {}
+
+    def loss():
+        y = x * x  # 1
+        y.reshape(3, 1)  # a view
+        s = y.exp().sum()  # 2
+        s.item()  # a copy to the host
+        return SimpleNamespace(backward=lambda: (x + x).neg())  # 2
+
+    def build_torch(torch, config, batch, model, **options):
+        built.update(options)
+        nothing = lambda: None  # noqa: E731
+        adam = SimpleNamespace(zero_grad=nothing, step=lambda: x.mul_(1.0))  # 1
+        return {"train_step": nothing, "loss": loss, "optimizer": adam}
+
+    monkeypatch.setattr(bench, "build_torch", build_torch)
+    assert bench._count_torch(torch, None, None, None) == {"forward": 3, "backward": 2, "optimizer": 1}
+    assert built == {"device": "cpu", "foreach": True}  # the multi-tensor Adam, as on a GPU
+
+
+def test_our_operations_are_counted_on_array_api_strict_without_checking_token_ids(monkeypatch):
+    """As on CuPy, where looking at the ids' values would make the host wait: the checks are off while counting."""
+    pytest.importorskip("array_api_strict")
+    seen = []
+    phases = bench._phases
+
+    def watched(step, count):
+        be = mt.backend.current()
+        seen.append((be.name, be.check_values))
+        return phases(step, count)
+
+    monkeypatch.setattr(bench, "_phases", watched)
+    bench.count_operations(TINY["seed"])
+    assert seen == [("array_api_strict", False)]
+    assert mt.backend.get("array_api_strict").check_values  # and on again after
+
+
 def test_peak_memory_ours_sees_a_temporary_array():
     size = 1_000_000  # float32: 4,000,000 bytes, freed before the step returns
 
@@ -275,6 +374,16 @@ def test_peak_memory_ours_sees_a_temporary_array():
 
     peak = bench.peak_memory_ours(step)
     assert 4_000_000 <= peak < 4_000_000 + 100_000
+
+    kept = []
+
+    def step_keeping():  # as Adam's moments: made by the first step, alive through every later one
+        if not kept:
+            kept.append(np.ones(size, dtype=np.float32))
+        a = np.ones(size // 4, dtype=np.float32)  # 1,000,000 bytes, temporary
+        return float(a[0])
+
+    assert 1_000_000 <= bench.peak_memory_ours(step_keeping) < 1_000_000 + 100_000  # what persists is not counted
 
 
 def test_peak_memory_torch_sees_a_temporary_tensor():
@@ -286,6 +395,128 @@ def test_peak_memory_torch_sees_a_temporary_tensor():
 
     peak, method = bench.peak_memory_torch(torch, step)
     assert 8_000_000 <= peak < 8_000_000 + 100_000 and "profiler" in method
+    assert bench.peak_memory_torch(torch, lambda: None)[0] == 0  # nothing allocated: the running sum stays at 0
+
+
+# ------------------------------------------------------------------ timing whole steps, with made-up timings
+def test_interleaved_samples_rotate_the_order_and_divide_by_the_calls(monkeypatch):
+    """A stand-in clock: each call of a variant costs a known time. One call each to calibrate, then ``repeat``
+    rounds, each starting one variant later, each sample as many calls as fill SAMPLE_SECONDS, per call."""
+    cost = {"a": 0.25, "b": 2.0, "c": 0.125}
+    calls = []
+
+    def clock(fn, inner):
+        calls.append((fn(), inner))
+        return cost[fn()] * inner
+
+    monkeypatch.setattr(bench, "_time", clock)
+    monkeypatch.setattr(bench, "SAMPLE_SECONDS", 1.0)
+    samples = bench._interleaved({name: (lambda name=name: name) for name in cost}, repeat=4)
+    assert samples == {"a": [0.25] * 4, "b": [2.0] * 4, "c": [0.125] * 4}
+    inner = {"a": 4, "b": 1, "c": 8}  # 1 / cost calls, at least one
+    rounds = ["abc", "bca", "cab", "abc"]
+    assert calls == [(n, 1) for n in "abc"] + [(n, inner[n]) for order in rounds for n in order]
+
+
+def test_paired_ratio_is_the_median_of_the_ratios_of_pairs():
+    a, b = [1.0, 10.0, 3.0], [1.0, 2.0, 3.0]
+    assert bench._paired_ratio(a, b) == 1.0  # ratios 1, 5, 1; the ratio of the medians would be 1.5
+    assert bench._paired_ratio([2.0, 9.0, 4.0], [1.0, 3.0, 4.0]) == 2.0  # 2, 3, 1
+
+
+def test_run_model_reports_medians_paired_ratios_and_the_floor_of_given_timings(monkeypatch, tiny):
+    """Made-up samples in place of _interleaved, called with run_model's defaults: 5 samples, forward steps
+    timed, memory measured, the losses checked (when PyTorch is there). RATE_SIZE = 64 (the fixture)."""
+    with_torch = _has_torch()
+    made_up = {"mt_train": [0.030, 0.010, 0.020], "torch_train": [0.010, 0.010, 0.005],
+               "mt_forward": [0.004, 0.006, 0.005], "torch_forward": [0.001, 0.006, 0.001],
+               "matmul": [0.002, 0.001, 0.004]}
+    seen = {}
+
+    def interleaved(variants, repeat):
+        seen.update(names=list(variants), repeat=repeat)
+        return {name: list(made_up[name]) for name in variants}
+
+    monkeypatch.setattr(bench, "_interleaved", interleaved)
+    monkeypatch.setattr(bench, "count_operations", lambda config, torch=None: None)
+    monkeypatch.setattr(bench, "peak_memory_ours", lambda step: 3_000_000)
+    monkeypatch.setattr(bench, "peak_memory_torch", lambda torch, step: (1_000_000, "stand-in"))
+    report = bench.run_model("small", use_torch=with_torch)
+    torch_names = ["torch_train"] if with_torch else []
+    assert seen == {"names": ["mt_train", *torch_names, "mt_forward", *[n.replace("train", "forward")
+                                                                        for n in torch_names], "matmul"],
+                    "repeat": 5}
+    assert report["repeat"] == 5
+    assert report["results"]["mt_train"] == {"ms": 20.0, "samples_ms": [30.0, 10.0, 20.0]}
+    rate = 2 * 64**3 / 0.002  # FLOP/s: 2 n^3 over the median matmul
+    assert report["matmul_gflops"] == pytest.approx(rate / 1e9, rel=1e-12)
+    # TINY small: N = 15 tokens, T = 5, d = 8, d_ff = 16, V = 11, 2 layers;
+    # a layer 8*15*64 + 4*15*5*8 + 4*15*8*16 = 17760, the output 2*15*8*11 = 2640
+    forward = 2 * 17760 + 2640
+    floor = {"train": 3 * forward / rate * 1e3, "forward": forward / rate * 1e3}  # ms
+    assert report["floor"]["train_ms"] == pytest.approx(floor["train"], rel=1e-12)
+    assert report["floor"]["forward_ms"] == pytest.approx(floor["forward"], rel=1e-12)
+    medians = {"mt_train": 20.0, "mt_forward": 5.0, "torch_train": 10.0, "torch_forward": 1.0}
+    for name in report["results"]:
+        kind = "train" if name.endswith("train") else "forward"
+        assert report["floor"][f"{name}_x_floor"] == pytest.approx(medians[name] / floor[kind], rel=1e-12)
+    assert report["memory"]["mt_train_bytes"] == 3_000_000
+    if with_torch:
+        assert report["results"]["torch_forward"]["ms"] == 1.0
+        # ours over PyTorch's, pair by pair: 3, 1, 4 and 4, 1, 5 (the ratios of the medians: 2 and 5)
+        assert report["ratios"] == {"train_vs_torch": 3.0, "forward_vs_torch": 4.0, "memory_vs_torch": 3.0}
+        assert len(report["losses_agree"]) == 2
+    else:
+        assert set(report["results"]) == {"mt_train", "mt_forward"} and report["ratios"] == {}
+
+
+def test_the_model_table_puts_each_figure_in_its_column():
+    """Made-up figures: ms, x PyTorch (PyTorch's own rows 1.00), x floor; counts and memory (in MiB) below."""
+    report = {"benchmark": "small", "description": "a model", "config": TINY["small"], "repeat": 3,
+              "machine": {"torch": "2.0", "torch_threads": 2, "backend": "numpy", "cpu_count": 2, "numpy": "2.0",
+                          "numpy_blas_threads": 2},
+              "flops": {"step": 3e9, "forward": 1e9}, "matmul_gflops": 100.0, "torch_missing": None,
+              "results": {"mt_train": {"ms": 30.0}, "torch_train": {"ms": 12.0}, "mt_forward": {"ms": 8.0},
+                          "torch_forward": {"ms": 4.0}},
+              "ratios": {"train_vs_torch": 2.5, "forward_vs_torch": 1.75, "memory_vs_torch": 3.0},
+              "floor": {"train_ms": 30.0, "forward_ms": 10.0, "mt_train_x_floor": 1.0, "torch_train_x_floor": 0.4,
+                        "mt_forward_x_floor": 0.8, "torch_forward_x_floor": 0.4},
+              "operations": {"ours": {"forward": 10, "backward": 15, "optimizer": 5, "step": 30},
+                             "torch": {"forward": 8, "backward": 10, "optimizer": 2, "step": 20}},
+              "memory": {"mt_train_bytes": 3 * 2**20, "mt_method": "m", "torch_train_bytes": 2**20,
+                         "torch_method": "t"},
+              "losses_agree": [2.4, 2.3]}
+    lines = bench.format_model_table(report).splitlines()
+    rows = {label: line[len(label):].split() for line in lines for label in bench.MODEL_LABELS.values()
+            if line.startswith(label)}
+    assert rows == {bench.MODEL_LABELS["mt_train"]: ["30.0", "2.50", "1.00"],
+                    bench.MODEL_LABELS["torch_train"]: ["12.0", "1.00", "0.40"],
+                    bench.MODEL_LABELS["mt_forward"]: ["8.0", "1.75", "0.80"],
+                    bench.MODEL_LABELS["torch_forward"]: ["4.0", "1.00", "0.40"]}
+    ours = next(i for i, line in enumerate(lines) if line.startswith("  minitransformer "))
+    assert lines[ours] == "  minitransformer 30 (forward 10, backward 15, Adam 5)"
+    assert lines[ours + 1].startswith("  PyTorch         20 (forward 8, backward 10, Adam 2)")
+    assert lines[ours + 1].endswith("; ratio 1.50")  # ours over PyTorch's, on PyTorch's line
+    assert "minitransformer 3.0 MiB" in lines[ours + 3] and "PyTorch 1.0 MiB" in lines[ours + 4]
+    assert lines[ours + 4].endswith("ratio 3.00")
+
+
+def test_run_sweep_times_training_steps_only_with_its_repeat_by_default(monkeypatch):
+    """The sweep reports training steps: no forward steps, memory or loss check at its points; 3 samples."""
+    calls = []
+
+    def run_model(name, **options):
+        calls.append((name, options))
+        return {"results": {"mt_train": {"ms": 30.0}, "torch_train": {"ms": 10.0}}, "ratios": {"train_vs_torch": 2.9},
+                "floor": {"train_ms": 2.0, "mt_train_x_floor": 15.0}, "matmul_gflops": 100.0}
+
+    monkeypatch.setattr(bench, "run_model", run_model)
+    report = bench.run_sweep(use_torch=False, points=[("seq", 5, TINY["small"])])
+    assert calls == [("seq=5", {"repeat": 3, "use_torch": False, "config": TINY["small"], "memory": False,
+                                "forward": False, "check": False})]
+    assert report["repeat"] == 3
+    assert {k: report["points"][0][k] for k in ("mt_ms", "torch_ms", "ratio", "floor_ms", "mt_x_floor")} == {
+        "mt_ms": 30.0, "torch_ms": 10.0, "ratio": 2.9, "floor_ms": 2.0, "mt_x_floor": 15.0}
 
 
 def test_bench_threads_sets_numpys_blas_and_torch_alike(tmp_path, tiny):
@@ -430,6 +661,30 @@ def test_tf32_follows_cupys_variable(monkeypatch):
     assert bench.tf32()
     monkeypatch.delenv("CUPY_TF32")
     assert not bench.tf32()
+
+
+@pytest.mark.parametrize("tf32", [False, True])
+def test_the_pytorch_reference_follows_tf32_on_the_gpu_and_leaves_the_cpu_run_alone(tf32, monkeypatch):
+    """TF32 in both libraries or in neither: PyTorch's CUDA flags are set to tf32() for a reference on the GPU,
+    and left as they were for one on the CPU."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(bench, "tf32", lambda: tf32)
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn)
+    before = [flag.allow_tf32 for flag in flags]
+    config = TINY["small"]
+    batch = bench.make_batch(config)
+    model = bench.build_ours(config, batch)["model"]
+    try:
+        for flag in flags:
+            flag.allow_tf32 = not tf32
+        bench.build_torch(torch, config, batch, model, device="cpu")
+        assert [flag.allow_tf32 for flag in flags] == [not tf32, not tf32]
+        if torch.cuda.is_available():
+            bench.build_torch(torch, config, batch, model, device="cuda")
+            assert [flag.allow_tf32 for flag in flags] == [tf32, tf32]
+    finally:
+        for flag, value in zip(flags, before):
+            flag.allow_tf32 = value
 
 
 @pytest.mark.single_backend
