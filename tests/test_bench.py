@@ -13,7 +13,6 @@ import functools
 import json
 import sys
 import types
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -128,7 +127,7 @@ def test_the_loss_check_refuses_a_disagreement_just_outside_its_tolerance(device
     """1e-3 relative, 1e-2 only where TF32 products run (on CuPy with CUPY_TF32=1); both steps are checked."""
     monkeypatch.setattr(bench, "tf32", lambda: tf32)
     with monkeypatch.context() as m:
-        m.setattr(mt.backend, "current", lambda: SimpleNamespace(name=device))
+        m.setattr(mt.backend, "current", lambda: types.SimpleNamespace(name=device))
         near, far = 2.0 * (1 + 0.5 * tolerance), 2.0 * (1 + 1.5 * tolerance)
         assert bench._check_same_loss(_losses(2.0, 1.5), _losses(near, 1.5)) == [2.0, 1.5]
         with pytest.raises(RuntimeError, match="differs from ours"):
@@ -247,7 +246,7 @@ def test_bench_repeats_as_its_help_says_by_default(monkeypatch, capsys):
                      ("seed", {"repeat": 5, "memory": True}), ("sweep", {"repeat": 3})]
     calls.clear()
     with monkeypatch.context() as m:
-        m.setattr(mt.backend, "current", lambda: SimpleNamespace(name="cupy"))
+        m.setattr(mt.backend, "current", lambda: types.SimpleNamespace(name="cupy"))
         assert main(["bench", "large"]) == 0
     assert calls == [("large", {"repeat": 5, "memory": False})]
     calls.clear()
@@ -317,10 +316,10 @@ def test_phases_count_what_each_phase_adds():
     def adding(n):
         def phase():
             counter[0] += n
-            return SimpleNamespace(backward=lambda: adding(5)())  # the loss, whose backward adds 5
+            return types.SimpleNamespace(backward=lambda: adding(5)())  # the loss, whose backward adds 5
         return phase
 
-    step = {"optimizer": SimpleNamespace(zero_grad=adding(100), step=adding(2)), "loss": adding(3)}
+    step = {"optimizer": types.SimpleNamespace(zero_grad=adding(100), step=adding(2)), "loss": adding(3)}
     assert bench._phases(step, lambda: counter[0]) == {"forward": 3, "backward": 5, "optimizer": 2}
 
 
@@ -335,12 +334,12 @@ def test_pytorch_operations_are_counted_one_per_computed_tensor(monkeypatch):
         y.reshape(3, 1)  # a view
         s = y.exp().sum()  # 2
         s.item()  # a copy to the host
-        return SimpleNamespace(backward=lambda: (x + x).neg())  # 2
+        return types.SimpleNamespace(backward=lambda: (x + x).neg())  # 2
 
     def build_torch(torch, config, batch, model, **options):
         built.update(options)
         nothing = lambda: None  # noqa: E731
-        adam = SimpleNamespace(zero_grad=nothing, step=lambda: x.mul_(1.0))  # 1
+        adam = types.SimpleNamespace(zero_grad=nothing, step=lambda: x.mul_(1.0))  # 1
         return {"train_step": nothing, "loss": loss, "optimizer": adam}
 
     monkeypatch.setattr(bench, "build_torch", build_torch)
