@@ -188,6 +188,11 @@ extern "C" void run_layer_norm_backward(long long grid, unsigned int block, cons
 }
 """
 
+#: what a GPU allows a launch: threads in a block, and dynamic shared memory without opting in to more (bytes)
+MAX_THREADS, MAX_DYNAMIC_SHARED = 1024, 48 * 1024
+#: the size of the emulation's shared memory ``T s[2048]`` (RUNNERS), per dtype, in bytes
+SHARED_BYTES = {dtype: 2048 * np.dtype(dtype).itemsize for dtype in K.C_TYPES}
+
 C_ARGS = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.uint64: ctypes.c_ulonglong,
           np.float32: ctypes.c_float, np.float64: ctypes.c_double}
 
@@ -253,9 +258,21 @@ class EmulatedKernels(K.CudaKernels):
         self._cublas = self.cublas, types.SimpleNamespace(CUDA_R_32F=0, CUDA_R_64F=1, is_hip=False)
 
     def _run(self, name, dtype, grid, block, args, shared_mem=0):
+        """Launch as CUDA would, refusing what a GPU refuses: no blocks, more threads than a block holds, more
+        dynamic shared memory than a kernel gets without asking for more. A kernel gets only the shared memory
+        the launch asks for: the emulation's ``s`` is filled with NaN bytes (0xFF) first, so that a kernel that
+        reads past what it asked (or what it did not write) computes NaN, and a write past it is caught."""
         self.launches.append(name)
+        assert grid >= 1, f"{name}: a grid of {grid} blocks (CUDA: invalid configuration argument)"
+        assert 1 <= block <= MAX_THREADS, f"{name}: {block} threads in a block (CUDA allows {MAX_THREADS})"
+        assert 0 <= shared_mem <= MAX_DYNAMIC_SHARED, f"{name}: {shared_mem} bytes of dynamic shared memory"
+        library = self.libraries[dtype]
+        shared = np.ctypeslib.as_array((ctypes.c_uint8 * SHARED_BYTES[dtype]).in_dll(library, "s"))
+        assert shared_mem <= shared.size, f"{name}: the emulation holds {shared.size} bytes of shared memory"
+        shared[:] = 0xFF
         c_args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else C_ARGS[type(a)](a) for a in args]
-        getattr(self.libraries[dtype], f"run_{name}")(ctypes.c_longlong(grid), ctypes.c_uint(block), *c_args)
+        getattr(library, f"run_{name}")(ctypes.c_longlong(grid), ctypes.c_uint(block), *c_args)
+        assert (shared[shared_mem:] == 0xFF).all(), f"{name}: wrote past the {shared_mem} bytes of shared memory asked"
 
     def _cublas_handle(self) -> int:
         return 0
@@ -458,6 +475,16 @@ def test_emulated_layer_norm_matches_the_formula(emulated, shape, dtype, affine,
            dtype)
 
 
+def test_emulated_layer_norm_forward_returns_what_the_formula_keeps(emulated, rng):
+    # (y, x_hat, inv_std): x_hat (..., d) and 1 / sqrt(var + eps) (..., 1), what backward reads
+    x = rng.normal(size=(2, 3, 5)) * 4 + 2
+    y, x_hat, inv_std = emulated.layer_norm_forward(x, None, None, 1e-5)
+    mean, inv = x.mean(axis=-1, keepdims=True), 1 / np.sqrt(x.var(axis=-1, keepdims=True) + 1e-5)
+    assert inv_std.shape == (2, 3, 1) and rel_err(inv_std, inv) < 1e-12
+    assert x_hat.shape == y.shape == x.shape and rel_err(x_hat, (x - mean) * inv) < 1e-12
+    assert rel_err(y, x_hat) < 1e-12  # no gamma, no beta
+
+
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (40, 33), (2, 70, 5), (5,)], ids=str)
 @pytest.mark.parametrize("times", [False, True], ids=["sum", "sum-and-product"])
@@ -642,6 +669,7 @@ def test_emulated_kernels_take_only_the_last_axis_of_floats(emulated, rng):
     assert emulated.launches == []  # neither fits: the formula ran
     _formulas(emulated, lambda: F.softmax(x, axis=1))
     assert emulated.launches == ["softmax_forward"]
+    assert emulated.fits(np.ones((2, 3))) and not emulated.fits(np.ones((0, 3)))  # empty: a grid of no blocks
 
 
 @pytest.mark.parametrize("kind, launched", [
@@ -740,6 +768,7 @@ PRODUCTS = {
     "row @ column": (lambda g: (g((1, 6)), g((6, 1))), (False, False, 1)),
     "column @ row": (lambda g: (g((6, 1)), g((1, 6))), (False, False, 1)),
     "stacks": (lambda g: (g((2, 3, 5, 4)), g((2, 3, 4, 6))), (False, False, 6)),
+    "a stack of two": (lambda g: (g((2, 5, 4)), g((2, 4, 6))), (False, False, 2)),
     "Q @ K^T": (lambda g: (g((2, 3, 5, 4)), np.swapaxes(g((2, 3, 6, 4)), -1, -2)), (True, False, 6)),
     "A^T @ G, a stack of one": (lambda g: (np.swapaxes(g((1, 4, 5)), -1, -2), g((1, 4, 3))), (False, True, 1)),
     "split heads (copied)": (lambda g: (g((2, 5, 3, 4)).transpose(0, 2, 1, 3), g((2, 3, 4, 6))), (False, False, 6)),
@@ -768,6 +797,8 @@ def test_emulated_matmul_leaves_broadcasts_and_other_dtypes_to_the_array_api(emu
     assert emulated.matmul(x.astype(np.int64), np.ones((2, 4, 5), dtype=np.int64)) is None
     assert emulated.matmul(x.astype(np.float32), rng.normal(size=(2, 4, 5))) is None  # mixed dtypes
     assert emulated.matmul(np.ones((2, 0)), np.ones((0, 3))) is None  # nothing to multiply: matmul gives zeros
+    assert emulated.matmul(np.ones((0, 4)), np.ones((4, 3))) is None  # no rows: an empty product
+    assert emulated.matmul(np.ones((2, 4)), np.ones((4, 0))) is None  # no columns
     for batch in ((0,), (2, 0)):  # an empty stack: NumPy and CuPy give it strides 0, which no layout reads
         assert emulated.matmul(np.ones((*batch, 3, 4)), np.ones((*batch, 4, 5))) is None
     assert emulated.matmul(np.ones(4), np.ones((4, 3))) is None  # a vector
@@ -783,6 +814,10 @@ def test_matmul_uses_tf32_for_float32_as_cupy_does_with_its_variable(emulated, m
     assert tf32.cublas.calls[-1]["compute"] == 77  # CUBLAS_COMPUTE_32F_FAST_TF32
     tf32.matmul(rng.normal(size=(2, 3)), rng.normal(size=(3, 2)))
     assert tf32.cublas.calls[-1]["compute"] == 70  # float64 stays float64
+    ampere = EmulatedKernels(emulated.libraries)
+    monkeypatch.setattr(ampere, "_compute_capability", lambda: 80)  # an A100: the first with TF32
+    ampere.matmul(rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32))
+    assert ampere.cublas.calls[-1]["compute"] == 77
     older = EmulatedKernels(emulated.libraries)
     monkeypatch.setattr(older, "_compute_capability", lambda: 75)  # a T4: no TF32, so CuPy computes in float32
     older.matmul(rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32))
@@ -798,6 +833,12 @@ def test_cublas_layout_reads_rows_columns_and_strided_stacks():
     assert K.cublas_layout(x.transpose(0, 2, 1, 3)) is None  # heads split from the features
     assert K.cublas_layout(x[..., ::2]) is None  # entries of a row apart
     assert K.cublas_layout(np.broadcast_to(x[:1], x.shape)) is None  # a broadcast stack: stride 0
+    assert K.cublas_layout(np.broadcast_to(x[0, 0], (3, 4, 5))) is None  # one matrix for three: stride 0
+    W = np.zeros((4, 6), dtype=np.float32)
+    assert K.cublas_layout(W[:, ::3]) is None  # two columns, entries 3 apart: neither rows nor columns
+    assert K.cublas_layout(W[::2]) == (False, 12, 0, 1)  # two rows, every other one: 12 entries apart
+    assert K.cublas_layout(W[:, 1:2]) == (False, 6, 0, 1)  # one column: its rows 6 apart
+    assert K.cublas_layout(W.T[:1]) == (True, 6, 0, 1)  # one row of W^T (a column of W): entries 6 apart
 
 
 class DeviceArray(np.ndarray):
@@ -857,6 +898,28 @@ def test_without_cupys_binding_the_products_are_left_to_cupy_with_a_warning(cupy
     assert cublas.launches == []
 
 
+def test_each_kernel_is_compiled_once_per_dtype_and_looked_up_once():
+    # CuPy's side of a launch: a RawModule per dtype (the source with its T), one get_function per kernel and dtype
+    built, looked_up, launched = [], [], []
+
+    class RawModule:
+        def __init__(self, code):
+            built.append(code)
+
+        def get_function(self, name):
+            looked_up.append(name)
+            return lambda grid, block, args, shared_mem: launched.append((name, grid, block, args, shared_mem))
+
+    kernels = K.CudaKernels(types.SimpleNamespace(RawModule=RawModule))
+    for dtype in ("float32", "float64", "float32"):
+        kernels._run("softmax_forward", dtype, 3, 32, ("x",), shared_mem=128)
+    kernels._run("gelu_forward", "float32", 1, 256, ())
+    assert built == [K.SOURCE.replace("{T}", K.C_TYPES[dtype]) for dtype in ("float32", "float64")]
+    assert looked_up == ["softmax_forward", "softmax_forward", "gelu_forward"]
+    assert launched[0] == ("softmax_forward", (3,), (32,), ("x",), 128) and len(launched) == 4
+    assert launched[-1] == ("gelu_forward", (1,), (256,), (), 0)  # no shared memory unless asked
+
+
 def test_readable_copies_only_what_cublas_cannot_read_in_place(emulated, rng):
     x = rng.normal(size=(2, 5, 3, 4))
     for same in (x, np.swapaxes(x, -1, -2), x[:, 1], np.ones(4), x.astype(np.int64), np.ones((0, 3))):
@@ -864,6 +927,9 @@ def test_readable_copies_only_what_cublas_cannot_read_in_place(emulated, rng):
     heads = x.transpose(0, 2, 1, 3)  # (batch, heads, seq, d_k) split from the features
     copy = emulated.readable(heads)
     assert copy.flags.c_contiguous and np.array_equal(copy, heads)
+    every_other = x[0, 0][:, ::2]  # one matrix, its entries 2 apart
+    copy = emulated.readable(every_other)
+    assert copy.flags.c_contiguous and np.array_equal(copy, every_other)
 
 
 def test_attention_products_copy_each_split_head_once(emulated, rng):
