@@ -822,3 +822,71 @@ def test_profile_step_times_the_kernels_products_beside_the_array_apis(emulated_
         assert "kernel column_sums (rows, d)" in kinds
     finally:
         be.kernels = previous
+
+
+# ------------------------------------------------------------------ tools/convergence.py
+#: a task small enough to train a few steps in a blink (the tool's defaults take minutes)
+TINY_TASK = dict(steps=4, eval_every=2, n_train=64, n_val=16, n_test=16, d_model=8, heads=2, layers=1, d_ff=16,
+                 batch_size=8)
+
+
+@pytest.fixture
+def convergence(monkeypatch):
+    """tools/convergence.py as a module; the BLAS variables it sets on import are put back afterwards."""
+    import os
+
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    return _tool("convergence")
+
+
+def _perfect(task: str, **overrides):
+    """The task's setup, with every held-out metric at its best: its targets are met, whatever was learned."""
+    from minitransformer.train.tasks import build
+
+    setup = build(task, **overrides)
+    setup.eval_fn = lambda model: {"val_accuracy": 1.0, "val_loss": 0.0}
+    setup.final_metrics = lambda model: {"test_accuracy": 1.0, "test_exact_sequence_accuracy": 1.0,
+                                         "val_loss_below_unigram": 0.6}
+    return setup
+
+
+@pytest.mark.single_backend
+def test_convergence_reports_steps_metrics_and_a_missed_target(convergence):
+    r = convergence.bench("classify", False, **TINY_TASK)
+    assert (r["task"], r["steps"], r["check"], r["passed"]) == ("classify", 4, "test_accuracy >= 0.95", False)
+    assert [step for step, _, _ in r["validation"]] == [2, 4]  # (step, seconds, val_accuracy) at each evaluation
+    assert r["first_validation_pass_step_and_s"] is None and 0 <= r["final_metrics"]["test_accuracy"] <= 1
+    assert r["settings"]["steps"] == 4 and r["parameters"] > 0
+    assert 0 <= r["train_time_s"] <= r["wall_time_s"]
+
+
+@pytest.mark.single_backend
+def test_convergence_passes_a_met_target_and_says_when_it_was_first_met(convergence, monkeypatch):
+    monkeypatch.setattr(convergence, "build", _perfect)
+    r = convergence.bench("classify", False, **TINY_TASK)
+    assert r["passed"] is True and r["first_validation_pass_step_and_s"][0] == 2  # the first evaluation
+    lm = convergence.bench("charlm", False, **{k: TINY_TASK[k] for k in ("steps", "eval_every", "d_model", "heads",
+                                                                        "layers", "d_ff", "batch_size")}, seq_len=8)
+    assert lm["passed"] is True and lm["check"] == "val_loss_below_unigram >= 0.5"
+    assert lm["first_validation_pass_step_and_s"] is None  # a loss has no accuracy goal to pass
+    monkeypatch.setattr(convergence, "TIME_LIMIT_S", 0.0)  # reverse promises 99% within a time: too late fails
+    assert convergence.bench("reverse", False, **TINY_TASK)["passed"] is False
+    assert convergence.bench("copy", False, **TINY_TASK)["passed"] is True  # no time promised
+
+
+@pytest.mark.single_backend
+def test_convergence_main_writes_json_and_fails_when_a_target_is_missed(convergence, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(convergence, "bench", functools.partial(convergence.bench, **TINY_TASK))
+    path = tmp_path / "convergence.json"
+    assert convergence.main(["--tasks", "classify, sort", "--json", str(path)]) == 1
+    report = json.loads(path.read_text())
+    assert [r["task"] for r in report["results"]] == ["classify", "sort"] and "numpy" in report["machine"]
+    out = capsys.readouterr().out
+    assert out.startswith("machine: ") and "classify  FAIL  test_accuracy >= 0.95  steps=4" in out
+    monkeypatch.setattr(convergence, "build", _perfect)
+    assert convergence.main(["--tasks", "classify"]) == 0
+    assert "classify  PASS" in capsys.readouterr().out
