@@ -57,3 +57,29 @@ def test_the_mutants_of_a_small_file(tmp_path, monkeypatch):
         compile(changed, "small.py", "exec")
         assert changed.splitlines()[m.line - 1] != SOURCE.splitlines()[m.line - 1]
         assert sum(a != b for a, b in zip(changed.splitlines(), SOURCE.splitlines())) == 1
+
+
+C_MODULE = '''"""Kernels."""
+SOURCE = r"""
+// a comment: x + 1 is not code
+extern "C" __global__ void axpy(const T* x, T* y, long long n, T a) {
+    for (long long i = threadIdx.x; i < n && !done(i); i += blockDim.x) y[i] = a * x[i] + (T)0.5 + 7ULL * 0x1F;
+}
+"""
+OTHER = "a + 1"  # another string: left alone
+'''
+
+
+def test_the_mutants_of_the_c_code_in_a_string(tmp_path, monkeypatch):
+    tool = _tool(monkeypatch)
+    path = tmp_path / "kernels.py"
+    path.write_text(C_MODULE)
+    made = [(m.line, m.old, m.new, m.language) for m in tool.c_mutants_of(path, "SOURCE")]
+    assert made == [  # the pointer stars of T* stay; so do ++, [], casts and names
+        (5, "<", "<=", "c"), (5, "&&", "||", "c"), (5, "!", "", "c"), (5, "+=", "-=", "c"), (5, "*", "/", "c"),
+        (5, "+", "-", "c"), (5, "0.5", "1.0", "c"), (5, "+", "-", "c"), (5, "7ULL", "8ULL", "c"), (5, "*", "/", "c"),
+    ]  # (not the hexadecimal number)
+    for m in tool.c_mutants_of(path, "SOURCE"):
+        changed = tool.apply(C_MODULE, m)
+        assert sum(a != b for a, b in zip(changed.splitlines(), C_MODULE.splitlines())) == 1
+    assert tool.mutants_of(path) == []  # no Python inside a function: nothing for the Python mutants

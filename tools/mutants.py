@@ -21,6 +21,14 @@ The notebooks', the documentation's and the project's tests (see ``IGNORED``) ar
 they take minutes and run their code in other processes, where nothing is traced. Other tests that start a
 subprocess (the CLI's, the assignments') are traced for what they run in-process, and a mutant they select
 runs in their subprocesses too (they inherit its ``PYTHONPATH``).
+
+The CUDA kernels are C++ inside a Python string (``SOURCE`` of ``minitransformer/kernels.py``), which no tracer
+sees run: ``--c-source SOURCE`` mutates the C code of the module-level strings of that name too (an operator
+between spaces swapped as above, ``&&`` for ``||``, a ``!`` dropped, a number plus one or doubled; comments and
+pointer stars left alone), and runs each such mutant against ``--c-tests`` (the kernels' tests: on a machine
+without a GPU they compile the source for the CPU under an emulation of CUDA).
+
+    python tools/mutants.py minitransformer/kernels.py --c-source SOURCE --report kernels.json
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import ast
 import bisect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,11 +53,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: test files that take minutes and run their code in other processes (notebooks, Sphinx, pip): nothing to trace
 IGNORED = ("tests/test_docs.py", "tests/test_notebooks.py", "tests/test_project.py")
+#: seconds a mutant of the C code may take (its tests compile the source first): a loop that never ends times out
+C_BUDGET = 120
 SWAPS = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"), ast.Div: ("/", "*"), ast.Pow: ("**", "*"),
          ast.FloorDiv: ("//", "/"), ast.Mod: ("%", "//")}
 COMPARISONS = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">"),
                ast.Eq: ("==", "!="), ast.NotEq: ("!=", "=="), ast.Is: ("is", "is not"), ast.IsNot: ("is not", "is"),
                ast.In: ("in", "not in"), ast.NotIn: ("not in", "in")}
+#: C operators and what each becomes; changed only between spaces (``a * b``, not the pointer star of ``T* x``)
+C_SWAPS = {"+": "-", "-": "+", "*": "/", "/": "*", "%": "/", "<": "<=", "<=": "<", ">": ">=", ">=": ">", "==": "!=",
+           "!=": "==", "&&": "||", "||": "&&", "+=": "-=", "-=": "+=", "*=": "/=", "/=": "*="}
+#: a C token: a comment, a hex or decimal number, a name, an operator (longest first), any other character
+C_TOKEN = re.compile(r"//[^\n]*|0[xX][0-9a-fA-F]+\w*|\d+\.\d*(?:[eE][-+]?\d+)?|\d+\w*|[A-Za-z_]\w*"
+                     r"|<<=|>>=|<<|>>|&&|\|\||[-+*/%<>=!]=|\+\+|--|->|\S")
 
 
 @dataclass
@@ -63,6 +80,7 @@ class Mutant:
     status: str = "not run"  # killed, survived, timeout, not run
     tests: int = 0  # how many tests execute it
     by: str = ""  # the first test that failed on it
+    language: str = "python"  # or "c": the code of a C string (--c-source), run against --c-tests
 
     def describe(self, source_lines: list[str]) -> str:
         text = source_lines[self.line - 1]
@@ -184,6 +202,44 @@ def mutants_of(path: Path, name: str | None = None) -> list[Mutant]:
     return found
 
 
+def c_mutants_of(path: Path, constant: str, name: str | None = None) -> list[Mutant]:
+    """The mutants of the C code in ``path``'s module-level strings assigned to ``constant`` (``SOURCE``)."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines(keepends=True)
+    starts = [0]
+    for text in lines:
+        starts.append(starts[-1] + len(text))
+    rel = name or str(path)
+    found = []
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.Assign) and any(isinstance(x, ast.Name) and x.id == constant for x in node.targets)
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            continue
+        lo = _offset(starts, node.value.lineno, node.value.col_offset)
+        hi = _offset(starts, node.value.end_lineno, node.value.end_col_offset)
+        code = source[lo:hi]  # the literal as written (r-string: as the compiler reads it)
+        for token in C_TOKEN.finditer(code):
+            old, at = token.group(), lo + token.start()
+            before, after = source[at - 1], source[at + len(old)]
+            if old in C_SWAPS and before == " " and after == " ":
+                new = C_SWAPS[old]
+            elif old == "!" and (after.isalpha() or after in "_("):
+                new = ""
+            elif old[0].isdigit() and not old.startswith(("0x", "0X")):
+                number = re.match(r"\d+(\.\d*(?:[eE][-+]?\d+)?)?", old)
+                if number.group(1):  # a float: doubled (0 becomes 1.0)
+                    value = float(number.group())
+                    new = repr(value * 2 if value else 1.0) + old[number.end():]
+                else:  # an integer (a suffix such as ULL kept)
+                    new = str(int(number.group()) + 1) + old[number.end():]
+            else:
+                continue
+            line = bisect.bisect_right(starts, at)
+            found.append(Mutant(rel, line, at - starts[line - 1], old, new, (line, line), lines[line - 1].rstrip("\n"),
+                                language="c"))
+    return found
+
+
 def apply(source: str, m: Mutant) -> str:
     lines = source.splitlines(keepends=True)
     text = lines[m.line - 1]
@@ -285,6 +341,10 @@ def main(argv=None) -> int:
     parser.add_argument("--lines", help="the map of which tests run which lines: read from this file if it exists "
                         "(the same paths), else traced and written there")
     parser.add_argument("--pytest", default="", help="extra pytest arguments for the tracing run")
+    parser.add_argument("--c-source", help="also mutate the C code of the module-level strings of this name "
+                        "(SOURCE: the CUDA kernels)")
+    parser.add_argument("--c-tests", default="tests/test_kernels.py",
+                        help="the tests each mutant of the C code runs (default: %(default)s)")
     parser.add_argument("--again", help="run only the mutants that an earlier --report says survived (found by "
                         "their line's text, so the files may have changed since): are they killed now?")
     args = parser.parse_args(argv)
@@ -296,6 +356,8 @@ def main(argv=None) -> int:
         checkouts = [copy_checkout(Path(tmp) / f"w{i}") for i in range(args.workers)]
         sources = {f: (checkouts[0] / f).read_text(encoding="utf-8") for f in files}
         mutants = [m for f in files for m in mutants_of(checkouts[0] / f, name=f)]
+        if args.c_source:
+            mutants += [m for f in files for m in c_mutants_of(checkouts[0] / f, args.c_source, name=f)]
         if args.again:
             earlier = {_key(m) for m in json.loads(Path(args.again).read_text()) if m["status"] != "killed"}
             mutants = [m for m in mutants if _key(asdict(m)) in earlier]
@@ -308,9 +370,18 @@ def main(argv=None) -> int:
         free, done = list(checkouts), []
 
         def one(m: Mutant):
-            chosen = sorted({i for line in range(m.lines[0], m.lines[1] + 1)
-                             for i in line_map["lines"].get(m.file, {}).get(str(line), [])})
-            m.tests = len(chosen)
+            if m.language == "c":  # C code: no tracer sees it run
+                m.tests = 1
+                checkout = free.pop()
+                try:
+                    run_mutant(m, args.c_tests.split(), C_BUDGET, checkout)
+                finally:
+                    free.append(checkout)
+                chosen = []
+            else:
+                chosen = sorted({i for line in range(m.lines[0], m.lines[1] + 1)
+                                 for i in line_map["lines"].get(m.file, {}).get(str(line), [])})
+                m.tests = len(chosen)
             if chosen:
                 chosen.sort(key=lambda i: tests[i][1])
                 budget = 60 + 5 * sum(tests[i][1] for i in chosen)
