@@ -675,18 +675,14 @@ class CudaKernels:
         cuBLAS reads matrices column after column, and a C-contiguous ``(n, m)`` array read that way is
         :math:`C^\top`. So it is asked for :math:`C^\top = B^\top A^\top`: the product, row after row.
 
-        Returns None for a vector, where the batch axes differ (a broadcast), the dtypes are not both float32 or
-        both float64, or nothing is to be computed (an empty matrix or stack): the caller uses ``matmul`` of the
-        array API (:func:`~minitransformer.autograd.ops._matmul`).
+        Returns None where :meth:`cublas_takes` says no: the caller uses ``matmul`` of the array API
+        (:func:`~minitransformer.autograd.ops._matmul`).
         """
+        if not self.cublas_takes(a, b):
+            return None
         shape_a, shape_b = a.shape, b.shape
-        if len(shape_a) < 2 or len(shape_b) < 2:  # a vector: the array API's rules for it
-            return None
         n, k, m = shape_a[-2], shape_a[-1], shape_b[-1]
-        blas = self._blas_types.get(a.dtype)
-        if (blas is None or b.dtype != a.dtype or shape_a[:-2] != shape_b[:-2] or shape_b[-2] != k
-                or a.size == 0 or b.size == 0 or max(n, k, m) > CUBLAS_INT_MAX):  # (an empty stack: strides 0)
-            return None
+        blas = self._blas_types[a.dtype]
         (a, (t_a, ld_a, stride_a, count)), (b, (t_b, ld_b, stride_b, _)) = self._laid_out(a), self._laid_out(b)
         if max(ld_a, ld_b, count) > CUBLAS_INT_MAX:
             return None
@@ -694,6 +690,17 @@ class CudaKernels:
         # C^T (m, n) = op(B^T) op(A^T): cuBLAS's first operand is b, its second a; C^T has m rows, column j = row j of C
         self._gemm(blas, t_b, t_a, m, n, k, b, ld_b, stride_b, a, ld_a, stride_a, c, m, n * m, count)
         return c
+
+    def cublas_takes(self, a, b) -> bool:
+        """Whether :meth:`matmul` computes ``a @ b`` by cuBLAS. Not for a vector, where the batch axes differ (a
+        broadcast), where the dtypes are not both float32 or both float64 (or cuBLAS is not there), where the
+        matrices do not chain, or where nothing is to be computed (an empty matrix or stack)."""
+        shape_a, shape_b = a.shape, b.shape
+        if len(shape_a) < 2 or len(shape_b) < 2:  # a vector: the array API's rules for it
+            return False
+        return (a.dtype in self._blas_types and b.dtype == a.dtype and shape_a[:-2] == shape_b[:-2]
+                and shape_b[-2] == shape_a[-1] and a.size > 0 and b.size > 0  # (an empty stack: strides 0)
+                and max(*shape_a[-2:], shape_b[-1]) <= CUBLAS_INT_MAX)
 
     def readable(self, x):
         """``x`` itself if :meth:`matmul` reads it in place (or leaves it to the array API), else a copy laid out row

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import minitransformer as mt  # noqa: E402
 from minitransformer import bench  # noqa: E402
-from minitransformer.kernels import cublas_layout  # noqa: E402
+from minitransformer.kernels import CudaKernels, cublas_layout  # noqa: E402
 
 #: calls that make no new array on a GPU: views and allocations
 NO_LAUNCH = {"reshape", "permute_dims", "matrix_transpose", "moveaxis", "broadcast_to", "expand_dims", "squeeze",
@@ -143,19 +143,29 @@ def reshape_copies(x, y) -> int:
     return int(y._array.size > 0 and not np.shares_memory(x._array, y._array))
 
 
+class Decisions(CudaKernels):
+    """:class:`~minitransformer.kernels.CudaKernels`' own answers (which arrays its kernels take, which products
+    cuBLAS computes, which operands it reads in place), asked of NumPy arrays: those inside array-api-strict's.
+    Float32 and float64 products go to cuBLAS, as on CUDA."""
+
+    _blas_types = {np.dtype("float32"): None, np.dtype("float64"): None}
+
+
 class StandInKernels:
     """The methods of :class:`~minitransformer.kernels.CudaKernels` on array-api-strict: right shapes, values not
-    computed, each counted as its launch, its allocations and any other calls it makes on CuPy."""
+    computed, each counted as its launch, its allocations and any other calls it makes on CuPy. What they take
+    is what ``CudaKernels`` takes (:class:`Decisions`)."""
 
     def __init__(self, calls: Calls):
         self.calls, self.xp = calls, calls.xp
         self.cupy = calls.xp  # (Adam makes its first moments with kernels.cupy.zeros_like)
+        self.decisions = Decisions(np)
 
     def fits(self, x, axis: int = -1) -> bool:
-        return x.dtype in (self.xp.float32, self.xp.float64) and axis in (-1, x.ndim - 1) and x.size > 0
+        return self.decisions.fits(x._array, axis)
 
     def fits_mask(self, x, mask) -> bool:
-        return self.fits(x) and 2 <= x.ndim <= 4
+        return self.decisions.fits_mask(x._array, None if mask is None else mask._array)
 
     def _kernel(self, name: str, *shapes_like):
         self.calls.add(f"kernel {name}")
@@ -212,16 +222,14 @@ class StandInKernels:
     def matmul(self, a, b):
         """One cuBLAS call, after a copy of each operand it cannot read in place; None where CuPy's would be used."""
         A, B = a._array, b._array
-        if (A.ndim < 2 or B.ndim < 2 or A.dtype != B.dtype or not self.fits(a) or A.shape[:-2] != B.shape[:-2]
-                or A.shape[-1] != B.shape[-2] or 0 in (*A.shape[-2:], B.shape[-1])):
+        if not self.decisions.cublas_takes(A, B):
             return None
         self.calls.add("ascontiguousarray", (cublas_layout(A) is None) + (cublas_layout(B) is None))
         return self._kernel("matmul", self._unseen((*A.shape[:-1], B.shape[-1]), a.dtype))
 
     def readable(self, x):
         """``x``, or (a permuted view of floats) a copy laid out row after row: one launch."""
-        X = x._array
-        if X.ndim < 2 or not self.fits(x) or cublas_layout(X) is not None:
+        if self.decisions.readable(x._array) is x._array:
             return x
         self.calls.add("ascontiguousarray")
         return self._unseen(x.shape, x.dtype)
@@ -237,6 +245,11 @@ class StandInKernels:
         self.calls.add("kernel counter_uniform")
         self.calls.add("empty", ALLOCATIONS["counter_uniform"])
         return self._unseen((n,), self.xp.float64)
+
+
+def miniature(model: str) -> dict:
+    """The configuration counted for ``model`` (a key of ``bench.MODELS``): its layers and heads, small sizes."""
+    return {**bench.MODELS[model], **bench.MINIATURE, "d_model": 2 * bench.MODELS[model]["heads"]}
 
 
 def count(config: dict, kernels: bool) -> tuple[dict, Calls]:
@@ -278,7 +291,7 @@ def main(argv=None) -> int:
     parser.add_argument("model", choices=sorted(bench.MODELS))
     parser.add_argument("--sites", action="store_true", help="where each call of the kernels' step is made")
     args = parser.parse_args(argv)
-    config = {**bench.MODELS[args.model], **bench.MINIATURE, "d_model": 2 * bench.MODELS[args.model]["heads"]}
+    config = miniature(args.model)
     print(f"{args.model}: calls into the array library per training step (launches in brackets), array-api-strict")
     print(f"{'':24}{'forward':>12}{'backward':>12}{'optimizer':>12}{'step':>12}")
     for label, kernels in (("array formulas", False), ("CUDA kernels (stand-in)", True)):
