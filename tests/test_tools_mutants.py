@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -83,3 +84,70 @@ def test_the_mutants_of_the_c_code_in_a_string(tmp_path, monkeypatch):
         changed = tool.apply(C_MODULE, m)
         assert sum(a != b for a, b in zip(changed.splitlines(), C_MODULE.splitlines())) == 1
     assert tool.mutants_of(path) == []  # no Python inside a function: nothing for the Python mutants
+
+
+PROJECT = {
+    "small.py": '''SOURCE = r"""
+T twice(T x) { return x * 2; }
+"""
+
+
+def add(a, b):
+    return a + b
+
+
+def small_enough(x):
+    return x <= 3
+
+
+def unused(x):
+    return -x
+''',
+    "conftest.py": '''def pytest_addoption(parser):
+    parser.addoption("--backends")  # the option the tool passes, as the project's conftest has it
+''',
+    "tests/test_small.py": '''from small import add, small_enough
+
+
+def test_add():
+    assert add(2, 3) == 5
+
+
+def test_small_enough():
+    assert small_enough(1) and not small_enough(5)  # (not at 3 or 4: <= for <, or 4 for 3, is missed)
+''',
+    "tests/test_source.py": '''import small
+
+
+def test_source_doubles():
+    assert "x * 2" in small.SOURCE
+''',
+}
+
+
+def test_the_tool_runs_each_mutant_against_the_tests_that_reach_it(tmp_path, monkeypatch, capsys):
+    tool = _tool(monkeypatch)
+    for name, text in PROJECT.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(tool, "ROOT", tmp_path)  # the checkout it copies and mutates
+    report, lines = tmp_path / "report.json", tmp_path / "lines.json"
+    assert tool.main([str(tmp_path / "small.py"), "--workers", "1", "--report", str(report), "--lines", str(lines),
+                      "--c-source", "SOURCE", "--c-tests", "tests/test_source.py"]) == 0
+    fields = ("line", "old", "new", "status", "tests", "language")
+    made = [tuple(m[k] for k in fields) for m in json.loads(report.read_text())]
+    assert made == [
+        (7, "+", "-", "killed", 1, "python"),  # only test_add runs add
+        (11, "<=", "<", "survived", 1, "python"), (11, "3", "4", "survived", 1, "python"),  # no test at 3 or 4
+        (15, "-", "", "not run", 0, "python"),  # no test runs unused
+        (2, "*", "/", "killed", 1, "c"), (2, "2", "3", "killed", 1, "c"),  # the C code, by --c-tests
+    ]
+    out = capsys.readouterr().out
+    assert "[survived] small.py:11: `<=` -> `<`" in out and "killed: 3 survived: 2 timeout: 0 not run: 1" in out
+    assert (tmp_path / "small.py").read_text() == PROJECT["small.py"]  # mutated in copies only
+    # again, after a test at the boundary: only what was not killed runs, from the saved map of lines
+    boundary = "    assert small_enough(3) and not small_enough(4)\n"
+    (tmp_path / "tests" / "test_small.py").write_text(PROJECT["tests/test_small.py"] + boundary)
+    assert tool.main([str(tmp_path / "small.py"), "--workers", "1", "--again", str(report), "--lines", str(lines)]) == 0
+    out = capsys.readouterr().out
+    assert "3 mutants in 1 files" in out and "killed: 2 survived: 0 timeout: 0 not run: 1" in out
