@@ -821,6 +821,37 @@ def test_profile_step_times_single_calls_beside_pytorchs():
 
 
 @pytest.mark.single_backend
+def test_profile_step_times_the_same_call_in_both_libraries():
+    tool = _tool("profile_step")
+    torch = bench._import_torch()[0]
+    if torch is None:
+        pytest.skip("PyTorch is not installed")
+    cases = tool.call_cases(rows=40, d=16, heads=2, seq=10, torch=torch)
+    for kind, (ours, theirs) in cases.items():
+        if theirs is not None and not kind.startswith("empty"):  # (an empty array's values are whatever was there)
+            np.testing.assert_array_equal(np.asarray(ours()), theirs().cpu().numpy(), err_msg=kind)
+
+
+@pytest.mark.single_backend
+def test_profile_step_reads_milliseconds_per_step_off_the_clock(monkeypatch):
+    tool = _tool("profile_step")
+    clock = [0.0]
+
+    def tick(seconds):
+        clock[0] += seconds
+
+    monkeypatch.setattr(tool, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(tool.bench, "_sync", lambda: tick(0.001))  # the device finishing: 1 ms after the host
+    host, total = tool.host_and_total(lambda: tick(0.002), steps=5)  # 2 ms a call (and one call before timing)
+    assert host == pytest.approx(2.0) and total == pytest.approx((10 + 1) / 5)
+    loss = types.SimpleNamespace(backward=lambda: tick(0.002))
+    ours = {"optimizer": types.SimpleNamespace(zero_grad=lambda: tick(1.0), step=lambda: tick(0.003)),
+            "loss": lambda: (tick(0.001), loss)[1]}
+    by_phase = tool.phases(ours, steps=4)  # zero_grad and the device's wait are in no phase
+    assert by_phase == pytest.approx({"forward + loss": 1.0, "backward": 2.0, "optimizer": 3.0})
+
+
+@pytest.mark.single_backend
 def test_profile_step_times_the_kernels_products_beside_the_array_apis(emulated_cuda):
     tool = _tool("profile_step")
     be = mt.backend.get("numpy")
