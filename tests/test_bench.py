@@ -762,6 +762,23 @@ def test_count_calls_counts_what_docs_benchmarks_md_reports(model):
 
 
 @pytest.mark.single_backend
+def test_count_calls_says_where_in_the_library_each_call_is_made(capsys):
+    pytest.importorskip("array_api_strict")
+    from pathlib import Path
+
+    tool = _tool("count_calls")
+    assert tool.main(["seed", "--sites"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    step = int(lines[3][24:].split()[-2])  # the kernels' step: its calls
+    sites = [line.split() for line in lines[4:]]  # count, name (maybe of two words), file:line
+    assert sum(int(site[0]) for site in sites) == step
+    package = Path(__file__).resolve().parents[1] / "minitransformer"
+    files = {path.name for path in package.rglob("*.py")}
+    assert all(site[-1].split(":")[0] in files for site in sites)  # a line of the library, not of the tool
+    assert ["1", "kernel", "adam_update", "adam.py"] == sites[0][:3] + [sites[0][3].split(":")[0]]  # sorted by site
+
+
+@pytest.mark.single_backend
 def test_count_calls_counts_the_copies_cupys_matmul_makes():
     xp = pytest.importorskip("array_api_strict")
     tool = _tool("count_calls")
