@@ -69,6 +69,12 @@ static const size_t STACK = 1 << 15;
 
 static void __syncthreads() { swapcontext(&fibers[threadIdx.x], &scheduler); }
 
+// The order the blocks of a launch run in, and the threads of a round: first to last, or last to first. A GPU
+// promises neither, so a kernel without a race gives the same bits both ways (EmulatedKernels runs each both ways).
+static int reversed = 0;
+extern "C" void set_reversed(int r) { reversed = r; }
+static long long nth(long long i, long long n) { return reversed ? n - 1 - i : i; }
+
 static void fiber() {
     block_kernel();
     finished = true;  // then back to the scheduler (uc_link)
@@ -82,8 +88,8 @@ static void launch(long long grid, unsigned int block, Kernel kernel) {
     fibers.resize(block);
     stacks.resize(block * STACK);
     std::vector<char> done(block);
-    for (long long b = 0; b < grid; ++b) {
-        blockIdx.x = (unsigned int)b;
+    for (long long i = 0; i < grid; ++i) {
+        blockIdx.x = (unsigned int)nth(i, grid);
         for (unsigned int t = 0; t < block; ++t) {
             getcontext(&fibers[t]);
             fibers[t].uc_stack.ss_sp = &stacks[t * STACK];
@@ -93,7 +99,8 @@ static void launch(long long grid, unsigned int block, Kernel kernel) {
             done[t] = 0;
         }
         for (unsigned int live = block; live > 0;) {  // a round: every live thread up to its next barrier
-            for (unsigned int t = 0; t < block; ++t) {
+            for (unsigned int i = 0; i < block; ++i) {
+                unsigned int t = (unsigned int)nth(i, block);
                 if (done[t]) continue;
                 threadIdx.x = t;
                 finished = false;
@@ -112,10 +119,10 @@ template <class Kernel>
 static void launch_serial(long long grid, unsigned int block, Kernel kernel) {
     blockDim.x = block;
     gridDim.x = (unsigned int)grid;
-    for (long long b = 0; b < grid; ++b) {
-        blockIdx.x = (unsigned int)b;
-        for (unsigned int t = 0; t < block; ++t) {
-            threadIdx.x = t;
+    for (long long i = 0; i < grid; ++i) {
+        blockIdx.x = (unsigned int)nth(i, grid);
+        for (unsigned int j = 0; j < block; ++j) {
+            threadIdx.x = (unsigned int)nth(j, block);
             kernel();
         }
     }
@@ -261,7 +268,10 @@ class EmulatedKernels(K.CudaKernels):
         """Launch as CUDA would, refusing what a GPU refuses: no blocks, more threads than a block holds, more
         dynamic shared memory than a kernel gets without asking for more. A kernel gets only the shared memory
         the launch asks for: the emulation's ``s`` is filled with NaN bytes (0xFF) first, so that a kernel that
-        reads past what it asked (or what it did not write) computes NaN, and a write past it is caught."""
+        reads past what it asked (or what it did not write) computes NaN, and a write past it is caught.
+
+        Each launch runs twice from the same arrays: blocks and threads first to last, then last to first. A
+        result that differs by a bit is a race (a thread reading what another writes in the same round)."""
         self.launches.append(name)
         assert grid >= 1, f"{name}: a grid of {grid} blocks (CUDA: invalid configuration argument)"
         assert 1 <= block <= MAX_THREADS, f"{name}: {block} threads in a block (CUDA allows {MAX_THREADS})"
@@ -269,10 +279,21 @@ class EmulatedKernels(K.CudaKernels):
         library = self.libraries[dtype]
         shared = np.ctypeslib.as_array((ctypes.c_uint8 * SHARED_BYTES[dtype]).in_dll(library, "s"))
         assert shared_mem <= shared.size, f"{name}: the emulation holds {shared.size} bytes of shared memory"
-        shared[:] = 0xFF
         c_args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else C_ARGS[type(a)](a) for a in args]
-        getattr(library, f"run_{name}")(ctypes.c_longlong(grid), ctypes.c_uint(block), *c_args)
-        assert (shared[shared_mem:] == 0xFF).all(), f"{name}: wrote past the {shared_mem} bytes of shared memory asked"
+        arrays = [a for a in args if isinstance(a, np.ndarray)]
+        before = [a.copy() for a in arrays]
+        for reversed_ in (1, 0):  # last to first, then first to last: that run's arrays are the launch's result
+            for a, was in zip(arrays, before):
+                if a.tobytes() != was.tobytes():
+                    a[...] = was  # as before the first run (only arrays it wrote: a broadcast view is read-only)
+            library.set_reversed(reversed_)
+            shared[:] = 0xFF
+            getattr(library, f"run_{name}")(ctypes.c_longlong(grid), ctypes.c_uint(block), *c_args)
+            assert (shared[shared_mem:] == 0xFF).all(), f"{name}: wrote past the {shared_mem} bytes of shared memory"
+            if reversed_:
+                backwards = [a.copy() for a in arrays]
+        for a, other in zip(arrays, backwards):
+            assert a.tobytes() == other.tobytes(), f"{name}: the result depends on the order threads run in (a race)"
 
     def _cublas_handle(self) -> int:
         return 0
