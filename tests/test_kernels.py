@@ -253,12 +253,43 @@ class HostCublas:
                                   Ctype, ldc, 0, 1, computeType, algo)
 
 
+#: what the emulation fills memory a kernel must not touch with: 0x7F bytes, a huge number (3.4e38 as a float, 1.4e306
+#: as a double) that a sum or a maximum reading it cannot hide, and that a write past an array changes
+GUARD_BYTE, GUARD_BYTES = 0x7F, 64
+
+
+class GuardedNumPy:
+    """NumPy standing in for CuPy, with each array the kernels allocate (``empty``, ``empty_like``: their results)
+    followed by :data:`GUARD_BYTES` guard bytes; :meth:`check` says whether a kernel wrote past one's end."""
+
+    def __init__(self):
+        self.fresh = []  # the buffers allocated since the last check
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def empty(self, shape, dtype=np.float64):
+        shape, dtype = (shape,) if isinstance(shape, int | np.integer) else tuple(shape), np.dtype(dtype)
+        size = int(np.prod(shape)) * dtype.itemsize
+        buffer = np.full(size + GUARD_BYTES, GUARD_BYTE, dtype=np.uint8)
+        self.fresh.append(buffer)
+        return buffer[:size].view(dtype).reshape(shape)
+
+    def empty_like(self, x):
+        return self.empty(x.shape, x.dtype)
+
+    def check(self, name: str) -> None:
+        for buffer in self.fresh:
+            assert (buffer[-GUARD_BYTES:] == GUARD_BYTE).all(), f"{name}: wrote past the end of an array"
+        self.fresh.clear()
+
+
 class EmulatedKernels(K.CudaKernels):
-    """``CudaKernels`` with NumPy for CuPy, each launch run by the emulated CUDA library of its dtype, and the
-    products by :class:`HostCublas`."""
+    """``CudaKernels`` with NumPy for CuPy (:class:`GuardedNumPy`), each launch run by the emulated CUDA library of
+    its dtype, and the products by :class:`HostCublas`."""
 
     def __init__(self, libraries: dict):
-        super().__init__(np)
+        super().__init__(GuardedNumPy())
         self.libraries = libraries
         self.launches = []
         self.cublas = HostCublas(self.launches)
@@ -267,8 +298,9 @@ class EmulatedKernels(K.CudaKernels):
     def _run(self, name, dtype, grid, block, args, shared_mem=0):
         """Launch as CUDA would, refusing what a GPU refuses: no blocks, more threads than a block holds, more
         dynamic shared memory than a kernel gets without asking for more. A kernel gets only the shared memory
-        the launch asks for: the emulation's ``s`` is filled with NaN bytes (0xFF) first, so that a kernel that
-        reads past what it asked (or what it did not write) computes NaN, and a write past it is caught.
+        the launch asks for: the emulation's ``s`` is filled with :data:`GUARD_BYTE` first, so that a kernel that
+        reads past what it asked (or what it did not write) computes nonsense, and a write past it is caught; so is
+        a write past the end of an array the kernels allocated.
 
         Each launch runs twice from the same arrays: blocks and threads first to last, then last to first. A
         result that differs by a bit is a race (a thread reading what another writes in the same round)."""
@@ -287,13 +319,14 @@ class EmulatedKernels(K.CudaKernels):
                 if a.tobytes() != was.tobytes():
                     a[...] = was  # as before the first run (only arrays it wrote: a broadcast view is read-only)
             library.set_reversed(reversed_)
-            shared[:] = 0xFF
+            shared[:] = GUARD_BYTE
             getattr(library, f"run_{name}")(ctypes.c_longlong(grid), ctypes.c_uint(block), *c_args)
-            assert (shared[shared_mem:] == 0xFF).all(), f"{name}: wrote past the {shared_mem} bytes of shared memory"
+            assert (shared[shared_mem:] == GUARD_BYTE).all(), f"{name}: wrote past the shared memory it asked"
             if reversed_:
                 backwards = [a.copy() for a in arrays]
         for a, other in zip(arrays, backwards):
             assert a.tobytes() == other.tobytes(), f"{name}: the result depends on the order threads run in (a race)"
+        self.cupy.check(name)
 
     def _cublas_handle(self) -> int:
         return 0
