@@ -419,6 +419,12 @@ def _formulas(kernels, fn):
         be.kernels = previous
 
 
+def alternating_large(shape):
+    """1e4, -1e4, 1e4, ... in rows of ``shape``: first entries far apart from row to row, so that a kernel that
+    takes another row's entry into its row's maximum (or a sum) over- or underflows."""
+    return 1e4 * (-1.0) ** np.arange(int(np.prod(shape))).reshape(shape)
+
+
 def _agree(emulated, run, launches: list[str], dtype: str) -> None:
     """``run()`` with the emulated kernels launches ``launches`` and gives the formulas' arrays, dtypes, shapes."""
     emulated.launches.clear()
@@ -433,7 +439,7 @@ def _agree(emulated, run, launches: list[str], dtype: str) -> None:
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_emulated_softmax_matches_the_formula(emulated, shape, dtype, rng):
     x = rng.normal(scale=3.0, size=shape).astype(dtype)
-    x[..., 0] = 1e4  # a large entry: the max is subtracted first
+    x[..., 0] = alternating_large(x.shape[:-1])  # a large entry: the max is subtracted first, each row's own
     grad = rng.normal(size=shape).astype(dtype)
 
     def run():
@@ -451,6 +457,7 @@ ATTENTION_MASKS = {  # for scores (2, 3, 4, S): batch, heads, queries, keys
     "causal": lambda S: np.tril(np.ones((4, S), dtype=bool)),
     "rows": lambda S: np.random.default_rng(5).uniform(size=(2, 1, 4, S)) < 0.3,  # queries with no key at all
     "keys-broadcast": lambda S: np.array([True, False, True, True]).reshape(4, 1),  # one column, every key
+    "every-axis": lambda S: np.random.default_rng(6).uniform(size=(2, 3, 4, S)) < 0.6,  # each batch, head, query
 }
 
 
@@ -459,6 +466,7 @@ ATTENTION_MASKS = {  # for scores (2, 3, 4, S): batch, heads, queries, keys
 @pytest.mark.parametrize("mask", list(ATTENTION_MASKS))
 def test_emulated_attention_weights_match_the_formula(emulated, mask, S, dtype, rng):
     x = rng.normal(scale=3.0, size=(2, 3, 4, S)).astype(dtype)
+    x[..., 0] = alternating_large(x.shape[:-1])  # far from the other keys: the largest allowed score must be subtracted
     grad = rng.normal(size=x.shape).astype(dtype)
     allowed = ATTENTION_MASKS[mask](S)
 
@@ -631,7 +639,7 @@ def test_emulated_binary_cross_entropy_of_confident_right_answers_is_log1p(emula
 
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
 @pytest.mark.parametrize("make", [
-    lambda p: optim.Adam(p, lr=0.05), lambda p: optim.Adam(p, lr=0.05, betas=(0.8, 0.95), weight_decay=0.1),
+    lambda p: optim.Adam(p, lr=0.05), lambda p: optim.Adam(p, lr=0.05, betas=(0.8, 0.95), weight_decay=1.0),
     lambda p: optim.AdamW(p, lr=0.05, weight_decay=0.3)], ids=["Adam", "Adam-L2", "AdamW"])
 def test_emulated_adam_matches_the_formula(emulated, make, dtype, rng):
     values = [rng.normal(size=shape).astype(dtype) for shape in ((3, 4), (5,), (), (2, 300))]
