@@ -89,6 +89,15 @@ class Mutant:
 
 
 # ------------------------------------------------------------------ making the mutants
+def _lines_and_starts(source: str) -> tuple[list[str], list[int]]:
+    """The lines of ``source`` (with their ends), and where each starts in it (one more: where the last ends)."""
+    lines = source.splitlines(keepends=True)
+    starts = [0]
+    for text in lines:
+        starts.append(starts[-1] + len(text))
+    return lines, starts
+
+
 def _offset(starts: list[int], line: int, col: int) -> int:
     return starts[line - 1] + col
 
@@ -117,10 +126,7 @@ def _unknown_length(node: ast.AST) -> bool:
 def mutants_of(path: Path, name: str | None = None) -> list[Mutant]:
     """Every mutant of one file, in order; ``name`` is the file's path in the checkout (default: ``path``'s)."""
     source = path.read_text(encoding="utf-8")
-    lines = source.splitlines(keepends=True)
-    starts = [0]
-    for text in lines:
-        starts.append(starts[-1] + len(text))
+    lines, starts = _lines_and_starts(source)
     tree = ast.parse(source)
     for parent in ast.walk(tree):
         for child in ast.iter_child_nodes(parent):
@@ -205,10 +211,7 @@ def mutants_of(path: Path, name: str | None = None) -> list[Mutant]:
 def c_mutants_of(path: Path, constant: str, name: str | None = None) -> list[Mutant]:
     """The mutants of the C code in ``path``'s module-level strings assigned to ``constant`` (``SOURCE``)."""
     source = path.read_text(encoding="utf-8")
-    lines = source.splitlines(keepends=True)
-    starts = [0]
-    for text in lines:
-        starts.append(starts[-1] + len(text))
+    lines, starts = _lines_and_starts(source)
     rel = name or str(path)
     found = []
     for node in ast.parse(source).body:
@@ -371,23 +374,17 @@ def main(argv=None) -> int:
 
         def one(m: Mutant):
             if m.language == "c":  # C code: no tracer sees it run
-                m.tests = 1
-                checkout = free.pop()
-                try:
-                    run_mutant(m, args.c_tests.split(), C_BUDGET, checkout)
-                finally:
-                    free.append(checkout)
-                chosen = []
+                selected, budget = args.c_tests.split(), C_BUDGET
             else:
                 chosen = sorted({i for line in range(m.lines[0], m.lines[1] + 1)
-                                 for i in line_map["lines"].get(m.file, {}).get(str(line), [])})
-                m.tests = len(chosen)
-            if chosen:
-                chosen.sort(key=lambda i: tests[i][1])
-                budget = 60 + 5 * sum(tests[i][1] for i in chosen)
+                                 for i in line_map["lines"].get(m.file, {}).get(str(line), [])},
+                                key=lambda i: (tests[i][1], i))  # the quickest first
+                selected, budget = [tests[i][0] for i in chosen], 60 + 5 * sum(tests[i][1] for i in chosen)
+            m.tests = len(selected)
+            if selected:
                 checkout = free.pop()
                 try:
-                    run_mutant(m, [tests[i][0] for i in chosen], budget, checkout)
+                    run_mutant(m, selected, budget, checkout)
                 finally:
                     free.append(checkout)
             done.append(m)
