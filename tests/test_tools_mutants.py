@@ -65,6 +65,7 @@ SOURCE = r"""
 // a comment: x + 1 is not code
 extern "C" __global__ void axpy(const T* x, T* y, long long n, T a) {
     for (long long i = threadIdx.x; i < n && !done(i); i += blockDim.x) y[i] = a * x[i] + (T)0.5 + 7ULL * 0x1F;
+    if (!(x[0] > 0)) y[0] = (T)0.0;
 }
 """
 OTHER = "a + 1"  # another string: left alone
@@ -79,6 +80,8 @@ def test_the_mutants_of_the_c_code_in_a_string(tmp_path, monkeypatch):
     assert made == [  # the pointer stars of T* stay; so do ++, [], casts and names
         (5, "<", "<=", "c"), (5, "&&", "||", "c"), (5, "!", "", "c"), (5, "+=", "-=", "c"), (5, "*", "/", "c"),
         (5, "+", "-", "c"), (5, "0.5", "1.0", "c"), (5, "+", "-", "c"), (5, "7ULL", "8ULL", "c"), (5, "*", "/", "c"),
+        (6, "!", "", "c"), (6, "0", "1", "c"), (6, ">", ">=", "c"), (6, "0", "1", "c"), (6, "0", "1", "c"),
+        (6, "0.0", "1.0", "c"),  # a zero doubled is zero: it becomes 1.0
     ]  # (not the hexadecimal number)
     for m in tool.c_mutants_of(path, "SOURCE"):
         changed = tool.apply(C_MODULE, m)
@@ -102,6 +105,10 @@ def small_enough(x):
 
 def unused(x):
     return -x
+
+
+def halve(x):
+    return x / 2
 ''',
     "conftest.py": '''def pytest_addoption(parser):
     parser.addoption("--backends")  # the option the tool passes, as the project's conftest has it
@@ -115,6 +122,18 @@ def test_add():
 
 def test_small_enough():
     assert small_enough(1) and not small_enough(5)  # (not at 3 or 4: <= for <, or 4 for 3, is missed)
+''',
+    "tests/test_thread.py": '''import threading
+
+from small import halve
+
+
+def test_halve_in_a_thread():
+    halves = []
+    thread = threading.Thread(target=lambda: halves.append(halve(4)))
+    thread.start()
+    thread.join()
+    assert halves == [2]
 ''',
     "tests/test_source.py": '''import small
 
@@ -136,14 +155,17 @@ def test_the_tool_runs_each_mutant_against_the_tests_that_reach_it(tmp_path, mon
                       "--c-source", "SOURCE", "--c-tests", "tests/test_source.py"]) == 0
     fields = ("line", "old", "new", "status", "tests", "language")
     made = [tuple(m[k] for k in fields) for m in json.loads(report.read_text())]
+    source = PROJECT["small.py"].splitlines()
+    assert all(m["text"] == source[m["line"] - 1] for m in json.loads(report.read_text()))  # (how --again finds it)
     assert made == [
         (7, "+", "-", "killed", 1, "python"),  # only test_add runs add
         (11, "<=", "<", "survived", 1, "python"), (11, "3", "4", "survived", 1, "python"),  # no test at 3 or 4
         (15, "-", "", "not run", 0, "python"),  # no test runs unused
+        (19, "/", "*", "killed", 1, "python"), (19, "2", "3", "killed", 1, "python"),  # run in a thread of a test
         (2, "*", "/", "killed", 1, "c"), (2, "2", "3", "killed", 1, "c"),  # the C code, by --c-tests
     ]
     out = capsys.readouterr().out
-    assert "[survived] small.py:11: `<=` -> `<`" in out and "killed: 3 survived: 2 timeout: 0 not run: 1" in out
+    assert "[survived] small.py:11: `<=` -> `<`" in out and "killed: 5 survived: 2 timeout: 0 not run: 1" in out
     assert (tmp_path / "small.py").read_text() == PROJECT["small.py"]  # mutated in copies only
     # again, after a test at the boundary: only what was not killed runs, from the saved map of lines
     boundary = "    assert small_enough(3) and not small_enough(4)\n"

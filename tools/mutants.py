@@ -43,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -253,7 +254,8 @@ def apply(source: str, m: Mutant) -> str:
 
 # ------------------------------------------------------------------ which tests run which lines
 class LineTracer:
-    """A pytest plugin: for each test, the lines of the watched files it executes (``sys.settrace``)."""
+    """A pytest plugin: for each test, the lines of the watched files it executes (``sys.settrace``), in the threads
+    it starts too."""
 
     def __init__(self, files: list[str], out: str):
         self.files = {str(Path(f).resolve()): f for f in files}  # run in the checkout it traces
@@ -275,10 +277,12 @@ class LineTracer:
         self.hit = set()
         start = time.perf_counter()
         sys.settrace(self._call)
+        threading.settrace(self._call)  # threads started from here on
         try:
             return (yield)
         finally:
             sys.settrace(None)
+            threading.settrace(None)
             index = len(self.tests)
             self.tests.append((item.nodeid, time.perf_counter() - start))
             for filename, line in self.hit:
