@@ -694,7 +694,8 @@ class CudaKernels:
     def cublas_takes(self, a, b) -> bool:
         """Whether :meth:`matmul` computes ``a @ b`` by cuBLAS. Not for a vector, where the batch axes differ (a
         broadcast), where the dtypes are not both float32 or both float64 (or cuBLAS is not there), where the
-        matrices do not chain, or where nothing is to be computed (an empty matrix or stack)."""
+        matrices do not chain, or where nothing is to be computed (an empty matrix or stack). (``matmul`` still
+        declines operands whose strides, as laid out for cuBLAS, pass its 32-bit limit: sizes no test reaches.)"""
         shape_a, shape_b = a.shape, b.shape
         if len(shape_a) < 2 or len(shape_b) < 2:  # a vector: the array API's rules for it
             return False

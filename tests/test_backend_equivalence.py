@@ -56,6 +56,7 @@ def test_the_comparison_measures_each_gradient_and_the_key_bias_against_the_larg
         assert r["loss_rel"] == pytest.approx(1e-4) and r["grad_rel"] == pytest.approx(1e-3)
         assert r["worst_param"].endswith("W_Q.weight")
     # the key bias's gradient is rounding noise (0 in exact arithmetic): its error is read against the largest
+    tool = _load()  # (a fresh module: the perturbation above is not carried over)
     _perturbed(tool, monkeypatch, loss_by=0.0, grad_by=0.0, key_bias_by=2e-3)
     for r in tool.compare("array_api_strict", dtypes=("float64",)):
         assert r["grad_rel"] == pytest.approx(2e-3, rel=1e-6) and r["worst_param"].endswith("W_K.bias")

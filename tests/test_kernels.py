@@ -8,10 +8,11 @@ Three ways, so that they are checked even where no GPU is:
   another. In a kernel that meets at barriers each CUDA thread is a fiber (``ucontext``) with its own
   stack, run in turn up to the next barrier, so none passes it before all have arrived; an elementwise
   kernel, whose threads never meet, runs its threads one after another. (Real threads, thousands per
-  launch, made the suite's training steps crawl. The order within a round is fixed: a missing barrier
-  shows where a thread reads what a later-numbered one writes.) ``CudaKernels``' own Python
-  (shapes, contiguity, arguments) drives it, with NumPy standing in for CuPy, and the library's
-  Functions use it as the numpy backend's kernels: values and gradients must match the formulas;
+  launch, made the suite's training steps crawl.) Each launch runs in both orders, blocks and threads
+  last to first and first to last, and must give the same bits: a race (a missing barrier) shows as a
+  difference. ``CudaKernels``' own Python (shapes, contiguity, arguments) drives it, with NumPy standing
+  in for CuPy, and the library's Functions use it as the numpy backend's kernels: values and gradients
+  must match the formulas;
 - **on a GPU** (CuPy), the real kernels against the formulas, float32 under 1e-5, float64 under 1e-12.
 """
 
@@ -55,7 +56,7 @@ static void __syncthreads();  // the running thread waits for the block's other 
 """
 
 RUNNERS = r"""
-T s[2048];  // the block's shared memory (extern __shared__ T s[] in each kernel): two T per thread at most
+T s[SHARED_ENTRIES];  // the block's shared memory (extern __shared__ T s[] in each kernel): two T per thread at most
 
 // A kernel that meets at barriers (__syncthreads): each CUDA thread of a block is a fiber (ucontext) of this one
 // OS thread, with a stack of its own. The fibers run in turn, each until its next barrier or its end; a round ends
@@ -197,8 +198,9 @@ extern "C" void run_layer_norm_backward(long long grid, unsigned int block, cons
 
 #: what a GPU allows a launch: threads in a block, and dynamic shared memory without opting in to more (bytes)
 MAX_THREADS, MAX_DYNAMIC_SHARED = 1024, 48 * 1024
-#: the size of the emulation's shared memory ``T s[2048]`` (RUNNERS), per dtype, in bytes
-SHARED_BYTES = {dtype: 2048 * np.dtype(dtype).itemsize for dtype in K.C_TYPES}
+#: entries of the emulation's shared memory (``T s[SHARED_ENTRIES]`` in RUNNERS), and its size per dtype in bytes
+SHARED_ENTRIES = 2048
+SHARED_BYTES = {dtype: SHARED_ENTRIES * np.dtype(dtype).itemsize for dtype in K.C_TYPES}
 
 C_ARGS = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.uint64: ctypes.c_ulonglong,
           np.float32: ctypes.c_float, np.float64: ctypes.c_double}
@@ -302,7 +304,7 @@ class EmulatedKernels(K.CudaKernels):
         reads past what it asked (or what it did not write) computes nonsense, and a write past it is caught; so is
         a write past the end of an array the kernels allocated.
 
-        Each launch runs twice from the same arrays: blocks and threads first to last, then last to first. A
+        Each launch runs twice from the same arrays: blocks and threads last to first, then first to last. A
         result that differs by a bit is a race (a thread reading what another writes in the same round)."""
         self.launches.append(name)
         assert grid >= 1, f"{name}: a grid of {grid} blocks (CUDA: invalid configuration argument)"
@@ -312,12 +314,11 @@ class EmulatedKernels(K.CudaKernels):
         shared = np.ctypeslib.as_array((ctypes.c_uint8 * SHARED_BYTES[dtype]).in_dll(library, "s"))
         assert shared_mem <= shared.size, f"{name}: the emulation holds {shared.size} bytes of shared memory"
         c_args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else C_ARGS[type(a)](a) for a in args]
-        arrays = [a for a in args if isinstance(a, np.ndarray)]
+        arrays = [a for a in args if isinstance(a, np.ndarray) and a.flags.writeable]  # (not a broadcast view)
         before = [a.copy() for a in arrays]
         for reversed_ in (1, 0):  # last to first, then first to last: that run's arrays are the launch's result
             for a, was in zip(arrays, before):
-                if a.tobytes() != was.tobytes():
-                    a[...] = was  # as before the first run (only arrays it wrote: a broadcast view is read-only)
+                np.copyto(a, was)  # as before the first run
             library.set_reversed(reversed_)
             shared[:] = GUARD_BYTE
             getattr(library, f"run_{name}")(ctypes.c_longlong(grid), ctypes.c_uint(block), *c_args)
@@ -349,7 +350,8 @@ def emulated_kernels(tmp_path_factory) -> EmulatedKernels:
     for dtype, c_type in K.C_TYPES.items():
         folder = tmp_path_factory.mktemp(f"kernels-{dtype}")
         source = folder / "kernels.cpp"
-        source.write_text(PRELUDE + K.SOURCE.replace("{T}", c_type) + RUNNERS)
+        kernels = K.SOURCE.replace("{T}", c_type)
+        source.write_text(f"#define SHARED_ENTRIES {SHARED_ENTRIES}\n{PRELUDE}{kernels}{RUNNERS}")
         library = folder / "kernels.so"
         done = subprocess.run(["g++", "-std=c++20", "-O1", "-shared", "-fPIC", str(source), "-o",
                                str(library)], capture_output=True, text=True)

@@ -39,6 +39,8 @@ import minitransformer as mt  # noqa: E402
 from minitransformer import bench  # noqa: E402
 from minitransformer.kernels import CudaKernels, cublas_layout  # noqa: E402
 
+#: where the library's files are: a call is counted at the line of the library that made it
+PACKAGE = str(Path(mt.__file__).resolve().parent) + "/"
 #: calls that make no new array on a GPU: views and allocations
 NO_LAUNCH = {"reshape", "permute_dims", "matrix_transpose", "moveaxis", "broadcast_to", "expand_dims", "squeeze",
              "__getitem__", "asarray", "empty", "empty_like"}
@@ -69,7 +71,7 @@ class Calls:
 
     def add(self, name: str, n: int = 1) -> None:
         if self.on and n:
-            frames = [f for f in traceback.extract_stack(limit=8)[:-2] if "minitransformer" in f.filename]
+            frames = [f for f in traceback.extract_stack(limit=8)[:-2] if f.filename.startswith(PACKAGE)]
             site = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
             self.by_name[name] += n
             self.by_site[name, site] += n

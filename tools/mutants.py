@@ -54,7 +54,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: test files that take minutes and run their code in other processes (notebooks, Sphinx, pip): nothing to trace
 IGNORED = ("tests/test_docs.py", "tests/test_notebooks.py", "tests/test_project.py")
-#: seconds a mutant of the C code may take (its tests compile the source first): a loop that never ends times out
+#: seconds a mutant of the C code may take where the tracing run did not time its tests (else 60 s + 5 times theirs):
+#: a loop that never ends times out
 C_BUDGET = 120
 SWAPS = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"), ast.Div: ("/", "*"), ast.Pow: ("**", "*"),
          ast.FloorDiv: ("//", "/"), ast.Mod: ("%", "//")}
@@ -366,7 +367,10 @@ def main(argv=None) -> int:
         if args.c_source:
             mutants += [m for f in files for m in c_mutants_of(checkouts[0] / f, args.c_source, name=f)]
         if args.again:
-            earlier = {_key(m) for m in json.loads(Path(args.again).read_text()) if m["status"] != "killed"}
+            report = [m for m in json.loads(Path(args.again).read_text()) if m["status"] != "killed"]
+            earlier = {_key(m) for m in report}
+            if not args.c_source and any(m.get("language") == "c" for m in report):
+                print("the report has mutants of C code not killed: add --c-source to run them too", flush=True)
             mutants = [m for m in mutants if _key(asdict(m)) in earlier]
         print(f"{len(mutants)} mutants in {len(files)} files", flush=True)
         saved = Path(args.lines or Path(tmp) / "lines.json")
@@ -374,11 +378,13 @@ def main(argv=None) -> int:
                     else trace_lines(files, args.pytest.split(), saved, checkouts[0]))
         tests = line_map["tests"]
         print(f"traced {len(tests)} tests", flush=True)
+        c_time = sum(seconds for test, seconds in tests if test.startswith(tuple(args.c_tests.split())))
+        c_budget = 60 + 5 * c_time if c_time else C_BUDGET
         free, done = list(checkouts), []
 
         def one(m: Mutant):
             if m.language == "c":  # C code: no tracer sees it run
-                selected, budget = args.c_tests.split(), C_BUDGET
+                selected, budget = args.c_tests.split(), c_budget
             else:
                 chosen = sorted({i for line in range(m.lines[0], m.lines[1] + 1)
                                  for i in line_map["lines"].get(m.file, {}).get(str(line), [])},
