@@ -316,15 +316,18 @@ class EmulatedKernels(K.CudaKernels):
         c_args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else C_ARGS[type(a)](a) for a in args]
         arrays = [a for a in args if isinstance(a, np.ndarray) and a.flags.writeable]  # (not a broadcast view)
         before = [a.copy() for a in arrays]
-        for reversed_ in (1, 0):  # last to first, then first to last: that run's arrays are the launch's result
+
+        def launch(reversed_: int) -> None:  # from the arrays as they were before the launch
             for a, was in zip(arrays, before):
-                np.copyto(a, was)  # as before the first run
+                np.copyto(a, was)
             library.set_reversed(reversed_)
             shared[:] = GUARD_BYTE
             getattr(library, f"run_{name}")(ctypes.c_longlong(grid), ctypes.c_uint(block), *c_args)
             assert (shared[shared_mem:] == GUARD_BYTE).all(), f"{name}: wrote past the shared memory it asked"
-            if reversed_:
-                backwards = [a.copy() for a in arrays]
+
+        launch(reversed_=1)  # last to first
+        backwards = [a.copy() for a in arrays]
+        launch(reversed_=0)  # first to last: its arrays are the launch's result
         for a, other in zip(arrays, backwards):
             assert a.tobytes() == other.tobytes(), f"{name}: the result depends on the order threads run in (a race)"
         self.cupy.check(name)
