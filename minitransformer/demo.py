@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np  # only to print and to compute the hand-written derivatives on the host
 
 import minitransformer as mt
-from minitransformer.autograd import to_dot
+from minitransformer.autograd import to_dot, to_text
 
 __all__ = ["run", "forward", "show_graph", "gradients", "check_gradients", "train_xor", "worked_examples",
            "pictures", "train_reverse"]
@@ -77,7 +77,7 @@ def forward():
 
 # ------------------------------------------------------------------ 2. the graph
 def show_graph(y: mt.Tensor, out: Path) -> Path:
-    """Print the graph of ``y`` as Graphviz DOT and save it as ``out/graph.png`` (and ``graph.dot``).
+    """Print the graph of ``y`` as a tree of text and save it as ``out/graph.png`` (and Graphviz's ``graph.dot``).
 
     Call it before ``y.backward()``, which frees the graph. Returns the path of the PNG.
 
@@ -93,23 +93,20 @@ def show_graph(y: mt.Tensor, out: Path) -> Path:
     ...     path = show_graph(y, Path(tmp))
     ...     sorted(p.name for p in Path(tmp).iterdir())
     <BLANKLINE>
-    == 2. the computation graph (backward() walks it right to left) ==========
-    digraph {
-      rankdir=LR;
-      n0 [label="y ()", shape=box];
-      n1 [label="Tanh", shape=ellipse];
+    == 2. the computation graph (backward() walks it from y down to the leaves) ==
+    y ()  <- Tanh
+    └── ()  <- Add
     ...
     ['graph.dot', 'graph.png']
     """
     from minitransformer.viz import draw_graph  # matplotlib is imported only when a picture is drawn
 
-    section("2. the computation graph (backward() walks it right to left)")
-    dot = to_dot(y)
-    print(dot)
-    (out / "graph.dot").write_text(dot + "\n", encoding="utf-8")
+    section("2. the computation graph (backward() walks it from y down to the leaves)")
+    print(to_text(y))
+    (out / "graph.dot").write_text(to_dot(y) + "\n", encoding="utf-8")
     path = out / "graph.png"
     draw_graph(y).savefig(path, dpi=120)
-    print(f"picture: {path.resolve()}")
+    print(f"picture: {path.resolve()} (the same graph as Graphviz DOT text: graph.dot)")
     return path
 
 

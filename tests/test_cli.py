@@ -34,7 +34,16 @@ def test_demo_prints_the_tour_and_saves_the_graph(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(png.resolve()) in text
     dot = (out / "graph.dot").read_text()
-    assert dot.startswith("digraph {") and "Tanh" in dot and dot in text + "\n"
+    assert dot.startswith("digraph {") and "Tanh" in dot
+    tree = """y ()  <- Tanh
+└── ()  <- Add
+    ├── ()  <- Sum
+    │   └── (3,)  <- Mul
+    │       ├── x (3,)  leaf, requires_grad
+    │       └── w (3,)  leaf, requires_grad
+    └── b ()  leaf, requires_grad
+"""
+    assert tree in text  # the graph, printed as a tree
 
     # forward: y = tanh(0.5*0.3 - 1*0.2 - 2*0.1 + 0.1) = tanh(-0.15)
     assert f"y = tanh(z)    = {np.tanh(-0.15):.4f}" in text

@@ -1,4 +1,5 @@
-"""The graph picture (``viz.draw_graph``) and its text form (``autograd.to_dot``) show every node and edge."""
+"""The graph picture (``viz.draw_graph``) and its text forms (``autograd.to_dot``, ``autograd.to_text``) show every
+node and edge."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from matplotlib.patches import ArrowStyle
 from matplotlib.path import Path
 
 import minitransformer as mt
-from minitransformer.autograd import graph, to_dot
+from minitransformer.autograd import graph, to_dot, to_text
 from minitransformer.viz import draw_graph
 from minitransformer.viz.graph import _size
 
@@ -340,3 +341,45 @@ def test_to_dot_escapes_quotes_and_backslashes_in_names():
     labels = [m.group(1) for line in lines if (m := re.fullmatch(rf"  n\d+ \[label={string}, shape=\w+\];", line))]
     assert len(labels) == 6
     assert r'a \"quoted\" \\ name (2,)\nleaf, requires_grad' in labels
+
+
+def test_to_text_is_the_tree_backward_walks():
+    y = _expression()
+    y.name = "y"
+    assert to_text(y) == (
+        "y ()  <- Tanh\n"
+        "└── ()  <- Add\n"
+        "    ├── ()  <- Sum\n"
+        "    │   └── (3,)  <- Mul\n"
+        "    │       ├── x (3,)  leaf, requires_grad\n"
+        "    │       └── w (3,)  leaf, requires_grad\n"
+        "    └── b ()  leaf, requires_grad")
+    # the inputs in the operation's order, a constant as its number, a leaf without gradient as "leaf"
+    c = mt.tensor([2.0, 3.0], name="c")
+    x = mt.tensor([1.0, 4.0], requires_grad=True, name="x")
+    assert to_text(c - x * 0.5).splitlines() == [
+        "(2,)  <- Sub", "├── c (2,)  leaf", "└── (2,)  <- Mul", "    ├── x (2,)  leaf, requires_grad", "    └── 0.5"]
+
+
+def test_to_text_writes_each_input_of_each_operation_once():
+    y = _mlp_loss()
+    nodes, edges = graph(y)
+    kind = {n["id"]: n["kind"] for n in nodes}
+    lines = to_text(y).splitlines()
+    uses = sum(kind[b] == "op" for _, b in edges)  # an arrow into an operation: one input, one line
+    assert len(lines) == 1 + uses
+    ops = [n["label"] for n in nodes if n["kind"] == "op"]
+    assert sorted(m.group(1) for line in lines if (m := re.search(r"  <- (\w+)$", line))) == sorted(ops)
+    # h feeds both the product h @ W2 and h.mean(): expanded under the first, "(above)" under the second
+    assert sum(line.endswith("(4, 8)  <- Tanh") for line in lines) == 1
+    assert [line for line in lines if line.endswith("(above)")] == ["    └── (4, 8)  (above)"]
+    assert sum(line.endswith("── (2, 8)  leaf, requires_grad") for line in lines) == 3  # W1, in W1 * W1 twice
+
+
+def test_to_text_of_a_graph_deeper_than_python_recursion():
+    x = mt.tensor([1.0], requires_grad=True, name="x")
+    y = x
+    for _ in range(1200):  # Python's default recursion limit is 1000
+        y = y.tanh()
+    lines = to_text(y).splitlines()
+    assert len(lines) == 1201 and lines[-1].endswith("└── x (1,)  leaf, requires_grad")

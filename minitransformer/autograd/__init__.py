@@ -22,10 +22,10 @@ from .engine import (
     where,
 )
 from .gradcheck import GradcheckError, gradcheck, numerical_grad
-from .graph import graph, to_dot
+from .graph import graph, to_dot, to_text
 
 __all__ = [
     "Function", "Tensor", "ops", "broadcast_shapes", "cast", "concat", "detect_anomaly", "enable_grad",
     "getitem", "is_grad_enabled", "masked_fill", "matmul", "maximum", "no_grad", "split", "stack", "take",
-    "unbroadcast", "where", "GradcheckError", "gradcheck", "numerical_grad", "graph", "to_dot",
+    "unbroadcast", "where", "GradcheckError", "gradcheck", "numerical_grad", "graph", "to_dot", "to_text",
 ]

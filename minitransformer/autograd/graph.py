@@ -1,10 +1,11 @@
-"""The computation graph behind a tensor, as data and as Graphviz DOT text (pictures: ``viz.draw_graph``)."""
+"""The computation graph behind a tensor: as data, as an indented tree of text, and as Graphviz DOT text
+(pictures: ``viz.draw_graph``)."""
 
 from __future__ import annotations
 
 from .engine import Tensor
 
-__all__ = ["graph", "to_dot"]
+__all__ = ["graph", "to_dot", "to_text"]
 
 
 def _label(t: Tensor) -> str:
@@ -95,4 +96,50 @@ def to_dot(root: Tensor) -> str:
     for a, b in edges:
         lines.append(f"  {ids[a]} -> {ids[b]};")
     lines.append("}")
+    return "\n".join(lines)
+
+
+def to_text(root: Tensor) -> str:
+    """The graph of ``root`` as an indented tree, from the result back to the leaves: the way ``backward()``
+    walks it. One line per tensor, ``<-`` the operation that made it; below it, that operation's inputs in
+    order. A tensor an operation made and two use is written out under the first; the second's line says
+    ``(above)``. A leaf is written under each use.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> x = mt.tensor([1.0, 2.0], requires_grad=True, name="x")
+    >>> h = (x * 3.0).tanh()
+    >>> print(to_text((h * h).sum()))
+    ()  <- Sum
+    └── (2,)  <- Mul
+        ├── (2,)  <- Tanh
+        │   └── (2,)  <- Mul
+        │       ├── x (2,)  leaf, requires_grad
+        │       └── 3.0
+        └── (2,)  (above)
+    """
+    nodes, edges = graph(root)
+    node = {n["id"]: n for n in nodes}
+    made_by, inputs = {}, {}
+    for a, b in edges:  # graph() lists an operation's inputs in order
+        if node[b]["kind"] == "op":
+            inputs.setdefault(b, []).append(a)
+        else:
+            made_by[b] = a
+    lines, shown = [], set()
+    stack = [(id(root), "", "")]  # (node, the start of its line, the start of its inputs' lines)
+    while stack:  # a loop, not recursion: a graph can be thousands of operations deep
+        i, first, rest = stack.pop()
+        n = node[i]
+        if i in shown and i in made_by:
+            lines.append(f"{first}{n['label']}  (above)")
+            continue
+        shown.add(i)
+        tail = f"  <- {node[made_by[i]]['label']}" if i in made_by else (f"  {n['note']}" if n["note"] else "")
+        lines.append(f"{first}{n['label']}{tail}")
+        args = inputs.get(made_by.get(i), [])
+        for k, arg in reversed(list(enumerate(args))):
+            last = k == len(args) - 1
+            stack.append((arg, rest + ("└── " if last else "├── "), rest + ("    " if last else "│   ")))
     return "\n".join(lines)
