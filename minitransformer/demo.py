@@ -30,7 +30,7 @@ __all__ = ["run", "forward", "show_graph", "gradients", "check_gradients", "trai
 
 def section(title: str) -> None:
     """Print a section heading."""
-    print(f"\n== {title} " + "=" * max(0, 70 - len(title)))
+    print(f"\n== {title} " + "=" * max(2, 70 - len(title)))
 
 
 def _fmt(t) -> str:
@@ -182,7 +182,7 @@ def train_xor(steps: int = 500, hidden: int = 8, lr: float = 0.05, every: int = 
     --------
     >>> loss = train_xor(every=500)  # doctest: +ELLIPSIS
     <BLANKLINE>
-    == 5. training: a 2-layer tanh network learns XOR (500 steps of gradient descent, lr=0.05)
+    == 5. training: a 2-layer tanh network learns XOR (500 steps of gradient descent, lr=0.05) ==
     step    0   loss ...
     step  500   loss ...
     inputs -> prediction (target):
@@ -235,17 +235,22 @@ def worked_examples() -> None:
     --------
     >>> worked_examples()  # doctest: +ELLIPSIS
     <BLANKLINE>
-    == 6. the source document's worked examples (section 4.3), stated against computed
+    == 6. the source document's worked examples (its section 4.3) against the formulas ==
+    The source document, a survey this project started from, states the Transformer's formulas in
+    ...
     Document section 4.3.1: self-attention, Q = K = V = [1, 2, 3]
       document: Output = [0.2, 0.3, 0.5]
     ...
-    Errata
+    Errata: 8 places where the document and the formulas disagree (each in full: docs/errata.md, or ...)
       1. [4.3.1] Output = softmax(QK^T / sqrt(3)) V = [0.2, 0.3, 0.5], ...
     """
     from . import worked_examples as examples
 
-    section("6. the source document's worked examples (section 4.3), stated against computed")
-    print(examples.report())
+    section("6. the source document's worked examples (its section 4.3) against the formulas")
+    print("The source document, a survey this project started from, states the Transformer's formulas in\n"
+          "its section 4.1 (4.1.1 attention, 4.1.2 multi-head, 4.1.3 positional encoding) and works them on\n"
+          "small numbers in 4.3. Its numbers beside what the formulas give, and readings that explain them:\n")
+    print(examples.report(errata_in_full=False))
 
 
 # ------------------------------------------------------------------ 7. pictures
@@ -253,7 +258,8 @@ def pictures(out: Path) -> list[Path]:
     r"""Save the attention map of example 4.3.1 and the sinusoidal table PE as PNG files in ``out``.
 
     The map is :math:`\mathrm{softmax}(QK^\top/\sqrt{d_k})` ``(3, 3)`` for the three scalar tokens
-    1, 2, 3; the table is :math:`PE` ``(64, 128)``. Returns the paths written.
+    1, 2, 3 (the formula, :math:`d_k = 1`; notebook 02 draws the document's reading, divided by
+    :math:`\sqrt 3`, beside it); the table is :math:`PE` ``(64, 128)``. Returns the paths written.
 
     Examples
     --------
@@ -275,7 +281,7 @@ def pictures(out: Path) -> list[Path]:
     labels = ["1", "2", "3"]
     figures = {
         "attention_4_3_1.png": viz.attention_heatmap(weights, labels, labels,
-                                                     title="softmax(QK^T / sqrt(d_k)), Q = K = V = [1, 2, 3]"),
+                                                     title="softmax(QK^T / sqrt(d_k)): tokens 1, 2, 3 as scalars, d_k = 1"),
         "positional_encoding.png": viz.positional_encoding_heatmap(F.sinusoidal_positional_encoding(64, 128)),
     }
     written = []
@@ -307,6 +313,10 @@ def train_reverse(out: Path, steps: int = 300) -> dict:
     from .train.run import train
 
     section(f"8. a Transformer learns to reverse digit sequences ({steps} steps)")
+    print("The paper's encoder-decoder, small, with three settings of its own: layer norm before each sublayer\n"
+          "(norm_first=True; the paper's post-LN needs a longer warm-up), a cosine decay after the warm-up and\n"
+          "no dropout (a short run has little to overfit). Notebooks 05 and 09 try the paper's choices.\n"
+          "val_accuracy: the share of held-out sequences reversed exactly (test_exact_sequence_accuracy below).\n")
     return train("reverse", out / "reverse", backend=mt.backend.current().name, steps=steps,
                  eval_every=max(1, steps // 3))
 

@@ -829,13 +829,16 @@ def _table(rows: list[tuple[str, str]], width: int = 44) -> str:
     return "\n".join(f"  {a:<{width}} {b}" for a, b in rows)
 
 
-def report(seed: int = 0) -> str:
+def report(seed: int = 0, errata_in_full: bool = True) -> str:
     """Each worked example with the document's values and the computed ones side by side, then the errata.
 
     Parameters
     ----------
     seed : int
         For the multi-head example's random embeddings and projections.
+    errata_in_full : bool
+        Each erratum with the document's value, the computed one and the plausible reading; False: one line each
+        (the demo's form), with where to read them in full.
 
     Returns
     -------
@@ -861,7 +864,9 @@ def report(seed: int = 0) -> str:
     lines += [f"  {p:>4}  {_fmt(row, 4):<34} {_fmt(_floats(pe.formula_table[p]), 4)}"
               for p, row in zip(pe.positions, pe.document_table, strict=True)]
     lines.append(f"  divisors 10000^(2i/d): {_fmt(pe.divisors, 2)}; the document divides by 10000 everywhere")
-    lines.append(f"  sin/cos agree at the listed indices: {pe.function_agreement}")
+    agreeing = {base: f"{sum(agree)} of {len(agree)}" for base, agree in pe.function_agreement.items()}
+    lines.append("  the listed functions (cos, sin) are the formula's at those indices (sin at even, cos at odd): "
+                 + ", ".join(f"{n} read {base}" for base, n in agreeing.items()))
     lines.append("  readings, closest first (max |difference|):")
     lines += [f"    {r.distance:9.2e}  {r.name}" for r in pe.readings]
 
@@ -875,7 +880,8 @@ def report(seed: int = 0) -> str:
               "  the document's reading (each head's PE added to the same embeddings, no W_i): "
               f"max |scores^1 - scores^2| {mh.document_scores_difference:.3f}, "
               f"max |head_1 - head_2| {mh.document_heads_difference:.3f};",
-              "    head 2 = head 1 on the embeddings turned by -1 rad, output turned back: max difference "
+              "    head 2 = head 1 on the embeddings turned by -1 rad, output turned back (notebook 04, section 6): "
+              "max difference "
               f"{_tiny(mh.document_heads_rotated_difference).lstrip('= ')}"]
     for i in range(mh.weights.shape[0]):
         lines.append(f"  head {i + 1} weights softmax(QK^T/sqrt(3)): {_fmt(_floats(mh.weights[i]))}")
@@ -884,8 +890,13 @@ def report(seed: int = 0) -> str:
                  "(the document's formulas, one shared X)")
     lines.append(f"  output Concat(head_1, head_2) W^O: {_fmt(_floats(mh.output))}")
 
+    found = errata(seed)
+    if not errata_in_full:
+        lines += ["", f"Errata: {len(found)} places where the document and the formulas disagree (each in full: "
+                  "docs/errata.md, or python -m minitransformer.worked_examples)"]
+        return "\n".join(lines + [f"  {n}. [{e.section}] {e.claim}" for n, e in enumerate(found, start=1)])
     lines += ["", "Errata"]
-    for n, e in enumerate(errata(seed), start=1):
+    for n, e in enumerate(found, start=1):
         lines += [f"  {n}. [{e.section}] {e.claim}",
                   _table([("document:", e.document_value), ("computed:", e.computed_value),
                           ("reading:", e.plausible_reading)], width=10)]

@@ -325,6 +325,16 @@ def test_report_puts_document_beside_computation(sa_numpy):
     assert f"max |head_1 - head_2|: {np.abs(head1 - head2).max():.3f} with W_i" in text
 
 
+def test_report_with_errata_in_brief_lists_each_claim_on_one_line(sa_numpy):
+    full, brief = we.report(), we.report(errata_in_full=False)
+    assert brief.split("\n\nErrata")[0] == full.split("\n\nErrata")[0]  # the worked examples, unchanged
+    claims = brief.split("\n\nErrata: ")[1].splitlines()[1:]
+    assert claims == [f"  {n}. [{e.section}] {e.claim}" for n, e in enumerate(we.errata(), start=1)]
+    assert "document:" not in brief.split("\n\nErrata")[1]
+    # the document's cos, sin at indices 1, 2 are the formula's read 0-based (1 odd: cos; 2 even: sin), not 1-based
+    assert "the formula's at those indices (sin at even, cos at odd): 2 of 2 read 0-based, 0 of 2 read 1-based" in full
+
+
 def test_tiny_differences_are_printed_below_1e12_only_when_they_are():
     """A difference that should be zero is printed "below 1e-12": the bound printed is the bound tested."""
     assert we._tiny(0.0) == "below 1e-12" and we._tiny(3e-16) == "below 1e-12"
