@@ -280,8 +280,8 @@ def pictures(out: Path) -> list[Path]:
     _, weights = F.scaled_dot_product_attention(tokens, tokens, tokens)
     labels = ["1", "2", "3"]
     figures = {
-        "attention_4_3_1.png": viz.attention_heatmap(weights, labels, labels,
-                                                     title="softmax(QK^T / sqrt(d_k)): tokens 1, 2, 3 as scalars, d_k = 1"),
+        "attention_4_3_1.png": viz.attention_heatmap(
+            weights, labels, labels, title="softmax(QK^T / sqrt(d_k)): tokens 1, 2, 3 as scalars, d_k = 1"),
         "positional_encoding.png": viz.positional_encoding_heatmap(F.sinusoidal_positional_encoding(64, 128)),
     }
     written = []

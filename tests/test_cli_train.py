@@ -551,6 +551,30 @@ def test_seed_config_trains_the_documents_classifier_layout(tmp_path, capsys):
     assert "test_accuracy" in capsys.readouterr().out
 
 
+def test_seed_config_trains_as_the_example_script_does(tmp_path, monkeypatch, capsys):
+    """``train --seed-config`` and ``python -m minitransformer.examples.seed_classifier`` train the same way: Keras's
+    Adam(learning_rate=...) (betas 0.9, 0.999), no gradient clipping, a constant rate, 1000 held-out reviews."""
+    from minitransformer.examples import seed_classifier
+    from minitransformer.train import run as run_module
+
+    seen = []
+
+    class Recording(run_module.Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self)
+
+    monkeypatch.setattr(run_module, "Trainer", Recording)
+    assert main(["train", "--task", "classify", "--seed-config", "--steps", "1", "--d-model", "16", "--d-ff", "64",
+                 "--no-progress", "--no-pictures", "--out", str(tmp_path)]) == 0
+    (trainer,) = seen
+    assert trainer.clip is None and "grad_norm" not in trainer.history  # the default tasks clip at 1.0
+    group = trainer.optimizer.param_groups[0]
+    assert (group["lr"], group["betas"]) == (1e-3, (0.9, 0.999))
+    settings = re.search(r"^settings: (.*)$", capsys.readouterr().out, flags=re.M).group(1).split(", ")
+    assert f"n_val={seed_classifier.N_VAL}" in settings and "clip=0.0" in settings and "schedule=constant" in settings
+
+
 def test_the_document_configuration_has_the_documents_numbers():
     from minitransformer.examples.seed_classifier import task_settings
     from minitransformer.train.tasks import warmup_schedule

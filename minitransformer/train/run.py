@@ -127,7 +127,8 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         print(f"task {task}: {type(setup.model).__name__} with {setup.model.num_parameters():,} parameters on "
               f"backend {_backend.current().name}")
         print("settings: " + ", ".join(f"{k}={v}" for k, v in s.items()))
-        trainer = Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, clip=s["clip"],
+        trainer = Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule,
+                          clip=s["clip"] or None,  # 0: no clipping
                           eval_fn=setup.eval_fn, eval_every=s["eval_every"],
                           log_every=max(1, min(50, s["eval_every"], s["steps"] // 30)),
                           progress=progress, patience=s["patience"], monitor=_monitor(setup.kind),

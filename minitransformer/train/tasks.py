@@ -66,7 +66,7 @@ from ..functional._checks import require_real
 from .decoding import greedy_decode
 from .metrics import RunningMean, binary_accuracy, exact_match, strip_after_eos, token_accuracy
 
-__all__ = ["TASKS", "DEFAULTS", "SEED_CONFIG", "TaskSetup", "build", "model_from_checkpoint", "warmup_schedule",
+__all__ = ["TASKS", "DEFAULTS", "TaskSetup", "build", "model_from_checkpoint", "warmup_schedule",
            "MODEL_TYPES"]
 
 SEQ2SEQ = ("reverse", "copy", "sort")
@@ -97,11 +97,6 @@ DEFAULTS: dict[str, dict] = {
         norm_first=True, eval_every=250, target=None, patience=None, corpus="tiny", corpus_sha256=None,
     ),
 }
-
-#: the document's section 5.2 classifier: Embedding(10000, 512), 8 heads, d_ff 2048, sequences of 100,
-#: Adam(lr=1e-4), binary cross-entropy, accuracy (``--seed-config``; far too slow for a CPU test)
-SEED_CONFIG = dict(vocab_size=10000, d_model=512, heads=8, d_ff=2048, layers=1, max_len=100, lr=1e-4, warmup=1,
-                   schedule="constant", dropout=0.1, pooling="mean", norm_first=False)
 
 MODEL_TYPES = {"Transformer": nn.Transformer, "DecoderOnlyLM": nn.DecoderOnlyLM,
                "TransformerClassifier": nn.TransformerClassifier}
@@ -266,6 +261,7 @@ def build(task: str, **overrides) -> TaskSetup:
         One of :data:`TASKS`.
     **overrides
         Settings of :data:`DEFAULTS` to change, and ``seed`` (0 by default); None keeps the default.
+        ``clip`` caps the gradients' global norm; ``clip=0`` trains without clipping.
 
     Returns
     -------
