@@ -193,6 +193,10 @@ class SelfAttentionExample:
         and ``"three scalar tokens, divided by sqrt(3)"`` (the document's divisor).
     readings : list of Reading
         Every candidate for the stated numbers, closest first.
+    divisors : tuple
+        ``(lowest, highest, closest, its distance)``: the divisors :math:`t` of :math:`[1, 4]` (in steps of
+        0.001) for which the first row of the weights, :math:`\mathrm{softmax}([1, 2, 3]/t)`, rounds to the
+        document's numbers, and the one nearest them.
 
     Examples
     --------
@@ -208,6 +212,7 @@ class SelfAttentionExample:
     document_output: tuple
     attention: dict
     readings: list
+    divisors: tuple
 
     @property
     def closest(self) -> Reading:
@@ -264,8 +269,19 @@ def self_attention_example() -> SelfAttentionExample:
     candidates.append(("V / sum(V)", "the values divided by their sum: no Q, no K, no softmax",
                        [v / sum(x) for v in x]))
     V = tensor(x, dtype="float64")
-    return SelfAttentionExample(V, V, V, DOCUMENT_OUTPUT, attention, _rank(list(DOCUMENT_OUTPUT), candidates,
-                                                                           DOCUMENT_DECIMALS))
+    return SelfAttentionExample(V, V, V, DOCUMENT_OUTPUT, attention,
+                                _rank(list(DOCUMENT_OUTPUT), candidates, DOCUMENT_DECIMALS), _divisors(x))
+
+
+def _divisors(x: list) -> tuple[float, float, float, float]:
+    """Which divisors t in [1, 4] make softmax(x / t) (query 1's weights, as its score x_1 x_j = x_j) round to the
+    document's output: ``(lowest, highest, closest, its distance)``, on a grid of steps of 0.001."""
+    t = np.arange(1000, 4001) / 1000
+    rows = _floats(F.softmax(tensor(np.outer(1.0 / t, x), dtype="float64"), axis=-1))  # (3001, 3)
+    found = _rank(list(DOCUMENT_OUTPUT), [(f"{ti:.3f}", "", row) for ti, row in zip(t, rows, strict=True)],
+                  DOCUMENT_DECIMALS)
+    rounding = [float(r.name) for r in found if r.rounds_to_document]
+    return min(rounding), max(rounding), float(found[0].name), found[0].distance
 
 
 # ------------------------------------------------------------------ 4.3.1 positional encoding
@@ -614,7 +630,8 @@ def errata(seed: int = 0) -> list[Erratum]:
     Examples
     --------
     >>> [e.section for e in errata()]
-    ['4.3.1', '4.3.1', '4.3.1', '4.3.2', '4.2.3', '4.3.1, 4.3.2 (and 4.1.1 in Chinese)', '4.1.2, 4.3.2', '4.3.1']
+    ['4.3.1', '4.3.1, 4.3.2 (head 1)', '4.3.1, 4.3.2 (head 1)', '4.3.2', '4.2.3', '4.3.1, 4.3.2 (and 4.1.1 in Chinese)',
+     '4.1.2, 4.3.2', '4.3.1']
     """
     sa, pe, mh = self_attention_example(), positional_encoding_example(), multi_head_example(seed)
     out = []
@@ -647,7 +664,10 @@ def errata(seed: int = 0) -> list[Erratum]:
         f"tokens, the formula divides by sqrt(d_k) = sqrt(1) and gives {_fmt(formula_row.value)} "
         f"(max difference {formula_row.distance:.4f}). V / sum(V) lands almost as close and also rounds to the "
         "document's numbers, but it uses neither Q, K nor the softmax the document writes, so it is the less "
-        "plausible reading.",
+        "plausible reading. The numbers do not single out sqrt(3), though: softmax([1, 2, 3] / t) rounds to them "
+        f"for every divisor t from {sa.divisors[0]:.2f} to {sa.divisors[1]:.2f}, and comes closest at "
+        f"t = {sa.divisors[2]:.2f} (max difference {sa.divisors[3]:.4f}). sqrt(3) = {math.sqrt(3):.2f} is the "
+        "plausible divisor because the document writes it, not because it fits best.",
     ))
 
     # 2. the positional-encoding arguments
@@ -657,7 +677,7 @@ def errata(seed: int = 0) -> list[Erratum]:
     one_based = pe.reading("formula d = 3, 1-based indices, positions 1, 2, 3")
     wide = pe.reading(f"lowest-frequency pair of d = {WIDE_D_MODEL}")
     out.append(Erratum(
-        "4.3.1",
+        "4.3.1, 4.3.2 (head 1)",
         "PE_(pos,1) = cos(pos/10000), PE_(pos,2) = sin(pos/10000), pos = 1, 2, 3 (d = 3)",
         f"[cos(pos/10000), sin(pos/10000)]: {doc_rows}",
         f"formula 4.1.3 with d = 3, [PE_(pos,0), PE_(pos,1), PE_(pos,2)]: {formula_rows}; "
@@ -681,7 +701,7 @@ def errata(seed: int = 0) -> list[Erratum]:
     # 3. the positional-encoding indices, positions and the missing component
     agree0, agree1 = pe.function_agreement["0-based"], pe.function_agreement["1-based"]
     out.append(Erratum(
-        "4.3.1",
+        "4.3.1, 4.3.2 (head 1)",
         "PE_(pos,1) = cos(...), PE_(pos,2) = sin(...): two components per position, positions 1, 2, 3, for d = 3",
         f"indices {list(pe.indices)} as {list(DOCUMENT_FUNCTIONS)}; {len(pe.indices)} components; "
         f"positions {list(pe.positions)}",
@@ -908,6 +928,25 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+#: the end of docs/errata.md: section 5's code, whose faults nn.TransformerClassifier explains one by one
+SECTION_5 = [
+    "## Section 5: the Keras classifier",
+    "",
+    "Its code cannot run as written, and what it reports as accuracy is not one. Each point is explained, with",
+    "its fix, in the documentation of `nn.TransformerClassifier`; notebook 06 shows them, and",
+    "`minitransformer/examples/seed_classifier.py` trains the classifier done properly (its docstring lists what",
+    "it keeps from the document, what it changes, and where the document is silent).",
+    "",
+    "- `from tensorflow.keras.layers import TransformerBlock` fails: Keras has no such layer.",
+    "- There is no pooling: `Dense(1)` on the block's `(batch, 100, 512)` output gives a probability per token,",
+    "  not one per text.",
+    "- There is no positional encoding (without it the model sees a bag of words) and no padding mask.",
+    "- Section 5.4 trains on `np.random.rand` floats: as token ids they truncate to 0, and random soft labels",
+    "  carry nothing to learn. Its accuracy would be about 0, not chance: Keras counts the labels *equal* to",
+    "  the prediction rounded to 0 or 1, and a random float is almost never 0 or 1.",
+]
+
+
 def errata_markdown(seed: int = 0) -> str:
     """The text of ``docs/errata.md``: every :class:`Erratum`, generated (a test checks the file equals this).
 
@@ -920,22 +959,24 @@ def errata_markdown(seed: int = 0) -> str:
     -------
     str
         Markdown: a title, then one section per erratum with a table (document, computed, plausible reading)
-        and its explanation.
+        and its explanation, and a last one on section 5 (:data:`SECTION_5`).
 
     Examples
     --------
     >>> text = errata_markdown()
-    >>> text.splitlines()[0], sum(line.startswith("## ") for line in text.splitlines()) == len(errata())
-    ('# Errata of the source document, section 4', True)
+    >>> text.splitlines()[0], sum(line.startswith("## ") for line in text.splitlines()) == len(errata()) + 1
+    ('# Errata of the source document', True)
     """
     parts = [
-        "# Errata of the source document, section 4",
+        "# Errata of the source document",
         "",
         "Generated by `python -m minitransformer.worked_examples --markdown > docs/errata.md` from",
         "`minitransformer/worked_examples.py`; `tests/test_worked_examples.py` checks that this file equals",
-        "the function's output. Every computed value below is computed by the library (float64). Where the",
-        "document gives numbers (errata 1 and 2), candidate readings were computed and ranked by their",
-        "distance to them; the other readings, and the choice among close candidates, are argued in the text.",
+        "the function's output. The numbered errata are those of section 4 (the formulas and their worked",
+        "examples); section 5 (the Keras classifier) follows at the end. Every computed value below is computed",
+        "by the library (float64). Where the document gives numbers (errata 1 and 2), candidate readings were",
+        "computed and ranked by their distance to them; the other readings, and the choice among close",
+        "candidates, are argued in the text.",
     ]
     for n, e in enumerate(errata(seed), start=1):
         parts += [
@@ -952,7 +993,7 @@ def errata_markdown(seed: int = 0) -> str:
             "",
             e.explanation,
         ]
-    return "\n".join(parts) + "\n"
+    return "\n".join(parts + ["", *SECTION_5]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -118,6 +118,22 @@ def test_self_attention_readings_are_ranked_and_complete(sa_numpy):
                                                                       "V / sum(V)"]
 
 
+def test_self_attention_divisors_that_round_to_the_document():
+    """The numbers do not single out sqrt(3): softmax([1, 2, 3] / t) rounds to them over a range of divisors t."""
+    low, high, best, distance = we.self_attention_example().divisors
+    t = np.arange(1000, 4001) / 1000
+    e = np.exp(x[None, :] / t[:, None])
+    rows = e / e.sum(axis=1, keepdims=True)
+    rounds = np.all(np.round(rows, 1) == DOC, axis=1)
+    assert rounds.any() and np.all(rounds[rounds.argmax():][:rounds.sum()])  # one interval
+    assert (low, high) == (t[rounds].min(), t[rounds].max()) and low < np.sqrt(3) < high
+    far = np.abs(rows - DOC).max(axis=1)
+    assert best == t[far.argmin()] and distance == pytest.approx(far.min(), rel=1e-12)
+    assert distance < we.self_attention_example().closest.distance  # closer than sqrt(3)'s row
+    text = we.errata()[0].explanation
+    assert f"for every divisor t from {low:.2f} to {high:.2f}, and comes closest at t = {best:.2f}" in text
+
+
 # ------------------------------------------------------------------ 4.3.1 positional encoding
 @pytest.mark.assignment(3, points=5)
 def test_positional_encoding_tables_match_numpy(to_numpy):
@@ -241,7 +257,7 @@ def test_errata_structure():
     errata = we.errata()
     assert [f.name for f in dataclasses.fields(we.Erratum)] == [
         "section", "claim", "document_value", "computed_value", "plausible_reading", "explanation"]
-    assert [e.section for e in errata] == ["4.3.1", "4.3.1", "4.3.1", "4.3.2", "4.2.3",
+    assert [e.section for e in errata] == ["4.3.1", "4.3.1, 4.3.2 (head 1)", "4.3.1, 4.3.2 (head 1)", "4.3.2", "4.2.3",
                                            "4.3.1, 4.3.2 (and 4.1.1 in Chinese)", "4.1.2, 4.3.2", "4.3.1"]
     for e in errata:
         assert all(isinstance(getattr(e, f), str) and getattr(e, f) for f in
@@ -303,7 +319,8 @@ def test_docs_errata_md_is_the_functions_output():
 
 def test_markdown_escapes_table_pipes():
     text = we.errata_markdown()
-    assert text.count("\n## ") == len(we.errata())
+    assert text.count("\n## ") == len(we.errata()) + 1  # and section 5's, last
+    assert text.endswith("\n\n" + "\n".join(we.SECTION_5) + "\n")
     for line in text.splitlines():
         if line.startswith("| computed |") or line.startswith("| plausible reading |"):
             assert line.replace("\\|", "").count("|") == 3, line
