@@ -38,12 +38,13 @@ def test_attention_on_3_tokens_by_hand():
     w0 = [a / (2 * a + 1), 1 / (2 * a + 1), a / (2 * a + 1)]
     out0 = [w0[0] * 1 + w0[2] * 10, w0[1] * 1 + w0[2] * 10]
     out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(Q), mt.tensor(V))
-    np.testing.assert_allclose(w.numpy()[0], w0, rtol=1e-12)
-    np.testing.assert_allclose(out.numpy()[0], out0, rtol=1e-12)
+    np.testing.assert_allclose(w.numpy()[0], w0, rtol=1e-12,
+                               err_msg="weights of query 0: softmax([1, 0, 1] / sqrt(2)), computed by hand")
+    np.testing.assert_allclose(out.numpy()[0], out0, rtol=1e-12, err_msg="output of query 0: its weights times V")
     expected_out, expected_w = _attention_np(Q, Q, V)
-    np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12)
-    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12)
-    np.testing.assert_allclose(w.numpy().sum(axis=-1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12, err_msg="weights softmax(QK^T / sqrt(d_k))")
+    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12, err_msg="output weights @ V")
+    np.testing.assert_allclose(w.numpy().sum(axis=-1), 1.0, rtol=1e-12, err_msg="each row of weights sums to 1")
 
 
 @pytest.mark.assignment(2, points=5)

@@ -19,8 +19,9 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int, dtype=None, backe
         PE_{(pos,\, 2i+1)} = \cos\!\left(\frac{pos}{10000^{2i/d_{model}}}\right)
 
     for positions :math:`pos = 0, 1, \ldots, max\_len - 1` (counted from 0, as in the paper's
-    code, tensor2tensor, whose table is otherwise laid out differently: all sines, then all
-    cosines) and :math:`i = 0, 1, \ldots`. Each pair of columns :math:`(2i, 2i+1)` is a sine and a
+    code, tensor2tensor, whose table otherwise differs: all sines, then all cosines, at the
+    frequencies :math:`10000^{-i/(d_{model}/2 - 1)}`, the slowest exactly :math:`1/10000`) and
+    :math:`i = 0, 1, \ldots`. Each pair of columns :math:`(2i, 2i+1)` is a sine and a
     cosine of one frequency; the wavelengths grow geometrically from :math:`2\pi` up to
     :math:`2\pi \cdot 10000^{(d_{model}-2)/d_{model}}` (even :math:`d_{model}`), just under
     :math:`10000 \cdot 2\pi` for a wide table (:math:`3162 \cdot 2\pi` for :math:`d_{model} = 16`,

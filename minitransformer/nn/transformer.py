@@ -153,7 +153,7 @@ class EncoderLayer(Module):
         ``mask``: True where a query may attend a key, e.g. ``padding_mask(src)``.
         """
         check_features("EncoderLayer", "input", x, self.d_model)
-        ### BEGIN SOLUTION A4: post-LN: x = LayerNorm(x + Dropout(Sublayer(x))) for attention, then FFN
+        ### BEGIN SOLUTION A4: attention, FFN: LN(x + Dropout(Sub(x))); norm_first: x + Dropout(Sub(LN(x)))
         if self.norm_first:  # pre-LN: x + Sublayer(LayerNorm(x))
             x = x + self.dropout(self._attend(self.norm1(x), mask))
             x = x + self.dropout(self.ffn(self.norm2(x)))
@@ -302,7 +302,7 @@ class DecoderLayer(Module):
             ``(batch, L, d_model)``.
         """
         tgt_mask = self._check(x, memory, tgt_mask, cache)
-        ### BEGIN SOLUTION A4: masked self-attention, cross-attention (if any), FFN; each in a residual + norm
+        ### BEGIN SOLUTION A4: self-attn, cross-attn (if any), FFN; post-LN, or pre-LN if norm_first
         if self.norm_first:  # pre-LN: x + Sublayer(LayerNorm(x))
             x = x + self.dropout(self._self_attend(self.norm1(x), tgt_mask, cache))
             if self.cross_attention:

@@ -123,7 +123,6 @@ class Adam(Optimizer):
         return theta - alpha * m_hat / (xp.sqrt(v_hat) + eps)
         ### END SOLUTION
 
-
     def update_with_kernels(self, kernels, theta, g, group, state):
         """:meth:`update` as one CUDA kernel (:meth:`~minitransformer.kernels.CudaKernels.adam_update`): the same
         formula in the same order, with the same scalars (here, on the host) and the same state; ``theta`` and the

@@ -22,7 +22,7 @@ CELLS = [
     under every Transformer in this library (`minitransformer/autograd/engine.py`, each primitive's
     `forward` beside its `backward` in `autograd/ops.py`).
 
-    Steps: **1** a tiny expression, computed by hand · **2** its graph, as a picture and as DOT text ·
+    Steps: **1** a tiny expression, computed by hand · **2** its graph, as a picture and as text ·
     **3** backward one node at a time · **4** `backward()` and `retain_grad()` · **5** a node used twice ·
     **6** gradcheck, finite differences as the referee · **7** a new primitive, written here as a
     `Function` subclass with its `backward`, and gradcheck'ed.
@@ -87,19 +87,20 @@ CELLS = [
     `a, b, c, f` are *leaves* (made by us); `e, d, L` were made by operations, and each remembers its
     operation in `grad_fn`, which remembers its inputs. Those links are the graph.
 
-    ## 2. The graph, as a picture and as DOT text
+    ## 2. The graph, as a picture and as text
 
     `viz.draw_graph` draws what `backward()` will walk: tensors are boxes (green: a leaf that will
-    receive `.grad`), operations are ellipses, data flows left to right. `to_dot` gives the same graph in
-    Graphviz's language (paste it into any DOT viewer).
+    receive `.grad`), operations are ellipses, data flows left to right. `to_text` prints the same graph
+    as `backward()` walks it, from $L$ down to the leaves: each tensor, `<-` the operation that made it, and
+    under it that operation's inputs. (`to_dot` gives it in Graphviz's language, for any DOT viewer.)
     """),
     code("""
     viz.draw_graph(L)
     """),
     code("""
-    from minitransformer.autograd import to_dot
+    from minitransformer.autograd import to_text
 
-    print(to_dot(L))
+    print(to_text(L))
     """),
     md(r"""
     ## 3. Backward, one node at a time
@@ -281,7 +282,9 @@ CELLS = [
     A hand-written derivative can be wrong. The referee is the definition of the derivative itself: nudge
     one input element by $\pm\epsilon$ and watch the output,
 
-    $$ \frac{\partial s}{\partial x_i} \approx \frac{s(x + \epsilon e_i) - s(x - \epsilon e_i)}{2\epsilon}. $$
+    $$ \frac{\partial s}{\partial x_i} \approx \frac{s(x + \epsilon e_i) - s(x - \epsilon e_i)}{2\epsilon}, $$
+
+    where $e_i$ is 1 in element $i$ and 0 elsewhere: only $x_i$ moves.
 
     `mt.gradcheck(fn, *inputs)` compares `backward()` with this central difference for every element of
     every input (a one-element output, a loss, is checked as it is, so a failure gives its derivatives; for a

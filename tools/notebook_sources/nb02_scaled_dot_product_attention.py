@@ -174,15 +174,15 @@ CELLS = [
     k = rng.standard_normal((1000, d))
     raw = (q[:, None, :] * k[None, :10, :]).sum(-1)          # (1000, 10) scores against 10 keys
     for name, s in (("q.k", raw), ("q.k / sqrt(d_k)", raw / np.sqrt(d))):
-        e = np.exp(s - s.max(-1, keepdims=True))
-        w = e / e.sum(-1, keepdims=True)                      # (1000, 10)
+        w = softmax(s)                                        # (1000, 10): your softmax, over the keys
         J = w[:, :, None] * np.eye(10) - w[:, :, None] * w[:, None, :]   # (1000, 10, 10): diag(w) - w w^T per row
         print(f"{name:16} variance {s.var():6.1f}   mean largest weight {w.max(-1).mean():.2f} (of 10 keys)"
               f"   median |Jacobian| {np.median(np.linalg.norm(J, axis=(1, 2))):.3f}")
     """),
     md(r"""
-    In the run shown the unscaled variance is 58.3, not 64: an estimate from only 10 keys. The Jacobian's
-    size (its Frobenius norm) is 0.087 at the median unscaled against 0.344 scaled, about 4 times smaller.
+    In the run committed with this notebook the unscaled variance is 58.3, not 64: an estimate from only 10
+    keys. The Jacobian's size (its Frobenius norm) is 0.087 at the median unscaled against 0.344 scaled,
+    about 4 times smaller.
     """),
     md(r"""
     ## 5. The document's worked example (section 4.3.1)
@@ -216,9 +216,7 @@ CELLS = [
 
     col = x[:, None]                                          # (3, 1): three tokens of dimension 1
     for divisor, why in ((1.0, "sqrt(d_k) = sqrt(1), the formula"), (np.sqrt(3), "sqrt(3), the document's divisor")):
-        s = col @ col.T / divisor                             # (3, 3)
-        w = np.exp(s - s.max(-1, keepdims=True))
-        w /= w.sum(-1, keepdims=True)
+        w = softmax(col @ col.T / divisor)                    # (3, 3)
         print(f"three tokens, divided by {why}:")
         print("  weights (3, 3):\\n", w.round(3))
         print("  output  (3, 1):", (w @ col).ravel().round(3))
@@ -250,6 +248,17 @@ CELLS = [
     first token (not the output), and divided by $\sqrt 3$ (its "`d=3`", which for three scalar tokens is
     the sequence length) where the formula divides by $\sqrt{d_k} = \sqrt 1$. The full list of the
     document's discrepancies is in `docs/errata.md`.
+
+    How firmly do three numbers given to one decimal pin the divisor down? Try every divisor $t$ from 1 to 4:
+    """),
+    code("""
+    low, high, best, far = sa.divisors            # computed on a grid of steps of 0.001
+    print(f"softmax([1, 2, 3] / t) rounds to {list(sa.document_output)} for every t from {low:.3f} to {high:.3f}")
+    print(f"closest at t = {best:.3f} (max difference {far:.4f}); sqrt(3) = {np.sqrt(3):.3f} is inside, and so is 2")
+    """),
+    md(r"""
+    Not firmly: any divisor from about 1.6 to 3 fits, and $\sqrt 3$ is not even the closest. It is the
+    plausible one because the document writes it, not because the numbers demand it.
 
     The weights of that reading, as a map:
     """),
@@ -312,8 +321,7 @@ CELLS = [
     mask[2] = False                                          # query 2 may see no key at all
     naive = np.where(mask, scores, -np.inf)
     with np.errstate(invalid="ignore"):
-        e = np.exp(naive - naive.max(-1, keepdims=True))
-        print("NumPy with -inf, row 2:", (e / e.sum(-1, keepdims=True))[2])
+        print("NumPy with -inf, row 2:", softmax(naive)[2])  # your softmax: max = -inf, and -inf - (-inf) is NaN
 
     Qg = mt.tensor(Q, requires_grad=True)
     out_m, w_m = F.scaled_dot_product_attention(Qg, Kt, Vt, mask=mt.tensor(mask))

@@ -39,8 +39,8 @@ CELLS = [
     In assignment A3's student copy (`minitransformer assignments build 3 DIR`) the library's own A3 bodies
     are taken out too: from section 4 on, the cells that call them raise `NotImplementedError` until you
     have written them in `minitransformer/nn/attention.py` (`MultiHeadAttention._literal` and `_batched`,
-    sections 4 and 6) and `minitransformer/functional/positional.py` (the sinusoidal table of notebook 04,
-    section 7).
+    sections 4 and 6) and `minitransformer/functional/positional.py` (notebook 04's sinusoidal table, which
+    section 7 here uses).
     """),
     SETUP,
     md(r"""

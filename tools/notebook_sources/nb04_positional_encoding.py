@@ -9,7 +9,8 @@ CELLS = [
     **What this notebook teaches.** Attention compares every token with every other by dot products,
     and a dot product does not care where a token stands: without extra information a Transformer sees
     a *bag* of tokens. The paper (section 3.5) and the source document (section 4.1.3) add to each token's
-    embedding a vector that depends only on its position $pos$:
+    embedding (in the paper scaled first, $E[\mathrm{ids}]\sqrt{d_\text{model}} + PE$: its section 3.4 and
+    `docs/formulas/embedding.md`) a vector that depends only on its position $pos$:
 
     $$
     PE_{(pos,\,2i)} = \sin\!\left(\frac{pos}{10000^{2i/d}}\right), \qquad

@@ -163,6 +163,12 @@ CELLS = [
     accuracy), the paper's Adam, a warm-up-then-cosine schedule, and `train.Trainer`, which runs the loop
     (the loop of notebook 05) with gradient clipping, a progress bar and an evaluation every 100 steps.
     One BLAS thread, as in notebook 05: small matrices are faster without threads. About 10 s.
+
+    These are not section 5.2's settings (post-LN, Adam at a constant $10^{-4}$, no clipping, $d_\text{model}
+    = 512$): they train a small model fast, which is what this notebook needs. The faithful run is
+    `python -m minitransformer.examples.seed_classifier` (or `minitransformer train --task classify
+    --seed-config`): the document's structure and optimizer, at a laptop's size; its docstring lists what it
+    keeps and what it changes.
     """),
     code("""
     import warnings
