@@ -62,11 +62,13 @@ def forward():
     w = mt.tensor([0.3, 0.2, -0.1], requires_grad=True, name="w")
     b = mt.tensor(0.1, requires_grad=True, name="b")
     xw = x * w
+    xw.name = "x*w"  # each named before its first use: the graph of section 2 shows the names
     s = xw.sum()
+    s.name = "s"
     z = s + b
+    z.name = "z"
     y = z.tanh()
-    for t, name in ((xw, "x*w"), (s, "s"), (z, "z"), (y, "y")):
-        t.name = name  # names show in the graph below
+    y.name = "y"
     print(f"x = {_fmt(x)}   w = {_fmt(w)}   b = {_fmt(b)}")
     print(f"x * w          = {_fmt(xw)}")
     print(f"s = sum(x * w) = {_fmt(s)}")
@@ -95,7 +97,7 @@ def show_graph(y: mt.Tensor, out: Path) -> Path:
     <BLANKLINE>
     == 2. the computation graph (backward() walks it from y down to the leaves) ==
     y ()  <- Tanh
-    └── ()  <- Add
+    └── z ()  <- Add
     ...
     ['graph.dot', 'graph.png']
     """

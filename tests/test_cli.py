@@ -36,9 +36,9 @@ def test_demo_prints_the_tour_and_saves_the_graph(tmp_path, capsys):
     dot = (out / "graph.dot").read_text()
     assert dot.startswith("digraph {") and "Tanh" in dot
     tree = """y ()  <- Tanh
-└── ()  <- Add
-    ├── ()  <- Sum
-    │   └── (3,)  <- Mul
+└── z ()  <- Add
+    ├── s ()  <- Sum
+    │   └── x*w (3,)  <- Mul
     │       ├── x (3,)  leaf, requires_grad
     │       └── w (3,)  leaf, requires_grad
     └── b ()  leaf, requires_grad

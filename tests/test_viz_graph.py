@@ -376,6 +376,22 @@ def test_to_text_writes_each_input_of_each_operation_once():
     assert sum(line.endswith("── (2, 8)  leaf, requires_grad") for line in lines) == 3  # W1, in W1 * W1 twice
 
 
+def test_names_of_intermediates_stay_in_the_graph_after_they_are_gone():
+    def loss(x):  # the intermediates die when it returns: the graph holds stand-ins, not them
+        h = x * 2.0
+        h.name = "h"  # named before its first use
+        s = h.tanh()
+        s.name = "s"
+        y = s.sum()
+        s.name = "renamed"  # while s lives, the graph shows its name now ...
+        assert to_text(y).splitlines()[1] == "└── renamed (2,)  <- Tanh"
+        return y
+
+    x = mt.tensor([1.0, 2.0], requires_grad=True, name="x")
+    y = loss(x)
+    assert to_text(y).splitlines()[1:3] == ["└── s (2,)  <- Tanh", "    └── h (2,)  <- Mul"]  # ... then its first
+
+
 def test_to_text_of_a_graph_deeper_than_python_recursion():
     x = mt.tensor([1.0], requires_grad=True, name="x")
     y = x

@@ -957,20 +957,21 @@ class _Recorded(Tensor):
     An operation given an intermediate result keeps this stand-in in its ``inputs`` (what ``backward()``
     walks) instead of the result itself, so the result's array is freed as soon as neither the user nor
     some operation's ``backward`` (which keeps its own arrays) needs it. The stand-in reaches the
-    result, while it lives, for its ``name``, ``retain_grad()`` and ``.grad``.
+    result, while it lives, for its ``name``, ``retain_grad()`` and ``.grad``; once the result is gone,
+    the graph's pictures still show the name it had when first used.
     """
 
-    __slots__ = ("_result",)
+    __slots__ = ("_result", "_first_name")
 
     def __init__(self, result: Tensor):  # not Tensor.__init__: there is no array to make
         self.data, self.backend, self._requires_grad = _Shape(result.data), result.backend, result._requires_grad
         self.grad, self._ctx, self._node = None, result._ctx, None
-        self._result = weakref.ref(result)
+        self._result, self._first_name = weakref.ref(result), result.name
 
     @property
     def name(self):
         result = self._result()
-        return None if result is None else result.name
+        return self._first_name if result is None else result.name
 
     @property
     def _retain_grad(self):
