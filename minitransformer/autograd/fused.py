@@ -123,7 +123,7 @@ class Softmax(Function):
 
     .. math:: \bar x_k = \sum_i \bar y_i\, y_i ([i = k] - y_k) = y_k \Big(\bar y_k - \sum_i \bar y_i y_i\Big)
 
-    one product, one sum, one subtraction: no :math:`n \times n` Jacobian is formed. Only :math:`y` is kept.
+    two products, one sum, one subtraction: no :math:`n \times n` Jacobian is formed. Only :math:`y` is kept.
 
     Examples
     --------

@@ -28,7 +28,7 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
     A mask hides some keys from some queries: a hidden score is replaced by the most negative
     finite number of the dtype (the paper writes :math:`-\infty`), so its weight is 0. A query
     whose keys are *all* hidden (a sequence of padding only, or a padding position at the start
-    of a sequence under the causal mask) would otherwise get uniform weights; here its weights,
+    of a sequence under the causal and padding masks combined) would otherwise get uniform weights; here its weights,
     its output and its gradient are 0, never NaN.
 
     Parameters
