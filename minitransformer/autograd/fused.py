@@ -1,9 +1,10 @@
 r"""Fused primitives: a whole formula as one operation, its derivative worked out by hand.
 
-:func:`~minitransformer.functional.softmax`, ``log_softmax``, ``layer_norm``, ``gelu``, ``cross_entropy`` and
-``binary_cross_entropy_with_logits`` are written in :mod:`minitransformer.functional` as compositions of
-the engine's primitives (``exp``, ``sum``, ``/``, ...), which is how a reader checks them against the formula, and how
-their gradient comes for free. Composed, each records four to eleven operations, each allocating
+:func:`~minitransformer.functional.linear`, ``softmax`` (also scaled and masked, as attention's weights),
+``log_softmax``, ``layer_norm``, ``gelu``, ``cross_entropy`` and ``binary_cross_entropy_with_logits`` are written
+in :mod:`minitransformer.functional` as compositions of the engine's primitives (``matmul``, ``exp``, ``sum``,
+``/``, ...), which is how a reader checks them against the formula, and how their gradient comes for free.
+Composed, each records two to eleven operations, each allocating
 an array and keeping its inputs for ``backward``. Here each is one :class:`Function`: ``forward``
 runs the formula on arrays, keeping only what the derivative needs, and ``backward`` is the
 derivative simplified by hand (written in each docstring) and computed in a few array passes.
@@ -137,29 +138,39 @@ class Softmax(Function):
 
     def forward(self, x, axis: int):
         """Softmax along ``axis`` (same shape as ``x``); keeps the result ``y``."""
-        xp = self.xp
         self.axis = axis
         self.kernels = _kernels_for(self.backend, x, axis)
         if self.kernels:  # on a GPU, the same formula as one CUDA kernel (minitransformer.kernels)
             self.y = self.kernels.softmax_forward(x)
-            return self.y
-        ### BEGIN SOLUTION A2: Softmax.forward on arrays: exp(x - max) / sum, keep y in self.y for backward
-        y = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
-        y /= xp.sum(y, axis=axis, keepdims=True)
-        self.y = y
-        return y
-        ### END SOLUTION
+        else:
+            self.y = _softmax(self.xp, x, axis)
+        return self.y
 
     def backward(self, grad):
         r""":math:`\bar x = y\,(\bar y - \sum_i \bar y_i y_i)` along ``axis``, as a one-tuple."""
-        xp, y = self.xp, self.y
         if self.kernels:
-            return (self.kernels.softmax_backward(grad, y),)
-        ### BEGIN SOLUTION A2: Softmax.backward: xbar = y * (ybar - sum(ybar * y)) along self.axis, as a tuple
-        grad_x = grad * y  # y_k ybar_k
-        grad_x -= y * xp.sum(grad_x, axis=self.axis, keepdims=True)  # - y_k sum_i ybar_i y_i
-        return (grad_x,)
-        ### END SOLUTION
+            return (self.kernels.softmax_backward(grad, self.y),)
+        return (_softmax_backward(self.xp, self.y, grad, self.axis),)
+
+
+def _softmax(xp, x, axis: int):
+    r""":math:`y = e^{x - m} / \sum_j e^{x_j - m}` along ``axis``, :math:`m = \max_j x_j`, on arrays: the forward of
+    :class:`Softmax` and of attention's weights (:class:`ScaledMaskedSoftmax`)."""
+    ### BEGIN SOLUTION A2: softmax on arrays: exp(x - max) / sum along axis (keepdims), returned
+    y = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    y /= xp.sum(y, axis=axis, keepdims=True)
+    return y
+    ### END SOLUTION
+
+
+def _softmax_backward(xp, y, grad, axis: int):
+    r""":math:`\bar x = y\,(\bar y - \sum_i \bar y_i y_i)` along ``axis``, on arrays, from the softmax's output ``y``
+    and :math:`\bar y` (``grad``): the backward of :class:`Softmax` and :class:`ScaledMaskedSoftmax`."""
+    ### BEGIN SOLUTION A2: softmax's backward on arrays: xbar = y * (ybar - sum(ybar * y)) along axis, returned
+    grad_x = grad * y  # y_k ybar_k
+    grad_x -= y * xp.sum(grad_x, axis=axis, keepdims=True)  # - y_k sum_i ybar_i y_i
+    return grad_x
+    ### END SOLUTION
 
 
 class ScaledMaskedSoftmax(Function):
@@ -199,23 +210,21 @@ class ScaledMaskedSoftmax(Function):
         if self.kernels:  # on a GPU, one CUDA kernel (minitransformer.kernels)
             self.y = self.kernels.masked_softmax_forward(x, allowed, self.divisor)
             return self.y
-        # the composition of scaled_dot_product_attention, on arrays, around one Softmax
+        # the composition of scaled_dot_product_attention, on arrays, around the softmax
         z = x / self.divisor
         if allowed is not None:
             z = xp.where(allowed, z, float(xp.finfo(x.dtype).min))  # hidden: exp(min - max) = 0
-        self.softmax = Softmax()
-        self.softmax.backend, self.softmax.xp = self.backend, xp
-        y = self.softmax.forward(z, axis=-1)
+        y = _softmax(xp, z, -1)
         if allowed is not None:  # a query with no allowed key: 0, not uniform weights over hidden keys
-            y = self.softmax.y = xp.where(xp.any(allowed, axis=-1, keepdims=True), y, 0.0)  # (and gradient 0)
+            y = xp.where(xp.any(allowed, axis=-1, keepdims=True), y, 0.0)  # (and so gradient 0)
+        self.y = y
         return y
 
     def backward(self, grad):
         r""":math:`\bar x = y\,(\bar y - \sum_j \bar y_j y_j) / \sqrt{d_k}` along the last axis, as a one-tuple."""
         if self.kernels:
             return (self.kernels.softmax_backward(grad, self.y, self.divisor),)
-        (grad_z,) = self.softmax.backward(grad)
-        return (grad_z / self.divisor,)
+        return (_softmax_backward(self.xp, self.y, grad, -1) / self.divisor,)
 
 
 class LogSoftmax(Function):
