@@ -618,6 +618,34 @@ def test_cache_misuse_is_refused():
         nn.MultiHeadAttention(D, H)(mt.randn(1, 2, D), cache={})
 
 
+@pytest.mark.parametrize("make", ["lm", "seq2seq"])
+def test_a_malformed_cache_is_refused_before_it_is_read(make):
+    """A model reads the cache's length (where its positions start) before the decoder runs: a cache of the wrong
+    type, of the wrong number of layers or with a wrong layer entry gets the decoder's message, not a raw
+    'string indices must be integers' or KeyError."""
+    if make == "lm":
+        model = nn.DecoderOnlyLM(20, D, H, D_FF, num_layers=2, max_len=6)
+        run = lambda cache: model(mt.tensor([[1, 2]]), cache=cache)  # noqa: E731
+    else:
+        model = nn.Transformer(20, 20, D, H, D_FF, 1, 2, max_len=6)
+        memory = model.encode(mt.tensor([[3, 4, 5]]))
+        run = lambda cache: model.decode(mt.tensor([[1]]), memory, cache=cache)  # noqa: E731
+    good = model.new_cache()
+    for cache, message in [
+        ("x", r"Decoder: cache must be a list of 2 layer caches \(decoder.new_cache\(\)\), got str$"),
+        ({"self_attn": None}, r"list of 2 layer caches .*, got dict$"),
+        ([], r"list of 2 layer caches .*, got list of length 0"),
+        (good[:1], r"list of 2 layer caches .*, got list of length 1"),
+        (good + good[:1], r"list of 2 layer caches .*, got list of length 3"),
+        (["x", "y"], r"DecoderLayer: cache must be what layer.new_cache\(\) returns, a dict with keys"),
+        ([{}, {}], r"DecoderLayer: cache must be what layer.new_cache\(\) returns"),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            run(cache)
+    assert len(good[0]["self_attn"]) == 0  # nothing was written into the good cache along the way
+    assert run(good).shape[:2] == (1, 2 if make == "lm" else 1)
+
+
 # ------------------------------------------------------------------ configs, sizes, tying
 @pytest.mark.single_backend
 def test_base_config_has_the_papers_parameter_count():

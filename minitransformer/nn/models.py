@@ -195,7 +195,7 @@ class Transformer(_Configured):
         attention per layer.
         """
         op = "Transformer.decode"
-        start = 0 if not cache else len(cache[0]["self_attn"])  # positions already decoded
+        start = self.decoder.cached_positions(cache)  # positions already decoded (0 without a cache)
         tgt_in = check_ids(op, "tgt_in", tgt_in, self.max_len, start, like=self.tgt_embed.weight)
         y = self.dropout(self.positional(self.tgt_embed(tgt_in, op=op, name="tgt_in"), start))  # (B, T, d_model)
         y = self.decoder(y, memory, src_mask, tgt_mask, cache)
@@ -283,7 +283,7 @@ class DecoderOnlyLM(_Configured):
         far). With a ``cache`` (:meth:`new_cache`), ``ids`` holds only the new positions.
         """
         op = "DecoderOnlyLM"
-        start = 0 if not cache else len(cache[0]["self_attn"])
+        start = self.decoder.cached_positions(cache)  # positions already generated (0 without a cache)
         ids = check_ids(op, "ids", ids, self.max_len, start, like=self.embed.weight)
         x = self.dropout(self.positional(self.embed(ids, op=op, name="ids"), start))  # (B, T, d_model)
         x = self.decoder(x, tgt_mask=mask, cache=cache)
