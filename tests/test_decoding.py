@@ -325,6 +325,37 @@ def test_one_sequence_is_a_batch_of_one(tiny, lm):
         generate(lm, np.zeros((1, 0), dtype=np.int64), 3)
 
 
+@pytest.mark.parametrize("floats", [
+    lambda ids: [[x + 0.3 for x in row] for row in ids],           # Python floats: 5.3 read as token 5 before
+    lambda ids: np.asarray(ids, dtype=np.float64),                 # whole numbers in a float array
+    lambda ids: mt.tensor(ids, dtype="float32"),
+    lambda ids: np.asarray(ids) > 4,                               # bools
+], ids=["list", "numpy-float64", "tensor-float32", "bool"])
+def test_decoding_refuses_non_integer_ids_as_the_models_do(seq2seq, lm, floats):
+    """Token ids that are not integers are refused with the decoding function's name, never truncated to other
+    tokens, as model(...) refuses them; integers of any kind (Python, NumPy int32, int Tensors) decode as int64."""
+    model, src = seq2seq
+    rows = [[5, 6, 7], [8, 9, 4]]
+    bad = floats(rows)
+    kind = "bool" if "bool" in str(getattr(bad, "dtype", "")) else "float"
+    for op, call in [("greedy_decode", lambda ids: greedy_decode(model, ids, max_len=4)),
+                     ("beam_search", lambda ids: beam_search(model, ids, beam_size=2, max_len=4)),
+                     ("generate", lambda ids: generate(lm, ids, 3, temperature=0.0))]:
+        name = "prompt" if op == "generate" else "src"
+        with pytest.raises(TypeError, match=rf"{op}: {name} must be integer token ids .*, got {kind}\w* "
+                                            r"with shape \(2, 3\)"):
+            call(bad)
+        with pytest.raises(TypeError, match=rf"{op}: {name} must be integer token ids"):
+            call(bad[0])  # one sequence too
+        expected = call(rows).numpy()
+        for good in (np.asarray(rows, dtype=np.int32), mt.tensor(rows, dtype="int32"), mt.tensor(rows)):
+            out = call(good)
+            assert out.dtype_name == "int64"
+            np.testing.assert_array_equal(out.numpy(), expected)
+    with pytest.raises(TypeError, match="must be integer token ids"):  # what model(...) says of the same input
+        lm(floats(rows))
+
+
 def _widths(monkeypatch, model, method):
     """Record (rows, positions) of the ids given to each call of ``model.<method>``."""
     calls, inner = [], getattr(model, method)

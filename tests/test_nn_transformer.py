@@ -618,6 +618,34 @@ def test_cache_misuse_is_refused():
         nn.MultiHeadAttention(D, H)(mt.randn(1, 2, D), cache={})
 
 
+@pytest.mark.parametrize("make", ["lm", "seq2seq"])
+def test_a_malformed_cache_is_refused_before_it_is_read(make):
+    """A model reads the cache's length (where its positions start) before the decoder runs: a cache of the wrong
+    type, of the wrong number of layers or with a wrong layer entry gets the decoder's message, not a raw
+    'string indices must be integers' or KeyError."""
+    if make == "lm":
+        model = nn.DecoderOnlyLM(20, D, H, D_FF, num_layers=2, max_len=6)
+        run = lambda cache: model(mt.tensor([[1, 2]]), cache=cache)  # noqa: E731
+    else:
+        model = nn.Transformer(20, 20, D, H, D_FF, 1, 2, max_len=6)
+        memory = model.encode(mt.tensor([[3, 4, 5]]))
+        run = lambda cache: model.decode(mt.tensor([[1]]), memory, cache=cache)  # noqa: E731
+    good = model.new_cache()
+    for cache, message in [
+        ("x", r"Decoder: cache must be a list of 2 layer caches \(decoder.new_cache\(\)\), got str$"),
+        ({"self_attn": None}, r"list of 2 layer caches .*, got dict$"),
+        ([], r"list of 2 layer caches .*, got list of length 0"),
+        (good[:1], r"list of 2 layer caches .*, got list of length 1"),
+        (good + good[:1], r"list of 2 layer caches .*, got list of length 3"),
+        (["x", "y"], r"DecoderLayer: cache must be what layer.new_cache\(\) returns, a dict with keys"),
+        ([{}, {}], r"DecoderLayer: cache must be what layer.new_cache\(\) returns"),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            run(cache)
+    assert len(good[0]["self_attn"]) == 0  # nothing was written into the good cache along the way
+    assert run(good).shape[:2] == (1, 2 if make == "lm" else 1)
+
+
 # ------------------------------------------------------------------ configs, sizes, tying
 @pytest.mark.single_backend
 def test_base_config_has_the_papers_parameter_count():
@@ -681,9 +709,10 @@ def test_bad_input_gets_clear_errors():
     memory = model.encode(mt.randint(0, 10, (1, 3)))
     with pytest.raises(ValueError, match="tgt_in has 8 positions, more than max_len=6"):
         model.decode(mt.randint(0, 10, (1, 8)), memory)
-    with pytest.raises(IndexError, match="token id 10, out of range for a vocabulary of 10"):
+    with pytest.raises(IndexError, match=r"Transformer.encode: src holds token id 10, out of range for a vocabulary "
+                                         r"of 10 \(ids must be in 0..9\)"):
         model(mt.tensor([[1, 10]]), mt.tensor([[1]]))
-    with pytest.raises(IndexError, match="token id -1"):
+    with pytest.raises(IndexError, match="Transformer.decode: tgt_in holds token id -1, out of range"):
         model(mt.tensor([[1, 2]]), mt.tensor([[-1]]))
     with pytest.raises(TypeError, match="must be integer token ids.*float32"):
         model(mt.tensor([[1.0, 2.0]]), mt.tensor([[1]]))
@@ -694,9 +723,47 @@ def test_bad_input_gets_clear_errors():
     lm = nn.DecoderOnlyLM(10, D, H, D_FF, num_layers=1, max_len=4)
     with pytest.raises(ValueError, match="ids has 5 positions, more than max_len=4"):
         lm(mt.randint(0, 10, (1, 5)))
+    with pytest.raises(IndexError, match="DecoderOnlyLM: ids holds token id 12, out of range for a vocabulary of 10"):
+        lm(mt.tensor([[1, 12]]))
     clf = nn.TransformerClassifier(vocab_size=10, d_model=D, heads=H, d_ff=D_FF, max_len=4)
     with pytest.raises(ValueError, match="ids has 5 positions, more than max_len=4"):
         clf(mt.randint(0, 10, (1, 5)))
+    with pytest.raises(IndexError, match="TransformerClassifier: ids holds token id -2, out of range for a vocab"):
+        clf(mt.tensor([[-2, 3]]))
+
+
+@pytest.mark.parametrize("check_values", [True, False])
+def test_a_forward_reads_the_range_of_each_lookups_ids_once(monkeypatch, backend, check_values):
+    """The ids' min and max (a host read each, on a GPU) are read by the embedding alone, once per lookup: not
+    again by the model's own checks or by the lookup (take); not at all where the backend checks no values."""
+    xp, reads = backend.xp, []
+
+    def spy(reduction):
+        inner = getattr(xp, reduction)
+
+        def counted(x, *args, **kwargs):
+            if xp.isdtype(x.dtype, "integral"):  # ids; softmax's max of the scores is not counted
+                reads.append(reduction)
+            return inner(x, *args, **kwargs)
+
+        return counted
+
+    for reduction in ("min", "max"):
+        monkeypatch.setattr(xp, reduction, spy(reduction))
+    monkeypatch.setattr(backend, "check_values", check_values)
+    per_lookup = ["min", "max"] if check_values else []
+    model = nn.Transformer(10, 10, D, H, D_FF, 1, 1, max_len=6)
+    model(mt.tensor([[1, 2, 3]]), mt.tensor([[1, 4]]))
+    assert reads == per_lookup * 2  # src, tgt_in
+    reads.clear()
+    lm = nn.DecoderOnlyLM(10, D, H, D_FF, num_layers=1, max_len=6)
+    cache = lm.new_cache()
+    lm(mt.tensor([[1, 2]]), cache=cache)
+    lm(mt.tensor([[3]]), cache=cache)
+    assert reads == per_lookup * 2  # one per call
+    reads.clear()
+    nn.TransformerClassifier(vocab_size=10, d_model=D, heads=H, d_ff=D_FF, max_len=4)(mt.tensor([[1, 2, 0]]))
+    assert reads == per_lookup
 
 
 @pytest.mark.parametrize("build", [

@@ -1363,7 +1363,7 @@ def _position(i):
     return operator.index(i)
 
 
-def take(x: Tensor, indices, axis: int = 0) -> Tensor:
+def take(x: Tensor, indices, axis: int = 0, *, in_range: bool = False) -> Tensor:
     r"""``x`` indexed by an integer array along ``axis``: the embedding lookup ``E[ids]``.
 
     :math:`y[\ldots, n, \ldots] = x[\ldots, i_n, \ldots]` for every index :math:`i_n`; a row used
@@ -1380,6 +1380,9 @@ def take(x: Tensor, indices, axis: int = 0) -> Tensor:
         CuPy, where looking would stop the GPU); otherwise it wraps around, modulo ``V``.
     axis : int
         The axis of ``x`` the indices pick from.
+    in_range : bool
+        True when the caller has already checked the indices' range, so that they are not read a second time
+        (:class:`~minitransformer.nn.Embedding` checks its ids against its vocabulary, ``0..V-1``).
 
     Returns
     -------
@@ -1408,7 +1411,7 @@ def take(x: Tensor, indices, axis: int = 0) -> Tensor:
         ids = indices.data
     else:
         ids = be.asarray(indices)
-    return ops.Take.apply(x, indices=ids, axis=_axes(axis, x.ndim, "take")[0])
+    return ops.Take.apply(x, indices=ids, axis=_axes(axis, x.ndim, "take")[0], in_range=bool(in_range))
 
 
 def cast(x: Tensor, dtype) -> Tensor:

@@ -864,8 +864,9 @@ class Take(Function):
     fresh_grads = True
 
     @classmethod
-    def check(cls, x, indices, axis):
-        """Refuse non-integer indices, and (with ``check_values``) indices outside ``[-V, V)``."""
+    def check(cls, x, indices, axis, in_range=False):
+        """Refuse non-integer indices, and (with ``check_values``) indices outside ``[-V, V)``, unless the caller
+        says it has checked them (``in_range=True``: an Embedding checks its ids against its vocabulary)."""
         xp = x.backend.xp
         if not xp.isdtype(indices.dtype, "integral"):
             raise TypeError(
@@ -873,7 +874,7 @@ class Take(Function):
                 f"with shape {tuple(indices.shape)}"
             )
         size = x.shape[axis]
-        if x.backend.check_values and math.prod(indices.shape) > 0:
+        if x.backend.check_values and not in_range and math.prod(indices.shape) > 0:
             lo, hi = int(xp.min(indices)), int(xp.max(indices))
             if lo < -size or hi >= size:
                 raise IndexError(
@@ -881,7 +882,7 @@ class Take(Function):
                     f"(table shape {x.shape}, indices shape {tuple(indices.shape)})"
                 )
 
-    def forward(self, x, indices, axis):
+    def forward(self, x, indices, axis, in_range=False):
         """Rows of ``x`` along ``axis``: ``(..., V, ...)`` -> ``(..., *I, ...)``; keeps the flat indices."""
         xp = self.xp
         self.shape, self.axis = tuple(x.shape), axis

@@ -86,6 +86,42 @@ def _wanted(low, high, low_open: bool, high_open: bool) -> str:
     return "a finite number"
 
 
+def require_token_ids(op: str, name: str, ids: Tensor) -> Tensor:
+    """``ids`` if it holds integers (a bool or a float, even a whole one, is refused: a lookup would truncate it),
+    else a TypeError naming ``op``, the argument, its dtype and shape. Reads no values."""
+    if not ids.backend.xp.isdtype(ids.dtype, "integral"):
+        raise TypeError(
+            f"{op}: {name} must be integer token ids (rows of the embedding table E), got {ids.dtype_name} "
+            f"with shape {ids.shape}"
+        )
+    return ids
+
+
+def check_token_ids(op: str, name: str, ids: Tensor, vocab: int) -> Tensor:
+    """``ids`` if it holds integer token ids in ``0..vocab-1``, else an error naming ``op``, the argument, the
+    offending id and the vocabulary size: the one check of ids against a vocabulary (an embedding lookup makes it).
+
+    Reading the range (min and max) is a host read, so it happens only where the backend checks values
+    (``backend.check_values``; off on CuPy, where it would make the host wait for the GPU).
+
+    >>> import minitransformer as mt
+    >>> check_token_ids("Embedding", "ids", mt.tensor([[3, 10]]), vocab=10)
+    Traceback (most recent call last):
+    ...
+    IndexError: Embedding: ids holds token id 10, out of range for a vocabulary of 10 (ids must be in 0..9)
+    """
+    require_token_ids(op, name, ids)
+    if ids.backend.check_values and ids.size:
+        xp = ids.backend.xp
+        lo, hi = int(xp.min(ids.data)), int(xp.max(ids.data))
+        if lo < 0 or hi >= vocab:
+            raise IndexError(
+                f"{op}: {name} holds token id {lo if lo < 0 else hi}, out of range for a vocabulary of {vocab} "
+                f"(ids must be in 0..{vocab - 1})"
+            )
+    return ids
+
+
 def normalize_axis(op: str, axis: int, ndim: int) -> int:
     """``axis`` as a non-negative index (negatives count from the end), or a ValueError naming ``op``."""
     if ndim == 0:

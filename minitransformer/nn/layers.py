@@ -12,7 +12,7 @@ import math
 from .. import functional as F
 from ..autograd import Tensor, cast, take
 from ..autograd.creation import ones, zeros
-from ..functional._checks import require_int, require_real
+from ..functional._checks import check_token_ids, require_int, require_real
 from ..functional.dropout import check_probability
 from . import init
 from .module import Module, Parameter
@@ -135,23 +135,16 @@ class Embedding(Module):
         self.scale = bool(scale)
         self.weight = init.normal_(Parameter(zeros(self.num_embeddings, self.d_model)), 0.0, self.d_model**-0.5)
 
-    def forward(self, ids) -> Tensor:
+    def forward(self, ids, *, op: str = "Embedding", name: str = "ids") -> Tensor:
         r"""Rows of :math:`E` for integer ``ids`` (times :math:`\sqrt{d_\text{model}}` if ``scale``).
 
-        ``(batch, seq)`` (any shape of ids) -> ``(batch, seq, d_model)``.
+        ``(batch, seq)`` (any shape of ids) -> ``(batch, seq, d_model)``. The ids are checked against the
+        vocabulary here, once per lookup (an error names ``op`` and ``name``: a model passes its own, e.g.
+        ``op="Transformer.encode", name="src"``); the lookup itself does not read them again.
         """
         ids = ids if isinstance(ids, Tensor) else Tensor(ids, backend=self.weight.backend)
-        xp = ids.backend.xp
-        if not xp.isdtype(ids.dtype, "integral"):
-            raise TypeError(f"Embedding: token ids must be integers, got {ids.dtype_name} with shape {ids.shape}")
-        if ids.backend.check_values and ids.size:
-            lo, hi = int(xp.min(ids.data)), int(xp.max(ids.data))
-            if hi >= self.num_embeddings or lo < 0:
-                raise IndexError(
-                    f"Embedding: token id {hi if hi >= self.num_embeddings else lo} is out of range for a "
-                    f"vocabulary of {self.num_embeddings} (ids must be in 0..{self.num_embeddings - 1})"
-                )
-        E = take(self.weight, ids, axis=0)  # (*ids.shape, d_model)
+        check_token_ids(op, name, ids, self.num_embeddings)  # integers in 0..V-1 (V = num_embeddings)
+        E = take(self.weight, ids, axis=0, in_range=True)  # (*ids.shape, d_model)
         return E * math.sqrt(self.d_model) if self.scale else E
 
     def extra_repr(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..autograd import Tensor, concat, maximum, where
 from ..autograd.creation import zeros
-from ..functional._checks import as_mask, is_integer
+from ..functional._checks import as_mask, is_integer, require_token_ids
 from . import init
 from .layers import Dropout, Embedding, LearnedPositionalEmbedding, Linear, SinusoidalPositionalEncoding, check_size
 from .module import Module, Parameter, evaluating
@@ -20,16 +20,13 @@ __all__ = ["Transformer", "DecoderOnlyLM", "TransformerClassifier"]
 
 
 # ------------------------------------------------------------------ shared pieces
-def check_ids(op: str, name: str, ids, vocab: int, max_len: int, start: int = 0, like: Tensor | None = None) -> Tensor:
-    """``ids`` as integer token ids ``(batch, seq)`` in ``0..vocab-1`` that fit ``max_len``, or a clear error."""
+def check_ids(op: str, name: str, ids, max_len: int, start: int = 0, like: Tensor | None = None) -> Tensor:
+    """``ids`` as integer token ids ``(batch, seq)`` that fit ``max_len`` after ``start`` cached positions, or a
+    clear error. Their range, ``0..vocab-1``, is the embedding's to check (it owns the vocabulary): once, when it
+    looks them up (:func:`~minitransformer.functional._checks.check_token_ids`)."""
     if not isinstance(ids, Tensor):
         ids = Tensor(ids, backend=None if like is None else like.backend)
-    xp = ids.backend.xp
-    if not xp.isdtype(ids.dtype, "integral"):
-        raise TypeError(
-            f"{op}: {name} must be integer token ids (rows of the embedding table E), got {ids.dtype_name} "
-            f"with shape {ids.shape}"
-        )
+    require_token_ids(op, name, ids)
     if ids.ndim != 2:
         raise ValueError(f"{op}: {name} must have shape (batch, seq), got {ids.shape}")
     seq = ids.shape[1]
@@ -39,13 +36,6 @@ def check_ids(op: str, name: str, ids, vocab: int, max_len: int, start: int = 0,
             f"{op}: {name} has {seq} positions{where_}, more than max_len={max_len}: the positional encoding PE "
             f"has rows for positions 0..{max_len - 1} only; build the model with a larger max_len"
         )
-    if ids.backend.check_values and ids.size:
-        lo, hi = int(xp.min(ids.data)), int(xp.max(ids.data))
-        if lo < 0 or hi >= vocab:
-            raise IndexError(
-                f"{op}: {name} holds token id {lo if lo < 0 else hi}, out of range for a vocabulary of {vocab} "
-                f"(ids must be in 0..{vocab - 1})"
-            )
     return ids
 
 
@@ -191,9 +181,9 @@ class Transformer(_Configured):
 
         ``src_mask``: True where a source position may be attended, e.g. ``F.padding_mask(src, pad_id)``.
         """
-        src = check_ids("Transformer.encode", "src", src, self.config["src_vocab"], self.max_len,
-                        like=self.src_embed.weight)
-        x = self.dropout(self.positional(self.src_embed(src)))  # Dropout(E[src] sqrt(d_model) + PE): (B, S, d_model)
+        op = "Transformer.encode"
+        src = check_ids(op, "src", src, self.max_len, like=self.src_embed.weight)
+        x = self.dropout(self.positional(self.src_embed(src, op=op, name="src")))  # Dropout(E[src] sqrt(d_model) + PE)
         return self.encoder(x, src_mask)
 
     def decode(self, tgt_in, memory: Tensor, src_mask=None, tgt_mask=None, cache: list | None = None) -> Tensor:
@@ -204,10 +194,10 @@ class Transformer(_Configured):
         cached ones (their positional encoding starts there), and each step costs one position's
         attention per layer.
         """
-        start = 0 if not cache else len(cache[0]["self_attn"])  # positions already decoded
-        tgt_in = check_ids("Transformer.decode", "tgt_in", tgt_in, self.config["tgt_vocab"], self.max_len, start,
-                           like=self.tgt_embed.weight)
-        y = self.dropout(self.positional(self.tgt_embed(tgt_in), start))  # (B, T, d_model)
+        op = "Transformer.decode"
+        start = self.decoder.cached_positions(cache)  # positions already decoded (0 without a cache)
+        tgt_in = check_ids(op, "tgt_in", tgt_in, self.max_len, start, like=self.tgt_embed.weight)
+        y = self.dropout(self.positional(self.tgt_embed(tgt_in, op=op, name="tgt_in"), start))  # (B, T, d_model)
         y = self.decoder(y, memory, src_mask, tgt_mask, cache)
         return _output_logits(y, self.output, self.tgt_embed)  # (B, T, tgt_vocab)
 
@@ -292,9 +282,10 @@ class DecoderOnlyLM(_Configured):
         ``mask`` can hide more keys (padding; with a cache its key axis counts every position so
         far). With a ``cache`` (:meth:`new_cache`), ``ids`` holds only the new positions.
         """
-        start = 0 if not cache else len(cache[0]["self_attn"])
-        ids = check_ids("DecoderOnlyLM", "ids", ids, self.vocab, self.max_len, start, like=self.embed.weight)
-        x = self.dropout(self.positional(self.embed(ids), start))  # (B, T, d_model)
+        op = "DecoderOnlyLM"
+        start = self.decoder.cached_positions(cache)  # positions already generated (0 without a cache)
+        ids = check_ids(op, "ids", ids, self.max_len, start, like=self.embed.weight)
+        x = self.dropout(self.positional(self.embed(ids, op=op, name="ids"), start))  # (B, T, d_model)
         x = self.decoder(x, tgt_mask=mask, cache=cache)
         return _output_logits(x, self.output, self.embed)  # (B, T, vocab)
 
@@ -397,10 +388,11 @@ class TransformerClassifier(_Configured):
 
     def forward(self, ids) -> Tensor:
         """One logit per text, ``(batch,)``, for token ids ``(batch, seq)`` (``pad_id`` = padding)."""
-        ids = check_ids("TransformerClassifier", "ids", ids, self.vocab_size, self.max_len, like=self.embed.weight)
+        op = "TransformerClassifier"
+        ids = check_ids(op, "ids", ids, self.max_len, like=self.embed.weight)
         xp, B = ids.backend.xp, ids.shape[0]
         real = ids.data != self.pad_id  # (B, S): True at real tokens
-        x = self.embed(ids)  # (B, S, d_model)
+        x = self.embed(ids, op=op, name="ids")  # (B, S, d_model)
         if self.pooling == "cls":
             cls = self.cls.reshape(1, 1, -1) + zeros(B, 1, 1, dtype=x.dtype_name, backend=x.backend)  # (B, 1, d)
             x = concat([cls, x], axis=1)  # (B, 1 + S, d_model)

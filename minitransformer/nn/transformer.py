@@ -237,6 +237,15 @@ class DecoderLayer(Module):
             cache["cross_attn"] = KVCache(static=True)  # the memory does not change while decoding
         return cache
 
+    def check_cache(self, cache) -> None:
+        """Nothing if ``cache`` is None or what :meth:`new_cache` returns (a dict with the same keys); else a
+        TypeError."""
+        if cache is not None and (not isinstance(cache, dict) or set(cache) != set(self.new_cache())):
+            raise TypeError(
+                f"DecoderLayer: cache must be what layer.new_cache() returns, a dict with keys "
+                f"{sorted(self.new_cache())}; got {cache!r}"
+            )
+
     def _check(self, x, memory, tgt_mask, cache):
         """``tgt_mask`` as a Tensor (or None), once the input, memory, cache and mask are checked to fit."""
         op = "DecoderLayer"
@@ -249,11 +258,7 @@ class DecoderLayer(Module):
             raise ValueError(f"{op}: this layer has no cross-attention (cross_attention=False); do not pass memory")
         if memory is not None:
             check_features(op, "memory", memory, self.d_model)
-        if cache is not None and (not isinstance(cache, dict) or set(cache) != set(self.new_cache())):
-            raise TypeError(
-                f"{op}: cache must be what layer.new_cache() returns, a dict with keys {sorted(self.new_cache())}; "
-                f"got {cache!r}"
-            )
+        self.check_cache(cache)
         if tgt_mask is None:
             return None
         B, L = (x.shape[0] if x.ndim == 3 else 1), x.shape[-2]
@@ -440,14 +445,25 @@ class Decoder(Module):
         """One empty cache per layer (see :meth:`DecoderLayer.new_cache`), for decoding one position at a time."""
         return [layer.new_cache() for layer in self.layers]
 
-    def forward(self, x: Tensor, memory: Tensor | None = None, src_mask=None, tgt_mask=None,
-                cache: list | None = None) -> Tensor:
-        """As :meth:`DecoderLayer.forward`; ``cache`` is :meth:`new_cache`'s list, one entry per layer."""
-        if cache is not None and (not isinstance(cache, list | tuple) or len(cache) != len(self.layers)):
+    def cached_positions(self, cache: list | None) -> int:
+        """How many positions ``cache`` holds (0 for None), once it is checked to be :meth:`new_cache`'s list: one
+        layer cache per layer, each a dict of the layer's caches; else a TypeError. A model calls it before it reads
+        the cache (its positional encoding starts after the cached positions)."""
+        if cache is None:
+            return 0
+        if not isinstance(cache, list | tuple) or len(cache) != len(self.layers):
             raise TypeError(
                 f"Decoder: cache must be a list of {len(self.layers)} layer caches (decoder.new_cache()), got "
                 f"{type(cache).__name__}" + (f" of length {len(cache)}" if isinstance(cache, list | tuple) else "")
             )
+        for layer, layer_cache in zip(self.layers, cache):
+            layer.check_cache(layer_cache)
+        return len(cache[0]["self_attn"])
+
+    def forward(self, x: Tensor, memory: Tensor | None = None, src_mask=None, tgt_mask=None,
+                cache: list | None = None) -> Tensor:
+        """As :meth:`DecoderLayer.forward`; ``cache`` is :meth:`new_cache`'s list, one entry per layer."""
+        self.cached_positions(cache)  # a clear error for a cache that is not new_cache()'s list
         for i, layer in enumerate(self.layers):
             x = layer(x, memory, src_mask, tgt_mask, None if cache is None else cache[i])
         return x if self.norm is None else self.norm(x)

@@ -31,20 +31,25 @@ from .. import functional as F
 from ..autograd import Tensor
 from ..backend import dtype_name
 from ..data.tokenizers import BOS, EOS, PAD
-from ..functional._checks import require_int, require_real
+from ..functional._checks import require_int, require_real, require_token_ids
 from ..nn import evaluating
 
 __all__ = ["greedy_decode", "beam_search", "generate", "length_penalty"]
 
 
-def _ids(op: str, ids, like) -> Tensor:
-    """Token ids as an int64 ``(batch, seq)`` Tensor on the model's backend (a 1-D input becomes batch 1)."""
-    t = ids if isinstance(ids, Tensor) else Tensor(ids, dtype="int64", backend=like.backend)
+def _ids(op: str, name: str, ids, like) -> Tensor:
+    """Token ids as an int64 ``(batch, seq)`` Tensor on the model's backend (a 1-D input becomes batch 1).
+
+    Floats are refused, whole ones too (``[5.7, 6.2]`` would be truncated to other tokens), as the models refuse
+    them: integers of any kind (Python ints, NumPy or Tensor integer arrays) are widened to int64, nothing else
+    is cast."""
+    t = ids if isinstance(ids, Tensor) else Tensor(ids, backend=like.backend)
     if t.ndim == 1:
         t = t.reshape(1, t.shape[0])
     if t.ndim != 2 or t.shape[1] == 0:
         raise ValueError(f"{op}: expected token ids of shape (batch, seq) with seq >= 1, got {t.shape}")
-    return t
+    require_token_ids(op, name, t)
+    return t if t.dtype_name == "int64" else t.to("int64")
 
 
 def _first_param(model):
@@ -64,7 +69,7 @@ def _max_steps(op: str, max_len, default: int, model) -> int:
 
 
 def _encode(model, op, src, src_mask, pad_id):
-    src = _ids(op, src, _first_param(model))
+    src = _ids(op, "src", src, _first_param(model))
     if src_mask is None:
         src_mask = F.padding_mask(src, pad_id)  # (B, 1, 1, S): real source tokens
     return src, src_mask, model.encode(src, src_mask)
@@ -360,7 +365,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     if window > model.max_len:
         raise ValueError(f"{op}: context={window} is more than the model's max_len={model.max_len}")
     with evaluating(model):
-        ids = _ids(op, prompt, _first_param(model))
+        ids = _ids(op, "prompt", prompt, _first_param(model))
         be = ids.backend
         xp = be.xp
         B, seq = ids.shape[0], ids.data
