@@ -25,6 +25,23 @@ def require_float(op: str, name: str, x: Tensor) -> Tensor:
     return x
 
 
+def require_same_dtype(op: str, first: str, a: Tensor, second: str, b: Tensor, fix: str | None = None) -> Tensor:
+    """``b`` if it has the dtype of ``a``; else a TypeError naming ``op``, both arguments with their dtypes and shapes,
+    and ``fix`` (by default: convert one to ``a``'s dtype). float32 and float64 do not mix: nothing is promoted
+    silently, and the error names the formula the user called, not the operation inside it that would refuse.
+
+    >>> import minitransformer as mt
+    >>> require_same_dtype("linear", "W", mt.ones(4, 3), "x", mt.ones(2, 4, dtype="float64"))
+    Traceback (most recent call last):
+    ...
+    TypeError: linear: W is float32 (4, 3) but x is float64 (2, 4); convert one with .to('float32')
+    """
+    if b.data.dtype != a.data.dtype and b.dtype_name != a.dtype_name:  # names only when they may differ
+        fix = f"convert one with .to('{a.dtype_name}')" if fix is None else fix
+        raise TypeError(f"{op}: {first} is {a.dtype_name} {a.shape} but {second} is {b.dtype_name} {b.shape}; {fix}")
+    return b
+
+
 def is_integer(value) -> bool:
     """Whether ``value`` is a Python or NumPy integer (``np.int64(3)`` too), but not a bool (Python counts it one)."""
     return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))

@@ -24,9 +24,9 @@ from __future__ import annotations
 from .. import functional as F
 from ..autograd import Tensor, concat, stack
 from ..autograd.engine import _broadcasts_to, _kind
-from ..functional._checks import as_mask
+from ..functional._checks import as_mask, require_float
 from ..functional.dropout import check_probability
-from .layers import Linear, check_size
+from .layers import Linear, check_dtype, check_size
 from .module import Module
 
 __all__ = ["MultiHeadAttention", "KVCache"]
@@ -197,13 +197,13 @@ class MultiHeadAttention(Module):
         """
         op = "MultiHeadAttention"
         for name, t in (("query", query), ("key", key), ("value", value)):
-            if not isinstance(t, Tensor):
-                raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
+            require_float(op, name, t)
             if t.ndim not in (2, 3) or t.shape[-1] != self.d_model:
                 raise ValueError(
                     f"{op}: {name} has shape {t.shape}; expected (batch, seq, d_model={self.d_model}) "
                     f"or (seq, d_model={self.d_model})"
                 )
+            check_dtype(op, name, t, self)  # here, not as Affine inside W_Q
         if not query.ndim == key.ndim == value.ndim:
             raise ValueError(
                 f"{op}: query {query.shape}, key {key.shape} and value {value.shape} must all be batched or all not"

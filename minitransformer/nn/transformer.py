@@ -152,7 +152,7 @@ class EncoderLayer(Module):
 
         ``mask``: True where a query may attend a key, e.g. ``padding_mask(src)``.
         """
-        check_features("EncoderLayer", "input", x, self.d_model)
+        check_features("EncoderLayer", "input", x, self.d_model, module=self)
         ### BEGIN SOLUTION A4: attention, FFN: LN(x + Dropout(Sub(x))); norm_first: x + Dropout(Sub(LN(x)))
         if self.norm_first:  # pre-LN: x + Sublayer(LayerNorm(x))
             x = x + self.dropout(self._attend(self.norm1(x), mask))
@@ -240,7 +240,7 @@ class DecoderLayer(Module):
     def _check(self, x, memory, tgt_mask, cache):
         """``tgt_mask`` as a Tensor (or None), once the input, memory, cache and mask are checked to fit."""
         op = "DecoderLayer"
-        check_features(op, "input", x, self.d_model)
+        check_features(op, "input", x, self.d_model, module=self)
         if x.ndim not in (2, 3):
             raise ValueError(f"{op}: input has shape {x.shape}; expected (batch, L, d_model) or (L, d_model)")
         if self.cross_attention and memory is None:
@@ -248,7 +248,7 @@ class DecoderLayer(Module):
         if not self.cross_attention and memory is not None:
             raise ValueError(f"{op}: this layer has no cross-attention (cross_attention=False); do not pass memory")
         if memory is not None:
-            check_features(op, "memory", memory, self.d_model)
+            check_features(op, "memory", memory, self.d_model, module=self)
         if cache is not None and (not isinstance(cache, dict) or set(cache) != set(self.new_cache())):
             raise TypeError(
                 f"{op}: cache must be what layer.new_cache() returns, a dict with keys {sorted(self.new_cache())}; "
@@ -379,6 +379,7 @@ class Encoder(Module):
 
         ``mask`` as :meth:`EncoderLayer.forward`.
         """
+        check_features("Encoder", "input", x, self.d_model, module=self)
         for layer in self.layers:
             x = layer(x, mask)
         return x if self.norm is None else self.norm(x)
@@ -448,6 +449,9 @@ class Decoder(Module):
                 f"Decoder: cache must be a list of {len(self.layers)} layer caches (decoder.new_cache()), got "
                 f"{type(cache).__name__}" + (f" of length {len(cache)}" if isinstance(cache, list | tuple) else "")
             )
+        check_features("Decoder", "input", x, self.d_model, module=self)
+        if memory is not None:
+            check_features("Decoder", "memory", memory, self.d_model, module=self)
         for i, layer in enumerate(self.layers):
             x = layer(x, memory, src_mask, tgt_mask, None if cache is None else cache[i])
         return x if self.norm is None else self.norm(x)
