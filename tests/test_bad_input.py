@@ -50,10 +50,27 @@ def test_elementwise_shapes_that_do_not_broadcast(op, name):
 
 
 def test_where_shapes_that_do_not_broadcast():
-    with pytest.raises(ValueError, match=r"Where: shapes \(2,\) and \(2, 3\) and \(2, 3\) do not broadcast"):
+    # named by the function called, its arguments in order (not by the operation Where inside)
+    with pytest.raises(ValueError, match=r"^where\(condition, a, b\): shapes \(2,\) and \(2, 3\) and \(2, 3\) do not "
+                                         r"broadcast"):
         mt.where(mt.tensor([True, False]), mt.zeros(2, 3), mt.ones(2, 3))
-    with pytest.raises(ValueError, match=r"Where: shapes \(3,\) and \(\) and \(2, 2\) do not broadcast"):
+    # x and the mask only: the fill value's () is no shape the user gave
+    with pytest.raises(ValueError, match=r"^masked_fill\(x, mask\): shapes \(2, 2\) and \(3,\) do not broadcast"):
         mt.zeros(2, 2).masked_fill(mt.tensor([True, False, True]), 0.0)
+    with pytest.raises(ValueError, match=r"^masked_fill\(x, mask\): shapes \(2, 3\) and \(2,\) do not broadcast"):
+        mt.masked_fill(mt.ones(2, 3), [True, False], 0.0)  # a mask given as a list too
+
+
+def test_masked_fill_mask_must_be_boolean_and_on_the_tensors_backend():
+    with pytest.raises(TypeError, match=r"^masked_fill: mask must be boolean, got float32 with shape \(3,\)"):
+        mt.zeros(3).masked_fill(mt.ones(3), 0.0)
+    there = other_backend()
+    with pytest.raises(BackendError, match=rf"^masked_fill: mask is on backend {there}, the tensor on "):
+        mt.zeros(3).masked_fill(mt.tensor([True, False, True], backend=there), 0.0)
+    with pytest.raises(BackendError, match=rf"^where: condition is on backend {there}"):
+        mt.where(mt.tensor([True, False, True], backend=there), mt.zeros(3), 1.0)
+    with pytest.raises(TypeError, match=r"^masked_fill: x must be a Tensor, got list"):
+        mt.masked_fill([1.0, 2.0], mt.tensor([True, False]), 0.0)
 
 
 @pytest.mark.parametrize("op, call", [("maximum", lambda: mt.maximum(1.0, 2.0)),
