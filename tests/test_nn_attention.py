@@ -234,7 +234,8 @@ def test_attention_dropout_only_while_training():
 
 # ------------------------------------------------------------------ bad input
 def test_bad_input_is_refused_before_arithmetic():
-    with pytest.raises(ValueError, match="^MultiHeadAttention: d_model=10 is not divisible by heads=3$"):
+    with pytest.raises(ValueError, match=r"^MultiHeadAttention: d_model=10 is not divisible by heads=3 "
+                                         r"\(each head gets d_k = d_model / heads features, paper 3.2.2\)$"):
         nn.MultiHeadAttention(10, 3)
     with pytest.raises(ValueError, match="MultiHeadAttention: the dropout probability p must be a number in"):
         nn.MultiHeadAttention(8, 2, dropout=1.5)

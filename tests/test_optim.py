@@ -657,20 +657,23 @@ def test_schedule_bad_input():
         noam_lr(0, 512)
     with pytest.raises(ValueError, match="d_model"):
         noam_lr(1, 0)
-    with pytest.raises(ValueError, match=r"^WarmupSchedule: warmup_steps must be >= 1 \(steps of warm-up\), got 0$"):
+    with pytest.raises(ValueError, match=r"^WarmupSchedule: warmup_steps must be a positive integer "
+                                         r"\(steps of warm-up\), got 0$"):
         WarmupSchedule(opt, d_model=512, warmup_steps=0)
-    with pytest.raises(ValueError, match=r"^WarmupSchedule: d_model must be >= 1 \(the model width\), got 0$"):
+    with pytest.raises(ValueError, match=r"^WarmupSchedule: d_model must be a positive integer "
+                                         r"\(the model width\), got 0$"):
         WarmupSchedule(opt, d_model=0)
     with pytest.raises(ValueError, match="factor"):
         noam_lr(1, 512, factor=0.0)
-    with pytest.raises(TypeError, match="step"):
+    # require_int's ValueError, as for every count and size (a TypeError before it was shared)
+    with pytest.raises(ValueError, match=r"^noam_lr: step must be a positive integer \(steps count from 1\), got 1.5$"):
         noam_lr(1.5, 512)
     with pytest.raises(TypeError, match="Optimizer"):
         WarmupSchedule([mt.zeros(1, requires_grad=True)], d_model=512)
     assert opt.param_groups[0]["lr"] == 0.1  # the refused schedule changed nothing
     with pytest.raises(ValueError, match="keys"):
         WarmupSchedule(opt, d_model=512).load_state_dict({"step_num": 3})
-    with pytest.raises(ValueError, match=r"^WarmupSchedule.load_state_dict: warmup_steps must be >= 1"):
+    with pytest.raises(ValueError, match=r"^WarmupSchedule.load_state_dict: warmup_steps must be a positive integer"):
         WarmupSchedule(opt, d_model=512).load_state_dict({"step_num": 3, "d_model": 512, "warmup_steps": 0,
                                                           "factor": 1.0})
 

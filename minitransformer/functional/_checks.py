@@ -47,10 +47,11 @@ def is_integer(value) -> bool:
     return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
-def require_int(op: str, name: str, value, low: int | None = None) -> int:
+def require_int(op: str, name: str, value, low: int | None = None, why: str = "") -> int:
     """``value`` as a Python int if it is an integer (a NumPy one too, not a bool) of at least ``low``; else a
     ValueError naming ``op``, the option and the value (a count, a size, a length: ``"3"``, 2.5 or -1 would fail
-    later inside Python or NumPy, or silently give nothing).
+    later inside Python or NumPy, or silently give nothing). ``why``, if given, follows what is wanted in the
+    message, e.g. ``" (steps count from 1)"``.
 
     >>> import numpy as np
     >>> require_int("negation_reviews", "n", np.int64(3), low=0)
@@ -62,7 +63,7 @@ def require_int(op: str, name: str, value, low: int | None = None) -> int:
     """
     if not is_integer(value) or (low is not None and value < low):
         wanted = "an integer" if low is None else "a positive integer" if low == 1 else f"an integer >= {low}"
-        raise ValueError(f"{op}: {name} must be {wanted}, got {value!r}")
+        raise ValueError(f"{op}: {name} must be {wanted}{why}, got {value!r}")
     return int(value)
 
 

@@ -24,12 +24,54 @@ from __future__ import annotations
 from .. import functional as F
 from ..autograd import Tensor, concat, stack
 from ..autograd.engine import _broadcasts_to, _kind
-from ..functional._checks import as_mask, require_float
+from ..functional._checks import as_mask, require_float, require_int
 from ..functional.dropout import check_probability
-from .layers import Linear, check_dtype, check_size
+from .layers import Linear, check_dtype
 from .module import Module
 
 __all__ = ["MultiHeadAttention", "KVCache"]
+
+
+def check_heads(op: str, d_model: int, heads: int) -> tuple[int, int]:
+    """``(d_model, heads)`` as Python ints; a clear error, before anything is built, when the heads cannot split
+    ``d_model`` evenly.
+
+    Each of the ``heads`` heads gets :math:`d_k = d_\\text{model} / h` features (paper 3.2.2).
+
+    Parameters
+    ----------
+    op : str
+        The name of the layer or model being built, to start the message with.
+    d_model, heads : int
+        The width and the number of heads asked for (Python or NumPy integers).
+
+    Returns
+    -------
+    tuple of int
+        ``(d_model, heads)`` as Python ints.
+
+    Raises
+    ------
+    ValueError
+        If ``d_model`` or ``heads`` is not a positive integer, or ``heads`` does not divide ``d_model``.
+
+    Examples
+    --------
+    >>> from minitransformer.nn.attention import check_heads
+    >>> check_heads("MyLayer", d_model=8, heads=2)      # d_k = 4: fine
+    (8, 2)
+    >>> check_heads("MyLayer", d_model=8, heads=3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: MyLayer: d_model=8 is not divisible by heads=3 (each head gets d_k = d_model / heads ...)
+    """
+    d_model, heads = require_int(op, "d_model", d_model, low=1), require_int(op, "heads", heads, low=1)
+    if d_model % heads:
+        raise ValueError(
+            f"{op}: d_model={d_model} is not divisible by heads={heads} "
+            f"(each head gets d_k = d_model / heads features, paper 3.2.2)"
+        )
+    return d_model, heads
 
 
 def check_mask(op: str, name: str, mask, scores: tuple[int, int, int, int], backend) -> Tensor:
@@ -171,10 +213,7 @@ class MultiHeadAttention(Module):
 
     def __init__(self, d_model: int, heads: int, dropout: float = 0.0, bias: bool = True, literal: bool = False):
         super().__init__()
-        d_model = check_size("MultiHeadAttention", "d_model", d_model)
-        heads = check_size("MultiHeadAttention", "heads", heads)
-        if d_model % heads:
-            raise ValueError(f"MultiHeadAttention: d_model={d_model} is not divisible by heads={heads}")
+        d_model, heads = check_heads("MultiHeadAttention", d_model, heads)
         self.d_model, self.heads, self.d_k = d_model, heads, d_model // heads
         self.dropout = check_probability("MultiHeadAttention", dropout)
         self.literal = bool(literal)

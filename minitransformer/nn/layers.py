@@ -30,8 +30,9 @@ __all__ = [
 
 # ------------------------------------------------------------------ argument checks (before any arithmetic)
 def check_size(layer: str, name: str, value, low: int = 1) -> int:
-    """``value`` as a Python int if it is an integer >= ``low`` (a NumPy one too), else a clear error naming the
-    layer and the argument."""
+    """``require_int(layer, name, value, low=1)``: call that instead. This name stays
+    only for ``Embedding`` and ``nn/models.py``, which another change is editing now; remove it once they call
+    ``require_int``."""
     return require_int(layer, name, value, low)
 
 
@@ -95,8 +96,8 @@ class Linear(Module):
 
     def __init__(self, d_in: int, d_out: int, bias: bool = True):
         super().__init__()
-        self.d_in = check_size("Linear", "d_in", d_in)
-        self.d_out = check_size("Linear", "d_out", d_out)
+        self.d_in = require_int("Linear", "d_in", d_in, low=1)
+        self.d_out = require_int("Linear", "d_out", d_out, low=1)
         self.weight = init.xavier_uniform_(Parameter(zeros(self.d_in, self.d_out)))
         self.bias = Parameter(zeros(self.d_out)) if bias else None
 
@@ -210,7 +211,7 @@ class LayerNorm(Module):
 
     def __init__(self, d_model: int, eps: float = 1e-5):
         super().__init__()
-        self.d_model = check_size("LayerNorm", "d_model", d_model)
+        self.d_model = require_int("LayerNorm", "d_model", d_model, low=1)
         self.eps = require_real("LayerNorm", "eps", eps, low=0.0)
         self.gamma = Parameter(ones(self.d_model))
         self.beta = Parameter(zeros(self.d_model))
@@ -306,8 +307,8 @@ class FeedForward(Module):
             raise ValueError(
                 f"FeedForward: activation must be one of {', '.join(map(repr, self.activations))}, got {activation!r}"
             )
-        self.d_model = check_size("FeedForward", "d_model", d_model)
-        self.d_ff = check_size("FeedForward", "d_ff", d_ff)
+        self.d_model = require_int("FeedForward", "d_model", d_model, low=1)
+        self.d_ff = require_int("FeedForward", "d_ff", d_ff, low=1)
         self.activation = activation
         self.W_1 = Linear(self.d_model, self.d_ff)
         self.W_2 = Linear(self.d_ff, self.d_model)
@@ -334,7 +335,7 @@ def _positions(op: str, x: Tensor, d_model: int, start, max_len: int, hint: str,
     if x.ndim < 2:
         raise ValueError(f"{op}: input has shape {x.shape}; expected (..., seq, d_model)")
     seq = x.shape[-2]
-    start = check_size(op, "start", start, low=0)
+    start = require_int(op, "start", start, low=0)
     if start + seq > max_len:
         where = f" starting at position {start}" if start else ""
         raise ValueError(f"{op}: a sequence of length {seq}{where} does not fit max_len={max_len}; {hint}")
@@ -380,8 +381,8 @@ class SinusoidalPositionalEncoding(Module):
 
     def __init__(self, d_model: int, max_len: int = 5000):
         super().__init__()
-        self.d_model = check_size("SinusoidalPositionalEncoding", "d_model", d_model)
-        self.max_len = check_size("SinusoidalPositionalEncoding", "max_len", max_len)
+        self.d_model = require_int("SinusoidalPositionalEncoding", "d_model", d_model, low=1)
+        self.max_len = require_int("SinusoidalPositionalEncoding", "max_len", max_len, low=1)
         # computed in float64 and cast per call to the input's dtype, so a float64 model (gradient
         # checks) gets the exact table and a float32 one the same table rounded
         self.register_buffer(
@@ -449,8 +450,8 @@ class LearnedPositionalEmbedding(Module):
 
     def __init__(self, max_len: int, d_model: int):
         super().__init__()
-        self.max_len = check_size("LearnedPositionalEmbedding", "max_len", max_len)
-        self.d_model = check_size("LearnedPositionalEmbedding", "d_model", d_model)
+        self.max_len = require_int("LearnedPositionalEmbedding", "max_len", max_len, low=1)
+        self.d_model = require_int("LearnedPositionalEmbedding", "d_model", d_model, low=1)
         self.weight = init.normal_(Parameter(zeros(self.max_len, self.d_model)), 0.0, 0.02)
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:

@@ -28,53 +28,12 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd import Tensor
-from .attention import KVCache, MultiHeadAttention, check_mask
-from .layers import Dropout, FeedForward, LayerNorm, check_features, check_size
+from ..functional._checks import require_int
+from .attention import KVCache, MultiHeadAttention, check_heads, check_mask
+from .layers import Dropout, FeedForward, LayerNorm, check_features
 from .module import Module, ModuleList
 
 __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "check_heads"]
-
-
-def check_heads(op: str, d_model: int, heads: int) -> tuple[int, int]:
-    """``(d_model, heads)`` as Python ints; a clear error, before anything is built, when the heads cannot split
-    ``d_model`` evenly.
-
-    Each of the ``heads`` heads gets :math:`d_k = d_\\text{model} / h` features (paper 3.2.2).
-
-    Parameters
-    ----------
-    op : str
-        The name of the layer or model being built, to start the message with.
-    d_model, heads : int
-        The width and the number of heads asked for (Python or NumPy integers).
-
-    Returns
-    -------
-    tuple of int
-        ``(d_model, heads)`` as Python ints.
-
-    Raises
-    ------
-    ValueError
-        If ``d_model`` or ``heads`` is not a positive integer, or ``heads`` does not divide ``d_model``.
-
-    Examples
-    --------
-    >>> from minitransformer.nn.transformer import check_heads
-    >>> check_heads("MyLayer", d_model=8, heads=2)      # d_k = 4: fine
-    (8, 2)
-    >>> check_heads("MyLayer", d_model=8, heads=3)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-        ...
-    ValueError: MyLayer: d_model=8 is not divisible by heads=3 (each head gets d_k = d_model / heads ...)
-    """
-    d_model, heads = check_size(op, "d_model", d_model), check_size(op, "heads", heads)
-    if d_model % heads:
-        raise ValueError(
-            f"{op}: d_model={d_model} is not divisible by heads={heads} "
-            f"(each head gets d_k = d_model / heads features, paper 3.2.2)"
-        )
-    return d_model, heads
 
 
 class EncoderLayer(Module):
@@ -367,7 +326,7 @@ class Encoder(Module):
                  norm_first: bool = False, activation: str = "relu", final_norm: bool | None = None):
         super().__init__()
         d_model, heads = check_heads("Encoder", d_model, heads)
-        num_layers = check_size("Encoder", "num_layers", num_layers)
+        num_layers = require_int("Encoder", "num_layers", num_layers, low=1)
         self.d_model, self.norm_first = d_model, bool(norm_first)
         self.layers = ModuleList(
             EncoderLayer(d_model, heads, d_ff, dropout, norm_first, activation) for _ in range(num_layers)
@@ -429,7 +388,7 @@ class Decoder(Module):
                  cross_attention: bool = True):
         super().__init__()
         d_model, heads = check_heads("Decoder", d_model, heads)
-        num_layers = check_size("Decoder", "num_layers", num_layers)
+        num_layers = require_int("Decoder", "num_layers", num_layers, low=1)
         self.d_model, self.norm_first, self.cross_attention = d_model, bool(norm_first), bool(cross_attention)
         self.layers = ModuleList(
             DecoderLayer(d_model, heads, d_ff, dropout, norm_first, activation, cross_attention)
