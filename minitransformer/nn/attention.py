@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd import Tensor, concat, stack
-from ..autograd.engine import _broadcasts_to, _kind
+from ..autograd.engine import _broadcasts_to
 from ..functional._checks import as_mask, require_float, require_int
 from ..functional.dropout import check_probability
 from .layers import Linear, check_dtype
@@ -74,15 +74,15 @@ def check_heads(op: str, d_model: int, heads: int) -> tuple[int, int]:
     return d_model, heads
 
 
-def check_mask(op: str, name: str, mask, scores: tuple[int, int, int, int], backend) -> Tensor:
-    """``mask`` as a Tensor (a bool array or nested lists become one on ``backend``) if it is boolean and its shape
-    broadcasts to the attention scores ``(batch, heads, L, S)``; else an error naming ``op`` and the shapes.
+def check_mask(op: str, name: str, mask, scores: tuple[int, int, int, int], like: Tensor) -> Tensor:
+    """``mask`` as a Tensor on ``like``'s backend (a bool array or nested lists become one) if it is boolean, on that
+    backend, and its shape broadcasts to the attention scores ``(batch, heads, L, S)``; else an error naming ``op``
+    and the backends or shapes (the user's shape, not the one it is reshaped to).
 
     A 3-D mask ``(n, L, S)`` with ``n > 1`` is refused: it would broadcast as one mask per *head*, and where
     ``n`` equals the batch size that silently puts example ``i``'s mask on head ``i``."""
-    mask = mask if isinstance(mask, Tensor) else Tensor(mask, backend=backend)
-    if _kind(mask.data.dtype) != "b":  # named here, with the user's shape, not the reshaped one
-        as_mask(op, mask, mask, name=f"the {name}")
+    allowed = as_mask(op, mask, like, name=f"the {name}")  # bool, on like's backend, or an error naming op
+    mask = mask if isinstance(mask, Tensor) else Tensor(allowed, backend=like.backend)
     if mask.ndim == 3 and mask.shape[0] != 1:
         raise ValueError(
             f"{op}: a 3-D {name} {mask.shape} is ambiguous (one per example, or one per head?); pass "
@@ -262,7 +262,7 @@ class MultiHeadAttention(Module):
             S = self._check_cache(cache, B, S)
         if mask is None:
             return mask
-        mask = check_mask(op, "mask", mask, (B, self.heads, query.shape[-2], S), query.backend)
+        mask = check_mask(op, "mask", mask, (B, self.heads, query.shape[-2], S), query)
         if mask.ndim < 4:
             mask = mask.reshape((1,) * (4 - mask.ndim) + mask.shape)
         return mask  # (B|1, h|1, L|1, S|1)

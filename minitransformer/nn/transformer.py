@@ -217,7 +217,7 @@ class DecoderLayer(Module):
             return None
         B, L = (x.shape[0] if x.ndim == 3 else 1), x.shape[-2]
         S = L if cache is None else len(cache["self_attn"]) + L  # the causal keys: every position so far
-        return check_mask(op, "tgt_mask", tgt_mask, (B, self.self_attn.heads, L, S), x.backend)
+        return check_mask(op, "tgt_mask", tgt_mask, (B, self.self_attn.heads, L, S), x)
 
     def _self_attend(self, x: Tensor, tgt_mask, cache) -> Tensor:
         """Masked MultiHead(x, x, x): the new positions attend every earlier one and themselves, never a later one."""
