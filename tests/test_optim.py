@@ -670,6 +670,10 @@ def test_schedule_bad_input():
         noam_lr(1.5, 512)
     with pytest.raises(TypeError, match="Optimizer"):
         WarmupSchedule([mt.zeros(1, requires_grad=True)], d_model=512)
+    # LambdaLR reads the groups' rates before the base class checks: it checks first (was an AttributeError)
+    with pytest.raises(TypeError, match=r"^LambdaLR: expected an Optimizer \(e\.g\. optim\.Adam\(model\.parameters"
+                                        r"\(\)\)\), got str$"):
+        LambdaLR("x", lambda t: 1.0)
     assert opt.param_groups[0]["lr"] == 0.1  # the refused schedule changed nothing
     with pytest.raises(ValueError, match="keys"):
         WarmupSchedule(opt, d_model=512).load_state_dict({"step_num": 3})

@@ -70,6 +70,14 @@ def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) ->
     ### END SOLUTION
 
 
+def _require_optimizer(owner: str, optimizer) -> Optimizer:
+    """``optimizer`` if it is an :class:`Optimizer` (a schedule sets the ``lr`` of its parameter groups)."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{owner}: expected an Optimizer (e.g. optim.Adam(model.parameters())), got "
+                        f"{type(optimizer).__name__}")
+    return optimizer
+
+
 class LRScheduler:
     r"""Base of the schedules: sets each parameter group's ``lr`` to :meth:`lr_at` the current step.
 
@@ -104,9 +112,7 @@ class LRScheduler:
     """
 
     def __init__(self, optimizer: Optimizer):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
+        self.optimizer = _require_optimizer(type(self).__name__, optimizer)
         self.step_num = 1
         self._apply()
 
@@ -235,6 +241,7 @@ class LambdaLR(LRScheduler):
     _settings = ("base_lrs",)
 
     def __init__(self, optimizer: Optimizer, lr_lambda):
+        _require_optimizer("LambdaLR", optimizer)  # before its param_groups are read
         if not callable(lr_lambda):
             raise TypeError(f"LambdaLR: lr_lambda must be a function of the step, got {type(lr_lambda).__name__}")
         self.lr_lambda = lr_lambda
