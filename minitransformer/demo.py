@@ -312,6 +312,7 @@ def train_reverse(out: Path, steps: int = 300) -> dict:
     >>> metrics["steps"]  # doctest: +SKIP
     1
     """
+    from .cli import training_pictures
     from .train.run import train
 
     section(f"8. a Transformer learns to reverse digit sequences ({steps} steps)")
@@ -320,7 +321,7 @@ def train_reverse(out: Path, steps: int = 300) -> dict:
           "no dropout (a short run has little to overfit). Notebooks 05 and 09 try the paper's choices.\n"
           "val_accuracy: the share of held-out sequences reversed exactly (test_exact_sequence_accuracy below).\n")
     return train("reverse", out / "reverse", backend=mt.backend.current().name, steps=steps,
-                 eval_every=max(1, steps // 3))
+                 eval_every=max(1, steps // 3), pictures=training_pictures)
 
 
 def run(out: str | Path = "demo-output", train_steps: int = 300) -> int:

@@ -50,10 +50,27 @@ def test_elementwise_shapes_that_do_not_broadcast(op, name):
 
 
 def test_where_shapes_that_do_not_broadcast():
-    with pytest.raises(ValueError, match=r"Where: shapes \(2,\) and \(2, 3\) and \(2, 3\) do not broadcast"):
+    # named by the function called, its arguments in order (not by the operation Where inside)
+    with pytest.raises(ValueError, match=r"^where\(condition, a, b\): shapes \(2,\) and \(2, 3\) and \(2, 3\) do not "
+                                         r"broadcast"):
         mt.where(mt.tensor([True, False]), mt.zeros(2, 3), mt.ones(2, 3))
-    with pytest.raises(ValueError, match=r"Where: shapes \(3,\) and \(\) and \(2, 2\) do not broadcast"):
+    # x and the mask only: the fill value's () is no shape the user gave
+    with pytest.raises(ValueError, match=r"^masked_fill\(x, mask\): shapes \(2, 2\) and \(3,\) do not broadcast"):
         mt.zeros(2, 2).masked_fill(mt.tensor([True, False, True]), 0.0)
+    with pytest.raises(ValueError, match=r"^masked_fill\(x, mask\): shapes \(2, 3\) and \(2,\) do not broadcast"):
+        mt.masked_fill(mt.ones(2, 3), [True, False], 0.0)  # a mask given as a list too
+
+
+def test_masked_fill_mask_must_be_boolean_and_on_the_tensors_backend():
+    with pytest.raises(TypeError, match=r"^masked_fill: mask must be boolean, got float32 with shape \(3,\)"):
+        mt.zeros(3).masked_fill(mt.ones(3), 0.0)
+    there = other_backend()
+    with pytest.raises(BackendError, match=rf"^masked_fill: mask is on backend {there}, the tensor on "):
+        mt.zeros(3).masked_fill(mt.tensor([True, False, True], backend=there), 0.0)
+    with pytest.raises(BackendError, match=rf"^where: condition is on backend {there}"):
+        mt.where(mt.tensor([True, False, True], backend=there), mt.zeros(3), 1.0)
+    with pytest.raises(TypeError, match=r"^masked_fill: x must be a Tensor, got list"):
+        mt.masked_fill([1.0, 2.0], mt.tensor([True, False]), 0.0)
 
 
 @pytest.mark.parametrize("op, call", [("maximum", lambda: mt.maximum(1.0, 2.0)),
@@ -253,6 +270,57 @@ def test_mixing_float32_and_float64():
         mt.ones(2, 2, dtype="float64") @ mt.ones(2, 2)
     with pytest.raises(TypeError, match=r"Mul: cannot mix dtypes float32 \(3,\) and int64 \(3,\)"):
         mt.ones(3) * mt.arange(3)
+
+
+def x64(*shape):
+    return mt.ones(*shape, dtype="float64")
+
+
+# call -> the error's start: the formula or layer the user called, its weight (or argument) and the refused input
+DTYPE_MIXES = {
+    "F.linear": (lambda: F.linear(x64(2, 4), mt.ones(4, 3)),
+                 r"linear: W is float32 \(4, 3\) but x is float64 \(2, 4\)"),
+    "F.linear b": (lambda: F.linear(mt.ones(2, 4), mt.ones(4, 3), x64(3)),
+                   r"linear: W is float32 \(4, 3\) but b is float64"),
+    "F.layer_norm": (lambda: F.layer_norm(x64(2, 4), mt.ones(4)),
+                     r"layer_norm: gamma is float32 \(4,\) but x is float64"),
+    "F.scaled_dot_product_attention": (lambda: F.scaled_dot_product_attention(mt.ones(2, 4), x64(2, 4), mt.ones(2, 4)),
+                                       r"scaled_dot_product_attention: Q is float32 \(2, 4\) but K is float64"),
+    "Linear": (lambda: nn.Linear(4, 3)(x64(2, 4)),
+               r"Linear: weight is float32 \(4, 3\) but input is float64 \(2, 4\)"),
+    "LayerNorm": (lambda: nn.LayerNorm(4)(x64(2, 4)), r"LayerNorm: gamma is float32 \(4,\) but input is float64"),
+    "FeedForward": (lambda: nn.FeedForward(4, 8)(x64(2, 4)), r"FeedForward: W_1.weight is float32 \(4, 8\) but input"),
+    "LearnedPositionalEmbedding": (lambda: nn.LearnedPositionalEmbedding(5, 4)(x64(1, 3, 4)),
+                                   r"LearnedPositionalEmbedding: weight is float32 \(5, 4\) but input is float64"),
+    "MultiHeadAttention": (lambda: nn.MultiHeadAttention(4, 2)(x64(1, 3, 4)),
+                           r"MultiHeadAttention: W_Q.weight is float32 \(4, 4\) but query is float64 \(1, 3, 4\)"),
+    "MultiHeadAttention value": (lambda: nn.MultiHeadAttention(4, 2)(mt.ones(1, 3, 4), mt.ones(1, 3, 4), x64(1, 3, 4)),
+                                 r"MultiHeadAttention: W_Q.weight is float32 \(4, 4\) but value is float64"),
+    "EncoderLayer": (lambda: nn.EncoderLayer(4, 2, 8)(x64(1, 3, 4)), r"EncoderLayer: self_attn.W_Q.weight is float32"),
+    "DecoderLayer memory": (lambda: nn.DecoderLayer(4, 2, 8)(mt.ones(1, 3, 4), memory=x64(1, 3, 4)),
+                            r"DecoderLayer: self_attn.W_Q.weight is float32 \(4, 4\) but memory is float64"),
+    "Encoder": (lambda: nn.Encoder(4, 2, 8, 2)(x64(1, 3, 4)), r"Encoder: layers.0.self_attn.W_Q.weight is float32"),
+    "Decoder": (lambda: nn.Decoder(4, 2, 8, 2)(x64(1, 3, 4), memory=mt.ones(1, 3, 4)),
+                r"Decoder: layers.0.self_attn.W_Q.weight is float32 \(4, 4\) but input is float64"),
+}
+
+
+@pytest.mark.parametrize("call", list(DTYPE_MIXES))
+def test_a_float64_input_to_float32_weights_is_named_where_the_user_called(call):
+    """Not by Affine, Add or MatMul inside (operations the user never called), and with the way out."""
+    make, message = DTYPE_MIXES[call]
+    with pytest.raises(TypeError, match=message) as refused:
+        make()
+    assert "to('float32')" in str(refused.value)
+    if not call.startswith("F."):  # a layer: convert the input or the whole model
+        assert str(refused.value).endswith("or the model with model.to('float64')")
+
+
+def test_a_float64_model_takes_float64_input():
+    """The way out the message names works: the model converted, the same call runs (and sinusoids fit any dtype)."""
+    layer = nn.EncoderLayer(4, 2, 8).to("float64")
+    assert layer(x64(1, 3, 4)).dtype_name == "float64"
+    assert nn.SinusoidalPositionalEncoding(4, 8)(x64(1, 3, 4)).dtype_name == "float64"
 
 
 FLOAT_ONLY = {

@@ -147,6 +147,15 @@ def test_gradcheck_skips_inputs_without_grad():
     assert mt.gradcheck(WrongSecondInput.apply, a, b)
 
 
+def test_gradcheck_refuses_inputs_of_which_none_requires_grad():
+    """Nothing to check: said by gradcheck (it was backward()'s "this tensor does not require grad")."""
+    x = mt.tensor(np.array([0.5, -1.0]))
+    with pytest.raises(ValueError, match=r"^gradcheck: no input requires grad, so there is nothing to check "
+                                         r"\(inputs: float64 \(2,\), float\); make those to check with "
+                                         r"requires_grad=True"):
+        mt.gradcheck(lambda t, c: t * c, x, 2.0)
+
+
 class NanBackward(mt.Function):
     """y = 2x with a backward that makes NaN at x = 0, where the central difference is 2 v."""
 

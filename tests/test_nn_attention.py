@@ -234,7 +234,8 @@ def test_attention_dropout_only_while_training():
 
 # ------------------------------------------------------------------ bad input
 def test_bad_input_is_refused_before_arithmetic():
-    with pytest.raises(ValueError, match="^MultiHeadAttention: d_model=10 is not divisible by heads=3$"):
+    with pytest.raises(ValueError, match=r"^MultiHeadAttention: d_model=10 is not divisible by heads=3 "
+                                         r"\(each head gets d_k = d_model / heads features, paper 3.2.2\)$"):
         nn.MultiHeadAttention(10, 3)
     with pytest.raises(ValueError, match="MultiHeadAttention: the dropout probability p must be a number in"):
         nn.MultiHeadAttention(8, 2, dropout=1.5)
@@ -253,6 +254,19 @@ def test_bad_input_is_refused_before_arithmetic():
     # named with the shape the user passed, not the (1, 1, 3, 3) it is reshaped to
     with pytest.raises(TypeError, match=r"MultiHeadAttention: the mask must be boolean .*float32 with shape \(3, 3\)"):
         mha(mt.zeros(2, 3, 8), mask=mt.ones(3, 3))
+
+
+def test_a_mask_on_another_backend_is_named_by_the_layer_called():
+    """Not by scaled_dot_product_attention or combine_masks inside (check_mask used to drop as_mask's answer)."""
+    here = mt.backend.current().name
+    there = "array_api_strict" if here == "numpy" else "numpy"
+    mask = mt.ones(3, 3, dtype="bool", backend=there)
+    moved = rf"the {{}} is on backend {there}, expected {here}; move it with \.to\('{here}'\)"
+    with pytest.raises(mt.backend.BackendError, match="^MultiHeadAttention: " + moved.format("mask")):
+        nn.MultiHeadAttention(8, 2)(mt.zeros(2, 3, 8), mask=mask)
+    with pytest.raises(mt.backend.BackendError, match="^DecoderLayer: " + moved.format("tgt_mask")):
+        nn.DecoderLayer(8, 2, 16, cross_attention=False)(mt.zeros(2, 3, 8), tgt_mask=mask)
+    nn.MultiHeadAttention(8, 2)(mt.zeros(2, 3, 8), mask=mask.to(here))  # moved, as the message says: fine
 
 
 def test_a_mask_per_example_without_a_head_axis_is_refused_not_put_on_the_heads():

@@ -96,6 +96,11 @@ def test_linear_bad_input():
         nn.Linear(4, 3)(mt.tensor(1.0))  # a 0-d input has no feature axis at all
     with pytest.raises(ValueError, match="Linear: d_out must be a positive integer, got 0"):
         nn.Linear(4, 0)
+    # the layer's name, not its formula's (linear) or an operation's inside it
+    with pytest.raises(TypeError, match=r"^Linear: input must be floating point, got int64 with shape \(2, 4\)$"):
+        nn.Linear(4, 3)(mt.ones(2, 4, dtype="int64"))
+    with pytest.raises(TypeError, match=r"^Linear: input must be a Tensor, got list"):
+        nn.Linear(4, 3)([[1.0, 2.0, 3.0, 4.0]])
 
 
 @pytest.mark.parametrize("build", [
@@ -241,6 +246,8 @@ def test_layer_norm_gradcheck(rng):
 def test_layer_norm_bad_input():
     with pytest.raises(ValueError, match=r"LayerNorm: input has shape \(2, 5\); its last axis must be d_model=4"):
         nn.LayerNorm(4)(mt.zeros(2, 5))
+    with pytest.raises(TypeError, match=r"^LayerNorm: input must be floating point, got int64"):
+        nn.LayerNorm(4)(mt.ones(2, 4, dtype="int64"))
     with pytest.raises(ValueError, match="LayerNorm: eps must be a finite number >= 0, got -1.0"):
         nn.LayerNorm(4, eps=-1.0)
 

@@ -772,6 +772,7 @@ def test_a_forward_reads_the_range_of_each_lookups_ids_once(monkeypatch, backend
     lambda: nn.TransformerClassifier(10, d_model=10, heads=3),
     lambda: nn.EncoderLayer(10, 3, 20),
     lambda: nn.Decoder(10, 3, 20, 2),
+    lambda: nn.MultiHeadAttention(10, 3),  # one check, one message, for every layer and model
 ])
 def test_d_model_not_divisible_by_heads(build):
     with pytest.raises(ValueError, match=r"d_model=10 is not divisible by heads=3 \(.*d_k = d_model / heads"):

@@ -657,20 +657,27 @@ def test_schedule_bad_input():
         noam_lr(0, 512)
     with pytest.raises(ValueError, match="d_model"):
         noam_lr(1, 0)
-    with pytest.raises(ValueError, match=r"^WarmupSchedule: warmup_steps must be >= 1 \(steps of warm-up\), got 0$"):
+    with pytest.raises(ValueError, match=r"^WarmupSchedule: warmup_steps must be a positive integer "
+                                         r"\(steps of warm-up\), got 0$"):
         WarmupSchedule(opt, d_model=512, warmup_steps=0)
-    with pytest.raises(ValueError, match=r"^WarmupSchedule: d_model must be >= 1 \(the model width\), got 0$"):
+    with pytest.raises(ValueError, match=r"^WarmupSchedule: d_model must be a positive integer "
+                                         r"\(the model width\), got 0$"):
         WarmupSchedule(opt, d_model=0)
     with pytest.raises(ValueError, match="factor"):
         noam_lr(1, 512, factor=0.0)
-    with pytest.raises(TypeError, match="step"):
+    # require_int's ValueError, as for every count and size (a TypeError before it was shared)
+    with pytest.raises(ValueError, match=r"^noam_lr: step must be a positive integer \(steps count from 1\), got 1.5$"):
         noam_lr(1.5, 512)
     with pytest.raises(TypeError, match="Optimizer"):
         WarmupSchedule([mt.zeros(1, requires_grad=True)], d_model=512)
+    # LambdaLR reads the groups' rates before the base class checks: it checks first (was an AttributeError)
+    with pytest.raises(TypeError, match=r"^LambdaLR: expected an Optimizer \(e\.g\. optim\.Adam\(model\.parameters"
+                                        r"\(\)\)\), got str$"):
+        LambdaLR("x", lambda t: 1.0)
     assert opt.param_groups[0]["lr"] == 0.1  # the refused schedule changed nothing
     with pytest.raises(ValueError, match="keys"):
         WarmupSchedule(opt, d_model=512).load_state_dict({"step_num": 3})
-    with pytest.raises(ValueError, match=r"^WarmupSchedule.load_state_dict: warmup_steps must be >= 1"):
+    with pytest.raises(ValueError, match=r"^WarmupSchedule.load_state_dict: warmup_steps must be a positive integer"):
         WarmupSchedule(opt, d_model=512).load_state_dict({"step_num": 3, "d_model": 512, "warmup_steps": 0,
                                                           "factor": 1.0})
 
@@ -720,13 +727,17 @@ def test_clip_grad_norm_skips_missing_gradients_and_keeps_float32(rng):
     assert total.item() == pytest.approx(5.0)
     np.testing.assert_allclose(a.grad.numpy(), [0.6, 0.0, 0.8], rtol=1e-5)
     assert clip_grad_norm_([b], max_norm=1.0).item() == 0.0  # nothing to clip
-    # gradients of two dtypes: the norm of them all, each scaled in its own dtype
-    c = mt.zeros(2, dtype="float64", requires_grad=True)
+
+
+def test_clip_grad_norm_refuses_gradients_of_two_dtypes():
+    """Their norm would come back float64, the float32 ones promoted silently: refused, as two backends are."""
+    a, c = mt.zeros(3, requires_grad=True), mt.zeros(2, dtype="float64", requires_grad=True)
     a.grad, c.grad = mt.tensor([3.0, 0.0, 4.0]), mt.tensor(np.array([12.0, 0.0]))
-    assert clip_grad_norm_([a, c], max_norm=1.0).item() == pytest.approx(13.0)  # sqrt(9 + 16 + 144)
-    assert (a.grad.dtype_name, c.grad.dtype_name) == ("float32", "float64")
-    np.testing.assert_allclose(a.grad.numpy(), [3 / 13, 0.0, 4 / 13], rtol=1e-5)
-    np.testing.assert_allclose(c.grad.numpy(), [12 / 13, 0.0], rtol=1e-5)
+    with pytest.raises(TypeError, match=r"^clip_grad_norm_: gradients have different dtypes \(float32 \(3,\) and "
+                                        r"float64 \(2,\)\); give the parameters one dtype, "
+                                        r"e\.g\. model\.to\('float32'\)$"):
+        clip_grad_norm_([a, c], max_norm=1.0)
+    assert a.grad.tolist() == [3.0, 0.0, 4.0] and c.grad.tolist() == [12.0, 0.0]  # refused before any scaling
 
 
 @pytest.mark.single_backend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import configparser
 import os
 import re
@@ -68,6 +69,34 @@ def test_setup_cfg_extras():
 @pytest.mark.parametrize("folder", ["minitransformer", "tests", "notebooks", "docs"])
 def test_top_level_layout(folder):
     assert (ROOT / folder).is_dir()
+
+
+#: DESIGN.md's layers, bottom to top (the command line's modules, above them all, may import any)
+LAYERS = {"backend": 0, "kernels": 0, "autograd": 1, "functional": 2, "nn": 3, "optim": 4, "data": 5, "train": 6,
+          "viz": 7, "worked_examples": 7}
+
+
+def _imported_packages(path: Path) -> list[tuple[int, str]]:
+    """``(line, top-level package of minitransformer)`` of every relative import in ``path``, inside functions too."""
+    package = path.relative_to(ROOT / "minitransformer").parts[:-1]  # e.g. ("train",)
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = list(package[:len(package) - (node.level - 1)]) + (node.module.split(".") if node.module else [])
+            tops = [base[0]] if base else [alias.name for alias in node.names]  # `from .. import viz`
+            found += [(node.lineno, top) for top in tops]
+    return found
+
+
+def test_each_layer_imports_only_from_the_layers_below_it():
+    """DESIGN.md: train does not import viz (its pictures are drawn by the caller), nn does not import optim, ..."""
+    wrong = []
+    for path in sorted((ROOT / "minitransformer").rglob("*.py")):
+        layer = path.relative_to(ROOT / "minitransformer").parts[0].removesuffix(".py")
+        if layer in LAYERS:
+            wrong += [f"{path.relative_to(ROOT)}:{line} imports {top}" for line, top in _imported_packages(path)
+                      if LAYERS.get(top, -1) > LAYERS[layer]]
+    assert not wrong, wrong
 
 
 def test_the_gpu_check_runs_a_step_and_names_every_step_it_has(tmp_path):

@@ -827,6 +827,21 @@ def test_trainer_refuses_bad_settings():
         Trainer(model, opt, loss_fn, clip="1.0")
     trainer = Trainer(model, opt, loss_fn, clip=np.float32(0.5))  # a NumPy number is a number
     assert type(trainer.clip) is float and trainer.clip == 0.5
+    # arguments of the wrong kind, named (they were an AttributeError or float()'s error from inside)
+    with pytest.raises(TypeError, match=r"^Trainer: optimizer must be an Optimizer .*, got str$"):
+        Trainer(model, "opt", loss_fn)
+    with pytest.raises(TypeError, match=r"^Trainer: model must be an nn\.Module, got str$"):
+        Trainer("model", opt, loss_fn)
+    with pytest.raises(TypeError, match=r"^Trainer: schedule must be an LRScheduler .* or None, got int$"):
+        Trainer(model, opt, loss_fn, schedule=3)
+    with pytest.raises(TypeError, match=r"^Trainer: min_delta must be a finite number >= 0, got 'x'$"):
+        Trainer(model, opt, loss_fn, min_delta="x")
+    with pytest.raises(ValueError, match=r"^Trainer: min_delta must be a finite number >= 0, got -0\.1$"):
+        Trainer(model, opt, loss_fn, min_delta=-0.1)
+    with pytest.raises(TypeError, match=r"^Trainer: target must be a finite number, got '0\.9'$"):
+        Trainer(model, opt, loss_fn, eval_fn=lambda m: {"val_loss": 1.0}, eval_every=1, target="0.9")
+    with pytest.raises(TypeError, match=r"^Trainer: monitor must be the name of a value eval_fn returns"):
+        Trainer(model, opt, loss_fn, monitor=None)
 
 
 # ------------------------------------------------------------------ metrics

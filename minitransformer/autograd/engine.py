@@ -1452,10 +1452,29 @@ def where(condition, a, b) -> Tensor:
     array([0., 1., 1.], dtype=float32)
     """
     like = _tensor_of("where", a, b)
-    cond = condition.data if isinstance(condition, Tensor) else like.backend.asarray(condition)
+    cond = _condition("where", "condition", condition, like)
+    a, b = _lift(a, like), _lift(b, like)
+    broadcast_shapes("where(condition, a, b)", tuple(cond.shape), ops._shape(a), ops._shape(b))
+    return ops.Where.apply(a, b, condition=cond)
+
+
+def _condition(op: str, name: str, condition, like: Tensor):
+    """``condition`` (a bool Tensor, array or nested lists) as a bool array on ``like``'s backend; else an error
+    naming ``op`` and the argument ``name``."""
+    if isinstance(condition, Tensor):
+        if condition.backend is not like.backend:
+            raise _backend.BackendError(
+                f"{op}: {name} is on backend {condition.backend.name}, the tensor on {like.backend.name}; "
+                f"move it with .to({like.backend.name!r})"
+            )
+        cond = condition.data
+    else:
+        cond = like.backend.asarray(condition)
     if not like.backend.xp.isdtype(cond.dtype, "bool"):
-        raise TypeError(f"where: condition must be boolean, got {_backend.dtype_name(cond.dtype)}")
-    return ops.Where.apply(_lift(a, like), _lift(b, like), condition=cond)
+        raise TypeError(
+            f"{op}: {name} must be boolean, got {_backend.dtype_name(cond.dtype)} with shape {tuple(cond.shape)}"
+        )
+    return cond
 
 
 def masked_fill(x: Tensor, mask, value) -> Tensor:
@@ -1483,8 +1502,12 @@ def masked_fill(x: Tensor, mask, value) -> Tensor:
     >>> mt.tensor([1, 2, 3]).masked_fill(future[0], 0).tolist()
     [1, 0, 0]
     """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"masked_fill: x must be a Tensor, got {type(x).__name__} (make one with mt.tensor(...))")
     if isinstance(value, np.ndarray) and value.ndim == 0:  # a NumPy 0-d array is a number too
         value = value.item()
+    mask = _condition("masked_fill", "mask", mask, x)
+    broadcast_shapes("masked_fill(x, mask)", x.shape, tuple(mask.shape))  # named here, not as where's 3 shapes
     return where(mask, value, x)
 
 

@@ -146,6 +146,8 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
         reached an input whose central difference is not zero (a ``backward`` that returned ``None`` for it).
     TypeError
         If an input that requires grad, or an output of ``fn``, is not float64.
+    ValueError
+        If no input requires grad (there would be nothing to check).
 
     Examples
     --------
@@ -176,6 +178,12 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
                 f"gradcheck: input {k} is {x.dtype_name}; use float64 (x.to('float64')), since float32 "
                 "central differences are only accurate to about 1e-3"
             )
+    if not any(isinstance(x, Tensor) and x.requires_grad for x in inputs):  # else backward() would say it, vaguely
+        given = ", ".join(f"{x.dtype_name} {x.shape}" if isinstance(x, Tensor) else type(x).__name__ for x in inputs)
+        raise ValueError(
+            f"gradcheck: no input requires grad, so there is nothing to check (inputs: {given or 'none'}); make those "
+            "to check with requires_grad=True, e.g. mt.tensor(..., dtype='float64', requires_grad=True)"
+        )
     names = [_name(x, k) for k, x in enumerate(inputs)]  # before _as_leaves: a detached copy has no name
     inputs = _as_leaves(inputs)
     rng = np.random.default_rng(seed)

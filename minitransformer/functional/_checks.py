@@ -25,15 +25,33 @@ def require_float(op: str, name: str, x: Tensor) -> Tensor:
     return x
 
 
+def require_same_dtype(op: str, first: str, a: Tensor, second: str, b: Tensor, fix: str | None = None) -> Tensor:
+    """``b`` if it has the dtype of ``a``; else a TypeError naming ``op``, both arguments with their dtypes and shapes,
+    and ``fix`` (by default: convert one to ``a``'s dtype). float32 and float64 do not mix: nothing is promoted
+    silently, and the error names the formula the user called, not the operation inside it that would refuse.
+
+    >>> import minitransformer as mt
+    >>> require_same_dtype("linear", "W", mt.ones(4, 3), "x", mt.ones(2, 4, dtype="float64"))
+    Traceback (most recent call last):
+    ...
+    TypeError: linear: W is float32 (4, 3) but x is float64 (2, 4); convert one with .to('float32')
+    """
+    if b.data.dtype != a.data.dtype and b.dtype_name != a.dtype_name:  # names only when they may differ
+        fix = f"convert one with .to('{a.dtype_name}')" if fix is None else fix
+        raise TypeError(f"{op}: {first} is {a.dtype_name} {a.shape} but {second} is {b.dtype_name} {b.shape}; {fix}")
+    return b
+
+
 def is_integer(value) -> bool:
     """Whether ``value`` is a Python or NumPy integer (``np.int64(3)`` too), but not a bool (Python counts it one)."""
     return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
-def require_int(op: str, name: str, value, low: int | None = None) -> int:
+def require_int(op: str, name: str, value, low: int | None = None, why: str = "") -> int:
     """``value`` as a Python int if it is an integer (a NumPy one too, not a bool) of at least ``low``; else a
     ValueError naming ``op``, the option and the value (a count, a size, a length: ``"3"``, 2.5 or -1 would fail
-    later inside Python or NumPy, or silently give nothing).
+    later inside Python or NumPy, or silently give nothing). ``why``, if given, follows what is wanted in the
+    message, e.g. ``" (steps count from 1)"``.
 
     >>> import numpy as np
     >>> require_int("negation_reviews", "n", np.int64(3), low=0)
@@ -45,7 +63,7 @@ def require_int(op: str, name: str, value, low: int | None = None) -> int:
     """
     if not is_integer(value) or (low is not None and value < low):
         wanted = "an integer" if low is None else "a positive integer" if low == 1 else f"an integer >= {low}"
-        raise ValueError(f"{op}: {name} must be {wanted}, got {value!r}")
+        raise ValueError(f"{op}: {name} must be {wanted}{why}, got {value!r}")
     return int(value)
 
 

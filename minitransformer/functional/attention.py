@@ -7,7 +7,7 @@ import math
 from ..autograd import Tensor, broadcast_shapes, where
 from ..autograd.engine import _broadcasts_to
 from ..autograd.fused import ScaledMaskedSoftmax
-from ._checks import as_mask, require_float
+from ._checks import as_mask, require_float, require_same_dtype
 from .activations import softmax
 from .dropout import check_probability, dropout
 
@@ -75,9 +75,7 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
         if t.ndim < 2:
             raise ValueError(f"{op}: {name} must have shape (..., seq, features), got {t.shape}")
     for name, t in (("K", K), ("V", V)):  # named here, before a product deep inside names K transposed
-        if t.data.dtype != Q.data.dtype and t.dtype_name != Q.dtype_name:  # names only when they may differ
-            raise TypeError(f"{op}: Q is {Q.dtype_name} {Q.shape} but {name} is {t.dtype_name} {t.shape}; "
-                            f"convert one with .to('{Q.dtype_name}')")
+        require_same_dtype(op, "Q", Q, name, t)
     if Q.shape[-1] != K.shape[-1]:
         raise ValueError(f"{op}: Q {Q.shape} and K {K.shape} must have the same d_k (last axis): "
                          f"{Q.shape[-1]} != {K.shape[-1]}")

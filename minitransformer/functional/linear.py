@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..autograd import Tensor
 from ..autograd.fused import Affine
-from ._checks import require_float
+from ._checks import require_float, require_same_dtype
 
 __all__ = ["linear"]
 
@@ -47,6 +47,8 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None, fused: bool = True) ->
     """
     require_float("linear", "x", x)
     require_float("linear", "W", W)
+    require_same_dtype("linear", "W", W, "x", x, fix=f"convert x with x.to('{W.dtype_name}') or the weights with "
+                                                      f".to('{x.dtype_name}') (all of a model's: model.to(...))")
     if W.ndim != 2:
         raise ValueError(f"linear: W must have shape (d_in, d_out), got {W.shape}")
     if x.ndim == 0 or x.shape[-1] != W.shape[0]:
@@ -55,6 +57,7 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None, fused: bool = True) ->
         )
     if b is not None:
         require_float("linear", "b", b)
+        require_same_dtype("linear", "W", W, "b", b)
         if b.shape != (W.shape[1],):
             raise ValueError(f"linear: b has shape {b.shape}, expected (d_out,) = ({W.shape[1]},) to match W {W.shape}")
     if fused:

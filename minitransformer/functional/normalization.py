@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..autograd import Tensor
 from ..autograd.fused import LayerNorm
-from ._checks import require_float, require_real
+from ._checks import require_float, require_real, require_same_dtype
 
 __all__ = ["layer_norm"]
 
@@ -57,6 +57,9 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
     for name, p in (("gamma", gamma), ("beta", beta)):
         if p is not None:
             require_float("layer_norm", name, p)
+            require_same_dtype("layer_norm", name, p, "x", x,
+                               fix=f"convert x with x.to('{p.dtype_name}') or {name} with .to('{x.dtype_name}') "
+                                   "(all of a model's weights: model.to(...))")
             if p.shape != (d,):
                 raise ValueError(
                     f"layer_norm: {name} has shape {p.shape}, expected ({d},) to match the last axis of x {x.shape}"

@@ -23,24 +23,66 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd import Tensor, concat, stack
-from ..autograd.engine import _broadcasts_to, _kind
-from ..functional._checks import as_mask
+from ..autograd.engine import _broadcasts_to
+from ..functional._checks import as_mask, require_float, require_int
 from ..functional.dropout import check_probability
-from .layers import Linear, check_size
+from .layers import Linear, check_dtype
 from .module import Module
 
 __all__ = ["MultiHeadAttention", "KVCache"]
 
 
-def check_mask(op: str, name: str, mask, scores: tuple[int, int, int, int], backend) -> Tensor:
-    """``mask`` as a Tensor (a bool array or nested lists become one on ``backend``) if it is boolean and its shape
-    broadcasts to the attention scores ``(batch, heads, L, S)``; else an error naming ``op`` and the shapes.
+def check_heads(op: str, d_model: int, heads: int) -> tuple[int, int]:
+    """``(d_model, heads)`` as Python ints; a clear error, before anything is built, when the heads cannot split
+    ``d_model`` evenly.
+
+    Each of the ``heads`` heads gets :math:`d_k = d_\\text{model} / h` features (paper 3.2.2).
+
+    Parameters
+    ----------
+    op : str
+        The name of the layer or model being built, to start the message with.
+    d_model, heads : int
+        The width and the number of heads asked for (Python or NumPy integers).
+
+    Returns
+    -------
+    tuple of int
+        ``(d_model, heads)`` as Python ints.
+
+    Raises
+    ------
+    ValueError
+        If ``d_model`` or ``heads`` is not a positive integer, or ``heads`` does not divide ``d_model``.
+
+    Examples
+    --------
+    >>> from minitransformer.nn.attention import check_heads
+    >>> check_heads("MyLayer", d_model=8, heads=2)      # d_k = 4: fine
+    (8, 2)
+    >>> check_heads("MyLayer", d_model=8, heads=3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: MyLayer: d_model=8 is not divisible by heads=3 (each head gets d_k = d_model / heads ...)
+    """
+    d_model, heads = require_int(op, "d_model", d_model, low=1), require_int(op, "heads", heads, low=1)
+    if d_model % heads:
+        raise ValueError(
+            f"{op}: d_model={d_model} is not divisible by heads={heads} "
+            f"(each head gets d_k = d_model / heads features, paper 3.2.2)"
+        )
+    return d_model, heads
+
+
+def check_mask(op: str, name: str, mask, scores: tuple[int, int, int, int], like: Tensor) -> Tensor:
+    """``mask`` as a Tensor on ``like``'s backend (a bool array or nested lists become one) if it is boolean, on that
+    backend, and its shape broadcasts to the attention scores ``(batch, heads, L, S)``; else an error naming ``op``
+    and the backends or shapes (the user's shape, not the one it is reshaped to).
 
     A 3-D mask ``(n, L, S)`` with ``n > 1`` is refused: it would broadcast as one mask per *head*, and where
     ``n`` equals the batch size that silently puts example ``i``'s mask on head ``i``."""
-    mask = mask if isinstance(mask, Tensor) else Tensor(mask, backend=backend)
-    if _kind(mask.data.dtype) != "b":  # named here, with the user's shape, not the reshaped one
-        as_mask(op, mask, mask, name=f"the {name}")
+    allowed = as_mask(op, mask, like, name=f"the {name}")  # bool, on like's backend, or an error naming op
+    mask = mask if isinstance(mask, Tensor) else Tensor(allowed, backend=like.backend)
     if mask.ndim == 3 and mask.shape[0] != 1:
         raise ValueError(
             f"{op}: a 3-D {name} {mask.shape} is ambiguous (one per example, or one per head?); pass "
@@ -171,10 +213,7 @@ class MultiHeadAttention(Module):
 
     def __init__(self, d_model: int, heads: int, dropout: float = 0.0, bias: bool = True, literal: bool = False):
         super().__init__()
-        d_model = check_size("MultiHeadAttention", "d_model", d_model)
-        heads = check_size("MultiHeadAttention", "heads", heads)
-        if d_model % heads:
-            raise ValueError(f"MultiHeadAttention: d_model={d_model} is not divisible by heads={heads}")
+        d_model, heads = check_heads("MultiHeadAttention", d_model, heads)
         self.d_model, self.heads, self.d_k = d_model, heads, d_model // heads
         self.dropout = check_probability("MultiHeadAttention", dropout)
         self.literal = bool(literal)
@@ -197,13 +236,13 @@ class MultiHeadAttention(Module):
         """
         op = "MultiHeadAttention"
         for name, t in (("query", query), ("key", key), ("value", value)):
-            if not isinstance(t, Tensor):
-                raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
+            require_float(op, name, t)
             if t.ndim not in (2, 3) or t.shape[-1] != self.d_model:
                 raise ValueError(
                     f"{op}: {name} has shape {t.shape}; expected (batch, seq, d_model={self.d_model}) "
                     f"or (seq, d_model={self.d_model})"
                 )
+            check_dtype(op, name, t, self)  # here, not as Affine inside W_Q
         if not query.ndim == key.ndim == value.ndim:
             raise ValueError(
                 f"{op}: query {query.shape}, key {key.shape} and value {value.shape} must all be batched or all not"
@@ -223,7 +262,7 @@ class MultiHeadAttention(Module):
             S = self._check_cache(cache, B, S)
         if mask is None:
             return mask
-        mask = check_mask(op, "mask", mask, (B, self.heads, query.shape[-2], S), query.backend)
+        mask = check_mask(op, "mask", mask, (B, self.heads, query.shape[-2], S), query)
         if mask.ndim < 4:
             mask = mask.reshape((1,) * (4 - mask.ndim) + mask.shape)
         return mask  # (B|1, h|1, L|1, S|1)

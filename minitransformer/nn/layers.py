@@ -12,7 +12,7 @@ import math
 from .. import functional as F
 from ..autograd import Tensor, cast, take
 from ..autograd.creation import ones, zeros
-from ..functional._checks import check_token_ids, require_int, require_real
+from ..functional._checks import check_token_ids, require_float, require_int, require_real, require_same_dtype
 from ..functional.dropout import check_probability
 from . import init
 from .module import Module, Parameter
@@ -29,19 +29,32 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ argument checks (before any arithmetic)
-def check_size(layer: str, name: str, value, low: int = 1) -> int:
-    """``value`` as a Python int if it is an integer >= ``low`` (a NumPy one too), else a clear error naming the
-    layer and the argument."""
-    return require_int(layer, name, value, low)
+def check_features(layer: str, name: str, x, d: int, what: str = "d_model", module: Module | None = None) -> Tensor:
+    """``x`` if it is a floating-point Tensor whose last axis has ``d`` features and, given the ``module`` it goes
+    into, the dtype of the module's weights; else an error naming ``layer``, not a formula or an operation inside it.
 
-
-def check_features(layer: str, name: str, x, d: int, what: str = "d_model") -> Tensor:
-    """``x`` if it is a floating-point Tensor whose last axis has ``d`` features."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{layer}: {name} must be a Tensor, got {type(x).__name__}")
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> lin = nn.Linear(4, 3)
+    >>> check_features("Linear", "input", mt.ones(2, 4, dtype="float64"), 4, "d_in", module=lin)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: Linear: weight is float32 (4, 3) but input is float64 (2, 4); convert the input with .to('float32') ...
+    """
+    require_float(layer, name, x)
     if x.ndim == 0 or x.shape[-1] != d:
         raise ValueError(f"{layer}: {name} has shape {x.shape}; its last axis must be {what}={d}")
-    return x
+    return x if module is None else check_dtype(layer, name, x, module)
+
+
+def check_dtype(layer: str, name: str, x: Tensor, module: Module) -> Tensor:
+    """``x`` if it has the dtype of ``module``'s weights (its first parameter: a model's weights share one dtype);
+    else a TypeError naming ``layer``, both dtypes and shapes, and the two ways out."""
+    for weight_name, weight in module.named_parameters():
+        return require_same_dtype(layer, weight_name, weight, name, x,
+                                  fix=f"convert the {name} with .to('{weight.dtype_name}') or the model with "
+                                      f"model.to('{x.dtype_name}')")
+    return x  # no weights (a sinusoidal encoding): any float dtype fits
 
 
 # ------------------------------------------------------------------ Linear
@@ -76,14 +89,14 @@ class Linear(Module):
 
     def __init__(self, d_in: int, d_out: int, bias: bool = True):
         super().__init__()
-        self.d_in = check_size("Linear", "d_in", d_in)
-        self.d_out = check_size("Linear", "d_out", d_out)
+        self.d_in = require_int("Linear", "d_in", d_in, low=1)
+        self.d_out = require_int("Linear", "d_out", d_out, low=1)
         self.weight = init.xavier_uniform_(Parameter(zeros(self.d_in, self.d_out)))
         self.bias = Parameter(zeros(self.d_out)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         """:math:`xW + b` over the last axis: ``(..., d_in)`` -> ``(..., d_out)``."""
-        check_features("Linear", "input", x, self.d_in, "d_in")
+        check_features("Linear", "input", x, self.d_in, "d_in", module=self)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -130,8 +143,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, d_model: int, scale: bool = False):
         super().__init__()
-        self.num_embeddings = check_size("Embedding", "num_embeddings", num_embeddings)
-        self.d_model = check_size("Embedding", "d_model", d_model)
+        self.num_embeddings = require_int("Embedding", "num_embeddings", num_embeddings, low=1)
+        self.d_model = require_int("Embedding", "d_model", d_model, low=1)
         self.scale = bool(scale)
         self.weight = init.normal_(Parameter(zeros(self.num_embeddings, self.d_model)), 0.0, self.d_model**-0.5)
 
@@ -184,14 +197,14 @@ class LayerNorm(Module):
 
     def __init__(self, d_model: int, eps: float = 1e-5):
         super().__init__()
-        self.d_model = check_size("LayerNorm", "d_model", d_model)
+        self.d_model = require_int("LayerNorm", "d_model", d_model, low=1)
         self.eps = require_real("LayerNorm", "eps", eps, low=0.0)
         self.gamma = Parameter(ones(self.d_model))
         self.beta = Parameter(zeros(self.d_model))
 
     def forward(self, x: Tensor) -> Tensor:
         r""":math:`\gamma \odot (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta`: ``(..., d_model)`` -> same shape."""
-        check_features("LayerNorm", "input", x, self.d_model)
+        check_features("LayerNorm", "input", x, self.d_model, module=self)
         return F.layer_norm(x, self.gamma, self.beta, self.eps)
 
     def extra_repr(self) -> str:
@@ -280,8 +293,8 @@ class FeedForward(Module):
             raise ValueError(
                 f"FeedForward: activation must be one of {', '.join(map(repr, self.activations))}, got {activation!r}"
             )
-        self.d_model = check_size("FeedForward", "d_model", d_model)
-        self.d_ff = check_size("FeedForward", "d_ff", d_ff)
+        self.d_model = require_int("FeedForward", "d_model", d_model, low=1)
+        self.d_ff = require_int("FeedForward", "d_ff", d_ff, low=1)
         self.activation = activation
         self.W_1 = Linear(self.d_model, self.d_ff)
         self.W_2 = Linear(self.d_ff, self.d_model)
@@ -289,7 +302,7 @@ class FeedForward(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         r""":math:`\max(0, xW_1 + b_1) W_2 + b_2` at each position: ``(batch, seq, d_model)`` -> same shape."""
-        check_features("FeedForward", "input", x, self.d_model)
+        check_features("FeedForward", "input", x, self.d_model, module=self)
         ### BEGIN SOLUTION A4: FFN(x) = activation(x W_1 + b_1) W_2 + b_2, dropout on the hidden
         hidden = self.activations[self.activation](self.W_1(x))  # max(0, x W_1 + b_1): (batch, seq, d_ff)
         return self.W_2(self.dropout(hidden))  # (...) W_2 + b_2: (batch, seq, d_model)
@@ -300,14 +313,15 @@ class FeedForward(Module):
 
 
 # ------------------------------------------------------------------ positional encodings
-def _positions(op: str, x: Tensor, d_model: int, start, max_len: int, hint: str) -> tuple[int, int]:
+def _positions(op: str, x: Tensor, d_model: int, start, max_len: int, hint: str,
+               module: Module | None = None) -> tuple[int, int]:
     """``start`` (as an int) and the sequence length of ``x`` (..., seq, d_model), checked to fit rows
-    ``start .. start + seq`` of the table."""
-    check_features(op, "input", x, d_model)
+    ``start .. start + seq`` of the table (and, given the ``module``, to have the dtype of its weights)."""
+    check_features(op, "input", x, d_model, module=module)
     if x.ndim < 2:
         raise ValueError(f"{op}: input has shape {x.shape}; expected (..., seq, d_model)")
     seq = x.shape[-2]
-    start = check_size(op, "start", start, low=0)
+    start = require_int(op, "start", start, low=0)
     if start + seq > max_len:
         where = f" starting at position {start}" if start else ""
         raise ValueError(f"{op}: a sequence of length {seq}{where} does not fit max_len={max_len}; {hint}")
@@ -353,8 +367,8 @@ class SinusoidalPositionalEncoding(Module):
 
     def __init__(self, d_model: int, max_len: int = 5000):
         super().__init__()
-        self.d_model = check_size("SinusoidalPositionalEncoding", "d_model", d_model)
-        self.max_len = check_size("SinusoidalPositionalEncoding", "max_len", max_len)
+        self.d_model = require_int("SinusoidalPositionalEncoding", "d_model", d_model, low=1)
+        self.max_len = require_int("SinusoidalPositionalEncoding", "max_len", max_len, low=1)
         # computed in float64 and cast per call to the input's dtype, so a float64 model (gradient
         # checks) gets the exact table and a float32 one the same table rounded
         self.register_buffer(
@@ -422,14 +436,14 @@ class LearnedPositionalEmbedding(Module):
 
     def __init__(self, max_len: int, d_model: int):
         super().__init__()
-        self.max_len = check_size("LearnedPositionalEmbedding", "max_len", max_len)
-        self.d_model = check_size("LearnedPositionalEmbedding", "d_model", d_model)
+        self.max_len = require_int("LearnedPositionalEmbedding", "max_len", max_len, low=1)
+        self.d_model = require_int("LearnedPositionalEmbedding", "d_model", d_model, low=1)
         self.weight = init.normal_(Parameter(zeros(self.max_len, self.d_model)), 0.0, 0.02)
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         """``x + P[start : start + seq]``: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``."""
         start, seq = _positions("LearnedPositionalEmbedding", x, self.d_model, start, self.max_len,
-                                "a learned table has no row beyond the positions it was built with")
+                                "a learned table has no row beyond the positions it was built with", module=self)
         return x + self.weight[start : start + seq]  # (seq, d_model) broadcasts over the batch
 
     def extra_repr(self) -> str:

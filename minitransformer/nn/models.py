@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from ..autograd import Tensor, concat, maximum, where
 from ..autograd.creation import zeros
-from ..functional._checks import as_mask, is_integer, require_token_ids
+from ..functional._checks import as_mask, is_integer, require_int, require_token_ids
 from . import init
-from .layers import Dropout, Embedding, LearnedPositionalEmbedding, Linear, SinusoidalPositionalEncoding, check_size
+from .layers import Dropout, Embedding, LearnedPositionalEmbedding, Linear, SinusoidalPositionalEncoding
 from .module import Module, Parameter, evaluating
 from .transformer import Decoder, Encoder, check_heads
 
@@ -154,11 +154,12 @@ class Transformer(_Configured):
                  norm_first: bool = False, share_embeddings: bool = False, tie_output: bool = False):
         super().__init__()
         op = "Transformer"
-        src_vocab, tgt_vocab = check_size(op, "src_vocab", src_vocab), check_size(op, "tgt_vocab", tgt_vocab)
+        src_vocab = require_int(op, "src_vocab", src_vocab, low=1)
+        tgt_vocab = require_int(op, "tgt_vocab", tgt_vocab, low=1)
         d_model, heads = check_heads(op, d_model, heads)
-        d_ff, max_len = check_size(op, "d_ff", d_ff), check_size(op, "max_len", max_len)
-        num_encoder_layers = check_size(op, "num_encoder_layers", num_encoder_layers)
-        num_decoder_layers = check_size(op, "num_decoder_layers", num_decoder_layers)
+        d_ff, max_len = require_int(op, "d_ff", d_ff, low=1), require_int(op, "max_len", max_len, low=1)
+        num_encoder_layers = require_int(op, "num_encoder_layers", num_encoder_layers, low=1)
+        num_decoder_layers = require_int(op, "num_decoder_layers", num_decoder_layers, low=1)
         if share_embeddings and src_vocab != tgt_vocab:
             raise ValueError(
                 f"{op}: share_embeddings=True needs one vocabulary, but src_vocab={src_vocab} != tgt_vocab={tgt_vocab}"
@@ -260,9 +261,9 @@ class DecoderOnlyLM(_Configured):
                  positional: str = "sinusoidal"):
         super().__init__()
         op = "DecoderOnlyLM"
-        vocab, (d_model, heads) = check_size(op, "vocab", vocab), check_heads(op, d_model, heads)
-        d_ff, num_layers = check_size(op, "d_ff", d_ff), check_size(op, "num_layers", num_layers)
-        max_len = check_size(op, "max_len", max_len)
+        vocab, (d_model, heads) = require_int(op, "vocab", vocab, low=1), check_heads(op, d_model, heads)
+        d_ff, num_layers = require_int(op, "d_ff", d_ff, low=1), require_int(op, "num_layers", num_layers, low=1)
+        max_len = require_int(op, "max_len", max_len, low=1)
         if positional not in ("sinusoidal", "learned"):
             raise ValueError(f"{op}: positional must be 'sinusoidal' or 'learned', got {positional!r}")
         self.config = dict(vocab=vocab, d_model=d_model, heads=heads, d_ff=d_ff, num_layers=num_layers,
@@ -366,9 +367,9 @@ class TransformerClassifier(_Configured):
                  pad_id: int = 0, norm_first: bool = False):
         super().__init__()
         op = "TransformerClassifier"
-        vocab_size, (d_model, heads) = check_size(op, "vocab_size", vocab_size), check_heads(op, d_model, heads)
-        d_ff, num_layers = check_size(op, "d_ff", d_ff), check_size(op, "num_layers", num_layers)
-        max_len = check_size(op, "max_len", max_len)
+        vocab_size, (d_model, heads) = require_int(op, "vocab_size", vocab_size, low=1), check_heads(op, d_model, heads)
+        d_ff, num_layers = require_int(op, "d_ff", d_ff, low=1), require_int(op, "num_layers", num_layers, low=1)
+        max_len = require_int(op, "max_len", max_len, low=1)
         if pooling not in self.poolings:
             raise ValueError(f"{op}: pooling must be one of {self.poolings}, got {pooling!r}")
         if not is_integer(pad_id) or not 0 <= pad_id < vocab_size:

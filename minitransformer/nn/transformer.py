@@ -28,53 +28,12 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd import Tensor
-from .attention import KVCache, MultiHeadAttention, check_mask
-from .layers import Dropout, FeedForward, LayerNorm, check_features, check_size
+from ..functional._checks import require_int
+from .attention import KVCache, MultiHeadAttention, check_heads, check_mask
+from .layers import Dropout, FeedForward, LayerNorm, check_features
 from .module import Module, ModuleList
 
 __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "check_heads"]
-
-
-def check_heads(op: str, d_model: int, heads: int) -> tuple[int, int]:
-    """``(d_model, heads)`` as Python ints; a clear error, before anything is built, when the heads cannot split
-    ``d_model`` evenly.
-
-    Each of the ``heads`` heads gets :math:`d_k = d_\\text{model} / h` features (paper 3.2.2).
-
-    Parameters
-    ----------
-    op : str
-        The name of the layer or model being built, to start the message with.
-    d_model, heads : int
-        The width and the number of heads asked for (Python or NumPy integers).
-
-    Returns
-    -------
-    tuple of int
-        ``(d_model, heads)`` as Python ints.
-
-    Raises
-    ------
-    ValueError
-        If ``d_model`` or ``heads`` is not a positive integer, or ``heads`` does not divide ``d_model``.
-
-    Examples
-    --------
-    >>> from minitransformer.nn.transformer import check_heads
-    >>> check_heads("MyLayer", d_model=8, heads=2)      # d_k = 4: fine
-    (8, 2)
-    >>> check_heads("MyLayer", d_model=8, heads=3)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-        ...
-    ValueError: MyLayer: d_model=8 is not divisible by heads=3 (each head gets d_k = d_model / heads ...)
-    """
-    d_model, heads = check_size(op, "d_model", d_model), check_size(op, "heads", heads)
-    if d_model % heads:
-        raise ValueError(
-            f"{op}: d_model={d_model} is not divisible by heads={heads} "
-            f"(each head gets d_k = d_model / heads features, paper 3.2.2)"
-        )
-    return d_model, heads
 
 
 class EncoderLayer(Module):
@@ -152,7 +111,7 @@ class EncoderLayer(Module):
 
         ``mask``: True where a query may attend a key, e.g. ``padding_mask(src)``.
         """
-        check_features("EncoderLayer", "input", x, self.d_model)
+        check_features("EncoderLayer", "input", x, self.d_model, module=self)
         ### BEGIN SOLUTION A4: attention, FFN: LN(x + Dropout(Sub(x))); norm_first: x + Dropout(Sub(LN(x)))
         if self.norm_first:  # pre-LN: x + Sublayer(LayerNorm(x))
             x = x + self.dropout(self._attend(self.norm1(x), mask))
@@ -249,7 +208,7 @@ class DecoderLayer(Module):
     def _check(self, x, memory, tgt_mask, cache):
         """``tgt_mask`` as a Tensor (or None), once the input, memory, cache and mask are checked to fit."""
         op = "DecoderLayer"
-        check_features(op, "input", x, self.d_model)
+        check_features(op, "input", x, self.d_model, module=self)
         if x.ndim not in (2, 3):
             raise ValueError(f"{op}: input has shape {x.shape}; expected (batch, L, d_model) or (L, d_model)")
         if self.cross_attention and memory is None:
@@ -257,13 +216,13 @@ class DecoderLayer(Module):
         if not self.cross_attention and memory is not None:
             raise ValueError(f"{op}: this layer has no cross-attention (cross_attention=False); do not pass memory")
         if memory is not None:
-            check_features(op, "memory", memory, self.d_model)
+            check_features(op, "memory", memory, self.d_model, module=self)
         self.check_cache(cache)
         if tgt_mask is None:
             return None
         B, L = (x.shape[0] if x.ndim == 3 else 1), x.shape[-2]
         S = L if cache is None else len(cache["self_attn"]) + L  # the causal keys: every position so far
-        return check_mask(op, "tgt_mask", tgt_mask, (B, self.self_attn.heads, L, S), x.backend)
+        return check_mask(op, "tgt_mask", tgt_mask, (B, self.self_attn.heads, L, S), x)
 
     def _self_attend(self, x: Tensor, tgt_mask, cache) -> Tensor:
         """Masked MultiHead(x, x, x): the new positions attend every earlier one and themselves, never a later one."""
@@ -372,7 +331,7 @@ class Encoder(Module):
                  norm_first: bool = False, activation: str = "relu", final_norm: bool | None = None):
         super().__init__()
         d_model, heads = check_heads("Encoder", d_model, heads)
-        num_layers = check_size("Encoder", "num_layers", num_layers)
+        num_layers = require_int("Encoder", "num_layers", num_layers, low=1)
         self.d_model, self.norm_first = d_model, bool(norm_first)
         self.layers = ModuleList(
             EncoderLayer(d_model, heads, d_ff, dropout, norm_first, activation) for _ in range(num_layers)
@@ -384,6 +343,7 @@ class Encoder(Module):
 
         ``mask`` as :meth:`EncoderLayer.forward`.
         """
+        check_features("Encoder", "input", x, self.d_model, module=self)
         for layer in self.layers:
             x = layer(x, mask)
         return x if self.norm is None else self.norm(x)
@@ -433,7 +393,7 @@ class Decoder(Module):
                  cross_attention: bool = True):
         super().__init__()
         d_model, heads = check_heads("Decoder", d_model, heads)
-        num_layers = check_size("Decoder", "num_layers", num_layers)
+        num_layers = require_int("Decoder", "num_layers", num_layers, low=1)
         self.d_model, self.norm_first, self.cross_attention = d_model, bool(norm_first), bool(cross_attention)
         self.layers = ModuleList(
             DecoderLayer(d_model, heads, d_ff, dropout, norm_first, activation, cross_attention)
@@ -464,6 +424,9 @@ class Decoder(Module):
                 cache: list | None = None) -> Tensor:
         """As :meth:`DecoderLayer.forward`; ``cache`` is :meth:`new_cache`'s list, one entry per layer."""
         self.cached_positions(cache)  # a clear error for a cache that is not new_cache()'s list
+        check_features("Decoder", "input", x, self.d_model, module=self)
+        if memory is not None:
+            check_features("Decoder", "memory", memory, self.d_model, module=self)
         for i, layer in enumerate(self.layers):
             x = layer(x, memory, src_mask, tgt_mask, None if cache is None else cache[i])
         return x if self.norm is None else self.norm(x)

@@ -58,11 +58,16 @@ def clip_grad_norm_(params, max_norm: float, eps: float = 1e-6) -> Tensor:
     if not grads:
         be = params[0].backend if params else _backend.current()
         return Tensor._wrap(be.xp.zeros((), dtype=be.dtype(params[0].dtype_name if params else None)), be)
-    be = grads[0].backend
+    be, first = grads[0].backend, grads[0]
     for g in grads:
         if g.backend is not be:
             raise _backend.BackendError(
                 f"clip_grad_norm_: gradients live on different backends ({be.name} and {g.backend.name})"
+            )
+        if g.dtype != first.dtype:  # one norm over all: concat would promote float32 to float64 silently
+            raise TypeError(
+                f"clip_grad_norm_: gradients have different dtypes ({first.dtype_name} {first.shape} and "
+                f"{g.dtype_name} {g.shape}); give the parameters one dtype, e.g. model.to('{first.dtype_name}')"
             )
     xp = be.xp
     # ||g|| of every gradient laid end to end: three array operations, not three per parameter
@@ -70,5 +75,5 @@ def clip_grad_norm_(params, max_norm: float, eps: float = 1e-6) -> Tensor:
     norm = xp.sqrt(xp.sum(g_all * g_all))
     factor = xp.minimum(max_norm / (norm + eps), xp.asarray(1.0, dtype=norm.dtype))
     for g in grads:
-        g.data = g.data * (factor if g.dtype == factor.dtype else xp.astype(factor, g.dtype))
+        g.data = g.data * factor  # a new array, assigned: the Tensor .grad stays the same object
     return Tensor._wrap(norm, be)

@@ -14,28 +14,16 @@ schedule sets the rate of step 1 when it is made, and each ``schedule.step()`` (
 
 from __future__ import annotations
 
-import numbers
-
-from ..functional._checks import require_real
+from ..functional._checks import require_int, require_real
 from .optimizer import Optimizer, _to_python
 
 __all__ = ["noam_lr", "LRScheduler", "WarmupSchedule", "LambdaLR"]
 
 
-def _check_count(owner: str, what: str, value, why: str = "") -> int:
-    """A whole number >= 1 (Python or NumPy integer), else a clear error (``why`` says why, e.g. " (steps count
-    from 1)")."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: {what} must be a whole number >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{owner}: {what} must be >= 1{why}, got {value}")
-    return int(value)
-
-
 def _check_settings(owner: str, d_model, warmup, factor, warmup_name: str = "warmup") -> tuple[int, int, float]:
     """The warm-up schedule's settings checked, with the errors naming ``owner`` and its argument names."""
-    return (_check_count(owner, "d_model", d_model, " (the model width)"),
-            _check_count(owner, warmup_name, warmup, " (steps of warm-up)"),
+    return (require_int(owner, "d_model", d_model, low=1, why=" (the model width)"),
+            require_int(owner, warmup_name, warmup, low=1, why=" (steps of warm-up)"),
             float(require_real(owner, "factor", factor, low=0.0, low_open=True)))
 
 
@@ -75,11 +63,19 @@ def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) ->
     >>> noam_lr(4, d_model=16, warmup=4)      # the peak: 16^-0.5 * 4^-0.5 = 1/4 * 1/2
     0.125
     """
-    step = _check_count("noam_lr", "step", step, " (steps count from 1)")
+    step = require_int("noam_lr", "step", step, low=1, why=" (steps count from 1)")
     d_model, warmup, factor = _check_settings("noam_lr", d_model, warmup, factor)
     ### BEGIN SOLUTION A5: lrate = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)
     return float(factor) * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
     ### END SOLUTION
+
+
+def _require_optimizer(owner: str, optimizer) -> Optimizer:
+    """``optimizer`` if it is an :class:`Optimizer` (a schedule sets the ``lr`` of its parameter groups)."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{owner}: expected an Optimizer (e.g. optim.Adam(model.parameters())), got "
+                        f"{type(optimizer).__name__}")
+    return optimizer
 
 
 class LRScheduler:
@@ -116,9 +112,7 @@ class LRScheduler:
     """
 
     def __init__(self, optimizer: Optimizer):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
+        self.optimizer = _require_optimizer(type(self).__name__, optimizer)
         self.step_num = 1
         self._apply()
 
@@ -154,7 +148,7 @@ class LRScheduler:
             got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
             raise ValueError(f"{name}: expected the keys {sorted(expected)}, got {got}")
         values = {k: _to_python(v) for k, v in state_dict.items()}
-        step_num = _check_count(name, "step_num", values.pop("step_num"))
+        step_num = require_int(name, "step_num", values.pop("step_num"), low=1, why=" (steps count from 1)")
         self._restore(name, values)
         self.step_num = step_num
         self._apply()
@@ -247,6 +241,7 @@ class LambdaLR(LRScheduler):
     _settings = ("base_lrs",)
 
     def __init__(self, optimizer: Optimizer, lr_lambda):
+        _require_optimizer("LambdaLR", optimizer)  # before its param_groups are read
         if not callable(lr_lambda):
             raise TypeError(f"LambdaLR: lr_lambda must be a function of the step, got {type(lr_lambda).__name__}")
         self.lr_lambda = lr_lambda

@@ -71,7 +71,8 @@ class SGD(Optimizer):
             g = g + lam * theta  # the gradient of the L2 penalty (lambda/2) ||theta||^2
         if mu != 0:
             b = state.get("momentum_buffer")
-            # b_1 = g_1, copied: p.grad's array may later be changed in place (accumulation, clipping)
+            # b_1 = g_1, copied: g may be a view of p.grad's array, which a later backward without zero_grad
+            # between adds into in place (clipping does not: clip_grad_norm_ assigns a new array)
             b = xp.asarray(g, copy=True) if b is None else mu * b + g
             state["momentum_buffer"] = b
             g = g + mu * b if group["nesterov"] else b

@@ -10,6 +10,9 @@ the final metrics on held-out data and writes into ``--out``:
 ``attention_*.png``         the attention maps of one held-out example, every head of the last layer
 ==========================  ==========================================================================
 
+(the pictures drawn by the function the caller passes as ``pictures``: the command line's, since ``viz`` is a layer
+above this one).
+
 ``evaluate CHECKPOINT`` rebuilds the task's held-out data from the settings saved in the checkpoint
 and measures the model again (a charlm model trained on a text file of your own needs that file, with the
 characters it had); ``generate CHECKPOINT`` runs it on an input of your own, from the checkpoint alone
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +57,8 @@ def _monitor(kind: str) -> str:
 
 
 def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_threads: int | None = 1,
-          resume: bool = False, pictures: bool = True, checkpoint_every: int | None = None, **overrides) -> dict:
+          resume: bool = False, pictures: Callable | None = None, checkpoint_every: int | None = None,
+          **overrides) -> dict:
     """Train ``task`` with :data:`~minitransformer.train.tasks.DEFAULTS` changed by ``overrides``; write into ``out``.
 
     Parameters
@@ -72,8 +77,11 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         Continue from ``out/checkpoint.npz`` (its settings; ``steps`` may be raised, which stretches the learning-rate
         schedule to the new length: a note on stderr gives the rate before and after). A checkpoint written on
         another backend continues with a fresh random stream seeded from it (a note on stderr says so).
-    pictures : bool
-        Draw the curves and attention maps (a few seconds of matplotlib).
+    pictures : callable, optional
+        ``pictures(setup, history, out) -> list of Path``: draws the trained run's pictures into ``out`` (the
+        command line passes ``minitransformer.cli.training_pictures``: the curves and the attention maps, a few
+        seconds of matplotlib). None (or False) draws none. The caller passes it because ``train`` is a layer
+        below ``viz`` and does not import it.
     checkpoint_every : int, optional
         Also write the checkpoint every this many steps (it is always written at the end, and on Ctrl-C).
     **overrides
@@ -103,6 +111,11 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     >>> files, metrics["steps"], metrics["stop_reason"]
     (['checkpoint.npz', 'metrics.json'], 2, 'steps')
     """
+    if pictures is False:
+        pictures = None
+    if pictures is not None and not callable(pictures):
+        raise TypeError(f"train: pictures must be a function (setup, history, out) -> paths, or None; got "
+                        f"{pictures!r} (the command line's is minitransformer.cli.training_pictures)")
     out = Path(out)
     path = out / CHECKPOINT_NAME
     if blas_threads:
@@ -152,7 +165,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         _show_example(setup)
         text = json.dumps({"task": task, "metrics": metrics, "settings": s, "backend": backend}, indent=2)
         _write_atomically(out / "metrics.json", lambda f: f.write(text.encode("utf-8")))  # as the checkpoint
-        written = [path, out / "metrics.json", *(_pictures(setup, trainer.history, out) if pictures else [])]
+        written = [path, out / "metrics.json", *(pictures(setup, trainer.history, out) if pictures else [])]
         print("\nwrote:")
         for p in written:
             print(f"  {p}")
@@ -184,27 +197,6 @@ def _writable_folder(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=out):
         pass
-
-
-def _pictures(setup, history: dict, out: Path) -> list[Path]:
-    """The training curves and the attention maps of one held-out example, as PNG files in ``out``."""
-    from ..viz import attention_heads, training_curves
-
-    paths = []
-    curves = {k: v for k, v in history.items() if v and k != "grad_norm"}
-    if curves:
-        fig = training_curves(curves, title=f"{setup.name}: training", log_y=("loss",) if _positive(curves) else ())
-        paths.append(out / "curves.png")
-        fig.savefig(paths[-1], dpi=100)
-    for name, weights, queries, keys in setup.sample(setup.model):
-        fig = attention_heads(weights, queries, keys, title=f"{setup.name}: {name.replace('_', ' ')} (last layer)")
-        paths.append(out / f"attention_{name}.png")
-        fig.savefig(paths[-1], dpi=100)
-    return paths
-
-
-def _positive(curves: dict) -> bool:
-    return all(v > 0 for k, pairs in curves.items() if "loss" in k for _, v in pairs)
 
 
 def _show_example(setup) -> None:

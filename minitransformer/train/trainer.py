@@ -42,8 +42,8 @@ from .. import backend as _backend
 from ..autograd import Tensor
 from ..data.batching import DataLoader, batches
 from ..functional._checks import require_int, require_real
-from ..nn import evaluating
-from ..optim import clip_grad_norm_
+from ..nn import Module, evaluating
+from ..optim import LRScheduler, Optimizer, clip_grad_norm_
 from .checkpoint import _load_read, _rng_state_fits, _seed_from_rng_state, read_checkpoint, save_checkpoint
 from .metrics import RunningMean
 
@@ -175,7 +175,7 @@ class Trainer:
     mode : {"min", "max"}, optional
         Whether smaller or larger is better; by default "max" for names with "acc" in them, else "min".
     min_delta : float
-        An improvement smaller than this does not count.
+        An improvement smaller than this (>= 0) does not count.
     target : float, optional
         Stop as soon as ``monitor`` reaches this value (e.g. ``val_accuracy`` 0.99).
     checkpoint_path : str or Path, optional
@@ -237,6 +237,14 @@ class Trainer:
                  mode: str | None = None, min_delta: float = 0.0, target: float | None = None,
                  checkpoint_path=None, checkpoint_every: int | None = None, tokenizer=None, extra: dict | None = None,
                  desc: str = "train"):
+        if not isinstance(model, Module):
+            raise TypeError(f"Trainer: model must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"Trainer: optimizer must be an Optimizer holding the model's parameters (e.g. "
+                            f"optim.Adam(model.parameters())), got {type(optimizer).__name__}")
+        if schedule is not None and not isinstance(schedule, LRScheduler):
+            raise TypeError(f"Trainer: schedule must be an LRScheduler (e.g. optim.WarmupSchedule(optimizer, d_model)) "
+                            f"or None, got {type(schedule).__name__}")
         if not callable(loss_fn):
             raise TypeError(f"Trainer: loss_fn must be a function (model, batch) -> loss, got {type(loss_fn).__name__}")
         if eval_fn is not None and not callable(eval_fn):
@@ -247,6 +255,12 @@ class Trainer:
                                 ("checkpoint_every", checkpoint_every)))
         if clip is not None:
             clip = require_real("Trainer", "clip", clip, low=0.0, low_open=True)
+        if not isinstance(monitor, str):
+            raise TypeError(f"Trainer: monitor must be the name of a value eval_fn returns (e.g. 'val_loss'), got "
+                            f"{monitor!r}")
+        min_delta = require_real("Trainer", "min_delta", min_delta, low=0.0)
+        if target is not None:
+            target = require_real("Trainer", "target", target)
         mode = mode or ("max" if "acc" in monitor else "min")
         if mode not in ("min", "max"):
             raise ValueError(f"Trainer: mode must be 'min' or 'max', got {mode!r}")
@@ -260,7 +274,7 @@ class Trainer:
         self.model, self.optimizer, self.loss_fn, self.schedule = model, optimizer, loss_fn, schedule
         self.clip, self.eval_fn, self.eval_every, self.log_every = clip, eval_fn, eval_every, log_every
         self.progress, self.patience, self.monitor, self.mode = progress, patience, monitor, mode
-        self.min_delta, self.target = float(min_delta), target
+        self.min_delta, self.target = min_delta, target
         self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
         self.tokenizer, self.extra, self.desc = tokenizer, dict(extra or {}), desc
         self.params = [p for p in model.parameters() if p.requires_grad]
