@@ -214,7 +214,8 @@ class ScaledMaskedSoftmax(Function):
         z = x / self.divisor
         if allowed is not None:
             z = xp.where(allowed, z, float(xp.finfo(x.dtype).min))  # hidden: exp(min - max) = 0
-        y = _softmax(xp, z, -1)
+        self.kernels = _kernels_for(self.backend, z, -1)  # a GPU where the mask's kernel does not fit: the softmax's
+        y = self.kernels.softmax_forward(z) if self.kernels else _softmax(xp, z, -1)
         if allowed is not None:  # a query with no allowed key: 0, not uniform weights over hidden keys
             y = xp.where(xp.any(allowed, axis=-1, keepdims=True), y, 0.0)  # (and so gradient 0)
         self.y = y
