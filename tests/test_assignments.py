@@ -27,7 +27,7 @@ from minitransformer.assignments.grade import (
     pythonpath,
     reason,
 )
-from minitransformer.assignments.strip import regions
+from minitransformer.assignments.strip import LEFT_OUT, regions
 
 pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
 
@@ -97,9 +97,9 @@ def test_a_notebook_loses_the_outputs_from_its_first_stub_on():
         {"cell_type": "code", "source": "x = 1\n", "outputs": [{"output_type": "stream"}], "execution_count": 1},
         {"cell_type": "markdown", "source": "### BEGIN SOLUTION A2: markdown is never stripped\n"},
         {"cell_type": "code", "source": ["### BEGIN SOLUTION A2: set y\n", "y = 2\n", "### END SOLUTION\n"],
-         "outputs": [{"output_type": "stream"}], "execution_count": 2},
+         "outputs": [{"output_type": "stream"}], "execution_count": 2, "metadata": NBGRADER},
         {"cell_type": "code", "source": "x + y\n", "outputs": [{"output_type": "execute_result"}],
-         "execution_count": 3},
+         "execution_count": 3, "metadata": {"nbgrader": {"grade": True}, "tags": ["kept"]}},
     ]
     stripped, n = strip_notebook({"cells": cells}, 2)
     assert n == 1
@@ -107,9 +107,18 @@ def test_a_notebook_loses_the_outputs_from_its_first_stub_on():
     # a source keeps its form: a list of lines (as Jupyter saves it) stays one, a string stays a string
     assert stripped["cells"][2]["source"] == ["# YOUR CODE HERE\n", 'raise NotImplementedError("A2: set y")\n']
     assert stripped["cells"][0]["source"] == "x = 1\n"
-    assert cells[2]["outputs"], "the input notebook is not modified"
+    assert cells[2]["outputs"] and "nbgrader" in cells[2]["metadata"], "the input notebook is not modified"
     kept, _ = strip_notebook({"cells": cells}, 3)
     assert kept["cells"][2]["source"] == ["y = 2\n"] and kept["cells"][2]["outputs"]
+    # a cell whose markers are gone, stub or kept body, is no longer nbgrader's solution cell (nbgrader would
+    # replace the whole of it); the metadata of a cell that had no markers stays
+    for notebook in (stripped, kept, strip_notebook({"cells": cells}, None)[0]):
+        assert notebook["cells"][2]["metadata"] == {"tags": ["x"]}
+        assert notebook["cells"][3]["metadata"] == cells[3]["metadata"]
+
+
+NBGRADER = {"nbgrader": {"grade": False, "grade_id": "a2-y", "locked": False, "schema_version": 3, "solution": True},
+            "tags": ["x"]}
 
 
 # ------------------------------------------------------------------ the catalogue and the marks
@@ -164,6 +173,8 @@ def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(numbe
     stubs = build(number, tmp_path / "copy")
     copy = tmp_path / "copy"
     assert (copy / "tests" / "conftest.py").is_file() and (copy / "setup.cfg").is_file()
+    assert all((ROOT / path).is_file() and not (copy / path).exists() for path in LEFT_OUT)
+    assert not (copy / "docs").exists() and not (copy / "tools").exists()
     for path in (copy / "minitransformer").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         ast.parse(text, filename=str(path))  # no syntax error anywhere
@@ -188,6 +199,8 @@ def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_p
             a = (student / rel).read_text(encoding="utf-8")
             b = (solution / rel).read_text(encoding="utf-8")
             assert a != b and "NotImplementedError(\"A2: " not in b
+    files = {p.relative_to(student) for p in student.rglob("*")}
+    assert files == {p.relative_to(solution) for p in solution.rglob("*")}  # the same files, none left out of one
     same = [p for p in (student / "minitransformer").rglob("*.py") if p.relative_to(student).as_posix() not in stubs]
     assert all(p.read_bytes() == (solution / p.relative_to(student)).read_bytes() for p in same)
     # the notebooks are written as Jupyter writes them (nbformat), so saving one changes only what the student did
@@ -195,6 +208,68 @@ def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_p
     for nb in sorted(student.glob("notebooks/*.ipynb")) + sorted(solution.glob("notebooks/*.ipynb")):
         text = nb.read_text(encoding="utf-8")
         assert text == nbformat.writes(nbformat.reads(text, as_version=4)) + "\n", nb
+
+
+def test_a_copy_cannot_be_built_from_and_says_so(tmp_path):
+    build(4, tmp_path / "a4", solution=True)
+    with pytest.raises(ValueError, match=r"has no marked bodies .*: it is a copy that `assignments build` wrote"):
+        build(4, tmp_path / "again", source=tmp_path / "a4")
+    assert not (tmp_path / "again").exists()
+
+
+# the CuPy backend made with a stand-in CuPy that has one GPU: CudaKernels when kernels.py is there, else None
+CUPY_KERNELS = """import sys, types
+import array_api_compat.numpy
+fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1)))
+sys.modules["cupy"], sys.modules["array_api_compat.cupy"] = fake, array_api_compat.numpy
+import minitransformer as mt
+from minitransformer import bench
+bench.tf32()
+print(type(mt.backend._make("cupy").kernels).__name__)
+"""
+
+
+def test_a_copy_without_the_cuda_kernels_runs_the_formulas_on_cupy(tmp_path, monkeypatch):
+    """On a GPU a copy runs the student's formulas, not the CUDA kernels (which it leaves out); bench works too."""
+    monkeypatch.delenv("MINITRANSFORMER_KERNELS", raising=False)
+    build(2, tmp_path / "a2")
+    for where, kernels in ((ROOT, "CudaKernels"), (tmp_path / "a2", "NoneType")):
+        run = subprocess.run([sys.executable, "-c", CUPY_KERNELS], capture_output=True, text=True, cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": pythonpath(where)})
+        assert (run.returncode, run.stdout.strip()) == (0, kernels), run.stderr[-2000:]
+
+
+NEEDS = '''import pytest
+
+
+@pytest.mark.needs("tools")
+def test_of_a_tool():
+    pass
+
+
+@pytest.mark.needs("minitransformer/kernels.py")  # looked for beside the package imported: the repository's here
+def test_of_the_kernels():
+    pass
+'''
+
+
+def test_a_test_that_needs_what_a_copy_lacks_skips_saying_so_and_a_graded_one_may_not(tmp_path):
+    """tests/conftest.py's marker ``needs``, in a checkout with no tools/."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "conftest.py").write_bytes((ROOT / "tests" / "conftest.py").read_bytes())
+    (tmp_path / "tests" / "test_needs.py").write_text(NEEDS)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--backends", "numpy", "-rs",
+               "tests/test_needs.py"]
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT)}
+    run = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "1 passed, 1 skipped" in run.stdout
+    assert "tests/test_needs.py:4: not in a student copy: tools (see LEFT_OUT and COPIED in" in run.stdout
+    graded = NEEDS.replace('@pytest.mark.needs("tools")', '@pytest.mark.needs("tools")\n@pytest.mark.assignment(2, 1)')
+    (tmp_path / "tests" / "test_needs.py").write_text(graded)
+    run = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "test_needs.py::test_of_a_tool[numpy]: a graded test cannot be marked needs(tools)" in run.stderr
 
 
 def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
