@@ -157,7 +157,7 @@ def tf32() -> bool:
     """Whether float32 matrix products may run in TF32 on the GPU: ``CUPY_TF32=1`` in the environment.
 
     CuPy reads the variable when it starts, and so do the kernels' products
-    (:func:`~minitransformer.kernels.tf32_requested`); PyTorch's reference on the GPU follows it
+    (:func:`~minitransformer.backend.tf32_requested`); PyTorch's reference on the GPU follows it
     (:func:`build_torch` sets its ``allow_tf32``), so a ratio always compares the same arithmetic. Off by
     default: full float32.
 
@@ -165,9 +165,7 @@ def tf32() -> bool:
     >>> tf32() == (os.environ.get("CUPY_TF32", "0") not in ("", "0"))
     True
     """
-    from .kernels import tf32_requested
-
-    return tf32_requested()
+    return mt.backend.tf32_requested()
 
 
 def _time(fn, inner: int) -> float:

@@ -314,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     mark.add_argument("number", help="the assignment, 1 to 6")
     mark.add_argument("path", nargs="?", default=".", help="the copy to grade (default: the current folder)")
     mark.add_argument("--json", default=None, help="where to write the grade (default: grade-A<N>.json)")
+    mark.add_argument("--timeout", type=_positive_int, default=1800, metavar="SECONDS",
+                      help="stop the tests after this long (a body that never returns): the cases that finished "
+                           "are scored, the others fail (default: 1800)")
     assign.set_defaults(run=_assignments)
     return parser
 

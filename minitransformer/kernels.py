@@ -51,8 +51,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 import warnings
+
+from .backend import tf32_requested  # defined there, for a copy without this file; exported here as before
 
 __all__ = ["CudaKernels", "SOURCE", "C_TYPES", "block_size", "cublas_layout", "tf32_requested"]
 
@@ -357,17 +358,6 @@ COLUMN_SUM_BLOCK = 1024
 CHAIN_MAX = 32768
 #: the largest m, n, k, leading dimension or batch count cuBLAS's 32-bit interface takes (:meth:`CudaKernels.matmul`)
 CUBLAS_INT_MAX = 2**31 - 1
-
-
-def tf32_requested() -> bool:
-    """Whether float32 matrix products run in TF32 (tensor cores, 10 bits of mantissa): ``CUPY_TF32`` set to a
-    positive number, CuPy's own rule for its products (read once, when the kernels are made).
-
-    >>> import os
-    >>> tf32_requested() == (int(os.environ.get("CUPY_TF32") or 0) > 0)
-    True
-    """
-    return int(os.environ.get("CUPY_TF32", "0") or "0") > 0
 
 
 def cublas_layout(x) -> tuple[bool, int, int, int] | None:

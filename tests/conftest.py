@@ -9,6 +9,10 @@ runs a test once (on NumPy) when the backend cannot matter to it.
 under the emulation of ``tests/test_kernels.py`` (g++): the code path CuPy takes, without a GPU. It takes minutes
 per file for the training tests (``tests/test_train.py`` with ``tests/test_fused.py``: about 7), e.g.
 ``python -m pytest --emulated-kernels --backends numpy tests/test_fused.py tests/test_nn_attention.py``.
+
+``@pytest.mark.needs("tools", ...)`` marks a test of something a student copy (``minitransformer assignments
+build``) leaves out -- docs/, tools/, the CI's files, ``minitransformer/kernels.py``: where it is absent, the
+test is skipped, saying so. A graded test (``@pytest.mark.assignment``) may not carry it: grading would skip it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,35 @@ def pytest_addoption(parser):
     )
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(*paths): a test of files a student copy leaves out (paths from the "
+                                       "checkout's top); skipped where one is absent")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _absent(paths) -> str:
+    """The ``paths`` that are not here, as a skip's reason ("" when all are). Those in the package are looked for
+    beside the ``minitransformer`` imported: grading runs these tests on a student's copy of the package."""
+    package_root = Path(mt.__file__).resolve().parents[1]
+    absent = [p for p in paths if not ((package_root if p.startswith("minitransformer/") else ROOT) / p).exists()]
+    return (f"not in a student copy: {', '.join(absent)} (see LEFT_OUT and COPIED in "
+            "minitransformer/assignments/strip.py)") if absent else ""
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        paths = [p for mark in item.iter_markers("needs") for p in mark.args]
+        if not paths:
+            continue
+        if item.get_closest_marker("assignment") is not None:
+            raise pytest.UsageError(f"{item.nodeid}: a graded test cannot be marked needs({', '.join(paths)}): "
+                                    "a student's copy lacks them, and grading would skip it")
+        if reason := _absent(paths):
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
 def _backends(config) -> list[str]:
     chosen = config.getoption("--backends")
     if chosen:
@@ -51,7 +84,10 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="session")
 def emulated_cuda(tmp_path_factory):
-    """The CUDA kernels run on the CPU under the emulation of ``tests/test_kernels.py`` (skips without g++)."""
+    """The CUDA kernels run on the CPU under the emulation of ``tests/test_kernels.py`` (skips without g++, and in a
+    student copy, which has neither file)."""
+    if reason := _absent(["tests/test_kernels.py", "minitransformer/kernels.py"]):
+        pytest.skip(reason)
     # the emulation lives with the kernels' tests; this suite imports its files by path (--import-mode=importlib)
     spec = importlib.util.spec_from_file_location("emulated_cuda", Path(__file__).with_name("test_kernels.py"))
     module = importlib.util.module_from_spec(spec)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ from minitransformer.assignments.grade import (
     pythonpath,
     reason,
 )
-from minitransformer.assignments.strip import regions
+from minitransformer.assignments.strip import LEFT_OUT, regions
 
 pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
 
@@ -97,9 +98,9 @@ def test_a_notebook_loses_the_outputs_from_its_first_stub_on():
         {"cell_type": "code", "source": "x = 1\n", "outputs": [{"output_type": "stream"}], "execution_count": 1},
         {"cell_type": "markdown", "source": "### BEGIN SOLUTION A2: markdown is never stripped\n"},
         {"cell_type": "code", "source": ["### BEGIN SOLUTION A2: set y\n", "y = 2\n", "### END SOLUTION\n"],
-         "outputs": [{"output_type": "stream"}], "execution_count": 2},
+         "outputs": [{"output_type": "stream"}], "execution_count": 2, "metadata": NBGRADER},
         {"cell_type": "code", "source": "x + y\n", "outputs": [{"output_type": "execute_result"}],
-         "execution_count": 3},
+         "execution_count": 3, "metadata": {"nbgrader": {"grade": True}, "tags": ["kept"]}},
     ]
     stripped, n = strip_notebook({"cells": cells}, 2)
     assert n == 1
@@ -107,9 +108,18 @@ def test_a_notebook_loses_the_outputs_from_its_first_stub_on():
     # a source keeps its form: a list of lines (as Jupyter saves it) stays one, a string stays a string
     assert stripped["cells"][2]["source"] == ["# YOUR CODE HERE\n", 'raise NotImplementedError("A2: set y")\n']
     assert stripped["cells"][0]["source"] == "x = 1\n"
-    assert cells[2]["outputs"], "the input notebook is not modified"
+    assert cells[2]["outputs"] and "nbgrader" in cells[2]["metadata"], "the input notebook is not modified"
     kept, _ = strip_notebook({"cells": cells}, 3)
     assert kept["cells"][2]["source"] == ["y = 2\n"] and kept["cells"][2]["outputs"]
+    # a cell whose markers are gone, stub or kept body, is no longer nbgrader's solution cell (nbgrader would
+    # replace the whole of it); the metadata of a cell that had no markers stays
+    for notebook in (stripped, kept, strip_notebook({"cells": cells}, None)[0]):
+        assert notebook["cells"][2]["metadata"] == {"tags": ["x"]}
+        assert notebook["cells"][3]["metadata"] == cells[3]["metadata"]
+
+
+NBGRADER = {"nbgrader": {"grade": False, "grade_id": "a2-y", "locked": False, "schema_version": 3, "solution": True},
+            "tags": ["x"]}
 
 
 # ------------------------------------------------------------------ the catalogue and the marks
@@ -164,6 +174,8 @@ def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(numbe
     stubs = build(number, tmp_path / "copy")
     copy = tmp_path / "copy"
     assert (copy / "tests" / "conftest.py").is_file() and (copy / "setup.cfg").is_file()
+    assert all((ROOT / path).is_file() and not (copy / path).exists() for path in LEFT_OUT)
+    assert not (copy / "docs").exists() and not (copy / "tools").exists()
     for path in (copy / "minitransformer").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         ast.parse(text, filename=str(path))  # no syntax error anywhere
@@ -188,6 +200,8 @@ def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_p
             a = (student / rel).read_text(encoding="utf-8")
             b = (solution / rel).read_text(encoding="utf-8")
             assert a != b and "NotImplementedError(\"A2: " not in b
+    files = {p.relative_to(student) for p in student.rglob("*")}
+    assert files == {p.relative_to(solution) for p in solution.rglob("*")}  # the same files, none left out of one
     same = [p for p in (student / "minitransformer").rglob("*.py") if p.relative_to(student).as_posix() not in stubs]
     assert all(p.read_bytes() == (solution / p.relative_to(student)).read_bytes() for p in same)
     # the notebooks are written as Jupyter writes them (nbformat), so saving one changes only what the student did
@@ -195,6 +209,68 @@ def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_p
     for nb in sorted(student.glob("notebooks/*.ipynb")) + sorted(solution.glob("notebooks/*.ipynb")):
         text = nb.read_text(encoding="utf-8")
         assert text == nbformat.writes(nbformat.reads(text, as_version=4)) + "\n", nb
+
+
+def test_a_copy_cannot_be_built_from_and_says_so(tmp_path):
+    build(4, tmp_path / "a4", solution=True)
+    with pytest.raises(ValueError, match=r"has no marked bodies .*: it is a copy that `assignments build` wrote"):
+        build(4, tmp_path / "again", source=tmp_path / "a4")
+    assert not (tmp_path / "again").exists()
+
+
+# the CuPy backend made with a stand-in CuPy that has one GPU: CudaKernels when kernels.py is there, else None
+CUPY_KERNELS = """import sys, types
+import array_api_compat.numpy
+fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1)))
+sys.modules["cupy"], sys.modules["array_api_compat.cupy"] = fake, array_api_compat.numpy
+import minitransformer as mt
+from minitransformer import bench
+bench.tf32()
+print(type(mt.backend._make("cupy").kernels).__name__)
+"""
+
+
+def test_a_copy_without_the_cuda_kernels_runs_the_formulas_on_cupy(tmp_path, monkeypatch):
+    """On a GPU a copy runs the student's formulas, not the CUDA kernels (which it leaves out); bench works too."""
+    monkeypatch.delenv("MINITRANSFORMER_KERNELS", raising=False)
+    build(2, tmp_path / "a2")
+    for where, kernels in ((ROOT, "CudaKernels"), (tmp_path / "a2", "NoneType")):
+        run = subprocess.run([sys.executable, "-c", CUPY_KERNELS], capture_output=True, text=True, cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": pythonpath(where)})
+        assert (run.returncode, run.stdout.strip()) == (0, kernels), run.stderr[-2000:]
+
+
+NEEDS = '''import pytest
+
+
+@pytest.mark.needs("tools")
+def test_of_a_tool():
+    pass
+
+
+@pytest.mark.needs("minitransformer/kernels.py")  # looked for beside the package imported: the repository's here
+def test_of_the_kernels():
+    pass
+'''
+
+
+def test_a_test_that_needs_what_a_copy_lacks_skips_saying_so_and_a_graded_one_may_not(tmp_path):
+    """tests/conftest.py's marker ``needs``, in a checkout with no tools/."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "conftest.py").write_bytes((ROOT / "tests" / "conftest.py").read_bytes())
+    (tmp_path / "tests" / "test_needs.py").write_text(NEEDS)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--backends", "numpy", "-rs",
+               "tests/test_needs.py"]
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT)}
+    run = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "1 passed, 1 skipped" in run.stdout
+    assert "tests/test_needs.py:4: not in a student copy: tools (see LEFT_OUT and COPIED in" in run.stdout
+    graded = NEEDS.replace('@pytest.mark.needs("tools")', '@pytest.mark.needs("tools")\n@pytest.mark.assignment(2, 1)')
+    (tmp_path / "tests" / "test_needs.py").write_text(graded)
+    run = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "test_needs.py::test_of_a_tool[numpy]: a graded test cannot be marked needs(tools)" in run.stderr
 
 
 def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
@@ -355,8 +431,11 @@ def test_a_case_the_run_does_not_report_counts_as_failed_and_one_not_collected_i
     reported = [{**expected[0], "outcome": "passed", "errors": []},
                 {**case, "nodeid": "tests/t.py::test_a[3]", "outcome": "passed", "errors": []}]  # 2 is missing
     tests, unexpected = _score(expected, reported)
-    assert [(t.nodeid, t.outcome, t.earned, t.points) for t in tests] == [
-        ("tests/t.py::test_a[1]", "passed", 5.0, 5.0), ("tests/t.py::test_a[2]", "failed", 0.0, 5.0)]
+    assert [(t.nodeid, t.outcome, t.earned, t.points, t.worth) for t in tests] == [
+        ("tests/t.py::test_a[1]", "passed", 5.0, 5.0, 5.0), ("tests/t.py::test_a[2]", "failed", 0.0, 5.0, 5.0)]
+    skipped = [{**expected[0], "outcome": "skipped", "errors": ["Skipped: no torch"]}]
+    assert [(t.outcome, t.earned, t.points, t.worth) for t in _score(expected, skipped)[0]] == [
+        ("skipped", 0.0, 0.0, 5.0), ("failed", 0.0, 5.0, 5.0)]  # out of the maximum, still worth its share
     assert tests[1].errors == ["the test run did not report this case"]
     assert unexpected == ["tests/t.py::test_a[3]"]
 
@@ -446,13 +525,16 @@ def test_the_table_names_the_points_not_graded_and_what_to_install():
     skipped = ["Skipped: could not import 'torch': No module named 'torch'"]
     g = Grade(4, "Layer norm", "copy", 90.0, 90.0,
               [TestResult("tests/t.py::test_a", 4, "passed", 90.0, 90.0),
-               TestResult("tests/t.py::test_torch[x]", 4, "skipped", 0.0, 0.0, skipped),
-               TestResult("tests/t.py::test_torch[y]", 4, "skipped", 0.0, 0.0, skipped)], skipped_points=10.0)
+               TestResult("tests/t.py::test_torch[x]", 4, "skipped", 0.0, 0.0, skipped, worth=5.0),
+               TestResult("tests/t.py::test_torch[y]", 4, "skipped", 0.0, 0.0, skipped, worth=5.0)],
+              skipped_points=10.0)
     table = format_table(g)
     assert "NOT GRADED HERE: 2 cases worth 10.00 of the assignment's 100.00 points" in table
     assert "could not import 'torch'" in table and f"To grade out of 100.00, install it and grade again: " \
         f"{TORCH_INSTALL}" in " ".join(table.split())
-    assert json.loads(g.to_json())["skipped_points"] == 10.0
+    data = json.loads(g.to_json())
+    assert data["skipped_points"] == 10.0
+    assert [(t["points"], t["worth"]) for t in data["tests"]] == [(90.0, 90.0), (0.0, 5.0), (0.0, 5.0)]
     assert "NOT GRADED" not in format_table(Grade(4, "Layer norm", "copy", 0.0, 0.0, []))
 
 
@@ -466,8 +548,9 @@ def test_without_pytorch_the_skipped_points_are_counted_and_named(tmp_path, monk
     build(3, copy)
     g = grade(3, copy)
     torch_cases = [t for t in g.own if "torch" in t.nodeid]
-    assert torch_cases and all(t.outcome == "skipped" and t.points == 0 for t in torch_cases)
-    assert g.skipped_points == 5 and g.max_score == 95 and g.score == 0
+    assert torch_cases and all(t.outcome == "skipped" and t.points == 0 and t.worth > 0 for t in torch_cases)
+    assert g.skipped_points == 5 == sum(t.worth for t in torch_cases) and g.max_score == 95 and g.score == 0
+    assert all(t.worth == t.points for t in g.own if t.outcome != "skipped")
     assert TORCH_INSTALL in " ".join(format_table(g).split())
 
 
@@ -491,9 +574,10 @@ CASES = [{"nodeid": f"tests/t.py::test_a[{k}]", "function": "tests/t.py::test_a"
                               "points": 7.0}]
 
 
-def _grade_with(monkeypatch, tmp_path, collected, ran, output):
-    """grade(2) of a bare copy, its two pytest runs stood in for: the collection finds ``collected`` (None: it
-    failed), the graded run's plugin writes ``ran`` (None: nothing); both print ``output``."""
+def _grade_with(monkeypatch, tmp_path, collected, ran, output, stopped=False):
+    """grade(2) of a bare copy with a timeout of 30 s, its two pytest runs stood in for: the collection finds
+    ``collected`` (None: it failed), the graded run's plugin writes ``ran`` (None: nothing) and is ``stopped`` at the
+    timeout or not; both print ``output``."""
     import importlib
 
     grading = importlib.import_module("minitransformer.assignments.grade")  # the module, not the function
@@ -505,11 +589,11 @@ def _grade_with(monkeypatch, tmp_path, collected, ran, output):
     def run(folder, args, results, timeout):
         if "--collect-only" in args:
             return (None if collected is None else {"package": package, "exitstatus": 0, "collected": collected,
-                                                    "tests": []}), output
-        return (None if ran is None else {"package": package, "collected": collected, **ran}), output
+                                                    "tests": []}), output, False
+        return (None if ran is None else {"package": package, "collected": collected, **ran}), output, stopped
 
     monkeypatch.setattr(grading, "_pytest", run)
-    return grading.grade(2, copy)
+    return grading.grade(2, copy, timeout=30)
 
 
 def test_grade_scores_a_run_that_stopped_early_and_says_so(monkeypatch, tmp_path):
@@ -535,15 +619,75 @@ def test_grade_of_a_run_that_reports_nothing_and_of_tests_that_do_not_collect(mo
         _grade_with(monkeypatch, tmp_path / "again", None, None, broken)
 
 
+def test_a_run_stopped_at_its_timeout_scores_what_finished_and_names_where_it_was_stuck(monkeypatch, tmp_path):
+    """The plugin had written the cases that finished when the run was stopped: they count, each other case fails
+    saying so, and the problem names the first of them (in the order they run) as the likely endless one."""
+    finished = [{**CASES[0], "outcome": "passed", "errors": []}]
+    g = _grade_with(monkeypatch, tmp_path, CASES, {"exitstatus": None, "tests": finished}, "tests/t.py .", stopped=True)
+    stuck = ("the tests were stopped after 30 seconds; the first case that did not finish, tests/t.py::test_a[2], is "
+             "likely one that never ends (an endless loop?)")
+    assert (g.score, g.max_score, g.problem) == (5.0, 10.0, stuck)
+    assert [(t.nodeid, t.outcome, t.earned, t.errors) for t in g.tests] == [
+        ("tests/t.py::test_a[1]", "passed", 5.0, []), ("tests/t.py::test_a[2]", "failed", 0.0, [stuck]),
+        ("tests/t.py::test_b", "failed", 0.0, [stuck])]
+    # stopped before the tests were collected (an import that never returns): every case fails, out of the maximum
+    g = _grade_with(monkeypatch, tmp_path / "early", CASES, None, "", stopped=True)
+    why = ("the tests did not run: stopped after 30 seconds, before the tests were collected (an import that never "
+           "ends?)")
+    assert (g.score, g.max_score, g.problem) == (0.0, 10.0, why + "\n")
+    assert all(t.errors == [why] for t in g.tests)
+    # stopped once every graded case had finished (in the last teardown, say): each keeps its outcome
+    done = [{**c, "outcome": "passed", "errors": []} for c in CASES]
+    g = _grade_with(monkeypatch, tmp_path / "late", CASES, {"exitstatus": None, "tests": done}, "", stopped=True)
+    assert (g.score, g.max_score) == (10.0, 10.0)
+    assert g.problem == "the tests were stopped after 30 seconds, after every graded case had finished"
+
+
+def test_grade_refuses_a_timeout_that_is_not_positive(tmp_path):
+    with pytest.raises(ValueError, match=r"assignments grade: the timeout must be a positive number of seconds, "
+                                         r"got 0"):
+        grade(2, tmp_path, timeout=0)
+
+
+ENDLESS = "### BEGIN SOLUTION A2: "
+
+
+@pytest.mark.slow
+def test_a_body_that_never_returns_is_stopped_and_the_cases_that_finished_are_scored(tmp_path):
+    """A2's attention loops forever in this copy: grading stops at its timeout, softmax's cases (which run first)
+    keep their points, and the first case of attention, where the run was stuck, is named."""
+    source = tmp_path / "source"  # the library with attention's body an endless loop: the copy is built from it
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "docs", "tools"))
+    path = source / "minitransformer" / "functional" / "attention.py"
+    text = path.read_text(encoding="utf-8")
+    marker = text.index(ENDLESS)
+    indent = text[text.rindex("\n", 0, marker) + 1:marker]
+    path.write_text(text.replace(text[marker:text.index("\n", marker)],
+                                 text[marker:text.index("\n", marker)] + f"\n{indent}while True:\n{indent}    pass", 1),
+                    encoding="utf-8")
+    copy = tmp_path / "a2"
+    build(2, copy, source=source, solution=True)
+    g = grade(2, copy, source=source, timeout=10)
+    outcomes = {t.nodeid: t.outcome for t in g.own}
+    softmax = [t for t in g.own if t.nodeid.startswith("tests/test_functional_activations.py::")]
+    assert softmax and all(t.outcome in ("passed", "skipped") for t in softmax), outcomes
+    unfinished = [t for t in g.own if t.outcome == "failed"]
+    first = unfinished[0].nodeid
+    assert first.startswith("tests/test_functional_attention.py::"), outcomes
+    assert all(t.errors == [g.problem] for t in unfinished)
+    assert g.problem.startswith("the tests were stopped after 10 seconds; the first case that did not finish, "
+                                f"{first}, is likely one that never ends")
+    assert 0 < g.score < g.max_score
+    assert "stopped after 10 seconds" in format_table(g)
 def test_the_grade_command_exits_1_when_the_tests_did_not_all_run(monkeypatch, tmp_path, capsys):
     import argparse
     import importlib
 
     commands = importlib.import_module("minitransformer.assignments.commands")
-    args = argparse.Namespace(action="grade", number=2, path="copy", json=str(tmp_path / "g.json"))
+    args = argparse.Namespace(action="grade", number=2, path="copy", json=str(tmp_path / "g.json"), timeout=7)
     for problem, status in (("", 0), ("pytest stopped early:\n...", 1)):  # documented in docs/assignments.md
         g = Grade(2, "Softmax", "copy", 5.0, 10.0, [TestResult("tests/t.py::test_a", 2, "passed", 10.0, 5.0)], problem)
-        monkeypatch.setattr(commands, "grade", lambda number, path, g=g: g)
+        monkeypatch.setattr(commands, "grade", lambda number, path, timeout, g=g: timeout == 7 and g)
         assert commands.main(args) == status
         assert json.loads((tmp_path / "g.json").read_text())["problem"] == problem
     assert "written to " in capsys.readouterr().out

@@ -263,6 +263,7 @@ def test_missing_cupy_says_how_to_install(monkeypatch):
 
 @pytest.mark.single_backend
 @pytest.mark.parametrize("setting", [None, "0", "1"])
+@pytest.mark.needs("minitransformer/kernels.py")
 def test_cuda_kernels_are_used_on_cupy_unless_turned_off(setting, monkeypatch):
     """The CuPy backend has its kernels unless MINITRANSFORMER_KERNELS=0 (a stand-in CuPy with one GPU here)."""
     import types

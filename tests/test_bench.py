@@ -687,6 +687,7 @@ def test_the_pytorch_reference_follows_tf32_on_the_gpu_and_leaves_the_cpu_run_al
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_profile_step_reports_host_and_total_time_by_phase_and_a_profile():
     """tools/profile_step.py (a step of tools/gpu_check.sh), here on NumPy with a few steps."""
     import subprocess
@@ -718,6 +719,7 @@ def _tool(name: str):
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools", "minitransformer/kernels.py")
 def test_count_calls_stands_in_for_every_kernel():
     from minitransformer.kernels import CudaKernels
 
@@ -729,6 +731,7 @@ def test_count_calls_stands_in_for_every_kernel():
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_count_calls_counts_fewer_calls_with_the_kernels(capsys):
     pytest.importorskip("array_api_strict")
     tool = _tool("count_calls")
@@ -748,6 +751,7 @@ def test_count_calls_counts_fewer_calls_with_the_kernels(capsys):
 
 @pytest.mark.single_backend
 @pytest.mark.parametrize("model", ["seed", "large"])
+@pytest.mark.needs("tools", "docs")
 def test_count_calls_counts_what_docs_benchmarks_md_reports(model):
     """The rows "`seed`, now" and "`large`, now" of docs/benchmarks.md are today's counts: a change to the step's
     calls updates them."""
@@ -763,6 +767,7 @@ def test_count_calls_counts_what_docs_benchmarks_md_reports(model):
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_count_calls_says_where_in_the_library_each_call_is_made(capsys):
     pytest.importorskip("array_api_strict")
     from pathlib import Path
@@ -780,6 +785,7 @@ def test_count_calls_says_where_in_the_library_each_call_is_made(capsys):
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_count_calls_counts_the_copies_cupys_matmul_makes():
     xp = pytest.importorskip("array_api_strict")
     tool = _tool("count_calls")
@@ -792,6 +798,7 @@ def test_count_calls_counts_the_copies_cupys_matmul_makes():
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_count_calls_counts_the_copies_a_reshape_makes():
     xp = pytest.importorskip("array_api_strict")
     tool = _tool("count_calls")
@@ -808,6 +815,7 @@ def test_count_calls_counts_the_copies_a_reshape_makes():
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_count_calls_lets_the_library_fold_rows_as_on_cupy_only_while_counting():
     xp = pytest.importorskip("array_api_strict")
     tool = _tool("count_calls")
@@ -818,6 +826,7 @@ def test_count_calls_lets_the_library_fold_rows_as_on_cupy_only_while_counting()
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_profile_step_times_single_calls_beside_pytorchs():
     tool = _tool("profile_step")
     torch = bench._import_torch()[0]
@@ -839,6 +848,7 @@ def test_profile_step_times_single_calls_beside_pytorchs():
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_profile_step_times_the_same_call_in_both_libraries():
     tool = _tool("profile_step")
     torch = bench._import_torch()[0]
@@ -851,6 +861,7 @@ def test_profile_step_times_the_same_call_in_both_libraries():
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_profile_step_reads_milliseconds_per_step_off_the_clock(monkeypatch):
     tool = _tool("profile_step")
     clock = [0.0]
@@ -870,6 +881,7 @@ def test_profile_step_reads_milliseconds_per_step_off_the_clock(monkeypatch):
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_profile_step_times_the_kernels_products_beside_the_array_apis(emulated_cuda):
     tool = _tool("profile_step")
     be = mt.backend.get("numpy")
@@ -923,6 +935,7 @@ def _at_targets(task: str, **overrides):
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_convergence_reports_steps_metrics_and_a_missed_target(convergence):
     r = convergence.bench("classify", False, **TINY_TASK)
     assert (r["task"], r["steps"], r["check"], r["passed"]) == ("classify", 4, "test_accuracy >= 0.95", False)
@@ -933,6 +946,7 @@ def test_convergence_reports_steps_metrics_and_a_missed_target(convergence):
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_convergence_passes_a_met_target_and_says_when_it_was_first_met(convergence, monkeypatch):
     monkeypatch.setattr(convergence, "build", _at_targets)
     r = convergence.bench("classify", False, **TINY_TASK)
@@ -948,6 +962,7 @@ def test_convergence_passes_a_met_target_and_says_when_it_was_first_met(converge
 
 
 @pytest.mark.single_backend
+@pytest.mark.needs("tools")
 def test_convergence_main_writes_json_and_fails_when_a_target_is_missed(convergence, monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(convergence, "bench", functools.partial(convergence.bench, **TINY_TASK))
     path = tmp_path / "convergence.json"

@@ -53,6 +53,7 @@ def _read(name: str):
     return nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
 
 
+@pytest.mark.needs("tools")
 def test_the_generator_makes_exactly_the_committed_notebooks():
     assert list(_generator().NOTEBOOKS) == NAMES
     assert sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")) == NAMES
@@ -89,6 +90,7 @@ def test_opens_with_what_it_teaches_and_ends_with_exercises(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.needs("tools")
 def test_committed_sources_equal_the_generator(name):
     generator = _generator()
     committed = generator.sources(_read(name))
@@ -96,6 +98,7 @@ def test_committed_sources_equal_the_generator(name):
     assert committed == generated, generator.drifted(name) + "; run `python tools/make_notebooks.py " + name[:2] + "`"
 
 
+@pytest.mark.needs("tools")
 def test_drift_is_detected(tmp_path, monkeypatch):
     """The comparison above can fail: a notebook with one cell changed is reported, naming the cell."""
     generator = _generator()
@@ -106,6 +109,7 @@ def test_drift_is_detected(tmp_path, monkeypatch):
     assert generator.drifted(NAMES[0]) == f"{NAMES[0]}.ipynb: cell 3 differs from tools/make_notebooks.py"
 
 
+@pytest.mark.needs("tools")
 def test_progress_bars_are_collapsed_to_their_last_state():
     generator = _generator()
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
@@ -118,6 +122,7 @@ def test_progress_bars_are_collapsed_to_their_last_state():
     assert [(o.name, o.text) for o in generator.clean(nb).cells[0].outputs] == [("stdout", "100%|###| 10/10\ndone\n")]
 
 
+@pytest.mark.needs("tools")
 def test_the_generator_runs_the_notebooks_on_this_checkouts_package(tmp_path, monkeypatch):
     """From ``notebooks/`` the package is not on the kernel's path: the generator ran the notebooks on whatever
     copy the environment had installed (in a git worktree, the main checkout's). A decoy on PYTHONPATH stands

@@ -307,6 +307,7 @@ def test_errata_values(sa_numpy):
     assert "erratum 7" in bare_qkv.plausible_reading
 
 
+@pytest.mark.needs("docs")
 def test_docs_errata_md_is_the_functions_output():
     """docs/errata.md is generated; regenerate with `python -m minitransformer.worked_examples --markdown`.
 

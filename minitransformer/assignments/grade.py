@@ -11,6 +11,10 @@ Points: a test function marked ``@pytest.mark.assignment(N, points=P)`` is worth
 equally by its parametrised cases. A case that is skipped here (PyTorch is not installed, say)
 counts neither for nor against: it is left out of the maximum, and the grade says so (its points are
 :attr:`Grade.skipped_points`, the table names why and what to install).
+
+A run that does not end within its timeout (a body that loops forever) is stopped: the cases that
+finished are scored, the others fail, and :attr:`Grade.problem` names the first of them, the likely
+one that never ends.
 """
 
 from __future__ import annotations
@@ -39,22 +43,33 @@ __all__ = ["grade", "Grade", "TestResult", "format_table", "pythonpath"]
 class TestResult:
     """One graded test case: its outcome, the points it earned of the points it is worth.
 
+    ``points`` is what the case counts for in :attr:`Grade.max_score`: its ``worth``, or 0 when it was
+    skipped; ``worth`` is its share of its test function's points, whatever its outcome (given as ``points``
+    when left out).
+
     Examples
     --------
     >>> t = TestResult("tests/test_optim.py::test_noam_lr_hand_values[numpy]", 5, "failed", 15.0, 0.0,
     ...                ["NotImplementedError: A5: lrate = ..."])
-    >>> t.earned, t.points
-    (0.0, 15.0)
+    >>> t.earned, t.points, t.worth
+    (0.0, 15.0, 15.0)
+    >>> TestResult("tests/t.py::test_torch", 5, "skipped", 0.0, 0.0, ["Skipped: no torch"], worth=5.0).worth
+    5.0
     """
 
     nodeid: str
     assignment: int
     outcome: str  # passed | failed | skipped
-    points: float  # what it is worth
+    points: float  # what it counts for in the maximum: its worth, 0 when skipped
     earned: float
     errors: list[str] = field(default_factory=list)  # the exception and those it came from, outermost first
+    worth: float | None = None  # its share of its test function's points, skipped or not (None: points)
 
     __test__ = False  # not a pytest test class, despite the name
+
+    def __post_init__(self):
+        if self.worth is None:
+            self.worth = self.points
 
 
 @dataclass
@@ -76,7 +91,8 @@ class Grade:
         fails); empty when they ran.
     skipped_points : float
         The points of this assignment's cases that were skipped here (PyTorch's comparisons, without
-        PyTorch), so not graded: ``max_score + skipped_points`` is the assignment's full 100.
+        PyTorch), so not graded: ``max_score + skipped_points`` is the assignment's full 100. Each skipped
+        case's share is its :attr:`TestResult.worth`.
 
     Examples
     --------
@@ -108,7 +124,8 @@ class Grade:
         return [t for t in self.tests if t.assignment == self.assignment]
 
     def to_json(self) -> str:
-        """The grade as JSON: ``{"assignment", "title", "path", "score", "max_score", "tests": [...], "problem"}``."""
+        """The grade as JSON: ``{"assignment", "title", "path", "score", "max_score", "tests": [...], "problem",
+        "skipped_points"}``."""
         return json.dumps(asdict(self), indent=1)
 
 
@@ -124,16 +141,17 @@ def _score(expected: list[dict], reported: list[dict], unreported: str = "the te
         got = outcomes.get(t["nodeid"], missing)
         worth = t["points"] / cases[t["function"]]
         earned = worth if got["outcome"] == "passed" else 0.0
-        worth_here = 0.0 if got["outcome"] == "skipped" else worth  # a skipped case leaves the maximum
-        results.append(TestResult(t["nodeid"], t["assignment"], got["outcome"], worth_here, earned, got["errors"]))
+        counted = 0.0 if got["outcome"] == "skipped" else worth  # a skipped case leaves the maximum
+        results.append(TestResult(t["nodeid"], t["assignment"], got["outcome"], counted, earned, got["errors"], worth))
     return results, sorted(set(outcomes) - {t["nodeid"] for t in expected})
 
 
-def _skipped_points(expected: list[dict], tests: list[TestResult], number: int) -> float:
-    """What assignment ``number``'s skipped cases are worth (their share of their test function's points)."""
-    cases = Counter(t["function"] for t in expected)
-    worth = {t["nodeid"]: t["points"] / cases[t["function"]] for t in expected}
-    return sum(worth[t.nodeid] for t in tests if t.assignment == number and t.outcome == "skipped")
+def _grade_of(assignment, copy: Path, tests: list[TestResult], problem: str) -> Grade:
+    """The grade of ``assignment`` from its scored cases (``tests`` may hold other assignments' too)."""
+    mine = [t for t in tests if t.assignment == assignment.number]
+    skipped = sum(t.worth for t in mine if t.outcome == "skipped")
+    return Grade(assignment.number, assignment.title, str(copy), round(sum(t.earned for t in mine), 6),
+                 round(sum(t.points for t in mine), 6), tests, problem, float(round(skipped, 6)))
 
 
 def _why_not_run(output: str) -> str:
@@ -182,6 +200,10 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
         kits uses this to check the other assignments in the same run).
     source : path, optional
         The checkout whose tests grade (by default the one this package runs from).
+    timeout : float
+        Seconds the tests may run. A run still going then is stopped: the cases it finished are
+        scored, the others fail, and :attr:`Grade.problem` names the first of them (likely a body
+        that never returns).
 
     Returns
     -------
@@ -196,6 +218,8 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
     True
     """
     assignment = get(number)
+    if not timeout > 0:
+        raise ValueError(f"assignments grade: the timeout must be a positive number of seconds, got {timeout!r}")
     if importlib.util.find_spec("pytest") is None:
         raise ModuleNotFoundError("assignments grade: grading runs the tests with pytest, which is not installed; "
                                   'install the test tools with: pip install -e ".[dev]"')
@@ -210,40 +234,59 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
     with tempfile.TemporaryDirectory(prefix="mt-grade-") as tmp, ThreadPoolExecutor(1) as pool:
         # the cases to score, collected meanwhile from the instructor's package: no student code runs there
         expected = pool.submit(_pytest, root, [*args, "--collect-only"], Path(tmp) / "expected.json", timeout)
-        data, output = _pytest(copy, args, Path(tmp) / "results.json", timeout)
-        collected, collect_output = expected.result()
+        data, output, stopped = _pytest(copy, args, Path(tmp) / "results.json", timeout)
+        collected, collect_output, _ = expected.result()
     if collected is None:
         raise RuntimeError(f"assignments grade: the graded tests of {root} could not be collected:\n"
                            + collect_output[-3000:])
     if data is None:  # the copy does not import, say: every case fails, out of the assignment's maximum
-        tests, _ = _score(collected["collected"], [], unreported=f"the tests did not run: {_why_not_run(output)}")
-        mine = [t for t in tests if t.assignment == assignment.number]
-        return Grade(assignment.number, assignment.title, str(copy), 0.0, round(sum(t.points for t in mine), 6),
-                     tests, problem="the tests did not run:\n" + output[-3000:])
+        why = (f"stopped after {timeout:g} seconds, before the tests were collected (an import that never ends?)"
+               if stopped else _why_not_run(output))
+        tests, _ = _score(collected["collected"], [], unreported=f"the tests did not run: {why}")
+        said = f"the tests did not run: {why}" if stopped else "the tests did not run:"  # (pytest's output says why)
+        return _grade_of(assignment, copy, tests, f"{said}\n{output[-3000:]}")
     package = Path(data["package"]).resolve()
     if copy not in package.parents:
         raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
-    tests, unexpected = _score(collected["collected"], data["tests"])
-    mine = [t for t in tests if t.assignment == assignment.number]
-    problem = "" if data["exitstatus"] in (0, 1) else "pytest stopped early:\n" + output[-3000:]
+    if stopped:  # the cases that finished are scored; each of the others fails, saying where the run was stuck
+        done = {t["nodeid"] for t in data["tests"]}
+        problem = _stopped(timeout, next((t["nodeid"] for t in collected["collected"] if t["nodeid"] not in done),
+                                         None))
+        tests, unexpected = _score(collected["collected"], data["tests"], unreported=problem)
+    else:
+        tests, unexpected = _score(collected["collected"], data["tests"])
+        problem = "" if data["exitstatus"] in (0, 1) else "pytest stopped early:\n" + output[-3000:]
     if unexpected:
         problem += f"\nthe test run reported cases that were not collected (not scored): {unexpected[:10]}"
-    return Grade(assignment.number, assignment.title, str(copy), round(sum(t.earned for t in mine), 6),
-                 round(sum(t.points for t in mine), 6), tests, problem.strip(),
-                 float(round(_skipped_points(collected["collected"], tests, assignment.number), 6)))
+    return _grade_of(assignment, copy, tests, problem.strip())
 
 
-def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> tuple[dict | None, str]:
-    """Run pytest with ``args`` and the grader's plugin, ``minitransformer`` taken from ``folder``: the JSON
-    the plugin wrote (None if it wrote none) and pytest's output."""
+def _stopped(timeout: float, first: str | None) -> str:
+    """What a run stopped at its ``timeout`` says: ``first``, the first graded case it did not finish (in the order
+    they run), is where it was likely stuck; None when it had finished them all."""
+    said = f"the tests were stopped after {timeout:g} seconds"
+    if first is None:
+        return f"{said}, after every graded case had finished"
+    return f"{said}; the first case that did not finish, {first}, is likely one that never ends (an endless loop?)"
+
+
+def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> tuple[dict | None, str, bool]:
+    """Run pytest with ``args`` and the grader's plugin, ``minitransformer`` taken from ``folder``, for at most
+    ``timeout`` seconds: the JSON the plugin wrote (None if it wrote none; what it had written so far if the
+    run was stopped), pytest's output, and whether the run was stopped at the timeout."""
     env = {k: v for k, v in os.environ.items() if k != "MINITRANSFORMER_BACKEND"}
     env["MPLBACKEND"] = "Agg"
     # -I: isolated mode, so nothing in the copy (a sitecustomize.py, a pytest.py) runs before the runner;
     # -B: no __pycache__ written into the copy (-I ignores PYTHONDONTWRITEBYTECODE)
     command = [sys.executable, "-I", "-B", str(Path(__file__).with_name("runner.py")), str(folder), *args,
                "--grade-json", str(results)]
-    run = subprocess.run(command, cwd=results.parent, env=env, capture_output=True, text=True, timeout=timeout)
-    return (json.loads(results.read_text()) if results.is_file() else None), run.stdout + run.stderr
+    try:
+        run = subprocess.run(command, cwd=results.parent, env=env, capture_output=True, text=True, timeout=timeout)
+        output, stopped = run.stdout + run.stderr, False
+    except subprocess.TimeoutExpired as e:  # killed; on POSIX its output so far comes as bytes, even with text=True
+        output = "".join(b.decode(errors="replace") if isinstance(b, bytes) else b for b in (e.stdout, e.stderr) if b)
+        stopped = True
+    return (json.loads(results.read_text()) if results.is_file() else None), output, stopped
 
 
 #: what to install when the skipped cases are PyTorch's comparisons (the version CI uses)

@@ -5,6 +5,10 @@ which reads the JSON it writes: the graded cases collected, and the outcome of e
 
     python -m pytest tests -p minitransformer.assignments.plugin --assignment 2 --grade-json out.json
 
+The file is written once the tests are collected and again after each graded case, so a run stopped
+before its end (a body that never returns, killed by the grader's timeout) still leaves the outcomes of
+the cases that finished; ``exitstatus`` is null until the run ends.
+
 A graded test carries ``@pytest.mark.assignment(N, points=P)``: ``P`` points for the test function,
 shared equally by its parametrised cases.
 """
@@ -12,6 +16,8 @@ shared equally by its parametrised cases.
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
 
@@ -61,6 +67,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_collection_finish(session):
     session.config.stash[_COLLECTED] = [_case(item, m) for item in session.items if (m := _marker(item))]
+    _write(session.config, exitstatus=None)
 
 
 def _chain(exc):
@@ -90,13 +97,26 @@ def pytest_runtest_makereport(item, call):
         entry["errors"].append(str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else "skipped")
 
 
-def pytest_sessionfinish(session, exitstatus):
-    path = session.config.getoption("--grade-json")
-    if path is None:
-        return
-    import minitransformer
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """After each graded case has run (setup, call and teardown): the file again, with its outcome."""
+    yield
+    if item.nodeid in item.config.stash[_RESULTS]:
+        _write(item.config, exitstatus=None)
 
-    data = {"package": minitransformer.__file__, "exitstatus": int(exitstatus),
-            "collected": session.config.stash[_COLLECTED], "tests": list(session.config.stash[_RESULTS].values())}
-    with open(path, "w", encoding="utf-8") as f:
+
+def pytest_sessionfinish(session, exitstatus):
+    _write(session.config, exitstatus=int(exitstatus))
+
+
+def _write(config, exitstatus) -> None:
+    """Write ``--grade-json``: the package tested, pytest's exit status (None while it runs), the graded cases
+    collected and the outcomes so far. Written beside and then renamed, so a killed run never leaves half a file."""
+    path, package = config.getoption("--grade-json"), sys.modules.get("minitransformer")
+    if path is None or package is None:  # no package imported: it does not import, the tests did not run
+        return
+    data = {"package": package.__file__, "exitstatus": exitstatus,
+            "collected": config.stash[_COLLECTED], "tests": list(config.stash[_RESULTS].values())}
+    with open(f"{path}.part", "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1)
+    os.replace(f"{path}.part", path)

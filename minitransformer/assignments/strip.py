@@ -11,10 +11,14 @@ becomes, in assignment N's copy (same indentation)::
     # YOUR CODE HERE
     raise NotImplementedError("A<N>: <hint>")
 
-and, in every other copy, just ``<the solution>``. nbgrader reads the same markers (it looks for
-``### BEGIN SOLUTION`` in a line), so the notebooks also work with an nbgrader course. Markers are
-read in the package (but for this ``assignments`` folder, whose docstrings show them) and in the
-notebooks; the tests are copied as they are.
+and, in every other copy, just ``<the solution>``. Markers are read in the package (but for this
+``assignments`` folder, whose docstrings show them) and in the notebooks; the tests are copied as they
+are. A copy holds :data:`COPIED` but for the files of :data:`LEFT_OUT`.
+
+The markers are nbgrader's too (its ``generate_assignment`` looks for ``BEGIN SOLUTION`` in a line),
+so the repository's notebooks, whose exercise cells carry nbgrader's metadata, go into an nbgrader
+course as they are. A built copy is not one of nbgrader's: its cells have lost their markers, and so
+they lose nbgrader's metadata too (nbgrader replaces the whole of a solution cell that has no markers).
 """
 
 from __future__ import annotations
@@ -32,8 +36,21 @@ __all__ = ["regions", "Region", "strip_source", "strip_notebook", "build", "sour
 BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "# YOUR CODE HERE"
 _BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION A(?P<number>\d+): (?P<hint>\S.*?)\s*$")
 
-#: what a student copy holds, relative to the source checkout
+#: what a student copy holds, relative to the source checkout: not docs/ nor tools/ (tools/notebook_sources holds
+#: the notebooks' exercises solved), and not the CI's files; the tests that need them skip in a copy
+#: (``@pytest.mark.needs`` in tests/conftest.py)
 COPIED = ("minitransformer", "tests", "notebooks", "setup.cfg", "pyproject.toml", "README.md")
+#: the files of COPIED that a copy (the solution copy too: both hold the same files) leaves out, and why
+LEFT_OUT = {
+    "minitransformer/kernels.py": "its CUDA C++ spells out A2's softmax, A4's layer norm and A5's Adam (each way), "
+                                  "and on a GPU the backend would run it in place of the student's code",
+    "tests/test_kernels.py": "the tests of minitransformer/kernels.py",
+    "tests/test_assignments.py": "builds and grades kits from the library's marked bodies; a copy has no markers",
+    "tests/stub_each_body.py": "a plugin of tests/test_assignments.py",
+    "tests/test_docs.py": "builds and checks the site in docs/, which is not copied",
+    "tests/test_tools_mutants.py": "the tests of tools/mutants.py, which is not copied",
+    "tests/test_backend_equivalence.py": "the tests of tools/backend_equivalence.py, which is not copied",
+}
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 
 
@@ -136,7 +153,9 @@ def strip_notebook(notebook: dict, number: int | None, where: str = "<notebook>"
     """A copy of a notebook (its JSON, as a dict) with :func:`strip_source` applied to every code cell.
 
     A code cell that lost a body also loses its outputs (they would show the solution's results),
-    and so do the cells after it in that notebook; a notebook with no stub keeps every output.
+    and so do the cells after it in that notebook; a notebook with no stub keeps every output. A cell
+    that had markers loses nbgrader's metadata (``"nbgrader"``): nbgrader would take it, without them,
+    for a solution cell to replace whole.
 
     >>> nb = {"cells": [{"cell_type": "code", "source": ["### BEGIN SOLUTION A2: add them\\n", "1 + 1\\n",
     ...        "### END SOLUTION\\n"], "outputs": [{"output_type": "execute_result"}], "execution_count": 1}]}
@@ -150,8 +169,11 @@ def strip_notebook(notebook: dict, number: int | None, where: str = "<notebook>"
         if cell.get("cell_type") != "code":
             continue
         lines = not isinstance(cell["source"], str)  # Jupyter saves a source as a list of lines: kept so
-        source, n = strip_source("".join(cell["source"]), number, where=f"{where} cell {k}")
+        text = "".join(cell["source"])
+        source, n = strip_source(text, number, where=f"{where} cell {k}")
         cell["source"] = source.splitlines(keepends=True) if lines else source
+        if source != text:  # its markers are gone: no longer a solution cell for nbgrader
+            cell.get("metadata", {}).pop("nbgrader", None)
         count += n
         if number is not None and count:  # this cell or one before it lost a body
             cell["outputs"], cell["execution_count"] = [], None
@@ -197,11 +219,14 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
 
     Examples
     --------
+    Not run here, since a copy (which runs these examples too) has no markers to build from;
+    ``tests/test_assignments.py`` builds every kit:
+
     >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as tmp:
+    >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +SKIP
     ...     stubs = build(2, Path(tmp) / "a2")
     ...     text = (Path(tmp) / "a2" / "minitransformer" / "functional" / "attention.py").read_text()
-    >>> 'raise NotImplementedError("A2: ' in text, sorted(stubs)[0]
+    >>> 'raise NotImplementedError("A2: ' in text, sorted(stubs)[0]  # doctest: +SKIP
     (True, 'minitransformer/autograd/fused.py')
     """
     assignment = get(number)
@@ -209,11 +234,14 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"assignments build: {out} exists and is not empty; give a new folder")
+    if not _has_markers(root):
+        raise ValueError(f"assignments build: {root} has no marked bodies ({BEGIN} ...): it is a copy that "
+                         "`assignments build` wrote; build from the library's repository")
     out.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
         path = root / name
         if path.is_dir():
-            shutil.copytree(path, out / name, ignore=_IGNORED)
+            shutil.copytree(path, out / name, ignore=_ignore(root))
         elif path.is_file():
             shutil.copy2(path, out / name)
     stubs: dict[str, int] = {}
@@ -234,6 +262,22 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
             stubs[rel] = n
     _check_layout(assignment, stubs)
     return stubs
+
+
+def _ignore(root: Path):
+    """A ``copytree`` ignore of the files under ``root`` that no copy holds: :data:`LEFT_OUT`, caches."""
+
+    def ignore(folder, names):
+        here = Path(folder).relative_to(root)
+        return set(_IGNORED(folder, names)) | {n for n in names if (here / n).as_posix() in LEFT_OUT}
+
+    return ignore
+
+
+def _has_markers(root: Path) -> bool:
+    """Whether the package in ``root`` has a marked body (a copy has none)."""
+    files = (root / "minitransformer").rglob("*.py")
+    return any(BEGIN in p.read_text(encoding="utf-8") for p in files if "assignments" not in p.parts)
 
 
 def _check_layout(assignment, stubs: dict[str, int]) -> None:
