@@ -25,10 +25,12 @@ def require_float(op: str, name: str, x: Tensor) -> Tensor:
     return x
 
 
-def require_same_dtype(op: str, first: str, a: Tensor, second: str, b: Tensor, fix: str | None = None) -> Tensor:
+def require_same_dtype(op: str, first: str, a: Tensor, second: str, b: Tensor,
+                       fix: str = "convert one with .to('{a}')") -> Tensor:
     """``b`` if it has the dtype of ``a``; else a TypeError naming ``op``, both arguments with their dtypes and shapes,
-    and ``fix`` (by default: convert one to ``a``'s dtype). float32 and float64 do not mix: nothing is promoted
-    silently, and the error names the formula the user called, not the operation inside it that would refuse.
+    and ``fix``, where ``{a}`` and ``{b}`` become the two dtypes' names (filled in only for the error: the check runs
+    on every call). float32 and float64 do not mix: nothing is promoted silently, and the error names the formula
+    the user called, not the operation inside it that would refuse.
 
     >>> import minitransformer as mt
     >>> require_same_dtype("linear", "W", mt.ones(4, 3), "x", mt.ones(2, 4, dtype="float64"))
@@ -37,8 +39,8 @@ def require_same_dtype(op: str, first: str, a: Tensor, second: str, b: Tensor, f
     TypeError: linear: W is float32 (4, 3) but x is float64 (2, 4); convert one with .to('float32')
     """
     if b.data.dtype != a.data.dtype and b.dtype_name != a.dtype_name:  # names only when they may differ
-        fix = f"convert one with .to('{a.dtype_name}')" if fix is None else fix
-        raise TypeError(f"{op}: {first} is {a.dtype_name} {a.shape} but {second} is {b.dtype_name} {b.shape}; {fix}")
+        raise TypeError(f"{op}: {first} is {a.dtype_name} {a.shape} but {second} is {b.dtype_name} {b.shape}; "
+                        + fix.format(a=a.dtype_name, b=b.dtype_name))
     return b
 
 

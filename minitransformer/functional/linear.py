@@ -47,8 +47,8 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None, fused: bool = True) ->
     """
     require_float("linear", "x", x)
     require_float("linear", "W", W)
-    require_same_dtype("linear", "W", W, "x", x, fix=f"convert x with x.to('{W.dtype_name}') or the weights with "
-                                                      f".to('{x.dtype_name}') (all of a model's: model.to(...))")
+    require_same_dtype("linear", "W", W, "x", x, fix="convert x with x.to('{a}') or the weights with .to('{b}') "
+                                                      "(all of a model's: model.to(...))")
     if W.ndim != 2:
         raise ValueError(f"linear: W must have shape (d_in, d_out), got {W.shape}")
     if x.ndim == 0 or x.shape[-1] != W.shape[0]:

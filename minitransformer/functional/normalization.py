@@ -58,7 +58,7 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
         if p is not None:
             require_float("layer_norm", name, p)
             require_same_dtype("layer_norm", name, p, "x", x,
-                               fix=f"convert x with x.to('{p.dtype_name}') or {name} with .to('{x.dtype_name}') "
+                               fix=f"convert x with x.to('{{a}}') or {name} with .to('{{b}}') "
                                    "(all of a model's weights: model.to(...))")
             if p.shape != (d,):
                 raise ValueError(

@@ -242,7 +242,7 @@ class MultiHeadAttention(Module):
                     f"{op}: {name} has shape {t.shape}; expected (batch, seq, d_model={self.d_model}) "
                     f"or (seq, d_model={self.d_model})"
                 )
-            check_dtype(op, name, t, self)  # here, not as Affine inside W_Q
+            check_dtype(op, name, t, ("W_Q.weight", self.W_Q.weight))  # here, not as Affine inside W_Q
         if not query.ndim == key.ndim == value.ndim:
             raise ValueError(
                 f"{op}: query {query.shape}, key {key.shape} and value {value.shape} must all be batched or all not"

@@ -29,14 +29,17 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ argument checks (before any arithmetic)
-def check_features(layer: str, name: str, x, d: int, what: str = "d_model", module: Module | None = None) -> Tensor:
-    """``x`` if it is a floating-point Tensor whose last axis has ``d`` features and, given the ``module`` it goes
-    into, the dtype of the module's weights; else an error naming ``layer``, not a formula or an operation inside it.
+def check_features(layer: str, name: str, x, d: int, what: str = "d_model",
+                   weight: tuple[str, Tensor] | None = None) -> Tensor:
+    """``x`` if it is a floating-point Tensor whose last axis has ``d`` features and, given the layer's ``weight``
+    ``(its name, the tensor)``, of that weight's dtype (a model's weights share one); else an error naming
+    ``layer``, not a formula or an operation inside it.
 
     >>> import minitransformer as mt
     >>> from minitransformer import nn
     >>> lin = nn.Linear(4, 3)
-    >>> check_features("Linear", "input", mt.ones(2, 4, dtype="float64"), 4, "d_in", module=lin)  # doctest: +ELLIPSIS
+    >>> check_features("Linear", "input", mt.ones(2, 4, dtype="float64"), 4, "d_in", ("weight", lin.weight))
+    ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     TypeError: Linear: weight is float32 (4, 3) but input is float64 (2, 4); convert the input with .to('float32') ...
@@ -44,17 +47,15 @@ def check_features(layer: str, name: str, x, d: int, what: str = "d_model", modu
     require_float(layer, name, x)
     if x.ndim == 0 or x.shape[-1] != d:
         raise ValueError(f"{layer}: {name} has shape {x.shape}; its last axis must be {what}={d}")
-    return x if module is None else check_dtype(layer, name, x, module)
+    return x if weight is None else check_dtype(layer, name, x, weight)
 
 
-def check_dtype(layer: str, name: str, x: Tensor, module: Module) -> Tensor:
-    """``x`` if it has the dtype of ``module``'s weights (its first parameter: a model's weights share one dtype);
-    else a TypeError naming ``layer``, both dtypes and shapes, and the two ways out."""
-    for weight_name, weight in module.named_parameters():
-        return require_same_dtype(layer, weight_name, weight, name, x,
-                                  fix=f"convert the {name} with .to('{weight.dtype_name}') or the model with "
-                                      f"model.to('{x.dtype_name}')")
-    return x  # no weights (a sinusoidal encoding): any float dtype fits
+def check_dtype(layer: str, name: str, x: Tensor, weight: tuple[str, Tensor]) -> Tensor:
+    """``x`` if it has the dtype of the layer's ``weight`` ``(its name, the tensor)``; else a TypeError naming
+    ``layer``, both dtypes and shapes, and the two ways out. (Each layer names one of its weights: walking its
+    modules for one would cost every forward more than the check.)"""
+    return require_same_dtype(layer, weight[0], weight[1], name, x,
+                              fix=f"convert the {name} with .to('{{a}}') or the model with model.to('{{b}}')")
 
 
 # ------------------------------------------------------------------ Linear
@@ -96,7 +97,7 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """:math:`xW + b` over the last axis: ``(..., d_in)`` -> ``(..., d_out)``."""
-        check_features("Linear", "input", x, self.d_in, "d_in", module=self)
+        check_features("Linear", "input", x, self.d_in, "d_in", ("weight", self.weight))
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -204,7 +205,7 @@ class LayerNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         r""":math:`\gamma \odot (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta`: ``(..., d_model)`` -> same shape."""
-        check_features("LayerNorm", "input", x, self.d_model, module=self)
+        check_features("LayerNorm", "input", x, self.d_model, weight=("gamma", self.gamma))
         return F.layer_norm(x, self.gamma, self.beta, self.eps)
 
     def extra_repr(self) -> str:
@@ -302,7 +303,7 @@ class FeedForward(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         r""":math:`\max(0, xW_1 + b_1) W_2 + b_2` at each position: ``(batch, seq, d_model)`` -> same shape."""
-        check_features("FeedForward", "input", x, self.d_model, module=self)
+        check_features("FeedForward", "input", x, self.d_model, weight=("W_1.weight", self.W_1.weight))
         ### BEGIN SOLUTION A4: FFN(x) = activation(x W_1 + b_1) W_2 + b_2, dropout on the hidden
         hidden = self.activations[self.activation](self.W_1(x))  # max(0, x W_1 + b_1): (batch, seq, d_ff)
         return self.W_2(self.dropout(hidden))  # (...) W_2 + b_2: (batch, seq, d_model)
@@ -314,10 +315,10 @@ class FeedForward(Module):
 
 # ------------------------------------------------------------------ positional encodings
 def _positions(op: str, x: Tensor, d_model: int, start, max_len: int, hint: str,
-               module: Module | None = None) -> tuple[int, int]:
+               weight: tuple[str, Tensor] | None = None) -> tuple[int, int]:
     """``start`` (as an int) and the sequence length of ``x`` (..., seq, d_model), checked to fit rows
-    ``start .. start + seq`` of the table (and, given the ``module``, to have the dtype of its weights)."""
-    check_features(op, "input", x, d_model, module=module)
+    ``start .. start + seq`` of the table (and, given the table's ``weight``, to have its dtype)."""
+    check_features(op, "input", x, d_model, weight=weight)
     if x.ndim < 2:
         raise ValueError(f"{op}: input has shape {x.shape}; expected (..., seq, d_model)")
     seq = x.shape[-2]
@@ -443,7 +444,8 @@ class LearnedPositionalEmbedding(Module):
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         """``x + P[start : start + seq]``: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``."""
         start, seq = _positions("LearnedPositionalEmbedding", x, self.d_model, start, self.max_len,
-                                "a learned table has no row beyond the positions it was built with", module=self)
+                                "a learned table has no row beyond the positions it was built with",
+                                ("weight", self.weight))
         return x + self.weight[start : start + seq]  # (seq, d_model) broadcasts over the batch
 
     def extra_repr(self) -> str:

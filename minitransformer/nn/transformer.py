@@ -36,6 +36,15 @@ from .module import Module, ModuleList
 __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "check_heads"]
 
 
+def _dtype_weight(layer: Module) -> tuple[str, Tensor]:
+    """``(name, tensor)`` of the weight whose dtype a layer's (or a stack's) input must have: its self-attention's
+    :math:`W^Q` (a model's weights share one dtype), for :func:`~minitransformer.nn.layers.check_features`."""
+    if isinstance(layer, Encoder | Decoder):
+        name, weight = _dtype_weight(layer.layers[0])
+        return f"layers.0.{name}", weight
+    return "self_attn.W_Q.weight", layer.self_attn.W_Q.weight
+
+
 class EncoderLayer(Module):
     r"""One encoder layer: self-attention, then the feed-forward network, each with residual and LayerNorm.
 
@@ -111,7 +120,7 @@ class EncoderLayer(Module):
 
         ``mask``: True where a query may attend a key, e.g. ``padding_mask(src)``.
         """
-        check_features("EncoderLayer", "input", x, self.d_model, module=self)
+        check_features("EncoderLayer", "input", x, self.d_model, weight=_dtype_weight(self))
         ### BEGIN SOLUTION A4: attention, FFN: LN(x + Dropout(Sub(x))); norm_first: x + Dropout(Sub(LN(x)))
         if self.norm_first:  # pre-LN: x + Sublayer(LayerNorm(x))
             x = x + self.dropout(self._attend(self.norm1(x), mask))
@@ -208,7 +217,7 @@ class DecoderLayer(Module):
     def _check(self, x, memory, tgt_mask, cache):
         """``tgt_mask`` as a Tensor (or None), once the input, memory, cache and mask are checked to fit."""
         op = "DecoderLayer"
-        check_features(op, "input", x, self.d_model, module=self)
+        check_features(op, "input", x, self.d_model, weight=_dtype_weight(self))
         if x.ndim not in (2, 3):
             raise ValueError(f"{op}: input has shape {x.shape}; expected (batch, L, d_model) or (L, d_model)")
         if self.cross_attention and memory is None:
@@ -216,7 +225,7 @@ class DecoderLayer(Module):
         if not self.cross_attention and memory is not None:
             raise ValueError(f"{op}: this layer has no cross-attention (cross_attention=False); do not pass memory")
         if memory is not None:
-            check_features(op, "memory", memory, self.d_model, module=self)
+            check_features(op, "memory", memory, self.d_model, weight=_dtype_weight(self))
         self.check_cache(cache)
         if tgt_mask is None:
             return None
@@ -343,7 +352,7 @@ class Encoder(Module):
 
         ``mask`` as :meth:`EncoderLayer.forward`.
         """
-        check_features("Encoder", "input", x, self.d_model, module=self)
+        check_features("Encoder", "input", x, self.d_model, weight=_dtype_weight(self))
         for layer in self.layers:
             x = layer(x, mask)
         return x if self.norm is None else self.norm(x)
@@ -424,9 +433,9 @@ class Decoder(Module):
                 cache: list | None = None) -> Tensor:
         """As :meth:`DecoderLayer.forward`; ``cache`` is :meth:`new_cache`'s list, one entry per layer."""
         self.cached_positions(cache)  # a clear error for a cache that is not new_cache()'s list
-        check_features("Decoder", "input", x, self.d_model, module=self)
+        check_features("Decoder", "input", x, self.d_model, weight=_dtype_weight(self))
         if memory is not None:
-            check_features("Decoder", "memory", memory, self.d_model, module=self)
+            check_features("Decoder", "memory", memory, self.d_model, weight=_dtype_weight(self))
         for i, layer in enumerate(self.layers):
             x = layer(x, memory, src_mask, tgt_mask, None if cache is None else cache[i])
         return x if self.norm is None else self.norm(x)
