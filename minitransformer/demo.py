@@ -3,7 +3,7 @@
 Each section is one small function, run in order by :func:`run`:
 
 1. :func:`forward` -- a small expression, its values step by step;
-2. :func:`show_graph` -- the graph ``backward()`` will walk, as DOT text and as a PNG;
+2. :func:`show_graph` -- the graph ``backward()`` will walk, as a tree of text and as a PNG (and Graphviz DOT);
 3. :func:`gradients` -- ``backward()``, beside the derivative written out by hand;
 4. :func:`check_gradients` -- the same gradients against central differences (float64);
 5. :func:`train_xor` -- a two-layer network learning XOR with the engine and plain gradient descent;

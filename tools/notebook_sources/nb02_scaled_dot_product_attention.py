@@ -34,8 +34,8 @@ CELLS = [
     student copy (`minitransformer assignments build 2 DIR`) the library's own A2 bodies are taken out too:
     from section 2 on, the cells that call them raise `NotImplementedError` until you have written them,
     `scaled_dot_product_attention` in `minitransformer/functional/attention.py` and the softmax it uses,
-    `Softmax` in `autograd/fused.py` (its `backward` for section 6's gradient). Each error names the body
-    to write.
+    `_softmax` and `_softmax_backward` in `autograd/fused.py` (the backward for section 6's gradient). Each
+    error names the body to write.
     """),
     SETUP,
     md(r"""
