@@ -74,32 +74,61 @@ def test_top_level_layout(folder):
     assert (ROOT / folder).is_dir()
 
 
-#: DESIGN.md's layers, bottom to top (the command line's modules, above them all, may import any)
-LAYERS = {"backend": 0, "kernels": 0, "autograd": 1, "functional": 2, "nn": 3, "optim": 4, "data": 5, "train": 6,
-          "viz": 7, "worked_examples": 7}
+#: DESIGN.md's layers, bottom to top; the command line's modules ("cli": the commands, the demo, the benchmark,
+#: the examples, the course kit) sit above them all and may import any; ``testing`` holds gradcheck's helpers
+LAYERS = {"backend": 0, "kernels": 0, "autograd": 1, "testing": 1.5, "functional": 2, "nn": 3, "optim": 4, "data": 5,
+          "train": 6, "viz": 7, "worked_examples": 7,
+          **dict.fromkeys(("cli", "__main__", "__init__", "demo", "bench", "info", "examples", "assignments"), 8)}
 
 
 def _imported_packages(path: Path) -> list[tuple[int, str]]:
-    """``(line, top-level package of minitransformer)`` of every relative import in ``path``, inside functions too."""
+    """``(line, top-level module of minitransformer)`` of every import of the package in ``path``, relative
+    (``from ..viz import x``) or absolute (``import minitransformer.viz``, ``from minitransformer import viz``),
+    inside functions too. ``import minitransformer as mt`` counts as the package's ``__init__``."""
     package = path.relative_to(ROOT / "minitransformer").parts[:-1]  # e.g. ("train",)
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level:
             base = list(package[:len(package) - (node.level - 1)]) + (node.module.split(".") if node.module else [])
-            tops = [base[0]] if base else [alias.name for alias in node.names]  # `from .. import viz`
-            found += [(node.lineno, top) for top in tops]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "minitransformer":
+            base = node.module.split(".")[1:]
+        elif isinstance(node, ast.Import):
+            names = [alias.name.split(".") for alias in node.names if alias.name.split(".")[0] == "minitransformer"]
+            found += [(node.lineno, parts[1] if len(parts) > 1 else "__init__") for parts in names]
+            continue
+        else:
+            continue
+        tops = [base[0]] if base else [alias.name for alias in node.names]  # `from .. import viz`
+        found += [(node.lineno, top.removesuffix(".py")) for top in tops]
     return found
 
 
 def test_each_layer_imports_only_from_the_layers_below_it():
-    """DESIGN.md: train does not import viz (its pictures are drawn by the caller), nn does not import optim, ..."""
-    wrong = []
+    """DESIGN.md: train does not import viz (its pictures are drawn by the caller), nn does not import optim, ...
+    and no module of the package is left without a layer."""
+    wrong, unknown = [], []
     for path in sorted((ROOT / "minitransformer").rglob("*.py")):
         layer = path.relative_to(ROOT / "minitransformer").parts[0].removesuffix(".py")
-        if layer in LAYERS:
-            wrong += [f"{path.relative_to(ROOT)}:{line} imports {top}" for line, top in _imported_packages(path)
-                      if LAYERS.get(top, -1) > LAYERS[layer]]
+        if layer not in LAYERS:
+            unknown.append(layer)
+            continue
+        for line, top in _imported_packages(path):
+            if top not in LAYERS:
+                unknown.append(f"{path.relative_to(ROOT)}:{line} imports {top}")
+            elif LAYERS[top] > LAYERS[layer]:
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {top}")
+    assert not unknown, f"give these a layer in LAYERS: {sorted(set(unknown))}"
     assert not wrong, wrong
+
+
+def test_the_layer_check_sees_every_form_of_import(tmp_path, monkeypatch):
+    """An upward import, relative or absolute, is found; a test that could not fail would prove nothing."""
+    module = tmp_path / "minitransformer" / "train" / "run.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("from ..cli import main\nimport minitransformer.viz\nfrom minitransformer import demo\n"
+                      "import minitransformer as mt\ndef f():\n    from .. import viz\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert _imported_packages(module) == [(1, "cli"), (2, "viz"), (3, "demo"), (4, "__init__"), (6, "viz")]
 
 
 @pytest.mark.needs("tools")
