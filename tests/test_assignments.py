@@ -575,10 +575,10 @@ CASES = [{"nodeid": f"tests/t.py::test_a[{k}]", "function": "tests/t.py::test_a"
                               "points": 7.0}]
 
 
-def _grade_with(monkeypatch, tmp_path, collected, ran, output, stopped=False):
+def _grade_with(monkeypatch, tmp_path, collected, ran, output, stopped=False, collection_stopped=False):
     """grade(2) of a bare copy with a timeout of 30 s, its two pytest runs stood in for: the collection finds
-    ``collected`` (None: it failed), the graded run's plugin writes ``ran`` (None: nothing) and is ``stopped`` at the
-    timeout or not; both print ``output``."""
+    ``collected`` (None: it failed; ``collection_stopped``: at the timeout), the graded run's plugin writes ``ran``
+    (None: nothing) and is ``stopped`` at the timeout or not; both print ``output``."""
     import importlib
 
     grading = importlib.import_module("minitransformer.assignments.grade")  # the module, not the function
@@ -590,7 +590,7 @@ def _grade_with(monkeypatch, tmp_path, collected, ran, output, stopped=False):
     def run(folder, args, results, timeout):
         if "--collect-only" in args:
             return (None if collected is None else {"package": package, "exitstatus": 0, "collected": collected,
-                                                    "tests": []}), output, False
+                                                    "tests": []}), output, collection_stopped
         return (None if ran is None else {"package": package, "collected": collected, **ran}), output, stopped
 
     monkeypatch.setattr(grading, "_pytest", run)
@@ -618,6 +618,10 @@ def test_grade_of_a_run_that_reports_nothing_and_of_tests_that_do_not_collect(mo
     broken = "ERROR tests/conftest.py - ImportError: cannot import name 'backend'\n"
     with pytest.raises(RuntimeError, match=r"could not be collected:\nERROR tests/conftest.py - ImportError"):
         _grade_with(monkeypatch, tmp_path / "again", None, None, broken)
+    # the instructor's collection itself ran out of time: said so, with the way out, not an empty message
+    with pytest.raises(RuntimeError, match=r"could not be collected:\ncollecting them took longer than the time "
+                                           r"limit, 30 s \(a busy machine\? give more with --timeout\)$"):
+        _grade_with(monkeypatch, tmp_path / "slow", None, None, "", collection_stopped=True)
 
 
 def test_a_run_stopped_at_its_timeout_scores_what_finished_and_names_where_it_was_stuck(monkeypatch, tmp_path):

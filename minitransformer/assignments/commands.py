@@ -33,7 +33,7 @@ def main(args) -> int:
             print(f"\nwritten to {out}")
             if g.problem:
                 return 1
-    except (ValueError, FileExistsError, FileNotFoundError, ModuleNotFoundError) as e:
+    except (ValueError, FileExistsError, FileNotFoundError, ModuleNotFoundError, RuntimeError) as e:
         message = str(e)  # "assignments build: ...": the command's name once, not twice
         print(f"minitransformer {message}" if message.startswith("assignments") else
               f"minitransformer assignments: {message}", file=sys.stderr)

@@ -235,10 +235,11 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
         # the cases to score, collected meanwhile from the instructor's package: no student code runs there
         expected = pool.submit(_pytest, root, [*args, "--collect-only"], Path(tmp) / "expected.json", timeout)
         data, output, stopped = _pytest(copy, args, Path(tmp) / "results.json", timeout)
-        collected, collect_output, _ = expected.result()
+        collected, collect_output, collection_stopped = expected.result()
     if collected is None:
-        raise RuntimeError(f"assignments grade: the graded tests of {root} could not be collected:\n"
-                           + collect_output[-3000:])
+        why = (f"collecting them took longer than the time limit, {timeout:g} s (a busy machine? give more with "
+               "--timeout)" if collection_stopped else collect_output[-3000:])
+        raise RuntimeError(f"assignments grade: the graded tests of {root} could not be collected:\n{why}")
     if data is None:  # the copy does not import, say: every case fails, out of the assignment's maximum
         why = (f"stopped after {timeout:g} seconds, before the tests were collected (an import that never ends?)"
                if stopped else _why_not_run(output))
