@@ -1458,22 +1458,25 @@ def where(condition, a, b) -> Tensor:
     return ops.Where.apply(a, b, condition=cond)
 
 
-def _condition(op: str, name: str, condition, like: Tensor):
+def _condition(op: str, name: str, condition, like: Tensor, meaning: str = ""):
     """``condition`` (a bool Tensor, array or nested lists) as a bool array on ``like``'s backend; else an error
-    naming ``op`` and the argument ``name``."""
+    naming ``op`` and the argument ``name`` (and, given, its ``meaning``: ``"True where attention is allowed"``).
+    The one check of a mask: ``where``, ``masked_fill`` and attention's masks (``functional._checks.as_mask``)."""
+    backend = like.backend
     if isinstance(condition, Tensor):
-        if condition.backend is not like.backend:
+        if condition.backend is not backend:
             raise _backend.BackendError(
-                f"{op}: {name} is on backend {condition.backend.name}, the tensor on {like.backend.name}; "
-                f"move it with .to({like.backend.name!r})"
+                f"{op}: {name} is on backend {condition.backend.name}, expected {backend.name}; "
+                f"move it with .to({backend.name!r})"
             )
         cond = condition.data
+    elif backend.owns(condition):  # already an array of the backend: no call into the array library
+        cond = condition
     else:
-        cond = like.backend.asarray(condition)
-    if not like.backend.xp.isdtype(cond.dtype, "bool"):
-        raise TypeError(
-            f"{op}: {name} must be boolean, got {_backend.dtype_name(cond.dtype)} with shape {tuple(cond.shape)}"
-        )
+        cond = backend.asarray(condition)
+    if _backend.dtype_name(cond.dtype) != "bool":
+        raise TypeError(f"{op}: {name} must be boolean" + (f" ({meaning})" if meaning else "")
+                        + f", got {_backend.dtype_name(cond.dtype)} with shape {tuple(cond.shape)}")
     return cond
 
 

@@ -6,8 +6,7 @@ import math
 import numbers
 
 from ..autograd import Tensor
-from ..autograd.engine import _is_floating
-from ..backend import BackendError, dtype_name
+from ..autograd.engine import _condition, _is_floating
 
 
 def require_tensor(op: str, name: str, x) -> Tensor:
@@ -153,21 +152,5 @@ def normalize_axis(op: str, axis: int, ndim: int) -> int:
 
 def as_mask(op: str, mask, like: Tensor, name: str = "the mask", meaning: str = "True where attention is allowed"):
     """``mask`` (a bool Tensor, bool array or nested lists) as a bool array on ``like``'s backend; ``name`` and
-    ``meaning`` say in an error what it is."""
-    backend = like.backend
-    if isinstance(mask, Tensor):
-        if mask.backend is not backend:
-            raise BackendError(
-                f"{op}: {name} is on backend {mask.backend.name}, expected {backend.name}; "
-                f"move it with .to({backend.name!r})"
-            )
-        array = mask.data
-    elif backend.owns(mask):  # already an array of the backend: no call into the array library
-        array = mask
-    else:
-        array = backend.asarray(mask)
-    if dtype_name(array.dtype) != "bool":
-        raise TypeError(
-            f"{op}: {name} must be boolean ({meaning}), got {dtype_name(array.dtype)} with shape {tuple(array.shape)}"
-        )
-    return array
+    ``meaning`` say in an error what it is (the check of :func:`~minitransformer.autograd.where`'s condition)."""
+    return _condition(op, name, mask, like, meaning)
