@@ -637,8 +637,11 @@ def test_a_malformed_cache_is_refused_before_it_is_read(make):
         ([], r"list of 2 layer caches .*, got list of length 0"),
         (good[:1], r"list of 2 layer caches .*, got list of length 1"),
         (good + good[:1], r"list of 2 layer caches .*, got list of length 3"),
-        (["x", "y"], r"DecoderLayer: cache must be what layer.new_cache\(\) returns, a dict with keys"),
+        (["x", "y"], r"DecoderLayer: cache must be what layer.new_cache\(\) returns, a dict of a KVCache for each"),
         ([{}, {}], r"DecoderLayer: cache must be what layer.new_cache\(\) returns"),
+        # the right keys, but not caches: Python's own "object of type 'NoneType' has no len()" before
+        ([{k: None for k in layer} for layer in good], r"DecoderLayer: cache must be .* a dict of a KVCache"),
+        ([{k: "abc" for k in layer} for layer in good], r"DecoderLayer: cache must be .* a dict of a KVCache"),
     ]:
         with pytest.raises(TypeError, match=message):
             run(cache)

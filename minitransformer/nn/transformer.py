@@ -206,13 +206,15 @@ class DecoderLayer(Module):
         return cache
 
     def check_cache(self, cache) -> None:
-        """Nothing if ``cache`` is None or what :meth:`new_cache` returns (a dict with the same keys); else a
-        TypeError."""
-        if cache is not None and (not isinstance(cache, dict) or set(cache) != set(self.new_cache())):
-            raise TypeError(
-                f"DecoderLayer: cache must be what layer.new_cache() returns, a dict with keys "
-                f"{sorted(self.new_cache())}; got {cache!r}"
-            )
+        """Nothing if ``cache`` is None or what :meth:`new_cache` returns (a dict of a :class:`KVCache` for each of
+        the layer's attentions); else a TypeError."""
+        if cache is None:
+            return
+        keys = ["cross_attn", "self_attn"] if self.cross_attention else ["self_attn"]
+        if not isinstance(cache, dict) or sorted(cache) != keys or not all(isinstance(c, KVCache) for c in
+                                                                            cache.values()):
+            raise TypeError(f"DecoderLayer: cache must be what layer.new_cache() returns, a dict of a KVCache for "
+                            f"each of {keys}; got {cache!r}")
 
     def _check(self, x, memory, tgt_mask, cache):
         """``tgt_mask`` as a Tensor (or None), once the input, memory, cache and mask are checked to fit."""
