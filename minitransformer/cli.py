@@ -63,23 +63,12 @@ def _refuse_out(args, command: str) -> bool:
     return False
 
 
-def training_pictures(setup, history: dict, out: Path) -> list[Path]:
-    """The training curves and the attention maps of one held-out example of a run of ``train``, as PNG files in
-    ``out`` (what ``minitransformer train`` draws; drawn here, above ``viz``, for ``train.run``, which is below it)."""
-    from .viz import attention_heads, training_curves
+def _training_pictures():
+    """:func:`minitransformer.viz.training_pictures`, imported only when pictures are drawn (matplotlib takes a
+    second to import)."""
+    from .viz import training_pictures
 
-    paths = []
-    curves = {k: v for k, v in history.items() if v and k != "grad_norm"}
-    if curves:
-        positive = all(v > 0 for k, pairs in curves.items() if "loss" in k for _, v in pairs)
-        fig = training_curves(curves, title=f"{setup.name}: training", log_y=("loss",) if positive else ())
-        paths.append(out / "curves.png")
-        fig.savefig(paths[-1], dpi=100)
-    for name, weights, queries, keys in setup.sample(setup.model):
-        fig = attention_heads(weights, queries, keys, title=f"{setup.name}: {name.replace('_', ' ')} (last layer)")
-        paths.append(out / f"attention_{name}.png")
-        fig.savefig(paths[-1], dpi=100)
-    return paths
+    return training_pictures
 
 
 def _train(args) -> int:
@@ -123,7 +112,7 @@ def _train(args) -> int:
         try:
             run.train(args.task, args.out, backend=_backend_of(args), progress=not args.no_progress,
                       blas_threads=args.blas_threads or None, resume=args.resume,
-                      pictures=None if args.no_pictures else training_pictures,
+                      pictures=None if args.no_pictures else _training_pictures(),
                       checkpoint_every=args.checkpoint_every, **overrides)
         except CorpusError as e:
             if args.text is None:

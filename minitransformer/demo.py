@@ -312,8 +312,8 @@ def train_reverse(out: Path, steps: int = 300) -> dict:
     >>> metrics["steps"]  # doctest: +SKIP
     1
     """
-    from .cli import training_pictures
     from .train.run import train
+    from .viz import training_pictures
 
     section(f"8. a Transformer learns to reverse digit sequences ({steps} steps)")
     print("The paper's encoder-decoder, small, with three settings of its own: layer norm before each sublayer\n"

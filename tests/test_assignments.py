@@ -684,6 +684,8 @@ def test_a_body_that_never_returns_is_stopped_and_the_cases_that_finished_are_sc
                                 f"{first}, is likely one that never ends")
     assert 0 < g.score < g.max_score
     assert "stopped after 10 seconds" in format_table(g)
+
+
 def test_the_grade_command_exits_1_when_the_tests_did_not_all_run(monkeypatch, tmp_path, capsys):
     import argparse
     import importlib

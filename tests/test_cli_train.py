@@ -66,13 +66,13 @@ def test_train_writes_checkpoint_metrics_and_pictures(reverse_run):
 
 
 def test_train_draws_pictures_only_with_the_callers_function(tmp_path):
-    """train.run is below viz: the command line passes the drawing (cli.training_pictures), train(pictures=True) has
+    """train.run is below viz: the command line passes the drawing (viz.training_pictures), train(pictures=True) has
     nothing to draw with and says so, before any work."""
     from minitransformer.train.run import train
 
     with pytest.raises(TypeError, match=r"^train: pictures must be a function \(setup, history, out\) -> paths, or "
                                         r"None; got True \(the command line's is "
-                                        r"minitransformer\.cli\.training_pictures\)"):
+                                        r"minitransformer\.viz\.training_pictures\)"):
         train("copy", tmp_path / "out", pictures=True, steps=1)
     assert not (tmp_path / "out").exists()
 

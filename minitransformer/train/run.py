@@ -10,8 +10,8 @@ the final metrics on held-out data and writes into ``--out``:
 ``attention_*.png``         the attention maps of one held-out example, every head of the last layer
 ==========================  ==========================================================================
 
-(the pictures drawn by the function the caller passes as ``pictures``: the command line's, since ``viz`` is a layer
-above this one).
+(the pictures drawn by the function the caller passes as ``pictures``, :func:`minitransformer.viz.training_pictures`
+for the command line: ``viz`` is a layer above this one; without it, none).
 
 ``evaluate CHECKPOINT`` rebuilds the task's held-out data from the settings saved in the checkpoint
 and measures the model again (a charlm model trained on a text file of your own needs that file, with the
@@ -79,7 +79,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         another backend continues with a fresh random stream seeded from it (a note on stderr says so).
     pictures : callable, optional
         ``pictures(setup, history, out) -> list of Path``: draws the trained run's pictures into ``out`` (the
-        command line passes ``minitransformer.cli.training_pictures``: the curves and the attention maps, a few
+        command line passes :func:`minitransformer.viz.training_pictures`: the curves and the attention maps, a few
         seconds of matplotlib). None (or False) draws none. The caller passes it because ``train`` is a layer
         below ``viz`` and does not import it.
     checkpoint_every : int, optional
@@ -115,7 +115,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         pictures = None
     if pictures is not None and not callable(pictures):
         raise TypeError(f"train: pictures must be a function (setup, history, out) -> paths, or None; got "
-                        f"{pictures!r} (the command line's is minitransformer.cli.training_pictures)")
+                        f"{pictures!r} (the command line's is minitransformer.viz.training_pictures)")
     out = Path(out)
     path = out / CHECKPOINT_NAME
     if blas_threads:

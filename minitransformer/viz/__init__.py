@@ -12,15 +12,16 @@ any backend.
 :func:`positional_encoding_curves`          chosen columns of ``PE`` as waves
 :func:`position_similarity`                 :math:`PE\\,PE^\\top` between positions
 :func:`training_curves`                     loss, accuracy, ... per step
+:func:`training_pictures`                   a trained run's curves and attention maps, as PNG files
 ==========================================  =====================================================
 """
 
 from .attention import attention_heads, attention_heatmap, attention_layers
-from .curves import training_curves
+from .curves import training_curves, training_pictures
 from .graph import draw_graph
 from .positional import position_similarity, positional_encoding_curves, positional_encoding_heatmap
 
 __all__ = [
     "draw_graph", "attention_heatmap", "attention_heads", "attention_layers", "positional_encoding_heatmap",
-    "positional_encoding_curves", "position_similarity", "training_curves",
+    "positional_encoding_curves", "position_similarity", "training_curves", "training_pictures",
 ]

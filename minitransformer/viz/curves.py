@@ -22,7 +22,7 @@ from ..autograd import Tensor
 from ..functional._checks import require_int
 from .attention import FONT
 
-__all__ = ["training_curves", "panel_name"]
+__all__ = ["training_curves", "panel_name", "training_pictures"]
 
 SPLITS = ("train", "training", "val", "valid", "validation", "test", "eval", "dev")
 
@@ -151,3 +151,36 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
     if title:
         fig.suptitle(title)
     return fig
+
+
+def training_pictures(setup, history: dict, out) -> list:
+    """The training curves and the attention maps of one held-out example of a run of ``train.run.train``, as PNG
+    files in ``out``: what ``minitransformer train`` draws (passed as ``train(..., pictures=training_pictures)``, as
+    ``train`` is a layer below this one). ``setup`` is the run's :class:`~minitransformer.train.tasks.TaskSetup`,
+    ``history`` its trainer's; returns the paths written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from minitransformer.train import tasks
+    >>> setup = tasks.build("reverse", n_train=16, n_val=4, n_test=4, d_model=16, heads=2, layers=1, d_ff=32)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     [p.name for p in training_pictures(setup, {"train_loss": [(1, 2.5), (2, 2.0)]}, out)]
+    ['curves.png', 'attention_cross_attention.png', 'attention_encoder_self_attention.png']
+    """
+    from pathlib import Path
+
+    from .attention import attention_heads
+
+    out, paths = Path(out), []
+    curves = {k: v for k, v in history.items() if v and k != "grad_norm"}
+    if curves:
+        positive = all(v > 0 for k, pairs in curves.items() if "loss" in k for _, v in pairs)
+        fig = training_curves(curves, title=f"{setup.name}: training", log_y=("loss",) if positive else ())
+        paths.append(out / "curves.png")
+        fig.savefig(paths[-1], dpi=100)
+    for name, weights, queries, keys in setup.sample(setup.model):
+        fig = attention_heads(weights, queries, keys, title=f"{setup.name}: {name.replace('_', ' ')} (last layer)")
+        paths.append(out / f"attention_{name}.png")
+        fig.savefig(paths[-1], dpi=100)
+    return paths
