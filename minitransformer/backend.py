@@ -166,8 +166,9 @@ class Backend:
     @property
     def kernels(self):
         """CUDA kernels (a :class:`~minitransformer.kernels.CudaKernels`) for softmax, attention's weights, layer norm,
-        GELU, the binary cross-entropy, Adam, the random numbers and the embedding's scatter-add, and the matrix
-        products as direct cuBLAS calls, used in place of their array formulas; None runs the formulas.
+        GELU, the binary cross-entropy, the gradients' column sums, Adam, the random numbers and the embedding's
+        scatter-add, and the matrix products as direct cuBLAS calls, used in place of their array formulas; None
+        runs the formulas.
 
         On CuPy by default (checked against the formulas on the CPU under an emulation of CUDA, most of them on an
         H200 too: see :mod:`minitransformer.kernels`); ``MINITRANSFORMER_KERNELS=0`` turns them off.

@@ -110,6 +110,29 @@ def test_drift_is_detected(tmp_path, monkeypatch):
 
 
 @pytest.mark.needs("tools")
+def test_prose_only_rebuild_keeps_outputs_and_refuses_changed_code(tmp_path, monkeypatch):
+    """``--prose`` takes the sources' markdown into the committed notebook and keeps its outputs; a changed
+    code cell is refused (its outputs would no longer be what it prints)."""
+    generator = _generator()
+    name = NAMES[0]
+    committed = _read(name)
+    stale = nbformat.from_dict(committed)
+    first_md = next(i for i, c in enumerate(stale.cells) if c.cell_type == "markdown")
+    stale.cells[first_md].source = "# an old wording"
+    nbformat.write(stale, tmp_path / f"{name}.ipynb")
+    monkeypatch.setattr(generator, "NOTEBOOK_DIR", tmp_path)
+    rebuilt = generator.with_new_prose(name)
+    assert generator.sources(rebuilt) == generator.sources(generator.build(name))
+    assert [c.get("outputs") for c in rebuilt.cells] == [c.get("outputs") for c in committed.cells]
+
+    first_code = next(i for i, c in enumerate(stale.cells) if c.cell_type == "code")
+    stale.cells[first_code].source += "\nprint('edited')"
+    nbformat.write(stale, tmp_path / f"{name}.ipynb")
+    with pytest.raises(SystemExit, match="code cells changed"):
+        generator.with_new_prose(name)
+
+
+@pytest.mark.needs("tools")
 def test_progress_bars_are_collapsed_to_their_last_state():
     generator = _generator()
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])

@@ -12,7 +12,7 @@
 # the SEED and the large configuration beside the same model in PyTorch CUDA eager, float32),
 # models-tf32 (the same with TF32 products in both libraries, CUPY_TF32=1), models-formulas (float32
 # again, without the CUDA kernels of minitransformer/kernels.py, which are on by default: softmax,
-# attention's weights, layer norm, GELU, BCE, Adam, the random numbers, the scatter-add and the products (cuBLAS
+# attention's weights, layer norm, GELU, BCE, the column sums, Adam, the random numbers, the scatter-add and the products (cuBLAS
 # called directly) as array formulas,
 # MINITRANSFORMER_KERNELS=0). Not run unless named in STEPS: kernels (only the kernels' tests on the GPU,
 # tests/test_kernels.py: each kernel and product against the formulas and CuPy's own, in a minute where

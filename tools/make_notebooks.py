@@ -11,6 +11,7 @@ generates (outputs excluded) and runs every notebook top to bottom.
     python tools/make_notebooks.py 02 05         # only these (by number or file name)
     python tools/make_notebooks.py --check       # exit 1 if a committed notebook's sources drifted
     python tools/make_notebooks.py --no-execute  # write the sources without outputs
+    python tools/make_notebooks.py 10 --prose    # only the markdown changed: keep the committed outputs
 
 Run it from anywhere with the project's environment (``.venv/bin/python``); the notebooks are
 executed with the ``python3`` kernel, in ``notebooks/`` as their working directory. After running,
@@ -158,6 +159,26 @@ def drifted(name: str) -> str | None:
     return f"{path.name}: cell {i} differs from tools/make_notebooks.py"
 
 
+def with_new_prose(name: str):
+    """The committed notebook ``name`` with the markdown of its sources, its code cells and outputs kept.
+
+    For a change of wording only: rerunning would change the outputs' last digits (another CPU's
+    arithmetic, sampled text) that the prose quotes. Refused where a code cell or the cells' order changed.
+    """
+    import nbformat
+
+    committed, generated = nbformat.read(path_of(name), as_version=4), build(name)
+    kinds = [c.cell_type for c in committed.cells], [c.cell_type for c in generated.cells]
+    code = [(i, c.source) for i, c in enumerate(committed.cells) if c.cell_type == "code"], \
+        [(i, c.source) for i, c in enumerate(generated.cells) if c.cell_type == "code"]
+    if kinds[0] != kinds[1] or code[0] != code[1]:
+        raise SystemExit(f"make_notebooks --prose: {name}'s code cells changed; rebuild it with its outputs")
+    for old, new in zip(committed.cells, generated.cells):
+        if old.cell_type == "markdown":
+            old.source, old.metadata = new.source, new.metadata
+    return committed
+
+
 def main(argv: list[str] | None = None) -> int:
     import nbformat
 
@@ -165,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="notebooks to build (number or name); all by default")
     parser.add_argument("--check", action="store_true", help="only compare the committed sources with these")
     parser.add_argument("--no-execute", action="store_true", help="write the sources without running them")
+    parser.add_argument("--prose", action="store_true",
+                        help="take only the markdown from the sources, keeping the committed code cells and outputs")
     args = parser.parse_args(argv)
     names = _select(args.names)
     if args.check:
@@ -173,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if problems else 0
     NOTEBOOK_DIR.mkdir(exist_ok=True)
     for name in names:
+        if args.prose:
+            nbformat.write(with_new_prose(name), path_of(name))
+            continue
         nb = build(name)
         if not args.no_execute:
             nb, seconds = execute(nb)

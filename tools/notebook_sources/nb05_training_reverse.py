@@ -276,7 +276,7 @@ CELLS = [
     gradient norm, take an Adam step, move the learning-rate schedule. The rate warms up linearly over the
     first 10% of the steps and then decays to 0 along a cosine (`train.tasks.warmup_schedule`; with
     `kind="noam"` it has the shape of the paper's equation 3, scaled so that its peak is `lr`). The held-out
-    loss is measured every 50 steps. About 15 s on two CPU cores.
+    loss is measured every 50 steps. About 10 s on two CPU cores.
     """),
     code("""
     import itertools
