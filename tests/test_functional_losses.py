@@ -61,6 +61,20 @@ def test_cross_entropy_mean_skips_ignored_targets():
 
 
 @pytest.mark.parametrize("fused", [True, False])
+def test_cross_entropy_with_a_masked_out_class_is_finite_both_ways(fused):
+    """A logit of -inf (a class masked out) has p = 0 and log p = -inf; with q = 0 there it adds nothing
+    (0 log 0 = 0), in the composition too, where q * log p would be 0 * -inf = NaN."""
+    z = mt.tensor([[-math.inf, 0.0, 1.0]], dtype="float64", requires_grad=True)
+    loss = F.cross_entropy(z, mt.tensor([2]), fused=fused)
+    assert loss.item() == pytest.approx(math.log(1 + math.exp(-1)), rel=1e-12)  # -log(e / (1 + e))
+    loss.backward()
+    p = np.array([0.0, 1.0, math.e]) / (1 + math.e)
+    np.testing.assert_allclose(z.grad.numpy(), [p - [0, 0, 1]], rtol=1e-12, atol=1e-15)
+    # smoothed, q is eps / C > 0 on the masked class too: the loss is infinite, both ways alike
+    assert F.cross_entropy(z, mt.tensor([2]), label_smoothing=0.1, fused=fused).item() == math.inf
+
+
+@pytest.mark.parametrize("fused", [True, False])
 def test_cross_entropy_with_every_target_ignored_is_zero_not_nan(fused):
     # the mean's divisor |kept| = 0 is taken as 1 (0 / 0 would be NaN), in the composition too
     z = mt.tensor([[1.0, 2.0], [3.0, 4.0]], dtype="float64", requires_grad=True)
@@ -287,3 +301,16 @@ def test_bce_with_logits_bad_input():
         F.binary_cross_entropy_with_logits(mt.zeros(2), mt.zeros(3))
     with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: reduction must be one of"):
         F.binary_cross_entropy_with_logits(mt.zeros(2), mt.zeros(2), reduction="mean ")
+    with pytest.raises(TypeError, match=r"binary_cross_entropy_with_logits: targets must be .*numbers"):
+        F.binary_cross_entropy_with_logits(mt.zeros(2), ["a", "b"])  # NumPy reads text; array-api-strict refuses it
+    with pytest.raises(TypeError, match=r"cross_entropy: targets must be a rectangular array of numbers"):
+        F.cross_entropy(mt.zeros(2, 3), [[0], [1, 2]])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_bce_with_logits_mean_of_no_losses_is_zero_not_nan(fused):
+    z = mt.zeros(0, dtype="float64", requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(z, mt.zeros(0, dtype="float64"), fused=fused)
+    assert loss.item() == 0.0  # as cross_entropy's mean over no kept targets
+    loss.backward()
+    assert z.grad.shape == (0,)

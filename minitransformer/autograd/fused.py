@@ -505,7 +505,7 @@ class BinaryCrossEntropyWithLogits(Function):
             loss = xp.maximum(z, 0.0) - z * targets + xp.log1p(e)  # log1p: 1 + e would round to 1 for |z| > 37
         if reduction == "none":
             return loss
-        return xp.sum(loss) if reduction == "sum" else xp.mean(loss)
+        return xp.sum(loss) if reduction == "sum" or z.size == 0 else xp.mean(loss)  # the mean of none: 0
 
     def backward(self, grad):
         r""":math:`\bar z = w(\sigma(z) - y)`, of the logits' shape, as a one-tuple."""

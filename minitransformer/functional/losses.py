@@ -28,7 +28,14 @@ def _targets_array(op: str, targets, like: Tensor):
                 f"move them with targets.to({like.backend.name!r})"
             )
         return targets.data
-    return like.backend.asarray(targets)
+    try:
+        y = like.backend.asarray(targets)
+    except (ValueError, TypeError) as e:  # ragged nested lists; text, where the backend refuses its dtype
+        raise TypeError(f"{op}: targets must be a rectangular array of numbers; this {type(targets).__name__} "
+                        "is not (text, or nested lists of different lengths?)") from e
+    if not dtype_name(y.dtype).startswith(("float", "int", "uint", "bool")):
+        raise TypeError(f"{op}: targets must be numbers, got {dtype_name(y.dtype)} with shape {tuple(y.shape)}")
+    return y
 
 
 def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, label_smoothing: float = 0.0,
@@ -51,7 +58,9 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
 
     The fused operation picks the target log-probabilities :math:`\log p_{n, y_n}` with the array API's
     ``take_along_axis`` (or, where a backend lacks it, a one-hot mask, :math:`\sum_c [c = y_n] \log p_{n,c}`);
-    the composition below forms :math:`q` and sums :math:`q_{n,c} \log p_{n,c}` over the classes.
+    the composition below forms :math:`q` and sums :math:`q_{n,c} \log p_{n,c}` over the classes, taking
+    :math:`0 \cdot \log p = 0` (as in an entropy): a class with :math:`q_{n,c} = 0` adds nothing, even where its
+    logit is :math:`-\infty` (a class masked out) and :math:`\log p_{n,c} = -\infty`.
 
     Parameters
     ----------
@@ -123,9 +132,12 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
     if fused:
         return CrossEntropy.apply(logits, targets=y, kept=None if ignore_index is None else kept, label_smoothing=eps,
                                   reduction=reduction)
-    one_hot = xp.astype(y[..., None] == xp.arange(C, dtype=xp.int64), logits.dtype)  # (..., C): [c = y_n]
-    q = Tensor((1.0 - eps) * one_hot + eps / C, backend=logits.backend)  # (..., C), each row sums to 1
-    loss = -(q * log_softmax(logits, axis=-1, fused=False)).sum(axis=-1)  # (...): l_n
+    is_target = y[..., None] == xp.arange(C, dtype=xp.int64)  # (..., C): [c = y_n]
+    q = Tensor((1.0 - eps) * xp.astype(is_target, logits.dtype) + eps / C, backend=logits.backend)  # rows sum to 1
+    log_p = log_softmax(logits, axis=-1, fused=False)  # (..., C)
+    if eps == 0.0:  # 0 * log p = 0: where q is 0, a -inf log p (a masked class) must not make 0 * -inf = nan
+        log_p = where(Tensor(is_target, backend=logits.backend), log_p, 0.0)
+    loss = -(q * log_p).sum(axis=-1)  # (...): l_n
     if ignore_index is not None:
         loss = where(Tensor(kept, backend=logits.backend), loss, 0.0)
     if reduction == "none":
@@ -159,7 +171,8 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets, reduction: str = "
         The shape of ``logits``: probabilities of the positive class (0 or 1, or soft labels); values
         outside [0, 1] are not checked (as in PyTorch) and give a loss with no meaning.
     reduction : {"mean", "sum", "none"}
-        The mean or the sum of the losses :math:`\ell`, or each of them (``"none"``).
+        The mean or the sum of the losses :math:`\ell`, or each of them (``"none"``). The mean of no losses
+        (empty logits) is 0, as :func:`cross_entropy`'s where every target is ignored (PyTorch gives NaN).
     fused : bool
         One operation whose gradient is :math:`\sigma(z) - y`, scaled by the reduction
         (:class:`~minitransformer.autograd.fused.BinaryCrossEntropyWithLogits`, the default), or the
@@ -197,4 +210,4 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets, reduction: str = "
     loss = maximum(z, 0.0) - z * y + (-abs_z).exp().log1p()  # log(1 + e^{-|z|}), without rounding 1 + e^{-|z|}
     if reduction == "none":
         return loss
-    return loss.sum() if reduction == "sum" else loss.mean()
+    return loss.sum() if reduction == "sum" or loss.size == 0 else loss.mean()  # the mean of no losses is 0
