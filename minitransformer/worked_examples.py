@@ -35,6 +35,7 @@ import numpy as np  # only for the examples' seeded random matrices: the same nu
 from . import functional as F
 from .autograd import Tensor, concat, stack
 from .autograd.creation import tensor
+from .functional._checks import require_int
 
 __all__ = [
     "Reading", "Erratum", "SelfAttentionExample", "PositionalEncodingExample", "MultiHeadExample",
@@ -562,7 +563,12 @@ def multi_head_example(seed: int = 0, heads: int = 2, d_k: int = 3) -> MultiHead
     >>> ex.weights.shape, ex.output.shape, ex.unprojected_heads_difference
     ((2, 3, 3), (3, 6), 0.0)
     """
+    op = "multi_head_example"
+    seed = require_int(op, "seed", seed, low=0)
+    heads, d_k = require_int(op, "heads", heads, low=1), require_int(op, "d_k", d_k, low=1)
     L, d_model = len(DOCUMENT_SEQUENCE), heads * d_k
+    if d_model < 2:  # the document's encodings are 2 wide, added to the embeddings' first 2 columns below
+        raise ValueError(f"{op}: heads * d_k = {d_model}; the document's reading needs d_model >= 2")
     rng = np.random.default_rng(seed)
     embeddings = tensor(rng.standard_normal((L, d_model)))  # float64 (L, d_model)
     W_Q, W_K, W_V, W_O = (tensor(rng.standard_normal((d_model, d_model)) / math.sqrt(d_model)) for _ in range(4))

@@ -192,6 +192,11 @@ def test_tokenizer_from_dict_refuses_foreign_data():
         tokenizer_from_dict({"type": "char", "specials": ["<s>", "</s>"], "vocab": ["a"]})
     with pytest.raises(ValueError, match="'type'"):
         tokenizer_from_dict(["a", "b"])
+    # a duplicate would be dropped, shifting every later id by one: the model's embedding rows would not match
+    state = CharTokenizer("abc").to_dict()
+    state["vocab"] = ["a", "b", "a", "c"]
+    with pytest.raises(ValueError, match=r"tokenizer_from_dict: 'vocab' lists 'a' twice"):
+        tokenizer_from_dict(state)
 
 
 @single
@@ -584,6 +589,25 @@ def test_pad_sequences_values_and_errors():
         pad_sequences([])
     with pytest.raises(TypeError, match="integers"):
         pad_sequences([[1.5, 2]])
+    # these reached NumPy ("could not convert"), or became pad id 0 (0.5) or a width of 3 ("3") silently
+    for pad_id in ("x", 0.5):
+        with pytest.raises(ValueError, match=rf"pad_sequences: pad_id must be an integer, got {pad_id!r}"):
+            pad_sequences([[1]], pad_id=pad_id)
+    with pytest.raises(ValueError, match=r"pad_sequences: max_len must be an integer >= 0, got '3'"):
+        pad_sequences([[1]], max_len="3")
+    with pytest.raises(TypeError, match=r"pad_sequences: sequence 1 is 5; expected a sequence of integer token ids"):
+        pad_sequences([[1], 5])
+
+
+def test_batches_refuse_what_is_not_pairs():
+    """A list of id lists where pairs go failed inside Python ("too many values to unpack", "no len()")."""
+    with pytest.raises(TypeError, match=r"make_seq2seq_batch: example 0 is \[1, 2, 3\]; expected a pair "
+                                        r"\(src_ids, tgt_ids\)"):
+        make_seq2seq_batch([[1, 2, 3]])
+    with pytest.raises(TypeError, match=r"make_seq2seq_batch: sequence 0 is 5; expected a sequence of integer"):
+        make_seq2seq_batch([(5, [1])])
+    with pytest.raises(TypeError, match=r"make_classification_batch: example 1 is 7; expected a pair \(ids, label\)"):
+        make_classification_batch([([1], 0), 7])
 
 
 def _causal_and_real(tgt_in: np.ndarray) -> np.ndarray:
@@ -666,6 +690,9 @@ def test_lm_batch_windows_and_targets(backend):
                                      (8, 0, "batch_size")):
         with pytest.raises(ValueError, match=rf"make_lm_batch: {bad} must be a positive integer, got"):
             make_lm_batch(ids, seq_len, batch_size, rng=0)
+    for rng in ("a", -1, 1.5):  # NumPy's SeedSequence errors before
+        with pytest.raises(TypeError, match=r"make_lm_batch: rng must be None, a seed \(an integer >= 0\) or a numpy"):
+            make_lm_batch(ids, 8, 5, rng=rng)
 
 
 def test_lm_batch_of_the_corpus(backend):

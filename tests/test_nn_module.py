@@ -485,6 +485,8 @@ def test_to_rejects_bad_targets_before_changing_anything():
     model = nn.Linear(2, 2)
     with pytest.raises(TypeError, match=r"Module.to: 'int64' is neither a backend .* nor a floating dtype"):
         model.to("float64", "int64")
+    with pytest.raises(TypeError, match=r"Module.to: float16 is not supported: .*65504"):
+        nn.LayerNorm(3).to("float16")
     assert model.weight.dtype_name == "float32"
 
 

@@ -385,6 +385,12 @@ def test_positional_encoding_curves():
     assert [t.get_text() for t in legend.get_texts()] == [line.get_label() for line in lines]
     assert [line.get_label() for line in viz.positional_encoding_curves(PE, dims=[3]).axes[0].get_lines()] == \
         ["dim 3"]
+    # one column as a number ("'int' object is not iterable" before); a string is no column
+    assert [line.get_label() for line in viz.positional_encoding_curves(PE, dims=2).axes[0].get_lines()] == ["dim 2"]
+    with pytest.raises(ValueError, match=r"positional_encoding_curves: dims must be columns of PE .* got '0'"):
+        viz.positional_encoding_curves(PE, dims="0")
+    with pytest.raises(TypeError, match=r"positional_encoding_curves: dims must be a column of PE or a sequence"):
+        viz.positional_encoding_curves(PE, dims=2.0)
     # a narrow table draws only the columns it has: d = 8 gives 0, 1, 8/4, 8/2 (8/8 rounds to the even 0);
     # d = 1 has column 0 only (a default of "1" there would be refused as no column of PE)
     for d, expected in [(8, ["dim 0", "dim 1", "dim 2", "dim 4"]), (1, ["dim 0"])]:

@@ -101,6 +101,13 @@ def test_one_text_label_per_node():
 
 
 @pytest.mark.single_backend
+@pytest.mark.parametrize("walk", [graph, to_dot, to_text, draw_graph])
+def test_what_is_not_a_tensor_is_refused_by_name(walk):
+    with pytest.raises(TypeError, match=r"graph of operations: root must be the Tensor .* got int"):
+        walk(3)  # an AttributeError about _ctx before
+
+
+@pytest.mark.single_backend
 def test_constants_are_drawn_as_text():
     x = mt.tensor([1.0, 2.0], requires_grad=True, name="x")
     nodes, _ = graph((x * 3.0).sum())

@@ -369,3 +369,16 @@ def test_main_prints_markdown(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["python -m minitransformer.worked_examples", "--markdown"])
     assert we.main() == 0
     assert capsys.readouterr().out == we.errata_markdown()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: we.multi_head_example(seed=-1), r"multi_head_example: seed must be an integer >= 0, got -1"),
+    (lambda: we.multi_head_example(seed="a"), r"multi_head_example: seed must be an integer >= 0, got 'a'"),
+    (lambda: we.errata(seed=1.5), r"multi_head_example: seed must be an integer >= 0, got 1.5"),
+    (lambda: we.multi_head_example(heads=0), r"multi_head_example: heads must be a positive integer, got 0"),
+    (lambda: we.multi_head_example(heads=1, d_k=1), r"multi_head_example: heads \* d_k = 1; .* needs d_model >= 2"),
+])
+def test_examples_refuse_bad_arguments_by_name(call, message):
+    # these failed inside NumPy's seeding, or blamed sinusoidal_positional_encoding for heads=0
+    with pytest.raises(ValueError, match=message):
+        call()

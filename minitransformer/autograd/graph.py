@@ -47,6 +47,9 @@ def graph(root: Tensor) -> tuple[list[dict], list[tuple[int, int]]]:
     >>> len(edges)
     5
     """
+    if not isinstance(root, Tensor):  # graph, to_dot, to_text and viz.draw_graph all come here
+        raise TypeError(f"graph of operations: root must be the Tensor whose graph to walk (usually the loss), "
+                        f"got {type(root).__name__}")
     nodes, edges, seen = [], [], set()
     stack = [root]
     while stack:

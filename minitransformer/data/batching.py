@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np  # host-side padding and seeded shuffling; tensors are made on the backend
 
 from ..autograd import Tensor
-from ..functional._checks import require_int
+from ..functional._checks import is_integer, require_int
 from ..functional.masks import causal_mask, combine_masks, padding_mask
 from .tokenizers import BOS, EOS, PAD
 
@@ -60,11 +60,23 @@ __all__ = [
 
 
 def _as_id_list(op: str, i: int, seq) -> list[int]:
+    if isinstance(seq, str) or not (hasattr(seq, "tolist") or hasattr(seq, "__iter__")):
+        raise TypeError(f"{op}: sequence {i} is {seq!r:.60}; expected a sequence of integer token ids")
     seq = seq.tolist() if hasattr(seq, "tolist") else list(seq)
     for token in seq:
         if isinstance(token, bool) or not isinstance(token, int | np.integer):
             raise TypeError(f"{op}: sequence {i} holds {token!r}; token ids must be integers")
     return seq
+
+
+def _pairs(op: str, items, first: str, second: str) -> list:
+    """``items`` as a list of pairs ``(first, second)``, each checked to be one: ``[[1, 2, 3]]`` would unpack
+    wrongly or fail deep inside."""
+    items = list(items)
+    for i, item in enumerate(items):
+        if isinstance(item, str) or not hasattr(item, "__len__") or len(item) != 2:
+            raise TypeError(f"{op}: example {i} is {item!r:.60}; expected a pair ({first}, {second})")
+    return items
 
 
 def pad_sequences(
@@ -97,10 +109,9 @@ def pad_sequences(
     if isinstance(seqs, str) or len(seqs) == 0:
         raise ValueError("pad_sequences: need a non-empty list of token-id sequences")
     rows = [_as_id_list("pad_sequences", i, s) for i, s in enumerate(seqs)]
+    pad_id = require_int("pad_sequences", "pad_id", pad_id)
     longest = max(len(r) for r in rows)
-    width = longest if max_len is None else int(max_len)
-    if width < 0:
-        raise ValueError(f"pad_sequences: max_len must be >= 0, got {max_len}")
+    width = longest if max_len is None else require_int("pad_sequences", "max_len", max_len, low=0)
     if longest > width and not truncate:
         i = next(i for i, r in enumerate(rows) if len(r) > width)
         raise ValueError(
@@ -205,10 +216,10 @@ def make_seq2seq_batch(pairs, pad_id: int = PAD, bos_id: int = BOS, eos_id: int 
     >>> b.src_mask.numpy()[1, 0, 0]
     array([ True,  True, False])
     """
-    pairs = list(pairs)
-    _check_nonempty("make_seq2seq_batch", "source", [p[0] for p in pairs])
+    pairs = _pairs("make_seq2seq_batch", pairs, "src_ids", "tgt_ids")
     srcs = [_as_id_list("make_seq2seq_batch", i, s) for i, (s, _) in enumerate(pairs)]
     tgts = [_as_id_list("make_seq2seq_batch", i, t) for i, (_, t) in enumerate(pairs)]
+    _check_nonempty("make_seq2seq_batch", "source", srcs)
     src = Tensor(pad_sequences(srcs, pad_id), backend=backend)
     tgt_in = Tensor(pad_sequences([[bos_id] + t for t in tgts], pad_id), backend=backend)
     tgt_out = Tensor(pad_sequences([t + [eos_id] for t in tgts], pad_id), backend=backend)
@@ -248,8 +259,9 @@ def make_classification_batch(examples, pad_id: int = PAD, backend=None) -> Batc
     (array([[1, 1, 1],
            [1, 0, 0]]), array([1, 0]))
     """
-    examples = list(examples)
-    _check_nonempty("make_classification_batch", "example", [e[0] for e in examples])
+    examples = _pairs("make_classification_batch", examples, "ids", "label")
+    _check_nonempty("make_classification_batch", "example",
+                    [_as_id_list("make_classification_batch", i, e[0]) for i, e in enumerate(examples)])
     labels = [e[1] for e in examples]
     for i, y in enumerate(labels):
         if isinstance(y, bool) or not isinstance(y, int | np.integer) or y < 0:
@@ -307,6 +319,9 @@ def make_lm_batch(ids, seq_len: int, batch_size: int, rng=None, backend=None) ->
         raise ValueError(
             f"make_lm_batch: the text has {len(ids)} tokens; a window of seq_len={seq_len} needs seq_len + 1"
         )
+    if not (rng is None or isinstance(rng, np.random.Generator) or (is_integer(rng) and rng >= 0)):
+        raise TypeError(f"make_lm_batch: rng must be None, a seed (an integer >= 0) or a numpy.random.Generator, "
+                        f"got {rng!r:.60}")
     rng = np.random.default_rng(rng)
     starts = rng.integers(0, len(ids) - seq_len, size=batch_size)  # (B,)
     window = starts[:, None] + np.arange(seq_len)[None, :]  # (B, T) positions

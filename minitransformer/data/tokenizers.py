@@ -355,6 +355,10 @@ def tokenizer_from_dict(state: dict) -> Tokenizer:
     vocab = state.get("vocab")
     if not isinstance(vocab, list):
         raise ValueError(f"tokenizer_from_dict: 'vocab' must be a list of strings, got {type(vocab).__name__}")
+    twice = next((piece for i, piece in enumerate(vocab) if piece in vocab[:i]), None)
+    if twice is not None:  # the constructors drop a duplicate, which would shift every later id by one
+        raise ValueError(f"tokenizer_from_dict: 'vocab' lists {twice!r} twice; a saved vocabulary holds each entry "
+                         "once, its position being its id (a damaged or hand-edited file?)")
     if state["type"] == "char":
         return CharTokenizer(vocab)
     return WordTokenizer(vocab, lower=bool(state.get("lower", True)))

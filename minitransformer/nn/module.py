@@ -118,7 +118,13 @@ def _parse_target(target):
     if isinstance(target, str) and target.lower() in _backend._ALIASES:
         return "backend", _backend.get(target)
     name = _backend.dtype_name(target)
-    if name not in ("float16", "float32", "float64"):
+    if name == "float16":  # no loss scaling, no wider accumulation: its largest number, 65504, is soon passed
+        raise TypeError(
+            "Module.to: float16 is not supported: a layer norm's squared deviations pass its largest number, "
+            "65504, once inputs reach about 256, and nothing here scales the loss as training in float16 needs; "
+            "use 'float32' (the default) or 'float64'"
+        )
+    if name not in ("float32", "float64"):
         raise TypeError(
             f"Module.to: {target!r} is neither a backend ('numpy', 'cupy', 'array_api_strict') nor a floating "
             "dtype ('float32', 'float64'); parameters stay floating point"

@@ -104,8 +104,8 @@ def positional_encoding_curves(PE, dims=None, title: str | None = None) -> Figur
     ----------
     PE : Tensor or array
         ``(positions, d_model)``.
-    dims : sequence of int, optional
-        Columns to draw; by default 0, 1 (the fastest pair) and the sines at about
+    dims : int or sequence of int, optional
+        The column or columns to draw; by default 0, 1 (the fastest pair) and the sines at about
         :math:`d/8, d/4, d/2`.
     title : str, optional
 
@@ -124,6 +124,10 @@ def positional_encoding_curves(PE, dims=None, title: str | None = None) -> Figur
     where = "positional_encoding_curves"
     P = _table(PE, where)
     n, d = P.shape
+    if isinstance(dims, int | np.integer) and not isinstance(dims, bool):
+        dims = (dims,)  # one column
+    elif dims is not None and not hasattr(dims, "__iter__"):
+        raise TypeError(f"{where}: dims must be a column of PE or a sequence of them, got {dims!r}")
     dims = _default_dims(d) if dims is None else tuple(dims)
     if not dims:
         raise ValueError(f"{where}: dims is empty; give at least one column of PE (0..{d - 1})")
