@@ -288,8 +288,9 @@ def make_lm_batch(ids, seq_len: int, batch_size: int, rng=None, backend=None) ->
         The whole (training) text as token ids; a NumPy array is fastest.
     seq_len, batch_size : int
         The window length T and the number of windows B.
-    rng : numpy.random.Generator or int, optional
-        Where the offsets come from (a seed gives the same batch every time).
+    rng : numpy.random.Generator or int or list of int, optional
+        Where the offsets come from (a seed, or a list of them such as ``[seed, step]``, gives the same batch
+        every time).
     backend : str or Backend, optional
         Where the tensors go; the current backend by default.
 
@@ -319,9 +320,11 @@ def make_lm_batch(ids, seq_len: int, batch_size: int, rng=None, backend=None) ->
         raise ValueError(
             f"make_lm_batch: the text has {len(ids)} tokens; a window of seq_len={seq_len} needs seq_len + 1"
         )
-    if not (rng is None or isinstance(rng, np.random.Generator) or (is_integer(rng) and rng >= 0)):
-        raise TypeError(f"make_lm_batch: rng must be None, a seed (an integer >= 0) or a numpy.random.Generator, "
-                        f"got {rng!r:.60}")
+    seed = [rng] if is_integer(rng) else rng if isinstance(rng, list | tuple) else None  # NumPy's seeds: ints >= 0
+    if not (rng is None or isinstance(rng, np.random.Generator)
+            or (seed and all(is_integer(s) and s >= 0 for s in seed))):
+        raise TypeError(f"make_lm_batch: rng must be None, a seed (an integer >= 0, or a list of them) or a "
+                        f"numpy.random.Generator, got {rng!r:.60}")
     rng = np.random.default_rng(rng)
     starts = rng.integers(0, len(ids) - seq_len, size=batch_size)  # (B,)
     window = starts[:, None] + np.arange(seq_len)[None, :]  # (B, T) positions
