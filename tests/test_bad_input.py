@@ -511,3 +511,94 @@ def test_numpy_numbers_as_options_give_the_same_results_as_python_floats():
             F.cross_entropy(x, [2], label_smoothing=float(np.float32(0.1)), fused=fused).numpy())
     norm = nn.LayerNorm(3, eps=np.float32(1e-3))
     assert type(norm.eps) is float and norm.eps == float(np.float32(1e-3))
+
+
+# ------------------------------------------------------------------ indexing, reductions, concat
+@pytest.mark.parametrize(
+    "index, error, message",
+    [
+        (5, IndexError, r"^getitem: index 5 is out of range for axis 0 of size 2 \(shape \(2, 3\)\)$"),
+        ((0, -4), IndexError, r"^getitem: index -4 is out of range for axis 1 of size 3 \(shape \(2, 3\)\)$"),
+        ((..., 3), IndexError, r"^getitem: index 3 is out of range for axis 1 of size 3"),
+        ((None, 1, 3), IndexError, r"^getitem: index 3 is out of range for axis 1 of size 3"),
+        (0.5, IndexError, r"^getitem: 0\.5 \(a float\) on axis 0 is no index; an index is an int, a slice, None, "
+                          r"\.\.\., or one integer array picking rows$"),
+        ((0, "a"), IndexError, r"^getitem: 'a' \(a str\) on axis 1 is no index"),
+        ((0, 0, 0), IndexError, r"^getitem: 3 indices for a tensor of shape \(2, 3\) \(2 dimensions\)$"),
+        ((..., 0, ...), IndexError, r"^getitem: an index may have one \.\.\. \(Ellipsis\), got 2$"),
+        (slice(0, 2.5), TypeError, r"^getitem: a slice's start, stop and step must be ints or None, got "
+                                   r"slice\(0, 2\.5, None\) \(2\.5 is a float\)$"),
+        ((0, slice(None, None, 0)), ValueError, r"^getitem: slice\(None, None, 0\) on axis 1: a slice's step must not "
+                                                r"be 0$"),
+    ],
+)
+def test_bad_index(index, error, message):
+    """Each was NumPy's IndexError (or array-api-strict's) from inside GetItem.forward."""
+    with pytest.raises(error, match=message):
+        mt.zeros(2, 3)[index]
+
+
+def test_good_indices_still_work():
+    x = mt.arange(6).reshape(2, 3)
+    assert x[-1, np.int64(2)].item() == 5 and x[..., 1].tolist() == [1, 4] and x[None, 1, ...].shape == (1, 3)
+    assert x[1, None].shape == (1, 3) and x[:, ::2].tolist() == [[0, 2], [3, 5]] and x[...].shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: mt.zeros(0).max(), r"^Max: axis 0 has size 0 \(shape \(0,\)\): the max of no elements is undefined$"),
+        (lambda: mt.zeros(0).mean(), r"^Mean: axis 0 has size 0 \(shape \(0,\)\): the mean of no elements is "
+                                     r"undefined$"),
+        (lambda: mt.zeros(2, 0).mean(axis=1), r"^Mean: axis 1 has size 0 \(shape \(2, 0\)\)"),
+        (lambda: mt.zeros(2, 0, 3).max(axis=(0, 1)), r"^Max: axis 1 has size 0 \(shape \(2, 0, 3\)\)"),
+    ],
+)
+def test_mean_or_max_over_an_empty_axis(call, message):
+    """NaN with a RuntimeWarning (mean; PyTorch too gives nan), or NumPy's 'zero-size array to reduction operation
+    maximum which has no identity'. A sum of nothing is 0, and an empty axis that is not reduced is fine."""
+    with pytest.raises(ValueError, match=message):
+        call()
+    assert mt.zeros(2, 0).sum(axis=1).tolist() == [0.0, 0.0]
+    assert mt.zeros(0, 3).mean(axis=1).shape == (0,) and mt.zeros(0, 3).max(axis=1).shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda x: x.sum(axis=1.0), TypeError, r"^sum: axis must be an int, a tuple of ints or None, got 1\.0$"),
+        (lambda x: x.sum(axis=True), TypeError, r"^sum: axis must be an int, a tuple of ints or None, got True$"),
+        (lambda x: x.mean(axis=(0, "1")), TypeError, r"^mean: axis must be an int, a tuple of ints or None, got "
+                                                     r"\(0, '1'\) \('1' is a str\)$"),
+        (lambda x: x.max(axis=(1, -1)), ValueError, r"^max: axis \(1, -1\) names an axis twice"),
+        (lambda x: x.swapaxes(0, 1.0), TypeError, r"^swapaxes: axis must be an int, got 1\.0$"),
+        (lambda x: mt.concat([x, x], axis=None), TypeError, r"^concat: axis must be an int, got None$"),
+        (lambda x: x.reshape(3, 2.0), TypeError, r"^reshape: a size must be an integer, got \(3, 2\.0\) \(2\.0 is a "
+                                                 r"float\)$"),
+        (lambda x: x.reshape(-2, -3), ValueError, r"^reshape: sizes must be >= 0 \(or one -1, inferred\), got -2 in "
+                                                  r"shape \(-2, -3\)$"),
+    ],
+)
+def test_axes_and_sizes_that_are_not_ints(call, error, message):
+    """sum(axis=1.0) was "'float' object is not iterable"; axis=True meant axis 1 and reshape(3, 2.0) was accepted,
+    silently; concat's axis=None meant axis 0."""
+    with pytest.raises(error, match=message):
+        call(mt.zeros(2, 3))
+    assert mt.zeros(2, 3).sum(axis=np.int64(1)).shape == (2,)
+    assert mt.zeros(2, 3).reshape(np.int64(3), -1).shape == (3, 2)
+
+
+def test_concat_and_stack_of_something_that_is_not_a_tensor():
+    """concat([t, [1.0]]) was AttributeError: 'list' object has no attribute 'ndim' (from inside Concat)."""
+    t = mt.ones(2)
+    with pytest.raises(TypeError, match=r"^concat: tensors\[1\] is a list, not a Tensor; make it one with "
+                                        r"mt\.tensor\(\.\.\.\)$"):
+        mt.concat([t, [1.0]])
+    with pytest.raises(TypeError, match=r"^stack: tensors\[0\] is a float, not a Tensor"):
+        mt.stack([1.0, t])
+    with pytest.raises(TypeError, match=r"^concat: tensors must be a list or tuple of Tensors, got a Tensor of shape "
+                                        r"\(2,\)$"):
+        mt.concat(t)  # it was cut into its rows, 0-d tensors
+    with pytest.raises(TypeError, match=r"^Concat: tensors\[1\] is a list, not a Tensor"):
+        mt.autograd.ops.Concat.apply(t, [1.0], axis=0)
+    assert mt.concat(x for x in (t, t)).shape == (4,)  # any iterable of tensors

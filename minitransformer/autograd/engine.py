@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import numbers
 import operator
 import re
 import weakref
@@ -884,7 +885,7 @@ class Tensor:
     def swapaxes(self, axis1: int, axis2: int):
         """Two axes exchanged (``K.swapaxes(-2, -1)`` is :math:`K^\\top` for a batch of matrices)."""
         axes = list(range(self.ndim))
-        a, b = _axes(axis1, self.ndim, "swapaxes")[0], _axes(axis2, self.ndim, "swapaxes")[0]
+        a, b = _axis(axis1, self.ndim, "swapaxes"), _axis(axis2, self.ndim, "swapaxes")
         axes[a], axes[b] = axes[b], axes[a]
         return ops.Permute.apply(self, axes=tuple(axes))
 
@@ -1224,18 +1225,56 @@ def _lift(x, like: Tensor):
 
 
 def _axes(axis, ndim: int, op: str, reduction: bool = False):
-    """Normalise ``axis`` (None, an int or a tuple; negatives allowed) to a tuple of axes. For a ``reduction`` of a
-    0-d tensor, axis 0 or -1 is allowed and means none, as in PyTorch."""
+    """Normalise ``axis`` (None, an int or a tuple of ints; negatives allowed) to a tuple of axes. For a ``reduction``
+    of a 0-d tensor, axis 0 or -1 is allowed and means none, as in PyTorch; a reduction's axes must differ."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if type(axis) is int else tuple(axis) if isinstance(axis, tuple | list) else (axis,)
+    n = max(ndim, 1) if reduction else ndim
     out = []
     for a in axes:
-        n = max(ndim, 1) if reduction else ndim
+        if type(a) is not int:
+            a = _integer(op, "axis", a, axis, "an int, a tuple of ints or None")
         if not -n <= a < n:
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
         if ndim:
             out.append(a % ndim)
+    if reduction and len(out) > 1 and len(set(out)) < len(out):
+        raise ValueError(f"{op}: axis {axis} names an axis twice (a tensor with {ndim} dimensions)")
+    return tuple(out)
+
+
+def _axis(axis, ndim: int, op: str) -> int:
+    """One axis (an int; negatives count from the end) as a non-negative index, or an error naming ``op``."""
+    if type(axis) is not int:
+        axis = _integer(op, "axis", axis, axis, "an int")
+    return _axes(axis, ndim, op)[0]
+
+
+def _integer(op: str, what: str, value, given, wanted: str) -> int:
+    """``value`` (one of ``given``) as a Python int if it is a Python or NumPy integer (not a bool), else a TypeError
+    naming ``op``, ``what`` it is (an axis, a size), what was ``given`` and the ``wanted`` form."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{op}: {what} must be {wanted}, got {given!r}"
+                        + ("" if value is given else f" ({value!r} is a {type(value).__name__})"))
+    return int(value)
+
+
+def _sizes(op: str, shape, inferred: bool = False) -> tuple[int, ...]:
+    """``shape`` (a tuple of sizes) as a tuple of Python ints >= 0, or an error naming ``op`` and the shape; with
+    ``inferred``, one size may be -1 (reshape's size to work out)."""
+    for s in shape:  # the common case, Python ints >= 0, without a new tuple
+        if type(s) is not int or s < 0:
+            break
+    else:
+        return tuple(shape)
+    out = []
+    for s in shape:
+        s = s if type(s) is int else _integer(op, "a size", s, tuple(shape), "an integer")
+        if s < 0 and not (inferred and s == -1):
+            wanted = ">= 0 (or one -1, inferred)" if inferred else ">= 0"
+            raise ValueError(f"{op}: sizes must be {wanted}, got {s} in shape {tuple(shape)}")
+        out.append(s)
     return tuple(out)
 
 
@@ -1248,7 +1287,7 @@ def _permutation(axes, ndim: int):
 
 def _resolve_shape(shape, old):
     """Fill in one ``-1`` and check the number of elements stays the same."""
-    shape = tuple(int(s) for s in shape)
+    shape = _sizes("reshape", shape, inferred=True)
     size = 1
     for d in old:
         size *= d
@@ -1411,7 +1450,7 @@ def take(x: Tensor, indices, axis: int = 0, *, in_range: bool = False) -> Tensor
         ids = indices.data
     else:
         ids = be.asarray(indices)
-    return ops.Take.apply(x, indices=ids, axis=_axes(axis, x.ndim, "take")[0], in_range=bool(in_range))
+    return ops.Take.apply(x, indices=ids, axis=_axis(axis, x.ndim, "take"), in_range=bool(in_range))
 
 
 def cast(x: Tensor, dtype) -> Tensor:
@@ -1560,10 +1599,8 @@ def concat(tensors, axis: int = 0) -> Tensor:
     >>> mt.concat(heads, axis=-1).shape
     (2, 5, 12)
     """
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("concat: needs at least one tensor")
-    return ops.Concat.apply(*tensors, axis=_axes(axis, tensors[0].ndim, "concat")[0])
+    tensors = _tensor_list("concat", tensors)
+    return ops.Concat.apply(*tensors, axis=_axis(axis, tensors[0].ndim, "concat"))
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
@@ -1580,10 +1617,27 @@ def stack(tensors, axis: int = 0) -> Tensor:
     >>> mt.stack([mt.zeros(2, 3), mt.ones(2, 3)], axis=-1).shape
     (2, 3, 2)
     """
+    tensors = _tensor_list("stack", tensors)
+    return ops.Stack.apply(*tensors, axis=_axis(axis, tensors[0].ndim + 1, "stack"))
+
+
+def _tensor_list(op: str, tensors) -> list[Tensor]:
+    """``tensors`` (a list, tuple or other iterable of at least one Tensor) as a list, or an error naming ``op`` and
+    the one at fault; ``Concat`` and ``Stack`` check their inputs with it too."""
+    if isinstance(tensors, Tensor) or not hasattr(tensors, "__iter__"):  # a Tensor would be cut into its rows
+        raise TypeError(f"{op}: tensors must be a list or tuple of Tensors, got {_described(tensors)}")
     tensors = list(tensors)
     if not tensors:
-        raise ValueError("stack: needs at least one tensor")
-    return ops.Stack.apply(*tensors, axis=_axes(axis, tensors[0].ndim + 1, "stack")[0])
+        raise ValueError(f"{op}: needs at least one tensor")
+    for k, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: tensors[{k}] is {_described(t)}, not a Tensor; make it one with mt.tensor(...)")
+    return tensors
+
+
+def _described(x) -> str:
+    """What ``x`` is, for a message: ``a Tensor of shape (2, 3)``, ``a list``."""
+    return f"a Tensor of shape {x.shape}" if isinstance(x, Tensor) else f"a {type(x).__name__}"
 
 
 def split(x: Tensor, sections, axis: int = -1) -> list[Tensor]:
@@ -1601,7 +1655,7 @@ def split(x: Tensor, sections, axis: int = -1) -> list[Tensor]:
     >>> [part.shape for part in mt.split(mt.arange(5), [2, 3])]
     [(2,), (3,)]
     """
-    axis = _axes(axis, x.ndim, "split")[0]
+    axis = _axis(axis, x.ndim, "split")
     n = x.shape[axis]
     if isinstance(sections, int):
         if sections <= 0 or n % sections:
