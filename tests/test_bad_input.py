@@ -513,6 +513,85 @@ def test_numpy_numbers_as_options_give_the_same_results_as_python_floats():
     assert type(norm.eps) is float and norm.eps == float(np.float32(1e-3))
 
 
+# ------------------------------------------------------------------ making tensors
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: mt.zeros(-1, 2), ValueError, r"^zeros: sizes must be >= 0, got -1 in shape \(-1, 2\)$"),
+        (lambda: mt.ones((2, -3)), ValueError, r"^ones: sizes must be >= 0, got -3 in shape \(2, -3\)$"),
+        (lambda: mt.zeros(2.5), TypeError, r"^zeros: a size must be an integer, got \(2\.5,\) \(2\.5 is a float\)$"),
+        (lambda: mt.zeros(2, True), TypeError, r"^zeros: a size must be an integer, got \(2, True\)"),
+        (lambda: mt.randn(-2), ValueError, r"^randn: sizes must be >= 0, got -2 in shape \(-2,\)$"),
+        (lambda: mt.rand(2, None), TypeError, r"^rand: a size must be an integer, got \(2, None\)"),
+        (lambda: mt.randn(2, dtype="int64"), TypeError, r"^randn: dtype must be floating .*got int64$"),
+        (lambda: mt.randint(5, 2, (3,)), ValueError, r"^randint: low=5 must be below high=2"),
+        (lambda: mt.randint(0, 2.5, (3,)), TypeError, r"^randint: high must be an integer, got 2\.5$"),
+        (lambda: mt.randint(0, 5, (3, -1)), ValueError, r"^randint: sizes must be >= 0, got -1 in shape \(3, -1\)$"),
+        (lambda: mt.arange(0, 5, 0), ValueError, r"^arange: step must not be 0 \(start=0, stop=5\)$"),
+        (lambda: mt.arange(float("inf")), TypeError, r"^arange: stop must be a finite number, got inf$"),
+        (lambda: mt.arange("3"), TypeError, r"^arange: stop must be a finite number, got '3'$"),
+        (lambda: mt.full((2,), "a"), TypeError, r"^full: value must be a number, got 'a'$"),
+        (lambda: mt.full((2,), 2.5, dtype="int64"), ValueError, r"^full: value 2\.5 is not a whole number, and dtype "
+                                                                r"is int64"),
+        (lambda: mt.full((2,), 2**70, dtype="int64"), OverflowError, r"^full: value 1180591620717411303424 is outside "
+                                                                     r"int64's range \[-9223372036854775808, "),
+        (lambda: mt.full((2, -1), 0.0), ValueError, r"^full: sizes must be >= 0, got -1 in shape \(2, -1\)$"),
+    ],
+)
+def test_bad_sizes_and_values_for_a_new_tensor(call, error, message):
+    """Each was NumPy's own error (negative dimensions, 'float' object cannot be interpreted as an integer, low >= high,
+    could not convert string to float) or a ZeroDivisionError from inside array_api_compat, or a silent truncation."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_good_sizes_and_values_for_a_new_tensor_still_work():
+    assert mt.zeros(np.int64(2), 0).shape == (2, 0) and mt.ones([3]).shape == (3,) and mt.zeros().shape == ()
+    assert mt.full(2, 0.5).tolist() == [0.5, 0.5] and mt.full((2,), 3.0, dtype="int64").tolist() == [3, 3]
+    assert mt.full((1,), True).tolist() == [1.0] and mt.zeros(2, dtype="bool").tolist() == [False, False]
+    assert mt.randint(0, np.int64(3), 4).shape == (4,) and mt.arange(0, 1, 0.5).tolist() == [0.0, 0.5]
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ([[1.0], [1.0, 2.0]], r"^tensor: data is ragged: its lists at depth 1 have lengths 1, 2; a tensor needs lists "
+                              r"of equal lengths at each depth$"),
+        ([[[1], [2]], [[3], [4, 5]]], r"^tensor: data is ragged: its lists at depth 2 have lengths 1, 2"),
+        ([1, [2]], r"^tensor: data is ragged: at depth 1 some elements are lists and some are numbers"),
+    ],
+)
+def test_ragged_data(data, message):
+    """NumPy's 'setting an array element with a sequence ... inhomogeneous shape', with a dtype given or not."""
+    with pytest.raises(ValueError, match=message):
+        mt.tensor(data)
+    with pytest.raises(ValueError, match=message):
+        mt.tensor(data, dtype="float32")
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: mt.tensor([1, 2]) + 2**70, r"^cannot combine a int64 tensor of shape \(2,\) with the int "
+                                            r"1180591620717411303424: it is outside int64's range "
+                                            r"\[-9223372036854775808, 9223372036854775807\]$"),
+        (lambda: mt.tensor([1, 2]) * 2**63, r"with the int 9223372036854775808: it is outside int64's range"),
+        (lambda: mt.tensor([1, 2], dtype="uint8") + -1, r"^cannot combine a uint8 tensor of shape \(2,\) with the "
+                                                        r"int -1: it is outside uint8's range \[0, 255\]$"),
+        (lambda: mt.ones(2) + 2**200, r"^cannot combine a float32 tensor of shape \(2,\) with the int 16069380\.\.\. "
+                                      r"\(61 digits\): it is outside float32's range \[-3\.403e\+38, 3\.403e\+38\]$"),
+        (lambda: mt.tensor([[1], [2**70]]), r"^tensor: the int 1180591620717411303424 is outside int64's range"),
+        (lambda: mt.tensor(2**64), r"^tensor: the int 18446744073709551616 is outside int64's range"),
+        (lambda: mt.tensor([2**63]), r"^tensor: the int 9223372036854775808 is outside int64's range"),
+    ],
+)
+def test_an_int_that_does_not_fit_the_dtype(call, message):
+    """NumPy's 'Python int too large to convert to C long' from inside Add.forward (array-api-strict's own words), a
+    silent wrap-around to a negative int64, or 'NumPy reads it as object'."""
+    with pytest.raises(OverflowError, match=message):
+        call()
+
+
 # ------------------------------------------------------------------ indexing, reductions, concat
 @pytest.mark.parametrize(
     "index, error, message",

@@ -486,8 +486,9 @@ class Tensor:
         be = _backend.get(backend)
         if isinstance(data, Tensor):
             data = data.data
-        if dtype is None and not hasattr(data, "dtype"):
-            data, dtype = _read_numbers(data)
+        if not hasattr(data, "dtype"):  # numbers, nested lists: read (and checked) once, on the host
+            data, default = _read_numbers(data, dtype)
+            dtype = default if dtype is None else dtype
         if not be.owns(data) and hasattr(data, "dtype") and _backend._backend_name_of(data) not in (None, "numpy"):
             data = _backend.get(_backend._backend_name_of(data)).to_host(data)  # cross-device: via the host
         self.data = be.asarray(data, dtype=dtype)
@@ -1161,16 +1162,77 @@ def _accumulate(t: Tensor, g, owned: bool = False) -> None:
 _DTYPE_OF_KIND = {"f": _backend.DEFAULT_FLOAT, "i": "int64", "u": "int64", "b": "bool"}
 
 
-def _read_numbers(data) -> tuple[np.ndarray, str]:
+def _read_numbers(data, dtype=None) -> tuple[np.ndarray, str]:
     """Python numbers or nested lists of them as a NumPy array, and PyTorch's dtype for them: float32 if
-    any is a float, else int64 if any is an int (bools among ints count as ints), else bool."""
-    host = np.asarray(data)  # nested lists read once, in C; the kind of number they hold picks the dtype
+    any is a float, else int64 if any is an int (bools among ints count as ints), else bool. Ragged lists,
+    anything but numbers, and (with no ``dtype`` given) an int outside int64's range are refused by name."""
+    try:
+        host = np.asarray(data)  # nested lists read once, in C; the kind of number they hold picks the dtype
+    except ValueError:  # NumPy's "inhomogeneous shape"
+        raise ValueError(f"tensor: {_ragged(data)}; a tensor needs lists of equal lengths at each depth") from None
+    if host.dtype == np.uint64 and dtype is None or host.dtype.kind == "O":  # an int past int64 (or uint64) read
+        int64 = np.dtype(np.int64)
+        big = _first_int_outside(data, _number_range(int64))
+        if big is not None:
+            raise OverflowError(f"tensor: the int {_int_text(big)} is outside int64's range {_range_text(int64)}")
     if host.dtype.kind not in _DTYPE_OF_KIND:
         raise TypeError(
             f"tensor: data must be numbers or nested lists of numbers, got {type(data).__name__} "
             f"(NumPy reads it as {host.dtype})"
         )
     return host, _DTYPE_OF_KIND[host.dtype.kind]
+
+
+def _ragged(data) -> str:
+    """Where nested lists have unequal lengths, in words (for the message of :func:`_read_numbers`)."""
+    level, depth = [data], 0
+    while level and all(isinstance(x, list | tuple) for x in level):
+        lengths = sorted({len(x) for x in level})
+        if len(lengths) > 1:
+            return f"data is ragged: its lists at depth {depth} have lengths {', '.join(map(str, lengths))}"
+        level, depth = [y for x in level for y in x], depth + 1
+    return f"data is ragged: at depth {depth} some elements are lists and some are numbers"
+
+
+def _first_int_outside(data, bounds) -> int | None:
+    """The first Python int in nested lists ``data`` outside ``bounds`` (``None`` if there is none)."""
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list | tuple):
+            stack.extend(reversed(x))
+        elif isinstance(x, int) and not isinstance(x, bool) and not bounds[0] <= x <= bounds[1]:
+            return x
+    return None
+
+
+_RANGES: dict = {}
+
+
+def _number_range(dtype) -> tuple:
+    """The smallest and largest value ``dtype`` (of any backend; not bool) holds: ints for an integer dtype, the
+    finite floats for a floating one; remembered, since every operation with a Python int asks."""
+    key = (type(dtype), dtype)
+    try:
+        return _RANGES[key]
+    except KeyError:
+        name = _backend.dtype_name(dtype)
+        info = np.finfo(name) if _kind(dtype) == "f" else np.iinfo(name)
+        kind = float if _kind(dtype) == "f" else int
+        _RANGES[key] = (kind(info.min), kind(info.max))
+        return _RANGES[key]
+
+
+def _int_text(x: int) -> str:
+    """An int for a message: its digits, or their first few and how many for a long one."""
+    digits = str(x)
+    return digits if len(digits) <= 24 else f"{digits[:8]}... ({len(digits.lstrip('-'))} digits)"
+
+
+def _range_text(dtype) -> str:
+    """``dtype``'s range for a message: ``[-128, 127]``, ``[-3.403e+38, 3.403e+38]``."""
+    low, high = _number_range(dtype)
+    return f"[{low}, {high}]" if isinstance(low, int) else f"[{low:.4g}, {high:.4g}]"
 
 
 _KINDS: dict = {}
@@ -1220,6 +1282,13 @@ def _lift(x, like: Tensor):
                 f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the {number} {x!r}; "
                 f"{_CAST_FIRST[number]}"
             )
+        if number == "int":  # NumPy would raise its own OverflowError deep inside, or make inf of it
+            low, high = _number_range(like.data.dtype)
+            if not low <= x <= high:
+                raise OverflowError(
+                    f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the int {_int_text(x)}: "
+                    f"it is outside {like.dtype_name}'s range {_range_text(like.data.dtype)}"
+                )
         return x
     return Tensor(x, backend=like.backend)
 
