@@ -681,3 +681,48 @@ def test_concat_and_stack_of_something_that_is_not_a_tensor():
     with pytest.raises(TypeError, match=r"^Concat: tensors\[1\] is a list, not a Tensor"):
         mt.autograd.ops.Concat.apply(t, [1.0], axis=0)
     assert mt.concat(x for x in (t, t)).shape == (4,)  # any iterable of tensors
+
+
+# ------------------------------------------------------------------ setting .grad
+def test_grad_set_to_an_array_of_the_backend_is_wrapped_in_a_tensor():
+    """p.grad = an array was kept as it was, and SGD.step() failed with "'memoryview' object has no attribute
+    'dtype'" (or "'list' object has no attribute 'data'")."""
+    p = mt.zeros(2, requires_grad=True)
+    p.grad = p.backend.asarray(np.ones(2, np.float32))
+    assert isinstance(p.grad, mt.Tensor) and p.grad.backend is p.backend
+    mt.optim.SGD([p], lr=0.5).step()
+    assert p.tolist() == [-0.5, -0.5]
+
+
+@pytest.mark.parametrize(
+    "value, error, message",
+    [
+        ([1.0, 2.0], TypeError, r"^grad: a gradient is a Tensor or an array of backend \w+, got a list, for a float32 "
+                                r"tensor of shape \(2,\); make it one with mt\.tensor\(\.\.\., dtype='float32', "),
+        ("other", TypeError, r"^grad: a gradient is a Tensor or an array of backend \w+, got an array of backend \w+"),
+        (np.ones(3, np.float32), ValueError, r"^grad: an array of shape \(3,\) and dtype float32 for a tensor of shape "
+                                             r"\(2,\) and dtype float32; a gradient has its tensor's shape and dtype$"),
+        (np.ones(2), ValueError, r"^grad: an array of shape \(2,\) and dtype float64 for a tensor of shape \(2,\) and "
+                                 r"dtype float32"),
+    ],
+)
+def test_grad_set_to_something_else_is_refused(value, error, message):
+    p = mt.zeros(2, requires_grad=True)
+    if isinstance(value, np.ndarray):
+        value = p.backend.asarray(value)
+    elif value == "other":
+        value = mt.backend.get(other_backend()).asarray(np.ones(2, np.float32))
+    with pytest.raises(error, match=message):
+        p.grad = value
+    assert p.grad is None
+
+
+def test_grad_set_to_a_tensor_of_another_backend_is_refused():
+    p = mt.zeros(2, requires_grad=True)
+    with pytest.raises(BackendError, match=rf"^grad: a gradient on backend {other_backend()} for a tensor on "
+                                           rf"{p.backend.name} \(shape \(2,\)\); move it with \.to\("):
+        p.grad = mt.ones(2, backend=other_backend())
+    p.grad = mt.ones(3)  # a Tensor of the backend: its shape is the optimizer's to check (Optimizer.step says it)
+    assert p.grad.shape == (3,)
+    p.grad = None
+    assert p.grad is None

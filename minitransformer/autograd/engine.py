@@ -479,7 +479,7 @@ class Tensor:
     array([2., 4., 6.], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "backend", "name", "_retain_grad", "_node", "__weakref__")
+    __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "backend", "name", "_retain_grad", "_node", "__weakref__")
     __array_ufunc__ = None  # numpy scalars on the left defer to Tensor's operators
 
     def __init__(self, data, dtype=None, requires_grad: bool = False, backend=None, name: str | None = None):
@@ -493,7 +493,7 @@ class Tensor:
             data = _backend.get(_backend._backend_name_of(data)).to_host(data)  # cross-device: via the host
         self.data = be.asarray(data, dtype=dtype)
         self.backend = be
-        self.grad = None
+        self._grad = None
         self._ctx = None
         self._node = None
         self.name = name
@@ -507,7 +507,7 @@ class Tensor:
         """A Tensor around an array already on ``backend`` (no checks, no copy)."""
         t = cls.__new__(cls)
         t.data, t.backend, t._requires_grad = array, backend, requires_grad
-        t.grad = t._ctx = t.name = t._node = None
+        t._grad = t._ctx = t.name = t._node = None
         t._retain_grad = False
         return t
 
@@ -612,7 +612,7 @@ class Tensor:
     def __copy__(self) -> Tensor:
         """``copy.copy(t)``: another Tensor object holding the same array, gradient and graph."""
         new = type(self).__new__(type(self))
-        new.data, new.backend, new._requires_grad, new.grad = self.data, self.backend, self._requires_grad, self.grad
+        new.data, new.backend, new._requires_grad, new._grad = self.data, self.backend, self._requires_grad, self._grad
         new._ctx, new._node, new.name, new._retain_grad = self._ctx, self._node, self.name, self._retain_grad
         return new
 
@@ -632,12 +632,53 @@ class Tensor:
         new.data = copy.deepcopy(self.data, memo)  # NumPy, CuPy (on its device), array-api-strict: a copy
         new.backend, new._requires_grad, new.name, new._retain_grad = (self.backend, self._requires_grad, self.name,
                                                                       self._retain_grad)
-        new.grad = copy.deepcopy(self.grad, memo)
+        new._grad = copy.deepcopy(self._grad, memo)
         new._ctx = new._node = None
         return new
 
     def __reduce_ex__(self, protocol):  # pickle's way in (copy takes the two above)
         _backend.refuse_pickle(self)
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient ``backward()`` left for this tensor (a leaf that requires grad, or one that asked with
+        :meth:`retain_grad`), a Tensor of its shape and dtype; ``None`` before any.
+
+        It may be set, as in PyTorch, to ``None``, to a Tensor (an optimizer's ``step`` checks its shape and
+        dtype against the parameter's) or to an array of this tensor's backend, shape and dtype (wrapped in a
+        Tensor); anything else is refused by name.
+        """
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if isinstance(value, Tensor):
+            if value.backend is not self.backend:
+                raise _backend.BackendError(
+                    f"grad: a gradient on backend {value.backend.name} for a tensor on {self.backend.name} (shape "
+                    f"{self.shape}); move it with .to({self.backend.name!r})"
+                )
+        elif value is not None:
+            value = self._grad_from_array(value)
+        self._grad = value
+
+    def _grad_from_array(self, value) -> Tensor:
+        """``value`` given as ``.grad``, an array of this tensor's backend, shape and dtype, as a Tensor; anything
+        else a TypeError or ValueError naming what it is and what ``.grad`` takes."""
+        if not hasattr(value, "shape") or not self.backend.owns(value):
+            got = (f"an array of backend {_backend._backend_name_of(value)}" if hasattr(value, "shape")
+                   else f"a {type(value).__name__}")
+            raise TypeError(
+                f"grad: a gradient is a Tensor or an array of backend {self.backend.name}, got {got}, for a "
+                f"{self.dtype_name} tensor of shape {self.shape}; make it one with mt.tensor(..., "
+                f"dtype={self.dtype_name!r}, backend={self.backend.name!r})"
+            )
+        if tuple(value.shape) != self.shape or value.dtype != self.dtype:
+            raise ValueError(
+                f"grad: an array of shape {tuple(value.shape)} and dtype {_backend.dtype_name(value.dtype)} for a "
+                f"tensor of shape {self.shape} and dtype {self.dtype_name}; a gradient has its tensor's shape and dtype"
+            )
+        return Tensor._wrap(value, self.backend)
 
     @property
     def requires_grad(self) -> bool:
@@ -967,7 +1008,7 @@ class _Recorded(Tensor):
 
     def __init__(self, result: Tensor):  # not Tensor.__init__: there is no array to make
         self.data, self.backend, self._requires_grad = _Shape(result.data), result.backend, result._requires_grad
-        self.grad, self._ctx, self._node = None, result._ctx, None
+        self._grad, self._ctx, self._node = None, result._ctx, None
         self._result, self._first_name = weakref.ref(result), result.name
 
     @property
@@ -1152,10 +1193,10 @@ def _accumulate(t: Tensor, g, owned: bool = False) -> None:
     """Add ``g`` to ``t.grad``. The first gradient is copied unless ``owned`` (nothing else holds it),
     so a later ``+=`` never writes into an array another tensor's gradient shares."""
     xp = t.backend.xp
-    if t.grad is None:
-        t.grad = Tensor._wrap(g if owned else xp.asarray(g, copy=True), t.backend)
+    if t._grad is None:  # set past the checks of the .grad setter: the engine's own gradient fits its tensor
+        t._grad = Tensor._wrap(g if owned else xp.asarray(g, copy=True), t.backend)
     else:
-        t.grad.data += g
+        t._grad.data += g
 
 
 # ------------------------------------------------------------------ argument helpers
