@@ -511,3 +511,218 @@ def test_numpy_numbers_as_options_give_the_same_results_as_python_floats():
             F.cross_entropy(x, [2], label_smoothing=float(np.float32(0.1)), fused=fused).numpy())
     norm = nn.LayerNorm(3, eps=np.float32(1e-3))
     assert type(norm.eps) is float and norm.eps == float(np.float32(1e-3))
+
+
+# ------------------------------------------------------------------ making tensors
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: mt.zeros(-1, 2), ValueError, r"^zeros: sizes must be >= 0, got -1 in shape \(-1, 2\)$"),
+        (lambda: mt.ones((2, -3)), ValueError, r"^ones: sizes must be >= 0, got -3 in shape \(2, -3\)$"),
+        (lambda: mt.zeros(2.5), TypeError, r"^zeros: a size must be an integer, got \(2\.5,\) \(2\.5 is a float\)$"),
+        (lambda: mt.zeros(2, True), TypeError, r"^zeros: a size must be an integer, got \(2, True\)"),
+        (lambda: mt.randn(-2), ValueError, r"^randn: sizes must be >= 0, got -2 in shape \(-2,\)$"),
+        (lambda: mt.rand(2, None), TypeError, r"^rand: a size must be an integer, got \(2, None\)"),
+        (lambda: mt.randn(2, dtype="int64"), TypeError, r"^randn: dtype must be floating .*got int64$"),
+        (lambda: mt.randint(5, 2, (3,)), ValueError, r"^randint: low=5 must be below high=2"),
+        (lambda: mt.randint(0, 2.5, (3,)), TypeError, r"^randint: high must be an integer, got 2\.5$"),
+        (lambda: mt.randint(0, 5, (3, -1)), ValueError, r"^randint: sizes must be >= 0, got -1 in shape \(3, -1\)$"),
+        (lambda: mt.arange(0, 5, 0), ValueError, r"^arange: step must not be 0 \(start=0, stop=5\)$"),
+        (lambda: mt.arange(float("inf")), TypeError, r"^arange: stop must be a finite number, got inf$"),
+        (lambda: mt.arange("3"), TypeError, r"^arange: stop must be a finite number, got '3'$"),
+        (lambda: mt.full((2,), "a"), TypeError, r"^full: value must be a number, got 'a'$"),
+        (lambda: mt.full((2,), 2.5, dtype="int64"), ValueError, r"^full: value 2\.5 is not a whole number, and dtype "
+                                                                r"is int64"),
+        (lambda: mt.full((2,), 2**70, dtype="int64"), OverflowError, r"^full: value 1180591620717411303424 is outside "
+                                                                     r"int64's range \[-9223372036854775808, "),
+        (lambda: mt.full((2, -1), 0.0), ValueError, r"^full: sizes must be >= 0, got -1 in shape \(2, -1\)$"),
+    ],
+)
+def test_bad_sizes_and_values_for_a_new_tensor(call, error, message):
+    """Each was NumPy's own error (negative dimensions, 'float' object cannot be interpreted as an integer, low >= high,
+    could not convert string to float) or a ZeroDivisionError from inside array_api_compat, or a silent truncation."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_good_sizes_and_values_for_a_new_tensor_still_work():
+    assert mt.zeros(np.int64(2), 0).shape == (2, 0) and mt.ones([3]).shape == (3,) and mt.zeros().shape == ()
+    assert mt.full(2, 0.5).tolist() == [0.5, 0.5] and mt.full((2,), 3.0, dtype="int64").tolist() == [3, 3]
+    assert mt.full((1,), True).tolist() == [1.0] and mt.zeros(2, dtype="bool").tolist() == [False, False]
+    assert mt.randint(0, np.int64(3), 4).shape == (4,) and mt.arange(0, 1, 0.5).tolist() == [0.0, 0.5]
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ([[1.0], [1.0, 2.0]], r"^tensor: data is ragged: its lists at depth 1 have lengths 1, 2; a tensor needs lists "
+                              r"of equal lengths at each depth$"),
+        ([[[1], [2]], [[3], [4, 5]]], r"^tensor: data is ragged: its lists at depth 2 have lengths 1, 2"),
+        ([1, [2]], r"^tensor: data is ragged: at depth 1 some elements are lists and some are numbers"),
+    ],
+)
+def test_ragged_data(data, message):
+    """NumPy's 'setting an array element with a sequence ... inhomogeneous shape', with a dtype given or not."""
+    with pytest.raises(ValueError, match=message):
+        mt.tensor(data)
+    with pytest.raises(ValueError, match=message):
+        mt.tensor(data, dtype="float32")
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: mt.tensor([1, 2]) + 2**70, r"^cannot combine a int64 tensor of shape \(2,\) with the int "
+                                            r"1180591620717411303424: it is outside int64's range "
+                                            r"\[-9223372036854775808, 9223372036854775807\]$"),
+        (lambda: mt.tensor([1, 2]) * 2**63, r"with the int 9223372036854775808: it is outside int64's range"),
+        (lambda: mt.tensor([1, 2], dtype="uint8") + -1, r"^cannot combine a uint8 tensor of shape \(2,\) with the "
+                                                        r"int -1: it is outside uint8's range \[0, 255\]$"),
+        (lambda: mt.ones(2) + 2**200, r"^cannot combine a float32 tensor of shape \(2,\) with the int 16069380\.\.\. "
+                                      r"\(61 digits\): it is outside float32's range \[-3\.403e\+38, 3\.403e\+38\]$"),
+        (lambda: mt.tensor([[1], [2**70]]), r"^tensor: the int 1180591620717411303424 is outside int64's range"),
+        (lambda: mt.tensor(2**64), r"^tensor: the int 18446744073709551616 is outside int64's range"),
+        (lambda: mt.tensor([2**63]), r"^tensor: the int 9223372036854775808 is outside int64's range"),
+    ],
+)
+def test_an_int_that_does_not_fit_the_dtype(call, message):
+    """NumPy's 'Python int too large to convert to C long' from inside Add.forward (array-api-strict's own words), a
+    silent wrap-around to a negative int64, or 'NumPy reads it as object'."""
+    with pytest.raises(OverflowError, match=message):
+        call()
+
+
+# ------------------------------------------------------------------ indexing, reductions, concat
+@pytest.mark.parametrize(
+    "index, error, message",
+    [
+        (5, IndexError, r"^getitem: index 5 is out of range for axis 0 of size 2 \(shape \(2, 3\)\)$"),
+        ((0, -4), IndexError, r"^getitem: index -4 is out of range for axis 1 of size 3 \(shape \(2, 3\)\)$"),
+        ((..., 3), IndexError, r"^getitem: index 3 is out of range for axis 1 of size 3"),
+        ((None, 1, 3), IndexError, r"^getitem: index 3 is out of range for axis 1 of size 3"),
+        (0.5, IndexError, r"^getitem: 0\.5 \(a float\) on axis 0 is no index; an index is an int, a slice, None, "
+                          r"\.\.\., or one integer array picking rows$"),
+        ((0, "a"), IndexError, r"^getitem: 'a' \(a str\) on axis 1 is no index"),
+        ((0, 0, 0), IndexError, r"^getitem: 3 indices for a tensor of shape \(2, 3\) \(2 dimensions\)$"),
+        ((..., 0, ...), IndexError, r"^getitem: an index may have one \.\.\. \(Ellipsis\), got 2$"),
+        (slice(0, 2.5), TypeError, r"^getitem: a slice's start, stop and step must be ints or None, got "
+                                   r"slice\(0, 2\.5, None\) \(2\.5 is a float\)$"),
+        ((0, slice(None, None, 0)), ValueError, r"^getitem: slice\(None, None, 0\) on axis 1: a slice's step must not "
+                                                r"be 0$"),
+    ],
+)
+def test_bad_index(index, error, message):
+    """Each was NumPy's IndexError (or array-api-strict's) from inside GetItem.forward."""
+    with pytest.raises(error, match=message):
+        mt.zeros(2, 3)[index]
+
+
+def test_good_indices_still_work():
+    x = mt.arange(6).reshape(2, 3)
+    assert x[-1, np.int64(2)].item() == 5 and x[..., 1].tolist() == [1, 4] and x[None, 1, ...].shape == (1, 3)
+    assert x[1, None].shape == (1, 3) and x[:, ::2].tolist() == [[0, 2], [3, 5]] and x[...].shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: mt.zeros(0).max(), r"^Max: axis 0 has size 0 \(shape \(0,\)\): the max of no elements is undefined$"),
+        (lambda: mt.zeros(0).mean(), r"^Mean: axis 0 has size 0 \(shape \(0,\)\): the mean of no elements is "
+                                     r"undefined$"),
+        (lambda: mt.zeros(2, 0).mean(axis=1), r"^Mean: axis 1 has size 0 \(shape \(2, 0\)\)"),
+        (lambda: mt.zeros(2, 0, 3).max(axis=(0, 1)), r"^Max: axis 1 has size 0 \(shape \(2, 0, 3\)\)"),
+    ],
+)
+def test_mean_or_max_over_an_empty_axis(call, message):
+    """NaN with a RuntimeWarning (mean; PyTorch too gives nan), or NumPy's 'zero-size array to reduction operation
+    maximum which has no identity'. A sum of nothing is 0, and an empty axis that is not reduced is fine."""
+    with pytest.raises(ValueError, match=message):
+        call()
+    assert mt.zeros(2, 0).sum(axis=1).tolist() == [0.0, 0.0]
+    assert mt.zeros(0, 3).mean(axis=1).shape == (0,) and mt.zeros(0, 3).max(axis=1).shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda x: x.sum(axis=1.0), TypeError, r"^sum: axis must be an int, a tuple of ints or None, got 1\.0$"),
+        (lambda x: x.sum(axis=True), TypeError, r"^sum: axis must be an int, a tuple of ints or None, got True$"),
+        (lambda x: x.mean(axis=(0, "1")), TypeError, r"^mean: axis must be an int, a tuple of ints or None, got "
+                                                     r"\(0, '1'\) \('1' is a str\)$"),
+        (lambda x: x.max(axis=(1, -1)), ValueError, r"^max: axis \(1, -1\) names an axis twice"),
+        (lambda x: x.swapaxes(0, 1.0), TypeError, r"^swapaxes: axis must be an int, got 1\.0$"),
+        (lambda x: mt.concat([x, x], axis=None), TypeError, r"^concat: axis must be an int, got None$"),
+        (lambda x: x.reshape(3, 2.0), TypeError, r"^reshape: a size must be an integer, got \(3, 2\.0\) \(2\.0 is a "
+                                                 r"float\)$"),
+        (lambda x: x.reshape(-2, -3), ValueError, r"^reshape: sizes must be >= 0 \(or one -1, inferred\), got -2 in "
+                                                  r"shape \(-2, -3\)$"),
+    ],
+)
+def test_axes_and_sizes_that_are_not_ints(call, error, message):
+    """sum(axis=1.0) was "'float' object is not iterable"; axis=True meant axis 1 and reshape(3, 2.0) was accepted,
+    silently; concat's axis=None meant axis 0."""
+    with pytest.raises(error, match=message):
+        call(mt.zeros(2, 3))
+    assert mt.zeros(2, 3).sum(axis=np.int64(1)).shape == (2,)
+    assert mt.zeros(2, 3).reshape(np.int64(3), -1).shape == (3, 2)
+
+
+def test_concat_and_stack_of_something_that_is_not_a_tensor():
+    """concat([t, [1.0]]) was AttributeError: 'list' object has no attribute 'ndim' (from inside Concat)."""
+    t = mt.ones(2)
+    with pytest.raises(TypeError, match=r"^concat: tensors\[1\] is a list, not a Tensor; make it one with "
+                                        r"mt\.tensor\(\.\.\.\)$"):
+        mt.concat([t, [1.0]])
+    with pytest.raises(TypeError, match=r"^stack: tensors\[0\] is a float, not a Tensor"):
+        mt.stack([1.0, t])
+    with pytest.raises(TypeError, match=r"^concat: tensors must be a list or tuple of Tensors, got a Tensor of shape "
+                                        r"\(2,\)$"):
+        mt.concat(t)  # it was cut into its rows, 0-d tensors
+    with pytest.raises(TypeError, match=r"^Concat: tensors\[1\] is a list, not a Tensor"):
+        mt.autograd.ops.Concat.apply(t, [1.0], axis=0)
+    assert mt.concat(x for x in (t, t)).shape == (4,)  # any iterable of tensors
+
+
+# ------------------------------------------------------------------ setting .grad
+def test_grad_set_to_an_array_of_the_backend_is_wrapped_in_a_tensor():
+    """p.grad = an array was kept as it was, and SGD.step() failed with "'memoryview' object has no attribute
+    'dtype'" (or "'list' object has no attribute 'data'")."""
+    p = mt.zeros(2, requires_grad=True)
+    p.grad = p.backend.asarray(np.ones(2, np.float32))
+    assert isinstance(p.grad, mt.Tensor) and p.grad.backend is p.backend
+    mt.optim.SGD([p], lr=0.5).step()
+    assert p.tolist() == [-0.5, -0.5]
+
+
+@pytest.mark.parametrize(
+    "value, error, message",
+    [
+        ([1.0, 2.0], TypeError, r"^grad: a gradient is a Tensor or an array of backend \w+, got a list, for a float32 "
+                                r"tensor of shape \(2,\); make it one with mt\.tensor\(\.\.\., dtype='float32', "),
+        ("other", TypeError, r"^grad: a gradient is a Tensor or an array of backend \w+, got an array of backend \w+"),
+        (np.ones(3, np.float32), ValueError, r"^grad: an array of shape \(3,\) and dtype float32 for a tensor of shape "
+                                             r"\(2,\) and dtype float32; a gradient has its tensor's shape and dtype$"),
+        (np.ones(2), ValueError, r"^grad: an array of shape \(2,\) and dtype float64 for a tensor of shape \(2,\) and "
+                                 r"dtype float32"),
+    ],
+)
+def test_grad_set_to_something_else_is_refused(value, error, message):
+    p = mt.zeros(2, requires_grad=True)
+    if isinstance(value, np.ndarray):
+        value = p.backend.asarray(value)
+    elif value == "other":
+        value = mt.backend.get(other_backend()).asarray(np.ones(2, np.float32))
+    with pytest.raises(error, match=message):
+        p.grad = value
+    assert p.grad is None
+
+
+def test_grad_set_to_a_tensor_of_another_backend_is_refused():
+    p = mt.zeros(2, requires_grad=True)
+    with pytest.raises(BackendError, match=rf"^grad: a gradient on backend {other_backend()} for a tensor on "
+                                           rf"{p.backend.name} \(shape \(2,\)\); move it with \.to\("):
+        p.grad = mt.ones(2, backend=other_backend())
+    p.grad = mt.ones(3)  # a Tensor of the backend: its shape is the optimizer's to check (Optimizer.step says it)
+    assert p.grad.shape == (3,)
+    p.grad = None
+    assert p.grad is None

@@ -433,3 +433,30 @@ def test_matmul_broadcast_batches_pass_gradcheck(data, batch, dims):
     x, y = _tensor(a), _tensor(b)
     np.testing.assert_allclose((x @ y).numpy(), a @ b, rtol=1e-12)
     assert mt.gradcheck(mt.matmul, x, y)
+
+
+@pytest.mark.parametrize(
+    "option, value, error, message",
+    [
+        ("eps", 0, ValueError, r"^gradcheck: eps must be a finite number > 0, got 0$"),  # was ZeroDivisionError
+        ("eps", -1e-6, ValueError, r"^gradcheck: eps must be a finite number > 0, got -1e-06$"),
+        ("atol", -1, ValueError, r"^gradcheck: atol must be a finite number >= 0, got -1$"),  # failed every element
+        ("rtol", float("nan"), ValueError, r"^gradcheck: rtol must be a finite number >= 0, got nan$"),
+        ("eps", "1e-6", TypeError, r"^gradcheck: eps must be a finite number > 0, got '1e-6'$"),
+    ],
+)
+def test_gradcheck_refuses_a_bad_step_or_tolerance(option, value, error, message):
+    x = mt.tensor([0.5, -1.0], dtype="float64", requires_grad=True)
+    with pytest.raises(error, match=message):
+        mt.gradcheck(lambda t: t * t, x, **{option: value})
+    with pytest.raises(ValueError, match=r"^numerical_grad: eps must be a finite number > 0, got 0$"):
+        numerical_grad(lambda t: t * t, [x], [np.ones(2)], 0, 0)
+
+
+def test_gradcheck_of_a_list_of_inputs_says_to_pass_them_separately():
+    """It said "no input requires grad (inputs: list)", without saying why."""
+    x = mt.tensor([0.5, -1.0], dtype="float64", requires_grad=True)
+    with pytest.raises(TypeError, match=r"^gradcheck: input 0 is a list of 2 items; pass the tensors as separate "
+                                        r"arguments, gradcheck\(fn, \*inputs\) or gradcheck\(fn, x, y\)"):
+        mt.gradcheck(lambda a, b: a * b, [x, x])
+    assert mt.gradcheck(lambda a, b: a * b, *[x, x])

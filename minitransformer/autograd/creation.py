@@ -2,16 +2,54 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .. import backend as _backend
-from .engine import Tensor
+from .engine import Tensor, _int_text, _integer, _kind, _number_range, _range_text, _sizes
 
 __all__ = ["tensor", "zeros", "ones", "full", "arange", "randn", "rand", "randint", "zeros_like", "ones_like"]
 
 
-def _shape(shape) -> tuple[int, ...]:
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], tuple | list) else tuple(shape)
+def _shape(op: str, shape) -> tuple[int, ...]:
+    """The sizes given to ``op`` as separate ints or one tuple (or list), checked: ints >= 0, else an error naming
+    ``op`` and the shape."""
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], tuple | list) else tuple(shape)
+    return _sizes(op, shape)
+
+
+def _shape_argument(op: str, shape) -> tuple[int, ...]:
+    """A ``shape`` argument (a tuple or list of sizes, or one int) as checked sizes."""
+    return _sizes(op, (shape,) if isinstance(shape, numbers.Integral) else tuple(shape))
+
+
+def _float_dtype(op: str, be, dtype):
+    """``dtype`` (float32 by default) if it is floating, else a TypeError naming ``op``: samples of a
+    distribution on the real line, cast to integers, would be truncated silently."""
+    if dtype is not None and _kind(be.dtype(dtype)) != "f":
+        raise TypeError(f"{op}: dtype must be floating (the samples are real numbers), got "
+                        f"{_backend.dtype_name(be.dtype(dtype))}")
+    return dtype
+
+
+def _fill_value(op: str, value, dtype):
+    """``value`` if ``dtype`` can hold it, else an error naming ``op`` and the value: a real number (a bool, an int,
+    a float, a NumPy number); whole for an integer or bool dtype (NumPy would truncate 2.5 to 2); an int inside
+    ``dtype``'s range."""
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: value must be a number, got {value!r}")
+    kind = _kind(dtype)
+    if kind != "f" and isinstance(value, float | np.floating) and not (math.isfinite(value) and value == int(value)):
+        raise ValueError(f"{op}: value {value!r} is not a whole number, and dtype is {_backend.dtype_name(dtype)}; "
+                         "give a floating dtype, or a whole number")
+    if kind != "b" and isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+        low, high = _number_range(dtype)
+        if not low <= value <= high:
+            raise OverflowError(f"{op}: value {_int_text(int(value))} is outside {_backend.dtype_name(dtype)}'s range "
+                                f"{_range_text(dtype)}")
+    return value
 
 
 def tensor(data, dtype=None, requires_grad: bool = False, backend=None, name: str | None = None) -> Tensor:
@@ -80,8 +118,15 @@ def full(shape, value, dtype=None, requires_grad: bool = False, backend=None) ->
     array([[0.5, 0.5, 0.5],
            [0.5, 0.5, 0.5]], dtype=float32)
     """
+    return _full("full", _shape_argument("full", shape), value, dtype, requires_grad, backend)
+
+
+def _full(op: str, shape: tuple[int, ...], value, dtype, requires_grad: bool, backend) -> Tensor:
+    """:func:`full` of sizes already checked, with ``value`` checked against the dtype and errors naming ``op``."""
     be = _backend.get(backend)
-    return Tensor._wrap(be.xp.full(tuple(shape), value, dtype=be.dtype(dtype)), be).requires_grad_(requires_grad)
+    dtype = be.dtype(dtype)
+    value = _fill_value(op, value, dtype)
+    return Tensor._wrap(be.xp.full(shape, value, dtype=dtype), be).requires_grad_(requires_grad)
 
 
 def zeros(*shape, dtype=None, requires_grad: bool = False, backend=None) -> Tensor:
@@ -95,7 +140,7 @@ def zeros(*shape, dtype=None, requires_grad: bool = False, backend=None) -> Tens
     >>> mt.zeros((2, 3), dtype="int64").tolist()
     [[0, 0, 0], [0, 0, 0]]
     """
-    return full(_shape(shape), 0, dtype, requires_grad, backend)
+    return _full("zeros", _shape("zeros", shape), 0, dtype, requires_grad, backend)
 
 
 def ones(*shape, dtype=None, requires_grad: bool = False, backend=None) -> Tensor:
@@ -109,7 +154,7 @@ def ones(*shape, dtype=None, requires_grad: bool = False, backend=None) -> Tenso
     >>> mt.ones((2, 4)).shape
     (2, 4)
     """
-    return full(_shape(shape), 1, dtype, requires_grad, backend)
+    return _full("ones", _shape("ones", shape), 1, dtype, requires_grad, backend)
 
 
 def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
@@ -122,7 +167,7 @@ def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
     >>> z.shape, z.dtype_name
     ((1, 3), 'int64')
     """
-    return full(t.shape, 0, t.dtype_name, requires_grad, t.backend)
+    return _full("zeros_like", t.shape, 0, t.dtype_name, requires_grad, t.backend)
 
 
 def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
@@ -134,7 +179,7 @@ def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
     >>> mt.ones_like(mt.zeros(2, dtype="float64")).numpy()
     array([1., 1.])
     """
-    return full(t.shape, 1, t.dtype_name, requires_grad, t.backend)
+    return _full("ones_like", t.shape, 1, t.dtype_name, requires_grad, t.backend)
 
 
 def arange(start, stop=None, step=1, dtype=None, backend=None) -> Tensor:
@@ -158,8 +203,13 @@ def arange(start, stop=None, step=1, dtype=None, backend=None) -> Tensor:
     be = _backend.get(backend)
     if stop is None:
         start, stop = 0, start
-    numbers = (start, stop, step)
-    floats = [v for v in numbers if isinstance(v, float | np.floating)]
+    given = (start, stop, step)
+    for name, v in zip(("start", "stop", "step"), given):
+        if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise TypeError(f"arange: {name} must be a finite number, got {v!r}")
+    if step == 0:
+        raise ValueError(f"arange: step must not be 0 (start={start}, stop={stop})")
+    floats = [v for v in given if isinstance(v, float | np.floating)]
     if dtype is None:
         dtype = _backend.DEFAULT_FLOAT if floats else "int64"
     elif not _backend.dtype_name(be.dtype(dtype)).startswith("float") and any(v != int(v) for v in floats):
@@ -187,7 +237,8 @@ def randn(*shape, dtype=None, requires_grad: bool = False, backend=None) -> Tens
     ((2, 3), True)
     """
     be = _backend.get(backend)
-    return Tensor._wrap(be.normal(_shape(shape), dtype=dtype), be).requires_grad_(requires_grad)
+    shape = _shape("randn", shape)
+    return Tensor._wrap(be.normal(shape, dtype=_float_dtype("randn", be, dtype)), be).requires_grad_(requires_grad)
 
 
 def rand(*shape, dtype=None, requires_grad: bool = False, backend=None) -> Tensor:
@@ -204,7 +255,8 @@ def rand(*shape, dtype=None, requires_grad: bool = False, backend=None) -> Tenso
     ((1000,), True)
     """
     be = _backend.get(backend)
-    return Tensor._wrap(be.uniform(_shape(shape), dtype=dtype), be).requires_grad_(requires_grad)
+    shape = _shape("rand", shape)
+    return Tensor._wrap(be.uniform(shape, dtype=_float_dtype("rand", be, dtype)), be).requires_grad_(requires_grad)
 
 
 def randint(low: int, high: int, shape, backend=None) -> Tensor:
@@ -219,4 +271,8 @@ def randint(low: int, high: int, shape, backend=None) -> Tensor:
     ((2, 5), 'int64', True)
     """
     be = _backend.get(backend)
-    return Tensor._wrap(be.integers(tuple(shape), low, high), be)
+    low = _integer("randint", "low", low, low, "an integer")
+    high = _integer("randint", "high", high, high, "an integer")
+    if low >= high:
+        raise ValueError(f"randint: low={low} must be below high={high} (integers are drawn from [low, high))")
+    return Tensor._wrap(be.integers(_shape_argument("randint", shape), low, high), be)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import numbers
 import operator
 import re
 import weakref
@@ -478,20 +479,21 @@ class Tensor:
     array([2., 4., 6.], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "backend", "name", "_retain_grad", "_node", "__weakref__")
+    __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "backend", "name", "_retain_grad", "_node", "__weakref__")
     __array_ufunc__ = None  # numpy scalars on the left defer to Tensor's operators
 
     def __init__(self, data, dtype=None, requires_grad: bool = False, backend=None, name: str | None = None):
         be = _backend.get(backend)
         if isinstance(data, Tensor):
             data = data.data
-        if dtype is None and not hasattr(data, "dtype"):
-            data, dtype = _read_numbers(data)
+        if not hasattr(data, "dtype"):  # numbers, nested lists: read (and checked) once, on the host
+            data, default = _read_numbers(data, dtype)
+            dtype = default if dtype is None else dtype
         if not be.owns(data) and hasattr(data, "dtype") and _backend._backend_name_of(data) not in (None, "numpy"):
             data = _backend.get(_backend._backend_name_of(data)).to_host(data)  # cross-device: via the host
         self.data = be.asarray(data, dtype=dtype)
         self.backend = be
-        self.grad = None
+        self._grad = None
         self._ctx = None
         self._node = None
         self.name = name
@@ -505,7 +507,7 @@ class Tensor:
         """A Tensor around an array already on ``backend`` (no checks, no copy)."""
         t = cls.__new__(cls)
         t.data, t.backend, t._requires_grad = array, backend, requires_grad
-        t.grad = t._ctx = t.name = t._node = None
+        t._grad = t._ctx = t.name = t._node = None
         t._retain_grad = False
         return t
 
@@ -610,7 +612,7 @@ class Tensor:
     def __copy__(self) -> Tensor:
         """``copy.copy(t)``: another Tensor object holding the same array, gradient and graph."""
         new = type(self).__new__(type(self))
-        new.data, new.backend, new._requires_grad, new.grad = self.data, self.backend, self._requires_grad, self.grad
+        new.data, new.backend, new._requires_grad, new._grad = self.data, self.backend, self._requires_grad, self._grad
         new._ctx, new._node, new.name, new._retain_grad = self._ctx, self._node, self.name, self._retain_grad
         return new
 
@@ -630,12 +632,53 @@ class Tensor:
         new.data = copy.deepcopy(self.data, memo)  # NumPy, CuPy (on its device), array-api-strict: a copy
         new.backend, new._requires_grad, new.name, new._retain_grad = (self.backend, self._requires_grad, self.name,
                                                                       self._retain_grad)
-        new.grad = copy.deepcopy(self.grad, memo)
+        new._grad = copy.deepcopy(self._grad, memo)
         new._ctx = new._node = None
         return new
 
     def __reduce_ex__(self, protocol):  # pickle's way in (copy takes the two above)
         _backend.refuse_pickle(self)
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient ``backward()`` left for this tensor (a leaf that requires grad, or one that asked with
+        :meth:`retain_grad`), a Tensor of its shape and dtype; ``None`` before any.
+
+        It may be set, as in PyTorch, to ``None``, to a Tensor (an optimizer's ``step`` checks its shape and
+        dtype against the parameter's) or to an array of this tensor's backend, shape and dtype (wrapped in a
+        Tensor); anything else is refused by name.
+        """
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if isinstance(value, Tensor):
+            if value.backend is not self.backend:
+                raise _backend.BackendError(
+                    f"grad: a gradient on backend {value.backend.name} for a tensor on {self.backend.name} (shape "
+                    f"{self.shape}); move it with .to({self.backend.name!r})"
+                )
+        elif value is not None:
+            value = self._grad_from_array(value)
+        self._grad = value
+
+    def _grad_from_array(self, value) -> Tensor:
+        """``value`` given as ``.grad``, an array of this tensor's backend, shape and dtype, as a Tensor; anything
+        else a TypeError or ValueError naming what it is and what ``.grad`` takes."""
+        if not hasattr(value, "shape") or not self.backend.owns(value):
+            got = (f"an array of backend {_backend._backend_name_of(value)}" if hasattr(value, "shape")
+                   else f"a {type(value).__name__}")
+            raise TypeError(
+                f"grad: a gradient is a Tensor or an array of backend {self.backend.name}, got {got}, for a "
+                f"{self.dtype_name} tensor of shape {self.shape}; make it one with mt.tensor(..., "
+                f"dtype={self.dtype_name!r}, backend={self.backend.name!r})"
+            )
+        if tuple(value.shape) != self.shape or value.dtype != self.dtype:
+            raise ValueError(
+                f"grad: an array of shape {tuple(value.shape)} and dtype {_backend.dtype_name(value.dtype)} for a "
+                f"tensor of shape {self.shape} and dtype {self.dtype_name}; a gradient has its tensor's shape and dtype"
+            )
+        return Tensor._wrap(value, self.backend)
 
     @property
     def requires_grad(self) -> bool:
@@ -884,7 +927,7 @@ class Tensor:
     def swapaxes(self, axis1: int, axis2: int):
         """Two axes exchanged (``K.swapaxes(-2, -1)`` is :math:`K^\\top` for a batch of matrices)."""
         axes = list(range(self.ndim))
-        a, b = _axes(axis1, self.ndim, "swapaxes")[0], _axes(axis2, self.ndim, "swapaxes")[0]
+        a, b = _axis(axis1, self.ndim, "swapaxes"), _axis(axis2, self.ndim, "swapaxes")
         axes[a], axes[b] = axes[b], axes[a]
         return ops.Permute.apply(self, axes=tuple(axes))
 
@@ -965,7 +1008,7 @@ class _Recorded(Tensor):
 
     def __init__(self, result: Tensor):  # not Tensor.__init__: there is no array to make
         self.data, self.backend, self._requires_grad = _Shape(result.data), result.backend, result._requires_grad
-        self.grad, self._ctx, self._node = None, result._ctx, None
+        self._grad, self._ctx, self._node = None, result._ctx, None
         self._result, self._first_name = weakref.ref(result), result.name
 
     @property
@@ -1150,26 +1193,87 @@ def _accumulate(t: Tensor, g, owned: bool = False) -> None:
     """Add ``g`` to ``t.grad``. The first gradient is copied unless ``owned`` (nothing else holds it),
     so a later ``+=`` never writes into an array another tensor's gradient shares."""
     xp = t.backend.xp
-    if t.grad is None:
-        t.grad = Tensor._wrap(g if owned else xp.asarray(g, copy=True), t.backend)
+    if t._grad is None:  # set past the checks of the .grad setter: the engine's own gradient fits its tensor
+        t._grad = Tensor._wrap(g if owned else xp.asarray(g, copy=True), t.backend)
     else:
-        t.grad.data += g
+        t._grad.data += g
 
 
 # ------------------------------------------------------------------ argument helpers
 _DTYPE_OF_KIND = {"f": _backend.DEFAULT_FLOAT, "i": "int64", "u": "int64", "b": "bool"}
 
 
-def _read_numbers(data) -> tuple[np.ndarray, str]:
+def _read_numbers(data, dtype=None) -> tuple[np.ndarray, str]:
     """Python numbers or nested lists of them as a NumPy array, and PyTorch's dtype for them: float32 if
-    any is a float, else int64 if any is an int (bools among ints count as ints), else bool."""
-    host = np.asarray(data)  # nested lists read once, in C; the kind of number they hold picks the dtype
+    any is a float, else int64 if any is an int (bools among ints count as ints), else bool. Ragged lists,
+    anything but numbers, and (with no ``dtype`` given) an int outside int64's range are refused by name."""
+    try:
+        host = np.asarray(data)  # nested lists read once, in C; the kind of number they hold picks the dtype
+    except ValueError:  # NumPy's "inhomogeneous shape"
+        raise ValueError(f"tensor: {_ragged(data)}; a tensor needs lists of equal lengths at each depth") from None
+    if host.dtype == np.uint64 and dtype is None or host.dtype.kind == "O":  # an int past int64 (or uint64) read
+        int64 = np.dtype(np.int64)
+        big = _first_int_outside(data, _number_range(int64))
+        if big is not None:
+            raise OverflowError(f"tensor: the int {_int_text(big)} is outside int64's range {_range_text(int64)}")
     if host.dtype.kind not in _DTYPE_OF_KIND:
         raise TypeError(
             f"tensor: data must be numbers or nested lists of numbers, got {type(data).__name__} "
             f"(NumPy reads it as {host.dtype})"
         )
     return host, _DTYPE_OF_KIND[host.dtype.kind]
+
+
+def _ragged(data) -> str:
+    """Where nested lists have unequal lengths, in words (for the message of :func:`_read_numbers`)."""
+    level, depth = [data], 0
+    while level and all(isinstance(x, list | tuple) for x in level):
+        lengths = sorted({len(x) for x in level})
+        if len(lengths) > 1:
+            return f"data is ragged: its lists at depth {depth} have lengths {', '.join(map(str, lengths))}"
+        level, depth = [y for x in level for y in x], depth + 1
+    return f"data is ragged: at depth {depth} some elements are lists and some are numbers"
+
+
+def _first_int_outside(data, bounds) -> int | None:
+    """The first Python int in nested lists ``data`` outside ``bounds`` (``None`` if there is none)."""
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list | tuple):
+            stack.extend(reversed(x))
+        elif isinstance(x, int) and not isinstance(x, bool) and not bounds[0] <= x <= bounds[1]:
+            return x
+    return None
+
+
+_RANGES: dict = {}
+
+
+def _number_range(dtype) -> tuple:
+    """The smallest and largest value ``dtype`` (of any backend; not bool) holds: ints for an integer dtype, the
+    finite floats for a floating one; remembered, since every operation with a Python int asks."""
+    key = (type(dtype), dtype)
+    try:
+        return _RANGES[key]
+    except KeyError:
+        name = _backend.dtype_name(dtype)
+        info = np.finfo(name) if _kind(dtype) == "f" else np.iinfo(name)
+        kind = float if _kind(dtype) == "f" else int
+        _RANGES[key] = (kind(info.min), kind(info.max))
+        return _RANGES[key]
+
+
+def _int_text(x: int) -> str:
+    """An int for a message: its digits, or their first few and how many for a long one."""
+    digits = str(x)
+    return digits if len(digits) <= 24 else f"{digits[:8]}... ({len(digits.lstrip('-'))} digits)"
+
+
+def _range_text(dtype) -> str:
+    """``dtype``'s range for a message: ``[-128, 127]``, ``[-3.403e+38, 3.403e+38]``."""
+    low, high = _number_range(dtype)
+    return f"[{low}, {high}]" if isinstance(low, int) else f"[{low:.4g}, {high:.4g}]"
 
 
 _KINDS: dict = {}
@@ -1219,23 +1323,68 @@ def _lift(x, like: Tensor):
                 f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the {number} {x!r}; "
                 f"{_CAST_FIRST[number]}"
             )
+        if number == "int":  # NumPy would raise its own OverflowError deep inside, or make inf of it
+            low, high = _number_range(like.data.dtype)
+            if not low <= x <= high:
+                raise OverflowError(
+                    f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the int {_int_text(x)}: "
+                    f"it is outside {like.dtype_name}'s range {_range_text(like.data.dtype)}"
+                )
         return x
     return Tensor(x, backend=like.backend)
 
 
 def _axes(axis, ndim: int, op: str, reduction: bool = False):
-    """Normalise ``axis`` (None, an int or a tuple; negatives allowed) to a tuple of axes. For a ``reduction`` of a
-    0-d tensor, axis 0 or -1 is allowed and means none, as in PyTorch."""
+    """Normalise ``axis`` (None, an int or a tuple of ints; negatives allowed) to a tuple of axes. For a ``reduction``
+    of a 0-d tensor, axis 0 or -1 is allowed and means none, as in PyTorch; a reduction's axes must differ."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if type(axis) is int else tuple(axis) if isinstance(axis, tuple | list) else (axis,)
+    n = max(ndim, 1) if reduction else ndim
     out = []
     for a in axes:
-        n = max(ndim, 1) if reduction else ndim
+        if type(a) is not int:
+            a = _integer(op, "axis", a, axis, "an int, a tuple of ints or None")
         if not -n <= a < n:
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
         if ndim:
             out.append(a % ndim)
+    if reduction and len(out) > 1 and len(set(out)) < len(out):
+        raise ValueError(f"{op}: axis {axis} names an axis twice (a tensor with {ndim} dimensions)")
+    return tuple(out)
+
+
+def _axis(axis, ndim: int, op: str) -> int:
+    """One axis (an int; negatives count from the end) as a non-negative index, or an error naming ``op``."""
+    if type(axis) is not int:
+        axis = _integer(op, "axis", axis, axis, "an int")
+    return _axes(axis, ndim, op)[0]
+
+
+def _integer(op: str, what: str, value, given, wanted: str) -> int:
+    """``value`` (one of ``given``) as a Python int if it is a Python or NumPy integer (not a bool), else a TypeError
+    naming ``op``, ``what`` it is (an axis, a size), what was ``given`` and the ``wanted`` form."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{op}: {what} must be {wanted}, got {given!r}"
+                        + ("" if value is given else f" ({value!r} is a {type(value).__name__})"))
+    return int(value)
+
+
+def _sizes(op: str, shape, inferred: bool = False) -> tuple[int, ...]:
+    """``shape`` (a tuple of sizes) as a tuple of Python ints >= 0, or an error naming ``op`` and the shape; with
+    ``inferred``, one size may be -1 (reshape's size to work out)."""
+    for s in shape:  # the common case, Python ints >= 0, without a new tuple
+        if type(s) is not int or s < 0:
+            break
+    else:
+        return tuple(shape)
+    out = []
+    for s in shape:
+        s = s if type(s) is int else _integer(op, "a size", s, tuple(shape), "an integer")
+        if s < 0 and not (inferred and s == -1):
+            wanted = ">= 0 (or one -1, inferred)" if inferred else ">= 0"
+            raise ValueError(f"{op}: sizes must be {wanted}, got {s} in shape {tuple(shape)}")
+        out.append(s)
     return tuple(out)
 
 
@@ -1248,7 +1397,7 @@ def _permutation(axes, ndim: int):
 
 def _resolve_shape(shape, old):
     """Fill in one ``-1`` and check the number of elements stays the same."""
-    shape = tuple(int(s) for s in shape)
+    shape = _sizes("reshape", shape, inferred=True)
     size = 1
     for d in old:
         size *= d
@@ -1411,7 +1560,7 @@ def take(x: Tensor, indices, axis: int = 0, *, in_range: bool = False) -> Tensor
         ids = indices.data
     else:
         ids = be.asarray(indices)
-    return ops.Take.apply(x, indices=ids, axis=_axes(axis, x.ndim, "take")[0], in_range=bool(in_range))
+    return ops.Take.apply(x, indices=ids, axis=_axis(axis, x.ndim, "take"), in_range=bool(in_range))
 
 
 def cast(x: Tensor, dtype) -> Tensor:
@@ -1560,10 +1709,8 @@ def concat(tensors, axis: int = 0) -> Tensor:
     >>> mt.concat(heads, axis=-1).shape
     (2, 5, 12)
     """
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("concat: needs at least one tensor")
-    return ops.Concat.apply(*tensors, axis=_axes(axis, tensors[0].ndim, "concat")[0])
+    tensors = _tensor_list("concat", tensors)
+    return ops.Concat.apply(*tensors, axis=_axis(axis, tensors[0].ndim, "concat"))
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
@@ -1580,10 +1727,27 @@ def stack(tensors, axis: int = 0) -> Tensor:
     >>> mt.stack([mt.zeros(2, 3), mt.ones(2, 3)], axis=-1).shape
     (2, 3, 2)
     """
+    tensors = _tensor_list("stack", tensors)
+    return ops.Stack.apply(*tensors, axis=_axis(axis, tensors[0].ndim + 1, "stack"))
+
+
+def _tensor_list(op: str, tensors) -> list[Tensor]:
+    """``tensors`` (a list, tuple or other iterable of at least one Tensor) as a list, or an error naming ``op`` and
+    the one at fault; ``Concat`` and ``Stack`` check their inputs with it too."""
+    if isinstance(tensors, Tensor) or not hasattr(tensors, "__iter__"):  # a Tensor would be cut into its rows
+        raise TypeError(f"{op}: tensors must be a list or tuple of Tensors, got {_described(tensors)}")
     tensors = list(tensors)
     if not tensors:
-        raise ValueError("stack: needs at least one tensor")
-    return ops.Stack.apply(*tensors, axis=_axes(axis, tensors[0].ndim + 1, "stack")[0])
+        raise ValueError(f"{op}: needs at least one tensor")
+    for k, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: tensors[{k}] is {_described(t)}, not a Tensor; make it one with mt.tensor(...)")
+    return tensors
+
+
+def _described(x) -> str:
+    """What ``x`` is, for a message: ``a Tensor of shape (2, 3)``, ``a list``."""
+    return f"a Tensor of shape {x.shape}" if isinstance(x, Tensor) else f"a {type(x).__name__}"
 
 
 def split(x: Tensor, sections, axis: int = -1) -> list[Tensor]:
@@ -1601,7 +1765,7 @@ def split(x: Tensor, sections, axis: int = -1) -> list[Tensor]:
     >>> [part.shape for part in mt.split(mt.arange(5), [2, 3])]
     [(2,), (3,)]
     """
-    axis = _axes(axis, x.ndim, "split")[0]
+    axis = _axis(axis, x.ndim, "split")
     n = x.shape[axis]
     if isinstance(sections, int):
         if sections <= 0 or n % sections:

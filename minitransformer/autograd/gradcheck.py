@@ -13,6 +13,9 @@ so that every element of it is checked (then the numbers compared are derivative
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .engine import Tensor, _topological_order, no_grad
@@ -84,6 +87,7 @@ def numerical_grad(fn, inputs, cotangent, index: int, eps: float) -> np.ndarray:
     >>> mt.autograd.numerical_grad(lambda t: t * t, [x], [np.ones(2)], 0, 1e-6).round(6)
     array([2., 4.])
     """
+    _check_tolerance("numerical_grad", "eps", eps, positive=True)
     x = inputs[index]
     host = x.numpy().astype(np.float64, copy=True)
     grad = np.zeros_like(host)
@@ -145,9 +149,11 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
         On a mismatch, naming the input, the worst element, and both derivatives; or when no gradient
         reached an input whose central difference is not zero (a ``backward`` that returned ``None`` for it).
     TypeError
-        If an input that requires grad, or an output of ``fn``, is not float64.
+        If an input that requires grad, or an output of ``fn``, is not float64; if the inputs are passed as
+        one list (pass them as separate arguments); if ``eps``, ``atol`` or ``rtol`` is not a number.
     ValueError
-        If no input requires grad (there would be nothing to check).
+        If no input requires grad (there would be nothing to check); if ``eps`` is not finite and > 0, or
+        ``atol`` or ``rtol`` not finite and >= 0.
 
     Examples
     --------
@@ -172,7 +178,15 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
     ...     print(str(e).split(" (ratio")[0])
     gradcheck: input 0 'w' (shape (2,)) at index (1,): received derivative 2, expected 4 from central difference
     """
+    _check_tolerance("gradcheck", "eps", eps, positive=True)
+    _check_tolerance("gradcheck", "atol", atol)
+    _check_tolerance("gradcheck", "rtol", rtol)
     for k, x in enumerate(inputs):
+        if isinstance(x, list | tuple) and any(isinstance(t, Tensor) for t in x):
+            raise TypeError(
+                f"gradcheck: input {k} is a {type(x).__name__} of {len(x)} items; pass the tensors as separate "
+                f"arguments, gradcheck(fn, *inputs) or gradcheck(fn, x, y), as fn(*inputs) is called"
+            )
         if isinstance(x, Tensor) and x.requires_grad and x.dtype_name != "float64":
             raise TypeError(
                 f"gradcheck: input {k} is {x.dtype_name}; use float64 (x.to('float64')), since float32 "
@@ -256,6 +270,16 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
                 raise GradcheckError(message)
             return False
     return True
+
+
+def _check_tolerance(op: str, name: str, value, positive: bool = False) -> None:
+    """Refuse a step or tolerance that is not a finite number > 0 (``positive``: a step of 0 divides by 0) or >= 0
+    (a negative tolerance would fail every element), naming ``op``, the option and the value."""
+    wanted = f"a finite number {'>' if positive else '>='} 0"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: {name} must be {wanted}, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{op}: {name} must be {wanted}, got {value!r}")
 
 
 def _name(x, k: int) -> str:

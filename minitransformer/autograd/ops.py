@@ -62,7 +62,7 @@ from __future__ import annotations
 import math
 
 from .. import backend as _backend
-from .engine import Function, Tensor, _kind, broadcast_shapes
+from .engine import Function, Tensor, _integer, _kind, _tensor_list, broadcast_shapes
 
 
 def _is_number(x) -> bool:
@@ -72,6 +72,15 @@ def _is_number(x) -> bool:
 
 def _shape(x):
     return tuple(x.shape) if isinstance(x, Tensor) else ()
+
+
+def _nonempty(op: str, x, axis: tuple) -> None:
+    """Refuse a reduction over an axis of size 0, which has no elements to average or compare (NumPy gives NaN with
+    a warning, or its own error): a ValueError naming ``op``, the axis and the shape."""
+    for a in axis:
+        if x.shape[a] == 0:
+            raise ValueError(f"{op}: axis {a} has size 0 (shape {x.shape}): the {op.lower()} of no elements is "
+                             "undefined")
 
 
 def _full(index: tuple) -> tuple:
@@ -618,6 +627,11 @@ class Mean(Function):
 
     float_only = True
 
+    @classmethod
+    def check(cls, x, axis, keepdims):
+        """Refuse an axis of size 0 to average over (NumPy would give NaN)."""
+        _nonempty(cls.__name__, x, axis)
+
     def forward(self, x, axis, keepdims):
         """The mean over ``axis`` (a tuple), the axes dropped or kept (``keepdims``); keeps the shape and :math:`n`."""
         self.shape, self.axis, self.keepdims = tuple(x.shape), axis, keepdims
@@ -651,6 +665,11 @@ class Max(Function):
 
     on_bool = "refuse"
     fresh_grads = True
+
+    @classmethod
+    def check(cls, x, axis, keepdims):
+        """Refuse an axis of size 0 to take the largest element of."""
+        _nonempty(cls.__name__, x, axis)
 
     def forward(self, x, axis, keepdims):
         """The max over ``axis`` (a tuple), the axes dropped or kept (``keepdims``); keeps ``x`` and the max."""
@@ -820,6 +839,45 @@ class GetItem(Function):
 
     fresh_grads = True
 
+    @classmethod
+    def check(cls, x, index):
+        """Refuse more indices than axes, an int outside its axis, and anything but ints, slices, ``None`` and one
+        ``...`` (an index array is :class:`Take`'s), naming the index, the axis and the shape."""
+        indexed = ellipses = 0
+        for i in index:
+            if i is Ellipsis:
+                ellipses += 1
+            elif i is not None:
+                indexed += 1
+        if indexed > x.ndim:
+            raise IndexError(f"getitem: {indexed} indices for a tensor of shape {x.shape} ({x.ndim} dimensions)")
+        if ellipses > 1:
+            raise IndexError(f"getitem: an index may have one ... (Ellipsis), got {ellipses}")
+        axis = 0
+        for i in index:
+            if i is None:
+                continue
+            if i is Ellipsis:
+                axis += x.ndim - indexed
+            elif type(i) is int:
+                size = x.shape[axis]
+                if not -size <= i < size:
+                    raise IndexError(f"getitem: index {i} is out of range for axis {axis} of size {size} "
+                                     f"(shape {x.shape})")
+                axis += 1
+            elif type(i) is slice:
+                for part in (i.start, i.stop, i.step):
+                    if part is not None and type(part) is not int:
+                        _integer("getitem", "a slice's start, stop and step", part, i, "ints or None")
+                if i.step == 0:
+                    raise ValueError(f"getitem: {i} on axis {axis}: a slice's step must not be 0")
+                axis += 1
+            else:
+                raise IndexError(
+                    f"getitem: {i!r} (a {type(i).__name__}) on axis {axis} is no index; an index is an int, a "
+                    "slice, None, ..., or one integer array picking rows"
+                )
+
     def forward(self, x, index):
         """``x[index]``; keeps the input's shape and dtype and where ``index`` points."""
         index = _full(index)
@@ -924,7 +982,8 @@ class Concat(Function):
 
     @classmethod
     def check(cls, *xs, axis):
-        """Refuse inputs whose shapes differ outside ``axis``."""
+        """Refuse inputs that are not tensors, or whose shapes differ outside ``axis``."""
+        _tensor_list(cls.__name__, xs)
         first = xs[0].shape
         for x in xs[1:]:
             if x.ndim != len(first) or any(a != b for i, (a, b) in enumerate(zip(x.shape, first)) if i != axis):
@@ -966,7 +1025,8 @@ class Stack(Function):
 
     @classmethod
     def check(cls, *xs, axis):
-        """Refuse inputs of different shapes."""
+        """Refuse inputs that are not tensors, or of different shapes."""
+        _tensor_list(cls.__name__, xs)
         if any(x.shape != xs[0].shape for x in xs):
             raise ValueError(f"Stack: all shapes must be equal, got {', '.join(str(t.shape) for t in xs)}")
 
