@@ -431,7 +431,7 @@ def format_table(report: dict) -> str:
 
 
 # ====================================================================== whole training steps, beside PyTorch
-#: the two workloads of the comparison: a small language model, and the document's section 5 classifier
+#: the two workloads of the comparison, a small language model and the document's section 5 classifier
 MODELS = {
     "small": {"kind": "lm", "vocab": 64, "d_model": 128, "heads": 4, "num_layers": 2, "d_ff": 512, "seq": 64,
               "batch": 32},
@@ -715,7 +715,7 @@ def build_torch(torch, config: dict, batch: dict, model, device: str | None = No
 
 
 # ------------------------------------------------------------------ arrays computed per step
-#: the miniature of a configuration whose operations are counted: the count does not depend on the sizes
+#: the miniature of a configuration whose operations are counted (the count does not depend on the sizes)
 MINIATURE = {"vocab": 50, "d_ff": 8, "seq": 6, "batch": 2}
 
 

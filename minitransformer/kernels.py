@@ -347,11 +347,11 @@ extern "C" __global__ void scatter_add_sorted(const long long* sorted_ids, const
 
 #: the C type of each dtype the kernels take
 C_TYPES = {"float32": "float", "float64": "double"}
-#: threads per block, at most: a row longer than this is strided over
+#: threads per block, at most (a row longer than this is strided over)
 MAX_BLOCK = 256
-#: blocks of an elementwise kernel, at most: each thread strides over the entries beyond
+#: blocks of an elementwise kernel, at most (each thread strides over the entries beyond)
 MAX_GRID = 4096
-#: threads of a column sum: 32 columns, each read by 32 threads a row apart (:meth:`CudaKernels.column_sums`)
+#: threads of a column sum, 32 columns each read by 32 threads a row apart (:meth:`CudaKernels.column_sums`)
 COLUMN_SUM_BLOCK = 1024
 #: positions up to which a scatter-add chains its ids rather than sorting them (:meth:`CudaKernels.scatter_add`):
 #: chaining reads up to all n ids for each position, O(n^2) in all (from cache), where sorting costs O(n log n)

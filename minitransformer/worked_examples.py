@@ -928,7 +928,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-#: the end of docs/errata.md: section 5's code, whose faults nn.TransformerClassifier explains one by one
+#: the end of docs/errata.md, on section 5's code, whose faults nn.TransformerClassifier explains one by one
 SECTION_5 = [
     "## Section 5: the Keras classifier",
     "",

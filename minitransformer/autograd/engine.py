@@ -342,9 +342,10 @@ class Function:
 
     #: whether Tensor inputs may have different dtypes (e.g. a float table and int indices)
     mixed_dtypes = False
-    #: False for operations without a derivative (comparisons): they record nothing, and their result needs no grad
+    #: whether the operation has a derivative; False for those without one (comparisons), which record nothing and
+    #: whose result needs no grad
     differentiable = True
-    #: whether the inputs must be floating point (1 / 2 and e^1 are not integers): integers are refused, not
+    #: whether the inputs must be floating point (1 / 2 and e^1 are not integers), integers being refused, not
     #: promoted, the same on every backend (NumPy would make float64 of them, array-api-strict raise its own error)
     float_only = False
     #: what a bool input gets where the operation computes numbers, the same on every backend (the array API
@@ -353,7 +354,7 @@ class Function:
     #: a bool result, as in PyTorch: ``"logical_or"`` for ``+``, ``"logical_and"`` for ``*``. None: bools are data
     #: like any other
     on_bool = None
-    #: True when ``backward`` always returns new arrays, one per input, that nothing else holds: the engine
+    #: True when ``backward`` always returns new arrays, one per input, that nothing else holds; the engine
     #: may then add later gradients into them in place, and make them a leaf's ``.grad`` without a copy
     fresh_grads = False
     #: per positional input, whether it wants a gradient; ``None`` (not run by ``apply``) means all of them do
@@ -540,7 +541,7 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        """True for tensors that no recorded operation made: the user's own (parameters, inputs), and any result
+        """True for tensors that no recorded operation made -- the user's own (parameters, inputs), and any result
         computed without gradients (inside :class:`no_grad`, or from inputs that need none), as in PyTorch. False for
         the results that ``backward()`` goes through."""
         return self._ctx is None
@@ -895,7 +896,7 @@ class Tensor:
 
     @property
     def mT(self):
-        """The last two axes swapped: a batch of matrices, each transposed."""
+        """The last two axes swapped, so a batch of matrices with each matrix transposed."""
         return self.swapaxes(-2, -1)
 
     def masked_fill(self, mask, value):

@@ -71,7 +71,7 @@ __all__ = ["TASKS", "DEFAULTS", "TaskSetup", "build", "model_from_checkpoint", "
 
 SEQ2SEQ = ("reverse", "copy", "sort")
 TASKS = (*SEQ2SEQ, "classify", "charlm")
-#: what each task's model does: ``TaskSetup.kind``
+#: what each task's model does (its ``TaskSetup.kind``)
 KIND = {**dict.fromkeys(SEQ2SEQ, "seq2seq"), "classify": "classify", "charlm": "lm"}
 
 _SEQ2SEQ_DEFAULTS = dict(

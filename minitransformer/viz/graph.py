@@ -16,7 +16,7 @@ from ..autograd.graph import graph
 __all__ = ["draw_graph"]
 
 FONT_SIZE = 9
-#: width and height of one character of the monospace font, in inches (DejaVu Sans Mono: 0.6 em)
+#: width and height of one character of the monospace font, in inches (0.6 em in DejaVu Sans Mono)
 CHAR_W, LINE_H = 0.602 * FONT_SIZE / 72, 1.25 * FONT_SIZE / 72
 PAD = 0.3 * FONT_SIZE / 72  # the bbox padding, in inches (boxstyle "...,pad=0.3" is in font sizes)
 COLUMN_GAP, ROW_GAP, MARGIN = 0.55, 0.3, 0.15  # inches: room for arrows between columns, between rows
