@@ -78,6 +78,38 @@ html_sidebars = {"**": ["about.html", "navigation.html", "relations.html", "sear
 html_static_path: list[str] = []
 
 
+# ------------------------------------------------------------------ re-exported constants
+def comment_of_reexported_data(app, what, name, obj, options, lines):
+    """The ``#:`` comment of a constant that a package re-exports, from the submodule that defines it.
+
+    ``minitransformer.data.PAD`` is defined, and commented, in ``minitransformer/data/tokenizers.py``; Sphinx reads
+    ``#:`` comments only in the module the directive names, and an int has no ``__module__`` that points elsewhere,
+    so the page would show ``int``'s own docstring. The constant keeps its public name, and its text has one
+    source: the comment beside it.
+    """
+    from sphinx.pycode import ModuleAnalyzer
+
+    if what != "data" or "." not in name:
+        return
+    modname, attr = name.rsplit(".", 1)
+
+    def comment(module_name: str) -> list[str] | None:
+        analyzer = ModuleAnalyzer.for_module(module_name)
+        analyzer.analyze()
+        return analyzer.attr_docs.get(("", attr))
+
+    if comment(modname):
+        return  # commented where it is documented: Sphinx has it already
+    for sub, module in sorted(sys.modules.items()):  # the package's submodules (already imported)
+        if sub.startswith(modname + ".") and getattr(module, attr, None) is obj and comment(sub):
+            lines[:] = list(comment(sub))
+            return
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", comment_of_reexported_data)
+
+
 # ------------------------------------------------------------------ made at build time
 def _write_if_changed(path: Path, data: bytes) -> None:
     """Write ``data`` unless ``path`` already holds it (an unchanged file keeps its mtime: no rebuild)."""

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------- digit tasks
+#: the alphabet of the digit tasks
 DIGITS = "0123456789"
 _OFFSET = len(SPECIAL_TOKENS)  # digit d has id d + 4
 
