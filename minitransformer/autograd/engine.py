@@ -479,7 +479,17 @@ class Tensor:
     array([2., 4., 6.], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "backend", "name", "_retain_grad", "_node", "__weakref__")
+    __slots__ = {  # a dict: Sphinx shows each public slot's text (the names are the slots, as a tuple's would be)
+        "data": "The values, an array of :attr:`backend` (``.numpy()`` gives a NumPy copy on the host).",
+        "grad": "The gradient that ``backward()`` accumulated here, a Tensor of the same shape; None before.",
+        "_requires_grad": None,
+        "_ctx": None,
+        "backend": "The :class:`~minitransformer.backend.Backend` the array lives on.",
+        "name": "A label for the graph pictures (:func:`~minitransformer.autograd.to_dot`), or None.",
+        "_retain_grad": None,
+        "_node": None,
+        "__weakref__": None,
+    }
     __array_ufunc__ = None  # numpy scalars on the left defer to Tensor's operators
 
     def __init__(self, data, dtype=None, requires_grad: bool = False, backend=None, name: str | None = None):

@@ -70,6 +70,7 @@ __all__ = ["TASKS", "DEFAULTS", "TaskSetup", "build", "model_from_checkpoint", "
            "MODEL_TYPES"]
 
 SEQ2SEQ = ("reverse", "copy", "sort")
+#: the names of the ready-made runs, what :func:`build` and ``minitransformer train TASK`` take
 TASKS = (*SEQ2SEQ, "classify", "charlm")
 #: what each task's model does (its ``TaskSetup.kind``)
 KIND = {**dict.fromkeys(SEQ2SEQ, "seq2seq"), "classify": "classify", "charlm": "lm"}
@@ -98,6 +99,7 @@ DEFAULTS: dict[str, dict] = {
     ),
 }
 
+#: the model classes a checkpoint may name (its ``model_type``), by name, for :func:`model_from_checkpoint`
 MODEL_TYPES = {"Transformer": nn.Transformer, "DecoderOnlyLM": nn.DecoderOnlyLM,
                "TransformerClassifier": nn.TransformerClassifier}
 
