@@ -503,7 +503,7 @@ def matmul_rate(size: int | None = None, repeat: int = 5) -> float:
     Parameters
     ----------
     size : int, optional
-        ``n``, the side of the square float32 matrices (:data:`RATE_SIZE`, 1024, by default).
+        ``n``, the side of the square float32 matrices (``RATE_SIZE``, 1024, by default).
     repeat : int
         Timed products; the median is kept.
 
@@ -821,7 +821,7 @@ def count_operations(config: dict, torch=None) -> dict:
     On a GPU every computed array is at least one kernel launch, and when the arrays are small the launches,
     not the arithmetic, set the pace; so this count predicts how a step scales there. Views (reshape,
     slice, transpose) are not counted. The count does not depend on the sizes, so it is taken on a
-    miniature of ``config`` (:data:`MINIATURE`, ``d_model`` = 2 per head), the same layers and heads:
+    miniature of ``config`` (``MINIATURE``, ``d_model`` = 2 per head), the same layers and heads:
 
     - ours on the array-api-strict backend, whose Python-level arrays can be watched, without the
       checks of token ids' values (off on CuPy, where they would make the host wait);
@@ -1176,7 +1176,7 @@ def run_sweep(repeat: int = 3, use_torch: bool = True, points=None) -> dict:
     use_torch : bool
         Include the PyTorch reference when ``import torch`` works.
     points : list of (str, int, dict), optional
-        ``(axis, value, config)`` for each point; :func:`sweep_configs` by default (minutes).
+        ``(axis, value, config)`` for each point; ``sweep_configs()`` by default (minutes).
 
     Returns
     -------
@@ -1259,7 +1259,7 @@ def main(args) -> int:
     Parameters
     ----------
     args : argparse.Namespace
-        As parsed by ``minitransformer bench`` (:func:`minitransformer.cli.build_parser`): ``what``,
+        As parsed by ``minitransformer bench`` (``minitransformer.cli.build_parser``): ``what``,
         ``sweep``, ``repeat``, ``threads``, ``chain``, ``size``, ``json``.
 
     Returns

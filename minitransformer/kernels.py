@@ -406,7 +406,7 @@ def cublas_layout(x) -> tuple[bool, int, int, int] | None:
 
 
 def block_size(n: int) -> int:
-    """Threads for a row of ``n``: the power of two at or above ``n``, from 32 (a warp) to :data:`MAX_BLOCK`.
+    """Threads for a row of ``n``: the power of two at or above ``n``, from 32 (a warp) to ``MAX_BLOCK``.
 
     Examples
     --------
@@ -584,7 +584,7 @@ class CudaKernels:
         ``values`` ``(N, *rest)``. CuPy's own scatter-add uses atomic additions, whose order (and so the
         rounding of the sums) changes from run to run. Here each id's positions are found as a chain (the
         next position with the same id), and one thread per first position and column adds its chain in
-        order; beyond :data:`CHAIN_MAX` positions, where finding the chains would cost O(n^2), the ids are
+        order; beyond ``CHAIN_MAX`` positions, where finding the chains would cost O(n^2), the ids are
         sorted instead (a stable sort keeps the order of n within each id).
         """
         cp = self.cupy
@@ -666,7 +666,7 @@ class CudaKernels:
         :math:`C^\top`. So it is asked for :math:`C^\top = B^\top A^\top`: the product, row after row.
 
         Returns None where :meth:`cublas_takes` says no: the caller uses ``matmul`` of the array API
-        (:func:`~minitransformer.autograd.ops._matmul`).
+        (``minitransformer.autograd.ops._matmul``).
         """
         if not self.cublas_takes(a, b):
             return None

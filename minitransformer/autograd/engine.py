@@ -458,10 +458,11 @@ class Tensor:
     ----------
     data : array_like
         Nested lists, a NumPy array, or an array of any backend (moved to ``backend``). An array already on
-        ``backend`` is used as it is, without a copy (:func:`tensor` copies it).
+        ``backend`` is used as it is, without a copy (:func:`~minitransformer.tensor` copies it).
     dtype : str, optional
         ``"float32"``, ``"float64"``, ``"int64"``, ``"bool"``, ... By default Python numbers are float32
-        if any is a float, else int64 if any is an int, else bool (as in :func:`tensor`); arrays keep theirs.
+        if any is a float, else int64 if any is an int, else bool (as in :func:`~minitransformer.tensor`); arrays
+        keep theirs.
     requires_grad : bool
         Whether ``backward()`` should compute ``.grad`` for this tensor.
     backend : str, optional

@@ -58,7 +58,7 @@ SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)
 class Tokenizer:
     """A vocabulary ``itos`` (id to string) whose first four entries are :data:`SPECIAL_TOKENS`.
 
-    Subclasses say how a text is cut into pieces (:meth:`tokenize`) and glued back (:meth:`_join`);
+    Subclasses say how a text is cut into pieces (:meth:`tokenize`) and glued back (``_join``);
     the id lookup, the specials and saving are shared here.
 
     Parameters

@@ -64,7 +64,8 @@ class Optimizer:
 
     #: True when :meth:`update` treats every entry on its own, so that each entry of the new ``theta`` and of
     #: the state's arrays depends only on the same entry of ``theta``, ``g`` and the state (Adam, SGD).
-    #: Then :meth:`step` applies it once to all the parameters laid end to end (see ``_update_end_to_end``).
+    #: Then :meth:`~minitransformer.optim.Optimizer.step` applies it once to all the parameters laid end to end
+    #: (see ``_update_end_to_end``).
     elementwise = False
 
     def __init__(self, params, defaults: dict):

@@ -125,7 +125,7 @@ class TaskSetup:
     schedule : LRScheduler
         :func:`warmup_schedule` of ``settings["schedule"]``.
     train_data : DataLoader or callable
-        What :meth:`Trainer.fit` takes.
+        What :meth:`~minitransformer.train.Trainer.fit` takes.
     loss_fn : callable
         ``(model, batch) -> loss``.
     eval_fn : callable

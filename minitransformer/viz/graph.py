@@ -3,7 +3,7 @@
 Tensors are boxes (with their shape), operations are ellipses, Python numbers that entered an
 operation are plain text. Data flows left to right: leaves on the left, the result on the right;
 ``backward()`` visits the same arrows from right to left. The nodes and edges come from
-:func:`minitransformer.autograd.graph.graph` (``to_dot`` gives the same graph as Graphviz text).
+:func:`minitransformer.autograd.graph` (``to_dot`` gives the same graph as Graphviz text).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def draw_graph(root, max_nodes: int = 300) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
-        One text label per node of :func:`~minitransformer.autograd.graph.graph` (``fig.axes[0].texts``),
+        One text label per node of :func:`~minitransformer.autograd.graph` (``fig.axes[0].texts``),
         sized so that nothing overlaps; save it with ``fig.savefig("graph.png")``.
 
     Examples
