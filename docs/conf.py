@@ -64,6 +64,50 @@ napoleon_use_rtype = False
 napoleon_preprocess_types = True
 autosummary_generate = False  # tables only; every object is documented once, on its package's page
 
+# ------------------------------------------------------------------ every cross-reference resolves
+# Nitpicky: a reference to a name the site does not document is a warning, so (warnings are errors) a failed
+# build, instead of plain text where a link should be (tests/test_docs.py builds the site this way).
+nitpicky = True
+# napoleon makes a class reference of every word of a numpydoc type ("x : Tensor or array_like"). The package's
+# classes are linked by their short names (link_short_class_names, below; not napoleon_type_aliases, which
+# napoleon also copies into autodoc_type_aliases, where it breaks the signatures' annotations)...
+SHORT_CLASS_NAMES = {
+    name: f"minitransformer.{package}.{name}"
+    for package, names in {
+        "autograd": ["Tensor", "Function"],
+        "backend": ["Backend"],
+        "nn": ["Module", "Transformer", "DecoderOnlyLM", "TransformerClassifier"],
+        "optim": ["Optimizer", "LRScheduler", "LambdaLR"],
+        "data": ["Tokenizer", "DataLoader"],
+        "train": ["Checkpoint"],
+    }.items()
+    for name in names
+}
+# ...and these are not references: numpydoc's words for kinds of things, and phrases ("tuple of (int, str)",
+# "int (or a 2-D array / Tensor)") that napoleon cuts into pieces; the standard library's, NumPy's, Matplotlib's
+# and PyTorch's classes (no intersphinx: the build needs no network); private base classes (``Bases:``)
+nitpick_ignore = [
+    ("py:class", word)
+    for word in ("array_like", "array", "callable", "iterable", "sequence", "sequences", "mapping", "module", "path",
+                 "optional", "Path")
+]
+nitpick_ignore_regex = [
+    ("py:class", r".*[\s()\[\]].*|.*->.*"),  # a phrase, or a piece of one
+    ("py:class", r"(collections\.abc|pathlib|argparse|numpy|matplotlib|torch)\..+"),
+    ("py:class", r"minitransformer(\.\w+)*\._\w+"),
+]
+
+
+def link_short_class_names(app, env, node, contnode):
+    """A class reference by a short name of :data:`SHORT_CLASS_NAMES` (``Tensor``) links that class."""
+    if node.get("refdomain") != "py" or node.get("reftype") != "class":
+        return None
+    target = SHORT_CLASS_NAMES.get(node.get("reftarget"))
+    if target is None:
+        return None
+    return env.get_domain("py").resolve_xref(env, node["refdoc"], app.builder, "class", target, node, contnode)
+
+
 # ------------------------------------------------------------------ HTML
 html_theme = "alabaster"
 html_title = f"minitransformer {release}"
@@ -108,6 +152,7 @@ def comment_of_reexported_data(app, what, name, obj, options, lines):
 
 def setup(app):
     app.connect("autodoc-process-docstring", comment_of_reexported_data)
+    app.connect("missing-reference", link_short_class_names)
 
 
 # ------------------------------------------------------------------ made at build time

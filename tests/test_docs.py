@@ -31,6 +31,8 @@ PUBLIC = [
     "minitransformer", "minitransformer.backend", "minitransformer.autograd", "minitransformer.functional",
     "minitransformer.nn", "minitransformer.optim", "minitransformer.data", "minitransformer.train",
     "minitransformer.viz", "minitransformer.worked_examples", "minitransformer.assignments", "minitransformer.kernels",
+    "minitransformer.train.tasks", "minitransformer.train.run", "minitransformer.train.checkpoint",
+    "minitransformer.assignments.grade",
 ]
 #: the pages a reader is promised (a renamed page breaks links from outside)
 PAGES = [
@@ -110,6 +112,29 @@ def test_the_site_builds_with_warnings_as_errors(site):
     assert (site / "index.html").is_file()
     for page in PAGES:
         assert (site / f"{page}.html").is_file(), page
+
+
+def test_the_build_fails_on_a_reference_that_does_not_resolve():
+    """conf.py makes every build nitpicky, and the build treats warnings as errors (the ``site`` fixture builds
+    that way): a link to a name the site does not document fails it, rather than printing as plain text. What it
+    lets through is only numpydoc's type words (class references: ``x : array_like``); a function, method,
+    attribute, data or module reference always has to resolve, and so do the package's own classes."""
+    conf = _load(DOCS / "conf.py", "docs_conf")
+    build = _load(DOCS / "build.py", "docs_build")
+    assert conf.nitpicky is True
+    assert "-W" in build.command(Path("out"))
+    assert {role for role, _ in [*conf.nitpick_ignore, *conf.nitpick_ignore_regex]} == {"py:class"}
+
+    def ignored(target: str) -> bool:
+        return ("py:class", target) in conf.nitpick_ignore or any(
+            re.fullmatch(pattern, target) for _, pattern in conf.nitpick_ignore_regex)
+
+    for target in ("array_like", "tuple of (int, str)", "collections.abc.Callable", "minitransformer.nn.models._Base"):
+        assert ignored(target), target
+    for target in ("Tensor", "Module", "minitransformer.autograd.Tensor", "minitransformer.optim.Adam", "Adam"):
+        assert not ignored(target), target
+    for short, target in conf.SHORT_CLASS_NAMES.items():  # the short names link the package's own classes
+        assert inspect.isclass(_resolve(target)) and _resolve(target).__name__ == short, target
 
 
 @pytest.mark.slow

@@ -194,8 +194,8 @@ def pythonpath(*first) -> str:
 
     The one already set is kept behind them: it may be how this Python finds its packages (``pip install
     --target``), and a folder ahead of it wins. For running a copy by hand (a notebook, a script) with the
-    student's package imported; :func:`grade` itself goes through ``runner.py``, which takes only the package
-    from the copy.
+    student's package imported; :func:`~minitransformer.assignments.grade` itself goes through ``runner.py``,
+    which takes only the package from the copy.
 
     >>> import os
     >>> pythonpath("/copy").split(os.pathsep)[0]
@@ -359,7 +359,18 @@ def reason(error: str, limit: int = 400) -> str:
 
 def format_table(g: Grade) -> str:
     """The grade as a table: one row per test case, points earned of points possible, and under a case that did
-    not pass, why (``reason``); then the total, and the points that could not be graded here and why."""
+    not pass, why (``reason``); then the total, and the points that could not be graded here and why.
+
+    >>> g = Grade(1, "Autograd", "student-a1", 3.0, 3.0, [TestResult("tests/t.py::test_a", 1, "passed", 3.0, 3.0)])
+    >>> print(format_table(g))
+    A1: Autograd  (student-a1)
+    <BLANKLINE>
+    test                         points  outcome
+    --------------------------------------------
+    tests/t.py::test_a    3.00 /   3.00  passed
+    --------------------------------------------
+    total                 3.00 /   3.00
+    """
     mine = g.own
     width = max([len(t.nodeid) for t in mine] + [4])
     wrap = max(shutil.get_terminal_size((120, 24)).columns, 100)
