@@ -32,7 +32,7 @@ PUBLIC = [
     "minitransformer.nn", "minitransformer.optim", "minitransformer.data", "minitransformer.train",
     "minitransformer.viz", "minitransformer.worked_examples", "minitransformer.assignments", "minitransformer.kernels",
     "minitransformer.train.tasks", "minitransformer.train.run", "minitransformer.train.checkpoint",
-    "minitransformer.assignments.grade",
+    "minitransformer.assignments.grade", "minitransformer.examples.seed_classifier",
 ]
 #: the pages a reader is promised (a renamed page breaks links from outside)
 PAGES = [
@@ -236,6 +236,15 @@ def test_every_command_has_its_help_on_the_training_page():
     text = (DOCS / "training.md").read_text(encoding="utf-8")
     included = set(re.findall(r"_generated/cli-([\w-]+)\.txt", text))
     assert included == {"minitransformer", *commands}
+
+
+def test_every_generated_help_is_on_a_page(tmp_path):
+    """conf.py writes each command's ``--help`` into ``docs/_generated/``; a file no page includes is a help
+    the site does not show."""
+    conf = _load(DOCS / "conf.py", "docs_conf")
+    written = set(conf.write_cli_help(tmp_path))
+    text = "\n".join(p.read_text(encoding="utf-8") for p in _page_sources())
+    assert set(re.findall(r"_generated/cli-([\w-]+)\.txt", text)) == written
 
 
 # ------------------------------------------------------------------ the docstrings themselves
