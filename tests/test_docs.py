@@ -203,6 +203,52 @@ def test_formula_pages_show_the_code_and_the_math(site):
         assert 'class="math' in html, f"{page}: no math"
 
 
+def test_no_attribute_description_reads_as_a_type():
+    """napoleon reads the first line of an attribute's, property's or constant's text (docstring, ``#:``
+    comment or ``__slots__`` entry) as ``type: description`` when it has a colon: "True for tensors that no
+    operation made: the user's own" showed "Type: True for tensors that no operation made". Every such text in
+    the package starts without one."""
+    reason = _have_sphinx()
+    if reason:
+        pytest.skip(reason)
+    import pkgutil
+
+    from sphinx.ext.napoleon import Config
+    from sphinx.ext.napoleon.docstring import NumpyDocstring
+    from sphinx.pycode import ModuleAnalyzer
+
+    config = Config(napoleon_google_docstring=False, napoleon_numpy_docstring=True, napoleon_preprocess_types=True)
+
+    def reads_as_a_type(lines: list[str], what: str) -> bool:
+        parsed = NumpyDocstring(lines, config, what=what, name="x").lines()
+        return any(line.lstrip().startswith(":type:") for line in parsed)
+
+    found = []
+    names = ["minitransformer", *(m.name for m in pkgutil.walk_packages(mt.__path__, "minitransformer."))]
+    for modname in names:
+        if modname.endswith("__main__"):  # runs the command line
+            continue
+        try:
+            module = importlib.import_module(modname)
+        except ImportError:  # an optional dependency (CuPy, PyTorch) that is not installed
+            continue
+        analyzer = ModuleAnalyzer.for_module(modname)
+        analyzer.analyze()
+        for (scope, attr), lines in analyzer.attr_docs.items():
+            if reads_as_a_type(list(lines), "attribute" if scope else "data"):
+                found.append(f"{modname}.{scope + '.' if scope else ''}{attr}")
+        for cls in vars(module).values():
+            if inspect.isclass(cls) and cls.__module__ == modname:
+                slots = vars(cls).get("__slots__")
+                texts = {attr: (doc, "attribute") for attr, doc in slots.items()} if isinstance(slots, dict) else {}
+                texts.update({attr: (value.__doc__, "property") for attr, value in vars(cls).items()
+                              if isinstance(value, property)})
+                for attr, (doc, what) in texts.items():
+                    if doc and reads_as_a_type(inspect.cleandoc(doc).splitlines(), what):
+                        found.append(f"{modname}.{cls.__name__}.{attr}")
+    assert not found, f"a first line napoleon shows as 'Type: ...' (reword it without 'phrase:'): {found}"
+
+
 # ------------------------------------------------------------------ the examples on the pages
 def _page_sources() -> list[Path]:
     skip = {"_build", "_generated", "_ext", "notebooks"}
