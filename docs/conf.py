@@ -64,6 +64,50 @@ napoleon_use_rtype = False
 napoleon_preprocess_types = True
 autosummary_generate = False  # tables only; every object is documented once, on its package's page
 
+# ------------------------------------------------------------------ every cross-reference resolves
+# Nitpicky: a reference to a name the site does not document is a warning, so (warnings are errors) a failed
+# build, instead of plain text where a link should be (tests/test_docs.py builds the site this way).
+nitpicky = True
+# napoleon makes a class reference of every word of a numpydoc type ("x : Tensor or array_like"). The package's
+# classes are linked by their short names (link_short_class_names, below; not napoleon_type_aliases, which
+# napoleon also copies into autodoc_type_aliases, where it breaks the signatures' annotations)...
+SHORT_CLASS_NAMES = {
+    name: f"minitransformer.{package}.{name}"
+    for package, names in {
+        "autograd": ["Tensor", "Function"],
+        "backend": ["Backend"],
+        "nn": ["Module", "Transformer", "DecoderOnlyLM", "TransformerClassifier"],
+        "optim": ["Optimizer", "LRScheduler", "LambdaLR"],
+        "data": ["Tokenizer", "DataLoader"],
+        "train": ["Checkpoint"],
+    }.items()
+    for name in names
+}
+# ...and these are not references: numpydoc's words for kinds of things, and phrases ("tuple of (int, str)",
+# "int (or a 2-D array / Tensor)") that napoleon cuts into pieces; the standard library's, NumPy's, Matplotlib's
+# and PyTorch's classes (no intersphinx: the build needs no network); private base classes (``Bases:``)
+nitpick_ignore = [
+    ("py:class", word)
+    for word in ("array_like", "array", "callable", "iterable", "sequence", "sequences", "mapping", "module", "path",
+                 "optional", "Path")
+]
+nitpick_ignore_regex = [
+    ("py:class", r".*[\s()\[\]].*|.*->.*"),  # a phrase, or a piece of one
+    ("py:class", r"(collections\.abc|pathlib|argparse|numpy|matplotlib|torch)\..+"),
+    ("py:class", r"minitransformer(\.\w+)*\._\w+"),
+]
+
+
+def link_short_class_names(app, env, node, contnode):
+    """A class reference by a short name of :data:`SHORT_CLASS_NAMES` (``Tensor``) links that class."""
+    if node.get("refdomain") != "py" or node.get("reftype") != "class":
+        return None
+    target = SHORT_CLASS_NAMES.get(node.get("reftarget"))
+    if target is None:
+        return None
+    return env.get_domain("py").resolve_xref(env, node["refdoc"], app.builder, "class", target, node, contnode)
+
+
 # ------------------------------------------------------------------ HTML
 html_theme = "alabaster"
 html_title = f"minitransformer {release}"
@@ -76,6 +120,39 @@ html_theme_options = {
 }
 html_sidebars = {"**": ["about.html", "navigation.html", "relations.html", "searchbox.html"]}
 html_static_path: list[str] = []
+
+
+# ------------------------------------------------------------------ re-exported constants
+def comment_of_reexported_data(app, what, name, obj, options, lines):
+    """The ``#:`` comment of a constant that a package re-exports, from the submodule that defines it.
+
+    ``minitransformer.data.PAD`` is defined, and commented, in ``minitransformer/data/tokenizers.py``; Sphinx reads
+    ``#:`` comments only in the module the directive names, and an int has no ``__module__`` that points elsewhere,
+    so the page would show ``int``'s own docstring. The constant keeps its public name, and its text has one
+    source: the comment beside it.
+    """
+    from sphinx.pycode import ModuleAnalyzer
+
+    if what != "data" or "." not in name:
+        return
+    modname, attr = name.rsplit(".", 1)
+
+    def comment(module_name: str) -> list[str] | None:
+        analyzer = ModuleAnalyzer.for_module(module_name)
+        analyzer.analyze()
+        return analyzer.attr_docs.get(("", attr))
+
+    if comment(modname):
+        return  # commented where it is documented: Sphinx has it already
+    for sub, module in sorted(sys.modules.items()):  # the package's submodules (already imported)
+        if sub.startswith(modname + ".") and getattr(module, attr, None) is obj and comment(sub):
+            lines[:] = list(comment(sub))
+            return
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", comment_of_reexported_data)
+    app.connect("missing-reference", link_short_class_names)
 
 
 # ------------------------------------------------------------------ made at build time

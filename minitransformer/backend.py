@@ -218,7 +218,7 @@ class Backend:
 
     @property
     def rng_kind(self) -> str:
-        """The kind of generator this backend draws from: ``"PCG64"`` (NumPy, array-api-strict) or ``"CounterRNG"``
+        """The kind of generator this backend draws from, ``"PCG64"`` (NumPy, array-api-strict) or ``"CounterRNG"``
         (CuPy); a state of another kind (:func:`rng_state_kind`) cannot be restored here."""
         return "CounterRNG" if isinstance(self._rng, CounterRNG) else "PCG64"
 
@@ -358,7 +358,8 @@ class CounterRNG:
 
     def __init__(self, xp, seed: int = 0, kernels=None):
         self.xp = xp
-        #: a :class:`~minitransformer.kernels.CudaKernels` draws the uniforms in one CUDA kernel; None: array operations
+        #: a :class:`~minitransformer.kernels.CudaKernels` draws the uniforms in one CUDA kernel; with None,
+        #: array operations
         self.kernels = kernels
         self.state = {"bit_generator": "CounterRNG", "seed": seed, "counter": 0}
 
@@ -376,7 +377,8 @@ class CounterRNG:
 
     @property
     def state(self) -> dict:
-        """``{"bit_generator": "CounterRNG", "seed": int, "counter": int}``: plain data, like NumPy's states."""
+        """The state as plain data like NumPy's states,
+        ``{"bit_generator": "CounterRNG", "seed": int, "counter": int}``."""
         return {"bit_generator": "CounterRNG", "seed": self.seed, "counter": self.counter}
 
     @state.setter

@@ -431,7 +431,7 @@ def format_table(report: dict) -> str:
 
 
 # ====================================================================== whole training steps, beside PyTorch
-#: the two workloads of the comparison: a small language model, and the document's section 5 classifier
+#: the two workloads of the comparison, a small language model and the document's section 5 classifier
 MODELS = {
     "small": {"kind": "lm", "vocab": 64, "d_model": 128, "heads": 4, "num_layers": 2, "d_ff": 512, "seq": 64,
               "batch": 32},
@@ -503,7 +503,7 @@ def matmul_rate(size: int | None = None, repeat: int = 5) -> float:
     Parameters
     ----------
     size : int, optional
-        ``n``, the side of the square float32 matrices (:data:`RATE_SIZE`, 1024, by default).
+        ``n``, the side of the square float32 matrices (``RATE_SIZE``, 1024, by default).
     repeat : int
         Timed products; the median is kept.
 
@@ -715,7 +715,7 @@ def build_torch(torch, config: dict, batch: dict, model, device: str | None = No
 
 
 # ------------------------------------------------------------------ arrays computed per step
-#: the miniature of a configuration whose operations are counted: the count does not depend on the sizes
+#: the miniature of a configuration whose operations are counted (the count does not depend on the sizes)
 MINIATURE = {"vocab": 50, "d_ff": 8, "seq": 6, "batch": 2}
 
 
@@ -821,7 +821,7 @@ def count_operations(config: dict, torch=None) -> dict:
     On a GPU every computed array is at least one kernel launch, and when the arrays are small the launches,
     not the arithmetic, set the pace; so this count predicts how a step scales there. Views (reshape,
     slice, transpose) are not counted. The count does not depend on the sizes, so it is taken on a
-    miniature of ``config`` (:data:`MINIATURE`, ``d_model`` = 2 per head), the same layers and heads:
+    miniature of ``config`` (``MINIATURE``, ``d_model`` = 2 per head), the same layers and heads:
 
     - ours on the array-api-strict backend, whose Python-level arrays can be watched, without the
       checks of token ids' values (off on CuPy, where they would make the host wait);
@@ -1176,7 +1176,7 @@ def run_sweep(repeat: int = 3, use_torch: bool = True, points=None) -> dict:
     use_torch : bool
         Include the PyTorch reference when ``import torch`` works.
     points : list of (str, int, dict), optional
-        ``(axis, value, config)`` for each point; :func:`sweep_configs` by default (minutes).
+        ``(axis, value, config)`` for each point; ``sweep_configs()`` by default (minutes).
 
     Returns
     -------
@@ -1259,7 +1259,7 @@ def main(args) -> int:
     Parameters
     ----------
     args : argparse.Namespace
-        As parsed by ``minitransformer bench`` (:func:`minitransformer.cli.build_parser`): ``what``,
+        As parsed by ``minitransformer bench`` (``minitransformer.cli.build_parser``): ``what``,
         ``sweep``, ``repeat``, ``threads``, ``chain``, ``size``, ``json``.
 
     Returns

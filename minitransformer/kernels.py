@@ -347,11 +347,11 @@ extern "C" __global__ void scatter_add_sorted(const long long* sorted_ids, const
 
 #: the C type of each dtype the kernels take
 C_TYPES = {"float32": "float", "float64": "double"}
-#: threads per block, at most: a row longer than this is strided over
+#: threads per block, at most (a row longer than this is strided over)
 MAX_BLOCK = 256
-#: blocks of an elementwise kernel, at most: each thread strides over the entries beyond
+#: blocks of an elementwise kernel, at most (each thread strides over the entries beyond)
 MAX_GRID = 4096
-#: threads of a column sum: 32 columns, each read by 32 threads a row apart (:meth:`CudaKernels.column_sums`)
+#: threads of a column sum, 32 columns each read by 32 threads a row apart (:meth:`CudaKernels.column_sums`)
 COLUMN_SUM_BLOCK = 1024
 #: positions up to which a scatter-add chains its ids rather than sorting them (:meth:`CudaKernels.scatter_add`):
 #: chaining reads up to all n ids for each position, O(n^2) in all (from cache), where sorting costs O(n log n)
@@ -406,7 +406,7 @@ def cublas_layout(x) -> tuple[bool, int, int, int] | None:
 
 
 def block_size(n: int) -> int:
-    """Threads for a row of ``n``: the power of two at or above ``n``, from 32 (a warp) to :data:`MAX_BLOCK`.
+    """Threads for a row of ``n``: the power of two at or above ``n``, from 32 (a warp) to ``MAX_BLOCK``.
 
     Examples
     --------
@@ -584,7 +584,7 @@ class CudaKernels:
         ``values`` ``(N, *rest)``. CuPy's own scatter-add uses atomic additions, whose order (and so the
         rounding of the sums) changes from run to run. Here each id's positions are found as a chain (the
         next position with the same id), and one thread per first position and column adds its chain in
-        order; beyond :data:`CHAIN_MAX` positions, where finding the chains would cost O(n^2), the ids are
+        order; beyond ``CHAIN_MAX`` positions, where finding the chains would cost O(n^2), the ids are
         sorted instead (a stable sort keeps the order of n within each id).
         """
         cp = self.cupy
@@ -666,7 +666,7 @@ class CudaKernels:
         :math:`C^\top`. So it is asked for :math:`C^\top = B^\top A^\top`: the product, row after row.
 
         Returns None where :meth:`cublas_takes` says no: the caller uses ``matmul`` of the array API
-        (:func:`~minitransformer.autograd.ops._matmul`).
+        (``minitransformer.autograd.ops._matmul``).
         """
         if not self.cublas_takes(a, b):
             return None

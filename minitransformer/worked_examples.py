@@ -315,7 +315,7 @@ class PositionalEncodingExample:
         ``{"0-based": (True, True), "1-based": (False, False)}``: at each listed index, whether the
         document's sin/cos is the formula's (even index: sin, odd index: cos).
     wide_columns : dict
-        For each listed index, the column of a :data:`WIDE_D_MODEL`-wide table closest to the
+        For each listed index, the column of a ``WIDE_D_MODEL``-wide table closest to the
         document's values, and the distance: ``{1: (511, 3.4e-09), 2: (510, 1.1e-05)}``.
 
     Examples
@@ -934,7 +934,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-#: the end of docs/errata.md: section 5's code, whose faults nn.TransformerClassifier explains one by one
+#: the end of docs/errata.md, on section 5's code, whose faults nn.TransformerClassifier explains one by one
 SECTION_5 = [
     "## Section 5: the Keras classifier",
     "",
@@ -965,7 +965,7 @@ def errata_markdown(seed: int = 0) -> str:
     -------
     str
         Markdown: a title, then one section per erratum with a table (document, computed, plausible reading)
-        and its explanation, and a last one on section 5 (:data:`SECTION_5`).
+        and its explanation, and a last one on section 5 (``SECTION_5``).
 
     Examples
     --------

@@ -31,6 +31,8 @@ PUBLIC = [
     "minitransformer", "minitransformer.backend", "minitransformer.autograd", "minitransformer.functional",
     "minitransformer.nn", "minitransformer.optim", "minitransformer.data", "minitransformer.train",
     "minitransformer.viz", "minitransformer.worked_examples", "minitransformer.assignments", "minitransformer.kernels",
+    "minitransformer.train.tasks", "minitransformer.train.run", "minitransformer.train.checkpoint",
+    "minitransformer.assignments.grade", "minitransformer.examples.seed_classifier",
 ]
 #: the pages a reader is promised (a renamed page breaks links from outside)
 PAGES = [
@@ -112,6 +114,29 @@ def test_the_site_builds_with_warnings_as_errors(site):
         assert (site / f"{page}.html").is_file(), page
 
 
+def test_the_build_fails_on_a_reference_that_does_not_resolve():
+    """conf.py makes every build nitpicky, and the build treats warnings as errors (the ``site`` fixture builds
+    that way): a link to a name the site does not document fails it, rather than printing as plain text. What it
+    lets through is only numpydoc's type words (class references: ``x : array_like``); a function, method,
+    attribute, data or module reference always has to resolve, and so do the package's own classes."""
+    conf = _load(DOCS / "conf.py", "docs_conf")
+    build = _load(DOCS / "build.py", "docs_build")
+    assert conf.nitpicky is True
+    assert "-W" in build.command(Path("out"))
+    assert {role for role, _ in [*conf.nitpick_ignore, *conf.nitpick_ignore_regex]} == {"py:class"}
+
+    def ignored(target: str) -> bool:
+        return ("py:class", target) in conf.nitpick_ignore or any(
+            re.fullmatch(pattern, target) for _, pattern in conf.nitpick_ignore_regex)
+
+    for target in ("array_like", "tuple of (int, str)", "collections.abc.Callable", "minitransformer.nn.models._Base"):
+        assert ignored(target), target
+    for target in ("Tensor", "Module", "minitransformer.autograd.Tensor", "minitransformer.optim.Adam", "Adam"):
+        assert not ignored(target), target
+    for short, target in conf.SHORT_CLASS_NAMES.items():  # the short names link the package's own classes
+        assert inspect.isclass(_resolve(target)) and _resolve(target).__name__ == short, target
+
+
 @pytest.mark.slow
 def test_every_public_name_is_in_the_api_reference(site):
     """Each name of each ``__all__`` is documented: under its own name, or where it is defined (same object)."""
@@ -178,6 +203,52 @@ def test_formula_pages_show_the_code_and_the_math(site):
         assert 'class="math' in html, f"{page}: no math"
 
 
+def test_no_attribute_description_reads_as_a_type():
+    """napoleon reads the first line of an attribute's, property's or constant's text (docstring, ``#:``
+    comment or ``__slots__`` entry) as ``type: description`` when it has a colon: "True for tensors that no
+    operation made: the user's own" showed "Type: True for tensors that no operation made". Every such text in
+    the package starts without one."""
+    reason = _have_sphinx()
+    if reason:
+        pytest.skip(reason)
+    import pkgutil
+
+    from sphinx.ext.napoleon import Config
+    from sphinx.ext.napoleon.docstring import NumpyDocstring
+    from sphinx.pycode import ModuleAnalyzer
+
+    config = Config(napoleon_google_docstring=False, napoleon_numpy_docstring=True, napoleon_preprocess_types=True)
+
+    def reads_as_a_type(lines: list[str], what: str) -> bool:
+        parsed = NumpyDocstring(lines, config, what=what, name="x").lines()
+        return any(line.lstrip().startswith(":type:") for line in parsed)
+
+    found = []
+    names = ["minitransformer", *(m.name for m in pkgutil.walk_packages(mt.__path__, "minitransformer."))]
+    for modname in names:
+        if modname.endswith("__main__"):  # runs the command line
+            continue
+        try:
+            module = importlib.import_module(modname)
+        except ImportError:  # an optional dependency (CuPy, PyTorch) that is not installed
+            continue
+        analyzer = ModuleAnalyzer.for_module(modname)
+        analyzer.analyze()
+        for (scope, attr), lines in analyzer.attr_docs.items():
+            if reads_as_a_type(list(lines), "attribute" if scope else "data"):
+                found.append(f"{modname}.{scope + '.' if scope else ''}{attr}")
+        for cls in vars(module).values():
+            if inspect.isclass(cls) and cls.__module__ == modname:
+                slots = vars(cls).get("__slots__")
+                texts = {attr: (doc, "attribute") for attr, doc in slots.items()} if isinstance(slots, dict) else {}
+                texts.update({attr: (value.__doc__, "property") for attr, value in vars(cls).items()
+                              if isinstance(value, property)})
+                for attr, (doc, what) in texts.items():
+                    if doc and reads_as_a_type(inspect.cleandoc(doc).splitlines(), what):
+                        found.append(f"{modname}.{cls.__name__}.{attr}")
+    assert not found, f"a first line napoleon shows as 'Type: ...' (reword it without 'phrase:'): {found}"
+
+
 # ------------------------------------------------------------------ the examples on the pages
 def _page_sources() -> list[Path]:
     skip = {"_build", "_generated", "_ext", "notebooks"}
@@ -211,6 +282,15 @@ def test_every_command_has_its_help_on_the_training_page():
     text = (DOCS / "training.md").read_text(encoding="utf-8")
     included = set(re.findall(r"_generated/cli-([\w-]+)\.txt", text))
     assert included == {"minitransformer", *commands}
+
+
+def test_every_generated_help_is_on_a_page(tmp_path):
+    """conf.py writes each command's ``--help`` into ``docs/_generated/``; a file no page includes is a help
+    the site does not show."""
+    conf = _load(DOCS / "conf.py", "docs_conf")
+    written = set(conf.write_cli_help(tmp_path))
+    text = "\n".join(p.read_text(encoding="utf-8") for p in _page_sources())
+    assert set(re.findall(r"_generated/cli-([\w-]+)\.txt", text)) == written
 
 
 # ------------------------------------------------------------------ the docstrings themselves

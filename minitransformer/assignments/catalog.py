@@ -56,8 +56,9 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
                ("optim/adam.py", "optim/schedule.py", "train/trainer.py"), ("05_training_reverse",)),
     Assignment(6, "Decoding: greedy search, beam search and sampling", ("train/decoding.py",), ("08_decoding",)),
 )
-"""A1 to A6. Each builds on the ones before it: A3's multi-head attention calls A2's attention,
-whose gradient flows through A1's primitives, and A6 decodes with the model that A2 to A4 build."""
+"""A1 to A6 in order, each an :class:`Assignment` that builds on the ones before it (A3's multi-head attention
+calls A2's attention, whose gradient flows through A1's primitives, and A6 decodes with the model that A2 to A4
+build)."""
 
 
 def get(number) -> Assignment:

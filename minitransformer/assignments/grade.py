@@ -47,6 +47,23 @@ class TestResult:
     skipped; ``worth`` is its share of its test function's points, whatever its outcome (given as ``points``
     when left out).
 
+    Attributes
+    ----------
+    nodeid : str
+        pytest's id of the case, ``path::function[parameters]``.
+    assignment : int
+        ``N`` of the assignment ``A<N>`` the case is graded for.
+    outcome : str
+        ``"passed"``, ``"failed"`` or ``"skipped"``.
+    points : float
+        What the case counts for in the maximum: its ``worth``, 0 when it was skipped.
+    earned : float
+        The points it earned: its ``worth`` when it passed, else 0.
+    errors : list of str
+        The exception and those it came from, outermost first; empty when it passed.
+    worth : float
+        Its share of its test function's points, skipped or not.
+
     Examples
     --------
     >>> t = TestResult("tests/test_optim.py::test_noam_lr_hand_values[numpy]", 5, "failed", 15.0, 0.0,
@@ -80,10 +97,14 @@ class Grade:
     ----------
     assignment : int
         ``N`` of ``A<N>``.
+    title : str
+        The assignment's title (:attr:`Assignment.title`).
     path : str
         The copy that was graded.
-    score, max_score : float
-        Points earned, points possible. Skipped cases are left out of ``max_score``.
+    score : float
+        Points earned.
+    max_score : float
+        Points possible. Skipped cases are left out of it.
     tests : list of TestResult
         Every graded test case, in the order they were collected.
     problem : str
@@ -173,8 +194,8 @@ def pythonpath(*first) -> str:
 
     The one already set is kept behind them: it may be how this Python finds its packages (``pip install
     --target``), and a folder ahead of it wins. For running a copy by hand (a notebook, a script) with the
-    student's package imported; :func:`grade` itself goes through ``runner.py``, which takes only the package
-    from the copy.
+    student's package imported; :func:`~minitransformer.assignments.grade` itself goes through ``runner.py``,
+    which takes only the package from the copy.
 
     >>> import os
     >>> pythonpath("/copy").split(os.pathsep)[0]
@@ -338,7 +359,18 @@ def reason(error: str, limit: int = 400) -> str:
 
 def format_table(g: Grade) -> str:
     """The grade as a table: one row per test case, points earned of points possible, and under a case that did
-    not pass, why (:func:`reason`); then the total, and the points that could not be graded here and why."""
+    not pass, why (``reason``); then the total, and the points that could not be graded here and why.
+
+    >>> g = Grade(1, "Autograd", "student-a1", 3.0, 3.0, [TestResult("tests/t.py::test_a", 1, "passed", 3.0, 3.0)])
+    >>> print(format_table(g))
+    A1: Autograd  (student-a1)
+    <BLANKLINE>
+    test                         points  outcome
+    --------------------------------------------
+    tests/t.py::test_a    3.00 /   3.00  passed
+    --------------------------------------------
+    total                 3.00 /   3.00
+    """
     mine = g.own
     width = max([len(t.nodeid) for t in mine] + [4])
     wrap = max(shutil.get_terminal_size((120, 24)).columns, 100)

@@ -36,11 +36,11 @@ __all__ = ["regions", "Region", "strip_source", "strip_notebook", "build", "sour
 BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "# YOUR CODE HERE"
 _BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION A(?P<number>\d+): (?P<hint>\S.*?)\s*$")
 
-#: what a student copy holds, relative to the source checkout: not docs/ nor tools/ (tools/notebook_sources holds
+#: what a student copy holds, relative to the source checkout -- not docs/ nor tools/ (tools/notebook_sources holds
 #: the notebooks' exercises solved), and not the CI's files; the tests that need them skip in a copy
 #: (``@pytest.mark.needs`` in tests/conftest.py)
 COPIED = ("minitransformer", "tests", "notebooks", "setup.cfg", "pyproject.toml", "README.md")
-#: the files of COPIED that a copy (the solution copy too: both hold the same files) leaves out, and why
+#: the files of COPIED that a copy leaves out (the solution copy too, which holds the same files), and why
 LEFT_OUT = {
     "minitransformer/kernels.py": "its CUDA C++ spells out A2's softmax, A4's layer norm and A5's Adam (each way), "
                                   "and on a GPU the backend would run it in place of the student's code",

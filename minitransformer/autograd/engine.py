@@ -343,9 +343,10 @@ class Function:
 
     #: whether Tensor inputs may have different dtypes (e.g. a float table and int indices)
     mixed_dtypes = False
-    #: False for operations without a derivative (comparisons): they record nothing, and their result needs no grad
+    #: whether the operation has a derivative; False for those without one (comparisons), which record nothing and
+    #: whose result needs no grad
     differentiable = True
-    #: whether the inputs must be floating point (1 / 2 and e^1 are not integers): integers are refused, not
+    #: whether the inputs must be floating point (1 / 2 and e^1 are not integers), integers being refused, not
     #: promoted, the same on every backend (NumPy would make float64 of them, array-api-strict raise its own error)
     float_only = False
     #: what a bool input gets where the operation computes numbers, the same on every backend (the array API
@@ -354,7 +355,7 @@ class Function:
     #: a bool result, as in PyTorch: ``"logical_or"`` for ``+``, ``"logical_and"`` for ``*``. None: bools are data
     #: like any other
     on_bool = None
-    #: True when ``backward`` always returns new arrays, one per input, that nothing else holds: the engine
+    #: True when ``backward`` always returns new arrays, one per input, that nothing else holds; the engine
     #: may then add later gradients into them in place, and make them a leaf's ``.grad`` without a copy
     fresh_grads = False
     #: per positional input, whether it wants a gradient; ``None`` (not run by ``apply``) means all of them do
@@ -458,10 +459,11 @@ class Tensor:
     ----------
     data : array_like
         Nested lists, a NumPy array, or an array of any backend (moved to ``backend``). An array already on
-        ``backend`` is used as it is, without a copy (:func:`tensor` copies it).
+        ``backend`` is used as it is, without a copy (:func:`~minitransformer.tensor` copies it).
     dtype : str, optional
         ``"float32"``, ``"float64"``, ``"int64"``, ``"bool"``, ... By default Python numbers are float32
-        if any is a float, else int64 if any is an int, else bool (as in :func:`tensor`); arrays keep theirs.
+        if any is a float, else int64 if any is an int, else bool (as in :func:`~minitransformer.tensor`); arrays
+        keep theirs.
     requires_grad : bool
         Whether ``backward()`` should compute ``.grad`` for this tensor.
     backend : str, optional
@@ -479,7 +481,17 @@ class Tensor:
     array([2., 4., 6.], dtype=float32)
     """
 
-    __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "backend", "name", "_retain_grad", "_node", "__weakref__")
+    __slots__ = {  # a dict: Sphinx shows each public slot's text (the names are the slots, as a tuple's would be)
+        "data": "The values, an array of :attr:`backend` (``.numpy()`` gives a NumPy copy on the host).",
+        "_grad": None,  # read and set through the property grad, which checks what is set
+        "_requires_grad": None,
+        "_ctx": None,
+        "backend": "The :class:`~minitransformer.backend.Backend` the array lives on.",
+        "name": "A label for the graph pictures (:func:`~minitransformer.autograd.to_dot`), or None.",
+        "_retain_grad": None,
+        "_node": None,
+        "__weakref__": None,
+    }
     __array_ufunc__ = None  # numpy scalars on the left defer to Tensor's operators
 
     def __init__(self, data, dtype=None, requires_grad: bool = False, backend=None, name: str | None = None):
@@ -542,7 +554,7 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        """True for tensors that no recorded operation made: the user's own (parameters, inputs), and any result
+        """True for tensors that no recorded operation made -- the user's own (parameters, inputs), and any result
         computed without gradients (inside :class:`no_grad`, or from inputs that need none), as in PyTorch. False for
         the results that ``backward()`` goes through."""
         return self._ctx is None
@@ -938,7 +950,7 @@ class Tensor:
 
     @property
     def mT(self):
-        """The last two axes swapped: a batch of matrices, each transposed."""
+        """The last two axes swapped, so a batch of matrices with each matrix transposed."""
         return self.swapaxes(-2, -1)
 
     def masked_fill(self, mask, value):

@@ -1,12 +1,12 @@
 """Data: tokenizers, generated tasks, a corpus that ships with the package, and batching with masks.
 
-* :mod:`.tokenizers` -- :class:`CharTokenizer`, :class:`WordTokenizer`; the specials
+* ``tokenizers`` -- :class:`CharTokenizer`, :class:`WordTokenizer`; the specials
   ``<pad>`` = 0, ``<bos>`` = 1, ``<eos>`` = 2, ``<unk>`` = 3 in every vocabulary.
-* :mod:`.tasks` -- digit ``copy`` / ``reverse`` / ``sort`` (sequence to sequence) and the
+* ``tasks`` -- digit ``copy`` / ``reverse`` / ``sort`` (sequence to sequence) and the
   ``negation`` sentiment task, which a bag of words cannot solve but attention can.
-* :mod:`.corpus` -- ``load_corpus("tiny")``, about 32 KB of English for a character language model;
+* ``corpus`` -- ``load_corpus("tiny")``, about 32 KB of English for a character language model;
   ``read_text(path)``, a text of your own.
-* :mod:`.batching` -- padding, :class:`Batch` with its attention masks, seeded :func:`batches`.
+* ``batching`` -- padding, :class:`Batch` with its attention masks, seeded :func:`batches`.
 
 Everything here is made on the host (lists of ids, NumPy); a :class:`Batch` holds Tensors on the
 current backend.

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------- digit tasks
+#: the alphabet of the digit tasks
 DIGITS = "0123456789"
 _OFFSET = len(SPECIAL_TOKENS)  # digit d has id d + 4
 
@@ -151,7 +152,7 @@ def digit_task_splits(
     Returns
     -------
     train, val : list of (list[int], list[int])
-        Token ids without ``<bos>``/``<eos>``: :func:`~minitransformer.data.batching.make_seq2seq_batch`
+        Token ids without ``<bos>``/``<eos>``: :func:`~minitransformer.data.make_seq2seq_batch`
         adds them (decoder input ``<bos> + tgt``, decoder target ``tgt + <eos>``).
 
     Examples

@@ -45,17 +45,20 @@ __all__ = [
     "tokenizer_from_dict",
 ]
 
-#: ids of the special tokens, the same in every vocabulary
+#: the ids of the special tokens, the same in every vocabulary -- ``<pad>`` (filling a short sequence up to the
+#: batch length), ``<bos>`` (a decoder input's first token), ``<eos>`` (a target's last token) and ``<unk>`` (a
+#: character or word outside the vocabulary)
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
+#: the strings of the special tokens, in every vocabulary
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<pad>", "<bos>", "<eos>", "<unk>"
-#: the special tokens in id order: ``SPECIAL_TOKENS[PAD] == "<pad>"``
+#: the special tokens in id order, so ``SPECIAL_TOKENS[PAD] == "<pad>"``
 SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)
 
 
 class Tokenizer:
     """A vocabulary ``itos`` (id to string) whose first four entries are :data:`SPECIAL_TOKENS`.
 
-    Subclasses say how a text is cut into pieces (:meth:`tokenize`) and glued back (:meth:`_join`);
+    Subclasses say how a text is cut into pieces (:meth:`tokenize`) and glued back (``_join``);
     the id lookup, the specials and saving are shared here.
 
     Parameters
@@ -111,7 +114,7 @@ class Tokenizer:
     # ------------------------------------------------------------ shared
     @property
     def vocab_size(self) -> int:
-        """Number of ids, the four specials included: the embedding table has this many rows."""
+        """Number of ids, the four specials included (the embedding table has this many rows)."""
         return len(self.itos)
 
     def __len__(self) -> int:

@@ -17,8 +17,8 @@ r"""Layer 4: modules, PyTorch's habits: ``Module``, ``Parameter`` and the layers
 :class:`Transformer`                      the encoder-decoder model of the paper (``from_config("base")``)
 :class:`DecoderOnlyLM`                    a GPT-style language model
 :class:`TransformerClassifier`            the document's section 5.2 classifier, done right
-:mod:`convert`                            weights to and from ``torch.nn`` (``to_torch``)
-:mod:`init`                               Xavier/Glorot initialisation
+:mod:`~minitransformer.nn.convert`        weights to and from ``torch.nn`` (``to_torch``)
+:mod:`~minitransformer.nn.init`           Xavier/Glorot initialisation
 ========================================  ==================================================================
 """
 

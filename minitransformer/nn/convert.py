@@ -40,7 +40,7 @@ from .transformer import Decoder, DecoderLayer, Encoder, EncoderLayer
 
 __all__ = ["to_torch_state_dict", "from_torch_state_dict", "to_torch", "torch_twin"]
 
-#: module types with a ``torch.nn`` twin: here -> there
+#: module types with a ``torch.nn`` twin, here -> there
 _TWINS = {
     Linear: "Linear",
     LayerNorm: "LayerNorm",

@@ -186,7 +186,7 @@ class Module:
     ((3, 2), False)
     """
 
-    #: names of buffers that ``to(dtype)`` leaves in their own dtype (``to(backend)`` still moves them): a table
+    #: names of buffers that ``to(dtype)`` leaves in their own dtype (``to(backend)`` still moves them), such as a table
     #: kept exact in float64 and cast where it is used, as :class:`SinusoidalPositionalEncoding`'s ``PE``
     _keep_dtype: tuple[str, ...] = ()
 

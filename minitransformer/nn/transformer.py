@@ -20,8 +20,8 @@ can even train without the learning-rate warm-up post-LN needs. Here the choice 
 A pre-LN stack's output is a sum of un-normalised residuals, so :class:`Encoder` and
 :class:`Decoder` end it with one more LayerNorm; a post-LN stack already ends in one.
 
-Masks follow :mod:`minitransformer.functional.masks`: boolean, True where attention is
-**allowed**. The decoder builds its causal ("no peeking ahead") mask itself.
+Masks follow :func:`~minitransformer.functional.causal_mask` and :func:`~minitransformer.functional.padding_mask`:
+boolean, True where attention is **allowed**. The decoder builds its causal ("no peeking ahead") mask itself.
 """
 
 from __future__ import annotations

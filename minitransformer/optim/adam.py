@@ -7,9 +7,9 @@ from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW", "PAPER_BETAS", "PAPER_EPS"]
 
-#: beta_1, beta_2 of "Attention Is All You Need", section 5.3
+#: :math:`(\beta_1, \beta_2)` of "Attention Is All You Need", section 5.3 (:meth:`Adam.paper` uses them)
 PAPER_BETAS = (0.9, 0.98)
-#: epsilon of "Attention Is All You Need", section 5.3
+#: :math:`\epsilon` of "Attention Is All You Need", section 5.3
 PAPER_EPS = 1e-9
 
 

@@ -62,9 +62,10 @@ class Optimizer:
     True
     """
 
-    #: True when :meth:`update` treats every entry on its own: each entry of the new ``theta`` and of
+    #: True when :meth:`update` treats every entry on its own, so that each entry of the new ``theta`` and of
     #: the state's arrays depends only on the same entry of ``theta``, ``g`` and the state (Adam, SGD).
-    #: Then :meth:`step` applies it once to all the parameters laid end to end (see ``_update_end_to_end``).
+    #: Then :meth:`~minitransformer.optim.Optimizer.step` applies it once to all the parameters laid end to end
+    #: (see ``_update_end_to_end``).
     elementwise = False
 
     def __init__(self, params, defaults: dict):
@@ -262,7 +263,8 @@ class Optimizer:
         owner = next(c for c in type(self).__mro__ if "update_with_kernels" in vars(c))
         return vars(owner).get("update") is type(self).update
 
-    #: a subclass may give the step as a CUDA kernel: ``update_with_kernels(kernels, theta, g, group, state)``,
+    #: None, or the step as a CUDA kernel that a subclass gives,
+    #: ``update_with_kernels(kernels, theta, g, group, state)``:
     #: :meth:`update`'s contract with a :class:`~minitransformer.kernels.CudaKernels` for ``xp`` (used on a GPU),
     #: except that it may write ``theta`` in place (always the optimizer's own long array: see ``_update_end_to_end``)
     update_with_kernels = None

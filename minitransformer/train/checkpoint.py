@@ -85,7 +85,7 @@ class Checkpoint:
     path : str
         The file it was read from.
     version : int
-        The layout's version (:data:`VERSION`).
+        The layout's version (:data:`~minitransformer.train.checkpoint.VERSION`).
     model_type : str
         The model's class name (``"Transformer"``, ``"DecoderOnlyLM"``, ...).
     config : dict or None

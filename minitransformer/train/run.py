@@ -42,6 +42,7 @@ from .trainer import Trainer
 
 __all__ = ["train", "evaluate", "generate_from_checkpoint", "CHECKPOINT_NAME"]
 
+#: the file name of the checkpoint that :func:`train` writes into its output folder
 CHECKPOINT_NAME = "checkpoint.npz"
 
 

@@ -70,8 +70,9 @@ __all__ = ["TASKS", "DEFAULTS", "TaskSetup", "build", "model_from_checkpoint", "
            "MODEL_TYPES"]
 
 SEQ2SEQ = ("reverse", "copy", "sort")
+#: the names of the ready-made runs, what :func:`build` and ``minitransformer train TASK`` take
 TASKS = (*SEQ2SEQ, "classify", "charlm")
-#: what each task's model does: ``TaskSetup.kind``
+#: what each task's model does (its ``TaskSetup.kind``)
 KIND = {**dict.fromkeys(SEQ2SEQ, "seq2seq"), "classify": "classify", "charlm": "lm"}
 
 _SEQ2SEQ_DEFAULTS = dict(
@@ -98,6 +99,7 @@ DEFAULTS: dict[str, dict] = {
     ),
 }
 
+#: the model classes a checkpoint may name (its ``model_type``), by name, for :func:`model_from_checkpoint`
 MODEL_TYPES = {"Transformer": nn.Transformer, "DecoderOnlyLM": nn.DecoderOnlyLM,
                "TransformerClassifier": nn.TransformerClassifier}
 
@@ -123,7 +125,7 @@ class TaskSetup:
     schedule : LRScheduler
         :func:`warmup_schedule` of ``settings["schedule"]``.
     train_data : DataLoader or callable
-        What :meth:`Trainer.fit` takes.
+        What :meth:`~minitransformer.train.Trainer.fit` takes.
     loss_fn : callable
         ``(model, batch) -> loss``.
     eval_fn : callable

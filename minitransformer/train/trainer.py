@@ -356,7 +356,8 @@ class Trainer:
         return loss
 
     def clip_gradients(self) -> None:
-        """Scale the gradients to a global norm of at most ``clip`` (:func:`clip_grad_norm_`); log the norm."""
+        """Scale the gradients to a global norm of at most ``clip`` (:func:`~minitransformer.optim.clip_grad_norm_`);
+        log the norm."""
         self._norm.add(clip_grad_norm_(self.params, self.clip))
 
     def fit(self, data, steps: int) -> dict:

@@ -38,10 +38,10 @@ __all__ = ["attention_heatmap", "attention_heads", "attention_layers", "to_host"
 MAX_ANNOTATED = 12
 CELL = 0.42  # inches per cell; larger when the values are written in
 CELL_ANNOTATED = 0.55
-#: a long axis labels every (positions // MAX_TICKS)-th position only: 200 labels would overlap
+#: a long axis labels every (positions // MAX_TICKS)-th position only (200 labels would overlap)
 MAX_TICKS = 24
 FONT = 9
-#: how a masked cell (a key the query may not attend to) is drawn: this face, this hatch in this colour, no value
+#: how a masked cell (a key the query may not attend to) is drawn -- this face, this hatch in this colour, no value
 MASKED_FACE, MASKED_HATCH, MASKED_HATCH_COLOUR = "#e4e4e4", "///", "#8c8c8c"
 
 

@@ -3,7 +3,7 @@
 Tensors are boxes (with their shape), operations are ellipses, Python numbers that entered an
 operation are plain text. Data flows left to right: leaves on the left, the result on the right;
 ``backward()`` visits the same arrows from right to left. The nodes and edges come from
-:func:`minitransformer.autograd.graph.graph` (``to_dot`` gives the same graph as Graphviz text).
+:func:`minitransformer.autograd.graph` (``to_dot`` gives the same graph as Graphviz text).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ..autograd.graph import graph
 __all__ = ["draw_graph"]
 
 FONT_SIZE = 9
-#: width and height of one character of the monospace font, in inches (DejaVu Sans Mono: 0.6 em)
+#: width and height of one character of the monospace font, in inches (0.6 em in DejaVu Sans Mono)
 CHAR_W, LINE_H = 0.602 * FONT_SIZE / 72, 1.25 * FONT_SIZE / 72
 PAD = 0.3 * FONT_SIZE / 72  # the bbox padding, in inches (boxstyle "...,pad=0.3" is in font sizes)
 COLUMN_GAP, ROW_GAP, MARGIN = 0.55, 0.3, 0.15  # inches: room for arrows between columns, between rows
@@ -137,7 +137,7 @@ def draw_graph(root, max_nodes: int = 300) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
-        One text label per node of :func:`~minitransformer.autograd.graph.graph` (``fig.axes[0].texts``),
+        One text label per node of :func:`~minitransformer.autograd.graph` (``fig.axes[0].texts``),
         sized so that nothing overlaps; save it with ``fig.savefig("graph.png")``.
 
     Examples
