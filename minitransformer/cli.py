@@ -54,13 +54,15 @@ def _refuse_out(args, command: str) -> bool:
 
     Checked before any work: otherwise the run would fail only when it writes its results, at the end.
     """
+    from .train.checkpoint import _file_in_the_way
+
     out = Path(args.out)
-    for path in (out, *out.parents):
-        if path.exists() and not path.is_dir():
-            where = "is a file" if path == out else f"is inside {str(path)!r}, which is a file"
-            print(f"minitransformer {command}: --out {args.out!r} {where}, not a folder", file=sys.stderr)
-            return True
-    return False
+    path = _file_in_the_way(out)
+    if path is None:
+        return False
+    where = "is a file" if path == out else f"is inside {str(path)!r}, which is a file"
+    print(f"minitransformer {command}: --out {args.out!r} {where}, not a folder", file=sys.stderr)
+    return True
 
 
 def _training_pictures():

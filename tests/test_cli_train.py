@@ -520,6 +520,13 @@ def test_commands_refuse_bad_input_with_one_line(tmp_path, capsys):
     assert "d_model=10 is not divisible by heads=3" in capsys.readouterr().err
 
 
+def test_evaluate_and_generate_of_a_folder_say_it_is_a_folder(tmp_path, capsys):
+    for command in ("evaluate", "generate"):
+        assert main([command, str(tmp_path)]) == 2
+        assert capsys.readouterr().err == (f"minitransformer: checkpoint {str(tmp_path)!r} is a folder, not a "
+                                           f"checkpoint file (such as {str(tmp_path / 'checkpoint.npz')!r})\n")
+
+
 @pytest.mark.parametrize("task", ["reverse", "classify", "charlm"])
 def test_label_smoothing_outside_0_1_is_refused_before_training(task, tmp_path, capsys):
     out = tmp_path / "run"
