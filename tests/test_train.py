@@ -591,8 +591,8 @@ def test_early_stopping_by_patience_and_by_target():
     reach.fit(lambda s: None, 100)
     assert (reach.stop_reason, reach.step, reach.mode) == ("target", 3, "max")
 
-    watching_nothing = Trainer(model, opt, loss_fn, eval_fn=lambda m: {"val_acc": 1.0}, eval_every=1, patience=2,
-                               progress=False)
+    watching_nothing = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn,
+                               eval_fn=lambda m: {"val_acc": 1.0}, eval_every=1, patience=2, progress=False)
     with pytest.raises(ValueError, match="watches 'val_loss', which eval_fn does not return"):
         watching_nothing.fit(lambda s: None, 5)
 
@@ -842,6 +842,24 @@ def test_trainer_refuses_bad_settings():
         Trainer(model, opt, loss_fn, eval_fn=lambda m: {"val_loss": 1.0}, eval_every=1, target="0.9")
     with pytest.raises(TypeError, match=r"^Trainer: monitor must be the name of a value eval_fn returns"):
         Trainer(model, opt, loss_fn, monitor=None)
+
+
+@pytest.mark.single_backend
+def test_trainer_refuses_an_optimizer_of_another_models_parameters_but_allows_frozen_ones():
+    model, loss_fn = _linear_problem()
+    other = nn.Linear(3, 1)
+    with pytest.raises(ValueError, match=r"^Trainer: the optimizer holds 2 of its 2 parameters \(the first of shape "
+                                         r"\(3, 1\)\) that are not parameters of the Linear being trained; build it "
+                                         r"from this model's parameters, e\.g\. SGD\(model\.parameters\(\), "):
+        Trainer(model, optim.SGD(other.parameters(), lr=0.1), loss_fn, progress=False)
+    with pytest.raises(ValueError, match=r"holds 1 of its 3 parameters \(the first of shape \(1,\)\)"):
+        Trainer(model, optim.SGD([*model.parameters(), other.bias], lr=0.1), loss_fn, progress=False)
+    # the bias left out of the optimizer is frozen: trained as the weight is, unchanged itself
+    bias = model.bias.numpy().copy()
+    trainer = Trainer(model, optim.SGD([model.weight], lr=0.1), loss_fn, log_every=5, progress=False)
+    trainer.fit(lambda s: None, 10)
+    assert trainer.history["train_loss"][-1][1] < trainer.history["train_loss"][0][1]
+    np.testing.assert_array_equal(model.bias.numpy(), bias)
 
 
 # ------------------------------------------------------------------ metrics

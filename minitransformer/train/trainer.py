@@ -150,7 +150,9 @@ class Trainer:
     model : Module
         The model to train (its parameters that require grad).
     optimizer : Optimizer
-        Holds the model's parameters.
+        Holds the model's parameters: all, or some (those left out are frozen, not updated), but only the
+        model's. A parameter of another model is refused: the loss does not reach it, and the checkpoints (which
+        hold the model's weights) would not hold it.
     loss_fn : callable
         ``loss_fn(model, batch) -> Tensor``: the 0-d loss of one batch (the forward pass included).
     schedule : LRScheduler, optional
@@ -242,6 +244,7 @@ class Trainer:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"Trainer: optimizer must be an Optimizer holding the model's parameters (e.g. "
                             f"optim.Adam(model.parameters())), got {type(optimizer).__name__}")
+        _check_optimizer_holds_the_model(model, optimizer)
         if schedule is not None and not isinstance(schedule, LRScheduler):
             raise TypeError(f"Trainer: schedule must be an LRScheduler (e.g. optim.WarmupSchedule(optimizer, d_model)) "
                             f"or None, got {type(schedule).__name__}")
@@ -580,6 +583,26 @@ class Trainer:
         self._loss.reset()
         self._norm.reset()
         return ckpt
+
+
+def _check_optimizer_holds_the_model(model: Module, optimizer: Optimizer) -> None:
+    """Refuse an optimizer that holds a parameter which is not ``model``'s (made for another model, or for a copy).
+
+    Leaving some of the model's parameters out of the optimizer is how they are frozen: allowed. A parameter outside
+    the model is not: ``loss_fn(model, batch)`` gives it no gradient, so training would change nothing it holds
+    (and an optimizer of only such parameters would train nothing, silently), and a checkpoint, which saves the
+    model's weights, would not hold it.
+    """
+    own = {id(p) for p in model.parameters()}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    foreign = [p for p in params if id(p) not in own]
+    if foreign:
+        raise ValueError(
+            f"Trainer: the optimizer holds {len(foreign)} of its {len(params)} parameters (the first of shape "
+            f"{foreign[0].shape}) that are not parameters of the {type(model).__name__} being trained; build it "
+            f"from this model's parameters, e.g. {type(optimizer).__name__}(model.parameters(), ...) (leave out "
+            "the ones to freeze)"
+        )
 
 
 class _NoBar:
