@@ -729,6 +729,36 @@ def test_clip_grad_norm_skips_missing_gradients_and_keeps_float32(rng):
     assert clip_grad_norm_([b], max_norm=1.0).item() == 0.0  # nothing to clip
 
 
+@pytest.mark.parametrize("big", [2e19, 1e30, 1e38])
+def test_clip_grad_norm_of_large_finite_gradients_does_not_overflow(big):
+    """Their squares overflow float32 (max 3.4e38): the norm was inf and every gradient became 0, silently."""
+    w = mt.zeros(4, requires_grad=True)
+    w.grad = mt.tensor([big, -big, big, big])
+    total = clip_grad_norm_([w], max_norm=1.0)
+    assert total.dtype_name == "float32" and total.item() == pytest.approx(2 * big, rel=1e-6)  # ||g|| = 2 big
+    np.testing.assert_allclose(w.grad.numpy(), [0.5, -0.5, 0.5, 0.5], rtol=1e-6)
+
+
+def test_clip_grad_norm_of_tiny_or_zero_gradients_leaves_them():
+    w = mt.zeros(3, requires_grad=True)
+    for g, norm in (([0.0, 0.0, 0.0], 0.0), ([3e-30, 0.0, 4e-30], 5e-30), ([1e-40, 0.0, 0.0], 1e-40)):  # subnormal
+        w.grad = mt.tensor(g)
+        assert clip_grad_norm_([w], max_norm=1.0).item() == pytest.approx(norm, rel=1e-4, abs=0)
+        np.testing.assert_array_equal(w.grad.numpy(), np.array(g, dtype=np.float32))
+
+
+def test_clip_grad_norm_of_a_non_finite_gradient_is_as_pytorch_s():
+    """inf: the norm is inf, the finite gradients become 0 and the infinite NaN; nan: all NaN (no host read to refuse
+    it; the Trainer reports the NaN loss that follows)."""
+    w = mt.zeros(3, requires_grad=True)
+    w.grad = mt.tensor([1.0, float("inf"), 0.0])
+    with np.errstate(invalid="ignore"):  # inf * 0
+        assert clip_grad_norm_([w], max_norm=1.0).item() == float("inf")
+    assert w.grad.numpy()[[0, 2]].tolist() == [0.0, 0.0] and np.isnan(w.grad.numpy()[1])
+    w.grad = mt.tensor([1.0, float("nan"), 0.0])
+    assert np.isnan(clip_grad_norm_([w], max_norm=1.0).item()) and np.isnan(w.grad.numpy()).all()
+
+
 def test_clip_grad_norm_refuses_gradients_of_two_dtypes():
     """Their norm would come back float64, the float32 ones promoted silently: refused, as two backends are."""
     a, c = mt.zeros(3, requires_grad=True), mt.zeros(2, dtype="float64", requires_grad=True)
