@@ -520,6 +520,21 @@ def test_commands_refuse_bad_input_with_one_line(tmp_path, capsys):
     assert "d_model=10 is not divisible by heads=3" in capsys.readouterr().err
 
 
+def test_a_run_that_diverges_is_one_line_without_numpy_warnings_and_status_1(tmp_path, capsys):
+    import warnings
+
+    out = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["train", "--task", "copy", "--lr", "1e6", "--steps", "30", *TINY, "--no-pictures",
+                     "--out", str(out)]) == 1
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"minitransformer train: Trainer: the training loss became nan by step \d+; lower the "
+                        r"learning rate \(lr was \S+\) \(the gradients were clipped to a norm of 1\)\n", err), err
+    assert not (out / "checkpoint.npz").exists()  # nothing diverged is saved
+
+
 def test_evaluate_and_generate_of_a_folder_say_it_is_a_folder(tmp_path, capsys):
     for command in ("evaluate", "generate"):
         assert main([command, str(tmp_path)]) == 2

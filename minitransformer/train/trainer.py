@@ -442,9 +442,11 @@ class Trainer:
         loss = self._loss.compute()
         self._loss.reset()
         if not math.isfinite(loss):
+            clipping = ("or clip the gradients (clip=1.0)" if self.clip is None else
+                        f"(the gradients were clipped to a norm of {self.clip:g})")
             raise TrainingDiverged(
                 f"Trainer: the training loss became {loss} by step {self.step}; lower the learning rate "
-                f"(lr was {self._lr:g}) or clip the gradients (clip=1.0)"
+                f"(lr was {self._lr:g}) {clipping}"
             )
         self._record("train_loss", loss)
         self._record("lr", self._lr)
