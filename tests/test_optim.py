@@ -406,6 +406,37 @@ def test_numpy_scalar_settings_work_on_every_backend():
     assert group["lr"] == pytest.approx(0.05)
 
 
+@pytest.mark.single_backend
+def test_a_setting_changed_to_a_bad_value_after_construction_is_refused_at_the_step():
+    """param_groups are plain dicts: lr -5 set by hand ascended the gradient, silently; nothing moves."""
+    for opt, key, value, says in (
+        (SGD, "lr", -5, r"lr must be a finite number >= 0, got -5"),
+        (Adam, "lr", float("nan"), r"lr must be a finite number >= 0, got nan"),
+        (Adam, "betas", (0.9, 1.0), r"beta_2 must be a number in \[0, 1\), got 1\.0"),
+        (SGD, "momentum", "0.9", r"momentum must be a number in \[0, 1\), got '0\.9'"),
+    ):
+        w = mt.tensor([1.0, -2.0], requires_grad=True)
+        optimizer = opt([w], lr=0.1)
+        (w * w).sum().backward()
+        optimizer.param_groups[0][key] = value
+        name = opt.__name__
+        with pytest.raises((ValueError, TypeError), match=rf"^{name}\.step: param_groups\[0\] was changed since it "
+                                                          rf"was added: {says}$"):
+            optimizer.step()
+        assert w.tolist() == [1.0, -2.0]
+
+
+@pytest.mark.single_backend
+def test_a_module_or_a_number_for_params_is_named():
+    model = mt.nn.Linear(3, 1)
+    with pytest.raises(TypeError, match=r"^Adam: params should be an iterable of Tensors or of dicts, got the module "
+                                        r"Linear itself; pass its parameters: Adam\(model\.parameters\(\), \.\.\.\)$"):
+        Adam(model)
+    with pytest.raises(TypeError, match=r"^SGD: params should be an iterable of Tensors or of dicts \(parameter "
+                                        r"groups\), got float$"):
+        SGD(0.1, lr=0.1)
+
+
 # ------------------------------------------------------------------ state_dict
 def _only_plain_data(x) -> bool:
     if isinstance(x, dict):
