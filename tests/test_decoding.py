@@ -412,6 +412,15 @@ def test_length_penalty_refuses_a_bad_alpha(alpha):
         length_penalty(5, alpha)
 
 
+@pytest.mark.single_backend
+@pytest.mark.parametrize("length, error", [(0, ValueError), (-5, ValueError), (0.5, ValueError),
+                                           (float("nan"), ValueError), ("3", TypeError)])
+def test_length_penalty_refuses_a_length_below_1(length, error):
+    """A hypothesis holds its <eos> at least: 0 gave (5/6)^alpha, -5 a penalty of 0 (scores / 0), silently."""
+    with pytest.raises(error, match=rf"^length_penalty: length must be a finite number >= 1, got {length!r}$"):
+        length_penalty(length, 0.6)
+
+
 @pytest.fixture
 def lm():
     mt.manual_seed(5)

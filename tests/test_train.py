@@ -4,6 +4,7 @@ work, and the loss reaches the host only when it is logged."""
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import time
@@ -25,6 +26,7 @@ from minitransformer.train import (
     binary_accuracy,
     exact_match,
     get_blas_threads,
+    perplexity,
     read_checkpoint,
     set_blas_threads,
     token_accuracy,
@@ -900,6 +902,29 @@ def test_running_mean_weights_and_plain_numbers():
     assert m.weight == 3.0 and m.compute() == pytest.approx((4 + 5) / 3)
     m.add(mt.tensor(3.0), weight=3)
     assert m.weight == 6.0 and m.compute() == pytest.approx((4 + 5 + 9) / 6)
+
+
+@pytest.mark.single_backend
+def test_metrics_refuse_what_has_no_value():
+    """Each gave NaN (or 0.368, or inf), silently."""
+    with pytest.raises(ValueError, match=r"^binary_accuracy: no texts to score \(logits of shape \(0,\)\)$"):
+        binary_accuracy(mt.zeros(0), mt.zeros(0))
+    with pytest.raises(ValueError, match=r"^RunningMean\.compute: nothing was added, so there is no mean"):
+        RunningMean().compute()
+    m = RunningMean()
+    for weight in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match=rf"^RunningMean\.add: weight must be a finite number > 0, got {weight}$"):
+            m.add(mt.tensor(1.0), weight=weight)
+    with pytest.raises(TypeError, match=r"^RunningMean\.add: value must be a one-element Tensor or a number, got 'x'$"):
+        m.add("x")
+    assert m.weight == 0.0
+    m.add(float("nan"))  # a diverging loss is a value to report, not refuse
+    assert math.isnan(m.compute())
+    for loss, error in ((-1, ValueError), (float("nan"), ValueError), ("1", TypeError)):
+        with pytest.raises(error, match=rf"^perplexity: mean_loss \(a mean cross-entropy\) must be a finite number "
+                                        rf">= 0, got {loss!r}$"):
+            perplexity(loss)
+    assert perplexity(float("inf")) == math.inf and perplexity(800) == math.inf and perplexity(0) == 1.0
 
 
 def test_exact_match_counts_a_prediction_only_if_it_stops():

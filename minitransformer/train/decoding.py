@@ -152,7 +152,8 @@ def length_penalty(length, alpha: float):
     Parameters
     ----------
     length : int, float or array
-        :math:`|Y|`, the hypothesis' length (an array gives one penalty per element).
+        :math:`|Y| \ge 1`, the hypothesis' length (an array gives one penalty per element; its values are not
+        checked: that would make a GPU wait).
     alpha : float
         :math:`\alpha` >= 0.
 
@@ -167,6 +168,8 @@ def length_penalty(length, alpha: float):
     (1.0, 1.5157)
     """
     alpha = require_real("length_penalty", "alpha", alpha, low=0.0)
+    if not hasattr(length, "shape"):  # a number (an array is beam search's own lengths, never below 1)
+        length = require_real("length_penalty", "length", length, low=1.0)  # a hypothesis has its <eos> at least
     ### BEGIN SOLUTION A6: lp = (5 + |Y|)^alpha / (5 + 1)^alpha, of a number or element by element of an array
     return ((5.0 + length) / 6.0) ** alpha
     ### END SOLUTION
