@@ -137,10 +137,10 @@ def _evaluate(args) -> int:
 def _generate(args) -> int:
     from .train import run
 
-    text = args.prompt if args.prompt is not None else args.input
+    text, option = (args.prompt, "--prompt") if args.prompt is not None else (args.input, "--input")
     return _guard("generate", lambda: run.generate_from_checkpoint(
         args.checkpoint, text, backend=_backend_of(args), beam=args.beam, max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature, top_k=args.top_k, seed=args.seed))
+        temperature=args.temperature, top_k=args.top_k, seed=args.seed, option=option))
 
 
 def _assignments(args) -> int:

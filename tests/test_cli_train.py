@@ -405,6 +405,17 @@ def test_generate_refuses_an_empty_input_rather_than_using_the_example(untrained
     assert capsys.readouterr().out.strip()
 
 
+@pytest.mark.parametrize("task, flag, reads, wanted", [("charlm", "--input", "a prompt to continue", "--prompt"),
+                                                        ("reverse", "--prompt", "digits", "--input"),
+                                                        ("classify", "--prompt", "a review", "--input")])
+def test_generate_refuses_the_option_of_another_kind_of_task_by_name(untrained, task, flag, reads, wanted, capsys):
+    """A charlm checkpoint took --input as its prompt, the others --prompt as their input, without a word."""
+    assert main(["generate", str(untrained[task]), flag, "3 1 4", "--max-new-tokens", "3"]) == 2
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", f"minitransformer: generate: the {task} model reads {reads}: give "
+                                                f"it with {wanted}, not {flag}\n")
+
+
 @pytest.mark.parametrize("task, text, refusal", [
     ("reverse", "1" * 8, "the reverse model reads at most 7 digits, got 8"),  # max_len=5: 7 positions
     ("classify", " ".join(["good"] * 101), "the classify model reads at most 100 words, got 101")])
