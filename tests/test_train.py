@@ -577,6 +577,39 @@ def test_an_eval_fn_may_give_its_values_as_one_element_tensors():
     assert history["val_loss"] == [[2, pytest.approx(loss_fn(model, None).item())]]
 
 
+@pytest.mark.single_backend
+def test_an_eval_fn_value_that_is_no_number_is_named():
+    """{"a": "x"} was float()'s "could not convert string to float" from inside the Trainer."""
+    model, loss_fn = _linear_problem()
+    for results, shown in (({"a": "x"}, r"'a': 'x'"), ({"a": mt.ones(2)}, r"'a': Tensor"), ({1: 0.5}, r"1: 0\.5"),
+                           ({"a": True}, r"'a': True")):
+        trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, progress=False,
+                          eval_fn=lambda m, r=results: r)
+        with pytest.raises(TypeError, match=r"^Trainer: eval_fn must return a dict of name -> number \(a float, or a "
+                                            r"one-element Tensor\), got " + shown):
+            trainer.fit(lambda s: None, 1)
+
+
+@pytest.mark.single_backend
+def test_a_nan_value_early_stopping_watches_is_refused_not_counted_as_no_improvement():
+    """patience ran out on NaN, silently: the run stopped as if it had stopped improving."""
+    model, loss_fn = _linear_problem()
+    values = iter([1.0, float("nan")])
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn,
+                      eval_fn=lambda m: {"val_loss": next(values)}, eval_every=2, patience=3, progress=False)
+    with pytest.raises(TrainingDiverged, match=r"^Trainer: eval_fn gave 'val_loss' = nan at step 4, which early "
+                                               r"stopping \(patience=3\) cannot compare; the model's outputs may have "
+                                               r"become NaN: lower the learning rate \(lr was 0\.1\)$"):
+        trainer.fit(lambda s: None, 20)
+    # without early stopping a NaN is recorded, and moves nothing
+    model, loss_fn = _linear_problem()
+    values = iter([1.0, float("nan"), 0.5])
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn,
+                      eval_fn=lambda m: {"val_loss": next(values)}, eval_every=2, progress=False)
+    history = trainer.fit(lambda s: None, 6)
+    assert math.isnan(history["val_loss"][1][1]) and trainer.best == 0.5
+
+
 def test_early_stopping_by_patience_and_by_target():
     model, loss_fn = _linear_problem()
     opt = optim.SGD(model.parameters(), lr=0.1)

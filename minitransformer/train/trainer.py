@@ -32,6 +32,7 @@ and whatever the evaluation returns (``val_loss``, ``val_accuracy``, ...) -- the
 from __future__ import annotations
 
 import math
+import numbers
 import signal
 import threading
 import time
@@ -474,7 +475,15 @@ class Trainer:
             be.set_rng_state(rng)
         if not isinstance(results, dict):
             raise TypeError(f"Trainer: eval_fn must return a dict of name -> number, got {type(results).__name__}")
-        return {k: float(v) for k, v in results.items()}
+        numbers_by_name = {}
+        for name, value in results.items():
+            if isinstance(value, Tensor) and value.size == 1:  # {"val_loss": loss}, as PyTorch code writes it
+                value = value.item()
+            if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"Trainer: eval_fn must return a dict of name -> number (a float, or a one-element "
+                                f"Tensor), got {name!r}: {value!r}")
+            numbers_by_name[name] = float(value)
+        return numbers_by_name
 
     def _evaluate(self, bar, on_grid: bool) -> None:
         """Evaluate and record; on the ``eval_every`` grid, also update the early-stopping bookkeeping.
@@ -498,6 +507,15 @@ class Trainer:
                 )
             return
         value = results[self.monitor]
+        if math.isnan(value):  # neither better nor worse than any value: patience would run out, saying nothing
+            if self.patience is None and self.target is None:
+                return
+            stop = f"patience={self.patience}" if self.patience is not None else f"target={self.target:g}"
+            raise TrainingDiverged(
+                f"Trainer: eval_fn gave {self.monitor!r} = nan at step {self.step}, which early stopping ({stop}) "
+                f"cannot compare; the model's outputs may have become NaN: lower the learning rate (lr was "
+                f"{self._lr:g})"
+            )
         better = self.best is None or (
             value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
         )
