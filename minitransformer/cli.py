@@ -54,13 +54,15 @@ def _refuse_out(args, command: str) -> bool:
 
     Checked before any work: otherwise the run would fail only when it writes its results, at the end.
     """
+    from .train.checkpoint import _file_in_the_way
+
     out = Path(args.out)
-    for path in (out, *out.parents):
-        if path.exists() and not path.is_dir():
-            where = "is a file" if path == out else f"is inside {str(path)!r}, which is a file"
-            print(f"minitransformer {command}: --out {args.out!r} {where}, not a folder", file=sys.stderr)
-            return True
-    return False
+    path = _file_in_the_way(out)
+    if path is None:
+        return False
+    where = "is a file" if path == out else f"is inside {str(path)!r}, which is a file"
+    print(f"minitransformer {command}: --out {args.out!r} {where}, not a folder", file=sys.stderr)
+    return True
 
 
 def _training_pictures():
@@ -109,11 +111,14 @@ def _train(args) -> int:
         return f" after step {e.step}, saved in {e.checkpoint}; continue with: {again}"
 
     def work():
-        try:
-            run.train(args.task, args.out, backend=_backend_of(args), progress=not args.no_progress,
-                      blas_threads=args.blas_threads or None, resume=args.resume,
-                      pictures=None if args.no_pictures else _training_pictures(),
-                      checkpoint_every=args.checkpoint_every, **overrides)
+        import numpy as np
+
+        try:  # overflows of a diverging run: TrainingDiverged says so, in one line, where NumPy would warn at each
+            with np.errstate(over="ignore", invalid="ignore"):
+                run.train(args.task, args.out, backend=_backend_of(args), progress=not args.no_progress,
+                          blas_threads=args.blas_threads or None, resume=args.resume,
+                          pictures=None if args.no_pictures else _training_pictures(),
+                          checkpoint_every=args.checkpoint_every, **overrides)
         except CorpusError as e:
             if args.text is None:
                 raise
@@ -132,10 +137,10 @@ def _evaluate(args) -> int:
 def _generate(args) -> int:
     from .train import run
 
-    text = args.prompt if args.prompt is not None else args.input
+    text, option = (args.prompt, "--prompt") if args.prompt is not None else (args.input, "--input")
     return _guard("generate", lambda: run.generate_from_checkpoint(
         args.checkpoint, text, backend=_backend_of(args), beam=args.beam, max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature, top_k=args.top_k, seed=args.seed))
+        temperature=args.temperature, top_k=args.top_k, seed=args.seed, option=option))
 
 
 def _assignments(args) -> int:
@@ -154,9 +159,11 @@ def _backend_of(args) -> str:
 
 def _guard(command: str, work, interrupted=None) -> int:
     """Run ``work``; a user's mistake (bad checkpoint, unknown backend, bad setting) is one line on stderr, exit 2;
-    a file the system refuses (permission denied, disk full, ...) is one line too, exit 1; so is Ctrl-C,
+    a file the system refuses (permission denied, disk full, ...) is one line too, exit 1, and so is a run whose loss
+    became NaN or infinite (:class:`~minitransformer.train.TrainingDiverged`, which says what to change); so is Ctrl-C,
     ``minitransformer <command>: interrupted`` and what ``interrupted(the KeyboardInterrupt)`` adds, exit 130."""
     from .backend import BackendError
+    from .train import TrainingDiverged
     from .train.checkpoint import CheckpointError
 
     try:
@@ -164,6 +171,9 @@ def _guard(command: str, work, interrupted=None) -> int:
     except KeyboardInterrupt as e:  # 130 = 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
         print(f"minitransformer {command}: interrupted{interrupted(e) if interrupted else ''}", file=sys.stderr)
         return 130
+    except TrainingDiverged as e:  # a run that failed, not a mistake in the command: the settings were accepted
+        print(f"minitransformer {command}: {e}", file=sys.stderr)
+        return 1
     except (CheckpointError, BackendError, ValueError) as e:
         print(f"minitransformer: {e}", file=sys.stderr)
         return 2
@@ -313,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``minitransformer`` command: parse ``argv`` (``sys.argv[1:]`` when None) and run.
 
-    Returns the exit status: 0; 2 for a user's mistake, 1 for a file the system refuses, 130 for Ctrl-C (each with
-    one line on stderr).
+    Returns the exit status: 0; 2 for a user's mistake, 1 for a file the system refuses or a training run that
+    diverged, 130 for Ctrl-C (each with one line on stderr).
 
     Examples
     --------

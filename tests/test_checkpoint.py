@@ -458,3 +458,90 @@ def test_saving_refuses_what_would_need_pickle(tmp_path):
     with pytest.raises(CheckpointError, match="'extra/when' is a object"):
         save_checkpoint(tmp_path / "c.npz", Tiny(), extra={"when": object()})
     assert not (tmp_path / "c.npz").exists()
+
+
+# ------------------------------------------------------------------ bad arguments to save and read
+@pytest.mark.single_backend
+@pytest.mark.parametrize("where, data", [
+    ("extra", {"note": {"__array__": "nope"}}),
+    ("extra", {"note": {"__array__": "__checksum__"}}),  # would read back as the checksum's bytes
+    ("history", {"val_loss": [{"__array__": "model/weight"}]}),
+], ids=["missing", "checksum", "history"])
+def test_the_array_marker_in_the_callers_data_is_refused_before_the_old_file_is_replaced(tmp_path, where, data):
+    path, model = tmp_path / "c.npz", nn.Linear(3, 1)
+    save_checkpoint(path, model, step=5)
+    old = path.read_bytes()
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: '" + where + r"/[^']+' is the dict "
+                                              r"\{'__array__': '[^']+'\}, the form a checkpoint uses inside"):
+        save_checkpoint(path, model, step=6, **{where: data})
+    assert path.read_bytes() == old and read_checkpoint(path).step == 5
+    assert os.listdir(tmp_path) == ["c.npz"]
+    # the key among others is plain data
+    save_checkpoint(path, model, extra={"note": {"__array__": "x", "also": 1}})
+    assert read_checkpoint(path).extra == {"note": {"__array__": "x", "also": 1}}
+
+
+@pytest.mark.single_backend
+def test_two_arrays_on_one_path_keep_both(tmp_path):
+    a, b = np.arange(3.0), np.arange(4.0) + 10
+    path = save_checkpoint(tmp_path / "c.npz", Tiny(), extra={"a/b": a, "a": {"b": b}})
+    extra = read_checkpoint(path).extra
+    np.testing.assert_array_equal(extra["a/b"], a)
+    np.testing.assert_array_equal(extra["a"]["b"], b)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("step, error, says", [
+    (1.5, ValueError, "must be an integer >= 0, got 1.5"),
+    ("7", ValueError, "must be an integer >= 0, got '7'"),
+    (float("nan"), ValueError, "must be an integer >= 0, got nan"),
+    (-1, ValueError, "must be an integer >= 0, got -1"),
+    (True, ValueError, "must be an integer >= 0, got True"),
+])
+def test_save_refuses_a_step_that_is_not_a_count(tmp_path, step, error, says):
+    with pytest.raises(error, match=r"^save_checkpoint: step " + says):
+        save_checkpoint(tmp_path / "c.npz", Tiny(), step=step)
+    assert not os.listdir(tmp_path)
+    assert read_checkpoint(save_checkpoint(tmp_path / "c.npz", Tiny(), step=np.int64(4))).step == 4
+
+
+@pytest.mark.single_backend
+def test_save_refuses_arguments_of_the_wrong_kind(tmp_path):
+    model = Tiny()
+    cases = [
+        (dict(model="x"), "model must be an nn.Module, got str"),
+        (dict(model=model, optimizer="adam"), "optimizer must be an Optimizer or None, got str"),
+        (dict(model=model, schedule=3), "schedule must be an LRScheduler or None, got int"),
+        (dict(model=model, history=[1, 2]), "history must be a dict or None, got list"),
+        (dict(model=model, extra="note"), "extra must be a dict or None, got str"),
+        (dict(model=model, tokenizer="abc"), r"tokenizer must be a Tokenizer \(with to_dict\(\)\), its dict or None"),
+    ]
+    for kwargs, says in cases:
+        with pytest.raises(TypeError, match=r"^save_checkpoint: " + says):
+            save_checkpoint(tmp_path / "c.npz", **kwargs)
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.single_backend
+def test_save_refuses_a_folder_an_empty_path_and_a_path_under_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: '.*run' is a folder; give a file path such as "
+                                              r"'.*checkpoint\.npz'$"):
+        save_checkpoint(tmp_path / "run", Tiny())
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: path is empty"):
+        save_checkpoint("", Tiny())
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: '.*notes\.txt/a/c\.npz' cannot be written: "
+                                              r"'.*notes\.txt' is a file, not a folder$"):
+        save_checkpoint(tmp_path / "notes.txt" / "a" / "c.npz", Tiny())
+    with pytest.raises(TypeError, match=r"^save_checkpoint: path must be a str or a Path, got int"):
+        save_checkpoint(3, Tiny())
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "run"] and not os.listdir(tmp_path / "run")
+
+
+@pytest.mark.single_backend
+def test_reading_a_folder_says_it_is_a_folder(tmp_path):
+    with pytest.raises(CheckpointError, match=r"^checkpoint '.*' is a folder, not a checkpoint file \(such as "
+                                              r"'.*checkpoint\.npz'\)$"):
+        read_checkpoint(tmp_path)

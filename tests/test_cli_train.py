@@ -405,6 +405,17 @@ def test_generate_refuses_an_empty_input_rather_than_using_the_example(untrained
     assert capsys.readouterr().out.strip()
 
 
+@pytest.mark.parametrize("task, flag, reads, wanted", [("charlm", "--input", "a prompt to continue", "--prompt"),
+                                                        ("reverse", "--prompt", "digits", "--input"),
+                                                        ("classify", "--prompt", "a review", "--input")])
+def test_generate_refuses_the_option_of_another_kind_of_task_by_name(untrained, task, flag, reads, wanted, capsys):
+    """A charlm checkpoint took --input as its prompt, the others --prompt as their input, without a word."""
+    assert main(["generate", str(untrained[task]), flag, "3 1 4", "--max-new-tokens", "3"]) == 2
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", f"minitransformer: generate: the {task} model reads {reads}: give "
+                                                f"it with {wanted}, not {flag}\n")
+
+
 @pytest.mark.parametrize("task, text, refusal", [
     ("reverse", "1" * 8, "the reverse model reads at most 7 digits, got 8"),  # max_len=5: 7 positions
     ("classify", " ".join(["good"] * 101), "the classify model reads at most 100 words, got 101")])
@@ -518,6 +529,28 @@ def test_commands_refuse_bad_input_with_one_line(tmp_path, capsys):
     assert "use --task classify" in capsys.readouterr().err
     assert main(["train", "--task", "reverse", "--d-model", "10", "--heads", "3", "--out", str(tmp_path)]) == 2
     assert "d_model=10 is not divisible by heads=3" in capsys.readouterr().err
+
+
+def test_a_run_that_diverges_is_one_line_without_numpy_warnings_and_status_1(tmp_path, capsys):
+    import warnings
+
+    out = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["train", "--task", "copy", "--lr", "1e6", "--steps", "30", *TINY, "--no-pictures",
+                     "--out", str(out)]) == 1
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"minitransformer train: Trainer: the training loss became nan by step \d+; lower the "
+                        r"learning rate \(lr was \S+\) \(the gradients were clipped to a norm of 1\)\n", err), err
+    assert not (out / "checkpoint.npz").exists()  # nothing diverged is saved
+
+
+def test_evaluate_and_generate_of_a_folder_say_it_is_a_folder(tmp_path, capsys):
+    for command in ("evaluate", "generate"):
+        assert main([command, str(tmp_path)]) == 2
+        assert capsys.readouterr().err == (f"minitransformer: checkpoint {str(tmp_path)!r} is a folder, not a "
+                                           f"checkpoint file (such as {str(tmp_path / 'checkpoint.npz')!r})\n")
 
 
 @pytest.mark.parametrize("task", ["reverse", "classify", "charlm"])

@@ -412,6 +412,15 @@ def test_length_penalty_refuses_a_bad_alpha(alpha):
         length_penalty(5, alpha)
 
 
+@pytest.mark.single_backend
+@pytest.mark.parametrize("length, error", [(0, ValueError), (-5, ValueError), (0.5, ValueError),
+                                           (float("nan"), ValueError), ("3", TypeError)])
+def test_length_penalty_refuses_a_length_below_1(length, error):
+    """A hypothesis holds its <eos> at least: 0 gave (5/6)^alpha, -5 a penalty of 0 (scores / 0), silently."""
+    with pytest.raises(error, match=rf"^length_penalty: length must be a finite number >= 1, got {length!r}$"):
+        length_penalty(length, 0.6)
+
+
 @pytest.fixture
 def lm():
     mt.manual_seed(5)
@@ -635,3 +644,45 @@ def test_sizes_may_be_numpy_integers_as_python_ints(lm, seq2seq):
                                   greedy_decode(model, src, max_len=6).numpy())
     np.testing.assert_array_equal(beam_search(model, src[:1], beam_size=np.int64(2)).numpy(),
                                   beam_search(model, src[:1], beam_size=2).numpy())
+
+
+# ------------------------------------------------------------------ the wrong model, or a special id outside it
+@pytest.mark.single_backend
+def test_each_decoding_function_refuses_the_other_kind_of_model_by_name():
+    """generate(Transformer) was "forward() got an unexpected keyword argument 'cache'", greedy_decode(DecoderOnlyLM)
+    an AttributeError about encode."""
+    mt.manual_seed(0)
+    seq2seq = nn.Transformer(14, 14, d_model=16, heads=2, d_ff=32, num_encoder_layers=1, num_decoder_layers=1,
+                             max_len=20)
+    lm = nn.DecoderOnlyLM(20, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16)
+    classifier = nn.TransformerClassifier(20, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16)
+    with pytest.raises(TypeError, match=r"^generate: continues a decoder-only language model \(a DecoderOnlyLM\), "
+                                        r"got a Transformer, an encoder-decoder: decode it with greedy_decode or "
+                                        r"beam_search$"):
+        generate(seq2seq, [[4, 5]], 3)
+    for decode in (greedy_decode, beam_search):
+        with pytest.raises(TypeError, match=rf"^{decode.__name__}: decodes an encoder-decoder \(a Transformer, with "
+                                            r"encode\(\) and decode\(\)\), got a DecoderOnlyLM; continue a language "
+                                            r"model's prompt with generate$"):
+            decode(lm, [[4, 5]])
+    with pytest.raises(TypeError, match=r"^generate: a TransformerClassifier cannot decode: it has no new_cache"):
+        generate(classifier, [[4, 5]], 3)
+    with pytest.raises(TypeError, match=r"^greedy_decode: model must be a Module, got str$"):
+        greedy_decode("model", [[4, 5]])
+
+
+@pytest.mark.single_backend
+def test_a_special_id_outside_the_vocabulary_is_refused():
+    """An eos_id the model cannot produce never stopped a row: every sequence ran to max_len, silently."""
+    mt.manual_seed(0)
+    seq2seq = nn.Transformer(14, 14, d_model=16, heads=2, d_ff=32, num_encoder_layers=1, num_decoder_layers=1,
+                             max_len=20)
+    lm = nn.DecoderOnlyLM(20, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16)
+    with pytest.raises(ValueError, match=r"^greedy_decode: eos_id=14 is outside the Transformer's vocabulary of 14 "
+                                         r"\(ids 0\.\.13\)$"):
+        greedy_decode(seq2seq, [[4, 5]], eos_id=14)
+    with pytest.raises(ValueError, match=r"^beam_search: bos_id must be an integer >= 0, got -1$"):
+        beam_search(seq2seq, [[4, 5]], bos_id=-1)
+    with pytest.raises(ValueError, match=r"^generate: eos_id=20 is outside the DecoderOnlyLM's vocabulary of 20"):
+        generate(lm, [[4, 5]], 3, eos_id=20)
+    assert generate(lm, [[4, 5]], 3, eos_id=19).shape[0] == 1

@@ -406,6 +406,37 @@ def test_numpy_scalar_settings_work_on_every_backend():
     assert group["lr"] == pytest.approx(0.05)
 
 
+@pytest.mark.single_backend
+def test_a_setting_changed_to_a_bad_value_after_construction_is_refused_at_the_step():
+    """param_groups are plain dicts: lr -5 set by hand ascended the gradient, silently; nothing moves."""
+    for opt, key, value, says in (
+        (SGD, "lr", -5, r"lr must be a finite number >= 0, got -5"),
+        (Adam, "lr", float("nan"), r"lr must be a finite number >= 0, got nan"),
+        (Adam, "betas", (0.9, 1.0), r"beta_2 must be a number in \[0, 1\), got 1\.0"),
+        (SGD, "momentum", "0.9", r"momentum must be a number in \[0, 1\), got '0\.9'"),
+    ):
+        w = mt.tensor([1.0, -2.0], requires_grad=True)
+        optimizer = opt([w], lr=0.1)
+        (w * w).sum().backward()
+        optimizer.param_groups[0][key] = value
+        name = opt.__name__
+        with pytest.raises((ValueError, TypeError), match=rf"^{name}\.step: param_groups\[0\] was changed since it "
+                                                          rf"was added: {says}$"):
+            optimizer.step()
+        assert w.tolist() == [1.0, -2.0]
+
+
+@pytest.mark.single_backend
+def test_a_module_or_a_number_for_params_is_named():
+    model = mt.nn.Linear(3, 1)
+    with pytest.raises(TypeError, match=r"^Adam: params should be an iterable of Tensors or of dicts, got the module "
+                                        r"Linear itself; pass its parameters: Adam\(model\.parameters\(\), \.\.\.\)$"):
+        Adam(model)
+    with pytest.raises(TypeError, match=r"^SGD: params should be an iterable of Tensors or of dicts \(parameter "
+                                        r"groups\), got float$"):
+        SGD(0.1, lr=0.1)
+
+
 # ------------------------------------------------------------------ state_dict
 def _only_plain_data(x) -> bool:
     if isinstance(x, dict):
@@ -727,6 +758,36 @@ def test_clip_grad_norm_skips_missing_gradients_and_keeps_float32(rng):
     assert total.item() == pytest.approx(5.0)
     np.testing.assert_allclose(a.grad.numpy(), [0.6, 0.0, 0.8], rtol=1e-5)
     assert clip_grad_norm_([b], max_norm=1.0).item() == 0.0  # nothing to clip
+
+
+@pytest.mark.parametrize("big", [2e19, 1e30, 1e38])
+def test_clip_grad_norm_of_large_finite_gradients_does_not_overflow(big):
+    """Their squares overflow float32 (max 3.4e38): the norm was inf and every gradient became 0, silently."""
+    w = mt.zeros(4, requires_grad=True)
+    w.grad = mt.tensor([big, -big, big, big])
+    total = clip_grad_norm_([w], max_norm=1.0)
+    assert total.dtype_name == "float32" and total.item() == pytest.approx(2 * big, rel=1e-6)  # ||g|| = 2 big
+    np.testing.assert_allclose(w.grad.numpy(), [0.5, -0.5, 0.5, 0.5], rtol=1e-6)
+
+
+def test_clip_grad_norm_of_tiny_or_zero_gradients_leaves_them():
+    w = mt.zeros(3, requires_grad=True)
+    for g, norm in (([0.0, 0.0, 0.0], 0.0), ([3e-30, 0.0, 4e-30], 5e-30), ([1e-40, 0.0, 0.0], 1e-40)):  # subnormal
+        w.grad = mt.tensor(g)
+        assert clip_grad_norm_([w], max_norm=1.0).item() == pytest.approx(norm, rel=1e-4, abs=0)
+        np.testing.assert_array_equal(w.grad.numpy(), np.array(g, dtype=np.float32))
+
+
+def test_clip_grad_norm_of_a_non_finite_gradient_is_as_pytorch_s():
+    """inf: the norm is inf, the finite gradients become 0 and the infinite NaN; nan: all NaN (no host read to refuse
+    it; the Trainer reports the NaN loss that follows)."""
+    w = mt.zeros(3, requires_grad=True)
+    w.grad = mt.tensor([1.0, float("inf"), 0.0])
+    with np.errstate(invalid="ignore"):  # inf * 0
+        assert clip_grad_norm_([w], max_norm=1.0).item() == float("inf")
+    assert w.grad.numpy()[[0, 2]].tolist() == [0.0, 0.0] and np.isnan(w.grad.numpy()[1])
+    w.grad = mt.tensor([1.0, float("nan"), 0.0])
+    assert np.isnan(clip_grad_norm_([w], max_norm=1.0).item()) and np.isnan(w.grad.numpy()).all()
 
 
 def test_clip_grad_norm_refuses_gradients_of_two_dtypes():

@@ -4,6 +4,7 @@ work, and the loss reaches the host only when it is logged."""
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import time
@@ -25,6 +26,7 @@ from minitransformer.train import (
     binary_accuracy,
     exact_match,
     get_blas_threads,
+    perplexity,
     read_checkpoint,
     set_blas_threads,
     token_accuracy,
@@ -575,6 +577,39 @@ def test_an_eval_fn_may_give_its_values_as_one_element_tensors():
     assert history["val_loss"] == [[2, pytest.approx(loss_fn(model, None).item())]]
 
 
+@pytest.mark.single_backend
+def test_an_eval_fn_value_that_is_no_number_is_named():
+    """{"a": "x"} was float()'s "could not convert string to float" from inside the Trainer."""
+    model, loss_fn = _linear_problem()
+    for results, shown in (({"a": "x"}, r"'a': 'x'"), ({"a": mt.ones(2)}, r"'a': Tensor"), ({1: 0.5}, r"1: 0\.5"),
+                           ({"a": True}, r"'a': True")):
+        trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, progress=False,
+                          eval_fn=lambda m, r=results: r)
+        with pytest.raises(TypeError, match=r"^Trainer: eval_fn must return a dict of name -> number \(a float, or a "
+                                            r"one-element Tensor\), got " + shown):
+            trainer.fit(lambda s: None, 1)
+
+
+@pytest.mark.single_backend
+def test_a_nan_value_early_stopping_watches_is_refused_not_counted_as_no_improvement():
+    """patience ran out on NaN, silently: the run stopped as if it had stopped improving."""
+    model, loss_fn = _linear_problem()
+    values = iter([1.0, float("nan")])
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn,
+                      eval_fn=lambda m: {"val_loss": next(values)}, eval_every=2, patience=3, progress=False)
+    with pytest.raises(TrainingDiverged, match=r"^Trainer: eval_fn gave 'val_loss' = nan at step 4, which early "
+                                               r"stopping \(patience=3\) cannot compare; the model's outputs may have "
+                                               r"become NaN: lower the learning rate \(lr was 0\.1\)$"):
+        trainer.fit(lambda s: None, 20)
+    # without early stopping a NaN is recorded, and moves nothing
+    model, loss_fn = _linear_problem()
+    values = iter([1.0, float("nan"), 0.5])
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn,
+                      eval_fn=lambda m: {"val_loss": next(values)}, eval_every=2, progress=False)
+    history = trainer.fit(lambda s: None, 6)
+    assert math.isnan(history["val_loss"][1][1]) and trainer.best == 0.5
+
+
 def test_early_stopping_by_patience_and_by_target():
     model, loss_fn = _linear_problem()
     opt = optim.SGD(model.parameters(), lr=0.1)
@@ -591,8 +626,8 @@ def test_early_stopping_by_patience_and_by_target():
     reach.fit(lambda s: None, 100)
     assert (reach.stop_reason, reach.step, reach.mode) == ("target", 3, "max")
 
-    watching_nothing = Trainer(model, opt, loss_fn, eval_fn=lambda m: {"val_acc": 1.0}, eval_every=1, patience=2,
-                               progress=False)
+    watching_nothing = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn,
+                               eval_fn=lambda m: {"val_acc": 1.0}, eval_every=1, patience=2, progress=False)
     with pytest.raises(ValueError, match="watches 'val_loss', which eval_fn does not return"):
         watching_nothing.fit(lambda s: None, 5)
 
@@ -844,6 +879,24 @@ def test_trainer_refuses_bad_settings():
         Trainer(model, opt, loss_fn, monitor=None)
 
 
+@pytest.mark.single_backend
+def test_trainer_refuses_an_optimizer_of_another_models_parameters_but_allows_frozen_ones():
+    model, loss_fn = _linear_problem()
+    other = nn.Linear(3, 1)
+    with pytest.raises(ValueError, match=r"^Trainer: the optimizer holds 2 of its 2 parameters \(the first of shape "
+                                         r"\(3, 1\)\) that are not parameters of the Linear being trained; build it "
+                                         r"from this model's parameters, e\.g\. SGD\(model\.parameters\(\), "):
+        Trainer(model, optim.SGD(other.parameters(), lr=0.1), loss_fn, progress=False)
+    with pytest.raises(ValueError, match=r"holds 1 of its 3 parameters \(the first of shape \(1,\)\)"):
+        Trainer(model, optim.SGD([*model.parameters(), other.bias], lr=0.1), loss_fn, progress=False)
+    # the bias left out of the optimizer is frozen: trained as the weight is, unchanged itself
+    bias = model.bias.numpy().copy()
+    trainer = Trainer(model, optim.SGD([model.weight], lr=0.1), loss_fn, log_every=5, progress=False)
+    trainer.fit(lambda s: None, 10)
+    assert trainer.history["train_loss"][-1][1] < trainer.history["train_loss"][0][1]
+    np.testing.assert_array_equal(model.bias.numpy(), bias)
+
+
 # ------------------------------------------------------------------ metrics
 def test_metrics_against_hand_counts():
     logits = mt.tensor([[[3.0, 1.0, 0.0], [0.0, 2.0, 1.0], [0.0, 0.0, 5.0]]])  # arg-max 0, 1, 2
@@ -882,6 +935,29 @@ def test_running_mean_weights_and_plain_numbers():
     assert m.weight == 3.0 and m.compute() == pytest.approx((4 + 5) / 3)
     m.add(mt.tensor(3.0), weight=3)
     assert m.weight == 6.0 and m.compute() == pytest.approx((4 + 5 + 9) / 6)
+
+
+@pytest.mark.single_backend
+def test_metrics_refuse_what_has_no_value():
+    """Each gave NaN (or 0.368, or inf), silently."""
+    with pytest.raises(ValueError, match=r"^binary_accuracy: no texts to score \(logits of shape \(0,\)\)$"):
+        binary_accuracy(mt.zeros(0), mt.zeros(0))
+    with pytest.raises(ValueError, match=r"^RunningMean\.compute: nothing was added, so there is no mean"):
+        RunningMean().compute()
+    m = RunningMean()
+    for weight in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match=rf"^RunningMean\.add: weight must be a finite number > 0, got {weight}$"):
+            m.add(mt.tensor(1.0), weight=weight)
+    with pytest.raises(TypeError, match=r"^RunningMean\.add: value must be a one-element Tensor or a number, got 'x'$"):
+        m.add("x")
+    assert m.weight == 0.0
+    m.add(float("nan"))  # a diverging loss is a value to report, not refuse
+    assert math.isnan(m.compute())
+    for loss, error in ((-1, ValueError), (float("nan"), ValueError), ("1", TypeError)):
+        with pytest.raises(error, match=rf"^perplexity: mean_loss \(a mean cross-entropy\) must be a finite number "
+                                        rf">= 0, got {loss!r}$"):
+            perplexity(loss)
+    assert perplexity(float("inf")) == math.inf and perplexity(800) == math.inf and perplexity(0) == 1.0
 
 
 def test_exact_match_counts_a_prediction_only_if_it_stops():

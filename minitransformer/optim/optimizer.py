@@ -17,6 +17,7 @@ import numpy as np  # only for the host side of state_dict / load_state_dict: no
 from ..autograd import Tensor, enable_grad, no_grad
 from ..autograd.engine import zero_grads
 from ..functional._checks import require_real
+from ..nn import Module
 
 __all__ = ["Optimizer"]
 
@@ -77,10 +78,17 @@ class Optimizer:
             )
         if isinstance(params, dict):
             raise TypeError(f"{name}: params should be an iterable of Tensors or of dicts, got a dict; use [group]")
+        if isinstance(params, Module):
+            raise TypeError(f"{name}: params should be an iterable of Tensors or of dicts, got the module "
+                            f"{type(params).__name__} itself; pass its parameters: {name}(model.parameters(), ...)")
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict[Tensor, dict] = {}  # keyed by the parameter itself (Tensors hash by identity)
-        groups = list(params)
+        try:
+            groups = list(params)
+        except TypeError:  # not iterable: say what was given, not Python's "'float' object is not iterable"
+            raise TypeError(f"{name}: params should be an iterable of Tensors or of dicts (parameter groups), got "
+                            f"{type(params).__name__}") from None
         if not groups:
             raise ValueError(f"{name}: got an empty parameter list (did the model create no parameters?)")
         if not isinstance(groups[0], dict):
@@ -162,6 +170,8 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        for i, group in enumerate(self.param_groups):  # a few Python numbers each: set by hand since, or by a schedule
+            self._recheck_group(i, group)
         laid_out: dict[tuple, dict] = {}
         with no_grad():  # an update is not part of any graph
             for group in self.param_groups:
@@ -179,6 +189,16 @@ class Optimizer:
                     self._update_end_to_end(batch, group, laid_out)
         self._laid_out = laid_out  # only this step's long arrays are kept
         return loss
+
+    def _recheck_group(self, i: int, group: dict) -> None:
+        """:meth:`check_group` again at each step: ``param_groups`` are plain dicts that anyone may change after
+        :meth:`add_param_group` checked them (``opt.param_groups[0]["lr"] = -5`` would ascend the gradient)."""
+        try:
+            self.check_group(group)
+        except (TypeError, ValueError) as e:
+            name = type(self).__name__
+            problem = str(e).removeprefix(f"{name}: ")
+            raise type(e)(f"{name}.step: param_groups[{i}] was changed since it was added: {problem}") from None
 
     def _check_gradient(self, p: Tensor) -> None:
         """Refuse a gradient that does not fit its parameter, before any update."""

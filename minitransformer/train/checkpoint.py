@@ -48,7 +48,9 @@ from pathlib import Path
 import numpy as np  # checkpoints live on the host: NumPy arrays in, NumPy arrays out, no arithmetic
 
 from .. import backend as _backend
-from ..nn.module import StateDictError
+from ..functional._checks import require_int
+from ..nn.module import Module, StateDictError
+from ..optim import LRScheduler, Optimizer
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "read_checkpoint", "load_checkpoint", "FORMAT",
            "VERSION"]
@@ -59,6 +61,8 @@ FORMAT = "minitransformer-checkpoint"
 VERSION = 1
 
 _META, _CHECKSUM = "__meta__", "__checksum__"
+#: the key of the one-entry dict that stands, in ``__meta__``, for an array stored under its own name
+_ARRAY = "__array__"
 
 
 class CheckpointError(RuntimeError):
@@ -178,6 +182,15 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     Path
         The path written.
 
+    Raises
+    ------
+    CheckpointError
+        ``path`` is a folder, or lies under a file; or the data hold something a checkpoint cannot (a Python
+        object, a dict ``{"__array__": ...}``: the form the file uses inside for an array). Everything is
+        checked before the file is written: a refused save leaves an older checkpoint at ``path`` as it was.
+    TypeError, ValueError
+        An argument of the wrong kind (``model`` not a Module, ``step`` not an integer >= 0, ...).
+
     Examples
     --------
     >>> import os, tempfile
@@ -191,7 +204,20 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     >>> path.name, files, ckpt.optimizer_type
     ('ckpt.npz', ['ckpt.npz'], 'Adam')
     """
-    path = Path(path)
+    path = _destination(path)
+    if not isinstance(model, Module):
+        raise TypeError(f"save_checkpoint: model must be an nn.Module, got {type(model).__name__}")
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise TypeError(f"save_checkpoint: optimizer must be an Optimizer or None, got {type(optimizer).__name__}")
+    if schedule is not None and not isinstance(schedule, LRScheduler):
+        raise TypeError(f"save_checkpoint: schedule must be an LRScheduler or None, got {type(schedule).__name__}")
+    step = require_int("save_checkpoint", "step", step, low=0)
+    for name, value in (("history", history), ("trainer_state", trainer_state), ("extra", extra)):
+        if value is not None and not isinstance(value, dict):
+            raise TypeError(f"save_checkpoint: {name} must be a dict or None, got {type(value).__name__}")
+    if tokenizer is not None and not isinstance(tokenizer, dict) and not hasattr(tokenizer, "to_dict"):
+        raise TypeError(f"save_checkpoint: tokenizer must be a Tokenizer (with to_dict()), its dict or None, got "
+                        f"{type(tokenizer).__name__}")
     if rng_state == "current":
         rng_state = _backend.current().get_rng_state()
     if config is None:
@@ -208,7 +234,7 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
         "model_type": type(model).__name__,
         "config": _flatten("config", config, arrays),
         "model_keys": list(model_state),
-        "step": int(step),
+        "step": step,
         "rng_state": _flatten("rng_state", rng_state, arrays),
         "tokenizer": _flatten("tokenizer", tokenizer, arrays),
         "optimizer": _flatten("optimizer", None if optimizer is None else optimizer.state_dict(), arrays),
@@ -240,11 +266,20 @@ def _flatten(prefix: str, value, arrays: dict):
     ``{"state": {"0": {"m": {"__array__": "optimizer/state/0/m"}}}}`` plus the array under that key.
     """
     if isinstance(value, np.ndarray):
-        arrays[prefix] = _check_array(prefix, value)
-        return {"__array__": prefix}
+        key, n = prefix, 1
+        while key in arrays:  # {"a/b": x, "a": {"b": y}}: two arrays, one path; each gets its own name
+            key, n = f"{prefix}~{n}", n + 1
+        arrays[key] = _check_array(prefix, value)
+        return {_ARRAY: key}
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dict):
+        if set(value) == {_ARRAY}:  # it would be read back as the array of that name (or refused as missing)
+            raise CheckpointError(
+                f"save_checkpoint: {prefix!r} is the dict {{{_ARRAY!r}: {value[_ARRAY]!r}}}, the form a checkpoint "
+                f"uses inside for an array stored apart; it cannot be saved as data (give it another key, or more "
+                f"than one)"
+            )
         out = {}
         for k, v in value.items():
             if not isinstance(k, str | int) or isinstance(k, bool):
@@ -263,6 +298,45 @@ def _flatten(prefix: str, value, arrays: dict):
         f"save_checkpoint: {prefix!r} is a {type(value).__name__}; a checkpoint holds numbers, strings, lists, "
         "dicts and NumPy arrays only (no pickle)"
     )
+
+
+def _destination(path) -> Path:
+    """``path`` as a Path a file can be written to, checked before anything is: not empty, not a folder, not
+    under a file (else the rename at the end would fail with the system's words, or the folder not be made)."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"save_checkpoint: path must be a str or a Path, got {type(path).__name__}")
+    if str(path) == "":
+        raise CheckpointError("save_checkpoint: path is empty; give a file name such as 'checkpoint.npz'")
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"save_checkpoint: {str(path)!r} is a folder; give a file path such as "
+                              f"{str(path / 'checkpoint.npz')!r}")
+    blocker = _file_in_the_way(path.parent)
+    if blocker is not None:
+        raise CheckpointError(f"save_checkpoint: {str(path)!r} cannot be written: {str(blocker)!r} is a file, "
+                              "not a folder")
+    return path
+
+
+def _file_in_the_way(folder) -> Path | None:
+    """The first of ``folder`` and the folders above it that exists and is not a folder (a file where a folder is
+    needed), or None if ``folder`` can be made or already is one.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     open(os.path.join(tmp, "notes.txt"), "w").close()
+    ...     print(_file_in_the_way(os.path.join(tmp, "run")))
+    ...     print(_file_in_the_way(os.path.join(tmp, "notes.txt", "run")).name)
+    None
+    notes.txt
+    """
+    folder = Path(folder)
+    for above in (folder, *folder.parents):
+        if above.exists() and not above.is_dir():
+            return above
+    return None
 
 
 def _checksum(arrays: dict) -> str:
@@ -366,6 +440,9 @@ def read_checkpoint(path) -> Checkpoint:
     refused
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a checkpoint file (such as "
+                              f"{str(path / 'checkpoint.npz')!r})")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r}: no such file")
     if not _starts_as_a_zip(path):  # else NumPy takes it for a pickle and says how to load it unsafely
@@ -413,8 +490,8 @@ def read_checkpoint(path) -> Checkpoint:
 
     def unflatten(value):
         if isinstance(value, dict):
-            if set(value) == {"__array__"}:
-                key = value["__array__"]
+            if set(value) == {_ARRAY}:
+                key = value[_ARRAY]
                 if key not in arrays:
                     raise CheckpointError(f"checkpoint {str(path)!r} lacks the array {key!r} its description names")
                 return arrays[key]

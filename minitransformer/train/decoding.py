@@ -32,7 +32,7 @@ from ..autograd import Tensor
 from ..backend import dtype_name
 from ..data.tokenizers import BOS, EOS, PAD
 from ..functional._checks import require_int, require_real, require_token_ids
-from ..nn import evaluating
+from ..nn import Module, evaluating
 
 __all__ = ["greedy_decode", "beam_search", "generate", "length_penalty"]
 
@@ -50,6 +50,38 @@ def _ids(op: str, name: str, ids, like) -> Tensor:
         raise ValueError(f"{op}: expected token ids of shape (batch, seq) with seq >= 1, got {t.shape}")
     require_token_ids(op, name, t)
     return t if t.dtype_name == "int64" else t.to("int64")
+
+
+def _check_model(op: str, model, seq2seq: bool, **special) -> None:
+    """Refuse a model of the wrong kind by name, saying which decoding function fits it, and special token ids
+    (``bos_id``, ``eos_id``, ...) outside its vocabulary (an ``eos_id`` never produced would never stop a row).
+
+    :func:`greedy_decode` and :func:`beam_search` run an encoder-decoder (``encode``, ``decode``); :func:`generate`
+    a decoder-only language model (``model(ids, cache=...)``); both need ``new_cache()`` and ``max_len``. The
+    vocabulary is read from the model's ``config`` (``tgt_vocab``, or ``vocab``) where it has one. Python only."""
+    name = type(model).__name__
+    if not isinstance(model, Module):
+        raise TypeError(f"{op}: model must be a Module, got {name}")
+    encoder_decoder = hasattr(model, "encode") and hasattr(model, "decode")
+    if seq2seq and not encoder_decoder:
+        fits = "; continue a language model's prompt with generate" if hasattr(model, "new_cache") else ""
+        raise TypeError(f"{op}: decodes an encoder-decoder (a Transformer, with encode() and decode()), got a "
+                        f"{name}{fits}")
+    if not seq2seq and encoder_decoder:
+        raise TypeError(f"{op}: continues a decoder-only language model (a DecoderOnlyLM), got a {name}, an "
+                        "encoder-decoder: decode it with greedy_decode or beam_search")
+    missing = [a for a in ("new_cache", "max_len") if not hasattr(model, a)]
+    if missing:
+        raise TypeError(f"{op}: a {name} cannot decode: it has no {' and no '.join(missing)} (a "
+                        f"{'Transformer' if seq2seq else 'DecoderOnlyLM'} has new_cache() and max_len)")
+    config = getattr(model, "config", None)
+    vocab = config.get("tgt_vocab" if seq2seq else "vocab") if isinstance(config, dict) else None
+    for what, token in special.items():
+        if token is None:
+            continue
+        require_int(op, what, token, low=0)
+        if isinstance(vocab, int) and token >= vocab:
+            raise ValueError(f"{op}: {what}={token} is outside the {name}'s vocabulary of {vocab} (ids 0..{vocab - 1})")
 
 
 def _first_param(model):
@@ -116,6 +148,7 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
     True
     """
     op = "greedy_decode"
+    _check_model(op, model, seq2seq=True, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
     with evaluating(model):
         src, src_mask, memory = _encode(model, op, src, src_mask, pad_id)
         steps = _max_steps(op, max_len, min(src.shape[1] + 10, model.max_len), model)
@@ -152,7 +185,8 @@ def length_penalty(length, alpha: float):
     Parameters
     ----------
     length : int, float or array
-        :math:`|Y|`, the hypothesis' length (an array gives one penalty per element).
+        :math:`|Y| \ge 1`, the hypothesis' length (an array gives one penalty per element; its values are not
+        checked: that would make a GPU wait).
     alpha : float
         :math:`\alpha` >= 0.
 
@@ -167,6 +201,8 @@ def length_penalty(length, alpha: float):
     (1.0, 1.5157)
     """
     alpha = require_real("length_penalty", "alpha", alpha, low=0.0)
+    if not hasattr(length, "shape"):  # a number (an array is beam search's own lengths, never below 1)
+        length = require_real("length_penalty", "length", length, low=1.0)  # a hypothesis has its <eos> at least
     ### BEGIN SOLUTION A6: lp = (5 + |Y|)^alpha / (5 + 1)^alpha, of a number or element by element of an array
     return ((5.0 + length) / 6.0) ** alpha
     ### END SOLUTION
@@ -221,6 +257,7 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     True
     """
     op = "beam_search"
+    _check_model(op, model, seq2seq=True, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
     beam_size = require_int(op, "beam_size", beam_size, low=1)
     alpha = require_real(op, "alpha", alpha, low=0.0)
     k = beam_size
@@ -358,6 +395,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     True
     """
     op = "generate"
+    _check_model(op, model, seq2seq=False, eos_id=eos_id)
     max_new_tokens = require_int(op, "max_new_tokens", max_new_tokens, low=0)
     temperature = require_real(op, "temperature", temperature, low=0.0)  # 0: greedy
     top_k = None if top_k is None else require_int(op, "top_k", top_k, low=1)

@@ -21,12 +21,14 @@ them up on the device; the one transfer happens when a value is logged.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np  # host-side comparison of generated id lists
 
 from ..autograd import Tensor
 from ..data.tokenizers import EOS, PAD
+from ..functional._checks import require_real
 
 __all__ = ["token_accuracy", "binary_accuracy", "exact_match", "strip_after_eos", "perplexity", "RunningMean"]
 
@@ -110,6 +112,8 @@ def binary_accuracy(logits: Tensor, labels) -> Tensor:
         z = z[:, 0]
     if tuple(z.shape) != tuple(y.shape):
         raise ValueError(f"{op}: logits have shape {logits.shape}, labels {tuple(y.shape)}; expected (B,) both")
+    if z.shape[0] == 0:  # the mean of nothing is NaN
+        raise ValueError(f"{op}: no texts to score (logits of shape {logits.shape})")
     xp = logits.backend.xp
     hit = (z > 0) == (y > 0)
     return Tensor._wrap(xp.mean(xp.astype(hit, xp.float32)), logits.backend)
@@ -224,7 +228,12 @@ def perplexity(mean_loss: float) -> float:
     Returns
     -------
     float
-        :math:`e^{L}` (``inf`` where it would overflow).
+        :math:`e^{L}` (``inf`` where it would overflow, and for :math:`L = \infty`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``mean_loss`` is not a number, or is NaN or negative (no cross-entropy is).
 
     Examples
     --------
@@ -232,6 +241,9 @@ def perplexity(mean_loss: float) -> float:
     >>> round(perplexity(math.log(4)), 6)      # as unsure as a fair 4-sided die
     4.0
     """
+    if isinstance(mean_loss, numbers.Real) and mean_loss == math.inf:  # a target given probability 0
+        return math.inf
+    mean_loss = require_real("perplexity", "mean_loss (a mean cross-entropy)", mean_loss, low=0.0)
     return math.exp(mean_loss) if mean_loss < 700 else math.inf
 
 
@@ -265,23 +277,30 @@ class RunningMean:
         self.weight = 0.0
 
     def add(self, value: Tensor | float, weight: float = 1.0) -> None:
-        """Add ``value`` (a 0-d Tensor, or a number) with ``weight``; no host transfer."""
+        """Add ``value`` (a 0-d Tensor, or a number) with ``weight`` (> 0, a Python number); no host transfer.
+
+        ``value`` may be NaN or infinite (how a diverging loss shows); the weight may not.
+        """
+        weight = require_real("RunningMean.add", "weight", weight, low=0.0, low_open=True)  # 0 would give 0 / 0
         if isinstance(value, Tensor):
             if value.size != 1:
                 raise ValueError(f"RunningMean.add: expected a one-element tensor, got shape {value.shape}")
-            data = value.data * float(weight)
+            data = value.data * weight
             if self._sum is not None:
                 data = self._sum + data  # a device array, or a number added before: the sum moves to the device
             self._sum, self._backend = data, value.backend
         else:
-            value = float(value) * float(weight)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"RunningMean.add: value must be a one-element Tensor or a number, got {value!r}")
+            value = float(value) * weight
             self._sum = value if self._sum is None else self._sum + value
-        self.weight += float(weight)
+        self.weight += weight
 
     def compute(self) -> float:
-        """The mean as a Python float (NaN if nothing was added): the moment the device is read."""
-        if self._sum is None or self.weight == 0:
-            return math.nan
+        """The mean as a Python float: the moment the device is read. A ValueError if nothing was added (the mean of
+        nothing is no number; ``weight`` says whether there is one)."""
+        if self._sum is None:
+            raise ValueError("RunningMean.compute: nothing was added, so there is no mean (check weight > 0 first)")
         total = self._sum
         if self._backend is not None:
             total = self._backend.to_host(total)

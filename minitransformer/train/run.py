@@ -365,7 +365,7 @@ def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict
 
 def generate_from_checkpoint(path, text: str | None = None, backend: str = "numpy", beam: int = 1,
                              max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = 10,
-                             seed: int = 0, alpha: float = 0.6) -> str:
+                             seed: int = 0, alpha: float = 0.6, option: str | None = None) -> str:
     """Run a checkpoint on ``text``: a digit sequence (seq2seq), a review (classify) or a prompt (charlm).
 
     Parameters
@@ -382,6 +382,9 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
         Sampling of the charlm task (see :func:`~minitransformer.train.generate`).
     alpha : float
         The beam search's length penalty.
+    option : {"--input", "--prompt"}, optional
+        The command-line option ``text`` came from: ``--prompt`` is a charlm checkpoint's, ``--input`` the other
+        tasks'; the other one is refused by name, rather than read as if it were the right one.
 
     Returns
     -------
@@ -404,6 +407,11 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
     with _backend.use(backend):
         setup = _trained_model(path)
         tok, model = setup.tokenizer, setup.model
+        wanted = "--prompt" if setup.kind == "lm" else "--input"
+        if text is not None and option is not None and option != wanted:
+            reads = "a prompt to continue" if setup.kind == "lm" else \
+                "digits" if setup.kind == "seq2seq" else "a review"
+            raise ValueError(f"generate: the {setup.name} model reads {reads}: give it with {wanted}, not {option}")
         if setup.kind == "seq2seq":
             digits = "".join((_example_digits(setup) if text is None else text).split())
             if not digits:

@@ -64,7 +64,7 @@ from ..data import (
 from ..data.batching import Batch
 from ..functional._checks import require_real
 from .decoding import greedy_decode
-from .metrics import RunningMean, binary_accuracy, exact_match, strip_after_eos, token_accuracy
+from .metrics import RunningMean, binary_accuracy, exact_match, perplexity, strip_after_eos, token_accuracy
 
 __all__ = ["TASKS", "DEFAULTS", "TaskSetup", "build", "model_from_checkpoint", "warmup_schedule",
            "MODEL_TYPES"]
@@ -537,7 +537,7 @@ def _charlm(s: dict) -> TaskSetup:
 
     def final_metrics(model):
         loss = val_metrics(model)["loss"]
-        return {"val_loss": loss, "val_perplexity": math.exp(loss), "unigram_val_loss": unigram,
+        return {"val_loss": loss, "val_perplexity": perplexity(loss), "unigram_val_loss": unigram,
                 "val_loss_below_unigram": unigram - loss}
 
     def sample(model):

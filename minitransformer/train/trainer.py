@@ -32,6 +32,7 @@ and whatever the evaluation returns (``val_loss``, ``val_accuracy``, ...) -- the
 from __future__ import annotations
 
 import math
+import numbers
 import signal
 import threading
 import time
@@ -150,7 +151,9 @@ class Trainer:
     model : Module
         The model to train (its parameters that require grad).
     optimizer : Optimizer
-        Holds the model's parameters.
+        Holds the model's parameters: all, or some (those left out are frozen, not updated), but only the
+        model's. A parameter of another model is refused: the loss does not reach it, and the checkpoints (which
+        hold the model's weights) would not hold it.
     loss_fn : callable
         ``loss_fn(model, batch) -> Tensor``: the 0-d loss of one batch (the forward pass included).
     schedule : LRScheduler, optional
@@ -242,6 +245,7 @@ class Trainer:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"Trainer: optimizer must be an Optimizer holding the model's parameters (e.g. "
                             f"optim.Adam(model.parameters())), got {type(optimizer).__name__}")
+        _check_optimizer_holds_the_model(model, optimizer)
         if schedule is not None and not isinstance(schedule, LRScheduler):
             raise TypeError(f"Trainer: schedule must be an LRScheduler (e.g. optim.WarmupSchedule(optimizer, d_model)) "
                             f"or None, got {type(schedule).__name__}")
@@ -440,9 +444,11 @@ class Trainer:
         loss = self._loss.compute()
         self._loss.reset()
         if not math.isfinite(loss):
+            clipping = ("or clip the gradients (clip=1.0)" if self.clip is None else
+                        f"(the gradients were clipped to a norm of {self.clip:g})")
             raise TrainingDiverged(
                 f"Trainer: the training loss became {loss} by step {self.step}; lower the learning rate "
-                f"(lr was {self._lr:g}) or clip the gradients (clip=1.0)"
+                f"(lr was {self._lr:g}) {clipping}"
             )
         self._record("train_loss", loss)
         self._record("lr", self._lr)
@@ -470,7 +476,15 @@ class Trainer:
             be.set_rng_state(rng)
         if not isinstance(results, dict):
             raise TypeError(f"Trainer: eval_fn must return a dict of name -> number, got {type(results).__name__}")
-        return {k: float(v) for k, v in results.items()}
+        numbers_by_name = {}
+        for name, value in results.items():
+            if isinstance(value, Tensor) and value.size == 1:  # {"val_loss": loss}, as PyTorch code writes it
+                value = value.item()
+            if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"Trainer: eval_fn must return a dict of name -> number (a float, or a one-element "
+                                f"Tensor), got {name!r}: {value!r}")
+            numbers_by_name[name] = float(value)
+        return numbers_by_name
 
     def _evaluate(self, bar, on_grid: bool) -> None:
         """Evaluate and record; on the ``eval_every`` grid, also update the early-stopping bookkeeping.
@@ -494,6 +508,15 @@ class Trainer:
                 )
             return
         value = results[self.monitor]
+        if math.isnan(value):  # neither better nor worse than any value: patience would run out, saying nothing
+            if self.patience is None and self.target is None:
+                return
+            stop = f"patience={self.patience}" if self.patience is not None else f"target={self.target:g}"
+            raise TrainingDiverged(
+                f"Trainer: eval_fn gave {self.monitor!r} = nan at step {self.step}, which early stopping ({stop}) "
+                f"cannot compare; the model's outputs may have become NaN: lower the learning rate (lr was "
+                f"{self._lr:g})"
+            )
         better = self.best is None or (
             value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
         )
@@ -581,6 +604,26 @@ class Trainer:
         self._loss.reset()
         self._norm.reset()
         return ckpt
+
+
+def _check_optimizer_holds_the_model(model: Module, optimizer: Optimizer) -> None:
+    """Refuse an optimizer that holds a parameter which is not ``model``'s (made for another model, or for a copy).
+
+    Leaving some of the model's parameters out of the optimizer is how they are frozen: allowed. A parameter outside
+    the model is not: ``loss_fn(model, batch)`` gives it no gradient, so training would change nothing it holds
+    (and an optimizer of only such parameters would train nothing, silently), and a checkpoint, which saves the
+    model's weights, would not hold it.
+    """
+    own = {id(p) for p in model.parameters()}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    foreign = [p for p in params if id(p) not in own]
+    if foreign:
+        raise ValueError(
+            f"Trainer: the optimizer holds {len(foreign)} of its {len(params)} parameters (the first of shape "
+            f"{foreign[0].shape}) that are not parameters of the {type(model).__name__} being trained; build it "
+            f"from this model's parameters, e.g. {type(optimizer).__name__}(model.parameters(), ...) (leave out "
+            "the ones to freeze)"
+        )
 
 
 class _NoBar:
