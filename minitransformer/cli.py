@@ -94,6 +94,8 @@ def _train(args) -> int:
     if args.task not in tasks.TASKS:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
         return 2
+    if args.out is None:  # one folder a task: training another task by default must not meet this one's run
+        args.out = os.path.join("train-output", args.task + (f"-seed-{args.seed_config}" if args.seed_config else ""))
     if args.text is not None:
         if args.task != "charlm":
             print(f"minitransformer train: --text is the training text of --task charlm, not --task {args.task}",
@@ -273,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_non_negative_int,
                        help="seed of the data, the initial weights and the batch order (0)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.add_argument("--out", default="train-output", help="folder for the results (default: train-output)")
+    train.add_argument("--out", help="folder for the results (default: train-output/TASK, one folder a task; "
+                            "train-output/classify-seed-cpu and -document with --seed-config)")
     train.add_argument("--resume", action="store_true",
                        help="continue from --out/checkpoint.npz (written at the end, and at the end of the step "
                             "in progress on Ctrl-C)")

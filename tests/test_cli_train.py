@@ -898,3 +898,17 @@ def test_the_charlm_example_prompt_is_made_of_characters_the_model_knows():
     assert _example_prompt(CharTokenizer.from_text(OWN_TEXT + "The end")) == "The "
     assert _example_prompt(CharTokenizer.from_text(OWN_TEXT)) == "\n"  # no capital T
     assert _example_prompt(CharTokenizer.from_text("zyx")) == "x"  # the first of its characters
+
+
+def test_each_task_trains_into_a_folder_of_its_own_by_default(tmp_path, monkeypatch):
+    """Without --out, every task wrote train-output/: a second task's run met the first's checkpoint."""
+    from minitransformer.train import run
+
+    folders = []
+    monkeypatch.setattr(run, "train", lambda task, out, **kwargs: folders.append(out))
+    monkeypatch.chdir(tmp_path)
+    for task, more in (("copy", []), ("classify", []), ("classify", ["--seed-config"]),
+                       ("classify", ["--seed-config", "document"])):
+        assert main(["train", "--task", task, *more]) == 0
+    assert folders == [os.path.join("train-output", name)
+                       for name in ("copy", "classify", "classify-seed-cpu", "classify-seed-document")]

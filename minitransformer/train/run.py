@@ -206,7 +206,7 @@ def _note_resumed(saved, trainer, setup) -> None:
 
 _EXAMPLE_REVIEW = "the acting was not bad"  # generate's example input of the classify task
 
-#: generate's options that only some tasks read: the option, its default, the kind of task that reads it
+#: generate's options that only some tasks read, each with its default and the kind of task that reads it
 _TASK_OPTIONS = {"beam": ("--beam", 1, "seq2seq"), "alpha": ("alpha", 0.6, "seq2seq"),
                  "max_new_tokens": ("--max-new-tokens", 200, "lm"), "temperature": ("--temperature", 0.8, "lm"),
                  "top_k": ("--top-k", 10, "lm"), "seed": ("--seed", 0, "lm")}
