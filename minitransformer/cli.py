@@ -87,11 +87,15 @@ def _train(args) -> int:
             return 2
         from .examples import seed_classifier
 
-        overrides = {**seed_classifier.task_settings(args.seed_config), **{k: v for k, v in overrides.items()
-                                                                          if v is not None}}
+        preset = seed_classifier.task_settings(args.seed_config)
+        if args.resume:  # the checkpoint holds the preset's settings; its steps are the run's, unless --steps
+            preset.pop("steps", None)
+        overrides = {**preset, **{k: v for k, v in overrides.items() if v is not None}}
     if args.task not in tasks.TASKS:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
         return 2
+    if args.out is None:  # one folder a task: training another task by default must not meet this one's run
+        args.out = os.path.join("train-output", args.task + (f"-seed-{args.seed_config}" if args.seed_config else ""))
     if args.text is not None:
         if args.task != "charlm":
             print(f"minitransformer train: --text is the training text of --task charlm, not --task {args.task}",
@@ -100,15 +104,22 @@ def _train(args) -> int:
         overrides["corpus"] = os.path.abspath(args.text)  # a path, always: --text tiny is the file ./tiny
     if _refuse_out(args, "train"):
         return 2
+    if args.resume and args.overwrite:
+        print("minitransformer train: --resume continues the run in --out, --overwrite replaces it; give one",
+              file=sys.stderr)
+        return 2
 
     def saved(e: KeyboardInterrupt) -> str:
         """After "interrupted": the step the checkpoint holds (the last whole one) and how to continue."""
-        if not isinstance(e, TrainingInterrupted):  # a second Ctrl-C, or one outside the steps: nothing saved then
-            return ""
         again = f"minitransformer train --task {args.task} --out {shlex.quote(args.out)} --resume"
         if args.backend is not None:  # not given: the same MINITRANSFORMER_BACKEND chooses it again
             again += f" --backend {args.backend}"
-        return f" after step {e.step}, saved in {e.checkpoint}; continue with: {again}"
+        if isinstance(e, TrainingInterrupted):
+            return f" after step {e.step}, saved in {e.checkpoint}; continue with: {again}"
+        checkpoint = os.path.join(args.out, run.CHECKPOINT_NAME)
+        if os.path.isfile(checkpoint):  # a second Ctrl-C, or one outside the steps: the last one written is kept
+            return f"; the checkpoint written last, {checkpoint}, is kept; continue from it with: {again}"
+        return ""
 
     def work():
         import numpy as np
@@ -118,7 +129,7 @@ def _train(args) -> int:
                 run.train(args.task, args.out, backend=_backend_of(args), progress=not args.no_progress,
                           blas_threads=args.blas_threads or None, resume=args.resume,
                           pictures=None if args.no_pictures else _training_pictures(),
-                          checkpoint_every=args.checkpoint_every, **overrides)
+                          checkpoint_every=args.checkpoint_every, overwrite=args.overwrite, **overrides)
         except CorpusError as e:
             if args.text is None:
                 raise
@@ -174,7 +185,7 @@ def _guard(command: str, work, interrupted=None) -> int:
     except TrainingDiverged as e:  # a run that failed, not a mistake in the command: the settings were accepted
         print(f"minitransformer {command}: {e}", file=sys.stderr)
         return 1
-    except (CheckpointError, BackendError, ValueError) as e:
+    except (CheckpointError, BackendError, ValueError, FileExistsError) as e:  # FileExistsError: a run kept in --out
         print(f"minitransformer: {e}", file=sys.stderr)
         return 2
     except OSError as e:
@@ -264,10 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_non_negative_int,
                        help="seed of the data, the initial weights and the batch order (0)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.add_argument("--out", default="train-output", help="folder for the results (default: train-output)")
+    train.add_argument("--out", help="folder for the results (default: train-output/TASK, one folder a task; "
+                            "train-output/classify-seed-cpu and -document with --seed-config)")
     train.add_argument("--resume", action="store_true",
                        help="continue from --out/checkpoint.npz (written at the end, and at the end of the step "
                             "in progress on Ctrl-C)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start a new run where --out holds one already, replacing its checkpoint (without it, "
+                            "and without --resume, that run is kept and the command refused)")
     train.add_argument("--checkpoint-every", type=_positive_int, help="also write the checkpoint every N steps")
     train.add_argument("--no-pictures", action="store_true", help="skip the PNG files (curves, attention maps)")
     train.add_argument("--seed-config", nargs="?", const="cpu", choices=["cpu", "document"], default=None,

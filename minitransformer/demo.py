@@ -321,7 +321,7 @@ def train_reverse(out: Path, steps: int = 300) -> dict:
           "no dropout (a short run has little to overfit). Notebooks 05 and 09 try the paper's choices.\n"
           "val_accuracy: the share of held-out sequences reversed exactly (test_exact_sequence_accuracy below).\n")
     return train("reverse", out / "reverse", backend=mt.backend.current().name, steps=steps,
-                 eval_every=max(1, steps // 3), pictures=training_pictures)
+                 eval_every=max(1, steps // 3), pictures=training_pictures, overwrite=True)  # a demo reruns
 
 
 def run(out: str | Path = "demo-output", train_steps: int = 300) -> int:

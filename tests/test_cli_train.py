@@ -226,6 +226,47 @@ def test_resume_refuses_a_setting_other_than_steps_rather_than_ignoring_it(tmp_p
     assert main(["train", "--task", "copy", "--steps", "6", *TINY, "--no-progress", "--resume", "--out", str(out)]) == 0
 
 
+def test_a_run_in_the_folder_is_kept_unless_resumed_or_overwritten(tmp_path, capsys):
+    """Training again without --resume replaced a trained checkpoint, even another task's, without a word."""
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "4", *TINY, "--no-pictures", "--out", str(out)]) == 0
+    before = (out / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--task", "sort", "--steps", "2", *TINY, "--no-pictures", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"minitransformer: {out / 'checkpoint.npz'} holds a run already (task copy, "
+                                       "step 4): add --resume to continue it, or --overwrite to start again and "
+                                       "replace it\n")
+    assert (out / "checkpoint.npz").read_bytes() == before
+    assert main(["train", "--task", "copy", "--steps", "4", *TINY, "--resume", "--overwrite", "--out", str(out)]) == 2
+    assert "give one" in capsys.readouterr().err
+    assert main(["train", "--task", "sort", "--steps", "2", *TINY, "--no-pictures", "--overwrite",
+                 "--out", str(out)]) == 0
+    assert read_checkpoint(out / "checkpoint.npz").extra["task"] == "sort"
+
+
+def test_resume_refuses_fewer_steps_than_the_checkpoint_holds(tmp_path, capsys):
+    """--steps below the saved step ran nothing, then saved settings saying steps=2 beside a checkpoint at step 4."""
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "4", *TINY, "--no-pictures", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--task", "copy", "--steps", "2", "--resume", "--no-progress", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("minitransformer: train --resume: steps=2 is below the step the checkpoint "
+                                       "holds, 4; give more steps, or evaluate the checkpoint as it is\n")
+    assert read_checkpoint(out / "checkpoint.npz").extra["settings"]["steps"] == 4
+
+
+def test_a_run_removes_what_a_killed_write_left(tmp_path, capsys):
+    """A SIGKILL during a checkpoint's write leaves its temporary file; the next run in the folder removes it."""
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--no-pictures", "--out", str(out)]) == 0
+    stale = out / ".checkpoint.npz.0123456789ab.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    other = out / "notes.tmp"  # not a checkpoint's temporary: kept
+    other.write_text("mine")
+    assert main(["train", "--task", "copy", "--steps", "3", "--resume", "--no-progress", "--out", str(out)]) == 0
+    assert not stale.exists() and other.read_text() == "mine"
+
+
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, capsys):
     from minitransformer.train import Trainer
 
@@ -272,6 +313,26 @@ def test_ctrl_c_says_to_continue_on_the_backend_given(tmp_path, monkeypatch, cap
                                        f"--out {out} --resume --backend numpy\n")
 
 
+def test_a_second_ctrl_c_names_the_checkpoint_kept(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C outside the steps saves nothing; where a checkpoint is in --out, the message says it is kept."""
+    from minitransformer.train import run
+
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--no-pictures", "--out", str(out)]) == 0
+    capsys.readouterr()
+
+    def pressed(task, out, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "train", pressed)
+    assert main(["train", "--task", "copy", "--resume", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == (f"minitransformer train: interrupted; the checkpoint written last, "
+                                       f"{out / 'checkpoint.npz'}, is kept; continue from it with: minitransformer "
+                                       f"train --task copy --out {out} --resume\n")
+    assert main(["train", "--task", "copy", "--out", str(tmp_path / "new")]) == 130
+    assert capsys.readouterr().err == "minitransformer train: interrupted\n"
+
+
 @pytest.mark.parametrize("command", ["evaluate", "generate", "train"])
 def test_ctrl_c_elsewhere_is_one_line_and_status_130(command, untrained, tmp_path, monkeypatch, capsys):
     """Ctrl-C while a command builds its model (outside train's steps, which save first): no traceback, 130."""
@@ -306,7 +367,7 @@ def test_metrics_json_is_written_atomically_as_the_checkpoint(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "replace", disk_full_for_the_metrics)
     capsys.readouterr()
-    assert main([*run, "--steps", "3"]) == 1
+    assert main([*run, "--steps", "3", "--overwrite"]) == 1
     assert capsys.readouterr().err == "minitransformer: No space left on device\n"
     assert (out / "metrics.json").read_bytes() == old and json.loads(old)["metrics"]["steps"] == 2
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "metrics.json"]
@@ -405,6 +466,19 @@ def test_generate_refuses_an_empty_input_rather_than_using_the_example(untrained
     assert capsys.readouterr().out.strip()
 
 
+@pytest.mark.parametrize("task, options, note", [
+    ("reverse", [], "no --input given; the example '3 1 4 1 5'"),  # max_len=5: as many digits of pi
+    ("classify", ["--beam", "3"], "the classify task does not read --beam; ignored"),
+    ("reverse", ["--temperature", "0.5", "--top-k", "3"], "the reverse task does not read --temperature, --top-k"),
+    ("charlm", ["--beam", "2"], "the charlm task does not read --beam; ignored")])
+def test_generate_says_what_it_read_and_what_it_ignored(untrained, task, options, note, capsys):
+    """With no input it reversed the digits of pi without saying so; options of other tasks were ignored silently."""
+    text = [] if not options else ["--prompt", "The "] if task == "charlm" else ["--input", "1 2 3"]
+    assert main(["generate", str(untrained[task]), *text, *options, "--max-new-tokens", "3"] if task == "charlm"
+                else ["generate", str(untrained[task]), *text, *options]) == 0
+    assert note in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("task, flag, reads, wanted", [("charlm", "--input", "a prompt to continue", "--prompt"),
                                                         ("reverse", "--prompt", "digits", "--input"),
                                                         ("classify", "--prompt", "a review", "--input")])
@@ -449,7 +523,8 @@ def test_generate_notes_an_input_of_a_length_the_model_was_not_trained_on(untrai
     ("charlm", "--prompt", "Üï ☃Ü", "'Ü', 'ï', '☃'")])
 def test_generate_names_the_pieces_it_reads_as_unk(untrained, task, flag, text, unknown, capsys):
     """"the film was not terrible" was labelled positive with p = 1.000, as "the film was not <unk>", without a word."""
-    assert main(["generate", str(untrained[task]), flag, text, "--max-new-tokens", "3"]) == 0
+    charlm = ["--max-new-tokens", "3"] if task == "charlm" else []  # (the classifier would note it as ignored)
+    assert main(["generate", str(untrained[task]), flag, text, *charlm]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip()
     note = f"minitransformer: generate: not in the {task} model's vocabulary, read as <unk>: {unknown}\n"
@@ -594,6 +669,18 @@ def test_seed_config_trains_the_documents_classifier_layout(tmp_path, capsys):
     assert (config["vocab_size"], config["heads"], config["max_len"], config["num_layers"]) == (10000, 8, 100, 1)
     assert config["d_ff"] == 4 * config["d_model"] and config["norm_first"] is False
     assert "test_accuracy" in capsys.readouterr().out
+
+
+def test_seed_config_resumed_keeps_the_runs_steps(tmp_path, capsys):
+    """--resume with --seed-config applied the preset's 5000 steps as if --steps 5000 were given: a 2-step run
+    resumed trained on to 5000."""
+    out = tmp_path / "seed"
+    assert main(["train", "--task", "classify", "--seed-config", "--steps", "2", "--no-progress", "--no-pictures",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--task", "classify", "--seed-config", "--resume", "--no-progress", "--no-pictures",
+                 "--out", str(out)]) == 0
+    assert read_checkpoint(out / "checkpoint.npz").step == 2
 
 
 def test_seed_config_trains_as_the_example_script_does(tmp_path, monkeypatch, capsys):
@@ -811,3 +898,17 @@ def test_the_charlm_example_prompt_is_made_of_characters_the_model_knows():
     assert _example_prompt(CharTokenizer.from_text(OWN_TEXT + "The end")) == "The "
     assert _example_prompt(CharTokenizer.from_text(OWN_TEXT)) == "\n"  # no capital T
     assert _example_prompt(CharTokenizer.from_text("zyx")) == "x"  # the first of its characters
+
+
+def test_each_task_trains_into_a_folder_of_its_own_by_default(tmp_path, monkeypatch):
+    """Without --out, every task wrote train-output/: a second task's run met the first's checkpoint."""
+    from minitransformer.train import run
+
+    folders = []
+    monkeypatch.setattr(run, "train", lambda task, out, **kwargs: folders.append(out))
+    monkeypatch.chdir(tmp_path)
+    for task, more in (("copy", []), ("classify", []), ("classify", ["--seed-config"]),
+                       ("classify", ["--seed-config", "document"])):
+        assert main(["train", "--task", task, *more]) == 0
+    assert folders == [os.path.join("train-output", name)
+                       for name in ("copy", "classify", "classify-seed-cpu", "classify-seed-document")]

@@ -55,7 +55,8 @@ cross-entropy, batches of 32) at a size a laptop trains in minutes: :math:`d_{mo
 learning rate :math:`10^{-3}` (a narrower model takes larger steps), no dropout, 10 epochs.
 Measured: ``cpu`` reached 99.3% held-out accuracy after its 10 epochs (5000 steps, 107 s on a
 shared 2-core machine, NumPy); ``document`` reached 94.8% after its 5 epochs (2500 steps, 45 s on
-an H200 with CuPy; about 0.28 s a step on that CPU, some 12 minutes), still rising: the document's
+an H200 with CuPy; 0.28 s a step on that machine's CPU, 0.46 s on a shared 2-core one: 12 to 20
+minutes), still rising: the document's
 learning rate of :math:`10^{-4}` is slow but sound.
 """
 

@@ -351,6 +351,18 @@ def _checksum(arrays: dict) -> str:
     return h.hexdigest()
 
 
+def _remove_stale_temporaries(path) -> list[Path]:
+    """Delete the temporary files that writes of ``path`` killed midway left beside it (``.<name>.<random>.tmp``:
+    a write interrupted by an exception removes its own; one killed by SIGKILL or a power cut cannot). Call it
+    when no other write of ``path`` can be running, as a training run does at its start. Returns what it removed.
+    """
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
 def _temporary_file_beside(path: Path, folder: Path) -> tuple[int, Path]:
     """A new empty file ``folder/.<name>.<random>.tmp``, open for writing, and its path.
 

@@ -34,7 +34,7 @@ from .. import backend as _backend
 from ..autograd import Tensor
 from ..data import SPECIAL_TOKENS, CorpusError, tokenizer_from_dict
 from . import tasks
-from .checkpoint import CheckpointError, _write_atomically, load_checkpoint, read_checkpoint
+from .checkpoint import CheckpointError, _remove_stale_temporaries, _write_atomically, load_checkpoint, read_checkpoint
 from .decoding import beam_search, generate, greedy_decode
 from .metrics import strip_after_eos
 from .threads import set_blas_threads
@@ -59,7 +59,7 @@ def _monitor(kind: str) -> str:
 
 def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_threads: int | None = 1,
           resume: bool = False, pictures: Callable | None = None, checkpoint_every: int | None = None,
-          **overrides) -> dict:
+          overwrite: bool = False, **overrides) -> dict:
     """Train ``task`` with :data:`~minitransformer.train.tasks.DEFAULTS` changed by ``overrides``; write into ``out``.
 
     Parameters
@@ -76,8 +76,9 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         Threads for NumPy's BLAS (1 is fastest for these small matrices; None leaves it alone).
     resume : bool
         Continue from ``out/checkpoint.npz`` (its settings; ``steps`` may be raised, which stretches the learning-rate
-        schedule to the new length: a note on stderr gives the rate before and after). A checkpoint written on
-        another backend continues with a fresh random stream seeded from it (a note on stderr says so).
+        schedule to the new length: a note on stderr gives the rate before and after; not lowered below the step the
+        checkpoint holds). A checkpoint written on another backend continues with a fresh random stream seeded from
+        it (a note on stderr says so).
     pictures : callable, optional
         ``pictures(setup, history, out) -> list of Path``: draws the trained run's pictures into ``out`` (the
         command line passes :func:`minitransformer.viz.training_pictures`: the curves and the attention maps, a few
@@ -85,6 +86,9 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         below ``viz`` and does not import it.
     checkpoint_every : int, optional
         Also write the checkpoint every this many steps (it is always written at the end, and on Ctrl-C).
+    overwrite : bool
+        Start a new run where ``out`` holds a checkpoint already, replacing it; without it (and without ``resume``)
+        that checkpoint is kept and the run refused: a trained model is not lost to a forgotten ``--resume``.
     **overrides
         Settings of the task (``steps``, ``d_model``, ``lr``, ...); None values are ignored.
 
@@ -133,11 +137,18 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
                 given = ", ".join(f"{k}={v!r} (saved: {settings[k]!r})" for k, v in other.items())
                 raise ValueError(f"train --resume continues with the checkpoint's settings; only steps may change, "
                                  f"got {given}")
+            if overrides.get("steps", saved.step) < saved.step:
+                raise ValueError(f"train --resume: steps={overrides['steps']} is below the step the checkpoint "
+                                 f"holds, {saved.step}; give more steps, or evaluate the checkpoint as it is")
             setup = _build_saved(saved, task, {**settings, **{k: v for k, v in overrides.items() if k == "steps"}})
         else:
+            if path.exists() and not overwrite:
+                raise FileExistsError(f"{path} holds a run already ({_described(path)}): add --resume to continue "
+                                      "it, or --overwrite to start again and replace it")
             setup = tasks.build(task, **overrides)
         s = setup.settings
         _writable_folder(out)
+        _remove_stale_temporaries(path)  # left by a run killed while writing; no write of ours runs yet
         print(f"task {task}: {type(setup.model).__name__} with {setup.model.num_parameters():,} parameters on "
               f"backend {_backend.current().name}")
         print("settings: " + ", ".join(f"{k}={v}" for k, v in s.items()))
@@ -191,6 +202,32 @@ def _note_resumed(saved, trainer, setup) -> None:
         print(f"minitransformer: train --resume: --steps {new_steps} (was {old_steps}) stretches the "
               f"{setup.settings['schedule']} schedule: the learning rate jumps from {before:.3g} to {after:.3g} at "
               f"step {trainer.step + 1}, where the longer schedule is (no new warm-up)", file=sys.stderr)
+
+
+_EXAMPLE_REVIEW = "the acting was not bad"  # generate's example input of the classify task
+
+#: generate's options that only some tasks read, each with its default and the kind of task that reads it
+_TASK_OPTIONS = {"beam": ("--beam", 1, "seq2seq"), "alpha": ("alpha", 0.6, "seq2seq"),
+                 "max_new_tokens": ("--max-new-tokens", 200, "lm"), "temperature": ("--temperature", 0.8, "lm"),
+                 "top_k": ("--top-k", 10, "lm"), "seed": ("--seed", 0, "lm")}
+
+
+def _note_ignored(setup, **values) -> None:
+    """Say on stderr which options, given other than their defaults, the checkpoint's task does not read."""
+    ignored = [option for name, (option, default, kind) in _TASK_OPTIONS.items()
+               if setup.kind != kind and values[name] != default]
+    if ignored:
+        print(f"minitransformer: generate: the {setup.name} task does not read {', '.join(ignored)}; ignored",
+              file=sys.stderr)
+
+
+def _described(path: Path) -> str:
+    """``task reverse, step 400`` for the checkpoint at ``path``, or why it cannot be read."""
+    try:
+        saved = read_checkpoint(path)
+    except (CheckpointError, OSError) as e:
+        return f"unreadable: {e}"
+    return f"task {saved.extra.get('task')}, step {saved.step}"
 
 
 def _writable_folder(out: Path) -> None:
@@ -373,7 +410,9 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
     path : str or Path
         A checkpoint written by :func:`train`.
     text : str, optional
-        The input; None: an example input of the task. An empty one (or, but for charlm, blank) is refused.
+        The input; None: an example input of the task, named on stderr. An empty one (or, but for charlm, blank)
+        is refused. Options the task does not read (``beam`` for charlm, ``temperature`` for the others, ...),
+        given other than their defaults, are named on stderr as ignored.
     backend : str
         ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
     beam : int
@@ -426,7 +465,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
                 beam_search(model, src, beam_size=beam, max_len=max_len, alpha=alpha)
             result = " ".join(tok.itos[i] for i in strip_after_eos(ids.numpy()[0]))
         elif setup.kind == "classify":
-            ids = tok.encode("the acting was not bad" if text is None else text)
+            ids = tok.encode(_EXAMPLE_REVIEW if text is None else text)
             if not ids:
                 raise ValueError("generate: the input is empty")
             _note_unknown(setup, text)
@@ -446,5 +485,11 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
             out = generate(model, Tensor(np.asarray([ids], dtype=np.int64)), max_new_tokens,
                            temperature=temperature, top_k=top_k, context=T)
             result = tok.decode(out.numpy()[0])
+        _note_ignored(setup, beam=beam, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                      seed=seed, alpha=alpha)
+        if text is None:
+            example = {"seq2seq": lambda: " ".join(_example_digits(setup)), "classify": lambda: _EXAMPLE_REVIEW,
+                       "lm": lambda: _example_prompt(tok)}[setup.kind]()
+            print(f"minitransformer: generate: no {wanted} given; the example {example!r}", file=sys.stderr)
         print(result)
     return result
