@@ -529,7 +529,7 @@ def _missing(wanted: dict, have: set[str], exempt: dict, table: str) -> str:
     stale = sorted(name for name in exempt if name not in wanted or name in have)
     lines = [f"{name} ({wanted[name].__module__}) has no row in {table}: add one ({HOW_TO}), or, if it cannot "
              "have one, say why in this file's list of exemptions" for name in missing]
-    lines += [f"{name} is exempt from {table} but is no operation there any more, or has a row now: take it off "
+    lines += [f"{name} is exempt from {table} but has a row there now, or is no operation any more: take it off "
               "the list of exemptions" for name in stale]
     return "\n".join(lines)
 
