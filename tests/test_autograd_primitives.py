@@ -4,10 +4,21 @@ central differences (``gradcheck``), and backward against PyTorch's autograd whe
 One table, ``CASES``, drives all three tests: each row gives the operation written for minitransformer,
 the same operation in NumPy and in PyTorch, and the shapes (and value domain) of its inputs. Shapes
 include broadcasting ones, (2, 3) + (3,) and (4, 1, 3) * (2, 1), whose gradients the engine must sum
-back. Random data has no ties (max, maximum, relu); ties get their own tests at the end.
+back. Random data has no ties (max, maximum, relu); ties get their own tests later. The same rows run
+on float32 inputs (everything stays float32) and on int64 inputs (refused, or an integer result).
+
+At the end, the safety net for a new primitive: every ``Function`` of ``autograd/ops.py`` must have a row
+in ``CASES`` and in the property tables of ``tests/test_gradcheck.py``, every ``float_only`` one a row in
+``FLOAT_ONLY`` of ``tests/test_bad_input.py``, every fused one of ``autograd/fused.py`` a row in ``FUSABLE``
+of ``tests/test_fused.py`` (or an exemption, with its reason, here); and the operations and formulas may
+not call numpy by name. See "How to add a primitive or a formula" in docs/testing.md.
 """
 
 from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -410,3 +421,215 @@ def test_take_any_integer_dtype_even_narrower_than_the_table(dtype):
     y.sum().backward()
     counts = np.bincount(ids.astype(np.int64).ravel() % V, minlength=V).astype(np.float64)
     np.testing.assert_array_equal(E.grad.numpy(), np.repeat(counts[:, None], 2, axis=1))
+
+
+# ------------------------------------------------------------------ float32 stays float32
+#: rows whose purpose is a dtype change: their output is not of their input's dtype, on purpose
+CHANGES_DTYPE = {
+    "cast round trip": "float64 -> float32 -> float64: the output is float64 whatever the input",
+    "to float32 and back": "the same, through Tensor.to",
+}
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n not in CHANGES_DTYPE])
+def test_float32_stays_float32(name, rng):
+    """The table's rows on float32 inputs: every output and every gradient is float32. The other tests run in
+    float64 only, where a float64 constant in a forward (``xp.asarray(0.5)``, ``np.float64``) changes nothing;
+    in float32 it made the result float64, silently (the engine does not check it: Function.apply is the hot path)."""
+    spec = CASES[name]
+    arrays = _arrays(spec, rng)
+    xs = [mt.tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
+    outs = _tuple(spec["mt"](*xs))
+    hint = ("; a constant in forward or backward must be a Python number or made with xp.asarray(c, dtype=x.dtype). "
+            "If this row's purpose is a change of dtype, add it to CHANGES_DTYPE with the reason")
+    for k, (o, w) in enumerate(zip(outs, _tuple(spec["np"](*arrays)))):
+        assert o.dtype_name == "float32", f"{name}: output {k} is {o.dtype_name} for float32 inputs{hint}"
+        np.testing.assert_allclose(o.numpy(), w, rtol=1e-4, atol=1e-5, err_msg=f"{name}: output {k} in float32")
+    cotangents = [mt.tensor(rng.standard_normal(o.shape).astype(np.float32)) for o in outs]
+    sum((o * v).sum() for o, v in zip(outs, cotangents)).backward()
+    for k, x in enumerate(xs):
+        got = None if x.grad is None else x.grad.dtype_name
+        assert got == "float32", f"{name}: the gradient of input {k} is {got} for float32 inputs{hint}"
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n not in CHANGES_DTYPE])
+def test_integer_input_is_refused_or_stays_integer(name, rng):
+    """The table's rows on int64 inputs: refused (a TypeError: float_only, or a float number with an int tensor),
+    or an integer result. An operation that needs floats (e^x, 1/x) but does not set float_only gave float64 of
+    int64 silently on NumPy."""
+    xs = [mt.tensor(np.abs(np.rint(2 * a)).astype(np.int64) + 1) for a in _arrays(CASES[name], rng)]
+    try:
+        outs = _tuple(CASES[name]["mt"](*xs))
+    except TypeError:
+        return
+    for k, o in enumerate(outs):
+        assert o.dtype_name in ("int64", "bool"), (
+            f"{name}: output {k} is {o.dtype_name} for int64 inputs: an operation that needs floats must set "
+            f"float_only = True (and have a row in FLOAT_ONLY of tests/test_bad_input.py); {HOW_TO}")
+
+
+# ------------------------------------------------------------------ every primitive is in the tables that check it
+# A new Function passes every other test of the project whatever its backward says until it has rows in these
+# tables: the tests below fail, naming the table, for one that has none (see "How to add a primitive" in
+# docs/testing.md). Tables are matched by what their rows compute (the class of the operation that made a row's
+# output, its grad_fn), not by their names, so a row counts for the operation it actually checks.
+ROOT = Path(__file__).resolve().parents[1]
+HOW_TO = 'see "How to add a primitive or a formula" in docs/testing.md'
+
+
+def _test_module(name: str):
+    """Another test file of tests/, loaded as a module of its own to read its tables."""
+    spec = importlib.util.spec_from_file_location(f"_tables_of_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _functions(module) -> dict[str, type]:
+    """The Function subclasses ``module`` defines (not the bases whose name starts with _), by name."""
+    return {name: cls for name, cls in vars(module).items() if isinstance(cls, type) and issubclass(cls, mt.Function)
+            and cls.__module__ == module.__name__ and not name.startswith("_")}
+
+
+PRIMITIVES = _functions(mt.autograd.ops)  # ops.py
+FUSED = _functions(fused)  # fused.py
+assert PRIMITIVES and FUSED and not PRIMITIVES.keys() & FUSED.keys()
+
+#: primitives of ops.py with no row in CASES, and why
+NOT_IN_CASES = {
+    "Compare": "no gradient (a bool result): test_bad_input.py and test_autograd_engine.py check its values",
+}
+#: primitives of ops.py in none of the property-based tables of tests/test_gradcheck.py, and why
+NOT_IN_PROPERTY_TABLES = {
+    "MatMul": "its own property test there, test_matmul_broadcast_batches_pass_gradcheck",
+    "Cast": "a change of dtype: gradcheck needs float64 through it both ways (CASES' round trips)",
+    "Compare": "no gradient",
+    "Reshape": "moves values without arithmetic: CASES covers its shapes", "Permute": "the same",
+    "GetItem": "the same, for its indices", "Take": "the same, for its ids", "Concat": "the same", "Stack": "the same",
+}
+#: fused operations of fused.py not in FUSABLE of tests/test_fused.py (a function of mt.functional fused by default,
+#: composed of primitives with fused=False, which the fused operation's tests compare against), and why
+NOT_FUSABLE = {
+    "ScaledMaskedSoftmax": "runs only on a GPU (backend.kernels), inside scaled_dot_product_attention; "
+                           "test_fused_attention_weights_* in tests/test_fused.py check it against the composition",
+}
+
+
+def _made_by(outputs) -> set[str]:
+    """The names of the operations that made ``outputs`` (a tensor or a tuple of them)."""
+    return {type(o.grad_fn).__name__ for o in _tuple(outputs) if o.grad_fn is not None}
+
+
+def _float64(*values):
+    return mt.tensor(np.asarray(values, dtype=np.float64), requires_grad=True)
+
+
+def _missing(wanted: dict, have: set[str], exempt: dict, table: str) -> str:
+    missing = sorted(set(wanted) - have - set(exempt))
+    stale = sorted(name for name in exempt if name not in wanted or name in have)
+    lines = [f"{name} ({wanted[name].__module__}) has no row in {table}: add one ({HOW_TO}), or, if it cannot "
+             "have one, say why in this file's list of exemptions" for name in missing]
+    lines += [f"{name} is exempt from {table} but has a row there now, or is no operation any more: take it off "
+              "the list of exemptions" for name in stale]
+    return "\n".join(lines)
+
+
+@pytest.mark.single_backend
+def test_every_primitive_has_a_row_in_cases(rng):
+    # forward against NumPy, gradcheck and PyTorch (the three tests above), float32 kept (test_float32_stays_float32)
+    have = set()
+    for spec in CASES.values():
+        have |= _made_by(spec["mt"](*[mt.tensor(a, requires_grad=True) for a in _arrays(spec, rng)]))
+    assert not (message := _missing(PRIMITIVES, have, NOT_IN_CASES, "CASES of tests/test_autograd_primitives.py")), \
+        message
+
+
+@pytest.mark.single_backend
+def test_every_primitive_has_a_row_in_the_property_tables():
+    # UNARY, BINARY and REDUCTIONS of tests/test_gradcheck.py: hypothesis draws shapes and values for each row
+    tables = _test_module("test_gradcheck")
+    have = set()
+    for fn, _ in tables.UNARY.values():
+        have |= _made_by(fn(_float64(0.5, 1.5)))
+    for fn, _ in tables.BINARY.values():
+        have |= _made_by(fn(_float64(0.5, 1.5), _float64(1.0, 0.25)))
+    for fn, _ in tables.REDUCTIONS.values():
+        have |= _made_by(fn(_float64(0.5, 1.5), None, False))
+    assert not (message := _missing(PRIMITIVES, have, NOT_IN_PROPERTY_TABLES,
+                                    "UNARY, BINARY or REDUCTIONS of tests/test_gradcheck.py")), message
+
+
+@pytest.mark.single_backend
+def test_every_float_only_operation_has_a_row_in_float_only_and_only_those():
+    # FLOAT_ONLY of tests/test_bad_input.py names each row's operation as the message does: by its class's name
+    listed = {name for name, _ in _test_module("test_bad_input").FLOAT_ONLY.values()}
+    every = {**PRIMITIVES, **FUSED}
+    float_only = {name for name, cls in every.items() if cls.float_only}
+    problems = [f"{name} sets float_only = True but has no row in FLOAT_ONLY of tests/test_bad_input.py: add one "
+                f"(an int64 input must be refused by name; {HOW_TO})" for name in sorted(float_only - listed)]
+    problems += [f"FLOAT_ONLY of tests/test_bad_input.py has a row for {name}, which "
+                 + ("does not set float_only = True" if name in every else "is no operation of ops.py or fused.py")
+                 for name in sorted(listed - float_only)]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.single_backend
+def test_every_fused_operation_is_in_fusable():
+    have = {op.__name__ for _, op in _test_module("test_fused").FUSABLE.values()}
+    assert not (message := _missing(FUSED, have, NOT_FUSABLE, "FUSABLE of tests/test_fused.py")), message
+
+
+# ------------------------------------------------------------------ through the backend's namespace, not numpy by name
+#: where the library's operations may use numpy by name, per file and function: (function, attribute) -> why. The
+#: operations and formulas go through the backend's namespace (self.xp, x.backend.xp), never numpy (DESIGN): on
+#: CuPy a NumPy call copies to the host or fails, and on array-api-strict it hides what the standard lacks
+NUMPY_ALLOWED = {
+    "minitransformer/autograd/engine.py": {
+        ("_read_numbers", "ndarray"): "reads what the user gave (nested lists, NumPy arrays) on the host, once",
+        ("_read_numbers", "asarray"): "the same",
+        ("_lift", "generic"): "recognises a NumPy scalar (np.float32(2.0)) as a number",
+        ("_is_index_array", "generic"): "the same, among indices",
+        ("_position", "bool_"): "recognises a NumPy bool index (NumPy reads x[True] as a new axis)",
+        ("masked_fill", "ndarray"): "recognises a NumPy 0-d array as a number",
+        ("getitem", "asarray"): "reads a list index on the host before it goes to the backend",
+        ("getitem", "zeros"): "the empty list index, as int64",
+        ("getitem", "int64"): "the same",
+    },
+}
+NO_NUMPY = ["minitransformer/autograd/ops.py", "minitransformer/autograd/fused.py",
+            *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "minitransformer" / "functional").glob("*.py"))]
+
+
+def _numpy_uses(path: Path) -> list[tuple[int, str, str]]:
+    """(line, enclosing function, attribute) of each use of numpy by name in ``path`` (``np.exp``: "exp"); an import
+    from numpy as (line, function, "from numpy import exp")."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    aliases, uses = set(), []
+
+    def visit(node, function):
+        if isinstance(node, ast.Import):
+            aliases.update(a.asname or a.name for a in node.names if a.name == "numpy")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "numpy":
+            uses.append((node.lineno, function, f"from {node.module} import {', '.join(a.name for a in node.names)}"))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            uses.append((node.lineno, function, node.attr))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            function = node.name
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(tree, "<module>")
+    return uses
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("file", NO_NUMPY + list(NUMPY_ALLOWED))
+def test_operations_use_the_backends_namespace_not_numpy(file):
+    path = Path(mt.__file__).resolve().parents[1] / file  # the package imported (a student's copy too)
+    allowed = NUMPY_ALLOWED.get(file, {})
+    wrong = [f"{file}:{line}: " + (attr if attr.startswith("from ") else f"numpy.{attr}") + f" (in {function})"
+             for line, function, attr in _numpy_uses(path) if (function, attr) not in allowed]
+    assert not wrong, ("\n".join(wrong) + "\nuse the backend's array namespace instead: self.xp in a Function, "
+                       "x.backend.xp for a Tensor x (NumPy would copy CuPy arrays to the host, and hide from "
+                       "array-api-strict what the standard lacks); a use that must be numpy's goes in NUMPY_ALLOWED "
+                       "of tests/test_autograd_primitives.py, with the reason")

@@ -173,3 +173,60 @@ def test_the_tool_runs_each_mutant_against_the_tests_that_reach_it(tmp_path, mon
     assert tool.main([str(tmp_path / "small.py"), "--workers", "1", "--again", str(report), "--lines", str(lines)]) == 0
     out = capsys.readouterr().out
     assert "3 mutants in 1 files" in out and "killed: 2 survived: 0 timeout: 0 not run: 1" in out
+
+
+DOCTESTED = {  # as the project is laid out: --backends defined by tests/conftest.py, doctests in the package
+    "pytest.ini": "[pytest]\ntestpaths = tests pkg\naddopts = --doctest-modules\n",
+    "pkg/__init__.py": "",
+    "pkg/maths.py": '''def double(x):
+    """Twice x.
+
+    >>> double(3)
+    6
+    """
+    return 2 * x
+
+
+def triple(x):
+    """Three times x (the example does not look at the result).
+
+    >>> _ = triple(1)
+    """
+    return 3 * x
+''',
+    "tests/conftest.py": '''def pytest_addoption(parser):
+    parser.addoption("--backends")
+''',
+    "tests/test_nothing.py": '''def test_nothing():
+    pass
+''',
+}
+
+
+def test_a_mutant_only_doctests_reach_runs_them_and_a_mutant_no_test_ran_is_not_killed(tmp_path, monkeypatch,
+                                                                                        capsys):
+    # the doctests alone were run with --backends, which only tests/conftest.py defines: pytest exited 4 (a usage
+    # error) before any test ran, and the tool counted every such mutant as killed
+    tool = _tool(monkeypatch)
+    for name, text in DOCTESTED.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    report = tmp_path / "report.json"
+    assert tool.main([str(tmp_path / "pkg" / "maths.py"), "--workers", "1", "--report", str(report)]) == 0
+    made = {(m["line"], m["old"], m["new"]): (m["status"], m["by"]) for m in json.loads(report.read_text())}
+    assert made == {
+        (7, "2", "3"): ("killed", "FAILED pkg/maths.py::pkg.maths.double"),  # its doctest ran and failed
+        (7, "*", "/"): ("killed", "FAILED pkg/maths.py::pkg.maths.double"),
+        (15, "3", "4"): ("survived", ""), (15, "*", "/"): ("survived", ""),  # its doctest ran and passed
+    }
+    assert "killed: 2 survived: 2 timeout: 0 not run: 0" in capsys.readouterr().out
+    # no --backends where no test under tests/ is selected; with one, the option is passed
+    assert "--backends" not in tool.pytest_command(["pkg/maths.py::pkg.maths.double"])
+    assert "--backends" in tool.pytest_command(["pkg/maths.py::pkg.maths.double", "tests/test_nothing.py"])
+    # a test that is gone (pytest exits 4) and no test at all (5): not run, and said why
+    m = tool.mutants_of(tmp_path / "pkg" / "maths.py", name="pkg/maths.py")[0]
+    for rc, tests in {4: ["tests/test_gone.py::test_gone"], 5: ["tests/test_nothing.py", "-k", "xyz"]}.items():
+        tool.run_mutant(m, tests, 60, tmp_path)
+        assert (m.status, m.by.split(":")[0]) == ("not run", f"pytest rc {rc} ({tool.NOTHING_RAN[rc]})"), m.by
+    assert (tmp_path / "pkg" / "maths.py").read_text() == DOCTESTED["pkg/maths.py"]

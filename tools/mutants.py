@@ -11,7 +11,8 @@ at a time (a mutant): ``+`` for ``-``, ``*`` for ``/``, ``**`` for ``*``, ``<`` 
 then runs the tests that execute the changed line, and stops at the first failure (the mutant is *killed*).
 A mutant every test passes (*survived*) is a behaviour nothing checks: a missing test, or a change that
 cannot be seen (``eps`` doubled under a tolerance; ``x.sum(keepdims=True)`` of a one-element axis), which
-a reader decides. A mutant no test executes is *not run*.
+a reader decides. A mutant no test executes is *not run*, and so is one whose tests pytest ran none of (exit code 4,
+a usage error, or 5, no tests collected: never counted as killed); the tool says which.
 
 Which tests execute which line is found first, by one run of the suite (on NumPy) under a tracer that
 watches only the mutated files; each mutant then runs only those tests, the quickest first, in a copy of
@@ -79,7 +80,7 @@ class Mutant:
     new: str
     lines: tuple[int, int]  # the lines whose execution selects the tests (a default value: its function's body)
     text: str = ""  # the line as it was (finds the mutant again after the file has changed: --again)
-    status: str = "not run"  # killed, survived, timeout, not run
+    status: str = "not run"  # killed, survived, timeout, not run (no test executes it, or pytest ran none: see by)
     tests: int = 0  # how many tests execute it
     by: str = ""  # the first test that failed on it
     language: str = "python"  # or "c": the code of a C string (--c-source), run against --c-tests
@@ -317,15 +318,33 @@ def copy_checkout(where: Path) -> Path:
     return where
 
 
+#: pytest's exit codes that say no test ran, whatever the mutant did: 4, a usage error (an option no conftest
+#: loaded defines, a test id that is gone), 5, no test collected. Such a mutant is *not run*, never *killed*
+NOTHING_RAN = {4: "usage error", 5: "no tests collected"}
+
+
+def pytest_command(tests: list[str]) -> list[str]:
+    """The command that runs ``tests`` (node ids) against a mutant. ``--backends`` is defined by tests/conftest.py,
+    which pytest loads only when a selected test lies under tests/: the doctests of the package alone run without it
+    (on the default backend, NumPy), where the option would be a usage error."""
+    backends = ["--backends", "numpy"] if any(t.replace("\\", "/").startswith("tests/") for t in tests) else []
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", *backends,
+            "-W", "ignore::pytest.PytestUnraisableExceptionWarning", *tests]
+
+
 def run_mutant(m: Mutant, tests: list[str], budget: float, checkout: Path) -> None:
     path = checkout / m.file
     original = path.read_text(encoding="utf-8")
     path.write_text(apply(original, m), encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1")
     try:
-        run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", "--backends",
-                              "numpy", "-W", "ignore::pytest.PytestUnraisableExceptionWarning", *tests],
-                             cwd=checkout, env=env, capture_output=True, text=True, timeout=budget)
+        run = subprocess.run(pytest_command(tests), cwd=checkout, env=env, capture_output=True, text=True,
+                             timeout=budget)
+        if run.returncode in NOTHING_RAN:  # not a failure the mutant caused: no test ran at all
+            m.status = "not run"
+            last = (run.stderr.strip() or run.stdout.strip() or "").splitlines()
+            m.by = f"pytest rc {run.returncode} ({NOTHING_RAN[run.returncode]})" + (f": {last[-1]}" if last else "")
+            return
         m.status = "survived" if run.returncode == 0 else "killed"
         if run.returncode != 0:
             failed = [t for t in run.stdout.splitlines() if t.startswith(("FAILED ", "ERROR "))]
@@ -400,6 +419,8 @@ def main(argv=None) -> int:
             done.append(m)
             if m.status in ("survived", "timeout"):
                 print(f"[{m.status}] " + m.describe(sources[m.file].splitlines()), flush=True)
+            elif m.status == "not run" and m.tests:  # tests were selected, yet pytest ran none of them
+                print(f"[not run: {m.by}] " + m.describe(sources[m.file].splitlines()), flush=True)
             if len(done) % 100 == 0:
                 print(f"... {len(done)} of {len(mutants)} done", flush=True)
 
@@ -408,6 +429,8 @@ def main(argv=None) -> int:
 
     counts = {s: sum(m.status == s for m in mutants) for s in ("killed", "survived", "timeout", "not run")}
     print(" ".join(f"{k}: {v}" for k, v in counts.items()))
+    if unrun := sum(m.status == "not run" and m.tests > 0 for m in mutants):
+        print(f"({unrun} of those not run had tests selected that pytest did not run: see [not run: ...] above)")
     if args.report:
         Path(args.report).write_text(json.dumps([asdict(m) for m in mutants], indent=1))
     return 0

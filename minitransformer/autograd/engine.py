@@ -298,9 +298,13 @@ def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 class Function:
     r"""One primitive operation: a new one needs only ``forward`` (on arrays) and ``backward``, side by side.
 
-    The class attributes below them (``mixed_dtypes``, ``differentiable``, ``float_only``, ``on_bool``,
-    ``fresh_grads``) are dtype rules and optimisations of the library's own operations, all safe at
-    their defaults; ``check`` may refuse bad input early, with a clear message.
+    The class attributes below them are dtype rules and optimisations. ``mixed_dtypes``, ``differentiable``,
+    ``on_bool`` and ``fresh_grads`` are safe at their defaults; ``float_only`` is not: an operation whose
+    result is not an integer for integer input (a division, ``exp``, ``log``, a mean) must set
+    ``float_only = True``, or an int64 input gives float64 silently on NumPy (and another error on
+    array-api-strict). Each such operation has a row in ``FLOAT_ONLY`` of ``tests/test_bad_input.py`` (see
+    "How to add a primitive or a formula" in docs/testing.md). ``check`` may refuse bad input early, with a
+    clear message.
 
     For an output :math:`y = f(x_1, \ldots, x_n)`, ``backward`` is the vector-Jacobian product:
     given :math:`\bar y = \partial L/\partial y` (of the output's shape) it returns, for each input,
@@ -310,8 +314,11 @@ class Function:
     of that input's shape.
 
     ``forward`` receives the inputs' arrays (Python numbers pass through unchanged) and keyword
-    options; ``backward`` receives dL/d(output) and returns a tuple of one gradient per positional
-    input (``None`` where there is none), each an array of that input's dtype and shape. Gradients of
+    options, and returns an array of their dtype: a constant is a Python number or made with
+    ``self.xp.asarray(c, dtype=x.dtype)`` (a float64 array would make float32 input float64, silently;
+    ``test_float32_stays_float32`` of ``tests/test_autograd_primitives.py`` checks it). ``backward``
+    receives dL/d(output) and returns a tuple of one gradient per positional input (``None`` where
+    there is none), each an array of that input's dtype and shape. Gradients of
     broadcast inputs may have the output's shape: the engine sums them to the input's shape
     (:func:`unbroadcast`), not each operation. Anything else is refused, naming the operation and
     the input. ``self.xp`` is the backend's array namespace, ``self.backend`` the
@@ -330,6 +337,7 @@ class Function:
     >>> import minitransformer as mt
     >>> class Exp(mt.Function):
     ...     '''y = e^x;  dL/dx = dL/dy * e^x'''
+    ...     float_only = True                # e^1 is no integer: int input refused, not made float64
     ...     def forward(self, x):
     ...         self.y = self.xp.exp(x)      # saved for backward
     ...         return self.y

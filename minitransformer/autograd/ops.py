@@ -41,6 +41,10 @@ You write                                              Class       Gradients
 ``<``, ``>``, ``eq``, ...; ``+`` and ``*`` of bools    Compare     none (a boolean result)
 =====================================================  ==========  ==================================================
 
+A new primitive needs rows in the tests' tables (``CASES`` of ``tests/test_autograd_primitives.py`` and
+more); its tests fail, naming the table, until it has them: see "How to add a primitive or a formula" in
+docs/testing.md. Arrays go through ``self.xp``, never numpy by name.
+
 Writing them (assignment A1): start with ``Add``, ``Mul`` and ``Sum``. Every gradient check reduces an
 operation's output to one number through them (:math:`s = \sum v \odot f(x)`), so until they are written
 every test stops there, whichever operation it checks.
