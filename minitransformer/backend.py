@@ -30,6 +30,8 @@ from importlib.machinery import PathFinder
 
 import numpy as np
 
+from ._arguments import require_int
+
 __all__ = [
     "Backend",
     "BackendError",
@@ -189,7 +191,7 @@ class Backend:
         NumPy's ``Generator`` (PCG64) on the CPU; on the GPU a :class:`CounterRNG`, which draws on
         the device and, unlike CuPy's generators, has a state that fits in a checkpoint.
         """
-        self._seed = _check_seed(seed)
+        self._seed = require_int("manual_seed", "seed", seed, low=0)  # NumPy takes no -1; 1.5 would be 1
         if self.name == "cupy":
             self._rng = CounterRNG(self.xp, self._seed, kernels=self._kernels)
         else:
@@ -658,14 +660,6 @@ def available() -> list[str]:
     return names
 
 
-def _check_seed(seed) -> int:
-    """``seed`` as a Python int if it is an integer >= 0 (NumPy's generators take no negative seed; 1.5 would
-    silently be 1), else a ValueError naming manual_seed."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"manual_seed: the seed must be an integer >= 0, got {seed!r}")
-    return int(seed)
-
-
 def manual_seed(seed: int) -> None:
     """Seed the random numbers of every backend, those created so far and those created later.
 
@@ -679,6 +673,6 @@ def manual_seed(seed: int) -> None:
     True
     """
     global _seed
-    _seed = _check_seed(seed)
+    _seed = require_int("manual_seed", "seed", seed, low=0)
     for backend in _BACKENDS.values():
         backend.manual_seed(_seed)

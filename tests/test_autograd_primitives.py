@@ -587,6 +587,11 @@ NUMPY_ALLOWED = {
     "minitransformer/autograd/engine.py": {
         ("_read_numbers", "ndarray"): "reads what the user gave (nested lists, NumPy arrays) on the host, once",
         ("_read_numbers", "asarray"): "the same",
+        ("_read_numbers", "uint64"): "finds, on the host, a Python int past int64 to name it",
+        ("_read_numbers", "dtype"): "the same",
+        ("_read_numbers", "int64"): "the same",
+        ("_number_range", "finfo"): "the range of a dtype, by name, for Python numbers checked against it on the host",
+        ("_number_range", "iinfo"): "the same, for integer dtypes",
         ("_lift", "generic"): "recognises a NumPy scalar (np.float32(2.0)) as a number",
         ("_is_index_array", "generic"): "the same, among indices",
         ("_position", "bool_"): "recognises a NumPy bool index (NumPy reads x[True] as a new axis)",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-import numbers
 import operator
 import re
 import weakref
@@ -29,6 +28,7 @@ import weakref
 import numpy as np  # only to recognise NumPy scalars; arithmetic goes through the backend's xp
 
 from .. import backend as _backend
+from .._arguments import is_integer
 
 __all__ = [
     "Tensor",
@@ -1384,7 +1384,7 @@ def _axis(axis, ndim: int, op: str) -> int:
 def _integer(op: str, what: str, value, given, wanted: str) -> int:
     """``value`` (one of ``given``) as a Python int if it is a Python or NumPy integer (not a bool), else a TypeError
     naming ``op``, ``what`` it is (an axis, a size), what was ``given`` and the ``wanted`` form."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+    if not is_integer(value):
         raise TypeError(f"{op}: {what} must be {wanted}, got {given!r}"
                         + ("" if value is given else f" ({value!r} is a {type(value).__name__})"))
     return int(value)

@@ -13,11 +13,9 @@ so that every element of it is checked (then the numbers compared are derivative
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
+from .._arguments import require_real
 from .engine import Tensor, _topological_order, no_grad
 
 __all__ = ["gradcheck", "GradcheckError", "numerical_grad"]
@@ -87,7 +85,7 @@ def numerical_grad(fn, inputs, cotangent, index: int, eps: float) -> np.ndarray:
     >>> mt.autograd.numerical_grad(lambda t: t * t, [x], [np.ones(2)], 0, 1e-6).round(6)
     array([2., 4.])
     """
-    _check_tolerance("numerical_grad", "eps", eps, positive=True)
+    require_real("numerical_grad", "eps", eps, low=0.0, low_open=True)  # a step of 0 divides by 0
     x = inputs[index]
     host = x.numpy().astype(np.float64, copy=True)
     grad = np.zeros_like(host)
@@ -178,9 +176,9 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
     ...     print(str(e).split(" (ratio")[0])
     gradcheck: input 0 'w' (shape (2,)) at index (1,): received derivative 2, expected 4 from central difference
     """
-    _check_tolerance("gradcheck", "eps", eps, positive=True)
-    _check_tolerance("gradcheck", "atol", atol)
-    _check_tolerance("gradcheck", "rtol", rtol)
+    require_real("gradcheck", "eps", eps, low=0.0, low_open=True)
+    require_real("gradcheck", "atol", atol, low=0.0)  # a negative tolerance would fail every element
+    require_real("gradcheck", "rtol", rtol, low=0.0)
     for k, x in enumerate(inputs):
         if isinstance(x, list | tuple) and any(isinstance(t, Tensor) for t in x):
             raise TypeError(
@@ -270,16 +268,6 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
                 raise GradcheckError(message)
             return False
     return True
-
-
-def _check_tolerance(op: str, name: str, value, positive: bool = False) -> None:
-    """Refuse a step or tolerance that is not a finite number > 0 (``positive``: a step of 0 divides by 0) or >= 0
-    (a negative tolerance would fail every element), naming ``op``, the option and the value."""
-    wanted = f"a finite number {'>' if positive else '>='} 0"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{op}: {name} must be {wanted}, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{op}: {name} must be {wanted}, got {value!r}")
 
 
 def _name(x, k: int) -> str:
