@@ -7,10 +7,29 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np  # to recognise NumPy's numbers and 0-d arrays; no arithmetic
+
+
+def host_scalar(value):
+    """A 0-d NumPy array (what ``.numpy()`` of a loss gives) as its NumPy number; anything else as it is."""
+    return value[()] if type(value) is np.ndarray and value.ndim == 0 else value
+
 
 def is_integer(value) -> bool:
-    """Whether ``value`` is a Python or NumPy integer (``np.int64(3)`` too), but not a bool (Python counts it one)."""
-    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+    """Whether ``value`` is a Python or NumPy integer (``np.int64(3)``, a 0-d integer array too), but not a bool
+    (Python counts it one)."""
+    if type(value) is int:
+        return True
+    value = host_scalar(value)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    """Whether ``value`` is a real number: a Python or NumPy one (a 0-d NumPy array of one too), but not a bool."""
+    if type(value) is float or type(value) is int:
+        return True
+    value = host_scalar(value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def require_int(op: str, name: str, value, low: int | None = None, why: str = "") -> int:
@@ -49,7 +68,7 @@ def require_real(op: str, name: str, value, low: float | None = None, high: floa
     ...
     ValueError: layer_norm: eps must be a finite number >= 0, got inf
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # NumPy's numbers are numbers.Real
+    if not is_real(value):
         raise TypeError(f"{op}: {name} must be {_wanted(low, high, low_open, high_open)}, got {value!r}")
     x = float(value)
     below = low is not None and (x <= low if low_open else x < low)

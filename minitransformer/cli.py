@@ -117,7 +117,7 @@ def _train(args) -> int:
         if isinstance(e, TrainingInterrupted):
             return f" after step {e.step}, saved in {e.checkpoint}; continue with: {again}"
         checkpoint = os.path.join(args.out, run.CHECKPOINT_NAME)
-        if os.path.isfile(checkpoint):  # a second Ctrl-C, or one outside the steps: the last one written is kept
+        if os.path.isfile(checkpoint) and not args.overwrite:  # (--overwrite: the kept one is the run it replaces)
             return f"; the checkpoint written last, {checkpoint}, is kept; continue from it with: {again}"
         return ""
 

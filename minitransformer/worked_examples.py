@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np  # only for the examples' seeded random matrices: the same numbers on every backend
 
 from . import functional as F
+from ._arguments import require_int
 from .autograd import Tensor, concat, stack
 from .autograd.creation import tensor
-from .functional._checks import require_int
 
 __all__ = [
     "Reading", "Erratum", "SelfAttentionExample", "PositionalEncodingExample", "MultiHeadExample",

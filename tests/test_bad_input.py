@@ -550,6 +550,11 @@ def test_good_sizes_and_values_for_a_new_tensor_still_work():
     assert mt.full(2, 0.5).tolist() == [0.5, 0.5] and mt.full((2,), 3.0, dtype="int64").tolist() == [3, 3]
     assert mt.full((1,), True).tolist() == [1.0] and mt.zeros(2, dtype="bool").tolist() == [False, False]
     assert mt.randint(0, np.int64(3), 4).shape == (4,) and mt.arange(0, 1, 0.5).tolist() == [0.0, 0.5]
+    # 0-d NumPy arrays are numbers, as NumPy takes them; an int past int64 is a number like any other in floats
+    assert mt.full((2,), np.array(0.5)).tolist() == [0.5, 0.5] and mt.arange(np.array(3)).tolist() == [0, 1, 2]
+    assert mt.ones(12).reshape(np.array(4), 3).shape == (4, 3) and mt.zeros(np.array(2)).shape == (2,)
+    assert mt.tensor([2**64], dtype="float64").tolist() == [2.0**64]
+    assert mt.tensor([1.0, 10**20], dtype="float64").tolist() == [1.0, 1e20]
 
 
 @pytest.mark.parametrize(
@@ -581,6 +586,7 @@ def test_ragged_data(data, message):
         (lambda: mt.ones(2) + 2**200, r"^cannot combine a float32 tensor of shape \(2,\) with the int 16069380\.\.\. "
                                       r"\(61 digits\): it is outside float32's range \[-3\.403e\+38, 3\.403e\+38\]$"),
         (lambda: mt.tensor([[1], [2**70]]), r"^tensor: the int 1180591620717411303424 is outside int64's range"),
+        (lambda: mt.tensor([-2**64, 1], dtype="int64"), r"^tensor: the int -18446744073709551616 is outside int64's "),
         (lambda: mt.tensor(2**64), r"^tensor: the int 18446744073709551616 is outside int64's range"),
         (lambda: mt.tensor([2**63]), r"^tensor: the int 9223372036854775808 is outside int64's range"),
     ],
@@ -700,10 +706,15 @@ def test_grad_set_to_an_array_of_the_backend_is_wrapped_in_a_tensor():
         ([1.0, 2.0], TypeError, r"^grad: a gradient is a Tensor or an array of backend \w+, got a list, for a float32 "
                                 r"tensor of shape \(2,\); make it one with mt\.tensor\(\.\.\., dtype='float32', "),
         ("other", TypeError, r"^grad: a gradient is a Tensor or an array of backend \w+, got an array of backend \w+"),
-        (np.ones(3, np.float32), ValueError, r"^grad: an array of shape \(3,\) and dtype float32 for a tensor of shape "
-                                             r"\(2,\) and dtype float32; a gradient has its tensor's shape and dtype$"),
-        (np.ones(2), ValueError, r"^grad: an array of shape \(2,\) and dtype float64 for a tensor of shape \(2,\) and "
-                                 r"dtype float32"),
+        (np.ones(3, np.float32), ValueError, r"^grad: a gradient of shape \(3,\) and dtype float32 for a tensor of "
+                                             r"shape \(2,\) and dtype float32; a gradient has its tensor's shape and "
+                                             r"dtype$"),
+        (np.ones(2), TypeError, r"^grad: a gradient of shape \(2,\) and dtype float64 for a tensor of shape \(2,\) "
+                                r"and dtype float32"),
+        ("tensor (3,)", ValueError, r"^grad: a gradient of shape \(3,\) and dtype float32 for a tensor of shape "
+                                    r"\(2,\)"),  # backward() would have broadcast into it
+        ("tensor float64", TypeError, r"^grad: a gradient of shape \(2,\) and dtype float64 for a tensor of shape "
+                                      r"\(2,\) and dtype float32"),
     ],
 )
 def test_grad_set_to_something_else_is_refused(value, error, message):
@@ -712,6 +723,10 @@ def test_grad_set_to_something_else_is_refused(value, error, message):
         value = p.backend.asarray(value)
     elif value == "other":
         value = mt.backend.get(other_backend()).asarray(np.ones(2, np.float32))
+    elif value == "tensor (3,)":
+        value = mt.ones(3)
+    elif value == "tensor float64":
+        value = mt.ones(2, dtype="float64")
     with pytest.raises(error, match=message):
         p.grad = value
     assert p.grad is None
@@ -722,7 +737,7 @@ def test_grad_set_to_a_tensor_of_another_backend_is_refused():
     with pytest.raises(BackendError, match=rf"^grad: a gradient on backend {other_backend()} for a tensor on "
                                            rf"{p.backend.name} \(shape \(2,\)\); move it with \.to\("):
         p.grad = mt.ones(2, backend=other_backend())
-    p.grad = mt.ones(3)  # a Tensor of the backend: its shape is the optimizer's to check (Optimizer.step says it)
-    assert p.grad.shape == (3,)
+    p.grad = mt.ones(2)  # a Tensor of the backend, shape and dtype
+    assert p.grad.shape == (2,)
     p.grad = None
     assert p.grad is None

@@ -331,6 +331,9 @@ def test_a_second_ctrl_c_names_the_checkpoint_kept(tmp_path, monkeypatch, capsys
                                        f"train --task copy --out {out} --resume\n")
     assert main(["train", "--task", "copy", "--out", str(tmp_path / "new")]) == 130
     assert capsys.readouterr().err == "minitransformer train: interrupted\n"
+    # with --overwrite the checkpoint there is the run being replaced (perhaps another task's): no --resume offered
+    assert main(["train", "--task", "sort", "--overwrite", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == "minitransformer train: interrupted\n"
 
 
 @pytest.mark.parametrize("command", ["evaluate", "generate", "train"])

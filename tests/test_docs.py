@@ -114,7 +114,7 @@ def test_the_site_builds_with_warnings_as_errors(site):
         assert (site / f"{page}.html").is_file(), page
 
 
-def test_the_build_fails_on_a_reference_that_does_not_resolve():
+def test_the_build_is_set_to_fail_on_a_reference_that_does_not_resolve():
     """conf.py makes every build nitpicky, and the build treats warnings as errors (the ``site`` fixture builds
     that way): a link to a name the site does not document fails it, rather than printing as plain text. What it
     lets through is only numpydoc's type words (class references: ``x : array_like``); a function, method,

@@ -414,6 +414,7 @@ def test_a_setting_changed_to_a_bad_value_after_construction_is_refused_at_the_s
         (Adam, "lr", float("nan"), r"lr must be a finite number >= 0, got nan"),
         (Adam, "betas", (0.9, 1.0), r"beta_2 must be a number in \[0, 1\), got 1\.0"),
         (SGD, "momentum", "0.9", r"momentum must be a number in \[0, 1\), got '0\.9'"),
+        (type("MySGD", (SGD,), {}), "momentum", 1.0, r"momentum must be a number in \[0, 1\), got 1\.0"),  # a subclass
     ):
         w = mt.tensor([1.0, -2.0], requires_grad=True)
         optimizer = opt([w], lr=0.1)
@@ -778,6 +779,16 @@ def test_clip_grad_norm_of_tiny_or_zero_gradients_leaves_them():
         np.testing.assert_array_equal(w.grad.numpy(), np.array(g, dtype=np.float32))
 
 
+def test_clip_grad_norm_of_empty_gradients_is_zero():
+    """A parameter of no elements has a gradient of none: max |g| of nothing failed inside NumPy."""
+    empty, w = mt.zeros(0, requires_grad=True), mt.zeros(2, requires_grad=True)
+    empty.grad = mt.zeros(0)
+    assert clip_grad_norm_([empty], 1.0).item() == 0.0
+    w.grad = mt.tensor([3.0, 4.0])
+    assert clip_grad_norm_([empty, w], 1.0).item() == pytest.approx(5.0)
+    assert empty.grad.shape == (0,)
+
+
 def test_clip_grad_norm_of_a_non_finite_gradient_is_as_pytorch_s():
     """inf: the norm is inf, the finite gradients become 0 and the infinite NaN; nan: all NaN (no host read to refuse
     it; the Trainer reports the NaN loss that follows)."""
@@ -855,9 +866,12 @@ def test_bad_parameters():
     with pytest.raises(ValueError, match="not a leaf"):
         Adam([w * 2])
     opt = SGD([w], lr=0.1)
-    w.grad = mt.zeros(3)
-    with pytest.raises(ValueError, match=r"gradient has shape \(3,\), parameter has shape \(2,\)"):
+    w.grad = mt.zeros(2)
+    w.data = w.backend.xp.zeros(3, dtype=w.backend.xp.float32)  # the parameter replaced after its gradient was set
+    with pytest.raises(ValueError, match=r"^SGD.step: a gradient of shape \(2,\) and dtype float32 for a tensor of "
+                                         r"shape \(3,\) and dtype float32"):
         opt.step()
-    w.grad = mt.zeros(2, dtype="float64")
-    with pytest.raises(TypeError, match=r"gradient is float64, parameter of shape \(2,\) is float32"):
+    w.data = w.backend.xp.zeros(2, dtype=w.backend.xp.float64)
+    with pytest.raises(TypeError, match=r"^SGD.step: a gradient of shape \(2,\) and dtype float32 for a tensor of "
+                                        r"shape \(2,\) and dtype float64"):
         opt.step()

@@ -230,3 +230,9 @@ def test_a_mutant_only_doctests_reach_runs_them_and_a_mutant_no_test_ran_is_not_
         tool.run_mutant(m, tests, 60, tmp_path)
         assert (m.status, m.by.split(":")[0]) == ("not run", f"pytest rc {rc} ({tool.NOTHING_RAN[rc]})"), m.by
     assert (tmp_path / "pkg" / "maths.py").read_text() == DOCTESTED["pkg/maths.py"]
+    # a mutant that breaks the package where the conftest imports it: pytest exits 4 as well, and that is a kill
+    (tmp_path / "tests" / "conftest.py").write_text(DOCTESTED["tests/conftest.py"] + "import pkg.maths\n"
+                                                    "assert pkg.maths.double(3) == 6\n")
+    m = next(m for m in tool.mutants_of(tmp_path / "pkg" / "maths.py", name="pkg/maths.py") if m.new == "3")
+    tool.run_mutant(m, ["tests/test_nothing.py"], 60, tmp_path)
+    assert m.status == "killed", m.by

@@ -954,10 +954,26 @@ def test_metrics_refuse_what_has_no_value():
     m.add(float("nan"))  # a diverging loss is a value to report, not refuse
     assert math.isnan(m.compute())
     for loss, error in ((-1, ValueError), (float("nan"), ValueError), ("1", TypeError)):
-        with pytest.raises(error, match=rf"^perplexity: mean_loss \(a mean cross-entropy\) must be a finite number "
-                                        rf">= 0, got {loss!r}$"):
+        with pytest.raises(error, match=rf"^perplexity: mean_loss must be a mean cross-entropy, a number >= 0 \(inf "
+                                        rf"too: a target given probability 0\), got {loss!r}$"):
             perplexity(loss)
     assert perplexity(float("inf")) == math.inf and perplexity(800) == math.inf and perplexity(0) == 1.0
+
+
+@pytest.mark.single_backend
+def test_metrics_take_a_loss_as_a_tensor_or_a_0_d_array():
+    """perplexity(loss), RunningMean.add(loss.numpy()) and an eval_fn giving loss.numpy() worked before the checks
+    above, and must still: a 0-d NumPy array is a number, and so is a one-element Tensor read on the host."""
+    assert perplexity(mt.tensor(math.log(4.0))) == pytest.approx(4.0)
+    assert perplexity(np.array(math.log(4.0))) == pytest.approx(4.0)
+    m = RunningMean()
+    m.add(np.array(2.0), weight=np.array(3))
+    m.add(np.float32(6.0))
+    assert m.weight == 4.0 and m.compute() == pytest.approx((6 + 6) / 4)
+    model, loss_fn = _linear_problem()
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, progress=False,
+                      eval_fn=lambda m: {"val_loss": loss_fn(m, None).numpy()})
+    assert trainer.fit(lambda s: None, 2)["val_loss"] == [[2, pytest.approx(loss_fn(model, None).item())]]
 
 
 def test_exact_match_counts_a_prediction_only_if_it_stops():

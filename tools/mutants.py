@@ -319,7 +319,8 @@ def copy_checkout(where: Path) -> Path:
 
 
 #: pytest's exit codes that say no test ran, whatever the mutant did: 4, a usage error (an option no conftest
-#: loaded defines, a test id that is gone), 5, no test collected. Such a mutant is *not run*, never *killed*
+#: loaded defines, a test id that is gone), 5, no test collected. Such a mutant is *not run*, never *killed* --
+#: unless the conftest failed to import the mutated package, which pytest reports with 4 too: that one is killed
 NOTHING_RAN = {4: "usage error", 5: "no tests collected"}
 
 
@@ -340,7 +341,8 @@ def run_mutant(m: Mutant, tests: list[str], budget: float, checkout: Path) -> No
     try:
         run = subprocess.run(pytest_command(tests), cwd=checkout, env=env, capture_output=True, text=True,
                              timeout=budget)
-        if run.returncode in NOTHING_RAN:  # not a failure the mutant caused: no test ran at all
+        broke_loading = "ImportError while loading conftest" in run.stdout + run.stderr  # rc 4 too: the mutant
+        if run.returncode in NOTHING_RAN and not broke_loading:  # broke the package; else no test ran at all
             m.status = "not run"
             last = (run.stderr.strip() or run.stdout.strip() or "").splitlines()
             m.by = f"pytest rc {run.returncode} ({NOTHING_RAN[run.returncode]})" + (f": {last[-1]}" if last else "")

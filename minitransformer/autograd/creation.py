@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from .. import backend as _backend
+from .._arguments import host_scalar, is_integer, is_real
 from .engine import Tensor, _int_text, _integer, _kind, _number_range, _range_text, _sizes
 
 __all__ = ["tensor", "zeros", "ones", "full", "arange", "randn", "rand", "randint", "zeros_like", "ones_like"]
@@ -22,7 +23,7 @@ def _shape(op: str, shape) -> tuple[int, ...]:
 
 def _shape_argument(op: str, shape) -> tuple[int, ...]:
     """A ``shape`` argument (a tuple or list of sizes, or one int) as checked sizes."""
-    return _sizes(op, (shape,) if isinstance(shape, numbers.Integral) else tuple(shape))
+    return _sizes(op, (shape,) if is_integer(shape) else tuple(shape))
 
 
 def _float_dtype(op: str, be, dtype):
@@ -38,7 +39,8 @@ def _fill_value(op: str, value, dtype):
     """``value`` if ``dtype`` can hold it, else an error naming ``op`` and the value: a real number (a bool, an int,
     a float, a NumPy number); whole for an integer or bool dtype (NumPy would truncate 2.5 to 2); an int inside
     ``dtype``'s range."""
-    if not isinstance(value, numbers.Real):
+    value = host_scalar(value)  # np.array(0.5) as 0.5
+    if not isinstance(value, numbers.Real):  # a bool too: full((2,), True) is a mask of ones
         raise TypeError(f"{op}: value must be a number, got {value!r}")
     kind = _kind(dtype)
     if kind != "f" and isinstance(value, float | np.floating) and not (math.isfinite(value) and value == int(value)):
@@ -203,9 +205,9 @@ def arange(start, stop=None, step=1, dtype=None, backend=None) -> Tensor:
     be = _backend.get(backend)
     if stop is None:
         start, stop = 0, start
-    given = (start, stop, step)
+    start, stop, step = given = tuple(host_scalar(v) for v in (start, stop, step))  # np.array(5) as 5
     for name, v in zip(("start", "stop", "step"), given):
-        if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        if not is_real(v) or not math.isfinite(v):
             raise TypeError(f"arange: {name} must be a finite number, got {v!r}")
     if step == 0:
         raise ValueError(f"arange: step must not be 0 (start={start}, stop={stop})")

@@ -664,9 +664,8 @@ class Tensor:
         """The gradient ``backward()`` left for this tensor (a leaf that requires grad, or one that asked with
         :meth:`retain_grad`), a Tensor of its shape and dtype; ``None`` before any.
 
-        It may be set, as in PyTorch, to ``None``, to a Tensor (an optimizer's ``step`` checks its shape and
-        dtype against the parameter's) or to an array of this tensor's backend, shape and dtype (wrapped in a
-        Tensor); anything else is refused by name.
+        It may be set, as in PyTorch, to ``None``, to a Tensor of this tensor's backend, shape and dtype, or to such
+        an array (wrapped in a Tensor); anything else is refused by name.
         """
         return self._grad
 
@@ -678,6 +677,7 @@ class Tensor:
                     f"grad: a gradient on backend {value.backend.name} for a tensor on {self.backend.name} (shape "
                     f"{self.shape}); move it with .to({self.backend.name!r})"
                 )
+            check_gradient_fits("grad", self, value.data)
         elif value is not None:
             value = self._grad_from_array(value)
         self._grad = value
@@ -693,11 +693,7 @@ class Tensor:
                 f"{self.dtype_name} tensor of shape {self.shape}; make it one with mt.tensor(..., "
                 f"dtype={self.dtype_name!r}, backend={self.backend.name!r})"
             )
-        if tuple(value.shape) != self.shape or value.dtype != self.dtype:
-            raise ValueError(
-                f"grad: an array of shape {tuple(value.shape)} and dtype {_backend.dtype_name(value.dtype)} for a "
-                f"tensor of shape {self.shape} and dtype {self.dtype_name}; a gradient has its tensor's shape and dtype"
-            )
+        check_gradient_fits("grad", self, value)
         return Tensor._wrap(value, self.backend)
 
     @property
@@ -970,6 +966,17 @@ class Tensor:
         return split(self, sections, axis)
 
 
+def check_gradient_fits(where: str, t: Tensor, g) -> None:
+    """Refuse a gradient array ``g`` of another shape or dtype than its tensor ``t``'s, naming ``where`` it was given
+    (``.grad`` set by hand, an optimizer's step): a wrong shape would broadcast in ``backward()``'s sums or an update,
+    a wrong dtype promote the parameter. Shapes and dtypes only: no value is read."""
+    if tuple(g.shape) != t.shape or g.dtype != t.dtype:
+        raise (ValueError if tuple(g.shape) != t.shape else TypeError)(
+            f"{where}: a gradient of shape {tuple(g.shape)} and dtype {_backend.dtype_name(g.dtype)} for a tensor of "
+            f"shape {t.shape} and dtype {t.dtype_name}; a gradient has its tensor's shape and dtype"
+        )
+
+
 # ------------------------------------------------------------------ the backward pass
 def zero_grads(tensors, set_to_none: bool = True) -> None:
     """Forget the gradient of each tensor: ``None``, or zeros of its shape with ``set_to_none=False`` (one without a
@@ -1226,16 +1233,22 @@ _DTYPE_OF_KIND = {"f": _backend.DEFAULT_FLOAT, "i": "int64", "u": "int64", "b": 
 def _read_numbers(data, dtype=None) -> tuple[np.ndarray, str]:
     """Python numbers or nested lists of them as a NumPy array, and PyTorch's dtype for them: float32 if
     any is a float, else int64 if any is an int (bools among ints count as ints), else bool. Ragged lists,
-    anything but numbers, and (with no ``dtype`` given) an int outside int64's range are refused by name."""
+    anything but numbers, and an int outside the range of ``dtype`` (int64 if none is given; a floating ``dtype``
+    takes any int) are refused by name."""
     try:
         host = np.asarray(data)  # nested lists read once, in C; the kind of number they hold picks the dtype
     except ValueError:  # NumPy's "inhomogeneous shape"
         raise ValueError(f"tensor: {_ragged(data)}; a tensor needs lists of equal lengths at each depth") from None
     if host.dtype == np.uint64 and dtype is None or host.dtype.kind == "O":  # an int past int64 (or uint64) read
-        int64 = np.dtype(np.int64)
-        big = _first_int_outside(data, _number_range(int64))
-        if big is not None:
-            raise OverflowError(f"tensor: the int {_int_text(big)} is outside int64's range {_range_text(int64)}")
+        wanted = _backend.dtype_name(dtype) if dtype is not None else "int64"
+        if wanted.startswith("float"):  # asked for floats: a large int is a number like any other there
+            host = np.asarray(data, dtype=np.float64)
+        else:
+            target = np.dtype(wanted)
+            big = _first_int_outside(data, _number_range(target))
+            if big is not None:
+                raise OverflowError(f"tensor: the int {_int_text(big)} is outside {wanted}'s range "
+                                    f"{_range_text(target)}")
     if host.dtype.kind not in _DTYPE_OF_KIND:
         raise TypeError(
             f"tensor: data must be numbers or nested lists of numbers, got {type(data).__name__} "

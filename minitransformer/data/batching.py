@@ -43,8 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np  # host-side padding and seeded shuffling; tensors are made on the backend
 
+from .._arguments import require_int
 from ..autograd import Tensor
-from ..functional._checks import is_integer, require_int
 from ..functional.masks import causal_mask, combine_masks, padding_mask
 from .tokenizers import BOS, EOS, PAD
 
@@ -320,12 +320,11 @@ def make_lm_batch(ids, seq_len: int, batch_size: int, rng=None, backend=None) ->
         raise ValueError(
             f"make_lm_batch: the text has {len(ids)} tokens; a window of seq_len={seq_len} needs seq_len + 1"
         )
-    seed = [rng] if is_integer(rng) else rng if isinstance(rng, list | tuple) else None  # NumPy's seeds: ints >= 0
-    if not (rng is None or isinstance(rng, np.random.Generator)
-            or (seed and all(is_integer(s) and s >= 0 for s in seed))):
+    try:  # NumPy decides what a seed is (an int >= 0, a list of them, a SeedSequence, ...)
+        rng = np.random.default_rng(rng)
+    except (TypeError, ValueError):
         raise TypeError(f"make_lm_batch: rng must be None, a seed (an integer >= 0, or a list of them) or a "
-                        f"numpy.random.Generator, got {rng!r:.60}")
-    rng = np.random.default_rng(rng)
+                        f"numpy.random.Generator, got {rng!r:.60}") from None
     starts = rng.integers(0, len(ids) - seq_len, size=batch_size)  # (B,)
     window = starts[:, None] + np.arange(seq_len)[None, :]  # (B, T) positions
     tgt_in = Tensor(ids[window].astype(np.int64), backend=backend)

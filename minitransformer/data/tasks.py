@@ -28,7 +28,7 @@ import math
 
 import numpy as np  # host-side data generation only: seeded draws, no tensor arithmetic
 
-from ..functional._checks import require_int, require_real
+from .._arguments import require_int, require_real
 from .tokenizers import SPECIAL_TOKENS, CharTokenizer, WordTokenizer
 
 __all__ = [

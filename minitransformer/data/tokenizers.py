@@ -358,10 +358,13 @@ def tokenizer_from_dict(state: dict) -> Tokenizer:
     vocab = state.get("vocab")
     if not isinstance(vocab, list):
         raise ValueError(f"tokenizer_from_dict: 'vocab' must be a list of strings, got {type(vocab).__name__}")
-    twice = next((piece for i, piece in enumerate(vocab) if piece in vocab[:i]), None)
-    if twice is not None:  # the constructors drop a duplicate, which would shift every later id by one
-        raise ValueError(f"tokenizer_from_dict: 'vocab' lists {twice!r} twice; a saved vocabulary holds each entry "
-                         "once, its position being its id (a damaged or hand-edited file?)")
+    seen: set[str] = set()
+    for piece in vocab:  # the constructors drop a duplicate, which would shift every later id by one
+        if isinstance(piece, str) and piece in seen:  # (an entry that is no string: the constructor refuses it)
+            raise ValueError(f"tokenizer_from_dict: 'vocab' lists {piece!r} twice; a saved vocabulary holds each "
+                             "entry once, its position being its id (a damaged or hand-edited file?)")
+        if isinstance(piece, str):
+            seen.add(piece)
     if state["type"] == "char":
         return CharTokenizer(vocab)
     return WordTokenizer(vocab, lower=bool(state.get("lower", True)))

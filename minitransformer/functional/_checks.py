@@ -1,8 +1,8 @@
-"""Argument checks shared by the formulas: each raises a clear error before any arithmetic."""
+"""Argument checks of tensors shared by the formulas (those of plain numbers are in ``minitransformer/_arguments.py``):
+each raises a clear error before any arithmetic."""
 
 from __future__ import annotations
 
-from .._arguments import is_integer, require_int, require_real  # noqa: F401 (the formulas import them from here)
 from ..autograd import Tensor
 from ..autograd.engine import _condition, _is_floating
 

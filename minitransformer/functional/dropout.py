@@ -2,8 +2,9 @@ r"""Dropout (Srivastava et al., 2014), used by the paper after every sub-layer a
 
 from __future__ import annotations
 
+from .._arguments import require_real
 from ..autograd import Tensor
-from ._checks import require_float, require_real
+from ._checks import require_float
 
 __all__ = ["dropout"]
 

@@ -3,10 +3,11 @@ binary cross-entropy on logits (for a yes/no classifier such as the document's s
 
 from __future__ import annotations
 
+from .._arguments import is_integer, require_real
 from ..autograd import Tensor, maximum, where
 from ..autograd.fused import BinaryCrossEntropyWithLogits, CrossEntropy
 from ..backend import BackendError, dtype_name
-from ._checks import is_integer, require_float, require_real
+from ._checks import require_float
 from .activations import log_softmax
 
 __all__ = ["cross_entropy", "binary_cross_entropy_with_logits"]

@@ -8,8 +8,9 @@ broadcasts against the scores ``(batch, heads, L, S)`` (queries by keys), and ``
 from __future__ import annotations
 
 from .. import backend as _backend
+from .._arguments import is_integer, require_int
 from ..autograd import Tensor, broadcast_shapes
-from ._checks import as_mask, is_integer, require_int, require_tensor
+from ._checks import as_mask, require_tensor
 
 __all__ = ["causal_mask", "padding_mask", "combine_masks"]
 

@@ -2,9 +2,10 @@ r"""Layer normalisation (Ba, Kiros and Hinton, 2016): the "Norm" of the paper's 
 
 from __future__ import annotations
 
+from .._arguments import require_real
 from ..autograd import Tensor
 from ..autograd.fused import LayerNorm
-from ._checks import require_float, require_real, require_same_dtype
+from ._checks import require_float, require_same_dtype
 
 __all__ = ["layer_norm"]
 

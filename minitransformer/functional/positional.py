@@ -3,10 +3,10 @@ r"""The sinusoidal positional encoding of "Attention Is All You Need" (section 3
 from __future__ import annotations
 
 from .. import backend as _backend
+from .._arguments import require_int
 from ..autograd import Tensor
 from ..autograd.engine import _is_floating
 from ..backend import dtype_name
-from ._checks import require_int
 
 __all__ = ["sinusoidal_positional_encoding"]
 

@@ -22,9 +22,10 @@ already seen, so a step projects only the new position and attends from it alone
 from __future__ import annotations
 
 from .. import functional as F
+from .._arguments import require_int
 from ..autograd import Tensor, concat, stack
 from ..autograd.engine import _broadcasts_to
-from ..functional._checks import as_mask, require_float, require_int
+from ..functional._checks import as_mask, require_float
 from ..functional.dropout import check_probability
 from .layers import Linear, check_dtype
 from .module import Module

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 
 from .. import functional as F
+from .._arguments import require_int, require_real
 from ..autograd import Tensor, cast, take
 from ..autograd.creation import ones, zeros
-from ..functional._checks import check_token_ids, require_float, require_int, require_real, require_same_dtype
+from ..functional._checks import check_token_ids, require_float, require_same_dtype
 from ..functional.dropout import check_probability
 from . import init
 from .module import Module, Parameter

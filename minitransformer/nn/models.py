@@ -8,9 +8,10 @@ so ``type(model)(**model.config)`` rebuilds it (what a checkpoint stores beside 
 
 from __future__ import annotations
 
+from .._arguments import is_integer, require_int
 from ..autograd import Tensor, concat, maximum, where
 from ..autograd.creation import zeros
-from ..functional._checks import as_mask, is_integer, require_int, require_token_ids
+from ..functional._checks import as_mask, require_token_ids
 from . import init
 from .layers import Dropout, Embedding, LearnedPositionalEmbedding, Linear, SinusoidalPositionalEncoding
 from .module import Module, Parameter, evaluating

@@ -27,8 +27,8 @@ boolean, True where attention is **allowed**. The decoder builds its causal ("no
 from __future__ import annotations
 
 from .. import functional as F
+from .._arguments import require_int
 from ..autograd import Tensor
-from ..functional._checks import require_int
 from .attention import KVCache, MultiHeadAttention, check_heads, check_mask
 from .layers import Dropout, FeedForward, LayerNorm, check_features
 from .module import Module, ModuleList

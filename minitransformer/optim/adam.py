@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..functional._checks import require_real
+from .._arguments import require_real
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW", "PAPER_BETAS", "PAPER_EPS"]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .. import backend as _backend
+from .._arguments import require_real
 from ..autograd import Tensor
-from ..functional._checks import require_real
 
 __all__ = ["clip_grad_norm_"]
 
@@ -63,7 +63,7 @@ def clip_grad_norm_(params, max_norm: float, eps: float = 1e-6) -> Tensor:
             raise TypeError(f"clip_grad_norm_: parameter {i} is a {type(p).__name__}, not a Tensor")
     max_norm = require_real("clip_grad_norm_", "max_norm", max_norm, low=0.0, low_open=True)
     eps = require_real("clip_grad_norm_", "eps", eps, low=0.0)  # Python floats: they mix with every backend's arrays
-    grads = [p.grad for p in params if p.grad is not None]
+    grads = [p.grad for p in params if p.grad is not None and p.grad.size]  # an empty one adds nothing to the norm
     if not grads:
         be = params[0].backend if params else _backend.current()
         return Tensor._wrap(be.xp.zeros((), dtype=be.dtype(params[0].dtype_name if params else None)), be)

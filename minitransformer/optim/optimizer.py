@@ -14,9 +14,9 @@ import numbers
 
 import numpy as np  # only for the host side of state_dict / load_state_dict: no arithmetic here
 
+from .._arguments import require_real
 from ..autograd import Tensor, enable_grad, no_grad
-from ..autograd.engine import zero_grads
-from ..functional._checks import require_real
+from ..autograd.engine import check_gradient_fits, zero_grads
 from ..nn import Module
 
 __all__ = ["Optimizer"]
@@ -201,17 +201,9 @@ class Optimizer:
             raise type(e)(f"{name}.step: param_groups[{i}] was changed since it was added: {problem}") from None
 
     def _check_gradient(self, p: Tensor) -> None:
-        """Refuse a gradient that does not fit its parameter, before any update."""
-        g = p.grad.data
-        if tuple(g.shape) != p.shape:
-            raise ValueError(
-                f"{type(self).__name__}.step: gradient has shape {tuple(g.shape)}, parameter has shape {p.shape}"
-            )
-        if g.dtype != p.dtype:  # the update would silently promote the parameter
-            raise TypeError(
-                f"{type(self).__name__}.step: gradient is {p.grad.dtype_name}, parameter of shape "
-                f"{p.shape} is {p.dtype_name}"
-            )
+        """Refuse a gradient that does not fit its parameter, before any update: ``.grad`` is checked when set, but
+        the parameter's ``data`` may have been replaced since by an array of another shape or dtype."""
+        check_gradient_fits(f"{type(self).__name__}.step", p, p.grad.data)
 
     def _update_end_to_end(self, params: list[Tensor], group: dict, laid_out: dict) -> None:
         r"""One :meth:`update` for all ``params`` laid end to end: :math:`\theta = [\theta_1; \ldots; \theta_n]`.

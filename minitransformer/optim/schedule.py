@@ -14,7 +14,7 @@ schedule sets the rate of step 1 when it is made, and each ``schedule.step()`` (
 
 from __future__ import annotations
 
-from ..functional._checks import require_int, require_real
+from .._arguments import require_int, require_real
 from .optimizer import Optimizer, _to_python
 
 __all__ = ["noam_lr", "LRScheduler", "WarmupSchedule", "LambdaLR"]

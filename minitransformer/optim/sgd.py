@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..functional._checks import require_real
+from .._arguments import require_real
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -56,13 +56,14 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def check_group(self, group: dict) -> None:
+        name = type(self).__name__  # a subclass's name in its messages, as Adam's
         super().check_group(group)
-        group["momentum"] = require_real("SGD", "momentum", group["momentum"], low=0.0, high=1.0, high_open=True)
-        group["weight_decay"] = require_real("SGD", "weight_decay", group["weight_decay"], low=0.0)
+        group["momentum"] = require_real(name, "momentum", group["momentum"], low=0.0, high=1.0, high_open=True)
+        group["weight_decay"] = require_real(name, "weight_decay", group["weight_decay"], low=0.0)
         if not isinstance(group["nesterov"], bool):
-            raise TypeError(f"SGD: nesterov must be True or False, got {group['nesterov']!r}")
+            raise TypeError(f"{name}: nesterov must be True or False, got {group['nesterov']!r}")
         if group["nesterov"] and group["momentum"] <= 0:
-            raise ValueError(f"SGD: Nesterov momentum needs momentum > 0, got momentum={group['momentum']}")
+            raise ValueError(f"{name}: Nesterov momentum needs momentum > 0, got momentum={group['momentum']}")
 
     def update(self, xp, theta, g, group, state):
         """The SGD step (the formula above) for one parameter: ``theta``, ``g`` of one shape -> new ``theta``."""

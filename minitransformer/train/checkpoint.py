@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np  # checkpoints live on the host: NumPy arrays in, NumPy arrays out, no arithmetic
 
 from .. import backend as _backend
-from ..functional._checks import require_int
+from .._arguments import require_int
 from ..nn.module import Module, StateDictError
 from ..optim import LRScheduler, Optimizer
 

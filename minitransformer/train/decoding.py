@@ -28,10 +28,11 @@ from __future__ import annotations
 import math
 
 from .. import functional as F
+from .._arguments import require_int, require_real
 from ..autograd import Tensor
 from ..backend import dtype_name
 from ..data.tokenizers import BOS, EOS, PAD
-from ..functional._checks import require_int, require_real, require_token_ids
+from ..functional._checks import require_token_ids
 from ..nn import Module, evaluating
 
 __all__ = ["greedy_decode", "beam_search", "generate", "length_penalty"]

@@ -21,14 +21,13 @@ them up on the device; the one transfer happens when a value is logged.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 
 import numpy as np  # host-side comparison of generated id lists
 
+from .._arguments import is_real, require_real
 from ..autograd import Tensor
 from ..data.tokenizers import EOS, PAD
-from ..functional._checks import require_real
 
 __all__ = ["token_accuracy", "binary_accuracy", "exact_match", "strip_after_eos", "perplexity", "RunningMean"]
 
@@ -241,10 +240,13 @@ def perplexity(mean_loss: float) -> float:
     >>> round(perplexity(math.log(4)), 6)      # as unsure as a fair 4-sided die
     4.0
     """
-    if isinstance(mean_loss, numbers.Real) and mean_loss == math.inf:  # a target given probability 0
-        return math.inf
-    mean_loss = require_real("perplexity", "mean_loss (a mean cross-entropy)", mean_loss, low=0.0)
-    return math.exp(mean_loss) if mean_loss < 700 else math.inf
+    if isinstance(mean_loss, Tensor) and mean_loss.size == 1:  # a loss as the library returns it (read on the host)
+        mean_loss = mean_loss.item()
+    if not is_real(mean_loss) or not float(mean_loss) >= 0:  # (NaN is not >= 0)
+        raise (ValueError if is_real(mean_loss) else TypeError)(
+            f"perplexity: mean_loss must be a mean cross-entropy, a number >= 0 (inf too: a target given "
+            f"probability 0), got {mean_loss!r}")
+    return math.exp(mean_loss) if mean_loss < 700 else math.inf  # inf past e^700: float64 ends at e^709.78
 
 
 class RunningMean:
@@ -290,7 +292,7 @@ class RunningMean:
                 data = self._sum + data  # a device array, or a number added before: the sum moves to the device
             self._sum, self._backend = data, value.backend
         else:
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            if not is_real(value):  # a Python or NumPy number, a 0-d NumPy array
                 raise TypeError(f"RunningMean.add: value must be a one-element Tensor or a number, got {value!r}")
             value = float(value) * weight
             self._sum = value if self._sum is None else self._sum + value

@@ -21,6 +21,7 @@ characters it had); ``generate CHECKPOINT`` runs it on an input of your own, fro
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import tempfile
@@ -206,16 +207,18 @@ def _note_resumed(saved, trainer, setup) -> None:
 
 _EXAMPLE_REVIEW = "the acting was not bad"  # generate's example input of the classify task
 
-#: generate's options that only some tasks read, each with its default and the kind of task that reads it
-_TASK_OPTIONS = {"beam": ("--beam", 1, "seq2seq"), "alpha": ("alpha", 0.6, "seq2seq"),
-                 "max_new_tokens": ("--max-new-tokens", 200, "lm"), "temperature": ("--temperature", 0.8, "lm"),
-                 "top_k": ("--top-k", 10, "lm"), "seed": ("--seed", 0, "lm")}
+#: generate's options that only some tasks read, each with the kind of task that reads it
+_TASK_OPTIONS = {"beam": ("--beam", "seq2seq"), "alpha": ("alpha", "seq2seq"),
+                 "max_new_tokens": ("--max-new-tokens", "lm"), "temperature": ("--temperature", "lm"),
+                 "top_k": ("--top-k", "lm"), "seed": ("--seed", "lm")}
 
 
 def _note_ignored(setup, **values) -> None:
-    """Say on stderr which options, given other than their defaults, the checkpoint's task does not read."""
-    ignored = [option for name, (option, default, kind) in _TASK_OPTIONS.items()
-               if setup.kind != kind and values[name] != default]
+    """Say on stderr which options, given other than their defaults (those of :func:`generate_from_checkpoint`), the
+    checkpoint's task does not read."""
+    defaults = inspect.signature(generate_from_checkpoint).parameters
+    ignored = [option for name, (option, kind) in _TASK_OPTIONS.items()
+               if setup.kind != kind and values[name] != defaults[name].default]
     if ignored:
         print(f"minitransformer: generate: the {setup.name} task does not read {', '.join(ignored)}; ignored",
               file=sys.stderr)

@@ -43,6 +43,7 @@ import numpy as np  # host-side data: token id lists and NumPy id arrays
 
 from .. import functional as F
 from .. import nn, optim
+from .._arguments import require_real
 from ..autograd import Tensor, no_grad
 from ..data import (
     PAD,
@@ -62,7 +63,6 @@ from ..data import (
     unigram_cross_entropy,
 )
 from ..data.batching import Batch
-from ..functional._checks import require_real
 from .decoding import greedy_decode
 from .metrics import RunningMean, binary_accuracy, exact_match, perplexity, strip_after_eos, token_accuracy
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-from ..functional._checks import require_int
+from .._arguments import require_int
 
 __all__ = ["set_blas_threads", "get_blas_threads"]
 

@@ -32,7 +32,6 @@ and whatever the evaluation returns (``val_loss``, ``val_accuracy``, ...) -- the
 from __future__ import annotations
 
 import math
-import numbers
 import signal
 import threading
 import time
@@ -40,9 +39,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import backend as _backend
+from .._arguments import is_real, require_int, require_real
 from ..autograd import Tensor
 from ..data.batching import DataLoader, batches
-from ..functional._checks import require_int, require_real
 from ..nn import Module, evaluating
 from ..optim import LRScheduler, Optimizer, clip_grad_norm_
 from .checkpoint import _load_read, _rng_state_fits, _seed_from_rng_state, read_checkpoint, save_checkpoint
@@ -480,7 +479,7 @@ class Trainer:
         for name, value in results.items():
             if isinstance(value, Tensor) and value.size == 1:  # {"val_loss": loss}, as PyTorch code writes it
                 value = value.item()
-            if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, numbers.Real):
+            if not isinstance(name, str) or not is_real(value):  # a 0-d NumPy array (loss.numpy()) is a number too
                 raise TypeError(f"Trainer: eval_fn must return a dict of name -> number (a float, or a one-element "
                                 f"Tensor), got {name!r}: {value!r}")
             numbers_by_name[name] = float(value)

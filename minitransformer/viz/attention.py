@@ -29,8 +29,8 @@ from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path
 
 from .. import backend as _backend
+from .._arguments import require_int
 from ..autograd import Tensor
-from ..functional._checks import require_int
 
 __all__ = ["attention_heatmap", "attention_heads", "attention_layers", "to_host"]
 

@@ -18,8 +18,8 @@ from numbers import Real
 import numpy as np  # the host side of a picture
 from matplotlib.figure import Figure
 
+from .._arguments import require_int
 from ..autograd import Tensor
-from ..functional._checks import require_int
 from .attention import FONT
 
 __all__ = ["training_curves", "panel_name", "training_pictures"]
