@@ -593,6 +593,7 @@ NUMPY_ALLOWED = {
         ("_read_numbers", "uint64"): "finds, on the host, a Python int past int64 to name it",
         ("_read_numbers", "dtype"): "the same",
         ("_read_numbers", "int64"): "the same",
+        ("_read_numbers", "float64"): "reads such ints as floats on the host where a floating dtype is asked",
         ("_number_range", "finfo"): "the range of a dtype, by name, for Python numbers checked against it on the host",
         ("_number_range", "iinfo"): "the same, for integer dtypes",
         ("_lift", "generic"): "recognises a NumPy scalar (np.float32(2.0)) as a number",
