@@ -4,7 +4,8 @@ each raises a clear error before any arithmetic."""
 from __future__ import annotations
 
 from ..autograd import Tensor
-from ..autograd.engine import _condition, _is_floating
+from ..autograd.compose import _condition
+from ..autograd.engine import _is_floating
 
 
 def require_tensor(op: str, name: str, x) -> Tensor:
