@@ -766,6 +766,25 @@ def test_permute_takes_the_axes_as_a_tuple_or_a_list():
     np.testing.assert_array_equal(x.transpose((1, 0, 2)).numpy(), a.transpose(1, 0, 2))
 
 
+def test_transpose_is_numpys_and_refuses_where_pytorchs_would_differ_silently():
+    # PyTorch's transpose(a, b) swaps two axes; NumPy's takes the order of all of them. A matrix's
+    # transpose(0, 1) or transpose(-2, -1) is NumPy's identity but PyTorch's swap: Q @ K.transpose(-2, -1)
+    # from PyTorch code would compute QK, not QK^T, without an error
+    a = np.arange(6.0).reshape(2, 3)
+    x = mt.tensor(a)
+    for axes in ((1, 0), (-1, -2), (1, -2)):  # both libraries swap: allowed
+        np.testing.assert_array_equal(x.transpose(*axes).numpy(), a.T)
+    np.testing.assert_array_equal(x.transpose().numpy(), a.T)
+    for axes in ((0, 1), (-2, -1), (0, -1)):
+        with pytest.raises(ValueError, match=r"transpose\(.*leaves a matrix as it is.*swapaxes"):
+            x.transpose(*axes)
+    b = np.arange(24.0).reshape(2, 3, 4)
+    with pytest.raises(ValueError, match=r"transpose\(1, 2\): .*2 axes of a 3-D tensor.*swapaxes\(1, 2\)"):
+        mt.tensor(b).transpose(1, 2)
+    np.testing.assert_array_equal(mt.tensor(b).transpose(0, 2, 1).numpy(), b.transpose(0, 2, 1))
+    np.testing.assert_array_equal(mt.tensor(b).swapaxes(1, 2).numpy(), np.swapaxes(b, 1, 2))
+
+
 def test_split_defaults_to_the_last_axis():
     # (2, 3, 4): only the last axis divides into 2 (axis 1, of size 3, does not)
     a = np.arange(24.0).reshape(2, 3, 4)

@@ -937,8 +937,26 @@ class Tensor:
         return ops.Permute.apply(self, axes=_permutation(axes, self.ndim))
 
     def transpose(self, *axes):
-        """NumPy's ``transpose``: reverse the axes, or put them in the order given."""
-        return self.permute(*axes) if axes else self.permute(*reversed(range(self.ndim)))
+        """NumPy's ``transpose``: reverse the axes, or put them in the order given.
+
+        Not PyTorch's ``transpose(a, b)``, which swaps two axes (here :meth:`swapaxes`, or :attr:`mT` for the
+        last two). Where the two would differ without an error, ``transpose(0, 1)`` or ``transpose(-2, -1)`` of
+        a matrix (NumPy's order unchanged, PyTorch's swap), it is refused, so ``Q @ K.transpose(-2, -1)``
+        written from PyTorch code does not silently compute :math:`QK` in place of :math:`QK^\top`.
+
+        >>> import minitransformer as mt
+        >>> mt.Tensor([[1.0, 2.0]]).transpose().shape, mt.Tensor([[1.0, 2.0]]).transpose(1, 0).shape
+        ((2, 1), (2, 1))
+        """
+        axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], tuple | list) else axes
+        if not axes:
+            return self.permute(*reversed(range(self.ndim)))
+        if len(axes) == 2 and (self.ndim != 2 or _permutation(axes, 2) == (0, 1)):
+            what = "leaves a matrix as it is" if self.ndim == 2 else f"names 2 axes of a {self.ndim}-D tensor"
+            raise ValueError(f"transpose{axes}: NumPy's transpose takes the order of all the axes, so this {what}; "
+                             f"to swap two axes as torch.transpose does, write swapaxes{axes} (.mT swaps the last "
+                             f"two, .T reverses all)")
+        return self.permute(*axes)
 
     def swapaxes(self, axis1: int, axis2: int):
         """Two axes exchanged (``K.swapaxes(-2, -1)`` is :math:`K^\\top` for a batch of matrices)."""
