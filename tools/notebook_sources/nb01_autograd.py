@@ -310,11 +310,16 @@ CELLS = [
 
     `forward` receives the arrays and computes with `self.xp`, the backend's array namespace (so the same
     lines run on NumPy and on CuPy), and saves what `backward` will need. `backward` gets $\bar y$ and
-    returns one gradient per input.
+    returns one gradient per input. `float_only = True` says that the operation needs floating-point
+    input: $\sigma(1)$ is no integer, so an integer tensor is refused with a `TypeError` (without it, NumPy
+    would silently make a float64 result of int64 input, and another backend raise an error of its own).
+    In the library every operation whose result is not an integer for integer input (a division, `exp`,
+    `log`, a mean) sets it; `mt.Function`'s docstring lists the other class attributes.
     """),
     code("""
     class Sigmoid(mt.Function):
         r\"\"\"y = 1 / (1 + e^{-x});  dL/dx = dL/dy * y * (1 - y).\"\"\"
+        float_only = True                            # sigma(1) is no integer: int input refused, not made float64
 
         def forward(self, x):
             self.y = 1.0 / (1.0 + self.xp.exp(-x))   # saved for backward
@@ -333,6 +338,10 @@ CELLS = [
     print("x.grad =", x.grad.numpy(), "  by hand y(1-y):", (y.numpy() * (1 - y.numpy())))
     x64 = mt.tensor(np.linspace(-4, 4, 7), requires_grad=True)    # float64 for the check
     print("gradcheck:", mt.gradcheck(sigmoid, x64))
+    try:
+        sigmoid(mt.tensor([1, 2]))                   # int64
+    except TypeError as err:
+        print("TypeError:", err)
     """),
     md(r"""
     And what gradcheck says when the derivative is wrong: here the backward forgets the factor $y$. Checked on

@@ -292,7 +292,9 @@ CELLS = [
     **Padding mask.** Sequences of different lengths are padded to one length with a `<pad>` token
     (id 0). Nobody should attend to padding: `F.padding_mask(ids, pad_id)` is `(batch, 1, 1, S)`, which
     broadcasts over heads and queries. Combined with the causal mask (logical and) it gives the decoder's
-    `(batch, 1, S, S)` mask.
+    `(batch, 1, S, S)` mask. It hides *keys* only: the pads' own rows (as queries) still get weights, as
+    the map below shows. What a pad position computes is thrown away later: the loss skips pad targets
+    (`ignore_index`) and `nn.TransformerClassifier`'s pooling leaves the pads out.
     """),
     code("""
     ids = mt.tensor([[5, 6, 7, 8],

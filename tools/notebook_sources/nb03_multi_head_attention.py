@@ -222,10 +222,10 @@ CELLS = [
        \text{Attention Scores}^2 = \mathrm{softmax}\!\left(\tfrac{QK^\top}{\sqrt 3}\right)V $$
 
     the **same** expression, written with the same $Q, K, V$, twice: without $W_i^Q, W_i^K, W_i^V$, two heads
-    given the same input are identical, so the concatenation holds two copies of one head. (The document
-    also gives each head its own positional encoding, with a "+1" in the angle, so its two heads do not get
-    the same input after all. That makes them differ, but gives head 2 nothing head 1 lacks: notebook 04,
-    section 6; erratum 7 in `docs/errata.md` has the full account.) `worked_examples.multi_head_example()` does
+    given the same input are identical, so the concatenation holds two copies of one head (erratum 7 in
+    `docs/errata.md`). (The document also gives each head its own positional encoding, with a "+1" in the
+    angle, so its two heads do not get the same input after all. That makes them differ, but gives head 2
+    nothing head 1 lacks: notebook 04, section 6, and erratum 4.) `worked_examples.multi_head_example()` does
     it the paper's way, with one positional encoding shared by both heads, $d_\text{model} = 6$, two heads
     of $d_k = 3$ and seeded random projections, beside the document's formulas on the same $X$:
     """),

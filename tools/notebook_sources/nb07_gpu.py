@@ -24,12 +24,14 @@ CELLS = [
     **This notebook runs anywhere.** On a machine without a GPU (or without CuPy) switching fails with a
     `BackendError` that says why; the notebook prints that message, skips the GPU timing, and shows the rest
     with `array_api_strict`, a CPU stand-in for "another array library" that allows only what the array API
-    standard allows. What it proves: no NumPy-only call hides on the path of the array formulas, the path
-    CuPy takes with `MINITRANSFORMER_KERNELS=0`. What it does not: by default CuPy runs softmax, attention's
-    weights, layer norm, GELU, the binary cross-entropy, the gradients' column sums, Adam, the random numbers
-    and the embedding's scatter-add as CUDA kernels of the library's own, and the matrix products as direct
-    cuBLAS calls. Those are checked by `tests/test_kernels.py` (on a CPU under an emulation of CUDA, with
-    `g++`; `python -m pytest --emulated-kernels` runs any test on them) and on a GPU by `tools/gpu_check.sh`.
+    standard allows (the `array-api-strict` package, which `pip install -e ".[notebooks]"` installs with
+    Jupyter and matplotlib). What it proves: no NumPy-only call hides on the path of the array formulas, the
+    path CuPy takes with `MINITRANSFORMER_KERNELS=0`. What it does not: by default CuPy runs softmax,
+    attention's weights, layer norm, GELU, the binary cross-entropy, the gradients' column sums, Adam, the
+    random numbers and the embedding's scatter-add as CUDA kernels of the library's own, and the matrix
+    products as direct cuBLAS calls. Those are checked by `tests/test_kernels.py` (on a CPU under an
+    emulation of CUDA, with `g++`; `python -m pytest --emulated-kernels` runs any test on them) and on a GPU
+    by `tools/gpu_check.sh`.
 
     Steps: **1** which backends work here · **2** switching, and what happens without a GPU · **3** the same
     model on two backends gives the same numbers · **4** moving data: tensors, weights, checkpoints ·
