@@ -1,7 +1,7 @@
 """The computation graph behind a tensor: as data, as an indented tree of text, and as Graphviz DOT text
 (pictures: ``viz.draw_graph``).
 
-With ``values=True`` each small tensor (at most :data:`MAX_SHOWN` elements) is labelled with its values and,
+With ``values=True`` each small tensor (at most ``MAX_SHOWN`` = 4 elements) is labelled with its values and,
 where ``backward()`` set it, its ``.grad``, to 4 significant digits, as micrograd's ``draw_dot`` labels each node
 ``data | grad``; a larger tensor keeps its shape only. After ``backward(retain_graph=True)`` the graph is still
 there to be drawn with its gradients (a plain ``backward()`` frees it). Only leaves and the tensors that called
@@ -39,7 +39,7 @@ def _values(node: Tensor) -> tuple[str, ...]:
     """The lines ``values=True`` adds to a tensor's label: ``data ...`` and, where set, ``grad ...``.
 
     ``node`` is the graph's node: a leaf itself, or the stand-in of a result, through which the result is
-    reached while it lives. None for more than :data:`MAX_SHOWN` elements (the shape says enough).
+    reached while it lives. None for more than ``MAX_SHOWN`` = 4 elements (the shape says enough).
     """
     if node.size > MAX_SHOWN:
         return ()
@@ -73,7 +73,7 @@ def graph(root: Tensor, values: bool = False) -> tuple[list[dict], list[tuple[in
         operation was given), ``label`` (a tensor's name and shape, an operation's name) and ``note``
         (``"leaf, requires_grad"`` for parameters and inputs that want a gradient, ``"leaf"`` for other
         tensors no recorded operation made, such as constant inputs; empty otherwise) and ``values`` (a tuple of
-        lines: with ``values=True``, a tensor of at most :data:`MAX_SHOWN` elements has ``"data ..."`` and, where
+        lines: with ``values=True``, a tensor of at most ``MAX_SHOWN`` = 4 elements has ``"data ..."`` and, where
         ``.grad`` is set, ``"grad ..."``, to 4 significant digits; empty otherwise).
     edges : list of tuple
         ``(from_id, to_id)``, in the direction data flows.
@@ -128,7 +128,7 @@ def to_dot(root: Tensor, values: bool = False) -> str:
     Tensors are boxes, operations ellipses, Python numbers plain text; edges run as data flows
     (left to right). The nodes and edges are those of :func:`graph`; quotes and backslashes in a
     name are escaped, so any name gives valid DOT. With ``values=True`` a tensor of at most
-    :data:`MAX_SHOWN` elements has its ``data`` and ``grad`` on lines of their own, as :func:`graph` gives them.
+    ``MAX_SHOWN`` = 4 elements has its ``data`` and ``grad`` on lines of their own, as :func:`graph` gives them.
 
     Examples
     --------
@@ -154,7 +154,7 @@ def to_text(root: Tensor, values: bool = False) -> str:
     """The graph of ``root`` as an indented tree, from the result back to the leaves: the way ``backward()``
     walks it. One line per tensor, ``<-`` the operation that made it; below it, that operation's inputs in
     order. A tensor an operation made and two use is written out under the first; the second's line says
-    ``(above)``. A leaf is written under each use. With ``values=True`` a tensor of at most :data:`MAX_SHOWN`
+    ``(above)``. A leaf is written under each use. With ``values=True`` a tensor of at most ``MAX_SHOWN`` = 4
     elements has its ``data`` and ``grad`` after its shape, as :func:`graph` gives them.
 
     Examples
