@@ -411,6 +411,7 @@ CELLS = [
     code("""
     from matplotlib.figure import Figure
 
+
     def rates(kind, lr=4e-3):
         \"\"\"The rate of each of section 5's steps under warmup_schedule(kind=...), off a throwaway optimizer.\"\"\"
         sgd = optim.SGD([mt.zeros(1, requires_grad=True)], lr=lr)
