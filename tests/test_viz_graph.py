@@ -43,14 +43,14 @@ def _label(node):
     return node["label"] + (f"\n{node['note']}" if node["note"] else "")
 
 
-def _picture(y):
+def _picture(y, values=False):
     """Draw y's graph as a reader sees it, in inches (the axes' data coordinates are inches).
 
     Returns the figure, its texts, their drawn boxes, each text's column (the distinct x of the
     texts, left to right), the columns' x, and the arrow pieces as (start, control, end, has_head):
     an arc3 path is a quadratic curve, straight when its control point lies on the chord.
     """
-    fig = draw_graph(y)
+    fig = draw_graph(y, values=values)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     renderer = canvas.get_renderer()
@@ -406,3 +406,130 @@ def test_to_text_of_a_graph_deeper_than_python_recursion():
         y = y.tanh()
     lines = to_text(y).splitlines()
     assert len(lines) == 1201 and lines[-1].endswith("└── x (1,)  leaf, requires_grad")
+
+
+# ------------------------------------------------------------------ values=True: data and grad in the labels
+def _named_expression():
+    """tanh(sum(x * w) + b) with every intermediate named, held, and keeping its .grad; y, the result, does not."""
+    x = mt.tensor([0.5, -1.0, 2.0], requires_grad=True, name="x")
+    w = mt.tensor([0.3, 0.2, -0.1], requires_grad=True, name="w")
+    b = mt.tensor(0.1, requires_grad=True, name="b")
+    p = (x * w).retain_grad()
+    s = p.sum().retain_grad()
+    z = (s + b).retain_grad()
+    y = z.tanh()
+    for t, name in zip((p, s, z, y), "pszy"):
+        t.name = name
+    return y, (x, w, b, p, s, z)
+
+
+_NUMBER = r"-?\d+(?:\.\d+)?(?:e[+-]\d+)?|nan|-?inf"
+
+
+def _numbers(text):
+    """The numbers of a label line such as ``data [0.5, -1, 2]``, as a float array; each has at most 4 significant
+    digits (digits after leading zeros, without the exponent)."""
+    found = re.findall(_NUMBER, text)
+    for number in found:
+        mantissa = number.split("e")[0].lstrip("-").replace(".", "").lstrip("0")
+        assert len(mantissa) <= 4, (number, text)
+    return np.array(found, dtype=float)
+
+
+@pytest.mark.single_backend
+def test_values_label_each_small_tensor_with_its_data_and_grad_after_backward_with_retain_graph():
+    y, (x, w, b, p, s, z) = _named_expression()
+    # the values and the chain rule, in NumPy (float64): y = tanh(z), z = sum(x * w) + b
+    X, W, B = np.array([0.5, -1.0, 2.0]), np.array([0.3, 0.2, -0.1]), 0.1
+    Z = (X * W).sum() + B
+    dz = 1 - np.tanh(Z) ** 2  # dy/dz, and dy/ds, dy/db, dy/dp_i (all 1 times it)
+    want = {"x": (X, W * dz), "w": (W, X * dz), "b": (B, dz), "p": (X * W, np.full(3, dz)),
+            "s": ((X * W).sum(), dz), "z": (Z, dz), "y": (np.tanh(Z), None)}
+    y.backward(retain_graph=True)
+    nodes, edges = graph(y, values=True)
+    assert len(nodes) == 11 and len(edges) == 10  # the whole graph is still there, as before backward()
+    tensors = {n["label"].split()[0]: n["values"] for n in nodes if n["kind"] == "tensor"}
+    assert sorted(tensors) == sorted(want)
+    for name, (data, grad) in want.items():
+        lines = tensors[name]
+        assert lines[0].startswith("data "), (name, lines)
+        np.testing.assert_allclose(_numbers(lines[0]), np.ravel(data), rtol=5e-4, err_msg=name)
+        if grad is None:  # y kept no .grad (no retain_grad(), as in PyTorch): no line for it
+            assert len(lines) == 1 and y.grad is None
+        else:
+            assert len(lines) == 2 and lines[1].startswith("grad "), (name, lines)
+            np.testing.assert_allclose(_numbers(lines[1]), np.ravel(grad), rtol=5e-4, err_msg=name)
+    assert tensors["x"] == ("data [0.5, -1, 2]", f"grad [{W[0] * dz:.4g}, {W[1] * dz:.4g}, {W[2] * dz:.4g}]")
+    # operations and numbers get no values; without values=True no tensor does, and the labels are as before
+    assert all(n["values"] == () for n in nodes if n["kind"] != "tensor")
+    assert all(n["values"] == () for n in graph(y)[0])
+    assert [n["label"] for n in graph(y)[0]] == [n["label"] for n in nodes]
+
+
+@pytest.mark.single_backend
+def test_values_before_backward_show_data_only_and_a_result_no_variable_holds_says_so():
+    x = mt.tensor([1.0, -2.0], requires_grad=True, name="x")
+    y = (x * 3.0).tanh().sum()  # x * 3.0 and its tanh live only in the graph
+    nodes, _ = graph(y, values=True)
+    lines = [n["values"] for n in nodes if n["kind"] == "tensor"]
+    assert lines[0] == (f"data {np.tanh(3.0) + np.tanh(-6.0):.4g}",)  # y, no grad yet
+    assert lines[1:3] == [("(values freed)",)] * 2
+    assert lines[3] == ("data [1, -2]",)  # x: no .grad before backward()
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("shape, shown", [((4,), True), ((2, 2), True), ((5,), False), ((2, 3), False)])
+def test_values_of_at_most_4_elements_are_shown_larger_tensors_keep_their_shape_only(shape, shown):
+    x = mt.tensor(np.arange(np.prod(shape), dtype="float32").reshape(shape) / 8, requires_grad=True, name="x")
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    leaf = next(n for n in graph(y, values=True)[0] if n["label"].startswith("x "))
+    if shown:
+        values = np.arange(np.prod(shape)) / 8
+        np.testing.assert_allclose(_numbers(leaf["values"][0]), values, rtol=5e-4)
+        np.testing.assert_allclose(_numbers(leaf["values"][1]), 2 * values, rtol=5e-4)
+        text = leaf["values"][0].removeprefix("data ")  # nested as the axes: [[0, 0.125], [0.25, 0.375]]
+        assert len(text) - len(text.lstrip("[")) == len(shape), text
+    else:
+        assert leaf["values"] == () and leaf["label"] == f"x {shape}"
+
+
+def test_values_in_dot_are_lines_of_a_valid_label():
+    y, held = _named_expression()  # held: the intermediates live (their values are shown) while it does
+    y.backward(retain_graph=True)
+    nodes, edges = graph(y, values=True)
+    lines = to_dot(y, values=True).splitlines()
+    assert lines[0] == "digraph {" and lines[-1] == "}" and len(lines) == 3 + len(nodes) + len(edges)
+    string = r'"((?:[^"\\]|\\.)*)"'  # a DOT string: anything but a bare quote or backslash, or an escaped character
+    labels = [m.group(1) for line in lines if (m := re.fullmatch(rf"  n\d+ \[label={string}, shape=\w+\];", line))]
+    assert len(labels) == len(nodes)
+    # each label is the node's lines joined by DOT's newline escape \n, in graph()'s order
+    assert labels == ["\\n".join(filter(None, (n["label"], n["note"], *n["values"]))) for n in nodes]
+    assert sum("\\ngrad " in label for label in labels) == 6  # x, w, b, p, s, z; not y
+
+
+def test_values_in_text_follow_each_shape():
+    y, held = _named_expression()  # held: the intermediates live (their values are shown) while it does
+    y.backward(retain_graph=True)
+    lines = to_text(y, values=True).splitlines()
+    plain = to_text(y).splitlines()
+    assert len(lines) == len(plain) == 7
+    for line, before in zip(lines, plain):  # the values sit between the shape and the rest of the line
+        head, _, tail = before.partition(")  ")
+        assert line.startswith(head + ")  data ") and line.endswith("  " + tail), (line, before)
+    assert lines[-1].startswith("    └── b ()  data 0.1  grad ") and lines[-1].endswith("  leaf, requires_grad")
+
+
+@pytest.mark.single_backend
+def test_values_in_the_picture_are_lines_of_the_boxes_and_nothing_overlaps():
+    y, held = _named_expression()  # held: the intermediates live (their values are shown) while it does
+    y.backward(retain_graph=True)
+    nodes, _ = graph(y, values=True)
+    fig, texts, boxes, *_ = _picture(y, values=True)
+    assert [t.get_text() for t in texts] == ["\n".join(filter(None, (n["label"], n["note"], *n["values"])))
+                                             for n in nodes]
+    for node, text, box in zip(nodes, texts, boxes):  # the layout reserved room for the longer labels
+        w, h = _size(node)
+        assert 0.75 < box.width / w < 1.25 and 0.75 < box.height / h < 1.25, text.get_text()
+    for i, a in enumerate(boxes):
+        assert all(not a.overlaps(other) for other in boxes[i + 1:]), texts[i].get_text()

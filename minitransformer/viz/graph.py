@@ -3,7 +3,8 @@
 Tensors are boxes (with their shape), operations are ellipses, Python numbers that entered an
 operation are plain text. Data flows left to right: leaves on the left, the result on the right;
 ``backward()`` visits the same arrows from right to left. The nodes and edges come from
-:func:`minitransformer.autograd.graph` (``to_dot`` gives the same graph as Graphviz text).
+:func:`minitransformer.autograd.graph` (``to_dot`` gives the same graph as Graphviz text). With
+``values=True`` small tensors also show their values and gradients, as micrograd's ``draw_dot`` does.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def _order(columns: list[list[int]], edges: list[tuple[int, int]], root: int, sw
 
 
 def _text(node: dict) -> str:
-    return node["label"] + (f"\n{node['note']}" if node["note"] else "")
+    return "\n".join(line for line in (node["label"], node["note"], *node["values"]) if line)
 
 
 def _size(node: dict) -> tuple[float, float]:
@@ -123,8 +124,9 @@ def _routes(layer: list[int], links: list[tuple[int, int]]):
     return layer, steps, routes
 
 
-def draw_graph(root, max_nodes: int = 300) -> Figure:
-    """Draw the graph of operations that made ``root`` (call it before ``backward()``, which frees the graph).
+def draw_graph(root, max_nodes: int = 300, values: bool = False) -> Figure:
+    """Draw the graph of operations that made ``root`` (call it before ``backward()``, which frees the graph, or
+    after ``backward(retain_graph=True)``, which keeps it).
 
     Parameters
     ----------
@@ -133,6 +135,11 @@ def draw_graph(root, max_nodes: int = 300) -> Figure:
     max_nodes : int
         Refuse graphs larger than this (a picture of thousands of nodes is unreadable; use
         :func:`minitransformer.autograd.to_dot` and a Graphviz viewer instead).
+    values : bool
+        Label each tensor of at most 4 elements (``autograd.graph.MAX_SHOWN``) with its values, ``data ...``,
+        and, where ``backward()`` set it, its gradient, ``grad ...`` (4 significant digits), like micrograd's
+        ``draw_dot``; larger tensors show their shape only. Only leaves and tensors that called
+        ``retain_grad()`` keep a ``.grad``; an intermediate result no variable holds says ``(values freed)``.
 
     Returns
     -------
@@ -147,8 +154,15 @@ def draw_graph(root, max_nodes: int = 300) -> Figure:
     >>> fig = draw_graph((x * 3.0).sum())
     >>> len(fig.axes[0].texts)   # x, 3.0, Mul, x * 3.0, Sum, the sum
     6
+    >>> y = (x * x).sum()
+    >>> y.backward(retain_graph=True)
+    >>> print(draw_graph(y, values=True).axes[0].texts[-1].get_text())   # the leaf x
+    x (2,)
+    leaf, requires_grad
+    data [1, 2]
+    grad [2, 4]
     """
-    nodes, edges = graph(root)
+    nodes, edges = graph(root, values)
     if len(nodes) > max_nodes:
         raise ValueError(
             f"draw_graph: the graph has {len(nodes)} nodes, more than max_nodes={max_nodes} can show readably; "

@@ -215,9 +215,19 @@ CELLS = [
     e, d, L = expression(a, b, c, f)
     for t in (e, d, L):
         t.retain_grad()
-    L.backward()
+    L.backward(retain_graph=True)  # keep the graph (backward() frees it), to draw it below
     for t in (L, d, e, f, c, a, b):
         print(f"dL/d{t.name} = {t.grad.item():5g}")
+    """),
+    md(r"""
+    Section 2's picture again, after `backward()`, with `values=True`: each tensor shows its value
+    (`data`) and its gradient (`grad`), as micrograd's `draw_dot` does (a tensor of more than 4 elements
+    shows its shape only). `retain_graph=True` kept the graph and `retain_grad()` the gradients of
+    $e, d, L$. Read each `grad` as $\partial L / \partial(\text{that node})$: how fast $L$ moves when that
+    node alone moves, the adjoint of section 1's table.
+    """),
+    code("""
+    viz.draw_graph(L, values=True)
     """),
     md(r"""
     ## 5. A node used twice: gradients add up

@@ -31,8 +31,8 @@ CELLS = [
 
     Steps: **1** a module and its weights · **2** the formula literally: a loop over the heads · **3** Concat
     and $W^O$ · **4** the same by the library, looped and batched, agreeing · **5** the batched form, shape by
-    shape · **6** one map per head · **7** the document's example 4.3.2, and why heads need their own
-    projections · **8** what $h$ costs.
+    shape, and which of its steps copy (strides and views) · **6** one map per head · **7** the document's
+    example 4.3.2, and why heads need their own projections · **8** what $h$ costs.
 
     **Exercise in the text** (assignment A3, `minitransformer assignments list`): splitting the features
     into heads and merging them back, in NumPy (section 3), followed by a cell that checks your answer.
@@ -189,6 +189,33 @@ CELLS = [
     concat_b = heads_b.permute(0, 2, 1, 3).reshape(B, L, h * d_k)  # back to (B, L, d_model): the Concat
     print("permute + reshape = Concat", concat_b.shape)
     print(f"same as the loop's Concat:  max |difference| {np.abs(concat_b.numpy() - concat.numpy()).max():.1e}")
+    """),
+    md(r"""
+    **Aside: strides, and which of these steps copy.** An array is one flat block of memory plus, for each
+    axis, a *stride*: how many bytes to step to reach the next index along that axis. A tensor's array is
+    `t.data` (on the NumPy backend `t.numpy()` is that same array, not a copy; on CuPy it is a copy on the
+    host). A `reshape` of elements that are already in row order only writes new shape and strides over the
+    same memory: a *view*, no element moves. `permute` never moves an element either: it reorders the
+    strides, another view. But the `reshape` after the permute, the Concat, must merge the axes $h$ and
+    $d_k$ into one axis with one stride, and in the permuted order the next feature lies 8 bytes away
+    inside a head and $L\,d_k \cdot 8 = 160$ bytes away at the start of the next head. No single stride walks
+    that, so the reshape first copies the elements into row order: a new array. (PyTorch says so out loud:
+    its `view` refuses such a tensor, which is why PyTorch code, The Annotated Transformer's among it, writes
+    `.transpose(1, 2).contiguous().view(...)`; its `reshape`, like NumPy's, copies only when it must.)
+    """),
+    code("""
+    projected = mha.W_Q(X)                                    # (B, L, d_model)
+    split = projected.reshape(B, L, h, d_k)                   # (B, L, h, d_k)
+    moved = heads_b.permute(0, 2, 1, 3)                       # (B, h, L, d_k) -> (B, L, h, d_k)
+    merged = moved.reshape(B, L, h * d_k)                     # (B, L, h * d_k): the Concat
+    print(f"{heads_b.dtype_name}: {heads_b.data.itemsize} bytes per element;  heads_b.numpy() is heads_b.data:",
+          heads_b.numpy() is heads_b.data)
+    for name, t, base in [("W_Q(X)", projected, None), ("  .reshape(B, L, h, d_k)", split, projected),
+                          ("heads_b", heads_b, None), ("  .permute(0, 2, 1, 3)", moved, heads_b),
+                          ("  .reshape(B, L, h * d_k)", merged, moved)]:
+        shares = "" if base is None else f"  shares memory with the one above: {np.shares_memory(t.data, base.data)}"
+        print(f"{name:26} {str(t.shape):13} strides {str(t.data.strides):18} row order: "
+              f"{t.data.flags.c_contiguous!s:5}{shares}")
     """),
     md(r"""
     ## 6. One map per head

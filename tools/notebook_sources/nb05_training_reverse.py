@@ -29,7 +29,8 @@ CELLS = [
     Steps: **1** the data and one batch · **2** the pieces by hand: layer norm, the feed-forward network,
     the warm-up schedule, Adam · **3** the model · **4** attention maps before training · **5** the training
     loop · **6** the curves · **7** attention maps after training · **8** greedy decoding · **9** accuracy on
-    held-out sequences · **10** a checkpoint (in a temporary folder).
+    held-out sequences · **10** a checkpoint (in a temporary folder) · **11** the paper's learning-rate schedule
+    and label smoothing, pictured.
 
     **Exercises in the text** (assignments A4 and A5, `minitransformer assignments list`): the four pieces of
     section 2, in NumPy, each followed by a cell that checks your answer against the library. In assignment
@@ -37,7 +38,7 @@ CELLS = [
     too: the layer-norm and feed-forward checks of section 2 and every cell from section 3 on raise
     `NotImplementedError` until you have written them in `minitransformer/functional/normalization.py`,
     `autograd/fused.py`, `nn/layers.py` and `nn/transformer.py`. In A5's copy the warm-up and Adam checks of
-    section 2 and the training loop of section 5 raise until you have written `noam_lr` in
+    section 2, the training loop of section 5 and section 11's schedules raise until you have written `noam_lr` in
     `minitransformer/optim/schedule.py` and `Adam.update` in `optim/adam.py`; until then section 6 has no
     curves to draw and sections 7 to 10 show the untrained model.
     """),
@@ -391,6 +392,132 @@ CELLS = [
     again = greedy_decode(restored, sb.src, sb.src_mask)
     print("step", ckpt.step, "; the restored model decodes the same:", bool((again.numpy() == greedy_decode(
         model, sb.src, sb.src_mask).numpy()).all()))
+    """),
+    md(r"""
+    ## 11. The learning-rate schedule and label smoothing, pictured
+
+    Two choices of the paper's training (its sections 5.3 and 5.4), drawn as The Annotated Transformer
+    draws them; nothing is trained here.
+
+    **The schedule.** Left: the paper's equation 3, `optim.noam_lr`, for the three settings The Annotated
+    Transformer plots. The rate rises linearly to its peak at $t = warmup$, of height
+    $(d_\text{model} \cdot warmup)^{-0.5}$, then falls as $t^{-0.5}$: a narrower model or a shorter warm-up
+    peaks higher, and after the warm-up the two settings with $d_\text{model} = 512$ follow one curve. Right:
+    what section 5 used, `warmup_schedule` (the tasks' and the trainer's schedule): a linear warm-up over
+    the first 10% of the 600 steps to the peak `lr` = 4e-3, then a cosine to 0; beside it its other two
+    kinds (exercise 3), `"noam"`, the paper's $t^{-0.5}$ decay scaled to peak at `lr`, and `"constant"`.
+    The cosine is checked against the rates the loop of section 5 recorded.
+    """),
+    code("""
+    from matplotlib.figure import Figure
+
+
+    def rates(kind, lr=4e-3):
+        \"\"\"The rate of each of section 5's steps under warmup_schedule(kind=...), off a throwaway optimizer.\"\"\"
+        sgd = optim.SGD([mt.zeros(1, requires_grad=True)], lr=lr)
+        by_step = warmup_schedule(sgd, warmup=steps // 10, steps=steps, kind=kind)
+        out = []
+        for _ in range(steps):
+            out.append(by_step.get_last_lr()[0])
+            by_step.step()
+        return np.array(out)
+
+    np.testing.assert_allclose(rates("cosine"), [lr for _, lr in history["lr"]], rtol=1e-12)   # what the loop used
+
+    t = np.arange(1, 20001)
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    for d_model, warmup in [(512, 4000), (512, 8000), (256, 4000)]:
+        left.plot(t, [optim.noam_lr(s, d_model, warmup) for s in t], label=f"d_model = {d_model}, warmup = {warmup}")
+    left.set(xlabel="step t", ylabel="learning rate", title="the paper's schedule, optim.noam_lr (eq. 3)")
+    left.legend()
+    for kind in ("cosine", "noam", "constant"):
+        right.plot(np.arange(1, steps + 1), rates(kind), label=f'warmup_schedule(kind="{kind}")')
+    right.set(xlabel="step t", ylabel="learning rate",
+              title=f"section 5's {steps} steps: warm-up {steps // 10}, peak 4e-3")
+    right.legend(loc="lower left", bbox_to_anchor=(0.12, 0.02))
+    for ax in (left, right):
+        ax.grid(True, color="0.9")
+    fig
+    """),
+    md(r"""
+    **Label smoothing** (paper 5.4, $\epsilon_{ls} = 0.1$) trains against a target that is not one-hot: for
+    a position whose right class is $y$, among $C$ classes, the library's `F.cross_entropy(...,
+    label_smoothing=eps)` uses
+
+    $$ q_c = (1 - \epsilon_{ls})\,[c = y] + \frac{\epsilon_{ls}}{C}, \qquad
+       \ell = -\sum_{c=1}^{C} q_c \log p_c , $$
+
+    $\epsilon_{ls}/C$ on *every* class, the right one included, as PyTorch does (`docs/formulas/cross-entropy.md`).
+    (The Annotated Transformer spreads $\epsilon_{ls}$ over the $C - 2$ classes that are neither the right one
+    nor padding instead.) Below, $q$ for four positions of $C = 5$ classes at $\epsilon_{ls} = 0.4$, as The
+    Annotated Transformer shows it, and the check that the library's loss is $-\sum_c q_c \log p_c$ with this
+    $q$, and not with $\epsilon_{ls}/(C - 1)$ on the other classes:
+    """),
+    code("""
+    C, eps = 5, 0.4
+    y = np.array([2, 1, 0, 3])                                           # the right class at four positions
+    q = (1 - eps) * np.eye(C)[y] + eps / C                               # (4, C): eps/C on all, 1 - eps more on y
+    z = np.random.default_rng(0).standard_normal((4, C))                 # any logits, (4, C)
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))            # log softmax(z)
+    library = F.cross_entropy(mt.tensor(z), mt.tensor(y), label_smoothing=eps, reduction="none").numpy()   # (4,)
+    np.testing.assert_allclose(library, -(q * log_p).sum(axis=-1), rtol=1e-12)
+    q_others = (1 - eps) * np.eye(C)[y] + eps / (C - 1) * (1 - np.eye(C)[y])   # the other convention: eps/(C-1) off y
+    print("F.cross_entropy(..., label_smoothing=0.4):", library.round(4))
+    print("-sum_c q log p, eps/C on every class:     ", (-(q * log_p).sum(axis=-1)).round(4))
+    print("-sum_c q log p, eps/(C-1) on the others:  ", (-(q_others * log_p).sum(axis=-1)).round(4))
+
+    fig = Figure(figsize=(5.5, 2.8), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(q, cmap="viridis", vmin=0, vmax=1)
+    for (n, c), value in np.ndenumerate(q):
+        ax.text(c, n, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.5 else "black")
+    ax.set_xticks(range(C))
+    ax.set_yticks(range(len(y)), [f"position {n}, y = {k}" for n, k in enumerate(y)])
+    ax.set(xlabel="class c", title=f"smoothed targets q, C = {C} classes, eps = {eps}")
+    fig.colorbar(im, ax=ax, label="q[n, c]")
+    fig
+    """),
+    md(r"""
+    **What the smoothed loss asks of the model.** Let it give the right class probability $p$ and spread
+    $1 - p$ evenly over the other $C - 1$. Without smoothing the loss is $-\log p$, which falls all the way
+    to $p = 1$: the logits are pushed apart forever. With smoothing, writing $q_y = 1 - \epsilon_{ls} +
+    \epsilon_{ls}/C$,
+
+    $$ \ell(p) = -q_y \log p - (1 - q_y) \log\frac{1 - p}{C - 1}, \qquad
+       \ell'(p) = -\frac{q_y}{p} + \frac{1 - q_y}{1 - p} = 0 \iff p = q_y , $$
+
+    so the loss is smallest at $p = 0.92$ for $\epsilon_{ls} = 0.1$ and $C = 5$ (0.68 for 0.4), where it
+    equals the entropy of $q$, above 0, and it rises again as the model grows more sure. The curves are the
+    library's loss, given the logits $\log p$, $\log\frac{1 - p}{C - 1}, \ldots$ (a softmax gives back the
+    distribution); the dots are the minima found on the grid. This is why a loss curve trained with label
+    smoothing levels off above zero; section 5's loop uses none (`label_smoothing=0.1` in its
+    `F.cross_entropy` would add it).
+    """),
+    code("""
+    C = 5
+    p = np.linspace(0.02, 0.998, 500)                                  # the right class's predicted probability
+    dist = np.column_stack([p] + [(1 - p) / (C - 1)] * (C - 1))        # (500, C): p on class 0, the rest evenly
+    logits, right = mt.tensor(np.log(dist)), mt.tensor(np.zeros(len(p), dtype=np.int64))   # softmax(log dist) = dist
+
+    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for eps in (0.0, 0.1, 0.4):
+        loss = F.cross_entropy(logits, right, label_smoothing=eps, reduction="none").numpy()   # (500,)
+        best = 1 - eps + eps / C                                         # q's mass on the right class
+        line, = ax.plot(p, loss, label=f"eps = {eps}: " + (f"smallest at p = 1 - eps + eps/C = {best:.2f}" if eps > 0
+                                                          else "no smoothing, -log p, smallest at p = 1"))
+        if eps > 0:
+            assert abs(p[loss.argmin()] - best) <= p[1] - p[0]           # the grid's minimum is there
+            ax.plot(best, loss.min(), "o", color=line.get_color())
+            ax.axvline(best, color=line.get_color(), linestyle=":", linewidth=1)
+            print(f"eps = {eps}: smallest loss {loss.min():.4f} at p = {p[loss.argmin()]:.3f};  "
+                  f"1 - eps + eps/C = {best:.3f}")
+    ax.set(xlabel="p, the predicted probability of the right class (the rest spread evenly)",
+           ylabel="cross-entropy loss", title=f"the loss of one position, C = {C} classes", ylim=(0, 4))
+    ax.grid(True, color="0.9")
+    ax.legend()
+    fig
     """),
     md(r"""
     ## Exercises
