@@ -172,9 +172,10 @@ def test_the_dates_task_reads_words_and_writes_iso_characters():
     assert setup.model.max_len >= max(max(len(s), len(t) + 1) for s, t in setup.test)
     maps = setup.sample(setup.model)
     (name, weights, queries, keys) = maps[0]
-    src, _ = setup.test[0]
-    assert name == "cross_attention" and keys == [tok.source.itos[i] for i in src]
-    assert queries[0] == "<bos>" and set(queries[1:]) <= set(tasks.ISO_DATE_CHARS) | {"<eos>", "<unk>", "<pad>"}
+    sources = [[tok.source.itos[i] for i in src] for src, _ in setup.test]
+    assert name == "cross_attention" and keys in sources
+    assert len(keys) == max(map(len, sources[:20]))  # a date of many words: the most to align
+    assert queries[0] == "<bos>" and set(queries) <= set(tok.target.itos)  # untrained: any of the target's tokens
     assert weights.shape == (2, len(queries), len(keys))
 
 

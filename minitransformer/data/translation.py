@@ -32,8 +32,8 @@ __all__ = ["DATE_FORMATS", "FIRST_DATE", "LAST_DATE", "format_date", "dates_task
            "read_pairs", "split_pairs"]
 
 # ---------------------------------------------------------------------------------- dates
-#: the first and last date of the dates task: the hundred years a two-digit year names unambiguously, by the POSIX
-#: rule (``strptime``'s ``%y``: 69-99 are 1969-1999, 00-68 are 2000-2068)
+#: the first and last date of the dates task, the hundred years a two-digit year names unambiguously by the POSIX
+#: rule (``strptime``'s ``%y`` reads 69-99 as 1969-1999 and 00-68 as 2000-2068)
 FIRST_DATE, LAST_DATE = datetime.date(1969, 1, 1), datetime.date(2068, 12, 31)
 
 _MONTHS = ("January February March April May June July August September October November December").split()
@@ -41,7 +41,7 @@ _WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()  
 _DAY_WORDS = ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth "
               "fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth").split()
 
-#: the ways the dates task writes a date, by name: templates of the fields ``{d}`` (day, 3), ``{dd}`` (03),
+#: the ways the dates task writes a date, by name, each a template of the fields ``{d}`` (day, 3), ``{dd}`` (03),
 #: ``{dth}`` (3rd), ``{dword}`` (third, twenty-first), ``{m}`` (3), ``{mm}`` (03), ``{month}`` (March), ``{mon}``
 #: (Mar), ``{yyyy}`` (2021), ``{yy}`` (21), ``{weekday}`` (Wednesday), ``{wkd}`` (Wed). Numbers are always day
 #: before month (``03/04/2021`` is the 3rd of April), so no source names two dates.
@@ -214,6 +214,17 @@ def read_pairs(path) -> tuple[list[tuple[str, str]], str]:
     ------
     CorpusError
         No such file, a folder, not UTF-8 (naming the line), empty, or a line :func:`parse_pairs` refuses.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "fr.tsv")
+    ...     with open(path, "wb") as f:
+    ...         _ = f.write("Go.\\tVa !\\nThanks.\\tMerci.\\n".encode("utf-8"))
+    ...     pairs, text = read_pairs(path)
+    >>> pairs
+    [('Go.', 'Va !'), ('Thanks.', 'Merci.')]
     """
     where = f"read_pairs: {str(path)!r}"
     try:

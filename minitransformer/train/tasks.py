@@ -147,8 +147,9 @@ class TaskSetup:
         Every setting used (defaults with the overrides applied): saved with the checkpoint.
     model : Module
         The model, made on the current backend from ``settings["seed"]``.
-    tokenizer : Tokenizer
-        Turns the task's text into ids.
+    tokenizer : Tokenizer or TokenizerPair
+        Turns the task's text into ids; for the dates and translate tasks a
+        :class:`~minitransformer.data.TokenizerPair`: one tokenizer for the sources, one for the targets.
     optimizer : Optimizer
         Adam over the model's parameters.
     schedule : LRScheduler
@@ -369,10 +370,11 @@ def _seq2seq(task: str, s: dict) -> TaskSetup:
     return _encoder_decoder(task, s, tok, tok, tok, train, val, test, max_len=s["max_len"] + 2)
 
 
-def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val, test, max_len: int) -> TaskSetup:
+def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val, test, max_len: int,
+                     example: int = 0) -> TaskSetup:
     """The :class:`Transformer` run of pairs of ids ``(src_ids, tgt_ids)``: ``src_tok`` made the sources, ``tgt_tok``
     the targets (the same one for the digit tasks); ``tokenizer`` is what the checkpoint saves; ``max_len`` the
-    model's positions (a source, or ``<bos>`` + a target)."""
+    model's positions (a source, or ``<bos>`` + a target); ``test[example]`` the pair whose attention is drawn."""
     model = nn.Transformer(src_tok.vocab_size, tgt_tok.vocab_size, d_model=s["d_model"], heads=s["heads"],
                            d_ff=s["d_ff"], num_encoder_layers=s["layers"], num_decoder_layers=s["layers"],
                            dropout=s["dropout"], max_len=max_len, norm_first=s["norm_first"])
@@ -390,7 +392,7 @@ def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val
                 "test_loss": m["loss"], "n_test": len(test)}
 
     def sample(model):
-        src, _ = test[0]
+        src, _ = test[example]
         out = greedy_decode(model, Tensor(np.asarray([src], dtype=np.int64)))
         with no_grad():  # run the decoder on <bos> + its own output: the maps of the tokens it generated
             model.eval()
@@ -408,7 +410,7 @@ def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val
                      eval_fn, final_metrics, sample, val=val, test=test)
 
 
-#: the target alphabet of the dates task: ISO 8601's digits and hyphen
+#: the target alphabet of the dates task, ISO 8601's digits and hyphen
 ISO_DATE_CHARS = "-0123456789"
 
 
@@ -421,8 +423,10 @@ def _dates(s: dict) -> TaskSetup:
     tok = TokenizerPair(WordTokenizer.from_texts([src for src, _ in train]), CharTokenizer(ISO_DATE_CHARS))
     train, held_out = _encoded(train, tok), _encoded(held_out, tok)
     longest = max(max(len(src), len(tgt) + 1) for src, tgt in train + held_out)  # a source, or <bos> + a date
-    return _encoder_decoder("dates", s, tok, tok.source, tok.target, train, held_out[:s["n_val"]],
-                            held_out[s["n_val"]:], max_len=longest)
+    test = held_out[s["n_val"]:]
+    wordy = max(range(min(len(test), 20)), key=lambda i: len(test[i][0]), default=0)  # words to align: a picture
+    return _encoder_decoder("dates", s, tok, tok.source, tok.target, train, held_out[:s["n_val"]], test,
+                            max_len=longest, example=wordy)
 
 
 def _translate(s: dict) -> TaskSetup:
