@@ -318,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("checkpoint")
     what = gen.add_mutually_exclusive_group()
     what.add_argument("--prompt", help="text to continue (charlm)")
-    what.add_argument("--input", help="digits (seq2seq tasks) or a review (classify)")
+    what.add_argument("--input", help="digits (reverse, copy, sort), a date (dates), a sentence (translate) or a "
+                                      "review (classify)")
     gen.add_argument("--backend", choices=backends, help=backend_help)
     gen.add_argument("--beam", type=_positive_int, default=1, help="beam size for seq2seq (1: greedy)")
     gen.add_argument("--max-new-tokens", type=_positive_int, default=200, help="characters to generate (charlm)")

@@ -97,7 +97,7 @@ def test_a_translate_run_trains_evaluates_generates_and_resumes(tmp_path, pairs_
                  "--out", str(out)]) == 0
     pairs_file.write_text(PAIRS + "Hello.\tSalut.\n", encoding="utf-8")  # edited since: refused, named
     assert main(["evaluate", path]) == 2
-    assert "changed since" in capsys.readouterr().err
+    assert f"was trained on the pairs {str(pairs_file)!r}: changed since" in capsys.readouterr().err
 
 
 def test_translate_needs_pairs_and_names_a_bad_file(tmp_path, capsys):

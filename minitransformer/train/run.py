@@ -332,7 +332,8 @@ def _build_saved(ckpt, task: str, settings: dict):
     try:
         setup = tasks.build(task, **settings)
     except CorpusError as e:
-        raise CheckpointError(f"{where} was trained on the text {settings.get('corpus')!r}: {e.problem}") from None
+        data = ("pairs", settings.get("pairs")) if task == "translate" else ("text", settings.get("corpus"))
+        raise CheckpointError(f"{where} was trained on the {data[0]} {data[1]!r}: {e.problem}") from None
     if ckpt.tokenizer is not None and setup.tokenizer.to_dict() != ckpt.tokenizer:
         then, now = _vocab(ckpt.tokenizer), _vocab(setup.tokenizer.to_dict())
         new, gone = [p for p in now if p not in then], [p for p in then if p not in now]
