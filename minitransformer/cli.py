@@ -311,8 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     gen = sub.add_parser("generate", help="run a checkpoint on your own input",
-                         description="seq2seq tasks: --input '3 1 4 1 5 9 2 6' gives the output sequence (for "
-                                     "the lengths trained on: 8 to 12 digits by default); classify: --input "
+                         description="reverse, copy, sort: --input '3 1 4 1 5 9 2 6' gives the output sequence "
+                                     "(for the lengths trained on: 8 to 12 digits by default); dates: --input "
+                                     "'march 3, 2021' gives 2021-03-03; translate: --input 'a sentence' gives its "
+                                     "translation; classify: --input "
                                      "'the film was not bad' gives the label; charlm: --prompt 'The ' continues "
                                      "the text.")
     gen.add_argument("checkpoint")
