@@ -78,7 +78,7 @@ SHORT_CLASS_NAMES = {
         "backend": ["Backend"],
         "nn": ["Module", "Transformer", "DecoderOnlyLM", "TransformerClassifier"],
         "optim": ["Optimizer", "LRScheduler", "LambdaLR"],
-        "data": ["Tokenizer", "DataLoader"],
+        "data": ["Tokenizer", "TokenizerPair", "DataLoader"],
         "train": ["Checkpoint"],
     }.items()
     for name in names
@@ -93,7 +93,7 @@ nitpick_ignore = [
 ]
 nitpick_ignore_regex = [
     ("py:class", r".*[\s()\[\]].*|.*->.*"),  # a phrase, or a piece of one
-    ("py:class", r"(collections\.abc|pathlib|argparse|numpy|matplotlib|torch)\..+"),
+    ("py:class", r"(collections\.abc|pathlib|argparse|datetime|numpy|matplotlib|torch)\..+"),
     ("py:class", r"minitransformer(\.\w+)*\._\w+"),
 ]
 

@@ -102,6 +102,12 @@ def _train(args) -> int:
                   file=sys.stderr)
             return 2
         overrides["corpus"] = os.path.abspath(args.text)  # a path, always: --text tiny is the file ./tiny
+    if (args.pairs is not None) != (args.task == "translate") and not (args.resume and args.pairs is None):
+        print("minitransformer train: --pairs FILE is the training data of --task translate, which needs it",
+              file=sys.stderr)
+        return 2
+    if args.pairs is not None:
+        overrides["pairs"] = os.path.abspath(args.pairs)
     if _refuse_out(args, "train"):
         return 2
     if args.resume and args.overwrite:
@@ -248,13 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a task end to end: progress, final metrics, checkpoint, pictures",
                            description="Train a Transformer on a task and write the checkpoint, metrics.json, "
                                        "curves.png and attention_*.png into --out.")
-    train.add_argument("--task", default="reverse", choices=["reverse", "sort", "copy", "classify", "charlm"],
-                       help="reverse/sort/copy: digit sequences (encoder-decoder); classify: the negation task; "
+    train.add_argument("--task", default="reverse",
+                       choices=["reverse", "sort", "copy", "dates", "translate", "classify", "charlm"],
+                       help="reverse/sort/copy: digit sequences (encoder-decoder); dates: dates written by people "
+                            "to ISO 8601 (encoder-decoder); translate: the pairs of --pairs; classify: the negation "
+                            "task; "
                             "charlm: a character language model on the shipped corpus, or on --text "
                             "(default: reverse)")
     train.add_argument("--text", metavar="PATH",
                        help="with --task charlm: train on this UTF-8 text file instead of the shipped corpus (its "
                             "last 10%% is the validation text; evaluate needs the file, generate does not)")
+    train.add_argument("--pairs", metavar="FILE",
+                       help="with --task translate: train on this UTF-8 file of source<TAB>target lines (a third "
+                            "column is ignored); 10%% of its distinct sources are held out for validation and 10%% "
+                            "for the test; evaluate needs the file, generate does not")
     backend_help = "array backend (default: MINITRANSFORMER_BACKEND if set, else numpy)"
     train.add_argument("--backend", choices=backends, help=backend_help)
     train.add_argument("--steps", type=_positive_int, help="optimizer steps (task default)")
@@ -298,14 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     gen = sub.add_parser("generate", help="run a checkpoint on your own input",
-                         description="seq2seq tasks: --input '3 1 4 1 5 9 2 6' gives the output sequence (for "
-                                     "the lengths trained on: 8 to 12 digits by default); classify: --input "
+                         description="reverse, copy, sort: --input '3 1 4 1 5 9 2 6' gives the output sequence "
+                                     "(for the lengths trained on: 8 to 12 digits by default); dates: --input "
+                                     "'march 3, 2021' gives 2021-03-03; translate: --input 'a sentence' gives its "
+                                     "translation; classify: --input "
                                      "'the film was not bad' gives the label; charlm: --prompt 'The ' continues "
                                      "the text.")
     gen.add_argument("checkpoint")
     what = gen.add_mutually_exclusive_group()
     what.add_argument("--prompt", help="text to continue (charlm)")
-    what.add_argument("--input", help="digits (seq2seq tasks) or a review (classify)")
+    what.add_argument("--input", help="digits (reverse, copy, sort), a date (dates), a sentence (translate) or a "
+                                      "review (classify)")
     gen.add_argument("--backend", choices=backends, help=backend_help)
     gen.add_argument("--beam", type=_positive_int, default=1, help="beam size for seq2seq (1: greedy)")
     gen.add_argument("--max-new-tokens", type=_positive_int, default=200, help="characters to generate (charlm)")

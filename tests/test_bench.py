@@ -959,6 +959,10 @@ def test_convergence_passes_a_met_target_and_says_when_it_was_first_met(converge
     assert convergence.bench("reverse", False, **TINY_TASK)["passed"] is False
     copy = convergence.bench("copy", False, **TINY_TASK)
     assert copy["passed"] is True and copy["first_validation_pass_step_and_s"][0] == 2  # no time promised
+    dates = convergence.bench("dates", False, **TINY_TASK)
+    assert dates["passed"] is True and dates["check"] == "test_exact_sequence_accuracy >= 0.95"
+    monkeypatch.setattr(convergence, "DATES_TIME_LIMIT_S", 0.0)  # dates promises 95% within 2 minutes
+    assert convergence.bench("dates", False, **TINY_TASK)["passed"] is False
 
 
 @pytest.mark.single_backend

@@ -4,6 +4,8 @@
   ``<pad>`` = 0, ``<bos>`` = 1, ``<eos>`` = 2, ``<unk>`` = 3 in every vocabulary.
 * ``tasks`` -- digit ``copy`` / ``reverse`` / ``sort`` (sequence to sequence) and the
   ``negation`` sentiment task, which a bag of words cannot solve but attention can.
+* ``translation`` -- the ``dates`` task (dates written by people to ISO 8601) and ``source<TAB>target``
+  pairs read from a file of your own, for the encoder-decoder.
 * ``corpus`` -- ``load_corpus("tiny")``, about 32 KB of English for a character language model;
   ``read_text(path)``, a text of your own.
 * ``batching`` -- padding, :class:`Batch` with its attention masks, seeded :func:`batches`.
@@ -53,8 +55,19 @@ from .tokenizers import (
     UNK_TOKEN,
     CharTokenizer,
     Tokenizer,
+    TokenizerPair,
     WordTokenizer,
     tokenizer_from_dict,
+)
+from .translation import (
+    DATE_FORMATS,
+    FIRST_DATE,
+    LAST_DATE,
+    dates_task_splits,
+    format_date,
+    parse_pairs,
+    read_pairs,
+    split_pairs,
 )
 
 __all__ = [
@@ -70,6 +83,7 @@ __all__ = [
     "Tokenizer",
     "CharTokenizer",
     "WordTokenizer",
+    "TokenizerPair",
     "tokenizer_from_dict",
     "DIGITS",
     "DIGIT_TASKS",
@@ -80,6 +94,14 @@ __all__ = [
     "negation_tokenizer",
     "negation_reviews",
     "negation_task",
+    "DATE_FORMATS",
+    "FIRST_DATE",
+    "LAST_DATE",
+    "format_date",
+    "dates_task_splits",
+    "parse_pairs",
+    "read_pairs",
+    "split_pairs",
     "available_corpora",
     "load_corpus",
     "read_text",

@@ -42,6 +42,7 @@ __all__ = [
     "Tokenizer",
     "CharTokenizer",
     "WordTokenizer",
+    "TokenizerPair",
     "tokenizer_from_dict",
 ]
 
@@ -320,21 +321,61 @@ class WordTokenizer(Tokenizer):
         return {**super().to_dict(), "lower": self.lower}
 
 
+class TokenizerPair:
+    """The two tokenizers of a translation: ``source`` reads the encoder's input, ``target`` writes the decoder's.
+
+    A sequence-to-sequence task whose two sides are different languages (or, for the dates task, words and ISO
+    characters) has two vocabularies; this pair is what its checkpoint saves as its tokenizer.
+
+    Parameters
+    ----------
+    source, target : Tokenizer
+        The tokenizer of each side.
+
+    Examples
+    --------
+    >>> pair = TokenizerPair(WordTokenizer(["march", "2021"]), CharTokenizer("0123456789-"))
+    >>> pair.source.encode("March 2021"), pair.target.decode(pair.target.encode("2021-03"))
+    ([4, 5], '2021-03')
+    >>> tokenizer_from_dict(pair.to_dict()) == pair
+    True
+    """
+
+    kind = "pair"
+
+    def __init__(self, source: Tokenizer, target: Tokenizer):
+        for side, tok in (("source", source), ("target", target)):
+            if not isinstance(tok, Tokenizer):
+                raise TypeError(f"TokenizerPair: {side} must be a Tokenizer, got {type(tok).__name__}")
+        self.source, self.target = source, target
+
+    def __repr__(self) -> str:
+        return f"TokenizerPair(source={self.source!r}, target={self.target!r})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    def to_dict(self) -> dict:
+        """Both tokenizers' :meth:`Tokenizer.to_dict` data, under ``"source"`` and ``"target"``."""
+        return {"type": self.kind, "source": self.source.to_dict(), "target": self.target.to_dict()}
+
+
 _KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer}
 
 
-def tokenizer_from_dict(state: dict) -> Tokenizer:
+def tokenizer_from_dict(state: dict) -> Tokenizer | TokenizerPair:
     """Rebuild a tokenizer from :meth:`Tokenizer.to_dict` data; refuse data that is not one.
 
     Parameters
     ----------
     state : dict
-        ``{"type": "char" | "word", "specials": [...], "vocab": [...]}`` (and ``"lower"`` for words).
+        ``{"type": "char" | "word", "specials": [...], "vocab": [...]}`` (and ``"lower"`` for words), or
+        ``{"type": "pair", "source": ..., "target": ...}`` of two such.
 
     Returns
     -------
-    Tokenizer
-        A :class:`CharTokenizer` or a :class:`WordTokenizer` equal to the one saved.
+    Tokenizer or TokenizerPair
+        A :class:`CharTokenizer`, a :class:`WordTokenizer` or a :class:`TokenizerPair` equal to the one saved.
 
     Raises
     ------
@@ -347,9 +388,12 @@ def tokenizer_from_dict(state: dict) -> Tokenizer:
     >>> tokenizer_from_dict(tok.to_dict()) == tok
     True
     """
+    if isinstance(state, dict) and state.get("type") == TokenizerPair.kind:
+        return TokenizerPair(*(tokenizer_from_dict(state.get(side)) for side in ("source", "target")))
     if not isinstance(state, dict) or state.get("type") not in _KINDS:
         found = state.get("type") if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"tokenizer_from_dict: expected a dict with 'type' in {sorted(_KINDS)}, got {found!r}")
+        kinds = sorted([*_KINDS, TokenizerPair.kind])
+        raise ValueError(f"tokenizer_from_dict: expected a dict with 'type' in {kinds}, got {found!r}")
     if list(state.get("specials", [])) != list(SPECIAL_TOKENS):
         raise ValueError(
             f"tokenizer_from_dict: the saved special tokens {state.get('specials')!r} differ from "

@@ -206,6 +206,8 @@ def _note_resumed(saved, trainer, setup) -> None:
 
 
 _EXAMPLE_REVIEW = "the acting was not bad"  # generate's example input of the classify task
+_EXAMPLE_DATE = "the 3rd of March 2021"  # ... and of the dates task
+_READS = {"dates": "a date", "translate": "a sentence"}  # what generate's --input is, for the tasks on words
 
 #: generate's options that only some tasks read, each with the kind of task that reads it
 _TASK_OPTIONS = {"beam": ("--beam", "seq2seq"), "alpha": ("alpha", "seq2seq"),
@@ -243,7 +245,12 @@ def _writable_folder(out: Path) -> None:
 def _show_example(setup) -> None:
     """Print what the trained model does with one held-out input."""
     tok, model = setup.tokenizer, setup.model
-    if setup.kind == "seq2seq":
+    if setup.name in tasks.TEXT_SEQ2SEQ:  # a held-out source, beside its reference
+        src, reference = setup.test[0]
+        out = greedy_decode(model, Tensor(np.asarray([src], dtype=np.int64)))
+        print(f"\nexample: {tok.source.decode(src)!r} -> {tok.target.decode(strip_after_eos(out.numpy()[0]))!r} "
+              f"(reference {tok.target.decode(reference)!r})")
+    elif setup.kind == "seq2seq":
         src = [tok.stoi[c] for c in _example_digits(setup)]
         out = greedy_decode(model, Tensor(np.asarray([src], dtype=np.int64)))
         print(f"\nexample: {tok.decode(src)} -> {tok.decode(strip_after_eos(out.numpy()[0]))}")
@@ -289,7 +296,7 @@ def _check_length(setup, n: int, unit: str, trained: tuple[int, int]) -> None:
 def _note_unknown(setup, text: str | None) -> None:
     """Name on stderr the words (characters) of ``text`` the tokenizer reads as ``<unk>``: a model that never saw
     them answers anyway ("the film was not terrible" is "the film was not <unk>" to the classify task)."""
-    tok = setup.tokenizer
+    tok = setup.tokenizer.source if setup.name in tasks.TEXT_SEQ2SEQ else setup.tokenizer  # what reads the input
     unknown = dict.fromkeys(p for p in tok.tokenize(text or "") if p not in tok.stoi)  # each once, in order
     if unknown:
         print(f"minitransformer: generate: not in the {setup.name} model's vocabulary, read as <unk>: "
@@ -325,14 +332,22 @@ def _build_saved(ckpt, task: str, settings: dict):
     try:
         setup = tasks.build(task, **settings)
     except CorpusError as e:
-        raise CheckpointError(f"{where} was trained on the text {settings.get('corpus')!r}: {e.problem}") from None
+        data = ("pairs", settings.get("pairs")) if task == "translate" else ("text", settings.get("corpus"))
+        raise CheckpointError(f"{where} was trained on the {data[0]} {data[1]!r}: {e.problem}") from None
     if ckpt.tokenizer is not None and setup.tokenizer.to_dict() != ckpt.tokenizer:
-        then, now = ckpt.tokenizer.get("vocab", []), setup.tokenizer.to_dict()["vocab"]
+        then, now = _vocab(ckpt.tokenizer), _vocab(setup.tokenizer.to_dict())
         new, gone = [p for p in now if p not in then], [p for p in then if p not in now]
         changes = "; ".join(f"{what}: {', '.join(map(repr, pieces[:10]))}{', ...' if len(pieces) > 10 else ''}"
                             for what, pieces in (("new", new), ("gone", gone)) if pieces) or "another order"
         raise CheckpointError(f"{where}: the {task} task's data no longer give the tokenizer it saved ({changes})")
     return setup
+
+
+def _vocab(state: dict) -> list:
+    """The pieces a tokenizer's :meth:`~minitransformer.data.Tokenizer.to_dict` data hold (both sides of a pair's)."""
+    if state.get("type") == "pair":
+        return [*_vocab(state.get("source", {})), *_vocab(state.get("target", {}))]
+    return list(state.get("vocab", []))
 
 
 def _setup_from_checkpoint(path):
@@ -403,10 +418,28 @@ def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict
     return metrics
 
 
+def _translated(setup, text: str | None, beam: int, alpha: float) -> str:
+    """What the dates or translate model writes for ``text`` (the dates task's example when None): greedy or beam
+    search, at most as many tokens as the model has positions."""
+    if text is None and setup.name != "dates":
+        raise ValueError(f"generate: the {setup.name} model needs {_READS[setup.name]}: give it with --input")
+    tok, model = setup.tokenizer, setup.model
+    ids = tok.source.encode(_EXAMPLE_DATE if text is None else text)
+    if not ids:
+        raise ValueError("generate: the input is empty")
+    _note_unknown(setup, text)
+    if len(ids) > model.max_len:
+        raise ValueError(f"generate: the {setup.name} model reads at most {model.max_len} words, got {len(ids)}")
+    src = Tensor(np.asarray([ids], dtype=np.int64))
+    out = greedy_decode(model, src) if beam == 1 else beam_search(model, src, beam_size=beam, alpha=alpha)
+    return tok.target.decode(strip_after_eos(out.numpy()[0]))
+
+
 def generate_from_checkpoint(path, text: str | None = None, backend: str = "numpy", beam: int = 1,
                              max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = 10,
                              seed: int = 0, alpha: float = 0.6, option: str | None = None) -> str:
-    """Run a checkpoint on ``text``: a digit sequence (seq2seq), a review (classify) or a prompt (charlm).
+    """Run a checkpoint on ``text``: a digit sequence (digit tasks), a date (dates), a sentence (translate), a review
+    (classify) or a prompt (charlm).
 
     Parameters
     ----------
@@ -451,10 +484,12 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
         tok, model = setup.tokenizer, setup.model
         wanted = "--prompt" if setup.kind == "lm" else "--input"
         if text is not None and option is not None and option != wanted:
-            reads = "a prompt to continue" if setup.kind == "lm" else \
-                "digits" if setup.kind == "seq2seq" else "a review"
+            reads = {"lm": "a prompt to continue", "classify": "a review"}.get(setup.kind,
+                                                                             _READS.get(setup.name, "digits"))
             raise ValueError(f"generate: the {setup.name} model reads {reads}: give it with {wanted}, not {option}")
-        if setup.kind == "seq2seq":
+        if setup.name in tasks.TEXT_SEQ2SEQ:
+            result = _translated(setup, text, beam, alpha)
+        elif setup.kind == "seq2seq":
             digits = "".join((_example_digits(setup) if text is None else text).split())
             if not digits:
                 raise ValueError("generate: the input is empty")
@@ -491,7 +526,8 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
         _note_ignored(setup, beam=beam, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                       seed=seed, alpha=alpha)
         if text is None:
-            example = {"seq2seq": lambda: " ".join(_example_digits(setup)), "classify": lambda: _EXAMPLE_REVIEW,
+            example = {"seq2seq": lambda: _EXAMPLE_DATE if setup.name == "dates" else " ".join(_example_digits(setup)),
+                       "classify": lambda: _EXAMPLE_REVIEW,
                        "lm": lambda: _example_prompt(tok)}[setup.kind]()
             print(f"minitransformer: generate: no {wanted} given; the example {example!r}", file=sys.stderr)
         print(result)

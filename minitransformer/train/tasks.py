@@ -6,6 +6,10 @@ task        model                             data, loss and the final metric
 reverse     :class:`Transformer`              digit sequences (lengths 8-12) and their reverse;
 copy                                          cross-entropy;
 sort                                          exact-sequence accuracy of greedy decoding on held-out sources
+dates       :class:`Transformer`              dates written by people (``"the 3rd of March 2021"``) to ISO
+                                              (``"2021-03-03"``); as the digit tasks, on held-out dates
+translate   :class:`Transformer`              ``source<TAB>target`` lines of a file of your own (``pairs``),
+                                              word by word; as the digit tasks, on held-out sources
 classify    :class:`TransformerClassifier`    the negation task (a bag of words cannot exceed 75%);
                                               binary cross-entropy; held-out accuracy
 charlm      :class:`DecoderOnlyLM`            the shipped ``tiny`` corpus or a text file of your own
@@ -16,6 +20,13 @@ charlm      :class:`DecoderOnlyLM`            the shipped ``tiny`` corpus or a t
 
 Every task's training loss takes the setting ``label_smoothing`` (in [0, 1], 0 by default; the paper's
 section 5.4 uses 0.1); the losses measured on held-out data are never smoothed.
+
+(the dates task reads words (lower-cased, punctuation split off) and writes the ISO date's characters; a held-out
+date is a day no training example names, in any format (:func:`~minitransformer.data.dates_task_splits`). The
+translate task lower-cases both sides unless ``lower`` is False, splits punctuation off, and keeps the
+``vocab_size`` most frequent words of each side's training split (the others read as ``<unk>``); its
+``val_fraction`` and ``test_fraction`` of the distinct sources are held out, and pairs with a side longer than
+``max_len`` words are left out of every split. Its figures are exact match and per-token accuracy; no BLEU.)
 
 (the charlm's "val" split is the last 10% of the corpus, cut at a line; it serves as its test split too. Its
 setting ``corpus`` is the name of a shipped corpus, :func:`~minitransformer.data.available_corpora`, or else the
@@ -50,7 +61,10 @@ from ..data import (
     CharTokenizer,
     CorpusError,
     DataLoader,
+    TokenizerPair,
+    WordTokenizer,
     available_corpora,
+    dates_task_splits,
     digit_task_splits,
     digit_tokenizer,
     load_corpus,
@@ -58,22 +72,26 @@ from ..data import (
     make_lm_batch,
     make_seq2seq_batch,
     negation_task,
+    read_pairs,
     read_text,
     split_corpus,
+    split_pairs,
     unigram_cross_entropy,
 )
 from ..data.batching import Batch
 from .decoding import greedy_decode
 from .metrics import RunningMean, binary_accuracy, exact_match, perplexity, strip_after_eos, token_accuracy
 
-__all__ = ["TASKS", "DEFAULTS", "TaskSetup", "build", "model_from_checkpoint", "warmup_schedule",
-           "MODEL_TYPES"]
+__all__ = ["TASKS", "TEXT_SEQ2SEQ", "ISO_DATE_CHARS", "DEFAULTS", "TaskSetup", "build", "model_from_checkpoint",
+           "warmup_schedule", "MODEL_TYPES"]
 
 SEQ2SEQ = ("reverse", "copy", "sort")
+#: the sequence-to-sequence tasks on words, whose tokenizer is a :class:`~minitransformer.data.TokenizerPair`
+TEXT_SEQ2SEQ = ("dates", "translate")
 #: the names of the ready-made runs, what :func:`build` and ``minitransformer train TASK`` take
-TASKS = (*SEQ2SEQ, "classify", "charlm")
+TASKS = (*SEQ2SEQ, *TEXT_SEQ2SEQ, "classify", "charlm")
 #: what each task's model does (its ``TaskSetup.kind``)
-KIND = {**dict.fromkeys(SEQ2SEQ, "seq2seq"), "classify": "classify", "charlm": "lm"}
+KIND = {**dict.fromkeys(SEQ2SEQ + TEXT_SEQ2SEQ, "seq2seq"), "classify": "classify", "charlm": "lm"}
 
 _SEQ2SEQ_DEFAULTS = dict(
     steps=1000, batch_size=64, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=200,
@@ -81,11 +99,22 @@ _SEQ2SEQ_DEFAULTS = dict(
     norm_first=True, eval_every=100, target=None, patience=None,
 )
 
+
+
+def _without(settings: dict, *names) -> dict:
+    return {k: v for k, v in settings.items() if k not in names}
+
+
 #: each task's settings; ``build(task, **overrides)`` changes any of them
 DEFAULTS: dict[str, dict] = {
     "reverse": dict(_SEQ2SEQ_DEFAULTS),
     "copy": dict(_SEQ2SEQ_DEFAULTS),
     "sort": dict(_SEQ2SEQ_DEFAULTS),
+    "dates": _without(dict(_SEQ2SEQ_DEFAULTS, steps=600), "min_len", "max_len"),  # its lengths are the formats'
+    "translate": _without(dict(_SEQ2SEQ_DEFAULTS, steps=2000, d_model=128, d_ff=512, dropout=0.1, label_smoothing=0.1,
+                               eval_every=250, max_len=40, val_fraction=0.1, test_fraction=0.1, vocab_size=8000,
+                               lower=True, pairs=None, pairs_sha256=None),
+                          "n_train", "n_val", "n_test", "min_len"),  # its pairs are the file's
     "classify": dict(
         steps=2000, batch_size=64, d_model=32, heads=4, layers=2, d_ff=64, dropout=0.0, lr=2e-3, warmup=50,
         schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=16000, n_val=500, n_test=1000, min_words=5,
@@ -118,8 +147,9 @@ class TaskSetup:
         Every setting used (defaults with the overrides applied): saved with the checkpoint.
     model : Module
         The model, made on the current backend from ``settings["seed"]``.
-    tokenizer : Tokenizer
-        Turns the task's text into ids.
+    tokenizer : Tokenizer or TokenizerPair
+        Turns the task's text into ids; for the dates and translate tasks a
+        :class:`~minitransformer.data.TokenizerPair`: one tokenizer for the sources, one for the targets.
     optimizer : Optimizer
         Adam over the model's parameters.
     schedule : LRScheduler
@@ -290,6 +320,10 @@ def build(task: str, **overrides) -> TaskSetup:
     manual_seed(s["seed"])
     if task in SEQ2SEQ:
         return _seq2seq(task, s)
+    if task == "dates":
+        return _dates(s)
+    if task == "translate":
+        return _translate(s)
     if task == "classify":
         return _classify(s)
     return _charlm(s)
@@ -333,10 +367,17 @@ def _seq2seq(task: str, s: dict) -> TaskSetup:
     train, held_out = digit_task_splits(task, s["n_train"], s["n_val"] + s["n_test"], seed=s["seed"],
                                         min_len=s["min_len"], max_len=s["max_len"])
     val, test = held_out[:s["n_val"]], held_out[s["n_val"]:]
-    V = tok.vocab_size
-    model = nn.Transformer(V, V, d_model=s["d_model"], heads=s["heads"], d_ff=s["d_ff"],
-                           num_encoder_layers=s["layers"], num_decoder_layers=s["layers"], dropout=s["dropout"],
-                           max_len=s["max_len"] + 2, norm_first=s["norm_first"])
+    return _encoder_decoder(task, s, tok, tok, tok, train, val, test, max_len=s["max_len"] + 2)
+
+
+def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val, test, max_len: int,
+                     example: int = 0) -> TaskSetup:
+    """The :class:`Transformer` run of pairs of ids ``(src_ids, tgt_ids)``: ``src_tok`` made the sources, ``tgt_tok``
+    the targets (the same one for the digit tasks); ``tokenizer`` is what the checkpoint saves; ``max_len`` the
+    model's positions (a source, or ``<bos>`` + a target); ``test[example]`` the pair whose attention is drawn."""
+    model = nn.Transformer(src_tok.vocab_size, tgt_tok.vocab_size, d_model=s["d_model"], heads=s["heads"],
+                           d_ff=s["d_ff"], num_encoder_layers=s["layers"], num_decoder_layers=s["layers"],
+                           dropout=s["dropout"], max_len=max_len, norm_first=s["norm_first"])
     opt, schedule = _optimizer(model, s)
     loader = DataLoader(train, s["batch_size"], shuffle=True, seed=s["seed"], drop_last=len(train) > s["batch_size"],
                         collate=make_seq2seq_batch)
@@ -351,22 +392,68 @@ def _seq2seq(task: str, s: dict) -> TaskSetup:
                 "test_loss": m["loss"], "n_test": len(test)}
 
     def sample(model):
-        src, _ = test[0]
+        src, _ = test[example]
         out = greedy_decode(model, Tensor(np.asarray([src], dtype=np.int64)))
         with no_grad():  # run the decoder on <bos> + its own output: the maps of the tokens it generated
             model.eval()
             body = strip_after_eos(out.numpy()[0])[: model.max_len - 1] or [src[0]]  # <bos> + body fits max_len
             b = make_seq2seq_batch([(src, body)])
             model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)
-        src_labels = [tok.itos[i] for i in src]
-        tgt_labels = [tok.itos[i] for i in b.tgt_in.numpy()[0]]
+        src_labels = [src_tok.itos[i] for i in src]
+        tgt_labels = [tgt_tok.itos[i] for i in b.tgt_in.numpy()[0]]
         return [
             ("cross_attention", model.decoder.cross_attn_weights[-1].numpy()[0], tgt_labels, src_labels),
             ("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], src_labels, src_labels),
         ]
 
-    return TaskSetup(task, KIND[task], s, model, tok, opt, schedule, loader, seq2seq_loss(s["label_smoothing"]),
+    return TaskSetup(task, KIND[task], s, model, tokenizer, opt, schedule, loader, seq2seq_loss(s["label_smoothing"]),
                      eval_fn, final_metrics, sample, val=val, test=test)
+
+
+#: the target alphabet of the dates task, ISO 8601's digits and hyphen
+ISO_DATE_CHARS = "-0123456789"
+
+
+def _encoded(pairs, tok: TokenizerPair) -> list[tuple[list[int], list[int]]]:
+    return [(tok.source.encode(src), tok.target.encode(tgt)) for src, tgt in pairs]
+
+
+def _dates(s: dict) -> TaskSetup:
+    train, held_out = dates_task_splits(s["n_train"], s["n_val"] + s["n_test"], seed=s["seed"])
+    tok = TokenizerPair(WordTokenizer.from_texts([src for src, _ in train]), CharTokenizer(ISO_DATE_CHARS))
+    train, held_out = _encoded(train, tok), _encoded(held_out, tok)
+    longest = max(max(len(src), len(tgt) + 1) for src, tgt in train + held_out)  # a source, or <bos> + a date
+    test = held_out[s["n_val"]:]
+    wordy = max(range(min(len(test), 20)), key=lambda i: len(test[i][0]), default=0)  # words to align: a picture
+    return _encoder_decoder("dates", s, tok, tok.source, tok.target, train, held_out[:s["n_val"]], test,
+                            max_len=longest, example=wordy)
+
+
+def _translate(s: dict) -> TaskSetup:
+    if s["pairs"] is None:
+        raise ValueError("task 'translate' trains on a file of source<TAB>target lines: give it with --pairs FILE "
+                         "(the setting pairs)")
+    s["pairs"] = os.path.abspath(s["pairs"])
+    where = f"task 'translate': pairs {s['pairs']!r}"
+    try:
+        pairs, text = read_pairs(s["pairs"])
+    except CorpusError as e:
+        raise CorpusError(where, e.problem) from None
+    _check_digest(s, "pairs", text, where)
+    short = [(a, b) for a, b in pairs if max(len(_WORDS.tokenize(a)), len(_WORDS.tokenize(b))) <= s["max_len"]]
+    try:
+        train, val, test = split_pairs(short, s["val_fraction"], s["test_fraction"], seed=s["seed"])
+    except ValueError as e:
+        raise CorpusError(where, f"{e} (of {len(pairs)} pairs, {len(pairs) - len(short)} have a side longer than "
+                                 f"max_len={s['max_len']} words)") from None
+    sides = [WordTokenizer.from_texts([pair[i] for pair in train], lower=s["lower"], max_vocab=s["vocab_size"])
+             for i in (0, 1)]
+    tok = TokenizerPair(*sides)
+    return _encoder_decoder("translate", s, tok, tok.source, tok.target, _encoded(train, tok), _encoded(val, tok),
+                            _encoded(test, tok), max_len=s["max_len"] + 1)  # <bos> + the longest target
+
+
+_WORDS = WordTokenizer([])  # cuts a text into words as the translate task's tokenizers will (case aside)
 
 
 # ------------------------------------------------------------------ classification (the document's section 5)
@@ -497,12 +584,17 @@ def _corpus(s: dict) -> str:
             text = read_text(s["corpus"])
         except CorpusError as e:
             raise CorpusError(f"task 'charlm': corpus {s['corpus']!r}", e.problem) from None
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-    if s["corpus_sha256"] not in (None, digest):
-        raise CorpusError(f"task 'charlm': corpus {s['corpus']!r}", f"changed since: its SHA-256 begins {digest}, "
-                                                                    f"not {s['corpus_sha256']}")
-    s["corpus_sha256"] = digest
+    _check_digest(s, "corpus", text, f"task 'charlm': corpus {s['corpus']!r}")
     return text
+
+
+def _check_digest(s: dict, key: str, text: str, where: str) -> None:
+    """Record in ``s[key + "_sha256"]`` the first 16 hex digits of ``text``'s SHA-256; refuse a text that differs from
+    one recorded there already (a checkpoint's settings: an edited file would give other figures)."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    if s[key + "_sha256"] not in (None, digest):
+        raise CorpusError(where, f"changed since: its SHA-256 begins {digest}, not {s[key + '_sha256']}")
+    s[key + "_sha256"] = digest
 
 
 def _charlm(s: dict) -> TaskSetup:
