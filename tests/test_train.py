@@ -545,9 +545,26 @@ def test_the_classify_picture_is_a_held_out_review_whose_not_flips_its_sentiment
 @pytest.mark.parametrize("task", ["reverse", "classify", "charlm"])
 @pytest.mark.parametrize("eps", [5, -0.1, float("nan"), True])
 def test_every_task_refuses_label_smoothing_outside_0_1(task, eps):
-    refused = TypeError if eps is True else ValueError  # a bool is not a number
-    with pytest.raises(refused, match=rf"task '{task}': label_smoothing must be a number in \[0, 1\], got "):
+    wanted = r"setting label_smoothing must be a number \(the default is 0.0\)" if eps is True else \
+        r"label_smoothing must be a number in \[0, 1\]"  # a bool is not a number
+    with pytest.raises(ValueError, match=rf"task '{task}': {wanted}, got "):
         build(task, label_smoothing=eps)
+
+
+@pytest.mark.parametrize("setting, value, wanted", [("steps", "10", "an integer"), ("steps", 10.0, "an integer"),
+                                                     ("norm_first", 0, "True or False"), ("lr", "1e-3", "a number"),
+                                                     ("schedule", None, None), ("patience", 2.5, "an integer")])
+def test_a_setting_takes_a_value_of_its_default_s_kind(setting, value, wanted):
+    """--set and --config hand strings and numbers to build: one of the wrong kind was a TypeError deep inside."""
+    if wanted is None:  # None keeps the default
+        assert build("copy", steps=1, n_train=8, n_val=2, n_test=2, d_model=8, heads=2, layers=1, d_ff=8,
+                     **{setting: value}).settings[setting] == "cosine"
+        return
+    with pytest.raises(ValueError, match=rf"^task 'copy': setting {setting} must be {wanted} \(the default is "
+                                         rf".*\), got {re.escape(repr(value))}$"):
+        build("copy", **{setting: value})
+    lr = build("copy", lr=1, steps=1, n_train=8, n_val=2, n_test=2, d_model=8, heads=2, layers=1, d_ff=8).settings["lr"]
+    assert type(lr) is float and lr == 1.0  # an integer is a number
 
 
 @pytest.mark.single_backend
