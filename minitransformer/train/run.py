@@ -134,7 +134,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             if saved.extra.get("task") != task:
                 raise CheckpointError(f"{path} was written by task {saved.extra.get('task')!r}, not {task!r}")
             overrides = tasks._overrides(task, overrides)  # an unknown setting or a bad value is refused here too
-            settings = {**tasks.DEFAULTS[task], **saved.extra["settings"]}  # (a setting newer than the checkpoint:
+            settings = {**tasks._defaults(task), **saved.extra["settings"]}  # (a setting newer than the checkpoint:
             other = {k: v for k, v in overrides.items() if k != "steps" and settings.get(k, v) != v}  # its default)
             if other:  # ignored, they would be a silent surprise: --resume trains on with the checkpoint's settings
                 given = ", ".join(f"{k}={v!r} (saved: {settings[k]!r})" for k, v in other.items())
@@ -359,7 +359,7 @@ def _trained_model(path):
     model = tasks.model_from_checkpoint(ckpt)
     load_checkpoint(path, model)
     model.eval()
-    return _Trained(task, tasks.KIND[task], {**tasks.DEFAULTS[task], **settings}, model,
+    return _Trained(task, tasks.KIND[task], {**tasks._defaults(task), **settings}, model,
                     tokenizer_from_dict(ckpt.tokenizer))
 
 

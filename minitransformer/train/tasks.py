@@ -14,9 +14,9 @@ charlm      :class:`DecoderOnlyLM`            the shipped ``tiny`` corpus or a t
                                               the training text
 ==========  ================================  ==========================================================
 
-Every task takes ``accumulate`` (micro-batches a step: ``accumulate`` batches of ``batch_size`` make one optimizer
-step, :class:`~minitransformer.train.Trainer`'s gradient accumulation; 1 by default). Every task's training loss
-takes the setting ``label_smoothing`` (in [0, 1], 0 by default; the paper's
+Every task takes the settings of :data:`EVERY_TASK`: ``seed``, and ``accumulate`` (``accumulate`` batches of
+``batch_size`` make one optimizer step, :class:`~minitransformer.train.Trainer`'s gradient accumulation; 1 by
+default). Every task's training loss takes the setting ``label_smoothing`` (in [0, 1], 0 by default; the paper's
 section 5.4 uses 0.1); the losses measured on held-out data are never smoothed.
 
 (the charlm's "val" split is the last 10% of the corpus, cut at a line; it serves as its test split too. Its
@@ -68,7 +68,7 @@ from ..data.batching import Batch
 from .decoding import greedy_decode
 from .metrics import RunningMean, binary_accuracy, exact_match, perplexity, strip_after_eos, token_accuracy
 
-__all__ = ["TASKS", "DEFAULTS", "TaskSetup", "build", "model_from_checkpoint", "warmup_schedule",
+__all__ = ["TASKS", "DEFAULTS", "EVERY_TASK", "TaskSetup", "build", "model_from_checkpoint", "warmup_schedule",
            "MODEL_TYPES"]
 
 SEQ2SEQ = ("reverse", "copy", "sort")
@@ -78,25 +78,30 @@ TASKS = (*SEQ2SEQ, "classify", "charlm")
 KIND = {**dict.fromkeys(SEQ2SEQ, "seq2seq"), "classify": "classify", "charlm": "lm"}
 
 _SEQ2SEQ_DEFAULTS = dict(
-    steps=1000, batch_size=64, accumulate=1, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3,
-    warmup=200, schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=20000, n_val=300, n_test=1000, min_len=8,
-    max_len=12, norm_first=True, eval_every=100, target=None, patience=None,
+    steps=1000, batch_size=64, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=200,
+    schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=20000, n_val=300, n_test=1000, min_len=8, max_len=12,
+    norm_first=True, eval_every=100, target=None, patience=None,
 )
 
-#: each task's settings; ``build(task, **overrides)`` changes any of them
+#: the settings every task takes, beside its own in :data:`DEFAULTS`: the seed of the data, the weights and the batch
+#: order, and the batches a step (:class:`~minitransformer.train.Trainer`'s gradient accumulation)
+EVERY_TASK = dict(seed=0, accumulate=1)
+
+#: each task's settings (with those of :data:`EVERY_TASK`); ``build(task, **overrides)`` changes any of them, and so
+#: does the command line's ``--set KEY=VALUE``
 DEFAULTS: dict[str, dict] = {
     "reverse": dict(_SEQ2SEQ_DEFAULTS),
     "copy": dict(_SEQ2SEQ_DEFAULTS),
     "sort": dict(_SEQ2SEQ_DEFAULTS),
     "classify": dict(
-        steps=2000, batch_size=64, accumulate=1, d_model=32, heads=4, layers=2, d_ff=64, dropout=0.0, lr=2e-3,
-        warmup=50, schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=16000, n_val=500, n_test=1000, min_words=5,
+        steps=2000, batch_size=64, d_model=32, heads=4, layers=2, d_ff=64, dropout=0.0, lr=2e-3, warmup=50,
+        schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=16000, n_val=500, n_test=1000, min_words=5,
         max_words=16, max_len=100, vocab_size=None, pooling="mean", norm_first=True, eval_every=250, target=None,
         patience=None,
     ),
     "charlm": dict(
-        steps=1000, batch_size=32, accumulate=1, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3,
-        warmup=100, schedule="cosine", label_smoothing=0.0, clip=1.0, seq_len=64, max_len=128, val_fraction=0.1,
+        steps=1000, batch_size=32, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=100,
+        schedule="cosine", label_smoothing=0.0, clip=1.0, seq_len=64, max_len=128, val_fraction=0.1,
         norm_first=True, eval_every=250, target=None, patience=None, corpus="tiny", corpus_sha256=None,
     ),
 }
@@ -237,13 +242,18 @@ _KIND_OF_NONE = {"target": float, "patience": int, "vocab_size": int, "corpus_sh
 _KIND_NAMES = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}
 
 
+def _defaults(task: str) -> dict:
+    """Every setting of ``task`` with its default: :data:`DEFAULTS` and :data:`EVERY_TASK`."""
+    if task not in DEFAULTS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return {**DEFAULTS[task], **EVERY_TASK}
+
+
 def _overrides(task: str, overrides: dict) -> dict:
     """``overrides`` without its None values (each keeps the default), refused if it names a setting ``task`` does
     not have or gives one a value of another kind than its default's (an integer where a number is wanted is a
     number; ints and floats come back as Python's, for JSON)."""
-    if task not in DEFAULTS:
-        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    defaults = dict(DEFAULTS[task], seed=0)
+    defaults = _defaults(task)
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
         raise ValueError(f"task {task!r}: unknown setting(s) {unknown}; it takes {sorted(defaults)}")
@@ -262,9 +272,7 @@ def _overrides(task: str, overrides: dict) -> dict:
 
 
 def _settings(task: str, overrides: dict) -> dict:
-    overrides = _overrides(task, overrides)
-    settings = dict(DEFAULTS[task], seed=0)
-    settings.update(overrides)
+    settings = {**_defaults(task), **_overrides(task, overrides)}
     settings["label_smoothing"] = require_real(f"task {task!r}", "label_smoothing", settings["label_smoothing"], 0.0,
                                               1.0)  # for every task
     if settings["target"] is not None:  # what training watches: the validation loss of charlm, else an accuracy
@@ -296,7 +304,7 @@ def build(task: str, **overrides) -> TaskSetup:
     task : str
         One of :data:`TASKS`.
     **overrides
-        Settings of :data:`DEFAULTS` to change, and ``seed`` (0 by default); None keeps the default. Each takes a
+        Settings of :data:`DEFAULTS` and :data:`EVERY_TASK` to change; None keeps the default. Each takes a
         value of its default's kind (an integer for ``steps``, True or False for ``norm_first``, ...).
         ``clip`` caps the gradients' global norm; ``clip=0`` trains without clipping.
 
