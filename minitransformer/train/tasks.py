@@ -83,7 +83,7 @@ _SEQ2SEQ_DEFAULTS = dict(
     norm_first=True, eval_every=100, target=None, patience=None,
 )
 
-#: the settings every task takes, beside its own in :data:`DEFAULTS`: the seed of the data, the weights and the batch
+#: the settings every task takes beside its own in :data:`DEFAULTS`, the seed of the data, the weights and the batch
 #: order, and the batches a step (:class:`~minitransformer.train.Trainer`'s gradient accumulation)
 EVERY_TASK = dict(seed=0, accumulate=1)
 
