@@ -569,8 +569,8 @@ def _charlm(s: dict) -> TaskSetup:
     opt, schedule = _optimizer(model, s)
     seed, T, B = s["seed"], s["seq_len"], s["batch_size"]
 
-    def train_data(step: int) -> Batch:  # random windows, seeded by the step: a resumed run sees the same ones
-        return make_lm_batch(train_ids, T, B, rng=[seed, step])
+    def train_data(i: int) -> Batch:  # random windows, seeded by the batch's index (the step, with accumulate 1, or
+        return make_lm_batch(train_ids, T, B, rng=[seed, i])  # step * accumulate + micro-batch): a resumed run too
 
     val_metrics = lm_metrics(val_ids, T)
     n = _lm_windows(len(val_ids), T)  # lm_metrics' windows predict characters 1 .. n T of the validation text
