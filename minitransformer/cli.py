@@ -6,6 +6,8 @@ Each sub-command lives in the module that owns its work; this file only parses a
 from __future__ import annotations
 
 import argparse
+import ast
+import json
 import os
 import shlex
 import sys
@@ -65,6 +67,33 @@ def _refuse_out(args, command: str) -> bool:
     return True
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """An argparse type: ``KEY=VALUE`` as ``(key, value)``, the value read as a Python literal (``3``, ``1e-3``,
+    ``False``, ``None``: the default) or else kept as the word it is (``noam``, a path); which keys a task takes, and
+    the kind of value each takes, is checked where the task is built (:mod:`minitransformer.train.tasks`)."""
+    key, equals, value = text.partition("=")
+    key = key.strip().replace("-", "_")  # --set norm-first=False, spelled as the options are, is norm_first
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"give a setting as KEY=VALUE (e.g. schedule=noam), got {text!r}")
+    try:
+        return key, ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):  # not a literal: a word
+        return key, value
+
+
+def _read_config(path: str) -> dict:
+    """The settings in the JSON file ``path``: one object, ``{"schedule": "noam", "norm_first": false}``."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            settings = json.load(f)
+        except ValueError as e:  # (json's JSONDecodeError, and a file that is not UTF-8)
+            raise ValueError(f"train --config {path}: not a JSON file ({e})") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"train --config {path}: must hold one JSON object of settings, such as "
+                         f'{{"schedule": "noam", "norm_first": false}}, not a {type(settings).__name__}')
+    return settings
+
+
 def _training_pictures():
     """:func:`minitransformer.viz.training_pictures`, imported only when pictures are drawn (matplotlib takes a
     second to import)."""
@@ -77,9 +106,10 @@ def _train(args) -> int:
     from .data import CorpusError
     from .train import TrainingInterrupted, run, tasks
 
-    overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "d_model", "heads", "layers", "d_ff", "lr",
-                                                 "warmup", "seed", "dropout", "label_smoothing", "eval_every",
-                                                 "target", "patience")}
+    flags = {k: getattr(args, k) for k in ("steps", "batch_size", "accumulate", "d_model", "heads", "layers", "d_ff",
+                                             "lr", "warmup", "seed", "dropout", "label_smoothing", "eval_every",
+                                             "target", "patience")}
+    overrides = {}  # later wins: --seed-config's preset, --config, each --set in order, the named options
     if args.seed_config:
         if args.task != "classify":
             print("minitransformer train: --seed-config is the document's section 5 classifier; use --task classify",
@@ -87,10 +117,15 @@ def _train(args) -> int:
             return 2
         from .examples import seed_classifier
 
-        preset = seed_classifier.task_settings(args.seed_config)
+        overrides = seed_classifier.task_settings(args.seed_config)
         if args.resume:  # the checkpoint holds the preset's settings; its steps are the run's, unless --steps
-            preset.pop("steps", None)
-        overrides = {**preset, **{k: v for k, v in overrides.items() if v is not None}}
+            overrides.pop("steps", None)
+    if args.config is not None:
+        config = _guard("train", lambda: overrides.update(_read_config(args.config)))
+        if config:
+            return config
+    overrides.update(args.set or [])
+    overrides.update({k: v for k, v in flags.items() if v is not None})
     if args.task not in tasks.TASKS:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
         return 2
@@ -215,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.command, args.task, args.steps, args.d_model   # unset options stay None: the task's default
     ('train', 'sort', 100, None)
     """
+    from .train import tasks  # the task names
+
     parser = argparse.ArgumentParser(prog="minitransformer",
                                      description="The Transformer built from NumPy up, for learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -253,9 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "0 leaves the library's own setting")
     train = sub.add_parser("train", help="train a task end to end: progress, final metrics, checkpoint, pictures",
                            description="Train a Transformer on a task and write the checkpoint, metrics.json, "
-                                       "curves.png and attention_*.png into --out.")
-    train.add_argument("--task", default="reverse",
-                       choices=["reverse", "sort", "copy", "dates", "translate", "classify", "charlm"],
+                                       "curves.png and attention_*.png into --out. Every setting of the task "
+                                       "(minitransformer.train.tasks.DEFAULTS) can be given with --set KEY=VALUE or "
+                                       "in a --config file; where one is given several ways, the later wins: "
+                                       "--seed-config's preset, then --config, then each --set in order, then the "
+                                       "named options (--steps, --lr, ...).")
+    train.add_argument("--task", default="reverse", choices=tasks.TASKS,
                        help="reverse/sort/copy: digit sequences (encoder-decoder); dates: dates written by people "
                             "to ISO 8601 (encoder-decoder); translate: the pairs of --pairs; classify: the negation "
                             "task; "
@@ -272,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backend", choices=backends, help=backend_help)
     train.add_argument("--steps", type=_positive_int, help="optimizer steps (task default)")
     train.add_argument("--batch-size", type=_positive_int)
+    train.add_argument("--accumulate", type=_positive_int, metavar="N",
+                       help="gradient accumulation: N batches of --batch-size make one optimizer step, as one batch N "
+                            "times larger would, in the memory of one (1)")
     train.add_argument("--d-model", type=_positive_int)
     train.add_argument("--heads", type=_positive_int)
     train.add_argument("--layers", type=_positive_int, help="layers of the encoder and of the decoder")
@@ -287,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=_positive_int, help="stop after this many evaluations without improvement")
     train.add_argument("--seed", type=_non_negative_int,
                        help="seed of the data, the initial weights and the batch order (0)")
+    train.add_argument("--set", action="append", type=_setting, metavar="KEY=VALUE",
+                       help="any setting of the task, repeatable: --set schedule=noam --set norm_first=False (the "
+                            "value is read as a Python literal, else as a word); it wins over --config, and the named "
+                            "options win over it; an unknown key is refused, naming the keys the task takes")
+    train.add_argument("--config", metavar="FILE.json",
+                       help='settings of the task from a JSON object, {"schedule": "noam", "norm_first": false}; '
+                            "--set and the named options win over it")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--out", help="folder for the results (default: train-output/TASK, one folder a task; "
                             "train-output/classify-seed-cpu and -document with --seed-config)")

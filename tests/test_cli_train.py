@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +76,24 @@ def test_train_draws_pictures_only_with_the_callers_function(tmp_path):
                                         r"minitransformer\.viz\.training_pictures\)"):
         train("copy", tmp_path / "out", pictures=True, steps=1)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_notebook_loads_a_run_with_the_three_lines_of_the_training_page(reverse_run):
+    """model_from_checkpoint was only in minitransformer.train.tasks: the lines docs/training.md shows."""
+    import minitransformer.train as train
+
+    _, out, _ = reverse_run
+    page = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text(encoding="utf-8")
+    lines = ['ckpt = read_checkpoint("runs/reverse/checkpoint.npz")', "model = model_from_checkpoint(ckpt)",
+             "model.load_state_dict(ckpt.model_state)"]
+    assert "from minitransformer.train import model_from_checkpoint, read_checkpoint\n" + "\n".join(lines) in page
+    assert "model_from_checkpoint" in train.__all__
+    ckpt = train.read_checkpoint(out / "checkpoint.npz")
+    model = train.model_from_checkpoint(ckpt)
+    model.load_state_dict(ckpt.model_state)
+    assert type(model).__name__ == "Transformer"
+    for name, weights in model.state_dict().items():
+        np.testing.assert_array_equal(weights, ckpt.model_state[name])
 
 
 def test_evaluate_measures_the_checkpoint_again(reverse_run, capsys):
@@ -222,8 +241,112 @@ def test_resume_refuses_a_setting_other_than_steps_rather_than_ignoring_it(tmp_p
     capsys.readouterr()
     assert main(["train", "--task", "copy", "--steps", "6", "--lr", "0.01", "--resume", "--out", str(out)]) == 2
     assert capsys.readouterr().err == ("minitransformer: train --resume continues with the checkpoint's settings; only "
-                                       "steps may change, got lr=0.01 (saved: 0.002)\n")  # lr was ignored silently
+                                       "steps may change, got lr=0.01 (saved: 0.002); to train another model shape, "
+                                       "schedule, ..., start a new run (another --out, or --overwrite)\n")
     assert main(["train", "--task", "copy", "--steps", "6", *TINY, "--no-progress", "--resume", "--out", str(out)]) == 0
+
+
+def test_set_and_config_reach_every_setting_and_are_recorded(tmp_path, capsys):
+    """The paper's schedule and post-LN had no option: --set and --config reach every setting of the task. Later wins:
+    --config, then each --set in order, then the named options."""
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"schedule": "constant", "n_train": 64, "min_len": 3, "max_len": 5, "steps": 9}))
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", *TINY, "--no-pictures", "--out", str(out), "--config", str(config),
+                 "--set", "schedule=noam", "--set", "norm_first=False", "--set", "max_len=6", "--set", "steps=7",
+                 "--steps", "3"]) == 0
+    ckpt = read_checkpoint(out / "checkpoint.npz")
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert settings == ckpt.extra["settings"]
+    wanted = {"schedule": "noam", "norm_first": False, "n_train": 64, "min_len": 3, "max_len": 6, "steps": 3}
+    assert {k: settings[k] for k in wanted} == wanted and ckpt.step == 3
+    assert ckpt.config["norm_first"] is False and ckpt.config["max_len"] == 6 + 2  # post-LN, positions for <bos> <eos>
+    assert "schedule=noam" in capsys.readouterr().out
+    # resumed with the same --config and --set: nothing differs from the checkpoint's settings, steps may grow
+    assert main(["train", "--task", "copy", "--no-progress", "--no-pictures", "--resume", "--out", str(out),
+                 "--config", str(config), "--set", "schedule=noam", "--set", "norm_first=False",
+                 "--set", "max_len=6", "--set", "steps=5"]) == 0
+    assert read_checkpoint(out / "checkpoint.npz").step == 5
+
+
+@pytest.mark.parametrize("change", [["--set", "d_model=32"], ["--set", "norm_first=True"], ["--accumulate", "2"]])
+def test_resume_refuses_a_set_that_changes_the_model_or_the_step(change, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--set", "norm_first=False", "--no-pictures",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--task", "copy", "--steps", "4", "--resume", "--out", str(out), *change]) == 2
+    key, value = change[1].split("=") if change[0] == "--set" else ("accumulate", change[1])
+    saved = {"d_model": "16", "norm_first": "False", "accumulate": "1"}[key]
+    assert capsys.readouterr().err.startswith(f"minitransformer: train --resume continues with the checkpoint's "
+                                              f"settings; only steps may change, got {key}={value} (saved: {saved}); ")
+    assert read_checkpoint(out / "checkpoint.npz").step == 2
+
+
+_CHANGED = "minitransformer: train --resume continues with the checkpoint's settings; only steps may change, got "
+
+
+@pytest.mark.parametrize("options, refusal, resumed", [
+    (["--set", "norm_frist=False"], "minitransformer: task 'copy': unknown setting(s) ['norm_frist']; it takes "
+                                    "['accumulate', 'batch_size', 'clip', ", None),
+    (["--set", "norm_first=1"], "minitransformer: task 'copy': setting norm_first must be True or False (the default "
+                                "is True), got 1\n", None),
+    (["--set", "n_train=many"], "minitransformer: task 'copy': setting n_train must be an integer (the default is "
+                                "20000), got 'many'\n", None),
+    (["--set", "schedule=nom"], "minitransformer: task 'copy': schedule must be one of cosine, noam, constant, got "
+                                "'nom'\n", _CHANGED + "schedule='nom' (saved: 'cosine'); "),
+    (["--set", "accumulate=0"], "minitransformer: task 'copy': accumulate must be a positive integer, got 0\n",
+     _CHANGED + "accumulate=0 (saved: 1); "),
+    (["--config", "{config}"], "minitransformer: train --config {config}: must hold one JSON object of settings, ",
+     None),
+])
+@pytest.mark.parametrize("resume", [False, True], ids=["new", "resume"])
+def test_a_bad_set_or_config_is_one_line_naming_the_key_and_the_task(options, refusal, resumed, resume, tmp_path,
+                                                                     capsys):
+    """Refused before any work; resumed, a value that has the right kind but differs from the saved one is refused
+    as a change of the checkpoint's settings."""
+    config = tmp_path / "list.json"
+    config.write_text("[1, 2]")
+    out = tmp_path / "run"
+    if resume:
+        assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--no-pictures", "--out", str(out)]) == 0
+        capsys.readouterr()
+    options = [o.format(config=config) for o in options]
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out), *options,
+                 *(["--resume"] if resume else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith((resumed if resume and resumed else refusal).format(config=config)), err
+    assert err.count("\n") == 1 and (resume or not out.exists())
+
+
+def test_set_reads_a_literal_or_else_a_word():
+    from minitransformer.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--set", "schedule=noam", "--set", "norm-first=False", "--set",
+                                      "lr=1e-3", "--set", "target=None", "--set", "corpus=my text.txt"])
+    assert args.set == [("schedule", "noam"), ("norm_first", False), ("lr", 1e-3), ("target", None),
+                        ("corpus", "my text.txt")]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--set", "steps"])
+
+
+def test_the_task_choices_are_the_tasks_of_the_tasks_module(monkeypatch):
+    from minitransformer.cli import build_parser
+    from minitransformer.train import tasks
+
+    monkeypatch.setattr(tasks, "TASKS", (*tasks.TASKS, "new_task"))
+    assert build_parser().parse_args(["train", "--task", "new_task"]).task == "new_task"
+
+
+def test_accumulate_draws_n_batches_a_step_and_is_recorded(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "3", "--accumulate", "2", *TINY, "--set", "n_train=64",
+                 "--no-pictures", "--out", str(out)]) == 0
+    ckpt = read_checkpoint(out / "checkpoint.npz")
+    assert ckpt.step == 3 and ckpt.extra["settings"]["accumulate"] == 2
+    assert json.loads((out / "metrics.json").read_text())["settings"]["accumulate"] == 2
+    # 3 steps of 2 micro-batches: 6 batches of 16 from 64 examples (4 an epoch), so 2 into the second epoch
+    assert (ckpt.trainer_state["epoch"], ckpt.trainer_state["batch_in_epoch"]) == (1, 2)
 
 
 def test_a_run_in_the_folder_is_kept_unless_resumed_or_overwritten(tmp_path, capsys):

@@ -83,3 +83,28 @@ def test_cupy_skips_value_checks_by_default():
         assert not mt.backend.get("cupy").check_values
     except mt.backend.BackendError:
         pass
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_a_trainer_step_makes_no_host_synchronisation_even_accumulating(counted, accumulate):
+    """Trainer.train_step of accumulate micro-batches: their weights are the batches' n_tokens, counted on the host
+    when the batches were made, so the step reads nothing back (the loss is read only when logged)."""
+    from minitransformer.train import Trainer
+    from minitransformer.train.tasks import seq2seq_loss
+
+    with mt.backend.use("array_api_strict") as be:
+        previous, be.check_values = be.check_values, False
+        try:
+            mt.manual_seed(0)
+            model = nn.Transformer(12, 12, 16, 2, 32, 1, 1, dropout=0.1, max_len=16)
+            opt = optim.Adam.paper(model.parameters(), lr=1e-3)
+            trainer = Trainer(model, opt, seq2seq_loss(0.1), schedule=optim.WarmupSchedule(opt, 16, 4), clip=1.0,
+                              progress=False, accumulate=accumulate)
+            rng = np.random.default_rng(0)
+            batches = [make_seq2seq_batch([(list(rng.integers(4, 12, n)), list(rng.integers(4, 12, n)))
+                                           for n in lengths]) for lengths in ((3, 5), (4, 2, 6))[:accumulate]]
+            counted.clear()
+            trainer.train_step(batches if accumulate > 1 else batches[0])
+            assert len(counted) == 0, counted
+        finally:
+            be.check_values = previous

@@ -139,7 +139,7 @@ def test_exact_match_by_teacher_forcing_is_greedy_decodings():
 
 
 # ------------------------------------------------------------------ resuming
-def _seq2seq_run(tmp_path, name, seed=0):
+def _seq2seq_run(tmp_path, name, seed=0, accumulate=1):
     """Model with dropout (random numbers matter), shuffled data rolling over epochs, a schedule, clipping."""
     model = _tiny_transformer(dropout=0.2, seed=seed)
     pairs, _ = digit_task_splits("reverse", 24, 0, seed=2, min_len=3, max_len=6)
@@ -147,7 +147,7 @@ def _seq2seq_run(tmp_path, name, seed=0):
     opt = optim.Adam.paper(model.parameters(), lr=3e-3)
     schedule = warmup_schedule(opt, warmup=3, steps=10)
     trainer = Trainer(model, opt, seq2seq_loss(0.1), schedule=schedule, clip=0.5, log_every=1, progress=False,
-                      checkpoint_path=tmp_path / name)
+                      checkpoint_path=tmp_path / name, accumulate=accumulate)
     return trainer, loader
 
 
@@ -155,22 +155,77 @@ def _losses(trainer):
     return [v for _, v in trainer.history["train_loss"]]
 
 
-def test_resuming_repeats_the_uninterrupted_losses_exactly(tmp_path):
-    full, loader = _seq2seq_run(tmp_path, "full.npz")
+@pytest.mark.parametrize("accumulate, position", [(1, (1, 1)), (2, (2, 2))], ids=["one_batch", "accumulate_2"])
+def test_resuming_repeats_the_uninterrupted_losses_exactly(tmp_path, accumulate, position):
+    """With accumulate=2 a step's two micro-batches straddle the epochs' ends (3 batches an epoch)."""
+    full, loader = _seq2seq_run(tmp_path, "full.npz", accumulate=accumulate)
     full.fit(loader, 10)
 
-    first, loader = _seq2seq_run(tmp_path, "part.npz")
-    first.fit(loader, 4)  # stops mid-epoch 1 (batch 2 of 3) and writes its checkpoint
+    first, loader = _seq2seq_run(tmp_path, "part.npz", accumulate=accumulate)
+    first.fit(loader, 4)  # stops mid-epoch (4 or 8 batches: batch 2 of 3 of epoch 1 or 2) and writes its checkpoint
     mt.manual_seed(1234)  # anything random after the checkpoint is forgotten by the resumed run
-    second, loader = _seq2seq_run(tmp_path, "part.npz", seed=99)  # other initial weights: the checkpoint must win
+    second, loader = _seq2seq_run(tmp_path, "part.npz", seed=99, accumulate=accumulate)  # the checkpoint must win
     second.load(tmp_path / "part.npz")
-    assert (second.step, second.epoch, second.batch_in_epoch) == (4, 1, 1)
+    assert (second.step, second.epoch, second.batch_in_epoch) == (4, *position)
     second.fit(loader, 10)
 
     assert _losses(second) == _losses(full)  # exact equality: same numbers, in the same order
     assert len(_losses(full)) == 10
     for p, q in zip(full.model.parameters(), second.model.parameters()):
         np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+# ------------------------------------------------------------------ gradient accumulation
+def test_accumulating_two_micro_batches_of_4_steps_as_one_batch_of_8():
+    """Two micro-batches of 4 (7 + 3 lengths apart: other token counts, other padding) give the parameters of the
+    batch of their 8 examples, step after step: Adam, the warm-up schedule and clipping (which acts) included. Their
+    losses are means over unequal numbers of tokens, so halving each would weigh the tokens unequally."""
+    pairs, _ = digit_task_splits("reverse", 8, 0, seed=3, min_len=3, max_len=9)
+    pairs = sorted(pairs, key=lambda p: len(p[0]))  # the short ones first: the two halves' counts differ
+    whole = make_seq2seq_batch(pairs)
+    halves = [make_seq2seq_batch(pairs[:4]), make_seq2seq_batch(pairs[4:])]
+    assert halves[0].n_tokens < halves[1].n_tokens and halves[0].n_tokens + halves[1].n_tokens == whole.n_tokens
+
+    def run(data, accumulate):
+        model = _tiny_transformer(seed=5).to("float64")
+        opt = optim.Adam.paper(model.parameters(), lr=1e-2)
+        trainer = Trainer(model, opt, seq2seq_loss(), schedule=warmup_schedule(opt, warmup=2, steps=4), clip=0.5,
+                          log_every=1, progress=False, accumulate=accumulate)
+        trainer.fit(data, 4)
+        return trainer
+
+    big = run(lambda step: whole, accumulate=1)
+    seen = []
+    small = run(lambda i: seen.append(i) or halves[i % 2], accumulate=2)
+    assert seen == list(range(8)) and small.step == 4  # step * 2 + i: micro-batch i of each step
+    assert min(v for _, v in big.history["grad_norm"]) > 0.5  # the clipping acted on the summed gradients
+    for (name, p), q in zip(big.model.named_parameters(), small.model.parameters()):
+        # atol: the keys' biases have a gradient of 0 in exact arithmetic (softmax ignores a shift), which Adam
+        # (eps 1e-9) turns into steps of about 1e-11 from the rounding of either sum; every other weight agrees to 1e-15
+        np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=1e-12, atol=1e-10, err_msg=name)
+    np.testing.assert_allclose(_losses(small), _losses(big), rtol=1e-12)  # the step's loss: the mean over its 8
+    np.testing.assert_allclose([v for _, v in small.history["grad_norm"]],
+                               [v for _, v in big.history["grad_norm"]], rtol=1e-10)
+
+
+def test_accumulate_counts_optimizer_steps_and_draws_its_micro_batches_in_order(tmp_path):
+    """A data function gets the micro-batch's index; a checkpoint at step 2 of accumulate=3 resumes at index 6."""
+    model, loss_fn = _linear_problem()
+    seen = []
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.05), loss_fn, log_every=1, progress=False,
+                      checkpoint_path=tmp_path / "c.npz", accumulate=3)
+    trainer.fit(lambda i: seen.append(i), 2)
+    assert seen == [0, 1, 2, 3, 4, 5] and trainer.step == 2 and [s for s, _ in trainer.history["train_loss"]] == [1, 2]
+    resumed = Trainer(model, optim.SGD(model.parameters(), lr=0.05), loss_fn, progress=False, accumulate=3)
+    resumed.load(tmp_path / "c.npz")
+    seen.clear()
+    resumed.fit(lambda i: seen.append(i), 3)
+    assert seen == [6, 7, 8]
+    for bad in (0, 1.5, "2"):
+        with pytest.raises(ValueError, match=rf"^Trainer: accumulate must be a positive integer, got {bad!r}$"):
+            Trainer(model, optim.SGD(model.parameters(), lr=0.05), loss_fn, accumulate=bad)
+    with pytest.raises(ValueError, match=r"accumulate=3 takes a list of 3 micro-batches, got 2"):
+        resumed.train_step([None, None])
 
 
 @pytest.mark.single_backend
@@ -490,9 +545,35 @@ def test_the_classify_picture_is_a_held_out_review_whose_not_flips_its_sentiment
 @pytest.mark.parametrize("task", ["reverse", "classify", "charlm"])
 @pytest.mark.parametrize("eps", [5, -0.1, float("nan"), True])
 def test_every_task_refuses_label_smoothing_outside_0_1(task, eps):
-    refused = TypeError if eps is True else ValueError  # a bool is not a number
-    with pytest.raises(refused, match=rf"task '{task}': label_smoothing must be a number in \[0, 1\], got "):
+    wanted = r"setting label_smoothing must be a number \(the default is 0.0\)" if eps is True else \
+        r"label_smoothing must be a number in \[0, 1\]"  # a bool is not a number
+    with pytest.raises(ValueError, match=rf"task '{task}': {wanted}, got "):
         build(task, label_smoothing=eps)
+
+
+@pytest.mark.parametrize("setting, value, wanted", [("steps", "10", "an integer"), ("steps", 10.0, "an integer"),
+                                                     ("norm_first", 0, "True or False"), ("lr", "1e-3", "a number"),
+                                                     ("schedule", None, None), ("patience", 2.5, "an integer")])
+def test_a_setting_takes_a_value_of_its_default_s_kind(setting, value, wanted):
+    """--set and --config hand strings and numbers to build: one of the wrong kind was a TypeError deep inside."""
+    if wanted is None:  # None keeps the default
+        assert build("copy", steps=1, n_train=8, n_val=2, n_test=2, d_model=8, heads=2, layers=1, d_ff=8,
+                     **{setting: value}).settings[setting] == "cosine"
+        return
+    with pytest.raises(ValueError, match=rf"^task 'copy': setting {setting} must be {wanted} \(the default is "
+                                         rf".*\), got {re.escape(repr(value))}$"):
+        build("copy", **{setting: value})
+    lr = build("copy", lr=1, steps=1, n_train=8, n_val=2, n_test=2, d_model=8, heads=2, layers=1, d_ff=8).settings["lr"]
+    assert type(lr) is float and lr == 1.0  # an integer is a number
+
+
+@pytest.mark.single_backend
+def test_every_setting_whose_default_is_none_has_a_kind():
+    """A task whose setting defaults to None needs its kind in the table, or --set of it fails with a KeyError."""
+    from minitransformer.train.tasks import _KIND_OF_NONE, DEFAULTS
+    unnamed = {(task, name) for task, settings in DEFAULTS.items() for name, value in settings.items()
+               if value is None and name not in _KIND_OF_NONE}
+    assert not unnamed
 
 
 @pytest.mark.single_backend
@@ -728,13 +809,15 @@ def test_stop_reason_says_patience_or_target_only_for_a_run_that_stopped_early(w
     assert (early.step, early.stop_reason) == (8, why)
 
 
-def test_the_loss_reaches_the_host_only_when_logged(monkeypatch):
+@pytest.mark.parametrize("accumulate", [1, 3])
+def test_the_loss_reaches_the_host_only_when_logged(monkeypatch, accumulate):
     model, loss_fn = _linear_problem()
     be = mt.backend.current()
     reads = []
     real = type(be).to_host
     monkeypatch.setattr(type(be), "to_host", lambda self, a: reads.append(1) or real(self, a))
-    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.05), loss_fn, log_every=5, progress=False)
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.05), loss_fn, log_every=5, progress=False,
+                      accumulate=accumulate)
     trainer.fit(lambda s: None, 20)
     assert len(reads) == 4  # one read per log line, none per step
     assert len(trainer.history["train_loss"]) == 4

@@ -76,9 +76,9 @@ def bench(task: str, progress: bool, **overrides) -> dict:
         seen.append((trainer.step, round(time.perf_counter() - start, 1), results[metric]))
         return results
 
-    trainer = Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, clip=s["clip"],
-                      eval_fn=timed_eval, eval_every=s["eval_every"], log_every=50, progress=progress,
-                      monitor=metric, desc=task)
+    trainer = Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, clip=s["clip"] or None,
+                      accumulate=s["accumulate"], eval_fn=timed_eval, eval_every=s["eval_every"], log_every=50,
+                      progress=progress, monitor=metric, desc=task)
     trainer.fit(setup.train_data, s["steps"])
     train_time = time.perf_counter() - start
     metrics = setup.final_metrics(setup.model)

@@ -76,10 +76,11 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     blas_threads : int or None
         Threads for NumPy's BLAS (1 is fastest for these small matrices; None leaves it alone).
     resume : bool
-        Continue from ``out/checkpoint.npz`` (its settings; ``steps`` may be raised, which stretches the learning-rate
-        schedule to the new length: a note on stderr gives the rate before and after; not lowered below the step the
-        checkpoint holds). A checkpoint written on another backend continues with a fresh random stream seeded from
-        it (a note on stderr says so).
+        Continue from ``out/checkpoint.npz`` with its settings: ``overrides`` that differ from them are refused (a
+        setting newer than the checkpoint counts as its default), except ``steps``, which may be raised (it stretches
+        the learning-rate schedule to the new length: a note on stderr gives the rate before and after), not lowered
+        below the step the checkpoint holds. A checkpoint written on another backend continues with a fresh random
+        stream seeded from it (a note on stderr says so).
     pictures : callable, optional
         ``pictures(setup, history, out) -> list of Path``: draws the trained run's pictures into ``out`` (the
         command line passes :func:`minitransformer.viz.training_pictures`: the curves and the attention maps, a few
@@ -132,12 +133,14 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             saved = read_checkpoint(path)
             if saved.extra.get("task") != task:
                 raise CheckpointError(f"{path} was written by task {saved.extra.get('task')!r}, not {task!r}")
-            settings = saved.extra["settings"]
-            other = {k: v for k, v in overrides.items() if k != "steps" and settings.get(k, v) != v}
+            overrides = tasks._overrides(task, overrides)  # an unknown setting or a bad value is refused here too
+            settings = {**tasks._defaults(task), **saved.extra["settings"]}  # (a setting newer than the checkpoint:
+            other = {k: v for k, v in overrides.items() if k != "steps" and settings.get(k, v) != v}  # its default)
             if other:  # ignored, they would be a silent surprise: --resume trains on with the checkpoint's settings
                 given = ", ".join(f"{k}={v!r} (saved: {settings[k]!r})" for k, v in other.items())
                 raise ValueError(f"train --resume continues with the checkpoint's settings; only steps may change, "
-                                 f"got {given}")
+                                 f"got {given}; to train another model shape, schedule, ..., start a new run "
+                                 "(another --out, or --overwrite)")
             if overrides.get("steps", saved.step) < saved.step:
                 raise ValueError(f"train --resume: steps={overrides['steps']} is below the step the checkpoint "
                                  f"holds, {saved.step}; give more steps, or evaluate the checkpoint as it is")
@@ -154,7 +157,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
               f"backend {_backend.current().name}")
         print("settings: " + ", ".join(f"{k}={v}" for k, v in s.items()))
         trainer = Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule,
-                          clip=s["clip"] or None,  # 0: no clipping
+                          clip=s["clip"] or None, accumulate=s["accumulate"],  # clip 0: no clipping
                           eval_fn=setup.eval_fn, eval_every=s["eval_every"],
                           log_every=max(1, min(50, s["eval_every"], s["steps"] // 30)),
                           progress=progress, patience=s["patience"], monitor=_monitor(setup.kind),
@@ -371,7 +374,7 @@ def _trained_model(path):
     model = tasks.model_from_checkpoint(ckpt)
     load_checkpoint(path, model)
     model.eval()
-    return _Trained(task, tasks.KIND[task], {**tasks.DEFAULTS[task], **settings}, model,
+    return _Trained(task, tasks.KIND[task], {**tasks._defaults(task), **settings}, model,
                     tokenizer_from_dict(ckpt.tokenizer))
 
 

@@ -18,7 +18,9 @@ charlm      :class:`DecoderOnlyLM`            the shipped ``tiny`` corpus or a t
                                               the training text
 ==========  ================================  ==========================================================
 
-Every task's training loss takes the setting ``label_smoothing`` (in [0, 1], 0 by default; the paper's
+Every task takes the settings of :data:`EVERY_TASK`: ``seed``, and ``accumulate`` (``accumulate`` batches of
+``batch_size`` make one optimizer step, :class:`~minitransformer.train.Trainer`'s gradient accumulation; 1 by
+default). Every task's training loss takes the setting ``label_smoothing`` (in [0, 1], 0 by default; the paper's
 section 5.4 uses 0.1); the losses measured on held-out data are never smoothed.
 
 (the dates task reads words (lower-cased, punctuation split off) and writes the ISO date's characters; a held-out
@@ -54,7 +56,7 @@ import numpy as np  # host-side data: token id lists and NumPy id arrays
 
 from .. import functional as F
 from .. import nn, optim
-from .._arguments import require_real
+from .._arguments import is_integer, is_real, require_int, require_real
 from ..autograd import Tensor, no_grad
 from ..data import (
     PAD,
@@ -82,8 +84,8 @@ from ..data.batching import Batch
 from .decoding import greedy_decode
 from .metrics import RunningMean, binary_accuracy, exact_match, perplexity, strip_after_eos, token_accuracy
 
-__all__ = ["TASKS", "TEXT_SEQ2SEQ", "ISO_DATE_CHARS", "DEFAULTS", "TaskSetup", "build", "model_from_checkpoint",
-           "warmup_schedule", "MODEL_TYPES"]
+__all__ = ["TASKS", "TEXT_SEQ2SEQ", "ISO_DATE_CHARS", "DEFAULTS", "EVERY_TASK", "TaskSetup", "build",
+           "model_from_checkpoint", "warmup_schedule", "MODEL_TYPES"]
 
 SEQ2SEQ = ("reverse", "copy", "sort")
 #: the sequence-to-sequence tasks on words, whose tokenizer is a :class:`~minitransformer.data.TokenizerPair`
@@ -99,13 +101,17 @@ _SEQ2SEQ_DEFAULTS = dict(
     norm_first=True, eval_every=100, target=None, patience=None,
 )
 
+#: the settings every task takes beside its own in :data:`DEFAULTS`, the seed of the data, the weights and the batch
+#: order, and the batches a step (:class:`~minitransformer.train.Trainer`'s gradient accumulation)
+EVERY_TASK = dict(seed=0, accumulate=1)
 
 
 def _without(settings: dict, *names) -> dict:
     return {k: v for k, v in settings.items() if k not in names}
 
 
-#: each task's settings; ``build(task, **overrides)`` changes any of them
+#: each task's settings (with those of :data:`EVERY_TASK`); ``build(task, **overrides)`` changes any of them, and so
+#: does the command line's ``--set KEY=VALUE``
 DEFAULTS: dict[str, dict] = {
     "reverse": dict(_SEQ2SEQ_DEFAULTS),
     "copy": dict(_SEQ2SEQ_DEFAULTS),
@@ -128,7 +134,11 @@ DEFAULTS: dict[str, dict] = {
     ),
 }
 
-#: the model classes a checkpoint may name (its ``model_type``), by name, for :func:`model_from_checkpoint`
+#: the learning-rate schedules of :func:`warmup_schedule` (the setting ``schedule``)
+SCHEDULES = ("cosine", "noam", "constant")
+
+#: the model classes a checkpoint may name (its ``model_type``), by name, for
+#: :func:`~minitransformer.train.model_from_checkpoint`
 MODEL_TYPES = {"Transformer": nn.Transformer, "DecoderOnlyLM": nn.DecoderOnlyLM,
                "TransformerClassifier": nn.TransformerClassifier}
 
@@ -240,7 +250,7 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
     >>> rates                     # 1/2, 1 (peak), (1 + cos(pi/2))/2, (1 + cos(pi))/2
     [0.5, 1.0, 0.5, 0.0]
     """
-    if kind not in ("cosine", "noam", "constant"):
+    if kind not in SCHEDULES:
         raise ValueError(f"warmup_schedule: kind must be 'cosine', 'noam' or 'constant', got {kind!r}")
     w, T = max(int(warmup), 1), max(int(steps), 1)
 
@@ -256,19 +266,51 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
     return optim.LambdaLR(optimizer, factor)
 
 
-def _settings(task: str, overrides: dict) -> dict:
+#: the kind of value a setting takes whose default is None (the others take their default's kind)
+_KIND_OF_NONE = {"target": float, "patience": int, "vocab_size": int, "corpus_sha256": str, "pairs": str,
+                 "pairs_sha256": str}
+_KIND_NAMES = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}
+
+
+def _defaults(task: str) -> dict:
+    """Every setting of ``task`` with its default: :data:`DEFAULTS` and :data:`EVERY_TASK`."""
     if task not in DEFAULTS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    settings = dict(DEFAULTS[task], seed=0)
-    unknown = sorted(set(overrides) - set(settings))
+    return {**DEFAULTS[task], **EVERY_TASK}
+
+
+def _overrides(task: str, overrides: dict) -> dict:
+    """``overrides`` without its None values (each keeps the default), refused if it names a setting ``task`` does
+    not have or gives one a value of another kind than its default's (an integer where a number is wanted is a
+    number; ints and floats come back as Python's, for JSON)."""
+    defaults = _defaults(task)
+    unknown = sorted(set(overrides) - set(defaults))
     if unknown:
-        raise ValueError(f"task {task!r}: unknown setting(s) {unknown}; it takes {sorted(settings)}")
-    settings.update({k: v for k, v in overrides.items() if v is not None})  # None: keep the default
+        raise ValueError(f"task {task!r}: unknown setting(s) {unknown}; it takes {sorted(defaults)}")
+    checked = {}
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        kind = _KIND_OF_NONE[name] if defaults[name] is None else type(defaults[name])
+        fits = {bool: lambda v: isinstance(v, bool), int: is_integer, float: is_real,
+                str: lambda v: isinstance(v, str)}[kind](value)
+        if not fits:
+            raise ValueError(f"task {task!r}: setting {name} must be {_KIND_NAMES[kind]} (the default is "
+                             f"{defaults[name]!r}), got {value!r}")
+        checked[name] = kind(value) if kind in (int, float) else value
+    return checked
+
+
+def _settings(task: str, overrides: dict) -> dict:
+    settings = {**_defaults(task), **_overrides(task, overrides)}
     settings["label_smoothing"] = require_real(f"task {task!r}", "label_smoothing", settings["label_smoothing"], 0.0,
                                               1.0)  # for every task
     if settings["target"] is not None:  # what training watches: the validation loss of charlm, else an accuracy
         high = None if KIND[task] == "lm" else 1.0
         settings["target"] = require_real(f"task {task!r}", "target", settings["target"], 0.0, high)
+    require_int(f"task {task!r}", "accumulate", settings["accumulate"], low=1)
+    if settings["schedule"] not in SCHEDULES:
+        raise ValueError(f"task {task!r}: schedule must be one of {', '.join(SCHEDULES)}, got {settings['schedule']!r}")
     if settings["d_model"] % settings["heads"]:
         raise ValueError(f"task {task!r}: d_model={settings['d_model']} is not divisible by heads={settings['heads']}")
     return settings
@@ -292,7 +334,8 @@ def build(task: str, **overrides) -> TaskSetup:
     task : str
         One of :data:`TASKS`.
     **overrides
-        Settings of :data:`DEFAULTS` to change, and ``seed`` (0 by default); None keeps the default.
+        Settings of :data:`DEFAULTS` and :data:`EVERY_TASK` to change; None keeps the default. Each takes a
+        value of its default's kind (an integer for ``steps``, True or False for ``norm_first``, ...).
         ``clip`` caps the gradients' global norm; ``clip=0`` trains without clipping.
 
     Returns
@@ -303,7 +346,8 @@ def build(task: str, **overrides) -> TaskSetup:
     Raises
     ------
     ValueError
-        An unknown task or setting, or ``d_model`` not divisible by ``heads``.
+        An unknown task or setting, a setting's value of another kind than its default's, or ``d_model`` not
+        divisible by ``heads``.
     CorpusError
         A ``corpus`` of charlm that is no text file (no such file, a folder, not UTF-8, empty), or too short for one
         window of ``seq_len + 1`` characters in its training part and in its validation part.
@@ -617,8 +661,8 @@ def _charlm(s: dict) -> TaskSetup:
     opt, schedule = _optimizer(model, s)
     seed, T, B = s["seed"], s["seq_len"], s["batch_size"]
 
-    def train_data(step: int) -> Batch:  # random windows, seeded by the step: a resumed run sees the same ones
-        return make_lm_batch(train_ids, T, B, rng=[seed, step])
+    def train_data(i: int) -> Batch:  # random windows, seeded by the batch's index (the step, with accumulate 1, or
+        return make_lm_batch(train_ids, T, B, rng=[seed, i])  # step * accumulate + micro-batch): a resumed run too
 
     val_metrics = lm_metrics(val_ids, T)
     n = _lm_windows(len(val_ids), T)  # lm_metrics' windows predict characters 1 .. n T of the validation text
@@ -649,10 +693,18 @@ def _charlm(s: dict) -> TaskSetup:
 def model_from_checkpoint(ckpt) -> nn.Module:
     """Rebuild the model a :class:`~minitransformer.train.checkpoint.Checkpoint` describes (class and ``config``).
 
+    How a notebook loads the model a ``minitransformer train`` run saved (exported as
+    ``minitransformer.train.model_from_checkpoint``)::
+
+        ckpt = read_checkpoint("train-output/reverse/checkpoint.npz")
+        model = model_from_checkpoint(ckpt)
+        model.load_state_dict(ckpt.model_state)
+
     Parameters
     ----------
     ckpt : Checkpoint
-        From :func:`~minitransformer.train.read_checkpoint`, of a model in :data:`MODEL_TYPES`.
+        From :func:`~minitransformer.train.read_checkpoint`, of a model in
+        :data:`~minitransformer.train.tasks.MODEL_TYPES`.
 
     Returns
     -------

@@ -8,6 +8,10 @@ One step is the five lines every framework has (paper section 5: Adam, the warm-
     optimizer.step(); optimizer.zero_grad()
     schedule.step()                       # optional: the next step's learning rate
 
+With ``accumulate=N`` (gradient accumulation, as nanoGPT's ``gradient_accumulation_steps``) the first two lines
+run once for each of N micro-batches, each loss weighted by its share of the N micro-batches' tokens, so that the
+gradients add up to those of one batch N times larger; the other lines run once, on the sum.
+
 :class:`Trainer` wraps those lines with what a real run needs:
 
 * **logging without stalls** -- the losses add up as a backend array (:class:`RunningMean`) and
@@ -39,7 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import backend as _backend
-from .._arguments import is_real, require_int, require_real
+from .._arguments import is_integer, is_real, require_int, require_real
 from ..autograd import Tensor
 from ..data.batching import DataLoader, batches
 from ..nn import Module, evaluating
@@ -140,7 +144,7 @@ class _CtrlC:
 
 
 class Trainer:
-    """Train ``model`` with ``optimizer`` on the loss ``loss_fn(model, batch)``.
+    r"""Train ``model`` with ``optimizer`` on the loss ``loss_fn(model, batch)``.
 
     Each step: ``loss = loss_fn(model, batch)``, ``loss.backward()``, clip, ``optimizer.step()``,
     ``schedule.step()``; the history records the mean training loss of every ``log_every`` steps.
@@ -158,7 +162,27 @@ class Trainer:
     schedule : LRScheduler, optional
         Stepped after every optimizer step.
     clip : float, optional
-        Clip the global gradient norm to this value (:func:`~minitransformer.optim.clip_grad_norm_`).
+        Clip the global gradient norm to this value (:func:`~minitransformer.optim.clip_grad_norm_`); with
+        ``accumulate``, the norm of the accumulated gradient.
+    accumulate : int
+        Micro-batches a step: the gradients of ``accumulate`` batches are summed before one optimizer step (and one
+        schedule step), so that a step equals one step on a batch ``accumulate`` times larger, in the memory of
+        one. For a loss that is a mean, micro-batch :math:`i` holding :math:`n_i` of the step's items counts
+        with the weight :math:`w_i = n_i / \sum_j n_j`:
+
+        .. math:: \nabla L = \sum_i w_i \nabla L_i, \qquad L_i = \frac{1}{n_i} \sum_{t \in i} \ell_t
+                  \quad\Rightarrow\quad \nabla L = \frac{1}{\sum_j n_j} \sum_{t} \nabla \ell_t,
+
+        the gradient of the mean over all the step's items, even where the micro-batches hold different numbers of
+        target tokens (padding). :math:`n_i` is the batch's ``n_tokens`` (a
+        :class:`~minitransformer.data.batching.Batch`'s count of real target tokens, or of examples for
+        classification: what the tasks' mean losses divide by, counted on the host: no synchronisation); where a
+        micro-batch has none (or 0), all count equally, :math:`w_i = 1/N`: exact for micro-batches of equal size,
+        an approximation otherwise (each item of micro-batch :math:`i` weighs :math:`\bar n / n_i` times what it
+        weighs in the large batch), as is a loss that is a mean over something other than ``n_tokens``. Steps,
+        ``log_every``, ``eval_every``, ``checkpoint_every``, the progress bar and the checkpoints count optimizer
+        steps; the logged loss is the step's weighted mean, :math:`\sum_i w_i L_i`. A ``data`` function is called
+        with the micro-batch's index, ``step * accumulate + i``. Dropout draws other masks than on the large batch.
     eval_fn : callable, optional
         ``eval_fn(model) -> dict[str, float]``, run under ``no_grad`` with the model in eval mode
         every ``eval_every`` steps and at the end; its values go into the history under their names.
@@ -238,7 +262,7 @@ class Trainer:
                  progress: bool = True, patience: int | None = None, monitor: str = "val_loss",
                  mode: str | None = None, min_delta: float = 0.0, target: float | None = None,
                  checkpoint_path=None, checkpoint_every: int | None = None, tokenizer=None, extra: dict | None = None,
-                 desc: str = "train"):
+                 desc: str = "train", accumulate: int = 1):
         if not isinstance(model, Module):
             raise TypeError(f"Trainer: model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(optimizer, Optimizer):
@@ -252,10 +276,10 @@ class Trainer:
             raise TypeError(f"Trainer: loss_fn must be a function (model, batch) -> loss, got {type(loss_fn).__name__}")
         if eval_fn is not None and not callable(eval_fn):
             raise TypeError(f"Trainer: eval_fn must be a function model -> dict, got {type(eval_fn).__name__}")
-        eval_every, log_every, patience, checkpoint_every = (  # Python ints (a NumPy one is checked every step)
-            None if value is None else require_int("Trainer", name, value, low=1)
-            for name, value in (("eval_every", eval_every), ("log_every", log_every), ("patience", patience),
-                                ("checkpoint_every", checkpoint_every)))
+        accumulate, eval_every, log_every, patience, checkpoint_every = (  # Python ints (a NumPy one is checked
+            None if value is None else require_int("Trainer", name, value, low=1)  # every step)
+            for name, value in (("accumulate", accumulate), ("eval_every", eval_every), ("log_every", log_every),
+                                ("patience", patience), ("checkpoint_every", checkpoint_every)))
         if clip is not None:
             clip = require_real("Trainer", "clip", clip, low=0.0, low_open=True)
         if not isinstance(monitor, str):
@@ -276,6 +300,7 @@ class Trainer:
                              f"{'an eval_fn' if eval_fn is None else 'eval_every'}")
         self.model, self.optimizer, self.loss_fn, self.schedule = model, optimizer, loss_fn, schedule
         self.clip, self.eval_fn, self.eval_every, self.log_every = clip, eval_fn, eval_every, log_every
+        self.accumulate = accumulate
         self.progress, self.patience, self.monitor, self.mode = progress, patience, monitor, mode
         self.min_delta, self.target = min_delta, target
         self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
@@ -302,7 +327,8 @@ class Trainer:
 
         ``data`` is a :class:`DataLoader` (epoch ``e`` has its own seeded order; a resumed run skips
         the batches already seen in the current epoch without building them) or a function
-        ``data(step) -> Batch`` (e.g. random windows of a text, seeded by the step).
+        ``data(step) -> Batch`` (e.g. random windows of a text, seeded by the step; with ``accumulate`` N, called
+        with the micro-batch's index ``step * N + i``, ``i`` = 0 .. N - 1).
         """
         if isinstance(data, DataLoader):
             if len(data) == 0:
@@ -319,8 +345,9 @@ class Trainer:
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                 data.set_epoch(self.epoch)
         elif callable(data):
-            while True:
-                yield data(self.step)
+            while True:  # (self.step moves on after the step's N micro-batches are drawn)
+                for i in range(self.accumulate):
+                    yield data(self.step * self.accumulate + i)
         else:
             raise TypeError(
                 f"Trainer.fit: data must be a DataLoader or a function step -> batch, got {type(data).__name__} "
@@ -329,17 +356,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def train_step(self, batch) -> Tensor:
-        """One optimisation step on ``batch``; returns the loss (a 0-d Tensor, not read on the host).
+        r"""One optimisation step on ``batch`` (with ``accumulate`` N > 1, a list of N micro-batches); returns the loss
+        (a 0-d Tensor, not read on the host): with micro-batches, their weighted mean :math:`\sum_i w_i L_i`.
 
-        Zero the gradients, compute the loss (:meth:`compute_loss`), back-propagate, clip
-        (:meth:`clip_gradients`, when ``clip`` is set), let the optimizer step, free the gradients,
+        Zero the gradients; for each micro-batch, compute the loss (:meth:`compute_loss`) times its weight
+        :math:`w_i` (1 for one batch; see ``accumulate``) and back-propagate it, which adds its gradients to those
+        before; clip (:meth:`clip_gradients`, when ``clip`` is set), let the optimizer step, free the gradients,
         advance the schedule (when there is one).
         """
         self._lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses (before the schedule moves it)
-        ### BEGIN SOLUTION A5: zero_grad, compute_loss, backward, clip_gradients, optimizer and schedule steps
+        micro_batches, weights = self._micro_batches(batch)
+        ### BEGIN SOLUTION A5: zero_grad; each micro-batch's compute_loss * w, backward; clip, optimizer, schedule
         self.optimizer.zero_grad()
-        loss = self.compute_loss(batch)
-        loss.backward()
+        loss = None
+        for micro_batch, w in zip(micro_batches, weights):
+            part = self.compute_loss(micro_batch) * w  # w_i L_i: its share of the step's mean loss
+            part.backward()  # adds w_i dL_i/dtheta to the .grad of the micro-batches before
+            loss = part.detach() if loss is None else loss + part.detach()
         if self.clip is not None:
             self.clip_gradients()
         self.optimizer.step()
@@ -348,7 +381,23 @@ class Trainer:
             self.schedule.step()
         ### END SOLUTION
         self.step += 1
-        return loss.detach()
+        return loss
+
+    def _micro_batches(self, batch) -> tuple[list, list[float]]:
+        r"""``batch`` as the list of the step's micro-batches, and their weights :math:`w_i = n_i / \sum_j n_j`
+        (``n_tokens``, host ints: no synchronisation; equal weights unless every micro-batch has a positive one);
+        ``[batch], [1.0]`` without ``accumulate``."""
+        if self.accumulate == 1:
+            return [batch], [1.0]
+        micro_batches = list(batch)
+        if len(micro_batches) != self.accumulate:
+            raise ValueError(f"Trainer.train_step: accumulate={self.accumulate} takes a list of {self.accumulate} "
+                             f"micro-batches, got {len(micro_batches)}")
+        n = [getattr(b, "n_tokens", 0) for b in micro_batches]
+        if not all(is_integer(n_i) and n_i > 0 for n_i in n):  # (a Batch made by hand counts 0): equal shares
+            n = [1] * len(micro_batches)
+        total = sum(n)
+        return micro_batches, [n_i / total for n_i in n]
 
     def compute_loss(self, batch) -> Tensor:
         """``loss_fn(model, batch)``, checked to be one number (a one-element Tensor)."""
@@ -407,7 +456,8 @@ class Trainer:
                     if ctrl_c.pressed:  # at a step's end: the state a periodic checkpoint holds, saved below
                         self.stop_reason = "interrupted"
                         break
-                    loss = self.train_step(next(source))
+                    loss = self.train_step(next(source) if self.accumulate == 1 else
+                                           [next(source) for _ in range(self.accumulate)])
                     self._loss.add(loss)
                     bar.update(1)
                     if self.step % self.log_every == 0 or self.step == steps:
