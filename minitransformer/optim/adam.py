@@ -124,8 +124,8 @@ class Adam(Optimizer):
         v *= beta_2
         v += (1 - beta_2) * g * g
         # m_hat = m / (1 - beta_1^t) and v_hat = v / (1 - beta_2^t) are written inside the expression, so that each
-        # is freed as soon as it is used. With the moments in place, a step holds 3 arrays of the model's size at its
-        # peak, not 7 (the document's classifier: a training step's peak 126 MiB, from 252; PyTorch's 114)
+        # is freed as soon as it is used. With the moments in place, the update holds 3 new arrays of the model's size
+        # at its peak, not 7 (`minitransformer bench seed`: a training step's peak 126 MiB, from 252)
         return theta - alpha * (m / (1 - beta_1**t)) / (xp.sqrt(v / (1 - beta_2**t)) + eps)
         ### END SOLUTION
 
