@@ -116,17 +116,14 @@ class Adam(Optimizer):
         if not state:
             state.update(step=0, m=xp.zeros_like(theta), v=xp.zeros_like(theta))
         t = state["step"] = state["step"] + 1
-        # the moments are the optimizer's own arrays (see Optimizer._update_end_to_end): updated in place, as in
-        # PyTorch, m = beta_1 m + (1 - beta_1) g and v = beta_2 v + (1 - beta_2) g^2
-        m, v = state["m"], state["v"]
+        m, v = state["m"], state["v"]  # the optimizer's own arrays, updated in place (as PyTorch does): no new ones
         m *= beta_1
-        m += (1 - beta_1) * g
+        m += (1 - beta_1) * g  # m = beta_1 m + (1 - beta_1) g
         v *= beta_2
-        v += (1 - beta_2) * g * g
-        # m_hat = m / (1 - beta_1^t) and v_hat = v / (1 - beta_2^t) are written inside the expression, so that each
-        # is freed as soon as it is used. With the moments in place, the update holds 3 new arrays of the model's size
-        # at its peak, not 7 (`minitransformer bench seed`: a training step's peak 126 MiB, from 252)
-        return theta - alpha * (m / (1 - beta_1**t)) / (xp.sqrt(v / (1 - beta_2**t)) + eps)
+        v += (1 - beta_2) * g * g  # v = beta_2 v + (1 - beta_2) g^2
+        m_hat = m / (1 - beta_1**t)
+        v_hat = v / (1 - beta_2**t)
+        return theta - alpha * m_hat / (xp.sqrt(v_hat) + eps)
         ### END SOLUTION
 
     def update_with_kernels(self, kernels, theta, g, group, state):
