@@ -56,8 +56,8 @@ CELLS = [
     first, then the training days from the days left, each written in a format drawn at random. A held-out
     date is therefore a *day* the model never saw, in any format (not only a new wording of a day it knows).
     The task's defaults train 600 steps with a peak rate of $2 \cdot 10^{-3}$ after 200 steps of warm-up; here
-    the run is 300 steps, 60 of warm-up, peak $3 \cdot 10^{-3}$, so that the whole notebook runs in well under
-    a minute on two CPU cores.
+    the run is 300 steps, 60 of warm-up, peak $3 \cdot 10^{-3}$, so that it trains in about half a minute on two
+    CPU cores (the time is printed) and the notebook runs in under a minute.
     """),
     code("""
     from minitransformer.train.tasks import DEFAULTS, build
@@ -185,9 +185,9 @@ CELLS = [
     """),
     md(r"""
     In the run shown, at step 50 the model writes 64% of the characters right and not one whole date (a date
-    counts only when all of it is right); the exact match then climbs from 0 to
-    about 0.95 between steps 50 and 150, as the cross-attention learns where each field is, and the test
-    split, measured once at the end, agrees with the validation split.
+    counts only when all of it is right); the exact match then climbs from 0 to about 0.95 between steps 50
+    and 150, as the cross-attention learns where each field is, and the test split, measured once at the end,
+    agrees with the validation split.
 
     ## 4. What the decoder looks at
 
@@ -266,11 +266,10 @@ CELLS = [
     md(r"""
     **How the heads differ** (the map of `monday 07/06/2010` above, in the run shown). All four agree on the
     year and on the second digits of month and day. Elsewhere they split the work: head 3 is the plainest
-    aligner, each field's rows mostly on that field's word; head 4 already
-    looks at `06` from the hyphen that precedes the month; heads 1 and 2 put the first digits of month and day
-    on the slashes around them, and head 2 the hyphens on the year. The first decoder layer, drawn above the
-    last below, aligns as well already, with the boundaries between fields placed a row earlier or later in
-    some heads. Both layers, all heads:
+    aligner, each field's rows mostly on that field's word; head 4 already looks at `06` from the hyphen that
+    precedes the month; heads 1 and 2 put the first digits of month and day on the slashes around them, and
+    head 2 the hyphens on the year. Below, both layers: the first (top row) aligns already, with the boundaries
+    between fields a row earlier or later in some heads, and in its head 2 the first row rests on `monday`.
     """),
     code("""
     viz.attention_layers(layers, written, keys, title="monday 07/06/2010: cross-attention, both layers")
