@@ -35,6 +35,7 @@ NAMES = [
     "08_decoding",
     "09_residuals_and_layer_norm",
     "10_character_language_model",
+    "11_translating_dates",
 ]
 CELL_TIMEOUT = 120  # seconds
 

@@ -46,6 +46,7 @@ from notebook_sources import (  # noqa: E402
     nb08_decoding,
     nb09_residuals_and_layer_norm,
     nb10_character_language_model,
+    nb11_translating_dates,
 )
 
 NOTEBOOKS: dict[str, list[tuple]] = {
@@ -59,6 +60,7 @@ NOTEBOOKS: dict[str, list[tuple]] = {
     "08_decoding": nb08_decoding.CELLS,
     "09_residuals_and_layer_norm": nb09_residuals_and_layer_norm.CELLS,
     "10_character_language_model": nb10_character_language_model.CELLS,
+    "11_translating_dates": nb11_translating_dates.CELLS,
 }
 
 
