@@ -286,7 +286,7 @@ def test_files_that_are_not_checkpoints_are_refused(tmp_path):
 
 def _write_other(path, kind: str) -> None:
     if kind == "text":
-        path.write_text("hello")
+        path.write_text("hello", encoding="utf-8")
     elif kind == "empty":
         path.write_bytes(b"")
     elif kind == "pickle":
@@ -443,7 +443,7 @@ def test_a_checkpoint_gets_the_mode_of_any_new_file(tmp_path, umask, mode):
     # 0o027: neither the usual 0o022 nor what a private temporary file has (0o600); 0o022 masks no one's x bit
     before = os.umask(umask)
     try:
-        (tmp_path / "metrics.json").write_text("{}")
+        (tmp_path / "metrics.json").write_text("{}", encoding="utf-8")
         for step in (1, 2):  # written, then replaced
             path = save_checkpoint(tmp_path / "checkpoint.npz", Tiny(), step=step)
             assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode)
@@ -526,7 +526,7 @@ def test_save_refuses_arguments_of_the_wrong_kind(tmp_path):
 def test_save_refuses_a_folder_an_empty_path_and_a_path_under_a_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "run").mkdir()
-    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
     with pytest.raises(CheckpointError, match=r"^save_checkpoint: '.*run' is a folder; give a file path such as "
                                               r"'.*checkpoint\.npz'$"):
         save_checkpoint(tmp_path / "run", Tiny())

@@ -33,7 +33,7 @@ def test_demo_prints_the_tour_and_saves_the_graph(tmp_path, capsys):
     png = out / "graph.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(png.resolve()) in text
-    dot = (out / "graph.dot").read_text()
+    dot = (out / "graph.dot").read_text(encoding="utf-8")
     assert dot.startswith("digraph {") and "Tanh" in dot
     tree = """y ()  <- Tanh
 └── z ()  <- Add
@@ -63,11 +63,11 @@ def test_demo_prints_the_tour_and_saves_the_graph(tmp_path, capsys):
 
 def test_demo_refuses_an_out_that_is_a_file_before_the_tour(tmp_path, capsys):
     afile = tmp_path / "notes.txt"
-    afile.write_text("keep me")
+    afile.write_text("keep me", encoding="utf-8")
     assert main(["demo", "--out", str(afile), "--steps", "0"]) == 2
     captured = capsys.readouterr()
     assert captured.err == f"minitransformer demo: --out {str(afile)!r} is a file, not a folder\n"
-    assert captured.out == "" and afile.read_text() == "keep me"
+    assert captured.out == "" and afile.read_text(encoding="utf-8") == "keep me"
 
 
 # ------------------------------------------------------------------ the demo's sections one at a time
@@ -259,7 +259,7 @@ def test_train_without_backend_follows_the_environment(tmp_path, monkeypatch, ca
     argv = ["train", "--task", "copy", "--steps", "2", *tiny, "--no-progress", "--no-pictures", "--blas-threads", "0"]
     assert main([*argv, "--out", str(out)]) == 0
     assert "on backend array_api_strict" in capsys.readouterr().out
-    assert json.loads((out / "metrics.json").read_text())["backend"] == "array_api_strict"
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["backend"] == "array_api_strict"
 
     monkeypatch.setenv("MINITRANSFORMER_BACKEND", "bogus")  # a bad value is named, in one line
     monkeypatch.setattr(mt.backend, "_current", None)
@@ -271,7 +271,7 @@ def test_train_without_backend_follows_the_environment(tmp_path, monkeypatch, ca
 
 def test_python_dash_m_runs_the_cli():
     done = subprocess.run(
-        [sys.executable, "-m", "minitransformer", "info"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "minitransformer", "info"], capture_output=True, encoding="utf-8", timeout=120
     )
     assert done.returncode == 0, done.stderr
     assert re.search(r"^backends available\s+numpy", done.stdout, flags=re.M)
@@ -300,7 +300,7 @@ def test_bench_autograd_writes_json(tmp_path, capsys, quick_samples):
     argv = ["bench", "autograd", "--chain", "7", "--repeat", "3", "--size", "4", "--json", str(path)]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    report = json.loads(path.read_text())
+    report = json.loads(path.read_text(encoding="utf-8"))
     assert {"benchmark", "chain", "size", "repeat", "ops_per_chain", "machine", "results", "ratios"} <= set(report)
     assert (report["chain"], report["size"], report["repeat"], report["ops_per_chain"]) == (7, 4, 3, 7)
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["numpy"] == np.__version__

@@ -53,7 +53,7 @@ def test_train_writes_checkpoint_metrics_and_pictures(reverse_run):
     assert code == 0
     for name in ("curves.png", "attention_cross_attention.png", "attention_encoder_self_attention.png"):
         assert (out / name).read_bytes()[:8] == PNG, name
-    saved = json.loads((out / "metrics.json").read_text())
+    saved = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert saved["task"] == "reverse" and saved["settings"]["d_model"] == 16 and saved["metrics"]["steps"] == 30
     accuracy = saved["metrics"]["test_exact_sequence_accuracy"]
     assert 0.0 <= accuracy <= 1.0 and _metric(text, "test_exact_sequence_accuracy") == pytest.approx(accuracy, abs=1e-4)
@@ -145,7 +145,7 @@ def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
     ckpt = read_checkpoint(out / "checkpoint.npz")
     assert ckpt.step == 9 and ckpt.config["d_model"] == 16  # the saved settings, not the defaults
     # the time of all 9 steps, as the checkpoint sums it (it was the last 3 steps' only, beside steps 9)
-    wall = json.loads((out / "metrics.json").read_text())["metrics"]["wall_time_s"]
+    wall = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]["wall_time_s"]
     assert wall == round(ckpt.trainer_state["elapsed_s"], 2) and ckpt.trainer_state["elapsed_s"] > first
 
 
@@ -170,7 +170,7 @@ def test_a_run_that_stopped_early_stays_stopped_when_resumed_with_more_steps(tmp
     run = ["train", "--task", "copy", *TINY, "--eval-every", "2", "--patience", "1", "--no-pictures", "--out",
            str(out)]
     assert main([*run, "--steps", "10"]) == 0
-    assert json.loads((out / "metrics.json").read_text())["metrics"]["stop_reason"] == "patience"
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]["stop_reason"] == "patience"
     assert read_checkpoint(out / "checkpoint.npz").step == 4
     capsys.readouterr()
     assert main([*run, "--steps", "20", "--resume"]) == 0
@@ -179,7 +179,7 @@ def test_a_run_that_stopped_early_stays_stopped_when_resumed_with_more_steps(tmp
     assert "the run stopped early at step 4 (patience), as it would have with --steps 20: nothing more to train" in text
     assert "learning rate jumps" not in captured.err  # no step runs at the stretched schedule's rate
     assert read_checkpoint(out / "checkpoint.npz").step == 4
-    assert json.loads((out / "metrics.json").read_text())["metrics"]["stop_reason"] == "patience"
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]["stop_reason"] == "patience"
 
 
 def _as_written_on_a_gpu(path):
@@ -262,9 +262,9 @@ def test_a_run_removes_what_a_killed_write_left(tmp_path, capsys):
     stale = out / ".checkpoint.npz.0123456789ab.tmp"
     stale.write_bytes(b"half a checkpoint")
     other = out / "notes.tmp"  # not a checkpoint's temporary: kept
-    other.write_text("mine")
+    other.write_text("mine", encoding="utf-8")
     assert main(["train", "--task", "copy", "--steps", "3", "--resume", "--no-progress", "--out", str(out)]) == 0
-    assert not stale.exists() and other.read_text() == "mine"
+    assert not stale.exists() and other.read_text(encoding="utf-8") == "mine"
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, capsys):
@@ -642,13 +642,13 @@ def test_label_smoothing_outside_0_1_is_refused_before_training(task, tmp_path, 
 
 def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, capsys):
     afile = tmp_path / "results.txt"
-    afile.write_text("keep me")
+    afile.write_text("keep me", encoding="utf-8")
     for out, why in ((afile, "is a file"), (afile / "run", f"is inside {str(afile)!r}, which is a file")):
         assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out)]) == 2
         captured = capsys.readouterr()
         assert captured.err == f"minitransformer train: --out {str(out)!r} {why}, not a folder\n"
         assert captured.out == ""  # nothing was built or trained
-    assert afile.read_text() == "keep me"
+    assert afile.read_text(encoding="utf-8") == "keep me"
 
 
 def test_a_folder_the_system_refuses_is_one_line_before_training(tmp_path, monkeypatch, capsys):
@@ -828,7 +828,7 @@ def test_charlm_trains_on_a_text_file_evaluates_and_generates(own_run, capsys):
     out, text_file, trained = own_run
     ckpt = read_checkpoint(out / "checkpoint.npz")
     assert ckpt.extra["settings"]["corpus"] == str(text_file)  # the path as given, made absolute
-    assert json.loads((out / "metrics.json").read_text())["settings"]["corpus"] == str(text_file)
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["settings"]["corpus"] == str(text_file)
     assert ckpt.tokenizer["vocab"] == sorted(set(OWN_TEXT)) and ckpt.config["vocab"] == len(set(OWN_TEXT)) + 4
     assert main(["evaluate", str(out / "checkpoint.npz")]) == 0
     assert _metric(capsys.readouterr().out, "val_loss") == _metric(trained, "val_loss")
