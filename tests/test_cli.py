@@ -6,6 +6,7 @@ for shape and sign, and its workload for the exact number of operations it claim
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -184,6 +185,23 @@ def test_demo_train_reverse_runs_300_steps_of_the_reverse_task_by_default(tmp_pa
     (args, kwargs), = calls
     assert args == ("reverse", tmp_path / "reverse") and kwargs["steps"] == 300
     assert kwargs["backend"] == mt.backend.current().name
+
+
+
+def test_the_demo_runs_on_a_console_that_lacks_its_characters(tmp_path, monkeypatch):
+    """Windows' cp1252 (the demo's output redirected to a file) and a POSIX C locale have no box-drawing characters:
+    the graph's branches print as ``?`` and the tour goes on (it stopped there, "'charmap' codec can't encode",
+    exit 2)."""
+    from minitransformer import demo
+
+    for name in ("gradients", "check_gradients", "train_xor", "worked_examples", "pictures"):
+        monkeypatch.setattr(demo, name, lambda *args: None)
+    console = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    monkeypatch.setattr(sys, "stdout", console)
+    assert main(["demo", "--out", str(tmp_path), "--steps", "0"]) == 0
+    console.flush()
+    printed = console.buffer.getvalue().decode("cp1252")
+    assert "== 2. the computation graph" in printed and "\n??? z ()  <- Add\n" in printed  # "└── z ()  <- Add"
 
 
 # ------------------------------------------------------------------ info
