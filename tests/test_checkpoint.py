@@ -437,6 +437,30 @@ def test_a_crash_mid_write_leaves_the_old_checkpoint(saved, monkeypatch, where):
 
 
 @pytest.mark.single_backend
+@pytest.mark.parametrize("refused", ["open", "fsync"])
+def test_where_a_folder_cannot_be_synced_the_checkpoint_is_written_all_the_same(tmp_path, monkeypatch, refused):
+    """The rename is made durable by an fsync of the folder, which only POSIX allows: Windows cannot open a folder
+    (PermissionError), some file systems refuse to fsync one (EINVAL). There the step is skipped, not the save."""
+    real_open, real_fsync = os.open, os.fsync
+
+    def open_(path, flags, *args):
+        if refused == "open" and os.path.isdir(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    def fsync(fd):
+        if refused == "fsync" and stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(22, "Invalid argument")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(ckpt_module.os, "open", open_)
+    monkeypatch.setattr(ckpt_module.os, "fsync", fsync)
+    path = save_checkpoint(tmp_path / "checkpoint.npz", Tiny(), step=1)
+    monkeypatch.undo()
+    assert read_checkpoint(path).step == 1 and os.listdir(tmp_path) == ["checkpoint.npz"]
+
+
+@pytest.mark.single_backend
 @pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
 @pytest.mark.parametrize("umask, mode", [(0o027, 0o640), (0o022, 0o644)], ids=["umask_027", "umask_022"])
 def test_a_checkpoint_gets_the_mode_of_any_new_file(tmp_path, umask, mode):
