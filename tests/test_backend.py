@@ -398,3 +398,15 @@ def test_a_state_of_another_generator_is_refused_by_name():
         gpu.set_rng_state(cpu.get_rng_state())
     with pytest.raises(BackendError, match=r"the numpy backend's generator is PCG64, this state is of CounterRNG"):
         cpu.set_rng_state(gpu.get_rng_state())
+
+
+@pytest.mark.single_backend
+def test_numpy_1_is_refused_at_import_saying_why():
+    """setup.cfg asks numpy>=2.0; a NumPy 1 that got in anyway (pip install --no-deps, a conda environment) is named at
+    import, before a float32 loss turns float64 under its promotion rules and training stops on a dtype error."""
+    from minitransformer.backend import _require_numpy_2
+
+    with pytest.raises(ImportError, match=r"needs NumPy 2\.0 or later, found 1\.26\.4: .* pip install -U 'numpy>=2'"):
+        _require_numpy_2("1.26.4")
+    for version in ("2.0.0", "2.4.6", "3.0.0.dev0+git20270101"):
+        _require_numpy_2(version)
