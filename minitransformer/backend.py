@@ -175,7 +175,8 @@ class Backend:
             return np.asarray(array)
         if self.name == "cupy":
             return array.get()
-        return np.from_dlpack(array)
+        # by DLPack, from a copy: NumPy 2.0 cannot take a read-only array (a broadcast view) that way
+        return np.from_dlpack(self.xp.asarray(array, copy=True))
 
     @property
     def kernels(self):

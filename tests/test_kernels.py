@@ -27,6 +27,7 @@ import types
 import warnings
 from pathlib import Path
 
+import array_api_compat.numpy
 import numpy as np
 import pytest
 
@@ -778,7 +779,7 @@ def test_emulated_counter_uniforms_are_the_generators_to_the_bit(emulated, n, mo
 
 
 def test_the_gpu_backend_draws_its_uniforms_with_the_kernel_once_given_it(emulated):
-    gpu = mt.backend.Backend("cupy", np, native=np)  # NumPy standing in for CuPy
+    gpu = mt.backend.Backend("cupy", array_api_compat.numpy, native=np)  # NumPy standing in for CuPy
     expected = gpu.uniform((4, 5), dtype="float32")
     gpu.manual_seed(0)
     emulated.launches.clear()
@@ -807,7 +808,7 @@ def test_emulated_scatter_add_is_numpys_add_at_to_the_bit(emulated, ids, rest, d
     table = (int(ids.max()) + 2, *rest)  # the last row is never looked up: it stays 0
     expected = np.zeros(table, dtype=dtype)
     np.add.at(expected, ids, values)  # in the order of n
-    gpu = mt.backend.Backend("cupy", np, native=np)  # NumPy standing in for CuPy
+    gpu = mt.backend.Backend("cupy", array_api_compat.numpy, native=np)  # NumPy standing in for CuPy
     gpu.kernels = emulated
     emulated.launches.clear()
     np.testing.assert_array_equal(gpu.scatter_add(table, ids, values), expected)
