@@ -61,7 +61,7 @@ def test_ci_pins_torch_and_lints():
 
 def test_setup_cfg_extras():
     cfg = configparser.ConfigParser()
-    cfg.read(ROOT / "setup.cfg")
+    cfg.read(ROOT / "setup.cfg", encoding="utf-8")
     extras = cfg["options.extras_require"]
     assert "cupy-cuda12x" in extras["cuda12"]
     assert "cupy-cuda13x" in extras["cuda13"]
