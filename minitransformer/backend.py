@@ -46,6 +46,18 @@ __all__ = [
     "DEFAULT_FLOAT",
 ]
 
+
+def _require_numpy_2(version: str) -> None:
+    """NumPy 1 promotes a 0-d float32 array (a loss) with a Python number to float64; NumPy 2 keeps float32, as the
+    array API standard says (NEP 50), and every formula here counts on it. Under NumPy 1 the first ``backward()``
+    of a float32 model stopped with "a float64 gradient for a float32 input": say so at import instead."""
+    if int(version.split(".")[0]) < 2:
+        raise ImportError(f"minitransformer needs NumPy 2.0 or later, found {version}: under NumPy 1's promotion "
+                          f"rules float32 training turns float64 and stops. Upgrade it: pip install -U 'numpy>=2'")
+
+
+_require_numpy_2(np.__version__)
+
 #: dtype of parameters and activations unless asked otherwise (float64 is for gradient checks)
 DEFAULT_FLOAT = "float32"
 #: CuPy runs softmax, attention's weights, layer norm, GELU, the binary cross-entropy, the gradients' column sums,
@@ -163,7 +175,8 @@ class Backend:
             return np.asarray(array)
         if self.name == "cupy":
             return array.get()
-        return np.from_dlpack(array)
+        # by DLPack, from a copy: NumPy 2.0 cannot take a read-only array (a broadcast view) that way
+        return np.from_dlpack(self.xp.asarray(array, copy=True))
 
     @property
     def kernels(self):

@@ -18,6 +18,7 @@ test is skipped, saying so. A graded test (``@pytest.mark.assignment``) may not 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,9 @@ def pytest_configure(config):
 
 
 ROOT = Path(__file__).resolve().parents[1]
+# the Python processes the tests start (the command line, pytest on a copy) write UTF-8, which the tests read as
+# such (encoding="utf-8"): on Windows a pipe would carry the locale's cp1252, which lacks the formulas' characters
+os.environ["PYTHONIOENCODING"] = "utf-8"
 
 
 def _absent(paths) -> str:

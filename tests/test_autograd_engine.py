@@ -480,7 +480,7 @@ def test_grad_mode_persists_across_contexts():
 def test_environment_variable_chooses_the_backend(name):
     code = "import minitransformer as mt; print(mt.backend.current().name, mt.zeros(2).backend.name)"
     env = {**os.environ, "MINITRANSFORMER_BACKEND": name}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, encoding="utf-8", check=True)
     assert out.stdout.split() == [name, name]
 
 
@@ -488,7 +488,7 @@ def test_environment_variable_chooses_the_backend(name):
 def test_environment_variable_with_an_unknown_backend_says_where_it_came_from():
     code = "import minitransformer as mt; mt.zeros(2)"
     env = {**os.environ, "MINITRANSFORMER_BACKEND": "tpu"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, encoding="utf-8")
     assert out.returncode != 0
     assert "BackendError: MINITRANSFORMER_BACKEND='tpu': unknown backend 'tpu'" in out.stderr
 

@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+import array_api_compat.numpy
 import numpy as np
 import pytest
 
@@ -48,6 +49,13 @@ def test_to_host_gives_numpy(backend):
     assert isinstance(host, np.ndarray)
     np.testing.assert_array_equal(host, values)
     assert isinstance(backend.to_host(values), np.ndarray)  # host arrays pass through
+
+
+def test_to_host_takes_a_read_only_view(backend):
+    """Broadcasting makes read-only views. NumPy 2.0 refuses to take one by DLPack ("Cannot export readonly array"),
+    the way array-api-strict's arrays come to the host."""
+    view = backend.xp.broadcast_to(backend.asarray([1.0, 2.0]), (3, 2))
+    np.testing.assert_array_equal(backend.to_host(view), [[1.0, 2.0]] * 3)
 
 
 def test_asarray_with_dtype(backend):
@@ -140,7 +148,8 @@ def test_float32_uniforms_stay_below_high():
     """U[low, high) holds after the cast to float32, on NumPy's generator and on the GPU's (the CounterRNG)."""
     from minitransformer.nn import init
 
-    cpu, gpu = mt.backend.get("numpy"), mt.backend.Backend("cupy", np, native=np)  # NumPy stands in for CuPy
+    # NumPy stands in for CuPy, through array_api_compat as CuPy is (NumPy 2.0's own clip takes no max=)
+    cpu, gpu = mt.backend.get("numpy"), mt.backend.Backend("cupy", array_api_compat.numpy, native=np)
     for be, state in ((cpu, _pcg64_state_before_draw(_PCG64_SEED0_NEAR_1)),
                       (gpu, {"bit_generator": "CounterRNG", "seed": 0, "counter": _COUNTER_SEED0_NEAR_1})):
         be.set_rng_state(state)
@@ -277,8 +286,6 @@ def test_cuda_kernels_are_used_on_cupy_unless_turned_off(setting, monkeypatch):
     """The CuPy backend has its kernels unless MINITRANSFORMER_KERNELS=0 (a stand-in CuPy with one GPU here)."""
     import types
 
-    import array_api_compat.numpy
-
     from minitransformer.kernels import CudaKernels
 
     fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1)))
@@ -379,7 +386,7 @@ def test_counter_rng_state_is_two_integers_and_resumes_the_stream():
 
 def test_the_gpu_backend_draws_from_the_counter_rng_and_saves_its_state():
     """The wiring of the CuPy backend, run here with NumPy standing in for CuPy's arrays."""
-    gpu = mt.backend.Backend("cupy", np, native=np)
+    gpu = mt.backend.Backend("cupy", array_api_compat.numpy, native=np)
     assert isinstance(gpu.rng, CounterRNG)
     gpu.manual_seed(4)
     state = gpu.get_rng_state()
@@ -392,9 +399,21 @@ def test_the_gpu_backend_draws_from_the_counter_rng_and_saves_its_state():
 
 
 def test_a_state_of_another_generator_is_refused_by_name():
-    gpu = mt.backend.Backend("cupy", np, native=np)
+    gpu = mt.backend.Backend("cupy", array_api_compat.numpy, native=np)
     cpu = mt.backend.get("numpy")
     with pytest.raises(BackendError, match=r"the cupy backend's generator is CounterRNG, this state is of PCG64"):
         gpu.set_rng_state(cpu.get_rng_state())
     with pytest.raises(BackendError, match=r"the numpy backend's generator is PCG64, this state is of CounterRNG"):
         cpu.set_rng_state(gpu.get_rng_state())
+
+
+@pytest.mark.single_backend
+def test_numpy_1_is_refused_at_import_saying_why():
+    """setup.cfg asks numpy>=2.0; a NumPy 1 that got in anyway (pip install --no-deps, a conda environment) is named at
+    import, before a float32 loss turns float64 under its promotion rules and training stops on a dtype error."""
+    from minitransformer.backend import _require_numpy_2
+
+    with pytest.raises(ImportError, match=r"needs NumPy 2\.0 or later, found 1\.26\.4: .* pip install -U 'numpy>=2'"):
+        _require_numpy_2("1.26.4")
+    for version in ("2.0.0", "2.4.6", "3.0.0.dev0+git20270101"):
+        _require_numpy_2(version)

@@ -166,7 +166,7 @@ def test_bench_small_writes_json_with_every_figure(tmp_path, capsys, tiny):
     path = tmp_path / "small.json"
     assert main(["bench", "small", "--repeat", "2", "--json", str(path)]) == 0
     text = capsys.readouterr().out
-    report = json.loads(path.read_text())
+    report = json.loads(path.read_text(encoding="utf-8"))
     assert {"benchmark", "config", "flops", "matmul_gflops", "results", "ratios", "floor", "memory",
             "machine"} <= set(report)
     assert report["benchmark"] == "small" and report["config"] == TINY["small"]
@@ -196,7 +196,7 @@ def test_bench_seed_without_torch_reports_the_library_alone(tmp_path, capsys, ti
     path = tmp_path / "seed.json"
     assert main(["bench", "seed", "--repeat", "1", "--json", str(path)]) == 0
     assert "PyTorch: not found" in capsys.readouterr().out
-    report = json.loads(path.read_text())
+    report = json.loads(path.read_text(encoding="utf-8"))
     assert set(report["results"]) == {"mt_train", "mt_forward"} and report["ratios"] == {}
     assert report["machine"]["torch"] is None and report["torch_missing"]
     assert set(report["memory"]) == {"mt_train_bytes", "mt_method"} and _positive(report["memory"]["mt_train_bytes"])
@@ -207,7 +207,7 @@ def test_bench_all_and_sweep_in_one_json(tmp_path, capsys, tiny):
     path = tmp_path / "all.json"
     argv = ["bench", "all", "--sweep", "--repeat", "1", "--chain", "3", "--size", "2", "--json", str(path)]
     assert main(argv) == 0
-    report = json.loads(path.read_text())
+    report = json.loads(path.read_text(encoding="utf-8"))
     assert report["benchmark"] == "all" and {"autograd", "small", "seed", "sweep"} <= set(report)
     assert report["autograd"]["chain"] == 3 and report["seed"]["config"] == TINY["seed"]
     points = report["sweep"]["points"]
@@ -258,7 +258,7 @@ def test_bench_refuses_a_json_file_it_cannot_write_before_measuring(tmp_path, mo
     """It measured for minutes, then ended in a FileNotFoundError traceback when --json named a missing folder."""
     monkeypatch.setattr(bench, "run_autograd", lambda **kw: pytest.fail("measured"))
     afile = tmp_path / "file.txt"
-    afile.write_text("")
+    afile.write_text("", encoding="utf-8")
     for path, why in ((tmp_path / "missing" / "x.json", "No such file or directory"),
                       (afile / "x.json", "Not a directory"), (tmp_path, "is a folder")):
         assert main(["bench", "--json", str(path)]) == 2
@@ -532,7 +532,7 @@ def test_bench_threads_sets_numpys_blas_and_torch_alike(tmp_path, tiny):
             set_blas_threads(before)
         if torch is not None:
             torch.set_num_threads(torch_before)
-    m = json.loads(path.read_text())["machine"]
+    m = json.loads(path.read_text(encoding="utf-8"))["machine"]
     assert m["numpy_blas_threads"] == (None if before is None else 1)
     assert m["torch_threads"] == (None if torch is None else 1)
 
@@ -695,7 +695,7 @@ def test_profile_step_reports_host_and_total_time_by_phase_and_a_profile():
 
     script = Path(__file__).resolve().parents[1] / "tools" / "profile_step.py"
     run = subprocess.run([sys.executable, str(script), "small", "--steps", "2", "--top", "5"],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, encoding="utf-8", timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
     assert lines[0] == "small on numpy, kernels: off; ms per step, 2 steps"
@@ -759,7 +759,7 @@ def test_count_calls_counts_what_docs_benchmarks_md_reports(model):
     from pathlib import Path
 
     tool = _tool("count_calls")
-    text = (Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md").read_text()
+    text = (Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md").read_text(encoding="utf-8")
     row = next(line for line in text.splitlines() if line.startswith(f"| `{model}`, now |"))
     reported = [tuple(int(v) for v in cell.replace("(", " ").replace(")", " ").split()) for cell in row.split("|")[2:6]]
     phases = list(tool.count(tool.miniature(model), kernels=True)[0].values())  # forward, backward, optimizer
@@ -971,7 +971,7 @@ def test_convergence_main_writes_json_and_fails_when_a_target_is_missed(converge
     monkeypatch.setattr(convergence, "bench", functools.partial(convergence.bench, **TINY_TASK))
     path = tmp_path / "convergence.json"
     assert convergence.main(["--tasks", "classify, sort", "--json", str(path)]) == 1
-    report = json.loads(path.read_text())
+    report = json.loads(path.read_text(encoding="utf-8"))
     assert [r["task"] for r in report["results"]] == ["classify", "sort"] and "numpy" in report["machine"]
     out = capsys.readouterr().out
     assert out.startswith("machine: ") and "classify  FAIL  test_accuracy >= 0.95  steps=4" in out

@@ -286,7 +286,7 @@ def test_files_that_are_not_checkpoints_are_refused(tmp_path):
 
 def _write_other(path, kind: str) -> None:
     if kind == "text":
-        path.write_text("hello")
+        path.write_text("hello", encoding="utf-8")
     elif kind == "empty":
         path.write_bytes(b"")
     elif kind == "pickle":
@@ -437,13 +437,37 @@ def test_a_crash_mid_write_leaves_the_old_checkpoint(saved, monkeypatch, where):
 
 
 @pytest.mark.single_backend
+@pytest.mark.parametrize("refused", ["open", "fsync"])
+def test_where_a_folder_cannot_be_synced_the_checkpoint_is_written_all_the_same(tmp_path, monkeypatch, refused):
+    """The rename is made durable by an fsync of the folder, which only POSIX allows: Windows cannot open a folder
+    (PermissionError), some file systems refuse to fsync one (EINVAL). There the step is skipped, not the save."""
+    real_open, real_fsync = os.open, os.fsync
+
+    def open_(path, flags, *args):
+        if refused == "open" and os.path.isdir(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    def fsync(fd):
+        if refused == "fsync" and stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(22, "Invalid argument")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(ckpt_module.os, "open", open_)
+    monkeypatch.setattr(ckpt_module.os, "fsync", fsync)
+    path = save_checkpoint(tmp_path / "checkpoint.npz", Tiny(), step=1)
+    monkeypatch.undo()
+    assert read_checkpoint(path).step == 1 and os.listdir(tmp_path) == ["checkpoint.npz"]
+
+
+@pytest.mark.single_backend
 @pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
 @pytest.mark.parametrize("umask, mode", [(0o027, 0o640), (0o022, 0o644)], ids=["umask_027", "umask_022"])
 def test_a_checkpoint_gets_the_mode_of_any_new_file(tmp_path, umask, mode):
     # 0o027: neither the usual 0o022 nor what a private temporary file has (0o600); 0o022 masks no one's x bit
     before = os.umask(umask)
     try:
-        (tmp_path / "metrics.json").write_text("{}")
+        (tmp_path / "metrics.json").write_text("{}", encoding="utf-8")
         for step in (1, 2):  # written, then replaced
             path = save_checkpoint(tmp_path / "checkpoint.npz", Tiny(), step=step)
             assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode)
@@ -526,7 +550,7 @@ def test_save_refuses_arguments_of_the_wrong_kind(tmp_path):
 def test_save_refuses_a_folder_an_empty_path_and_a_path_under_a_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "run").mkdir()
-    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
     with pytest.raises(CheckpointError, match=r"^save_checkpoint: '.*run' is a folder; give a file path such as "
                                               r"'.*checkpoint\.npz'$"):
         save_checkpoint(tmp_path / "run", Tiny())

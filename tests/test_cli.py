@@ -6,6 +6,7 @@ for shape and sign, and its workload for the exact number of operations it claim
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -33,7 +34,7 @@ def test_demo_prints_the_tour_and_saves_the_graph(tmp_path, capsys):
     png = out / "graph.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(png.resolve()) in text
-    dot = (out / "graph.dot").read_text()
+    dot = (out / "graph.dot").read_text(encoding="utf-8")
     assert dot.startswith("digraph {") and "Tanh" in dot
     tree = """y ()  <- Tanh
 └── z ()  <- Add
@@ -63,11 +64,11 @@ def test_demo_prints_the_tour_and_saves_the_graph(tmp_path, capsys):
 
 def test_demo_refuses_an_out_that_is_a_file_before_the_tour(tmp_path, capsys):
     afile = tmp_path / "notes.txt"
-    afile.write_text("keep me")
+    afile.write_text("keep me", encoding="utf-8")
     assert main(["demo", "--out", str(afile), "--steps", "0"]) == 2
     captured = capsys.readouterr()
     assert captured.err == f"minitransformer demo: --out {str(afile)!r} is a file, not a folder\n"
-    assert captured.out == "" and afile.read_text() == "keep me"
+    assert captured.out == "" and afile.read_text(encoding="utf-8") == "keep me"
 
 
 # ------------------------------------------------------------------ the demo's sections one at a time
@@ -186,6 +187,23 @@ def test_demo_train_reverse_runs_300_steps_of_the_reverse_task_by_default(tmp_pa
     assert kwargs["backend"] == mt.backend.current().name
 
 
+
+def test_the_demo_runs_on_a_console_that_lacks_its_characters(tmp_path, monkeypatch):
+    """Windows' cp1252 (the demo's output redirected to a file) and a POSIX C locale have no box-drawing characters:
+    the graph's branches print as ``?`` and the tour goes on (it stopped there, "'charmap' codec can't encode",
+    exit 2)."""
+    from minitransformer import demo
+
+    for name in ("gradients", "check_gradients", "train_xor", "worked_examples", "pictures"):
+        monkeypatch.setattr(demo, name, lambda *args: None)
+    console = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    monkeypatch.setattr(sys, "stdout", console)
+    assert main(["demo", "--out", str(tmp_path), "--steps", "0"]) == 0
+    console.flush()
+    printed = console.buffer.getvalue().decode("cp1252")
+    assert "== 2. the computation graph" in printed and "\n??? z ()  <- Add\n" in printed  # "└── z ()  <- Add"
+
+
 # ------------------------------------------------------------------ info
 def test_info_lists_versions_and_backends(capsys):
     assert main(["info"]) == 0
@@ -259,7 +277,7 @@ def test_train_without_backend_follows_the_environment(tmp_path, monkeypatch, ca
     argv = ["train", "--task", "copy", "--steps", "2", *tiny, "--no-progress", "--no-pictures", "--blas-threads", "0"]
     assert main([*argv, "--out", str(out)]) == 0
     assert "on backend array_api_strict" in capsys.readouterr().out
-    assert json.loads((out / "metrics.json").read_text())["backend"] == "array_api_strict"
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["backend"] == "array_api_strict"
 
     monkeypatch.setenv("MINITRANSFORMER_BACKEND", "bogus")  # a bad value is named, in one line
     monkeypatch.setattr(mt.backend, "_current", None)
@@ -271,7 +289,7 @@ def test_train_without_backend_follows_the_environment(tmp_path, monkeypatch, ca
 
 def test_python_dash_m_runs_the_cli():
     done = subprocess.run(
-        [sys.executable, "-m", "minitransformer", "info"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "minitransformer", "info"], capture_output=True, encoding="utf-8", timeout=120
     )
     assert done.returncode == 0, done.stderr
     assert re.search(r"^backends available\s+numpy", done.stdout, flags=re.M)
@@ -300,7 +318,7 @@ def test_bench_autograd_writes_json(tmp_path, capsys, quick_samples):
     argv = ["bench", "autograd", "--chain", "7", "--repeat", "3", "--size", "4", "--json", str(path)]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    report = json.loads(path.read_text())
+    report = json.loads(path.read_text(encoding="utf-8"))
     assert {"benchmark", "chain", "size", "repeat", "ops_per_chain", "machine", "results", "ratios"} <= set(report)
     assert (report["chain"], report["size"], report["repeat"], report["ops_per_chain"]) == (7, 4, 3, 7)
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["numpy"] == np.__version__

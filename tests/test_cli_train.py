@@ -54,7 +54,7 @@ def test_train_writes_checkpoint_metrics_and_pictures(reverse_run):
     assert code == 0
     for name in ("curves.png", "attention_cross_attention.png", "attention_encoder_self_attention.png"):
         assert (out / name).read_bytes()[:8] == PNG, name
-    saved = json.loads((out / "metrics.json").read_text())
+    saved = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert saved["task"] == "reverse" and saved["settings"]["d_model"] == 16 and saved["metrics"]["steps"] == 30
     accuracy = saved["metrics"]["test_exact_sequence_accuracy"]
     assert 0.0 <= accuracy <= 1.0 and _metric(text, "test_exact_sequence_accuracy") == pytest.approx(accuracy, abs=1e-4)
@@ -164,7 +164,7 @@ def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
     ckpt = read_checkpoint(out / "checkpoint.npz")
     assert ckpt.step == 9 and ckpt.config["d_model"] == 16  # the saved settings, not the defaults
     # the time of all 9 steps, as the checkpoint sums it (it was the last 3 steps' only, beside steps 9)
-    wall = json.loads((out / "metrics.json").read_text())["metrics"]["wall_time_s"]
+    wall = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]["wall_time_s"]
     assert wall == round(ckpt.trainer_state["elapsed_s"], 2) and ckpt.trainer_state["elapsed_s"] > first
 
 
@@ -189,7 +189,7 @@ def test_a_run_that_stopped_early_stays_stopped_when_resumed_with_more_steps(tmp
     run = ["train", "--task", "copy", *TINY, "--eval-every", "2", "--patience", "1", "--no-pictures", "--out",
            str(out)]
     assert main([*run, "--steps", "10"]) == 0
-    assert json.loads((out / "metrics.json").read_text())["metrics"]["stop_reason"] == "patience"
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]["stop_reason"] == "patience"
     assert read_checkpoint(out / "checkpoint.npz").step == 4
     capsys.readouterr()
     assert main([*run, "--steps", "20", "--resume"]) == 0
@@ -198,7 +198,7 @@ def test_a_run_that_stopped_early_stays_stopped_when_resumed_with_more_steps(tmp
     assert "the run stopped early at step 4 (patience), as it would have with --steps 20: nothing more to train" in text
     assert "learning rate jumps" not in captured.err  # no step runs at the stretched schedule's rate
     assert read_checkpoint(out / "checkpoint.npz").step == 4
-    assert json.loads((out / "metrics.json").read_text())["metrics"]["stop_reason"] == "patience"
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]["stop_reason"] == "patience"
 
 
 def _as_written_on_a_gpu(path):
@@ -250,13 +250,14 @@ def test_set_and_config_reach_every_setting_and_are_recorded(tmp_path, capsys):
     """The paper's schedule and post-LN had no option: --set and --config reach every setting of the task. Later wins:
     --config, then each --set in order, then the named options."""
     config = tmp_path / "run.json"
-    config.write_text(json.dumps({"schedule": "constant", "n_train": 64, "min_len": 3, "max_len": 5, "steps": 9}))
+    config.write_text(json.dumps({"schedule": "constant", "n_train": 64, "min_len": 3, "max_len": 5, "steps": 9}),
+                      encoding="utf-8")
     out = tmp_path / "run"
     assert main(["train", "--task", "copy", *TINY, "--no-pictures", "--out", str(out), "--config", str(config),
                  "--set", "schedule=noam", "--set", "norm_first=False", "--set", "max_len=6", "--set", "steps=7",
                  "--steps", "3"]) == 0
     ckpt = read_checkpoint(out / "checkpoint.npz")
-    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    settings = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["settings"]
     assert settings == ckpt.extra["settings"]
     wanted = {"schedule": "noam", "norm_first": False, "n_train": 64, "min_len": 3, "max_len": 6, "steps": 3}
     assert {k: settings[k] for k in wanted} == wanted and ckpt.step == 3
@@ -306,7 +307,7 @@ def test_a_bad_set_or_config_is_one_line_naming_the_key_and_the_task(options, re
     """Refused before any work; resumed, a value that has the right kind but differs from the saved one is refused
     as a change of the checkpoint's settings."""
     config = tmp_path / "list.json"
-    config.write_text("[1, 2]")
+    config.write_text("[1, 2]", encoding="utf-8")
     out = tmp_path / "run"
     if resume:
         assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--no-pictures", "--out", str(out)]) == 0
@@ -344,7 +345,7 @@ def test_accumulate_draws_n_batches_a_step_and_is_recorded(tmp_path, capsys):
                  "--no-pictures", "--out", str(out)]) == 0
     ckpt = read_checkpoint(out / "checkpoint.npz")
     assert ckpt.step == 3 and ckpt.extra["settings"]["accumulate"] == 2
-    assert json.loads((out / "metrics.json").read_text())["settings"]["accumulate"] == 2
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["settings"]["accumulate"] == 2
     # 3 steps of 2 micro-batches: 6 batches of 16 from 64 examples (4 an epoch), so 2 into the second epoch
     assert (ckpt.trainer_state["epoch"], ckpt.trainer_state["batch_in_epoch"]) == (1, 2)
 
@@ -385,9 +386,9 @@ def test_a_run_removes_what_a_killed_write_left(tmp_path, capsys):
     stale = out / ".checkpoint.npz.0123456789ab.tmp"
     stale.write_bytes(b"half a checkpoint")
     other = out / "notes.tmp"  # not a checkpoint's temporary: kept
-    other.write_text("mine")
+    other.write_text("mine", encoding="utf-8")
     assert main(["train", "--task", "copy", "--steps", "3", "--resume", "--no-progress", "--out", str(out)]) == 0
-    assert not stale.exists() and other.read_text() == "mine"
+    assert not stale.exists() and other.read_text(encoding="utf-8") == "mine"
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, capsys):
@@ -765,13 +766,13 @@ def test_label_smoothing_outside_0_1_is_refused_before_training(task, tmp_path, 
 
 def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, capsys):
     afile = tmp_path / "results.txt"
-    afile.write_text("keep me")
+    afile.write_text("keep me", encoding="utf-8")
     for out, why in ((afile, "is a file"), (afile / "run", f"is inside {str(afile)!r}, which is a file")):
         assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out)]) == 2
         captured = capsys.readouterr()
         assert captured.err == f"minitransformer train: --out {str(out)!r} {why}, not a folder\n"
         assert captured.out == ""  # nothing was built or trained
-    assert afile.read_text() == "keep me"
+    assert afile.read_text(encoding="utf-8") == "keep me"
 
 
 def test_a_folder_the_system_refuses_is_one_line_before_training(tmp_path, monkeypatch, capsys):
@@ -951,7 +952,7 @@ def test_charlm_trains_on_a_text_file_evaluates_and_generates(own_run, capsys):
     out, text_file, trained = own_run
     ckpt = read_checkpoint(out / "checkpoint.npz")
     assert ckpt.extra["settings"]["corpus"] == str(text_file)  # the path as given, made absolute
-    assert json.loads((out / "metrics.json").read_text())["settings"]["corpus"] == str(text_file)
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["settings"]["corpus"] == str(text_file)
     assert ckpt.tokenizer["vocab"] == sorted(set(OWN_TEXT)) and ckpt.config["vocab"] == len(set(OWN_TEXT)) + 4
     assert main(["evaluate", str(out / "checkpoint.npz")]) == 0
     assert _metric(capsys.readouterr().out, "val_loss") == _metric(trained, "val_loss")

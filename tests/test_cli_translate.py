@@ -39,7 +39,7 @@ def dates_run(tmp_path_factory):
 def test_a_dates_run_writes_its_files_and_saves_both_tokenizers(dates_run, capsys):
     for name in ("curves.png", "attention_cross_attention.png", "attention_encoder_self_attention.png"):
         assert (dates_run / name).read_bytes()[:8] == PNG, name
-    saved = json.loads((dates_run / "metrics.json").read_text())
+    saved = json.loads((dates_run / "metrics.json").read_text(encoding="utf-8"))
     assert saved["task"] == "dates" and saved["metrics"]["steps"] == 6 and saved["metrics"]["n_test"] == 1000
     assert 0.0 <= saved["metrics"]["test_exact_sequence_accuracy"] <= 1.0
     tok = tokenizer_from_dict(read_checkpoint(dates_run / "checkpoint.npz").tokenizer)
@@ -84,7 +84,7 @@ def test_a_translate_run_trains_evaluates_generates_and_resumes(tmp_path, pairs_
     assert main(["train", "--task", "translate", "--pairs", str(pairs_file), "--steps", "4", *TINY,
                  "--out", str(out)]) == 0
     assert (out / "attention_cross_attention.png").read_bytes()[:8] == PNG
-    saved = json.loads((out / "metrics.json").read_text())
+    saved = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert saved["settings"]["pairs"] == str(pairs_file) and saved["metrics"]["n_test"] == 4
     path = str(out / "checkpoint.npz")
     assert main(["evaluate", path]) == 0

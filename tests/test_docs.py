@@ -68,7 +68,7 @@ def site(tmp_path_factory):
         pytest.skip(reason)
     build = _load(DOCS / "build.py", "docs_build")
     out = tmp_path_factory.mktemp("docs") / "html"
-    done = subprocess.run(build.command(out), capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(build.command(out), capture_output=True, encoding="utf-8", cwd=ROOT)
     assert done.returncode == 0, f"the documentation build failed (warnings are errors):\n{done.stderr[-6000:]}"
     return out
 
@@ -182,13 +182,16 @@ def test_a_notebooks_links_to_the_sites_pages_still_work_in_the_sites_copy(tmp_p
     source.mkdir()
     target.parent.mkdir()
     cell = "[layer norm](../docs/formulas/layer-norm.md), [notebook 05](05_training_reverse.ipynb)"
-    (source / "09_x.ipynb").write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": cell}]}))
-    (source / "README.md").write_text("[errata](../docs/errata.md#1-section-431) and [01](01_autograd.ipynb)\n")
+    (source / "09_x.ipynb").write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": cell}]}),
+                                       encoding="utf-8")
+    (source / "README.md").write_text("[errata](../docs/errata.md#1-section-431) and [01](01_autograd.ipynb)\n",
+                                      encoding="utf-8")
     assert conf.copy_notebooks(source, target) == ["09_x.ipynb"]
-    copied = (target / "09_x.ipynb").read_text()
+    copied = (target / "09_x.ipynb").read_text(encoding="utf-8")
     assert "](../formulas/layer-norm.md)" in copied and "../docs/" not in copied
     assert "](05_training_reverse.ipynb)" in copied
-    assert (target / "README.md").read_text() == "[errata](../errata.md#1-section-431) and [01](01_autograd.ipynb)\n"
+    readme = (target / "README.md").read_text(encoding="utf-8")
+    assert readme == "[errata](../errata.md#1-section-431) and [01](01_autograd.ipynb)\n"
 
 
 #: every formula page (docs/formulas/, but its index): each shows the code, the math and a check by hand

@@ -27,6 +27,7 @@ import types
 import warnings
 from pathlib import Path
 
+import array_api_compat.numpy
 import numpy as np
 import pytest
 
@@ -354,10 +355,10 @@ def emulated_kernels(tmp_path_factory) -> EmulatedKernels:
         folder = tmp_path_factory.mktemp(f"kernels-{dtype}")
         source = folder / "kernels.cpp"
         kernels = K.SOURCE.replace("{T}", c_type)
-        source.write_text(f"#define SHARED_ENTRIES {SHARED_ENTRIES}\n{PRELUDE}{kernels}{RUNNERS}")
+        source.write_text(f"#define SHARED_ENTRIES {SHARED_ENTRIES}\n{PRELUDE}{kernels}{RUNNERS}", encoding="utf-8")
         library = folder / "kernels.so"
         done = subprocess.run(["g++", "-std=c++20", "-O1", "-shared", "-fPIC", str(source), "-o",
-                               str(library)], capture_output=True, text=True)
+                               str(library)], capture_output=True, encoding="utf-8")
         assert done.returncode == 0, done.stderr
         libraries[dtype] = ctypes.CDLL(str(library))
     return EmulatedKernels(libraries)
@@ -385,7 +386,7 @@ def test_the_suite_runs_on_the_emulated_kernels_with_an_option():
     here = Path(__file__).resolve()
     test = f"{here}::test_numpy_backend_has_kernels_only_with_the_emulation_option"
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--emulated-kernels",
-                          "--backends", "numpy", test], cwd=here.parents[1], capture_output=True, text=True,
+                          "--backends", "numpy", test], cwd=here.parents[1], capture_output=True, encoding="utf-8",
                          timeout=600)
     assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
 
@@ -396,11 +397,11 @@ def test_the_source_compiles_with_nvcc(dtype, tmp_path):
     if shutil.which("nvcc") is None:
         pytest.skip("nvcc is not installed")
     source = tmp_path / "kernels.cu"
-    source.write_text(K.SOURCE.replace("{T}", K.C_TYPES[dtype]))
+    source.write_text(K.SOURCE.replace("{T}", K.C_TYPES[dtype]), encoding="utf-8")
     done = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", str(source), "-o", str(tmp_path / "kernels.ptx")],
-                          capture_output=True, text=True)
+                          capture_output=True, encoding="utf-8")
     assert done.returncode == 0, done.stderr
-    ptx = (tmp_path / "kernels.ptx").read_text()
+    ptx = (tmp_path / "kernels.ptx").read_text(encoding="utf-8")
     names = re.findall(r'extern "C" __global__ void (\w+)\(', K.SOURCE)
     assert {"softmax_forward", "masked_softmax_forward", "layer_norm_backward", "scatter_add_sorted"} <= set(names)
     for name in names:
@@ -778,7 +779,7 @@ def test_emulated_counter_uniforms_are_the_generators_to_the_bit(emulated, n, mo
 
 
 def test_the_gpu_backend_draws_its_uniforms_with_the_kernel_once_given_it(emulated):
-    gpu = mt.backend.Backend("cupy", np, native=np)  # NumPy standing in for CuPy
+    gpu = mt.backend.Backend("cupy", array_api_compat.numpy, native=np)  # NumPy standing in for CuPy
     expected = gpu.uniform((4, 5), dtype="float32")
     gpu.manual_seed(0)
     emulated.launches.clear()
@@ -807,7 +808,7 @@ def test_emulated_scatter_add_is_numpys_add_at_to_the_bit(emulated, ids, rest, d
     table = (int(ids.max()) + 2, *rest)  # the last row is never looked up: it stays 0
     expected = np.zeros(table, dtype=dtype)
     np.add.at(expected, ids, values)  # in the order of n
-    gpu = mt.backend.Backend("cupy", np, native=np)  # NumPy standing in for CuPy
+    gpu = mt.backend.Backend("cupy", array_api_compat.numpy, native=np)  # NumPy standing in for CuPy
     gpu.kernels = emulated
     emulated.launches.clear()
     np.testing.assert_array_equal(gpu.scatter_add(table, ids, values), expected)

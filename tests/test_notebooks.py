@@ -154,7 +154,7 @@ def test_the_generator_runs_the_notebooks_on_this_checkouts_package(tmp_path, mo
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     (tmp_path / "minitransformer").mkdir()
-    (tmp_path / "minitransformer" / "__init__.py").write_text("")
+    (tmp_path / "minitransformer" / "__init__.py").write_text("", encoding="utf-8")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import minitransformer\n"
                                                                    "print(minitransformer.__file__)")])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import doctest
 import os
 import re
 import subprocess
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.single_backend
 
 
 def _readme_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
     return [block.strip() for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)]
 
 
@@ -31,7 +32,8 @@ def test_readme_has_exactly_two_setup_commands():
 
 def test_the_readmes_first_look_runs_and_prints_what_its_comments_say(capsys):
     """The README's first Python block: the gradient it prints is the one its comment gives, gradcheck passes."""
-    block = re.search(r"## A first look\n\n```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)[1]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## A first look\n\n```python\n(.*?)```", readme, flags=re.S)[1]
     *lines, last = block.strip().splitlines()
     namespace = {}
     exec("\n".join(lines), namespace)
@@ -43,13 +45,13 @@ def test_the_readmes_first_look_runs_and_prints_what_its_comments_say(capsys):
 
 @pytest.mark.needs(".ci")
 def test_ci_runs_the_readme_test_command_verbatim():
-    ci = (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert _readme_commands()[1] in ci.splitlines()
 
 
 @pytest.mark.needs(".ci")
 def test_ci_pins_torch_and_lints():
-    ci = (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     installs = [line for line in ci.splitlines() if "pip install" in line and "torch" in line]
     assert installs, "CI should install the PyTorch CPU oracle"
     # an unpinned torch would download a multi-GB CUDA build
@@ -59,7 +61,7 @@ def test_ci_pins_torch_and_lints():
 
 def test_setup_cfg_extras():
     cfg = configparser.ConfigParser()
-    cfg.read(ROOT / "setup.cfg")
+    cfg.read(ROOT / "setup.cfg", encoding="utf-8")
     extras = cfg["options.extras_require"]
     assert "cupy-cuda12x" in extras["cuda12"]
     assert "cupy-cuda13x" in extras["cuda13"]
@@ -90,7 +92,7 @@ def _imported_packages(path: Path) -> list[tuple[int, str]]:
     inside functions too. ``import minitransformer as mt`` counts as the package's ``__init__``."""
     package = path.relative_to(ROOT / "minitransformer").parts[:-1]  # e.g. ("train",)
     found = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.level:
             base = list(package[:len(package) - (node.level - 1)]) + (node.module.split(".") if node.module else [])
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "minitransformer":
@@ -129,7 +131,7 @@ def test_the_layer_check_sees_every_form_of_import(tmp_path, monkeypatch):
     module = tmp_path / "minitransformer" / "train" / "run.py"
     module.parent.mkdir(parents=True)
     module.write_text("from ..cli import main\nimport minitransformer.viz\nfrom minitransformer import demo\n"
-                      "import minitransformer as mt\ndef f():\n    from .. import viz\n")
+                      "import minitransformer as mt\ndef f():\n    from .. import viz\n", encoding="utf-8")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert _imported_packages(module) == [(1, "cli"), (2, "viz"), (3, "demo"), (4, "__init__"), (6, "viz")]
 
@@ -137,16 +139,91 @@ def test_the_layer_check_sees_every_form_of_import(tmp_path, monkeypatch):
 @pytest.mark.needs("tools")
 def test_the_gpu_check_runs_a_step_and_names_every_step_it_has(tmp_path):
     """tools/gpu_check.sh's machinery, run here with the one step a CPU can do (info)."""
-    script = (ROOT / "tools" / "gpu_check.sh").read_text()
+    script = (ROOT / "tools" / "gpu_check.sh").read_text(encoding="utf-8")
     steps = re.findall(r"^step ([\w-]+) \d+ ", script, flags=re.M)
     assert {"info", "tests", "equivalence", "train", "bench", "models", "models-tf32", "models-formulas",
             "train-formulas", "profile", "kernels"} == set(steps)
     header = script.split("set -u")[0]
     for name in steps:  # each one explained at the top
         assert re.search(rf"\b{re.escape(name)} \(", header), name
-    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh")], capture_output=True, text=True,
+    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh")], capture_output=True, encoding="utf-8",
                           env={**os.environ, "STEPS": "info", "OUT": str(tmp_path),
                                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"^info\s+rc=0\s", done.stdout, flags=re.M)
-    assert "numpy" in (tmp_path / "info.log").read_text()
+    assert "numpy" in (tmp_path / "info.log").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------ text files on every OS
+_SUBPROCESS = {"run", "Popen", "check_output", "check_call", "call"}
+
+
+def _text_mode(call: ast.Call, mode_at: int) -> bool:
+    """Whether ``call`` (an ``open``) opens in text mode: its mode (argument ``mode_at`` or ``mode=``) is absent or a
+    string without "b". A mode computed at run time counts as binary: it cannot be read here."""
+    mode = call.args[mode_at] if len(call.args) > mode_at else next(
+        (k.value for k in call.keywords if k.arg == "mode"), ast.Constant("r"))
+    return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and "b" not in mode.value
+
+
+def _unspecified_encodings(source: str) -> list[tuple[int, str]]:
+    """``(line, what)`` of each call in ``source`` that reads or writes text in the locale's encoding (Windows'
+    cp1252 there, where this project's files are UTF-8): ``open``, ``Path.open/read_text/write_text``,
+    ``os.fdopen``, ``io.TextIOWrapper`` and ``subprocess`` with ``text=True``, none given ``encoding=``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call) or any(k.arg in ("encoding", None) for k in node.keywords):
+            continue  # None: a **kwargs that may carry it
+        f = node.func
+        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+        owner = f.value.id if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) else None
+        if name == "open" and owner != "os":  # builtin open(file, mode), path.open(mode); os.open is bytes
+            text = _text_mode(node, 1 if isinstance(f, ast.Name) or owner in ("io", "codecs") else 0)
+        elif name == "fdopen":
+            text = _text_mode(node, 1)
+        elif name in ("read_text", "write_text"):
+            text = isinstance(f, ast.Attribute)  # Path's; read_text(path) is the corpus reader (UTF-8 itself)
+        elif name == "TextIOWrapper":
+            text = True
+        elif name in _SUBPROCESS and owner == "subprocess":
+            text = any(k.arg in ("text", "universal_newlines") and isinstance(k.value, ast.Constant) and k.value.value
+                       for k in node.keywords)
+        else:
+            text = False
+        if text:
+            found.append((node.lineno, ast.unparse(f)))
+    return found
+
+
+def _python_sources():
+    """The project's Python files: the package, its tests, tools/ and docs/ where this checkout has them."""
+    for folder in ("minitransformer", "tests", "tools", "docs"):
+        yield from sorted((ROOT / folder).rglob("*.py")) if (ROOT / folder).is_dir() else []
+
+
+def test_every_text_file_and_pipe_names_its_encoding():
+    """Text read or written in the locale's encoding works here (UTF-8) and breaks on Windows (cp1252: README.md's
+    dashes, the worked examples' Chinese) or in a POSIX C locale: every call says ``encoding="utf-8"``, docstring
+    examples included (doctests run too). What ``python -X warn_default_encoding`` warns of, found without running."""
+    parser = doctest.DocTestParser()
+    wrong = []
+    for path in _python_sources():
+        source = path.read_text(encoding="utf-8")
+        where = str(path.relative_to(ROOT))
+        wrong += [f"{where}:{line}: {what}" for line, what in _unspecified_encodings(source)]
+        for node in ast.walk(ast.parse(source)):
+            doc = ast.get_docstring(node) if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Module)) else None
+            examples = parser.get_examples(doc) if doc else []
+            example_code = "\n".join(e.source for e in examples)
+            wrong += [f"{where}:{node.lineno if hasattr(node, 'lineno') else 1} (docstring): {what}"
+                      for _, what in _unspecified_encodings(example_code)]
+    assert not wrong, "give these encoding=\"utf-8\":\n" + "\n".join(wrong)
+
+
+def test_the_encoding_check_sees_each_way_to_open_text():
+    source = ("open(p)\nopen(p, 'w')\nopen(p, 'rb')\nopen(p, mode='a')\nPath(p).open()\nos.open(p, flags)\n"
+              "p.read_text()\np.write_text(s)\np.read_bytes()\nread_text(p)\nos.fdopen(fd, 'w')\n"
+              "os.fdopen(fd, 'wb')\nio.TextIOWrapper(b)\nsubprocess.run(c, text=True)\nsubprocess.run(c)\n"
+              "open(p, encoding='utf-8')\np.read_text(encoding='utf-8')\n"
+              "subprocess.run(c, text=True, encoding='utf-8')\nopen(p, **kw)\n")
+    assert [line for line, _ in _unspecified_encodings(source)] == [1, 2, 4, 5, 7, 8, 11, 13, 14]

@@ -43,7 +43,7 @@ def _tool(monkeypatch):
 def test_the_mutants_of_a_small_file(tmp_path, monkeypatch):
     tool = _tool(monkeypatch)
     path = tmp_path / "small.py"
-    path.write_text(SOURCE)
+    path.write_text(SOURCE, encoding="utf-8")
     made = [(m.line, m.old, m.new, m.lines) for m in tool.mutants_of(path)]
     body = (7, 10)  # a default value selects the tests that run the function's body
     assert made == [
@@ -75,7 +75,7 @@ OTHER = "a + 1"  # another string: left alone
 def test_the_mutants_of_the_c_code_in_a_string(tmp_path, monkeypatch):
     tool = _tool(monkeypatch)
     path = tmp_path / "kernels.py"
-    path.write_text(C_MODULE)
+    path.write_text(C_MODULE, encoding="utf-8")
     made = [(m.line, m.old, m.new, m.language) for m in tool.c_mutants_of(path, "SOURCE")]
     assert made == [  # the pointer stars of T* stay; so do ++, [], casts and names
         (5, "<", "<=", "c"), (5, "&&", "||", "c"), (5, "!", "", "c"), (5, "+=", "-=", "c"), (5, "*", "/", "c"),
@@ -148,15 +148,16 @@ def test_the_tool_runs_each_mutant_against_the_tests_that_reach_it(tmp_path, mon
     tool = _tool(monkeypatch)
     for name, text in PROJECT.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+        (tmp_path / name).write_text(text, encoding="utf-8")
     monkeypatch.setattr(tool, "ROOT", tmp_path)  # the checkout it copies and mutates
     report, lines = tmp_path / "report.json", tmp_path / "lines.json"
     assert tool.main([str(tmp_path / "small.py"), "--workers", "1", "--report", str(report), "--lines", str(lines),
                       "--c-source", "SOURCE", "--c-tests", "tests/test_source.py"]) == 0
     fields = ("line", "old", "new", "status", "tests", "language")
-    made = [tuple(m[k] for k in fields) for m in json.loads(report.read_text())]
+    made = [tuple(m[k] for k in fields) for m in json.loads(report.read_text(encoding="utf-8"))]
     source = PROJECT["small.py"].splitlines()
-    assert all(m["text"] == source[m["line"] - 1] for m in json.loads(report.read_text()))  # (how --again finds it)
+    assert all(m["text"] == source[m["line"] - 1]  # (how --again finds it)
+               for m in json.loads(report.read_text(encoding="utf-8")))
     assert made == [
         (7, "+", "-", "killed", 1, "python"),  # only test_add runs add
         (11, "<=", "<", "survived", 1, "python"), (11, "3", "4", "survived", 1, "python"),  # no test at 3 or 4
@@ -166,10 +167,10 @@ def test_the_tool_runs_each_mutant_against_the_tests_that_reach_it(tmp_path, mon
     ]
     out = capsys.readouterr().out
     assert "[survived] small.py:11: `<=` -> `<`" in out and "killed: 5 survived: 2 timeout: 0 not run: 1" in out
-    assert (tmp_path / "small.py").read_text() == PROJECT["small.py"]  # mutated in copies only
+    assert (tmp_path / "small.py").read_text(encoding="utf-8") == PROJECT["small.py"]  # mutated in copies only
     # again, after a test at the boundary: only what was not killed runs, from the saved map of lines
     boundary = "    assert small_enough(3) and not small_enough(4)\n"
-    (tmp_path / "tests" / "test_small.py").write_text(PROJECT["tests/test_small.py"] + boundary)
+    (tmp_path / "tests" / "test_small.py").write_text(PROJECT["tests/test_small.py"] + boundary, encoding="utf-8")
     assert tool.main([str(tmp_path / "small.py"), "--workers", "1", "--again", str(report), "--lines", str(lines)]) == 0
     out = capsys.readouterr().out
     assert "3 mutants in 1 files" in out and "killed: 2 survived: 0 timeout: 0 not run: 1" in out
@@ -210,11 +211,12 @@ def test_a_mutant_only_doctests_reach_runs_them_and_a_mutant_no_test_ran_is_not_
     tool = _tool(monkeypatch)
     for name, text in DOCTESTED.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+        (tmp_path / name).write_text(text, encoding="utf-8")
     monkeypatch.setattr(tool, "ROOT", tmp_path)
     report = tmp_path / "report.json"
     assert tool.main([str(tmp_path / "pkg" / "maths.py"), "--workers", "1", "--report", str(report)]) == 0
-    made = {(m["line"], m["old"], m["new"]): (m["status"], m["by"]) for m in json.loads(report.read_text())}
+    rows = json.loads(report.read_text(encoding="utf-8"))
+    made = {(m["line"], m["old"], m["new"]): (m["status"], m["by"]) for m in rows}
     assert made == {
         (7, "2", "3"): ("killed", "FAILED pkg/maths.py::pkg.maths.double"),  # its doctest ran and failed
         (7, "*", "/"): ("killed", "FAILED pkg/maths.py::pkg.maths.double"),
@@ -229,10 +231,10 @@ def test_a_mutant_only_doctests_reach_runs_them_and_a_mutant_no_test_ran_is_not_
     for rc, tests in {4: ["tests/test_gone.py::test_gone"], 5: ["tests/test_nothing.py", "-k", "xyz"]}.items():
         tool.run_mutant(m, tests, 60, tmp_path)
         assert (m.status, m.by.split(":")[0]) == ("not run", f"pytest rc {rc} ({tool.NOTHING_RAN[rc]})"), m.by
-    assert (tmp_path / "pkg" / "maths.py").read_text() == DOCTESTED["pkg/maths.py"]
+    assert (tmp_path / "pkg" / "maths.py").read_text(encoding="utf-8") == DOCTESTED["pkg/maths.py"]
     # a mutant that breaks the package where the conftest imports it: pytest exits 4 as well, and that is a kill
     (tmp_path / "tests" / "conftest.py").write_text(DOCTESTED["tests/conftest.py"] + "import pkg.maths\n"
-                                                    "assert pkg.maths.double(3) == 6\n")
+                                                    "assert pkg.maths.double(3) == 6\n", encoding="utf-8")
     m = next(m for m in tool.mutants_of(tmp_path / "pkg" / "maths.py", name="pkg/maths.py") if m.new == "3")
     tool.run_mutant(m, ["tests/test_nothing.py"], 60, tmp_path)
     assert m.status == "killed", m.by

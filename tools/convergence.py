@@ -126,7 +126,7 @@ def main(argv=None) -> int:
               f"(load {r['load_before']} -> {r['load_after']})\n          {shown}\n"
               f"          validation (step, s, value): {r['validation']}", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
+        with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"machine": machine, "results": results}, f, indent=2)
         print(f"wrote {args.json}")
     return 0 if all(r["passed"] is not False for r in results) else 1

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -40,7 +41,7 @@ from minitransformer import bench  # noqa: E402
 from minitransformer.kernels import CudaKernels, cublas_layout  # noqa: E402
 
 #: where the library's files are: a call is counted at the line of the library that made it
-PACKAGE = str(Path(mt.__file__).resolve().parent) + "/"
+PACKAGE = str(Path(mt.__file__).resolve().parent) + os.sep
 #: calls that make no new array on a GPU: views and allocations
 NO_LAUNCH = {"reshape", "permute_dims", "matrix_transpose", "moveaxis", "broadcast_to", "expand_dims", "squeeze",
              "__getitem__", "asarray", "empty", "empty_like"}

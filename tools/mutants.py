@@ -291,7 +291,7 @@ class LineTracer:
                 self.lines[self.files[filename]].setdefault(line, []).append(index)
 
     def pytest_sessionfinish(self, session):
-        Path(self.out).write_text(json.dumps({"tests": self.tests, "lines": self.lines}))
+        Path(self.out).write_text(json.dumps({"tests": self.tests, "lines": self.lines}), encoding="utf-8")
 
 
 def trace_lines(files: list[str], pytest_args: list[str], out: Path, checkout: Path) -> dict:
@@ -301,14 +301,15 @@ def trace_lines(files: list[str], pytest_args: list[str], out: Path, checkout: P
             f"sys.exit(pytest.main(sys.argv[1:], plugins=[{tracer}]))")
     args = [sys.executable, "-c", code, "-p", "no:cacheprovider", "-q", "--backends", "numpy"]
     args += [f"--ignore={f}" for f in IGNORED] + pytest_args
-    env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1")
-    run = subprocess.run(args, cwd=checkout, env=env, capture_output=True, text=True)
+    # PYTHONIOENCODING: pytest's output in UTF-8, read as such here, whatever the locale (Windows: cp1252)
+    env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
+    run = subprocess.run(args, cwd=checkout, env=env, capture_output=True, encoding="utf-8")
     if not out.exists() or run.returncode not in (0, 1):
         sys.exit(f"the traced run did not finish (rc {run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
     failed = [t.split(" - ")[0] for t in run.stdout.splitlines() if t.startswith(("FAILED ", "ERROR "))]
     if failed:  # a test that fails only under the tracer (Ctrl-C tests do) still selects its lines; say so
         print(f"{len(failed)} tests failed while traced (check they pass without it):\n  " + "\n  ".join(failed))
-    return json.loads(out.read_text())
+    return json.loads(out.read_text(encoding="utf-8"))
 
 
 # ------------------------------------------------------------------ running the mutants
@@ -337,9 +338,10 @@ def run_mutant(m: Mutant, tests: list[str], budget: float, checkout: Path) -> No
     path = checkout / m.file
     original = path.read_text(encoding="utf-8")
     path.write_text(apply(original, m), encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1")
+    # PYTHONIOENCODING: pytest's output in UTF-8, read as such here, whatever the locale (Windows: cp1252)
+    env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
     try:
-        run = subprocess.run(pytest_command(tests), cwd=checkout, env=env, capture_output=True, text=True,
+        run = subprocess.run(pytest_command(tests), cwd=checkout, env=env, capture_output=True, encoding="utf-8",
                              timeout=budget)
         broke_loading = "ImportError while loading conftest" in run.stdout + run.stderr  # rc 4 too: the mutant
         if run.returncode in NOTHING_RAN and not broke_loading:  # broke the package; else no test ran at all
@@ -388,14 +390,14 @@ def main(argv=None) -> int:
         if args.c_source:
             mutants += [m for f in files for m in c_mutants_of(checkouts[0] / f, args.c_source, name=f)]
         if args.again:
-            report = [m for m in json.loads(Path(args.again).read_text()) if m["status"] != "killed"]
+            report = [m for m in json.loads(Path(args.again).read_text(encoding="utf-8")) if m["status"] != "killed"]
             earlier = {_key(m) for m in report}
             if not args.c_source and any(m.get("language") == "c" for m in report):
                 print("the report has mutants of C code not killed: add --c-source to run them too", flush=True)
             mutants = [m for m in mutants if _key(asdict(m)) in earlier]
         print(f"{len(mutants)} mutants in {len(files)} files", flush=True)
         saved = Path(args.lines or Path(tmp) / "lines.json")
-        line_map = (json.loads(saved.read_text()) if saved.exists()
+        line_map = (json.loads(saved.read_text(encoding="utf-8")) if saved.exists()
                     else trace_lines(files, args.pytest.split(), saved, checkouts[0]))
         tests = line_map["tests"]
         print(f"traced {len(tests)} tests", flush=True)
@@ -434,7 +436,7 @@ def main(argv=None) -> int:
     if unrun := sum(m.status == "not run" and m.tests > 0 for m in mutants):
         print(f"({unrun} of those not run had tests selected that pytest did not run: see [not run: ...] above)")
     if args.report:
-        Path(args.report).write_text(json.dumps([asdict(m) for m in mutants], indent=1))
+        Path(args.report).write_text(json.dumps([asdict(m) for m in mutants], indent=1), encoding="utf-8")
     return 0
 
 

@@ -299,16 +299,19 @@ def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> tup
     env = {k: v for k, v in os.environ.items() if k != "MINITRANSFORMER_BACKEND"}
     env["MPLBACKEND"] = "Agg"
     # -I: isolated mode, so nothing in the copy (a sitecustomize.py, a pytest.py) runs before the runner;
-    # -B: no __pycache__ written into the copy (-I ignores PYTHONDONTWRITEBYTECODE)
-    command = [sys.executable, "-I", "-B", str(Path(__file__).with_name("runner.py")), str(folder), *args,
-               "--grade-json", str(results)]
+    # -B: no __pycache__ written into the copy (-I ignores PYTHONDONTWRITEBYTECODE);
+    # -X utf8: pytest's output in UTF-8, read as such here, whatever the locale (Windows' cp1252 lacks the
+    # formulas' characters; -I ignores PYTHONIOENCODING)
+    command = [sys.executable, "-I", "-B", "-X", "utf8", str(Path(__file__).with_name("runner.py")), str(folder),
+               *args, "--grade-json", str(results)]
     try:
-        run = subprocess.run(command, cwd=results.parent, env=env, capture_output=True, text=True, timeout=timeout)
+        run = subprocess.run(command, cwd=results.parent, env=env, capture_output=True, encoding="utf-8",
+                             errors="replace", timeout=timeout)
         output, stopped = run.stdout + run.stderr, False
-    except subprocess.TimeoutExpired as e:  # killed; on POSIX its output so far comes as bytes, even with text=True
+    except subprocess.TimeoutExpired as e:  # killed; on POSIX its output so far comes as bytes, even in text mode
         output = "".join(b.decode(errors="replace") if isinstance(b, bytes) else b for b in (e.stdout, e.stderr) if b)
         stopped = True
-    return (json.loads(results.read_text()) if results.is_file() else None), output, stopped
+    return (json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None), output, stopped
 
 
 #: what to install when the skipped cases are PyTorch's comparisons (the version CI uses)

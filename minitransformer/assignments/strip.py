@@ -225,7 +225,7 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +SKIP
     ...     stubs = build(2, Path(tmp) / "a2")
-    ...     text = (Path(tmp) / "a2" / "minitransformer" / "functional" / "attention.py").read_text()
+    ...     text = (Path(tmp) / "a2" / "minitransformer" / "functional" / "attention.py").read_text(encoding="utf-8")
     >>> 'raise NotImplementedError("A2: ' in text, sorted(stubs)[0]  # doctest: +SKIP
     (True, 'minitransformer/autograd/fused.py')
     """

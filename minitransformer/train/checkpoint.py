@@ -326,7 +326,7 @@ def _file_in_the_way(folder) -> Path | None:
     --------
     >>> import os, tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     open(os.path.join(tmp, "notes.txt"), "w").close()
+    ...     open(os.path.join(tmp, "notes.txt"), "wb").close()
     ...     print(_file_in_the_way(os.path.join(tmp, "run")))
     ...     print(_file_in_the_way(os.path.join(tmp, "notes.txt", "run")).name)
     None

@@ -32,8 +32,9 @@ def _openblas():
     import numpy  # noqa: F401  (NumPy loads its OpenBLAS; find that one)
 
     try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
+        with open("/proc/self/maps", "rb") as f:  # bytes: a path is the system's bytes, whatever the locale says
+            found = {line.split()[-1] for line in f if b"openblas" in line.lower() and b".so" in line}
+        paths = sorted(map(os.fsdecode, found))
     except OSError:  # not Linux
         return None
     for path in paths:
