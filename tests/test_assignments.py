@@ -674,7 +674,9 @@ def test_a_body_that_never_returns_is_stopped_and_the_cases_that_finished_are_sc
                     encoding="utf-8")
     copy = tmp_path / "a2"
     build(2, copy, source=source, solution=True)
-    g = grade(2, copy, source=source, timeout=10)
+    # the timeout covers starting pytest and collecting the copy's tests too: 10 s was too short on a machine whose
+    # two cores ran six processes (load 6.8), where softmax's cases had not all finished
+    g = grade(2, copy, source=source, timeout=25)
     outcomes = {t.nodeid: t.outcome for t in g.own}
     softmax = [t for t in g.own if t.nodeid.startswith("tests/test_functional_activations.py::")]
     assert softmax and all(t.outcome in ("passed", "skipped") for t in softmax), outcomes
@@ -682,10 +684,10 @@ def test_a_body_that_never_returns_is_stopped_and_the_cases_that_finished_are_sc
     first = unfinished[0].nodeid
     assert first.startswith("tests/test_functional_attention.py::"), outcomes
     assert all(t.errors == [g.problem] for t in unfinished)
-    assert g.problem.startswith("the tests were stopped after 10 seconds; the first case that did not finish, "
+    assert g.problem.startswith("the tests were stopped after 25 seconds; the first case that did not finish, "
                                 f"{first}, is likely one that never ends")
     assert 0 < g.score < g.max_score
-    assert "stopped after 10 seconds" in format_table(g)
+    assert "stopped after 25 seconds" in format_table(g)
 
 
 def test_the_grade_command_exits_1_when_the_tests_did_not_all_run(monkeypatch, tmp_path, capsys):
