@@ -72,6 +72,29 @@ def test_setup_cfg_extras():
     assert cfg["options"]["python_requires"] == ">=3.10"
 
 
+@pytest.mark.needs(".ci")
+def test_ci_tests_the_lowest_version_setup_cfg_allows_of_each_package():
+    """Each ``name>=X`` of setup.cfg (install_requires and the extras CI installs) is pinned to X in
+    .ci/lowest.txt, the constraints CI's second environment is built with: a bound raised in one place only
+    would leave CI testing a version the package refuses, or one it no longer allows."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg", encoding="utf-8")
+    required = [cfg["options"]["install_requires"], *(cfg["options.extras_require"][k] for k in ("dev", "docs"))]
+    bounds = dict(re.findall(r"^([A-Za-z0-9_.-]+)>=([0-9.]+)\s*$", "\n".join(required), flags=re.M))
+    pinned = dict(re.findall(r"^([A-Za-z0-9_.-]+)==([0-9.]+?)(?:\.\*)?\s*$",
+                             (ROOT / ".ci" / "lowest.txt").read_text(encoding="utf-8"), flags=re.M))
+    def release(version: str) -> tuple:  # 7 == 7.0 == 7.0.0
+        numbers = [int(n) for n in version.split(".")]
+        while numbers and numbers[-1] == 0:
+            numbers.pop()
+        return tuple(numbers)
+
+    assert bounds and {name: release(bounds[name]) for name in pinned if name in bounds} == {
+        name: release(version) for name, version in pinned.items() if name in bounds}
+    assert set(bounds) <= set(pinned), f"no lowest version for {sorted(set(bounds) - set(pinned))}"
+    assert "-c .ci/lowest.txt" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("folder", ["minitransformer", "tests", "notebooks", "docs"])
 @pytest.mark.needs("tools")  # the repository's layout: a student copy has neither docs/ nor tools/
 def test_top_level_layout(folder):
