@@ -1197,6 +1197,19 @@ def test_charlm_with_bpe_learns_its_merges_on_the_training_text_and_scores_per_t
     assert chars > 1.5 * len(targets)  # a token is nearly two characters on average (1.94 here)
 
 
+def test_charlm_with_bpe_refuses_a_text_too_short_in_tokens(tmp_path):
+    """900 characters, the last 90 (10 lines) for validation: enough characters for seq_len=32, but 7 merges make
+    "abcdefgh" one token, and the validation text is 20 tokens (a word and a line break a line)."""
+    from minitransformer.data import CorpusError
+
+    (tmp_path / "own.txt").write_text("abcdefgh\n" * 100, encoding="utf-8")
+    own = dict(corpus=str(tmp_path / "own.txt"), seq_len=32, max_len=32, **_TINY_TASK)
+    assert build("charlm", **own).tokenizer.vocab_size == 4 + 9  # characters: it builds
+    with pytest.raises(CorpusError, match=r"too short: 180 tokens for training and 20 for validation, where each "
+                                          r"part needs seq_len \+ 1 = 33$"):
+        build("charlm", tokenizer="bpe", bpe_vocab=4 + 9 + 7, **own)
+
+
 def test_charlm_refuses_an_unknown_tokenizer_and_a_bpe_vocabulary_below_the_alphabet():
     with pytest.raises(ValueError, match="task 'charlm': tokenizer must be one of char, bpe, got 'word'"):
         build("charlm", tokenizer="word", **_TINY_TASK, **_TINY_DATA["charlm"])

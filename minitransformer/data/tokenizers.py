@@ -346,7 +346,8 @@ def _pairs(symbols: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 class BPETokenizer(Tokenizer):
-    r"""Byte-pair encoding (Sennrich, Haddow and Birch 2016): characters merged into frequent subwords.
+    r"""Byte-pair encoding: characters merged into frequent subwords (Sennrich, Haddow and Birch 2016, "Neural
+    Machine Translation of Rare Words with Subword Units", section 3.2).
 
     The paper's section 5.1 encodes its sentences with byte-pair encoding, a vocabulary of about 37,000
     tokens shared by source and target. :meth:`from_text` learns the merges from a text:
