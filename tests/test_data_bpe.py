@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minitransformer.data import (
     UNK,
@@ -73,6 +76,31 @@ def test_the_shipped_corpus_round_trips_and_is_shorter_in_tokens():
 def test_every_run_of_whitespace_round_trips(text):
     tok = BPETokenizer.from_text("a b a b\n\ta  b ", vocab_size=20)
     assert tok.decode(tok.encode(text)) == text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text("ab \n\t", max_size=60), st.text("ab \n\t", max_size=40), st.integers(4 + 5, 40))
+def test_any_text_of_known_characters_round_trips(train, text, vocab_size):
+    tok = BPETokenizer.from_text(train, vocab_size, alphabet="ab \n\t")
+    assert tok.decode(tok.encode(text)) == text
+    assert "".join(tok.tokenize(text)) == text and all(piece in tok.stoi for piece in tok.tokenize(text))
+    assert tok.tokenize(text) == _replayed(tok.merges, text)
+
+
+def _replayed(merges, text):
+    """Each merge in the order learned, applied everywhere in each chunk: what applying the lowest rank first gives
+    (a merge's pieces are older than it, so joining a pair never makes a pair of lower rank)."""
+    pieces = []
+    for chunk in re.findall(r" ?\S+|\s", text):
+        symbols = list(chunk)
+        for a, b in merges:
+            k = 0
+            while k < len(symbols) - 1:
+                if symbols[k] == a and symbols[k + 1] == b:
+                    symbols[k:k + 2] = [a + b]
+                k += 1
+        pieces += symbols
+    return pieces
 
 
 def test_whitespace_other_than_one_leading_space_is_never_merged():
