@@ -349,8 +349,9 @@ class BPETokenizer(Tokenizer):
     r"""Byte-pair encoding: characters merged into frequent subwords (Sennrich, Haddow and Birch 2016, "Neural
     Machine Translation of Rare Words with Subword Units", section 3.2).
 
-    The paper's section 5.1 encodes its sentences with byte-pair encoding, a vocabulary of about 37,000
-    tokens shared by source and target. :meth:`from_text` learns the merges from a text:
+    "Attention Is All You Need" (Vaswani et al. 2017, section 5.1) encodes its English-German sentences with
+    byte-pair encoding, a vocabulary of about 37,000 tokens shared by source and target. :meth:`from_text`
+    learns the merges from a text:
 
     1. Cut the text into *chunks*: a word (a run of non-whitespace) together with the single space before it,
        if there is one (``"the cat"`` -> ``"the"``, ``" cat"``; the *leading-space* convention of GPT-2, not
