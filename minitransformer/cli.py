@@ -374,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "review (classify)")
     gen.add_argument("--backend", choices=backends, help=backend_help)
     gen.add_argument("--beam", type=_positive_int, default=1, help="beam size for seq2seq (1: greedy)")
-    gen.add_argument("--max-new-tokens", type=_positive_int, default=200, help="characters to generate (charlm)")
+    gen.add_argument("--max-new-tokens", type=_positive_int, default=200,
+                     help="tokens to generate (charlm): characters, or BPE pieces with --set tokenizer=bpe")
     gen.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (charlm; 0: greedy)")
     gen.add_argument("--top-k", type=_positive_int, default=10, help="sample from the k likeliest (charlm)")
     gen.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the sampling (charlm)")

@@ -539,6 +539,44 @@ def test_charlm_trains_and_generates_text(tmp_path, monkeypatch, capsys):
     assert generated.startswith("The ") and len(generated) >= 4
 
 
+def test_charlm_with_bpe_trains_saves_its_merges_evaluates_and_generates_tokens(tmp_path, monkeypatch, capsys):
+    from minitransformer.data import BPETokenizer, load_corpus, split_corpus, tokenizer_from_dict
+    from minitransformer.train import run
+
+    out = tmp_path / "bpe"
+    assert main(["train", "--task", "charlm", "--steps", "4", *TINY, "--no-pictures", "--set", "tokenizer=bpe",
+                 "--set", "bpe_vocab=150", "--out", str(out)]) == 0
+    trained = capsys.readouterr().out
+    assert "\nexample (temperature 0.8, top-k 10): 'The" in trained  # "The", its space left to the next word
+    ckpt = read_checkpoint(out / "checkpoint.npz")
+    tok = tokenizer_from_dict(ckpt.tokenizer)
+    train, _ = split_corpus(load_corpus("tiny"), 0.1)
+    assert tok == BPETokenizer.from_text(train, 150, alphabet=load_corpus("tiny"))  # its merges, in the checkpoint
+    assert ckpt.model_state["embed.weight"].shape[0] == 150
+    assert main(["evaluate", str(out / "checkpoint.npz")]) == 0  # rebuilds the same tokenizer from the settings
+    evaluated = capsys.readouterr().out
+    assert _metric(evaluated, "val_loss") == pytest.approx(_metric(trained, "val_loss"), abs=1e-4)
+    assert _metric(evaluated, "val_bits_per_char") < _metric(evaluated, "val_loss") / np.log(2)  # 2+ chars a token
+    outputs, generate = [], run.generate
+
+    def spy(*args, **kwargs):
+        out = generate(*args, **kwargs)
+        outputs.append(out.numpy()[0])
+        return out
+
+    monkeypatch.setattr(run, "generate", spy)
+    assert main(["generate", str(out / "checkpoint.npz"), "--prompt", "Four score", "--max-new-tokens", "6"]) == 0
+    generated = capsys.readouterr().out.rstrip("\n")
+    prompt = tok.encode("Four score")
+    assert len(prompt) < len("Four score")  # merged pieces, not characters
+    assert outputs[0][:len(prompt)].tolist() == prompt and len(outputs[0]) == len(prompt) + 6  # 6 tokens
+    assert generated == tok.decode(outputs[0]) and generated.startswith("Four score")
+    long = load_corpus("tiny")[:400]  # more tokens than the 64 positions (seq_len) it was trained on
+    assert main(["generate", str(out / "checkpoint.npz"), "--prompt", long, "--max-new-tokens", "1"]) == 0
+    assert (f"reads the last 64 tokens of the prompt ({len(tok.encode(long))} given)"
+            in capsys.readouterr().err.replace("\n", " "))
+
+
 def test_classify_trains_and_labels_a_review(tmp_path, capsys):
     out = tmp_path / "cls"
     assert main(["train", "--task", "classify", "--steps", "4", *TINY, "--no-pictures", "--out", str(out)]) == 0

@@ -1170,3 +1170,51 @@ def test_charlm_compares_its_validation_loss_with_a_unigram_scored_on_the_same_c
     assert metrics["unigram_val_loss"] == pytest.approx(float(-np.log(p[targets]).mean()), rel=1e-12)
     assert metrics["val_loss_below_unigram"] == metrics["unigram_val_loss"] - metrics["val_loss"]
     assert "unigram_entropy" not in metrics
+    # one token per character: bits per character are the loss in nats over ln 2
+    assert metrics["val_bits_per_char"] == pytest.approx(metrics["val_loss"] / math.log(2), rel=1e-12)
+
+
+@pytest.mark.single_backend
+def test_charlm_with_bpe_learns_its_merges_on_the_training_text_and_scores_per_token():
+    from minitransformer.data import BPETokenizer, load_corpus, split_corpus
+
+    setup = build("charlm", tokenizer="bpe", bpe_vocab=200, **_TINY_TASK, **_TINY_DATA["charlm"])  # seq_len=8
+    text = load_corpus("tiny")
+    train, val = split_corpus(text, setup.settings["val_fraction"])
+    tok = setup.tokenizer
+    assert tok == BPETokenizer.from_text(train, 200, alphabet=text) != BPETokenizer.from_text(text, 200)
+    assert setup.model.vocab == tok.vocab_size == 200
+    assert setup.val.tolist() == tok.encode(val)
+    V, T, val_ids = tok.vocab_size, 8, setup.val
+    counts = np.bincount(tok.encode(train), minlength=V)  # a unigram over the BPE tokens of the training text
+    p = (counts + 1) / (counts.sum() + V)
+    targets = val_ids[1:1 + (len(val_ids) - 1) // T * T]
+    metrics = setup.final_metrics(setup.model)
+    assert metrics["unigram_val_loss"] == pytest.approx(float(-np.log(p[targets]).mean()), rel=1e-12)
+    chars = len(tok.decode(targets))  # the characters those tokens spell
+    assert metrics["val_bits_per_char"] == pytest.approx(metrics["val_loss"] * len(targets) / chars / math.log(2),
+                                                         rel=1e-12)
+    assert chars > 1.5 * len(targets)  # a token is nearly two characters on average (1.94 here)
+
+
+def test_charlm_with_bpe_refuses_a_text_too_short_in_tokens(tmp_path):
+    """900 characters, the last 90 (10 lines) for validation: enough characters for seq_len=32, but 7 merges make
+    "abcdefgh" one token, and the validation text is 20 tokens (a word and a line break a line)."""
+    from minitransformer.data import CorpusError
+
+    (tmp_path / "own.txt").write_text("abcdefgh\n" * 100, encoding="utf-8")
+    own = dict(corpus=str(tmp_path / "own.txt"), seq_len=32, max_len=32, **_TINY_TASK)
+    assert build("charlm", **own).tokenizer.vocab_size == 4 + 9  # characters: it builds
+    with pytest.raises(CorpusError, match=r"too short: 180 tokens for training and 20 for validation, where each "
+                                          r"part needs seq_len \+ 1 = 33$"):
+        build("charlm", tokenizer="bpe", bpe_vocab=4 + 9 + 7, **own)
+
+
+def test_charlm_refuses_an_unknown_tokenizer_and_a_bpe_vocabulary_below_the_alphabet():
+    with pytest.raises(ValueError, match="task 'charlm': tokenizer must be one of char, bpe, got 'word'"):
+        build("charlm", tokenizer="word", **_TINY_TASK, **_TINY_DATA["charlm"])
+    with pytest.raises(ValueError, match=r"task 'charlm': bpe_vocab: BPETokenizer.from_text: vocab_size=40 is smaller "
+                                         r"than the 4 special tokens and the text's 67 characters \(71\)"):
+        build("charlm", tokenizer="bpe", bpe_vocab=40, **_TINY_TASK, **_TINY_DATA["charlm"])
+    with pytest.raises(ValueError, match="setting bpe_vocab must be an integer"):
+        build("charlm", tokenizer="bpe", bpe_vocab="many")

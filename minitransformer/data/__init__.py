@@ -1,6 +1,7 @@
 """Data: tokenizers, generated tasks, a corpus that ships with the package, and batching with masks.
 
-* ``tokenizers`` -- :class:`CharTokenizer`, :class:`WordTokenizer`; the specials
+* ``tokenizers`` -- :class:`CharTokenizer`, :class:`WordTokenizer`, :class:`BPETokenizer` (byte-pair
+  encoding, learned merges of characters); the specials
   ``<pad>`` = 0, ``<bos>`` = 1, ``<eos>`` = 2, ``<unk>`` = 3 in every vocabulary.
 * ``tasks`` -- digit ``copy`` / ``reverse`` / ``sort`` (sequence to sequence) and the
   ``negation`` sentiment task, which a bag of words cannot solve but attention can.
@@ -53,6 +54,7 @@ from .tokenizers import (
     SPECIAL_TOKENS,
     UNK,
     UNK_TOKEN,
+    BPETokenizer,
     CharTokenizer,
     Tokenizer,
     TokenizerPair,
@@ -83,6 +85,7 @@ __all__ = [
     "Tokenizer",
     "CharTokenizer",
     "WordTokenizer",
+    "BPETokenizer",
     "TokenizerPair",
     "tokenizer_from_dict",
     "DIGITS",

@@ -217,7 +217,7 @@ def unigram_entropy(text: str) -> float:
     return -sum(c / n * math.log(c / n) for c in Counter(text).values())
 
 
-def unigram_cross_entropy(train_text: str, text: str, vocab: Iterable[str]) -> float:
+def unigram_cross_entropy(train_text: str | list[str], text: str | list[str], vocab: Iterable[str]) -> float:
     r"""Cross-entropy on ``text`` of the unigram model counted on ``train_text``, add-one smoothed over ``vocab``.
 
     .. math::
@@ -235,10 +235,11 @@ def unigram_cross_entropy(train_text: str, text: str, vocab: Iterable[str]) -> f
 
     Parameters
     ----------
-    train_text : str
-        The text the counts come from (may be empty: then every entry has probability :math:`1 / V`).
-    text : str
-        The text scored, not empty.
+    train_text : str or list of str
+        The text the counts come from (may be empty: then every entry has probability :math:`1 / V`); or
+        the pieces a tokenizer cuts it into (``tok.tokenize(text)``), to count tokens instead of characters.
+    text : str or list of str
+        The text scored, not empty (or its pieces).
     vocab : iterable of str
         The model's outcomes, each once; every character of both texts must be one of them.
 

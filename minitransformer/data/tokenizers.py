@@ -1,4 +1,4 @@
-"""Text to token ids and back: a character tokenizer and a word tokenizer, with four special tokens.
+"""Text to token ids and back: character, word and byte-pair-encoding tokenizers, with four special tokens.
 
 Every vocabulary starts with the same four special tokens, so code that pads, starts or ends a
 sequence never needs to know which tokenizer made it:
@@ -42,6 +42,7 @@ __all__ = [
     "Tokenizer",
     "CharTokenizer",
     "WordTokenizer",
+    "BPETokenizer",
     "TokenizerPair",
     "tokenizer_from_dict",
 ]
@@ -321,6 +322,170 @@ class WordTokenizer(Tokenizer):
         return {**super().to_dict(), "lower": self.lower}
 
 
+# A chunk is a word with the single space before it, if any (" lower"), or one other whitespace character
+# ("\n", a second space, a tab): merges never cross a chunk's edge, and the chunks glue back into the text.
+_CHUNK_RE = re.compile(r" ?\S+|\s")
+
+
+def _merge_pair(symbols: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
+    """``symbols`` with every occurrence of ``pair`` (left to right, not overlapping) joined into one symbol."""
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
+            out.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return tuple(out)
+
+
+def _pairs(symbols: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The adjacent pairs of ``symbols``: ``("l", "o", "w") -> [("l", "o"), ("o", "w")]``."""
+    return list(zip(symbols, symbols[1:]))
+
+
+class BPETokenizer(Tokenizer):
+    r"""Byte-pair encoding: characters merged into frequent subwords (Sennrich, Haddow and Birch 2016, "Neural
+    Machine Translation of Rare Words with Subword Units", section 3.2).
+
+    "Attention Is All You Need" (Vaswani et al. 2017, section 5.1) encodes its English-German sentences with
+    byte-pair encoding, a vocabulary of about 37,000 tokens shared by source and target. :meth:`from_text`
+    learns the merges from a text:
+
+    1. Cut the text into *chunks*: a word (a run of non-whitespace) together with the single space before it,
+       if there is one (``"the cat"`` -> ``"the"``, ``" cat"``; the *leading-space* convention of GPT-2, not
+       Sennrich's end-of-word marker ``</w>``), or one other whitespace character (a line break, a second
+       space, a tab), which stays a token of its own. Count how often each chunk occurs.
+    2. Start with every chunk spelled as its characters: the vocabulary is the alphabet.
+    3. Count every adjacent pair of symbols, each chunk weighted by how often it occurs; merge the most frequent
+       pair, ``("l", "o") -> "lo"``, everywhere, and add ``"lo"`` to the vocabulary. Ties go to the pair that
+       comes first in string order (``(" ", "l")`` before ``("l", "o")``), so the same text always gives the same
+       merges.
+    4. Repeat step 3 until the vocabulary has ``vocab_size`` entries (the four specials included), or no pair
+       occurs twice.
+
+    :meth:`tokenize` spells each chunk as characters and applies the learned merges by rank: while some
+    adjacent pair is a merge, join the pair learned first, everywhere in the chunk. This works over
+    *characters* (Unicode code points), not the bytes of GPT-2's byte-level BPE: the corpora here are small
+    UTF-8 texts whose alphabet is a few dozen characters. A character outside the alphabet is a piece of its
+    own and reads as ``<unk>``.
+
+    What round-trips: the pieces of a text glue back into the text, character for character, spaces, tabs
+    and line breaks included, so ``decode(encode(text)) == text`` whenever every character of ``text`` is in
+    the alphabet. Merges stop at a chunk's edge: ``" the"`` can be a token but ``"the "`` and ``"\n\n"``
+    cannot.
+
+    Parameters
+    ----------
+    alphabet : str or iterable of str
+        The single characters, in id order (ids start at 4).
+    merges : iterable of (str, str)
+        The learned merges, in the order learned; each pair's two sides must be in the vocabulary before it
+        (the alphabet or an earlier merge). The merged string of each gets the next id, unless an earlier
+        merge made the same string (``("a", "bc")`` after ``("ab", "c")``).
+
+    Attributes
+    ----------
+    merges : list of (str, str)
+        The merges, in the order learned (their rank).
+
+    Examples
+    --------
+    The first merges of a tiny text: ``("l", "o")`` and ``("o", "w")`` both occur 3 times, and ``"l" < "o"``;
+    then ``("lo", "w")`` occurs 3 times; then ``(" ", "low")`` and ``("low", "e")`` twice each, and
+    ``" " < "l"``:
+
+    >>> tok = BPETokenizer.from_text("low lower lowest", vocab_size=4 + 8 + 4)   # 8 characters, 4 merges
+    >>> tok.merges
+    [('l', 'o'), ('lo', 'w'), (' ', 'low'), (' low', 'e')]
+    >>> tok.tokenize("lowest lower")
+    ['low', 'e', 's', 't', ' lowe', 'r']
+    >>> tok.decode(tok.encode("lowest lower"))
+    'lowest lower'
+    >>> tok.itos[4:12], tok.itos[12:]
+    ([' ', 'e', 'l', 'o', 'r', 's', 't', 'w'], ['lo', 'low', ' low', ' lowe'])
+    >>> tok.decode(tok.encode("lowly"))          # "y" is not in the alphabet
+    'lowl<unk>'
+    """
+
+    kind = "bpe"
+
+    def __init__(self, alphabet: str | Iterable[str], merges: Iterable[tuple[str, str]] = ()):
+        alphabet = list(alphabet)
+        for ch in alphabet:
+            if not isinstance(ch, str) or len(ch) != 1:
+                raise ValueError(f"BPETokenizer: the alphabet must hold single characters, got {ch!r}")
+        self.merges: list[tuple[str, str]] = []
+        known = set(alphabet)
+        for merge in merges:
+            if not (isinstance(merge, (tuple, list)) and len(merge) == 2 and all(p in known for p in merge)):
+                raise ValueError(f"BPETokenizer: merge {len(self.merges)} is {merge!r}; a merge is a pair of "
+                                 "pieces already in the vocabulary (the alphabet or an earlier merge)")
+            self.merges.append((merge[0], merge[1]))
+            known.add(merge[0] + merge[1])
+        self._rank = {pair: r for r, pair in enumerate(self.merges)}
+        super().__init__(alphabet + [a + b for a, b in self.merges])
+
+    @classmethod
+    def from_text(cls, text: str, vocab_size: int, alphabet: str = "") -> BPETokenizer:
+        """Learn the merges of ``text`` until the vocabulary holds ``vocab_size`` entries (the algorithm above).
+
+        Parameters
+        ----------
+        text : str
+            The text the chunks and pairs are counted in.
+        vocab_size : int
+            The vocabulary wanted, the four specials and the alphabet included. Fewer come out if no pair
+            occurs twice before.
+        alphabet : str
+            Characters to include besides those of ``text`` (those of a validation text, so that they are
+            not ``<unk>``); the alphabet is the distinct characters of both, sorted.
+        """
+        if not isinstance(text, str) or not isinstance(alphabet, str):
+            raise TypeError(f"BPETokenizer.from_text: text and alphabet must be str, got {type(text).__name__} "
+                            f"and {type(alphabet).__name__}")
+        chars = sorted(set(text) | set(alphabet))
+        smallest = len(SPECIAL_TOKENS) + len(chars)
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral) or vocab_size < smallest:
+            raise ValueError(f"BPETokenizer.from_text: vocab_size={vocab_size!r} is smaller than the 4 special "
+                             f"tokens and the text's {len(chars)} characters ({smallest}); BPE only adds to them")
+        words = {tuple(chunk): n for chunk, n in Counter(_CHUNK_RE.findall(text)).items()}  # chunk -> its count
+        vocab, merges = set(chars), []
+        while len(SPECIAL_TOKENS) + len(vocab) < vocab_size:
+            counts: Counter[tuple[str, str]] = Counter()
+            for symbols, n in words.items():
+                for pair in _pairs(symbols):
+                    counts[pair] += n
+            if not counts or max(counts.values()) < 2:
+                break  # no pair occurs twice: merging more would only learn single chunks by heart
+            best = min(counts, key=lambda pair: (-counts[pair], pair))  # the most frequent; ties in string order
+            words = {_merge_pair(symbols, best): n for symbols, n in words.items()}
+            merges.append(best)
+            vocab.add(best[0] + best[1])
+        return cls(chars, merges)
+
+    def tokenize(self, text: str) -> list[str]:
+        """The pieces of ``text``: each chunk's characters, merged by rank (the merge learned first, first)."""
+        pieces = []
+        for chunk in _CHUNK_RE.findall(text):
+            symbols = tuple(chunk)
+            while True:
+                ranked = [pair for pair in _pairs(symbols) if pair in self._rank]
+                if not ranked:
+                    break
+                symbols = _merge_pair(symbols, min(ranked, key=self._rank.__getitem__))
+            pieces.extend(symbols)
+        return pieces
+
+    def _join(self, pieces: list[str]) -> str:
+        return "".join(pieces)
+
+    def to_dict(self) -> dict:
+        """As :meth:`Tokenizer.to_dict`, with ``"merges"``: a list of ``[left, right]`` pairs, in rank order."""
+        return {**super().to_dict(), "merges": [list(pair) for pair in self.merges]}
+
+
 class TokenizerPair:
     """The two tokenizers of a translation: ``source`` reads the encoder's input, ``target`` writes the decoder's.
 
@@ -360,7 +525,7 @@ class TokenizerPair:
         return {"type": self.kind, "source": self.source.to_dict(), "target": self.target.to_dict()}
 
 
-_KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer}
+_KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BPETokenizer}
 
 
 def tokenizer_from_dict(state: dict) -> Tokenizer | TokenizerPair:
@@ -369,13 +534,15 @@ def tokenizer_from_dict(state: dict) -> Tokenizer | TokenizerPair:
     Parameters
     ----------
     state : dict
-        ``{"type": "char" | "word", "specials": [...], "vocab": [...]}`` (and ``"lower"`` for words), or
+        ``{"type": "char" | "word" | "bpe", "specials": [...], "vocab": [...]}`` (and ``"lower"`` for words,
+        ``"merges"`` for BPE), or
         ``{"type": "pair", "source": ..., "target": ...}`` of two such.
 
     Returns
     -------
     Tokenizer or TokenizerPair
-        A :class:`CharTokenizer`, a :class:`WordTokenizer` or a :class:`TokenizerPair` equal to the one saved.
+        A :class:`CharTokenizer`, a :class:`WordTokenizer`, a :class:`BPETokenizer` or a :class:`TokenizerPair`
+        equal to the one saved.
 
     Raises
     ------
@@ -411,4 +578,19 @@ def tokenizer_from_dict(state: dict) -> Tokenizer | TokenizerPair:
             seen.add(piece)
     if state["type"] == "char":
         return CharTokenizer(vocab)
+    if state["type"] == "bpe":
+        return _bpe_from_dict(vocab, state.get("merges"))
     return WordTokenizer(vocab, lower=bool(state.get("lower", True)))
+
+
+def _bpe_from_dict(vocab: list, merges) -> BPETokenizer:
+    """The :class:`BPETokenizer` of saved data: the alphabet is the vocabulary's single characters (a merge makes
+    two or more), the merges are listed; the vocabulary they make must be the one saved, id for id."""
+    if not isinstance(merges, list) or not all(isinstance(m, list) and len(m) == 2 for m in merges):
+        raise ValueError("tokenizer_from_dict: a 'bpe' tokenizer's 'merges' must be a list of [left, right] pairs, "
+                         f"got {merges!r:.80}")
+    tok = BPETokenizer([p for p in vocab if isinstance(p, str) and len(p) == 1], [tuple(m) for m in merges])
+    if tok.itos[len(SPECIAL_TOKENS):] != vocab:
+        raise ValueError("tokenizer_from_dict: a 'bpe' tokenizer's 'vocab' is not its alphabet followed by its merges "
+                         "(a damaged or hand-edited file?)")
+    return tok

@@ -33,7 +33,7 @@ import numpy as np  # host-side parsing of user input and printing
 
 from .. import backend as _backend
 from ..autograd import Tensor
-from ..data import SPECIAL_TOKENS, CorpusError, tokenizer_from_dict
+from ..data import SPECIAL_TOKENS, BPETokenizer, CorpusError, tokenizer_from_dict
 from . import tasks
 from .checkpoint import CheckpointError, _remove_stale_temporaries, _write_atomically, load_checkpoint, read_checkpoint
 from .decoding import beam_search, generate, greedy_decode
@@ -271,10 +271,11 @@ def _show_example(setup) -> None:
 
 def _example_prompt(tok) -> str:
     """The charlm's example prompt: "The ", or for a text without those characters a line break, or else its first
-    character (a prompt of characters the model never saw would start its text with <unk>)."""
+    character (a prompt of characters the model never saw would start its text with <unk>). A BPE model's is "The":
+    its space belongs to the next word (" cat"), so a prompt ending in a space ends in a token it rarely saw."""
     for prompt in ("The ", "\n"):
         if all(c in tok.stoi for c in prompt):
-            return prompt
+            return prompt.rstrip(" ") if isinstance(tok, BPETokenizer) else prompt
     return tok.itos[len(SPECIAL_TOKENS)]  # the first character after the specials
 
 
@@ -457,7 +458,8 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
     beam : int
         Beam size of a seq2seq task (1: greedy decoding).
     max_new_tokens, temperature, top_k, seed
-        Sampling of the charlm task (see :func:`~minitransformer.train.generate`).
+        Sampling of the charlm task (see :func:`~minitransformer.train.generate`); ``max_new_tokens`` counts
+        the model's tokens: characters, or the pieces of a :class:`~minitransformer.data.BPETokenizer`.
     alpha : float
         The beam search's length penalty.
     option : {"--input", "--prompt"}, optional
@@ -521,7 +523,8 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
             _note_unknown(setup, text)
             T = setup.settings["seq_len"]
             if len(ids) > T:
-                print(f"minitransformer: generate: the charlm model reads the last {T} characters of the prompt "
+                unit = "tokens" if isinstance(tok, BPETokenizer) else "characters"
+                print(f"minitransformer: generate: the charlm model reads the last {T} {unit} of the prompt "
                       f"({len(ids)} given), the positions it was trained on", file=sys.stderr)
             out = generate(model, Tensor(np.asarray([ids], dtype=np.int64)), max_new_tokens,
                            temperature=temperature, top_k=top_k, context=T)

@@ -32,7 +32,11 @@ translate task lower-cases both sides unless ``lower`` is False, splits punctuat
 
 (the charlm's "val" split is the last 10% of the corpus, cut at a line; it serves as its test split too. Its
 setting ``corpus`` is the name of a shipped corpus, :func:`~minitransformer.data.available_corpora`, or else the
-path of a UTF-8 text file, which the settings record as an absolute path.)
+path of a UTF-8 text file, which the settings record as an absolute path. Its setting ``tokenizer`` is ``"char"``,
+one token per character, or ``"bpe"``: a :class:`~minitransformer.data.BPETokenizer` whose merges are learned on
+the training split until the vocabulary holds ``bpe_vocab`` entries (its alphabet is the whole corpus's). With
+``"bpe"`` every figure is per token, a piece of about 2.5 characters: its loss is not comparable with a character
+model's; ``val_bits_per_char``, the same total loss spread over the characters predicted, in bits, is.)
 
 :func:`build` returns a :class:`TaskSetup` with everything :class:`~minitransformer.train.Trainer`
 needs; :data:`DEFAULTS` holds each task's settings (the command line's defaults), chosen so that
@@ -60,6 +64,7 @@ from .._arguments import is_integer, is_real, require_int, require_real
 from ..autograd import Tensor, no_grad
 from ..data import (
     PAD,
+    BPETokenizer,
     CharTokenizer,
     CorpusError,
     DataLoader,
@@ -131,6 +136,7 @@ DEFAULTS: dict[str, dict] = {
         steps=1000, batch_size=32, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=100,
         schedule="cosine", label_smoothing=0.0, clip=1.0, seq_len=64, max_len=128, val_fraction=0.1,
         norm_first=True, eval_every=250, target=None, patience=None, corpus="tiny", corpus_sha256=None,
+        tokenizer="char", bpe_vocab=512,
     ),
 }
 
@@ -641,9 +647,15 @@ def _check_digest(s: dict, key: str, text: str, where: str) -> None:
     s[key + "_sha256"] = digest
 
 
+#: the charlm's tokenizers (the setting ``tokenizer``)
+LM_TOKENIZERS = ("char", "bpe")
+
+
 def _charlm(s: dict) -> TaskSetup:
     if s["seq_len"] > s["max_len"]:
         raise ValueError(f"task 'charlm': seq_len={s['seq_len']} is longer than max_len={s['max_len']}")
+    if s["tokenizer"] not in LM_TOKENIZERS:
+        raise ValueError(f"task 'charlm': tokenizer must be one of {', '.join(LM_TOKENIZERS)}, got {s['tokenizer']!r}")
     text = _corpus(s)
     train_text, val_text = split_corpus(text, s["val_fraction"]) if len(text) > 1 else (text, "")
     need = s["seq_len"] + 1  # one window and its next-character targets, in each part
@@ -652,9 +664,20 @@ def _charlm(s: dict) -> TaskSetup:
             f"task 'charlm': corpus {s['corpus']!r}",
             f"too short: {len(text)} characters, {len(train_text)} for training and {len(val_text)} for validation "
             f"(the last {s['val_fraction']:.0%}, from a line start), where each part needs seq_len + 1 = {need}")
-    tok = CharTokenizer.from_text(text)
+    if s["tokenizer"] == "char":
+        tok = CharTokenizer.from_text(text)
+    else:  # merges learned on the training text only; the alphabet is the whole text's, so no validation <unk>
+        try:
+            tok = BPETokenizer.from_text(train_text, s["bpe_vocab"], alphabet=text)
+        except ValueError as e:
+            raise ValueError(f"task 'charlm': bpe_vocab: {e}") from None
     train_ids = np.asarray(tok.encode(train_text), dtype=np.int64)
     val_ids = np.asarray(tok.encode(val_text), dtype=np.int64)
+    if min(len(train_ids), len(val_ids)) < need:
+        raise CorpusError(
+            f"task 'charlm': corpus {s['corpus']!r}",
+            f"too short: {len(train_ids)} tokens for training and {len(val_ids)} for validation, where each part "
+            f"needs seq_len + 1 = {need}")
     model = nn.DecoderOnlyLM(tok.vocab_size, d_model=s["d_model"], heads=s["heads"], d_ff=s["d_ff"],
                              num_layers=s["layers"], max_len=s["max_len"], dropout=s["dropout"],
                              norm_first=s["norm_first"])
@@ -665,8 +688,10 @@ def _charlm(s: dict) -> TaskSetup:
         return make_lm_batch(train_ids, T, B, rng=[seed, i])  # step * accumulate + micro-batch): a resumed run too
 
     val_metrics = lm_metrics(val_ids, T)
-    n = _lm_windows(len(val_ids), T)  # lm_metrics' windows predict characters 1 .. n T of the validation text
-    unigram = unigram_cross_entropy(train_text, val_text[1:1 + n * T], tok.itos)  # scored on those same characters
+    n = _lm_windows(len(val_ids), T)  # lm_metrics' windows predict tokens 1 .. n T of the validation text
+    predicted = [tok.itos[i] for i in val_ids[1:1 + n * T]]
+    unigram = unigram_cross_entropy(tok.tokenize(train_text), predicted, tok.itos)  # scored on those same tokens
+    chars_per_token = sum(map(len, predicted)) / len(predicted)
 
     def eval_fn(model):
         return {"val_loss": val_metrics(model)["loss"]}
@@ -674,7 +699,8 @@ def _charlm(s: dict) -> TaskSetup:
     def final_metrics(model):
         loss = val_metrics(model)["loss"]
         return {"val_loss": loss, "val_perplexity": perplexity(loss), "unigram_val_loss": unigram,
-                "val_loss_below_unigram": unigram - loss}
+                "val_loss_below_unigram": unigram - loss,
+                "val_bits_per_char": loss / chars_per_token / math.log(2)}  # nats per token -> bits per character
 
     def sample(model):
         ids = val_ids[:min(32, T, len(val_ids))]  # at most the seq_len positions the model was trained on
