@@ -457,6 +457,21 @@ def test_a_mark_gives_its_assignment_and_points_by_position_or_by_name():
     assert plugin._marker(Item(None)) is None  # an ungraded test
 
 
+def test_the_plugin_keeps_an_errors_notes_and_the_table_shows_the_first():
+    """The engine notes on an array library's error which operation's forward or backward raised it: the JSON keeps
+    the note under the message, and the table's reason shows it beside the message."""
+    from minitransformer.assignments import plugin
+
+    error = ValueError("matmul: Input operand 1 has a mismatch in its core dimension 0")
+    error.add_note("(in MatMul.backward: inputs of shapes (2, 3), (3, 4), ybar (2, 4))")
+    said = plugin._said(error)
+    assert said == ("ValueError: matmul: Input operand 1 has a mismatch in its core dimension 0\n"
+                    "(in MatMul.backward: inputs of shapes (2, 3), (3, 4), ybar (2, 4))")
+    assert reason(said) == ("ValueError: matmul: Input operand 1 has a mismatch in its core dimension 0; "
+                            "(in MatMul.backward: inputs of shapes (2, 3), (3, 4), ybar (2, 4))")
+    assert plugin._said(KeyError("x")) == "KeyError: 'x'"
+
+
 def test_grading_without_pytest_says_what_to_install(monkeypatch, tmp_path):
     import importlib.util
 

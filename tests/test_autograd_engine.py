@@ -231,6 +231,42 @@ def test_a_bare_array_is_refused_even_when_its_length_is_the_number_of_inputs():
         Bare.apply(x).sum().backward()
 
 
+def test_an_array_librarys_error_inside_forward_or_backward_names_the_operation_and_its_shapes():
+    """A mistake in a student's forward or backward (a product of the wrong shapes) raises NumPy's error, which names
+    no operation ("matmul: Input operand 1 has a mismatch in its core dimension 0"): a note says which one it was in."""
+
+    class Untransposed(mt.Function):
+        def forward(self, a, b):
+            self.a, self.b = a, b
+            return self.xp.matmul(a, b)
+
+        def backward(self, grad):  # B, not B^T: (2, 4) @ (3, 4)
+            return self.xp.matmul(grad, self.b), self.xp.matmul(self.xp.matrix_transpose(self.a), grad)
+
+    a, b = t64(np.ones((2, 3))), t64(np.ones((3, 4)))
+    with pytest.raises(ValueError) as caught:
+        Untransposed.apply(a, b).sum().backward()
+    assert caught.value.__notes__ == ["(in Untransposed.backward: inputs of shapes (2, 3), (3, 4), ybar (2, 4))"]
+    with pytest.raises(ValueError) as caught:
+        Untransposed.apply(b, a)
+    assert caught.value.__notes__ == ["(in Untransposed.forward: inputs of shapes (3, 4), (2, 3))"]
+    with pytest.raises(ValueError) as caught:  # only the innermost operation's: a composition notes the one that failed
+        mt.tensor(1.0) + Untransposed.apply(b, a)
+    assert len(caught.value.__notes__) == 1
+
+
+def test_an_unbroadcast_that_leaves_the_wrong_shape_is_named(monkeypatch):
+    """unbroadcast is A1's to write: one that sums only the added leading axes left (2, 1)'s gradient as (4, 2, 3) ->
+    (2, 3), and the error came from a later product, naming neither it nor the input."""
+    from minitransformer.autograd import engine
+
+    monkeypatch.setattr(engine, "unbroadcast", lambda xp, grad, shape, op: xp.sum(grad, axis=0))
+    a, b = mt.tensor(np.ones((4, 1, 3))), t64(np.ones((2, 1)))  # only b wants a gradient
+    with pytest.raises(ValueError, match=r"^Mul\.backward, input 1: unbroadcast summed a gradient of shape \(4, 2, 3\) "
+                                         r"to \(2, 3\), not to the input's shape \(2, 1\)"):
+        (a * b).sum().backward()
+
+
 def test_backward_with_explicit_grad():
     x = t64([[1.0, 2.0], [3.0, 4.0]])
     y = x * 2.0

@@ -244,7 +244,7 @@ def test_forward_matches_numpy(name, rng):
 
 
 @PARAMS
-@pytest.mark.assignment(1, points=35)
+@pytest.mark.assignment(1, points=25)
 def test_gradcheck(name, rng):
     spec = CASES[name]
     xs = [mt.tensor(a, requires_grad=True) for a in _arrays(spec, rng)]
@@ -357,17 +357,20 @@ def test_max_ties_share_gradient():
     # row 0: max 3 twice -> 1/2 each; row 1: max 2 twice -> 1/2 each; the whole: max 3 twice
     x = mt.tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, -1.0]]), requires_grad=True)
     x.max(axis=1).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0.5, 0.5], [0.5, 0.5, 0]])
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0.5, 0.5], [0.5, 0.5, 0]],
+                                  err_msg="Max.backward: ybar shared equally among the tied largest elements")
     x.grad = None
     x.max().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0.5, 0.5], [0, 0, 0]])
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0.5, 0.5], [0, 0, 0]],
+                                  err_msg="Max.backward over all axes: ybar shared by the two 3s")
 
 
 @pytest.mark.assignment(1, points=5)
 def test_max_three_way_tie_splits_in_thirds():
     x = mt.tensor(np.array([2.0, 2.0, 2.0, 1.0]), requires_grad=True)
     x.max().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [1 / 3, 1 / 3, 1 / 3, 0])
+    np.testing.assert_allclose(x.grad.numpy(), [1 / 3, 1 / 3, 1 / 3, 0],
+                               err_msg="Max.backward: ybar / 3 to each of three tied largest elements")
 
 
 @pytest.mark.assignment(1, points=5)
@@ -375,8 +378,8 @@ def test_maximum_tie_splits_in_half():
     a = mt.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
     b = mt.tensor(np.array([2.0, 2.0, 2.0]), requires_grad=True)
     mt.maximum(a, b).sum().backward()
-    np.testing.assert_array_equal(a.grad.numpy(), [0, 0.5, 1])
-    np.testing.assert_array_equal(b.grad.numpy(), [1, 0.5, 0])
+    np.testing.assert_array_equal(a.grad.numpy(), [0, 0.5, 1], err_msg="Maximum.backward, a: half of ybar at a tie")
+    np.testing.assert_array_equal(b.grad.numpy(), [1, 0.5, 0], err_msg="Maximum.backward, b: half of ybar at a tie")
 
 
 @pytest.mark.assignment(1, points=5)
@@ -433,6 +436,7 @@ CHANGES_DTYPE = {
 
 
 @pytest.mark.parametrize("name", [n for n in CASES if n not in CHANGES_DTYPE])
+@pytest.mark.assignment(1, points=5)
 def test_float32_stays_float32(name, rng):
     """The table's rows on float32 inputs: every output and every gradient is float32. The other tests run in
     float64 only, where a float64 constant in a forward (``xp.asarray(0.5)``, ``np.float64``) changes nothing;

@@ -88,17 +88,20 @@ def test_masked_fill_of_an_integer_tensor_with_an_int():
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own warnings about 0 ** -1 and (-2) ** 2.5
+@pytest.mark.assignment(1, points=5)  # a Pow.backward of bbar = ybar y ln(a) everywhere passed every other graded test
 def test_the_exponent_gradient_is_zero_wherever_the_base_is_not_positive():
     # bbar = ybar y ln a is taken as 0 where a <= 0 (the docstring says so); it was NaN where y is inf or NaN
     # (0 ** -1 = inf: inf * 0; (-2) ** 2.5 = NaN), and 0 elsewhere
     a = mt.tensor([0.0, 0.0, -2.0, -2.0, 2.0], dtype="float64", requires_grad=True)
     b = mt.tensor([-1.0, 2.0, 2.0, 2.5, 3.0], dtype="float64", requires_grad=True)
     (a**b).sum().backward()
-    np.testing.assert_allclose(b.grad.numpy(), [0.0, 0.0, 0.0, 0.0, 8.0 * np.log(2.0)])
+    np.testing.assert_allclose(b.grad.numpy(), [0.0, 0.0, 0.0, 0.0, 8.0 * np.log(2.0)],
+                               err_msg="Pow.backward: bbar = ybar y ln(a) where a > 0, and 0 where a <= 0")
     for base in (0.0, -2.0):  # a Python number as the base
         x = mt.tensor([-1.0, 2.0, 2.5], dtype="float64", requires_grad=True)
         (base**x).sum().backward()
-        np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
+        np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0],
+                                      err_msg=f"Pow.backward of {base} ** x: bbar = 0, the base is not positive")
 
 
 @pytest.mark.parametrize("index", [lambda x: x[:, 0] > 2.0, lambda x: [True, False, True], lambda x: True,

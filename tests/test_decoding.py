@@ -144,7 +144,9 @@ def test_greedy_decode_takes_the_arg_max_at_every_step(tiny, rows, max_len, use_
     expected = [_greedy_by_hand(model, row, max_len) for row in src.numpy()]
     assert len({len(y) for y in expected}) > 1 and any(EOS in y for y in expected)  # rows end at different steps
     assert out.dtype == np.int64
-    np.testing.assert_array_equal(out, _padded(expected))
+    np.testing.assert_array_equal(out, _padded(expected),
+                                  err_msg=f"tokens (rows, steps): the arg-max of the newest position's logits, <pad> "
+                                          f"after a row's <eos>, stopping once every row has ended (max_len {max_len})")
 
 
 def test_greedy_with_and_without_the_cache_gives_the_same_tokens(seq2seq):
@@ -165,7 +167,7 @@ def test_greedy_picks_the_argmax_of_the_teacher_forced_logits(seq2seq):
     for t in range(len(out)):  # each token is the arg-max given the tokens before it, recomputed from scratch
         with mt.no_grad():
             logits = model(src[:1, :5], mt.tensor([prefix])).numpy()[0, -1]
-        assert out[t] == int(np.argmax(logits))
+        assert out[t] == int(np.argmax(logits)), f"token {t}: the arg-max of the logits given the tokens before it"
         if out[t] == EOS:
             assert (out[t + 1:] == PAD).all()
             break
@@ -178,7 +180,7 @@ def test_beam_of_one_is_greedy(seq2seq):
     greedy = greedy_decode(model, src, max_len=10).numpy()
     for use_cache in (True, False):
         beam = beam_search(model, src, beam_size=1, max_len=10, use_cache=use_cache).numpy()
-        np.testing.assert_array_equal(beam, greedy)
+        np.testing.assert_array_equal(beam, greedy, err_msg=f"beam_size=1 (use_cache={use_cache}) is greedy decoding")
 
 
 @pytest.mark.assignment(6, points=5)
@@ -188,10 +190,11 @@ def test_beam_search_scores_are_log_probabilities_at_least_greedys(seq2seq):
     tokens, scores = beam_search(model, src, beam_size=4, max_len=10, return_scores=True)
     tokens, scores = tokens.numpy(), scores.numpy()
     # the score it reports is log P(Y | X) of the sequence it returns, recomputed independently
-    np.testing.assert_allclose(scores, _log_prob(model, src, tokens), atol=2e-4)
-    assert (scores >= _log_prob(model, src, greedy) - 2e-4).all()
+    np.testing.assert_allclose(scores, _log_prob(model, src, tokens), atol=2e-4,
+                               err_msg="the scores: log P(Y | X) of the tokens returned, a sum of log-softmaxes")
+    assert (scores >= _log_prob(model, src, greedy) - 2e-4).all(), "a beam of 4 found a lower log P than greedy's"
     cached = beam_search(model, src, beam_size=4, max_len=10, use_cache=False).numpy()
-    np.testing.assert_array_equal(cached, tokens)
+    np.testing.assert_array_equal(cached, tokens, err_msg="use_cache=False: the same tokens as with the cache")
 
 
 @pytest.mark.assignment(6, points=15)
@@ -205,8 +208,11 @@ def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
     for alpha in (0.0, 0.6, 6.0):
         tokens, scores = beam_search(model, src, beam_size=len(every[0]), max_len=4, alpha=alpha, return_scores=True)
         best = [_best(outputs, key=lambda o: o[1] / _lp(len(o[0]), alpha)) for outputs in every]
-        np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in best]))
-        np.testing.assert_allclose(scores.numpy(), [s for _, s in best], atol=1e-4)  # log P, not divided by lp
+        np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in best]),
+                                      err_msg=f"alpha {alpha}: the best log P / lp(|Y|) of all outputs, |Y| counting "
+                                              "<eos>; an ended hypothesis extends by <pad> only, at no cost")
+        np.testing.assert_allclose(scores.numpy(), [s for _, s in best], atol=1e-4,  # log P, not divided by lp
+                                   err_msg=f"alpha {alpha}: the winner's log P (not divided by lp)")
         winners[alpha] = [y for y, _ in best]
     # the case tests the search, the penalty, and that |Y| counts the <eos>: at alpha = 6 that decides a winner
     greedy = [_greedy_by_hand(model, row, 4) for row in src.numpy()]
@@ -244,8 +250,11 @@ def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cach
         tokens, scores = beam_search(model, src, beam_size=k, max_len=6, alpha=alpha, use_cache=use_cache,
                                      return_scores=True)
         expected = [_beam_by_hand(model, row, k, alpha, 6) for row in src.numpy()]
-        np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in expected]))
-        np.testing.assert_allclose(scores.numpy(), [s for _, s in expected], atol=1e-4)
+        np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in expected]),
+                                      err_msg=f"k {k}, alpha {alpha}: each step keeps the k best of a source's k V "
+                                              "extensions (not each hypothesis' best), then the best log P / lp wins")
+        np.testing.assert_allclose(scores.numpy(), [s for _, s in expected], atol=1e-4,
+                                   err_msg=f"k {k}, alpha {alpha}: the winner's log P")
         found[alpha] = [y for y, _ in expected]
     greedy = [_greedy_by_hand(model, row, 6) for row in src.numpy()]
     assert found[0.0] != greedy and found[4.0] != found[0.0]
@@ -472,6 +481,17 @@ def test_generate_refuses_a_context_the_model_cannot_read(lm):
         generate(lm, mt.tensor([[4]]), 3, context=0)
 
 
+def _drawn_as(share, p, bound, case):
+    """Each token's share of the draws within ``bound`` of its probability ``p`` (softmax(z / T) over the top k), and
+    none drawn outside the top k; else the tokens at fault, their shares and probabilities."""
+    outside = np.flatnonzero((p == 0) & (share > 0))
+    assert not outside.size, f"{case}: tokens {outside.tolist()} drawn, outside the top k (only the k largest logits)"
+    far = np.flatnonzero(np.abs(share - p) >= bound)
+    assert not far.size, (f"{case}: tokens {far.tolist()} drawn {share[far].round(4).tolist()} of the time, where "
+                          f"softmax(z / T) over the top k gives {p[far].round(4).tolist()} (more than 6 standard "
+                          f"errors off); all shares {share.round(4).tolist()}, all p {p.round(4).tolist()}")
+
+
 @pytest.mark.assignment(6, points=10)
 @pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.6, 4), (1.7, None), (None, None)])
 def test_generate_draws_the_next_token_from_the_tempered_softmax_of_the_lm(lm, temperature, top_k):
@@ -493,8 +513,7 @@ def test_generate_draws_the_next_token_from_the_tempered_softmax_of_the_lm(lm, t
     mt.manual_seed(2)
     drawn = generate(lm, np.repeat(prompt, n, axis=0), 1, **given).numpy()[:, -1]
     share = np.bincount(drawn, minlength=p.size) / n
-    assert share[p == 0].sum() == 0  # never outside the top k
-    np.testing.assert_array_less(np.abs(share - p), 6 * np.sqrt(p * (1 - p) / n) + 5 / n)
+    _drawn_as(share, p, 6 * np.sqrt(p * (1 - p) / n) + 5 / n, f"T = {temperature}, top_k = {top_k}")
 
 
 def test_generate_zero_new_tokens_returns_the_prompt(lm):
@@ -530,9 +549,9 @@ def test_sampling_draws_from_the_tempered_softmax(backend, temperature, top_k):
         expected[np.argsort(-z)[top_k:]] = 0.0  # only the k largest logits can be drawn
     expected /= expected.sum()
     freq = np.bincount(draws, minlength=4) / n
-    assert freq[expected == 0].sum() == 0
     # 6 standard errors (at most 0.0095 here): a right sampler's share is outside with a probability of about 2e-9
-    np.testing.assert_array_less(np.abs(freq - expected), 6 * np.sqrt(expected * (1 - expected) / n) + 1e-12)
+    _drawn_as(freq, expected, 6 * np.sqrt(expected * (1 - expected) / n) + 1e-12,
+              f"z = {z.tolist()}, T = {temperature}, top_k = {top_k}")
 
 
 @pytest.mark.assignment(6, points=5)

@@ -50,16 +50,20 @@ def test_softmax_and_log_softmax_match_plain_numpy(axis, rng, fused):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.assignment(2, points=10)
 def test_softmax_of_huge_logits_is_finite(dtype, fused):
-    x = mt.tensor([[1e4, 0.0, -1e4], [1e4, 1e4, 0.0]], dtype=dtype)
+    # row 2 is [0, 1, 2] - 1e4: shifted by its own max, not the whole input's (1e4), or exp underflows to 0 / 0
+    x = mt.tensor([[1e4, 0.0, -1e4], [1e4, 1e4, 0.0], [-1e4, 1.0 - 1e4, 2.0 - 1e4]], dtype=dtype)
     p = F.softmax(x, fused=fused).numpy()
-    assert np.all(np.isfinite(p))
+    shift = "subtract each slice's own max along the axis (keepdims) before exp"
+    assert np.all(np.isfinite(p)), f"softmax of logits of 1e4: {p.tolist()} is not finite; {shift}"
     # exp(-1e4) underflows to 0: the largest logits take all the mass
-    np.testing.assert_allclose(p, [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]], atol=1e-7)
+    e = np.exp([0.0, 1.0, 2.0])
+    np.testing.assert_allclose(p, [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], e / e.sum()], atol=1e-7,
+                               err_msg=f"softmax of logits of 1e4: {shift}")
     logp = F.log_softmax(x, fused=fused).numpy()
     assert np.all(np.isfinite(logp))
     # log_softmax = x - max - log(sum exp(x - max)): row 0 is [0, -1e4, -2e4], row 1 [-log 2, -log 2, -1e4 - log 2]
-    np.testing.assert_allclose(logp, [[0.0, -1e4, -2e4], [-math.log(2), -math.log(2), -1e4 - math.log(2)]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(logp, [[0.0, -1e4, -2e4], [-math.log(2), -math.log(2), -1e4 - math.log(2)],
+                                      np.log(e / e.sum())], rtol=1e-6)
 
 
 @FORMS
@@ -70,7 +74,9 @@ def test_softmax_gradient_is_the_jacobian_diag_s_minus_s_s_transposed(fused):
     s = F.softmax(x, fused=fused)
     s[1].backward()
     p = np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum()
-    np.testing.assert_allclose(x.grad.numpy(), p[1] * (np.eye(3)[1] - p), rtol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), p[1] * (np.eye(3)[1] - p), rtol=1e-12,
+                               err_msg="the gradient of s_1: s_1 ([k = 1] - s_k), the backward "
+                                       "xbar = y (ybar - sum(ybar y)) with ybar = [0, 1, 0]")
 
 
 @FORMS

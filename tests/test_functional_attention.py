@@ -54,19 +54,23 @@ def test_cross_attention_shapes_and_values(rng):
     out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(K), mt.tensor(V))
     assert out.shape == (2, 3, 2, 4) and w.shape == (2, 3, 2, 5)
     expected_out, expected_w = _attention_np(Q, K, V)
-    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12, atol=1e-14,
+                               err_msg="weights softmax(Q K^T / sqrt(d_k)) over the S = 5 keys, batch (2, 3)")
+    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12, atol=1e-14, err_msg="output weights @ V")
 
 
 @pytest.mark.assignment(2, points=5)
 def test_causal_mask_hides_the_future(rng):
     Q, K, V = (rng.standard_normal((4, 2)) for _ in range(3))
     out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(K), mt.tensor(V), mask=F.causal_mask(4))
-    np.testing.assert_array_equal(np.triu(w.numpy(), k=1), 0.0)  # no weight above the diagonal
-    np.testing.assert_allclose(out.numpy()[0], V[0], rtol=1e-12)  # the first token sees only itself
+    np.testing.assert_array_equal(np.triu(w.numpy(), k=1), 0.0,
+                                  err_msg="weights above the diagonal (the future): 0; the mask is True where allowed")
+    np.testing.assert_allclose(out.numpy()[0], V[0], rtol=1e-12,
+                               err_msg="the first token sees only itself: its weights [1, 0, 0, 0], its output V[0]")
     expected_out, expected_w = _attention_np(Q, K, V, np.tril(np.ones((4, 4))))
-    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12, atol=1e-14)
+    masked = "the hidden scores replaced before the softmax, so each row's allowed weights sum to 1"
+    np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12, atol=1e-14, err_msg=f"weights: {masked}")
+    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12, atol=1e-14, err_msg=f"output: {masked}")
 
 
 @pytest.mark.assignment(2, points=5)
@@ -75,9 +79,10 @@ def test_padding_mask_is_the_same_as_dropping_the_padded_keys(rng):
     mask = F.padding_mask(mt.tensor([[5, 6, 0, 0]]), pad_id=0)  # (1, 1, 1, 4): keys 2 and 3 are padding
     out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(K), mt.tensor(V), mask=mask)
     short_out, short_w = _attention_np(Q, K[..., :2, :], V[..., :2, :])
-    np.testing.assert_allclose(out.numpy(), short_out, rtol=1e-12)
-    np.testing.assert_allclose(w.numpy()[..., :2], short_w, rtol=1e-12)
-    np.testing.assert_array_equal(w.numpy()[..., 2:], 0.0)
+    same = "attention over keys 0 and 1 alone (keys 2, 3 are padding, hidden by the mask before the softmax)"
+    np.testing.assert_allclose(out.numpy(), short_out, rtol=1e-12, err_msg=f"output: {same}")
+    np.testing.assert_allclose(w.numpy()[..., :2], short_w, rtol=1e-12, err_msg=f"weights of keys 0, 1: {same}")
+    np.testing.assert_array_equal(w.numpy()[..., 2:], 0.0, err_msg="weights of the padding keys 2, 3: 0")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -86,17 +91,21 @@ def test_fully_masked_rows_give_zero_weights_output_and_gradient(dtype, rng):
     Q, K, V = (mt.tensor(rng.standard_normal((3, 2)) * 10, dtype=dtype, requires_grad=True) for _ in range(3))
     allowed = mt.tensor([[True, False, True], [False, False, False], [True, True, True]])  # query 1 sees nothing
     out, w = F.scaled_dot_product_attention(Q, K, V, mask=allowed)
-    assert np.all(np.isfinite(out.numpy())) and np.all(np.isfinite(w.numpy()))
-    np.testing.assert_array_equal(w.numpy()[1], 0.0)
-    np.testing.assert_array_equal(out.numpy()[1], 0.0)
+    assert np.all(np.isfinite(out.numpy())) and np.all(np.isfinite(w.numpy())), (
+        "query 1 sees no key: its weights, output and gradient are 0, never NaN (hide with the dtype's most negative "
+        "finite number, not -inf, and zero the rows with no allowed key)")
+    np.testing.assert_array_equal(w.numpy()[1], 0.0, err_msg="query 1 sees no key: its weights are 0, not uniform")
+    np.testing.assert_array_equal(out.numpy()[1], 0.0, err_msg="query 1 sees no key: its output is 0")
     (out.sum() + w.sum()).backward()
-    for t in (Q, K, V):
-        assert np.all(np.isfinite(t.grad.numpy()))
-    np.testing.assert_array_equal(Q.grad.numpy()[1], 0.0)  # nothing flows back into the masked query
+    for name, t in zip("QKV", (Q, K, V)):
+        assert np.all(np.isfinite(t.grad.numpy())), f"the gradient of {name} is not finite: {t.grad.numpy().tolist()}"
+    np.testing.assert_array_equal(Q.grad.numpy()[1], 0.0,  # nothing flows back into the masked query
+                                  err_msg="the gradient of query 1, which sees no key: 0")
     # the other rows are exactly attention over their allowed keys
     expected_out, _ = _attention_np(*(t.numpy().astype(np.float64) for t in (Q, K, V)), allowed.numpy())
     tol = 1e-5 if dtype == "float32" else 1e-12
-    np.testing.assert_allclose(out.numpy(), expected_out, rtol=tol, atol=tol)
+    np.testing.assert_allclose(out.numpy(), expected_out, rtol=tol, atol=tol,
+                               err_msg="queries 0 and 2: attention over their allowed keys (masked before the softmax)")
     # batched: each query's row is looked at on its own, whatever the mask's leading axes
     Qb, Kb, Vb = (mt.tensor(rng.standard_normal((2, 2, 3, 2)), dtype=dtype) for _ in range(3))  # (batch, heads, ...)
     for shape in ((2, 2, 3, 3), (1, 3, 3), (2, 1, 3, 3)):
@@ -159,16 +168,18 @@ def test_attention_dropout_drops_weights_only_while_training(rng):
     Q, K, V = (mt.tensor(rng.standard_normal((2, 4, 3))) for _ in range(3))
     plain, w = F.scaled_dot_product_attention(Q, K, V)
     evaluated, _ = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5, training=False)
-    np.testing.assert_array_equal(evaluated.numpy(), plain.numpy())
+    np.testing.assert_array_equal(evaluated.numpy(), plain.numpy(), err_msg="training=False: no dropout")
     by_default, _ = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5)  # not training unless told
-    np.testing.assert_array_equal(by_default.numpy(), plain.numpy())
+    np.testing.assert_array_equal(by_default.numpy(), plain.numpy(), err_msg="training left out: no dropout")
     mt.manual_seed(11)
     trained, w_trained = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5, training=True)
-    np.testing.assert_array_equal(w_trained.numpy(), w.numpy())  # the weights returned are before dropout
+    np.testing.assert_array_equal(w_trained.numpy(), w.numpy(),
+                                  err_msg="training=True: the weights returned are those before dropout")
     mt.manual_seed(11)
     dropped = F.dropout(w, 0.5)  # the same draw from the generator
-    np.testing.assert_allclose(trained.numpy(), (dropped @ V).numpy(), rtol=1e-6)
-    assert not np.allclose(trained.numpy(), plain.numpy())
+    np.testing.assert_allclose(trained.numpy(), (dropped @ V).numpy(), rtol=1e-6,
+                               err_msg="training=True: output dropout(weights, p, training) @ V, one draw")
+    assert not np.allclose(trained.numpy(), plain.numpy()), "training=True, dropout_p=0.5: the output changed nothing"
 
 
 def test_attention_keeps_float32():

@@ -23,24 +23,27 @@ FORMS = pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"
 
 
 @FORMS
-@pytest.mark.assignment(4, points=10)
+@pytest.mark.assignment(4, points=5)
 def test_layer_norm_by_hand(fused):
     # row [1, 2, 3]: mu = 2, sigma^2 = (1 + 0 + 1) / 3 = 2/3, so y = (x - 2) / sqrt(2/3) = [-1.2247, 0, 1.2247]
     # row [2, 2, 8]: mu = 4, sigma^2 = (4 + 4 + 16) / 3 = 8,  so y = (x - 4) / sqrt(8)   = [-0.7071, -0.7071, 1.4142]
     x = mt.tensor([[1.0, 2.0, 3.0], [2.0, 2.0, 8.0]], dtype="float64")
     r1, r2 = math.sqrt(2 / 3), math.sqrt(8)
     expected = [[-1 / r1, 0.0, 1 / r1], [-2 / r2, -2 / r2, 4 / r2]]
-    np.testing.assert_allclose(F.layer_norm(x, eps=0.0, fused=fused).numpy(), expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(F.layer_norm(x, eps=0.0, fused=fused).numpy(), expected, rtol=1e-12, atol=1e-15,
+                               err_msg="(x - mu) / sqrt(sigma^2) per row, the biased variance (divided by d)")
     # gamma scales and beta shifts each column
     gamma = mt.tensor([1.0, 2.0, -1.0], dtype="float64")
     beta = mt.tensor([0.5, 0.0, 1.0], dtype="float64")
     y = F.layer_norm(x, gamma, beta, eps=0.0, fused=fused).numpy()
-    np.testing.assert_allclose(y, np.array(expected) * [1.0, 2.0, -1.0] + [0.5, 0.0, 1.0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(y, np.array(expected) * [1.0, 2.0, -1.0] + [0.5, 0.0, 1.0], rtol=1e-12, atol=1e-15,
+                               err_msg="gamma x_hat + beta, gamma = [1, 2, -1], beta = [0.5, 0, 1]")
     # eps goes under the square root, with the biased variance: [1, 3] has mu = 2, sigma^2 = (1 + 1) / 2 = 1, and
     # with eps = 3, y = (x - 2) / sqrt(1 + 3) = [-0.5, 0.5] (eps outside, (x - 2) / (1 + 3), gives [-0.25, 0.25];
     # the unbiased variance 2 gives [-0.4472, 0.4472])
     y = F.layer_norm(mt.tensor([[1.0, 3.0]], dtype="float64"), eps=3.0, fused=fused).numpy()
-    np.testing.assert_allclose(y, [[-0.5, 0.5]], rtol=1e-12, err_msg="layer_norm([[1, 3]], eps=3)")
+    np.testing.assert_allclose(y, [[-0.5, 0.5]], rtol=1e-12,
+                               err_msg="layer_norm([[1, 3]], eps=3): (x - 2) / sqrt(1 + 3), eps under the square root")
 
 
 @pytest.mark.assignment(4, points=5)

@@ -16,7 +16,8 @@ def test_pe_for_positions_0_to_3_with_d_model_4_by_hand():
     expected = [[math.sin(pos), math.cos(pos), math.sin(pos / 100), math.cos(pos / 100)] for pos in range(4)]
     PE = F.sinusoidal_positional_encoding(4, 4, dtype="float64")
     assert PE.shape == (4, 4) and not PE.requires_grad
-    np.testing.assert_allclose(PE.numpy(), expected, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(PE.numpy(), expected, rtol=1e-14, atol=1e-15,
+                               err_msg="row pos = 0, 1, 2, 3: [sin(pos), cos(pos), sin(pos / 100), cos(pos / 100)]")
 
 
 @pytest.mark.parametrize("d_model", [6, 7])
@@ -28,7 +29,9 @@ def test_pe_matches_the_formula_element_by_element(d_model):
         for col in range(d_model):
             two_i = col - col % 2  # columns 2i and 2i + 1 share the frequency
             angle = pos / 10000 ** (two_i / d_model)
-            assert PE[pos, col] == pytest.approx(math.sin(angle) if col % 2 == 0 else math.cos(angle), abs=1e-14)
+            formula = f"{'sin' if col % 2 == 0 else 'cos'}({pos} / 10000^({two_i}/{d_model}))"
+            assert PE[pos, col] == pytest.approx(math.sin(angle) if col % 2 == 0 else math.cos(angle), abs=1e-14), (
+                f"PE[{pos}, {col}] = {formula}")
 
 
 @pytest.mark.assignment(3, points=5)
@@ -44,7 +47,8 @@ def test_pe_is_float32_by_default_and_bounded():
     assert PE.dtype_name == "float32"
     values = PE.numpy()
     assert np.all(np.abs(values) <= 1.0)
-    np.testing.assert_array_equal(values[0], [0.0, 1.0] * 8)  # position 0: sin 0 = 0, cos 0 = 1
+    np.testing.assert_array_equal(values[0], [0.0, 1.0] * 8,  # position 0: sin 0 = 0, cos 0 = 1
+                                  err_msg="position 0: sin 0 = 0 in the even columns, cos 0 = 1 in the odd ones")
 
 
 def test_pe_sizes_may_be_numpy_integers():

@@ -69,37 +69,47 @@ def test_shapes_of_self_cross_and_unbatched_attention():
 def test_matches_numpy_with_masks(rng, literal):
     mha = mha64(rng, d_model=8, heads=4, literal=literal)
     q, kv = rng.standard_normal((2, 5, 8)), rng.standard_normal((2, 6, 8))
+    form = "literal form" if literal else "batched form: (B, L, d_model) -> (B, L, h, d_k) -> (B, h, L, d_k) and back"
+    weights = f"weights (B, h, L, S), head i's from column block i of W_Q and W_K ({form})"
+    output = f"output Concat(head_1, ..., head_h) W_O + b_O ({form})"
     out, w = mha(mt.tensor(q))  # no mask, self-attention
     expected, A = mha_np(mha, q, q, q)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14, err_msg=f"self-attention, {weights}")
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12, err_msg=f"self-attention, {output}")
 
     causal = np.tril(np.ones((5, 5), dtype=bool))  # (L, L): position i sees 0..i
     out, w = mha(mt.tensor(q), mask=F.causal_mask(5))
     expected, A = mha_np(mha, q, q, q, causal)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14, err_msg=f"causal mask, {weights}")
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12, err_msg=f"causal mask, {output}")
     assert not w.numpy()[..., ~causal].any()
 
     ids = mt.tensor([[3, 4, 5, 0, 0, 0], [1, 2, 3, 4, 5, 0]])  # 0 = padding
     pad = F.padding_mask(ids, 0)  # (B, 1, 1, S)
     out, w = mha(mt.tensor(q), mt.tensor(kv), mask=pad)
     expected, A = mha_np(mha, q, kv, kv, pad.numpy())
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14, err_msg=f"cross-attention, padding, {weights}")
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12,
+                               err_msg=f"cross-attention, padding, {output}")
     assert not w.numpy()[0, :, :, 3:].any() and np.allclose(w.numpy().sum(-1), 1.0)
 
 
 # ------------------------------------------------------------------ literal form == batched form
 def run(mha, literal, inputs, G, mask):
-    """Output, weights and every gradient (inputs, then parameters) for one form."""
+    """Output, weights and every gradient (inputs, then parameters) for one form, by name."""
     mha.literal = literal
     mha.zero_grad()
     for t in inputs:
         t.grad = None
     out, w = mha(*inputs, mask=mask)
     (out * mt.tensor(G)).sum().backward()
-    return [out.numpy(), w.numpy()] + [t.grad.numpy() for t in inputs] + [p.grad.numpy() for p in mha.parameters()]
+    got = {"output": out, "weights": w}
+    got |= {f"the gradient of {name}": t.grad for name, t in zip(("query", "key", "value"), inputs)}
+    got |= {f"the gradient of {name}": p.grad for name, p in mha.named_parameters()}
+    form = "literal" if literal else "batched"
+    for name, value in got.items():
+        assert value is not None, f"{form} form: {name} is None: is every projection (W_Q, W_K, W_V, W_O) used?"
+    return {name: value.numpy() for name, value in got.items()}
 
 
 @pytest.mark.parametrize("case", ["self", "cross-padding", "per-head-mask"])
@@ -120,8 +130,9 @@ def test_literal_and_batched_forms_agree_in_values_and_gradients(rng, case):
     batched = run(mha, False, inputs, G, mask)
     literal = run(mha, True, inputs, G, mask)
     assert len(batched) == 2 + len(inputs) + 8
-    for a, b in zip(batched, literal):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for name, a in batched.items():
+        np.testing.assert_allclose(a, literal[name], rtol=1e-12, atol=1e-12,
+                                   err_msg=f"{name}: ACTUAL the batched form, DESIRED the literal one")
 
 
 @pytest.mark.parametrize("literal", [False, True])
@@ -163,8 +174,9 @@ def test_cached_decoding_equals_attention_over_the_whole_sequence(rng):
     for start, stop in ((0, 3), (3, 5), (5, 6)):
         mask = mt.tensor(np.tril(np.ones((stop - start, stop), dtype=bool), k=start))  # (L, cached + L)
         out, w = mha(mt.tensor(x[:, start:stop]), mask=mask, cache=cache)
-        np.testing.assert_allclose(out.numpy(), expected[:, start:stop], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(w.numpy(), A[:, :, start:stop, :stop], rtol=1e-12, atol=1e-14)
+        said = f"positions {start} to {stop - 1} with the cache: they attend every key so far (cache.update's)"
+        np.testing.assert_allclose(out.numpy(), expected[:, start:stop], rtol=1e-12, atol=1e-12, err_msg=said)
+        np.testing.assert_allclose(w.numpy(), A[:, :, start:stop, :stop], rtol=1e-12, atol=1e-14, err_msg=said)
         assert len(cache) == stop and cache.K.shape == cache.V.shape == (2, 2, stop, 4)  # (B, h, so far, d_k)
     np.testing.assert_allclose(cache.K.numpy(), heads_np(mha, x, "W_K"), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(cache.V.numpy(), heads_np(mha, x, "W_V"), rtol=1e-12, atol=1e-12)
@@ -181,8 +193,9 @@ def test_a_static_cache_projects_the_memory_once_and_then_ignores_key_and_value(
     for t in range(3):
         kv = mt.tensor(memory if t == 0 else memory * 0.0)  # from the second step on, only the cache counts
         out, w = mha(mt.tensor(q[:, t:t + 1]), kv, kv, mask=pad, cache=cache)
-        np.testing.assert_allclose(out.numpy(), expected[:, t:t + 1], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(w.numpy(), A[:, :, t:t + 1], rtol=1e-12, atol=1e-14)
+        said = f"step {t}: a filled static cache (cache.filled) is used as it is, key and value ignored"
+        np.testing.assert_allclose(out.numpy(), expected[:, t:t + 1], rtol=1e-12, atol=1e-12, err_msg=said)
+        np.testing.assert_allclose(w.numpy(), A[:, :, t:t + 1], rtol=1e-12, atol=1e-14, err_msg=said)
         assert len(cache) == 6 and cache.K.shape == (2, 2, 6, 4)
     np.testing.assert_allclose(cache.K.numpy(), heads_np(mha, memory, "W_K"), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(cache.V.numpy(), heads_np(mha, memory, "W_V"), rtol=1e-12, atol=1e-12)
@@ -225,11 +238,13 @@ def test_attention_dropout_only_while_training():
     mha = nn.MultiHeadAttention(8, 2, dropout=0.5)
     x = mt.randn(2, 6, 8)
     trained, w = mha(x)
-    assert np.allclose(w.numpy().sum(-1), 1.0)  # the weights returned are those before dropout
+    assert np.allclose(w.numpy().sum(-1), 1.0), "the weights returned are those before dropout: each row sums to 1"
     mha.eval()
     first, _ = mha(x)
-    np.testing.assert_array_equal(first.numpy(), mha(x)[0].numpy())
-    assert not np.allclose(trained.numpy(), first.numpy())
+    np.testing.assert_array_equal(first.numpy(), mha(x)[0].numpy(), err_msg="eval(): no dropout, the same output")
+    assert not np.allclose(trained.numpy(), first.numpy()), (
+        "dropout=0.5 while training changed nothing: drop the attention weights (dropout_p=self.dropout, "
+        "training=self.training)")
 
 
 # ------------------------------------------------------------------ bad input

@@ -76,9 +76,10 @@ def np_encoder_layer(P, x, allowed, h, norm_first, drop=(1.0, 1.0)):
     return norm(2, x + d2 * np_ffn(P, x))
 
 
-def np_decoder_layer(P, x, m, src_allowed, h, norm_first, drop=(1.0, 1.0, 1.0)):
+def np_decoder_layer(P, x, m, src_allowed, h, norm_first, drop=(1.0, 1.0, 1.0), tgt_allowed=True):
+    """``tgt_allowed``: the keys the self-attention may see besides the causal mask's (broadcast to (B, h, T, T))."""
     T = x.shape[1]
-    causal = np.tril(np.ones((T, T), dtype=bool))  # key j <= query i
+    causal = np.tril(np.ones((T, T), dtype=bool)) & tgt_allowed  # key j <= query i
     d1, d2, d3 = drop
 
     def norm(k, y):
@@ -143,7 +144,9 @@ def test_encoder_layer_matches_numpy(rng, norm_first):
     mask = F.padding_mask(mt.tensor(ids), pad_id=0)  # (B, 1, 1, S)
     out = layer(mt.tensor(x), mask)
     expected = np_encoder_layer(params(layer), x, (ids != 0)[:, None, None, :], H, norm_first)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
+    form = "pre-LN: x + Sublayer(norm(x))" if norm_first else "post-LN: norm(x + Sublayer(x))"
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12,
+                               err_msg=f"{form}, self-attention with norm1 then the FFN with norm2")
     assert layer.self_attn_weights.shape == (2, H, 5, 5)
     assert not layer.self_attn_weights.requires_grad  # kept for pictures, detached
     np.testing.assert_allclose(layer.self_attn_weights.numpy()[0, :, :, 3:], 0.0)  # padding keys get no weight
@@ -157,10 +160,40 @@ def test_decoder_layer_matches_numpy_and_is_causal_by_itself(rng, norm_first):
     src_ids = np.array([[1, 2, 3, 4, 0, 0], [1, 2, 3, 4, 5, 6]])
     out = layer(mt.tensor(x), mt.tensor(m), src_mask=F.padding_mask(mt.tensor(src_ids), 0))
     expected = np_decoder_layer(params(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
+    form = "pre-LN: x + Sublayer(norm(x))" if norm_first else "post-LN: norm(x + Sublayer(x))"
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12,
+                               err_msg=f"{form}: causal self-attention (norm1), cross-attention to the memory with "
+                                       "src_mask (norm2), the FFN (norm3)")
     assert layer.self_attn_weights.shape == (2, H, 4, 4)
     assert layer.cross_attn_weights.shape == (2, H, 4, 6)
     np.testing.assert_array_equal(np.triu(layer.self_attn_weights.numpy()[1, 0], k=1), 0.0)  # no peeking ahead
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.assignment(4, points=5)
+def test_decoder_layer_hides_tgt_mask_keys_and_decodes_with_its_cache(rng, norm_first):
+    """The layer hands ``tgt_mask`` (with the causal mask) to its self-attention and its cache to both attentions:
+    with a padded target, the whole target at once and one position at a time from ``new_cache()`` are the NumPy
+    formula. (A layer that dropped either passed every other graded test of A4.)"""
+    layer = randomize(nn.DecoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first).to("float64"), rng)
+    x, m = rng.standard_normal((2, 4, D)), rng.standard_normal((2, 6, D))
+    src_ids, tgt_ids = np.array([[1, 2, 3, 4, 0, 0], [1, 2, 3, 4, 5, 6]]), np.array([[5, 6, 0, 7], [1, 2, 3, 4]])
+    src_mask, tgt_mask = F.padding_mask(mt.tensor(src_ids), 0), F.padding_mask(mt.tensor(tgt_ids), 0)
+    expected = np_decoder_layer(params(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first,
+                                tgt_allowed=(tgt_ids != 0)[:, None, None, :])
+    out = layer(mt.tensor(x), mt.tensor(m), src_mask=src_mask, tgt_mask=tgt_mask)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12,
+                               err_msg="the whole target: tgt_mask's padding key 2 hidden from the self-attention")
+    cache, keys = layer.new_cache(), tgt_mask.numpy()  # with a cache, tgt_mask's key axis counts every position so far
+    for t in range(4):
+        with mt.no_grad():
+            step = layer(mt.tensor(x[:, t:t + 1]), mt.tensor(m), src_mask=src_mask, tgt_mask=keys[..., :t + 1],
+                         cache=cache)
+        held = (len(cache["self_attn"]), len(cache["cross_attn"]))
+        assert held == (t + 1, 6), (f"after position {t} the caches hold {held} positions, not ({t + 1}, 6): pass the "
+                                    "cache on to _self_attend and _cross_attend")
+        np.testing.assert_allclose(step.numpy(), expected[:, t:t + 1], rtol=1e-12, atol=1e-12,
+                                   err_msg=f"position {t} with the cache: as in the whole target")
 
 
 @pytest.mark.parametrize("norm_first", [False, True])

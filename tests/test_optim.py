@@ -130,13 +130,18 @@ def test_sgd_matches_numpy_reference(config, rng):
 @pytest.mark.assignment(5, points=25)
 def test_adam_matches_numpy_reference(cls, config, rng):
     values, grad = initial_values(rng), gradients(rng)
-    params = make_params(values)
-    got = run_library(cls(params, **config), params, grad)
     decoupled = cls is AdamW
-    expected = reference_adam(values, grad, decoupled=decoupled, **{"weight_decay": 0.01 if decoupled else 0.0,
-                                                                    **config})
-    for a, b in zip(got, expected):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    settings = {"weight_decay": 0.01 if decoupled else 0.0, **config}
+    formula = ("m_hat = m / (1 - beta_1^t), v_hat = v / (1 - beta_2^t), theta - lr m_hat / (sqrt(v_hat) + eps); weight "
+               + ("decay decoupled: theta (1 - lr lambda) first, the moments of the plain g" if decoupled else
+                  "decay as lambda theta added to g"))
+    for steps in (1, STEPS):  # the first step alone (where a bias correction shows most), then several
+        params = make_params(values)
+        got = run_library(cls(params, **config), params, grad, steps=steps)
+        expected = reference_adam(values, grad, decoupled=decoupled, steps=steps, **settings)
+        for k, (a, b) in enumerate(zip(got, expected)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12,
+                                       err_msg=f"parameter {k} after {steps} step(s) of {cls.__name__}: {formula}")
 
 
 def test_param_groups_use_their_own_settings(rng):
@@ -228,8 +233,8 @@ def test_adam_paper_preset_matches_torch(rng):
     assert (group["betas"], group["eps"], group["weight_decay"]) == ((0.9, 0.98), 1e-9, 0.0)  # paper section 5.3
     got = run_library(opt, params, grad)
     expected = _torch_run(torch, torch.optim.Adam, values, grad, dict(lr=0.01, betas=(0.9, 0.98), eps=1e-9))
-    for a, b in zip(got, expected):
-        assert rel_err(a, b) < 1e-10
+    for k, (a, b) in enumerate(zip(got, expected)):
+        assert rel_err(a, b) < 1e-10, f"parameter {k}: Adam.paper (betas 0.9, 0.98, eps 1e-9) against torch.optim.Adam"
 
 
 # ------------------------------------------------------------------ what a step does and does not do
@@ -635,15 +640,21 @@ def test_least_squares_converges(make, tolerance, rng):
 @pytest.mark.assignment(5, points=15)
 def test_noam_lr_hand_values():
     # d_model = 16, warmup = 4: d_model^-0.5 = 1/4, warmup^-1.5 = 1/8
-    assert noam_lr(1, 16, warmup=4) == pytest.approx(1 / 32)  # 1/4 * min(1, 1/8)
-    assert noam_lr(2, 16, warmup=4) == pytest.approx(2 / 32)  # warm-up is linear: 1/4 * 2/8
-    assert noam_lr(4, 16, warmup=4) == pytest.approx(1 / 8)  # step = warmup: 1/4 * min(1/2, 4/8), the peak
-    assert noam_lr(8, 16, warmup=4) == pytest.approx(0.08838834764831845)  # 2 * warmup: 1/4 * 8^-0.5 = 1/sqrt(128)
-    assert noam_lr(8, 16, warmup=4, factor=2.0) == pytest.approx(2 * 0.08838834764831845)
-    # the paper's base model, d_model = 512, warmup = 4000
-    assert noam_lr(1, 512) == pytest.approx(1.7469281074217108e-07)  # 1 / (sqrt(512) * 4000^1.5) = 1/(22.627 * 252982)
-    assert noam_lr(4000, 512) == pytest.approx(6.987712429686843e-04)  # 1 / sqrt(512 * 4000) = 1/1431.08
-    assert noam_lr(8000, 512) == pytest.approx(4.941058844013093e-04)  # 1 / sqrt(512 * 8000) = 1/2023.86
+    hand = [
+        ((1, 16, 4), 1 / 32, "1/4 * min(1, 1 * 1/8)"),
+        ((2, 16, 4), 2 / 32, "1/4 * min(2^-0.5, 2 * 1/8): warm-up is linear"),
+        ((4, 16, 4), 1 / 8, "1/4 * min(4^-0.5, 4 * 1/8): the peak, at step = warmup"),
+        ((8, 16, 4), 0.08838834764831845, "1/4 * min(8^-0.5, 8 * 1/8) = 1/sqrt(128)"),
+        ((8, 16, 4, 2.0), 2 * 0.08838834764831845, "factor 2 * 1/4 * 8^-0.5"),
+        # the paper's base model, d_model = 512, warmup = 4000
+        ((1, 512, 4000), 1.7469281074217108e-07, "1 / (sqrt(512) * 4000^1.5) = 1/(22.627 * 252982)"),
+        ((4000, 512, 4000), 6.987712429686843e-04, "1 / sqrt(512 * 4000) = 1/1431.08"),
+        ((8000, 512, 4000), 4.941058844013093e-04, "1 / sqrt(512 * 8000) = 1/2023.86"),
+    ]
+    for args, rate, how in hand:
+        got = noam_lr(*args)
+        assert got == pytest.approx(rate), (f"noam_lr(step, d_model, warmup[, factor]) = noam_lr{args} = {got}, not "
+                                            f"{rate}: factor d_model^-0.5 min(step^-0.5, step warmup^-1.5) = {how}")
 
 
 @pytest.mark.single_backend
@@ -651,8 +662,8 @@ def test_noam_lr_hand_values():
 def test_noam_lr_rises_then_falls():
     warmup = 10
     rates = np.array([noam_lr(t, 64, warmup) for t in range(1, 4 * warmup + 1)])
-    assert np.all(np.diff(rates[:warmup]) > 0)  # rising up to step == warmup
-    assert np.all(np.diff(rates[warmup - 1:]) < 0)  # falling after it
+    assert np.all(np.diff(rates[:warmup]) > 0), f"the rate rises up to step = warmup = 10: {rates[:warmup].tolist()}"
+    assert np.all(np.diff(rates[warmup - 1:]) < 0), f"the rate falls after step 10: {rates[warmup - 1:].tolist()}"
     assert int(np.argmax(rates)) + 1 == warmup
     np.testing.assert_allclose(rates[:warmup], rates[0] * np.arange(1, warmup + 1))  # linear warm-up
     t = np.arange(warmup, 4 * warmup + 1)

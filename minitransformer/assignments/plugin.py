@@ -79,6 +79,12 @@ def _chain(exc):
     return seen
 
 
+def _said(exc) -> str:
+    """``Name: message``, and on the lines below it the exception's notes (the engine's says in which operation's
+    forward or backward an array library's error arose)."""
+    return "\n".join([f"{type(exc).__name__}: {exc}", *getattr(exc, "__notes__", ())])
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -91,7 +97,7 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         entry["outcome"] = "failed"
         if call.excinfo is not None:
-            entry["errors"] += [f"{type(e).__name__}: {e}" for e in _chain(call.excinfo.value)]
+            entry["errors"] += [_said(e) for e in _chain(call.excinfo.value)]
     elif report.skipped and entry["outcome"] == "passed":
         entry["outcome"] = "skipped"
         entry["errors"].append(str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else "skipped")

@@ -317,8 +317,8 @@ class Function:
     options, and returns an array of their dtype: a constant is a Python number or made with
     ``self.xp.asarray(c, dtype=x.dtype)`` (a float64 array would make float32 input float64, silently;
     ``test_float32_stays_float32`` of ``tests/test_autograd_primitives.py`` checks it). ``backward``
-    receives dL/d(output) and returns a tuple of one gradient per positional input (``None`` where
-    there is none), each an array of that input's dtype and shape. Gradients of
+    receives dL/d(output) and returns a tuple of one gradient per positional input (``None`` for
+    one that wants none), each an array of that input's dtype and shape. Gradients of
     broadcast inputs may have the output's shape: the engine sums them to the input's shape
     (:func:`unbroadcast`), not each operation. Anything else is refused, naming the operation and
     the input. ``self.xp`` is the backend's array namespace, ``self.backend`` the
@@ -428,7 +428,11 @@ class Function:
             fn.needs_input_grad = tuple([isinstance(x, Tensor) and x._requires_grad for x in inputs])
         else:
             fn.needs_input_grad = (False,) * len(inputs)
-        out = fn.forward(*[x.data if isinstance(x, Tensor) else x for x in inputs], **options)
+        try:
+            out = fn.forward(*[x.data if isinstance(x, Tensor) else x for x in inputs], **options)
+        except Exception as error:
+            _say_where(error, f"{cls.__name__}.forward", inputs)
+            raise
         if _anomaly:
             _check_finite(fn.xp, f"{cls.__name__}.forward", out, inputs)
         requires_grad = any(fn.needs_input_grad)
@@ -1168,7 +1172,11 @@ def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
             continue
         if node._retain_grad:
             _accumulate(_result(node), g)
-        input_grads = fn.backward(g)
+        try:
+            input_grads = fn.backward(g)
+        except Exception as error:
+            _say_where(error, f"{type(fn).__name__}.backward", fn.inputs, g)
+            raise
         if type(input_grads) is not tuple or len(input_grads) != len(fn.inputs):
             input_grads = _grads_tuple(fn, input_grads)  # a list will do; anything else is refused
         if _anomaly:
@@ -1176,7 +1184,12 @@ def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
                 if gi is not None:
                     _check_finite(fn.xp, f"{type(fn).__name__}.backward", gi, fn.inputs)
         fresh = fn.fresh_grads
-        for x, gx in zip(fn.inputs, input_grads):
+        for k, (x, gx) in enumerate(zip(fn.inputs, input_grads)):
+            if gx is None and fn.needs_grad(k):
+                raise TypeError(
+                    f"{type(fn).__name__}.backward returned None for input {k} (shape {x.shape}), which wants a "
+                    "gradient (needs_grad); return its gradient, an array of its shape"
+                )
             if gx is None or not isinstance(x, Tensor) or not x._requires_grad:
                 continue
             mine = fresh
@@ -1231,7 +1244,24 @@ def _fitted_grad(fn: Function, input_grads: tuple, x: Tensor, gx):
             f"{where}: a {_backend.dtype_name(gx.dtype)} gradient for a {x.dtype_name} input of shape {x.shape}; "
             f"a gradient has its input's dtype"
         )
-    return unbroadcast(fn.xp, gx, x.shape, op=where)
+    summed = unbroadcast(fn.xp, gx, x.shape, op=where)
+    if tuple(summed.shape) != x.shape:  # unbroadcast is A1's to write: say so here, not in a later product
+        raise ValueError(f"{where}: unbroadcast summed a gradient of shape {tuple(gx.shape)} to {tuple(summed.shape)}, "
+                         f"not to the input's shape {x.shape}")
+    return summed
+
+
+def _say_where(error: Exception, where: str, inputs, grad=None) -> None:
+    """Note on ``error``, raised inside a ``forward`` or ``backward`` (an array library's error, often), the
+    operation and the shapes it had: its message says what went wrong, the note where. Not on a stub's
+    NotImplementedError, which says where itself, and only the innermost operation's (Python 3.10 has no notes)."""
+    if isinstance(error, NotImplementedError) or not hasattr(error, "add_note"):
+        return
+    if any(note.startswith("(in ") for note in getattr(error, "__notes__", ())):
+        return
+    shapes = ", ".join(str(x.shape) if isinstance(x, Tensor) else type(x).__name__ for x in inputs)
+    said = f"(in {where}: inputs of shapes {shapes}" + ("" if grad is None else f", ybar {tuple(grad.shape)}")
+    error.add_note(said + ")")
 
 
 def _accumulate(t: Tensor, g, owned: bool = False) -> None:

@@ -236,7 +236,7 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
             worst = np.unravel_index(int(np.argmax(np.abs(numerical))), numerical.shape)
             message = (
                 f"gradcheck: no gradient reached input {names[k]} (shape {x.shape}): its .grad is None after "
-                f"backward() (did a backward return None for it?), but the central difference gives "
+                f"backward() (is it detached, or used under no_grad, in fn?), but the central difference gives "
                 f"{derivative} {numerical[worst]:.10g} at index {tuple(int(i) for i in worst)}"
             )
             if raise_exception:
