@@ -43,6 +43,24 @@ def test_the_readmes_first_look_runs_and_prints_what_its_comments_say(capsys):
     assert eval(last.split("#")[0], namespace) is True and last.endswith("# True")
 
 
+def test_every_command_line_the_readme_shows_parses():
+    """The README's ``minitransformer ...`` lines (train, evaluate, generate, assignments) are commands the
+    parser takes: an option renamed or removed fails here, not on a reader's first try."""
+    import shlex
+
+    from minitransformer.cli import build_parser
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = [line.split("  #")[0].strip() for block in re.findall(r"^```(?:text|bash)\n(.*?)^```", text, re.S | re.M)
+             for line in block.splitlines() if line.startswith("minitransformer ")]
+    assert len(lines) >= 10
+    for line in lines:
+        try:
+            build_parser().parse_args(shlex.split(line)[1:])
+        except SystemExit:
+            pytest.fail(f"the README's command does not parse: {line}")
+
+
 @pytest.mark.needs(".ci")
 def test_ci_runs_the_readme_test_command_verbatim():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
