@@ -43,7 +43,7 @@ from .graph import FONT_SIZE, box_size, draw_arrow, draw_box
 __all__ = ["draw_architecture"]
 
 GAP, LANE, COLUMN_GAP, MARGIN = 0.26, 0.3, 1.0, 0.2  # inches: between boxes, to a residual lane, between stacks
-#: the colours of the paper's figure 1: embeddings pink, attention orange, feed-forward blue, norms yellow
+#: the colours of the paper's figure 1 (embeddings pink, attention orange, feed-forward blue, norms yellow)
 STYLE = {
     "input": dict(boxstyle="square,pad=0.3", fc="none", ec="none"),
     "embedding": dict(boxstyle="round,pad=0.3", fc="#f9d6da", ec="0.2"),
