@@ -284,7 +284,7 @@ def _draw_memory(ax, columns: list[_Column], drawn: list, top: int, cross: int, 
     """The encoder's output, its memory, from the top of the left column into the right one's cross-attention."""
     enc, dec = columns
     t, a = enc.boxes[top], dec.boxes[cross]
-    up = t["y"] + t["h"] / 2 + GAP / 2
+    up = t["y"] + t["h"] / 2 + GAP  # clear of the frame around a post-LN layer
     mid = (enc.x + enc.width / 2 + dec.x - dec.width / 2) / 2  # between the two stacks' frames
     for start, end in (((enc.x, t["y"]), (enc.x, up)), ((enc.x, up), (mid, up)), ((mid, up), (mid, a["y"]))):
         draw_arrow(ax, start, end, drawn[0][top] if start[1] == t["y"] else None, head=False, gid="memory")
