@@ -107,9 +107,11 @@ def test_N_and_the_sizes_are_the_models():
     assert _box(texts, "output").get_text().split("\n")[1:] == ["Linear 24 -> 19", "(B, T, 24) -> (B, T, 19)"]
     positional = [t for t in texts if t.get_text().startswith("positional\n")]  # one module, in both columns
     assert len(positional) == 2 and all("max_len = 12" in t.get_text() for t in positional)
-    lm = nn.DecoderOnlyLM(vocab=11, d_model=16, heads=4, d_ff=8, num_layers=5, max_len=9)
+    lm = nn.DecoderOnlyLM(vocab=11, d_model=16, heads=4, d_ff=8, num_layers=5, max_len=9, positional="learned")
     _, texts, _ = _picture(lm)
     assert [t.get_text() for t in texts if t.get_text().startswith("N = ")] == ["N = 5 x"]
+    assert _box(texts, "positional").get_text().split("\n")[1:] == ["Positional Encoding (learned)",
+                                                                    "+ P[pos], max_len = 9"]
     assert _box(texts, "decoder.layers[i].self_attn").get_text().endswith("heads = 4, d_k = 4")
 
 

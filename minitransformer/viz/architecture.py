@@ -23,6 +23,7 @@ to the addition above.
 from __future__ import annotations
 
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
 
 from ..nn import (
     DecoderOnlyLM,
@@ -78,9 +79,10 @@ class _Column:
         self.residuals: list[tuple[int, int]] = []  # (box whose incoming arrow branches, box where it adds)
         self.frame: tuple[int, int, str] | None = None  # first and last box of the layer, the "N x" label
 
-    def add(self, text: str, kind: str, flow: bool = True, note: str = "") -> int:
+    def add(self, text: str, kind: str, flow: bool = True) -> int:
+        """A box of ``kind`` (a key of :data:`STYLE`) on top; ``flow``: with an arrow from the box below."""
         w, h = box_size(text, ellipse=kind == "add")
-        self.boxes.append(dict(text=text, kind=kind, y=self.y + h / 2, w=w, h=h, flow=flow, note=note))
+        self.boxes.append(dict(text=text, kind=kind, y=self.y + h / 2, w=w, h=h, flow=flow))
         self.y += h + GAP
         return len(self.boxes) - 1
 
@@ -129,8 +131,8 @@ def _embedding_boxes(col: _Column, model: Module, embed: str, ids: str, seq: str
     col.add(f"{embed}\nEmbedding{' x sqrt(d_model)' if E.scale else ''}\n(B, {seq}) -> (B, {seq}, {E.d_model})",
             "embedding")
     name, pe = positional
-    what = "sinusoidal" if isinstance(pe, SinusoidalPositionalEncoding) else "learned"
-    col.add(f"{name}\nPositional Encoding ({what})\n+ PE[pos], max_len = {pe.max_len}", "positional")
+    what, table = ("sinusoidal", "PE") if isinstance(pe, SinusoidalPositionalEncoding) else ("learned", "P")
+    col.add(f"{name}\nPositional Encoding ({what})\n+ {table}[pos], max_len = {pe.max_len}", "positional")
 
 
 def _stack_boxes(col: _Column, model: Module, kind, memory: bool) -> tuple[str, int | None]:
@@ -257,8 +259,6 @@ def draw_architecture(model, title: str | None = None) -> Figure:
 
 def _draw_column(ax, c: _Column, frames: list) -> None:
     """The arrows up the column, the residual arrows beside it, and the frame around its layer."""
-    from matplotlib.patches import FancyBboxPatch
-
     for k, b in enumerate(c.boxes):
         if k and b["flow"]:
             below = c.boxes[k - 1]
