@@ -11,6 +11,8 @@ into folders git ignores (``docs/.gitignore``), so nothing in them is edited by 
   a page of these docs as ``../docs/formulas/masks.md``, right from ``notebooks/`` (on GitHub, in
   Jupyter); the copy sits in ``docs/notebooks/``, so there the link becomes ``../formulas/masks.md``.
 * ``docs/_generated/cli-*.txt`` -- ``minitransformer <command> --help``, from the parser itself.
+* ``docs/_generated/architecture-*.png`` -- :func:`minitransformer.viz.draw_architecture` of the tiny
+  Transformer, post-LN and pre-LN: the pictures of the model the pages show are drawn from the model.
 """
 
 from __future__ import annotations
@@ -215,6 +217,25 @@ def write_cli_help(target: Path = DOCS / "_generated") -> list[str]:
     return list(helps)
 
 
+def write_architecture_pictures(target: Path = DOCS / "_generated") -> list[str]:
+    """``viz.draw_architecture`` of ``nn.Transformer.from_config("tiny")``, post-LN and pre-LN, into
+    ``architecture-post-ln.png`` and ``architecture-pre-ln.png``; the names."""
+    import io
+
+    from minitransformer import nn
+    from minitransformer.viz import draw_architecture
+
+    names = []
+    for name, norm_first in (("post-ln", False), ("pre-ln", True)):
+        png = io.BytesIO()  # no "Software" version in the file: it changes only with the picture
+        draw_architecture(nn.Transformer.from_config("tiny", norm_first=norm_first)).savefig(
+            png, format="png", dpi=100, metadata={"Software": None})
+        _write_if_changed(target / f"architecture-{name}.png", png.getvalue())
+        names.append(f"architecture-{name}.png")
+    return names
+
+
 copy_notebooks()
 write_cli_help()
+write_architecture_pictures()
 

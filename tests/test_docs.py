@@ -296,6 +296,19 @@ def test_every_generated_help_is_on_a_page(tmp_path):
     assert set(re.findall(r"_generated/cli-([\w-]+)\.txt", text)) == written
 
 
+def test_every_generated_picture_is_on_a_page(tmp_path):
+    """conf.py draws the model's architecture into ``docs/_generated/``: each picture is a PNG that a page shows,
+    and drawing them again writes the same bytes (an unchanged file keeps its date: no rebuild, no churn)."""
+    conf = _load(DOCS / "conf.py", "docs_conf")
+    written = conf.write_architecture_pictures(tmp_path)
+    assert written and all((tmp_path / name).read_bytes()[:4] == b"\x89PNG" for name in written)
+    before = {name: (tmp_path / name).stat().st_mtime_ns for name in written}
+    assert conf.write_architecture_pictures(tmp_path) == written
+    assert {name: (tmp_path / name).stat().st_mtime_ns for name in written} == before
+    text = "\n".join(p.read_text(encoding="utf-8") for p in _page_sources())
+    assert set(re.findall(r"_generated/(architecture-[\w-]+\.png)", text)) == set(written)
+
+
 # ------------------------------------------------------------------ the docstrings themselves
 def _public_objects():
     """(name, object) for every public function and class, and every public method of those classes."""

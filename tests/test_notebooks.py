@@ -134,6 +134,33 @@ def test_prose_only_rebuild_keeps_outputs_and_refuses_changed_code(tmp_path, mon
 
 
 @pytest.mark.needs("tools")
+def test_keep_outputs_gives_new_outputs_to_new_and_edited_cells_only(tmp_path, monkeypatch):
+    """``--keep-outputs``: after a run, a code cell whose source is unchanged keeps its committed outputs (with its
+    new count), whatever this run printed; a new or edited cell keeps this run's; the changed ones are named."""
+    generator = _generator()
+    v4 = nbformat.v4
+
+    def cell(source, text, count):
+        c = v4.new_code_cell(source, execution_count=count)
+        c.outputs = [v4.new_output("stream", name="stdout", text=text),
+                     v4.new_output("execute_result", data={"text/plain": text}, execution_count=count)]
+        return c
+
+    committed = v4.new_notebook(cells=[cell("a", "old a", 1), v4.new_markdown_cell("prose"), cell("b", "old b", 2),
+                                       cell("c", "old c", 3)])
+    nbformat.write(committed, tmp_path / "x.ipynb")
+    monkeypatch.setattr(generator, "NOTEBOOK_DIR", tmp_path)
+    ran = v4.new_notebook(cells=[cell("a", "old a", 1), cell("new", "new", 2), v4.new_markdown_cell("prose"),
+                                 cell("b", "new b", 3), cell("c edited", "new c", 4)])
+    kept, changed = generator.keeping_outputs("x", ran)
+    assert [[o.text if o.output_type == "stream" else o.data["text/plain"] for o in c.outputs]
+            for c in kept.cells if c.cell_type == "code"] == [["old a"] * 2, ["new"] * 2, ["old b"] * 2, ["new c"] * 2]
+    assert [[o.get("execution_count") for o in c.outputs] for c in kept.cells if c.cell_type == "code"] == \
+        [[None, 1], [None, 2], [None, 3], [None, 4]]
+    assert changed == [3]  # b: kept, though this run printed another thing; a printed the same
+
+
+@pytest.mark.needs("tools")
 def test_progress_bars_are_collapsed_to_their_last_state():
     generator = _generator()
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])

@@ -548,6 +548,6 @@ def test_panel_names():
 
 @pytest.mark.single_backend
 def test_every_function_is_exported():
-    assert set(viz.__all__) == {"draw_graph", "attention_heatmap", "attention_heads", "attention_layers",
-                                "positional_encoding_heatmap", "positional_encoding_curves", "position_similarity",
-                                "training_curves", "training_pictures"}
+    assert set(viz.__all__) == {"draw_graph", "draw_architecture", "attention_heatmap", "attention_heads",
+                                "attention_layers", "positional_encoding_heatmap", "positional_encoding_curves",
+                                "position_similarity", "training_curves", "training_pictures"}

@@ -12,6 +12,7 @@ generates (outputs excluded) and runs every notebook top to bottom.
     python tools/make_notebooks.py --check       # exit 1 if a committed notebook's sources drifted
     python tools/make_notebooks.py --no-execute  # write the sources without outputs
     python tools/make_notebooks.py 10 --prose    # only the markdown changed: keep the committed outputs
+    python tools/make_notebooks.py 05 --keep-outputs   # run it, but new outputs only for new or edited cells
 
 Run it from anywhere with the project's environment (``.venv/bin/python``); the notebooks are
 executed with the ``python3`` kernel, in ``notebooks/`` as their working directory. After running,
@@ -181,6 +182,41 @@ def with_new_prose(name: str):
     return committed
 
 
+def _plain(outputs) -> list:
+    """``outputs`` without the counts an ``execute_result`` carries (they shift when a cell is added above)."""
+    return [{k: v for k, v in out.items() if k != "execution_count"} for out in outputs]
+
+
+def keeping_outputs(name: str, nb):
+    """``nb``, the notebook ``name`` just executed, with the committed outputs of each code cell whose source is
+    unchanged; and the indices of those cells whose outputs this run changed.
+
+    For a new or edited cell: it needs a run for its outputs, but the run also gives the unchanged cells another
+    CPU's last digits (a training loop's loss, its curves' and maps' pixels) that the prose may quote. Code cells
+    are matched in order (``difflib``), so cells added, removed or edited anywhere get this run's outputs; an
+    ``execute_result`` kept takes its cell's new count.
+    """
+    import difflib
+
+    import nbformat
+
+    old = [c for c in nbformat.read(path_of(name), as_version=4).cells if c.cell_type == "code"]
+    new = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    changed = []
+    matcher = difflib.SequenceMatcher(a=[c.source for c in old], b=[c.source for _, c in new], autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            committed, (i, cell) = old[block.a + k], new[block.b + k]
+            kept = [nbformat.from_dict(dict(out)) for out in committed.outputs]
+            for out in kept:
+                if "execution_count" in out:
+                    out.execution_count = cell.execution_count
+            if _plain(kept) != _plain(cell.outputs):
+                changed.append(i)
+            cell.outputs = kept
+    return nb, changed
+
+
 def main(argv: list[str] | None = None) -> int:
     import nbformat
 
@@ -190,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-execute", action="store_true", help="write the sources without running them")
     parser.add_argument("--prose", action="store_true",
                         help="take only the markdown from the sources, keeping the committed code cells and outputs")
+    parser.add_argument("--keep-outputs", action="store_true",
+                        help="run the notebooks, but keep the committed outputs of every code cell whose source is "
+                             "unchanged: only new or edited cells get this run's outputs")
     args = parser.parse_args(argv)
     names = _select(args.names)
     if args.check:
@@ -205,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_execute:
             nb, seconds = execute(nb)
             print(f"{name}: executed in {seconds:.1f} s")
+            if args.keep_outputs and path_of(name).exists():
+                nb, changed = keeping_outputs(name, nb)
+                print(f"{name}: committed outputs kept; this run changed those of cells {changed or 'none'}")
         nbformat.validate(nb)
         nbformat.write(nb, path_of(name))
     return 0

@@ -5,6 +5,7 @@ any backend.
 
 ==========================================  =====================================================
 :func:`draw_graph`                          the computation graph behind a tensor
+:func:`draw_architecture`                   a model as the paper's figure 1, its modules by name
 :func:`attention_heatmap`                   one attention map ``(L, S)`` with token labels
 :func:`attention_heads`                     every head of a layer ``(heads, L, S)``
 :func:`attention_layers`                    every layer x head for one input
@@ -16,12 +17,14 @@ any backend.
 ==========================================  =====================================================
 """
 
+from .architecture import draw_architecture
 from .attention import attention_heads, attention_heatmap, attention_layers
 from .curves import training_curves, training_pictures
 from .graph import draw_graph
 from .positional import position_similarity, positional_encoding_curves, positional_encoding_heatmap
 
 __all__ = [
-    "draw_graph", "attention_heatmap", "attention_heads", "attention_layers", "positional_encoding_heatmap",
-    "positional_encoding_curves", "position_similarity", "training_curves", "training_pictures",
+    "draw_graph", "draw_architecture", "attention_heatmap", "attention_heads", "attention_layers",
+    "positional_encoding_heatmap", "positional_encoding_curves", "position_similarity", "training_curves",
+    "training_pictures",
 ]

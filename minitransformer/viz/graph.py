@@ -94,14 +94,35 @@ def _text(node: dict) -> str:
     return "\n".join(line for line in (node["label"], node["note"], *node["values"]) if line)
 
 
-def _size(node: dict) -> tuple[float, float]:
-    """Width and height of the node's drawn box in inches (an ellipse needs about sqrt(2) more)."""
-    lines = _text(node).split("\n")
+def box_size(text: str, ellipse: bool = False) -> tuple[float, float]:
+    """Width and height in inches of ``text`` drawn by :func:`draw_box` (an ellipse needs about sqrt(2) more)."""
+    lines = text.split("\n")
     w = max(len(line) for line in lines) * CHAR_W + 2 * PAD
     h = len(lines) * LINE_H + 2 * PAD
-    if node["kind"] == "op":
-        w, h = w * 1.42, h * 1.42
-    return w, h
+    return (w * 1.42, h * 1.42) if ellipse else (w, h)
+
+
+def _size(node: dict) -> tuple[float, float]:
+    """Width and height of the node's drawn box in inches."""
+    return box_size(_text(node), ellipse=node["kind"] == "op")
+
+
+def draw_box(ax, xy: tuple[float, float], text: str, bbox: dict, color="black", **kwargs):
+    """``text`` centred at ``xy`` (inches) in a frame of style ``bbox`` (one of :data:`STYLE`); returns the frame,
+    at which arrows stop. The frame is :func:`box_size` large."""
+    drawn = ax.text(*xy, text, ha="center", va="center", fontsize=FONT_SIZE, family="monospace", color=color,
+                    bbox=bbox, zorder=3, **kwargs)
+    return drawn.get_bbox_patch()
+
+
+def draw_arrow(ax, a, b, box_a=None, box_b=None, head: bool = True, rad: float = 0.0, **kwargs) -> FancyArrowPatch:
+    """An arrow from ``a`` to ``b`` (inches) that stops at the frames ``box_a`` and ``box_b`` where given; ``rad``
+    bends it (arc3). Drawn over the texts: their frames, which clip the arrow's ends, are placed when drawn."""
+    return ax.add_patch(FancyArrowPatch(
+        a, b, arrowstyle="-|>" if head else "-", mutation_scale=10, color="0.3", lw=0.9, patchA=box_a,
+        patchB=box_b, shrinkA=1 if box_a is not None else 0, shrinkB=1 if box_b is not None else 0,
+        connectionstyle=f"arc3,rad={rad}", zorder=4, **kwargs,
+    ))
 
 
 def _routes(layer: list[int], links: list[tuple[int, int]]):
@@ -202,21 +223,12 @@ def draw_graph(root, max_nodes: int = 300, values: bool = False) -> Figure:
         bbox = dict(STYLE[kind])
         if k == index[id(root)]:
             bbox["lw"] = 2.0  # the result
-        text = ax.text(
-            *centre[k], _text(node), ha="center", va="center", fontsize=FONT_SIZE, family="monospace",
-            color="0.35" if kind == "const" else "black", bbox=bbox, zorder=3,
-        )
-        boxes[k] = text.get_bbox_patch()
+        boxes[k] = draw_box(ax, centre[k], _text(node), bbox, color="0.35" if kind == "const" else "black")
     drawn = {}
     for route in routes:
         repeat = drawn[route[0], route[-1]] = drawn.get((route[0], route[-1]), -1) + 1
         bend = 0.25 * repeat if len(route) == 2 else 0.0  # x * x: the second arrow curves, to be seen
         for i, (a, b) in enumerate(zip(route, route[1:])):
             last = i == len(route) - 2
-            ax.add_patch(FancyArrowPatch(
-                centre[a], centre[b], arrowstyle="-|>" if last else "-", mutation_scale=10, color="0.3", lw=0.9,
-                patchA=boxes.get(a), patchB=boxes.get(b), shrinkA=1 if a in boxes else 0,
-                shrinkB=1 if b in boxes else 0, connectionstyle=f"arc3,rad={bend}",
-                zorder=4,  # after the texts: their boxes, which clip the arrow's ends, are placed when drawn
-            ))
+            draw_arrow(ax, centre[a], centre[b], boxes.get(a), boxes.get(b), head=last, rad=bend)
     return fig

@@ -27,10 +27,10 @@ CELLS = [
     **cross-attention** has to learn to look there. Its map should become an anti-diagonal.
 
     Steps: **1** the data and one batch · **2** the pieces by hand: layer norm, the feed-forward network,
-    the warm-up schedule, Adam · **3** the model · **4** attention maps before training · **5** the training
-    loop · **6** the curves · **7** attention maps after training · **8** greedy decoding · **9** accuracy on
-    held-out sequences · **10** a checkpoint (in a temporary folder) · **11** the paper's learning-rate schedule
-    and label smoothing, pictured.
+    the warm-up schedule, Adam · **3** the model, and its picture · **4** attention maps before training ·
+    **5** the training loop · **6** the curves · **7** attention maps after training · **8** greedy decoding ·
+    **9** accuracy on held-out sequences · **10** a checkpoint (in a temporary folder) · **11** the paper's
+    learning-rate schedule and label smoothing, pictured.
 
     **Exercises in the text** (assignments A4 and A5, `minitransformer assignments list`): the four pieces of
     section 2, in NumPy, each followed by a cell that checks your answer against the library. In assignment
@@ -243,6 +243,17 @@ CELLS = [
     print(f"{model.num_parameters():,} parameters")
     logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)
     print("logits", logits.shape, "= (batch, target positions, vocabulary)")
+    """),
+    md(r"""
+    The paper's figure 1, drawn from this `model` by `viz.draw_architecture`: every box is one of its modules,
+    under the name you would type (`model.decoder.layers[0].cross_attn`; `i` stands for any of the $N = 2$
+    layers), with its sizes. Pre-LN: each norm stands below its sublayer, the residual arrow runs around
+    both and is added above ($+$), and each stack ends in one more norm (`encoder.norm`, `decoder.norm`). The
+    encoder's output, the memory, enters the cross-attention of every decoder layer. Notebook 09 compares
+    this order with the paper's post-LN (`viz.draw_architecture` draws both).
+    """),
+    code("""
+    viz.draw_architecture(model)
     """),
     md(r"""
     ## 4. Attention before training
