@@ -35,8 +35,8 @@ CELLS = [
     **Exercises in the text** (assignments A4 and A5, `minitransformer assignments list`): the four pieces of
     section 2, in NumPy, each followed by a cell that checks your answer against the library. In assignment
     A4's student copy (`minitransformer assignments build 4 DIR`) the library's own A4 bodies are taken out
-    too: the layer-norm and feed-forward checks of section 2 and every cell from section 3 on raise
-    `NotImplementedError` until you have written them in `minitransformer/functional/normalization.py`,
+    too: the layer-norm and feed-forward checks of section 2 and the first cell of section 3 that runs the model
+    stop at a `NotImplementedError` until you have written them in `minitransformer/functional/normalization.py`,
     `autograd/fused.py`, `nn/layers.py` and `nn/transformer.py`. In A5's copy the warm-up and Adam checks of
     section 2, the training loop of section 5 and section 11's schedules raise until you have written `noam_lr` in
     `minitransformer/optim/schedule.py` and `Adam.update` in `optim/adam.py`; until then section 6 has no
