@@ -119,6 +119,18 @@ def _numpy_on_emulated_kernels(_emulated_kernels):
         numpy_backend.kernels = previous
 
 
+@pytest.fixture(scope="module")
+def restore_blas_threads():
+    """The CLI's commands set NumPy's BLAS to one thread; put the test process's setting back after the module
+    (``pytestmark = pytest.mark.usefixtures("restore_blas_threads")``)."""
+    from minitransformer.train.threads import get_blas_threads, set_blas_threads
+
+    before = get_blas_threads()
+    yield
+    if before:
+        set_blas_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def backend(request):
     """The backend this test runs on, made current for the test (and seeded)."""

@@ -19,21 +19,11 @@ import pytest
 import minitransformer as mt
 from minitransformer.cli import main
 from minitransformer.train import read_checkpoint
-from minitransformer.train.threads import get_blas_threads, set_blas_threads
 
-pytestmark = pytest.mark.single_backend
+pytestmark = [pytest.mark.single_backend, pytest.mark.usefixtures("restore_blas_threads")]
 
 TINY = ["--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff", "32", "--batch-size", "16", "--no-progress"]
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def restore_blas_threads():
-    """The commands set NumPy's BLAS to one thread; put the test process's setting back afterwards."""
-    before = get_blas_threads()
-    yield
-    if before:
-        set_blas_threads(before)
 
 
 def _metric(text: str, name: str) -> float:

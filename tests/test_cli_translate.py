@@ -12,21 +12,12 @@ import pytest
 from minitransformer.cli import main
 from minitransformer.data import TokenizerPair, tokenizer_from_dict
 from minitransformer.train import read_checkpoint
-from minitransformer.train.threads import get_blas_threads, set_blas_threads
 
-pytestmark = pytest.mark.single_backend
+pytestmark = [pytest.mark.single_backend, pytest.mark.usefixtures("restore_blas_threads")]
 
 TINY = ["--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff", "32", "--batch-size", "16", "--no-progress"]
 PNG = b"\x89PNG\r\n\x1a\n"
 PAIRS = (Path(__file__).parent / "data" / "en-fr.tsv").read_text(encoding="utf-8")  # 40 hand-written pairs
-
-
-@pytest.fixture(autouse=True, scope="module")
-def restore_blas_threads():
-    before = get_blas_threads()
-    yield
-    if before:
-        set_blas_threads(before)
 
 
 @pytest.fixture(scope="module")
