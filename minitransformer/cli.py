@@ -137,12 +137,13 @@ def _train(args) -> int:
                   file=sys.stderr)
             return 2
         overrides["corpus"] = os.path.abspath(args.text)  # a path, always: --text tiny is the file ./tiny
-    if (args.pairs is not None) != (args.task == "translate") and not (args.resume and args.pairs is None):
+    pairs = args.pairs if args.pairs is not None else overrides.get("pairs")  # --pairs, --set pairs= or --config
+    if (pairs is not None) != (args.task == "translate") and not (args.resume and pairs is None):
         print("minitransformer train: --pairs FILE is the training data of --task translate, which needs it",
               file=sys.stderr)
         return 2
-    if args.pairs is not None:
-        overrides["pairs"] = os.path.abspath(args.pairs)
+    if isinstance(pairs, str):  # another kind is refused with the settings' message
+        overrides["pairs"] = os.path.abspath(pairs)
     if _refuse_out(args, "train"):
         return 2
     if args.resume and args.overwrite:

@@ -100,3 +100,20 @@ def test_translate_needs_pairs_and_names_a_bad_file(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--task", "translate", "--pairs", str(bad), *TINY, "--out", str(tmp_path / "c")]) == 2
     assert "bad.tsv': line 41 has no tab: 'no tab here'" in capsys.readouterr().err
+
+
+def test_the_pairs_may_be_given_as_a_setting_too(tmp_path, pairs_file, monkeypatch, capsys):
+    """--set pairs=FILE and a --config file's "pairs" are the same setting as --pairs (a relative path recorded
+    absolute)."""
+    monkeypatch.chdir(pairs_file.parent)
+    out = tmp_path / "set"
+    assert main(["train", "--task", "translate", "--set", f"pairs={pairs_file.name}", "--steps", "2", *TINY,
+                 "--no-pictures", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["settings"]["pairs"] == str(pairs_file)
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"pairs": str(pairs_file), "steps": 2}), encoding="utf-8")
+    assert main(["train", "--task", "translate", "--config", str(config), *TINY, "--no-pictures",
+                 "--out", str(tmp_path / "config")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--task", "translate", "--set", "pairs=3", *TINY, "--out", str(tmp_path / "n")]) == 2
+    assert "setting pairs must be a string" in capsys.readouterr().err

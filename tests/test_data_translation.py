@@ -147,6 +147,18 @@ def test_split_pairs_keeps_a_source_in_one_split_and_refuses_too_few():
         split_pairs(pairs, 0.0)
 
 
+def test_sources_that_read_the_same_share_a_split():
+    """"Go." and "go." are one sentence to a lower-casing tokenizer: one must not be trained on and the other
+    tested. ``same`` says which sources are one; the translate task passes its tokenizer's reading."""
+    pairs = [(f"S{i}.", f"t{i}") for i in range(30)] + [(f"s{i} .", f"u{i}") for i in range(30)]
+    parts = split_pairs(pairs, 0.2, 0.2, seed=3, same=lambda source: source.lower().replace(" ", ""))
+    seen = [{source.lower().replace(" ", "") for source, _ in part} for part in parts]
+    assert [len(part) for part in parts] == [36, 12, 12] and [len(s) for s in seen] == [18, 6, 6]
+    assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+    plain = [{source.lower().replace(" ", "") for source, _ in part} for part in split_pairs(pairs, 0.2, 0.2, seed=3)]
+    assert plain[0] & (plain[1] | plain[2])  # without it the two spellings of a sentence fall apart
+
+
 # ------------------------------------------------------------------ the tokenizer pair
 def test_a_tokenizer_pair_round_trips_through_its_dict():
     source = WordTokenizer.from_texts(["The 3rd of March, 2021", "march 3 2021"])

@@ -226,6 +226,14 @@ def test_accumulate_counts_optimizer_steps_and_draws_its_micro_batches_in_order(
             Trainer(model, optim.SGD(model.parameters(), lr=0.05), loss_fn, accumulate=bad)
     with pytest.raises(ValueError, match=r"accumulate=3 takes a list of 3 micro-batches, got 2"):
         resumed.train_step([None, None])
+    # resumed with another accumulate, a data function would re-read batches 2 to 5 or skip some: refused, unloaded
+    other = Trainer(model, optim.SGD(model.parameters(), lr=0.05), loss_fn, progress=False)
+    before = {name: p.numpy().copy() for name, p in model.named_parameters()}
+    from minitransformer.train import CheckpointError
+    with pytest.raises(CheckpointError, match=r"its run made each step of 3 batch\(es\), this trainer of 1; build "
+                                              r"the Trainer with accumulate=3"):
+        other.load(tmp_path / "c.npz")
+    assert other.step == 0 and all((p.numpy() == before[name]).all() for name, p in model.named_parameters())
 
 
 @pytest.mark.single_backend
@@ -565,6 +573,30 @@ def test_a_setting_takes_a_value_of_its_default_s_kind(setting, value, wanted):
         build("copy", **{setting: value})
     lr = build("copy", lr=1, steps=1, n_train=8, n_val=2, n_test=2, d_model=8, heads=2, layers=1, d_ff=8).settings["lr"]
     assert type(lr) is float and lr == 1.0  # an integer is a number
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("task, setting, value, wanted", [
+    ("charlm", "seq_len", 0, "a positive integer"), ("copy", "steps", 0, "a positive integer"),
+    ("copy", "seed", -1, "an integer >= 0"), ("copy", "batch_size", -3, "a positive integer"),
+    ("copy", "lr", 0.0, r"a finite number > 0"), ("copy", "dropout", 1.0, r"a number in \[0, 1\)"),
+    ("copy", "clip", -1.0, "a finite number >= 0"), ("charlm", "val_fraction", 1.0, r"a number in \(0, 1\)"),
+    ("copy", "accumulate", 0, "a positive integer")])
+def test_a_setting_out_of_its_range_is_refused_by_name(task, setting, value, wanted):
+    """--set seq_len=0 ended in a ZeroDivisionError deep in the data, and --set steps=0 trained nothing, where the
+    named options (--steps 0) were refused."""
+    with pytest.raises(ValueError, match=rf"^task '{task}': {setting} must be {wanted}, got {re.escape(repr(value))}$"):
+        build(task, **{setting: value})
+
+
+@pytest.mark.single_backend
+def test_a_corpus_given_as_a_path_is_a_string_setting(tmp_path):
+    from pathlib import Path
+
+    text = tmp_path / "poem.txt"
+    text.write_text("the moon and the sea\n" * 40, encoding="utf-8")
+    setup = build("charlm", corpus=Path(text), steps=1, d_model=8, heads=2, layers=1, d_ff=8, seq_len=8)
+    assert setup.settings["corpus"] == str(text)
 
 
 @pytest.mark.single_backend

@@ -236,11 +236,14 @@ def read_pairs(path) -> tuple[list[tuple[str, str]], str]:
     return parse_pairs(text, where), text
 
 
-def split_pairs(pairs, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0, least: int = 10):
+def split_pairs(pairs, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0, least: int = 10,
+                same=None):
     """Training, validation and test pairs: the distinct sources shuffled by ``seed``, then cut.
 
     All the pairs of one source go to the same split (a sentence with two translations is not trained on and then
-    tested), and a pair listed twice is kept once.
+    tested), and a pair listed twice is kept once. Sources that ``same`` maps to one string are one source: the
+    translate task passes the tokenizer's reading, so that "Go." and "go." (one sentence once lower-cased) are
+    not one trained on and the other tested.
 
     Parameters
     ----------
@@ -252,6 +255,8 @@ def split_pairs(pairs, val_fraction: float = 0.1, test_fraction: float = 0.1, se
         The same seed gives the same splits.
     least : int
         The fewest distinct sources accepted: fewer leave no data to learn from once two splits are held out.
+    same : callable, optional
+        ``source -> str``: what makes two sources the same; the source itself by default.
 
     Returns
     -------
@@ -274,7 +279,7 @@ def split_pairs(pairs, val_fraction: float = 0.1, test_fraction: float = 0.1, se
                                  high_open=True)
     by_source: dict[str, list[tuple[str, str]]] = {}
     for pair in dict.fromkeys(pairs):  # each pair once, in order
-        by_source.setdefault(pair[0], []).append(pair)
+        by_source.setdefault(pair[0] if same is None else same(pair[0]), []).append(pair)
     n = len(by_source)
     n_val, n_test = math.ceil(n * val_fraction), math.ceil(n * test_fraction)
     if n < least or n - n_val - n_test < 1:

@@ -276,6 +276,15 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
 _KIND_OF_NONE = {"target": float, "patience": int, "vocab_size": int, "corpus_sha256": str, "pairs": str,
                  "pairs_sha256": str}
 _KIND_NAMES = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}
+#: the smallest value of each integer setting (counts and sizes from 1; the seed from 0)
+_LOWEST = {"seed": 0, **dict.fromkeys(("steps", "batch_size", "d_model", "heads", "layers", "d_ff", "warmup",
+                                       "n_train", "n_val", "n_test", "min_len", "max_len", "seq_len", "eval_every",
+                                       "patience", "vocab_size", "min_words", "max_words", "bpe_vocab",
+                                       "accumulate"), 1)}
+#: the range of each number setting: (low, high, low_open, high_open); label_smoothing and target are checked
+#: with their task (:func:`_settings`)
+_RANGE = {"lr": (0.0, None, True, False), "dropout": (0.0, 1.0, False, True), "clip": (0.0, None, False, False),
+          "val_fraction": (0.0, 1.0, True, True), "test_fraction": (0.0, 1.0, True, True)}
 
 
 def _defaults(task: str) -> dict:
@@ -298,11 +307,18 @@ def _overrides(task: str, overrides: dict) -> dict:
         if value is None:
             continue
         kind = _KIND_OF_NONE[name] if defaults[name] is None else type(defaults[name])
+        if kind is str and isinstance(value, os.PathLike):  # a corpus or pairs file given as a Path
+            value = os.fspath(value)
         fits = {bool: lambda v: isinstance(v, bool), int: is_integer, float: is_real,
                 str: lambda v: isinstance(v, str)}[kind](value)
         if not fits:
             raise ValueError(f"task {task!r}: setting {name} must be {_KIND_NAMES[kind]} (the default is "
                              f"{defaults[name]!r}), got {value!r}")
+        if name in _LOWEST:  # --set steps=0 or seq_len=0 would train nothing or fail deep inside
+            value = require_int(f"task {task!r}", name, value, low=_LOWEST[name])
+        if name in _RANGE:
+            low, high, low_open, high_open = _RANGE[name]
+            value = require_real(f"task {task!r}", name, value, low, high, low_open=low_open, high_open=high_open)
         checked[name] = kind(value) if kind in (int, float) else value
     return checked
 
@@ -314,7 +330,6 @@ def _settings(task: str, overrides: dict) -> dict:
     if settings["target"] is not None:  # what training watches: the validation loss of charlm, else an accuracy
         high = None if KIND[task] == "lm" else 1.0
         settings["target"] = require_real(f"task {task!r}", "target", settings["target"], 0.0, high)
-    require_int(f"task {task!r}", "accumulate", settings["accumulate"], low=1)
     if settings["schedule"] not in SCHEDULES:
         raise ValueError(f"task {task!r}: schedule must be one of {', '.join(SCHEDULES)}, got {settings['schedule']!r}")
     if settings["d_model"] % settings["heads"]:
@@ -492,7 +507,9 @@ def _translate(s: dict) -> TaskSetup:
     _check_digest(s, "pairs", text, where)
     short = [(a, b) for a, b in pairs if max(len(_WORDS.tokenize(a)), len(_WORDS.tokenize(b))) <= s["max_len"]]
     try:
-        train, val, test = split_pairs(short, s["val_fraction"], s["test_fraction"], seed=s["seed"])
+        words = WordTokenizer([], lower=s["lower"])  # sources that read the same are one source
+        train, val, test = split_pairs(short, s["val_fraction"], s["test_fraction"], seed=s["seed"],
+                                       same=lambda source: " ".join(words.tokenize(source)))
     except ValueError as e:
         raise CorpusError(where, f"{e} (of {len(pairs)} pairs, {len(pairs) - len(short)} have a side longer than "
                                  f"max_len={s['max_len']} words)") from None

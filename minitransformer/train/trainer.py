@@ -48,7 +48,14 @@ from ..autograd import Tensor
 from ..data.batching import DataLoader, batches
 from ..nn import Module, evaluating
 from ..optim import LRScheduler, Optimizer, clip_grad_norm_
-from .checkpoint import _load_read, _rng_state_fits, _seed_from_rng_state, read_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    _load_read,
+    _rng_state_fits,
+    _seed_from_rng_state,
+    read_checkpoint,
+    save_checkpoint,
+)
 from .metrics import RunningMean
 
 __all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
@@ -589,7 +596,8 @@ class Trainer:
         """Where the run stands, as JSON-able data (saved in checkpoints)."""
         return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
                 "bad_evals": self.bad_evals, "early_stop": self.early_stop, "elapsed_s": self.elapsed,
-                "stop_reason": self.stop_reason, "last_eval": self.last_eval, "eval_step": self._eval_step}
+                "stop_reason": self.stop_reason, "last_eval": self.last_eval, "eval_step": self._eval_step,
+                "accumulate": self.accumulate}
 
     def save(self, path) -> None:
         """Write a checkpoint of everything needed to resume: model, optimizer, schedule, step, RNG, data position."""
@@ -632,6 +640,10 @@ class Trainer:
             raise ValueError(f"Trainer.load: rng must be 'exact' or 'reseed', got {rng!r}")
         be = self._generator()  # the generator dropout draws from: the model's backend's
         ckpt = read_checkpoint(path)
+        saved = ckpt.trainer_state.get("accumulate", 1)  # checkpoints from before accumulation made steps of one
+        if saved != self.accumulate:  # a data function's batch step * accumulate + i would be another run's batch
+            raise CheckpointError(f"Trainer.load: {path}: its run made each step of {saved} batch(es), this trainer "
+                                  f"of {self.accumulate}; build the Trainer with accumulate={saved} to continue it")
         reseed = rng == "reseed" and ckpt.rng_state is not None and not _rng_state_fits(ckpt.rng_state, be)
         with _backend.use(be):  # restore_rng restores the current backend's: the model's, here
             _load_read(ckpt, self.model, self.optimizer, self.schedule, restore_rng=not reseed)
