@@ -287,7 +287,8 @@ _CHANGED = "minitransformer: train --resume continues with the checkpoint's sett
     (["--set", "schedule=nom"], "minitransformer: task 'copy': schedule must be one of cosine, noam, constant, got "
                                 "'nom'\n", _CHANGED + "schedule='nom' (saved: 'cosine'); "),
     (["--set", "accumulate=0"], "minitransformer: task 'copy': accumulate must be a positive integer, got 0\n",
-     _CHANGED + "accumulate=0 (saved: 1); "),
+     None),  # a value no run may have: refused as such, on resume too
+    (["--set", "n_train=0"], "minitransformer: task 'copy': n_train must be a positive integer, got 0\n", None),
     (["--config", "{config}"], "minitransformer: train --config {config}: must hold one JSON object of settings, ",
      None),
 ])
@@ -804,13 +805,13 @@ def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, capsys):
 
 
 def test_a_folder_the_system_refuses_is_one_line_before_training(tmp_path, monkeypatch, capsys):
-    from minitransformer.train import run
+    from minitransformer.train import Trainer, run
 
     def refuse(out):
         raise PermissionError(13, "Permission denied", str(out))
 
     monkeypatch.setattr(run, "_writable_folder", refuse)
-    monkeypatch.setattr(run.Trainer, "fit", lambda *a: pytest.fail("trained"))
+    monkeypatch.setattr(Trainer, "fit", lambda *a: pytest.fail("trained"))
     assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(tmp_path / "run")]) == 1
     assert capsys.readouterr().err == f"minitransformer: {tmp_path / 'run'}: Permission denied\n"
 
@@ -842,16 +843,16 @@ def test_seed_config_trains_as_the_example_script_does(tmp_path, monkeypatch, ca
     """``train --seed-config`` and ``python -m minitransformer.examples.seed_classifier`` train the same way: Keras's
     Adam(learning_rate=...) (betas 0.9, 0.999), no gradient clipping, a constant rate, 1000 held-out reviews."""
     from minitransformer.examples import seed_classifier
-    from minitransformer.train import run as run_module
+    from minitransformer.train import tasks
 
     seen = []
 
-    class Recording(run_module.Trainer):
+    class Recording(tasks.Trainer):  # what TaskSetup.trainer builds
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             seen.append(self)
 
-    monkeypatch.setattr(run_module, "Trainer", Recording)
+    monkeypatch.setattr(tasks, "Trainer", Recording)
     assert main(["train", "--task", "classify", "--seed-config", "--steps", "1", "--d-model", "16", "--d-ff", "64",
                  "--no-progress", "--no-pictures", "--out", str(tmp_path)]) == 0
     (trainer,) = seen

@@ -40,7 +40,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import minitransformer as mt  # noqa: E402
-from minitransformer.train import Trainer, get_blas_threads  # noqa: E402
+from minitransformer.train import get_blas_threads  # noqa: E402
 from minitransformer.train.tasks import build  # noqa: E402
 
 TIME_LIMIT_S = 300.0  # the reverse task's promise: 99% within 5 minutes
@@ -76,9 +76,7 @@ def bench(task: str, progress: bool, **overrides) -> dict:
         seen.append((trainer.step, round(time.perf_counter() - start, 1), results[metric]))
         return results
 
-    trainer = Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule, clip=s["clip"] or None,
-                      accumulate=s["accumulate"], eval_fn=timed_eval, eval_every=s["eval_every"], log_every=50,
-                      progress=progress, monitor=metric, desc=task)
+    trainer = setup.trainer(eval_fn=timed_eval, log_every=50, progress=progress)
     trainer.fit(setup.train_data, s["steps"])
     train_time = time.perf_counter() - start
     metrics = setup.final_metrics(setup.model)

@@ -39,7 +39,6 @@ from .checkpoint import CheckpointError, _remove_stale_temporaries, _write_atomi
 from .decoding import beam_search, generate, greedy_decode
 from .metrics import strip_after_eos
 from .threads import set_blas_threads
-from .trainer import Trainer
 
 __all__ = ["train", "evaluate", "generate_from_checkpoint", "CHECKPOINT_NAME"]
 
@@ -52,10 +51,6 @@ def _print_metrics(metrics: dict) -> None:
     for name, value in metrics.items():  # a time in seconds (name ending in _s) to 0.1 s, other numbers to 1e-4
         shown = f"{value:.{1 if name.endswith('_s') else 4}f}" if isinstance(value, float) else str(value)
         print(f"{name:<{width}}  {shown}")
-
-
-def _monitor(kind: str) -> str:
-    return "val_loss" if kind == "lm" else "val_accuracy"
 
 
 def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_threads: int | None = 1,
@@ -156,14 +151,9 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         print(f"task {task}: {type(setup.model).__name__} with {setup.model.num_parameters():,} parameters on "
               f"backend {_backend.current().name}")
         print("settings: " + ", ".join(f"{k}={v}" for k, v in s.items()))
-        trainer = Trainer(setup.model, setup.optimizer, setup.loss_fn, schedule=setup.schedule,
-                          clip=s["clip"] or None, accumulate=s["accumulate"],  # clip 0: no clipping
-                          eval_fn=setup.eval_fn, eval_every=s["eval_every"],
-                          log_every=max(1, min(50, s["eval_every"], s["steps"] // 30)),
-                          progress=progress, patience=s["patience"], monitor=_monitor(setup.kind),
-                          target=s["target"], checkpoint_path=path, checkpoint_every=checkpoint_every,
-                          tokenizer=setup.tokenizer,
-                          extra={"task": task, "settings": s}, desc=task)
+        trainer = setup.trainer(log_every=max(1, min(50, s["eval_every"], s["steps"] // 30)), progress=progress,
+                                checkpoint_path=path, checkpoint_every=checkpoint_every,
+                                extra={"task": task, "settings": s})
         if resume:
             trainer.load(path, rng="reseed")  # a run written on another backend continues, with a fresh random stream
             print(f"resumed from {path} at step {trainer.step}")

@@ -88,6 +88,7 @@ from ..data import (
 from ..data.batching import Batch
 from .decoding import greedy_decode
 from .metrics import RunningMean, binary_accuracy, exact_match, perplexity, strip_after_eos, token_accuracy
+from .trainer import Trainer
 
 __all__ = ["TASKS", "TEXT_SEQ2SEQ", "ISO_DATE_CHARS", "DEFAULTS", "EVERY_TASK", "TaskSetup", "build",
            "model_from_checkpoint", "warmup_schedule", "MODEL_TYPES"]
@@ -215,6 +216,25 @@ class TaskSetup:
     val: object = None
     test: object = None
 
+    def trainer(self, **options) -> Trainer:
+        """A :class:`~minitransformer.train.Trainer` of this setup: its model, optimizer, schedule, loss and
+        evaluation, with the settings' ``clip`` (0: none), ``accumulate``, ``eval_every``, ``patience`` and
+        ``target``, watching the validation loss (``lm``) or accuracy; ``options`` add to these or replace them
+        (``progress``, ``log_every``, ``checkpoint_path``, ...).
+
+        >>> setup = build("copy", steps=2, batch_size=8, n_train=16, n_val=4, n_test=4, d_model=16, heads=2,
+        ...               layers=1, d_ff=32)
+        >>> trainer = setup.trainer(progress=False)
+        >>> trainer.clip, trainer.monitor, trainer.fit(setup.train_data, steps=2) is trainer.history
+        (1.0, 'val_accuracy', True)
+        """
+        s = self.settings
+        defaults = dict(schedule=self.schedule, clip=s["clip"] or None, accumulate=s["accumulate"],
+                        eval_fn=self.eval_fn, eval_every=s["eval_every"], patience=s["patience"], target=s["target"],
+                        monitor="val_loss" if self.kind == "lm" else "val_accuracy", tokenizer=self.tokenizer,
+                        desc=self.name)
+        return Trainer(self.model, self.optimizer, self.loss_fn, **{**defaults, **options})
+
 
 def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") -> optim.LambdaLR:
     r"""The learning rate: a linear warm-up to the optimizer's ``lr`` over ``warmup`` steps, then a decay.
@@ -281,7 +301,7 @@ _LOWEST = {"seed": 0, **dict.fromkeys(("steps", "batch_size", "d_model", "heads"
                                        "n_train", "n_val", "n_test", "min_len", "max_len", "seq_len", "eval_every",
                                        "patience", "vocab_size", "min_words", "max_words", "bpe_vocab",
                                        "accumulate"), 1)}
-#: the range of each number setting: (low, high, low_open, high_open); label_smoothing and target are checked
+#: the range of each number setting, as (low, high, low_open, high_open); label_smoothing and target are checked
 #: with their task (:func:`_settings`)
 _RANGE = {"lr": (0.0, None, True, False), "dropout": (0.0, 1.0, False, True), "clip": (0.0, None, False, False),
           "val_fraction": (0.0, 1.0, True, True), "test_fraction": (0.0, 1.0, True, True)}
