@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minitransformer.data import (
+    SPECIAL_TOKENS,
     UNK,
     BPETokenizer,
     CharTokenizer,
@@ -78,10 +79,15 @@ def test_every_run_of_whitespace_round_trips(text):
     assert tok.decode(tok.encode(text)) == text
 
 
+# characters that spell "<pad>", "<bos>" and "<eos>" too, and texts drawn as pieces that often do
+ALPHABET = "<>abdeops \n\t"
+_TEXTS = st.lists(st.sampled_from(["<pad>", "<eos>", "<bos>", *ALPHABET]), max_size=30).map("".join)
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.text("ab \n\t", max_size=60), st.text("ab \n\t", max_size=40), st.integers(4 + 5, 40))
+@given(_TEXTS, _TEXTS, st.integers(4 + len(ALPHABET), 60))
 def test_any_text_of_known_characters_round_trips(train, text, vocab_size):
-    tok = BPETokenizer.from_text(train, vocab_size, alphabet="ab \n\t")
+    tok = BPETokenizer.from_text(train, vocab_size, alphabet=ALPHABET)
     assert tok.decode(tok.encode(text)) == text
     assert "".join(tok.tokenize(text)) == text and all(piece in tok.stoi for piece in tok.tokenize(text))
     assert tok.tokenize(text) == _replayed(tok.merges, text)
@@ -101,6 +107,35 @@ def _replayed(merges, text):
                 k += 1
         pieces += symbols
     return pieces
+
+
+@pytest.mark.parametrize("special", ["<pad>", "<eos>"])
+def test_a_special_token_in_the_text_is_never_merged_into_the_special(special):
+    """A text's "<pad>" was merged into the piece "<pad>", which took the id of <pad>: it read as padding and was lost.
+    The merge that would spell it is skipped for the next most frequent; the text stays ordinary pieces."""
+    text = f"{special}\n" * 5 + "ab\n" * 3  # chunks: the special 5 times, "ab" 3 times, "\n" 8 times
+    *spelled, end = special
+    tok = BPETokenizer.from_text(text, vocab_size=30, alphabet=" ")
+    # ("<", "p"), ("<p", "a"), ("<pa", "d") (5 times each; "<" comes first in string order); ("<pad", ">") skipped
+    assert tok.merges == [("".join(spelled[:k]), spelled[k]) for k in range(1, len(spelled))] + [("a", "b")]
+    assert not set(tok.itos[4:]) & set(SPECIAL_TOKENS)
+    for line in (text, f"{special}\nab", f"ab {special} ab\n", f"b{special}{special}"):  # at a line's start, mid-line
+        ids = tok.encode(line)
+        assert min(ids) >= len(SPECIAL_TOKENS), (line, ids)  # no id of a special
+        assert tok.decode(ids) == line
+        assert "".join(tok.tokenize(line)) == line
+
+
+def test_a_merge_that_spells_a_special_token_is_refused():
+    merges = [("<", "e"), ("<e", "o"), ("<eo", "s"), ("<eos", ">")]
+    with pytest.raises(ValueError, match=r"BPETokenizer: merge 3 is \('<eos', '>'\), which spells the special token "
+                                         r"'<eos>'; a text's '<eos>' would read as the special"):
+        BPETokenizer("<>eos", merges)
+    state = BPETokenizer("<>eos", merges[:3]).to_dict()
+    state["merges"].append(["<eos", ">"])
+    state["vocab"].append("<eos>")
+    with pytest.raises(ValueError, match="spells the special token '<eos>'"):
+        tokenizer_from_dict(state)  # a hand-made saved file
 
 
 def test_whitespace_other_than_one_leading_space_is_never_merged():

@@ -66,7 +66,8 @@ class Tokenizer:
     Parameters
     ----------
     pieces : iterable of str
-        The vocabulary after the specials, in id order (ids start at 4); duplicates are dropped.
+        The vocabulary after the specials, in id order (ids start at 4); duplicates are dropped. A piece that is
+        a special token (``"<eos>"``) is refused: its text would read as the special.
 
     Attributes
     ----------
@@ -99,6 +100,10 @@ class Tokenizer:
         for piece in pieces:
             if not isinstance(piece, str) or not piece:
                 raise ValueError(f"{type(self).__name__}: vocabulary entries must be non-empty strings, got {piece!r}")
+            if piece in SPECIAL_TOKENS:
+                raise ValueError(f"{type(self).__name__}: the vocabulary lists the special token {piece!r}; the four "
+                                 f"specials {list(SPECIAL_TOKENS)} come first by themselves (ids 0 to 3), a text's "
+                                 f"{piece!r} is ordinary characters")
             if piece not in seen:  # duplicates are dropped, the first occurrence keeps its id
                 seen.add(piece)
                 itos.append(piece)
@@ -361,7 +366,8 @@ class BPETokenizer(Tokenizer):
     3. Count every adjacent pair of symbols, each chunk weighted by how often it occurs; merge the most frequent
        pair, ``("l", "o") -> "lo"``, everywhere, and add ``"lo"`` to the vocabulary. Ties go to the pair that
        comes first in string order (``(" ", "l")`` before ``("l", "o")``), so the same text always gives the same
-       merges.
+       merges. A pair that would spell a special token (``("<eo", "s>")``) is never merged: a text's ``"<eos>"``
+       stays ordinary pieces, never the id of ``<eos>``.
     4. Repeat step 3 until the vocabulary has ``vocab_size`` entries (the four specials included), or no pair
        occurs twice.
 
@@ -382,8 +388,9 @@ class BPETokenizer(Tokenizer):
         The single characters, in id order (ids start at 4).
     merges : iterable of (str, str)
         The learned merges, in the order learned; each pair's two sides must be in the vocabulary before it
-        (the alphabet or an earlier merge). The merged string of each gets the next id, unless an earlier
-        merge made the same string (``("a", "bc")`` after ``("ab", "c")``).
+        (the alphabet or an earlier merge), and its merged string must not be a special token. The merged string
+        of each gets the next id, unless an earlier merge made the same string (``("a", "bc")`` after
+        ``("ab", "c")``).
 
     Attributes
     ----------
@@ -422,6 +429,10 @@ class BPETokenizer(Tokenizer):
             if not (isinstance(merge, (tuple, list)) and len(merge) == 2 and all(p in known for p in merge)):
                 raise ValueError(f"BPETokenizer: merge {len(self.merges)} is {merge!r}; a merge is a pair of "
                                  "pieces already in the vocabulary (the alphabet or an earlier merge)")
+            if merge[0] + merge[1] in SPECIAL_TOKENS:
+                raise ValueError(f"BPETokenizer: merge {len(self.merges)} is {merge!r}, which spells the special token "
+                                 f"{merge[0] + merge[1]!r}; a text's {merge[0] + merge[1]!r} would read as the special "
+                                 "(a damaged or hand-made merge list?)")
             self.merges.append((merge[0], merge[1]))
             known.add(merge[0] + merge[1])
         self._rank = {pair: r for r, pair in enumerate(self.merges)}
@@ -457,9 +468,10 @@ class BPETokenizer(Tokenizer):
             for symbols, n in words.items():
                 for pair in _pairs(symbols):
                     counts[pair] += n
-            if not counts or max(counts.values()) < 2:
+            allowed = [pair for pair in counts if pair[0] + pair[1] not in SPECIAL_TOKENS]
+            best = min(allowed, key=lambda pair: (-counts[pair], pair), default=None)  # ties in string order
+            if best is None or counts[best] < 2:
                 break  # no pair occurs twice: merging more would only learn single chunks by heart
-            best = min(counts, key=lambda pair: (-counts[pair], pair))  # the most frequent; ties in string order
             words = {_merge_pair(symbols, best): n for symbols, n in words.items()}
             merges.append(best)
             vocab.add(best[0] + best[1])
