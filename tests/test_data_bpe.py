@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -71,6 +73,52 @@ def test_the_shipped_corpus_round_trips_and_is_shorter_in_tokens():
     assert UNK not in ids
     assert len(ids) < len(CharTokenizer.from_text(text).encode(text))
     assert any(piece.startswith(" ") and len(piece) > 2 for piece in tok.itos)  # words with their leading space
+
+
+def _recounted_merges(text, vocab_size):
+    """Sennrich et al.'s loop as their paper prints it, written apart from the library: every pair of every chunk is
+    counted again before each merge; a chunk is its symbols joined by "\x00", and a merge is a regular-expression
+    substitution of "a\x00b" between separators."""
+    words = Counter("\x00" + "\x00".join(chunk) + "\x00" for chunk in re.findall(r" ?\S+|\s", text))
+    vocab, merges = set(text), []
+    while len(SPECIAL_TOKENS) + len(vocab) < vocab_size:
+        pairs = Counter()
+        for word, n in words.items():
+            symbols = word.strip("\x00").split("\x00")
+            for pair in zip(symbols, symbols[1:]):
+                pairs[pair] += n
+        ranked = sorted((-n, pair) for pair, n in pairs.items() if pair[0] + pair[1] not in SPECIAL_TOKENS)
+        if not ranked or -ranked[0][0] < 2:
+            break
+        (a, b) = best = ranked[0][1]
+        bigram = re.compile(r"(?<=\x00)" + re.escape(a + "\x00" + b) + r"(?=\x00)")
+        words = Counter({bigram.sub(a + b, word): n for word, n in words.items()})
+        merges.append(best)
+        vocab.add(a + b)
+    return merges
+
+
+def _random_text(seed):
+    """Words of a few letters (runs like "aaaa" whose pairs overlap, pieces that spell "<eos>"), spaces, line breaks."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choice(["a", "b", "c", "aa", "<eos>", "<", ">"]) for _ in range(rng.randint(1, 4)))
+             for _ in range(40)]
+    return "".join(rng.choice(words) + rng.choice([" ", " ", "\n", "  "]) for _ in range(rng.randint(50, 400)))
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("seed", range(6))
+def test_the_incremental_counts_give_the_merges_of_recounting_every_pair(seed):
+    """from_text updates the pair counts of the chunks a merge changes; a plain recount must give the same merges."""
+    text = _random_text(seed)
+    for vocab_size in (15, 40, 200):
+        assert BPETokenizer.from_text(text, vocab_size).merges == _recounted_merges(text, vocab_size), vocab_size
+
+
+@pytest.mark.single_backend
+def test_the_shipped_corpus_s_merges_are_those_of_recounting_every_pair():
+    text = load_corpus("tiny")
+    assert BPETokenizer.from_text(text, 300).merges == _recounted_merges(text, 300)
 
 
 @pytest.mark.parametrize("text", ["a  b", "a\n\nb\n", "\ta b \n", " a", "a ", "  ", "\n"])

@@ -369,7 +369,8 @@ class BPETokenizer(Tokenizer):
        merges. A pair that would spell a special token (``("<eo", "s>")``) is never merged: a text's ``"<eos>"``
        stays ordinary pieces, never the id of ``<eos>``.
     4. Repeat step 3 until the vocabulary has ``vocab_size`` entries (the four specials included), or no pair
-       occurs twice.
+       occurs twice. Only the chunks that hold the merged pair change, so only their pairs are counted again:
+       their old pairs taken off the counts, their new ones added (an index ``pair -> chunks`` finds them).
 
     :meth:`tokenize` spells each chunk as characters and applies the learned merges by rank: while some
     adjacent pair is a merge, join the pair learned first, everywhere in the chunk. This works over
@@ -461,18 +462,35 @@ class BPETokenizer(Tokenizer):
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral) or vocab_size < smallest:
             raise ValueError(f"BPETokenizer.from_text: vocab_size={vocab_size!r} is smaller than the 4 special "
                              f"tokens and the text's {len(chars)} characters ({smallest}); BPE only adds to them")
-        words = {tuple(chunk): n for chunk, n in Counter(_CHUNK_RE.findall(text)).items()}  # chunk -> its count
+        chunk_counts = Counter(_CHUNK_RE.findall(text))
+        words = [tuple(chunk) for chunk in chunk_counts]  # each chunk spelled as its symbols, characters at first
+        freq = list(chunk_counts.values())  # how often each chunk occurs
+        counts: Counter[tuple[str, str]] = Counter()  # pair -> its occurrences, each chunk weighted by its freq
+        where: dict[tuple[str, str], set[int]] = {}  # pair -> the chunks (their indices) it occurs in
+
+        def count_pairs(i: int, sign: int) -> None:
+            """Add chunk ``i``'s pairs to ``counts`` and ``where`` (``sign`` 1), or take them off (``sign`` -1)."""
+            for pair in _pairs(words[i]):
+                counts[pair] += sign * freq[i]
+                if sign > 0:
+                    where.setdefault(pair, set()).add(i)
+                else:
+                    where[pair].discard(i)
+                    if counts[pair] == 0:  # gone from the text: no longer a candidate
+                        del counts[pair], where[pair]
+
+        for i in range(len(words)):
+            count_pairs(i, +1)
         vocab, merges = set(chars), []
         while len(SPECIAL_TOKENS) + len(vocab) < vocab_size:
-            counts: Counter[tuple[str, str]] = Counter()
-            for symbols, n in words.items():
-                for pair in _pairs(symbols):
-                    counts[pair] += n
             allowed = [pair for pair in counts if pair[0] + pair[1] not in SPECIAL_TOKENS]
             best = min(allowed, key=lambda pair: (-counts[pair], pair), default=None)  # ties in string order
             if best is None or counts[best] < 2:
                 break  # no pair occurs twice: merging more would only learn single chunks by heart
-            words = {_merge_pair(symbols, best): n for symbols, n in words.items()}
+            for i in list(where[best]):  # only the chunks holding the pair change
+                count_pairs(i, -1)
+                words[i] = _merge_pair(words[i], best)
+                count_pairs(i, +1)
             merges.append(best)
             vocab.add(best[0] + best[1])
         return cls(chars, merges)
