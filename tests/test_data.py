@@ -140,6 +140,24 @@ def test_word_unknown_and_case():
 
 
 @single
+def test_a_special_token_in_a_vocabulary_is_refused_and_in_a_text_is_ordinary_characters():
+    """A word "<eos>" in a vocabulary was dropped as a duplicate of the special; a piece's id must never be a special's.
+    A text's "<pad>" is its characters (CharTokenizer) or "<", "pad", ">" (WordTokenizer), never the id 0."""
+    for vocab, lower in ((["yes", "<eos>"], True), (["<EOS>"], True), (["<pad>"], False)):
+        with pytest.raises(ValueError, match=r"WordTokenizer: the vocabulary lists the special token '<(eos|pad)>'; "
+                                             r"the four specials .* come first by themselves"):
+            WordTokenizer(vocab, lower=lower)
+    with pytest.raises(ValueError, match="lists the special token '<unk>'"):
+        tokenizer_from_dict({"type": "word", "specials": list(SPECIAL_TOKENS), "vocab": ["<unk>"]})
+    assert WordTokenizer(["<EOS>"], lower=False).itos[4:] == ["<EOS>"]  # not a special: case counts
+    text = "<pad> x <eos>"
+    chars = CharTokenizer.from_text(text)
+    assert min(chars.encode(text)) >= 4 and chars.decode(chars.encode(text)) == text
+    words = WordTokenizer.from_texts([text])
+    assert words.tokenize(text) == ["<", "pad", ">", "x", "<", "eos", ">"] and min(words.encode(text)) >= 4
+
+
+@single
 def test_word_vocabulary_is_lower_cased_with_the_text():
     tok = WordTokenizer(["Yes", "no", "YES", "No"])  # lower=True: "Yes" would otherwise never be found
     assert tok.itos[4:] == ["yes", "no"]  # duplicates after lowering: one entry, the first one's id

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minitransformer.data import (
+    SPECIAL_TOKENS,
     UNK,
     BPETokenizer,
     CharTokenizer,
@@ -72,16 +75,67 @@ def test_the_shipped_corpus_round_trips_and_is_shorter_in_tokens():
     assert any(piece.startswith(" ") and len(piece) > 2 for piece in tok.itos)  # words with their leading space
 
 
+def _recounted_merges(text, vocab_size):
+    """Sennrich et al.'s loop as their paper prints it, written apart from the library: every pair of every chunk is
+    counted again before each merge; a chunk is its symbols joined by "\x00", and a merge is a regular-expression
+    substitution of "a\x00b" between separators."""
+    words = Counter("\x00" + "\x00".join(chunk) + "\x00" for chunk in re.findall(r" ?\S+|\s", text))
+    vocab, merges = set(text), []
+    while len(SPECIAL_TOKENS) + len(vocab) < vocab_size:
+        pairs = Counter()
+        for word, n in words.items():
+            symbols = word.strip("\x00").split("\x00")
+            for pair in zip(symbols, symbols[1:]):
+                pairs[pair] += n
+        ranked = sorted((-n, pair) for pair, n in pairs.items() if pair[0] + pair[1] not in SPECIAL_TOKENS)
+        if not ranked or -ranked[0][0] < 2:
+            break
+        (a, b) = best = ranked[0][1]
+        bigram = re.compile(r"(?<=\x00)" + re.escape(a + "\x00" + b) + r"(?=\x00)")
+        words = Counter({bigram.sub(a + b, word): n for word, n in words.items()})
+        merges.append(best)
+        vocab.add(a + b)
+    return merges
+
+
+def _random_text(seed):
+    """Words of a few letters (runs like "aaaa" whose pairs overlap, pieces that spell "<eos>"), spaces, line breaks."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choice(["a", "b", "c", "aa", "<eos>", "<", ">"]) for _ in range(rng.randint(1, 4)))
+             for _ in range(40)]
+    return "".join(rng.choice(words) + rng.choice([" ", " ", "\n", "  "]) for _ in range(rng.randint(50, 400)))
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("seed", range(6))
+def test_the_incremental_counts_give_the_merges_of_recounting_every_pair(seed):
+    """from_text updates the pair counts of the chunks a merge changes; a plain recount must give the same merges."""
+    text = _random_text(seed)
+    for vocab_size in (15, 40, 200):
+        assert BPETokenizer.from_text(text, vocab_size).merges == _recounted_merges(text, vocab_size), vocab_size
+
+
+@pytest.mark.single_backend
+def test_the_shipped_corpus_s_merges_are_those_of_recounting_every_pair():
+    text = load_corpus("tiny")
+    assert BPETokenizer.from_text(text, 300).merges == _recounted_merges(text, 300)
+
+
 @pytest.mark.parametrize("text", ["a  b", "a\n\nb\n", "\ta b \n", " a", "a ", "  ", "\n"])
 def test_every_run_of_whitespace_round_trips(text):
     tok = BPETokenizer.from_text("a b a b\n\ta  b ", vocab_size=20)
     assert tok.decode(tok.encode(text)) == text
 
 
+# characters that spell "<pad>", "<bos>" and "<eos>" too, and texts drawn as pieces that often do
+ALPHABET = "<>abdeops \n\t"
+_TEXTS = st.lists(st.sampled_from(["<pad>", "<eos>", "<bos>", *ALPHABET]), max_size=30).map("".join)
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.text("ab \n\t", max_size=60), st.text("ab \n\t", max_size=40), st.integers(4 + 5, 40))
+@given(_TEXTS, _TEXTS, st.integers(4 + len(ALPHABET), 60))
 def test_any_text_of_known_characters_round_trips(train, text, vocab_size):
-    tok = BPETokenizer.from_text(train, vocab_size, alphabet="ab \n\t")
+    tok = BPETokenizer.from_text(train, vocab_size, alphabet=ALPHABET)
     assert tok.decode(tok.encode(text)) == text
     assert "".join(tok.tokenize(text)) == text and all(piece in tok.stoi for piece in tok.tokenize(text))
     assert tok.tokenize(text) == _replayed(tok.merges, text)
@@ -101,6 +155,35 @@ def _replayed(merges, text):
                 k += 1
         pieces += symbols
     return pieces
+
+
+@pytest.mark.parametrize("special", ["<pad>", "<eos>"])
+def test_a_special_token_in_the_text_is_never_merged_into_the_special(special):
+    """A text's "<pad>" was merged into the piece "<pad>", which took the id of <pad>: it read as padding and was lost.
+    The merge that would spell it is skipped for the next most frequent; the text stays ordinary pieces."""
+    text = f"{special}\n" * 5 + "ab\n" * 3  # chunks: the special 5 times, "ab" 3 times, "\n" 8 times
+    *spelled, end = special
+    tok = BPETokenizer.from_text(text, vocab_size=30, alphabet=" ")
+    # ("<", "p"), ("<p", "a"), ("<pa", "d") (5 times each; "<" comes first in string order); ("<pad", ">") skipped
+    assert tok.merges == [("".join(spelled[:k]), spelled[k]) for k in range(1, len(spelled))] + [("a", "b")]
+    assert not set(tok.itos[4:]) & set(SPECIAL_TOKENS)
+    for line in (text, f"{special}\nab", f"ab {special} ab\n", f"b{special}{special}"):  # at a line's start, mid-line
+        ids = tok.encode(line)
+        assert min(ids) >= len(SPECIAL_TOKENS), (line, ids)  # no id of a special
+        assert tok.decode(ids) == line
+        assert "".join(tok.tokenize(line)) == line
+
+
+def test_a_merge_that_spells_a_special_token_is_refused():
+    merges = [("<", "e"), ("<e", "o"), ("<eo", "s"), ("<eos", ">")]
+    with pytest.raises(ValueError, match=r"BPETokenizer: merge 3 is \('<eos', '>'\), which spells the special token "
+                                         r"'<eos>'; a text's '<eos>' would read as the special"):
+        BPETokenizer("<>eos", merges)
+    state = BPETokenizer("<>eos", merges[:3]).to_dict()
+    state["merges"].append(["<eos", ">"])
+    state["vocab"].append("<eos>")
+    with pytest.raises(ValueError, match="spells the special token '<eos>'"):
+        tokenizer_from_dict(state)  # a hand-made saved file
 
 
 def test_whitespace_other_than_one_leading_space_is_never_merged():

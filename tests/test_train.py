@@ -84,7 +84,7 @@ def test_train_step_clips_the_gradient_and_steps_before_the_schedule_moves(clip)
 
 
 # ------------------------------------------------------------------ learning
-@pytest.mark.assignment(5, points=10)
+@pytest.mark.assignment(5, points=5)
 def test_one_batch_is_overfit_to_near_zero_loss():
     model = _tiny_transformer()
     pairs, _ = digit_task_splits("reverse", 4, 0, seed=1, min_len=4, max_len=5)
@@ -113,7 +113,7 @@ def _tiny_reverse_task(steps):
                  heads=4, layers=1, d_ff=64, batch_size=32, lr=5e-3, warmup=20, eval_every=100)
 
 
-@pytest.mark.assignment(5, points=15)
+@pytest.mark.assignment(5, points=10)
 def test_exact_sequence_accuracy_rises_on_a_tiny_reverse_task():
     setup = _tiny_reverse_task(200)
     val, test = setup.val, setup.test
@@ -176,6 +176,7 @@ def test_resuming_repeats_the_uninterrupted_losses_exactly(tmp_path, accumulate,
 
 
 # ------------------------------------------------------------------ gradient accumulation
+@pytest.mark.assignment(5, points=10)  # grades train_step's micro-batch loop and its weights w_i
 def test_accumulating_two_micro_batches_of_4_steps_as_one_batch_of_8():
     """Two micro-batches of 4 (7 + 3 lengths apart: other token counts, other padding) give the parameters of the
     batch of their 8 examples, step after step: Adam, the warm-up schedule and clipping (which acts) included. Their

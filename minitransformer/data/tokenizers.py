@@ -66,7 +66,8 @@ class Tokenizer:
     Parameters
     ----------
     pieces : iterable of str
-        The vocabulary after the specials, in id order (ids start at 4); duplicates are dropped.
+        The vocabulary after the specials, in id order (ids start at 4); duplicates are dropped. A piece that is
+        a special token (``"<eos>"``) is refused: its text would read as the special.
 
     Attributes
     ----------
@@ -99,6 +100,10 @@ class Tokenizer:
         for piece in pieces:
             if not isinstance(piece, str) or not piece:
                 raise ValueError(f"{type(self).__name__}: vocabulary entries must be non-empty strings, got {piece!r}")
+            if piece in SPECIAL_TOKENS:
+                raise ValueError(f"{type(self).__name__}: the vocabulary lists the special token {piece!r}; the four "
+                                 f"specials {list(SPECIAL_TOKENS)} come first by themselves (ids 0 to 3), a text's "
+                                 f"{piece!r} is ordinary characters")
             if piece not in seen:  # duplicates are dropped, the first occurrence keeps its id
                 seen.add(piece)
                 itos.append(piece)
@@ -361,9 +366,11 @@ class BPETokenizer(Tokenizer):
     3. Count every adjacent pair of symbols, each chunk weighted by how often it occurs; merge the most frequent
        pair, ``("l", "o") -> "lo"``, everywhere, and add ``"lo"`` to the vocabulary. Ties go to the pair that
        comes first in string order (``(" ", "l")`` before ``("l", "o")``), so the same text always gives the same
-       merges.
+       merges. A pair that would spell a special token (``("<eo", "s>")``) is never merged: a text's ``"<eos>"``
+       stays ordinary pieces, never the id of ``<eos>``.
     4. Repeat step 3 until the vocabulary has ``vocab_size`` entries (the four specials included), or no pair
-       occurs twice.
+       occurs twice. Only the chunks that hold the merged pair change, so only their pairs are counted again:
+       their old pairs taken off the counts, their new ones added (an index ``pair -> chunks`` finds them).
 
     :meth:`tokenize` spells each chunk as characters and applies the learned merges by rank: while some
     adjacent pair is a merge, join the pair learned first, everywhere in the chunk. This works over
@@ -382,8 +389,9 @@ class BPETokenizer(Tokenizer):
         The single characters, in id order (ids start at 4).
     merges : iterable of (str, str)
         The learned merges, in the order learned; each pair's two sides must be in the vocabulary before it
-        (the alphabet or an earlier merge). The merged string of each gets the next id, unless an earlier
-        merge made the same string (``("a", "bc")`` after ``("ab", "c")``).
+        (the alphabet or an earlier merge), and its merged string must not be a special token. The merged string
+        of each gets the next id, unless an earlier merge made the same string (``("a", "bc")`` after
+        ``("ab", "c")``).
 
     Attributes
     ----------
@@ -422,6 +430,10 @@ class BPETokenizer(Tokenizer):
             if not (isinstance(merge, (tuple, list)) and len(merge) == 2 and all(p in known for p in merge)):
                 raise ValueError(f"BPETokenizer: merge {len(self.merges)} is {merge!r}; a merge is a pair of "
                                  "pieces already in the vocabulary (the alphabet or an earlier merge)")
+            if merge[0] + merge[1] in SPECIAL_TOKENS:
+                raise ValueError(f"BPETokenizer: merge {len(self.merges)} is {merge!r}, which spells the special token "
+                                 f"{merge[0] + merge[1]!r}; a text's {merge[0] + merge[1]!r} would read as the special "
+                                 "(a damaged or hand-made merge list?)")
             self.merges.append((merge[0], merge[1]))
             known.add(merge[0] + merge[1])
         self._rank = {pair: r for r, pair in enumerate(self.merges)}
@@ -450,17 +462,35 @@ class BPETokenizer(Tokenizer):
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral) or vocab_size < smallest:
             raise ValueError(f"BPETokenizer.from_text: vocab_size={vocab_size!r} is smaller than the 4 special "
                              f"tokens and the text's {len(chars)} characters ({smallest}); BPE only adds to them")
-        words = {tuple(chunk): n for chunk, n in Counter(_CHUNK_RE.findall(text)).items()}  # chunk -> its count
+        chunk_counts = Counter(_CHUNK_RE.findall(text))
+        words = [tuple(chunk) for chunk in chunk_counts]  # each chunk spelled as its symbols, characters at first
+        freq = list(chunk_counts.values())  # how often each chunk occurs
+        counts: Counter[tuple[str, str]] = Counter()  # pair -> its occurrences, each chunk weighted by its freq
+        where: dict[tuple[str, str], set[int]] = {}  # pair -> the chunks (their indices) it occurs in
+
+        def count_pairs(i: int, sign: int) -> None:
+            """Add chunk ``i``'s pairs to ``counts`` and ``where`` (``sign`` 1), or take them off (``sign`` -1)."""
+            for pair in _pairs(words[i]):
+                counts[pair] += sign * freq[i]
+                if sign > 0:
+                    where.setdefault(pair, set()).add(i)
+                else:
+                    where[pair].discard(i)
+                    if counts[pair] == 0:  # gone from the text: no longer a candidate
+                        del counts[pair], where[pair]
+
+        for i in range(len(words)):
+            count_pairs(i, +1)
         vocab, merges = set(chars), []
         while len(SPECIAL_TOKENS) + len(vocab) < vocab_size:
-            counts: Counter[tuple[str, str]] = Counter()
-            for symbols, n in words.items():
-                for pair in _pairs(symbols):
-                    counts[pair] += n
-            if not counts or max(counts.values()) < 2:
+            allowed = [pair for pair in counts if pair[0] + pair[1] not in SPECIAL_TOKENS]
+            best = min(allowed, key=lambda pair: (-counts[pair], pair), default=None)  # ties in string order
+            if best is None or counts[best] < 2:
                 break  # no pair occurs twice: merging more would only learn single chunks by heart
-            best = min(counts, key=lambda pair: (-counts[pair], pair))  # the most frequent; ties in string order
-            words = {_merge_pair(symbols, best): n for symbols, n in words.items()}
+            for i in list(where[best]):  # only the chunks holding the pair change
+                count_pairs(i, -1)
+                words[i] = _merge_pair(words[i], best)
+                count_pairs(i, +1)
             merges.append(best)
             vocab.add(best[0] + best[1])
         return cls(chars, merges)
