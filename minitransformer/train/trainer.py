@@ -377,7 +377,9 @@ class Trainer:
         self.optimizer.zero_grad()
         loss = None
         for micro_batch, w in zip(micro_batches, weights):
-            part = self.compute_loss(micro_batch) * w  # w_i L_i: its share of the step's mean loss
+            part = self.compute_loss(micro_batch)
+            if w != 1.0:  # w_i L_i: its share of the step's mean loss (one batch: all of it, no extra operation)
+                part = part * w
             part.backward()  # adds w_i dL_i/dtheta to the .grad of the micro-batches before
             loss = part.detach() if loss is None else loss + part.detach()
         if self.clip is not None:
