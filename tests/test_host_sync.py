@@ -10,6 +10,8 @@ that the hook sees them.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -42,28 +44,34 @@ def counted(monkeypatch):
     return calls
 
 
-def _step(check_values: bool, calls: list) -> int:
+@contextlib.contextmanager
+def _tiny_transformer(check_values: bool):
+    """On array-api-strict with ``check_values`` set: a seeded one-layer Transformer and the paper's Adam for it."""
     with mt.backend.use("array_api_strict") as be:
         previous, be.check_values = be.check_values, check_values
         try:
             mt.manual_seed(0)
             model = nn.Transformer(12, 12, 16, 2, 32, 1, 1, dropout=0.1, max_len=16)
-            opt = optim.Adam.paper(model.parameters(), lr=1e-3)
-            schedule = optim.WarmupSchedule(opt, d_model=16, warmup_steps=4)
-            rng = np.random.default_rng(0)
-            pairs = [(list(rng.integers(4, 12, n)), list(rng.integers(4, 12, n))) for n in (3, 5, 4)]
-            batch = make_seq2seq_batch(pairs)
-            calls.clear()
-            logits = model(batch.src, batch.tgt_in, batch.src_mask, batch.tgt_mask)
-            loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=0, label_smoothing=0.1)
-            opt.zero_grad()
-            loss.backward()
-            optim.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            schedule.step()
-            return len(calls)
+            yield model, optim.Adam.paper(model.parameters(), lr=1e-3)
         finally:
             be.check_values = previous
+
+
+def _step(check_values: bool, calls: list) -> int:
+    with _tiny_transformer(check_values) as (model, opt):
+        schedule = optim.WarmupSchedule(opt, d_model=16, warmup_steps=4)
+        rng = np.random.default_rng(0)
+        pairs = [(list(rng.integers(4, 12, n)), list(rng.integers(4, 12, n))) for n in (3, 5, 4)]
+        batch = make_seq2seq_batch(pairs)
+        calls.clear()
+        logits = model(batch.src, batch.tgt_in, batch.src_mask, batch.tgt_mask)
+        loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=0, label_smoothing=0.1)
+        opt.zero_grad()
+        loss.backward()
+        optim.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        schedule.step()
+        return len(calls)
 
 
 def test_a_training_step_makes_no_host_synchronisation_without_value_checks(counted):
@@ -92,19 +100,12 @@ def test_a_trainer_step_makes_no_host_synchronisation_even_accumulating(counted,
     from minitransformer.train import Trainer
     from minitransformer.train.tasks import seq2seq_loss
 
-    with mt.backend.use("array_api_strict") as be:
-        previous, be.check_values = be.check_values, False
-        try:
-            mt.manual_seed(0)
-            model = nn.Transformer(12, 12, 16, 2, 32, 1, 1, dropout=0.1, max_len=16)
-            opt = optim.Adam.paper(model.parameters(), lr=1e-3)
-            trainer = Trainer(model, opt, seq2seq_loss(0.1), schedule=optim.WarmupSchedule(opt, 16, 4), clip=1.0,
-                              progress=False, accumulate=accumulate)
-            rng = np.random.default_rng(0)
-            batches = [make_seq2seq_batch([(list(rng.integers(4, 12, n)), list(rng.integers(4, 12, n)))
-                                           for n in lengths]) for lengths in ((3, 5), (4, 2, 6))[:accumulate]]
-            counted.clear()
-            trainer.train_step(batches if accumulate > 1 else batches[0])
-            assert len(counted) == 0, counted
-        finally:
-            be.check_values = previous
+    with _tiny_transformer(check_values=False) as (model, opt):
+        trainer = Trainer(model, opt, seq2seq_loss(0.1), schedule=optim.WarmupSchedule(opt, 16, 4), clip=1.0,
+                          progress=False, accumulate=accumulate)
+        rng = np.random.default_rng(0)
+        batches = [make_seq2seq_batch([(list(rng.integers(4, 12, n)), list(rng.integers(4, 12, n)))
+                                       for n in lengths]) for lengths in ((3, 5), (4, 2, 6))[:accumulate]]
+        counted.clear()
+        trainer.train_step(batches if accumulate > 1 else batches[0])
+        assert len(counted) == 0, counted
