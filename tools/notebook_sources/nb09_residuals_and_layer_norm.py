@@ -148,6 +148,20 @@ CELLS = [
     pre-LN stack ends with one more LayerNorm, `nn.Encoder(..., norm_first=True).norm`, while a post-LN
     stack already ends in one.
 
+    The two wirings drawn by `viz.draw_architecture` from two small classifiers, one of each (notebook 05
+    draws the whole encoder-decoder). Post-LN is the paper's "Add & Norm": the residual arrow ends in the
+    norm, on the path every later layer reads. Pre-LN moves the norm below its sub-layer, into the branch:
+    the residual arrow carries $x$ around it to a plain $+$, and the stack ends in `encoder.norm`.
+    """),
+    code("""
+    from IPython.display import display
+
+    for norm_first in (False, True):                                     # post-LN (the paper), then pre-LN
+        classifier = nn.TransformerClassifier(vocab_size=100, d_model=16, heads=4, d_ff=32, num_layers=2, max_len=5,
+                                              norm_first=norm_first)
+        display(viz.draw_architecture(classifier))
+    """),
+    md(r"""
     ## 3. What the residual connection does to the gradient
 
     $x$ is used twice in $y = x + f(x)$, by the addition and by $f$, so the autograd engine adds the two
