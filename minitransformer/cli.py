@@ -367,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "'march 3, 2021' gives 2021-03-03; translate: --input 'a sentence' gives its "
                                      "translation; classify: --input "
                                      "'the film was not bad' gives the label; charlm: --prompt 'The ' continues "
-                                     "the text.")
+                                     "the text (with a BPE tokenizer, --prompt 'The': the space belongs to the "
+                                     "next word's token).")
     gen.add_argument("checkpoint")
     what = gen.add_mutually_exclusive_group()
     what.add_argument("--prompt", help="text to continue (charlm)")
