@@ -70,7 +70,7 @@ def _refuse_out(args, command: str) -> bool:
 def _setting(text: str) -> tuple[str, object]:
     """An argparse type: ``KEY=VALUE`` as ``(key, value)``, the value read as a Python literal (``3``, ``1e-3``,
     ``False``, ``None``: the default) or else kept as the word it is (``noam``, a path); which keys a task takes, and
-    the kind of value each takes, is checked where the task is built (:mod:`minitransformer.train.tasks`)."""
+    the kind of value each takes, is checked by :func:`minitransformer.train.tasks.settings`."""
     key, equals, value = text.partition("=")
     key = key.strip().replace("-", "_")  # --set norm-first=False, spelled as the options are, is norm_first
     if not equals or not key:
@@ -144,6 +144,8 @@ def _train(args) -> int:
         return 2
     if isinstance(pairs, str):  # another kind is refused with the settings' message
         overrides["pairs"] = os.path.abspath(pairs)
+    if not args.resume and _guard("train", lambda: tasks.settings(args.task, **overrides)):
+        return 2  # a bad setting, before any work (resumed, the run checks them beside the checkpoint's)
     if _refuse_out(args, "train"):
         return 2
     if args.resume and args.overwrite:

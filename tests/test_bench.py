@@ -978,3 +978,21 @@ def test_convergence_main_writes_json_and_fails_when_a_target_is_missed(converge
     monkeypatch.setattr(convergence, "build", _at_targets)
     assert convergence.main(["--tasks", "classify"]) == 0
     assert "classify  PASS" in capsys.readouterr().out
+
+
+@pytest.mark.single_backend
+@pytest.mark.needs("tools")
+@pytest.mark.parametrize("tasks, refusal", [
+    ("reverse, revrese", "convergence: unknown task 'revrese'; choose one of reverse, copy, sort, dates, translate, "
+                         "classify, charlm\n"),
+    ("reverse,translate", "convergence: task 'translate' trains on a file of source<TAB>target lines: give it with "
+                          "--pairs FILE (the setting pairs)\n")])
+def test_convergence_refuses_a_task_it_cannot_run_before_running_any(convergence, monkeypatch, capsys, tasks,
+                                                                     refusal):
+    """Its settings are checked first: a misspelt last task was a traceback after minutes of the others."""
+    def never(*args, **kwargs):
+        raise AssertionError("a task ran")
+
+    monkeypatch.setattr(convergence, "bench", never)
+    assert convergence.main(["--tasks", tasks]) == 2
+    assert capsys.readouterr().err == refusal

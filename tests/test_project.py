@@ -54,7 +54,7 @@ def test_every_command_line_the_readme_shows_parses():
     lines = [line.split("  #")[0].strip() for block in re.findall(r"^```(?:text|bash)\n(.*?)^```", text, re.S | re.M)
              for line in block.splitlines() if line.startswith("minitransformer ")]
     assert len(lines) >= 10
-    from minitransformer.train.tasks import _overrides
+    from minitransformer.train.tasks import settings
 
     for line in lines:
         try:
@@ -62,7 +62,7 @@ def test_every_command_line_the_readme_shows_parses():
         except SystemExit:
             pytest.fail(f"the README's command does not parse: {line}")
         if args.command == "train" and args.set:  # a --set key the task does not have: refused when it runs
-            _overrides(args.task, dict(args.set))
+            settings(args.task, **{"pairs": getattr(args, "pairs", None), **dict(args.set)})
 
 
 @pytest.mark.needs(".ci")

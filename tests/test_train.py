@@ -610,6 +610,109 @@ def test_every_setting_whose_default_is_none_has_a_kind():
 
 
 @pytest.mark.single_backend
+@pytest.mark.parametrize("task", ["reverse", "copy", "sort", "dates", "translate", "classify", "charlm"])
+def test_settings_without_overrides_are_the_defaults_and_pass_every_check(task):
+    """Every default passes the tables' checks (a range or a lowest value that refused a default would refuse every
+    run of the task); translate alone needs a setting given, its file."""
+    from minitransformer.train.tasks import DEFAULTS, EVERY_TASK, settings
+
+    given = {"pairs": "/data/pairs.tsv"} if task == "translate" else {}
+    assert settings(task, **given) == {**DEFAULTS[task], **EVERY_TASK, **given}
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("task, overrides", [("reverse", dict(lr=1, n_train=64, schedule="noam")),
+                                             ("classify", dict(pooling="cls", min_words=3, max_words=4)),
+                                             ("charlm", dict(tokenizer="bpe", seq_len=8, max_len=16))])
+def test_build_takes_its_settings_from_settings(task, overrides):
+    from minitransformer.train.tasks import settings
+
+    built = build(task, **_TINY_TASK, **overrides, steps=2).settings
+    assert built == {**settings(task, **_TINY_TASK, **overrides, steps=2), **{k: built[k] for k in ("corpus_sha256",)
+                                                                                if k in built}}
+    assert type(built["lr"]) is float
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("task, overrides, refusal", [
+    ("nope", {}, "unknown task 'nope'; choose one of reverse, copy, sort, dates, translate, classify, charlm"),
+    ("copy", dict(corpus="tiny"), "task 'copy': unknown setting(s) ['corpus']; it takes ['accumulate', "),
+    ("copy", dict(norm_first=1), "task 'copy': setting norm_first must be True or False (the default is True), got 1"),
+    ("copy", dict(n_val=0), "task 'copy': n_val must be a positive integer, got 0"),
+    ("copy", dict(dropout=1.0), "task 'copy': dropout must be a number in [0, 1), got 1.0"),
+    ("copy", dict(target=1.5), "task 'copy': target must be a number in [0, 1], got 1.5"),
+    ("charlm", dict(target=-1.0), "task 'charlm': target must be a finite number >= 0, got -1.0"),
+    ("copy", dict(schedule="linear"), "task 'copy': schedule must be one of cosine, noam, constant, got 'linear'"),
+    ("charlm", dict(tokenizer="word"), "task 'charlm': tokenizer must be one of char, bpe, got 'word'"),
+    ("charlm", dict(seq_len=200), "task 'charlm': seq_len=200 is longer than max_len=128"),
+    ("classify", dict(max_words=120), "task 'classify': max_words=120 is longer than max_len=100"),
+    ("copy", dict(heads=3), "task 'copy': d_model=64 is not divisible by heads=3"),
+    ("translate", {}, "task 'translate' trains on a file of source<TAB>target lines: give it with --pairs FILE (the "
+                      "setting pairs)"),
+])
+def test_settings_refuses_a_bad_value_naming_the_task_the_setting_the_value_and_what_it_takes(task, overrides,
+                                                                                             refusal):
+    """Each table of the settings, checked without building anything (no data, no model)."""
+    from minitransformer.train.tasks import settings
+
+    with pytest.raises(ValueError, match="^" + re.escape(refusal)):
+        settings(task, **overrides)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("task, overrides, refusal", [
+    ("classify", dict(pooling="sum"), "task 'classify': pooling must be one of mean, cls, max, got 'sum'"),
+    ("classify", dict(min_words=1), "task 'classify': min_words must be an integer >= 2, got 1"),
+    ("classify", dict(min_words=9, max_words=5), "task 'classify': min_words=9 is longer than max_words=5"),
+    ("reverse", dict(min_len=9, max_len=5), "task 'reverse': min_len=9 is longer than max_len=5"),
+    ("translate", dict(val_fraction=0.6, test_fraction=0.5), "task 'translate': val_fraction=0.6 and "
+                                                              "test_fraction=0.5 hold out every source: together "
+                                                              "they must be below 1"),
+])
+def test_settings_that_failed_deep_inside_are_refused_as_settings(task, overrides, refusal, tmp_path):
+    """These were refused by the model or the data, in their words (``TransformerClassifier: pooling ...``,
+    ``negation task: ...``), or for the fractions as a file with too few pairs; now by the settings, before the
+    data are made or read."""
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"a{i}\tb{i}\n" for i in range(50)), encoding="utf-8")
+    given = dict(pairs=str(pairs)) if task == "translate" else {}
+    with pytest.raises(ValueError, match="^" + re.escape(refusal) + "$"):
+        build(task, **overrides, **given)
+
+
+@pytest.mark.single_backend
+def test_settings_record_a_file_s_path_absolute_and_a_shipped_corpus_by_name(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from minitransformer.train.tasks import settings
+
+    monkeypatch.chdir(tmp_path)
+    assert settings("charlm", corpus="own.txt")["corpus"] == str(tmp_path / "own.txt")
+    assert settings("charlm", corpus="tiny")["corpus"] == "tiny"  # the shipped corpus, not a file ./tiny
+    assert settings("translate", pairs=Path("p.tsv"))["pairs"] == str(tmp_path / "p.tsv")
+
+
+@pytest.mark.single_backend
+def test_a_bpe_charlm_trains_300_steps_unless_its_steps_are_given():
+    """The shipped corpus is some 11,700 BPE tokens: the characters' 1,000 steps learn it by heart (docs/training.md),
+    so BPE's default is 300; steps given, any number, win."""
+    from minitransformer.train.tasks import settings
+
+    assert settings("charlm")["steps"] == 1000
+    assert settings("charlm", tokenizer="bpe")["steps"] == 300
+    assert settings("charlm", tokenizer="bpe", steps=None)["steps"] == 300  # None: the default
+    assert settings("charlm", tokenizer="bpe", steps=1000)["steps"] == 1000
+    assert settings("charlm", tokenizer="bpe", steps=7)["steps"] == 7
+    setup = build("charlm", tokenizer="bpe", bpe_vocab=150, **_TINY_TASK, **_TINY_DATA["charlm"])
+    assert setup.settings["steps"] == 300
+    for _ in range(298):  # to step 299
+        setup.schedule.step()
+    assert setup.schedule.get_last_lr()[0] > 0
+    setup.schedule.step()  # step 300, where its cosine ends (with 1,000 steps, a third of the way down)
+    assert setup.schedule.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.single_backend
 def test_classify_trains_on_the_review_lengths_of_its_settings():
     """min_words and max_words are settings (generate reads them back to say when a review is of another length)."""
     setup = build("classify", min_words=3, max_words=4, **_TINY_TASK, **_TINY_DATA["classify"])

@@ -20,7 +20,8 @@ It checks the targets the project promises:
   (``unigram_val_loss``).
 
 This is a benchmark, not a test: timings depend on the machine and on what else runs on it (the load
-average is printed before and after). It exits with status 1 if a target is missed.
+average is printed before and after). It exits with status 1 if a target is missed, 2 before any run if a task
+is unknown or cannot run with its defaults alone (``translate`` needs a file of pairs).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import numpy as np  # noqa: E402
 
 import minitransformer as mt  # noqa: E402
 from minitransformer.train import get_blas_threads  # noqa: E402
-from minitransformer.train.tasks import build  # noqa: E402
+from minitransformer.train.tasks import build, settings  # noqa: E402
 
 TIME_LIMIT_S = 300.0  # the reverse task's promise: 99% within 5 minutes
 DATES_TIME_LIMIT_S = 120.0  # the dates task's: 95% within 2 minutes
@@ -112,10 +113,17 @@ def main(argv=None) -> int:
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "blas_threads": get_blas_threads(), "processor": platform.processor() or platform.machine(),
     }
+    tasks = [task.strip() for task in args.tasks.split(",")]
+    for task in tasks:  # a task misspelt, or one that needs a file (translate), refused before minutes of the others
+        try:
+            settings(task)
+        except ValueError as e:
+            print(f"convergence: {e}", file=sys.stderr)
+            return 2
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
     results = []
-    for task in args.tasks.split(","):
-        r = bench(task.strip(), args.progress)
+    for task in tasks:
+        r = bench(task, args.progress)
         results.append(r)
         m = r["final_metrics"]
         shown = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items())

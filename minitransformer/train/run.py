@@ -128,9 +128,10 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             saved = read_checkpoint(path)
             if saved.extra.get("task") != task:
                 raise CheckpointError(f"{path} was written by task {saved.extra.get('task')!r}, not {task!r}")
-            overrides = tasks._overrides(task, overrides)  # an unknown setting or a bad value is refused here too
-            settings = {**tasks._defaults(task), **saved.extra["settings"]}  # (a setting newer than the checkpoint:
-            other = {k: v for k, v in overrides.items() if k != "steps" and settings.get(k, v) != v}  # its default)
+            settings = tasks.settings(task, **saved.extra["settings"])  # (a setting newer than the checkpoint: its
+            checked = tasks.settings(task, **{**settings, **overrides})  # default); a bad value is refused here too
+            overrides = {k: checked[k] for k in overrides}
+            other = {k: v for k, v in overrides.items() if k != "steps" and settings.get(k, v) != v}
             if other:  # ignored, they would be a silent surprise: --resume trains on with the checkpoint's settings
                 given = ", ".join(f"{k}={v!r} (saved: {settings[k]!r})" for k, v in other.items())
                 raise ValueError(f"train --resume continues with the checkpoint's settings; only steps may change, "
@@ -365,7 +366,7 @@ def _trained_model(path):
     model = tasks.model_from_checkpoint(ckpt)
     load_checkpoint(path, model)
     model.eval()
-    return _Trained(task, tasks.KIND[task], {**tasks._defaults(task), **settings}, model,
+    return _Trained(task, tasks.KIND[task], tasks.settings(task, **{**settings, "target": None}), model,
                     tokenizer_from_dict(ckpt.tokenizer))
 
 

@@ -36,11 +36,13 @@ path of a UTF-8 text file, which the settings record as an absolute path. Its se
 one token per character, or ``"bpe"``: a :class:`~minitransformer.data.BPETokenizer` whose merges are learned on
 the training split until the vocabulary holds ``bpe_vocab`` entries (its alphabet is the whole corpus's). With
 ``"bpe"`` every figure is per token, a piece of about 2.5 characters: its loss is not comparable with a character
-model's; ``val_bits_per_char``, the same total loss spread over the characters predicted, in bits, is.)
+model's; ``val_bits_per_char``, the same total loss spread over the characters predicted, in bits, is. With ``"bpe"``
+``steps`` defaults to 300, not 1,000, unless given: :func:`settings`.)
 
 :func:`build` returns a :class:`TaskSetup` with everything :class:`~minitransformer.train.Trainer`
 needs; :data:`DEFAULTS` holds each task's settings (the command line's defaults), chosen so that
-``minitransformer train --task reverse`` converges on a laptop's CPU (see ``tools/convergence.py``).
+``minitransformer train --task reverse`` converges on a laptop's CPU (see ``tools/convergence.py``);
+:func:`settings` changes them by the overrides and checks them, for :func:`build` and the command line.
 
 Each run has three disjoint splits where the data allow: *train*, *val* (watched during
 training, for early stopping) and *test* (measured once at the end, so the figure reported was not
@@ -90,7 +92,7 @@ from .decoding import greedy_decode
 from .metrics import RunningMean, binary_accuracy, exact_match, perplexity, strip_after_eos, token_accuracy
 from .trainer import Trainer
 
-__all__ = ["TASKS", "TEXT_SEQ2SEQ", "ISO_DATE_CHARS", "DEFAULTS", "EVERY_TASK", "TaskSetup", "build",
+__all__ = ["TASKS", "TEXT_SEQ2SEQ", "ISO_DATE_CHARS", "DEFAULTS", "EVERY_TASK", "TaskSetup", "settings", "build",
            "model_from_checkpoint", "warmup_schedule", "MODEL_TYPES"]
 
 SEQ2SEQ = ("reverse", "copy", "sort")
@@ -143,6 +145,8 @@ DEFAULTS: dict[str, dict] = {
 
 #: the learning-rate schedules of :func:`warmup_schedule` (the setting ``schedule``)
 SCHEDULES = ("cosine", "noam", "constant")
+#: the charlm's tokenizers (the setting ``tokenizer``)
+LM_TOKENIZERS = ("char", "bpe")
 
 #: the model classes a checkpoint may name (its ``model_type``), by name, for
 #: :func:`~minitransformer.train.model_from_checkpoint`
@@ -292,19 +296,43 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
     return optim.LambdaLR(optimizer, factor)
 
 
+# ------------------------------------------------------------------ the settings: every check, one table a kind
 #: the kind of value a setting takes whose default is None (the others take their default's kind)
 _KIND_OF_NONE = {"target": float, "patience": int, "vocab_size": int, "corpus_sha256": str, "pairs": str,
                  "pairs_sha256": str}
 _KIND_NAMES = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}
-#: the smallest value of each integer setting (counts and sizes from 1; the seed from 0)
-_LOWEST = {"seed": 0, **dict.fromkeys(("steps", "batch_size", "d_model", "heads", "layers", "d_ff", "warmup",
-                                       "n_train", "n_val", "n_test", "min_len", "max_len", "seq_len", "eval_every",
-                                       "patience", "vocab_size", "min_words", "max_words", "bpe_vocab",
-                                       "accumulate"), 1)}
-#: the range of each number setting, as (low, high, low_open, high_open); label_smoothing and target are checked
-#: with their task (:func:`_settings`)
+#: the smallest value of each integer setting (counts and sizes from 1; the seed from 0; a review holds a sentiment
+#: word and maybe "not")
+_LOWEST = {"seed": 0, "min_words": 2, "max_words": 2,
+           **dict.fromkeys(("steps", "batch_size", "d_model", "heads", "layers", "d_ff", "warmup", "n_train", "n_val",
+                            "n_test", "min_len", "max_len", "seq_len", "eval_every", "patience", "vocab_size",
+                            "bpe_vocab", "accumulate"), 1)}
+#: the range of each number setting, as (low, high, low_open, high_open); ``target`` is an accuracy, in [0, 1]
 _RANGE = {"lr": (0.0, None, True, False), "dropout": (0.0, 1.0, False, True), "clip": (0.0, None, False, False),
-          "val_fraction": (0.0, 1.0, True, True), "test_fraction": (0.0, 1.0, True, True)}
+          "val_fraction": (0.0, 1.0, True, True), "test_fraction": (0.0, 1.0, True, True),
+          "label_smoothing": (0.0, 1.0, False, False), "target": (0.0, 1.0, False, False)}
+#: ranges that differ by task (charlm's ``target`` is a validation loss, any number >= 0)
+_RANGE_OF_TASK = {("charlm", "target"): (0.0, None, False, False)}
+#: the values a word setting may take
+_CHOICES = {"schedule": SCHEDULES, "tokenizer": LM_TOKENIZERS, "pooling": nn.TransformerClassifier.poolings}
+#: settings that name a file, recorded as an absolute path (a ``corpus`` that names a shipped corpus stays a name)
+_FILES = ("corpus", "pairs")
+#: the settings a task cannot do without (their default is None), and what the error says
+_REQUIRED = {"pairs": "trains on a file of source<TAB>target lines: give it with --pairs FILE (the setting pairs)"}
+#: checks of two settings together, where a task has both, as (a, b, whether their values pass, what a failure says)
+_TOGETHER = (
+    ("min_len", "max_len", lambda a, b: a <= b, "{a}={x} is longer than {b}={y}"),
+    ("min_words", "max_words", lambda a, b: a <= b, "{a}={x} is longer than {b}={y}"),
+    ("max_words", "max_len", lambda a, b: a <= b, "{a}={x} is longer than {b}={y}"),  # a review, the model's positions
+    ("seq_len", "max_len", lambda a, b: a <= b, "{a}={x} is longer than {b}={y}"),  # a window, the model's positions
+    ("d_model", "heads", lambda a, b: a % b == 0, "{a}={x} is not divisible by {b}={y}"),
+    ("val_fraction", "test_fraction", lambda a, b: a + b < 1.0,
+     "{a}={x} and {b}={y} hold out every source: together they must be below 1"),
+)
+#: defaults that depend on another setting, where the overrides leave them out, as (task, setting, value) ->
+#: defaults. A BPE token of the shipped corpus is some 2.5 characters; its 11,700 training tokens, read 175 times over
+#: in 1,000 steps, are learned by heart (val_bits_per_char 4.20 at 1,000 steps, 2.64 at 300, in docs/training.md)
+_DEFAULTS_WHEN = {("charlm", "tokenizer", "bpe"): dict(steps=300)}
 
 
 def _defaults(task: str) -> dict:
@@ -314,47 +342,91 @@ def _defaults(task: str) -> dict:
     return {**DEFAULTS[task], **EVERY_TASK}
 
 
-def _overrides(task: str, overrides: dict) -> dict:
-    """``overrides`` without its None values (each keeps the default), refused if it names a setting ``task`` does
-    not have or gives one a value of another kind than its default's (an integer where a number is wanted is a
-    number; ints and floats come back as Python's, for JSON)."""
+def _checked(task: str, name: str, value, default):
+    """``value`` of setting ``name`` (not None) if it is of its default's kind, in its range, one of its choices; as
+    a Python int or float, a file's path absolute. Else a ValueError naming the task, the setting, what it takes and
+    the value."""
+    kind = _KIND_OF_NONE[name] if default is None else type(default)
+    if kind is str and isinstance(value, os.PathLike):  # a corpus or pairs file given as a Path
+        value = os.fspath(value)
+    fits = {bool: lambda v: isinstance(v, bool), int: is_integer, float: is_real, str: lambda v: isinstance(v, str)}
+    if not fits[kind](value):
+        raise ValueError(f"task {task!r}: setting {name} must be {_KIND_NAMES[kind]} (the default is {default!r}), "
+                         f"got {value!r}")
+    if name in _LOWEST:  # --set steps=0 or seq_len=0 would train nothing or fail deep inside
+        value = require_int(f"task {task!r}", name, value, low=_LOWEST[name])
+    if name in _RANGE:
+        low, high, low_open, high_open = _RANGE_OF_TASK.get((task, name), _RANGE[name])
+        value = require_real(f"task {task!r}", name, value, low, high, low_open=low_open, high_open=high_open)
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise ValueError(f"task {task!r}: {name} must be one of {', '.join(_CHOICES[name])}, got {value!r}")
+    if name in _FILES and not (name == "corpus" and value in available_corpora()):
+        value = os.path.abspath(value)
+    return kind(value) if kind in (int, float) else value
+
+
+def settings(task: str, **overrides) -> dict:
+    """Every setting of ``task``, checked: :data:`DEFAULTS` and :data:`EVERY_TASK` changed by ``overrides``.
+
+    The one place a task's settings are made and checked: :func:`build` takes them from here, and so do
+    ``minitransformer train`` (its ``--set``, ``--config`` and named options, and ``--resume``'s comparison with the
+    checkpoint's settings) and ``tools/convergence.py``. Each check is a row of a table above this function: the
+    kind of value (its default's), the lowest integer, the range of a number, the choices of a word, two settings
+    together (``d_model`` divisible by ``heads``, ``seq_len`` not longer than ``max_len``, ...). What needs the data
+    (a ``corpus`` that is no text file, a ``bpe_vocab`` below its alphabet) is checked where the task is built.
+
+    A default may depend on another setting: with ``tokenizer="bpe"``, charlm's ``steps`` is 300 unless given (the
+    shipped corpus is some 11,700 BPE tokens, which the 1,000 steps of the characters' default learn by heart).
+
+    Parameters
+    ----------
+    task : str
+        One of :data:`TASKS`.
+    **overrides
+        Settings of :data:`DEFAULTS` and :data:`EVERY_TASK` to change; None keeps the default. Each takes a value of
+        its default's kind (an integer for ``steps``, True or False for ``norm_first``; an integer where a number is
+        wanted is a number; ``corpus`` and ``pairs`` a path, a string or an ``os.PathLike``).
+
+    Returns
+    -------
+    dict
+        Every setting of the task, numbers as Python's int and float (for JSON); ``pairs``, and a ``corpus`` that
+        names no shipped corpus (:func:`~minitransformer.data.available_corpora`), as absolute paths.
+
+    Raises
+    ------
+    ValueError
+        An unknown task or setting, or a value its setting does not take: the message names the task, the setting,
+        what it takes and the value.
+
+    Examples
+    --------
+    >>> settings("reverse", lr=1)["lr"], settings("charlm")["steps"], settings("charlm", tokenizer="bpe")["steps"]
+    (1.0, 1000, 300)
+    >>> settings("charlm", tokenizer="bpe", steps=1000)["steps"]     # the steps given always win
+    1000
+    >>> settings("reverse", heads=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: task 'reverse': d_model=64 is not divisible by heads=3
+    """
     defaults = _defaults(task)
-    unknown = sorted(set(overrides) - set(defaults))
+    given = {name: value for name, value in overrides.items() if value is not None}
+    unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise ValueError(f"task {task!r}: unknown setting(s) {unknown}; it takes {sorted(defaults)}")
-    checked = {}
-    for name, value in overrides.items():
-        if value is None:
-            continue
-        kind = _KIND_OF_NONE[name] if defaults[name] is None else type(defaults[name])
-        if kind is str and isinstance(value, os.PathLike):  # a corpus or pairs file given as a Path
-            value = os.fspath(value)
-        fits = {bool: lambda v: isinstance(v, bool), int: is_integer, float: is_real,
-                str: lambda v: isinstance(v, str)}[kind](value)
-        if not fits:
-            raise ValueError(f"task {task!r}: setting {name} must be {_KIND_NAMES[kind]} (the default is "
-                             f"{defaults[name]!r}), got {value!r}")
-        if name in _LOWEST:  # --set steps=0 or seq_len=0 would train nothing or fail deep inside
-            value = require_int(f"task {task!r}", name, value, low=_LOWEST[name])
-        if name in _RANGE:
-            low, high, low_open, high_open = _RANGE[name]
-            value = require_real(f"task {task!r}", name, value, low, high, low_open=low_open, high_open=high_open)
-        checked[name] = kind(value) if kind in (int, float) else value
-    return checked
-
-
-def _settings(task: str, overrides: dict) -> dict:
-    settings = {**_defaults(task), **_overrides(task, overrides)}
-    settings["label_smoothing"] = require_real(f"task {task!r}", "label_smoothing", settings["label_smoothing"], 0.0,
-                                              1.0)  # for every task
-    if settings["target"] is not None:  # what training watches: the validation loss of charlm, else an accuracy
-        high = None if KIND[task] == "lm" else 1.0
-        settings["target"] = require_real(f"task {task!r}", "target", settings["target"], 0.0, high)
-    if settings["schedule"] not in SCHEDULES:
-        raise ValueError(f"task {task!r}: schedule must be one of {', '.join(SCHEDULES)}, got {settings['schedule']!r}")
-    if settings["d_model"] % settings["heads"]:
-        raise ValueError(f"task {task!r}: d_model={settings['d_model']} is not divisible by heads={settings['heads']}")
-    return settings
+    s = {name: value if value is None else _checked(task, name, value, defaults[name])
+         for name, value in {**defaults, **given}.items()}
+    for (owner, name, value), changed in _DEFAULTS_WHEN.items():
+        if owner == task and s[name] == value:
+            s.update({k: _checked(task, k, v, defaults[k]) for k, v in changed.items() if k not in given})
+    for name, why in _REQUIRED.items():
+        if name in s and s[name] is None:
+            raise ValueError(f"task {task!r} {why}")
+    for a, b, passes, says in _TOGETHER:
+        if a in s and b in s and not passes(s[a], s[b]):
+            raise ValueError(f"task {task!r}: " + says.format(a=a, b=b, x=s[a], y=s[b]))
+    return s
 
 
 def _optimizer(model, s: dict):
@@ -376,8 +448,8 @@ def build(task: str, **overrides) -> TaskSetup:
         One of :data:`TASKS`.
     **overrides
         Settings of :data:`DEFAULTS` and :data:`EVERY_TASK` to change; None keeps the default. Each takes a
-        value of its default's kind (an integer for ``steps``, True or False for ``norm_first``, ...).
-        ``clip`` caps the gradients' global norm; ``clip=0`` trains without clipping.
+        value of its default's kind (an integer for ``steps``, True or False for ``norm_first``, ...), checked by
+        :func:`settings`. ``clip`` caps the gradients' global norm; ``clip=0`` trains without clipping.
 
     Returns
     -------
@@ -387,8 +459,8 @@ def build(task: str, **overrides) -> TaskSetup:
     Raises
     ------
     ValueError
-        An unknown task or setting, a setting's value of another kind than its default's, or ``d_model`` not
-        divisible by ``heads``.
+        An unknown task or setting, or a value its setting does not take (:func:`settings`); a ``bpe_vocab`` below
+        the corpus's alphabet, or a classifier's ``vocab_size`` below its tokenizer's.
     CorpusError
         A ``corpus`` of charlm that is no text file (no such file, a folder, not UTF-8, empty), or too short for one
         window of ``seq_len + 1`` characters in its training part and in its validation part.
@@ -401,7 +473,7 @@ def build(task: str, **overrides) -> TaskSetup:
     """
     from ..backend import manual_seed
 
-    s = _settings(task, overrides)
+    s = settings(task, **overrides)
     manual_seed(s["seed"])
     if task in SEQ2SEQ:
         return _seq2seq(task, s)
@@ -515,10 +587,6 @@ def _dates(s: dict) -> TaskSetup:
 
 
 def _translate(s: dict) -> TaskSetup:
-    if s["pairs"] is None:
-        raise ValueError("task 'translate' trains on a file of source<TAB>target lines: give it with --pairs FILE "
-                         "(the setting pairs)")
-    s["pairs"] = os.path.abspath(s["pairs"])
     where = f"task 'translate': pairs {s['pairs']!r}"
     try:
         pairs, text = read_pairs(s["pairs"])
@@ -574,8 +642,6 @@ def classification_metrics(examples, batch_size: int = 500) -> Callable:
 
 
 def _classify(s: dict) -> TaskSetup:
-    if s["max_words"] > s["max_len"]:
-        raise ValueError(f"task 'classify': max_words={s['max_words']} is longer than max_len={s['max_len']}")
     train, held_out, tok = negation_task(s["n_train"], s["n_val"] + s["n_test"], seed=s["seed"],
                                          min_words=s["min_words"], max_words=s["max_words"])
     val, test = held_out[:s["n_val"]], held_out[s["n_val"]:]
@@ -659,14 +725,13 @@ def lm_metrics(ids: np.ndarray, seq_len: int, batch_size: int = 64) -> Callable:
 
 
 def _corpus(s: dict) -> str:
-    """The text of ``s["corpus"]``: a shipped corpus by name, else a file, whose path ``s`` then records absolute.
+    """The text of ``s["corpus"]``: a shipped corpus by name, else a file (its path absolute: :func:`settings`).
 
     ``s["corpus_sha256"]`` records the text's digest (the first 16 hex digits); given one (a checkpoint's settings),
     a text that differs from it is refused: evaluated or trained on, an edited file would give other figures."""
     if s["corpus"] in available_corpora():
         text = load_corpus(s["corpus"])
     else:
-        s["corpus"] = os.path.abspath(s["corpus"])
         try:
             text = read_text(s["corpus"])
         except CorpusError as e:
@@ -684,15 +749,7 @@ def _check_digest(s: dict, key: str, text: str, where: str) -> None:
     s[key + "_sha256"] = digest
 
 
-#: the charlm's tokenizers (the setting ``tokenizer``)
-LM_TOKENIZERS = ("char", "bpe")
-
-
 def _charlm(s: dict) -> TaskSetup:
-    if s["seq_len"] > s["max_len"]:
-        raise ValueError(f"task 'charlm': seq_len={s['seq_len']} is longer than max_len={s['max_len']}")
-    if s["tokenizer"] not in LM_TOKENIZERS:
-        raise ValueError(f"task 'charlm': tokenizer must be one of {', '.join(LM_TOKENIZERS)}, got {s['tokenizer']!r}")
     text = _corpus(s)
     train_text, val_text = split_corpus(text, s["val_fraction"]) if len(text) > 1 else (text, "")
     need = s["seq_len"] + 1  # one window and its next-character targets, in each part
