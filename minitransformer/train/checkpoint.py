@@ -733,7 +733,7 @@ def _same(a, b) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ averaging
-#: the key of ``Checkpoint.extra`` that marks an average (:func:`average_checkpoints`): the steps and files averaged
+#: the key of ``Checkpoint.extra`` under which :func:`average_checkpoints` records the steps and files it averaged
 AVERAGED = "averaged"
 
 
