@@ -277,6 +277,17 @@ def test_train_keeps_average_writes_and_evaluate_and_generate_read_the_average(t
     assert "is an average of checkpoints (steps 4, 6)" in capsys.readouterr().err
 
 
+def test_a_run_removes_what_a_killed_copy_left(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out)]) == 0
+    stale = out / ".checkpoint-step000400.npz.0123456789ab.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    other = out / ".notes-step000400.npz.0123456789ab.tmp"  # not a checkpoint's temporary: kept
+    other.write_bytes(b"mine")
+    assert main(["train", "--task", "copy", "--steps", "3", "--resume", "--no-progress", "--out", str(out)]) == 0
+    assert not stale.exists() and other.read_bytes() == b"mine"
+
+
 def test_keep_checkpoints_without_checkpoint_every_is_refused_naming_both(tmp_path, capsys):
     assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--keep-checkpoints", "2",
                  "--out", str(tmp_path / "run")]) == 2

@@ -162,6 +162,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         s = setup.settings
         _writable_folder(out)
         _remove_stale_temporaries(path)  # left by a run killed while writing; no write of ours runs yet
+        _remove_stale_temporaries(out / "checkpoint-step*.npz")  # ... and while keeping one (a pattern: any step)
         print(f"task {task}: {type(setup.model).__name__} with {setup.model.num_parameters():,} parameters on "
               f"backend {_backend.current().name}")
         print("settings: " + ", ".join(f"{k}={v}" for k, v in s.items()))
