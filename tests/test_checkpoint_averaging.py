@@ -127,8 +127,8 @@ def test_a_parameter_missing_or_of_another_shape_is_named_with_the_shapes(tmp_pa
     wide = Small()
     wide.out = nn.Linear(3, 6)  # config unchanged, one weight of another shape
     paths = _checkpoints(tmp_path, at_20={"model": wide})
-    with pytest.raises(CheckpointError, match=r"parameter 'out.bias' has shape \(6,\) and dtype float32 in the first, "
-                                              r"shape \(5,\) and dtype float32 in the second"):
+    with pytest.raises(CheckpointError, match=r"parameter 'out.weight' has shape \(3, 6\) and dtype float32 in the "
+                                              r"first, shape \(3, 5\) and dtype float32 in the second"):
         average_checkpoints(paths)
     paths = _checkpoints(tmp_path, at_20={"model": Small().to("float64")})
     with pytest.raises(CheckpointError, match="dtype float64 in the first, shape .* and dtype float32 in the second"):

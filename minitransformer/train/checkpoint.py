@@ -844,7 +844,7 @@ def _check_same_run(ckpt: Checkpoint, last: Checkpoint) -> None:
         if differ is not None:
             where, a, b = differ
             raise refuse(f"{where} is {_shown(a)} in the first, {_shown(b)} in the second")
-    for name in ckpt.model_state.keys() | last.model_state.keys():
+    for name in [*last.model_state, *(k for k in ckpt.model_state if k not in last.model_state)]:  # (in order)
         if name not in ckpt.model_state or name not in last.model_state:
             has, lacks = (last, ckpt) if name in last.model_state else (ckpt, last)
             raise refuse(f"parameter {name!r} (shape {has.model_state[name].shape}) is in {has.path!r}, not in "
