@@ -1,4 +1,4 @@
-"""Command line: ``minitransformer demo | bench | info | train | evaluate | generate | assignments``.
+"""Command line: ``minitransformer demo | bench | info | train | evaluate | generate | average | assignments``.
 
 Each sub-command lives in the module that owns its work; this file only parses arguments.
 """
@@ -148,6 +148,10 @@ def _train(args) -> int:
         return 2  # a bad setting, before any work (resumed, the run checks them beside the checkpoint's)
     if _refuse_out(args, "train"):
         return 2
+    if args.keep_checkpoints is not None and args.checkpoint_every is None:
+        print("minitransformer train: --keep-checkpoints N keeps the last N checkpoints written every "
+              "--checkpoint-every steps; give --checkpoint-every too", file=sys.stderr)
+        return 2
     if args.resume and args.overwrite:
         print("minitransformer train: --resume continues the run in --out, --overwrite replaces it; give one",
               file=sys.stderr)
@@ -173,7 +177,8 @@ def _train(args) -> int:
                 run.train(args.task, args.out, backend=_backend_of(args), progress=not args.no_progress,
                           blas_threads=args.blas_threads or None, resume=args.resume,
                           pictures=None if args.no_pictures else _training_pictures(),
-                          checkpoint_every=args.checkpoint_every, overwrite=args.overwrite, **overrides)
+                          checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
+                          keep_checkpoints=args.keep_checkpoints, **overrides)
         except CorpusError as e:
             if args.text is None:
                 raise
@@ -196,6 +201,12 @@ def _generate(args) -> int:
     return _guard("generate", lambda: run.generate_from_checkpoint(
         args.checkpoint, text, backend=_backend_of(args), beam=args.beam, max_new_tokens=args.max_new_tokens,
         temperature=args.temperature, top_k=args.top_k, seed=args.seed, option=option))
+
+
+def _average(args) -> int:
+    from .train import run
+
+    return _guard("average", lambda: run.average(args.checkpoints, args.out, overwrite=args.overwrite))
 
 
 def _assignments(args) -> int:
@@ -245,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     argparse.ArgumentParser
-        Sub-commands ``demo``, ``bench``, ``info``, ``train``, ``evaluate``, ``generate`` and ``assignments``.
+        Sub-commands ``demo``, ``bench``, ``info``, ``train``, ``evaluate``, ``generate``, ``average`` and
+        ``assignments``.
 
     Examples
     --------
@@ -350,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start a new run where --out holds one already, replacing its checkpoint (without it, "
                             "and without --resume, that run is kept and the command refused)")
     train.add_argument("--checkpoint-every", type=_positive_int, help="also write the checkpoint every N steps")
+    train.add_argument("--keep-checkpoints", type=_positive_int, metavar="N",
+                       help="with --checkpoint-every: also keep the last N of those checkpoints, as "
+                            "checkpoint-step000400.npz ... in --out (older ones this run kept are deleted), to "
+                            "average with `minitransformer average`")
     train.add_argument("--no-pictures", action="store_true", help="skip the PNG files (curves, attention maps)")
     train.add_argument("--seed-config", nargs="?", const="cpu", choices=["cpu", "document"], default=None,
                        help="with --task classify: the document's section 5 classifier; 'cpu' (the default) is a "
@@ -384,6 +400,20 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-k", type=_positive_int, default=10, help="sample from the k likeliest (charlm)")
     gen.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the sampling (charlm)")
     gen.set_defaults(run=_generate)
+
+    average = sub.add_parser("average", help="average the weights of a run's last checkpoints (paper section 6.1)",
+                             description="Write the element-wise mean of the weights of checkpoints of one run "
+                                         "(those `train --keep-checkpoints N` keeps), as the paper averages its "
+                                         "last 5 (base) or 20 (big) checkpoints: a checkpoint that evaluate and "
+                                         "generate read like any other. The task, settings and tokenizer are the "
+                                         "last one's, and must be every other's. It holds no optimizer state: "
+                                         "a model to evaluate, not to resume training from.")
+    average.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                         help="checkpoints of one run, oldest first (the last one's step and history are kept), "
+                              "e.g. runs/reverse/checkpoint-step*.npz")
+    average.add_argument("--out", required=True, metavar="FILE", help="the averaged checkpoint to write")
+    average.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    average.set_defaults(run=_average)
 
     assign = sub.add_parser("assignments", help="classroom assignments: build a student copy, grade it",
                             description="Build a student copy of the package in which assignment N's formula "

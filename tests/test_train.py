@@ -299,7 +299,7 @@ def test_whether_a_generator_state_fits_is_asked_of_the_model_s_backend(tmp_path
 
 #: what a trainer that has run nothing holds besides its step (state(), and a checkpoint without trainer state)
 FRESH_STATE = {"epoch": 0, "batch_in_epoch": 0, "best": None, "bad_evals": 0, "early_stop": None, "elapsed_s": 0.0,
-               "stop_reason": None, "last_eval": {}, "eval_step": None, "accumulate": 1}
+               "stop_reason": None, "last_eval": {}, "eval_step": None, "accumulate": 1, "kept_checkpoints": []}
 
 
 @pytest.mark.single_backend

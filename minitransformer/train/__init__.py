@@ -1,6 +1,13 @@
 """Layer 7: training: the loop, metrics, checkpoints, decoding, and ready-made task setups."""
 
-from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    average_checkpoints,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from .decoding import beam_search, generate, greedy_decode, length_penalty
 from .metrics import RunningMean, binary_accuracy, exact_match, perplexity, strip_after_eos, token_accuracy
 from .tasks import model_from_checkpoint
@@ -9,6 +16,7 @@ from .trainer import Trainer, TrainingDiverged, TrainingInterrupted
 
 __all__ = [
     "Checkpoint", "CheckpointError", "save_checkpoint", "read_checkpoint", "load_checkpoint", "model_from_checkpoint",
+    "average_checkpoints",
     "greedy_decode", "beam_search", "generate", "length_penalty",
     "RunningMean", "token_accuracy", "binary_accuracy", "exact_match", "strip_after_eos", "perplexity",
     "Trainer", "TrainingDiverged", "TrainingInterrupted", "set_blas_threads", "get_blas_threads",

@@ -45,7 +45,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np  # checkpoints live on the host: NumPy arrays in, NumPy arrays out, no arithmetic
+import numpy as np  # checkpoints live on the host: NumPy arrays in, NumPy arrays out (averages are summed there)
 
 from .. import backend as _backend
 from .._arguments import require_int
@@ -53,7 +53,7 @@ from ..nn.module import Module, StateDictError
 from ..optim import LRScheduler, Optimizer
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "read_checkpoint", "load_checkpoint", "FORMAT",
-           "VERSION"]
+           "VERSION", "average_checkpoints"]
 
 #: what ``__meta__["format"]`` says in every checkpoint this module writes
 FORMAT = "minitransformer-checkpoint"
@@ -619,6 +619,7 @@ def _load_read(ckpt: Checkpoint, model, optimizer=None, schedule=None, restore_r
             )
     if optimizer is not None:
         if ckpt.optimizer_state is None:
+            _refuse_averaged(ckpt, "load_checkpoint")  # saying why it holds none
             raise CheckpointError(f"{where} holds no optimizer state")
         if ckpt.optimizer_type != type(optimizer).__name__:
             raise CheckpointError(
@@ -729,3 +730,181 @@ def _same(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return a == b
+
+
+# ------------------------------------------------------------------------------------------ averaging
+#: the key of ``Checkpoint.extra`` under which :func:`average_checkpoints` records the steps and files it averaged
+AVERAGED = "averaged"
+
+
+def average_checkpoints(paths) -> Checkpoint:
+    r"""The element-wise mean of the weights of several checkpoints of one run: a model to evaluate, not to resume.
+
+    The paper (section 6.1): "For the base models, we used a single model obtained by averaging the last 5
+    checkpoints, which were written at 10-minute intervals. For the big models, we averaged the last 20
+    checkpoints." For each parameter :math:`\theta` (each entry of the state dict),
+
+    .. math:: \bar\theta = \frac{1}{n} \sum_{i=1}^{n} \theta_i ,
+
+    summed in float64, in the order of ``paths``, and cast back to the parameter's dtype (one checkpoint averages to
+    itself, bit for bit). An entry that is not floating point (an integer buffer) is not averaged: it must be the
+    same in every checkpoint.
+
+    Everything else is the last checkpoint's: the model's class and ``config``, the tokenizer and ``extra`` (the
+    task and its settings) must agree across all of them, while the step and the history are the last one's.
+    The optimizer's state (Adam's moments), the learning-rate schedule and the random state are not averaged and
+    not kept: the average is a model to evaluate or decode with. :meth:`~minitransformer.train.Trainer.load` and
+    :func:`load_checkpoint` with an optimizer refuse it, saying so (an average is not a point the run passed
+    through; train on from one of the checkpoints it averaged). ``extra["averaged"]`` records the steps and files.
+
+    Parameters
+    ----------
+    paths : list of str or Path
+        Checkpoint files (:func:`save_checkpoint`) of one run, such as those
+        :class:`~minitransformer.train.Trainer` keeps with ``keep_checkpoints``; each file once.
+
+    Returns
+    -------
+    Checkpoint
+        The averaged weights in ``model_state``; ``optimizer_state``, ``schedule_state`` and ``rng_state`` None.
+        Write it with :func:`save_checkpoint` from a model holding it (``minitransformer average`` does).
+
+    Raises
+    ------
+    CheckpointError
+        A file cannot be read, or is not of the same run as the last: another model class, ``config``, tokenizer
+        or ``extra`` (the message names the file, the key and the two values), a parameter missing, or of
+        another shape or dtype (named, with both).
+    ValueError
+        No paths, or one file given twice.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from minitransformer import nn
+    >>> model = nn.Linear(2, 1)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     paths = []
+    ...     for step, w in ((100, 1.0), (200, 2.0), (300, 6.0)):
+    ...         _ = model.load_state_dict({"weight": np.full((2, 1), w, np.float32), "bias": np.zeros(1, np.float32)})
+    ...         paths.append(save_checkpoint(os.path.join(tmp, f"m-{step}.npz"), model, step=step))
+    ...     avg = average_checkpoints(paths)
+    >>> avg.model_state["weight"].ravel(), avg.step, avg.extra["averaged"]["steps"]
+    (array([3., 3.], dtype=float32), 300, [100, 200, 300])
+    """
+    if isinstance(paths, str | os.PathLike):
+        raise TypeError(f"average_checkpoints: paths must be a list of checkpoint files, got the one path {paths!r}")
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("average_checkpoints: no checkpoints given")
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        if path.resolve() in seen:  # counted twice, its weights would weigh double
+            raise ValueError(f"average_checkpoints: {str(path)!r} is given twice (as {str(seen[path.resolve()])!r} "
+                             "too); give each checkpoint once")
+        seen[path.resolve()] = path
+    last = read_checkpoint(paths[-1])
+    sums = {name: np.zeros(a.shape, dtype=np.float64) for name, a in last.model_state.items() if a.dtype.kind == "f"}
+    steps = []
+    for path in paths:
+        ckpt = last if path is paths[-1] else read_checkpoint(path)
+        _check_same_run(ckpt, last)
+        for name, total in sums.items():
+            total += ckpt.model_state[name].astype(np.float64)  # (float64 holds every float32 and float16 exactly)
+        steps.append(ckpt.step)
+    model_state = {name: (sums[name] / len(paths)).astype(a.dtype) if name in sums else a
+                   for name, a in last.model_state.items()}
+    return Checkpoint(
+        path=_averaged_name(paths), version=VERSION, model_type=last.model_type, config=last.config,
+        model_state=model_state, step=last.step, tokenizer=last.tokenizer, history=last.history,
+        extra={**last.extra, AVERAGED: {"steps": steps, "files": [str(p) for p in paths]}},
+    )
+
+
+def _averaged_name(paths: list[Path]) -> str:
+    """How an average is named in messages: ``the average of a.npz, b.npz`` (the first and the last of many)."""
+    shown = [str(p) for p in paths] if len(paths) <= 3 else [str(paths[0]), "...", str(paths[-1])]
+    return f"the average of {len(paths)} checkpoints ({', '.join(shown)})"
+
+
+def _check_same_run(ckpt: Checkpoint, last: Checkpoint) -> None:
+    """Refuse ``ckpt`` unless it is a checkpoint of the model ``last`` is: class, config, tokenizer, extra (but the
+    record of an earlier average), and parameters of the same names, shapes and dtypes (equal, where not floats)."""
+    def refuse(what: str) -> CheckpointError:
+        return CheckpointError(f"average_checkpoints: {ckpt.path!r} and {last.path!r} are not checkpoints of one "
+                               f"model: {what}")
+
+    parts = {"model_type": (ckpt.model_type, last.model_type), "config": (ckpt.config, last.config),
+             "tokenizer": (ckpt.tokenizer, last.tokenizer),
+             "extra": ({k: v for k, v in ckpt.extra.items() if k != AVERAGED},
+                       {k: v for k, v in last.extra.items() if k != AVERAGED})}
+    for key, (theirs, ours) in parts.items():
+        differ = _first_difference(theirs, ours, key)
+        if differ is not None:
+            where, a, b = differ
+            raise refuse(f"{where} is {_shown(a)} in the first, {_shown(b)} in the second")
+    for name in [*last.model_state, *(k for k in ckpt.model_state if k not in last.model_state)]:  # (in order)
+        if name not in ckpt.model_state or name not in last.model_state:
+            has, lacks = (last, ckpt) if name in last.model_state else (ckpt, last)
+            raise refuse(f"parameter {name!r} (shape {has.model_state[name].shape}) is in {has.path!r}, not in "
+                         f"{lacks.path!r}")
+        a, b = ckpt.model_state[name], last.model_state[name]
+        if a.shape != b.shape or a.dtype != b.dtype:
+            raise refuse(f"parameter {name!r} has shape {a.shape} and dtype {a.dtype} in the first, shape {b.shape} "
+                         f"and dtype {b.dtype} in the second")
+        if a.dtype.kind != "f" and not np.array_equal(a, b):
+            raise refuse(f"{name!r} holds {a.dtype} values, which are not averaged, and they differ")
+
+
+_ABSENT = object()  # a key one dict has and the other lacks
+
+
+def _first_difference(a, b, where: str):
+    """``(key path, value in a, value in b)`` where two JSON-like values (dicts, lists, numbers, strings, NumPy
+    arrays) first differ, or None where they agree (as :func:`_same` compares: a tuple is the list it is saved as).
+
+    >>> _first_difference({"settings": {"lr": 1e-3, "seed": 0}}, {"settings": {"lr": 2e-3, "seed": 0}}, "extra")
+    ('extra/settings/lr', 0.001, 0.002)
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(a.keys() | b.keys(), key=str):
+            differ = _first_difference(a.get(key, _ABSENT), b.get(key, _ABSENT), f"{where}/{key}")
+            if differ is not None:
+                return differ
+        return None
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            differ = _first_difference(x, y, f"{where}/{i}")
+            if differ is not None:
+                return differ
+        return None
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        same = (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+        return None if same else (where, a, b)
+    if a is _ABSENT or b is _ABSENT or not _same(a, b):
+        return where, a, b
+    return None
+
+
+def _shown(value) -> str:
+    """A value in a message: its repr, cut to 60 characters; "absent" for a key not there."""
+    if value is _ABSENT:
+        return "absent"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _refuse_averaged(ckpt: Checkpoint, what: str) -> None:
+    """Refuse to resume training from an average (:func:`average_checkpoints`): it holds no optimizer, schedule or
+    random state, and is no point the run passed through. ``what`` names the caller."""
+    averaged = ckpt.extra.get(AVERAGED) if isinstance(ckpt.extra, dict) else None
+    if not isinstance(averaged, dict):
+        return
+    files = averaged.get("files") or ["?"]
+    raise CheckpointError(
+        f"{what}: {ckpt.path!r} is an average of checkpoints (steps {', '.join(map(str, averaged.get('steps', [])))})"
+        f", a model to evaluate or decode with: it holds no optimizer state, schedule or random state to train on "
+        f"from. Resume from one of the checkpoints it averaged (the last: {files[-1]!r})"
+    )

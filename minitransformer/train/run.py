@@ -1,4 +1,4 @@
-"""What ``minitransformer train / evaluate / generate`` do: a task trained end to end, and a checkpoint used.
+"""What ``minitransformer train / evaluate / generate / average`` do: a task trained end to end, a checkpoint used.
 
 ``train`` builds a task (:mod:`minitransformer.train.tasks`), trains it with a progress bar, prints
 the final metrics on held-out data and writes into ``--out``:
@@ -16,7 +16,9 @@ for the command line: ``viz`` is a layer above this one; without it, none).
 ``evaluate CHECKPOINT`` rebuilds the task's held-out data from the settings saved in the checkpoint
 and measures the model again (a charlm model trained on a text file of your own needs that file, with the
 characters it had); ``generate CHECKPOINT`` runs it on an input of your own, from the checkpoint alone
-(the model, its settings and its tokenizer are saved in it).
+(the model, its settings and its tokenizer are saved in it). ``average CHECKPOINT ... --out FILE`` writes the mean
+of the weights of several checkpoints of one run (those ``train --keep-checkpoints`` keeps), which ``evaluate`` and
+``generate`` read like any other.
 """
 
 from __future__ import annotations
@@ -35,12 +37,20 @@ from .. import backend as _backend
 from ..autograd import Tensor
 from ..data import SPECIAL_TOKENS, BPETokenizer, CorpusError, tokenizer_from_dict
 from . import tasks
-from .checkpoint import CheckpointError, _remove_stale_temporaries, _write_atomically, load_checkpoint, read_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    _remove_stale_temporaries,
+    _write_atomically,
+    average_checkpoints,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from .decoding import beam_search, generate, greedy_decode
 from .metrics import strip_after_eos
 from .threads import set_blas_threads
 
-__all__ = ["train", "evaluate", "generate_from_checkpoint", "CHECKPOINT_NAME"]
+__all__ = ["train", "evaluate", "generate_from_checkpoint", "average", "CHECKPOINT_NAME"]
 
 #: the file name of the checkpoint that :func:`train` writes into its output folder
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -55,7 +65,7 @@ def _print_metrics(metrics: dict) -> None:
 
 def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_threads: int | None = 1,
           resume: bool = False, pictures: Callable | None = None, checkpoint_every: int | None = None,
-          overwrite: bool = False, **overrides) -> dict:
+          overwrite: bool = False, keep_checkpoints: int | None = None, **overrides) -> dict:
     """Train ``task`` with :data:`~minitransformer.train.tasks.DEFAULTS` changed by ``overrides``; write into ``out``.
 
     Parameters
@@ -86,6 +96,10 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     overwrite : bool
         Start a new run where ``out`` holds a checkpoint already, replacing it; without it (and without ``resume``)
         that checkpoint is kept and the run refused: a trained model is not lost to a forgotten ``--resume``.
+    keep_checkpoints : int, optional
+        Also keep the last this many checkpoints written every ``checkpoint_every`` steps (which it needs), as
+        ``checkpoint-step000400.npz`` ... beside ``checkpoint.npz``, to :func:`average`
+        (:class:`~minitransformer.train.Trainer`'s ``keep_checkpoints``).
     **overrides
         Settings of the task (``steps``, ``d_model``, ``lr``, ...); None values are ignored.
 
@@ -149,12 +163,13 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         s = setup.settings
         _writable_folder(out)
         _remove_stale_temporaries(path)  # left by a run killed while writing; no write of ours runs yet
+        _remove_stale_temporaries(out / "checkpoint-step*.npz")  # ... and while keeping one (a pattern: any step)
         print(f"task {task}: {type(setup.model).__name__} with {setup.model.num_parameters():,} parameters on "
               f"backend {_backend.current().name}")
         print("settings: " + ", ".join(f"{k}={v}" for k, v in s.items()))
         trainer = setup.trainer(log_every=max(1, min(50, s["eval_every"], s["steps"] // 30)), progress=progress,
                                 checkpoint_path=path, checkpoint_every=checkpoint_every,
-                                extra={"task": task, "settings": s})
+                                keep_checkpoints=keep_checkpoints, extra={"task": task, "settings": s})
         if resume:
             trainer.load(path, rng="reseed")  # a run written on another backend continues, with a fresh random stream
             print(f"resumed from {path} at step {trainer.step}")
@@ -408,7 +423,8 @@ def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict
         setup, ckpt = _setup_from_checkpoint(path)
         metrics = setup.final_metrics(setup.model)
         metrics["steps"] = ckpt.step
-        print(f"checkpoint {path}: task {setup.name}, {ckpt.model_type} trained for {ckpt.step} steps")
+        print(f"checkpoint {path}: task {setup.name}, {ckpt.model_type} trained for {ckpt.step} steps"
+              + _averaged_steps(ckpt))
         _print_metrics(metrics)
     return metrics
 
@@ -529,3 +545,82 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
             print(f"minitransformer: generate: no {wanted} given; the example {example!r}", file=sys.stderr)
         print(result)
     return result
+
+
+def _averaged_steps(ckpt) -> str:
+    """``, the average of steps 600, 800, 1000`` for a checkpoint :func:`average` wrote; else nothing."""
+    averaged = ckpt.extra.get("averaged")
+    if not isinstance(averaged, dict):
+        return ""
+    return ", the average of steps " + ", ".join(map(str, averaged.get("steps", [])))
+
+
+def average(paths, out, overwrite: bool = False):
+    """Write the mean of the weights of the checkpoints ``paths`` to ``out``: a checkpoint ``evaluate`` and
+    ``generate`` read like any other (:func:`~minitransformer.train.average_checkpoints`, as the paper's section 6.1
+    averages its last 5 or 20 checkpoints).
+
+    The task, its settings, the tokenizer and the model's configuration are the last checkpoint's, and must be those
+    of every other; the step and the history are the last one's. No optimizer state, schedule or random state is
+    written: the average is a model to evaluate, and ``train --resume`` refuses it.
+
+    Parameters
+    ----------
+    paths : list of str or Path
+        Checkpoints of one run (``train --keep-checkpoints N`` keeps its last N), in the order of their steps: the
+        last one's step and history are the average's. Two of the same step are refused: the same weights would
+        count twice (``checkpoint.npz`` is the last kept checkpoint again where the run ended on the
+        ``checkpoint_every`` grid).
+    out : str or Path
+        The file to write (atomically); one that exists is refused unless ``overwrite``.
+    overwrite : bool
+        Replace ``out`` if it exists.
+
+    Returns
+    -------
+    Checkpoint
+        The average (:func:`~minitransformer.train.average_checkpoints`).
+
+    Examples
+    --------
+    Two checkpoints of an untrained model, one of them with its weights doubled:
+
+    >>> import contextlib, io, os, tempfile
+    >>> setup = tasks.build("reverse", steps=2, batch_size=8, n_train=16, n_val=4, n_test=4, min_len=3, max_len=5,
+    ...                     d_model=16, heads=2, layers=1, d_ff=32)
+    >>> extra = {"task": "reverse", "settings": setup.settings}
+    >>> with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+    ...     first = save_checkpoint(os.path.join(tmp, "a.npz"), setup.model, step=1, extra=extra)
+    ...     _ = setup.model.load_state_dict({k: 2 * v for k, v in setup.model.state_dict().items()})
+    ...     second = save_checkpoint(os.path.join(tmp, "b.npz"), setup.model, step=2, extra=extra)
+    ...     avg = average([first, second], os.path.join(tmp, "avg.npz"))
+    ...     written, w = read_checkpoint(os.path.join(tmp, "avg.npz")), read_checkpoint(first).model_state
+    >>> written.step, written.extra["averaged"]["steps"], written.optimizer_state
+    (2, [1, 2], None)
+    >>> all(np.allclose(written.model_state[name], 1.5 * w[name]) for name in w)   # the mean of w and 2 w
+    True
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"average: --out {str(out)!r} is a folder; give the file to write, such as "
+                         f"{str(out / 'average.npz')!r}")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"average: {out} exists ({_described(out)}); add --overwrite to replace it")
+    paths = [Path(p) for p in paths]
+    avg = average_checkpoints(paths)
+    steps = avg.extra["averaged"]["steps"]
+    for i, step in enumerate(steps):
+        if step in steps[:i]:
+            raise ValueError(f"average: {paths[steps.index(step)]} and {paths[i]} both hold step {step}: the same "
+                             "weights would count twice (a run's checkpoint.npz and its last kept checkpoint are one "
+                             "where it ended on the --checkpoint-every grid); give each step once")
+    with _backend.use("numpy"):  # the weights are NumPy arrays: no device needed to write them
+        model = tasks.model_from_checkpoint(avg)
+        model.load_state_dict(avg.model_state)
+        save_checkpoint(out, model, step=avg.step, rng_state=None, tokenizer=avg.tokenizer, history=avg.history,
+                        extra=avg.extra)
+    what = f"task {avg.extra['task']}" if "task" in avg.extra else avg.model_type
+    print(f"averaged {len(paths)} checkpoints of {what}, steps {', '.join(map(str, steps))}")
+    print(f"wrote {out}: the mean weights, a model to evaluate or generate with (no optimizer state: not to resume "
+          "training from)")
+    return avg

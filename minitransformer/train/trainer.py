@@ -23,7 +23,9 @@ gradients add up to those of one batch N times larger; the other lines run once,
   uninterrupted run stops;
 * **checkpoints** every ``checkpoint_every`` steps and at the end, holding the data position and the
   random generator, so that :meth:`Trainer.load` followed by :meth:`Trainer.fit` computes exactly
-  the losses the uninterrupted run would have;
+  the losses the uninterrupted run would have; with ``keep_checkpoints`` N, the last N of those written every
+  ``checkpoint_every`` steps are also kept, each under its step's name, to average
+  (:func:`~minitransformer.train.average_checkpoints`, as the paper does in its section 6.1);
 * **Ctrl-C** stops the run at the end of the step in progress, writes the checkpoint there and raises
   :class:`TrainingInterrupted` (a ``KeyboardInterrupt``); a second Ctrl-C stops at once, saving nothing;
 * a tqdm **progress bar** (``progress=False`` turns it off).
@@ -36,6 +38,8 @@ and whatever the evaluation returns (``val_loss``, ``val_accuracy``, ...) -- the
 from __future__ import annotations
 
 import math
+import re
+import shutil
 import signal
 import threading
 import time
@@ -51,8 +55,10 @@ from ..optim import LRScheduler, Optimizer, clip_grad_norm_
 from .checkpoint import (
     CheckpointError,
     _load_read,
+    _refuse_averaged,
     _rng_state_fits,
     _seed_from_rng_state,
+    _write_atomically,
     read_checkpoint,
     save_checkpoint,
 )
@@ -215,6 +221,13 @@ class Trainer:
         Where :meth:`save` writes every ``checkpoint_every`` steps and at the end.
     checkpoint_every : int, optional
         Steps between checkpoints (only at the end if None); needs ``checkpoint_path``.
+    keep_checkpoints : int, optional
+        Also keep the last this many checkpoints written every ``checkpoint_every`` steps (which it needs), each a
+        copy, written atomically, beside ``checkpoint_path`` under its step: ``checkpoint.npz`` keeps
+        ``checkpoint-step000400.npz`` (6 digits at least, so that the names sort by step). The oldest kept beyond
+        that number is deleted: only the files this run wrote (:attr:`kept_checkpoints`, saved in the checkpoint,
+        so that a resumed run goes on deleting the files the run before kept), never another file of that folder.
+        The checkpoint written at the end off the ``checkpoint_every`` grid, or on Ctrl-C, is not kept.
     tokenizer : Tokenizer, optional
         Saved in the checkpoints.
     extra : dict, optional
@@ -239,6 +252,9 @@ class Trainer:
     rng_reseeded : bool
         Whether :meth:`load` (with ``rng="reseed"``) gave the generator a fresh seed, the checkpoint's state being
         of another backend's generator.
+    kept_checkpoints : list of str
+        The names of the step-numbered checkpoints this run keeps (``keep_checkpoints``), oldest first, in the folder
+        of ``checkpoint_path``.
 
     Examples
     --------
@@ -269,7 +285,7 @@ class Trainer:
                  progress: bool = True, patience: int | None = None, monitor: str = "val_loss",
                  mode: str | None = None, min_delta: float = 0.0, target: float | None = None,
                  checkpoint_path=None, checkpoint_every: int | None = None, tokenizer=None, extra: dict | None = None,
-                 desc: str = "train", accumulate: int = 1):
+                 desc: str = "train", accumulate: int = 1, keep_checkpoints: int | None = None):
         if not isinstance(model, Module):
             raise TypeError(f"Trainer: model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(optimizer, Optimizer):
@@ -283,10 +299,11 @@ class Trainer:
             raise TypeError(f"Trainer: loss_fn must be a function (model, batch) -> loss, got {type(loss_fn).__name__}")
         if eval_fn is not None and not callable(eval_fn):
             raise TypeError(f"Trainer: eval_fn must be a function model -> dict, got {type(eval_fn).__name__}")
-        accumulate, eval_every, log_every, patience, checkpoint_every = (  # Python ints (a NumPy one is checked
-            None if value is None else require_int("Trainer", name, value, low=1)  # every step)
+        accumulate, eval_every, log_every, patience, checkpoint_every, keep_checkpoints = (  # Python ints (a NumPy
+            None if value is None else require_int("Trainer", name, value, low=1)  # one is checked every step)
             for name, value in (("accumulate", accumulate), ("eval_every", eval_every), ("log_every", log_every),
-                                ("patience", patience), ("checkpoint_every", checkpoint_every)))
+                                ("patience", patience), ("checkpoint_every", checkpoint_every),
+                                ("keep_checkpoints", keep_checkpoints)))
         if clip is not None:
             clip = require_real("Trainer", "clip", clip, low=0.0, low_open=True)
         if not isinstance(monitor, str):
@@ -300,6 +317,9 @@ class Trainer:
             raise ValueError(f"Trainer: mode must be 'min' or 'max', got {mode!r}")
         if checkpoint_every is not None and checkpoint_path is None:
             raise ValueError("Trainer: checkpoint_every needs a checkpoint_path to write to")
+        if keep_checkpoints is not None and checkpoint_every is None:
+            raise ValueError(f"Trainer: keep_checkpoints={keep_checkpoints} keeps the checkpoints written every "
+                             "checkpoint_every steps; give checkpoint_every (and checkpoint_path)")
         if (eval_fn is None or eval_every is None) and (patience is not None or target is not None):
             # else they would never stop the run: only the evaluations every eval_every steps count
             raise ValueError(f"Trainer: {'patience' if patience is not None else 'target'} stops the run on what "
@@ -311,6 +331,7 @@ class Trainer:
         self.progress, self.patience, self.monitor, self.mode = progress, patience, monitor, mode
         self.min_delta, self.target = min_delta, target
         self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
+        self.keep_checkpoints, self.kept_checkpoints = keep_checkpoints, []
         self.tokenizer, self.extra, self.desc = tokenizer, dict(extra or {}), desc
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.step = 0
@@ -476,7 +497,7 @@ class Trainer:
                     if self.checkpoint_every and self.step % self.checkpoint_every == 0:
                         self.elapsed += time.perf_counter() - start
                         start = time.perf_counter()
-                        self.save(self.checkpoint_path)
+                        self._save_on_the_grid()
                 if self.stop_reason != "interrupted":
                     self._log(bar)
                     if self.eval_fn is not None and self._eval_step != self.step:
@@ -588,6 +609,36 @@ class Trainer:
             self.early_stop = "patience"
 
     # ------------------------------------------------------------------ checkpoints
+    def _save_on_the_grid(self) -> None:
+        """The checkpoint every ``checkpoint_every`` steps; with ``keep_checkpoints``, also its step-numbered copy.
+
+        In the order that leaves no file behind whatever step a kill interrupts: the oldest kept copies beyond the
+        number are deleted first, then the checkpoint is written (naming the new copy among those kept: a resumed
+        run deletes it in its turn), then copied.
+        """
+        if self.keep_checkpoints is None:
+            self.save(self.checkpoint_path)
+            return
+        kept = _kept_path(self.checkpoint_path, self.step)
+        self.kept_checkpoints = [name for name in self.kept_checkpoints if name != kept.name] + [kept.name]
+        while len(self.kept_checkpoints) > self.keep_checkpoints:
+            (kept.parent / self.kept_checkpoints.pop(0)).unlink(missing_ok=True)
+        self.save(self.checkpoint_path)
+        with open(self.checkpoint_path, "rb") as source:  # a copy of the bytes just written: no second serialising
+            _write_atomically(kept, lambda f: shutil.copyfileobj(source, f))
+
+    def _kept_by(self, path, names) -> list[str]:
+        """The kept checkpoints a checkpoint at ``path`` names (its run's ``kept_checkpoints``), as this run's to go
+        on deleting: only where it lies in this trainer's checkpoint folder, and only names of the form this run
+        writes (a file name, no folder: a checkpoint cannot make a run delete anything else)."""
+        if self.checkpoint_path is None or not isinstance(names, list):
+            return []
+        own = Path(self.checkpoint_path)
+        if Path(path).resolve().parent != own.resolve().parent:
+            return []
+        form = re.compile(re.escape(own.stem) + r"-step\d{6,}" + re.escape(own.suffix))
+        return [name for name in names if isinstance(name, str) and form.fullmatch(name)]
+
     def _generator(self) -> _backend.Backend:
         """The backend whose random generator the model's dropout draws from: that of its weights (a model moved
         with ``model.to("cupy")`` draws there, whatever backend is current); the current one for a model without."""
@@ -599,7 +650,7 @@ class Trainer:
         return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
                 "bad_evals": self.bad_evals, "early_stop": self.early_stop, "elapsed_s": self.elapsed,
                 "stop_reason": self.stop_reason, "last_eval": self.last_eval, "eval_step": self._eval_step,
-                "accumulate": self.accumulate}
+                "accumulate": self.accumulate, "kept_checkpoints": list(self.kept_checkpoints)}
 
     def save(self, path) -> None:
         """Write a checkpoint of everything needed to resume: model, optimizer, schedule, step, RNG, data position."""
@@ -642,6 +693,7 @@ class Trainer:
             raise ValueError(f"Trainer.load: rng must be 'exact' or 'reseed', got {rng!r}")
         be = self._generator()  # the generator dropout draws from: the model's backend's
         ckpt = read_checkpoint(path)
+        _refuse_averaged(ckpt, "Trainer.load")  # (before the messages on what it lacks, which would not say why)
         saved = ckpt.trainer_state.get("accumulate", 1)  # checkpoints from before accumulation made steps of one
         if saved != self.accumulate:  # a data function's batch step * accumulate + i would be another run's batch
             raise CheckpointError(f"Trainer.load: {path}: its run made each step of {saved} batch(es), this trainer "
@@ -664,9 +716,21 @@ class Trainer:
         self.last_eval = dict(t.get("last_eval") or {})
         eval_step = t.get("eval_step")  # the step evaluated last: fit to that step again does not repeat it
         self._eval_step = None if eval_step is None else int(eval_step)
+        self.kept_checkpoints = self._kept_by(path, t.get("kept_checkpoints"))
         self._loss.reset()
         self._norm.reset()
         return ckpt
+
+
+def _kept_path(checkpoint_path, step: int) -> Path:
+    """Where ``keep_checkpoints`` keeps the checkpoint of ``step``: beside ``checkpoint_path``, its step in the name
+    with 6 digits at least, so that the names sort by step (``checkpoint.npz``, 400: ``checkpoint-step000400.npz``).
+
+    >>> _kept_path("runs/reverse/checkpoint.npz", 400).as_posix()
+    'runs/reverse/checkpoint-step000400.npz'
+    """
+    path = Path(checkpoint_path)
+    return path.with_name(f"{path.stem}-step{step:06d}{path.suffix}")
 
 
 def _check_optimizer_holds_the_model(model: Module, optimizer: Optimizer) -> None:

@@ -1,0 +1,296 @@
+"""Checkpoint averaging (paper section 6.1): the checkpoints a run keeps, their mean, and the ``average`` command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+from minitransformer import nn, optim
+from minitransformer.cli import main
+from minitransformer.data import CharTokenizer
+from minitransformer.train import (
+    CheckpointError,
+    Trainer,
+    average_checkpoints,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+
+pytestmark = [pytest.mark.single_backend, pytest.mark.usefixtures("restore_blas_threads")]
+
+TINY = ["--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff", "32", "--batch-size", "16", "--no-progress",
+        "--no-pictures", "--set", "n_train=64", "--set", "n_val=8", "--set", "n_test=8"]
+
+
+class Small(nn.Module):
+    """Embedding -> LayerNorm -> Linear, with a config: what a checkpoint of a task's model holds, in small."""
+
+    def __init__(self, vocab=5, d=3):
+        super().__init__()
+        self.config = {"vocab": vocab, "d": d}
+        self.emb = nn.Embedding(vocab, d)
+        self.norm = nn.LayerNorm(d)
+        self.out = nn.Linear(d, vocab)
+
+    def forward(self, ids):
+        return self.out(self.norm(self.emb(ids)))
+
+
+def _checkpoints(folder, steps=(10, 20, 30), dtype="float32", seed=0, **changes):
+    """One checkpoint of a ``Small`` model a step, each with other random weights; ``changes`` (step -> dict of
+    save_checkpoint's arguments, or "model" -> another model) make one of them differ."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for step in steps:
+        change = changes.get(f"at_{step}", {})
+        model = change.pop("model", None) or Small().to(dtype)
+        model.load_state_dict({k: rng.standard_normal(v.shape).astype(v.dtype) for k, v in model.state_dict().items()})
+        arguments = dict(tokenizer=CharTokenizer("abc"), history={"train_loss": [[step, 1.0 / step]]},
+                         extra={"task": "demo", "settings": {"lr": 1e-3, "seed": 0}}, rng_state=None)
+        arguments.update(change)
+        paths.append(save_checkpoint(folder / f"m-{step}.npz", model, step=step, **arguments))
+    return paths
+
+
+# ------------------------------------------------------------------ the mean
+def test_the_average_is_the_mean_of_each_parameter_by_hand(tmp_path):
+    paths = _checkpoints(tmp_path, dtype="float64")
+    states = [read_checkpoint(p).model_state for p in paths]
+    avg = average_checkpoints(paths)
+    assert set(avg.model_state) == set(states[0])
+    for name, mean in avg.model_state.items():
+        by_hand = (states[0][name] + states[1][name] + states[2][name]) / 3
+        assert mean.dtype == np.float64
+        np.testing.assert_array_equal(mean, by_hand, err_msg=name)
+        np.testing.assert_allclose(mean, np.mean([s[name] for s in states], axis=0), rtol=1e-15, atol=0)
+    # the rest is the last checkpoint's; what resumes training is not kept
+    last = read_checkpoint(paths[-1])
+    assert (avg.step, avg.history, avg.config, avg.tokenizer) == (30, last.history, last.config, last.tokenizer)
+    assert avg.extra == {**last.extra, "averaged": {"steps": [10, 20, 30], "files": [str(p) for p in paths]}}
+    assert avg.optimizer_state is None and avg.schedule_state is None and avg.rng_state is None
+    assert avg.trainer_state == {}
+
+
+def test_float32_weights_are_summed_in_float64_and_cast_back(tmp_path):
+    model = Small()
+    paths = []
+    for step, value in ((1, 1.0), (2, 2.0 ** -24), (3, 2.0 ** -24)):  # in float32, 1 + 2**-24 rounds back to 1
+        model.load_state_dict({k: np.full(v.shape, value, np.float32) for k, v in model.state_dict().items()})
+        paths.append(save_checkpoint(tmp_path / f"m{step}.npz", model, step=step))
+    weight = average_checkpoints(paths).model_state["out.weight"]
+    float32_sum = (np.float32(1.0) + np.float32(2.0 ** -24) + np.float32(2.0 ** -24)) / np.float32(3)
+    assert weight.dtype == np.float32
+    assert np.all(weight == np.float32((1.0 + 2.0 ** -23) / 3)) and np.all(weight != float32_sum)
+
+
+def test_one_checkpoint_averages_to_itself_bit_for_bit(tmp_path):
+    mt.manual_seed(3)
+    model = nn.Transformer(11, 11, 8, 2, 16, 1, 1, max_len=8, share_embeddings=True)  # tied weights, buffers
+    path = save_checkpoint(tmp_path / "m.npz", model, step=7)
+    avg = average_checkpoints([path])
+    saved = read_checkpoint(path).model_state
+    assert list(avg.model_state) == list(saved)
+    for name, a in saved.items():
+        assert avg.model_state[name].dtype == a.dtype and avg.model_state[name].tobytes() == a.tobytes(), name
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"extra": {"task": "demo", "settings": {"lr": 2e-3, "seed": 0}}}, "extra/settings/lr is 0.002 in the first, "
+                                                                      "0.001 in the second"),
+    ({"extra": {"task": "other", "settings": {"lr": 1e-3, "seed": 0}}}, "extra/task is 'other' in the first, 'demo'"),
+    ({"tokenizer": CharTokenizer("abd")}, "tokenizer/"),
+    ({"model": Small(d=4)}, "config/d is 4 in the first, 3 in the second"),
+    ({"model": Small(), "config": {"vocab": 5, "d": 3}, "extra": {"task": "demo", "settings": {"lr": 1e-3, "seed": 0},
+                                                                  "more": 1}},
+     "extra/more is 1 in the first, absent in the second"),
+])
+def test_a_checkpoint_of_another_run_is_refused_naming_the_file_the_key_and_both_values(tmp_path, change, says):
+    paths = _checkpoints(tmp_path, at_20=dict(change))
+    with pytest.raises(CheckpointError) as refused:
+        average_checkpoints(paths)
+    message = str(refused.value)
+    assert str(paths[1]) in message and str(paths[2]) in message and says in message, message
+
+
+def test_a_parameter_missing_or_of_another_shape_is_named_with_the_shapes(tmp_path):
+    no_bias = Small()
+    no_bias.out = nn.Linear(3, 5, bias=False)  # the same class and config, one parameter fewer
+    paths = _checkpoints(tmp_path, at_10={"model": no_bias})
+    with pytest.raises(CheckpointError, match=r"parameter 'out.bias' \(shape \(5,\)\) is in .*m-30.npz.*, not in "
+                                              r".*m-10.npz"):
+        average_checkpoints(paths)
+    wide = Small()
+    wide.out = nn.Linear(3, 6)  # config unchanged, one weight of another shape
+    paths = _checkpoints(tmp_path, at_20={"model": wide})
+    with pytest.raises(CheckpointError, match=r"parameter 'out.weight' has shape \(3, 6\) and dtype float32 in the "
+                                              r"first, shape \(3, 5\) and dtype float32 in the second"):
+        average_checkpoints(paths)
+    paths = _checkpoints(tmp_path, at_20={"model": Small().to("float64")})
+    with pytest.raises(CheckpointError, match="dtype float64 in the first, shape .* and dtype float32 in the second"):
+        average_checkpoints(paths)
+
+
+def test_no_checkpoint_one_given_twice_or_a_lone_path_is_refused(tmp_path):
+    paths = _checkpoints(tmp_path, steps=(1, 2))
+    with pytest.raises(ValueError, match="no checkpoints given"):
+        average_checkpoints([])
+    with pytest.raises(ValueError, match="m-1.npz' is given twice"):
+        average_checkpoints([paths[0], paths[1], tmp_path / "." / "m-1.npz"])
+    with pytest.raises(TypeError, match="a list of checkpoint files"):
+        average_checkpoints(str(paths[0]))
+
+
+def test_an_average_loads_to_evaluate_and_is_refused_to_resume_training(tmp_path):
+    avg = average_checkpoints(_checkpoints(tmp_path))
+    model = Small()
+    model.load_state_dict(avg.model_state)
+    path = save_checkpoint(tmp_path / "avg.npz", model, step=avg.step, extra=avg.extra)
+    evaluated = Small()
+    load_checkpoint(path, evaluated)  # the weights load like any checkpoint's
+    np.testing.assert_array_equal(evaluated.out.weight.numpy(), avg.model_state["out.weight"])
+    opt = optim.Adam(evaluated.parameters())
+    with pytest.raises(CheckpointError, match=r"load_checkpoint: .*avg.npz' is an average of checkpoints \(steps 10, "
+                                              r"20, 30\).*no optimizer state.*the last: .*m-30.npz"):
+        load_checkpoint(path, evaluated, opt)
+    trainer = Trainer(evaluated, opt, lambda model, batch: model(batch).sum(), progress=False)
+    with pytest.raises(CheckpointError, match=r"Trainer.load: .*is an average of checkpoints"):
+        trainer.load(path)
+    assert trainer.step == 0
+
+
+# ------------------------------------------------------------------ the checkpoints a run keeps
+def _trainer(folder, keep=3, every=2, name="ckpt.npz"):
+    mt.manual_seed(0)
+    model = nn.Linear(2, 1)
+    return Trainer(model, optim.SGD(model.parameters(), lr=0.1), lambda model, x: (model(x) ** 2).mean(),
+                   progress=False, checkpoint_path=folder / name, checkpoint_every=every, keep_checkpoints=keep)
+
+
+def _data(step):
+    return mt.ones(4, 2) * (step % 3)
+
+
+def _files(folder):
+    return sorted(os.listdir(folder))
+
+
+def test_the_files_kept_are_the_last_n_and_no_others(tmp_path):
+    (tmp_path / "ckpt-step000003.npz").write_bytes(b"not this run's")  # a file of the same form: not deleted
+    (tmp_path / "notes.txt").write_bytes(b"mine")
+    trainer = _trainer(tmp_path)
+    weights = {}
+    trainer.fit(_data, steps=6)
+    weights[6] = trainer.model.weight.numpy().copy()
+    trainer.fit(_data, steps=11)  # off the grid at the end: checkpoint.npz holds step 11, no copy of it is kept
+    assert _files(tmp_path) == ["ckpt-step000003.npz", "ckpt-step000006.npz", "ckpt-step000008.npz",
+                                "ckpt-step000010.npz", "ckpt.npz", "notes.txt"]
+    assert trainer.kept_checkpoints == ["ckpt-step000006.npz", "ckpt-step000008.npz", "ckpt-step000010.npz"]
+    for step in (6, 8, 10):
+        assert read_checkpoint(tmp_path / f"ckpt-step{step:06d}.npz").step == step
+    np.testing.assert_array_equal(read_checkpoint(tmp_path / "ckpt-step000006.npz").model_state["weight"], weights[6])
+    assert read_checkpoint(tmp_path / "ckpt.npz").step == 11
+    assert (tmp_path / "ckpt-step000003.npz").read_bytes() == b"not this run's"
+
+
+def test_a_resumed_run_goes_on_deleting_what_the_run_before_kept(tmp_path):
+    first = _trainer(tmp_path)
+    first.fit(_data, steps=7)  # keeps 2, 4, 6
+    assert _files(tmp_path) == ["ckpt-step000002.npz", "ckpt-step000004.npz", "ckpt-step000006.npz", "ckpt.npz"]
+    resumed = _trainer(tmp_path)
+    resumed.load(tmp_path / "ckpt.npz")
+    resumed.fit(_data, steps=10)  # the run ends on the grid: its last copy is checkpoint.npz again
+    assert _files(tmp_path) == ["ckpt-step000006.npz", "ckpt-step000008.npz", "ckpt-step000010.npz", "ckpt.npz"]
+    last, kept = read_checkpoint(tmp_path / "ckpt.npz"), read_checkpoint(tmp_path / "ckpt-step000010.npz")
+    assert last.step == kept.step == 10
+    np.testing.assert_array_equal(last.model_state["weight"], kept.model_state["weight"])
+
+
+def test_a_checkpoint_cannot_make_a_run_delete_another_file(tmp_path):
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    trainer = _trainer(run, keep=1)
+    trainer.fit(_data, steps=2)
+    victim = tmp_path / "victim.npz"
+    victim.write_bytes(b"keep me")
+    (run / "notes.npz").write_bytes(b"keep me too")
+    trainer.kept_checkpoints = ["../victim.npz", "notes.npz", str(victim), 3, "ckpt-step000002.npz"]
+    trainer.save(run / "ckpt.npz")
+    resumed = _trainer(run, keep=1)
+    resumed.load(run / "ckpt.npz")
+    assert resumed.kept_checkpoints == ["ckpt-step000002.npz"]  # only names of the form the run writes
+    resumed.fit(_data, steps=6)
+    assert victim.read_bytes() == b"keep me" and (run / "notes.npz").read_bytes() == b"keep me too"
+    assert _files(run) == ["ckpt-step000006.npz", "ckpt.npz", "notes.npz"]
+    shutil.copytree(run, elsewhere)  # a checkpoint of another folder: its files are not this run's
+    other = _trainer(tmp_path / "third", keep=1)
+    other.load(elsewhere / "ckpt.npz")
+    assert other.kept_checkpoints == []
+
+
+def test_keep_checkpoints_needs_checkpoint_every_and_a_count(tmp_path):
+    model = nn.Linear(2, 1)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="keep_checkpoints=3 keeps the checkpoints written every checkpoint_every"):
+        Trainer(model, opt, lambda m, x: m(x).sum(), checkpoint_path=tmp_path / "c.npz", keep_checkpoints=3)
+    with pytest.raises(ValueError, match="keep_checkpoints"):
+        Trainer(model, opt, lambda m, x: m(x).sum(), checkpoint_path=tmp_path / "c.npz", checkpoint_every=2,
+                keep_checkpoints=0)
+
+
+# ------------------------------------------------------------------ the command line
+def test_train_keeps_average_writes_and_evaluate_and_generate_read_the_average(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "6", *TINY, "--checkpoint-every", "2", "--keep-checkpoints",
+                 "2", "--out", str(out)]) == 0
+    assert _files(out) == ["checkpoint-step000004.npz", "checkpoint-step000006.npz", "checkpoint.npz", "metrics.json"]
+    kept = [str(out / "checkpoint-step000004.npz"), str(out / "checkpoint-step000006.npz")]
+    capsys.readouterr()
+
+    avg = tmp_path / "avg.npz"
+    assert main(["average", *kept, "--out", str(avg)]) == 0
+    assert "averaged 2 checkpoints of task copy, steps 4, 6" in capsys.readouterr().out
+    states = [read_checkpoint(p).model_state for p in kept]
+    written = read_checkpoint(avg)
+    assert written.step == 6 and written.optimizer_state is None and written.extra["task"] == "copy"
+    for name, mean in written.model_state.items():
+        by_hand = ((states[0][name].astype(np.float64) + states[1][name].astype(np.float64)) / 2).astype(np.float32)
+        np.testing.assert_array_equal(mean, by_hand, err_msg=name)
+
+    assert main(["evaluate", str(avg)]) == 0
+    assert "trained for 6 steps, the average of steps 4, 6" in capsys.readouterr().out
+    assert main(["generate", str(avg), "--input", "1 2 3 4 5 6 7 8"]) == 0
+    capsys.readouterr()
+
+    assert main(["average", *kept, "--out", str(avg)]) == 2  # an existing file is kept ...
+    assert "exists (task copy, step 6); add --overwrite" in capsys.readouterr().err
+    assert main(["average", *kept, "--out", str(avg), "--overwrite"]) == 0  # ... unless replaced on purpose
+    assert main(["average", kept[1], str(out / "checkpoint.npz"), "--out", str(tmp_path / "twice.npz")]) == 2
+    assert "both hold step 6: the same weights would count twice" in capsys.readouterr().err
+    assert not (tmp_path / "twice.npz").exists()
+
+    shutil.copy(avg, out / "checkpoint.npz")  # resuming from an average: refused, saying why
+    assert main(["train", "--task", "copy", "--steps", "8", *TINY, "--out", str(out), "--resume"]) == 2
+    assert "is an average of checkpoints (steps 4, 6)" in capsys.readouterr().err
+
+
+def test_a_run_removes_what_a_killed_copy_left(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out)]) == 0
+    stale = out / ".checkpoint-step000400.npz.0123456789ab.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    other = out / ".notes-step000400.npz.0123456789ab.tmp"  # not a checkpoint's temporary: kept
+    other.write_bytes(b"mine")
+    assert main(["train", "--task", "copy", "--steps", "3", "--resume", "--no-progress", "--out", str(out)]) == 0
+    assert not stale.exists() and other.read_bytes() == b"mine"
+
+
+def test_keep_checkpoints_without_checkpoint_every_is_refused_naming_both(tmp_path, capsys):
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--keep-checkpoints", "2",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "--keep-checkpoints N keeps the last N checkpoints written every --checkpoint-every" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
