@@ -382,7 +382,8 @@ class EmulatedKernels(K.CudaKernels):
         for a, other in zip(arrays, backwards):
             assert a.tobytes() == other.tobytes(), (
                 f"{name}: race: a barrier is missing? The result depends on the order the threads run in: a thread "
-                "read s[...] before or after another wrote it, with no __syncthreads() between them that both reach")
+                "read s[...] before or after another wrote it, with no __syncthreads() between them that both reach "
+                "(or two blocks write the same entries: does block r write its own row only?)")
         self.cupy.check(name)
 
     def _cublas_handle(self) -> int:

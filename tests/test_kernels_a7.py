@@ -64,23 +64,27 @@ def _diagnose(got, want, dtype, block: int, hint: str = "") -> str:
             return f"{said}, none in row 0: does block r write row r, at r * n (blockIdx.x)?; {where}"
         return f"{said}: does every row get every entry written?; {where}"
     if not np.isfinite(got).all():
-        return f"inf or nan in the result{(': ' + hint) if hint else ''}; {where}"
-    if rows > 1 and not wrong[0].any():
-        return f"row 0 is right but later rows are not: block r works on row r, from r * n (blockIdx.x); {where}"
+        return f"inf or nan in the result{(': ' + hint) if hint else ''}; {where}{REDUCTIONS_FIRST}"
     if n > block and not wrong[:, :block].any():
         return (f"right on each row's first {block} entries, wrong past them: each thread must go on along the "
                 f"row, i = threadIdx.x; i < n; i += blockDim.x; {where}")
+    if rows > 1 and np.allclose(got, want[:1], rtol=10 * TOLERANCE[dtype], atol=10 * TOLERANCE[dtype] * scale):
+        return f"every row is row 0's result: block r works on row r, from r * n (blockIdx.x); {where}"
     if np.allclose(got, -want, rtol=10 * TOLERANCE[dtype], atol=10 * TOLERANCE[dtype] * scale):
         return f"the negative of the formula: a sign?; {where}"
-    return where
+    return f"{where}{REDUCTIONS_FIRST}"
+
+
+#: said under a wrong result of a row kernel, which may be right but for the reductions it calls
+REDUCTIONS_FIRST = " (a wrong block_sum or block_max makes this wrong too: if their tests fail, start there)"
 
 
 def _agree(name: str, got, want, dtype, block: int, hint: str = "") -> None:
     """``got`` (the kernel's, of ``dtype``) against the formula ``want``, with a message naming the mistake."""
     assert got.dtype == np.dtype(dtype) and got.shape == want.shape, (
         f"{name}: {got.dtype} {got.shape}, the formula {np.dtype(dtype)} {want.shape}")
-    why = _diagnose(got, want, dtype, block, hint)
-    assert not why, f"{name}: {why}"
+    if why := _diagnose(got, want, dtype, block, hint):
+        raise AssertionError(f"{name}: {why}")
 
 
 def _block(n: int) -> int:
@@ -162,8 +166,14 @@ def test_softmax_forward_is_the_formula(emulated_cuda, shape, dtype, rng):
     x = rng.normal(scale=3.0, size=shape).astype(dtype)
     x[..., 0] = alternating_large(shape[:-1])  # a large entry: the max is subtracted first, each row's own
     y = emulated_cuda.softmax_forward(_guarded(emulated_cuda, x))
+    sums = np.asarray(y, dtype=np.float64).sum(axis=-1)
+    if np.isfinite(sums).all() and not np.allclose(sums, 1, rtol=10 * TOLERANCE[dtype]) and (y >= 0).all():
+        raise AssertionError(f"softmax_forward: the rows do not sum to 1 (row sums {sums.ravel()[:3]}, ...): is each "
+                             "e = exp(x - m) divided by the row's sum, block_sum of the e's?" + REDUCTIONS_FIRST)
     _agree("softmax_forward", y, softmax(x), dtype, _block(shape[-1]),
-           hint="exp(x) overflows for x of a few hundred: y = exp(x - m) / sum_j exp(x_j - m), m the row's max")
+           hint="is the row's max m subtracted, y = exp(x - m) / sum_j exp(x_j - m)? exp(x) overflows from x = 89 "
+                "(float32) or 710 (float64). Does each thread read its row's entries only (i < n; a thread with none, "
+                "n < blockDim.x, starts its max from an entry of the row)?")
 
 
 @pytest.mark.assignment(7, points=20)
@@ -200,7 +210,8 @@ def test_layer_norm_forward_is_the_formula(emulated_cuda, shape, affine, dtype, 
     want_y = want_hat * (1 if gamma is None else gamma) + (0 if beta is None else beta)
     block = _block(d)
     _agree("layer_norm_forward (x_hat)", x_hat, want_hat, dtype, block,
-           hint="is the variance the mean of (x - mu)^2 over the row (the biased one, / d), plus eps under the root?")
+           hint="is the variance the mean of (x - mu)^2 over the row (the biased one, / d), with eps added under the "
+                "square root?")
     _agree("layer_norm_forward (inv_std: 1 / sqrt(var + eps), one per row)", inv_std, inv, dtype, 1)
     formula = {"gamma-beta": "gamma x_hat + beta", "gamma": "gamma x_hat, no beta", "plain": "x_hat: no gamma, no beta"}
     _agree(f"layer_norm_forward (y = {formula[affine]})", y, want_y, dtype, block)
