@@ -21,6 +21,7 @@ Three ways, so that they are checked even where no GPU is:
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -396,23 +397,25 @@ class EmulatedKernels(K.CudaKernels):
         return x.ctypes.data
 
 
-def emulated_kernels(tmp_path_factory) -> EmulatedKernels:
+def emulated_kernels(tmp_path_factory, source: str | None = None, dtypes=tuple(K.C_TYPES)) -> EmulatedKernels:
     """The kernels compiled by g++ for the CPU under the emulation, for float32 and float64 (skips without g++).
 
     Also what ``pytest --emulated-kernels`` gives the numpy backend for the whole suite (``tests/conftest.py``).
+    ``source`` in place of SOURCE (a student's copy, a mistake), and only ``dtypes``, for the tests of the emulation.
     """
     if reason := emulation_missing():
         pytest.skip(reason)
     libraries = {}
-    for dtype, c_type in K.C_TYPES.items():
+    for dtype in dtypes:
+        c_type = K.C_TYPES[dtype]
         folder = tmp_path_factory.mktemp(f"kernels-{dtype}")
-        source = folder / "kernels.cpp"
-        kernels = K.SOURCE.replace("{T}", c_type)
+        kernels = (K.SOURCE if source is None else source).replace("{T}", c_type)
+        source_file = folder / "kernels.cpp"
         # g++'s errors name the lines of kernels.py (#line), and the emulation's own as such
-        source.write_text(f"#define SHARED_ENTRIES {SHARED_ENTRIES}\n{PRELUDE}{_line_of_source()}{kernels}\n"
-                          f'#line 1 "tests/test_kernels.py RUNNERS"\n{RUNNERS}', encoding="utf-8")
+        source_file.write_text(f"#define SHARED_ENTRIES {SHARED_ENTRIES}\n{PRELUDE}{_line_of_source()}{kernels}\n"
+                               f'#line 1 "tests/test_kernels.py RUNNERS"\n{RUNNERS}', encoding="utf-8")
         library = folder / "kernels.so"
-        done = subprocess.run(["g++", "-std=c++20", "-O1", "-shared", "-fPIC", str(source), "-o",
+        done = subprocess.run(["g++", "-std=c++20", "-O1", "-shared", "-fPIC", str(source_file), "-o",
                                str(library)], capture_output=True, encoding="utf-8")
         if done.returncode != 0:
             raise RuntimeError(f"minitransformer/kernels.py: its CUDA source (SOURCE) does not compile for the CPU "
@@ -474,12 +477,24 @@ def test_the_suite_runs_on_the_emulated_kernels_with_an_option():
 
 
 # ------------------------------------------------------------------ compiled as CUDA
+def a7_student_source() -> str:
+    """SOURCE as A7's student copy has it: the marked kernels' bodies stubs (skips in a copy: no markers left)."""
+    from minitransformer.assignments.strip import strip_source
+
+    source, stubs = strip_source(K.SOURCE, 7)
+    if not stubs:
+        pytest.skip("not in a student copy: the kernels' solutions (minitransformer/kernels.py has no A7 markers)")
+    return source
+
+
+@pytest.mark.parametrize("copy", ["solution", "A7 student"])
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
-def test_the_source_compiles_with_nvcc(dtype, tmp_path):
+def test_the_source_compiles_with_nvcc(dtype, copy, tmp_path):
     if shutil.which("nvcc") is None:
         pytest.skip("nvcc is not installed")
     source = tmp_path / "kernels.cu"
-    source.write_text(K.SOURCE.replace("{T}", K.C_TYPES[dtype]), encoding="utf-8")
+    text = K.SOURCE if copy == "solution" else a7_student_source()  # A7's stubs: not_implemented, printf and __trap
+    source.write_text(text.replace("{T}", K.C_TYPES[dtype]), encoding="utf-8")
     done = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", str(source), "-o", str(tmp_path / "kernels.ptx")],
                           capture_output=True, encoding="utf-8")
     assert done.returncode == 0, done.stderr
@@ -1110,6 +1125,84 @@ def test_matmul_with_emulated_cublas_matches_the_formulas(emulated, shared, rng)
         return [y.numpy(), A.grad.numpy(), B.grad.numpy()]
 
     _agree(emulated, run, ["gemm"] * 3, "float64")
+
+
+# ------------------------------------------------------------------ A7: a student's kernels under the emulation
+def a7_graded_tests():
+    """``tests/test_kernels_a7.py``, A7's graded tests, as a module: its test functions, called here on kernels
+    compiled from another source."""
+    spec = importlib.util.spec_from_file_location("a7_graded", Path(__file__).with_name("test_kernels_a7.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a7_stubs_raise_their_message_in_the_kernels_that_reach_them_only(tmp_path_factory, rng):
+    """In A7's copy each stub fails the launches that reach it, at run time, with its hint; the other kernels run."""
+    kernels = emulated_kernels(tmp_path_factory, a7_student_source(), dtypes=("float64",))
+    x = rng.normal(size=(2, 5))
+    with pytest.raises(NotImplementedError, match=r"^A7: softmax_forward: .* \(reached in the launch of "
+                                                  r"softmax_forward\)$"):
+        kernels.softmax_forward(x)
+    with pytest.raises(NotImplementedError, match=r"^A7: block_sum: .*layer_norm_backward\)$"):  # (it calls block_sum)
+        kernels.layer_norm_backward(x, x, None, np.ones((2, 1)))
+    y, t = kernels.gelu_forward(x)  # no stub on their way: they run
+    assert rel_err(t, np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3))) < 1e-12
+    assert rel_err(kernels.column_sums(x)[0], x.sum(axis=0)) < 1e-12
+
+
+#: realistic mistakes in A7's kernels: (the solution's text, the mistake, the graded test that must fail, its
+#: arguments, what its message must say)
+A7_MISTAKES = {
+    "barrier missing": ("    __syncthreads();  // s is reused by the next reduction\n", "",
+                        "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 32},
+                        r"block_sums: race: a barrier is missing\?"),
+    "barrier inside an if": ("if (threadIdx.x < k) s[threadIdx.x] += s[threadIdx.x + k];\n        __syncthreads();",
+                             "if (threadIdx.x < k) { s[threadIdx.x] += s[threadIdx.x + k]; __syncthreads(); }",
+                             "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 64},
+                             r"reached a __syncthreads\(\) that others never reach"),
+    "a round left out": ("k > 0; k >>= 1) {\n        if (threadIdx.x < k) s[threadIdx.x] +=",
+                         "k > 1; k >>= 1) {\n        if (threadIdx.x < k) s[threadIdx.x] +=",
+                         "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 128},
+                         r"thread 0 of block 0 got .*a round left out, or one too many\?"),
+    "max the wrong way": ("s[threadIdx.x + k] > s[threadIdx.x]) s[threadIdx.x]",
+                          "s[threadIdx.x + k] < s[threadIdx.x]) s[threadIdx.x]",
+                          "test_block_max_gives_every_thread_the_max_of_its_block", {"block": 32},
+                          r"every thread got the block's minimum"),
+    "no max shift": ("T e = exp(xr[i] - m);", "T e = exp(xr[i]);", "test_softmax_forward_is_the_formula",
+                     {"shape": (3, 1)}, r"inf or nan in the result: is the row's max m subtracted"),
+    "no stride loop": ("for (long long i = threadIdx.x; i < n; i += blockDim.x) yr[i] /= total;",
+                       "if (threadIdx.x < n) yr[threadIdx.x] /= total;", "test_softmax_forward_is_the_formula",
+                       {"shape": (2, 1000)}, r"right on each row's first 256 entries, wrong past them"),
+    "rows overlap": ("long long row = (long long)blockIdx.x * n;\n    T dot", "long long row = blockIdx.x;\n    T dot",
+                     "test_softmax_backward_is_the_formula", {"shape": (2, 5), "divisor": 1.0},
+                     r"or two blocks write the same entries"),
+    "backward sign": ("(grad[row + i] * y[row + i] - y[row + i] * dot)",
+                      "(y[row + i] * dot - grad[row + i] * y[row + i])", "test_softmax_backward_is_the_formula",
+                      {"shape": (2, 5), "divisor": 1.0},
+                      r"the negative of the formula: a sign\?"),
+    "backward not divided": ("y[row + i] * dot) / divisor;", "y[row + i] * dot);",
+                             "test_softmax_backward_is_the_formula", {"shape": (2, 5), "divisor": 2.0},
+                             r"it is not divided \(the last argument, divisor\)"),
+    "every block row 0": ("    long long row = (long long)blockIdx.x * d;\n    T total = 0;",
+                          "    long long row = 0;\n    T total = 0;", "test_layer_norm_forward_is_the_formula",
+                          {"shape": (2, 7), "affine": "plain"},
+                          r"never written .*none in row 0: does block r write row r"),
+    "unbiased variance": ("T std = sqrt(block_sum(squares, s) / (T)d + eps);",
+                          "T std = sqrt(block_sum(squares, s) / (T)(d - 1) + eps);",
+                          "test_layer_norm_forward_is_the_formula", {"shape": (3, 1), "affine": "plain"},
+                          r"\(x_hat\): inf or nan .*the biased one, / d"),
+}
+
+
+@pytest.mark.parametrize("mistake", list(A7_MISTAKES))
+def test_a7s_graded_tests_fail_a_mistake_and_say_what_it_likely_is(mistake, tmp_path_factory, rng):
+    old, new, test, args, message = A7_MISTAKES[mistake]
+    a7_student_source()  # (skips in a copy, which has no solution to make mistakes in)
+    assert K.SOURCE.count(old) == 1, f"{mistake}: not once in SOURCE: {old!r}"
+    kernels = emulated_kernels(tmp_path_factory, K.SOURCE.replace(old, new), dtypes=("float64",))
+    with pytest.raises(AssertionError, match=message):
+        getattr(a7_graded_tests(), test)(emulated_cuda=kernels, dtype="float64", rng=rng, **args)
 
 
 # ------------------------------------------------------------------ on a GPU
