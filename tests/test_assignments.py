@@ -607,7 +607,7 @@ def test_the_table_names_g_plus_plus_for_the_kernels_points_not_graded():
                                                               worth=100.0)], skipped_points=100.0)
     table = " ".join(format_table(g).split())
     assert "NOT GRADED HERE: 1 case worth 100.00 of the assignment's 100.00 points was skipped" in table
-    assert f"which needs g++ and Linux or macOS. To grade out of 100.00, grade on such a machine with g++: " \
+    assert f"which needs g++ (and Linux). To grade out of 100.00, grade on such a machine with g++: " \
         f"{GXX_INSTALL}" in table and "PyTorch" not in table
 
 

@@ -435,9 +435,9 @@ def _line_of_source() -> str:
 
 
 def emulation_missing() -> str:
-    """Why the CPU emulation cannot run here ("" where it can): it needs g++ and ``ucontext`` (Linux, macOS)."""
+    """Why the CPU emulation cannot run here ("" where it can): it needs g++ and ``ucontext`` (Linux)."""
     if sys.platform == "win32":
-        return "the CPU emulation of the CUDA kernels needs g++ and ucontext (Linux, macOS): not on Windows"
+        return "the CPU emulation of the CUDA kernels needs g++ and ucontext (POSIX: Linux): not on Windows"
     if shutil.which("g++") is None:
         return "g++ is not installed: the CPU emulation of the CUDA kernels needs it"
     return ""

@@ -317,7 +317,7 @@ def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> tup
 #: what to install when the skipped cases are PyTorch's comparisons (the version CI uses)
 TORCH_INSTALL = "pip install torch==2.13.0"
 #: what to install when the skipped cases are A7's kernels, run on the CPU under the emulation of CUDA (g++)
-GXX_INSTALL = "sudo apt install g++ (Debian, Ubuntu), or xcode-select --install (macOS)"
+GXX_INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux only)"
 
 
 def reason(error: str, limit: int = 400) -> str:
@@ -407,6 +407,6 @@ def _not_graded(g: Grade) -> list[str]:
         lines.append(f"  They compare with PyTorch, which is not installed here. To grade out of {full:.2f}, install "
                      f"it and grade again: {TORCH_INSTALL}")
     if any("g++" in w for w in why):
-        lines.append(f"  They run the CUDA kernels on the CPU under an emulation of CUDA, which needs g++ and Linux or "
-                     f"macOS. To grade out of {full:.2f}, grade on such a machine with g++: {GXX_INSTALL}")
+        lines.append(f"  They run the CUDA kernels on the CPU under an emulation of CUDA, which needs g++ (and Linux). "
+                     f"To grade out of {full:.2f}, grade on such a machine with g++: {GXX_INSTALL}")
     return lines
