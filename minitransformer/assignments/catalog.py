@@ -21,9 +21,9 @@ class Assignment:
     notebooks : tuple of str
         The notebooks (in ``notebooks/``) with its exercise cells, the ones that help.
     keeps : tuple of str
-        Files (from the checkout's top) that the other copies leave out
-        (:data:`~minitransformer.assignments.strip.LEFT_OUT`) and this one holds: A7's CUDA kernels and the tests
-        whose emulation of CUDA runs them.
+        Files (from the checkout's top) that the other copies leave out (``LEFT_OUT`` in
+        ``minitransformer/assignments/strip.py``) and this one holds: A7's CUDA kernels and the tests whose
+        emulation of CUDA runs them.
 
     Examples
     --------

@@ -48,7 +48,7 @@ from .catalog import get
 __all__ = ["regions", "Region", "strip_source", "strip_notebook", "build", "source_root"]
 
 BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "# YOUR CODE HERE"
-#: a marker's comment in each language: Python's (and a notebook's), and C++'s (the CUDA source of kernels.py)
+#: the comment that starts a marker in Python (and a notebook) and in C++ (the CUDA source of kernels.py)
 COMMENTS = ("###", "//")
 _BEGIN = re.compile(r"^(?P<indent>\s*)(?P<comment>###|//) BEGIN SOLUTION A(?P<number>\d+): (?P<hint>\S.*?)\s*$")
 
