@@ -419,14 +419,14 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Build a student copy of the package in which assignment N's formula "
                                         "bodies raise NotImplementedError, and grade a copy with the tests.")
     actions = assign.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="the assignments A1 to A6")
+    actions.add_parser("list", help="the assignments A1 to A7")
     make = actions.add_parser("build", help="write a student copy (package, tests, notebooks) for assignment N")
-    make.add_argument("number", help="the assignment, 1 to 6")
+    make.add_argument("number", help="the assignment, 1 to 7")
     make.add_argument("out", help="a new folder for the copy")
     make.add_argument("--solution", action="store_true", help="keep the solution (the instructor's copy)")
     mark = actions.add_parser("grade", help="run assignment N's tests on a copy: a table of tests and points, "
                                             "also written as JSON")
-    mark.add_argument("number", help="the assignment, 1 to 6")
+    mark.add_argument("number", help="the assignment, 1 to 7")
     mark.add_argument("path", nargs="?", default=".", help="the copy to grade (default: the current folder)")
     mark.add_argument("--json", default=None, help="where to write the grade (default: grade-A<N>.json)")
     mark.add_argument("--timeout", type=_positive_int, default=1800, metavar="SECONDS",

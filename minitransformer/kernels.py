@@ -61,35 +61,59 @@ __all__ = ["CudaKernels", "SOURCE", "C_TYPES", "block_size", "cublas_layout", "t
 SOURCE = r"""
 typedef {T} T;
 
-// the sum over the block of each thread's v; every thread gets it (blockDim.x is a power of two)
+// What a body not written yet calls (a stub of A7's student copy, `minitransformer assignments build 7`): on a GPU
+// it prints its message and stops the kernel with an error. The CPU emulation of tests/test_kernels.py defines its
+// own, which raises NotImplementedError(message) once the launch is over.
+#ifdef __CUDACC__
+__device__ void not_implemented(const char* message) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) printf("%s\n", message);
+    __trap();
+}
+#endif
+
+// The sum over the block of each thread's v; every thread gets it. blockDim.x is a power of two and s holds
+// blockDim.x entries of shared memory. A tree: each thread t (threadIdx.x) puts its v in s[t]; then in
+// log2(blockDim.x) rounds, k = blockDim.x / 2, ..., 2, 1, each thread t < k adds s[t + k] into s[t], until s[0]
+// holds the sum. A thread may read what another wrote only after a __syncthreads() that both reach between the
+// write and the read: before the first round, after each, and before returning (the next reduction writes s).
 __device__ T block_sum(T v, T* s) {
+    T total = v;
+    // BEGIN SOLUTION A7: block_sum: s[t] = v; for k = blockDim.x/2 .. 1, s[t] += s[t + k] if t < k; all read s[0]
     s[threadIdx.x] = v;
     __syncthreads();
     for (unsigned int k = blockDim.x / 2; k > 0; k >>= 1) {
         if (threadIdx.x < k) s[threadIdx.x] += s[threadIdx.x + k];
         __syncthreads();
     }
-    T total = s[0];
+    total = s[0];
     __syncthreads();  // s is reused by the next reduction
+    // END SOLUTION
     return total;
 }
 
-// the max over the block of each thread's v
+// The max over the block of each thread's v, every thread gets it: block_sum's tree, with max in place of +
 __device__ T block_max(T v, T* s) {
+    T m = v;
+    // BEGIN SOLUTION A7: block_max: block_sum's tree, with the larger of s[t] and s[t + k] in place of their sum
     s[threadIdx.x] = v;
     __syncthreads();
     for (unsigned int k = blockDim.x / 2; k > 0; k >>= 1) {
         if (threadIdx.x < k && s[threadIdx.x + k] > s[threadIdx.x]) s[threadIdx.x] = s[threadIdx.x + k];
         __syncthreads();
     }
-    T m = s[0];
+    m = s[0];
     __syncthreads();
+    // END SOLUTION
     return m;
 }
 
-// y = exp(x - m) / sum_j exp(x_j - m), m = max_j x_j; block r takes row r (n entries)
+// y = exp(x - m) / sum_j exp(x_j - m), m = max_j x_j (without it exp overflows for x of a few hundred). Block r
+// takes row r (n entries, from x + r n), and its blockDim.x threads stride over it: thread t takes entries t,
+// t + blockDim.x, t + 2 blockDim.x, ... < n (a row may be longer than the block, or shorter: a thread with no entry
+// still takes part in each block reduction, with a value that changes nothing, the row's first entry for the max)
 extern "C" __global__ void softmax_forward(const T* x, T* y, long long n) {
     extern __shared__ T s[];
+    // BEGIN SOLUTION A7: softmax_forward: row max (block_max), e = exp(x - max) and its sum (block_sum), y = e / sum
     const T* xr = x + (long long)blockIdx.x * n;
     T* yr = y + (long long)blockIdx.x * n;
     T m = xr[0];
@@ -103,17 +127,21 @@ extern "C" __global__ void softmax_forward(const T* x, T* y, long long n) {
     }
     total = block_sum(total, s);
     for (long long i = threadIdx.x; i < n; i += blockDim.x) yr[i] /= total;  // each thread its own entries
+    // END SOLUTION
 }
 
-// xbar = (ybar y - y sum_j ybar_j y_j) / divisor: softmax's (divisor 1), or attention's weights' (divisor sqrt(d_k))
+// xbar = (ybar y - y sum_j ybar_j y_j) / divisor: softmax's (divisor 1), or attention's weights' (divisor sqrt(d_k));
+// grad is ybar; block r takes row r (n entries) of grad, y and grad_x, as in softmax_forward
 extern "C" __global__ void softmax_backward(const T* grad, const T* y, T* grad_x, long long n, T divisor) {
     extern __shared__ T s[];
+    // BEGIN SOLUTION A7: softmax_backward: dot = sum_j ybar_j y_j (block_sum), then (ybar y - y dot) / divisor
     long long row = (long long)blockIdx.x * n;
     T dot = 0;
     for (long long i = threadIdx.x; i < n; i += blockDim.x) dot += grad[row + i] * y[row + i];
     dot = block_sum(dot, s);
     for (long long i = threadIdx.x; i < n; i += blockDim.x)
         grad_x[row + i] = (grad[row + i] * y[row + i] - y[row + i] * dot) / divisor;
+    // END SOLUTION
 }
 
 // Attention's weights, y = softmax over the allowed keys of z = x / divisor: 0 at a hidden key, and 0 in a row
@@ -144,10 +172,14 @@ extern "C" __global__ void masked_softmax_forward(const T* x, const bool* mask, 
     for (long long j = threadIdx.x; j < n; j += blockDim.x) yr[j] = total > 0 ? yr[j] / total : (T)0;
 }
 
-// x_hat = (x - mu) / sqrt(var + eps), y = gamma x_hat + beta; keeps x_hat and 1 / sqrt(var + eps) per row
+// x_hat = (x - mu) / sqrt(var + eps), y = gamma x_hat + beta; keeps x_hat and 1 / sqrt(var + eps) per row.
+// mu and var = mean((x - mu)^2) (the biased variance) over the row of d entries, blockIdx.x's (its threads stride
+// over it as in softmax_forward); gamma and beta (d entries, one per column) only where has_gamma and has_beta are
+// not 0 (absent: as if 1 and 0); inv_std has one entry per row
 extern "C" __global__ void layer_norm_forward(const T* x, const T* gamma, const T* beta, T* y, T* x_hat,
                                               T* inv_std, long long d, T eps, int has_gamma, int has_beta) {
     extern __shared__ T s[];
+    // BEGIN SOLUTION A7: layer_norm_forward: mu, var (block_sum); x_hat = (x - mu) / sqrt(var + eps); y; inv_std
     long long row = (long long)blockIdx.x * d;
     T total = 0;
     for (long long i = threadIdx.x; i < d; i += blockDim.x) total += x[row + i];
@@ -165,6 +197,7 @@ extern "C" __global__ void layer_norm_forward(const T* x, const T* gamma, const 
         y[row + i] = has_beta ? out + beta[i] : out;
     }
     if (threadIdx.x == 0) inv_std[blockIdx.x] = (T)1 / std;
+    // END SOLUTION
 }
 
 // xbar = ((g - <g>) - x_hat <g x_hat>) / sqrt(var + eps), g = gamma ybar, <.> the mean over the row

@@ -8,6 +8,11 @@ of ``A<N>`` that no earlier test has failed on, it raises what the stub raises,
 the error), a later test tries the body again. A test that enters no such body runs as usual.
 ``--stub-report FILE`` gets every body and whether it was graded.
 
+A body of the CUDA source (A7's, marked with ``//`` in ``kernels.py``) is not traced: the source is compiled for
+the emulation with each such body behind a switch, ``if (stubbed_body(k)) not_implemented("A7: <hint>"); else
+<body>``, and a graded test of A7 runs with the first body not yet shown graded switched to its stub
+(``MT_STUB_BODY=k``, read by the kernels at each call). It is graded when the test fails with its stub's message.
+
     python -m pytest <graded test files> -p minitransformer.assignments.plugin --assignment all \\
         -p stub_each_body --stub-report bodies.json      # with tests/ and the checkout on PYTHONPATH
 """
@@ -15,6 +20,7 @@ the error), a later test tries the body again. A test that enters no such body r
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -31,10 +37,14 @@ class Stubber:
     def __init__(self, package: Path):
         self.bodies = []  # (file in the package, Region)
         self.lines: dict[str, dict[int, int]] = {}  # file as Python compiled it -> {line of a body: its index}
+        self.cuda: list[int] = []  # the bodies of C++ (the CUDA source), not traced: switched (see switched_source)
         for name in sorted({f for a in ASSIGNMENTS for f in a.files}):
             path = str(package / name)
             for r in regions(Path(path).read_text(encoding="utf-8"), where=name):
-                self.lines.setdefault(path, {}).update(dict.fromkeys(range(r.begin + 1, r.end), len(self.bodies)))
+                if r.comment == "//":
+                    self.cuda.append(len(self.bodies))
+                else:
+                    self.lines.setdefault(path, {}).update(dict.fromkeys(range(r.begin + 1, r.end), len(self.bodies)))
                 self.bodies.append((name, r))
         self.graded: set[int] = set()
         self.number = self.raised = None  # the running test's assignment; the body it raised in
@@ -53,6 +63,20 @@ class Stubber:
         return self.line
 
 
+    def switched_source(self, source: str) -> str:
+        """The CUDA ``source`` (SOURCE of kernels.py, whose marked bodies are :attr:`cuda`, in order) with each
+        marked body behind a switch: its stub where ``MT_STUB_BODY`` names its index, else the body."""
+        lines = source.splitlines()
+        for k, r in zip(reversed(self.cuda), reversed(regions(source)), strict=True):
+            message = json.dumps(f"A{r.number}: {r.hint}")
+            lines[r.end - 1] = f"{r.indent}}}"
+            lines[r.begin - 1] = f"{r.indent}if (stubbed_body({k})) {{ not_implemented({message}); }} else {{"
+        first, _, rest = "\n".join(lines).partition("typedef {T} T;")
+        return (first + "typedef {T} T;\n#include <stdlib.h>\n"
+                'static int stubbed_body(int k) { const char* e = getenv("MT_STUB_BODY"); return e && atoi(e) == k; }'
+                + rest)
+
+
 STUBBER: Stubber | None = None
 
 
@@ -63,19 +87,39 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     global STUBBER
     STUBBER = Stubber(Path(minitransformer.__file__).parent)
+    if STUBBER.cuda:  # before the emulation compiles it (a session fixture)
+        from minitransformer import kernels
+
+        kernels.SOURCE = STUBBER.switched_source(kernels.SOURCE)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     mark = item.get_closest_marker("assignment")
     STUBBER.number, STUBBER.raised, STUBBER.failed = (mark.args[0] if mark else None), None, False
+    switched = next((k for k in STUBBER.cuda if k not in STUBBER.graded and STUBBER.bodies[k][1].number ==
+                     STUBBER.number), None)  # the CUDA body this test tries as a stub, if any
+    if switched is not None:
+        os.environ["MT_STUB_BODY"] = str(switched)
     sys.settrace(STUBBER.call)
     try:
         yield
     finally:
         sys.settrace(None)
+        os.environ.pop("MT_STUB_BODY", None)
     if STUBBER.raised is not None and STUBBER.failed:
         STUBBER.graded.add(STUBBER.raised)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A CUDA body's stub raised when the test's error is its NotImplementedError (under the emulation)."""
+    yield
+    switched = os.environ.get("MT_STUB_BODY")
+    if switched is not None and call.excinfo is not None:
+        r = STUBBER.bodies[int(switched)][1]
+        if str(call.excinfo.value).startswith(f"A{r.number}: {r.hint}"):
+            STUBBER.raised = int(switched)
 
 
 def pytest_runtest_logreport(report):

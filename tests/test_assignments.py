@@ -19,6 +19,7 @@ import pytest
 
 from minitransformer.assignments import ASSIGNMENTS, build, get, grade, strip_notebook, strip_source
 from minitransformer.assignments.grade import (
+    GXX_INSTALL,
     TORCH_INSTALL,
     Grade,
     TestResult,
@@ -68,6 +69,28 @@ def test_the_assignments_body_becomes_a_stub_with_its_hint():
     assert strip_source(MARKED, 3)[0].endswith('raise NotImplementedError("A3: the other one")\n')
 
 
+CUDA = """__device__ T block_sum(T v, T* s) {
+    T total = v;
+    // BEGIN SOLUTION A7: block_sum: the "sum"
+    total = v + v;
+    // END SOLUTION
+    return total;
+}
+"""
+
+
+def test_a_cuda_body_becomes_a_call_that_fails_at_run_time_with_its_hint():
+    """A body of C++ (marked with //) becomes not_implemented("A7: hint"), a C++ string literal; kept elsewhere."""
+    text, n = strip_source(CUDA, 7)
+    assert n == 1 and "SOLUTION" not in text and "v + v" not in text
+    assert ('    T total = v;\n    // YOUR CODE HERE\n    not_implemented("A7: block_sum: the \\"sum\\"");\n'
+            '    return total;\n') in text
+    for number in (None, 2):
+        kept, _ = strip_source(CUDA, number)
+        assert "    total = v + v;\n" in kept and "SOLUTION" not in kept
+    assert [r.comment for r in regions(MARKED + CUDA)] == ["###", "###", "//"]
+
+
 def test_other_assignments_and_the_solution_keep_every_body():
     for number in (None, 1, 4):
         text, _ = strip_source(MARKED, number)
@@ -87,6 +110,9 @@ def test_other_assignments_and_the_solution_keep_every_body():
     ("    ### BEGIN SOLUTION\n", r"<source>:1: a solution marker must read '### BEGIN SOLUTION A<N>: <hint>'"),
     ("    ### BEGIN SOLUTION A9: a\n    ### END SOLUTION\n", r"there is no assignment 9"),
     ("    ### BEGIN SOLUTION A2: a\n    ### END SOLUTION now\n", r"<source>:2: an end marker must be the line"),
+    ("    // BEGIN SOLUTION A7: a\n    ### END SOLUTION\n",
+     r"<source>:2: ### END SOLUTION closes the region opened at line 1 by '// BEGIN SOLUTION'"),
+    ("    // BEGIN SOLUTION A7: a\n", r"<source>:1: // BEGIN SOLUTION A7 is never closed by // END SOLUTION"),
 ])
 def test_malformed_markers_are_refused_with_the_line(text, message):
     with pytest.raises(ValueError, match=message):
@@ -174,7 +200,8 @@ def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(numbe
     stubs = build(number, tmp_path / "copy")
     copy = tmp_path / "copy"
     assert (copy / "tests" / "conftest.py").is_file() and (copy / "setup.cfg").is_file()
-    assert all((ROOT / path).is_file() and not (copy / path).exists() for path in LEFT_OUT)
+    kept = get(number).keeps  # A7's copy holds the CUDA kernels, its exercise, and their tests
+    assert all((ROOT / path).is_file() and (copy / path).exists() == (path in kept) for path in LEFT_OUT)
     assert not (copy / "docs").exists() and not (copy / "tools").exists()
     for path in (copy / "minitransformer").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
@@ -182,7 +209,8 @@ def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(numbe
         if "assignments" in path.parts:  # the kit's own code and docstrings, which show the markers
             continue
         assert "SOLUTION" not in text, path
-        assert (f'raise NotImplementedError("A{number}: ' in text) == (path.relative_to(copy).as_posix() in stubs)
+        stubbed = f'raise NotImplementedError("A{number}: ' in text or f'not_implemented("A{number}: ' in text
+        assert stubbed == (path.relative_to(copy).as_posix() in stubs)
     assert sum(stubs.values()) >= 3
     for nb in (copy / "notebooks").glob("*.ipynb"):
         data = json.loads(nb.read_text(encoding="utf-8"))
@@ -234,7 +262,8 @@ def test_a_copy_without_the_cuda_kernels_runs_the_formulas_on_cupy(tmp_path, mon
     """On a GPU a copy runs the student's formulas, not the CUDA kernels (which it leaves out); bench works too."""
     monkeypatch.delenv("MINITRANSFORMER_KERNELS", raising=False)
     build(2, tmp_path / "a2")
-    for where, kernels in ((ROOT, "CudaKernels"), (tmp_path / "a2", "NoneType")):
+    build(7, tmp_path / "a7")  # A7's copy holds them: the student's kernels
+    for where, kernels in ((ROOT, "CudaKernels"), (tmp_path / "a2", "NoneType"), (tmp_path / "a7", "CudaKernels")):
         run = subprocess.run([sys.executable, "-c", CUPY_KERNELS], capture_output=True, encoding="utf-8", cwd=tmp_path,
                              env={**os.environ, "PYTHONPATH": pythonpath(where)})
         assert (run.returncode, run.stdout.strip()) == (0, kernels), run.stderr[-2000:]
@@ -345,7 +374,7 @@ def test_a_fresh_student_copy_imports_fails_only_where_it_should_and_grades_0(nu
 @pytest.mark.slow
 def test_the_solution_earns_every_point_of_every_assignment(tmp_path):
     copy = tmp_path / "solution"
-    build(1, copy, solution=True)  # every body kept: what a student hands in once all six are done
+    build(7, copy, solution=True)  # every body kept, and A7's copy holds the kernels: all seven done
     g = _graded(1, copy)
     assert not g.problem, g.problem
     for number in NUMBERS:
@@ -570,6 +599,27 @@ def test_without_pytorch_the_skipped_points_are_counted_and_named(tmp_path, monk
     assert g.skipped_points == 5 == sum(t.worth for t in torch_cases) and g.max_score == 95 and g.score == 0
     assert all(t.worth == t.points for t in g.own if t.outcome != "skipped")
     assert TORCH_INSTALL in " ".join(format_table(g).split())
+
+
+def test_the_table_names_g_plus_plus_for_the_kernels_points_not_graded():
+    skipped = ["Skipped: g++ is not installed: the CPU emulation of the CUDA kernels needs it"]
+    g = Grade(7, "GPU kernels", "copy", 0.0, 0.0, [TestResult("tests/t.py::test_k", 7, "skipped", 0.0, 0.0, skipped,
+                                                              worth=100.0)], skipped_points=100.0)
+    table = " ".join(format_table(g).split())
+    assert "NOT GRADED HERE: 1 case worth 100.00 of the assignment's 100.00 points was skipped" in table
+    assert f"which needs g++ (and Linux). To grade out of 100.00, grade on such a machine with g++: " \
+        f"{GXX_INSTALL}" in table and "PyTorch" not in table
+
+
+@pytest.mark.slow
+def test_without_g_plus_plus_the_kernels_points_are_skipped_and_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no g++ (nor nvcc) on it; grading starts Python by its full path
+    copy = tmp_path / "a7"
+    build(7, copy, solution=True)
+    g = grade(7, copy)
+    assert g.own and all(t.outcome == "skipped" for t in g.own), [(t.nodeid, t.outcome) for t in g.own]
+    assert (g.score, g.max_score, g.skipped_points) == (0, 0, 100)
+    assert "g++ is not installed" in format_table(g) and GXX_INSTALL in " ".join(format_table(g).split())
 
 
 @pytest.mark.slow

@@ -10,15 +10,18 @@ Three ways, so that they are checked even where no GPU is:
   kernel, whose threads never meet, runs its threads one after another. (Real threads, thousands per
   launch, made the suite's training steps crawl.) Each launch runs in both orders, blocks and threads
   last to first and first to last, and must give the same bits: a race (a missing barrier) shows as a
-  difference. ``CudaKernels``' own Python (shapes, contiguity, arguments) drives it, with NumPy standing
-  in for CuPy, and the library's Functions use it as the numpy backend's kernels: values and gradients
-  must match the formulas;
+  difference. A body that is a stub (A7's student copy) raises ``NotImplementedError`` with its message, and
+  threads that meet at different numbers of barriers are refused. ``CudaKernels``' own Python (shapes,
+  contiguity, arguments) drives it, with NumPy standing in for CuPy, and the library's Functions use it as the
+  numpy backend's kernels: values and gradients must match the formulas. A7's graded tests
+  (``tests/test_kernels_a7.py``) run a student's kernels on it;
 - **on a GPU** (CuPy), the real kernels against the formulas, float32 under 1e-5, float64 under 1e-12.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -51,6 +54,16 @@ PRELUDE = r"""
 struct dim3 { unsigned int x = 1, y = 1, z = 1; };
 static dim3 threadIdx, blockIdx, blockDim, gridDim;  // one CUDA thread runs at a time: it sees its own threadIdx
 static void __syncthreads();  // the running thread waits for the block's other threads (see launch below)
+// a body not written yet (a stub of A7's student copy) calls it: the launch raises NotImplementedError(message)
+static const char* stub_message = nullptr;
+static void not_implemented(const char* message) {
+    if (!stub_message) stub_message = message;
+}
+extern "C" const char* stub_reached() {  // the message of the first stub the last launch reached, or NULL
+    const char* message = stub_message;
+    stub_message = nullptr;
+    return message;
+}
 #define __global__
 #define __device__
 #define __shared__
@@ -67,6 +80,11 @@ static std::vector<ucontext_t> fibers;
 static std::vector<char> stacks;
 static std::function<void()> block_kernel;
 static bool finished;
+// whether, in a launch, some threads of a block reached a barrier that others never reach (they ended first): a
+// __syncthreads() not every thread meets (inside an if, or a loop they go round a different number of times), on a
+// GPU a hang or undefined behaviour
+static int diverged = 0;
+extern "C" int barriers_diverged() { return diverged; }
 static const size_t STACK = 1 << 15;
 
 static void __syncthreads() { swapcontext(&fibers[threadIdx.x], &scheduler); }
@@ -90,6 +108,7 @@ static void launch(long long grid, unsigned int block, Kernel kernel) {
     fibers.resize(block);
     stacks.resize(block * STACK);
     std::vector<char> done(block);
+    diverged = 0;
     for (long long i = 0; i < grid; ++i) {
         blockIdx.x = (unsigned int)nth(i, grid);
         for (unsigned int t = 0; t < block; ++t) {
@@ -101,6 +120,7 @@ static void launch(long long grid, unsigned int block, Kernel kernel) {
             done[t] = 0;
         }
         for (unsigned int live = block; live > 0;) {  // a round: every live thread up to its next barrier
+            unsigned int ended = 0, waiting = 0;
             for (unsigned int i = 0; i < block; ++i) {
                 unsigned int t = (unsigned int)nth(i, block);
                 if (done[t]) continue;
@@ -110,8 +130,12 @@ static void launch(long long grid, unsigned int block, Kernel kernel) {
                 if (finished) {
                     done[t] = 1;
                     --live;
+                    ++ended;
+                } else {
+                    ++waiting;
                 }
             }
+            if (ended && waiting) diverged = 1;
         }
     }
 }
@@ -128,6 +152,25 @@ static void launch_serial(long long grid, unsigned int block, Kernel kernel) {
             kernel();
         }
     }
+}
+
+// block_sum and block_max alone (A7's tests): out[i] = the reduction over the block of v at its threads' i (the
+// global index), then out2 from w by a second reduction on the same shared memory, as a kernel's second one
+static void block_sums(const T* v, const T* w, T* out, T* out2) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    out[i] = block_sum(v[i], s);
+    out2[i] = block_sum(w[i], s);
+}
+static void block_maxes(const T* v, const T* w, T* out, T* out2) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    out[i] = block_max(v[i], s);
+    out2[i] = block_max(w[i], s);
+}
+extern "C" void run_block_sums(long long grid, unsigned int block, const T* v, const T* w, T* out, T* out2) {
+    launch(grid, block, [=] { block_sums(v, w, out, out2); });
+}
+extern "C" void run_block_maxes(long long grid, unsigned int block, const T* v, const T* w, T* out, T* out2) {
+    launch(grid, block, [=] { block_maxes(v, w, out, out2); });
 }
 
 extern "C" void run_softmax_forward(long long grid, unsigned int block, const T* x, T* y, long long n) {
@@ -306,7 +349,9 @@ class EmulatedKernels(K.CudaKernels):
         a write past the end of an array the kernels allocated.
 
         Each launch runs twice from the same arrays: blocks and threads last to first, then first to last. A
-        result that differs by a bit is a race (a thread reading what another writes in the same round)."""
+        result that differs by a bit is a race (a thread reading what another writes in the same round). A launch
+        that reached a stub (``not_implemented``, in A7's student copy) raises ``NotImplementedError`` with its
+        message; one whose threads met at different numbers of barriers is refused."""
         self.launches.append(name)
         assert grid >= 1, f"{name}: a grid of {grid} blocks (CUDA: invalid configuration argument)"
         assert 1 <= block <= MAX_THREADS, f"{name}: {block} threads in a block (CUDA allows {MAX_THREADS})"
@@ -324,13 +369,22 @@ class EmulatedKernels(K.CudaKernels):
             library.set_reversed(reversed_)
             shared[:] = GUARD_BYTE
             getattr(library, f"run_{name}")(ctypes.c_longlong(grid), ctypes.c_uint(block), *c_args)
+            if stub := library.stub_reached():
+                raise NotImplementedError(f"{stub.decode()} (reached in the launch of {name})")
+            assert not library.barriers_diverged(), (
+                f"{name}: some threads of a block reached a __syncthreads() that others never reach (one inside an if "
+                "that not every thread takes, or in a loop that threads go round different numbers of times); on a "
+                "GPU every thread of the block must meet each barrier")
             assert (shared[shared_mem:] == GUARD_BYTE).all(), f"{name}: wrote past the shared memory it asked"
 
         launch(reversed_=1)  # last to first
         backwards = [a.copy() for a in arrays]
         launch(reversed_=0)  # first to last: its arrays are the launch's result
         for a, other in zip(arrays, backwards):
-            assert a.tobytes() == other.tobytes(), f"{name}: the result depends on the order threads run in (a race)"
+            assert a.tobytes() == other.tobytes(), (
+                f"{name}: race: a barrier is missing? The result depends on the order the threads run in: a thread "
+                "read s[...] before or after another wrote it, with no __syncthreads() between them that both reach "
+                "(or two blocks write the same entries: does block r write its own row only?)")
         self.cupy.check(name)
 
     def _cublas_handle(self) -> int:
@@ -343,25 +397,56 @@ class EmulatedKernels(K.CudaKernels):
         return x.ctypes.data
 
 
-def emulated_kernels(tmp_path_factory) -> EmulatedKernels:
+def emulated_kernels(tmp_path_factory, source: str | None = None, dtypes=tuple(K.C_TYPES)) -> EmulatedKernels:
     """The kernels compiled by g++ for the CPU under the emulation, for float32 and float64 (skips without g++).
 
     Also what ``pytest --emulated-kernels`` gives the numpy backend for the whole suite (``tests/conftest.py``).
+    ``source`` in place of SOURCE (a student's copy, a mistake), and only ``dtypes``, for the tests of the emulation.
     """
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is not installed: the CPU emulation of the CUDA kernels needs it")
+    if reason := emulation_missing():
+        pytest.skip(reason)
     libraries = {}
-    for dtype, c_type in K.C_TYPES.items():
+    for dtype in dtypes:
+        c_type = K.C_TYPES[dtype]
         folder = tmp_path_factory.mktemp(f"kernels-{dtype}")
-        source = folder / "kernels.cpp"
-        kernels = K.SOURCE.replace("{T}", c_type)
-        source.write_text(f"#define SHARED_ENTRIES {SHARED_ENTRIES}\n{PRELUDE}{kernels}{RUNNERS}", encoding="utf-8")
+        kernels = (K.SOURCE if source is None else source).replace("{T}", c_type)
+        source_file = folder / "kernels.cpp"
+        # g++'s errors name the lines of kernels.py (#line), and the emulation's own as such
+        source_file.write_text(f"#define SHARED_ENTRIES {SHARED_ENTRIES}\n{PRELUDE}{_line_of_source()}{kernels}\n"
+                               f'#line 1 "tests/test_kernels.py RUNNERS"\n{RUNNERS}', encoding="utf-8")
         library = folder / "kernels.so"
-        done = subprocess.run(["g++", "-std=c++20", "-O1", "-shared", "-fPIC", str(source), "-o",
+        done = subprocess.run(["g++", "-std=c++20", "-O1", "-shared", "-fPIC", str(source_file), "-o",
                                str(library)], capture_output=True, encoding="utf-8")
-        assert done.returncode == 0, done.stderr
+        if done.returncode != 0:
+            raise RuntimeError(f"minitransformer/kernels.py: its CUDA source (SOURCE) does not compile for the CPU "
+                               f"emulation (g++ -std=c++20, with T = {c_type}):\n{_compile_errors(done.stderr)}")
         libraries[dtype] = ctypes.CDLL(str(library))
+        libraries[dtype].stub_reached.restype = ctypes.c_char_p
     return EmulatedKernels(libraries)
+
+
+def _line_of_source() -> str:
+    """A ``#line`` directive that numbers SOURCE's lines as kernels.py does ("" if SOURCE is not found there)."""
+    text = Path(K.__file__).read_text(encoding="utf-8")
+    start = text.find('SOURCE = r"""')
+    if start < 0 or not K.SOURCE.startswith("\n"):
+        return ""
+    return f'#line {text.count(chr(10), 0, start) + 1} "minitransformer/kernels.py"\n'  # SOURCE's "\n" ends that line
+
+
+def emulation_missing() -> str:
+    """Why the CPU emulation cannot run here ("" where it can): it needs g++ and ``ucontext`` (Linux)."""
+    if sys.platform == "win32":
+        return "the CPU emulation of the CUDA kernels needs g++ and ucontext (POSIX: Linux): not on Windows"
+    if shutil.which("g++") is None:
+        return "g++ is not installed: the CPU emulation of the CUDA kernels needs it"
+    return ""
+
+
+def _compile_errors(stderr: str, limit: int = 12) -> str:
+    """g++'s error lines (its first ``limit``), without the notes and the lines of context around them."""
+    errors = [line for line in stderr.splitlines() if ": error: " in line]
+    return "\n".join(errors[:limit] or stderr.splitlines()[:limit])
 
 
 @pytest.fixture(scope="module")
@@ -381,8 +466,8 @@ def test_numpy_backend_has_kernels_only_with_the_emulation_option(request):
 
 
 def test_the_suite_runs_on_the_emulated_kernels_with_an_option():
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is not installed: the CPU emulation of the CUDA kernels needs it")
+    if reason := emulation_missing():
+        pytest.skip(reason)
     here = Path(__file__).resolve()
     test = f"{here}::test_numpy_backend_has_kernels_only_with_the_emulation_option"
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--emulated-kernels",
@@ -392,12 +477,24 @@ def test_the_suite_runs_on_the_emulated_kernels_with_an_option():
 
 
 # ------------------------------------------------------------------ compiled as CUDA
+def a7_student_source() -> str:
+    """SOURCE as A7's student copy has it: the marked kernels' bodies stubs (skips in a copy: no markers left)."""
+    from minitransformer.assignments.strip import strip_source
+
+    source, stubs = strip_source(K.SOURCE, 7)
+    if not stubs:
+        pytest.skip("not in a student copy: the kernels' solutions (minitransformer/kernels.py has no A7 markers)")
+    return source
+
+
+@pytest.mark.parametrize("copy", ["solution", "A7 student"])
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
-def test_the_source_compiles_with_nvcc(dtype, tmp_path):
+def test_the_source_compiles_with_nvcc(dtype, copy, tmp_path):
     if shutil.which("nvcc") is None:
         pytest.skip("nvcc is not installed")
     source = tmp_path / "kernels.cu"
-    source.write_text(K.SOURCE.replace("{T}", K.C_TYPES[dtype]), encoding="utf-8")
+    text = K.SOURCE if copy == "solution" else a7_student_source()  # A7's stubs: not_implemented, printf and __trap
+    source.write_text(text.replace("{T}", K.C_TYPES[dtype]), encoding="utf-8")
     done = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", str(source), "-o", str(tmp_path / "kernels.ptx")],
                           capture_output=True, encoding="utf-8")
     assert done.returncode == 0, done.stderr
@@ -1028,6 +1125,84 @@ def test_matmul_with_emulated_cublas_matches_the_formulas(emulated, shared, rng)
         return [y.numpy(), A.grad.numpy(), B.grad.numpy()]
 
     _agree(emulated, run, ["gemm"] * 3, "float64")
+
+
+# ------------------------------------------------------------------ A7: a student's kernels under the emulation
+def a7_graded_tests():
+    """``tests/test_kernels_a7.py``, A7's graded tests, as a module: its test functions, called here on kernels
+    compiled from another source."""
+    spec = importlib.util.spec_from_file_location("a7_graded", Path(__file__).with_name("test_kernels_a7.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a7_stubs_raise_their_message_in_the_kernels_that_reach_them_only(tmp_path_factory, rng):
+    """In A7's copy each stub fails the launches that reach it, at run time, with its hint; the other kernels run."""
+    kernels = emulated_kernels(tmp_path_factory, a7_student_source(), dtypes=("float64",))
+    x = rng.normal(size=(2, 5))
+    with pytest.raises(NotImplementedError, match=r"^A7: softmax_forward: .* \(reached in the launch of "
+                                                  r"softmax_forward\)$"):
+        kernels.softmax_forward(x)
+    with pytest.raises(NotImplementedError, match=r"^A7: block_sum: .*layer_norm_backward\)$"):  # (it calls block_sum)
+        kernels.layer_norm_backward(x, x, None, np.ones((2, 1)))
+    y, t = kernels.gelu_forward(x)  # no stub on their way: they run
+    assert rel_err(t, np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3))) < 1e-12
+    assert rel_err(kernels.column_sums(x)[0], x.sum(axis=0)) < 1e-12
+
+
+#: realistic mistakes in A7's kernels: (the solution's text, the mistake, the graded test that must fail, its
+#: arguments, what its message must say)
+A7_MISTAKES = {
+    "barrier missing": ("    __syncthreads();  // s is reused by the next reduction\n", "",
+                        "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 32},
+                        r"block_sums: race: a barrier is missing\?"),
+    "barrier inside an if": ("if (threadIdx.x < k) s[threadIdx.x] += s[threadIdx.x + k];\n        __syncthreads();",
+                             "if (threadIdx.x < k) { s[threadIdx.x] += s[threadIdx.x + k]; __syncthreads(); }",
+                             "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 64},
+                             r"reached a __syncthreads\(\) that others never reach"),
+    "a round left out": ("k > 0; k >>= 1) {\n        if (threadIdx.x < k) s[threadIdx.x] +=",
+                         "k > 1; k >>= 1) {\n        if (threadIdx.x < k) s[threadIdx.x] +=",
+                         "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 128},
+                         r"thread 0 of block 0 got .*a round left out, or one too many\?"),
+    "max the wrong way": ("s[threadIdx.x + k] > s[threadIdx.x]) s[threadIdx.x]",
+                          "s[threadIdx.x + k] < s[threadIdx.x]) s[threadIdx.x]",
+                          "test_block_max_gives_every_thread_the_max_of_its_block", {"block": 32},
+                          r"every thread got the block's minimum"),
+    "no max shift": ("T e = exp(xr[i] - m);", "T e = exp(xr[i]);", "test_softmax_forward_is_the_formula",
+                     {"shape": (3, 1)}, r"inf or nan in the result: is the row's max m subtracted"),
+    "no stride loop": ("for (long long i = threadIdx.x; i < n; i += blockDim.x) yr[i] /= total;",
+                       "if (threadIdx.x < n) yr[threadIdx.x] /= total;", "test_softmax_forward_is_the_formula",
+                       {"shape": (2, 1000)}, r"right on each row's first 256 entries, wrong past them"),
+    "rows overlap": ("long long row = (long long)blockIdx.x * n;\n    T dot", "long long row = blockIdx.x;\n    T dot",
+                     "test_softmax_backward_is_the_formula", {"shape": (2, 5), "divisor": 1.0},
+                     r"or two blocks write the same entries"),
+    "backward sign": ("(grad[row + i] * y[row + i] - y[row + i] * dot)",
+                      "(y[row + i] * dot - grad[row + i] * y[row + i])", "test_softmax_backward_is_the_formula",
+                      {"shape": (2, 5), "divisor": 1.0},
+                      r"the negative of the formula: a sign\?"),
+    "backward not divided": ("y[row + i] * dot) / divisor;", "y[row + i] * dot);",
+                             "test_softmax_backward_is_the_formula", {"shape": (2, 5), "divisor": 2.0},
+                             r"it is not divided \(the last argument, divisor\)"),
+    "every block row 0": ("    long long row = (long long)blockIdx.x * d;\n    T total = 0;",
+                          "    long long row = 0;\n    T total = 0;", "test_layer_norm_forward_is_the_formula",
+                          {"shape": (2, 7), "affine": "plain"},
+                          r"never written .*none in row 0: does block r write row r"),
+    "unbiased variance": ("T std = sqrt(block_sum(squares, s) / (T)d + eps);",
+                          "T std = sqrt(block_sum(squares, s) / (T)(d - 1) + eps);",
+                          "test_layer_norm_forward_is_the_formula", {"shape": (3, 1), "affine": "plain"},
+                          r"\(x_hat\): inf or nan .*the biased one, / d"),
+}
+
+
+@pytest.mark.parametrize("mistake", list(A7_MISTAKES))
+def test_a7s_graded_tests_fail_a_mistake_and_say_what_it_likely_is(mistake, tmp_path_factory, rng):
+    old, new, test, args, message = A7_MISTAKES[mistake]
+    a7_student_source()  # (skips in a copy, which has no solution to make mistakes in)
+    assert K.SOURCE.count(old) == 1, f"{mistake}: not once in SOURCE: {old!r}"
+    kernels = emulated_kernels(tmp_path_factory, K.SOURCE.replace(old, new), dtypes=("float64",))
+    with pytest.raises(AssertionError, match=message):
+        getattr(a7_graded_tests(), test)(emulated_cuda=kernels, dtype="float64", rng=rng, **args)
 
 
 # ------------------------------------------------------------------ on a GPU

@@ -7,7 +7,7 @@ The library's source and notebooks mark the bodies that are exercises, in nbgrad
         return x * x
         ### END SOLUTION
 
-The text after ``A<N>:`` is the hint a student sees. Each marked body belongs to one of six
+The text after ``A<N>:`` is the hint a student sees. Each marked body belongs to one of seven
 assignments (:data:`ASSIGNMENTS`). :func:`build` writes a student copy of the package, its tests
 and its notebooks in which assignment ``N``'s bodies become::
 

@@ -1,4 +1,4 @@
-"""The six assignments, in order: what each asks for, where its bodies are, which notebook helps."""
+"""The seven assignments, in order: what each asks for, where its bodies are, which notebook helps."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ class Assignment:
         The package files (relative to ``minitransformer/``) holding its marked bodies.
     notebooks : tuple of str
         The notebooks (in ``notebooks/``) with its exercise cells, the ones that help.
+    keeps : tuple of str
+        Files (from the checkout's top) that the other copies leave out (``LEFT_OUT`` in
+        ``minitransformer/assignments/strip.py``) and this one holds: A7's CUDA kernels and the tests whose
+        emulation of CUDA runs them.
 
     Examples
     --------
@@ -33,6 +37,7 @@ class Assignment:
     title: str
     files: tuple[str, ...]
     notebooks: tuple[str, ...]
+    keeps: tuple[str, ...] = ()
 
     @property
     def tag(self) -> str:
@@ -55,10 +60,12 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
     Assignment(5, "Adam, the warm-up schedule and training the reverse task",
                ("optim/adam.py", "optim/schedule.py", "train/trainer.py"), ("05_training_reverse",)),
     Assignment(6, "Decoding: greedy search, beam search and sampling", ("train/decoding.py",), ("08_decoding",)),
+    Assignment(7, "GPU kernels: block reductions, softmax and layer norm in CUDA", ("kernels.py",), (),
+               keeps=("minitransformer/kernels.py", "tests/test_kernels.py")),
 )
-"""A1 to A6 in order, each an :class:`Assignment` that builds on the ones before it (A3's multi-head attention
+"""A1 to A7 in order, each an :class:`Assignment` that builds on the ones before it (A3's multi-head attention
 calls A2's attention, whose gradient flows through A1's primitives, and A6 decodes with the model that A2 to A4
-build)."""
+build; A7 writes in CUDA the row reductions of A2's softmax and A4's layer norm)."""
 
 
 def get(number) -> Assignment:
@@ -66,10 +73,10 @@ def get(number) -> Assignment:
 
     >>> get(5).title
     'Adam, the warm-up schedule and training the reverse task'
-    >>> get(7)
+    >>> get(8)
     Traceback (most recent call last):
     ...
-    ValueError: assignments: there is no assignment 7; the assignments are 1, 2, 3, 4, 5, 6
+    ValueError: assignments: there is no assignment 8; the assignments are 1, 2, 3, 4, 5, 6, 7
     """
     for a in ASSIGNMENTS:
         if str(number) in (str(a.number), a.tag):

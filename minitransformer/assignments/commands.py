@@ -15,7 +15,7 @@ def main(args) -> int:
     try:
         if args.action == "list":
             for a in ASSIGNMENTS:
-                print(f"{a.tag}  {a.title}  (notebooks: {', '.join(a.notebooks)})")
+                print(f"{a.tag}  {a.title}  (notebooks: {', '.join(a.notebooks) or 'none'})")
         elif args.action == "build":
             a = get(args.number)
             stubs = build(a.number, args.out, solution=args.solution)

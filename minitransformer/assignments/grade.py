@@ -112,8 +112,8 @@ class Grade:
         fails); empty when they ran.
     skipped_points : float
         The points of this assignment's cases that were skipped here (PyTorch's comparisons, without
-        PyTorch), so not graded: ``max_score + skipped_points`` is the assignment's full 100. Each skipped
-        case's share is its :attr:`TestResult.worth`.
+        PyTorch; A7's kernels, without g++), so not graded: ``max_score + skipped_points`` is the assignment's
+        full 100. Each skipped case's share is its :attr:`TestResult.worth`.
 
     Examples
     --------
@@ -316,6 +316,8 @@ def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> tup
 
 #: what to install when the skipped cases are PyTorch's comparisons (the version CI uses)
 TORCH_INSTALL = "pip install torch==2.13.0"
+#: what to install when the skipped cases are A7's kernels, run on the CPU under the emulation of CUDA (g++)
+GXX_INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux only)"
 
 
 def reason(error: str, limit: int = 400) -> str:
@@ -404,4 +406,7 @@ def _not_graded(g: Grade) -> list[str]:
     if any("torch" in w for w in why):
         lines.append(f"  They compare with PyTorch, which is not installed here. To grade out of {full:.2f}, install "
                      f"it and grade again: {TORCH_INSTALL}")
+    if any("g++" in w for w in why):
+        lines.append(f"  They run the CUDA kernels on the CPU under an emulation of CUDA, which needs g++ (and Linux). "
+                     f"To grade out of {full:.2f}, grade on such a machine with g++: {GXX_INSTALL}")
     return lines

@@ -11,9 +11,23 @@ becomes, in assignment N's copy (same indentation)::
     # YOUR CODE HERE
     raise NotImplementedError("A<N>: <hint>")
 
-and, in every other copy, just ``<the solution>``. Markers are read in the package (but for this
+and, in every other copy, just ``<the solution>``. A body of C++ (the CUDA source in ``kernels.py``) is marked
+with ``//`` in place of ``###``, nbgrader's comment for C-like languages::
+
+    // BEGIN SOLUTION A<N>: <hint>
+    <the solution>
+    // END SOLUTION
+
+and its stub is a call the kernel makes at run time, so that only the kernels that reach it fail (a compile error
+would fail them all)::
+
+    // YOUR CODE HERE
+    not_implemented("A<N>: <hint>");
+
+Markers are read in the package (but for this
 ``assignments`` folder, whose docstrings show them) and in the notebooks; the tests are copied as they
-are. A copy holds :data:`COPIED` but for the files of :data:`LEFT_OUT`.
+are. A copy holds :data:`COPIED` but for the files of :data:`LEFT_OUT` that its assignment does not keep
+(:attr:`~minitransformer.assignments.Assignment.keeps`: A7's copy holds the CUDA kernels, its exercise).
 
 The markers are nbgrader's too (its ``generate_assignment`` looks for ``BEGIN SOLUTION`` in a line),
 so the repository's notebooks, whose exercise cells carry nbgrader's metadata, go into an nbgrader
@@ -34,17 +48,22 @@ from .catalog import get
 __all__ = ["regions", "Region", "strip_source", "strip_notebook", "build", "source_root"]
 
 BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "# YOUR CODE HERE"
-_BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION A(?P<number>\d+): (?P<hint>\S.*?)\s*$")
+#: the comment that starts a marker in Python (and a notebook) and in C++ (the CUDA source of kernels.py)
+COMMENTS = ("###", "//")
+_BEGIN = re.compile(r"^(?P<indent>\s*)(?P<comment>###|//) BEGIN SOLUTION A(?P<number>\d+): (?P<hint>\S.*?)\s*$")
 
 #: what a student copy holds, relative to the source checkout -- not docs/ nor tools/ (tools/notebook_sources holds
 #: the notebooks' exercises solved), and not the CI's files; the tests that need them skip in a copy
 #: (``@pytest.mark.needs`` in tests/conftest.py)
 COPIED = ("minitransformer", "tests", "notebooks", "setup.cfg", "pyproject.toml", "README.md")
-#: the files of COPIED that a copy leaves out (the solution copy too, which holds the same files), and why
+#: the files of COPIED that a copy leaves out (the solution copy too, which holds the same files), and why; an
+#: assignment's copy still holds those its entry of the catalogue keeps (Assignment.keeps)
 LEFT_OUT = {
     "minitransformer/kernels.py": "its CUDA C++ spells out A2's softmax, A4's layer norm and A5's Adam (each way), "
-                                  "and on a GPU the backend would run it in place of the student's code",
-    "tests/test_kernels.py": "the tests of minitransformer/kernels.py",
+                                  "and on a GPU the backend would run it in place of the student's code "
+                                  "(A7's copy holds it: its exercise, Assignment.keeps)",
+    "tests/test_kernels.py": "the tests of minitransformer/kernels.py (A7's copy holds it: their emulation of CUDA "
+                             "grades A7)",
     "tests/test_assignments.py": "builds and grades kits from the library's marked bodies; a copy has no markers",
     "tests/stub_each_body.py": "a plugin of tests/test_assignments.py",
     "tests/test_docs.py": "builds and checks the site in docs/, which is not copied",
@@ -56,42 +75,63 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", 
 
 @dataclass(frozen=True)
 class Region:
-    """One marked body: its assignment, its hint, and the lines (from 1) of its two markers."""
+    """One marked body: its assignment, its hint, the lines (from 1) of its two markers, and its language."""
 
     number: int
     hint: str
     begin: int  # the line "### BEGIN SOLUTION A<N>: <hint>"
     end: int  # the line "### END SOLUTION"
     indent: str  # the BEGIN marker's, which the stub takes
+    comment: str = "###"  # its markers' comment: "###" for Python, "//" for C++ (a CUDA kernel's body)
+
+    def stub(self, number: int) -> str:
+        """The lines that stand for the body in assignment ``number``'s copy, each indented as the marker."""
+        message = json.dumps(f"A{number}: {self.hint}")  # a string literal of Python, and of C++ (ASCII escapes)
+        call = f"raise NotImplementedError({message})" if self.comment == "###" else f"not_implemented({message});"
+        comment = STUB if self.comment == "###" else f"// {STUB[2:]}"
+        return f"{self.indent}{comment}\n{self.indent}{call}"
 
 
 def regions(text: str, where: str = "<source>") -> list[Region]:
     """The marked bodies of ``text``, in order; a malformed or unbalanced marker is refused with its line.
 
     >>> regions("def f():\\n    ### BEGIN SOLUTION A1: return 1\\n    return 1\\n    ### END SOLUTION\\n")
-    [Region(number=1, hint='return 1', begin=2, end=4, indent='    ')]
+    [Region(number=1, hint='return 1', begin=2, end=4, indent='    ', comment='###')]
+    >>> cuda = "T f() {\\n    // BEGIN SOLUTION A7: f: return 1\\n    return 1;\\n    // END SOLUTION\\n}\\n"
+    >>> regions(cuda)[0].comment
+    '//'
     """
     found: list[Region] = []
     opened = None  # (line number, match) of the BEGIN not closed yet
     for i, line in enumerate(text.splitlines(), start=1):
-        if line.lstrip().startswith(BEGIN):
+        comment = next((c for c in COMMENTS if line.lstrip().startswith(f"{c} BEGIN SOLUTION")
+                        or line.lstrip().startswith(f"{c} END SOLUTION")), None)
+        if comment is None:
+            continue
+        begin, end = f"{comment} BEGIN SOLUTION", f"{comment} END SOLUTION"
+        if line.lstrip().startswith(begin):
             m = _BEGIN.match(line)
             if m is None:
-                raise ValueError(f"{where}:{i}: a solution marker must read '{BEGIN} A<N>: <hint>', "
+                raise ValueError(f"{where}:{i}: a solution marker must read '{begin} A<N>: <hint>', "
                                  f"got {line.strip()!r}")
             if opened is not None:
-                raise ValueError(f"{where}:{i}: {BEGIN} inside the region opened at line {opened[0]}")
+                raise ValueError(f"{where}:{i}: {begin} inside the region opened at line {opened[0]}")
             get(int(m["number"]))  # an assignment that exists
             opened = (i, m)
-        elif line.lstrip().startswith(END):
-            if line.strip() != END:
-                raise ValueError(f"{where}:{i}: an end marker must be the line '{END}' alone, got {line.strip()!r}")
+        else:
+            if line.strip() != end:
+                raise ValueError(f"{where}:{i}: an end marker must be the line '{end}' alone, got {line.strip()!r}")
             if opened is None:
-                raise ValueError(f"{where}:{i}: {END} without a {BEGIN} before it")
-            (begin, m), opened = opened, None
-            found.append(Region(int(m["number"]), m["hint"], begin, i, m["indent"]))
+                raise ValueError(f"{where}:{i}: {end} without a {begin} before it")
+            (start, m), opened = opened, None
+            if m["comment"] != comment:
+                raise ValueError(f"{where}:{i}: {end} closes the region opened at line {start} by "
+                                 f"'{m['comment']} BEGIN SOLUTION': one language's markers, both")
+            found.append(Region(int(m["number"]), m["hint"], start, i, m["indent"], comment))
     if opened is not None:
-        raise ValueError(f"{where}:{opened[0]}: {BEGIN} A{opened[1]['number']} is never closed by {END}")
+        m = opened[1]
+        raise ValueError(f"{where}:{opened[0]}: {m['comment']} BEGIN SOLUTION A{m['number']} is never closed by "
+                         f"{m['comment']} END SOLUTION")
     return found
 
 
@@ -141,8 +181,7 @@ def strip_source(text: str, number: int | None, where: str = "<source>") -> tupl
             count += 1
         if r.number == number:
             newline = "\n" if lines[r.end - 1].endswith("\n") else ""  # the END marker may end the file
-            message = json.dumps(f"A{number}: {r.hint}")  # a Python string literal too
-            out.append(f"{r.indent}{STUB}\n{r.indent}raise NotImplementedError({message}){newline}")
+            out.append(r.stub(number) + newline)
         else:
             out += lines[r.begin:r.end - 1]  # the body, without its two markers
         done = r.end
@@ -241,7 +280,7 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
     for name in COPIED:
         path = root / name
         if path.is_dir():
-            shutil.copytree(path, out / name, ignore=_ignore(root))
+            shutil.copytree(path, out / name, ignore=_ignore(root, assignment.keeps))
         elif path.is_file():
             shutil.copy2(path, out / name)
     stubs: dict[str, int] = {}
@@ -249,7 +288,7 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
     for path in marked + sorted((out / "notebooks").glob("*.ipynb")):
         rel = path.relative_to(out).as_posix()
         text = path.read_text(encoding="utf-8")
-        if BEGIN not in text:
+        if "BEGIN SOLUTION" not in text:  # Python's markers or C++'s
             continue
         strip, data = (strip_source, text) if path.suffix == ".py" else (strip_notebook, json.loads(text))
         new, n = strip(data, assignment.number, where=rel)  # n: this assignment's bodies in the file
@@ -264,12 +303,14 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
     return stubs
 
 
-def _ignore(root: Path):
-    """A ``copytree`` ignore of the files under ``root`` that no copy holds: :data:`LEFT_OUT`, caches."""
+def _ignore(root: Path, keeps: tuple[str, ...] = ()):
+    """A ``copytree`` ignore of the files under ``root`` that the copy does not hold: :data:`LEFT_OUT` but for
+    ``keeps``, caches."""
+    left_out = set(LEFT_OUT) - set(keeps)
 
     def ignore(folder, names):
         here = Path(folder).relative_to(root)
-        return set(_IGNORED(folder, names)) | {n for n in names if (here / n).as_posix() in LEFT_OUT}
+        return set(_IGNORED(folder, names)) | {n for n in names if (here / n).as_posix() in left_out}
 
     return ignore
 
@@ -277,7 +318,7 @@ def _ignore(root: Path):
 def _has_markers(root: Path) -> bool:
     """Whether the package in ``root`` has a marked body (a copy has none)."""
     files = (root / "minitransformer").rglob("*.py")
-    return any(BEGIN in p.read_text(encoding="utf-8") for p in files if "assignments" not in p.parts)
+    return any(BEGIN in p.read_text(encoding="utf-8") for p in files if "assignments" not in p.parts)  # (Python's)
 
 
 def _check_layout(assignment, stubs: dict[str, int]) -> None:

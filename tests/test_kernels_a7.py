@@ -1,0 +1,219 @@
+"""A7's graded tests: the block reductions and the row kernels of ``minitransformer/kernels.py``, written in CUDA C++.
+
+They run the kernels on the CPU under the emulation of CUDA of ``tests/test_kernels.py`` (g++; the fixture
+``emulated_cuda`` of ``tests/conftest.py``), through ``CudaKernels``' own Python as CuPy would launch them, and
+compare with the formulas written out in NumPy here. Each launch runs twice, its threads in two orders: a result
+that differs is a race (a ``__syncthreads()`` missing). Where a result is wrong the message says how (entries never
+written, rows past the first wrong, entries past the block's threads wrong, an overflow, a sign) and what in the
+kernel usually does that. Without g++ (or on Windows) they skip, and the grade says so under its total.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.single_backend  # the kernels take NumPy arrays here, whatever the backend
+
+#: relative error allowed, as in tests/test_kernels.py: float32 and float64 sums in a tree differ from NumPy's order
+TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+DTYPES = ["float32", "float64"]
+#: rows of one entry, of a few (most threads have none), of about a block, and longer than the block (256 threads at
+#: most: each thread strides over several entries)
+SHAPES = [(3, 1), (2, 5), (4, 100), (2, 3, 300), (2, 1000)]
+
+
+def _guarded(kernels, a):
+    """``a`` copied into an array followed by the emulation's guard bytes: a kernel that reads past its end reads a
+    huge number (3.4e38 or 1.4e306), which shows in a sum or a maximum."""
+    out = kernels.cupy.empty(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
+def _filler(dtype) -> float:
+    """What an entry the kernel never wrote holds: the emulation fills new arrays with 0x7F bytes."""
+    return float(np.frombuffer(bytes([0x7F]) * np.dtype(dtype).itemsize, dtype=dtype)[0])
+
+
+def _rows(a) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    return a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+
+
+def _diagnose(got, want, dtype, block: int, hint: str = "") -> str:
+    """What is wrong in ``got`` against ``want`` (both ``(..., n)``, rows on the last axis, one block of ``block``
+    threads per row), in words, or "" when they agree."""
+    got, want = _rows(got), _rows(want)
+    scale = max(float(np.abs(want).max(initial=0.0)), 1e-300)
+    wrong = ~(np.abs(got - want) <= 10 * TOLERANCE[dtype] * scale)
+    if not wrong.any():
+        return ""
+    rows, n = want.shape
+    r, i = (int(k) for k in np.argwhere(wrong)[0])
+    where = (f"first wrong: row {r}, entry {i}: {got[r, i]:.9g}, the formula {want[r, i]:.9g} ({rows} rows of {n} "
+             f"entries, {block} threads a block)")
+    unwritten = wrong & (got == _filler(dtype))
+    if unwritten.any():
+        u = np.argwhere(unwritten)
+        said = f"{len(u)} entries were never written (row {u[0][0]}, entry {u[0][1]} the first)"
+        if n > block and (u[:, 1] >= block).all():
+            return (f"{said}, all past the block's {block} threads: each thread must go on along the row, i = "
+                    f"threadIdx.x; i < n; i += blockDim.x; {where}")
+        if (u[:, 0] > 0).all() and not unwritten[0].any():
+            return f"{said}, none in row 0: does block r write row r, at r * n (blockIdx.x)?; {where}"
+        return f"{said}: does every row get every entry written?; {where}"
+    if not np.isfinite(got).all():
+        return f"inf or nan in the result{(': ' + hint) if hint else ''}; {where}{REDUCTIONS_FIRST}"
+    if n > block and not wrong[:, :block].any():
+        return (f"right on each row's first {block} entries, wrong past them: each thread must go on along the "
+                f"row, i = threadIdx.x; i < n; i += blockDim.x; {where}")
+    if rows > 1 and np.allclose(got, want[:1], rtol=10 * TOLERANCE[dtype], atol=10 * TOLERANCE[dtype] * scale):
+        return f"every row is row 0's result: block r works on row r, from r * n (blockIdx.x); {where}"
+    if np.allclose(got, -want, rtol=10 * TOLERANCE[dtype], atol=10 * TOLERANCE[dtype] * scale):
+        return f"the negative of the formula: a sign?; {where}"
+    return f"{where}{REDUCTIONS_FIRST}"
+
+
+#: said under a wrong result of a row kernel, which may be right but for the reductions it calls
+REDUCTIONS_FIRST = " (a wrong block_sum or block_max makes this wrong too: if their tests fail, start there)"
+
+
+def _agree(name: str, got, want, dtype, block: int, hint: str = "") -> None:
+    """``got`` (the kernel's, of ``dtype``) against the formula ``want``, with a message naming the mistake."""
+    assert got.dtype == np.dtype(dtype) and got.shape == want.shape, (
+        f"{name}: {got.dtype} {got.shape}, the formula {np.dtype(dtype)} {want.shape}")
+    if why := _diagnose(got, want, dtype, block, hint):
+        raise AssertionError(f"{name}: {why}")
+
+
+def _block(n: int) -> int:
+    from minitransformer.kernels import block_size  # (not at the top: a copy for A1 to A6 has no kernels.py)
+
+    return block_size(n)
+
+
+def alternating_large(shape):
+    """1e4, -1e4, 1e4, ... one per row: a row whose first entry is 1e4 overflows exp unless its max is subtracted,
+    and one whose first is -1e4 does when another row's max is taken for its own."""
+    return 1e4 * (-1.0) ** np.arange(int(np.prod(shape))).reshape(shape)
+
+
+# ------------------------------------------------------------------ block_sum and block_max, alone
+def _reduce(kernels, name: str, block: int, v, w):
+    """Run ``block_sums`` or ``block_maxes`` (the emulation's test kernels): each thread's result of the two
+    reductions, ``(blocks, block)`` each."""
+    out, out2 = kernels.cupy.empty(v.shape, v.dtype), kernels.cupy.empty(v.shape, v.dtype)
+    kernels._run(name, v.dtype.name, v.shape[0], block, (_guarded(kernels, v), _guarded(kernels, w), out, out2),
+                 shared_mem=block * v.itemsize)
+    return out, out2
+
+
+def _reduction_agrees(name: str, got, want, which: str) -> None:
+    """Every thread of each block (a row of ``got``) holds the block's reduction ``want`` (one per block)."""
+    right = got == want[:, None]
+    if right.all():
+        return
+    b, t = (int(k) for k in np.argwhere(~right)[0])
+    said = f"{name} ({which}), {got.shape[1]} threads: thread {t} of block {b} got {got[b, t]:.9g}, not {want[b]:.9g}"
+    if right[:, 0].all():
+        raise AssertionError(f"{said}; thread 0 has it: every thread must read s[0] once the last round is done")
+    raise AssertionError(f"{said} (a round left out, or one too many? k from blockDim.x / 2 down to 1, each thread "
+                         "t < k taking s[t + k]; a __syncthreads() after each round)")
+
+
+@pytest.mark.assignment(7, points=15)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("block", [32, 128, 256])
+def test_block_sum_gives_every_thread_the_sum_of_its_block(emulated_cuda, block, dtype, rng):
+    # whole numbers, so that the sums are exact in any order; three blocks; the second reduction follows the first
+    # on the same shared memory, as in every kernel that calls block_sum twice
+    v = rng.integers(-1000, 1000, size=(3, block)).astype(dtype)
+    w = rng.integers(1, 1000, size=(3, block)).astype(dtype)
+    out, out2 = _reduce(emulated_cuda, "block_sums", block, v, w)
+    _reduction_agrees("block_sum", out, v.sum(axis=1), "the first of two")
+    _reduction_agrees("block_sum", out2, w.sum(axis=1), "the second, right after the first on the same s")
+
+
+@pytest.mark.assignment(7, points=10)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("block", [32, 256])
+def test_block_max_gives_every_thread_the_max_of_its_block(emulated_cuda, block, dtype, rng):
+    # every value negative (a max that starts from 0 is wrong); the largest at the first thread, the last, a middle one
+    v = -rng.permutation(np.arange(1, 3 * block + 1)).reshape(3, block).astype(dtype)
+    w = v.copy()
+    for b, t in enumerate((0, block - 1, block // 2 + 1)):
+        v[b, t], w[b, block - 1 - t] = -0.5, -0.25
+    out, out2 = _reduce(emulated_cuda, "block_maxes", block, v, w)
+    if (out == v.min(axis=1)[:, None]).all():
+        raise AssertionError("block_max: every thread got the block's minimum: is the comparison the wrong way?")
+    _reduction_agrees("block_max", out, v.max(axis=1), "the first of two")
+    _reduction_agrees("block_max", out2, w.max(axis=1), "the second, right after the first on the same s")
+
+
+# ------------------------------------------------------------------ the row kernels
+def softmax(x):
+    """``exp(x - max) / sum exp(x - max)`` along the last axis, in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.assignment(7, points=30)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_softmax_forward_is_the_formula(emulated_cuda, shape, dtype, rng):
+    x = rng.normal(scale=3.0, size=shape).astype(dtype)
+    x[..., 0] = alternating_large(shape[:-1])  # a large entry: the max is subtracted first, each row's own
+    y = emulated_cuda.softmax_forward(_guarded(emulated_cuda, x))
+    want, block = softmax(x), _block(shape[-1])
+    sums = np.asarray(y, dtype=np.float64).sum(axis=-1)
+    if (_diagnose(y, want, dtype, block).startswith("first wrong") and np.isfinite(sums).all()
+            and not np.allclose(sums, 1, rtol=10 * TOLERANCE[dtype])):  # no more telling sign, but this one
+        raise AssertionError(f"softmax_forward: the rows do not sum to 1 (row sums {sums.ravel()[:3]}, ...): is each "
+                             "e = exp(x - m) divided by the row's sum, block_sum of the e's?" + REDUCTIONS_FIRST)
+    _agree("softmax_forward", y, want, dtype, block,
+           hint="is the row's max m subtracted, y = exp(x - m) / sum_j exp(x_j - m)? exp(x) overflows from x = 89 "
+                "(float32) or 710 (float64). Does each thread read its row's entries only (i < n; a thread with none, "
+                "n < blockDim.x, starts its max from an entry of the row)?")
+
+
+@pytest.mark.assignment(7, points=20)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("divisor", [1.0, np.sqrt(8.0)], ids=["softmax", "attention"])
+@pytest.mark.parametrize("shape", [(3, 1), (2, 5), (2, 3, 300), (2, 1000)], ids=str)
+def test_softmax_backward_is_the_formula(emulated_cuda, shape, divisor, dtype, rng):
+    y = softmax(rng.normal(scale=2.0, size=shape)).astype(dtype)
+    grad = rng.normal(size=shape).astype(dtype)
+    y64, grad64 = y.astype(np.float64), grad.astype(np.float64)
+    want = (grad64 * y64 - y64 * (grad64 * y64).sum(axis=-1, keepdims=True)) / divisor
+    got = emulated_cuda.softmax_backward(_guarded(emulated_cuda, grad), _guarded(emulated_cuda, y), divisor)
+    if divisor != 1 and _diagnose(got, want, dtype, 1) and not _diagnose(got, want * divisor, dtype, 1):
+        raise AssertionError(f"softmax_backward: divided by {divisor:.4g}, the result is right; as it is, it is not "
+                             "divided (the last argument, divisor)")
+    _agree("softmax_backward", got, want, dtype, _block(shape[-1]))
+
+
+@pytest.mark.assignment(7, points=25)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("affine", ["gamma-beta", "gamma", "plain"])
+@pytest.mark.parametrize("shape", [(3, 1), (2, 7), (4, 100), (2, 3, 300)], ids=str)
+def test_layer_norm_forward_is_the_formula(emulated_cuda, shape, affine, dtype, rng):
+    x = (rng.normal(size=shape) * 4 + 2).astype(dtype)
+    d, eps = shape[-1], 1e-5
+    gamma = rng.normal(size=d).astype(dtype) if affine != "plain" else None
+    beta = rng.normal(size=d).astype(dtype) if affine == "gamma-beta" else None
+    y, x_hat, inv_std = emulated_cuda.layer_norm_forward(
+        _guarded(emulated_cuda, x), *(None if a is None else _guarded(emulated_cuda, a) for a in (gamma, beta)), eps)
+    x64 = x.astype(np.float64)
+    mu = x64.mean(axis=-1, keepdims=True)
+    inv = 1 / np.sqrt(((x64 - mu) ** 2).mean(axis=-1, keepdims=True) + eps)  # the biased variance
+    want_hat = (x64 - mu) * inv
+    want_y = want_hat * (1 if gamma is None else gamma) + (0 if beta is None else beta)
+    block = _block(d)
+    _agree("layer_norm_forward (x_hat)", x_hat, want_hat, dtype, block,
+           hint="is the variance the mean of (x - mu)^2 over the row (the biased one, / d), with eps added under the "
+                "square root?")
+    _agree("layer_norm_forward (inv_std: 1 / sqrt(var + eps), one per row)", inv_std, inv, dtype, 1)
+    formula = {"gamma-beta": "gamma x_hat + beta", "gamma": "gamma x_hat, no beta", "plain": "x_hat: no gamma, no beta"}
+    _agree(f"layer_norm_forward (y = {formula[affine]})", y, want_y, dtype, block)
