@@ -62,11 +62,14 @@ SOURCE = r"""
 typedef {T} T;
 
 // What a body not written yet calls (a stub of A7's student copy, `minitransformer assignments build 7`): on a GPU
-// it prints its message and stops the kernel with an error. The CPU emulation of tests/test_kernels.py defines its
-// own, which raises NotImplementedError(message) once the launch is over.
+// it stops the kernel with an error (an illegal instruction), printing its message first where nvcc compiled it.
+// The CPU emulation of tests/test_kernels.py defines its own, which raises NotImplementedError(message) once the
+// launch is over.
 #ifdef __CUDACC__
 __device__ void not_implemented(const char* message) {
+#ifndef __CUDACC_RTC__  // nvcc declares printf; NVRTC (CuPy's compiler) may not, and this source must always compile
     if (threadIdx.x == 0 && blockIdx.x == 0) printf("%s\n", message);
+#endif
     __trap();
 }
 #endif
