@@ -203,6 +203,9 @@ def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(numbe
     kept = get(number).keeps  # A7's copy holds the CUDA kernels, its exercise, and their tests
     assert all((ROOT / path).is_file() and (copy / path).exists() == (path in kept) for path in LEFT_OUT)
     assert not (copy / "docs").exists() and not (copy / "tools").exists()
+    readme = (copy / "README.md").read_text(encoding="utf-8").splitlines()  # says so, and what to do, under its title
+    assert readme[0] == "# minitransformer" and readme[2].startswith(f"> **A copy for assignment A{number}, ")
+    assert f"assignments grade {number} ." in readme[2] and "`docs/`" in readme[2]
     for path in (copy / "minitransformer").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         ast.parse(text, filename=str(path))  # no syntax error anywhere

@@ -283,6 +283,7 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
             shutil.copytree(path, out / name, ignore=_ignore(root, assignment.keeps))
         elif path.is_file():
             shutil.copy2(path, out / name)
+    _note_in_readme(out / "README.md", assignment)
     stubs: dict[str, int] = {}
     marked = [p for p in sorted((out / "minitransformer").rglob("*.py")) if "assignments" not in p.parts]
     for path in marked + sorted((out / "notebooks").glob("*.ipynb")):
@@ -301,6 +302,19 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
             stubs[rel] = n
     _check_layout(assignment, stubs)
     return stubs
+
+
+def _note_in_readme(readme: Path, assignment) -> None:
+    """Say under the README's title what the copy is: the README names docs/ and tools/, which it does not hold."""
+    if not readme.is_file():
+        return
+    title, _, rest = readme.read_text(encoding="utf-8").partition("\n")
+    note = (f"> **A copy for assignment {assignment.tag}, {assignment.title}** (`minitransformer assignments build "
+            f"{assignment.number}`). It holds the package, its tests and its notebooks; the documentation (`docs/`, "
+            "which the notebooks' links to `../docs/` point into) and `tools/` that this README names are in the "
+            "course's repository, not here. Write the bodies marked `YOUR CODE HERE`, then check yourself with "
+            f"`minitransformer assignments grade {assignment.number} .`\n")
+    readme.write_text(f"{title}\n\n{note}{rest}", encoding="utf-8")
 
 
 def _ignore(root: Path, keeps: tuple[str, ...] = ()):
