@@ -1359,3 +1359,22 @@ def test_gpu_matmul_is_cupys_product(case, dtype, rng):
     c = K.CudaKernels(cupy).matmul(a, b)
     assert c.dtype == a.dtype and c.shape == cupy.matmul(a, b).shape
     assert rel_err(cupy.asnumpy(c), cupy.asnumpy(cupy.matmul(a, b))) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+def test_gpu_compiles_the_a7_copy_and_a_stub_stops_its_kernel(dtype, tmp_path):
+    """CuPy's compiler (NVRTC, not nvcc) takes A7's student copy, stubs and all; a launch that reaches a stub
+    stops with a CUDA error (in a process of its own: the error ends that process's use of the GPU)."""
+    cupy = _cupy()
+    source = a7_student_source().replace("{T}", K.C_TYPES[dtype])
+    cupy.RawModule(code=source).get_function("softmax_forward")  # compiles, or raises with NVRTC's log
+    script = tmp_path / "stub.py"
+    script.write_text(f"""import cupy
+source = {source!r}
+x = cupy.ones((2, 8), dtype={dtype!r})
+cupy.RawModule(code=source).get_function("softmax_forward")((2,), (32,), (x, cupy.empty_like(x), cupy.int64(8)),
+                                                            shared_mem=2 * 32 * x.itemsize)
+cupy.cuda.runtime.deviceSynchronize()
+""", encoding="utf-8")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, encoding="utf-8", timeout=120)
+    assert run.returncode != 0 and "CUDA" in run.stderr.upper(), run.stdout[-2000:] + run.stderr[-2000:]
