@@ -123,10 +123,10 @@ def test_keeping_and_restoring_the_best_parameters_makes_no_host_synchronisation
             rng = np.random.default_rng(0)
             batch = make_seq2seq_batch([(list(rng.integers(4, 12, n)), list(rng.integers(4, 12, n))) for n in (3, 5)])
             values = iter([1.0, 0.5, 0.9, 0.8, 0.7])  # the best at step 2, patience out at step 5
-            trainer = Trainer(model, opt, seq2seq_loss(0.0), eval_fn=lambda m: {"val_loss": next(values)},
+            trainer = Trainer(model, opt, seq2seq_loss(0.0), eval_fn=lambda m, v=values: {"val_loss": next(v)},
                               eval_every=1, patience=3, restore_best=restore_best, log_every=100, progress=False)
             counted.clear()
-            trainer.fit(lambda step: batch, 10)
+            trainer.fit(lambda step, b=batch: b, 10)
             counts.append(len(counted))
             kept.append((trainer.step, trainer.restored_step))
     assert kept == [(5, None), (5, 2)]
