@@ -1066,6 +1066,11 @@ def test_a_checkpoint_without_a_copy_of_the_best_resumes_keeping_the_last_weight
     last.fit(lambda s: None, 20)
     assert (resumed.step, resumed.restored_step) == (12, None)
     assert _same_weights(resumed.model, last.model.state_dict())
+    # one written before restore_best existed: no best_step either
+    model, _ = _linear_problem()
+    save_checkpoint(path, model, optim.SGD(model.parameters(), lr=0.01), step=3, trainer_state={"best": 1.0})
+    with pytest.warns(UserWarning, match=r"its best evaluation \(val_loss 1\), written before restore_best"):
+        _scripted(values).load(path)
     # and one whose copy does not fit the model is refused before anything is loaded
     model, _ = _linear_problem()
     save_checkpoint(path, model, optim.SGD(model.parameters(), lr=0.01), step=3,

@@ -643,8 +643,9 @@ class Trainer:
         if self._improves(value):
             self.best, self.bad_evals, self.best_step = value, 0, self.step
             if self.restore_best:  # a copy, on the device (no host synchronisation); not a reference: a parameter
-                self._best_params = {name: p.backend.xp.asarray(p.data, copy=True)  # is a view of the optimizer's
-                                     for name, p in self._named_params.items()}  # long array, which a kernel updates
+                self._best_params = None  # is a view of the optimizer's long array, which a kernel updates in place
+                self._best_params = {name: p.backend.xp.asarray(p.data, copy=True)  # (the old copy freed first)
+                                     for name, p in self._named_params.items()}
         else:
             self.bad_evals += 1
         if self.target is not None and (value <= self.target if self.mode == "min" else value >= self.target):
