@@ -341,8 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="move this fraction (0 to 1) of each target's probability onto all classes evenly "
                             "(paper section 5.4: 0.1; default 0)")
     train.add_argument("--eval-every", type=_positive_int, help="steps between evaluations on the validation split")
-    train.add_argument("--target", type=float, help="stop once the validation accuracy (loss for charlm) reaches it")
-    train.add_argument("--patience", type=_positive_int, help="stop after this many evaluations without improvement")
+    train.add_argument("--target", type=float, help="stop once the validation accuracy (loss for charlm) reaches it; "
+                       "the run ends with the model of its best evaluation")
+    train.add_argument("--patience", type=_positive_int, help="stop after this many evaluations without improvement; "
+                       "the run ends with the model of its best evaluation (saved, measured, and said which)")
     train.add_argument("--seed", type=_non_negative_int,
                        help="seed of the data, the initial weights and the batch order (0)")
     train.add_argument("--set", action="append", type=_setting, metavar="KEY=VALUE",

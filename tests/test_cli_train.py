@@ -191,6 +191,28 @@ def test_a_run_that_stopped_early_stays_stopped_when_resumed_with_more_steps(tmp
     assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]["stop_reason"] == "patience"
 
 
+def test_train_with_patience_ends_with_the_model_of_the_best_evaluation_and_says_which(tmp_path, capsys):
+    """The run stops at step 4 (an untrained copy model's accuracy stays 0, no improvement on step 2's): the model
+    it measures, saves and reports is step 2's, bit for bit that of a run of 2 steps, not the last one."""
+    run = ["train", "--task", "copy", *TINY, "--eval-every", "2", "--no-pictures"]
+    assert main([*run, "--steps", "10", "--patience", "1", "--out", str(tmp_path / "best")]) == 0
+    text = capsys.readouterr().out
+    assert "restored the model of the best evaluation: step 2, val_accuracy 0.0000 (the last, at step 4: 0.0000)" \
+        in text
+    assert main([*run, "--steps", "2", "--out", str(tmp_path / "two")]) == 0
+    capsys.readouterr()
+    best, two = (read_checkpoint(tmp_path / name / "checkpoint.npz") for name in ("best", "two"))
+    assert best.step == 4 and best.trainer_state["restored_step"] == 2
+    assert all(np.array_equal(a, two.model_state[k]) for k, a in best.model_state.items())
+    last = best.trainer_state["last_params"]  # what a --resume would train on from
+    assert not all(np.array_equal(a, best.model_state[k]) for k, a in last.items())
+    saved = json.loads((tmp_path / "best" / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    assert saved["restored_step"] == 2 and _metric(text, "restored_step") == 2
+    assert main(["evaluate", str(tmp_path / "best" / "checkpoint.npz")]) == 0  # the final metrics are its model's
+    assert _metric(capsys.readouterr().out, "test_loss") == pytest.approx(saved["test_loss"], abs=1e-4)
+    assert "restored" not in json.dumps(json.loads((tmp_path / "two" / "metrics.json").read_text(encoding="utf-8")))
+
+
 def _as_written_on_a_gpu(path):
     """Give the checkpoint the generator state a run on CuPy saves (a CounterRNG's), checksum and all."""
     from minitransformer.backend import CounterRNG

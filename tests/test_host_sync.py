@@ -109,3 +109,25 @@ def test_a_trainer_step_makes_no_host_synchronisation_even_accumulating(counted,
         counted.clear()
         trainer.train_step(batches if accumulate > 1 else batches[0])
         assert len(counted) == 0, counted
+
+
+def test_keeping_and_restoring_the_best_parameters_makes_no_host_synchronisation(counted):
+    """restore_best copies the parameters at each new best evaluation and puts them back at the end of fit: on the
+    device, so a run with it reads exactly what the same run without it reads (the logged loss), and no more."""
+    from minitransformer.train import Trainer
+    from minitransformer.train.tasks import seq2seq_loss
+
+    counts, kept = [], []
+    for restore_best in (False, True):
+        with _tiny_transformer(check_values=False) as (model, opt):
+            rng = np.random.default_rng(0)
+            batch = make_seq2seq_batch([(list(rng.integers(4, 12, n)), list(rng.integers(4, 12, n))) for n in (3, 5)])
+            values = iter([1.0, 0.5, 0.9, 0.8, 0.7])  # the best at step 2, patience out at step 5
+            trainer = Trainer(model, opt, seq2seq_loss(0.0), eval_fn=lambda m, v=values: {"val_loss": next(v)},
+                              eval_every=1, patience=3, restore_best=restore_best, log_every=100, progress=False)
+            counted.clear()
+            trainer.fit(lambda step, b=batch: b, 10)
+            counts.append(len(counted))
+            kept.append((trainer.step, trainer.restored_step))
+    assert kept == [(5, None), (5, 2)]
+    assert counts[1] == counts[0], counted

@@ -19,6 +19,7 @@ from minitransformer.backend import CounterRNG
 from minitransformer.data import DataLoader, digit_task_splits, make_lm_batch, make_seq2seq_batch
 from minitransformer.data.tokenizers import PAD
 from minitransformer.train import (
+    CheckpointError,
     RunningMean,
     Trainer,
     TrainingDiverged,
@@ -299,7 +300,8 @@ def test_whether_a_generator_state_fits_is_asked_of_the_model_s_backend(tmp_path
 
 #: what a trainer that has run nothing holds besides its step (state(), and a checkpoint without trainer state)
 FRESH_STATE = {"epoch": 0, "batch_in_epoch": 0, "best": None, "bad_evals": 0, "early_stop": None, "elapsed_s": 0.0,
-               "stop_reason": None, "last_eval": {}, "eval_step": None, "accumulate": 1, "kept_checkpoints": []}
+               "stop_reason": None, "last_eval": {}, "eval_step": None, "accumulate": 1, "kept_checkpoints": [],
+               "best_step": None, "restored_step": None}
 
 
 @pytest.mark.single_backend
@@ -943,6 +945,163 @@ def test_stop_reason_says_patience_or_target_only_for_a_run_that_stopped_early(w
     early = _scripted({4: 1.0, 8: last}, eval_every=4, **kwargs)
     early.fit(lambda s: None, 12)
     assert (early.step, early.stop_reason) == (8, why)
+
+
+def _remembering(values, monitor="val_loss", optimizer=optim.SGD, **kwargs):
+    """A :func:`_scripted`-like trainer (eval_every 1) whose eval_fn also keeps the weights it measured, by step."""
+    model, loss_fn = _linear_problem()
+    seen = {}
+
+    def eval_fn(m):
+        seen[trainer.step] = m.state_dict()
+        return {monitor: values.get(trainer.step, values[max(values)])}
+
+    settings = dict(eval_every=1, patience=2, monitor=monitor, log_every=1, progress=False) | kwargs
+    trainer = Trainer(model, optimizer(model.parameters(), lr=0.05), loss_fn, eval_fn=eval_fn, **settings)
+    return trainer, seen
+
+
+def _same_weights(model, state) -> bool:
+    return all(np.array_equal(a, state[k]) for k, a in model.state_dict().items())
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("monitor, values", [("val_loss", {1: 1.0, 2: 0.5, 3: 0.7, 4: 0.6}),
+                                             ("val_accuracy", {1: 0.1, 2: 0.9, 3: 0.5, 4: 0.8})])
+@pytest.mark.parametrize("optimizer", [optim.SGD, optim.Adam])
+def test_early_stopping_puts_back_the_parameters_of_the_best_evaluation_exactly(monitor, values, optimizer):
+    """patience stopped the run at step 4 with the weights of step 4, two evaluations worse than those of step 2.
+    Adam: on a GPU (and under pytest --emulated-kernels) its kernel updates the parameters' arrays in place, which
+    a copy of the best that was only a reference would follow."""
+    trainer, seen = _remembering(values, monitor, optimizer)
+    assert trainer.restore_best  # on by default with patience
+    trainer.fit(lambda s: None, 10)
+    assert (trainer.stop_reason, trainer.step, trainer.best_step, trainer.restored_step) == ("patience", 4, 2, 2)
+    assert _same_weights(trainer.model, seen[2]) and not _same_weights(trainer.model, seen[4])
+    assert trainer.history[monitor][-1] == [4, values[4]]  # the history is what was measured, the last included
+
+    kept, seen = _remembering(values, monitor, optimizer, restore_best=False)
+    kept.fit(lambda s: None, 10)
+    assert (kept.stop_reason, kept.step, kept.best_step, kept.restored_step) == ("patience", 4, 2, None)
+    assert _same_weights(kept.model, seen[4])
+
+
+@pytest.mark.single_backend
+def test_restore_best_without_early_stopping_keeps_the_best_and_the_final_evaluation_off_the_grid_may_beat_it():
+    """restore_best alone trains every step and then puts back the best; the evaluation that ends a fit off the
+    eval_every grid does not count for early stopping, but where it betters the best the last weights stay."""
+    trainer, seen = _remembering({2: 0.5, 4: 0.9, 6: 0.8}, patience=None, restore_best=True, eval_every=2)
+    trainer.fit(lambda s: None, 6)
+    assert (trainer.stop_reason, trainer.restored_step) == ("steps", 2) and _same_weights(trainer.model, seen[2])
+    for final, restored in ((0.4, None), (0.6, 2)):
+        trainer, seen = _remembering({2: 0.5, 4: 0.9, 5: final}, patience=None, restore_best=True, eval_every=2)
+        trainer.fit(lambda s: None, 5)
+        assert trainer.restored_step == restored and _same_weights(trainer.model, seen[restored or 5])
+    # the best at the last step: nothing to put back
+    trainer, seen = _remembering({2: 0.9, 4: 0.5}, patience=None, restore_best=True, eval_every=2)
+    trainer.fit(lambda s: None, 4)
+    assert (trainer.best_step, trainer.restored_step) == (4, None) and _same_weights(trainer.model, seen[4])
+
+
+@pytest.mark.single_backend
+def test_a_nan_evaluation_is_never_the_best_to_restore():
+    """Without early stopping a NaN is recorded and moves nothing: the best is a number's; with patience it stops the
+    run (TrainingDiverged), leaving the weights as they were."""
+    trainer, seen = _remembering({1: float("nan"), 2: 0.5, 3: float("nan"), 4: 0.7}, patience=None, restore_best=True)
+    trainer.fit(lambda s: None, 4)
+    assert (trainer.best, trainer.best_step, trainer.restored_step) == (0.5, 2, 2)
+    assert _same_weights(trainer.model, seen[2])
+    trainer, seen = _remembering({1: 0.5, 2: float("nan")})
+    with pytest.raises(TrainingDiverged, match="= nan at step 2"):
+        trainer.fit(lambda s: None, 4)
+    assert trainer.restored_step is None and _same_weights(trainer.model, seen[2])
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("first", [2, 6, 7, 12], ids=["before_the_best", "at_the_best", "after_the_best",
+                                                     "at_the_stop"])
+def test_a_run_split_in_two_ends_with_the_weights_of_the_uninterrupted_run_bit_for_bit(tmp_path, first):
+    """The best (step 6) is after the split, at it, or before it: then the first part puts it back at its end (fit(7)
+    reached its steps: the checkpoint holds the best as the model, and the last weights the second part trains on
+    from)."""
+    values = {3: 1.0, 6: 0.5, 9: 0.9, 12: 0.95}
+    whole = _scripted(values)
+    whole.fit(lambda s: None, 20)
+    assert (whole.step, whole.stop_reason, whole.restored_step) == (12, "patience", 6)
+    path = tmp_path / "c.npz"
+    part = _scripted(values, path)
+    part.fit(lambda s: None, first)
+    assert part.restored_step == (6 if first > 6 else None)
+    assert sorted(k for k in read_checkpoint(path).trainer_state if k.endswith("_params")) == (
+        [] if first < 6 else ["best_params"] if first == 6 else ["last_params"])
+    resumed = _scripted(values, path)
+    resumed.load(path)
+    resumed.fit(lambda s: None, 20)
+    assert (resumed.step, resumed.stop_reason, resumed.restored_step) == (12, "patience", 6)
+    assert resumed.history["train_loss"] == whole.history["train_loss"]  # the same steps, from the same weights
+    assert _same_weights(resumed.model, whole.model.state_dict())
+    assert _same_weights(resumed.model, read_checkpoint(path).model_state)  # the final checkpoint holds the best
+    # the same trainer, fit again for more steps: it trains on from the last weights, not the best
+    again = _scripted(values)
+    again.fit(lambda s: None, first)
+    again.fit(lambda s: None, 20)
+    assert again.history["train_loss"] == whole.history["train_loss"]
+    assert _same_weights(again.model, whole.model.state_dict())
+
+
+@pytest.mark.single_backend
+def test_a_checkpoint_without_a_copy_of_the_best_resumes_keeping_the_last_weights_and_says_so(tmp_path):
+    """A checkpoint written without restore_best (or before it existed) keeps its best value for patience, but holds
+    no weights to put back: the resumed run stops where the uninterrupted one does, and keeps the last weights."""
+    values = {3: 1.0, 6: 0.5, 9: 0.9, 12: 0.95}
+    path = tmp_path / "c.npz"
+    _scripted(values, path, restore_best=False).fit(lambda s: None, 7)
+    assert "best_params" not in read_checkpoint(path).trainer_state
+    resumed = _scripted(values, path)
+    with pytest.warns(UserWarning, match=r"c\.npz holds no copy of the parameters of its best evaluation \(val_loss "
+                                         r"0\.5 at step 6\), .*fit keeps the last parameters"):
+        resumed.load(path)
+    resumed.fit(lambda s: None, 20)
+    last = _scripted(values, restore_best=False)
+    last.fit(lambda s: None, 20)
+    assert (resumed.step, resumed.restored_step) == (12, None)
+    assert _same_weights(resumed.model, last.model.state_dict())
+    # one written before restore_best existed: no best_step either
+    model, _ = _linear_problem()
+    save_checkpoint(path, model, optim.SGD(model.parameters(), lr=0.01), step=3, trainer_state={"best": 1.0})
+    with pytest.warns(UserWarning, match=r"its best evaluation \(val_loss 1\), written before restore_best"):
+        _scripted(values).load(path)
+    # and one whose copy does not fit the model is refused before anything is loaded
+    model, _ = _linear_problem()
+    save_checkpoint(path, model, optim.SGD(model.parameters(), lr=0.01), step=3,
+                    trainer_state={"best": 1.0, "best_step": 3, "best_params": {"weight": np.zeros((3, 1), "float32"),
+                                                                                "bias": np.zeros(2, "float32")}})
+    trainer = _scripted(values)
+    before = trainer.model.state_dict()
+    with pytest.raises(CheckpointError, match=r"^Trainer\.load: .*c\.npz: its best_params do not fit the model: bias: "
+                                              r"\(2,\) of float32, the model's \(1,\)$"):
+        trainer.load(path)
+    assert trainer.step == 0 and _same_weights(trainer.model, before)
+
+
+@pytest.mark.single_backend
+def test_restore_best_needs_the_evaluations_it_chooses_from():
+    model, loss_fn = _linear_problem()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"^Trainer: restore_best puts back the parameters of the best of what eval_fn "
+                                         r"returns \('val_loss'\) every eval_every steps; give an eval_fn, or "
+                                         r"restore_best=False$"):
+        Trainer(model, opt, loss_fn, restore_best=True)
+    with pytest.raises(ValueError, match=r"give eval_every, or restore_best=False$"):
+        Trainer(model, opt, loss_fn, eval_fn=lambda m: {"val_loss": 1.0}, restore_best=True)
+    with pytest.raises(TypeError, match=r"^Trainer: restore_best must be True, False or None, got 'yes'$"):
+        Trainer(model, opt, loss_fn, eval_fn=lambda m: {"val_loss": 1.0}, eval_every=1, restore_best="yes")
+    assert not Trainer(model, opt, loss_fn, eval_fn=lambda m: {"val_loss": 1.0}, eval_every=1).restore_best
+    assert Trainer(model, opt, loss_fn, eval_fn=lambda m: {"val_loss": 1.0}, eval_every=1, target=0.1).restore_best
+    watching_nothing = Trainer(model, opt, loss_fn, eval_fn=lambda m: {"val_acc": 1.0}, eval_every=1,
+                               restore_best=True, progress=False)
+    with pytest.raises(ValueError, match="^Trainer: restore_best watches 'val_loss', which eval_fn does not return"):
+        watching_nothing.fit(lambda s: None, 2)
 
 
 @pytest.mark.parametrize("accumulate", [1, 3])

@@ -114,7 +114,8 @@ class Checkpoint:
     history : dict of str to list
         The metrics history.
     trainer_state : dict
-        Where the trainer stood: data position, early-stopping counters.
+        Where the trainer stood: data position, early-stopping counters, and (``Trainer(restore_best=True)``) a
+        copy of the best parameters, ``best_params``, or, once the model holds the best, the last, ``last_params``.
     extra : dict
         Anything else JSON-able the caller saved (the task's name and settings, ...).
 

@@ -1,7 +1,8 @@
 """What ``minitransformer train / evaluate / generate / average`` do: a task trained end to end, a checkpoint used.
 
 ``train`` builds a task (:mod:`minitransformer.train.tasks`), trains it with a progress bar, prints
-the final metrics on held-out data and writes into ``--out``:
+the final metrics on held-out data and writes into ``--out``. With ``--patience`` or ``--target`` the model it
+measures and saves is that of the best evaluation (:class:`~minitransformer.train.Trainer`'s ``restore_best``):
 
 ==========================  ==========================================================================
 ``checkpoint.npz``          model, optimizer, schedule, step, RNG, tokenizer, history, the task's settings
@@ -178,10 +179,13 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
                 print(f"the run stopped early at step {trainer.step} ({trainer.early_stop}), as it would have with "
                       f"--steps {s['steps']}: nothing more to train")
         trainer.fit(setup.train_data, s["steps"])
+        _note_best(trainer)
         setup.model.eval()  # the held-out figures and the example without dropout
-        metrics = setup.final_metrics(setup.model)
+        metrics = setup.final_metrics(setup.model)  # of the model fit left: the best one, with --patience or --target
         metrics.update(steps=trainer.step, wall_time_s=round(trainer.elapsed, 2),  # a resumed run's earlier steps too
                        stop_reason=trainer.stop_reason)
+        if trainer.restored_step is not None:
+            metrics["restored_step"] = trainer.restored_step
         print(f"\nfinal metrics ({'held-out test split' if setup.kind != 'lm' else 'validation text'}):")
         _print_metrics(metrics)
         _show_example(setup)
@@ -192,6 +196,22 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         for p in written:
             print(f"  {p}")
     return metrics
+
+
+def _note_best(trainer) -> None:
+    """Say which evaluation's parameters the run ends with, where it keeps the best (``--patience``, ``--target``):
+    the best one's, put back, or the last one's (the best, or better than the best on the ``eval_every`` grid, or
+    resumed from a checkpoint that held no copy of the best: a warning said so)."""
+    if not trainer.restore_best or trainer.best_step is None:
+        return
+    name = trainer.monitor
+    step, value = trainer.history[name][-1]  # the last evaluation: of the last parameters
+    if trainer.restored_step is not None:
+        print(f"restored the model of the best evaluation: step {trainer.restored_step}, {name} {trainer.best:.4f} "
+              f"(the last, at step {step}: {value:.4f})")
+    else:
+        print(f"kept the last model: step {step}, {name} {value:.4f} (the best evaluation every eval_every steps: "
+              f"step {trainer.best_step}, {trainer.best:.4f})")
 
 
 def _note_resumed(saved, trainer, setup) -> None:

@@ -21,6 +21,8 @@ gradients add up to those of one batch N times larger; the other lines run once,
   evaluations every ``eval_every`` steps count: the one that ends a :meth:`Trainer.fit` off that grid
   is recorded, but neither stops nor counts, so a run resumed from there stops where the
   uninterrupted run stops;
+* **the best model kept** (``restore_best``, as Keras's ``restore_best_weights``): a copy of the parameters
+  at the best evaluation, put back at the end of :meth:`Trainer.fit`;
 * **checkpoints** every ``checkpoint_every`` steps and at the end, holding the data position and the
   random generator, so that :meth:`Trainer.load` followed by :meth:`Trainer.fit` computes exactly
   the losses the uninterrupted run would have; with ``keep_checkpoints`` N, the last N of those written every
@@ -43,6 +45,7 @@ import shutil
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -217,6 +220,17 @@ class Trainer:
         An improvement smaller than this (>= 0) does not count.
     target : float, optional
         Stop as soon as ``monitor`` reaches this value (e.g. ``val_accuracy`` 0.99).
+    restore_best : bool, optional
+        Keep a copy of the parameters at the best evaluation of ``monitor`` (the one ``patience`` counts from:
+        ``best``, at ``best_step``) and put it back at the end of :meth:`fit`, unless the last parameters are
+        those, or the evaluation that ends the fit off the ``eval_every`` grid betters the best. By default on
+        when ``patience`` or ``target`` is set: early stopping says the evaluations judge the run, and without
+        it the model left would be the last, up to ``patience`` evaluations worse than the best (Keras's
+        ``restore_best_weights`` is off by default, a known surprise). Needs ``eval_fn`` and ``eval_every``.
+        The copy stays on the parameters' device (no host synchronisation): one more copy of the trainable
+        parameters in memory, and in every checkpoint. The optimizer's state is not put back: the run ends
+        there, and a later :meth:`fit` (more ``steps``, or a resumed run) first puts the last parameters back
+        and trains on from them, exactly as the uninterrupted run would.
     checkpoint_path : str or Path, optional
         Where :meth:`save` writes every ``checkpoint_every`` steps and at the end.
     checkpoint_every : int, optional
@@ -244,6 +258,14 @@ class Trainer:
     stop_reason : str or None
         Why the last :meth:`fit` stopped: "steps" (it reached ``steps``), "patience" or "target" (it stopped
         early, before ``steps``), "interrupted" (Ctrl-C).
+    best : float or None
+        The best value of ``monitor`` at the evaluations on the ``eval_every`` grid.
+    best_step : int or None
+        The step of that evaluation.
+    restored_step : int or None
+        The step whose parameters the last :meth:`fit` put back (``restore_best``), or None where it kept the last
+        ones (they were the best, no evaluation on the grid took place, or a checkpoint written before this option
+        held no copy of the best).
     early_stop : str or None
         What the last evaluation on the ``eval_every`` grid said: "patience" or "target" if the run should stop
         there, else None. It is kept (and saved), so that a later :meth:`fit` -- with more ``steps``, or
@@ -285,7 +307,8 @@ class Trainer:
                  progress: bool = True, patience: int | None = None, monitor: str = "val_loss",
                  mode: str | None = None, min_delta: float = 0.0, target: float | None = None,
                  checkpoint_path=None, checkpoint_every: int | None = None, tokenizer=None, extra: dict | None = None,
-                 desc: str = "train", accumulate: int = 1, keep_checkpoints: int | None = None):
+                 desc: str = "train", accumulate: int = 1, keep_checkpoints: int | None = None,
+                 restore_best: bool | None = None):
         if not isinstance(model, Module):
             raise TypeError(f"Trainer: model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(optimizer, Optimizer):
@@ -325,15 +348,24 @@ class Trainer:
             raise ValueError(f"Trainer: {'patience' if patience is not None else 'target'} stops the run on what "
                              f"eval_fn returns ({monitor!r}) every eval_every steps; give "
                              f"{'an eval_fn' if eval_fn is None else 'eval_every'}")
+        if restore_best is None:  # on with early stopping (see the docstring)
+            restore_best = patience is not None or target is not None
+        if not isinstance(restore_best, bool):
+            raise TypeError(f"Trainer: restore_best must be True, False or None, got {restore_best!r}")
+        if restore_best and (eval_fn is None or eval_every is None):
+            raise ValueError(f"Trainer: restore_best puts back the parameters of the best of what eval_fn returns "
+                             f"({monitor!r}) every eval_every steps; give "
+                             f"{'an eval_fn' if eval_fn is None else 'eval_every'}, or restore_best=False")
         self.model, self.optimizer, self.loss_fn, self.schedule = model, optimizer, loss_fn, schedule
         self.clip, self.eval_fn, self.eval_every, self.log_every = clip, eval_fn, eval_every, log_every
         self.accumulate = accumulate
         self.progress, self.patience, self.monitor, self.mode = progress, patience, monitor, mode
-        self.min_delta, self.target = min_delta, target
+        self.min_delta, self.target, self.restore_best = min_delta, target, restore_best
         self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
         self.keep_checkpoints, self.kept_checkpoints = keep_checkpoints, []
         self.tokenizer, self.extra, self.desc = tokenizer, dict(extra or {}), desc
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self._named_params = {name: p for name, p in model.named_parameters() if p.requires_grad}
         self.step = 0
         self.history: dict[str, list] = {}
         self.stop_reason: str | None = None
@@ -341,6 +373,10 @@ class Trainer:
         # where the data stand: epoch and batch within it (DataLoader); a callable needs only `step`
         self.epoch, self.batch_in_epoch = 0, 0
         self.best: float | None = None
+        self.best_step: int | None = None
+        self.restored_step: int | None = None
+        self._best_params: dict | None = None  # name -> a copy of the parameter's array at best_step, on its device
+        self._last_params: dict | None = None  # the parameters a restore replaced: a later fit trains on from them
         self.bad_evals = 0
         self.early_stop: str | None = None
         self.rng_reseeded = False
@@ -446,7 +482,9 @@ class Trainer:
         """Train until ``self.step == steps`` (counting the steps of earlier and resumed runs), or an early stop.
 
         The model is left in training mode, as the steps ran it: measure or run it inside
-        :func:`~minitransformer.nn.evaluating` (the task's metrics, decoding and ``predict_proba`` do).
+        :func:`~minitransformer.nn.evaluating` (the task's metrics, decoding and ``predict_proba`` do). With
+        ``restore_best``, it holds the parameters of the best evaluation (:attr:`restored_step` says which), except
+        after Ctrl-C or an error.
 
         Parameters
         ----------
@@ -475,6 +513,9 @@ class Trainer:
             from tqdm.std import tqdm
 
         self.stop_reason = None
+        if self._last_params is not None:  # the last fit put the best back: train on from where training was
+            self._put_params(self._last_params)
+            self._last_params = self.restored_step = None
         start = time.perf_counter()
         self.model.train()
         bar = tqdm(total=steps, initial=min(self.step, steps), desc=self.desc, disable=not self.progress,
@@ -504,6 +545,8 @@ class Trainer:
                         self._evaluate(bar, on_grid=False)  # recorded; off the grid, it neither stops nor counts
                     # "patience"/"target" only for a run that stopped before steps
                     self.stop_reason = "steps" if self.step >= steps else self.early_stop
+                    if self.restore_best:
+                        self._restore_best()
             finally:
                 bar.close()
                 self.elapsed += time.perf_counter() - start
@@ -580,9 +623,10 @@ class Trainer:
         if not on_grid:
             return
         if self.monitor not in results:
-            if self.patience is not None or self.target is not None:
+            if self.patience is not None or self.target is not None or self.restore_best:
+                watcher = "restore_best" if self.patience is None and self.target is None else "early stopping"
                 raise ValueError(
-                    f"Trainer: early stopping watches {self.monitor!r}, which eval_fn does not return (it returns "
+                    f"Trainer: {watcher} watches {self.monitor!r}, which eval_fn does not return (it returns "
                     f"{sorted(results)}); pass monitor= one of those"
                 )
             return
@@ -596,17 +640,46 @@ class Trainer:
                 f"cannot compare; the model's outputs may have become NaN: lower the learning rate (lr was "
                 f"{self._lr:g})"
             )
-        better = self.best is None or (
-            value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
-        )
-        if better:
-            self.best, self.bad_evals = value, 0
+        if self._improves(value):
+            self.best, self.bad_evals, self.best_step = value, 0, self.step
+            if self.restore_best:  # a copy, on the device (no host synchronisation); not a reference: a parameter
+                self._best_params = None  # is a view of the optimizer's long array, which a kernel updates in place
+                self._best_params = {name: p.backend.xp.asarray(p.data, copy=True)  # (the old copy freed first)
+                                     for name, p in self._named_params.items()}
         else:
             self.bad_evals += 1
         if self.target is not None and (value <= self.target if self.mode == "min" else value >= self.target):
             self.early_stop = "target"
         elif self.patience is not None and self.bad_evals >= self.patience:
             self.early_stop = "patience"
+
+    def _improves(self, value: float) -> bool:
+        """Whether ``value`` of ``monitor`` betters :attr:`best` by more than ``min_delta`` (NaN never does)."""
+        return self.best is None or (
+            value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        )
+
+    def _restore_best(self) -> None:
+        """Put back the parameters of the best evaluation (``restore_best``), keeping the last ones to train on.
+
+        Nothing to do where there is no copy, or the best evaluation was of the last parameters; nor where the
+        evaluation that ended the fit off the grid betters the best (it cannot count for early stopping, but the
+        parameters it measured are better than the copy).
+        """
+        self.restored_step = None
+        if self._best_params is None or self.best_step == self.step:
+            return
+        final = self.last_eval.get(self.monitor) if self._eval_step == self.step else None
+        if final is not None and self._improves(final):
+            return
+        self._last_params = {name: p.data for name, p in self._named_params.items()}
+        self._put_params(self._best_params)  # the copy becomes the parameters' arrays: no other copy made
+        self.restored_step = self.best_step
+
+    def _put_params(self, arrays: dict) -> None:
+        """Make ``arrays`` (name -> array on the parameter's device) the trainable parameters' values."""
+        for name, p in self._named_params.items():
+            p.data = arrays[name]
 
     # ------------------------------------------------------------------ checkpoints
     def _save_on_the_grid(self) -> None:
@@ -650,14 +723,24 @@ class Trainer:
         return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
                 "bad_evals": self.bad_evals, "early_stop": self.early_stop, "elapsed_s": self.elapsed,
                 "stop_reason": self.stop_reason, "last_eval": self.last_eval, "eval_step": self._eval_step,
-                "accumulate": self.accumulate, "kept_checkpoints": list(self.kept_checkpoints)}
+                "accumulate": self.accumulate, "kept_checkpoints": list(self.kept_checkpoints),
+                "best_step": self.best_step, "restored_step": self.restored_step}
+
+    def _params_state(self) -> dict:
+        """The copies of the parameters a checkpoint holds besides the model's (``restore_best``), so that a resumed
+        run ends with the parameters the uninterrupted one ends with: the best ones (``best_params``), or, once
+        :meth:`fit` put them back and the model holds them, the last ones (``last_params``), which training goes
+        on from."""
+        if self._last_params is not None:
+            return {"last_params": self._last_params}
+        return {} if self._best_params is None else {"best_params": self._best_params}
 
     def save(self, path) -> None:
         """Write a checkpoint of everything needed to resume: model, optimizer, schedule, step, RNG, data position."""
         if self._loss.weight:  # a resumed run must not lose the partial log interval: fold it in now
             self._log(_NoBar())
         save_checkpoint(path, self.model, self.optimizer, self.schedule, step=self.step, tokenizer=self.tokenizer,
-                        history=self.history, trainer_state=self.state(), extra=self.extra,
+                        history=self.history, trainer_state={**self.state(), **self._params_state()}, extra=self.extra,
                         rng_state=self._generator().get_rng_state())  # the generator dropout draws from
 
     def load(self, path, rng: str = "exact"):
@@ -688,12 +771,23 @@ class Trainer:
         CheckpointError
             The file cannot be read, or does not fit the model, the optimizer, the schedule or (``"exact"``) the
             generator; the trainer, its model, optimizer and schedule are unchanged.
+
+        Notes
+        -----
+        With ``restore_best``, the checkpoint's copy of the best parameters is loaded too. Where the model it holds
+        is the best one, put back at the end of a :meth:`fit`, the model gets the last parameters it also holds:
+        :meth:`fit` trains on from them (and puts the best back at its end), as the uninterrupted run does. A
+        checkpoint written without a copy (before this option, or by a trainer without it) keeps its ``best`` for
+        ``patience``, but not its parameters: unless a later evaluation betters it, :meth:`fit` keeps the last
+        parameters (:attr:`restored_step` None), and a warning says so.
         """
         if rng not in ("exact", "reseed"):
             raise ValueError(f"Trainer.load: rng must be 'exact' or 'reseed', got {rng!r}")
         be = self._generator()  # the generator dropout draws from: the model's backend's
         ckpt = read_checkpoint(path)
         _refuse_averaged(ckpt, "Trainer.load")  # (before the messages on what it lacks, which would not say why)
+        copies = {what: self._checked_params(path, what, ckpt.trainer_state.get(what))  # checked before loading
+                  for what in ("best_params", "last_params") if ckpt.trainer_state.get(what) is not None}
         saved = ckpt.trainer_state.get("accumulate", 1)  # checkpoints from before accumulation made steps of one
         if saved != self.accumulate:  # a data function's batch step * accumulate + i would be another run's batch
             raise CheckpointError(f"Trainer.load: {path}: its run made each step of {saved} batch(es), this trainer "
@@ -709,6 +803,21 @@ class Trainer:
         t = ckpt.trainer_state
         self.epoch, self.batch_in_epoch = int(t.get("epoch", 0)), int(t.get("batch_in_epoch", 0))
         self.best, self.bad_evals = t.get("best"), int(t.get("bad_evals", 0))
+        self.best_step, self.restored_step = t.get("best_step"), t.get("restored_step")
+        self._best_params = self._last_params = None
+        if "last_params" in copies:  # the model holds the best, put back: training goes on from the last ones
+            self._best_params = {name: p.data for name, p in self._named_params.items()}
+            self._last_params = copies["last_params"]
+        elif self.restore_best and "best_params" in copies:
+            self._best_params = copies["best_params"]
+        elif self.restore_best and self.best is not None:
+            at = "" if self.best_step is None else f" at step {self.best_step}"
+            warnings.warn(f"Trainer.load: {path} holds no copy of the parameters of its best evaluation "
+                          f"({self.monitor} {self.best:g}{at}), written before restore_best or without it: unless a "
+                          "later evaluation betters it, fit keeps the last parameters", stacklevel=2)
+        if not self.restore_best and self._last_params is not None:  # no best to keep: train on, from the last
+            self._put_params(self._last_params)
+            self._best_params = self._last_params = self.restored_step = None
         # a stop the checkpoint's run decided holds here only if this trainer asks for the same kind of stop
         stop = t.get("early_stop")
         self.early_stop = stop if {"patience": self.patience, "target": self.target}.get(stop) is not None else None
@@ -720,6 +829,21 @@ class Trainer:
         self._loss.reset()
         self._norm.reset()
         return ckpt
+
+    def _checked_params(self, path, what: str, state) -> dict:
+        """A checkpoint's copy ``what`` of the trainable parameters (name -> host array) as arrays on each
+        parameter's device, refused unless it holds exactly their names, shapes and a float dtype."""
+        named = self._named_params
+        if not isinstance(state, dict) or set(state) != set(named):
+            names = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise CheckpointError(f"Trainer.load: {path}: its {what} are not this model's trainable parameters "
+                                  f"(it holds {names}, the model has {sorted(named)})")
+        wrong = [f"{name}: {getattr(a, 'shape', type(a).__name__)} of {getattr(a, 'dtype', '?')}, the model's {p.shape}"
+                 for name, p in named.items() for a in [state[name]]
+                 if tuple(getattr(a, "shape", ())) != p.shape or getattr(getattr(a, "dtype", None), "kind", "") != "f"]
+        if wrong:
+            raise CheckpointError(f"Trainer.load: {path}: its {what} do not fit the model: {'; '.join(wrong)}")
+        return {name: p.backend.asarray(state[name], dtype=p.dtype_name) for name, p in named.items()}
 
 
 def _kept_path(checkpoint_path, step: int) -> Path:
