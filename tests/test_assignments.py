@@ -547,17 +547,33 @@ def test_the_table_says_why_a_comparison_failed_and_keeps_a_whole_hint():
 
 
 def test_a_reason_keeps_the_comparison_and_one_line_more_and_cuts_what_is_long():
-    """pytest's assert: the comparison and the next line, not its whole diff; a part longer than 200 characters
-    ends in "..." at 200, the reason at ``limit``; one that fits is whole."""
+    """pytest's assert: the comparison and the next line, not its whole diff; a part longer than 1000 characters
+    keeps its head and its tail around " ... ", and so does the whole reason longer than ``limit``; one that fits is
+    whole. A message with no "name: " keeps no colon after it."""
     # str() of the AssertionError of pytest's rewritten `assert [1, 2] == [1, 3]`
     diff = "AssertionError: assert [1, 2] == [1, 3]\n  \n  At index 1 diff: 2 != 3\n  Use -v to get more diff"
     assert reason(diff) == "AssertionError: assert [1, 2] == [1, 3]; At index 1 diff: 2 != 3"
-    assert reason("ValueError: " + "a" * 200) == "ValueError: " + "a" * 200
-    assert reason("ValueError: " + "a" * 201) == "ValueError: " + "a" * 197 + "..."
-    long = "AssertionError: " + "a" * 300 + "\n" + "b" * 300 + "\n + where " + "c" * 300
-    assert reason(long) == "AssertionError: " + "a" * 197 + "...; " + "b" * 179 + "..."  # 400 characters
+    assert reason("ValueError: " + "a" * 1000) == "ValueError: " + "a" * 1000
+    assert reason("ValueError: " + "a" * 1001 + "z") == "ValueError: " + "a" * 497 + " ... " + "a" * 497 + "z"
+    long = "AssertionError: " + "a" * 1100 + "\n" + "b" * 1100 + "\n + where " + "c" * 300
+    parts = "AssertionError: " + "a" * 497 + " ... " + "a" * 498 + "; " + "b" * 497 + " ... " + "b" * 498
+    assert reason(long, limit=3000) == parts + "; + where " + "c" * 300
+    assert reason(long) == reason(long, limit=3000)[:747] + " ... " + reason(long, limit=3000)[-748:]
     assert reason("ValueError: " + "a" * 50, limit=62) == "ValueError: " + "a" * 50
-    assert reason("ValueError: " + "a" * 51, limit=62) == "ValueError: " + "a" * 47 + "..."
+    assert reason("ValueError: " + "a" * 51, limit=62) == "ValueError: " + "a" * 16 + " ... " + "a" * 29
+    assert reason("the test run did not report this case") == "the test run did not report this case"
+
+
+def test_an_a7_message_keeps_its_hint_in_the_table():
+    """A7's messages say what the result looks like, then, at their end, what in the kernel usually does that: the
+    table shows it whole."""
+    hint = ("AssertionError: softmax_forward: inf or nan in the result: is the row's max m subtracted, y = exp(x - m) "
+            "/ sum_j exp(x_j - m)? exp(x) overflows from x = 89 in float32; first wrong: row 0, entry 0: nan, the "
+            "formula 1 (3 rows of 1 entries, 32 threads a block) (a wrong block_sum or block_max makes this wrong too: "
+            "if their tests fail, start there)")
+    table = format_table(Grade(7, "GPU kernels", "copy", 0.0, 5.0, [TestResult("tests/t.py::test_k", 7, "failed", 5.0,
+                                                                                0.0, [hint])]))
+    assert hint in " ".join(table.split()) and len(hint) > 300
 
 
 def test_the_table_wraps_a_reason_between_words_only(monkeypatch):
@@ -659,9 +675,11 @@ def _grade_with(monkeypatch, tmp_path, collected, ran, output, stopped=False, co
 
     def run(folder, args, results, timeout):
         if "--collect-only" in args:
-            return (None if collected is None else {"package": package, "exitstatus": 0, "collected": collected,
-                                                    "tests": []}), output, collection_stopped
-        return (None if ran is None else {"package": package, "collected": collected, **ran}), output, stopped
+            return grading._Run(None if collected is None else {"package": package, "exitstatus": 0,
+                                                                "collected": collected, "tests": []},
+                                output, collection_stopped)
+        return grading._Run(None if ran is None else {"package": package, "collected": collected, **ran}, output,
+                            stopped)
 
     monkeypatch.setattr(grading, "_pytest", run)
     return grading.grade(2, copy, timeout=30)
@@ -763,10 +781,12 @@ def test_the_grade_command_exits_1_when_the_tests_did_not_all_run(monkeypatch, t
     import importlib
 
     commands = importlib.import_module("minitransformer.assignments.commands")
-    args = argparse.Namespace(action="grade", number=2, path="copy", json=str(tmp_path / "g.json"), timeout=7)
+    args = argparse.Namespace(action="grade", number=2, path="copy", json=str(tmp_path / "g.json"), timeout=7,
+                              case_timeout=3)
     for problem, status in (("", 0), ("pytest stopped early:\n...", 1)):  # documented in docs/assignments.md
         g = Grade(2, "Softmax", "copy", 5.0, 10.0, [TestResult("tests/t.py::test_a", 2, "passed", 10.0, 5.0)], problem)
-        monkeypatch.setattr(commands, "grade", lambda number, path, timeout, g=g: timeout == 7 and g)
+        monkeypatch.setattr(commands, "grade", lambda number, path, timeout, case_timeout, g=g: (timeout, case_timeout)
+                            == (7, 3) and g)
         assert commands.main(args) == status
         assert json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))["problem"] == problem
     assert "written to " in capsys.readouterr().out
