@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -740,6 +741,126 @@ def test_grade_refuses_a_timeout_that_is_not_positive(tmp_path):
     with pytest.raises(ValueError, match=r"assignments grade: the timeout must be a positive number of seconds, "
                                          r"got 0"):
         grade(2, tmp_path, timeout=0)
+
+
+def test_grade_refuses_a_case_timeout_that_is_not_positive(tmp_path):
+    with pytest.raises(ValueError, match=r"assignments grade: the time limit of a case must be a positive number of "
+                                         r"seconds \(or None\), got -1"):
+        grade(2, tmp_path, case_timeout=-1)
+
+
+# ------------------------------------------------------------------ a crash, a case that never ends: real runs, tiny
+# a checkout of five graded cases (the instructor's package right), and a copy whose package crashes (a wild read:
+# a segmentation fault, as a wrong index in A7's kernels, run natively in the graded process) or loops forever for
+# some k; pytest's --backends, which grading passes, comes from the checkout's conftest.py
+FAKE_TESTS = """import pytest
+
+import minitransformer as mt
+
+
+@pytest.mark.assignment(2, points=10)
+def test_before():
+    assert mt.kernel(0) == 0
+
+
+@pytest.mark.assignment(2, points=40)
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_kernel(k):
+    assert mt.kernel(k) == k
+
+
+@pytest.mark.assignment(2, points=50)
+def test_after():
+    assert mt.kernel(9) == 9
+"""
+FAKE_PACKAGE = """import ctypes
+
+
+def kernel(k):
+    if k in {crash}:
+        ctypes.string_at(0)  # a read at address 0: a segmentation fault
+    while k in {loop}:
+        pass
+    return k
+"""
+
+
+def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30):
+    """grade(2) of a copy whose ``kernel(k)`` crashes for ``k`` in ``crash`` (or on import) and never returns for
+    ``k`` in ``loop``, against a checkout of ``FAKE_TESTS``; each run of pytest takes about a second."""
+    root, copy = tmp_path / "checkout", tmp_path / "copy"
+    for folder, package in ((root, FAKE_PACKAGE.format(crash=(), loop=())),
+                            (copy, FAKE_PACKAGE.format(crash=tuple(crash), loop=tuple(loop)))):
+        (folder / "minitransformer").mkdir(parents=True)
+        (folder / "minitransformer" / "__init__.py").write_text(
+            package + ("\nctypes.string_at(0)\n" if at_import and folder == copy else ""), encoding="utf-8")
+    (root / "tests").mkdir()
+    (root / "tests" / "test_fake.py").write_text(FAKE_TESTS, encoding="utf-8")
+    (root / "tests" / "conftest.py").write_text('def pytest_addoption(parser):\n    parser.addoption("--backends")\n',
+                                                encoding="utf-8")
+    (root / "setup.cfg").write_text("[tool:pytest]\n", encoding="utf-8")
+    return grade(2, copy, source=root, case_timeout=case_timeout)
+
+
+def _outcomes(g) -> dict[str, tuple[str, float]]:
+    return {t.nodeid.removeprefix("tests/test_fake.py::"): (t.outcome, t.earned) for t in g.own}
+
+
+def test_a_case_that_crashes_fails_saying_so_and_the_cases_after_it_keep_their_points(tmp_path):
+    """kernel(2) crashes the graded process: that case fails, saying it crashed, why it may have and where; the
+    cases after it are run again without it, and pass; the problem holds faulthandler's report from its start."""
+    g = _crashing(tmp_path, crash=[2])
+    assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("passed", 10.0),
+                            "test_kernel[2]": ("failed", 0.0), "test_kernel[3]": ("passed", 10.0),
+                            "test_kernel[4]": ("passed", 10.0), "test_after": ("passed", 50.0)}
+    error = g.own[2].errors[0]
+    assert error.startswith("the tests crashed in this case (") and "\n" not in error, error
+    if sys.platform == "linux":
+        assert error.startswith("the tests crashed in this case (Segmentation fault: a read or write far outside an "
+                                "array?); it was at ctypes/__init__.py:"), error
+    assert error.endswith(" in string_at <- minitransformer/__init__.py:6 in kernel <- tests/test_fake.py:14 in "
+                          "test_kernel"), error
+    assert g.problem.startswith(f"tests/test_fake.py::test_kernel[2]: {error}; the cases not yet run were run again "
+                                "without it\n"), g.problem
+    assert "Fatal Python error: " in g.problem or "Windows fatal exception: " in g.problem
+    assert "_pytest" not in g.problem  # pytest's own frames, the same in every case, are left out
+    assert error in " ".join(format_table(g).split())
+
+
+def test_a_case_that_never_ends_fails_at_its_time_limit_and_the_cases_after_it_keep_their_points(tmp_path):
+    g = _crashing(tmp_path, loop=[3], case_timeout=1)
+    assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("passed", 10.0),
+                            "test_kernel[2]": ("passed", 10.0), "test_kernel[3]": ("failed", 0.0),
+                            "test_kernel[4]": ("passed", 10.0), "test_after": ("passed", 50.0)}
+    said = ("this case did not finish in 1 s (an endless loop?); it was at minitransformer/__init__.py:7 in kernel "
+            "<- tests/test_fake.py:14 in test_kernel")
+    assert g.own[3].errors == [said]
+    assert g.problem.startswith(f"tests/test_fake.py::test_kernel[3]: {said}; the cases not yet run were run again "
+                                "without it\nTimeout (0:00:01)!\n"), g.problem
+    assert not format_table(g).rstrip().endswith(":")
+
+
+def test_after_two_cases_of_a_test_end_the_run_its_other_cases_are_not_run(tmp_path):
+    """The reruns are bounded: two cases of test_kernel crash or hang, its two others are not run (they would likely
+    end the same way, each costing a run or a time limit), and the test after it still runs."""
+    g = _crashing(tmp_path, crash=[1], loop=[2], case_timeout=1)
+    assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("failed", 0.0),
+                            "test_kernel[2]": ("failed", 0.0), "test_kernel[3]": ("failed", 0.0),
+                            "test_kernel[4]": ("failed", 0.0), "test_after": ("passed", 50.0)}
+    errors = [t.errors[0] for t in g.own[1:5]]
+    assert errors[0].startswith("the tests crashed in this case (") and errors[1].startswith("this case did not finish")
+    assert errors[2:] == ["not run: 2 cases of this test crashed or ran out of time, the last "
+                          "tests/test_fake.py::test_kernel[2]"] * 2
+
+
+def test_a_copy_that_crashes_on_import_grades_0_saying_so(tmp_path):
+    g = _crashing(tmp_path, at_import=True)
+    assert (g.score, g.max_score) == (0.0, 100.0)
+    errors = {t.errors[0] for t in g.own}
+    assert len(errors) == 1 and errors.pop().startswith("the tests did not run: the tests crashed outside a test "
+                                                        "case (")
+    assert re.search(r"it was at ctypes/__init__\.py:\d+ in string_at <- minitransformer/__init__\.py:11 in <module> "
+                     r"<- tests/test_fake\.py:3 in <module>\n", g.problem), g.problem
 
 
 ENDLESS = "### BEGIN SOLUTION A2: "

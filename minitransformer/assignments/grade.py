@@ -457,9 +457,10 @@ def _where(fault: str, copy: Path, root: Path, frames: int = 4) -> str:
 
 
 def _own(fault: str) -> str:
-    """faulthandler's report without the frames of pytest, pluggy and the runner (the same in every case)."""
+    """faulthandler's report without the frames of pytest, pluggy, the runner and the import system (the same in every
+    case)."""
     return "\n".join(line for line in fault.splitlines() if not re.match(
-        r'\s+File ".*([/\\](_pytest|pluggy)[/\\]|[/\\]assignments[/\\]runner\.py")', line))
+        r'\s+File "(.*([/\\](_pytest|pluggy|importlib)[/\\]|[/\\]assignments[/\\]runner\.py)|<frozen )', line))
 
 
 def _fault_head(fault: str, limit: int = 3000) -> str:
