@@ -828,29 +828,41 @@ def test_a_case_that_crashes_fails_saying_so_and_the_cases_after_it_keep_their_p
 
 
 def test_a_case_that_never_ends_fails_at_its_time_limit_and_the_cases_after_it_keep_their_points(tmp_path):
-    g = _crashing(tmp_path, loop=[3], case_timeout=1)
+    g = _crashing(tmp_path, loop=[4], case_timeout=1)
     assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("passed", 10.0),
-                            "test_kernel[2]": ("passed", 10.0), "test_kernel[3]": ("failed", 0.0),
-                            "test_kernel[4]": ("passed", 10.0), "test_after": ("passed", 50.0)}
+                            "test_kernel[2]": ("passed", 10.0), "test_kernel[3]": ("passed", 10.0),
+                            "test_kernel[4]": ("failed", 0.0), "test_after": ("passed", 50.0)}
     said = ("this case did not finish in 1 s (an endless loop?); it was at minitransformer/__init__.py:7 in kernel "
             "<- tests/test_fake.py:14 in test_kernel")
-    assert g.own[3].errors == [said]
-    assert g.problem.startswith(f"tests/test_fake.py::test_kernel[3]: {said}; the cases not yet run were run again "
+    assert g.own[4].errors == [said]
+    assert g.problem.startswith(f"tests/test_fake.py::test_kernel[4]: {said}; the cases not yet run were run again "
                                 "without it\nTimeout (0:00:01)!\n"), g.problem
     assert not format_table(g).rstrip().endswith(":")
 
 
-def test_after_two_cases_of_a_test_end_the_run_its_other_cases_are_not_run(tmp_path):
-    """The reruns are bounded: two cases of test_kernel crash or hang, its two others are not run (they would likely
-    end the same way, each costing a run or a time limit), and the test after it still runs."""
-    g = _crashing(tmp_path, crash=[1], loop=[2], case_timeout=1)
+def test_after_a_case_out_of_time_its_tests_other_cases_are_not_run_and_the_reruns_are_bounded(tmp_path,
+                                                                                               monkeypatch):
+    """A crash costs a rerun, seconds: every case not yet run is run again. A case out of time cost its whole time
+    limit, and the other cases of its test would likely each cost as much: they are not run. After ``RERUNS`` reruns,
+    the cases not yet run fail, saying so."""
+    g = _crashing(tmp_path / "a", crash=[1], loop=[2], case_timeout=1)
     assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("failed", 0.0),
                             "test_kernel[2]": ("failed", 0.0), "test_kernel[3]": ("failed", 0.0),
                             "test_kernel[4]": ("failed", 0.0), "test_after": ("passed", 50.0)}
     errors = [t.errors[0] for t in g.own[1:5]]
     assert errors[0].startswith("the tests crashed in this case (") and errors[1].startswith("this case did not finish")
-    assert errors[2:] == ["not run: 2 cases of this test crashed or ran out of time, the last "
-                          "tests/test_fake.py::test_kernel[2]"] * 2
+    assert errors[2:] == ["not run: another case of this test did not finish in 1 s, tests/test_fake.py::"
+                          "test_kernel[2]"] * 2
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("minitransformer.assignments.grade"), "RERUNS", 1)
+    g = _crashing(tmp_path / "b", crash=[1, 3])
+    assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("failed", 0.0),
+                            "test_kernel[2]": ("passed", 10.0), "test_kernel[3]": ("failed", 0.0),
+                            "test_kernel[4]": ("failed", 0.0), "test_after": ("failed", 0.0)}
+    assert g.own[4].errors == g.own[5].errors == ["not run: the tests crashed or ran out of time 2 times"]
+    assert "test_kernel[3]: the tests crashed in this case (" in g.problem
+    assert "; the cases not yet run were not run again: the tests had been run again 1 times\n" in g.problem
 
 
 def test_a_copy_that_crashes_on_import_grades_0_saying_so(tmp_path):

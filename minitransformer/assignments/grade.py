@@ -213,8 +213,9 @@ def pythonpath(*first) -> str:
 #: seconds one graded case (its setup, call and teardown) may take before the run is ended in it: the slowest case
 #: of the solution takes under 2 s (the first comparison with PyTorch, which imports it), so a busy machine has room
 CASE_TIMEOUT = 60
-#: how many of one test function's cases may crash or run out of time before its other cases are no longer run
-CRASHES_PER_TEST = 2
+#: how many times a grade runs the cases not yet run again, after a crash or a case out of time; a rerun takes a few
+#: seconds (starting pytest, collecting the tests; A7's compile their kernels)
+RERUNS = 20
 
 
 def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
@@ -240,8 +241,9 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
     case_timeout : float or None
         Seconds one case may run (:data:`CASE_TIMEOUT`; None: no limit). A case that takes longer fails,
         saying where it was (an endless loop?), as does one that crashes the run; the cases not yet run are
-        run again without it (at most :data:`CRASHES_PER_TEST` such ends for the cases of one test
-        function), and :attr:`Grade.problem` says what happened.
+        run again without it (at most :data:`RERUNS` times; after a case out of time, without the other cases
+        of its test function, which would likely cost as long each), and :attr:`Grade.problem` says what
+        happened.
 
     Returns
     -------
@@ -311,7 +313,6 @@ def _run_to_the_end(run: _Run, args: list[str], copy: Path, root: Path, tmp: Pat
     :attr:`Grade.problem`; and what a case that none of them reported fails with."""
     reported: dict[str, dict] = {}
     problems: list[str] = []
-    ends: Counter = Counter()  # crashes and cases out of time, by test function
     while True:  # each run leaves out at least one case more: the one the last ended in
         reported.update((t["nodeid"], t) for t in run.data["tests"])
         todo = [t for t in run.data["collected"] if t["nodeid"] not in reported]
@@ -326,15 +327,19 @@ def _run_to_the_end(run: _Run, args: list[str], copy: Path, root: Path, tmp: Pat
         if not run.running:  # between cases (a crash at the start or the end of the run): no case to leave out
             problems.append(f"{end[1]}\n{_fault_head(run.fault) or run.output[-3000:]}")
             return reported, problems, f"not run: {end[1]}"
-        case = run.running
+        case, function = run.running, run.running.split("[")[0]
         reported[case] = {"nodeid": case, "outcome": "failed", "errors": [end[0]]}
-        problems.append(f"{case}: {end[0]}; the cases not yet run were run again without it\n{_fault_head(run.fault)}")
-        ends[case.split("[")[0]] += 1
-        if ends[case.split("[")[0]] >= CRASHES_PER_TEST:  # its other cases would likely end the same way: not run
-            why = f"not run: {ends[case.split('[')[0]]} cases of this test crashed or ran out of time, the last {case}"
+        if run.fault.startswith("Timeout"):  # the test's other cases would likely each take as long: not run
+            why = f"not run: another case of this test did not finish in {case_timeout:g} s, {case}"
             reported.update((t["nodeid"], {"nodeid": t["nodeid"], "outcome": "failed", "errors": [why]})
-                            for t in todo if t["function"] == case.split("[")[0] and t["nodeid"] != case)
+                            for t in todo if t["function"] == function and t["nodeid"] != case)
         todo = [t for t in todo if t["nodeid"] not in reported]
+        given_up = len(problems) >= RERUNS  # (this end is not counted in problems yet)
+        then = ("" if not todo else f"; the cases not yet run were not run again: the tests had been run again "
+                f"{RERUNS} times" if given_up else "; the cases not yet run were run again without it")
+        problems.append(f"{case}: {end[0]}{then}\n{_fault_head(run.fault)}")
+        if given_up:
+            return reported, problems, f"not run: the tests crashed or ran out of time {len(problems)} times"
         if not todo:
             return reported, problems, "the test run did not report this case"
         skip = tmp / f"skip-{len(problems)}.json"
@@ -458,8 +463,8 @@ def _where(fault: str, copy: Path, root: Path, frames: int = 4) -> str:
 
 def _own(fault: str) -> str:
     """faulthandler's report without the frames of pytest, pluggy, the runner and the import system (the same in every
-    case)."""
-    return "\n".join(line for line in fault.splitlines() if not re.match(
+    case), nor the list of extension modules (Python 3.12 on)."""
+    return "\n".join(line for line in fault.splitlines() if not line.startswith("Extension modules: ") and not re.match(
         r'\s+File "(.*([/\\](_pytest|pluggy|importlib)[/\\]|[/\\]assignments[/\\]runner\.py)|<frozen )', line))
 
 
