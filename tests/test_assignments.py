@@ -825,6 +825,9 @@ def test_a_case_that_crashes_fails_saying_so_and_the_cases_after_it_keep_their_p
     assert "Fatal Python error: " in g.problem or "Windows fatal exception: " in g.problem
     assert "_pytest" not in g.problem  # pytest's own frames, the same in every case, are left out
     assert error in " ".join(format_table(g).split())
+    copy = tmp_path / "copy"  # the graded runs wrote nothing there (where they were, what faulthandler said)
+    assert sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*")) == ["minitransformer",
+                                                                               "minitransformer/__init__.py"]
 
 
 def test_a_case_that_never_ends_fails_at_its_time_limit_and_the_cases_after_it_keep_their_points(tmp_path):

@@ -114,7 +114,7 @@ class Grade:
         Every graded test case, in the order they were collected.
     problem : str
         Why the tests did not run, or not all of them (a copy that does not import, say: every case then
-        fails); empty when they ran.
+        fails), and each crash or case out of time, with where it was; empty when they all ran.
     skipped_points : float
         The points of this assignment's cases that were skipped here (PyTorch's comparisons, without
         PyTorch; A7's kernels, without g++), so not graded: ``max_score + skipped_points`` is the assignment's
