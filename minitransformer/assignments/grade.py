@@ -210,8 +210,9 @@ def pythonpath(*first) -> str:
     return os.pathsep.join([*map(str, first), *kept])
 
 
-#: seconds one graded case (its setup, call and teardown) may take before the run is ended in it: the slowest case
-#: of the solution takes under 2 s (the first comparison with PyTorch, which imports it), so a busy machine has room
+#: how many seconds one graded case (its setup, call and teardown) may take before the run is ended in it; the
+#: slowest case of the solution takes under 2 s (the first comparison with PyTorch, which imports it), so a busy
+#: machine has room
 CASE_TIMEOUT = 60
 #: how many times a grade runs the cases not yet run again, after a crash or a case out of time; a rerun takes a few
 #: seconds (starting pytest, collecting the tests; A7's compile their kernels)
@@ -239,9 +240,9 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
         Seconds the tests may run in all, reruns included. A run still going then is stopped: the cases
         it finished are scored, the others fail, and :attr:`Grade.problem` names the first of them.
     case_timeout : float or None
-        Seconds one case may run (:data:`CASE_TIMEOUT`; None: no limit). A case that takes longer fails,
+        Seconds one case may run (``CASE_TIMEOUT``, 60; None: no limit). A case that takes longer fails,
         saying where it was (an endless loop?), as does one that crashes the run; the cases not yet run are
-        run again without it (at most :data:`RERUNS` times; after a case out of time, without the other cases
+        run again without it (at most ``RERUNS`` times, 20; after a case out of time, without the other cases
         of its test function, which would likely cost as long each), and :attr:`Grade.problem` says what
         happened.
 
@@ -365,7 +366,7 @@ def _stopped(timeout: float, first: str | None) -> str:
 
 class _Run(NamedTuple):
     """What a run of pytest left: the JSON the plugin wrote (None if it wrote none; what it had written so far if the
-    run ended early), pytest's output, whether the run was stopped at its timeout, what :mod:`faulthandler` wrote
+    run ended early), pytest's output, whether the run was stopped at its timeout, what ``faulthandler`` wrote
     (at a crash or a case's timeout), the graded case it was in when it ended ("" between cases) and its exit
     status (minus the signal's number where a signal ended it, on POSIX)."""
 

@@ -10,7 +10,7 @@ before its end still leaves the outcomes of the cases that finished; ``exitstatu
 ends. Such an end is a crash (a segmentation fault in native code: A7's kernels run in this process), a
 case that outlives ``--grade-case-timeout`` (the run then ends with exit status 1) or the grader's timeout
 of the whole run. Beside the JSON file, two more say where it was: ``.running`` holds the node id of the
-graded case running (empty between cases), and :mod:`faulthandler` writes to ``.fault`` what each thread
+graded case running (empty between cases), and ``faulthandler`` writes to ``.fault`` what each thread
 was doing at a crash or a case's timeout. ``--grade-skip FILE`` (a JSON list of node ids) leaves those cases
 out: the grader runs the cases after a crash again, without the one that crashed.
 
