@@ -926,3 +926,8 @@ def test_the_grade_command_exits_1_when_the_tests_did_not_all_run(monkeypatch, t
         assert commands.main(args) == status
         assert json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))["problem"] == problem
     assert "written to " in capsys.readouterr().out
+    from minitransformer.cli import build_parser
+
+    parsed = build_parser().parse_args(["assignments", "grade", "2", "--case-timeout", "5"])
+    assert (parsed.case_timeout, parsed.timeout) == (5, 1800)
+    assert build_parser().parse_args(["assignments", "grade", "2"]).case_timeout == 60
