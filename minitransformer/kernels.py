@@ -63,8 +63,8 @@ typedef {T} T;
 
 // What a body not written yet calls (a stub of A7's student copy, `minitransformer assignments build 7`): on a GPU
 // it stops the kernel with an error (an illegal instruction), printing its message first where nvcc compiled it.
-// The CPU emulation of tests/test_kernels.py defines its own, which raises NotImplementedError(message) once the
-// launch is over.
+// The CPU emulation (minitransformer/cuda_emulator.py) defines its own, which raises NotImplementedError(message)
+// once the launch is over.
 #ifdef __CUDACC__
 __device__ void not_implemented(const char* message) {
 #ifndef __CUDACC_RTC__  // nvcc declares printf; NVRTC (CuPy's compiler) may not, and this source must always compile
@@ -548,9 +548,11 @@ class CudaKernels:
         if mask is not None:  # the mask's entries as the scores see them: a broadcast axis has stride 0
             seen = self.cupy.broadcast_to(mask, x.shape)
             strides = (0,) * (4 - x.ndim) + tuple(step // seen.itemsize for step in seen.strides)
+        else:
+            seen = self.cupy.empty((0,), dtype=self.cupy.bool_)  # no mask: none is read (has_mask 0)
         int64 = self.cupy.int64
         self._launch("masked_softmax_forward", x,
-                     (x, x if mask is None else seen, y, int64(x.shape[-1]), self._scalar(x, divisor),
+                     (x, seen, y, int64(x.shape[-1]), self._scalar(x, divisor),
                       self._scalar(x, self.cupy.finfo(x.dtype).min), int64(B), int64(L), *(int64(k) for k in strides),
                       self.cupy.int32(mask is not None)))
         return y
