@@ -453,7 +453,7 @@ class RawModule:
         """The kernel ``name`` (a :class:`Kernel`); a clear error naming the source's kernels where it has none."""
         if name not in self._functions:
             if name not in self._parameters:
-                raise KeyError(f"{self.name}: no kernel {name!r}; its kernels (extern \"C\" __global__): "
+                raise ValueError(f"{self.name}: no kernel {name!r}; its kernels (extern \"C\" __global__): "
                                f"{', '.join(self.kernels) or 'none'}")
             self._functions[name] = Kernel(self, name)
         return self._functions[name]
