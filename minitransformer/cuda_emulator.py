@@ -76,7 +76,7 @@ import numpy as np
 __all__ = ["RawModule", "Kernel", "LaunchError", "CompileError", "empty", "missing", "cache_folder", "INSTALL",
            "GUARD_BYTE", "GUARD_BYTES", "MAX_THREADS", "MAX_DYNAMIC_SHARED", "STACK_BYTES"]
 
-#: what a GPU allows a launch: threads in a block
+#: the most threads a GPU allows in a block
 MAX_THREADS = 1024
 #: dynamic shared memory a launch may ask for without opting in to more (bytes), as on every GPU since 2010
 MAX_DYNAMIC_SHARED = 48 * 1024
@@ -84,7 +84,7 @@ MAX_DYNAMIC_SHARED = 48 * 1024
 GUARD_BYTE = 0x7F
 #: guard bytes before and after each array a launch copies, and after the shared memory asked for
 GUARD_BYTES = 64
-#: the stack of each emulated thread (bytes): room for a few thousand local numbers
+#: the stack of each emulated thread in bytes, room for a few thousand local numbers
 STACK_BYTES = 64 * 1024
 #: what to install where :func:`missing` says the emulation cannot run
 INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux only)"
@@ -97,11 +97,18 @@ class LaunchError(AssertionError):
     reaches, a write past an array or past the shared memory asked for.
 
     An ``AssertionError``, as ``numpy.testing``'s failures are: a test that launches a wrong kernel fails on it.
+
+    >>> issubclass(LaunchError, AssertionError)
+    True
     """
 
 
 class CompileError(RuntimeError):
-    """The source does not compile for the emulation: the message holds ``g++``'s errors, by the source's lines."""
+    """The source does not compile for the emulation: the message holds ``g++``'s errors, by the source's lines.
+
+    >>> issubclass(CompileError, RuntimeError)
+    True
+    """
 
 
 def missing() -> str:
@@ -131,7 +138,11 @@ def empty(shape, dtype=np.float64) -> np.ndarray:
 
 def cache_folder() -> Path:
     """Where the compiled sources are kept: ``minitransformer-cuda-emulator-<user>`` in the temporary folder, made
-    readable by its owner only (a library found there is loaded into the process)."""
+    readable by its owner only (a library found there is loaded into the process).
+
+    >>> cache_folder().name.startswith("minitransformer-cuda-emulator-")
+    True
+    """
     user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
     folder = Path(tempfile.gettempdir()) / f"minitransformer-cuda-emulator-{user}"
     folder.mkdir(mode=0o700, exist_ok=True)
@@ -352,10 +363,10 @@ extern "C" const char* emu_signature_{0}() {{
 extern "C" void emu_launch_{0}(void** args) {{ emu_launch([args] {{ emu_call({0}, args); }}); }}
 """
 
-#: a kernel's definition or declaration: its name, then its parameters up to the parenthesis that closes them
+#: a kernel's definition or declaration, its name and then its parameters up to the parenthesis that closes them
 _KERNEL_HEAD = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\([^)]*\)\s+)?void\s+'
                           r'(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(([^)]*)\)')
-#: ``extern __shared__ T s[];``: a pointer to the dynamic shared memory instead (on one line, as it was)
+#: ``extern __shared__ T s[];``, to become a pointer to the dynamic shared memory (on one line, as it was)
 _EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w\s]*?)\s+"
                             r"(?:__align__\(\s*\d+\s*\)\s+)?(\w+)\s*\[\s*\]\s*;")
 
@@ -436,6 +447,14 @@ class RawModule:
     ----------
     kernels : tuple of str
         The names of the source's kernels.
+
+    Examples
+    --------
+    Needs g++ (the module's tests run it):
+
+    >>> module = RawModule(code='extern "C" __global__ void twice(float* x) { x[threadIdx.x] *= 2; }')  # doctest: +SKIP
+    >>> module.kernels  # doctest: +SKIP
+    ('twice',)
     """
 
     def __init__(self, code: str, *, name: str = "<cuda source>", first_line: int = 1):
@@ -482,6 +501,17 @@ class Kernel:
         The kernel's name.
     parameters : list of str
         Its parameters as the source declares them (``const float* x``).
+
+    Examples
+    --------
+    Needs g++ (the module's tests run it):
+
+    >>> twice = RawModule(code='extern "C" __global__ void twice(float* x) { x[threadIdx.x] *= 2; }').get_function(
+    ...     "twice")  # doctest: +SKIP
+    >>> x = np.arange(4, dtype=np.float32)
+    >>> twice((1,), (4,), (x,))  # one block of 4 threads  # doctest: +SKIP
+    >>> x  # doctest: +SKIP
+    array([0., 2., 4., 6.], dtype=float32)
     """
 
     def __init__(self, module: RawModule, name: str):
