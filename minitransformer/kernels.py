@@ -478,6 +478,7 @@ class CudaKernels:
         self._modules: dict[str, object] = {}
         self._functions: dict[tuple[str, str], object] = {}
         self._cublas = None  # CuPy's binding of cuBLAS and its runtime's type codes, at the first product
+        self._no_mask = None  # what masked_softmax_forward passes for no mask
         #: float32 products in TF32 (on GPUs of compute capability 8.0 and later), as CuPy's own are with CUPY_TF32=1
         self.tf32 = tf32_requested()
 
@@ -548,8 +549,10 @@ class CudaKernels:
         if mask is not None:  # the mask's entries as the scores see them: a broadcast axis has stride 0
             seen = self.cupy.broadcast_to(mask, x.shape)
             strides = (0,) * (4 - x.ndim) + tuple(step // seen.itemsize for step in seen.strides)
-        else:
-            seen = self.cupy.empty((0,), dtype=self.cupy.bool_)  # no mask: none is read (has_mask 0)
+        else:  # none is read (has_mask 0): an empty mask of the kernel's type, made once
+            if self._no_mask is None:
+                self._no_mask = self.cupy.empty((0,), dtype=self.cupy.bool_)
+            seen = self._no_mask
         int64 = self.cupy.int64
         self._launch("masked_softmax_forward", x,
                      (x, seen, y, int64(x.shape[-1]), self._scalar(x, divisor),
