@@ -63,8 +63,8 @@ typedef {T} T;
 
 // What a body not written yet calls (a stub of A7's student copy, `minitransformer assignments build 7`): on a GPU
 // it stops the kernel with an error (an illegal instruction), printing its message first where nvcc compiled it.
-// The CPU emulation of tests/test_kernels.py defines its own, which raises NotImplementedError(message) once the
-// launch is over.
+// The CPU emulation (minitransformer/cuda_emulator.py) defines its own, which raises NotImplementedError(message)
+// once the launch is over.
 #ifdef __CUDACC__
 __device__ void not_implemented(const char* message) {
 #ifndef __CUDACC_RTC__  // nvcc declares printf; NVRTC (CuPy's compiler) may not, and this source must always compile
@@ -478,6 +478,7 @@ class CudaKernels:
         self._modules: dict[str, object] = {}
         self._functions: dict[tuple[str, str], object] = {}
         self._cublas = None  # CuPy's binding of cuBLAS and its runtime's type codes, at the first product
+        self._no_mask = None  # what masked_softmax_forward passes for no mask
         #: float32 products in TF32 (on GPUs of compute capability 8.0 and later), as CuPy's own are with CUPY_TF32=1
         self.tf32 = tf32_requested()
 
@@ -548,9 +549,13 @@ class CudaKernels:
         if mask is not None:  # the mask's entries as the scores see them: a broadcast axis has stride 0
             seen = self.cupy.broadcast_to(mask, x.shape)
             strides = (0,) * (4 - x.ndim) + tuple(step // seen.itemsize for step in seen.strides)
+        else:  # none is read (has_mask 0): an empty mask of the kernel's type, made once
+            if self._no_mask is None:
+                self._no_mask = self.cupy.empty((0,), dtype=self.cupy.bool_)
+            seen = self._no_mask
         int64 = self.cupy.int64
         self._launch("masked_softmax_forward", x,
-                     (x, x if mask is None else seen, y, int64(x.shape[-1]), self._scalar(x, divisor),
+                     (x, seen, y, int64(x.shape[-1]), self._scalar(x, divisor),
                       self._scalar(x, self.cupy.finfo(x.dtype).min), int64(B), int64(L), *(int64(k) for k in strides),
                       self.cupy.int32(mask is not None)))
         return y

@@ -1,11 +1,12 @@
 """A7's graded tests: the block reductions and the row kernels of ``minitransformer/kernels.py``, written in CUDA C++.
 
-They run the kernels on the CPU under the emulation of CUDA of ``tests/test_kernels.py`` (g++; the fixture
-``emulated_cuda`` of ``tests/conftest.py``), through ``CudaKernels``' own Python as CuPy would launch them, and
-compare with the formulas written out in NumPy here. Each launch runs twice, its threads in two orders: a result
-that differs is a race (a ``__syncthreads()`` missing). Where a result is wrong the message says how (entries never
-written, rows past the first wrong, entries past the block's threads wrong, an overflow, a sign) and what in the
-kernel usually does that. Without g++ (or on Windows) they skip, and the grade says so under its total.
+They run the kernels on the CPU under the package's emulation of CUDA, ``minitransformer.cuda_emulator`` (g++; the
+fixture ``emulated_cuda`` of ``tests/conftest.py``, set up in ``tests/test_kernels.py``), through ``CudaKernels``'
+own Python as CuPy would launch them, and compare with the formulas written out in NumPy here. Each launch runs
+twice, its threads in two orders: a result that differs is a race (a ``__syncthreads()`` missing). Where a result is
+wrong the message says how (entries never written, rows past the first wrong, entries past the block's threads
+wrong, an overflow, a sign) and what in the kernel usually does that. Without g++ (or on Windows) they skip, and the
+grade says so under its total.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import cuda_emulator
 from .catalog import get
 from .strip import source_root
 
@@ -317,7 +318,7 @@ def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> tup
 #: what to install when the skipped cases are PyTorch's comparisons (the version CI uses)
 TORCH_INSTALL = "pip install torch==2.13.0"
 #: what to install when the skipped cases are A7's kernels, run on the CPU under the emulation of CUDA (g++)
-GXX_INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux only)"
+GXX_INSTALL = cuda_emulator.INSTALL
 
 
 def reason(error: str, limit: int = 400) -> str:
