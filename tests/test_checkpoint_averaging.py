@@ -382,3 +382,18 @@ def test_a_run_goes_on_where_a_kept_checkpoint_it_would_delete_is_gone(tmp_path)
     (tmp_path / "ckpt-step000002.npz").unlink()
     trainer.fit(_data, steps=4)
     assert _files(tmp_path) == ["ckpt-step000004.npz", "ckpt.npz"]
+
+
+def test_the_average_function_keeps_an_existing_file_unless_told_to_replace_it(tmp_path):
+    from minitransformer.train.run import average
+
+    assert main(["train", "--task", "copy", "--steps", "4", *TINY, "--checkpoint-every", "2", "--keep-checkpoints",
+                 "2", "--out", str(tmp_path / "run")]) == 0
+    kept = [str(tmp_path / "run" / f"checkpoint-step00000{step}.npz") for step in (2, 4)]
+    out = tmp_path / "avg.npz"
+    out.write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="add --overwrite to replace it"):
+        average(kept, out)
+    assert out.read_bytes() == b"mine"
+    assert average(kept, out, overwrite=True).extra["averaged"]["steps"] == [2, 4]
+    assert read_checkpoint(out).step == 4
