@@ -935,6 +935,21 @@ A7_MISTAKES = {
                                    "test_softmax_forward_is_the_formula", {"shape": (2, 1000)},
                                    r"inf or nan in the result: .*divided by the row's sum once complete "
                                    r"\(block_sum's result, not a thread's own part\)"),
+    "hidden keys weighed": ("T e = (!has_mask || allowed[j * s_n]) ? exp(xr[j] / divisor - m) : (T)0;",
+                            "T e = exp(xr[j] / divisor - m);", "test_masked_softmax_forward_is_attentions_weights",
+                            {"S": 5, "mask": "causal"}, r"a hidden key \(mask false\) got weight"),
+    "0 / 0 with no key": ("yr[j] = total > 0 ? yr[j] / total : (T)0;", "yr[j] = yr[j] / total;",
+                          "test_masked_softmax_forward_is_attentions_weights", {"S": 5, "mask": "padding"},
+                          r"a row with no allowed key must be 0 everywhere"),
+    "scores not divided": ("T z = xr[j] / divisor;\n        if ((!has_mask || allowed[j * s_n]) && z > m) m = z;\n"
+                           "    }\n    m = block_max(m, s);\n    T total = 0;\n    for (long long j = threadIdx.x; j "
+                           "< n; j += blockDim.x) {\n        T e = (!has_mask || allowed[j * s_n]) ? exp(xr[j] / "
+                           "divisor - m)",
+                           "T z = xr[j];\n        if ((!has_mask || allowed[j * s_n]) && z > m) m = z;\n"
+                           "    }\n    m = block_max(m, s);\n    T total = 0;\n    for (long long j = threadIdx.x; j "
+                           "< n; j += blockDim.x) {\n        T e = (!has_mask || allowed[j * s_n]) ? exp(xr[j] - m)",
+                           "test_masked_softmax_forward_is_attentions_weights", {"S": 300, "mask": "none"},
+                           r"the softmax of x, not of z = x / divisor"),
     "a sum never set": ("    T total = 0;\n    for (long long i = threadIdx.x; i < n; i += blockDim.x) {\n"
                         "        T e = exp(xr[i] - m);",
                         "    T total;\n    for (long long i = threadIdx.x; i < n; i += blockDim.x) {\n"

@@ -1,4 +1,5 @@
-"""A7's graded tests: the block reductions and the row kernels of ``minitransformer/kernels.py``, written in CUDA C++.
+"""A7's graded tests: the block reductions and the row kernels of ``minitransformer/kernels.py`` (softmax each way,
+attention's masked softmax, layer norm), written in CUDA C++.
 
 They run the kernels on the CPU under the package's emulation of CUDA, ``minitransformer.cuda_emulator`` (g++; the
 fixture ``emulated_cuda`` of ``tests/conftest.py``, set up in ``tests/test_kernels.py``), through ``CudaKernels``'
@@ -177,7 +178,7 @@ def softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-@pytest.mark.assignment(7, points=30)
+@pytest.mark.assignment(7, points=25)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_softmax_forward_is_the_formula(emulated_cuda, shape, dtype, rng):
@@ -198,7 +199,7 @@ def test_softmax_forward_is_the_formula(emulated_cuda, shape, dtype, rng):
                 "an entry of the row)?", kernels=emulated_cuda)
 
 
-@pytest.mark.assignment(7, points=20)
+@pytest.mark.assignment(7, points=15)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("divisor", [1.0, np.sqrt(8.0)], ids=["softmax", "attention"])
 @pytest.mark.parametrize("shape", [(3, 1), (2, 5), (2, 3, 300), (2, 1000)], ids=str)
@@ -214,12 +215,61 @@ def test_softmax_backward_is_the_formula(emulated_cuda, shape, divisor, dtype, r
     _agree("softmax_backward", got, want, dtype, _block(shape[-1]), kernels=emulated_cuda)
 
 
+def masked_softmax(x, allowed, divisor):
+    """Attention's weights in float64: softmax of ``x / divisor`` over the keys ``allowed`` (None: all) along the last
+    axis; 0 at a hidden key, and 0 in a row with none allowed."""
+    z = np.asarray(x, dtype=np.float64) / divisor
+    ok = np.broadcast_to(True if allowed is None else allowed, z.shape)
+    m = np.where(ok, z, -np.inf).max(axis=-1, keepdims=True)
+    e = np.where(ok, np.exp(np.where(ok, z, 0) - np.where(np.isfinite(m), m, 0)), 0)
+    total = e.sum(axis=-1, keepdims=True)
+    return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+
+
+#: masks for scores (2, 3, 4, S) (batch, heads, queries, keys), as attention passes them: broadcast views
+MASKS = {
+    "none": lambda S: None,
+    "padding": lambda S: (np.arange(S) < np.array([[2], [0]]))[:, None, None, :],  # batch 1 sees no key at all
+    "causal": lambda S: np.tril(np.ones((4, S), dtype=bool)),
+    "each-query": lambda S: np.random.default_rng(5).uniform(size=(2, 1, 4, S)) < 0.3,  # some see no key
+}
+
+
+@pytest.mark.assignment(7, points=15)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mask", list(MASKS))
+@pytest.mark.parametrize("S", [1, 5, 300])
+def test_masked_softmax_forward_is_attentions_weights(emulated_cuda, S, mask, dtype, rng):
+    x = rng.normal(scale=3.0, size=(2, 3, 4, S)).astype(dtype)
+    x[..., 0] = alternating_large(x.shape[:-1])  # far from the other keys: the largest allowed z is subtracted
+    allowed, divisor = MASKS[mask](S), float(np.sqrt(8.0))
+    y = emulated_cuda.masked_softmax_forward(_guarded(emulated_cuda, x), allowed, divisor)
+    want, block, warned = masked_softmax(x, allowed, divisor), _block(S), _warned(emulated_cuda, dtype)
+    ok = np.broadcast_to(True if allowed is None else allowed, x.shape)
+    with np.errstate(all="ignore"):
+        none = ~ok.any(axis=-1)
+        if none.any() and (y[none] != 0).any():
+            raise AssertionError("masked_softmax_forward: a row with no allowed key must be 0 everywhere (its sum of "
+                                 f"e is 0: no division), got {y[none][0][:3]}{warned}")
+        hidden = ~ok & (y != 0)
+        if hidden.any():
+            where = tuple(int(k) for k in np.argwhere(hidden)[0])
+            raise AssertionError(f"masked_softmax_forward: a hidden key (mask false) got weight {y[where]:.9g} at "
+                                 f"{list(where)}: e = 0 at a hidden key (a row's m is its largest allowed z){warned}")
+        if not _diagnose(y, masked_softmax(x, allowed, 1.0), dtype, block) and _diagnose(y, want, dtype, block):
+            raise AssertionError(f"masked_softmax_forward: the softmax of x, not of z = x / divisor ({divisor:.4g}): "
+                                 f"divide each score first{warned}")
+    _agree("masked_softmax_forward", y, want, dtype, block, kernels=emulated_cuda,
+           hint="is the largest allowed z = x / divisor subtracted, m starting from lowest (exp overflows otherwise)? "
+                "Is each e divided by the row's sum once complete (block_sum's result), a row summing to 0 left 0?")
+
+
 #: the offset of the last row of layer norm's x (its noise of size 4): the variance as mean(x^2) - mu^2 in one pass
 #: loses the digits of such a row (float32 keeps 7, float64 16), (x - mu)^2 does not
 FAR = {"float32": 1e3, "float64": 1e4}
 
 
-@pytest.mark.assignment(7, points=25)
+@pytest.mark.assignment(7, points=20)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("affine", ["gamma-beta", "gamma", "beta", "plain"])
 @pytest.mark.parametrize("shape", [(3, 1), (2, 7), (4, 100), (2, 3, 300)], ids=str)
