@@ -158,7 +158,7 @@ extern "C" __global__ void masked_softmax_forward(const T* x, const bool* mask, 
                                                   T lowest, long long B, long long L, long long s_a, long long s_b,
                                                   long long s_l, long long s_n, int has_mask) {
     extern __shared__ T s[];
-    // BEGIN SOLUTION A7: masked_softmax_forward: softmax_forward's steps on z = x / divisor over the allowed keys only
+    // BEGIN SOLUTION A7: masked_softmax_forward: softmax_forward's steps on z = x / divisor, allowed keys only
     long long r = blockIdx.x, l = r % L, b = (r / L) % B, a = r / (L * B);
     const T* xr = x + r * n;
     T* yr = y + r * n;
