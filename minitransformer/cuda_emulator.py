@@ -470,8 +470,8 @@ def _program(code: str, name: str, first_line: int, kernels: list[str]) -> str:
             f'#line 1 "cuda_emulator launchers"\n{_LAUNCHER}{launchers}')
 
 
-#: what the emulation does not do, by the names g++ then finds undeclared: warp-level operations and cooperative
-#: groups (one CUDA thread runs at a time here, so a warp's threads never run together)
+#: the warp-level operations and cooperative groups the emulation lacks (one CUDA thread runs at a time here, so a
+#: warp's threads never run together), by the names g++ then finds undeclared, each with what it is
 _NOT_EMULATED = {
     **dict.fromkeys(["__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync", "__shfl", "__shfl_up",
                      "__shfl_down", "__shfl_xor"], "a warp shuffle"),
