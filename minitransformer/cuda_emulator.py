@@ -89,7 +89,7 @@ STACK_BYTES = 64 * 1024
 #: what to install where :func:`missing` says the emulation cannot run
 INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux only)"
 #: g++'s command line, without the files
-COMPILER = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC"]
+COMPILER = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-Wall", "-Wl,-z,defs"]
 
 
 class LaunchError(AssertionError):
@@ -153,7 +153,10 @@ def cache_folder() -> Path:
 
 # ------------------------------------------------------------------ the C++ around the source
 _PRELUDE = r"""
+#include <float.h>
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <ucontext.h>
@@ -170,7 +173,7 @@ static const int warpSize = 32;
 static void __syncthreads();  // the running thread waits for the block's other threads (emu_run_block below)
 // a body not written yet calls it: the launch raises NotImplementedError(message)
 static const char* emu_stub = nullptr;
-static void not_implemented(const char* message) {
+[[maybe_unused]] static void not_implemented(const char* message) {
     if (!emu_stub) emu_stub = message;
 }
 // the dynamic shared memory (extern __shared__ arrays all start here), and guard bytes after the most a launch asks
@@ -181,25 +184,102 @@ alignas(16) static unsigned char emu_shared[EMU_SHARED_BYTES + EMU_GUARD_BYTES];
 #define __forceinline__ inline
 #define __noinline__
 #define __restrict__ __restrict
-#define __shared__ static
+// a __shared__ variable of a fixed size (in a kernel, a __device__ function or outside them): one for the block,
+// as on a GPU (one block runs at a time here), kept in a section of its own that each block starts filled with
+// the guard bytes, as it starts with what the last kernel left on a GPU
+#define __shared__ static __attribute__((section("emu_static_shared")))
 #define __align__(n) alignas(n)
 #define __launch_bounds__(...)
-using std::max;
-using std::min;
+// CUDA's max and min: overloads for each type and mixed pairs, of the wider type (CUDA's float ones are fmaxf's)
+template <class A, class B> static inline std::common_type_t<A, B> max(A a, B b) {
+    using C = std::common_type_t<A, B>;
+    if constexpr (std::is_floating_point_v<C>) return fmax((C)a, (C)b);
+    else return (C)a > (C)b ? (C)a : (C)b;
+}
+template <class A, class B> static inline std::common_type_t<A, B> min(A a, B b) {
+    using C = std::common_type_t<A, B>;
+    if constexpr (std::is_floating_point_v<C>) return fmin((C)a, (C)b);
+    else return (C)a < (C)b ? (C)a : (C)b;
+}
+// CUDA's math functions that C's lacks, and its intrinsics (fast, less exact on a GPU; here the exact functions).
+// glibc declares some of these names (__expf, __powf, ...) for itself: they are macros, to emu_ functions
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
-#define __expf expf  // (glibc declares its own __expf and __logf)
-#define __logf logf
-static inline float __fdividef(float a, float b) { return a / b; }
+static inline float rcbrtf(float x) { return 1.0f / cbrtf(x); }
+static inline double rcbrt(double x) { return 1.0 / cbrt(x); }
+static inline float fdividef(float a, float b) { return a / b; }
+static inline float emu_saturate(float x) { return x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x; }  // NaN: 0, as CUDA's
+static inline float emu_sincosf(float x, float* s, float* c) { *s = sinf(x), *c = cosf(x); return 0; }
+static inline float emu_float(float x) { return x; }
+static inline double emu_double(double x) { return x; }
+#define __expf(x) expf(x)
+#define __exp10f(x) exp10f(x)
+#define __logf(x) logf(x)
+#define __log2f(x) log2f(x)
+#define __log10f(x) log10f(x)
+#define __powf(x, y) powf(x, y)
+#define __sinf(x) sinf(x)
+#define __cosf(x) cosf(x)
+#define __tanf(x) tanf(x)
+#define __sincosf(x, s, c) ((void)emu_sincosf(x, s, c))
+#define __fdividef(x, y) (emu_float(x) / emu_float(y))
+#define __saturatef(x) emu_saturate(x)
+#define __frcp_rn(x) (1.0f / emu_float(x))
+#define __fsqrt_rn(x) sqrtf(x)
+#define __frsqrt_rn(x) rsqrtf(x)
+#define __fdiv_rn(x, y) (emu_float(x) / emu_float(y))
+#define __fadd_rn(x, y) (emu_float(x) + emu_float(y))
+#define __fsub_rn(x, y) (emu_float(x) - emu_float(y))
+#define __fmul_rn(x, y) (emu_float(x) * emu_float(y))
+#define __fmaf_rn(x, y, z) fmaf(x, y, z)
+#define __drcp_rn(x) (1.0 / emu_double(x))
+#define __dsqrt_rn(x) sqrt(x)
+#define __ddiv_rn(x, y) (emu_double(x) / emu_double(y))
+#define __dadd_rn(x, y) (emu_double(x) + emu_double(y))
+#define __dsub_rn(x, y) (emu_double(x) - emu_double(y))
+#define __dmul_rn(x, y) (emu_double(x) * emu_double(y))
+#define __fma_rn(x, y, z) fma(x, y, z)
+// the bits of a number as another type's (CUDA's __float_as_int, ...), and rounding to an integer
+template <class To, class From> static inline To emu_bits(From x) {
+    static_assert(sizeof(To) == sizeof(From));
+    To y;
+    memcpy(&y, &x, sizeof y);
+    return y;
+}
+#define __float_as_int(x) emu_bits<int>(emu_float(x))
+#define __float_as_uint(x) emu_bits<unsigned int>(emu_float(x))
+#define __int_as_float(x) emu_bits<float>((int)(x))
+#define __uint_as_float(x) emu_bits<float>((unsigned int)(x))
+#define __double_as_longlong(x) emu_bits<long long>(emu_double(x))
+#define __longlong_as_double(x) emu_bits<double>((long long)(x))
+#define __float2int_rn(x) ((int)lrintf(x))
+#define __double2int_rn(x) ((int)lrint(x))
+#define __int2float_rn(x) ((float)(x))
+// CUDA's constants (math_constants.h) that its kernels use most
+#define CUDART_INF_F HUGE_VALF
+#define CUDART_INF HUGE_VAL
+#define CUDART_NAN_F NAN
+#define CUDART_NAN ((double)NAN)
+#define CUDART_PI_F 3.141592654f
+#define CUDART_PI 3.1415926535897931e+0
 template <class V> static inline V __ldg(const V* p) { return *p; }
 static inline void __threadfence() {}
-// atomics: one thread runs at a time, so a read-modify-write is atomic
-template <class V> static V atomicAdd(V* p, V v) { V old = *p; *p = old + v; return old; }
-template <class V> static V atomicSub(V* p, V v) { V old = *p; *p = old - v; return old; }
-template <class V> static V atomicMax(V* p, V v) { V old = *p; *p = old > v ? old : v; return old; }
-template <class V> static V atomicMin(V* p, V v) { V old = *p; *p = old < v ? old : v; return old; }
-template <class V> static V atomicExch(V* p, V v) { V old = *p; *p = v; return old; }
-template <class V> static V atomicCAS(V* p, V compare, V v) { V old = *p; if (old == compare) *p = v; return old; }
+static inline void __threadfence_block() {}
+// atomics: one thread runs at a time, so a read-modify-write is atomic; v of p's type (an int 1 to a float* too)
+template <class V> using emu_same = std::type_identity_t<V>;
+template <class V> static V atomicAdd(V* p, emu_same<V> v) { V old = *p; *p = old + v; return old; }
+template <class V> static V atomicSub(V* p, emu_same<V> v) { V old = *p; *p = old - v; return old; }
+template <class V> static V atomicMax(V* p, emu_same<V> v) { V old = *p; *p = old > v ? old : v; return old; }
+template <class V> static V atomicMin(V* p, emu_same<V> v) { V old = *p; *p = old < v ? old : v; return old; }
+template <class V> static V atomicExch(V* p, emu_same<V> v) { V old = *p; *p = v; return old; }
+template <class V> static V atomicAnd(V* p, emu_same<V> v) { V old = *p; *p = old & v; return old; }
+template <class V> static V atomicOr(V* p, emu_same<V> v) { V old = *p; *p = old | v; return old; }
+template <class V> static V atomicXor(V* p, emu_same<V> v) { V old = *p; *p = old ^ v; return old; }
+template <class V> static V atomicCAS(V* p, emu_same<V> compare, emu_same<V> v) {
+    V old = *p;
+    if (old == compare) *p = v;
+    return old;
+}
 """
 
 _LAUNCHER = r"""
@@ -307,7 +387,11 @@ static void emu_run_block(long long n) {
     }
 }
 
-static void emu_launch(std::function<void()> kernel) {
+// where the linker put the source's __shared__ variables of a fixed size (none: both null)
+extern "C" unsigned char __start_emu_static_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" unsigned char __stop_emu_static_shared[] __attribute__((weak, visibility("hidden")));
+
+[[maybe_unused]] static void emu_launch(std::function<void()> kernel) {
     gridDim.x = emu_grid[0], gridDim.y = emu_grid[1], gridDim.z = emu_grid[2];
     blockDim.x = emu_threads[0], blockDim.y = emu_threads[1], blockDim.z = emu_threads[2];
     long long n = (long long)blockDim.x * blockDim.y * blockDim.z;
@@ -326,6 +410,8 @@ static void emu_launch(std::function<void()> kernel) {
         blockIdx.y = (unsigned int)((emu_block / gridDim.x) % gridDim.y);
         blockIdx.z = (unsigned int)(emu_block / ((long long)gridDim.x * gridDim.y));
         memset(emu_shared, EMU_GUARD_BYTE, emu_shared_asked);  // a block's shared memory holds what it writes only
+        if (__start_emu_static_shared)  // and its __shared__ variables of a fixed size too
+            memset(__start_emu_static_shared, EMU_GUARD_BYTE, __stop_emu_static_shared - __start_emu_static_shared);
         emu_run_block(n);
     }
     emu_kernel = nullptr;
@@ -384,19 +470,57 @@ def _program(code: str, name: str, first_line: int, kernels: list[str]) -> str:
             f'#line 1 "cuda_emulator launchers"\n{_LAUNCHER}{launchers}')
 
 
+#: the warp-level operations and cooperative groups the emulation lacks (one CUDA thread runs at a time here, so a
+#: warp's threads never run together), by the names g++ then finds undeclared, each with what it is
+_NOT_EMULATED = {
+    **dict.fromkeys(["__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync", "__shfl", "__shfl_up",
+                     "__shfl_down", "__shfl_xor"], "a warp shuffle"),
+    **dict.fromkeys(["__ballot_sync", "__any_sync", "__all_sync", "__activemask", "__match_any_sync",
+                     "__match_all_sync", "__ballot", "__any", "__all"], "a warp vote"),
+    **dict.fromkeys(["__reduce_add_sync", "__reduce_min_sync", "__reduce_max_sync", "__reduce_and_sync",
+                     "__reduce_or_sync", "__reduce_xor_sync"], "a warp reduction"),
+    "__syncwarp": "a warp's barrier",
+    "cooperative_groups": "cooperative groups",
+}
+_UNDECLARED = re.compile(r"^(.+?:\d+:\d+): error: [‘'`](\w+)[’'] (?:was not declared|has not been declared|is not a "
+                         r"namespace)", re.M)
+_NO_HEADER = re.compile(r"^(.+?:\d+:\d+): fatal error: (\S+): No such file or directory", re.M)
+_UNDEFINED = re.compile(r"undefined reference to [`‘']([^'’]+)[’']")
+
+
 def _compile_errors(stderr: str, limit: int = 12) -> str:
-    """g++'s error lines (its first ``limit``), without the notes and the lines of context around them."""
-    errors = [line for line in stderr.splitlines() if ": error: " in line]
-    return "\n".join(errors[:limit] or stderr.splitlines()[:limit])
+    """g++'s error lines (its first ``limit``), without the notes and the lines of context around them; first, in
+    words, what the emulation does not have (a warp shuffle, a CUDA header, a function the linker did not find)."""
+    hints = []
+    for where, name in _UNDECLARED.findall(stderr):
+        if name in _NOT_EMULATED:
+            hints.append(f"{where}: not emulated: {name} ({_NOT_EMULATED[name]}): use shared memory and "
+                         "__syncthreads()")
+    for where, header in _NO_HEADER.findall(stderr):
+        hints.append(f"{where}: no CUDA headers here ({header}): the emulation declares CUDA's built-ins itself "
+                     "(threadIdx, __syncthreads(), atomics, the math functions, FLT_MAX); leave the #include out")
+    for name in dict.fromkeys(_UNDEFINED.findall(stderr)):
+        hints.append(f"not emulated: {name} (no function of that name here; a CUDA intrinsic the emulation lacks?): "
+                     "write the plain C function (expf, sqrtf, ...)")
+    errors = [line for line in stderr.splitlines() if ": error: " in line or "undefined reference" in line]
+    return "\n".join(list(dict.fromkeys(hints)) + (errors[:limit] or stderr.splitlines()[:limit]))
+
+
+def _warnings(stderr: str, name: str, limit: int = 5) -> str:
+    """g++'s warnings (``-Wall``) on the lines of the source ``name``, not the emulation's: a variable used
+    uninitialized, say, which a launch shows only as a race or a wrong number."""
+    warned = [line for line in stderr.splitlines() if line.startswith(f"{name}:") and ": warning: " in line]
+    return "; ".join(warned[:limit])
 
 
 def _library(program: str, name: str) -> ctypes.CDLL:
-    """``program`` compiled (or found in :func:`cache_folder`) and loaded."""
+    """``program`` compiled (or found in :func:`cache_folder`) and loaded; its ``emu_warnings`` are g++'s warnings on
+    ``name``'s lines (:func:`_warnings`)."""
     key = hashlib.sha256(" ".join(COMPILER).encode("utf-8") + b"\0" + program.encode("utf-8")).hexdigest()[:24]
     if key in _LOADED:
         return _LOADED[key]
     folder = cache_folder()
-    library = folder / f"{key}.so"
+    library, warnings = folder / f"{key}.so", folder / f"{key}.warnings"
     if not library.exists():
         with tempfile.TemporaryDirectory(dir=folder) as work:
             source, built = Path(work) / "kernels.cpp", Path(work) / "kernels.so"
@@ -405,8 +529,10 @@ def _library(program: str, name: str) -> ctypes.CDLL:
             if done.returncode != 0:
                 raise CompileError(f"{name}: does not compile for the CPU emulation of CUDA ({' '.join(COMPILER[:2])})"
                                    f":\n{_compile_errors(done.stderr)}")
+            warnings.write_text(_warnings(done.stderr, name), encoding="utf-8")  # before the library: both there
             os.replace(built, library)  # whole, or not there: another process may be loading it
     loaded = _LOADED[key] = ctypes.CDLL(str(library))
+    loaded.emu_warnings = warnings.read_text(encoding="utf-8") if warnings.exists() else ""
     loaded.emu_stub_reached.restype = ctypes.c_char_p
     loaded.emu_divergence.restype = ctypes.POINTER(ctypes.c_longlong)
     loaded.emu_shared_memory.restype = ctypes.c_void_p
@@ -447,6 +573,9 @@ class RawModule:
     ----------
     kernels : tuple of str
         The names of the source's kernels.
+    warnings : str
+        What ``g++ -Wall`` warned of on the source's lines ("" for nothing), a variable used uninitialized say; a
+        :class:`LaunchError` of its kernels repeats it.
 
     Examples
     --------
@@ -466,6 +595,7 @@ class RawModule:
         self.kernels = tuple(heads)
         self._parameters = heads
         self._library = _library(_program(code, name, first_line, list(heads)), name)
+        self.warnings = self._library.emu_warnings
         self._functions: dict[str, Kernel] = {}
 
     def get_function(self, name: str) -> Kernel:
@@ -565,6 +695,16 @@ class Kernel:
         if len(args) != len(self._codes):
             raise ValueError(f"{name}: {len(args)} arguments for its {len(self._codes)} parameters "
                              f"({', '.join(self.parameters)})")
+        try:
+            self._run(grid, block, args, shared_mem)
+        except LaunchError as e:
+            if not self.module.warnings:
+                raise
+            raise LaunchError(f"{e} (g++ warned: {self.module.warnings})") from None
+
+    def _run(self, grid, block, args, shared_mem: int) -> None:
+        """The launch in both orders, each checked, and the second's arrays copied back: ``__call__``'s work."""
+        name = self.name
         launch = _Launch(self, args)
         library = self.module._library
         shared = np.ctypeslib.as_array((ctypes.c_uint8 * (MAX_DYNAMIC_SHARED + GUARD_BYTES)).from_address(
@@ -677,7 +817,8 @@ class _Launch:
             for side, guard in (("before the start", buffer[:GUARD_BYTES]), ("past the end", buffer[-GUARD_BYTES:])):
                 if (guard != GUARD_BYTE).any():
                     raise LaunchError(f"{self.kernel.name}: wrote {side} of an array ({self._describe(i)}, "
-                                      f"{value.size} entries of {value.dtype})")
+                                      f"{value.size} entries of {value.dtype}): a loop's bound one too far (i <= n "
+                                      "for i < n?), or an index past its row")
 
     def written(self) -> list[np.ndarray]:
         """What the launch left in each array it may write, copied."""
@@ -695,10 +836,11 @@ class _Launch:
                 k = int(differ[0])
                 entry = np.unravel_index(k, b.shape) if b.ndim > 1 else k
                 raise LaunchError(
-                    f"{self.kernel.name}: race: a barrier is missing? The result depends on the order the threads "
-                    "run in: a thread read s[...] before or after another wrote it, with no __syncthreads() between "
-                    "them that both reach (or two blocks write the same entries: does block r write its own row "
-                    f"only?). {self._describe(i)} differs at {differ.size} of {b.size} entries; the first, "
+                    f"{self.kernel.name}: race: a barrier is missing? Or a local variable never set? The result "
+                    "depends on the order the threads run in: a thread read s[...] before or after another wrote it, "
+                    "with no __syncthreads() between them that both reach (or two blocks write the same entries: "
+                    "does block r write its own row only?; or a variable declared without a value, T total;, read "
+                    f"before it is set). {self._describe(i)} differs at {differ.size} of {b.size} entries; the first, "
                     f"[{', '.join(map(str, np.atleast_1d(entry)))}], is {f.reshape(-1)[k].item()!r} with blocks and "
                     f"threads run first to last, {b.reshape(-1)[k].item()!r} last to first")
 

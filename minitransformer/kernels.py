@@ -149,12 +149,16 @@ extern "C" __global__ void softmax_backward(const T* grad, const T* y, T* grad_x
 
 // Attention's weights, y = softmax over the allowed keys of z = x / divisor: 0 at a hidden key, and 0 in a row
 // with no allowed key. Block r takes row r of the scores (A, B, L, n), query (a, b, l); the mask is read at
-// a s_a + b s_b + l s_l + j s_n (its strides, broadcast over the scores, in entries), or is absent (has_mask 0).
-// A hidden key stands for z = lowest (the most negative finite T, as the formula writes it): exp(lowest - m) = 0.
+// a s_a + b s_b + l s_l + j s_n (its strides, broadcast over the scores, in entries), or is absent (has_mask 0):
+// key j of row r is allowed where !has_mask || mask[a s_a + b s_b + l s_l + j s_n], with l = r % L, b = (r / L) % B,
+// a = r / (L B). A hidden key stands for z = lowest (the most negative finite T, as the formula writes it):
+// exp(lowest - m) = 0. So m, the largest allowed z, starts from lowest; e = exp(z - m) at an allowed key, 0 at a
+// hidden one; a row whose sum of e is 0 (no key allowed) gets 0 everywhere, not 0 / 0
 extern "C" __global__ void masked_softmax_forward(const T* x, const bool* mask, T* y, long long n, T divisor,
                                                   T lowest, long long B, long long L, long long s_a, long long s_b,
                                                   long long s_l, long long s_n, int has_mask) {
     extern __shared__ T s[];
+    // BEGIN SOLUTION A7: masked_softmax_forward: softmax_forward's steps on z = x / divisor, allowed keys only
     long long r = blockIdx.x, l = r % L, b = (r / L) % B, a = r / (L * B);
     const T* xr = x + r * n;
     T* yr = y + r * n;
@@ -173,6 +177,7 @@ extern "C" __global__ void masked_softmax_forward(const T* x, const bool* mask, 
     }
     total = block_sum(total, s);  // 0 only when no key is allowed (the largest allowed term is exp(0) = 1)
     for (long long j = threadIdx.x; j < n; j += blockDim.x) yr[j] = total > 0 ? yr[j] / total : (T)0;
+    // END SOLUTION
 }
 
 // x_hat = (x - mu) / sqrt(var + eps), y = gamma x_hat + beta; keeps x_hat and 1 / sqrt(var + eps) per row.

@@ -6,6 +6,8 @@ Each kernel here is small and says what it shows; the library's own kernels run 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -103,6 +105,7 @@ def test_an_elementwise_kernel_strides_over_a_grid_smaller_than_the_array(module
     y = emu.empty(1000, np.float32)
     module.get_function("scale")((3,), (32,), (x, y, np.float32(2.5), 1000))  # 96 threads; a Python int for n
     np.testing.assert_array_equal(y, 2.5 * x)
+    assert module.warnings == ""  # g++ -Wall finds nothing to say
     assert module.kernels == ("scale", "row_sums", "racy_sum", "early_return", "where", "shifted", "histogram",
                               "unwritten", "shared_past")
 
@@ -147,7 +150,7 @@ def test_reading_past_an_array_reads_the_guard_and_writing_past_it_is_caught(mod
     np.testing.assert_array_equal(out[:3], x[1:])
     assert out[3] == emu.empty(1, np.float32)[0] > 3e38  # the guard: a huge number, not a plausible one
     with pytest.raises(emu.LaunchError, match=r"^shifted: wrote past the end of an array \(argument 1 \(float\* out\), "
-                                              r"4 entries of float32\)$"):
+                                              r"4 entries of float32\): a loop.s bound one too far \(i <= n"):
         shifted(1, 32, (x, out, np.int64(4), np.int64(0), np.int64(2)))
     with pytest.raises(emu.LaunchError, match=r"^shared_past: wrote past the shared memory it asked \(0 bytes"):
         module.get_function("shared_past")(1, 4, (emu.empty(4),), shared_mem=0)
@@ -160,6 +163,105 @@ def test_a_fixed_shared_array_and_atomics_work_as_on_a_gpu(module):
     counts = emu.empty(4, np.int32)
     module.get_function("histogram")(1, 4, (x, counts, np.int64(9)))
     np.testing.assert_array_equal(counts, np.bincount(x, minlength=4))
+
+
+CUDA_MATH = r"""
+// what CUDA has and C lacks: max and min of mixed types, rsqrt, the intrinsics, FLT_MAX, an int to atomicAdd a float
+extern "C" __global__ void cuda_math(const float* x, const double* d, float* y, double* z, int* i) {
+    __shared__ float count;
+    if (threadIdx.x == 0) count = 0;
+    __syncthreads();
+    atomicAdd(&count, 1);
+    __syncthreads();
+    float v = x[0];
+    y[0] = max(v, 0);
+    y[1] = min(v, 1.5);  // a float and a double: a double
+    y[2] = rsqrtf(v) + __expf(v) + __logf(v) + __powf(v, 2.0f) + __fdividef(v, 2.0f) + __frcp_rn(v);
+    y[3] = fminf(v, FLT_MAX) + fmaxf(v, -INFINITY) + __saturatef(v) + count;
+    z[0] = max(d[0], 1) + rsqrt(d[0]) + __drcp_rn(d[0]) + DBL_MAX / 1e308;
+    i[0] = max(3, 7u) + min(-1, 2) + __float_as_int(1.0f);
+}
+
+// a __shared__ array and number of a fixed size, in a __device__ function: the block's, as on a GPU
+__device__ double block_mean(double v, bool read_unwritten) {
+    __shared__ double part[64];
+    __shared__ double mean;
+    part[threadIdx.x] = v;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        mean = 0;
+        for (unsigned int t = 0; t < blockDim.x; ++t) mean += part[t];
+        mean /= blockDim.x;
+        if (read_unwritten) mean = part[blockDim.x];  // past what the block wrote: the guard bytes
+    }
+    __syncthreads();
+    double m = mean;
+    __syncthreads();
+    return m;
+}
+extern "C" __global__ void row_means(const double* x, double* out, int read_unwritten) {
+    out[blockIdx.x * blockDim.x + threadIdx.x] = block_mean(x[blockIdx.x * blockDim.x + threadIdx.x], read_unwritten);
+}
+
+// a sum never set before it is added to (T total;): g++ warns, and a launch's error says so
+extern "C" __global__ void unset(const double* x, double* out) {
+    extern __shared__ double s[];
+    double total;
+    total += x[threadIdx.x];
+    s[threadIdx.x] = total;
+    if (threadIdx.x == 0) out[0] = s[blockDim.x - 1];
+}
+"""
+
+
+def test_cuda_math_functions_and_constants_compute_as_on_a_gpu():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    kernel = emu.RawModule(CUDA_MATH, name="math.cu").get_function("cuda_math")
+    x, d = np.array([0.25], np.float32), np.array([4.0])
+    y, z, i = emu.empty(4, np.float32), emu.empty(1), emu.empty(1, np.int32)
+    kernel(1, 3, (x, d, y, z, i))
+    v = np.float32(0.25)
+    np.testing.assert_allclose(y, [0.25, 0.25, 1 / np.sqrt(v) + np.exp(v) + np.log(v) + v**2 + v / 2 + 1 / v,
+                                   0.25 + 0.25 + 0.25 + 3], rtol=1e-6)
+    np.testing.assert_allclose(z, [4 + 0.5 + 0.25 + np.finfo(np.float64).max / 1e308], rtol=1e-15)
+    assert i[0] == 7 - 1 + 0x3F800000
+
+
+def test_a_fixed_shared_array_in_a_device_function_is_the_blocks_and_starts_unwritten():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    means = emu.RawModule(CUDA_MATH, name="math.cu").get_function("row_means")
+    x = np.arange(12.0).reshape(3, 4)
+    out = emu.empty((3, 4))
+    means(3, 4, (x, out, np.int32(0)))
+    np.testing.assert_array_equal(out, np.repeat(x.mean(axis=1, keepdims=True), 4, axis=1))  # each block its own
+    means(3, 4, (x, out, np.int32(1)))
+    assert (out > 1e306).all()  # each block's __shared__ memory starts as the guard bytes, not the last block's
+
+
+def test_a_variable_never_set_is_named_by_g_plus_plus_in_the_launchs_error():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    module = emu.RawModule(CUDA_MATH, name="math.cu", first_line=100)
+    assert re.search(r"^math.cu:142:\d+: warning: .total. is used uninitialized", module.warnings)
+    with pytest.raises(emu.LaunchError, match=r"^unset: wrote past the end .*\(g\+\+ warned: math.cu:142:.*total"):
+        module.get_function("unset")(1, 4, (np.arange(4.0), emu.empty(0)), shared_mem=32)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("y[0] = __shfl_down_sync(0xffffffff, y[0], 1);",
+     r"^mine.cu: does not compile .*:\nmine.cu:2:\d+: not emulated: __shfl_down_sync \(a warp shuffle\): use "
+     r"shared memory and __syncthreads\(\)\n"),
+    ("__syncwarp();", r"\nmine.cu:2:\d+: not emulated: __syncwarp \(a warp's barrier\)"),
+    ("y[0] = __sqrtf(y[0]);",  # (glibc declares it: it compiles, and the linker does not find it)
+     r"\nnot emulated: __sqrtf \(no function of that name here; a CUDA intrinsic the emulation lacks\?\)"),
+])
+def test_what_is_not_emulated_is_refused_naming_it_and_what_to_use(line, message):
+    if reason := emu.missing():
+        pytest.skip(reason)
+    with pytest.raises(emu.CompileError, match=message):
+        emu.RawModule(f'extern "C" __global__ void f(float* y) {{\n    {line}\n}}\n', name="mine.cu")
 
 
 def test_a_stub_raises_not_implemented_with_its_message(module):

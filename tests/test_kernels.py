@@ -917,7 +917,61 @@ A7_MISTAKES = {
                           "T std = sqrt(block_sum(squares, s) / (T)(d - 1) + eps);",
                           "test_layer_norm_forward_is_the_formula", {"shape": (3, 1), "affine": "plain"},
                           r"\(x_hat\): inf or nan .*the biased one, / d"),
+    "one-pass variance": ("        T c = x[row + i] - mu;\n        squares += c * c;\n    }\n"
+                          "    T std = sqrt(block_sum(squares, s) / (T)d + eps);",
+                          "        T c = x[row + i];\n        squares += c * c;\n    }\n"
+                          "    T std = sqrt(block_sum(squares, s) / (T)d - mu * mu + eps);",
+                          "test_layer_norm_forward_is_the_formula", {"shape": (2, 7), "affine": "plain"},
+                          r"wrong on the last row only, the one far from 0 .*not mean\(x\^2\) - mu\^2"),
+    "one past the row": ("for (long long i = threadIdx.x; i < n; i += blockDim.x) yr[i] /= total;",
+                         "for (long long i = threadIdx.x; i <= n; i += blockDim.x) yr[i] /= total;",
+                         "test_softmax_forward_is_the_formula", {"shape": (2, 5)},
+                         r"^softmax_forward: wrote past the end of an array \(argument 1 \(T\* y\), 10 entries of "
+                         r"float64\): a loop's bound one too far \(i <= n for i < n\?\)"),
+    "divided by a thread's part": ("    total = block_sum(total, s);\n    for (long long i = threadIdx.x; i < n; i += "
+                                   "blockDim.x) yr[i] /= total;",
+                                   "    for (long long i = threadIdx.x; i < n; i += blockDim.x) yr[i] /= total;\n"
+                                   "    total = block_sum(total, s);",
+                                   "test_softmax_forward_is_the_formula", {"shape": (2, 1000)},
+                                   r"inf or nan in the result: .*divided by the row's sum once complete "
+                                   r"\(block_sum's result, not a thread's own part\)"),
+    "hidden keys weighed": ("T e = (!has_mask || allowed[j * s_n]) ? exp(xr[j] / divisor - m) : (T)0;",
+                            "T e = exp(xr[j] / divisor - m);", "test_masked_softmax_forward_is_attentions_weights",
+                            {"S": 5, "mask": "causal"}, r"a hidden key \(mask false\) got weight"),
+    "0 / 0 with no key": ("yr[j] = total > 0 ? yr[j] / total : (T)0;", "yr[j] = yr[j] / total;",
+                          "test_masked_softmax_forward_is_attentions_weights", {"S": 5, "mask": "padding"},
+                          r"a row with no allowed key must be 0 everywhere"),
+    "scores not divided": ("T z = xr[j] / divisor;\n        if ((!has_mask || allowed[j * s_n]) && z > m) m = z;\n"
+                           "    }\n    m = block_max(m, s);\n    T total = 0;\n    for (long long j = threadIdx.x; j "
+                           "< n; j += blockDim.x) {\n        T e = (!has_mask || allowed[j * s_n]) ? exp(xr[j] / "
+                           "divisor - m)",
+                           "T z = xr[j];\n        if ((!has_mask || allowed[j * s_n]) && z > m) m = z;\n"
+                           "    }\n    m = block_max(m, s);\n    T total = 0;\n    for (long long j = threadIdx.x; j "
+                           "< n; j += blockDim.x) {\n        T e = (!has_mask || allowed[j * s_n]) ? exp(xr[j] - m)",
+                           "test_masked_softmax_forward_is_attentions_weights", {"S": 300, "mask": "none"},
+                           r"the softmax of x, not of z = x / divisor"),
+    "a sum never set": ("    T total = 0;\n    for (long long i = threadIdx.x; i < n; i += blockDim.x) {\n"
+                        "        T e = exp(xr[i] - m);",
+                        "    T total;\n    for (long long i = threadIdx.x; i < n; i += blockDim.x) {\n"
+                        "        T e = exp(xr[i] - m);",
+                        "test_softmax_forward_is_the_formula", {"shape": (4, 100)},
+                        r"g\+\+ warned: minitransformer/kernels.py:\d+:\d+: warning: .total. (may be|is) used "
+                        r"uninitialized"),
 }
+
+
+def test_a_kernel_that_wrote_past_an_array_costs_the_other_kernels_nothing(rng):
+    """The emulation checks each launch on its own: after one that wrote past the end of an array, the same
+    kernels' next launches (other kernels, correct) pass, as their graded tests must."""
+    old = "for (long long i = threadIdx.x; i < n; i += blockDim.x) yr[i] /= total;"
+    kernels = emulated_kernels(K.SOURCE.replace(old, old.replace("i < n", "i <= n")), dtypes=("float64",))
+    graded = a7_graded_tests()
+    with pytest.raises(emu.LaunchError, match=r"^softmax_forward: wrote past the end of an array"):
+        graded.test_softmax_forward_is_the_formula(emulated_cuda=kernels, shape=(2, 5), dtype="float64", rng=rng)
+    graded.test_softmax_backward_is_the_formula(emulated_cuda=kernels, shape=(2, 5), divisor=1.0, dtype="float64",
+                                                rng=rng)
+    graded.test_layer_norm_forward_is_the_formula(emulated_cuda=kernels, shape=(2, 7), affine="plain",
+                                                  dtype="float64", rng=rng)
 
 
 @pytest.mark.parametrize("mistake", list(A7_MISTAKES))
