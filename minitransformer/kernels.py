@@ -63,8 +63,8 @@ typedef {T} T;
 
 // What a body not written yet calls (a stub of A7's student copy, `minitransformer assignments build 7`): on a GPU
 // it stops the kernel with an error (an illegal instruction), printing its message first where nvcc compiled it.
-// The CPU emulation of tests/test_kernels.py defines its own, which raises NotImplementedError(message) once the
-// launch is over.
+// The CPU emulation (minitransformer/cuda_emulator.py) defines its own, which raises NotImplementedError(message)
+// once the launch is over.
 #ifdef __CUDACC__
 __device__ void not_implemented(const char* message) {
 #ifndef __CUDACC_RTC__  // nvcc declares printf; NVRTC (CuPy's compiler) may not, and this source must always compile
@@ -149,12 +149,16 @@ extern "C" __global__ void softmax_backward(const T* grad, const T* y, T* grad_x
 
 // Attention's weights, y = softmax over the allowed keys of z = x / divisor: 0 at a hidden key, and 0 in a row
 // with no allowed key. Block r takes row r of the scores (A, B, L, n), query (a, b, l); the mask is read at
-// a s_a + b s_b + l s_l + j s_n (its strides, broadcast over the scores, in entries), or is absent (has_mask 0).
-// A hidden key stands for z = lowest (the most negative finite T, as the formula writes it): exp(lowest - m) = 0.
+// a s_a + b s_b + l s_l + j s_n (its strides, broadcast over the scores, in entries), or is absent (has_mask 0):
+// key j of row r is allowed where !has_mask || mask[a s_a + b s_b + l s_l + j s_n], with l = r % L, b = (r / L) % B,
+// a = r / (L B). A hidden key stands for z = lowest (the most negative finite T, as the formula writes it):
+// exp(lowest - m) = 0. So m, the largest allowed z, starts from lowest; e = exp(z - m) at an allowed key, 0 at a
+// hidden one; a row whose sum of e is 0 (no key allowed) gets 0 everywhere, not 0 / 0
 extern "C" __global__ void masked_softmax_forward(const T* x, const bool* mask, T* y, long long n, T divisor,
                                                   T lowest, long long B, long long L, long long s_a, long long s_b,
                                                   long long s_l, long long s_n, int has_mask) {
     extern __shared__ T s[];
+    // BEGIN SOLUTION A7: masked_softmax_forward: softmax_forward's steps on z = x / divisor, allowed keys only
     long long r = blockIdx.x, l = r % L, b = (r / L) % B, a = r / (L * B);
     const T* xr = x + r * n;
     T* yr = y + r * n;
@@ -173,6 +177,7 @@ extern "C" __global__ void masked_softmax_forward(const T* x, const bool* mask, 
     }
     total = block_sum(total, s);  // 0 only when no key is allowed (the largest allowed term is exp(0) = 1)
     for (long long j = threadIdx.x; j < n; j += blockDim.x) yr[j] = total > 0 ? yr[j] / total : (T)0;
+    // END SOLUTION
 }
 
 // x_hat = (x - mu) / sqrt(var + eps), y = gamma x_hat + beta; keeps x_hat and 1 / sqrt(var + eps) per row.
@@ -478,6 +483,7 @@ class CudaKernels:
         self._modules: dict[str, object] = {}
         self._functions: dict[tuple[str, str], object] = {}
         self._cublas = None  # CuPy's binding of cuBLAS and its runtime's type codes, at the first product
+        self._no_mask = None  # what masked_softmax_forward passes for no mask
         #: float32 products in TF32 (on GPUs of compute capability 8.0 and later), as CuPy's own are with CUPY_TF32=1
         self.tf32 = tf32_requested()
 
@@ -548,9 +554,13 @@ class CudaKernels:
         if mask is not None:  # the mask's entries as the scores see them: a broadcast axis has stride 0
             seen = self.cupy.broadcast_to(mask, x.shape)
             strides = (0,) * (4 - x.ndim) + tuple(step // seen.itemsize for step in seen.strides)
+        else:  # none is read (has_mask 0): an empty mask of the kernel's type, made once
+            if self._no_mask is None:
+                self._no_mask = self.cupy.empty((0,), dtype=self.cupy.bool_)
+            seen = self._no_mask
         int64 = self.cupy.int64
         self._launch("masked_softmax_forward", x,
-                     (x, x if mask is None else seen, y, int64(x.shape[-1]), self._scalar(x, divisor),
+                     (x, seen, y, int64(x.shape[-1]), self._scalar(x, divisor),
                       self._scalar(x, self.cupy.finfo(x.dtype).min), int64(B), int64(L), *(int64(k) for k in strides),
                       self.cupy.int32(mask is not None)))
         return y

@@ -6,7 +6,7 @@ that backend current. ``--backends numpy,cupy`` picks some; ``@pytest.mark.singl
 runs a test once (on NumPy) when the backend cannot matter to it.
 
 ``--emulated-kernels`` gives the numpy backend the CUDA kernels of ``minitransformer/kernels.py``, run on the CPU
-under the emulation of ``tests/test_kernels.py`` (g++): the code path CuPy takes, without a GPU. It takes minutes
+by ``minitransformer.cuda_emulator`` (g++): the code path CuPy takes, without a GPU. It takes minutes
 per file for the training tests (``tests/test_train.py`` with ``tests/test_fused.py``: about 7), e.g.
 ``python -m pytest --emulated-kernels --backends numpy tests/test_fused.py tests/test_nn_attention.py``.
 
@@ -87,16 +87,17 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="session")
-def emulated_cuda(tmp_path_factory):
-    """The CUDA kernels run on the CPU under the emulation of ``tests/test_kernels.py`` (skips without g++, and in a
-    student copy, which has neither file)."""
+def emulated_cuda():
+    """The CUDA kernels run on the CPU by ``minitransformer.cuda_emulator`` as ``tests/test_kernels.py`` sets them up
+    (skips without g++, and in a student copy that lacks the kernels)."""
     if reason := _absent(["tests/test_kernels.py", "minitransformer/kernels.py"]):
         pytest.skip(reason)
-    # the emulation lives with the kernels' tests; this suite imports its files by path (--import-mode=importlib)
+    # their set-up (NumPy for CuPy, a stand-in of cuBLAS) lives with the kernels' tests; this suite imports its
+    # files by path (--import-mode=importlib)
     spec = importlib.util.spec_from_file_location("emulated_cuda", Path(__file__).with_name("test_kernels.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.emulated_kernels(tmp_path_factory)
+    return module.emulated_kernels()
 
 
 @pytest.fixture(scope="session")

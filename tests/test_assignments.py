@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minitransformer import cuda_emulator
 from minitransformer.assignments import ASSIGNMENTS, build, get, grade, strip_notebook, strip_source
 from minitransformer.assignments.grade import (
     GXX_INSTALL,
@@ -204,6 +205,8 @@ def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(numbe
     kept = get(number).keeps  # A7's copy holds the CUDA kernels, its exercise, and their tests
     assert all((ROOT / path).is_file() and (copy / path).exists() == (path in kept) for path in LEFT_OUT)
     assert not (copy / "docs").exists() and not (copy / "tools").exists()
+    # the emulation of CUDA (no solution in it) is in every copy: A7's grading runs on it, notebook 12 too
+    assert all((copy / path).is_file() for path in ("minitransformer/cuda_emulator.py", "tests/test_cuda_emulator.py"))
     readme = (copy / "README.md").read_text(encoding="utf-8").splitlines()  # says so, and what to do, under its title
     assert readme[0] == "# minitransformer" and readme[2].startswith(f"> **A copy for assignment A{number}, ")
     assert f"assignments grade {number} ." in readme[2] and "`docs/`" in readme[2]
@@ -437,6 +440,8 @@ def test_a_stripped_notebook_runs_up_to_its_first_exercise(number, name, tmp_pat
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
+    if name == "12_gpu_kernels" and (reason := cuda_emulator.missing()):  # it compiles CUDA kernels for the CPU
+        pytest.skip(f"{name}: {reason}")
     copy = tmp_path / "copy"
     build(number, copy)
     nb = nbformat.read(copy / "notebooks" / f"{name}.ipynb", as_version=4)

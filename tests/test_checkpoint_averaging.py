@@ -294,3 +294,106 @@ def test_keep_checkpoints_without_checkpoint_every_is_refused_naming_both(tmp_pa
     assert "--keep-checkpoints N keeps the last N checkpoints written every --checkpoint-every" in \
         capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ what the mutants of averaging showed unchecked
+def test_an_average_is_named_by_its_files_the_first_and_last_of_more_than_three(tmp_path):
+    """The name an average's messages give it (``Checkpoint.path``): every file of up to three, else the first and the
+    last."""
+    paths = _checkpoints(tmp_path, steps=(10, 20, 30, 40))
+    assert average_checkpoints(paths[1:]).path == f"the average of 3 checkpoints ({paths[1]}, {paths[2]}, {paths[3]})"
+    assert average_checkpoints(paths).path == f"the average of 4 checkpoints ({paths[0]}, ..., {paths[3]})"
+
+
+def test_a_parameter_only_an_earlier_checkpoint_holds_is_refused_naming_it(tmp_path):
+    """The last checkpoint lacks a parameter an earlier one has: refused (its weights would be dropped silently)."""
+    no_bias = Small()
+    no_bias.out = nn.Linear(3, 5, bias=False)
+    paths = _checkpoints(tmp_path, at_30={"model": no_bias})
+    with pytest.raises(CheckpointError, match=r"parameter 'out.bias' \(shape \(5,\)\) is in .*m-10.npz.*, not in "
+                                              r".*m-30.npz"):
+        average_checkpoints(paths)
+
+
+class Counted(nn.Module):
+    """A linear layer with an integer buffer, which averaging keeps rather than averages."""
+
+    def __init__(self, counts=(3, 1, 4)):
+        super().__init__()
+        self.lin = nn.Linear(2, 1)
+        self.register_buffer("counts", mt.tensor(np.array(counts, dtype=np.int64)))
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+def test_an_integer_buffer_is_kept_where_equal_and_refused_where_it_differs(tmp_path):
+    paths = []
+    for step, counts in ((1, (3, 1, 4)), (2, (3, 1, 4)), (3, (3, 1, 5))):
+        mt.manual_seed(step)
+        paths.append(save_checkpoint(tmp_path / f"c{step}.npz", Counted(counts), step=step))
+    avg = average_checkpoints(paths[:2])
+    assert avg.model_state["counts"].dtype == np.int64
+    np.testing.assert_array_equal(avg.model_state["counts"], [3, 1, 4])
+    with pytest.raises(CheckpointError, match=r"c2.npz.*c3.npz.*'counts' holds int64 values, which are not averaged, "
+                                              "and they differ"):
+        average_checkpoints(paths[1:])
+
+
+@pytest.mark.parametrize("earlier, last, says", [
+    ([1, 2], [1, 2, 3], "extra/layers is [1, 2] in the first, [1, 2, 3] in the second"),  # another length
+    ([1, 5, 3], [1, 2, 3], "extra/layers/1 is 5 in the first, 2 in the second"),  # the same length: the item named
+    (np.array([1, 2, 3]), [1, 2, 3], "extra/layers is array([1, 2, 3]) in the first, [1, 2, 3] in the second"),
+    (np.array([1.0, 2.0, 3.5]), np.array([1.0, 2.0, 3.0]), "extra/layers is array([1. , 2. , 3.5]) in the first, "
+                                                           "array([1., 2., 3.]) in the second"),
+    (np.array([1, 2, 3], np.int32), np.array([1, 2, 3]), "extra/layers is array([1, 2, 3], dtype=int32) in the first, "
+                                                         "array([1, 2, 3]) in the second"),  # the same values
+])
+def test_a_list_or_an_array_of_extra_that_differs_is_named(tmp_path, earlier, last, says):
+    paths = _checkpoints(tmp_path, steps=(1, 2), at_1={"extra": {"layers": earlier}}, at_2={"extra": {"layers": last}})
+    with pytest.raises(CheckpointError) as refused:
+        average_checkpoints(paths)
+    assert says in str(refused.value), str(refused.value)
+
+
+def test_arrays_of_extra_that_agree_are_averaged_nan_and_all(tmp_path):
+    table = np.array([[1.0, np.nan], [0.5, 2.0]])
+    paths = _checkpoints(tmp_path, steps=(1, 2), **{f"at_{s}": {"extra": {"table": table.copy(), "ids": np.arange(3)}}
+                                                    for s in (1, 2)})
+    avg = average_checkpoints(paths)
+    np.testing.assert_array_equal(avg.extra["table"], table)
+    assert avg.extra["averaged"]["steps"] == [1, 2]
+
+
+@pytest.mark.parametrize("length, shown", [(60, "'" + "x" * 58 + "'"), (61, "'" + "x" * 56 + "...")])
+def test_a_long_value_in_a_refusal_is_cut_to_60_characters(tmp_path, length, shown):
+    """A value's repr of up to 60 characters is shown whole, a longer one as its first 57 and '...'."""
+    paths = _checkpoints(tmp_path, steps=(1, 2), at_1={"extra": {"note": "x" * (length - 2)}},
+                         at_2={"extra": {"note": "y"}})
+    with pytest.raises(CheckpointError) as refused:
+        average_checkpoints(paths)
+    assert f"extra/note is {shown} in the first, 'y' in the second" in str(refused.value), str(refused.value)
+
+
+def test_a_run_goes_on_where_a_kept_checkpoint_it_would_delete_is_gone(tmp_path):
+    """Someone deleted the oldest kept copy (to free space): the run does not fail on deleting it in its turn."""
+    trainer = _trainer(tmp_path, keep=1)
+    trainer.fit(_data, steps=2)
+    (tmp_path / "ckpt-step000002.npz").unlink()
+    trainer.fit(_data, steps=4)
+    assert _files(tmp_path) == ["ckpt-step000004.npz", "ckpt.npz"]
+
+
+def test_the_average_function_keeps_an_existing_file_unless_told_to_replace_it(tmp_path):
+    from minitransformer.train.run import average
+
+    assert main(["train", "--task", "copy", "--steps", "4", *TINY, "--checkpoint-every", "2", "--keep-checkpoints",
+                 "2", "--out", str(tmp_path / "run")]) == 0
+    kept = [str(tmp_path / "run" / f"checkpoint-step00000{step}.npz") for step in (2, 4)]
+    out = tmp_path / "avg.npz"
+    out.write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="add --overwrite to replace it"):
+        average(kept, out)
+    assert out.read_bytes() == b"mine"
+    assert average(kept, out, overwrite=True).extra["averaged"]["steps"] == [2, 4]
+    assert read_checkpoint(out).step == 4

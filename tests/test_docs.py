@@ -31,6 +31,7 @@ PUBLIC = [
     "minitransformer", "minitransformer.backend", "minitransformer.autograd", "minitransformer.functional",
     "minitransformer.nn", "minitransformer.optim", "minitransformer.data", "minitransformer.train",
     "minitransformer.viz", "minitransformer.worked_examples", "minitransformer.assignments", "minitransformer.kernels",
+    "minitransformer.cuda_emulator",
     "minitransformer.train.tasks", "minitransformer.train.run", "minitransformer.train.checkpoint",
     "minitransformer.assignments.grade", "minitransformer.examples.seed_classifier",
 ]

@@ -3,18 +3,14 @@
 Three ways, so that they are checked even where no GPU is:
 
 - **compiled** with ``nvcc`` (where installed) for float32 and float64, as CuPy would compile them;
-- **run on the CPU** under an emulation of CUDA: the same source compiled by ``g++`` after a
-  prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim`` and ``__syncthreads()``, one block after
-  another. In a kernel that meets at barriers each CUDA thread is a fiber (``ucontext``) with its own
-  stack, run in turn up to the next barrier, so none passes it before all have arrived; an elementwise
-  kernel, whose threads never meet, runs its threads one after another. (Real threads, thousands per
-  launch, made the suite's training steps crawl.) Each launch runs in both orders, blocks and threads
-  last to first and first to last, and must give the same bits: a race (a missing barrier) shows as a
-  difference. A body that is a stub (A7's student copy) raises ``NotImplementedError`` with its message, and
-  threads that meet at different numbers of barriers are refused. ``CudaKernels``' own Python (shapes,
-  contiguity, arguments) drives it, with NumPy standing in for CuPy, and the library's Functions use it as the
-  numpy backend's kernels: values and gradients must match the formulas. A7's graded tests
-  (``tests/test_kernels_a7.py``) run a student's kernels on it;
+- **run on the CPU** by :mod:`minitransformer.cuda_emulator`, the package's emulation of CUDA: the same source
+  compiled by ``g++`` after a prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim`` and
+  ``__syncthreads()``, each CUDA thread a fiber run in turn up to its next barrier, each launch run in both orders
+  (a race shows as a difference), arrays between guard bytes. ``CudaKernels``' own Python (shapes, contiguity,
+  arguments) drives it, with NumPy standing in for CuPy (:class:`EmulatedKernels`), and the library's Functions use
+  it as the numpy backend's kernels: values and gradients must match the formulas. The tests of the emulator itself
+  are in ``tests/test_cuda_emulator.py``. A7's graded tests (``tests/test_kernels_a7.py``) run a student's kernels
+  on it;
 - **on a GPU** (CuPy), the real kernels against the formulas, float32 under 1e-5, float64 under 1e-12.
 """
 
@@ -36,6 +32,7 @@ import pytest
 
 import minitransformer as mt
 import minitransformer.functional as F
+from minitransformer import cuda_emulator as emu
 from minitransformer import kernels as K
 from minitransformer import optim
 from minitransformer.autograd.fused import LayerNorm, ScaledMaskedSoftmax, Softmax
@@ -46,208 +43,24 @@ pytestmark = pytest.mark.single_backend
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 SHAPES = [(3, 1), (2, 5), (4, 100), (2, 3, 300)]  # rows of one, of a few, and longer than a block (strided)
 
-PRELUDE = r"""
-#include <math.h>
-#include <ucontext.h>
-#include <functional>
-#include <vector>
-struct dim3 { unsigned int x = 1, y = 1, z = 1; };
-static dim3 threadIdx, blockIdx, blockDim, gridDim;  // one CUDA thread runs at a time: it sees its own threadIdx
-static void __syncthreads();  // the running thread waits for the block's other threads (see launch below)
-// a body not written yet (a stub of A7's student copy) calls it: the launch raises NotImplementedError(message)
-static const char* stub_message = nullptr;
-static void not_implemented(const char* message) {
-    if (!stub_message) stub_message = message;
-}
-extern "C" const char* stub_reached() {  // the message of the first stub the last launch reached, or NULL
-    const char* message = stub_message;
-    stub_message = nullptr;
-    return message;
-}
-#define __global__
-#define __device__
-#define __shared__
-"""
-
-RUNNERS = r"""
-T s[SHARED_ENTRIES];  // the block's shared memory (extern __shared__ T s[] in each kernel): two T per thread at most
-
-// A kernel that meets at barriers (__syncthreads): each CUDA thread of a block is a fiber (ucontext) of this one
-// OS thread, with a stack of its own. The fibers run in turn, each until its next barrier or its end; a round ends
-// when every one has reached the barrier, so none passes it before all have arrived, as on a GPU.
-static ucontext_t scheduler;
-static std::vector<ucontext_t> fibers;
-static std::vector<char> stacks;
-static std::function<void()> block_kernel;
-static bool finished;
-// whether, in a launch, some threads of a block reached a barrier that others never reach (they ended first): a
-// __syncthreads() not every thread meets (inside an if, or a loop they go round a different number of times), on a
-// GPU a hang or undefined behaviour
-static int diverged = 0;
-extern "C" int barriers_diverged() { return diverged; }
-static const size_t STACK = 1 << 15;
-
-static void __syncthreads() { swapcontext(&fibers[threadIdx.x], &scheduler); }
-
-// The order the blocks of a launch run in, and the threads of a round: first to last, or last to first. A GPU
-// promises neither, so a kernel without a race gives the same bits both ways (EmulatedKernels runs each both ways).
-static int reversed = 0;
-extern "C" void set_reversed(int r) { reversed = r; }
-static long long nth(long long i, long long n) { return reversed ? n - 1 - i : i; }
-
-static void fiber() {
-    block_kernel();
-    finished = true;  // then back to the scheduler (uc_link)
-}
-
-template <class Kernel>
-static void launch(long long grid, unsigned int block, Kernel kernel) {
-    blockDim.x = block;
-    gridDim.x = (unsigned int)grid;
-    block_kernel = kernel;
-    fibers.resize(block);
-    stacks.resize(block * STACK);
-    std::vector<char> done(block);
-    diverged = 0;
-    for (long long i = 0; i < grid; ++i) {
-        blockIdx.x = (unsigned int)nth(i, grid);
-        for (unsigned int t = 0; t < block; ++t) {
-            getcontext(&fibers[t]);
-            fibers[t].uc_stack.ss_sp = &stacks[t * STACK];
-            fibers[t].uc_stack.ss_size = STACK;
-            fibers[t].uc_link = &scheduler;
-            makecontext(&fibers[t], fiber, 0);
-            done[t] = 0;
-        }
-        for (unsigned int live = block; live > 0;) {  // a round: every live thread up to its next barrier
-            unsigned int ended = 0, waiting = 0;
-            for (unsigned int i = 0; i < block; ++i) {
-                unsigned int t = (unsigned int)nth(i, block);
-                if (done[t]) continue;
-                threadIdx.x = t;
-                finished = false;
-                swapcontext(&scheduler, &fibers[t]);
-                if (finished) {
-                    done[t] = 1;
-                    --live;
-                    ++ended;
-                } else {
-                    ++waiting;
-                }
-            }
-            if (ended && waiting) diverged = 1;
-        }
-    }
-}
-
-// a kernel whose threads never meet (elementwise, grid-stride): each block's threads run one after another
-template <class Kernel>
-static void launch_serial(long long grid, unsigned int block, Kernel kernel) {
-    blockDim.x = block;
-    gridDim.x = (unsigned int)grid;
-    for (long long i = 0; i < grid; ++i) {
-        blockIdx.x = (unsigned int)nth(i, grid);
-        for (unsigned int j = 0; j < block; ++j) {
-            threadIdx.x = (unsigned int)nth(j, block);
-            kernel();
-        }
-    }
-}
-
-// block_sum and block_max alone (A7's tests): out[i] = the reduction over the block of v at its threads' i (the
-// global index), then out2 from w by a second reduction on the same shared memory, as a kernel's second one
-static void block_sums(const T* v, const T* w, T* out, T* out2) {
+#: kernels for the tests alone, compiled after SOURCE: block_sum and block_max on their own (A7's tests). Each thread
+#: i (its global index) gets the reduction over its block of v[i] in out[i], then of w[i] in out2[i] by a second
+#: reduction on the same shared memory, as a kernel's second one
+REDUCTIONS = r"""
+#line 1 "tests/test_kernels.py REDUCTIONS"
+extern "C" __global__ void block_sums(const T* v, const T* w, T* out, T* out2) {
+    extern __shared__ T s[];
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     out[i] = block_sum(v[i], s);
     out2[i] = block_sum(w[i], s);
 }
-static void block_maxes(const T* v, const T* w, T* out, T* out2) {
+extern "C" __global__ void block_maxes(const T* v, const T* w, T* out, T* out2) {
+    extern __shared__ T s[];
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     out[i] = block_max(v[i], s);
     out2[i] = block_max(w[i], s);
 }
-extern "C" void run_block_sums(long long grid, unsigned int block, const T* v, const T* w, T* out, T* out2) {
-    launch(grid, block, [=] { block_sums(v, w, out, out2); });
-}
-extern "C" void run_block_maxes(long long grid, unsigned int block, const T* v, const T* w, T* out, T* out2) {
-    launch(grid, block, [=] { block_maxes(v, w, out, out2); });
-}
-
-extern "C" void run_softmax_forward(long long grid, unsigned int block, const T* x, T* y, long long n) {
-    launch(grid, block, [=] { softmax_forward(x, y, n); });
-}
-extern "C" void run_softmax_backward(long long grid, unsigned int block, const T* g, const T* y, T* gx,
-                                     long long n, T divisor) {
-    launch(grid, block, [=] { softmax_backward(g, y, gx, n, divisor); });
-}
-extern "C" void run_masked_softmax_forward(long long grid, unsigned int block, const T* x, const bool* mask, T* y,
-                                           long long n, T divisor, T lowest, long long B, long long L, long long s_a,
-                                           long long s_b, long long s_l, long long s_n, int has_mask) {
-    launch(grid, block, [=] { masked_softmax_forward(x, mask, y, n, divisor, lowest, B, L, s_a, s_b, s_l, s_n,
-                                                     has_mask); });
-}
-extern "C" void run_layer_norm_forward(long long grid, unsigned int block, const T* x, const T* gamma,
-                                       const T* beta, T* y, T* x_hat, T* inv_std, long long d, T eps,
-                                       int has_gamma, int has_beta) {
-    launch(grid, block, [=] { layer_norm_forward(x, gamma, beta, y, x_hat, inv_std, d, eps, has_gamma, has_beta); });
-}
-extern "C" void run_gelu_forward(long long grid, unsigned int block, const T* x, T* y, T* t, long long n) {
-    launch_serial(grid, block, [=] { gelu_forward(x, y, t, n); });
-}
-extern "C" void run_gelu_backward(long long grid, unsigned int block, const T* g, const T* x, const T* t, T* gx,
-                                  long long n) {
-    launch_serial(grid, block, [=] { gelu_backward(g, x, t, gx, n); });
-}
-extern "C" void run_bce_with_logits_forward(long long grid, unsigned int block, const T* z, const T* y, T* loss,
-                                            T* e, long long n) {
-    launch_serial(grid, block, [=] { bce_with_logits_forward(z, y, loss, e, n); });
-}
-extern "C" void run_bce_with_logits_backward(long long grid, unsigned int block, const T* g, const T* z, const T* y,
-                                             const T* e, T* gz, long long n, T count, int per_entry) {
-    launch_serial(grid, block, [=] { bce_with_logits_backward(g, z, y, e, gz, n, count, per_entry); });
-}
-extern "C" void run_adam_update(long long grid, unsigned int block, const T* theta, const T* g, const T* m,
-                                const T* v, T* theta_out, T* m_out, T* v_out, long long n, T alpha, T b1, T c1, T b2,
-                                T c2, T k1, T k2, T eps, T lam, T shrink, int decoupled) {
-    launch_serial(grid, block, [=] {
-        adam_update(theta, g, m, v, theta_out, m_out, v_out, n, alpha, b1, c1, b2, c2, k1, k2, eps, lam, shrink,
-                    decoupled);
-    });
-}
-extern "C" void run_counter_uniform(long long grid, unsigned int block, double* u, long long n,
-                                    unsigned long long start, unsigned long long key) {
-    launch_serial(grid, block, [=] { counter_uniform(u, n, start, key); });
-}
-extern "C" void run_id_chains(long long grid, unsigned int block, const long long* ids, long long* chains,
-                              long long n) {
-    launch_serial(grid, block, [=] { id_chains(ids, chains, n); });
-}
-extern "C" void run_scatter_add_chains(long long grid, unsigned int block, const long long* ids,
-                                       const long long* chains, const T* values, T* out, long long n, long long d) {
-    launch_serial(grid, block, [=] { scatter_add_chains(ids, chains, values, out, n, d); });
-}
-extern "C" void run_scatter_add_sorted(long long grid, unsigned int block, const long long* sorted_ids,
-                                       const long long* order, const T* values, T* out, long long n, long long d) {
-    launch_serial(grid, block, [=] { scatter_add_sorted(sorted_ids, order, values, out, n, d); });
-}
-extern "C" void run_column_sums(long long grid, unsigned int block, const T* g, const T* h, T* sum_g, T* sum_gh,
-                                long long rows, long long n, int has_h) {
-    launch(grid, block, [=] { column_sums(g, h, sum_g, sum_gh, rows, n, has_h); });
-}
-extern "C" void run_layer_norm_backward(long long grid, unsigned int block, const T* g, const T* x_hat,
-                                        const T* gamma, const T* inv_std, T* gx, long long d, int has_gamma) {
-    launch(grid, block, [=] { layer_norm_backward(g, x_hat, gamma, inv_std, gx, d, has_gamma); });
-}
 """
-
-#: what a GPU allows a launch: threads in a block, and dynamic shared memory without opting in to more (bytes)
-MAX_THREADS, MAX_DYNAMIC_SHARED = 1024, 48 * 1024
-#: entries of the emulation's shared memory (``T s[SHARED_ENTRIES]`` in RUNNERS), and its size per dtype in bytes
-SHARED_ENTRIES = 2048
-SHARED_BYTES = {dtype: SHARED_ENTRIES * np.dtype(dtype).itemsize for dtype in K.C_TYPES}
-
-C_ARGS = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.uint64: ctypes.c_ulonglong,
-          np.float32: ctypes.c_float, np.float64: ctypes.c_double}
 
 
 class HostCublas:
@@ -299,93 +112,35 @@ class HostCublas:
                                   Ctype, ldc, 0, 1, computeType, algo)
 
 
-#: what the emulation fills memory a kernel must not touch with: 0x7F bytes, a huge number (3.4e38 as a float, 1.4e306
-#: as a double) that a sum or a maximum reading it cannot hide, and that a write past an array changes
-GUARD_BYTE, GUARD_BYTES = 0x7F, 64
-
-
 class GuardedNumPy:
-    """NumPy standing in for CuPy, with each array the kernels allocate (``empty``, ``empty_like``: their results)
-    followed by :data:`GUARD_BYTES` guard bytes; :meth:`check` says whether a kernel wrote past one's end."""
-
-    def __init__(self):
-        self.fresh = []  # the buffers allocated since the last check
+    """NumPy standing in for CuPy, its new arrays (``empty``, ``empty_like``) filled with the emulation's guard bytes
+    (:func:`minitransformer.cuda_emulator.empty`): an entry a kernel never writes shows, as a huge number."""
 
     def __getattr__(self, name):
         return getattr(np, name)
 
     def empty(self, shape, dtype=np.float64):
-        shape, dtype = (shape,) if isinstance(shape, int | np.integer) else tuple(shape), np.dtype(dtype)
-        size = int(np.prod(shape)) * dtype.itemsize
-        buffer = np.full(size + GUARD_BYTES, GUARD_BYTE, dtype=np.uint8)
-        self.fresh.append(buffer)
-        return buffer[:size].view(dtype).reshape(shape)
+        return emu.empty(shape, dtype)
 
     def empty_like(self, x):
-        return self.empty(x.shape, x.dtype)
-
-    def check(self, name: str) -> None:
-        for buffer in self.fresh:
-            assert (buffer[-GUARD_BYTES:] == GUARD_BYTE).all(), f"{name}: wrote past the end of an array"
-        self.fresh.clear()
+        return emu.empty(x.shape, x.dtype)
 
 
 class EmulatedKernels(K.CudaKernels):
-    """``CudaKernels`` with NumPy for CuPy (:class:`GuardedNumPy`), each launch run by the emulated CUDA library of
-    its dtype, and the products by :class:`HostCublas`."""
+    """``CudaKernels`` with NumPy for CuPy (:class:`GuardedNumPy`), each launch run by the CUDA emulator
+    (:mod:`minitransformer.cuda_emulator`: both orders, the race check, guard bytes) on the source compiled for its
+    dtype, and the products by :class:`HostCublas`; ``launches`` names the kernels launched."""
 
-    def __init__(self, libraries: dict):
+    def __init__(self, modules: dict):
         super().__init__(GuardedNumPy())
-        self.libraries = libraries
+        self._modules = self.modules = modules  # dtype -> cuda_emulator.RawModule, where CudaKernels keeps CuPy's
         self.launches = []
         self.cublas = HostCublas(self.launches)
         self._cublas = self.cublas, types.SimpleNamespace(CUDA_R_32F=0, CUDA_R_64F=1, is_hip=False)
 
     def _run(self, name, dtype, grid, block, args, shared_mem=0):
-        """Launch as CUDA would, refusing what a GPU refuses: no blocks, more threads than a block holds, more
-        dynamic shared memory than a kernel gets without asking for more. A kernel gets only the shared memory
-        the launch asks for: the emulation's ``s`` is filled with :data:`GUARD_BYTE` first, so that a kernel that
-        reads past what it asked (or what it did not write) computes nonsense, and a write past it is caught; so is
-        a write past the end of an array the kernels allocated.
-
-        Each launch runs twice from the same arrays: blocks and threads last to first, then first to last. A
-        result that differs by a bit is a race (a thread reading what another writes in the same round). A launch
-        that reached a stub (``not_implemented``, in A7's student copy) raises ``NotImplementedError`` with its
-        message; one whose threads met at different numbers of barriers is refused."""
         self.launches.append(name)
-        assert grid >= 1, f"{name}: a grid of {grid} blocks (CUDA: invalid configuration argument)"
-        assert 1 <= block <= MAX_THREADS, f"{name}: {block} threads in a block (CUDA allows {MAX_THREADS})"
-        assert 0 <= shared_mem <= MAX_DYNAMIC_SHARED, f"{name}: {shared_mem} bytes of dynamic shared memory"
-        library = self.libraries[dtype]
-        shared = np.ctypeslib.as_array((ctypes.c_uint8 * SHARED_BYTES[dtype]).in_dll(library, "s"))
-        assert shared_mem <= shared.size, f"{name}: the emulation holds {shared.size} bytes of shared memory"
-        c_args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else C_ARGS[type(a)](a) for a in args]
-        arrays = [a for a in args if isinstance(a, np.ndarray) and a.flags.writeable]  # (not a broadcast view)
-        before = [a.copy() for a in arrays]
-
-        def launch(reversed_: int) -> None:  # from the arrays as they were before the launch
-            for a, was in zip(arrays, before):
-                np.copyto(a, was)
-            library.set_reversed(reversed_)
-            shared[:] = GUARD_BYTE
-            getattr(library, f"run_{name}")(ctypes.c_longlong(grid), ctypes.c_uint(block), *c_args)
-            if stub := library.stub_reached():
-                raise NotImplementedError(f"{stub.decode()} (reached in the launch of {name})")
-            assert not library.barriers_diverged(), (
-                f"{name}: some threads of a block reached a __syncthreads() that others never reach (one inside an if "
-                "that not every thread takes, or in a loop that threads go round different numbers of times); on a "
-                "GPU every thread of the block must meet each barrier")
-            assert (shared[shared_mem:] == GUARD_BYTE).all(), f"{name}: wrote past the shared memory it asked"
-
-        launch(reversed_=1)  # last to first
-        backwards = [a.copy() for a in arrays]
-        launch(reversed_=0)  # first to last: its arrays are the launch's result
-        for a, other in zip(arrays, backwards):
-            assert a.tobytes() == other.tobytes(), (
-                f"{name}: race: a barrier is missing? The result depends on the order the threads run in: a thread "
-                "read s[...] before or after another wrote it, with no __syncthreads() between them that both reach "
-                "(or two blocks write the same entries: does block r write its own row only?)")
-        self.cupy.check(name)
+        super()._run(name, dtype, grid, block, args, shared_mem=shared_mem)
 
     def _cublas_handle(self) -> int:
         return 0
@@ -397,62 +152,32 @@ class EmulatedKernels(K.CudaKernels):
         return x.ctypes.data
 
 
-def emulated_kernels(tmp_path_factory, source: str | None = None, dtypes=tuple(K.C_TYPES)) -> EmulatedKernels:
-    """The kernels compiled by g++ for the CPU under the emulation, for float32 and float64 (skips without g++).
+def emulated_kernels(source: str | None = None, dtypes=tuple(K.C_TYPES)) -> EmulatedKernels:
+    """The kernels run on the CPU by :mod:`minitransformer.cuda_emulator`, for float32 and float64 (skips without g++).
 
     Also what ``pytest --emulated-kernels`` gives the numpy backend for the whole suite (``tests/conftest.py``).
     ``source`` in place of SOURCE (a student's copy, a mistake), and only ``dtypes``, for the tests of the emulation.
+    g++'s errors name the lines of kernels.py.
     """
-    if reason := emulation_missing():
+    if reason := emu.missing():
         pytest.skip(reason)
-    libraries = {}
-    for dtype in dtypes:
-        c_type = K.C_TYPES[dtype]
-        folder = tmp_path_factory.mktemp(f"kernels-{dtype}")
-        kernels = (K.SOURCE if source is None else source).replace("{T}", c_type)
-        source_file = folder / "kernels.cpp"
-        # g++'s errors name the lines of kernels.py (#line), and the emulation's own as such
-        source_file.write_text(f"#define SHARED_ENTRIES {SHARED_ENTRIES}\n{PRELUDE}{_line_of_source()}{kernels}\n"
-                               f'#line 1 "tests/test_kernels.py RUNNERS"\n{RUNNERS}', encoding="utf-8")
-        library = folder / "kernels.so"
-        done = subprocess.run(["g++", "-std=c++20", "-O1", "-shared", "-fPIC", str(source_file), "-o",
-                               str(library)], capture_output=True, encoding="utf-8")
-        if done.returncode != 0:
-            raise RuntimeError(f"minitransformer/kernels.py: its CUDA source (SOURCE) does not compile for the CPU "
-                               f"emulation (g++ -std=c++20, with T = {c_type}):\n{_compile_errors(done.stderr)}")
-        libraries[dtype] = ctypes.CDLL(str(library))
-        libraries[dtype].stub_reached.restype = ctypes.c_char_p
-    return EmulatedKernels(libraries)
+    text = (K.SOURCE if source is None else source) + REDUCTIONS
+    return EmulatedKernels({dtype: emu.RawModule(text.replace("{T}", K.C_TYPES[dtype]),
+                                                 name="minitransformer/kernels.py", first_line=_line_of_source())
+                            for dtype in dtypes})
 
 
-def _line_of_source() -> str:
-    """A ``#line`` directive that numbers SOURCE's lines as kernels.py does ("" if SOURCE is not found there)."""
+def _line_of_source() -> int:
+    """The line of kernels.py that SOURCE's first line is (SOURCE's "\n" ends the line of ``SOURCE = r\"\"\"``)."""
     text = Path(K.__file__).read_text(encoding="utf-8")
     start = text.find('SOURCE = r"""')
-    if start < 0 or not K.SOURCE.startswith("\n"):
-        return ""
-    return f'#line {text.count(chr(10), 0, start) + 1} "minitransformer/kernels.py"\n'  # SOURCE's "\n" ends that line
-
-
-def emulation_missing() -> str:
-    """Why the CPU emulation cannot run here ("" where it can): it needs g++ and ``ucontext`` (Linux)."""
-    if sys.platform == "win32":
-        return "the CPU emulation of the CUDA kernels needs g++ and ucontext (POSIX: Linux): not on Windows"
-    if shutil.which("g++") is None:
-        return "g++ is not installed: the CPU emulation of the CUDA kernels needs it"
-    return ""
-
-
-def _compile_errors(stderr: str, limit: int = 12) -> str:
-    """g++'s error lines (its first ``limit``), without the notes and the lines of context around them."""
-    errors = [line for line in stderr.splitlines() if ": error: " in line]
-    return "\n".join(errors[:limit] or stderr.splitlines()[:limit])
+    return text.count(chr(10), 0, start) + 1 if start >= 0 and K.SOURCE.startswith("\n") else 1
 
 
 @pytest.fixture(scope="module")
-def emulated(tmp_path_factory):
+def emulated():
     """The kernels, compiled by g++ for the CPU under the emulation, for float32 and float64."""
-    return emulated_kernels(tmp_path_factory)
+    return emulated_kernels()
 
 
 def rel_err(a, b) -> float:
@@ -466,7 +191,7 @@ def test_numpy_backend_has_kernels_only_with_the_emulation_option(request):
 
 
 def test_the_suite_runs_on_the_emulated_kernels_with_an_option():
-    if reason := emulation_missing():
+    if reason := emu.missing():
         pytest.skip(reason)
     here = Path(__file__).resolve()
     test = f"{here}::test_numpy_backend_has_kernels_only_with_the_emulation_option"
@@ -971,19 +696,19 @@ def test_emulated_matmul_leaves_broadcasts_and_other_dtypes_to_the_array_api(emu
 
 def test_matmul_uses_tf32_for_float32_as_cupy_does_with_its_variable(emulated, monkeypatch, rng):
     monkeypatch.delenv("CUPY_TF32", raising=False)
-    assert not EmulatedKernels(emulated.libraries).tf32
+    assert not EmulatedKernels(emulated.modules).tf32
     monkeypatch.setenv("CUPY_TF32", "1")
-    tf32 = EmulatedKernels(emulated.libraries)  # read when the kernels are made, as CuPy reads it once
+    tf32 = EmulatedKernels(emulated.modules)  # read when the kernels are made, as CuPy reads it once
     assert tf32.tf32
     tf32.matmul(rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32))
     assert tf32.cublas.calls[-1]["compute"] == 77  # CUBLAS_COMPUTE_32F_FAST_TF32
     tf32.matmul(rng.normal(size=(2, 3)), rng.normal(size=(3, 2)))
     assert tf32.cublas.calls[-1]["compute"] == 70  # float64 stays float64
-    ampere = EmulatedKernels(emulated.libraries)
+    ampere = EmulatedKernels(emulated.modules)
     monkeypatch.setattr(ampere, "_compute_capability", lambda: 80)  # an A100: the first with TF32
     ampere.matmul(rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32))
     assert ampere.cublas.calls[-1]["compute"] == 77
-    older = EmulatedKernels(emulated.libraries)
+    older = EmulatedKernels(emulated.modules)
     monkeypatch.setattr(older, "_compute_capability", lambda: 75)  # a T4: no TF32, so CuPy computes in float32
     older.matmul(rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32))
     assert older.cublas.calls[-1]["compute"] == 68
@@ -1137,9 +862,9 @@ def a7_graded_tests():
     return module
 
 
-def test_a7_stubs_raise_their_message_in_the_kernels_that_reach_them_only(tmp_path_factory, rng):
+def test_a7_stubs_raise_their_message_in_the_kernels_that_reach_them_only(rng):
     """In A7's copy each stub fails the launches that reach it, at run time, with its hint; the other kernels run."""
-    kernels = emulated_kernels(tmp_path_factory, a7_student_source(), dtypes=("float64",))
+    kernels = emulated_kernels(a7_student_source(), dtypes=("float64",))
     x = rng.normal(size=(2, 5))
     with pytest.raises(NotImplementedError, match=r"^A7: softmax_forward: .* \(reached in the launch of "
                                                   r"softmax_forward\)$"):
@@ -1192,15 +917,69 @@ A7_MISTAKES = {
                           "T std = sqrt(block_sum(squares, s) / (T)(d - 1) + eps);",
                           "test_layer_norm_forward_is_the_formula", {"shape": (3, 1), "affine": "plain"},
                           r"\(x_hat\): inf or nan .*the biased one, / d"),
+    "one-pass variance": ("        T c = x[row + i] - mu;\n        squares += c * c;\n    }\n"
+                          "    T std = sqrt(block_sum(squares, s) / (T)d + eps);",
+                          "        T c = x[row + i];\n        squares += c * c;\n    }\n"
+                          "    T std = sqrt(block_sum(squares, s) / (T)d - mu * mu + eps);",
+                          "test_layer_norm_forward_is_the_formula", {"shape": (2, 7), "affine": "plain"},
+                          r"wrong on the last row only, the one far from 0 .*not mean\(x\^2\) - mu\^2"),
+    "one past the row": ("for (long long i = threadIdx.x; i < n; i += blockDim.x) yr[i] /= total;",
+                         "for (long long i = threadIdx.x; i <= n; i += blockDim.x) yr[i] /= total;",
+                         "test_softmax_forward_is_the_formula", {"shape": (2, 5)},
+                         r"^softmax_forward: wrote past the end of an array \(argument 1 \(T\* y\), 10 entries of "
+                         r"float64\): a loop's bound one too far \(i <= n for i < n\?\)"),
+    "divided by a thread's part": ("    total = block_sum(total, s);\n    for (long long i = threadIdx.x; i < n; i += "
+                                   "blockDim.x) yr[i] /= total;",
+                                   "    for (long long i = threadIdx.x; i < n; i += blockDim.x) yr[i] /= total;\n"
+                                   "    total = block_sum(total, s);",
+                                   "test_softmax_forward_is_the_formula", {"shape": (2, 1000)},
+                                   r"inf or nan in the result: .*divided by the row's sum once complete "
+                                   r"\(block_sum's result, not a thread's own part\)"),
+    "hidden keys weighed": ("T e = (!has_mask || allowed[j * s_n]) ? exp(xr[j] / divisor - m) : (T)0;",
+                            "T e = exp(xr[j] / divisor - m);", "test_masked_softmax_forward_is_attentions_weights",
+                            {"S": 5, "mask": "causal"}, r"a hidden key \(mask false\) got weight"),
+    "0 / 0 with no key": ("yr[j] = total > 0 ? yr[j] / total : (T)0;", "yr[j] = yr[j] / total;",
+                          "test_masked_softmax_forward_is_attentions_weights", {"S": 5, "mask": "padding"},
+                          r"a row with no allowed key must be 0 everywhere"),
+    "scores not divided": ("T z = xr[j] / divisor;\n        if ((!has_mask || allowed[j * s_n]) && z > m) m = z;\n"
+                           "    }\n    m = block_max(m, s);\n    T total = 0;\n    for (long long j = threadIdx.x; j "
+                           "< n; j += blockDim.x) {\n        T e = (!has_mask || allowed[j * s_n]) ? exp(xr[j] / "
+                           "divisor - m)",
+                           "T z = xr[j];\n        if ((!has_mask || allowed[j * s_n]) && z > m) m = z;\n"
+                           "    }\n    m = block_max(m, s);\n    T total = 0;\n    for (long long j = threadIdx.x; j "
+                           "< n; j += blockDim.x) {\n        T e = (!has_mask || allowed[j * s_n]) ? exp(xr[j] - m)",
+                           "test_masked_softmax_forward_is_attentions_weights", {"S": 300, "mask": "none"},
+                           r"the softmax of x, not of z = x / divisor"),
+    "a sum never set": ("    T total = 0;\n    for (long long i = threadIdx.x; i < n; i += blockDim.x) {\n"
+                        "        T e = exp(xr[i] - m);",
+                        "    T total;\n    for (long long i = threadIdx.x; i < n; i += blockDim.x) {\n"
+                        "        T e = exp(xr[i] - m);",
+                        "test_softmax_forward_is_the_formula", {"shape": (4, 100)},
+                        r"g\+\+ warned: minitransformer/kernels.py:\d+:\d+: warning: .total. (may be|is) used "
+                        r"uninitialized"),
 }
 
 
+def test_a_kernel_that_wrote_past_an_array_costs_the_other_kernels_nothing(rng):
+    """The emulation checks each launch on its own: after one that wrote past the end of an array, the same
+    kernels' next launches (other kernels, correct) pass, as their graded tests must."""
+    old = "for (long long i = threadIdx.x; i < n; i += blockDim.x) yr[i] /= total;"
+    kernels = emulated_kernels(K.SOURCE.replace(old, old.replace("i < n", "i <= n")), dtypes=("float64",))
+    graded = a7_graded_tests()
+    with pytest.raises(emu.LaunchError, match=r"^softmax_forward: wrote past the end of an array"):
+        graded.test_softmax_forward_is_the_formula(emulated_cuda=kernels, shape=(2, 5), dtype="float64", rng=rng)
+    graded.test_softmax_backward_is_the_formula(emulated_cuda=kernels, shape=(2, 5), divisor=1.0, dtype="float64",
+                                                rng=rng)
+    graded.test_layer_norm_forward_is_the_formula(emulated_cuda=kernels, shape=(2, 7), affine="plain",
+                                                  dtype="float64", rng=rng)
+
+
 @pytest.mark.parametrize("mistake", list(A7_MISTAKES))
-def test_a7s_graded_tests_fail_a_mistake_and_say_what_it_likely_is(mistake, tmp_path_factory, rng):
+def test_a7s_graded_tests_fail_a_mistake_and_say_what_it_likely_is(mistake, rng):
     old, new, test, args, message = A7_MISTAKES[mistake]
     a7_student_source()  # (skips in a copy, which has no solution to make mistakes in)
     assert K.SOURCE.count(old) == 1, f"{mistake}: not once in SOURCE: {old!r}"
-    kernels = emulated_kernels(tmp_path_factory, K.SOURCE.replace(old, new), dtypes=("float64",))
+    kernels = emulated_kernels(K.SOURCE.replace(old, new), dtypes=("float64",))
     with pytest.raises(AssertionError, match=message):
         getattr(a7_graded_tests(), test)(emulated_cuda=kernels, dtype="float64", rng=rng, **args)
 

@@ -1,11 +1,13 @@
-"""A7's graded tests: the block reductions and the row kernels of ``minitransformer/kernels.py``, written in CUDA C++.
+"""A7's graded tests: the block reductions and the row kernels of ``minitransformer/kernels.py`` (softmax each way,
+attention's masked softmax, layer norm), written in CUDA C++.
 
-They run the kernels on the CPU under the emulation of CUDA of ``tests/test_kernels.py`` (g++; the fixture
-``emulated_cuda`` of ``tests/conftest.py``), through ``CudaKernels``' own Python as CuPy would launch them, and
-compare with the formulas written out in NumPy here. Each launch runs twice, its threads in two orders: a result
-that differs is a race (a ``__syncthreads()`` missing). Where a result is wrong the message says how (entries never
-written, rows past the first wrong, entries past the block's threads wrong, an overflow, a sign) and what in the
-kernel usually does that. Without g++ (or on Windows) they skip, and the grade says so under its total.
+They run the kernels on the CPU under the package's emulation of CUDA, ``minitransformer.cuda_emulator`` (g++; the
+fixture ``emulated_cuda`` of ``tests/conftest.py``, set up in ``tests/test_kernels.py``), through ``CudaKernels``'
+own Python as CuPy would launch them, and compare with the formulas written out in NumPy here. Each launch runs
+twice, its threads in two orders: a result that differs is a race (a ``__syncthreads()`` missing). Where a result is
+wrong the message says how (entries never written, rows past the first wrong, entries past the block's threads
+wrong, an overflow, a sign) and what in the kernel usually does that. Without g++ (or on Windows) they skip, and the
+grade says so under its total.
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ def _rows(a) -> np.ndarray:
 def _diagnose(got, want, dtype, block: int, hint: str = "") -> str:
     """What is wrong in ``got`` against ``want`` (both ``(..., n)``, rows on the last axis, one block of ``block``
     threads per row), in words, or "" when they agree."""
-    got, want = _rows(got), _rows(want)
+    with np.errstate(all="ignore"):  # got may hold inf, nan and the huge numbers of entries never written
+        return _what_is_wrong(_rows(got), _rows(want), dtype, block, hint)
+
+
+def _what_is_wrong(got, want, dtype, block: int, hint: str) -> str:
     scale = max(float(np.abs(want).max(initial=0.0)), 1e-300)
     wrong = ~(np.abs(got - want) <= 10 * TOLERANCE[dtype] * scale)
     if not wrong.any():
@@ -64,7 +70,8 @@ def _diagnose(got, want, dtype, block: int, hint: str = "") -> str:
             return f"{said}, none in row 0: does block r write row r, at r * n (blockIdx.x)?; {where}"
         return f"{said}: does every row get every entry written?; {where}"
     if not np.isfinite(got).all():
-        return f"inf or nan in the result{(': ' + hint) if hint else ''}; {where}{REDUCTIONS_FIRST}"
+        hint = hint or "a division before the row's sum is complete (by a thread's own part, not block_sum's)?"
+        return f"inf or nan in the result: {hint}; {where}{REDUCTIONS_FIRST}"
     if n > block and not wrong[:, :block].any():
         return (f"right on each row's first {block} entries, wrong past them: each thread must go on along the "
                 f"row, i = threadIdx.x; i < n; i += blockDim.x; {where}")
@@ -79,12 +86,20 @@ def _diagnose(got, want, dtype, block: int, hint: str = "") -> str:
 REDUCTIONS_FIRST = " (a wrong block_sum or block_max makes this wrong too: if their tests fail, start there)"
 
 
-def _agree(name: str, got, want, dtype, block: int, hint: str = "") -> None:
-    """``got`` (the kernel's, of ``dtype``) against the formula ``want``, with a message naming the mistake."""
+def _warned(kernels, dtype) -> str:
+    """What g++ warned of on the lines of ``kernels.py`` (``-Wall``: a variable used uninitialized), to say under a
+    wrong result; "" for nothing."""
+    module = getattr(kernels, "modules", {}).get(str(np.dtype(dtype)))
+    return f" (g++ warned: {module.warnings})" if getattr(module, "warnings", "") else ""
+
+
+def _agree(name: str, got, want, dtype, block: int, hint: str = "", kernels=None) -> None:
+    """``got`` (the kernel's, of ``dtype``) against the formula ``want``, with a message naming the mistake (and
+    what g++ warned of in ``kernels``' source)."""
     assert got.dtype == np.dtype(dtype) and got.shape == want.shape, (
         f"{name}: {got.dtype} {got.shape}, the formula {np.dtype(dtype)} {want.shape}")
     if why := _diagnose(got, want, dtype, block, hint):
-        raise AssertionError(f"{name}: {why}")
+        raise AssertionError(f"{name}: {why}{_warned(kernels, dtype)}")
 
 
 def _block(n: int) -> int:
@@ -109,17 +124,19 @@ def _reduce(kernels, name: str, block: int, v, w):
     return out, out2
 
 
-def _reduction_agrees(name: str, got, want, which: str) -> None:
-    """Every thread of each block (a row of ``got``) holds the block's reduction ``want`` (one per block)."""
+def _reduction_agrees(name: str, got, want, which: str, warned: str = "") -> None:
+    """Every thread of each block (a row of ``got``) holds the block's reduction ``want`` (one per block); ``warned``
+    (:func:`_warned`) is said after a wrong one."""
     right = got == want[:, None]
     if right.all():
         return
     b, t = (int(k) for k in np.argwhere(~right)[0])
     said = f"{name} ({which}), {got.shape[1]} threads: thread {t} of block {b} got {got[b, t]:.9g}, not {want[b]:.9g}"
     if right[:, 0].all():
-        raise AssertionError(f"{said}; thread 0 has it: every thread must read s[0] once the last round is done")
+        raise AssertionError(f"{said}; thread 0 has it: every thread must read s[0] once the last round is done"
+                             f"{warned}")
     raise AssertionError(f"{said} (a round left out, or one too many? k from blockDim.x / 2 down to 1, each thread "
-                         "t < k taking s[t + k]; a __syncthreads() after each round)")
+                         f"t < k taking s[t + k]; a __syncthreads() after each round){warned}")
 
 
 @pytest.mark.assignment(7, points=15)
@@ -131,8 +148,9 @@ def test_block_sum_gives_every_thread_the_sum_of_its_block(emulated_cuda, block,
     v = rng.integers(-1000, 1000, size=(3, block)).astype(dtype)
     w = rng.integers(1, 1000, size=(3, block)).astype(dtype)
     out, out2 = _reduce(emulated_cuda, "block_sums", block, v, w)
-    _reduction_agrees("block_sum", out, v.sum(axis=1), "the first of two")
-    _reduction_agrees("block_sum", out2, w.sum(axis=1), "the second, right after the first on the same s")
+    warned = _warned(emulated_cuda, dtype)
+    _reduction_agrees("block_sum", out, v.sum(axis=1), "the first of two", warned)
+    _reduction_agrees("block_sum", out2, w.sum(axis=1), "the second, right after the first on the same s", warned)
 
 
 @pytest.mark.assignment(7, points=10)
@@ -147,8 +165,9 @@ def test_block_max_gives_every_thread_the_max_of_its_block(emulated_cuda, block,
     out, out2 = _reduce(emulated_cuda, "block_maxes", block, v, w)
     if (out == v.min(axis=1)[:, None]).all():
         raise AssertionError("block_max: every thread got the block's minimum: is the comparison the wrong way?")
-    _reduction_agrees("block_max", out, v.max(axis=1), "the first of two")
-    _reduction_agrees("block_max", out2, w.max(axis=1), "the second, right after the first on the same s")
+    warned = _warned(emulated_cuda, dtype)
+    _reduction_agrees("block_max", out, v.max(axis=1), "the first of two", warned)
+    _reduction_agrees("block_max", out2, w.max(axis=1), "the second, right after the first on the same s", warned)
 
 
 # ------------------------------------------------------------------ the row kernels
@@ -159,7 +178,7 @@ def softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-@pytest.mark.assignment(7, points=30)
+@pytest.mark.assignment(7, points=25)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_softmax_forward_is_the_formula(emulated_cuda, shape, dtype, rng):
@@ -167,18 +186,20 @@ def test_softmax_forward_is_the_formula(emulated_cuda, shape, dtype, rng):
     x[..., 0] = alternating_large(shape[:-1])  # a large entry: the max is subtracted first, each row's own
     y = emulated_cuda.softmax_forward(_guarded(emulated_cuda, x))
     want, block = softmax(x), _block(shape[-1])
-    sums = np.asarray(y, dtype=np.float64).sum(axis=-1)
+    with np.errstate(over="ignore"):  # entries never written hold 1.4e306: _diagnose says so first
+        sums = np.asarray(y, dtype=np.float64).sum(axis=-1)
     if (_diagnose(y, want, dtype, block).startswith("first wrong") and np.isfinite(sums).all()
             and not np.allclose(sums, 1, rtol=10 * TOLERANCE[dtype])):  # no more telling sign, but this one
         raise AssertionError(f"softmax_forward: the rows do not sum to 1 (row sums {sums.ravel()[:3]}, ...): is each "
                              "e = exp(x - m) divided by the row's sum, block_sum of the e's?" + REDUCTIONS_FIRST)
     _agree("softmax_forward", y, want, dtype, block,
-           hint="is the row's max m subtracted, y = exp(x - m) / sum_j exp(x_j - m)? exp(x) overflows from x = 89 "
-                "(float32) or 710 (float64). Does each thread read its row's entries only (i < n; a thread with none, "
-                "n < blockDim.x, starts its max from an entry of the row)?")
+           hint="is the row's max m subtracted (exp(x) overflows from x = 89 in float32, 710 in float64)? Is each e "
+                "divided by the row's sum once complete (block_sum's result, not a thread's own part)? Does each "
+                "thread read its row's entries only (i < n; a thread with none, n < blockDim.x, starts its max from "
+                "an entry of the row)?", kernels=emulated_cuda)
 
 
-@pytest.mark.assignment(7, points=20)
+@pytest.mark.assignment(7, points=15)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("divisor", [1.0, np.sqrt(8.0)], ids=["softmax", "attention"])
 @pytest.mark.parametrize("shape", [(3, 1), (2, 5), (2, 3, 300), (2, 1000)], ids=str)
@@ -191,18 +212,74 @@ def test_softmax_backward_is_the_formula(emulated_cuda, shape, divisor, dtype, r
     if divisor != 1 and _diagnose(got, want, dtype, 1) and not _diagnose(got, want * divisor, dtype, 1):
         raise AssertionError(f"softmax_backward: divided by {divisor:.4g}, the result is right; as it is, it is not "
                              "divided (the last argument, divisor)")
-    _agree("softmax_backward", got, want, dtype, _block(shape[-1]))
+    _agree("softmax_backward", got, want, dtype, _block(shape[-1]), kernels=emulated_cuda)
 
 
-@pytest.mark.assignment(7, points=25)
+def masked_softmax(x, allowed, divisor):
+    """Attention's weights in float64: softmax of ``x / divisor`` over the keys ``allowed`` (None: all) along the last
+    axis; 0 at a hidden key, and 0 in a row with none allowed."""
+    z = np.asarray(x, dtype=np.float64) / divisor
+    ok = np.broadcast_to(True if allowed is None else allowed, z.shape)
+    m = np.where(ok, z, -np.inf).max(axis=-1, keepdims=True)
+    e = np.where(ok, np.exp(np.where(ok, z, 0) - np.where(np.isfinite(m), m, 0)), 0)
+    total = e.sum(axis=-1, keepdims=True)
+    return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+
+
+#: masks for scores (2, 3, 4, S) (batch, heads, queries, keys), as attention passes them: broadcast views
+MASKS = {
+    "none": lambda S: None,
+    "padding": lambda S: (np.arange(S) < np.array([[2], [0]]))[:, None, None, :],  # batch 1 sees no key at all
+    "causal": lambda S: np.tril(np.ones((4, S), dtype=bool)),
+    "each-query": lambda S: np.random.default_rng(5).uniform(size=(2, 1, 4, S)) < 0.3,  # some see no key
+}
+
+
+@pytest.mark.assignment(7, points=15)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("affine", ["gamma-beta", "gamma", "plain"])
+@pytest.mark.parametrize("mask", list(MASKS))
+@pytest.mark.parametrize("S", [1, 5, 300])
+def test_masked_softmax_forward_is_attentions_weights(emulated_cuda, S, mask, dtype, rng):
+    x = rng.normal(scale=3.0, size=(2, 3, 4, S)).astype(dtype)
+    x[..., 0] = alternating_large(x.shape[:-1])  # far from the other keys: the largest allowed z is subtracted
+    allowed, divisor = MASKS[mask](S), float(np.sqrt(8.0))
+    y = emulated_cuda.masked_softmax_forward(_guarded(emulated_cuda, x), allowed, divisor)
+    want, block, warned = masked_softmax(x, allowed, divisor), _block(S), _warned(emulated_cuda, dtype)
+    ok = np.broadcast_to(True if allowed is None else allowed, x.shape)
+    with np.errstate(all="ignore"):
+        none = ~ok.any(axis=-1)
+        if none.any() and (y[none] != 0).any():
+            raise AssertionError("masked_softmax_forward: a row with no allowed key must be 0 everywhere (its sum of "
+                                 f"e is 0: no division), got {y[none][0][:3]}{warned}")
+        hidden = ~ok & (y != 0)
+        if hidden.any():
+            where = tuple(int(k) for k in np.argwhere(hidden)[0])
+            raise AssertionError(f"masked_softmax_forward: a hidden key (mask false) got weight {y[where]:.9g} at "
+                                 f"{list(where)}: e = 0 at a hidden key (a row's m is its largest allowed z){warned}")
+        if not _diagnose(y, masked_softmax(x, allowed, 1.0), dtype, block) and _diagnose(y, want, dtype, block):
+            raise AssertionError(f"masked_softmax_forward: the softmax of x, not of z = x / divisor ({divisor:.4g}): "
+                                 f"divide each score first{warned}")
+    _agree("masked_softmax_forward", y, want, dtype, block, kernels=emulated_cuda,
+           hint="is the largest allowed z = x / divisor subtracted, m starting from lowest (exp overflows otherwise)? "
+                "Is each e divided by the row's sum once complete (block_sum's result), a row summing to 0 left 0?")
+
+
+#: the offset of the last row of layer norm's x (its noise of size 4): the variance as mean(x^2) - mu^2 in one pass
+#: loses the digits of such a row (float32 keeps 7, float64 16), (x - mu)^2 does not
+FAR = {"float32": 1e3, "float64": 1e4}
+
+
+@pytest.mark.assignment(7, points=20)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("affine", ["gamma-beta", "gamma", "beta", "plain"])
 @pytest.mark.parametrize("shape", [(3, 1), (2, 7), (4, 100), (2, 3, 300)], ids=str)
 def test_layer_norm_forward_is_the_formula(emulated_cuda, shape, affine, dtype, rng):
-    x = (rng.normal(size=shape) * 4 + 2).astype(dtype)
     d, eps = shape[-1], 1e-5
-    gamma = rng.normal(size=d).astype(dtype) if affine != "plain" else None
-    beta = rng.normal(size=d).astype(dtype) if affine == "gamma-beta" else None
+    x = rng.normal(size=shape) * 4 + 2
+    x.reshape(-1, d)[-1] += FAR[dtype]  # the last row far from 0
+    x = x.astype(dtype)
+    gamma = rng.normal(size=d).astype(dtype) if affine.startswith("gamma") else None
+    beta = rng.normal(size=d).astype(dtype) if affine.endswith("beta") else None
     y, x_hat, inv_std = emulated_cuda.layer_norm_forward(
         _guarded(emulated_cuda, x), *(None if a is None else _guarded(emulated_cuda, a) for a in (gamma, beta)), eps)
     x64 = x.astype(np.float64)
@@ -211,9 +288,16 @@ def test_layer_norm_forward_is_the_formula(emulated_cuda, shape, affine, dtype, 
     want_hat = (x64 - mu) * inv
     want_y = want_hat * (1 if gamma is None else gamma) + (0 if beta is None else beta)
     block = _block(d)
+    if _diagnose(x_hat, want_hat, dtype, block).startswith("first wrong") and not _diagnose(
+            _rows(x_hat)[:-1], _rows(want_hat)[:-1], dtype, block):
+        raise AssertionError(f"layer_norm_forward (x_hat): wrong on the last row only, the one far from 0 "
+                             f"({FAR[dtype]:g} + noise of size 4): is the variance the mean of (x - mu)^2, not "
+                             "mean(x^2) - mu^2 (which loses the digits of such a row)?" + _warned(emulated_cuda, dtype))
     _agree("layer_norm_forward (x_hat)", x_hat, want_hat, dtype, block,
            hint="is the variance the mean of (x - mu)^2 over the row (the biased one, / d), with eps added under the "
-                "square root?")
-    _agree("layer_norm_forward (inv_std: 1 / sqrt(var + eps), one per row)", inv_std, inv, dtype, 1)
-    formula = {"gamma-beta": "gamma x_hat + beta", "gamma": "gamma x_hat, no beta", "plain": "x_hat: no gamma, no beta"}
-    _agree(f"layer_norm_forward (y = {formula[affine]})", y, want_y, dtype, block)
+                "square root?", kernels=emulated_cuda)
+    _agree("layer_norm_forward (inv_std: 1 / sqrt(var + eps), one per row)", inv_std, inv, dtype, block,
+           kernels=emulated_cuda)
+    formula = {"gamma-beta": "gamma x_hat + beta", "gamma": "gamma x_hat, no beta", "beta": "x_hat + beta, no gamma",
+               "plain": "x_hat: no gamma, no beta"}
+    _agree(f"layer_norm_forward (y = {formula[affine]})", y, want_y, dtype, block, kernels=emulated_cuda)

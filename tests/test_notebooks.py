@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from minitransformer import cuda_emulator
+
 nbformat = pytest.importorskip("nbformat")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +38,10 @@ NAMES = [
     "09_residuals_and_layer_norm",
     "10_character_language_model",
     "11_translating_dates",
+    "12_gpu_kernels",
 ]
+#: the notebooks that compile CUDA kernels for the CPU emulation (minitransformer.cuda_emulator): they need g++
+NEEDS_GXX = {"12_gpu_kernels"}
 CELL_TIMEOUT = 120  # seconds
 
 pytestmark = pytest.mark.single_backend  # the notebooks run in their own kernel, on NumPy
@@ -203,6 +208,8 @@ def test_runs_top_to_bottom(name, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     pytest.importorskip("matplotlib")
+    if name in NEEDS_GXX and (reason := cuda_emulator.missing()):
+        pytest.skip(f"{name}: {reason}")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.delenv("MINITRANSFORMER_BACKEND", raising=False)  # the notebooks start on NumPy
     nb = _read(name)

@@ -174,6 +174,14 @@ def test_the_tool_runs_each_mutant_against_the_tests_that_reach_it(tmp_path, mon
     assert tool.main([str(tmp_path / "small.py"), "--workers", "1", "--again", str(report), "--lines", str(lines)]) == 0
     out = capsys.readouterr().out
     assert "3 mutants in 1 files" in out and "killed: 2 survived: 0 timeout: 0 not run: 1" in out
+    # only some lines: FILE:FIRST-LAST, twice for two ranges
+    ranged = tmp_path / "ranged.json"
+    assert tool.main([f"{tmp_path / 'small.py'}:7-7", f"{tmp_path / 'small.py'}:15-15", "--workers", "1",
+                      "--lines", str(lines), "--report", str(ranged)]) == 0
+    assert [(m["line"], m["status"]) for m in json.loads(ranged.read_text(encoding="utf-8"))] == [
+        (7, "killed"), (15, "not run")]
+    with pytest.raises(SystemExit, match="FIRST <= LAST"):
+        tool.main([f"{tmp_path / 'small.py'}:9-8"])
 
 
 DOCTESTED = {  # as the project is laid out: --backends defined by tests/conftest.py, doctests in the package

@@ -715,6 +715,37 @@ def test_a_bpe_charlm_trains_300_steps_unless_its_steps_are_given():
 
 
 @pytest.mark.single_backend
+@pytest.mark.parametrize("task, overrides", [
+    ("reverse", dict(min_len=5, max_len=5)),  # sequences of one length
+    ("classify", dict(min_words=2, max_words=2)),  # the shortest review: a sentiment word and maybe "not"
+    ("classify", dict(max_words=100)),  # as long as the model's positions (max_len=100)
+    ("translate", dict(pairs="p.tsv", val_fraction=0.5, test_fraction=0.49)),
+])
+def test_settings_take_the_values_at_the_edges_of_their_ranges(task, overrides):
+    """A bound a setting may reach is accepted: ``min_len`` equal to ``max_len``, a review as long as the positions."""
+    from minitransformer.train.tasks import settings
+
+    s = settings(task, **overrides)
+    assert {k: s[k] for k in overrides if k != "pairs"} == {k: v for k, v in overrides.items() if k != "pairs"}
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("task, overrides, refusal", [
+    ("classify", dict(max_words=1), "task 'classify': max_words must be an integer >= 2, got 1"),
+    ("translate", dict(test_fraction=0.0), "task 'translate': test_fraction must be a number in (0, 1), got 0.0"),
+    ("translate", dict(test_fraction=1.0), "task 'translate': test_fraction must be a number in (0, 1), got 1.0"),
+    ("translate", dict(val_fraction=0.5, test_fraction=0.5), "task 'translate': val_fraction=0.5 and "
+                                                             "test_fraction=0.5 hold out every source: together they "
+                                                             "must be below 1"),
+])
+def test_settings_refuse_the_values_just_past_the_edges_of_their_ranges(task, overrides, refusal):
+    from minitransformer.train.tasks import settings
+
+    with pytest.raises(ValueError, match="^" + re.escape(refusal) + "$"):
+        settings(task, **overrides, **({"pairs": "p.tsv"} if task == "translate" else {}))
+
+
+@pytest.mark.single_backend
 def test_classify_trains_on_the_review_lengths_of_its_settings():
     """min_words and max_words are settings (generate reads them back to say when a review is of another length)."""
     setup = build("classify", min_words=3, max_words=4, **_TINY_TASK, **_TINY_DATA["classify"])

@@ -48,6 +48,7 @@ from notebook_sources import (  # noqa: E402
     nb09_residuals_and_layer_norm,
     nb10_character_language_model,
     nb11_translating_dates,
+    nb12_gpu_kernels,
 )
 
 NOTEBOOKS: dict[str, list[tuple]] = {
@@ -62,6 +63,7 @@ NOTEBOOKS: dict[str, list[tuple]] = {
     "09_residuals_and_layer_norm": nb09_residuals_and_layer_norm.CELLS,
     "10_character_language_model": nb10_character_language_model.CELLS,
     "11_translating_dates": nb11_translating_dates.CELLS,
+    "12_gpu_kernels": nb12_gpu_kernels.CELLS,
 }
 
 

@@ -3,6 +3,7 @@
     python tools/mutants.py minitransformer/functional/attention.py      # one file
     python tools/mutants.py minitransformer/functional minitransformer/optim --workers 2 --report mutants.json
     python tools/mutants.py minitransformer/functional minitransformer/optim --again mutants.json   # after new tests
+    python tools/mutants.py minitransformer/train/tasks.py:368-431      # only those lines (a function, a change)
 
 A test that passes whatever the formula says cannot fail, and coverage cannot tell: a line can run under a
 test that never looks at its result. This makes each small change a typo or a wrong formula would make, one
@@ -359,6 +360,23 @@ def run_mutant(m: Mutant, tests: list[str], budget: float, checkout: Path) -> No
         path.write_text(original, encoding="utf-8")
 
 
+def _paths_and_ranges(args: list[str]) -> tuple[list[str], dict[str, list[tuple[int, int]]]]:
+    """The paths of ``FILE`` or ``FILE:FIRST-LAST`` arguments, and each ranged file's line ranges (by its path in the
+    checkout): ``git diff -U0 REV -- FILE`` gives the ranges of what changed since REV."""
+    paths, ranges = [], {}
+    for a in args:
+        match = re.fullmatch(r"(.+):(\d+)-(\d+)", a)
+        if match is None:
+            paths.append(a)
+            continue
+        path, first, last = match[1], int(match[2]), int(match[3])
+        if not Path(path).is_file() or first > last:
+            raise SystemExit(f"mutants: {a}: FILE:FIRST-LAST takes a file and FIRST <= LAST")
+        paths.append(path)
+        ranges.setdefault(str(Path(path).resolve().relative_to(ROOT)), []).append((first, last))
+    return paths, ranges
+
+
 def _key(m: dict) -> tuple:
     """What identifies a mutant across edits elsewhere in its file: the file, its line's text, the change."""
     return m["file"], m["text"].strip(), m["col"], m["old"], m["new"]
@@ -366,7 +384,8 @@ def _key(m: dict) -> tuple:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("paths", nargs="+", help="files or folders of the package to mutate")
+    parser.add_argument("paths", nargs="+", help="files or folders of the package to mutate; FILE:FIRST-LAST "
+                        "only the lines FIRST to LAST of FILE (repeat the file for several ranges)")
     parser.add_argument("--workers", type=int, default=2, help="mutants run at once, each in its own copy")
     parser.add_argument("--report", help="write every mutant and what became of it as JSON here")
     parser.add_argument("--lines", help="the map of which tests run which lines: read from this file if it exists "
@@ -379,8 +398,9 @@ def main(argv=None) -> int:
     parser.add_argument("--again", help="run only the mutants that an earlier --report says survived (found by "
                         "their line's text, so the files may have changed since): are they killed now?")
     args = parser.parse_args(argv)
-    files = sorted(str(p.resolve().relative_to(ROOT)) for a in args.paths
-                   for p in ([Path(a)] if Path(a).is_file() else Path(a).rglob("*.py")))
+    paths, ranges = _paths_and_ranges(args.paths)
+    files = sorted({str(p.resolve().relative_to(ROOT)) for a in paths
+                    for p in ([Path(a)] if Path(a).is_file() else Path(a).rglob("*.py"))})
 
     with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
         # copies first: the checkout may change while the mutants run
@@ -389,6 +409,7 @@ def main(argv=None) -> int:
         mutants = [m for f in files for m in mutants_of(checkouts[0] / f, name=f)]
         if args.c_source:
             mutants += [m for f in files for m in c_mutants_of(checkouts[0] / f, args.c_source, name=f)]
+        mutants = [m for m in mutants if m.file not in ranges or any(a <= m.line <= b for a, b in ranges[m.file])]
         if args.again:
             report = [m for m in json.loads(Path(args.again).read_text(encoding="utf-8")) if m["status"] != "killed"]
             earlier = {_key(m) for m in report}

@@ -22,8 +22,8 @@ class Assignment:
         The notebooks (in ``notebooks/``) with its exercise cells, the ones that help.
     keeps : tuple of str
         Files (from the checkout's top) that the other copies leave out (``LEFT_OUT`` in
-        ``minitransformer/assignments/strip.py``) and this one holds: A7's CUDA kernels and the tests whose
-        emulation of CUDA runs them.
+        ``minitransformer/assignments/strip.py``) and this one holds: A7's CUDA kernels and the tests that set
+        them up on the emulation of CUDA (``minitransformer/cuda_emulator.py``, in every copy).
 
     Examples
     --------
@@ -60,7 +60,8 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
     Assignment(5, "Adam, the warm-up schedule and training the reverse task",
                ("optim/adam.py", "optim/schedule.py", "train/trainer.py"), ("05_training_reverse",)),
     Assignment(6, "Decoding: greedy search, beam search and sampling", ("train/decoding.py",), ("08_decoding",)),
-    Assignment(7, "GPU kernels: block reductions, softmax and layer norm in CUDA", ("kernels.py",), (),
+    Assignment(7, "GPU kernels: block reductions, softmax and layer norm in CUDA", ("kernels.py",),
+               ("12_gpu_kernels",),
                keeps=("minitransformer/kernels.py", "tests/test_kernels.py")),
 )
 """A1 to A7 in order, each an :class:`Assignment` that builds on the ones before it (A3's multi-head attention

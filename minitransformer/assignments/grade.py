@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from .. import cuda_emulator
 from .catalog import get
 from .strip import source_root
 
@@ -479,7 +480,7 @@ def _fault_head(fault: str, limit: int = 3000) -> str:
 #: what to install when the skipped cases are PyTorch's comparisons (the version CI uses)
 TORCH_INSTALL = "pip install torch==2.13.0"
 #: what to install when the skipped cases are A7's kernels, run on the CPU under the emulation of CUDA (g++)
-GXX_INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux only)"
+GXX_INSTALL = cuda_emulator.INSTALL
 
 
 def reason(error: str, limit: int = 1500, part: int = 1000) -> str:

@@ -62,8 +62,8 @@ LEFT_OUT = {
     "minitransformer/kernels.py": "its CUDA C++ spells out A2's softmax, A4's layer norm and A5's Adam (each way), "
                                   "and on a GPU the backend would run it in place of the student's code "
                                   "(A7's copy holds it: its exercise, Assignment.keeps)",
-    "tests/test_kernels.py": "the tests of minitransformer/kernels.py (A7's copy holds it: their emulation of CUDA "
-                             "grades A7)",
+    "tests/test_kernels.py": "the tests of minitransformer/kernels.py (A7's copy holds it: it sets the kernels up on "
+                             "minitransformer/cuda_emulator.py, every copy's emulation of CUDA, which grades A7)",
     "tests/test_assignments.py": "builds and grades kits from the library's marked bodies; a copy has no markers",
     "tests/stub_each_body.py": "a plugin of tests/test_assignments.py",
     "tests/test_docs.py": "builds and checks the site in docs/, which is not copied",

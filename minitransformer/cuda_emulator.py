@@ -1,0 +1,850 @@
+r"""Run a CUDA kernel on the CPU: CUDA's blocks, threads, shared memory and barriers, emulated, for learning.
+
+A CUDA C++ source (``extern "C" __global__`` kernels, ``__device__`` helpers, ``extern __shared__`` memory) is
+compiled by ``g++`` after a prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim``, ``gridDim`` and
+``__syncthreads()``, and launched from Python with NumPy arrays, as CuPy launches it on a GPU: the same calls,
+:class:`RawModule` for ``cupy.RawModule``::
+
+    module = RawModule(code=source)
+    module.get_function("scale")((blocks,), (threads,), (x, y, np.float32(2.0), np.int64(n)))
+
+How it runs. The blocks of a grid run one after another. In a block, each CUDA thread is a fiber (``ucontext``)
+with a stack of its own, run in turn up to its next ``__syncthreads()``; a round ends when every thread has
+arrived, so none passes a barrier before all have reached it, as on a GPU. A kernel whose first thread ends
+without meeting a barrier (an elementwise one) runs its other threads one after another, with no fiber.
+
+What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`LaunchError` naming the kernel):
+
+- **a race**: each launch runs twice from the same arrays, blocks and threads last to first, then first to
+  last, and the two results must agree to the bit (a GPU promises neither order); the message names the
+  argument and the entry that differ, and their two values;
+- **a barrier not every thread reaches** (inside an ``if``, or a loop the threads go round different numbers of
+  times): the message names the block, a thread that waits there and one that ended first;
+- **a write past an array or past the shared memory asked for**: each contiguous array is copied into a buffer
+  with :data:`GUARD_BYTES` guard bytes before and after, filled with :data:`GUARD_BYTE` (0x7F: 3.4e38 as a float,
+  1.4e306 as a double), and so is the shared memory past ``shared_mem``; a kernel that *reads* there gets a huge
+  number that a sum or a maximum cannot hide, and a write there is caught after the launch;
+- **an entry never written**: :func:`empty` gives arrays filled with the same bytes, as ``cupy.empty`` gives
+  memory that holds whatever was there;
+- **what a GPU refuses** (a :class:`ValueError`): no blocks, more than :data:`MAX_THREADS` threads in a block,
+  more than :data:`MAX_DYNAMIC_SHARED` bytes of dynamic shared memory, and an argument of the wrong type (a
+  float64 array for a ``float*``, a Python float for a ``float``: CuPy would pass 8 bytes where the kernel reads 4).
+
+A body not written yet can call ``not_implemented("message")``: the launch then raises
+``NotImplementedError(message)`` (assignment A7's student copy has such stubs).
+
+What it does not emulate: warp-level operations (``__shfl_*_sync``, ``__ballot_sync``, ``__syncwarp``), cooperative
+groups, textures, streams and the timing of a GPU. Atomics (``atomicAdd``, ...) are plain read-modify-writes:
+threads never run at once here. An access far outside an array crashes the process, as a GPU stops the kernel
+with "an illegal memory access". Each thread has a stack of :data:`STACK_BYTES`. One launch runs at a time.
+
+It needs ``g++`` (C++20) and ``ucontext`` (Linux; :func:`missing` says why not, :data:`INSTALL` what to install).
+Each source is compiled once and kept in :func:`cache_folder` (a folder of the temporary folder), so a second
+:class:`RawModule` of the same source costs nothing.
+
+Examples
+--------
+>>> import numpy as np
+>>> from minitransformer import cuda_emulator
+>>> source = r'''
+... extern "C" __global__ void scale(const float* x, float* y, float a, long long n) {
+...     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+...     if (i < n) y[i] = a * x[i];
+... }'''
+>>> x = np.arange(5, dtype=np.float32)
+>>> y = cuda_emulator.empty(5, np.float32)
+>>> scale = cuda_emulator.RawModule(code=source).get_function("scale")  # doctest: +SKIP
+>>> scale((2,), (4,), (x, y, np.float32(2.0), np.int64(5)))  # 2 blocks of 4 threads  # doctest: +SKIP
+>>> y  # doctest: +SKIP
+array([0., 2., 4., 6., 8.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["RawModule", "Kernel", "LaunchError", "CompileError", "empty", "missing", "cache_folder", "INSTALL",
+           "GUARD_BYTE", "GUARD_BYTES", "MAX_THREADS", "MAX_DYNAMIC_SHARED", "STACK_BYTES"]
+
+#: the most threads a GPU allows in a block
+MAX_THREADS = 1024
+#: dynamic shared memory a launch may ask for without opting in to more (bytes), as on every GPU since 2010
+MAX_DYNAMIC_SHARED = 48 * 1024
+#: the byte that fills memory a kernel must not read before writing (guards, new arrays, shared memory)
+GUARD_BYTE = 0x7F
+#: guard bytes before and after each array a launch copies, and after the shared memory asked for
+GUARD_BYTES = 64
+#: the stack of each emulated thread in bytes, room for a few thousand local numbers
+STACK_BYTES = 64 * 1024
+#: what to install where :func:`missing` says the emulation cannot run
+INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux only)"
+#: g++'s command line, without the files
+COMPILER = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-Wall", "-Wl,-z,defs"]
+
+
+class LaunchError(AssertionError):
+    """A launch broke a rule of CUDA that the emulation checks: a race, a barrier not every thread of a block
+    reaches, a write past an array or past the shared memory asked for.
+
+    An ``AssertionError``, as ``numpy.testing``'s failures are: a test that launches a wrong kernel fails on it.
+
+    >>> issubclass(LaunchError, AssertionError)
+    True
+    """
+
+
+class CompileError(RuntimeError):
+    """The source does not compile for the emulation: the message holds ``g++``'s errors, by the source's lines.
+
+    >>> issubclass(CompileError, RuntimeError)
+    True
+    """
+
+
+def missing() -> str:
+    """Why the emulation cannot run here, or "" where it can: it needs ``g++`` and ``ucontext`` (POSIX: Linux).
+
+    >>> missing() in ("", "g++ is not installed: the CPU emulation of the CUDA kernels needs it")
+    True
+    """
+    if sys.platform == "win32":
+        return "the CPU emulation of the CUDA kernels needs g++ and ucontext (POSIX: Linux): not on Windows"
+    if shutil.which("g++") is None:
+        return "g++ is not installed: the CPU emulation of the CUDA kernels needs it"
+    return ""
+
+
+def empty(shape, dtype=np.float64) -> np.ndarray:
+    """A new array of ``shape`` and ``dtype`` filled with :data:`GUARD_BYTE` bytes: an entry a kernel never writes
+    shows (3.4e38 as a float32, 1.4e306 as a float64), where ``np.empty`` might hold a plausible number.
+
+    >>> empty((2,), np.float32)
+    array([3.3961514e+38, 3.3961514e+38], dtype=float32)
+    """
+    dtype = np.dtype(dtype)
+    shape = (int(shape),) if isinstance(shape, int | np.integer) else tuple(int(n) for n in shape)
+    return np.full(int(np.prod(shape)) * dtype.itemsize, GUARD_BYTE, dtype=np.uint8).view(dtype).reshape(shape)
+
+
+def cache_folder() -> Path:
+    """Where the compiled sources are kept: ``minitransformer-cuda-emulator-<user>`` in the temporary folder, made
+    readable by its owner only (a library found there is loaded into the process).
+
+    >>> cache_folder().name.startswith("minitransformer-cuda-emulator-")
+    True
+    """
+    user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    folder = Path(tempfile.gettempdir()) / f"minitransformer-cuda-emulator-{user}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():  # someone else's: not to be trusted
+        raise RuntimeError(f"cuda_emulator: the cache folder {folder} belongs to another user; remove it")
+    return folder
+
+
+# ------------------------------------------------------------------ the C++ around the source
+_PRELUDE = r"""
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <ucontext.h>
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+struct dim3 { unsigned int x = 1, y = 1, z = 1; };
+static dim3 threadIdx, blockIdx, blockDim, gridDim;  // one CUDA thread runs at a time: it sees its own threadIdx
+static const int warpSize = 32;
+static void __syncthreads();  // the running thread waits for the block's other threads (emu_run_block below)
+// a body not written yet calls it: the launch raises NotImplementedError(message)
+static const char* emu_stub = nullptr;
+[[maybe_unused]] static void not_implemented(const char* message) {
+    if (!emu_stub) emu_stub = message;
+}
+// the dynamic shared memory (extern __shared__ arrays all start here), and guard bytes after the most a launch asks
+alignas(16) static unsigned char emu_shared[EMU_SHARED_BYTES + EMU_GUARD_BYTES];
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __noinline__
+#define __restrict__ __restrict
+// a __shared__ variable of a fixed size (in a kernel, a __device__ function or outside them): one for the block,
+// as on a GPU (one block runs at a time here), kept in a section of its own that each block starts filled with
+// the guard bytes, as it starts with what the last kernel left on a GPU
+#define __shared__ static __attribute__((section("emu_static_shared")))
+#define __align__(n) alignas(n)
+#define __launch_bounds__(...)
+// CUDA's max and min: overloads for each type and mixed pairs, of the wider type (CUDA's float ones are fmaxf's)
+template <class A, class B> static inline std::common_type_t<A, B> max(A a, B b) {
+    using C = std::common_type_t<A, B>;
+    if constexpr (std::is_floating_point_v<C>) return fmax((C)a, (C)b);
+    else return (C)a > (C)b ? (C)a : (C)b;
+}
+template <class A, class B> static inline std::common_type_t<A, B> min(A a, B b) {
+    using C = std::common_type_t<A, B>;
+    if constexpr (std::is_floating_point_v<C>) return fmin((C)a, (C)b);
+    else return (C)a < (C)b ? (C)a : (C)b;
+}
+// CUDA's math functions that C's lacks, and its intrinsics (fast, less exact on a GPU; here the exact functions).
+// glibc declares some of these names (__expf, __powf, ...) for itself: they are macros, to emu_ functions
+static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
+static inline float rcbrtf(float x) { return 1.0f / cbrtf(x); }
+static inline double rcbrt(double x) { return 1.0 / cbrt(x); }
+static inline float fdividef(float a, float b) { return a / b; }
+static inline float emu_saturate(float x) { return x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x; }  // NaN: 0, as CUDA's
+static inline float emu_sincosf(float x, float* s, float* c) { *s = sinf(x), *c = cosf(x); return 0; }
+static inline float emu_float(float x) { return x; }
+static inline double emu_double(double x) { return x; }
+#define __expf(x) expf(x)
+#define __exp10f(x) exp10f(x)
+#define __logf(x) logf(x)
+#define __log2f(x) log2f(x)
+#define __log10f(x) log10f(x)
+#define __powf(x, y) powf(x, y)
+#define __sinf(x) sinf(x)
+#define __cosf(x) cosf(x)
+#define __tanf(x) tanf(x)
+#define __sincosf(x, s, c) ((void)emu_sincosf(x, s, c))
+#define __fdividef(x, y) (emu_float(x) / emu_float(y))
+#define __saturatef(x) emu_saturate(x)
+#define __frcp_rn(x) (1.0f / emu_float(x))
+#define __fsqrt_rn(x) sqrtf(x)
+#define __frsqrt_rn(x) rsqrtf(x)
+#define __fdiv_rn(x, y) (emu_float(x) / emu_float(y))
+#define __fadd_rn(x, y) (emu_float(x) + emu_float(y))
+#define __fsub_rn(x, y) (emu_float(x) - emu_float(y))
+#define __fmul_rn(x, y) (emu_float(x) * emu_float(y))
+#define __fmaf_rn(x, y, z) fmaf(x, y, z)
+#define __drcp_rn(x) (1.0 / emu_double(x))
+#define __dsqrt_rn(x) sqrt(x)
+#define __ddiv_rn(x, y) (emu_double(x) / emu_double(y))
+#define __dadd_rn(x, y) (emu_double(x) + emu_double(y))
+#define __dsub_rn(x, y) (emu_double(x) - emu_double(y))
+#define __dmul_rn(x, y) (emu_double(x) * emu_double(y))
+#define __fma_rn(x, y, z) fma(x, y, z)
+// the bits of a number as another type's (CUDA's __float_as_int, ...), and rounding to an integer
+template <class To, class From> static inline To emu_bits(From x) {
+    static_assert(sizeof(To) == sizeof(From));
+    To y;
+    memcpy(&y, &x, sizeof y);
+    return y;
+}
+#define __float_as_int(x) emu_bits<int>(emu_float(x))
+#define __float_as_uint(x) emu_bits<unsigned int>(emu_float(x))
+#define __int_as_float(x) emu_bits<float>((int)(x))
+#define __uint_as_float(x) emu_bits<float>((unsigned int)(x))
+#define __double_as_longlong(x) emu_bits<long long>(emu_double(x))
+#define __longlong_as_double(x) emu_bits<double>((long long)(x))
+#define __float2int_rn(x) ((int)lrintf(x))
+#define __double2int_rn(x) ((int)lrint(x))
+#define __int2float_rn(x) ((float)(x))
+// CUDA's constants (math_constants.h) that its kernels use most
+#define CUDART_INF_F HUGE_VALF
+#define CUDART_INF HUGE_VAL
+#define CUDART_NAN_F NAN
+#define CUDART_NAN ((double)NAN)
+#define CUDART_PI_F 3.141592654f
+#define CUDART_PI 3.1415926535897931e+0
+template <class V> static inline V __ldg(const V* p) { return *p; }
+static inline void __threadfence() {}
+static inline void __threadfence_block() {}
+// atomics: one thread runs at a time, so a read-modify-write is atomic; v of p's type (an int 1 to a float* too)
+template <class V> using emu_same = std::type_identity_t<V>;
+template <class V> static V atomicAdd(V* p, emu_same<V> v) { V old = *p; *p = old + v; return old; }
+template <class V> static V atomicSub(V* p, emu_same<V> v) { V old = *p; *p = old - v; return old; }
+template <class V> static V atomicMax(V* p, emu_same<V> v) { V old = *p; *p = old > v ? old : v; return old; }
+template <class V> static V atomicMin(V* p, emu_same<V> v) { V old = *p; *p = old < v ? old : v; return old; }
+template <class V> static V atomicExch(V* p, emu_same<V> v) { V old = *p; *p = v; return old; }
+template <class V> static V atomicAnd(V* p, emu_same<V> v) { V old = *p; *p = old & v; return old; }
+template <class V> static V atomicOr(V* p, emu_same<V> v) { V old = *p; *p = old | v; return old; }
+template <class V> static V atomicXor(V* p, emu_same<V> v) { V old = *p; *p = old ^ v; return old; }
+template <class V> static V atomicCAS(V* p, emu_same<V> compare, emu_same<V> v) {
+    V old = *p;
+    if (old == compare) *p = v;
+    return old;
+}
+"""
+
+_LAUNCHER = r"""
+static const size_t EMU_STACK = EMU_STACK_BYTES;
+static ucontext_t emu_scheduler, emu_template;
+static std::vector<ucontext_t> emu_fibers;
+static std::unique_ptr<char[]> emu_stacks;
+static size_t emu_stacks_held = 0;
+static std::function<void()> emu_kernel;
+static bool emu_finished, emu_direct;
+static long long emu_thread, emu_block, emu_first;
+static unsigned int emu_grid[3], emu_threads[3];
+static size_t emu_shared_asked;
+static int emu_reversed;
+// a barrier not every thread reaches: the block, a thread that ended, one that waits at a barrier (-1: none)
+static long long emu_diverged[3] = {-1, -1, -1};
+
+extern "C" void emu_configure(unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
+                              unsigned int bz, size_t shared_asked, int reversed) {
+    emu_grid[0] = gx, emu_grid[1] = gy, emu_grid[2] = gz;
+    emu_threads[0] = bx, emu_threads[1] = by, emu_threads[2] = bz;
+    emu_shared_asked = shared_asked;
+    emu_reversed = reversed;
+}
+extern "C" unsigned char* emu_shared_memory() { return emu_shared; }
+extern "C" const char* emu_stub_reached() {  // the message of the first stub the last launch reached, or NULL
+    const char* message = emu_stub;
+    emu_stub = nullptr;
+    return message;
+}
+extern "C" const long long* emu_divergence() { return emu_diverged; }
+
+// the i-th of n in the launch's order: first to last, or last to first (a GPU promises neither)
+static long long emu_nth(long long i, long long n) { return emu_reversed ? n - 1 - i : i; }
+
+static void emu_diverge(long long ended, long long waiting) {
+    if (emu_diverged[0] < 0) emu_diverged[0] = emu_block, emu_diverged[1] = ended, emu_diverged[2] = waiting;
+}
+
+static void emu_set_thread(long long t) {  // threadIdx of the block's t-th thread, x fastest
+    threadIdx.x = (unsigned int)(t % blockDim.x);
+    threadIdx.y = (unsigned int)((t / blockDim.x) % blockDim.y);
+    threadIdx.z = (unsigned int)(t / ((long long)blockDim.x * blockDim.y));
+    emu_thread = t;
+}
+
+static void __syncthreads() {
+    if (emu_direct) {  // the block's first thread ended without a barrier: this one will never be met
+        emu_diverge(emu_first, emu_thread);
+        return;
+    }
+    swapcontext(&emu_fibers[emu_thread], &emu_scheduler);
+}
+
+static void emu_fiber() {
+    emu_kernel();
+    emu_finished = true;  // then back to the scheduler (uc_link)
+}
+
+static void emu_start(long long t) {
+    emu_fibers[t] = emu_template;
+    emu_fibers[t].uc_stack.ss_sp = &emu_stacks[t * EMU_STACK];
+    emu_fibers[t].uc_stack.ss_size = EMU_STACK;
+    emu_fibers[t].uc_link = &emu_scheduler;
+    makecontext(&emu_fibers[t], emu_fiber, 0);
+}
+
+static bool emu_resume(long long t) {  // thread t runs up to its next barrier; true where it ended instead
+    emu_set_thread(t);
+    emu_finished = false;
+    swapcontext(&emu_scheduler, &emu_fibers[t]);
+    return emu_finished;
+}
+
+static void emu_run_block(long long n) {
+    emu_first = emu_nth(0, n);
+    emu_start(emu_first);
+    if (emu_resume(emu_first)) {  // it met no barrier: the threads never meet, each runs to its end in turn
+        emu_direct = true;
+        for (long long i = 1; i < n; ++i) {
+            emu_set_thread(emu_nth(i, n));
+            emu_kernel();
+        }
+        emu_direct = false;
+        return;
+    }
+    // it waits at a barrier: every thread a fiber, run in rounds, a round taking each up to its next barrier
+    std::vector<char> done(n, 0);
+    for (long long i = 1; i < n; ++i) emu_start(emu_nth(i, n));
+    bool first_round = true;
+    for (long long live = n; live > 0; first_round = false) {
+        long long ended = -1, waiting = first_round ? emu_first : -1;
+        for (long long i = first_round ? 1 : 0; i < n; ++i) {
+            long long t = emu_nth(i, n);
+            if (done[t]) continue;
+            if (emu_resume(t)) {
+                done[t] = 1;
+                --live;
+                if (ended < 0) ended = t;
+            } else if (waiting < 0) {
+                waiting = t;
+            }
+        }
+        if (ended >= 0 && waiting >= 0) emu_diverge(ended, waiting);
+    }
+}
+
+// where the linker put the source's __shared__ variables of a fixed size (none: both null)
+extern "C" unsigned char __start_emu_static_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" unsigned char __stop_emu_static_shared[] __attribute__((weak, visibility("hidden")));
+
+[[maybe_unused]] static void emu_launch(std::function<void()> kernel) {
+    gridDim.x = emu_grid[0], gridDim.y = emu_grid[1], gridDim.z = emu_grid[2];
+    blockDim.x = emu_threads[0], blockDim.y = emu_threads[1], blockDim.z = emu_threads[2];
+    long long n = (long long)blockDim.x * blockDim.y * blockDim.z;
+    long long blocks = (long long)gridDim.x * gridDim.y * gridDim.z;
+    if (emu_stacks_held < (size_t)n) {
+        emu_stacks.reset(new char[n * EMU_STACK]);
+        emu_stacks_held = n;
+    }
+    emu_fibers.resize(n);
+    getcontext(&emu_template);
+    emu_kernel = kernel;
+    emu_diverged[0] = emu_diverged[1] = emu_diverged[2] = -1;
+    for (long long i = 0; i < blocks; ++i) {
+        emu_block = emu_nth(i, blocks);
+        blockIdx.x = (unsigned int)(emu_block % gridDim.x);
+        blockIdx.y = (unsigned int)((emu_block / gridDim.x) % gridDim.y);
+        blockIdx.z = (unsigned int)(emu_block / ((long long)gridDim.x * gridDim.y));
+        memset(emu_shared, EMU_GUARD_BYTE, emu_shared_asked);  // a block's shared memory holds what it writes only
+        if (__start_emu_static_shared)  // and its __shared__ variables of a fixed size too
+            memset(__start_emu_static_shared, EMU_GUARD_BYTE, __stop_emu_static_shared - __start_emu_static_shared);
+        emu_run_block(n);
+    }
+    emu_kernel = nullptr;
+}
+
+// a kernel's parameters as codes: "f4" float, "i8" long long, "u8" unsigned long long, "b1" bool, "*f4" float*, ...
+template <class V> static std::string emu_code() {
+    if constexpr (std::is_pointer_v<V>) return "*" + emu_code<std::remove_cv_t<std::remove_pointer_t<V>>>();
+    else if constexpr (std::is_void_v<V>) return "V";
+    else if constexpr (std::is_same_v<V, bool>) return "b1";
+    else if constexpr (std::is_floating_point_v<V>) return "f" + std::to_string(sizeof(V));
+    else if constexpr (std::is_integral_v<V>) return (std::is_signed_v<V> ? "i" : "u") + std::to_string(sizeof(V));
+    else return "V";  // a struct: not passed from Python
+}
+template <class... A> static std::string emu_signature(void (*)(A...)) {
+    std::string s;
+    ((s += emu_code<A>() + " "), ...);
+    return s;
+}
+// the kernel called with its arguments, each read from where args[i] points
+template <class... A, size_t... I>
+static void emu_call(void (*kernel)(A...), void** args, std::index_sequence<I...>) {
+    kernel(*static_cast<std::remove_cv_t<A>*>(args[I])...);
+}
+template <class... A> static void emu_call(void (*kernel)(A...), void** args) {
+    emu_call(kernel, args, std::index_sequence_for<A...>{});
+}
+"""
+
+_KERNEL = """
+extern "C" const char* emu_signature_{0}() {{
+    static std::string s = emu_signature({0});
+    return s.c_str();
+}}
+extern "C" void emu_launch_{0}(void** args) {{ emu_launch([args] {{ emu_call({0}, args); }}); }}
+"""
+
+#: a kernel's definition or declaration, its name and then its parameters up to the parenthesis that closes them
+_KERNEL_HEAD = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\([^)]*\)\s+)?void\s+'
+                          r'(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(([^)]*)\)')
+#: ``extern __shared__ T s[];``, to become a pointer to the dynamic shared memory (on one line, as it was)
+_EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w\s]*?)\s+"
+                            r"(?:__align__\(\s*\d+\s*\)\s+)?(\w+)\s*\[\s*\]\s*;")
+
+_LOADED: dict[str, ctypes.CDLL] = {}  # the libraries loaded in this process, by their key
+
+
+def _program(code: str, name: str, first_line: int, kernels: list[str]) -> str:
+    """The whole C++ file: the prelude, the source (its lines numbered as ``name``'s), a launcher per kernel."""
+    source = _EXTERN_SHARED.sub(lambda m: f"{m[1]}* const {m[2]} = reinterpret_cast<{m[1]}*>(emu_shared);", code)
+    defines = {"EMU_SHARED_BYTES": MAX_DYNAMIC_SHARED, "EMU_GUARD_BYTES": GUARD_BYTES, "EMU_GUARD_BYTE": GUARD_BYTE,
+               "EMU_STACK_BYTES": STACK_BYTES}
+    head = "".join(f"#define {k} {v}\n" for k, v in defines.items())
+    launchers = "".join(_KERNEL.format(k) for k in kernels)
+    return (f'{head}#line 1 "cuda_emulator prelude"\n{_PRELUDE}#line {first_line} "{name}"\n{source}\n'
+            f'#line 1 "cuda_emulator launchers"\n{_LAUNCHER}{launchers}')
+
+
+#: the warp-level operations and cooperative groups the emulation lacks (one CUDA thread runs at a time here, so a
+#: warp's threads never run together), by the names g++ then finds undeclared, each with what it is
+_NOT_EMULATED = {
+    **dict.fromkeys(["__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync", "__shfl", "__shfl_up",
+                     "__shfl_down", "__shfl_xor"], "a warp shuffle"),
+    **dict.fromkeys(["__ballot_sync", "__any_sync", "__all_sync", "__activemask", "__match_any_sync",
+                     "__match_all_sync", "__ballot", "__any", "__all"], "a warp vote"),
+    **dict.fromkeys(["__reduce_add_sync", "__reduce_min_sync", "__reduce_max_sync", "__reduce_and_sync",
+                     "__reduce_or_sync", "__reduce_xor_sync"], "a warp reduction"),
+    "__syncwarp": "a warp's barrier",
+    "cooperative_groups": "cooperative groups",
+}
+_UNDECLARED = re.compile(r"^(.+?:\d+:\d+): error: [‘'`](\w+)[’'] (?:was not declared|has not been declared|is not a "
+                         r"namespace)", re.M)
+_NO_HEADER = re.compile(r"^(.+?:\d+:\d+): fatal error: (\S+): No such file or directory", re.M)
+_UNDEFINED = re.compile(r"undefined reference to [`‘']([^'’]+)[’']")
+
+
+def _compile_errors(stderr: str, limit: int = 12) -> str:
+    """g++'s error lines (its first ``limit``), without the notes and the lines of context around them; first, in
+    words, what the emulation does not have (a warp shuffle, a CUDA header, a function the linker did not find)."""
+    hints = []
+    for where, name in _UNDECLARED.findall(stderr):
+        if name in _NOT_EMULATED:
+            hints.append(f"{where}: not emulated: {name} ({_NOT_EMULATED[name]}): use shared memory and "
+                         "__syncthreads()")
+    for where, header in _NO_HEADER.findall(stderr):
+        hints.append(f"{where}: no CUDA headers here ({header}): the emulation declares CUDA's built-ins itself "
+                     "(threadIdx, __syncthreads(), atomics, the math functions, FLT_MAX); leave the #include out")
+    for name in dict.fromkeys(_UNDEFINED.findall(stderr)):
+        hints.append(f"not emulated: {name} (no function of that name here; a CUDA intrinsic the emulation lacks?): "
+                     "write the plain C function (expf, sqrtf, ...)")
+    errors = [line for line in stderr.splitlines() if ": error: " in line or "undefined reference" in line]
+    return "\n".join(list(dict.fromkeys(hints)) + (errors[:limit] or stderr.splitlines()[:limit]))
+
+
+def _warnings(stderr: str, name: str, limit: int = 5) -> str:
+    """g++'s warnings (``-Wall``) on the lines of the source ``name``, not the emulation's: a variable used
+    uninitialized, say, which a launch shows only as a race or a wrong number."""
+    warned = [line for line in stderr.splitlines() if line.startswith(f"{name}:") and ": warning: " in line]
+    return "; ".join(warned[:limit])
+
+
+def _library(program: str, name: str) -> ctypes.CDLL:
+    """``program`` compiled (or found in :func:`cache_folder`) and loaded; its ``emu_warnings`` are g++'s warnings on
+    ``name``'s lines (:func:`_warnings`)."""
+    key = hashlib.sha256(" ".join(COMPILER).encode("utf-8") + b"\0" + program.encode("utf-8")).hexdigest()[:24]
+    if key in _LOADED:
+        return _LOADED[key]
+    folder = cache_folder()
+    library, warnings = folder / f"{key}.so", folder / f"{key}.warnings"
+    if not library.exists():
+        with tempfile.TemporaryDirectory(dir=folder) as work:
+            source, built = Path(work) / "kernels.cpp", Path(work) / "kernels.so"
+            source.write_text(program, encoding="utf-8")
+            done = subprocess.run([*COMPILER, str(source), "-o", str(built)], capture_output=True, encoding="utf-8")
+            if done.returncode != 0:
+                raise CompileError(f"{name}: does not compile for the CPU emulation of CUDA ({' '.join(COMPILER[:2])})"
+                                   f":\n{_compile_errors(done.stderr)}")
+            warnings.write_text(_warnings(done.stderr, name), encoding="utf-8")  # before the library: both there
+            os.replace(built, library)  # whole, or not there: another process may be loading it
+    loaded = _LOADED[key] = ctypes.CDLL(str(library))
+    loaded.emu_warnings = warnings.read_text(encoding="utf-8") if warnings.exists() else ""
+    loaded.emu_stub_reached.restype = ctypes.c_char_p
+    loaded.emu_divergence.restype = ctypes.POINTER(ctypes.c_longlong)
+    loaded.emu_shared_memory.restype = ctypes.c_void_p
+    loaded.emu_configure.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_size_t, ctypes.c_int]
+    return loaded
+
+
+def _parameters(text: str) -> list[str]:
+    """A parameter list's declarations, each on one line (``const float* x``)."""
+    return [" ".join(p.split()) for p in text.split(",") if p.strip() and p.strip() != "void"]
+
+
+class RawModule:
+    """A CUDA C++ source compiled for the CPU: its ``extern "C" __global__`` kernels, launched as CuPy's are.
+
+    The same calls as ``cupy.RawModule``: ``RawModule(code=source).get_function(name)`` gives a :class:`Kernel`,
+    called with ``(grid, block, args, shared_mem=...)``.
+
+    Parameters
+    ----------
+    code : str
+        The CUDA C++ source. Its kernels are ``extern "C" __global__ void name(...)``; ``__device__`` functions,
+        ``extern __shared__`` arrays (all at the start of the launch's dynamic shared memory) and ``__shared__``
+        arrays of a fixed size work as on a GPU.
+    name : str
+        What ``g++``'s errors and this module's messages call the source (a file name).
+    first_line : int
+        The number of the source's first line in ``name`` (a source that is a string inside a Python file).
+
+    Raises
+    ------
+    RuntimeError
+        Where the emulation cannot run (:func:`missing`), saying what to install.
+    CompileError
+        Where ``g++`` refuses the source, with its errors.
+
+    Attributes
+    ----------
+    kernels : tuple of str
+        The names of the source's kernels.
+    warnings : str
+        What ``g++ -Wall`` warned of on the source's lines ("" for nothing), a variable used uninitialized say; a
+        :class:`LaunchError` of its kernels repeats it.
+
+    Examples
+    --------
+    Needs g++ (the module's tests run it):
+
+    >>> module = RawModule(code='extern "C" __global__ void twice(float* x) { x[threadIdx.x] *= 2; }')  # doctest: +SKIP
+    >>> module.kernels  # doctest: +SKIP
+    ('twice',)
+    """
+
+    def __init__(self, code: str, *, name: str = "<cuda source>", first_line: int = 1):
+        if reason := missing():
+            raise RuntimeError(f"cuda_emulator: {reason}. Install it: {INSTALL}; or run the source on a GPU, where "
+                               "cupy.RawModule(code=source) takes the same source and the same calls")
+        self.name = name
+        heads = {m[1]: _parameters(m[2]) for m in _KERNEL_HEAD.finditer(code)}
+        self.kernels = tuple(heads)
+        self._parameters = heads
+        self._library = _library(_program(code, name, first_line, list(heads)), name)
+        self.warnings = self._library.emu_warnings
+        self._functions: dict[str, Kernel] = {}
+
+    def get_function(self, name: str) -> Kernel:
+        """The kernel ``name`` (a :class:`Kernel`); a clear error naming the source's kernels where it has none."""
+        if name not in self._functions:
+            if name not in self._parameters:
+                raise ValueError(f"{self.name}: no kernel {name!r}; its kernels (extern \"C\" __global__): "
+                               f"{', '.join(self.kernels) or 'none'}")
+            self._functions[name] = Kernel(self, name)
+        return self._functions[name]
+
+
+def _dims(value, what: str, kernel: str) -> tuple[int, int, int]:
+    """A grid's or a block's sizes as ``(x, y, z)``, from an int or a tuple of one to three ints."""
+    sizes = (value,) if isinstance(value, int | np.integer) else tuple(value)
+    if not 1 <= len(sizes) <= 3 or not all(isinstance(n, int | np.integer) for n in sizes):
+        raise ValueError(f"{kernel}: the {what} is an int or a tuple of 1 to 3 ints (x, y, z), got {value!r}")
+    return tuple(int(n) for n in sizes) + (1,) * (3 - len(sizes))
+
+
+def _where(index: int, sizes: tuple[int, int, int]) -> str:
+    """The ``index``-th block or thread (x fastest) as CUDA names it: ``3``, or ``(3, 1, 0)`` in 2 or 3 axes."""
+    x, y, z = index % sizes[0], index // sizes[0] % sizes[1], index // (sizes[0] * sizes[1])
+    return str(x) if sizes[1:] == (1, 1) else str((x, y, z))
+
+
+class Kernel:
+    """One kernel of a :class:`RawModule`, launched as a ``cupy.RawKernel``: ``kernel(grid, block, args)``.
+
+    Attributes
+    ----------
+    name : str
+        The kernel's name.
+    parameters : list of str
+        Its parameters as the source declares them (``const float* x``).
+
+    Examples
+    --------
+    Needs g++ (the module's tests run it):
+
+    >>> twice = RawModule(code='extern "C" __global__ void twice(float* x) { x[threadIdx.x] *= 2; }').get_function(
+    ...     "twice")  # doctest: +SKIP
+    >>> x = np.arange(4, dtype=np.float32)
+    >>> twice((1,), (4,), (x,))  # one block of 4 threads  # doctest: +SKIP
+    >>> x  # doctest: +SKIP
+    array([0., 2., 4., 6.], dtype=float32)
+    """
+
+    def __init__(self, module: RawModule, name: str):
+        self.module, self.name = module, name
+        self.parameters = module._parameters[name]
+        library = module._library
+        self._launch = getattr(library, f"emu_launch_{name}")
+        self._launch.argtypes = [ctypes.c_void_p]
+        signature = getattr(library, f"emu_signature_{name}")
+        signature.restype = ctypes.c_char_p
+        self._codes = signature().decode().split()
+        if len(self.parameters) != len(self._codes):  # (a parameter list that the simple reading above misread)
+            self.parameters = [f"argument {i}" for i in range(len(self._codes))]
+
+    def __call__(self, grid, block, args, *, shared_mem: int = 0) -> None:
+        """Launch the kernel on ``grid`` blocks of ``block`` threads, twice (the two orders), and check it.
+
+        Parameters
+        ----------
+        grid, block : int or tuple of int
+            Blocks in the grid and threads in a block, ``(x,)``, ``(x, y)`` or ``(x, y, z)``.
+        args : tuple
+            One per parameter: a NumPy array for a pointer (its dtype the pointer's type: float32 for ``float*``),
+            a NumPy scalar of the parameter's type for a number (``np.float32(2.0)`` for a ``float``, ``np.int64``
+            for a ``long long``); a Python ``int`` is taken for 8-byte integers and a ``float`` for ``double``
+            alone, as CuPy passes them. Arrays are read and written in place: after the launch they hold what
+            the kernel wrote.
+        shared_mem : int
+            Bytes of dynamic shared memory, where the kernel's ``extern __shared__`` arrays start.
+
+        Raises
+        ------
+        LaunchError
+            A race, a barrier not every thread reaches, a write past an array or past the shared memory.
+        NotImplementedError
+            The kernel reached a stub, ``not_implemented(message)``.
+        ValueError
+            A launch a GPU refuses, or an argument of the wrong type or number.
+        """
+        name = self.name
+        grid, block = _dims(grid, "grid", name), _dims(block, "block", name)
+        threads = block[0] * block[1] * block[2]
+        if min(grid) < 1 or min(block) < 1:
+            raise ValueError(f"{name}: a grid of {grid} blocks of {block} threads (CUDA: invalid configuration "
+                             "argument: every size at least 1)")
+        if threads > MAX_THREADS or block[2] > 64:
+            raise ValueError(f"{name}: {threads} threads in a block {block} (CUDA allows {MAX_THREADS}, and 64 in z)")
+        if not 0 <= shared_mem <= MAX_DYNAMIC_SHARED:
+            raise ValueError(f"{name}: {shared_mem} bytes of dynamic shared memory (CUDA gives {MAX_DYNAMIC_SHARED} "
+                             "without opting in to more)")
+        if len(args) != len(self._codes):
+            raise ValueError(f"{name}: {len(args)} arguments for its {len(self._codes)} parameters "
+                             f"({', '.join(self.parameters)})")
+        try:
+            self._run(grid, block, args, shared_mem)
+        except LaunchError as e:
+            if not self.module.warnings:
+                raise
+            raise LaunchError(f"{e} (g++ warned: {self.module.warnings})") from None
+
+    def _run(self, grid, block, args, shared_mem: int) -> None:
+        """The launch in both orders, each checked, and the second's arrays copied back: ``__call__``'s work."""
+        name = self.name
+        launch = _Launch(self, args)
+        library = self.module._library
+        shared = np.ctypeslib.as_array((ctypes.c_uint8 * (MAX_DYNAMIC_SHARED + GUARD_BYTES)).from_address(
+            library.emu_shared_memory()))
+        results = []
+        for reversed_ in (1, 0):  # last to first, then first to last: the second's arrays are the launch's result
+            launch.reset()
+            shared[:] = GUARD_BYTE
+            library.emu_configure(*grid, *block, shared_mem, reversed_)
+            self._launch(launch.argv)
+            if stub := library.emu_stub_reached():
+                raise NotImplementedError(f"{stub.decode()} (reached in the launch of {name})")
+            self._check_barriers(library.emu_divergence(), grid, block)
+            if not (shared[shared_mem:] == GUARD_BYTE).all():
+                raise LaunchError(f"{name}: wrote past the shared memory it asked ({shared_mem} bytes: the launch's "
+                                  "shared_mem)")
+            launch.check_guards()
+            results.append(launch.written())
+        launch.compare(*results)
+        launch.copy_back()
+
+    def _check_barriers(self, diverged, grid, block) -> None:
+        if diverged[0] < 0:
+            return
+        b, ended, waiting = diverged[0], diverged[1], diverged[2]
+        raise LaunchError(
+            f"{self.name}: some threads of a block reached a __syncthreads() that others never reach (one inside an "
+            "if that not every thread takes, or in a loop that threads go round different numbers of times); on a "
+            f"GPU every thread of the block must meet each barrier. In block {_where(b, grid)}, thread "
+            f"{_where(waiting, block)} waits at one that thread {_where(ended, block)} never reaches (it ended)")
+
+
+class _Launch:
+    """The arguments of one launch: each array copied between guard bytes (where it is contiguous and no other
+    argument shares its memory) or passed where it lies, each number as the parameter's type."""
+
+    def __init__(self, kernel: Kernel, args):
+        self.kernel = kernel
+        self.keep = []  # what the pointers in argv point to
+        self.argv = (ctypes.c_void_p * max(len(args), 1))()
+        self.staged = []  # (argument index, the user's array, its buffer with guards), one per distinct array
+        self.in_place = []  # (argument index, the array, its bytes before the launch), arrays written where they lie
+        arrays = [(i, a) for i, a in enumerate(args) if isinstance(a, np.ndarray)]
+        buffers = {}  # id of an array passed more than once -> its buffer
+        for i, (code, value) in enumerate(zip(kernel._codes, args)):
+            self.argv[i] = self._argument(i, code, value, arrays, buffers)
+
+    def _describe(self, i: int) -> str:
+        return f"argument {i} ({self.kernel.parameters[i]})"
+
+    def _argument(self, i, code, value, arrays, buffers) -> int:
+        name = self.kernel.name
+        if code.startswith("*"):
+            if not isinstance(value, np.ndarray):
+                raise ValueError(f"{name}: {self._describe(i)} is a pointer: pass a NumPy array, got "
+                                 f"{type(value).__name__}")
+            wanted = code[1:]
+            if wanted[0] in "fiub" and value.dtype != np.dtype(wanted):
+                raise ValueError(f"{name}: {self._describe(i)} points to {np.dtype(wanted).name} entries; got a "
+                                 f"{value.dtype} array (cast it, or the kernel reads its bytes as "
+                                 f"{np.dtype(wanted).name})")
+            alone = not any(j != i and other is not value and np.may_share_memory(value, other)
+                            for j, other in arrays)
+            if value.flags.c_contiguous and alone:
+                if id(value) not in buffers:
+                    buffer = np.full(2 * GUARD_BYTES + value.nbytes, GUARD_BYTE, dtype=np.uint8)
+                    buffers[id(value)] = buffer
+                    self.staged.append((i, value, buffer))
+                address = buffers[id(value)].ctypes.data + GUARD_BYTES
+            else:  # a view with strides the kernel is told of, or memory another argument shares: where it lies
+                if value.flags.writeable and all(a is not value for _, a, _ in self.in_place):
+                    self.in_place.append((i, value, value.copy()))
+                address = value.ctypes.data
+            holder = ctypes.c_void_p(address)
+            self.keep.append(holder)
+            return ctypes.addressof(holder)
+        return self._number(i, code, value)
+
+    def _number(self, i, code, value) -> int:
+        name, wanted = self.kernel.name, np.dtype(code) if code[0] in "fiub" else None
+        if wanted is None:
+            raise ValueError(f"{name}: {self._describe(i)}: the emulation passes numbers and pointers only")
+        if isinstance(value, np.ndarray):
+            raise ValueError(f"{name}: {self._describe(i)} is a number: pass a NumPy scalar, np.{wanted.name}(...), "
+                             "not an array")
+        python = {bool: np.dtype(bool), int: np.dtype(np.int64), float: np.dtype(np.float64)}.get(type(value))
+        given = value.dtype if isinstance(value, np.generic) else python
+        fits = given == wanted or (python == np.dtype(np.int64) and wanted == np.dtype(np.uint64) and value >= 0)
+        if not fits:
+            raise ValueError(f"{name}: {self._describe(i)} is {wanted.name}; got {type(value).__name__} {value!r}, "
+                             f"which CuPy would pass as {getattr(given, 'name', 'nothing')}: pass "
+                             f"np.{wanted.name}({value!r})")
+        holder = np.array(value, dtype=wanted)
+        self.keep.append(holder)
+        return holder.ctypes.data
+
+    def reset(self) -> None:
+        """Every array as it was before the launch, each copied one between its guards."""
+        for _, value, buffer in self.staged:
+            buffer[:] = GUARD_BYTE
+            buffer[GUARD_BYTES:GUARD_BYTES + value.nbytes] = value.reshape(-1).view(np.uint8)
+        for _, value, before in self.in_place:
+            np.copyto(value, before)
+
+    def _data(self, value, buffer) -> np.ndarray:
+        return buffer[GUARD_BYTES:GUARD_BYTES + value.nbytes].view(value.dtype).reshape(value.shape)
+
+    def check_guards(self) -> None:
+        for i, value, buffer in self.staged:
+            for side, guard in (("before the start", buffer[:GUARD_BYTES]), ("past the end", buffer[-GUARD_BYTES:])):
+                if (guard != GUARD_BYTE).any():
+                    raise LaunchError(f"{self.kernel.name}: wrote {side} of an array ({self._describe(i)}, "
+                                      f"{value.size} entries of {value.dtype}): a loop's bound one too far (i <= n "
+                                      "for i < n?), or an index past its row")
+
+    def written(self) -> list[np.ndarray]:
+        """What the launch left in each array it may write, copied."""
+        staged = [self._data(value, buffer).copy() for _, value, buffer in self.staged if value.flags.writeable]
+        return staged + [value.copy() for _, value, _ in self.in_place]
+
+    def compare(self, backwards: list, forwards: list) -> None:
+        """The two orders' arrays agree to the bit, or the race is named: the argument, the entry, both values."""
+        indices = [i for i, value, _ in self.staged if value.flags.writeable] + [i for i, _, _ in self.in_place]
+        for i, b, f in zip(indices, backwards, forwards):
+            rows_b, rows_f = (np.ascontiguousarray(a).reshape(-1).view(np.uint8).reshape(a.size, a.itemsize)
+                              for a in (b, f))
+            differ = np.flatnonzero((rows_b != rows_f).any(axis=1))
+            if differ.size:
+                k = int(differ[0])
+                entry = np.unravel_index(k, b.shape) if b.ndim > 1 else k
+                raise LaunchError(
+                    f"{self.kernel.name}: race: a barrier is missing? Or a local variable never set? The result "
+                    "depends on the order the threads run in: a thread read s[...] before or after another wrote it, "
+                    "with no __syncthreads() between them that both reach (or two blocks write the same entries: "
+                    "does block r write its own row only?; or a variable declared without a value, T total;, read "
+                    f"before it is set). {self._describe(i)} differs at {differ.size} of {b.size} entries; the first, "
+                    f"[{', '.join(map(str, np.atleast_1d(entry)))}], is {f.reshape(-1)[k].item()!r} with blocks and "
+                    f"threads run first to last, {b.reshape(-1)[k].item()!r} last to first")
+
+    def copy_back(self) -> None:
+        for _, value, buffer in self.staged:
+            if value.flags.writeable:
+                np.copyto(value, self._data(value, buffer))

@@ -1,0 +1,343 @@
+"""``minitransformer.cuda_emulator``: CUDA kernels of one's own run on the CPU, and what the emulation refuses.
+
+Each kernel here is small and says what it shows; the library's own kernels run on the emulator in
+``tests/test_kernels.py``. Without g++ (or on Windows) these tests skip, but for the message that says so.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from minitransformer import cuda_emulator as emu
+
+pytestmark = pytest.mark.single_backend  # NumPy arrays on the CPU, whatever the backend
+
+SOURCE = r"""
+// one thread per entry, a grid-stride loop: y = a x
+extern "C" __global__ void scale(const float* x, float* y, float a, long long n) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[i] = a * x[i];
+}
+
+__device__ double block_sum(double v, double* s) {
+    s[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned int k = blockDim.x / 2; k > 0; k >>= 1) {
+        if (threadIdx.x < k) s[threadIdx.x] += s[threadIdx.x + k];
+        __syncthreads();
+    }
+    double total = s[0];
+    __syncthreads();
+    return total;
+}
+
+// one block per row of n entries: out[r] = the row's sum
+extern "C" __global__ void row_sums(const double* x, double* out, long long n) {
+    extern __shared__ double s[];
+    double v = 0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) v += x[blockIdx.x * n + i];
+    v = block_sum(v, s);
+    if (threadIdx.x == 0) out[blockIdx.x] = v;
+}
+
+// the tree without its barriers: a race
+extern "C" __global__ void racy_sum(const double* x, double* out) {
+    extern __shared__ double s[];
+    s[threadIdx.x] = x[threadIdx.x];
+    for (unsigned int k = blockDim.x / 2; k > 0; k >>= 1)
+        if (threadIdx.x < k) s[threadIdx.x] += s[threadIdx.x + k];
+    if (threadIdx.x == 0) out[0] = s[0];
+}
+
+// a barrier only some threads reach
+extern "C" __global__ void early_return(double* out) {
+    if (threadIdx.x >= 2) return;
+    __syncthreads();
+    out[threadIdx.x] = 1;
+}
+
+// where each thread of a 2-D block in a 2-D grid is: out[row][column] = 1000 blockIdx.y + 100 blockIdx.x + ...
+extern "C" __global__ void where(int* out, int width) {
+    int column = blockIdx.x * blockDim.x + threadIdx.x, row = blockIdx.y * blockDim.y + threadIdx.y;
+    out[row * width + column] = 1000 * blockIdx.y + 100 * blockIdx.x + 10 * threadIdx.y + threadIdx.x;
+}
+
+// out[i] = x[i + shift] for i < n, and -1 for the next `extra`: a shift reads past x, an extra writes past out
+extern "C" __global__ void shifted(const float* x, float* out, long long n, long long shift, long long extra) {
+    long long i = threadIdx.x;
+    if (i < n) out[i] = x[i + shift];
+    else if (i < n + extra) out[i] = -1;
+}
+
+// a fixed __shared__ array, an atomic, and a stub
+extern "C" __global__ void histogram(const int* x, int* counts, long long n) {
+    __shared__ int local[4];
+    if (threadIdx.x < 4) local[threadIdx.x] = 0;
+    __syncthreads();
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) atomicAdd(&local[x[i]], 1);
+    __syncthreads();
+    if (threadIdx.x < 4) counts[threadIdx.x] = local[threadIdx.x];
+}
+extern "C" __global__ void unwritten(float* y) {
+    not_implemented("E1: unwritten: y[i] = 2 x[i]");
+}
+extern "C" __global__ void shared_past(double* out) {
+    extern __shared__ double s[];
+    s[threadIdx.x + 1] = 1.0;  // one past the block's entries
+    __syncthreads();
+    out[threadIdx.x] = s[threadIdx.x];
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def module():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    return emu.RawModule(code=SOURCE, name="tests/test_cuda_emulator.py")
+
+
+def test_an_elementwise_kernel_strides_over_a_grid_smaller_than_the_array(module):
+    x = np.arange(1000, dtype=np.float32)
+    y = emu.empty(1000, np.float32)
+    module.get_function("scale")((3,), (32,), (x, y, np.float32(2.5), 1000))  # 96 threads; a Python int for n
+    np.testing.assert_array_equal(y, 2.5 * x)
+    assert module.warnings == ""  # g++ -Wall finds nothing to say
+    assert module.kernels == ("scale", "row_sums", "racy_sum", "early_return", "where", "shifted", "histogram",
+                              "unwritten", "shared_past")
+
+
+@pytest.mark.parametrize("n, block", [(1, 32), (5, 8), (300, 64)])
+def test_a_block_reduction_in_shared_memory_gives_each_rows_sum(module, n, block):
+    x = np.random.default_rng(0).integers(-9, 9, size=(3, n)).astype(np.float64)  # whole numbers: any order exact
+    out = emu.empty(3)
+    module.get_function("row_sums")(3, block, (x, out, np.int64(n)), shared_mem=block * 8)
+    np.testing.assert_array_equal(out, x.sum(axis=1))
+
+
+def test_blocks_and_threads_in_two_axes_see_their_own_indices(module):
+    out = emu.empty((4, 6), np.int32)  # a grid of 3 x 2 blocks of 2 x 2 threads
+    module.get_function("where")((3, 2), (2, 2), (out, np.int32(6)))
+    rows, columns = np.indices((4, 6))
+    np.testing.assert_array_equal(out, 1000 * (rows // 2) + 100 * (columns // 2) + 10 * (rows % 2) + columns % 2)
+
+
+def test_a_missing_barrier_is_a_race_that_names_the_argument_and_the_entry(module):
+    x, out = np.arange(8.0), emu.empty(1)
+    with pytest.raises(emu.LaunchError, match=r"^racy_sum: race: a barrier is missing\? .* argument 1 \(double\* out"
+                                              r"\) differs at 1 of 1 entries; the first, \[0\], is .* with blocks and "
+                                              r"threads run first to last, .* last to first$"):
+        module.get_function("racy_sum")(1, 8, (x, out), shared_mem=64)
+    assert np.isnan(out[0]) or out[0] > 1e300  # the user's array is left as it was (the guard bytes of empty)
+
+
+def test_a_barrier_that_some_threads_never_reach_names_the_block_and_two_threads(module):
+    with pytest.raises(emu.LaunchError, match=r"^early_return: some threads of a block reached a __syncthreads\(\) "
+                                              r"that others never reach .* In block 0, thread 1 waits at one that "
+                                              r"thread 7 never reaches \(it ended\)$"):
+        module.get_function("early_return")(1, 8, (emu.empty(8),))  # the last thread runs first: it returns
+    with pytest.raises(emu.LaunchError, match=r"In block 1, thread 1 waits at one that thread 3 never reaches"):
+        module.get_function("early_return")(2, 4, (emu.empty(8),))
+
+
+def test_reading_past_an_array_reads_the_guard_and_writing_past_it_is_caught(module):
+    x, out = np.arange(4, dtype=np.float32), emu.empty(4, np.float32)
+    shifted = module.get_function("shifted")
+    shifted(1, 32, (x, out, np.int64(4), np.int64(1), np.int64(0)))  # out[3] = x[4]: past x's end
+    np.testing.assert_array_equal(out[:3], x[1:])
+    assert out[3] == emu.empty(1, np.float32)[0] > 3e38  # the guard: a huge number, not a plausible one
+    with pytest.raises(emu.LaunchError, match=r"^shifted: wrote past the end of an array \(argument 1 \(float\* out\), "
+                                              r"4 entries of float32\): a loop.s bound one too far \(i <= n"):
+        shifted(1, 32, (x, out, np.int64(4), np.int64(0), np.int64(2)))
+    with pytest.raises(emu.LaunchError, match=r"^shared_past: wrote past the shared memory it asked \(0 bytes"):
+        module.get_function("shared_past")(1, 4, (emu.empty(4),), shared_mem=0)
+    with pytest.raises(emu.LaunchError, match=r"wrote past the shared memory it asked \(32 bytes"):
+        module.get_function("shared_past")(1, 4, (emu.empty(4),), shared_mem=32)
+
+
+def test_a_fixed_shared_array_and_atomics_work_as_on_a_gpu(module):
+    x = np.array([0, 1, 1, 3, 3, 3, 2, 0, 3], dtype=np.int32)
+    counts = emu.empty(4, np.int32)
+    module.get_function("histogram")(1, 4, (x, counts, np.int64(9)))
+    np.testing.assert_array_equal(counts, np.bincount(x, minlength=4))
+
+
+CUDA_MATH = r"""
+// what CUDA has and C lacks: max and min of mixed types, rsqrt, the intrinsics, FLT_MAX, an int to atomicAdd a float
+extern "C" __global__ void cuda_math(const float* x, const double* d, float* y, double* z, int* i) {
+    __shared__ float count;
+    if (threadIdx.x == 0) count = 0;
+    __syncthreads();
+    atomicAdd(&count, 1);
+    __syncthreads();
+    float v = x[0];
+    y[0] = max(v, 0);
+    y[1] = min(v, 1.5);  // a float and a double: a double
+    y[2] = rsqrtf(v) + __expf(v) + __logf(v) + __powf(v, 2.0f) + __fdividef(v, 2.0f) + __frcp_rn(v);
+    y[3] = fminf(v, FLT_MAX) + fmaxf(v, -INFINITY) + __saturatef(v) + count;
+    z[0] = max(d[0], 1) + rsqrt(d[0]) + __drcp_rn(d[0]) + DBL_MAX / 1e308;
+    i[0] = max(3, 7u) + min(-1, 2) + __float_as_int(1.0f);
+}
+
+// a __shared__ array and number of a fixed size, in a __device__ function: the block's, as on a GPU
+__device__ double block_mean(double v, bool read_unwritten) {
+    __shared__ double part[64];
+    __shared__ double mean;
+    part[threadIdx.x] = v;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        mean = 0;
+        for (unsigned int t = 0; t < blockDim.x; ++t) mean += part[t];
+        mean /= blockDim.x;
+        if (read_unwritten) mean = part[blockDim.x];  // past what the block wrote: the guard bytes
+    }
+    __syncthreads();
+    double m = mean;
+    __syncthreads();
+    return m;
+}
+extern "C" __global__ void row_means(const double* x, double* out, int read_unwritten) {
+    out[blockIdx.x * blockDim.x + threadIdx.x] = block_mean(x[blockIdx.x * blockDim.x + threadIdx.x], read_unwritten);
+}
+
+// a sum never set before it is added to (T total;): g++ warns, and a launch's error says so
+extern "C" __global__ void unset(const double* x, double* out) {
+    extern __shared__ double s[];
+    double total;
+    total += x[threadIdx.x];
+    s[threadIdx.x] = total;
+    if (threadIdx.x == 0) out[0] = s[blockDim.x - 1];
+}
+"""
+
+
+def test_cuda_math_functions_and_constants_compute_as_on_a_gpu():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    kernel = emu.RawModule(CUDA_MATH, name="math.cu").get_function("cuda_math")
+    x, d = np.array([0.25], np.float32), np.array([4.0])
+    y, z, i = emu.empty(4, np.float32), emu.empty(1), emu.empty(1, np.int32)
+    kernel(1, 3, (x, d, y, z, i))
+    v = np.float32(0.25)
+    np.testing.assert_allclose(y, [0.25, 0.25, 1 / np.sqrt(v) + np.exp(v) + np.log(v) + v**2 + v / 2 + 1 / v,
+                                   0.25 + 0.25 + 0.25 + 3], rtol=1e-6)
+    np.testing.assert_allclose(z, [4 + 0.5 + 0.25 + np.finfo(np.float64).max / 1e308], rtol=1e-15)
+    assert i[0] == 7 - 1 + 0x3F800000
+
+
+def test_a_fixed_shared_array_in_a_device_function_is_the_blocks_and_starts_unwritten():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    means = emu.RawModule(CUDA_MATH, name="math.cu").get_function("row_means")
+    x = np.arange(12.0).reshape(3, 4)
+    out = emu.empty((3, 4))
+    means(3, 4, (x, out, np.int32(0)))
+    np.testing.assert_array_equal(out, np.repeat(x.mean(axis=1, keepdims=True), 4, axis=1))  # each block its own
+    means(3, 4, (x, out, np.int32(1)))
+    assert (out > 1e306).all()  # each block's __shared__ memory starts as the guard bytes, not the last block's
+
+
+def test_a_variable_never_set_is_named_by_g_plus_plus_in_the_launchs_error():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    module = emu.RawModule(CUDA_MATH, name="math.cu", first_line=100)
+    assert re.search(r"^math.cu:142:\d+: warning: .total. is used uninitialized", module.warnings)
+    with pytest.raises(emu.LaunchError, match=r"^unset: wrote past the end .*\(g\+\+ warned: math.cu:142:.*total"):
+        module.get_function("unset")(1, 4, (np.arange(4.0), emu.empty(0)), shared_mem=32)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("y[0] = __shfl_down_sync(0xffffffff, y[0], 1);",
+     r"^mine.cu: does not compile .*:\nmine.cu:2:\d+: not emulated: __shfl_down_sync \(a warp shuffle\): use "
+     r"shared memory and __syncthreads\(\)\n"),
+    ("__syncwarp();", r"\nmine.cu:2:\d+: not emulated: __syncwarp \(a warp's barrier\)"),
+    ("y[0] = __sqrtf(y[0]);",  # (glibc declares it: it compiles, and the linker does not find it)
+     r"\nnot emulated: __sqrtf \(no function of that name here; a CUDA intrinsic the emulation lacks\?\)"),
+])
+def test_what_is_not_emulated_is_refused_naming_it_and_what_to_use(line, message):
+    if reason := emu.missing():
+        pytest.skip(reason)
+    with pytest.raises(emu.CompileError, match=message):
+        emu.RawModule(f'extern "C" __global__ void f(float* y) {{\n    {line}\n}}\n', name="mine.cu")
+
+
+def test_a_stub_raises_not_implemented_with_its_message(module):
+    with pytest.raises(NotImplementedError, match=r"^E1: unwritten: y\[i\] = 2 x\[i\] \(reached in the launch of "
+                                                  r"unwritten\)$"):
+        module.get_function("unwritten")(1, 4, (emu.empty(4, np.float32),))
+
+
+def test_an_array_passed_twice_is_one_array(module):
+    x = np.arange(6, dtype=np.float32)
+    module.get_function("scale")(1, 8, (x, x, np.float32(3.0), np.int64(6)))  # in place: y is x
+    np.testing.assert_array_equal(x, 3 * np.arange(6))
+
+
+@pytest.mark.parametrize("args, message", [
+    ((np.arange(3.0), "y", np.float32(1), np.int64(3)),
+     r"^scale: argument 0 \(const float\* x\) points to float32 entries; got a float64 array"),
+    ((np.arange(3.0, dtype=np.float32), 7, np.float32(1), np.int64(3)),
+     r"^scale: argument 1 \(float\* y\) is a pointer: pass a NumPy array, got int$"),
+    ((np.ones(3, np.float32), np.ones(3, np.float32), 2.0, np.int64(3)),
+     r"^scale: argument 2 \(float a\) is float32; got float 2.0, which CuPy would pass as float64: pass "
+     r"np.float32\(2.0\)$"),
+    ((np.ones(3, np.float32), np.ones(3, np.float32), np.float32(1), np.int32(3)),
+     r"^scale: argument 3 \(long long n\) is int64; got int32"),
+    ((np.ones(3, np.float32), np.ones(3, np.float32), np.float32(1)),
+     r"^scale: 3 arguments for its 4 parameters \(const float\* x, float\* y, float a, long long n\)$"),
+])
+def test_arguments_of_the_wrong_type_are_refused_naming_the_parameter(module, args, message):
+    with pytest.raises(ValueError, match=message):
+        module.get_function("scale")(1, 32, args)
+
+
+@pytest.mark.parametrize("grid, block, shared, message", [
+    (0, 32, 0, r"^scale: a grid of \(0, 1, 1\) blocks of \(32, 1, 1\) threads \(CUDA: invalid configuration"),
+    (1, 2048, 0, r"^scale: 2048 threads in a block \(2048, 1, 1\) \(CUDA allows 1024"),
+    (1, (32, 32, 2), 0, r"^scale: 2048 threads"),
+    (1, 32, 64 * 1024, r"^scale: 65536 bytes of dynamic shared memory"),
+    ((1, 1, 1, 1), 32, 0, r"^scale: the grid is an int or a tuple of 1 to 3 ints"),
+])
+def test_a_launch_a_gpu_refuses_is_refused(module, grid, block, shared, message):
+    x = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match=message):
+        module.get_function("scale")(grid, block, (x, x, np.float32(1), np.int64(3)), shared_mem=shared)
+
+
+def test_an_unknown_kernel_and_a_source_that_does_not_compile_say_what_is_wrong(module):
+    with pytest.raises(ValueError, match=r"^tests/test_cuda_emulator.py: no kernel 'scal'; its kernels \(extern \"C\" "
+                                         r"__global__\): scale, row_sums, "):
+        module.get_function("scal")
+    broken = 'extern "C" __global__ void f(float* y) {\n    y[0] = undeclared;\n}\n'
+    with pytest.raises(emu.CompileError, match=r"^mine.cu: does not compile for the CPU emulation of CUDA \(g\+\+ "
+                                               r"-std=c\+\+20\):\nmine.cu:11:12: error: .undeclared. was not declared"):
+        emu.RawModule(broken, name="mine.cu", first_line=10)
+
+
+def test_a_source_is_compiled_once(module, monkeypatch):
+    def no_compiler(*args, **kwargs):
+        raise AssertionError("g++ ran again")
+
+    monkeypatch.setattr(emu.subprocess, "run", no_compiler)
+    again = emu.RawModule(code=SOURCE, name="tests/test_cuda_emulator.py")  # the same library, loaded once
+    assert again._library is module._library
+    monkeypatch.setattr(emu, "_LOADED", {})  # a new process: the file in the cache folder, not compiled again
+    assert emu.RawModule(code=SOURCE, name="tests/test_cuda_emulator.py").kernels == module.kernels
+    assert list(emu.cache_folder().glob("*.so"))
+
+
+def test_without_g_plus_plus_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(emu.shutil, "which", lambda name: None)
+    assert emu.missing() == "g++ is not installed: the CPU emulation of the CUDA kernels needs it"
+    with pytest.raises(RuntimeError, match=r"^cuda_emulator: g\+\+ is not installed: .* Install it: sudo apt install "
+                                           r"g\+\+ .*cupy.RawModule\(code=source\)"):
+        emu.RawModule(code=SOURCE)
+
+
+def test_empty_arrays_hold_the_guard_bytes():
+    a = emu.empty((2, 3), np.float64)
+    assert a.shape == (2, 3) and a.dtype == np.float64 and (a.view(np.uint8) == emu.GUARD_BYTE).all()
+    assert emu.empty(4, np.int32).shape == (4,)
