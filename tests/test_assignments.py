@@ -873,6 +873,31 @@ def test_after_a_case_out_of_time_its_tests_other_cases_are_not_run_and_the_reru
     assert "; the cases not yet run were not run again: the tests had been run again 1 times\n" in g.problem
 
 
+def test_where_a_run_ended_names_the_innermost_frame_and_the_outermost_below_the_test():
+    """A7's crash is deep in the emulation: the grade names where it crashed, then the kernel's method and the test;
+    pytest's frames are left out, and at a timeout (every thread listed, none current) the thread running the tests
+    is the one named."""
+    from minitransformer.assignments.grade import _where
+
+    stack = [("/copy/minitransformer/cuda_emulator.py", 717, "_run"),
+             ("/copy/minitransformer/cuda_emulator.py", 699, "__call__"),
+             ("/copy/minitransformer/kernels.py", 490, "_run"),
+             ("/root/tests/test_kernels.py", 143, "_run"),
+             ("/copy/minitransformer/kernels.py", 496, "_launch"),
+             ("/copy/minitransformer/kernels.py", 511, "softmax_forward"),
+             ("/root/tests/test_kernels_a7.py", 187, "test_softmax"),
+             ("/venv/site-packages/_pytest/python.py", 187, "pytest_pyfunc_call")]
+    frames = "".join(f'  File "{file}", line {line} in {name}\n' for file, line, name in stack)
+    where = ("minitransformer/cuda_emulator.py:717 in _run <- ... <- minitransformer/kernels.py:496 in _launch <- "
+             "minitransformer/kernels.py:511 in softmax_forward <- tests/test_kernels_a7.py:187 in test_softmax")
+    crash = f"Fatal Python error: Segmentation fault\n\nCurrent thread 0x01 (most recent call first):\n{frames}"
+    assert _where(crash, Path("/copy"), Path("/root")) == where
+    other = 'Thread 0x02 (most recent call first):\n  File "/usr/lib/python3/threading.py", line 320 in wait\n'
+    timeout = f"Timeout (0:01:00)!\n{other}Thread 0x01 (most recent call first):\n{frames}"
+    assert _where(timeout, Path("/copy"), Path("/root")) == where
+    assert _where("", Path("/copy"), Path("/root")) == ""
+
+
 def test_a_copy_that_crashes_on_import_grades_0_saying_so(tmp_path):
     g = _crashing(tmp_path, at_import=True)
     assert (g.score, g.max_score) == (0.0, 100.0)

@@ -444,8 +444,9 @@ def _signal_name(number: int) -> str:
 
 
 def _where(fault: str, copy: Path, root: Path, frames: int = 4) -> str:
-    """Where faulthandler's report says the tests were, innermost first: up to ``frames`` places ``file:line in
-    function``, pytest's own left out, files under the copy or the checkout named from there."""
+    """Where faulthandler's report says the tests were, innermost first: ``frames`` places ``file:line in function``,
+    the innermost (where it crashed or was stuck) and the outermost others (the test, the method that launched a
+    kernel), pytest's own left out, files under the copy or the checkout named from there."""
     threads = re.split(r"\n(?=(?:Current thread|Thread) 0x)", fault)
     # the thread that crashed; at a timeout (no current thread), the one running the tests (pytest's frames)
     thread = next((t for t in threads if t.startswith("Current thread")), None) or next(
@@ -460,7 +461,7 @@ def _where(fault: str, copy: Path, root: Path, frames: int = 4) -> str:
         else:
             path = Path(*path.parts[-2:])
         places.append(f"{path.as_posix()}:{line} in {function.strip()}")
-    return " <- ".join(places[:frames])
+    return " <- ".join(places if len(places) <= frames else [places[0], "...", *places[1 - frames:]])
 
 
 def _own(fault: str) -> str:
