@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -552,17 +553,33 @@ def test_the_table_says_why_a_comparison_failed_and_keeps_a_whole_hint():
 
 
 def test_a_reason_keeps_the_comparison_and_one_line_more_and_cuts_what_is_long():
-    """pytest's assert: the comparison and the next line, not its whole diff; a part longer than 200 characters
-    ends in "..." at 200, the reason at ``limit``; one that fits is whole."""
+    """pytest's assert: the comparison and the next line, not its whole diff; a part longer than 1000 characters
+    keeps its head and its tail around " ... ", and so does the whole reason longer than ``limit``; one that fits is
+    whole. A message with no "name: " keeps no colon after it."""
     # str() of the AssertionError of pytest's rewritten `assert [1, 2] == [1, 3]`
     diff = "AssertionError: assert [1, 2] == [1, 3]\n  \n  At index 1 diff: 2 != 3\n  Use -v to get more diff"
     assert reason(diff) == "AssertionError: assert [1, 2] == [1, 3]; At index 1 diff: 2 != 3"
-    assert reason("ValueError: " + "a" * 200) == "ValueError: " + "a" * 200
-    assert reason("ValueError: " + "a" * 201) == "ValueError: " + "a" * 197 + "..."
-    long = "AssertionError: " + "a" * 300 + "\n" + "b" * 300 + "\n + where " + "c" * 300
-    assert reason(long) == "AssertionError: " + "a" * 197 + "...; " + "b" * 179 + "..."  # 400 characters
+    assert reason("ValueError: " + "a" * 1000) == "ValueError: " + "a" * 1000
+    assert reason("ValueError: " + "a" * 1001 + "z") == "ValueError: " + "a" * 497 + " ... " + "a" * 497 + "z"
+    long = "AssertionError: " + "a" * 1100 + "\n" + "b" * 1100 + "\n + where " + "c" * 300
+    parts = "AssertionError: " + "a" * 497 + " ... " + "a" * 498 + "; " + "b" * 497 + " ... " + "b" * 498
+    assert reason(long, limit=3000) == parts + "; + where " + "c" * 300
+    assert reason(long) == reason(long, limit=3000)[:747] + " ... " + reason(long, limit=3000)[-748:]
     assert reason("ValueError: " + "a" * 50, limit=62) == "ValueError: " + "a" * 50
-    assert reason("ValueError: " + "a" * 51, limit=62) == "ValueError: " + "a" * 47 + "..."
+    assert reason("ValueError: " + "a" * 51, limit=62) == "ValueError: " + "a" * 16 + " ... " + "a" * 29
+    assert reason("the test run did not report this case") == "the test run did not report this case"
+
+
+def test_an_a7_message_keeps_its_hint_in_the_table():
+    """A7's messages say what the result looks like, then, at their end, what in the kernel usually does that: the
+    table shows it whole."""
+    hint = ("AssertionError: softmax_forward: inf or nan in the result: is the row's max m subtracted, y = exp(x - m) "
+            "/ sum_j exp(x_j - m)? exp(x) overflows from x = 89 in float32; first wrong: row 0, entry 0: nan, the "
+            "formula 1 (3 rows of 1 entries, 32 threads a block) (a wrong block_sum or block_max makes this wrong too: "
+            "if their tests fail, start there)")
+    table = format_table(Grade(7, "GPU kernels", "copy", 0.0, 5.0, [TestResult("tests/t.py::test_k", 7, "failed", 5.0,
+                                                                                0.0, [hint])]))
+    assert hint in " ".join(table.split()) and len(hint) > 300
 
 
 def test_the_table_wraps_a_reason_between_words_only(monkeypatch):
@@ -664,9 +681,11 @@ def _grade_with(monkeypatch, tmp_path, collected, ran, output, stopped=False, co
 
     def run(folder, args, results, timeout):
         if "--collect-only" in args:
-            return (None if collected is None else {"package": package, "exitstatus": 0, "collected": collected,
-                                                    "tests": []}), output, collection_stopped
-        return (None if ran is None else {"package": package, "collected": collected, **ran}), output, stopped
+            return grading._Run(None if collected is None else {"package": package, "exitstatus": 0,
+                                                                "collected": collected, "tests": []},
+                                output, collection_stopped)
+        return grading._Run(None if ran is None else {"package": package, "collected": collected, **ran}, output,
+                            stopped)
 
     monkeypatch.setattr(grading, "_pytest", run)
     return grading.grade(2, copy, timeout=30)
@@ -729,6 +748,166 @@ def test_grade_refuses_a_timeout_that_is_not_positive(tmp_path):
         grade(2, tmp_path, timeout=0)
 
 
+def test_grade_refuses_a_case_timeout_that_is_not_positive(tmp_path):
+    with pytest.raises(ValueError, match=r"assignments grade: the time limit of a case must be a positive number of "
+                                         r"seconds \(or None\), got -1"):
+        grade(2, tmp_path, case_timeout=-1)
+
+
+# ------------------------------------------------------------------ a crash, a case that never ends: real runs, tiny
+# a checkout of five graded cases (the instructor's package right), and a copy whose package crashes (a wild read:
+# a segmentation fault, as a wrong index in A7's kernels, run natively in the graded process) or loops forever for
+# some k; pytest's --backends, which grading passes, comes from the checkout's conftest.py
+FAKE_TESTS = """import pytest
+
+import minitransformer as mt
+
+
+@pytest.mark.assignment(2, points=10)
+def test_before():
+    assert mt.kernel(0) == 0
+
+
+@pytest.mark.assignment(2, points=40)
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_kernel(k):
+    assert mt.kernel(k) == k
+
+
+@pytest.mark.assignment(2, points=50)
+def test_after():
+    assert mt.kernel(9) == 9
+"""
+FAKE_PACKAGE = """import ctypes
+
+
+def kernel(k):
+    if k in {crash}:
+        ctypes.string_at(0)  # a read at address 0: a segmentation fault
+    while k in {loop}:
+        pass
+    return k
+"""
+
+
+def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30):
+    """grade(2) of a copy whose ``kernel(k)`` crashes for ``k`` in ``crash`` (or on import) and never returns for
+    ``k`` in ``loop``, against a checkout of ``FAKE_TESTS``; each run of pytest takes about a second."""
+    root, copy = tmp_path / "checkout", tmp_path / "copy"
+    for folder, package in ((root, FAKE_PACKAGE.format(crash=(), loop=())),
+                            (copy, FAKE_PACKAGE.format(crash=tuple(crash), loop=tuple(loop)))):
+        (folder / "minitransformer").mkdir(parents=True)
+        (folder / "minitransformer" / "__init__.py").write_text(
+            package + ("\nctypes.string_at(0)\n" if at_import and folder == copy else ""), encoding="utf-8")
+    (root / "tests").mkdir()
+    (root / "tests" / "test_fake.py").write_text(FAKE_TESTS, encoding="utf-8")
+    (root / "tests" / "conftest.py").write_text('def pytest_addoption(parser):\n    parser.addoption("--backends")\n',
+                                                encoding="utf-8")
+    (root / "setup.cfg").write_text("[tool:pytest]\n", encoding="utf-8")
+    return grade(2, copy, source=root, case_timeout=case_timeout)
+
+
+def _outcomes(g) -> dict[str, tuple[str, float]]:
+    return {t.nodeid.removeprefix("tests/test_fake.py::"): (t.outcome, t.earned) for t in g.own}
+
+
+def test_a_case_that_crashes_fails_saying_so_and_the_cases_after_it_keep_their_points(tmp_path):
+    """kernel(2) crashes the graded process: that case fails, saying it crashed, why it may have and where; the
+    cases after it are run again without it, and pass; the problem holds faulthandler's report from its start."""
+    g = _crashing(tmp_path, crash=[2])
+    assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("passed", 10.0),
+                            "test_kernel[2]": ("failed", 0.0), "test_kernel[3]": ("passed", 10.0),
+                            "test_kernel[4]": ("passed", 10.0), "test_after": ("passed", 50.0)}
+    error = g.own[2].errors[0]
+    assert error.startswith("the tests crashed in this case (") and "\n" not in error, error
+    if sys.platform == "linux":
+        assert error.startswith("the tests crashed in this case (Segmentation fault: a read or write far outside an "
+                                "array?); it was at ctypes/__init__.py:"), error
+    assert error.endswith(" in string_at <- minitransformer/__init__.py:6 in kernel <- tests/test_fake.py:14 in "
+                          "test_kernel"), error
+    assert g.problem.startswith(f"tests/test_fake.py::test_kernel[2]: {error}; the cases not yet run were run again "
+                                "without it\n"), g.problem
+    assert "Fatal Python error: " in g.problem or "Windows fatal exception: " in g.problem
+    assert "_pytest" not in g.problem  # pytest's own frames, the same in every case, are left out
+    assert error in " ".join(format_table(g).split())
+    copy = tmp_path / "copy"  # the graded runs wrote nothing there (where they were, what faulthandler said)
+    assert sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*")) == ["minitransformer",
+                                                                               "minitransformer/__init__.py"]
+
+
+def test_a_case_that_never_ends_fails_at_its_time_limit_and_the_cases_after_it_keep_their_points(tmp_path):
+    g = _crashing(tmp_path, loop=[4], case_timeout=1)
+    assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("passed", 10.0),
+                            "test_kernel[2]": ("passed", 10.0), "test_kernel[3]": ("passed", 10.0),
+                            "test_kernel[4]": ("failed", 0.0), "test_after": ("passed", 50.0)}
+    said = ("this case did not finish in 1 s (an endless loop?); it was at minitransformer/__init__.py:7 in kernel "
+            "<- tests/test_fake.py:14 in test_kernel")
+    assert g.own[4].errors == [said]
+    assert g.problem.startswith(f"tests/test_fake.py::test_kernel[4]: {said}; the cases not yet run were run again "
+                                "without it\nTimeout (0:00:01)!\n"), g.problem
+    assert not format_table(g).rstrip().endswith(":")
+
+
+def test_after_a_case_out_of_time_its_tests_other_cases_are_not_run_and_the_reruns_are_bounded(tmp_path,
+                                                                                               monkeypatch):
+    """A crash costs a rerun, seconds: every case not yet run is run again. A case out of time cost its whole time
+    limit, and the other cases of its test would likely each cost as much: they are not run. After ``RERUNS`` reruns,
+    the cases not yet run fail, saying so."""
+    g = _crashing(tmp_path / "a", crash=[1], loop=[2], case_timeout=1)
+    assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("failed", 0.0),
+                            "test_kernel[2]": ("failed", 0.0), "test_kernel[3]": ("failed", 0.0),
+                            "test_kernel[4]": ("failed", 0.0), "test_after": ("passed", 50.0)}
+    errors = [t.errors[0] for t in g.own[1:5]]
+    assert errors[0].startswith("the tests crashed in this case (") and errors[1].startswith("this case did not finish")
+    assert errors[2:] == ["not run: another case of this test did not finish in 1 s, tests/test_fake.py::"
+                          "test_kernel[2]"] * 2
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("minitransformer.assignments.grade"), "RERUNS", 1)
+    g = _crashing(tmp_path / "b", crash=[1, 3])
+    assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("failed", 0.0),
+                            "test_kernel[2]": ("passed", 10.0), "test_kernel[3]": ("failed", 0.0),
+                            "test_kernel[4]": ("failed", 0.0), "test_after": ("failed", 0.0)}
+    assert g.own[4].errors == g.own[5].errors == ["not run: the tests crashed or ran out of time 2 times"]
+    assert "test_kernel[3]: the tests crashed in this case (" in g.problem
+    assert "; the cases not yet run were not run again: the tests had been run again 1 times\n" in g.problem
+
+
+def test_where_a_run_ended_names_the_innermost_frame_and_the_outermost_below_the_test():
+    """A7's crash is deep in the emulation: the grade names where it crashed, then the kernel's method and the test;
+    pytest's frames are left out, and at a timeout (every thread listed, none current) the thread running the tests
+    is the one named."""
+    from minitransformer.assignments.grade import _where
+
+    stack = [("/copy/minitransformer/cuda_emulator.py", 717, "_run"),
+             ("/copy/minitransformer/cuda_emulator.py", 699, "__call__"),
+             ("/copy/minitransformer/kernels.py", 490, "_run"),
+             ("/root/tests/test_kernels.py", 143, "_run"),
+             ("/copy/minitransformer/kernels.py", 496, "_launch"),
+             ("/copy/minitransformer/kernels.py", 511, "softmax_forward"),
+             ("/root/tests/test_kernels_a7.py", 187, "test_softmax"),
+             ("/venv/site-packages/_pytest/python.py", 187, "pytest_pyfunc_call")]
+    frames = "".join(f'  File "{file}", line {line} in {name}\n' for file, line, name in stack)
+    where = ("minitransformer/cuda_emulator.py:717 in _run <- ... <- minitransformer/kernels.py:496 in _launch <- "
+             "minitransformer/kernels.py:511 in softmax_forward <- tests/test_kernels_a7.py:187 in test_softmax")
+    crash = f"Fatal Python error: Segmentation fault\n\nCurrent thread 0x01 (most recent call first):\n{frames}"
+    assert _where(crash, Path("/copy"), Path("/root")) == where
+    other = 'Thread 0x02 (most recent call first):\n  File "/usr/lib/python3/threading.py", line 320 in wait\n'
+    timeout = f"Timeout (0:01:00)!\n{other}Thread 0x01 (most recent call first):\n{frames}"
+    assert _where(timeout, Path("/copy"), Path("/root")) == where
+    assert _where("", Path("/copy"), Path("/root")) == ""
+
+
+def test_a_copy_that_crashes_on_import_grades_0_saying_so(tmp_path):
+    g = _crashing(tmp_path, at_import=True)
+    assert (g.score, g.max_score) == (0.0, 100.0)
+    errors = {t.errors[0] for t in g.own}
+    assert len(errors) == 1 and errors.pop().startswith("the tests did not run: the tests crashed outside a test "
+                                                        "case (")
+    assert re.search(r"it was at ctypes/__init__\.py:\d+ in string_at <- minitransformer/__init__\.py:11 in <module> "
+                     r"<- tests/test_fake\.py:3 in <module>\n", g.problem), g.problem
+
+
 ENDLESS = "### BEGIN SOLUTION A2: "
 
 
@@ -768,10 +947,17 @@ def test_the_grade_command_exits_1_when_the_tests_did_not_all_run(monkeypatch, t
     import importlib
 
     commands = importlib.import_module("minitransformer.assignments.commands")
-    args = argparse.Namespace(action="grade", number=2, path="copy", json=str(tmp_path / "g.json"), timeout=7)
+    args = argparse.Namespace(action="grade", number=2, path="copy", json=str(tmp_path / "g.json"), timeout=7,
+                              case_timeout=3)
     for problem, status in (("", 0), ("pytest stopped early:\n...", 1)):  # documented in docs/assignments.md
         g = Grade(2, "Softmax", "copy", 5.0, 10.0, [TestResult("tests/t.py::test_a", 2, "passed", 10.0, 5.0)], problem)
-        monkeypatch.setattr(commands, "grade", lambda number, path, timeout, g=g: timeout == 7 and g)
+        monkeypatch.setattr(commands, "grade", lambda number, path, timeout, case_timeout, g=g: (timeout, case_timeout)
+                            == (7, 3) and g)
         assert commands.main(args) == status
         assert json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))["problem"] == problem
     assert "written to " in capsys.readouterr().out
+    from minitransformer.cli import build_parser
+
+    parsed = build_parser().parse_args(["assignments", "grade", "2", "--case-timeout", "5"])
+    assert (parsed.case_timeout, parsed.timeout) == (5, 1800)
+    assert build_parser().parse_args(["assignments", "grade", "2"]).case_timeout == 60

@@ -26,7 +26,7 @@ def main(args) -> int:
                 print(f"  {path}: {n}")
             print(f"grade it with: minitransformer assignments grade {a.number} {args.out}")
         else:
-            g = grade(args.number, args.path, timeout=args.timeout)
+            g = grade(args.number, args.path, timeout=args.timeout, case_timeout=args.case_timeout)
             print(format_table(g))
             out = Path(args.json or f"grade-{get(args.number).tag}.json")
             out.write_text(g.to_json() + "\n", encoding="utf-8")

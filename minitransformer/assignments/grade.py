@@ -12,9 +12,11 @@ equally by its parametrised cases. A case that is skipped here (PyTorch is not i
 counts neither for nor against: it is left out of the maximum, and the grade says so (its points are
 :attr:`Grade.skipped_points`, the table names why and what to install).
 
-A run that does not end within its timeout (a body that loops forever) is stopped: the cases that
-finished are scored, the others fail, and :attr:`Grade.problem` names the first of them, the likely
-one that never ends.
+A case that crashes the run (a segmentation fault in native code, say A7's kernels, which run in the
+graded process) or takes longer than ``case_timeout`` (a loop that never ends) fails, saying so and where
+it was; the cases that had not run yet are run again in a fresh process without it, so they keep their
+points. A run that does not end within the whole ``timeout`` is stopped: the cases that finished are
+scored, the others fail, and :attr:`Grade.problem` names the first of them, the likely one that never ends.
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import cuda_emulator
 from .catalog import get
@@ -110,7 +115,7 @@ class Grade:
         Every graded test case, in the order they were collected.
     problem : str
         Why the tests did not run, or not all of them (a copy that does not import, say: every case then
-        fails); empty when they ran.
+        fails), and each crash or case out of time, with where it was; empty when they all ran.
     skipped_points : float
         The points of this assignment's cases that were skipped here (PyTorch's comparisons, without
         PyTorch; A7's kernels, without g++), so not graded: ``max_score + skipped_points`` is the assignment's
@@ -206,7 +211,17 @@ def pythonpath(*first) -> str:
     return os.pathsep.join([*map(str, first), *kept])
 
 
-def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) -> Grade:
+#: how many seconds one graded case (its setup, call and teardown) may take before the run is ended in it; the
+#: slowest case of the solution takes under 2 s (the first comparison with PyTorch, which imports it), so a busy
+#: machine has room
+CASE_TIMEOUT = 60
+#: how many times a grade runs the cases not yet run again, after a crash or a case out of time; a rerun takes a few
+#: seconds (starting pytest, collecting the tests; A7's compile their kernels)
+RERUNS = 20
+
+
+def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
+          case_timeout: float | None = CASE_TIMEOUT) -> Grade:
     """Run assignment ``number``'s tests on the package in ``path`` and score them.
 
     Parameters
@@ -223,9 +238,14 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
     source : path, optional
         The checkout whose tests grade (by default the one this package runs from).
     timeout : float
-        Seconds the tests may run. A run still going then is stopped: the cases it finished are
-        scored, the others fail, and :attr:`Grade.problem` names the first of them (likely a body
-        that never returns).
+        Seconds the tests may run in all, reruns included. A run still going then is stopped: the cases
+        it finished are scored, the others fail, and :attr:`Grade.problem` names the first of them.
+    case_timeout : float or None
+        Seconds one case may run (``CASE_TIMEOUT``, 60; None: no limit). A case that takes longer fails,
+        saying where it was (an endless loop?), as does one that crashes the run; the cases not yet run are
+        run again without it (at most ``RERUNS`` times, 20; after a case out of time, without the other cases
+        of its test function, which would likely cost as long each), and :attr:`Grade.problem` says what
+        happened.
 
     Returns
     -------
@@ -242,6 +262,9 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
     assignment = get(number)
     if not timeout > 0:
         raise ValueError(f"assignments grade: the timeout must be a positive number of seconds, got {timeout!r}")
+    if case_timeout is not None and not case_timeout > 0:
+        raise ValueError("assignments grade: the time limit of a case must be a positive number of seconds (or None), "
+                         f"got {case_timeout!r}")
     if importlib.util.find_spec("pytest") is None:
         raise ModuleNotFoundError("assignments grade: grading runs the tests with pytest, which is not installed; "
                                   'install the test tools with: pip install -e ".[dev]"')
@@ -250,38 +273,87 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800) ->
     if not (copy / "minitransformer" / "__init__.py").is_file():
         raise FileNotFoundError(f"assignments grade: {copy} holds no minitransformer package "
                                 "(give the folder that `assignments build` wrote)")
+    # -p no:faulthandler: pytest's own would take faulthandler's output, which the plugin writes to a file
     args = [*map(str, graded_test_files(root / "tests")), "--assignment", numbers or str(assignment.number),
-            "--backends", "numpy", "-p", "no:cacheprovider", "--rootdir", str(root), "-c", str(root / "setup.cfg"),
-            "-q", "--no-header", "-rN", "--tb=line"]
+            "--backends", "numpy", "-p", "no:cacheprovider", "-p", "no:faulthandler", "--rootdir", str(root),
+            "-c", str(root / "setup.cfg"), "-q", "--no-header", "-rN", "--tb=line"]
+    graded = [*args, *(("--grade-case-timeout", str(case_timeout)) if case_timeout is not None else ())]
+    deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="mt-grade-") as tmp, ThreadPoolExecutor(1) as pool:
         # the cases to score, collected meanwhile from the instructor's package: no student code runs there
         expected = pool.submit(_pytest, root, [*args, "--collect-only"], Path(tmp) / "expected.json", timeout)
-        data, output, stopped = _pytest(copy, args, Path(tmp) / "results.json", timeout)
-        collected, collect_output, collection_stopped = expected.result()
-    if collected is None:
-        why = (f"collecting them took longer than the time limit, {timeout:g} s (a busy machine? give more with "
-               "--timeout)" if collection_stopped else collect_output[-3000:])
-        raise RuntimeError(f"assignments grade: the graded tests of {root} could not be collected:\n{why}")
-    if data is None:  # the copy does not import, say: every case fails, out of the assignment's maximum
-        why = (f"stopped after {timeout:g} seconds, before the tests were collected (an import that never ends?)"
-               if stopped else _why_not_run(output))
-        tests, _ = _score(collected["collected"], [], unreported=f"the tests did not run: {why}")
-        said = f"the tests did not run: {why}" if stopped else "the tests did not run:"  # (pytest's output says why)
-        return _grade_of(assignment, copy, tests, f"{said}\n{output[-3000:]}")
-    package = Path(data["package"]).resolve()
-    if copy not in package.parents:
-        raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
-    if stopped:  # the cases that finished are scored; each of the others fails, saying where the run was stuck
-        done = {t["nodeid"] for t in data["tests"]}
-        problem = _stopped(timeout, next((t["nodeid"] for t in collected["collected"] if t["nodeid"] not in done),
-                                         None))
-        tests, unexpected = _score(collected["collected"], data["tests"], unreported=problem)
-    else:
-        tests, unexpected = _score(collected["collected"], data["tests"])
-        problem = "" if data["exitstatus"] in (0, 1) else "pytest stopped early:\n" + output[-3000:]
+        run = _pytest(copy, graded, Path(tmp) / "results.json", timeout)
+        collected, collect_output, collection_stopped = expected.result()[:3]
+        if collected is None:
+            why = (f"collecting them took longer than the time limit, {timeout:g} s (a busy machine? give more with "
+                   "--timeout)" if collection_stopped else collect_output[-3000:])
+            raise RuntimeError(f"assignments grade: the graded tests of {root} could not be collected:\n{why}")
+        if run.data is None:  # the copy does not import, say: every case fails, out of the assignment's maximum
+            crashed = not run.stopped and (run.fault or (run.returncode or 0) < 0)  # at import, say
+            why = (f"stopped after {timeout:g} seconds, before the tests were collected (an import that never ends?)"
+                   if run.stopped else _end_of(run, case_timeout, copy, root)[1] if crashed
+                   else _why_not_run(run.output))
+            tests, _ = _score(collected["collected"], [], unreported=f"the tests did not run: {why}")
+            said = "the tests did not run:" + (f" {why}" if run.stopped or crashed else "")  # else the output says why
+            return _grade_of(assignment, copy, tests, f"{said}\n{_fault_head(run.fault) or run.output[-3000:]}")
+        package = Path(run.data["package"]).resolve()
+        if copy not in package.parents:
+            raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
+        reported, problems, unreported = _run_to_the_end(run, graded, copy, root, Path(tmp), deadline, timeout,
+                                                         case_timeout)
+    tests, unexpected = _score(collected["collected"], list(reported.values()), unreported=unreported)
+    problem = "\n\n".join(problems)
     if unexpected:
         problem += f"\nthe test run reported cases that were not collected (not scored): {unexpected[:10]}"
     return _grade_of(assignment, copy, tests, problem.strip())
+
+
+def _run_to_the_end(run: _Run, args: list[str], copy: Path, root: Path, tmp: Path, deadline: float, timeout: float,
+                    case_timeout: float | None) -> tuple[dict[str, dict], list[str], str]:
+    """The outcomes of the graded run ``run`` and, after each crash or case out of time, of a run of the cases not
+    yet run, without the one it ended in: every case reported, by node id; what went wrong, for
+    :attr:`Grade.problem`; and what a case that none of them reported fails with."""
+    reported: dict[str, dict] = {}
+    problems: list[str] = []
+    while True:  # each run leaves out at least one case more: the one the last ended in
+        reported.update((t["nodeid"], t) for t in run.data["tests"])
+        todo = [t for t in run.data["collected"] if t["nodeid"] not in reported]
+        if run.stopped:  # the cases that finished are scored; each of the others fails, saying where it was stuck
+            stuck = _stopped(timeout, todo[0]["nodeid"] if todo else None)
+            return reported, [*problems, stuck], stuck
+        end = _end_of(run, case_timeout, copy, root)
+        if end is None:  # pytest ended by itself
+            if run.data["exitstatus"] not in (0, 1):
+                problems.append("pytest stopped early:\n" + run.output[-3000:])
+            return reported, problems, "the test run did not report this case"
+        if not run.running:  # between cases (a crash at the start or the end of the run): no case to leave out
+            problems.append(f"{end[1]}\n{_fault_head(run.fault) or run.output[-3000:]}")
+            return reported, problems, f"not run: {end[1]}"
+        case, function = run.running, run.running.split("[")[0]
+        reported[case] = {"nodeid": case, "outcome": "failed", "errors": [end[0]]}
+        if run.fault.startswith("Timeout"):  # the test's other cases would likely each take as long: not run
+            why = f"not run: another case of this test did not finish in {case_timeout:g} s, {case}"
+            reported.update((t["nodeid"], {"nodeid": t["nodeid"], "outcome": "failed", "errors": [why]})
+                            for t in todo if t["function"] == function and t["nodeid"] != case)
+        todo = [t for t in todo if t["nodeid"] not in reported]
+        given_up = len(problems) >= RERUNS  # (this end is not counted in problems yet)
+        then = ("" if not todo else f"; the cases not yet run were not run again: the tests had been run again "
+                f"{RERUNS} times" if given_up else "; the cases not yet run were run again without it")
+        problems.append(f"{case}: {end[0]}{then}\n{_fault_head(run.fault)}")
+        if given_up:
+            return reported, problems, f"not run: the tests crashed or ran out of time {len(problems)} times"
+        if not todo:
+            return reported, problems, "the test run did not report this case"
+        skip = tmp / f"skip-{len(problems)}.json"
+        skip.write_text(json.dumps(sorted(reported)), encoding="utf-8")
+        left = deadline - time.monotonic()
+        again = (_pytest(copy, [*args, "--grade-skip", str(skip)], tmp / f"results-{len(problems)}.json", left)
+                 if left > 0 else _Run(None, "", stopped=True))
+        if again.data is None:  # it imported the first time: out of time, or a crash before the first case
+            why = (_stopped(timeout, todo[0]["nodeid"]) if again.stopped else
+                   f"the cases not yet run did not run again: {_why_not_run(again.output)}")
+            return reported, [*problems, f"{why}\n{_fault_head(again.fault) or again.output[-3000:]}".strip()], why
+        run = again
 
 
 def _stopped(timeout: float, first: str | None) -> str:
@@ -293,10 +365,23 @@ def _stopped(timeout: float, first: str | None) -> str:
     return f"{said}; the first case that did not finish, {first}, is likely one that never ends (an endless loop?)"
 
 
-def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> tuple[dict | None, str, bool]:
+class _Run(NamedTuple):
+    """What a run of pytest left: the JSON the plugin wrote (None if it wrote none; what it had written so far if the
+    run ended early), pytest's output, whether the run was stopped at its timeout, what ``faulthandler`` wrote
+    (at a crash or a case's timeout), the graded case it was in when it ended ("" between cases) and its exit
+    status (minus the signal's number where a signal ended it, on POSIX)."""
+
+    data: dict | None
+    output: str
+    stopped: bool
+    fault: str = ""
+    running: str = ""
+    returncode: int | None = None
+
+
+def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> _Run:
     """Run pytest with ``args`` and the grader's plugin, ``minitransformer`` taken from ``folder``, for at most
-    ``timeout`` seconds: the JSON the plugin wrote (None if it wrote none; what it had written so far if the
-    run was stopped), pytest's output, and whether the run was stopped at the timeout."""
+    ``timeout`` seconds; the plugin writes its JSON to ``results``, and beside it where the run was."""
     env = {k: v for k, v in os.environ.items() if k != "MINITRANSFORMER_BACKEND"}
     env["MPLBACKEND"] = "Agg"
     # -I: isolated mode, so nothing in the copy (a sitecustomize.py, a pytest.py) runs before the runner;
@@ -308,11 +393,89 @@ def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> tup
     try:
         run = subprocess.run(command, cwd=results.parent, env=env, capture_output=True, encoding="utf-8",
                              errors="replace", timeout=timeout)
-        output, stopped = run.stdout + run.stderr, False
+        output, stopped, returncode = run.stdout + run.stderr, False, run.returncode
     except subprocess.TimeoutExpired as e:  # killed; on POSIX its output so far comes as bytes, even in text mode
         output = "".join(b.decode(errors="replace") if isinstance(b, bytes) else b for b in (e.stdout, e.stderr) if b)
-        stopped = True
-    return (json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None), output, stopped
+        stopped, returncode = True, None
+
+    def read(suffix):
+        path = results.with_name(results.name + suffix)
+        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
+    return _Run(json.loads(read("")) if results.is_file() else None, output, stopped, read(".fault").strip(),
+                read(".running").strip(), returncode)
+
+
+#: what a crash of native code most often means, by the name faulthandler gives the signal
+CRASHES = {"Segmentation fault": "a read or write far outside an array?", "Bus error": "a read or write of memory "
+           "that is not there, or misaligned?", "Floating-point exception": "an integer divided by zero?",
+           "Floating point exception": "an integer divided by zero?", "access violation": "a read or write far outside "
+           "an array?", "Aborted": "abort() or a failed assert in native code?"}
+
+
+def _end_of(run: _Run, case_timeout: float | None, copy: Path, root: Path) -> tuple[str, str] | None:
+    """How a run that did not end by itself ended, None when it did: the error of the case it ended in, and what to
+    say when it ended outside a case; each one line (what, why it may be, where it was)."""
+    if run.data is not None and run.data["exitstatus"] is not None:
+        return None
+    where = _where(run.fault, copy, root)
+    at = f"; it was at {where}" if where else ""
+    if run.fault.startswith("Timeout"):  # faulthandler's "Timeout (0:01:00)!": a case ran past its time limit
+        said = f"did not finish in {case_timeout:g} s (an endless loop?){at}"
+        return f"this case {said}", f"the tests {said}"
+    kind = re.search(r"^(?:Fatal Python error|Windows fatal exception): (.+)$", run.fault, flags=re.M)
+    if kind:
+        kind = kind[1].strip()
+    elif run.returncode is not None and run.returncode < 0:
+        kind = _signal_name(-run.returncode)
+    else:
+        kind = f"the process ended, with exit status {run.returncode}"
+    why = next((f": {w}" for k, w in CRASHES.items() if k.lower() in kind.lower()), "")
+    said = f"({kind}{why}){at}"
+    return f"the tests crashed in this case {said}", f"the tests crashed outside a test case {said}"
+
+
+def _signal_name(number: int) -> str:
+    """``SIGKILL`` for 9, say; the number where this system has no such signal."""
+    try:
+        return f"killed by {signal.Signals(number).name}"
+    except ValueError:
+        return f"killed by signal {number}"
+
+
+def _where(fault: str, copy: Path, root: Path, frames: int = 4) -> str:
+    """Where faulthandler's report says the tests were, innermost first: ``frames`` places ``file:line in function``,
+    the innermost (where it crashed or was stuck) and the outermost others (the test, the method that launched a
+    kernel), pytest's own left out, files under the copy or the checkout named from there."""
+    threads = re.split(r"\n(?=(?:Current thread|Thread) 0x)", fault)
+    # the thread that crashed; at a timeout (no current thread), the one running the tests (pytest's frames)
+    thread = next((t for t in threads if t.startswith("Current thread")), None) or next(
+        (t for t in threads if "_pytest" in t), threads[0])
+    places = []
+    for file, line, function in re.findall(r'^\s+File "(.+)", line (\d+) in (.+)$', _own(thread), flags=re.M):
+        path = Path(file)
+        for base in (copy, root):
+            if base in path.parents:
+                path = path.relative_to(base)
+                break
+        else:
+            path = Path(*path.parts[-2:])
+        places.append(f"{path.as_posix()}:{line} in {function.strip()}")
+    return " <- ".join(places if len(places) <= frames else [places[0], "...", *places[1 - frames:]])
+
+
+def _own(fault: str) -> str:
+    """faulthandler's report without the frames of pytest, pluggy, the runner and the import system (the same in every
+    case), nor the list of extension modules (Python 3.12 on)."""
+    return "\n".join(line for line in fault.splitlines() if not line.startswith("Extension modules: ") and not re.match(
+        r'\s+File "(.*([/\\](_pytest|pluggy|importlib)[/\\]|[/\\]assignments[/\\]runner\.py)|<frozen )', line))
+
+
+def _fault_head(fault: str, limit: int = 3000) -> str:
+    """faulthandler's report from its start (what happened and the innermost frames), pytest's frames left out, cut
+    at about ``limit`` characters."""
+    fault = _own(fault)
+    return fault if len(fault) <= limit else fault[:fault.rfind("\n", 0, limit)] + "\n..."
 
 
 #: what to install when the skipped cases are PyTorch's comparisons (the version CI uses)
@@ -321,10 +484,11 @@ TORCH_INSTALL = "pip install torch==2.13.0"
 GXX_INSTALL = cuda_emulator.INSTALL
 
 
-def reason(error: str, limit: int = 400) -> str:
+def reason(error: str, limit: int = 1500, part: int = 1000) -> str:
     """A failed case's error on one line, with the point kept: for NumPy's ``assert_allclose`` (whose first line
     is only ``AssertionError:``) the test's message, the mismatches and the largest difference; for pytest's
-    ``assert`` the comparison and what it was computed from.
+    ``assert`` the comparison and what it was computed from. Each part of it longer than ``part`` characters, and
+    the whole longer than ``limit``, keeps its head and its tail (where a test's hint usually is) around " ... ".
 
     >>> error = ("AssertionError: \\nNot equal to tolerance rtol=1e-12, atol=0\\nlayer_norm(x, eps=3)\\n"
     ...          "Mismatched elements: 2 / 2 (100%)\\nMismatch at indices:\\n [0, 0]: -0.25 (ACTUAL), -0.5 (DESIRED)\\n"
@@ -358,9 +522,20 @@ def reason(error: str, limit: int = 400) -> str:
         lines = [" ".join(line.split()) for line in rest if line.strip()]
         parts += [line for line in lines if not line.startswith("+")][:2 - len(parts)]
         parts += [line for line in lines if line.startswith("+")][:1]
-    parts = [p if len(p) <= 200 else p[:197] + "..." for p in parts]
-    text = f"{name}: " + "; ".join(parts) if name else "; ".join(parts)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    text = "; ".join(_shortened(p, part) for p in parts)
+    return _shortened(f"{name}: {text}" if name and text else name or text, limit)
+
+
+def _shortened(text: str, limit: int) -> str:
+    """``text``, or when it is longer than ``limit`` its head and its tail around " ... ", at most ``limit`` characters.
+
+    >>> _shortened("the head, the middle, the tail", 25)
+    'the head, ... , the tail'
+    """
+    if len(text) <= limit:
+        return text
+    head = (limit - 5) // 2
+    return f"{text[:head].rstrip()} ... {text[len(text) - (limit - 5 - head):].lstrip()}"
 
 
 def format_table(g: Grade) -> str:

@@ -5,9 +5,14 @@ which reads the JSON it writes: the graded cases collected, and the outcome of e
 
     python -m pytest tests -p minitransformer.assignments.plugin --assignment 2 --grade-json out.json
 
-The file is written once the tests are collected and again after each graded case, so a run stopped
-before its end (a body that never returns, killed by the grader's timeout) still leaves the outcomes of
-the cases that finished; ``exitstatus`` is null until the run ends.
+The file is written once the tests are collected and again after each graded case, so a run that ends
+before its end still leaves the outcomes of the cases that finished; ``exitstatus`` is null until the run
+ends. Such an end is a crash (a segmentation fault in native code: A7's kernels run in this process), a
+case that outlives ``--grade-case-timeout`` (the run then ends with exit status 1) or the grader's timeout
+of the whole run. Beside the JSON file, two more say where it was: ``.running`` holds the node id of the
+graded case running (empty between cases), and ``faulthandler`` writes to ``.fault`` what each thread
+was doing at a crash or a case's timeout. ``--grade-skip FILE`` (a JSON list of node ids) leaves those cases
+out: the grader runs the cases after a crash again, without the one that crashed.
 
 A graded test carries ``@pytest.mark.assignment(N, points=P)``: ``P`` points for the test function,
 shared equally by its parametrised cases.
@@ -15,6 +20,7 @@ shared equally by its parametrised cases.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -23,6 +29,7 @@ import pytest
 
 _RESULTS = pytest.StashKey[dict]()
 _COLLECTED = pytest.StashKey[list]()
+_FAULTS = pytest.StashKey[object]()  # the open file faulthandler writes to
 
 
 def pytest_addoption(parser):
@@ -30,12 +37,27 @@ def pytest_addoption(parser):
     group.addoption("--assignment", default=None,
                     help="run only the tests graded for these assignments: 2, or 1,2,3, or all")
     group.addoption("--grade-json", default=None, help="write every graded test's outcome to this JSON file")
+    group.addoption("--grade-case-timeout", type=float, default=None, metavar="SECONDS",
+                    help="end the run when a graded case (setup, call and teardown) takes longer, writing where it "
+                         "was to the JSON file's name + .fault")
+    group.addoption("--grade-skip", default=None, metavar="FILE",
+                    help="a JSON list of node ids not to run (cases already graded, or one that crashed)")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "assignment(number, points): a test graded for assignment A<number>")
     config.stash[_RESULTS] = {}
     config.stash[_COLLECTED] = []
+    if (path := config.getoption("--grade-json")) is not None:  # a crash, or a case's timeout, says where it was
+        config.stash[_FAULTS] = open(f"{path}.fault", "w", encoding="utf-8")
+        faulthandler.enable(file=config.stash[_FAULTS])
+
+
+def pytest_unconfigure(config):
+    if (faults := config.stash.get(_FAULTS, None)) is not None:
+        faulthandler.cancel_dump_traceback_later()
+        faulthandler.disable()
+        faults.close()
 
 
 def _marker(item):
@@ -56,10 +78,15 @@ def pytest_collection_modifyitems(config, items):
     if chosen is None:
         return
     numbers = None if chosen == "all" else {int(n) for n in chosen.replace("A", "").split(",")}
+    skip = config.getoption("--grade-skip")
+    if skip is not None:
+        with open(skip, encoding="utf-8") as f:
+            skip = set(json.load(f))
     keep, drop = [], []
     for item in items:
         marked = _marker(item)
-        (keep if marked and (numbers is None or marked[0] in numbers) else drop).append(item)
+        kept = marked and (numbers is None or marked[0] in numbers) and not (skip and item.nodeid in skip)
+        (keep if kept else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -105,10 +132,19 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    """After each graded case has run (setup, call and teardown): the file again, with its outcome."""
+    """Before each graded case runs (setup, call and teardown): ``.running`` names it, and its time limit is
+    armed; after: the JSON file again, with its outcome."""
+    config, limit = item.config, item.config.getoption("--grade-case-timeout")
+    graded = _marker(item) is not None and _FAULTS in config.stash
+    if graded:
+        _running(config, item.nodeid)
+        if limit is not None:  # faulthandler's own thread: it ends even native code
+            faulthandler.dump_traceback_later(limit, exit=True, file=config.stash[_FAULTS])
     yield
-    if item.nodeid in item.config.stash[_RESULTS]:
-        _write(item.config, exitstatus=None)
+    if graded:
+        faulthandler.cancel_dump_traceback_later()
+        _write(config, exitstatus=None)
+        _running(config, "")
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -126,3 +162,9 @@ def _write(config, exitstatus) -> None:
     with open(f"{path}.part", "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1)
     os.replace(f"{path}.part", path)
+
+
+def _running(config, nodeid: str) -> None:
+    """Write ``--grade-json`` + ``.running``: the graded case about to run, or "" once it has."""
+    with open(f"{config.getoption('--grade-json')}.running", "w", encoding="utf-8") as f:
+        f.write(nodeid)
