@@ -202,16 +202,16 @@ def _note_best(trainer) -> None:
     """Say which evaluation's parameters the run ends with, where it keeps the best (``--patience``, ``--target``):
     the best one's, put back, or the last one's (the best, or better than the best on the ``eval_every`` grid, or
     resumed from a checkpoint that held no copy of the best: a warning said so)."""
-    if not trainer.restore_best or trainer.best_step is None:
+    if not trainer.restore_best or trainer.best_seen_step is None:
         return
     name = trainer.monitor
     step, value = trainer.history[name][-1]  # the last evaluation: of the last parameters
     if trainer.restored_step is not None:
-        print(f"restored the model of the best evaluation: step {trainer.restored_step}, {name} {trainer.best:.4f} "
-              f"(the last, at step {step}: {value:.4f})")
+        print(f"restored the model of the best evaluation: step {trainer.restored_step}, {name} "
+              f"{trainer.best_seen:.4f} (the last, at step {step}: {value:.4f})")
     else:
         print(f"kept the last model: step {step}, {name} {value:.4f} (the best evaluation every eval_every steps: "
-              f"step {trainer.best_step}, {trainer.best:.4f})")
+              f"step {trainer.best_seen_step}, {trainer.best_seen:.4f})")
 
 
 def _note_resumed(saved, trainer, setup) -> None:

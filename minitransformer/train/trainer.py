@@ -217,16 +217,17 @@ class Trainer:
     mode : {"min", "max"}, optional
         Whether smaller or larger is better; by default "max" for names with "acc" in them, else "min".
     min_delta : float
-        An improvement smaller than this (>= 0) does not count.
+        An improvement smaller than this (>= 0) does not count for ``patience`` (it does for ``restore_best``).
     target : float, optional
         Stop as soon as ``monitor`` reaches this value (e.g. ``val_accuracy`` 0.99).
     restore_best : bool, optional
-        Keep a copy of the parameters at the best evaluation of ``monitor`` (the one ``patience`` counts from:
-        ``best``, at ``best_step``) and put it back at the end of :meth:`fit`, unless the last parameters are
-        those, or the evaluation that ends the fit off the ``eval_every`` grid betters the best. By default on
-        when ``patience`` or ``target`` is set: early stopping says the evaluations judge the run, and without
-        it the model left would be the last, up to ``patience`` evaluations worse than the best (Keras's
-        ``restore_best_weights`` is off by default, a known surprise). Needs ``eval_fn`` and ``eval_every``.
+        Keep a copy of the parameters at the best evaluation of ``monitor`` on the ``eval_every`` grid
+        (``best_seen``, at ``best_seen_step``: any improvement counts here, ``min_delta`` only for ``patience``; a
+        ``target`` stop so keeps the model that reached the target) and put it back at the end of :meth:`fit`,
+        unless the last parameters are those, or the evaluation that ends the fit off the grid betters the best.
+        By default on when ``patience`` or ``target`` is set: early stopping says the evaluations judge the run,
+        and without it the model left would be the last, up to ``patience`` evaluations worse than the best
+        (Keras's ``restore_best_weights`` is off by default, a known surprise). Needs ``eval_fn`` and ``eval_every``.
         The copy stays on the parameters' device (no host synchronisation): one more copy of the trainable
         parameters in memory, and in every checkpoint. The optimizer's state is not put back: the run ends
         there, and a later :meth:`fit` (more ``steps``, or a resumed run) first puts the last parameters back
@@ -259,8 +260,16 @@ class Trainer:
         Why the last :meth:`fit` stopped: "steps" (it reached ``steps``), "patience" or "target" (it stopped
         early, before ``steps``), "interrupted" (Ctrl-C).
     best : float or None
-        The best value of ``monitor`` at the evaluations on the ``eval_every`` grid.
+        The value ``patience`` counts from: the last evaluation on the ``eval_every`` grid that bettered the one
+        before it by more than ``min_delta`` (with ``min_delta`` 0, the best).
     best_step : int or None
+        The step of that evaluation.
+    bad_evals : int
+        The evaluations on the grid since then (``patience`` stops the run when they reach it).
+    best_seen : float or None
+        The best value of ``monitor`` at the evaluations on the ``eval_every`` grid, better than those before it by
+        any amount: the evaluation whose parameters ``restore_best`` keeps.
+    best_seen_step : int or None
         The step of that evaluation.
     restored_step : int or None
         The step whose parameters the last :meth:`fit` put back (``restore_best``), or None where it kept the last
@@ -374,8 +383,10 @@ class Trainer:
         self.epoch, self.batch_in_epoch = 0, 0
         self.best: float | None = None
         self.best_step: int | None = None
+        self.best_seen: float | None = None
+        self.best_seen_step: int | None = None
         self.restored_step: int | None = None
-        self._best_params: dict | None = None  # name -> a copy of the parameter's array at best_step, on its device
+        self._best_params: dict | None = None  # name -> a copy of the parameter's array at best_seen_step, on device
         self._last_params: dict | None = None  # the parameters a restore replaced: a later fit trains on from them
         self.bad_evals = 0
         self.early_stop: str | None = None
@@ -640,24 +651,25 @@ class Trainer:
                 f"cannot compare; the model's outputs may have become NaN: lower the learning rate (lr was "
                 f"{self._lr:g})"
             )
-        if self._improves(value):
+        if self._betters(value, self.best, self.min_delta):  # patience: only an improvement above min_delta counts
             self.best, self.bad_evals, self.best_step = value, 0, self.step
+        else:
+            self.bad_evals += 1
+        if self._betters(value, self.best_seen):  # the model to keep: any improvement (else a target reached by less
+            self.best_seen, self.best_seen_step = value, self.step  # than min_delta would put back a worse one)
             if self.restore_best:  # a copy, on the device (no host synchronisation); not a reference: a parameter
                 self._best_params = None  # is a view of the optimizer's long array, which a kernel updates in place
                 self._best_params = {name: p.backend.xp.asarray(p.data, copy=True)  # (the old copy freed first)
                                      for name, p in self._named_params.items()}
-        else:
-            self.bad_evals += 1
         if self.target is not None and (value <= self.target if self.mode == "min" else value >= self.target):
             self.early_stop = "target"
         elif self.patience is not None and self.bad_evals >= self.patience:
             self.early_stop = "patience"
 
-    def _improves(self, value: float) -> bool:
-        """Whether ``value`` of ``monitor`` betters :attr:`best` by more than ``min_delta`` (NaN never does)."""
-        return self.best is None or (
-            value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
-        )
+    def _betters(self, value: float, best: float | None, min_delta: float = 0.0) -> bool:
+        """Whether ``value`` of ``monitor`` betters ``best`` (None: there is none yet) by more than ``min_delta`` (NaN
+        never betters a number)."""
+        return best is None or (value < best - min_delta if self.mode == "min" else value > best + min_delta)
 
     def _restore_best(self) -> None:
         """Put back the parameters of the best evaluation (``restore_best``), keeping the last ones to train on.
@@ -667,14 +679,14 @@ class Trainer:
         parameters it measured are better than the copy).
         """
         self.restored_step = None
-        if self._best_params is None or self.best_step == self.step:
+        if self._best_params is None or self.best_seen_step == self.step:
             return
         final = self.last_eval.get(self.monitor) if self._eval_step == self.step else None
-        if final is not None and self._improves(final):
+        if final is not None and self._betters(final, self.best_seen):
             return
         self._last_params = {name: p.data for name, p in self._named_params.items()}
         self._put_params(self._best_params)  # the copy becomes the parameters' arrays: no other copy made
-        self.restored_step = self.best_step
+        self.restored_step = self.best_seen_step
 
     def _put_params(self, arrays: dict) -> None:
         """Make ``arrays`` (name -> array on the parameter's device) the trainable parameters' values."""
@@ -724,7 +736,8 @@ class Trainer:
                 "bad_evals": self.bad_evals, "early_stop": self.early_stop, "elapsed_s": self.elapsed,
                 "stop_reason": self.stop_reason, "last_eval": self.last_eval, "eval_step": self._eval_step,
                 "accumulate": self.accumulate, "kept_checkpoints": list(self.kept_checkpoints),
-                "best_step": self.best_step, "restored_step": self.restored_step}
+                "best_step": self.best_step, "restored_step": self.restored_step, "best_seen": self.best_seen,
+                "best_seen_step": self.best_seen_step}
 
     def _params_state(self) -> dict:
         """The copies of the parameters a checkpoint holds besides the model's (``restore_best``), so that a resumed
@@ -804,17 +817,20 @@ class Trainer:
         self.epoch, self.batch_in_epoch = int(t.get("epoch", 0)), int(t.get("batch_in_epoch", 0))
         self.best, self.bad_evals = t.get("best"), int(t.get("bad_evals", 0))
         self.best_step, self.restored_step = t.get("best_step"), t.get("restored_step")
+        # written before best_seen: its copy of the best was taken at best_step (min_delta counted for both)
+        self.best_seen = t["best_seen"] if "best_seen" in t else self.best
+        self.best_seen_step = t["best_seen_step"] if "best_seen_step" in t else self.best_step
         self._best_params = self._last_params = None
         if "last_params" in copies:  # the model holds the best, put back: training goes on from the last ones
             self._best_params = {name: p.data for name, p in self._named_params.items()}
             self._last_params = copies["last_params"]
         elif self.restore_best and "best_params" in copies:
             self._best_params = copies["best_params"]
-        elif self.restore_best and self.best is not None:
-            at = "" if self.best_step is None else f" at step {self.best_step}"
+        elif self.restore_best and self.best_seen is not None:
+            at = "" if self.best_seen_step is None else f" at step {self.best_seen_step}"
             warnings.warn(f"Trainer.load: {path} holds no copy of the parameters of its best evaluation "
-                          f"({self.monitor} {self.best:g}{at}), written before restore_best or without it: unless a "
-                          "later evaluation betters it, fit keeps the last parameters", stacklevel=2)
+                          f"({self.monitor} {self.best_seen:g}{at}), written before restore_best or without it: "
+                          "unless a later evaluation betters it, fit keeps the last parameters", stacklevel=2)
         if not self.restore_best and self._last_params is not None:  # no best to keep: train on, from the last
             self._put_params(self._last_params)
             self._best_params = self._last_params = self.restored_step = None
