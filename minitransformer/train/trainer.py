@@ -40,7 +40,6 @@ and whatever the evaluation returns (``val_loss``, ``val_accuracy``, ...) -- the
 from __future__ import annotations
 
 import math
-import re
 import shutil
 import signal
 import threading
@@ -56,8 +55,12 @@ from ..data.batching import DataLoader, batches
 from ..nn import Module, evaluating
 from ..optim import LRScheduler, Optimizer, clip_grad_norm_
 from .checkpoint import (
+    RUN_ID,
     CheckpointError,
+    _kept_by,
+    _kept_path,
     _load_read,
+    _new_run_id,
     _refuse_averaged,
     _rng_state_fits,
     _seed_from_rng_state,
@@ -239,14 +242,16 @@ class Trainer:
     keep_checkpoints : int, optional
         Also keep the last this many checkpoints written every ``checkpoint_every`` steps (which it needs), each a
         copy, written atomically, beside ``checkpoint_path`` under its step: ``checkpoint.npz`` keeps
-        ``checkpoint-step000400.npz`` (6 digits at least, so that the names sort by step). The oldest kept beyond
+        ``checkpoint-step000400.npz`` (6 digits at least, so that the names sort by step up to 999,999;
+        :func:`~minitransformer.train.average_checkpoints` sorts them by step). The oldest kept beyond
         that number is deleted: only the files this run wrote (:attr:`kept_checkpoints`, saved in the checkpoint,
         so that a resumed run goes on deleting the files the run before kept), never another file of that folder.
         The checkpoint written at the end off the ``checkpoint_every`` grid, or on Ctrl-C, is not kept.
     tokenizer : Tokenizer, optional
         Saved in the checkpoints.
     extra : dict, optional
-        JSON-able data saved in the checkpoints (the task and its settings).
+        JSON-able data saved in the checkpoints (the task and its settings), with the run's id (:attr:`run_id`)
+        under ``"run_id"``.
     desc : str
         The progress bar's label.
 
@@ -283,6 +288,11 @@ class Trainer:
     rng_reseeded : bool
         Whether :meth:`load` (with ``rng="reseed"``) gave the generator a fresh seed, the checkpoint's state being
         of another backend's generator.
+    run_id : str
+        The run's id, saved in its checkpoints' ``extra``: random (16 hex digits), new for each Trainer, and taken
+        from the checkpoint by :meth:`load` (where it has one), so that every checkpoint of a run, a resumed one's
+        included, carries the same, and another run's another: how
+        :func:`~minitransformer.train.average_checkpoints` tells the checkpoints of one run.
     kept_checkpoints : list of str
         The names of the step-numbered checkpoints this run keeps (``keep_checkpoints``), oldest first, in the folder
         of ``checkpoint_path``.
@@ -373,6 +383,7 @@ class Trainer:
         self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
         self.keep_checkpoints, self.kept_checkpoints = keep_checkpoints, []
         self.tokenizer, self.extra, self.desc = tokenizer, dict(extra or {}), desc
+        self.run_id = _new_run_id()  # (from the system's randomness: the training's generator does not move)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self._named_params = {name: p for name, p in model.named_parameters() if p.requires_grad}
         self.step = 0
@@ -712,18 +723,6 @@ class Trainer:
         with open(self.checkpoint_path, "rb") as source:  # a copy of the bytes just written: no second serialising
             _write_atomically(kept, lambda f: shutil.copyfileobj(source, f))
 
-    def _kept_by(self, path, names) -> list[str]:
-        """The kept checkpoints a checkpoint at ``path`` names (its run's ``kept_checkpoints``), as this run's to go
-        on deleting: only where it lies in this trainer's checkpoint folder, and only names of the form this run
-        writes (a file name, no folder: a checkpoint cannot make a run delete anything else)."""
-        if self.checkpoint_path is None or not isinstance(names, list):
-            return []
-        own = Path(self.checkpoint_path)
-        if Path(path).resolve().parent != own.resolve().parent:
-            return []
-        form = re.compile(re.escape(own.stem) + r"-step\d{6,}" + re.escape(own.suffix))
-        return [name for name in names if isinstance(name, str) and form.fullmatch(name)]
-
     def _generator(self) -> _backend.Backend:
         """The backend whose random generator the model's dropout draws from: that of its weights (a model moved
         with ``model.to("cupy")`` draws there, whatever backend is current); the current one for a model without."""
@@ -753,7 +752,8 @@ class Trainer:
         if self._loss.weight:  # a resumed run must not lose the partial log interval: fold it in now
             self._log(_NoBar())
         save_checkpoint(path, self.model, self.optimizer, self.schedule, step=self.step, tokenizer=self.tokenizer,
-                        history=self.history, trainer_state={**self.state(), **self._params_state()}, extra=self.extra,
+                        history=self.history, trainer_state={**self.state(), **self._params_state()},
+                        extra={**self.extra, RUN_ID: self.run_id},
                         rng_state=self._generator().get_rng_state())  # the generator dropout draws from
 
     def load(self, path, rng: str = "exact"):
@@ -841,7 +841,9 @@ class Trainer:
         self.last_eval = dict(t.get("last_eval") or {})
         eval_step = t.get("eval_step")  # the step evaluated last: fit to that step again does not repeat it
         self._eval_step = None if eval_step is None else int(eval_step)
-        self.kept_checkpoints = self._kept_by(path, t.get("kept_checkpoints"))
+        self.kept_checkpoints = _kept_by(self.checkpoint_path, path, t.get("kept_checkpoints"))
+        if isinstance(ckpt.extra.get(RUN_ID), str):  # the run goes on; one written before run ids gets this one's
+            self.run_id = ckpt.extra[RUN_ID]
         self._loss.reset()
         self._norm.reset()
         return ckpt
@@ -860,17 +862,6 @@ class Trainer:
         if wrong:
             raise CheckpointError(f"Trainer.load: {path}: its {what} do not fit the model: {'; '.join(wrong)}")
         return {name: p.backend.asarray(state[name], dtype=p.dtype_name) for name, p in named.items()}
-
-
-def _kept_path(checkpoint_path, step: int) -> Path:
-    """Where ``keep_checkpoints`` keeps the checkpoint of ``step``: beside ``checkpoint_path``, its step in the name
-    with 6 digits at least, so that the names sort by step (``checkpoint.npz``, 400: ``checkpoint-step000400.npz``).
-
-    >>> _kept_path("runs/reverse/checkpoint.npz", 400).as_posix()
-    'runs/reverse/checkpoint-step000400.npz'
-    """
-    path = Path(checkpoint_path)
-    return path.with_name(f"{path.stem}-step{step:06d}{path.suffix}")
 
 
 def _check_optimizer_holds_the_model(model: Module, optimizer: Optimizer) -> None:
