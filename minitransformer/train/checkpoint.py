@@ -783,8 +783,8 @@ def _kept_by(checkpoint_path, path, names) -> list[str]:
 # ------------------------------------------------------------------------------------------ averaging
 #: the key of ``Checkpoint.extra`` under which :func:`average_checkpoints` records the steps and files it averaged
 AVERAGED = "averaged"
-#: the key of ``Checkpoint.extra`` under which :class:`~minitransformer.train.Trainer` saves its run's id: new for
-#: each run, the same in every checkpoint of it, a resumed one's included
+#: the key of ``Checkpoint.extra`` under which :class:`~minitransformer.train.Trainer` saves its run's id (new for
+#: each run, the same in every checkpoint of it, a resumed one's included)
 RUN_ID = "run_id"
 
 
