@@ -595,8 +595,8 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
 
 def _weights_of(ckpt) -> str:
     """Which weights a checkpoint holds, where they are not those of its step: ``, the average of steps 600, 800,
-    1000`` for one :func:`average` wrote, ``, holding the model of its best evaluation, step 600 (restore_best)`` for
-    one whose run put back an earlier step's; else nothing."""
+    1000`` for one :func:`average` wrote, ``, holding the model of its best evaluation, step 600 (...)`` for one
+    whose run put back an earlier step's (``restore_best``); else nothing."""
     averaged = ckpt.extra.get("averaged")
     if isinstance(averaged, dict):
         return ", the average of steps " + ", ".join(map(str, averaged.get("steps", [])))
