@@ -407,12 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Write the element-wise mean of the weights of checkpoints of one run "
                                          "(those `train --keep-checkpoints N` keeps), as the paper averages its "
                                          "last 5 (base) or 20 (big) checkpoints: a checkpoint that evaluate and "
-                                         "generate read like any other. The task, settings and tokenizer are the "
-                                         "last one's, and must be every other's. It holds no optimizer state: "
-                                         "a model to evaluate, not to resume training from.")
+                                         "generate read like any other. The checkpoints must be of one run (its "
+                                         "id, which --resume carries on) and one model; the task, settings and "
+                                         "tokenizer are the last one's. It holds no optimizer state: a model to "
+                                         "evaluate, not to resume training from.")
     average.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
-                         help="checkpoints of one run, oldest first (the last one's step and history are kept), "
-                              "e.g. runs/reverse/checkpoint-step*.npz")
+                         help="checkpoints of one run, in any order: taken in the order of their steps (the last "
+                              "one's step and history are kept), e.g. runs/reverse/checkpoint-step*.npz")
     average.add_argument("--out", required=True, metavar="FILE", help="the averaged checkpoint to write")
     average.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     average.set_defaults(run=_average)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import numpy as np
@@ -20,6 +21,7 @@ from minitransformer.train import (
     read_checkpoint,
     save_checkpoint,
 )
+from minitransformer.train.checkpoint import _kept_path
 
 pytestmark = [pytest.mark.single_backend, pytest.mark.usefixtures("restore_blas_threads")]
 
@@ -397,3 +399,151 @@ def test_the_average_function_keeps_an_existing_file_unless_told_to_replace_it(t
     assert out.read_bytes() == b"mine"
     assert average(kept, out, overwrite=True).extra["averaged"]["steps"] == [2, 4]
     assert read_checkpoint(out).step == 4
+
+
+# ------------------------------------------------------------------ what a reviewer found
+def test_a_checkpoint_holding_the_model_restore_best_put_back_is_refused_naming_the_kept_copies(tmp_path, capsys):
+    """A patience run (best at step 2, stopped at 4) ends with checkpoint.npz holding step 2's weights under step 4:
+    averaged with the copy of step 3, it counted as "steps 3, 4" with step 2's weights as step 4's."""
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "10", *TINY, "--eval-every", "2", "--patience", "1",
+                 "--checkpoint-every", "1", "--keep-checkpoints", "2", "--out", str(out)]) == 0
+    assert "restored the model of the best evaluation: step 2" in capsys.readouterr().out
+    final, kept = out / "checkpoint.npz", [out / "checkpoint-step000003.npz", out / "checkpoint-step000004.npz"]
+    with pytest.raises(CheckpointError, match=r"checkpoint.npz' holds the weights of step 2, which restore_best put "
+                                              r"back at the end of its run, under its last step, 4: .* Average the "
+                                              r"copies the run kept under their steps \(checkpoint-step\*\.npz"):
+        average_checkpoints([kept[0], final])
+    assert main(["average", str(kept[0]), str(final), "--out", str(tmp_path / "avg.npz")]) == 2
+    assert "holds the weights of step 2" in capsys.readouterr().err and not (tmp_path / "avg.npz").exists()
+    avg = average_checkpoints(kept)  # the copies kept under their steps hold the weights of their steps
+    assert avg.extra["averaged"]["steps"] == [3, 4]
+    last = read_checkpoint(final).trainer_state["last_params"]
+    assert all(np.array_equal(read_checkpoint(kept[1]).model_state[name], a) for name, a in last.items())
+    # evaluate says whose weights the final checkpoint holds
+    assert main(["evaluate", str(final)]) == 0
+    text = capsys.readouterr().out
+    assert "trained for 4 steps, holding the model of its best evaluation, step 2" in text
+    assert re.search(r"^restored_step\s+2$", text, flags=re.M)
+
+
+def test_checkpoints_are_averaged_in_the_order_of_their_steps_past_six_digits(tmp_path):
+    """A shell's * lists checkpoint-step1000000.npz before checkpoint-step999999.npz: the wrong file was "the last"
+    (its step and history the average's), and the sum ran in another order."""
+    paths = _checkpoints(tmp_path, steps=(999998, 999999, 1000000), dtype="float64")
+    named = []
+    for path, step in zip(paths, (999998, 999999, 1000000)):
+        named.append(path.rename(_kept_path(tmp_path / "checkpoint.npz", step)))
+    globbed = sorted(tmp_path.glob(_kept_path(tmp_path / "checkpoint.npz", "*").name))
+    assert [p.name for p in globbed] == ["checkpoint-step1000000.npz", "checkpoint-step999998.npz",
+                                         "checkpoint-step999999.npz"]
+    avg = average_checkpoints(globbed)
+    assert avg.step == 1000000 and avg.history == {"train_loss": [[1000000, 1e-6]]}
+    assert avg.extra["averaged"] == {"steps": [999998, 999999, 1000000], "files": [str(p) for p in named]}
+    in_order = average_checkpoints(named)
+    for name, mean in in_order.model_state.items():  # the same sum, bit for bit, whatever the order given
+        assert mean.tobytes() == avg.model_state[name].tobytes(), name
+
+
+def test_two_checkpoints_of_one_step_are_refused_by_the_function_too(tmp_path):
+    """Only the command refused them; average_checkpoints counted the same weights twice."""
+    first = _checkpoints(tmp_path, steps=(10, 20))
+    (tmp_path / "again").mkdir()
+    again = _checkpoints(tmp_path / "again", steps=(20,))
+    with pytest.raises(ValueError, match=r"m-20.npz' and .*again.*m-20.npz' both hold step 20: the same weights would "
+                                         r"count twice"):
+        average_checkpoints([*first, *again])
+
+
+def _run(folder, **kwargs):
+    """A trainer as _trainer's, with the same extra (task and settings) for every run."""
+    trainer = _trainer(folder, **kwargs)
+    trainer.extra = {"task": "demo", "settings": {"lr": 0.1}}
+    return trainer
+
+
+def test_a_run_keeps_its_id_when_resumed_and_another_run_has_another(tmp_path):
+    first = _run(tmp_path / "a", keep=3)
+    first.fit(_data, steps=4)
+    run_id = read_checkpoint(tmp_path / "a" / "ckpt.npz").extra["run_id"]
+    assert re.fullmatch(r"[0-9a-f]{16}", run_id) and run_id == first.run_id
+    resumed = _run(tmp_path / "a", keep=3)
+    assert resumed.run_id != run_id  # a new Trainer is a new run ...
+    resumed.load(tmp_path / "a" / "ckpt.npz")
+    assert resumed.run_id == run_id  # ... unless it continues one
+    resumed.extra["settings"]["steps"] = 8  # what --resume --steps 8 changes
+    resumed.fit(_data, steps=8)
+    kept = [tmp_path / "a" / f"ckpt-step00000{step}.npz" for step in (4, 6, 8)]
+    assert {read_checkpoint(p).extra["run_id"] for p in kept} == {run_id}
+    assert average_checkpoints(kept).extra["averaged"]["steps"] == [4, 6, 8]  # one run, whatever its steps
+    other = _run(tmp_path / "b", keep=3)
+    other.fit(_data, steps=6)  # the same task and settings: only its id tells it from the first
+    with pytest.raises(CheckpointError, match=r"ckpt-step000006.npz.*ckpt-step000008.npz.*: extra/run_id is "
+                                              rf"'[0-9a-f]{{16}}' in the first, '{run_id}' in the second: checkpoints "
+                                              r"of two runs"):
+        average_checkpoints([tmp_path / "b" / "ckpt-step000006.npz", kept[-1]])
+
+
+@pytest.mark.parametrize("ids, refused", [((None, None), False), (("a" * 16, None), False), ((None, "b" * 16), False),
+                                          (("a" * 16, "b" * 16), True), (("a" * 16, "a" * 16), False)])
+def test_without_a_run_id_on_both_the_checkpoints_compare_as_before_by_extra(tmp_path, ids, refused):
+    """Checkpoints written before run ids (or one before a resume, one after) agree where their extra, but for the id,
+    agrees; two ids must be equal."""
+    extras = [{"task": "demo", "settings": {"lr": 1e-3, "seed": 0}} | ({} if i is None else {"run_id": i}) for i in ids]
+    paths = _checkpoints(tmp_path, steps=(1, 2), at_1={"extra": extras[0]}, at_2={"extra": extras[1]})
+    if refused:
+        with pytest.raises(CheckpointError, match="extra/run_id is 'aaaa"):
+            average_checkpoints(paths)
+    else:
+        assert average_checkpoints(paths).extra["averaged"]["steps"] == [1, 2]
+    extras[0]["settings"]["lr"] = 2e-3  # without two ids, a setting that differs is refused as before
+    paths = _checkpoints(tmp_path, steps=(1, 2), at_1={"extra": extras[0]}, at_2={"extra": extras[1]})
+    if None in ids:
+        with pytest.raises(CheckpointError, match="extra/settings/lr is 0.002 in the first, 0.001 in the second"):
+            average_checkpoints(paths)
+
+
+def test_overwrite_deletes_the_copies_the_replaced_run_kept_and_nothing_else(tmp_path, capsys):
+    """A run replaced by --overwrite left its kept copies, which the new run's glob then took in: with the same
+    settings, they were averaged with its own."""
+    out = tmp_path / "run"
+    run = ["train", "--task", "copy", "--steps", "6", *TINY, "--out", str(out)]
+    assert main([*run, "--checkpoint-every", "3", "--keep-checkpoints", "2"]) == 0
+    old = read_checkpoint(out / "checkpoint-step000003.npz")
+    (out / "checkpoint-step000009.npz").write_bytes(b"mine")  # of the form, but not named by the run: kept
+    capsys.readouterr()
+    assert main([*run, "--checkpoint-every", "2", "--keep-checkpoints", "3", "--overwrite"]) == 0
+    assert "removed the 2 checkpoint(s) the replaced run kept: checkpoint-step000003.npz, checkpoint-step000006.npz" \
+        in capsys.readouterr().out
+    assert _files(out) == ["checkpoint-step000002.npz", "checkpoint-step000004.npz", "checkpoint-step000006.npz",
+                           "checkpoint-step000009.npz", "checkpoint.npz", "metrics.json"]
+    new = read_checkpoint(out / "checkpoint-step000004.npz")
+    assert new.extra["run_id"] != old.extra["run_id"] and new.extra["settings"] == old.extra["settings"]
+    save_checkpoint(out / "checkpoint-step000003.npz", tasks_model(old), step=3, tokenizer=old.tokenizer,
+                    extra=old.extra, rng_state=None)  # the old copy, put back: refused as another run's
+    with pytest.raises(CheckpointError, match="extra/run_id is .* checkpoints of two runs"):
+        average_checkpoints([out / f"checkpoint-step00000{step}.npz" for step in (2, 3, 4)])
+
+
+def tasks_model(ckpt):
+    """The model a checkpoint holds, its weights loaded."""
+    from minitransformer.train import model_from_checkpoint
+
+    model = model_from_checkpoint(ckpt)
+    model.load_state_dict(ckpt.model_state)
+    return model
+
+
+def test_the_checkpoints_of_a_run_resumed_with_more_steps_average_together(tmp_path, capsys):
+    """--resume --steps 6 changes the setting steps (extra/settings/steps), which refused the copies kept before the
+    resume as another run's; the run's id says it is one run."""
+    out = tmp_path / "run"
+    run = ["train", "--task", "copy", *TINY, "--checkpoint-every", "2", "--keep-checkpoints", "3", "--out", str(out)]
+    assert main([*run, "--steps", "4"]) == 0
+    assert main([*run, "--steps", "6", "--resume"]) == 0
+    kept = sorted(out.glob(_kept_path(out / "checkpoint.npz", "*").name))
+    assert [p.name for p in kept] == ["checkpoint-step000002.npz", "checkpoint-step000004.npz",
+                                      "checkpoint-step000006.npz"]
+    capsys.readouterr()
+    assert main(["average", *map(str, kept), "--out", str(tmp_path / "avg.npz")]) == 0
+    assert "averaged 3 checkpoints of task copy, steps 2, 4, 6" in capsys.readouterr().out

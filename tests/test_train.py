@@ -301,7 +301,7 @@ def test_whether_a_generator_state_fits_is_asked_of_the_model_s_backend(tmp_path
 #: what a trainer that has run nothing holds besides its step (state(), and a checkpoint without trainer state)
 FRESH_STATE = {"epoch": 0, "batch_in_epoch": 0, "best": None, "bad_evals": 0, "early_stop": None, "elapsed_s": 0.0,
                "stop_reason": None, "last_eval": {}, "eval_step": None, "accumulate": 1, "kept_checkpoints": [],
-               "best_step": None, "restored_step": None}
+               "best_step": None, "restored_step": None, "best_seen": None, "best_seen_step": None}
 
 
 @pytest.mark.single_backend
@@ -1018,6 +1018,37 @@ def test_early_stopping_puts_back_the_parameters_of_the_best_evaluation_exactly(
 
 
 @pytest.mark.single_backend
+@pytest.mark.parametrize("monitor, sign", [("val_accuracy", 1.0), ("val_loss", -1.0)])
+def test_with_min_delta_a_target_stop_keeps_the_model_that_reached_the_target(monitor, sign):
+    """0.985 at step 1, 0.992 at step 2 (better by less than min_delta = 0.01): the run stopped on the target at
+    step 2, and restore_best put back step 1's model, below the target (the copy followed min_delta too)."""
+    trainer, seen = _remembering({1: sign * 0.985, 2: sign * 0.992}, monitor, patience=None, target=sign * 0.99,
+                                 min_delta=0.01)
+    trainer.fit(lambda s: None, 10)
+    assert (trainer.stop_reason, trainer.step, trainer.restored_step) == ("target", 2, None)
+    assert (trainer.best_seen, trainer.best_seen_step) == (sign * 0.992, 2)
+    assert _same_weights(trainer.model, seen[2]) and not _same_weights(trainer.model, seen[1])
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("monitor, values", [("val_loss", {1: 1.0, 2: 0.95, 3: 0.99}),
+                                             ("val_accuracy", {1: 0.5, 2: 0.55, 3: 0.51})])
+def test_with_min_delta_patience_counts_from_its_best_and_restore_best_keeps_the_best_evaluation(monitor, values):
+    """min_delta = 0.1: step 2 betters step 1 by too little for patience (2 stops the run at step 3), but it is the
+    best evaluation, the model restore_best puts back (it put back step 1's)."""
+    trainer, seen = _remembering(values, monitor, min_delta=0.1)
+    trainer.fit(lambda s: None, 10)
+    assert (trainer.stop_reason, trainer.step, trainer.restored_step) == ("patience", 3, 2)
+    assert _same_weights(trainer.model, seen[2])
+    assert (trainer.best, trainer.best_step, trainer.best_seen, trainer.best_seen_step) == (values[1], 1, values[2], 2)
+    # the evaluation that ends a fit off the grid keeps the last model where it betters the best by less than min_delta
+    better = values[2] + (0.01 if monitor == "val_accuracy" else -0.01)
+    trainer, seen = _remembering({2: values[1], 4: values[2], 5: better}, monitor, eval_every=2, min_delta=0.1)
+    trainer.fit(lambda s: None, 5)
+    assert (trainer.stop_reason, trainer.restored_step) == ("steps", None) and _same_weights(trainer.model, seen[5])
+
+
+@pytest.mark.single_backend
 def test_restore_best_without_early_stopping_keeps_the_best_and_the_final_evaluation_off_the_grid_may_beat_it():
     """restore_best alone trains every step and then puts back the best; the evaluation that ends a fit off the
     eval_every grid does not count for early stopping, but where it betters the best the last weights stay."""
@@ -1078,6 +1109,24 @@ def test_a_run_split_in_two_ends_with_the_weights_of_the_uninterrupted_run_bit_f
     again.fit(lambda s: None, 20)
     assert again.history["train_loss"] == whole.history["train_loss"]
     assert _same_weights(again.model, whole.model.state_dict())
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("first", [4, 7])
+def test_with_min_delta_a_run_split_in_two_keeps_the_best_evaluation_of_the_uninterrupted_run(tmp_path, first):
+    """The checkpoint holds the best evaluation (step 6, better than step 3 by less than min_delta) apart from the value
+    patience counts from (step 3): the resumed run puts back step 6's weights, as the uninterrupted run does."""
+    values = {3: 1.0, 6: 0.95, 9: 0.99}
+    whole = _scripted(values, min_delta=0.1)
+    whole.fit(lambda s: None, 20)
+    assert (whole.step, whole.stop_reason, whole.best_step, whole.restored_step) == (9, "patience", 3, 6)
+    path = tmp_path / "c.npz"
+    _scripted(values, path, min_delta=0.1).fit(lambda s: None, first)
+    resumed = _scripted(values, path, min_delta=0.1)
+    resumed.load(path)
+    resumed.fit(lambda s: None, 20)
+    assert (resumed.step, resumed.stop_reason, resumed.best_step, resumed.restored_step) == (9, "patience", 3, 6)
+    assert _same_weights(resumed.model, whole.model.state_dict())
 
 
 @pytest.mark.single_backend

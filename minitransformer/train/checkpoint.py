@@ -40,6 +40,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
 import zipfile
 from dataclasses import dataclass, field
@@ -733,9 +734,63 @@ def _same(a, b) -> bool:
     return a == b
 
 
+# ------------------------------------------------------------------------------------------ the copies a run keeps
+def _kept_form(checkpoint_path) -> tuple[str, str]:
+    """The name under which ``keep_checkpoints`` keeps each step's copy of ``checkpoint_path``, around the step: what
+    comes before it and after it (``checkpoint.npz``: ``checkpoint-step`` and ``.npz``). The one place it is spelled.
+    """
+    path = Path(checkpoint_path)
+    return f"{path.stem}-step", path.suffix
+
+
+def _kept_path(checkpoint_path, step: int | str) -> Path:
+    """Where ``keep_checkpoints`` keeps the checkpoint of ``step``: beside ``checkpoint_path``, its step in the name
+    with 6 digits at least, so that the names sort by step up to 999,999; ``step="*"``: the glob of every step's.
+
+    >>> _kept_path("runs/reverse/checkpoint.npz", 400).as_posix()
+    'runs/reverse/checkpoint-step000400.npz'
+    >>> _kept_path("runs/reverse/checkpoint.npz", "*").name
+    'checkpoint-step*.npz'
+    """
+    before, after = _kept_form(checkpoint_path)
+    return Path(checkpoint_path).with_name(f"{before}{step if isinstance(step, str) else f'{step:06d}'}{after}")
+
+
+def _is_kept_name(checkpoint_path, name) -> bool:
+    """Whether ``name`` is the file name (no folder) of a step's copy of ``checkpoint_path`` (:func:`_kept_path`).
+
+    >>> [_is_kept_name("run/checkpoint.npz", name) for name in ("checkpoint-step000400.npz",
+    ...                                                         "checkpoint-step1000000.npz", "checkpoint-step400.npz",
+    ...                                                         "../checkpoint-step000400.npz", "notes.npz")]
+    [True, True, False, False, False]
+    """
+    before, after = _kept_form(checkpoint_path)
+    return isinstance(name, str) and re.fullmatch(re.escape(before) + r"\d{6,}" + re.escape(after), name) is not None
+
+
+def _kept_by(checkpoint_path, path, names) -> list[str]:
+    """The kept copies a checkpoint at ``path`` names (its run's ``kept_checkpoints``) that a run writing
+    ``checkpoint_path`` takes as its own, to go on deleting them (a resumed run) or to delete them (a run that replaces
+    that one): only where ``path`` lies in ``checkpoint_path``'s folder, and only names of the form of its copies (a
+    file name, no folder: a checkpoint cannot make a run delete anything else)."""
+    if checkpoint_path is None or not isinstance(names, list):
+        return []
+    if Path(path).resolve().parent != Path(checkpoint_path).resolve().parent:
+        return []
+    return [name for name in names if _is_kept_name(checkpoint_path, name)]
+
+
 # ------------------------------------------------------------------------------------------ averaging
 #: the key of ``Checkpoint.extra`` under which :func:`average_checkpoints` records the steps and files it averaged
 AVERAGED = "averaged"
+#: the key of ``Checkpoint.extra`` under which :class:`~minitransformer.train.Trainer` saves its run's id (new for
+#: each run, the same in every checkpoint of it, a resumed one's included)
+RUN_ID = "run_id"
+
+
+def _new_run_id() -> str:
+    """A fresh run's id: 16 random hex digits, from the system's randomness (the run's generator is left as it is)."""
+    return secrets.token_hex(8)
 
 
 def average_checkpoints(paths) -> Checkpoint:
@@ -747,12 +802,16 @@ def average_checkpoints(paths) -> Checkpoint:
 
     .. math:: \bar\theta = \frac{1}{n} \sum_{i=1}^{n} \theta_i ,
 
-    summed in float64, in the order of ``paths``, and cast back to the parameter's dtype (one checkpoint averages to
-    itself, bit for bit). An entry that is not floating point (an integer buffer) is not averaged: it must be the
-    same in every checkpoint.
+    summed in float64 in the order of the checkpoints' steps (whatever the order of ``paths``: a shell's ``*`` lists
+    ``step1000000`` before ``step999000``), and cast back to the parameter's dtype (one checkpoint averages to itself,
+    bit for bit). An entry that is not floating point (an integer buffer) is not averaged: it must be the same in
+    every checkpoint.
 
-    Everything else is the last checkpoint's: the model's class and ``config``, the tokenizer and ``extra`` (the
-    task and its settings) must agree across all of them, while the step and the history are the last one's.
+    Everything else is the last checkpoint's, the one of the highest step: the model's class, ``config`` and
+    tokenizer must agree across all of them, and so must their run: the run's id (``extra["run_id"]``, which
+    :class:`~minitransformer.train.Trainer` saves: the same in every checkpoint of a run, a resumed one's included,
+    whatever its ``steps``), or, where a checkpoint has none (written before run ids, or by hand), all of ``extra``
+    (the task and its settings). The step and the history are the last one's.
     The optimizer's state (Adam's moments), the learning-rate schedule and the random state are not averaged and
     not kept: the average is a model to evaluate or decode with. :meth:`~minitransformer.train.Trainer.load` and
     :func:`load_checkpoint` with an optimizer refuse it, saying so (an average is not a point the run passed
@@ -762,7 +821,10 @@ def average_checkpoints(paths) -> Checkpoint:
     ----------
     paths : list of str or Path
         Checkpoint files (:func:`save_checkpoint`) of one run, such as those
-        :class:`~minitransformer.train.Trainer` keeps with ``keep_checkpoints``; each file once.
+        :class:`~minitransformer.train.Trainer` keeps with ``keep_checkpoints``, in any order; each file and each
+        step once. A checkpoint whose weights ``restore_best`` put back at the end of its run (those of an earlier
+        step, under the last step: its ``trainer_state`` holds ``last_params``) is refused: average the copies the
+        run kept under their steps.
 
     Returns
     -------
@@ -773,11 +835,11 @@ def average_checkpoints(paths) -> Checkpoint:
     Raises
     ------
     CheckpointError
-        A file cannot be read, or is not of the same run as the last: another model class, ``config``, tokenizer
-        or ``extra`` (the message names the file, the key and the two values), a parameter missing, or of
-        another shape or dtype (named, with both).
+        A file cannot be read, holds restored weights, or is not of the same run as the last: another model class,
+        ``config``, tokenizer, run id or (without run ids) ``extra`` (the message names the file, the key and the
+        two values), a parameter missing, or of another shape or dtype (named, with both).
     ValueError
-        No paths, or one file given twice.
+        No paths, one file given twice, or two files of the same step.
 
     Examples
     --------
@@ -791,8 +853,11 @@ def average_checkpoints(paths) -> Checkpoint:
     ...         _ = model.load_state_dict({"weight": np.full((2, 1), w, np.float32), "bias": np.zeros(1, np.float32)})
     ...         paths.append(save_checkpoint(os.path.join(tmp, f"m-{step}.npz"), model, step=step))
     ...     avg = average_checkpoints(paths)
+    ...     backwards = average_checkpoints(paths[::-1])                   # taken in the order of their steps
     >>> avg.model_state["weight"].ravel(), avg.step, avg.extra["averaged"]["steps"]
     (array([3., 3.], dtype=float32), 300, [100, 200, 300])
+    >>> backwards.extra["averaged"]["steps"], backwards.step
+    ([100, 200, 300], 300)
     """
     if isinstance(paths, str | os.PathLike):
         raise TypeError(f"average_checkpoints: paths must be a list of checkpoint files, got the one path {paths!r}")
@@ -805,21 +870,52 @@ def average_checkpoints(paths) -> Checkpoint:
             raise ValueError(f"average_checkpoints: {str(path)!r} is given twice (as {str(seen[path.resolve()])!r} "
                              "too); give each checkpoint once")
         seen[path.resolve()] = path
-    last = read_checkpoint(paths[-1])
+    steps, last = {}, None  # first their steps (read, then let go: two checkpoints in memory at most) ...
+    for path in paths:
+        ckpt = read_checkpoint(path)
+        _refuse_restored(ckpt)
+        steps[path] = ckpt.step
+        if last is None or ckpt.step > last.step:
+            last = ckpt
+    paths = sorted(paths, key=steps.get)  # ... then in the order of their steps
+    for before, path in zip(paths, paths[1:]):
+        if steps[before] == steps[path]:
+            raise ValueError(f"average_checkpoints: {str(before)!r} and {str(path)!r} both hold step {steps[path]}: "
+                             "the same weights would count twice (a run's checkpoint and the copy it keeps of its "
+                             "last step are one where it ended on the checkpoint_every grid); give each step once")
     sums = {name: np.zeros(a.shape, dtype=np.float64) for name, a in last.model_state.items() if a.dtype.kind == "f"}
-    steps = []
     for path in paths:
         ckpt = last if path is paths[-1] else read_checkpoint(path)
         _check_same_run(ckpt, last)
         for name, total in sums.items():
             total += ckpt.model_state[name].astype(np.float64)  # (float64 holds every float32 and float16 exactly)
-        steps.append(ckpt.step)
     model_state = {name: (sums[name] / len(paths)).astype(a.dtype) if name in sums else a
                    for name, a in last.model_state.items()}
     return Checkpoint(
         path=_averaged_name(paths), version=VERSION, model_type=last.model_type, config=last.config,
         model_state=model_state, step=last.step, tokenizer=last.tokenizer, history=last.history,
-        extra={**last.extra, AVERAGED: {"steps": steps, "files": [str(p) for p in paths]}},
+        extra={**last.extra, AVERAGED: {"steps": [steps[p] for p in paths], "files": [str(p) for p in paths]}},
+    )
+
+
+def _restored(ckpt: Checkpoint) -> bool:
+    """Whether the checkpoint's weights are not those of its step: ``restore_best`` put back those of an earlier one
+    (``trainer_state["restored_step"]``) at the end of the run, and the weights of its step, which training goes on
+    from, are its ``trainer_state["last_params"]``."""
+    return isinstance(ckpt.trainer_state, dict) and "last_params" in ckpt.trainer_state
+
+
+def _refuse_restored(ckpt: Checkpoint) -> None:
+    """Refuse to average a checkpoint whose weights are another step's (:func:`_restored`): they would count as its
+    step's."""
+    if not _restored(ckpt):
+        return
+    restored = ckpt.trainer_state.get("restored_step")
+    raise CheckpointError(
+        f"average_checkpoints: {ckpt.path!r} holds the weights of step {'?' if restored is None else restored}, "
+        f"which restore_best put back at the end of its run, under its last step, {ckpt.step}: averaged, they would "
+        f"count as step {ckpt.step}'s. Average the copies the run kept under their steps "
+        f"({_kept_path(ckpt.path, '*').name}: keep_checkpoints, train --keep-checkpoints) instead"
     )
 
 
@@ -830,21 +926,27 @@ def _averaged_name(paths: list[Path]) -> str:
 
 
 def _check_same_run(ckpt: Checkpoint, last: Checkpoint) -> None:
-    """Refuse ``ckpt`` unless it is a checkpoint of the model ``last`` is: class, config, tokenizer, extra (but the
-    record of an earlier average), and parameters of the same names, shapes and dtypes (equal, where not floats)."""
+    """Refuse ``ckpt`` unless it is a checkpoint of the model and the run ``last`` is: class, config, tokenizer, run
+    id (where either lacks one, all of extra but the record of an earlier average), and parameters of the same names,
+    shapes and dtypes (equal, where not floats)."""
     def refuse(what: str) -> CheckpointError:
         return CheckpointError(f"average_checkpoints: {ckpt.path!r} and {last.path!r} are not checkpoints of one "
                                f"model: {what}")
 
+    ids = ckpt.extra.get(RUN_ID), last.extra.get(RUN_ID)
+    if None not in ids:  # one run, whatever changed on a resume (its steps): what the run's id says
+        run = {RUN_ID: ids[0]}, {RUN_ID: ids[1]}
+    else:  # written before run ids (or by hand): the same task and settings
+        run = tuple({k: v for k, v in c.extra.items() if k not in (AVERAGED, RUN_ID)} for c in (ckpt, last))
     parts = {"model_type": (ckpt.model_type, last.model_type), "config": (ckpt.config, last.config),
-             "tokenizer": (ckpt.tokenizer, last.tokenizer),
-             "extra": ({k: v for k, v in ckpt.extra.items() if k != AVERAGED},
-                       {k: v for k, v in last.extra.items() if k != AVERAGED})}
+             "tokenizer": (ckpt.tokenizer, last.tokenizer), "extra": run}
     for key, (theirs, ours) in parts.items():
         differ = _first_difference(theirs, ours, key)
         if differ is not None:
             where, a, b = differ
-            raise refuse(f"{where} is {_shown(a)} in the first, {_shown(b)} in the second")
+            why = (": checkpoints of two runs (of two folders, or one run and the earlier one it replaced)"
+                   if where == f"extra/{RUN_ID}" else "")
+            raise refuse(f"{where} is {_shown(a)} in the first, {_shown(b)} in the second{why}")
     for name in [*last.model_state, *(k for k in ckpt.model_state if k not in last.model_state)]:  # (in order)
         if name not in ckpt.model_state or name not in last.model_state:
             has, lacks = (last, ckpt) if name in last.model_state else (ckpt, last)

@@ -40,7 +40,10 @@ from ..data import SPECIAL_TOKENS, BPETokenizer, CorpusError, tokenizer_from_dic
 from . import tasks
 from .checkpoint import (
     CheckpointError,
+    _kept_by,
+    _kept_path,
     _remove_stale_temporaries,
+    _restored,
     _write_atomically,
     average_checkpoints,
     load_checkpoint,
@@ -95,8 +98,10 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     checkpoint_every : int, optional
         Also write the checkpoint every this many steps (it is always written at the end, and on Ctrl-C).
     overwrite : bool
-        Start a new run where ``out`` holds a checkpoint already, replacing it; without it (and without ``resume``)
-        that checkpoint is kept and the run refused: a trained model is not lost to a forgotten ``--resume``.
+        Start a new run where ``out`` holds a checkpoint already, replacing it, and delete the checkpoints its run
+        kept under their steps (``keep_checkpoints``: those its checkpoint names, nothing else), which would be
+        averaged with the new run's; without it (and without ``resume``) that checkpoint is kept and the run
+        refused: a trained model is not lost to a forgotten ``--resume``.
     keep_checkpoints : int, optional
         Also keep the last this many checkpoints written every ``checkpoint_every`` steps (which it needs), as
         ``checkpoint-step000400.npz`` ... beside ``checkpoint.npz``, to :func:`average`
@@ -164,7 +169,9 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         s = setup.settings
         _writable_folder(out)
         _remove_stale_temporaries(path)  # left by a run killed while writing; no write of ours runs yet
-        _remove_stale_temporaries(out / "checkpoint-step*.npz")  # ... and while keeping one (a pattern: any step)
+        _remove_stale_temporaries(_kept_path(path, "*"))  # ... and while keeping one (a pattern: any step)
+        if overwrite and not resume:
+            _remove_kept_by_replaced(path)
         print(f"task {task}: {type(setup.model).__name__} with {setup.model.num_parameters():,} parameters on "
               f"backend {_backend.current().name}")
         print("settings: " + ", ".join(f"{k}={v}" for k, v in s.items()))
@@ -198,20 +205,37 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     return metrics
 
 
+def _remove_kept_by_replaced(path: Path) -> None:
+    """Delete the checkpoints that the run whose checkpoint is at ``path``, replaced by a new one (``--overwrite``),
+    kept under their steps: those it names, of their form, in its folder (a checkpoint cannot make a run delete
+    anything else). Left there, ``average checkpoint-step*.npz`` would take them (refusing them: their run is
+    another, but its files would still be in the way)."""
+    try:
+        state = read_checkpoint(path).trainer_state
+    except CheckpointError:  # gone or unreadable: it names nothing
+        return
+    names = state.get("kept_checkpoints") if isinstance(state, dict) else None
+    removed = [name for name in _kept_by(path, path, names) if (path.parent / name).is_file()]
+    for name in removed:
+        (path.parent / name).unlink(missing_ok=True)
+    if removed:
+        print(f"removed the {len(removed)} checkpoint(s) the replaced run kept: {', '.join(removed)}")
+
+
 def _note_best(trainer) -> None:
     """Say which evaluation's parameters the run ends with, where it keeps the best (``--patience``, ``--target``):
     the best one's, put back, or the last one's (the best, or better than the best on the ``eval_every`` grid, or
     resumed from a checkpoint that held no copy of the best: a warning said so)."""
-    if not trainer.restore_best or trainer.best_step is None:
+    if not trainer.restore_best or trainer.best_seen_step is None:
         return
     name = trainer.monitor
     step, value = trainer.history[name][-1]  # the last evaluation: of the last parameters
     if trainer.restored_step is not None:
-        print(f"restored the model of the best evaluation: step {trainer.restored_step}, {name} {trainer.best:.4f} "
-              f"(the last, at step {step}: {value:.4f})")
+        print(f"restored the model of the best evaluation: step {trainer.restored_step}, {name} "
+              f"{trainer.best_seen:.4f} (the last, at step {step}: {value:.4f})")
     else:
         print(f"kept the last model: step {step}, {name} {value:.4f} (the best evaluation every eval_every steps: "
-              f"step {trainer.best_step}, {trainer.best:.4f})")
+              f"step {trainer.best_seen_step}, {trainer.best_seen:.4f})")
 
 
 def _note_resumed(saved, trainer, setup) -> None:
@@ -443,8 +467,10 @@ def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict
         setup, ckpt = _setup_from_checkpoint(path)
         metrics = setup.final_metrics(setup.model)
         metrics["steps"] = ckpt.step
+        if _restored(ckpt):
+            metrics["restored_step"] = ckpt.trainer_state.get("restored_step")
         print(f"checkpoint {path}: task {setup.name}, {ckpt.model_type} trained for {ckpt.step} steps"
-              + _averaged_steps(ckpt))
+              + _weights_of(ckpt))
         _print_metrics(metrics)
     return metrics
 
@@ -567,12 +593,17 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
     return result
 
 
-def _averaged_steps(ckpt) -> str:
-    """``, the average of steps 600, 800, 1000`` for a checkpoint :func:`average` wrote; else nothing."""
+def _weights_of(ckpt) -> str:
+    """Which weights a checkpoint holds, where they are not those of its step: ``, the average of steps 600, 800,
+    1000`` for one :func:`average` wrote, ``, holding the model of its best evaluation, step 600 (...)`` for one
+    whose run put back an earlier step's (``restore_best``); else nothing."""
     averaged = ckpt.extra.get("averaged")
-    if not isinstance(averaged, dict):
-        return ""
-    return ", the average of steps " + ", ".join(map(str, averaged.get("steps", [])))
+    if isinstance(averaged, dict):
+        return ", the average of steps " + ", ".join(map(str, averaged.get("steps", [])))
+    if _restored(ckpt):
+        return (f", holding the model of its best evaluation, step {ckpt.trainer_state.get('restored_step', '?')} "
+                "(put back at the end of the run: --patience, --target)")
+    return ""
 
 
 def average(paths, out, overwrite: bool = False):
@@ -587,10 +618,11 @@ def average(paths, out, overwrite: bool = False):
     Parameters
     ----------
     paths : list of str or Path
-        Checkpoints of one run (``train --keep-checkpoints N`` keeps its last N), in the order of their steps: the
-        last one's step and history are the average's. Two of the same step are refused: the same weights would
-        count twice (``checkpoint.npz`` is the last kept checkpoint again where the run ended on the
-        ``checkpoint_every`` grid).
+        Checkpoints of one run (``train --keep-checkpoints N`` keeps its last N), in any order: they are taken in
+        the order of their steps, and the last one's step and history are the average's. Two of the same step are
+        refused: the same weights would count twice (``checkpoint.npz`` is the last kept checkpoint again where
+        the run ended on the ``checkpoint_every`` grid), and so is a ``checkpoint.npz`` holding the model of its
+        best evaluation (``--patience``, ``--target``), which is not that of its step.
     out : str or Path
         The file to write (atomically); one that exists is refused unless ``overwrite``.
     overwrite : bool
@@ -629,11 +661,6 @@ def average(paths, out, overwrite: bool = False):
     paths = [Path(p) for p in paths]
     avg = average_checkpoints(paths)
     steps = avg.extra["averaged"]["steps"]
-    for i, step in enumerate(steps):
-        if step in steps[:i]:
-            raise ValueError(f"average: {paths[steps.index(step)]} and {paths[i]} both hold step {step}: the same "
-                             "weights would count twice (a run's checkpoint.npz and its last kept checkpoint are one "
-                             "where it ended on the --checkpoint-every grid); give each step once")
     with _backend.use("numpy"):  # the weights are NumPy arrays: no device needed to write them
         model = tasks.model_from_checkpoint(avg)
         model.load_state_dict(avg.model_state)

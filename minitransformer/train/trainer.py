@@ -40,7 +40,6 @@ and whatever the evaluation returns (``val_loss``, ``val_accuracy``, ...) -- the
 from __future__ import annotations
 
 import math
-import re
 import shutil
 import signal
 import threading
@@ -56,8 +55,12 @@ from ..data.batching import DataLoader, batches
 from ..nn import Module, evaluating
 from ..optim import LRScheduler, Optimizer, clip_grad_norm_
 from .checkpoint import (
+    RUN_ID,
     CheckpointError,
+    _kept_by,
+    _kept_path,
     _load_read,
+    _new_run_id,
     _refuse_averaged,
     _rng_state_fits,
     _seed_from_rng_state,
@@ -217,16 +220,17 @@ class Trainer:
     mode : {"min", "max"}, optional
         Whether smaller or larger is better; by default "max" for names with "acc" in them, else "min".
     min_delta : float
-        An improvement smaller than this (>= 0) does not count.
+        An improvement smaller than this (>= 0) does not count for ``patience`` (it does for ``restore_best``).
     target : float, optional
         Stop as soon as ``monitor`` reaches this value (e.g. ``val_accuracy`` 0.99).
     restore_best : bool, optional
-        Keep a copy of the parameters at the best evaluation of ``monitor`` (the one ``patience`` counts from:
-        ``best``, at ``best_step``) and put it back at the end of :meth:`fit`, unless the last parameters are
-        those, or the evaluation that ends the fit off the ``eval_every`` grid betters the best. By default on
-        when ``patience`` or ``target`` is set: early stopping says the evaluations judge the run, and without
-        it the model left would be the last, up to ``patience`` evaluations worse than the best (Keras's
-        ``restore_best_weights`` is off by default, a known surprise). Needs ``eval_fn`` and ``eval_every``.
+        Keep a copy of the parameters at the best evaluation of ``monitor`` on the ``eval_every`` grid
+        (``best_seen``, at ``best_seen_step``: any improvement counts here, ``min_delta`` only for ``patience``; a
+        ``target`` stop so keeps the model that reached the target) and put it back at the end of :meth:`fit`,
+        unless the last parameters are those, or the evaluation that ends the fit off the grid betters the best.
+        By default on when ``patience`` or ``target`` is set: early stopping says the evaluations judge the run,
+        and without it the model left would be the last, up to ``patience`` evaluations worse than the best
+        (Keras's ``restore_best_weights`` is off by default, a known surprise). Needs ``eval_fn`` and ``eval_every``.
         The copy stays on the parameters' device (no host synchronisation): one more copy of the trainable
         parameters in memory, and in every checkpoint. The optimizer's state is not put back: the run ends
         there, and a later :meth:`fit` (more ``steps``, or a resumed run) first puts the last parameters back
@@ -238,14 +242,16 @@ class Trainer:
     keep_checkpoints : int, optional
         Also keep the last this many checkpoints written every ``checkpoint_every`` steps (which it needs), each a
         copy, written atomically, beside ``checkpoint_path`` under its step: ``checkpoint.npz`` keeps
-        ``checkpoint-step000400.npz`` (6 digits at least, so that the names sort by step). The oldest kept beyond
+        ``checkpoint-step000400.npz`` (6 digits at least, so that the names sort by step up to 999,999;
+        :func:`~minitransformer.train.average_checkpoints` sorts them by step). The oldest kept beyond
         that number is deleted: only the files this run wrote (:attr:`kept_checkpoints`, saved in the checkpoint,
         so that a resumed run goes on deleting the files the run before kept), never another file of that folder.
         The checkpoint written at the end off the ``checkpoint_every`` grid, or on Ctrl-C, is not kept.
     tokenizer : Tokenizer, optional
         Saved in the checkpoints.
     extra : dict, optional
-        JSON-able data saved in the checkpoints (the task and its settings).
+        JSON-able data saved in the checkpoints (the task and its settings), with the run's id (:attr:`run_id`)
+        under ``"run_id"``.
     desc : str
         The progress bar's label.
 
@@ -259,8 +265,16 @@ class Trainer:
         Why the last :meth:`fit` stopped: "steps" (it reached ``steps``), "patience" or "target" (it stopped
         early, before ``steps``), "interrupted" (Ctrl-C).
     best : float or None
-        The best value of ``monitor`` at the evaluations on the ``eval_every`` grid.
+        The value ``patience`` counts from: the last evaluation on the ``eval_every`` grid that bettered the one
+        before it by more than ``min_delta`` (with ``min_delta`` 0, the best).
     best_step : int or None
+        The step of that evaluation.
+    bad_evals : int
+        The evaluations on the grid since then (``patience`` stops the run when they reach it).
+    best_seen : float or None
+        The best value of ``monitor`` at the evaluations on the ``eval_every`` grid, better than those before it by
+        any amount: the evaluation whose parameters ``restore_best`` keeps.
+    best_seen_step : int or None
         The step of that evaluation.
     restored_step : int or None
         The step whose parameters the last :meth:`fit` put back (``restore_best``), or None where it kept the last
@@ -274,6 +288,11 @@ class Trainer:
     rng_reseeded : bool
         Whether :meth:`load` (with ``rng="reseed"``) gave the generator a fresh seed, the checkpoint's state being
         of another backend's generator.
+    run_id : str
+        The run's id, saved in its checkpoints' ``extra``: random (16 hex digits), new for each Trainer, and taken
+        from the checkpoint by :meth:`load` (where it has one), so that every checkpoint of a run, a resumed one's
+        included, carries the same, and another run's another: how
+        :func:`~minitransformer.train.average_checkpoints` tells the checkpoints of one run.
     kept_checkpoints : list of str
         The names of the step-numbered checkpoints this run keeps (``keep_checkpoints``), oldest first, in the folder
         of ``checkpoint_path``.
@@ -364,6 +383,7 @@ class Trainer:
         self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
         self.keep_checkpoints, self.kept_checkpoints = keep_checkpoints, []
         self.tokenizer, self.extra, self.desc = tokenizer, dict(extra or {}), desc
+        self.run_id = _new_run_id()  # (from the system's randomness: the training's generator does not move)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self._named_params = {name: p for name, p in model.named_parameters() if p.requires_grad}
         self.step = 0
@@ -374,8 +394,10 @@ class Trainer:
         self.epoch, self.batch_in_epoch = 0, 0
         self.best: float | None = None
         self.best_step: int | None = None
+        self.best_seen: float | None = None
+        self.best_seen_step: int | None = None
         self.restored_step: int | None = None
-        self._best_params: dict | None = None  # name -> a copy of the parameter's array at best_step, on its device
+        self._best_params: dict | None = None  # name -> a copy of the parameter's array at best_seen_step, on device
         self._last_params: dict | None = None  # the parameters a restore replaced: a later fit trains on from them
         self.bad_evals = 0
         self.early_stop: str | None = None
@@ -640,24 +662,25 @@ class Trainer:
                 f"cannot compare; the model's outputs may have become NaN: lower the learning rate (lr was "
                 f"{self._lr:g})"
             )
-        if self._improves(value):
+        if self._betters(value, self.best, self.min_delta):  # patience: only an improvement above min_delta counts
             self.best, self.bad_evals, self.best_step = value, 0, self.step
+        else:
+            self.bad_evals += 1
+        if self._betters(value, self.best_seen):  # the model to keep: any improvement (else a target reached by less
+            self.best_seen, self.best_seen_step = value, self.step  # than min_delta would put back a worse one)
             if self.restore_best:  # a copy, on the device (no host synchronisation); not a reference: a parameter
                 self._best_params = None  # is a view of the optimizer's long array, which a kernel updates in place
                 self._best_params = {name: p.backend.xp.asarray(p.data, copy=True)  # (the old copy freed first)
                                      for name, p in self._named_params.items()}
-        else:
-            self.bad_evals += 1
         if self.target is not None and (value <= self.target if self.mode == "min" else value >= self.target):
             self.early_stop = "target"
         elif self.patience is not None and self.bad_evals >= self.patience:
             self.early_stop = "patience"
 
-    def _improves(self, value: float) -> bool:
-        """Whether ``value`` of ``monitor`` betters :attr:`best` by more than ``min_delta`` (NaN never does)."""
-        return self.best is None or (
-            value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
-        )
+    def _betters(self, value: float, best: float | None, min_delta: float = 0.0) -> bool:
+        """Whether ``value`` of ``monitor`` betters ``best`` (None: there is none yet) by more than ``min_delta`` (NaN
+        never betters a number)."""
+        return best is None or (value < best - min_delta if self.mode == "min" else value > best + min_delta)
 
     def _restore_best(self) -> None:
         """Put back the parameters of the best evaluation (``restore_best``), keeping the last ones to train on.
@@ -667,14 +690,14 @@ class Trainer:
         parameters it measured are better than the copy).
         """
         self.restored_step = None
-        if self._best_params is None or self.best_step == self.step:
+        if self._best_params is None or self.best_seen_step == self.step:
             return
         final = self.last_eval.get(self.monitor) if self._eval_step == self.step else None
-        if final is not None and self._improves(final):
+        if final is not None and self._betters(final, self.best_seen):
             return
         self._last_params = {name: p.data for name, p in self._named_params.items()}
         self._put_params(self._best_params)  # the copy becomes the parameters' arrays: no other copy made
-        self.restored_step = self.best_step
+        self.restored_step = self.best_seen_step
 
     def _put_params(self, arrays: dict) -> None:
         """Make ``arrays`` (name -> array on the parameter's device) the trainable parameters' values."""
@@ -700,18 +723,6 @@ class Trainer:
         with open(self.checkpoint_path, "rb") as source:  # a copy of the bytes just written: no second serialising
             _write_atomically(kept, lambda f: shutil.copyfileobj(source, f))
 
-    def _kept_by(self, path, names) -> list[str]:
-        """The kept checkpoints a checkpoint at ``path`` names (its run's ``kept_checkpoints``), as this run's to go
-        on deleting: only where it lies in this trainer's checkpoint folder, and only names of the form this run
-        writes (a file name, no folder: a checkpoint cannot make a run delete anything else)."""
-        if self.checkpoint_path is None or not isinstance(names, list):
-            return []
-        own = Path(self.checkpoint_path)
-        if Path(path).resolve().parent != own.resolve().parent:
-            return []
-        form = re.compile(re.escape(own.stem) + r"-step\d{6,}" + re.escape(own.suffix))
-        return [name for name in names if isinstance(name, str) and form.fullmatch(name)]
-
     def _generator(self) -> _backend.Backend:
         """The backend whose random generator the model's dropout draws from: that of its weights (a model moved
         with ``model.to("cupy")`` draws there, whatever backend is current); the current one for a model without."""
@@ -724,7 +735,8 @@ class Trainer:
                 "bad_evals": self.bad_evals, "early_stop": self.early_stop, "elapsed_s": self.elapsed,
                 "stop_reason": self.stop_reason, "last_eval": self.last_eval, "eval_step": self._eval_step,
                 "accumulate": self.accumulate, "kept_checkpoints": list(self.kept_checkpoints),
-                "best_step": self.best_step, "restored_step": self.restored_step}
+                "best_step": self.best_step, "restored_step": self.restored_step, "best_seen": self.best_seen,
+                "best_seen_step": self.best_seen_step}
 
     def _params_state(self) -> dict:
         """The copies of the parameters a checkpoint holds besides the model's (``restore_best``), so that a resumed
@@ -740,7 +752,8 @@ class Trainer:
         if self._loss.weight:  # a resumed run must not lose the partial log interval: fold it in now
             self._log(_NoBar())
         save_checkpoint(path, self.model, self.optimizer, self.schedule, step=self.step, tokenizer=self.tokenizer,
-                        history=self.history, trainer_state={**self.state(), **self._params_state()}, extra=self.extra,
+                        history=self.history, trainer_state={**self.state(), **self._params_state()},
+                        extra={**self.extra, RUN_ID: self.run_id},
                         rng_state=self._generator().get_rng_state())  # the generator dropout draws from
 
     def load(self, path, rng: str = "exact"):
@@ -804,17 +817,20 @@ class Trainer:
         self.epoch, self.batch_in_epoch = int(t.get("epoch", 0)), int(t.get("batch_in_epoch", 0))
         self.best, self.bad_evals = t.get("best"), int(t.get("bad_evals", 0))
         self.best_step, self.restored_step = t.get("best_step"), t.get("restored_step")
+        # written before best_seen: its copy of the best was taken at best_step (min_delta counted for both)
+        self.best_seen = t["best_seen"] if "best_seen" in t else self.best
+        self.best_seen_step = t["best_seen_step"] if "best_seen_step" in t else self.best_step
         self._best_params = self._last_params = None
         if "last_params" in copies:  # the model holds the best, put back: training goes on from the last ones
             self._best_params = {name: p.data for name, p in self._named_params.items()}
             self._last_params = copies["last_params"]
         elif self.restore_best and "best_params" in copies:
             self._best_params = copies["best_params"]
-        elif self.restore_best and self.best is not None:
-            at = "" if self.best_step is None else f" at step {self.best_step}"
+        elif self.restore_best and self.best_seen is not None:
+            at = "" if self.best_seen_step is None else f" at step {self.best_seen_step}"
             warnings.warn(f"Trainer.load: {path} holds no copy of the parameters of its best evaluation "
-                          f"({self.monitor} {self.best:g}{at}), written before restore_best or without it: unless a "
-                          "later evaluation betters it, fit keeps the last parameters", stacklevel=2)
+                          f"({self.monitor} {self.best_seen:g}{at}), written before restore_best or without it: "
+                          "unless a later evaluation betters it, fit keeps the last parameters", stacklevel=2)
         if not self.restore_best and self._last_params is not None:  # no best to keep: train on, from the last
             self._put_params(self._last_params)
             self._best_params = self._last_params = self.restored_step = None
@@ -825,7 +841,9 @@ class Trainer:
         self.last_eval = dict(t.get("last_eval") or {})
         eval_step = t.get("eval_step")  # the step evaluated last: fit to that step again does not repeat it
         self._eval_step = None if eval_step is None else int(eval_step)
-        self.kept_checkpoints = self._kept_by(path, t.get("kept_checkpoints"))
+        self.kept_checkpoints = _kept_by(self.checkpoint_path, path, t.get("kept_checkpoints"))
+        if isinstance(ckpt.extra.get(RUN_ID), str):  # the run goes on; one written before run ids gets this one's
+            self.run_id = ckpt.extra[RUN_ID]
         self._loss.reset()
         self._norm.reset()
         return ckpt
@@ -844,17 +862,6 @@ class Trainer:
         if wrong:
             raise CheckpointError(f"Trainer.load: {path}: its {what} do not fit the model: {'; '.join(wrong)}")
         return {name: p.backend.asarray(state[name], dtype=p.dtype_name) for name, p in named.items()}
-
-
-def _kept_path(checkpoint_path, step: int) -> Path:
-    """Where ``keep_checkpoints`` keeps the checkpoint of ``step``: beside ``checkpoint_path``, its step in the name
-    with 6 digits at least, so that the names sort by step (``checkpoint.npz``, 400: ``checkpoint-step000400.npz``).
-
-    >>> _kept_path("runs/reverse/checkpoint.npz", 400).as_posix()
-    'runs/reverse/checkpoint-step000400.npz'
-    """
-    path = Path(checkpoint_path)
-    return path.with_name(f"{path.stem}-step{step:06d}{path.suffix}")
 
 
 def _check_optimizer_holds_the_model(model: Module, optimizer: Optimizer) -> None:
