@@ -456,6 +456,34 @@ _KERNEL_HEAD = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\([^
 _EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w\s]*?)\s+"
                             r"(?:__align__\(\s*\d+\s*\)\s+)?(\w+)\s*\[\s*\]\s*;")
 
+#: a comment, or a literal (a raw string, a string, a character) that may hold what reads as one
+_COMMENT_OR_LITERAL = re.compile(r'//[^\n]*|/\*.*?\*/|(?:u8|[uUL])?R"([^()\\\s]{0,16})\(.*?\)\1"|"(?:\\.|[^"\\\n])*"|'
+                                 r"'(?:\\.|[^'\\\n])*'", re.S)
+#: a preprocessor conditional: its directive and what follows it
+_CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
+
+
+def _code_only(code: str) -> str:
+    """``code`` without its comments, its raw strings' contents and its ``#if 0`` blocks: where to look for kernels,
+    so that one in a comment (``// extern "C" __global__ void old(...)``) is not taken for one."""
+    code = _COMMENT_OR_LITERAL.sub(lambda m: " " if m[0][0] == "/" else '""' if m[1] is not None else m[0], code)
+    kept, depth = [], 0  # depth: the #if's open inside the #if 0 being skipped, itself included (0: not skipping)
+    for line in code.splitlines():
+        directive = _CONDITIONAL.match(line)
+        if depth == 0:
+            if directive and directive[1] == "if" and directive[2].strip() == "0":
+                depth = 1
+            else:
+                kept.append(line)
+        elif directive and directive[1].startswith("if"):
+            depth += 1
+        elif directive and directive[1] == "endif":
+            depth -= 1
+        elif directive and depth == 1:  # the #if 0's own #else or #elif: code again
+            depth = 0
+    return "\n".join(kept)
+
+
 _LOADED: dict[str, ctypes.CDLL] = {}  # the libraries loaded in this process, by their key
 
 
@@ -591,7 +619,7 @@ class RawModule:
             raise RuntimeError(f"cuda_emulator: {reason}. Install it: {INSTALL}; or run the source on a GPU, where "
                                "cupy.RawModule(code=source) takes the same source and the same calls")
         self.name = name
-        heads = {m[1]: _parameters(m[2]) for m in _KERNEL_HEAD.finditer(code)}
+        heads = {m[1]: _parameters(m[2]) for m in _KERNEL_HEAD.finditer(_code_only(code))}
         self.kernels = tuple(heads)
         self._parameters = heads
         self._library = _library(_program(code, name, first_line, list(heads)), name)

@@ -341,3 +341,36 @@ def test_empty_arrays_hold_the_guard_bytes():
     a = emu.empty((2, 3), np.float64)
     assert a.shape == (2, 3) and a.dtype == np.float64 and (a.view(np.uint8) == emu.GUARD_BYTE).all()
     assert emu.empty(4, np.int32).shape == (4,)
+
+
+COMMENTED = r"""
+// extern "C" __global__ void old_twice(float* x) { x[threadIdx.x] *= 2; }  (the first try, kept for the record)
+/* extern "C" __global__ void older_twice(float* x);
+   extern "C" __global__ void oldest_twice(float* x); */
+#if 0
+extern "C" __global__ void unfinished(float* x) {
+#if 1
+    x[0] = 1;
+#endif
+}
+#endif
+extern "C" __global__ void twice(float* x) {  /* a comment */
+    const char* open = "/*";  // in a string: not a comment's start, nor its end, below
+    x[threadIdx.x] *= 2 + 0 * open[0];
+}
+extern "C" __global__ void thrice(float* x) {
+    const char* close = "*/", *quoted = R"(extern "C" __global__ void f(float* y))";
+    x[threadIdx.x] *= 3 + 0 * close[0] * quoted[0];
+}
+"""
+
+
+def test_kernels_in_comments_and_in_if_0_are_not_kernels():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    module = emu.RawModule(COMMENTED, name="commented.cu")
+    assert module.kernels == ("twice", "thrice")
+    x = np.arange(4, dtype=np.float32)
+    module.get_function("twice")(1, 4, (x,))
+    module.get_function("thrice")(1, 4, (x,))
+    np.testing.assert_array_equal(x, [0, 6, 12, 18])
