@@ -36,7 +36,10 @@ A body not written yet can call ``not_implemented("message")``: the launch then 
 What it does not emulate: warp-level operations (``__shfl_*_sync``, ``__ballot_sync``, ``__syncwarp``), cooperative
 groups, textures, streams and the timing of a GPU. Atomics (``atomicAdd``, ...) are plain read-modify-writes:
 threads never run at once here. An access far outside an array crashes the process, as a GPU stops the kernel
-with "an illegal memory access". Each thread has a stack of :data:`STACK_BYTES`. One launch runs at a time.
+with "an illegal memory access". Each thread has a stack of :data:`STACK_BYTES` above a page no thread may touch:
+a thread whose local variables pass it (a local array of more than some thousands of numbers: keep such an array in
+shared or global memory) crashes the process too, a segmentation fault, instead of writing over another thread's
+stack. One launch runs at a time.
 
 It needs ``g++`` (C++20) and ``ucontext`` (Linux; :func:`missing` says why not, :data:`INSTALL` what to install).
 Each source is compiled once and kept in :func:`cache_folder` (a folder of the temporary folder), so a second
@@ -63,6 +66,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import mmap
 import os
 import re
 import shutil
@@ -84,12 +88,12 @@ MAX_DYNAMIC_SHARED = 48 * 1024
 GUARD_BYTE = 0x7F
 #: guard bytes before and after each array a launch copies, and after the shared memory asked for
 GUARD_BYTES = 64
-#: the stack of each emulated thread in bytes, room for a few thousand local numbers
+#: the stack of each emulated thread in bytes, room for a few thousand local numbers (past it: a crash)
 STACK_BYTES = 64 * 1024
 #: what to install where :func:`missing` says the emulation cannot run
 INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux only)"
 #: g++'s command line, without the files
-COMPILER = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-Wall", "-Wl,-z,defs"]
+COMPILER = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-fstack-clash-protection", "-Wall", "-Wl,-z,defs"]
 
 
 class LaunchError(AssertionError):
@@ -286,8 +290,8 @@ _LAUNCHER = r"""
 static const size_t EMU_STACK = EMU_STACK_BYTES;
 static ucontext_t emu_scheduler, emu_template;
 static std::vector<ucontext_t> emu_fibers;
-static std::unique_ptr<char[]> emu_stacks;
-static size_t emu_stacks_held = 0;
+static char* emu_stacks = nullptr;  // thread t's stack at emu_stacks + t emu_stack_step, above a guard page
+static size_t emu_stack_step = 0;
 static std::function<void()> emu_kernel;
 static bool emu_finished, emu_direct;
 static long long emu_thread, emu_block, emu_first;
@@ -305,6 +309,9 @@ extern "C" void emu_configure(unsigned int gx, unsigned int gy, unsigned int gz,
     emu_reversed = reversed;
 }
 extern "C" unsigned char* emu_shared_memory() { return emu_shared; }
+extern "C" void emu_use_stacks(char* stacks, size_t page) {  // the process's stacks (_stacks in cuda_emulator.py)
+    emu_stacks = stacks + page, emu_stack_step = page + EMU_STACK;
+}
 extern "C" const char* emu_stub_reached() {  // the message of the first stub the last launch reached, or NULL
     const char* message = emu_stub;
     emu_stub = nullptr;
@@ -341,7 +348,7 @@ static void emu_fiber() {
 
 static void emu_start(long long t) {
     emu_fibers[t] = emu_template;
-    emu_fibers[t].uc_stack.ss_sp = &emu_stacks[t * EMU_STACK];
+    emu_fibers[t].uc_stack.ss_sp = emu_stacks + t * emu_stack_step;
     emu_fibers[t].uc_stack.ss_size = EMU_STACK;
     emu_fibers[t].uc_link = &emu_scheduler;
     makecontext(&emu_fibers[t], emu_fiber, 0);
@@ -396,10 +403,6 @@ extern "C" unsigned char __stop_emu_static_shared[] __attribute__((weak, visibil
     blockDim.x = emu_threads[0], blockDim.y = emu_threads[1], blockDim.z = emu_threads[2];
     long long n = (long long)blockDim.x * blockDim.y * blockDim.z;
     long long blocks = (long long)gridDim.x * gridDim.y * gridDim.z;
-    if (emu_stacks_held < (size_t)n) {
-        emu_stacks.reset(new char[n * EMU_STACK]);
-        emu_stacks_held = n;
-    }
     emu_fibers.resize(n);
     getcontext(&emu_template);
     emu_kernel = kernel;
@@ -485,6 +488,26 @@ def _code_only(code: str) -> str:
 
 
 _LOADED: dict[str, ctypes.CDLL] = {}  # the libraries loaded in this process, by their key
+_PROT_NONE = 0  # mprotect's flag for a page that no access may touch (Linux, macOS)
+_STACKS: list = []  # the threads' stacks, shared by the libraries (one launch runs at a time): the memory, its address
+
+
+def _stacks() -> int:
+    """The address of :data:`MAX_THREADS` stacks of :data:`STACK_BYTES`, each above a page no thread may touch, so
+    that a thread whose frames pass its stack (a local array too large) crashes the process instead of writing over
+    the next thread's (g++'s ``-fstack-clash-protection`` touches each page a large frame takes, in order)."""
+    if not _STACKS:
+        page = mmap.PAGESIZE
+        memory = mmap.mmap(-1, MAX_THREADS * (page + STACK_BYTES))
+        start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+        mprotect = ctypes.CDLL(None, use_errno=True).mprotect
+        mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        for t in range(MAX_THREADS):
+            if mprotect(start + t * (page + STACK_BYTES), page, _PROT_NONE):
+                raise OSError(ctypes.get_errno(), f"cuda_emulator: mprotect of the threads' guard pages failed: "
+                                                  f"{os.strerror(ctypes.get_errno())}")
+        _STACKS[:] = [memory, start]
+    return _STACKS[1]
 
 
 def _program(code: str, name: str, first_line: int, kernels: list[str]) -> str:
@@ -565,6 +588,8 @@ def _library(program: str, name: str) -> ctypes.CDLL:
     loaded.emu_divergence.restype = ctypes.POINTER(ctypes.c_longlong)
     loaded.emu_shared_memory.restype = ctypes.c_void_p
     loaded.emu_configure.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_size_t, ctypes.c_int]
+    loaded.emu_use_stacks.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    loaded.emu_use_stacks(_stacks(), mmap.PAGESIZE)
     return loaded
 
 

@@ -7,6 +7,9 @@ Each kernel here is small and says what it shows; the library's own kernels run 
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -374,3 +377,29 @@ def test_kernels_in_comments_and_in_if_0_are_not_kernels():
     module.get_function("twice")(1, 4, (x,))
     module.get_function("thrice")(1, 4, (x,))
     np.testing.assert_array_equal(x, [0, 6, 12, 18])
+
+
+TOO_LARGE = r"""
+import numpy as np
+from minitransformer import cuda_emulator as emu
+source = '''
+// a local array larger than a thread's stack (STACK_BYTES); thread 0 returns before it touches it
+extern "C" __global__ void too_large(double* out) {
+    volatile double local[9000];  // 72,000 bytes
+    if (threadIdx.x == 0) return;
+    for (int i = 0; i < 9000; ++i) local[i] = i;
+    out[threadIdx.x] = local[100 * threadIdx.x];
+}
+'''
+out = np.zeros(4)
+emu.RawModule(source, name="too_large.cu").get_function("too_large")(1, 4, (out,))
+print("ran on:", out)
+"""
+
+
+def test_a_thread_whose_locals_pass_its_stack_crashes_the_process_instead_of_writing_over_another_threads():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    run = subprocess.run([sys.executable, "-c", TOO_LARGE], capture_output=True, encoding="utf-8")
+    assert run.returncode in (-signal.SIGSEGV, -signal.SIGBUS), (run.returncode, run.stdout, run.stderr)
+    assert "ran on" not in run.stdout  # (it ran on, its frames over the next thread's stack, before the guard pages)
