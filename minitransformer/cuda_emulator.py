@@ -39,7 +39,7 @@ threads never run at once here. An access far outside an array crashes the proce
 with "an illegal memory access". Each thread has a stack of :data:`STACK_BYTES` above a page no thread may touch:
 a thread whose local variables pass it (a local array of more than some thousands of numbers: keep such an array in
 shared or global memory) crashes the process too, a segmentation fault, instead of writing over another thread's
-stack. One launch runs at a time.
+stack. One launch runs at a time: a Python thread that launches while another's launch runs waits for it.
 
 It needs ``g++`` (C++20) and ``ucontext`` (Linux; :func:`missing` says why not, :data:`INSTALL` what to install).
 Each source is compiled once and kept in :func:`cache_folder` (a folder of the temporary folder), so a second
@@ -73,6 +73,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -488,6 +489,9 @@ def _code_only(code: str) -> str:
 
 
 _LOADED: dict[str, ctypes.CDLL] = {}  # the libraries loaded in this process, by their key
+#: held during a launch: a library's state is static (threadIdx, the fibers, the shared memory) and the stacks are
+#: the process's, while ctypes lets another Python thread run during the call
+_LAUNCHING = threading.Lock()
 _PROT_NONE = 0  # mprotect's flag for a page that no access may touch (Linux, macOS)
 _STACKS: list = []  # the threads' stacks, shared by the libraries (one launch runs at a time): the memory, its address
 
@@ -749,7 +753,8 @@ class Kernel:
             raise ValueError(f"{name}: {len(args)} arguments for its {len(self._codes)} parameters "
                              f"({', '.join(self.parameters)})")
         try:
-            self._run(grid, block, args, shared_mem)
+            with _LAUNCHING:
+                self._run(grid, block, args, shared_mem)
         except LaunchError as e:
             if not self.module.warnings:
                 raise

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -403,3 +404,21 @@ def test_a_thread_whose_locals_pass_its_stack_crashes_the_process_instead_of_wri
     run = subprocess.run([sys.executable, "-c", TOO_LARGE], capture_output=True, encoding="utf-8")
     assert run.returncode in (-signal.SIGSEGV, -signal.SIGBUS), (run.returncode, run.stdout, run.stderr)
     assert "ran on" not in run.stdout  # (it ran on, its frames over the next thread's stack, before the guard pages)
+
+
+def test_two_python_threads_launching_at_once_each_get_their_own_result(module):
+    def launches(n: int, block: int, results: list) -> None:
+        x = np.arange(4 * n, dtype=np.float64).reshape(4, n)
+        for _ in range(20):
+            out = emu.empty(4)
+            module.get_function("row_sums")(4, block, (x, out, np.int64(n)), shared_mem=block * 8)
+            results.append(np.array_equal(out, x.sum(axis=1)))
+
+    results = [[], []]
+    threads = [threading.Thread(target=launches, args=(n, block, r)) for n, block, r in [(50, 16, results[0]),
+                                                                                             (300, 128, results[1])]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [[True] * 20] * 2
