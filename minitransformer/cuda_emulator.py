@@ -70,6 +70,7 @@ import mmap
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -145,14 +146,30 @@ def cache_folder() -> Path:
     """Where the compiled sources are kept: ``minitransformer-cuda-emulator-<user>`` in the temporary folder, made
     readable by its owner only (a library found there is loaded into the process).
 
+    Raises
+    ------
+    RuntimeError
+        Where the folder is not to be trusted: a link, another user's, or one that others may write to (a library
+        they put there would be loaded). One that others may only read is made its owner's alone.
+
     >>> cache_folder().name.startswith("minitransformer-cuda-emulator-")
     True
     """
     user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
     folder = Path(tempfile.gettempdir()) / f"minitransformer-cuda-emulator-{user}"
     folder.mkdir(mode=0o700, exist_ok=True)
-    if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():  # someone else's: not to be trusted
-        raise RuntimeError(f"cuda_emulator: the cache folder {folder} belongs to another user; remove it")
+    if not hasattr(os, "getuid"):
+        return folder
+    found = folder.lstat()
+    refused = ("is not a folder (a link?)" if not stat.S_ISDIR(found.st_mode) else
+               "belongs to another user" if found.st_uid != os.getuid() else
+               f"may be written by other users (mode {stat.filemode(found.st_mode)}), who could put a library there "
+               "that this process would load" if found.st_mode & 0o022 else "")
+    if refused:
+        raise RuntimeError(f"cuda_emulator: the cache folder {folder} {refused}; remove it (rm -r {folder}), and it "
+                           "is made again, readable by its owner only")
+    if found.st_mode & 0o077:  # readable by others, written by us alone: nothing there that we did not put
+        folder.chmod(0o700)
     return folder
 
 

@@ -422,3 +422,21 @@ def test_two_python_threads_launching_at_once_each_get_their_own_result(module):
     for thread in threads:
         thread.join()
     assert results == [[True] * 20] * 2
+
+
+def test_a_cache_folder_others_may_write_to_is_refused_and_one_they_may_read_made_private(tmp_path, monkeypatch):
+    monkeypatch.setattr(emu.tempfile, "gettempdir", lambda: str(tmp_path))
+    folder = emu.cache_folder()
+    assert folder.parent == tmp_path and folder.stat().st_mode & 0o777 == 0o700
+    folder.chmod(0o755)  # others may read: nothing of theirs can be there
+    assert emu.cache_folder() == folder and folder.stat().st_mode & 0o777 == 0o700
+    folder.chmod(0o777)  # others may write: a library of theirs may be there
+    with pytest.raises(RuntimeError, match=r"^cuda_emulator: the cache folder .*-cuda-emulator-\d+ may be written by "
+                                           r"other users \(mode drwxrwxrwx\), who could put a library there that "
+                                           r"this process would load; remove it \(rm -r "):
+        emu.cache_folder()
+    folder.chmod(0o700)
+    folder.rename(tmp_path / "elsewhere")
+    folder.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RuntimeError, match=r"is not a folder \(a link\?\)"):
+        emu.cache_folder()
