@@ -628,9 +628,9 @@ class RawModule:
     Parameters
     ----------
     code : str
-        The CUDA C++ source. Its kernels are ``extern "C" __global__ void name(...)``; ``__device__`` functions,
-        ``extern __shared__`` arrays (all at the start of the launch's dynamic shared memory) and ``__shared__``
-        arrays of a fixed size work as on a GPU.
+        The CUDA C++ source. Its kernels are ``extern "C" __global__ void name(...)`` (outside comments and ``#if 0``
+        blocks); ``__device__`` functions, ``extern __shared__`` arrays (all at the start of the launch's dynamic
+        shared memory) and ``__shared__`` arrays of a fixed size work as on a GPU.
     name : str
         What ``g++``'s errors and this module's messages call the source (a file name).
     first_line : int
