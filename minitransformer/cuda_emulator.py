@@ -90,7 +90,7 @@ MAX_DYNAMIC_SHARED = 48 * 1024
 GUARD_BYTE = 0x7F
 #: guard bytes before and after each array a launch copies, and after the shared memory asked for
 GUARD_BYTES = 64
-#: the stack of each emulated thread in bytes, room for a few thousand local numbers (past it: a crash)
+#: the stack of each emulated thread in bytes, room for a few thousand local numbers (and a crash past it)
 STACK_BYTES = 64 * 1024
 #: what to install where :func:`missing` says the emulation cannot run
 INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux only)"
@@ -480,7 +480,7 @@ _EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+
 #: a comment, or a literal (a raw string, a string, a character) that may hold what reads as one
 _COMMENT_OR_LITERAL = re.compile(r'//[^\n]*|/\*.*?\*/|(?:u8|[uUL])?R"([^()\\\s]{0,16})\(.*?\)\1"|"(?:\\.|[^"\\\n])*"|'
                                  r"'(?:\\.|[^'\\\n])*'", re.S)
-#: a preprocessor conditional: its directive and what follows it
+#: a preprocessor conditional, its directive and what follows it
 _CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
 
 
@@ -506,8 +506,8 @@ def _code_only(code: str) -> str:
 
 
 _LOADED: dict[str, ctypes.CDLL] = {}  # the libraries loaded in this process, by their key
-#: held during a launch: a library's state is static (threadIdx, the fibers, the shared memory) and the stacks are
-#: the process's, while ctypes lets another Python thread run during the call
+#: the lock each launch holds, since a library's state is static (threadIdx, the fibers, the shared memory) and the
+#: stacks are the process's, while ctypes lets another Python thread run during the call
 _LAUNCHING = threading.Lock()
 _PROT_NONE = 0  # mprotect's flag for a page that no access may touch (Linux, macOS)
 _STACKS: list = []  # the threads' stacks, shared by the libraries (one launch runs at a time): the memory, its address
