@@ -36,7 +36,10 @@ A body not written yet can call ``not_implemented("message")``: the launch then 
 What it does not emulate: warp-level operations (``__shfl_*_sync``, ``__ballot_sync``, ``__syncwarp``), cooperative
 groups, textures, streams and the timing of a GPU. Atomics (``atomicAdd``, ...) are plain read-modify-writes:
 threads never run at once here. An access far outside an array crashes the process, as a GPU stops the kernel
-with "an illegal memory access". Each thread has a stack of :data:`STACK_BYTES`. One launch runs at a time.
+with "an illegal memory access". Each thread has a stack of :data:`STACK_BYTES` above a page no thread may touch:
+a thread whose local variables pass it (a local array of more than some thousands of numbers: keep such an array in
+shared or global memory) crashes the process too, a segmentation fault, instead of writing over another thread's
+stack. One launch runs at a time: a Python thread that launches while another's launch runs waits for it.
 
 It needs ``g++`` (C++20) and ``ucontext`` (Linux; :func:`missing` says why not, :data:`INSTALL` what to install).
 Each source is compiled once and kept in :func:`cache_folder` (a folder of the temporary folder), so a second
@@ -63,12 +66,15 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import mmap
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -84,12 +90,12 @@ MAX_DYNAMIC_SHARED = 48 * 1024
 GUARD_BYTE = 0x7F
 #: guard bytes before and after each array a launch copies, and after the shared memory asked for
 GUARD_BYTES = 64
-#: the stack of each emulated thread in bytes, room for a few thousand local numbers
+#: the stack of each emulated thread in bytes, room for a few thousand local numbers (and a crash past it)
 STACK_BYTES = 64 * 1024
 #: what to install where :func:`missing` says the emulation cannot run
 INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux only)"
 #: g++'s command line, without the files
-COMPILER = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-Wall", "-Wl,-z,defs"]
+COMPILER = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-fstack-clash-protection", "-Wall", "-Wl,-z,defs"]
 
 
 class LaunchError(AssertionError):
@@ -140,14 +146,30 @@ def cache_folder() -> Path:
     """Where the compiled sources are kept: ``minitransformer-cuda-emulator-<user>`` in the temporary folder, made
     readable by its owner only (a library found there is loaded into the process).
 
+    Raises
+    ------
+    RuntimeError
+        Where the folder is not to be trusted: a link, another user's, or one that others may write to (a library
+        they put there would be loaded). One that others may only read is made its owner's alone.
+
     >>> cache_folder().name.startswith("minitransformer-cuda-emulator-")
     True
     """
     user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
     folder = Path(tempfile.gettempdir()) / f"minitransformer-cuda-emulator-{user}"
     folder.mkdir(mode=0o700, exist_ok=True)
-    if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():  # someone else's: not to be trusted
-        raise RuntimeError(f"cuda_emulator: the cache folder {folder} belongs to another user; remove it")
+    if not hasattr(os, "getuid"):
+        return folder
+    found = folder.lstat()
+    refused = ("is not a folder (a link?)" if not stat.S_ISDIR(found.st_mode) else
+               "belongs to another user" if found.st_uid != os.getuid() else
+               f"may be written by other users (mode {stat.filemode(found.st_mode)}), who could put a library there "
+               "that this process would load" if found.st_mode & 0o022 else "")
+    if refused:
+        raise RuntimeError(f"cuda_emulator: the cache folder {folder} {refused}; remove it (rm -r {folder}), and it "
+                           "is made again, readable by its owner only")
+    if found.st_mode & 0o077:  # readable by others, written by us alone: nothing there that we did not put
+        folder.chmod(0o700)
     return folder
 
 
@@ -286,8 +308,8 @@ _LAUNCHER = r"""
 static const size_t EMU_STACK = EMU_STACK_BYTES;
 static ucontext_t emu_scheduler, emu_template;
 static std::vector<ucontext_t> emu_fibers;
-static std::unique_ptr<char[]> emu_stacks;
-static size_t emu_stacks_held = 0;
+static char* emu_stacks = nullptr;  // thread t's stack at emu_stacks + t emu_stack_step, above a guard page
+static size_t emu_stack_step = 0;
 static std::function<void()> emu_kernel;
 static bool emu_finished, emu_direct;
 static long long emu_thread, emu_block, emu_first;
@@ -305,6 +327,9 @@ extern "C" void emu_configure(unsigned int gx, unsigned int gy, unsigned int gz,
     emu_reversed = reversed;
 }
 extern "C" unsigned char* emu_shared_memory() { return emu_shared; }
+extern "C" void emu_use_stacks(char* stacks, size_t page) {  // the process's stacks (_stacks in cuda_emulator.py)
+    emu_stacks = stacks + page, emu_stack_step = page + EMU_STACK;
+}
 extern "C" const char* emu_stub_reached() {  // the message of the first stub the last launch reached, or NULL
     const char* message = emu_stub;
     emu_stub = nullptr;
@@ -341,7 +366,7 @@ static void emu_fiber() {
 
 static void emu_start(long long t) {
     emu_fibers[t] = emu_template;
-    emu_fibers[t].uc_stack.ss_sp = &emu_stacks[t * EMU_STACK];
+    emu_fibers[t].uc_stack.ss_sp = emu_stacks + t * emu_stack_step;
     emu_fibers[t].uc_stack.ss_size = EMU_STACK;
     emu_fibers[t].uc_link = &emu_scheduler;
     makecontext(&emu_fibers[t], emu_fiber, 0);
@@ -396,10 +421,6 @@ extern "C" unsigned char __stop_emu_static_shared[] __attribute__((weak, visibil
     blockDim.x = emu_threads[0], blockDim.y = emu_threads[1], blockDim.z = emu_threads[2];
     long long n = (long long)blockDim.x * blockDim.y * blockDim.z;
     long long blocks = (long long)gridDim.x * gridDim.y * gridDim.z;
-    if (emu_stacks_held < (size_t)n) {
-        emu_stacks.reset(new char[n * EMU_STACK]);
-        emu_stacks_held = n;
-    }
     emu_fibers.resize(n);
     getcontext(&emu_template);
     emu_kernel = kernel;
@@ -456,7 +477,58 @@ _KERNEL_HEAD = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\([^
 _EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w\s]*?)\s+"
                             r"(?:__align__\(\s*\d+\s*\)\s+)?(\w+)\s*\[\s*\]\s*;")
 
+#: a comment, or a literal (a raw string, a string, a character) that may hold what reads as one
+_COMMENT_OR_LITERAL = re.compile(r'//[^\n]*|/\*.*?\*/|(?:u8|[uUL])?R"([^()\\\s]{0,16})\(.*?\)\1"|"(?:\\.|[^"\\\n])*"|'
+                                 r"'(?:\\.|[^'\\\n])*'", re.S)
+#: a preprocessor conditional, its directive and what follows it
+_CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
+
+
+def _code_only(code: str) -> str:
+    """``code`` without its comments, its raw strings' contents and its ``#if 0`` blocks: where to look for kernels,
+    so that one in a comment (``// extern "C" __global__ void old(...)``) is not taken for one."""
+    code = _COMMENT_OR_LITERAL.sub(lambda m: " " if m[0][0] == "/" else '""' if m[1] is not None else m[0], code)
+    kept, depth = [], 0  # depth: the #if's open inside the #if 0 being skipped, itself included (0: not skipping)
+    for line in code.splitlines():
+        directive = _CONDITIONAL.match(line)
+        if depth == 0:
+            if directive and directive[1] == "if" and directive[2].strip() == "0":
+                depth = 1
+            else:
+                kept.append(line)
+        elif directive and directive[1].startswith("if"):
+            depth += 1
+        elif directive and directive[1] == "endif":
+            depth -= 1
+        elif directive and depth == 1:  # the #if 0's own #else or #elif: code again
+            depth = 0
+    return "\n".join(kept)
+
+
 _LOADED: dict[str, ctypes.CDLL] = {}  # the libraries loaded in this process, by their key
+#: the lock each launch holds, since a library's state is static (threadIdx, the fibers, the shared memory) and the
+#: stacks are the process's, while ctypes lets another Python thread run during the call
+_LAUNCHING = threading.Lock()
+_PROT_NONE = 0  # mprotect's flag for a page that no access may touch (Linux, macOS)
+_STACKS: list = []  # the threads' stacks, shared by the libraries (one launch runs at a time): the memory, its address
+
+
+def _stacks() -> int:
+    """The address of :data:`MAX_THREADS` stacks of :data:`STACK_BYTES`, each above a page no thread may touch, so
+    that a thread whose frames pass its stack (a local array too large) crashes the process instead of writing over
+    the next thread's (g++'s ``-fstack-clash-protection`` touches each page a large frame takes, in order)."""
+    if not _STACKS:
+        page = mmap.PAGESIZE
+        memory = mmap.mmap(-1, MAX_THREADS * (page + STACK_BYTES))
+        start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+        mprotect = ctypes.CDLL(None, use_errno=True).mprotect
+        mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        for t in range(MAX_THREADS):
+            if mprotect(start + t * (page + STACK_BYTES), page, _PROT_NONE):
+                raise OSError(ctypes.get_errno(), f"cuda_emulator: mprotect of the threads' guard pages failed: "
+                                                  f"{os.strerror(ctypes.get_errno())}")
+        _STACKS[:] = [memory, start]
+    return _STACKS[1]
 
 
 def _program(code: str, name: str, first_line: int, kernels: list[str]) -> str:
@@ -537,6 +609,8 @@ def _library(program: str, name: str) -> ctypes.CDLL:
     loaded.emu_divergence.restype = ctypes.POINTER(ctypes.c_longlong)
     loaded.emu_shared_memory.restype = ctypes.c_void_p
     loaded.emu_configure.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_size_t, ctypes.c_int]
+    loaded.emu_use_stacks.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    loaded.emu_use_stacks(_stacks(), mmap.PAGESIZE)
     return loaded
 
 
@@ -554,9 +628,9 @@ class RawModule:
     Parameters
     ----------
     code : str
-        The CUDA C++ source. Its kernels are ``extern "C" __global__ void name(...)``; ``__device__`` functions,
-        ``extern __shared__`` arrays (all at the start of the launch's dynamic shared memory) and ``__shared__``
-        arrays of a fixed size work as on a GPU.
+        The CUDA C++ source. Its kernels are ``extern "C" __global__ void name(...)`` (outside comments and ``#if 0``
+        blocks); ``__device__`` functions, ``extern __shared__`` arrays (all at the start of the launch's dynamic
+        shared memory) and ``__shared__`` arrays of a fixed size work as on a GPU.
     name : str
         What ``g++``'s errors and this module's messages call the source (a file name).
     first_line : int
@@ -591,7 +665,7 @@ class RawModule:
             raise RuntimeError(f"cuda_emulator: {reason}. Install it: {INSTALL}; or run the source on a GPU, where "
                                "cupy.RawModule(code=source) takes the same source and the same calls")
         self.name = name
-        heads = {m[1]: _parameters(m[2]) for m in _KERNEL_HEAD.finditer(code)}
+        heads = {m[1]: _parameters(m[2]) for m in _KERNEL_HEAD.finditer(_code_only(code))}
         self.kernels = tuple(heads)
         self._parameters = heads
         self._library = _library(_program(code, name, first_line, list(heads)), name)
@@ -696,7 +770,8 @@ class Kernel:
             raise ValueError(f"{name}: {len(args)} arguments for its {len(self._codes)} parameters "
                              f"({', '.join(self.parameters)})")
         try:
-            self._run(grid, block, args, shared_mem)
+            with _LAUNCHING:
+                self._run(grid, block, args, shared_mem)
         except LaunchError as e:
             if not self.module.warnings:
                 raise

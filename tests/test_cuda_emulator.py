@@ -7,6 +7,10 @@ Each kernel here is small and says what it shows; the library's own kernels run 
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -341,3 +345,98 @@ def test_empty_arrays_hold_the_guard_bytes():
     a = emu.empty((2, 3), np.float64)
     assert a.shape == (2, 3) and a.dtype == np.float64 and (a.view(np.uint8) == emu.GUARD_BYTE).all()
     assert emu.empty(4, np.int32).shape == (4,)
+
+
+COMMENTED = r"""
+// extern "C" __global__ void old_twice(float* x) { x[threadIdx.x] *= 2; }  (the first try, kept for the record)
+/* extern "C" __global__ void older_twice(float* x);
+   extern "C" __global__ void oldest_twice(float* x); */
+#if 0
+extern "C" __global__ void unfinished(float* x) {
+#if 1
+    x[0] = 1;
+#endif
+}
+#endif
+extern "C" __global__ void twice(float* x) {  /* a comment */
+    const char* open = "/*";  // in a string: not a comment's start, nor its end, below
+    x[threadIdx.x] *= 2 + 0 * open[0];
+}
+extern "C" __global__ void thrice(float* x) {
+    const char* close = "*/", *quoted = R"(extern "C" __global__ void f(float* y))";
+    x[threadIdx.x] *= 3 + 0 * close[0] * quoted[0];
+}
+"""
+
+
+def test_kernels_in_comments_and_in_if_0_are_not_kernels():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    module = emu.RawModule(COMMENTED, name="commented.cu")
+    assert module.kernels == ("twice", "thrice")
+    x = np.arange(4, dtype=np.float32)
+    module.get_function("twice")(1, 4, (x,))
+    module.get_function("thrice")(1, 4, (x,))
+    np.testing.assert_array_equal(x, [0, 6, 12, 18])
+
+
+TOO_LARGE = r"""
+import numpy as np
+from minitransformer import cuda_emulator as emu
+source = '''
+// a local array larger than a thread's stack (STACK_BYTES); thread 0 returns before it touches it
+extern "C" __global__ void too_large(double* out) {
+    volatile double local[9000];  // 72,000 bytes
+    if (threadIdx.x == 0) return;
+    for (int i = 0; i < 9000; ++i) local[i] = i;
+    out[threadIdx.x] = local[100 * threadIdx.x];
+}
+'''
+out = np.zeros(4)
+emu.RawModule(source, name="too_large.cu").get_function("too_large")(1, 4, (out,))
+print("ran on:", out)
+"""
+
+
+def test_a_thread_whose_locals_pass_its_stack_crashes_the_process_instead_of_writing_over_another_threads():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    run = subprocess.run([sys.executable, "-c", TOO_LARGE], capture_output=True, encoding="utf-8")
+    assert run.returncode in (-signal.SIGSEGV, -signal.SIGBUS), (run.returncode, run.stdout, run.stderr)
+    assert "ran on" not in run.stdout  # (it ran on, its frames over the next thread's stack, before the guard pages)
+
+
+def test_two_python_threads_launching_at_once_each_get_their_own_result(module):
+    def launches(n: int, block: int, results: list) -> None:
+        x = np.arange(4 * n, dtype=np.float64).reshape(4, n)
+        for _ in range(20):
+            out = emu.empty(4)
+            module.get_function("row_sums")(4, block, (x, out, np.int64(n)), shared_mem=block * 8)
+            results.append(np.array_equal(out, x.sum(axis=1)))
+
+    results = [[], []]
+    threads = [threading.Thread(target=launches, args=(n, block, r)) for n, block, r in [(50, 16, results[0]),
+                                                                                             (300, 128, results[1])]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [[True] * 20] * 2
+
+
+def test_a_cache_folder_others_may_write_to_is_refused_and_one_they_may_read_made_private(tmp_path, monkeypatch):
+    monkeypatch.setattr(emu.tempfile, "gettempdir", lambda: str(tmp_path))
+    folder = emu.cache_folder()
+    assert folder.parent == tmp_path and folder.stat().st_mode & 0o777 == 0o700
+    folder.chmod(0o755)  # others may read: nothing of theirs can be there
+    assert emu.cache_folder() == folder and folder.stat().st_mode & 0o777 == 0o700
+    folder.chmod(0o777)  # others may write: a library of theirs may be there
+    with pytest.raises(RuntimeError, match=r"^cuda_emulator: the cache folder .*-cuda-emulator-\d+ may be written by "
+                                           r"other users \(mode drwxrwxrwx\), who could put a library there that "
+                                           r"this process would load; remove it \(rm -r "):
+        emu.cache_folder()
+    folder.chmod(0o700)
+    folder.rename(tmp_path / "elsewhere")
+    folder.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RuntimeError, match=r"is not a folder \(a link\?\)"):
+        emu.cache_folder()
