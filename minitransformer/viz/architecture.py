@@ -44,7 +44,7 @@ from .graph import FONT_SIZE, box_size, draw_arrow, draw_box
 __all__ = ["draw_architecture"]
 
 GAP, LANE, COLUMN_GAP, MARGIN = 0.26, 0.3, 1.0, 0.2  # inches: between boxes, to a residual lane, between stacks
-#: inches between a residual arrow and the frame around its layer: closer, the two lines read as one doubled frame
+#: inches between a residual arrow and the frame around its layer (any closer and the two read as a doubled frame)
 CLEAR = 0.2
 #: the colours of the paper's figure 1 (embeddings pink, attention orange, feed-forward blue, norms yellow)
 STYLE = {
