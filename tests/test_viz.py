@@ -79,6 +79,17 @@ def test_heatmap_of_the_libraries_attention_weights():
 
 
 @pytest.mark.single_backend
+def test_short_key_labels_stand_upright_and_long_ones_rotated():
+    """A rotated ``-`` reads as ``'``: labels of up to 2 characters stay upright under every kind of map."""
+    keys = ["1969", "-", "07", "-", "20", "<eos>"]
+    W = np.full((2, 6), 1 / 6)
+    maps = [viz.attention_heatmap(W, None, keys).axes[0], _map_axes(viz.attention_heads(W[None], None, keys))[0],
+            _map_axes(viz.attention_layers([W[None]], None, keys))[0]]
+    for ax in maps:
+        assert [(t.get_text(), t.get_rotation()) for t in ax.get_xticklabels()] == \
+            [("1969", 90), ("-", 0), ("07", 0), ("-", 0), ("20", 0), ("<eos>", 90)]
+
+
 def test_attention_maps_of_a_long_sequence_label_every_few_positions():
     """200 labels would overlap: every 200 // 24 = 8th position is labelled, on every map (as position_similarity)."""
     W = np.full((200, 200), 1 / 200)

@@ -195,6 +195,19 @@ def test_each_sublayer_has_a_residual_arrow_around_it_into_its_addition(kind):
         assert any(b[0][1] < first.y0 for b in branch)  # leaves from below the sublayer's first box
 
 
+@pytest.mark.parametrize("kind", MODELS)
+def test_the_residual_arrows_run_clear_of_the_frame_around_the_layer(kind):
+    """A residual arrow a few pixels inside the frame's edge reads as a doubled frame line: the branch runs at
+    least 0.15 in above the frame's bottom, the lane at least 0.15 in inside its side."""
+    fig, _, _ = _picture(MODELS[kind]())
+    frames = [(p.get_x(), p.get_y(), p.get_width()) for p in fig.axes[0].patches if p.get_gid() == "frame"]
+    assert len(frames) == (2 if kind.startswith("transformer") else 1)
+    for start, end, _ in _pieces(fig, "residual"):
+        for x, y in (start, end):
+            x0, y0, w = min(frames, key=lambda f: abs(f[0] + f[2] / 2 - x))  # the frame of this arrow's column
+            assert x0 + 0.15 < x < x0 + w - 0.15 and y > y0 + 0.15, (x, y, x0, y0, w)
+
+
 def test_the_memory_runs_from_the_encoders_top_into_the_cross_attention():
     for norm_first in (False, True):
         model = nn.Transformer.from_config("tiny", norm_first=norm_first)

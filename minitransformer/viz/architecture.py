@@ -44,6 +44,8 @@ from .graph import FONT_SIZE, box_size, draw_arrow, draw_box
 __all__ = ["draw_architecture"]
 
 GAP, LANE, COLUMN_GAP, MARGIN = 0.26, 0.3, 1.0, 0.2  # inches: between boxes, to a residual lane, between stacks
+#: inches between a residual arrow and the frame around its layer (any closer and the two read as a doubled frame)
+CLEAR = 0.2
 #: the colours of the paper's figure 1 (embeddings pink, attention orange, feed-forward blue, norms yellow)
 STYLE = {
     "input": dict(boxstyle="square,pad=0.3", fc="none", ec="none"),
@@ -93,6 +95,7 @@ class _Column:
         if len(subs) != len(norms):  # each sublayer has its norm, in the order forward() calls them
             raise ValueError(f"draw_architecture: {stack}.layers[0] has sublayers {[n for n, _ in subs]} but norms "
                              f"{norms}; expected one LayerNorm per sublayer")
+        self.y += CLEAR  # room below the layer's first box for the residual's branch, clear of the frame's bottom
         first, cross = len(self.boxes), None
         for k, ((name, sub), norm) in enumerate(zip(subs, norms)):
             if isinstance(sub, FeedForward):
@@ -120,7 +123,7 @@ class _Column:
     @property
     def width(self) -> float:
         """Of the widest box, plus the residual lane and the frame's margin on its side."""
-        return max(b["w"] for b in self.boxes) + 2 * (LANE + 0.1)
+        return max(b["w"] for b in self.boxes) + 2 * (LANE + CLEAR + 0.05)
 
 
 def _embedding_boxes(col: _Column, model: Module, embed: str, ids: str, seq: str, positional: tuple[str, Module],
@@ -271,11 +274,11 @@ def _draw_column(ax, c: _Column, frames: list) -> None:
         draw_arrow(ax, (lane, y), (lane, a["y"]), head=False, gid="residual")
         draw_arrow(ax, (lane, a["y"]), (c.x, a["y"]), None, frames[added], gid="residual")
     first, last, label = c.frame
-    bottom = c.boxes[first]["y"] - c.boxes[first]["h"] / 2 - GAP * 0.75
+    bottom = c.boxes[first]["y"] - c.boxes[first]["h"] / 2 - GAP / 2 - CLEAR  # CLEAR below the residual's branch
     top = c.boxes[last]["y"] + c.boxes[last]["h"] / 2 + GAP * 0.3
     half = c.width / 2 - 0.05
     ax.add_patch(FancyBboxPatch((c.x - half, bottom), 2 * half, top - bottom, boxstyle="round,pad=0,rounding_size=0.12",
-                                fc="0.96", ec="0.4", lw=1.0, zorder=1))
+                                fc="0.96", ec="0.4", lw=1.0, zorder=1, gid="frame"))
     ax.text(c.x + c.side * (half + 0.1), (bottom + top) / 2, label, ha="left" if c.side > 0 else "right",
             va="center", fontsize=FONT_SIZE + 1, family="monospace", weight="bold")
 

@@ -41,6 +41,8 @@ CELL_ANNOTATED = 0.55
 #: a long axis labels every (positions // MAX_TICKS)-th position only (200 labels would overlap)
 MAX_TICKS = 24
 FONT = 9
+#: a key label of at most this many characters is written upright under its column; a longer one, rotated
+UPRIGHT = 2
 #: how a masked cell (a key the query may not attend to) is drawn -- this face, this hatch in this colour, no value
 MASKED_FACE, MASKED_HATCH, MASKED_HATCH_COLOUR = "#e4e4e4", "///", "#8c8c8c"
 
@@ -199,12 +201,17 @@ def _draw_map(ax, W: np.ndarray, norm: Normalize, cmap: str, annotate: bool, fmt
 
 
 def _ticks(ax, labels: list[str], axis: str, show: bool, fontsize: float):
-    """Token labels on an axis (rotated when long; past :data:`MAX_TICKS` of them, every k-th), or none."""
+    """Token labels on an axis (past :data:`MAX_TICKS` of them, every k-th), or none.
+
+    Under a map, labels of more than :data:`UPRIGHT` characters stand rotated (they would overlap); shorter
+    ones stay upright, since a rotated ``-`` reads as ``'`` or ``|``, ``<`` as ``^``.
+    """
     step = max(1, len(labels) // MAX_TICKS)  # fewer than 2 * MAX_TICKS labels: they fit at a figure's largest size
     positions, labels = range(0, len(labels), step), labels[::step]
     if axis == "x":
-        rotate = max(map(len, labels)) > 2
-        ax.set_xticks(positions, labels=labels if show else [], rotation=90 if rotate else 0, fontsize=fontsize)
+        ax.set_xticks(positions, labels=labels if show else [], fontsize=fontsize)
+        for tick, label in zip(ax.get_xticklabels(), labels):
+            tick.set_rotation(90 if len(label) > UPRIGHT else 0)
     else:
         ax.set_yticks(positions, labels=labels if show else [], fontsize=fontsize)
     ax.tick_params(length=0)

@@ -148,10 +148,13 @@ CELLS = [
     pre-LN stack ends with one more LayerNorm, `nn.Encoder(..., norm_first=True).norm`, while a post-LN
     stack already ends in one.
 
-    The two wirings drawn by `viz.draw_architecture` from two small classifiers, one of each (notebook 05
-    draws the whole encoder-decoder). Post-LN is the paper's "Add & Norm": the residual arrow ends in the
-    norm, on the path every later layer reads. Pre-LN moves the norm below its sub-layer, into the branch:
-    the residual arrow carries $x$ around it to a plain $+$, and the stack ends in `encoder.norm`.
+    The two wirings drawn by `viz.draw_architecture`. It draws whole models only (an `nn.Transformer`,
+    `nn.DecoderOnlyLM` or `nn.TransformerClassifier`), not a lone `nn.EncoderLayer`, so the layer is drawn
+    inside two small classifiers, one of each: the smallest whole model around an encoder stack, with its
+    pooling and head on top (notebook 05 draws the whole encoder-decoder). Post-LN is the paper's "Add & Norm":
+    the residual arrow ends in the norm, on the path every later layer reads. Pre-LN moves the norm below its
+    sub-layer, into the branch: the residual arrow carries $x$ around it to a plain $+$, and the stack ends in
+    `encoder.norm`.
     """),
     code("""
     from IPython.display import display

@@ -64,7 +64,7 @@ CELLS = [
 
     setup = build("dates", steps=300, warmup=60, lr=3e-3)            # seed 0: the data, the weights, the batches
     model, s, tok = setup.model, setup.settings, setup.tokenizer
-    print({k: s[k] for k in ("n_train", "n_val", "n_test", "steps", "warmup", "lr", "batch_size")})
+    print({k: s[k] for k in ("n_train", "n_val", "n_test", "steps", "warmup", "lr", "batch_size", "clip")})
     print("the task's defaults:", {k: DEFAULTS["dates"][k] for k in ("steps", "warmup", "lr")})
 
     train_text, held_text = dates_task_splits(s["n_train"], s["n_val"] + s["n_test"], seed=s["seed"])  # as build
@@ -103,7 +103,8 @@ CELLS = [
     and a sinusoidal positional table as long as the longest source (or `<bos>` + a date). Every decoder layer
     has three sublayers: masked self-attention over the characters written so far, cross-attention to the
     encoder's output, and the feed-forward network. The library prints each module with its parameter count;
-    one decoder layer:
+    one decoder layer (`literal=False`: the heads computed together in one batched product, not one at a time
+    in a loop; notebook 03 compares the two):
     """),
     code("""
     print(f"{type(model).__name__}: {model.num_parameters():,} parameters, max_len = {model.max_len}")
@@ -114,16 +115,20 @@ CELLS = [
     md(r"""
     **Cross-attention, by hand.** The layer's `cross_attn` is a `MultiHeadAttention` called as
     `cross_attn(y, memory, memory, mask=src_mask)`: queries from the decoder's states $Y$ ($T$ positions),
-    keys and values from the encoder's output $M$ ($S$ positions). Head $i$ takes columns $i d_k \ldots
-    (i+1) d_k - 1$ of the projections. Below, for a batch of two sources of different lengths (the shorter
-    padded), $M$ = `model.encode(src, src_mask)`, and, standing in for the decoder's states, the embedded
-    target (`tgt_embed` plus the positional encoding, as `decode` makes them): the weights by NumPy against
-    the layer's.
+    keys and values from the encoder's output $M$ ($S$ positions). Heads are counted from 1 here, as in the
+    prints and the maps' titles (and the paper): head $h$ takes columns $(h-1) d_k \ldots h d_k - 1$ of the
+    projections, index $h - 1$ of the head axis in the code (`A[1, 0]` below is head 1). Below, for a batch
+    of two sources of different lengths (the shorter padded), $M$ = `model.encode(src, src_mask)`, and,
+    standing in for the decoder's states, the embedded target (`tgt_embed` plus the positional encoding, as
+    `decode` makes them): the weights by NumPy against the layer's.
 
     The **mask** of cross-attention is the source's padding only, `src_mask` $(B, 1, 1, S)$: every target
     position may look at every real source word, including words "later" in the source (no causal mask here;
-    the reordering needs exactly that). The causal mask belongs to the decoder's *self*-attention, which
-    `decode` builds inside (`tgt_mask` adds the target's padding).
+    the reordering needs exactly that). The causal mask belongs to the decoder's *self*-attention. Each
+    decoder layer builds it itself and combines it (logical and) with the `tgt_mask` it is given;
+    `make_seq2seq_batch`'s `tgt_mask`, $(B, 1, T, T)$, printed below, is already causal *and* hides the
+    target's padding, so the causal part is applied twice, which changes nothing (the padding is what the
+    batch's mask adds).
     """),
     code("""
     from minitransformer.data import make_seq2seq_batch
@@ -159,11 +164,12 @@ CELLS = [
 
     `train.Trainer` runs notebook 05's loop (forward, teacher-forced cross-entropy, `backward()`, clipping,
     Adam, the warm-up-then-cosine schedule) on the task's batches of 64 pairs, and every 50 steps measures the
-    validation split with `setup.eval_fn`: the loss, the per-character accuracy, and the *exact match* of
-    greedy decoding (a date counts only if all ten characters and the end are right). `Trainer(...,
-    monitor="val_accuracy", target=0.95)` (the command line's `--target 0.95`) would stop the run as soon as
-    the exact match reached 0.95; here the schedule is short enough to run to its end, where the rate has
-    decayed to 0.
+    validation split with `setup.eval_fn`: the loss (`val_loss`), the per-character accuracy
+    (`val_token_accuracy`), and the *exact match* of greedy decoding, `val_accuracy` (a date counts only if all
+    ten characters and the end are right; on the test split the same measure is
+    `test_exact_sequence_accuracy`). `Trainer(..., monitor="val_accuracy", target=0.95)` (the command line's
+    `--target 0.95`) would stop the run as soon as the exact match reached 0.95; here the schedule is short
+    enough to run to its end, where the rate has decayed to 0.
     """),
     code("""
     from minitransformer.train import Trainer
@@ -184,8 +190,12 @@ CELLS = [
           f"per-character accuracy {final['test_token_accuracy']:.4f}")
     """),
     md(r"""
-    In the run shown, at step 50 the model writes 64% of the characters right and not one whole date (a date
-    counts only when all of it is right); the exact match then climbs from 0 to about 0.95 between steps 50
+    The curves: the loss of the training batches and of the validation split (log scale); `lr`, the
+    schedule, up in 60 steps of warm-up to $3 \cdot 10^{-3}$, then down to 0 along a cosine; `grad_norm`, the
+    gradients' global norm before clipping to `clip` (printed in section 1), a mean over each 10 steps; and
+    the two accuracies measured every 50 steps. In the run shown, at step 50 the model writes 64% of the
+    characters right (`val_token_accuracy`) and not one whole date (`val_accuracy`, the exact match, is 0);
+    the exact match then climbs from 0 to about 0.95 between steps 50
     and 150, as the cross-attention learns where each field is, and the test split, measured once at the end,
     agrees with the validation split.
 
@@ -207,7 +217,8 @@ CELLS = [
     To read a map by the character written, and for any date, `cross_attention(text)` below decodes a text
     greedily, runs the decoder again on `<bos>` + its own output (as `setup.sample` does), and returns every
     layer's cross-attention weights; `alignment` prints, for each character written, the source word with the
-    largest weight in the last layer, averaged over the heads.
+    largest weight in the last layer, averaged over the heads: `2 <- 2010 (0.64)` reads "the row that writes
+    `2` puts most weight on `2010`, 0.64 of it on average over the four heads".
     """),
     code("""
     from minitransformer.train import beam_search, greedy_decode, strip_after_eos
@@ -229,26 +240,37 @@ CELLS = [
         date, layers, written, keys = cross_attention(text)
         mean = layers[-1].mean(axis=0)                               # (T, S): the last layer, heads averaged
         print(f"{text!r} -> {date}")
-        print("   ".join(f"{c}<{keys[j]} {mean[t, j]:.2f}" for t, (c, j) in enumerate(zip(written, mean.argmax(1)))))
+        best = mean.argmax(axis=1)                                   # each row's source word
+        print("   ".join(f"{c} <- {keys[j]} ({mean[t, j]:.2f})" for t, (c, j) in enumerate(zip(written, best))))
         return layers, written, keys
 
 
     layers, written, keys = alignment(test_text[10][0])
     """),
     md(r"""
-    The reordering, in the run shown: the four year digits look at `2010`, the last word of the source; the
-    month's second digit at `06`, the day's second digit at `07`, each with most of the weight in every head.
-    Those are the digits that need the source; the first digit of a month (`0` or `1`) or a day (`0` to `3`)
-    is partly guessed, and its row spreads over the separators and the year. The hyphens, whose place never
+    The reordering, in the run shown: every year digit looks at `2010`, the last word of the source, on average
+    over the heads; the last two (`1`, `0`) with most of the weight in every head, the first two not in every
+    head: in the map below, the row that writes `2` puts 0.59 on `06` in head 1 (0.24 on `2010`), and the row
+    that writes the first `0` puts 0.49 on the first `/` in head 2; heads 3 and 4 keep both rows on `2010`. The
+    month's second digit looks at `06` and the day's second digit at `07`, with most of the weight in every
+    head. Those are the digits that need the source; the first digit of a month (`0` or `1`) or a day (`0` to
+    `3`) is partly guessed, and its row spreads over the separators and the year. The hyphens, whose place never
     changes, need no source word; they look at a neighbouring field. The weekday, `monday`, is redundant (the
-    date fixes it) and gets little: its largest weight in the last layer, printed below, comes from the first
-    row of one head, the row that writes the first digit before anything is written, a place to put weight
-    rather than a source of information (exercise 3 tests that). The maps of that layer, rows labelled by
-    what they write:
+    date fixes it) and gets little: its largest weight in the last layer, printed below with its head and row,
+    comes from the first row of one head, the row that writes the first digit before anything is written, a
+    place to put weight rather than a source of information (exercise 3 tests that); no other row of any head
+    gives it much. The maps of that layer: the same weights as the map `setup.sample` drew above (the same date,
+    the last layer; the cell checks it), drawn again with each row labelled by the character it writes instead
+    of by its input:
     """),
     code("""
     weekday = keys.index("monday")
-    print(f"largest weight on {keys[weekday]!r}, last layer, any head, any row: {layers[-1][:, :, weekday].max():.2f}")
+    on_weekday = layers[-1][:, :, weekday]                           # (heads, T): each row's weight on it
+    h, t = np.unravel_index(on_weekday.argmax(), on_weekday.shape)
+    print(f"largest weight on {keys[weekday]!r} in the last layer: {on_weekday[h, t]:.2f}, in head {h + 1}, "
+          f"row {t + 1} (the row that writes {written[t]!r})")
+    print(f"the next largest, any head and row: {np.sort(on_weekday, axis=None)[-2]:.2f}")
+    np.testing.assert_allclose(layers[-1], maps["cross_attention"][0], atol=1e-6)   # the map drawn above
     viz.attention_heads(layers[-1], written, keys, title="monday 07/06/2010: cross-attention, last layer")
     """),
     md(r"""
@@ -276,8 +298,10 @@ CELLS = [
     """),
     md(r"""
     **The encoder's self-attention** (the second map `setup.sample` gives, the last encoder layer) has no
-    reordering to do; it builds the memory the decoder reads. In the run shown, head 1 keeps each word mostly
-    on itself, heads 2 and 4 gather the separators' attention on `2010`, and in head 2 `06` looks at `07`, the
+    reordering to do; it builds the memory the decoder reads (the same date again). In the run shown, head 1
+    keeps the words from the first `/` on mostly on themselves (`06` 0.57 on itself, `2010` 0.43) but not the
+    first two: `monday` puts 0.32 on `06` and 0.13 on itself, `07` 0.32 on the `/` after it and 0.14 on
+    itself. Heads 2 and 4 gather the separators' attention on `2010`, and in head 2 `06` looks at `07`, the
     number before it. In `07/06/2010` nothing but order tells the day from the month, so a word's vector in
     the memory must carry its place among the numbers; the positional encoding and this attention put it there.
     """),
@@ -354,7 +378,10 @@ CELLS = [
        and what does the map of one of them show?
     3. Mask the weekday: decode `monday 07/06/2010` with the `monday` column of `src_mask` set to False. Does
        the output change? Then replace the weekday with the wrong one (`tuesday 07/06/2010`). What does this
-       say about what the model learned from the weekday?
+       say about what the model learned from the weekday? (`greedy_decode(model, ids, src_mask)` takes the mask
+       as a bool tensor $(1, 1, 1, S)$, True where a source word may be looked at: `mask = np.ones((1, 1, 1,
+       ids.shape[1]), dtype=bool)`, `mask[..., j] = False` for the weekday's position `j`, then
+       `greedy_decode(model, ids, mt.tensor(mask))` with `ids` as in `cross_attention`.)
     4. Set `heads=1` in `build("dates", ...)` (and then `layers=1`). Does the run still reach a good exact
        match in 300 steps? What does the single map look like?
     """),

@@ -30,6 +30,10 @@ CELLS = [
     Steps: **1** a first kernel: one thread per entry, the grid-stride loop · **2** a block's sum in shared
     memory, round by round · **3** a race made visible · **4** softmax, one block per row, against
     `F.softmax` · **5** the library's kernels and A7.
+
+    The two cells that open with `### BEGIN SOLUTION A7` hold the answers to assignment A7's exercises: in a
+    student copy (`minitransformer assignments build 7`) the lines down to `### END SOLUTION` are replaced by
+    `raise NotImplementedError(...)`, and you write them (as in notebook 01).
     """),
     code("""
     import numpy as np
@@ -53,10 +57,15 @@ CELLS = [
     $i = \text{blockIdx.x} \cdot \text{blockDim.x} + \text{threadIdx.x}$ is this thread's. The kernel below
     writes $y = a x$, and also which block and thread wrote each entry (`100 * block + thread`).
 
-    `extern "C"` keeps the kernel's name as written, which `get_function` looks up; a number is passed as
-    a NumPy scalar of the parameter's type (`np.float32` for a `float`), an array as a NumPy array of the
-    pointer's type. `emu.empty` gives arrays filled with a huge number (3.4e38), so that an entry no
-    thread wrote shows.
+    `__global__` marks a kernel: a function launched from the host (Python here) and run by every thread of
+    the launch; `extern "C"` keeps its name as written, which `get_function` looks up. `blockIdx.x` and
+    `blockDim.x` are 32-bit unsigned integers, so their product wraps around past $2^{32}$ entries; the cast
+    to `long long` (64 bits) before multiplying keeps the index right for any array. A launch is a call
+    `kernel(grid, block, args, shared_mem=bytes)`: `grid` the number of blocks and `block` the threads per
+    block, each a tuple (`(blocks,)`, one dimension here), `args` the kernel's arguments in order, and
+    `shared_mem` the bytes of shared memory per block (section 2; none here). A number is passed as a NumPy
+    scalar of the parameter's type (`np.float32` for a `float`), an array as a NumPy array of the pointer's
+    type. `emu.empty` gives arrays filled with a huge number (3.4e38), so that an entry no thread wrote shows.
     """),
     code(r'''
     FIRST = r"""
@@ -90,12 +99,25 @@ CELLS = [
     print("who =", who.astype(int), "  (100 * block + thread)")
     '''),
     md(r"""
-    With the `if (i < n)` left out, the two threads past the end would write past the arrays: the emulator
-    keeps guard bytes around each array and says so. A grid-stride loop lets a grid of a fixed size (here 2
-    blocks of 4 threads, 8 threads for 10 entries) cover any $n$: thread 0 of block 0 takes entries 0 and 8.
-    The library's elementwise kernels (GELU, Adam's step) are written so.
+    With the `if (i < n)` left out, the two threads past the end (threads 2 and 3 of block 2) write past the
+    arrays; on a GPU that silently overwrites whatever lies there, but the emulator keeps guard bytes around
+    each array, checks them after the launch, and says so (arguments are counted from 0: `x` is argument 0):
     """),
     code("""
+    UNGUARDED = FIRST.replace("if (i < n) {", "{")              # the same kernels, no bound check
+    assert UNGUARDED != FIRST
+    try:
+        emu.RawModule(code=UNGUARDED).get_function("scale")((blocks,), (4,), (x, y, who, np.float32(2.0), np.int64(n)))
+    except emu.LaunchError as err:
+        print("LaunchError:", err)
+    """),
+    md(r"""
+    A grid-stride loop lets a grid of a fixed size (here 2 blocks of 4 threads, 8 threads for 10 entries)
+    cover any $n$: thread 0 of block 0 takes entries 0 and 8. The library's elementwise kernels (GELU, Adam's
+    step) are written so. Fresh arrays, so that an entry the loop missed would show as 3.4e38:
+    """),
+    code("""
+    y, who = emu.empty(n, np.float32), emu.empty(n, np.float32)
     first.get_function("scale_strided")((2,), (4,), (x, y, who, np.float32(2.0), np.int64(n)))
     print("y   =", y)
     print("who =", who.astype(int))
@@ -156,11 +178,11 @@ CELLS = [
     ## 3. A race made visible
 
     Leave the barriers out and a thread may read $s_{t+k}$ before the thread that writes it has written it,
-    or after it wrote the next round's value. On a GPU the result then depends on which warp runs first, and
-    changes from run to run, from GPU to GPU. The emulator runs every launch in two orders and compares them
-    to the bit: where they differ, it raises `LaunchError` naming the kernel, the argument, the entry, and
-    both values. (It had put a huge number, 3.4e38, in shared memory not yet written: a thread that reads
-    too early adds it, and the sum overflows to `inf`.)
+    or after it wrote the next round's value. A GPU runs a block's threads in **warps**, groups of 32 threads
+    that execute together, the warps in an order nobody promises; the result then depends on which warp runs
+    first, and changes from run to run, from GPU to GPU. The emulator runs every launch in two orders and
+    compares them to the bit: where they differ, it raises `LaunchError` naming the kernel, the argument
+    (counted from 0: `x` is argument 0, `total` argument 1), the entry, and both values.
     """),
     code("""
     RACY = TREE.replace("__syncthreads();", "")          # the same tree, no barriers
@@ -171,6 +193,14 @@ CELLS = [
         print("LaunchError:", err)
     """),
     md(r"""
+    Why the two orders give these values: the emulator runs each thread in turn up to its next barrier, and
+    with no barrier left that is the whole kernel. First to last, thread 0 runs every round before any other
+    thread has put its value in $s$: it adds $s_4$, still the 3.4e38 the emulator fills shared memory with
+    (as `emu.empty` does arrays), and the sum overflows to `inf`. Last to first, thread 7 runs first and
+    thread 0 last: whenever a thread $t$ reads $s_{t+k}$, thread $t + k$ has already finished all its rounds,
+    so every value it reads is one the tree would have given it, and $s_0 = 31$ comes out right, by luck of
+    the order. Neither order is promised on a GPU: the emulator's point is that they must agree.
+
     A barrier must be reached by **every** thread of the block. One inside an `if` that only some threads
     take (here the threads $t < k$ of a round) hangs a GPU or gives undefined results; the emulator names the
     block and two threads, one that waits at the barrier and one that never comes:
@@ -178,6 +208,7 @@ CELLS = [
     code(r'''
     INSIDE_IF = TREE.replace("if (t < k) s[t] += s[t + k];\n        __syncthreads();",
                              "if (t < k) { s[t] += s[t + k]; __syncthreads(); }")
+    assert INSIDE_IF != TREE, "TREE's round is not written as above: move its __syncthreads() into the if by hand"
     try:
         emu.RawModule(code=INSIDE_IF).get_function("tree_sum")((1,), (8,), (x, total, trace), shared_mem=8 * 4)
     except emu.LaunchError as err:
@@ -192,6 +223,7 @@ CELLS = [
     row's $m$; each thread's sum of $e^{x_i - m}$ (kept in $y$), then `block_sum` the row's total; then
     $y_i = e^{x_i - m} / \text{total}$. `block_sum` and `block_max` are `__device__` functions, called from
     the kernel by every thread; each ends with a barrier, since the next reduction writes the same $s$.
+    `fmaxf` and `expf` are C's `fmax` and `exp` for a `float` (those two take and return `double`).
 
     The exercise (A7): the two reductions and the kernel, as `minitransformer/kernels.py` has them.
     """),
@@ -246,8 +278,7 @@ CELLS = [
     code("""
     rng = np.random.default_rng(0)
     for rows, n, B in [(3, 5, 32), (2, 300, 64), (4, 1000, 256)]:   # rows shorter and longer than the block
-        x = rng.normal(scale=3.0, size=(rows, n)).astype(np.float32)
-        x[:, 0] = 100.0                                               # exp(100) overflows float32: m is subtracted
+        x = (100.0 + rng.normal(scale=3.0, size=(rows, n))).astype(np.float32)   # exp(100) overflows float32
         y = emu.empty((rows, n), np.float32)
         softmax_rows((rows,), (B,), (x, y, np.int64(n)), shared_mem=B * 4)
         reference = F.softmax(mt.tensor(x), axis=-1).numpy()
@@ -255,6 +286,11 @@ CELLS = [
               f"{np.abs(y - reference).max():.2e}, row sums {y.sum(axis=-1).round(6)}")
     """),
     md(r"""
+    Every entry of these rows is near 100, so every entry counts in a row's sum (a `block_sum` that skipped
+    the tree, or missed a thread's part, would be far off), and $e^{100}$ overflows `float32` (above about
+    $e^{88.7}$): without the max subtracted, the kernel would return `nan`. The differences from `F.softmax`
+    are float32 rounding, about $10^{-7}$ at most: the kernel adds the terms in another order than NumPy does.
+
     ## 5. The library's kernels, and A7
 
     `minitransformer/kernels.py` holds the CUDA source the library runs on a GPU (`SOURCE`: softmax and its
@@ -294,10 +330,14 @@ CELLS = [
     md(r"""
     ## Exercises
 
-    1. Launch `tree_sum` with a block of 6 threads (not a power of two) on 6 entries. Which entries does the
+    1. Launch `tree_sum` with a block of 6 threads (not a power of two) on 6 entries, with a trace sized for
+       it: `trace = emu.empty((3, 6), np.float32)` (round 0, then $k = 3$ and $k = 1$). Which entries does the
        tree add, and which does it miss? How does `kernels.py` avoid this (`block_size`)?
-    2. Take the barrier after the loop out of `block_sum` (the one before `return`, "s is reused by the next
-       reduction") and launch `softmax_rows`: does the emulator find a race? Which two reductions share $s$?
+    2. Take the barrier before `return` out of `block_max` (after `float m = s[0];`) and launch `softmax_rows`:
+       which race does the emulator find, and which two reductions share $s$? Then put it back and take out
+       the one in `block_sum` ("s is reused by the next reduction") instead: the emulator finds nothing. Why
+       not? (What writes $s$ after `softmax_rows`' `block_sum`? Where would the barrier matter: think of
+       exercise 3's two `block_sum` calls.)
     3. Write `layer_norm_rows`: one block per row, $\mu$ and $\sigma^2 = \overline{(x - \mu)^2}$ by two
        `block_sum` calls, $\hat x = (x - \mu)/\sqrt{\sigma^2 + \epsilon}$; check it against `F.layer_norm`.
        (A7's `layer_norm_forward` also keeps $1/\sqrt{\sigma^2 + \epsilon}$ per row for the backward.)
