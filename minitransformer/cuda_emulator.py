@@ -152,6 +152,8 @@ def cache_folder() -> Path:
         Where the folder is not to be trusted: a link, another user's, or one that others may write to (a library
         they put there would be loaded). One that others may only read is made its owner's alone.
 
+    Examples
+    --------
     >>> cache_folder().name.startswith("minitransformer-cuda-emulator-")
     True
     """

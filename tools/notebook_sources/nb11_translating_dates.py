@@ -361,7 +361,8 @@ CELLS = [
 
     The failures explain themselves through the tokens and the map. A year outside 1969–2068 is a word the
     source vocabulary does not hold: it reads as `<unk>`, and the model writes some year of its range (the
-    year's rows look at `<unk>`, which carries no digits), with the right month and day. The ISO source keeps
+    year's rows look mostly at `<unk>`, which carries no digits: for `4 July 1776`, the last three of the four,
+    the first looking at `july`), with the right month and day. The ISO source keeps
     its words known (`1969`, `07`, `20` and `-`), and the year and month come out right; but the day's rows
     split, in the run shown, between `20` and the hyphens and `07`, and the day comes out wrong. In training
     the hyphen only ever stood inside a day written out (`twenty - third`): a word means what its training

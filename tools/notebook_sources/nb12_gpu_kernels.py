@@ -31,9 +31,9 @@ CELLS = [
     memory, round by round · **3** a race made visible · **4** softmax, one block per row, against
     `F.softmax` · **5** the library's kernels and A7.
 
-    The two cells that open with `### BEGIN SOLUTION A7` hold the answers to assignment A7's exercises: in a
-    student copy (`minitransformer assignments build 7`) the lines down to `### END SOLUTION` are replaced by
-    `raise NotImplementedError(...)`, and you write them (as in notebook 01).
+    The two cells whose first line marks them as A7's solutions (a comment naming `A7` and what to write) hold
+    the answers to assignment A7's exercises: in a student copy (`minitransformer assignments build 7`) the
+    marked lines are replaced by `raise NotImplementedError(...)`, and you write them (as in notebook 01).
     """),
     code("""
     import numpy as np
