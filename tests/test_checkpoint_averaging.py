@@ -21,7 +21,7 @@ from minitransformer.train import (
     read_checkpoint,
     save_checkpoint,
 )
-from minitransformer.train.checkpoint import _kept_path
+from minitransformer.train.checkpoint import _kept_by, _kept_path
 
 pytestmark = [pytest.mark.single_backend, pytest.mark.usefixtures("restore_blas_threads")]
 
@@ -547,3 +547,27 @@ def test_the_checkpoints_of_a_run_resumed_with_more_steps_average_together(tmp_p
     capsys.readouterr()
     assert main(["average", *map(str, kept), "--out", str(tmp_path / "avg.npz")]) == 0
     assert "averaged 3 checkpoints of task copy, steps 2, 4, 6" in capsys.readouterr().out
+
+
+def test_a_crafted_kept_checkpoints_list_deletes_nothing_but_the_runs_own_kept_form(tmp_path, capsys):
+    """A checkpoint's ``kept_checkpoints`` is data from a file: --overwrite (and a resumed run, through ``_kept_by``)
+    deletes only names of the form of its own copies, with ASCII digits, in its folder."""
+    from minitransformer.train.run import _remove_kept_by_replaced
+
+    out = tmp_path / "run"
+    (out / "sub").mkdir(parents=True)
+    crafted = ["../checkpoint-step000001.npz", str(tmp_path / "checkpoint-step000002.npz"), "checkpoint.npz",
+               "metrics.json", "checkpoint-step12345.npz", "checkpoint-step\u0661\u0662\u0663\u0664\u0665\u0666.npz",
+               "checkpoint-step\uff11\uff12\uff13\uff14\uff15\uff16.npz", "sub/checkpoint-step000003.npz",
+               "checkpoint-step000004.npz"]
+    victims = [tmp_path / "checkpoint-step000001.npz", tmp_path / "checkpoint-step000002.npz", out / "metrics.json",
+               out / "checkpoint-step12345.npz", out / crafted[5], out / crafted[6], out / "sub" / crafted[7][4:]]
+    for victim in victims + [out / "checkpoint-step000004.npz"]:
+        victim.write_bytes(b"keep me")
+    path = save_checkpoint(out / "checkpoint.npz", Small(), step=4, rng_state=None,
+                           trainer_state={"kept_checkpoints": crafted})
+    assert _kept_by(path, path, crafted) == ["checkpoint-step000004.npz"]
+    _remove_kept_by_replaced(path)
+    assert "removed the 1 checkpoint(s) the replaced run kept: checkpoint-step000004.npz" in capsys.readouterr().out
+    assert [v for v in victims if not v.is_file()] == [] and path.is_file()
+    assert not (out / "checkpoint-step000004.npz").exists()

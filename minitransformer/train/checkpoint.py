@@ -761,11 +761,12 @@ def _is_kept_name(checkpoint_path, name) -> bool:
 
     >>> [_is_kept_name("run/checkpoint.npz", name) for name in ("checkpoint-step000400.npz",
     ...                                                         "checkpoint-step1000000.npz", "checkpoint-step400.npz",
-    ...                                                         "../checkpoint-step000400.npz", "notes.npz")]
-    [True, True, False, False, False]
+    ...                                                         "../checkpoint-step000400.npz", "notes.npz",
+    ...                                                         "checkpoint-step١٢٣٤٥٦.npz")]
+    [True, True, False, False, False, False]
     """
-    before, after = _kept_form(checkpoint_path)
-    return isinstance(name, str) and re.fullmatch(re.escape(before) + r"\d{6,}" + re.escape(after), name) is not None
+    before, after = _kept_form(checkpoint_path)  # [0-9], not \d: that takes any script's digits ("١٢٣٤٥٦")
+    return isinstance(name, str) and re.fullmatch(re.escape(before) + "[0-9]{6,}" + re.escape(after), name) is not None
 
 
 def _kept_by(checkpoint_path, path, names) -> list[str]:
