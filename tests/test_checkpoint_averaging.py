@@ -571,3 +571,15 @@ def test_a_crafted_kept_checkpoints_list_deletes_nothing_but_the_runs_own_kept_f
     assert "removed the 1 checkpoint(s) the replaced run kept: checkpoint-step000004.npz" in capsys.readouterr().out
     assert [v for v in victims if not v.is_file()] == [] and path.is_file()
     assert not (out / "checkpoint-step000004.npz").exists()
+
+
+def test_two_run_ids_are_refused_where_the_last_checkpoint_has_none(tmp_path):
+    """Each checkpoint is compared with the last: without an id there, only settings were compared, and two runs'
+    checkpoints of equal settings passed."""
+    extra = {"task": "demo", "settings": {"lr": 1e-3, "seed": 0}}
+    paths = _checkpoints(tmp_path, at_10={"extra": {**extra, "run_id": "a" * 16}},
+                         at_20={"extra": {**extra, "run_id": "b" * 16}}, at_30={"extra": extra})
+    with pytest.raises(CheckpointError, match=r"m-10.npz' and '.*m-20.npz' are not checkpoints of one model: "
+                                              r"extra/run_id is 'aaaa.*' in the first, 'bbbb.*' in the second"):
+        average_checkpoints(paths[::-1])
+    assert average_checkpoints(paths[1:]).extra["averaged"]["steps"] == [20, 30]  # one id, one without: as before
