@@ -507,10 +507,15 @@ def _code_only(code: str) -> str:
     return "\n".join(kept)
 
 
-_LOADED: dict[str, ctypes.CDLL] = {}  # the libraries loaded in this process, by their key
+_LOADED: dict[str, ctypes.CDLL] = {}  # the libraries loaded in this process, by their key, each once set up
+#: the lock held while a library is looked up, compiled, loaded and set up, and while the stacks are made: two
+#: threads making their first modules at once would map two sets of stacks, and a library keep the one unmapped
+_LOADING = threading.RLock()
 #: the lock each launch holds, since a library's state is static (threadIdx, the fibers, the shared memory) and the
-#: stacks are the process's, while ctypes lets another Python thread run during the call
-_LAUNCHING = threading.Lock()
+#: stacks are the process's, while ctypes lets another Python thread run during the call; reentrant, so that a
+#: launch on the thread already launching (a signal handler's) is refused (``_LAUNCH_DEPTH``) instead of hanging
+_LAUNCHING = threading.RLock()
+_LAUNCH_DEPTH = [0]  # how many launches the thread holding _LAUNCHING is inside: 1 while one runs
 _PROT_NONE = 0  # mprotect's flag for a page that no access may touch (Linux, macOS)
 _STACKS: list = []  # the threads' stacks, shared by the libraries (one launch runs at a time): the memory, its address
 
@@ -519,18 +524,19 @@ def _stacks() -> int:
     """The address of :data:`MAX_THREADS` stacks of :data:`STACK_BYTES`, each above a page no thread may touch, so
     that a thread whose frames pass its stack (a local array too large) crashes the process instead of writing over
     the next thread's (g++'s ``-fstack-clash-protection`` touches each page a large frame takes, in order)."""
-    if not _STACKS:
-        page = mmap.PAGESIZE
-        memory = mmap.mmap(-1, MAX_THREADS * (page + STACK_BYTES))
-        start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
-        mprotect = ctypes.CDLL(None, use_errno=True).mprotect
-        mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        for t in range(MAX_THREADS):
-            if mprotect(start + t * (page + STACK_BYTES), page, _PROT_NONE):
-                raise OSError(ctypes.get_errno(), f"cuda_emulator: mprotect of the threads' guard pages failed: "
-                                                  f"{os.strerror(ctypes.get_errno())}")
-        _STACKS[:] = [memory, start]
-    return _STACKS[1]
+    with _LOADING:  # made once: each library keeps the address
+        if not _STACKS:
+            page = mmap.PAGESIZE
+            memory = mmap.mmap(-1, MAX_THREADS * (page + STACK_BYTES))
+            start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+            mprotect = ctypes.CDLL(None, use_errno=True).mprotect
+            mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            for t in range(MAX_THREADS):
+                if mprotect(start + t * (page + STACK_BYTES), page, _PROT_NONE):
+                    raise OSError(ctypes.get_errno(), f"cuda_emulator: mprotect of the threads' guard pages failed: "
+                                                      f"{os.strerror(ctypes.get_errno())}")
+            _STACKS[:] = [memory, start]
+        return _STACKS[1]
 
 
 def _program(code: str, name: str, first_line: int, kernels: list[str]) -> str:
@@ -591,8 +597,15 @@ def _library(program: str, name: str) -> ctypes.CDLL:
     """``program`` compiled (or found in :func:`cache_folder`) and loaded; its ``emu_warnings`` are g++'s warnings on
     ``name``'s lines (:func:`_warnings`)."""
     key = hashlib.sha256(" ".join(COMPILER).encode("utf-8") + b"\0" + program.encode("utf-8")).hexdigest()[:24]
-    if key in _LOADED:
+    with _LOADING:  # one thread at a time: a library is compiled and set up once, and the stacks made once
+        if key not in _LOADED:
+            _LOADED[key] = _load(key, program, name)  # published only once set up
         return _LOADED[key]
+
+
+def _load(key: str, program: str, name: str) -> ctypes.CDLL:
+    """:func:`_library`'s work for a library not loaded yet, under its lock: compiled unless in the cache, loaded,
+    and set up."""
     folder = cache_folder()
     library, warnings = folder / f"{key}.so", folder / f"{key}.warnings"
     if not library.exists():
@@ -605,7 +618,7 @@ def _library(program: str, name: str) -> ctypes.CDLL:
                                    f":\n{_compile_errors(done.stderr)}")
             warnings.write_text(_warnings(done.stderr, name), encoding="utf-8")  # before the library: both there
             os.replace(built, library)  # whole, or not there: another process may be loading it
-    loaded = _LOADED[key] = ctypes.CDLL(str(library))
+    loaded = ctypes.CDLL(str(library))
     loaded.emu_warnings = warnings.read_text(encoding="utf-8") if warnings.exists() else ""
     loaded.emu_stub_reached.restype = ctypes.c_char_p
     loaded.emu_divergence.restype = ctypes.POINTER(ctypes.c_longlong)
@@ -773,7 +786,15 @@ class Kernel:
                              f"({', '.join(self.parameters)})")
         try:
             with _LAUNCHING:
-                self._run(grid, block, args, shared_mem)
+                if _LAUNCH_DEPTH[0]:  # this thread is inside a launch already: blocking on its own lock, it would hang
+                    raise RuntimeError(f"cuda_emulator: a launch inside a launch (from a signal handler?): {name} was "
+                                       "launched while this thread's launch in progress had not returned; launch "
+                                       "after it returns")
+                _LAUNCH_DEPTH[0] += 1
+                try:
+                    self._run(grid, block, args, shared_mem)
+                finally:
+                    _LAUNCH_DEPTH[0] -= 1
         except LaunchError as e:
             if not self.module.warnings:
                 raise

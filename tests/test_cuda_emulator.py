@@ -424,6 +424,84 @@ def test_two_python_threads_launching_at_once_each_get_their_own_result(module):
     assert results == [[True] * 20] * 2
 
 
+FIRST_MODULES_AT_ONCE = r"""
+import threading, time
+import numpy as np
+from minitransformer import cuda_emulator as emu
+mapping, both_mapping = emu.mmap.mmap, threading.Barrier(2)
+def waiting_mmap(*args):  # waits (2 s at most) for the other thread to map the stacks too: without a lock it does,
+    try:                  # and maps them again once the first has kept its own
+        if both_mapping.wait(timeout=2) == 0:
+            time.sleep(1)
+    except threading.BrokenBarrierError:
+        pass
+    return mapping(*args)
+emu.mmap.mmap = waiting_mmap
+at_once, results = threading.Barrier(2), {}
+def first(a):
+    source = 'extern "C" __global__ void times_k(float* x) { x[threadIdx.x] *= %d; }' % a
+    at_once.wait()
+    kernel = emu.RawModule(source, name=f"times{a}.cu").get_function("times_k")
+    at_once.wait()  # both made: each launches on the stacks its library was given
+    x = np.ones(8, dtype=np.float32)
+    kernel(1, 8, (x,))
+    results[a] = x.tolist()
+threads = [threading.Thread(target=first, args=(a,)) for a in (2, 3)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(sorted(results.items()))
+"""
+
+
+def test_two_threads_making_their_first_modules_at_once_share_one_set_of_stacks():
+    """Without a lock both mapped the stacks and the first library kept the address of memory unmapped since: a
+    crash (a fresh process: the stacks are made once in it)."""
+    if reason := emu.missing():
+        pytest.skip(reason)
+    run = subprocess.run([sys.executable, "-c", FIRST_MODULES_AT_ONCE], capture_output=True, encoding="utf-8",
+                         timeout=120)
+    assert run.returncode == 0, (run.returncode, run.stdout, run.stderr)
+    assert run.stdout == f"{[(2, [2.0] * 8), (3, [3.0] * 8)]}\n"
+
+
+LAUNCH_IN_A_HANDLER = r"""
+import signal
+import numpy as np
+from minitransformer import cuda_emulator as emu
+kernel = emu.RawModule('extern "C" __global__ void one(float* x) { x[threadIdx.x] = 1; }', name="one.cu"
+                       ).get_function("one")
+x = np.zeros(4, dtype=np.float32)
+def handler(signum, frame):
+    kernel(1, 4, (x,))
+signal.signal(signal.SIGUSR1, handler)
+run = kernel._run
+def interrupted(*args):  # the signal arrives while the launch runs
+    signal.raise_signal(signal.SIGUSR1)
+    run(*args)
+kernel._run = interrupted
+try:
+    kernel(1, 4, (x,))
+except RuntimeError as e:
+    print(e)
+kernel._run = run
+kernel(1, 4, (x,))  # the lock was let go
+print(x.tolist())
+"""
+
+
+def test_a_launch_from_a_signal_handler_during_a_launch_is_refused_instead_of_hanging():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    run = subprocess.run([sys.executable, "-c", LAUNCH_IN_A_HANDLER], capture_output=True, encoding="utf-8",
+                         timeout=120)
+    assert run.returncode == 0, (run.returncode, run.stdout, run.stderr)
+    assert run.stdout == ("cuda_emulator: a launch inside a launch (from a signal handler?): one was launched while "
+                          "this thread's launch in progress had not returned; launch after it returns\n"
+                          "[1.0, 1.0, 1.0, 1.0]\n")
+
+
 def test_a_cache_folder_others_may_write_to_is_refused_and_one_they_may_read_made_private(tmp_path, monkeypatch):
     monkeypatch.setattr(emu.tempfile, "gettempdir", lambda: str(tmp_path))
     folder = emu.cache_folder()
