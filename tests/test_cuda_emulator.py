@@ -384,12 +384,14 @@ TOO_LARGE = r"""
 import numpy as np
 from minitransformer import cuda_emulator as emu
 source = '''
-// a local array larger than a thread's stack (STACK_BYTES); thread 0 returns before it touches it
+// a local array larger than a thread's stack (STACK_BYTES), of which only the far end is written: past the guard
+// page, in the next thread's stack, unless the frame's pages are touched in order (-fstack-clash-protection);
+// thread 0, whose far end lies below all the stacks, returns first
 extern "C" __global__ void too_large(double* out) {
     volatile double local[9000];  // 72,000 bytes
     if (threadIdx.x == 0) return;
-    for (int i = 0; i < 9000; ++i) local[i] = i;
-    out[threadIdx.x] = local[100 * threadIdx.x];
+    local[0] = threadIdx.x;
+    out[threadIdx.x] = local[0];
 }
 '''
 out = np.zeros(4)
