@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -871,6 +872,20 @@ def test_the_processes_a_case_started_end_with_its_run(tmp_path):
         time.sleep(0.05)
     else:
         pytest.fail(f"the sleep the case started, process {pid}, still runs")
+
+
+def test_time_out_before_a_rerun_says_so_not_that_a_case_never_ends(tmp_path, monkeypatch):
+    """A crash with no time left to run the other cases again: they did not run for lack of time, not because the
+    first of them never ends (what a run stopped at the timeout says)."""
+    import importlib
+
+    clock = iter([0.0])  # the deadline set at 0 s, passed at the crash
+    monkeypatch.setattr(importlib.import_module("minitransformer.assignments.grade"), "time",
+                        types.SimpleNamespace(monotonic=lambda: next(clock, 1e9)))
+    g = _crashing(tmp_path, crash=[2])
+    why = "the tests ran out of their 1800 seconds before the cases not yet run could run again"
+    assert _outcomes(g)["test_kernel[3]"] == ("failed", 0.0) and g.own[3].errors == [why]
+    assert why in g.problem and "never ends" not in g.problem
 
 
 def test_after_a_case_out_of_time_its_tests_other_cases_are_not_run_and_the_reruns_are_bounded(tmp_path,

@@ -350,7 +350,8 @@ def _run_to_the_end(run: _Run, args: list[str], copy: Path, root: Path, tmp: Pat
         again = (_pytest(copy, [*args, "--grade-skip", str(skip)], tmp / f"results-{len(problems)}.json", left)
                  if left > 0 else _Run(None, "", stopped=True))
         if again.data is None:  # it imported the first time: out of time, or a crash before the first case
-            why = (_stopped(timeout, todo[0]["nodeid"]) if again.stopped else
+            why = (f"the tests ran out of their {timeout:g} seconds before the cases not yet run could run again"
+                   if left <= 0 else _stopped(timeout, todo[0]["nodeid"]) if again.stopped else
                    f"the cases not yet run did not run again: {_why_not_run(again.output)}")
             return reported, [*problems, f"{why}\n{_fault_head(again.fault) or again.output[-3000:]}".strip()], why
         run = again
