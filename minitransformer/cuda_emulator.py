@@ -159,7 +159,11 @@ def cache_folder() -> Path:
     """
     user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
     folder = Path(tempfile.gettempdir()) / f"minitransformer-cuda-emulator-{user}"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except FileExistsError:  # not a folder there (a file, a link to nothing): refused below, saying so
+        if not hasattr(os, "getuid"):
+            raise
     if not hasattr(os, "getuid"):
         return folder
     found = folder.lstat()

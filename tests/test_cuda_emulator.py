@@ -520,3 +520,6 @@ def test_a_cache_folder_others_may_write_to_is_refused_and_one_they_may_read_mad
     folder.symlink_to(tmp_path / "elsewhere")
     with pytest.raises(RuntimeError, match=r"is not a folder \(a link\?\)"):
         emu.cache_folder()
+    (tmp_path / "elsewhere").rmdir()  # a link to nothing: the same, not mkdir's FileExistsError
+    with pytest.raises(RuntimeError, match=r"is not a folder \(a link\?\)"):
+        emu.cache_folder()
