@@ -492,7 +492,11 @@ _CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
 
 def _code_only(code: str) -> str:
     """``code`` without its comments, its raw strings' contents and its ``#if 0`` blocks: where to look for kernels,
-    so that one in a comment (``// extern "C" __global__ void old(...)``) is not taken for one."""
+    so that one in a comment (``// extern "C" __global__ void old(...)``) is not taken for one.
+
+    Not a preprocessor: only a literal ``#if 0`` (and an ``#elif 0`` after it) is known to be false; every other
+    condition (``#if 1``, ``#ifdef X``, ``#elif 0`` after a branch of code) counts as code, all its branches too.
+    """
     code = _COMMENT_OR_LITERAL.sub(lambda m: " " if m[0][0] == "/" else '""' if m[1] is not None else m[0], code)
     kept, depth = [], 0  # depth: the #if's open inside the #if 0 being skipped, itself included (0: not skipping)
     for line in code.splitlines():
@@ -506,8 +510,8 @@ def _code_only(code: str) -> str:
             depth += 1
         elif directive and directive[1] == "endif":
             depth -= 1
-        elif directive and depth == 1:  # the #if 0's own #else or #elif: code again
-            depth = 0
+        elif directive and depth == 1 and not (directive[1] == "elif" and directive[2].strip() == "0"):
+            depth = 0  # the #if 0's own #else or #elif (but #elif 0): code again
     return "\n".join(kept)
 
 

@@ -357,6 +357,8 @@ extern "C" __global__ void unfinished(float* x) {
     x[0] = 1;
 #endif
 }
+#elif 0
+extern "C" __global__ void second_try(float* x) { x[0] = 2; }
 #endif
 extern "C" __global__ void twice(float* x) {  /* a comment */
     const char* open = "/*";  // in a string: not a comment's start, nor its end, below
