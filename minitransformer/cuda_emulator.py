@@ -516,8 +516,8 @@ def _code_only(code: str) -> str:
 
 
 _LOADED: dict[str, ctypes.CDLL] = {}  # the libraries loaded in this process, by their key, each once set up
-#: the lock held while a library is looked up, compiled, loaded and set up, and while the stacks are made: two
-#: threads making their first modules at once would map two sets of stacks, and a library keep the one unmapped
+#: the lock held while a library is looked up, compiled, loaded and set up, and while the stacks are made (two
+#: threads making their first modules at once would map two sets of stacks, and a library keep the one unmapped)
 _LOADING = threading.RLock()
 #: the lock each launch holds, since a library's state is static (threadIdx, the fibers, the shared memory) and the
 #: stacks are the process's, while ctypes lets another Python thread run during the call; reentrant, so that a

@@ -944,7 +944,7 @@ def test_a_copy_that_crashes_on_import_grades_0_saying_so(tmp_path):
     errors = {t.errors[0] for t in g.own}
     assert len(errors) == 1 and errors.pop().startswith("the tests did not run: the tests crashed outside a test "
                                                         "case (")
-    assert re.search(r"it was at ctypes/__init__\.py:\d+ in string_at <- minitransformer/__init__\.py:11 in <module> "
+    assert re.search(r"it was at ctypes/__init__\.py:\d+ in string_at <- minitransformer/__init__\.py:18 in <module> "
                      r"<- tests/test_fake\.py:3 in <module>\n", g.problem), g.problem
 
 
