@@ -159,7 +159,11 @@ def cache_folder() -> Path:
     """
     user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
     folder = Path(tempfile.gettempdir()) / f"minitransformer-cuda-emulator-{user}"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except FileExistsError:  # not a folder there (a file, a link to nothing): refused below, saying so
+        if not hasattr(os, "getuid"):
+            raise
     if not hasattr(os, "getuid"):
         return folder
     found = folder.lstat()
@@ -488,7 +492,11 @@ _CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
 
 def _code_only(code: str) -> str:
     """``code`` without its comments, its raw strings' contents and its ``#if 0`` blocks: where to look for kernels,
-    so that one in a comment (``// extern "C" __global__ void old(...)``) is not taken for one."""
+    so that one in a comment (``// extern "C" __global__ void old(...)``) is not taken for one.
+
+    Not a preprocessor: only a literal ``#if 0`` (and an ``#elif 0`` after it) is known to be false; every other
+    condition (``#if 1``, ``#ifdef X``, ``#elif 0`` after a branch of code) counts as code, all its branches too.
+    """
     code = _COMMENT_OR_LITERAL.sub(lambda m: " " if m[0][0] == "/" else '""' if m[1] is not None else m[0], code)
     kept, depth = [], 0  # depth: the #if's open inside the #if 0 being skipped, itself included (0: not skipping)
     for line in code.splitlines():
@@ -502,15 +510,20 @@ def _code_only(code: str) -> str:
             depth += 1
         elif directive and directive[1] == "endif":
             depth -= 1
-        elif directive and depth == 1:  # the #if 0's own #else or #elif: code again
-            depth = 0
+        elif directive and depth == 1 and not (directive[1] == "elif" and directive[2].strip() == "0"):
+            depth = 0  # the #if 0's own #else or #elif (but #elif 0): code again
     return "\n".join(kept)
 
 
-_LOADED: dict[str, ctypes.CDLL] = {}  # the libraries loaded in this process, by their key
+_LOADED: dict[str, ctypes.CDLL] = {}  # the libraries loaded in this process, by their key, each once set up
+#: the lock held while a library is looked up, compiled, loaded and set up, and while the stacks are made (two
+#: threads making their first modules at once would map two sets of stacks, and a library keep the one unmapped)
+_LOADING = threading.RLock()
 #: the lock each launch holds, since a library's state is static (threadIdx, the fibers, the shared memory) and the
-#: stacks are the process's, while ctypes lets another Python thread run during the call
-_LAUNCHING = threading.Lock()
+#: stacks are the process's, while ctypes lets another Python thread run during the call; reentrant, so that a
+#: launch on the thread already launching (a signal handler's) is refused (``_LAUNCH_DEPTH``) instead of hanging
+_LAUNCHING = threading.RLock()
+_LAUNCH_DEPTH = [0]  # how many launches the thread holding _LAUNCHING is inside: 1 while one runs
 _PROT_NONE = 0  # mprotect's flag for a page that no access may touch (Linux, macOS)
 _STACKS: list = []  # the threads' stacks, shared by the libraries (one launch runs at a time): the memory, its address
 
@@ -519,18 +532,19 @@ def _stacks() -> int:
     """The address of :data:`MAX_THREADS` stacks of :data:`STACK_BYTES`, each above a page no thread may touch, so
     that a thread whose frames pass its stack (a local array too large) crashes the process instead of writing over
     the next thread's (g++'s ``-fstack-clash-protection`` touches each page a large frame takes, in order)."""
-    if not _STACKS:
-        page = mmap.PAGESIZE
-        memory = mmap.mmap(-1, MAX_THREADS * (page + STACK_BYTES))
-        start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
-        mprotect = ctypes.CDLL(None, use_errno=True).mprotect
-        mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        for t in range(MAX_THREADS):
-            if mprotect(start + t * (page + STACK_BYTES), page, _PROT_NONE):
-                raise OSError(ctypes.get_errno(), f"cuda_emulator: mprotect of the threads' guard pages failed: "
-                                                  f"{os.strerror(ctypes.get_errno())}")
-        _STACKS[:] = [memory, start]
-    return _STACKS[1]
+    with _LOADING:  # made once: each library keeps the address
+        if not _STACKS:
+            page = mmap.PAGESIZE
+            memory = mmap.mmap(-1, MAX_THREADS * (page + STACK_BYTES))
+            start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+            mprotect = ctypes.CDLL(None, use_errno=True).mprotect
+            mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            for t in range(MAX_THREADS):
+                if mprotect(start + t * (page + STACK_BYTES), page, _PROT_NONE):
+                    raise OSError(ctypes.get_errno(), f"cuda_emulator: mprotect of the threads' guard pages failed: "
+                                                      f"{os.strerror(ctypes.get_errno())}")
+            _STACKS[:] = [memory, start]
+        return _STACKS[1]
 
 
 def _program(code: str, name: str, first_line: int, kernels: list[str]) -> str:
@@ -591,8 +605,15 @@ def _library(program: str, name: str) -> ctypes.CDLL:
     """``program`` compiled (or found in :func:`cache_folder`) and loaded; its ``emu_warnings`` are g++'s warnings on
     ``name``'s lines (:func:`_warnings`)."""
     key = hashlib.sha256(" ".join(COMPILER).encode("utf-8") + b"\0" + program.encode("utf-8")).hexdigest()[:24]
-    if key in _LOADED:
+    with _LOADING:  # one thread at a time: a library is compiled and set up once, and the stacks made once
+        if key not in _LOADED:
+            _LOADED[key] = _load(key, program, name)  # published only once set up
         return _LOADED[key]
+
+
+def _load(key: str, program: str, name: str) -> ctypes.CDLL:
+    """:func:`_library`'s work for a library not loaded yet, under its lock: compiled unless in the cache, loaded,
+    and set up."""
     folder = cache_folder()
     library, warnings = folder / f"{key}.so", folder / f"{key}.warnings"
     if not library.exists():
@@ -605,7 +626,7 @@ def _library(program: str, name: str) -> ctypes.CDLL:
                                    f":\n{_compile_errors(done.stderr)}")
             warnings.write_text(_warnings(done.stderr, name), encoding="utf-8")  # before the library: both there
             os.replace(built, library)  # whole, or not there: another process may be loading it
-    loaded = _LOADED[key] = ctypes.CDLL(str(library))
+    loaded = ctypes.CDLL(str(library))
     loaded.emu_warnings = warnings.read_text(encoding="utf-8") if warnings.exists() else ""
     loaded.emu_stub_reached.restype = ctypes.c_char_p
     loaded.emu_divergence.restype = ctypes.POINTER(ctypes.c_longlong)
@@ -773,7 +794,15 @@ class Kernel:
                              f"({', '.join(self.parameters)})")
         try:
             with _LAUNCHING:
-                self._run(grid, block, args, shared_mem)
+                if _LAUNCH_DEPTH[0]:  # this thread is inside a launch already: blocking on its own lock, it would hang
+                    raise RuntimeError(f"cuda_emulator: a launch inside a launch (from a signal handler?): {name} was "
+                                       "launched while this thread's launch in progress had not returned; launch "
+                                       "after it returns")
+                _LAUNCH_DEPTH[0] += 1
+                try:
+                    self._run(grid, block, args, shared_mem)
+                finally:
+                    _LAUNCH_DEPTH[0] -= 1
         except LaunchError as e:
             if not self.module.warnings:
                 raise

@@ -13,6 +13,8 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -786,16 +788,25 @@ def kernel(k):
         ctypes.string_at(0)  # a read at address 0: a segmentation fault
     while k in {loop}:
         pass
+    if k in {spawn}:  # a process that would outlive the graded one, then no end
+        import subprocess
+
+        with open({pid_file!r}, "w", encoding="utf-8") as f:
+            f.write(str(subprocess.Popen(["sleep", "45"]).pid))
+        while True:
+            pass
     return k
 """
 
 
-def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30):
+def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30, spawn=()):
     """grade(2) of a copy whose ``kernel(k)`` crashes for ``k`` in ``crash`` (or on import) and never returns for
     ``k`` in ``loop``, against a checkout of ``FAKE_TESTS``; each run of pytest takes about a second."""
     root, copy = tmp_path / "checkout", tmp_path / "copy"
-    for folder, package in ((root, FAKE_PACKAGE.format(crash=(), loop=())),
-                            (copy, FAKE_PACKAGE.format(crash=tuple(crash), loop=tuple(loop)))):
+    pid_file = str(tmp_path / "spawned.pid")
+    for folder, package in ((root, FAKE_PACKAGE.format(crash=(), loop=(), spawn=(), pid_file=pid_file)),
+                            (copy, FAKE_PACKAGE.format(crash=tuple(crash), loop=tuple(loop), spawn=tuple(spawn),
+                                                       pid_file=pid_file))):
         (folder / "minitransformer").mkdir(parents=True)
         (folder / "minitransformer" / "__init__.py").write_text(
             package + ("\nctypes.string_at(0)\n" if at_import and folder == copy else ""), encoding="utf-8")
@@ -846,6 +857,35 @@ def test_a_case_that_never_ends_fails_at_its_time_limit_and_the_cases_after_it_k
     assert g.problem.startswith(f"tests/test_fake.py::test_kernel[4]: {said}; the cases not yet run were run again "
                                 "without it\nTimeout (0:00:01)!\n"), g.problem
     assert not format_table(g).rstrip().endswith(":")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_the_processes_a_case_started_end_with_its_run(tmp_path):
+    """A case out of time ends the graded process; a process it started (a sleep) ended too, not left running."""
+    g = _crashing(tmp_path, spawn=[4], case_timeout=1)
+    assert _outcomes(g)["test_kernel[4]"] == ("failed", 0.0) and _outcomes(g)["test_after"] == ("passed", 50.0)
+    pid = int((tmp_path / "spawned.pid").read_text(encoding="utf-8"))
+    for _ in range(100):  # ended: gone once reaped by whoever adopted it (a zombie until then)
+        stat = Path(f"/proc/{pid}/stat")
+        if not stat.exists() or stat.read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the sleep the case started, process {pid}, still runs")
+
+
+def test_time_out_before_a_rerun_says_so_not_that_a_case_never_ends(tmp_path, monkeypatch):
+    """A crash with no time left to run the other cases again: they did not run for lack of time, not because the
+    first of them never ends (what a run stopped at the timeout says)."""
+    import importlib
+
+    clock = iter([0.0])  # the deadline set at 0 s, passed at the crash
+    monkeypatch.setattr(importlib.import_module("minitransformer.assignments.grade"), "time",
+                        types.SimpleNamespace(monotonic=lambda: next(clock, 1e9)))
+    g = _crashing(tmp_path, crash=[2])
+    why = "the tests ran out of their 1800 seconds before the cases not yet run could run again"
+    assert _outcomes(g)["test_kernel[3]"] == ("failed", 0.0) and g.own[3].errors == [why]
+    assert why in g.problem and "never ends" not in g.problem
 
 
 def test_after_a_case_out_of_time_its_tests_other_cases_are_not_run_and_the_reruns_are_bounded(tmp_path,
@@ -904,7 +944,7 @@ def test_a_copy_that_crashes_on_import_grades_0_saying_so(tmp_path):
     errors = {t.errors[0] for t in g.own}
     assert len(errors) == 1 and errors.pop().startswith("the tests did not run: the tests crashed outside a test "
                                                         "case (")
-    assert re.search(r"it was at ctypes/__init__\.py:\d+ in string_at <- minitransformer/__init__\.py:11 in <module> "
+    assert re.search(r"it was at ctypes/__init__\.py:\d+ in string_at <- minitransformer/__init__\.py:18 in <module> "
                      r"<- tests/test_fake\.py:3 in <module>\n", g.problem), g.problem
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from minitransformer.train import (
     read_checkpoint,
     save_checkpoint,
 )
-from minitransformer.train.checkpoint import _kept_path
+from minitransformer.train.checkpoint import _kept_by, _kept_path
 
 pytestmark = [pytest.mark.single_backend, pytest.mark.usefixtures("restore_blas_threads")]
 
@@ -513,8 +514,8 @@ def test_overwrite_deletes_the_copies_the_replaced_run_kept_and_nothing_else(tmp
     (out / "checkpoint-step000009.npz").write_bytes(b"mine")  # of the form, but not named by the run: kept
     capsys.readouterr()
     assert main([*run, "--checkpoint-every", "2", "--keep-checkpoints", "3", "--overwrite"]) == 0
-    assert "removed the 2 checkpoint(s) the replaced run kept: checkpoint-step000003.npz, checkpoint-step000006.npz" \
-        in capsys.readouterr().out
+    # (its step 6 the new run wrote over, as its own: deleted once the new run wrote its first, it would be lost)
+    assert "removed the 1 checkpoint(s) the replaced run kept: checkpoint-step000003.npz" in capsys.readouterr().out
     assert _files(out) == ["checkpoint-step000002.npz", "checkpoint-step000004.npz", "checkpoint-step000006.npz",
                            "checkpoint-step000009.npz", "checkpoint.npz", "metrics.json"]
     new = read_checkpoint(out / "checkpoint-step000004.npz")
@@ -547,3 +548,59 @@ def test_the_checkpoints_of_a_run_resumed_with_more_steps_average_together(tmp_p
     capsys.readouterr()
     assert main(["average", *map(str, kept), "--out", str(tmp_path / "avg.npz")]) == 0
     assert "averaged 3 checkpoints of task copy, steps 2, 4, 6" in capsys.readouterr().out
+
+
+def test_a_crafted_kept_checkpoints_list_deletes_nothing_but_the_runs_own_kept_form(tmp_path, capsys):
+    """A checkpoint's ``kept_checkpoints`` is data from a file: --overwrite (and a resumed run, through ``_kept_by``)
+    deletes only names of the form of its own copies, with ASCII digits, in its folder."""
+    from minitransformer.train.run import _kept_by_replaced, _remove_kept_by_replaced
+
+    out = tmp_path / "run"
+    (out / "sub").mkdir(parents=True)
+    crafted = ["../checkpoint-step000001.npz", str(tmp_path / "checkpoint-step000002.npz"), "checkpoint.npz",
+               "metrics.json", "checkpoint-step12345.npz", "checkpoint-step\u0661\u0662\u0663\u0664\u0665\u0666.npz",
+               "checkpoint-step\uff11\uff12\uff13\uff14\uff15\uff16.npz", "sub/checkpoint-step000003.npz",
+               "checkpoint-step000004.npz"]
+    victims = [tmp_path / "checkpoint-step000001.npz", tmp_path / "checkpoint-step000002.npz", out / "metrics.json",
+               out / "checkpoint-step12345.npz", out / crafted[5], out / crafted[6], out / "sub" / crafted[7][4:]]
+    for victim in victims + [out / "checkpoint-step000004.npz"]:
+        victim.write_bytes(b"keep me")
+    path = save_checkpoint(out / "checkpoint.npz", Small(), step=4, rng_state=None,
+                           trainer_state={"kept_checkpoints": crafted})
+    assert _kept_by(path, path, crafted) == ["checkpoint-step000004.npz"]
+    names = _kept_by_replaced(path)
+    new_run = SimpleNamespace(run_id="a" * 16, kept_checkpoints=[])  # the trainer that then wrote its checkpoint
+    path = save_checkpoint(out / "checkpoint.npz", Small(), step=1, rng_state=None, extra={"run_id": new_run.run_id})
+    _remove_kept_by_replaced(path, names, new_run)
+    assert "removed the 1 checkpoint(s) the replaced run kept: checkpoint-step000004.npz" in capsys.readouterr().out
+    assert [v for v in victims if not v.is_file()] == [] and path.is_file()
+    assert not (out / "checkpoint-step000004.npz").exists()
+
+
+def test_two_run_ids_are_refused_where_the_last_checkpoint_has_none(tmp_path):
+    """Each checkpoint is compared with the last: without an id there, only settings were compared, and two runs'
+    checkpoints of equal settings passed."""
+    extra = {"task": "demo", "settings": {"lr": 1e-3, "seed": 0}}
+    paths = _checkpoints(tmp_path, at_10={"extra": {**extra, "run_id": "a" * 16}},
+                         at_20={"extra": {**extra, "run_id": "b" * 16}}, at_30={"extra": extra})
+    with pytest.raises(CheckpointError, match=r"m-10.npz' and '.*m-20.npz' are not checkpoints of one model: "
+                                              r"extra/run_id is 'aaaa.*' in the first, 'bbbb.*' in the second"):
+        average_checkpoints(paths[::-1])
+    assert average_checkpoints(paths[1:]).extra["averaged"]["steps"] == [20, 30]  # one id, one without: as before
+
+
+def test_an_overwrite_that_fails_before_its_first_checkpoint_leaves_the_old_runs_copies(tmp_path, monkeypatch):
+    """--overwrite deleted the replaced run's kept copies before the new run wrote anything: a new run that failed
+    then left the old checkpoint without its copies."""
+    out = tmp_path / "run"
+    run = ["train", "--task", "copy", "--steps", "4", *TINY, "--out", str(out)]
+    assert main([*run, "--checkpoint-every", "2", "--keep-checkpoints", "2"]) == 0
+    before = _files(out)
+
+    def fails(self, data, steps):
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(Trainer, "fit", fails)
+    assert main([*run, "--overwrite"]) == 1
+    assert _files(out) == before == ["checkpoint-step000002.npz", "checkpoint-step000004.npz", "checkpoint.npz",
+                                     "metrics.json"]

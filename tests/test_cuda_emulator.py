@@ -357,6 +357,8 @@ extern "C" __global__ void unfinished(float* x) {
     x[0] = 1;
 #endif
 }
+#elif 0
+extern "C" __global__ void second_try(float* x) { x[0] = 2; }
 #endif
 extern "C" __global__ void twice(float* x) {  /* a comment */
     const char* open = "/*";  // in a string: not a comment's start, nor its end, below
@@ -384,12 +386,14 @@ TOO_LARGE = r"""
 import numpy as np
 from minitransformer import cuda_emulator as emu
 source = '''
-// a local array larger than a thread's stack (STACK_BYTES); thread 0 returns before it touches it
+// a local array larger than a thread's stack (STACK_BYTES), of which only the far end is written: past the guard
+// page, in the next thread's stack, unless the frame's pages are touched in order (-fstack-clash-protection);
+// thread 0, whose far end lies below all the stacks, returns first
 extern "C" __global__ void too_large(double* out) {
     volatile double local[9000];  // 72,000 bytes
     if (threadIdx.x == 0) return;
-    for (int i = 0; i < 9000; ++i) local[i] = i;
-    out[threadIdx.x] = local[100 * threadIdx.x];
+    local[0] = threadIdx.x;
+    out[threadIdx.x] = local[0];
 }
 '''
 out = np.zeros(4)
@@ -424,6 +428,84 @@ def test_two_python_threads_launching_at_once_each_get_their_own_result(module):
     assert results == [[True] * 20] * 2
 
 
+FIRST_MODULES_AT_ONCE = r"""
+import threading, time
+import numpy as np
+from minitransformer import cuda_emulator as emu
+mapping, both_mapping = emu.mmap.mmap, threading.Barrier(2)
+def waiting_mmap(*args):  # waits (2 s at most) for the other thread to map the stacks too: without a lock it does,
+    try:                  # and maps them again once the first has kept its own
+        if both_mapping.wait(timeout=2) == 0:
+            time.sleep(1)
+    except threading.BrokenBarrierError:
+        pass
+    return mapping(*args)
+emu.mmap.mmap = waiting_mmap
+at_once, results = threading.Barrier(2), {}
+def first(a):
+    source = 'extern "C" __global__ void times_k(float* x) { x[threadIdx.x] *= %d; }' % a
+    at_once.wait()
+    kernel = emu.RawModule(source, name=f"times{a}.cu").get_function("times_k")
+    at_once.wait()  # both made: each launches on the stacks its library was given
+    x = np.ones(8, dtype=np.float32)
+    kernel(1, 8, (x,))
+    results[a] = x.tolist()
+threads = [threading.Thread(target=first, args=(a,)) for a in (2, 3)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(sorted(results.items()))
+"""
+
+
+def test_two_threads_making_their_first_modules_at_once_share_one_set_of_stacks():
+    """Without a lock both mapped the stacks and the first library kept the address of memory unmapped since: a
+    crash (a fresh process: the stacks are made once in it)."""
+    if reason := emu.missing():
+        pytest.skip(reason)
+    run = subprocess.run([sys.executable, "-c", FIRST_MODULES_AT_ONCE], capture_output=True, encoding="utf-8",
+                         timeout=120)
+    assert run.returncode == 0, (run.returncode, run.stdout, run.stderr)
+    assert run.stdout == f"{[(2, [2.0] * 8), (3, [3.0] * 8)]}\n"
+
+
+LAUNCH_IN_A_HANDLER = r"""
+import signal
+import numpy as np
+from minitransformer import cuda_emulator as emu
+kernel = emu.RawModule('extern "C" __global__ void one(float* x) { x[threadIdx.x] = 1; }', name="one.cu"
+                       ).get_function("one")
+x = np.zeros(4, dtype=np.float32)
+def handler(signum, frame):
+    kernel(1, 4, (x,))
+signal.signal(signal.SIGUSR1, handler)
+run = kernel._run
+def interrupted(*args):  # the signal arrives while the launch runs
+    signal.raise_signal(signal.SIGUSR1)
+    run(*args)
+kernel._run = interrupted
+try:
+    kernel(1, 4, (x,))
+except RuntimeError as e:
+    print(e)
+kernel._run = run
+kernel(1, 4, (x,))  # the lock was let go
+print(x.tolist())
+"""
+
+
+def test_a_launch_from_a_signal_handler_during_a_launch_is_refused_instead_of_hanging():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    run = subprocess.run([sys.executable, "-c", LAUNCH_IN_A_HANDLER], capture_output=True, encoding="utf-8",
+                         timeout=120)
+    assert run.returncode == 0, (run.returncode, run.stdout, run.stderr)
+    assert run.stdout == ("cuda_emulator: a launch inside a launch (from a signal handler?): one was launched while "
+                          "this thread's launch in progress had not returned; launch after it returns\n"
+                          "[1.0, 1.0, 1.0, 1.0]\n")
+
+
 def test_a_cache_folder_others_may_write_to_is_refused_and_one_they_may_read_made_private(tmp_path, monkeypatch):
     monkeypatch.setattr(emu.tempfile, "gettempdir", lambda: str(tmp_path))
     folder = emu.cache_folder()
@@ -438,5 +520,8 @@ def test_a_cache_folder_others_may_write_to_is_refused_and_one_they_may_read_mad
     folder.chmod(0o700)
     folder.rename(tmp_path / "elsewhere")
     folder.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RuntimeError, match=r"is not a folder \(a link\?\)"):
+        emu.cache_folder()
+    (tmp_path / "elsewhere").rmdir()  # a link to nothing: the same, not mkdir's FileExistsError
     with pytest.raises(RuntimeError, match=r"is not a folder \(a link\?\)"):
         emu.cache_folder()

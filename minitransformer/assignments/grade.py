@@ -350,7 +350,8 @@ def _run_to_the_end(run: _Run, args: list[str], copy: Path, root: Path, tmp: Pat
         again = (_pytest(copy, [*args, "--grade-skip", str(skip)], tmp / f"results-{len(problems)}.json", left)
                  if left > 0 else _Run(None, "", stopped=True))
         if again.data is None:  # it imported the first time: out of time, or a crash before the first case
-            why = (_stopped(timeout, todo[0]["nodeid"]) if again.stopped else
+            why = (f"the tests ran out of their {timeout:g} seconds before the cases not yet run could run again"
+                   if left <= 0 else _stopped(timeout, todo[0]["nodeid"]) if again.stopped else
                    f"the cases not yet run did not run again: {_why_not_run(again.output)}")
             return reported, [*problems, f"{why}\n{_fault_head(again.fault) or again.output[-3000:]}".strip()], why
         run = again
@@ -390,13 +391,19 @@ def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> _Ru
     # formulas' characters; -I ignores PYTHONIOENCODING)
     command = [sys.executable, "-I", "-B", "-X", "utf8", str(Path(__file__).with_name("runner.py")), str(folder),
                *args, "--grade-json", str(results)]
-    try:
-        run = subprocess.run(command, cwd=results.parent, env=env, capture_output=True, encoding="utf-8",
-                             errors="replace", timeout=timeout)
-        output, stopped, returncode = run.stdout + run.stderr, False, run.returncode
-    except subprocess.TimeoutExpired as e:  # killed; on POSIX its output so far comes as bytes, even in text mode
-        output = "".join(b.decode(errors="replace") if isinstance(b, bytes) else b for b in (e.stdout, e.stderr) if b)
-        stopped, returncode = True, None
+    # its output to files, not pipes: a process the student's code started holds a pipe open past the run's end
+    out, err = results.with_name(results.name + ".stdout"), results.with_name(results.name + ".stderr")
+    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        # POSIX: a session of its own, to end with whatever the student's code started, which outlives the runner
+        process = subprocess.Popen(command, cwd=results.parent, env=env, stdout=stdout, stderr=stderr,
+                                   start_new_session=os.name == "posix")
+        try:
+            returncode, stopped = process.wait(timeout=timeout), False
+        except subprocess.TimeoutExpired:
+            returncode, stopped = None, True
+        finally:  # stopped or not: what the student's code started does not outlive its run
+            _end_group(process)
+    output = "".join(path.read_text(encoding="utf-8", errors="replace") for path in (out, err))
 
     def read(suffix):
         path = results.with_name(results.name + suffix)
@@ -404,6 +411,19 @@ def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> _Ru
 
     return _Run(json.loads(read("")) if results.is_file() else None, output, stopped, read(".fault").strip(),
                 read(".running").strip(), returncode)
+
+
+def _end_group(process: subprocess.Popen) -> None:
+    """End ``process`` and, on POSIX, every process of its group (it leads one: ``start_new_session``): those the
+    student's code started, which a timeout of the runner, or its end, leaves running (Windows: the runner only)."""
+    if os.name == "posix":
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the runner and all it started have ended
+            pass
+    else:
+        process.kill()
+    process.wait()
 
 
 #: what a crash of native code most often means, by the name faulthandler gives the signal

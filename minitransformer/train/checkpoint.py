@@ -761,11 +761,12 @@ def _is_kept_name(checkpoint_path, name) -> bool:
 
     >>> [_is_kept_name("run/checkpoint.npz", name) for name in ("checkpoint-step000400.npz",
     ...                                                         "checkpoint-step1000000.npz", "checkpoint-step400.npz",
-    ...                                                         "../checkpoint-step000400.npz", "notes.npz")]
-    [True, True, False, False, False]
+    ...                                                         "../checkpoint-step000400.npz", "notes.npz",
+    ...                                                         "checkpoint-step١٢٣٤٥٦.npz")]
+    [True, True, False, False, False, False]
     """
-    before, after = _kept_form(checkpoint_path)
-    return isinstance(name, str) and re.fullmatch(re.escape(before) + r"\d{6,}" + re.escape(after), name) is not None
+    before, after = _kept_form(checkpoint_path)  # [0-9], not \d: that takes any script's digits ("١٢٣٤٥٦")
+    return isinstance(name, str) and re.fullmatch(re.escape(before) + "[0-9]{6,}" + re.escape(after), name) is not None
 
 
 def _kept_by(checkpoint_path, path, names) -> list[str]:
@@ -870,11 +871,11 @@ def average_checkpoints(paths) -> Checkpoint:
             raise ValueError(f"average_checkpoints: {str(path)!r} is given twice (as {str(seen[path.resolve()])!r} "
                              "too); give each checkpoint once")
         seen[path.resolve()] = path
-    steps, last = {}, None  # first their steps (read, then let go: two checkpoints in memory at most) ...
+    steps, ids, last = {}, {}, None  # first their steps and run ids (read, then let go: two in memory at most) ...
     for path in paths:
         ckpt = read_checkpoint(path)
         _refuse_restored(ckpt)
-        steps[path] = ckpt.step
+        steps[path], ids[path] = ckpt.step, ckpt.extra.get(RUN_ID)
         if last is None or ckpt.step > last.step:
             last = ckpt
     paths = sorted(paths, key=steps.get)  # ... then in the order of their steps
@@ -883,6 +884,7 @@ def average_checkpoints(paths) -> Checkpoint:
             raise ValueError(f"average_checkpoints: {str(before)!r} and {str(path)!r} both hold step {steps[path]}: "
                              "the same weights would count twice (a run's checkpoint and the copy it keeps of its "
                              "last step are one where it ended on the checkpoint_every grid); give each step once")
+    _refuse_two_runs(paths, ids)
     sums = {name: np.zeros(a.shape, dtype=np.float64) for name, a in last.model_state.items() if a.dtype.kind == "f"}
     for path in paths:
         ckpt = last if path is paths[-1] else read_checkpoint(path)
@@ -923,6 +925,18 @@ def _averaged_name(paths: list[Path]) -> str:
     """How an average is named in messages: ``the average of a.npz, b.npz`` (the first and the last of many)."""
     shown = [str(p) for p in paths] if len(paths) <= 3 else [str(paths[0]), "...", str(paths[-1])]
     return f"the average of {len(paths)} checkpoints ({', '.join(shown)})"
+
+
+def _refuse_two_runs(paths: list[Path], ids: dict) -> None:
+    """Refuse checkpoints that hold more than one run id (``ids``: path -> its id, or None), whichever lack one: each
+    is compared with the last only (:func:`_check_same_run`), which, without an id, compares their settings alone."""
+    named = [path for path in paths if ids[path] is not None]
+    for first, path in zip(named, named[1:]):
+        if ids[first] != ids[path]:
+            raise CheckpointError(
+                f"average_checkpoints: {str(first)!r} and {str(path)!r} are not checkpoints of one model: "
+                f"extra/{RUN_ID} is {_shown(ids[first])} in the first, {_shown(ids[path])} in the second: checkpoints "
+                "of two runs (of two folders, or one run and the earlier one it replaced)")
 
 
 def _check_same_run(ckpt: Checkpoint, last: Checkpoint) -> None:

@@ -39,6 +39,7 @@ from ..autograd import Tensor
 from ..data import SPECIAL_TOKENS, BPETokenizer, CorpusError, tokenizer_from_dict
 from . import tasks
 from .checkpoint import (
+    RUN_ID,
     CheckpointError,
     _kept_by,
     _kept_path,
@@ -100,7 +101,8 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     overwrite : bool
         Start a new run where ``out`` holds a checkpoint already, replacing it, and delete the checkpoints its run
         kept under their steps (``keep_checkpoints``: those its checkpoint names, nothing else), which would be
-        averaged with the new run's; without it (and without ``resume``) that checkpoint is kept and the run
+        averaged with the new run's, once the new run wrote its first checkpoint (a run that fails before that
+        leaves the old one whole); without it (and without ``resume``) that checkpoint is kept and the run
         refused: a trained model is not lost to a forgotten ``--resume``.
     keep_checkpoints : int, optional
         Also keep the last this many checkpoints written every ``checkpoint_every`` steps (which it needs), as
@@ -170,8 +172,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         _writable_folder(out)
         _remove_stale_temporaries(path)  # left by a run killed while writing; no write of ours runs yet
         _remove_stale_temporaries(_kept_path(path, "*"))  # ... and while keeping one (a pattern: any step)
-        if overwrite and not resume:
-            _remove_kept_by_replaced(path)
+        replaced = _kept_by_replaced(path) if overwrite and not resume else []  # read before the new run writes
         print(f"task {task}: {type(setup.model).__name__} with {setup.model.num_parameters():,} parameters on "
               f"backend {_backend.current().name}")
         print("settings: " + ", ".join(f"{k}={v}" for k, v in s.items()))
@@ -185,7 +186,10 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             if trainer.early_stop is not None and trainer.step < s["steps"]:
                 print(f"the run stopped early at step {trainer.step} ({trainer.early_stop}), as it would have with "
                       f"--steps {s['steps']}: nothing more to train")
-        trainer.fit(setup.train_data, s["steps"])
+        try:
+            trainer.fit(setup.train_data, s["steps"])
+        finally:  # not before: a new run that fails before its first checkpoint leaves the old run whole
+            _remove_kept_by_replaced(path, replaced, trainer)
         _note_best(trainer)
         setup.model.eval()  # the held-out figures and the example without dropout
         metrics = setup.final_metrics(setup.model)  # of the model fit left: the best one, with --patience or --target
@@ -205,17 +209,30 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     return metrics
 
 
-def _remove_kept_by_replaced(path: Path) -> None:
-    """Delete the checkpoints that the run whose checkpoint is at ``path``, replaced by a new one (``--overwrite``),
+def _kept_by_replaced(path: Path) -> list[str]:
+    """The checkpoints that the run whose checkpoint is at ``path``, to be replaced by a new one (``--overwrite``),
     kept under their steps: those it names, of their form, in its folder (a checkpoint cannot make a run delete
-    anything else). Left there, ``average checkpoint-step*.npz`` would take them (refusing them: their run is
-    another, but its files would still be in the way)."""
+    anything else), to delete with :func:`_remove_kept_by_replaced`."""
     try:
         state = read_checkpoint(path).trainer_state
     except CheckpointError:  # gone or unreadable: it names nothing
+        return []
+    return _kept_by(path, path, state.get("kept_checkpoints") if isinstance(state, dict) else None)
+
+
+def _remove_kept_by_replaced(path: Path, names: list[str], trainer) -> None:
+    """Delete the copies ``names`` that a run replaced by ``trainer``'s kept (:func:`_kept_by_replaced`), once
+    ``trainer`` wrote its checkpoint at ``path`` (so a new run that fails first leaves the old one whole), but for
+    those ``trainer`` wrote again. Left there, ``average checkpoint-step*.npz`` would take them (refusing them: their
+    run is another, but its files would still be in the way)."""
+    if not names:
         return
-    names = state.get("kept_checkpoints") if isinstance(state, dict) else None
-    removed = [name for name in _kept_by(path, path, names) if (path.parent / name).is_file()]
+    try:
+        if read_checkpoint(path).extra.get(RUN_ID) != trainer.run_id:  # the old run's still: it keeps its copies
+            return
+    except CheckpointError:
+        return
+    removed = [name for name in names if name not in trainer.kept_checkpoints and (path.parent / name).is_file()]
     for name in removed:
         (path.parent / name).unlink(missing_ok=True)
     if removed:

@@ -265,8 +265,8 @@ class Trainer:
         Why the last :meth:`fit` stopped: "steps" (it reached ``steps``), "patience" or "target" (it stopped
         early, before ``steps``), "interrupted" (Ctrl-C).
     best : float or None
-        The value ``patience`` counts from: the last evaluation on the ``eval_every`` grid that bettered the one
-        before it by more than ``min_delta`` (with ``min_delta`` 0, the best).
+        The value ``patience`` counts from: the last evaluation on the ``eval_every`` grid that bettered the best
+        before it (the previous ``best``) by more than ``min_delta`` (with ``min_delta`` 0, the best).
     best_step : int or None
         The step of that evaluation.
     bad_evals : int
