@@ -94,8 +94,10 @@ GUARD_BYTES = 64
 STACK_BYTES = 64 * 1024
 #: what to install where :func:`missing` says the emulation cannot run
 INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux only)"
-#: g++'s command line, without the files
-COMPILER = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-fstack-clash-protection", "-Wall", "-Wl,-z,defs"]
+#: g++'s command line, without the files (``-Bsymbolic`` binds each launcher's call to the kernel of its own
+#: library, even one named like a function of the C library, ``times``, which it would call instead)
+COMPILER = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-fstack-clash-protection", "-Wall", "-Wl,-z,defs",
+            "-Wl,-Bsymbolic"]
 
 
 class LaunchError(AssertionError):

@@ -114,6 +114,19 @@ def test_an_elementwise_kernel_strides_over_a_grid_smaller_than_the_array(module
                               "unwritten", "shared_past")
 
 
+def test_a_kernel_named_like_a_c_library_function_runs_itself():
+    """``times`` is also the C library's (the process times): the launcher must call the kernel, not libc's."""
+    if reason := emu.missing():
+        pytest.skip(reason)
+    source = """extern "C" __global__ void times(float* x, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = 2 * x[i];
+}"""
+    x = np.arange(4, dtype=np.float32)
+    emu.RawModule(code=source).get_function("times")((1,), (4,), (x, np.int64(4)))
+    np.testing.assert_array_equal(x, [0, 2, 4, 6])
+
+
 @pytest.mark.parametrize("n, block", [(1, 32), (5, 8), (300, 64)])
 def test_a_block_reduction_in_shared_memory_gives_each_rows_sum(module, n, block):
     x = np.random.default_rng(0).integers(-9, 9, size=(3, n)).astype(np.float64)  # whole numbers: any order exact
