@@ -420,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     average.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     average.set_defaults(run=_average)
 
-    from .assignments.grade import CASE_TIMEOUT
+    from .assignments.catalog import CASE_TIMEOUT
 
     assign = sub.add_parser("assignments", help="classroom assignments: build a student copy, grade it",
                             description="Build a student copy of the package in which assignment N's formula "
@@ -436,9 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     mark.add_argument("number", help="the assignment, 1 to 7")
     mark.add_argument("path", nargs="?", default=".", help="the copy to grade (default: the current folder)")
     mark.add_argument("--json", default=None, help="where to write the grade (default: grade-A<N>.json)")
-    mark.add_argument("--case-timeout", type=_positive_int, default=CASE_TIMEOUT, metavar="SECONDS",
+    mark.add_argument("--case-timeout", type=_positive_int, default=None, metavar="SECONDS",
                       help="a case that runs longer (a body that never returns) fails, saying where it was, and the "
-                           f"cases after it run again without it, as after a crash (default: {CASE_TIMEOUT})")
+                           "cases after it run again without it, as after a crash, the other cases of its test last "
+                           f"(default: the assignment's own, {CASE_TIMEOUT} unless its entry in "
+                           "minitransformer/assignments/catalog.py gives case_timeout)")
     mark.add_argument("--timeout", type=_positive_int, default=1800, metavar="SECONDS",
                       help="stop the tests after this long in all, reruns included: the cases that finished are "
                            "scored, the others fail (default: 1800)")

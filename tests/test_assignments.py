@@ -799,7 +799,7 @@ def kernel(k):
 """
 
 
-def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30, spawn=()):
+def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30, spawn=(), timeout=1800):
     """grade(2) of a copy whose ``kernel(k)`` crashes for ``k`` in ``crash`` (or on import) and never returns for
     ``k`` in ``loop``, against a checkout of ``FAKE_TESTS``; each run of pytest takes about a second."""
     root, copy = tmp_path / "checkout", tmp_path / "copy"
@@ -815,7 +815,7 @@ def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30, spa
     (root / "tests" / "conftest.py").write_text('def pytest_addoption(parser):\n    parser.addoption("--backends")\n',
                                                 encoding="utf-8")
     (root / "setup.cfg").write_text("[tool:pytest]\n", encoding="utf-8")
-    return grade(2, copy, source=root, case_timeout=case_timeout)
+    return grade(2, copy, source=root, timeout=timeout, case_timeout=case_timeout)
 
 
 def _outcomes(g) -> dict[str, tuple[str, float]]:
@@ -888,29 +888,48 @@ def test_time_out_before_a_rerun_says_so_not_that_a_case_never_ends(tmp_path, mo
     assert why in g.problem and "never ends" not in g.problem
 
 
-def test_after_a_case_out_of_time_its_tests_other_cases_are_not_run_and_the_reruns_are_bounded(tmp_path,
-                                                                                               monkeypatch):
-    """A crash costs a rerun, seconds: every case not yet run is run again. A case out of time cost its whole time
-    limit, and the other cases of its test would likely each cost as much: they are not run. After ``RERUNS`` reruns,
-    the cases not yet run fail, saying so."""
-    g = _crashing(tmp_path / "a", crash=[1], loop=[2], case_timeout=1)
+def test_after_a_case_out_of_time_its_tests_other_cases_run_after_the_others_and_the_reruns_are_bounded(tmp_path,
+                                                                                                        monkeypatch):
+    """A crash or a case out of time costs that case only: every case not yet run is run again, the other cases of a
+    test whose case ran out of time after all the others (they may never end either, costing a rerun and the time
+    limit each: the other tests are graded first). After ``RERUNS`` reruns, the cases not yet run fail, saying so."""
+    g = _crashing(tmp_path / "a", crash=[1], loop=[2], case_timeout=2)
     assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("failed", 0.0),
-                            "test_kernel[2]": ("failed", 0.0), "test_kernel[3]": ("failed", 0.0),
-                            "test_kernel[4]": ("failed", 0.0), "test_after": ("passed", 50.0)}
-    errors = [t.errors[0] for t in g.own[1:5]]
-    assert errors[0].startswith("the tests crashed in this case (") and errors[1].startswith("this case did not finish")
-    assert errors[2:] == ["not run: another case of this test did not finish in 1 s, tests/test_fake.py::"
-                          "test_kernel[2]"] * 2
+                            "test_kernel[2]": ("failed", 0.0), "test_kernel[3]": ("passed", 10.0),
+                            "test_kernel[4]": ("passed", 10.0), "test_after": ("passed", 50.0)}
+    assert g.own[1].errors[0].startswith("the tests crashed in this case (")
+    assert g.own[2].errors[0].startswith("this case did not finish in 2 s (an endless loop?)")
+    assert ("tests/test_fake.py::test_kernel[2]: this case did not finish in 2 s (an endless loop?); it was at "
+            "minitransformer/__init__.py:7 in kernel <- tests/test_fake.py:14 in test_kernel; the cases not yet run "
+            "were run again without it, the other cases of its test after all the others\n") in g.problem, g.problem
     import importlib
 
+    # kernel(3) never ends either: the rerun after kernel(2) runs test_after first, then kernel(3), which is the last
+    # rerun's end; kernel(4), which could run, then fails unrun, saying why
     monkeypatch.setattr(importlib.import_module("minitransformer.assignments.grade"), "RERUNS", 1)
-    g = _crashing(tmp_path / "b", crash=[1, 3])
-    assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("failed", 0.0),
-                            "test_kernel[2]": ("passed", 10.0), "test_kernel[3]": ("failed", 0.0),
-                            "test_kernel[4]": ("failed", 0.0), "test_after": ("failed", 0.0)}
-    assert g.own[4].errors == g.own[5].errors == ["not run: the tests crashed or ran out of time 2 times"]
-    assert "test_kernel[3]: the tests crashed in this case (" in g.problem
+    g = _crashing(tmp_path / "b", loop=[2, 3], case_timeout=2)
+    assert _outcomes(g) == {"test_before": ("passed", 10.0), "test_kernel[1]": ("passed", 10.0),
+                            "test_kernel[2]": ("failed", 0.0), "test_kernel[3]": ("failed", 0.0),
+                            "test_kernel[4]": ("failed", 0.0), "test_after": ("passed", 50.0)}
+    assert g.own[3].errors[0].startswith("this case did not finish in 2 s")
+    assert g.own[4].errors == ["not run: the tests crashed or ran out of time 2 times"]
     assert "; the cases not yet run were not run again: the tests had been run again 1 times\n" in g.problem
+
+
+def test_each_assignment_gives_its_cases_time_limit_and_case_timeout_overrides_it(tmp_path, monkeypatch):
+    """Each case's limit is its assignment's ``case_timeout`` in the catalogue (A2's here, not the others'), unless
+    ``grade(case_timeout=...)`` (``--case-timeout``) gives one for all."""
+    import dataclasses
+    import importlib
+
+    module = importlib.import_module("minitransformer.assignments.grade")
+    monkeypatch.setattr(module, "ASSIGNMENTS", tuple(dataclasses.replace(a, case_timeout=2 if a.number == 2 else 1)
+                                                     for a in ASSIGNMENTS))
+    for case_timeout, limit in ((None, 2), (1, 1)):
+        g = _crashing(tmp_path / str(case_timeout), loop=[4], case_timeout=case_timeout, timeout=120)
+        assert _outcomes(g)["test_kernel[4]"] == ("failed", 0.0) and _outcomes(g)["test_after"] == ("passed", 50.0)
+        assert g.own[4].errors[0].startswith(f"this case did not finish in {limit} s (an endless loop?)")
+        assert f"\nTimeout (0:00:0{limit})!\n" in g.problem, g.problem  # faulthandler's: the limit it was given
 
 
 def test_where_a_run_ended_names_the_innermost_frame_and_the_outermost_below_the_test():
@@ -1000,4 +1019,4 @@ def test_the_grade_command_exits_1_when_the_tests_did_not_all_run(monkeypatch, t
 
     parsed = build_parser().parse_args(["assignments", "grade", "2", "--case-timeout", "5"])
     assert (parsed.case_timeout, parsed.timeout) == (5, 1800)
-    assert build_parser().parse_args(["assignments", "grade", "2"]).case_timeout == 60
+    assert build_parser().parse_args(["assignments", "grade", "2"]).case_timeout is None  # each assignment's own

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: how many seconds one graded case (its setup, call and teardown) may take before the grader ends the run in it, unless
+#: its assignment says more (Assignment.case_timeout): the slowest case of the solution takes about 3 s (A7's first,
+#: whose setup compiles the kernels with g++; the others under 1.1 s), so a busy or slow machine has room
+CASE_TIMEOUT = 60
+
 
 @dataclass(frozen=True)
 class Assignment:
@@ -24,6 +29,9 @@ class Assignment:
         Files (from the checkout's top) that the other copies leave out (``LEFT_OUT`` in
         ``minitransformer/assignments/strip.py``) and this one holds: A7's CUDA kernels and the tests that set
         them up on the emulation of CUDA (``minitransformer/cuda_emulator.py``, in every copy).
+    case_timeout : float
+        Seconds one of its graded cases may take before the grader stops it (``CASE_TIMEOUT``, 60, unless its cases
+        need more); ``minitransformer assignments grade --case-timeout`` overrides it.
 
     Examples
     --------
@@ -38,6 +46,7 @@ class Assignment:
     files: tuple[str, ...]
     notebooks: tuple[str, ...]
     keeps: tuple[str, ...] = ()
+    case_timeout: float = CASE_TIMEOUT
 
     @property
     def tag(self) -> str:
@@ -62,6 +71,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
     Assignment(6, "Decoding: greedy search, beam search and sampling", ("train/decoding.py",), ("08_decoding",)),
     Assignment(7, "GPU kernels: block reductions, softmax and layer norm in CUDA", ("kernels.py",),
                ("12_gpu_kernels",),
+               # (its slowest case, the first, whose setup compiles the kernels, takes about 3 s: CASE_TIMEOUT will do)
                keeps=("minitransformer/kernels.py", "tests/test_kernels.py")),
 )
 """A1 to A7 in order, each an :class:`Assignment` that builds on the ones before it (A3's multi-head attention

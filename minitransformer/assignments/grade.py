@@ -13,16 +13,19 @@ counts neither for nor against: it is left out of the maximum, and the grade say
 :attr:`Grade.skipped_points`, the table names why and what to install).
 
 A case that crashes the run (a segmentation fault in native code, say A7's kernels, which run in the
-graded process) or takes longer than ``case_timeout`` (a loop that never ends) fails, saying so and where
-it was; the cases that had not run yet are run again in a fresh process without it, so they keep their
-points. A run that does not end within the whole ``timeout`` is stopped: the cases that finished are
-scored, the others fail, and :attr:`Grade.problem` names the first of them, the likely one that never ends.
+graded process) or takes longer than its time limit (a loop that never ends; each assignment's is its
+:attr:`~minitransformer.assignments.Assignment.case_timeout`) fails, saying so and where it was; the cases
+that had not run yet are run again in a fresh process without it, so they keep their points (after a case
+out of time, the other cases of its test last: they may never end either). A run that does not end within
+the whole ``timeout`` is stopped: the cases that finished are scored, the others fail, and
+:attr:`Grade.problem` names the first of them, the likely one that never ends.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 import shutil
@@ -39,7 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .. import cuda_emulator
-from .catalog import get
+from .catalog import ASSIGNMENTS, get
 from .strip import source_root
 
 __all__ = ["grade", "Grade", "TestResult", "format_table", "pythonpath"]
@@ -211,17 +214,13 @@ def pythonpath(*first) -> str:
     return os.pathsep.join([*map(str, first), *kept])
 
 
-#: how many seconds one graded case (its setup, call and teardown) may take before the run is ended in it; the
-#: slowest case of the solution takes under 2 s (the first comparison with PyTorch, which imports it), so a busy
-#: machine has room
-CASE_TIMEOUT = 60
 #: how many times a grade runs the cases not yet run again, after a crash or a case out of time; a rerun takes a few
 #: seconds (starting pytest, collecting the tests; A7's compile their kernels)
 RERUNS = 20
 
 
 def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
-          case_timeout: float | None = CASE_TIMEOUT) -> Grade:
+          case_timeout: float | None = None) -> Grade:
     """Run assignment ``number``'s tests on the package in ``path`` and score them.
 
     Parameters
@@ -241,11 +240,13 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
         Seconds the tests may run in all, reruns included. A run still going then is stopped: the cases
         it finished are scored, the others fail, and :attr:`Grade.problem` names the first of them.
     case_timeout : float or None
-        Seconds one case may run (``CASE_TIMEOUT``, 60; None: no limit). A case that takes longer fails,
-        saying where it was (an endless loop?), as does one that crashes the run; the cases not yet run are
-        run again without it (at most ``RERUNS`` times, 20; after a case out of time, without the other cases
-        of its test function, which would likely cost as long each), and :attr:`Grade.problem` says what
-        happened.
+        Seconds one case may run; None: each case its assignment's
+        :attr:`~minitransformer.assignments.Assignment.case_timeout`
+        (``CASE_TIMEOUT``, 60, for all seven); ``math.inf``: no limit. A case that takes longer fails, saying
+        where it was (an endless loop?), as does one that crashes the run; the cases not yet run are run again
+        without it (at most ``RERUNS`` times, 20; after a case out of time, the other cases of its test function
+        after all the others, as they may never end either, each costing a rerun and the time limit), and
+        :attr:`Grade.problem` says what happened.
 
     Returns
     -------
@@ -277,7 +278,9 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
     args = [*map(str, graded_test_files(root / "tests")), "--assignment", numbers or str(assignment.number),
             "--backends", "numpy", "-p", "no:cacheprovider", "-p", "no:faulthandler", "--rootdir", str(root),
             "-c", str(root / "setup.cfg"), "-q", "--no-header", "-rN", "--tb=line"]
-    graded = [*args, *(("--grade-case-timeout", str(case_timeout)) if case_timeout is not None else ())]
+    limits = {a.number: a.case_timeout if case_timeout is None else case_timeout for a in ASSIGNMENTS}
+    limit = ",".join(f"{n}={s!r}" for n, s in limits.items() if s != math.inf)  # the plugin's 1=60,...,7=60
+    graded = [*args, *(("--grade-case-timeout", limit) if limit else ())]
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="mt-grade-") as tmp, ThreadPoolExecutor(1) as pool:
         # the cases to score, collected meanwhile from the instructor's package: no student code runs there
@@ -291,7 +294,7 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
         if run.data is None:  # the copy does not import, say: every case fails, out of the assignment's maximum
             crashed = not run.stopped and (run.fault or (run.returncode or 0) < 0)  # at import, say
             why = (f"stopped after {timeout:g} seconds, before the tests were collected (an import that never ends?)"
-                   if run.stopped else _end_of(run, case_timeout, copy, root)[1] if crashed
+                   if run.stopped else _end_of(run, None, copy, root)[1] if crashed
                    else _why_not_run(run.output))
             tests, _ = _score(collected["collected"], [], unreported=f"the tests did not run: {why}")
             said = "the tests did not run:" + (f" {why}" if run.stopped or crashed else "")  # else the output says why
@@ -300,7 +303,7 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
         if copy not in package.parents:
             raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
         reported, problems, unreported = _run_to_the_end(run, graded, copy, root, Path(tmp), deadline, timeout,
-                                                         case_timeout)
+                                                         limits)
     tests, unexpected = _score(collected["collected"], list(reported.values()), unreported=unreported)
     problem = "\n\n".join(problems)
     if unexpected:
@@ -309,19 +312,26 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
 
 
 def _run_to_the_end(run: _Run, args: list[str], copy: Path, root: Path, tmp: Path, deadline: float, timeout: float,
-                    case_timeout: float | None) -> tuple[dict[str, dict], list[str], str]:
+                    limits: dict[int, float]) -> tuple[dict[str, dict], list[str], str]:
     """The outcomes of the graded run ``run`` and, after each crash or case out of time, of a run of the cases not
     yet run, without the one it ended in: every case reported, by node id; what went wrong, for
-    :attr:`Grade.problem`; and what a case that none of them reported fails with."""
+    :attr:`Grade.problem`; and what a case that none of them reported fails with. ``limits`` holds each
+    assignment's time limit of a case, in seconds.
+
+    After a case out of time, the other cases of its test run after all the others: they may well never end either
+    (the same body, other arguments), each costing a rerun and its time limit; the other tests are graded first, and
+    then each of them that can run is, within ``RERUNS`` and the deadline."""
     reported: dict[str, dict] = {}
     problems: list[str] = []
+    last: set[str] = set()  # the other cases of each test that ran out of time, run after all the others
     while True:  # each run leaves out at least one case more: the one the last ended in
         reported.update((t["nodeid"], t) for t in run.data["tests"])
         todo = [t for t in run.data["collected"] if t["nodeid"] not in reported]
         if run.stopped:  # the cases that finished are scored; each of the others fails, saying where it was stuck
             stuck = _stopped(timeout, todo[0]["nodeid"] if todo else None)
             return reported, [*problems, stuck], stuck
-        end = _end_of(run, case_timeout, copy, root)
+        number = next((t["assignment"] for t in run.data["collected"] if t["nodeid"] == run.running), None)
+        end = _end_of(run, limits.get(number), copy, root)
         if end is None:  # pytest ended by itself
             if run.data["exitstatus"] not in (0, 1):
                 problems.append("pytest stopped early:\n" + run.output[-3000:])
@@ -331,24 +341,24 @@ def _run_to_the_end(run: _Run, args: list[str], copy: Path, root: Path, tmp: Pat
             return reported, problems, f"not run: {end[1]}"
         case, function = run.running, run.running.split("[")[0]
         reported[case] = {"nodeid": case, "outcome": "failed", "errors": [end[0]]}
-        if run.fault.startswith("Timeout"):  # the test's other cases would likely each take as long: not run
-            why = f"not run: another case of this test did not finish in {case_timeout:g} s, {case}"
-            reported.update((t["nodeid"], {"nodeid": t["nodeid"], "outcome": "failed", "errors": [why]})
-                            for t in todo if t["function"] == function and t["nodeid"] != case)
         todo = [t for t in todo if t["nodeid"] not in reported]
+        siblings = {t["nodeid"] for t in todo if t["function"] == function} if run.fault.startswith("Timeout") else ()
+        last.update(siblings)
         given_up = len(problems) >= RERUNS  # (this end is not counted in problems yet)
         then = ("" if not todo else f"; the cases not yet run were not run again: the tests had been run again "
-                f"{RERUNS} times" if given_up else "; the cases not yet run were run again without it")
+                f"{RERUNS} times" if given_up else "; the cases not yet run were run again without it" +
+                (", the other cases of its test after all the others" if siblings else ""))
         problems.append(f"{case}: {end[0]}{then}\n{_fault_head(run.fault)}")
         if given_up:
             return reported, problems, f"not run: the tests crashed or ran out of time {len(problems)} times"
         if not todo:
             return reported, problems, "the test run did not report this case"
-        skip = tmp / f"skip-{len(problems)}.json"
+        skip, after = tmp / f"skip-{len(problems)}.json", tmp / f"last-{len(problems)}.json"
         skip.write_text(json.dumps(sorted(reported)), encoding="utf-8")
+        after.write_text(json.dumps(sorted(last - set(reported))), encoding="utf-8")
         left = deadline - time.monotonic()
-        again = (_pytest(copy, [*args, "--grade-skip", str(skip)], tmp / f"results-{len(problems)}.json", left)
-                 if left > 0 else _Run(None, "", stopped=True))
+        again = (_pytest(copy, [*args, "--grade-skip", str(skip), "--grade-last", str(after)],
+                         tmp / f"results-{len(problems)}.json", left) if left > 0 else _Run(None, "", stopped=True))
         if again.data is None:  # it imported the first time: out of time, or a crash before the first case
             why = (f"the tests ran out of their {timeout:g} seconds before the cases not yet run could run again"
                    if left <= 0 else _stopped(timeout, todo[0]["nodeid"]) if again.stopped else
@@ -433,15 +443,16 @@ CRASHES = {"Segmentation fault": "a read or write far outside an array?", "Bus e
            "an array?", "Aborted": "abort() or a failed assert in native code?"}
 
 
-def _end_of(run: _Run, case_timeout: float | None, copy: Path, root: Path) -> tuple[str, str] | None:
+def _end_of(run: _Run, limit: float | None, copy: Path, root: Path) -> tuple[str, str] | None:
     """How a run that did not end by itself ended, None when it did: the error of the case it ended in, and what to
-    say when it ended outside a case; each one line (what, why it may be, where it was)."""
+    say when it ended outside a case; each one line (what, why it may be, where it was). ``limit`` is the time limit
+    of the case it ended in, in seconds."""
     if run.data is not None and run.data["exitstatus"] is not None:
         return None
     where = _where(run.fault, copy, root)
     at = f"; it was at {where}" if where else ""
     if run.fault.startswith("Timeout"):  # faulthandler's "Timeout (0:01:00)!": a case ran past its time limit
-        said = f"did not finish in {case_timeout:g} s (an endless loop?){at}"
+        said = f"did not finish in {limit:g} s (an endless loop?){at}"
         return f"this case {said}", f"the tests {said}"
     kind = re.search(r"^(?:Fatal Python error|Windows fatal exception): (.+)$", run.fault, flags=re.M)
     if kind:

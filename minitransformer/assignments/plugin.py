@@ -12,7 +12,9 @@ case that outlives ``--grade-case-timeout`` (the run then ends with exit status 
 of the whole run. Beside the JSON file, two more say where it was: ``.running`` holds the node id of the
 graded case running (empty between cases), and ``faulthandler`` writes to ``.fault`` what each thread
 was doing at a crash or a case's timeout. ``--grade-skip FILE`` (a JSON list of node ids) leaves those cases
-out: the grader runs the cases after a crash again, without the one that crashed.
+out: the grader runs the cases after a crash again, without the one that crashed. ``--grade-last FILE`` (the same)
+runs those cases after all the others: the grader runs the other cases of a test whose case ran out of time last, so
+that if they too never end, each costing a rerun and its time limit, the other tests have been graded first.
 
 A graded test carries ``@pytest.mark.assignment(N, points=P)``: ``P`` points for the test function,
 shared equally by its parametrised cases.
@@ -37,11 +39,23 @@ def pytest_addoption(parser):
     group.addoption("--assignment", default=None,
                     help="run only the tests graded for these assignments: 2, or 1,2,3, or all")
     group.addoption("--grade-json", default=None, help="write every graded test's outcome to this JSON file")
-    group.addoption("--grade-case-timeout", type=float, default=None, metavar="SECONDS",
+    group.addoption("--grade-case-timeout", type=_limits, default=None, metavar="SECONDS",
                     help="end the run when a graded case (setup, call and teardown) takes longer, writing where it "
-                         "was to the JSON file's name + .fault")
+                         "was to the JSON file's name + .fault; 60 for every case, or 1=60,7=120 by assignment (a case "
+                         "of an assignment not named has no limit)")
     group.addoption("--grade-skip", default=None, metavar="FILE",
                     help="a JSON list of node ids not to run (cases already graded, or one that crashed)")
+    group.addoption("--grade-last", default=None, metavar="FILE",
+                    help="a JSON list of node ids to run after all the others")
+
+
+def _limits(text: str) -> dict:
+    """``--grade-case-timeout``'s seconds by assignment number (None for every assignment): ``60``, ``1=60,7=120``."""
+    limits = {}
+    for part in text.split(","):
+        number, _, seconds = part.rpartition("=")
+        limits[int(number) if number else None] = float(seconds)
+    return limits
 
 
 def pytest_configure(config):
@@ -78,18 +92,23 @@ def pytest_collection_modifyitems(config, items):
     if chosen is None:
         return
     numbers = None if chosen == "all" else {int(n) for n in chosen.replace("A", "").split(",")}
-    skip = config.getoption("--grade-skip")
-    if skip is not None:
-        with open(skip, encoding="utf-8") as f:
-            skip = set(json.load(f))
+    skip, last = _node_ids(config, "--grade-skip"), _node_ids(config, "--grade-last")
     keep, drop = [], []
     for item in items:
         marked = _marker(item)
-        kept = marked and (numbers is None or marked[0] in numbers) and not (skip and item.nodeid in skip)
+        kept = marked and (numbers is None or marked[0] in numbers) and item.nodeid not in skip
         (keep if kept else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    items[:] = sorted(keep, key=lambda item: item.nodeid in last)  # stable: the others first, each in its order
+
+
+def _node_ids(config, option: str) -> set:
+    """The node ids in the JSON file that ``option`` names; none without it."""
+    if (path := config.getoption(option)) is None:
+        return set()
+    with open(path, encoding="utf-8") as f:
+        return set(json.load(f))
 
 
 def pytest_collection_finish(session):
@@ -134,9 +153,10 @@ def pytest_runtest_makereport(item, call):
 def pytest_runtest_protocol(item, nextitem):
     """Before each graded case runs (setup, call and teardown): ``.running`` names it, and its time limit is
     armed; after: the JSON file again, with its outcome."""
-    config, limit = item.config, item.config.getoption("--grade-case-timeout")
-    graded = _marker(item) is not None and _FAULTS in config.stash
+    config, limits, marked = item.config, item.config.getoption("--grade-case-timeout") or {}, _marker(item)
+    graded = marked is not None and _FAULTS in config.stash
     if graded:
+        limit = limits.get(marked[0], limits.get(None))
         _running(config, item.nodeid)
         if limit is not None:  # faulthandler's own thread: it ends even native code
             faulthandler.dump_traceback_later(limit, exit=True, file=config.stash[_FAULTS])
