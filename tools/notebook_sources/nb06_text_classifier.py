@@ -231,7 +231,8 @@ CELLS = [
     it (label 0), one where "not" stands elsewhere (label 1). Bright **columns** mean every position reads
     the same key. In this run heads 2 and 4 gather the sentiment word in both reviews. Head 3 gathers "not"
     when it stands right before the sentiment word (first map) and the sentiment word when it does not
-    (second map); head 1 does the same in part (in the second map its first three rows still read "not").
+    (second map); head 1 does the same in part (in the second map the rows of "brilliant" and "not" still
+    read "not", the row of "quite" in part).
     So attention itself already reacts to whether "not" is adjacent: its queries and keys carry the
     positions that $PE$ added to each token. The feed-forward layer after attention and mean pooling then
     hand the result to the output layer. (Another seed may give these roles to other heads.)

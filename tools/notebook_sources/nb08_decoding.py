@@ -201,12 +201,12 @@ CELLS = [
           f"{sum(len(g) != len(t) for g, t in wrong)} have a digit too few or too many")
     """),
     md(r"""
-    After a first mistake, teacher forcing, fed the right prefix, still gets 97.3% of the remaining tokens
-    right; generation, reading its own mistake, 58.4%. Most of that gap is the very next token (14.7% right
-    against 100%): most of generation's wrong outputs here (21 of 34) are the target with two neighbouring
+    After a first mistake, teacher forcing, fed the right prefix, still gets 97.4% of the remaining tokens
+    right; generation, reading its own mistake, 59.8%. Most of that gap is the very next token (14.7% right
+    against 100%): most of generation's wrong outputs here (22 of 34) are the target with two neighbouring
     digits swapped, as in the example. The model writes a digit one step early, then the one it skipped,
-    which is wrong there, and from then on it is right again (77.2% of the later positions, where chance is
-    about 10%). A skipped or repeated digit instead shifts every digit after it (6 outputs are a digit too
+    which is wrong there, and from then on it is right again (78.3% of the later positions, where chance is
+    about 10%). A skipped or repeated digit instead shifts every digit after it (5 outputs are a digit too
     short or too long). Training showed the model only right prefixes, so what it does after a wrong one
     is not something it was taught. The loss and the token accuracy measured in training are
     teacher-forced: they measure the first kind of prediction, and only decoding measures the second.
@@ -399,8 +399,8 @@ CELLS = [
     """),
     md(r"""
     Greedy's path is the top line up to step 5. At step 4 greedy took `1` (log P $-0.70$) over `5`
-    ($-1.43$); the beam kept both, and at step 6 the hypothesis through `5` ranks first. Greedy's own
-    output ends last of the four, at $-2.560$ against $-1.926$.
+    ($-1.44$); the beam kept both, and at step 6 the hypothesis through `5` ranks first. Greedy's own
+    output ends last of the four, at $-2.571$ against $-1.926$.
     """),
     md(r"""
     ### Exercise A6 · the length penalty
@@ -455,12 +455,12 @@ CELLS = [
     """),
     md(r"""
     In the example's beam, $\alpha = 0.6$ swaps the second and third hypotheses: the one a digit short
-    ($\lvert Y \rvert = 8$, $\log P = -2.298$) falls behind a complete one ($\lvert Y \rvert = 9$, $-2.356$). The
-    winner stays here. On the whole test set, in the run shown, $\alpha = 0.6$ changes the winner for one
-    source: at $\alpha = 0$ the output a digit short wins, by $0.010$ in $\log P$; divided by its smaller
-    $lp$, it loses to the right one, which is what the penalty is for. It is a knife-edge: the numbers'
-    last digits differ from one CPU to another (see the notebooks' README), and on some the penalty
-    changes no winner at all.
+    ($\lvert Y \rvert = 8$, $\log P = -2.327$) falls behind a complete one ($\lvert Y \rvert = 9$, $-2.355$). The
+    winner stays here. On the whole test set, in the run shown, $\alpha = 0.6$ changes no winner. It is a
+    knife-edge: the numbers' last digits differ from one CPU to another (see the notebooks' README), and in
+    another run it changed the winner for one source, where at $\alpha = 0$ the output a digit short won by
+    $0.010$ in $\log P$; divided by its smaller $lp$, it lost to the right one, which is what the penalty is
+    for.
     """),
     md(r"""
     ## 6. Sampling with temperature and top-$k$
@@ -576,8 +576,8 @@ CELLS = [
     """),
     md(r"""
     Top-2 at $\tau = 1$ draws only between the two most likely tokens, and gets back part of what sampling
-    lost (77.2% against 69.6%). In the example, most samples repeat greedy's mistake: at its step 6, the
-    wrong 7 has $p = 0.676$ and the right 4 only $0.291$.
+    lost (77.2% against 69.4%). In the example, most samples repeat greedy's mistake: at its step 6, the
+    wrong 7 has $p = 0.674$ and the right 4 only $0.293$.
     """),
     md(r"""
     **The library's sampler** is `train.generate`, for a decoder-only language model (`nn.DecoderOnlyLM`,
@@ -732,8 +732,8 @@ CELLS = [
     3. Show from the formula that $\mathrm{softmax}(z / \tau)$ has the same arg-max as $z$ for every
        $\tau > 0$, and that it tends to the one-hot arg-max as $\tau \to 0$ (when the largest logit is unique).
        Then sample 1000 tokens from section 6's distribution at $\tau = 0.05$: how many are the arg-max?
-       (Answer: all of them, in practice: the second most likely token has $(0.291 / 0.676)^{20} \approx
-       5 \cdot 10^{-8}$ times the probability of the first.)
+       (Answer: all of them, in practice: the second most likely token has $(0.293 / 0.674)^{20} \approx
+       6 \cdot 10^{-8}$ times the probability of the first.)
     4. For $T = 100$ decoded tokens, how many self-attention score entries per head and layer are computed
        with and without the cache? (Answer: $5050$ and $338350$, $67$ times as many.)
     5. The causal mask lets position $t$ see itself ($j = t$) but not $t + 1$. What would a model trained

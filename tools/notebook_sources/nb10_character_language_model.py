@@ -312,7 +312,7 @@ CELLS = [
     standard deviation $\sigma$ the expected loss is about $\ln V + \sigma^2/2$, here $4.263 + 0.98^2/2 =
     4.74$ (with the spread printed in section 2). Both losses pass the unigram line within the first 50
     steps; the validation loss is below the bigram's from step 100 on and ends at 2.098 nats, a perplexity
-    of 8.15 against the bigram's 10.93. The training loss ends a little lower, 1.997: the model fits the
+    of 8.15 against the bigram's 10.93. The training loss ends a little lower, 1.996: the model fits the
     text it trains on slightly better than text it has not seen.
     """),
     md(r"""
@@ -359,13 +359,13 @@ CELLS = [
     last digits differ, and so the samples do; the tendencies stay the same.
 
     Greedy takes the likeliest character every time, so once a stretch of text recurs, the same context
-    gives the same choice again: after its first words it goes round "the", "she" and "wat" (53 words, 9
+    gives the same choice again: after its first words it goes round "the", "she" and "wat" (51 words, 10
     different). Sampling leaves such cycles by chance. The temperature trades safety for variety: at 0.5
-    the samples keep to common words (51% of their words of 3 letters or more occur in the training text),
-    at 0.8 they invent more (34%), at 1, the model's own distribution, more still (15%), with odd capitals
-    inside words ("femO", "athaBuckalld"), and at 1.2 (13%) more of them and stray punctuation ("arnd?",
-    "shi:"). Top-5 at $\tau = 1$ keeps the model's own distribution over its 5 likeliest characters and
-    removes the long tail: 43% against 15% without it. The softmax gives every one of the 71 ids some
+    the samples keep to common words (50% of their words of 3 letters or more occur in the training text),
+    at 0.8 they invent more (31%), at 1, the model's own distribution, more still (24%), and at 1.2 (17%)
+    more again, with odd capitals inside words ("femO", "athaBucMalld") and stray punctuation ("shi:").
+    Top-5 at $\tau = 1$ keeps the model's own distribution over its 5 likeliest characters and
+    removes the long tail: 40% against 24% without it. The softmax gives every one of the 71 ids some
     probability, and over 200 draws the unlikely ones add up.
 
     ## 7. The context trap
@@ -413,13 +413,13 @@ CELLS = [
     fig
     """),
     md(r"""
-    Position 0 predicts from one character, as the bigram does, and costs about as much (2.438 against the
-    bigram's 2.392). From position 1 on the loss is flat at about 2.09, until it rises in the last block
+    Position 0 predicts from one character, as the bigram does, and costs about as much (2.436 against the
+    bigram's 2.392). From position 1 on the loss is flat at about 2.08, until it rises in the last block
     before 64 (2.18). Those positions were trained, and the rise is there on the training text too (2.10
-    against 1.97 to 2.02 at positions 8 to 55): the last rows the model was trained on are already handled
+    against 1.97 to 2.01 at positions 8 to 55): the last rows the model was trained on are already handled
     less well. From position 64 on, where training never went, it keeps climbing, through 2.46 in the
     first block to about 2.55, and stays there, worse than the bigram model: the mean over positions 64 to
-    127 is 2.541, against 2.098 over positions 8 to 63.
+    127 is 2.543, against 2.097 over positions 8 to 63.
 
     **(b) Generated text.** The same model, the same prompt and the same random numbers, once reading at
     most 64 positions (`context=64`: when the text outgrows 64 characters, `generate` starts again from
@@ -444,9 +444,9 @@ CELLS = [
     Until the text is 64 characters long both read the same positions, so they write the same first 65
     characters (the 65th is the last one predicted from 64 positions); in some samples a few more agree by
     chance. After that, the default's text falls apart: of its words of 3 letters or more, 16% occur in the
-    training text, against 39% in the first 64 characters; with `context=64`, 34% (in the run shown). Sample 1
-    shows it: the same 65 characters (up to "she wow thean"), then " be bow thee seath susiled havers"
-    against "d atis thean argghe s alof lashefun".
+    training text, against 40% in the first 64 characters; with `context=64`, 35% (in the run shown). Sample 1
+    shows it: the same 66 characters (up to "she wo sased f"), then "o the the at fould stil s hashe"
+    against " weligathee we t t stilof laverthimand".
 
     **Why.** Two things are new to the model at position 64 and later, and they can be told apart:
 
@@ -481,8 +481,8 @@ CELLS = [
           f"only the last 64 {banded[T:].mean():.3f};  positions 8-63: {by_position[8:T].mean():.3f}")
     """),
     md(r"""
-    With at most 64 keys per query, positions 64 to 127 are no better than with all of them (2.570 against
-    2.541; a little worse, perhaps because the keys the band removes are the earliest, whose rows were
+    With at most 64 keys per query, positions 64 to 127 are no better than with all of them (2.572 against
+    2.543; a little worse, perhaps because the keys the band removes are the earliest, whose rows were
     trained). Limiting the keys does not help: the unseen rows of $PE$ are enough to do all the damage. A
     second test makes it plain: windows of 64 characters, never more keys than in training, read with the
     rows shifted along the table (rows 32 to 95, or 64 to 127, in place of 0 to 63):
@@ -561,7 +561,7 @@ CELLS = [
     md(r"""
     The first row has a single key, so its weight is 1 in every head. In layer 1 the bright cells lie on
     the diagonal or just left of it: each position reads itself and the few characters before it. Layer 2,
-    head 1 has a bright column under the "b" of "borrows": the next four letters put 0.86 to 0.99 of their
+    head 1 has a bright column under the "b" of "borrows": the next four letters put 0.89 to 0.99 of their
     weight on the first letter of their word, "w" and "s" less. Heads 2 and 3 of layer 2 also have columns,
     keys read by positions several characters later.
     """),
