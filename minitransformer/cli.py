@@ -126,6 +126,8 @@ def _train(args) -> int:
             return config
     overrides.update(args.set or [])
     overrides.update({k: v for k, v in flags.items() if v is not None})
+    if args.no_restore_best:  # a named option too: the setting restore_best=False
+        overrides["restore_best"] = False
     if args.task not in tasks.TASKS:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
         return 2
@@ -345,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "the run ends with the model of its best evaluation")
     train.add_argument("--patience", type=_positive_int, help="stop after this many evaluations without improvement; "
                        "the run ends with the model of its best evaluation (saved, measured, and said which)")
+    train.add_argument("--no-restore-best", action="store_true",
+                       help="with --patience or --target: end with the last model, not that of the best evaluation "
+                            "(the setting restore_best=False; a run that diverges then saves nothing)")
     train.add_argument("--seed", type=_non_negative_int,
                        help="seed of the data, the initial weights and the batch order (0)")
     train.add_argument("--set", action="append", type=_setting, metavar="KEY=VALUE",

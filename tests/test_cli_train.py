@@ -213,6 +213,32 @@ def test_train_with_patience_ends_with_the_model_of_the_best_evaluation_and_says
     assert "restored" not in json.dumps(json.loads((tmp_path / "two" / "metrics.json").read_text(encoding="utf-8")))
 
 
+def test_no_restore_best_ends_with_the_last_model_and_resume_compares_it(tmp_path, capsys):
+    """--patience kept the best model, with no way to keep the last one from the command line (Python's
+    restore_best=False): --no-restore-best is the setting restore_best=False, recorded, and compared on --resume."""
+    run = ["train", "--task", "copy", *TINY, "--eval-every", "2", "--no-pictures", "--steps", "10", "--patience", "1"]
+    assert main([*run, "--no-restore-best", "--out", str(tmp_path / "last")]) == 0
+    text = capsys.readouterr().out
+    assert "restore_best=False" in text and "restored" not in text
+    assert main(["train", "--task", "copy", *TINY, "--eval-every", "2", "--no-pictures", "--steps", "4",
+                 "--out", str(tmp_path / "four")]) == 0
+    capsys.readouterr()
+    last, four = (read_checkpoint(tmp_path / name / "checkpoint.npz") for name in ("last", "four"))
+    assert last.step == 4 and last.extra["settings"]["restore_best"] is False
+    assert not any(k.endswith("_params") for k in last.trainer_state)  # no copy of the best kept
+    assert all(np.array_equal(a, four.model_state[k]) for k, a in last.model_state.items())  # step 4's model
+    assert json.loads((tmp_path / "last" / "metrics.json").read_text(encoding="utf-8"))["settings"]["restore_best"] \
+        is False
+    # --resume continues with the checkpoint's setting, and refuses another
+    assert main([*run, "--steps", "12", "--resume", "--out", str(tmp_path / "last")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--task", "copy", "--steps", "12", "--no-restore-best", "--resume",
+                 "--out", str(tmp_path / "four")]) == 2
+    assert "only steps may change, got restore_best=False (saved: None);" in capsys.readouterr().err
+    assert main([*run, "--set", "restore_best=yes", "--out", str(tmp_path / "bad")]) == 2
+    assert "setting restore_best must be True or False (the default is None), got 'yes'" in capsys.readouterr().err
+
+
 def _as_written_on_a_gpu(path):
     """Give the checkpoint the generator state a run on CuPy saves (a CounterRNG's), checksum and all."""
     from minitransformer.backend import CounterRNG
@@ -819,6 +845,40 @@ def test_a_run_that_diverges_is_one_line_without_numpy_warnings_and_status_1(tmp
     assert re.fullmatch(r"minitransformer train: Trainer: the training loss became nan by step \d+; lower the "
                         r"learning rate \(lr was \S+\) \(the gradients were clipped to a norm of 1\)\n", err), err
     assert not (out / "checkpoint.npz").exists()  # nothing diverged is saved
+
+
+def test_a_run_that_diverges_after_its_best_evaluation_saves_that_model_and_says_so(tmp_path, capsys):
+    """The run diverged at step 15 with --patience: it saved nothing, and the model of its best evaluation (step 5)
+    was lost. Now the checkpoint holds that model, as the error line says; evaluate measures it, naming it; --resume
+    refuses it (no optimizer state: it had become NaN); --no-restore-best saves nothing, as before."""
+    out = tmp_path / "run"
+    run = ["train", "--task", "copy", "--lr", "1e6", "--steps", "30", *TINY, "--no-pictures", "--eval-every", "5",
+           "--patience", "10", "--out", str(out)]
+    assert main(run) == 1
+    err = capsys.readouterr().err
+    path = out / "checkpoint.npz"
+    assert re.fullmatch(r"minitransformer train: Trainer: the training loss became nan by step 15; lower the learning "
+                        r"rate \(lr was \S+\) \(the gradients were clipped to a norm of 1\); restore_best put back the "
+                        r"parameters of the best evaluation, step 5 \(val_accuracy 0\), and saved them in "
+                        rf"{re.escape(str(path))} \(a model to evaluate, without the optimizer's state: not to "
+                        rf"resume\); measure it with: minitransformer evaluate {re.escape(str(path))}\n", err), err
+    ckpt = read_checkpoint(path)
+    assert (ckpt.step, ckpt.trainer_state["restored_step"], ckpt.optimizer_state) == (15, 5, None)
+    assert all(np.isfinite(a).all() for a in ckpt.model_state.values())
+    assert main(["train", "--task", "copy", *TINY, "--no-pictures", "--eval-every", "5", "--steps", "5",
+                 "--lr", "1e6", "--out", str(tmp_path / "five")]) == 0
+    five = read_checkpoint(tmp_path / "five" / "checkpoint.npz")
+    assert all(np.array_equal(a, five.model_state[k]) for k, a in ckpt.model_state.items())
+    capsys.readouterr()
+    with np.errstate(over="ignore", invalid="ignore"):  # (its weights are huge: lr 1e6)
+        assert main(["evaluate", str(path)]) == 0
+    assert "trained for 15 steps, holding the model of its best evaluation, step 5 (put back when the run diverged" \
+        in capsys.readouterr().out
+    assert main([*run, "--resume"]) == 2
+    assert "was written when its run diverged (the training loss or the parameters became NaN or infinite by step " \
+           "15): it holds the model of its best evaluation, step 5" in capsys.readouterr().err
+    assert main([*run[:-2], "--no-restore-best", "--out", str(tmp_path / "last")]) == 1
+    assert "restore_best" not in capsys.readouterr().err and not (tmp_path / "last" / "checkpoint.npz").exists()
 
 
 def test_evaluate_and_generate_of_a_folder_say_it_is_a_folder(tmp_path, capsys):

@@ -27,6 +27,7 @@ from minitransformer.train import (
     binary_accuracy,
     exact_match,
     get_blas_threads,
+    load_checkpoint,
     perplexity,
     read_checkpoint,
     set_blas_threads,
@@ -845,8 +846,9 @@ def test_a_nan_value_early_stopping_watches_is_refused_not_counted_as_no_improve
     """patience ran out on NaN, silently: the run stopped as if it had stopped improving."""
     model, loss_fn = _linear_problem()
     values = iter([1.0, float("nan")])
-    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn,
-                      eval_fn=lambda m: {"val_loss": next(values)}, eval_every=2, patience=3, progress=False)
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn,  # (no best put back: that is below)
+                      eval_fn=lambda m: {"val_loss": next(values)}, eval_every=2, patience=3, progress=False,
+                      restore_best=False)
     with pytest.raises(TrainingDiverged, match=r"^Trainer: eval_fn gave 'val_loss' = nan at step 4, which early "
                                                r"stopping \(patience=3\) cannot compare; the model's outputs may have "
                                                r"become NaN: lower the learning rate \(lr was 0\.1\)$"):
@@ -1068,13 +1070,19 @@ def test_restore_best_without_early_stopping_keeps_the_best_and_the_final_evalua
 @pytest.mark.single_backend
 def test_a_nan_evaluation_is_never_the_best_to_restore():
     """Without early stopping a NaN is recorded and moves nothing: the best is a number's; with patience it stops the
-    run (TrainingDiverged), leaving the weights as they were."""
+    run (TrainingDiverged), putting back the best (step 1's), or with restore_best=False leaving the weights as they
+    were."""
     trainer, seen = _remembering({1: float("nan"), 2: 0.5, 3: float("nan"), 4: 0.7}, patience=None, restore_best=True)
     trainer.fit(lambda s: None, 4)
     assert (trainer.best, trainer.best_step, trainer.restored_step) == (0.5, 2, 2)
     assert _same_weights(trainer.model, seen[2])
     trainer, seen = _remembering({1: 0.5, 2: float("nan")})
-    with pytest.raises(TrainingDiverged, match="= nan at step 2"):
+    with pytest.raises(TrainingDiverged, match=r"= nan at step 2.*; restore_best put back the parameters of the best "
+                                               r"evaluation, step 1 \(val_loss 0\.5\)$"):
+        trainer.fit(lambda s: None, 4)
+    assert (trainer.stop_reason, trainer.restored_step) == ("diverged", 1) and _same_weights(trainer.model, seen[1])
+    trainer, seen = _remembering({1: 0.5, 2: float("nan")}, restore_best=False)
+    with pytest.raises(TrainingDiverged, match=r"= nan at step 2.*\(lr was 0\.05\)$"):
         trainer.fit(lambda s: None, 4)
     assert trainer.restored_step is None and _same_weights(trainer.model, seen[2])
 
@@ -1162,6 +1170,103 @@ def test_a_checkpoint_without_a_copy_of_the_best_resumes_keeping_the_last_weight
                                               r"\(2,\) of float32, the model's \(1,\)$"):
         trainer.load(path)
     assert trainer.step == 0 and _same_weights(trainer.model, before)
+
+
+def _diverging(values, at: int, how: str, path=None, **kwargs):
+    """A :func:`_scripted` trainer whose step ``at`` diverges: its loss is NaN (``how`` "loss", and every step's after),
+    or (``"params"``) its loss is finite but its update, at an infinite learning rate, makes the weights infinite."""
+    trainer = _scripted(values, path, **kwargs)
+    loss_fn = trainer.loss_fn
+
+    def diverging(model, batch):
+        loss = loss_fn(model, batch)
+        if how == "loss" and trainer.step + 1 >= at:
+            return loss * float("nan")
+        if how == "params" and trainer.step + 1 == at:
+            trainer.optimizer.param_groups[0]["lr"] = 1e300  # (finite, as SGD checks; infinite in float32)
+        return loss
+
+    trainer.loss_fn = diverging
+    return trainer
+
+
+def _all_finite(ckpt) -> bool:
+    """Whether every floating-point array of a checkpoint (the model's, the optimizer's, the copies) is finite."""
+    arrays = [*ckpt.model_state.values(), *_arrays_in(ckpt.optimizer_state), *_arrays_in(ckpt.trainer_state)]
+    return all(np.isfinite(a).all() for a in arrays if getattr(a, "dtype", np.dtype(int)).kind == "f")
+
+
+def _arrays_in(value) -> list:
+    if isinstance(value, dict):
+        return [a for v in value.values() for a in _arrays_in(v)]
+    if isinstance(value, (list, tuple)):
+        return [a for v in value for a in _arrays_in(v)]
+    return [value] if isinstance(value, np.ndarray) else []
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("how, says", [("loss", r"the training loss became nan by step 8"),
+                                       ("params", r"the parameters became NaN or infinite by step 8 \(weight and 1 "
+                                                  r"more\) while the training loss was finite")])
+def test_a_run_that_diverges_ends_with_the_best_parameters_and_saves_them_as_a_model_to_evaluate(tmp_path, how, says):
+    """The run diverged at step 8, after its best evaluation (step 6): it ended with NaN weights, and its checkpoint
+    with the NaN weights of step 7 or 8 (a finite loss at step 8 does not make its update finite). Now the model and
+    the checkpoint hold the weights of step 6, bit for bit those of a run of 6 steps, and the checkpoint no optimizer
+    state (not finite): Trainer.load refuses it, saying why, and load_checkpoint loads its model."""
+    values = {3: 1.0, 6: 0.5, 9: 0.9}
+    best = _scripted(values)
+    best.fit(lambda s: None, 6)
+    path = tmp_path / "c.npz"
+    trainer = _diverging(values, 8, how, path, checkpoint_every=1)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+        trainer.fit(lambda s: None, 20)
+    assert re.fullmatch(rf"Trainer: {says}; lower the learning rate \(lr was \S+\) or clip the gradients "
+                        r"\(clip=1\.0\); restore_best put back the parameters of the best evaluation, step 6 "
+                        rf"\(val_loss 0\.5\), and saved them in {re.escape(str(path))} \(a model to evaluate, "
+                        r"without the optimizer's state: not to resume\)", str(caught.value)), str(caught.value)
+    assert (trainer.step, trainer.stop_reason, trainer.restored_step) == (8, "diverged", 6)
+    assert _same_weights(trainer.model, best.model.state_dict())
+    ckpt = read_checkpoint(path)
+    assert (ckpt.step, ckpt.trainer_state["stop_reason"], ckpt.trainer_state["restored_step"]) == (8, "diverged", 6)
+    assert (ckpt.optimizer_state, ckpt.rng_state) == (None, None) and _all_finite(ckpt)
+    assert all(np.array_equal(a, best.model.state_dict()[k]) for k, a in ckpt.model_state.items())
+    with pytest.raises(CheckpointError, match=r"^Trainer\.load: .*c\.npz' was written when its run diverged \(the "
+                                              r"training loss or the parameters became NaN or infinite by step 8\): it "
+                                              r"holds the model of its best evaluation, step 6, to evaluate"):
+        _scripted(values, path).load(path)
+    model, _ = _linear_problem()
+    load_checkpoint(path, model)
+    assert _same_weights(model, best.model.state_dict())
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("how", ["loss", "params"])
+def test_a_run_that_diverges_without_a_best_kept_writes_nothing_over_its_last_finite_checkpoint(tmp_path, how):
+    """Without restore_best nothing is put back, and the checkpoint stays the last one of finite weights (step 7),
+    whose run a resume continues: the weights made infinite by step 8's update, its loss finite, were written."""
+    path = tmp_path / "c.npz"
+    trainer = _diverging({3: 1.0, 6: 0.5}, 8, how, path, checkpoint_every=1, restore_best=False)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match=r"by step 8.*\(clip=1\.0\)$"):
+        trainer.fit(lambda s: None, 20)
+    assert (trainer.stop_reason, trainer.restored_step) == ("diverged", None)
+    ckpt = read_checkpoint(path)
+    assert (ckpt.step, ckpt.trainer_state["stop_reason"]) == (7, None) and _all_finite(ckpt)
+    resumed = _scripted({3: 1.0, 6: 0.5}, path, restore_best=False)
+    resumed.load(path)
+    assert resumed.step == 7
+
+
+@pytest.mark.single_backend
+def test_the_checkpoint_at_the_end_of_a_fit_holds_no_infinite_last_weights(tmp_path):
+    """The last step's update made the weights infinite, its loss finite: restore_best put the best back (step 3),
+    and the checkpoint at the end held the infinite weights as the last ones, to train on from."""
+    path = tmp_path / "c.npz"
+    trainer = _diverging({3: 0.5, 6: 0.9}, 7, "params", path, patience=None, restore_best=True)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match=r"^Trainer: the parameters became NaN or "
+                                                                          r"infinite by step 7 .*, step 3 "):
+        trainer.fit(lambda s: None, 7)
+    ckpt = read_checkpoint(path)
+    assert (ckpt.step, ckpt.trainer_state["restored_step"], ckpt.optimizer_state) == (7, 3, None) and _all_finite(ckpt)
 
 
 @pytest.mark.single_backend

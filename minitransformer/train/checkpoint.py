@@ -621,7 +621,7 @@ def _load_read(ckpt: Checkpoint, model, optimizer=None, schedule=None, restore_r
             )
     if optimizer is not None:
         if ckpt.optimizer_state is None:
-            _refuse_averaged(ckpt, "load_checkpoint")  # saying why it holds none
+            _refuse_model_only(ckpt, "load_checkpoint")  # saying why it holds none
             raise CheckpointError(f"{where} holds no optimizer state")
         if ckpt.optimizer_type != type(optimizer).__name__:
             raise CheckpointError(
@@ -903,8 +903,11 @@ def average_checkpoints(paths) -> Checkpoint:
 def _restored(ckpt: Checkpoint) -> bool:
     """Whether the checkpoint's weights are not those of its step: ``restore_best`` put back those of an earlier one
     (``trainer_state["restored_step"]``) at the end of the run, and the weights of its step, which training goes on
-    from, are its ``trainer_state["last_params"]``."""
-    return isinstance(ckpt.trainer_state, dict) and "last_params" in ckpt.trainer_state
+    from, are its ``trainer_state["last_params"]``; or the run diverged, and its weights of that step, not finite,
+    are not saved (:func:`_refuse_model_only`)."""
+    state = ckpt.trainer_state
+    return isinstance(state, dict) and ("last_params" in state or (state.get("stop_reason") == "diverged"
+                                                                   and state.get("restored_step") is not None))
 
 
 def _refuse_restored(ckpt: Checkpoint) -> None:
@@ -1013,15 +1016,26 @@ def _shown(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _refuse_averaged(ckpt: Checkpoint, what: str) -> None:
-    """Refuse to resume training from an average (:func:`average_checkpoints`): it holds no optimizer, schedule or
-    random state, and is no point the run passed through. ``what`` names the caller."""
+def _refuse_model_only(ckpt: Checkpoint, what: str) -> None:
+    """Refuse to resume training from a checkpoint that holds a model and no optimizer, schedule or random state,
+    saying why: an average (:func:`average_checkpoints`), no point the run passed through; or the checkpoint of a run
+    that diverged (``trainer_state["stop_reason"]`` "diverged", written by :class:`~minitransformer.train.Trainer`
+    with ``restore_best``), the model of its best evaluation, its optimizer's state no longer finite. ``what`` names
+    the caller."""
     averaged = ckpt.extra.get(AVERAGED) if isinstance(ckpt.extra, dict) else None
-    if not isinstance(averaged, dict):
-        return
-    files = averaged.get("files") or ["?"]
-    raise CheckpointError(
-        f"{what}: {ckpt.path!r} is an average of checkpoints (steps {', '.join(map(str, averaged.get('steps', [])))})"
-        f", a model to evaluate or decode with: it holds no optimizer state, schedule or random state to train on "
-        f"from. Resume from one of the checkpoints it averaged (the last: {files[-1]!r})"
-    )
+    if isinstance(averaged, dict):
+        files = averaged.get("files") or ["?"]
+        raise CheckpointError(
+            f"{what}: {ckpt.path!r} is an average of checkpoints (steps "
+            f"{', '.join(map(str, averaged.get('steps', [])))}), a model to evaluate or decode with: it holds no "
+            f"optimizer state, schedule or random state to train on from. Resume from one of the checkpoints it "
+            f"averaged (the last: {files[-1]!r})"
+        )
+    state = ckpt.trainer_state if isinstance(ckpt.trainer_state, dict) else {}
+    if state.get("stop_reason") == "diverged":
+        raise CheckpointError(
+            f"{what}: {ckpt.path!r} was written when its run diverged (the training loss or the parameters became NaN "
+            f"or infinite by step {ckpt.step}): it holds the model of its best evaluation, step "
+            f"{state.get('restored_step', '?')}, to evaluate or decode with, and no optimizer state to train on from "
+            "(it was no longer finite). Start a new run, with a lower learning rate"
+        )

@@ -54,6 +54,7 @@ from .checkpoint import (
 from .decoding import beam_search, generate, greedy_decode
 from .metrics import strip_after_eos
 from .threads import set_blas_threads
+from .trainer import TrainingDiverged
 
 __all__ = ["train", "evaluate", "generate_from_checkpoint", "average", "CHECKPOINT_NAME"]
 
@@ -121,6 +122,10 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     TrainingInterrupted
         Ctrl-C: the checkpoint holds the end of the step in progress, and ``resume=True`` continues from it
         exactly as the uninterrupted run would have.
+    TrainingDiverged
+        The training loss, or the weights, became NaN or infinite. Where the run kept the model of its best evaluation
+        (``patience``, ``target``, ``restore_best``), the checkpoint holds it, to evaluate (the message says which
+        step); else the checkpoint written last, if any, stays.
 
     Examples
     --------
@@ -188,6 +193,10 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
                       f"--steps {s['steps']}: nothing more to train")
         try:
             trainer.fit(setup.train_data, s["steps"])
+        except TrainingDiverged as e:  # with a best model kept, fit put it back and saved it: say how to measure it
+            if trainer.restored_step is None:
+                raise
+            raise TrainingDiverged(f"{e}; measure it with: minitransformer evaluate {path}") from None
         finally:  # not before: a new run that fails before its first checkpoint leaves the old run whole
             _remove_kept_by_replaced(path, replaced, trainer)
         _note_best(trainer)
@@ -618,8 +627,10 @@ def _weights_of(ckpt) -> str:
     if isinstance(averaged, dict):
         return ", the average of steps " + ", ".join(map(str, averaged.get("steps", [])))
     if _restored(ckpt):
+        diverged = ckpt.trainer_state.get("stop_reason") == "diverged"
+        when = "when the run diverged" if diverged else "at the end of the run"
         return (f", holding the model of its best evaluation, step {ckpt.trainer_state.get('restored_step', '?')} "
-                "(put back at the end of the run: --patience, --target)")
+                f"(put back {when}: --patience, --target)")
     return ""
 
 

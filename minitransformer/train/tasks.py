@@ -18,10 +18,11 @@ charlm      :class:`DecoderOnlyLM`            the shipped ``tiny`` corpus or a t
                                               the training text
 ==========  ================================  ==========================================================
 
-Every task takes the settings of :data:`EVERY_TASK`: ``seed``, and ``accumulate`` (``accumulate`` batches of
+Every task takes the settings of :data:`EVERY_TASK`: ``seed``, ``accumulate`` (``accumulate`` batches of
 ``batch_size`` make one optimizer step, :class:`~minitransformer.train.Trainer`'s gradient accumulation; 1 by
-default). Every task's training loss takes the setting ``label_smoothing`` (in [0, 1], 0 by default; the paper's
-section 5.4 uses 0.1); the losses measured on held-out data are never smoothed.
+default), and ``restore_best`` (the Trainer's: True or False; None, the default, keeps the best model with
+``patience`` or ``target``). Every task's training loss takes the setting ``label_smoothing`` (in [0, 1], 0 by
+default; the paper's section 5.4 uses 0.1); the losses measured on held-out data are never smoothed.
 
 (the dates task reads words (lower-cased, punctuation split off) and writes the ISO date's characters; a held-out
 date is a day no training example names, in any format (:func:`~minitransformer.data.dates_task_splits`). The
@@ -110,8 +111,9 @@ _SEQ2SEQ_DEFAULTS = dict(
 )
 
 #: the settings every task takes beside its own in :data:`DEFAULTS`, the seed of the data, the weights and the batch
-#: order, and the batches a step (:class:`~minitransformer.train.Trainer`'s gradient accumulation)
-EVERY_TASK = dict(seed=0, accumulate=1)
+#: order, the batches a step (:class:`~minitransformer.train.Trainer`'s gradient accumulation), and whether the run
+#: ends with the model of its best evaluation (the Trainer's ``restore_best``; None: with ``patience`` or ``target``)
+EVERY_TASK = dict(seed=0, accumulate=1, restore_best=None)
 
 
 def _without(settings: dict, *names) -> dict:
@@ -222,9 +224,9 @@ class TaskSetup:
 
     def trainer(self, **options) -> Trainer:
         """A :class:`~minitransformer.train.Trainer` of this setup: its model, optimizer, schedule, loss and
-        evaluation, with the settings' ``clip`` (0: none), ``accumulate``, ``eval_every``, ``patience`` and
-        ``target``, watching the validation loss (``lm``) or accuracy; ``options`` add to these or replace them
-        (``progress``, ``log_every``, ``checkpoint_path``, ...).
+        evaluation, with the settings' ``clip`` (0: none), ``accumulate``, ``eval_every``, ``patience``, ``target``
+        and ``restore_best``, watching the validation loss (``lm``) or accuracy; ``options`` add to these or replace
+        them (``progress``, ``log_every``, ``checkpoint_path``, ...).
 
         >>> setup = build("copy", steps=2, batch_size=8, n_train=16, n_val=4, n_test=4, d_model=16, heads=2,
         ...               layers=1, d_ff=32)
@@ -235,8 +237,8 @@ class TaskSetup:
         s = self.settings
         defaults = dict(schedule=self.schedule, clip=s["clip"] or None, accumulate=s["accumulate"],
                         eval_fn=self.eval_fn, eval_every=s["eval_every"], patience=s["patience"], target=s["target"],
-                        monitor="val_loss" if self.kind == "lm" else "val_accuracy", tokenizer=self.tokenizer,
-                        desc=self.name)
+                        restore_best=s["restore_best"], monitor="val_loss" if self.kind == "lm" else "val_accuracy",
+                        tokenizer=self.tokenizer, desc=self.name)
         return Trainer(self.model, self.optimizer, self.loss_fn, **{**defaults, **options})
 
 
@@ -299,7 +301,7 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
 # ------------------------------------------------------------------ the settings: every check, one table a kind
 #: the kind of value a setting takes whose default is None (the others take their default's kind)
 _KIND_OF_NONE = {"target": float, "patience": int, "vocab_size": int, "corpus_sha256": str, "pairs": str,
-                 "pairs_sha256": str}
+                 "pairs_sha256": str, "restore_best": bool}
 _KIND_NAMES = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}
 #: the smallest value of each integer setting (counts and sizes from 1; the seed from 0; a review holds a sentiment
 #: word and maybe "not")

@@ -22,7 +22,7 @@ gradients add up to those of one batch N times larger; the other lines run once,
   is recorded, but neither stops nor counts, so a run resumed from there stops where the
   uninterrupted run stops;
 * **the best model kept** (``restore_best``, as Keras's ``restore_best_weights``): a copy of the parameters
-  at the best evaluation, put back at the end of :meth:`Trainer.fit`;
+  at the best evaluation, put back at the end of :meth:`Trainer.fit`, and when the run diverges;
 * **checkpoints** every ``checkpoint_every`` steps and at the end, holding the data position and the
   random generator, so that :meth:`Trainer.load` followed by :meth:`Trainer.fit` computes exactly
   the losses the uninterrupted run would have; with ``keep_checkpoints`` N, the last N of those written every
@@ -39,6 +39,7 @@ and whatever the evaluation returns (``val_loss``, ``val_accuracy``, ...) -- the
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import signal
@@ -61,7 +62,7 @@ from .checkpoint import (
     _kept_path,
     _load_read,
     _new_run_id,
-    _refuse_averaged,
+    _refuse_model_only,
     _rng_state_fits,
     _seed_from_rng_state,
     _write_atomically,
@@ -74,10 +75,13 @@ __all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training loss became NaN or infinite.
+    """The training loss became NaN or infinite (or the parameters did, before a checkpoint).
 
-    :meth:`Trainer.fit` raises it when it reads the running loss (every ``log_every`` steps), with
-    the step and the learning rate in the message.
+    :meth:`Trainer.fit` raises it when it reads the running loss (every ``log_every`` steps), or finds the
+    parameters not finite before it writes a checkpoint, with the step and the learning rate in the message. With
+    ``restore_best`` and an evaluation kept, the model holds the parameters of the best evaluation again, and so
+    does the checkpoint (without the optimizer's state), as the message says (:attr:`Trainer.restored_step`); else
+    nothing is put back, nor written.
 
     Examples
     --------
@@ -234,7 +238,10 @@ class Trainer:
         The copy stays on the parameters' device (no host synchronisation): one more copy of the trainable
         parameters in memory, and in every checkpoint. The optimizer's state is not put back: the run ends
         there, and a later :meth:`fit` (more ``steps``, or a resumed run) first puts the last parameters back
-        and trains on from them, exactly as the uninterrupted run would.
+        and trains on from them, exactly as the uninterrupted run would. A run that diverges
+        (:class:`TrainingDiverged`) also ends with the best parameters, as Keras's ``EarlyStopping`` does after
+        ``TerminateOnNaN``; its checkpoint holds them, but not the optimizer's state (no longer finite), and
+        :meth:`load` refuses it.
     checkpoint_path : str or Path, optional
         Where :meth:`save` writes every ``checkpoint_every`` steps and at the end.
     checkpoint_every : int, optional
@@ -263,7 +270,7 @@ class Trainer:
         ``train_loss``, ``lr``, ``grad_norm`` (with ``clip``) and the values of ``eval_fn``.
     stop_reason : str or None
         Why the last :meth:`fit` stopped: "steps" (it reached ``steps``), "patience" or "target" (it stopped
-        early, before ``steps``), "interrupted" (Ctrl-C).
+        early, before ``steps``), "interrupted" (Ctrl-C), "diverged" (:class:`TrainingDiverged`).
     best : float or None
         The value ``patience`` counts from: the last evaluation on the ``eval_every`` grid that bettered the best
         before it (the previous ``best``) by more than ``min_delta`` (with ``min_delta`` 0, the best).
@@ -277,9 +284,9 @@ class Trainer:
     best_seen_step : int or None
         The step of that evaluation.
     restored_step : int or None
-        The step whose parameters the last :meth:`fit` put back (``restore_best``), or None where it kept the last
-        ones (they were the best, no evaluation on the grid took place, or a checkpoint written before this option
-        held no copy of the best).
+        The step whose parameters the last :meth:`fit` put back (``restore_best``; also when the run diverged), or
+        None where it kept the last ones (they were the best, no evaluation on the grid took place, or a checkpoint
+        written before this option held no copy of the best).
     early_stop : str or None
         What the last evaluation on the ``eval_every`` grid said: "patience" or "target" if the run should stop
         there, else None. It is kept (and saved), so that a later :meth:`fit` -- with more ``steps``, or
@@ -505,8 +512,8 @@ class Trainer:
 
         The model is left in training mode, as the steps ran it: measure or run it inside
         :func:`~minitransformer.nn.evaluating` (the task's metrics, decoding and ``predict_proba`` do). With
-        ``restore_best``, it holds the parameters of the best evaluation (:attr:`restored_step` says which), except
-        after Ctrl-C or an error.
+        ``restore_best``, it holds the parameters of the best evaluation (:attr:`restored_step` says which), also
+        after :class:`TrainingDiverged`, but not after Ctrl-C or another error.
 
         Parameters
         ----------
@@ -523,7 +530,9 @@ class Trainer:
         Raises
         ------
         TrainingDiverged
-            The training loss became NaN or infinite.
+            The training loss became NaN or infinite, or the parameters did (found before a checkpoint is written:
+            none is written with them). With ``restore_best`` and a copy of the best parameters, the model holds
+            them again, and so does the checkpoint (``checkpoint_path``), without the optimizer's state.
         TrainingInterrupted
             Ctrl-C: the step in progress was finished and the checkpoint written (with ``checkpoint_path``).
         """
@@ -543,7 +552,7 @@ class Trainer:
         bar = tqdm(total=steps, initial=min(self.step, steps), desc=self.desc, disable=not self.progress,
                    dynamic_ncols=True, leave=True)
         source = self._batches(data)
-        with _CtrlC() as ctrl_c:
+        with _CtrlC() as ctrl_c, self._on_divergence():
             try:
                 while self.step < steps and self.early_stop is None:  # (set before: an early stop stays one)
                     if ctrl_c.pressed:  # at a step's end: the state a periodic checkpoint holds, saved below
@@ -573,6 +582,7 @@ class Trainer:
                 bar.close()
                 self.elapsed += time.perf_counter() - start
             if self.checkpoint_path is not None:
+                self._check_finite_params()
                 self.save(self.checkpoint_path)
         if self.stop_reason == "interrupted":  # (a Ctrl-C during the last step lets the run finish as it was)
             raise TrainingInterrupted(self.step, self.checkpoint_path)
@@ -588,12 +598,7 @@ class Trainer:
         loss = self._loss.compute()
         self._loss.reset()
         if not math.isfinite(loss):
-            clipping = ("or clip the gradients (clip=1.0)" if self.clip is None else
-                        f"(the gradients were clipped to a norm of {self.clip:g})")
-            raise TrainingDiverged(
-                f"Trainer: the training loss became {loss} by step {self.step}; lower the learning rate "
-                f"(lr was {self._lr:g}) {clipping}"
-            )
+            raise TrainingDiverged(f"Trainer: the training loss became {loss} by step {self.step}; {self._advice()}")
         self._record("train_loss", loss)
         self._record("lr", self._lr)
         shown = {"loss": f"{loss:.4f}", "lr": f"{self._lr:.2e}"}
@@ -602,6 +607,66 @@ class Trainer:
             self._norm.reset()
         shown.update({k: f"{v:.4f}" for k, v in self.last_eval.items()})
         bar.set_postfix(shown, refresh=False)
+
+    def _advice(self) -> str:
+        """What a diverged run should change: the learning rate, and the clipping."""
+        clipping = ("or clip the gradients (clip=1.0)" if self.clip is None else
+                    f"(the gradients were clipped to a norm of {self.clip:g})")
+        return f"lower the learning rate (lr was {self._lr:g}) {clipping}"
+
+    def _check_finite_params(self) -> None:
+        """Raise :class:`TrainingDiverged` before a checkpoint is written where the parameters training goes on from
+        (the last ones, also where ``restore_best`` put the best back) are NaN or infinite: a step whose loss was
+        finite but not its gradients leaves them so, and the loss read next would say so only once a checkpoint
+        (written over a good one) held them. The loss of the steps not yet logged is read first (its message says
+        more); then one host read a parameter, a checkpoint."""
+        if self._loss.weight:
+            self._log(_NoBar())
+        last = self._last_params or {name: p.data for name, p in self._named_params.items()}
+        xp = {name: p.backend.xp for name, p in self._named_params.items()}
+        bad = [name for name, a in last.items() if not bool(xp[name].all(xp[name].isfinite(a)))]
+        if bad:
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            raise TrainingDiverged(f"Trainer: the parameters became NaN or infinite by step {self.step} "
+                                   f"({bad[0]}{more}) while the training loss was finite; {self._advice()}")
+
+    @contextlib.contextmanager
+    def _on_divergence(self):
+        """Around :meth:`fit`'s loop and its checkpoint: a :class:`TrainingDiverged` is raised as :meth:`_diverged`
+        makes it."""
+        try:
+            yield
+        except TrainingDiverged as e:
+            raise self._diverged(e) from None
+
+    def _diverged(self, e: TrainingDiverged) -> TrainingDiverged:
+        """What :meth:`fit` raises for the divergence ``e``: with ``restore_best`` and a copy of the best parameters,
+        the model gets them back (as at the end of a fit: :attr:`restored_step`) and, with ``checkpoint_path``, the
+        checkpoint holds them (:meth:`_save_diverged`), both said in the message; else ``e``, nothing put back or saved.
+
+        The last parameters are not kept (they are not finite: nothing to train on from), nor is a checkpoint written
+        without a copy: the one on disk, of a step whose parameters were finite, stays.
+        """
+        self.stop_reason = "diverged"
+        if not self.restore_best or self._best_params is None:
+            return e
+        self._put_params(self._best_params)
+        self._last_params, self.restored_step = None, self.best_seen_step
+        said = (f"{e}; restore_best put back the parameters of the best evaluation, step {self.restored_step} "
+                f"({self.monitor} {self.best_seen:.4g})")
+        if self.checkpoint_path is None:
+            return TrainingDiverged(said)
+        self._save_diverged()
+        return TrainingDiverged(f"{said}, and saved them in {self.checkpoint_path} (a model to evaluate, without the "
+                                "optimizer's state: not to resume)")
+
+    def _save_diverged(self) -> None:
+        """Write the checkpoint of a run that diverged: the model of its best evaluation (put back), the step, the
+        history and where the run stood (``stop_reason`` "diverged", ``restored_step``), but no optimizer state,
+        schedule or random state: the optimizer's moments are not finite, so that :meth:`load` refuses it
+        (``_refuse_model_only``) rather than train on into NaN again."""
+        save_checkpoint(self.checkpoint_path, self.model, step=self.step, rng_state=None, tokenizer=self.tokenizer,
+                        history=self.history, trainer_state=self.state(), extra={**self.extra, RUN_ID: self.run_id})
 
     def evaluate(self) -> dict:
         """Run ``eval_fn`` in eval mode without a graph; the training generator's state is left as it was.
@@ -712,6 +777,7 @@ class Trainer:
         number are deleted first, then the checkpoint is written (naming the new copy among those kept: a resumed
         run deletes it in its turn), then copied.
         """
+        self._check_finite_params()
         if self.keep_checkpoints is None:
             self.save(self.checkpoint_path)
             return
@@ -798,7 +864,7 @@ class Trainer:
             raise ValueError(f"Trainer.load: rng must be 'exact' or 'reseed', got {rng!r}")
         be = self._generator()  # the generator dropout draws from: the model's backend's
         ckpt = read_checkpoint(path)
-        _refuse_averaged(ckpt, "Trainer.load")  # (before the messages on what it lacks, which would not say why)
+        _refuse_model_only(ckpt, "Trainer.load")  # (before the messages on what it lacks, which would not say why)
         copies = {what: self._checked_params(path, what, ckpt.trainer_state.get(what))  # checked before loading
                   for what in ("best_params", "last_params") if ckpt.trainer_state.get(what) is not None}
         saved = ckpt.trainer_state.get("accumulate", 1)  # checkpoints from before accumulation made steps of one
