@@ -606,21 +606,24 @@ _COMMENT_OR_LITERAL = re.compile(r'//[^\n]*|/\*.*?\*/|(?:u8|[uUL])?R"([^()\\\s]{
                                  r"'(?:\\.|[^'\\\n])*'", re.S)
 #: a preprocessor conditional, its directive and what follows it
 _CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
+#: the conditions known to be false (C++'s preprocessor reads ``false`` as 0)
+_FALSE = ("0", "false")
 
 
 def _code_only(code: str) -> str:
     """``code`` without its comments, its raw strings' contents and its ``#if 0`` blocks: where to look for kernels,
     so that one in a comment (``// extern "C" __global__ void old(...)``) is not taken for one.
 
-    Not a preprocessor: only a literal ``#if 0`` (and an ``#elif 0`` after it) is known to be false; every other
-    condition (``#if 1``, ``#ifdef X``, ``#elif 0`` after a branch of code) counts as code, all its branches too.
+    Not a preprocessor: only a literal ``#if 0`` or ``#if false`` (and an ``#elif 0`` or ``#elif false`` after it) is
+    known to be false; every other condition (``#if 1``, ``#ifdef X``, ``#elif 0`` after a branch of code) counts as
+    code, all its branches too.
     """
     code = _COMMENT_OR_LITERAL.sub(lambda m: " " if m[0][0] == "/" else '""' if m[1] is not None else m[0], code)
     kept, depth = [], 0  # depth: the #if's open inside the #if 0 being skipped, itself included (0: not skipping)
     for line in code.splitlines():
         directive = _CONDITIONAL.match(line)
         if depth == 0:
-            if directive and directive[1] == "if" and directive[2].strip() == "0":
+            if directive and directive[1] == "if" and directive[2].strip() in _FALSE:
                 depth = 1
             else:
                 kept.append(line)
@@ -628,7 +631,7 @@ def _code_only(code: str) -> str:
             depth += 1
         elif directive and directive[1] == "endif":
             depth -= 1
-        elif directive and depth == 1 and not (directive[1] == "elif" and directive[2].strip() == "0"):
+        elif directive and depth == 1 and not (directive[1] == "elif" and directive[2].strip() in _FALSE):
             depth = 0  # the #if 0's own #else or #elif (but #elif 0): code again
     return "\n".join(kept)
 
@@ -774,8 +777,8 @@ class RawModule:
     ----------
     code : str
         The CUDA C++ source. Its kernels are ``extern "C" __global__ void name(...)`` (outside comments and ``#if 0``
-        blocks); ``__device__`` functions, ``extern __shared__`` arrays (all at the start of the launch's dynamic
-        shared memory) and ``__shared__`` arrays of a fixed size work as on a GPU.
+        or ``#if false`` blocks); ``__device__`` functions, ``extern __shared__`` arrays (all at the start of the
+        launch's dynamic shared memory) and ``__shared__`` arrays of a fixed size work as on a GPU.
     name : str
         What ``g++``'s errors and this module's messages call the source (a file name).
     first_line : int

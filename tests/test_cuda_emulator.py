@@ -373,6 +373,11 @@ extern "C" __global__ void unfinished(float* x) {
 #elif 0
 extern "C" __global__ void second_try(float* x) { x[0] = 2; }
 #endif
+#if false  // false is 0 to C++'s preprocessor
+extern "C" __global__ void third_try(float* x) { x[0] = 3; }
+#elif false
+extern "C" __global__ void fourth_try(float* x) { x[0] = 4; }
+#endif
 extern "C" __global__ void twice(float* x) {  /* a comment */
     const char* open = "/*";  // in a string: not a comment's start, nor its end, below
     x[threadIdx.x] *= 2 + 0 * open[0];
@@ -384,7 +389,7 @@ extern "C" __global__ void thrice(float* x) {
 """
 
 
-def test_kernels_in_comments_and_in_if_0_are_not_kernels():
+def test_kernels_in_comments_and_in_if_0_or_if_false_are_not_kernels():
     if reason := emu.missing():
         pytest.skip(reason)
     module = emu.RawModule(COMMENTED, name="commented.cu")
