@@ -12,11 +12,12 @@ equally by its parametrised cases. A case that is skipped here (PyTorch is not i
 counts neither for nor against: it is left out of the maximum, and the grade says so (its points are
 :attr:`Grade.skipped_points`, the table names why and what to install).
 
-A case that crashes the run (a segmentation fault in native code, say A7's kernels, which run in the
-graded process) or takes longer than ``case_timeout`` (a loop that never ends) fails, saying so and where
-it was; the cases that had not run yet are run again in a fresh process without it, so they keep their
-points. A run that does not end within the whole ``timeout`` is stopped: the cases that finished are
-scored, the others fail, and :attr:`Grade.problem` names the first of them, the likely one that never ends.
+A case that crashes the run (a segmentation fault in native code, say in a C function that one of A7's kernels
+called: they run in the graded process, and the emulation makes a fault in their own code a ``LaunchError``) or
+takes longer than ``case_timeout`` (a loop that never ends) fails, saying so and where it was; the cases that had
+not run yet are run again in a fresh process without it, so they keep their points. A run that does not end within
+the whole ``timeout`` is stopped: the cases that finished are scored, the others fail, and :attr:`Grade.problem`
+names the first of them, the likely one that never ends.
 """
 
 from __future__ import annotations
