@@ -422,6 +422,10 @@ extern "C" __global__ void at_address(float* out, long long address) {
     out[threadIdx.x] = *(volatile float*)address;
 }
 extern "C" __global__ void divide(int* x, int d) { x[threadIdx.x] /= d; }
+extern "C" __global__ void stub_then_fault(float* out) {
+    not_implemented("E9: not written yet");
+    out[threadIdx.x] = *(volatile float*)16;  // what follows a stub may use what it did not write
+}
 extern "C" __global__ void fill(float* x) { x[threadIdx.x] = 1; }
 '''
 module = emu.RawModule(source, name="faults.cu")
@@ -440,13 +444,14 @@ def launch(name, *args):
     try:
         module.get_function(name)(*args)
         print(name, "ran")
-    except emu.LaunchError as e:
+    except (emu.LaunchError, NotImplementedError) as e:
         print(e)
 launch("too_large", 1, 4, (np.zeros(4),))
 launch("too_large", 1, 4, (np.zeros(4),))  # again: the jump out of the handler unblocked the signal
 launch("far", 1, 4, (np.zeros(16, np.float32), np.zeros(4, np.float32), np.int64(-(1 << 38))))  # 1 TiB before x
 launch("at_address", 1, 4, (np.zeros(4, np.float32), np.int64(16)))
 launch("divide", 1, 4, (np.ones(4, np.int32), np.int32(0)))
+launch("stub_then_fault", 1, 4, (np.zeros(4, np.float32),))
 thread = threading.Thread(target=launch, args=("too_large", 1, 4, (np.zeros(4),)))  # no signal stack of its own
 thread.start()
 thread.join()
@@ -473,7 +478,7 @@ def test_a_thread_whose_locals_pass_its_stack_stops_the_launch_instead_of_writin
     overflow = ("too_large: a stack overflow in thread 3 of block 0 (thread 3's stack is 65536 bytes: a large local "
                 "array? Keep it in shared or global memory)")
     assert lines[:2] == [overflow] * 2, (lines, run.stderr)  # (it ran on, its frames over the next thread's, before)
-    assert lines[5] == overflow  # launched from a Python thread other than the main one
+    assert lines[6] == overflow  # launched from a Python thread other than the main one
 
 
 def test_a_read_where_no_memory_is_stops_the_launch_naming_the_thread(faults):
@@ -490,9 +495,14 @@ def test_an_integer_division_by_zero_stops_the_launch(faults):
                         "0: a GPU gives a meaningless number there, the CPU stops"), (lines, run.stderr)
 
 
+def test_a_stub_reached_before_a_fault_is_the_error(faults):
+    lines, run = faults
+    assert lines[5] == "E9: not written yet (reached in the launch of stub_then_fault)", (lines, run.stderr)
+
+
 def test_after_a_fault_launches_run_and_a_fault_outside_a_launch_is_a_crash_as_before(faults):
     lines, run = faults
-    assert lines[6:] == ["fill ran", "[1.0, 1.0, 1.0, 1.0]", "the handlers of before: True"], (lines, run.stderr)
+    assert lines[7:] == ["fill ran", "[1.0, 1.0, 1.0, 1.0]", "the handlers of before: True"], (lines, run.stderr)
     assert run.returncode == -signal.SIGSEGV
     assert "Fatal Python error: Segmentation fault" in run.stderr and "in string_at" in run.stderr
 
