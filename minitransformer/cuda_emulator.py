@@ -52,8 +52,8 @@ raised, and the next launch starts afresh. It takes the faults of the kernel's o
 handler there was before (a crash, as without it): one in a function of the C library the kernel called (``printf``
 with a wild pointer, ``memcpy``: jumping out would leave the library's locks held, and a later call would hang),
 one in another Python thread, one in the emulator's scheduler, a signal sent by ``kill``, a fault while the handler
-itself runs (the three signals are blocked there, so the system ends the process), and every fault on a processor
-other than x86-64 and ARM64, where the handler does not know which register holds the faulting instruction.
+itself runs (the three signals are blocked there, so the system ends the process), and every fault on a system other
+than Linux on x86-64 or ARM64, where the handler does not know where the faulting instruction lies.
 
 It needs ``g++`` (C++20) and ``ucontext`` (Linux; :func:`missing` says why not, :data:`INSTALL` what to install).
 Each source is compiled once and kept in :func:`cache_folder` (a folder of the temporary folder), so a second
@@ -202,10 +202,16 @@ _PRELUDE = r"""
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <ucontext.h>
+#if defined(__linux__)
+#include <link.h>  // dl_iterate_phdr: where the library's code lies (the launcher's handler of faults)
+#endif
 #include <algorithm>
 #include <functional>
 #include <memory>
@@ -329,10 +335,6 @@ template <class V> static V atomicCAS(V* p, emu_same<V> compare, emu_same<V> v) 
 """
 
 _LAUNCHER = r"""
-#include <link.h>
-#include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
 static const size_t EMU_STACK = EMU_STACK_BYTES;
 static ucontext_t emu_scheduler, emu_template;
 static std::vector<ucontext_t> emu_fibers;
@@ -388,6 +390,7 @@ static volatile sig_atomic_t emu_in_kernel = 0;  // 1 while a CUDA thread runs (
 static uintptr_t emu_own_code[2];  // where this library's code lies: a fault there is the kernel's (or the emulator's)
 static long long emu_fault_info[5];  // the last fault's signal, address, block, thread and si_code
 
+#if defined(__linux__)  // elsewhere no code is known as this library's: every fault is left to the handler of before
 static int emu_find_code(dl_phdr_info* info, size_t, void*) {  // the executable segment that holds this function
     uintptr_t self = (uintptr_t)&emu_find_code;
     for (int i = 0; i < info->dlpi_phnum; ++i) {
@@ -400,12 +403,13 @@ static int emu_find_code(dl_phdr_info* info, size_t, void*) {  // the executable
     }
     return 0;
 }
+#endif
 
 static uintptr_t emu_faulting_instruction(void* context) {  // 0 where this machine's registers are not known here
     const ucontext_t* at = static_cast<const ucontext_t*>(context);
-#if defined(__x86_64__)
+#if defined(__linux__) && defined(__x86_64__)
     return (uintptr_t)at->uc_mcontext.gregs[REG_RIP];
-#elif defined(__aarch64__)
+#elif defined(__linux__) && defined(__aarch64__)
     return (uintptr_t)at->uc_mcontext.pc;
 #else
     return 0 * (uintptr_t)at;
@@ -427,7 +431,9 @@ static void emu_on_fault(int sig, siginfo_t* info, void* context) {
 }
 
 static void emu_catch_faults() {
+#if defined(__linux__)
     if (!emu_own_code[1]) dl_iterate_phdr(emu_find_code, nullptr);
+#endif
     stack_t ours = {};
     ours.ss_sp = emu_signal_stack, ours.ss_size = sizeof emu_signal_stack;
     emu_own_stack = sigaltstack(&ours, &emu_previous_stack) == 0;
