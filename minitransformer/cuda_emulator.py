@@ -48,12 +48,13 @@ How a fault stops a launch. While a launch runs, and then only (Python's ``fault
 put back after it), a handler of ``SIGSEGV``, ``SIGBUS`` and ``SIGFPE`` in the compiled library, on a signal stack
 of its own (the thread's stack may be the one that overflowed), records the address, the block and the thread, and
 jumps back (``siglongjmp``, which restores the signal mask) to the launcher: the launch returns, the error is
-raised, and the next launch starts afresh. It takes the faults of the kernel's own code only; these it leaves to the
-handler there was before (a crash, as without it): one in a function of the C library the kernel called (``printf``
-with a wild pointer, ``memcpy``: jumping out would leave the library's locks held, and a later call would hang),
-one in another Python thread, one in the emulator's scheduler, a signal sent by ``kill``, a fault while the handler
-itself runs (the three signals are blocked there, so the system ends the process), and every fault on a system other
-than Linux on x86-64 or ARM64, where the handler does not know where the faulting instruction lies.
+raised, and the next launch starts afresh (the jump skips the C++ destructors of the kernel's frames: a CUDA kernel's
+variables have none). It takes the faults of the kernel's own code only; these it leaves to the handler there was
+before (a crash, as without it): one in a function of the C library the kernel called (``printf`` or ``memcpy`` with
+a wild pointer: jumping out of the C library might leave a lock of its held, and a later call hang), one in another
+Python thread, one in the emulator's scheduler, a signal sent by ``kill``, a fault while the handler itself runs (the
+three signals are blocked there, so the system ends the process), and every fault on a system other than Linux on
+x86-64 or ARM64, where the handler does not know where the faulting instruction lies.
 
 It needs ``g++`` (C++20) and ``ucontext`` (Linux; :func:`missing` says why not, :data:`INSTALL` what to install).
 Each source is compiled once and kept in :func:`cache_folder` (a folder of the temporary folder), so a second
