@@ -26,6 +26,11 @@ What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`
   number that a sum or a maximum cannot hide, and a write there is caught after the launch;
 - **an entry never written**: :func:`empty` gives arrays filled with the same bytes, as ``cupy.empty`` gives
   memory that holds whatever was there;
+- **a fault**, which stops the launch, as a GPU stops a kernel with "an illegal memory access" (the message names
+  the thread and its block): a read or write far outside every array (at an address where no memory is), a stack
+  overflow (each thread has a stack of :data:`STACK_BYTES` above a page no thread may touch: a local array of more
+  than some thousands of numbers passes it, where it would write over another thread's; keep such an array in shared
+  or global memory), and an integer division by zero (a GPU gives a meaningless number there);
 - **what a GPU refuses** (a :class:`ValueError`): no blocks, more than :data:`MAX_THREADS` threads in a block,
   more than :data:`MAX_DYNAMIC_SHARED` bytes of dynamic shared memory, and an argument of the wrong type (a
   float64 array for a ``float*``, a Python float for a ``float``: CuPy would pass 8 bytes where the kernel reads 4).
@@ -35,11 +40,21 @@ A body not written yet can call ``not_implemented("message")``: the launch then 
 
 What it does not emulate: warp-level operations (``__shfl_*_sync``, ``__ballot_sync``, ``__syncwarp``), cooperative
 groups, textures, streams and the timing of a GPU. Atomics (``atomicAdd``, ...) are plain read-modify-writes:
-threads never run at once here. An access far outside an array crashes the process, as a GPU stops the kernel
-with "an illegal memory access". Each thread has a stack of :data:`STACK_BYTES` above a page no thread may touch:
-a thread whose local variables pass it (a local array of more than some thousands of numbers: keep such an array in
-shared or global memory) crashes the process too, a segmentation fault, instead of writing over another thread's
-stack. One launch runs at a time: a Python thread that launches while another's launch runs waits for it.
+threads never run at once here. An access outside an array that lands in memory the process has (past the guard
+bytes, in another array or Python's objects) is not caught: a read gets what lies there, a write overwrites it. One
+launch runs at a time: a Python thread that launches while another's launch runs waits for it.
+
+How a fault stops a launch. While a launch runs, and then only (Python's ``faulthandler`` and any other handler are
+put back after it), a handler of ``SIGSEGV``, ``SIGBUS`` and ``SIGFPE`` in the compiled library, on a signal stack
+of its own (the thread's stack may be the one that overflowed), records the address, the block and the thread, and
+jumps back (``siglongjmp``, which restores the signal mask) to the launcher: the launch returns, the error is
+raised, and the next launch starts afresh (the jump skips the C++ destructors of the kernel's frames: a CUDA kernel's
+variables have none). It takes the faults of the kernel's own code only; these it leaves to the handler there was
+before (a crash, as without it): one in a function of the C library the kernel called (``printf`` or ``memcpy`` with
+a wild pointer: jumping out of the C library might leave a lock of its held, and a later call hang), one in another
+Python thread, one in the emulator's scheduler, a signal sent by ``kill``, a fault while the handler itself runs (the
+three signals are blocked there, so the system ends the process), and every fault on a system other than Linux on
+x86-64 or ARM64, where the handler does not know where the faulting instruction lies.
 
 It needs ``g++`` (C++20) and ``ucontext`` (Linux; :func:`missing` says why not, :data:`INSTALL` what to install).
 Each source is compiled once and kept in :func:`cache_folder` (a folder of the temporary folder), so a second
@@ -70,6 +85,7 @@ import mmap
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -90,7 +106,7 @@ MAX_DYNAMIC_SHARED = 48 * 1024
 GUARD_BYTE = 0x7F
 #: guard bytes before and after each array a launch copies, and after the shared memory asked for
 GUARD_BYTES = 64
-#: the stack of each emulated thread in bytes, room for a few thousand local numbers (and a crash past it)
+#: the stack of each emulated thread in bytes, room for a few thousand local numbers (a LaunchError past it)
 STACK_BYTES = 64 * 1024
 #: what to install where :func:`missing` says the emulation cannot run
 INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux only)"
@@ -102,7 +118,8 @@ COMPILER = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-fstack-clash-prote
 
 class LaunchError(AssertionError):
     """A launch broke a rule of CUDA that the emulation checks: a race, a barrier not every thread of a block
-    reaches, a write past an array or past the shared memory asked for.
+    reaches, a write past an array or past the shared memory asked for, a fault (a stack overflow, a read or write far
+    outside every array, an integer division by zero).
 
     An ``AssertionError``, as ``numpy.testing``'s failures are: a test that launches a wrong kernel fails on it.
 
@@ -186,10 +203,16 @@ _PRELUDE = r"""
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <ucontext.h>
+#if defined(__linux__)
+#include <link.h>  // dl_iterate_phdr: where the library's code lies (the launcher's handler of faults)
+#endif
 #include <algorithm>
 #include <functional>
 #include <memory>
@@ -352,6 +375,89 @@ static void emu_diverge(long long ended, long long waiting) {
     if (emu_diverged[0] < 0) emu_diverged[0] = emu_block, emu_diverged[1] = ended, emu_diverged[2] = waiting;
 }
 
+// A fault in the kernel's code (a stack overflow into a guard page, a read or write where nothing is mapped, an
+// integer division by zero) while a launch runs: emu_on_fault, on a signal stack of its own (the thread's may be the
+// one that overflowed), records it and jumps back to emu_launch, which returns 1. Any other fault (another thread's,
+// one in the C library's code, whose locks the jump would leave held, one sent by kill) goes to the handler of before
+// the launch, as if this one were not there. Installed by emu_launch only while the launch runs.
+static const int emu_fault_signals[3] = {SIGSEGV, SIGBUS, SIGFPE};
+static struct sigaction emu_previous[3];
+static stack_t emu_previous_stack;
+static bool emu_own_stack;  // whether emu_launch put emu_signal_stack in place (and puts the previous one back)
+alignas(16) static char emu_signal_stack[1 << 16];
+static sigjmp_buf emu_fault_jump;
+static pthread_t emu_launcher;  // the thread running the launch
+static volatile sig_atomic_t emu_in_kernel = 0;  // 1 while a CUDA thread runs (not the scheduler)
+static uintptr_t emu_own_code[2];  // where this library's code lies: a fault there is the kernel's (or the emulator's)
+static long long emu_fault_info[5];  // the last fault's signal, address, block, thread and si_code
+
+#if defined(__linux__)  // elsewhere no code is known as this library's: every fault is left to the handler of before
+static int emu_find_code(dl_phdr_info* info, size_t, void*) {  // the executable segment that holds this function
+    uintptr_t self = (uintptr_t)&emu_find_code;
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& segment = info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + segment.p_vaddr;
+        if (segment.p_type == PT_LOAD && (segment.p_flags & PF_X) && start <= self && self < start + segment.p_memsz) {
+            emu_own_code[0] = start, emu_own_code[1] = start + segment.p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+#endif
+
+static uintptr_t emu_faulting_instruction(void* context) {  // 0 where this machine's registers are not known here
+    const ucontext_t* at = static_cast<const ucontext_t*>(context);
+#if defined(__linux__) && defined(__x86_64__)
+    return (uintptr_t)at->uc_mcontext.gregs[REG_RIP];
+#elif defined(__linux__) && defined(__aarch64__)
+    return (uintptr_t)at->uc_mcontext.pc;
+#else
+    return 0 * (uintptr_t)at;
+#endif
+}
+
+static void emu_on_fault(int sig, siginfo_t* info, void* context) {
+    uintptr_t pc = emu_faulting_instruction(context);
+    if (emu_in_kernel && info->si_code > 0 && pthread_equal(pthread_self(), emu_launcher) && emu_own_code[0] <= pc &&
+        pc < emu_own_code[1]) {
+        emu_in_kernel = 0;
+        emu_fault_info[0] = sig, emu_fault_info[1] = (long long)(uintptr_t)info->si_addr;
+        emu_fault_info[2] = emu_block, emu_fault_info[3] = emu_thread, emu_fault_info[4] = info->si_code;
+        siglongjmp(emu_fault_jump, 1);  // and the signal mask of emu_launch's sigsetjmp, which blocks none of these
+    }
+    for (int k = 0; k < 3; ++k)  // not the kernel's: the handler of before takes it, the instruction run again
+        if (emu_fault_signals[k] == sig) sigaction(sig, &emu_previous[k], nullptr);
+    if (info->si_code <= 0) raise(sig);  // sent, not a fault: sent again (blocked here, it arrives on return)
+}
+
+static void emu_catch_faults() {
+#if defined(__linux__)
+    if (!emu_own_code[1]) dl_iterate_phdr(emu_find_code, nullptr);
+#endif
+    stack_t ours = {};
+    ours.ss_sp = emu_signal_stack, ours.ss_size = sizeof emu_signal_stack;
+    emu_own_stack = sigaltstack(&ours, &emu_previous_stack) == 0;
+    emu_launcher = pthread_self();
+    struct sigaction action = {};
+    action.sa_sigaction = emu_on_fault;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);  // all three blocked while it runs: a fault in the handler ends the process
+    for (int k = 0; k < 3; ++k) sigaddset(&action.sa_mask, emu_fault_signals[k]);
+    for (int k = 0; k < 3; ++k) sigaction(emu_fault_signals[k], &action, &emu_previous[k]);
+}
+
+static void emu_release_faults() {  // the handlers of before back, each where ours is still in place
+    for (int k = 0; k < 3; ++k) {
+        struct sigaction now;
+        if (sigaction(emu_fault_signals[k], nullptr, &now) == 0 && (now.sa_flags & SA_SIGINFO) &&
+            now.sa_sigaction == emu_on_fault)
+            sigaction(emu_fault_signals[k], &emu_previous[k], nullptr);
+    }
+    if (emu_own_stack) sigaltstack(&emu_previous_stack, nullptr);
+}
+extern "C" const long long* emu_fault() { return emu_fault_info; }
+
 static void emu_set_thread(long long t) {  // threadIdx of the block's t-th thread, x fastest
     threadIdx.x = (unsigned int)(t % blockDim.x);
     threadIdx.y = (unsigned int)((t / blockDim.x) % blockDim.y);
@@ -383,7 +489,9 @@ static void emu_start(long long t) {
 static bool emu_resume(long long t) {  // thread t runs up to its next barrier; true where it ended instead
     emu_set_thread(t);
     emu_finished = false;
+    emu_in_kernel = 1;
     swapcontext(&emu_scheduler, &emu_fibers[t]);
+    emu_in_kernel = 0;
     return emu_finished;
 }
 
@@ -394,13 +502,16 @@ static void emu_run_block(long long n) {
         emu_direct = true;
         for (long long i = 1; i < n; ++i) {
             emu_set_thread(emu_nth(i, n));
+            emu_in_kernel = 1;
             emu_kernel();
+            emu_in_kernel = 0;
         }
         emu_direct = false;
         return;
     }
     // it waits at a barrier: every thread a fiber, run in rounds, a round taking each up to its next barrier
-    std::vector<char> done(n, 0);
+    static std::vector<char> done;  // static: a fault jumps out of this function, past its destructors
+    done.assign(n, 0);
     for (long long i = 1; i < n; ++i) emu_start(emu_nth(i, n));
     bool first_round = true;
     for (long long live = n; live > 0; first_round = false) {
@@ -424,15 +535,7 @@ static void emu_run_block(long long n) {
 extern "C" unsigned char __start_emu_static_shared[] __attribute__((weak, visibility("hidden")));
 extern "C" unsigned char __stop_emu_static_shared[] __attribute__((weak, visibility("hidden")));
 
-[[maybe_unused]] static void emu_launch(std::function<void()> kernel) {
-    gridDim.x = emu_grid[0], gridDim.y = emu_grid[1], gridDim.z = emu_grid[2];
-    blockDim.x = emu_threads[0], blockDim.y = emu_threads[1], blockDim.z = emu_threads[2];
-    long long n = (long long)blockDim.x * blockDim.y * blockDim.z;
-    long long blocks = (long long)gridDim.x * gridDim.y * gridDim.z;
-    emu_fibers.resize(n);
-    getcontext(&emu_template);
-    emu_kernel = kernel;
-    emu_diverged[0] = emu_diverged[1] = emu_diverged[2] = -1;
+static void emu_run_grid(long long blocks, long long n) {
     for (long long i = 0; i < blocks; ++i) {
         emu_block = emu_nth(i, blocks);
         blockIdx.x = (unsigned int)(emu_block % gridDim.x);
@@ -443,7 +546,27 @@ extern "C" unsigned char __stop_emu_static_shared[] __attribute__((weak, visibil
             memset(__start_emu_static_shared, EMU_GUARD_BYTE, __stop_emu_static_shared - __start_emu_static_shared);
         emu_run_block(n);
     }
+}
+
+// the launch of the configured grid: 0, or 1 where a fault in the kernel stopped it (emu_fault says which)
+[[maybe_unused]] static int emu_launch(std::function<void()> kernel) {
+    gridDim.x = emu_grid[0], gridDim.y = emu_grid[1], gridDim.z = emu_grid[2];
+    blockDim.x = emu_threads[0], blockDim.y = emu_threads[1], blockDim.z = emu_threads[2];
+    long long n = (long long)blockDim.x * blockDim.y * blockDim.z;
+    long long blocks = (long long)gridDim.x * gridDim.y * gridDim.z;
+    emu_fibers.resize(n);
+    getcontext(&emu_template);
+    emu_kernel = kernel;
+    emu_diverged[0] = emu_diverged[1] = emu_diverged[2] = -1;
+    int faulted = 0;
+    emu_catch_faults();
+    if (sigsetjmp(emu_fault_jump, 1) == 0)  // 1: the jump out of the handler restores this signal mask
+        emu_run_grid(blocks, n);
+    else
+        faulted = 1, emu_direct = false;  // the fibers left where they were are made again at the next launch
+    emu_release_faults();
     emu_kernel = nullptr;
+    return faulted;
 }
 
 // a kernel's parameters as codes: "f4" float, "i8" long long, "u8" unsigned long long, "b1" bool, "*f4" float*, ...
@@ -475,7 +598,7 @@ extern "C" const char* emu_signature_{0}() {{
     static std::string s = emu_signature({0});
     return s.c_str();
 }}
-extern "C" void emu_launch_{0}(void** args) {{ emu_launch([args] {{ emu_call({0}, args); }}); }}
+extern "C" int emu_launch_{0}(void** args) {{ return emu_launch([args] {{ emu_call({0}, args); }}); }}
 """
 
 #: a kernel's definition or declaration, its name and then its parameters up to the parenthesis that closes them
@@ -490,21 +613,24 @@ _COMMENT_OR_LITERAL = re.compile(r'//[^\n]*|/\*.*?\*/|(?:u8|[uUL])?R"([^()\\\s]{
                                  r"'(?:\\.|[^'\\\n])*'", re.S)
 #: a preprocessor conditional, its directive and what follows it
 _CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
+#: the conditions known to be false (C++'s preprocessor reads ``false`` as 0)
+_FALSE = ("0", "false")
 
 
 def _code_only(code: str) -> str:
     """``code`` without its comments, its raw strings' contents and its ``#if 0`` blocks: where to look for kernels,
     so that one in a comment (``// extern "C" __global__ void old(...)``) is not taken for one.
 
-    Not a preprocessor: only a literal ``#if 0`` (and an ``#elif 0`` after it) is known to be false; every other
-    condition (``#if 1``, ``#ifdef X``, ``#elif 0`` after a branch of code) counts as code, all its branches too.
+    Not a preprocessor: only a literal ``#if 0`` or ``#if false`` (and an ``#elif 0`` or ``#elif false`` after it) is
+    known to be false; every other condition (``#if 1``, ``#ifdef X``, ``#elif 0`` after a branch of code) counts as
+    code, all its branches too.
     """
     code = _COMMENT_OR_LITERAL.sub(lambda m: " " if m[0][0] == "/" else '""' if m[1] is not None else m[0], code)
     kept, depth = [], 0  # depth: the #if's open inside the #if 0 being skipped, itself included (0: not skipping)
     for line in code.splitlines():
         directive = _CONDITIONAL.match(line)
         if depth == 0:
-            if directive and directive[1] == "if" and directive[2].strip() == "0":
+            if directive and directive[1] == "if" and directive[2].strip() in _FALSE:
                 depth = 1
             else:
                 kept.append(line)
@@ -512,7 +638,7 @@ def _code_only(code: str) -> str:
             depth += 1
         elif directive and directive[1] == "endif":
             depth -= 1
-        elif directive and depth == 1 and not (directive[1] == "elif" and directive[2].strip() == "0"):
+        elif directive and depth == 1 and not (directive[1] == "elif" and directive[2].strip() in _FALSE):
             depth = 0  # the #if 0's own #else or #elif (but #elif 0): code again
     return "\n".join(kept)
 
@@ -527,13 +653,16 @@ _LOADING = threading.RLock()
 _LAUNCHING = threading.RLock()
 _LAUNCH_DEPTH = [0]  # how many launches the thread holding _LAUNCHING is inside: 1 while one runs
 _PROT_NONE = 0  # mprotect's flag for a page that no access may touch (Linux, macOS)
+_SI_KERNEL = 0x80  # a SIGSEGV's si_code when the processor gives no address (Linux: a general protection fault)
+_LOWEST_MAPPED = 65536  # below this no memory is mapped (Linux's vm.mmap_min_addr): an address there is a null's
 _STACKS: list = []  # the threads' stacks, shared by the libraries (one launch runs at a time): the memory, its address
 
 
 def _stacks() -> int:
     """The address of :data:`MAX_THREADS` stacks of :data:`STACK_BYTES`, each above a page no thread may touch, so
-    that a thread whose frames pass its stack (a local array too large) crashes the process instead of writing over
-    the next thread's (g++'s ``-fstack-clash-protection`` touches each page a large frame takes, in order)."""
+    that a thread whose frames pass its stack (a local array too large) faults there (a :class:`LaunchError`) instead
+    of writing over the next thread's (g++'s ``-fstack-clash-protection`` touches each page a large frame takes, in
+    order)."""
     with _LOADING:  # made once: each library keeps the address
         if not _STACKS:
             page = mmap.PAGESIZE
@@ -632,6 +761,7 @@ def _load(key: str, program: str, name: str) -> ctypes.CDLL:
     loaded.emu_warnings = warnings.read_text(encoding="utf-8") if warnings.exists() else ""
     loaded.emu_stub_reached.restype = ctypes.c_char_p
     loaded.emu_divergence.restype = ctypes.POINTER(ctypes.c_longlong)
+    loaded.emu_fault.restype = ctypes.POINTER(ctypes.c_longlong)
     loaded.emu_shared_memory.restype = ctypes.c_void_p
     loaded.emu_configure.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_size_t, ctypes.c_int]
     loaded.emu_use_stacks.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
@@ -654,8 +784,8 @@ class RawModule:
     ----------
     code : str
         The CUDA C++ source. Its kernels are ``extern "C" __global__ void name(...)`` (outside comments and ``#if 0``
-        blocks); ``__device__`` functions, ``extern __shared__`` arrays (all at the start of the launch's dynamic
-        shared memory) and ``__shared__`` arrays of a fixed size work as on a GPU.
+        or ``#if false`` blocks); ``__device__`` functions, ``extern __shared__`` arrays (all at the start of the
+        launch's dynamic shared memory) and ``__shared__`` arrays of a fixed size work as on a GPU.
     name : str
         What ``g++``'s errors and this module's messages call the source (a file name).
     first_line : int
@@ -748,7 +878,7 @@ class Kernel:
         self.parameters = module._parameters[name]
         library = module._library
         self._launch = getattr(library, f"emu_launch_{name}")
-        self._launch.argtypes = [ctypes.c_void_p]
+        self._launch.argtypes, self._launch.restype = [ctypes.c_void_p], ctypes.c_int
         signature = getattr(library, f"emu_signature_{name}")
         signature.restype = ctypes.c_char_p
         self._codes = signature().decode().split()
@@ -774,7 +904,7 @@ class Kernel:
         Raises
         ------
         LaunchError
-            A race, a barrier not every thread reaches, a write past an array or past the shared memory.
+            A race, a barrier not every thread reaches, a write past an array or past the shared memory, a fault.
         NotImplementedError
             The kernel reached a stub, ``not_implemented(message)``.
         ValueError
@@ -822,9 +952,11 @@ class Kernel:
             launch.reset()
             shared[:] = GUARD_BYTE
             library.emu_configure(*grid, *block, shared_mem, reversed_)
-            self._launch(launch.argv)
-            if stub := library.emu_stub_reached():
+            faulted = self._launch(launch.argv)
+            if stub := library.emu_stub_reached():  # first: a stub's caller may go on with what it did not write
                 raise NotImplementedError(f"{stub.decode()} (reached in the launch of {name})")
+            if faulted:
+                raise LaunchError(self._fault(library.emu_fault(), grid, block))
             self._check_barriers(library.emu_divergence(), grid, block)
             if not (shared[shared_mem:] == GUARD_BYTE).all():
                 raise LaunchError(f"{name}: wrote past the shared memory it asked ({shared_mem} bytes: the launch's "
@@ -833,6 +965,26 @@ class Kernel:
             results.append(launch.written())
         launch.compare(*results)
         launch.copy_back()
+
+    def _fault(self, fault, grid, block) -> str:
+        """What the fault that stopped a launch was (``fault``: the signal, the address, the block, the thread and
+        the signal's ``si_code``), in words: a stack overflow, an access outside every array, a division by zero."""
+        number, address, code = fault[0], fault[1] % 2**64, fault[4]
+        thread = _where(fault[3], block)
+        by = f"thread {thread} of block {_where(fault[2], grid)}"
+        if number == signal.SIGFPE:
+            return (f"{self.name}: an integer division by zero (x / 0 or x % 0; or INT_MIN / -1), by {by}: a GPU "
+                    "gives a meaningless number there, the CPU stops")
+        page, step = mmap.PAGESIZE, mmap.PAGESIZE + STACK_BYTES
+        offset = address - _STACKS[1]
+        if 0 <= offset < MAX_THREADS * step and offset % step < page:  # in a stack's guard page
+            return (f"{self.name}: a stack overflow in {by} (thread {thread}'s stack is {STACK_BYTES} bytes: a large "
+                    "local array? Keep it in shared or global memory)")
+        if code == _SI_KERNEL:  # a general protection fault: no address given (one no memory can have, say)
+            return (f"{self.name}: a read or write at an address no memory can have, outside every array (an index "
+                    f"far out of range?), by {by}")
+        hint = "a null pointer?" if address < _LOWEST_MAPPED else "an index far out of range?"
+        return f"{self.name}: a read or write at address {address:#x} outside every array ({hint}), by {by}"
 
     def _check_barriers(self, diverged, grid, block) -> None:
         if diverged[0] < 0:

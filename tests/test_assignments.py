@@ -758,7 +758,8 @@ def test_grade_refuses_a_case_timeout_that_is_not_positive(tmp_path):
 
 # ------------------------------------------------------------------ a crash, a case that never ends: real runs, tiny
 # a checkout of five graded cases (the instructor's package right), and a copy whose package crashes (a wild read:
-# a segmentation fault, as a wrong index in A7's kernels, run natively in the graded process) or loops forever for
+# a segmentation fault, as in a C function that one of A7's kernels calls with a wild pointer: native code in the
+# graded process, a fault the emulation leaves a crash) or loops forever for
 # some k; pytest's --backends, which grading passes, comes from the checkout's conftest.py
 FAKE_TESTS = """import pytest
 

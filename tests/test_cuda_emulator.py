@@ -6,6 +6,7 @@ Each kernel here is small and says what it shows; the library's own kernels run 
 
 from __future__ import annotations
 
+import platform
 import re
 import signal
 import subprocess
@@ -373,6 +374,11 @@ extern "C" __global__ void unfinished(float* x) {
 #elif 0
 extern "C" __global__ void second_try(float* x) { x[0] = 2; }
 #endif
+#if false  // false is 0 to C++'s preprocessor
+extern "C" __global__ void third_try(float* x) { x[0] = 3; }
+#elif false
+extern "C" __global__ void fourth_try(float* x) { x[0] = 4; }
+#endif
 extern "C" __global__ void twice(float* x) {  /* a comment */
     const char* open = "/*";  // in a string: not a comment's start, nor its end, below
     x[threadIdx.x] *= 2 + 0 * open[0];
@@ -384,7 +390,7 @@ extern "C" __global__ void thrice(float* x) {
 """
 
 
-def test_kernels_in_comments_and_in_if_0_are_not_kernels():
+def test_kernels_in_comments_and_in_if_0_or_if_false_are_not_kernels():
     if reason := emu.missing():
         pytest.skip(reason)
     module = emu.RawModule(COMMENTED, name="commented.cu")
@@ -395,7 +401,8 @@ def test_kernels_in_comments_and_in_if_0_are_not_kernels():
     np.testing.assert_array_equal(x, [0, 6, 12, 18])
 
 
-TOO_LARGE = r"""
+FAULTS = r"""
+import ctypes, signal, threading
 import numpy as np
 from minitransformer import cuda_emulator as emu
 source = '''
@@ -408,19 +415,142 @@ extern "C" __global__ void too_large(double* out) {
     local[0] = threadIdx.x;
     out[threadIdx.x] = local[0];
 }
+// thread 2 reads x[at], the others x[0]
+extern "C" __global__ void far(const float* x, float* out, long long at) {
+    out[threadIdx.x] = x[threadIdx.x == 2 ? at : 0];
+}
+extern "C" __global__ void at_address(float* out, long long address) {
+    out[threadIdx.x] = *(volatile float*)address;
+}
+extern "C" __global__ void divide(int* x, int d) { x[threadIdx.x] /= d; }
+extern "C" __global__ void stub_then_fault(float* out) {
+    not_implemented("E9: not written yet");
+    out[threadIdx.x] = *(volatile float*)16;  // what follows a stub may use what it did not write
+}
+extern "C" __global__ void fill(float* x) { x[threadIdx.x] = 1; }
 '''
-out = np.zeros(4)
-emu.RawModule(source, name="too_large.cu").get_function("too_large")(1, 4, (out,))
-print("ran on:", out)
+module = emu.RawModule(source, name="faults.cu")
+libc = ctypes.CDLL(None)
+def handlers():  # what the C library has for each signal, and the signal stack
+    found = []
+    for number in (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE):
+        action = ctypes.create_string_buffer(256)
+        libc.sigaction(number, None, action)
+        found.append(action.raw[:8])  # the handler, struct sigaction's first field
+    stack = ctypes.create_string_buffer(64)
+    libc.sigaltstack(None, stack)
+    return found + [stack.raw[:24]]
+before = handlers()
+def launch(name, *args):
+    try:
+        module.get_function(name)(*args)
+        print(name, "ran")
+    except (emu.LaunchError, NotImplementedError) as e:
+        print(e)
+launch("too_large", 1, 4, (np.zeros(4),))
+launch("too_large", 1, 4, (np.zeros(4),))  # again: the jump out of the handler unblocked the signal
+launch("far", 1, 4, (np.zeros(16, np.float32), np.zeros(4, np.float32), np.int64(-(1 << 38))))  # 1 TiB before x
+launch("at_address", 1, 4, (np.zeros(4, np.float32), np.int64(16)))
+launch("at_address", 1, 4, (np.zeros(4, np.float32), np.int64(1 << 62)))  # not an address, on x86-64
+launch("divide", 1, 4, (np.ones(4, np.int32), np.int32(0)))
+launch("stub_then_fault", 1, 4, (np.zeros(4, np.float32),))
+thread = threading.Thread(target=launch, args=("too_large", 1, 4, (np.zeros(4),)))  # no signal stack of its own
+thread.start()
+thread.join()
+x = np.zeros(4, np.float32)
+launch("fill", 1, 4, (x,))
+print(x.tolist())
+print("the handlers of before:", handlers() == before)
+ctypes.string_at(0)  # outside a launch: a crash, as without the emulator, which faulthandler reports
 """
 
 
-def test_a_thread_whose_locals_pass_its_stack_crashes_the_process_instead_of_writing_over_another_threads():
+@pytest.fixture(scope="module")
+def faults():
+    """The output of FAULTS, run in a process of its own (with faulthandler): its lines, and how it ended."""
     if reason := emu.missing():
         pytest.skip(reason)
-    run = subprocess.run([sys.executable, "-c", TOO_LARGE], capture_output=True, encoding="utf-8")
-    assert run.returncode in (-signal.SIGSEGV, -signal.SIGBUS), (run.returncode, run.stdout, run.stderr)
-    assert "ran on" not in run.stdout  # (it ran on, its frames over the next thread's stack, before the guard pages)
+    run = subprocess.run([sys.executable, "-X", "faulthandler", "-c", FAULTS], capture_output=True, encoding="utf-8",
+                         timeout=120)
+    return run.stdout.splitlines(), run
+
+
+def test_a_thread_whose_locals_pass_its_stack_stops_the_launch_instead_of_writing_over_another_threads(faults):
+    lines, run = faults
+    overflow = ("too_large: a stack overflow in thread 3 of block 0 (thread 3's stack is 65536 bytes: a large local "
+                "array? Keep it in shared or global memory)")
+    assert lines[:2] == [overflow] * 2, (lines, run.stderr)  # (it ran on, its frames over the next thread's, before)
+    assert lines[7] == overflow  # launched from a Python thread other than the main one
+
+
+def test_a_read_where_no_memory_is_stops_the_launch_naming_the_thread(faults):
+    lines, run = faults
+    assert re.fullmatch(r"far: a read or write at address 0x[0-9a-f]+ outside every array \(an index far out of "
+                        r"range\?\), by thread 2 of block 0", lines[2]), (lines, run.stderr)
+    assert lines[3] == ("at_address: a read or write at address 0x10 outside every array (a null pointer?), by "
+                        "thread 3 of block 0")
+    if platform.machine() == "x86_64":  # (elsewhere the processor may give the address: the line above's words)
+        assert lines[4] == ("at_address: a read or write at an address no memory can have, outside every array (an "
+                            "index far out of range?), by thread 3 of block 0")
+
+
+def test_an_integer_division_by_zero_stops_the_launch(faults):
+    lines, run = faults
+    assert lines[5] == ("divide: an integer division by zero (x / 0 or x % 0; or INT_MIN / -1), by thread 3 of block "
+                        "0: a GPU gives a meaningless number there, the CPU stops"), (lines, run.stderr)
+
+
+def test_a_stub_reached_before_a_fault_is_the_error(faults):
+    lines, run = faults
+    assert lines[6] == "E9: not written yet (reached in the launch of stub_then_fault)", (lines, run.stderr)
+
+
+def test_after_a_fault_launches_run_and_a_fault_outside_a_launch_is_a_crash_as_before(faults):
+    lines, run = faults
+    assert lines[8:] == ["fill ran", "[1.0, 1.0, 1.0, 1.0]", "the handlers of before: True"], (lines, run.stderr)
+    assert run.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in run.stderr and "in string_at" in run.stderr
+
+
+CRASHES = r"""
+import ctypes, os, signal, sys, threading, time
+import numpy as np
+from minitransformer import cuda_emulator as emu
+source = '''
+extern "C" __global__ void wait(int* flags) {
+    flags[0] = 1;  // it started: the other Python thread may fault now
+    while (((volatile int*)flags)[1] == 0) {}  // nothing ends it but the end of the process
+}
+extern "C" __global__ void length(long long* out, long long address) { out[0] = strlen((const char*)address); }
+'''
+module = emu.RawModule(source, name="crashes.cu")
+how = sys.argv[1]
+if how == "in the C library":  # strlen's code, not the kernel's: a jump out of it might leave a lock held
+    module.get_function("length")(1, 1, (np.zeros(1, np.int64), np.int64(16)))
+memory = np.zeros(4, np.int32)
+flags = memory[::2]  # not contiguous: passed where it lies, so that the other thread sees flags[0] written
+def fault():
+    while memory[0] == 0:
+        time.sleep(0.01)
+    if how == "another thread's fault":
+        ctypes.string_at(0)
+    else:
+        os.kill(os.getpid(), signal.SIGSEGV)
+threading.Thread(target=fault).start()
+module.get_function("wait")(1, 1, (flags,))
+"""
+
+
+@pytest.mark.parametrize("how", ["in the C library", "another thread's fault", "a SIGSEGV sent by kill"])
+def test_a_fault_not_of_the_kernels_own_code_during_a_launch_is_a_crash_as_before(how):
+    """The handler there was before (faulthandler's) takes it: the emulator's would jump into the launch from
+    another thread, or out of a function of the C library that may hold a lock."""
+    if reason := emu.missing():
+        pytest.skip(reason)
+    run = subprocess.run([sys.executable, "-X", "faulthandler", "-c", CRASHES, how], capture_output=True,
+                         encoding="utf-8", timeout=120)
+    assert run.returncode == -signal.SIGSEGV, (run.returncode, run.stdout, run.stderr)
+    assert "Fatal Python error: Segmentation fault" in run.stderr and "LaunchError" not in run.stderr
 
 
 def test_two_python_threads_launching_at_once_each_get_their_own_result(module):

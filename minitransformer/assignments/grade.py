@@ -12,8 +12,9 @@ equally by its parametrised cases. A case that is skipped here (PyTorch is not i
 counts neither for nor against: it is left out of the maximum, and the grade says so (its points are
 :attr:`Grade.skipped_points`, the table names why and what to install).
 
-A case that crashes the run (a segmentation fault in native code, say A7's kernels, which run in the
-graded process) or takes longer than its time limit (a loop that never ends; each assignment's is its
+A case that crashes the run (a segmentation fault in native code, say in a C function that one of A7's kernels
+called: they run in the graded process, and the emulation makes a fault in their own code a ``LaunchError``) or
+takes longer than its time limit (a loop that never ends; each assignment's is its
 :attr:`~minitransformer.assignments.Assignment.case_timeout`) fails, saying so and where it was; the cases
 that had not run yet are run again in a fresh process without it, so they keep their points (after a case
 out of time, the other cases of its test last: they may never end either). A run that does not end within
