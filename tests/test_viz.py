@@ -471,6 +471,23 @@ def test_cosine_similarity_of_a_zero_row_is_drawn_as_0():
     assert zeros.get_clim() == pytest.approx((-1.0, 1.0))
 
 
+def test_position_similarity_colour_scale_can_be_set():
+    """By default symmetric about 0 (+-max |S|); vmin and vmax set either end, e.g. 0..1 for the sinusoids' cosines."""
+    PE = F.sinusoidal_positional_encoding(24, 16)
+    assert viz.position_similarity(PE).axes[0].images[0].get_clim() == pytest.approx((-8.0, 8.0), rel=1e-6)
+    image = viz.position_similarity(PE, normalize=True, vmin=0, vmax=1, cmap="viridis").axes[0].images[0]
+    assert image.get_clim() == pytest.approx((0.0, 1.0))
+    P = pe_numpy(24, 16)
+    np.testing.assert_allclose(image.get_array(), P @ P.T / 8, atol=1e-5)  # the values do not change, only the colours
+    assert viz.position_similarity(PE, vmin=0).axes[0].images[0].get_clim() == pytest.approx((0.0, 8.0), rel=1e-6)
+    with pytest.raises(ValueError, match=r"position_similarity: the colour scale needs vmin < vmax, got vmin=9, "
+                                         r"vmax=[78]\.\d+ \(the other end is the default, \+-max \|S_pq\|\)"):
+        viz.position_similarity(PE, vmin=9)  # above the largest |S| = d/2 = 8
+    with pytest.raises(ValueError, match=r"position_similarity: the colour scale needs vmin < vmax, got vmin=1, "
+                                         r"vmax=1$"):
+        viz.position_similarity(PE, vmin=1, vmax=1)
+
+
 def test_positional_pictures_grow_with_the_table_and_fit_a_notebook():
     """More dimensions or positions get a larger figure (a 64-column table on the 16-column one's canvas has
     columns of a few pixels), up to 12 x 9 inches for the table and 11 inches high for the similarity map."""

@@ -149,7 +149,8 @@ def positional_encoding_curves(PE, dims=None, title: str | None = None) -> Figur
 
 
 def position_similarity(PE, labels=None, title: str | None = None, annotate=None, *, normalize: bool = False,
-                        cmap: str = "RdBu_r", fmt: str = ".2f", max_annotated: int = MAX_ANNOTATED) -> Figure:
+                        vmin: float | None = None, vmax: float | None = None, cmap: str = "RdBu_r", fmt: str = ".2f",
+                        max_annotated: int = MAX_ANNOTATED) -> Figure:
     r"""How alike the encodings of every two positions are: the matrix :math:`PE\,PE^\top`.
 
     .. math:: S_{pq} = PE_p \cdot PE_q = \sum_j PE_{p,j}\, PE_{q,j}
@@ -163,8 +164,9 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
     :math:`S_{pq} / (\lVert PE_p \rVert \lVert PE_q \rVert)`; a row of zeros has no direction, and its
     similarities are drawn as 0.)
 
-    The colour scale is symmetric about 0, from minus to plus the largest :math:`|S_{pq}|` (so 0 is white
-    with ``RdBu_r``); for the sinusoids, whose similarities are mostly positive, the blue half is little used.
+    The colour scale is symmetric about 0 by default, from minus to plus the largest :math:`|S_{pq}|` (so 0 is
+    white with ``RdBu_r``); for the sinusoids, whose similarities are mostly positive, the blue half is little
+    used: ``vmin=0, vmax=1`` with a sequential ``cmap`` (``"viridis"``) spreads their cosines over the colours.
 
     Parameters
     ----------
@@ -177,6 +179,10 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
         Values in the cells; by default when there are at most ``max_annotated`` positions.
     normalize : bool
         Cosine similarity instead of the dot product.
+    vmin, vmax : float, optional
+        The ends of the colour scale; by default minus and plus the largest :math:`|S_{pq}|`.
+    cmap : str
+        A colour map: by default ``RdBu_r``, diverging, red positive, blue negative, white 0.
 
     Returns
     -------
@@ -208,7 +214,11 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
     fig = Figure(figsize=(side + 1.2, side), layout="constrained")
     ax = fig.add_subplot()
     limit = float(np.abs(S).max()) or 1.0
-    im = _draw_map(ax, S, Normalize(-limit, limit), cmap, show_values, fmt, FONT - 1)
+    low, high = -limit if vmin is None else vmin, limit if vmax is None else vmax
+    if not low < high:
+        raise ValueError(f"{where}: the colour scale needs vmin < vmax, got vmin={low!r}, vmax={high!r}"
+                         + (" (the other end is the default, +-max |S_pq|)" if vmin is None or vmax is None else ""))
+    im = _draw_map(ax, S, Normalize(low, high), cmap, show_values, fmt, FONT - 1)
     _ticks(ax, names, "x", True, FONT)
     _ticks(ax, names, "y", True, FONT)
     ax.set_xlabel("position q")

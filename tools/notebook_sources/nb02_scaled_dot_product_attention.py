@@ -43,6 +43,11 @@ CELLS = [
 
     Four tokens; each has a query, a key and a value vector of $d_k = d_v = 4$ numbers (in a model they are
     projections of the token embeddings; here they are random).
+
+    **Counting.** In this notebook queries, keys, tokens and rows are named by their index in the arrays,
+    from 0, as NumPy counts: "query 0" is the first row of $Q$. The only exception is section 5, where the
+    document's tokens are named by their values 1, 2, 3 (its map's labels), and the library's names of the
+    readings count rows from 1, as the document counts positions ("weights row 1" is the first row).
     """),
     code("""
     tokens = ["the", "cat", "sat", "down"]
@@ -84,7 +89,8 @@ CELLS = [
     print(weights)
     """),
     md(r"""
-    **Check** on values worked out beforehand, on scores that would overflow, and on the rows of `weights`:
+    **Check** on values worked out beforehand (a vector, and matrices along either axis, whose rows have
+    different maxima), on scores that would overflow, and on the rows of `weights`:
     """),
     code("""
     np.testing.assert_allclose(softmax(np.array([1.0, 2.0, 3.0])), [0.09003057, 0.24472847, 0.66524096], rtol=1e-6)
@@ -92,6 +98,11 @@ CELLS = [
                                rtol=1e-6)                 # no overflow
     np.testing.assert_allclose(softmax(np.array([[1.0, 1.0], [0.0, 2.0]]), axis=0), [[0.7310586, 0.2689414],
                                [0.2689414, 0.7310586]], rtol=1e-6)   # along axis 0
+    np.testing.assert_allclose(softmax(np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 10.0]])),   # along the last axis, by row
+                               [[0.09003057, 0.24472847, 0.66524096], [4.539581e-05, 4.539581e-05, 0.9999092]],
+                               rtol=1e-6)
+    np.testing.assert_allclose(softmax(np.array([[1000.0, 999.0], [0.0, 1.0]])),        # each row's own max
+                               [[0.7310586, 0.2689414], [0.2689414, 0.7310586]], rtol=1e-6)
     np.testing.assert_allclose(weights.sum(axis=-1), np.ones(L))
     print("softmax: right values, no overflow, any axis, rows of weights sum to 1")
     """),
@@ -165,24 +176,41 @@ CELLS = [
     If the entries of $q$ and $k$ are independent with mean 0 and variance 1, the dot product
     $q \cdot k = \sum_{j=1}^{d_k} q_j k_j$ has variance $d_k$. With the paper's $d_k = 64$ the scores would
     spread over about $\pm 16$, and the softmax of such numbers is nearly one-hot: one weight near 1, the
-    rest near 0. In such a row the softmax's gradient, its Jacobian $\mathrm{diag}(w) - ww^\top$, is near 0
-    too, so little gradient flows back to $Q$ and $K$. Dividing by $\sqrt{d_k}$ brings the variance back to 1.
+    rest near 0. Dividing by $\sqrt{d_k}$ brings the variance back to 1.
+
+    What a one-hot row does to learning is in the softmax's derivative. From $w_i = e^{x_i} / \sum_k e^{x_k}$,
+    $\partial w_i / \partial x_j = w_i (\delta_{ij} - w_j)$ ($\delta_{ij}$ is 1 where $i = j$, else 0): the
+    Jacobian $J = \mathrm{diag}(w) - ww^\top$. Where one weight is 1 and the others 0, every entry
+    $w_i(\delta_{ij} - w_j)$ is 0: the row is *saturated* and passes almost no gradient back to its scores,
+    nor to $q$ and $k$. But dividing costs something too: the scores are $x = qK^\top / \sqrt{d_k}$, so the
+    gradient that reaches $q$ is $\partial w / \partial q = J K / \sqrt{d_k}$, $\sqrt{d_k} = 8$ times smaller
+    for the same $J$. Which wins? Measure both, the size (Frobenius norm) of $J$ and of $\partial w/\partial q$,
+    for 1000 queries against 10 keys:
     """),
     code("""
     d = 64
     q = rng.standard_normal((1000, d))
     k = rng.standard_normal((1000, d))
     raw = (q[:, None, :] * k[None, :10, :]).sum(-1)          # (1000, 10) scores against 10 keys
-    for name, s in (("q.k", raw), ("q.k / sqrt(d_k)", raw / np.sqrt(d))):
+    for name, s, divisor in (("q.k", raw, 1.0), ("q.k / sqrt(d_k)", raw / np.sqrt(d), np.sqrt(d))):
         w = softmax(s)                                        # (1000, 10): your softmax, over the keys
         J = w[:, :, None] * np.eye(10) - w[:, :, None] * w[:, None, :]   # (1000, 10, 10): diag(w) - w w^T per row
-        print(f"{name:16} variance {s.var():6.1f}   mean largest weight {w.max(-1).mean():.2f} (of 10 keys)"
-              f"   median |Jacobian| {np.median(np.linalg.norm(J, axis=(1, 2))):.3f}")
+        size_J = np.linalg.norm(J, axis=(1, 2))               # (1000,)
+        size_q = np.linalg.norm(J @ k[:10] / divisor, axis=(1, 2))      # (1000,): |dw/dq|, dw/dq = J K / divisor
+        print(f"{name:16} variance {s.var():4.1f}   mean largest weight {w.max(-1).mean():.2f} (of 10 keys)   "
+              f"saturated rows (|J| < 0.01): {np.mean(size_J < 0.01):.1%}")
+        print(f"{'':16} |J|     10th percentile {np.percentile(size_J, 10):.1e}   median {np.median(size_J):.3f}")
+        print(f"{'':16} |dw/dq| 10th percentile {np.percentile(size_q, 10):.1e}   median {np.median(size_q):.3f}")
     """),
     md(r"""
-    In the run committed with this notebook the unscaled variance is 58.3, not 64: an estimate from only 10
-    keys. The Jacobian's size (its Frobenius norm) is 0.087 at the median unscaled against 0.344 scaled,
-    about 4 times smaller.
+    In the run committed with this notebook (the unscaled variance is 58.3, not 64: an estimate from only 10
+    keys), the typical row is not the point: at the median, $|J|$ is 0.087 unscaled against 0.344 scaled, but
+    the factor $1/\sqrt{d_k}$ more than makes up for it, and the gradient reaching $q$ is *larger* unscaled
+    (median $|\partial w/\partial q|$ 0.653 against 0.329). What scaling removes is the tail: unscaled, 29.7%
+    of the rows are saturated ($|J| < 0.01$; a tenth of all rows even below $2.6 \cdot 10^{-4}$, and a tenth
+    pass $q$ a gradient below $2.1 \cdot 10^{-3}$), scaled none is (the 10th percentiles are 0.33 and 0.30). Without
+    the division many rows saturate and pass almost no gradient, so their queries and keys barely learn;
+    with it, every row passes a gradient of about the same size.
     """),
     md(r"""
     ## 5. The document's worked example (section 4.3.1)
@@ -225,8 +253,10 @@ CELLS = [
     Neither reading gives $[0.2, 0.3, 0.5]$, and no output can: an output is a weighted **average** of the
     values, so each of its numbers lies between the smallest and the largest value, 1 and 3. But
     $0.2 + 0.3 + 0.5 = 1$, the way a row of **weights** sums to 1. The library's
-    `worked_examples.self_attention_example()` computes twelve candidate readings of the stated numbers and
-    ranks them by their largest difference from the document's numbers (here the five closest):
+    `worked_examples.self_attention_example()` computes twelve candidate readings of the stated numbers: the
+    output of each of the three set-ups above (3), each row of the weights of three scalar tokens, with either
+    divisor (6), those two outputs divided by their sum (2), and $V / \sum V$ (1). It ranks them by their
+    largest difference from the document's numbers, closest first (`sa.readings`; all twelve below):
     """),
     code("""
     from minitransformer import worked_examples
@@ -235,8 +265,8 @@ CELLS = [
     print("document:", list(sa.document_output))
     for setup, (out, w) in sa.attention.items():
         print(f"  {setup:42} output {out.numpy().ravel().round(3)}  weights {w.shape}")
-    print(f"\\n{len(sa.readings)} readings, the five closest:  max |difference|, rounds to the document's numbers?")
-    for r in sa.readings[:5]:
+    print(f"\\n{len(sa.readings)} readings, closest first:  max |difference|, rounds to the document's numbers?")
+    for r in sa.readings:
         print(f"  {r.distance:.4f}  {'yes' if r.rounds_to_document else 'no ':3}  {r.name:40} {np.round(r.value, 3)}")
     """),
     md(r"""
@@ -264,7 +294,7 @@ CELLS = [
     """),
     code("""
     _, w_doc = sa.attention["three scalar tokens, divided by sqrt(3)"]
-    viz.attention_heatmap(w_doc, ["1", "2", "3"], ["1", "2", "3"],
+    viz.attention_heatmap(w_doc, ["1", "2", "3"], ["1", "2", "3"],            # labels: the tokens' values
                           title="Q = K = V = [1, 2, 3] as three tokens, / sqrt(3)")
     """),
     md(r"""
@@ -342,7 +372,8 @@ CELLS = [
     3. Repeat section 4 with $d_k = 4, 16, 256$. How do the mean largest weight and the size of the
        softmax's gradient change with $d_k$, unscaled and scaled?
     4. In the document's example, with three tokens of dimension 1 and the formula's divisor, which
-       tokens attend most to themselves? Explain from the scores $x_i x_j$ why tokens 1 and 2 do not.
+       tokens attend most to themselves? Explain from the scores $x_i x_j$ why the tokens with values 1 and 2
+       (the first two, rows 0 and 1) do not.
     5. Pad on the left instead, `ids = [[0, 0, 5, 6]]`, and build the decoder's combined mask. Which query
        rows have no key left, what do their weights become, and why can right padding (section 6) never
        cause this with a causal mask?

@@ -47,9 +47,17 @@ CELLS = [
     ## 1. A module and its weights
 
     `nn.MultiHeadAttention(d_model, heads)` holds four `Linear` layers, `W_Q`, `W_K`, `W_V`, `W_O`, each
-    $(d_\text{model}, d_\text{model})$. The $h$ matrices $W_i^Q$ are not stored separately: they sit side by
-    side as the column blocks of `W_Q.weight`, so $W_i^Q$ is `W_Q.weight[:, i*d_k:(i+1)*d_k]`. (These layers
-    also have biases, as PyTorch's; the paper's equations have none. `bias=False` removes them.)
+    $(d_\text{model}, d_\text{model})$. A `Linear(d_in, d_out)` computes $xW + b$ with `weight` $W$ of shape
+    $(d_\text{in}, d_\text{out})$, the paper's $XW^Q$ (PyTorch's `nn.Linear` stores the transpose, $(d_\text{out},
+    d_\text{in})$, and computes $xW^\top + b$: `docs/from-pytorch.md`). The $h$ matrices $W_i^Q$ are not stored
+    separately: they sit side by side as the column blocks of `W_Q.weight`, so $W_i^Q$ is
+    `W_Q.weight[:, i*d_k:(i+1)*d_k]`. (These layers also have biases, as PyTorch's; the paper's equations have
+    none. `bias=False` removes them.)
+
+    **Counting.** Tokens, queries and keys are named by their index, from 0, as in notebook 02 and as NumPy
+    counts ("query 0" is the first token); heads count from 1, as in the paper ($\mathrm{head}_1$ is
+    `weights[:, 0]`). Section 7's maps label their rows with the document's positions, which count from 1
+    ("pos 1" is query 0; `docs/errata.md`, which follows the document, calls it query 1).
     """),
     code("""
     tokens = ["the", "cat", "saw", "the", "dog"]
@@ -130,16 +138,25 @@ CELLS = [
     print("X W^Q", Q_all.shape, "-> split_heads", Q_h.shape, "-> merge_heads", merge_heads(Q_h).shape)
     """),
     md(r"""
-    **Check.** Head $i$ must get feature block $i$, merging must undo splitting, and attention on all the
-    heads at once (one library call on $(B, h, L, d_k)$ arrays), merged, must equal the loop's Concat:
+    **Check.** Head $i$ must get feature block $i$ of every sequence of a batch (ours, and a random batch of
+    two), merging must undo splitting, and attention on all the heads at once (one library call on
+    $(B, h, L, d_k)$ arrays), merged, must equal the loop's Concat:
     """),
     code("""
     for i in range(h):
         np.testing.assert_array_equal(Q_h[:, i], Q_all[:, :, i * d_k:(i + 1) * d_k])   # head i = block i
     np.testing.assert_array_equal(merge_heads(Q_h), Q_all)                               # merge undoes split
+    x_b = np.random.default_rng(1).standard_normal((2, 5, 8))                          # a batch of 2, L = 5, d = 8
+    split_b = split_heads(x_b, h)
+    assert split_b.shape == (2, h, 5, d_k), f"split_heads gave {split_b.shape}, not (B, h, L, d_k) = (2, {h}, 5, {d_k})"
+    for b in range(2):
+        for i in range(h):
+            np.testing.assert_array_equal(split_b[b, i], x_b[b, :, i * d_k:(i + 1) * d_k])   # sequence b, head i
+    np.testing.assert_array_equal(merge_heads(split_b), x_b)
     heads_all, _ = F.scaled_dot_product_attention(*(mt.tensor(a) for a in (Q_h, K_h, V_h)))   # every head at once
     np.testing.assert_allclose(merge_heads(heads_all.numpy()), concat.numpy(), rtol=1e-10, atol=1e-12)
-    print("split_heads and merge_heads: head i = block i, merge undoes split, merged heads = the loop's Concat")
+    print("split_heads and merge_heads: head i = block i (batches of 1 and 2), merge undoes split, "
+          "merged heads = the loop's Concat")
     """),
     md(r"""
     ## 4. The library's two forms agree with the hand computation
@@ -197,9 +214,11 @@ CELLS = [
     host). A `reshape` of elements that are already in row order only writes new shape and strides over the
     same memory: a *view*, no element moves. `permute` never moves an element either: it reorders the
     strides, another view. But the `reshape` after the permute, the Concat, must merge the axes $h$ and
-    $d_k$ into one axis with one stride, and in the permuted order the next feature lies 8 bytes away
-    inside a head and $L\,d_k \cdot 8 = 160$ bytes away at the start of the next head. No single stride walks
-    that, so the reshape first copies the elements into row order: a new array. (PyTorch says so out loud:
+    $d_k$ into one axis with one stride, and in the permuted order a token's features 0..3 (head 1) lie at
+    byte offsets 0, 8, 16, 24 and its features 4..7 (head 2) at 160, 168, 176, 184: head 2 starts one head's
+    stride, $L\,d_k \cdot 8 = 160$ bytes, after head 1, so from feature 3 to feature 4 the step is 136 bytes,
+    not 8. No single stride walks that, so the reshape first copies the elements into row order: a new
+    array. (PyTorch says so out loud:
     its `view` refuses such a tensor, which is why PyTorch code, The Annotated Transformer's among it, writes
     `.transpose(1, 2).contiguous().view(...)`; its `reshape`, like NumPy's, copies only when it must.)
     """),
@@ -265,10 +284,11 @@ CELLS = [
     print(f"with projections W_i (the paper):   max |head_1 - head_2| = {ex.heads_difference:.3f}")
     print(f"without (the document's formulas):  max |head_1 - head_2| = {ex.unprojected_heads_difference:.1e}"
           "  (on one shared X; with the document's per-head '+1' they differ, notebook 04 section 6)")
-    print("scores of head 1, query 1 (any real numbers):", ex.scores.numpy()[0, 0].round(3))
-    print("weights of head 1, query 1 (sum to 1):      ", ex.weights.numpy()[0, 0].round(3))
-    print("head_1 output of query 1 (d_v numbers):     ", ex.heads.numpy()[0, 0].round(3))
-    viz.attention_heads(ex.weights, ["1", "2", "3"], ["1", "2", "3"], title="document 4.3.2, done as the paper does")
+    print("scores of head 1, query 0 (any real numbers):", ex.scores.numpy()[0, 0].round(3))
+    print("weights of head 1, query 0 (sum to 1):      ", ex.weights.numpy()[0, 0].round(3))
+    print("head_1 output of query 0 (d_v numbers):     ", ex.heads.numpy()[0, 0].round(3))
+    positions = ["pos 1", "pos 2", "pos 3"]                   # the document's positions, from 1: query 0 is pos 1
+    viz.attention_heads(ex.weights, positions, positions, title="document 4.3.2, done as the paper does")
     """),
     md(r"""
     The last three lines are three different things that the document's wording mixes up as "attention
@@ -301,9 +321,21 @@ CELLS = [
        where $W^O_i$ is row block $i$ of $W^O$. Compute it both ways (plus $W^O$'s bias, once).
     3. Time `literal=True` against `literal=False` for $d_\text{model} = 256$, $h = 8$, $L = 128$, batch 16
        (use `time.perf_counter`). Where does the loop lose time?
-    4. Set head 2's blocks by hand too, so that each token attends to the token *before* it. (Hint: with
-       positional information in $X$ this is possible; with the $X$ here, which says which word a token is
-       but not where it stands, what would you need?)
+    4. Head 2 and the token *before*: make each token $i \ge 1$ attend to token $i - 1$, setting head 2's
+       blocks by hand (columns $d_k$ to $2d_k - 1$ of `W_Q.weight` and `W_K.weight`, biases 0, as in section 6).
+       Check with `w = mha(X_in)[1][0, 1].numpy()` and `(w[np.arange(1, L), np.arange(L - 1)] > 0.9).all()`.
+       (a) With the $X$ here, it cannot be done. Why not? (Hint: tokens 0 and 3 are both "the". Compare their
+       keys, whatever $W_2^K$ is, and the most weight that tokens 1 and 4 can then give their predecessor.)
+       (b) With positions it can. By notebook 04, section 5, $PE_{i-1} = PE_i R_{-1}$, so $W_2^Q = c\,R_{-1}$
+       and $W_2^K = I$, each cut to its first $d_k$ columns (the two fastest sine-cosine pairs, features
+       0..3), score query $i$ against key $j$ by $c\,PE_{i-1} \cdot PE_j$ plus terms with the embeddings,
+       and $PE_{i-1} \cdot PE_j$ is largest at $j = i - 1$. Build $R_{-1}$ for $d = 8$ and try it on
+       `X_in = X + PE`, with `PE = F.sinusoidal_positional_encoding(L, d_model, dtype="float64")`, then on
+       `X + 10 * PE`. Why does the first fail? (Hint: which features say which word a token is, and how large
+       are they?) In a trained model, the embeddings and $W^Q$, $W^K$ learn to keep the two apart. Harder:
+       it can be done on `X + PE` itself too, for this one sentence: its 5 rows are linearly independent,
+       so any $5 \times 5$ table of scores of rank at most $d_k$ is $X A X^\top$ for some
+       $A = W_2^Q W_2^{K\top}$ (try the pseudo-inverse, then split $A$ with an SVD).
     5. Cross-attention: call `mha(query, key, value)` with a query of 3 positions and keys/values of 6.
        What shape do the weights have, and which axis sums to 1?
     """),

@@ -143,8 +143,32 @@ CELLS = [
     PE = F.sinusoidal_positional_encoding(64, 64)
     viz.positional_encoding_heatmap(PE)
     """),
+    md(r"""
+    Five columns of a 64-wide table as waves. The table holds them at whole positions only (the dots); the
+    thin curves are the formula between them. Even columns are sines, odd ones cosines: columns 0 and 1 are
+    the fastest pair, $\sin(pos)$ and $\cos(pos)$, with a wavelength of $2\pi \approx 6.3$ positions, so their
+    dots, about 6 per period, zigzag; columns 8, 16 and 32 are sines of slower frequencies.
+    (`viz.positional_encoding_curves` draws chosen columns of any table, a learned one too, at its positions
+    only.)
+    """),
     code("""
-    viz.positional_encoding_curves(F.sinusoidal_positional_encoding(50, 64), dims=(0, 1, 8, 16, 32))
+    from matplotlib.figure import Figure
+
+    d_wide, n = 64, 50
+    PE_wide = F.sinusoidal_positional_encoding(n, d_wide, dtype="float64").numpy()   # (50, 64)
+    between = np.linspace(0, n - 1, 2000)                                           # positions and in between
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    for j in (0, 1, 8, 16, 32):
+        two_i, wave = j - j % 2, (np.sin if j % 2 == 0 else np.cos)              # column j = 2i (sin) or 2i + 1 (cos)
+        divisor = 10000 ** (two_i / d_wide)
+        (line,) = ax.plot(between, wave(between / divisor), lw=0.7, alpha=0.6)  # the formula, thin
+        ax.plot(np.arange(n), PE_wide[:, j], ".", ms=6, color=line.get_color(),   # the table: whole positions
+                label=f"dim {j}: {wave.__name__}(pos / {divisor:.4g})")
+    ax.set(xlabel="position pos", ylabel="PE(pos, j)", title="one wave per dimension, sampled at whole positions")
+    ax.grid(True, color="0.9")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="dimension j", title_fontsize=8)
+    fig
     """),
     md(r"""
     ## 5. Why sin and cos: a shift in position is a rotation
@@ -182,6 +206,12 @@ CELLS = [
     (a Toeplitz matrix), largest on the main diagonal and, for this $d = 16$, next largest one position
     away. Beyond that it does not fall steadily: in the line below, positions 5 apart (6.137) are more
     alike than positions 3 apart (5.543), because the fast pairs come round again (exercise 4).
+
+    The pictures show the **cosine similarity**, the dot product divided by the two encodings' lengths
+    (`normalize=True` in `viz.position_similarity`). Every pair of columns adds $\sin^2 + \cos^2 = 1$ to a
+    row's squared length, so every row has length $\sqrt{d/2}$ and the cosine is the dot product divided by
+    $d/2 = 8$: 1 on the diagonal, 0.693 three positions apart, 0.767 five apart. First the map's row 0 as a
+    line, then the whole map, on a colour scale from 0 to 1 (the cosines here lie between 0.456 and 1).
     """),
     code("""
     S = PE @ PE.T                                                               # (60, 60)
@@ -189,7 +219,25 @@ CELLS = [
     print(f"largest spread of PE_p . PE_q along any diagonal p - q = const: {spread:.1e}")
     print("PE_p . PE_(p+k) for k = 0..5:", np.diagonal(S, offset=0)[0].round(3),
           *(np.diagonal(S, offset=o)[0].round(3) for o in range(1, 6)))
-    viz.position_similarity(F.sinusoidal_positional_encoding(24, 16), normalize=True)
+    norms = np.linalg.norm(PE, axis=1)                                          # (60,): ||PE_p||
+    print(f"||PE_p|| from {norms.min():.6f} to {norms.max():.6f};  sqrt(d/2) = {np.sqrt(d / 2):.6f}")
+    cosine = S / (d / 2)                                                        # (60, 60): the cosine similarity
+    print("cosine of PE_0 and PE_k for k = 0..5:", cosine[0, :6].round(3))
+
+    ks = np.arange(24)
+    fig = Figure(figsize=(7.5, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(ks, cosine[0, ks], marker="o", ms=4)
+    for k_apart, text_x in ((3, 1.5), (5, 6.5)):
+        ax.annotate(f"{k_apart} apart: {cosine[0, k_apart]:.3f}", (k_apart, cosine[0, k_apart]), xytext=(text_x, 0.3),
+                    ha="center", fontsize=8, arrowprops={"arrowstyle": "->", "lw": 0.7})
+    ax.set(xlabel="distance k", ylabel="cosine of PE_p and PE_(p+k)", ylim=(0, 1.05),
+           title=f"row 0 of the map below (the same for every p), d = {d}")
+    ax.grid(True, color="0.9")
+    fig
+    """),
+    code("""
+    viz.position_similarity(F.sinusoidal_positional_encoding(24, 16), normalize=True, vmin=0, vmax=1, cmap="viridis")
     """),
     md(r"""
     ## 6. The document's per-head "+1" (section 4.3.2)
@@ -214,8 +262,12 @@ CELLS = [
 
     the cross terms $E\,PE^\top$ compare embeddings with positions, and turning the positions changes them.
     What does not change is what a head can do: $E + PE^1 M = (E M^\top + PE^1)\, M$, so head 2 is head 1
-    applied to the embeddings turned by $-1$ rad, its output turned back by $M$. Check it on the first two
-    columns of the example's embeddings, with the document's formulas (no projections, divisor $\sqrt 3$):
+    applied to the embeddings turned by $-1$ rad, its output turned back by $M$. That uses
+    $\mathrm{head}(YM) = \mathrm{head}(Y)\,M$, true of this head because its scores do not see the turn,
+    $(YM)(YM)^\top = Y M M^\top Y^\top = YY^\top$ for the orthogonal $M$, so its weights are the same and its
+    output, the weights times $YM$, is turned by $M$; and true only because this head has no projections
+    ($YMW^Q \ne YW^Q M$ in general). Check it on the first two columns of the example's embeddings, with the
+    document's formulas (no projections, divisor $\sqrt 3$):
     """),
     code("""
     def head(X):                                                     # softmax(X X^T / sqrt(3)) X, no W_i
