@@ -2,6 +2,12 @@
 
 from .cells import SETUP, code, md
 
+#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
+QUOTED_ELSEWHERE = {
+    "25% 75%": "the task's design: negation_task negates with probability negation_rate=0.25, its default",
+    "27.6%": "138 / 500, the printed count of negated test reviews as a share",
+}
+
 CELLS = [
     md(r"""
     # 06 · The document's text classifier (section 5), done properly

@@ -2,6 +2,14 @@
 
 from .cells import ONE_BLAS_THREAD, SETUP, code, exercise, md
 
+#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
+QUOTED_ELSEWHERE = {
+    "10%": "chance among the 10 digits",
+    "-3.0 -3.4 -2.138 -2.208": "exercise 2's own log-probabilities, and its answer worked out from them, -3.4 / lp(8) "
+                               "and -3.0 / lp(5)",
+    "6e-8": "exercise 3's answer, (0.293 / 0.674)^20, worked out from two printed probabilities",
+}
+
 CELLS = [
     md(r"""
     # 08 · Decoding: from next-token scores to a whole sequence

@@ -2,6 +2,11 @@
 
 from .cells import ONE_BLAS_THREAD, SETUP, code, md
 
+#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
+QUOTED_ELSEWHERE = {
+    "4.74": "4.263 + 0.98^2 / 2, worked out in the text from two printed numbers",
+}
+
 CELLS = [
     md(r"""
     # 10 · A character language model: a decoder-only Transformer writes text

@@ -2,6 +2,12 @@
 
 from .cells import ONE_BLAS_THREAD, SETUP, code, md
 
+#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
+QUOTED_ELSEWHERE = {
+    "0.59 0.24 0.49 0.57 0.43 0.32 0.13 0.14": "read off the annotated attention maps of section 4 "
+                                              "(pictures: their values are not printed as text)",
+}
+
 CELLS = [
     md(r"""
     # 11 · Translating dates: cross-attention learns to reorder
