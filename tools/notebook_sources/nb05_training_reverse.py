@@ -335,6 +335,9 @@ CELLS = [
     """),
     md(r"""
     ## 6. The curves
+
+    The loss printed above and the curves below are those of the run shown; a run of yours may differ in the
+    last digits, as float32 rounding differs between machines and library versions.
     """),
     code("""
     viz.training_curves(history, log_y=("loss",))

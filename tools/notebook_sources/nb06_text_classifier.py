@@ -208,7 +208,9 @@ CELLS = [
     md(r"""
     The validation accuracy climbs quickly to about 75%, the bag-of-words plateau (the model has learned
     the sentiment words; on these validation reviews the ceiling is 75.8%), stays there until about step 300,
-    and then breaks through once attention has learned to relate "not" to the word after it.
+    and then breaks through once attention has learned to relate "not" to the word after it. These are the
+    figures of the run shown; a run of yours may differ in the last digits, as float32 rounding differs
+    between machines and library versions.
 
     ## 5. Accuracy against the bag-of-words ceiling
 

@@ -598,7 +598,8 @@ CELLS = [
     fig
     """),
     md(r"""
-    What happened, in this run (one seed, 150 steps):
+    What happened, in this run (one seed, 150 steps; a run of yours may differ in the last digits, as float32
+    rounding differs between machines and library versions):
 
     * **Pre-LN trained faster than post-LN**, with and without warm-up: the mean loss of its last 10 steps
       is 2.387 without warm-up and 2.429 with it, post-LN's 2.727 and 2.620; the held-out losses come in the
