@@ -6,7 +6,9 @@ Three kinds of check, per notebook:
   1, 2, 3, ...) and none failed, it opens with a markdown title and has an "Exercises" section with
   3 to 5 exercises, and every figure in it was stored as a picture (not as ``<Figure size ...>``);
 * its cell sources equal what ``tools/make_notebooks.py`` generates (outputs excluded), so the
-  generator and the committed files cannot drift apart;
+  generator and the committed files cannot drift apart; and every number its prose quotes as a measurement
+  (0.674, 97.4%, 2.6e-4) is one its outputs print or its code sets, or is listed with a reason as taken from
+  elsewhere (``unprinted_quotes``): a rerun that moves the last digits cannot leave the prose stale unseen;
 * (slow) it runs top to bottom with nbclient, ``python3`` kernel, in ``notebooks/``, and writes no
   file in the repository.
 """
@@ -113,6 +115,86 @@ def test_drift_is_detected(tmp_path, monkeypatch):
     nbformat.write(nb, tmp_path / f"{NAMES[0]}.ipynb")
     monkeypatch.setattr(generator, "NOTEBOOK_DIR", tmp_path)
     assert generator.drifted(NAMES[0]) == f"{NAMES[0]}.ipynb: cell 3 differs from tools/make_notebooks.py"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.needs("tools")
+def test_the_prose_quotes_only_numbers_the_outputs_print(name):
+    problems = _generator().unprinted_quotes(name)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.needs("tools")
+def test_a_quoted_number_the_outputs_do_not_print_is_reported(tmp_path, monkeypatch, capsys):
+    """A rerun that moved a quoted number (here 97.4% in the prose of a copy, made 97.5%) is reported by the test
+    and by ``--check``, naming the notebook, the cell, the number, its sentence and both ways to fix it."""
+    generator = _generator()
+    name = "08_decoding"
+    nb = _read(name)
+    i = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "still gets 97.4%" in c.source)
+    nb.cells[i].source = nb.cells[i].source.replace("97.4%", "97.5%")
+    nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    monkeypatch.setattr(generator, "NOTEBOOK_DIR", tmp_path)
+    [problem] = generator.unprinted_quotes(name)
+    assert problem.startswith(f"{name}.ipynb, markdown cell {i} quotes 97.5% (")
+    assert "still gets 97.5% of the remaining" in problem
+    assert "make_notebooks.py 08 --prose" in problem and "QUOTED_ELSEWHERE" in problem
+    assert generator.main(["08", "--check"]) == 1
+    assert problem in capsys.readouterr().out
+
+
+def _backed(quote: str, printed: str = "", code: str = "") -> bool:
+    """Whether a notebook whose prose quotes ``quote``, whose code is ``code`` and prints ``printed``, passes."""
+    v4 = nbformat.v4
+    cell = v4.new_code_cell(code, execution_count=1)
+    cell.outputs = [v4.new_output("stream", name="stdout", text=printed)]
+    nb = v4.new_notebook(cells=[v4.new_markdown_cell(f"we measured {quote} here"), cell])
+    return not _generator().unprinted_quotes(NAMES[0], nb)
+
+
+@pytest.mark.needs("tools")
+@pytest.mark.parametrize("quote, printed, code, backed", [
+    ("0.674", "p = 0.6743", "", True),                    # printed more precisely, rounds to the quote
+    ("0.674", "p = 0.6745", "", True),                    # a tie, either way
+    ("0.674", "p = 0.6746", "", False),
+    ("0.674", "p = 0.67", "", False),                     # printed less precisely
+    ("0.67", "p = 0.6743", "", True),
+    ("$-2.571$", "log P = -2.571", "", True),
+    ("$-2.571$", "log P = 2.571", "", False),             # the sign counts
+    ("97.4%", "accuracy 0.9744", "", True),               # a percentage, as a fraction
+    ("97.4%", "97.4% right", "", True),
+    ("97.4%", "accuracy 97.4", "", True),                 # a printed decimal read as a percentage
+    ("97.4%", "accuracy 0.97", "", False),
+    ("97.4%", "974 of 1000", "", False),
+    ("0.974", "97.4% right", "", False),                  # a printed percentage backs only a quoted one
+    ("64%", "[(50, 0.638)]", "", True),
+    ("2.6e-4", "2.63e-04", "", True),
+    ("$2.6 \\cdot 10^{-4}$", "0.00026", "", True),
+    ("2.6e-4", "2.7e-04", "", False),
+    ("2.10", "[2.08 2.1  1.97]", "", True),               # NumPy drops an array's trailing zeros
+    ("0.98", "", "betas = (0.9, 0.98)", True),            # a constant the code sets
+    ("0.5", "", "print(f'{x:.5f}')", False),              # a format is no constant
+    ("1.00", "", "x = 1", False),                         # nor is an integer of the code
+    ("0.1", "minitransformer 0.1.0", "", False),          # nor a version
+])
+def test_a_quote_is_backed_by_a_printed_number_that_rounds_to_it(quote, printed, code, backed):
+    assert _backed(quote, printed, code) == backed
+
+
+@pytest.mark.needs("tools")
+@pytest.mark.parametrize("prose", ["(section 4.3.1)", "(paper 3.2.3)", "its sections 5.3 and 5.4", "after 300 steps",
+                                   "[the paper](https://arxiv.org/abs/1706.03762)", "```python\nx = 0.25\n```"])
+def test_section_numbers_integers_links_and_code_are_not_quotes(prose):
+    assert _generator().quotes(prose) == []
+
+
+@pytest.mark.needs("tools")
+def test_quoted_elsewhere_accepts_its_numbers_and_reports_an_entry_no_quote_uses(monkeypatch):
+    generator = _generator()
+    monkeypatch.setitem(generator.QUOTED_ELSEWHERE, NAMES[0], {"0.456 0.123": "a picture's values"})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("the cosines lie between 0.456 and 1")])
+    assert generator.unprinted_quotes(NAMES[0], nb) == [
+        f"{NAMES[0]}: QUOTED_ELSEWHERE lists 0.123, which the prose does not quote; remove it"]
 
 
 @pytest.mark.needs("tools")

@@ -2,6 +2,11 @@
 
 from .cells import SETUP, code, exercise, md
 
+#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
+QUOTED_ELSEWHERE = {
+    "0.9": "exercise 4's threshold for its check, a setting of the exercise",
+}
+
 CELLS = [
     md(r"""
     # 03 · Multi-head attention

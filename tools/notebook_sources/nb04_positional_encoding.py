@@ -2,6 +2,12 @@
 
 from .cells import SETUP, code, exercise, md
 
+#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
+QUOTED_ELSEWHERE = {
+    "6.3": "2 pi, the wavelength of the first pair (a formula's constant)",
+    "0.456": "the smallest cosine of the 24-position map drawn in section 5 (S.min(); a picture, not printed)",
+}
+
 CELLS = [
     md(r"""
     # 04 · Positional encoding

@@ -2,6 +2,11 @@
 
 from .cells import SETUP, code, exercise, md
 
+#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
+QUOTED_ELSEWHERE = {
+    "5e-2": "exercise 4's learning rate, a setting of the exercise",
+}
+
 CELLS = [
     md(r"""
     # 05 · A tiny Transformer learns to reverse sequences
@@ -330,6 +335,9 @@ CELLS = [
     """),
     md(r"""
     ## 6. The curves
+
+    The loss printed above and the curves below are those of the run shown; a run of yours may differ in the
+    last digits, as float32 rounding differs between machines and library versions.
     """),
     code("""
     viz.training_curves(history, log_y=("loss",))

@@ -2,6 +2,13 @@
 
 from .cells import SETUP, code, md
 
+#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
+QUOTED_ELSEWHERE = {
+    "1.1 0.3 4.8 3.7 7.8 21.6": "the table of one run on an H200 and its 16-core host (docs/benchmarks.md), not "
+                                "this notebook's run",
+    "6e-8": "2^-24, float32's relative rounding (a formula's constant)",
+}
+
 CELLS = [
     md(r"""
     # 07 · The same code on a GPU

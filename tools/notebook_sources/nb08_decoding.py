@@ -2,6 +2,14 @@
 
 from .cells import ONE_BLAS_THREAD, SETUP, code, exercise, md
 
+#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
+QUOTED_ELSEWHERE = {
+    "10%": "chance among the 10 digits",
+    "-3.0 -3.4 -2.138 -2.208": "exercise 2's own log-probabilities, and its answer worked out from them, -3.4 / lp(8) "
+                               "and -3.0 / lp(5)",
+    "6e-8": "exercise 3's answer, (0.293 / 0.674)^20, worked out from two printed probabilities",
+}
+
 CELLS = [
     md(r"""
     # 08 · Decoding: from next-token scores to a whole sequence
@@ -201,15 +209,17 @@ CELLS = [
           f"{sum(len(g) != len(t) for g, t in wrong)} have a digit too few or too many")
     """),
     md(r"""
-    After a first mistake, teacher forcing, fed the right prefix, still gets 97.4% of the remaining tokens
-    right; generation, reading its own mistake, 59.8%. Most of that gap is the very next token (14.7% right
-    against 100%): most of generation's wrong outputs here (22 of 34) are the target with two neighbouring
-    digits swapped, as in the example. The model writes a digit one step early, then the one it skipped,
-    which is wrong there, and from then on it is right again (78.3% of the later positions, where chance is
-    about 10%). A skipped or repeated digit instead shifts every digit after it (5 outputs are a digit too
-    short or too long). Training showed the model only right prefixes, so what it does after a wrong one
-    is not something it was taught. The loss and the token accuracy measured in training are
-    teacher-forced: they measure the first kind of prediction, and only decoding measures the second.
+    The figures here are those of the run shown; a run of yours may differ in the last digits, as float32
+    rounding differs between machines and library versions. After a first mistake, teacher forcing, fed the
+    right prefix, still gets 97.4% of the remaining tokens right; generation, reading its own mistake, 59.8%.
+    Most of that gap is the very next token (14.7% right against 100%): most of generation's wrong outputs
+    here (22 of 34) are the target with two neighbouring digits swapped, as in the example. The model writes a
+    digit one step early, then the one it skipped, which is wrong there, and from then on it is right again
+    (78.3% of the later positions, where chance is about 10%). A skipped or repeated digit instead shifts
+    every digit after it (5 outputs are a digit too short or too long). Training showed the model only right
+    prefixes, so what it does after a wrong one is not something it was taught. The loss and the token
+    accuracy measured in training are teacher-forced: they measure the first kind of prediction, and only
+    decoding measures the second.
 
     ## 3. The causal mask, seen from the decoder
 

@@ -2,6 +2,15 @@
 
 from .cells import SETUP, code, md
 
+#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
+QUOTED_ELSEWHERE = {
+    "1.5 1.2": "an estimate: 1 + 1/2, the mean square of the inputs plus PE's, and its square root",
+    "2.654 2.657 2.386 2.426 2.841 2.824 2.346 2.386 2.508 2.451 2.325 2.364 2.743 2.562 2.381 2.415 0.04 0.003 0.18 "
+    "0.11": "section 7's table of four other seeds, measured separately (16 runs, not a cell), and the differences "
+            "it and this run's 2.727 - 2.620 give",
+    "1e-2 1e-3": "exercise 2's learning rates, settings of the exercise",
+}
+
 CELLS = [
     md(r"""
     # 09 · Residual connections and layer normalisation
@@ -589,7 +598,8 @@ CELLS = [
     fig
     """),
     md(r"""
-    What happened, in this run (one seed, 150 steps):
+    What happened, in this run (one seed, 150 steps; a run of yours may differ in the last digits, as float32
+    rounding differs between machines and library versions):
 
     * **Pre-LN trained faster than post-LN**, with and without warm-up: the mean loss of its last 10 steps
       is 2.387 without warm-up and 2.429 with it, post-LN's 2.727 and 2.620; the held-out losses come in the

@@ -2,6 +2,11 @@
 
 from .cells import ONE_BLAS_THREAD, SETUP, code, md
 
+#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
+QUOTED_ELSEWHERE = {
+    "4.74": "4.263 + 0.98^2 / 2, worked out in the text from two printed numbers",
+}
+
 CELLS = [
     md(r"""
     # 10 · A character language model: a decoder-only Transformer writes text
@@ -307,13 +312,14 @@ CELLS = [
           f"(mean of steps 291-300) {history['train_loss'][-1][1]:.3f}")
     """),
     md(r"""
-    The untrained model starts above the uniform guess (4.829 on the validation text, against ln 71 =
-    4.263). Random logits with a spread of about 1 are confident at random: for independent logits of
-    standard deviation $\sigma$ the expected loss is about $\ln V + \sigma^2/2$, here $4.263 + 0.98^2/2 =
-    4.74$ (with the spread printed in section 2). Both losses pass the unigram line within the first 50
-    steps; the validation loss is below the bigram's from step 100 on and ends at 2.098 nats, a perplexity
-    of 8.15 against the bigram's 10.93. The training loss ends a little lower, 1.996: the model fits the
-    text it trains on slightly better than text it has not seen.
+    The figures here are those of the run shown; a run of yours may differ in the last digits, as float32
+    rounding differs between machines and library versions. The untrained model starts above the uniform guess
+    (4.829 on the validation text, against ln 71 = 4.263). Random logits with a spread of about 1 are
+    confident at random: for independent logits of standard deviation $\sigma$ the expected loss is about $\ln
+    V + \sigma^2/2$, here $4.263 + 0.98^2/2 = 4.74$ (with the spread printed in section 2). Both losses pass
+    the unigram line within the first 50 steps; the validation loss is below the bigram's from step 100 on and
+    ends at 2.098 nats, a perplexity of 8.15 against the bigram's 10.93. The training loss ends a little
+    lower, 1.996: the model fits the text it trains on slightly better than text it has not seen.
     """),
     md(r"""
     ## 6. Sampling: greedy, temperature, top-$k$
@@ -355,8 +361,8 @@ CELLS = [
               f"{np.mean([known_share(t[4:]) for t in texts]):.0%}; sample 1:\\n  {texts[0]!r}")
     """),
     md(r"""
-    The figures and samples quoted here are those of the run shown above. On another CPU the arithmetic's
-    last digits differ, and so the samples do; the tendencies stay the same.
+    The samples quoted here are those of the run shown above. Where the arithmetic's last digits differ,
+    the samples do too; the tendencies stay the same.
 
     Greedy takes the likeliest character every time, so once a stretch of text recurs, the same context
     gives the same choice again: after its first words it goes round "the", "she" and "wat" (51 words, 10

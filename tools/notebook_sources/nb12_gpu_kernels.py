@@ -2,6 +2,12 @@
 
 from .cells import code, exercise, md
 
+#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
+QUOTED_ELSEWHERE = {
+    "3.4e38": "float32's largest value, which the emulator fills fresh arrays and shared memory with",
+    "88.7": "ln of float32's largest value (a formula's constant)",
+}
+
 CELLS = [
     md(r"""
     # 12 · Writing GPU kernels: threads, blocks, shared memory
