@@ -11,7 +11,9 @@ compiled by ``g++`` after a prelude that defines ``threadIdx``, ``blockIdx``, ``
 How it runs. The blocks of a grid run one after another. In a block, each CUDA thread is a fiber (``ucontext``)
 with a stack of its own, run in turn up to its next ``__syncthreads()``; a round ends when every thread has
 arrived, so none passes a barrier before all have reached it, as on a GPU. A kernel whose first thread ends
-without meeting a barrier (an elementwise one) runs its other threads one after another, with no fiber.
+without meeting a barrier (an elementwise one) runs its other threads one after another, with no fiber, on the
+launching thread's stack (a fiber for each made a launch of 64 blocks of 1,024 threads 28 times slower: each switch
+to a fiber and back calls the system, to save and restore the signal mask).
 
 What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`LaunchError` naming the kernel):
 
@@ -28,9 +30,12 @@ What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`
   memory that holds whatever was there;
 - **a fault**, which stops the launch, as a GPU stops a kernel with "an illegal memory access" (the message names
   the thread and its block): a read or write far outside every array (at an address where no memory is), a stack
-  overflow (each thread has a stack of :data:`STACK_BYTES` above a page no thread may touch: a local array of more
+  overflow (each fiber has a stack of :data:`STACK_BYTES` above a page no thread may touch: a local array of more
   than some thousands of numbers passes it, where it would write over another thread's; keep such an array in shared
-  or global memory), and an integer division by zero (a GPU gives a meaningless number there);
+  or global memory; a thread run without a fiber has the launching thread's stack, and passing its end is named a
+  stack overflow too), and, on x86-64, an integer division by zero, where the processor traps (an ARM64 one gives 0
+  and runs on; a GPU runs on too, with an unspecified number: PTX's ``div`` and ``rem`` by zero give "an unspecified,
+  machine-specific value");
 - **what a GPU refuses** (a :class:`ValueError`): no blocks, more than :data:`MAX_THREADS` threads in a block,
   more than :data:`MAX_DYNAMIC_SHARED` bytes of dynamic shared memory, and an argument of the wrong type (a
   float64 array for a ``float*``, a Python float for a ``float``: CuPy would pass 8 bytes where the kernel reads 4).
@@ -119,7 +124,7 @@ COMPILER = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-fstack-clash-prote
 class LaunchError(AssertionError):
     """A launch broke a rule of CUDA that the emulation checks: a race, a barrier not every thread of a block
     reaches, a write past an array or past the shared memory asked for, a fault (a stack overflow, a read or write far
-    outside every array, an integer division by zero).
+    outside every array, an integer division by zero on x86-64).
 
     An ``AssertionError``, as ``numpy.testing``'s failures are: a test that launches a wrong kernel fails on it.
 
@@ -375,11 +380,12 @@ static void emu_diverge(long long ended, long long waiting) {
     if (emu_diverged[0] < 0) emu_diverged[0] = emu_block, emu_diverged[1] = ended, emu_diverged[2] = waiting;
 }
 
-// A fault in the kernel's code (a stack overflow into a guard page, a read or write where nothing is mapped, an
-// integer division by zero) while a launch runs: emu_on_fault, on a signal stack of its own (the thread's may be the
-// one that overflowed), records it and jumps back to emu_launch, which returns 1. Any other fault (another thread's,
-// one in the C library's code, whose locks the jump would leave held, one sent by kill) goes to the handler of before
-// the launch, as if this one were not there. Installed by emu_launch only while the launch runs.
+// A fault in the kernel's code (a stack overflow into a guard page or past the launcher's stack, a read or write where
+// nothing is mapped, an integer division by zero on x86-64) while a launch runs: emu_on_fault, on a signal stack of
+// its own (the thread's may be the one that overflowed), records it and jumps back to emu_launch, which returns 1.
+// Any other fault (another thread's, one in the C library's code, whose locks the jump would leave held, one sent by
+// kill) goes to the handler of before the launch, as if this one were not there. Installed by emu_launch only while
+// the launch runs.
 static const int emu_fault_signals[3] = {SIGSEGV, SIGBUS, SIGFPE};
 static struct sigaction emu_previous[3];
 static stack_t emu_previous_stack;
@@ -389,7 +395,9 @@ static sigjmp_buf emu_fault_jump;
 static pthread_t emu_launcher;  // the thread running the launch
 static volatile sig_atomic_t emu_in_kernel = 0;  // 1 while a CUDA thread runs (not the scheduler)
 static uintptr_t emu_own_code[2];  // where this library's code lies: a fault there is the kernel's (or the emulator's)
-static long long emu_fault_info[5];  // the last fault's signal, address, block, thread and si_code
+// the last fault's signal, address, block, thread, si_code, stack pointer, and whether the thread ran on the
+// launcher's own stack (emu_direct: every thread but a block's first in a kernel without barriers) or its fiber's
+static long long emu_fault_info[7];
 
 #if defined(__linux__)  // elsewhere no code is known as this library's: every fault is left to the handler of before
 static int emu_find_code(dl_phdr_info* info, size_t, void*) {  // the executable segment that holds this function
@@ -406,24 +414,27 @@ static int emu_find_code(dl_phdr_info* info, size_t, void*) {  // the executable
 }
 #endif
 
-static uintptr_t emu_faulting_instruction(void* context) {  // 0 where this machine's registers are not known here
+// the faulting instruction's address and the stack pointer there (0 and 0 where this machine's are not known here)
+static void emu_registers(void* context, uintptr_t& pc, uintptr_t& sp) {
     const ucontext_t* at = static_cast<const ucontext_t*>(context);
 #if defined(__linux__) && defined(__x86_64__)
-    return (uintptr_t)at->uc_mcontext.gregs[REG_RIP];
+    pc = (uintptr_t)at->uc_mcontext.gregs[REG_RIP], sp = (uintptr_t)at->uc_mcontext.gregs[REG_RSP];
 #elif defined(__linux__) && defined(__aarch64__)
-    return (uintptr_t)at->uc_mcontext.pc;
+    pc = (uintptr_t)at->uc_mcontext.pc, sp = (uintptr_t)at->uc_mcontext.sp;
 #else
-    return 0 * (uintptr_t)at;
+    pc = sp = 0 * (uintptr_t)at;
 #endif
 }
 
 static void emu_on_fault(int sig, siginfo_t* info, void* context) {
-    uintptr_t pc = emu_faulting_instruction(context);
+    uintptr_t pc, sp;
+    emu_registers(context, pc, sp);
     if (emu_in_kernel && info->si_code > 0 && pthread_equal(pthread_self(), emu_launcher) && emu_own_code[0] <= pc &&
         pc < emu_own_code[1]) {
         emu_in_kernel = 0;
         emu_fault_info[0] = sig, emu_fault_info[1] = (long long)(uintptr_t)info->si_addr;
         emu_fault_info[2] = emu_block, emu_fault_info[3] = emu_thread, emu_fault_info[4] = info->si_code;
+        emu_fault_info[5] = (long long)sp, emu_fault_info[6] = emu_direct;
         siglongjmp(emu_fault_jump, 1);  // and the signal mask of emu_launch's sigsetjmp, which blocks none of these
     }
     for (int k = 0; k < 3; ++k)  // not the kernel's: the handler of before takes it, the instruction run again
@@ -457,6 +468,17 @@ static void emu_release_faults() {  // the handlers of before back, each where o
     if (emu_own_stack) sigaltstack(&emu_previous_stack, nullptr);
 }
 extern "C" const long long* emu_fault() { return emu_fault_info; }
+extern "C" size_t emu_stack_bytes() {  // the calling thread's stack in bytes, 0 where not known (not for the handler)
+    size_t bytes = 0;
+#if defined(__linux__)
+    pthread_attr_t attributes;
+    if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
+        pthread_attr_getstacksize(&attributes, &bytes);
+        pthread_attr_destroy(&attributes);
+    }
+#endif
+    return bytes;
+}
 
 static void emu_set_thread(long long t) {  // threadIdx of the block's t-th thread, x fastest
     threadIdx.x = (unsigned int)(t % blockDim.x);
@@ -655,6 +677,10 @@ _LAUNCH_DEPTH = [0]  # how many launches the thread holding _LAUNCHING is inside
 _PROT_NONE = 0  # mprotect's flag for a page that no access may touch (Linux, macOS)
 _SI_KERNEL = 0x80  # a SIGSEGV's si_code when the processor gives no address (Linux: a general protection fault)
 _LOWEST_MAPPED = 65536  # below this no memory is mapped (Linux's vm.mmap_min_addr): an address there is a null's
+#: how far above the stack pointer a frame's first access may lie (g++'s -fstack-clash-protection touches a frame's
+#: pages in order past 4 KiB on x86-64, past 64 KiB on ARM64): a fault from a page below the stack pointer (a call's
+#: return address, x86-64's red zone) to this far above it is where the stack ran out, the rest of it being mapped
+_FRAME_REACH = 64 * 1024
 _STACKS: list = []  # the threads' stacks, shared by the libraries (one launch runs at a time): the memory, its address
 
 
@@ -762,6 +788,7 @@ def _load(key: str, program: str, name: str) -> ctypes.CDLL:
     loaded.emu_stub_reached.restype = ctypes.c_char_p
     loaded.emu_divergence.restype = ctypes.POINTER(ctypes.c_longlong)
     loaded.emu_fault.restype = ctypes.POINTER(ctypes.c_longlong)
+    loaded.emu_stack_bytes.restype = ctypes.c_size_t
     loaded.emu_shared_memory.restype = ctypes.c_void_p
     loaded.emu_configure.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_size_t, ctypes.c_int]
     loaded.emu_use_stacks.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
@@ -967,9 +994,10 @@ class Kernel:
         launch.copy_back()
 
     def _fault(self, fault, grid, block) -> str:
-        """What the fault that stopped a launch was (``fault``: the signal, the address, the block, the thread and
-        the signal's ``si_code``), in words: a stack overflow, an access outside every array, a division by zero."""
-        number, address, code = fault[0], fault[1] % 2**64, fault[4]
+        """What the fault that stopped a launch was (``fault``: the signal, the address, the block, the thread, the
+        signal's ``si_code``, the stack pointer, and whether the thread ran on the launching thread's stack), in
+        words: a stack overflow, an access outside every array, a division by zero."""
+        number, address, code, sp, direct = fault[0], fault[1] % 2**64, fault[4], fault[5] % 2**64, fault[6]
         thread = _where(fault[3], block)
         by = f"thread {thread} of block {_where(fault[2], grid)}"
         if number == signal.SIGFPE:
@@ -980,6 +1008,12 @@ class Kernel:
         if 0 <= offset < MAX_THREADS * step and offset % step < page:  # in a stack's guard page
             return (f"{self.name}: a stack overflow in {by} (thread {thread}'s stack is {STACK_BYTES} bytes: a large "
                     "local array? Keep it in shared or global memory)")
+        if direct and code != _SI_KERNEL and -page <= address - sp < _FRAME_REACH:  # where the stack ran out
+            size = self.module._library.emu_stack_bytes()  # the launching thread's: this one's
+            of = f", of {size / 2**20:.1f} MiB" if size else ""
+            return (f"{self.name}: a stack overflow in {by} (it ran on the launching Python thread's stack{of}, as "
+                    "every thread but a block's first does in a kernel without barriers: a recursion that does not "
+                    "end? A local array too large? Keep it in shared or global memory)")
         if code == _SI_KERNEL:  # a general protection fault: no address given (one no memory can have, say)
             return (f"{self.name}: a read or write at an address no memory can have, outside every array (an index "
                     f"far out of range?), by {by}")

@@ -423,6 +423,9 @@ extern "C" __global__ void at_address(float* out, long long address) {
     out[threadIdx.x] = *(volatile float*)address;
 }
 extern "C" __global__ void divide(int* x, int d) { x[threadIdx.x] /= d; }
+// thread 1 recurses depth times, in 1 KiB frames; with no barrier it runs on the launching thread's own stack
+__device__ int deep(int n) { volatile char pad[1024]; pad[0] = (char)n; return n == 0 ? 0 : deep(n - 1) + pad[0]; }
+extern "C" __global__ void recurse(int* out, int depth) { out[threadIdx.x] = deep(threadIdx.x == 1 ? depth : 0); }
 extern "C" __global__ void stub_then_fault(float* out) {
     not_implemented("E9: not written yet");
     out[threadIdx.x] = *(volatile float*)16;  // what follows a stub may use what it did not write
@@ -455,6 +458,10 @@ launch("at_address", 1, 4, (np.zeros(4, np.float32), np.int64(1 << 62)))  # not 
 launch("divide", 1, 4, (np.ones(4, np.int32), np.int32(0)))
 launch("stub_then_fault", 1, 4, (np.zeros(4, np.float32),))
 thread = threading.Thread(target=launch, args=("too_large", 1, 4, (np.zeros(4),)))  # no signal stack of its own
+thread.start()
+thread.join()
+threading.stack_size(1 << 20)  # a thread of a known stack (the main thread's may have no limit)
+thread = threading.Thread(target=launch, args=("recurse", 1, 4, (np.zeros(4, np.int32), np.int32(1 << 30))))
 thread.start()
 thread.join()
 x = np.zeros(4, np.float32)
@@ -494,10 +501,21 @@ def test_a_read_where_no_memory_is_stops_the_launch_naming_the_thread(faults):
                             "index far out of range?), by thread 3 of block 0")
 
 
-def test_an_integer_division_by_zero_stops_the_launch(faults):
+def test_a_thread_run_on_the_launching_threads_stack_that_passes_it_is_a_stack_overflow(faults):
     lines, run = faults
-    assert lines[5] == ("divide: an integer division by zero (x / 0 or x % 0; or INT_MIN / -1), by thread 3 of block "
-                        "0: a GPU gives a meaningless number there, the CPU stops"), (lines, run.stderr)
+    assert lines[8] == ("recurse: a stack overflow in thread 1 of block 0 (it ran on the launching Python thread's "
+                        "stack, of 1.0 MiB, as every thread but a block's first does in a kernel without barriers: a "
+                        "recursion that does not end? A local array too large? Keep it in shared or global memory)"), (
+        lines, run.stderr)
+
+
+def test_an_integer_division_by_zero_stops_the_launch_on_x86_64_and_runs_on_as_a_gpu_does_elsewhere(faults):
+    lines, run = faults
+    if platform.machine() in ("x86_64", "AMD64"):  # the processor traps (SIGFPE)
+        assert lines[5] == ("divide: an integer division by zero (x / 0 or x % 0; or INT_MIN / -1), by thread 3 of "
+                            "block 0: a GPU gives a meaningless number there, the CPU stops"), (lines, run.stderr)
+    else:  # ARM64's division gives 0 and no signal, as a GPU's gives an unspecified number and no error
+        assert lines[5] == "divide ran", (lines, run.stderr)
 
 
 def test_a_stub_reached_before_a_fault_is_the_error(faults):
@@ -507,7 +525,7 @@ def test_a_stub_reached_before_a_fault_is_the_error(faults):
 
 def test_after_a_fault_launches_run_and_a_fault_outside_a_launch_is_a_crash_as_before(faults):
     lines, run = faults
-    assert lines[8:] == ["fill ran", "[1.0, 1.0, 1.0, 1.0]", "the handlers of before: True"], (lines, run.stderr)
+    assert lines[9:] == ["fill ran", "[1.0, 1.0, 1.0, 1.0]", "the handlers of before: True"], (lines, run.stderr)
     assert run.returncode == -signal.SIGSEGV
     assert "Fatal Python error: Segmentation fault" in run.stderr and "in string_at" in run.stderr
 
