@@ -22,8 +22,9 @@ CELLS = [
     \,\middle|\, y^{(n)}_{<t},\, x^{(n)}\right),
     $$
 
-    summed over the batch's sequences $n$ and their $T_n$ real (non-padding) target tokens, averaged over all
-    $\sum_n T_n$ of those tokens, and minimised with Adam (paper 5.3). The
+    summed over the batch's sequences $n$ and their $T_n$ real (non-padding) target tokens, the closing `<eos>`
+    included (the model must learn where to stop), averaged over all $\sum_n T_n$ of those tokens, and minimised
+    with Adam (paper 5.3). The
     **training loop is the lesson** here: forward, loss, `backward()`, clip, `step()`, schedule, written
     out in full. (The library's `train.Trainer` wraps the same lines with logging, evaluation and
     checkpoints; notebook 06 uses it.)
@@ -238,8 +239,9 @@ CELLS = [
     `nn.Transformer` is the paper's model: embeddings $\times \sqrt{d_\text{model}}$ plus the sinusoidal
     $PE$, an encoder (self-attention + feed-forward), a decoder (masked self-attention + cross-attention +
     feed-forward) and a linear layer to the vocabulary. A tiny one: $d_\text{model} = 32$, 2 heads, two
-    layers each, pre-LN (`norm_first=True`; in deep models it trains without the paper's long warm-up, where
-    the paper's post-LN, `norm_first=False`, needs one: exercise 5).
+    layers each, pre-LN (`norm_first=True`: each sublayer $F$ computes $x + F(\mathrm{LN}(x))$, where the
+    paper's post-LN, `norm_first=False`, computes $\mathrm{LN}(x + F(x))$; notebook 09 compares them). In deep
+    models pre-LN trains without the paper's long warm-up, where post-LN needs one: exercise 5.
     """),
     code("""
     mt.manual_seed(0)
@@ -345,13 +347,23 @@ CELLS = [
     md(r"""
     ## 7. Attention after training
 
-    The same example. Row $t$ now looks at source position $S - 1 - t$, the digit it must write next: the
-    anti-diagonal, sharpest in the last layer. (The last row reads the last digit and predicts `<eos>`;
-    where it looks matters little.)
+    The same example. Row $t$ reads the digit at source position $S - t$ (row 0 reads `<bos>`) and must write
+    the one at $S - 1 - t$. Printed: where each map's row looks most, and with what weight. The anti-diagonal
+    $S - 1 - t$ is layer 2's: its head 1 looks at the digit to write on every row, with weights of 0.53 to
+    0.93, its head 2 on every row but row 4, where it looks at the digit just read, $S - t$. Layer 1 is
+    vaguer: its head 2 leans to the same positions on rows 2 to 6, with weights of only 0.27 to 0.51, and
+    its head 1 only tells the first rows, drawn to the end of the source, from the last, drawn to its start.
+    (The last row reads the last digit and predicts `<eos>`; where it looks matters little.)
     """),
     code("""
-    viz.attention_layers(cross_attention(model, example), tgt_labels, src_labels,
-                         title="cross-attention after training")
+    trained = cross_attention(model, example)                         # [(heads, T, S)] per decoder layer
+    S = len(src_labels)
+    print("row t:                         ", np.arange(len(tgt_labels)))
+    print("S - 1 - t, the digit to write: ", S - 1 - np.arange(len(tgt_labels)))
+    for layer, w in enumerate(trained, start=1):
+        for head, rows in enumerate(w.numpy(), start=1):               # rows: (T, S)
+            print(f"layer {layer}, head {head}: argmax", rows.argmax(-1), "  its weight", rows.max(-1).round(2))
+    viz.attention_layers(trained, tgt_labels, src_labels, title="cross-attention after training")
     """),
     md(r"""
     ## 8. Greedy decoding
@@ -468,10 +480,14 @@ CELLS = [
        \ell = -\sum_{c=1}^{C} q_c \log p_c , $$
 
     $\epsilon_{ls}/C$ on *every* class, the right one included, as PyTorch does (`docs/formulas/cross-entropy.md`).
-    (The Annotated Transformer spreads $\epsilon_{ls}$ over the $C - 2$ classes that are neither the right one
-    nor padding instead.) Below, $q$ for four positions of $C = 5$ classes at $\epsilon_{ls} = 0.4$, as The
-    Annotated Transformer shows it, and the check that the library's loss is $-\sum_c q_c \log p_c$ with this
-    $q$, and not with $\epsilon_{ls}/(C - 1)$ on the other classes:
+    The paper's own code, tensor2tensor's `smoothing_cross_entropy`, puts $\epsilon_{ls}/(C - 1)$ on every class
+    but the right one instead (its `(1 - confidence) / (vocab_size - 1)`), as do TensorFlow's official
+    Transformer and Flax's WMT example: at the paper's vocabulary of about 37000 tokens the two conventions
+    hardly differ, but at $C = 5$ they do (1.3229 against 1.3828 for the first position below). (The Annotated
+    Transformer spreads $\epsilon_{ls}$ over the $C - 2$ classes that are neither the right one nor padding.)
+    Below, $q$ for four positions of $C = 5$ classes at $\epsilon_{ls} = 0.4$, as The Annotated Transformer
+    shows it, and the check that the library's loss is $-\sum_c q_c \log p_c$ with this $q$, and not with
+    $\epsilon_{ls}/(C - 1)$ on the other classes:
     """),
     code("""
     C, eps = 5, 0.4
@@ -549,7 +565,9 @@ CELLS = [
        paper's decay (`kind="noam"`). Compare the curves after 600 steps.
     4. Raise the rate to `2e-2`, then `5e-2`, each with and without `clip_grad_norm_`. What happens to the
        loss? Why does clipping change so little under Adam? (Multiply every gradient by a constant $c$: what
-       happens to $\hat m_t / \sqrt{\hat v_t}$?)
+       happens to $\hat m_t / \sqrt{\hat v_t}$? Clipping's factor is no constant: it changes from step to step.
+       So ask how steady it is over the steps Adam averages, about $1/(1 - \beta_1) = 10$ steps for $m$ and
+       $1/(1 - \beta_2) = 50$ for $v$ with the paper's $\beta_2 = 0.98$.)
     5. Set `norm_first=False` (the paper's post-LN). Does it still learn in 600 steps? Then build 6 encoder
        and 6 decoder layers and use `warmup=1`, once pre-LN and once post-LN (about half a minute each). What
        happens to post-LN, and why does the warm-up matter for it?

@@ -395,17 +395,24 @@ CELLS = [
           f"log P = {beam_logp.numpy()[j]:.3f}")
     """),
     md(r"""
-    **Check** on the first 20 test sources, with $k = 2$ and $k = 4$: the same winner as `beam_search`, and the
-    same $\log P$.
+    **Check** with $k = 2$ and $k = 4$, on the first 20 test sources and on every source where beam search beats
+    greedy (`better`; on the others the beam's winner is greedy's output, so plain greedy decoding would pass):
+    the same winner as `beam_search`, and the same $\log P$. And the example's final beam holds $k$ different hypotheses, ranked
+    by $\log P$ itself, highest first (not by $\log P$ per token, which favours the longer ones).
     """),
     code("""
+    checked = list(range(20)) + [int(n) for n in better]      # better: where beam_search beats greedy
     for k in (2, 4):
-        tokens, scores = beam_search(model, tb.src[:20], beam_size=k, src_mask=tb.src_mask[:20], return_scores=True)
-        for n, (s, _) in enumerate(test[:20]):
-            _, (winner, logp) = beam_by_hand(model, s, k=k, alpha=0.0, max_len=model.max_len)
-            assert strip_after_eos(winner[1:]) == strip_after_eos(tokens.numpy()[n])
-            assert abs(logp - scores.numpy()[n]) < 1e-4
-    print("beam_by_hand: beam_search's winners and scores, k = 2 and 4")
+        tokens, scores = beam_search(model, tb.src, beam_size=k, src_mask=tb.src_mask, return_scores=True)
+        for n in checked:
+            _, (winner, logp) = beam_by_hand(model, test[n][0], k=k, alpha=0.0, max_len=model.max_len)
+            assert strip_after_eos(winner[1:]) == strip_after_eos(tokens.numpy()[n]), f"source {n}, k = {k}"
+            assert abs(logp - scores.numpy()[n]) < 1e-4, f"source {n}, k = {k}: log P {logp} vs {scores.numpy()[n]}"
+    logps = [s for _, s in final_beam]
+    assert logps == sorted(logps, reverse=True), f"the final beam is not ranked by log P: {logps}"
+    assert len({tuple(ys) for ys, _ in final_beam}) == len(final_beam) == 4, "the final beam: 4 different hypotheses"
+    print(f"beam_by_hand: beam_search's winners and scores, k = 2 and 4, on {len(checked)} sources; "
+          f"the example's final beam ranked by log P")
     """),
     md(r"""
     Greedy's path is the top line up to step 5. At step 4 greedy took `1` (log P $-0.70$) over `5`
@@ -427,8 +434,12 @@ CELLS = [
 
     where $\lvert Y \rvert$ counts the tokens with `<eos>`. The library (`train.length_penalty`) applies it
     only to choose among the $k$ hypotheses left at the end; while searching, the beam is ranked by
-    $\log P$. ($\alpha = 0$ makes $lp = 1$.) Compute $lp$ for $\lvert Y \rvert = 1, \ldots, 10$ at once; it is
-    checked against the library's `length_penalty`:
+    $\log P$. ($\alpha = 0$ makes $lp = 1$.) This simplifies the reference implementation, tensor2tensor's
+    beam search: there a hypothesis that produces `<eos>` leaves the beam for a separate set of the $k$ best
+    finished ones, ranked by $\log P / lp$ at its own length, and the beam's $k$ places go to unfinished
+    hypotheses; here a finished hypothesis keeps its place in the beam and competes for it on $\log P$ alone,
+    so with $\alpha > 0$ the two can pick different winners. Compute $lp$ for $\lvert Y \rvert = 1, \ldots, 10$ at
+    once; it is checked against the library's `length_penalty`:
     """),
     exercise("a6-length-penalty", """
     lengths = np.arange(1, 11)
