@@ -1296,6 +1296,9 @@ def test_a_best_evaluation_of_parameters_already_not_finite_is_neither_put_back_
     ckpt = read_checkpoint(path)
     assert (ckpt.step, ckpt.trainer_state["stop_reason"], ckpt.optimizer_state is None) == (written, None, False)
     assert _all_finite(ckpt)
+    resumed = _scripted({3: 1.0, 6: 0.5, 8: 0.9}, path, checkpoint_every=checkpoint_every)
+    resumed.load(path)  # the last checkpoint of finite weights, which a resume continues
+    assert resumed.step == written
 
 
 @pytest.mark.single_backend
