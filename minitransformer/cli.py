@@ -127,11 +127,6 @@ def _train(args) -> int:
     overrides.update(args.set or [])
     overrides.update({k: v for k, v in flags.items() if v is not None})
     if args.no_restore_best:  # a named option too: the setting restore_best=False
-        given = dict(args.set or []).get("restore_best")  # (the last --set: later wins)
-        if given is not None and given is not False:  # on one command line, not a --config file's to override
-            print(f"minitransformer train: --no-restore-best is the setting restore_best=False, and --set "
-                  f"restore_best={given} says otherwise; give one", file=sys.stderr)
-            return 2
         overrides["restore_best"] = False
     if args.task not in tasks.TASKS:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
@@ -354,8 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "the run ends with the model of its best evaluation (saved, measured, and said which)")
     train.add_argument("--no-restore-best", action="store_true",
                        help="with --patience or --target: end with the last model, not that of the best evaluation "
-                            "(the setting restore_best=False, refused beside --set restore_best=True; a run that "
-                            "diverges then saves nothing)")
+                            "(the setting restore_best=False; a run that diverges then saves nothing)")
     train.add_argument("--seed", type=_non_negative_int,
                        help="seed of the data, the initial weights and the batch order (0)")
     train.add_argument("--set", action="append", type=_setting, metavar="KEY=VALUE",

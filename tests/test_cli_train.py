@@ -239,25 +239,6 @@ def test_no_restore_best_ends_with_the_last_model_and_resume_compares_it(tmp_pat
     assert "setting restore_best must be True or False (the default is None), got 'yes'" in capsys.readouterr().err
 
 
-def test_no_restore_best_beside_a_set_restore_best_that_says_otherwise_is_refused(tmp_path, capsys):
-    """--set restore_best=True --no-restore-best became restore_best=False, silently: two contradicting words on one
-    command line are refused before any work. --set restore_best=False agrees with it (the last --set counts), and a
-    --config file's restore_best it overrides, as the named options do."""
-    run = ["train", "--task", "copy", *TINY, "--no-pictures", "--steps", "2", "--eval-every", "1", "--patience", "1"]
-    for value in ("True", "yes"):
-        assert main([*run, "--set", f"restore_best={value}", "--no-restore-best", "--out", str(tmp_path / "x")]) == 2
-        assert capsys.readouterr().err == (f"minitransformer train: --no-restore-best is the setting "
-                                           f"restore_best=False, and --set restore_best={value} says otherwise; give "
-                                           "one\n")
-    assert not (tmp_path / "x").exists()
-    config = tmp_path / "run.json"
-    config.write_text(json.dumps({"restore_best": True}), encoding="utf-8")
-    for name, given in (("set", ["--set", "restore_best=True", "--set", "restore_best=False"]),
-                        ("config", ["--config", str(config)])):
-        assert main([*run, *given, "--no-restore-best", "--out", str(tmp_path / name)]) == 0
-        assert read_checkpoint(tmp_path / name / "checkpoint.npz").extra["settings"]["restore_best"] is False
-
-
 def _as_written_on_a_gpu(path):
     """Give the checkpoint the generator state a run on CuPy saves (a CounterRNG's), checksum and all."""
     from minitransformer.backend import CounterRNG
