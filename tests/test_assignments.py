@@ -917,6 +917,21 @@ def test_after_a_case_out_of_time_its_tests_other_cases_run_after_the_others_and
     assert "; the cases not yet run were not run again: the tests had been run again 1 times\n" in g.problem
 
 
+def test_the_docs_count_the_runs_of_a_grade_as_the_grader_does():
+    """docs/assignments.md said a grade can take "up to 20 times the limit (20 minutes)": with ``RERUNS`` 20 the
+    grader gives up at the end of the 21st run that a case ends (the first and its 20 reruns, as the test above shows
+    with ``RERUNS`` 1: 2 runs, "2 times"), each costing the limit where a case ran out of time."""
+    from minitransformer.assignments.catalog import CASE_TIMEOUT
+    from minitransformer.assignments.grade import RERUNS
+
+    text = " ".join((ROOT / "docs" / "assignments.md").read_text(encoding="utf-8").split())
+    said = re.search(r"run again at most (\d+) times in one grade .* ran out of time (\d+) times`\. .* take up to "
+                     r"(\d+) times the limit \((\d+) minutes: the first run and its (\d+) reruns", text)
+    assert said, "docs/assignments.md no longer says how many times a grade runs the tests"
+    assert [int(n) for n in said.groups()] == [RERUNS, RERUNS + 1, RERUNS + 1, (RERUNS + 1) * CASE_TIMEOUT // 60,
+                                               RERUNS]
+
+
 def test_each_assignment_gives_its_cases_time_limit_and_case_timeout_overrides_it(tmp_path, monkeypatch):
     """Each case's limit is its assignment's ``case_timeout`` in the catalogue (A2's here, not the others'), unless
     ``grade(case_timeout=...)`` (``--case-timeout``) gives one for all."""

@@ -412,7 +412,7 @@ def test_a_checkpoint_holding_the_model_restore_best_put_back_is_refused_naming_
     assert "restored the model of the best evaluation: step 2" in capsys.readouterr().out
     final, kept = out / "checkpoint.npz", [out / "checkpoint-step000003.npz", out / "checkpoint-step000004.npz"]
     with pytest.raises(CheckpointError, match=r"checkpoint.npz' holds the weights of step 2, which restore_best put "
-                                              r"back at the end of its run, under its last step, 4: .* Average the "
+                                              r"back at the end of the run, under its last step, 4: .* Average the "
                                               r"copies the run kept under their steps \(checkpoint-step\*\.npz"):
         average_checkpoints([kept[0], final])
     assert main(["average", str(kept[0]), str(final), "--out", str(tmp_path / "avg.npz")]) == 2
@@ -426,6 +426,16 @@ def test_a_checkpoint_holding_the_model_restore_best_put_back_is_refused_naming_
     text = capsys.readouterr().out
     assert "trained for 4 steps, holding the model of its best evaluation, step 2" in text
     assert re.search(r"^restored_step\s+2$", text, flags=re.M)
+
+
+def test_a_checkpoint_of_a_diverged_run_is_refused_saying_its_weights_were_put_back_when_it_diverged(tmp_path):
+    """A run that diverged at step 30 saved the model of its best evaluation (step 10) under step 30: averaging it
+    was refused, saying that restore_best had put the weights back "at the end of its run"."""
+    paths = _checkpoints(tmp_path, at_30={"trainer_state": {"stop_reason": "diverged", "restored_step": 10}})
+    with pytest.raises(CheckpointError, match=r"m-30\.npz' holds the weights of step 10, which restore_best put back "
+                                              r"when the run diverged, under its last step, 30: averaged, they would "
+                                              r"count as step 30's\. Average the copies"):
+        average_checkpoints(paths)
 
 
 def test_checkpoints_are_averaged_in_the_order_of_their_steps_past_six_digits(tmp_path):

@@ -11,6 +11,7 @@ that the hook sees them.
 from __future__ import annotations
 
 import contextlib
+import re
 
 import numpy as np
 import pytest
@@ -131,3 +132,24 @@ def test_keeping_and_restoring_the_best_parameters_makes_no_host_synchronisation
             kept.append((trainer.step, trainer.restored_step))
     assert kept == [(5, None), (5, 2)]
     assert counts[1] == counts[0], counted
+
+
+def test_the_check_of_the_parameters_before_a_checkpoint_reads_the_host_once(counted):
+    """Before each checkpoint the Trainer checks that the parameters are finite: it read each parameter's flag on the
+    host (46 reads for the tiny Transformer). Now the flags are combined on the device and read once; only where some
+    are not finite are they read one by one, to name them."""
+    from minitransformer.train import Trainer, TrainingDiverged
+    from minitransformer.train.tasks import seq2seq_loss
+
+    with _tiny_transformer(check_values=False) as (model, opt):
+        trainer = Trainer(model, opt, seq2seq_loss(0.0), progress=False)
+        assert len(trainer.params) > 1
+        counted.clear()
+        trainer._check_finite_params()
+        assert counted == ["__bool__"]
+        names = [name for name, _ in model.named_parameters()]
+        for name in (names[3], names[-1]):
+            p = dict(model.named_parameters())[name]
+            p.data = p.data * float("nan")
+        with pytest.raises(TrainingDiverged, match=rf"by step 0 \({re.escape(names[3])} and 1 more\) while the "):
+            trainer._check_finite_params()

@@ -1270,6 +1270,38 @@ def test_the_checkpoint_at_the_end_of_a_fit_holds_no_infinite_last_weights(tmp_p
 
 
 @pytest.mark.single_backend
+@pytest.mark.parametrize("steps, checkpoint_every, written", [(20, 3, 3), (6, 4, 4), (8, 5, 5)],
+                         ids=["on_the_checkpoint_grid", "at_the_end", "at_the_end_after_the_best"])
+def test_a_best_evaluation_of_parameters_already_not_finite_is_neither_put_back_nor_saved(tmp_path, steps,
+                                                                                          checkpoint_every, written):
+    """Step 6's update made the weights infinite, its loss finite (computed before it), and the evaluation right
+    after scored them the best (as an accuracy scores NaN logits: their argmax is class 0): the run put that copy
+    back and saved it, not finite, as the model of its best evaluation, over the last checkpoint of finite weights.
+    Found at step 6's checkpoint, or at the end of the fit: of its last step (whose copy is the best), or after it
+    (where the end put the copy back, the loss of steps 7 and 8 finite: it no longer reached the weights)."""
+    path = tmp_path / "c.npz"
+    trainer = _diverging({3: 1.0, 6: 0.5, 8: 0.9}, 6, "params", path, checkpoint_every=checkpoint_every,
+                         restore_best=True)
+    diverging = trainer.loss_fn
+    trainer.loss_fn = lambda m, b: diverging(m, b) if trainer.step < 6 else mt.ones((), requires_grad=True)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+        trainer.fit(lambda s: None, steps)
+    assert re.fullmatch(r"Trainer: the parameters became NaN or infinite by step \d \(weight and 1 more\) while the "
+                        r"training loss was finite; .*; the parameters of the best evaluation, step 6 \(val_loss "
+                        r"0\.5\), were not finite either \(an update had made them so\): restore_best put nothing "
+                        rf"back, nor saved anything in {re.escape(str(path))} \(the checkpoint written last, if any, "
+                        r"stays\)", str(caught.value)), str(caught.value)
+    assert (trainer.stop_reason, trainer.restored_step, trainer.best_seen_step) == ("diverged", None, 6)
+    assert trainer._best_params is None and trainer._last_params is None
+    ckpt = read_checkpoint(path)
+    assert (ckpt.step, ckpt.trainer_state["stop_reason"], ckpt.optimizer_state is None) == (written, None, False)
+    assert _all_finite(ckpt)
+    resumed = _scripted({3: 1.0, 6: 0.5, 8: 0.9}, path, checkpoint_every=checkpoint_every)
+    resumed.load(path)  # the last checkpoint of finite weights, which a resume continues
+    assert resumed.step == written
+
+
+@pytest.mark.single_backend
 def test_restore_best_needs_the_evaluations_it_chooses_from():
     model, loss_fn = _linear_problem()
     opt = optim.SGD(model.parameters(), lr=0.1)

@@ -823,9 +823,9 @@ def average_checkpoints(paths) -> Checkpoint:
     paths : list of str or Path
         Checkpoint files (:func:`save_checkpoint`) of one run, such as those
         :class:`~minitransformer.train.Trainer` keeps with ``keep_checkpoints``, in any order; each file and each
-        step once. A checkpoint whose weights ``restore_best`` put back at the end of its run (those of an earlier
-        step, under the last step: its ``trainer_state`` holds ``last_params``) is refused: average the copies the
-        run kept under their steps.
+        step once. A checkpoint whose weights ``restore_best`` put back at the end of its run, or when it diverged
+        (those of an earlier step, under the last step: its ``trainer_state`` holds ``last_params``, or its
+        ``stop_reason`` is "diverged"), is refused: average the copies the run kept under their steps.
 
     Returns
     -------
@@ -918,10 +918,17 @@ def _refuse_restored(ckpt: Checkpoint) -> None:
     restored = ckpt.trainer_state.get("restored_step")
     raise CheckpointError(
         f"average_checkpoints: {ckpt.path!r} holds the weights of step {'?' if restored is None else restored}, "
-        f"which restore_best put back at the end of its run, under its last step, {ckpt.step}: averaged, they would "
+        f"which restore_best put back {_put_back_when(ckpt)}, under its last step, {ckpt.step}: averaged, they would "
         f"count as step {ckpt.step}'s. Average the copies the run kept under their steps "
         f"({_kept_path(ckpt.path, '*').name}: keep_checkpoints, train --keep-checkpoints) instead"
     )
+
+
+def _put_back_when(ckpt: Checkpoint) -> str:
+    """When ``restore_best`` put back the weights of a :func:`_restored` checkpoint: at the end of its run, or when the
+    run diverged (``trainer_state["stop_reason"]``)."""
+    diverged = isinstance(ckpt.trainer_state, dict) and ckpt.trainer_state.get("stop_reason") == "diverged"
+    return "when the run diverged" if diverged else "at the end of the run"
 
 
 def _averaged_name(paths: list[Path]) -> str:

@@ -43,6 +43,7 @@ from .checkpoint import (
     CheckpointError,
     _kept_by,
     _kept_path,
+    _put_back_when,
     _remove_stale_temporaries,
     _restored,
     _write_atomically,
@@ -627,10 +628,8 @@ def _weights_of(ckpt) -> str:
     if isinstance(averaged, dict):
         return ", the average of steps " + ", ".join(map(str, averaged.get("steps", [])))
     if _restored(ckpt):
-        diverged = ckpt.trainer_state.get("stop_reason") == "diverged"
-        when = "when the run diverged" if diverged else "at the end of the run"
         return (f", holding the model of its best evaluation, step {ckpt.trainer_state.get('restored_step', '?')} "
-                f"(put back {when}: --patience, --target)")
+                f"(put back {_put_back_when(ckpt)}: --patience, --target)")
     return ""
 
 

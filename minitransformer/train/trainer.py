@@ -81,7 +81,7 @@ class TrainingDiverged(FloatingPointError):
     parameters not finite before it writes a checkpoint, with the step and the learning rate in the message. With
     ``restore_best`` and an evaluation kept, the model holds the parameters of the best evaluation again, and so
     does the checkpoint (without the optimizer's state), as the message says (:attr:`Trainer.restored_step`); else
-    nothing is put back, nor written.
+    (or where those parameters are not finite either) nothing is put back, nor written.
 
     Examples
     --------
@@ -241,7 +241,8 @@ class Trainer:
         and trains on from them, exactly as the uninterrupted run would. A run that diverges
         (:class:`TrainingDiverged`) also ends with the best parameters, as Keras's ``EarlyStopping`` does after
         ``TerminateOnNaN``; its checkpoint holds them, but not the optimizer's state (no longer finite), and
-        :meth:`load` refuses it.
+        :meth:`load` refuses it. Unless they are not finite either (an update had made them so before the best
+        evaluation): then nothing is put back, nor saved.
     checkpoint_path : str or Path, optional
         Where :meth:`save` writes every ``checkpoint_every`` steps and at the end.
     checkpoint_every : int, optional
@@ -532,7 +533,8 @@ class Trainer:
         TrainingDiverged
             The training loss became NaN or infinite, or the parameters did (found before a checkpoint is written:
             none is written with them). With ``restore_best`` and a copy of the best parameters, the model holds
-            them again, and so does the checkpoint (``checkpoint_path``), without the optimizer's state.
+            them again, and so does the checkpoint (``checkpoint_path``), without the optimizer's state; unless the
+            copy is not finite either (evaluated after the update that made the parameters so): then nothing.
         TrainingInterrupted
             Ctrl-C: the step in progress was finished and the checkpoint written (with ``checkpoint_path``).
         """
@@ -619,16 +621,28 @@ class Trainer:
         (the last ones, also where ``restore_best`` put the best back) are NaN or infinite: a step whose loss was
         finite but not its gradients leaves them so, and the loss read next would say so only once a checkpoint
         (written over a good one) held them. The loss of the steps not yet logged is read first (its message says
-        more); then one host read a parameter, a checkpoint."""
+        more); then one host read a checkpoint (:meth:`_not_finite`)."""
         if self._loss.weight:
             self._log(_NoBar())
-        last = self._last_params or {name: p.data for name, p in self._named_params.items()}
-        xp = {name: p.backend.xp for name, p in self._named_params.items()}
-        bad = [name for name, a in last.items() if not bool(xp[name].all(xp[name].isfinite(a)))]
+        bad = self._not_finite(self._last_params or {name: p.data for name, p in self._named_params.items()})
         if bad:
             more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
             raise TrainingDiverged(f"Trainer: the parameters became NaN or infinite by step {self.step} "
                                    f"({bad[0]}{more}) while the training loss was finite; {self._advice()}")
+
+    def _not_finite(self, arrays: dict) -> list[str]:
+        """The names of ``arrays`` (name -> the array of that trainable parameter, or a copy of it) holding a NaN or an
+        infinity. Each array's all-finite flag is computed on its device and the flags are combined there: one host
+        read (one a backend) says whether all are finite; only where some are not, one more a parameter names them."""
+        flags: dict = {}  # backend -> {name: its 0-d all-finite flag, on the device}
+        for name, a in arrays.items():
+            be = self._named_params[name].backend
+            flags.setdefault(be, {})[name] = be.xp.all(be.xp.isfinite(a))
+        bad = []
+        for be, finite in flags.items():
+            if not bool(be.xp.all(be.xp.stack(list(finite.values())))):  # the one read, where all are finite
+                bad += [name for name, flag in finite.items() if not bool(flag)]
+        return bad
 
     @contextlib.contextmanager
     def _on_divergence(self):
@@ -645,11 +659,23 @@ class Trainer:
         checkpoint holds them (:meth:`_save_diverged`), both said in the message; else ``e``, nothing put back or saved.
 
         The last parameters are not kept (they are not finite: nothing to train on from), nor is a checkpoint written
-        without a copy: the one on disk, of a step whose parameters were finite, stays.
+        without a copy: the one on disk, of a step whose parameters were finite, stays. Nor with a copy that is not
+        finite (one host read, :meth:`_not_finite`, on divergence only): the best evaluation can be of parameters an
+        update had already made NaN, the loss of that update's step being finite (computed before it) and an accuracy
+        scoring NaN logits (their argmax is class 0); the copy is dropped, and the message says so.
         """
         self.stop_reason = "diverged"
         if not self.restore_best or self._best_params is None:
             return e
+        if self._not_finite(self._best_params):
+            if self._last_params is not None:  # (the end of fit had put the copy back: the model holds the last again)
+                self._put_params(self._last_params)
+            self._best_params = self._last_params = self.restored_step = None
+            kept = "" if self.checkpoint_path is None else (f", nor saved anything in {self.checkpoint_path} (the "
+                                                            "checkpoint written last, if any, stays)")
+            return TrainingDiverged(f"{e}; the parameters of the best evaluation, step {self.best_seen_step} "
+                                    f"({self.monitor} {self.best_seen:.4g}), were not finite either (an update had "
+                                    f"made them so): restore_best put nothing back{kept}")
         self._put_params(self._best_params)
         self._last_params, self.restored_step = None, self.best_seen_step
         said = (f"{e}; restore_best put back the parameters of the best evaluation, step {self.restored_step} "
@@ -733,6 +759,9 @@ class Trainer:
             self.bad_evals += 1
         if self._betters(value, self.best_seen):  # the model to keep: any improvement (else a target reached by less
             self.best_seen, self.best_seen_step = value, self.step  # than min_delta would put back a worse one)
+            # Not checked to be finite here: the check (a pass over every parameter, and a host read) would cost every
+            # run at each new best, where eval_fn's own reads are of its numbers, not the parameters; a copy that is
+            # not finite belongs to a run that diverges, which _diverged finds (checking the copy once) and says.
             if self.restore_best:  # a copy, on the device (no host synchronisation); not a reference: a parameter
                 self._best_params = None  # is a view of the optimizer's long array, which a kernel updates in place
                 self._best_params = {name: p.backend.xp.asarray(p.data, copy=True)  # (the old copy freed first)
