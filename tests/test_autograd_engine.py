@@ -336,6 +336,24 @@ def test_graph_is_kept_with_retain_graph():
     assert saved() is not None
 
 
+def test_the_stand_in_of_an_intermediate_says_values_freed_only_once_its_tensor_is_gone():
+    # the graph's inputs hold a stand-in for each result of an operation, never its values: it said "values freed"
+    # even while the tensor was alive, holding them
+    x = t64([1.0, 2.0])
+    h = x.exp()
+    h.name = "h"
+    y = h * 2.0
+    (node, _), unnamed = y.grad_fn.inputs, (x * 3.0 + 1.0).grad_fn.inputs[0]
+    assert node is not h and repr(node) == ("Tensor(shape=(2,), dtype=float64, a stand-in for the live tensor 'h'; "
+                                            "made by Exp)")
+    assert repr(unnamed).startswith("Tensor(shape=(2,), dtype=float64, values freed; made by Mul")  # x * 3.0: gone
+    kept = x * 3.0
+    assert "a stand-in for the live tensor; made by Mul" in repr((kept + 1.0).grad_fn.inputs[0])
+    del h
+    gc.collect()
+    assert repr(node) == "Tensor(shape=(2,), dtype=float64, values freed; made by Exp)"
+
+
 @pytest.mark.single_backend  # recursion depth does not depend on the array library
 def test_chain_of_100000_operations():
     x = t64(1.0)

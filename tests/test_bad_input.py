@@ -9,6 +9,7 @@ import pytest
 import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
+from minitransformer.autograd import fused as fused_ops
 from minitransformer.backend import BackendError
 
 
@@ -328,6 +329,17 @@ FLOAT_ONLY = {
     "exp": ("Exp", lambda x: x.exp()), "log": ("Log", lambda x: x.log()),
     "log1p": ("Log1p", lambda x: x.log1p()), "sqrt": ("Sqrt", lambda x: x.sqrt()),
     "tanh": ("Tanh", lambda x: x.tanh()), "relu": ("ReLU", lambda x: x.relu()), "mean": ("Mean", lambda x: x.mean()),
+    # the fused operations, called as Function.apply: the functions of mt.functional refuse integers before them
+    "fused softmax": ("Softmax", lambda x: fused_ops.Softmax.apply(x, axis=-1)),
+    "fused attention weights": ("ScaledMaskedSoftmax",
+                                lambda x: fused_ops.ScaledMaskedSoftmax.apply(x, allowed=None, divisor=2.0)),
+    "fused log_softmax": ("LogSoftmax", lambda x: fused_ops.LogSoftmax.apply(x, axis=-1)),
+    "fused layer_norm": ("LayerNorm", lambda x: fused_ops.LayerNorm.apply(x, None, None, eps=1e-5)),
+    "fused gelu": ("Gelu", lambda x: fused_ops.Gelu.apply(x)),
+    "fused cross_entropy": ("CrossEntropy", lambda x: fused_ops.CrossEntropy.apply(
+        x, targets=mt.tensor(0).data, kept=None, label_smoothing=0.0, reduction="mean")),
+    "fused bce": ("BinaryCrossEntropyWithLogits", lambda x: fused_ops.BinaryCrossEntropyWithLogits.apply(
+        x, targets=mt.zeros(2).data, reduction="mean")),
 }
 
 

@@ -1071,7 +1071,13 @@ class _Recorded(Tensor):
         return result is not None and result._retain_grad
 
     def __repr__(self) -> str:
-        return f"Tensor(shape={self.shape}, dtype={self.dtype_name}, values freed; made by {self._ctx!r})"
+        """Its shape, dtype and operation; whose values it stands for while the result lives, or that they are freed."""
+        result = self._result()
+        if result is None:
+            held = "values freed"
+        else:
+            held = "a stand-in for the live tensor" + ("" if result.name is None else f" {result.name!r}")
+        return f"Tensor(shape={self.shape}, dtype={self.dtype_name}, {held}; made by {self._ctx!r})"
 
 
 def _recorded(t: Tensor) -> _Recorded:

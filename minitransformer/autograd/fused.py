@@ -134,6 +134,7 @@ class Softmax(Function):
     array([[0.09  , 0.2447, 0.6652]], dtype=float32)
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, x, axis: int):
@@ -200,6 +201,7 @@ class ScaledMaskedSoftmax(Function):
            [0.    , 0.    , 0.    ]], dtype=float32)
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, x, allowed, divisor: float):
@@ -245,6 +247,7 @@ class LogSoftmax(Function):
     array([[-2.4076, -1.4076, -0.4076]], dtype=float32)
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, x, axis: int):
@@ -291,6 +294,7 @@ class LayerNorm(Function):
     array([[-1.3416, -0.4472,  0.4472,  1.3416]], dtype=float32)
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, x, gamma, beta, eps: float):
@@ -358,6 +362,7 @@ class Gelu(Function):
     array([-0.083,  0.5  ,  1.083], dtype=float32)
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, x):
@@ -413,6 +418,7 @@ class CrossEntropy(Function):
            [ 0.1667,  0.1667, -0.3333]], dtype=float32)
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, z, targets, kept, label_smoothing: float, reduction: str):
@@ -491,6 +497,7 @@ class BinaryCrossEntropyWithLogits(Function):
     array([-0.25  ,  0.4404], dtype=float32)
     """
 
+    float_only = True
     fresh_grads = True
 
     def forward(self, z, targets, reduction: str):

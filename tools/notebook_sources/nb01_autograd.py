@@ -32,8 +32,9 @@ CELLS = [
     that checks your answer by central differences, with the library's forward passes only. In assignment
     A1's student copy (`minitransformer assignments build 1 DIR`) the library's own A1 bodies are taken
     out too: from the loop of section 3 on, the cells that call them raise `NotImplementedError` until you
-    have written them in `minitransformer/autograd/ops.py` (each primitive's `backward`; section 6's
-    softmax also needs `unbroadcast` in `autograd/engine.py`). Each error names the body to write.
+    have written them in `minitransformer/autograd/ops.py` (each primitive's `backward`; section 5's
+    broadcast sum and section 6's softmax also need `unbroadcast` in `autograd/engine.py`). Each error names
+    the body to write.
     """),
     SETUP,
     md(r"""
@@ -163,8 +164,12 @@ CELLS = [
     `backward()` applies such rules over a whole graph, in this order: sort the nodes so that every
     node comes after its inputs (a *topological order*), then go through it **backwards**, so that a
     node's adjoint is complete (all its users have sent their share) before it is passed on, as the
-    table of section 1 does. Here are those steps written out with the graph's own links:
-    `grad_fn.inputs` and each primitive's `grad_fn.backward(adjoint)`, which returns one gradient per input.
+    table of section 1 does. Here are those steps written out with what the graph records:
+    `grad_fn.inputs`, the operation's inputs, and each primitive's `grad_fn.backward(adjoint)`, which returns
+    one gradient per input. A leaf is in `grad_fn.inputs` as itself, but the result of an operation is there as
+    a *stand-in*: a node with its shape, dtype and `grad_fn`, without its values, so that an intermediate
+    array nobody needs any more can be freed before `backward()`. Each tensor has one stand-in, shared by
+    every operation that uses it, so the `id` of a node in `grad_fn.inputs` still names one node of the graph.
     """),
     code("""
     def topological_order(root):
@@ -195,15 +200,33 @@ CELLS = [
     a, b, c, f = inputs()
     e, d, L = expression(a, b, c, f)
     adjoint = backward_by_hand(L)
+    print("L.grad_fn.inputs:", L.grad_fn.inputs)          # d's stand-in, and the leaf f itself
+    print("d's adjoint:", adjoint[id(L.grad_fn.inputs[0])], "  id(d) in adjoint:", id(d) in adjoint)
     """),
     md(r"""
     The same numbers as the hand-computed table. The loop keys adjoints by `id`, not by name: a result
     of an operation has no name unless given one (in section 5's $x \cdot x + x$, neither $x \cdot x$ nor
-    the sum has one). (The engine keeps this loop as `_run_backward_reference` in `autograd/engine.py`,
-    about 20 lines: the same loop, plus summing the gradients of broadcast inputs back to their shape. The
-    one `backward()` runs, `_run_backward` beside it, also frees the graph as it goes, checks what each
+    the sum has one). The `id` is the node's, as `grad_fn.inputs` holds it: for a leaf the tensor itself
+    (`adjoint[id(a)]`), for an intermediate result its stand-in, so `adjoint[id(d)]` is a `KeyError` and
+    $\bar d$ is `adjoint[id(L.grad_fn.inputs[0])]`.
+
+    This loop is the algorithm, written for this graph of numbers; it fails on others. The engine keeps it
+    as `_run_backward_reference` in `autograd/engine.py` (about 20 lines, the loop to read next), which
+    differs where a graph needs it:
+
+    - it sorts the graph with a stack of its own, not by recursion: `topological_order` above calls itself
+      once per node of a path, so on a chain of 1,500 operations it passes Python's recursion limit (1,000
+      by default) and raises `RecursionError`, where `backward()` goes through 100,000;
+    - it skips the inputs that get no gradient: a Python number (`x * 3.0` has `3.0` among its inputs, and
+      `visit(3.0)` fails: a float has no `grad_fn`), and a tensor without `requires_grad`, for which
+      `backward` returns `None` (here `0 + None`, a `TypeError`);
+    - it sums the gradient of a broadcast input back to the input's shape (section 5);
+    - it prints nothing: the print above formats each gradient as one number, which fails for an array
+      (section 7's graph).
+
+    The one `backward()` runs, `_run_backward` beside it, also frees the graph as it goes, checks what each
     `backward` returns and adds into gradient arrays in place where no one else holds them; a test checks
-    that the two agree.)
+    that the two agree.
 
     ## 4. `backward()`, and `retain_grad()` to see inside
 
@@ -230,6 +253,18 @@ CELLS = [
     viz.draw_graph(L, values=True)
     """),
     md(r"""
+    `.grad` accumulates: each `backward()` *adds* its gradients to what the leaves hold, so a second
+    `backward()` through the retained graph doubles them. Reset it before the next pass: `a.grad = None` for
+    one tensor, `model.zero_grad()` or `optimizer.zero_grad()` for every parameter (as a training step does first).
+    """),
+    code("""
+    print("a.grad after one backward():", a.grad.item())
+    L.backward()                                   # the graph was retained: a second pass, added to a.grad
+    print("after a second backward(): ", a.grad.item())
+    a.grad = None                                  # reset
+    print("after a.grad = None:       ", a.grad)
+    """),
+    md(r"""
     ## 5. A node used twice: gradients add up
 
     For $y = x \cdot x + x$, $x$ feeds two operations, so its adjoint has two terms:
@@ -240,6 +275,14 @@ CELLS = [
     The same kind of sum also happens *inside* one operation: in $XW$, $W$ meets every row of $X$, so
     $\bar W = X^\top \bar Y$ adds one contribution per row (here $\bar Y$ is all ones, so $\bar W$ is the
     column sums of $X$). MatMul's backward computes that sum in one product; the engine's `+=` is not involved.
+
+    A third kind of sum comes from broadcasting. In $x + b$ with $x$ of shape $(4, 3)$ and $b$ of shape
+    $(3,)$, $b$ is added to each of the 4 rows, so $\bar b$ is the sum of the 4 rows of $\bar y$: with $L$ the
+    sum of every entry, $\bar b = (4, 4, 4)$. Add's `backward` does not do that sum: it returns $\bar y$, of
+    shape $(4, 3)$, for both inputs, and the engine sums it back to $b$'s shape (`unbroadcast` in
+    `autograd/engine.py`: over the leading axes broadcasting added, and over the axes where the input had
+    size 1). That is done once, by the engine, for every operation: no `backward` (nor yours in exercise A1)
+    deals with broadcasting.
     """),
     code("""
     x = mt.tensor(3.0, requires_grad=True, name="x")
@@ -253,6 +296,10 @@ CELLS = [
     out.backward()
     print("X @ W:", (X @ W).shape, " X.grad:", X.grad.shape, " W.grad:", W.grad.shape)
     print("dL/dW =", W.grad.numpy().ravel(), "  by hand: column sums of X =", X.numpy().sum(axis=0))
+
+    x, b = mt.ones(4, 3, requires_grad=True), mt.tensor([0.1, 0.2, 0.3], requires_grad=True)   # (4, 3), (3,)
+    (x + b).sum().backward()                                       # Add's backward returns (4, 3) for both
+    print("b.grad =", b.grad.numpy(), b.grad.shape, "  the engine summed the 4 rows")
     """),
     md(r"""
     ### Exercise A1 · a small expression, backward by hand
@@ -298,7 +345,7 @@ CELLS = [
 
     `mt.gradcheck(fn, *inputs)` compares `backward()` with this central difference for every element of
     every input (a one-element output, a loss, is checked as it is, so a failure gives its derivatives; for a
-    larger output it checks $s = \langle v, f(x)\rangle$ with a random $v$, and says so). It
+    larger output it checks $s = \langle v, f(x)\rangle$ with a random $v$, and says so when it fails). It
     refuses float32 inputs (a `TypeError`): in float32 the difference quotient itself is only good to about
     $10^{-3}$.
     """),
@@ -324,7 +371,8 @@ CELLS = [
     input: $\sigma(1)$ is no integer, so an integer tensor is refused with a `TypeError` (without it, NumPy
     would silently make a float64 result of int64 input, and another backend raise an error of its own).
     In the library every operation whose result is not an integer for integer input (a division, `exp`,
-    `log`, a mean) sets it; `mt.Function`'s docstring lists the other class attributes.
+    `log`, a mean, and the fused softmax, layer norm, GELU and losses of `autograd/fused.py`) sets it;
+    `mt.Function`'s docstring lists the other class attributes.
     """),
     code("""
     class Sigmoid(mt.Function):
@@ -392,7 +440,10 @@ CELLS = [
        every node that uses it has sent its share?
     4. Make gradcheck pass *wrongly*: find an input at which `WrongSigmoid` agrees with the central
        difference. What does that say about choosing test inputs?
-    5. A `Function` whose backward returns the gradient of a *broadcast* input: compute `x + b` with
-       `x` of shape `(4, 3)` and `b` of shape `(3,)`. What shape does `b.grad` have, and who summed it?
+    5. Broadcasting's backward (section 5): predict `b.grad`, its shape and values, for `(x + b).sum()` with
+       `x` of shape `(4, 3)` and `b` of shape `(1, 3)`, then `(4, 1)`, then `()`; check. Then write an
+       `AddBias` `Function` (`forward(x, b)` returns `x + b`) whose `backward` returns for `b` the transpose
+       of $\bar y$, of shape `(3, 4)`: what does the engine say, and why does it refuse that gradient rather
+       than sum it to `(3,)`?
     """),
 ]

@@ -88,9 +88,11 @@ CELLS = [
     largest gradient.
 
     What to expect: `array_api_strict` does its arithmetic with NumPy, so the two agree exactly. A GPU adds
-    in another order: differences of a few times float32's rounding ($2^{-24} \approx 6 \cdot 10^{-8}$; the
-    equivalence tool allows $10^{-5}$), and near $10^{-3}$ with `CUPY_TF32=1`, whose products keep 10 bits of
-    mantissa.
+    in another order: relative differences of about $10^{-6}$ (each rounding is at most
+    $2^{-24} \approx 6 \cdot 10^{-8}$ of its result, but a gradient is the end of many sums and products, and
+    their roundings add up; the equivalence tool allows $10^{-5}$), and near $10^{-3}$ with `CUPY_TF32=1`,
+    whose products keep 10 bits of mantissa. After the comparison, float32 against float64 shows that size on
+    any machine.
     """),
     code("""
     from minitransformer.testing import rel_err  # max|got - expected| / max|expected|
@@ -102,15 +104,15 @@ CELLS = [
     x_host = np.random.default_rng(0).standard_normal((B, L, d_model)).astype(dtype)   # the batch
     w_host = np.random.default_rng(1).standard_normal((B, L, d_model)).astype(dtype)   # the readout w
 
-    def run(backend):
+    def run(backend, dtype=dtype):
         \"\"\"Loss and every parameter's gradient for the same weights and batch on `backend`, as NumPy.\"\"\"
         with mt.backend.use(backend):
             twin = nn.EncoderLayer(d_model, heads, d_ff, dropout=0.0).to(dtype)   # made on `backend`
             twin.load_state_dict(layer.state_dict())                             # the same weights
-            x, w = mt.tensor(x_host), mt.tensor(w_host)                          # (B, L, d_model) on `backend`
+            x, w = mt.tensor(x_host.astype(dtype)), mt.tensor(w_host.astype(dtype))   # (B, L, d_model) there
             loss = (twin(x) * w).mean()                                          # every weight moves it
             loss.backward()
-            print(f"{backend:17} x on {x.backend.name:17} loss {loss.item():+.6f}")
+            print(f"{backend:17} {dtype}  x on {x.backend.name:17} loss {loss.item():+.6f}")
             return loss.item(), {n: p.grad.numpy() for n, p in twin.named_parameters()}   # on the host
 
     loss_a, grads_a = run("numpy")
@@ -125,6 +127,20 @@ CELLS = [
     worst = max(error, key=error.get)
     print(f"relative difference: loss {rel_err(loss_b, loss_a):.1e}; gradients, each of the {len(error)} "
           f"parameters against its own size: worst {error[worst]:.1e}" + (f" ({worst})" if error[worst] else ""))
+    """),
+    md(r"""
+    Without a GPU that difference is 0, and float32's rounding does not show. It shows against float64: the
+    same weights and batch (float32 numbers, which float64 holds exactly) through the same layer on NumPy, in
+    float64, whose roundings are $2^{-29}$ times smaller, so that what differs is float32's rounding alone.
+    Another order of float32 sums (a GPU's) lands about as far from NumPy's float32 result.
+    """),
+    code("""
+    loss_64, grads_64 = run("numpy", "float64")
+    error_64 = {n: rel_err(grads_a[n], g) for n, g in grads_64.items() if not n.endswith("W_K.bias")}
+    worst_64 = max(error_64.values())
+    print(f"float32 against float64, relative: loss {rel_err(loss_a, loss_64):.1e}; gradients, the "
+          f"{len(error_64)} parameters but W_K.bias: median {np.median(list(error_64.values())):.1e}, "
+          f"worst {worst_64:.1e} = {worst_64 / 2**-24:.0f} x 2^-24")
     """),
     md(r"""
     ## 4. Moving data between backends
@@ -166,16 +182,20 @@ CELLS = [
         if backend.name == "cupy":
             backend.native.cuda.Device().synchronize()   # wait for the queued GPU work
 
+    def make_step(d_model, heads, d_ff, B, L):
+        \"\"\"One forward + backward of a new encoder layer on (B, L, d_model), on the current backend.\"\"\"
+        layer = nn.EncoderLayer(d_model, heads, d_ff, dropout=0.0)
+        x = mt.randn(B, L, d_model)
+
+        def step():
+            layer.zero_grad()
+            (layer(x) ** 2).mean().backward()          # to time the arithmetic, any scalar will do
+        return step
+
     def time_step(backend_name, d_model, heads, d_ff, B, L, repeats):
         \"\"\"Median seconds of one forward + backward of an encoder layer on (B, L, d_model).\"\"\"
         with mt.backend.use(backend_name) as be:
-            layer = nn.EncoderLayer(d_model, heads, d_ff, dropout=0.0)
-            x = mt.randn(B, L, d_model)
-
-            def step():
-                layer.zero_grad()
-                (layer(x) ** 2).mean().backward()      # to time the arithmetic, any scalar will do
-
+            step = make_step(d_model, heads, d_ff, B, L)
             step()                                     # warm-up: kernels compiled, memory allocated
             sync(be)
             times = []
@@ -212,20 +232,54 @@ CELLS = [
     On a CPU the tiny step reaches a few GFLOP/s, the larger ones tens or more, as their products get big
     enough to keep BLAS busy (exercise 1 asks where your CPU levels off). The outputs shown come from a
     shared 2-core machine, where other jobs move these figures from run to run. What to expect on a GPU: the
-    tiny step is *slower* there (each of its 170 or so array operations costs the host 10 to 30 µs, with
-    too little arithmetic to hide it), the large step a few times faster, and the big one nearly a hundred
-    times. Measured once with this notebook when it was written (commit bcbe77c, 2026-11-28) on one NVIDIA
-    H200 (CuPy 14, float32 products without TF32, CuPy's default; a 16-core host). That was before the
-    library had CUDA kernels of its own: CuPy's functions did all the work. The kernels first ran on an H200
-    later, in `tools/gpu_check.sh` at 4078fca (`docs/benchmarks.md`); those added since (attention's
-    weights, the binary cross-entropy, the column sums, the chained scatter-add, Adam in place, the products
-    by cuBLAS) have not run on a GPU yet. To compare with your own run:
+    tiny step is *slower* there (each of its array operations, 173 of them counted in the next cell, costs
+    the host 10 to 30 µs, with too little arithmetic to hide it), the large step a few times faster, and the
+    big one nearly a hundred times. Measured once with this notebook when it was written (commit bcbe77c,
+    2026-11-28) on one NVIDIA H200 (CuPy 14, float32 products without TF32, CuPy's default; a 16-core host).
+    That was before the library had CUDA kernels of its own: CuPy's functions did all the work. The kernels
+    first ran on an H200 later, in `tools/gpu_check.sh` at 4078fca (`docs/benchmarks.md`); those added since
+    (attention's weights, the binary cross-entropy, the column sums, the chained scatter-add, Adam in place,
+    the products by cuBLAS) have not run on a GPU yet. To compare your own run with the table, the closer
+    setting today is `MINITRANSFORMER_KERNELS=0` (set before Python starts: CuPy's functions for the array
+    formulas, as then); the rest of the library has changed since too, so expect other figures even so.
 
     | size | NumPy (16 cores) | CuPy (H200) | CuPy's speed-up |
     |---|---|---|---|
     | tiny | 1.1 ms | 4.0 ms | 0.3x |
     | large | 18 ms (140 GFLOP/s) | 4.8 ms (525 GFLOP/s) | 3.7x |
     | big | 698 ms (240 GFLOP/s) | 7.8 ms (21.6 TFLOP/s) | 90x |
+
+    The tiny step's array operations, counted: `tools/count_calls.py` watches every function of
+    `array_api_strict`'s namespace and every operator of its arrays (its `Calls`), and counts apart the
+    launches, the calls that would start work on a GPU (a view, such as a reshape or a transpose, starts
+    none). Around one tiny step, with the array formulas (as at bcbe77c):
+    """),
+    code("""
+    import sys
+    from pathlib import Path
+
+    tools = Path("..", "tools").resolve()             # the repository's tools/ (a student copy has none)
+    if (tools / "count_calls.py").exists():
+        sys.path.insert(0, str(tools))
+        from count_calls import Calls
+
+        with mt.backend.use("array_api_strict") as be:
+            step = make_step(**sizes["tiny"])
+            step()                                     # the first step, as timed: after the warm-up
+            with Calls(be.xp) as calls:
+                calls.on = True
+                step()
+                calls.on = False
+        print(f"tiny step: {calls.total()} calls into the array library, {calls.launches()} of them launches")
+    else:
+        print("tools/count_calls.py is not here (a student copy): the repository has it")
+    """),
+    md(r"""
+    At 10 to 30 µs of host time each, 173 calls make 2 to 5 ms, the tiny step's 4.0 ms on the H200.
+    `python tools/count_calls.py seed` counts a whole training step the same way, of a miniature of the
+    `seed` model (a classifier: embedding, one encoder layer of 8 heads, pooling, binary cross-entropy,
+    Adam's update): 290 calls (172 launches) with the array formulas, 226 (90) with the library's CUDA
+    kernels standing in.
 
     The lesson for training: give the GPU big batches and long sequences. The library's
     `tools/gpu_check.sh` runs the whole test suite on CuPy, checks that NumPy and CuPy give the same
@@ -246,12 +300,13 @@ CELLS = [
        GFLOP/s ($2n^3$ FLOPs). Where does your CPU level off?
     2. In section 5, find the smallest batch size at which CuPy beats NumPy for the large layer (on a
        machine with a GPU), or estimate it from the table: a step on the GPU costs at least what the tiny
-       one does, about 4 ms (its 170 or so array operations, as `tools/count_calls.py` counts them, at
-       10 to 30 µs of host time each), while NumPy's time grows about in proportion to B.
-    3. Remove `sync(be)` from `time_step` and time CuPy again. Why does it look faster, and why is that
-       number wrong?
-    4. Train on the GPU, save with `save_checkpoint`, and load the checkpoint with the NumPy backend. Which
-       line of the library guarantees that this works? (Hint: `Module.state_dict`.)
+       one does, about 4 ms (its 173 array operations, counted in section 5, at 10 to 30 µs of host time
+       each), while NumPy's time grows about in proportion to B.
+    3. (On a GPU.) Remove `sync(be)` from `time_step` and time CuPy again. Why does it look faster, and why
+       is that number wrong?
+    4. Train a small model on the GPU (without one, on `array_api_strict`), save it with `save_checkpoint`
+       (`minitransformer.train`), and load the checkpoint into a new model on the NumPy backend with
+       `load_checkpoint`. Which line of the library guarantees that this works? (Hint: `Module.state_dict`.)
     5. (On a GPU.) Run section 3 in float64 (`dtype = "float64"` there): how much smaller is the difference
        between the backends, and why? (On `array_api_strict` it is 0 either way.)
     """),
