@@ -88,6 +88,7 @@ import ctypes
 import hashlib
 import mmap
 import os
+import platform
 import re
 import shutil
 import signal
@@ -119,6 +120,14 @@ INSTALL = "sudo apt install g++ (Debian, Ubuntu; the emulation is tried on Linux
 #: library, even one named like a function of the C library, ``times``, which it would call instead)
 COMPILER = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-fstack-clash-protection", "-Wall", "-Wl,-z,defs",
             "-Wl,-Bsymbolic"]
+
+
+def _compiler(machine: str) -> list[str]:
+    """:data:`COMPILER` for a processor (``platform.machine()``): on ARM64, g++'s stack-clash protection assumes a
+    64 KiB guard below a stack and probes a frame only past it; each thread's guard here is one page, so it is told
+    4 KiB (2^12): a frame under 64 KiB then faults on the guard instead of writing over the next thread's stack."""
+    arm64 = machine.lower() in ("aarch64", "arm64")
+    return [*COMPILER, *(("--param", "stack-clash-protection-guard-size=12") if arm64 else ())]
 
 
 class LaunchError(AssertionError):
@@ -761,7 +770,8 @@ def _warnings(stderr: str, name: str, limit: int = 5) -> str:
 def _library(program: str, name: str) -> ctypes.CDLL:
     """``program`` compiled (or found in :func:`cache_folder`) and loaded; its ``emu_warnings`` are g++'s warnings on
     ``name``'s lines (:func:`_warnings`)."""
-    key = hashlib.sha256(" ".join(COMPILER).encode("utf-8") + b"\0" + program.encode("utf-8")).hexdigest()[:24]
+    command = " ".join(_compiler(platform.machine()))
+    key = hashlib.sha256(command.encode("utf-8") + b"\0" + program.encode("utf-8")).hexdigest()[:24]
     with _LOADING:  # one thread at a time: a library is compiled and set up once, and the stacks made once
         if key not in _LOADED:
             _LOADED[key] = _load(key, program, name)  # published only once set up
@@ -777,7 +787,8 @@ def _load(key: str, program: str, name: str) -> ctypes.CDLL:
         with tempfile.TemporaryDirectory(dir=folder) as work:
             source, built = Path(work) / "kernels.cpp", Path(work) / "kernels.so"
             source.write_text(program, encoding="utf-8")
-            done = subprocess.run([*COMPILER, str(source), "-o", str(built)], capture_output=True, encoding="utf-8")
+            command = [*_compiler(platform.machine()), str(source), "-o", str(built)]
+            done = subprocess.run(command, capture_output=True, encoding="utf-8")
             if done.returncode != 0:
                 raise CompileError(f"{name}: does not compile for the CPU emulation of CUDA ({' '.join(COMPILER[:2])})"
                                    f":\n{_compile_errors(done.stderr)}")

@@ -347,6 +347,24 @@ def test_a_source_is_compiled_once(module, monkeypatch):
     assert list(emu.cache_folder().glob("*.so"))
 
 
+def test_on_arm64_g_plus_plus_probes_a_frames_pages_for_a_guard_of_one_page():
+    # ARM64's g++ assumes a 64 KiB guard below a stack; a thread's guard here is one page (4 KiB)
+    assert emu._compiler("x86_64") == emu.COMPILER
+    for machine in ("aarch64", "arm64"):
+        assert emu._compiler(machine) == [*emu.COMPILER, "--param", "stack-clash-protection-guard-size=12"]
+
+
+def test_the_compiler_of_this_machine_compiles_the_source(tmp_path, monkeypatch):
+    compiled = []
+    run = emu.subprocess.run
+    monkeypatch.setattr(emu.subprocess, "run", lambda command, **kw: compiled.append(command) or run(command, **kw))
+    monkeypatch.setattr(emu, "_LOADED", {})
+    monkeypatch.setattr(emu.tempfile, "gettempdir", lambda: str(tmp_path))  # an empty cache: compiled here
+    emu.RawModule(code=SOURCE, name="tests/test_cuda_emulator.py")
+    assert compiled and compiled[0][:len(emu.COMPILER)] == emu.COMPILER
+    assert compiled[0][:-3] == emu._compiler(emu.platform.machine())
+
+
 def test_without_g_plus_plus_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setattr(emu.shutil, "which", lambda name: None)
     assert emu.missing() == "g++ is not installed: the CPU emulation of the CUDA kernels needs it"
