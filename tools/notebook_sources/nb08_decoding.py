@@ -397,8 +397,8 @@ CELLS = [
     md(r"""
     **Check** with $k = 2$ and $k = 4$, on the first 20 test sources and on every source where beam search beats
     greedy (`better`; on the others the beam's winner is greedy's output, so plain greedy decoding would pass):
-    the same winner as `beam_search`, and the same $\log P$. And the example's final beam holds $k$ different hypotheses, ranked
-    by $\log P$ itself, highest first (not by $\log P$ per token, which favours the longer ones).
+    the same winner as `beam_search`, and the same $\log P$. And the example's final beam holds $k$ different
+    hypotheses, ranked by $\log P$ itself, highest first (not by $\log P$ per token, which favours the longer ones).
     """),
     code("""
     checked = list(range(20)) + [int(n) for n in better]      # better: where beam_search beats greedy
