@@ -25,6 +25,7 @@ from minitransformer.train import (
     TrainingDiverged,
     TrainingInterrupted,
     binary_accuracy,
+    binary_f1,
     exact_match,
     get_blas_threads,
     load_checkpoint,
@@ -1517,6 +1518,39 @@ def test_metrics_at_their_edges():
     assert binary_accuracy(mt.tensor([0.0, 0.0, 1.0]), mt.tensor([0, 0, 1])).item() == 1.0  # predicted 0, 0, 1
 
 
+def _f1_by_counting(z, y) -> float:
+    """F1 of the positive class from its definition, precision and recall counted text by text in plain Python."""
+    tp = sum(1 for zi, yi in zip(z, y) if zi > 0 and yi == 1)
+    predicted, actual = sum(1 for zi in z if zi > 0), sum(1 for yi in y if yi == 1)
+    if tp == 0:
+        return 0.0
+    precision, recall = tp / predicted, tp / actual
+    return 2 * precision * recall / (precision + recall)
+
+
+def test_binary_f1_against_precision_and_recall_counted_by_hand():
+    """2 TP / (2 TP + FP + FN) is the harmonic mean of precision and recall; the positive class only (a model that
+    gets every negative right and no positive has accuracy 0.75 here but F1 0); a logit of exactly 0 predicts 0."""
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 200):
+        z, y = rng.normal(size=n).astype(np.float32), rng.integers(0, 2, size=n)
+        assert binary_f1(mt.tensor(z), y).item() == pytest.approx(_f1_by_counting(z, y), abs=1e-6)
+    z, y = [0.3, -2.0, 4.0, -0.1, 0.0], [1, 0, 0, 1, 1]  # TP 1, FP 1, FN 2: precision 1/2, recall 1/3
+    assert binary_f1(mt.tensor(z), mt.tensor(y)).item() == pytest.approx(0.4)
+    assert binary_f1(mt.tensor([[0.3], [-2.0]]), [1, 0]).item() == 1.0  # logits (B, 1)
+    assert binary_f1(mt.tensor([-1.0, -2.0, -3.0, 2.0]), [0, 0, 0, 1]).item() == 1.0
+    assert binary_f1(mt.tensor([-1.0, -2.0, -3.0, -2.0]), [0, 0, 0, 1]).item() == 0.0
+    assert binary_f1(mt.tensor([-1.0, -2.0]), [0, 0]).item() == 0.0  # no positive at all: 0, as scikit-learn
+
+
+@pytest.mark.single_backend
+def test_binary_f1_refuses_what_has_no_value():
+    with pytest.raises(ValueError, match=r"^binary_f1: no texts to score \(logits of shape \(0,\)\)$"):
+        binary_f1(mt.zeros(0), mt.zeros(0))
+    with pytest.raises(ValueError, match=r"^binary_f1: logits have shape \(3,\), labels \(2,\); expected \(B,\) both$"):
+        binary_f1(mt.zeros(3), [0, 1])
+
+
 def test_running_mean_weights_and_plain_numbers():
     """weight defaults to 1 (sum w_i: 3 below, not 4); numbers are summed on the host, and a tensor after them moves
     the sum to the device: sum w_i x_i / sum w_i by hand."""
@@ -1602,6 +1636,18 @@ def test_task_metrics_do_not_depend_on_the_evaluation_batch_size():
     assert whole["accuracy"] == pytest.approx(np.mean(one_by_one))
 
 
+def test_the_classification_metrics_f1_counts_every_example_at_once():
+    """Batches of 3 then 1 with F1 0.5 and 1: their mean would be 0.75; over the 4 reviews, TP 2, FP 1, FN 1: 2/3."""
+    from minitransformer.train.tasks import classification_metrics
+
+    class FirstTokenAbove10(nn.Module):  # predicts 1 where the first id is above 10
+        def forward(self, ids):
+            return mt.tensor(np.where(ids.numpy()[:, 0] > 10, 1.0, -1.0).astype(np.float32))
+
+    examples = [([11, 5], 1), ([11], 0), ([5], 1), ([12, 6, 7], 1)]
+    assert classification_metrics(examples, batch_size=3)(FirstTokenAbove10())["f1"] == pytest.approx(2 / 3)
+
+
 def test_classification_and_lm_metrics_score_every_example_as_one_batch_by_hand():
     """The mean over every example (batches of 3 then 1 reviews; windows in batches of 2, 2 and 1), against
     plain NumPy on the model's logits for all of them at once: BCE = softplus(z) - y z, and the next-character
@@ -1618,6 +1664,7 @@ def test_classification_and_lm_metrics_score_every_example_as_one_batch_by_hand(
     y = np.asarray([label for _, label in examples], dtype=np.float64)
     assert got["loss"] == pytest.approx(_bce_numpy(z, y), rel=1e-5)
     assert got["accuracy"] == pytest.approx(float(np.mean((z > 0) == (y == 1))))
+    assert got["f1"] == pytest.approx(_f1_by_counting(z, y), abs=1e-6)  # over all 4 at once, not a mean of batches'
     assert classification_metrics(examples)(setup.model) == pytest.approx(got, rel=1e-6)  # one batch of 500
 
     mt.manual_seed(0)

@@ -8,7 +8,8 @@ Sequence to sequence, on digits (the spec's "lengths 8-12, 10 digits"):
 
 Classification, on words: :func:`negation_task`, a sentiment task whose label hangs on word
 *order* -- ``"good"`` after ``"not"`` means the opposite of ``"good"`` elsewhere -- so that a bag of
-words cannot solve it and attention can.
+words cannot solve it and attention can (:func:`bag_of_words_ceiling`: how far a bag of words gets on a
+given set of reviews).
 
 Every task is a pure function of its ``seed`` (``numpy.random.default_rng(seed)``): the data are
 made on the host as lists of token ids, and :mod:`minitransformer.data.batching` moves them to the
@@ -41,6 +42,8 @@ __all__ = [
     "negation_tokenizer",
     "negation_reviews",
     "negation_task",
+    "is_negated",
+    "bag_of_words_ceiling",
 ]
 
 # ---------------------------------------------------------------------------------- digit tasks
@@ -375,3 +378,54 @@ def negation_task(
         return [(tok.encode(text, add_bos=add_bos), label) for text, label in part]
 
     return encode(train_part), encode(val_part), tok
+
+
+_SENTIMENT = frozenset(_POSITIVE + _NEGATIVE)
+
+
+def is_negated(ids, tokenizer: WordTokenizer) -> bool:
+    """Whether a review's ``"not"`` stands right before its sentiment word, and so flips it.
+
+    ``ids`` are token ids of ``tokenizer`` (a ``<bos>`` or padding is no word of the task and changes nothing).
+
+    Examples
+    --------
+    >>> tok = negation_tokenizer()
+    >>> is_negated(tok.encode("the plot was not good"), tok), is_negated(tok.encode("not the plot was good"), tok)
+    (True, False)
+    """
+    words = [tokenizer.itos[int(i)] for i in ids]
+    return any(a == _NOT and b in _SENTIMENT for a, b in zip(words, words[1:]))
+
+
+def bag_of_words_ceiling(examples, tokenizer: WordTokenizer) -> float:
+    r"""What the best bag-of-words rule scores on these reviews: the share of them that are *not* negated.
+
+    A bag of words cannot tell ``"not good"`` from ``"good ... not"``, so its best rule reads the sentiment
+    word's polarity and ignores the ``"not"``: right exactly on the reviews :func:`is_negated` says are not
+    negated. Counted, not assumed: :math:`1 - n_\text{negated} / n`, about ``1 - negation_rate`` (0.75) on a
+    large sample, but 0.739 on one set of 1000 and 0.724 on one of 500. It is an expectation for unseen
+    reviews, not a bound on a finite set: a bag-of-words model that memorises the bags of its training
+    reviews can score above it on those (and below it on others).
+
+    Parameters
+    ----------
+    examples : sequence of (list of int, int)
+        ``(ids, label)`` pairs of :func:`negation_task`.
+    tokenizer : WordTokenizer
+        The tokenizer that made the ids (:func:`negation_tokenizer`).
+
+    Returns
+    -------
+    float
+        The share in [0, 1].
+
+    Examples
+    --------
+    >>> train, val, tok = negation_task(4, 1000, seed=0)
+    >>> bag_of_words_ceiling(val, tok)   # 255 of these 1000 reviews are negated
+    0.745
+    """
+    if len(examples) == 0:
+        raise ValueError("bag_of_words_ceiling: no reviews to count (the share of an empty set is no number)")
+    return 1.0 - sum(is_negated(ids, tokenizer) for ids, _ in examples) / len(examples)

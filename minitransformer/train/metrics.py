@@ -3,6 +3,7 @@ r"""Metrics: how often the model is right, computed where the arrays live, read 
 ===============================  ===================================================================
 :func:`token_accuracy`           share of (non-padding) positions whose arg-max is the target
 :func:`binary_accuracy`          share of texts whose logit has the label's sign (:math:`z > 0 \iff y = 1`)
+:func:`binary_f1`                F1 of the positive class, :math:`2 TP / (2 TP + FP + FN)`
 :func:`exact_match`              share of generated sequences equal to their target, token for token
 :func:`perplexity`               :math:`e^{\text{mean cross-entropy}}`
 :class:`RunningMean`             a mean accumulated as a backend array, converted to a number at ``compute()``
@@ -29,7 +30,8 @@ from .._arguments import is_real, require_real
 from ..autograd import Tensor
 from ..data.tokenizers import EOS, PAD
 
-__all__ = ["token_accuracy", "binary_accuracy", "exact_match", "strip_after_eos", "perplexity", "RunningMean"]
+__all__ = ["token_accuracy", "binary_accuracy", "binary_f1", "exact_match", "strip_after_eos", "perplexity",
+           "RunningMean"]
 
 
 def _array_of(op: str, x, like: Tensor):
@@ -104,7 +106,50 @@ def binary_accuracy(logits: Tensor, labels) -> Tensor:
     >>> binary_accuracy(mt.tensor([2.0, -1.0, 0.5]), mt.tensor([1, 1, 1])).item()
     0.6666666865348816
     """
-    op = "binary_accuracy"
+    predicted, y = _binary_predictions("binary_accuracy", logits, labels)
+    xp = logits.backend.xp
+    return Tensor._wrap(xp.mean(xp.astype(predicted == y, xp.float32)), logits.backend)
+
+
+def binary_f1(logits: Tensor, labels) -> Tensor:
+    r"""F1 score of the positive class (label 1), predicted 1 where :math:`z > 0` as in :func:`binary_accuracy`.
+
+    .. math:: F_1 = \frac{2\,\text{precision} \cdot \text{recall}}{\text{precision} + \text{recall}}
+              = \frac{2\,TP}{2\,TP + FP + FN}
+
+    where TP counts the texts predicted 1 and labelled 1, FP those predicted 1 but labelled 0, FN those
+    predicted 0 but labelled 1. 0 where there is neither a positive label nor a positive prediction
+    (:math:`2 TP + FP + FN = 0`), as scikit-learn's ``f1_score`` by default. Not a mean over texts: the F1
+    of a set is not the mean of its batches' F1s, so pass every text at once.
+
+    Parameters
+    ----------
+    logits : Tensor
+        ``(B,)`` (or ``(B, 1)``).
+    labels : Tensor or array_like
+        ``(B,)`` 0 or 1.
+
+    Returns
+    -------
+    Tensor
+        0-d float32 on the logits' backend.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> round(binary_f1(mt.tensor([2.0, -1.0, 0.5, 1.0]), mt.tensor([1, 1, 1, 0])).item(), 4)  # TP 2, FN 1, FP 1
+    0.6667
+    """
+    predicted, y = _binary_predictions("binary_f1", logits, labels)
+    xp, f32 = logits.backend.xp, logits.backend.xp.float32
+    tp = xp.sum(xp.astype(predicted & y, f32))
+    wrong = xp.sum(xp.astype(predicted != y, f32))  # FP + FN
+    return Tensor._wrap(2 * tp / xp.maximum(2 * tp + wrong, xp.asarray(1.0, dtype=f32)), logits.backend)
+
+
+def _binary_predictions(op: str, logits: Tensor, labels):
+    """``(z > 0, y > 0)``, both ``(B,)`` boolean backend arrays, for logits ``(B,)`` or ``(B, 1)`` and labels ``(B,)``;
+    refused where the shapes differ or there is no text."""
     y = _array_of(op, labels, logits)
     z = logits.data
     if z.ndim == 2 and z.shape[1] == 1:
@@ -113,9 +158,7 @@ def binary_accuracy(logits: Tensor, labels) -> Tensor:
         raise ValueError(f"{op}: logits have shape {logits.shape}, labels {tuple(y.shape)}; expected (B,) both")
     if z.shape[0] == 0:  # the mean of nothing is NaN
         raise ValueError(f"{op}: no texts to score (logits of shape {logits.shape})")
-    xp = logits.backend.xp
-    hit = (z > 0) == (y > 0)
-    return Tensor._wrap(xp.mean(xp.astype(hit, xp.float32)), logits.backend)
+    return z > 0, y > 0
 
 
 def strip_after_eos(ids: Sequence[int], eos_id: int = EOS, pad_id: int = PAD) -> list[int]:
