@@ -220,8 +220,14 @@ CELLS = [
     of its training reviews can score above 75% on those, however badly it does on new ones.
     """),
     code("""
-    from minitransformer.data import (NEGATION_WORDS, DataLoader, bag_of_words_ceiling, is_negated,
-                                      make_classification_batch, negation_task)
+    from minitransformer.data import (
+        NEGATION_WORDS,
+        DataLoader,
+        bag_of_words_ceiling,
+        is_negated,
+        make_classification_batch,
+        negation_task,
+    )
 
     train, held_out, tok = negation_task(n_train=4000, n_val=1000, seed=0, min_words=4, max_words=10)
     val, test = held_out[:500], held_out[500:]
