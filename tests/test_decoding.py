@@ -197,7 +197,7 @@ def test_beam_search_scores_are_log_probabilities_at_least_greedys(seq2seq):
     np.testing.assert_array_equal(cached, tokens, err_msg="use_cache=False: the same tokens as with the cache")
 
 
-@pytest.mark.assignment(6, points=15)
+@pytest.mark.assignment(6, points=10)
 def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
     """With k at least the number of outputs (341 of at most 4 tokens over 5 tokens), no hypothesis is ever dropped:
     beam search returns the output of best log P / lp of all, which is found here by listing them all."""
@@ -221,11 +221,12 @@ def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
     assert without_eos != winners[6.0]
 
 
-def _beam_by_hand(model, src_row, k, alpha, T):
+def _beam_by_hand(model, src_row, k, alpha, T, kept=None):
     """Beam search of one source, hypothesis by hypothesis: (tokens, log P) of the winner.
 
     Each step extends every hypothesis that has not ended by every token, s(Y v) = s(Y) + log p(v | Y, x); one that
-    has ended stays as it is; the k best are kept. At the end the best s(Y) / lp(|Y|) wins."""
+    has ended stays as it is; the k best are kept. At the end the best s(Y) / lp(|Y|) wins. ``kept``, a list, gets
+    each step's k best, best first (the order of beam search's rows)."""
     hyps = [((), 0.0)]
     for _ in range(T):
         growing = [h for h in hyps if EOS not in h[0]]
@@ -237,6 +238,8 @@ def _beam_by_hand(model, src_row, k, alpha, T):
         candidates.sort(key=lambda c: c[1], reverse=True)
         assert len(candidates) <= k or candidates[k - 1][1] - candidates[k][1] > 1e-4, "a near tie at the cut"
         hyps = candidates[:k]
+        if kept is not None:
+            kept.append([y for y, _ in hyps])
     return _best(hyps, key=lambda h: h[1] / _lp(len(h[0]), alpha))
 
 
@@ -258,6 +261,33 @@ def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cach
         found[alpha] = [y for y, _ in expected]
     greedy = [_greedy_by_hand(model, row, 6) for row in src.numpy()]
     assert found[0.0] != greedy and found[4.0] != found[0.0]
+
+
+@pytest.mark.assignment(6, points=5)
+@pytest.mark.parametrize("k", [2, 3])
+def test_an_ended_hypothesis_keeps_its_end_and_its_length_when_it_moves_to_another_row(k):
+    """The rows are reordered at each step; an ended hypothesis that moves to another row takes its end (``done``)
+    and its length |Y| along, as it takes its tokens and its score: both are those of the row it extends (its
+    parent), not of the row it lands in. On this model (the tiny one's, another seed) ended hypotheses do move: a
+    row's own ``done`` would let one grow past its <eos>, a row's own length would rank it by another's |Y|."""
+    model, row = _sharpened(38), [4]
+    kept = []
+    _beam_by_hand(model, row, k, 0.0, 6, kept)
+    moved = [(t, y) for t in range(len(kept) - 1) for y in kept[t] if EOS in y and y in kept[t + 1]
+             and kept[t].index(y) != kept[t + 1].index(y)]
+    assert moved, "the case needs an ended hypothesis that changes rank (row) from one step to the next"
+    for alpha in (0.0, 0.6, 4.0):
+        tokens, scores = beam_search(model, mt.tensor([row]), beam_size=k, max_len=6, alpha=alpha, return_scores=True)
+        y, s = _beam_by_hand(model, row, k, alpha, 6)
+        t, ended = moved[0]
+        said = (f"k {k}, alpha {alpha}: the ended hypothesis {list(ended)} is row {kept[t].index(ended)} after step "
+                f"{t + 1} and row {kept[t + 1].index(ended)} after step {t + 2}; each kept hypothesis takes done and "
+                "lengths of the row it extends (parent), as it takes ys and scores, so that an ended one extends by "
+                "<pad> only and keeps its |Y| for lp(|Y|)")
+        out = tokens.numpy()[0]  # (T,): the winner, then <pad> up to the step the search stopped at
+        np.testing.assert_array_equal(out[:len(y)], y, err_msg=said)
+        assert (out[len(y):] == PAD).all(), f"<pad> after the winner's <eos>, got {out.tolist()}: {said}"
+        np.testing.assert_allclose(scores.numpy(), [s], atol=1e-4, err_msg=said)
 
 
 def test_beam_search_defaults_to_a_beam_of_4_ranked_by_log_p_alone():

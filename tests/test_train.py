@@ -66,9 +66,10 @@ class _Weights(nn.Module):
 @pytest.mark.parametrize("clip", [None, 0.5], ids=["no_clip", "clip"])
 @pytest.mark.assignment(5, points=10)
 def test_train_step_clips_the_gradient_and_steps_before_the_schedule_moves(clip):
-    """One step: the gradient, clipped when ``clip`` is set (clip_gradients), the optimizer's step at the rate the
-    step began with, then the schedule's step. With SGD, the loss <c, w> (gradient c = [30, -40, 0], norm 50) and the
-    schedule lr_t = 0.1 t, step t moves w by -lr_t g: g = c, or c scaled to norm 0.5 with clip = 0.5."""
+    """One step: the gradients zeroed first, the gradient, clipped when ``clip`` is set (clip_gradients), the
+    optimizer's step at the rate the step began with, then the schedule's step. With SGD, the loss <c, w> (gradient
+    c = [30, -40, 0], norm 50) and the schedule lr_t = 0.1 t, step t moves w by -lr_t g: g = c, or c scaled to norm
+    0.5 with clip = 0.5. Before step 1, w holds a gradient of an earlier backward, which the step must not add in."""
     model = _Weights()
     c = np.array([30.0, -40.0, 0.0])
     opt = optim.SGD(model.parameters(), lr=1.0)
@@ -77,10 +78,12 @@ def test_train_step_clips_the_gradient_and_steps_before_the_schedule_moves(clip)
                       progress=False)
     g = c if clip is None else c * clip / (50.0 + 1e-6)  # clip_grad_norm_: g max_norm / (||g|| + 1e-6)
     w = np.zeros(3)
+    model.w.grad = mt.tensor(np.array([7.0, 7.0, 7.0]))  # left by a backward before the step (a look at gradients)
     for t in (1, 2, 3):
         trainer.train_step(None)
         w = w - 0.1 * t * g
         said = f"w after step {t}: w - lr_{t} g, lr_{t} = {0.1 * t:.1f} (the schedule moves after the optimizer's step)"
+        said += "; train_step zeroes the gradients first (optimizer.zero_grad()): w.grad held [7, 7, 7] before step 1"
         np.testing.assert_allclose(model.w.numpy(), w, rtol=1e-12,
                                    err_msg=said + ("" if clip is None else f", g clipped to norm {clip}"))
     assert schedule.get_last_lr() == [pytest.approx(0.4)]
