@@ -64,7 +64,10 @@ CELLS = [
        y = \mathrm{LayerNorm}_2(x_1 + \mathrm{FFN}(x_1)) . $$
 
     Small sizes: $d_\text{model} = 16$, 4 heads, $d_{ff} = 32$, a batch of 2 sequences of 5 tokens, float64
-    and no dropout, so the NumPy lines below must give the library's numbers to rounding error. The norms'
+    and no dropout, so the NumPy lines below must give the library's numbers to rounding error: the checks
+    assert that they differ by at most $10^{-12}$, and a difference near $10^{-5}$, the layer norm's
+    $\epsilon$, would mean that $\epsilon$ is in the wrong place (added to the standard deviation instead of
+    the variance, say). The norms'
     $\gamma$ and $\beta$ start as 1 and 0; they are set to random values here, so that a $\gamma$ or $\beta$
     applied in the wrong place would show. Multi-head attention comes from the library (notebook 03 builds
     it by hand); the additions, the layer norms and the FFN are written in NumPy.
@@ -114,8 +117,9 @@ CELLS = [
     print("FFN(x_1)", f.shape, f"(hidden {hidden.shape})", "-> x_1 + FFN", z2.shape, "-> LayerNorm_2", y_post.shape)
 
     Y = layer(mt.tensor(x))
-    print(f"nn.EncoderLayer(norm_first=False) {Y.shape}: max |library - NumPy| = "
+    print(f"nn.EncoderLayer(norm_first=False) {Y.shape} {Y.numpy().dtype}: max |library - NumPy| = "
           f"{np.abs(Y.numpy() - y_post).max():.1e}")
+    np.testing.assert_allclose(Y.numpy(), y_post, rtol=0, atol=1e-12)   # float64: rounding error only
     """),
     md(r"""
     Whatever the layer did, its output is a layer norm's output: undo $\gamma$ and $\beta$ and every token
@@ -147,9 +151,10 @@ CELLS = [
     print("LayerNorm_1(x)", n1.shape, "-> x_1", x1.shape, "-> y", y_pre.shape)
 
     Y_pre = layer(mt.tensor(x))
-    print(f"nn.EncoderLayer(norm_first=True) {Y_pre.shape}: max |library - NumPy| = "
+    print(f"nn.EncoderLayer(norm_first=True) {Y_pre.shape} {Y_pre.numpy().dtype}: max |library - NumPy| = "
           f"{np.abs(Y_pre.numpy() - y_pre).max():.1e}")
     layer.norm_first = False
+    np.testing.assert_allclose(Y_pre.numpy(), y_pre, rtol=0, atol=1e-12)
     """),
     md(r"""
     The pre-LN output is $x$ plus two sub-layer outputs, normalised by nothing: each layer of a pre-LN
@@ -254,7 +259,8 @@ CELLS = [
 
 
     def run(wiring, seed, num_layers=N):
-        \"\"\"One forward and backward at initialisation: each layer's gradient norm; the stream after each.\"\"\"
+        \"\"\"One forward and backward at initialisation: each layer's gradient norm; the stream after each; the
+        encoder, its gradients filled in (section 5 reads one of them).\"\"\"
         encoder, readout = stack(wiring, seed, num_layers)
         x, targets = data(seed)
         stream = []
@@ -266,7 +272,7 @@ CELLS = [
         F.cross_entropy(readout(x), targets).backward()
         grads = [np.sqrt(sum(float((p.grad.numpy() ** 2).sum()) for p in layer.parameters() if p.grad is not None))
                  for layer in encoder.layers]                            # no norm: the norms' parameters get none
-        return np.array(grads), stream
+        return np.array(grads), stream, encoder
     """),
     md(r"""
     **Check** that `run`'s loop is what `nn.Encoder` computes, post-LN and pre-LN, and that the wirings share
@@ -293,7 +299,7 @@ CELLS = [
     code("""
     seeds = range(16)
     runs = {w: [run(w, s) for s in seeds] for w in WIRINGS}
-    G = {w: np.stack([g for g, _ in runs[w]]) for w in WIRINGS}          # (seeds, N) each
+    G = {w: np.stack([g for g, *_ in runs[w]]) for w in WIRINGS}         # (seeds, N) each
     print("mean over", len(seeds), "seeds of |dL/dtheta_l|, layers 1, 6, 12:")
     for w in ("post-LN", "pre-LN", "no residual"):
         m = G[w].mean(axis=0)
@@ -334,13 +340,16 @@ CELLS = [
     `no norm`, does: section 6); the spread between seeds (the shaded bands) is wide, and the bands of
     post-LN and pre-LN overlap in the lower layers.
 
-    Xiong et al. 2020 ("On Layer Normalization in the Transformer Architecture") prove with mean field
-    theory that at initialisation the expected gradients of post-LN's parameters near the output are large,
-    and that pre-LN's are well-behaved; a large learning rate from the first step then makes post-LN's
-    training unstable, which a warm-up avoids. The figure agrees with the first part: post-LN's gradients
-    are largest next to the loss, and larger than pre-LN's there. Pre-LN's gradients are not the same at
-    every layer in this stack: they fall with the layer's index (a lower layer collects the gradient of more
-    sub-layers above it, checked next).
+    Xiong et al. 2020 ("On Layer Normalization in the Transformer Architecture") prove that at
+    initialisation the expected gradients of post-LN's parameters near the output are large, and that
+    pre-LN's are well-behaved; a large learning rate from the first step then makes post-LN's training
+    unstable, which a warm-up avoids. Their proof uses *mean field theory*: it treats the initial weights as
+    random and reasons about expected values over them (the expected squared norm of each layer's output,
+    say), not about any one network. They also measured the gradient of each layer at initialisation (their
+    figure 3): post-LN's grows with the layer's index, and pre-LN's is about the same at every layer. The
+    figure here agrees with the first part: post-LN's gradients are largest next to the loss, and larger
+    than pre-LN's there. Pre-LN's gradients are not the same at every layer in this stack: they fall with
+    the layer's index (a lower layer collects the gradient of more sub-layers above it, checked next).
 
     **Why pre-LN's gradient falls.** The gradient of a pre-LN sub-layer's parameters,
     $(\partial f_l / \partial \theta_l)^\top \bar x_l$, takes from the backward pass only $\bar x_l$, the
@@ -395,37 +404,55 @@ CELLS = [
 
     Xiong et al.'s Theorem 1 bounds, from above, the gradient of the last layer's FFN output weights
     ($W_2$ of layer $N$): for post-LN by a quantity that does not depend on the number of layers $N$, for pre-LN by
-    one that falls as $1/\sqrt{N}$. Measured here, as the norm of the gradient of all the last layer's
-    parameters, for $N$ = 2, 4, 8 and 16 layers, 8 seeds each:
+    one that falls as $1/\sqrt{N}$. Measured here for $N$ = 2, 4, 8 and 16 layers, 8 seeds each, both as the
+    norm of the gradient of all the last layer's parameters (the measure of section 4) and of its $W_2$ alone
+    (the theorem's), with $1/\sqrt{N}$ drawn from pre-LN's $W_2$ at $N = 2$ for comparison:
     """),
     code("""
+    def last_layer(wiring, seed, num_layers):
+        \"\"\"|dL/dtheta_N| of all the last layer's parameters, and of its W_2 alone (Xiong et al.'s W^{2,L}).\"\"\"
+        grads, _, encoder = run(wiring, seed, num_layers)
+        return grads[-1], np.linalg.norm(encoder.layers[-1].ffn.W_2.weight.grad.numpy())
+
+
     depths = [2, 4, 8, 16]
-    last = {w: [np.mean([run(w, s, n)[0][-1] for s in range(8)]) for n in depths] for w in ("post-LN", "pre-LN")}
-    print("mean |dL/dtheta_N| of the last layer, over 8 seeds:")
+    last = {w: np.array([np.mean([last_layer(w, s, n) for s in range(8)], axis=0) for n in depths])
+            for w in ("post-LN", "pre-LN")}                                  # (depths, 2): all, W_2
+    print("|dL/dtheta| of the last layer, mean over 8 seeds:")
+    print("          all its parameters            its W_2 alone")
+    print("          post-LN  pre-LN  post / pre   post-LN  pre-LN  post / pre")
     for i, n in enumerate(depths):
-        print(f"  N = {n:2}: post-LN {last['post-LN'][i]:.2f}   pre-LN {last['pre-LN'][i]:.2f}   "
-              f"post / pre {last['post-LN'][i] / last['pre-LN'][i]:.1f}")
-    fig = Figure(figsize=(5.5, 3.5), layout="constrained")
+        (post_all, post_w2), (pre_all, pre_w2) = last["post-LN"][i], last["pre-LN"][i]
+        print(f"  N = {n:2}  {post_all:7.2f} {pre_all:7.2f} {post_all / pre_all:11.1f}"
+              f"   {post_w2:7.2f} {pre_w2:7.2f} {post_w2 / pre_w2:11.1f}")
+    fig = Figure(figsize=(8, 3.8), layout="constrained")
     ax = fig.subplots()
     for w in ("post-LN", "pre-LN"):
-        ax.plot(depths, last[w], marker="o", color=COLOURS[w], label=w)
+        ax.plot(depths, last[w][:, 0], marker="o", color=COLOURS[w], label=f"{w}, all parameters")
+        ax.plot(depths, last[w][:, 1], marker="s", linestyle="--", color=COLOURS[w], label=f"{w}, W_2 alone")
+    ax.plot(depths, last["pre-LN"][0, 1] * np.sqrt(2 / np.array(depths)), color="0.5", linestyle=":",
+            label="1/sqrt(N), from pre-LN's W_2 at N = 2")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(depths, [str(n) for n in depths])
+    ax.set_yticks([0.1, 0.2, 0.5, 1, 2], ["0.1", "0.2", "0.5", "1", "2"])
+    ax.minorticks_off()
     ax.set_xlabel("number of layers N")
-    ax.set_ylabel("|dL/dtheta_N|, last layer")
+    ax.set_ylabel("|dL/dtheta|, last layer")
     ax.set_title("the last layer's gradient against depth")
     ax.grid(True, color="0.9")
-    ax.legend()
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig
     """),
     md(r"""
-    Post-LN's last-layer gradient grows from 0.88 at $N = 2$ to about 2 at $N = 8$ and $N = 16$; pre-LN's
-    stays near 0.65 up to $N = 8$ and falls to 0.40 at $N = 16$. So the ratio between them grows with depth,
-    from 1.3 to 4.7, in the direction the bounds suggest, but pre-LN's gradient does not fall as $1/\sqrt N$
-    over this range, which would halve it from $N = 2$ to $N = 8$. (An upper bound says how large the
-    gradient can be, not what it is; and these are small stacks, 8 seeds, and all the last layer's
-    parameters rather than $W_2$ alone.)
+    Post-LN's last-layer gradient grows with depth, from 0.88 at $N = 2$ to about 2 at $N = 8$ and
+    $N = 16$ (its $W_2$ alone: from 0.47 to 0.97 and 0.90); pre-LN's stays near 0.65 up to $N = 8$ and falls
+    to 0.40 at $N = 16$ (its $W_2$: 0.37, 0.33, 0.30, then 0.18). So the ratio between them grows with depth,
+    from 1.3 to 4.7 (to 4.9 for $W_2$), but mainly because post-LN's gradient **rises**: a bound that does
+    not depend on $N$ allows that, but does not predict it. Pre-LN's $W_2$ does fall, but from $N = 2$ to
+    $N = 8$ by about a fifth, slower than $1/\sqrt N$, which would halve it (the dotted line), and from 8 to 16
+    a little faster than $1/\sqrt N$. An upper bound says how large a gradient can be, not what it is, and
+    these are small stacks and 8 seeds: they neither confirm the theorem nor contradict it.
 
     ## 6. The residual stream through depth
 
@@ -442,8 +469,9 @@ CELLS = [
         return (cos.sum(axis=(1, 2)) - n).mean() / (n * n - n)            # the diagonal (1s) left out
 
 
-    scale = {w: np.mean([[h.std() for h in stream] for _, stream in runs[w]], axis=0) for w in WIRINGS}   # (N,)
-    alike = {w: np.mean([[token_similarity(h) for h in stream] for _, stream in runs[w]], axis=0) for w in WIRINGS}
+    scale = {w: np.mean([[h.std() for h in stream] for _, stream, _ in runs[w]], axis=0) for w in WIRINGS}   # (N,)
+    alike = {w: np.mean([[token_similarity(h) for h in stream] for _, stream, _ in runs[w]], axis=0)
+             for w in WIRINGS}
     print("after layer:                 1       2       6      12")
     for w in WIRINGS:
         print(f"  std, {w:12}  " + " ".join(f"{scale[w][l - 1]:7.2f}" for l in (1, 2, 6, 12)))
@@ -480,7 +508,8 @@ CELLS = [
     3.52 after 12 layers. Each pre-LN sub-layer reads a normalised copy of the stream, so what it adds does
     not grow with the stream: a deeper layer changes the stream relatively less. The stream's scale reaches
     pre-LN's gradients through the layer norms' backward, which divides by the standard deviation of the
-    norm's input: the final LayerNorm divides $\bar x_n$ by the top stream's (about 3.5), and each
+    norm's input: the final LayerNorm's backward divides the read-out's gradient by the top stream's
+    standard deviation (about 3.5), giving $\bar x_n$, and each
     $J_l^\top$ of section 3 holds the division of the norm in front of its sub-layer. A sub-layer's own
     parameters take $\bar x_l$ without that norm's division (section 4). Without any layer norm the stream grows by
     a factor at every layer, to 387 after 12 layers, and the gradient of the first layer's parameters is
@@ -522,6 +551,11 @@ CELLS = [
     after its warm-up, [schedule](../docs/formulas/schedule.md)). The dotted line is the unigram entropy of
     the text: the loss of predicting each character from its frequency alone, ignoring the context. This
     is the notebook's longest cell.
+
+    What the task needs, in one line: `make_lm_batch` cuts random windows of the text, the input `tgt_in`
+    is a window and the target `tgt_out` the same window one character on, and the loss is the mean
+    cross-entropy of the next character, in nats per character. Notebook 10, sections 1 to 3, builds this
+    task step by step (the text, the objective, the unigram and bigram baselines).
     """),
     code("""
     import time

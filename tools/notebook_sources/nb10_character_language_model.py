@@ -4,7 +4,8 @@ from .cells import ONE_BLAS_THREAD, SETUP, code, md
 
 #: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
 QUOTED_ELSEWHERE = {
-    "4.74": "4.263 + 0.98^2 / 2, worked out in the text from two printed numbers",
+    "3.19 2.21 0.11": "docs/training.md's run of `minitransformer train --task charlm --steps 300` (the task's "
+                      "rate and warm-up): its bits per character, its loss, and that loss less this notebook's 2.098",
 }
 
 CELLS = [
@@ -143,6 +144,56 @@ CELLS = [
     print(f"the initial logits of a position spread with a standard deviation of {z.std(axis=-1).mean():.2f}")
     """),
     md(r"""
+    **Why the untrained loss is above $\ln V$.** With $\bar z$ the mean of a position's $V$ logits, its loss
+    is the sum of two terms:
+
+    $$
+    -\log p(y) = \Big(\log \sum_v e^{z_v} - \bar z\Big) + \big(\bar z - z_y\big) .
+    $$
+
+    The first depends on the spread of the logits alone. For $V$ logits drawn independently from
+    $\mathcal N(\bar z, \sigma^2)$ the sum is about $V$ times the mean of $e^{z}$, so
+    $\log \sum_v e^{z_v} \approx \ln V + \ln \mathrm E[e^{z}] = \ln V + \bar z + \sigma^2/2$ (the mean of a
+    log-normal): the first term is about $\ln V + \sigma^2/2$, whatever the targets. The second is how far
+    the right character's logit lies below the mean: 0 on average if it were any one of the $V$ at random.
+    Both terms, for the batch above and for the validation text as section 5's evaluation cuts it (its 50
+    consecutive windows of 64):
+    """),
+    code("""
+    def loss_parts(z, y):
+        \"\"\"The mean loss of logits z (..., V) for targets y (...), its two terms, ln V + sigma^2 / 2 (sigma per
+        position), and the second term with z_y - mean z replaced by its character's mean over the positions.\"\"\"
+        lse = z.max(-1) + np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1))   # (...) log sum_v e^{z_v}
+        z_y = np.take_along_axis(z, y[..., None], axis=-1)[..., 0]               # (...) the right character's logit
+        z_mean = z.mean(-1)                                                      # (...)
+        offset = (z - z_mean[..., None]).reshape(-1, z.shape[-1]).mean(0)       # (V,) each character's offset
+        return ((lse - z_y).mean(), (lse - z_mean).mean(), (z_mean - z_y).mean(),
+                np.log(z.shape[-1]) + (z.std(-1) ** 2).mean() / 2, -offset[y].mean())
+
+
+    n_val = (len(val_ids) - 1) // s["seq_len"]                      # the windows setup.eval_fn reads
+    win = np.arange(n_val)[:, None] * s["seq_len"] + np.arange(s["seq_len"])   # (50, 64) positions in val_ids
+    with mt.no_grad():
+        z_val = model(mt.tensor(val_ids[win])).numpy().astype(np.float64)      # (50, 64, V)
+    print("loss = first term (log sum e^z - mean z) + second term (mean z - z_y), means over the positions")
+    print("                        loss   first  second   ln V + sigma^2/2   second, z_y at its character's offset")
+    for name, (zz, yy) in (("the batch, 4 x 16", (z, y)), ("validation, 50 x 64", (z_val, val_ids[win + 1]))):
+        loss, spread, below, estimate, by_offset = loss_parts(zz, yy)
+        print(f"  {name:20} {loss:6.3f} {spread:7.3f} {below:7.3f} {estimate:18.3f} {by_offset:38.3f}")
+    np.testing.assert_allclose(loss_parts(z_val, val_ids[win + 1])[0], setup.eval_fn(model)["val_loss"], rtol=1e-5)
+    """),
+    md(r"""
+    On both, the first term is what $\ln V + \sigma^2/2$ says (4.736 against 4.748 on the batch, 4.718
+    against 4.712 on the validation text); the two losses differ in the second: on the batch the right
+    character's logit lies 0.433 below the mean, on the validation text 0.110. At initialisation the logits
+    are **correlated across positions**: the hidden vectors of different positions are alike, so each
+    character's logit, their product with that character's output weights, carries an offset of its own,
+    much the same at every position. A frequent character that starts low costs at every position where it
+    is the answer: replacing $z_y$ by that character's mean logit over the positions (its offset, last
+    column) gives almost the same second term. The batch's 64 predictions, from 4 short stretches of text,
+    are more at the mercy of those offsets than the validation text's 3,200.
+    """),
+    md(r"""
     ## 3. Baselines to beat, by counting
 
     Two models that need no training, fitted by counting characters in the training text and scored on the
@@ -254,12 +305,15 @@ CELLS = [
     assert change[before].max() == 0.0
     """),
     code("""
+    import matplotlib
+
     fig = Figure(figsize=(5.2, 4.2), layout="constrained")
     ax = fig.subplots()
-    im = ax.imshow(change, cmap="magma")
+    magma = matplotlib.colormaps["magma"].with_extremes(bad="0.8")    # the masked cells: light grey
+    im = ax.imshow(np.ma.masked_equal(change, 0.0), cmap=magma, vmin=0)   # exact zeros masked, small values dark
     ax.set_xlabel("position whose logits are read")
     ax.set_ylabel("t: characters after t replaced")
-    ax.set_title("largest change of a logit")
+    ax.set_title("largest change of a logit (grey: exactly 0)")
     fig.colorbar(im, ax=ax, shrink=0.9)
     fig
     """),
@@ -305,8 +359,12 @@ CELLS = [
     code("""
     print("validation loss:", [(step_, round(v, 3)) for step_, v in history["val_loss"]])
     final = setup.final_metrics(model)
-    print(f"validation loss {final['val_loss']:.3f} nats, perplexity {final['val_perplexity']:.2f}")
-    print(f"bigram          {ce_bi:.3f} nats, perplexity {np.exp(ce_bi):.2f}")
+    print(f"validation loss {final['val_loss']:.3f} nats, perplexity {final['val_perplexity']:.2f}, "
+          f"{final['val_bits_per_char']:.3f} bits per character")
+    print(f"bigram          {ce_bi:.3f} nats, perplexity {np.exp(ce_bi):.2f}, {ce_bi / np.log(2):.3f} bits per "
+          "character")
+    np.testing.assert_allclose(final["val_bits_per_char"], final["val_loss"] / np.log(2), rtol=1e-12)   # nats / ln 2
+    np.testing.assert_allclose(final["val_perplexity"], 2 ** final["val_bits_per_char"], rtol=1e-12)  # e^loss = 2^bits
     passed = next(step_ for step_, v in history["val_loss"] if v < ce_bi)
     print(f"the validation loss was first below the bigram's at step {passed}; the last training loss "
           f"(mean of steps 291-300) {history['train_loss'][-1][1]:.3f}")
@@ -314,12 +372,20 @@ CELLS = [
     md(r"""
     The figures here are those of the run shown; a run of yours may differ in the last digits, as float32
     rounding differs between machines and library versions. The untrained model starts above the uniform guess
-    (4.829 on the validation text, against ln 71 = 4.263). Random logits with a spread of about 1 are
-    confident at random: for independent logits of standard deviation $\sigma$ the expected loss is about $\ln
-    V + \sigma^2/2$, here $4.263 + 0.98^2/2 = 4.74$ (with the spread printed in section 2). Both losses pass
-    the unigram line within the first 50 steps; the validation loss is below the bigram's from step 100 on and
+    (4.829 on the validation text, against ln 71 = 4.263; section 2 splits it in two). Both losses pass the
+    unigram line within the first 50 steps; the validation loss is below the bigram's from step 100 on and
     ends at 2.098 nats, a perplexity of 8.15 against the bigram's 10.93. The training loss ends a little
     lower, 1.996: the model fits the text it trains on slightly better than text it has not seen.
+
+    **The same loss in other units.** *Bits per character* (`val_bits_per_char`) is the loss in bits,
+    nats divided by $\ln 2$: 2.098 nats are 3.027 bits per character. Where a token is not one character
+    (the task's `tokenizer=bpe`), the loss per token is first divided by the characters per token, so
+    that models with different tokens can be compared. The perplexity is $e^{\text{loss}} = 2^{\text{bits}}$
+    (for characters), 8.15 here. `docs/training.md` reports 3.19 bits per character (2.21 nats) for
+    `minitransformer train --task charlm --steps 300`: the same model, seed and 300 steps, but the task's
+    default peak rate and warm-up, $2 \cdot 10^{-3}$ over 100 steps, where this notebook uses
+    $5 \cdot 10^{-3}$ over 30 (section 2). In so short a run the faster start is worth 0.11 nats; the
+    command line with `--lr 5e-3 --warmup 30` gives this notebook's 2.098.
     """),
     md(r"""
     ## 6. Sampling: greedy, temperature, top-$k$
@@ -329,8 +395,11 @@ CELLS = [
     temperature (notebook 08, section 6, draws the same distribution by hand). $\tau = 0$ is greedy, the
     arg-max; $\tau < 1$ sharpens the distribution, $\tau > 1$ flattens it; top-$k$ draws only among the $k$
     likeliest characters. `context=64`: the model reads at most the 64 positions it was trained on
-    (section 7 shows why). Every sample starts from the prompt "The "; as a rough measure of sense, the
-    share of its words of 3 letters or more that occur in the training text is printed.
+    (section 7 shows why). When the text outgrows them, `generate` does not slide a window of 64 along it:
+    it starts again from the text's last 32 characters (`context // 2`), refilling its key/value cache, and
+    reads from 32 up to 64 positions until the next restart. Every sample starts from the prompt "The "; as a
+    rough measure of sense, the share of its words of 3 letters or more that occur in the training text is
+    printed.
     """),
     code("""
     import re
@@ -449,10 +518,13 @@ CELLS = [
     md(r"""
     Until the text is 64 characters long both read the same positions, so they write the same first 65
     characters (the 65th is the last one predicted from 64 positions); in some samples a few more agree by
-    chance. After that, the default's text falls apart: of its words of 3 letters or more, 16% occur in the
-    training text, against 40% in the first 64 characters; with `context=64`, 35% (in the run shown). Sample 1
-    shows it: the same 66 characters (up to "she wo sased f"), then "o the the at fould stil s hashe"
-    against " weligathee we t t stilof laverthimand".
+    chance. Then they part: with `context=64`, `generate` starts again from the last 32 characters and from
+    then on reads 32 to 64 positions, all of them trained ones; the default reads the whole text, up to 128
+    positions (past 128 characters it too starts again, from the last 64). The default's text falls apart:
+    of its words of 3 letters or more, 16% occur in the training text, against 40% in the first 64
+    characters; with `context=64`, 35% (in the run shown). Sample 1 shows it: the same 66 characters (up to
+    "she wo sased f"), then "o the the at fould stil s hashe" against " weligathee we t t stilof
+    laverthimand".
 
     **Why.** Two things are new to the model at position 64 and later, and they can be told apart:
 
@@ -545,9 +617,11 @@ CELLS = [
     md(r"""
     ## 8. What the heads look at
 
-    The attention weights of the trained model, both layers, all four heads, on one line of the validation
-    text (row: the query, the position predicting the next character; column: the key it reads; `_` is a
-    space):
+    The attention weights of the trained model's second layer, all four heads, on one line of the
+    validation text (row: the query, the position predicting the next character; column: the key it reads;
+    `_` is a space). `viz.attention_layers(maps, labels, labels)` would draw both layers at once, a grid of
+    eight maps too wide to read at a notebook's width; `viz.attention_heads(maps[0], labels, labels, ncols=2)`
+    draws the first layer.
     """),
     code("""
     line = "it borrows it from the sea."
@@ -557,7 +631,10 @@ CELLS = [
     maps = [w.numpy()[0] for w in model.decoder.self_attn_weights]   # per layer (heads, L, L)
     labels = [show(c) for c in line]
     print(len(maps), "layers, weights", maps[0].shape, "(heads, queries, keys) each")
-    viz.attention_layers(maps, labels, labels, title=repr(line))
+    fig = viz.attention_heads(maps[1], labels, labels, ncols=2, title=f"layer 2 on {line!r}")
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(14, height * 14 / width)                     # about a notebook's width (drawn: 23 inches)
+    fig
     """),
     code("""
     b_at = line.index("borrows")                                      # the position of its "b"
@@ -565,11 +642,12 @@ CELLS = [
     print("  ".join(f"{line[q]} {maps[1][0, q, b_at]:.2f}" for q in range(b_at + 1, b_at + 7)))
     """),
     md(r"""
-    The first row has a single key, so its weight is 1 in every head. In layer 1 the bright cells lie on
-    the diagonal or just left of it: each position reads itself and the few characters before it. Layer 2,
-    head 1 has a bright column under the "b" of "borrows": the next four letters put 0.89 to 0.99 of their
-    weight on the first letter of their word, "w" and "s" less. Heads 2 and 3 of layer 2 also have columns,
-    keys read by positions several characters later.
+    The first row has a single key, so its weight is 1 in every head. Head 1 has a bright column under the
+    "b" of "borrows": the next four letters put 0.89 to 0.99 of their weight on the first letter of their
+    word, "w" and "s" less. Heads 2 and 3 also have columns, keys read by positions several characters
+    later. Head 4's bright cells lie on the diagonal or just left of it: each position reads itself and the
+    few characters before it. The heads of layer 1 mostly look like this one (draw them with the line above,
+    `maps[0]`); the next cell measures every head's reach.
     """),
     md(r"""
     One line is one example. Over the whole validation text (windows of 64, queries at positions 16 and
