@@ -60,6 +60,8 @@ CASES = {
     # arithmetic, including broadcasting and Python numbers
     "add (2,3)+(3,)": case(lambda a, b: a + b, np.add, lambda a, b: a + b, (2, 3), (3,)),
     "add (4,1,3)+(2,1)": case(lambda a, b: a + b, np.add, lambda a, b: a + b, (4, 1, 3), (2, 1)),
+    # b's size-1 axis meets the output's axis 3 (4 + 1 - 2 axes in): counted from the left, axis 1 has size 1 too
+    "add (2,1,1,3)+(4,1)": case(lambda a, b: a + b, np.add, lambda a, b: a + b, (2, 1, 1, 3), (4, 1)),
     "add ()+(2,3)": case(lambda a, b: a + b, np.add, lambda a, b: a + b, (), (2, 3)),
     "add number": case(lambda a: 2.5 + a, lambda a: 2.5 + a, lambda a: 2.5 + a, (2, 3)),
     "sub (3,)-(2,3)": case(lambda a, b: a - b, np.subtract, lambda a, b: a - b, (3,), (2, 3)),
@@ -244,7 +246,7 @@ def test_forward_matches_numpy(name, rng):
 
 
 @PARAMS
-@pytest.mark.assignment(1, points=25)
+@pytest.mark.assignment(1, points=20)
 def test_gradcheck(name, rng):
     spec = CASES[name]
     xs = [mt.tensor(a, requires_grad=True) for a in _arrays(spec, rng)]
@@ -265,6 +267,39 @@ def test_gradient_matches_torch(name, rng):
     got = _mt_grads(spec, arrays, cotangents)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@PARAMS
+@pytest.mark.assignment(1, points=5)
+def test_backward_leaves_ybar_and_what_forward_kept_alone(name, rng):
+    """Each output's backward is run twice, from a seed ybar handed in by the caller: the seed, the inputs and the
+    outputs must come out unchanged, and the second run must give the same gradient (it adds to .grad: twice the
+    first). A backward that writes into ybar (``grad *= y``) or into what forward kept (``self.y **= 2``) passed
+    every other test: each of them runs backward once, from a ybar no one else reads."""
+    spec = CASES[name]
+    arrays = _arrays(spec, rng)
+    xs = [mt.tensor(a, requires_grad=True) for a in arrays]
+    outs = _tuple(spec["mt"](*xs))
+    values = [o.numpy().copy() for o in outs]
+    seeds = [rng.standard_normal(o.shape) for o in outs]
+    for run in (1, 2):
+        for k, (o, v) in enumerate(zip(outs, seeds)):
+            seed = mt.tensor(v, dtype="float64")
+            o.backward(seed, retain_graph=True)
+            np.testing.assert_array_equal(seed.numpy(), v, err_msg=f"{name}: backward {run} of output {k} changed "
+                                          "ybar, the gradient it was given: compute into a new array (grad * y, "
+                                          "not grad *= y); the engine may hand the same ybar to another input")
+        if run == 1:
+            first = [x.grad.numpy().copy() for x in xs]
+    for k, (x, a) in enumerate(zip(xs, arrays)):
+        np.testing.assert_array_equal(x.numpy(), a, err_msg=f"{name}: backward changed input {k}")
+    for k, (o, v) in enumerate(zip(outs, values)):
+        np.testing.assert_array_equal(o.numpy(), v, err_msg=f"{name}: backward changed output {k}: the forward's "
+                                      "result, which backward may read (y of exp, tanh, sqrt), must stay as it was")
+    for k, (x, g) in enumerate(zip(xs, first)):
+        np.testing.assert_allclose(x.grad.numpy(), 2 * g, rtol=1e-12, atol=1e-14, err_msg=(
+            f"{name}: input {k}: two backward runs through the same graph must add the same gradient twice; the "
+            "second differs, so the first changed what forward kept (self.x, self.y) or ybar"))
 
 
 @pytest.mark.parametrize("name", [n for n in CASES if len(CASES[n]["shapes"]) > 1])

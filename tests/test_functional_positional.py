@@ -49,6 +49,14 @@ def test_pe_is_float32_by_default_and_bounded():
     assert np.all(np.abs(values) <= 1.0)
     np.testing.assert_array_equal(values[0], [0.0, 1.0] * 8,  # position 0: sin 0 = 0, cos 0 = 1
                                   err_msg="position 0: sin 0 = 0 in the even columns, cos 0 = 1 in the odd ones")
+    # the angles pos / 10000^(2i/d_model) in float64, rounded to float32 once at the end: an angle of 1000 held in
+    # float32 is off by up to 3e-5, and so is its sine, 500 times float32's rounding near 1
+    PE = F.sinusoidal_positional_encoding(1000, 16).numpy()
+    angle = np.arange(1000.0)[:, None] / 10000.0 ** (np.arange(0, 16, 2) / 16)
+    formula = np.stack([np.sin(angle), np.cos(angle)], axis=-1).reshape(1000, 16)
+    np.testing.assert_allclose(PE, formula, rtol=0, atol=1.2e-7, err_msg=(
+        "PE(1000, 16) in float32: sin and cos of pos / 10000^(2i/16) computed in float64, then rounded once; "
+        "computed in float32, the angles near pos = 1000 are off by up to 3e-5"))
 
 
 def test_pe_sizes_may_be_numpy_integers():

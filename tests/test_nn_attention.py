@@ -233,9 +233,10 @@ def test_each_head_of_the_literal_form_gets_its_own_mask_with_two_heads_too(rng)
 
 
 # ------------------------------------------------------------------ dropout and modes
+@pytest.mark.parametrize("literal", [False, True])
 @pytest.mark.assignment(3, points=5)
-def test_attention_dropout_only_while_training():
-    mha = nn.MultiHeadAttention(8, 2, dropout=0.5)
+def test_attention_dropout_only_while_training(literal):
+    mha = nn.MultiHeadAttention(8, 2, dropout=0.5, literal=literal)
     x = mt.randn(2, 6, 8)
     trained, w = mha(x)
     assert np.allclose(w.numpy().sum(-1), 1.0), "the weights returned are those before dropout: each row sums to 1"
