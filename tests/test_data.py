@@ -452,6 +452,11 @@ def test_the_counted_ceiling_is_what_the_polarity_rule_scores():
     assert not is_negated(tok.encode("good it was not"), tok) and not is_negated(tok.encode("not the good plot"), tok)
     with pytest.raises(ValueError, match=r"^bag_of_words_ceiling: no reviews to count"):
         bag_of_words_ceiling([], tok)
+    # where most reviews are negated, the best bag-of-words rule reverses the polarity: right on the negated ones
+    _, val, tok = negation_task(10, 2000, seed=0, negation_rate=0.9)
+    reversed_polarity = [int(not any(w in _POS for w in tok.decode(ids).split())) for ids, _ in val]
+    best = np.mean([p == y for p, (_, y) in zip(reversed_polarity, val)])
+    assert best > 0.85 and bag_of_words_ceiling(val, tok) == pytest.approx(best)
 
 
 @single

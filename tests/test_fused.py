@@ -75,6 +75,9 @@ def test_fused_softmax_by_hand():
     x = mt.tensor([0.0, np.log(3.0)], dtype="float64", requires_grad=True)
     y = fused.Softmax.apply(x, axis=0)
     np.testing.assert_allclose(y.numpy(), [0.25, 0.75], rtol=1e-15)
+    np.testing.assert_array_equal(x.numpy(), [0.0, np.log(3.0)], err_msg=(
+        "_softmax changed its input x (x -= max in place?): compute x - max into a new array; the caller's x may be "
+        "what another operation kept for its backward"))
     ybar = mt.tensor([1.0, 0.0], dtype="float64")
     y.backward(ybar)
     np.testing.assert_allclose(x.grad.numpy(), [3 / 16, -3 / 16], rtol=1e-14)
