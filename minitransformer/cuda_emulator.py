@@ -770,25 +770,24 @@ def _warnings(stderr: str, name: str, limit: int = 5) -> str:
 def _library(program: str, name: str) -> ctypes.CDLL:
     """``program`` compiled (or found in :func:`cache_folder`) and loaded; its ``emu_warnings`` are g++'s warnings on
     ``name``'s lines (:func:`_warnings`)."""
-    command = " ".join(_compiler(platform.machine()))
-    key = hashlib.sha256(command.encode("utf-8") + b"\0" + program.encode("utf-8")).hexdigest()[:24]
+    compiler = _compiler(platform.machine())  # part of the key: another command makes another library
+    key = hashlib.sha256(" ".join(compiler).encode("utf-8") + b"\0" + program.encode("utf-8")).hexdigest()[:24]
     with _LOADING:  # one thread at a time: a library is compiled and set up once, and the stacks made once
         if key not in _LOADED:
-            _LOADED[key] = _load(key, program, name)  # published only once set up
+            _LOADED[key] = _load(key, program, name, compiler)  # published only once set up
         return _LOADED[key]
 
 
-def _load(key: str, program: str, name: str) -> ctypes.CDLL:
-    """:func:`_library`'s work for a library not loaded yet, under its lock: compiled unless in the cache, loaded,
-    and set up."""
+def _load(key: str, program: str, name: str, compiler: list[str]) -> ctypes.CDLL:
+    """:func:`_library`'s work for a library not loaded yet, under its lock: compiled by ``compiler`` unless in the
+    cache, loaded, and set up."""
     folder = cache_folder()
     library, warnings = folder / f"{key}.so", folder / f"{key}.warnings"
     if not library.exists():
         with tempfile.TemporaryDirectory(dir=folder) as work:
             source, built = Path(work) / "kernels.cpp", Path(work) / "kernels.so"
             source.write_text(program, encoding="utf-8")
-            command = [*_compiler(platform.machine()), str(source), "-o", str(built)]
-            done = subprocess.run(command, capture_output=True, encoding="utf-8")
+            done = subprocess.run([*compiler, str(source), "-o", str(built)], capture_output=True, encoding="utf-8")
             if done.returncode != 0:
                 raise CompileError(f"{name}: does not compile for the CPU emulation of CUDA ({' '.join(COMPILER[:2])})"
                                    f":\n{_compile_errors(done.stderr)}")
