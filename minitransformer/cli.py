@@ -108,7 +108,7 @@ def _train(args) -> int:
 
     flags = {k: getattr(args, k) for k in ("steps", "batch_size", "accumulate", "d_model", "heads", "layers", "d_ff",
                                              "lr", "warmup", "seed", "dropout", "label_smoothing", "eval_every",
-                                             "target", "patience")}
+                                             "target", "patience", "restore_best")}
     overrides = {}  # later wins: --seed-config's preset, --config, each --set in order, the named options
     if args.seed_config:
         if args.task != "classify":
@@ -126,8 +126,6 @@ def _train(args) -> int:
             return config
     overrides.update(args.set or [])
     overrides.update({k: v for k, v in flags.items() if v is not None})
-    if args.no_restore_best:  # a named option too: the setting restore_best=False
-        overrides["restore_best"] = False
     if args.task not in tasks.TASKS:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
         return 2
@@ -347,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "the run ends with the model of its best evaluation")
     train.add_argument("--patience", type=_positive_int, help="stop after this many evaluations without improvement; "
                        "the run ends with the model of its best evaluation (saved, measured, and said which)")
-    train.add_argument("--no-restore-best", action="store_true",
+    train.add_argument("--no-restore-best", dest="restore_best", action="store_const", const=False,
                        help="with --patience or --target: end with the last model, not that of the best evaluation "
                             "(the setting restore_best=False; a run that diverges then saves nothing)")
     train.add_argument("--seed", type=_non_negative_int,
