@@ -906,8 +906,14 @@ def _restored(ckpt: Checkpoint) -> bool:
     from, are its ``trainer_state["last_params"]``; or the run diverged, and its weights of that step, not finite,
     are not saved (:func:`_refuse_model_only`)."""
     state = ckpt.trainer_state
-    return isinstance(state, dict) and ("last_params" in state or (state.get("stop_reason") == "diverged"
-                                                                   and state.get("restored_step") is not None))
+    return isinstance(state, dict) and ("last_params" in state
+                                        or (_diverged(ckpt) and state.get("restored_step") is not None))
+
+
+def _diverged(ckpt: Checkpoint) -> bool:
+    """Whether the checkpoint was written when its run diverged (``trainer_state["stop_reason"]`` "diverged"): a model
+    to evaluate, with no optimizer state to train on from."""
+    return isinstance(ckpt.trainer_state, dict) and ckpt.trainer_state.get("stop_reason") == "diverged"
 
 
 def _refuse_restored(ckpt: Checkpoint) -> None:
@@ -927,8 +933,7 @@ def _refuse_restored(ckpt: Checkpoint) -> None:
 def _put_back_when(ckpt: Checkpoint) -> str:
     """When ``restore_best`` put back the weights of a :func:`_restored` checkpoint: at the end of its run, or when the
     run diverged (``trainer_state["stop_reason"]``)."""
-    diverged = isinstance(ckpt.trainer_state, dict) and ckpt.trainer_state.get("stop_reason") == "diverged"
-    return "when the run diverged" if diverged else "at the end of the run"
+    return "when the run diverged" if _diverged(ckpt) else "at the end of the run"
 
 
 def _averaged_name(paths: list[Path]) -> str:
@@ -1038,11 +1043,11 @@ def _refuse_model_only(ckpt: Checkpoint, what: str) -> None:
             f"optimizer state, schedule or random state to train on from. Resume from one of the checkpoints it "
             f"averaged (the last: {files[-1]!r})"
         )
-    state = ckpt.trainer_state if isinstance(ckpt.trainer_state, dict) else {}
-    if state.get("stop_reason") == "diverged":
+    if _diverged(ckpt):
+        best = ckpt.trainer_state.get("restored_step", "?")
         raise CheckpointError(
             f"{what}: {ckpt.path!r} was written when its run diverged (the training loss or the parameters became NaN "
-            f"or infinite by step {ckpt.step}): it holds the model of its best evaluation, step "
-            f"{state.get('restored_step', '?')}, to evaluate or decode with, and no optimizer state to train on from "
-            "(it was no longer finite). Start a new run, with a lower learning rate"
+            f"or infinite by step {ckpt.step}): it holds the model of its best evaluation, step {best}, to evaluate "
+            "or decode with, and no optimizer state to train on from (it was no longer finite). Start a new run, with "
+            "a lower learning rate"
         )
