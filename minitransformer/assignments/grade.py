@@ -299,7 +299,7 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
                    else _why_not_run(run.output))
             tests, _ = _score(collected["collected"], [], unreported=f"the tests did not run: {why}")
             said = "the tests did not run:" + (f" {why}" if run.stopped or crashed else "")  # else the output says why
-            return _grade_of(assignment, copy, tests, f"{said}\n{_fault_head(run.fault) or run.output[-3000:]}")
+            return _grade_of(assignment, copy, tests, f"{said}\n{run.evidence()}")
         package = Path(run.data["package"]).resolve()
         if copy not in package.parents:
             raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
@@ -338,7 +338,7 @@ def _run_to_the_end(run: _Run, args: list[str], copy: Path, root: Path, tmp: Pat
                 problems.append("pytest stopped early:\n" + run.output[-3000:])
             return reported, problems, "the test run did not report this case"
         if not run.running:  # between cases (a crash at the start or the end of the run): no case to leave out
-            problems.append(f"{end[1]}\n{_fault_head(run.fault) or run.output[-3000:]}")
+            problems.append(f"{end[1]}\n{run.evidence()}")
             return reported, problems, f"not run: {end[1]}"
         case, function = run.running, run.running.split("[")[0]
         reported[case] = {"nodeid": case, "outcome": "failed", "errors": [end[0]]}
@@ -364,7 +364,7 @@ def _run_to_the_end(run: _Run, args: list[str], copy: Path, root: Path, tmp: Pat
             why = (f"the tests ran out of their {timeout:g} seconds before the cases not yet run could run again"
                    if left <= 0 else _stopped(timeout, todo[0]["nodeid"]) if again.stopped else
                    f"the cases not yet run did not run again: {_why_not_run(again.output)}")
-            return reported, [*problems, f"{why}\n{_fault_head(again.fault) or again.output[-3000:]}".strip()], why
+            return reported, [*problems, f"{why}\n{again.evidence()}".strip()], why
         run = again
 
 
@@ -389,6 +389,11 @@ class _Run(NamedTuple):
     fault: str = ""
     running: str = ""
     returncode: int | None = None
+
+    def evidence(self) -> str:
+        """What to show of a run that ended badly: faulthandler's report where it wrote one, else pytest's output's
+        end."""
+        return _fault_head(self.fault) or self.output[-3000:]
 
 
 def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> _Run:
