@@ -1068,7 +1068,7 @@ class Kernel:
             f"{_where(waiting, block)} waits at one that thread {_where(ended, block)} never reaches (it ended)")
 
 
-#: what a race's message adds where the kernel adds floats atomically: the check cannot tell that from a race
+#: what a race's message adds where the kernel adds floats atomically, a difference the check cannot tell from a race
 _ATOMIC_ORDER = (". Or this kernel's atomicAdd or atomicSub on floats: a GPU adds in whatever order the threads "
                  "come, and a float sum rounds differently in another order, so the two runs may differ in the last "
                  "digits even with no barrier missing; the emulation runs only kernels whose result does not depend "
