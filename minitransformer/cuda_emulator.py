@@ -19,7 +19,10 @@ What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`
 
 - **a race**: each launch runs twice from the same arrays, blocks and threads last to first, then first to
   last, and the two results must agree to the bit (a GPU promises neither order); the message names the
-  argument and the entry that differ, and their two values;
+  argument and the entry that differ, and their two values. Two orders are not every order: this catches the usual
+  races (a barrier missing), not every one (threads adding into one variable without an atomic agree in both orders
+  on whole numbers); and a kernel that adds floats with ``atomicAdd`` may differ in the last digits though correct
+  (its message then says so);
 - **a barrier not every thread reaches** (inside an ``if``, or a loop the threads go round different numbers of
   times): the message names the block, a thread that waits there and one that ended first;
 - **a write past an array or past the shared memory asked for**: each contiguous array is copied into a buffer
@@ -635,6 +638,8 @@ extern "C" int emu_launch_{0}(void** args) {{ return emu_launch([args] {{ emu_ca
 #: a kernel's definition or declaration, its name and then its parameters up to the parenthesis that closes them
 _KERNEL_HEAD = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\([^)]*\)\s+)?void\s+'
                           r'(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(([^)]*)\)')
+#: a call of ``atomicAdd`` or ``atomicSub``, whose float sums round by the order the threads come in
+_ATOMIC_SUM = re.compile(r"\batomic(?:Add|Sub)\s*\(")
 #: ``extern __shared__ T s[];``, to become a pointer to the dynamic shared memory (on one line, as it was)
 _EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w\s]*?)\s+"
                             r"(?:__align__\(\s*\d+\s*\)\s+)?(\w+)\s*\[\s*\]\s*;")
@@ -691,6 +696,26 @@ _LOWEST_MAPPED = 65536  # below this no memory is mapped (Linux's vm.mmap_min_ad
 #: return address, x86-64's red zone) to this far above it is where the stack ran out, the rest of it being mapped
 _FRAME_REACH = 64 * 1024
 _STACKS: list = []  # the threads' stacks, shared by the libraries (one launch runs at a time): the memory, its address
+
+
+def _adds_atomically(code: str) -> set[str]:
+    """The kernels of ``code`` (:func:`_code_only`'s) that may call ``atomicAdd`` or ``atomicSub``: in their own body,
+    or in the code outside every kernel's body (the ``__device__`` functions they may call)."""
+    bodies, outside, start = {}, [], 0
+    for m in _KERNEL_HEAD.finditer(code):
+        opening = re.compile(r"\s*\{").match(code, m.end())
+        if opening is None or m.start() < start:  # a declaration, or a head inside the body of the one before
+            continue
+        depth, end = 0, opening.end() - 1
+        for end in range(opening.end() - 1, len(code)):
+            depth += {"{": 1, "}": -1}.get(code[end], 0)
+            if depth == 0:
+                break
+        outside.append(code[start:m.start()])
+        bodies[m[1]] = bodies.get(m[1], "") + code[m.start():end + 1]
+        start = end + 1
+    everywhere = bool(_ATOMIC_SUM.search("".join(outside) + code[start:]))
+    return {name for name, body in bodies.items() if everywhere or _ATOMIC_SUM.search(body)}
 
 
 def _stacks() -> int:
@@ -857,8 +882,10 @@ class RawModule:
             raise RuntimeError(f"cuda_emulator: {reason}. Install it: {INSTALL}; or run the source on a GPU, where "
                                "cupy.RawModule(code=source) takes the same source and the same calls")
         self.name = name
-        heads = {m[1]: _parameters(m[2]) for m in _KERNEL_HEAD.finditer(_code_only(code))}
+        code_only = _code_only(code)
+        heads = {m[1]: _parameters(m[2]) for m in _KERNEL_HEAD.finditer(code_only)}
         self.kernels = tuple(heads)
+        self._adds_atomically = _adds_atomically(code_only)  # where a race in floats may be the atomics' order
         self._parameters = heads
         self._library = _library(_program(code, name, first_line, list(heads)), name)
         self.warnings = self._library.emu_warnings
@@ -1041,6 +1068,13 @@ class Kernel:
             f"{_where(waiting, block)} waits at one that thread {_where(ended, block)} never reaches (it ended)")
 
 
+#: what a race's message adds where the kernel adds floats atomically, a difference the check cannot tell from a race
+_ATOMIC_ORDER = (". Or this kernel's atomicAdd or atomicSub on floats: a GPU adds in whatever order the threads "
+                 "come, and a float sum rounds differently in another order, so the two runs may differ in the last "
+                 "digits even with no barrier missing; the emulation runs only kernels whose result does not depend "
+                 "on the order: sum in a fixed order instead (a tree, as block_sum), or atomically add integers")
+
+
 class _Launch:
     """The arguments of one launch: each array copied between guard bytes (where it is contiguous and no other
     argument shares its memory) or passed where it lies, each number as the parameter's type."""
@@ -1139,6 +1173,7 @@ class _Launch:
             if differ.size:
                 k = int(differ[0])
                 entry = np.unravel_index(k, b.shape) if b.ndim > 1 else k
+                atomics = b.dtype.kind == "f" and self.kernel.name in self.kernel.module._adds_atomically
                 raise LaunchError(
                     f"{self.kernel.name}: race: a barrier is missing? Or a local variable never set? The result "
                     "depends on the order the threads run in: a thread read s[...] before or after another wrote it, "
@@ -1146,7 +1181,8 @@ class _Launch:
                     "does block r write its own row only?; or a variable declared without a value, T total;, read "
                     f"before it is set). {self._describe(i)} differs at {differ.size} of {b.size} entries; the first, "
                     f"[{', '.join(map(str, np.atleast_1d(entry)))}], is {f.reshape(-1)[k].item()!r} with blocks and "
-                    f"threads run first to last, {b.reshape(-1)[k].item()!r} last to first")
+                    f"threads run first to last, {b.reshape(-1)[k].item()!r} last to first"
+                    + (_ATOMIC_ORDER if atomics else ""))
 
     def copy_back(self) -> None:
         for _, value, buffer in self.staged:

@@ -149,7 +149,31 @@ def test_a_missing_barrier_is_a_race_that_names_the_argument_and_the_entry(modul
                                               r"\) differs at 1 of 1 entries; the first, \[0\], is .* with blocks and "
                                               r"threads run first to last, .* last to first$"):
         module.get_function("racy_sum")(1, 8, (x, out), shared_mem=64)
+    with pytest.raises(emu.LaunchError) as race:  # (a source with no atomics: no word of them)
+        module.get_function("racy_sum")(1, 8, (x, out), shared_mem=64)
+    assert "atomic" not in str(race.value)
     assert np.isnan(out[0]) or out[0] > 1e300  # the user's array is left as it was (the guard bytes of empty)
+
+
+ATOMIC_TOTAL = r"""
+// every thread adds its entry into one total, atomically: correct on a GPU, but a float sum rounds by its order
+extern "C" __global__ void atomic_total(const float* x, float* total) {
+    atomicAdd(total, x[threadIdx.x]);
+}
+"""
+
+
+def test_a_float_atomic_sums_order_is_named_where_the_two_runs_differ():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    atomic_total = emu.RawModule(code=ATOMIC_TOTAL).get_function("atomic_total")
+    total = np.zeros(1, np.float32)
+    atomic_total(1, 8, (np.arange(8, dtype=np.float32), total))  # whole numbers: exact in any order
+    assert total[0] == 28
+    x = np.random.default_rng(1).normal(size=8).astype(np.float32)  # the two orders round differently
+    with pytest.raises(emu.LaunchError, match=r"^atomic_total: race: .* last to first\. Or this kernel's atomicAdd "
+                                              r"or atomicSub on floats: .* sum in a fixed order instead"):
+        atomic_total(1, 8, (x, np.zeros(1, np.float32)))
 
 
 def test_a_barrier_that_some_threads_never_reach_names_the_block_and_two_threads(module):

@@ -29,9 +29,22 @@ CELLS = [
     **No GPU needed.** The kernels run on the CPU under `minitransformer.cuda_emulator`, an emulation of
     CUDA: the source is compiled by `g++`, each CUDA thread runs in turn up to its next barrier, and every
     launch runs twice, blocks and threads first to last and last to first, which must agree to the bit (a
-    GPU promises neither order). It takes the calls of CuPy's `cupy.RawModule`, so on a GPU the same source
-    and the same lines run with `cupy` in place of `cuda_emulator` and CuPy arrays in place of NumPy's. It
-    needs `g++` (Linux): the first code cell says so where it is missing.
+    GPU promises neither order; section 3 says what this catches, and what not). It takes CuPy's calls,
+    `RawModule(code=source)`, `get_function(name)` and the launch `kernel(grid, block, args, shared_mem=...)`:
+    on a GPU the same CUDA source runs with the same launches, `cupy` in place of `cuda_emulator` and CuPy
+    arrays in place of NumPy's. What is the emulator's own:
+
+    - `emu.empty` fills a new array with a huge number, so that an entry no thread wrote shows (`cupy.empty`
+      leaves whatever the memory held);
+    - a `RawModule`'s `kernels` (its source's kernels, by name) and its argument `name` (what messages call
+      the source): `cupy.RawModule` has neither (it takes `code`, `options`, `name_expressions`, ...);
+    - `emu.LaunchError` (a race, a barrier not every thread reaches, a write past an array) and `emu.missing()`
+      (why the emulator cannot run here): a GPU reports none of these; it gives wrong numbers, hangs, or
+      stops the kernel;
+    - the results are NumPy arrays, checked here against `F.softmax` on the NumPy backend: on a GPU, copy a
+      result to the host first (`cupy.asnumpy(y)`).
+
+    It needs `g++` (Linux): the first code cell says so where it is missing.
 
     Steps: **1** a first kernel: one thread per entry, the grid-stride loop · **2** a block's sum in shared
     memory, round by round · **3** a race made visible · **4** softmax, one block per row, against
@@ -137,9 +150,11 @@ CELLS = [
     $k = B/2, B/4, \dots, 1$, each thread $t < k$ adds $s_{t+k}$ into $s_t$. After the last round $s_0$
     holds the sum: $B - 1$ additions, as a loop would, but in $\log_2 B$ steps of time.
 
-    A thread may read what *another* wrote only after a **barrier** that both reach, `__syncthreads()`:
-    no thread passes it before every thread of the block has arrived. So: one after the threads fill $s$,
-    and one after each round.
+    A **barrier**, `__syncthreads()`, orders the threads of a block: no thread passes it before every thread
+    of the block has arrived. Two rules follow. A thread may read what *another* wrote only after a barrier
+    that both reach (read after write); and it may overwrite what another still has to read only after a
+    barrier too (write after read: section 4's `block_sum` ends with one for that). Here: one after the
+    threads fill $s$, and one after each round, before the next reads its sums.
 
     The exercise (A7): write the tree, for a block of $B$ threads (a power of two). The kernel also copies
     $s$ into `trace` after each round, to print below.
@@ -151,7 +166,7 @@ CELLS = [
     extern "C" __global__ void tree_sum(const float* x, float* total, float* trace) {
         extern __shared__ float s[];
         unsigned int t = threadIdx.x;
-        s[t] = x[blockIdx.x * blockDim.x + t];
+        s[t] = x[(long long)blockIdx.x * blockDim.x + t];
         __syncthreads();                                  // every s[t] written before any is read
         trace[t] = s[t];
         int round = 1;
@@ -175,6 +190,13 @@ CELLS = [
         k = 8 >> r   # after round r, s[0 .. k) hold partial sums; the rest is no longer read
         print(f"round {r} (k = {8 >> r if r else '-'}):", s, " live:", s[:k])
     print("total:", total[0], "  x.sum():", x.sum())
+    assert total[0] == x.sum()
+    for B in (4, 16):   # other blocks: the rounds follow blockDim.x (whole numbers: every order sums them exactly)
+        xB = np.arange(1, B + 1, dtype=np.float32) ** 2
+        totalB, traceB = emu.empty(1, np.float32), emu.empty((B.bit_length(), B), np.float32)
+        tree_sum((1,), (B,), (xB, totalB, traceB), shared_mem=B * 4)
+        assert totalB[0] == xB.sum(), f"blocks of {B}: tree_sum gave {totalB[0]}, not {xB.sum()}"
+        print(f"a block of {B:2d} threads: total {totalB[0]:g} = sum of 1^2 .. {B}^2")
     """),
     md(r"""
     Round 1 added the second half onto the first ($3 + 5$, $1 + 9$, $4 + 2$, $1 + 6$), round 2 the second
@@ -183,12 +205,15 @@ CELLS = [
 
     ## 3. A race made visible
 
-    Leave the barriers out and a thread may read $s_{t+k}$ before the thread that writes it has written it,
-    or after it wrote the next round's value. A GPU runs a block's threads in **warps**, groups of 32 threads
-    that execute together, the warps in an order nobody promises; the result then depends on which warp runs
-    first, and changes from run to run, from GPU to GPU. The emulator runs every launch in two orders and
-    compares them to the bit: where they differ, it raises `LaunchError` naming the kernel, the argument
-    (counted from 0: `x` is argument 0, `total` argument 1), the entry, and both values.
+    Leave the barriers out and a thread may read $s_{t+k}$ before thread $t + k$ has put its value there, or
+    before it has added its own earlier rounds into it. Without a barrier nothing orders the threads of a
+    block. A GPU issues them in **warps** of 32, but since Volta (2017) even the threads of one warp are
+    scheduled independently, and code that counts on them running in step is wrong (NVIDIA's *Volta Tuning
+    Guide*, "Independent Thread Scheduling"). So this racy tree is wrong even though its 8 threads are one
+    warp, and even where a GPU happens to print 31 every time: another GPU, compiler or block size may not.
+    The emulator runs every launch in two orders and compares them to the bit: where they differ, it raises
+    `LaunchError` naming the kernel, the argument (counted from 0: `x` is argument 0, `total` argument 1), the
+    entry, and both values.
     """),
     code("""
     RACY = TREE.replace("__syncthreads();", "")          # the same tree, no barriers
@@ -206,6 +231,13 @@ CELLS = [
     thread 0 last: whenever a thread $t$ reads $s_{t+k}$, thread $t + k$ has already finished all its rounds,
     so every value it reads is one the tree would have given it, and $s_0 = 31$ comes out right, by luck of
     the order. Neither order is promised on a GPU: the emulator's point is that they must agree.
+
+    Two orders are not every order: the check catches the usual races, a barrier left out as here, but a
+    kernel that passes it is not proved free of races. Threads adding into one shared variable with `+=`
+    (not `atomicAdd`) agree in both orders on whole numbers, and pass; a correct float `atomicAdd` into one
+    total may fail, its additions coming in another order, rounded otherwise, in each run (the message then
+    says so). And the emulator has no warps: `__shfl_down_sync` and `__syncwarp`, with which the threads of a
+    warp share values without shared memory, do not compile here, the error naming them.
 
     A barrier must be reached by **every** thread of the block. One inside an `if` that only some threads
     take (here the threads $t < k$ of a round) hangs a GPU or gives undefined results; the emulator names the
@@ -283,19 +315,28 @@ CELLS = [
     '''),
     code("""
     rng = np.random.default_rng(0)
-    for rows, n, B in [(3, 5, 32), (2, 300, 64), (4, 1000, 256)]:   # rows shorter and longer than the block
-        x = (100.0 + rng.normal(scale=3.0, size=(rows, n))).astype(np.float32)   # exp(100) overflows float32
+    around, first = np.array([100.0, -1000.0, 0.0]), np.array([-1e4, -1e4, 1e4])   # three kinds of row, in turn
+    for rows, n, B in [(3, 5, 32), (3, 300, 64), (4, 1000, 256)]:   # rows shorter and longer than the block
+        kind = np.arange(rows) % 3
+        x = rng.normal(scale=3.0, size=(rows, n)) + around[kind, None]
+        x[:, 0] = first[kind]
+        x = x.astype(np.float32)
         y = emu.empty((rows, n), np.float32)
         softmax_rows((rows,), (B,), (x, y, np.int64(n)), shared_mem=B * 4)
-        reference = F.softmax(mt.tensor(x), axis=-1).numpy()
-        print(f"{rows} rows of {n:4d}, blocks of {B:3d} threads: max |kernel - F.softmax| = "
-              f"{np.abs(y - reference).max():.2e}, row sums {y.sum(axis=-1).round(6)}")
+        reference = F.softmax(mt.tensor(x.astype(np.float64)), axis=-1).numpy()
+        np.testing.assert_allclose(y, reference, rtol=1e-5, atol=0, err_msg=f"{rows} rows of {n}, blocks of {B}")
+        nonzero = reference > 0
+        relative = np.abs(y[nonzero] / reference[nonzero] - 1).max()
+        print(f"{rows} rows of {n:4d}, blocks of {B:3d} threads: largest |kernel / F.softmax - 1| = {relative:.1e}")
     """),
     md(r"""
-    Every entry of these rows is near 100, so every entry counts in a row's sum (a `block_sum` that skipped
-    the tree, or missed a thread's part, would be far off), and $e^{100}$ overflows `float32` (above about
-    $e^{88.7}$): without the max subtracted, the kernel would return `nan`. The differences from `F.softmax`
-    are float32 rounding, about $10^{-7}$ at most: the kernel adds the terms in another order than NumPy does.
+    Three kinds of row, each row's max its own and far from the others': around 100, where $e^x$ overflows
+    `float32` (above about $e^{88.7}$), so that a kernel not subtracting the max returns `nan`; around
+    $-1000$, where $e^x$ is 0, so that a max started from 0 instead of from an entry of the row gives $0/0$;
+    and around 0 with a first entry of $10^4$. The first entry of the others is $-10^4$: a kernel that takes
+    its row's first entry for the max, or another row's max, overflows or gets $0/0$ there. Each entry must
+    agree with `F.softmax` in float64 to a relative $10^{-5}$ (and one that is 0 must be 0): `float32` keeps
+    about 7 digits, and the kernel adds the terms in another order than NumPy does.
 
     ## 5. The library's kernels, and A7
 
@@ -307,10 +348,15 @@ CELLS = [
     numpy backend on them (the code path CuPy takes).
 
     **Assignment A7** (`minitransformer assignments build 7`, `docs/assignments.md`) takes out the bodies of
-    `block_sum`, `block_max`, `softmax_forward`, `softmax_backward` and `layer_norm_forward` in `kernels.py`;
-    `tests/test_kernels_a7.py` grades them under this emulator, saying what a wrong result likely comes from.
-    In A7's copy the cell below stops at the first body not written yet; a copy for another assignment has
-    no `kernels.py` at all.
+    six: `block_sum`, `block_max`, `softmax_forward`, `softmax_backward`, `masked_softmax_forward` (attention's
+    weights) and `layer_norm_forward` in `kernels.py`; `tests/test_kernels_a7.py` grades them under this
+    emulator, saying what a wrong result likely comes from. In A7's copy the cell below stops at the first body
+    not written yet; a copy for another assignment has no `kernels.py` at all.
+
+    The library's threads per row, `K.block_size(n)`: a power of two (the tree halves the block each round),
+    at least 32, a warp (a GPU issues a block's threads by whole warps: a smaller block leaves some of a warp's
+    lanes idle), and at most 256 (`K.MAX_BLOCK`): a longer row is strided over, each thread first adding up
+    several entries of its own. 256 is a common choice, not one measured here.
     """),
     code("""
     try:
@@ -344,13 +390,51 @@ CELLS = [
        the one in `block_sum` ("s is reused by the next reduction") instead: the emulator finds nothing. Why
        not? (What writes $s$ after `softmax_rows`' `block_sum`? Where would the barrier matter: think of
        exercise 3's two `block_sum` calls.)
-    3. Write `layer_norm_rows`: one block per row, $\mu$ and $\sigma^2 = \overline{(x - \mu)^2}$ by two
-       `block_sum` calls, $\hat x = (x - \mu)/\sqrt{\sigma^2 + \epsilon}$; check it against `F.layer_norm`.
-       (A7's `layer_norm_forward` also keeps $1/\sqrt{\sigma^2 + \epsilon}$ per row for the backward.)
-    4. Write `softmax_backward_rows`, $\bar x_i = y_i (\bar y_i - \sum_j \bar y_j y_j)$, with one `block_sum`;
-       check it against `mt.tensor(x, requires_grad=True)` and `backward`.
+    3. Write `layer_norm_rows(const float* x, float* y, long long n, float eps)`: one block per row, $\mu$
+       and $\sigma^2 = \overline{(x - \mu)^2}$ by two `block_sum` calls, $\hat x = (x - \mu)/\sqrt{\sigma^2 +
+       \epsilon}$ into $y$; `check_layer_norm_rows` below checks it against `F.layer_norm`. Why two passes
+       over the row, $\mu$ first, and not one that sums $x$ and $x^2$ together, $\sigma^2 = \overline{x^2} -
+       \mu^2$? The check's last row lies 1000 from 0: there $\overline{x^2}$ and $\mu^2$ are about $10^6$,
+       which `float32` holds to 7 significant digits, and their difference, a variance of about 16, keeps only
+       a few of them; $x - \mu$ subtracts before squaring, while the digits are still there. (A7's
+       `layer_norm_forward` also keeps $1/\sqrt{\sigma^2 + \epsilon}$ per row for the backward.)
+    4. Write `softmax_backward_rows(const float* y, const float* ybar, float* xbar, long long n)`,
+       $\bar x_i = y_i (\bar y_i - \sum_j \bar y_j y_j)$, with one `block_sum`; `check_softmax_backward_rows`
+       below checks it against the gradient that `backward` gives.
     5. A 2-D launch: a kernel that transposes a $(64, 96)$ matrix with blocks of $16 \times 16$ threads
-       (`threadIdx.y`, `blockIdx.y`), first directly, then through a tile `__shared__ float tile[16][17]`
-       (on a GPU the tile makes both the reads and the writes of neighbouring threads neighbouring entries).
+       (`threadIdx.y`, `blockIdx.y`), first directly, then through a tile `__shared__ float tile[16][17]`;
+       check `(b == a.T).all()`. On a GPU the tile makes both the reads and the writes of neighbouring
+       threads neighbouring entries; its 17th column is padding: shared memory is 32 banks of 4-byte words
+       (word $w$ in bank $w \bmod 32$), and the 16 entries of a column of `tile[16][16]`, 16 words apart,
+       lie in 2 banks, 8 to a bank; a bank serves one word at a time, so a warp's read of a column takes 8
+       turns (a bank conflict). 17 words apart they lie in 16 banks. The emulator models neither banks nor
+       any timing: both tiles give the same result here, and it says nothing of their speed.
     """),
+    code('''
+    def check_layer_norm_rows(kernel, eps=1e-5):
+        """Exercise 3: kernel(x, y, n, eps), one block per row, against F.layer_norm in float64."""
+        for rows, n, B in [(3, 5, 32), (4, 300, 64)]:
+            x = rng.normal(scale=4.0, size=(rows, n)) + 2
+            x[1] = rng.normal(scale=0.01, size=n)    # a variance of about 1e-4, where eps counts (inside the root)
+            x[-1] += 1000.0                          # far from 0: one pass, mean(x^2) - mu^2, loses the digits
+            x = x.astype(np.float32)
+            y = emu.empty((rows, n), np.float32)
+            kernel((rows,), (B,), (x, y, np.int64(n), np.float32(eps)), shared_mem=B * 4)
+            want = F.layer_norm(mt.tensor(x.astype(np.float64)), eps=eps).numpy()
+            np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4, err_msg=f"layer_norm_rows: {rows} rows of {n}")
+        print("layer_norm_rows agrees with F.layer_norm")
+
+
+    def check_softmax_backward_rows(kernel):
+        """Exercise 4: kernel(y, ybar, xbar, n), one block per row, against backward's gradient in float64."""
+        for rows, n, B in [(3, 5, 32), (4, 300, 64)]:
+            x = mt.tensor(rng.normal(scale=3.0, size=(rows, n)), requires_grad=True)
+            y, ybar = F.softmax(x, axis=-1), rng.normal(size=(rows, n)).astype(np.float32)
+            (y * mt.tensor(ybar.astype(np.float64))).sum().backward()   # x.grad: the x-bar of sum(ybar * y)
+            xbar = emu.empty((rows, n), np.float32)
+            kernel((rows,), (B,), (y.numpy().astype(np.float32), ybar, xbar, np.int64(n)), shared_mem=B * 4)
+            np.testing.assert_allclose(xbar, x.grad.numpy(), rtol=1e-4, atol=1e-6,
+                                       err_msg=f"softmax_backward_rows: {rows} rows of {n}")
+        print("softmax_backward_rows agrees with backward")
+    '''),
 ]
