@@ -2,12 +2,6 @@
 
 from .cells import ONE_BLAS_THREAD, SETUP, code, md
 
-#: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
-QUOTED_ELSEWHERE = {
-    "0.59 0.24 0.49 0.57 0.43 0.32 0.13 0.14": "read off the annotated attention maps of section 4 "
-                                              "(pictures: their values are not printed as text)",
-}
-
 CELLS = [
     md(r"""
     # 11 · Translating dates: cross-attention learns to reorder
@@ -21,11 +15,15 @@ CELLS = [
 
     $$
     \mathrm{CrossAttention}(Y, M) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}\right)V, \qquad
-    Q = Y W^Q, \quad K = M W^K, \quad V = M W^V ,
+    Q = Y W^Q + b^Q, \quad K = M W^K + b^K, \quad V = M W^V + b^V ,
     $$
 
-    one map per head, row $t$ (a target position) a distribution over the $S$ source words. Its maps show
-    the alignment the model learned, with no alignment ever given to it.
+    one map per head, row $t$ (a target position) a distribution over the $S$ source words; the heads'
+    outputs are concatenated and projected, $\mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h) W^O + b^O$,
+    as in notebook 03. Its maps show the alignment the model learned, with no alignment ever given to it. It
+    is the attention formula of the source document (section 4.1.1), which gives it only as *self*-attention,
+    $Q$, $K$ and $V$ from one sequence; the paper's "encoder-decoder attention" (Vaswani et al. 2017, section
+    3.2.3) takes $Q$ from the decoder instead, which the source document does not cover.
 
     Steps: **1** the data: a generator of dates in 12 formats, the split held out by day, the two
     tokenizers · **2** the model and the cross-attention formula, checked by hand; the masks · **3** training
@@ -62,8 +60,8 @@ CELLS = [
     first, then the training days from the days left, each written in a format drawn at random. A held-out
     date is therefore a *day* the model never saw, in any format (not only a new wording of a day it knows).
     The task's defaults train 600 steps with a peak rate of $2 \cdot 10^{-3}$ after 200 steps of warm-up; here
-    the run is 300 steps, 60 of warm-up, peak $3 \cdot 10^{-3}$, so that it trains in about half a minute on two
-    CPU cores (the time is printed) and the notebook runs in under a minute.
+    the run is 300 steps, 60 of warm-up, peak $3 \cdot 10^{-3}$, so that it trains in seconds on two CPU cores
+    (the time is printed) and the notebook runs in under a minute.
     """),
     code("""
     from minitransformer.train.tasks import DEFAULTS, build
@@ -124,9 +122,12 @@ CELLS = [
     keys and values from the encoder's output $M$ ($S$ positions). Heads are counted from 1 here, as in the
     prints and the maps' titles (and the paper): head $h$ takes columns $(h-1) d_k \ldots h d_k - 1$ of the
     projections, index $h - 1$ of the head axis in the code (`A[1, 0]` below is head 1). Below, for a batch
-    of two sources of different lengths (the shorter padded), $M$ = `model.encode(src, src_mask)`, and,
-    standing in for the decoder's states, the embedded target (`tgt_embed` plus the positional encoding, as
-    `decode` makes them): the weights by NumPy against the layer's.
+    of two sources of different lengths (the shorter padded), $M$ = `model.encode(src, src_mask)`. In the
+    decoder the queries come from `norm2(x)`: this pre-LN layer's residual stream $x$ after its
+    self-attention, layer-normed; standing in for it here, the embedded target (`tgt_embed` plus the
+    positional encoding, as `decode` makes them). By NumPy: $Q$, $K$, $V$ with their biases, each head's
+    weights $A_h$ and output $A_h V_h$, the heads concatenated, times $W^O$, plus $b^O$; against the layer's
+    weights and output.
 
     The **mask** of cross-attention is the source's padding only, `src_mask` $(B, 1, 1, S)$: every target
     position may look at every real source word, including words "later" in the source (no causal mask here;
@@ -148,22 +149,32 @@ CELLS = [
     with mt.no_grad():
         memory = model.encode(b.src, b.src_mask)                     # M: (B, S, d_model)
         y = model.positional(model.tgt_embed(b.tgt_in))              # Y: (B, T, d_model), a stand-in for the states
-        _, weights = layer(y, memory, memory, mask=b.src_mask)       # (B, heads, T, S)
+        out, weights = layer(y, memory, memory, mask=b.src_mask)     # (B, T, d_model), (B, heads, T, S)
 
-    M, Y = memory.numpy(), y.numpy()
-    Q = Y @ layer.W_Q.weight.numpy() + layer.W_Q.bias.numpy()        # (B, T, d_model): from the decoder
-    K = M @ layer.W_K.weight.numpy() + layer.W_K.bias.numpy()        # (B, S, d_model): from the encoder
-    d_k = layer.d_k
-    Q_h = Q.reshape(*Q.shape[:2], layer.heads, d_k).transpose(0, 2, 1, 3)   # (B, h, T, d_k): head i's columns
-    K_h = K.reshape(*K.shape[:2], layer.heads, d_k).transpose(0, 2, 1, 3)   # (B, h, S, d_k)
-    scores = Q_h @ K_h.transpose(0, 1, 3, 2) / np.sqrt(d_k)          # (B, h, T, S)
+
+    def linear(X, W):
+        return X @ W.weight.numpy() + W.bias.numpy()                 # X W + b
+
+
+    def split(X):                                                    # head h: columns (h-1) d_k ... h d_k - 1
+        return X.reshape(*X.shape[:2], layer.heads, layer.d_k).transpose(0, 2, 1, 3)   # (B, h, L, d_k)
+
+
+    M, Y, d_k = memory.numpy(), y.numpy(), layer.d_k
+    Q, K, V = linear(Y, layer.W_Q), linear(M, layer.W_K), linear(M, layer.W_V)   # Q from the decoder; K, V: encoder
+    scores = split(Q) @ split(K).transpose(0, 1, 3, 2) / np.sqrt(d_k)   # (B, h, T, S)
     scores = np.where(b.src_mask.numpy(), scores, -np.inf)           # padding: no weight at all
     A = np.exp(scores - scores.max(axis=-1, keepdims=True))
     A /= A.sum(axis=-1, keepdims=True)                               # softmax over the S source words
     np.testing.assert_allclose(A, weights.numpy(), rtol=1e-5, atol=1e-6)
-    print("memory", M.shape, " Q", Q.shape, " K", K.shape, " weights", A.shape, ": the layer's, by NumPy")
-    print("second source, head 1, weight on its 2 padding columns:", A[1, 0, :, 4:].max(),
-          "; rows sum to", A[1, 0].sum(axis=-1).round(6))
+    heads = A @ split(V)                                             # (B, h, T, d_k): head_h = A_h V_h
+    concat = heads.transpose(0, 2, 1, 3).reshape(Y.shape)            # (B, T, d_model): Concat(head_1, ..., head_h)
+    np.testing.assert_allclose(linear(concat, layer.W_O), out.numpy(), rtol=1e-4, atol=1e-5)
+    print("memory", M.shape, " Q", Q.shape, " K", K.shape, " V", V.shape, " weights", A.shape,
+          " output", out.shape, ": the layer's, by NumPy")
+    second = weights.numpy()[1]                                      # the layer's weights, second source: (h, T, S)
+    print("second source, the layer's weight on its 2 padding columns, any head:", second[:, :, 4:].max(),
+          "; its rows sum to", np.unique(second.sum(axis=-1).round(6)))
     """),
     md(r"""
     ## 3. Training
@@ -173,9 +184,9 @@ CELLS = [
     validation split with `setup.eval_fn`: the loss (`val_loss`), the per-character accuracy
     (`val_token_accuracy`), and the *exact match* of greedy decoding, `val_accuracy` (a date counts only if all
     ten characters and the end are right; on the test split the same measure is
-    `test_exact_sequence_accuracy`). `Trainer(..., monitor="val_accuracy", target=0.95)` (the command line's
-    `--target 0.95`) would stop the run as soon as the exact match reached 0.95; here the schedule is short
-    enough to run to its end, where the rate has decayed to 0.
+    `test_exact_sequence_accuracy`). `Trainer(..., eval_every=50, monitor="val_accuracy", target=0.95)` (the
+    command line's `--target 0.95`) would stop the run at the first evaluation whose exact match reached 0.95;
+    here the schedule is short enough to run to its end, where the rate has decayed to 0.
     """),
     code("""
     from minitransformer.train import Trainer
@@ -202,8 +213,9 @@ CELLS = [
     accuracies measured every 50 steps. In the run shown (a run of yours may differ in the last digits, as
     float32 rounding differs between machines and library versions), at step 50 the model writes 64% of the
     characters right (`val_token_accuracy`) and not one whole date (`val_accuracy`, the exact match, is 0);
-    the exact match then climbs from 0 to about 0.95 between steps 50 and 150, as the cross-attention learns
-    where each field is, and the test split, measured once at the end, agrees with the validation split.
+    the exact match then climbs from 0 to about 0.95 between steps 50 and 150 (the curves do not say which
+    part of the model learned what; section 4 shows where the trained model looks), and the test split,
+    measured once at the end, agrees with the validation split.
 
     ## 4. What the decoder looks at
 
@@ -256,20 +268,39 @@ CELLS = [
     md(r"""
     The reordering, in the run shown: every year digit looks at `2010`, the last word of the source, on average
     over the heads; the last two (`1`, `0`) with most of the weight in every head, the first two not in every
-    head: in the map below, the row that writes `2` puts 0.59 on `06` in head 1 (0.24 on `2010`), and the row
-    that writes the first `0` puts 0.49 on the first `/` in head 2; heads 3 and 4 keep both rows on `2010`. The
-    month's second digit looks at `06` and the day's second digit at `07`, with most of the weight in every
-    head. Those are the digits that need the source; the first digit of a month (`0` or `1`) or a day (`0` to
-    `3`) is partly guessed, and its row spreads over the separators and the year. The hyphens, whose place never
-    changes, need no source word; they look at a neighbouring field. The weekday, `monday`, is redundant (the
-    date fixes it) and gets little: its largest weight in the last layer, printed below with its head and row,
-    comes from the first row of one head, the row that writes the first digit before anything is written, a
-    place to put weight rather than a source of information (exercise 3 tests that); no other row of any head
-    gives it much. The maps of that layer: the same weights as the map `setup.sample` drew above (the same date,
-    the last layer; the cell checks it), drawn again with each row labelled by the character it writes instead
-    of by its input:
+    head. Printed below, head by head, the source word each row of the last layer weighs most: the row that
+    writes `2` puts 0.59 on `06` in head 1, and the row that writes the first `0` puts 0.49 on the first `/` in
+    head 2; heads 3 and 4 keep both rows on `2010`. The month's second digit looks at `06` and the day's second
+    digit at `07`, with most of the weight in every head. The rows that write the first digit of the month and
+    of the day look elsewhere in most heads of this layer: at the slashes (head 4, for the month's, at the
+    year). That does not make those digits guesses: the first layer has read the field already (its row that
+    writes the day's first `0` puts 0.99, 0.92 and 0.97 on `07` in heads 2 to 4, printed below), and its
+    output is added to the decoder's residual stream, which the last layer reads; and the memory's vector at a
+    `/` is not the slash alone, since the encoder's self-attention has mixed other words into it (the end of
+    this section). Weight on a separator does not mean the information is missing. The hyphens,
+    whose place never changes, need no source word; in most heads they look at a neighbouring field (head 2
+    puts both on the year). The weekday, `monday`, is redundant (the date fixes it) and gets little: its
+    largest weight in the last layer, printed below with its head and row, comes from the first row of one
+    head, the row that writes the first digit before anything is written, a place to put weight rather than a
+    source of information (exercise 3 tests that); no other row of any head gives it much. The maps of that
+    layer: the same weights as the map `setup.sample` drew above (the same date, the last layer; the cell
+    checks it), drawn again with each row labelled by the character it writes instead of by its input:
     """),
     code("""
+    def strongest(w, rows, keys):
+        \"\"\"Print, for each row of w (heads, rows, keys), each head's most weighted key and its weight.\"\"\"
+        width = max(map(len, rows))
+        print(" " * width + "".join(f"{f'head {h + 1}':>13}" for h in range(len(w))))
+        for t, row in enumerate(rows):
+            best = w[:, t].argmax(axis=-1)                           # (heads,): each head's key for row t
+            print(f"{row:>{width}}" + "".join(f"{keys[j]:>8} {w[h, t, j]:.2f}" for h, j in enumerate(best)))
+
+
+    print("the last layer, by the character each row writes:")
+    strongest(layers[-1], written, keys)
+    day_first = len(written) - 3                                     # the row that writes the day's first digit
+    print(f"the first layer's row that writes the day's first digit ({written[day_first]!r}), its weight on "
+          f"'07' in heads 1 to 4:", layers[0][:, day_first, keys.index("07")].round(2))
     weekday = keys.index("monday")
     on_weekday = layers[-1][:, :, weekday]                           # (heads, T): each row's weight on it
     h, t = np.unravel_index(on_weekday.argmax(), on_weekday.shape)
@@ -292,27 +323,33 @@ CELLS = [
     viz.attention_heads(layers_k[-1], written_k, keys_k, title=f"{test_text[3][0]}: cross-attention, last layer")
     """),
     md(r"""
-    **How the heads differ** (the map of `monday 07/06/2010` above, in the run shown). All four agree on the
-    year and on the second digits of month and day. Elsewhere they split the work: head 3 is the plainest
-    aligner, each field's rows mostly on that field's word; head 4 already looks at `06` from the hyphen that
-    precedes the month; heads 1 and 2 put the first digits of month and day on the slashes around them, and
-    head 2 the hyphens on the year. Below, both layers: the first (top row) aligns already, with the boundaries
-    between fields a row earlier or later in some heads, and in its head 2 the first row rests on `monday`.
+    **How the heads differ** (the map of `monday 07/06/2010` above and its table, in the run shown). All four
+    agree on the year's last two digits, on the second digits of month and day, and on `<eos>` (on `07`).
+    Elsewhere they split the work: head 3 is the plainest aligner, each field's rows mostly on that field's
+    word; head 4 already looks at `06` from the hyphen that precedes the month; heads 1 and 2 put the first
+    digits of month and day on the slashes (head 4 too, for the day's), and head 2 the hyphens on the year.
+    Below, both layers: the first (top row) aligns already, with the boundaries between fields a row earlier
+    or later in some heads, and in its head 2 the first row rests on `monday`.
     """),
     code("""
     viz.attention_layers(layers, written, keys, title="monday 07/06/2010: cross-attention, both layers")
     """),
     md(r"""
     **The encoder's self-attention** (the second map `setup.sample` gives, the last encoder layer) has no
-    reordering to do; it builds the memory the decoder reads (the same date again). In the run shown, head 1
-    keeps the words from the first `/` on mostly on themselves (`06` 0.57 on itself, `2010` 0.43) but not the
-    first two: `monday` puts 0.32 on `06` and 0.13 on itself, `07` 0.32 on the `/` after it and 0.14 on
-    itself. Heads 2 and 4 gather the separators' attention on `2010`, and in head 2 `06` looks at `07`, the
-    number before it. In `07/06/2010` nothing but order tells the day from the month, so a word's vector in
+    reordering to do; it builds the memory the decoder reads (the same date again). Printed below as above,
+    each word's most weighted word head by head, then head 1 in full. In the run shown, head 1 gives `06`
+    (0.57), the first `/` (0.44) and `2010` (0.43) more weight on themselves than on any other word; the
+    second `/` splits between itself (0.35) and the first `/` (0.32); `monday` spreads its weight, the most
+    on `06` (0.32), 0.20 on `07` and 0.18 on itself; `07` puts 0.32 on the `/` after it and 0.14 on itself.
+    Heads 2 and 4 gather the separators' attention on `2010`, and in head 2 `06` looks at `07`, the number
+    before it. In `07/06/2010` nothing but order tells the day from the month, so a word's vector in
     the memory must carry its place among the numbers; the positional encoding and this attention put it there.
     """),
     code("""
     w, queries, keys_self = maps["encoder_self_attention"]
+    strongest(w, queries, keys_self)
+    print("head 1 in full, a row per word, its weights on", keys_self)
+    print(w[0].round(2))
     viz.attention_heads(w, queries, keys_self, title="dates: encoder self attention (last layer)")
     """),
     md(r"""
@@ -325,16 +362,22 @@ CELLS = [
     "the ... of". The last column counts the `<unk>` tokens: words the source vocabulary does not hold.
     """),
     code("""
+    def decode(texts, beam_size=None):
+        \"\"\"The dates the model writes for ``texts``, by greedy decoding or, given ``beam_size``, beam search.\"\"\"
+        b = make_seq2seq_batch([(src_tok.encode(text), [0]) for text in texts])   # pads the sources (no targets)
+        if beam_size is None:
+            out = greedy_decode(model, b.src, b.src_mask)
+        else:
+            out = beam_search(model, b.src, beam_size=beam_size, src_mask=b.src_mask)
+        return [tgt_tok.decode(strip_after_eos(o)) for o in out.numpy()]
+
+
     def translate(dates):
         \"\"\"Greedy and beam decoding of (text, date) pairs, each output marked right or wrong.\"\"\"
-        ids = [src_tok.encode(text) for text, _ in dates]
-        b = make_seq2seq_batch([(i, [0]) for i in ids])               # pads the sources (the targets are unused)
-        greedy = greedy_decode(model, b.src, b.src_mask).numpy()
-        beam = beam_search(model, b.src, beam_size=4, src_mask=b.src_mask).numpy()
-        for (text, date), i, g, bm in zip(dates, ids, greedy, beam):
-            g, bm = (tgt_tok.decode(strip_after_eos(o)) for o in (g, bm))
+        texts = [text for text, _ in dates]
+        for (text, date), g, bm in zip(dates, decode(texts), decode(texts, beam_size=4)):
             g_ok, bm_ok = ("ok   " if out == date.isoformat() else "WRONG" for out in (g, bm))
-            unknown = [src_tok.itos[j] for j in i].count("<unk>")
+            unknown = [src_tok.itos[j] for j in src_tok.encode(text)].count("<unk>")
             print(f"{text:26} greedy {g:10} {g_ok}  beam {bm:10} {bm_ok}" + f"  {unknown} <unk>" * (unknown > 0))
 
 
@@ -347,14 +390,16 @@ CELLS = [
     translate(new)
     """),
     md(r"""
-    **Where it fails.** Two inputs outside the task: an ISO date as the source (the format the model writes,
-    never one it reads), and a year outside 1969–2068, whose word the vocabulary does not hold:
+    **Where it fails.** Inputs outside the task: an ISO date as the source (the format the model writes,
+    never one it reads), the year first with slashes, the day first with hyphens, the ISO date of section 4;
+    and a year outside 1969–2068, whose word the vocabulary does not hold:
     """),
     code("""
-    outside = [("1969-07-20", moon), ("4 July 1776", datetime.date(1776, 7, 4)),
-               ("the 4th of July 2100", datetime.date(2100, 7, 4))]
+    outside = [("1969-07-20", moon), ("1969/07/20", moon), ("20-07-1969", moon),
+               ("2010-06-07", datetime.date(2010, 6, 7)),                     # section 4's date, in ISO
+               ("4 July 1776", datetime.date(1776, 7, 4)), ("the 4th of July 2100", datetime.date(2100, 7, 4))]
     translate(outside)
-    for text, _ in outside[1:]:
+    for text, _ in outside[4:]:
         alignment(text)
     layers_f, written_f, keys_f = alignment(outside[0][0])
     viz.attention_heads(layers_f[-1], written_f, keys_f, title=f"{outside[0][0]}: cross-attention, last layer")
@@ -362,34 +407,120 @@ CELLS = [
     md(r"""
     In the run shown every date in the task's formats, and every one in the four formats outside them, is
     right, by greedy decoding and by beam search alike: a model this sure of every character leaves a beam
-    little to find. The words are what matter, not the template: `20/7/1969` has slashes as `dd/mm/yyyy` and
-    an unpadded month as `d.m.yyyy`, and `1969 july 20` puts the year where no format of the task does.
+    little to find. `20/7/1969` keeps the task's order of the numbers, day, month, year (its unpadded month is
+    as in `d.m.yyyy`); `1969 july 20` moves the year to the front, where no format of the task has it, and
+    names the month with a word.
 
-    The failures explain themselves through the tokens and the map. A year outside 1969–2068 is a word the
-    source vocabulary does not hold: it reads as `<unk>`, and the model writes some year of its range (the
-    year's rows look mostly at `<unk>`, which carries no digits: for `4 July 1776`, the last three of the four,
-    the first looking at `july`), with the right month and day. The ISO source keeps
-    its words known (`1969`, `07`, `20` and `-`), and the year and month come out right; but the day's rows
-    split, in the run shown, between `20` and the hyphens and `07`, and the day comes out wrong. In training
-    the hyphen only ever stood inside a day written out (`twenty - third`): a word means what its training
-    contexts made it mean, and here it pulls the day's rows away from `20`.
+    A year outside 1969–2068 is a word the source vocabulary does not hold: it reads as `<unk>`, and the model
+    writes some year of its range (the year's rows look mostly at `<unk>`, which carries no digits: for
+    `4 July 1776`, the last three of the four, the first looking at `july`), with the right month and day. The
+    numeric sources fail otherwise: all their words are known, yet `1969-07-20` and `1969/07/20` come out
+    wrong, and `2010-06-07` not even as a date, while `20-07-1969`, hyphens with the day first, is right. The
+    hyphen, or the order? Below, 300 held-out days written in numeric layouts, the year first or not, with
+    slashes, hyphens or spaces (and the month as a word once), each field of the output counted right or
+    wrong:
+    """),
+    code("""
+    held_days = [datetime.date.fromisoformat(iso) for _, iso in test_text[:300]]   # days the model never saw
+    fields = {"date": slice(0, 10), "year": slice(0, 4), "month": slice(5, 7), "day": slice(8, 10)}
+    layouts = {"dd/mm/yyyy": "%d/%m/%Y", "dd-mm-yyyy": "%d-%m-%Y", "yyyy/mm/dd": "%Y/%m/%d", "yyyy-mm-dd": "%Y-%m-%d",
+               "yyyy mm dd": "%Y %m %d", "yyyy month dd": "%Y %B %d", "mm/dd/yyyy": "%m/%d/%Y"}
+    print(f"greedy decoding of {len(held_days)} held-out days; right:".ljust(42) + "".join(f"{f:>7}" for f in fields))
+    outputs = {}
+    for name, layout in layouts.items():
+        outputs[name] = decode([d.strftime(layout) for d in held_days])
+        right = [sum(o[cut] == d.isoformat()[cut] for o, d in zip(outputs[name], held_days)) for cut in fields.values()]
+        print(f"{name:14} e.g. {held_days[0].strftime(layout):22}" + "".join(f"{n:7}" for n in right))
+    swapped = [o == d.strftime("%Y-%d-%m") for o, d in zip(outputs["mm/dd/yyyy"], held_days) if d.day <= 12]
+    print(f"mm/dd/yyyy, the {len(swapped)} days of 12 or less: {sum(swapped)} written with day and month swapped")
+    """),
+    md(r"""
+    Bare numbers name no field, so the model tells them apart by their order: in every numeric format of the
+    task (`dd/mm/yyyy`, `d.m.yyyy` and the weekday's) the day comes first, then the month, the year last. Read
+    that way, `mm/dd/yyyy` gives every day of 12 or less back with day and month swapped (140 of 140), and a
+    source with the year first is outside what the model has seen: `yyyy/mm/dd`, with the task's own
+    slashes, gets 28 of the 300 dates right and their year 91 times. The order is the main cause of the ISO
+    failure, and the hyphen adds to it: in training a hyphen only ever stood inside a day written out
+    (`twenty - third`), and `dd-mm-yyyy` gets 85 dates fewer than `dd/mm/yyyy`, `yyyy-mm-dd` 7 against
+    `yyyy/mm/dd`'s 28. The right year of `1969-07-20` above is the exception: `yyyy-mm-dd` gets the year of
+    71 days in 300 (and the map of `1969-07-20` shows the day's rows looking partly at a hyphen). Words that
+    name their field, month names and ordinals, can move; bare numbers cannot: with the month as a word and
+    the year first, `yyyy month dd` gets the month right 299 times in 300, its year and day, bare numbers
+    still, 235 and 254 times.
     """),
     md(r"""
     ## Exercises
 
-    1. Which head aligns the year? For twenty held-out dates, find the head of the last layer whose weight on
-       the year's word, summed over the rows that write the year, is largest. Is it the same head each time?
-       Does the answer change between the two layers?
-    2. Train with the task's defaults and `Trainer(..., monitor="val_accuracy", target=0.95)`. At which step
-       does it stop, and what is the test exact match then, against section 3's? Which dates does it get wrong,
-       and what does the map of one of them show?
+    The cell after this one defines `check_ex1` and `check_ex3`, which check the answers of exercises 1 and 3
+    (each raises an `AssertionError` that says what is wrong, or prints that the answer is right).
+
+    1. Which head aligns the year? For the first twenty test dates, `test_text[:20]`, find the head of the
+       last layer whose weight on the year's word, summed over the rows that write the year, is largest. Is it
+       the same head each time? Does the answer change between the two layers? Check your twenty heads,
+       counted from 1, with `check_ex1(heads)` for the last layer and `check_ex1(heads, layer=1)` for the
+       first. (Hint: `cross_attention(text)` gives both layers' weights, (heads, T, S) each; the year's rows
+       are the first four. In every format of the task the year is the source's last word, also when it has
+       two digits: in `29 apr 52` it is `52`, not `29`.)
+    2. Train with the task's defaults, `build("dates")`, and
+       `Trainer(..., eval_fn=setup.eval_fn, eval_every=50, monitor="val_accuracy", target=0.95)` (without
+       `eval_every` the trainer refuses `target`, and says why). At which step does it stop (`trainer.step`,
+       `trainer.stop_reason`), and what is the test exact match then (`setup.final_metrics(model)`), against
+       section 3's? Which dates does it get wrong, and what does the map of one of them show? (Hint: the target
+       is looked at only at the evaluations, every 50 steps. `decode` and `cross_attention` use the name
+       `model`: assign the new model to it, and use the new setup's `test` pairs.)
     3. Mask the weekday: decode `monday 07/06/2010` with the `monday` column of `src_mask` set to False. Does
        the output change? Then replace the weekday with the wrong one (`tuesday 07/06/2010`). What does this
        say about what the model learned from the weekday? (`greedy_decode(model, ids, src_mask)` takes the mask
        as a bool tensor $(1, 1, 1, S)$, True where a source word may be looked at: `mask = np.ones((1, 1, 1,
        ids.shape[1]), dtype=bool)`, `mask[..., j] = False` for the weekday's position `j`, then
-       `greedy_decode(model, ids, mt.tensor(mask))` with `ids` as in `cross_attention`.)
+       `greedy_decode(model, ids, mt.tensor(mask))` with `ids` as in `cross_attention`; check the mask first
+       with `check_ex3(mask)`.) Beware the other convention: PyTorch's `key_padding_mask` is True where a word
+       is *hidden*. Such a mask raises no error here; it hides every word but the weekday, and the model still
+       writes a date. (Hint: one date says little; decode a few held-out dates of the three formats that write
+       the weekday, with and without it.)
     4. Set `heads=1` in `build("dates", ...)` (and then `layers=1`). Does the run still reach a good exact
-       match in 300 steps? What does the single map look like?
+       match in 300 steps? What does the single map look like? (Hint: with one head, $d_k = d_\text{model} =
+       64$; `viz.attention_heads` draws a panel per head, one here. The one-layer run takes seconds.)
+    """),
+    code("""
+    def check_ex1(heads, layer=2):
+        \"\"\"Exercise 1's answer: per date of test_text[:20], the head of `layer` that weighs the year most.\"\"\"
+        texts = [text for text, _ in test_text[:20]]
+        heads = [int(h) for h in heads]
+        n_heads = model.decoder.layers[layer - 1].cross_attn.heads
+        assert len(heads) == len(texts), f"check_ex1: {len(heads)} heads for the {len(texts)} dates of test_text[:20]"
+        assert set(heads) <= set(range(1, n_heads + 1)), f"check_ex1: heads are counted from 1 to {n_heads}: {heads}"
+        wrong = []
+        for text, said in zip(texts, heads):
+            on_year = cross_attention(text)[1][layer - 1][:, :4, -1].sum(axis=1)   # (heads,): year rows, last word
+            if said != on_year.argmax() + 1:
+                wrong.append(f"{text!r}: head {said}, but the sums by head are {on_year.round(2)}")
+        assert not wrong, f"check_ex1, layer {layer}: {len(wrong)} of {len(texts)} wrong: " + "; ".join(wrong)
+        print(f"check_ex1: right, layer {layer}, all {len(texts)} dates")
+
+
+    def check_ex3(mask, text="monday 07/06/2010"):
+        \"\"\"Exercise 3's mask for `text`, which must be bool, (1, 1, 1, S), False at the weekday (word 0) only.\"\"\"
+        mask = mask.numpy() if isinstance(mask, mt.Tensor) else np.asarray(mask)
+        words = [src_tok.itos[i] for i in src_tok.encode(text)]
+        want = np.ones((1, 1, 1, len(words)), dtype=bool)
+        want[..., 0] = False                                         # the weekday: hidden; the rest may be looked at
+        assert mask.dtype == bool, f"check_ex3: the mask's dtype is {mask.dtype}; a mask is bool"
+        assert mask.shape == want.shape, (f"check_ex3: the mask's shape is {mask.shape}; src_mask is (B, 1, 1, S), "
+                                          f"{want.shape} for the {len(words)} words {words}")
+        assert not (mask == ~want).all(), ("check_ex3: the mask is inverted. Here True means a word may be looked "
+                                           f"at (PyTorch's key_padding_mask: True = hidden); this one hides all but "
+                                           f"{words[0]!r}")
+        hidden = [w for w, m in zip(words, mask.ravel()) if not m]
+        assert (mask == want).all(), f"check_ex3: the mask hides {hidden}; it should hide {words[0]!r} only"
+        print(f"check_ex3: right, the mask hides {words[0]!r} only")
+
+
+    inverted = np.zeros((1, 1, 1, 6), dtype=bool)
+    inverted[..., 0] = True                                          # the PyTorch habit: True = hidden
+    try:
+        check_ex3(inverted)
+    except AssertionError as err:
+        print("AssertionError:", err)
     """),
 ]
