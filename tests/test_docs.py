@@ -297,6 +297,33 @@ def test_every_command_has_its_help_on_the_training_page():
     assert included == {"minitransformer", *commands}
 
 
+def test_the_training_pages_command_blocks_run_top_to_bottom():
+    """Each block of commands on the training page runs in order: every line parses, and an ``average`` reads the
+    checkpoints that a ``train`` above it in the block keeps (``--keep-checkpoints``) in that folder; the first block's
+    average read ``runs/reverse``, which its reverse run, without ``--keep-checkpoints``, never filled."""
+    import shlex
+
+    from minitransformer.cli import build_parser
+
+    text = (DOCS / "training.md").read_text(encoding="utf-8")
+    averaged = 0
+    for block in re.findall(r"^```text\n(.*?)^```", text, flags=re.S | re.M):
+        keeping: set[Path] = set()
+        for line in block.splitlines():
+            if not line.startswith("minitransformer "):
+                continue
+            try:
+                args = build_parser().parse_args(shlex.split(line.split("  #")[0])[1:])
+            except SystemExit:
+                pytest.fail(f"the training page's command does not parse: {line}")
+            if args.command == "train" and args.keep_checkpoints:
+                keeping.add(Path(args.out or f"train-output/{args.task}"))
+            elif args.command == "average":
+                averaged += 1
+                assert {Path(c).parent for c in args.checkpoints} <= keeping, f"nothing above keeps them: {line}"
+    assert averaged >= 2
+
+
 def test_every_generated_help_is_on_a_page(tmp_path):
     """conf.py writes each command's ``--help`` into ``docs/_generated/``; a file no page includes is a help
     the site does not show."""
