@@ -18,6 +18,7 @@ import subprocess
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import minitransformer as mt
@@ -280,6 +281,29 @@ def test_the_examples_on_a_page_print_what_it_says(page):
     report: list[str] = []
     runner.run(test, out=report.append)
     assert runner.failures == 0, "".join(report)
+
+
+def test_from_pytorch_says_which_torch_masks_carry_over():
+    """from-pytorch.md: torch's ``F.scaled_dot_product_attention`` takes a boolean mask as this library does (True:
+    may attend), ``nn.MultiheadAttention`` (as ``nn.Transformer*``) the other way round (True: blocked); the
+    library's causal mask gives the weights of the one and, inverted, of the other. Checked on the installed torch."""
+    torch = pytest.importorskip("torch")
+    import minitransformer.functional as F
+
+    page = (DOCS / "from-pytorch.md").read_text(encoding="utf-8")
+    assert "is True where attention is *blocked*" in page and "the same: True = *may* attend" in page
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 8)
+    mask = torch.from_numpy(F.causal_mask(4).numpy())
+    q = x[:, None]  # (batch, heads, L, d_k)
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=mask)
+    causal = torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
+    torch.testing.assert_close(sdpa, causal)
+    mha = torch.nn.MultiheadAttention(8, 1, batch_first=True)
+    weights = mha(x, x, x, attn_mask=~mask)[1][0].detach().numpy()
+    assert (weights[~mask.numpy()] == 0).all() and np.allclose(weights.sum(-1), 1)
+    weights = mha(x, x, x, attn_mask=mask)[1][0].detach().numpy()  # not inverted: the future only, a row of NaN
+    assert np.isnan(weights[-1]).all() and (weights[:-1][mask.numpy()[:-1]] == 0).all()
 
 
 def test_pages_have_examples_where_they_promise_them():
