@@ -18,6 +18,7 @@ import subprocess
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import minitransformer as mt
@@ -282,6 +283,29 @@ def test_the_examples_on_a_page_print_what_it_says(page):
     assert runner.failures == 0, "".join(report)
 
 
+def test_from_pytorch_says_which_torch_masks_carry_over():
+    """from-pytorch.md: torch's ``F.scaled_dot_product_attention`` takes a boolean mask as this library does (True:
+    may attend), ``nn.MultiheadAttention`` (as ``nn.Transformer*``) the other way round (True: blocked); the
+    library's causal mask gives the weights of the one and, inverted, of the other. Checked on the installed torch."""
+    torch = pytest.importorskip("torch")
+    import minitransformer.functional as F
+
+    page = (DOCS / "from-pytorch.md").read_text(encoding="utf-8")
+    assert "is True where attention is *blocked*" in page and "the same: True = *may* attend" in page
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 8)
+    mask = torch.from_numpy(F.causal_mask(4).numpy())
+    q = x[:, None]  # (batch, heads, L, d_k)
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=mask)
+    causal = torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
+    torch.testing.assert_close(sdpa, causal)
+    mha = torch.nn.MultiheadAttention(8, 1, batch_first=True)
+    weights = mha(x, x, x, attn_mask=~mask)[1][0].detach().numpy()
+    assert (weights[~mask.numpy()] == 0).all() and np.allclose(weights.sum(-1), 1)
+    weights = mha(x, x, x, attn_mask=mask)[1][0].detach().numpy()  # not inverted: the future only, a row of NaN
+    assert np.isnan(weights[-1]).all() and (weights[:-1][mask.numpy()[:-1]] == 0).all()
+
+
 def test_pages_have_examples_where_they_promise_them():
     pages = {p.relative_to(DOCS).as_posix() for p in _page_sources() if _examples(p)}
     for page in ("getting-started.md", *(f"formulas/{name}.md" for name in FORMULA_PAGES)):
@@ -295,6 +319,33 @@ def test_every_command_has_its_help_on_the_training_page():
     text = (DOCS / "training.md").read_text(encoding="utf-8")
     included = set(re.findall(r"_generated/cli-([\w-]+)\.txt", text))
     assert included == {"minitransformer", *commands}
+
+
+def test_the_training_pages_command_blocks_run_top_to_bottom():
+    """Each block of commands on the training page runs in order: every line parses, and an ``average`` reads the
+    checkpoints that a ``train`` above it in the block keeps (``--keep-checkpoints``) in that folder; the first block's
+    average read ``runs/reverse``, which its reverse run, without ``--keep-checkpoints``, never filled."""
+    import shlex
+
+    from minitransformer.cli import build_parser
+
+    text = (DOCS / "training.md").read_text(encoding="utf-8")
+    averaged = 0
+    for block in re.findall(r"^```text\n(.*?)^```", text, flags=re.S | re.M):
+        keeping: set[Path] = set()
+        for line in block.splitlines():
+            if not line.startswith("minitransformer "):
+                continue
+            try:
+                args = build_parser().parse_args(shlex.split(line.split("  #")[0])[1:])
+            except SystemExit:
+                pytest.fail(f"the training page's command does not parse: {line}")
+            if args.command == "train" and args.keep_checkpoints:
+                keeping.add(Path(args.out or f"train-output/{args.task}"))
+            elif args.command == "average":
+                averaged += 1
+                assert {Path(c).parent for c in args.checkpoints} <= keeping, f"nothing above keeps them: {line}"
+    assert averaged >= 2
 
 
 def test_every_generated_help_is_on_a_page(tmp_path):

@@ -81,6 +81,18 @@ def test_ci_pins_torch_and_lints():
     assert "ruff check" in ci
 
 
+@pytest.mark.needs("docs")
+def test_the_readme_links_the_documentation_by_relative_links_to_files_that_exist():
+    """GitHub shows README.md, not the Sphinx site: it reaches the pages by plain Markdown links (a MyST role such
+    as {doc}`errata` shows there as raw text), and each link names a file or folder of the repository."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    assert {"docs/getting-started.md", "docs/training.md", "docs/from-pytorch.md"} <= set(links), links
+    missing = [link for link in links if "://" not in link and not (ROOT / link).exists()]
+    assert not missing, f"README.md links what the repository does not hold: {missing}"
+    assert not re.findall(r"(?<!`)\{(?:doc|class|func|meth|data|ref)\}`", text), "a MyST role in README.md"
+
+
 def test_setup_cfg_extras():
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg", encoding="utf-8")
