@@ -51,6 +51,28 @@ def _int_from(low: int):
 _positive_int, _non_negative_int = _int_from(1), _int_from(0)
 
 
+def _task_default(name: str) -> str:
+    """The default of the task setting ``name`` in words, for a named option's help, from the tasks' own settings
+    (:data:`~minitransformer.train.tasks.DEFAULTS`, ``EVERY_TASK`` and a default that another setting changes):
+    ``default: 1`` where every task has the same, else ``the task's default: 0; translate 0.1``, the value most tasks
+    have first."""
+    from .train import tasks
+
+    def shown(value) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    by_value = {}  # value -> the tasks that have it, in the order of tasks.DEFAULTS
+    for task, defaults in tasks.DEFAULTS.items():
+        by_value.setdefault(shown({**defaults, **tasks.EVERY_TASK}[name]), []).append(task)
+    when = [f"{task} with {key}={value} {shown(changed[name])}"
+            for (task, key, value), changed in tasks._DEFAULTS_WHEN.items() if name in changed]
+    if len(by_value) == 1 and not when:
+        return f"default: {next(iter(by_value))}"
+    most = max(by_value, key=lambda value: len(by_value[value]))  # (a tie: the first task's)
+    others = [f"{', '.join(names)} {value}" for value, names in by_value.items() if value != most]
+    return "the task's default: " + "; ".join([most, *others, *when])
+
+
 def _refuse_out(args, command: str) -> bool:
     """True, with one line on stderr, if ``--out`` cannot be a folder (it, or a folder above it, is a file).
 
@@ -325,22 +347,29 @@ def build_parser() -> argparse.ArgumentParser:
                             "for the test; evaluate needs the file, generate does not")
     backend_help = "array backend (default: MINITRANSFORMER_BACKEND if set, else numpy)"
     train.add_argument("--backend", choices=backends, help=backend_help)
-    train.add_argument("--steps", type=_positive_int, help="optimizer steps (task default)")
-    train.add_argument("--batch-size", type=_positive_int)
+    train.add_argument("--steps", type=_positive_int, help=f"optimizer steps ({_task_default('steps')})")
+    train.add_argument("--batch-size", type=_positive_int,
+                       help=f"examples (sequences) in a batch ({_task_default('batch_size')})")
     train.add_argument("--accumulate", type=_positive_int, metavar="N",
                        help="gradient accumulation: N batches of --batch-size make one optimizer step, as one batch N "
-                            "times larger would, in the memory of one (1)")
-    train.add_argument("--d-model", type=_positive_int)
-    train.add_argument("--heads", type=_positive_int)
-    train.add_argument("--layers", type=_positive_int, help="layers of the encoder and of the decoder")
-    train.add_argument("--d-ff", type=_positive_int)
-    train.add_argument("--lr", type=float, help="the peak learning rate (reached after the warm-up)")
-    train.add_argument("--warmup", type=_positive_int, help="warm-up steps")
-    train.add_argument("--dropout", type=float)
+                            f"times larger would, in the memory of one ({_task_default('accumulate')})")
+    train.add_argument("--d-model", type=_positive_int,
+                       help=f"the width of the model, d_model ({_task_default('d_model')})")
+    train.add_argument("--heads", type=_positive_int, help=f"attention heads, h ({_task_default('heads')})")
+    train.add_argument("--layers", type=_positive_int,
+                       help=f"layers of the encoder and of the decoder ({_task_default('layers')})")
+    train.add_argument("--d-ff", type=_positive_int,
+                       help=f"the inner width of the feed-forward layers, d_ff ({_task_default('d_ff')})")
+    train.add_argument("--lr", type=float,
+                       help=f"the peak learning rate (reached after the warm-up; {_task_default('lr')})")
+    train.add_argument("--warmup", type=_positive_int, help=f"warm-up steps ({_task_default('warmup')})")
+    train.add_argument("--dropout", type=float, help="the dropout rate, P_drop (paper section 5.4: 0.1; "
+                                                     f"{_task_default('dropout')})")
     train.add_argument("--label-smoothing", type=float,
                        help="move this fraction (0 to 1) of each target's probability onto all classes evenly "
-                            "(paper section 5.4: 0.1; default 0)")
-    train.add_argument("--eval-every", type=_positive_int, help="steps between evaluations on the validation split")
+                            f"(paper section 5.4: 0.1; {_task_default('label_smoothing')})")
+    train.add_argument("--eval-every", type=_positive_int, help="steps between evaluations on the validation split "
+                                                                f"({_task_default('eval_every')})")
     train.add_argument("--target", type=float, help="stop once the validation accuracy (loss for charlm) reaches it; "
                        "the run ends with the model of its best evaluation")
     train.add_argument("--patience", type=_positive_int, help="stop after this many evaluations without improvement; "
@@ -349,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --patience or --target: end with the last model, not that of the best evaluation "
                             "(the setting restore_best=False; a run that diverges then saves nothing)")
     train.add_argument("--seed", type=_non_negative_int,
-                       help="seed of the data, the initial weights and the batch order (0)")
+                       help=f"seed of the data, the initial weights and the batch order ({_task_default('seed')})")
     train.add_argument("--set", action="append", type=_setting, metavar="KEY=VALUE",
                        help="any setting of the task, repeatable: --set schedule=noam --set norm_first=False (the "
                             "value is read as a Python literal, else as a word); it wins over --config, and the named "

@@ -396,6 +396,32 @@ def test_the_task_choices_are_the_tasks_of_the_tasks_module(monkeypatch):
     assert build_parser().parse_args(["train", "--task", "new_task"]).task == "new_task"
 
 
+def _help_of(command: str, option: str) -> str:
+    """The help of ``minitransformer COMMAND``'s ``option``, as given to argparse (before it wraps it)."""
+    import argparse
+
+    from minitransformer.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    return next(a.help for a in sub._actions if option in a.option_strings)
+
+
+def test_train_help_gives_each_tasks_default_from_the_tasks_settings(monkeypatch):
+    """--label-smoothing said "default 0" and --dropout nothing, while translate's default is 0.1 for both: each
+    named option's help now gives the defaults of the task settings themselves, those that differ by task named."""
+    assert _help_of("train", "--label-smoothing").endswith("(paper section 5.4: 0.1; the task's default: 0; "
+                                                           "translate 0.1)")
+    assert _help_of("train", "--dropout").endswith("the task's default: 0; translate 0.1)")
+    assert _help_of("train", "--steps") == ("optimizer steps (the task's default: 1000; dates 600; translate, "
+                                            "classify 2000; charlm with tokenizer=bpe 300)")
+    assert _help_of("train", "--heads").endswith("(default: 4)")  # the same for every task
+    from minitransformer.train import tasks
+
+    monkeypatch.setitem(tasks.DEFAULTS, "charlm", {**tasks.DEFAULTS["charlm"], "dropout": 0.2, "heads": 8})
+    assert _help_of("train", "--dropout").endswith("the task's default: 0; translate 0.1; charlm 0.2)")
+    assert _help_of("train", "--heads").endswith("(the task's default: 4; charlm 8)")
+
+
 def test_accumulate_draws_n_batches_a_step_and_is_recorded(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--task", "copy", "--steps", "3", "--accumulate", "2", *TINY, "--set", "n_train=64",
