@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import json
 import os
 import shlex
@@ -222,7 +223,7 @@ def _generate(args) -> int:
     text, option = (args.prompt, "--prompt") if args.prompt is not None else (args.input, "--input")
     return _guard("generate", lambda: run.generate_from_checkpoint(
         args.checkpoint, text, backend=_backend_of(args), beam=args.beam, max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature, top_k=args.top_k, seed=args.seed, option=option))
+        temperature=args.temperature, top_k=args.top_k, seed=args.seed, alpha=args.alpha, option=option))
 
 
 def _average(args) -> int:
@@ -287,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.command, args.task, args.steps, args.d_model   # unset options stay None: the task's default
     ('train', 'sort', 100, None)
     """
-    from .train import tasks  # the task names
+    from .train import run, tasks  # the task names and settings; generate's defaults
 
     parser = argparse.ArgumentParser(prog="minitransformer",
                                      description="The Transformer built from NumPy up, for learning.")
@@ -429,12 +430,22 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--input", help="digits (reverse, copy, sort), a date (dates), a sentence (translate) or a "
                                       "review (classify)")
     gen.add_argument("--backend", choices=backends, help=backend_help)
-    gen.add_argument("--beam", type=_positive_int, default=1, help="beam size for seq2seq (1: greedy)")
-    gen.add_argument("--max-new-tokens", type=_positive_int, default=200,
-                     help="tokens to generate (charlm): characters, or BPE pieces with --set tokenizer=bpe")
-    gen.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (charlm; 0: greedy)")
-    gen.add_argument("--top-k", type=_positive_int, default=10, help="sample from the k likeliest (charlm)")
-    gen.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the sampling (charlm)")
+    default = {name: p.default for name, p in inspect.signature(run.generate_from_checkpoint).parameters.items()}
+    gen.add_argument("--beam", type=_positive_int, default=default["beam"],
+                     help="beam size for seq2seq (default: %(default)s, greedy decoding)")
+    gen.add_argument("--alpha", type=float, default=default["alpha"],
+                     help="with --beam above 1: the length penalty's alpha; the hypothesis with the best "
+                          "log P / lp(Y), lp(Y) = ((5 + |Y|) / 6)^alpha, wins (default: %(default)s, the paper's, "
+                          "section 6.1; 0 ranks by log P alone, which favours short outputs)")
+    gen.add_argument("--max-new-tokens", type=_positive_int, default=default["max_new_tokens"],
+                     help="tokens to generate (charlm): characters, or BPE pieces with --set tokenizer=bpe "
+                          "(default: %(default)s)")
+    gen.add_argument("--temperature", type=float, default=default["temperature"],
+                     help="sampling temperature (charlm; 0: greedy; default: %(default)s)")
+    gen.add_argument("--top-k", type=_positive_int, default=default["top_k"],
+                     help="sample from the k likeliest (charlm; default: %(default)s)")
+    gen.add_argument("--seed", type=_non_negative_int, default=default["seed"],
+                     help="seed of the sampling (charlm; default: %(default)s)")
     gen.set_defaults(run=_generate)
 
     average = sub.add_parser("average", help="average the weights of a run's last checkpoints (paper section 6.1)",

@@ -142,6 +142,40 @@ def test_generate_decodes_greedily_at_beam_1_and_by_beam_search_of_the_size_give
         assert main(["generate", str(untrained["reverse"]), "--input", "3 1 4", "--beam", str(k)]) == 0
         assert capsys.readouterr().out == expected[k] + "\n", k
     assert [(a["beam_size"], a["alpha"]) for a in asked] == [(2, 0.6), (3, 0.6)]
+    for alpha in ("0", "1.5"):  # --alpha: the 0.6 was fixed, with no option to change it
+        assert main(["generate", str(untrained["reverse"]), "--input", "3 1 4", "--beam", "2", "--alpha", alpha]) == 0
+    assert [(a["beam_size"], a["alpha"]) for a in asked[2:]] == [(2, 0.0), (2, 1.5)]
+
+
+@pytest.mark.parametrize("beam", ["1", "3"])
+def test_generate_refuses_an_alpha_that_is_negative_or_not_finite(untrained, beam, capsys):
+    """At --beam 1 (greedy: no length penalty) too, as a mistake in the command, not a value ignored."""
+    for alpha in ("-1", "inf", "nan"):
+        assert main(["generate", str(untrained["reverse"]), "--input", "3 1 4", "--beam", beam, "--alpha", alpha]) == 2
+        captured = capsys.readouterr()
+        assert (captured.out, captured.err) == ("", "minitransformer: generate: alpha must be a finite number >= 0, "
+                                                    f"got {float(alpha)!r}\n"), alpha
+
+
+def test_generate_help_gives_the_defaults_of_its_options(monkeypatch):
+    """--max-new-tokens, --temperature, --top-k (and --alpha) had defaults the help did not say: they are
+    generate_from_checkpoint's, which also tells an option given from one left at its default."""
+    import argparse
+    import inspect
+
+    from minitransformer.cli import build_parser
+    from minitransformer.train.run import generate_from_checkpoint
+
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["generate"]
+    text = sub.format_help()
+    for option in ("(default: 1, greedy decoding)", "(default: 0.6, the paper's", "tokenizer=bpe (default: 200)",
+                   "(charlm; 0: greedy; default: 0.8)", "(charlm; default: 10)", "(charlm; default: 0)"):
+        assert option in text
+    given = {name: p.default for name, p in inspect.signature(generate_from_checkpoint).parameters.items()}
+    parsed = vars(sub.parse_args(["c.npz"]))
+    assert all(parsed[name] == given[name] for name in ("beam", "alpha", "max_new_tokens", "temperature", "top_k",
+                                                        "seed"))
 
 
 def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
@@ -717,6 +751,7 @@ def test_generate_refuses_an_empty_input_rather_than_using_the_example(untrained
 @pytest.mark.parametrize("task, options, note", [
     ("reverse", [], "no --input given; the example '3 1 4 1 5'"),  # max_len=5: as many digits of pi
     ("classify", ["--beam", "3"], "the classify task does not read --beam; ignored"),
+    ("charlm", ["--alpha", "0"], "the charlm task does not read --alpha; ignored"),
     ("reverse", ["--temperature", "0.5", "--top-k", "3"], "the reverse task does not read --temperature, --top-k"),
     ("charlm", ["--beam", "2"], "the charlm task does not read --beam; ignored")])
 def test_generate_says_what_it_read_and_what_it_ignored(untrained, task, options, note, capsys):
