@@ -117,6 +117,22 @@ def _read_config(path: str) -> dict:
     return settings
 
 
+#: the task ``train`` trains where ``--task`` is not given (nor, with ``--resume``, read from the checkpoint)
+_DEFAULT_TASK = "reverse"
+
+
+def _task_of_run(out) -> str | None:
+    """The task of the run in the folder ``out``, that ``train --resume`` continues; None where its checkpoint cannot
+    be read (:func:`minitransformer.train.run.train` then says why)."""
+    from .train import CheckpointError, read_checkpoint
+    from .train.run import CHECKPOINT_NAME
+
+    try:
+        return read_checkpoint(Path(out) / CHECKPOINT_NAME).extra.get("task")
+    except (CheckpointError, OSError):
+        return None
+
+
 def _training_pictures():
     """:func:`minitransformer.viz.training_pictures`, imported only when pictures are drawn (matplotlib takes a
     second to import)."""
@@ -132,6 +148,11 @@ def _train(args) -> int:
     flags = {k: getattr(args, k) for k in ("steps", "batch_size", "accumulate", "d_model", "heads", "layers", "d_ff",
                                              "lr", "warmup", "seed", "dropout", "label_smoothing", "eval_every",
                                              "target", "patience", "restore_best")}
+    if args.out is None:  # one folder a task: training another task by default must not meet this one's run
+        args.out = os.path.join("train-output", (args.task or _DEFAULT_TASK)
+                                + (f"-seed-{args.seed_config}" if args.seed_config else ""))
+    if args.task is None:  # a run resumed goes on with its own task; one of another task given is refused by run
+        args.task = (_task_of_run(args.out) if args.resume else None) or _DEFAULT_TASK
     overrides = {}  # later wins: --seed-config's preset, --config, each --set in order, the named options
     if args.seed_config:
         if args.task != "classify":
@@ -152,8 +173,6 @@ def _train(args) -> int:
     if args.task not in tasks.TASKS:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
         return 2
-    if args.out is None:  # one folder a task: training another task by default must not meet this one's run
-        args.out = os.path.join("train-output", args.task + (f"-seed-{args.seed_config}" if args.seed_config else ""))
     if args.text is not None:
         if args.task != "charlm":
             print(f"minitransformer train: --text is the training text of --task charlm, not --task {args.task}",
@@ -333,12 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "in a --config file; where one is given several ways, the later wins: "
                                        "--seed-config's preset, then --config, then each --set in order, then the "
                                        "named options (--steps, --lr, ...).")
-    train.add_argument("--task", default="reverse", choices=tasks.TASKS,
+    train.add_argument("--task", choices=tasks.TASKS,
                        help="reverse/sort/copy: digit sequences (encoder-decoder); dates: dates written by people "
                             "to ISO 8601 (encoder-decoder); translate: the pairs of --pairs; classify: the negation "
                             "task; "
                             "charlm: a character language model on the shipped corpus, or on --text "
-                            "(default: reverse)")
+                            f"(default: {_DEFAULT_TASK}; with --resume, the task of the run in --out)")
     train.add_argument("--text", metavar="PATH",
                        help="with --task charlm: train on this UTF-8 text file instead of the shipped corpus (its "
                             "last 10%% is the validation text; evaluate needs the file, generate does not)")

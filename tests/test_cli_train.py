@@ -192,6 +192,30 @@ def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
     assert wall == round(ckpt.trainer_state["elapsed_s"], 2) and ckpt.trainer_state["elapsed_s"] > first
 
 
+def test_resume_without_task_goes_on_with_the_checkpoints_task_and_another_task_given_is_refused(tmp_path, capsys):
+    """--task defaulted to reverse with --resume too, so a charlm run resumed without repeating --task was refused
+    ("written by task 'charlm', not 'reverse'"): the task is the checkpoint's unless given, and a different one given
+    is refused as before; without --resume the default is still reverse."""
+    out = tmp_path / "lm"
+    assert main(["train", "--task", "charlm", "--steps", "2", *TINY, "--no-pictures", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--steps", "3", "--no-progress", "--no-pictures", "--resume", "--out", str(out)]) == 0
+    assert "task charlm: DecoderOnlyLM" in capsys.readouterr().out
+    ckpt = read_checkpoint(out / "checkpoint.npz")
+    assert ckpt.step == 3 and ckpt.extra["task"] == "charlm"
+    assert main(["train", "--task", "reverse", "--steps", "4", "--no-progress", "--resume", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"minitransformer: {out / 'checkpoint.npz'} was written by task 'charlm', "
+                                       "not 'reverse'\n")
+    assert read_checkpoint(out / "checkpoint.npz").step == 3
+    new = tmp_path / "new"
+    assert main(["train", "--steps", "1", *TINY, "--no-pictures", "--out", str(new)]) == 0
+    assert read_checkpoint(new / "checkpoint.npz").extra["task"] == "reverse"
+    capsys.readouterr()
+    assert main(["train", "--steps", "2", "--resume", "--out", str(tmp_path / "none")]) == 2  # nothing to resume
+    assert capsys.readouterr().err == (f"minitransformer: checkpoint {str(tmp_path / 'none' / 'checkpoint.npz')!r}: "
+                                       "no such file\n")
+
+
 def test_resume_with_more_steps_says_the_schedule_stretches_and_by_how_much(tmp_path, capsys):
     """A larger --steps rebuilds the cosine schedule for the new length: the rate jumped with no word said."""
     out = tmp_path / "run"
