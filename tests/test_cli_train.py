@@ -271,6 +271,29 @@ def test_train_with_patience_ends_with_the_model_of_the_best_evaluation_and_says
     assert "restored" not in json.dumps(json.loads((tmp_path / "two" / "metrics.json").read_text(encoding="utf-8")))
 
 
+def test_a_run_that_keeps_its_last_model_names_the_best_evaluation_once_where_it_is_the_last(tmp_path, capsys):
+    """--target reached at the first evaluation printed "kept the last model: step 2, ... (the best evaluation every
+    eval_every steps: step 2, ...)", one evaluation named twice; the two are named apart only where they differ."""
+    from types import SimpleNamespace
+
+    from minitransformer.train.run import _note_best
+
+    assert main(["train", "--task", "copy", *TINY, "--eval-every", "2", "--no-pictures", "--steps", "10",
+                 "--target", "0", "--out", str(tmp_path / "run")]) == 0  # an accuracy of 0 reaches it at step 2
+    lines = [line for line in capsys.readouterr().out.splitlines() if "the best evaluation" in line]
+    assert lines == ["kept the last model, that of the best evaluation: step 2, val_accuracy 0.0000"]
+
+    def kept(best_step, best):  # a run that ends with its last model, evaluated last at step 5
+        return SimpleNamespace(restore_best=True, restored_step=None, monitor="val_loss", best_seen_step=best_step,
+                               best_seen=best, history={"val_loss": [(2, 4.7), (4, 4.6), (5, 4.5)]})
+
+    _note_best(kept(5, 4.5))
+    _note_best(kept(4, 4.6))  # the last evaluation, off the grid, better than the grid's best
+    assert capsys.readouterr().out.splitlines() == [
+        "kept the last model, that of the best evaluation: step 5, val_loss 4.5000",
+        "kept the last model: step 5, val_loss 4.5000 (the best evaluation every eval_every steps: step 4, 4.6000)"]
+
+
 def test_no_restore_best_ends_with_the_last_model_and_resume_compares_it(tmp_path, capsys):
     """--patience kept the best model, with no way to keep the last one from the command line (Python's
     restore_best=False): --no-restore-best is the setting restore_best=False, recorded, and compared on --resume."""

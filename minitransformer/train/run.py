@@ -252,8 +252,8 @@ def _remove_kept_by_replaced(path: Path, names: list[str], trainer) -> None:
 
 def _note_best(trainer) -> None:
     """Say which evaluation's parameters the run ends with, where it keeps the best (``--patience``, ``--target``):
-    the best one's, put back, or the last one's (the best, or better than the best on the ``eval_every`` grid, or
-    resumed from a checkpoint that held no copy of the best: a warning said so)."""
+    the best one's, put back, or the last one's (the best, said once, or better than the best on the ``eval_every``
+    grid, or resumed from a checkpoint that held no copy of the best: a warning said so)."""
     if not trainer.restore_best or trainer.best_seen_step is None:
         return
     name = trainer.monitor
@@ -261,6 +261,8 @@ def _note_best(trainer) -> None:
     if trainer.restored_step is not None:
         print(f"restored the model of the best evaluation: step {trainer.restored_step}, {name} "
               f"{trainer.best_seen:.4f} (the last, at step {step}: {value:.4f})")
+    elif step == trainer.best_seen_step:  # the last evaluation is the best: said once
+        print(f"kept the last model, that of the best evaluation: step {step}, {name} {value:.4f}")
     else:
         print(f"kept the last model: step {step}, {name} {value:.4f} (the best evaluation every eval_every steps: "
               f"step {trainer.best_seen_step}, {trainer.best_seen:.4f})")
