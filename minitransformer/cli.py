@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import json
 import os
 import shlex
@@ -49,6 +50,28 @@ def _int_from(low: int):
 
 
 _positive_int, _non_negative_int = _int_from(1), _int_from(0)
+
+
+def _task_default(name: str) -> str:
+    """The default of the task setting ``name`` in words, for a named option's help, from the tasks' own settings
+    (:data:`~minitransformer.train.tasks.DEFAULTS`, ``EVERY_TASK`` and a default that another setting changes):
+    ``default: 1`` where every task has the same, else ``the task's default: 0; translate 0.1``, the value most tasks
+    have first."""
+    from .train import tasks
+
+    def shown(value) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    by_value = {}  # value -> the tasks that have it, in the order of tasks.DEFAULTS
+    for task, defaults in tasks.DEFAULTS.items():
+        by_value.setdefault(shown({**defaults, **tasks.EVERY_TASK}[name]), []).append(task)
+    when = [f"{task} with {key}={value} {shown(changed[name])}"
+            for (task, key, value), changed in tasks._DEFAULTS_WHEN.items() if name in changed]
+    if len(by_value) == 1 and not when:
+        return f"default: {next(iter(by_value))}"
+    most = max(by_value, key=lambda value: len(by_value[value]))  # (a tie: the first task's)
+    others = [f"{', '.join(names)} {value}" for value, names in by_value.items() if value != most]
+    return "the task's default: " + "; ".join([most, *others, *when])
 
 
 def _refuse_out(args, command: str) -> bool:
@@ -94,6 +117,22 @@ def _read_config(path: str) -> dict:
     return settings
 
 
+#: the task ``train`` trains where ``--task`` is not given (nor, with ``--resume``, read from the checkpoint)
+_DEFAULT_TASK = "reverse"
+
+
+def _task_of_run(out) -> str | None:
+    """The task of the run in the folder ``out``, that ``train --resume`` continues; None where its checkpoint cannot
+    be read (:func:`minitransformer.train.run.train` then says why)."""
+    from .train import CheckpointError, read_checkpoint
+    from .train.run import CHECKPOINT_NAME
+
+    try:
+        return read_checkpoint(Path(out) / CHECKPOINT_NAME).extra.get("task")
+    except (CheckpointError, OSError):
+        return None
+
+
 def _training_pictures():
     """:func:`minitransformer.viz.training_pictures`, imported only when pictures are drawn (matplotlib takes a
     second to import)."""
@@ -109,6 +148,11 @@ def _train(args) -> int:
     flags = {k: getattr(args, k) for k in ("steps", "batch_size", "accumulate", "d_model", "heads", "layers", "d_ff",
                                              "lr", "warmup", "seed", "dropout", "label_smoothing", "eval_every",
                                              "target", "patience", "restore_best")}
+    if args.out is None:  # one folder a task: training another task by default must not meet this one's run
+        args.out = os.path.join("train-output", (args.task or _DEFAULT_TASK)
+                                + (f"-seed-{args.seed_config}" if args.seed_config else ""))
+    if args.task is None:  # a run resumed goes on with its own task; one of another task given is refused by run
+        args.task = (_task_of_run(args.out) if args.resume else None) or _DEFAULT_TASK
     overrides = {}  # later wins: --seed-config's preset, --config, each --set in order, the named options
     if args.seed_config:
         if args.task != "classify":
@@ -129,8 +173,6 @@ def _train(args) -> int:
     if args.task not in tasks.TASKS:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
         return 2
-    if args.out is None:  # one folder a task: training another task by default must not meet this one's run
-        args.out = os.path.join("train-output", args.task + (f"-seed-{args.seed_config}" if args.seed_config else ""))
     if args.text is not None:
         if args.task != "charlm":
             print(f"minitransformer train: --text is the training text of --task charlm, not --task {args.task}",
@@ -200,7 +242,7 @@ def _generate(args) -> int:
     text, option = (args.prompt, "--prompt") if args.prompt is not None else (args.input, "--input")
     return _guard("generate", lambda: run.generate_from_checkpoint(
         args.checkpoint, text, backend=_backend_of(args), beam=args.beam, max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature, top_k=args.top_k, seed=args.seed, option=option))
+        temperature=args.temperature, top_k=args.top_k, seed=args.seed, alpha=args.alpha, option=option))
 
 
 def _average(args) -> int:
@@ -265,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.command, args.task, args.steps, args.d_model   # unset options stay None: the task's default
     ('train', 'sort', 100, None)
     """
-    from .train import tasks  # the task names
+    from .train import run, tasks  # the task names and settings; generate's defaults
 
     parser = argparse.ArgumentParser(prog="minitransformer",
                                      description="The Transformer built from NumPy up, for learning.")
@@ -310,12 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "in a --config file; where one is given several ways, the later wins: "
                                        "--seed-config's preset, then --config, then each --set in order, then the "
                                        "named options (--steps, --lr, ...).")
-    train.add_argument("--task", default="reverse", choices=tasks.TASKS,
+    train.add_argument("--task", choices=tasks.TASKS,
                        help="reverse/sort/copy: digit sequences (encoder-decoder); dates: dates written by people "
                             "to ISO 8601 (encoder-decoder); translate: the pairs of --pairs; classify: the negation "
                             "task; "
                             "charlm: a character language model on the shipped corpus, or on --text "
-                            "(default: reverse)")
+                            f"(default: {_DEFAULT_TASK}; with --resume, the task of the run in --out)")
     train.add_argument("--text", metavar="PATH",
                        help="with --task charlm: train on this UTF-8 text file instead of the shipped corpus (its "
                             "last 10%% is the validation text; evaluate needs the file, generate does not)")
@@ -325,22 +367,29 @@ def build_parser() -> argparse.ArgumentParser:
                             "for the test; evaluate needs the file, generate does not")
     backend_help = "array backend (default: MINITRANSFORMER_BACKEND if set, else numpy)"
     train.add_argument("--backend", choices=backends, help=backend_help)
-    train.add_argument("--steps", type=_positive_int, help="optimizer steps (task default)")
-    train.add_argument("--batch-size", type=_positive_int)
+    train.add_argument("--steps", type=_positive_int, help=f"optimizer steps ({_task_default('steps')})")
+    train.add_argument("--batch-size", type=_positive_int,
+                       help=f"examples (sequences) in a batch ({_task_default('batch_size')})")
     train.add_argument("--accumulate", type=_positive_int, metavar="N",
                        help="gradient accumulation: N batches of --batch-size make one optimizer step, as one batch N "
-                            "times larger would, in the memory of one (1)")
-    train.add_argument("--d-model", type=_positive_int)
-    train.add_argument("--heads", type=_positive_int)
-    train.add_argument("--layers", type=_positive_int, help="layers of the encoder and of the decoder")
-    train.add_argument("--d-ff", type=_positive_int)
-    train.add_argument("--lr", type=float, help="the peak learning rate (reached after the warm-up)")
-    train.add_argument("--warmup", type=_positive_int, help="warm-up steps")
-    train.add_argument("--dropout", type=float)
+                            f"times larger would, in the memory of one ({_task_default('accumulate')})")
+    train.add_argument("--d-model", type=_positive_int,
+                       help=f"the width of the model, d_model ({_task_default('d_model')})")
+    train.add_argument("--heads", type=_positive_int, help=f"attention heads, h ({_task_default('heads')})")
+    train.add_argument("--layers", type=_positive_int,
+                       help=f"layers of the encoder and of the decoder ({_task_default('layers')})")
+    train.add_argument("--d-ff", type=_positive_int,
+                       help=f"the inner width of the feed-forward layers, d_ff ({_task_default('d_ff')})")
+    train.add_argument("--lr", type=float,
+                       help=f"the peak learning rate (reached after the warm-up; {_task_default('lr')})")
+    train.add_argument("--warmup", type=_positive_int, help=f"warm-up steps ({_task_default('warmup')})")
+    train.add_argument("--dropout", type=float, help="the dropout rate, P_drop (paper section 5.4: 0.1; "
+                                                     f"{_task_default('dropout')})")
     train.add_argument("--label-smoothing", type=float,
                        help="move this fraction (0 to 1) of each target's probability onto all classes evenly "
-                            "(paper section 5.4: 0.1; default 0)")
-    train.add_argument("--eval-every", type=_positive_int, help="steps between evaluations on the validation split")
+                            f"(paper section 5.4: 0.1; {_task_default('label_smoothing')})")
+    train.add_argument("--eval-every", type=_positive_int, help="steps between evaluations on the validation split "
+                                                                f"({_task_default('eval_every')})")
     train.add_argument("--target", type=float, help="stop once the validation accuracy (loss for charlm) reaches it; "
                        "the run ends with the model of its best evaluation")
     train.add_argument("--patience", type=_positive_int, help="stop after this many evaluations without improvement; "
@@ -349,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --patience or --target: end with the last model, not that of the best evaluation "
                             "(the setting restore_best=False; a run that diverges then saves nothing)")
     train.add_argument("--seed", type=_non_negative_int,
-                       help="seed of the data, the initial weights and the batch order (0)")
+                       help=f"seed of the data, the initial weights and the batch order ({_task_default('seed')})")
     train.add_argument("--set", action="append", type=_setting, metavar="KEY=VALUE",
                        help="any setting of the task, repeatable: --set schedule=noam --set norm_first=False (the "
                             "value is read as a Python literal, else as a word); it wins over --config, and the named "
@@ -400,12 +449,22 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--input", help="digits (reverse, copy, sort), a date (dates), a sentence (translate) or a "
                                       "review (classify)")
     gen.add_argument("--backend", choices=backends, help=backend_help)
-    gen.add_argument("--beam", type=_positive_int, default=1, help="beam size for seq2seq (1: greedy)")
-    gen.add_argument("--max-new-tokens", type=_positive_int, default=200,
-                     help="tokens to generate (charlm): characters, or BPE pieces with --set tokenizer=bpe")
-    gen.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (charlm; 0: greedy)")
-    gen.add_argument("--top-k", type=_positive_int, default=10, help="sample from the k likeliest (charlm)")
-    gen.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the sampling (charlm)")
+    default = {name: p.default for name, p in inspect.signature(run.generate_from_checkpoint).parameters.items()}
+    gen.add_argument("--beam", type=_positive_int, default=default["beam"],
+                     help="beam size for seq2seq (default: %(default)s, greedy decoding)")
+    gen.add_argument("--alpha", type=float, default=default["alpha"],
+                     help="with --beam above 1: the length penalty's alpha; the hypothesis with the best "
+                          "log P / lp(Y), lp(Y) = ((5 + |Y|) / 6)^alpha, wins (default: %(default)s, the paper's, "
+                          "section 6.1; 0 ranks by log P alone, which favours short outputs)")
+    gen.add_argument("--max-new-tokens", type=_positive_int, default=default["max_new_tokens"],
+                     help="tokens to generate (charlm): characters, or BPE pieces with --set tokenizer=bpe "
+                          "(default: %(default)s)")
+    gen.add_argument("--temperature", type=float, default=default["temperature"],
+                     help="sampling temperature (charlm; 0: greedy; default: %(default)s)")
+    gen.add_argument("--top-k", type=_positive_int, default=default["top_k"],
+                     help="sample from the k likeliest (charlm; default: %(default)s)")
+    gen.add_argument("--seed", type=_non_negative_int, default=default["seed"],
+                     help="seed of the sampling (charlm; default: %(default)s)")
     gen.set_defaults(run=_generate)
 
     average = sub.add_parser("average", help="average the weights of a run's last checkpoints (paper section 6.1)",

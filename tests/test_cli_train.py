@@ -142,6 +142,40 @@ def test_generate_decodes_greedily_at_beam_1_and_by_beam_search_of_the_size_give
         assert main(["generate", str(untrained["reverse"]), "--input", "3 1 4", "--beam", str(k)]) == 0
         assert capsys.readouterr().out == expected[k] + "\n", k
     assert [(a["beam_size"], a["alpha"]) for a in asked] == [(2, 0.6), (3, 0.6)]
+    for alpha in ("0", "1.5"):  # --alpha: the 0.6 was fixed, with no option to change it
+        assert main(["generate", str(untrained["reverse"]), "--input", "3 1 4", "--beam", "2", "--alpha", alpha]) == 0
+    assert [(a["beam_size"], a["alpha"]) for a in asked[2:]] == [(2, 0.0), (2, 1.5)]
+
+
+@pytest.mark.parametrize("beam", ["1", "3"])
+def test_generate_refuses_an_alpha_that_is_negative_or_not_finite(untrained, beam, capsys):
+    """At --beam 1 (greedy: no length penalty) too, as a mistake in the command, not a value ignored."""
+    for alpha in ("-1", "inf", "nan"):
+        assert main(["generate", str(untrained["reverse"]), "--input", "3 1 4", "--beam", beam, "--alpha", alpha]) == 2
+        captured = capsys.readouterr()
+        assert (captured.out, captured.err) == ("", "minitransformer: generate: alpha must be a finite number >= 0, "
+                                                    f"got {float(alpha)!r}\n"), alpha
+
+
+def test_generate_help_gives_the_defaults_of_its_options(monkeypatch):
+    """--max-new-tokens, --temperature, --top-k (and --alpha) had defaults the help did not say: they are
+    generate_from_checkpoint's, which also tells an option given from one left at its default."""
+    import argparse
+    import inspect
+
+    from minitransformer.cli import build_parser
+    from minitransformer.train.run import generate_from_checkpoint
+
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["generate"]
+    text = sub.format_help()
+    for option in ("(default: 1, greedy decoding)", "(default: 0.6, the paper's", "tokenizer=bpe (default: 200)",
+                   "(charlm; 0: greedy; default: 0.8)", "(charlm; default: 10)", "(charlm; default: 0)"):
+        assert option in text
+    given = {name: p.default for name, p in inspect.signature(generate_from_checkpoint).parameters.items()}
+    parsed = vars(sub.parse_args(["c.npz"]))
+    assert all(parsed[name] == given[name] for name in ("beam", "alpha", "max_new_tokens", "temperature", "top_k",
+                                                        "seed"))
 
 
 def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
@@ -156,6 +190,30 @@ def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
     # the time of all 9 steps, as the checkpoint sums it (it was the last 3 steps' only, beside steps 9)
     wall = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]["wall_time_s"]
     assert wall == round(ckpt.trainer_state["elapsed_s"], 2) and ckpt.trainer_state["elapsed_s"] > first
+
+
+def test_resume_without_task_goes_on_with_the_checkpoints_task_and_another_task_given_is_refused(tmp_path, capsys):
+    """--task defaulted to reverse with --resume too, so a charlm run resumed without repeating --task was refused
+    ("written by task 'charlm', not 'reverse'"): the task is the checkpoint's unless given, and a different one given
+    is refused as before; without --resume the default is still reverse."""
+    out = tmp_path / "lm"
+    assert main(["train", "--task", "charlm", "--steps", "2", *TINY, "--no-pictures", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--steps", "3", "--no-progress", "--no-pictures", "--resume", "--out", str(out)]) == 0
+    assert "task charlm: DecoderOnlyLM" in capsys.readouterr().out
+    ckpt = read_checkpoint(out / "checkpoint.npz")
+    assert ckpt.step == 3 and ckpt.extra["task"] == "charlm"
+    assert main(["train", "--task", "reverse", "--steps", "4", "--no-progress", "--resume", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"minitransformer: {out / 'checkpoint.npz'} was written by task 'charlm', "
+                                       "not 'reverse'\n")
+    assert read_checkpoint(out / "checkpoint.npz").step == 3
+    new = tmp_path / "new"
+    assert main(["train", "--steps", "1", *TINY, "--no-pictures", "--out", str(new)]) == 0
+    assert read_checkpoint(new / "checkpoint.npz").extra["task"] == "reverse"
+    capsys.readouterr()
+    assert main(["train", "--steps", "2", "--resume", "--out", str(tmp_path / "none")]) == 2  # nothing to resume
+    assert capsys.readouterr().err == (f"minitransformer: checkpoint {str(tmp_path / 'none' / 'checkpoint.npz')!r}: "
+                                       "no such file\n")
 
 
 def test_resume_with_more_steps_says_the_schedule_stretches_and_by_how_much(tmp_path, capsys):
@@ -211,6 +269,29 @@ def test_train_with_patience_ends_with_the_model_of_the_best_evaluation_and_says
     assert main(["evaluate", str(tmp_path / "best" / "checkpoint.npz")]) == 0  # the final metrics are its model's
     assert _metric(capsys.readouterr().out, "test_loss") == pytest.approx(saved["test_loss"], abs=1e-4)
     assert "restored" not in json.dumps(json.loads((tmp_path / "two" / "metrics.json").read_text(encoding="utf-8")))
+
+
+def test_a_run_that_keeps_its_last_model_names_the_best_evaluation_once_where_it_is_the_last(tmp_path, capsys):
+    """--target reached at the first evaluation printed "kept the last model: step 2, ... (the best evaluation every
+    eval_every steps: step 2, ...)", one evaluation named twice; the two are named apart only where they differ."""
+    from types import SimpleNamespace
+
+    from minitransformer.train.run import _note_best
+
+    assert main(["train", "--task", "copy", *TINY, "--eval-every", "2", "--no-pictures", "--steps", "10",
+                 "--target", "0", "--out", str(tmp_path / "run")]) == 0  # an accuracy of 0 reaches it at step 2
+    lines = [line for line in capsys.readouterr().out.splitlines() if "the best evaluation" in line]
+    assert lines == ["kept the last model, that of the best evaluation: step 2, val_accuracy 0.0000"]
+
+    def kept(best_step, best):  # a run that ends with its last model, evaluated last at step 5
+        return SimpleNamespace(restore_best=True, restored_step=None, monitor="val_loss", best_seen_step=best_step,
+                               best_seen=best, history={"val_loss": [(2, 4.7), (4, 4.6), (5, 4.5)]})
+
+    _note_best(kept(5, 4.5))
+    _note_best(kept(4, 4.6))  # the last evaluation, off the grid, better than the grid's best
+    assert capsys.readouterr().out.splitlines() == [
+        "kept the last model, that of the best evaluation: step 5, val_loss 4.5000",
+        "kept the last model: step 5, val_loss 4.5000 (the best evaluation every eval_every steps: step 4, 4.6000)"]
 
 
 def test_no_restore_best_ends_with_the_last_model_and_resume_compares_it(tmp_path, capsys):
@@ -394,6 +475,32 @@ def test_the_task_choices_are_the_tasks_of_the_tasks_module(monkeypatch):
 
     monkeypatch.setattr(tasks, "TASKS", (*tasks.TASKS, "new_task"))
     assert build_parser().parse_args(["train", "--task", "new_task"]).task == "new_task"
+
+
+def _help_of(command: str, option: str) -> str:
+    """The help of ``minitransformer COMMAND``'s ``option``, as given to argparse (before it wraps it)."""
+    import argparse
+
+    from minitransformer.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    return next(a.help for a in sub._actions if option in a.option_strings)
+
+
+def test_train_help_gives_each_tasks_default_from_the_tasks_settings(monkeypatch):
+    """--label-smoothing said "default 0" and --dropout nothing, while translate's default is 0.1 for both: each
+    named option's help now gives the defaults of the task settings themselves, those that differ by task named."""
+    assert _help_of("train", "--label-smoothing").endswith("(paper section 5.4: 0.1; the task's default: 0; "
+                                                           "translate 0.1)")
+    assert _help_of("train", "--dropout").endswith("the task's default: 0; translate 0.1)")
+    assert _help_of("train", "--steps") == ("optimizer steps (the task's default: 1000; dates 600; translate, "
+                                            "classify 2000; charlm with tokenizer=bpe 300)")
+    assert _help_of("train", "--heads").endswith("(default: 4)")  # the same for every task
+    from minitransformer.train import tasks
+
+    monkeypatch.setitem(tasks.DEFAULTS, "charlm", {**tasks.DEFAULTS["charlm"], "dropout": 0.2, "heads": 8})
+    assert _help_of("train", "--dropout").endswith("the task's default: 0; translate 0.1; charlm 0.2)")
+    assert _help_of("train", "--heads").endswith("(the task's default: 4; charlm 8)")
 
 
 def test_accumulate_draws_n_batches_a_step_and_is_recorded(tmp_path, capsys):
@@ -691,6 +798,7 @@ def test_generate_refuses_an_empty_input_rather_than_using_the_example(untrained
 @pytest.mark.parametrize("task, options, note", [
     ("reverse", [], "no --input given; the example '3 1 4 1 5'"),  # max_len=5: as many digits of pi
     ("classify", ["--beam", "3"], "the classify task does not read --beam; ignored"),
+    ("charlm", ["--alpha", "0"], "the charlm task does not read --alpha; ignored"),
     ("reverse", ["--temperature", "0.5", "--top-k", "3"], "the reverse task does not read --temperature, --top-k"),
     ("charlm", ["--beam", "2"], "the charlm task does not read --beam; ignored")])
 def test_generate_says_what_it_read_and_what_it_ignored(untrained, task, options, note, capsys):

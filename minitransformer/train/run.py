@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np  # host-side parsing of user input and printing
 
 from .. import backend as _backend
+from .._arguments import require_real
 from ..autograd import Tensor
 from ..data import SPECIAL_TOKENS, BPETokenizer, CorpusError, tokenizer_from_dict
 from . import tasks
@@ -251,8 +252,8 @@ def _remove_kept_by_replaced(path: Path, names: list[str], trainer) -> None:
 
 def _note_best(trainer) -> None:
     """Say which evaluation's parameters the run ends with, where it keeps the best (``--patience``, ``--target``):
-    the best one's, put back, or the last one's (the best, or better than the best on the ``eval_every`` grid, or
-    resumed from a checkpoint that held no copy of the best: a warning said so)."""
+    the best one's, put back, or the last one's (the best, said once, or better than the best on the ``eval_every``
+    grid, or resumed from a checkpoint that held no copy of the best: a warning said so)."""
     if not trainer.restore_best or trainer.best_seen_step is None:
         return
     name = trainer.monitor
@@ -260,6 +261,8 @@ def _note_best(trainer) -> None:
     if trainer.restored_step is not None:
         print(f"restored the model of the best evaluation: step {trainer.restored_step}, {name} "
               f"{trainer.best_seen:.4f} (the last, at step {step}: {value:.4f})")
+    elif step == trainer.best_seen_step:  # the last evaluation is the best: said once
+        print(f"kept the last model, that of the best evaluation: step {step}, {name} {value:.4f}")
     else:
         print(f"kept the last model: step {step}, {name} {value:.4f} (the best evaluation every eval_every steps: "
               f"step {trainer.best_seen_step}, {trainer.best_seen:.4f})")
@@ -290,7 +293,7 @@ _EXAMPLE_DATE = "the 3rd of March 2021"  # ... and of the dates task
 _READS = {"dates": "a date", "translate": "a sentence"}  # what generate's --input is, for the tasks on words
 
 #: generate's options that only some tasks read, each with the kind of task that reads it
-_TASK_OPTIONS = {"beam": ("--beam", "seq2seq"), "alpha": ("alpha", "seq2seq"),
+_TASK_OPTIONS = {"beam": ("--beam", "seq2seq"), "alpha": ("--alpha", "seq2seq"),
                  "max_new_tokens": ("--max-new-tokens", "lm"), "temperature": ("--temperature", "lm"),
                  "top_k": ("--top-k", "lm"), "seed": ("--seed", "lm")}
 
@@ -541,7 +544,9 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
         Sampling of the charlm task (see :func:`~minitransformer.train.generate`); ``max_new_tokens`` counts
         the model's tokens: characters, or the pieces of a :class:`~minitransformer.data.BPETokenizer`.
     alpha : float
-        The beam search's length penalty.
+        The beam search's length penalty (:func:`~minitransformer.train.length_penalty`'s ``alpha``): 0.6, the
+        paper's (section 6.1); 0 ranks the hypotheses by log P alone. A finite number >= 0, checked for every task,
+        before the checkpoint is read.
     option : {"--input", "--prompt"}, optional
         The command-line option ``text`` came from: ``--prompt`` is a charlm checkpoint's, ``--input`` the other
         tasks'; the other one is refused by name, rather than read as if it were the right one.
@@ -564,6 +569,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
     >>> len(result.split()) <= 3 + 2          # untrained: any tokens, at most len + 2 of them before <eos>
     True
     """
+    alpha = require_real("generate", "alpha", alpha, low=0.0)  # (beam_search checks it only where it runs)
     with _backend.use(backend):
         setup = _trained_model(path)
         tok, model = setup.tokenizer, setup.model
