@@ -307,8 +307,8 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
 
 #: the line of a notebook's first cell after which :func:`check_the_package` puts its check
 IMPORT = "import minitransformer as mt\n"
-#: the check: a notebook of a copy run with another minitransformer (the course's, installed in the same environment)
-#: would run that package's bodies, not the student's, and every cell would pass
+#: what stops a copy's notebook run with another minitransformer (the course's, installed in the same environment),
+#: whose bodies, not the student's, would make every cell pass
 PACKAGE_CHECK = """\
 # added by `minitransformer assignments build`: this copy's package (../minitransformer), not another one
 import pathlib
