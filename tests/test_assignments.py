@@ -33,7 +33,7 @@ from minitransformer.assignments.grade import (
     pythonpath,
     reason,
 )
-from minitransformer.assignments.strip import LEFT_OUT, regions
+from minitransformer.assignments.strip import LEFT_OUT, PACKAGE_CHECK, regions
 
 pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
 
@@ -246,6 +246,28 @@ def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_p
     for nb in sorted(student.glob("notebooks/*.ipynb")) + sorted(solution.glob("notebooks/*.ipynb")):
         text = nb.read_text(encoding="utf-8")
         assert text == nbformat.writes(nbformat.reads(text, as_version=4)) + "\n", nb
+
+
+def test_a_copys_notebooks_stop_when_they_import_another_package(tmp_path, monkeypatch):
+    """Run with the course's environment, a copy's notebook imported the course's minitransformer and every cell
+    passed with its bodies: the build puts a check after the first cell's import (the repository's notebooks have
+    none). The check passes for the copy's package, from notebooks/ or the copy's top, and refuses another."""
+    copy = tmp_path / "copy"
+    build(3, copy)
+    for nb in sorted((copy / "notebooks").glob("*.ipynb")):
+        cells = [c for c in json.loads(nb.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+        first = "".join(cells[0]["source"])
+        assert f"import minitransformer as mt\n{PACKAGE_CHECK}" in first, nb.name
+        assert sum(PACKAGE_CHECK in "".join(c["source"]) for c in cells) == 1, nb.name
+    mark = PACKAGE_CHECK.splitlines()[0]
+    assert not any(mark in p.read_text(encoding="utf-8") for p in (ROOT / "notebooks").glob("*.ipynb"))
+    ours, theirs = (types.SimpleNamespace(__file__=str(r / "minitransformer" / "__init__.py")) for r in (copy, ROOT))
+    for folder in (copy / "notebooks", copy):
+        monkeypatch.chdir(folder)
+        exec(PACKAGE_CHECK, {"mt": ours})
+        with pytest.raises(ImportError, match=rf"imported minitransformer from {re.escape(str(ROOT))}.*not from this "
+                                              r"copy's \.\./minitransformer: its cells would run that package's"):
+            exec(PACKAGE_CHECK, {"mt": theirs})
 
 
 def test_a_copy_cannot_be_built_from_and_says_so(tmp_path):
@@ -510,6 +532,28 @@ def test_the_plugin_keeps_an_errors_notes_and_the_table_shows_the_first():
     assert reason(said) == ("ValueError: matmul: Input operand 1 has a mismatch in its core dimension 0; "
                             "(in MatMul.backward: inputs of shapes (2, 3), (3, 4), ybar (2, 4))")
     assert plugin._said(KeyError("x")) == "KeyError: 'x'"
+
+
+def test_the_plugin_says_where_in_the_package_an_error_was_raised():
+    """A TypeError of Python's (``bad operand type for unary ~``) names no file: the JSON and the table say the
+    package's innermost frames; a failed check (the test's) and a stub (its hint) say enough without."""
+    import minitransformer as mt
+    from minitransformer.assignments import plugin
+
+    def student_code():
+        return ~mt.ones(2)  # a float tensor: refused by Tensor.__invert__
+
+    with pytest.raises(TypeError) as raised:
+        student_code()
+    said = plugin._said(raised.value)
+    where = r"\(raised at minitransformer/autograd/engine\.py:\d+ in __invert__\)"
+    assert re.fullmatch(r"TypeError: ~ \(logical not\) takes a bool tensor.*\n" + where, said, flags=re.S), said
+    assert re.search(r"; " + where + "$", reason(said)), reason(said)
+    for error in (AssertionError("the weights"), NotImplementedError("A3: hint")):
+        try:
+            raise error
+        except Exception as e:
+            assert "raised at" not in plugin._said(e)
 
 
 def test_grading_without_pytest_says_what_to_install(monkeypatch, tmp_path):

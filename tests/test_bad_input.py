@@ -376,9 +376,9 @@ def test_bool_tensors_add_as_or_multiply_as_and_and_refuse_the_rest_on_every_bac
     for call, (y, expected) in results.items():
         assert (y.dtype_name, y.backend, y.numpy().tolist()) == ("bool", backend, expected), call
     for written, (name, op) in BOOL_REFUSED.items():
-        with pytest.raises(TypeError, match=rf"^{name}: bool tensors have no arithmetic but \+ \(or\) and \* \(and\), "
-                                            r"as in PyTorch; got bool with shape \((1, 4|4,)\)\. Cast first, e\.g\. "
-                                            r"\.to\('int64'\)"):
+        with pytest.raises(TypeError, match=rf"^{name}: bool tensors have no arithmetic but \+ \(or\), \* \(and\) and "
+                                            r"~ \(not\), as in PyTorch; got bool with shape \((1, 4|4,)\)\. Cast "
+                                            r"first, e\.g\. \.to\('int64'\)"):
             op(a, b)
             pytest.fail(f"{written} on bool tensors was not refused")
     with pytest.raises(TypeError, match=r"Compare: bools have no order \(less of bool with shape \(4,\)\)"):
@@ -394,6 +394,20 @@ def test_bool_tensors_add_as_or_multiply_as_and_and_refuse_the_rest_on_every_bac
     with pytest.raises(TypeError, match=r"cannot combine a int64 tensor of shape \(2,\) with the bool False"):
         mt.where(mt.tensor([True, False]), mt.tensor([1, 2]), False)
     assert a.to("int64").sum().item() == 2 and a.eq(False).numpy().tolist() == [False, False, True, True]
+
+
+def test_invert_is_the_logical_not_of_a_bool_tensor_and_refuses_other_dtypes(backend):
+    """``~mask`` turns a mask of PyTorch's nn.MultiheadAttention (True = blocked) into this library's, as there;
+    ``~`` of an integer (NumPy's and PyTorch's bitwise not, ~1 == -2) or of a float (refused there too) is refused."""
+    mask = mt.tensor([[True, False], [False, True]])
+    inverted = ~mask
+    assert (inverted.dtype_name, inverted.backend, inverted.requires_grad) == ("bool", backend, False)
+    assert inverted.numpy().tolist() == [[False, True], [True, False]]
+    assert (~~mask).numpy().tolist() == mask.numpy().tolist()
+    for x in (mt.tensor([1, 2]), mt.tensor([1.0, 2.0], requires_grad=True)):
+        with pytest.raises(TypeError, match=rf"^~ \(logical not\) takes a bool tensor, got {x.dtype_name} with shape "
+                                            r"\(2,\); make a mask by a comparison first"):
+            _ = ~x
 
 
 COMPARISONS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import re
 
 import numpy as np
 import pytest
@@ -26,23 +28,71 @@ def mha64(rng, d_model=8, heads=2, bias=True, **kwargs):
     return mha
 
 
-def mha_np(mha, q, k, v, mask=None):
-    """Multi-head attention in float64 NumPy: project, split the features into heads, einsum, softmax, merge."""
+def mha_np(mha, q, k, v, mask=None, scaled=True, transposed=True):
+    """Multi-head attention in float64 NumPy: project, split the features into heads, softmax, merge, ``W_O``.
+
+    ``scaled=False`` leaves out the division by sqrt(d_k) and ``transposed=False`` splits and merges the heads by a
+    reshape alone: two known wrong answers, computed to name them when a result equals one (:func:`known_mistake`).
+    """
     P = {name: p.numpy() for name, p in mha.named_parameters()}
-    h, d_k = mha.heads, mha.d_k
-    B, L, S = q.shape[0], q.shape[1], k.shape[1]
-
-    def project(x, name, n):
-        return (x @ P[f"{name}.weight"] + P.get(f"{name}.bias", 0.0)).reshape(B, n, h, d_k)
-
-    Q, K, V = project(q, "W_Q", L), project(k, "W_K", S), project(v, "W_V", S)
-    scores = np.einsum("blhd,bshd->bhls", Q, K) / math.sqrt(d_k)
+    B, L = q.shape[:2]
+    Q, K, V = (heads_np(mha, x, name, transposed) for x, name in ((q, "W_Q"), (k, "W_K"), (v, "W_V")))
+    scores = Q @ K.transpose(0, 1, 3, 2) / (math.sqrt(mha.d_k) if scaled else 1.0)  # (B, h, L, S)
     if mask is not None:
         scores = np.where(mask, scores, -np.inf)
     A = np.exp(scores - scores.max(-1, keepdims=True))
     A = A / A.sum(-1, keepdims=True)
-    heads = np.einsum("bhls,bshd->blhd", A, V).reshape(B, L, h * d_k)
-    return heads @ P["W_O.weight"] + P.get("W_O.bias", 0.0), A
+    heads = A @ V  # (B, h, L, d_k)
+    merged = (heads.transpose(0, 2, 1, 3) if transposed else heads).reshape(B, L, mha.d_model)
+    return merged @ P["W_O.weight"] + P.get("W_O.bias", 0.0), A
+
+
+def heads_np(mha, x, name, transposed=True):
+    """``x W + b`` split into heads, as the attention and a KVCache hold them: ``(B, S, d_model) -> (B, h, S, d_k)``
+    (``transposed=False``: the known mistake, a reshape straight to ``(B, h, S, d_k)``)."""
+    P = {n: p.numpy() for n, p in mha.named_parameters()}
+    B, S = x.shape[:2]
+    y = x @ P[f"{name}.weight"] + P.get(f"{name}.bias", 0.0)  # (B, S, d_model)
+    if not transposed:
+        return y.reshape(B, mha.heads, S, mha.d_k)
+    return y.reshape(B, S, mha.heads, mha.d_k).transpose(0, 2, 1, 3)
+
+
+#: what the message says of a result that equals a known wrong answer (mha_np's options that compute it)
+MISTAKES = (
+    ({"scaled": False}, "the scores not divided by sqrt(d_k): softmax(Q_i K_i^T) in place of "
+                        "softmax(Q_i K_i^T / sqrt(d_k))?"),
+    ({"transposed": False}, "the heads split without the transpose: (B, L, d_model) reshaped straight to "
+                            "(B, h, L, d_k) (which mixes positions and heads), not reshape(B, L, h, d_k) then "
+                            "permute(0, 2, 1, 3)?"),
+)
+
+
+def known_mistake(mha, weights, output, *arrays, mask=None) -> str:
+    """Which known wrong answer ``weights`` or ``output`` equals (``arrays``: query, key, value), or ""."""
+    for options, said in MISTAKES:
+        wrong_output, wrong_weights = mha_np(mha, *arrays, mask, **options)
+        for got, wrong in ((weights, wrong_weights), (output, wrong_output)):
+            if got.shape == wrong.shape and np.allclose(got, wrong, rtol=1e-9, atol=1e-12):
+                return f"; it equals the known wrong answer with {said}"
+    return ""
+
+
+def check_attention(mha, out, w, *arrays, mask=None, where=""):
+    """``out, w = mha(*arrays, mask=mask)`` against :func:`mha_np`, with messages that name the formula, the shapes
+    and a known wrong answer that the result equals."""
+    out, w = out.numpy(), w.numpy()
+    expected, A = mha_np(mha, *arrays, mask)
+    mistake = known_mistake(mha, w, out, *arrays, mask=mask)
+    d_k = mha.d_k
+    assert w.shape == A.shape, f"{where}: weights of shape {w.shape}; expected (B, h, L, S) = {A.shape}"
+    np.testing.assert_allclose(w, A, rtol=1e-12, atol=1e-14, err_msg=(
+        f"{where}: weights (B, h, L, S) = {A.shape}, head i's softmax(Q_i K_i^T / sqrt(d_k)), d_k = {d_k}, "
+        f"Q_i = query W_i^Q + b_i^Q (column block i of W_Q and of its bias), K_i likewise{mistake}"))
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12, err_msg=(
+        f"{where}: output (B, L, d_model) = {expected.shape}, Concat(head_1, ..., head_h) W_O + b_O, head_i = "
+        f"weights_i V_i (B, L, d_k) with d_k = {d_k}; the weights are right: the merge (B, h, L, d_k) -> "
+        f"(B, L, h, d_k) -> (B, L, d_model), or W_O?{mistake}"))
 
 
 # ------------------------------------------------------------------ shapes
@@ -64,34 +114,27 @@ def test_shapes_of_self_cross_and_unbatched_attention():
 
 
 # ------------------------------------------------------------------ against NumPy
-@pytest.mark.parametrize("literal", [False, True])
-@pytest.mark.assignment(3, points=10)
+@pytest.mark.parametrize("literal", [False, True], ids=["batched", "literal"])
+@pytest.mark.assignment(3, points=15)
 def test_matches_numpy_with_masks(rng, literal):
     mha = mha64(rng, d_model=8, heads=4, literal=literal)
     q, kv = rng.standard_normal((2, 5, 8)), rng.standard_normal((2, 6, 8))
-    form = "literal form" if literal else "batched form: (B, L, d_model) -> (B, L, h, d_k) -> (B, h, L, d_k) and back"
-    weights = f"weights (B, h, L, S), head i's from column block i of W_Q and W_K ({form})"
-    output = f"output Concat(head_1, ..., head_h) W_O + b_O ({form})"
+    form = ("literal form (_literal)" if literal else
+            "batched form (_batched): (B, L, d_model) -> (B, L, h, d_k) -> (B, h, L, d_k) and back")
     out, w = mha(mt.tensor(q))  # no mask, self-attention
-    expected, A = mha_np(mha, q, q, q)
-    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14, err_msg=f"self-attention, {weights}")
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12, err_msg=f"self-attention, {output}")
+    check_attention(mha, out, w, q, q, q, where=f"self-attention, no mask, {form}")
 
     causal = np.tril(np.ones((5, 5), dtype=bool))  # (L, L): position i sees 0..i
     out, w = mha(mt.tensor(q), mask=F.causal_mask(5))
-    expected, A = mha_np(mha, q, q, q, causal)
-    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14, err_msg=f"causal mask, {weights}")
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12, err_msg=f"causal mask, {output}")
-    assert not w.numpy()[..., ~causal].any()
+    check_attention(mha, out, w, q, q, q, mask=causal, where=f"causal mask (5, 5), {form}")
+    hidden = w.numpy()[..., ~causal]
+    assert not hidden.any(), f"causal mask, {form}: weight {abs(hidden).max():.3g} on a key the mask hides"
 
     ids = mt.tensor([[3, 4, 5, 0, 0, 0], [1, 2, 3, 4, 5, 0]])  # 0 = padding
     pad = F.padding_mask(ids, 0)  # (B, 1, 1, S)
     out, w = mha(mt.tensor(q), mt.tensor(kv), mask=pad)
-    expected, A = mha_np(mha, q, kv, kv, pad.numpy())
-    np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14, err_msg=f"cross-attention, padding, {weights}")
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12,
-                               err_msg=f"cross-attention, padding, {output}")
-    assert not w.numpy()[0, :, :, 3:].any() and np.allclose(w.numpy().sum(-1), 1.0)
+    check_attention(mha, out, w, q, kv, kv, mask=pad.numpy(),
+                    where=f"cross-attention, padding mask (2, 1, 1, 6), {form}")
 
 
 # ------------------------------------------------------------------ literal form == batched form
@@ -131,11 +174,12 @@ def test_literal_and_batched_forms_agree_in_values_and_gradients(rng, case):
     literal = run(mha, True, inputs, G, mask)
     assert len(batched) == 2 + len(inputs) + 8
     for name, a in batched.items():
-        np.testing.assert_allclose(a, literal[name], rtol=1e-12, atol=1e-12,
-                                   err_msg=f"{name}: ACTUAL the batched form, DESIRED the literal one")
+        np.testing.assert_allclose(a, literal[name], rtol=1e-12, atol=1e-12, err_msg=(
+            f"{name}: ACTUAL the batched form, DESIRED the literal one (test_matches_numpy_with_masks says which "
+            f"differs from the formula)"))
 
 
-@pytest.mark.parametrize("literal", [False, True])
+@pytest.mark.parametrize("literal", [False, True], ids=["batched", "literal"])
 @pytest.mark.assignment(3, points=10)
 def test_gradcheck_inputs_and_parameters(rng, literal):
     mha = mha64(rng, d_model=4, heads=2, literal=literal)
@@ -157,11 +201,9 @@ class _Masked(nn.Module):
 
 
 # ------------------------------------------------------------------ the key/value cache of decoding
-def heads_np(mha, x, name):
-    """``x W + b`` split into heads, as a KVCache holds keys and values: ``(B, S, d_model) -> (B, h, S, d_k)``."""
-    P = {n: p.numpy() for n, p in mha.named_parameters()}
-    B, S = x.shape[:2]
-    return (x @ P[f"{name}.weight"] + P[f"{name}.bias"]).reshape(B, S, mha.heads, mha.d_k).transpose(0, 2, 1, 3)
+#: said of the call without a cache that a cache test makes first: a mistake there is not the cache's
+WITHOUT_THE_CACHE = ("without a cache first, the batched form (_batched), which the cache's path shares: fix "
+                     "test_matches_numpy_with_masks[batched] first, this test checks the cache on top of it")
 
 
 @pytest.mark.assignment(3, points=10)
@@ -169,7 +211,9 @@ def test_cached_decoding_equals_attention_over_the_whole_sequence(rng):
     # a prompt of 3 positions, then 2 more at once, then 1: each call appends its keys and values to the cache
     mha = mha64(rng, d_model=8, heads=2)
     x = rng.standard_normal((2, 6, 8))
-    expected, A = mha_np(mha, x, x, x, np.tril(np.ones((6, 6), dtype=bool)))  # causal: i sees 0..i
+    causal = np.tril(np.ones((6, 6), dtype=bool))  # i sees 0..i
+    expected, A = mha_np(mha, x, x, x, causal)
+    check_attention(mha, *mha(mt.tensor(x), mask=mt.tensor(causal)), x, x, x, mask=causal, where=WITHOUT_THE_CACHE)
     cache = nn.KVCache()
     for start, stop in ((0, 3), (3, 5), (5, 6)):
         mask = mt.tensor(np.tril(np.ones((stop - start, stop), dtype=bool), k=start))  # (L, cached + L)
@@ -189,6 +233,8 @@ def test_a_static_cache_projects_the_memory_once_and_then_ignores_key_and_value(
     q, memory = rng.standard_normal((2, 3, 8)), rng.standard_normal((2, 6, 8))
     pad = F.padding_mask(mt.tensor([[3, 4, 5, 6, 0, 0], [1, 2, 3, 4, 5, 6]]), 0)  # (B, 1, 1, S)
     expected, A = mha_np(mha, q, memory, memory, pad.numpy())
+    check_attention(mha, *mha(mt.tensor(q), mt.tensor(memory), mask=pad), q, memory, memory, mask=pad.numpy(),
+                    where=WITHOUT_THE_CACHE)
     cache = nn.KVCache(static=True)
     for t in range(3):
         kv = mt.tensor(memory if t == 0 else memory * 0.0)  # from the second step on, only the cache counts
@@ -233,19 +279,22 @@ def test_each_head_of_the_literal_form_gets_its_own_mask_with_two_heads_too(rng)
 
 
 # ------------------------------------------------------------------ dropout and modes
-@pytest.mark.parametrize("literal", [False, True])
+@pytest.mark.parametrize("literal", [False, True], ids=["batched", "literal"])
 @pytest.mark.assignment(3, points=5)
 def test_attention_dropout_only_while_training(literal):
     mha = nn.MultiHeadAttention(8, 2, dropout=0.5, literal=literal)
     x = mt.randn(2, 6, 8)
     trained, w = mha(x)
-    assert np.allclose(w.numpy().sum(-1), 1.0), "the weights returned are those before dropout: each row sums to 1"
+    sums = w.numpy().sum(-1)
+    rows_sum_to_1 = bool(np.allclose(sums, 1.0))
+    assert rows_sum_to_1, (f"the weights returned are those before dropout: each row sums to 1, not "
+                           f"{sums.min():.3g} to {sums.max():.3g}")
     mha.eval()
     first, _ = mha(x)
     np.testing.assert_array_equal(first.numpy(), mha(x)[0].numpy(), err_msg="eval(): no dropout, the same output")
-    assert not np.allclose(trained.numpy(), first.numpy()), (
-        "dropout=0.5 while training changed nothing: drop the attention weights (dropout_p=self.dropout, "
-        "training=self.training)")
+    changed = not np.allclose(trained.numpy(), first.numpy())
+    assert changed, ("dropout=0.5 while training changed nothing: drop the attention weights (dropout_p=self.dropout, "
+                     "training=self.training)")
 
 
 # ------------------------------------------------------------------ bad input
@@ -313,8 +362,8 @@ def torch_copy(mha, torch):
     return ref
 
 
-@pytest.mark.parametrize("literal", [False, True])
-@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("literal", [False, True], ids=["batched", "literal"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("case", ["self-causal", "cross-padding"])
 @pytest.mark.assignment(3, points=5)
 def test_against_torch(rng, literal, bias, case):
@@ -326,7 +375,7 @@ def test_against_torch(rng, literal, bias, case):
     if case == "self-causal":
         arrays = [q_np]
         mask = F.causal_mask(L)  # (L, L), True = may attend
-        torch_mask = {"attn_mask": torch.from_numpy(~mask.numpy())}  # torch: True = may NOT attend
+        torch_mask = {"attn_mask": torch.from_numpy((~mask).numpy())}  # torch: True = may NOT attend
     else:
         arrays = [q_np, rng.standard_normal((B, S, d_model)), rng.standard_normal((B, S, d_model))]
         ids = np.array([[1, 2, 3, 4, 0, 0], [1, 2, 3, 4, 5, 6]])
@@ -355,8 +404,8 @@ def test_against_torch(rng, literal, bias, case):
         if bias and name == "W_K":
             # q . b_K adds the same number to every score of a row, and softmax ignores that: the
             # gradient of the key bias is 0 in exact arithmetic, so both sides hold only rounding
-            assert np.abs(proj.bias.grad.numpy()).max() < 1e-12
-            assert np.abs(ref.in_proj_bias.grad.numpy()[d_model:2 * d_model]).max() < 1e-12
+            key_bias = {"ours": np.abs(proj.bias.grad.numpy()).max(),
+                        "torch's": np.abs(ref.in_proj_bias.grad.numpy()[d_model:2 * d_model]).max()}
         elif bias:
             errors[f"{name}.bias"] = rel_err(proj.bias.grad.numpy(),
                                              ref.in_proj_bias.grad.numpy()[i * d_model:(i + 1) * d_model])
@@ -366,5 +415,65 @@ def test_against_torch(rng, literal, bias, case):
     for k, (a, b) in enumerate(zip(ours, theirs)):
         errors[f"input {k}"] = rel_err(a.grad.numpy(), b.grad.numpy())
     worst = max(errors, key=errors.get)
-    print(f"largest relative error vs torch ({case}, literal={literal}, bias={bias}): {errors[worst]:.2e} ({worst})")
-    assert errors[worst] < 1e-6, errors
+    form = f"{case}, {'literal' if literal else 'batched'} form, {'with' if bias else 'no'} biases"
+    mistake = known_mistake(mha, w.numpy(), out.numpy(), *(arrays if len(arrays) == 3 else arrays * 3),
+                            mask=mask.numpy())
+    all_errors = ", ".join(f"{name} {e:.1e}" for name, e in errors.items())
+    agrees = errors[worst] < 1e-6
+    assert agrees, (f"vs torch.nn.MultiheadAttention ({form}): relative errors {all_errors}{mistake}; the largest, "
+                    f"{worst}: {errors[worst]:.2e}")
+    if bias:  # (after the comparison: a wrong result makes this gradient wrong too)
+        zero = all(e < 1e-12 for e in key_bias.values())
+        assert zero, (f"{form}: the gradient of W_K.bias must be 0 (q . b_K adds one number to a whole row of scores, "
+                      f"which softmax ignores): the largest |entry| of {key_bias}")
+
+
+# ------------------------------------------------------------------ the graded tests' messages
+def _batched_without_the_transpose(self, query, key, value, mask, cache=None):
+    """A known mistake in MultiHeadAttention._batched: the heads split and merged by a reshape alone (the cache's
+    code right)."""
+    B, L, S, h, d_k = query.shape[0], query.shape[1], key.shape[1], self.heads, self.d_k
+    Q = self.W_Q(query).reshape(B, h, L, d_k)
+    if cache is not None and cache.filled:
+        K, V = cache.K, cache.V
+    else:
+        K, V = self.W_K(key).reshape(B, h, S, d_k), self.W_V(value).reshape(B, h, S, d_k)
+        if cache is not None:
+            K, V = cache.update(K, V)
+    heads, weights = F.scaled_dot_product_attention(Q, K, V, mask, dropout_p=self.dropout, training=self.training)
+    return self.W_O(heads.reshape(B, L, h * d_k)), weights
+
+
+@pytest.mark.parametrize("mistake", ["no sqrt(d_k)", "no transpose"])
+def test_a_known_wrong_answer_is_named_and_the_cache_tests_point_at_the_call_without_the_cache(monkeypatch, mistake):
+    """With the split's transpose left out and the cache code right, the cache tests blamed the cache."""
+    if mistake == "no transpose":
+        monkeypatch.setattr(nn.MultiHeadAttention, "_batched", _batched_without_the_transpose)
+    else:  # the scores not divided by sqrt(d_k): Q sqrt(d_k) K^T / sqrt(d_k)
+        attend = F.scaled_dot_product_attention
+        monkeypatch.setattr(F, "scaled_dot_product_attention",
+                            lambda Q, K, V, *args, **kwargs: attend(Q * Q.shape[-1] ** 0.5, K, V, *args, **kwargs))
+    said = re.escape("it equals the known wrong answer with " + MISTAKES[mistake == "no transpose"][1])
+    rng = lambda: np.random.default_rng(0)  # noqa: E731
+    with pytest.raises(AssertionError, match=r"self-attention, no mask, batched form .*softmax\(Q_i K_i\^T / "
+                                             r"sqrt\(d_k\)\), d_k = 2.*" + said):
+        test_matches_numpy_with_masks(rng(), literal=False)
+    for cached in (test_cached_decoding_equals_attention_over_the_whole_sequence,
+                   test_a_static_cache_projects_the_memory_once_and_then_ignores_key_and_value):
+        with pytest.raises(AssertionError, match=re.escape(WITHOUT_THE_CACHE) + ".*" + said):
+            cached(rng())
+    if importlib.util.find_spec("torch"):  # its message: every error, the known mistake, the largest error last
+        with pytest.raises(AssertionError, match=r"vs torch\.nn\.MultiheadAttention \(self-causal, batched form, "
+                                                 r"with biases\): relative errors output .*" + said
+                                                 + r".*; the largest, [^:]+: \d\.\d\de[+-]\d\d\n"):
+            test_against_torch(rng(), literal=False, bias=True, case="self-causal")
+
+
+def test_the_dropout_message_is_the_tests_own(monkeypatch):
+    """Not followed by pytest's rewrite of np.allclose with both arrays printed."""
+    attend = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention",
+                        lambda Q, K, V, mask=None, dropout_p=0.0, training=False: attend(Q, K, V, mask))
+    with pytest.raises(AssertionError, match="dropout=0.5 while training changed nothing") as failed:
+        test_attention_dropout_only_while_training(literal=False)
+    assert "array(" not in str(failed.value) and "allclose" not in str(failed.value)

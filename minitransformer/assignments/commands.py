@@ -22,8 +22,9 @@ def main(args) -> int:
             what = "solution copy" if args.solution else "student copy"
             print(f"{a.tag} {what} in {args.out}: {sum(stubs.values())} bodies of {a.tag} "
                   f"{'kept' if args.solution else 'to write'} in")
-            for path, n in stubs.items():
-                print(f"  {path}: {n}")
+            for path, n in stubs.items():  # the notebooks' exercises help; the grade runs the package's tests
+                aside = "  (not graded: an exercise beside the library)" if path.endswith(".ipynb") else ""
+                print(f"  {path}: {n}{aside}")
             print(f"grade it with: minitransformer assignments grade {a.number} {args.out}")
         else:
             g = grade(args.number, args.path, timeout=args.timeout, case_timeout=args.case_timeout)

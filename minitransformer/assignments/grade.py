@@ -557,8 +557,10 @@ def reason(error: str, limit: int = 1500, part: int = 1000) -> str:
                 parts.append(line.strip())  # the kind of comparison, the test's own message
     else:  # any other error, or pytest's assert: its comparison, then "+ where" lines saying what was compared
         lines = [" ".join(line.split()) for line in rest if line.strip()]
+        raised_at = [line for line in lines if line.startswith("(raised at ")]  # the plugin's, always kept
+        lines = [line for line in lines if line not in raised_at]
         parts += [line for line in lines if not line.startswith("+")][:2 - len(parts)]
-        parts += [line for line in lines if line.startswith("+")][:1]
+        parts += [line for line in lines if line.startswith("+")][:1] + raised_at
     text = "; ".join(_shortened(p, part) for p in parts)
     return _shortened(f"{name}: {text}" if name and text else name or text, limit)
 

@@ -127,8 +127,23 @@ def _chain(exc):
 
 def _said(exc) -> str:
     """``Name: message``, and on the lines below it the exception's notes (the engine's says in which operation's
-    forward or backward an array library's error arose)."""
-    return "\n".join([f"{type(exc).__name__}: {exc}", *getattr(exc, "__notes__", ())])
+    forward or backward an array library's error arose) and, but for a failed check or a stub, where in the package
+    it was raised (:func:`_raised_at`)."""
+    where = [] if isinstance(exc, AssertionError | NotImplementedError) else [_raised_at(exc.__traceback__)]
+    return "\n".join([f"{type(exc).__name__}: {exc}", *getattr(exc, "__notes__", ()), *filter(None, where)])
+
+
+def _raised_at(tb, frames: int = 3) -> str:
+    """``(raised at minitransformer/nn/attention.py:330 in _batched <- ...)``: the innermost ``frames`` frames of the
+    package in traceback ``tb``, innermost first (the line a TypeError of Python's names no file); "" for none."""
+    found = []
+    while tb is not None:
+        path = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        if "/minitransformer/" in path and "/minitransformer/assignments/" not in path:
+            found.append(f"minitransformer/{path.rsplit('/minitransformer/', 1)[1]}:{tb.tb_lineno} in "
+                         f"{tb.tb_frame.f_code.co_name}")
+        tb = tb.tb_next
+    return f"(raised at {' <- '.join(found[::-1][:frames])})" if found else ""
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -45,7 +45,7 @@ from pathlib import Path
 
 from .catalog import get
 
-__all__ = ["regions", "Region", "strip_source", "strip_notebook", "build", "source_root"]
+__all__ = ["regions", "Region", "strip_source", "strip_notebook", "check_the_package", "build", "source_root"]
 
 BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "# YOUR CODE HERE"
 #: the comment that starts a marker in Python (and a notebook) and in C++ (the CUDA source of kernels.py)
@@ -289,19 +289,59 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
     for path in marked + sorted((out / "notebooks").glob("*.ipynb")):
         rel = path.relative_to(out).as_posix()
         text = path.read_text(encoding="utf-8")
-        if "BEGIN SOLUTION" not in text:  # Python's markers or C++'s
+        notebook = path.suffix == ".ipynb"
+        if "BEGIN SOLUTION" not in text and not notebook:  # Python's markers or C++'s
             continue
-        strip, data = (strip_source, text) if path.suffix == ".py" else (strip_notebook, json.loads(text))
+        strip, data = (strip_notebook, json.loads(text)) if notebook else (strip_source, text)
         new, n = strip(data, assignment.number, where=rel)  # n: this assignment's bodies in the file
         if solution:
             new, _ = strip(data, None, where=rel)  # the same file with every body kept
-        if path.suffix != ".py":
-            new = json.dumps(new, indent=1, ensure_ascii=False) + "\n"
+        if notebook:
+            new = json.dumps(check_the_package(new), indent=1, ensure_ascii=False) + "\n"
         path.write_text(new, encoding="utf-8")
         if n:
             stubs[rel] = n
     _check_layout(assignment, stubs)
     return stubs
+
+
+#: the line of a notebook's first cell after which :func:`check_the_package` puts its check
+IMPORT = "import minitransformer as mt\n"
+#: what stops a copy's notebook run with another minitransformer (the course's, installed in the same environment),
+#: whose bodies, not the student's, would make every cell pass
+PACKAGE_CHECK = """\
+# added by `minitransformer assignments build`: this copy's package (../minitransformer), not another one
+import pathlib
+if pathlib.Path(mt.__file__).resolve().parent not in {pathlib.Path(p).resolve() for p in ("../minitransformer",
+                                                                                         "minitransformer")}:
+    raise ImportError(f"this notebook imported minitransformer from {pathlib.Path(mt.__file__).parent}, not from "
+                      "this copy's ../minitransformer: its cells would run that package's bodies, not yours. In the "
+                      "copy, pip install -e . then restart the kernel; run the notebook from the copy's notebooks/")
+"""
+
+
+def check_the_package(notebook: dict) -> dict:
+    """``notebook`` (its JSON) with :data:`PACKAGE_CHECK` after the first :data:`IMPORT` of its first code cell that
+    has one: the notebook stops there, saying so, when the kernel imports a ``minitransformer`` other than the copy's
+    (the course's, installed in the same environment). A notebook without that import is left as it is.
+
+    >>> nb = {"cells": [{"cell_type": "code", "source": ["import minitransformer as mt\\n", "mt.__version__"]}]}
+    >>> print("".join(check_the_package(nb)["cells"][0]["source"]))  # doctest: +ELLIPSIS
+    import minitransformer as mt
+    # added by `minitransformer assignments build`: this copy's package (../minitransformer), not another one
+    import pathlib
+    if pathlib.Path(mt.__file__).resolve().parent not in {pathlib.Path(p).resolve() for p in ("../minitransformer",
+    ...
+    mt.__version__
+    """
+    for cell in notebook.get("cells", []):
+        lines = cell["source"] if isinstance(cell["source"], list) else cell["source"].splitlines(keepends=True)
+        if cell.get("cell_type") == "code" and IMPORT in lines:
+            at = lines.index(IMPORT) + 1
+            lines = lines[:at] + PACKAGE_CHECK.splitlines(keepends=True) + lines[at:]
+            cell["source"] = lines if isinstance(cell["source"], list) else "".join(lines)
+            break
+    return notebook
 
 
 def _note_in_readme(readme: Path, assignment) -> None:
@@ -312,7 +352,9 @@ def _note_in_readme(readme: Path, assignment) -> None:
     note = (f"> **A copy for assignment {assignment.tag}, {assignment.title}** (`minitransformer assignments build "
             f"{assignment.number}`). It holds the package, its tests and its notebooks; the documentation (`docs/`, "
             "which the notebooks' links to `../docs/` point into) and `tools/` that this README names are in the "
-            "course's repository, not here. Write the bodies marked `YOUR CODE HERE`, then check yourself with "
+            "course's repository, not here. Write the bodies marked `YOUR CODE HERE` (`grep -rn \"YOUR CODE HERE\" "
+            "minitransformer notebooks --exclude-dir=assignments`: the package's are graded, the notebooks' are "
+            "exercises that help), then check yourself with "
             f"`minitransformer assignments grade {assignment.number} .`\n")
     readme.write_text(f"{title}\n\n{note}{rest}", encoding="utf-8")
 

@@ -416,9 +416,9 @@ class Function:
         if kind == "b":  # (kind is read only where on_bool or float_only is set, and float_only refused a bool)
             if cls.on_bool == "refuse":
                 raise TypeError(
-                    f"{cls.__name__}: bool tensors have no arithmetic but + (or) and * (and), as in PyTorch; got bool "
-                    f"with shape {first.shape}. Cast first, e.g. .to('int64') (mask.to('int64').sum() counts the "
-                    "True values); mask.eq(False) inverts a mask"
+                    f"{cls.__name__}: bool tensors have no arithmetic but + (or), * (and) and ~ (not), as in PyTorch; "
+                    f"got bool with shape {first.shape}. Cast first, e.g. .to('int64') (mask.to('int64').sum() counts "
+                    "the True values); ~mask inverts a mask"
                 )
             return ops.Compare.apply(*inputs, name=cls.on_bool)
         fn = cls()
@@ -456,10 +456,10 @@ class Tensor:
 
     Arithmetic keeps dtypes, the same on every backend (no silent promotion): tensors of two dtypes are
     refused (cast one with ``.to``), and so is a Python number of another kind (``int_tensor * 2.5``,
-    ``mask + 1``, ``x + True``; an int with a floating tensor is fine). On bool tensors ``+`` is "or" and ``*``
-    is "and", with a bool result, as in PyTorch; the rest of arithmetic (``-``, unary ``-``, ``**``, ``@``,
-    ``sum``, ``max``, ``maximum``, ``<``) is refused: cast first (``mask.to("int64").sum()`` counts the True
-    values).
+    ``mask + 1``, ``x + True``; an int with a floating tensor is fine). On bool tensors ``+`` is "or", ``*``
+    is "and" and ``~`` is "not" (of bool tensors only), with a bool result, as in PyTorch; the rest of arithmetic
+    (``-``, unary ``-``, ``**``, ``@``, ``sum``, ``max``, ``maximum``, ``<``) is refused: cast first
+    (``mask.to("int64").sum()`` counts the True values).
 
     There are no in-place operations, so that every array a graph saved for ``backward()`` stays as it was:
     ``w -= lr * w.grad`` (even under :class:`no_grad`) makes a new tensor and rebinds the name ``w`` to it,
@@ -874,6 +874,23 @@ class Tensor:
     def ne(self, other) -> Tensor:
         """Elementwise ``self != other`` as a boolean tensor (no gradient)."""
         return ops.Compare.apply(self, _lift(other, self), name="not_equal")
+
+    def __invert__(self):
+        """``~mask``: the logical not of a boolean tensor (no gradient), as ``~`` of a bool array in NumPy and PyTorch.
+
+        Other dtypes are refused: NumPy and PyTorch refuse a float, and for an integer their ``~`` is the bitwise not
+        (``~1 == -2``), which no mask means.
+
+        >>> import minitransformer as mt
+        >>> (~mt.tensor([True, False])).numpy()
+        array([False,  True])
+        """
+        if _kind(self.data.dtype) != "b":
+            raise TypeError(
+                f"~ (logical not) takes a bool tensor, got {self.dtype_name} with shape {self.shape}; make a mask "
+                f"by a comparison first (x.eq(0), x > 0)"
+            )
+        return ops.Compare.apply(self, False, name="equal")  # not m is (m == False)
 
     __hash__ = object.__hash__
 

@@ -334,7 +334,37 @@ class MultiHeadAttention(Module):
         return output, (weights if need_weights else None)
 
     def _literal(self, query, key, value, mask):
-        r"""The formula as written: per head, slice :math:`W_i^Q, W_i^K, W_i^V` and attend; concat; :math:`W^O`."""
+        r"""The formula as written: per head, slice :math:`W_i^Q, W_i^K, W_i^V` and attend; concat; :math:`W^O`.
+
+        .. math::
+            \mathrm{head}_i = \mathrm{softmax}\!\left(\frac{(Q W_i^Q)(K W_i^K)^\top}{\sqrt{d_k}}\right) V W_i^V,
+            \qquad \mathrm{output} = \mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)\, W^O
+
+        (``docs/formulas/multi-head-attention.md``). :math:`W_i^Q` is column block ``i*d_k:(i+1)*d_k`` of
+        ``self.W_Q.weight``, its bias the same slice of ``self.W_Q.bias`` (``_block`` below gives both; ``F.linear``
+        applies them); likewise ``W_K``, ``W_V``. ``self.W_O`` is a whole :class:`Linear`: call it on the concat.
+        Attend with :func:`~minitransformer.functional.scaled_dot_product_attention` (A2's, which divides by
+        :math:`\sqrt{d_k}` and masks), with ``dropout_p=self.dropout, training=self.training``: dropout on the
+        weights is this method's to ask for.
+
+        Parameters
+        ----------
+        query : Tensor
+            ``(B, L, d_model)`` (:meth:`forward` gives an unbatched query a batch axis of 1 first).
+        key, value : Tensor
+            ``(B, S, d_model)`` each.
+        mask : Tensor or None
+            Boolean, True where a query may attend a key, already 4-D: ``(B|1, h|1, L|1, S|1)`` (:meth:`_check`
+            turns a ``(L, S)`` mask into ``(1, 1, L, S)``). Head ``i``'s is ``mask[:, i]`` (``mask[:, 0]`` when its
+            head axis is 1), ``(B|1, L|1, S|1)``: each head's attention gets its own 3-D mask, not the 4-D one.
+
+        Returns
+        -------
+        output : Tensor
+            ``(B, L, d_model)``.
+        weights : Tensor
+            ``(B, h, L, S)``: each head's weights (before dropout), stacked on axis 1.
+        """
         ### BEGIN SOLUTION A3: for each head i, attend with column block i of W_Q, W_K, W_V; concat; W_O
         heads, maps = [], []
         for i in range(self.heads):
@@ -353,7 +383,38 @@ class MultiHeadAttention(Module):
         ### END SOLUTION
 
     def _batched(self, query, key, value, mask, cache=None):
-        """All heads at once: project with the whole matrices, split the features into heads, one batched attention."""
+        r"""All heads at once: project with the whole matrices, split the features into heads, one batched attention.
+
+        The same numbers as :meth:`_literal` (``docs/formulas/multi-head-attention.md``, "Why they are the same
+        computation"): ``self.W_Q(query)`` is ``(B, L, d_model)``, all heads' :math:`Q W_i^Q` side by side; split it
+        with ``reshape(B, L, h, d_k)`` then ``permute(0, 2, 1, 3)`` into ``(B, h, L, d_k)`` (a reshape straight to
+        ``(B, h, L, d_k)`` mixes positions and heads); likewise K and V ``(B, h, S, d_k)``. One call of
+        :func:`~minitransformer.functional.scaled_dot_product_attention` (which divides by :math:`\sqrt{d_k}` and
+        masks) with ``dropout_p=self.dropout, training=self.training`` gives the heads ``(B, h, L, d_k)``; merge them
+        back with the inverse permute and reshape to ``(B, L, d_model)``, then ``self.W_O``.
+
+        Parameters
+        ----------
+        query : Tensor
+            ``(B, L, d_model)``.
+        key, value : Tensor
+            ``(B, S, d_model)`` each (with a filled static cache, not used).
+        mask : Tensor or None
+            Boolean, True where a query may attend a key, already 4-D ``(B|1, h|1, L|1, S|1)``: it broadcasts to the
+            scores ``(B, h, L, S)`` as it is. ``S`` counts the cached keys too.
+        cache : KVCache or None
+            The keys and values of earlier positions, ``(B, h, positions, d_k)`` after the split (:class:`KVCache`).
+            A filled static one (``cache.filled``: cross-attention after the first step) is used as it is, ``K, V =
+            cache.K, cache.V``, and ``key``, ``value`` are ignored; any other: project and split this call's ``key``
+            and ``value``, then ``K, V = cache.update(K, V)`` (all positions so far).
+
+        Returns
+        -------
+        output : Tensor
+            ``(B, L, d_model)``.
+        weights : Tensor
+            ``(B, h, L, S)``, as the attention returns them (before dropout).
+        """
         ### BEGIN SOLUTION A3: project, split d_model into h heads (B, h, L, d_k), attend, merge heads, W_O
         B, L, S, h, d_k = query.shape[0], query.shape[1], key.shape[1], self.heads, self.d_k
         Q = self.W_Q(query).reshape(B, L, h, d_k).permute(0, 2, 1, 3)  # (B, L, d_model) -> (B, h, L, d_k)
