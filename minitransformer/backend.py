@@ -269,7 +269,8 @@ class Backend:
         if not below_high:
             return sample
         below = float(np.nextafter(np.asarray(high, dtype=dtype_name(sample.dtype)), -np.inf))
-        return self.xp.clip(sample, max=max(below, low))
+        # minimum, not clip: array_api_compat's clip for CuPy assigns through a boolean mask, a read on the host
+        return self.xp.minimum(sample, self.xp.asarray(max(below, low), dtype=sample.dtype))
 
     def integers(self, shape, low, high):
         """Integers drawn uniformly from [low, high), dtype int64."""
