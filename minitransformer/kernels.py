@@ -231,8 +231,10 @@ extern "C" __global__ void layer_norm_backward(const T* grad, const T* x_hat, co
 // sum_gh[c] = sum_r g[r, c] h[r, c] (a bias's gradient; layer norm's gamma and beta). Block k takes columns 32k to
 // 32k + 31: thread t reads column 32k + t % 32 of the rows t / 32, t / 32 + lanes, ... (lanes = blockDim.x / 32;
 // a warp reads 32 neighbouring entries of a row), adds them in double, then the lanes are added in shared memory.
-extern "C" __global__ void column_sums(const T* g, const T* h, T* sum_g, T* sum_gh, long long rows, long long n,
-                                       int has_h) {
+// Launched with 1,024 threads (COLUMN_SUM_BLOCK): the bound tells the compiler to leave each thread few enough
+// registers for that many (64 at most), where a launch would otherwise fail with "too many resources requested".
+extern "C" __global__ void __launch_bounds__(1024) column_sums(const T* g, const T* h, T* sum_g, T* sum_gh,
+                                                               long long rows, long long n, int has_h) {
     extern __shared__ T s[];  // 2 blockDim.x: the lanes' sums of g, then of g h
     unsigned int lane = threadIdx.x / 32, lanes = blockDim.x / 32;
     long long c = (long long)blockIdx.x * 32 + threadIdx.x % 32;

@@ -394,6 +394,13 @@ def test_emulated_column_sums_match_numpys(emulated, shape, times, dtype, rng):
         assert sum_gh is None
 
 
+def test_the_column_sums_launch_bound_is_the_block_it_is_launched_with():
+    # a 1,024-thread launch needs at most 64 registers a thread: __launch_bounds__ tells NVRTC so (the emulator
+    # ignores it, so only its number is checked here)
+    bound = re.search(r"__launch_bounds__\((\d+)\)\s+column_sums\(", K.SOURCE)
+    assert bound is not None and int(bound.group(1)) == K.COLUMN_SUM_BLOCK
+
+
 def test_emulated_column_sums_over_many_rows_keep_float32s_precision(emulated, rng):
     # 20000 rows: each of a column's threads adds 625 of them, in double; float32 sums that long would drift
     g = rng.normal(loc=1.0, size=(20000, 3)).astype(np.float32)

@@ -27,7 +27,7 @@ OUT=${OUT:-gpu-check-output}
 mkdir -p "$OUT"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 # array-api-compat (and array-api-strict) may be missing there: carried wheels in .whl/ fill the gap
-if ! python3 -c "import array_api_compat" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+if ! python3 -c "import array_api_compat, array_api_strict" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/mt-site .whl/*.whl
   export PYTHONPATH="$PYTHONPATH:/tmp/mt-site"
 fi
@@ -65,7 +65,7 @@ python3 -m minitransformer bench large --repeat 3 --json "$0/bench-large$1.json"
 step models 120 bash -c "$MODELS" "$OUT" ""
 step models-tf32 120 env CUPY_TF32=1 bash -c "$MODELS" "$OUT" "-tf32"
 step models-formulas 120 env MINITRANSFORMER_KERNELS=0 bash -c "$MODELS" "$OUT" "-formulas"
-step profile 120 bash -c 'python3 tools/count_calls.py seed
+step profile 120 bash -c 'python3 tools/count_calls.py seed &&
 MINITRANSFORMER_BACKEND=cupy python3 tools/profile_step.py seed --torch --calls --top 25'
 
 printf '\n=== summary\n%b' "$summary"
