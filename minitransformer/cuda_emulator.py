@@ -28,7 +28,11 @@ What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`
 - **a write past an array or past the shared memory asked for**: each contiguous array is copied into a buffer
   with :data:`GUARD_BYTES` guard bytes before and after, filled with :data:`GUARD_BYTE` (0x7F: 3.4e38 as a float,
   1.4e306 as a double), and so is the shared memory past ``shared_mem``; a kernel that *reads* there gets a huge
-  number that a sum or a maximum cannot hide, and a write there is caught after the launch;
+  number that a sum or a maximum cannot hide, and a write there is caught after the launch. A ``__shared__`` array
+  or number of a fixed size declared alone (``__shared__ float buf[128];``, not ``float a[4], b[4];``) lies between
+  guard bytes too, :data:`GUARD_BYTES` before and :data:`MAX_DYNAMIC_SHARED` after (all a block's shared memory
+  may hold), checked after each block: a write past it is named with its declaration, where it would land on the
+  emulation's own memory;
 - **an entry never written**: :func:`empty` gives arrays filled with the same bytes, as ``cupy.empty`` gives
   memory that holds whatever was there;
 - **a fault**, which stops the launch, as a GPU stops a kernel with "an illegal memory access" (the message names
@@ -258,6 +262,22 @@ alignas(16) static unsigned char emu_shared[EMU_SHARED_BYTES + EMU_GUARD_BYTES];
 // as on a GPU (one block runs at a time here), kept in a section of its own that each block starts filled with
 // the guard bytes, as it starts with what the last kernel left on a GPU
 #define __shared__ static __attribute__((section("emu_static_shared")))
+// such an array or number declared alone (T name[N];: cuda_emulator.py rewrites the line, _FIXED_SHARED) is the v of
+// an emu_guarded, between guard bytes: EMU_GUARD_BYTES before it and, after it, as many as a block's shared memory
+// may hold, so that a write past it (an index past its size) lands there, not on the emulation's own memory, and is
+// named at the block's end (emu_run_grid); emu_named lists each the first time its line runs
+template <class V> struct emu_guarded {
+    unsigned char before[EMU_GUARD_BYTES];
+    V v;
+    unsigned char after[EMU_SHARED_BYTES];
+};
+struct emu_static_array { const char* declared; const unsigned char* before; const unsigned char* after; };
+static emu_static_array emu_statics[256];
+static int emu_static_count = 0;
+template <class V> static V& emu_named(emu_guarded<V>& g, const char* declared) {
+    if (emu_static_count < 256) emu_statics[emu_static_count++] = {declared, g.before, g.after};
+    return g.v;
+}
 #define __align__(n) alignas(n)
 #define __launch_bounds__(...)
 // CUDA's max and min: overloads for each type and mixed pairs, of the wider type (CUDA's float ones are fmaxf's)
@@ -569,6 +589,24 @@ static void emu_run_block(long long n) {
 extern "C" unsigned char __start_emu_static_shared[] __attribute__((weak, visibility("hidden")));
 extern "C" unsigned char __stop_emu_static_shared[] __attribute__((weak, visibility("hidden")));
 
+// a __shared__ array of a fixed size written past, found at the end of a block: its index in emu_statics, the
+// block, and 0 before its start or 1 past its end (-1: none)
+static long long emu_static_past[3] = {-1, -1, -1};
+static bool emu_statics_intact() {
+    for (int k = 0; k < emu_static_count; ++k)
+        for (int side = 0; side < 2; ++side) {
+            const unsigned char* guard = side ? emu_statics[k].after : emu_statics[k].before;
+            for (size_t i = 0, n = side ? EMU_SHARED_BYTES : EMU_GUARD_BYTES; i < n; ++i)
+                if (guard[i] != EMU_GUARD_BYTE) {
+                    emu_static_past[0] = k, emu_static_past[1] = emu_block, emu_static_past[2] = side;
+                    return false;
+                }
+        }
+    return true;
+}
+extern "C" const long long* emu_static_written_past() { return emu_static_past; }
+extern "C" const char* emu_static_declared(long long k) { return emu_statics[k].declared; }
+
 static void emu_run_grid(long long blocks, long long n) {
     for (long long i = 0; i < blocks; ++i) {
         emu_block = emu_nth(i, blocks);
@@ -579,6 +617,7 @@ static void emu_run_grid(long long blocks, long long n) {
         if (__start_emu_static_shared)  // and its __shared__ variables of a fixed size too
             memset(__start_emu_static_shared, EMU_GUARD_BYTE, __stop_emu_static_shared - __start_emu_static_shared);
         emu_run_block(n);
+        if (!emu_statics_intact()) return;  // the next block's memset would hide it
     }
 }
 
@@ -592,6 +631,7 @@ static void emu_run_grid(long long blocks, long long n) {
     getcontext(&emu_template);
     emu_kernel = kernel;
     emu_diverged[0] = emu_diverged[1] = emu_diverged[2] = -1;
+    emu_static_past[0] = emu_static_past[1] = emu_static_past[2] = -1;
     int faulted = 0;
     emu_catch_faults();
     if (sigsetjmp(emu_fault_jump, 1) == 0)  // 1: the jump out of the handler restores this signal mask
@@ -643,6 +683,21 @@ _ATOMIC_SUM = re.compile(r"\batomic(?:Add|Sub)\s*\(")
 #: ``extern __shared__ T s[];``, to become a pointer to the dynamic shared memory (on one line, as it was)
 _EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w\s]*?)\s+"
                             r"(?:__align__\(\s*\d+\s*\)\s+)?(\w+)\s*\[\s*\]\s*;")
+
+#: a ``__shared__`` array or number of a fixed size declared alone on its line (``__shared__ float buf[128];``), to
+#: become the ``v`` of an ``emu_guarded`` of the prelude, between guard bytes (on one line, as it was); ``extern``
+#: (group 1) ones are left
+_FIXED_SHARED = re.compile(r"(\bextern[ \t]+)?\b__shared__[ \t]+((?:[A-Za-z_]\w*[ \t]+)*?[A-Za-z_]\w*)[ \t]+"
+                           r"([A-Za-z_]\w*)[ \t]*((?:\[[^\[\];\n]+\][ \t]*)*);")
+
+
+def _guarded_shared(m: re.Match) -> str:
+    if m[1]:
+        return m[0]
+    kind, name, dims = m[2], m[3], m[4].replace(" ", "").replace("\t", "")
+    return (f'__shared__ emu_guarded<{kind}{dims}> emu_guarded_{name}; static auto& {name} = '
+            f'emu_named(emu_guarded_{name}, "{kind} {name}{dims}");')
+
 
 #: a comment, or a literal (a raw string, a string, a character) that may hold what reads as one
 _COMMENT_OR_LITERAL = re.compile(r'//[^\n]*|/\*.*?\*/|(?:u8|[uUL])?R"([^()\\\s]{0,16})\(.*?\)\1"|"(?:\\.|[^"\\\n])*"|'
@@ -741,6 +796,7 @@ def _stacks() -> int:
 def _program(code: str, name: str, first_line: int, kernels: list[str]) -> str:
     """The whole C++ file: the prelude, the source (its lines numbered as ``name``'s), a launcher per kernel."""
     source = _EXTERN_SHARED.sub(lambda m: f"{m[1]}* const {m[2]} = reinterpret_cast<{m[1]}*>(emu_shared);", code)
+    source = _FIXED_SHARED.sub(_guarded_shared, source)
     defines = {"EMU_SHARED_BYTES": MAX_DYNAMIC_SHARED, "EMU_GUARD_BYTES": GUARD_BYTES, "EMU_GUARD_BYTE": GUARD_BYTE,
                "EMU_STACK_BYTES": STACK_BYTES}
     head = "".join(f"#define {k} {v}\n" for k, v in defines.items())
@@ -824,6 +880,9 @@ def _load(key: str, program: str, name: str, compiler: list[str]) -> ctypes.CDLL
     loaded.emu_divergence.restype = ctypes.POINTER(ctypes.c_longlong)
     loaded.emu_fault.restype = ctypes.POINTER(ctypes.c_longlong)
     loaded.emu_stack_bytes.restype = ctypes.c_size_t
+    loaded.emu_static_written_past.restype = ctypes.POINTER(ctypes.c_longlong)
+    loaded.emu_static_declared.restype = ctypes.c_char_p
+    loaded.emu_static_declared.argtypes = [ctypes.c_longlong]
     loaded.emu_shared_memory.restype = ctypes.c_void_p
     loaded.emu_configure.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_size_t, ctypes.c_int]
     loaded.emu_use_stacks.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
@@ -1021,6 +1080,7 @@ class Kernel:
                 raise NotImplementedError(f"{stub.decode()} (reached in the launch of {name})")
             if faulted:
                 raise LaunchError(self._fault(library.emu_fault(), grid, block))
+            self._check_static_shared(library, grid)
             self._check_barriers(library.emu_divergence(), grid, block)
             if not (shared[shared_mem:] == GUARD_BYTE).all():
                 raise LaunchError(f"{name}: wrote past the shared memory it asked ({shared_mem} bytes: the launch's "
@@ -1056,6 +1116,19 @@ class Kernel:
                     f"far out of range?), by {by}")
         hint = "a null pointer?" if address < _LOWEST_MAPPED else "an index far out of range?"
         return f"{self.name}: a read or write at address {address:#x} outside every array ({hint}), by {by}"
+
+    def _check_static_shared(self, library, grid) -> None:
+        """A ``__shared__`` array of a fixed size written past (before its start or past its end) in the launch."""
+        past = library.emu_static_written_past()
+        if past[0] < 0:
+            return
+        declared, block = library.emu_static_declared(past[0]).decode(), _where(past[1], grid)
+        if past[2] == 0:
+            raise LaunchError(f"{self.name}: wrote before the start of its __shared__ array {declared} (in block "
+                              f"{block}): a negative index?")
+        raise LaunchError(f"{self.name}: wrote past the end of its __shared__ array {declared} (in block {block}): an "
+                          "index past its size? (a fixed size smaller than the block's threads, blockDim.x, or the "
+                          "row?)")
 
     def _check_barriers(self, diverged, grid, block) -> None:
         if diverged[0] < 0:

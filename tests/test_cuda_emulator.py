@@ -89,6 +89,19 @@ extern "C" __global__ void histogram(const int* x, int* counts, long long n) {
 extern "C" __global__ void unwritten(float* y) {
     not_implemented("E1: unwritten: y[i] = 2 x[i]");
 }
+// a fixed __shared__ array written at `at` by thread 0 (past its end from 128; before its start below 0), then by
+// each thread at its own index (past the end in a block of more than 128); two declarators on one line are plain,
+// unguarded arrays
+__shared__ double block_total;
+extern "C" __global__ void static_past(double* out, int at) {
+    __shared__ float buf[128];
+    __shared__ int a[2], b[2];
+    if (threadIdx.x == 0) buf[at] = 2.0f, a[0] = b[0] = 1, block_total = 3;
+    __syncthreads();
+    buf[threadIdx.x] = 1.0f;
+    __syncthreads();
+    out[threadIdx.x] = threadIdx.x < 128 ? buf[threadIdx.x] + a[0] + b[0] + block_total : 0;
+}
 extern "C" __global__ void shared_past(double* out) {
     extern __shared__ double s[];
     s[threadIdx.x + 1] = 1.0;  // one past the block's entries
@@ -112,7 +125,7 @@ def test_an_elementwise_kernel_strides_over_a_grid_smaller_than_the_array(module
     np.testing.assert_array_equal(y, 2.5 * x)
     assert module.warnings == ""  # g++ -Wall finds nothing to say
     assert module.kernels == ("scale", "row_sums", "racy_sum", "early_return", "where", "shifted", "histogram",
-                              "unwritten", "shared_past")
+                              "unwritten", "static_past", "shared_past")
 
 
 def test_a_kernel_named_like_a_c_library_function_runs_itself():
@@ -198,6 +211,22 @@ def test_reading_past_an_array_reads_the_guard_and_writing_past_it_is_caught(mod
         module.get_function("shared_past")(1, 4, (emu.empty(4),), shared_mem=0)
     with pytest.raises(emu.LaunchError, match=r"wrote past the shared memory it asked \(32 bytes"):
         module.get_function("shared_past")(1, 4, (emu.empty(4),), shared_mem=32)
+
+
+def test_writing_past_a_fixed_shared_array_is_caught_naming_it_and_the_next_launch_runs(module):
+    # (a write past it used to land on the emulation's own memory: a crash, or a hang, in some later launch)
+    static_past, out = module.get_function("static_past"), emu.empty(160)
+    static_past(2, 128, (out, np.int32(5)))
+    np.testing.assert_array_equal(out[:128], 6.0)
+    for at, threads in ((200, 128), (128, 32), (12000, 32), (0, 160)):
+        with pytest.raises(emu.LaunchError, match=r"^static_past: wrote past the end of its __shared__ array float "
+                                                  r"buf\[128\] \(in block [01]\): an index past its size\?"):
+            static_past(2, threads, (out, np.int32(at)))
+    with pytest.raises(emu.LaunchError, match=r"^static_past: wrote before the start of its __shared__ array float "
+                                              r"buf\[128\] \(in block 1\): a negative index\?"):
+        static_past(2, 32, (out, np.int32(-1)))
+    static_past(1, 128, (out, np.int32(127)))  # the launches after run as before
+    np.testing.assert_array_equal(out[:128], 6.0)
 
 
 def test_a_fixed_shared_array_and_atomics_work_as_on_a_gpu(module):

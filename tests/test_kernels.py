@@ -279,14 +279,18 @@ def test_emulated_softmax_matches_the_formula(emulated, shape, dtype, rng):
     _agree(emulated, run, ["softmax_forward", "softmax_backward"], dtype)
 
 
-ATTENTION_MASKS = {  # for scores (2, 3, 4, S): batch, heads, queries, keys
-    "none": lambda S: None,
-    "padding": lambda S: (np.arange(S) < np.array([[2], [0]]))[:, None, None, :],  # batch 1 sees no key; a view
-    "causal": lambda S: np.tril(np.ones((4, S), dtype=bool)),
-    "rows": lambda S: np.random.default_rng(5).uniform(size=(2, 1, 4, S)) < 0.3,  # queries with no key at all
-    "keys-broadcast": lambda S: np.array([True, False, True, True]).reshape(4, 1),  # one column, every key
-    "every-axis": lambda S: np.random.default_rng(6).uniform(size=(2, 3, 4, S)) < 0.6,  # each batch, head, query
-}
+def a7_graded_tests():
+    """``tests/test_kernels_a7.py``, A7's graded tests, as a module: its test functions, called here on kernels
+    compiled from another source."""
+    spec = importlib.util.spec_from_file_location("a7_graded", Path(__file__).with_name("test_kernels_a7.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: masks for scores (2, 3, 4, S): batch, heads, queries, keys; A7's graded tests' own (padding, causal, some queries
+#: with no key, a mask broadcast over the keys, one that varies over every axis), so that both read the same
+ATTENTION_MASKS = a7_graded_tests().MASKS
 
 
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
@@ -860,15 +864,6 @@ def test_matmul_with_emulated_cublas_matches_the_formulas(emulated, shared, rng)
 
 
 # ------------------------------------------------------------------ A7: a student's kernels under the emulation
-def a7_graded_tests():
-    """``tests/test_kernels_a7.py``, A7's graded tests, as a module: its test functions, called here on kernels
-    compiled from another source."""
-    spec = importlib.util.spec_from_file_location("a7_graded", Path(__file__).with_name("test_kernels_a7.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a7_stubs_raise_their_message_in_the_kernels_that_reach_them_only(rng):
     """In A7's copy each stub fails the launches that reach it, at run time, with its hint; the other kernels run."""
     kernels = emulated_kernels(a7_student_source(), dtypes=("float64",))
@@ -964,6 +959,32 @@ A7_MISTAKES = {
                         "test_softmax_forward_is_the_formula", {"shape": (4, 100)},
                         r"g\+\+ warned: minitransformer/kernels.py:\d+:\d+: warning: .total. (may be|is) used "
                         r"uninitialized"),
+    "max over the row's first block only": (
+        "    for (long long i = threadIdx.x; i < n; i += blockDim.x) m = xr[i] > m ? xr[i] : m;\n",
+        "    if (threadIdx.x < n) m = xr[threadIdx.x] > m ? xr[threadIdx.x] : m;\n",
+        "test_softmax_forward_is_the_formula", {"shape": (2, 1000)},
+        r"^softmax_forward \(each row's large entry last\): inf or nan .*the max of the whole row"),
+    "max from 0": ("    T m = xr[0];\n", "    T m = 0;\n", "test_softmax_forward_is_the_formula", {"shape": (2, 5)},
+                   r"^softmax_forward \(every entry far below 0 \(x - 2e4\)\): inf or nan"),
+    "max in float": ("s[threadIdx.x + k] > s[threadIdx.x]) s[threadIdx.x] = s[threadIdx.x + k];",
+                     "s[threadIdx.x + k] > s[threadIdx.x]) s[threadIdx.x] = fmaxf(s[threadIdx.x], s[threadIdx.x + k]);",
+                     "test_block_max_gives_every_thread_the_max_of_its_block", {"block": 32},
+                     r"a thread got the block's max rounded to float32: is it taken in float \(fmaxf"),
+    "hidden keys in the max": ("if ((!has_mask || allowed[j * s_n]) && z > m) m = z;", "if (z > m) m = z;",
+                               "test_masked_softmax_forward_is_attentions_weights", {"S": 5, "mask": "padding"},
+                               r"^masked_softmax_forward \(.*the mask \(2, 1, 1, 5\).*\): row \d+ is 0 everywhere, "
+                               r"with keys allowed: .*hidden keys left out of it"),
+    "the mask's head axis left out": ("const bool* allowed = mask + a * s_a + b * s_b + l * s_l;",
+                                      "const bool* allowed = mask + a * s_a + l * s_l;",
+                                      "test_masked_softmax_forward_is_attentions_weights",
+                                      {"S": 5, "mask": "every-axis"},
+                                      r"^masked_softmax_forward \(the mask \(2, 3, 4, 5\): s_a, s_b, s_l, s_n = 60, "
+                                      r"20, 5, 1\)"),
+    "the mask's key stride left out": ("T e = (!has_mask || allowed[j * s_n])", "T e = (!has_mask || allowed[j])",
+                                       "test_masked_softmax_forward_is_attentions_weights",
+                                       {"S": 5, "mask": "keys-broadcast"},
+                                       r"^masked_softmax_forward \(the mask \(4, 1\): s_a, s_b, s_l, s_n = 0, 0, 1, "
+                                       r"0\)"),
 }
 
 

@@ -131,7 +131,8 @@ def _reduction_agrees(name: str, got, want, which: str, warned: str = "") -> Non
     if right.all():
         return
     b, t = (int(k) for k in np.argwhere(~right)[0])
-    said = f"{name} ({which}), {got.shape[1]} threads: thread {t} of block {b} got {got[b, t]:.9g}, not {want[b]:.9g}"
+    said = (f"{name} ({which}), {got.shape[1]} threads: thread {t} of block {b} got {got[b, t]:.17g}, not "
+            f"{want[b]:.17g}")
     if right[:, 0].all():
         raise AssertionError(f"{said}; thread 0 has it: every thread must read s[0] once the last round is done"
                              f"{warned}")
@@ -157,15 +158,22 @@ def test_block_sum_gives_every_thread_the_sum_of_its_block(emulated_cuda, block,
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("block", [32, 256])
 def test_block_max_gives_every_thread_the_max_of_its_block(emulated_cuda, block, dtype, rng):
-    # every value negative (a max that starts from 0 is wrong); the largest at the first thread, the last, a middle one
+    # every value negative (a max that starts from 0 is wrong); the largest at the first thread, the last, a middle one;
+    # in float64 none a float32 (a max taken in float, fmaxf, rounds it)
     v = -rng.permutation(np.arange(1, 3 * block + 1)).reshape(3, block).astype(dtype)
     w = v.copy()
     for b, t in enumerate((0, block - 1, block // 2 + 1)):
         v[b, t], w[b, block - 1 - t] = -0.5, -0.25
+    if dtype == "float64":
+        v, w = v + 2.0**-40, w + 2.0**-40
     out, out2 = _reduce(emulated_cuda, "block_maxes", block, v, w)
     if (out == v.min(axis=1)[:, None]).all():
         raise AssertionError("block_max: every thread got the block's minimum: is the comparison the wrong way?")
     warned = _warned(emulated_cuda, dtype)
+    for got, want in ((out, v.max(axis=1)[:, None]), (out2, w.max(axis=1)[:, None])):
+        if dtype == "float64" and ((got != want) & (got == want.astype(np.float32))).any():
+            raise AssertionError("block_max: a thread got the block's max rounded to float32: is it taken in float "
+                                 "(fmaxf, a float variable)? Compare in T (a > b, or max / fmax)" + warned)
     _reduction_agrees("block_max", out, v.max(axis=1), "the first of two", warned)
     _reduction_agrees("block_max", out2, w.max(axis=1), "the second, right after the first on the same s", warned)
 
@@ -184,22 +192,45 @@ def softmax(x):
 def test_softmax_forward_is_the_formula(emulated_cuda, shape, dtype, rng):
     x = rng.normal(scale=3.0, size=shape).astype(dtype)
     x[..., 0] = alternating_large(shape[:-1])  # a large entry: the max is subtracted first, each row's own
-    y = emulated_cuda.softmax_forward(_guarded(emulated_cuda, x))
-    want, block = softmax(x), _block(shape[-1])
+    for rows, x_rows in _rows_to_try(x).items():
+        _softmax_forward_agrees(emulated_cuda, x_rows, dtype, rows)
+
+
+def _rows_to_try(x, hidden=None) -> dict:
+    """``x`` (each row's first entry large, :func:`alternating_large`) and more, each named by what sets it apart,
+    which a row's maximum taken over part of the row only gets wrong: each row reversed (its large entry last: a max
+    over the first ``blockDim.x`` entries, or one that skips the row's tail, overflows); then for softmax (``hidden``
+    None) every entry far below 0 (a max that starts from 0 in a thread with no entry underflows: 0 / 0), for the
+    masked softmax (``hidden`` True at a mask's hidden keys, ``x``'s shape), where it hides any key, the hidden keys'
+    scores far above the rest (a max that takes them in underflows). (Not x - 2e4 for the masked softmax: in float32,
+    z = x / divisor rounds by more than the tolerance there.)"""
+    out = {"": x, "each row's large entry last": x[..., ::-1].copy()}
+    if hidden is None:
+        out["every entry far below 0 (x - 2e4)"] = x - 2e4
+    elif hidden.any():
+        out["a hidden key's score far above the others (1e4)"] = np.where(hidden, np.asarray(1e4, x.dtype), x)
+    return out
+
+
+def _softmax_forward_agrees(kernels, x, dtype, rows: str) -> None:
+    """softmax_forward on ``x`` against the formula; ``rows`` (:func:`_rows_to_try`) says which in a message."""
+    name = f"softmax_forward ({rows})" if rows else "softmax_forward"
+    y = kernels.softmax_forward(_guarded(kernels, x))
+    want, block = softmax(x), _block(x.shape[-1])
     with np.errstate(over="ignore"):  # entries never written hold 1.4e306: _diagnose says so first
         sums = np.asarray(y, dtype=np.float64).sum(axis=-1)
     if (_diagnose(y, want, dtype, block).startswith("first wrong") and np.isfinite(sums).all()
             and not np.allclose(sums, 1, rtol=10 * TOLERANCE[dtype])):  # no more telling sign, but this one
-        raise AssertionError(f"softmax_forward: the rows do not sum to 1 (row sums {sums.ravel()[:3]}, ...): is each "
+        raise AssertionError(f"{name}: the rows do not sum to 1 (row sums {sums.ravel()[:3]}, ...): is each "
                              "e = exp(x - m) divided by the row's sum, block_sum of the e's?" + REDUCTIONS_FIRST)
-    _agree("softmax_forward", y, want, dtype, block,
-           hint="is the row's max m subtracted (exp(x) overflows from x = 89 in float32, 710 in float64)? Is each e "
-                "divided by the row's sum once complete (block_sum's result, not a thread's own part)? Does each "
-                "thread read its row's entries only (i < n; a thread with none, n < blockDim.x, starts its max from "
-                "an entry of the row)?", kernels=emulated_cuda)
+    _agree(name, y, want, dtype, block,
+           hint="is the row's max m subtracted, the max of the whole row (exp(x - m) overflows from x - m = 89 in "
+                "float32, 710 in float64)? Is each e divided by the row's sum once complete (block_sum's result, not "
+                "a thread's own part)? Does each thread read its row's entries only (i < n; a thread with none, n < "
+                "blockDim.x, starts its max from an entry of the row)?", kernels=kernels)
 
 
-@pytest.mark.assignment(7, points=15)
+@pytest.mark.assignment(7, points=10)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("divisor", [1.0, np.sqrt(8.0)], ids=["softmax", "attention"])
 @pytest.mark.parametrize("shape", [(3, 1), (2, 5), (2, 3, 300), (2, 1000)], ids=str)
@@ -221,47 +252,73 @@ def masked_softmax(x, allowed, divisor):
     z = np.asarray(x, dtype=np.float64) / divisor
     ok = np.broadcast_to(True if allowed is None else allowed, z.shape)
     m = np.where(ok, z, -np.inf).max(axis=-1, keepdims=True)
-    e = np.where(ok, np.exp(np.where(ok, z, 0) - np.where(np.isfinite(m), m, 0)), 0)
+    # exp at the allowed keys only (z - m <= 0): a hidden key's z may lie far above m
+    e = np.where(ok, np.exp(np.where(ok, z - np.where(np.isfinite(m), m, 0), 0)), 0)
     total = e.sum(axis=-1, keepdims=True)
     return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
 
 
-#: masks for scores (2, 3, 4, S) (batch, heads, queries, keys), as attention passes them: broadcast views
+#: masks for scores (2, 3, 4, S) (batch, heads, queries, keys), as attention passes them: broadcast views, read
+#: through their strides (tests/test_kernels.py runs them too)
 MASKS = {
     "none": lambda S: None,
     "padding": lambda S: (np.arange(S) < np.array([[2], [0]]))[:, None, None, :],  # batch 1 sees no key at all
     "causal": lambda S: np.tril(np.ones((4, S), dtype=bool)),
     "each-query": lambda S: np.random.default_rng(5).uniform(size=(2, 1, 4, S)) < 0.3,  # some see no key
+    "keys-broadcast": lambda S: np.array([True, False, True, True]).reshape(4, 1),  # one per query: key stride 0
+    "every-axis": lambda S: np.random.default_rng(6).uniform(size=(2, 3, 4, S)) < 0.6,  # each batch, head, query
 }
 
 
-@pytest.mark.assignment(7, points=15)
+@pytest.mark.assignment(7, points=20)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mask", list(MASKS))
 @pytest.mark.parametrize("S", [1, 5, 300])
 def test_masked_softmax_forward_is_attentions_weights(emulated_cuda, S, mask, dtype, rng):
     x = rng.normal(scale=3.0, size=(2, 3, 4, S)).astype(dtype)
     x[..., 0] = alternating_large(x.shape[:-1])  # far from the other keys: the largest allowed z is subtracted
-    allowed, divisor = MASKS[mask](S), float(np.sqrt(8.0))
-    y = emulated_cuda.masked_softmax_forward(_guarded(emulated_cuda, x), allowed, divisor)
-    want, block, warned = masked_softmax(x, allowed, divisor), _block(S), _warned(emulated_cuda, dtype)
+    allowed = MASKS[mask](S)
+    ok = np.broadcast_to(True if allowed is None else allowed, x.shape)
+    for rows, x_rows in _rows_to_try(x, hidden=~ok).items():
+        _masked_softmax_forward_agrees(emulated_cuda, x_rows, allowed, dtype, rows)
+
+
+def _masked_softmax_forward_agrees(kernels, x, allowed, dtype, rows: str) -> None:
+    """masked_softmax_forward on ``x`` and the mask ``allowed`` against the formula; a message says which ``rows``
+    (:func:`_rows_to_try`) and the strides the kernel reads the mask with (0 on an axis it is broadcast over)."""
+    said = [rows] if rows else []
+    if allowed is not None:
+        seen = np.broadcast_to(allowed, x.shape)
+        strides = ", ".join(str(k // seen.itemsize) for k in seen.strides)
+        said.append(f"the mask {allowed.shape}: s_a, s_b, s_l, s_n = {strides}")
+    name = f"masked_softmax_forward ({'; '.join(said)})" if said else "masked_softmax_forward"
+    divisor = float(np.sqrt(8.0))
+    y = kernels.masked_softmax_forward(_guarded(kernels, x), allowed, divisor)
+    want, block, warned = masked_softmax(x, allowed, divisor), _block(x.shape[-1]), _warned(kernels, dtype)
     ok = np.broadcast_to(True if allowed is None else allowed, x.shape)
     with np.errstate(all="ignore"):
         none = ~ok.any(axis=-1)
         if none.any() and (y[none] != 0).any():
-            raise AssertionError("masked_softmax_forward: a row with no allowed key must be 0 everywhere (its sum of "
-                                 f"e is 0: no division), got {y[none][0][:3]}{warned}")
+            raise AssertionError(f"{name}: a row with no allowed key must be 0 everywhere (its sum of e is 0: no "
+                                 f"division), got {y[none][0][:3]}{warned}")
         hidden = ~ok & (y != 0)
         if hidden.any():
             where = tuple(int(k) for k in np.argwhere(hidden)[0])
-            raise AssertionError(f"masked_softmax_forward: a hidden key (mask false) got weight {y[where]:.9g} at "
-                                 f"{list(where)}: e = 0 at a hidden key (a row's m is its largest allowed z){warned}")
+            raise AssertionError(f"{name}: a hidden key (mask false) got weight {y[where]:.9g} at {list(where)}: e = "
+                                 f"0 at a hidden key (a row's m is its largest allowed z){warned}")
         if not _diagnose(y, masked_softmax(x, allowed, 1.0), dtype, block) and _diagnose(y, want, dtype, block):
-            raise AssertionError(f"masked_softmax_forward: the softmax of x, not of z = x / divisor ({divisor:.4g}): "
-                                 f"divide each score first{warned}")
-    _agree("masked_softmax_forward", y, want, dtype, block, kernels=emulated_cuda,
-           hint="is the largest allowed z = x / divisor subtracted, m starting from lowest (exp overflows otherwise)? "
-                "Is each e divided by the row's sum once complete (block_sum's result), a row summing to 0 left 0?")
+            raise AssertionError(f"{name}: the softmax of x, not of z = x / divisor ({divisor:.4g}): divide each score "
+                                 f"first{warned}")
+        zero = (y == 0).all(axis=-1) & ~none
+        if zero.any():
+            r = int(np.argwhere(zero.reshape(-1))[0][0])
+            raise AssertionError(f"{name}: row {r} is 0 everywhere, with keys allowed: every e = exp(z - m) "
+                                 "underflowed to 0 (the row's sum is 0): is m the largest allowed z (hidden keys left "
+                                 f"out of it, starting from lowest, not 0)?{warned}")
+    _agree(name, y, want, dtype, block, kernels=kernels,
+           hint="is the largest allowed z = x / divisor over the whole row subtracted, m starting from lowest (exp "
+                "overflows otherwise)? Is each e divided by the row's sum once complete (block_sum's result), a row "
+                "summing to 0 left 0?")
 
 
 #: the offset of the last row of layer norm's x (its noise of size 4): the variance as mean(x^2) - mu^2 in one pass
