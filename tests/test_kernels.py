@@ -224,10 +224,13 @@ def test_the_source_compiles_with_nvcc(dtype, copy, tmp_path):
                           capture_output=True, encoding="utf-8")
     assert done.returncode == 0, done.stderr
     ptx = (tmp_path / "kernels.ptx").read_text(encoding="utf-8")
-    names = re.findall(r'extern "C" __global__ void (\w+)\(', K.SOURCE)
-    assert {"softmax_forward", "masked_softmax_forward", "layer_norm_backward", "scatter_add_sorted"} <= set(names)
+    names = re.findall(r'extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(', K.SOURCE)
+    assert {"softmax_forward", "masked_softmax_forward", "layer_norm_backward", "scatter_add_sorted",
+            "column_sums"} <= set(names)
     for name in names:
         assert f".entry {name}(" in ptx  # extern "C": the names CuPy's get_function asks for
+    column_sums = ptx[ptx.index(".entry column_sums("):]
+    assert f".maxntid {K.COLUMN_SUM_BLOCK}, 1, 1" in column_sums[:column_sums.index("{")]  # its launch bound
 
 
 def test_block_size_is_a_power_of_two_from_a_warp_to_the_maximum():
