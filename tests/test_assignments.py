@@ -596,6 +596,12 @@ def test_the_table_says_why_a_comparison_failed_and_keeps_a_whole_hint():
     assert reason("AssertionError: assert 0.35 < 1e-06\n +  where 0.35 = _report('sdpa.forward', 0.35)\n"
                   " +    where 0.35 = _rel_err(array([1.0]), array([2.0]))") == (
         "AssertionError: assert 0.35 < 1e-06; + where 0.35 = _report('sdpa.forward', 0.35)")
+    # after the test's own message, the comparison alone: no "+ where" (a function's repr, whole arrays), and none
+    # for a bool's (assert np.all(...), message)
+    assert reason("AssertionError: the loss should fall below 0.02\nassert 0.32 < 0.02\n +  where 0.32 = max([3.2, "
+                  "0.32])") == "AssertionError: the loss should fall below 0.02; assert 0.32 < 0.02"
+    assert reason("AssertionError: the rate rises: [0.1, 0.2]\nassert np.False_\n +  where np.False_ = <function all "
+                  "at 0x7ff6>(array([0.1]) > 0)") == "AssertionError: the rate rises: [0.1, 0.2]"
 
 
 def test_a_reason_keeps_the_comparison_and_one_line_more_and_cuts_what_is_long():

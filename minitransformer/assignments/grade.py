@@ -521,11 +521,17 @@ TORCH_INSTALL = "pip install torch==2.13.0"
 GXX_INSTALL = cuda_emulator.INSTALL
 
 
+#: pytest's comparison of an ``assert`` on a bool (``assert np.all(...), message``): nothing the message did not say
+_SAYS_NOTHING = re.compile(r"assert (not )?(np\.)?(False|True)_?")
+
+
 def reason(error: str, limit: int = 1500, part: int = 1000) -> str:
     """A failed case's error on one line, with the point kept: for NumPy's ``assert_allclose`` (whose first line
     is only ``AssertionError:``) the test's message, the mismatches and the largest difference; for pytest's
-    ``assert`` the comparison and what it was computed from. Each part of it longer than ``part`` characters, and
-    the whole longer than ``limit``, keeps its head and its tail (where a test's hint usually is) around " ... ".
+    ``assert`` the comparison and what it was computed from, or after the test's own message the comparison alone
+    (none for a bool's, ``assert np.False_``: pytest's "+ where" lines print a function's repr and whole arrays).
+    Each part of it longer than ``part`` characters, and the whole longer than ``limit``, keeps its head and its tail
+    (where a test's hint usually is) around " ... ".
 
     >>> error = ("AssertionError: \\nNot equal to tolerance rtol=1e-12, atol=0\\nlayer_norm(x, eps=3)\\n"
     ...          "Mismatched elements: 2 / 2 (100%)\\nMismatch at indices:\\n [0, 0]: -0.25 (ACTUAL), -0.5 (DESIRED)\\n"
@@ -559,6 +565,9 @@ def reason(error: str, limit: int = 1500, part: int = 1000) -> str:
         lines = [" ".join(line.split()) for line in rest if line.strip()]
         raised_at = [line for line in lines if line.startswith("(raised at ")]  # the plugin's, always kept
         lines = [line for line in lines if line not in raised_at]
+        if parts and not parts[0].startswith("assert ") and any(line.startswith("assert ") for line in lines):
+            # pytest's comparison after the test's own message: the message says what was compared
+            lines = [line for line in lines if not line.startswith("+") and not _SAYS_NOTHING.fullmatch(line)]
         parts += [line for line in lines if not line.startswith("+")][:2 - len(parts)]
         parts += [line for line in lines if line.startswith("+")][:1] + raised_at
     text = "; ".join(_shortened(p, part) for p in parts)
