@@ -555,6 +555,19 @@ def test_the_plugin_says_where_in_the_package_an_error_was_raised():
         except Exception as e:
             assert "raised at" not in plugin._said(e)
 
+    class Transposed(mt.Function):  # the engine's check of what backward returned: the operation, not its frames
+        def forward(self, a):
+            return a * 1.0
+
+        def backward(self, grad):
+            return (self.xp.matrix_transpose(grad),)
+
+    with pytest.raises(ValueError) as raised:
+        Transposed.apply(mt.ones(2, 3, requires_grad=True)).sum().backward()
+    assert plugin._said(raised.value) == (
+        "ValueError: Transposed.backward, input 0: a gradient of shape (3, 2) for an input of shape (2, 3): neither "
+        "that shape nor a broadcast of it\n(checked after Transposed.backward returned)")
+
 
 def test_grading_without_pytest_says_what_to_install(monkeypatch, tmp_path):
     import importlib.util
