@@ -723,6 +723,9 @@ def test_a_copy_that_does_not_import_grades_0_out_of_the_whole_maximum(tmp_path)
     assert all(t.outcome == "failed" and t.errors[0].startswith("the tests did not run: SyntaxError")
                and "attention.py, line " in t.errors[0] for t in g.own)
     assert "SyntaxError" in g.problem and "the tests did not run" in format_table(g)
+    # its first line the copy's file and line; pytest's "while loading conftest" named the instructor's checkout
+    assert re.match(r"the tests did not run: SyntaxError: .*\(.*attention\.py, line \d+\)\n", g.problem), g.problem
+    assert "while loading conftest" not in g.problem and f"importing minitransformer from {copy}" in g.problem
     assert not list(copy.rglob("__pycache__")), "grading wrote into the student's copy"
 
 
@@ -772,8 +775,9 @@ def test_grade_of_a_run_that_reports_nothing_and_of_tests_that_do_not_collect(mo
     crash = ('Traceback (most recent call last):\n  File "runner.py", line 41, in main\n    import pytest\n'
              "ModuleNotFoundError: No module named 'pytest'\n")
     g = _grade_with(monkeypatch, tmp_path, CASES, None, crash)
-    assert (g.score, g.max_score, g.problem) == (0.0, 10.0, "the tests did not run:\n" + crash)
-    assert [t.errors for t in g.own] == [["the tests did not run: ModuleNotFoundError: No module named 'pytest'"]] * 2
+    why = "the tests did not run: ModuleNotFoundError: No module named 'pytest'"
+    assert (g.score, g.max_score, g.problem) == (0.0, 10.0, f"{why}\n{crash}")  # why first, then the output
+    assert [t.errors for t in g.own] == [[why]] * 2
     broken = "ERROR tests/conftest.py - ImportError: cannot import name 'backend'\n"
     with pytest.raises(RuntimeError, match=r"could not be collected:\nERROR tests/conftest.py - ImportError"):
         _grade_with(monkeypatch, tmp_path / "again", None, None, broken)

@@ -194,6 +194,18 @@ def _why_not_run(output: str) -> str:
     return why + (f" ({places[-1][0]}, line {places[-1][1]})" if places else "")
 
 
+def _the_copys_import(output: str, root: Path, copy: Path) -> str:
+    """pytest's output, its "ImportError while loading conftest '<the instructor's tests/conftest.py>'" said of the
+    copy: the conftest only imports ``minitransformer``, from the copy, whose own file and line follow.
+
+    >>> print(_the_copys_import("ImportError while loading conftest '/i/tests/conftest.py'.", Path("/i"), Path("/s")))
+    ImportError while importing minitransformer from /s (the graded tests' conftest.py imports it).
+    """
+    conftest = f"ImportError while loading conftest '{root / 'tests' / 'conftest.py'}'."
+    return output.replace(conftest, f"ImportError while importing minitransformer from {copy} (the graded tests' "
+                                    "conftest.py imports it).")
+
+
 def graded_test_files(tests: Path) -> list[Path]:
     """The test files that hold a graded test (those that say ``mark.assignment``)."""
     return sorted(p for p in tests.glob("test_*.py") if "mark.assignment" in p.read_text(encoding="utf-8"))
@@ -298,8 +310,8 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
                    if run.stopped else _end_of(run, None, copy, root)[1] if crashed
                    else _why_not_run(run.output))
             tests, _ = _score(collected["collected"], [], unreported=f"the tests did not run: {why}")
-            said = "the tests did not run:" + (f" {why}" if run.stopped or crashed else "")  # else the output says why
-            return _grade_of(assignment, copy, tests, f"{said}\n{run.evidence()}")
+            evidence = _the_copys_import(run.evidence(), root, copy)
+            return _grade_of(assignment, copy, tests, f"the tests did not run: {why}\n{evidence}")
         package = Path(run.data["package"]).resolve()
         if copy not in package.parents:
             raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
