@@ -533,7 +533,7 @@ TORCH_INSTALL = "pip install torch==2.13.0"
 GXX_INSTALL = cuda_emulator.INSTALL
 
 
-#: pytest's comparison of an ``assert`` on a bool (``assert np.all(...), message``): nothing the message did not say
+#: pytest's comparison of an ``assert`` on a bool (``assert np.all(...), message``), which says nothing more
 _SAYS_NOTHING = re.compile(r"assert (not )?(np\.)?(False|True)_?")
 
 
