@@ -555,6 +555,19 @@ def test_the_plugin_says_where_in_the_package_an_error_was_raised():
         except Exception as e:
             assert "raised at" not in plugin._said(e)
 
+    class Transposed(mt.Function):  # the engine's check of what backward returned: the operation, not its frames
+        def forward(self, a):
+            return a * 1.0
+
+        def backward(self, grad):
+            return (self.xp.matrix_transpose(grad),)
+
+    with pytest.raises(ValueError) as raised:
+        Transposed.apply(mt.ones(2, 3, requires_grad=True)).sum().backward()
+    assert plugin._said(raised.value) == (
+        "ValueError: Transposed.backward, input 0: a gradient of shape (3, 2) for an input of shape (2, 3): neither "
+        "that shape nor a broadcast of it\n(checked after Transposed.backward returned)")
+
 
 def test_grading_without_pytest_says_what_to_install(monkeypatch, tmp_path):
     import importlib.util
@@ -596,6 +609,12 @@ def test_the_table_says_why_a_comparison_failed_and_keeps_a_whole_hint():
     assert reason("AssertionError: assert 0.35 < 1e-06\n +  where 0.35 = _report('sdpa.forward', 0.35)\n"
                   " +    where 0.35 = _rel_err(array([1.0]), array([2.0]))") == (
         "AssertionError: assert 0.35 < 1e-06; + where 0.35 = _report('sdpa.forward', 0.35)")
+    # after the test's own message, the comparison alone: no "+ where" (a function's repr, whole arrays), and none
+    # for a bool's (assert np.all(...), message)
+    assert reason("AssertionError: the loss should fall below 0.02\nassert 0.32 < 0.02\n +  where 0.32 = max([3.2, "
+                  "0.32])") == "AssertionError: the loss should fall below 0.02; assert 0.32 < 0.02"
+    assert reason("AssertionError: the rate rises: [0.1, 0.2]\nassert np.False_\n +  where np.False_ = <function all "
+                  "at 0x7ff6>(array([0.1]) > 0)") == "AssertionError: the rate rises: [0.1, 0.2]"
 
 
 def test_a_reason_keeps_the_comparison_and_one_line_more_and_cuts_what_is_long():
@@ -704,6 +723,9 @@ def test_a_copy_that_does_not_import_grades_0_out_of_the_whole_maximum(tmp_path)
     assert all(t.outcome == "failed" and t.errors[0].startswith("the tests did not run: SyntaxError")
                and "attention.py, line " in t.errors[0] for t in g.own)
     assert "SyntaxError" in g.problem and "the tests did not run" in format_table(g)
+    # its first line the copy's file and line; pytest's "while loading conftest" named the instructor's checkout
+    assert re.match(r"the tests did not run: SyntaxError: .*\(.*attention\.py, line \d+\)\n", g.problem), g.problem
+    assert "while loading conftest" not in g.problem and f"importing minitransformer from {copy}" in g.problem
     assert not list(copy.rglob("__pycache__")), "grading wrote into the student's copy"
 
 
@@ -753,8 +775,9 @@ def test_grade_of_a_run_that_reports_nothing_and_of_tests_that_do_not_collect(mo
     crash = ('Traceback (most recent call last):\n  File "runner.py", line 41, in main\n    import pytest\n'
              "ModuleNotFoundError: No module named 'pytest'\n")
     g = _grade_with(monkeypatch, tmp_path, CASES, None, crash)
-    assert (g.score, g.max_score, g.problem) == (0.0, 10.0, "the tests did not run:\n" + crash)
-    assert [t.errors for t in g.own] == [["the tests did not run: ModuleNotFoundError: No module named 'pytest'"]] * 2
+    why = "the tests did not run: ModuleNotFoundError: No module named 'pytest'"
+    assert (g.score, g.max_score, g.problem) == (0.0, 10.0, f"{why}\n{crash}")  # why first, then the output
+    assert [t.errors for t in g.own] == [[why]] * 2
     broken = "ERROR tests/conftest.py - ImportError: cannot import name 'backend'\n"
     with pytest.raises(RuntimeError, match=r"could not be collected:\nERROR tests/conftest.py - ImportError"):
         _grade_with(monkeypatch, tmp_path / "again", None, None, broken)

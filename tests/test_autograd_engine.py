@@ -255,6 +255,25 @@ def test_an_array_librarys_error_inside_forward_or_backward_names_the_operation_
     assert len(caught.value.__notes__) == 1
 
 
+def test_a_backward_writing_into_a_read_only_ybar_is_told_to_compute_into_a_new_array():
+    """``grad *= y`` in a backward: Sum's ybar is a broadcast view, read-only, and NumPy's "output array is read-only"
+    names no operation; the note names it and the fix (test_backward_leaves_ybar_... says it too, where it runs)."""
+
+    class InPlaceExp(mt.Function):
+        def forward(self, x):
+            self.y = self.xp.exp(x)
+            return self.y
+
+        def backward(self, grad):
+            grad *= self.y
+            return (grad,)
+
+    with pytest.raises(ValueError, match="read-only") as caught:
+        InPlaceExp.apply(t64(np.ones((2, 3)))).sum().backward()
+    assert caught.value.__notes__ == ["(in InPlaceExp.backward: inputs of shapes (2, 3), ybar (2, 3); compute into a "
+                                      "new array (grad * y, not grad *= y): ybar may be a read-only broadcast view)"]
+
+
 def test_an_unbroadcast_that_leaves_the_wrong_shape_is_named(monkeypatch):
     """unbroadcast is A1's to write: one that sums only the added leading axes left (2, 1)'s gradient as (4, 2, 3) ->
     (2, 3), and the error came from a later product, naming neither it nor the input."""

@@ -97,6 +97,9 @@ CASES = {
     "sum 0": case(lambda a: a.sum(axis=0), lambda a: a.sum(axis=0), lambda a: a.sum(dim=0), (2, 3, 4)),
     "sum -1 keepdims": case(lambda a: a.sum(axis=-1, keepdims=True), lambda a: a.sum(axis=-1, keepdims=True),
                             lambda a: a.sum(dim=-1, keepdim=True), (2, 3, 4)),
+    "sum 1": case(lambda a: a.sum(axis=1), lambda a: a.sum(axis=1), lambda a: a.sum(dim=1), (2, 3, 4)),
+    # square: ybar of shape (3,) broadcasts to (3, 3) without its axis put back, along the wrong axis, silently
+    "sum -1 square": case(lambda a: a.sum(axis=-1), lambda a: a.sum(axis=-1), lambda a: a.sum(dim=-1), (3, 3)),
     "sum (0,2)": case(lambda a: a.sum(axis=(0, 2)), lambda a: a.sum(axis=(0, 2)),
                       lambda a: a.sum(dim=(0, 2)), (2, 3, 4)),
     "sum (0,-1) keepdims": case(lambda a: a.sum(axis=(0, -1), keepdims=True),
@@ -265,8 +268,9 @@ def test_gradient_matches_torch(name, rng):
     loss = sum((o * torch.from_numpy(v)).sum() for o, v in zip(outs, cotangents))
     want = torch.autograd.grad(loss, ts)
     got = _mt_grads(spec, arrays, cotangents)
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w.numpy(), rtol=1e-10, atol=1e-12)
+    for k, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, w.numpy(), rtol=1e-10, atol=1e-12,
+                                   err_msg=f"{name}: the gradient of input {k} (shape {g.shape}) vs torch.autograd")
 
 
 @PARAMS

@@ -222,9 +222,11 @@ def test_a_wrong_backward_result_is_named(name, wrong, shapes, error, message, l
     # not a wrong gradient (a transposed one of the same size was reshaped), a missing one, or a float64 .grad
     xs = [mt.ones(*shape, requires_grad=True) for shape in shapes]
     inputs = xs if leaf else [x * 1.0 for x in xs]
-    with pytest.raises(error, match=message):
+    with pytest.raises(error, match=message) as caught:
         _given(name, wrong).apply(*inputs).sum().backward()
     assert all(x.grad is None for x in xs)
+    # the engine's check, not its frames (unbroadcast, an A1 body too), is what the grade names as where it arose
+    assert caught.value.__notes__[-1] == f"(checked after {name}.backward returned)"
 
 
 def test_a_gradient_of_the_broadcast_shape_is_summed_to_the_input():

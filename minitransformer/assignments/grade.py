@@ -194,6 +194,18 @@ def _why_not_run(output: str) -> str:
     return why + (f" ({places[-1][0]}, line {places[-1][1]})" if places else "")
 
 
+def _the_copys_import(output: str, root: Path, copy: Path) -> str:
+    """pytest's output, its "ImportError while loading conftest '<the instructor's tests/conftest.py>'" said of the
+    copy: the conftest only imports ``minitransformer``, from the copy, whose own file and line follow.
+
+    >>> print(_the_copys_import("ImportError while loading conftest '/i/tests/conftest.py'.", Path("/i"), Path("/s")))
+    ImportError while importing minitransformer from /s (the graded tests' conftest.py imports it).
+    """
+    conftest = f"ImportError while loading conftest '{root / 'tests' / 'conftest.py'}'."
+    return output.replace(conftest, f"ImportError while importing minitransformer from {copy} (the graded tests' "
+                                    "conftest.py imports it).")
+
+
 def graded_test_files(tests: Path) -> list[Path]:
     """The test files that hold a graded test (those that say ``mark.assignment``)."""
     return sorted(p for p in tests.glob("test_*.py") if "mark.assignment" in p.read_text(encoding="utf-8"))
@@ -298,8 +310,8 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
                    if run.stopped else _end_of(run, None, copy, root)[1] if crashed
                    else _why_not_run(run.output))
             tests, _ = _score(collected["collected"], [], unreported=f"the tests did not run: {why}")
-            said = "the tests did not run:" + (f" {why}" if run.stopped or crashed else "")  # else the output says why
-            return _grade_of(assignment, copy, tests, f"{said}\n{run.evidence()}")
+            evidence = _the_copys_import(run.evidence(), root, copy)
+            return _grade_of(assignment, copy, tests, f"the tests did not run: {why}\n{evidence}")
         package = Path(run.data["package"]).resolve()
         if copy not in package.parents:
             raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
@@ -521,11 +533,17 @@ TORCH_INSTALL = "pip install torch==2.13.0"
 GXX_INSTALL = cuda_emulator.INSTALL
 
 
+#: pytest's comparison of an ``assert`` on a bool (``assert np.all(...), message``), which says nothing more
+_SAYS_NOTHING = re.compile(r"assert (not )?(np\.)?(False|True)_?")
+
+
 def reason(error: str, limit: int = 1500, part: int = 1000) -> str:
     """A failed case's error on one line, with the point kept: for NumPy's ``assert_allclose`` (whose first line
     is only ``AssertionError:``) the test's message, the mismatches and the largest difference; for pytest's
-    ``assert`` the comparison and what it was computed from. Each part of it longer than ``part`` characters, and
-    the whole longer than ``limit``, keeps its head and its tail (where a test's hint usually is) around " ... ".
+    ``assert`` the comparison and what it was computed from, or after the test's own message the comparison alone
+    (none for a bool's, ``assert np.False_``: pytest's "+ where" lines print a function's repr and whole arrays).
+    Each part of it longer than ``part`` characters, and the whole longer than ``limit``, keeps its head and its tail
+    (where a test's hint usually is) around " ... ".
 
     >>> error = ("AssertionError: \\nNot equal to tolerance rtol=1e-12, atol=0\\nlayer_norm(x, eps=3)\\n"
     ...          "Mismatched elements: 2 / 2 (100%)\\nMismatch at indices:\\n [0, 0]: -0.25 (ACTUAL), -0.5 (DESIRED)\\n"
@@ -559,6 +577,9 @@ def reason(error: str, limit: int = 1500, part: int = 1000) -> str:
         lines = [" ".join(line.split()) for line in rest if line.strip()]
         raised_at = [line for line in lines if line.startswith("(raised at ")]  # the plugin's, always kept
         lines = [line for line in lines if line not in raised_at]
+        if parts and not parts[0].startswith("assert ") and any(line.startswith("assert ") for line in lines):
+            # pytest's comparison after the test's own message: the message says what was compared
+            lines = [line for line in lines if not line.startswith("+") and not _SAYS_NOTHING.fullmatch(line)]
         parts += [line for line in lines if not line.startswith("+")][:2 - len(parts)]
         parts += [line for line in lines if line.startswith("+")][:1] + raised_at
     text = "; ".join(_shortened(p, part) for p in parts)

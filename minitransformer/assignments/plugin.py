@@ -127,10 +127,14 @@ def _chain(exc):
 
 def _said(exc) -> str:
     """``Name: message``, and on the lines below it the exception's notes (the engine's says in which operation's
-    forward or backward an array library's error arose) and, but for a failed check or a stub, where in the package
-    it was raised (:func:`_raised_at`)."""
-    where = [] if isinstance(exc, AssertionError | NotImplementedError) else [_raised_at(exc.__traceback__)]
-    return "\n".join([f"{type(exc).__name__}: {exc}", *getattr(exc, "__notes__", ()), *filter(None, where)])
+    forward or backward an array library's error arose) and, but for a failed check, a stub or the engine's check of
+    what a ``backward`` returned (its note names the operation: the engine's frames would point away from it), where
+    in the package it was raised (:func:`_raised_at`)."""
+    notes = getattr(exc, "__notes__", ())
+    said_enough = isinstance(exc, AssertionError | NotImplementedError) or any(
+        note.startswith("(checked after ") for note in notes)  # the note of autograd.engine._checked
+    where = [] if said_enough else [_raised_at(exc.__traceback__)]
+    return "\n".join([f"{type(exc).__name__}: {exc}", *notes, *filter(None, where)])
 
 
 def _raised_at(tb, frames: int = 3) -> str:

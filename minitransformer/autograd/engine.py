@@ -318,7 +318,9 @@ class Function:
     ``self.xp.asarray(c, dtype=x.dtype)`` (a float64 array would make float32 input float64, silently;
     ``test_float32_stays_float32`` of ``tests/test_autograd_primitives.py`` checks it). ``backward``
     receives dL/d(output) and returns a tuple of one gradient per positional input (``None`` for
-    one that wants none), each an array of that input's dtype and shape. Gradients of
+    one that wants none), each an array of that input's dtype and shape; positional at the :meth:`apply` call,
+    that is, not each parameter of ``forward``: ``Where.apply(a, b, condition=c)`` has two (a keyword input is
+    a constant). Gradients of
     broadcast inputs may have the output's shape: the engine sums them to the input's shape
     (:func:`unbroadcast`), not each operation. Anything else is refused, naming the operation and
     the input. ``self.xp`` is the backend's array namespace, ``self.backend`` the
@@ -1201,7 +1203,7 @@ def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
             _say_where(error, f"{type(fn).__name__}.backward", fn.inputs, g)
             raise
         if type(input_grads) is not tuple or len(input_grads) != len(fn.inputs):
-            input_grads = _grads_tuple(fn, input_grads)  # a list will do; anything else is refused
+            input_grads = _checked(fn, _grads_tuple, fn, input_grads)  # a list will do; anything else is refused
         if _anomaly:
             for gi in input_grads:
                 if gi is not None:
@@ -1209,15 +1211,12 @@ def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
         fresh = fn.fresh_grads
         for k, (x, gx) in enumerate(zip(fn.inputs, input_grads)):
             if gx is None and fn.needs_grad(k):
-                raise TypeError(
-                    f"{type(fn).__name__}.backward returned None for input {k} (shape {x.shape}), which wants a "
-                    "gradient (needs_grad); return its gradient, an array of its shape"
-                )
+                _checked(fn, _refuse_none, fn, k, x)
             if gx is None or not isinstance(x, Tensor) or not x._requires_grad:
                 continue
             mine = fresh
             if isinstance(gx, Tensor) or getattr(gx, "shape", None) != x.shape or gx.dtype != x.dtype:
-                gx, mine = _fitted_grad(fn, input_grads, x, gx), True  # a broadcast one, summed into a new array
+                gx, mine = _checked(fn, _fitted_grad, fn, input_grads, x, gx), True  # a broadcast one, summed anew
             if x._ctx is None:
                 _accumulate(x, gx, mine)
                 continue
@@ -1231,6 +1230,27 @@ def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
             else:
                 grads[key] = grads[key] + gx  # the first array may be shared: make a new one, then own it
                 owned.add(key)
+
+
+def _checked(fn: Function, check, *args):
+    """``check(*args)``, a check of what ``fn.backward`` returned: an error it raises gets the note
+    ``(checked after Affine.backward returned)``, which tells the grader (``minitransformer.assignments.plugin``) to
+    name the operation, not the engine's frames, as where it arose."""
+    try:
+        return check(*args)
+    except (TypeError, ValueError) as error:
+        if hasattr(error, "add_note"):
+            error.add_note(f"(checked after {type(fn).__name__}.backward returned)")
+        raise
+
+
+def _refuse_none(fn: Function, k: int, x: Tensor):
+    """The error for ``None`` returned as the gradient of input ``k``, ``x``, which wants one."""
+    number = "; 0-d NumPy results (numpy.float64) are float subclasses, not Python numbers" if x.ndim == 0 else ""
+    raise TypeError(
+        f"{type(fn).__name__}.backward returned None for input {k} (shape {x.shape}), which wants a gradient "
+        f"(needs_grad({k}) is True); return its gradient, an array of its shape{number}"
+    )
 
 
 def _grads_tuple(fn: Function, input_grads) -> tuple:
@@ -1284,6 +1304,8 @@ def _say_where(error: Exception, where: str, inputs, grad=None) -> None:
         return
     shapes = ", ".join(str(x.shape) if isinstance(x, Tensor) else type(x).__name__ for x in inputs)
     said = f"(in {where}: inputs of shapes {shapes}" + ("" if grad is None else f", ybar {tuple(grad.shape)}")
+    if grad is not None and "read-only" in str(error):  # NumPy's "output array is read-only", in grad *= y
+        said += "; compute into a new array (grad * y, not grad *= y): ybar may be a read-only broadcast view"
     error.add_note(said + ")")
 
 

@@ -280,7 +280,11 @@ class Pow(_Elementwise):
         return y
 
     def backward(self, grad):
-        r""":math:`(\bar y\, b\, a^{b-1}, \bar y\, y \ln a)`, ``None`` for a Python-number operand."""
+        r""":math:`(\bar y\, b\, a^{b-1}, \bar y\, y \ln a)`, ``None`` for a Python-number operand.
+
+        Tell one with ``_is_number`` or ``self.needs_grad(i)``, not ``isinstance(b, float)``: NumPy gives a 0-d
+        result (``x.sum()``) as ``numpy.float64``, a float subclass, and such a tensor's exponent wants a gradient.
+        """
         ### BEGIN SOLUTION A1: Pow.backward: abar = ybar b a^(b-1), bbar = ybar y ln(a) for a > 0 (else 0)
         xp, a, b = self.xp, self.a, self.b
         grad_a = None

@@ -105,6 +105,8 @@ class Adam(Optimizer):
         ``theta`` itself, :math:`\theta (1 - \alpha \lambda)`, and the moments take the plain gradient (the
         formula in :class:`AdamW`'s docstring); Adam's (False) adds :math:`\lambda \theta` to ``g``.
         ``state`` is this parameter's dict, empty at its first step: keep ``step``, ``m`` and ``v`` there.
+        Return a new array, not ``theta`` written in place (``theta -= ...``): the parameters' old arrays may be
+        shared (a ``detach()`` of the parameter holds the same array).
         """
         alpha, (beta_1, beta_2), eps, lam = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         ### BEGIN SOLUTION A5: weight decay (AdamW: decoupled, see docstring), moments m, v in state, bias corrections
