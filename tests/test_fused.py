@@ -245,9 +245,9 @@ def test_fused_layer_norm_matches_plain_numpy(affine, eps, rng):
         if expected[k + 1] is None:
             assert grads[k] is None, f"{backward}: {name} for a {name[:-3]} of None: return None in its place"
             continue
-        assert grads[k] is not None and grads[k].shape == (5,), (
-            f"{backward}: {name} of shape {None if grads[k] is None else grads[k].shape}, not (d,) = (5,): the "
-            f"{formula}, summed over every axis but the features (batch and seq; axis=0 alone leaves seq)")
+        shape = None if grads[k] is None else tuple(grads[k].shape)
+        assert shape == (5,), (f"{backward}: {name} of shape {shape}, not (d,) = (5,): the {formula}, summed over "
+                               "every axis but the features (batch and seq; axis=0 alone leaves seq)")
         np.testing.assert_allclose(grads[k], expected[k + 1], **TOL, err_msg=f"{backward}: {name}, the {formula}")
 
 
