@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -12,14 +13,23 @@ import minitransformer.functional as F
 from minitransformer.testing import rel_err as _rel_err
 
 
-def _report(name: str, err: float) -> float:
-    print(f"REL_ERR {name} {err:.3e}")  # seen with pytest -s; the assertion is in the test
-    return err
+def _close_to_torch(err: float, what: str, tol: float = 1e-6) -> None:
+    """``err`` (a relative error against PyTorch) under ``tol``, else a message naming ``what`` was compared."""
+    print(f"REL_ERR {what} {err:.3e}")  # seen with pytest -s
+    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, more than {tol:g}"
 
 
 # ------------------------------------------------------------------ softmax
 # each graded softmax test runs both forms: the fused operation and the composition of primitives (fused=False)
 FORMS = pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
+#: the axes of the (3, 4) inputs, with ids that read "axis-1", not "-1"
+AXES = pytest.mark.parametrize("axis", [0, 1, -1], ids=["axis0", "axis1", "axis-1"])
+
+
+def _form(fused: bool) -> str:
+    """The body a message is about: the fused operation's array code or the composition of primitives."""
+    return ("fused form (Softmax / LogSoftmax in autograd/fused.py, _softmax)" if fused else
+            "composed form (fused=False: the primitives in functional/activations.py)")
 
 
 @FORMS
@@ -29,11 +39,12 @@ def test_softmax_of_1_2_3_by_hand(fused):
     total = math.exp(1) + math.exp(2) + math.exp(3)
     expected = [math.exp(1) / total, math.exp(2) / total, math.exp(3) / total]  # 0.0900, 0.2447, 0.6652
     out = F.softmax(mt.tensor([1.0, 2.0, 3.0], dtype="float64"), fused=fused)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12,
+                               err_msg=f"softmax([1, 2, 3]) = e^x / sum(e^x), {_form(fused)}, the forward")
 
 
 @FORMS
-@pytest.mark.parametrize("axis", [0, 1, -1])
+@AXES
 @pytest.mark.assignment(2, points=5)
 def test_softmax_and_log_softmax_match_plain_numpy(axis, rng, fused):
     x = rng.standard_normal((3, 4)) * 3
@@ -41,9 +52,11 @@ def test_softmax_and_log_softmax_match_plain_numpy(axis, rng, fused):
     expected = e / e.sum(axis=axis, keepdims=True)  # the textbook formula, no shift (safe for these sizes)
     t = mt.tensor(x)
     np.testing.assert_allclose(F.softmax(t, axis=axis, fused=fused).numpy(), expected, rtol=1e-12,
-                               err_msg=f"softmax along axis {axis} of a (3, 4) input: each slice along it sums to 1")
+                               err_msg=f"softmax along axis {axis} of a (3, 4) input, {_form(fused)}, the forward: "
+                                       "each slice along the axis sums to 1")
     np.testing.assert_allclose(F.log_softmax(t, axis=axis, fused=fused).numpy(), np.log(expected), rtol=1e-12,
-                               atol=1e-13, err_msg=f"log_softmax along axis {axis}")
+                               atol=1e-13, err_msg=f"log_softmax along axis {axis}: x - max - log(sum(exp(x - max))), "
+                                                  f"{_form(fused)}, the forward")
 
 
 @FORMS
@@ -52,18 +65,24 @@ def test_softmax_and_log_softmax_match_plain_numpy(axis, rng, fused):
 def test_softmax_of_huge_logits_is_finite(dtype, fused):
     # row 2 is [0, 1, 2] - 1e4: shifted by its own max, not the whole input's (1e4), or exp underflows to 0 / 0
     x = mt.tensor([[1e4, 0.0, -1e4], [1e4, 1e4, 0.0], [-1e4, 1.0 - 1e4, 2.0 - 1e4]], dtype=dtype)
-    p = F.softmax(x, fused=fused).numpy()
-    shift = "subtract each slice's own max along the axis (keepdims) before exp"
+    shift = (f"{_form(fused)}, the forward: subtract each slice's own max along the axis before exp, with "
+             "keepdims=True (the max without keepdims, shape (3,), is subtracted from this (3, 3) input along the "
+             "wrong axis: row i gets column i's max, and exp overflows)")
+    with warnings.catch_warnings():  # an overflow in exp is named here, not left as a bare RuntimeWarning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = F.softmax(x, fused=fused).numpy()
     assert np.all(np.isfinite(p)), f"softmax of logits of 1e4: {p.tolist()} is not finite; {shift}"
     # exp(-1e4) underflows to 0: the largest logits take all the mass
     e = np.exp([0.0, 1.0, 2.0])
     np.testing.assert_allclose(p, [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], e / e.sum()], atol=1e-7,
                                err_msg=f"softmax of logits of 1e4: {shift}")
     logp = F.log_softmax(x, fused=fused).numpy()
-    assert np.all(np.isfinite(logp))
+    assert np.all(np.isfinite(logp)), f"log_softmax of logits of 1e4: {logp.tolist()} is not finite, {_form(fused)}"
     # log_softmax = x - max - log(sum exp(x - max)): row 0 is [0, -1e4, -2e4], row 1 [-log 2, -log 2, -1e4 - log 2]
     np.testing.assert_allclose(logp, [[0.0, -1e4, -2e4], [-math.log(2), -math.log(2), -1e4 - math.log(2)],
-                                      np.log(e / e.sum())], rtol=1e-6)
+                                      np.log(e / e.sum())], rtol=1e-6,
+                               err_msg=f"log_softmax of logits of 1e4: x - max - log(sum(exp(x - max))), "
+                                       f"{_form(fused)}")
 
 
 @FORMS
@@ -75,15 +94,21 @@ def test_softmax_gradient_is_the_jacobian_diag_s_minus_s_s_transposed(fused):
     s[1].backward()
     p = np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum()
     np.testing.assert_allclose(x.grad.numpy(), p[1] * (np.eye(3)[1] - p), rtol=1e-12,
-                               err_msg="the gradient of s_1: s_1 ([k = 1] - s_k), the backward "
-                                       "xbar = y (ybar - sum(ybar y)) with ybar = [0, 1, 0]")
+                               err_msg=f"the gradient of s_1 (x.grad): s_1 ([k = 1] - s_k), {_form(fused)}, the "
+                                       "backward xbar = y (ybar - sum(ybar y)) with ybar = [0, 1, 0]")
 
 
 @FORMS
-@pytest.mark.parametrize("axis", [0, -1])
+@pytest.mark.parametrize("axis", [0, -1], ids=["axis0", "axis-1"])
 @pytest.mark.assignment(2, points=5)
 def test_softmax_and_log_softmax_gradcheck(axis, rng, fused):
+    """The forward against NumPy first (gradcheck compares the backward with the forward's own finite differences,
+    so a wrong forward would pass it), then gradcheck."""
     x = mt.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    e = np.exp(x.numpy() - x.numpy().max(axis=axis, keepdims=True))
+    np.testing.assert_allclose(F.softmax(x, axis=axis, fused=fused).numpy(), e / e.sum(axis=axis, keepdims=True),
+                               rtol=1e-12, err_msg=f"softmax along axis {axis} of a (3, 4) input, {_form(fused)}, "
+                                                   "the forward (before the gradcheck)")
     assert mt.gradcheck(lambda t: F.softmax(t, axis=axis, fused=fused), x)
     assert mt.gradcheck(lambda t: F.log_softmax(t, axis=axis, fused=fused), x)
 
@@ -97,14 +122,16 @@ def test_softmax_and_log_softmax_agree_with_torch(rng):
         ("softmax", F.softmax, torch.nn.functional.softmax),
         ("log_softmax", F.log_softmax, torch.nn.functional.log_softmax),
     ):
+        form = _form(True)  # the default
         t = mt.tensor(x, requires_grad=True)
         y = ours_fn(t, axis=-1)
         (y * mt.tensor(v)).sum().backward()
         tt = torch.tensor(x, requires_grad=True)
         ty = torch_fn(tt, dim=-1)
         (ty * torch.tensor(v)).sum().backward()
-        assert _report(f"{name}.forward", _rel_err(y.numpy(), ty.detach().numpy())) < 1e-6
-        assert _report(f"{name}.grad", _rel_err(t.grad.numpy(), tt.grad.numpy())) < 1e-6
+        _close_to_torch(_rel_err(y.numpy(), ty.detach().numpy()), f"{name} along axis -1, {form}, the forward")
+        _close_to_torch(_rel_err(t.grad.numpy(), tt.grad.numpy()), f"{name} along axis -1, {form}, the gradient "
+                        "of <v, y> (the backward)")
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -175,14 +202,16 @@ def test_gelu_and_relu_agree_with_torch(rng):
         ("gelu", F.gelu, lambda t: torch.nn.functional.gelu(t, approximate="tanh")),
         ("relu", F.relu, torch.nn.functional.relu),
     ):
+        form = "the default form"
         t = mt.tensor(x, requires_grad=True)
         y = ours_fn(t)
         (y * mt.tensor(v)).sum().backward()
         tt = torch.tensor(x, requires_grad=True)
         ty = torch_fn(tt)
         (ty * torch.tensor(v)).sum().backward()
-        assert _report(f"{name}.forward", _rel_err(y.numpy(), ty.detach().numpy())) < 1e-6
-        assert _report(f"{name}.grad", _rel_err(t.grad.numpy(), tt.grad.numpy())) < 1e-6
+        _close_to_torch(_rel_err(y.numpy(), ty.detach().numpy()), f"{name} along axis -1, {form}, the forward")
+        _close_to_torch(_rel_err(t.grad.numpy(), tt.grad.numpy()), f"{name} along axis -1, {form}, the gradient "
+                        "of <v, y> (the backward)")
 
 
 def test_activations_keep_float32():

@@ -12,20 +12,72 @@ import minitransformer.functional as F
 from minitransformer.testing import rel_err as _rel_err
 
 
-def _report(name: str, err: float) -> float:
-    print(f"REL_ERR {name} {err:.3e}")  # seen with pytest -s; the assertion is in the test
-    return err
+def _close_to_torch(err: float, what: str, tol: float = 1e-6) -> None:
+    """``err`` (a relative error against PyTorch) under ``tol``, else a message naming ``what`` was compared."""
+    print(f"REL_ERR {what} {err:.3e}")  # seen with pytest -s
+    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, more than {tol:g}"
 
 
-def _attention_np(Q, K, V, allowed=None):
-    """softmax(Q K^T / sqrt(d_k)) V in plain float64 NumPy, masked keys removed from each row's sum."""
-    scores = Q @ np.swapaxes(K, -1, -2) / math.sqrt(Q.shape[-1])
-    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+def _attention_np(Q, K, V, allowed=None, divisor=None, axis=-1, hidden=None, inverted=False, empty_rows_zero=True):
+    """softmax(Q K^T / sqrt(d_k)) V in plain float64 NumPy, hidden keys left out of each row's sum; returns
+    ``(output, weights)``.
+
+    The other keywords compute the known wrong answers that :func:`_known_mistake` names: ``divisor`` in place of
+    sqrt(d_k), the softmax along ``axis``, hidden scores set to ``hidden`` (not the most negative float), the mask
+    ``inverted``, and rows with no allowed key left as the softmax makes them (``empty_rows_zero=False``).
+    """
+    scores = Q @ np.swapaxes(K, -1, -2) / (math.sqrt(Q.shape[-1]) if divisor is None else divisor)
     if allowed is not None:
-        e = e * allowed
-    total = e.sum(axis=-1, keepdims=True)
-    weights = np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+        allowed = np.broadcast_to(np.asarray(allowed, dtype=bool), scores.shape)
+        kept = ~allowed if inverted else allowed  # (inverted: in the where only, as `where(mask, hidden, scores)`)
+        scores = np.where(kept, scores, np.finfo(np.float64).min if hidden is None else hidden)
+    e = np.exp(scores - scores.max(axis=axis, keepdims=True))
+    weights = e / e.sum(axis=axis, keepdims=True)
+    if allowed is not None and empty_rows_zero:
+        weights = np.where(allowed.any(axis=-1, keepdims=True), weights, 0.0)
     return weights @ V, weights
+
+
+#: the known wrong answers (the keywords of _attention_np that compute each) and what a message says of them
+MISTAKES = (
+    ({"divisor": "d_k"}, "the scores divided by d_k, not sqrt(d_k)?"),
+    ({"divisor": 1.0}, "the scores not divided by sqrt(d_k)?"),
+    ({"axis": -2}, "the softmax over the queries (axis -2), not over the keys (axis -1)?"),
+    ({"inverted": True}, "the mask's polarity inverted? It is True where a query may attend: keep those scores"),
+    ({"hidden": 0.0}, "the hidden scores set to 0, not to the dtype's most negative number? exp(0 - max) still "
+                      "weighs them"),
+    ({"empty_rows_zero": False}, "a query with no allowed key left with uniform weights, not 0?"),
+)
+
+
+def _known_mistake(out, weights, Q, K, V, allowed=None, tol=1e-9) -> str:
+    """Which known wrong answer ``weights`` or ``out`` equals, as "; it equals ... <mistake>", or ""."""
+    for options, said in MISTAKES:
+        if allowed is None and set(options) & {"inverted", "hidden", "empty_rows_zero"}:
+            continue  # a mask's mistakes need a mask
+        options = {k: Q.shape[-1] if v == "d_k" else v for k, v in options.items()}
+        wrong_out, wrong_weights = _attention_np(Q, K, V, allowed, **options)
+        for got, wrong in ((weights, wrong_weights), (out, wrong_out)):
+            if got.shape == wrong.shape and np.allclose(got, wrong, rtol=tol, atol=tol):
+                return f"; it equals the known wrong answer with {said}"
+    return ""
+
+
+def check_attention(out, weights, Q, K, V, allowed=None, where="", tol=1e-12):
+    """``out, weights = scaled_dot_product_attention(Q, K, V, mask=allowed)`` against :func:`_attention_np`, the
+    weights first, with messages that name the formula, ``where`` (the mask, the case) and a known mistake."""
+    out, weights = (t.numpy() if isinstance(t, mt.Tensor) else t for t in (out, weights))
+    Q, K, V = (np.asarray(t.numpy() if isinstance(t, mt.Tensor) else t, dtype=np.float64) for t in (Q, K, V))
+    expected_out, expected_w = _attention_np(Q, K, V, allowed)
+    mistake = _known_mistake(out, weights, Q, K, V, allowed, tol=max(tol, 1e-9))
+    assert weights.shape == expected_w.shape, f"{where}: weights of shape {weights.shape}; expected (..., L, S) = " \
+                                              f"{expected_w.shape}"
+    np.testing.assert_allclose(weights, expected_w, rtol=tol, atol=tol, err_msg=(
+        f"{where}: weights (..., L, S) = {expected_w.shape}, softmax(Q K^T / sqrt(d_k)) over the keys (axis -1), "
+        f"d_k = {Q.shape[-1]}" + ("" if allowed is None else ", hidden keys weight 0, a row with no key all 0")
+        + mistake))
+    np.testing.assert_allclose(out, expected_out, rtol=tol, atol=tol, err_msg=(
+        f"{where}: output (..., L, d_v) = {expected_out.shape}, weights @ V; the weights are right{mistake}"))
 
 
 @pytest.mark.assignment(2, points=15)
@@ -38,12 +90,12 @@ def test_attention_on_3_tokens_by_hand():
     w0 = [a / (2 * a + 1), 1 / (2 * a + 1), a / (2 * a + 1)]
     out0 = [w0[0] * 1 + w0[2] * 10, w0[1] * 1 + w0[2] * 10]
     out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(Q), mt.tensor(V))
-    np.testing.assert_allclose(w.numpy()[0], w0, rtol=1e-12,
-                               err_msg="weights of query 0: softmax([1, 0, 1] / sqrt(2)), computed by hand")
-    np.testing.assert_allclose(out.numpy()[0], out0, rtol=1e-12, err_msg="output of query 0: its weights times V")
-    expected_out, expected_w = _attention_np(Q, Q, V)
-    np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12, err_msg="weights softmax(QK^T / sqrt(d_k))")
-    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12, err_msg="output weights @ V")
+    mistake = _known_mistake(out.numpy(), w.numpy(), Q, Q, V)
+    np.testing.assert_allclose(w.numpy()[0], w0, rtol=1e-12, err_msg=(
+        f"weights of query 0: softmax([1, 0, 1] / sqrt(2)) over the keys, computed by hand{mistake}"))
+    np.testing.assert_allclose(out.numpy()[0], out0, rtol=1e-12,
+                               err_msg=f"output of query 0: its weights times V (its weights are right){mistake}")
+    check_attention(out, w, Q, Q, V, where="3 tokens, no mask")
     np.testing.assert_allclose(w.numpy().sum(axis=-1), 1.0, rtol=1e-12, err_msg="each row of weights sums to 1")
 
 
@@ -52,25 +104,22 @@ def test_cross_attention_shapes_and_values(rng):
     # L = 2 queries, S = 5 keys, d_k = 3, d_v = 4, batch (2, heads 3)
     Q, K, V = rng.standard_normal((2, 3, 2, 3)), rng.standard_normal((2, 3, 5, 3)), rng.standard_normal((2, 3, 5, 4))
     out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(K), mt.tensor(V))
-    assert out.shape == (2, 3, 2, 4) and w.shape == (2, 3, 2, 5)
-    expected_out, expected_w = _attention_np(Q, K, V)
-    np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12, atol=1e-14,
-                               err_msg="weights softmax(Q K^T / sqrt(d_k)) over the S = 5 keys, batch (2, 3)")
-    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12, atol=1e-14, err_msg="output weights @ V")
+    assert (out.shape, w.shape) == ((2, 3, 2, 4), (2, 3, 2, 5)), (
+        f"output {out.shape}, weights {w.shape}: expected (..., L, d_v) = (2, 3, 2, 4), (..., L, S) = (2, 3, 2, 5)")
+    check_attention(out, w, Q, K, V, where="cross-attention, L = 2 queries, S = 5 keys, batch (2, 3), no mask")
 
 
 @pytest.mark.assignment(2, points=5)
 def test_causal_mask_hides_the_future(rng):
     Q, K, V = (rng.standard_normal((4, 2)) for _ in range(3))
+    causal = np.tril(np.ones((4, 4), dtype=bool))
     out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(K), mt.tensor(V), mask=F.causal_mask(4))
-    np.testing.assert_array_equal(np.triu(w.numpy(), k=1), 0.0,
-                                  err_msg="weights above the diagonal (the future): 0; the mask is True where allowed")
-    np.testing.assert_allclose(out.numpy()[0], V[0], rtol=1e-12,
-                               err_msg="the first token sees only itself: its weights [1, 0, 0, 0], its output V[0]")
-    expected_out, expected_w = _attention_np(Q, K, V, np.tril(np.ones((4, 4))))
-    masked = "the hidden scores replaced before the softmax, so each row's allowed weights sum to 1"
-    np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-12, atol=1e-14, err_msg=f"weights: {masked}")
-    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12, atol=1e-14, err_msg=f"output: {masked}")
+    mistake = _known_mistake(out.numpy(), w.numpy(), Q, K, V, causal)
+    np.testing.assert_array_equal(np.triu(w.numpy(), k=1), 0.0, err_msg=(
+        f"weights above the diagonal (the future): 0; the mask is True where allowed{mistake}"))
+    np.testing.assert_allclose(out.numpy()[0], V[0], rtol=1e-12, err_msg=(
+        f"the first token sees only itself: its weights [1, 0, 0, 0], its output V[0]{mistake}"))
+    check_attention(out, w, Q, K, V, causal, where="causal mask (4, 4), each row's allowed keys 0..i")
 
 
 @pytest.mark.assignment(2, points=5)
@@ -78,11 +127,14 @@ def test_padding_mask_is_the_same_as_dropping_the_padded_keys(rng):
     Q, K, V = rng.standard_normal((1, 1, 3, 2)), rng.standard_normal((1, 1, 4, 2)), rng.standard_normal((1, 1, 4, 3))
     mask = F.padding_mask(mt.tensor([[5, 6, 0, 0]]), pad_id=0)  # (1, 1, 1, 4): keys 2 and 3 are padding
     out, w = F.scaled_dot_product_attention(mt.tensor(Q), mt.tensor(K), mt.tensor(V), mask=mask)
+    mistake = _known_mistake(out.numpy(), w.numpy(), Q, K, V, mask.numpy())
     short_out, short_w = _attention_np(Q, K[..., :2, :], V[..., :2, :])
     same = "attention over keys 0 and 1 alone (keys 2, 3 are padding, hidden by the mask before the softmax)"
-    np.testing.assert_allclose(out.numpy(), short_out, rtol=1e-12, err_msg=f"output: {same}")
-    np.testing.assert_allclose(w.numpy()[..., :2], short_w, rtol=1e-12, err_msg=f"weights of keys 0, 1: {same}")
-    np.testing.assert_array_equal(w.numpy()[..., 2:], 0.0, err_msg="weights of the padding keys 2, 3: 0")
+    np.testing.assert_array_equal(w.numpy()[..., 2:], 0.0, err_msg=f"weights of the padding keys 2, 3: 0{mistake}")
+    np.testing.assert_allclose(w.numpy()[..., :2], short_w, rtol=1e-12,
+                               err_msg=f"weights of keys 0, 1: {same}{mistake}")
+    np.testing.assert_allclose(out.numpy(), short_out, rtol=1e-12,
+                               err_msg=f"output: {same}; the weights are right{mistake}")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -91,21 +143,22 @@ def test_fully_masked_rows_give_zero_weights_output_and_gradient(dtype, rng):
     Q, K, V = (mt.tensor(rng.standard_normal((3, 2)) * 10, dtype=dtype, requires_grad=True) for _ in range(3))
     allowed = mt.tensor([[True, False, True], [False, False, False], [True, True, True]])  # query 1 sees nothing
     out, w = F.scaled_dot_product_attention(Q, K, V, mask=allowed)
+    arrays = [t.numpy().astype(np.float64) for t in (Q, K, V)]
+    mistake = _known_mistake(out.numpy(), w.numpy(), *arrays, allowed.numpy(), tol=1e-5)
     assert np.all(np.isfinite(out.numpy())) and np.all(np.isfinite(w.numpy())), (
         "query 1 sees no key: its weights, output and gradient are 0, never NaN (hide with the dtype's most negative "
         "finite number, not -inf, and zero the rows with no allowed key)")
-    np.testing.assert_array_equal(w.numpy()[1], 0.0, err_msg="query 1 sees no key: its weights are 0, not uniform")
-    np.testing.assert_array_equal(out.numpy()[1], 0.0, err_msg="query 1 sees no key: its output is 0")
+    np.testing.assert_array_equal(w.numpy()[1], 0.0,
+                                  err_msg=f"weights of query 1, which sees no key: 0, not uniform{mistake}")
+    np.testing.assert_array_equal(out.numpy()[1], 0.0, err_msg=f"output of query 1, which sees no key: 0{mistake}")
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    check_attention(out, w, *arrays, allowed.numpy(), tol=tol,
+                    where=f"{dtype}, mask [[1, 0, 1], [0, 0, 0], [1, 1, 1]] (query 1 sees no key)")
     (out.sum() + w.sum()).backward()
     for name, t in zip("QKV", (Q, K, V)):
         assert np.all(np.isfinite(t.grad.numpy())), f"the gradient of {name} is not finite: {t.grad.numpy().tolist()}"
     np.testing.assert_array_equal(Q.grad.numpy()[1], 0.0,  # nothing flows back into the masked query
                                   err_msg="the gradient of query 1, which sees no key: 0")
-    # the other rows are exactly attention over their allowed keys
-    expected_out, _ = _attention_np(*(t.numpy().astype(np.float64) for t in (Q, K, V)), allowed.numpy())
-    tol = 1e-5 if dtype == "float32" else 1e-12
-    np.testing.assert_allclose(out.numpy(), expected_out, rtol=tol, atol=tol,
-                               err_msg="queries 0 and 2: attention over their allowed keys (masked before the softmax)")
     # batched: each query's row is looked at on its own, whatever the mask's leading axes
     Qb, Kb, Vb = (mt.tensor(rng.standard_normal((2, 2, 3, 2)), dtype=dtype) for _ in range(3))  # (batch, heads, ...)
     for shape in ((2, 2, 3, 3), (1, 3, 3), (2, 1, 3, 3)):
@@ -115,24 +168,29 @@ def test_fully_masked_rows_give_zero_weights_output_and_gradient(dtype, rng):
         allowed[..., 2, 2] = True
         allowed.reshape(-1, 3, 3)[0, 1] = False  # and in the first (or only) one, query 1 sees nothing too
         out, w = F.scaled_dot_product_attention(Qb, Kb, Vb, mask=mt.tensor(allowed))
-        expected_out, expected_w = _attention_np(*(t.numpy().astype(np.float64) for t in (Qb, Kb, Vb)), allowed)
-        np.testing.assert_allclose(w.numpy(), expected_w, rtol=tol, atol=tol, err_msg=f"mask {shape}")
-        np.testing.assert_allclose(out.numpy(), expected_out, rtol=tol, atol=tol, err_msg=f"mask {shape}")
+        check_attention(out, w, Qb, Kb, Vb, allowed, tol=tol,
+                        where=f"{dtype}, Q (2, 2, 3, 2), a mask of shape {shape} with rows of no key")
 
 
 @pytest.mark.assignment(2, points=10)
 def test_attention_gradcheck_with_masks(rng):
+    """The forward against NumPy first (gradcheck compares the backward with the forward's own finite differences,
+    so it would pass a wrong forward), then gradcheck: with no mask, a mask with a row of no key, causal."""
     Q = mt.tensor(rng.standard_normal((2, 3, 2)), requires_grad=True)  # (batch, L, d_k)
     K = mt.tensor(rng.standard_normal((2, 4, 2)), requires_grad=True)  # (batch, S, d_k)
     V = mt.tensor(rng.standard_normal((2, 4, 3)), requires_grad=True)  # (batch, S, d_v)
-    assert mt.gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v), Q, K, V)
-    allowed = mt.tensor(np.array([[[1, 1, 0, 0], [0, 0, 0, 0], [1, 0, 1, 1]],
-                                  [[0, 1, 0, 1], [1, 1, 1, 1], [0, 0, 0, 1]]], dtype=bool))  # one row all masked
-    assert mt.gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, mask=allowed), Q, K, V)
+    allowed = np.array([[[1, 1, 0, 0], [0, 0, 0, 0], [1, 0, 1, 1]],
+                        [[0, 1, 0, 1], [1, 1, 1, 1], [0, 0, 0, 1]]], dtype=bool)  # one row all masked
     Kc = mt.tensor(rng.standard_normal((2, 3, 2)), requires_grad=True)
     Vc = mt.tensor(rng.standard_normal((2, 3, 3)), requires_grad=True)
-    causal = F.causal_mask(3)
-    assert mt.gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, mask=causal), Q, Kc, Vc)
+    cases = [("no mask", None, K, V), ("a (2, 3, 4) mask, query 1 of batch 0 sees no key", allowed, K, V),
+             ("causal mask (3, 3)", np.tril(np.ones((3, 3), dtype=bool)), Kc, Vc)]
+    for where, mask, k, v in cases:
+        m = None if mask is None else mt.tensor(mask)
+        with mt.no_grad():
+            check_attention(*F.scaled_dot_product_attention(Q, k, v, mask=m), Q, k, v, mask,
+                            where=f"the forward, before the gradcheck, {where}")
+        assert mt.gradcheck(lambda q, k, v, m=m: F.scaled_dot_product_attention(q, k, v, mask=m), Q, k, v)
 
 
 @pytest.mark.parametrize("case", ["no_mask", "bool_mask", "causal"])
@@ -157,16 +215,17 @@ def test_attention_agrees_with_torch(case, rng):
     v = rng.standard_normal(out.shape)
     (out * mt.tensor(v)).sum().backward()
     (t_out * torch.tensor(v)).sum().backward()
-    name = f"scaled_dot_product_attention[{case}]"
-    assert _report(f"{name}.forward", _rel_err(out.numpy(), t_out.detach().numpy())) < 1e-6
+    name = f"softmax(Q K^T / sqrt(d_k)) V, {case.replace('_', ' ')}"
+    _close_to_torch(_rel_err(out.numpy(), t_out.detach().numpy()), f"{name}, the output (forward)")
     for label, a, b in zip("QKV", ours, theirs):
-        assert _report(f"{name}.grad_{label}", _rel_err(a.grad.numpy(), b.grad.numpy())) < 1e-6
+        _close_to_torch(_rel_err(a.grad.numpy(), b.grad.numpy()), f"{name}, the gradient of {label} (backward)")
 
 
 @pytest.mark.assignment(2, points=5)
 def test_attention_dropout_drops_weights_only_while_training(rng):
     Q, K, V = (mt.tensor(rng.standard_normal((2, 4, 3))) for _ in range(3))
     plain, w = F.scaled_dot_product_attention(Q, K, V)
+    check_attention(plain, w, Q, K, V, tol=1e-6, where="float32, no dropout (dropout_p=0)")
     evaluated, _ = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5, training=False)
     np.testing.assert_array_equal(evaluated.numpy(), plain.numpy(), err_msg="training=False: no dropout")
     by_default, _ = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5)  # not training unless told
@@ -176,9 +235,14 @@ def test_attention_dropout_drops_weights_only_while_training(rng):
     np.testing.assert_array_equal(w_trained.numpy(), w.numpy(),
                                   err_msg="training=True: the weights returned are those before dropout")
     mt.manual_seed(11)
-    dropped = F.dropout(w, 0.5)  # the same draw from the generator
-    np.testing.assert_allclose(trained.numpy(), (dropped @ V).numpy(), rtol=1e-6,
-                               err_msg="training=True: output dropout(weights, p, training) @ V, one draw")
+    dropped = F.dropout(w, 0.5).numpy()  # the same draw from the generator: m / (1 - p)
+    expected = dropped @ V.numpy()
+    rescaled = ""
+    if np.allclose(trained.numpy(), expected * 0.5, rtol=1e-6):
+        rescaled = "; it equals the output with the kept weights not rescaled: times 1 / (1 - p)?"
+    np.testing.assert_allclose(trained.numpy(), expected, rtol=1e-6, err_msg=(
+        f"training=True, dropout_p=0.5: output dropout(weights) @ V, the kept weights times 1 / (1 - p), one draw "
+        f"from the generator{rescaled}"))
     assert not np.allclose(trained.numpy(), plain.numpy()), "training=True, dropout_p=0.5: the output changed nothing"
 
 

@@ -12,9 +12,25 @@ import minitransformer.functional as F
 from minitransformer.testing import rel_err as _rel_err
 
 
-def _report(name: str, err: float) -> float:
-    print(f"REL_ERR {name} {err:.3e}")  # seen with pytest -s; the assertion is in the test
-    return err
+def _close_to_torch(err: float, what: str, tol: float = 1e-6) -> None:
+    """``err`` (a relative error against PyTorch) under ``tol``, else a message naming ``what`` was compared."""
+    print(f"REL_ERR {what} {err:.3e}")  # seen with pytest -s
+    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, more than {tol:g}"
+
+
+def _layer_norm_np(x, gamma=None, beta=None, eps=1e-5, unbiased=False):
+    """gamma (x - mu) / sqrt(sigma^2 + eps) + beta over the last axis in float64 NumPy (``unbiased``: the known
+    mistake, sigma^2 divided by d - 1)."""
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).sum(axis=-1, keepdims=True) / (x.shape[-1] - (1 if unbiased else 0))
+    y = (x - mu) / np.sqrt(var + eps)
+    return (y if gamma is None else gamma * y) + (0.0 if beta is None else beta)
+
+
+def _form(fused: bool) -> str:
+    """The body a message is about: the fused operation (its forward on arrays) or the composition."""
+    return ("fused form (LayerNorm.forward in autograd/fused.py)" if fused else
+            "composed form (fused=False: the primitives in functional/normalization.py)")
 
 
 # ------------------------------------------------------------------ layer_norm
@@ -31,45 +47,57 @@ def test_layer_norm_by_hand(fused):
     r1, r2 = math.sqrt(2 / 3), math.sqrt(8)
     expected = [[-1 / r1, 0.0, 1 / r1], [-2 / r2, -2 / r2, 4 / r2]]
     np.testing.assert_allclose(F.layer_norm(x, eps=0.0, fused=fused).numpy(), expected, rtol=1e-12, atol=1e-15,
-                               err_msg="(x - mu) / sqrt(sigma^2) per row, the biased variance (divided by d)")
+                               err_msg=f"{_form(fused)}: (x - mu) / sqrt(sigma^2) per row, the biased variance "
+                                       "(divided by d), no gamma, beta")
     # gamma scales and beta shifts each column
     gamma = mt.tensor([1.0, 2.0, -1.0], dtype="float64")
     beta = mt.tensor([0.5, 0.0, 1.0], dtype="float64")
     y = F.layer_norm(x, gamma, beta, eps=0.0, fused=fused).numpy()
     np.testing.assert_allclose(y, np.array(expected) * [1.0, 2.0, -1.0] + [0.5, 0.0, 1.0], rtol=1e-12, atol=1e-15,
-                               err_msg="gamma x_hat + beta, gamma = [1, 2, -1], beta = [0.5, 0, 1]")
+                               err_msg=f"{_form(fused)}: gamma x_hat + beta, gamma = [1, 2, -1], beta = [0.5, 0, 1]")
     # eps goes under the square root, with the biased variance: [1, 3] has mu = 2, sigma^2 = (1 + 1) / 2 = 1, and
     # with eps = 3, y = (x - 2) / sqrt(1 + 3) = [-0.5, 0.5] (eps outside, (x - 2) / (1 + 3), gives [-0.25, 0.25];
     # the unbiased variance 2 gives [-0.4472, 0.4472])
     y = F.layer_norm(mt.tensor([[1.0, 3.0]], dtype="float64"), eps=3.0, fused=fused).numpy()
     np.testing.assert_allclose(y, [[-0.5, 0.5]], rtol=1e-12,
-                               err_msg="layer_norm([[1, 3]], eps=3): (x - 2) / sqrt(1 + 3), eps under the square root")
+                               err_msg=f"{_form(fused)}: layer_norm([[1, 3]], eps=3) = (x - 2) / sqrt(1 + 3), eps "
+                                       "under the square root (outside: [-0.25, 0.25]; unbiased variance: +-0.4472)")
 
 
 @pytest.mark.assignment(4, points=5)
 def test_layer_norm_matches_plain_numpy_with_eps(rng):
     x = rng.standard_normal((2, 3, 5)) * 4 + 1
     gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
-    mu = x.mean(axis=-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
-    expected = gamma * (x - mu) / np.sqrt(var + 1e-5) + beta
     y = F.layer_norm(mt.tensor(x), mt.tensor(gamma), mt.tensor(beta))
-    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(y.numpy(), _layer_norm_np(x, gamma, beta), rtol=1e-12, atol=1e-13,
+                               err_msg=f"{_form(True)}, the default: gamma (x - mu) / sqrt(sigma^2 + eps) + beta on a "
+                                       "(2, 3, 5) input, eps = 1e-5 by default")
 
 
 @pytest.mark.assignment(4, points=5)
 def test_layer_norm_of_a_constant_vector_is_beta():
     # sigma^2 = 0: eps keeps it finite, and x - mu = 0 leaves just beta
     y = F.layer_norm(mt.full((2, 4), 3.0), beta=mt.tensor([1.0, 2.0, 3.0, 4.0])).numpy()
-    np.testing.assert_array_equal(y, [[1.0, 2.0, 3.0, 4.0]] * 2)
-    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, [[1.0, 2.0, 3.0, 4.0]] * 2, err_msg=(
+        f"{_form(True)}: rows of 3.0, sigma^2 = 0: x - mu = 0, so y = beta (eps keeps 0 / sqrt(0 + eps) finite)"))
+    assert y.dtype == np.float32, f"layer_norm of a float32 input gave {y.dtype}: keep float32"
 
 
 @pytest.mark.assignment(4, points=3)
 def test_layer_norm_gradcheck(rng):
+    """The forward against NumPy first (gradcheck compares the backward with the forward's own finite differences:
+    a forward that differs from the formula the backward assumes fails there as a gradient), then gradcheck."""
     x = mt.tensor(rng.standard_normal((2, 4)), requires_grad=True)
     gamma = mt.tensor(rng.standard_normal(4), requires_grad=True)
     beta = mt.tensor(rng.standard_normal(4), requires_grad=True)
+    with mt.no_grad():
+        y = F.layer_norm(x, gamma, beta).numpy()
+    args = (x.numpy(), gamma.numpy(), beta.numpy())
+    unbiased = np.allclose(y, _layer_norm_np(*args, unbiased=True), rtol=1e-9)
+    np.testing.assert_allclose(y, _layer_norm_np(*args), rtol=1e-12, atol=1e-13, err_msg=(
+        f"{_form(True)}, the forward, before the gradcheck: gamma (x - mu) / sqrt(sigma^2 + eps) + beta, the biased "
+        "variance; fix it first (test_layer_norm_by_hand)"
+        + ("; it equals the known wrong answer with the unbiased variance (divided by d - 1)?" if unbiased else "")))
     assert mt.gradcheck(lambda a, g, b: F.layer_norm(a, g, b), x, gamma, beta)
     assert mt.gradcheck(lambda a: F.layer_norm(a), x)
 
@@ -85,9 +113,10 @@ def test_layer_norm_agrees_with_torch(rng):
     theirs = [torch.tensor(a, requires_grad=True) for a in (x, gamma, beta)]
     ty = torch.nn.functional.layer_norm(theirs[0], (6,), theirs[1], theirs[2], eps=1e-5)
     (ty * torch.tensor(v)).sum().backward()
-    assert _report("layer_norm.forward", _rel_err(y.numpy(), ty.detach().numpy())) < 1e-6
+    form = f"gamma (x - mu) / sqrt(sigma^2 + eps) + beta, {_form(True)}"
+    _close_to_torch(_rel_err(y.numpy(), ty.detach().numpy()), f"{form}, the forward")
     for name, a, b in zip(("x", "gamma", "beta"), ours, theirs):
-        assert _report(f"layer_norm.grad_{name}", _rel_err(a.grad.numpy(), b.grad.numpy())) < 1e-6
+        _close_to_torch(_rel_err(a.grad.numpy(), b.grad.numpy()), f"{form}, the gradient of {name} (the backward)")
 
 
 @FORMS
@@ -100,8 +129,8 @@ def test_layer_norm_of_rows_far_from_zero_in_float32(fused, rng):
     mu = x64.mean(axis=-1, keepdims=True)
     expected = (x64 - mu) / np.sqrt(((x64 - mu) ** 2).mean(axis=-1, keepdims=True) + 1e-5)
     np.testing.assert_allclose(F.layer_norm(mt.tensor(x), fused=fused).numpy(), expected, atol=1e-3, err_msg=(
-        "rows 1000 + N(0, 1) in float32, (x - mu) / sqrt(sigma^2 + eps): take sigma^2 as mean((x - mu)^2), not "
-        "mean(x^2) - mu^2, which loses every digit of a variance of 1 beside x^2 ~ 1e6"))
+        f"{_form(fused)}: rows 1000 + N(0, 1) in float32, (x - mu) / sqrt(sigma^2 + eps): take sigma^2 as "
+        "mean((x - mu)^2), not mean(x^2) - mu^2, which loses every digit of a variance of 1 beside x^2 ~ 1e6"))
 
 
 @FORMS
@@ -142,7 +171,7 @@ def test_linear_batched_gradcheck_and_torch(rng):
     torch = pytest.importorskip("torch")
     # PyTorch stores the weight transposed: (d_out, d_in)
     expected = torch.nn.functional.linear(torch.tensor(x.numpy()), torch.tensor(W.numpy()).T, torch.tensor(b.numpy()))
-    assert _report("linear.forward", _rel_err(F.linear(x, W, b).numpy(), expected.numpy())) < 1e-6
+    _close_to_torch(_rel_err(F.linear(x, W, b).numpy(), expected.numpy()), "linear x W + b, the forward")
 
 
 def test_linear_bad_input():

@@ -74,13 +74,16 @@ def test_fused_softmax_by_hand():
     # softmax([0, ln 3]) = [1/4, 3/4]; with ybar = [1, 0]: xbar = y * (ybar - <ybar, y>) = [1/4 * 3/4, 3/4 * -1/4]
     x = mt.tensor([0.0, np.log(3.0)], dtype="float64", requires_grad=True)
     y = fused.Softmax.apply(x, axis=0)
-    np.testing.assert_allclose(y.numpy(), [0.25, 0.75], rtol=1e-15)
+    np.testing.assert_allclose(y.numpy(), [0.25, 0.75], rtol=1e-15,
+                               err_msg="y, the fused softmax's forward (_softmax): softmax([0, ln 3]) = [1/4, 3/4]")
     np.testing.assert_array_equal(x.numpy(), [0.0, np.log(3.0)], err_msg=(
         "_softmax changed its input x (x -= max in place?): compute x - max into a new array; the caller's x may be "
         "what another operation kept for its backward"))
     ybar = mt.tensor([1.0, 0.0], dtype="float64")
     y.backward(ybar)
-    np.testing.assert_allclose(x.grad.numpy(), [3 / 16, -3 / 16], rtol=1e-14)
+    np.testing.assert_allclose(x.grad.numpy(), [3 / 16, -3 / 16], rtol=1e-14, err_msg=(
+        "x.grad, the fused softmax's backward (_softmax_backward) with ybar = [1, 0]: xbar = y (ybar - <ybar, y>) = "
+        "[1/4 (1 - 1/4), 3/4 (0 - 1/4)]"))
     np.testing.assert_array_equal(ybar.numpy(), [1.0, 0.0], err_msg=(
         "_softmax_backward changed ybar, the gradient it was given: start from a new array (grad * y, not grad *= y)"))
     np.testing.assert_allclose(y.numpy(), [0.25, 0.75], rtol=1e-15, err_msg="the backward changed y, the forward's "
@@ -150,49 +153,113 @@ def test_fused_attention_weights_gradcheck(mask, rng):
 
 
 # ------------------------------------------------------------------ layer norm
+AFFINE = pytest.mark.parametrize("affine", ["both", "gamma", "beta", "none"])
+EPS = pytest.mark.parametrize("eps", [1e-5, 0.0], ids=["eps1e-5", "eps0"])
+
+
+def _gain_and_bias(affine, gamma, beta):
+    """``(gamma, beta)`` with those the case ``affine`` leaves out as None."""
+    return (gamma if affine in ("both", "gamma") else None), (beta if affine in ("both", "beta") else None)
+
+
+def _layer_norm_np(x, gamma, beta, eps, ybar):
+    """The docstring's formulas in float64 NumPy: ``y`` and the gradients ``xbar, gammabar, betabar`` of <ybar, y>
+    (None for a gain or bias left out)."""
+    mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)  # the biased variance, divided by d
+    x_hat = (x - mu) / np.sqrt(var + eps)
+    y = x_hat * (1.0 if gamma is None else gamma) + (0.0 if beta is None else beta)
+    g = ybar * (1.0 if gamma is None else gamma)
+    xbar = (g - g.mean(-1, keepdims=True) - x_hat * (g * x_hat).mean(-1, keepdims=True)) / np.sqrt(var + eps)
+    rows = tuple(range(x.ndim - 1))  # every axis but the features
+    return y, xbar, None if gamma is None else (ybar * x_hat).sum(rows), None if beta is None else ybar.sum(rows)
+
+
+def _check_layer_norm_forward(y, x, gamma, beta, eps, form, where=""):
+    """``y`` against the NumPy formula, with a message naming the form and a known mistake (the unbiased variance,
+    eps outside the square root, gamma or beta left out)."""
+    expected = _layer_norm_np(x, gamma, beta, eps, np.zeros_like(x))[0]
+    mistake = ""
+    mu, d = x.mean(-1, keepdims=True), x.shape[-1]
+    sq = ((x - mu) ** 2).sum(-1, keepdims=True)
+    g, b = (1.0 if gamma is None else gamma), (0.0 if beta is None else beta)
+    for wrong, said in ((g * (x - mu) / np.sqrt(sq / (d - 1) + eps) + b, "the unbiased variance (divided by d - 1)"),
+                        (g * (x - mu) / (np.sqrt(sq / d) + eps) + b, "eps outside the square root"),
+                        ((x - mu) / np.sqrt(sq / d + eps) + b, "gamma left out"),
+                        (g * (x - mu) / np.sqrt(sq / d + eps), "beta left out")):
+        if np.allclose(y, wrong, rtol=1e-9, atol=1e-12) and not np.allclose(wrong, expected, rtol=1e-9, atol=1e-12):
+            mistake = f"; it equals the known wrong answer with {said}?"
+            break
+    np.testing.assert_allclose(y, expected, **TOL, err_msg=(
+        f"{where}{form}, the forward: y = gamma (x - mu) / sqrt(sigma^2 + eps) + beta per row, sigma^2 the biased "
+        f"variance (divided by d), eps = {eps}{mistake}"))
+
+
 @pytest.mark.parametrize("affine", ["both", "gamma", "beta", "none"])
 @pytest.mark.parametrize("eps", [1e-5, 0.0])
-@pytest.mark.assignment(4, points=5)
 def test_fused_layer_norm_agrees_with_the_composition(affine, eps, rng):
+    """The two forms, values and gradients (not graded: each form is graded against NumPy on its own, so that
+    one form's mistake does not cost the other's points; here each is checked against NumPy first)."""
     d = 6
     x = rng.standard_normal((2, 3, d)) * 5 + 2
     gamma, beta = rng.standard_normal(d), rng.standard_normal(d)
 
     def call(fused):
         def f(x, gamma, beta):
-            return F.layer_norm(x, gamma if affine in ("both", "gamma") else None,
-                                beta if affine in ("both", "beta") else None, eps=eps, fused=fused)
+            return F.layer_norm(x, *_gain_and_bias(affine, gamma, beta), eps=eps, fused=fused)
         return f
 
+    for is_fused, form in ((True, "fused LayerNorm (test_fused_layer_norm_matches_plain_numpy)"),
+                           (False, "composed layer_norm, fused=False (test_layer_norm_by_hand[composed])")):
+        with mt.no_grad():
+            y = call(is_fused)(*_leaves(x, gamma, beta)).numpy()
+        _check_layer_norm_forward(y, x, *_gain_and_bias(affine, gamma, beta), eps, form,
+                                  where="the forms disagree; fix this one first: ")
     _, grads = _agree(call(True), call(False), [x, gamma, beta], rng)
     assert (grads[1] is None) == (affine not in ("both", "gamma"))
     assert (grads[2] is None) == (affine not in ("both", "beta"))
 
 
-@pytest.mark.assignment(4, points=5)
-def test_fused_layer_norm_matches_plain_numpy(rng):
-    x, gamma, beta = rng.standard_normal((4, 5)), rng.standard_normal(5), rng.standard_normal(5)
-    ybar = rng.standard_normal((4, 5))
-    # the docstring's formulas, written out in NumPy
-    mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-    x_hat = (x - mu) / np.sqrt(var + 1e-5)
-    g = ybar * gamma
-    xbar = (g - g.mean(-1, keepdims=True) - x_hat * (g * x_hat).mean(-1, keepdims=True)) / np.sqrt(var + 1e-5)
-    X, G, B = _leaves(x, gamma, beta)
-    y = fused.LayerNorm.apply(X, G, B, eps=1e-5)
-    np.testing.assert_allclose(y.numpy(), gamma * x_hat + beta, **TOL)
+@AFFINE
+@EPS
+@pytest.mark.assignment(4, points=10)
+def test_fused_layer_norm_matches_plain_numpy(affine, eps, rng):
+    """The fused LayerNorm against the docstring's formulas written out in NumPy, forward and backward, on a
+    (batch, seq, d) input: each gradient in its input's shape, gammabar and betabar summed over every row."""
+    x, ybar = rng.standard_normal((2, 3, 5)) * 3 + 1, rng.standard_normal((2, 3, 5))
+    gamma, beta = _gain_and_bias(affine, rng.standard_normal(5), rng.standard_normal(5))
+    expected = _layer_norm_np(x, gamma, beta, eps, ybar)
+    X, G, B = _leaves(x, 0.0 if gamma is None else gamma, 0.0 if beta is None else beta)
+    G, B = (None if gamma is None else G), (None if beta is None else B)
+    y = fused.LayerNorm.apply(X, G, B, eps=eps)
+    form = f"fused LayerNorm ({affine if affine != 'none' else 'no'} gain/bias, eps = {eps})"
+    _check_layer_norm_forward(y.numpy(), x, gamma, beta, eps, form)
     seed = mt.tensor(ybar)
-    y.backward(seed)
-    np.testing.assert_allclose(X.grad.numpy(), xbar, **TOL)
+    grads = [None if g is None else X.backend.to_host(g) for g in y.grad_fn.backward(seed.data)]
     np.testing.assert_array_equal(seed.numpy(), ybar, err_msg="LayerNorm.backward changed ybar, the gradient it was "
                                   "given: gbar = gamma ybar goes in a new array (grad * gamma, not grad *= gamma)")
-    np.testing.assert_allclose(G.grad.numpy(), (ybar * x_hat).sum(0), **TOL)
-    np.testing.assert_allclose(B.grad.numpy(), ybar.sum(0), **TOL)
+    backward = f"{form}, the backward"
+    np.testing.assert_allclose(grads[0], expected[1], **TOL, err_msg=(
+        f"{backward}: xbar = (gbar - <gbar> - x_hat <gbar x_hat>) / sqrt(sigma^2 + eps), gbar = gamma ybar, <.> the "
+        "mean over the features"))
+    for k, name, formula in ((1, "gammabar", "sum over rows of ybar x_hat"), (2, "betabar", "sum over rows of ybar")):
+        if expected[k + 1] is None:
+            assert grads[k] is None, f"{backward}: {name} for a {name[:-3]} of None: return None in its place"
+            continue
+        shape = None if grads[k] is None else tuple(grads[k].shape)
+        assert shape == (5,), (f"{backward}: {name} of shape {shape}, not (d,) = (5,): the {formula}, summed over "
+                               "every axis but the features (batch and seq; axis=0 alone leaves seq)")
+        np.testing.assert_allclose(grads[k], expected[k + 1], **TOL, err_msg=f"{backward}: {name}, the {formula}")
 
 
 @pytest.mark.assignment(4, points=2)
 def test_fused_layer_norm_gradcheck(rng):
+    """The forward against NumPy first (gradcheck compares the backward with the forward's own finite differences:
+    a forward that differs from the formula the backward assumes fails there as a gradient), then gradcheck."""
     x, gamma, beta = _leaves(rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal(4))
+    with mt.no_grad():
+        y = fused.LayerNorm.apply(x, gamma, beta, eps=1e-5).numpy()
+    _check_layer_norm_forward(y, x.numpy(), gamma.numpy(), beta.numpy(), 1e-5, "fused LayerNorm",
+                              where="before the gradcheck (fix test_fused_layer_norm_matches_plain_numpy first): ")
     assert mt.gradcheck(lambda a, b, c: fused.LayerNorm.apply(a, b, c, eps=1e-5), x, gamma, beta)
     assert mt.gradcheck(lambda a: fused.LayerNorm.apply(a, None, None, eps=0.0), x)
 

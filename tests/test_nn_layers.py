@@ -17,6 +17,11 @@ def f64(rng, *shape, requires_grad=True):
     return mt.tensor(rng.standard_normal(shape), dtype="float64", requires_grad=requires_grad)
 
 
+def close_to_torch(err: float, what: str, tol: float = 1e-12) -> None:
+    """``err`` (a relative error against PyTorch, in float64) under ``tol``, else a message naming ``what``."""
+    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, more than {tol:g}"
+
+
 # ------------------------------------------------------------------ init
 def test_xavier_uniform_limit_and_variance():
     W = nn.init.xavier_uniform_(nn.Parameter(mt.zeros(200, 300)))
@@ -234,7 +239,9 @@ def test_layer_norm_matches_numpy(rng):
     norm.load_state_dict({"gamma": rng.standard_normal(6), "beta": rng.standard_normal(6)})
     x = rng.standard_normal((2, 3, 6)) * 5 + 3
     expected = layer_norm_np(x, norm.gamma.numpy(), norm.beta.numpy(), 1e-3)
-    np.testing.assert_allclose(norm(mt.tensor(x)).numpy(), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(norm(mt.tensor(x)).numpy(), expected, rtol=1e-12, atol=1e-12, err_msg=(
+        "nn.LayerNorm(6, eps=1e-3) (the fused LayerNorm), the forward: gamma (x - mu) / sqrt(sigma^2 + eps) + beta "
+        "per row of a (2, 3, 6) input, the biased variance"))
 
 
 def test_layer_norm_gradcheck(rng):
@@ -265,10 +272,11 @@ def test_layer_norm_against_torch(rng):
     y, yt = norm(x), ref(xt)
     y.backward(G)
     yt.backward(torch.from_numpy(G))
-    assert rel_err(y.numpy(), yt.detach().numpy()) < 1e-12
-    assert rel_err(x.grad.numpy(), xt.grad.numpy()) < 1e-10
-    assert rel_err(norm.gamma.grad.numpy(), ref.weight.grad.numpy()) < 1e-12
-    assert rel_err(norm.beta.grad.numpy(), ref.bias.grad.numpy()) < 1e-12
+    form = "nn.LayerNorm, gamma (x - mu) / sqrt(sigma^2 + eps) + beta"
+    close_to_torch(rel_err(y.numpy(), yt.detach().numpy()), f"{form}, the forward")
+    close_to_torch(rel_err(x.grad.numpy(), xt.grad.numpy()), f"{form}, the gradient of x", tol=1e-10)
+    close_to_torch(rel_err(norm.gamma.grad.numpy(), ref.weight.grad.numpy()), f"{form}, the gradient of gamma")
+    close_to_torch(rel_err(norm.beta.grad.numpy(), ref.bias.grad.numpy()), f"{form}, the gradient of beta")
 
 
 # ------------------------------------------------------------------ Dropout
@@ -291,6 +299,29 @@ def gelu_np(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
+ACTIVATIONS = {"relu": lambda h: np.maximum(0, h), "gelu": gelu_np}
+
+
+def check_ffn(got, x, params, activation, where="", masks=None, p=0.0):
+    """``got`` = FFN(x) = act(x W_1 + b_1) W_2 + b_2 (``masks``: the hidden layer's dropout factors m / (1 - p)),
+    with a message naming the formula and a known mistake: the other activation, dropout not rescaled."""
+    W_1, b_1, W_2, b_2 = params
+    m = 1.0 if masks is None else masks
+
+    def ffn(act, m):
+        return (ACTIVATIONS[act](x @ W_1 + b_1) * m) @ W_2 + b_2
+
+    expected, mistake = ffn(activation, m), ""
+    other = "gelu" if activation == "relu" else "relu"
+    if np.allclose(got, ffn(other, m), rtol=1e-9, atol=1e-12):
+        mistake = f"; it equals the known wrong answer with {other} in place of {activation}: self.activation?"
+    elif masks is not None and np.allclose(got, ffn(activation, m * (1 - p)), rtol=1e-9, atol=1e-12):
+        mistake = "; it equals the known wrong answer with the kept activations not rescaled: times 1 / (1 - p)?"
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=(
+        f"{where}FFN(x) = {activation}(x W_1 + b_1) W_2 + b_2 (paper eq. 2), x (2, 3, 4), d_ff = {W_1.shape[1]}"
+        + ("" if masks is None else f", dropout p={p} on the hidden activations only") + mistake))
+
+
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 @pytest.mark.assignment(4, points=5)
 def test_feed_forward_matches_equation_2(rng, activation):
@@ -300,16 +331,21 @@ def test_feed_forward_matches_equation_2(rng, activation):
     ffn.W_2.bias = nn.Parameter(rng.standard_normal(4))
     W_1, b_1, W_2, b_2 = (p.numpy() for p in ffn.parameters())
     x = rng.standard_normal((2, 3, 4))
-    act = (lambda h: np.maximum(0, h)) if activation == "relu" else gelu_np
-    expected = act(x @ W_1 + b_1) @ W_2 + b_2  # FFN(x) = max(0, x W_1 + b_1) W_2 + b_2
-    np.testing.assert_allclose(ffn(mt.tensor(x)).numpy(), expected, rtol=1e-12, atol=1e-12)
+    check_ffn(ffn(mt.tensor(x)).numpy(), x, (W_1, b_1, W_2, b_2), activation)  # max(0, x W_1 + b_1) W_2 + b_2
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 @pytest.mark.assignment(4, points=5)
 def test_feed_forward_gradcheck(rng, activation):
+    """The forward against NumPy first (gradcheck compares the backward with the forward's own finite differences,
+    so it would pass a wrong forward), then gradcheck."""
     ffn = nn.FeedForward(3, 5, activation=activation).to("float64")
-    assert gradcheck_module(ffn, f64(rng, 2, 2, 3))
+    x = f64(rng, 2, 2, 3)
+    with mt.no_grad():
+        got = ffn(x).numpy()
+    check_ffn(got, x.numpy(), [q.numpy() for q in ffn.parameters()], activation,
+              where="the forward, before the gradcheck (fix test_feed_forward_matches_equation_2 first): ")
+    assert gradcheck_module(ffn, x)
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
@@ -321,17 +357,14 @@ def test_feed_forward_drops_out_the_hidden_layer_only_while_training(rng, activa
     ffn = nn.FeedForward(4, 16, dropout=p, activation=activation).to("float64")
     ffn.W_1.bias = nn.Parameter(rng.standard_normal(16))
     ffn.W_2.bias = nn.Parameter(rng.standard_normal(4))
-    W_1, b_1, W_2, b_2 = (q.numpy() for q in ffn.parameters())
-    act = (lambda h: np.maximum(0, h)) if activation == "relu" else gelu_np
+    params = [q.numpy() for q in ffn.parameters()]
     x = rng.standard_normal((2, 3, 4))
     mt.manual_seed(4)
     m = F.dropout(mt.ones(2, 3, 16, dtype="float64"), p).numpy()  # m / (1 - p), the hidden layer's mask
     mt.manual_seed(4)
-    np.testing.assert_allclose(ffn(mt.tensor(x)).numpy(), (act(x @ W_1 + b_1) * m) @ W_2 + b_2, rtol=1e-12,
-                               atol=1e-12, err_msg=f"training, dropout p={p} on the hidden activations only")
+    check_ffn(ffn(mt.tensor(x)).numpy(), x, params, activation, masks=m, p=p, where="training: ")
     ffn.eval()  # evaluation: equation 2 itself
-    np.testing.assert_allclose(ffn(mt.tensor(x)).numpy(), act(x @ W_1 + b_1) @ W_2 + b_2, rtol=1e-12, atol=1e-12,
-                               err_msg="eval(): no dropout")
+    check_ffn(ffn(mt.tensor(x)).numpy(), x, params, activation, where="eval(), no dropout: ")
 
 
 def test_feed_forward_bad_arguments():
@@ -358,11 +391,14 @@ def test_feed_forward_against_torch(rng, activation):
     y, yt = ffn(x), ref(xt)
     y.backward(G)
     yt.backward(torch.from_numpy(G))
-    assert rel_err(y.numpy(), yt.detach().numpy()) < 1e-12
-    assert rel_err(x.grad.numpy(), xt.grad.numpy()) < 1e-12
-    for ours, theirs in ((ffn.W_1, ref[0]), (ffn.W_2, ref[2])):
-        assert rel_err(ours.weight.grad.numpy(), theirs.weight.grad.numpy().T) < 1e-12
-        assert rel_err(ours.bias.grad.numpy(), theirs.bias.grad.numpy()) < 1e-12
+    form = f"FFN(x) = {activation}(x W_1 + b_1) W_2 + b_2"
+    close_to_torch(rel_err(y.numpy(), yt.detach().numpy()), f"{form}, the forward")
+    close_to_torch(rel_err(x.grad.numpy(), xt.grad.numpy()), f"{form}, the gradient of x (the backward)")
+    for name, ours, theirs in (("W_1", ffn.W_1, ref[0]), ("W_2", ffn.W_2, ref[2])):
+        close_to_torch(rel_err(ours.weight.grad.numpy(), theirs.weight.grad.numpy().T), f"{form}, the gradient of "
+                       f"{name}.weight")
+        close_to_torch(rel_err(ours.bias.grad.numpy(), theirs.bias.grad.numpy()), f"{form}, the gradient of "
+                       f"{name}.bias")
 
 
 # ------------------------------------------------------------------ positional encodings

@@ -13,6 +13,8 @@ import minitransformer.functional as F
 from minitransformer import nn
 
 D, H, D_FF = 8, 2, 12  # tiny widths: d_model, heads, d_ff
+#: the two places of LayerNorm, with ids that say which (not "True" / "False")
+NORM_FIRST = pytest.mark.parametrize("norm_first", [False, True], ids=["post_ln", "pre_ln"])
 
 
 # ------------------------------------------------------------------ helpers
@@ -62,22 +64,25 @@ def np_ffn(P, x):
     return np.maximum(0, x @ P["ffn.W_1.weight"] + P["ffn.W_1.bias"]) @ P["ffn.W_2.weight"] + P["ffn.W_2.bias"]
 
 
-def np_encoder_layer(P, x, allowed, h, norm_first, drop=(1.0, 1.0)):
-    """``drop``: what each sub-layer's output is multiplied by (Dropout's m / (1 - p)), 1 without dropout."""
+def np_encoder_layer(P, x, allowed, h, norm_first, drop=(1.0, 1.0), ln_residual=False):
+    """``drop``: what each sub-layer's output is multiplied by (Dropout's m / (1 - p)), 1 without dropout;
+    ``ln_residual``: the known wrong pre-LN, LN(x) + Sublayer(LN(x))."""
     d1, d2 = drop
 
     def norm(k, y):
         return np_layer_norm(y, P[f"norm{k}.gamma"], P[f"norm{k}.beta"])
 
     if norm_first:  # x + Dropout(Sublayer(LN(x)))
-        x = x + d1 * np_mha(P, "self_attn.", norm(1, x), norm(1, x), allowed, h)
-        return x + d2 * np_ffn(P, norm(2, x))
+        x = (norm(1, x) if ln_residual else x) + d1 * np_mha(P, "self_attn.", norm(1, x), norm(1, x), allowed, h)
+        return (norm(2, x) if ln_residual else x) + d2 * np_ffn(P, norm(2, x))
     x = norm(1, x + d1 * np_mha(P, "self_attn.", x, x, allowed, h))  # LN(x + Dropout(Sublayer(x)))
     return norm(2, x + d2 * np_ffn(P, x))
 
 
-def np_decoder_layer(P, x, m, src_allowed, h, norm_first, drop=(1.0, 1.0, 1.0), tgt_allowed=True):
-    """``tgt_allowed``: the keys the self-attention may see besides the causal mask's (broadcast to (B, h, T, T))."""
+def np_decoder_layer(P, x, m, src_allowed, h, norm_first, drop=(1.0, 1.0, 1.0), tgt_allowed=True,
+                     ln_residual=False):
+    """``tgt_allowed``: the keys the self-attention may see besides the causal mask's (broadcast to (B, h, T, T));
+    ``ln_residual``: the known wrong pre-LN, LN(x) + Sublayer(LN(x))."""
     T = x.shape[1]
     causal = np.tril(np.ones((T, T), dtype=bool)) & tgt_allowed  # key j <= query i
     d1, d2, d3 = drop
@@ -86,12 +91,51 @@ def np_decoder_layer(P, x, m, src_allowed, h, norm_first, drop=(1.0, 1.0, 1.0), 
         return np_layer_norm(y, P[f"norm{k}.gamma"], P[f"norm{k}.beta"])
 
     if norm_first:
-        x = x + d1 * np_mha(P, "self_attn.", norm(1, x), norm(1, x), causal, h)
-        x = x + d2 * np_mha(P, "cross_attn.", norm(2, x), m, src_allowed, h)
-        return x + d3 * np_ffn(P, norm(3, x))
+        x = (norm(1, x) if ln_residual else x) + d1 * np_mha(P, "self_attn.", norm(1, x), norm(1, x), causal, h)
+        x = (norm(2, x) if ln_residual else x) + d2 * np_mha(P, "cross_attn.", norm(2, x), m, src_allowed, h)
+        return (norm(3, x) if ln_residual else x) + d3 * np_ffn(P, norm(3, x))
     x = norm(1, x + d1 * np_mha(P, "self_attn.", x, x, causal, h))
     x = norm(2, x + d2 * np_mha(P, "cross_attn.", x, m, src_allowed, h))
     return norm(3, x + d3 * np_ffn(P, x))
+
+
+#: each place of LayerNorm, as the messages say it, and its test id
+FORMS = {False: "post-LN (the paper): LN(x + Sublayer(x))", True: "pre-LN (norm_first=True): x + Sublayer(LN(x))"}
+IDS = {False: "post_ln", True: "pre_ln"}
+
+
+def check_layer(got, expected, where, wrong=()):
+    """``got`` against ``expected`` (float64 NumPy), the message ``where`` naming the formula, and the first known
+    wrong answer of ``wrong`` (pairs: the wrong array, what it is) that ``got`` equals."""
+    mistake = next((f"; it equals the known wrong answer with {said}" for w, said in wrong
+                    if np.allclose(got, w, rtol=1e-9, atol=1e-12) and not np.allclose(w, expected, rtol=1e-9)), "")
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=f"{where}{mistake}")
+
+
+def layer_mistakes(np_layer, args, kwargs, norm_first, mask_at, mask_said):
+    """The known wrong answers of an encoder or decoder layer (``np_layer(*args, **kwargs)`` with one thing
+    changed): the mask at ``args[mask_at]`` left out, the other place of LayerNorm, pre-LN's residual from LN(x)."""
+    no_mask = list(args)
+    no_mask[mask_at] = None
+    flipped = [*args[:-1], not norm_first]  # norm_first is the last argument
+    wrong = [(np_layer(*no_mask, **kwargs), f"{mask_said}?"),
+             (np_layer(*flipped, **kwargs), "post-LN and pre-LN swapped: norm_first=True is x + Sublayer(LN(x)), "
+                                            "False (the paper) LN(x + Sublayer(x))?")]
+    if norm_first:
+        wrong.append((np_layer(*args, **kwargs, ln_residual=True),
+                      "the residual taken from LN(x): LN(x) + Sublayer(LN(x)), not x + Sublayer(LN(x))?"))
+    return wrong
+
+
+def dropout_mistakes(np_layer, args, masks, p, names):
+    """The known wrong answers of a layer in training: the masks not rescaled, or sub-layer k's output not dropped
+    (the masks after it then drawn one sub-layer early); ``names``: the sub-layers, in order."""
+    wrong = [(np_layer(*args, drop=[m * (1 - p) for m in masks]),
+              "the kept outputs not rescaled: Dropout gives m / (1 - p), times 1 / (1 - p)?")]
+    for k, name in enumerate(names):
+        drop = [*masks[:k], 1.0, *masks[k:len(names) - 1]]
+        wrong.append((np_layer(*args, drop=drop), f"no dropout on the {name}'s output (sub-layer {k + 1})?"))
+    return wrong
 
 
 def residual_dropout_only(layer):
@@ -135,7 +179,7 @@ def gradcheck_with(module, names, fn, *inputs):
 
 
 # ------------------------------------------------------------------ layers against NumPy
-@pytest.mark.parametrize("norm_first", [False, True])
+@NORM_FIRST
 @pytest.mark.assignment(4, points=5)
 def test_encoder_layer_matches_numpy(rng, norm_first):
     layer = randomize(nn.EncoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first).to("float64"), rng)
@@ -143,33 +187,34 @@ def test_encoder_layer_matches_numpy(rng, norm_first):
     ids = np.array([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5]])
     mask = F.padding_mask(mt.tensor(ids), pad_id=0)  # (B, 1, 1, S)
     out = layer(mt.tensor(x), mask)
-    expected = np_encoder_layer(params(layer), x, (ids != 0)[:, None, None, :], H, norm_first)
-    form = "pre-LN: x + Sublayer(norm(x))" if norm_first else "post-LN: norm(x + Sublayer(x))"
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12,
-                               err_msg=f"{form}, self-attention with norm1 then the FFN with norm2")
+    args = (params(layer), x, (ids != 0)[:, None, None, :], H, norm_first)
+    check_layer(out.numpy(), np_encoder_layer(*args), where=f"{FORMS[norm_first]}, self-attention with norm1 "
+                "then the FFN with norm2; the batch's first sequence padded (keys 3, 4 hidden by the mask)",
+                wrong=layer_mistakes(np_encoder_layer, args, {}, norm_first, 2, "the mask not passed to the "
+                                     "self-attention"))
     assert layer.self_attn_weights.shape == (2, H, 5, 5)
     assert not layer.self_attn_weights.requires_grad  # kept for pictures, detached
     np.testing.assert_allclose(layer.self_attn_weights.numpy()[0, :, :, 3:], 0.0)  # padding keys get no weight
 
 
-@pytest.mark.parametrize("norm_first", [False, True])
+@NORM_FIRST
 @pytest.mark.assignment(4, points=5)
 def test_decoder_layer_matches_numpy_and_is_causal_by_itself(rng, norm_first):
     layer = randomize(nn.DecoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     x, m = rng.standard_normal((2, 4, D)), rng.standard_normal((2, 6, D))
     src_ids = np.array([[1, 2, 3, 4, 0, 0], [1, 2, 3, 4, 5, 6]])
     out = layer(mt.tensor(x), mt.tensor(m), src_mask=F.padding_mask(mt.tensor(src_ids), 0))
-    expected = np_decoder_layer(params(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first)
-    form = "pre-LN: x + Sublayer(norm(x))" if norm_first else "post-LN: norm(x + Sublayer(x))"
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12,
-                               err_msg=f"{form}: causal self-attention (norm1), cross-attention to the memory with "
-                                       "src_mask (norm2), the FFN (norm3)")
+    args = (params(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first)
+    check_layer(out.numpy(), np_decoder_layer(*args), where=f"{FORMS[norm_first]}: causal self-attention (norm1), "
+                "cross-attention to the memory with src_mask (norm2), the FFN (norm3)",
+                wrong=layer_mistakes(np_decoder_layer, args, {}, norm_first, 3, "src_mask not passed to the "
+                                     "cross-attention"))
     assert layer.self_attn_weights.shape == (2, H, 4, 4)
     assert layer.cross_attn_weights.shape == (2, H, 4, 6)
     np.testing.assert_array_equal(np.triu(layer.self_attn_weights.numpy()[1, 0], k=1), 0.0)  # no peeking ahead
 
 
-@pytest.mark.parametrize("norm_first", [False, True])
+@NORM_FIRST
 @pytest.mark.assignment(4, points=5)
 def test_decoder_layer_hides_tgt_mask_keys_and_decodes_with_its_cache(rng, norm_first):
     """The layer hands ``tgt_mask`` (with the causal mask) to its self-attention and its cache to both attentions:
@@ -182,8 +227,10 @@ def test_decoder_layer_hides_tgt_mask_keys_and_decodes_with_its_cache(rng, norm_
     expected = np_decoder_layer(params(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first,
                                 tgt_allowed=(tgt_ids != 0)[:, None, None, :])
     out = layer(mt.tensor(x), mt.tensor(m), src_mask=src_mask, tgt_mask=tgt_mask)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12,
-                               err_msg="the whole target: tgt_mask's padding key 2 hidden from the self-attention")
+    without = np_decoder_layer(params(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first)
+    check_layer(out.numpy(), expected, where=f"{FORMS[norm_first]}, the whole target: tgt_mask's padding key 2 "
+                "hidden from the self-attention (with the causal mask)",
+                wrong=[(without, "tgt_mask not passed to the self-attention (the causal mask alone)?")])
     cache, keys = layer.new_cache(), tgt_mask.numpy()  # with a cache, tgt_mask's key axis counts every position so far
     for t in range(4):
         with mt.no_grad():
@@ -196,7 +243,7 @@ def test_decoder_layer_hides_tgt_mask_keys_and_decodes_with_its_cache(rng, norm_
                                    err_msg=f"position {t} with the cache: as in the whole target")
 
 
-@pytest.mark.parametrize("norm_first", [False, True])
+@NORM_FIRST
 @pytest.mark.assignment(4, points=5)
 def test_encoder_layer_drops_out_each_sublayer_output_while_training(rng, norm_first):
     """Dropout on each sub-layer's output, before the residual sum (paper 5.4): in training, with the masks of the
@@ -209,14 +256,15 @@ def test_encoder_layer_drops_out_each_sublayer_output_while_training(rng, norm_f
     mt.manual_seed(11)
     out = layer(mt.tensor(x)).numpy()  # training: a new layer trains
     form = "x + Dropout(Sublayer(LayerNorm(x)))" if norm_first else "LayerNorm(x + Dropout(Sublayer(x)))"
-    np.testing.assert_allclose(out, np_encoder_layer(params(layer), x, None, H, norm_first, drop=masks),
-                               rtol=1e-12, atol=1e-12, err_msg=f"training, dropout p={p}: {form} for each sub-layer")
+    args = (params(layer), x, None, H, norm_first)
+    check_layer(out, np_encoder_layer(*args, drop=masks), where=f"training, dropout p={p}: {form} for each sub-layer "
+                "(the self-attention, then the FFN), one draw each", wrong=dropout_mistakes(
+                    np_encoder_layer, args, masks, p, ("self-attention", "FFN")))
     layer.eval()  # evaluation: no dropout
-    np.testing.assert_allclose(layer(mt.tensor(x)).numpy(), np_encoder_layer(params(layer), x, None, H, norm_first),
-                               rtol=1e-12, atol=1e-12, err_msg="eval(): no dropout")
+    check_layer(layer(mt.tensor(x)).numpy(), np_encoder_layer(*args), where=f"eval(): {form} with no dropout")
 
 
-@pytest.mark.parametrize("norm_first", [False, True])
+@NORM_FIRST
 @pytest.mark.assignment(4, points=5)
 def test_decoder_layer_drops_out_each_sublayer_output_while_training(rng, norm_first):
     """As the encoder's: a mask on the output of the self-attention, the cross-attention and the FFN, in that order."""
@@ -228,12 +276,13 @@ def test_decoder_layer_drops_out_each_sublayer_output_while_training(rng, norm_f
     mt.manual_seed(12)
     out = layer(mt.tensor(x), mt.tensor(m)).numpy()
     form = "x + Dropout(Sublayer(LayerNorm(x)))" if norm_first else "LayerNorm(x + Dropout(Sublayer(x)))"
-    np.testing.assert_allclose(out, np_decoder_layer(params(layer), x, m, None, H, norm_first, drop=masks),
-                               rtol=1e-12, atol=1e-12, err_msg=f"training, dropout p={p}: {form} for each sub-layer")
+    args = (params(layer), x, m, None, H, norm_first)
+    check_layer(out, np_decoder_layer(*args, drop=masks), where=f"training, dropout p={p}: {form} for each sub-layer "
+                "(the self-attention, the cross-attention, the FFN), one draw each", wrong=dropout_mistakes(
+                    np_decoder_layer, args, masks, p, ("self-attention", "cross-attention", "FFN")))
     layer.eval()
-    np.testing.assert_allclose(layer(mt.tensor(x), mt.tensor(m)).numpy(),
-                               np_decoder_layer(params(layer), x, m, None, H, norm_first),
-                               rtol=1e-12, atol=1e-12, err_msg="eval(): no dropout")
+    check_layer(layer(mt.tensor(x), mt.tensor(m)).numpy(), np_decoder_layer(*args),
+                where=f"eval(): {form} with no dropout")
 
 
 def test_an_unbatched_decoder_layer_is_a_batch_of_one(rng):
@@ -284,7 +333,7 @@ def test_stacks_final_norm_only_for_pre_ln_unless_asked():
     assert nn.Encoder(D, H, D_FF, 2, norm_first=True, final_norm=False).norm is None
 
 
-@pytest.mark.parametrize("norm_first", [False, True])
+@NORM_FIRST
 def test_stacks_are_their_layers_in_order(rng, norm_first):
     enc = randomize(nn.Encoder(D, H, D_FF, 2, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     dec = randomize(nn.Decoder(D, H, D_FF, 2, dropout=0.0, norm_first=norm_first).to("float64"), rng)
@@ -312,22 +361,36 @@ def test_stacks_are_their_layers_in_order(rng, norm_first):
 
 
 # ------------------------------------------------------------------ gradients
-@pytest.mark.parametrize("norm_first", [False, True])
+@NORM_FIRST
 @pytest.mark.assignment(4, points=5)
 def test_gradcheck_encoder_layer(rng, norm_first):
     layer = randomize(nn.EncoderLayer(4, 2, 6, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     mask = F.padding_mask(mt.tensor([[1, 1, 0], [1, 1, 1]]), 0)
     x = f64(rng, 2, 3, 4, requires_grad=True)
+    args = (params(layer), x.numpy(), mask.numpy(), 2, norm_first)
+    with mt.no_grad():
+        out = layer(x, mask).numpy()
+    check_layer(out, np_encoder_layer(*args), where=f"the forward, before the gradcheck (fix "
+                f"test_encoder_layer_matches_numpy[{IDS[norm_first]}] first): {FORMS[norm_first]}, a padding mask",
+                wrong=layer_mistakes(np_encoder_layer, args, {}, norm_first, 2, "the mask not passed to the "
+                                     "self-attention"))
     assert gradcheck_with(layer, ["norm1.gamma", "self_attn.W_Q.weight", "ffn.W_1.bias"],
                           lambda x: layer(x, mask), x)
 
 
-@pytest.mark.parametrize("norm_first", [False, True])
+@NORM_FIRST
 @pytest.mark.assignment(4, points=5)
 def test_gradcheck_decoder_layer(rng, norm_first):
     layer = randomize(nn.DecoderLayer(4, 2, 6, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     src_mask = F.padding_mask(mt.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]), 0)
     x, m = f64(rng, 2, 3, 4, requires_grad=True), f64(rng, 2, 4, 4, requires_grad=True)
+    args = (params(layer), x.numpy(), m.numpy(), src_mask.numpy(), 2, norm_first)
+    with mt.no_grad():
+        out = layer(x, m, src_mask=src_mask).numpy()
+    check_layer(out, np_decoder_layer(*args), where=f"the forward, before the gradcheck (fix "
+                f"test_decoder_layer_matches_numpy_and_is_causal_by_itself[{IDS[norm_first]}] first): "
+                f"{FORMS[norm_first]}, a src_mask", wrong=layer_mistakes(
+                    np_decoder_layer, args, {}, norm_first, 3, "src_mask not passed to the cross-attention"))
     assert gradcheck_with(layer, ["norm2.beta", "cross_attn.W_V.weight", "self_attn.W_O.bias"],
                           lambda x, m: layer(x, m, src_mask=src_mask), x, m)
 
@@ -576,7 +639,7 @@ def test_mha_static_cache_projects_memory_once(rng):
     assert cache.K is K and len(cache) == 6
 
 
-@pytest.mark.parametrize("norm_first", [True, False])
+@NORM_FIRST
 def test_lm_with_cache_equals_full_forward(rng, norm_first):
     lm = nn.DecoderOnlyLM(20, D, H, D_FF, num_layers=2, max_len=16, dropout=0.1, norm_first=norm_first)
     lm = randomize(lm.to("float64"), rng, 0.3).eval()
@@ -591,7 +654,7 @@ def test_lm_with_cache_equals_full_forward(rng, norm_first):
     assert lm.decoder.layers[1].self_attn_weights.shape == (2, H, 1, 7)
 
 
-@pytest.mark.parametrize("norm_first", [False, True])
+@NORM_FIRST
 def test_transformer_decode_with_cache_equals_full_forward(rng, norm_first):
     model = nn.Transformer(15, 17, D, H, D_FF, 2, 2, dropout=0.1, max_len=16, norm_first=norm_first)
     model = randomize(model.to("float64"), rng, 0.3).eval()

@@ -61,14 +61,19 @@ def sa_numpy():
 def test_self_attention_outputs_match_numpy(to_numpy, sa_numpy):
     ex = we.self_attention_example()
     out, w = ex.attention["one token, d_k = 3"]
-    np.testing.assert_allclose(to_numpy(out), [[1.0, 2.0, 3.0]], rtol=0, atol=1e-15)  # one key: weight 1, output V
-    np.testing.assert_array_equal(to_numpy(w), [[1.0]])
+    np.testing.assert_allclose(to_numpy(out), [[1.0, 2.0, 3.0]], rtol=0, atol=1e-15,  # one key: weight 1, output V
+                               err_msg="one token, d_k = 3: its one key gets weight 1, so the output is V")
+    np.testing.assert_array_equal(to_numpy(w), [[1.0]], err_msg="one token, d_k = 3: the weights softmax([s]) = [[1]]")
     out, w = ex.attention["three scalar tokens, d_k = 1"]
-    np.testing.assert_allclose(to_numpy(w), sa_numpy["W1"], rtol=1e-12)
-    np.testing.assert_allclose(to_numpy(out)[:, 0], sa_numpy["O1"], rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(w), sa_numpy["W1"], rtol=1e-12, err_msg=(
+        "three scalar tokens [1, 2, 3], d_k = 1: weights softmax(x x^T / 1) over the keys (axis -1)"))
+    np.testing.assert_allclose(to_numpy(out)[:, 0], sa_numpy["O1"], rtol=1e-12,
+                               err_msg="three scalar tokens, d_k = 1: output weights @ V")
     out, w = ex.attention["three scalar tokens, divided by sqrt(3)"]
-    np.testing.assert_allclose(to_numpy(w), sa_numpy["W3"], rtol=1e-12)
-    np.testing.assert_allclose(to_numpy(out)[:, 0], sa_numpy["O3"], rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(w), sa_numpy["W3"], rtol=1e-12, err_msg=(
+        "three scalar tokens [1, 2, 3], divided by sqrt(3): weights softmax(x x^T / sqrt(3)) over the keys (axis -1)"))
+    np.testing.assert_allclose(to_numpy(out)[:, 0], sa_numpy["O3"], rtol=1e-12,
+                               err_msg="three scalar tokens, divided by sqrt(3): output weights @ V")
     assert all(out.dtype_name == "float64" for out, _ in ex.attention.values())
     # an output is an average of the values: inside [1, 3], so never the document's [0.2, 0.3, 0.5]
     assert sa_numpy["O1"].min() >= 1 and sa_numpy["O3"].max() <= 3

@@ -157,7 +157,7 @@ class Softmax(Function):
 def _softmax(xp, x, axis: int):
     r""":math:`y = e^{x - m} / \sum_j e^{x_j - m}` along ``axis``, :math:`m = \max_j x_j`, on arrays: the forward of
     :class:`Softmax` and of attention's weights (:class:`ScaledMaskedSoftmax`)."""
-    ### BEGIN SOLUTION A2: softmax on arrays: exp(x - max) / sum along axis (keepdims), returned
+    ### BEGIN SOLUTION A2: return exp(x - max) / sum along axis, max and sum with keepdims=True (arrays)
     y = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
     y /= xp.sum(y, axis=axis, keepdims=True)
     return y
@@ -167,7 +167,7 @@ def _softmax(xp, x, axis: int):
 def _softmax_backward(xp, y, grad, axis: int):
     r""":math:`\bar x = y\,(\bar y - \sum_i \bar y_i y_i)` along ``axis``, on arrays, from the softmax's output ``y``
     and :math:`\bar y` (``grad``): the backward of :class:`Softmax` and :class:`ScaledMaskedSoftmax`."""
-    ### BEGIN SOLUTION A2: softmax's backward on arrays: xbar = y * (ybar - sum(ybar * y)) along axis, returned
+    ### BEGIN SOLUTION A2: return xbar = y * (ybar - sum(ybar * y)), the sum along axis with keepdims=True
     grad_x = grad * y  # y_k ybar_k
     grad_x -= y * xp.sum(grad_x, axis=axis, keepdims=True)  # - y_k sum_i ybar_i y_i
     return grad_x
@@ -298,14 +298,16 @@ class LayerNorm(Function):
     fresh_grads = True
 
     def forward(self, x, gamma, beta, eps: float):
-        r"""``(..., d)`` -> ``(..., d)``; keeps :math:`\hat x`, :math:`1/\sqrt{\sigma^2 + \epsilon}` and ``gamma``."""
+        r"""``(..., d)`` -> ``(..., d)``; sets what :meth:`backward` reads: ``self.x_hat`` (:math:`\hat x`,
+        ``(..., d)``), ``self.inv_std`` (:math:`1/\sqrt{\sigma^2 + \epsilon}`, ``(..., 1)``), ``self.gamma`` and
+        ``self.has_beta`` (whether ``beta`` was given)."""
         xp = self.xp
         self.kernels = _kernels_for(self.backend, x, -1)
         if self.kernels:  # on a GPU, the same formula as one CUDA kernel (minitransformer.kernels)
             y, self.x_hat, self.inv_std = self.kernels.layer_norm_forward(x, gamma, beta, eps)
             self.gamma, self.has_beta = gamma, beta is not None
             return y
-        ### BEGIN SOLUTION A4: LayerNorm.forward on arrays; keep x_hat, 1/std, gamma, has_beta for backward
+        ### BEGIN SOLUTION A4: LayerNorm.forward: return gamma x_hat + beta; set self.x_hat, inv_std, gamma, has_beta
         x_hat = x - xp.mean(x, axis=-1, keepdims=True)  # x - mu
         std = xp.sqrt(xp.mean(x_hat * x_hat, axis=-1, keepdims=True) + eps)  # sqrt(sigma^2 + eps): (..., 1)
         x_hat /= std

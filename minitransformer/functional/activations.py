@@ -36,7 +36,9 @@ def softmax(x: Tensor, axis: int = -1, fused: bool = True) -> Tensor:
         The axis that sums to one (the last by default).
     fused : bool
         One operation with the hand-derived gradient :math:`\bar x = y \odot (\bar y - \sum_j \bar y_j y_j)`
-        (:class:`~minitransformer.autograd.fused.Softmax`, the default), or the composition below (``False``).
+        (:class:`~minitransformer.autograd.fused.Softmax`, the default), or (``False``) the composition of primitives
+        that ends this function: :math:`m` by ``max`` (keepdims, detached), ``exp`` of :math:`x - m`, divided by its
+        ``sum`` along ``axis`` (keepdims), its gradient the primitives'.
 
     Returns
     -------
