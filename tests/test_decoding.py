@@ -176,9 +176,9 @@ def _blames_length_penalty(test):
 
 
 @pytest.mark.assignment(6, points=15)
-@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no-cache"])
 @pytest.mark.parametrize("rows, max_len", [((0, 1, 2, 3), 3), ((0, 1, 2, 3), 6), ((1, 2), 6)],
-                         ids=["all-3", "all-6", "ended-6"])
+                         ids=["rows=all-max_len=3", "rows=all-max_len=6", "rows=ended-max_len=6"])
 def test_greedy_decode_takes_the_arg_max_at_every_step(tiny, rows, max_len, use_cache):
     """y_t = arg-max_v p(v | y_<t, x) until <eos>, then <pad>; it stops once every row has ended (or at max_len)."""
     model, src = tiny
@@ -635,19 +635,47 @@ def test_generate_refuses_a_context_the_model_cannot_read(lm):
         generate(lm, mt.tensor([[4]]), 3, context=0)
 
 
+@pytest.fixture
+def top_k_leaves_a_logit(monkeypatch):
+    """_pick's top-k must leave each row its largest logit at least: checked where _pick hands the logits to
+    _tempered, so that a cut of every logit (z <= kth) is named, not met as NaN's RuntimeWarning inside _tempered."""
+    from minitransformer.train import decoding
+
+    tempered = decoding._tempered
+
+    def checked(xp, z, temperature):
+        none_left = np.flatnonzero(~(mt.backend.current().to_host(z) > -np.inf).any(axis=-1))
+        if none_left.size:
+            raise AssertionError(f"_pick: top-k left rows {none_left[:5].tolist()} of z {tuple(z.shape)} no finite "
+                                 "logit (all -inf): keep the top_k largest, those >= the k-th largest (z < kth becomes "
+                                 "-inf, not z <= kth)")
+        return tempered(xp, z, temperature)
+
+    monkeypatch.setattr(decoding, "_tempered", checked)
+
+
 def _drawn_as(share, p, bound, case):
     """Each token's share of the draws within ``bound`` of its probability ``p`` (softmax(z / T) over the top k), and
     none drawn outside the top k; else the tokens at fault, their shares and probabilities."""
     outside = np.flatnonzero((p == 0) & (share > 0))
-    assert not outside.size, f"{case}: tokens {outside.tolist()} drawn, outside the top k (only the k largest logits)"
+    if outside.size:
+        raise AssertionError(f"{case}: tokens {outside.tolist()} drawn {share[outside].round(4).tolist()} of the time, "
+                             "outside the top k (only the k largest logits: those below the k-th largest are -inf, "
+                             "and stay -inf after the temperature)")
     far = np.flatnonzero(np.abs(share - p) >= bound)
-    assert not far.size, (f"{case}: tokens {far.tolist()} drawn {share[far].round(4).tolist()} of the time, where "
-                          f"softmax(z / T) over the top k gives {p[far].round(4).tolist()} (more than 6 standard "
-                          f"errors off); all shares {share.round(4).tolist()}, all p {p.round(4).tolist()}")
+    never = np.flatnonzero((share == 0) & (p > 0))
+    cut = (f"; tokens {never.tolist()} never drawn: top-k keeps the k largest logits, those >= the k-th largest (z < "
+           "kth becomes -inf)" if never.size else "")
+    if far.size:
+        raise AssertionError(f"{case}: tokens {far.tolist()} drawn {share[far].round(4).tolist()} of the time, where "
+                             f"softmax(z / T) over the top k gives {p[far].round(4).tolist()} (more than 6 standard "
+                             f"errors off){cut}; all shares {share.round(4).tolist()}, all p {p.round(4).tolist()}")
 
 
 @pytest.mark.assignment(6, points=10)
-@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.6, 4), (1.7, None), (None, None)])
+@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.6, 4), (1.7, None), (None, None)],
+                         ids=["T=1.0", "T=0.6-top_k=4", "T=1.7", "defaults"])
+@pytest.mark.usefixtures("top_k_leaves_a_logit")
 def test_generate_draws_the_next_token_from_the_tempered_softmax_of_the_lm(lm, temperature, top_k):
     """20000 rows of one prompt, one new token each: the share of each token against softmax(z / T) over the top k
     logits z, computed here in float64. A share outside 6 standard errors (+ 5 draws) is a wrong sampler. (None,
@@ -678,10 +706,13 @@ def test_generate_zero_new_tokens_returns_the_prompt(lm):
 
 
 @pytest.mark.assignment(6, points=3)
+@pytest.mark.usefixtures("top_k_leaves_a_logit")
 def test_lm_top_k_one_is_greedy(lm):
     greedy = generate(lm, mt.tensor([[4, 5]]), 6, temperature=0.0).numpy()
     sampled = generate(lm, mt.tensor([[4, 5]]), 6, temperature=1.3, top_k=1).numpy()
-    np.testing.assert_array_equal(greedy, sampled)
+    np.testing.assert_array_equal(sampled, greedy, err_msg="generate(lm, 6 new tokens, temperature=1.3, top_k=1) "
+                                                           "should equal greedy decoding's (temperature=0): top-k "
+                                                           "keeps only the largest logit")
 
 
 def test_lm_stops_at_eos(lm):
@@ -692,7 +723,9 @@ def test_lm_stops_at_eos(lm):
 
 
 @pytest.mark.assignment(6, points=10)
-@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.5, None), (2.0, 2), (0.8, 3)])
+@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.5, None), (2.0, 2), (0.8, 3)],
+                         ids=["T=1.0", "T=0.5", "T=2.0-top_k=2", "T=0.8-top_k=3"])
+@pytest.mark.usefixtures("top_k_leaves_a_logit")
 def test_sampling_draws_from_the_tempered_softmax(backend, temperature, top_k):
     z = np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32)
     n = 100000
@@ -765,28 +798,41 @@ def test_decoding_takes_numpy_numbers_as_settings(seq2seq, lm):
 
 
 @pytest.mark.assignment(6, points=4)
-@pytest.mark.parametrize("top_k", [None, 3])
+@pytest.mark.parametrize("top_k", [None, 3], ids=["top_k=None", "top_k=3"])
+@pytest.mark.usefixtures("top_k_leaves_a_logit")
 def test_a_tiny_temperature_samples_as_greedy_decoding_does(backend, lm, top_k):
+    """T -> 0: softmax(z / T) puts all its mass on the arg-max, so sampling gives greedy decoding's tokens; with
+    (z - max z) / T (d floored at -1e4 T), not z / T, which overflows for the smallest T."""
     prompt = mt.tensor([[4, 5, 6], [7, 7, 8]])
     greedy = generate(lm, prompt, 8, temperature=0.0).numpy()
     for temperature in (1e-6, 1e-30, 1e-300, 5e-324):  # the last ones are 0 in float32: z / T would overflow
         mt.manual_seed(1)
-        np.testing.assert_array_equal(generate(lm, prompt, 8, temperature=temperature, top_k=top_k).numpy(), greedy)
+        np.testing.assert_array_equal(generate(lm, prompt, 8, temperature=temperature, top_k=top_k).numpy(), greedy,
+                                      err_msg=f"generate(lm, 8 new tokens, temperature={temperature}, top_k={top_k}) "
+                                              "should equal greedy decoding's (temperature=0), the arg-max")
     # large logits: z / T is beyond float32 for T = 1e-37, (z - max z) / T is not (and the arg-max is not first)
-    z = mt.tensor(np.tile(np.array([99.0, 100.0, -50.0, 98.0], dtype=np.float32), (1000, 1))).data
+    z = np.array([99.0, 100.0, -50.0, 98.0], dtype=np.float32)
+    logits = mt.tensor(np.tile(z, (1000, 1))).data
     for temperature in (1e-6, 1e-37, 1e-300):
-        assert (mt.backend.current().to_host(_pick(backend, z, temperature, top_k)) == 1).all()
+        drawn = mt.backend.current().to_host(_pick(backend, logits, temperature, top_k))
+        if (drawn != 1).any():
+            raise AssertionError(f"_pick(z = {z.tolist()}, T = {temperature}, top_k = {top_k}) drew tokens "
+                                 f"{np.unique(drawn).tolist()}, where the arg-max, 1, has all the mass: (z - max z) / "
+                                 "T, not z / T, which overflows float32")
 
 
 @pytest.mark.assignment(6, points=3)
+@pytest.mark.usefixtures("top_k_leaves_a_logit")
 def test_a_huge_temperature_draws_evenly_among_the_top_k(backend):
+    """T -> inf: softmax(z / T) is uniform over the top k, and a logit cut by top-k (-inf) stays -inf: T = 1e300 is
+    beyond float32 (-inf / inf would be NaN; the floor of d at -1e4 T must not make -inf finite)."""
     z = np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32)
     logits = mt.tensor(np.tile(z, (20000, 1))).data
-    for temperature in (1e30, 1e300):  # 1e300 is inf in float32: -inf / inf would be NaN
+    for temperature in (1e30, 1e300):
         draws = mt.backend.current().to_host(_pick(backend, logits, temperature, 2))
         freq = np.bincount(draws, minlength=4) / len(draws)
-        assert freq[1] == freq[2] == 0.0  # never outside the 2 largest logits
-        np.testing.assert_allclose(freq[[0, 3]], 0.5, atol=0.022)  # T -> inf: uniform over those kept (6 s.e.)
+        # 0.022: 6 standard errors of a share of 1/2 in 20000 draws
+        _drawn_as(freq, np.array([0.5, 0.0, 0.0, 0.5]), 0.022, f"_pick(z = {z.tolist()}, T = {temperature}, top_k = 2)")
 
 
 def test_decoding_refuses_bad_settings(seq2seq, lm):
