@@ -11,6 +11,8 @@ about 2e-9).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -132,10 +134,51 @@ def _best(ranked, key):
     return ranked[0]
 
 
+#: said by a failed beam test where length_penalty is wrong: the mistake is length_penalty's, not the search's
+RANKS_BY_LP = ("fix test_length_penalty_is_gnmt_eq_14 first; this test ranks the beam's winner by s(Y) / "
+               "length_penalty(|Y|, alpha)")
+
+
+def _length_penalty_wrong() -> str:
+    """How length_penalty differs from GNMT's eq. 14 on beam search's float32 lengths; "" where it does not."""
+    lengths = np.arange(1, 13, dtype=np.float32)
+    for alpha in (0.0, 0.6, 4.0, 6.0):
+        try:
+            got = np.asarray(length_penalty(lengths, alpha), dtype=np.float64)
+        except NotImplementedError:
+            return "length_penalty is not written yet"
+        want = _lp(lengths.astype(np.float64), alpha)
+        if got.shape != want.shape:
+            return (f"length_penalty is wrong: length_penalty(lengths of shape {want.shape}, {alpha}) has shape "
+                    f"{got.shape}")
+        wrong = np.flatnonzero(~np.isclose(got, want, rtol=1e-5, atol=0))
+        if wrong.size:
+            n = int(lengths[wrong[0]])
+            return (f"length_penalty is wrong: length_penalty({n}, {alpha}) gave {got[wrong[0]]:.6g}, "
+                    f"(5 + {n})^{alpha} / (5 + 1)^{alpha} = {want[wrong[0]]:.6g}")
+    return ""
+
+
+def _blames_length_penalty(test):
+    """The beam test ``test``, whose failure, where length_penalty is not GNMT's eq. 14, is named as length_penalty's
+    (fix its own test first): the winner is ranked by it, and a wrong penalty reads as a wrong search. Checked only
+    once the test has failed: a penalty off by a constant factor ranks as the right one, and costs no beam points."""
+    @functools.wraps(test)
+    def checked(*args, **kwargs):
+        try:
+            return test(*args, **kwargs)
+        except (AssertionError, NotImplementedError) as e:
+            wrong = _length_penalty_wrong()
+            if wrong:
+                raise AssertionError(f"{wrong}: {RANKS_BY_LP}") from e
+            raise
+    return checked
+
+
 @pytest.mark.assignment(6, points=15)
-@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no-cache"])
 @pytest.mark.parametrize("rows, max_len", [((0, 1, 2, 3), 3), ((0, 1, 2, 3), 6), ((1, 2), 6)],
-                         ids=["all-3", "all-6", "ended-6"])
+                         ids=["rows=all-max_len=3", "rows=all-max_len=6", "rows=ended-max_len=6"])
 def test_greedy_decode_takes_the_arg_max_at_every_step(tiny, rows, max_len, use_cache):
     """y_t = arg-max_v p(v | y_<t, x) until <eos>, then <pad>; it stops once every row has ended (or at max_len)."""
     model, src = tiny
@@ -176,28 +219,40 @@ def test_greedy_picks_the_argmax_of_the_teacher_forced_logits(seq2seq):
 
 @pytest.mark.assignment(6, points=5)
 def test_beam_of_one_is_greedy(seq2seq):
+    """A beam of 1 keeps each step's best extension: greedy decoding's tokens, computed here from the teacher-forced
+    logits (not by greedy_decode: a mistake there is not beam search's)."""
     model, src = seq2seq
-    greedy = greedy_decode(model, src, max_len=10).numpy()
+    greedy = _padded([_greedy_by_hand(model, row, 10) for row in src.numpy()])
     for use_cache in (True, False):
-        beam = beam_search(model, src, beam_size=1, max_len=10, use_cache=use_cache).numpy()
-        np.testing.assert_array_equal(beam, greedy, err_msg=f"beam_size=1 (use_cache={use_cache}) is greedy decoding")
+        beam = _beam(model, src, beam_size=1, max_len=10, use_cache=use_cache).numpy()
+        np.testing.assert_array_equal(beam, greedy, err_msg=f"beam_search(beam_size=1, use_cache={use_cache}): greedy "
+                                                            "decoding's tokens, the arg-max at every step")
 
 
 @pytest.mark.assignment(6, points=5)
+@_blames_length_penalty
 def test_beam_search_scores_are_log_probabilities_at_least_greedys(seq2seq):
+    """The score returned is log P(Y | X) of the tokens returned, recomputed here; a beam of 4 finds one at least as
+    likely as greedy decoding's (computed here from the teacher-forced logits, not by greedy_decode)."""
     model, src = seq2seq
-    greedy = greedy_decode(model, src, max_len=10).numpy()
-    tokens, scores = beam_search(model, src, beam_size=4, max_len=10, return_scores=True)
+    greedy = _padded([_greedy_by_hand(model, row, 10) for row in src.numpy()])
+    tokens, scores = _beam(model, src, beam_size=4, max_len=10, return_scores=True)
     tokens, scores = tokens.numpy(), scores.numpy()
-    # the score it reports is log P(Y | X) of the sequence it returns, recomputed independently
     np.testing.assert_allclose(scores, _log_prob(model, src, tokens), atol=2e-4,
-                               err_msg="the scores: log P(Y | X) of the tokens returned, a sum of log-softmaxes")
-    assert (scores >= _log_prob(model, src, greedy) - 2e-4).all(), "a beam of 4 found a lower log P than greedy's"
-    cached = beam_search(model, src, beam_size=4, max_len=10, use_cache=False).numpy()
+                               err_msg="beam_search(beam_size=4, max_len=10): the scores, log P(Y | X) of the tokens "
+                                       "returned, a sum of log-softmaxes")
+    greedys = _log_prob(model, src, greedy)
+    lower = np.flatnonzero(scores < greedys - 2e-4)
+    if lower.size:
+        raise AssertionError(f"beam_search(beam_size=4, max_len=10): sources {lower.tolist()} got a log P "
+                             f"{scores[lower].round(4).tolist()} lower than greedy decoding's "
+                             f"{greedys[lower].round(4).tolist()}")
+    cached = _beam(model, src, beam_size=4, max_len=10, use_cache=False).numpy()
     np.testing.assert_array_equal(cached, tokens, err_msg="use_cache=False: the same tokens as with the cache")
 
 
 @pytest.mark.assignment(6, points=10)
+@_blames_length_penalty
 def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
     """With k at least the number of outputs (341 of at most 4 tokens over 5 tokens), no hypothesis is ever dropped:
     beam search returns the output of best log P / lp of all, which is found here by listing them all."""
@@ -206,7 +261,7 @@ def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
     assert len(every[0]) == 1 + 4 + 4**2 + 4**3 + 4**4  # ended at step 1, 2, 3 or 4, and never ended
     winners = {}
     for alpha in (0.0, 0.6, 6.0):
-        tokens, scores = beam_search(model, src, beam_size=len(every[0]), max_len=4, alpha=alpha, return_scores=True)
+        tokens, scores = _beam(model, src, beam_size=len(every[0]), max_len=4, alpha=alpha, return_scores=True)
         best = [_best(outputs, key=lambda o: o[1] / _lp(len(o[0]), alpha)) for outputs in every]
         np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in best]),
                                       err_msg=f"alpha {alpha}: the best log P / lp(|Y|) of all outputs, |Y| counting "
@@ -221,12 +276,16 @@ def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
     assert without_eos != winners[6.0]
 
 
-def _beam_by_hand(model, src_row, k, alpha, T, kept=None):
-    """Beam search of one source, hypothesis by hypothesis: (tokens, log P) of the winner.
+def _beam_hyps(model, src_row, k, T, kept=None, ranked_by_lp=None):
+    """Beam search of one source, hypothesis by hypothesis: the k hypotheses (tokens, log P) it ends with.
 
     Each step extends every hypothesis that has not ended by every token, s(Y v) = s(Y) + log p(v | Y, x); one that
-    has ended stays as it is; the k best are kept. At the end the best s(Y) / lp(|Y|) wins. ``kept``, a list, gets
-    each step's k best, best first (the order of beam search's rows)."""
+    has ended stays as it is; the k best are kept. ``kept``, a list, gets each step's k best, best first (the order
+    of beam search's rows). ``ranked_by_lp=alpha`` ranks the candidates by s / lp(|Y|) at every step instead: a known
+    mistake (the penalty ranks only the final k), written here to check that a case tells it apart."""
+    def key(c):
+        return c[1] if ranked_by_lp is None else c[1] / _lp(len(c[0]), ranked_by_lp)
+
     hyps = [((), 0.0)]
     for _ in range(T):
         growing = [h for h in hyps if EOS not in h[0]]
@@ -235,36 +294,99 @@ def _beam_by_hand(model, src_row, k, alpha, T, kept=None):
         logp = _next_log_probs(model, src_row, [y for y, _ in growing])  # (n, V)
         candidates = [h for h in hyps if EOS in h[0]]
         candidates += [(y + (v,), s + lp_v) for (y, s), row in zip(growing, logp) for v, lp_v in enumerate(row)]
-        candidates.sort(key=lambda c: c[1], reverse=True)
-        assert len(candidates) <= k or candidates[k - 1][1] - candidates[k][1] > 1e-4, "a near tie at the cut"
+        candidates.sort(key=key, reverse=True)
+        assert len(candidates) <= k or key(candidates[k - 1]) - key(candidates[k]) > 1e-4, "a near tie at the cut"
         hyps = candidates[:k]
         if kept is not None:
             kept.append([y for y, _ in hyps])
-    return _best(hyps, key=lambda h: h[1] / _lp(len(h[0]), alpha))
+    return hyps
+
+
+def _beam_by_hand(model, src_row, k, alpha, T, kept=None):
+    """Beam search of one source (:func:`_beam_hyps`), then the best s(Y) / lp(|Y|) of the k: (tokens, log P)."""
+    return _best(_beam_hyps(model, src_row, k, T, kept), key=lambda h: h[1] / _lp(len(h[0]), alpha))
+
+
+def _beam(model, src, **kwargs):
+    """``beam_search(model, src, **kwargs)``; an IndexError is named as a row index (``parent``) out of range."""
+    try:
+        return beam_search(model, src, **kwargs)
+    except IndexError as e:
+        k, rows = kwargs.get("beam_size", 4), src.shape[0] * kwargs.get("beam_size", 4)
+        raise AssertionError(f"beam_search(beam_size={k}) on {src.shape[0]} sources raised an IndexError: is parent, "
+                             f"the row each kept hypothesis extends, out of range? It lies in 0..B k - 1 = "
+                             f"0..{rows - 1}: source b's candidate i of its k V (flat index, 0..k V - 1) extends row "
+                             "b k + i // V by token i % V") from e
+
+
+def _why(out, model, src_row, k, alpha, T):
+    """What a beam's wrong output ``out`` (a row of tokens) tells of the mistake: "" where it is none known."""
+    ended = list(out).index(EOS) if EOS in list(out) else len(out)
+    y = tuple(int(v) for v in out[:ended + 1])
+    if (np.asarray(out[ended + 1:]) != PAD).any():
+        return (f"it grew past its <eos> ({np.asarray(out).tolist()}): a hypothesis that has ended extends only by "
+                "<pad>, at log-probability 0 (mask its row's log p where done), and done follows the row it extends "
+                "(done[parent]) when the rows are reordered")
+    hyps = _beam_hyps(model, src_row, k, T)
+    if alpha == 0:  # lp = 1: the k are ranked by log P alone, so a wrong winner is a wrong search
+        return ""
+    if y == max(hyps, key=lambda h: h[1])[0]:
+        return ("that is the final k's best log P alone: is the winner ranked by log P alone, or by s(Y) / lp(|Y|) "
+                "with another |Y| than each one's own (<eos> included; lengths follow the row each extends, + 1 where "
+                "that row had not ended)?")
+    if y == _best(_beam_hyps(model, src_row, k, T, ranked_by_lp=alpha), key=lambda h: h[1] / _lp(len(h[0]), alpha))[0]:
+        return ("that is what ranking the candidates by s / lp(|Y|) at every step returns: the search keeps the k best "
+                "by log P, s(Y) + log p(v | Y, X); lp(|Y|) ranks only the final k, at the end")
+    if y in [h[0] for h in hyps]:
+        return ("that is one of the final k, not the best s(Y) / lp(|Y|) of them: |Y| is its own length, <eos> "
+                "included (lengths follow the row each extends, + 1 where that row had not ended)")
+    return ""
+
+
+def _check_beam(model, src, k, alpha, T, use_cache=True, hint=""):
+    """beam_search against the search by hand, source by source: each wrong row named with what it tells (``_why``),
+    else ``hint``; then the scores, log P (not divided by lp). Returns the winners' tokens, one tuple a source."""
+    tokens, scores = _beam(model, src, beam_size=k, max_len=T, alpha=alpha, use_cache=use_cache, return_scores=True)
+    tokens, scores = tokens.numpy(), scores.numpy()
+    expected = [_beam_by_hand(model, row, k, alpha, T) for row in src.numpy()]
+    case = f"beam_search(beam_size={k}, alpha={alpha}, max_len={T}, use_cache={use_cache})"
+    for b, (row, (y, s)) in enumerate(zip(src.numpy(), expected)):
+        out = tokens[b]
+        if out[:len(y)].tolist() != list(y) or (out[len(y):] != PAD).any():
+            why = _why(out, model, row, k, alpha, T) or hint
+            raise AssertionError(f"{case}, source {b} {row[row != PAD].tolist()}: returned {out.tolist()}, the search "
+                                 f"by hand {list(y)} (log P {s:.4f}, lp(|Y|) {_lp(len(y), alpha):.4f}); {why}")
+    np.testing.assert_allclose(scores, [s for _, s in expected], atol=1e-4,
+                               err_msg=f"{case}: the winner's log P (not divided by lp)")
+    return [y for y, _ in expected]
+
+
+#: what each step of beam search does, said where a wrong output tells nothing more
+KEEPS_THE_K_BEST = ("each step keeps the k best of a source's k V extensions s(Y) + log p(v | Y, X) (not each "
+                    "hypothesis' best; an ended one extends by <pad> only, at no cost), then the best log P / lp(|Y|) "
+                    "of the final k wins")
 
 
 @pytest.mark.assignment(6, points=10)
-@pytest.mark.parametrize("use_cache", [True, False])
-@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no-cache"])
+@pytest.mark.parametrize("k", [2, 3], ids=["k=2", "k=3"])
+@_blames_length_penalty
 def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cache):
+    """The search by hand, k = 2 and 3, alpha = 0, 0.6 and 4 on the tiny model; and on another seed of it, where
+    ranking the candidates by s / lp(|Y|) at every step (the penalty belongs to the final k only) keeps other ones."""
     model, src = tiny
-    found = {}
-    for alpha in (0.0, 0.6, 4.0):
-        tokens, scores = beam_search(model, src, beam_size=k, max_len=6, alpha=alpha, use_cache=use_cache,
-                                     return_scores=True)
-        expected = [_beam_by_hand(model, row, k, alpha, 6) for row in src.numpy()]
-        np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in expected]),
-                                      err_msg=f"k {k}, alpha {alpha}: each step keeps the k best of a source's k V "
-                                              "extensions (not each hypothesis' best), then the best log P / lp wins")
-        np.testing.assert_allclose(scores.numpy(), [s for _, s in expected], atol=1e-4,
-                                   err_msg=f"k {k}, alpha {alpha}: the winner's log P")
-        found[alpha] = [y for y, _ in expected]
+    found = {alpha: _check_beam(model, src, k, alpha, 6, use_cache, KEEPS_THE_K_BEST) for alpha in (0.0, 0.6, 4.0)}
     greedy = [_greedy_by_hand(model, row, 6) for row in src.numpy()]
     assert found[0.0] != greedy and found[4.0] != found[0.0]
+    model, src = _sharpened(30), mt.tensor([[3, 4]])
+    y = _check_beam(model, src, k, 4.0, 6, use_cache, KEEPS_THE_K_BEST)
+    by_lp = _best(_beam_hyps(model, [3, 4], k, 6, ranked_by_lp=4.0), key=lambda h: h[1] / _lp(len(h[0]), 4.0))
+    assert [by_lp[0]] != y, "the case needs a source where ranking by s / lp while searching picks another winner"
 
 
 @pytest.mark.assignment(6, points=5)
-@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("k", [2, 3], ids=["k=2", "k=3"])
+@_blames_length_penalty
 def test_an_ended_hypothesis_keeps_its_end_and_its_length_when_it_moves_to_another_row(k):
     """The rows are reordered at each step; an ended hypothesis that moves to another row takes its end (``done``)
     and its length |Y| along, as it takes its tokens and its score: both are those of the row it extends (its
@@ -276,18 +398,13 @@ def test_an_ended_hypothesis_keeps_its_end_and_its_length_when_it_moves_to_anoth
     moved = [(t, y) for t in range(len(kept) - 1) for y in kept[t] if EOS in y and y in kept[t + 1]
              and kept[t].index(y) != kept[t + 1].index(y)]
     assert moved, "the case needs an ended hypothesis that changes rank (row) from one step to the next"
+    t, ended = moved[0]
+    causes = ("possible causes: an ended hypothesis stays as it is: its row extends only by <pad>, at log-probability "
+              "0 (the log p of the rows where done masked), and each kept hypothesis takes done and lengths of the row "
+              f"it extends (parent), as it takes ys and scores; here the ended hypothesis {list(ended)} is row "
+              f"{kept[t].index(ended)} after step {t + 1} and row {kept[t + 1].index(ended)} after step {t + 2}")
     for alpha in (0.0, 0.6, 4.0):
-        tokens, scores = beam_search(model, mt.tensor([row]), beam_size=k, max_len=6, alpha=alpha, return_scores=True)
-        y, s = _beam_by_hand(model, row, k, alpha, 6)
-        t, ended = moved[0]
-        said = (f"k {k}, alpha {alpha}: the ended hypothesis {list(ended)} is row {kept[t].index(ended)} after step "
-                f"{t + 1} and row {kept[t + 1].index(ended)} after step {t + 2}; each kept hypothesis takes done and "
-                "lengths of the row it extends (parent), as it takes ys and scores, so that an ended one extends by "
-                "<pad> only and keeps its |Y| for lp(|Y|)")
-        out = tokens.numpy()[0]  # (T,): the winner, then <pad> up to the step the search stopped at
-        np.testing.assert_array_equal(out[:len(y)], y, err_msg=said)
-        assert (out[len(y):] == PAD).all(), f"<pad> after the winner's <eos>, got {out.tolist()}: {said}"
-        np.testing.assert_allclose(scores.numpy(), [s], atol=1e-4, err_msg=said)
+        _check_beam(model, mt.tensor([row]), k, alpha, 6, hint=causes)
 
 
 def test_beam_search_defaults_to_a_beam_of_4_ranked_by_log_p_alone():
@@ -436,13 +553,20 @@ def test_the_cache_is_used_by_default_and_runs_one_new_position_per_step(monkeyp
 
 @pytest.mark.assignment(6, points=5)
 def test_length_penalty_is_gnmt_eq_14():
-    assert length_penalty(1, 0.6) == pytest.approx(1.0)
-    assert length_penalty(7, 0.6) == pytest.approx((12 / 6) ** 0.6)
-    assert length_penalty(9, 0.0) == 1.0
+    """lp(|Y|) = (5 + |Y|)^alpha / (5 + 1)^alpha, of a number and element by element of an array."""
+    for length, alpha in ((1, 0.6), (7, 0.6), (9, 0.0), (3, 2.5)):
+        got, want = length_penalty(length, alpha), (5 + length) ** alpha / 6**alpha
+        if not abs(got - want) <= 1e-9 * want:
+            raise AssertionError(f"length_penalty({length}, {alpha}) = {got}; GNMT eq. 14 gives (5 + {length})^{alpha} "
+                                 f"/ (5 + 1)^{alpha} = {want:.6g}")
     lengths = np.arange(1, 13)
     for alpha in (0.0, 0.6, 1.0, 2.5):  # an array gives one penalty per length
-        np.testing.assert_allclose(length_penalty(lengths, alpha), (5 + lengths) ** alpha / 6**alpha, rtol=1e-12)
-    assert np.shape(length_penalty(np.ones((2, 3), dtype=np.float32), 0.6)) == (2, 3)
+        np.testing.assert_allclose(length_penalty(lengths, alpha), (5 + lengths) ** alpha / 6**alpha, rtol=1e-12,
+                                   err_msg=f"length_penalty(lengths 1..12, {alpha}): (5 + |Y|)^alpha / (5 + 1)^alpha, "
+                                           "element by element")
+    shape = np.shape(length_penalty(np.ones((2, 3), dtype=np.float32), 0.6))
+    if shape != (2, 3):
+        raise AssertionError(f"length_penalty(lengths of shape (2, 3), 0.6) has shape {shape}: one penalty a length")
 
 
 @pytest.mark.parametrize("alpha", [-1.0, float("nan"), "0.6", None])
@@ -511,19 +635,47 @@ def test_generate_refuses_a_context_the_model_cannot_read(lm):
         generate(lm, mt.tensor([[4]]), 3, context=0)
 
 
+@pytest.fixture
+def top_k_leaves_a_logit(monkeypatch):
+    """_pick's top-k must leave each row its largest logit at least: checked where _pick hands the logits to
+    _tempered, so that a cut of every logit (z <= kth) is named, not met as NaN's RuntimeWarning inside _tempered."""
+    from minitransformer.train import decoding
+
+    tempered = decoding._tempered
+
+    def checked(xp, z, temperature):
+        none_left = np.flatnonzero(~(mt.backend.current().to_host(z) > -np.inf).any(axis=-1))
+        if none_left.size:
+            raise AssertionError(f"_pick: top-k left rows {none_left[:5].tolist()} of z {tuple(z.shape)} no finite "
+                                 "logit (all -inf): keep the top_k largest, those >= the k-th largest (z < kth becomes "
+                                 "-inf, not z <= kth)")
+        return tempered(xp, z, temperature)
+
+    monkeypatch.setattr(decoding, "_tempered", checked)
+
+
 def _drawn_as(share, p, bound, case):
     """Each token's share of the draws within ``bound`` of its probability ``p`` (softmax(z / T) over the top k), and
     none drawn outside the top k; else the tokens at fault, their shares and probabilities."""
     outside = np.flatnonzero((p == 0) & (share > 0))
-    assert not outside.size, f"{case}: tokens {outside.tolist()} drawn, outside the top k (only the k largest logits)"
+    if outside.size:
+        raise AssertionError(f"{case}: tokens {outside.tolist()} drawn {share[outside].round(4).tolist()} of the time, "
+                             "outside the top k (only the k largest logits: those below the k-th largest are -inf, "
+                             "and stay -inf after the temperature)")
     far = np.flatnonzero(np.abs(share - p) >= bound)
-    assert not far.size, (f"{case}: tokens {far.tolist()} drawn {share[far].round(4).tolist()} of the time, where "
-                          f"softmax(z / T) over the top k gives {p[far].round(4).tolist()} (more than 6 standard "
-                          f"errors off); all shares {share.round(4).tolist()}, all p {p.round(4).tolist()}")
+    never = np.flatnonzero((share == 0) & (p > 0))
+    cut = (f"; tokens {never.tolist()} never drawn: top-k keeps the k largest logits, those >= the k-th largest (z < "
+           "kth becomes -inf)" if never.size else "")
+    if far.size:
+        raise AssertionError(f"{case}: tokens {far.tolist()} drawn {share[far].round(4).tolist()} of the time, where "
+                             f"softmax(z / T) over the top k gives {p[far].round(4).tolist()} (more than 6 standard "
+                             f"errors off){cut}; all shares {share.round(4).tolist()}, all p {p.round(4).tolist()}")
 
 
 @pytest.mark.assignment(6, points=10)
-@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.6, 4), (1.7, None), (None, None)])
+@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.6, 4), (1.7, None), (None, None)],
+                         ids=["T=1.0", "T=0.6-top_k=4", "T=1.7", "defaults"])
+@pytest.mark.usefixtures("top_k_leaves_a_logit")
 def test_generate_draws_the_next_token_from_the_tempered_softmax_of_the_lm(lm, temperature, top_k):
     """20000 rows of one prompt, one new token each: the share of each token against softmax(z / T) over the top k
     logits z, computed here in float64. A share outside 6 standard errors (+ 5 draws) is a wrong sampler. (None,
@@ -554,10 +706,13 @@ def test_generate_zero_new_tokens_returns_the_prompt(lm):
 
 
 @pytest.mark.assignment(6, points=3)
+@pytest.mark.usefixtures("top_k_leaves_a_logit")
 def test_lm_top_k_one_is_greedy(lm):
     greedy = generate(lm, mt.tensor([[4, 5]]), 6, temperature=0.0).numpy()
     sampled = generate(lm, mt.tensor([[4, 5]]), 6, temperature=1.3, top_k=1).numpy()
-    np.testing.assert_array_equal(greedy, sampled)
+    np.testing.assert_array_equal(sampled, greedy, err_msg="generate(lm, 6 new tokens, temperature=1.3, top_k=1) "
+                                                           "should equal greedy decoding's (temperature=0): top-k "
+                                                           "keeps only the largest logit")
 
 
 def test_lm_stops_at_eos(lm):
@@ -568,7 +723,9 @@ def test_lm_stops_at_eos(lm):
 
 
 @pytest.mark.assignment(6, points=10)
-@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.5, None), (2.0, 2), (0.8, 3)])
+@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.5, None), (2.0, 2), (0.8, 3)],
+                         ids=["T=1.0", "T=0.5", "T=2.0-top_k=2", "T=0.8-top_k=3"])
+@pytest.mark.usefixtures("top_k_leaves_a_logit")
 def test_sampling_draws_from_the_tempered_softmax(backend, temperature, top_k):
     z = np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32)
     n = 100000
@@ -641,28 +798,41 @@ def test_decoding_takes_numpy_numbers_as_settings(seq2seq, lm):
 
 
 @pytest.mark.assignment(6, points=4)
-@pytest.mark.parametrize("top_k", [None, 3])
+@pytest.mark.parametrize("top_k", [None, 3], ids=["top_k=None", "top_k=3"])
+@pytest.mark.usefixtures("top_k_leaves_a_logit")
 def test_a_tiny_temperature_samples_as_greedy_decoding_does(backend, lm, top_k):
+    """T -> 0: softmax(z / T) puts all its mass on the arg-max, so sampling gives greedy decoding's tokens; with
+    (z - max z) / T (d floored at -1e4 T), not z / T, which overflows for the smallest T."""
     prompt = mt.tensor([[4, 5, 6], [7, 7, 8]])
     greedy = generate(lm, prompt, 8, temperature=0.0).numpy()
     for temperature in (1e-6, 1e-30, 1e-300, 5e-324):  # the last ones are 0 in float32: z / T would overflow
         mt.manual_seed(1)
-        np.testing.assert_array_equal(generate(lm, prompt, 8, temperature=temperature, top_k=top_k).numpy(), greedy)
+        np.testing.assert_array_equal(generate(lm, prompt, 8, temperature=temperature, top_k=top_k).numpy(), greedy,
+                                      err_msg=f"generate(lm, 8 new tokens, temperature={temperature}, top_k={top_k}) "
+                                              "should equal greedy decoding's (temperature=0), the arg-max")
     # large logits: z / T is beyond float32 for T = 1e-37, (z - max z) / T is not (and the arg-max is not first)
-    z = mt.tensor(np.tile(np.array([99.0, 100.0, -50.0, 98.0], dtype=np.float32), (1000, 1))).data
+    z = np.array([99.0, 100.0, -50.0, 98.0], dtype=np.float32)
+    logits = mt.tensor(np.tile(z, (1000, 1))).data
     for temperature in (1e-6, 1e-37, 1e-300):
-        assert (mt.backend.current().to_host(_pick(backend, z, temperature, top_k)) == 1).all()
+        drawn = mt.backend.current().to_host(_pick(backend, logits, temperature, top_k))
+        if (drawn != 1).any():
+            raise AssertionError(f"_pick(z = {z.tolist()}, T = {temperature}, top_k = {top_k}) drew tokens "
+                                 f"{np.unique(drawn).tolist()}, where the arg-max, 1, has all the mass: (z - max z) / "
+                                 "T, not z / T, which overflows float32")
 
 
 @pytest.mark.assignment(6, points=3)
+@pytest.mark.usefixtures("top_k_leaves_a_logit")
 def test_a_huge_temperature_draws_evenly_among_the_top_k(backend):
+    """T -> inf: softmax(z / T) is uniform over the top k, and a logit cut by top-k (-inf) stays -inf: T = 1e300 is
+    beyond float32 (-inf / inf would be NaN; the floor of d at -1e4 T must not make -inf finite)."""
     z = np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32)
     logits = mt.tensor(np.tile(z, (20000, 1))).data
-    for temperature in (1e30, 1e300):  # 1e300 is inf in float32: -inf / inf would be NaN
+    for temperature in (1e30, 1e300):
         draws = mt.backend.current().to_host(_pick(backend, logits, temperature, 2))
         freq = np.bincount(draws, minlength=4) / len(draws)
-        assert freq[1] == freq[2] == 0.0  # never outside the 2 largest logits
-        np.testing.assert_allclose(freq[[0, 3]], 0.5, atol=0.022)  # T -> inf: uniform over those kept (6 s.e.)
+        # 0.022: 6 standard errors of a share of 1/2 in 20000 draws
+        _drawn_as(freq, np.array([0.5, 0.0, 0.0, 0.5]), 0.022, f"_pick(z = {z.tolist()}, T = {temperature}, top_k = 2)")
 
 
 def test_decoding_refuses_bad_settings(seq2seq, lm):

@@ -285,7 +285,7 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
             # the step: score every row's V one-token extensions s(Y) + log p(v | Y, X), (B k, V) (an ended row
             # extends only by pad_id, at log-probability 0); keep the k best of each source's k V (rows b k to
             # b k + k - 1 are source b's): scores (B k); parent (B k), the row each extends; ys (B k, t + 1);
-            # lengths (tokens, eos_id included); done
+            # lengths (float32 token counts, eos_id included: add 0 or 1 as float32); done
             ### BEGIN SOLUTION A6: keep the k best of each source's k V extensions s(Y) + log p(v | Y), as said above
             logp = F.log_softmax(logits[:, -1, :], axis=-1).data  # (B k, V)
             V = logp.shape[-1]
@@ -459,13 +459,14 @@ def _tempered(xp, z, temperature: float):
 
     Subtracting the max first makes the largest logit 0 and the others fall towards -inf as ``T -> 0``,
     so sampling approaches the arg-max (greedy) instead of overflowing; masked logits (-inf) stay -inf.
-    ``T`` is kept within the dtype's range, and values are floored at -1e4: far below the Gumbel noise's
-    span of 20, so the floor changes no draw but keeps ``d / T`` from overflowing.
+    ``T`` is kept within the dtype's range, and ``d`` is floored at ``floor = -1e4 T`` (no lower than the
+    dtype's lowest), so ``d / T >= -1e4``: far below the Gumbel noise's span of 20, the floor changes no
+    draw, but ``d / T`` cannot overflow.
     """
     info = xp.finfo(z.dtype)
     T = min(max(float(temperature), float(info.smallest_normal)), float(info.max))
     floor = max(-1e4 * T, float(info.min))
-    ### BEGIN SOLUTION A6: d = z - max(z) per row, (B, V); return d / T, d clipped at floor first and -inf kept -inf
+    ### BEGIN SOLUTION A6: d = z - max(z) per row, (B, V); return d / T, d clipped at floor (-1e4 T) first, -inf kept
     d = z - xp.max(z, axis=-1, keepdims=True)  # (B, V) <= 0; -inf where top_k masked
     return xp.where(d == -math.inf, d, xp.clip(d, floor, None) / T)
     ### END SOLUTION
