@@ -615,6 +615,14 @@ def test_the_table_says_why_a_comparison_failed_and_keeps_a_whole_hint():
                   "0.32])") == "AssertionError: the loss should fall below 0.02; assert 0.32 < 0.02"
     assert reason("AssertionError: the rate rises: [0.1, 0.2]\nassert np.False_\n +  where np.False_ = <function all "
                   "at 0x7ff6>(array([0.1]) > 0)") == "AssertionError: the rate rises: [0.1, 0.2]"
+    # where NumPy compared no values (the shapes differ, or where the infinities lie), what it says and the arrays
+    for actual, desired, said in [(np.zeros((2, 1)), np.zeros((2, 3)), "(shapes (2, 1), (2, 3) mismatch)"),
+                                  (np.array([-0.5, -1e4]), np.array([-0.5, -np.inf]), "location mismatch")]:
+        with pytest.raises(AssertionError) as caught:
+            np.testing.assert_array_equal(actual, desired, err_msg="tokens (rows, steps)")
+        message = reason(f"AssertionError: {caught.value}")
+        assert message.startswith("AssertionError: Arrays are not equal; tokens (rows, steps); ") and said in message
+        assert "ACTUAL: array([" in message and "DESIRED: array([" in message and "\n" not in message
 
 
 def test_a_reason_keeps_the_comparison_and_one_line_more_and_cuts_what_is_long():

@@ -537,6 +537,10 @@ GXX_INSTALL = cuda_emulator.INSTALL
 _SAYS_NOTHING = re.compile(r"assert (not )?(np\.)?(False|True)_?")
 
 
+#: numpy.testing's line where it compared no values: the shapes differ, or where the infinities or NaNs lie
+_NOT_COMPARED = re.compile(r"\(shapes .* mismatch\)|(x and y )?([+-]?inf|nan) location mismatch:?")
+
+
 def reason(error: str, limit: int = 1500, part: int = 1000) -> str:
     """A failed case's error on one line, with the point kept: for NumPy's ``assert_allclose`` (whose first line
     is only ``AssertionError:``) the test's message, the mismatches and the largest difference; for pytest's
@@ -556,10 +560,13 @@ def reason(error: str, limit: int = 1500, part: int = 1000) -> str:
     name, _, first = error.partition("\n")[0].partition(": ")
     rest = [line.rstrip() for line in error.splitlines()[1:]]
     parts = [first.strip()] if first.strip() else []
-    if any(line.startswith("Mismatched elements:") for line in rest):  # numpy.testing's message
+    listed = any(line.startswith("Mismatched elements:") for line in rest)
+    if listed or any(_NOT_COMPARED.fullmatch(line) for line in rest):  # numpy.testing's message
         mismatch_list = False
-        for line in rest:
-            if line.startswith((" ACTUAL:", " x:")):  # the two arrays, to the end
+        for i, line in enumerate(rest):
+            if line.startswith((" ACTUAL:", " x:")):  # the two arrays, to the end: kept where nothing lists the
+                if not listed:  # mismatches (shapes, or where infinities and NaNs lie, differ), on one line
+                    parts.append(" ".join(" ".join(rest[i:]).split()))
                 break
             if line.startswith(" "):  # the mismatches, one a line: the first only
                 if mismatch_list and line.lstrip().startswith("["):
