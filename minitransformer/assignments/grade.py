@@ -578,8 +578,8 @@ def reason(error: str, limit: int = 1500, part: int = 1000) -> str:
                 mismatch_list = True
             elif line.startswith("Max absolute difference"):
                 parts.append("max absolute difference " + line.split(":", 1)[1].strip())
-            elif line.strip() and not line.startswith("Max relative difference"):
-                parts.append(line.strip())  # the kind of comparison, the test's own message
+            elif line.strip() and not line.startswith("Max relative difference"):  # the comparison, the test's message
+                parts.append(line.strip().removesuffix(":") if _NOT_COMPARED.fullmatch(line) else line.strip())
     else:  # any other error, or pytest's assert: its comparison, then "+ where" lines saying what was compared
         lines = [" ".join(line.split()) for line in rest if line.strip()]
         raised_at = [line for line in lines if line.startswith("(raised at ")]  # the plugin's, always kept
