@@ -63,8 +63,8 @@ def _task_default(name: str) -> str:
         return f"{value:g}" if isinstance(value, float) else str(value)
 
     by_value = {}  # value -> the tasks that have it, in the order of tasks.DEFAULTS
-    for task, defaults in tasks.DEFAULTS.items():
-        by_value.setdefault(shown({**defaults, **tasks.EVERY_TASK}[name]), []).append(task)
+    for task in tasks.DEFAULTS:
+        by_value.setdefault(shown(tasks._defaults(task)[name]), []).append(task)
     when = [f"{task} with {key}={value} {shown(changed[name])}"
             for (task, key, value), changed in tasks._DEFAULTS_WHEN.items() if name in changed]
     if len(by_value) == 1 and not when:

@@ -569,6 +569,40 @@ def test_the_plugin_says_where_in_the_package_an_error_was_raised():
         "that shape nor a broadcast of it\n(checked after Transposed.backward returned)")
 
 
+def test_where_an_error_was_raised_names_only_the_imported_packages_frames(tmp_path):
+    """A course cloned into a folder named minitransformer, its .venv inside: a library's frame there is not the
+    package's (it was, by the folder's name in the path)."""
+    import importlib.util
+
+    import minitransformer as mt
+    from minitransformer.assignments import plugin
+
+    library = tmp_path / "minitransformer" / ".venv" / "arrlib.py"
+    library.parent.mkdir(parents=True)
+    library.write_text("def matmul(f):\n    return f()\n", encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("arrlib", library)
+    arrlib = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(arrlib)
+    with pytest.raises(TypeError) as raised:
+        arrlib.matmul(lambda: ~mt.ones(2))
+    said = plugin._said(raised.value)
+    assert re.search(r"\(raised at minitransformer/autograd/engine\.py:\d+ in __invert__\)$", said), said
+    assert "arrlib" not in said and ".venv" not in said
+
+
+def test_a_notebooks_package_check_follows_its_import_with_a_comment_or_as_the_cells_last_line():
+    from minitransformer.assignments.strip import check_the_package
+
+    for source in (["import numpy as np\n", "import minitransformer as mt  # the library\n", "mt.__version__"],
+                   "import numpy as np\nimport minitransformer as mt", ["import minitransformer as mt"]):
+        nb = check_the_package({"cells": [{"cell_type": "markdown", "source": ["import minitransformer as mt\n"]},
+                                          {"cell_type": "code", "source": source}]})
+        text = "".join(nb["cells"][1]["source"])
+        assert PACKAGE_CHECK in text and text.index(PACKAGE_CHECK) > text.index("import minitransformer as mt"), text
+        assert nb["cells"][0]["source"] == ["import minitransformer as mt\n"]  # a markdown cell is left alone
+        assert type(nb["cells"][1]["source"]) is type(source)
+
+
 def test_grading_without_pytest_says_what_to_install(monkeypatch, tmp_path):
     import importlib.util
 
@@ -617,9 +651,11 @@ def test_the_table_says_why_a_comparison_failed_and_keeps_a_whole_hint():
                   "at 0x7ff6>(array([0.1]) > 0)") == "AssertionError: the rate rises: [0.1, 0.2]"
     # where NumPy compared no values (the shapes differ, or where the infinities lie), what it says and the arrays
     for actual, desired, said in [(np.zeros((2, 1)), np.zeros((2, 3)), "(shapes (2, 1), (2, 3) mismatch)"),
-                                  (np.array([-0.5, -1e4]), np.array([-0.5, -np.inf]), "location mismatch")]:
+                                  (np.array([-0.5, -1e4]), np.array([-0.5, -np.inf]), "inf location mismatch"),
+                                  (np.array([np.inf]), np.array([-np.inf]), "inf values mismatch"),
+                                  (np.zeros(2, np.float32), np.zeros(2), "(dtypes float32, float64 mismatch)")]:
         with pytest.raises(AssertionError) as caught:
-            np.testing.assert_array_equal(actual, desired, err_msg="tokens (rows, steps)")
+            np.testing.assert_array_equal(actual, desired, err_msg="tokens (rows, steps)", strict=True)
         message = reason(f"AssertionError: {caught.value}")
         assert message.startswith("AssertionError: Arrays are not equal; tokens (rows, steps); ") and said in message
         assert "ACTUAL: array([" in message and "DESIRED: array([" in message and "\n" not in message

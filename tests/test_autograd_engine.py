@@ -891,3 +891,18 @@ def test_an_axis_of_a_0d_tensor_is_out_of_range_except_in_a_reduction(op, call):
     # as PyTorch, a reduction of a 0-d tensor takes axis 0 or -1 (meaning none: see test_bad_input); nothing else does
     with pytest.raises(ValueError, match=rf"{op}: axis -?[01] is out of range for a tensor with 0 dimensions"):
         call(mt.tensor(1.0))
+
+
+def test_an_error_inside_unbroadcast_is_unbroadcasts_not_the_check_of_what_backward_returned(monkeypatch):
+    """unbroadcast is A1's to write: an error raised inside it (an axis out of range) is noted as arising there, with
+    the shapes, not as the engine's check of what Add.backward returned (whose note makes the grade hide the frames
+    that would point at unbroadcast)."""
+    from minitransformer.autograd import engine
+
+    monkeypatch.setattr(engine, "unbroadcast", lambda xp, grad, shape, op: xp.sum(grad, axis=3))
+    a, b = mt.ones(2, 3, requires_grad=True), mt.ones(3, requires_grad=True)
+    with pytest.raises(Exception, match="axis 3") as caught:
+        (a + b).sum().backward()
+    notes = getattr(caught.value, "__notes__", [])
+    assert not any(note.startswith("(checked after ") for note in notes), notes
+    assert any(note.startswith("(in unbroadcast, for Add.backward, input 1: inputs of shapes (3,)") for note in notes)

@@ -537,8 +537,10 @@ GXX_INSTALL = cuda_emulator.INSTALL
 _SAYS_NOTHING = re.compile(r"assert (not )?(np\.)?(False|True)_?")
 
 
-#: numpy.testing's line where it compared no values: the shapes differ, or where the infinities or NaNs lie
-_NOT_COMPARED = re.compile(r"\(shapes .* mismatch\)|(x and y )?([+-]?inf|nan) location mismatch:?")
+#: the lines numpy.testing writes where it compared no values (the shapes or, strict, the dtypes differ, or where
+#: the infinities or NaNs lie, or the infinities' signs; older NumPy wrote "x and y +inf location mismatch")
+_NOT_COMPARED = re.compile(r"\((shapes|dtypes) .* mismatch\)|(x and y )?[+-]?(inf|nan) location mismatch:?|"
+                           r"inf values mismatch:?")
 
 
 def reason(error: str, limit: int = 1500, part: int = 1000) -> str:

@@ -26,6 +26,7 @@ import faulthandler
 import json
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -139,12 +140,15 @@ def _said(exc) -> str:
 
 def _raised_at(tb, frames: int = 3) -> str:
     """``(raised at minitransformer/nn/attention.py:330 in _batched <- ...)``: the innermost ``frames`` frames of the
-    package in traceback ``tb``, innermost first (the line a TypeError of Python's names no file); "" for none."""
+    package in traceback ``tb``, innermost first (the line a TypeError of Python's names no file); "" for none. The
+    package is the folder of the ``minitransformer`` imported (the copy's), the grader's own ``assignments`` left out:
+    not every path with a folder of that name (a course cloned into ~/minitransformer, its .venv inside)."""
+    package = Path(sys.modules["minitransformer"].__file__).resolve().parent
     found = []
     while tb is not None:
-        path = tb.tb_frame.f_code.co_filename.replace("\\", "/")
-        if "/minitransformer/" in path and "/minitransformer/assignments/" not in path:
-            found.append(f"minitransformer/{path.rsplit('/minitransformer/', 1)[1]}:{tb.tb_lineno} in "
+        path = Path(tb.tb_frame.f_code.co_filename).resolve()
+        if path.is_relative_to(package) and not path.is_relative_to(package / "assignments"):
+            found.append(f"minitransformer/{path.relative_to(package).as_posix()}:{tb.tb_lineno} in "
                          f"{tb.tb_frame.f_code.co_name}")
         tb = tb.tb_next
     return f"(raised at {' <- '.join(found[::-1][:frames])})" if found else ""

@@ -305,8 +305,9 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
     return stubs
 
 
-#: the line of a notebook's first cell after which :func:`check_the_package` puts its check
-IMPORT = "import minitransformer as mt\n"
+#: the line of a notebook's first cell after which :func:`check_the_package` puts its check (a comment after it, or
+#: no newline, as a cell's last line, alike)
+IMPORT = "import minitransformer as mt"
 #: what stops a copy's notebook run with another minitransformer (the course's, installed in the same environment),
 #: whose bodies, not the student's, would make every cell pass
 PACKAGE_CHECK = """\
@@ -336,9 +337,10 @@ def check_the_package(notebook: dict) -> dict:
     """
     for cell in notebook.get("cells", []):
         lines = cell["source"] if isinstance(cell["source"], list) else cell["source"].splitlines(keepends=True)
-        if cell.get("cell_type") == "code" and IMPORT in lines:
-            at = lines.index(IMPORT) + 1
-            lines = lines[:at] + PACKAGE_CHECK.splitlines(keepends=True) + lines[at:]
+        at = next((i for i, line in enumerate(lines) if line.split("#")[0].strip() == IMPORT), None)
+        if cell.get("cell_type") == "code" and at is not None:
+            check = PACKAGE_CHECK.splitlines(keepends=True)
+            lines = [*lines[:at], lines[at].rstrip("\n") + "\n", *check, *lines[at + 1:]]
             cell["source"] = lines if isinstance(cell["source"], list) else "".join(lines)
             break
     return notebook

@@ -94,7 +94,7 @@ def getitem(x: Tensor, index) -> Tensor:
 
 _NO_MASKS = (
     "getitem: boolean masks are not supported (the result's shape would depend on the values); keep the shape "
-    "with where(mask, x, 0.0) or x.masked_fill(mask.eq(False), 0.0), or pick rows with integer ids, x[ids]"
+    "with where(mask, x, 0.0) or x.masked_fill(~mask, 0.0), or pick rows with integer ids, x[ids]"
 )
 
 

@@ -272,11 +272,7 @@ def unbroadcast(xp, grad, shape: tuple[int, ...], op: str = "unbroadcast"):
     """
     if tuple(grad.shape) == tuple(shape):
         return grad
-    if not _broadcasts_to(tuple(shape), tuple(grad.shape)):
-        raise ValueError(
-            f"{op}: a gradient of shape {tuple(grad.shape)} for an input of shape {tuple(shape)}: "
-            "neither that shape nor a broadcast of it"
-        )
+    _refuse_unbroadcastable(op, tuple(grad.shape), tuple(shape))
     ### BEGIN SOLUTION A1: sum grad over the axes broadcasting added or stretched
     extra = grad.ndim - len(shape)
     axes = tuple(range(extra)) + tuple(
@@ -286,6 +282,14 @@ def unbroadcast(xp, grad, shape: tuple[int, ...], op: str = "unbroadcast"):
         grad = xp.sum(grad, axis=axes, keepdims=True)
     return xp.reshape(grad, tuple(shape))
     ### END SOLUTION
+
+
+def _refuse_unbroadcastable(op: str, grad_shape: tuple[int, ...], shape: tuple[int, ...]) -> None:
+    """Refuse a gradient of ``grad_shape`` for an input of ``shape`` that broadcasting ``shape`` cannot give: a wrong
+    gradient, never reshaped to fit."""
+    if not _broadcasts_to(shape, grad_shape):
+        raise ValueError(f"{op}: a gradient of shape {grad_shape} for an input of shape {shape}: neither that shape "
+                         "nor a broadcast of it")
 
 
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
@@ -1216,7 +1220,7 @@ def _run_backward(root: Tensor, grad, retain_graph: bool) -> None:
                 continue
             mine = fresh
             if isinstance(gx, Tensor) or getattr(gx, "shape", None) != x.shape or gx.dtype != x.dtype:
-                gx, mine = _checked(fn, _fitted_grad, fn, input_grads, x, gx), True  # a broadcast one, summed anew
+                gx, mine = _checked(fn, _fitted_grad, fn, k, x, gx), True  # a broadcast one, summed anew
             if x._ctx is None:
                 _accumulate(x, gx, mine)
                 continue
@@ -1239,7 +1243,8 @@ def _checked(fn: Function, check, *args):
     try:
         return check(*args)
     except (TypeError, ValueError) as error:
-        if hasattr(error, "add_note"):
+        said_where = any(note.startswith("(in ") for note in getattr(error, "__notes__", ()))  # (unbroadcast's)
+        if hasattr(error, "add_note") and not said_where:
             error.add_note(f"(checked after {type(fn).__name__}.backward returned)")
         raise
 
@@ -1271,11 +1276,9 @@ def _grads_tuple(fn: Function, input_grads) -> tuple:
     )
 
 
-def _fitted_grad(fn: Function, input_grads: tuple, x: Tensor, gx):
-    """The gradient ``gx`` (one of ``input_grads``) summed to its input ``x``'s shape, where broadcasting explains
-    the difference; anything else a ``backward`` returns (students write them) is refused, naming the operation
-    and the input."""
-    k = next(i for i, g in enumerate(input_grads) if g is gx)  # found here, off the path every gradient takes
+def _fitted_grad(fn: Function, k: int, x: Tensor, gx):
+    """The gradient ``gx`` of input ``k``, ``x``, summed to ``x``'s shape, where broadcasting explains the difference;
+    anything else a ``backward`` returns (students write them) is refused, naming the operation and the input."""
     where = f"{type(fn).__name__}.backward, input {k}"
     if isinstance(gx, Tensor) or not hasattr(gx, "shape"):
         hint = "a Tensor; return its .data" if isinstance(gx, Tensor) else type(gx).__name__
@@ -1287,7 +1290,12 @@ def _fitted_grad(fn: Function, input_grads: tuple, x: Tensor, gx):
             f"{where}: a {_backend.dtype_name(gx.dtype)} gradient for a {x.dtype_name} input of shape {x.shape}; "
             f"a gradient has its input's dtype"
         )
-    summed = unbroadcast(fn.xp, gx, x.shape, op=where)
+    _refuse_unbroadcastable(where, tuple(gx.shape), x.shape)  # what backward returned: checked here, before ...
+    try:  # ... unbroadcast, A1's to write: an error inside it is its own, not the check's
+        summed = unbroadcast(fn.xp, gx, x.shape, op=where)
+    except Exception as error:
+        _say_where(error, f"unbroadcast, for {where}", (x,), gx)
+        raise
     if tuple(summed.shape) != x.shape:  # unbroadcast is A1's to write: say so here, not in a later product
         raise ValueError(f"{where}: unbroadcast summed a gradient of shape {tuple(gx.shape)} to {tuple(summed.shape)}, "
                          f"not to the input's shape {x.shape}")
