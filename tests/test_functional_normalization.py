@@ -9,6 +9,7 @@ import pytest
 
 import minitransformer as mt
 import minitransformer.functional as F
+from minitransformer.testing import name_known_mistake
 from minitransformer.testing import rel_err as _rel_err
 
 
@@ -93,11 +94,12 @@ def test_layer_norm_gradcheck(rng):
     with mt.no_grad():
         y = F.layer_norm(x, gamma, beta).numpy()
     args = (x.numpy(), gamma.numpy(), beta.numpy())
-    unbiased = np.allclose(y, _layer_norm_np(*args, unbiased=True), rtol=1e-9)
-    np.testing.assert_allclose(y, _layer_norm_np(*args), rtol=1e-12, atol=1e-13, err_msg=(
+    expected = _layer_norm_np(*args)
+    mistake = name_known_mistake(y, expected, [(_layer_norm_np(*args, unbiased=True),
+                                                "the unbiased variance (divided by d - 1)?")], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-13, err_msg=(
         f"{_form(True)}, the forward, before the gradcheck: gamma (x - mu) / sqrt(sigma^2 + eps) + beta, the biased "
-        "variance; fix it first (test_layer_norm_by_hand)"
-        + ("; it equals the known wrong answer with the unbiased variance (divided by d - 1)?" if unbiased else "")))
+        f"variance; fix it first (test_layer_norm_by_hand){mistake}"))
     assert mt.gradcheck(lambda a, g, b: F.layer_norm(a, g, b), x, gamma, beta)
     assert mt.gradcheck(lambda a: F.layer_norm(a), x)
 

@@ -10,7 +10,7 @@ import pytest
 import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
-from minitransformer.testing import gradcheck_module, rel_err
+from minitransformer.testing import gradcheck_module, name_known_mistake, rel_err
 
 
 def f64(rng, *shape, requires_grad=True):
@@ -311,14 +311,15 @@ def check_ffn(got, x, params, activation, where="", masks=None, p=0.0):
     def ffn(act, m):
         return (ACTIVATIONS[act](x @ W_1 + b_1) * m) @ W_2 + b_2
 
-    expected, mistake = ffn(activation, m), ""
+    expected = ffn(activation, m)
     other = "gelu" if activation == "relu" else "relu"
-    if np.allclose(got, ffn(other, m), rtol=1e-9, atol=1e-12):
-        mistake = f"; it equals the known wrong answer with {other} in place of {activation}: self.activation?"
-    elif masks is not None and np.allclose(got, ffn(activation, m * (1 - p)), rtol=1e-9, atol=1e-12):
-        mistake = "; it equals the known wrong answer with the kept activations not rescaled: times 1 / (1 - p)?"
+    wrong = [(ffn(other, m), f"{other} in place of {activation}: self.activation?")]
+    if masks is not None:
+        wrong.append((ffn(activation, m * (1 - p)), "the kept activations not rescaled: times 1 / (1 - p)?"))
+    mistake = name_known_mistake(got, expected, wrong, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=(
-        f"{where}FFN(x) = {activation}(x W_1 + b_1) W_2 + b_2 (paper eq. 2), x (2, 3, 4), d_ff = {W_1.shape[1]}"
+        f"{where}FFN(x) = {activation}(x W_1 + b_1) W_2 + b_2 (paper eq. 2), x {tuple(np.shape(x))}, "
+        f"d_ff = {W_1.shape[1]}"
         + ("" if masks is None else f", dropout p={p} on the hidden activations only") + mistake))
 
 

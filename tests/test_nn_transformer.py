@@ -11,6 +11,7 @@ import pytest
 import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
+from minitransformer.testing import name_known_mistake
 
 D, H, D_FF = 8, 2, 12  # tiny widths: d_model, heads, d_ff
 #: the two places of LayerNorm, with ids that say which (not "True" / "False")
@@ -107,8 +108,7 @@ IDS = {False: "post_ln", True: "pre_ln"}
 def check_layer(got, expected, where, wrong=()):
     """``got`` against ``expected`` (float64 NumPy), the message ``where`` naming the formula, and the first known
     wrong answer of ``wrong`` (pairs: the wrong array, what it is) that ``got`` equals."""
-    mistake = next((f"; it equals the known wrong answer with {said}" for w, said in wrong
-                    if np.allclose(got, w, rtol=1e-9, atol=1e-12) and not np.allclose(w, expected, rtol=1e-9)), "")
+    mistake = name_known_mistake(got, expected, wrong, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=f"{where}{mistake}")
 
 
