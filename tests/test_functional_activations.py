@@ -202,15 +202,15 @@ def test_gelu_and_relu_agree_with_torch(rng):
         ("gelu", F.gelu, lambda t: torch.nn.functional.gelu(t, approximate="tanh")),
         ("relu", F.relu, torch.nn.functional.relu),
     ):
-        form = "the default form"
+        form = "the tanh approximation" if name == "gelu" else "max(0, x)"
         t = mt.tensor(x, requires_grad=True)
         y = ours_fn(t)
         (y * mt.tensor(v)).sum().backward()
         tt = torch.tensor(x, requires_grad=True)
         ty = torch_fn(tt)
         (ty * torch.tensor(v)).sum().backward()
-        _close_to_torch(_rel_err(y.numpy(), ty.detach().numpy()), f"{name} along axis -1, {form}, the forward")
-        _close_to_torch(_rel_err(t.grad.numpy(), tt.grad.numpy()), f"{name} along axis -1, {form}, the gradient "
+        _close_to_torch(_rel_err(y.numpy(), ty.detach().numpy()), f"{name} elementwise, {form}, the forward")
+        _close_to_torch(_rel_err(t.grad.numpy(), tt.grad.numpy()), f"{name} elementwise, {form}, the gradient "
                         "of <v, y> (the backward)")
 
 

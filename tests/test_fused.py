@@ -207,7 +207,7 @@ def test_fused_layer_norm_agrees_with_the_composition(affine, eps, rng):
         return f
 
     for is_fused, form in ((True, "fused LayerNorm (test_fused_layer_norm_matches_plain_numpy)"),
-                           (False, "composed layer_norm, fused=False (test_layer_norm_by_hand[composed])")):
+                           (False, "composed layer_norm, fused=False (test_layer_norm_by_hand, its composed cases)")):
         with mt.no_grad():
             y = call(is_fused)(*_leaves(x, gamma, beta)).numpy()
         _check_layer_norm_forward(y, x, *_gain_and_bias(affine, gamma, beta), eps, form,
