@@ -10,7 +10,7 @@ import numpy as np
 
 from .autograd import Tensor, gradcheck
 
-__all__ = ["rel_err", "name_known_mistake", "gradcheck_module"]
+__all__ = ["rel_err", "close_to_torch", "name_known_mistake", "gradcheck_module"]
 
 
 def rel_err(got, expected) -> float:
@@ -42,6 +42,35 @@ def rel_err(got, expected) -> float:
     got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-300)
     return float(np.max(np.abs(got - expected), initial=0.0)) / scale
+
+
+def close_to_torch(err: float, what: str, tol: float = 1e-6) -> None:
+    """Assert that ``err``, a relative error against PyTorch (:func:`rel_err`), is under ``tol``.
+
+    The message names ``what`` was compared; the figure is printed as a ``REL_ERR`` line (seen with
+    ``pytest -s``).
+
+    Parameters
+    ----------
+    err : float
+        The relative error.
+    what : str
+        What was compared ("softmax along axis -1, the forward").
+    tol : float
+        The largest error allowed.
+
+    Raises
+    ------
+    AssertionError
+        Where ``err`` is ``tol`` or more (or NaN).
+
+    Examples
+    --------
+    >>> close_to_torch(1e-9, "relu, the forward")
+    REL_ERR relu, the forward 1.000e-09
+    """
+    print(f"REL_ERR {what} {err:.3e}")
+    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, more than {tol:g}"
 
 
 def name_known_mistake(got, expected, candidates, rtol=1e-7, atol=0.0, what="answer") -> str:

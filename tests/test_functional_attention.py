@@ -9,14 +9,8 @@ import pytest
 
 import minitransformer as mt
 import minitransformer.functional as F
-from minitransformer.testing import name_known_mistake
+from minitransformer.testing import close_to_torch, name_known_mistake
 from minitransformer.testing import rel_err as _rel_err
-
-
-def _close_to_torch(err: float, what: str, tol: float = 1e-6) -> None:
-    """``err`` (a relative error against PyTorch) under ``tol``, else a message naming ``what`` was compared."""
-    print(f"REL_ERR {what} {err:.3e}")  # seen with pytest -s
-    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, more than {tol:g}"
 
 
 def _attention_np(Q, K, V, allowed=None, divisor=None, axis=-1, hidden=None, inverted=False, empty_rows_zero=True):
@@ -218,9 +212,9 @@ def test_attention_agrees_with_torch(case, rng):
     (out * mt.tensor(v)).sum().backward()
     (t_out * torch.tensor(v)).sum().backward()
     name = f"softmax(Q K^T / sqrt(d_k)) V, {case.replace('_', ' ')}"
-    _close_to_torch(_rel_err(out.numpy(), t_out.detach().numpy()), f"{name}, the output (forward)")
+    close_to_torch(_rel_err(out.numpy(), t_out.detach().numpy()), f"{name}, the output (forward)")
     for label, a, b in zip("QKV", ours, theirs):
-        _close_to_torch(_rel_err(a.grad.numpy(), b.grad.numpy()), f"{name}, the gradient of {label} (backward)")
+        close_to_torch(_rel_err(a.grad.numpy(), b.grad.numpy()), f"{name}, the gradient of {label} (backward)")
 
 
 @pytest.mark.assignment(2, points=5)
