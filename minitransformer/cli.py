@@ -121,6 +121,12 @@ def _read_config(path: str) -> dict:
 _DEFAULT_TASK = "reverse"
 
 
+def _default_out(task, seed_config) -> str:
+    """train's ``--out`` where it is not given: one folder a task (and seed preset), so that training another task
+    by default does not meet this one's run."""
+    return os.path.join("train-output", (task or _DEFAULT_TASK) + (f"-seed-{seed_config}" if seed_config else ""))
+
+
 def _task_of_run(out) -> str | None:
     """The task of the run in the folder ``out``, that ``train --resume`` continues; None where its checkpoint cannot
     be read (:func:`minitransformer.train.run.train` then says why)."""
@@ -148,9 +154,8 @@ def _train(args) -> int:
     flags = {k: getattr(args, k) for k in ("steps", "batch_size", "accumulate", "d_model", "heads", "layers", "d_ff",
                                              "lr", "warmup", "seed", "dropout", "label_smoothing", "eval_every",
                                              "target", "patience", "restore_best")}
-    if args.out is None:  # one folder a task: training another task by default must not meet this one's run
-        args.out = os.path.join("train-output", (args.task or _DEFAULT_TASK)
-                                + (f"-seed-{args.seed_config}" if args.seed_config else ""))
+    if args.out is None:
+        args.out = _default_out(args.task, args.seed_config)
     if args.task is None:  # a run resumed goes on with its own task; one of another task given is refused by run
         args.task = (_task_of_run(args.out) if args.resume else None) or _DEFAULT_TASK
     overrides = {}  # later wins: --seed-config's preset, --config, each --set in order, the named options

@@ -10,7 +10,7 @@ import numpy as np
 
 from .autograd import Tensor, gradcheck
 
-__all__ = ["rel_err", "gradcheck_module"]
+__all__ = ["rel_err", "close_to_torch", "name_known_mistake", "gradcheck_module"]
 
 
 def rel_err(got, expected) -> float:
@@ -42,6 +42,78 @@ def rel_err(got, expected) -> float:
     got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-300)
     return float(np.max(np.abs(got - expected), initial=0.0)) / scale
+
+
+def close_to_torch(err: float, what: str, tol: float = 1e-6) -> None:
+    """Assert that ``err``, a relative error against PyTorch (:func:`rel_err`), is under ``tol``.
+
+    The message names ``what`` was compared; the figure is printed as a ``REL_ERR`` line (seen with
+    ``pytest -s``).
+
+    Parameters
+    ----------
+    err : float
+        The relative error.
+    what : str
+        What was compared ("softmax along axis -1, the forward").
+    tol : float
+        The largest error allowed.
+
+    Raises
+    ------
+    AssertionError
+        Where ``err`` is ``tol`` or more (or NaN).
+
+    Examples
+    --------
+    >>> close_to_torch(1e-9, "relu, the forward")
+    REL_ERR relu, the forward 1.000e-09
+    """
+    print(f"REL_ERR {what} {err:.3e}")
+    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, more than {tol:g}"
+
+
+def name_known_mistake(got, expected, candidates, rtol=1e-7, atol=0.0, what="answer") -> str:
+    """The first known wrong answer that ``got`` equals, said as the end of a failed check's message.
+
+    A candidate is named only when it is wrong here, i.e. differs from ``expected`` at the check's own
+    tolerance (under a causal mask "a row with no key left uniform" is the right answer), and ``got`` equals it
+    at that same tolerance (``np.allclose(got, wrong, rtol, atol)``, as ``assert_allclose`` compares).
+
+    Parameters
+    ----------
+    got, expected : Tensor or array_like
+        The result to explain and the right answer.
+    candidates : iterable of (array_like, str)
+        Each known wrong answer and what the message says of it; one of another shape is passed over.
+    rtol, atol : float
+        The tolerances of the assertion that the message belongs to.
+    what : str
+        The noun of the message ("answer", "table").
+
+    Returns
+    -------
+    str
+        ``"; it equals the known wrong <what> with <said>"`` for the first such candidate, else ``""``.
+
+    Examples
+    --------
+    >>> name_known_mistake([2.0], [1.0], [([1.0], "the right one"), ([2.0], "x doubled?")])
+    '; it equals the known wrong answer with x doubled?'
+    >>> name_known_mistake([1.0], [1.0], [([1.0], "the right one")])
+    ''
+    """
+    got = np.asarray(got.numpy() if isinstance(got, Tensor) else got, dtype=np.float64)
+    expected = np.asarray(expected.numpy() if isinstance(expected, Tensor) else expected, dtype=np.float64)
+    for wrong, said in candidates:
+        wrong = np.asarray(wrong.numpy() if isinstance(wrong, Tensor) else wrong, dtype=np.float64)
+        if wrong.shape != got.shape:
+            continue
+        if wrong.shape == expected.shape and np.allclose(wrong, expected, rtol=rtol, atol=atol):
+            continue  # not a mistake for this input
+        if np.allclose(got, wrong, rtol=rtol, atol=atol):
+            return f"; it equals the known wrong {what} with {said}"
+    return ""
 
 
 def gradcheck_module(module, *inputs, **options) -> bool:

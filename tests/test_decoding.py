@@ -140,7 +140,8 @@ RANKS_BY_LP = ("fix test_length_penalty_is_gnmt_eq_14 first; this test ranks the
 
 
 def _length_penalty_wrong() -> str:
-    """How length_penalty differs from GNMT's eq. 14 on beam search's float32 lengths; "" where it does not."""
+    """How length_penalty differs from GNMT's eq. 14 on beam search's float32 lengths in a way that changes the
+    beam's ranking; "" where it does not (a positive factor, constant across lengths for an alpha, ranks the same)."""
     lengths = np.arange(1, 13, dtype=np.float32)
     for alpha in (0.0, 0.6, 4.0, 6.0):
         try:
@@ -151,18 +152,19 @@ def _length_penalty_wrong() -> str:
         if got.shape != want.shape:
             return (f"length_penalty is wrong: length_penalty(lengths of shape {want.shape}, {alpha}) has shape "
                     f"{got.shape}")
-        wrong = np.flatnonzero(~np.isclose(got, want, rtol=1e-5, atol=0))
-        if wrong.size:
-            n = int(lengths[wrong[0]])
-            return (f"length_penalty is wrong: length_penalty({n}, {alpha}) gave {got[wrong[0]]:.6g}, "
-                    f"(5 + {n})^{alpha} / (5 + 1)^{alpha} = {want[wrong[0]]:.6g}")
+        ratio = got / want
+        if not (np.all(np.isfinite(ratio)) and ratio[0] > 0 and np.allclose(ratio, ratio[0], rtol=1e-5, atol=0)):
+            n = int(lengths[np.argmax(~np.isclose(ratio, ratio[0], rtol=1e-5, atol=0))]) if ratio[0] > 0 else 12
+            return (f"length_penalty is wrong, and not by a positive factor that ranks the same: length_penalty(1, "
+                    f"{alpha}) gave {got[0]:.6g} and length_penalty({n}, {alpha}) {got[n - 1]:.6g}, (5 + |Y|)^alpha / "
+                    f"(5 + 1)^alpha = {want[0]:.6g} and {want[n - 1]:.6g}")
     return ""
 
 
 def _blames_length_penalty(test):
-    """The beam test ``test``, whose failure, where length_penalty is not GNMT's eq. 14, is named as length_penalty's
-    (fix its own test first): the winner is ranked by it, and a wrong penalty reads as a wrong search. Checked only
-    once the test has failed: a penalty off by a constant factor ranks as the right one, and costs no beam points."""
+    """The beam test ``test``, whose failure, where length_penalty would rank differently from GNMT's eq. 14, is
+    named as length_penalty's too (fix its own test first), the test's own message after it: the winner is ranked by
+    it, and a wrong penalty reads as a wrong search. Checked only once the test has failed."""
     @functools.wraps(test)
     def checked(*args, **kwargs):
         try:
@@ -170,9 +172,30 @@ def _blames_length_penalty(test):
         except (AssertionError, NotImplementedError) as e:
             wrong = _length_penalty_wrong()
             if wrong:
-                raise AssertionError(f"{wrong}: {RANKS_BY_LP}") from e
+                raise AssertionError(f"{wrong}: {RANKS_BY_LP}.\nThe test's own message: {e}") from e
             raise
     return checked
+
+
+@pytest.mark.parametrize("penalty, blamed", [
+    (lambda L, alpha: _lp(np.asarray(L, dtype=np.float64), alpha), False),
+    (lambda L, alpha: 2 * _lp(np.asarray(L, dtype=np.float64), alpha), False),  # ranks the same: not blamed
+    (lambda L, alpha: np.asarray(L, dtype=np.float64) ** alpha, True),  # right at alpha = 0 only
+    (lambda L, alpha: -_lp(np.asarray(L, dtype=np.float64), alpha), True),  # flips the ranking
+], ids=["right", "doubled", "no-5", "negated"])
+def test_a_failed_beam_test_blames_length_penalty_only_where_it_ranks_differently(monkeypatch, penalty, blamed):
+    """A failed search with a penalty off by a positive constant factor keeps its own message; where the penalty
+    ranks differently, the message names it first and keeps the test's own after it."""
+    monkeypatch.setitem(globals(), "length_penalty", penalty)
+
+    def search_fails():
+        raise AssertionError("beam_search(beam_size=2, ...), source 1: returned [3, 0, 2]")
+
+    with pytest.raises(AssertionError) as failed:
+        _blames_length_penalty(search_fails)()
+    message = str(failed.value)
+    assert message.endswith("source 1: returned [3, 0, 2]")
+    assert ("fix test_length_penalty_is_gnmt_eq_14 first" in message) == blamed, message
 
 
 @pytest.mark.assignment(6, points=15)

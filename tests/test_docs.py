@@ -327,7 +327,7 @@ def test_the_training_pages_command_blocks_run_top_to_bottom():
     average read ``runs/reverse``, which its reverse run, without ``--keep-checkpoints``, never filled."""
     import shlex
 
-    from minitransformer.cli import build_parser
+    from minitransformer.cli import _default_out, build_parser
 
     text = (DOCS / "training.md").read_text(encoding="utf-8")
     averaged = 0
@@ -341,7 +341,7 @@ def test_the_training_pages_command_blocks_run_top_to_bottom():
             except SystemExit:
                 pytest.fail(f"the training page's command does not parse: {line}")
             if args.command == "train" and args.keep_checkpoints:
-                keeping.add(Path(args.out or f"train-output/{args.task}"))
+                keeping.add(Path(args.out or _default_out(args.task, args.seed_config)))
             elif args.command == "average":
                 averaged += 1
                 assert {Path(c).parent for c in args.checkpoints} <= keeping, f"nothing above keeps them: {line}"

@@ -10,14 +10,8 @@ import pytest
 
 import minitransformer as mt
 import minitransformer.functional as F
+from minitransformer.testing import close_to_torch
 from minitransformer.testing import rel_err as _rel_err
-
-
-def _close_to_torch(err: float, what: str, tol: float = 1e-6) -> None:
-    """``err`` (a relative error against PyTorch) under ``tol``, else a message naming ``what`` was compared."""
-    print(f"REL_ERR {what} {err:.3e}")  # seen with pytest -s
-    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, more than {tol:g}"
-
 
 # ------------------------------------------------------------------ softmax
 # each graded softmax test runs both forms: the fused operation and the composition of primitives (fused=False)
@@ -129,8 +123,8 @@ def test_softmax_and_log_softmax_agree_with_torch(rng):
         tt = torch.tensor(x, requires_grad=True)
         ty = torch_fn(tt, dim=-1)
         (ty * torch.tensor(v)).sum().backward()
-        _close_to_torch(_rel_err(y.numpy(), ty.detach().numpy()), f"{name} along axis -1, {form}, the forward")
-        _close_to_torch(_rel_err(t.grad.numpy(), tt.grad.numpy()), f"{name} along axis -1, {form}, the gradient "
+        close_to_torch(_rel_err(y.numpy(), ty.detach().numpy()), f"{name} along axis -1, {form}, the forward")
+        close_to_torch(_rel_err(t.grad.numpy(), tt.grad.numpy()), f"{name} along axis -1, {form}, the gradient "
                         "of <v, y> (the backward)")
 
 
@@ -202,15 +196,15 @@ def test_gelu_and_relu_agree_with_torch(rng):
         ("gelu", F.gelu, lambda t: torch.nn.functional.gelu(t, approximate="tanh")),
         ("relu", F.relu, torch.nn.functional.relu),
     ):
-        form = "the default form"
+        form = "the tanh approximation" if name == "gelu" else "max(0, x)"
         t = mt.tensor(x, requires_grad=True)
         y = ours_fn(t)
         (y * mt.tensor(v)).sum().backward()
         tt = torch.tensor(x, requires_grad=True)
         ty = torch_fn(tt)
         (ty * torch.tensor(v)).sum().backward()
-        _close_to_torch(_rel_err(y.numpy(), ty.detach().numpy()), f"{name} along axis -1, {form}, the forward")
-        _close_to_torch(_rel_err(t.grad.numpy(), tt.grad.numpy()), f"{name} along axis -1, {form}, the gradient "
+        close_to_torch(_rel_err(y.numpy(), ty.detach().numpy()), f"{name} elementwise, {form}, the forward")
+        close_to_torch(_rel_err(t.grad.numpy(), tt.grad.numpy()), f"{name} elementwise, {form}, the gradient "
                         "of <v, y> (the backward)")
 
 

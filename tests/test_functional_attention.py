@@ -9,13 +9,8 @@ import pytest
 
 import minitransformer as mt
 import minitransformer.functional as F
+from minitransformer.testing import close_to_torch, name_known_mistake
 from minitransformer.testing import rel_err as _rel_err
-
-
-def _close_to_torch(err: float, what: str, tol: float = 1e-6) -> None:
-    """``err`` (a relative error against PyTorch) under ``tol``, else a message naming ``what`` was compared."""
-    print(f"REL_ERR {what} {err:.3e}")  # seen with pytest -s
-    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, more than {tol:g}"
 
 
 def _attention_np(Q, K, V, allowed=None, divisor=None, axis=-1, hidden=None, inverted=False, empty_rows_zero=True):
@@ -50,17 +45,18 @@ MISTAKES = (
 )
 
 
-def _known_mistake(out, weights, Q, K, V, allowed=None, tol=1e-9) -> str:
-    """Which known wrong answer ``weights`` or ``out`` equals, as "; it equals ... <mistake>", or ""."""
+def _known_mistake(out, weights, Q, K, V, allowed=None, tol=1e-12) -> str:
+    """Which known wrong answer ``weights`` or ``out`` equals at ``tol`` (the assertion's), as "; it equals ...
+    <mistake>", or ""; a "mistake" that gives the right answer here (no empty row, d_k = 1) is never named."""
+    right_out, right_weights = _attention_np(Q, K, V, allowed)
+    wrong = []
     for options, said in MISTAKES:
         if allowed is None and set(options) & {"inverted", "hidden", "empty_rows_zero"}:
             continue  # a mask's mistakes need a mask
         options = {k: Q.shape[-1] if v == "d_k" else v for k, v in options.items()}
-        wrong_out, wrong_weights = _attention_np(Q, K, V, allowed, **options)
-        for got, wrong in ((weights, wrong_weights), (out, wrong_out)):
-            if got.shape == wrong.shape and np.allclose(got, wrong, rtol=tol, atol=tol):
-                return f"; it equals the known wrong answer with {said}"
-    return ""
+        wrong.append((_attention_np(Q, K, V, allowed, **options), said))
+    return (name_known_mistake(weights, right_weights, [(w, said) for (_, w), said in wrong], rtol=tol, atol=tol)
+            or name_known_mistake(out, right_out, [(o, said) for (o, _), said in wrong], rtol=tol, atol=tol))
 
 
 def check_attention(out, weights, Q, K, V, allowed=None, where="", tol=1e-12):
@@ -69,7 +65,7 @@ def check_attention(out, weights, Q, K, V, allowed=None, where="", tol=1e-12):
     out, weights = (t.numpy() if isinstance(t, mt.Tensor) else t for t in (out, weights))
     Q, K, V = (np.asarray(t.numpy() if isinstance(t, mt.Tensor) else t, dtype=np.float64) for t in (Q, K, V))
     expected_out, expected_w = _attention_np(Q, K, V, allowed)
-    mistake = _known_mistake(out, weights, Q, K, V, allowed, tol=max(tol, 1e-9))
+    mistake = _known_mistake(out, weights, Q, K, V, allowed, tol=tol)
     assert weights.shape == expected_w.shape, f"{where}: weights of shape {weights.shape}; expected (..., L, S) = " \
                                               f"{expected_w.shape}"
     np.testing.assert_allclose(weights, expected_w, rtol=tol, atol=tol, err_msg=(
@@ -216,9 +212,9 @@ def test_attention_agrees_with_torch(case, rng):
     (out * mt.tensor(v)).sum().backward()
     (t_out * torch.tensor(v)).sum().backward()
     name = f"softmax(Q K^T / sqrt(d_k)) V, {case.replace('_', ' ')}"
-    _close_to_torch(_rel_err(out.numpy(), t_out.detach().numpy()), f"{name}, the output (forward)")
+    close_to_torch(_rel_err(out.numpy(), t_out.detach().numpy()), f"{name}, the output (forward)")
     for label, a, b in zip("QKV", ours, theirs):
-        _close_to_torch(_rel_err(a.grad.numpy(), b.grad.numpy()), f"{name}, the gradient of {label} (backward)")
+        close_to_torch(_rel_err(a.grad.numpy(), b.grad.numpy()), f"{name}, the gradient of {label} (backward)")
 
 
 @pytest.mark.assignment(2, points=5)

@@ -9,13 +9,8 @@ import pytest
 
 import minitransformer as mt
 import minitransformer.functional as F
+from minitransformer.testing import close_to_torch, name_known_mistake
 from minitransformer.testing import rel_err as _rel_err
-
-
-def _close_to_torch(err: float, what: str, tol: float = 1e-6) -> None:
-    """``err`` (a relative error against PyTorch) under ``tol``, else a message naming ``what`` was compared."""
-    print(f"REL_ERR {what} {err:.3e}")  # seen with pytest -s
-    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, more than {tol:g}"
 
 
 def _layer_norm_np(x, gamma=None, beta=None, eps=1e-5, unbiased=False):
@@ -93,11 +88,12 @@ def test_layer_norm_gradcheck(rng):
     with mt.no_grad():
         y = F.layer_norm(x, gamma, beta).numpy()
     args = (x.numpy(), gamma.numpy(), beta.numpy())
-    unbiased = np.allclose(y, _layer_norm_np(*args, unbiased=True), rtol=1e-9)
-    np.testing.assert_allclose(y, _layer_norm_np(*args), rtol=1e-12, atol=1e-13, err_msg=(
+    expected = _layer_norm_np(*args)
+    mistake = name_known_mistake(y, expected, [(_layer_norm_np(*args, unbiased=True),
+                                                "the unbiased variance (divided by d - 1)?")], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-13, err_msg=(
         f"{_form(True)}, the forward, before the gradcheck: gamma (x - mu) / sqrt(sigma^2 + eps) + beta, the biased "
-        "variance; fix it first (test_layer_norm_by_hand)"
-        + ("; it equals the known wrong answer with the unbiased variance (divided by d - 1)?" if unbiased else "")))
+        f"variance; fix it first (test_layer_norm_by_hand){mistake}"))
     assert mt.gradcheck(lambda a, g, b: F.layer_norm(a, g, b), x, gamma, beta)
     assert mt.gradcheck(lambda a: F.layer_norm(a), x)
 
@@ -114,9 +110,9 @@ def test_layer_norm_agrees_with_torch(rng):
     ty = torch.nn.functional.layer_norm(theirs[0], (6,), theirs[1], theirs[2], eps=1e-5)
     (ty * torch.tensor(v)).sum().backward()
     form = f"gamma (x - mu) / sqrt(sigma^2 + eps) + beta, {_form(True)}"
-    _close_to_torch(_rel_err(y.numpy(), ty.detach().numpy()), f"{form}, the forward")
+    close_to_torch(_rel_err(y.numpy(), ty.detach().numpy()), f"{form}, the forward")
     for name, a, b in zip(("x", "gamma", "beta"), ours, theirs):
-        _close_to_torch(_rel_err(a.grad.numpy(), b.grad.numpy()), f"{form}, the gradient of {name} (the backward)")
+        close_to_torch(_rel_err(a.grad.numpy(), b.grad.numpy()), f"{form}, the gradient of {name} (the backward)")
 
 
 @FORMS
@@ -171,7 +167,7 @@ def test_linear_batched_gradcheck_and_torch(rng):
     torch = pytest.importorskip("torch")
     # PyTorch stores the weight transposed: (d_out, d_in)
     expected = torch.nn.functional.linear(torch.tensor(x.numpy()), torch.tensor(W.numpy()).T, torch.tensor(b.numpy()))
-    _close_to_torch(_rel_err(F.linear(x, W, b).numpy(), expected.numpy()), "linear x W + b, the forward")
+    close_to_torch(_rel_err(F.linear(x, W, b).numpy(), expected.numpy()), "linear x W + b, the forward")
 
 
 def test_linear_bad_input():

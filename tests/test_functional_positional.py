@@ -10,6 +10,7 @@ import pytest
 
 import minitransformer as mt
 import minitransformer.functional as F
+from minitransformer.testing import name_known_mistake
 
 
 def pe_np(max_len, d_model, exponent=lambda col, d: (col - col % 2) / d, swap=False, blocks=False, start=0):
@@ -40,13 +41,12 @@ MISTAKES = (
 )
 
 
-def known_mistake(PE) -> str:
-    """Which known wrong table ``PE`` (``(max_len, d_model)``) equals, said as the end of a message, or ""."""
+def known_mistake(PE, rtol=0.0, atol=1e-6) -> str:
+    """Which known wrong table ``PE`` (``(max_len, d_model)``) equals at the assertion's ``rtol``, ``atol``, said as
+    the end of a message, or "" (a wrong table equal to the right one for this shape is never named)."""
     PE = np.asarray(PE, dtype=np.float64)
-    for said, options in MISTAKES:
-        if np.allclose(PE, pe_np(*PE.shape, **options), rtol=0, atol=1e-6):
-            return f"; it equals the known wrong table with {said}?"
-    return ""
+    wrong = [(pe_np(*PE.shape, **options), f"{said}?") for said, options in MISTAKES]
+    return name_known_mistake(PE, pe_np(*PE.shape), wrong, rtol=rtol, atol=atol, what="table")
 
 
 @pytest.mark.assignment(3, points=10)
@@ -56,8 +56,9 @@ def test_pe_for_positions_0_to_3_with_d_model_4_by_hand():
     PE = F.sinusoidal_positional_encoding(4, 4, dtype="float64")
     assert PE.shape == (4, 4), f"PE of shape {PE.shape}: (max_len, d_model) = (4, 4)"
     assert not PE.requires_grad, "the table is fixed, not learned: no gradient"
+    mistake = known_mistake(PE.numpy(), rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(PE.numpy(), expected, rtol=1e-14, atol=1e-15, err_msg=(
-        f"row pos = 0, 1, 2, 3: [sin(pos), cos(pos), sin(pos / 100), cos(pos / 100)]{known_mistake(PE.numpy())}"))
+        f"row pos = 0, 1, 2, 3: [sin(pos), cos(pos), sin(pos / 100), cos(pos / 100)]{mistake}"))
 
 
 @pytest.mark.parametrize("d_model", [6, 7])
@@ -65,7 +66,7 @@ def test_pe_for_positions_0_to_3_with_d_model_4_by_hand():
 def test_pe_matches_the_formula_element_by_element(d_model):
     PE = F.sinusoidal_positional_encoding(10, d_model, dtype="float64").numpy()
     assert PE.shape == (10, d_model), f"PE of shape {PE.shape}: (max_len, d_model) = {(10, d_model)}"
-    mistake = known_mistake(PE)
+    mistake = known_mistake(PE, atol=1e-14)
     for pos in range(10):
         for col in range(d_model):
             two_i = col - col % 2  # columns 2i and 2i + 1 share the frequency
@@ -82,7 +83,7 @@ def test_pe_with_odd_d_model_ends_with_a_sine():
     # column 2 is 2i = 2: sin(pos / 10000^(2/3)), its cosine partner would be column 3, cut off
     np.testing.assert_allclose(PE[:, 2], [math.sin(pos / 10000 ** (2 / 3)) for pos in range(5)], rtol=1e-14, err_msg=(
         "the last column of d_model = 3, column 2 = 2i: sin(pos / 10000^(2/3)) for pos = 0..4 (its cosine partner "
-        f"would be column 3, cut off){known_mistake(PE)}"))
+        f"would be column 3, cut off){known_mistake(PE, 1e-14, 0.0)}"))
 
 
 @pytest.mark.assignment(3, points=5)
@@ -105,7 +106,7 @@ def test_pe_is_float32_by_default_and_bounded():
                "once at the end (computed in float32, the angles near pos = 1000 are off by up to 3e-5)")
     else:
         why = ("the float64 table is wrong too, so the formula is: fix test_pe_matches_the_formula_element_by_element "
-               f"first{known_mistake(PE64)}")
+               f"first{known_mistake(PE64, atol=1e-12)}")
     np.testing.assert_allclose(PE, formula, rtol=0, atol=1.2e-7, err_msg=(
         f"PE(1000, 16) in float32: sin and cos of pos / 10000^(2i/16) computed in float64, then rounded once; {why}"))
 

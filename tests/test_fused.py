@@ -19,6 +19,7 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer.autograd import fused
 from minitransformer.autograd.graph import graph
+from minitransformer.testing import name_known_mistake
 
 TOL = {"rtol": 1e-12, "atol": 1e-12}
 
@@ -178,17 +179,14 @@ def _check_layer_norm_forward(y, x, gamma, beta, eps, form, where=""):
     """``y`` against the NumPy formula, with a message naming the form and a known mistake (the unbiased variance,
     eps outside the square root, gamma or beta left out)."""
     expected = _layer_norm_np(x, gamma, beta, eps, np.zeros_like(x))[0]
-    mistake = ""
     mu, d = x.mean(-1, keepdims=True), x.shape[-1]
     sq = ((x - mu) ** 2).sum(-1, keepdims=True)
     g, b = (1.0 if gamma is None else gamma), (0.0 if beta is None else beta)
-    for wrong, said in ((g * (x - mu) / np.sqrt(sq / (d - 1) + eps) + b, "the unbiased variance (divided by d - 1)"),
-                        (g * (x - mu) / (np.sqrt(sq / d) + eps) + b, "eps outside the square root"),
-                        ((x - mu) / np.sqrt(sq / d + eps) + b, "gamma left out"),
-                        (g * (x - mu) / np.sqrt(sq / d + eps), "beta left out")):
-        if np.allclose(y, wrong, rtol=1e-9, atol=1e-12) and not np.allclose(wrong, expected, rtol=1e-9, atol=1e-12):
-            mistake = f"; it equals the known wrong answer with {said}?"
-            break
+    mistake = name_known_mistake(y, expected, [
+        (g * (x - mu) / np.sqrt(sq / (d - 1) + eps) + b, "the unbiased variance (divided by d - 1)?"),
+        (g * (x - mu) / (np.sqrt(sq / d) + eps) + b, "eps outside the square root?"),
+        ((x - mu) / np.sqrt(sq / d + eps) + b, "gamma left out?"),
+        (g * (x - mu) / np.sqrt(sq / d + eps), "beta left out?")], **TOL)
     np.testing.assert_allclose(y, expected, **TOL, err_msg=(
         f"{where}{form}, the forward: y = gamma (x - mu) / sqrt(sigma^2 + eps) + beta per row, sigma^2 the biased "
         f"variance (divided by d), eps = {eps}{mistake}"))
@@ -209,7 +207,7 @@ def test_fused_layer_norm_agrees_with_the_composition(affine, eps, rng):
         return f
 
     for is_fused, form in ((True, "fused LayerNorm (test_fused_layer_norm_matches_plain_numpy)"),
-                           (False, "composed layer_norm, fused=False (test_layer_norm_by_hand[composed])")):
+                           (False, "composed layer_norm, fused=False (test_layer_norm_by_hand, its composed cases)")):
         with mt.no_grad():
             y = call(is_fused)(*_leaves(x, gamma, beta)).numpy()
         _check_layer_norm_forward(y, x, *_gain_and_bias(affine, gamma, beta), eps, form,

@@ -23,7 +23,7 @@ from hypothesis.extra import numpy as hnp
 
 import minitransformer as mt
 from minitransformer.autograd import GradcheckError, numerical_grad
-from minitransformer.testing import gradcheck_module, rel_err
+from minitransformer.testing import gradcheck_module, name_known_mistake, rel_err
 
 
 # ------------------------------------------------------------------ a deliberately wrong Function
@@ -309,6 +309,21 @@ def test_rel_err_is_scaled_by_the_largest_element_of_the_reference():
     assert rel_err([0.011, -0.001], [0.01, -0.001]) == pytest.approx(0.1, rel=1e-12)
     assert rel_err([1.1, 100.0], [1.0, 100.0]) == pytest.approx(1e-3, rel=1e-12)
     assert rel_err([0.0, 0.0], [0.0, 0.0]) == 0.0 and rel_err([], []) == 0.0  # equal: 0, not 0/0
+
+
+def test_name_known_mistake_never_names_a_candidate_equal_to_the_right_answer():
+    right, off = np.array([1.0, 2.0]), np.array([1.0, 2.0]) * (1 + 1e-10)  # wrong at rtol 1e-12, not at 1e-9
+    doubled = (2 * right, "x doubled?")
+    # "uniform rows" under a causal mask, "divided by d_k" with d_k = 1: the candidate is the right answer
+    assert name_known_mistake(off, right, [(right.copy(), "the right one"), doubled], rtol=1e-12) == ""
+    assert name_known_mistake(right, right, [(right, "the right one")], rtol=1e-12, atol=1e-12) == ""
+    # named at the assertion's own tolerance: off by 1e-10 from a candidate is not equal to it at rtol 1e-12
+    assert name_known_mistake(2 * off, right, [doubled], rtol=1e-12) == ""
+    said = "; it equals the known wrong answer with x doubled?"
+    assert name_known_mistake(2 * off, right, [doubled], rtol=1e-9) == said
+    # the first wrong candidate that the result equals; another shape is passed over; the noun is the caller's
+    assert name_known_mistake(2 * right, right, [([2.0], "a scalar"), (right, "right"), doubled, (2 * right, "second")],
+                              what="table") == "; it equals the known wrong table with x doubled?"
 
 
 class WrongInParameter(mt.nn.Module):

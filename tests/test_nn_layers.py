@@ -10,16 +10,15 @@ import pytest
 import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
-from minitransformer.testing import gradcheck_module, rel_err
+from minitransformer.testing import close_to_torch, gradcheck_module, name_known_mistake, rel_err
 
 
 def f64(rng, *shape, requires_grad=True):
     return mt.tensor(rng.standard_normal(shape), dtype="float64", requires_grad=requires_grad)
 
 
-def close_to_torch(err: float, what: str, tol: float = 1e-12) -> None:
-    """``err`` (a relative error against PyTorch, in float64) under ``tol``, else a message naming ``what``."""
-    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, more than {tol:g}"
+#: the relative error against PyTorch of these float64 layers that :func:`close_to_torch` allows, unless told
+TORCH_TOL = 1e-12
 
 
 # ------------------------------------------------------------------ init
@@ -273,10 +272,12 @@ def test_layer_norm_against_torch(rng):
     y.backward(G)
     yt.backward(torch.from_numpy(G))
     form = "nn.LayerNorm, gamma (x - mu) / sqrt(sigma^2 + eps) + beta"
-    close_to_torch(rel_err(y.numpy(), yt.detach().numpy()), f"{form}, the forward")
+    close_to_torch(rel_err(y.numpy(), yt.detach().numpy()), f"{form}, the forward", tol=TORCH_TOL)
     close_to_torch(rel_err(x.grad.numpy(), xt.grad.numpy()), f"{form}, the gradient of x", tol=1e-10)
-    close_to_torch(rel_err(norm.gamma.grad.numpy(), ref.weight.grad.numpy()), f"{form}, the gradient of gamma")
-    close_to_torch(rel_err(norm.beta.grad.numpy(), ref.bias.grad.numpy()), f"{form}, the gradient of beta")
+    close_to_torch(rel_err(norm.gamma.grad.numpy(), ref.weight.grad.numpy()), f"{form}, the gradient of gamma",
+                   tol=TORCH_TOL)
+    close_to_torch(rel_err(norm.beta.grad.numpy(), ref.bias.grad.numpy()), f"{form}, the gradient of beta",
+                   tol=TORCH_TOL)
 
 
 # ------------------------------------------------------------------ Dropout
@@ -311,14 +312,15 @@ def check_ffn(got, x, params, activation, where="", masks=None, p=0.0):
     def ffn(act, m):
         return (ACTIVATIONS[act](x @ W_1 + b_1) * m) @ W_2 + b_2
 
-    expected, mistake = ffn(activation, m), ""
+    expected = ffn(activation, m)
     other = "gelu" if activation == "relu" else "relu"
-    if np.allclose(got, ffn(other, m), rtol=1e-9, atol=1e-12):
-        mistake = f"; it equals the known wrong answer with {other} in place of {activation}: self.activation?"
-    elif masks is not None and np.allclose(got, ffn(activation, m * (1 - p)), rtol=1e-9, atol=1e-12):
-        mistake = "; it equals the known wrong answer with the kept activations not rescaled: times 1 / (1 - p)?"
+    wrong = [(ffn(other, m), f"{other} in place of {activation}: self.activation?")]
+    if masks is not None:
+        wrong.append((ffn(activation, m * (1 - p)), "the kept activations not rescaled: times 1 / (1 - p)?"))
+    mistake = name_known_mistake(got, expected, wrong, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=(
-        f"{where}FFN(x) = {activation}(x W_1 + b_1) W_2 + b_2 (paper eq. 2), x (2, 3, 4), d_ff = {W_1.shape[1]}"
+        f"{where}FFN(x) = {activation}(x W_1 + b_1) W_2 + b_2 (paper eq. 2), x {tuple(np.shape(x))}, "
+        f"d_ff = {W_1.shape[1]}"
         + ("" if masks is None else f", dropout p={p} on the hidden activations only") + mistake))
 
 
@@ -392,13 +394,14 @@ def test_feed_forward_against_torch(rng, activation):
     y.backward(G)
     yt.backward(torch.from_numpy(G))
     form = f"FFN(x) = {activation}(x W_1 + b_1) W_2 + b_2"
-    close_to_torch(rel_err(y.numpy(), yt.detach().numpy()), f"{form}, the forward")
-    close_to_torch(rel_err(x.grad.numpy(), xt.grad.numpy()), f"{form}, the gradient of x (the backward)")
+    close_to_torch(rel_err(y.numpy(), yt.detach().numpy()), f"{form}, the forward", tol=TORCH_TOL)
+    close_to_torch(rel_err(x.grad.numpy(), xt.grad.numpy()), f"{form}, the gradient of x (the backward)",
+                   tol=TORCH_TOL)
     for name, ours, theirs in (("W_1", ffn.W_1, ref[0]), ("W_2", ffn.W_2, ref[2])):
         close_to_torch(rel_err(ours.weight.grad.numpy(), theirs.weight.grad.numpy().T), f"{form}, the gradient of "
-                       f"{name}.weight")
+                       f"{name}.weight", tol=TORCH_TOL)
         close_to_torch(rel_err(ours.bias.grad.numpy(), theirs.bias.grad.numpy()), f"{form}, the gradient of "
-                       f"{name}.bias")
+                       f"{name}.bias", tol=TORCH_TOL)
 
 
 # ------------------------------------------------------------------ positional encodings

@@ -11,6 +11,7 @@ import pytest
 import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
+from minitransformer.testing import name_known_mistake
 
 D, H, D_FF = 8, 2, 12  # tiny widths: d_model, heads, d_ff
 #: the two places of LayerNorm, with ids that say which (not "True" / "False")
@@ -107,8 +108,7 @@ IDS = {False: "post_ln", True: "pre_ln"}
 def check_layer(got, expected, where, wrong=()):
     """``got`` against ``expected`` (float64 NumPy), the message ``where`` naming the formula, and the first known
     wrong answer of ``wrong`` (pairs: the wrong array, what it is) that ``got`` equals."""
-    mistake = next((f"; it equals the known wrong answer with {said}" for w, said in wrong
-                    if np.allclose(got, w, rtol=1e-9, atol=1e-12) and not np.allclose(w, expected, rtol=1e-9)), "")
+    mistake = name_known_mistake(got, expected, wrong, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=f"{where}{mistake}")
 
 
@@ -371,7 +371,8 @@ def test_gradcheck_encoder_layer(rng, norm_first):
     with mt.no_grad():
         out = layer(x, mask).numpy()
     check_layer(out, np_encoder_layer(*args), where=f"the forward, before the gradcheck (fix "
-                f"test_encoder_layer_matches_numpy[{IDS[norm_first]}] first): {FORMS[norm_first]}, a padding mask",
+                f"test_encoder_layer_matches_numpy, its {IDS[norm_first]} cases, first): "
+                f"{FORMS[norm_first]}, a padding mask",
                 wrong=layer_mistakes(np_encoder_layer, args, {}, norm_first, 2, "the mask not passed to the "
                                      "self-attention"))
     assert gradcheck_with(layer, ["norm1.gamma", "self_attn.W_Q.weight", "ffn.W_1.bias"],
@@ -388,7 +389,7 @@ def test_gradcheck_decoder_layer(rng, norm_first):
     with mt.no_grad():
         out = layer(x, m, src_mask=src_mask).numpy()
     check_layer(out, np_decoder_layer(*args), where=f"the forward, before the gradcheck (fix "
-                f"test_decoder_layer_matches_numpy_and_is_causal_by_itself[{IDS[norm_first]}] first): "
+                f"test_decoder_layer_matches_numpy_and_is_causal_by_itself, its {IDS[norm_first]} cases, first): "
                 f"{FORMS[norm_first]}, a src_mask", wrong=layer_mistakes(
                     np_decoder_layer, args, {}, norm_first, 3, "src_mask not passed to the cross-attention"))
     assert gradcheck_with(layer, ["norm2.beta", "cross_attn.W_V.weight", "self_attn.W_O.bias"],
