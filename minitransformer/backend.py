@@ -269,8 +269,7 @@ class Backend:
         if not below_high:
             return sample
         below = float(np.nextafter(np.asarray(high, dtype=dtype_name(sample.dtype)), -np.inf))
-        # minimum, not clip: array_api_compat's clip for CuPy assigns through a boolean mask, a read on the host
-        return self.xp.minimum(sample, self.xp.asarray(max(below, low), dtype=sample.dtype))
+        return clip(self.xp, sample, high=max(below, low))
 
     def integers(self, shape, low, high):
         """Integers drawn uniformly from [low, high), dtype int64."""
@@ -468,6 +467,24 @@ def rng_state_kind(state) -> str:
     ('PCG64', 'CounterRNG')
     """
     return str(state.get("bit_generator")) if isinstance(state, dict) else type(state).__name__
+
+
+def clip(xp, x, low=None, high=None):
+    """``x`` kept within ``[low, high]`` (None: no bound on that side), as ``xp.clip``, NaN kept NaN: by ``maximum``
+    and ``minimum``, since array_api_compat's ``clip`` for CuPy assigns through boolean masks (``out[mask] = ...``),
+    and CuPy reads each mask's count back to the host: two reads a bound, where these read none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> clip(np, np.array([-2.0, 0.5, 3.0, np.nan]), 0.0, 1.0)
+    array([0. , 0.5, 1. , nan])
+    """
+    if low is not None:
+        x = xp.maximum(x, xp.asarray(low, dtype=x.dtype))
+    if high is not None:
+        x = xp.minimum(x, xp.asarray(high, dtype=x.dtype))
+    return x
 
 
 def dtype_name(dtype) -> str:

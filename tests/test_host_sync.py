@@ -165,3 +165,21 @@ def test_the_check_of_the_parameters_before_a_checkpoint_reads_the_host_once(cou
             p.data = p.data * float("nan")
         with pytest.raises(TrainingDiverged, match=rf"by step 0 \({re.escape(names[3])} and 1 more\) while the "):
             trainer._check_finite_params()
+
+
+def test_sampling_from_a_language_model_makes_no_host_synchronisation(counted):
+    """generate's draws (top-k, the temperature's floor, the uniform numbers kept off 0 and 1) read nothing back, and
+    call no xp.clip, which makes two reads a bound on CuPy (backend.clip instead); only an eos_id's check of whether
+    every row has ended reads the host, once a token."""
+    from minitransformer.train.decoding import generate
+
+    with mt.backend.use("array_api_strict") as be:
+        previous, be.check_values = be.check_values, False
+        try:
+            mt.manual_seed(0)
+            lm = nn.DecoderOnlyLM(20, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16)
+            counted.clear()
+            generate(lm, mt.tensor([[4, 5, 6]]), max_new_tokens=5, temperature=0.8, top_k=5)
+        finally:
+            be.check_values = previous
+    assert counted == [], counted

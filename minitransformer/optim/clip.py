@@ -83,11 +83,9 @@ def clip_grad_norm_(params, max_norm: float, eps: float = 1e-6) -> Tensor:
     # as m ||g / m|| with m = max |g_i|: no square overflows, however large a finite gradient (2e19^2 does in float32)
     g_all = xp.concat([xp.reshape(g.data, (-1,)) for g in grads])
     info = xp.finfo(g_all.dtype)
-    # m kept in [smallest normal, max]: all-zero gradients give 0 / m = 0, and an inf one an inf norm, not inf / inf;
-    # by maximum and minimum, not clip: array_api_compat's clip for CuPy assigns through boolean masks, and each such
-    # assignment reads the mask's count back to the host (two reads a bound, every step)
-    lo, hi = (xp.asarray(float(v), dtype=g_all.dtype) for v in (info.smallest_normal, info.max))
-    m = xp.minimum(xp.maximum(xp.max(xp.abs(g_all)), lo), hi)
+    # m kept in [smallest normal, max]: all-zero gradients give 0 / m = 0, and an inf one an inf norm, not inf / inf
+    # (backend.clip: no host read on CuPy, where xp.clip makes four)
+    m = _backend.clip(xp, xp.max(xp.abs(g_all)), float(info.smallest_normal), float(info.max))
     scaled = g_all / m  # within [-1, 1]
     norm = xp.sqrt(xp.sum(scaled * scaled)) * m
     factor = xp.minimum(max_norm / (norm + eps), xp.asarray(1.0, dtype=norm.dtype))

@@ -30,7 +30,7 @@ import math
 from .. import functional as F
 from .._arguments import require_int, require_real
 from ..autograd import Tensor
-from ..backend import dtype_name
+from ..backend import clip, dtype_name
 from ..data.tokenizers import BOS, EOS, PAD
 from ..functional._checks import require_token_ids
 from ..nn import Module, evaluating
@@ -448,7 +448,7 @@ def _pick(be, z, temperature: float, top_k: int | None):
     ### BEGIN SOLUTION A6: v ~ softmax(z / T) per row, (B,): argmax(_tempered(xp, z, T) + g), g = -log(-log u)
     u = be.uniform(tuple(z.shape), dtype=dtype_name(z.dtype))  # U[0, 1)
     tiny = 1e-12
-    u = xp.clip(u, tiny, 1.0 - 1e-7)  # keep log(u) and log(-log u) finite
+    u = clip(xp, u, tiny, 1.0 - 1e-7)  # keep log(u) and log(-log u) finite (backend.clip: no host read on CuPy)
     g = -xp.log(-xp.log(u))  # Gumbel(0, 1) noise, within [-3.4, 16.2]
     return xp.argmax(_tempered(xp, z, temperature) + g, axis=-1)
     ### END SOLUTION
@@ -468,6 +468,6 @@ def _tempered(xp, z, temperature: float):
     floor = max(-1e4 * T, float(info.min))
     ### BEGIN SOLUTION A6: d = z - max(z) per row, (B, V); return d / T, d clipped at floor (-1e4 T) first, -inf kept
     d = z - xp.max(z, axis=-1, keepdims=True)  # (B, V) <= 0; -inf where top_k masked
-    return xp.where(d == -math.inf, d, xp.clip(d, floor, None) / T)
+    return xp.where(d == -math.inf, d, clip(xp, d, floor) / T)  # (backend.clip: no host read on CuPy)
     ### END SOLUTION
 
