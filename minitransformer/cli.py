@@ -154,6 +154,8 @@ def _train(args) -> int:
     flags = {k: getattr(args, k) for k in ("steps", "batch_size", "accumulate", "d_model", "heads", "layers", "d_ff",
                                              "lr", "warmup", "seed", "dropout", "label_smoothing", "eval_every",
                                              "target", "patience", "restore_best")}
+    if args.task is None and args.seed_config:  # the preset is the classify task's, and no other's
+        args.task = "classify"
     if args.out is None:
         args.out = _default_out(args.task, args.seed_config)
     if args.task is None:  # a run resumed goes on with its own task; one of another task given is refused by run
@@ -429,8 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "average with `minitransformer average`")
     train.add_argument("--no-pictures", action="store_true", help="skip the PNG files (curves, attention maps)")
     train.add_argument("--seed-config", nargs="?", const="cpu", choices=["cpu", "document"], default=None,
-                       help="with --task classify: the document's section 5 classifier; 'cpu' (the default) is a "
-                            "smaller version, 'document' the full one (Embedding 10000x512, 8 heads, d_ff 2048)")
+                       help="the document's section 5 classifier, of the classify task (the task where --task is "
+                            "not given); 'cpu' (the default) is a smaller version, 'document' the full one "
+                            "(Embedding 10000x512, 8 heads, d_ff 2048)")
     train.add_argument("--blas-threads", type=int, default=1, help=threads_help)
     train.set_defaults(run=_train)
 

@@ -1291,10 +1291,11 @@ def test_each_task_trains_into_a_folder_of_its_own_by_default(tmp_path, monkeypa
     from minitransformer.train import run
 
     folders = []
-    monkeypatch.setattr(run, "train", lambda task, out, **kwargs: folders.append(out))
+    monkeypatch.setattr(run, "train", lambda task, out, **kwargs: folders.append((task, out)))
     monkeypatch.chdir(tmp_path)
-    for task, more in (("copy", []), ("classify", []), ("classify", ["--seed-config"]),
-                       ("classify", ["--seed-config", "document"])):
-        assert main(["train", "--task", task, *more]) == 0
-    assert folders == [os.path.join("train-output", name)
-                       for name in ("copy", "classify", "classify-seed-cpu", "classify-seed-document")]
+    for more in (["--task", "copy"], ["--task", "classify"], ["--task", "classify", "--seed-config"],
+                 ["--task", "classify", "--seed-config", "document"], ["--seed-config"]):  # the last: its task implied
+        assert main(["train", *more]) == 0
+    assert folders == [(task, os.path.join("train-output", name)) for task, name in
+                       (("copy", "copy"), ("classify", "classify"), ("classify", "classify-seed-cpu"),
+                        ("classify", "classify-seed-document"), ("classify", "classify-seed-cpu"))]
