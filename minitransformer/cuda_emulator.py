@@ -1,9 +1,9 @@
 r"""Run a CUDA kernel on the CPU: CUDA's blocks, threads, shared memory and barriers, emulated, for learning.
 
 A CUDA C++ source (``extern "C" __global__`` kernels, ``__device__`` helpers, ``extern __shared__`` memory) is
-compiled by ``g++`` after a prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim``, ``gridDim`` and
-``__syncthreads()``, and launched from Python with NumPy arrays, as CuPy launches it on a GPU: the same calls,
-:class:`RawModule` for ``cupy.RawModule``::
+compiled by ``g++`` after a prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim``, ``gridDim``,
+``__syncthreads()`` and the warp-level operations, and launched from Python with NumPy arrays, as CuPy launches it
+on a GPU: the same calls, :class:`RawModule` for ``cupy.RawModule``::
 
     module = RawModule(code=source)
     module.get_function("scale")((blocks,), (threads,), (x, y, np.float32(2.0), np.int64(n)))
@@ -13,7 +13,26 @@ with a stack of its own, run in turn up to its next ``__syncthreads()``; a round
 arrived, so none passes a barrier before all have reached it, as on a GPU. A kernel whose first thread ends
 without meeting a barrier (an elementwise one) runs its other threads one after another, with no fiber, on the
 launching thread's stack (a fiber for each made a launch of 64 blocks of 1,024 threads 28 times slower: each switch
-to a fiber and back calls the system, to save and restore the signal mask).
+to a fiber and back calls the system, to save and restore the signal mask); one whose source names a warp operation
+runs every thread as a fiber.
+
+Warps. A warp is the block's threads 32w to 32w + 31 by their linear index (x fastest, then y, z), as on a GPU.
+``__shfl_sync``, ``__shfl_up_sync``, ``__shfl_down_sync`` and ``__shfl_xor_sync`` (with ``width``; of ``int``,
+``unsigned``, ``long long``, ``unsigned long long``, ``float``, ``double``), ``__syncwarp``, ``__ballot_sync``,
+``__any_sync``, ``__all_sync`` and ``__reduce_add_sync``, ``_min``, ``_max`` (``int``, ``unsigned``), ``_and``,
+``_or``, ``_xor`` are each a barrier for the lanes its mask names: a lane deposits its value and waits; once every
+lane named has come to the same operation with the same mask (or ended: CUDA counts only the lanes that have not
+exited), the results are computed together from the values deposited, as PTX's ``shfl`` and ``vote`` compute them,
+and those lanes run on. What a GPU leaves undefined stops the launch, a :class:`LaunchError` naming the block, the
+thread, its lane and warp, and the operation: a mask that does not name the caller's own lane, a width that is not
+a power of two from 1 to 32, a lane the mask names that waits elsewhere (at a ``__syncthreads()``, another operation,
+the same one with another mask: a GPU hangs or is undefined), and a shuffle that reads a lane not taking part in it
+(one the mask does not name, one that ended, one past the block's end in a block that is not a whole number of
+warps): an error, not a made-up value, since the value a GPU gives there is undefined. A warp's lanes still run one
+at a time between its operations: code that counts on a warp's lanes running in step (the old "volatile" tree in
+shared memory with no ``__syncwarp()``) is a race, caught as any other; and what a shuffle leaves unsaid of memory is
+not checked (a lane that reads another's shared memory after a ``__shfl_sync`` alone, with no ``__syncwarp()``,
+reads what was written before it, as the lanes ran in turn).
 
 What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`LaunchError` naming the kernel):
 
@@ -50,11 +69,13 @@ What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`
 A body not written yet can call ``not_implemented("message")``: the launch then raises
 ``NotImplementedError(message)`` (assignment A7's student copy has such stubs).
 
-What it does not emulate: warp-level operations (``__shfl_*_sync``, ``__ballot_sync``, ``__syncwarp``), cooperative
-groups, textures, streams and the timing of a GPU. Atomics (``atomicAdd``, ...) are plain read-modify-writes:
-threads never run at once here. An access outside an array that lands in memory the process has (past the guard
-bytes, in another array or Python's objects) is not caught: a read gets what lies there, a write overwrites it. One
-launch runs at a time: a Python thread that launches while another's launch runs waits for it.
+What it does not emulate: ``__activemask()`` (the lanes that run together at that moment: here none do),
+``__match_any_sync`` and ``__match_all_sync``, the shuffles and votes without a mask (``__shfl_down``: gone since
+CUDA 9 on Volta and later), cooperative groups, textures, streams and the timing of a GPU. Atomics
+(``atomicAdd``, ...) are plain read-modify-writes: threads never run at once here. An access outside an array that
+lands in memory the process has (past the guard bytes, in another array or Python's objects) is not caught: a read
+gets what lies there, a write overwrites it. One launch runs at a time: a Python thread that launches while
+another's launch runs waits for it.
 
 How a fault stops a launch. While a launch runs, and then only (Python's ``faulthandler`` and any other handler are
 put back after it), a handler of ``SIGSEGV``, ``SIGBUS`` and ``SIGFPE`` in the compiled library, on a signal stack
@@ -886,11 +907,11 @@ _KERNEL_HEAD = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\([^
                           r'(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(([^)]*)\)')
 #: a call of ``atomicAdd`` or ``atomicSub``, whose float sums round by the order the threads come in
 _ATOMIC_SUM = re.compile(r"\batomic(?:Add|Sub)\s*\(")
-#: the warp-level operations emulated, in the order of the prelude's codes (``emu_warp_op``: ``__syncwarp`` is 1)
+#: the warp-level operations emulated, in the order of the prelude's codes (``emu_warp_op``, from 1)
 _WARP_OPERATIONS = ("__syncwarp", "__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync",
                     "__ballot_sync", "__any_sync", "__all_sync", "__reduce_add_sync", "__reduce_min_sync",
                     "__reduce_max_sync", "__reduce_and_sync", "__reduce_or_sync", "__reduce_xor_sync")
-#: a warp operation's name: a kernel that may call one runs every thread as a fiber (a lane waits for the others)
+#: the name of a warp operation, which makes its kernel run every thread as a fiber (a lane waits for the others)
 _WARP_CALL = re.compile(rf"\b(?:{'|'.join(_WARP_OPERATIONS)})\b")
 #: ``extern __shared__ T s[];``, to become a pointer to the dynamic shared memory (on one line, as it was)
 _EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w\s]*?)\s+"
