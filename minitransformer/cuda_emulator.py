@@ -1,9 +1,9 @@
 r"""Run a CUDA kernel on the CPU: CUDA's blocks, threads, shared memory and barriers, emulated, for learning.
 
 A CUDA C++ source (``extern "C" __global__`` kernels, ``__device__`` helpers, ``extern __shared__`` memory) is
-compiled by ``g++`` after a prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim``, ``gridDim`` and
-``__syncthreads()``, and launched from Python with NumPy arrays, as CuPy launches it on a GPU: the same calls,
-:class:`RawModule` for ``cupy.RawModule``::
+compiled by ``g++`` after a prelude that defines ``threadIdx``, ``blockIdx``, ``blockDim``, ``gridDim``,
+``__syncthreads()`` and the warp-level operations, and launched from Python with NumPy arrays, as CuPy launches it
+on a GPU: the same calls, :class:`RawModule` for ``cupy.RawModule``::
 
     module = RawModule(code=source)
     module.get_function("scale")((blocks,), (threads,), (x, y, np.float32(2.0), np.int64(n)))
@@ -13,7 +13,26 @@ with a stack of its own, run in turn up to its next ``__syncthreads()``; a round
 arrived, so none passes a barrier before all have reached it, as on a GPU. A kernel whose first thread ends
 without meeting a barrier (an elementwise one) runs its other threads one after another, with no fiber, on the
 launching thread's stack (a fiber for each made a launch of 64 blocks of 1,024 threads 28 times slower: each switch
-to a fiber and back calls the system, to save and restore the signal mask).
+to a fiber and back calls the system, to save and restore the signal mask); one whose source names a warp operation
+runs every thread as a fiber.
+
+Warps. A warp is the block's threads 32w to 32w + 31 by their linear index (x fastest, then y, z), as on a GPU.
+``__shfl_sync``, ``__shfl_up_sync``, ``__shfl_down_sync`` and ``__shfl_xor_sync`` (with ``width``; of ``int``,
+``unsigned``, ``long long``, ``unsigned long long``, ``float``, ``double``), ``__syncwarp``, ``__ballot_sync``,
+``__any_sync``, ``__all_sync`` and ``__reduce_add_sync``, ``_min``, ``_max`` (``int``, ``unsigned``), ``_and``,
+``_or``, ``_xor`` are each a barrier for the lanes its mask names: a lane deposits its value and waits; once every
+lane named has come to the same operation with the same mask (or ended: CUDA counts only the lanes that have not
+exited), the results are computed together from the values deposited, as PTX's ``shfl`` and ``vote`` compute them,
+and those lanes run on. What a GPU leaves undefined stops the launch, a :class:`LaunchError` naming the block, the
+thread, its lane and warp, and the operation: a mask that does not name the caller's own lane, a width that is not
+a power of two from 1 to 32, a lane the mask names that waits elsewhere (at a ``__syncthreads()``, another operation,
+the same one with another mask: a GPU hangs or is undefined), and a shuffle that reads a lane not taking part in it
+(one the mask does not name, one that ended, one past the block's end in a block that is not a whole number of
+warps): an error, not a made-up value, since the value a GPU gives there is undefined. A warp's lanes still run one
+at a time between its operations: code that counts on a warp's lanes running in step (the old "volatile" tree in
+shared memory with no ``__syncwarp()``) is a race, caught as any other; and what a shuffle leaves unsaid of memory is
+not checked (a lane that reads another's shared memory after a ``__shfl_sync`` alone, with no ``__syncwarp()``,
+reads what was written before it, as the lanes ran in turn).
 
 What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`LaunchError` naming the kernel):
 
@@ -50,11 +69,13 @@ What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`
 A body not written yet can call ``not_implemented("message")``: the launch then raises
 ``NotImplementedError(message)`` (assignment A7's student copy has such stubs).
 
-What it does not emulate: warp-level operations (``__shfl_*_sync``, ``__ballot_sync``, ``__syncwarp``), cooperative
-groups, textures, streams and the timing of a GPU. Atomics (``atomicAdd``, ...) are plain read-modify-writes:
-threads never run at once here. An access outside an array that lands in memory the process has (past the guard
-bytes, in another array or Python's objects) is not caught: a read gets what lies there, a write overwrites it. One
-launch runs at a time: a Python thread that launches while another's launch runs waits for it.
+What it does not emulate: ``__activemask()`` (the lanes that run together at that moment: here none do),
+``__match_any_sync`` and ``__match_all_sync``, the shuffles and votes without a mask (``__shfl_down``: gone since
+CUDA 9 on Volta and later), cooperative groups, textures, streams and the timing of a GPU. Atomics
+(``atomicAdd``, ...) are plain read-modify-writes: threads never run at once here. An access outside an array that
+lands in memory the process has (past the guard bytes, in another array or Python's objects) is not caught: a read
+gets what lies there, a write overwrites it. One launch runs at a time: a Python thread that launches while
+another's launch runs waits for it.
 
 How a fault stops a launch. While a launch runs, and then only (Python's ``faulthandler`` and any other handler are
 put back after it), a handler of ``SIGSEGV``, ``SIGBUS`` and ``SIGFPE`` in the compiled library, on a signal stack
@@ -369,7 +390,64 @@ template <class V> static V atomicCAS(V* p, emu_same<V> compare, emu_same<V> v) 
     V old = *p;
     if (old == compare) *p = v;
     return old;
+}// warp-level operations: each is a barrier for the lanes its mask names (emu_warp in the launcher below: the lanes
+// deposit their values, and once every lane named has come the results are computed together, as on a GPU); the
+// codes are the order of _WARP_OPERATIONS in cuda_emulator.py
+enum emu_warp_op { EMU_SYNCWARP = 1, EMU_SHFL, EMU_SHFL_UP, EMU_SHFL_DOWN, EMU_SHFL_XOR, EMU_BALLOT, EMU_ANY, EMU_ALL,
+                   EMU_REDUCE_ADD, EMU_REDUCE_MIN, EMU_REDUCE_MAX, EMU_REDUCE_AND, EMU_REDUCE_OR, EMU_REDUCE_XOR };
+static unsigned long long emu_warp(int op, unsigned mask, unsigned long long bits, int kind, int arg, int width);
+// what a shuffle carries: an integer narrower than int goes as an int (CUDA's overloads: int, unsigned, long long,
+// unsigned long long, float, double)
+template <class V> using emu_shuffled = std::conditional_t<std::is_integral_v<V> && sizeof(V) < sizeof(int), int, V>;
+template <class V> static emu_shuffled<V> emu_shuffle(int op, unsigned mask, V var, int arg, int width) {
+    using S = emu_shuffled<V>;
+    static_assert(std::is_arithmetic_v<S> && (sizeof(S) == 4 || sizeof(S) == 8), "a warp shuffle moves a number");
+    S v = (S)var;
+    unsigned long long bits = 0;
+    memcpy(&bits, &v, sizeof v);
+    bits = emu_warp(op, mask, bits, sizeof v, arg, width);
+    memcpy(&v, &bits, sizeof v);
+    return v;
 }
+template <class V> static emu_shuffled<V> __shfl_sync(unsigned mask, V var, int src_lane, int width = warpSize) {
+    return emu_shuffle(EMU_SHFL, mask, var, src_lane, width);
+}
+template <class V> static emu_shuffled<V> __shfl_up_sync(unsigned mask, V var, unsigned delta, int width = warpSize) {
+    return emu_shuffle(EMU_SHFL_UP, mask, var, (int)(delta & 31), width);  // PTX's shfl takes delta's 5 low bits
+}
+template <class V> static emu_shuffled<V> __shfl_down_sync(unsigned mask, V var, unsigned delta, int width = warpSize) {
+    return emu_shuffle(EMU_SHFL_DOWN, mask, var, (int)(delta & 31), width);
+}
+template <class V> static emu_shuffled<V> __shfl_xor_sync(unsigned mask, V var, int lane_mask, int width = warpSize) {
+    return emu_shuffle(EMU_SHFL_XOR, mask, var, lane_mask, width);
+}
+[[maybe_unused]] static void __syncwarp(unsigned mask = 0xffffffffu) { emu_warp(EMU_SYNCWARP, mask, 0, 4, 0, 32); }
+[[maybe_unused]] static unsigned __ballot_sync(unsigned mask, int predicate) {
+    return (unsigned)emu_warp(EMU_BALLOT, mask, predicate != 0, 4, 0, 32);
+}
+[[maybe_unused]] static int __any_sync(unsigned mask, int predicate) {
+    return (int)emu_warp(EMU_ANY, mask, predicate != 0, 4, 0, 32);
+}
+[[maybe_unused]] static int __all_sync(unsigned mask, int predicate) {
+    return (int)emu_warp(EMU_ALL, mask, predicate != 0, 4, 0, 32);
+}
+// the reductions of compute capability 8.0 on: add, min and max of int or unsigned, and, or and xor of unsigned
+// (kind -4: a signed int, 4: an unsigned)
+#define EMU_REDUCE(name, op)                                                                                         \
+    [[maybe_unused]] static unsigned name(unsigned mask, unsigned value) {                                           \
+        return (unsigned)emu_warp(op, mask, value, 4, 0, 32);                                                        \
+    }
+#define EMU_REDUCE_SIGNED(name, op)                                                                                  \
+    EMU_REDUCE(name, op)                                                                                             \
+    [[maybe_unused]] static int name(unsigned mask, int value) {                                                     \
+        return (int)emu_warp(op, mask, (unsigned)value, -4, 0, 32);                                                  \
+    }
+EMU_REDUCE_SIGNED(__reduce_add_sync, EMU_REDUCE_ADD)
+EMU_REDUCE_SIGNED(__reduce_min_sync, EMU_REDUCE_MIN)
+EMU_REDUCE_SIGNED(__reduce_max_sync, EMU_REDUCE_MAX)
+EMU_REDUCE(__reduce_and_sync, EMU_REDUCE_AND)
+EMU_REDUCE(__reduce_or_sync, EMU_REDUCE_OR)
+EMU_REDUCE(__reduce_xor_sync, EMU_REDUCE_XOR)
 """
 
 _LAUNCHER = r"""
@@ -384,15 +462,35 @@ static long long emu_thread, emu_block, emu_first;
 static unsigned int emu_grid[3], emu_threads[3];
 static size_t emu_shared_asked;
 static int emu_reversed;
+static bool emu_warps;  // the kernel may call a warp operation: every thread a fiber, no direct run (emu_run_block)
 // a barrier not every thread reaches: the block, a thread that ended, one that waits at a barrier (-1: none)
 static long long emu_diverged[3] = {-1, -1, -1};
+// where each thread of the block is (emu_run_fibers): it may run, it waits at a __syncthreads() or at a warp
+// operation, it ended; (EMU_MISSING: a lane past the block's end, in the failures of emu_warp_failure)
+enum emu_where { EMU_READY, EMU_AT_BARRIER, EMU_AT_WARP, EMU_ENDED, EMU_MISSING };
+static char emu_state[EMU_MAX_THREADS];
+// what a thread waiting at a warp operation deposited (its value's bits, its kind: the bytes, negative where
+// signed; a shuffle's lane, delta or lane mask, and width) and, once the operation is done, its result
+struct emu_lane {
+    int op;
+    unsigned mask;
+    unsigned long long bits, result;
+    int kind, arg, width;
+};
+static emu_lane emu_lanes[EMU_MAX_THREADS];
+static long long emu_n;  // threads in a block
+// a warp operation that broke a rule (its code, then: the block, the thread, its operation, mask and width, the
+// other thread at fault, where that one is, its operation and its mask; 0: none): it stops the launch
+enum emu_warp_rule { EMU_NOT_NAMED = 1, EMU_BAD_WIDTH, EMU_STUCK, EMU_READS, EMU_NO_FIBER };
+static long long emu_warp_failure[10];
 
 extern "C" void emu_configure(unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
-                              unsigned int bz, size_t shared_asked, int reversed) {
+                              unsigned int bz, size_t shared_asked, int reversed, int warps) {
     emu_grid[0] = gx, emu_grid[1] = gy, emu_grid[2] = gz;
     emu_threads[0] = bx, emu_threads[1] = by, emu_threads[2] = bz;
     emu_shared_asked = shared_asked;
     emu_reversed = reversed;
+    emu_warps = warps;
 }
 extern "C" unsigned char* emu_shared_memory() { return emu_shared; }
 extern "C" void emu_use_stacks(char* stacks, size_t page) {  // the process's stacks (_stacks in cuda_emulator.py)
@@ -404,6 +502,7 @@ extern "C" const char* emu_stub_reached() {  // the message of the first stub th
     return message;
 }
 extern "C" const long long* emu_divergence() { return emu_diverged; }
+extern "C" const long long* emu_warp_failed() { return emu_warp_failure; }
 
 // the i-th of n in the launch's order: first to last, or last to first (a GPU promises neither)
 static long long emu_nth(long long i, long long n) { return emu_reversed ? n - 1 - i : i; }
@@ -524,7 +623,111 @@ static void __syncthreads() {
         emu_diverge(emu_first, emu_thread);
         return;
     }
+    emu_state[emu_thread] = EMU_AT_BARRIER;
     swapcontext(&emu_fibers[emu_thread], &emu_scheduler);
+}
+
+static void emu_warp_fail(long long rule, long long t, long long other) {  // the first broken rule, kept
+    if (emu_warp_failure[0]) return;
+    const emu_lane& me = emu_lanes[t];
+    long long where = other < 0 ? -1 : other >= emu_n ? EMU_MISSING : emu_state[other];
+    const emu_lane* it = 0 <= other && other < emu_n ? &emu_lanes[other] : nullptr;
+    long long failure[10] = {rule, emu_block, t, me.op, me.mask, me.width, other, where, it ? it->op : 0,
+                             it ? it->mask : 0};
+    memcpy(emu_warp_failure, failure, sizeof failure);
+}
+
+// the calling thread waits at a warp operation, its value deposited, until every lane its mask names has come to it
+// (emu_complete): the result computed from the lanes' values; a rule broken stops the launch (emu_warp_failed)
+static unsigned long long emu_warp(int op, unsigned mask, unsigned long long bits, int kind, int arg, int width) {
+    long long t = emu_thread;
+    emu_lanes[t] = {op, mask, bits, bits, kind, arg, width};
+    long long rule = !(mask >> (t & 31) & 1) ? EMU_NOT_NAMED : width < 1 || width > 32 || (width & (width - 1)) ?
+                     EMU_BAD_WIDTH : emu_direct ? EMU_NO_FIBER : 0;
+    if (rule) {
+        emu_warp_fail(rule, t, -1);
+        if (emu_direct) {  // on the launcher's stack: back to emu_launch now
+            emu_in_kernel = 0;
+            siglongjmp(emu_fault_jump, 2);
+        }
+    }  // and a fiber goes back to the scheduler, which sees the failure
+    emu_state[t] = EMU_AT_WARP;
+    swapcontext(&emu_fibers[t], &emu_scheduler);
+    return emu_lanes[t].result;
+}
+
+// the lane a shuffle reads, as PTX's shfl computes it: its own where the source falls outside its segment of width
+static int emu_source(int op, int lane, int arg, int width) {
+    int start = lane & ~(width - 1), b = arg & 31;
+    int j = op == EMU_SHFL ? start | (b & (width - 1)) : op == EMU_SHFL_UP ? lane - b : op == EMU_SHFL_DOWN ?
+            lane + b : lane ^ b;
+    bool inside = op == EMU_SHFL_UP ? j >= start : j <= start + width - 1;  // (an xor may read an earlier segment)
+    return inside ? j : lane;
+}
+
+// thread u's result of the operation its warp's lanes `present` (bits) took part in, from their deposited values
+static unsigned long long emu_result(long long u, long long base, unsigned present) {
+    const emu_lane& me = emu_lanes[u];
+    if (me.op >= EMU_SHFL && me.op <= EMU_SHFL_XOR) {
+        int j = emu_source(me.op, (int)(u & 31), me.arg, me.width);
+        if (!(present >> j & 1)) emu_warp_fail(EMU_READS, u, base + j);  // a lane not taking part: undefined
+        return emu_lanes[base + j].bits;
+    }
+    unsigned votes = 0;
+    long long total = me.op == EMU_REDUCE_AND ? ~0LL : 0, low = LLONG_MAX, high = LLONG_MIN;
+    for (int l = 0; l < 32; ++l) {
+        if (!(present >> l & 1)) continue;
+        unsigned long long bits = emu_lanes[base + l].bits;
+        long long v = me.kind < 0 ? (long long)(int)(unsigned)bits : (long long)(unsigned)bits;
+        votes |= (unsigned)(bits != 0) << l;
+        total = me.op == EMU_REDUCE_AND ? total & v : me.op == EMU_REDUCE_OR ? total | v :
+                me.op == EMU_REDUCE_XOR ? total ^ v : total + v;
+        low = std::min(low, v), high = std::max(high, v);
+    }
+    switch (me.op) {
+        case EMU_BALLOT: return votes;
+        case EMU_ANY: return votes != 0;
+        case EMU_ALL: return votes == present;
+        case EMU_REDUCE_MIN: return (unsigned)low;
+        case EMU_REDUCE_MAX: return (unsigned)high;
+        case EMU_SYNCWARP: return 0;
+        default: return (unsigned)total;  // the sums wrap round, as the GPU's 32-bit ones
+    }
+}
+
+// thread t waits at a warp operation: where every lane its mask names has come to the same one (with the same mask),
+// ended or does not exist, the operation is done (each lane's result) and its lanes may run on
+static void emu_complete(long long t) {
+    const emu_lane me = emu_lanes[t];
+    long long base = t & ~31LL;
+    unsigned present = 0;
+    for (int l = 0; l < 32; ++l) {
+        long long u = base + l;
+        if (!(me.mask >> l & 1) || u >= emu_n || emu_state[u] == EMU_ENDED) continue;
+        if (emu_state[u] != EMU_AT_WARP || emu_lanes[u].op != me.op || emu_lanes[u].mask != me.mask) return;
+        present |= 1u << l;
+    }
+    for (int l = 0; l < 32; ++l)  // all results first: each from the values deposited
+        if (present >> l & 1) emu_lanes[base + l].result = emu_result(base + l, base, present);
+    for (int l = 0; l < 32; ++l)
+        if (present >> l & 1) emu_state[base + l] = EMU_READY;
+}
+
+// no thread may run, and one waits at a warp operation: a lane its mask names waits elsewhere (at a __syncthreads(),
+// at another operation or with another mask), where a GPU hangs or is undefined; the first such thread is named
+static void emu_stuck(long long n) {
+    for (long long t = 0; t < n; ++t) {
+        if (emu_state[t] != EMU_AT_WARP) continue;
+        const emu_lane& me = emu_lanes[t];
+        for (long long l = 0, base = t & ~31LL; l < 32; ++l) {
+            long long u = base + l;
+            if ((me.mask >> l & 1) && u < n && emu_state[u] != EMU_ENDED &&
+                (emu_state[u] != EMU_AT_WARP || emu_lanes[u].op != me.op || emu_lanes[u].mask != me.mask)) {
+                emu_warp_fail(EMU_STUCK, t, u);
+                return;
+            }
+        }
+    }
 }
 
 static void emu_fiber() {
@@ -538,6 +741,7 @@ static void emu_start(long long t) {
     emu_fibers[t].uc_stack.ss_size = EMU_STACK;
     emu_fibers[t].uc_link = &emu_scheduler;
     makecontext(&emu_fibers[t], emu_fiber, 0);
+    emu_state[t] = EMU_READY;
 }
 
 static bool emu_resume(long long t) {  // thread t runs up to its next barrier; true where it ended instead
@@ -549,8 +753,46 @@ static bool emu_resume(long long t) {  // thread t runs up to its next barrier; 
     return emu_finished;
 }
 
+// every thread a fiber (`started`, the block's first, ran already and waits at a barrier; -1: none), run
+// in passes, each taking every thread that may run up to its next barrier or warp operation: a warp operation is done
+// once its lanes have come, and a round of __syncthreads() ends once no thread may run and all wait there
+static void emu_run_fibers(long long n, long long started) {
+    for (long long t = 0; t < n; ++t)
+        if (t != started) emu_start(t);
+    long long live = n, ended = -1, waiting = -1;  // the round's first thread to end, and to wait at the barrier
+    if (started >= 0 && emu_state[started] == EMU_AT_BARRIER) waiting = started;
+    for (bool ran = true;; ran = false) {
+        for (long long i = 0; i < n; ++i) {
+            long long t = emu_nth(i, n);
+            if (emu_state[t] != EMU_READY) continue;
+            ran = true;
+            if (emu_resume(t)) {  // ended: an operation of its warp's that waited for it may be done
+                emu_state[t] = EMU_ENDED, --live;
+                ended = ended < 0 ? t : ended;
+                for (long long u = t & ~31LL; u < std::min((t | 31) + 1, n); ++u)
+                    if (emu_state[u] == EMU_AT_WARP) emu_complete(u);
+            } else if (emu_state[t] == EMU_AT_BARRIER) {
+                waiting = waiting < 0 ? t : waiting;
+            } else {
+                emu_complete(t);
+            }
+            if (emu_warp_failure[0]) siglongjmp(emu_fault_jump, 2);
+        }
+        if (live == 0) return;
+        if (ran) continue;
+        emu_stuck(n);
+        if (emu_warp_failure[0]) siglongjmp(emu_fault_jump, 2);
+        if (ended >= 0) emu_diverge(ended, waiting);  // all wait at a __syncthreads(): the next round
+        for (long long t = 0; t < n; ++t)
+            if (emu_state[t] == EMU_AT_BARRIER) emu_state[t] = EMU_READY;
+        ended = waiting = -1;
+    }
+}
+
 static void emu_run_block(long long n) {
+    emu_n = n;
     emu_first = emu_nth(0, n);
+    if (emu_warps) return emu_run_fibers(n, -1);  // a warp operation waits for lanes that have not run yet
     emu_start(emu_first);
     if (emu_resume(emu_first)) {  // it met no barrier: the threads never meet, each runs to its end in turn
         emu_direct = true;
@@ -563,26 +805,7 @@ static void emu_run_block(long long n) {
         emu_direct = false;
         return;
     }
-    // it waits at a barrier: every thread a fiber, run in rounds, a round taking each up to its next barrier
-    static std::vector<char> done;  // static: a fault jumps out of this function, past its destructors
-    done.assign(n, 0);
-    for (long long i = 1; i < n; ++i) emu_start(emu_nth(i, n));
-    bool first_round = true;
-    for (long long live = n; live > 0; first_round = false) {
-        long long ended = -1, waiting = first_round ? emu_first : -1;
-        for (long long i = first_round ? 1 : 0; i < n; ++i) {
-            long long t = emu_nth(i, n);
-            if (done[t]) continue;
-            if (emu_resume(t)) {
-                done[t] = 1;
-                --live;
-                if (ended < 0) ended = t;
-            } else if (waiting < 0) {
-                waiting = t;
-            }
-        }
-        if (ended >= 0 && waiting >= 0) emu_diverge(ended, waiting);
-    }
+    emu_run_fibers(n, emu_first);  // it waits at a barrier: every thread a fiber
 }
 
 // where the linker put the source's __shared__ variables of a fixed size (none: both null)
@@ -621,7 +844,8 @@ static void emu_run_grid(long long blocks, long long n) {
     }
 }
 
-// the launch of the configured grid: 0, or 1 where a fault in the kernel stopped it (emu_fault says which)
+// the launch of the configured grid: 0, or 1 where a fault in the kernel stopped it (emu_fault says which), 2 where
+// a warp operation broke a rule (emu_warp_failed)
 [[maybe_unused]] static int emu_launch(std::function<void()> kernel) {
     gridDim.x = emu_grid[0], gridDim.y = emu_grid[1], gridDim.z = emu_grid[2];
     blockDim.x = emu_threads[0], blockDim.y = emu_threads[1], blockDim.z = emu_threads[2];
@@ -632,12 +856,15 @@ static void emu_run_grid(long long blocks, long long n) {
     emu_kernel = kernel;
     emu_diverged[0] = emu_diverged[1] = emu_diverged[2] = -1;
     emu_static_past[0] = emu_static_past[1] = emu_static_past[2] = -1;
-    int faulted = 0;
+    emu_warp_failure[0] = 0;
     emu_catch_faults();
-    if (sigsetjmp(emu_fault_jump, 1) == 0)  // 1: the jump out of the handler restores this signal mask
-        emu_run_grid(blocks, n);
-    else
-        faulted = 1, emu_direct = false;  // the fibers left where they were are made again at the next launch
+    int faulted = 0;
+    switch (sigsetjmp(emu_fault_jump, 1)) {  // 1: the jump out of the handler restores this signal mask
+        case 0: emu_run_grid(blocks, n); break;
+        case 1: faulted = 1; break;
+        default: faulted = 2; break;
+    }
+    emu_direct = false;  // after a jump: the fibers left where they were are made again at the next launch
     emu_release_faults();
     emu_kernel = nullptr;
     return faulted;
@@ -680,6 +907,12 @@ _KERNEL_HEAD = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\([^
                           r'(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(([^)]*)\)')
 #: a call of ``atomicAdd`` or ``atomicSub``, whose float sums round by the order the threads come in
 _ATOMIC_SUM = re.compile(r"\batomic(?:Add|Sub)\s*\(")
+#: the warp-level operations emulated, in the order of the prelude's codes (``emu_warp_op``, from 1)
+_WARP_OPERATIONS = ("__syncwarp", "__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync",
+                    "__ballot_sync", "__any_sync", "__all_sync", "__reduce_add_sync", "__reduce_min_sync",
+                    "__reduce_max_sync", "__reduce_and_sync", "__reduce_or_sync", "__reduce_xor_sync")
+#: the name of a warp operation, which makes its kernel run every thread as a fiber (a lane waits for the others)
+_WARP_CALL = re.compile(rf"\b(?:{'|'.join(_WARP_OPERATIONS)})\b")
 #: ``extern __shared__ T s[];``, to become a pointer to the dynamic shared memory (on one line, as it was)
 _EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w\s]*?)\s+"
                             r"(?:__align__\(\s*\d+\s*\)\s+)?(\w+)\s*\[\s*\]\s*;")
@@ -753,9 +986,9 @@ _FRAME_REACH = 64 * 1024
 _STACKS: list = []  # the threads' stacks, shared by the libraries (one launch runs at a time): the memory, its address
 
 
-def _adds_atomically(code: str) -> set[str]:
-    """The kernels of ``code`` (:func:`_code_only`'s) that may call ``atomicAdd`` or ``atomicSub``: in their own body,
-    or in the code outside every kernel's body (the ``__device__`` functions they may call)."""
+def _kernels_calling(code: str, call: re.Pattern) -> set[str]:
+    """The kernels of ``code`` (:func:`_code_only`'s) that may make a ``call`` (``atomicAdd``, a warp operation): in
+    their own body, or in the code outside every kernel's body (the ``__device__`` functions they may call)."""
     bodies, outside, start = {}, [], 0
     for m in _KERNEL_HEAD.finditer(code):
         opening = re.compile(r"\s*\{").match(code, m.end())
@@ -769,8 +1002,8 @@ def _adds_atomically(code: str) -> set[str]:
         outside.append(code[start:m.start()])
         bodies[m[1]] = bodies.get(m[1], "") + code[m.start():end + 1]
         start = end + 1
-    everywhere = bool(_ATOMIC_SUM.search("".join(outside) + code[start:]))
-    return {name for name, body in bodies.items() if everywhere or _ATOMIC_SUM.search(body)}
+    everywhere = bool(call.search("".join(outside) + code[start:]))
+    return {name for name, body in bodies.items() if everywhere or call.search(body)}
 
 
 def _stacks() -> int:
@@ -798,24 +1031,25 @@ def _program(code: str, name: str, first_line: int, kernels: list[str]) -> str:
     source = _EXTERN_SHARED.sub(lambda m: f"{m[1]}* const {m[2]} = reinterpret_cast<{m[1]}*>(emu_shared);", code)
     source = _FIXED_SHARED.sub(_guarded_shared, source)
     defines = {"EMU_SHARED_BYTES": MAX_DYNAMIC_SHARED, "EMU_GUARD_BYTES": GUARD_BYTES, "EMU_GUARD_BYTE": GUARD_BYTE,
-               "EMU_STACK_BYTES": STACK_BYTES}
+               "EMU_STACK_BYTES": STACK_BYTES, "EMU_MAX_THREADS": MAX_THREADS}
     head = "".join(f"#define {k} {v}\n" for k, v in defines.items())
     launchers = "".join(_KERNEL.format(k) for k in kernels)
     return (f'{head}#line 1 "cuda_emulator prelude"\n{_PRELUDE}#line {first_line} "{name}"\n{source}\n'
             f'#line 1 "cuda_emulator launchers"\n{_LAUNCHER}{launchers}')
 
 
-#: the warp-level operations and cooperative groups the emulation lacks (one CUDA thread runs at a time here, so a
-#: warp's threads never run together), by the names g++ then finds undeclared, each with what it is
+#: what the emulation lacks of CUDA's warp-level operations and cooperative groups, by the names g++ then finds
+#: undeclared, each with what it is and what to use instead
 _NOT_EMULATED = {
-    **dict.fromkeys(["__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync", "__shfl", "__shfl_up",
-                     "__shfl_down", "__shfl_xor"], "a warp shuffle"),
-    **dict.fromkeys(["__ballot_sync", "__any_sync", "__all_sync", "__activemask", "__match_any_sync",
-                     "__match_all_sync", "__ballot", "__any", "__all"], "a warp vote"),
-    **dict.fromkeys(["__reduce_add_sync", "__reduce_min_sync", "__reduce_max_sync", "__reduce_and_sync",
-                     "__reduce_or_sync", "__reduce_xor_sync"], "a warp reduction"),
-    "__syncwarp": "a warp's barrier",
-    "cooperative_groups": "cooperative groups",
+    **dict.fromkeys(["__shfl", "__shfl_up", "__shfl_down", "__shfl_xor"],
+                    "a warp shuffle without a mask, gone since CUDA 9 on Volta and later: use its _sync form, "
+                    "__shfl_down_sync(0xffffffff, v, delta)"),
+    **dict.fromkeys(["__ballot", "__any", "__all"], "a warp vote without a mask, gone since CUDA 9 on Volta and "
+                                                    "later: use its _sync form, __ballot_sync(0xffffffff, p)"),
+    "__activemask": ("the lanes of a warp that run together now: here a warp's lanes run one at a time, so none do; "
+                     "name the lanes that call in a mask (0xffffffff for all)"),
+    **dict.fromkeys(["__match_any_sync", "__match_all_sync"], "a warp match: use __shfl_sync and compare"),
+    "cooperative_groups": "cooperative groups: use __syncthreads() and the warp operations (__shfl_down_sync, ...)",
 }
 _UNDECLARED = re.compile(r"^(.+?:\d+:\d+): error: [‘'`](\w+)[’'] (?:was not declared|has not been declared|is not a "
                          r"namespace)", re.M)
@@ -829,8 +1063,7 @@ def _compile_errors(stderr: str, limit: int = 12) -> str:
     hints = []
     for where, name in _UNDECLARED.findall(stderr):
         if name in _NOT_EMULATED:
-            hints.append(f"{where}: not emulated: {name} ({_NOT_EMULATED[name]}): use shared memory and "
-                         "__syncthreads()")
+            hints.append(f"{where}: not emulated: {name} ({_NOT_EMULATED[name]})")
     for where, header in _NO_HEADER.findall(stderr):
         hints.append(f"{where}: no CUDA headers here ({header}): the emulation declares CUDA's built-ins itself "
                      "(threadIdx, __syncthreads(), atomics, the math functions, FLT_MAX); leave the #include out")
@@ -884,7 +1117,8 @@ def _load(key: str, program: str, name: str, compiler: list[str]) -> ctypes.CDLL
     loaded.emu_static_declared.restype = ctypes.c_char_p
     loaded.emu_static_declared.argtypes = [ctypes.c_longlong]
     loaded.emu_shared_memory.restype = ctypes.c_void_p
-    loaded.emu_configure.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_size_t, ctypes.c_int]
+    loaded.emu_configure.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
+    loaded.emu_warp_failed.restype = ctypes.POINTER(ctypes.c_longlong)
     loaded.emu_use_stacks.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     loaded.emu_use_stacks(_stacks(), mmap.PAGESIZE)
     return loaded
@@ -944,7 +1178,8 @@ class RawModule:
         code_only = _code_only(code)
         heads = {m[1]: _parameters(m[2]) for m in _KERNEL_HEAD.finditer(code_only)}
         self.kernels = tuple(heads)
-        self._adds_atomically = _adds_atomically(code_only)  # where a race in floats may be the atomics' order
+        self._adds_atomically = _kernels_calling(code_only, _ATOMIC_SUM)  # a race in floats: the atomics' order?
+        self._calls_warps = _kernels_calling(code_only, _WARP_CALL)  # run with every thread a fiber
         self._parameters = heads
         self._library = _library(_program(code, name, first_line, list(heads)), name)
         self.warnings = self._library.emu_warnings
@@ -1074,10 +1309,12 @@ class Kernel:
         for reversed_ in (1, 0):  # last to first, then first to last: the second's arrays are the launch's result
             launch.reset()
             shared[:] = GUARD_BYTE
-            library.emu_configure(*grid, *block, shared_mem, reversed_)
+            library.emu_configure(*grid, *block, shared_mem, reversed_, name in self.module._calls_warps)
             faulted = self._launch(launch.argv)
             if stub := library.emu_stub_reached():  # first: a stub's caller may go on with what it did not write
                 raise NotImplementedError(f"{stub.decode()} (reached in the launch of {name})")
+            if faulted == 2:
+                raise LaunchError(self._warp_failure(library.emu_warp_failed(), grid, block))
             if faulted:
                 raise LaunchError(self._fault(library.emu_fault(), grid, block))
             self._check_static_shared(library, grid)
@@ -1116,6 +1353,38 @@ class Kernel:
                     f"far out of range?), by {by}")
         hint = "a null pointer?" if address < _LOWEST_MAPPED else "an index far out of range?"
         return f"{self.name}: a read or write at address {address:#x} outside every array ({hint}), by {by}"
+
+    def _warp_failure(self, failed, grid, block) -> str:
+        """What rule of CUDA's a warp operation broke (``failed``: the rule, the block, the thread, its operation,
+        mask and width, the other thread at fault, where that one is, its operation and mask), in words."""
+        rule, b, t, op, mask, width, other, where, other_op, other_mask = (failed[k] for k in range(10))
+        n = block[0] * block[1] * block[2]
+        call = f"{_WARP_OPERATIONS[op - 1]}(mask {mask % 2**32:#010x}{f', width {width}' if width != 32 else ''})"
+
+        def lane(u: int) -> str:
+            return f"thread {_where(u, block)} (lane {u % 32} of warp {u // 32})" if u < n else f"lane {u % 32}"
+
+        by = f"{self.name}: in block {_where(b, grid)}, {lane(t)}"
+        if rule == 1:
+            return (f"{by} calls {call}, whose mask does not name its own lane {t % 32}: on a GPU each calling "
+                    "thread's bit must be set, or the result is undefined (0xffffffff names the whole warp: lanes "
+                    "32w to 32w + 31 of the block's threads, x fastest)")
+        if rule == 2:
+            return f"{by} calls {call}: a width is a power of two from 1 to 32 (warpSize), undefined otherwise"
+        if rule == 3:
+            elsewhere = ("a __syncthreads()" if where == 1 else
+                         f"{_WARP_OPERATIONS[other_op - 1]}(mask {other_mask % 2**32:#010x})")
+            return (f"{by} waits at {call} for {lane(other)}, which its mask names but which waits at {elsewhere}: "
+                    "on a GPU every lane a mask names that has not ended must come to the same operation with the "
+                    "same mask (a hang, or undefined). Is the call inside an if that not every lane takes, or in a "
+                    "loop they go round different numbers of times? Name only the lanes that call it in the mask")
+        if rule == 4:
+            why = (f"does not exist (the block has {n} threads)" if where == 4 else
+                   "the mask does not name" if not mask >> (other % 32) & 1 else "ended (returned) before it")
+            return (f"{by} reads lane {other % 32} by {call}, a lane that {why}: a GPU gives an undefined value "
+                    "there (a shuffle reads only a lane that takes part in it)")
+        return (f"{by} calls {call} in a kernel run without fibers: the emulation found no warp operation's name in "
+                "its source (one made by a macro?); write the call out")
 
     def _check_static_shared(self, library, grid) -> None:
         """A ``__shared__`` array of a fixed size written past (before its start or past its end) in the launch."""

@@ -321,10 +321,13 @@ def test_a_variable_never_set_is_named_by_g_plus_plus_in_the_launchs_error():
 
 
 @pytest.mark.parametrize("line, message", [
-    ("y[0] = __shfl_down_sync(0xffffffff, y[0], 1);",
-     r"^mine.cu: does not compile .*:\nmine.cu:2:\d+: not emulated: __shfl_down_sync \(a warp shuffle\): use "
-     r"shared memory and __syncthreads\(\)\n"),
-    ("__syncwarp();", r"\nmine.cu:2:\d+: not emulated: __syncwarp \(a warp's barrier\)"),
+    ("y[0] = __shfl_down(y[0], 1);",
+     r"^mine.cu: does not compile .*:\nmine.cu:2:\d+: not emulated: __shfl_down \(a warp shuffle without a mask, "
+     r"gone since CUDA 9 on Volta and later: use its _sync form, __shfl_down_sync\(0xffffffff, v, delta\)\)\n"),
+    ("y[0] = __activemask();", r"\nmine.cu:2:\d+: not emulated: __activemask \(the lanes of a warp that run "
+                               r"together now: here a warp's lanes run one at a time"),
+    ("namespace cg = cooperative_groups;", r"\nmine.cu:2:\d+: not emulated: cooperative_groups \(cooperative groups: "
+                                           r"use __syncthreads\(\) and the warp operations"),
     ("y[0] = __sqrtf(y[0]);",  # (glibc declares it: it compiles, and the linker does not find it)
      r"\nnot emulated: __sqrtf \(no function of that name here; a CUDA intrinsic the emulation lacks\?\)"),
 ])
@@ -333,6 +336,290 @@ def test_what_is_not_emulated_is_refused_naming_it_and_what_to_use(line, message
         pytest.skip(reason)
     with pytest.raises(emu.CompileError, match=message):
         emu.RawModule(f'extern "C" __global__ void f(float* y) {{\n    {line}\n}}\n', name="mine.cu")
+
+
+# ------------------------------------------------------------------ warp-level operations
+WARPS = r"""
+// the block's linear thread index (x fastest, then y, z): lanes 32w .. 32w + 31 are warp w
+__device__ int linear() { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
+
+// each lane the mask names takes a shuffle of x: kind 0 __shfl_sync from lane arg - lane (negative and past the
+// width too), 1 up, 2 down, 3 xor by arg; the other lanes return
+template <class T> __device__ void shuffle(const T* x, T* y, int kind, int arg, int width, unsigned mask) {
+    int t = linear(), lane = t % 32;
+    if (!(mask >> lane & 1)) return;
+    y[t] = kind == 0 ? __shfl_sync(mask, x[t], arg - lane, width) : kind == 1 ? __shfl_up_sync(mask, x[t], arg, width)
+         : kind == 2 ? __shfl_down_sync(mask, x[t], arg, width) : __shfl_xor_sync(mask, x[t], arg, width);
+}
+extern "C" __global__ void shuffle_i4(const int* x, int* y, int k, int a, int w, unsigned m) {
+    shuffle(x, y, k, a, w, m);
+}
+extern "C" __global__ void shuffle_u4(const unsigned* x, unsigned* y, int k, int a, int w, unsigned m) {
+    shuffle(x, y, k, a, w, m);
+}
+extern "C" __global__ void shuffle_i8(const long long* x, long long* y, int k, int a, int w, unsigned m) {
+    shuffle(x, y, k, a, w, m);
+}
+extern "C" __global__ void shuffle_u8(const unsigned long long* x, unsigned long long* y, int k, int a, int w,
+                                      unsigned m) {
+    shuffle(x, y, k, a, w, m);
+}
+extern "C" __global__ void shuffle_f4(const float* x, float* y, int k, int a, int w, unsigned m) {
+    shuffle(x, y, k, a, w, m);
+}
+extern "C" __global__ void shuffle_f8(const double* x, double* y, int k, int a, int w, unsigned m) {
+    shuffle(x, y, k, a, w, m);
+}
+
+// the votes and the reductions of the lanes the mask names, of threads below `alive` (the others have returned)
+extern "C" __global__ void votes(const int* x, long long* out, unsigned mask, int alive) {
+    int t = linear();
+    if (t >= alive || !(mask >> t % 32 & 1)) return;
+    int v = x[t];
+    unsigned u = (unsigned)v;
+    long long* o = out + 12 * t;
+    o[0] = __ballot_sync(mask, v > 0), o[1] = __any_sync(mask, v > 90), o[2] = __all_sync(mask, v > -90);
+    o[3] = __reduce_add_sync(mask, v), o[4] = __reduce_min_sync(mask, v), o[5] = __reduce_max_sync(mask, v);
+    o[6] = __reduce_add_sync(mask, u), o[7] = __reduce_min_sync(mask, u), o[8] = __reduce_max_sync(mask, u);
+    o[9] = __reduce_and_sync(mask, u), o[10] = __reduce_or_sync(mask, u), o[11] = __reduce_xor_sync(mask, u);
+}
+
+// a block's sum and max as fast CUDA code writes them: each warp's by shuffles, then warp 0 takes the warps' results
+// from shared memory (the other warps call no shuffle there)
+__device__ double warp_sum(double v) {
+    for (int k = 16; k > 0; k >>= 1) v += __shfl_down_sync(0xffffffff, v, k);
+    return v;  // in lane 0
+}
+__device__ float warp_max(float v) {
+    for (int k = 16; k > 0; k >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, k));
+    return v;  // in every lane
+}
+extern "C" __global__ void warp_reductions(const double* x, const float* z, double* sums, float* maxes) {
+    __shared__ double partial[32];
+    __shared__ float partial_max[32];
+    int t = linear(), lane = t % 32, warp = t / 32, n = blockDim.x * blockDim.y * blockDim.z, warps = n / 32;
+    double v = warp_sum(x[blockIdx.x * n + t]);
+    float m = warp_max(z[blockIdx.x * n + t]);
+    if (lane == 0) partial[warp] = v, partial_max[warp] = m;
+    __syncthreads();
+    if (warp == 0) {
+        v = warp_sum(lane < warps ? partial[lane] : 0.0);
+        m = warp_max(lane < warps ? partial_max[lane] : -INFINITY);
+    }
+    if (t == 0) sums[blockIdx.x] = v, maxes[blockIdx.x] = m;
+}
+
+// warp 0 alone shuffles: in a block of 64, the last thread (run first, last to first) meets neither a barrier nor a
+// warp operation, yet the others must run as fibers
+extern "C" __global__ void first_warp_only(const int* x, int* y) {
+    if (threadIdx.x < 32) y[threadIdx.x] = __shfl_down_sync(0xffffffff, x[threadIdx.x], 1);
+}
+
+// warp operations between __syncthreads(): half a warp with a mask of its own, then the whole warp, a __syncwarp()
+extern "C" __global__ void interleaved(const int* x, int* out) {
+    extern __shared__ int s[];
+    int t = threadIdx.x, lane = t % 32, warp = t / 32;
+    int v = x[t];
+    if (lane >= 16) v += __shfl_down_sync(0xffff0000, v, 8, 16);
+    v = __shfl_xor_sync(0xffffffff, v, 1);
+    s[t] = v;
+    __syncthreads();
+    v = s[blockDim.x - 1 - t];  // another warp's
+    __syncwarp();
+    v += __shfl_sync(0xffffffff, v, warp % 32);
+    __syncthreads();
+    out[t] = v;
+}
+
+// the tree of a warp in shared memory: with no barrier between its steps (the old "volatile" warp-synchronous code,
+// wrong since Volta) a race; with a __syncwarp() between each read and write, right
+extern "C" __global__ void warp_tree(const float* x, float* out, int synced) {
+    extern __shared__ float s[];
+    s[threadIdx.x] = x[threadIdx.x];
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        volatile float* v = s;
+        for (int k = 16; k > 0; k >>= 1) {
+            float sum = v[threadIdx.x] + v[threadIdx.x + k];
+            if (synced) __syncwarp();
+            v[threadIdx.x] = sum;
+            if (synced) __syncwarp();
+        }
+    }
+    if (threadIdx.x == 0) out[0] = s[0];
+}
+
+// what a GPU leaves undefined
+extern "C" __global__ void not_named(float* y) { y[threadIdx.x] = __shfl_sync(0xffff, y[threadIdx.x], 0); }
+extern "C" __global__ void bad_width(float* y) { y[threadIdx.x] = __shfl_sync(0xffffffff, y[threadIdx.x], 0, 12); }
+extern "C" __global__ void half_then_barrier(float* y) {
+    if (threadIdx.x < 16) y[threadIdx.x] = __shfl_down_sync(0xffffffff, y[threadIdx.x], 1);
+    __syncthreads();
+}
+extern "C" __global__ void two_operations(float* y) {
+    if (threadIdx.x < 16) y[threadIdx.x] = __shfl_down_sync(0xffffffff, y[threadIdx.x], 1);
+    else y[threadIdx.x] = __ballot_sync(0xffffffff, 1);
+}
+extern "C" __global__ void two_masks(float* y) { __syncwarp(linear() == 0 ? 0xffff : 0xffffffff); }
+extern "C" __global__ void reads_ended(float* y) {
+    if (threadIdx.x >= 16) return;
+    y[threadIdx.x] = __shfl_down_sync(0xffffffff, y[threadIdx.x], 8);
+}
+extern "C" __global__ void reads_past_the_block(float* y) {
+    y[threadIdx.x] = __shfl_down_sync(0xffffffff, y[threadIdx.x], 8);
+}
+extern "C" __global__ void reads_unnamed(float* y) {
+    if (threadIdx.x < 16) y[threadIdx.x] = __shfl_down_sync(0xffff, y[threadIdx.x], 8);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def warps():
+    if reason := emu.missing():
+        pytest.skip(reason)
+    return emu.RawModule(code=WARPS, name="warps.cu")
+
+
+def _shuffled(x, kind: int, arg: int, width: int, mask: int):
+    """What each lane of ``x`` (the block's threads, linear) gets, as PTX's ``shfl`` computes it: lanes the mask does
+    not name get 0."""
+    t = np.arange(x.size)
+    lane = t % 32
+    start = lane & ~(width - 1)
+    b = ((arg - lane) if kind == 0 else np.full_like(lane, arg)) & 31
+    j = [start | (b & (width - 1)), lane - b, lane + b, lane ^ b][kind]
+    inside = j >= start if kind == 1 else j <= start + width - 1
+    got = x[np.where(inside, j, lane) + t - lane]
+    return np.where(mask >> lane & 1, got, 0).astype(x.dtype)
+
+
+WARP_TYPES = {"i4": np.int32, "u4": np.uint32, "i8": np.int64, "u8": np.uint64, "f4": np.float32, "f8": np.float64}
+
+
+@pytest.mark.parametrize("kind, arg, width, mask, block", [
+    (0, 5, 32, 0xFFFFFFFF, 32), (0, 3, 8, 0xFFFFFFFF, (16, 4)), (0, -7, 16, 0xFFFF0000, 96),
+    (0, 40, 4, 0xF0F0F0F0, 64), (1, 3, 32, 0xFFFFFFFF, 64), (1, 2, 16, 0xFFFF0000, 96), (1, 1, 2, 0xFFFFFFFF, 1024),
+    (2, 1, 32, 0xFFFFFFFF, 1024), (2, 5, 8, 0x0000FFFF, 64), (2, 16, 32, 0xFFFFFFFF, (8, 4, 3)),
+    (2, 0, 1, 0xFFFFFFFF, 32), (3, 7, 32, 0xFFFFFFFF, (8, 4, 3)), (3, 16, 32, 0xFFFFFFFF, 32),
+    (3, 3, 4, 0xFF00FF00, 64), (3, 8, 8, 0xFFFFFFFF, 32),
+], ids=str)
+def test_each_warp_shuffle_gives_each_lane_the_lane_ptx_names(warps, kind, arg, width, mask, block):
+    # (an xor past the lane's segment of width gives its own value, one before it another segment's: (3, 8, 8, ...))
+    n = int(np.prod(block))
+    rng = np.random.default_rng(kind * 100 + abs(arg))
+    for code, dtype in WARP_TYPES.items():
+        info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+        x = (rng.integers(info.min, info.max, size=n, dtype=dtype, endpoint=True) if info else
+             rng.normal(size=n).astype(dtype))  # 64-bit numbers whose two halves both differ from lane to lane
+        y = np.zeros(n, dtype)
+        warps.get_function(f"shuffle_{code}")(1, block, (x, y, np.int32(kind), np.int32(arg), np.int32(width),
+                                                        np.uint32(mask)))
+        np.testing.assert_array_equal(y, _shuffled(x, kind, arg, width, mask), err_msg=f"{code}, block {block}")
+
+
+@pytest.mark.parametrize("mask, alive, block", [(0xFFFFFFFF, 96, 96), (0x0F0F0F0F, 64, 64), (0xFFFFFFFF, 40, 64),
+                                                (0xFFFFFFFF, 1024, 1024), (0xFFFFFFFF, 45, (10, 5))], ids=str)
+def test_warp_votes_and_reductions_take_the_lanes_the_mask_names_that_have_not_ended(warps, mask, alive, block):
+    n = int(np.prod(block))
+    x = np.random.default_rng(alive).integers(-100, 100, size=n).astype(np.int32)
+    out = np.zeros((n, 12), np.int64)
+    warps.get_function("votes")(1, block, (x, out, np.uint32(mask), np.int32(alive)))
+    for t in range(n):
+        if t >= alive or not mask >> t % 32 & 1:
+            assert not out[t].any()
+            continue
+        lanes = [u for u in range(t - t % 32, t - t % 32 + 32) if u < alive and mask >> u % 32 & 1]
+        v, u = x[lanes].astype(np.int64), x[lanes].astype(np.uint32).astype(np.int64)
+        want = [sum(1 << w % 32 for w in lanes if x[w] > 0), (v > 90).any(), (v > -90).all(), v.sum(), v.min(),
+                v.max(), u.sum() % 2**32, u.min(), u.max(), np.bitwise_and.reduce(u), np.bitwise_or.reduce(u),
+                np.bitwise_xor.reduce(u)]
+        np.testing.assert_array_equal(out[t], want, err_msg=f"thread {t}")
+
+
+@pytest.mark.parametrize("block", [32, 64, 96, 1024, (32, 3), (8, 4, 2)], ids=str)
+def test_a_block_reduction_by_warp_shuffles_gives_each_blocks_sum_and_max(warps, block):
+    n = int(np.prod(block))
+    rng = np.random.default_rng(n)
+    x = rng.integers(-1000, 1000, size=(3, n)).astype(np.float64)  # whole numbers: any order exact
+    z = rng.normal(size=(3, n)).astype(np.float32) - 10
+    sums, maxes = emu.empty(3), emu.empty(3, np.float32)
+    warps.get_function("warp_reductions")(3, block, (x, z, sums, maxes))
+    np.testing.assert_array_equal(sums, x.sum(axis=1))
+    np.testing.assert_array_equal(maxes, z.max(axis=1))
+
+
+def test_a_warp_operation_that_the_blocks_first_thread_never_meets_runs_all_threads_as_fibers(warps):
+    x, y = np.arange(64, dtype=np.int32), np.zeros(64, np.int32)
+    warps.get_function("first_warp_only")(1, 64, (x, y))
+    np.testing.assert_array_equal(y, np.r_[np.arange(1, 32), 31, np.zeros(32)])
+
+
+def test_warp_operations_interleave_with_barriers(warps):
+    n = 96
+    x = np.random.default_rng(2).integers(-99, 99, size=n).astype(np.int32)
+    out = emu.empty(n, np.int32)
+    warps.get_function("interleaved")(1, n, (x, out), shared_mem=4 * n)
+    t = np.arange(n)
+    lane, base = t % 32, t - t % 32
+    v = x.copy()
+    upper = lane >= 16
+    v[upper] += x[np.where(lane + 8 <= 31, t + 8, t)][upper]  # the upper half's segment of 16: lanes 16 .. 31
+    v = v[base + (lane ^ 1)]
+    v = v[n - 1 - t]
+    np.testing.assert_array_equal(out, v + v[base + (t // 32) % 32])
+
+
+def test_a_warps_tree_in_shared_memory_is_a_race_without_syncwarp_and_right_with_it(warps):
+    x = np.arange(64, dtype=np.float32)
+    tree = warps.get_function("warp_tree")
+    with pytest.raises(emu.LaunchError, match=r"^warp_tree: race: .* argument 1 \(float\* out\) differs"):
+        tree(1, 64, (x, emu.empty(1, np.float32), np.int32(0)), shared_mem=256)
+    out = emu.empty(1, np.float32)
+    tree(1, 64, (x, out, np.int32(1)), shared_mem=256)
+    assert out[0] == x[:32].sum()
+
+
+@pytest.mark.parametrize("kernel, block, message", [
+    ("not_named", 32, r"in block 0, thread 31 \(lane 31 of warp 0\) calls __shfl_sync\(mask 0x0000ffff\), whose mask "
+                      r"does not name its own lane 31: on a GPU each calling thread's bit must be set"),
+    ("bad_width", 32, r"calls __shfl_sync\(mask 0xffffffff, width 12\): a width is a power of two from 1 to 32"),
+    ("half_then_barrier", 32, r"thread 0 \(lane 0 of warp 0\) waits at __shfl_down_sync\(mask 0xffffffff\) for thread "
+                              r"16 \(lane 16 of warp 0\), which its mask names but which waits at a __syncthreads\(\): "
+                              r"on a GPU every lane a mask names that has not ended must come to the same operation"),
+    ("two_operations", 64, r"thread 0 .* waits at __shfl_down_sync\(mask 0xffffffff\) for thread 16 \(lane 16 of warp "
+                           r"0\), which its mask names but which waits at __ballot_sync\(mask 0xffffffff\)"),
+    ("two_masks", (8, 4), r"in block 0, thread \(0, 0, 0\) \(lane 0 of warp 0\) waits at __syncwarp\(mask "
+                          r"0x0000ffff\) for thread \(1, 0, 0\) \(lane 1 of warp 0\), .* waits at __syncwarp\(mask "
+                          r"0xffffffff\)"),
+    ("reads_ended", 32, r"thread 8 \(lane 8 of warp 0\) reads lane 16 by __shfl_down_sync\(mask 0xffffffff\), a lane "
+                        r"that ended \(returned\) before it: a GPU gives an undefined value there"),
+    ("reads_past_the_block", 48, r"thread 40 \(lane 8 of warp 1\) reads lane 16 by __shfl_down_sync\(mask "
+                                 r"0xffffffff\), a lane that does not exist \(the block has 48 threads\)"),
+    ("reads_unnamed", 32, r"reads lane 16 by __shfl_down_sync\(mask 0x0000ffff\), a lane that the mask does not name"),
+])
+def test_what_a_gpu_leaves_undefined_in_a_warp_operation_stops_the_launch_naming_the_lanes(warps, kernel, block,
+                                                                                           message):
+    y = np.zeros(int(np.prod(block)), np.float32)
+    with pytest.raises(emu.LaunchError, match=f"^{kernel}: {'' if message.startswith('in block') else '.*'}{message}"):
+        warps.get_function(kernel)(1, block, (y,))
+    warps.get_function("first_warp_only")(1, 64, (np.arange(64, dtype=np.int32), np.zeros(64, np.int32)))  # runs on
+
+
+def test_a_warp_operation_whose_name_a_macro_makes_is_named_where_its_kernel_ran_without_fibers():
+    """The emulation runs a kernel's threads as fibers where its source names a warp operation; where a macro makes
+    the name, a thread run without a fiber (the block's first ended without a barrier) cannot wait for its lanes."""
+    if reason := emu.missing():
+        pytest.skip(reason)
+    source = r"""#define SHUFFLE(kind) __shfl_##kind##_sync
+extern "C" __global__ void hidden(float* y) {
+    if (threadIdx.x < 16) y[threadIdx.x] = SHUFFLE(down)(0xffff, y[threadIdx.x], 1);
+}"""
+    with pytest.raises(emu.LaunchError, match=r"^hidden: in block 0, thread 15 \(lane 15 of warp 0\) calls "
+                                              r"__shfl_down_sync\(mask 0x0000ffff\) in a kernel run without fibers: "
+                                              r"the emulation found no warp operation's name in its source \(one made "
+                                              r"by a macro\?\); write the call out$"):
+        emu.RawModule(source).get_function("hidden")(1, 32, (np.zeros(32, np.float32),))
 
 
 def test_a_stub_raises_not_implemented_with_its_message(module):

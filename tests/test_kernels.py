@@ -1015,6 +1015,100 @@ def test_a7s_graded_tests_fail_a_mistake_and_say_what_it_likely_is(mistake, rng)
         getattr(a7_graded_tests(), test)(emulated_cuda=kernels, dtype="float64", rng=rng, **args)
 
 
+#: A7's block_sum and block_max as fast CUDA reductions are written: each warp's by shuffles, then the warps' results
+#: through shared memory; right on a GPU, so they earn A7's points as the tree does (by their heads in SOURCE)
+A7_WARP_SHUFFLES = {
+    "__device__ T block_sum(T v, T* s) {": r"""
+__device__ T warp_sum(T v) {  // lane l adds lane l + k's value: lane 0 ends with the warp's sum
+    for (int k = 16; k > 0; k >>= 1) v += __shfl_down_sync(0xffffffff, v, k);
+    return v;
+}
+__device__ T block_sum(T v, T* s) {
+    unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    T total = warp_sum(v);
+    if (lane == 0) s[warp] = total;
+    __syncthreads();
+    total = warp_sum(lane < warps ? s[lane] : (T)0);  // every warp adds the warps' sums, in the same order
+    total = __shfl_sync(0xffffffff, total, 0);         // lane 0's to every lane
+    __syncthreads();                                   // all have read s before the next reduction writes it
+    return total;
+}
+""",
+    "__device__ T block_max(T v, T* s) {": r"""
+__device__ T warp_max(T v) {  // lane l takes the larger of its own and lane l ^ k's: every lane ends with the max
+    for (int k = 16; k > 0; k >>= 1) v = max(v, __shfl_xor_sync(0xffffffff, v, k));
+    return v;
+}
+__device__ T block_max(T v, T* s) {
+    unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    T m = warp_max(v);
+    if (lane == 0) s[warp] = m;
+    __syncthreads();
+    m = warp_max(s[lane < warps ? lane : 0]);
+    __syncthreads();
+    return m;
+}
+""",
+}
+
+
+def a7_warp_shuffle_source() -> str:
+    """SOURCE with :data:`A7_WARP_SHUFFLES` in place of block_sum's and block_max's definitions."""
+    source = K.SOURCE
+    for head, definition in A7_WARP_SHUFFLES.items():
+        start = source.index(head)
+        end = source.index("\n}\n", start) + 3
+        source = source[:start] + definition.lstrip("\n") + source[end:]
+    return source
+
+
+def test_a7s_reductions_written_with_warp_shuffles_earn_every_point_of_their_tests(rng):
+    """A student's block_sum and block_max by warp shuffles, and the kernels that call them, pass A7's graded tests
+    (the reductions' on every block size and both dtypes; softmax, its backward, the masked softmax, layer norm)."""
+    kernels = emulated_kernels(a7_warp_shuffle_source())
+    graded = a7_graded_tests()
+    for dtype in K.C_TYPES:
+        for block in (32, 128, 256):
+            graded.test_block_sum_gives_every_thread_the_sum_of_its_block(kernels, block, dtype, rng)
+            graded.test_block_max_gives_every_thread_the_max_of_its_block(kernels, block, dtype, rng)
+        for shape in graded.SHAPES:
+            graded.test_softmax_forward_is_the_formula(kernels, shape, dtype, rng)
+        graded.test_softmax_backward_is_the_formula(kernels, (2, 1000), 2.0, dtype, rng)
+        graded.test_masked_softmax_forward_is_attentions_weights(kernels, 300, "causal", dtype, rng)
+        graded.test_layer_norm_forward_is_the_formula(kernels, (2, 3, 300), "gamma-beta", dtype, rng)
+
+
+#: mistakes in the warp-shuffle reductions (:data:`A7_WARP_SHUFFLES`): (its text, the mistake, the graded test
+#: that must fail, its arguments, what its message must say)
+A7_WARP_MISTAKES = {
+    "up for down": ("__shfl_down_sync(0xffffffff, v, k)", "__shfl_up_sync(0xffffffff, v, k)",
+                    "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 64},
+                    r"thread 0 of block 0 got .* with warp shuffles, lane l adds lane l \+ k's value, "
+                    r"__shfl_down_sync\(0xffffffff, v, k\) .*\(__shfl_up_sync leaves it in lane 31\)"),
+    "no broadcast from lane 0": ("    total = __shfl_sync(0xffffffff, total, 0);         // lane 0's to every lane\n",
+                                 "", "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 128},
+                                 r"thread 0 has it: .*with warp shuffles, __shfl_down_sync leaves a warp's sum in its "
+                                 r"lane 0 only: pass it on, __shfl_sync\(0xffffffff, v, 0\)"),
+    "half a warp's mask": ("__shfl_xor_sync(0xffffffff, v, k)", "__shfl_xor_sync(0xffff, v, k)",
+                           "test_block_max_gives_every_thread_the_max_of_its_block", {"block": 32},
+                           r"^block_maxes: in block 2, thread 31 \(lane 31 of warp 0\) calls __shfl_xor_sync\(mask "
+                           r"0x0000ffff\), whose mask does not name its own lane 31"),
+    "a warp's lanes past the block's warps read": ("warp_sum(lane < warps ? s[lane] : (T)0)", "warp_sum(s[lane])",
+                                                   "test_block_sum_gives_every_thread_the_sum_of_its_block",
+                                                   {"block": 128}, r"got \S*e\+3\d"),
+}
+
+
+@pytest.mark.parametrize("mistake", list(A7_WARP_MISTAKES))
+def test_a7s_graded_tests_fail_a_warp_shuffle_mistake_and_say_what_it_likely_is(mistake, rng):
+    old, new, test, args, message = A7_WARP_MISTAKES[mistake]
+    source = a7_warp_shuffle_source()
+    assert source.count(old) == 1, f"{mistake}: not once in the warp-shuffle source: {old!r}"
+    kernels = emulated_kernels(source.replace(old, new), dtypes=("float64",))
+    with pytest.raises(AssertionError, match=message):
+        getattr(a7_graded_tests(), test)(emulated_cuda=kernels, dtype="float64", rng=rng, **args)
+
+
 # ------------------------------------------------------------------ on a GPU
 def _cupy():
     if "cupy" not in mt.backend.available():

@@ -134,10 +134,13 @@ def _reduction_agrees(name: str, got, want, which: str, warned: str = "") -> Non
     said = (f"{name} ({which}), {got.shape[1]} threads: thread {t} of block {b} got {got[b, t]:.17g}, not "
             f"{want[b]:.17g}")
     if right[:, 0].all():
-        raise AssertionError(f"{said}; thread 0 has it: every thread must read s[0] once the last round is done"
-                             f"{warned}")
+        raise AssertionError(f"{said}; thread 0 has it: every thread must read s[0] once the last round is done "
+                             "(with warp shuffles, __shfl_down_sync leaves a warp's sum in its lane 0 only: pass it "
+                             f"on, __shfl_sync(0xffffffff, v, 0), or through s){warned}")
     raise AssertionError(f"{said} (a round left out, or one too many? k from blockDim.x / 2 down to 1, each thread "
-                         f"t < k taking s[t + k]; a __syncthreads() after each round){warned}")
+                         "t < k taking s[t + k]; a __syncthreads() after each round; with warp shuffles, lane l adds "
+                         "lane l + k's value, __shfl_down_sync(0xffffffff, v, k) for k = 16, 8, 4, 2, 1, which leaves "
+                         f"the warp's sum in lane 0 (__shfl_up_sync leaves it in lane 31)){warned}")
 
 
 @pytest.mark.assignment(7, points=15)

@@ -236,8 +236,11 @@ CELLS = [
     kernel that passes it is not proved free of races. Threads adding into one shared variable with `+=`
     (not `atomicAdd`) agree in both orders on whole numbers, and pass; a correct float `atomicAdd` into one
     total may fail, its additions coming in another order, rounded otherwise, in each run (the message then
-    says so). And the emulator has no warps: `__shfl_down_sync` and `__syncwarp`, with which the threads of a
-    warp share values without shared memory, do not compile here, the error naming them.
+    says so). The emulator has warps too: `__shfl_down_sync`, with which the threads of a warp share values
+    without shared memory, `__syncwarp` and the votes are each a barrier for the lanes their mask names, the
+    results computed once all have come, as on a GPU. But a warp's lanes still run one at a time between those
+    operations, so code that counts on them running in step (this tree with `volatile` and no barrier for its
+    last 32 threads, as older books teach) is a race here too, caught as above.
 
     A barrier must be reached by **every** thread of the block. One inside an `if` that only some threads
     take (here the threads $t < k$ of a round) hangs a GPU or gives undefined results; the emulator names the
