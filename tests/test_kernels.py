@@ -212,13 +212,16 @@ def a7_student_source() -> str:
     return source
 
 
-@pytest.mark.parametrize("copy", ["solution", "A7 student"])
+@pytest.mark.parametrize("copy", ["solution", "A7 student", "warp shuffles"])
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))
 def test_the_source_compiles_with_nvcc(dtype, copy, tmp_path):
+    """As CUDA compiles it: the library's kernels, A7's student copy (stubs: not_implemented, printf and __trap) and
+    the warp-shuffle reductions that the emulation runs (:data:`A7_WARP_SHUFFLES`)."""
     if shutil.which("nvcc") is None:
         pytest.skip("nvcc is not installed")
     source = tmp_path / "kernels.cu"
-    text = K.SOURCE if copy == "solution" else a7_student_source()  # A7's stubs: not_implemented, printf and __trap
+    text = {"solution": K.SOURCE, "A7 student": a7_student_source, "warp shuffles": a7_warp_shuffle_source}[copy]
+    text = text if isinstance(text, str) else text()
     source.write_text(text.replace("{T}", K.C_TYPES[dtype]), encoding="utf-8")
     done = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", str(source), "-o", str(tmp_path / "kernels.ptx")],
                           capture_output=True, encoding="utf-8")
