@@ -1285,3 +1285,27 @@ cupy.cuda.runtime.deviceSynchronize()
 """, encoding="utf-8")
     run = subprocess.run([sys.executable, str(script)], capture_output=True, encoding="utf-8", timeout=120)
     assert run.returncode != 0 and "CUDA" in run.stderr.upper(), run.stdout[-2000:] + run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("dtype", list(K.C_TYPES))
+@pytest.mark.parametrize("block", [32, 256, 1024])
+def test_gpu_runs_the_warp_shuffle_reductions_as_the_emulation_does(block, dtype, rng):
+    """:data:`A7_WARP_SHUFFLES` on a GPU (NVRTC, CuPy's launch) and on the emulation: every thread gets its block's
+    sum and max, the same to the bit (each adds in the same order on both)."""
+    cupy = _cupy()
+    source = (a7_warp_shuffle_source() + REDUCTIONS).replace("{T}", K.C_TYPES[dtype])
+    v, w = (rng.normal(scale=3.0, size=4 * block).astype(dtype) for _ in range(2))
+    gpu, cpu = cupy.RawModule(code=source), emu.RawModule(source) if not emu.missing() else None
+    for name, reduce in (("block_sums", np.sum), ("block_maxes", np.max)):
+        out = [cupy.empty_like(cupy.asarray(v)) for _ in range(2)]
+        gpu.get_function(name)((4,), (block,), (cupy.asarray(v), cupy.asarray(w), *out),
+                               shared_mem=block * v.itemsize)
+        on_gpu = [cupy.asnumpy(o) for o in out]
+        for got, x in zip(on_gpu, (v, w), strict=True):
+            expected = np.repeat(reduce(x.reshape(4, block).astype(np.float64), axis=1), block)
+            assert np.allclose(got, expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype] * block), (name, dtype)
+        if cpu is not None:
+            emulated = [emu.empty(v.shape, v.dtype) for _ in range(2)]
+            cpu.get_function(name)((4,), (block,), (v, w, *emulated), shared_mem=block * v.itemsize)
+            for got, e in zip(on_gpu, emulated, strict=True):
+                assert np.array_equal(got, e), (name, dtype, "the GPU and the emulation differ")
