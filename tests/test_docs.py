@@ -402,7 +402,7 @@ def test_every_public_function_and_class_has_a_docstring_with_a_runnable_example
     assert not no_example, f"public functions and classes without a doctest: {no_example}"
 
 
-#: a shape said: a parenthesised one, ``(batch, seq, d_model)``, ``(d,)``, ``(..., d)``, or in words ("any shape",
+#: a shape written down, parenthesised (``(batch, seq, d_model)``, ``(d,)``, ``(..., d)``) or in words ("any shape",
 #: "the shape of ``x``", "a scalar")
 SHAPE = re.compile(r"\([\w.\s+\-*/]*,[\w.\s,+\-*/]*\)|\bshapes?\b|\bscalar\b", re.IGNORECASE)
 #: public Modules of minitransformer.nn without a "Shapes:" line, and why

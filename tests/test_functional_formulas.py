@@ -79,7 +79,7 @@ NO_TORCH = {
                "1 / (1 - p) and the gradient through the same mask",
 }
 
-#: functions of F.__all__ without a gradient: why, and one bad call, the error it raises and the message's start
+#: functions of F.__all__ without a gradient, each with why, one bad call, its error and the message's start
 NO_GRADIENT = {
     "causal_mask": ("a bool table of a length", lambda: F.causal_mask(-1), ValueError, "T must be an integer >= 0"),
     "padding_mask": ("a bool table of token ids", lambda: F.padding_mask(mt.tensor([[1.5, 0.0]]), 0), TypeError,

@@ -427,7 +427,7 @@ def test_fused_attention_weights_keep_float32(rng):
 
 
 # ------------------------------------------------------------------ fused by default; fused=False composes primitives
-#: each function of mt.functional with a fused form, by its name: a call, and the fused operation it uses by default
+#: each function of mt.functional with a fused form, by its name, with a call and the fused operation it runs
 FUSABLE = {
     "softmax": (lambda x, W, **kw: F.softmax(x, **kw), fused.Softmax),
     "log_softmax": (lambda x, W, **kw: F.log_softmax(x, **kw), fused.LogSoftmax),
