@@ -454,5 +454,5 @@ def test_every_formula_and_module_says_its_shapes():
         for attr, f in vars(cls).items():
             if inspect.isfunction(f) and (attr == "forward" or not attr.startswith("_")):
                 lacking += _tensors_without_a_shape(f"nn.{name}.{attr}", f)
-    assert not lacking, ("say the shape, (batch, seq, d_model) or (..., d) or 'any shape' (see 'Adding a formula' in "
+    assert not lacking, ("say the shape, (batch, seq, d_model) or (..., d) or 'any shape' (see the checklist of "
                          "docs/contributing.md):\n" + "\n".join(lacking))

@@ -7,7 +7,7 @@ gradients (or a reason in ``NO_TORCH``), and an integer or a float32-with-float6
 that starts with the formula's own name (not a fused operation's). A function with a ``fused`` parameter runs in
 both forms. The functions without a gradient (masks, the positional table) have one bad input each in
 ``NO_GRADIENT``. ``test_every_function_of_functional_has_a_row`` fails, naming it, for a function of ``F.__all__``
-in neither table: a new formula is checked from the day it is exported. See "Adding a formula" in
+in neither table: a new formula is checked from the day it is exported. See the checklist of
 docs/contributing.md.
 """
 
@@ -23,7 +23,7 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer.testing import close_to_torch, rel_err
 
-HOW_TO = 'see "Adding a formula" in docs/contributing.md'
+HOW_TO = 'see the checklist of docs/contributing.md'
 ALLOWED = np.tril(np.ones((3, 5), dtype=bool), k=2)  # (L, S): every query sees a key (PyTorch gives NaN otherwise)
 TARGETS = [0, 3, 1, 4]  # class indices of the cross-entropy row; 1 is ignore_index
 IGNORED = 1
