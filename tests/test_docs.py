@@ -400,3 +400,59 @@ def test_every_public_function_and_class_has_a_docstring_with_a_runnable_example
             no_example.append(name)
     assert not missing, f"public names without a docstring: {missing}"
     assert not no_example, f"public functions and classes without a doctest: {no_example}"
+
+
+#: a shape written down, parenthesised (``(batch, seq, d_model)``, ``(d,)``, ``(..., d)``) or in words ("any shape",
+#: "the shape of ``x``", "a scalar")
+SHAPE = re.compile(r"\([\w.\s+\-*/]*,[\w.\s,+\-*/]*\)|\bshapes?\b|\bscalar\b", re.IGNORECASE)
+#: public Modules of minitransformer.nn without a "Shapes:" line, and why
+NO_SHAPES_LINE = {"Module": "the base class: its subclasses say theirs", "ModuleList": "a container of modules",
+                  "Sequential": "a chain of modules: the first's input, the last's output"}
+
+
+def _numpydoc_entries(doc: str, section: str) -> list[tuple[str, str]]:
+    """``(name : type, description)`` of each entry of a numpydoc ``section`` (Parameters, Returns) of ``doc``."""
+    lines = doc.splitlines()
+    entries, inside = [], False
+    for line, underline in zip(lines, [*lines[1:], ""]):
+        if re.fullmatch(r"-{3,}", line.strip()):
+            continue
+        if re.fullmatch(r"-{3,}", underline.strip()):  # a section's title
+            inside = line.strip() == section
+        elif inside and line[:1].strip():  # an entry starts unindented
+            entries.append((line, ""))
+        elif inside and entries:
+            entries[-1] = (entries[-1][0], f"{entries[-1][1]} {line.strip()}")
+    return entries
+
+
+def _tensors_without_a_shape(name: str, obj) -> list[str]:
+    """The Tensor entries of ``obj``'s Parameters and Returns whose description says no shape."""
+    doc = inspect.getdoc(obj) or ""
+    return [f"{name}, {section}: {head.strip()}" for section in ("Parameters", "Returns")
+            for head, text in _numpydoc_entries(doc, section)
+            if "Tensor" in head.partition(":")[2 if ":" in head else 0] and not SHAPE.search(text)]
+
+
+def test_every_formula_and_module_says_its_shapes():
+    """DESIGN: shapes are written down. Each Tensor a function of minitransformer.functional takes or returns has
+    its shape in the docstring; each Module of minitransformer.nn has a "Shapes:" line, in to out, and its methods'
+    Tensors their shapes."""
+    import minitransformer.functional as F
+    from minitransformer import nn
+
+    lacking = [entry for name in F.__all__ for entry in _tensors_without_a_shape(f"functional.{name}",
+                                                                                 getattr(F, name))]
+    for name in nn.__all__:
+        cls = getattr(nn, name)
+        if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
+            continue
+        doc = inspect.getdoc(cls) or ""
+        said = re.search(r"\bShapes:(.*?)(?:\n\n|\Z)", doc, re.DOTALL)
+        if name not in NO_SHAPES_LINE and not (said and SHAPE.search(said.group(1))):
+            lacking.append(f"nn.{name}: no 'Shapes: (in) -> (out)' line in its docstring (or NO_SHAPES_LINE)")
+        for attr, f in vars(cls).items():
+            if inspect.isfunction(f) and (attr == "forward" or not attr.startswith("_")):
+                lacking += _tensors_without_a_shape(f"nn.{name}.{attr}", f)
+    assert not lacking, ("say the shape, (batch, seq, d_model) or (..., d) or 'any shape' (see the checklist of "
+                         "docs/contributing.md):\n" + "\n".join(lacking))

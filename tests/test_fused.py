@@ -10,6 +10,7 @@ end check that this changes no result.
 from __future__ import annotations
 
 import gc
+import inspect
 import weakref
 
 import numpy as np
@@ -37,19 +38,21 @@ def _values_and_grads(fn, arrays, cotangent):
     return y.numpy(), [None if x.grad is None else x.grad.numpy() for x in xs]
 
 
-def _agree(fused_fn, reference_fn, arrays, rng):
-    """The fused and the reference function give the same values and the same gradients (1e-12)."""
+def _agree(fused_fn, reference_fn, arrays, rng, name=""):
+    """The fused and the reference function give the same values and the same gradients (1e-12); ``name``, the
+    function's, starts each message."""
     shape = reference_fn(*_leaves(*arrays)).shape
     cotangent = np.asarray(rng.standard_normal(shape), dtype=np.float64)  # a random upstream gradient
     ref_value, ref_grads = _values_and_grads(reference_fn, arrays, cotangent)
     new_value, new_grads = _values_and_grads(fused_fn, arrays, cotangent)
     # both sides may be a student's: name them (ACTUAL is the fused operation, DESIRED the composition)
-    np.testing.assert_allclose(new_value, ref_value, **TOL, err_msg="values: ACTUAL fused, DESIRED fused=False")
+    where = f"{name}: " if name else ""
+    np.testing.assert_allclose(new_value, ref_value, **TOL, err_msg=f"{where}values: ACTUAL fused, DESIRED fused=False")
     for k, (g_new, g_ref) in enumerate(zip(new_grads, ref_grads)):
-        assert (g_new is None) == (g_ref is None), f"input {k}"
+        assert (g_new is None) == (g_ref is None), f"{where}input {k}"
         if g_ref is not None:
             np.testing.assert_allclose(g_new, g_ref, **TOL,
-                                       err_msg=f"gradient of input {k}: ACTUAL fused, DESIRED fused=False")
+                                       err_msg=f"{where}gradient of input {k}: ACTUAL fused, DESIRED fused=False")
     return new_value, new_grads
 
 
@@ -414,29 +417,18 @@ def test_fused_binary_cross_entropy_gradcheck(reduction, rng):
 
 
 # ------------------------------------------------------------------ float32 stays float32
-@pytest.mark.parametrize("name", ["softmax", "attention_weights", "log_softmax", "layer_norm", "linear",
-                                  "cross_entropy", "bce"])
-def test_fused_operations_keep_float32(name, rng):
+def test_fused_attention_weights_keep_float32(rng):
+    # the one fused operation with no function of its own (NOT_FUSABLE); the others run in float32, both forms, in
+    # test_every_formula_keeps_float32 of tests/test_functional_formulas.py
     x = mt.tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
-    W = mt.tensor(rng.standard_normal((4, 4)).astype(np.float32), requires_grad=True)
-    y = {
-        "softmax": lambda: F.softmax(x),
-        "attention_weights": lambda: fused.ScaledMaskedSoftmax.apply(x, allowed=mt.tensor(np.eye(3, 4) > 0).data,
-                                                                      divisor=2.0),
-        "log_softmax": lambda: F.log_softmax(x),
-        "layer_norm": lambda: F.layer_norm(x, W[0], W[1]),
-        "linear": lambda: F.linear(x, W, W[2]),
-        "cross_entropy": lambda: F.cross_entropy(x, mt.tensor([0, 1, 3]), ignore_index=1, label_smoothing=0.1),
-        "bce": lambda: F.binary_cross_entropy_with_logits(x, mt.tensor(np.eye(3, 4))),
-    }[name]()
+    y = fused.ScaledMaskedSoftmax.apply(x, allowed=mt.tensor(np.eye(3, 4) > 0).data, divisor=2.0)
     (y * y).sum().backward()
-    grads = [t.grad for t in (x, W) if t.grad is not None]
-    assert y.dtype_name == "float32" and x.grad is not None
-    assert all(g.dtype_name == "float32" for g in grads)
+    assert y.dtype_name == "float32" and x.grad.dtype_name == "float32"
 
 
 # ------------------------------------------------------------------ fused by default; fused=False composes primitives
-FUSABLE = {  # each function of mt.functional with a fused form: a call, and the fused operation it uses by default
+#: each function of mt.functional with a fused form, by its name, with a call and the fused operation it runs
+FUSABLE = {
     "softmax": (lambda x, W, **kw: F.softmax(x, **kw), fused.Softmax),
     "log_softmax": (lambda x, W, **kw: F.log_softmax(x, **kw), fused.LogSoftmax),
     "gelu": (lambda x, W, **kw: F.gelu(x, **kw), fused.Gelu),
@@ -444,8 +436,9 @@ FUSABLE = {  # each function of mt.functional with a fused form: a call, and the
     "linear": (lambda x, W, **kw: F.linear(x, W, W[2], **kw), fused.Affine),
     "cross_entropy": (lambda x, W, **kw: F.cross_entropy(x, mt.tensor([0, 1, 3]), ignore_index=1,
                                                          label_smoothing=0.1, **kw), fused.CrossEntropy),
-    "bce": (lambda x, W, **kw: F.binary_cross_entropy_with_logits(x, mt.tensor(np.eye(3, 4)), **kw),
-            fused.BinaryCrossEntropyWithLogits),
+    "binary_cross_entropy_with_logits": (
+        lambda x, W, **kw: F.binary_cross_entropy_with_logits(x, mt.tensor(np.eye(3, 4)), **kw),
+        fused.BinaryCrossEntropyWithLogits),
 }
 
 
@@ -458,6 +451,24 @@ def test_functions_are_fused_by_default_and_composed_of_primitives_with_fused_fa
     assert type(call(x, W).grad_fn) is op
     ops = {node["label"] for node in graph(call(x, W, fused=False))[0] if node["kind"] == "op"}
     assert ops and not ops & set(fused.__all__), ops
+
+
+@pytest.mark.parametrize("name", list(FUSABLE))
+def test_every_fusable_function_agrees_with_its_composition(name, rng):
+    # the row above checks which operations run; this, that they compute the same: values and gradients, float64
+    call, _ = FUSABLE[name]
+    _agree(lambda x, W: call(x, W), lambda x, W: call(x, W, fused=False),
+           [rng.standard_normal((3, 4)), rng.standard_normal((4, 4))], rng, name=name)
+
+
+@pytest.mark.single_backend
+def test_every_function_with_a_fused_form_is_in_fusable():
+    with_fused = {name for name in F.__all__ if "fused" in inspect.signature(getattr(F, name)).parameters}
+    problems = [f"{name} takes fused= but has no row in FUSABLE of tests/test_fused.py (keyed by the function's "
+                "name): add one, so that its two forms are compared" for name in sorted(with_fused - set(FUSABLE))]
+    problems += [f"FUSABLE of tests/test_fused.py has a row {name!r}, which is no function of minitransformer."
+                 "functional.__all__ with a fused parameter" for name in sorted(set(FUSABLE) - with_fused)]
+    assert not problems, "\n".join(problems)
 
 
 # ------------------------------------------------------------------ the engine keeps less, computes the same
