@@ -36,7 +36,7 @@ from minitransformer.assignments.grade import (
 from minitransformer.assignments.handout import (
     ELSEWHERE,
     included,
-    instructors_left_out,
+    left_out_of_copies,
     missing_paths,
     plain_markdown,
     points_of,
@@ -329,6 +329,9 @@ def test_a_copys_links_lead_to_its_files_or_say_they_are_in_the_course_repositor
     readme = (copy / "README.md").read_text(encoding="utf-8")
     assert f"`docs/assignments.md`, {ELSEWHERE})" in readme  # the instructors' page, linked from the README
     assert "[The formulas](docs/formulas/index.md)" in readme
+    # what is true of the repository only is left out (the copy's pages are no site's sources)
+    assert "python docs/build.py" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "python docs/build.py" not in readme and "<!--" not in readme
     # and the check sees a link to a file the copy lacks, from the folder of the file that has it
     assert missing_paths("[a](../docs/formulas/softmax.md) [b](../docs/nowhere.md)", "notebooks/x.ipynb", copy) == [
         "../docs/nowhere.md"]
@@ -375,12 +378,15 @@ def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_wh
     assert included(source, inside, 2).startswith('    # YOUR CODE HERE\n    raise NotImplementedError("A2: ')
     body = included(source, inside, 3)
     assert "scores = Q @ K.mT / math.sqrt(d_k)" in body and "SOLUTION" not in body and "YOUR CODE" not in body
+    # inline code is shown as it is: a role written in it is no role
+    assert plain_markdown("as raw `{doc}` roles, {doc}`glossary`", "docs/x.md", ROOT, ROOT, 2) == (
+        "as raw `{doc}` roles, [Glossary](glossary.md)")
     with pytest.raises(ValueError, match=r"docs/x.md:1: \{include\}: a student copy does not know how to show"):
         plain_markdown("```{include} ../README.md\n```\n", "docs/x.md", tmp_path, ROOT, 2)
-    with pytest.raises(ValueError, match=r"docs/assignments.md:2: <!-- instructors: begin --> inside another"):
-        instructors_left_out("<!-- instructors: begin -->\n<!-- instructors: begin -->\n")
+    with pytest.raises(ValueError, match=r"docs/assignments.md:2: <!-- not in a student copy: begin --> inside"):
+        left_out_of_copies("<!-- not in a student copy: begin -->\n<!-- not in a student copy: begin -->\n")
     with pytest.raises(ValueError, match=r"is never closed"):
-        instructors_left_out("<!-- instructors: begin -->\ntext\n")
+        left_out_of_copies("<!-- not in a student copy: begin -->\ntext\n")
 
 
 def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_path):

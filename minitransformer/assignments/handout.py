@@ -14,8 +14,9 @@ written out as plain Markdown (:func:`plain_markdown`):
 
 ``ASSIGNMENT.md`` (:func:`assignment_page`) is written from ``docs/assignments.md``, the one text of each
 assignment: its section ``### A<N>``, its row of the table of the seven, and the section ``## Working in a copy``,
-each without the parts between ``<!-- instructors: begin -->`` and ``<!-- instructors: end -->``; with what the
-copy itself says: its bodies (file, line, function and hint), the points of each graded test (from the tests'
+each without the parts between ``<!-- not in a student copy: begin -->`` and ``<!-- not in a student copy: end -->``
+(:data:`NOT_IN_A_COPY`, which the copy's other pages and its README leave out too); with what the copy itself
+says: its bodies (file, line, function and hint), the points of each graded test (from the tests'
 ``@pytest.mark.assignment(N, points=P)``), the notebooks and the formula pages named.
 """
 
@@ -25,12 +26,13 @@ import ast
 import json
 import posixpath
 import re
+import textwrap
 from pathlib import Path
 
 from .catalog import get
 
 __all__ = ["DOCS", "ELSEWHERE", "plain_markdown", "included", "copy_docs", "assignment_page", "points_of",
-           "instructors_left_out", "missing_paths"]
+           "left_out_of_copies", "missing_paths"]
 
 #: the pages of docs/ a copy holds (globs): all but the instructors' (assignments.md: ASSIGNMENT.md stands for it),
 #: the site's index and its API reference (autodoc, which needs Sphinx)
@@ -39,8 +41,9 @@ DOCS = ("*.md", "formulas/*.md")
 DOCS_LEFT_OUT = ("assignments.md", "index.md")
 #: what a copy's text adds after a link or a path to a file the copy does not hold
 ELSEWHERE = "in the course's repository"
-#: the markers of what ASSIGNMENT.md leaves out of docs/assignments.md (HTML comments: no page shows them)
-INSTRUCTORS = ("<!-- instructors: begin -->", "<!-- instructors: end -->")
+#: the markers of what a copy leaves out of a page (HTML comments: no page shows them): the instructors' parts of
+#: docs/assignments.md in ASSIGNMENT.md, what is true of the repository only in a page or the README
+NOT_IN_A_COPY = ("<!-- not in a student copy: begin -->", "<!-- not in a student copy: end -->")
 
 _FENCE = re.compile(r"^(`{3,}|~{3,})")
 _DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}\s*(?P<arg>.*?)\s*$")
@@ -48,7 +51,8 @@ _ROLE = re.compile(r"\{(?P<role>[a-z]+)\}`(?P<content>[^`]*)`")
 _LINK = re.compile(r"(?<!!)\[(?P<text>[^\]]*)\]\((?P<target>[^)\s]+)\)")
 #: inline code that is a path of the repository (``docs/errata.md``, ``tools/``)
 _PATH = re.compile(r"`(?P<path>(?:docs|tools|tests|notebooks|minitransformer|\.ci|\.github)/[\w./-]*)`")
-_INLINE = re.compile("|".join(p.pattern for p in (_ROLE, _LINK, _PATH)))
+#: a role, a link, a path, or other inline code (read as it is: ```{doc}``` there is no role)
+_INLINE = re.compile("|".join(p.pattern for p in (_ROLE, _LINK, _PATH)) + r"|(?P<code>`[^`]*`)")
 
 
 # ------------------------------------------------------------------ code included from the package
@@ -183,7 +187,7 @@ def plain_markdown(text: str, page: str, copy: Path, root: Path, number: int | N
             fence = f[1] if fence is None else None
             done.append(line)
         else:
-            done.append(line if fence else _inline(line, page, copy, out))
+            done.append(line if fence else _inline(line, page, copy, out, root))
         i += 1
     return "".join(done)
 
@@ -214,22 +218,22 @@ def _directive(name, arg, options, body, page, copy, root, number, out, where) -
                 f"{code}```\n")
     if name == "toctree":
         entries = [e.strip() for e in body.splitlines() if e.strip()]
-        return "".join(f"- {_doc(e, page, copy, out)}\n" for e in entries)
+        return "".join(f"- {_doc(e, page, copy, out, None, root)}\n" for e in entries)
     if name == "figure":
-        caption = _inline(body, page, copy, out) if body else ""
-        return f"*(A picture the course's site draws: {options.get('alt', arg)}.)* {caption}\n"
+        caption = _inline(body, page, copy, out, root) if body else ""
+        return f"*(A picture, drawn when the course's site is built. {options.get('alt', arg)}.)* {caption}\n"
     raise ValueError(f"{where}: {{{name}}}: a student copy does not know how to show this directive "
                      "(minitransformer/assignments/handout.py)")
 
 
-def _inline(line: str, page: str, copy: Path, out: str) -> str:
+def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None) -> str:
     """Roles, links and paths of one line of text, in one pass (what one writes is not read again)."""
 
     def role(m):
         text, kind = m["content"], m["role"]
         if kind == "doc":
             title, _, target = text.rpartition(" <") if text.endswith(">") else ("", "", text)
-            return _doc(target.rstrip(">"), page, copy, out, title or None)
+            return _doc(target.rstrip(">"), page, copy, out, title or None, root)
         if kind == "math":
             return f"${text}$"
         shown = text.rpartition(" <")[0] if text.endswith(">") else text
@@ -243,6 +247,8 @@ def _inline(line: str, page: str, copy: Path, out: str) -> str:
         found = posixpath.normpath(posixpath.join(posixpath.dirname(page), path))
         if (copy / found).exists():
             return f"[{m['text']}]({_relative(found, out)}{'#' + anchor if anchor else ''})"
+        if m["text"].strip("`") in (path, found):
+            return f"`{found}` ({ELSEWHERE})"
         return f"{m['text']} (`{found}`, {ELSEWHERE})"
 
     def path(m):
@@ -250,7 +256,7 @@ def _inline(line: str, page: str, copy: Path, out: str) -> str:
         return m[0] if there or _says_elsewhere(line, m.end()) else f"{m[0]} ({ELSEWHERE})"
 
     def one(m):
-        return role(m) if m["role"] else link(m) if m["target"] else path(m)
+        return m[0] if m["code"] else role(m) if m["role"] else link(m) if m["target"] else path(m)
 
     return _INLINE.sub(one, line)
 
@@ -260,7 +266,7 @@ def _says_elsewhere(line: str, end: int) -> bool:
     return line[end:].startswith((f" ({ELSEWHERE}", f", {ELSEWHERE}"))
 
 
-def _doc(target: str, page: str, copy: Path, out: str, title: str | None = None) -> str:
+def _doc(target: str, page: str, copy: Path, out: str, title: str | None = None, root: Path | None = None) -> str:
     """A link to the page ``target`` of a ``{doc}`` role or a ``toctree`` (from ``page``'s folder, or docs/)."""
     found = posixpath.normpath(target[1:] if target.startswith("/") else
                                posixpath.join(posixpath.dirname(page), target))
@@ -273,7 +279,9 @@ def _doc(target: str, page: str, copy: Path, out: str, title: str | None = None)
         if (copy / (found + suffix)).is_file():
             shown = title or _title(copy / (found + suffix)) or posixpath.basename(found)
             return f"[{shown}]({_relative(found + suffix, out)})"
-    return f"{title or posixpath.basename(target)} (`{found}.md`, {ELSEWHERE})"
+    there = root / (found + ".md") if root else None
+    title = title or (there and there.is_file() and _title(there)) or posixpath.basename(target)
+    return f"{title} (`{found}.md`, {ELSEWHERE})"
 
 
 def _title(path: Path) -> str | None:
@@ -320,7 +328,7 @@ def copy_docs(root: Path, copy: Path, number: int | None) -> list[str]:
     """Write :data:`DOCS` of ``root/docs`` into ``copy/docs`` as plain Markdown; the pages written.
 
     Every page is written first as it is, so that the links between the pages see which exist (and their titles),
-    then each is rewritten by :func:`plain_markdown`, without what lies between :data:`INSTRUCTORS`' markers.
+    then each is rewritten by :func:`plain_markdown`, without what lies between :data:`NOT_IN_A_COPY`' markers.
     """
     pages = sorted({p.relative_to(root).as_posix() for pattern in DOCS for p in (root / "docs").glob(pattern)}
                    - {f"docs/{name}" for name in DOCS_LEFT_OUT})
@@ -328,17 +336,18 @@ def copy_docs(root: Path, copy: Path, number: int | None) -> list[str]:
         (copy / page).parent.mkdir(parents=True, exist_ok=True)
         (copy / page).write_bytes((root / page).read_bytes())  # there, for the links; rewritten below
     for page in pages:
-        text = instructors_left_out((root / page).read_text(encoding="utf-8"), page)
+        text = left_out_of_copies((root / page).read_text(encoding="utf-8"), page)
         (copy / page).write_text(plain_markdown(text, page, copy, root, number), encoding="utf-8")
     return pages
 
 
 def rewrite_links(copy: Path, root: Path, number: int | None) -> None:
     """The README, ``notebooks/README.md`` and the notebooks' Markdown cells: a link or a path to a file the copy
-    does not hold says it is in the course's repository."""
+    does not hold says it is in the course's repository; the READMEs' parts marked :data:`NOT_IN_A_COPY` are left
+    out."""
     for page in ("README.md", "notebooks/README.md"):
         if (copy / page).is_file():
-            text = (copy / page).read_text(encoding="utf-8")
+            text = left_out_of_copies((copy / page).read_text(encoding="utf-8"), page)
             (copy / page).write_text(plain_markdown(text, page, copy, root, number), encoding="utf-8")
     for path in sorted((copy / "notebooks").glob("*.ipynb")):
         notebook = json.loads(path.read_text(encoding="utf-8"))
@@ -353,15 +362,16 @@ def rewrite_links(copy: Path, root: Path, number: int | None) -> None:
 
 
 # ------------------------------------------------------------------ ASSIGNMENT.md
-def instructors_left_out(text: str, where: str = "docs/assignments.md") -> str:
-    """``text`` without the parts between :data:`INSTRUCTORS`' two markers (each on a line of its own).
+def left_out_of_copies(text: str, where: str = "docs/assignments.md") -> str:
+    """``text`` without the parts between :data:`NOT_IN_A_COPY`' two markers (each on a line of its own).
 
-    >>> print(instructors_left_out("a\\n<!-- instructors: begin -->\\nb\\n<!-- instructors: end -->\\nc\\n"))
+    >>> print(left_out_of_copies("a\\n<!-- not in a student copy: begin -->\\nb\\n"
+    ...                          "<!-- not in a student copy: end -->\\nc\\n"))
     a
     c
     <BLANKLINE>
     """
-    begin, end = INSTRUCTORS
+    begin, end = NOT_IN_A_COPY
     kept, inside = [], False
     for i, line in enumerate(text.splitlines(keepends=True), start=1):
         if line.strip() in (begin, end):
@@ -476,13 +486,15 @@ def _cuda_function(lines: list[str]) -> str:
 def assignment_page(root: Path, copy: Path, number: int, files, solution: bool = False) -> str:
     """``ASSIGNMENT.md`` of assignment ``number``'s copy (see the module's docstring), whose ``files`` (from its top)
     hold its bodies; ``copy`` holds the rest already. The solution copy's (``solution``) is the same page."""
+    from .strip import regions
+
     a = get(number)
     where = "docs/assignments.md"
     source = (root / where).read_text(encoding="utf-8")
     row = _table_row(source, a.tag, where)
 
     def from_docs(text):
-        return plain_markdown(instructors_left_out(text, where), where, copy, root, number, out="ASSIGNMENT.md")
+        return plain_markdown(left_out_of_copies(text, where), where, copy, root, number, out="ASSIGNMENT.md")
 
     section = from_docs(_section(source, re.compile(rf"^### {a.tag}\b"), where))
     working = from_docs(_section(source, re.compile(r"^## Working in a copy\b"), where))
@@ -490,6 +502,8 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
     bodies = _bodies(root, sorted(files, key=lambda f: order.index(f) if f in order else len(order)), number,
                      solution)
     graded = [b for b in bodies if not b[0].endswith(".ipynb")]
+    first = next(r for r in regions((root / graded[0][0]).read_text(encoding="utf-8")) if r.number == number)
+    stub, cuda = textwrap.dedent(first.stub(number)), first.comment == "//"
     exercises = [b for b in bodies if b[0].endswith(".ipynb")]
     points = points_of(copy / "tests", number)
     pages = list(dict.fromkeys(re.findall(r"\]\((docs/[\w./-]+\.md)\)", section)))
@@ -501,9 +515,12 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
         f"{'kept (the solution copy)' if solution else 'taken out'}. What you write: "
         f"{row['What the student writes']}. What grading needs: {row['Grading needs']}.\n",
         "## What to write\n",
-        "Each body below is `# YOUR CODE HERE` and a line that raises `NotImplementedError` with the hint, under a "
-        "docstring (or, in the CUDA source, a comment) that states what it computes. In the order the text below "
-        "suggests where it does, else as listed:\n",
+        "Each body below is a stub that raises its hint; the first reads"
+        f"{' (C++, in the CUDA source)' if cuda else ''}:\n",
+        f"```{'cpp' if cuda else 'python'}\n{stub}\n```\n",
+        f"under {'the comment above its kernel' if cuda else 'its docstring'}, which states what it computes (the "
+        "formula, the shapes, often a worked example). In the order the text below suggests where it does, else "
+        "as listed:\n",
         "| | file:line | in | hint |\n|---|---|---|---|",
         *(f"| {k} | [`{rel}:{line}`]({rel}) | `{name}` | {_cell(hint)} |"
           for k, (rel, line, name, hint) in enumerate(graded, start=1)),
