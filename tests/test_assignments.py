@@ -330,8 +330,8 @@ def test_a_copys_links_lead_to_its_files_or_say_they_are_in_the_course_repositor
     assert f"`docs/assignments.md`, {ELSEWHERE})" in readme  # the instructors' page, linked from the README
     assert "[The formulas](docs/formulas/index.md)" in readme
     # what is true of the repository only is left out (the copy's pages are no site's sources)
-    assert "python docs/build.py" in (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "python docs/build.py" not in readme and "<!--" not in readme
+    assert "They read here as Markdown" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "They read here as Markdown" not in readme and "<!--" not in readme
     # and the check sees a link to a file the copy lacks, from the folder of the file that has it
     assert missing_paths("[a](../docs/formulas/softmax.md) [b](../docs/nowhere.md)", "notebooks/x.ipynb", copy) == [
         "../docs/nowhere.md"]
@@ -380,7 +380,7 @@ def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_wh
     assert "scores = Q @ K.mT / math.sqrt(d_k)" in body and "SOLUTION" not in body and "YOUR CODE" not in body
     # inline code is shown as it is: a role written in it is no role
     assert plain_markdown("as raw `{doc}` roles, {doc}`glossary`", "docs/x.md", ROOT, ROOT, 2) == (
-        "as raw `{doc}` roles, [Glossary](glossary.md)")
+        "as raw `{doc}` roles, [Glossary of symbols](glossary.md)")
     with pytest.raises(ValueError, match=r"docs/x.md:1: \{include\}: a student copy does not know how to show"):
         plain_markdown("```{include} ../README.md\n```\n", "docs/x.md", tmp_path, ROOT, 2)
     with pytest.raises(ValueError, match=r"docs/assignments.md:2: <!-- not in a student copy: begin --> inside"):
