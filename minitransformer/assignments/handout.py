@@ -34,15 +34,15 @@ from .catalog import get
 __all__ = ["DOCS", "ELSEWHERE", "plain_markdown", "included", "copy_docs", "assignment_page", "points_of",
            "left_out_of_copies", "missing_paths"]
 
-#: the pages of docs/ a copy holds (globs): all but the instructors' (assignments.md: ASSIGNMENT.md stands for it),
-#: the site's index and its API reference (autodoc, which needs Sphinx)
+#: the pages of docs/ a copy holds, as globs; all but the instructors' (assignments.md, for which ASSIGNMENT.md
+#: stands), the site's index and its API reference (autodoc, which needs Sphinx)
 DOCS = ("*.md", "formulas/*.md")
 #: the pages of DOCS a copy leaves out
 DOCS_LEFT_OUT = ("assignments.md", "index.md")
 #: what a copy's text adds after a link or a path to a file the copy does not hold
 ELSEWHERE = "in the course's repository"
-#: the markers of what a copy leaves out of a page (HTML comments: no page shows them): the instructors' parts of
-#: docs/assignments.md in ASSIGNMENT.md, what is true of the repository only in a page or the README
+#: the two markers around what a copy leaves out of a page (HTML comments, which no page shows), the instructors'
+#: parts of docs/assignments.md in ASSIGNMENT.md, and what is true of the repository only in a page or the README
 NOT_IN_A_COPY = ("<!-- not in a student copy: begin -->", "<!-- not in a student copy: end -->")
 
 _FENCE = re.compile(r"^(`{3,}|~{3,})")
@@ -51,7 +51,7 @@ _ROLE = re.compile(r"\{(?P<role>[a-z]+)\}`(?P<content>[^`]*)`")
 _LINK = re.compile(r"(?<!!)\[(?P<text>[^\]]*)\]\((?P<target>[^)\s]+)\)")
 #: inline code that is a path of the repository (``docs/errata.md``, ``tools/``)
 _PATH = re.compile(r"`(?P<path>(?:docs|tools|tests|notebooks|minitransformer|\.ci|\.github)/[\w./-]*)`")
-#: a role, a link, a path, or other inline code (read as it is: ```{doc}``` there is no role)
+#: a role, a link, a path, or other inline code (read as it is, so ```{doc}``` there is no role)
 _INLINE = re.compile("|".join(p.pattern for p in (_ROLE, _LINK, _PATH)) + r"|(?P<code>`[^`]*`)")
 
 

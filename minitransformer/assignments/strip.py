@@ -72,7 +72,7 @@ LEFT_OUT = {
     "tests/test_tools_mutants.py": "the tests of tools/mutants.py, which is not copied",
     "tests/test_backend_equivalence.py": "the tests of tools/backend_equivalence.py, which is not copied",
 }
-#: the page a copy opens with: its assignment, what to write, the points, how to check oneself (handout.py)
+#: the page a copy opens with, its assignment's text, what to write, the points and how to check oneself (handout.py)
 ASSIGNMENT = "ASSIGNMENT.md"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 
