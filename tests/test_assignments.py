@@ -500,7 +500,8 @@ def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
     run = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
                          capture_output=True, encoding="utf-8", env={**os.environ, "PYTHONPATH": pythonpath(ROOT)})
     assert run.returncode == 0, run.stderr
-    assert f"grade it with: minitransformer assignments grade 5 {out}" in run.stdout
+    assert (f"the student starts with {out / ASSIGNMENT}; grade it with: minitransformer assignments grade 5 {out}"
+            in run.stdout)
     assert "minitransformer/optim/adam.py: 1" in run.stdout
     again = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
                            capture_output=True, encoding="utf-8", env={**os.environ, "PYTHONPATH": pythonpath(ROOT)})

@@ -54,9 +54,10 @@ BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "# YOUR CODE HERE"
 COMMENTS = ("###", "//")
 _BEGIN = re.compile(r"^(?P<indent>\s*)(?P<comment>###|//) BEGIN SOLUTION A(?P<number>\d+): (?P<hint>\S.*?)\s*$")
 
-#: what a student copy holds, relative to the source checkout -- not docs/ nor tools/ (tools/notebook_sources holds
-#: the notebooks' exercises solved), and not the CI's files; the tests that need them skip in a copy
-#: (``@pytest.mark.needs`` in tests/conftest.py)
+#: what a student copy holds as it is, relative to the source checkout -- not tools/ (tools/notebook_sources holds
+#: the notebooks' exercises solved), nor the CI's files, nor docs/ as the site's sources (handout.py writes its pages
+#: as plain Markdown, and ASSIGNMENT.md); the tests that need them skip in a copy (``@pytest.mark.needs`` in
+#: tests/conftest.py)
 COPIED = ("minitransformer", "tests", "notebooks", "setup.cfg", "pyproject.toml", "README.md")
 #: the files of COPIED that a copy leaves out (the solution copy too, which holds the same files), and why; an
 #: assignment's copy still holds those its entry of the catalogue keeps (Assignment.keeps)
