@@ -162,10 +162,10 @@ NBGRADER = {"nbgrader": {"grade": False, "grade_id": "a2-y", "locked": False, "s
 
 # ------------------------------------------------------------------ the catalogue and the marks
 def test_every_assignment_has_tests_worth_100_points():
-    for number in NUMBERS:
-        tests = points_of(ROOT / "tests", number)
-        assert tests and sum(tests.values()) == 100, f"A{number}: {tests}"
-    assert not points_of(ROOT / "tests", 8)
+    marks = points_of(ROOT / "tests")
+    assert sorted(marks) == NUMBERS
+    for number, tests in marks.items():
+        assert sum(tests.values()) == 100, f"A{number}: {tests}"
 
 
 def test_points_are_read_from_a_mark_by_position_or_by_name(tmp_path):
@@ -174,8 +174,8 @@ def test_points_are_read_from_a_mark_by_position_or_by_name(tmp_path):
         "@pytest.mark.assignment(2, 3)\n@pytest.mark.parametrize('k', [1, 2])\ndef test_b(k):\n    pass\n\n\n"
         "@pytest.mark.assignment(number=2)\ndef test_c():\n    pass\n\n\n"
         "@pytest.mark.assignment(3, points=90)\ndef test_d():\n    pass\n", encoding="utf-8")
-    assert points_of(tmp_path, 2) == {"tests/test_x.py::test_a": 7, "tests/test_x.py::test_b": 3,
-                                      "tests/test_x.py::test_c": 1}
+    assert points_of(tmp_path) == {2: {"tests/test_x.py::test_a": 7, "tests/test_x.py::test_b": 3,
+                                       "tests/test_x.py::test_c": 1}, 3: {"tests/test_x.py::test_d": 90}}
 
 
 def test_every_marked_file_belongs_to_its_assignment_and_each_body_to_one():
@@ -204,11 +204,25 @@ def test_build_refuses_a_folder_with_files(tmp_path):
     assert (tmp_path / "kept.txt").read_text(encoding="utf-8") == "mine"
 
 
-@pytest.fixture(scope="module", params=NUMBERS)
-def student(request, tmp_path_factory):
-    """``(number, copy, stubs)``: each assignment's student copy, built once for the tests that only read it."""
-    copy = tmp_path_factory.mktemp(f"a{request.param}") / "copy"
-    return request.param, copy, build(request.param, copy)
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory):
+    """``copies(number)``: ``(copy, stubs)``, assignment ``number``'s student copy, built once in this module for the
+    tests that only read it."""
+    built: dict[int, tuple[Path, dict]] = {}
+
+    def copy_of(number):
+        if number not in built:
+            copy = tmp_path_factory.mktemp(f"a{number}") / "copy"
+            built[number] = copy, build(number, copy)
+        return built[number]
+
+    return copy_of
+
+
+@pytest.fixture(params=NUMBERS)
+def student(request, copies):
+    """``(number, copy, stubs)``: each assignment's student copy."""
+    return request.param, *copies(request.param)
 
 
 def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(student):
@@ -355,7 +369,7 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
         assert name.split(".")[-1] in "".join((copy / rel).read_text(encoding="utf-8").splitlines()[:int(line)])
     # the points of each graded test, which make up 100
     points = dict(re.findall(r"^\| `(tests/[\w.]+::\w+)` \| ([\d.]+) \|$", page, re.MULTILINE))
-    assert {k: float(v) for k, v in points.items()} == points_of(ROOT / "tests", number)
+    assert {k: float(v) for k, v in points.items()} == points_of(ROOT / "tests")[number]
     assert sum(map(float, points.values())) == 100
     # docs/assignments.md's section of the assignment, and its part for students, without the instructors' parts
     source = (ROOT / "docs" / "assignments.md").read_text(encoding="utf-8")
@@ -410,12 +424,11 @@ def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_p
         assert text == nbformat.writes(nbformat.reads(text, as_version=4)) + "\n", nb
 
 
-def test_a_copys_notebooks_stop_when_they_import_another_package(tmp_path, monkeypatch):
+def test_a_copys_notebooks_stop_when_they_import_another_package(copies, monkeypatch):
     """Run with the course's environment, a copy's notebook imported the course's minitransformer and every cell
     passed with its bodies: the build puts a check after the first cell's import (the repository's notebooks have
     none). The check passes for the copy's package, from notebooks/ or the copy's top, and refuses another."""
-    copy = tmp_path / "copy"
-    build(3, copy)
+    copy, _ = copies(3)
     for nb in sorted((copy / "notebooks").glob("*.ipynb")):
         cells = [c for c in json.loads(nb.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
         first = "".join(cells[0]["source"])
@@ -451,12 +464,11 @@ print(type(mt.backend._make("cupy").kernels).__name__)
 """
 
 
-def test_a_copy_without_the_cuda_kernels_runs_the_formulas_on_cupy(tmp_path, monkeypatch):
+def test_a_copy_without_the_cuda_kernels_runs_the_formulas_on_cupy(tmp_path, copies, monkeypatch):
     """On a GPU a copy runs the student's formulas, not the CUDA kernels (which it leaves out); bench works too."""
     monkeypatch.delenv("MINITRANSFORMER_KERNELS", raising=False)
-    build(2, tmp_path / "a2")
-    build(7, tmp_path / "a7")  # A7's copy holds them: the student's kernels
-    for where, kernels in ((ROOT, "CudaKernels"), (tmp_path / "a2", "NoneType"), (tmp_path / "a7", "CudaKernels")):
+    a2, a7 = copies(2)[0], copies(7)[0]  # A7's copy holds them: the student's kernels
+    for where, kernels in ((ROOT, "CudaKernels"), (a2, "NoneType"), (a7, "CudaKernels")):
         run = subprocess.run([sys.executable, "-c", CUPY_KERNELS], capture_output=True, encoding="utf-8", cwd=tmp_path,
                              env={**os.environ, "PYTHONPATH": pythonpath(where)})
         assert (run.returncode, run.stdout.strip()) == (0, kernels), run.stderr[-2000:]

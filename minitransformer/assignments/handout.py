@@ -411,23 +411,23 @@ def _table_row(text: str, tag: str, where: str) -> dict[str, str]:
     raise ValueError(f"{where}: no row {tag} in the table of the assignments")
 
 
-def points_of(tests: Path, number: int) -> dict[str, float]:
-    """``file::test`` -> points of each test function marked ``@pytest.mark.assignment(number, points=P)`` in the
-    test files of ``tests`` (read from their source, in the order of the files and their lines)."""
+def points_of(tests: Path) -> dict[int, dict[str, float]]:
+    """Assignment -> ``{file::test: points}`` of the test functions marked ``@pytest.mark.assignment(N, points=P)`` in
+    the test files of ``tests`` (read from their source, in the order of the files and their lines)."""
     from .grade import graded_test_files
 
-    found: dict[str, float] = {}
+    found: dict[int, dict[str, float]] = {}
     for path in graded_test_files(tests):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:  # (a test is a module's function)
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             for d in node.decorator_list:
                 if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "assignment":
                     given = [a.value for a in d.args] + [None, None]
                     keywords = {k.arg: k.value.value for k in d.keywords}
-                    if keywords.get("number", given[0]) == number:
-                        points = keywords.get("points", given[1] if given[1] is not None else 1)
-                        found[f"tests/{path.name}::{node.name}"] = float(points)
+                    points = keywords.get("points", given[1] if given[1] is not None else 1)
+                    found.setdefault(keywords.get("number", given[0]), {})[f"tests/{path.name}::{node.name}"] = float(
+                        points)
     return found
 
 
@@ -505,7 +505,7 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
     first = next(r for r in regions((root / graded[0][0]).read_text(encoding="utf-8")) if r.number == number)
     stub, cuda = textwrap.dedent(first.stub(number)), first.comment == "//"
     exercises = [b for b in bodies if b[0].endswith(".ipynb")]
-    points = points_of(copy / "tests", number)
+    points = points_of(copy / "tests").get(number, {})
     pages = list(dict.fromkeys(re.findall(r"\]\((docs/[\w./-]+\.md)\)", section)))
     lines = [
         f"# {a.tag}: {a.title}\n",
