@@ -33,7 +33,15 @@ from minitransformer.assignments.grade import (
     pythonpath,
     reason,
 )
-from minitransformer.assignments.strip import LEFT_OUT, PACKAGE_CHECK, regions
+from minitransformer.assignments.handout import (
+    ELSEWHERE,
+    included,
+    left_out_of_copies,
+    missing_paths,
+    plain_markdown,
+    points_of,
+)
+from minitransformer.assignments.strip import ASSIGNMENT, LEFT_OUT, PACKAGE_CHECK, regions
 
 pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
 
@@ -153,24 +161,21 @@ NBGRADER = {"nbgrader": {"grade": False, "grade_id": "a2-y", "locked": False, "s
 
 
 # ------------------------------------------------------------------ the catalogue and the marks
-def _marks() -> dict[int, dict[str, float]]:
-    """Assignment -> {test function: points}, read from the test files' decorators."""
-    marks: dict[int, dict[str, float]] = {}
-    for path in graded_test_files(ROOT / "tests"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.FunctionDef):
-                for d in node.decorator_list:
-                    if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "assignment":
-                        points = {k.arg: k.value.value for k in d.keywords}["points"]
-                        marks.setdefault(d.args[0].value, {})[f"{path.name}::{node.name}"] = points
-    return marks
-
-
 def test_every_assignment_has_tests_worth_100_points():
-    marks = _marks()
+    marks = points_of(ROOT / "tests")
     assert sorted(marks) == NUMBERS
     for number, tests in marks.items():
         assert sum(tests.values()) == 100, f"A{number}: {tests}"
+
+
+def test_points_are_read_from_a_mark_by_position_or_by_name(tmp_path):
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n\n\n@pytest.mark.assignment(2, points=7)\ndef test_a():\n    pass\n\n\n"
+        "@pytest.mark.assignment(2, 3)\n@pytest.mark.parametrize('k', [1, 2])\ndef test_b(k):\n    pass\n\n\n"
+        "@pytest.mark.assignment(number=2)\ndef test_c():\n    pass\n\n\n"
+        "@pytest.mark.assignment(3, points=90)\ndef test_d():\n    pass\n", encoding="utf-8")
+    assert points_of(tmp_path) == {2: {"tests/test_x.py::test_a": 7, "tests/test_x.py::test_b": 3,
+                                       "tests/test_x.py::test_c": 1}, 3: {"tests/test_x.py::test_d": 90}}
 
 
 def test_every_marked_file_belongs_to_its_assignment_and_each_body_to_one():
@@ -199,19 +204,39 @@ def test_build_refuses_a_folder_with_files(tmp_path):
     assert (tmp_path / "kept.txt").read_text(encoding="utf-8") == "mine"
 
 
-@pytest.mark.parametrize("number", NUMBERS)
-def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(number, tmp_path):
-    stubs = build(number, tmp_path / "copy")
-    copy = tmp_path / "copy"
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory):
+    """``copies(number)``: ``(copy, stubs)``, assignment ``number``'s student copy, built once in this module for the
+    tests that only read it."""
+    built: dict[int, tuple[Path, dict]] = {}
+
+    def copy_of(number):
+        if number not in built:
+            copy = tmp_path_factory.mktemp(f"a{number}") / "copy"
+            built[number] = copy, build(number, copy)
+        return built[number]
+
+    return copy_of
+
+
+@pytest.fixture(params=NUMBERS)
+def student(request, copies):
+    """``(number, copy, stubs)``: each assignment's student copy."""
+    return request.param, *copies(request.param)
+
+
+def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(student):
+    number, copy, stubs = student
     assert (copy / "tests" / "conftest.py").is_file() and (copy / "setup.cfg").is_file()
     kept = get(number).keeps  # A7's copy holds the CUDA kernels, its exercise, and their tests
     assert all((ROOT / path).is_file() and (copy / path).exists() == (path in kept) for path in LEFT_OUT)
-    assert not (copy / "docs").exists() and not (copy / "tools").exists()
+    assert not (copy / "tools").exists() and not (copy / "docs" / "assignments.md").exists()
+    assert not (copy / "docs" / "api").exists() and not (copy / "docs" / "conf.py").exists()
     # the emulation of CUDA (no solution in it) is in every copy: A7's grading runs on it, notebook 12 too
     assert all((copy / path).is_file() for path in ("minitransformer/cuda_emulator.py", "tests/test_cuda_emulator.py"))
     readme = (copy / "README.md").read_text(encoding="utf-8").splitlines()  # says so, and what to do, under its title
     assert readme[0] == "# minitransformer" and readme[2].startswith(f"> **A copy for assignment A{number}, ")
-    assert f"assignments grade {number} ." in readme[2] and "`docs/`" in readme[2]
+    assert f"assignments grade {number} ." in readme[2] and f"[{ASSIGNMENT}]({ASSIGNMENT})" in readme[2]
     for path in (copy / "minitransformer").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         ast.parse(text, filename=str(path))  # no syntax error anywhere
@@ -225,6 +250,157 @@ def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(numbe
         data = json.loads(nb.read_text(encoding="utf-8"))
         sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in data["cells"]]
         assert not any("### BEGIN SOLUTION" in s for s in sources), nb.name
+
+
+def _bodies_of(number) -> list[tuple[str, list[str]]]:
+    """(where, lines stripped of their indent and of blank lines) of each body of assignment ``number`` in the
+    package and the notebooks of the repository."""
+    found = []
+    sources = [(p, p.read_text(encoding="utf-8")) for p in sorted((ROOT / "minitransformer").rglob("*.py"))
+               if "assignments" not in p.parts]
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        sources += [(nb, "".join(c["source"])) for c in json.loads(nb.read_text(encoding="utf-8"))["cells"]
+                    if c["cell_type"] == "code"]
+    for path, text in sources:
+        lines = text.splitlines()
+        for r in regions(text):
+            if r.number == number:
+                found.append((f"{path.relative_to(ROOT)}:{r.begin}",
+                              [line.strip() for line in lines[r.begin:r.end - 1] if line.strip()]))
+    return found
+
+
+def _texts(copy: Path):
+    """(file, its lines stripped of their indent and of blank lines) of every text in the copy: each file; of a
+    notebook, each cell's source and outputs."""
+    for path in sorted(p for p in copy.rglob("*") if p.is_file()):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:  # (a picture)
+            continue
+        parts = [text]
+        if path.suffix == ".ipynb":
+            cells = json.loads(text)["cells"]
+            parts = ["".join(c["source"]) for c in cells] + [
+                "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                for c in cells for o in c.get("outputs", [])]
+        for part in parts:
+            yield path.relative_to(copy).as_posix(), [line.strip() for line in part.splitlines() if line.strip()]
+
+
+def _holds(lines: list[str], body: list[str]) -> bool:
+    return any(lines[i:i + len(body)] == body for i in range(len(lines) - len(body) + 1))
+
+
+def test_no_file_of_a_copy_holds_a_body_of_its_assignment(student):
+    """Not the package, the notebooks (their outputs too), nor the pages of docs/ (whose code is included from the
+    package: a page of the repository shows every body) nor ASSIGNMENT.md."""
+    number, copy, _ = student
+    bodies = _bodies_of(number)
+    assert len(bodies) >= 3
+    texts = list(_texts(copy))
+    assert any(name == "docs/formulas/softmax.md" for name, _ in texts)
+    shown = [(where, name) for where, body in bodies for name, lines in texts if _holds(lines, body)]
+    assert not shown, f"A{number}'s bodies in its copy: {shown}"
+    # as the repository's pages would show them: this test sees a body a page shows
+    page = [line.strip() for line in (ROOT / "minitransformer/functional/attention.py").read_text(
+        encoding="utf-8").splitlines() if line.strip()]
+    assert any(_holds(page, body) for _, body in _bodies_of(2))
+
+
+def test_a_copys_pages_are_plain_markdown_with_the_code_as_the_copy_holds_it(student):
+    number, copy, stubs = student
+    pages = sorted((copy / "docs").rglob("*.md"))
+    assert {p.relative_to(copy / "docs").as_posix() for p in pages} >= {"formulas/index.md", "formulas/softmax.md",
+                                                                        "glossary.md", "errata.md", "backend.md"}
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"```\{|\{(doc|func|class|mod|meth|data|math)\}`|<!--", text), page
+        assert not re.search(r"^\s*(###|//) (BEGIN|END) SOLUTION", text, re.MULTILINE), page  # (a marker of code)
+    softmax = (copy / "docs/formulas/softmax.md").read_text(encoding="utf-8")
+    code = "minitransformer/functional/activations.py"
+    assert f"From [`{code}`](../../{code}), as this copy was handed out:\n\n```python\n" in softmax
+    assert ("NotImplementedError(\"A2: softmax from primitives" in softmax) == (number == 2)
+    index = (copy / "docs/formulas/index.md").read_text(encoding="utf-8")
+    assert "- [Softmax and its Jacobian-vector product](softmax.md)" in index  # its toctree, with the pages' titles
+
+
+def _links_of(copy: Path):
+    """(file, text) of the README, ASSIGNMENT.md, the pages and each Markdown cell of the notebooks."""
+    for path in [copy / "README.md", copy / ASSIGNMENT, *sorted(copy.glob("docs/**/*.md")),
+                 *sorted(copy.glob("notebooks/*.md"))]:
+        yield path.relative_to(copy).as_posix(), path.read_text(encoding="utf-8")
+    for nb in sorted(copy.glob("notebooks/*.ipynb")):
+        for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "markdown":
+                yield nb.relative_to(copy).as_posix(), "".join(cell["source"])
+
+
+def test_a_copys_links_lead_to_its_files_or_say_they_are_in_the_course_repository(student):
+    number, copy, _ = student
+    missing = [(name, path) for name, text in _links_of(copy) for path in missing_paths(text, name, copy)]
+    assert not missing
+    readme = (copy / "README.md").read_text(encoding="utf-8")
+    assert f"`docs/assignments.md`, {ELSEWHERE})" in readme  # the instructors' page, linked from the README
+    assert "[The formulas](docs/formulas/index.md)" in readme
+    # what is true of the repository only is left out (the copy's pages are no site's sources)
+    assert "They read here as Markdown" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "They read here as Markdown" not in readme and "<!--" not in readme
+    # and the check sees a link to a file the copy lacks, from the folder of the file that has it
+    assert missing_paths("[a](../docs/formulas/softmax.md) [b](../docs/nowhere.md)", "notebooks/x.ipynb", copy) == [
+        "../docs/nowhere.md"]
+
+
+def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(student):
+    number, copy, stubs = student
+    a = get(number)
+    page = (copy / ASSIGNMENT).read_text(encoding="utf-8")
+    assert page.startswith(f"# A{number}: {a.title}\n")
+    # every stub of the package, at its line, with its function and hint
+    rows = re.findall(r"^\| \d+ \| \[`([^`]+):(\d+)`\]\([^)]+\) \| `([\w.]+)` \| (.*) \|$", page, re.MULTILINE)
+    stubbed = [(rel, i + 1) for rel in stubs if not rel.endswith(".ipynb") for i, line in
+               enumerate((copy / rel).read_text(encoding="utf-8").splitlines()) if line.strip() in (
+                   "# YOUR CODE HERE", "// YOUR CODE HERE")]
+    assert sorted((rel, int(line)) for rel, line, _, _ in rows) == sorted(stubbed)
+    assert sum(stubs[rel] for rel in stubs if not rel.endswith(".ipynb")) == len(rows)
+    for rel, line, name, hint in rows:
+        following = (copy / rel).read_text(encoding="utf-8").splitlines()[int(line)]
+        assert hint.replace("\\|", "|") in json.loads(following.split("(", 1)[1].rsplit(")", 1)[0]), (rel, line)
+        assert name.split(".")[-1] in "".join((copy / rel).read_text(encoding="utf-8").splitlines()[:int(line)])
+    # the points of each graded test, which make up 100
+    points = dict(re.findall(r"^\| `(tests/[\w.]+::\w+)` \| ([\d.]+) \|$", page, re.MULTILINE))
+    assert {k: float(v) for k, v in points.items()} == points_of(ROOT / "tests")[number]
+    assert sum(map(float, points.values())) == 100
+    # docs/assignments.md's section of the assignment, and its part for students, without the instructors' parts
+    source = (ROOT / "docs" / "assignments.md").read_text(encoding="utf-8")
+    section = source.split(f"### A{number} ")[1].split("\n\n")[1]
+    assert section.splitlines()[0].split("{")[0] in page
+    assert "**Check yourself** with `minitransformer assignments grade N .`" in page
+    assert "This section speaks to the student" not in page and "<!--" not in page
+    assert "plan an afternoon" not in page.lower() and "Plan an afternoon" in source
+    for nb in a.notebooks:
+        assert f"- Notebook: [`notebooks/{nb}.ipynb`](notebooks/{nb}.ipynb)" in page
+    read = re.findall(r"^- .*: \[`(docs/formulas/[\w-]+\.md)`\]", page, re.MULTILINE)
+    assert read and all((copy / p).is_file() for p in read)
+    needs = re.search(rf"^\| A{number} \| (.*) \| (.*) \|$", source, re.MULTILINE)  # the table of the seven
+    assert f"What you write: {needs[1]}. What grading needs: {needs[2]}." in page
+
+
+def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_what_it_cannot_show(tmp_path):
+    source = ROOT / "minitransformer" / "functional" / "attention.py"
+    inside = {"start-after": '"### BEGIN SOLUTION A2"', "end-before": '"### END SOLUTION"'}  # (docs/formulas/masks.md)
+    assert included(source, inside, 2).startswith('    # YOUR CODE HERE\n    raise NotImplementedError("A2: ')
+    body = included(source, inside, 3)
+    assert "scores = Q @ K.mT / math.sqrt(d_k)" in body and "SOLUTION" not in body and "YOUR CODE" not in body
+    # inline code is shown as it is: a role written in it is no role
+    assert plain_markdown("as raw `{doc}` roles, {doc}`glossary`", "docs/x.md", ROOT, ROOT, 2) == (
+        "as raw `{doc}` roles, [Glossary of symbols](glossary.md)")
+    with pytest.raises(ValueError, match=r"docs/x.md:1: \{include\}: a student copy does not know how to show"):
+        plain_markdown("```{include} ../README.md\n```\n", "docs/x.md", tmp_path, ROOT, 2)
+    with pytest.raises(ValueError, match=r"docs/assignments.md:2: <!-- not in a student copy: begin --> inside"):
+        left_out_of_copies("<!-- not in a student copy: begin -->\n<!-- not in a student copy: begin -->\n")
+    with pytest.raises(ValueError, match=r"is never closed"):
+        left_out_of_copies("<!-- not in a student copy: begin -->\ntext\n")
 
 
 def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_path):
@@ -248,12 +424,11 @@ def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_p
         assert text == nbformat.writes(nbformat.reads(text, as_version=4)) + "\n", nb
 
 
-def test_a_copys_notebooks_stop_when_they_import_another_package(tmp_path, monkeypatch):
+def test_a_copys_notebooks_stop_when_they_import_another_package(copies, monkeypatch):
     """Run with the course's environment, a copy's notebook imported the course's minitransformer and every cell
     passed with its bodies: the build puts a check after the first cell's import (the repository's notebooks have
     none). The check passes for the copy's package, from notebooks/ or the copy's top, and refuses another."""
-    copy = tmp_path / "copy"
-    build(3, copy)
+    copy, _ = copies(3)
     for nb in sorted((copy / "notebooks").glob("*.ipynb")):
         cells = [c for c in json.loads(nb.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
         first = "".join(cells[0]["source"])
@@ -289,12 +464,11 @@ print(type(mt.backend._make("cupy").kernels).__name__)
 """
 
 
-def test_a_copy_without_the_cuda_kernels_runs_the_formulas_on_cupy(tmp_path, monkeypatch):
+def test_a_copy_without_the_cuda_kernels_runs_the_formulas_on_cupy(tmp_path, copies, monkeypatch):
     """On a GPU a copy runs the student's formulas, not the CUDA kernels (which it leaves out); bench works too."""
     monkeypatch.delenv("MINITRANSFORMER_KERNELS", raising=False)
-    build(2, tmp_path / "a2")
-    build(7, tmp_path / "a7")  # A7's copy holds them: the student's kernels
-    for where, kernels in ((ROOT, "CudaKernels"), (tmp_path / "a2", "NoneType"), (tmp_path / "a7", "CudaKernels")):
+    a2, a7 = copies(2)[0], copies(7)[0]  # A7's copy holds them: the student's kernels
+    for where, kernels in ((ROOT, "CudaKernels"), (a2, "NoneType"), (a7, "CudaKernels")):
         run = subprocess.run([sys.executable, "-c", CUPY_KERNELS], capture_output=True, encoding="utf-8", cwd=tmp_path,
                              env={**os.environ, "PYTHONPATH": pythonpath(where)})
         assert (run.returncode, run.stdout.strip()) == (0, kernels), run.stderr[-2000:]
@@ -338,7 +512,8 @@ def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
     run = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
                          capture_output=True, encoding="utf-8", env={**os.environ, "PYTHONPATH": pythonpath(ROOT)})
     assert run.returncode == 0, run.stderr
-    assert f"grade it with: minitransformer assignments grade 5 {out}" in run.stdout
+    assert (f"the student starts with {out / ASSIGNMENT}; grade it with: minitransformer assignments grade 5 {out}"
+            in run.stdout)
     assert "minitransformer/optim/adam.py: 1" in run.stdout
     again = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
                            capture_output=True, encoding="utf-8", env={**os.environ, "PYTHONPATH": pythonpath(ROOT)})

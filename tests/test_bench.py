@@ -751,7 +751,7 @@ def test_count_calls_counts_fewer_calls_with_the_kernels(capsys):
 
 @pytest.mark.single_backend
 @pytest.mark.parametrize("model", ["seed", "large"])
-@pytest.mark.needs("tools", "docs")
+@pytest.mark.needs("tools", "docs/conf.py")
 def test_count_calls_counts_what_docs_benchmarks_md_reports(model):
     """The rows "`seed`, now" and "`large`, now" of docs/benchmarks.md are today's counts: a change to the step's
     calls updates them."""

@@ -25,7 +25,8 @@ def main(args) -> int:
             for path, n in stubs.items():  # the notebooks' exercises help; the grade runs the package's tests
                 aside = "  (not graded: an exercise beside the library)" if path.endswith(".ipynb") else ""
                 print(f"  {path}: {n}{aside}")
-            print(f"grade it with: minitransformer assignments grade {a.number} {args.out}")
+            print(f"the student starts with {Path(args.out) / 'ASSIGNMENT.md'}; grade it with: "
+                  f"minitransformer assignments grade {a.number} {args.out}")
         else:
             g = grade(args.number, args.path, timeout=args.timeout, case_timeout=args.case_timeout)
             print(format_table(g))

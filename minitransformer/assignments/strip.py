@@ -43,18 +43,21 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import handout
 from .catalog import get
 
-__all__ = ["regions", "Region", "strip_source", "strip_notebook", "check_the_package", "build", "source_root"]
+__all__ = ["regions", "Region", "strip_source", "stripped_lines", "strip_notebook", "check_the_package", "build",
+           "source_root"]
 
 BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "# YOUR CODE HERE"
 #: the comment that starts a marker in Python (and a notebook) and in C++ (the CUDA source of kernels.py)
 COMMENTS = ("###", "//")
 _BEGIN = re.compile(r"^(?P<indent>\s*)(?P<comment>###|//) BEGIN SOLUTION A(?P<number>\d+): (?P<hint>\S.*?)\s*$")
 
-#: what a student copy holds, relative to the source checkout -- not docs/ nor tools/ (tools/notebook_sources holds
-#: the notebooks' exercises solved), and not the CI's files; the tests that need them skip in a copy
-#: (``@pytest.mark.needs`` in tests/conftest.py)
+#: what a student copy holds as it is, relative to the source checkout -- not tools/ (tools/notebook_sources holds
+#: the notebooks' exercises solved), nor the CI's files, nor docs/ as the site's sources (handout.py writes its pages
+#: as plain Markdown, and ASSIGNMENT.md); the tests that need them skip in a copy (``@pytest.mark.needs`` in
+#: tests/conftest.py)
 COPIED = ("minitransformer", "tests", "notebooks", "setup.cfg", "pyproject.toml", "README.md")
 #: the files of COPIED that a copy leaves out (the solution copy too, which holds the same files), and why; an
 #: assignment's copy still holds those its entry of the catalogue keeps (Assignment.keeps)
@@ -70,6 +73,8 @@ LEFT_OUT = {
     "tests/test_tools_mutants.py": "the tests of tools/mutants.py, which is not copied",
     "tests/test_backend_equivalence.py": "the tests of tools/backend_equivalence.py, which is not copied",
 }
+#: the page a copy opens with, its assignment's text, what to write, the points and how to check oneself (handout.py)
+ASSIGNMENT = "ASSIGNMENT.md"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 
 
@@ -172,20 +177,29 @@ def strip_source(text: str, number: int | None, where: str = "<source>") -> tupl
         return x * x
     <BLANKLINE>
     """
+    shown = stripped_lines(text, number, where)
+    count = sum(1 for r in regions(text, where) if number is None or r.number == number)
+    return "".join(line for lines in shown for line in lines), count
+
+
+def stripped_lines(text: str, number: int | None, where: str = "<source>") -> list[list[str]]:
+    """What each line of ``text`` becomes in assignment ``number``'s copy: for line ``i`` (from 1), the lines at
+    ``[i - 1]``: itself, none (a marker, a stubbed body's line), or the stub (on the BEGIN marker's line of one of
+    assignment ``number``'s bodies). :func:`strip_source` joins them; a page's included code picks some.
+
+    >>> stripped_lines("x = 1\\n### BEGIN SOLUTION A2: y\\ny = 2\\n### END SOLUTION\\n", 2)
+    [['x = 1\\n'], ['# YOUR CODE HERE\\n', 'raise NotImplementedError("A2: y")\\n'], [], []]
+    """
     lines = text.splitlines(keepends=True)
-    out: list[str] = []
-    count, done = 0, 0  # done: the lines before it are copied (or left out) already
+    shown = [[line] for line in lines]
     for r in regions(text, where):
-        out += lines[done:r.begin - 1]
-        if number is None or r.number == number:
-            count += 1
+        shown[r.begin - 1], shown[r.end - 1] = [], []
         if r.number == number:
             newline = "\n" if lines[r.end - 1].endswith("\n") else ""  # the END marker may end the file
-            out.append(r.stub(number) + newline)
-        else:
-            out += lines[r.begin:r.end - 1]  # the body, without its two markers
-        done = r.end
-    return "".join(out + lines[done:]), count
+            shown[r.begin - 1] = (r.stub(number) + newline).splitlines(keepends=True)
+            for i in range(r.begin, r.end - 1):
+                shown[i] = []
+    return shown
 
 
 def strip_notebook(notebook: dict, number: int | None, where: str = "<notebook>") -> tuple[dict, int]:
@@ -283,7 +297,6 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
             shutil.copytree(path, out / name, ignore=_ignore(root, assignment.keeps))
         elif path.is_file():
             shutil.copy2(path, out / name)
-    _note_in_readme(out / "README.md", assignment)
     stubs: dict[str, int] = {}
     marked = [p for p in sorted((out / "minitransformer").rglob("*.py")) if "assignments" not in p.parts]
     for path in marked + sorted((out / "notebooks").glob("*.ipynb")):
@@ -302,6 +315,12 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
         if n:
             stubs[rel] = n
     _check_layout(assignment, stubs)
+    shown = None if solution else assignment.number  # the assignment whose bodies the pages' code shows as stubs
+    handout.copy_docs(root, out, shown)
+    page = handout.assignment_page(root, out, assignment.number, list(stubs), solution)
+    (out / ASSIGNMENT).write_text(page, encoding="utf-8")
+    handout.rewrite_links(out, root, shown)
+    _note_in_readme(out / "README.md", assignment)
     return stubs
 
 
@@ -347,17 +366,17 @@ def check_the_package(notebook: dict) -> dict:
 
 
 def _note_in_readme(readme: Path, assignment) -> None:
-    """Say under the README's title what the copy is: the README names docs/ and tools/, which it does not hold."""
+    """Say under the README's title what the copy is, and point to its ASSIGNMENT.md (the README names the
+    instructors' docs/assignments.md and tools/, which it does not hold)."""
     if not readme.is_file():
         return
     title, _, rest = readme.read_text(encoding="utf-8").partition("\n")
     note = (f"> **A copy for assignment {assignment.tag}, {assignment.title}** (`minitransformer assignments build "
-            f"{assignment.number}`). It holds the package, its tests and its notebooks; the documentation (`docs/`, "
-            "which the notebooks' links to `../docs/` point into) and `tools/` that this README names are in the "
-            "course's repository, not here. Write the bodies marked `YOUR CODE HERE` (`grep -rn \"YOUR CODE HERE\" "
-            "minitransformer notebooks --exclude-dir=assignments`: the package's are graded, the notebooks' are "
-            "exercises that help), then check yourself with "
-            f"`minitransformer assignments grade {assignment.number} .`\n")
+            f"{assignment.number}`). **Start with [{ASSIGNMENT}]({ASSIGNMENT})**: what to write, in which files and "
+            "order, the formulas to read, the points of each test and how to check yourself "
+            f"(`minitransformer assignments grade {assignment.number} .`). The copy holds the package, its tests, its "
+            "notebooks and the documentation's pages (`docs/`, the formulas in `docs/formulas/`); a link or a path "
+            f"below to what the copy does not hold (the tools, the instructors' page) says `({handout.ELSEWHERE})`.\n")
     readme.write_text(f"{title}\n\n{note}{rest}", encoding="utf-8")
 
 

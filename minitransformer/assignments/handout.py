@@ -1,0 +1,548 @@
+"""What a student copy holds besides the package: ``ASSIGNMENT.md``, and the documentation as plain Markdown.
+
+The documentation's pages are MyST, written for the site that ``docs/build.py`` builds; a copy has no Sphinx, and
+its reader opens the pages in an editor, Jupyter or a Git host. So a copy's pages (:data:`DOCS` of ``docs/``) are
+written out as plain Markdown (:func:`plain_markdown`):
+
+- a ``literalinclude`` of the package becomes the code it includes, **as the copy has it** (the assignment's bodies
+  as their stubs, every marker gone: :func:`included`), so no page shows a solution the copy took out;
+- a ``literalinclude`` of a file the site generates (a command's help) says which command prints it, a figure
+  becomes its description, a ``toctree`` a list of links;
+- ``{doc}`` becomes a link, ``{func}`` and the other roles of the API inline code, ``{math}`` ``$...$``;
+- a link, or a path in inline code (```docs/errata.md```), to a file the copy does not hold says it is in the
+  course's repository (:data:`ELSEWHERE`).
+
+``ASSIGNMENT.md`` (:func:`assignment_page`) is written from ``docs/assignments.md``, the one text of each
+assignment: its section ``### A<N>``, its row of the table of the seven, and the section ``## Working in a copy``,
+each without the parts between ``<!-- not in a student copy: begin -->`` and ``<!-- not in a student copy: end -->``
+(:data:`NOT_IN_A_COPY`, which the copy's other pages and its README leave out too); with what the copy itself
+says: its bodies (file, line, function and hint), the points of each graded test (from the tests'
+``@pytest.mark.assignment(N, points=P)``), the notebooks and the formula pages named.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import posixpath
+import re
+import textwrap
+from pathlib import Path
+
+from .catalog import get
+
+__all__ = ["DOCS", "ELSEWHERE", "plain_markdown", "included", "copy_docs", "assignment_page", "points_of",
+           "left_out_of_copies", "missing_paths"]
+
+#: the pages of docs/ a copy holds, as globs; all but the instructors' (assignments.md, for which ASSIGNMENT.md
+#: stands), the site's index and its API reference (autodoc, which needs Sphinx)
+DOCS = ("*.md", "formulas/*.md")
+#: the pages of DOCS a copy leaves out
+DOCS_LEFT_OUT = ("assignments.md", "index.md")
+#: what a copy's text adds after a link or a path to a file the copy does not hold
+ELSEWHERE = "in the course's repository"
+#: the two markers around what a copy leaves out of a page (HTML comments, which no page shows), the instructors'
+#: parts of docs/assignments.md in ASSIGNMENT.md, and what is true of the repository only in a page or the README
+NOT_IN_A_COPY = ("<!-- not in a student copy: begin -->", "<!-- not in a student copy: end -->")
+
+_FENCE = re.compile(r"^(`{3,}|~{3,})")
+_DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}\s*(?P<arg>.*?)\s*$")
+_ROLE = re.compile(r"\{(?P<role>[a-z]+)\}`(?P<content>[^`]*)`")
+_LINK = re.compile(r"(?<!!)\[(?P<text>[^\]]*)\]\((?P<target>[^)\s]+)\)")
+#: inline code that is a path of the repository (``docs/errata.md``, ``tools/``)
+_PATH = re.compile(r"`(?P<path>(?:docs|tools|tests|notebooks|minitransformer|\.ci|\.github)/[\w./-]*)`")
+#: a role, a link, a path, or other inline code (read as it is, so ```{doc}``` there is no role)
+_INLINE = re.compile("|".join(p.pattern for p in (_ROLE, _LINK, _PATH)) + r"|(?P<code>`[^`]*`)")
+
+
+# ------------------------------------------------------------------ code included from the package
+def included(source: Path, options: dict[str, str], number: int | None, where: str = "<page>") -> str:
+    """The lines a ``literalinclude`` of ``source`` with ``options`` shows, as assignment ``number``'s copy has them.
+
+    The lines are picked in ``source`` as Sphinx picks them (``:pyobject:``, decorators included; ``:start-at:``,
+    ``:start-after:``, ``:end-before:``, ``:end-at:``, ``:lines:``), then each marked body among them becomes what
+    the copy has (:func:`~minitransformer.assignments.strip.stripped_lines`): its stub for assignment ``number``,
+    put where the picked lines enter the body when they start inside it, the body alone for another; no marker
+    line is shown. ``number=None`` keeps every body (the solution copy).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     f = Path(tmp) / "m.py"
+    ...     _ = f.write_text("def f(x):\\n    ### BEGIN SOLUTION A2: twice x\\n    return 2 * x\\n"
+    ...                      "    ### END SOLUTION\\n", encoding="utf-8")
+    ...     print(included(f, {"pyobject": "f"}, 2), included(f, {"pyobject": "f"}, 3), sep="")
+    def f(x):
+        # YOUR CODE HERE
+        raise NotImplementedError("A2: twice x")
+    def f(x):
+        return 2 * x
+    """
+    from .strip import regions, stripped_lines
+
+    text = source.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    first, last = _picked(text, lines, options, where)
+    shown = stripped_lines(text, number, where)
+    for r in regions(text, where):  # a range that starts inside a stubbed body still shows its stub, once
+        if r.number == number and r.begin < first <= r.end:
+            shown[first - 1] = [r.stub(number) + "\n"]
+    code = "".join(line for i in range(first - 1, last) for line in shown[i])
+    return code if code.endswith("\n") else code + "\n"
+
+
+def _picked(text: str, lines: list[str], options: dict[str, str], where: str) -> tuple[int, int]:
+    """The first and last line (from 1) that ``options`` pick in ``text``."""
+    first, last = 1, len(lines)
+    if "pyobject" in options:
+        node = _object(ast.parse(text), options["pyobject"])
+        if node is None:
+            raise ValueError(f"{where}: literalinclude: no {options['pyobject']!r} to include")
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+        last = node.end_lineno
+    if "lines" in options:
+        a, _, b = options["lines"].partition("-")
+        first, last = int(a), int(b or a)
+    for key, after in (("start-at", 0), ("start-after", 1)):
+        if key in options:
+            first = _line_with(lines, _unquoted(options[key]), first, where) + after
+    for key, before in (("end-before", 1), ("end-at", 0)):
+        if key in options:
+            last = _line_with(lines, _unquoted(options[key]), first, where) - before
+    return first, last
+
+
+def _object(tree: ast.Module, dotted: str):
+    """The class or function ``dotted`` (``Class.method``) defined in ``tree``, or None."""
+    body: list = tree.body
+    node = None
+    for name in dotted.split("."):
+        node = next((n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                     and n.name == name), None)
+        if node is None:
+            return None
+        body = node.body
+    return node
+
+
+def _line_with(lines: list[str], text: str, start: int, where: str) -> int:
+    """The number (from 1) of the first line from ``start`` on that contains ``text``."""
+    for i in range(start - 1, len(lines)):
+        if text in lines[i]:
+            return i + 1
+    raise ValueError(f"{where}: literalinclude: no line with {text!r}")
+
+
+def _unquoted(value: str) -> str:
+    return value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "\"'" else value
+
+
+# ------------------------------------------------------------------ MyST to plain Markdown
+def plain_markdown(text: str, page: str, copy: Path, root: Path, number: int | None, out: str | None = None) -> str:
+    """The MyST page ``text`` (``page``: its path in the checkout ``root``) as plain Markdown for a copy.
+
+    Parameters
+    ----------
+    text : str
+        The page (or a part of it).
+    page : str
+        Its path from the checkout's top (``docs/formulas/softmax.md``): links and roles are read from its folder.
+    copy : path
+        The copy's folder, which says which files the copy holds (they must be written before).
+    root : path
+        The checkout, whose package a ``literalinclude`` picks its lines in.
+    number : int or None
+        The copy's assignment (``None``: the solution copy), whose bodies an included code shows as stubs.
+    out : str, optional
+        Where the text goes in the copy (``ASSIGNMENT.md``), when not at ``page``: links are written from there.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     (Path(tmp) / "docs").mkdir()
+    ...     _ = (Path(tmp) / "docs" / "glossary.md").write_text("# Glossary\\n", encoding="utf-8")
+    ...     print(plain_markdown("See {doc}`glossary`, {doc}`errata`, {func}`~minitransformer.nn.f` "
+    ...                          "and `tools/gpu_check.sh`.", "docs/index.md", Path(tmp), Path(tmp), 2))
+    See [Glossary](glossary.md), errata (`docs/errata.md`, in the course's repository), `f`
+    and `tools/gpu_check.sh` (in the course's repository).
+    """
+    out = out or page
+    lines = text.splitlines(keepends=True)
+    done: list[str] = []
+    i, fence = 0, None  # fence: the fence of the code block we are in
+    while i < len(lines):
+        line = lines[i]
+        m = _DIRECTIVE.match(line)
+        if fence is None and m:
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == m["fence"]), None)
+            if end is None:
+                raise ValueError(f"{page}:{i + 1}: {{{m['name']}}} is never closed by {m['fence']}")
+            options, body = _options(lines[i + 1:end])
+            done.append(_directive(m["name"], m["arg"], options, body, page, copy, root, number, out,
+                                   f"{page}:{i + 1}"))
+            i = end + 1
+            continue
+        f = _FENCE.match(line.lstrip())
+        if f and (fence is None or f[1].startswith(fence)):
+            fence = f[1] if fence is None else None
+            done.append(line)
+        else:
+            done.append(line if fence else _inline(line, page, copy, out, root))
+        i += 1
+    return "".join(done)
+
+
+def _options(lines: list[str]) -> tuple[dict[str, str], str]:
+    """A directive's ``:key: value`` lines and the content after them."""
+    options, k = {}, 0
+    while k < len(lines) and (m := re.match(r"^:([\w-]+):\s*(.*?)\s*$", lines[k])):
+        options[m[1]] = m[2]
+        k += 1
+    return options, "".join(lines[k:]).strip("\n")
+
+
+def _directive(name, arg, options, body, page, copy, root, number, out, where) -> str:
+    """One directive block of a page, written as plain Markdown."""
+    folder = posixpath.dirname(page)
+    if name == "literalinclude":
+        target = posixpath.normpath(posixpath.join(folder, arg))
+        if target.startswith("docs/_generated/cli-"):  # a command's --help, which the site writes when built
+            command = target.removeprefix("docs/_generated/cli-").removesuffix(".txt").replace("-", " ")
+            command = "minitransformer" + ("" if command == "minitransformer" else f" {command}")
+            return f"`{command} --help` prints it.\n"
+        if not (root / target).is_file():
+            raise ValueError(f"{where}: literalinclude of {target}, which the checkout does not hold")
+        code = included(root / target, options, number, where)
+        shown = _relative(target, out)
+        return (f"From [`{target}`]({shown}), as this copy was handed out:\n\n```{options.get('language', '')}\n"
+                f"{code}```\n")
+    if name == "toctree":
+        entries = [e.strip() for e in body.splitlines() if e.strip()]
+        return "".join(f"- {_doc(e, page, copy, out, None, root)}\n" for e in entries)
+    if name == "figure":
+        caption = _inline(body, page, copy, out, root) if body else ""
+        return f"*(A picture, drawn when the course's site is built. {options.get('alt', arg)}.)* {caption}\n"
+    raise ValueError(f"{where}: {{{name}}}: a student copy does not know how to show this directive "
+                     "(minitransformer/assignments/handout.py)")
+
+
+def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None) -> str:
+    """Roles, links and paths of one line of text, in one pass (what one writes is not read again)."""
+
+    def role(m):
+        text, kind = m["content"], m["role"]
+        if kind == "doc":
+            title, _, target = text.rpartition(" <") if text.endswith(">") else ("", "", text)
+            return _doc(target.rstrip(">"), page, copy, out, title or None, root)
+        if kind == "math":
+            return f"${text}$"
+        shown = text.rpartition(" <")[0] if text.endswith(">") else text
+        return f"`{shown.split('.')[-1] if shown.startswith('~') else shown}`"
+
+    def link(m):
+        target = m["target"]
+        if re.match(r"^[a-z]+:|^#", target):  # a web address, an anchor of this page
+            return m[0]
+        path, _, anchor = target.partition("#")
+        found = posixpath.normpath(posixpath.join(posixpath.dirname(page), path))
+        if (copy / found).exists():
+            return f"[{m['text']}]({_relative(found, out)}{'#' + anchor if anchor else ''})"
+        if m["text"].strip("`") in (path, found):
+            return f"`{found}` ({ELSEWHERE})"
+        return f"{m['text']} (`{found}`, {ELSEWHERE})"
+
+    def path(m):
+        there = (copy / m["path"].split("#")[0]).exists()
+        return m[0] if there or _says_elsewhere(line, m.end()) else f"{m[0]} ({ELSEWHERE})"
+
+    def one(m):
+        return m[0] if m["code"] else role(m) if m["role"] else link(m) if m["target"] else path(m)
+
+    return _INLINE.sub(one, line)
+
+
+def _says_elsewhere(line: str, end: int) -> bool:
+    """Whether the path that ends at ``end`` in ``line`` is followed by the words of :data:`ELSEWHERE`."""
+    return line[end:].startswith((f" ({ELSEWHERE}", f", {ELSEWHERE}"))
+
+
+def _doc(target: str, page: str, copy: Path, out: str, title: str | None = None, root: Path | None = None) -> str:
+    """A link to the page ``target`` of a ``{doc}`` role or a ``toctree`` (from ``page``'s folder, or docs/)."""
+    found = posixpath.normpath(target[1:] if target.startswith("/") else
+                               posixpath.join(posixpath.dirname(page), target))
+    if not found.startswith("docs/"):  # from docs/, as Sphinx reads it
+        found = posixpath.normpath(posixpath.join("docs", found))
+    if found.startswith("docs/notebooks/"):  # the site's copy of notebooks/
+        found = "notebooks/" + found.removeprefix("docs/notebooks/")
+        found = "notebooks/README" if found == "notebooks/index" else found
+    for suffix in (".md", ".ipynb"):
+        if (copy / (found + suffix)).is_file():
+            shown = title or _title(copy / (found + suffix)) or posixpath.basename(found)
+            return f"[{shown}]({_relative(found + suffix, out)})"
+    there = root / (found + ".md") if root else None
+    title = title or (there and there.is_file() and _title(there)) or posixpath.basename(target)
+    return f"{title} (`{found}.md`, {ELSEWHERE})"
+
+
+def _title(path: Path) -> str | None:
+    """The first ``# `` heading of a Markdown page or of a notebook's first cell."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".ipynb":
+        text = "".join(json.loads(text)["cells"][0]["source"])
+    return next((line[2:].strip() for line in text.splitlines() if line.startswith("# ")), None)
+
+
+def _relative(path: str, out: str) -> str:
+    """``path`` (from the copy's top) as a link written in the file ``out``."""
+    return posixpath.relpath(path, posixpath.dirname(out) or ".")
+
+
+def missing_paths(text: str, page: str, copy: Path) -> list[str]:
+    """The links and inline-code paths of ``text`` (at ``page`` in ``copy``) to files the copy does not hold that
+    do not say they are in the course's repository; code blocks are not read.
+
+    >>> missing_paths("[a](docs/x.md) `tools/y.py` (in the course's repository)", "README.md", Path("/nowhere"))
+    ['docs/x.md']
+    """
+    missing, fence = [], None
+    for line in text.splitlines():
+        f = _FENCE.match(line.lstrip())
+        if f and (fence is None or f[1].startswith(fence)):
+            fence = f[1] if fence is None else None
+            continue
+        if fence:
+            continue
+        for m in _LINK.finditer(line):
+            target = m["target"].split("#")[0]
+            found = posixpath.normpath(posixpath.join(posixpath.dirname(page), target))
+            if target and not re.match(r"^[a-z]+:", m["target"]) and not (copy / found).exists():
+                missing.append(target)
+        for m in _PATH.finditer(line):
+            if not (copy / m["path"].split("#")[0]).exists() and not _says_elsewhere(line, m.end()):
+                missing.append(m["path"])
+    return missing
+
+
+# ------------------------------------------------------------------ the copy's documentation
+def copy_docs(root: Path, copy: Path, number: int | None) -> list[str]:
+    """Write :data:`DOCS` of ``root/docs`` into ``copy/docs`` as plain Markdown; the pages written.
+
+    Every page is written first as it is, so that the links between the pages see which exist (and their titles),
+    then each is rewritten by :func:`plain_markdown`, without what lies between :data:`NOT_IN_A_COPY`' markers.
+    """
+    pages = sorted({p.relative_to(root).as_posix() for pattern in DOCS for p in (root / "docs").glob(pattern)}
+                   - {f"docs/{name}" for name in DOCS_LEFT_OUT})
+    for page in pages:
+        (copy / page).parent.mkdir(parents=True, exist_ok=True)
+        (copy / page).write_bytes((root / page).read_bytes())  # there, for the links; rewritten below
+    for page in pages:
+        text = left_out_of_copies((root / page).read_text(encoding="utf-8"), page)
+        (copy / page).write_text(plain_markdown(text, page, copy, root, number), encoding="utf-8")
+    return pages
+
+
+def rewrite_links(copy: Path, root: Path, number: int | None) -> None:
+    """The README, ``notebooks/README.md`` and the notebooks' Markdown cells: a link or a path to a file the copy
+    does not hold says it is in the course's repository; the READMEs' parts marked :data:`NOT_IN_A_COPY` are left
+    out."""
+    for page in ("README.md", "notebooks/README.md"):
+        if (copy / page).is_file():
+            text = left_out_of_copies((copy / page).read_text(encoding="utf-8"), page)
+            (copy / page).write_text(plain_markdown(text, page, copy, root, number), encoding="utf-8")
+    for path in sorted((copy / "notebooks").glob("*.ipynb")):
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        page = path.relative_to(copy).as_posix()
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "markdown":
+                text = "".join(cell["source"])
+                new = plain_markdown(text, page, copy, root, number)
+                if new != text:
+                    cell["source"] = new.splitlines(keepends=True) if isinstance(cell["source"], list) else new
+        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+# ------------------------------------------------------------------ ASSIGNMENT.md
+def left_out_of_copies(text: str, where: str = "docs/assignments.md") -> str:
+    """``text`` without the parts between :data:`NOT_IN_A_COPY`' two markers (each on a line of its own).
+
+    >>> print(left_out_of_copies("a\\n<!-- not in a student copy: begin -->\\nb\\n"
+    ...                          "<!-- not in a student copy: end -->\\nc\\n"))
+    a
+    c
+    <BLANKLINE>
+    """
+    begin, end = NOT_IN_A_COPY
+    kept, inside = [], False
+    for i, line in enumerate(text.splitlines(keepends=True), start=1):
+        if line.strip() in (begin, end):
+            if (line.strip() == begin) == inside:
+                raise ValueError(f"{where}:{i}: {line.strip()} " + ("inside another" if inside else "without a begin"))
+            inside = not inside
+        elif not inside:
+            kept.append(line)
+    if inside:
+        raise ValueError(f"{where}: {begin} is never closed by {end}")
+    return "".join(kept)
+
+
+def _section(text: str, heading: re.Pattern, where: str) -> str:
+    """The section of ``text`` whose heading matches ``heading``, without its heading, up to the next heading of its
+    level or above."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if heading.match(line)), None)
+    if start is None:
+        raise ValueError(f"{where}: no heading matching {heading.pattern!r}")
+    level = len(lines[start]) - len(lines[start].lstrip("#"))
+    end = next((j for j in range(start + 1, len(lines))
+                if re.match(rf"^#{{1,{level}}} ", lines[j])), len(lines))
+    return "".join(lines[start + 1:end]).strip("\n") + "\n"
+
+
+def _table_row(text: str, tag: str, where: str) -> dict[str, str]:
+    """The row of ``tag`` (``A2``) in the table of the seven assignments, by its header's names."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == tag:
+            header = next(lines[j] for j in range(i, -1, -1) if lines[j].startswith("|") and
+                          not lines[j - 1].startswith("|"))
+            names = [c.strip() for c in header.strip().strip("|").split("|")]
+            return dict(zip(names, cells))
+    raise ValueError(f"{where}: no row {tag} in the table of the assignments")
+
+
+def points_of(tests: Path) -> dict[int, dict[str, float]]:
+    """Assignment -> ``{file::test: points}`` of the test functions marked ``@pytest.mark.assignment(N, points=P)`` in
+    the test files of ``tests`` (read from their source, in the order of the files and their lines)."""
+    from .grade import graded_test_files
+
+    found: dict[int, dict[str, float]] = {}
+    for path in graded_test_files(tests):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:  # (a test is a module's function)
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for d in node.decorator_list:
+                if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "assignment":
+                    given = [a.value for a in d.args] + [None, None]
+                    keywords = {k.arg: k.value.value for k in d.keywords}
+                    points = keywords.get("points", given[1] if given[1] is not None else 1)
+                    found.setdefault(keywords.get("number", given[0]), {})[f"tests/{path.name}::{node.name}"] = float(
+                        points)
+    return found
+
+
+def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tuple[str, int, str, str]]:
+    """(file, line, function, hint) of each body of assignment ``number`` in ``files`` (from the top of the checkout
+    ``root``): the line its stub (or, in the solution copy, the body) starts on in the copy; for a notebook, the
+    cell (from 0) and no function."""
+    from .strip import regions, stripped_lines
+
+    found = []
+    for rel in files:
+        text = (root / rel).read_text(encoding="utf-8")
+        if rel.endswith(".ipynb"):
+            for k, cell in enumerate(json.loads(text)["cells"]):
+                if cell["cell_type"] == "code":
+                    found += [(rel, k, "", r.hint) for r in regions("".join(cell["source"]), f"{rel} cell {k}")
+                              if r.number == number]
+            continue
+        shown = stripped_lines(text, None if solution else number, rel)
+        names = _functions(text) if rel.endswith(".py") else {}
+        lines = text.splitlines()
+        for r in regions(text, rel):
+            if r.number == number:
+                line = 1 + sum(len(s) for s in shown[:r.begin - 1])
+                found.append((rel, line, names.get(r.begin) or _cuda_function(lines[:r.begin]), r.hint))
+    return found
+
+
+def _functions(text: str) -> dict[int, str]:
+    """Line -> the qualified name of the innermost function or class holding it."""
+    names: dict[int, str] = {}
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                for line in range(child.lineno, child.end_lineno + 1):
+                    names[line] = name
+                visit(child, name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(ast.parse(text), "")
+    return names
+
+
+def _cuda_function(lines: list[str]) -> str:
+    """The name of the CUDA function whose body the last of ``lines`` is in (kernels.py's source string)."""
+    for line in reversed(lines):
+        m = re.search(r"__(?:global|device)__\s+[\w\s*]*?\b(\w+)\s*\(", line)
+        if m:
+            return m[1]
+    return ""
+
+
+def assignment_page(root: Path, copy: Path, number: int, files, solution: bool = False) -> str:
+    """``ASSIGNMENT.md`` of assignment ``number``'s copy (see the module's docstring), whose ``files`` (from its top)
+    hold its bodies; ``copy`` holds the rest already. The solution copy's (``solution``) is the same page."""
+    from .strip import regions
+
+    a = get(number)
+    where = "docs/assignments.md"
+    source = (root / where).read_text(encoding="utf-8")
+    row = _table_row(source, a.tag, where)
+
+    def from_docs(text):
+        return plain_markdown(left_out_of_copies(text, where), where, copy, root, number, out="ASSIGNMENT.md")
+
+    section = from_docs(_section(source, re.compile(rf"^### {a.tag}\b"), where))
+    working = from_docs(_section(source, re.compile(r"^## Working in a copy\b"), where))
+    order = [f"minitransformer/{f}" for f in a.files] + [f"notebooks/{n}.ipynb" for n in a.notebooks]
+    bodies = _bodies(root, sorted(files, key=lambda f: order.index(f) if f in order else len(order)), number,
+                     solution)
+    graded = [b for b in bodies if not b[0].endswith(".ipynb")]
+    first = next(r for r in regions((root / graded[0][0]).read_text(encoding="utf-8")) if r.number == number)
+    stub, cuda = textwrap.dedent(first.stub(number)), first.comment == "//"
+    exercises = [b for b in bodies if b[0].endswith(".ipynb")]
+    points = points_of(copy / "tests").get(number, {})
+    pages = list(dict.fromkeys(re.findall(r"\]\((docs/[\w./-]+\.md)\)", section)))
+    lines = [
+        f"# {a.tag}: {a.title}\n",
+        f"This folder is your copy of minitransformer for assignment {a.tag} (`minitransformer assignments build "
+        f"{number}{' --solution' if solution else ''}`): the package, its tests, its notebooks and the "
+        f"documentation's pages (`docs/`), with the {len(graded)} bodies of {a.tag} "
+        f"{'kept (the solution copy)' if solution else 'taken out'}. What you write: "
+        f"{row['What the student writes']}. What grading needs: {row['Grading needs']}.\n",
+        "## What to write\n",
+        "Each body below is a stub that raises its hint; the first reads"
+        f"{' (C++, in the CUDA source)' if cuda else ''}:\n",
+        f"```{'cpp' if cuda else 'python'}\n{stub}\n```\n",
+        f"under {'the comment above its kernel' if cuda else 'its docstring'}, which states what it computes (the "
+        "formula, the shapes, often a worked example). In the order the text below suggests where it does, else "
+        "as listed:\n",
+        "| | file:line | in | hint |\n|---|---|---|---|",
+        *(f"| {k} | [`{rel}:{line}`]({rel}) | `{name}` | {_cell(hint)} |"
+          for k, (rel, line, name, hint) in enumerate(graded, start=1)),
+        "",
+    ]
+    if exercises:
+        lines += ["The notebooks' exercises (not graded: they help), by cell (counted from 0):\n",
+                  *(f"- [`{rel}`]({rel}) cell {cell}: {_cell(hint)}" for rel, cell, _, hint in exercises), ""]
+    lines += ["## The assignment\n", section]
+    lines += ["## Read\n",
+              *(f"- Notebook: [`notebooks/{n}.ipynb`](notebooks/{n}.ipynb)" for n in a.notebooks),
+              *(f"- {_title(copy / p) or p}: [`{p}`]({p})" for p in pages),
+              "- All the formulas, each with its derivation: [`docs/formulas/index.md`](docs/formulas/index.md)", ""]
+    lines += ["## Points\n",
+              f"{sum(points.values()):g} points in all, each test's shared equally by its cases (the parameters "
+              "in brackets after its name in the grade's table):\n",
+              "| test | points |\n|---|---|",
+              *(f"| `{test}` | {p:g} |" for test, p in points.items()), ""]
+    lines += ["## Working in this copy, and checking yourself\n", working]
+    return "\n".join(lines).replace("\n\n\n", "\n\n")
+
+
+def _cell(text: str) -> str:
+    """``text`` in a cell of a Markdown table."""
+    return text.replace("|", "\\|")
