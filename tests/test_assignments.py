@@ -452,6 +452,15 @@ def test_a_copy_cannot_be_built_from_and_says_so(tmp_path):
     assert not (tmp_path / "again").exists()
 
 
+def test_a_checkout_without_docs_cannot_be_built_from_and_says_so(tmp_path):
+    source = tmp_path / "source"  # the package and its tests, without docs/assignments.md
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "docs", "tools"))
+    with pytest.raises(FileNotFoundError, match=r"has no docs/assignments\.md, which the copy's ASSIGNMENT\.md is "
+                                                r"written from"):
+        build(4, tmp_path / "a4", source=source)
+    assert not (tmp_path / "a4").exists()
+
+
 # the CuPy backend made with a stand-in CuPy that has one GPU: CudaKernels when kernels.py is there, else None
 CUPY_KERNELS = """import sys, types
 import array_api_compat.numpy
@@ -1277,7 +1286,8 @@ def test_a_body_that_never_returns_is_stopped_and_the_cases_that_finished_are_sc
     """A2's attention loops forever in this copy: grading stops at its timeout, softmax's cases (which run first)
     keep their points, and the first case of attention, where the run was stuck, is named."""
     source = tmp_path / "source"  # the library with attention's body an endless loop: the copy is built from it
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "docs", "tools"))
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "_build", "_generated",
+                                                                "tools"))  # docs/: ASSIGNMENT.md is written from it
     path = source / "minitransformer" / "functional" / "attention.py"
     text = path.read_text(encoding="utf-8")
     marker = text.index(ENDLESS)

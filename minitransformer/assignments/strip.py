@@ -290,6 +290,9 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
     if not _has_markers(root):
         raise ValueError(f"assignments build: {root} has no marked bodies ({BEGIN} ...): it is a copy that "
                          "`assignments build` wrote; build from the library's repository")
+    if not (root / "docs" / "assignments.md").is_file():  # ASSIGNMENT.md is written from its section
+        raise FileNotFoundError(f"assignments build: {root} has no docs/assignments.md, which the copy's ASSIGNMENT.md "
+                                "is written from; build from the library's repository (git clone)")
     out.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
         path = root / name
