@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import re
 import weakref
 
 import numpy as np
@@ -179,7 +180,7 @@ def _layer_norm_backward_np(x, gamma, beta, eps, ybar):
 def _check_layer_norm_forward(y, x, gamma, beta, eps, form, where=""):
     """``y`` against the NumPy formula, with a message naming the form and a known mistake (the unbiased variance,
     eps outside the square root, gamma or beta left out)."""
-    formula = functools.partial(layer_norm_np, x, gamma=gamma, beta=beta, eps=eps)  # a mistake's keywords override these
+    formula = functools.partial(layer_norm_np, x, gamma=gamma, beta=beta, eps=eps)  # a mistake's keywords replace them
     mistake = name_known_mistake_of(formula, LAYER_NORM_MISTAKES, y, **TOL)
     np.testing.assert_allclose(y, formula(), **TOL, err_msg=(
         f"{where}{form}, the forward: y = gamma (x - mu) / sqrt(sigma^2 + eps) + beta per row, sigma^2 the biased "
@@ -241,6 +242,21 @@ def test_fused_layer_norm_matches_plain_numpy(affine, eps, rng):
         assert shape == (5,), (f"{backward}: {name} of shape {shape}, not (d,) = (5,): the {formula}, summed over "
                                "every axis but the features (batch and seq; axis=0 alone leaves seq)")
         np.testing.assert_allclose(grads[k], expected[k], **TOL, err_msg=f"{backward}: {name}, the {formula}")
+
+
+@pytest.mark.single_backend  # (NumPy arrays alone)
+@pytest.mark.parametrize("options, said", LAYER_NORM_MISTAKES, ids=[next(iter(o)) for o, _ in LAYER_NORM_MISTAKES])
+def test_the_layer_norm_check_names_each_known_wrong_answer(options, said, rng):
+    """The graded tests' check of the forward, given a known wrong answer, names it; given the right one, passes."""
+    x, gamma, beta = rng.standard_normal((2, 3, 5)) * 3 + 1, rng.standard_normal(5), rng.standard_normal(5)
+    formula = functools.partial(layer_norm_np, x, gamma=gamma, beta=beta, eps=1e-5)
+    wrong = formula(**options)
+    differs = not np.allclose(wrong, formula(), **TOL)
+    assert differs, f"the case must tell apart {said}"
+    with pytest.raises(AssertionError, match=r"the forward: .*; it equals the known wrong answer with "
+                                             + re.escape(said)):
+        _check_layer_norm_forward(wrong, x, gamma, beta, 1e-5, "a mistake")
+    _check_layer_norm_forward(formula(), x, gamma, beta, 1e-5, "the right answer")
 
 
 @pytest.mark.assignment(4, points=2)
