@@ -16,8 +16,9 @@ from minitransformer.testing import name_known_mistake
 from references import layer_norm_np
 
 D, H, D_FF = 8, 2, 12  # tiny widths: d_model, heads, d_ff
-#: the two places of LayerNorm, with ids that say which (not "True" / "False")
-NORM_FIRST = pytest.mark.parametrize("norm_first", [False, True], ids=["post_ln", "pre_ln"])
+#: the two places of LayerNorm (norm_first), with the test ids that say which (not "True" / "False")
+IDS = {False: "post_ln", True: "pre_ln"}
+NORM_FIRST = pytest.mark.parametrize("norm_first", list(IDS), ids=list(IDS.values()))
 
 
 # ------------------------------------------------------------------ helpers
@@ -96,9 +97,8 @@ def np_decoder_layer(P, x, m, src_allowed, h, norm_first, drop=(1.0, 1.0, 1.0), 
     return norm(3, x + d3 * np_ffn(P, x))
 
 
-#: each place of LayerNorm, as the messages say it, and its test id
+#: each place of LayerNorm, as the messages say it
 FORMS = {False: "post-LN (the paper): LN(x + Sublayer(x))", True: "pre-LN (norm_first=True): x + Sublayer(LN(x))"}
-IDS = {False: "post_ln", True: "pre_ln"}
 
 
 def check_layer(got, expected, where, wrong=()):
