@@ -13,6 +13,18 @@ from minitransformer.testing import close_to_torch
 from minitransformer.testing import rel_err as _rel_err
 
 
+def _agrees_with_torch(loss, t_loss, logits, t_logits, name, rng):
+    """``loss`` of ``logits`` against PyTorch's ``t_loss`` of ``t_logits``: the values, then the gradients of the
+    logits from one random cotangent (a sum of the losses would weigh every element the same)."""
+    torch = pytest.importorskip("torch")
+    v = rng.standard_normal(loss.shape)
+    (loss * mt.tensor(v)).sum().backward()
+    (t_loss * torch.tensor(v)).sum().backward()
+    close_to_torch(_rel_err(loss.numpy(), t_loss.detach().numpy()), f"{name}, the forward")
+    close_to_torch(_rel_err(logits.grad.numpy(), t_logits.grad.numpy()), f"{name}, the gradient of the logits "
+                   "(backward)")
+
+
 def _log_softmax_np(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
@@ -102,12 +114,8 @@ def test_cross_entropy_agrees_with_torch(label_smoothing, reduction, rng):
     # PyTorch wants the classes on axis 1: (batch, C, T)
     t_loss = torch.nn.functional.cross_entropy(theirs.permute(0, 2, 1), torch.tensor(y), ignore_index=-100,
                                                label_smoothing=label_smoothing, reduction=reduction)
-    v = rng.standard_normal(loss.shape)
-    (loss * mt.tensor(v)).sum().backward()
-    (t_loss * torch.tensor(v)).sum().backward()
-    name = f"cross_entropy(reduction={reduction!r}, label_smoothing={label_smoothing})"
-    close_to_torch(_rel_err(loss.numpy(), t_loss.detach().numpy()), f"{name}, the forward")
-    close_to_torch(_rel_err(ours.grad.numpy(), theirs.grad.numpy()), f"{name}, the gradient of the logits (backward)")
+    _agrees_with_torch(loss, t_loss, ours, theirs, f"cross_entropy(reduction={reduction!r}, label_smoothing="
+                       f"{label_smoothing})", rng)
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -284,12 +292,7 @@ def test_bce_with_logits_agrees_with_torch(reduction, rng):
     loss = F.binary_cross_entropy_with_logits(ours, mt.tensor(y), reduction=reduction)
     theirs = torch.tensor(z, requires_grad=True)
     t_loss = torch.nn.functional.binary_cross_entropy_with_logits(theirs, torch.tensor(y), reduction=reduction)
-    v = rng.standard_normal(loss.shape)
-    (loss * mt.tensor(v)).sum().backward()
-    (t_loss * torch.tensor(v)).sum().backward()
-    name = f"binary_cross_entropy_with_logits(reduction={reduction!r})"
-    close_to_torch(_rel_err(loss.numpy(), t_loss.detach().numpy()), f"{name}, the forward")
-    close_to_torch(_rel_err(ours.grad.numpy(), theirs.grad.numpy()), f"{name}, the gradient of the logits (backward)")
+    _agrees_with_torch(loss, t_loss, ours, theirs, f"binary_cross_entropy_with_logits(reduction={reduction!r})", rng)
 
 
 def test_bce_with_logits_bad_input():
