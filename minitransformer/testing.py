@@ -123,16 +123,17 @@ def name_known_mistake_of(formula, mistakes, got, rtol=1e-7, atol=0.0, what="ans
     Parameters
     ----------
     formula : callable
-        The reference, with its inputs bound (``lambda **options: attention_np(Q, K, V, **options)``): with no
-        keywords the right answer, with a mistake's the wrong one. It may return a tuple of results (an
-        attention's output and weights).
+        The reference with its inputs bound (``functools.partial(attention_np, Q, K, V)``, whose keywords a
+        mistake's replace): with no keywords the right answer, with a mistake's the wrong one. It may return a
+        tuple of results (an attention's output and weights).
     mistakes : iterable of (dict, str)
         Each known mistake: the keywords of ``formula`` that compute it, and what the message says of it.
     got : Tensor or array_like, or a tuple of them
         The result to explain; for a ``formula`` of several results, one for each (None for one not looked at),
         looked at in their order.
     rtol, atol : float, or a tuple of them
-        The tolerances of the assertion; for several results, one (or a tuple of one for each) for all.
+        The tolerances of the assertion; for a ``formula`` of several results, one for all or a tuple of one for
+        each.
     what : str
         The noun of the message ("answer", "table").
 
