@@ -10,7 +10,7 @@ import numpy as np
 
 from .autograd import Tensor, gradcheck
 
-__all__ = ["rel_err", "close_to_torch", "name_known_mistake", "gradcheck_module"]
+__all__ = ["rel_err", "close_to_torch", "name_known_mistake", "name_known_mistake_of", "gradcheck_module"]
 
 
 def rel_err(got, expected) -> float:
@@ -113,6 +113,51 @@ def name_known_mistake(got, expected, candidates, rtol=1e-7, atol=0.0, what="ans
             continue  # not a mistake for this input
         if np.allclose(got, wrong, rtol=rtol, atol=atol):
             return f"; it equals the known wrong {what} with {said}"
+    return ""
+
+
+def name_known_mistake_of(formula, mistakes, got, rtol=1e-7, atol=0.0, what="answer") -> str:
+    """:func:`name_known_mistake` with the answers a reference computes: the right one ``formula()``, and
+    ``formula(**options)`` for each known mistake ``(options, said)`` of ``mistakes``.
+
+    Parameters
+    ----------
+    formula : callable
+        The reference with its inputs bound (``functools.partial(attention_np, Q, K, V)``, whose keywords a
+        mistake's replace): with no keywords the right answer, with a mistake's the wrong one. It may return a
+        tuple of results (an attention's output and weights).
+    mistakes : iterable of (dict, str)
+        Each known mistake: the keywords of ``formula`` that compute it, and what the message says of it.
+    got : Tensor or array_like, or a tuple of them
+        The result to explain; for a ``formula`` of several results, one for each (None for one not looked at),
+        looked at in their order.
+    rtol, atol : float, or a tuple of them
+        The tolerances of the assertion; for a ``formula`` of several results, one for all or a tuple of one for
+        each.
+    what : str
+        The noun of the message ("answer", "table").
+
+    Returns
+    -------
+    str
+        As :func:`name_known_mistake` says it, for the first result that equals a known wrong one, else ``""``.
+
+    Examples
+    --------
+    >>> def square(x, doubled=False):
+    ...     return [(2 if doubled else 1) * v * v for v in x]
+    >>> name_known_mistake_of(lambda **o: square([1.0, 3.0], **o), [({"doubled": True}, "x^2 doubled?")], [2.0, 18.0])
+    '; it equals the known wrong answer with x^2 doubled?'
+    """
+    right = formula()
+    wrong = [(formula(**options), said) for options, said in mistakes]
+    if not isinstance(right, tuple):
+        return name_known_mistake(got, right, wrong, rtol, atol, what)
+    rtols, atols = (t if isinstance(t, tuple) else (t,) * len(right) for t in (rtol, atol))
+    for k, result in enumerate(got):
+        candidates = [(answer[k], said) for answer, said in wrong]
+        if result is not None and (said := name_known_mistake(result, right[k], candidates, rtols[k], atols[k], what)):
+            return said
     return ""
 
 

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 
 import numpy as np
 import pytest
 
 import minitransformer as mt
 import minitransformer.functional as F
-from minitransformer.testing import close_to_torch, name_known_mistake
+from minitransformer.testing import close_to_torch, name_known_mistake_of
 from minitransformer.testing import rel_err as _rel_err
 
 
-def _attention_np(Q, K, V, allowed=None, divisor=None, axis=-1, hidden=None, inverted=False, empty_rows_zero=True):
+def _attention_np(Q, K, V, allowed=None, d_k_power=0.5, axis=-1, hidden=None, inverted=False, empty_rows_zero=True):
     """softmax(Q K^T / sqrt(d_k)) V in plain float64 NumPy, hidden keys left out of each row's sum; returns
     ``(output, weights)``.
 
-    The other keywords compute the known wrong answers that :func:`_known_mistake` names: ``divisor`` in place of
-    sqrt(d_k), the softmax along ``axis``, hidden scores set to ``hidden`` (not the most negative float), the mask
-    ``inverted``, and rows with no allowed key left as the softmax makes them (``empty_rows_zero=False``).
+    The other keywords compute the known wrong answers that :func:`_known_mistake` names: the scores divided by
+    ``d_k ** d_k_power`` (0.5: sqrt(d_k)), the softmax along ``axis``, hidden scores set to ``hidden`` (not the most
+    negative float), the mask ``inverted``, and rows with no allowed key left as the softmax makes them
+    (``empty_rows_zero=False``).
     """
-    scores = Q @ np.swapaxes(K, -1, -2) / (math.sqrt(Q.shape[-1]) if divisor is None else divisor)
+    scores = Q @ np.swapaxes(K, -1, -2) / Q.shape[-1] ** d_k_power
     if allowed is not None:
         allowed = np.broadcast_to(np.asarray(allowed, dtype=bool), scores.shape)
         kept = ~allowed if inverted else allowed  # (inverted: in the where only, as `where(mask, hidden, scores)`)
@@ -35,8 +38,8 @@ def _attention_np(Q, K, V, allowed=None, divisor=None, axis=-1, hidden=None, inv
 
 #: the known wrong answers (the keywords of _attention_np that compute each) and what a message says of them
 MISTAKES = (
-    ({"divisor": "d_k"}, "the scores divided by d_k, not sqrt(d_k)?"),
-    ({"divisor": 1.0}, "the scores not divided by sqrt(d_k)?"),
+    ({"d_k_power": 1.0}, "the scores divided by d_k, not sqrt(d_k)?"),
+    ({"d_k_power": 0.0}, "the scores not divided by sqrt(d_k)?"),
     ({"axis": -2}, "the softmax over the queries (axis -2), not over the keys (axis -1)?"),
     ({"inverted": True}, "the mask's polarity inverted? It is True where a query may attend: keep those scores"),
     ({"hidden": 0.0}, "the hidden scores set to 0, not to the dtype's most negative number? exp(0 - max) still "
@@ -46,17 +49,10 @@ MISTAKES = (
 
 
 def _known_mistake(out, weights, Q, K, V, allowed=None, tol=1e-12) -> str:
-    """Which known wrong answer ``weights`` or ``out`` equals at ``tol`` (the assertion's), as "; it equals ...
-    <mistake>", or ""; a "mistake" that gives the right answer here (no empty row, d_k = 1) is never named."""
-    right_out, right_weights = _attention_np(Q, K, V, allowed)
-    wrong = []
-    for options, said in MISTAKES:
-        if allowed is None and set(options) & {"inverted", "hidden", "empty_rows_zero"}:
-            continue  # a mask's mistakes need a mask
-        options = {k: Q.shape[-1] if v == "d_k" else v for k, v in options.items()}
-        wrong.append((_attention_np(Q, K, V, allowed, **options), said))
-    return (name_known_mistake(weights, right_weights, [(w, said) for (_, w), said in wrong], rtol=tol, atol=tol)
-            or name_known_mistake(out, right_out, [(o, said) for (o, _), said in wrong], rtol=tol, atol=tol))
+    """Which known wrong answer ``out`` or ``weights`` equals at ``tol`` (the assertion's), as "; it equals ...
+    <mistake>", or ""; a "mistake" that gives the right answer here (no mask, no empty row, d_k = 1) is never named."""
+    return name_known_mistake_of(functools.partial(_attention_np, Q, K, V, allowed), MISTAKES, (out, weights),
+                                 rtol=tol, atol=tol)
 
 
 def check_attention(out, weights, Q, K, V, allowed=None, where="", tol=1e-12):
@@ -293,3 +289,41 @@ def test_attention_with_no_queries_is_empty():
     """L = 0 is fine: no rows of scores, an empty output."""
     out, w = F.scaled_dot_product_attention(mt.zeros(2, 0, 4), mt.zeros(2, 5, 4), mt.zeros(2, 5, 3))
     assert out.shape == (2, 0, 3) and w.shape == (2, 0, 5)
+
+
+# ------------------------------------------------------------------ the graded tests' messages
+def _with_every_kind_of_row(rng):
+    """Q (2, 4, 3), K (2, 5, 3), V (2, 5, 2) and a mask (2, 4, 5) whose rows have hidden keys and allowed ones, but
+    query 1 of batch 0, which sees no key: each known mistake changes the answer here (d_k = 3, not 1)."""
+    Q, K, V = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 5, 2))
+    allowed = np.ones((2, 4, 5), dtype=bool)
+    allowed[..., 1::2] = False
+    allowed[1, :, 1] = True
+    allowed[0, 1] = False
+    return Q, K, V, allowed
+
+
+@pytest.mark.single_backend  # (NumPy arrays alone)
+@pytest.mark.parametrize("options, said", MISTAKES,
+                         ids=[",".join(f"{k}={v}" for k, v in options.items()) for options, _ in MISTAKES])
+def test_check_attention_names_each_known_wrong_answer(options, said, rng):
+    """check_attention, the graded tests' assertion, given a known wrong answer, names it (and no other)."""
+    Q, K, V, allowed = _with_every_kind_of_row(rng)
+    out, weights = _attention_np(Q, K, V, allowed, **options)
+    differs = not np.allclose(weights, _attention_np(Q, K, V, allowed)[1])
+    assert differs, f"the case must tell apart {said}"
+    with pytest.raises(AssertionError, match=r"a mistake: weights \(\.\.\., L, S\) .*; it equals the known wrong "
+                                             r"answer with " + re.escape(said)):
+        check_attention(out, weights, Q, K, V, allowed, where="a mistake")
+    # the output alone (the weights right) names it too
+    assert _known_mistake(out, None, Q, K, V, allowed) == f"; it equals the known wrong answer with {said}"
+
+
+@pytest.mark.single_backend
+def test_check_attention_names_no_mistake_in_the_right_answer(rng):
+    Q, K, V, allowed = _with_every_kind_of_row(rng)
+    out, weights = _attention_np(Q, K, V, allowed)
+    assert _known_mistake(out, weights, Q, K, V, allowed) == ""
+    check_attention(out, weights, Q, K, V, allowed, where="the right answer")
+    # and without a mask, the mask's mistakes are the right answer: none is named
+    assert _known_mistake(*_attention_np(Q, K, V), Q, K, V) == ""

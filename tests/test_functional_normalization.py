@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -9,17 +10,10 @@ import pytest
 
 import minitransformer as mt
 import minitransformer.functional as F
-from minitransformer.testing import close_to_torch, name_known_mistake
+from minitransformer.testing import close_to_torch, name_known_mistake_of
 from minitransformer.testing import rel_err as _rel_err
 
-
-def _layer_norm_np(x, gamma=None, beta=None, eps=1e-5, unbiased=False):
-    """gamma (x - mu) / sqrt(sigma^2 + eps) + beta over the last axis in float64 NumPy (``unbiased``: the known
-    mistake, sigma^2 divided by d - 1)."""
-    mu = x.mean(axis=-1, keepdims=True)
-    var = ((x - mu) ** 2).sum(axis=-1, keepdims=True) / (x.shape[-1] - (1 if unbiased else 0))
-    y = (x - mu) / np.sqrt(var + eps)
-    return (y if gamma is None else gamma * y) + (0.0 if beta is None else beta)
+from references import LAYER_NORM_MISTAKES, layer_norm_np
 
 
 def _form(fused: bool) -> str:
@@ -64,7 +58,7 @@ def test_layer_norm_matches_plain_numpy_with_eps(rng):
     x = rng.standard_normal((2, 3, 5)) * 4 + 1
     gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
     y = F.layer_norm(mt.tensor(x), mt.tensor(gamma), mt.tensor(beta))
-    np.testing.assert_allclose(y.numpy(), _layer_norm_np(x, gamma, beta), rtol=1e-12, atol=1e-13,
+    np.testing.assert_allclose(y.numpy(), layer_norm_np(x, gamma, beta), rtol=1e-12, atol=1e-13,
                                err_msg=f"{_form(True)}, the default: gamma (x - mu) / sqrt(sigma^2 + eps) + beta on a "
                                        "(2, 3, 5) input, eps = 1e-5 by default")
 
@@ -87,11 +81,9 @@ def test_layer_norm_gradcheck(rng):
     beta = mt.tensor(rng.standard_normal(4), requires_grad=True)
     with mt.no_grad():
         y = F.layer_norm(x, gamma, beta).numpy()
-    args = (x.numpy(), gamma.numpy(), beta.numpy())
-    expected = _layer_norm_np(*args)
-    mistake = name_known_mistake(y, expected, [(_layer_norm_np(*args, unbiased=True),
-                                                "the unbiased variance (divided by d - 1)?")], rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-13, err_msg=(
+    formula = functools.partial(layer_norm_np, x.numpy(), gamma=gamma.numpy(), beta=beta.numpy())
+    mistake = name_known_mistake_of(formula, LAYER_NORM_MISTAKES, y, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(y, formula(), rtol=1e-12, atol=1e-13, err_msg=(
         f"{_form(True)}, the forward, before the gradcheck: gamma (x - mu) / sqrt(sigma^2 + eps) + beta, the biased "
         f"variance; fix it first (test_layer_norm_by_hand){mistake}"))
     assert mt.gradcheck(lambda a, g, b: F.layer_norm(a, g, b), x, gamma, beta)
@@ -121,10 +113,7 @@ def test_layer_norm_of_rows_far_from_zero_in_float32(fused, rng):
     # sigma^2 as the mean of (x - mu)^2: written as mean(x^2) - mu^2 (or (x + mu)(x - mu)), float32 keeps 7 digits
     # of x^2 ~ 1e6 and the variance ~1 loses them all (the error here: 0.1; NaN at an offset of 1e4)
     x = (1000.0 + rng.standard_normal((4, 8))).astype(np.float32)
-    x64 = x.astype(np.float64)
-    mu = x64.mean(axis=-1, keepdims=True)
-    expected = (x64 - mu) / np.sqrt(((x64 - mu) ** 2).mean(axis=-1, keepdims=True) + 1e-5)
-    np.testing.assert_allclose(F.layer_norm(mt.tensor(x), fused=fused).numpy(), expected, atol=1e-3, err_msg=(
+    np.testing.assert_allclose(F.layer_norm(mt.tensor(x), fused=fused).numpy(), layer_norm_np(x), atol=1e-3, err_msg=(
         f"{_form(fused)}: rows 1000 + N(0, 1) in float32, (x - mu) / sqrt(sigma^2 + eps): take sigma^2 as "
         "mean((x - mu)^2), not mean(x^2) - mu^2, which loses every digit of a variance of 1 beside x^2 ~ 1e6"))
 

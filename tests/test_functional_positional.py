@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -10,7 +11,7 @@ import pytest
 
 import minitransformer as mt
 import minitransformer.functional as F
-from minitransformer.testing import name_known_mistake
+from minitransformer.testing import name_known_mistake_of
 
 
 def pe_np(max_len, d_model, exponent=lambda col, d: (col - col % 2) / d, swap=False, blocks=False, start=0):
@@ -27,17 +28,17 @@ def pe_np(max_len, d_model, exponent=lambda col, d: (col - col % 2) / d, swap=Fa
     return np.where(cosine != swap, np.cos(angle), np.sin(angle))
 
 
-#: the known wrong tables: what the message says, and pe_np's options that compute it
+#: the known wrong tables (the keywords of pe_np that compute each) and what a message says of them
 MISTAKES = (
-    ("the exponent from the column index, 10000^(c/d_model) for column c (columns 2i and 2i + 1 share "
-     "2i/d_model)", {"exponent": lambda col, d: col / d}),
-    ("the exponent 2c/d_model, i taken as the column index c (i counts the pairs: columns 2i, 2i + 1)",
-     {"exponent": lambda col, d: 2 * col / d}),
-    ("the exponent i/d_model, the 2 of 2i/d_model left out", {"exponent": lambda col, d: (col // 2) / d}),
-    ("sin and cos swapped (sin belongs in the even columns 2i, cos in the odd ones)", {"swap": True}),
-    ("all the sines, then all the cosines (tensor2tensor's layout), not interleaved sin, cos, sin, cos, ...",
-     {"blocks": True}),
-    ("the positions counted from 1, not 0", {"start": 1}),
+    ({"exponent": lambda col, d: col / d}, "the exponent from the column index, 10000^(c/d_model) for column c "
+                                           "(columns 2i and 2i + 1 share 2i/d_model)?"),
+    ({"exponent": lambda col, d: 2 * col / d}, "the exponent 2c/d_model, i taken as the column index c (i counts the "
+                                               "pairs: columns 2i, 2i + 1)?"),
+    ({"exponent": lambda col, d: (col // 2) / d}, "the exponent i/d_model, the 2 of 2i/d_model left out?"),
+    ({"swap": True}, "sin and cos swapped (sin belongs in the even columns 2i, cos in the odd ones)?"),
+    ({"blocks": True}, "all the sines, then all the cosines (tensor2tensor's layout), not interleaved sin, cos, sin, "
+                       "cos, ...?"),
+    ({"start": 1}, "the positions counted from 1, not 0?"),
 )
 
 
@@ -45,8 +46,7 @@ def known_mistake(PE, rtol=0.0, atol=1e-6) -> str:
     """Which known wrong table ``PE`` (``(max_len, d_model)``) equals at the assertion's ``rtol``, ``atol``, said as
     the end of a message, or "" (a wrong table equal to the right one for this shape is never named)."""
     PE = np.asarray(PE, dtype=np.float64)
-    wrong = [(pe_np(*PE.shape, **options), f"{said}?") for said, options in MISTAKES]
-    return name_known_mistake(PE, pe_np(*PE.shape), wrong, rtol=rtol, atol=atol, what="table")
+    return name_known_mistake_of(functools.partial(pe_np, *PE.shape), MISTAKES, PE, rtol=rtol, atol=atol, what="table")
 
 
 @pytest.mark.assignment(3, points=10)
@@ -137,8 +137,8 @@ def test_pe_refuses_a_dtype_that_is_not_floating_point(dtype):
 
 
 # ------------------------------------------------------------------ the graded tests' messages
-@pytest.mark.parametrize("said, options", MISTAKES, ids=[f"mistake{k}" for k in range(len(MISTAKES))])
-def test_each_graded_test_names_a_known_wrong_table(monkeypatch, said, options):
+@pytest.mark.parametrize("options, said", MISTAKES, ids=[f"mistake{k}" for k in range(len(MISTAKES))])
+def test_each_graded_test_names_a_known_wrong_table(monkeypatch, options, said):
     def wrong(max_len, d_model, dtype=None, backend=None):
         return mt.tensor(pe_np(max_len, d_model, **options), dtype=dtype or "float32")
 
@@ -148,7 +148,7 @@ def test_each_graded_test_names_a_known_wrong_table(monkeypatch, said, options):
     if not np.allclose(pe_np(5, 3, **options)[:, 2], pe_np(5, 3)[:, 2]):  # (exponent c/d_model: column 2i right)
         tests.append(test_pe_with_odd_d_model_ends_with_a_sine)
     for test in tests:
-        with pytest.raises(AssertionError, match=re.escape(f"it equals the known wrong table with {said}?")):
+        with pytest.raises(AssertionError, match=re.escape(f"it equals the known wrong table with {said}")):
             test()
 
 
@@ -169,7 +169,7 @@ def test_the_float32_hint_is_the_rounding_only_when_the_float64_table_is_right(m
         test_pe_is_float32_by_default_and_bounded()
     assert "wrong too" not in str(failed.value)
     monkeypatch.setattr(F, "sinusoidal_positional_encoding",
-                        lambda max_len, d_model, dtype=None: mt.tensor(pe_np(max_len, d_model, **MISTAKES[2][1]),
+                        lambda max_len, d_model, dtype=None: mt.tensor(pe_np(max_len, d_model, **MISTAKES[2][0]),
                                                                       dtype=dtype or "float32"))
     with pytest.raises(AssertionError, match=r"the float64 table is wrong too, so the formula is: fix "
                                              r"test_pe_matches_the_formula_element_by_element first; it equals the "

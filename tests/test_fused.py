@@ -9,8 +9,10 @@ end check that this changes no result.
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
+import re
 import weakref
 
 import numpy as np
@@ -20,7 +22,9 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer.autograd import fused
 from minitransformer.autograd.graph import graph
-from minitransformer.testing import name_known_mistake
+from minitransformer.testing import name_known_mistake_of
+
+from references import LAYER_NORM_MISTAKES, layer_norm_np
 
 TOL = {"rtol": 1e-12, "atol": 1e-12}
 
@@ -166,37 +170,28 @@ def _gain_and_bias(affine, gamma, beta):
     return (gamma if affine in ("both", "gamma") else None), (beta if affine in ("both", "beta") else None)
 
 
-def _layer_norm_np(x, gamma, beta, eps, ybar):
-    """The docstring's formulas in float64 NumPy: ``y`` and the gradients ``xbar, gammabar, betabar`` of <ybar, y>
-    (None for a gain or bias left out)."""
-    mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)  # the biased variance, divided by d
-    x_hat = (x - mu) / np.sqrt(var + eps)
-    y = x_hat * (1.0 if gamma is None else gamma) + (0.0 if beta is None else beta)
+def _layer_norm_backward_np(x, gamma, beta, eps, ybar):
+    """The docstring's backward in float64 NumPy: the gradients ``xbar, gammabar, betabar`` of <ybar, y> (None for a
+    gain or bias left out)."""
+    _, x_hat, inv_std = layer_norm_np(x, gamma, eps=eps, return_stats=True)
     g = ybar * (1.0 if gamma is None else gamma)
-    xbar = (g - g.mean(-1, keepdims=True) - x_hat * (g * x_hat).mean(-1, keepdims=True)) / np.sqrt(var + eps)
+    xbar = (g - g.mean(-1, keepdims=True) - x_hat * (g * x_hat).mean(-1, keepdims=True)) * inv_std
     rows = tuple(range(x.ndim - 1))  # every axis but the features
-    return y, xbar, None if gamma is None else (ybar * x_hat).sum(rows), None if beta is None else ybar.sum(rows)
+    return xbar, None if gamma is None else (ybar * x_hat).sum(rows), None if beta is None else ybar.sum(rows)
 
 
 def _check_layer_norm_forward(y, x, gamma, beta, eps, form, where=""):
     """``y`` against the NumPy formula, with a message naming the form and a known mistake (the unbiased variance,
     eps outside the square root, gamma or beta left out)."""
-    expected = _layer_norm_np(x, gamma, beta, eps, np.zeros_like(x))[0]
-    mu, d = x.mean(-1, keepdims=True), x.shape[-1]
-    sq = ((x - mu) ** 2).sum(-1, keepdims=True)
-    g, b = (1.0 if gamma is None else gamma), (0.0 if beta is None else beta)
-    mistake = name_known_mistake(y, expected, [
-        (g * (x - mu) / np.sqrt(sq / (d - 1) + eps) + b, "the unbiased variance (divided by d - 1)?"),
-        (g * (x - mu) / (np.sqrt(sq / d) + eps) + b, "eps outside the square root?"),
-        ((x - mu) / np.sqrt(sq / d + eps) + b, "gamma left out?"),
-        (g * (x - mu) / np.sqrt(sq / d + eps), "beta left out?")], **TOL)
-    np.testing.assert_allclose(y, expected, **TOL, err_msg=(
+    formula = functools.partial(layer_norm_np, x, gamma=gamma, beta=beta, eps=eps)  # a mistake's keywords replace them
+    mistake = name_known_mistake_of(formula, LAYER_NORM_MISTAKES, y, **TOL)
+    np.testing.assert_allclose(y, formula(), **TOL, err_msg=(
         f"{where}{form}, the forward: y = gamma (x - mu) / sqrt(sigma^2 + eps) + beta per row, sigma^2 the biased "
         f"variance (divided by d), eps = {eps}{mistake}"))
 
 
-@pytest.mark.parametrize("affine", ["both", "gamma", "beta", "none"])
-@pytest.mark.parametrize("eps", [1e-5, 0.0])
+@AFFINE
+@EPS
 def test_fused_layer_norm_agrees_with_the_composition(affine, eps, rng):
     """The two forms, values and gradients (not graded: each form is graded against NumPy on its own, so that
     one form's mistake does not cost the other's points; here each is checked against NumPy first)."""
@@ -228,7 +223,7 @@ def test_fused_layer_norm_matches_plain_numpy(affine, eps, rng):
     (batch, seq, d) input: each gradient in its input's shape, gammabar and betabar summed over every row."""
     x, ybar = rng.standard_normal((2, 3, 5)) * 3 + 1, rng.standard_normal((2, 3, 5))
     gamma, beta = _gain_and_bias(affine, rng.standard_normal(5), rng.standard_normal(5))
-    expected = _layer_norm_np(x, gamma, beta, eps, ybar)
+    expected = _layer_norm_backward_np(x, gamma, beta, eps, ybar)
     X, G, B = _leaves(x, 0.0 if gamma is None else gamma, 0.0 if beta is None else beta)
     G, B = (None if gamma is None else G), (None if beta is None else B)
     y = fused.LayerNorm.apply(X, G, B, eps=eps)
@@ -239,17 +234,32 @@ def test_fused_layer_norm_matches_plain_numpy(affine, eps, rng):
     np.testing.assert_array_equal(seed.numpy(), ybar, err_msg="LayerNorm.backward changed ybar, the gradient it was "
                                   "given: gbar = gamma ybar goes in a new array (grad * gamma, not grad *= gamma)")
     backward = f"{form}, the backward"
-    np.testing.assert_allclose(grads[0], expected[1], **TOL, err_msg=(
+    np.testing.assert_allclose(grads[0], expected[0], **TOL, err_msg=(
         f"{backward}: xbar = (gbar - <gbar> - x_hat <gbar x_hat>) / sqrt(sigma^2 + eps), gbar = gamma ybar, <.> the "
         "mean over the features"))
     for k, name, formula in ((1, "gammabar", "sum over rows of ybar x_hat"), (2, "betabar", "sum over rows of ybar")):
-        if expected[k + 1] is None:
+        if expected[k] is None:
             assert grads[k] is None, f"{backward}: {name} for a {name[:-3]} of None: return None in its place"
             continue
         shape = None if grads[k] is None else tuple(grads[k].shape)
         assert shape == (5,), (f"{backward}: {name} of shape {shape}, not (d,) = (5,): the {formula}, summed over "
                                "every axis but the features (batch and seq; axis=0 alone leaves seq)")
-        np.testing.assert_allclose(grads[k], expected[k + 1], **TOL, err_msg=f"{backward}: {name}, the {formula}")
+        np.testing.assert_allclose(grads[k], expected[k], **TOL, err_msg=f"{backward}: {name}, the {formula}")
+
+
+@pytest.mark.single_backend  # (NumPy arrays alone)
+@pytest.mark.parametrize("options, said", LAYER_NORM_MISTAKES, ids=[next(iter(o)) for o, _ in LAYER_NORM_MISTAKES])
+def test_the_layer_norm_check_names_each_known_wrong_answer(options, said, rng):
+    """The graded tests' check of the forward, given a known wrong answer, names it; given the right one, passes."""
+    x, gamma, beta = rng.standard_normal((2, 3, 5)) * 3 + 1, rng.standard_normal(5), rng.standard_normal(5)
+    formula = functools.partial(layer_norm_np, x, gamma=gamma, beta=beta, eps=1e-5)
+    wrong = formula(**options)
+    differs = not np.allclose(wrong, formula(), **TOL)
+    assert differs, f"the case must tell apart {said}"
+    with pytest.raises(AssertionError, match=r"the forward: .*; it equals the known wrong answer with "
+                                             + re.escape(said)):
+        _check_layer_norm_forward(wrong, x, gamma, beta, 1e-5, "a mistake")
+    _check_layer_norm_forward(formula(), x, gamma, beta, 1e-5, "the right answer")
 
 
 @pytest.mark.assignment(4, points=2)
@@ -294,7 +304,7 @@ def test_fused_backward_sums_a_bias_over_every_row_itself(op, rng):
     assert [g.shape for g in grads] == [(2, 3, 4), (4, 4) if op == "linear" else (4,), (4,)]
     np.testing.assert_allclose(grads[2], ybar.sum(axis=(0, 1)), **TOL)  # the bias (beta): sum of ybar over rows
     if op == "layer_norm":  # gamma: the sum over rows of ybar x_hat
-        x_hat = (x.numpy() - x.numpy().mean(-1, keepdims=True)) / x.numpy().std(-1, keepdims=True)
+        x_hat = layer_norm_np(x.numpy(), eps=0.0)
         np.testing.assert_allclose(grads[1], (ybar * x_hat).sum(axis=(0, 1)), **TOL)
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from references import ATTENTION_MASKS, layer_norm_np
+
 pytestmark = pytest.mark.single_backend  # the kernels take NumPy arrays here, whatever the backend
 
 #: relative error allowed, as in tests/test_kernels.py: float32 and float64 sums in a tree differ from NumPy's order
@@ -261,26 +263,14 @@ def masked_softmax(x, allowed, divisor):
     return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
 
 
-#: masks for scores (2, 3, 4, S) (batch, heads, queries, keys), as attention passes them: broadcast views, read
-#: through their strides (tests/test_kernels.py runs them too)
-MASKS = {
-    "none": lambda S: None,
-    "padding": lambda S: (np.arange(S) < np.array([[2], [0]]))[:, None, None, :],  # batch 1 sees no key at all
-    "causal": lambda S: np.tril(np.ones((4, S), dtype=bool)),
-    "each-query": lambda S: np.random.default_rng(5).uniform(size=(2, 1, 4, S)) < 0.3,  # some see no key
-    "keys-broadcast": lambda S: np.array([True, False, True, True]).reshape(4, 1),  # one per query: key stride 0
-    "every-axis": lambda S: np.random.default_rng(6).uniform(size=(2, 3, 4, S)) < 0.6,  # each batch, head, query
-}
-
-
 @pytest.mark.assignment(7, points=20)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("mask", list(MASKS))
+@pytest.mark.parametrize("mask", list(ATTENTION_MASKS))
 @pytest.mark.parametrize("S", [1, 5, 300])
 def test_masked_softmax_forward_is_attentions_weights(emulated_cuda, S, mask, dtype, rng):
     x = rng.normal(scale=3.0, size=(2, 3, 4, S)).astype(dtype)
     x[..., 0] = alternating_large(x.shape[:-1])  # far from the other keys: the largest allowed z is subtracted
-    allowed = MASKS[mask](S)
+    allowed = ATTENTION_MASKS[mask](S)
     ok = np.broadcast_to(True if allowed is None else allowed, x.shape)
     for rows, x_rows in _rows_to_try(x, hidden=~ok).items():
         _masked_softmax_forward_agrees(emulated_cuda, x_rows, allowed, dtype, rows)
@@ -342,11 +332,7 @@ def test_layer_norm_forward_is_the_formula(emulated_cuda, shape, affine, dtype, 
     beta = rng.normal(size=d).astype(dtype) if affine.endswith("beta") else None
     y, x_hat, inv_std = emulated_cuda.layer_norm_forward(
         _guarded(emulated_cuda, x), *(None if a is None else _guarded(emulated_cuda, a) for a in (gamma, beta)), eps)
-    x64 = x.astype(np.float64)
-    mu = x64.mean(axis=-1, keepdims=True)
-    inv = 1 / np.sqrt(((x64 - mu) ** 2).mean(axis=-1, keepdims=True) + eps)  # the biased variance
-    want_hat = (x64 - mu) * inv
-    want_y = want_hat * (1 if gamma is None else gamma) + (0 if beta is None else beta)
+    want_y, want_hat, inv = layer_norm_np(x, gamma, beta, eps, return_stats=True)
     block = _block(d)
     if _diagnose(x_hat, want_hat, dtype, block).startswith("first wrong") and not _diagnose(
             _rows(x_hat)[:-1], _rows(want_hat)[:-1], dtype, block):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import re
@@ -12,7 +13,7 @@ import pytest
 import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
-from minitransformer.testing import gradcheck_module, name_known_mistake, rel_err
+from minitransformer.testing import gradcheck_module, name_known_mistake_of, rel_err
 
 
 def f64(rng, *shape, requires_grad=True):
@@ -71,11 +72,8 @@ MISTAKES = (
 def known_mistake(mha, weights, output, *arrays, mask=None) -> str:
     """Which known wrong answer ``weights`` or ``output`` equals (``arrays``: query, key, value), or "", at the
     tolerances of :func:`check_attention`; one that is right here (one head: no transpose to miss) is never named."""
-    right_output, right_weights = mha_np(mha, *arrays, mask)
-    wrong = [(mha_np(mha, *arrays, mask, **options), said) for options, said in MISTAKES]
-    return (name_known_mistake(weights, right_weights, [(w, said) for (_, w), said in wrong], rtol=1e-12, atol=1e-14)
-            or name_known_mistake(output, right_output, [(o, said) for (o, _), said in wrong], rtol=1e-12,
-                                  atol=1e-12))
+    return name_known_mistake_of(functools.partial(mha_np, mha, *arrays, mask), MISTAKES, (output, weights),
+                                 rtol=1e-12, atol=(1e-12, 1e-14))
 
 
 def check_attention(mha, out, w, *arrays, mask=None, where=""):

@@ -12,6 +12,8 @@ import minitransformer.functional as F
 from minitransformer import nn
 from minitransformer.testing import close_to_torch, gradcheck_module, name_known_mistake, rel_err
 
+from references import layer_norm_np
+
 
 def f64(rng, *shape, requires_grad=True):
     return mt.tensor(rng.standard_normal(shape), dtype="float64", requires_grad=requires_grad)
@@ -134,6 +136,17 @@ def test_positional_start_may_be_a_numpy_integer():
         pe(x, start=-1)
 
 
+def run_with_torch(torch, ours, theirs, x, G):
+    """``ours`` and ``theirs`` (PyTorch's layer, its weights copied) on the same input ``x``, float64 numbers (their
+    gradient wanted) or token ids, then each one's backward from ``G``: ``(y, yt, x, xt)``, ``x`` as each tensor."""
+    floats = np.asarray(x).dtype.kind == "f"
+    x, xt = mt.tensor(x, requires_grad=floats), torch.tensor(x, requires_grad=floats)
+    y, yt = ours(x), theirs(xt)
+    y.backward(G)
+    yt.backward(torch.from_numpy(G))
+    return y, yt, x, xt
+
+
 def test_linear_against_torch(rng):
     torch = pytest.importorskip("torch")
     lin = nn.Linear(4, 3).to("float64")
@@ -142,15 +155,13 @@ def test_linear_against_torch(rng):
     with torch.no_grad():
         ref.weight.copy_(torch.from_numpy(lin.weight.numpy().T))  # torch stores W^T, (d_out, d_in)
         ref.bias.copy_(torch.from_numpy(lin.bias.numpy()))
-    x_np, G = rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 5, 3))
-    x, xt = mt.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
-    y, yt = lin(x), ref(xt)
-    y.backward(G)
-    yt.backward(torch.from_numpy(G))
-    assert rel_err(y.numpy(), yt.detach().numpy()) < 1e-12
-    assert rel_err(lin.weight.grad.numpy(), ref.weight.grad.numpy().T) < 1e-12
-    assert rel_err(lin.bias.grad.numpy(), ref.bias.grad.numpy()) < 1e-12
-    assert rel_err(x.grad.numpy(), xt.grad.numpy()) < 1e-12
+    y, yt, x, xt = run_with_torch(torch, lin, ref, rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 5, 3)))
+    form = "nn.Linear, x W + b"
+    close_to_torch(rel_err(y.numpy(), yt.detach().numpy()), f"{form}, the forward", tol=TORCH_TOL)
+    close_to_torch(rel_err(lin.weight.grad.numpy(), ref.weight.grad.numpy().T), f"{form}, the gradient of W",
+                   tol=TORCH_TOL)
+    close_to_torch(rel_err(lin.bias.grad.numpy(), ref.bias.grad.numpy()), f"{form}, the gradient of b", tol=TORCH_TOL)
+    close_to_torch(rel_err(x.grad.numpy(), xt.grad.numpy()), f"{form}, the gradient of x", tol=TORCH_TOL)
 
 
 # ------------------------------------------------------------------ Embedding
@@ -214,21 +225,13 @@ def test_embedding_against_torch(rng):
     ref = torch.nn.Embedding(5, 3, dtype=torch.float64)
     with torch.no_grad():
         ref.weight.copy_(torch.from_numpy(emb.weight.numpy()))
-    G = rng.standard_normal((2, 3, 3))
-    y, yt = emb(mt.tensor(IDS)), ref(torch.tensor(IDS))
-    y.backward(G)
-    yt.backward(torch.from_numpy(G))
-    assert rel_err(y.numpy(), yt.detach().numpy()) == 0.0
-    assert rel_err(emb.weight.grad.numpy(), ref.weight.grad.numpy()) < 1e-12
+    y, yt, _, _ = run_with_torch(torch, emb, ref, IDS, rng.standard_normal((2, 3, 3)))
+    assert rel_err(y.numpy(), yt.detach().numpy()) == 0.0, "nn.Embedding, the forward: the rows of E, exactly"
+    close_to_torch(rel_err(emb.weight.grad.numpy(), ref.weight.grad.numpy()), "nn.Embedding, the gradient of E (each "
+                   "id's row of G added to its row, a repeated id's twice)", tol=TORCH_TOL)
 
 
 # ------------------------------------------------------------------ LayerNorm
-def layer_norm_np(x, gamma, beta, eps):
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return gamma * (x - mu) / np.sqrt(var + eps) + beta
-
-
 @pytest.mark.assignment(4, points=5)
 def test_layer_norm_matches_numpy(rng):
     norm = nn.LayerNorm(6, eps=1e-3).to("float64")
@@ -266,11 +269,7 @@ def test_layer_norm_against_torch(rng):
     with torch.no_grad():
         ref.weight.copy_(torch.from_numpy(norm.gamma.numpy()))
         ref.bias.copy_(torch.from_numpy(norm.beta.numpy()))
-    x_np, G = rng.standard_normal((2, 3, 6)), rng.standard_normal((2, 3, 6))
-    x, xt = mt.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
-    y, yt = norm(x), ref(xt)
-    y.backward(G)
-    yt.backward(torch.from_numpy(G))
+    y, yt, x, xt = run_with_torch(torch, norm, ref, rng.standard_normal((2, 3, 6)), rng.standard_normal((2, 3, 6)))
     form = "nn.LayerNorm, gamma (x - mu) / sqrt(sigma^2 + eps) + beta"
     close_to_torch(rel_err(y.numpy(), yt.detach().numpy()), f"{form}, the forward", tol=TORCH_TOL)
     close_to_torch(rel_err(x.grad.numpy(), xt.grad.numpy()), f"{form}, the gradient of x", tol=1e-10)
@@ -388,11 +387,7 @@ def test_feed_forward_against_torch(rng, activation):
         for ours, theirs in ((ffn.W_1, ref[0]), (ffn.W_2, ref[2])):
             theirs.weight.copy_(torch.from_numpy(ours.weight.numpy().T))
             theirs.bias.copy_(torch.from_numpy(ours.bias.numpy()))
-    x_np, G = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4))
-    x, xt = mt.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
-    y, yt = ffn(x), ref(xt)
-    y.backward(G)
-    yt.backward(torch.from_numpy(G))
+    y, yt, x, xt = run_with_torch(torch, ffn, ref, rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4)))
     form = f"FFN(x) = {activation}(x W_1 + b_1) W_2 + b_2"
     close_to_torch(rel_err(y.numpy(), yt.detach().numpy()), f"{form}, the forward", tol=TORCH_TOL)
     close_to_torch(rel_err(x.grad.numpy(), xt.grad.numpy()), f"{form}, the gradient of x (the backward)",

@@ -13,9 +13,12 @@ import minitransformer.functional as F
 from minitransformer import nn
 from minitransformer.testing import name_known_mistake
 
+from references import layer_norm_np
+
 D, H, D_FF = 8, 2, 12  # tiny widths: d_model, heads, d_ff
-#: the two places of LayerNorm, with ids that say which (not "True" / "False")
-NORM_FIRST = pytest.mark.parametrize("norm_first", [False, True], ids=["post_ln", "pre_ln"])
+#: the two places of LayerNorm (norm_first), with the test ids that say which (not "True" / "False")
+IDS = {False: "post_ln", True: "pre_ln"}
+NORM_FIRST = pytest.mark.parametrize("norm_first", list(IDS), ids=list(IDS.values()))
 
 
 # ------------------------------------------------------------------ helpers
@@ -35,12 +38,6 @@ def f64(rng, *shape, requires_grad=False):
 
 def params(module) -> dict[str, np.ndarray]:
     return {name: p.numpy().astype(np.float64) for name, p in module.named_parameters()}
-
-
-def np_layer_norm(x, g, b, eps=1e-5):
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return g * (x - mu) / np.sqrt(var + eps) + b
 
 
 def np_mha(P, pre, q, kv, allowed, h):
@@ -71,7 +68,7 @@ def np_encoder_layer(P, x, allowed, h, norm_first, drop=(1.0, 1.0), ln_residual=
     d1, d2 = drop
 
     def norm(k, y):
-        return np_layer_norm(y, P[f"norm{k}.gamma"], P[f"norm{k}.beta"])
+        return layer_norm_np(y, P[f"norm{k}.gamma"], P[f"norm{k}.beta"])
 
     if norm_first:  # x + Dropout(Sublayer(LN(x)))
         x = (norm(1, x) if ln_residual else x) + d1 * np_mha(P, "self_attn.", norm(1, x), norm(1, x), allowed, h)
@@ -89,7 +86,7 @@ def np_decoder_layer(P, x, m, src_allowed, h, norm_first, drop=(1.0, 1.0, 1.0), 
     d1, d2, d3 = drop
 
     def norm(k, y):
-        return np_layer_norm(y, P[f"norm{k}.gamma"], P[f"norm{k}.beta"])
+        return layer_norm_np(y, P[f"norm{k}.gamma"], P[f"norm{k}.beta"])
 
     if norm_first:
         x = (norm(1, x) if ln_residual else x) + d1 * np_mha(P, "self_attn.", norm(1, x), norm(1, x), causal, h)
@@ -100,9 +97,8 @@ def np_decoder_layer(P, x, m, src_allowed, h, norm_first, drop=(1.0, 1.0, 1.0), 
     return norm(3, x + d3 * np_ffn(P, x))
 
 
-#: each place of LayerNorm, as the messages say it, and its test id
+#: each place of LayerNorm, as the messages say it
 FORMS = {False: "post-LN (the paper): LN(x + Sublayer(x))", True: "pre-LN (norm_first=True): x + Sublayer(LN(x))"}
-IDS = {False: "post_ln", True: "pre_ln"}
 
 
 def check_layer(got, expected, where, wrong=()):
@@ -347,14 +343,14 @@ def test_stacks_are_their_layers_in_order(rng, norm_first):
     for i in range(2):
         z = np_encoder_layer(sub(P_enc, f"layers.{i}."), z, None, H, norm_first)
     if norm_first:
-        z = np_layer_norm(z, P_enc["norm.gamma"], P_enc["norm.beta"])
+        z = layer_norm_np(z, P_enc["norm.gamma"], P_enc["norm.beta"])
     memory = enc(mt.tensor(x))
     np.testing.assert_allclose(memory.numpy(), z, rtol=1e-11, atol=1e-11)
     out = y
     for i in range(2):
         out = np_decoder_layer(sub(P_dec, f"layers.{i}."), out, z, None, H, norm_first)
     if norm_first:
-        out = np_layer_norm(out, P_dec["norm.gamma"], P_dec["norm.beta"])
+        out = layer_norm_np(out, P_dec["norm.gamma"], P_dec["norm.beta"])
     np.testing.assert_allclose(dec(mt.tensor(y), memory).numpy(), out, rtol=1e-11, atol=1e-11)
     assert [w.shape for w in dec.cross_attn_weights] == [(2, H, 3, 5)] * 2
     assert [w.shape for w in enc.self_attn_weights] == [(2, H, 5, 5)] * 2

@@ -1,0 +1,69 @@
+"""What several test files compare with: formulas written again in plain float64 NumPy, and inputs they share.
+
+The test files import it by name (``from references import layer_norm_np``): ``pythonpath = tests`` in setup.cfg
+puts this folder on ``sys.path``, which ``--import-mode=importlib`` does not. Grading runs the instructor's
+tests with that setup.cfg (``-c``), so it finds this module beside them; a student copy holds it too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def layer_norm_np(x, gamma=None, beta=None, eps=1e-5, unbiased=False, eps_outside=False, return_stats=False):
+    r"""Layer norm over the last axis: :math:`y = \gamma \hat x + \beta`, :math:`\hat x = (x - \mu) /
+    \sqrt{\sigma^2 + \epsilon}`, :math:`\sigma^2` the biased variance, the mean of :math:`(x - \mu)^2`.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(..., d)``, taken as float64.
+    gamma, beta : array_like or None
+        ``(d,)``; None leaves the gain (the bias) out.
+    eps : float
+        Added to the variance under the square root.
+    unbiased, eps_outside : bool
+        Known wrong answers, to name them: the variance divided by ``d - 1``; ``eps`` added to the square root.
+    return_stats : bool
+        Also return ``x_hat`` ``(..., d)`` and ``inv_std`` :math:`1 / \sqrt{\sigma^2 + \epsilon}` ``(..., 1)``, what a
+        backward reads.
+
+    Returns
+    -------
+    ndarray or (ndarray, ndarray, ndarray)
+        ``y`` ``(..., d)``, or ``(y, x_hat, inv_std)``.
+
+    Examples
+    --------
+    >>> layer_norm_np([[1.0, 3.0]], eps=3.0)  # mu = 2, sigma^2 = 1: (x - 2) / sqrt(1 + 3)
+    array([[-0.5,  0.5]])
+    """
+    x = np.asarray(x, dtype=np.float64)
+    mu = x.mean(axis=-1, keepdims=True)
+    # the mean of (x - mu)^2, not mean(x^2) - mu^2: that loses every digit of the variance of a row far from 0
+    var = ((x - mu) ** 2).sum(axis=-1, keepdims=True) / (x.shape[-1] - (1 if unbiased else 0))
+    inv_std = 1 / (np.sqrt(var) + eps if eps_outside else np.sqrt(var + eps))
+    x_hat = (x - mu) * inv_std
+    y = x_hat * (1.0 if gamma is None else np.asarray(gamma)) + (0.0 if beta is None else np.asarray(beta))
+    return (y, x_hat, inv_std) if return_stats else y
+
+
+#: the known wrong answers of layer norm (the keywords of layer_norm_np that compute each) and what a message says
+LAYER_NORM_MISTAKES = (
+    ({"unbiased": True}, "the unbiased variance (divided by d - 1)?"),
+    ({"eps_outside": True}, "eps outside the square root?"),
+    ({"gamma": None}, "gamma left out?"),
+    ({"beta": None}, "beta left out?"),
+)
+
+#: masks for attention's scores (2, 3, 4, S) (batch, heads, queries, keys) as attention passes them, broadcast
+#: views read through their strides; A7's graded tests (tests/test_kernels_a7.py) and the kernels' own
+#: (tests/test_kernels.py) run each
+ATTENTION_MASKS = {
+    "none": lambda S: None,
+    "padding": lambda S: (np.arange(S) < np.array([[2], [0]]))[:, None, None, :],  # batch 1 sees no key at all
+    "causal": lambda S: np.tril(np.ones((4, S), dtype=bool)),
+    "each-query": lambda S: np.random.default_rng(5).uniform(size=(2, 1, 4, S)) < 0.3,  # some see no key
+    "keys-broadcast": lambda S: np.array([True, False, True, True]).reshape(4, 1),  # one per query: key stride 0
+    "every-axis": lambda S: np.random.default_rng(6).uniform(size=(2, 3, 4, S)) < 0.6,  # each batch, head, query
+}
