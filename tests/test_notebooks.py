@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -343,3 +345,32 @@ def test_notebook_12s_warp_exercise_is_a7s_and_its_check_names_what_a_wrong_kern
         with pytest.raises(AssertionError, match=r"^block_max_rows, a block of \d+ threads, row \d: its max") as err:
             check(kernel)
         assert why in str(err.value), str(err.value)
+
+
+@pytest.mark.needs("tools")
+def test_notebook_12s_kernels_are_cuda_that_nvcc_compiles(tmp_path, monkeypatch):
+    """Notebook 12 teaches CUDA, not a dialect of the emulation: every source its cells compile (the wrong ones too,
+    wrong when they run, not to a compiler) compiles with nvcc to PTX, warp shuffles and __syncwarp included."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    if reason := cuda_emulator.missing():
+        pytest.skip(reason)
+    sources = []
+
+    class Recording(cuda_emulator.RawModule):
+        def __init__(self, code, **kwargs):
+            sources.append(code)
+            super().__init__(code, **kwargs)
+
+    monkeypatch.setattr(cuda_emulator, "RawModule", Recording)
+    namespace = {}
+    for kind, source, *_ in _generator().NOTEBOOKS["12_gpu_kernels"]:
+        if kind == "code":
+            exec(source, namespace)
+    distinct = list(dict.fromkeys(sources))
+    assert sum("__shfl_xor_sync" in s for s in distinct) >= 3 and any("__syncwarp()" in s for s in distinct)
+    for k, source in enumerate(distinct):
+        (tmp_path / f"{k}.cu").write_text(source, encoding="utf-8")
+        done = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", str(tmp_path / f"{k}.cu"), "-o",
+                               str(tmp_path / f"{k}.ptx")], capture_output=True, encoding="utf-8")
+        assert done.returncode == 0, f"notebook 12's source {k}:\n{source}\n{done.stderr}"
