@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -306,3 +308,69 @@ def test_runs_top_to_bottom(name, monkeypatch):
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
     written = _files() - before
     assert not written, f"{name} wrote files into the repository (use tempfile): {sorted(written)}"
+
+
+@pytest.mark.needs("tools")
+def test_notebook_12s_warp_exercise_is_a7s_and_its_check_names_what_a_wrong_kernel_got():
+    """Section 5's exercise, block_max_rows by __shfl_xor_sync: its solution passes its check; A7's copy strips it
+    (the cell stops with A7's hint); and the check fails a kernel that leaves the max in lane 0 alone, one that
+    takes no warp's max but its own, one that pads the warps' maxima with 0, and one that reads past the shared
+    memory, each saying which."""
+    from minitransformer.assignments import strip_source
+
+    if reason := cuda_emulator.missing():
+        pytest.skip(reason)
+    code = [source for kind, source, *_ in _generator().NOTEBOOKS["12_gpu_kernels"] if kind == "code"]
+    checker = next(c for c in code if c.startswith("def check_block_max_xor("))
+    [solved] = [c for c in code if "BEGIN SOLUTION A7: block_max_rows" in c]
+    namespace = {}
+    for cell in (code[0], checker, solved):  # the imports, the check, the solution and its check
+        exec(cell, namespace)
+    stub, n = strip_source(solved, 7)
+    assert n == 1
+    with pytest.raises(NotImplementedError, match="^A7: block_max_rows: warp_max by __shfl_xor_sync"):
+        exec(stub, dict(namespace))
+
+    solution, check = namespace["WARP_MAX"], namespace["check_block_max_xor"]
+    second = "m[i] = warp_max(s[lane < warps ? lane : 0]);"
+    assert second in solution
+    wrong = {
+        "only lane 0 holds the max": solution.replace("__shfl_xor_sync", "__shfl_down_sync"),
+        "its own warp's max": solution.replace(second, "m[i] = v;"),
+        "a max started from 0": solution.replace(second, "m[i] = warp_max(lane < warps ? s[lane] : 0.0f);"),
+        "a read past the shared memory": solution.replace(second, "m[i] = warp_max(s[lane]);"),
+    }
+    for why, source in wrong.items():
+        kernel = cuda_emulator.RawModule(code=source).get_function("block_max_rows")
+        with pytest.raises(AssertionError, match=r"^block_max_rows, a block of \d+ threads, row \d: its max") as err:
+            check(kernel)
+        assert why in str(err.value), str(err.value)
+
+
+@pytest.mark.needs("tools")
+def test_notebook_12s_kernels_are_cuda_that_nvcc_compiles(tmp_path, monkeypatch):
+    """Notebook 12 teaches CUDA, not a dialect of the emulation: every source its cells compile (the wrong ones too,
+    wrong when they run, not to a compiler) compiles with nvcc to PTX, warp shuffles and __syncwarp included."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    if reason := cuda_emulator.missing():
+        pytest.skip(reason)
+    sources = []
+
+    class Recording(cuda_emulator.RawModule):
+        def __init__(self, code, **kwargs):
+            sources.append(code)
+            super().__init__(code, **kwargs)
+
+    monkeypatch.setattr(cuda_emulator, "RawModule", Recording)
+    namespace = {}
+    for kind, source, *_ in _generator().NOTEBOOKS["12_gpu_kernels"]:
+        if kind == "code":
+            exec(source, namespace)
+    distinct = list(dict.fromkeys(sources))
+    assert sum("__shfl_xor_sync" in s for s in distinct) >= 3 and any("__syncwarp()" in s for s in distinct)
+    for k, source in enumerate(distinct):
+        (tmp_path / f"{k}.cu").write_text(source, encoding="utf-8")
+        done = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", str(tmp_path / f"{k}.cu"), "-o",
+                               str(tmp_path / f"{k}.ptx")], capture_output=True, encoding="utf-8")
+        assert done.returncode == 0, f"notebook 12's source {k}:\n{source}\n{done.stderr}"

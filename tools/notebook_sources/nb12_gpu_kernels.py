@@ -23,13 +23,20 @@ CELLS = [
 
     $$ y_i = \frac{e^{x_i - m}}{\sum_j e^{x_j - m}}, \qquad m = \max_j x_j , $$
 
-    two block reductions (a max, then a sum), checked against `F.softmax`. These are the kernels the library
-    runs on a GPU (`minitransformer/kernels.py`), and assignment A7's exercise.
+    two block reductions (a max, then a sum), checked against `F.softmax`; then how the 32 threads of a
+    **warp** add up their values with no shared memory, each lane $\ell$ taking lane $\ell + k$'s value by a
+    shuffle,
+
+    $$ v_\ell \leftarrow v_\ell + v_{\ell + k}, \qquad k = 16, 8, 4, 2, 1 , $$
+
+    and a block's sum from its warps' sums with 2 barriers where the tree has $1 + \log_2 B$. These are the
+    kernels the library runs on a GPU (`minitransformer/kernels.py`), and assignment A7's exercise.
 
     **No GPU needed.** The kernels run on the CPU under `minitransformer.cuda_emulator`, an emulation of
-    CUDA: the source is compiled by `g++`, each CUDA thread runs in turn up to its next barrier, and every
-    launch runs twice, blocks and threads first to last and last to first, which must agree to the bit (a
-    GPU promises neither order; section 3 says what this catches, and what not). It takes CuPy's calls,
+    CUDA: the source is compiled by `g++`, each CUDA thread runs in turn up to its next barrier (or warp
+    operation: section 5), and every launch runs twice, blocks and threads first to last and last to first,
+    which must agree to the bit (a GPU promises neither order; section 3 says what this catches, and what
+    not). It takes CuPy's calls,
     `RawModule(code=source)`, `get_function(name)` and the launch `kernel(grid, block, args, shared_mem=...)`:
     on a GPU the same CUDA source runs with the same launches, `cupy` in place of `cuda_emulator` and CuPy
     arrays in place of NumPy's. What is the emulator's own:
@@ -48,9 +55,10 @@ CELLS = [
 
     Steps: **1** a first kernel: one thread per entry, the grid-stride loop · **2** a block's sum in shared
     memory, round by round · **3** a race made visible · **4** softmax, one block per row, against
-    `F.softmax` · **5** the library's kernels and A7.
+    `F.softmax` · **5** warps: sums by shuffles, the mask, a block's sum from its warps' · **6** the library's
+    kernels and A7.
 
-    The two cells whose first line marks them as A7's solutions (a comment naming `A7` and what to write) hold
+    The three cells whose first line marks them as A7's solutions (a comment naming `A7` and what to write) hold
     the answers to assignment A7's exercises: in a student copy (`minitransformer assignments build 7`) the
     marked lines are replaced by `raise NotImplementedError(...)`, and you write them (as in notebook 01).
     """),
@@ -236,11 +244,9 @@ CELLS = [
     kernel that passes it is not proved free of races. Threads adding into one shared variable with `+=`
     (not `atomicAdd`) agree in both orders on whole numbers, and pass; a correct float `atomicAdd` into one
     total may fail, its additions coming in another order, rounded otherwise, in each run (the message then
-    says so). The emulator has warps too: `__shfl_down_sync`, with which the threads of a warp share values
-    without shared memory, `__syncwarp` and the votes are each a barrier for the lanes their mask names, the
-    results computed once all have come, as on a GPU. But a warp's lanes still run one at a time between those
-    operations, so code that counts on them running in step (this tree with `volatile` and no barrier for its
-    last 32 threads, as older books teach) is a race here too, caught as above.
+    says so). Code that counts on the 32 threads of a warp running in step (this tree with no barrier in its
+    last rounds, as older books teach) is a race too, caught as above: section 5 shows it, and the warp's own
+    operations, which order its lanes.
 
     A barrier must be reached by **every** thread of the block. One inside an `if` that only some threads
     take (here the threads $t < k$ of a round) hangs a GPU or gives undefined results; the emulator names the
@@ -340,20 +346,327 @@ CELLS = [
     its row's first entry for the max, or another row's max, overflows or gets $0/0$ there. Each entry must
     agree with `F.softmax` in float64 to a relative $10^{-5}$ (and one that is 0 must be 0): `float32` keeps
     about 7 digits, and the kernel adds the terms in another order than NumPy does.
+    """),
+    md(r"""
+    ## 5. Warps: sharing values without shared memory
 
-    ## 5. The library's kernels, and A7
+    A GPU runs a block's threads in **warps** of 32: threads 0 to 31 are warp 0, 32 to 63 warp 1, and so on
+    (in a 1-D block; a 2-D block counts its threads x fastest). A thread's place in its warp is its **lane**,
+    `threadIdx.x % 32`, and its warp `threadIdx.x / 32`. The lanes of a warp can hand each other a value
+    directly, from one's register to another's, with a **shuffle**: no shared memory, no `__syncthreads()`.
+
+    `__shfl_down_sync(mask, v, k)` gives each lane $\ell$ the `v` of lane $\ell + k$; a lane whose $\ell + k$
+    is past 31 gets its own `v` back. Adding that, $v_\ell \leftarrow v_\ell + v_{\ell + k}$, for
+    $k = 16, 8, 4, 2, 1$ is section 2's tree over 32 values, lanes in place of threads and the shuffle in place
+    of $s_{t+k}$: lane 0 ends with the warp's sum after 5 rounds. The shuffle is itself a barrier for the lanes
+    its `mask` names (`0xffffffff`: all 32; more on it below): each lane puts in its `v` and waits until every
+    lane named has come, then all take their values, so no lane reads a sum before it is made.
+
+    The kernel below runs one warp and writes each lane's `v` after each round into `trace`, as section 2's
+    did; printed lane by lane (a column per round), a value is in parentheses where no later round reads it on
+    its way to lane 0: after the round with $k$, the lanes $\ell \ge k$.
+    """),
+    code(r'''
+    WARP_TRACE = r"""
+    // one warp adds up its 32 values; trace[r][lane] = v after round r (round 0: the value put in)
+    extern "C" __global__ void warp_sum_down(const float* x, float* trace) {
+        unsigned int lane = threadIdx.x % 32;
+        float v = x[threadIdx.x];
+        trace[lane] = v;
+        int round = 1;
+        for (int k = 16; k > 0; k >>= 1, ++round) {
+            v += __shfl_down_sync(0xffffffff, v, k);     // lane + k's v; past lane 31, its own
+            trace[round * 32 + lane] = v;
+        }
+    }
+
+    // the same rounds, each lane taking the v of lane ^ k (its lane number with bit k flipped)
+    extern "C" __global__ void warp_sum_xor(const float* x, float* trace) {
+        unsigned int lane = threadIdx.x % 32;
+        float v = x[threadIdx.x];
+        trace[lane] = v;
+        int round = 1;
+        for (int k = 16; k > 0; k >>= 1, ++round) {
+            v += __shfl_xor_sync(0xffffffff, v, k);
+            trace[round * 32 + lane] = v;
+        }
+    }
+    """
+    warp_trace = emu.RawModule(code=WARP_TRACE)
+
+
+    def show_lanes(trace, read):
+        """Print trace (6 rounds, 32 lanes) a line per lane; a value that read(round, lane) is False for in ()."""
+        print("lane " + "".join(f"{head:>8}" for head in ["x", *(f"k = {k}" for k in (16, 8, 4, 2, 1))]))
+        for lane in range(32):
+            values = [f"{v:g}" if read(r, lane) else f"({v:g})" for r, v in enumerate(trace[:, lane])]
+            print(f"{lane:4d} " + "".join(f"{v:>8}" for v in values))
+
+
+    x = np.arange(32, dtype=np.float32)                    # lane l holds l: the sum is 0 + 1 + ... + 31
+    trace = emu.empty((6, 32), np.float32)
+    warp_trace.get_function("warp_sum_down")((1,), (32,), (x, trace))   # one block of one warp
+    show_lanes(trace, read=lambda r, lane: lane < 32 >> r)  # round r had k = 32 >> r: lanes below k still count
+    print("lane 0:", trace[-1, 0], "  x.sum():", x.sum())
+    assert trace[-1, 0] == x.sum()
+    '''),
+    md(r"""
+    Round 1 ($k = 16$) gave lane 0 its own 0 plus lane 16's 16, and lane 15 its 15 plus lane 31's 31: 46.
+    Lanes 16 to 31 had nothing above them to read and got their own value back, so they doubled it (lane 16:
+    32). Those values are never read on the way to lane 0, as the entries from $k$ on in section 2's tree were
+    not; each round halves the lanes that count, and after round 5 lane 0 holds 496. Each lane made 5
+    additions, and on a GPU the 32 lanes make them together: 5 steps of time for 31 additions.
+
+    Only lane 0 has the sum. Softmax needs its max and its sum in **every** thread (each divides by the
+    total). `__shfl_xor_sync(mask, v, k)` gives lane $\ell$ the `v` of lane $\ell \oplus k$, $\ell$ with its
+    bit of value $k$ flipped: for $k = 16$, lanes 3 and 19 trade values, and both add the other's, so both hold the
+    same pair's sum; $k = 8$ adds two such pairs, and so on. After the 5 rounds (a **butterfly**, from the
+    picture of its exchanges) every lane holds the sum of all 32, with no value wasted:
+    """),
+    code("""
+    trace = emu.empty((6, 32), np.float32)
+    warp_trace.get_function("warp_sum_xor")((1,), (32,), (x, trace))
+    show_lanes(trace, read=lambda r, lane: True)
+    print("every lane holds x.sum():", (trace[-1] == x.sum()).all())
+    """),
+    md(r"""
+    ### The mask: which lanes take part
+
+    The first argument of a shuffle (and of every `..._sync` operation) names the lanes that take part, a bit
+    per lane: `0xffffffff` all 32, `0x0000ffff` lanes 0 to 15. Every lane it names must come to the same
+    call with the same mask, and the call waits for them, as `__syncthreads()` waits for a block's threads
+    (a lane that has ended counts as come; one waiting elsewhere does not). So `0xffffffff` is a promise that
+    all 32 lanes reach the call: inside an `if` that only some lanes take it is wrong, and on a GPU the result
+    is undefined or the warp hangs. The caller's own lane must be in its mask too.
+
+    Below, half a warp (lanes 0 to 15) adds up its 16 values by the butterfly, $k = 8, 4, 2, 1$ (then
+    $\ell \oplus k$ stays below 16), inside `if (lane < 16)`, and then the block goes on to a `__syncthreads()`.
+    With the mask `0xffffffff` lane 0 waits for lane 16, which is at the barrier: the emulator stops the launch
+    and says so. With `0x0000ffff`, the lanes that do take part, it runs. The third launch lets all 32 lanes
+    into the `if` (`lane < 32`) and keeps `0x0000ffff`: now lanes 16 to 31 call the shuffle with a mask that
+    leaves them out.
+    """),
+    code(r'''
+    HALF = r"""
+    // lanes 0 to 15 of a warp add up their 16 values; every thread writes its v
+    extern "C" __global__ void half_warp_sum(const float* x, float* y) {
+        unsigned int lane = threadIdx.x % 32;
+        float v = x[threadIdx.x];
+        if (lane < 16)
+            for (int k = 8; k > 0; k >>= 1) v += __shfl_xor_sync(MASK, v, k);
+        __syncthreads();                                  // the block goes on together (a next pass, say)
+        y[threadIdx.x] = v;
+    }
+    """
+    EVERY_LANE = HALF.replace("if (lane < 16)", "if (lane < 32)")   # all 32 lanes call the shuffle
+    assert EVERY_LANE != HALF
+    for source, mask in [(HALF, "0xffffffff"), (HALF, "0x0000ffff"), (EVERY_LANE, "0x0000ffff")]:
+        y = emu.empty(32, np.float32)
+        launch = "lanes 0 to 15" if source is HALF else "all 32 lanes"
+        try:
+            emu.RawModule(code=source.replace("MASK", mask)).get_function("half_warp_sum")((1,), (32,), (x, y))
+            print(f"{launch}, mask {mask}: lanes 0 to 15 hold {np.unique(y[:16])}, x[:16].sum() = {x[:16].sum()}")
+        except emu.LaunchError as err:
+            print(f"{launch}, mask {mask}: LaunchError:", err)
+    '''),
+    md(r"""
+    ### A block's sum from its warps' sums
+
+    A block of $B$ threads is $B / 32$ warps, at most 32 (1024 threads). Each warp adds up its values by
+    shuffles, and its lane 0 puts the warp's sum in `s[warp]`; **one barrier**; then the first warp adds up
+    those (lane $\ell$ takes `s[lane]`, or 0 past the last warp) and puts the total in `s[0]`; **a second
+    barrier**, and every thread reads it. Two barriers for any block, where the tree of sections 2 and 4 waits
+    at one after filling $s$ and one per round, $1 + \log_2 B$ (section 4's `block_sum` has one more at its
+    end, for the next reduction that writes $s$; a `block_sum` by warps called twice would need it as well).
+    The kernel below runs both on the same values, each counting the barriers it passes (`++passed` after each
+    `__syncthreads()`), and writes every thread's result:
+    """),
+    code(r'''
+    WARPS = r"""
+    __device__ float warp_sum(float v) {                 // lane 0 ends with its warp's sum
+        for (int k = 16; k > 0; k >>= 1) v += __shfl_down_sync(0xffffffff, v, k);
+        return v;
+    }
+
+    // section 4's tree, its barriers counted
+    __device__ float block_sum_tree(float v, float* s, int& passed) {
+        s[threadIdx.x] = v;
+        __syncthreads(); ++passed;
+        for (unsigned int k = blockDim.x / 2; k > 0; k >>= 1) {
+            if (threadIdx.x < k) s[threadIdx.x] += s[threadIdx.x + k];
+            __syncthreads(); ++passed;
+        }
+        return s[0];
+    }
+
+    // by warps (blockDim.x a multiple of 32): each warp's sum to s, a barrier, the first warp adds those up
+    __device__ float block_sum_warps(float v, float* s, int& passed) {
+        unsigned int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+        v = warp_sum(v);
+        if (lane == 0) s[warp] = v;
+        __syncthreads(); ++passed;                      // every warp's sum written before the first warp reads them
+        if (warp == 0) {                                // all 32 lanes of the first warp: the mask names them
+            v = warp_sum(lane < warps ? s[lane] : 0.0f);
+            if (lane == 0) s[0] = v;
+        }
+        __syncthreads(); ++passed;                      // the total written before every thread reads it
+        return s[0];
+    }
+
+    // one block per row of blockDim.x entries; every thread writes the row's sum by each, thread 0 the barriers
+    extern "C" __global__ void block_sums(const float* x, float* by_tree, float* by_warps, int* passed) {
+        extern __shared__ float s[];
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        int tree = 0, warps = 0;
+        by_tree[i] = block_sum_tree(x[i], s, tree);
+        __syncthreads();                                // s is written again below (counted by neither)
+        by_warps[i] = block_sum_warps(x[i], s, warps);
+        if (threadIdx.x == 0) passed[2 * blockIdx.x] = tree, passed[2 * blockIdx.x + 1] = warps;
+    }
+    """
+    block_sums = emu.RawModule(code=WARPS).get_function("block_sums")
+    for B in (32, 64, 256, 1024):
+        xB = rng.integers(0, 10, size=B).astype(np.float32)   # whole numbers: every order adds them exactly
+        by_tree, by_warps, passed = emu.empty(B, np.float32), emu.empty(B, np.float32), emu.empty(2, np.int32)
+        block_sums((1,), (B,), (xB, by_tree, by_warps, passed), shared_mem=B * 4)
+        assert (by_tree == xB.sum()).all() and (by_warps == xB.sum()).all(), f"blocks of {B}"
+        print(f"a block of {B:4d} threads: every thread holds the sum {xB.sum():g} by both; barriers passed: "
+              f"tree {passed[0]:2d} (1 + log2 {B}), warps {passed[1]}")
+    '''),
+    md(r"""
+    ### What the emulator shows, and what not
+
+    On a GPU, shuffles are the fast way to reduce within a warp: a value goes from one lane's register to
+    another's, with no write to shared memory and no read back, and a block waits at 2 barriers however large
+    it is. The emulator shows none of that speed: it times nothing, and it runs a warp's lanes **one at a
+    time** between warp operations, each shuffle a stop where the lanes its mask names meet (this notebook
+    measures no GPU either: how much faster is a question for a GPU and a profiler).
+
+    Running the lanes one at a time is also what lets it catch code that counts on a warp running in step.
+    Older books end the tree with its last rounds written for one warp without barriers ("warp-synchronous":
+    the 32 threads were taken to run each line together, the shared memory marked `volatile`). Since Volta
+    (2017) the threads of a warp are scheduled independently (section 3), and this is a race on a GPU too. A
+    block of 64 threads, the last 6 rounds with no barrier:
+    """),
+    code(r'''
+    WARP_SYNCHRONOUS = r"""
+    extern "C" __global__ void last_rounds_in_step(const float* x, float* total) {
+        extern __shared__ float s[];
+        unsigned int t = threadIdx.x;
+        s[t] = x[t];
+        __syncthreads();
+        if (t < 32) {                                     // one warp, taken to run each line together: wrong
+            volatile float* w = s;
+            for (unsigned int k = 32; k > 0; k >>= 1) w[t] = w[t] + w[t + k];
+        }
+        if (t == 0) *total = s[0];
+    }
+    """
+    x64, total = np.arange(64, dtype=np.float32), emu.empty(1, np.float32)
+    try:
+        emu.RawModule(code=WARP_SYNCHRONOUS).get_function("last_rounds_in_step")((1,), (64,), (x64, total),
+                                                                                 shared_mem=64 * 4)
+    except emu.LaunchError as err:
+        print("LaunchError:", err)
+    # the fix: __syncwarp(), a barrier for the warp's lanes, between each round's reads and its writes
+    SYNCWARP = WARP_SYNCHRONOUS.replace("w[t] = w[t] + w[t + k];",
+                                        "{ float v = w[t] + w[t + k]; __syncwarp(); w[t] = v; __syncwarp(); }")
+    assert SYNCWARP != WARP_SYNCHRONOUS
+    emu.RawModule(code=SYNCWARP).get_function("last_rounds_in_step")((1,), (64,), (x64, total), shared_mem=64 * 4)
+    print("with __syncwarp():", total[0], "  x64.sum():", x64.sum())
+    '''),
+    md(r"""
+    First to last, thread 0 ran all its rounds before thread 1 had added anything: its total is the sum of
+    only the 7 values it read ($0 + 32 + 16 + 8 + 4 + 2 + 1 = 63$); last to first, each thread read values the
+    others had already added into many times over. The fix is the warp's own operations: the shuffles above,
+    or, as in the last launch, `__syncwarp()` between each round's reads and its writes (a barrier for the
+    lanes of a warp: in each round every lane reads before any writes).
+
+    ### The exercise (A7): a block's max by `__shfl_xor_sync`
+
+    Write `block_max_rows(const float* x, float* m)`: block $r$ takes row $r$ of `x`, one entry per thread
+    (`blockDim.x` a multiple of 32), and every thread $t$ writes the row's max into `m[r * blockDim.x + t]`.
+    A `warp_max` by the butterfly, `fmaxf` in place of `+`, gives every lane its warp's max; lane 0 of each
+    warp puts it in `s[warp]` (the launch gives one `float` of shared memory per warp); one barrier; then
+    every warp takes the butterfly max of `s[0]` to `s[warps - 1]`. All warps get the same, so every thread
+    has the row's max after that one barrier (a lane past the last warp can take `s[0]`, which changes no max).
+
+    `check_block_max_xor` launches it with blocks of 32, 64, 256 and 1024 threads, on rows whose max lies in
+    lane 0 of warp 0, in lane 31 of warp 0, in a warp in the middle and in the last lane of the last warp,
+    every entry below 0 (a max started from 0 gives 0), and checks that every thread holds its row's max,
+    naming the first that does not and what it holds.
+    """),
+    code('''
+    def check_block_max_xor(kernel):
+        """Section 5's exercise: kernel(x, m), one block per row of blockDim.x entries, gives every thread the row's
+        max in m."""
+        rng = np.random.default_rng(5)
+        for B in (32, 64, 256, 1024):
+            warps = B // 32
+            at = [0, 31, 32 * (warps // 2) + 7, B - 1]  # where each row's max lies (lane, warp: below)
+            x = (-200 + 100 * rng.random((len(at), B))).astype(np.float32)   # every entry below 0
+            x[np.arange(len(at)), at] = -1.0 - np.arange(len(at))
+            m = emu.empty(x.shape, np.float32)
+            kernel((len(at),), (B,), (x, m), shared_mem=warps * 4)
+            for r, t in enumerate(at):
+                wrong = np.flatnonzero(m[r] != x[r, t])
+                if wrong.size == 0:
+                    continue
+                u = wrong[0]
+                got = m[r, u]
+                why = ("a max started from 0? Every entry is below 0" if got == 0 else
+                       "a read past the shared memory the launch gives (a float per warp), which holds 3.4e38 here?"
+                       if got > 1e38 else
+                       "only lane 0 holds the max? __shfl_down_sync leaves it there alone; __shfl_xor_sync's "
+                       "butterfly gives it to every lane" if m[r, 0] == x[r, t] and u % 32 != 0 else
+                       "its own warp's max: are the warps' maxima (s[warp], a barrier) taken together?"
+                       if got == x[r, 32 * (u // 32):32 * (u // 32 + 1)].max() else
+                       "a lane or a warp left out?")
+                raise AssertionError(
+                    f"block_max_rows, a block of {B} threads, row {r}: its max {x[r, t]:g} lies at thread {t} (lane "
+                    f"{t % 32} of warp {t // 32}), but {wrong.size} of the {B} threads hold another value; the first, "
+                    f"thread {u} (lane {u % 32} of warp {u // 32}), holds {got:g}: {why}")
+        print("block_max_rows gives every thread its row's max: blocks of 32 to 1024 threads, the max in any lane")
+    '''),
+    exercise("a7-block-max-xor", r'''
+    ### BEGIN SOLUTION A7: block_max_rows: warp_max by __shfl_xor_sync, k = 16 .. 1; s[warp] = it; a barrier; max of s
+    WARP_MAX = r"""
+    __device__ float warp_max(float v) {                 // every lane ends with its warp's max (the butterfly)
+        for (int k = 16; k > 0; k >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, k));
+        return v;
+    }
+
+    // block r takes row r of x (blockDim.x entries, a multiple of 32); every thread writes the row's max
+    extern "C" __global__ void block_max_rows(const float* x, float* m) {
+        extern __shared__ float s[];                      // a float per warp
+        unsigned int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        float v = warp_max(x[i]);
+        if (lane == 0) s[warp] = v;
+        __syncthreads();                                  // every warp's max written before any is read
+        m[i] = warp_max(s[lane < warps ? lane : 0]);      // every warp takes them all: the same max in every lane
+    }
+    """
+    ### END SOLUTION
+    block_max_rows = emu.RawModule(code=WARP_MAX).get_function("block_max_rows")
+    check_block_max_xor(block_max_rows)
+    '''),
+    md(r"""
+    ## 6. The library's kernels, and A7
 
     `minitransformer/kernels.py` holds the CUDA source the library runs on a GPU (`SOURCE`: softmax and its
     gradient, attention's masked softmax, layer norm each way, GELU, Adam, ...), its type `T` written `{T}`
     and compiled once for `float` and once for `double`. Its `block_sum`, `block_max`, `softmax_forward` are
-    the kernels above. The emulator runs that source too: the suite's `tests/test_kernels.py` checks each
+    the kernels of section 4. The emulator runs that source too: the suite's `tests/test_kernels.py` checks each
     kernel against the formulas on the CPU, and `python -m pytest --emulated-kernels` runs any test with the
     numpy backend on them (the code path CuPy takes).
 
     **Assignment A7** (`minitransformer assignments build 7`, `docs/assignments.md`) takes out the bodies of
     six: `block_sum`, `block_max`, `softmax_forward`, `softmax_backward`, `masked_softmax_forward` (attention's
     weights) and `layer_norm_forward` in `kernels.py`; `tests/test_kernels_a7.py` grades them under this
-    emulator, saying what a wrong result likely comes from. In A7's copy the cell below stops at the first body
+    emulator, saying what a wrong result likely comes from. `block_sum` and `block_max` may be written either
+    way, by the tree of section 4 or by warps as in section 5: `tests/test_kernels.py` grades such a body by
+    warps (its `A7_WARP_SHUFFLES`), which earns every point. In A7's copy the cell below stops at the first body
     not written yet; a copy for another assignment has no `kernels.py` at all.
 
     The library's threads per row, `K.block_size(n)`: a power of two (the tree halves the block each round),
