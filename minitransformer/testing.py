@@ -128,10 +128,10 @@ def name_known_mistake_of(formula, mistakes, got, rtol=1e-7, atol=0.0, what="ans
         tuple of results (an attention's output and weights).
     mistakes : iterable of (dict, str)
         Each known mistake: the keywords of ``formula`` that compute it, and what the message says of it.
-    got : Tensor or array_like, or a tuple of them
+    got : Tensor, array_like or tuple
         The result to explain; for a ``formula`` of several results, one for each (None for one not looked at),
         looked at in their order.
-    rtol, atol : float, or a tuple of them
+    rtol, atol : float or tuple of float
         The tolerances of the assertion; for a ``formula`` of several results, one for all or a tuple of one for
         each.
     what : str

@@ -310,8 +310,18 @@ def test_runs_top_to_bottom(name, monkeypatch):
     assert not written, f"{name} wrote files into the repository (use tempfile): {sorted(written)}"
 
 
+@pytest.fixture
+def namespace():
+    """Where a test runs a notebook's cells in this process; NumPy's print options, which a notebook's first cell
+    sets (4 digits), are put back after (they changed what later doctests printed)."""
+    import numpy as np
+
+    with np.printoptions():
+        yield {}
+
+
 @pytest.mark.needs("tools")
-def test_notebook_12s_warp_exercise_is_a7s_and_its_check_names_what_a_wrong_kernel_got():
+def test_notebook_12s_warp_exercise_is_a7s_and_its_check_names_what_a_wrong_kernel_got(namespace):
     """Section 5's exercise, block_max_rows by __shfl_xor_sync: its solution passes its check; A7's copy strips it
     (the cell stops with A7's hint); and the check fails a kernel that leaves the max in lane 0 alone, one that
     takes no warp's max but its own, one that pads the warps' maxima with 0, and one that reads past the shared
@@ -323,7 +333,6 @@ def test_notebook_12s_warp_exercise_is_a7s_and_its_check_names_what_a_wrong_kern
     code = [source for kind, source, *_ in _generator().NOTEBOOKS["12_gpu_kernels"] if kind == "code"]
     checker = next(c for c in code if c.startswith("def check_block_max_xor("))
     [solved] = [c for c in code if "BEGIN SOLUTION A7: block_max_rows" in c]
-    namespace = {}
     for cell in (code[0], checker, solved):  # the imports, the check, the solution and its check
         exec(cell, namespace)
     stub, n = strip_source(solved, 7)
@@ -348,7 +357,7 @@ def test_notebook_12s_warp_exercise_is_a7s_and_its_check_names_what_a_wrong_kern
 
 
 @pytest.mark.needs("tools")
-def test_notebook_12s_kernels_are_cuda_that_nvcc_compiles(tmp_path, monkeypatch):
+def test_notebook_12s_kernels_are_cuda_that_nvcc_compiles(tmp_path, monkeypatch, namespace):
     """Notebook 12 teaches CUDA, not a dialect of the emulation: every source its cells compile (the wrong ones too,
     wrong when they run, not to a compiler) compiles with nvcc to PTX, warp shuffles and __syncwarp included."""
     if shutil.which("nvcc") is None:
@@ -363,7 +372,6 @@ def test_notebook_12s_kernels_are_cuda_that_nvcc_compiles(tmp_path, monkeypatch)
             super().__init__(code, **kwargs)
 
     monkeypatch.setattr(cuda_emulator, "RawModule", Recording)
-    namespace = {}
     for kind, source, *_ in _generator().NOTEBOOKS["12_gpu_kernels"]:
         if kind == "code":
             exec(source, namespace)
