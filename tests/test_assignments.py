@@ -288,8 +288,23 @@ def _texts(copy: Path):
             yield path.relative_to(copy).as_posix(), [line.strip() for line in part.splitlines() if line.strip()]
 
 
+_COMMENT = re.compile(r"\s+(#|//) .*$")  # a comment after the code on its line
+
+
+def _code(line: str) -> str:
+    """A line as code: its comment after the code dropped, its runs of spaces made one."""
+    return " ".join(_COMMENT.sub("", line).split())
+
+
 def _holds(lines: list[str], body: list[str]) -> bool:
-    return any(lines[i:i + len(body)] == body for i in range(len(lines) - len(body) + 1))
+    """Whether ``lines`` hold ``body``, or two lines in a row of it (comments and spacing aside) of 30 characters
+    or more each, more than a declaration or a barrier: a body rewritten around them (a counter after each barrier,
+    another return) still gives it away."""
+    lines, body = [_code(line) for line in lines], [_code(line) for line in body]
+    if any(lines[i:i + len(body)] == body for i in range(len(lines) - len(body) + 1)):
+        return True
+    pairs = {(a, b) for a, b in zip(body, body[1:]) if min(len(a), len(b)) >= 30}
+    return any(pair in pairs for pair in zip(lines, lines[1:]))
 
 
 def test_no_file_of_a_copy_holds_a_body_of_its_assignment(student):
