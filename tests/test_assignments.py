@@ -237,6 +237,10 @@ def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(stude
     readme = (copy / "README.md").read_text(encoding="utf-8").splitlines()  # says so, and what to do, under its title
     assert readme[0] == "# minitransformer" and readme[2].startswith(f"> **A copy for assignment A{number}, ")
     assert f"assignments grade {number} ." in readme[2] and f"[{ASSIGNMENT}]({ASSIGNMENT})" in readme[2]
+    # nothing to clone, the demo waits for the bodies, the site and the notebooks' builder are the repository's
+    assert "git clone" not in "\n".join(readme) and "once the assignment's bodies are written" in "\n".join(readme)
+    assert "the Sphinx site (in the course's repository" in "\n".join(readme)
+    assert "make_notebooks.py 05" not in (copy / "notebooks" / "README.md").read_text(encoding="utf-8")
     for path in (copy / "minitransformer").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         ast.parse(text, filename=str(path))  # no syntax error anywhere
@@ -371,6 +375,7 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
     a = get(number)
     page = (copy / ASSIGNMENT).read_text(encoding="utf-8")
     assert page.startswith(f"# A{number}: {a.title}\n")
+    assert "runs ungraded tests" in page and "Only the graded cases" in page  # what fails and does not count
     # every stub of the package, at its line, with its function and hint
     rows = re.findall(r"^\| \d+ \| \[`([^`]+):(\d+)`\]\([^)]+\) \| `([\w.]+)` \| (.*) \|$", page, re.MULTILINE)
     stubbed = [(rel, i + 1) for rel in stubs if not rel.endswith(".ipynb") for i, line in
