@@ -478,25 +478,15 @@ CELLS = [
     barrier**, and every thread reads it. Two barriers for any block, where the tree of sections 2 and 4 waits
     at one after filling $s$ and one per round, $1 + \log_2 B$ (section 4's `block_sum` has one more at its
     end, for the next reduction that writes $s$; a `block_sum` by warps called twice would need it as well).
-    The kernel below runs both on the same values, each counting the barriers it passes (`++passed` after each
-    `__syncthreads()`), and writes every thread's result:
+    The kernel below sums by warps, counting the barriers it passes (`++passed` after each `__syncthreads()`),
+    and writes every thread's result; your `tree_sum` of section 2 sums the same values, and its trace has a row
+    for each barrier it passed:
     """),
     code(r'''
     WARPS = r"""
     __device__ float warp_sum(float v) {                 // lane 0 ends with its warp's sum
         for (int k = 16; k > 0; k >>= 1) v += __shfl_down_sync(0xffffffff, v, k);
         return v;
-    }
-
-    // section 4's tree, its barriers counted
-    __device__ float block_sum_tree(float v, float* s, int& passed) {
-        s[threadIdx.x] = v;
-        __syncthreads(); ++passed;
-        for (unsigned int k = blockDim.x / 2; k > 0; k >>= 1) {
-            if (threadIdx.x < k) s[threadIdx.x] += s[threadIdx.x + k];
-            __syncthreads(); ++passed;
-        }
-        return s[0];
     }
 
     // by warps (blockDim.x a multiple of 32): each warp's sum to s, a barrier, the first warp adds those up
@@ -513,25 +503,26 @@ CELLS = [
         return s[0];
     }
 
-    // one block per row of blockDim.x entries; every thread writes the row's sum by each, thread 0 the barriers
-    extern "C" __global__ void block_sums(const float* x, float* by_tree, float* by_warps, int* passed) {
+    // one block per row of blockDim.x entries; every thread writes the row's sum, thread 0 the barriers
+    extern "C" __global__ void block_sums(const float* x, float* by_warps, int* passed) {
         extern __shared__ float s[];
         long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-        int tree = 0, warps = 0;
-        by_tree[i] = block_sum_tree(x[i], s, tree);
-        __syncthreads();                                // s is written again below (counted by neither)
+        int warps = 0;
         by_warps[i] = block_sum_warps(x[i], s, warps);
-        if (threadIdx.x == 0) passed[2 * blockIdx.x] = tree, passed[2 * blockIdx.x + 1] = warps;
+        if (threadIdx.x == 0) passed[blockIdx.x] = warps;
     }
     """
     block_sums = emu.RawModule(code=WARPS).get_function("block_sums")
     for B in (32, 64, 256, 1024):
         xB = rng.integers(0, 10, size=B).astype(np.float32)   # whole numbers: every order adds them exactly
-        by_tree, by_warps, passed = emu.empty(B, np.float32), emu.empty(B, np.float32), emu.empty(2, np.int32)
-        block_sums((1,), (B,), (xB, by_tree, by_warps, passed), shared_mem=B * 4)
-        assert (by_tree == xB.sum()).all() and (by_warps == xB.sum()).all(), f"blocks of {B}"
-        print(f"a block of {B:4d} threads: every thread holds the sum {xB.sum():g} by both; barriers passed: "
-              f"tree {passed[0]:2d} (1 + log2 {B}), warps {passed[1]}")
+        by_warps, passed = emu.empty(B, np.float32), emu.empty(1, np.int32)
+        block_sums((1,), (B,), (xB, by_warps, passed), shared_mem=B * 4)
+        by_tree, trace = emu.empty(1, np.float32), emu.empty((B.bit_length() + 1, B), np.float32)  # a row to spare
+        tree_sum((1,), (B,), (xB, by_tree, trace), shared_mem=B * 4)   # yours, from section 2
+        rows = int((trace != emu.empty(1, np.float32)[0]).all(axis=1).sum())   # the rows it wrote, one per barrier
+        assert by_tree[0] == xB.sum() and (by_warps == xB.sum()).all(), f"blocks of {B}"
+        print(f"a block of {B:4d} threads: the sum {xB.sum():g} by both (every thread holds it by warps); "
+              f"barriers passed: tree {rows:2d} (1 + log2 {B}), warps {passed[0]}")
     '''),
     md(r"""
     ### What the emulator shows, and what not
