@@ -7,8 +7,10 @@ runs a test once (on NumPy) when the backend cannot matter to it.
 
 ``--emulated-kernels`` gives the numpy backend the CUDA kernels of ``minitransformer/kernels.py``, run on the CPU
 by ``minitransformer.cuda_emulator`` (g++): the code path CuPy takes, without a GPU. It takes minutes
-per file for the training tests (``tests/test_train.py`` with ``tests/test_fused.py``: about 7), e.g.
-``python -m pytest --emulated-kernels --backends numpy tests/test_fused.py tests/test_nn_attention.py``.
+per file for the training tests (``tests/test_train.py`` with ``tests/test_fused.py``: about 7), e.g. for
+the fused operations (their float32 checks are rows of ``tests/test_functional_formulas.py``'s table)
+``python -m pytest --emulated-kernels --backends numpy tests/test_functional_formulas.py tests/test_fused.py``,
+and ``tests/test_nn_attention.py`` for the attention modules.
 
 ``@pytest.mark.needs("tools", ...)`` marks a test of something a student copy (``minitransformer assignments
 build``) leaves out -- docs/, tools/, the CI's files, ``minitransformer/kernels.py``: where it is absent, the

@@ -1288,6 +1288,28 @@ def test_where_a_run_ended_names_the_innermost_frame_and_the_outermost_below_the
     assert _where("", Path("/copy"), Path("/root")) == ""
 
 
+COLLECT = """import sys
+import pytest
+status = pytest.main(sys.argv[1:])
+print("references from", sys.modules["references"].__file__ if "references" in sys.modules else None)
+sys.exit(status)
+"""
+
+
+def test_a_students_own_check_collects_the_copys_graded_tests_with_its_references(copies):
+    """In a copy, ``minitransformer assignments grade N .`` (docs/assignments.md, "Check yourself") runs the copy's own
+    graded tests with the copy's setup.cfg; they import ``references`` (tests/references.py) by name, which grading
+    by an instructor takes from the checkout: here the copy's tests collect with the copy's own."""
+    copy = copies(4)[0]
+    files = graded_test_files(copy / "tests")
+    run = subprocess.run([sys.executable, "-c", COLLECT, *map(str, files), "--collect-only", "-q", "--backends",
+                          "numpy", "-p", "no:cacheprovider", "--rootdir", str(copy), "-c", str(copy / "setup.cfg")],
+                         capture_output=True, encoding="utf-8", cwd=copy, env={**os.environ,
+                                                                                "PYTHONPATH": pythonpath(copy)})
+    assert files and run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert f"references from {copy / 'tests' / 'references.py'}" in run.stdout, run.stdout[-3000:]
+
+
 def test_a_copy_that_crashes_on_import_grades_0_saying_so(tmp_path):
     g = _crashing(tmp_path, at_import=True)
     assert (g.score, g.max_score) == (0.0, 100.0)

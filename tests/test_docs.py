@@ -402,9 +402,11 @@ def test_every_public_function_and_class_has_a_docstring_with_a_runnable_example
     assert not no_example, f"public functions and classes without a doctest: {no_example}"
 
 
-#: a shape written down, parenthesised (``(batch, seq, d_model)``, ``(d,)``, ``(..., d)``) or in words ("any shape",
-#: "the shape of ``x``", "a scalar")
-SHAPE = re.compile(r"\([\w.\s+\-*/]*,[\w.\s,+\-*/]*\)|\bshapes?\b|\bscalar\b", re.IGNORECASE)
+#: a shape written down, parenthesised (``(batch, seq, d_model)``, ``(d,)``, ``(..., d)``) or in one of a few exact
+#: phrases ("any shape,", "the shape of ``x``", "a scalar"); not any mention of "shape" or "scalar" ("any shape is
+#: refused", "see the shapes above", "scalar per entry" say none)
+SHAPE = re.compile(r"\([\w.\s+\-*/]*,[\w.\s,+\-*/]*\)|\bany shape[,.;]|\b(?:the|same) shape (?:of|as) ``\w+``"
+                   r"|\ba scalar\b|\bshapes broadcast together\b|\bthe broadcast shape of ``\w+``", re.IGNORECASE)
 #: public Modules of minitransformer.nn without a "Shapes:" line, and why
 NO_SHAPES_LINE = {"Module": "the base class: its subclasses say theirs", "ModuleList": "a container of modules",
                   "Sequential": "a chain of modules: the first's input, the last's output"}
@@ -454,5 +456,5 @@ def test_every_formula_and_module_says_its_shapes():
         for attr, f in vars(cls).items():
             if inspect.isfunction(f) and (attr == "forward" or not attr.startswith("_")):
                 lacking += _tensors_without_a_shape(f"nn.{name}.{attr}", f)
-    assert not lacking, ("say the shape, (batch, seq, d_model) or (..., d) or 'any shape' (see the checklist of "
-                         "docs/contributing.md):\n" + "\n".join(lacking))
+    assert not lacking, ("say the shape, (batch, seq, d_model) or (..., d), or 'any shape,', 'the shape of ``x``', "
+                         "'a scalar' (see the checklist of docs/contributing.md):\n" + "\n".join(lacking))

@@ -1,14 +1,13 @@
 """The checks every formula of ``minitransformer.functional`` must pass, driven by one table built on ``F.__all__``.
 
 Each formula's own file (``test_functional_*.py``) checks it by hand, against NumPy and in its corner cases. Here
-one row per function of ``F.__all__`` that has a gradient (``FORMULAS``: its float64 inputs, and its PyTorch
-twin) runs four tests: ``gradcheck`` in float64, float32 in and out (outputs and gradients), PyTorch's values and
-gradients (or a reason in ``NO_TORCH``), and an integer or a float32-with-float64 input refused with a message
-that starts with the formula's own name (not a fused operation's). A function with a ``fused`` parameter runs in
-both forms. The functions without a gradient (masks, the positional table) have one bad input each in
-``NO_GRADIENT``. ``test_every_function_of_functional_has_a_row`` fails, naming it, for a function of ``F.__all__``
-in neither table: a new formula is checked from the day it is exported. See the checklist of
-docs/contributing.md.
+one row per function of ``F.__all__`` that has a gradient (``FORMULAS``: its float64 inputs, and its PyTorch twin)
+runs four tests: ``gradcheck`` in float64, float32 in and out (outputs and gradients), PyTorch's shapes, values and
+gradients (or a reason in ``NO_TORCH``), and an integer or a float32-with-float64 input refused with a message that
+starts with the formula's own name (not a fused operation's). A function with a ``fused`` parameter runs in both
+forms. The functions without a gradient (masks, the positional table) have one bad input each in ``NO_GRADIENT``.
+``test_every_function_of_functional_has_a_row`` fails, naming it, for a function of ``F.__all__`` in neither table:
+a new formula is checked from the day it is exported. See the checklist of docs/contributing.md.
 """
 
 from __future__ import annotations
@@ -161,13 +160,15 @@ def test_every_formula_keeps_float32(name, form, rng):
 
 @pytest.mark.parametrize("name, form", [case for case in CASES if FORMULAS[case.values[0]]["torch"] is not None])
 def test_every_formula_agrees_with_torch(name, form, rng):
-    """Values and the gradients of <v, outputs> (v random), float64, to 1e-10 (rel_err)."""
+    """Shapes, values and the gradients of <v, outputs> (v random), float64, to 1e-10 (rel_err)."""
     torch = pytest.importorskip("torch")
     arrays = _arrays(name, rng)
     xs = [mt.tensor(a, requires_grad=True) for a in arrays]
     ts = [torch.tensor(a, requires_grad=True) for a in arrays]
     mine, theirs = _tuple(FORMULAS[name]["call"](*xs, **form)), _tuple(FORMULAS[name]["torch"](torch, *ts))
     assert len(mine) == len(theirs), f"{_form(name, form)}: {len(mine)} outputs, PyTorch's twin {len(theirs)}"
+    for k, (a, b) in enumerate(zip(mine, theirs)):  # first: rel_err broadcasts, so a (1,) loss would pass for a scalar
+        assert a.shape == tuple(b.shape), f"{_form(name, form)}: output {k} is {a.shape}, PyTorch's {tuple(b.shape)}"
     vs = [rng.standard_normal(o.shape) for o in mine]
     sum((o * mt.tensor(v)).sum() for o, v in zip(mine, vs)).backward()
     sum((o * torch.from_numpy(v)).sum() for o, v in zip(theirs, vs)).backward()
