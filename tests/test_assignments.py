@@ -404,6 +404,13 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
     assert read and all((copy / p).is_file() for p in read)
     needs = re.search(rf"^\| A{number} \| (.*) \| (.*) \|$", source, re.MULTILINE)  # the table of the seven
     assert f"What you write: {needs[1]}. What grading needs: {needs[2]}." in page
+    # PyTorch (its CPU build) and g++ are asked for where the grading needs them only (A6 needs neither)
+    torch = "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+    assert ("**PyTorch.**" in page) == (torch in page) == ("PyTorch" in needs[2]) == (number not in (6, 7))
+    assert ("**g++.**" in page) == (number == 7) and "only where grading needs" not in page
+    # the test run alone, as an example, is one of the assignment's own
+    alone = re.findall(r'`python -m pytest "([^"]+)"`', page)
+    assert len(alone) == 1 and alone[0] in points, alone
 
 
 def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_what_it_cannot_show(tmp_path):

@@ -15,9 +15,11 @@ written out as plain Markdown (:func:`plain_markdown`):
 ``ASSIGNMENT.md`` (:func:`assignment_page`) is written from ``docs/assignments.md``, the one text of each
 assignment: its section ``### A<N>``, its row of the table of the seven, and the section ``## Working in a copy``,
 each without the parts between ``<!-- not in a student copy: begin -->`` and ``<!-- not in a student copy: end -->``
-(:data:`NOT_IN_A_COPY`, which the copy's other pages and its README leave out too); with what the copy itself
+(:data:`NOT_IN_A_COPY`, which the copy's other pages and its README leave out too), and of "Working in a copy" the
+paragraphs of what the assignment's grading needs only (:func:`only_where_needed`); with what the copy itself
 says: its bodies (file, line, function and hint), the points of each graded test (from the tests'
-``@pytest.mark.assignment(N, points=P)``), the notebooks and the formula pages named.
+``@pytest.mark.assignment(N, points=P)``; the example of a test run alone is one of them), the notebooks and the
+formula pages named.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 from .catalog import get
 
 __all__ = ["DOCS", "ELSEWHERE", "plain_markdown", "included", "copy_docs", "assignment_page", "points_of",
-           "left_out_of_copies", "missing_paths"]
+           "left_out_of_copies", "only_where_needed", "missing_paths"]
 
 #: the pages of docs/ a copy holds, as globs; all but the instructors' (assignments.md, for which ASSIGNMENT.md
 #: stands), the site's index and its API reference (autodoc, which needs Sphinx)
@@ -44,6 +46,12 @@ ELSEWHERE = "in the course's repository"
 #: the two markers around what a copy leaves out of a page (HTML comments, which no page shows), the instructors'
 #: parts of docs/assignments.md in ASSIGNMENT.md, and what is true of the repository only in a page or the README
 NOT_IN_A_COPY = ("<!-- not in a student copy: begin -->", "<!-- not in a student copy: end -->")
+
+#: a marker before the paragraphs of "Working in a copy" that go only to the copies whose "Grading needs" (the table
+#: of the seven) names what it says; the next marker, or ``<!-- only where grading needs: end -->``, ends them
+_ONLY_WHERE = re.compile(r"^<!-- only where grading needs: (?P<what>.+?) -->$")
+#: the run-alone example of "Working in a copy", whose test ASSIGNMENT.md makes one of the assignment's own
+_RUN_ALONE = re.compile(r'`python -m pytest "(?P<test>tests/[\w./-]+::\w+)"`')
 
 _FENCE = re.compile(r"^(`{3,}|~{3,})")
 _DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}\s*(?P<arg>.*?)\s*$")
@@ -385,6 +393,31 @@ def left_out_of_copies(text: str, where: str = "docs/assignments.md") -> str:
     return "".join(kept)
 
 
+def only_where_needed(text: str, needs: str, where: str = "docs/assignments.md") -> str:
+    """``text`` without the paragraphs that follow a marker ``<!-- only where grading needs: X -->`` (up to the next
+    marker) whose ``X`` the assignment's ``needs`` (its "Grading needs") does not name.
+
+    >>> print(only_where_needed("a\\n<!-- only where grading needs: PyTorch -->\\nb\\n"
+    ...                         "<!-- only where grading needs: g++ -->\\nc\\n<!-- only where grading needs: end -->\\n"
+    ...                         "d\\n", "NumPy; PyTorch for 5 of the 100 points"))
+    a
+    b
+    d
+    <BLANKLINE>
+    """
+    kept, what = [], None  # what: the need of the paragraphs we are in
+    for line in text.splitlines(keepends=True):
+        m = _ONLY_WHERE.match(line.strip())
+        if m:
+            what = None if m["what"] == "end" else m["what"]
+        elif what is None or what in needs:
+            kept.append(line)
+    if what is not None:
+        raise ValueError(f"{where}: the paragraphs only where grading needs {what} never end "
+                         "(<!-- only where grading needs: end -->)")
+    return "".join(kept)
+
+
 def _section(text: str, heading: re.Pattern, where: str) -> str:
     """The section of ``text`` whose heading matches ``heading``, without its heading, up to the next heading of its
     level or above."""
@@ -497,7 +530,8 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
         return plain_markdown(left_out_of_copies(text, where), where, copy, root, number, out="ASSIGNMENT.md")
 
     section = from_docs(_section(source, re.compile(rf"^### {a.tag}\b"), where))
-    working = from_docs(_section(source, re.compile(r"^## Working in a copy\b"), where))
+    working = from_docs(only_where_needed(_section(source, re.compile(r"^## Working in a copy\b"), where),
+                                          row["Grading needs"], where))
     order = [f"minitransformer/{f}" for f in a.files] + [f"notebooks/{n}.ipynb" for n in a.notebooks]
     bodies = _bodies(root, sorted(files, key=lambda f: order.index(f) if f in order else len(order)), number,
                      solution)
@@ -506,6 +540,9 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
     stub, cuda = textwrap.dedent(first.stub(number)), first.comment == "//"
     exercises = [b for b in bodies if b[0].endswith(".ipynb")]
     points = points_of(copy / "tests").get(number, {})
+    if not _RUN_ALONE.search(working):
+        raise ValueError(f"{where}: 'Working in a copy' has no example of a test run alone ({_RUN_ALONE.pattern})")
+    working = _RUN_ALONE.sub(f'`python -m pytest "{next(iter(points))}"`', working)  # one of the assignment's own
     pages = list(dict.fromkeys(re.findall(r"\]\((docs/[\w./-]+\.md)\)", section)))
     lines = [
         f"# {a.tag}: {a.title}\n",
