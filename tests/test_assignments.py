@@ -422,6 +422,16 @@ def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_wh
     # inline code is shown as it is: a role written in it is no role
     assert plain_markdown("as raw `{doc}` roles, {doc}`glossary`", "docs/x.md", ROOT, ROOT, 2) == (
         "as raw `{doc}` roles, [Glossary of symbols](glossary.md)")
+    # a code span that crosses a line is one span, and the role after it is converted (docs/testing.md had one)
+    crossing = ("applied by `(keywords of the reference, what the\nmessage says)`, applied by "
+                "{func}`minitransformer.testing.name_known_mistake_of`;\n")
+    assert plain_markdown(crossing, "docs/x.md", ROOT, ROOT, 2) == (
+        "applied by `(keywords of the reference, what the\nmessage says)`, applied by "
+        "`minitransformer.testing.name_known_mistake_of`;\n")
+    # two objects of one name keep as much of their module as tells them apart (docs/formulas/layer-norm.md's API)
+    assert plain_markdown("{func}`~minitransformer.functional.layer_norm`, {class}`~minitransformer.nn.LayerNorm`,\n"
+                          "{class}`~minitransformer.autograd.fused.LayerNorm`.", "docs/x.md", ROOT, ROOT, 2) == (
+        "`layer_norm`, `nn.LayerNorm`,\n`fused.LayerNorm`.")
     with pytest.raises(ValueError, match=r"docs/x.md:1: \{include\}: a student copy does not know how to show"):
         plain_markdown("```{include} ../README.md\n```\n", "docs/x.md", tmp_path, ROOT, 2)
     with pytest.raises(ValueError, match=r"docs/assignments.md:2: <!-- not in a student copy: begin --> inside"):

@@ -8,7 +8,9 @@ written out as plain Markdown (:func:`plain_markdown`):
   as their stubs, every marker gone: :func:`included`), so no page shows a solution the copy took out;
 - a ``literalinclude`` of a file the site generates (a command's help) says which command prints it, a figure
   becomes its description, a ``toctree`` a list of links;
-- ``{doc}`` becomes a link, ``{func}`` and the other roles of the API inline code, ``{math}`` ``$...$``;
+- ``{doc}`` becomes a link, ``{func}`` and the other roles of the API inline code (a ``~`` role its last name, or as
+  much of its module as tells it from another of that name on the page), ``{math}`` ``$...$``; a paragraph is read
+  as one text, so that a code span may cross a line;
 - a link, or a path in inline code (```docs/errata.md```), to a file the copy does not hold says it is in the
   course's repository (:data:`ELSEWHERE`).
 
@@ -175,12 +177,21 @@ def plain_markdown(text: str, page: str, copy: Path, root: Path, number: int | N
     and `tools/gpu_check.sh` (in the course's repository).
     """
     out = out or page
+    names = _shown_names(text)
     lines = text.splitlines(keepends=True)
     done: list[str] = []
+    prose: list[str] = []  # the lines of the paragraph we are in, read as one (a code span may cross a line)
+
+    def paragraph_ends():
+        done.append(_inline("".join(prose), page, copy, out, root, names) if prose else "")
+        prose.clear()
+
     i, fence = 0, None  # fence: the fence of the code block we are in
     while i < len(lines):
         line = lines[i]
         m = _DIRECTIVE.match(line)
+        if fence is None and (m or _FENCE.match(line.lstrip()) or not line.strip()):
+            paragraph_ends()
         if fence is None and m:
             end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == m["fence"]), None)
             if end is None:
@@ -194,10 +205,37 @@ def plain_markdown(text: str, page: str, copy: Path, root: Path, number: int | N
         if f and (fence is None or f[1].startswith(fence)):
             fence = f[1] if fence is None else None
             done.append(line)
+        elif fence:
+            done.append(line)
         else:
-            done.append(line if fence else _inline(line, page, copy, out, root))
+            prose.append(line)
         i += 1
+    paragraph_ends()
     return "".join(done)
+
+
+def _shown_names(text: str) -> dict[str, str]:
+    """Target -> the name a copy shows for each ``~`` role of the API in ``text``: its last name, or where ``text``
+    names two objects of that name (``nn.LayerNorm``, ``autograd.fused.LayerNorm``), as much of its module as tells
+    them apart.
+
+    >>> _shown_names("{class}`~minitransformer.nn.LayerNorm`, {class}`~minitransformer.autograd.fused.LayerNorm`")
+    {'minitransformer.nn.LayerNorm': 'nn.LayerNorm', 'minitransformer.autograd.fused.LayerNorm': 'fused.LayerNorm'}
+    """
+    targets = list(dict.fromkeys(_target(m["content"])[1:] for m in _ROLE.finditer(text)
+                                 if m["role"] not in ("doc", "math") and _target(m["content"]).startswith("~")))
+    shown = {}
+    for target in targets:
+        others = [o.split(".") for o in targets if o != target and o.split(".")[-1] == target.split(".")[-1]]
+        parts = target.split(".")
+        k = next(k for k in range(1, len(parts) + 1) if all(o[-k:] != parts[-k:] for o in others))
+        shown[target] = ".".join(parts[-k:])
+    return shown
+
+
+def _target(content: str) -> str:
+    """The target of a role's content: ``title <target>``'s target, or the content."""
+    return content.rpartition(" <")[2].rstrip(">") if content.endswith(">") else content
 
 
 def _options(lines: list[str]) -> tuple[dict[str, str], str]:
@@ -228,14 +266,17 @@ def _directive(name, arg, options, body, page, copy, root, number, out, where) -
         entries = [e.strip() for e in body.splitlines() if e.strip()]
         return "".join(f"- {_doc(e, page, copy, out, None, root)}\n" for e in entries)
     if name == "figure":
-        caption = _inline(body, page, copy, out, root) if body else ""
+        caption = _inline(body, page, copy, out, root, _shown_names(body)) if body else ""
         return f"*(A picture, drawn when the course's site is built. {options.get('alt', arg)}.)* {caption}\n"
     raise ValueError(f"{where}: {{{name}}}: a student copy does not know how to show this directive "
                      "(minitransformer/assignments/handout.py)")
 
 
-def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None) -> str:
-    """Roles, links and paths of one line of text, in one pass (what one writes is not read again)."""
+def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None,
+            names: dict[str, str] | None = None) -> str:
+    """Roles, links and paths of a line or a paragraph of text, in one pass (what one writes is not read again);
+    a ``~`` role of the API shows its name in ``names`` (:func:`_shown_names`), else its last name."""
+    names = names or {}
 
     def role(m):
         text, kind = m["content"], m["role"]
@@ -245,7 +286,9 @@ def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None
         if kind == "math":
             return f"${text}$"
         shown = text.rpartition(" <")[0] if text.endswith(">") else text
-        return f"`{shown.split('.')[-1] if shown.startswith('~') else shown}`"
+        if shown.startswith("~"):
+            shown = names.get(shown[1:], shown.split(".")[-1])
+        return f"`{shown}`"
 
     def link(m):
         target = m["target"]
