@@ -561,6 +561,9 @@ def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
     assert (f"the student starts with {out / ASSIGNMENT}; grade it with: minitransformer assignments grade 5 {out}"
             in run.stdout)
     assert "minitransformer/optim/adam.py: 1" in run.stdout
+    # the package's bodies and the notebooks' exercises counted apart, as ASSIGNMENT.md counts them
+    said = re.search(r": (\d+ bodies of A5 in the package and \d+ notebook exercises?), to write, in\n", run.stdout)
+    assert said and f"with the {said[1]} taken out." in (out / ASSIGNMENT).read_text(encoding="utf-8"), run.stdout
     again = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
                            capture_output=True, encoding="utf-8", env={**os.environ, "PYTHONPATH": pythonpath(ROOT)})
     assert again.returncode == 2 and again.stderr.startswith(f"minitransformer assignments build: {out} exists")

@@ -36,7 +36,8 @@ from pathlib import Path
 from .catalog import get
 
 __all__ = ["DOCS", "ELSEWHERE", "plain_markdown", "included", "copy_docs", "assignment_page", "points_of",
-           "left_out_of_copies", "only_where_needed", "missing_paths"]
+           "left_out_of_copies", "only_where_needed", "missing_paths",
+           "bodies_and_exercises"]
 
 #: the pages of docs/ a copy holds, as globs; all but the instructors' (assignments.md, for which ASSIGNMENT.md
 #: stands), the site's index and its API reference (autodoc, which needs Sphinx)
@@ -582,6 +583,7 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
     first = next(r for r in regions((root / graded[0][0]).read_text(encoding="utf-8")) if r.number == number)
     stub, cuda = textwrap.dedent(first.stub(number)), first.comment == "//"
     exercises = [b for b in bodies if b[0].endswith(".ipynb")]
+    counts = {rel: sum(b[0] == rel for b in bodies) for rel in dict.fromkeys(b[0] for b in bodies)}
     points = points_of(copy / "tests").get(number, {})
     if not _RUN_ALONE.search(working):
         raise ValueError(f"{where}: 'Working in a copy' has no example of a test run alone ({_RUN_ALONE.pattern})")
@@ -591,7 +593,7 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
         f"# {a.tag}: {a.title}\n",
         f"This folder is your copy of minitransformer for assignment {a.tag} (`minitransformer assignments build "
         f"{number}{' --solution' if solution else ''}`): the package, its tests, its notebooks and the "
-        f"documentation's pages (`docs/`), with the {len(graded)} bodies of {a.tag} "
+        f"documentation's pages (`docs/`), with the {bodies_and_exercises(a.tag, counts)} "
         f"{'kept (the solution copy)' if solution else 'taken out'}. What you write: "
         f"{row['What the student writes']}. What grading needs: {row['Grading needs']}.\n",
         "## What to write\n",
@@ -621,6 +623,19 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
               *(f"| `{test}` | {p:g} |" for test, p in points.items()), ""]
     lines += ["## Working in this copy, and checking yourself\n", working]
     return "\n".join(lines).replace("\n\n\n", "\n\n")
+
+
+def bodies_and_exercises(tag: str, stubs: dict[str, int]) -> str:
+    """How many bodies of assignment ``tag`` the package holds and how many exercises its notebooks, from ``stubs``
+    (file -> how many), as the build and ``ASSIGNMENT.md`` both say it.
+
+    >>> bodies_and_exercises("A3", {"minitransformer/nn/attention.py": 2, "notebooks/03_x.ipynb": 1})
+    '2 bodies of A3 in the package and 1 notebook exercise'
+    """
+    package = sum(n for path, n in stubs.items() if not path.endswith(".ipynb"))
+    notebooks = sum(n for path, n in stubs.items() if path.endswith(".ipynb"))
+    said = f"{package} bod{'y' if package == 1 else 'ies'} of {tag} in the package"
+    return said + (f" and {notebooks} notebook exercise{'' if notebooks == 1 else 's'}" if notebooks else "")
 
 
 def _cell(text: str) -> str:
