@@ -383,6 +383,11 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
                    "# YOUR CODE HERE", "// YOUR CODE HERE")]
     assert sorted((rel, int(line)) for rel, line, _, _ in rows) == sorted(stubbed)
     assert sum(stubs[rel] for rel in stubs if not rel.endswith(".ipynb")) == len(rows)
+    # where the text says to start with some (A1: Add, Mul and Sum), they come first, and the rest as listed
+    assert [name for _, _, name, _ in rows[:len(a.first)]] == list(a.first) and (number != 1 or a.first)
+    rest = [(rel, int(line)) for rel, line, name, _ in rows[len(a.first):]]
+    files = [f"minitransformer/{f}" for f in a.files]
+    assert rest == sorted(rest, key=lambda r: (files.index(r[0]), r[1])), rest
     for rel, line, name, hint in rows:
         following = (copy / rel).read_text(encoding="utf-8").splitlines()[int(line)]
         assert hint.replace("\\|", "|") in json.loads(following.split("(", 1)[1].rsplit(")", 1)[0]), (rel, line)

@@ -580,6 +580,9 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
     bodies = _bodies(root, sorted(files, key=lambda f: order.index(f) if f in order else len(order)), number,
                      solution)
     graded = [b for b in bodies if not b[0].endswith(".ipynb")]
+    if any(name not in [b[2] for b in graded] for name in a.first):
+        raise ValueError(f"assignments: A{number} starts with {a.first}, which are not all among its bodies")
+    graded.sort(key=lambda b: a.first.index(b[2]) if b[2] in a.first else len(a.first))  # (stable: else as listed)
     first = next(r for r in regions((root / graded[0][0]).read_text(encoding="utf-8")) if r.number == number)
     stub, cuda = textwrap.dedent(first.stub(number)), first.comment == "//"
     exercises = [b for b in bodies if b[0].endswith(".ipynb")]
@@ -601,8 +604,9 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
         f"{' (C++, in the CUDA source)' if cuda else ''}:\n",
         f"```{'cpp' if cuda else 'python'}\n{stub}\n```\n",
         f"under {'the comment above its kernel' if cuda else 'its docstring'}, which states what it computes (the "
-        "formula, the shapes, often a worked example). In the order the text below suggests where it does, else "
-        "as listed:\n",
+        "formula, the shapes, often a worked example). " + (
+            f"In the order listed ({', '.join(f'`{n}`' for n in a.first)} first: the text below says why):\n"
+            if a.first else "In the order listed, unless the text below says otherwise:\n"),
         "| | file:line | in | hint |\n|---|---|---|---|",
         *(f"| {k} | [`{rel}:{line}`]({rel}) | `{name}` | {_cell(hint)} |"
           for k, (rel, line, name, hint) in enumerate(graded, start=1)),
