@@ -389,6 +389,7 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
     files = [f"minitransformer/{f}" for f in a.files]
     assert rest == sorted(rest, key=lambda r: (files.index(r[0]), r[1])), rest
     for rel, line, name, hint in rows:
+        assert "said above" not in hint, (rel, line)  # "above" in ASSIGNMENT.md's table is its text: say which
         following = (copy / rel).read_text(encoding="utf-8").splitlines()[int(line)]
         assert hint.replace("\\|", "|") in json.loads(following.split("(", 1)[1].rsplit(")", 1)[0]), (rel, line)
         assert name.split(".")[-1] in "".join((copy / rel).read_text(encoding="utf-8").splitlines()[:int(line)])
@@ -906,6 +907,10 @@ def test_a_reason_keeps_the_comparison_and_one_line_more_and_cuts_what_is_long()
     assert reason("ValueError: " + "a" * 50, limit=62) == "ValueError: " + "a" * 50
     assert reason("ValueError: " + "a" * 51, limit=62) == "ValueError: " + "a" * 16 + " ... " + "a" * 29
     assert reason("the test run did not report this case") == "the test run did not report this case"
+    # a line that ends its sentence is followed by a space, not "; " (A6's beam tests wrote ".; The test's own")
+    assert reason("AssertionError: fix test_a first; this test ranks by it.\nThe test's own message: x") == (
+        "AssertionError: fix test_a first; this test ranks by it. The test's own message: x")
+    assert reason("AssertionError: a\nb") == "AssertionError: a; b"
 
 
 def test_an_a7_message_keeps_its_hint_in_the_table():
