@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def layer_norm_np(x, gamma=None, beta=None, eps=1e-5, unbiased=False, eps_outside=False, return_stats=False):
+def layer_norm_np(x, gamma=None, beta=None, eps=1e-5, unbiased=False, eps_outside=False, one_pass=False,
+                  return_stats=False):
     r"""Layer norm over the last axis: :math:`y = \gamma \hat x + \beta`, :math:`\hat x = (x - \mu) /
     \sqrt{\sigma^2 + \epsilon}`, :math:`\sigma^2` the biased variance, the mean of :math:`(x - \mu)^2`.
 
@@ -22,8 +23,10 @@ def layer_norm_np(x, gamma=None, beta=None, eps=1e-5, unbiased=False, eps_outsid
         ``(d,)``; None leaves the gain (the bias) out.
     eps : float
         Added to the variance under the square root.
-    unbiased, eps_outside : bool
-        Known wrong answers, to name them: the variance divided by ``d - 1``; ``eps`` added to the square root.
+    unbiased, eps_outside, one_pass : bool
+        Known wrong answers, to name them: the variance divided by ``d - 1``; ``eps`` added to the square root;
+        the variance as ``mean(x^2) - mu^2`` in ``x``'s own dtype (in float32 it loses every digit of the variance
+        of a row far from zero: in float64, or near zero, it is the right answer).
     return_stats : bool
         Also return ``x_hat`` ``(..., d)`` and ``inv_std`` :math:`1 / \sqrt{\sigma^2 + \epsilon}` ``(..., 1)``, what a
         backward reads.
@@ -38,10 +41,15 @@ def layer_norm_np(x, gamma=None, beta=None, eps=1e-5, unbiased=False, eps_outsid
     >>> layer_norm_np([[1.0, 3.0]], eps=3.0)  # mu = 2, sigma^2 = 1: (x - 2) / sqrt(1 + 3)
     array([[-0.5,  0.5]])
     """
+    given = np.asarray(x)
     x = np.asarray(x, dtype=np.float64)
     mu = x.mean(axis=-1, keepdims=True)
     # the mean of (x - mu)^2, not mean(x^2) - mu^2: that loses every digit of the variance of a row far from 0
     var = ((x - mu) ** 2).sum(axis=-1, keepdims=True) / (x.shape[-1] - (1 if unbiased else 0))
+    if one_pass:  # the mistake, as a float32 input computes it
+        given = given if np.issubdtype(given.dtype, np.floating) else x
+        var = ((given * given).mean(axis=-1, keepdims=True)
+               - given.mean(axis=-1, keepdims=True) ** 2).astype(np.float64)
     inv_std = 1 / (np.sqrt(var) + eps if eps_outside else np.sqrt(var + eps))
     x_hat = (x - mu) * inv_std
     y = x_hat * (1.0 if gamma is None else np.asarray(gamma)) + (0.0 if beta is None else np.asarray(beta))
@@ -54,6 +62,8 @@ LAYER_NORM_MISTAKES = (
     ({"eps_outside": True}, "eps outside the square root?"),
     ({"gamma": None}, "gamma left out?"),
     ({"beta": None}, "beta left out?"),
+    ({"one_pass": True}, "sigma^2 as mean(x^2) - mu^2, which in float32 loses every digit of the variance of a row "
+                         "far from zero: take the mean of (x - mu)^2?"),
 )
 
 #: masks for attention's scores (2, 3, 4, S) (batch, heads, queries, keys) as attention passes them, broadcast

@@ -383,7 +383,13 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
                    "# YOUR CODE HERE", "// YOUR CODE HERE")]
     assert sorted((rel, int(line)) for rel, line, _, _ in rows) == sorted(stubbed)
     assert sum(stubs[rel] for rel in stubs if not rel.endswith(".ipynb")) == len(rows)
+    # where the text says to start with some (A1: Add, Mul and Sum), they come first, and the rest as listed
+    assert [name for _, _, name, _ in rows[:len(a.first)]] == list(a.first) and (number != 1 or a.first)
+    rest = [(rel, int(line)) for rel, line, name, _ in rows[len(a.first):]]
+    files = [f"minitransformer/{f}" for f in a.files]
+    assert rest == sorted(rest, key=lambda r: (files.index(r[0]), r[1])), rest
     for rel, line, name, hint in rows:
+        assert "said above" not in hint, (rel, line)  # "above" in ASSIGNMENT.md's table is its text: say which
         following = (copy / rel).read_text(encoding="utf-8").splitlines()[int(line)]
         assert hint.replace("\\|", "|") in json.loads(following.split("(", 1)[1].rsplit(")", 1)[0]), (rel, line)
         assert name.split(".")[-1] in "".join((copy / rel).read_text(encoding="utf-8").splitlines()[:int(line)])
@@ -404,6 +410,13 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
     assert read and all((copy / p).is_file() for p in read)
     needs = re.search(rf"^\| A{number} \| (.*) \| (.*) \|$", source, re.MULTILINE)  # the table of the seven
     assert f"What you write: {needs[1]}. What grading needs: {needs[2]}." in page
+    # PyTorch (its CPU build) and g++ are asked for where the grading needs them only (A6 needs neither)
+    torch = "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+    assert ("**PyTorch.**" in page) == (torch in page) == ("PyTorch" in needs[2]) == (number not in (6, 7))
+    assert ("**g++.**" in page) == (number == 7) and "only where grading needs" not in page
+    # the test run alone, as an example, is one of the assignment's own
+    alone = re.findall(r'`python -m pytest "([^"]+)"`', page)
+    assert len(alone) == 1 and alone[0] in points, alone
 
 
 def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_what_it_cannot_show(tmp_path):
@@ -415,6 +428,16 @@ def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_wh
     # inline code is shown as it is: a role written in it is no role
     assert plain_markdown("as raw `{doc}` roles, {doc}`glossary`", "docs/x.md", ROOT, ROOT, 2) == (
         "as raw `{doc}` roles, [Glossary of symbols](glossary.md)")
+    # a code span that crosses a line is one span, and the role after it is converted (docs/testing.md had one)
+    crossing = ("applied by `(keywords of the reference, what the\nmessage says)`, applied by "
+                "{func}`minitransformer.testing.name_known_mistake_of`;\n")
+    assert plain_markdown(crossing, "docs/x.md", ROOT, ROOT, 2) == (
+        "applied by `(keywords of the reference, what the\nmessage says)`, applied by "
+        "`minitransformer.testing.name_known_mistake_of`;\n")
+    # two objects of one name keep as much of their module as tells them apart (docs/formulas/layer-norm.md's API)
+    assert plain_markdown("{func}`~minitransformer.functional.layer_norm`, {class}`~minitransformer.nn.LayerNorm`,\n"
+                          "{class}`~minitransformer.autograd.fused.LayerNorm`.", "docs/x.md", ROOT, ROOT, 2) == (
+        "`layer_norm`, `nn.LayerNorm`,\n`fused.LayerNorm`.")
     with pytest.raises(ValueError, match=r"docs/x.md:1: \{include\}: a student copy does not know how to show"):
         plain_markdown("```{include} ../README.md\n```\n", "docs/x.md", tmp_path, ROOT, 2)
     with pytest.raises(ValueError, match=r"docs/assignments.md:2: <!-- not in a student copy: begin --> inside"):
@@ -544,6 +567,9 @@ def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
     assert (f"the student starts with {out / ASSIGNMENT}; grade it with: minitransformer assignments grade 5 {out}"
             in run.stdout)
     assert "minitransformer/optim/adam.py: 1" in run.stdout
+    # the package's bodies and the notebooks' exercises counted apart, as ASSIGNMENT.md counts them
+    said = re.search(r": (\d+ bodies of A5 in the package and \d+ notebook exercises?), to write, in\n", run.stdout)
+    assert said and f"with the {said[1]} taken out." in (out / ASSIGNMENT).read_text(encoding="utf-8"), run.stdout
     again = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
                            capture_output=True, encoding="utf-8", env={**os.environ, "PYTHONPATH": pythonpath(ROOT)})
     assert again.returncode == 2 and again.stderr.startswith(f"minitransformer assignments build: {out} exists")
@@ -881,6 +907,10 @@ def test_a_reason_keeps_the_comparison_and_one_line_more_and_cuts_what_is_long()
     assert reason("ValueError: " + "a" * 50, limit=62) == "ValueError: " + "a" * 50
     assert reason("ValueError: " + "a" * 51, limit=62) == "ValueError: " + "a" * 16 + " ... " + "a" * 29
     assert reason("the test run did not report this case") == "the test run did not report this case"
+    # a line that ends its sentence is followed by a space, not "; " (A6's beam tests wrote ".; The test's own")
+    assert reason("AssertionError: fix test_a first; this test ranks by it.\nThe test's own message: x") == (
+        "AssertionError: fix test_a first; this test ranks by it. The test's own message: x")
+    assert reason("AssertionError: a\nb") == "AssertionError: a; b"
 
 
 def test_an_a7_message_keeps_its_hint_in_the_table():

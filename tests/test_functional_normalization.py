@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -35,9 +36,12 @@ def test_layer_norm_by_hand(fused):
     x = mt.tensor([[1.0, 2.0, 3.0], [2.0, 2.0, 8.0]], dtype="float64")
     r1, r2 = math.sqrt(2 / 3), math.sqrt(8)
     expected = [[-1 / r1, 0.0, 1 / r1], [-2 / r2, -2 / r2, 4 / r2]]
-    np.testing.assert_allclose(F.layer_norm(x, eps=0.0, fused=fused).numpy(), expected, rtol=1e-12, atol=1e-15,
+    y = F.layer_norm(x, eps=0.0, fused=fused).numpy()
+    mistake = name_known_mistake_of(functools.partial(layer_norm_np, x.numpy(), eps=0.0), LAYER_NORM_MISTAKES, y,
+                                    rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-15,
                                err_msg=f"{_form(fused)}: (x - mu) / sqrt(sigma^2) per row, the biased variance "
-                                       "(divided by d), no gamma, beta")
+                                       f"(divided by d), no gamma, beta{mistake}")
     # gamma scales and beta shifts each column
     gamma = mt.tensor([1.0, 2.0, -1.0], dtype="float64")
     beta = mt.tensor([0.5, 0.0, 1.0], dtype="float64")
@@ -57,10 +61,12 @@ def test_layer_norm_by_hand(fused):
 def test_layer_norm_matches_plain_numpy_with_eps(rng):
     x = rng.standard_normal((2, 3, 5)) * 4 + 1
     gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
-    y = F.layer_norm(mt.tensor(x), mt.tensor(gamma), mt.tensor(beta))
-    np.testing.assert_allclose(y.numpy(), layer_norm_np(x, gamma, beta), rtol=1e-12, atol=1e-13,
+    y = F.layer_norm(mt.tensor(x), mt.tensor(gamma), mt.tensor(beta)).numpy()
+    formula = functools.partial(layer_norm_np, x, gamma=gamma, beta=beta)
+    mistake = name_known_mistake_of(formula, LAYER_NORM_MISTAKES, y, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(y, formula(), rtol=1e-12, atol=1e-13,
                                err_msg=f"{_form(True)}, the default: gamma (x - mu) / sqrt(sigma^2 + eps) + beta on a "
-                                       "(2, 3, 5) input, eps = 1e-5 by default")
+                                       f"(2, 3, 5) input, eps = 1e-5 by default{mistake}")
 
 
 @pytest.mark.assignment(4, points=5)
@@ -111,11 +117,39 @@ def test_layer_norm_agrees_with_torch(rng):
 @pytest.mark.assignment(4, points=5)  # the one-pass variance, mean(x^2) - mu^2, passed every other graded test
 def test_layer_norm_of_rows_far_from_zero_in_float32(fused, rng):
     # sigma^2 as the mean of (x - mu)^2: written as mean(x^2) - mu^2 (or (x + mu)(x - mu)), float32 keeps 7 digits
-    # of x^2 ~ 1e6 and the variance ~1 loses them all (the error here: 0.1; NaN at an offset of 1e4)
+    # of x^2 ~ 1e6 and the variance ~1 loses them all (the error here: 0.1; NaN at an offset of 1e4); the message
+    # says so where the result is that mistake (LAYER_NORM_MISTAKES' one_pass), not of another (the unbiased variance)
     x = (1000.0 + rng.standard_normal((4, 8))).astype(np.float32)
-    np.testing.assert_allclose(F.layer_norm(mt.tensor(x), fused=fused).numpy(), layer_norm_np(x), atol=1e-3, err_msg=(
-        f"{_form(fused)}: rows 1000 + N(0, 1) in float32, (x - mu) / sqrt(sigma^2 + eps): take sigma^2 as "
-        "mean((x - mu)^2), not mean(x^2) - mu^2, which loses every digit of a variance of 1 beside x^2 ~ 1e6"))
+    y = F.layer_norm(mt.tensor(x), fused=fused).numpy()
+    mistake = name_known_mistake_of(functools.partial(layer_norm_np, x), LAYER_NORM_MISTAKES, y, atol=1e-3)
+    np.testing.assert_allclose(y, layer_norm_np(x), atol=1e-3, err_msg=(
+        f"{_form(fused)}: rows 1000 + N(0, 1) in float32, (x - mu) / sqrt(sigma^2 + eps), sigma^2 the mean of "
+        f"(x - mu)^2 (divided by d){mistake}"))
+
+
+def _layer_norm_with(**mistake):
+    """A ``layer_norm`` that gives the reference's known wrong answer ``mistake`` (in ``x``'s dtype), to check what
+    the graded tests say of it."""
+
+    def layer_norm(x, gamma=None, beta=None, eps=1e-5, fused=True):
+        g, b = (None if t is None else t.numpy() for t in (gamma, beta))
+        return mt.tensor(layer_norm_np(x.numpy(), g, b, eps=eps, **mistake).astype(x.numpy().dtype))
+
+    return layer_norm
+
+
+@pytest.mark.single_backend  # (NumPy arrays alone)
+def test_the_layer_norm_messages_name_the_unbiased_variance_and_the_one_pass_one_only_where_it_is(monkeypatch, rng):
+    monkeypatch.setattr(F, "layer_norm", _layer_norm_with(unbiased=True))
+    for test in (test_layer_norm_by_hand, functools.partial(test_layer_norm_of_rows_far_from_zero_in_float32,
+                                                            rng=rng)):
+        with pytest.raises(AssertionError, match=r"known wrong answer with the unbiased variance") as failed:
+            test(fused=False)
+        assert "mean(x^2)" not in str(failed.value), test
+    monkeypatch.setattr(F, "layer_norm", _layer_norm_with(one_pass=True))
+    with pytest.raises(AssertionError, match=re.escape("known wrong answer with sigma^2 as mean(x^2) - mu^2")):
+        test_layer_norm_of_rows_far_from_zero_in_float32(False, rng)
+    test_layer_norm_by_hand(False)  # in float64, near zero, the one-pass variance is right
 
 
 @FORMS

@@ -29,6 +29,9 @@ class Assignment:
         Files (from the checkout's top) that the other copies leave out (``LEFT_OUT`` in
         ``minitransformer/assignments/strip.py``) and this one holds: A7's CUDA kernels and the tests that set
         them up on the emulation of CUDA (``minitransformer/cuda_emulator.py``, in every copy).
+    first : tuple of str
+        The functions (``Add.backward``) whose bodies its ``ASSIGNMENT.md`` lists first, in this order, where its
+        text says to start with them; the others follow in the order of the files and their lines.
     case_timeout : float
         Seconds one of its graded cases may take before the grader stops it (``CASE_TIMEOUT``, 60, unless its cases
         need more); ``minitransformer assignments grade --case-timeout`` overrides it.
@@ -46,6 +49,7 @@ class Assignment:
     files: tuple[str, ...]
     notebooks: tuple[str, ...]
     keeps: tuple[str, ...] = ()
+    first: tuple[str, ...] = ()
     case_timeout: float = CASE_TIMEOUT
 
     @property
@@ -56,7 +60,8 @@ class Assignment:
 
 ASSIGNMENTS: tuple[Assignment, ...] = (
     Assignment(1, "Autograd primitives and their derivatives",
-               ("autograd/engine.py", "autograd/ops.py", "autograd/fused.py"), ("01_autograd",)),
+               ("autograd/engine.py", "autograd/ops.py", "autograd/fused.py"), ("01_autograd",),
+               first=("Add.backward", "Mul.backward", "Sum.backward")),  # gradcheck's tests all go through them
     Assignment(2, "Softmax and scaled dot-product attention",
                ("functional/activations.py", "autograd/fused.py", "functional/attention.py"),
                ("02_scaled_dot_product_attention",)),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .catalog import ASSIGNMENTS, get
 from .grade import format_table, grade
+from .handout import bodies_and_exercises
 from .strip import build
 
 
@@ -20,8 +21,8 @@ def main(args) -> int:
             a = get(args.number)
             stubs = build(a.number, args.out, solution=args.solution)
             what = "solution copy" if args.solution else "student copy"
-            print(f"{a.tag} {what} in {args.out}: {sum(stubs.values())} bodies of {a.tag} "
-                  f"{'kept' if args.solution else 'to write'} in")
+            print(f"{a.tag} {what} in {args.out}: {bodies_and_exercises(a.tag, stubs)}, "
+                  f"{'kept' if args.solution else 'to write'}, in")
             for path, n in stubs.items():  # the notebooks' exercises help; the grade runs the package's tests
                 aside = "  (not graded: an exercise beside the library)" if path.endswith(".ipynb") else ""
                 print(f"  {path}: {n}{aside}")

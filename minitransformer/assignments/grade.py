@@ -548,8 +548,9 @@ def reason(error: str, limit: int = 1500, part: int = 1000) -> str:
     is only ``AssertionError:``) the test's message, the mismatches and the largest difference; for pytest's
     ``assert`` the comparison and what it was computed from, or after the test's own message the comparison alone
     (none for a bool's, ``assert np.False_``: pytest's "+ where" lines print a function's repr and whole arrays).
-    Each part of it longer than ``part`` characters, and the whole longer than ``limit``, keeps its head and its tail
-    (where a test's hint usually is) around " ... ".
+    Its parts are joined by "; ", or a space after a part that ends its sentence. Each part of it longer than ``part``
+    characters, and the whole longer than ``limit``, keeps its head and its tail (where a test's hint usually is)
+    around " ... ".
 
     >>> error = ("AssertionError: \\nNot equal to tolerance rtol=1e-12, atol=0\\nlayer_norm(x, eps=3)\\n"
     ...          "Mismatched elements: 2 / 2 (100%)\\nMismatch at indices:\\n [0, 0]: -0.25 (ACTUAL), -0.5 (DESIRED)\\n"
@@ -591,7 +592,9 @@ def reason(error: str, limit: int = 1500, part: int = 1000) -> str:
             lines = [line for line in lines if not line.startswith("+") and not _SAYS_NOTHING.fullmatch(line)]
         parts += [line for line in lines if not line.startswith("+")][:2 - len(parts)]
         parts += [line for line in lines if line.startswith("+")][:1] + raised_at
-    text = "; ".join(_shortened(p, part) for p in parts)
+    text = ""
+    for p in (_shortened(p, part) for p in parts):  # "; " between two parts, a space after one that ends a sentence
+        text += (" " if text.endswith((".", "?", "!", ";", ":")) else "; ") + p if text else p
     return _shortened(f"{name}: {text}" if name and text else name or text, limit)
 
 

@@ -8,16 +8,20 @@ written out as plain Markdown (:func:`plain_markdown`):
   as their stubs, every marker gone: :func:`included`), so no page shows a solution the copy took out;
 - a ``literalinclude`` of a file the site generates (a command's help) says which command prints it, a figure
   becomes its description, a ``toctree`` a list of links;
-- ``{doc}`` becomes a link, ``{func}`` and the other roles of the API inline code, ``{math}`` ``$...$``;
+- ``{doc}`` becomes a link, ``{func}`` and the other roles of the API inline code (a ``~`` role its last name, or as
+  much of its module as tells it from another of that name on the page), ``{math}`` ``$...$``; a paragraph is read
+  as one text, so that a code span may cross a line;
 - a link, or a path in inline code (```docs/errata.md```), to a file the copy does not hold says it is in the
   course's repository (:data:`ELSEWHERE`).
 
 ``ASSIGNMENT.md`` (:func:`assignment_page`) is written from ``docs/assignments.md``, the one text of each
 assignment: its section ``### A<N>``, its row of the table of the seven, and the section ``## Working in a copy``,
 each without the parts between ``<!-- not in a student copy: begin -->`` and ``<!-- not in a student copy: end -->``
-(:data:`NOT_IN_A_COPY`, which the copy's other pages and its README leave out too); with what the copy itself
+(:data:`NOT_IN_A_COPY`, which the copy's other pages and its README leave out too), and of "Working in a copy" the
+paragraphs of what the assignment's grading needs only (:func:`only_where_needed`); with what the copy itself
 says: its bodies (file, line, function and hint), the points of each graded test (from the tests'
-``@pytest.mark.assignment(N, points=P)``), the notebooks and the formula pages named.
+``@pytest.mark.assignment(N, points=P)``; the example of a test run alone is one of them), the notebooks and the
+formula pages named.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from pathlib import Path
 from .catalog import get
 
 __all__ = ["DOCS", "ELSEWHERE", "plain_markdown", "included", "copy_docs", "assignment_page", "points_of",
-           "left_out_of_copies", "missing_paths"]
+           "left_out_of_copies", "only_where_needed", "missing_paths",
+           "bodies_and_exercises"]
 
 #: the pages of docs/ a copy holds, as globs; all but the instructors' (assignments.md, for which ASSIGNMENT.md
 #: stands), the site's index and its API reference (autodoc, which needs Sphinx)
@@ -44,6 +49,12 @@ ELSEWHERE = "in the course's repository"
 #: the two markers around what a copy leaves out of a page (HTML comments, which no page shows), the instructors'
 #: parts of docs/assignments.md in ASSIGNMENT.md, and what is true of the repository only in a page or the README
 NOT_IN_A_COPY = ("<!-- not in a student copy: begin -->", "<!-- not in a student copy: end -->")
+
+#: a marker before the paragraphs of "Working in a copy" that go only to the copies whose "Grading needs" (the table
+#: of the seven) names what it says; the next marker, or ``<!-- only where grading needs: end -->``, ends them
+_ONLY_WHERE = re.compile(r"^<!-- only where grading needs: (?P<what>.+?) -->$")
+#: the run-alone example of "Working in a copy", whose test ASSIGNMENT.md makes one of the assignment's own
+_RUN_ALONE = re.compile(r'`python -m pytest "(?P<test>tests/[\w./-]+::\w+)"`')
 
 _FENCE = re.compile(r"^(`{3,}|~{3,})")
 _DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}\s*(?P<arg>.*?)\s*$")
@@ -167,12 +178,21 @@ def plain_markdown(text: str, page: str, copy: Path, root: Path, number: int | N
     and `tools/gpu_check.sh` (in the course's repository).
     """
     out = out or page
+    names = _shown_names(text)
     lines = text.splitlines(keepends=True)
     done: list[str] = []
+    prose: list[str] = []  # the lines of the paragraph we are in, read as one (a code span may cross a line)
+
+    def paragraph_ends():
+        done.append(_inline("".join(prose), page, copy, out, root, names) if prose else "")
+        prose.clear()
+
     i, fence = 0, None  # fence: the fence of the code block we are in
     while i < len(lines):
         line = lines[i]
         m = _DIRECTIVE.match(line)
+        if fence is None and (m or _FENCE.match(line.lstrip()) or not line.strip()):
+            paragraph_ends()
         if fence is None and m:
             end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == m["fence"]), None)
             if end is None:
@@ -186,10 +206,37 @@ def plain_markdown(text: str, page: str, copy: Path, root: Path, number: int | N
         if f and (fence is None or f[1].startswith(fence)):
             fence = f[1] if fence is None else None
             done.append(line)
+        elif fence:
+            done.append(line)
         else:
-            done.append(line if fence else _inline(line, page, copy, out, root))
+            prose.append(line)
         i += 1
+    paragraph_ends()
     return "".join(done)
+
+
+def _shown_names(text: str) -> dict[str, str]:
+    """Target -> the name a copy shows for each ``~`` role of the API in ``text``: its last name, or where ``text``
+    names two objects of that name (``nn.LayerNorm``, ``autograd.fused.LayerNorm``), as much of its module as tells
+    them apart.
+
+    >>> _shown_names("{class}`~minitransformer.nn.LayerNorm`, {class}`~minitransformer.autograd.fused.LayerNorm`")
+    {'minitransformer.nn.LayerNorm': 'nn.LayerNorm', 'minitransformer.autograd.fused.LayerNorm': 'fused.LayerNorm'}
+    """
+    targets = list(dict.fromkeys(_target(m["content"])[1:] for m in _ROLE.finditer(text)
+                                 if m["role"] not in ("doc", "math") and _target(m["content"]).startswith("~")))
+    shown = {}
+    for target in targets:
+        others = [o.split(".") for o in targets if o != target and o.split(".")[-1] == target.split(".")[-1]]
+        parts = target.split(".")
+        k = next(k for k in range(1, len(parts) + 1) if all(o[-k:] != parts[-k:] for o in others))
+        shown[target] = ".".join(parts[-k:])
+    return shown
+
+
+def _target(content: str) -> str:
+    """The target of a role's content: ``title <target>``'s target, or the content."""
+    return content.rpartition(" <")[2].rstrip(">") if content.endswith(">") else content
 
 
 def _options(lines: list[str]) -> tuple[dict[str, str], str]:
@@ -220,14 +267,17 @@ def _directive(name, arg, options, body, page, copy, root, number, out, where) -
         entries = [e.strip() for e in body.splitlines() if e.strip()]
         return "".join(f"- {_doc(e, page, copy, out, None, root)}\n" for e in entries)
     if name == "figure":
-        caption = _inline(body, page, copy, out, root) if body else ""
+        caption = _inline(body, page, copy, out, root, _shown_names(body)) if body else ""
         return f"*(A picture, drawn when the course's site is built. {options.get('alt', arg)}.)* {caption}\n"
     raise ValueError(f"{where}: {{{name}}}: a student copy does not know how to show this directive "
                      "(minitransformer/assignments/handout.py)")
 
 
-def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None) -> str:
-    """Roles, links and paths of one line of text, in one pass (what one writes is not read again)."""
+def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None,
+            names: dict[str, str] | None = None) -> str:
+    """Roles, links and paths of a line or a paragraph of text, in one pass (what one writes is not read again);
+    a ``~`` role of the API shows its name in ``names`` (:func:`_shown_names`), else its last name."""
+    names = names or {}
 
     def role(m):
         text, kind = m["content"], m["role"]
@@ -237,7 +287,9 @@ def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None
         if kind == "math":
             return f"${text}$"
         shown = text.rpartition(" <")[0] if text.endswith(">") else text
-        return f"`{shown.split('.')[-1] if shown.startswith('~') else shown}`"
+        if shown.startswith("~"):
+            shown = names.get(shown[1:], shown.split(".")[-1])
+        return f"`{shown}`"
 
     def link(m):
         target = m["target"]
@@ -385,6 +437,31 @@ def left_out_of_copies(text: str, where: str = "docs/assignments.md") -> str:
     return "".join(kept)
 
 
+def only_where_needed(text: str, needs: str, where: str = "docs/assignments.md") -> str:
+    """``text`` without the paragraphs that follow a marker ``<!-- only where grading needs: X -->`` (up to the next
+    marker) whose ``X`` the assignment's ``needs`` (its "Grading needs") does not name.
+
+    >>> print(only_where_needed("a\\n<!-- only where grading needs: PyTorch -->\\nb\\n"
+    ...                         "<!-- only where grading needs: g++ -->\\nc\\n<!-- only where grading needs: end -->\\n"
+    ...                         "d\\n", "NumPy; PyTorch for 5 of the 100 points"))
+    a
+    b
+    d
+    <BLANKLINE>
+    """
+    kept, what = [], None  # what: the need of the paragraphs we are in
+    for line in text.splitlines(keepends=True):
+        m = _ONLY_WHERE.match(line.strip())
+        if m:
+            what = None if m["what"] == "end" else m["what"]
+        elif what is None or what in needs:
+            kept.append(line)
+    if what is not None:
+        raise ValueError(f"{where}: the paragraphs only where grading needs {what} never end "
+                         "(<!-- only where grading needs: end -->)")
+    return "".join(kept)
+
+
 def _section(text: str, heading: re.Pattern, where: str) -> str:
     """The section of ``text`` whose heading matches ``heading``, without its heading, up to the next heading of its
     level or above."""
@@ -497,21 +574,29 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
         return plain_markdown(left_out_of_copies(text, where), where, copy, root, number, out="ASSIGNMENT.md")
 
     section = from_docs(_section(source, re.compile(rf"^### {a.tag}\b"), where))
-    working = from_docs(_section(source, re.compile(r"^## Working in a copy\b"), where))
+    working = from_docs(only_where_needed(_section(source, re.compile(r"^## Working in a copy\b"), where),
+                                          row["Grading needs"], where))
     order = [f"minitransformer/{f}" for f in a.files] + [f"notebooks/{n}.ipynb" for n in a.notebooks]
     bodies = _bodies(root, sorted(files, key=lambda f: order.index(f) if f in order else len(order)), number,
                      solution)
     graded = [b for b in bodies if not b[0].endswith(".ipynb")]
+    if any(name not in [b[2] for b in graded] for name in a.first):
+        raise ValueError(f"assignments: A{number} starts with {a.first}, which are not all among its bodies")
+    graded.sort(key=lambda b: a.first.index(b[2]) if b[2] in a.first else len(a.first))  # (stable: else as listed)
     first = next(r for r in regions((root / graded[0][0]).read_text(encoding="utf-8")) if r.number == number)
     stub, cuda = textwrap.dedent(first.stub(number)), first.comment == "//"
     exercises = [b for b in bodies if b[0].endswith(".ipynb")]
+    counts = {rel: sum(b[0] == rel for b in bodies) for rel in dict.fromkeys(b[0] for b in bodies)}
     points = points_of(copy / "tests").get(number, {})
+    if not _RUN_ALONE.search(working):
+        raise ValueError(f"{where}: 'Working in a copy' has no example of a test run alone ({_RUN_ALONE.pattern})")
+    working = _RUN_ALONE.sub(f'`python -m pytest "{next(iter(points))}"`', working)  # one of the assignment's own
     pages = list(dict.fromkeys(re.findall(r"\]\((docs/[\w./-]+\.md)\)", section)))
     lines = [
         f"# {a.tag}: {a.title}\n",
         f"This folder is your copy of minitransformer for assignment {a.tag} (`minitransformer assignments build "
         f"{number}{' --solution' if solution else ''}`): the package, its tests, its notebooks and the "
-        f"documentation's pages (`docs/`), with the {len(graded)} bodies of {a.tag} "
+        f"documentation's pages (`docs/`), with the {bodies_and_exercises(a.tag, counts)} "
         f"{'kept (the solution copy)' if solution else 'taken out'}. What you write: "
         f"{row['What the student writes']}. What grading needs: {row['Grading needs']}.\n",
         "## What to write\n",
@@ -519,8 +604,9 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
         f"{' (C++, in the CUDA source)' if cuda else ''}:\n",
         f"```{'cpp' if cuda else 'python'}\n{stub}\n```\n",
         f"under {'the comment above its kernel' if cuda else 'its docstring'}, which states what it computes (the "
-        "formula, the shapes, often a worked example). In the order the text below suggests where it does, else "
-        "as listed:\n",
+        "formula, the shapes, often a worked example). " + (
+            f"In the order listed ({', '.join(f'`{n}`' for n in a.first)} first: the text below says why):\n"
+            if a.first else "In the order listed, unless the text below says otherwise:\n"),
         "| | file:line | in | hint |\n|---|---|---|---|",
         *(f"| {k} | [`{rel}:{line}`]({rel}) | `{name}` | {_cell(hint)} |"
           for k, (rel, line, name, hint) in enumerate(graded, start=1)),
@@ -541,6 +627,19 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
               *(f"| `{test}` | {p:g} |" for test, p in points.items()), ""]
     lines += ["## Working in this copy, and checking yourself\n", working]
     return "\n".join(lines).replace("\n\n\n", "\n\n")
+
+
+def bodies_and_exercises(tag: str, stubs: dict[str, int]) -> str:
+    """How many bodies of assignment ``tag`` the package holds and how many exercises its notebooks, from ``stubs``
+    (file -> how many), as the build and ``ASSIGNMENT.md`` both say it.
+
+    >>> bodies_and_exercises("A3", {"minitransformer/nn/attention.py": 2, "notebooks/03_x.ipynb": 1})
+    '2 bodies of A3 in the package and 1 notebook exercise'
+    """
+    package = sum(n for path, n in stubs.items() if not path.endswith(".ipynb"))
+    notebooks = sum(n for path, n in stubs.items() if path.endswith(".ipynb"))
+    said = f"{package} bod{'y' if package == 1 else 'ies'} of {tag} in the package"
+    return said + (f" and {notebooks} notebook exercise{'' if notebooks == 1 else 's'}" if notebooks else "")
 
 
 def _cell(text: str) -> str:

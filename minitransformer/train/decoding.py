@@ -286,7 +286,7 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
             # extends only by pad_id, at log-probability 0); keep the k best of each source's k V (rows b k to
             # b k + k - 1 are source b's): scores (B k); parent (B k), the row each extends; ys (B k, t + 1);
             # lengths (float32 token counts, eos_id included: add 0 or 1 as float32); done
-            ### BEGIN SOLUTION A6: keep the k best of each source's k V extensions s(Y) + log p(v | Y), as said above
+            ### BEGIN SOLUTION A6: keep each source's k best extensions s(Y) + log p(v | Y), as the comment above says
             logp = F.log_softmax(logits[:, -1, :], axis=-1).data  # (B k, V)
             V = logp.shape[-1]
             # an ended hypothesis extends only by <pad>, at log-probability 0: its score stays
