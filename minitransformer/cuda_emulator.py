@@ -696,21 +696,22 @@ static unsigned long long emu_result(long long u, long long base, unsigned prese
 }
 
 // thread t waits at a warp operation: where every lane its mask names has come to the same one (with the same mask),
-// ended or does not exist, the operation is done (each lane's result) and its lanes may run on
-static void emu_complete(long long t) {
+// ended or does not exist, the operation is done (each lane's result) and its lanes may run on (true)
+static bool emu_complete(long long t) {
     const emu_lane me = emu_lanes[t];
     long long base = t & ~31LL;
     unsigned present = 0;
     for (int l = 0; l < 32; ++l) {
         long long u = base + l;
         if (!(me.mask >> l & 1) || u >= emu_n || emu_state[u] == EMU_ENDED) continue;
-        if (emu_state[u] != EMU_AT_WARP || emu_lanes[u].op != me.op || emu_lanes[u].mask != me.mask) return;
+        if (emu_state[u] != EMU_AT_WARP || emu_lanes[u].op != me.op || emu_lanes[u].mask != me.mask) return false;
         present |= 1u << l;
     }
     for (int l = 0; l < 32; ++l)  // all results first: each from the values deposited
         if (present >> l & 1) emu_lanes[base + l].result = emu_result(base + l, base, present);
     for (int l = 0; l < 32; ++l)
         if (present >> l & 1) emu_state[base + l] = EMU_READY;
+    return true;
 }
 
 // no thread may run, and one waits at a warp operation: a lane its mask names waits elsewhere (at a __syncthreads(),
@@ -753,31 +754,49 @@ static bool emu_resume(long long t) {  // thread t runs up to its next barrier; 
     return emu_finished;
 }
 
-// every thread a fiber (`started`, the block's first, ran already and waits at a barrier; -1: none), run
-// in passes, each taking every thread that may run up to its next barrier or warp operation: a warp operation is done
-// once its lanes have come, and a round of __syncthreads() ends once no thread may run and all wait there
+// warp w's lanes run, in the launch's order, until none of them may run; a warp operation done starts their turn
+// again, so that the lanes it let go run before the lanes that had not come to it (it orders its own lanes only);
+// true where any ran. `live` counts the block's threads not ended, `ended` and `waiting` are the round's first thread
+// to end and to wait at a __syncthreads() (-1: none yet)
+static bool emu_run_warp(long long w, long long n, long long& live, long long& ended, long long& waiting) {
+    long long first = 32 * w, count = std::min(32LL, n - first);
+    bool ran = false;
+    for (long long i = 0; i < count; ++i) {
+        long long t = first + emu_nth(i, count);
+        if (emu_state[t] != EMU_READY) continue;
+        ran = true;
+        bool done = false;
+        if (emu_resume(t)) {  // ended: an operation of its warp's that waited for it may be done
+            emu_state[t] = EMU_ENDED, --live;
+            ended = ended < 0 ? t : ended;
+            for (long long u = first; u < first + count; ++u)
+                if (emu_state[u] == EMU_AT_WARP) done = emu_complete(u) || done;
+        } else if (emu_state[t] == EMU_AT_BARRIER) {
+            waiting = waiting < 0 ? t : waiting;
+        } else {
+            done = emu_complete(t);
+        }
+        if (emu_warp_failure[0]) siglongjmp(emu_fault_jump, 2);
+        if (done) i = -1;
+    }
+    return ran;
+}
+
+// every thread a fiber (`started`, the block's first, ran already and waits at a barrier or a warp operation; -1:
+// none), run warp by warp in the launch's order, each warp up to where none of its lanes may run (emu_run_warp): a
+// warp runs to its next __syncthreads() before the next warp starts, so what one warp writes before a __syncwarp() or
+// a shuffle another sees in one order and not in the other, as a GPU's warps run in any order; a round of
+// __syncthreads() ends once no thread may run and all wait there
 static void emu_run_fibers(long long n, long long started) {
     for (long long t = 0; t < n; ++t)
         if (t != started) emu_start(t);
-    long long live = n, ended = -1, waiting = -1;  // the round's first thread to end, and to wait at the barrier
+    long long live = n, ended = -1, waiting = -1, warps = (n + 31) / 32;
     if (started >= 0 && emu_state[started] == EMU_AT_BARRIER) waiting = started;
+    if (started >= 0 && emu_state[started] == EMU_AT_WARP && emu_complete(started) && emu_warp_failure[0])
+        siglongjmp(emu_fault_jump, 2);  // (a mask that names its own lane alone: no other lane completes it)
     for (bool ran = true;; ran = false) {
-        for (long long i = 0; i < n; ++i) {
-            long long t = emu_nth(i, n);
-            if (emu_state[t] != EMU_READY) continue;
-            ran = true;
-            if (emu_resume(t)) {  // ended: an operation of its warp's that waited for it may be done
-                emu_state[t] = EMU_ENDED, --live;
-                ended = ended < 0 ? t : ended;
-                for (long long u = t & ~31LL; u < std::min((t | 31) + 1, n); ++u)
-                    if (emu_state[u] == EMU_AT_WARP) emu_complete(u);
-            } else if (emu_state[t] == EMU_AT_BARRIER) {
-                waiting = waiting < 0 ? t : waiting;
-            } else {
-                emu_complete(t);
-            }
-            if (emu_warp_failure[0]) siglongjmp(emu_fault_jump, 2);
-        }
+        for (long long i = 0; i < warps; ++i)
+            ran = emu_run_warp(emu_nth(i, warps), n, live, ended, waiting) || ran;
         if (live == 0) return;
         if (ran) continue;
         emu_stuck(n);
@@ -1416,6 +1435,13 @@ _ATOMIC_ORDER = (". Or this kernel's atomicAdd or atomicSub on floats: a GPU add
                  "digits even with no barrier missing; the emulation runs only kernels whose result does not depend "
                  "on the order: sum in a fixed order instead (a tree, as block_sum), or atomically add integers")
 
+#: what a race's message adds where the kernel calls warp operations: the emulation runs a block warp by warp, each
+#: up to its next __syncthreads(), so a warp operation put where a __syncthreads() belongs shows as a race
+_WARP_ORDER = (". This kernel calls warp operations: a __syncwarp() or a shuffle orders only the lanes of its own warp "
+               "that its mask names, not the block's other warps (on a GPU they run before, after or beside it; here "
+               "one warp runs up to its next __syncthreads() before the next starts, first to last, then last to "
+               "first): warps meet at a __syncthreads() only")
+
 
 class _Launch:
     """The arguments of one launch: each array copied between guard bytes (where it is contiguous and no other
@@ -1516,6 +1542,7 @@ class _Launch:
                 k = int(differ[0])
                 entry = np.unravel_index(k, b.shape) if b.ndim > 1 else k
                 atomics = b.dtype.kind == "f" and self.kernel.name in self.kernel.module._adds_atomically
+                warps = self.kernel.name in self.kernel.module._calls_warps
                 raise LaunchError(
                     f"{self.kernel.name}: race: a barrier is missing? Or a local variable never set? The result "
                     "depends on the order the threads run in: a thread read s[...] before or after another wrote it, "
@@ -1524,7 +1551,7 @@ class _Launch:
                     f"before it is set). {self._describe(i)} differs at {differ.size} of {b.size} entries; the first, "
                     f"[{', '.join(map(str, np.atleast_1d(entry)))}], is {f.reshape(-1)[k].item()!r} with blocks and "
                     f"threads run first to last, {b.reshape(-1)[k].item()!r} last to first"
-                    + (_ATOMIC_ORDER if atomics else ""))
+                    + (_WARP_ORDER if warps else "") + (_ATOMIC_ORDER if atomics else ""))
 
     def copy_back(self) -> None:
         for _, value, buffer in self.staged:
