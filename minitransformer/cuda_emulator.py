@@ -13,8 +13,9 @@ with a stack of its own, run in turn up to its next ``__syncthreads()``; a round
 arrived, so none passes a barrier before all have reached it, as on a GPU. A kernel whose first thread ends
 without meeting a barrier (an elementwise one) runs its other threads one after another, with no fiber, on the
 launching thread's stack (a fiber for each made a launch of 64 blocks of 1,024 threads 28 times slower: each switch
-to a fiber and back calls the system, to save and restore the signal mask); one whose source names a warp operation
-runs every thread as a fiber.
+to a fiber and back calls the system, to save and restore the signal mask); one that may call a warp operation (it
+names one, or names a ``__device__`` function or a macro that does, or one that names such a one, and so on) runs
+every thread as a fiber, one warp after another (below).
 
 Warps. A warp is the block's threads 32w to 32w + 31 by their linear index (x fastest, then y, z), as on a GPU.
 ``__shfl_sync``, ``__shfl_up_sync``, ``__shfl_down_sync`` and ``__shfl_xor_sync`` (with ``width``; of ``int``,
@@ -1005,24 +1006,69 @@ _FRAME_REACH = 64 * 1024
 _STACKS: list = []  # the threads' stacks, shared by the libraries (one launch runs at a time): the memory, its address
 
 
+#: a preprocessor directive, its lines continued by a backslash too
+_DIRECTIVE = re.compile(r"^[ \t]*#(?:[^\n\\]|\\.)*", re.M | re.S)
+#: a ``#define``: the macro's name and what it stands for
+_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)((?:[^\n\\]|\\.)*)", re.M | re.S)
+#: a name before an opening parenthesis: in a function's head, the function's
+_NAME_CALLED = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+_IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
+
+
+def _body_end(code: str, opening: int) -> int:
+    """Where the block that opens at ``code[opening]`` (a ``{``) closes: the index of its ``}``."""
+    depth = 0
+    for end in range(opening, len(code)):
+        depth += {"{": 1, "}": -1}.get(code[end], 0)
+        if depth == 0:
+            return end
+    return len(code) - 1
+
+
 def _kernels_calling(code: str, call: re.Pattern) -> set[str]:
     """The kernels of ``code`` (:func:`_code_only`'s) that may make a ``call`` (``atomicAdd``, a warp operation): in
-    their own body, or in the code outside every kernel's body (the ``__device__`` functions they may call)."""
+    their own body, or in a function or a macro they name, or one that one of those names, and so on.
+
+    A function outside the kernels is known by the names before a parenthesis in its head (``warp_sum`` in
+    ``__device__ T warp_sum(T v) {``); code outside the kernels that makes the call and is no such function (a
+    struct's method, a lambda) counts for every kernel.
+    """
+    code = re.sub(r'"(?:\\.|[^"\\\n])*"', lambda m: m[0] if m[0] == '"C"' else '""', code)  # no brace in a literal
+    code = re.sub(r"'(?:\\.|[^'\\\n])*'", "' '", code)
+    texts: dict[str, str] = {}  # a function's or a macro's name -> its text (an overload's too)
+    for m in _DEFINE.finditer(code):
+        texts[m[1]] = texts.get(m[1], "") + m[2]
+    code = _DIRECTIVE.sub("", code)  # (a macro's braces are no block)
     bodies, outside, start = {}, [], 0
     for m in _KERNEL_HEAD.finditer(code):
         opening = re.compile(r"\s*\{").match(code, m.end())
         if opening is None or m.start() < start:  # a declaration, or a head inside the body of the one before
             continue
-        depth, end = 0, opening.end() - 1
-        for end in range(opening.end() - 1, len(code)):
-            depth += {"{": 1, "}": -1}.get(code[end], 0)
-            if depth == 0:
-                break
+        end = _body_end(code, opening.end() - 1)
         outside.append(code[start:m.start()])
         bodies[m[1]] = bodies.get(m[1], "") + code[m.start():end + 1]
         start = end + 1
-    everywhere = bool(call.search("".join(outside) + code[start:]))
-    return {name for name, body in bodies.items() if everywhere or call.search(body)}
+    rest, unknown, start = "".join(outside) + code[start:], [], 0
+    for opening in re.finditer(r"\{", rest):  # the blocks outside the kernels: functions, structs, namespaces
+        if opening.start() < start:
+            continue
+        head = rest[max(rest.rfind(";", start, opening.start()), rest.rfind("}", 0, opening.start()), start - 1) + 1:
+                    opening.start()]
+        end = _body_end(rest, opening.start())
+        names = _NAME_CALLED.findall(head)
+        for name in names:
+            texts[name] = texts.get(name, "") + head + rest[opening.start():end + 1]
+        unknown.append(rest[start:opening.start()] if names else rest[start:end + 1])
+        start = end + 1
+    if call.search("".join(unknown) + rest[start:]):  # in no function known by its name
+        return set(bodies)
+    reaching, grown = {name for name, text in texts.items() if call.search(text)}, True
+    while grown:  # the functions and macros that name one that reaches the call reach it too
+        grown = {name for name, text in texts.items() if name not in reaching and
+                 reaching.intersection(_IDENTIFIER.findall(text))}
+        reaching |= grown
+    return {name for name, body in bodies.items()
+            if call.search(body) or reaching.intersection(_IDENTIFIER.findall(body))}
 
 
 def _stacks() -> int:
@@ -1403,7 +1449,8 @@ class Kernel:
             return (f"{by} reads lane {other % 32} by {call}, a lane that {why}: a GPU gives an undefined value "
                     "there (a shuffle reads only a lane that takes part in it)")
         return (f"{by} calls {call} in a kernel run without fibers: the emulation found no warp operation's name in "
-                "its source (one made by a macro?); write the call out")
+                "it, nor in a function or a macro it names (one made by a macro's ##? a call through a pointer?); "
+                "write the call out")
 
     def _check_static_shared(self, library, grid) -> None:
         """A ``__shared__`` array of a fixed size written past (before its start or past its end) in the launch."""
