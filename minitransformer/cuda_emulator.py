@@ -374,6 +374,21 @@ template <class To, class From> static inline To emu_bits(From x) {
 #define CUDART_NAN ((double)NAN)
 #define CUDART_PI_F 3.141592654f
 #define CUDART_PI 3.1415926535897931e+0
+// CUDA's bit intrinsics (a ballot's lanes are counted with them): GCC's builtins, and __clz(0) 32 as on a GPU (where
+// __builtin_clz(0) is undefined)
+static inline int __popc(unsigned int x) { return __builtin_popcount(x); }
+static inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+static inline int __ffs(int x) { return __builtin_ffs(x); }
+static inline int __ffsll(long long x) { return __builtin_ffsll(x); }
+static inline int __clz(int x) { return x ? __builtin_clz((unsigned int)x) : 32; }
+static inline int __clzll(long long x) { return x ? __builtin_clzll((unsigned long long)x) : 64; }
+template <class U> static inline U emu_bit_reverse(U x) {
+    U y = 0;
+    for (unsigned i = 0; i < 8 * sizeof(U); ++i, x >>= 1) y = (U)(y << 1 | (x & 1));
+    return y;
+}
+static inline unsigned int __brev(unsigned int x) { return emu_bit_reverse(x); }
+static inline unsigned long long __brevll(unsigned long long x) { return emu_bit_reverse(x); }
 template <class V> static inline V __ldg(const V* p) { return *p; }
 static inline void __threadfence() {}
 static inline void __threadfence_block() {}

@@ -711,6 +711,32 @@ def test_a_kernel_runs_as_fibers_where_it_or_a_function_or_macro_it_names_calls_
         np.testing.assert_array_equal(y, want, err_msg=kernel)
 
 
+def test_the_bit_intrinsics_count_find_and_reverse_bits_as_cuda_defines_them():
+    """``__popc``, ``__ffs``, ``__clz``, ``__brev`` and their ``ll`` forms (with which a ballot's lanes are counted),
+    against Python's integers: of the low 32 bits as an ``int`` or ``unsigned``, and of all 64."""
+    if reason := emu.missing():
+        pytest.skip(reason)
+    source = r"""
+extern "C" __global__ void bits(const unsigned long long* x, unsigned long long* out) {
+    unsigned long long v = x[threadIdx.x];
+    unsigned int low = (unsigned int)v;
+    unsigned long long* o = out + 8 * threadIdx.x;
+    o[0] = __popc(low), o[1] = __ffs((int)low), o[2] = __clz((int)low), o[3] = __brev(low);
+    o[4] = __popcll(v), o[5] = __ffsll((long long)v), o[6] = __clzll((long long)v), o[7] = __brevll(v);
+}"""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([np.array([0, 1, 2, 3, 2**31, 2**32 - 1, 2**32, 2**63, 2**64 - 1, 0x00F0_0000_0000_0100],
+                                 np.uint64), rng.integers(0, 2**64 - 1, size=22, dtype=np.uint64, endpoint=True)])
+    out = np.zeros((x.size, 8), np.uint64)
+    emu.RawModule(code=source).get_function("bits")(1, x.size, (x, out))
+    for v, got in zip(x.tolist(), out.tolist()):
+        want = []
+        for bits, value in ((32, v % 2**32), (64, v)):
+            want += [value.bit_count(), (value & -value).bit_length(), bits - value.bit_length(),
+                     int(f"{value:0{bits}b}"[::-1], 2)]
+        assert got == want, f"x = {v:#x}: got {got}, want {want} (popc, ffs, clz, brev; then the ll forms)"
+
+
 def test_a_warp_operation_a_macro_makes_whose_mask_names_the_first_thread_alone_is_done():
     """The block's first thread, run before the others as a kernel with no warp operation's name runs, waits at one
     whose mask names its own lane alone; in a block of one thread no other lane comes to complete it (it hung: run in
