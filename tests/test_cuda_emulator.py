@@ -431,6 +431,17 @@ extern "C" __global__ void interleaved(const int* x, int* out) {
     out[t] = v;
 }
 
+// a mask of its own for each half of a warp in round 0, the whole warp's in round 1: the upper half comes to round 0's
+// shuffle while the lower half waits at round 1's, the same operation with another mask (right: it comes on after)
+extern "C" __global__ void masks_by_round(const int* x, int* y) {
+    int lane = threadIdx.x % 32, v = x[threadIdx.x];
+    for (int round = 0; round < 2; ++round) {
+        unsigned mask = round == 1 ? 0xffffffff : lane < 16 ? 0x0000ffff : 0xffff0000;
+        v += __shfl_xor_sync(mask, v, 1);
+    }
+    y[threadIdx.x] = v;
+}
+
 // the tree of a warp in shared memory: with no barrier between its steps (the old "volatile" warp-synchronous code,
 // wrong since Volta) a race; with a __syncwarp() between each read and write, right
 extern "C" __global__ void warp_tree(const float* x, float* out, int synced) {
@@ -505,6 +516,21 @@ extern "C" __global__ void reads_past_the_block(float* y) {
 }
 extern "C" __global__ void reads_unnamed(float* y) {
     if (threadIdx.x < 16) y[threadIdx.x] = __shfl_down_sync(0xffff, y[threadIdx.x], 8);
+}
+extern "C" __global__ void reads_skipped(float* y) {  // lanes 16 to 31 skip the call, named by its mask
+    if (threadIdx.x < 16) y[threadIdx.x] = __shfl_sync(0xffffffff, y[threadIdx.x], threadIdx.x + 3);
+}
+extern "C" __global__ void mixed_masks(float* y) {  // lanes 16 to 31 meet among themselves, then end
+    unsigned mask = threadIdx.x < 16 ? 0xffffffff : 0xffff0000;
+    y[threadIdx.x] = __shfl_xor_sync(mask, y[threadIdx.x], 1);
+}
+extern "C" __global__ void mixed_sizes(float* y) {  // a double is two of a GPU's 32-bit shuffles, a float one
+    if (threadIdx.x < 16) y[threadIdx.x] = (float)__shfl_xor_sync(0xffffffff, (double)y[threadIdx.x], 1);
+    else y[threadIdx.x] = __shfl_xor_sync(0xffffffff, y[threadIdx.x], 1);
+}
+extern "C" __global__ void mixed_signs(float* y) {
+    if (threadIdx.x % 2) y[threadIdx.x] = __reduce_min_sync(0xffffffff, (int)y[threadIdx.x]);
+    else y[threadIdx.x] = __reduce_min_sync(0xffffffff, (unsigned)y[threadIdx.x]);
 }
 """
 
@@ -605,6 +631,14 @@ def test_warp_operations_interleave_with_barriers(warps):
     np.testing.assert_array_equal(out, v + v[base + (t // 32) % 32])
 
 
+def test_a_lane_may_come_to_an_operation_with_another_mask_while_others_wait_at_it_and_come_again(warps):
+    x = np.random.default_rng(3).integers(-99, 99, size=64).astype(np.int32)
+    y = emu.empty(64, np.int32)
+    warps.get_function("masks_by_round")(1, 64, (x, y))
+    pair = x + x[np.arange(64) ^ 1]
+    np.testing.assert_array_equal(y, 2 * pair)
+
+
 def test_a_warps_tree_in_shared_memory_is_a_race_without_syncwarp_and_right_with_it(warps):
     x = np.arange(64, dtype=np.float32)
     tree = warps.get_function("warp_tree")
@@ -638,11 +672,32 @@ def test_a_warp_operation_where_a_syncthreads_belongs_is_a_race_that_says_it_ord
     ("two_masks", (8, 4), r"in block 0, thread \(0, 0, 0\) \(lane 0 of warp 0\) waits at __syncwarp\(mask "
                           r"0x0000ffff\) for thread \(1, 0, 0\) \(lane 1 of warp 0\), .* waits at __syncwarp\(mask "
                           r"0xffffffff\)"),
-    ("reads_ended", 32, r"thread 8 \(lane 8 of warp 0\) reads lane 16 by __shfl_down_sync\(mask 0xffffffff\), a lane "
-                        r"that ended \(returned\) before it: a GPU gives an undefined value there"),
-    ("reads_past_the_block", 48, r"thread 40 \(lane 8 of warp 1\) reads lane 16 by __shfl_down_sync\(mask "
-                                 r"0xffffffff\), a lane that does not exist \(the block has 48 threads\)"),
-    ("reads_unnamed", 32, r"reads lane 16 by __shfl_down_sync\(mask 0x0000ffff\), a lane that the mask does not name"),
+    ("reads_ended", 32, r"thread 8 \(lane 8 of warp 0\) reads lane 16 through __shfl_down_sync\(mask 0xffffffff, "
+                        r"delta 8\), a lane that did not call it \(it ended first: it returned, or took another "
+                        r"branch of an if and ran to the kernel's end\): a GPU gives an undefined value there .*; name "
+                        r"in the mask only the lanes that call it$"),
+    ("reads_skipped", 32, r"thread 13 \(lane 13 of warp 0\) reads lane 16 through __shfl_sync\(mask 0xffffffff, "
+                          r"srcLane 16\), a lane that did not call it \(it ended first: it returned, or took another "
+                          r"branch of an if"),
+    ("reads_past_the_block", 48, r"thread 40 \(lane 8 of warp 1\) reads lane 16 through __shfl_down_sync\(mask "
+                                 r"0xffffffff, delta 8\), a lane that does not exist \(the block has 48 threads, so "
+                                 r"its last warp has 16 lanes: make the block a whole number of warps, a multiple of "
+                                 r"32 threads, or name in the mask only the lanes that exist\)"),
+    ("reads_unnamed", 32, r"reads lane 16 through __shfl_down_sync\(mask 0x0000ffff, delta 8\), a lane that the mask "
+                          r"does not name: a GPU gives an undefined value there \(.*\); with width 16 \(the last "
+                          r"argument\), each 16 lanes shuffle among themselves, and a lane whose source lies outside "
+                          r"its 16 keeps its own value$"),
+    ("mixed_masks", 32, r"in block 0, thread 0 \(lane 0 of warp 0\) waits at __shfl_xor_sync\(mask 0xffffffff\) for "
+                        r"thread 16 \(lane 16 of warp 0\), which its mask names but which came to "
+                        r"__shfl_xor_sync\(mask 0xffff0000\) while it waited, and then ended: on a GPU every lane a "
+                        r"mask names that has not ended must come to the same operation with the same mask "
+                        r"\(undefined otherwise\)"),
+    ("mixed_sizes", 32, r"waits at __shfl_xor_sync\(mask 0xffffffff\) of 8 bytes \(a long long, a double\) for thread "
+                        r"16 \(lane 16 of warp 0\), which its mask names but which waits at __shfl_xor_sync\(mask "
+                        r"0xffffffff\) of 4 bytes \(an int, an unsigned, a float\): .* and a value of the same type"),
+    ("mixed_signs", 32, r"waits at __reduce_min_sync\(mask 0xffffffff\) of an (int|unsigned) for thread \d+ "
+                        r"\(lane \d+ of warp 0\), which its mask names but which waits at "
+                        r"__reduce_min_sync\(mask 0xffffffff\) of an (int|unsigned)"),
 ])
 def test_what_a_gpu_leaves_undefined_in_a_warp_operation_stops_the_launch_naming_the_lanes(warps, kernel, block,
                                                                                            message):
