@@ -1053,9 +1053,9 @@ _STACKS: list = []  # the threads' stacks, shared by the libraries (one launch r
 
 #: a preprocessor directive, its lines continued by a backslash too
 _DIRECTIVE = re.compile(r"^[ \t]*#(?:[^\n\\]|\\.)*", re.M | re.S)
-#: a ``#define``: the macro's name and what it stands for
+#: a ``#define``, the macro's name and what it stands for
 _DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)((?:[^\n\\]|\\.)*)", re.M | re.S)
-#: a name before an opening parenthesis: in a function's head, the function's
+#: a name before an opening parenthesis (in a function's head, the function's)
 _NAME_CALLED = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 _IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
 
@@ -1578,8 +1578,8 @@ _ATOMIC_ORDER = (". Or this kernel's atomicAdd or atomicSub on floats: a GPU add
                  "digits even with no barrier missing; the emulation runs only kernels whose result does not depend "
                  "on the order: sum in a fixed order instead (a tree, as block_sum), or atomically add integers")
 
-#: what a race's message adds where the kernel calls warp operations: the emulation runs a block warp by warp, each
-#: up to its next __syncthreads(), so a warp operation put where a __syncthreads() belongs shows as a race
+#: what a race's message adds where the kernel calls warp operations (the emulation runs a block warp by warp, each
+#: up to its next __syncthreads(), so a warp operation put where a __syncthreads() belongs shows as a race)
 _WARP_ORDER = (". This kernel calls warp operations: a __syncwarp() or a shuffle orders only the lanes of its own warp "
                "that its mask names, not the block's other warps (on a GPU they run before, after or beside it; here "
                "one warp runs up to its next __syncthreads() before the next starts, first to last, then last to "
