@@ -13,26 +13,35 @@ with a stack of its own, run in turn up to its next ``__syncthreads()``; a round
 arrived, so none passes a barrier before all have reached it, as on a GPU. A kernel whose first thread ends
 without meeting a barrier (an elementwise one) runs its other threads one after another, with no fiber, on the
 launching thread's stack (a fiber for each made a launch of 64 blocks of 1,024 threads 28 times slower: each switch
-to a fiber and back calls the system, to save and restore the signal mask); one whose source names a warp operation
-runs every thread as a fiber.
+to a fiber and back calls the system, to save and restore the signal mask); one that may call a warp operation (it
+names one, or names a ``__device__`` function or a macro that does, or one that names such a one, and so on) runs
+every thread as a fiber, one warp after another (below).
 
 Warps. A warp is the block's threads 32w to 32w + 31 by their linear index (x fastest, then y, z), as on a GPU.
 ``__shfl_sync``, ``__shfl_up_sync``, ``__shfl_down_sync`` and ``__shfl_xor_sync`` (with ``width``; of ``int``,
 ``unsigned``, ``long long``, ``unsigned long long``, ``float``, ``double``), ``__syncwarp``, ``__ballot_sync``,
 ``__any_sync``, ``__all_sync`` and ``__reduce_add_sync``, ``_min``, ``_max`` (``int``, ``unsigned``), ``_and``,
 ``_or``, ``_xor`` are each a barrier for the lanes its mask names: a lane deposits its value and waits; once every
-lane named has come to the same operation with the same mask (or ended: CUDA counts only the lanes that have not
-exited), the results are computed together from the values deposited, as PTX's ``shfl`` and ``vote`` compute them,
-and those lanes run on. What a GPU leaves undefined stops the launch, a :class:`LaunchError` naming the block, the
-thread, its lane and warp, and the operation: a mask that does not name the caller's own lane, a width that is not
-a power of two from 1 to 32, a lane the mask names that waits elsewhere (at a ``__syncthreads()``, another operation,
-the same one with another mask: a GPU hangs or is undefined), and a shuffle that reads a lane not taking part in it
-(one the mask does not name, one that ended, one past the block's end in a block that is not a whole number of
-warps): an error, not a made-up value, since the value a GPU gives there is undefined. A warp's lanes still run one
-at a time between its operations: code that counts on a warp's lanes running in step (the old "volatile" tree in
-shared memory with no ``__syncwarp()``) is a race, caught as any other; and what a shuffle leaves unsaid of memory is
-not checked (a lane that reads another's shared memory after a ``__shfl_sync`` alone, with no ``__syncwarp()``,
-reads what was written before it, as the lanes ran in turn).
+lane named has come to the same operation with the same mask and a value of the same size (or ended: CUDA counts
+only the lanes that have not exited), the results are computed together from the values deposited, as PTX's ``shfl``
+and ``vote`` compute them, and those lanes run on. What a GPU leaves undefined stops the launch, a
+:class:`LaunchError` naming the block, the thread, its lane and warp, and the operation: a mask that does not name
+the caller's own lane, a width that is not a power of two from 1 to 32, a lane the mask names that waits elsewhere
+(at a ``__syncthreads()``, another operation, the same one with another mask or a value of another size or
+signedness: a GPU hangs or is undefined) or that came to the same one with another mask while the others waited and
+then ended, and a shuffle that reads a lane not taking part in it (one the mask does not name, one that ended, one
+past the block's end in a block that is not a whole number of warps): an error, not a made-up value, since the value
+a GPU gives there is undefined. ``__popc``, ``__ffs``, ``__clz``, ``__brev`` and their ``ll`` forms count a
+ballot's lanes.
+
+A block runs warp by warp, in the launch's order: a warp's lanes run, one at a time, until none of them may run (all
+wait at a ``__syncthreads()``, at a warp operation whose lanes have not all come, or ended), and only then the next
+warp's; a warp operation done lets its lanes run on before the lanes that had not come to it. So a warp operation
+orders only the lanes its mask names, as on a GPU: a ``__syncwarp()`` or a shuffle where a ``__syncthreads()``
+belongs (a warp reading what another wrote) is a race, caught by the two orders, as is code that counts on a warp's
+lanes running in step (the old "volatile" tree in shared memory with no ``__syncwarp()``). What a shuffle leaves
+unsaid of memory is not checked (a lane that reads another's shared memory after a ``__shfl_sync`` alone, with no
+``__syncwarp()``, reads what was written before it, as the lanes ran in turn).
 
 What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`LaunchError` naming the kernel):
 
@@ -373,6 +382,21 @@ template <class To, class From> static inline To emu_bits(From x) {
 #define CUDART_NAN ((double)NAN)
 #define CUDART_PI_F 3.141592654f
 #define CUDART_PI 3.1415926535897931e+0
+// CUDA's bit intrinsics (a ballot's lanes are counted with them): GCC's builtins, and __clz(0) 32 as on a GPU (where
+// __builtin_clz(0) is undefined)
+static inline int __popc(unsigned int x) { return __builtin_popcount(x); }
+static inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+static inline int __ffs(int x) { return __builtin_ffs(x); }
+static inline int __ffsll(long long x) { return __builtin_ffsll(x); }
+static inline int __clz(int x) { return x ? __builtin_clz((unsigned int)x) : 32; }
+static inline int __clzll(long long x) { return x ? __builtin_clzll((unsigned long long)x) : 64; }
+template <class U> static inline U emu_bit_reverse(U x) {
+    U y = 0;
+    for (unsigned i = 0; i < 8 * sizeof(U); ++i, x >>= 1) y = (U)(y << 1 | (x & 1));
+    return y;
+}
+static inline unsigned int __brev(unsigned int x) { return emu_bit_reverse(x); }
+static inline unsigned long long __brevll(unsigned long long x) { return emu_bit_reverse(x); }
 template <class V> static inline V __ldg(const V* p) { return *p; }
 static inline void __threadfence() {}
 static inline void __threadfence_block() {}
@@ -413,10 +437,10 @@ template <class V> static emu_shuffled<V> __shfl_sync(unsigned mask, V var, int 
     return emu_shuffle(EMU_SHFL, mask, var, src_lane, width);
 }
 template <class V> static emu_shuffled<V> __shfl_up_sync(unsigned mask, V var, unsigned delta, int width = warpSize) {
-    return emu_shuffle(EMU_SHFL_UP, mask, var, (int)(delta & 31), width);  // PTX's shfl takes delta's 5 low bits
+    return emu_shuffle(EMU_SHFL_UP, mask, var, (int)delta, width);  // (PTX's shfl takes its 5 low bits: emu_source)
 }
 template <class V> static emu_shuffled<V> __shfl_down_sync(unsigned mask, V var, unsigned delta, int width = warpSize) {
-    return emu_shuffle(EMU_SHFL_DOWN, mask, var, (int)(delta & 31), width);
+    return emu_shuffle(EMU_SHFL_DOWN, mask, var, (int)delta, width);
 }
 template <class V> static emu_shuffled<V> __shfl_xor_sync(unsigned mask, V var, int lane_mask, int width = warpSize) {
     return emu_shuffle(EMU_SHFL_XOR, mask, var, lane_mask, width);
@@ -470,19 +494,23 @@ static long long emu_diverged[3] = {-1, -1, -1};
 enum emu_where { EMU_READY, EMU_AT_BARRIER, EMU_AT_WARP, EMU_ENDED, EMU_MISSING };
 static char emu_state[EMU_MAX_THREADS];
 // what a thread waiting at a warp operation deposited (its value's bits, its kind: the bytes, negative where
-// signed; a shuffle's lane, delta or lane mask, and width) and, once the operation is done, its result
+// signed; a shuffle's lane, delta or lane mask, and width) and, once the operation is done, its result; when it came
+// and when it left (emu_clock's), kept after, until its next one
 struct emu_lane {
     int op;
     unsigned mask;
     unsigned long long bits, result;
     int kind, arg, width;
+    long long came, left;
 };
+static long long emu_clock;  // counts the arrivals at and departures from warp operations
 static emu_lane emu_lanes[EMU_MAX_THREADS];
 static long long emu_n;  // threads in a block
 // a warp operation that broke a rule (its code, then: the block, the thread, its operation, mask and width, the
-// other thread at fault, where that one is, its operation and its mask; 0: none): it stops the launch
+// other thread at fault, where that one is, its operation and its mask; the thread's argument (a shuffle's lane,
+// delta or lane mask) and kind, the other's kind; 0: none): it stops the launch
 enum emu_warp_rule { EMU_NOT_NAMED = 1, EMU_BAD_WIDTH, EMU_STUCK, EMU_READS, EMU_NO_FIBER };
-static long long emu_warp_failure[10];
+static long long emu_warp_failure[13];
 
 extern "C" void emu_configure(unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
                               unsigned int bz, size_t shared_asked, int reversed, int warps) {
@@ -632,8 +660,8 @@ static void emu_warp_fail(long long rule, long long t, long long other) {  // th
     const emu_lane& me = emu_lanes[t];
     long long where = other < 0 ? -1 : other >= emu_n ? EMU_MISSING : emu_state[other];
     const emu_lane* it = 0 <= other && other < emu_n ? &emu_lanes[other] : nullptr;
-    long long failure[10] = {rule, emu_block, t, me.op, me.mask, me.width, other, where, it ? it->op : 0,
-                             it ? it->mask : 0};
+    long long failure[13] = {rule, emu_block, t, me.op, me.mask, me.width, other, where, it ? it->op : 0,
+                             it ? it->mask : 0, me.arg, me.kind, it ? it->kind : 0};
     memcpy(emu_warp_failure, failure, sizeof failure);
 }
 
@@ -641,7 +669,7 @@ static void emu_warp_fail(long long rule, long long t, long long other) {  // th
 // (emu_complete): the result computed from the lanes' values; a rule broken stops the launch (emu_warp_failed)
 static unsigned long long emu_warp(int op, unsigned mask, unsigned long long bits, int kind, int arg, int width) {
     long long t = emu_thread;
-    emu_lanes[t] = {op, mask, bits, bits, kind, arg, width};
+    emu_lanes[t] = {op, mask, bits, bits, kind, arg, width, ++emu_clock, 0};
     long long rule = !(mask >> (t & 31) & 1) ? EMU_NOT_NAMED : width < 1 || width > 32 || (width & (width - 1)) ?
                      EMU_BAD_WIDTH : emu_direct ? EMU_NO_FIBER : 0;
     if (rule) {
@@ -695,22 +723,40 @@ static unsigned long long emu_result(long long u, long long base, unsigned prese
     }
 }
 
-// thread t waits at a warp operation: where every lane its mask names has come to the same one (with the same mask),
-// ended or does not exist, the operation is done (each lane's result) and its lanes may run on
-static void emu_complete(long long t) {
+// whether two lanes' warp operations are the same: the same operation, mask and kind (a double shuffled is two of a
+// GPU's 32-bit shuffles, a float one; a signed reduction another instruction than an unsigned one)
+static bool emu_same_operation(const emu_lane& a, const emu_lane& b) {
+    return a.op == b.op && a.mask == b.mask && a.kind == b.kind;
+}
+
+// thread t waits at a warp operation: where every lane its mask names has come to the same one (emu_same_operation),
+// ended or does not exist, the operation is done (each lane's result) and its lanes may run on (true). A lane named
+// that ended after it came to this operation with another mask or kind, while these lanes waited, broke CUDA's rule
+// (each lane named that has not exited comes with the same mask): it stops the launch
+static bool emu_complete(long long t) {
     const emu_lane me = emu_lanes[t];
-    long long base = t & ~31LL;
+    long long base = t & ~31LL, since = LLONG_MAX;
     unsigned present = 0;
     for (int l = 0; l < 32; ++l) {
         long long u = base + l;
         if (!(me.mask >> l & 1) || u >= emu_n || emu_state[u] == EMU_ENDED) continue;
-        if (emu_state[u] != EMU_AT_WARP || emu_lanes[u].op != me.op || emu_lanes[u].mask != me.mask) return;
-        present |= 1u << l;
+        if (emu_state[u] != EMU_AT_WARP || !emu_same_operation(emu_lanes[u], me)) return false;
+        present |= 1u << l, since = std::min(since, emu_lanes[u].came);
+    }
+    for (int l = 0; l < 32; ++l) {
+        long long u = base + l;
+        if ((me.mask >> l & 1) && u < emu_n && emu_state[u] == EMU_ENDED && emu_lanes[u].op == me.op &&
+            emu_lanes[u].left > since && !emu_same_operation(emu_lanes[u], me)) {
+            emu_warp_fail(EMU_STUCK, base + __builtin_ctz(present), u);
+            return false;
+        }
     }
     for (int l = 0; l < 32; ++l)  // all results first: each from the values deposited
         if (present >> l & 1) emu_lanes[base + l].result = emu_result(base + l, base, present);
+    ++emu_clock;
     for (int l = 0; l < 32; ++l)
-        if (present >> l & 1) emu_state[base + l] = EMU_READY;
+        if (present >> l & 1) emu_state[base + l] = EMU_READY, emu_lanes[base + l].left = emu_clock;
+    return true;
 }
 
 // no thread may run, and one waits at a warp operation: a lane its mask names waits elsewhere (at a __syncthreads(),
@@ -722,7 +768,7 @@ static void emu_stuck(long long n) {
         for (long long l = 0, base = t & ~31LL; l < 32; ++l) {
             long long u = base + l;
             if ((me.mask >> l & 1) && u < n && emu_state[u] != EMU_ENDED &&
-                (emu_state[u] != EMU_AT_WARP || emu_lanes[u].op != me.op || emu_lanes[u].mask != me.mask)) {
+                (emu_state[u] != EMU_AT_WARP || !emu_same_operation(emu_lanes[u], me))) {
                 emu_warp_fail(EMU_STUCK, t, u);
                 return;
             }
@@ -742,6 +788,7 @@ static void emu_start(long long t) {
     emu_fibers[t].uc_link = &emu_scheduler;
     makecontext(&emu_fibers[t], emu_fiber, 0);
     emu_state[t] = EMU_READY;
+    emu_lanes[t].op = 0;  // at no warp operation yet (emu_complete looks at an ended lane's last)
 }
 
 static bool emu_resume(long long t) {  // thread t runs up to its next barrier; true where it ended instead
@@ -753,31 +800,49 @@ static bool emu_resume(long long t) {  // thread t runs up to its next barrier; 
     return emu_finished;
 }
 
-// every thread a fiber (`started`, the block's first, ran already and waits at a barrier; -1: none), run
-// in passes, each taking every thread that may run up to its next barrier or warp operation: a warp operation is done
-// once its lanes have come, and a round of __syncthreads() ends once no thread may run and all wait there
+// warp w's lanes run, in the launch's order, until none of them may run; a warp operation done starts their turn
+// again, so that the lanes it let go run before the lanes that had not come to it (it orders its own lanes only);
+// true where any ran. `live` counts the block's threads not ended, `ended` and `waiting` are the round's first thread
+// to end and to wait at a __syncthreads() (-1: none yet)
+static bool emu_run_warp(long long w, long long n, long long& live, long long& ended, long long& waiting) {
+    long long first = 32 * w, count = std::min(32LL, n - first);
+    bool ran = false;
+    for (long long i = 0; i < count; ++i) {
+        long long t = first + emu_nth(i, count);
+        if (emu_state[t] != EMU_READY) continue;
+        ran = true;
+        bool done = false;
+        if (emu_resume(t)) {  // ended: an operation of its warp's that waited for it may be done
+            emu_state[t] = EMU_ENDED, --live;
+            ended = ended < 0 ? t : ended;
+            for (long long u = first; u < first + count; ++u)
+                if (emu_state[u] == EMU_AT_WARP) done = emu_complete(u) || done;
+        } else if (emu_state[t] == EMU_AT_BARRIER) {
+            waiting = waiting < 0 ? t : waiting;
+        } else {
+            done = emu_complete(t);
+        }
+        if (emu_warp_failure[0]) siglongjmp(emu_fault_jump, 2);
+        if (done) i = -1;
+    }
+    return ran;
+}
+
+// every thread a fiber (`started`, the block's first, ran already and waits at a barrier or a warp operation; -1:
+// none), run warp by warp in the launch's order, each warp up to where none of its lanes may run (emu_run_warp): a
+// warp runs to its next __syncthreads() before the next warp starts, so what one warp writes before a __syncwarp() or
+// a shuffle another sees in one order and not in the other, as a GPU's warps run in any order; a round of
+// __syncthreads() ends once no thread may run and all wait there
 static void emu_run_fibers(long long n, long long started) {
     for (long long t = 0; t < n; ++t)
         if (t != started) emu_start(t);
-    long long live = n, ended = -1, waiting = -1;  // the round's first thread to end, and to wait at the barrier
+    long long live = n, ended = -1, waiting = -1, warps = (n + 31) / 32;
     if (started >= 0 && emu_state[started] == EMU_AT_BARRIER) waiting = started;
+    if (started >= 0 && emu_state[started] == EMU_AT_WARP) emu_complete(started);  // (its mask may name it alone)
+    if (emu_warp_failure[0]) siglongjmp(emu_fault_jump, 2);
     for (bool ran = true;; ran = false) {
-        for (long long i = 0; i < n; ++i) {
-            long long t = emu_nth(i, n);
-            if (emu_state[t] != EMU_READY) continue;
-            ran = true;
-            if (emu_resume(t)) {  // ended: an operation of its warp's that waited for it may be done
-                emu_state[t] = EMU_ENDED, --live;
-                ended = ended < 0 ? t : ended;
-                for (long long u = t & ~31LL; u < std::min((t | 31) + 1, n); ++u)
-                    if (emu_state[u] == EMU_AT_WARP) emu_complete(u);
-            } else if (emu_state[t] == EMU_AT_BARRIER) {
-                waiting = waiting < 0 ? t : waiting;
-            } else {
-                emu_complete(t);
-            }
-            if (emu_warp_failure[0]) siglongjmp(emu_fault_jump, 2);
-        }
+        for (long long i = 0; i < warps; ++i)
+            ran = emu_run_warp(emu_nth(i, warps), n, live, ended, waiting) || ran;
         if (live == 0) return;
         if (ran) continue;
         emu_stuck(n);
@@ -986,24 +1051,69 @@ _FRAME_REACH = 64 * 1024
 _STACKS: list = []  # the threads' stacks, shared by the libraries (one launch runs at a time): the memory, its address
 
 
+#: a preprocessor directive, its lines continued by a backslash too
+_DIRECTIVE = re.compile(r"^[ \t]*#(?:[^\n\\]|\\.)*", re.M | re.S)
+#: a ``#define``, the macro's name and what it stands for
+_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)((?:[^\n\\]|\\.)*)", re.M | re.S)
+#: a name before an opening parenthesis (in a function's head, the function's)
+_NAME_CALLED = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+_IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
+
+
+def _body_end(code: str, opening: int) -> int:
+    """Where the block that opens at ``code[opening]`` (a ``{``) closes: the index of its ``}``."""
+    depth = 0
+    for end in range(opening, len(code)):
+        depth += {"{": 1, "}": -1}.get(code[end], 0)
+        if depth == 0:
+            return end
+    return len(code) - 1
+
+
 def _kernels_calling(code: str, call: re.Pattern) -> set[str]:
     """The kernels of ``code`` (:func:`_code_only`'s) that may make a ``call`` (``atomicAdd``, a warp operation): in
-    their own body, or in the code outside every kernel's body (the ``__device__`` functions they may call)."""
+    their own body, or in a function or a macro they name, or one that one of those names, and so on.
+
+    A function outside the kernels is known by the names before a parenthesis in its head (``warp_sum`` in
+    ``__device__ T warp_sum(T v) {``); code outside the kernels that makes the call and is no such function (a
+    struct's method, a lambda) counts for every kernel.
+    """
+    code = re.sub(r'"(?:\\.|[^"\\\n])*"', lambda m: m[0] if m[0] == '"C"' else '""', code)  # no brace in a literal
+    code = re.sub(r"'(?:\\.|[^'\\\n])*'", "' '", code)
+    texts: dict[str, str] = {}  # a function's or a macro's name -> its text (an overload's too)
+    for m in _DEFINE.finditer(code):
+        texts[m[1]] = texts.get(m[1], "") + m[2]
+    code = _DIRECTIVE.sub("", code)  # (a macro's braces are no block)
     bodies, outside, start = {}, [], 0
     for m in _KERNEL_HEAD.finditer(code):
         opening = re.compile(r"\s*\{").match(code, m.end())
         if opening is None or m.start() < start:  # a declaration, or a head inside the body of the one before
             continue
-        depth, end = 0, opening.end() - 1
-        for end in range(opening.end() - 1, len(code)):
-            depth += {"{": 1, "}": -1}.get(code[end], 0)
-            if depth == 0:
-                break
+        end = _body_end(code, opening.end() - 1)
         outside.append(code[start:m.start()])
         bodies[m[1]] = bodies.get(m[1], "") + code[m.start():end + 1]
         start = end + 1
-    everywhere = bool(call.search("".join(outside) + code[start:]))
-    return {name for name, body in bodies.items() if everywhere or call.search(body)}
+    rest, unknown, start = "".join(outside) + code[start:], [], 0
+    for opening in re.finditer(r"\{", rest):  # the blocks outside the kernels: functions, structs, namespaces
+        if opening.start() < start:
+            continue
+        head = rest[max(rest.rfind(";", start, opening.start()), rest.rfind("}", 0, opening.start()), start - 1) + 1:
+                    opening.start()]
+        end = _body_end(rest, opening.start())
+        names = _NAME_CALLED.findall(head)
+        for name in names:
+            texts[name] = texts.get(name, "") + head + rest[opening.start():end + 1]
+        unknown.append(rest[start:opening.start()] if names else rest[start:end + 1])
+        start = end + 1
+    if call.search("".join(unknown) + rest[start:]):  # in no function known by its name
+        return set(bodies)
+    reaching, grown = {name for name, text in texts.items() if call.search(text)}, True
+    while grown:  # the functions and macros that name one that reaches the call reach it too
+        grown = {name for name, text in texts.items() if name not in reaching and
+                 reaching.intersection(_IDENTIFIER.findall(text))}
+        reaching |= grown
+    return {name for name, body in bodies.items()
+            if call.search(body) or reaching.intersection(_IDENTIFIER.findall(body))}
 
 
 def _stacks() -> int:
@@ -1195,6 +1305,35 @@ class RawModule:
         return self._functions[name]
 
 
+#: the name CUDA's documentation gives a shuffle's third argument, by the operation's code (_WARP_OPERATIONS, from 1)
+_SHUFFLE_ARGUMENT = {2: "srcLane", 3: "delta", 4: "delta", 5: "laneMask"}
+
+
+def _operand(op: int, kind: int) -> str:
+    """What a warp operation (its code) took, by its kind (the bytes, negative where signed): ``4 bytes (an int, an
+    unsigned, a float)``, or a reduction's ``int`` or ``unsigned``."""
+    if op >= _WARP_OPERATIONS.index("__reduce_add_sync") + 1:
+        return "an int" if kind < 0 else "an unsigned"
+    return "4 bytes (an int, an unsigned, a float)" if kind == 4 else "8 bytes (a long long, a double)"
+
+
+def _segment_hint(mask: int, width: int) -> str:
+    """Where a shuffle's mask names a segment of ``w`` lanes (``0xffff``, ``0xff00``: ``w`` a power of two, the
+    segment starting at a multiple of it) and its width is larger: the width that keeps the lanes among themselves.
+
+    >>> _segment_hint(0xFFFF, 32).startswith("; with width 16 (the last argument), each 16 lanes shuffle among")
+    True
+    >>> _segment_hint(0xFFFF, 16), _segment_hint(0xFFFE, 32)
+    ('', '')
+    """
+    w = mask.bit_count()
+    low = (mask & -mask).bit_length() - 1
+    if not 0 < w < width or w & (w - 1) or low % w or mask != (2**w - 1) << low:
+        return ""
+    return (f"; with width {w} (the last argument), each {w} lanes shuffle among themselves, and a lane whose source "
+            f"lies outside its {w} keeps its own value")
+
+
 def _dims(value, what: str, kernel: str) -> tuple[int, int, int]:
     """A grid's or a block's sizes as ``(x, y, z)``, from an int or a tuple of one to three ints."""
     sizes = (value,) if isinstance(value, int | np.integer) else tuple(value)
@@ -1356,10 +1495,11 @@ class Kernel:
 
     def _warp_failure(self, failed, grid, block) -> str:
         """What rule of CUDA's a warp operation broke (``failed``: the rule, the block, the thread, its operation,
-        mask and width, the other thread at fault, where that one is, its operation and mask), in words."""
-        rule, b, t, op, mask, width, other, where, other_op, other_mask = (failed[k] for k in range(10))
-        n = block[0] * block[1] * block[2]
-        call = f"{_WARP_OPERATIONS[op - 1]}(mask {mask % 2**32:#010x}{f', width {width}' if width != 32 else ''})"
+        mask and width, the other thread at fault, where that one is, its operation and mask, the thread's argument
+        and kind, the other's kind), in words."""
+        rule, b, t, op, mask, width, other, where, other_op, other_mask, arg, kind, other_kind = failed[:13]
+        n, mask, other_mask = block[0] * block[1] * block[2], mask % 2**32, other_mask % 2**32
+        call = f"{_WARP_OPERATIONS[op - 1]}(mask {mask:#010x}{f', width {width}' if width != 32 else ''})"
 
         def lane(u: int) -> str:
             return f"thread {_where(u, block)} (lane {u % 32} of warp {u // 32})" if u < n else f"lane {u % 32}"
@@ -1372,19 +1512,41 @@ class Kernel:
         if rule == 2:
             return f"{by} calls {call}: a width is a power of two from 1 to 32 (warpSize), undefined otherwise"
         if rule == 3:
-            elsewhere = ("a __syncthreads()" if where == 1 else
-                         f"{_WARP_OPERATIONS[other_op - 1]}(mask {other_mask % 2**32:#010x})")
+            kinds = other_op == op and other_kind != kind  # the same operation and mask, another type
+            if kinds:
+                call += f" of {_operand(op, kind)}"
+            elsewhere = ("a __syncthreads()" if where == 1 else f"{_WARP_OPERATIONS[other_op - 1]}(mask "
+                         f"{other_mask:#010x}){f' of {_operand(op, other_kind)}' if kinds else ''}")
+            rule = ("on a GPU every lane a mask names that has not ended must come to the same operation with the "
+                    f"same mask{', and a value of the same type' if kinds else ''}")
+            if where == 3:  # it came to the same operation with another mask or type, then ended
+                return (f"{by} waits at {call} for {lane(other)}, which its mask names but which came to {elsewhere} "
+                        f"while it waited, and then ended: {rule} (undefined otherwise). Do all the lanes that call "
+                        "it pass the same mask" + (", and a value of the same type?" if kinds else "?"))
+            hint = ("Do all the lanes that call it pass a value of the same type (cast it: (double)v)?" if kinds else
+                    "Is the call inside an if that not every lane takes, or in a loop they go round different "
+                    "numbers of times? Name only the lanes that call it in the mask")
             return (f"{by} waits at {call} for {lane(other)}, which its mask names but which waits at {elsewhere}: "
-                    "on a GPU every lane a mask names that has not ended must come to the same operation with the "
-                    "same mask (a hang, or undefined). Is the call inside an if that not every lane takes, or in a "
-                    "loop they go round different numbers of times? Name only the lanes that call it in the mask")
+                    f"{rule} (a hang, or undefined). {hint}")
         if rule == 4:
-            why = (f"does not exist (the block has {n} threads)" if where == 4 else
-                   "the mask does not name" if not mask >> (other % 32) & 1 else "ended (returned) before it")
-            return (f"{by} reads lane {other % 32} by {call}, a lane that {why}: a GPU gives an undefined value "
-                    "there (a shuffle reads only a lane that takes part in it)")
+            named = f", {_SHUFFLE_ARGUMENT[op]} {arg}"
+            call = call.replace(")", f"{named})", 1) if width == 32 else call.replace(", width", f"{named}, width")
+            hint = ""
+            if where == 4:
+                why = (f"does not exist (the block has {n} threads, so its last warp has {n % 32} "
+                       f"lane{'s' if n % 32 > 1 else ''}: make the block a whole number of warps, a multiple of 32 "
+                       "threads, or name in the mask only the lanes that exist)")
+            elif not mask >> (other % 32) & 1:
+                why, hint = "the mask does not name", _segment_hint(mask, width)
+            else:
+                why = ("did not call it (it ended first: it returned, or took another branch of an if and ran to "
+                       "the kernel's end)")
+                hint = "; name in the mask only the lanes that call it"
+            return (f"{by} reads lane {other % 32} through {call}, a lane that {why}: a GPU gives an undefined value "
+                    f"there (a shuffle reads only a lane that takes part in it){hint}")
         return (f"{by} calls {call} in a kernel run without fibers: the emulation found no warp operation's name in "
-                "its source (one made by a macro?); write the call out")
+                "it, nor in a function or a macro it names (one made by a macro's ##? a call through a pointer?); "
+                "write the call out")
 
     def _check_static_shared(self, library, grid) -> None:
         """A ``__shared__`` array of a fixed size written past (before its start or past its end) in the launch."""
@@ -1415,6 +1577,13 @@ _ATOMIC_ORDER = (". Or this kernel's atomicAdd or atomicSub on floats: a GPU add
                  "come, and a float sum rounds differently in another order, so the two runs may differ in the last "
                  "digits even with no barrier missing; the emulation runs only kernels whose result does not depend "
                  "on the order: sum in a fixed order instead (a tree, as block_sum), or atomically add integers")
+
+#: what a race's message adds where the kernel calls warp operations (the emulation runs a block warp by warp, each
+#: up to its next __syncthreads(), so a warp operation put where a __syncthreads() belongs shows as a race)
+_WARP_ORDER = (". This kernel calls warp operations: a __syncwarp() or a shuffle orders only the lanes of its own warp "
+               "that its mask names, not the block's other warps (on a GPU they run before, after or beside it; here "
+               "one warp runs up to its next __syncthreads() before the next starts, first to last, then last to "
+               "first): warps meet at a __syncthreads() only")
 
 
 class _Launch:
@@ -1516,6 +1685,7 @@ class _Launch:
                 k = int(differ[0])
                 entry = np.unravel_index(k, b.shape) if b.ndim > 1 else k
                 atomics = b.dtype.kind == "f" and self.kernel.name in self.kernel.module._adds_atomically
+                warps = self.kernel.name in self.kernel.module._calls_warps
                 raise LaunchError(
                     f"{self.kernel.name}: race: a barrier is missing? Or a local variable never set? The result "
                     "depends on the order the threads run in: a thread read s[...] before or after another wrote it, "
@@ -1524,7 +1694,7 @@ class _Launch:
                     f"before it is set). {self._describe(i)} differs at {differ.size} of {b.size} entries; the first, "
                     f"[{', '.join(map(str, np.atleast_1d(entry)))}], is {f.reshape(-1)[k].item()!r} with blocks and "
                     f"threads run first to last, {b.reshape(-1)[k].item()!r} last to first"
-                    + (_ATOMIC_ORDER if atomics else ""))
+                    + (_WARP_ORDER if warps else "") + (_ATOMIC_ORDER if atomics else ""))
 
     def copy_back(self) -> None:
         for _, value, buffer in self.staged:

@@ -1078,6 +1078,12 @@ def test_a7s_reductions_written_with_warp_shuffles_earn_every_point_of_their_tes
         graded.test_layer_norm_forward_is_the_formula(kernels, (2, 3, 300), "gamma-beta", dtype, rng)
 
 
+#: what a race's message says of a kernel (its name in {}) with warp operations
+WARP_RACE = (r"^{}: race: .*This kernel calls warp operations: a __syncwarp\(\) or a shuffle orders only the lanes of "
+             r"its own warp that its mask names, not the block's other warps")
+#: block_sum's last line but one in :data:`A7_WARP_SHUFFLES`, the barrier after the warps' sums are read
+SUMS_READ = ("    __syncthreads();                                   // all have read s before the next reduction "
+             "writes it\n")
 #: mistakes in the warp-shuffle reductions (:data:`A7_WARP_SHUFFLES`): (its text, the mistake, the graded test
 #: that must fail, its arguments, what its message must say)
 A7_WARP_MISTAKES = {
@@ -1096,6 +1102,19 @@ A7_WARP_MISTAKES = {
     "a warp's lanes past the block's warps read": ("warp_sum(lane < warps ? s[lane] : (T)0)", "warp_sum(s[lane])",
                                                    "test_block_sum_gives_every_thread_the_sum_of_its_block",
                                                    {"block": 128}, r"got \S*e\+3\d"),
+    # a warp operation orders its own warp's lanes only: where the warps meet, a __syncthreads() (a race without it)
+    "__syncwarp() for block_sum's first __syncthreads()": (
+        "s[warp] = total;\n    __syncthreads();", "s[warp] = total;\n    __syncwarp();",
+        "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 128}, WARP_RACE.format("block_sums")),
+    "__syncwarp() for block_max's first __syncthreads()": (
+        "s[warp] = m;\n    __syncthreads();", "s[warp] = m;\n    __syncwarp();",
+        "test_block_max_gives_every_thread_the_max_of_its_block", {"block": 256}, WARP_RACE.format("block_maxes")),
+    "no __syncthreads() after the warps' sums are read": (
+        SUMS_READ, "", "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 128},
+        WARP_RACE.format("block_sums")),
+    "no __syncthreads() after the warps' sums are read, in layer norm": (
+        SUMS_READ, "", "test_layer_norm_forward_is_the_formula", {"shape": (2, 3, 300), "affine": "gamma-beta"},
+        WARP_RACE.format("layer_norm_forward")),
 }
 
 
