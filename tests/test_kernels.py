@@ -894,7 +894,8 @@ A7_MISTAKES = {
     "a round left out": ("k > 0; k >>= 1) {\n        if (threadIdx.x < k) s[threadIdx.x] +=",
                          "k > 1; k >>= 1) {\n        if (threadIdx.x < k) s[threadIdx.x] +=",
                          "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 128},
-                         r"thread 0 of block 0 got .*a round left out, or one too many\?"),
+                         r"^(?!.*shfl)block_sum .*thread 0 of block 0 got .*a round left out, or one too many\? in a "
+                         r"tree, k from blockDim.x / 2 down to 1"),  # (a tree's hint only: no shuffle's)
     "max the wrong way": ("s[threadIdx.x + k] > s[threadIdx.x]) s[threadIdx.x]",
                           "s[threadIdx.x + k] < s[threadIdx.x]) s[threadIdx.x]",
                           "test_block_max_gives_every_thread_the_max_of_its_block", {"block": 32},
@@ -1089,7 +1090,8 @@ SUMS_READ = ("    __syncthreads();                                   // all have
 A7_WARP_MISTAKES = {
     "up for down": ("__shfl_down_sync(0xffffffff, v, k)", "__shfl_up_sync(0xffffffff, v, k)",
                     "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 64},
-                    r"thread 0 of block 0 got .* with warp shuffles, lane l adds lane l \+ k's value, "
+                    r"^(?!.*in a tree)block_sum .*thread 0 of block 0 got .* with warp shuffles, lane l adds lane "
+                    r"l \+ k's value, "
                     r"__shfl_down_sync\(0xffffffff, v, k\) .*\(__shfl_up_sync leaves it in lane 31\)"),
     "no broadcast from lane 0": ("    total = __shfl_sync(0xffffffff, total, 0);         // lane 0's to every lane\n",
                                  "", "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 128},
@@ -1101,7 +1103,10 @@ A7_WARP_MISTAKES = {
                            r"0x0000ffff\), whose mask does not name its own lane 31"),
     "a warp's lanes past the block's warps read": ("warp_sum(lane < warps ? s[lane] : (T)0)", "warp_sum(s[lane])",
                                                    "test_block_sum_gives_every_thread_the_sum_of_its_block",
-                                                   {"block": 128}, r"got \S*e\+3\d"),
+                                                   {"block": 128},
+                                                   r"got \S*e\+3\d+, .*: some thread read shared memory that no "
+                                                   r"thread wrote this launch .*: with warp shuffles, lanes past the "
+                                                   r"number of warps reading s\[lane\] in the second reduction"),
     # a warp operation orders its own warp's lanes only: where the warps meet, a __syncthreads() (a race without it)
     "__syncwarp() for block_sum's first __syncthreads()": (
         "s[warp] = total;\n    __syncthreads();", "s[warp] = total;\n    __syncwarp();",

@@ -126,23 +126,48 @@ def _reduce(kernels, name: str, block: int, v, w):
     return out, out2
 
 
-def _reduction_agrees(name: str, got, want, which: str, warned: str = "") -> None:
+def _shuffles(kernels, dtype, kernel: str) -> bool | None:
+    """Whether ``kernel`` of ``kernels``' source calls a warp operation, itself or through a function it calls (the
+    emulation's call graph: a student's reductions by shuffles, not a tree), or None where it cannot tell."""
+    module = getattr(kernels, "modules", {}).get(str(np.dtype(dtype)))
+    calls = getattr(module, "_calls_warps", None)
+    return None if calls is None else kernel in calls
+
+
+def _hint(shuffles: bool | None, tree: str, warp: str) -> str:
+    """The ``tree`` hint, the ``warp`` (shuffle) one, or both where the source's reductions are not known."""
+    return {False: tree, True: warp}.get(shuffles, f"{tree}; {warp}")
+
+
+def _reduction_agrees(name: str, got, want, which: str, warned: str = "", shuffles: bool | None = None) -> None:
     """Every thread of each block (a row of ``got``) holds the block's reduction ``want`` (one per block); ``warned``
-    (:func:`_warned`) is said after a wrong one."""
+    (:func:`_warned`) is said after a wrong one, and the hints are a tree's or warp shuffles' as ``shuffles``
+    (:func:`_shuffles`) says."""
     right = got == want[:, None]
     if right.all():
         return
     b, t = (int(k) for k in np.argwhere(~right)[0])
     said = (f"{name} ({which}), {got.shape[1]} threads: thread {t} of block {b} got {got[b, t]:.17g}, not "
             f"{want[b]:.17g}")
+    filler = _filler(got.dtype)
+    if not np.isfinite(got[b, t]) or abs(got[b, t]) >= filler / 2:  # a 0x7F guard value in it (sums overflow: inf)
+        raise AssertionError(
+            f"{said}: some thread read shared memory that no thread wrote this launch (the emulation fills it with "
+            f"0x7F bytes, {filler:.3g} each): " + _hint(
+                shuffles, "in a tree, a round reading s[t + k] past the block (k from blockDim.x / 2, not blockDim.x)?",
+                "with warp shuffles, lanes past the number of warps reading s[lane] in the second reduction (only "
+                "lane < blockDim.x / 32 holds a warp's result: lane < warps ? s[lane] : 0)?") + warned)
     if right[:, 0].all():
-        raise AssertionError(f"{said}; thread 0 has it: every thread must read s[0] once the last round is done "
-                             "(with warp shuffles, __shfl_down_sync leaves a warp's sum in its lane 0 only: pass it "
-                             f"on, __shfl_sync(0xffffffff, v, 0), or through s){warned}")
-    raise AssertionError(f"{said} (a round left out, or one too many? k from blockDim.x / 2 down to 1, each thread "
-                         "t < k taking s[t + k]; a __syncthreads() after each round; with warp shuffles, lane l adds "
-                         "lane l + k's value, __shfl_down_sync(0xffffffff, v, k) for k = 16, 8, 4, 2, 1, which leaves "
-                         f"the warp's sum in lane 0 (__shfl_up_sync leaves it in lane 31)){warned}")
+        raise AssertionError(f"{said}; thread 0 has it: " + _hint(
+            shuffles, "in a tree, every thread must read s[0] once the last round is done",
+            "with warp shuffles, __shfl_down_sync leaves a warp's sum in its lane 0 only: pass it on, "
+            "__shfl_sync(0xffffffff, v, 0), or through s") + warned)
+    takes = "adds" if name == "block_sum" else "takes the larger of its own and"
+    raise AssertionError(f"{said} (a round left out, or one too many? " + _hint(
+        shuffles, "in a tree, k from blockDim.x / 2 down to 1, each thread t < k taking s[t + k], a __syncthreads() "
+        "after each round", f"with warp shuffles, lane l {takes} lane l + k's value, __shfl_down_sync(0xffffffff, "
+        "v, k) for k = 16, 8, 4, 2, 1, which leaves the result in lane 0 (__shfl_up_sync leaves it in lane 31)")
+        + f"){warned}")
 
 
 @pytest.mark.assignment(7, points=15)
@@ -154,9 +179,10 @@ def test_block_sum_gives_every_thread_the_sum_of_its_block(emulated_cuda, block,
     v = rng.integers(-1000, 1000, size=(3, block)).astype(dtype)
     w = rng.integers(1, 1000, size=(3, block)).astype(dtype)
     out, out2 = _reduce(emulated_cuda, "block_sums", block, v, w)
-    warned = _warned(emulated_cuda, dtype)
-    _reduction_agrees("block_sum", out, v.sum(axis=1), "the first of two", warned)
-    _reduction_agrees("block_sum", out2, w.sum(axis=1), "the second, right after the first on the same s", warned)
+    warned, shuffles = _warned(emulated_cuda, dtype), _shuffles(emulated_cuda, dtype, "block_sums")
+    _reduction_agrees("block_sum", out, v.sum(axis=1), "the first of two", warned, shuffles)
+    _reduction_agrees("block_sum", out2, w.sum(axis=1), "the second, right after the first on the same s", warned,
+                      shuffles)
 
 
 @pytest.mark.assignment(7, points=10)
@@ -179,8 +205,10 @@ def test_block_max_gives_every_thread_the_max_of_its_block(emulated_cuda, block,
         if dtype == "float64" and ((got != want) & (got == want.astype(np.float32))).any():
             raise AssertionError("block_max: a thread got the block's max rounded to float32: is it taken in float "
                                  "(fmaxf, a float variable)? Compare in T (a > b, or max / fmax)" + warned)
-    _reduction_agrees("block_max", out, v.max(axis=1), "the first of two", warned)
-    _reduction_agrees("block_max", out2, w.max(axis=1), "the second, right after the first on the same s", warned)
+    shuffles = _shuffles(emulated_cuda, dtype, "block_maxes")
+    _reduction_agrees("block_max", out, v.max(axis=1), "the first of two", warned, shuffles)
+    _reduction_agrees("block_max", out2, w.max(axis=1), "the second, right after the first on the same s", warned,
+                      shuffles)
 
 
 # ------------------------------------------------------------------ the row kernels
