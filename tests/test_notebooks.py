@@ -361,6 +361,38 @@ def test_notebook_12s_warp_exercise_is_a7s_and_its_check_names_what_a_wrong_kern
 
 
 @pytest.mark.needs("tools")
+def test_notebook_03s_batched_exercise_is_a3s_and_its_check_names_a_reshape_alone(namespace):
+    """Section 5's exercise, every head in one call on tensors (the core of ``MultiHeadAttention._batched``): its
+    solution passes its check; A3's copy strips it (the cell and its check stop with A3's hint); and the check fails
+    a split, a merge, or both by a reshape alone (no transpose), naming which."""
+    from minitransformer.assignments import strip_source
+
+    pytest.importorskip("matplotlib")
+    code = [source for kind, source, *_ in _generator().NOTEBOOKS["03_multi_head_attention"] if kind == "code"]
+    [solved] = [c for c in code if "BEGIN SOLUTION A3: split each of W_Q(X)" in c]
+    check = code[code.index(solved) + 1]
+    for cell in code[:code.index(solved) + 2]:  # up to the exercise and its check, the NumPy exercise's too
+        exec(cell.replace("%matplotlib inline", ""), namespace)
+    stub, n = strip_source(solved, 3)
+    assert n == 1 and ".permute(" not in stub
+    copy = dict(namespace)
+    for cell in (stub, check):  # the stub's cell defines batched, then stops at its call; the check at its own
+        with pytest.raises(NotImplementedError, match="^A3: split each of W_Q"):
+            exec(cell, copy)
+
+    split, merge = ("lin(X).reshape(B, L, h, d_k).permute(0, 2, 1, 3)", "lin(X).reshape(B, h, L, d_k)"), (
+        "heads.permute(0, 2, 1, 3).reshape(B, L, h * d_k)", "heads.reshape(B, L, h * d_k)")
+    assert split[0] in solved and merge[0] in solved
+    wrong = {"splits the heads without the transpose": solved.replace(*split),
+             "merges the heads without the transpose": solved.replace(*merge),
+             "splits the heads without the transpose: (B, L, d_model)": solved.replace(*split).replace(*merge)}
+    for why, source in wrong.items():
+        exec(source, namespace)
+        with pytest.raises(AssertionError, match="^" + re.escape(f"batched {why}")):
+            exec(check, namespace)
+
+
+@pytest.mark.needs("tools")
 def test_notebook_12s_kernels_are_cuda_that_nvcc_compiles(tmp_path, monkeypatch, namespace):
     """Notebook 12 teaches CUDA, not a dialect of the emulation: every source its cells compile (the wrong ones too,
     wrong when they run, not to a compiler) compiles with nvcc to PTX, warp shuffles and __syncwarp included.

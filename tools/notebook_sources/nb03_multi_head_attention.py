@@ -35,12 +35,13 @@ CELLS = [
     | $\ldots W^O$ | $(L, d_\text{model})$ |
 
     Steps: **1** a module and its weights · **2** the formula literally: a loop over the heads · **3** Concat
-    and $W^O$ · **4** the same by the library, looped and batched, agreeing · **5** the batched form, shape by
-    shape, and which of its steps copy (strides and views) · **6** one map per head · **7** the document's
-    example 4.3.2, and why heads need their own projections · **8** what $h$ costs.
+    and $W^O$ · **4** the same by the library, looped and batched, agreeing · **5** the batched form, every
+    head in one call, and which of its steps copy (strides and views) · **6** one map per head · **7** the
+    document's example 4.3.2, and why heads need their own projections · **8** what $h$ costs.
 
-    **Exercise in the text** (assignment A3, `minitransformer assignments list`): splitting the features
-    into heads and merging them back, in NumPy (section 3), followed by a cell that checks your answer.
+    **Exercises in the text** (assignment A3, `minitransformer assignments list`): splitting the features
+    into heads and merging them back, in NumPy (section 3), then every head in one call with the library's
+    tensors (section 5), each followed by a cell that checks your answer.
     In assignment A3's student copy (`minitransformer assignments build 3 DIR`) the library's own A3 bodies
     are taken out too: from section 4 on, the cells that call them raise `NotImplementedError` until you
     have written them in `minitransformer/nn/attention.py` (`MultiHeadAttention._literal` and `_batched`,
@@ -189,28 +190,62 @@ CELLS = [
     print(f"max |gradient difference| over all {len(grads[True])} parameters: {worst:.1e}")
     """),
     md(r"""
-    ## 5. The batched form, shape by shape
+    ## 5. The batched form, with the library's tensors
 
     Project once with the whole matrix, then *reshape* the $d_\text{model}$ features into $h$ groups of
     $d_k$ and move the head axis forward: all heads become one batched matrix product. Column block $i$ of
     `W_Q.weight` produces features $i d_k \ldots (i+1) d_k - 1$, which is exactly group $i$ after the reshape.
-    This is `MultiHeadAttention._batched`, line by line:
+    This is the core of `MultiHeadAttention._batched` (without its masks, dropout, cache and $W^O$).
+
+    ### Exercise A3 · every head in one call
+
+    `batched(X)`: section 3's split and merge, now on tensors (`Tensor.reshape`, `Tensor.permute`), with one
+    call of `F.scaled_dot_product_attention` between them on $(B, h, L, d_k)$ queries, keys and values. Project
+    with `mha.W_Q`, `mha.W_K`, `mha.W_V`, the whole `Linear` layers. Return the heads before the merge too:
+    the aside below looks at how they lie in memory.
+    """),
+    exercise("a3-batched-heads", """
+    def batched(X):
+        \"\"\"X (B, L, d_model) -> heads (B, h, L, d_k), weights (B, h, L, L), their Concat (B, L, h * d_k).\"\"\"
+        ### BEGIN SOLUTION A3: split each of W_Q(X), W_K(X), W_V(X) as in section 3; attend once; merge the heads back
+        B, L, _ = X.shape
+        Q, K, V = (lin(X).reshape(B, L, h, d_k).permute(0, 2, 1, 3) for lin in (mha.W_Q, mha.W_K, mha.W_V))
+        heads, weights = F.scaled_dot_product_attention(Q, K, V)   # one call, every head
+        return heads, weights, heads.permute(0, 2, 1, 3).reshape(B, L, h * d_k)
+        ### END SOLUTION
+
+
+    heads_b, weights_b, concat_b = batched(X)
+    print("X", X.shape, "-> heads", heads_b.shape, "  weights", weights_b.shape, "-> Concat", concat_b.shape)
+    """),
+    md(r"""
+    **Check.** The Concat must be the loop's (section 3), the weights and $W^O$ of the Concat the library's
+    (section 4, `literal=False`). A split by a reshape alone, straight to $(B, h, L, d_k)$, is the usual
+    mistake; the check names it, and a merge by a reshape alone too:
     """),
     code("""
-    B = X.shape[0]
-    Q = mha.W_Q(X)                                           # (B, L, d_model)
-    print("W_Q(X)                    ", Q.shape)
-    Q = Q.reshape(B, L, h, d_k)                              # (B, L, h, d_k): split the features into heads
-    print("reshape(B, L, h, d_k)     ", Q.shape)
-    Q = Q.permute(0, 2, 1, 3)                                # (B, h, L, d_k): heads become a batch axis
-    print("permute(0, 2, 1, 3)       ", Q.shape)
-    K = mha.W_K(X).reshape(B, L, h, d_k).permute(0, 2, 1, 3)
-    V = mha.W_V(X).reshape(B, L, h, d_k).permute(0, 2, 1, 3)
-    heads_b, weights_b = F.scaled_dot_product_attention(Q, K, V)   # one call, every head
-    print("attention: heads          ", heads_b.shape, "  weights", weights_b.shape)
-    concat_b = heads_b.permute(0, 2, 1, 3).reshape(B, L, h * d_k)  # back to (B, L, d_model): the Concat
-    print("permute + reshape = Concat", concat_b.shape)
-    print(f"same as the loop's Concat:  max |difference| {np.abs(concat_b.numpy() - concat.numpy()).max():.1e}")
+    heads_b, weights_b, concat_b = batched(X)                 # (B, h, L, d_k), (B, h, L, L), (B, L, h * d_k)
+    assert (heads_b.shape, weights_b.shape, concat_b.shape) == ((1, h, L, d_k), (1, h, L, L), (1, L, h * d_k)), (
+        f"batched gave {heads_b.shape}, {weights_b.shape}, {concat_b.shape}, not (B, h, L, d_k) = (1, {h}, {L}, {d_k}),"
+        f" (B, h, L, L) = (1, {h}, {L}, {L}) and (B, L, h * d_k) = (1, {L}, {h * d_k})")
+    alone = (lin(X).reshape(1, h, L, d_k) for lin in (mha.W_Q, mha.W_K, mha.W_V))   # split by a reshape alone
+    _, reshaped_alone = F.scaled_dot_product_attention(*alone)
+    assert not np.allclose(weights_b.numpy(), reshaped_alone.numpy()), (
+        "batched splits the heads without the transpose: (B, L, d_model) reshaped straight to (B, h, L, d_k), which "
+        "mixes positions and heads; reshape to (B, L, h, d_k), then permute(0, 2, 1, 3)")
+    assert not np.allclose(concat_b.numpy(), heads_b.reshape(1, L, h * d_k).numpy()), (
+        "batched merges the heads without the transpose: (B, h, L, d_k) reshaped straight to (B, L, h * d_k); "
+        "permute(0, 2, 1, 3) back to (B, L, h, d_k) first")
+    np.testing.assert_allclose(concat_b.numpy(), concat.numpy(), rtol=1e-10, atol=1e-12,
+                               err_msg="batched's Concat is not the loop's (section 3)")
+    mha.literal = False
+    out_lib, w_lib = mha(X)                                   # the library's batched form (section 4)
+    np.testing.assert_allclose(weights_b.numpy(), w_lib.numpy(), rtol=1e-10, atol=1e-12,
+                               err_msg="batched's weights are not the library's (section 4)")
+    np.testing.assert_allclose(mha.W_O(concat_b).numpy(), out_lib.numpy(), rtol=1e-10, atol=1e-12,
+                               err_msg="W_O of batched's Concat is not the library's output (section 4)")
+    print(f"batched: the loop's Concat, max |difference| {np.abs(concat_b.numpy() - concat.numpy()).max():.1e};"
+          " the library's weights and, after W_O, its output")
     """),
     md(r"""
     **Aside: strides, and which of these steps copy.** An array is one flat block of memory plus, for each
@@ -228,6 +263,8 @@ CELLS = [
     `.transpose(1, 2).contiguous().view(...)`; its `reshape`, like NumPy's, copies only when it must.)
     """),
     code("""
+    B = X.shape[0]
+    heads_b = batched(X)[0]                                   # your heads (B, h, L, d_k), from section 5
     projected = mha.W_Q(X)                                    # (B, L, d_model)
     split = projected.reshape(B, L, h, d_k)                   # (B, L, h, d_k)
     moved = heads_b.permute(0, 2, 1, 3)                       # (B, h, L, d_k) -> (B, L, h, d_k)
