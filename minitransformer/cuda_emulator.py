@@ -415,10 +415,9 @@ template <class V> static V atomicCAS(V* p, emu_same<V> compare, emu_same<V> v) 
     if (old == compare) *p = v;
     return old;
 }// warp-level operations: each is a barrier for the lanes its mask names (emu_warp in the launcher below: the lanes
-// deposit their values, and once every lane named has come the results are computed together, as on a GPU); the
-// codes are the order of _WARP_OPERATIONS in cuda_emulator.py
-enum emu_warp_op { EMU_SYNCWARP = 1, EMU_SHFL, EMU_SHFL_UP, EMU_SHFL_DOWN, EMU_SHFL_XOR, EMU_BALLOT, EMU_ANY, EMU_ALL,
-                   EMU_REDUCE_ADD, EMU_REDUCE_MIN, EMU_REDUCE_MAX, EMU_REDUCE_AND, EMU_REDUCE_OR, EMU_REDUCE_XOR };
+// deposit their values, and once every lane named has come the results are computed together, as on a GPU); their
+// codes (enum emu_warp_op: EMU_SYNCWARP, EMU_SHFL, ...) come before the prelude, from _WARP_OPERATIONS in
+// cuda_emulator.py
 static unsigned long long emu_warp(int op, unsigned mask, unsigned long long bits, int kind, int arg, int width);
 // what a shuffle carries: an integer narrower than int goes as an int (CUDA's overloads: int, unsigned, long long,
 // unsigned long long, float, double)
@@ -490,8 +489,8 @@ static bool emu_warps;  // the kernel may call a warp operation: every thread a 
 // a barrier not every thread reaches: the block, a thread that ended, one that waits at a barrier (-1: none)
 static long long emu_diverged[3] = {-1, -1, -1};
 // where each thread of the block is (emu_run_fibers): it may run, it waits at a __syncthreads() or at a warp
-// operation, it ended; (EMU_MISSING: a lane past the block's end, in the failures of emu_warp_failure)
-enum emu_where { EMU_READY, EMU_AT_BARRIER, EMU_AT_WARP, EMU_ENDED, EMU_MISSING };
+// operation, it ended; (EMU_MISSING: a lane past the block's end, in the failures of emu_warp_failure): enum
+// emu_where, before the prelude, from _WHERE in cuda_emulator.py
 static char emu_state[EMU_MAX_THREADS];
 // what a thread waiting at a warp operation deposited (its value's bits, its kind: the bytes, negative where
 // signed; a shuffle's lane, delta or lane mask, and width) and, once the operation is done, its result; when it came
@@ -508,9 +507,9 @@ static emu_lane emu_lanes[EMU_MAX_THREADS];
 static long long emu_n;  // threads in a block
 // a warp operation that broke a rule (its code, then: the block, the thread, its operation, mask and width, the
 // other thread at fault, where that one is, its operation and its mask; the thread's argument (a shuffle's lane,
-// delta or lane mask) and kind, the other's kind; 0: none): it stops the launch
-enum emu_warp_rule { EMU_NOT_NAMED = 1, EMU_BAD_WIDTH, EMU_STUCK, EMU_READS, EMU_NO_FIBER };
-static long long emu_warp_failure[13];
+// delta or lane mask) and kind, the other's kind; 0: none): it stops the launch (the codes, enum emu_warp_rule,
+// before the prelude, from _WARP_RULES in cuda_emulator.py)
+static long long emu_warp_failure[EMU_FAILURE_LENGTH];
 
 extern "C" void emu_configure(unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
                               unsigned int bz, size_t shared_asked, int reversed, int warps) {
@@ -660,8 +659,8 @@ static void emu_warp_fail(long long rule, long long t, long long other) {  // th
     const emu_lane& me = emu_lanes[t];
     long long where = other < 0 ? -1 : other >= emu_n ? EMU_MISSING : emu_state[other];
     const emu_lane* it = 0 <= other && other < emu_n ? &emu_lanes[other] : nullptr;
-    long long failure[13] = {rule, emu_block, t, me.op, me.mask, me.width, other, where, it ? it->op : 0,
-                             it ? it->mask : 0, me.arg, me.kind, it ? it->kind : 0};
+    long long failure[EMU_FAILURE_LENGTH] = {rule, emu_block, t, me.op, me.mask, me.width, other, where,
+                                             it ? it->op : 0, it ? it->mask : 0, me.arg, me.kind, it ? it->kind : 0};
     memcpy(emu_warp_failure, failure, sizeof failure);
 }
 
@@ -972,10 +971,19 @@ _KERNEL_HEAD = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\([^
                           r'(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(([^)]*)\)')
 #: a call of ``atomicAdd`` or ``atomicSub``, whose float sums round by the order the threads come in
 _ATOMIC_SUM = re.compile(r"\batomic(?:Add|Sub)\s*\(")
-#: the warp-level operations emulated, in the order of the prelude's codes (``emu_warp_op``, from 1)
+#: the warp-level operations emulated, in the order of their codes in the program (``emu_warp_op``, from 1, each
+#: ``EMU_`` and its name without underscores or ``_sync``, ``EMU_SHFL_UP``; emitted by :func:`_program`)
 _WARP_OPERATIONS = ("__syncwarp", "__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync",
                     "__ballot_sync", "__any_sync", "__all_sync", "__reduce_add_sync", "__reduce_min_sync",
                     "__reduce_max_sync", "__reduce_and_sync", "__reduce_or_sync", "__reduce_xor_sync")
+#: the rules of CUDA's a warp operation may break, in the order of their codes in the program (``emu_warp_rule``,
+#: from 1, ``EMU_NOT_NAMED`` and so on), the first number of a failure the launcher records
+_WARP_RULES = ("NOT_NAMED", "BAD_WIDTH", "STUCK", "READS", "NO_FIBER")
+#: where a thread of the block is, in the order of their codes in the program (``emu_where``, from 0, ``EMU_READY``
+#: and so on); ``MISSING`` is a lane past the block's end, in a failure
+_WHERE = ("READY", "AT_BARRIER", "AT_WARP", "ENDED", "MISSING")
+#: how many numbers the launcher records of a warp operation's failure (``emu_warp_failed``)
+_FAILURE_LENGTH = 13
 #: the name of a warp operation, which makes its kernel run every thread as a fiber (a lane waits for the others)
 _WARP_CALL = re.compile(rf"\b(?:{'|'.join(_WARP_OPERATIONS)})\b")
 #: ``extern __shared__ T s[];``, to become a pointer to the dynamic shared memory (on one line, as it was)
@@ -1136,13 +1144,21 @@ def _stacks() -> int:
         return _STACKS[1]
 
 
+def _enum(name: str, members, first: int) -> str:
+    """A C++ ``enum name``, each of ``members`` named with ``EMU_`` before it and numbered from ``first``."""
+    return f"enum {name} {{ {', '.join(f'EMU_{m} = {i}' for i, m in enumerate(members, first))} }};\n"
+
+
 def _program(code: str, name: str, first_line: int, kernels: list[str]) -> str:
     """The whole C++ file: the prelude, the source (its lines numbered as ``name``'s), a launcher per kernel."""
     source = _EXTERN_SHARED.sub(lambda m: f"{m[1]}* const {m[2]} = reinterpret_cast<{m[1]}*>(emu_shared);", code)
     source = _FIXED_SHARED.sub(_guarded_shared, source)
     defines = {"EMU_SHARED_BYTES": MAX_DYNAMIC_SHARED, "EMU_GUARD_BYTES": GUARD_BYTES, "EMU_GUARD_BYTE": GUARD_BYTE,
-               "EMU_STACK_BYTES": STACK_BYTES, "EMU_MAX_THREADS": MAX_THREADS}
-    head = "".join(f"#define {k} {v}\n" for k, v in defines.items())
+               "EMU_STACK_BYTES": STACK_BYTES, "EMU_MAX_THREADS": MAX_THREADS,
+               "EMU_FAILURE_LENGTH": _FAILURE_LENGTH}
+    ops = [op.strip("_").removesuffix("_sync").upper() for op in _WARP_OPERATIONS]
+    enums = _enum("emu_warp_op", ops, 1) + _enum("emu_warp_rule", _WARP_RULES, 1) + _enum("emu_where", _WHERE, 0)
+    head = "".join(f"#define {k} {v}\n" for k, v in defines.items()) + enums
     launchers = "".join(_KERNEL.format(k) for k in kernels)
     return (f'{head}#line 1 "cuda_emulator prelude"\n{_PRELUDE}#line {first_line} "{name}"\n{source}\n'
             f'#line 1 "cuda_emulator launchers"\n{_LAUNCHER}{launchers}')
@@ -1305,8 +1321,9 @@ class RawModule:
         return self._functions[name]
 
 
-#: the name CUDA's documentation gives a shuffle's third argument, by the operation's code (_WARP_OPERATIONS, from 1)
-_SHUFFLE_ARGUMENT = {2: "srcLane", 3: "delta", 4: "delta", 5: "laneMask"}
+#: the name CUDA's documentation gives a shuffle's third argument, by the shuffle's name
+_SHUFFLE_ARGUMENT = {"__shfl_sync": "srcLane", "__shfl_up_sync": "delta", "__shfl_down_sync": "delta",
+                     "__shfl_xor_sync": "laneMask"}
 
 
 def _operand(op: int, kind: int) -> str:
@@ -1497,7 +1514,9 @@ class Kernel:
         """What rule of CUDA's a warp operation broke (``failed``: the rule, the block, the thread, its operation,
         mask and width, the other thread at fault, where that one is, its operation and mask, the thread's argument
         and kind, the other's kind), in words."""
-        rule, b, t, op, mask, width, other, where, other_op, other_mask, arg, kind, other_kind = failed[:13]
+        rule, b, t, op, mask, width, other, where, other_op, other_mask, arg, kind, other_kind = (
+            failed[:_FAILURE_LENGTH])
+        broken, where = _WARP_RULES[rule - 1], _WHERE[where] if where >= 0 else None
         n, mask, other_mask = block[0] * block[1] * block[2], mask % 2**32, other_mask % 2**32
         call = f"{_WARP_OPERATIONS[op - 1]}(mask {mask:#010x}{f', width {width}' if width != 32 else ''})"
 
@@ -1505,21 +1524,21 @@ class Kernel:
             return f"thread {_where(u, block)} (lane {u % 32} of warp {u // 32})" if u < n else f"lane {u % 32}"
 
         by = f"{self.name}: in block {_where(b, grid)}, {lane(t)}"
-        if rule == 1:
+        if broken == "NOT_NAMED":
             return (f"{by} calls {call}, whose mask does not name its own lane {t % 32}: on a GPU each calling "
                     "thread's bit must be set, or the result is undefined (0xffffffff names the whole warp: lanes "
                     "32w to 32w + 31 of the block's threads, x fastest)")
-        if rule == 2:
+        if broken == "BAD_WIDTH":
             return f"{by} calls {call}: a width is a power of two from 1 to 32 (warpSize), undefined otherwise"
-        if rule == 3:
+        if broken == "STUCK":
             kinds = other_op == op and other_kind != kind  # the same operation and mask, another type
             if kinds:
                 call += f" of {_operand(op, kind)}"
-            elsewhere = ("a __syncthreads()" if where == 1 else f"{_WARP_OPERATIONS[other_op - 1]}(mask "
+            elsewhere = ("a __syncthreads()" if where == "AT_BARRIER" else f"{_WARP_OPERATIONS[other_op - 1]}(mask "
                          f"{other_mask:#010x}){f' of {_operand(op, other_kind)}' if kinds else ''}")
             rule = ("on a GPU every lane a mask names that has not ended must come to the same operation with the "
                     f"same mask{', and a value of the same type' if kinds else ''}")
-            if where == 3:  # it came to the same operation with another mask or type, then ended
+            if where == "ENDED":  # it came to the same operation with another mask or type, then ended
                 return (f"{by} waits at {call} for {lane(other)}, which its mask names but which came to {elsewhere} "
                         f"while it waited, and then ended: {rule} (undefined otherwise). Do all the lanes that call "
                         "it pass the same mask" + (", and a value of the same type?" if kinds else "?"))
@@ -1528,11 +1547,11 @@ class Kernel:
                     "numbers of times? Name only the lanes that call it in the mask")
             return (f"{by} waits at {call} for {lane(other)}, which its mask names but which waits at {elsewhere}: "
                     f"{rule} (a hang, or undefined). {hint}")
-        if rule == 4:
-            named = f", {_SHUFFLE_ARGUMENT[op]} {arg}"
+        if broken == "READS":
+            named = f", {_SHUFFLE_ARGUMENT[_WARP_OPERATIONS[op - 1]]} {arg}"
             call = call.replace(")", f"{named})", 1) if width == 32 else call.replace(", width", f"{named}, width")
             hint = ""
-            if where == 4:
+            if where == "MISSING":
                 why = (f"does not exist (the block has {n} threads, so its last warp has {n % 32} "
                        f"lane{'s' if n % 32 > 1 else ''}: make the block a whole number of warps, a multiple of 32 "
                        "threads, or name in the mask only the lanes that exist)")
