@@ -1078,13 +1078,13 @@ def _body_end(code: str, opening: int) -> int:
     return len(code) - 1
 
 
-def _kernels_calling(code: str, call: re.Pattern) -> set[str]:
-    """The kernels of ``code`` (:func:`_code_only`'s) that may make a ``call`` (``atomicAdd``, a warp operation): in
-    their own body, or in a function or a macro they name, or one that one of those names, and so on.
+def _call_graph(code: str) -> tuple[dict[str, str], dict[str, str], str]:
+    """What :func:`_kernels_calling` looks in, from ``code`` (:func:`_code_only`'s): each kernel's body, each function's
+    and macro's text (by its name), and the code outside the kernels that is no such function (a struct's method, a
+    lambda).
 
     A function outside the kernels is known by the names before a parenthesis in its head (``warp_sum`` in
-    ``__device__ T warp_sum(T v) {``); code outside the kernels that makes the call and is no such function (a
-    struct's method, a lambda) counts for every kernel.
+    ``__device__ T warp_sum(T v) {``).
     """
     code = re.sub(r'"(?:\\.|[^"\\\n])*"', lambda m: m[0] if m[0] == '"C"' else '""', code)  # no brace in a literal
     code = re.sub(r"'(?:\\.|[^'\\\n])*'", "' '", code)
@@ -1113,7 +1113,15 @@ def _kernels_calling(code: str, call: re.Pattern) -> set[str]:
             texts[name] = texts.get(name, "") + head + rest[opening.start():end + 1]
         unknown.append(rest[start:opening.start()] if names else rest[start:end + 1])
         start = end + 1
-    if call.search("".join(unknown) + rest[start:]):  # in no function known by its name
+    return bodies, texts, "".join(unknown) + rest[start:]
+
+
+def _kernels_calling(graph: tuple[dict[str, str], dict[str, str], str], call: re.Pattern) -> set[str]:
+    """The kernels of a :func:`_call_graph` that may make a ``call`` (``atomicAdd``, a warp operation): in their own
+    body, or in a function or a macro they name, or one that one of those names, and so on; code outside the kernels
+    that makes the call and is no function known by its name counts for every kernel."""
+    bodies, texts, unknown = graph
+    if call.search(unknown):
         return set(bodies)
     reaching, grown = {name for name, text in texts.items() if call.search(text)}, True
     while grown:  # the functions and macros that name one that reaches the call reach it too
@@ -1304,8 +1312,9 @@ class RawModule:
         code_only = _code_only(code)
         heads = {m[1]: _parameters(m[2]) for m in _KERNEL_HEAD.finditer(code_only)}
         self.kernels = tuple(heads)
-        self._adds_atomically = _kernels_calling(code_only, _ATOMIC_SUM)  # a race in floats: the atomics' order?
-        self._calls_warps = _kernels_calling(code_only, _WARP_CALL)  # run with every thread a fiber
+        graph = _call_graph(code_only)
+        self._adds_atomically = _kernels_calling(graph, _ATOMIC_SUM)  # a race in floats: the atomics' order?
+        self._calls_warps = _kernels_calling(graph, _WARP_CALL)  # run with every thread a fiber
         self._parameters = heads
         self._library = _library(_program(code, name, first_line, list(heads)), name)
         self.warnings = self._library.emu_warnings
