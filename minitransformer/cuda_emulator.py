@@ -728,6 +728,23 @@ static bool emu_same_operation(const emu_lane& a, const emu_lane& b) {
     return a.op == b.op && a.mask == b.mask && a.kind == b.kind;
 }
 
+// whether thread t's warp operation waits for lane l of its warp: its mask names it, it exists and has not ended
+static bool emu_awaits(long long t, int l) {
+    long long u = (t & ~31LL) + l;
+    return (emu_lanes[t].mask >> l & 1) && u < emu_n && emu_state[u] != EMU_ENDED;
+}
+
+// the first lane thread t's warp operation waits for (emu_awaits) that is not at the same one (emu_same_operation):
+// it keeps the operation from being done (-1: none)
+static long long emu_blocker(long long t) {
+    for (int l = 0; l < 32; ++l) {
+        long long u = (t & ~31LL) + l;
+        if (emu_awaits(t, l) && (emu_state[u] != EMU_AT_WARP || !emu_same_operation(emu_lanes[u], emu_lanes[t])))
+            return u;
+    }
+    return -1;
+}
+
 // thread t waits at a warp operation: where every lane its mask names has come to the same one (emu_same_operation),
 // ended or does not exist, the operation is done (each lane's result) and its lanes may run on (true). A lane named
 // that ended after it came to this operation with another mask or kind, while these lanes waited, broke CUDA's rule
@@ -736,12 +753,9 @@ static bool emu_complete(long long t) {
     const emu_lane me = emu_lanes[t];
     long long base = t & ~31LL, since = LLONG_MAX;
     unsigned present = 0;
-    for (int l = 0; l < 32; ++l) {
-        long long u = base + l;
-        if (!(me.mask >> l & 1) || u >= emu_n || emu_state[u] == EMU_ENDED) continue;
-        if (emu_state[u] != EMU_AT_WARP || !emu_same_operation(emu_lanes[u], me)) return false;
-        present |= 1u << l, since = std::min(since, emu_lanes[u].came);
-    }
+    if (emu_blocker(t) >= 0) return false;
+    for (int l = 0; l < 32; ++l)
+        if (emu_awaits(t, l)) present |= 1u << l, since = std::min(since, emu_lanes[base + l].came);
     for (int l = 0; l < 32; ++l) {
         long long u = base + l;
         if ((me.mask >> l & 1) && u < emu_n && emu_state[u] == EMU_ENDED && emu_lanes[u].op == me.op &&
@@ -760,17 +774,11 @@ static bool emu_complete(long long t) {
 
 // no thread may run, and one waits at a warp operation: a lane its mask names waits elsewhere (at a __syncthreads(),
 // at another operation or with another mask), where a GPU hangs or is undefined; the first such thread is named
-static void emu_stuck(long long n) {
-    for (long long t = 0; t < n; ++t) {
-        if (emu_state[t] != EMU_AT_WARP) continue;
-        const emu_lane& me = emu_lanes[t];
-        for (long long l = 0, base = t & ~31LL; l < 32; ++l) {
-            long long u = base + l;
-            if ((me.mask >> l & 1) && u < n && emu_state[u] != EMU_ENDED &&
-                (emu_state[u] != EMU_AT_WARP || !emu_same_operation(emu_lanes[u], me))) {
-                emu_warp_fail(EMU_STUCK, t, u);
-                return;
-            }
+static void emu_stuck() {
+    for (long long t = 0, u; t < emu_n; ++t) {
+        if (emu_state[t] == EMU_AT_WARP && (u = emu_blocker(t)) >= 0) {
+            emu_warp_fail(EMU_STUCK, t, u);
+            return;
         }
     }
 }
@@ -844,7 +852,7 @@ static void emu_run_fibers(long long n, long long started) {
             ran = emu_run_warp(emu_nth(i, warps), n, live, ended, waiting) || ran;
         if (live == 0) return;
         if (ran) continue;
-        emu_stuck(n);
+        emu_stuck();
         if (emu_warp_failure[0]) siglongjmp(emu_fault_jump, 2);
         if (ended >= 0) emu_diverge(ended, waiting);  // all wait at a __syncthreads(): the next round
         for (long long t = 0; t < n; ++t)
