@@ -811,8 +811,8 @@ static bool emu_resume(long long t) {  // thread t runs up to its next barrier; 
 // again, so that the lanes it let go run before the lanes that had not come to it (it orders its own lanes only);
 // true where any ran. `live` counts the block's threads not ended, `ended` and `waiting` are the round's first thread
 // to end and to wait at a __syncthreads() (-1: none yet)
-static bool emu_run_warp(long long w, long long n, long long& live, long long& ended, long long& waiting) {
-    long long first = 32 * w, count = std::min(32LL, n - first);
+static bool emu_run_warp(long long w, long long& live, long long& ended, long long& waiting) {
+    long long first = 32 * w, count = std::min(32LL, emu_n - first);
     bool ran = false;
     for (long long i = 0; i < count; ++i) {
         long long t = first + emu_nth(i, count);
@@ -840,22 +840,22 @@ static bool emu_run_warp(long long w, long long n, long long& live, long long& e
 // warp runs to its next __syncthreads() before the next warp starts, so what one warp writes before a __syncwarp() or
 // a shuffle another sees in one order and not in the other, as a GPU's warps run in any order; a round of
 // __syncthreads() ends once no thread may run and all wait there
-static void emu_run_fibers(long long n, long long started) {
-    for (long long t = 0; t < n; ++t)
+static void emu_run_fibers(long long started) {
+    for (long long t = 0; t < emu_n; ++t)
         if (t != started) emu_start(t);
-    long long live = n, ended = -1, waiting = -1, warps = (n + 31) / 32;
+    long long live = emu_n, ended = -1, waiting = -1, warps = (emu_n + 31) / 32;
     if (started >= 0 && emu_state[started] == EMU_AT_BARRIER) waiting = started;
     if (started >= 0 && emu_state[started] == EMU_AT_WARP) emu_complete(started);  // (its mask may name it alone)
     if (emu_warp_failure[0]) siglongjmp(emu_fault_jump, 2);
     for (bool ran = true;; ran = false) {
         for (long long i = 0; i < warps; ++i)
-            ran = emu_run_warp(emu_nth(i, warps), n, live, ended, waiting) || ran;
+            ran = emu_run_warp(emu_nth(i, warps), live, ended, waiting) || ran;
         if (live == 0) return;
         if (ran) continue;
         emu_stuck();
         if (emu_warp_failure[0]) siglongjmp(emu_fault_jump, 2);
         if (ended >= 0) emu_diverge(ended, waiting);  // all wait at a __syncthreads(): the next round
-        for (long long t = 0; t < n; ++t)
+        for (long long t = 0; t < emu_n; ++t)
             if (emu_state[t] == EMU_AT_BARRIER) emu_state[t] = EMU_READY;
         ended = waiting = -1;
     }
@@ -864,7 +864,7 @@ static void emu_run_fibers(long long n, long long started) {
 static void emu_run_block(long long n) {
     emu_n = n;
     emu_first = emu_nth(0, n);
-    if (emu_warps) return emu_run_fibers(n, -1);  // a warp operation waits for lanes that have not run yet
+    if (emu_warps) return emu_run_fibers(-1);  // a warp operation waits for lanes that have not run yet
     emu_start(emu_first);
     if (emu_resume(emu_first)) {  // it met no barrier: the threads never meet, each runs to its end in turn
         emu_direct = true;
@@ -877,7 +877,7 @@ static void emu_run_block(long long n) {
         emu_direct = false;
         return;
     }
-    emu_run_fibers(n, emu_first);  // it waits at a barrier: every thread a fiber
+    emu_run_fibers(emu_first);  // it waits at a barrier: every thread a fiber
 }
 
 // where the linker put the source's __shared__ variables of a fixed size (none: both null)
