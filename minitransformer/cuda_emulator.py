@@ -415,10 +415,9 @@ template <class V> static V atomicCAS(V* p, emu_same<V> compare, emu_same<V> v) 
     if (old == compare) *p = v;
     return old;
 }// warp-level operations: each is a barrier for the lanes its mask names (emu_warp in the launcher below: the lanes
-// deposit their values, and once every lane named has come the results are computed together, as on a GPU); the
-// codes are the order of _WARP_OPERATIONS in cuda_emulator.py
-enum emu_warp_op { EMU_SYNCWARP = 1, EMU_SHFL, EMU_SHFL_UP, EMU_SHFL_DOWN, EMU_SHFL_XOR, EMU_BALLOT, EMU_ANY, EMU_ALL,
-                   EMU_REDUCE_ADD, EMU_REDUCE_MIN, EMU_REDUCE_MAX, EMU_REDUCE_AND, EMU_REDUCE_OR, EMU_REDUCE_XOR };
+// deposit their values, and once every lane named has come the results are computed together, as on a GPU); their
+// codes (enum emu_warp_op: EMU_SYNCWARP, EMU_SHFL, ...) come before the prelude, from _WARP_OPERATIONS in
+// cuda_emulator.py
 static unsigned long long emu_warp(int op, unsigned mask, unsigned long long bits, int kind, int arg, int width);
 // what a shuffle carries: an integer narrower than int goes as an int (CUDA's overloads: int, unsigned, long long,
 // unsigned long long, float, double)
@@ -490,8 +489,8 @@ static bool emu_warps;  // the kernel may call a warp operation: every thread a 
 // a barrier not every thread reaches: the block, a thread that ended, one that waits at a barrier (-1: none)
 static long long emu_diverged[3] = {-1, -1, -1};
 // where each thread of the block is (emu_run_fibers): it may run, it waits at a __syncthreads() or at a warp
-// operation, it ended; (EMU_MISSING: a lane past the block's end, in the failures of emu_warp_failure)
-enum emu_where { EMU_READY, EMU_AT_BARRIER, EMU_AT_WARP, EMU_ENDED, EMU_MISSING };
+// operation, it ended; (EMU_MISSING: a lane past the block's end, in the failures of emu_warp_failure): enum
+// emu_where, before the prelude, from _WHERE in cuda_emulator.py
 static char emu_state[EMU_MAX_THREADS];
 // what a thread waiting at a warp operation deposited (its value's bits, its kind: the bytes, negative where
 // signed; a shuffle's lane, delta or lane mask, and width) and, once the operation is done, its result; when it came
@@ -508,9 +507,9 @@ static emu_lane emu_lanes[EMU_MAX_THREADS];
 static long long emu_n;  // threads in a block
 // a warp operation that broke a rule (its code, then: the block, the thread, its operation, mask and width, the
 // other thread at fault, where that one is, its operation and its mask; the thread's argument (a shuffle's lane,
-// delta or lane mask) and kind, the other's kind; 0: none): it stops the launch
-enum emu_warp_rule { EMU_NOT_NAMED = 1, EMU_BAD_WIDTH, EMU_STUCK, EMU_READS, EMU_NO_FIBER };
-static long long emu_warp_failure[13];
+// delta or lane mask) and kind, the other's kind; 0: none): it stops the launch (the codes, enum emu_warp_rule,
+// before the prelude, from _WARP_RULES in cuda_emulator.py)
+static long long emu_warp_failure[EMU_FAILURE_LENGTH];
 
 extern "C" void emu_configure(unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
                               unsigned int bz, size_t shared_asked, int reversed, int warps) {
@@ -660,8 +659,8 @@ static void emu_warp_fail(long long rule, long long t, long long other) {  // th
     const emu_lane& me = emu_lanes[t];
     long long where = other < 0 ? -1 : other >= emu_n ? EMU_MISSING : emu_state[other];
     const emu_lane* it = 0 <= other && other < emu_n ? &emu_lanes[other] : nullptr;
-    long long failure[13] = {rule, emu_block, t, me.op, me.mask, me.width, other, where, it ? it->op : 0,
-                             it ? it->mask : 0, me.arg, me.kind, it ? it->kind : 0};
+    long long failure[EMU_FAILURE_LENGTH] = {rule, emu_block, t, me.op, me.mask, me.width, other, where,
+                                             it ? it->op : 0, it ? it->mask : 0, me.arg, me.kind, it ? it->kind : 0};
     memcpy(emu_warp_failure, failure, sizeof failure);
 }
 
@@ -729,6 +728,23 @@ static bool emu_same_operation(const emu_lane& a, const emu_lane& b) {
     return a.op == b.op && a.mask == b.mask && a.kind == b.kind;
 }
 
+// whether thread t's warp operation waits for lane l of its warp: its mask names it, it exists and has not ended
+static bool emu_awaits(long long t, int l) {
+    long long u = (t & ~31LL) + l;
+    return (emu_lanes[t].mask >> l & 1) && u < emu_n && emu_state[u] != EMU_ENDED;
+}
+
+// the first lane thread t's warp operation waits for (emu_awaits) that is not at the same one (emu_same_operation):
+// it keeps the operation from being done (-1: none)
+static long long emu_blocker(long long t) {
+    for (int l = 0; l < 32; ++l) {
+        long long u = (t & ~31LL) + l;
+        if (emu_awaits(t, l) && (emu_state[u] != EMU_AT_WARP || !emu_same_operation(emu_lanes[u], emu_lanes[t])))
+            return u;
+    }
+    return -1;
+}
+
 // thread t waits at a warp operation: where every lane its mask names has come to the same one (emu_same_operation),
 // ended or does not exist, the operation is done (each lane's result) and its lanes may run on (true). A lane named
 // that ended after it came to this operation with another mask or kind, while these lanes waited, broke CUDA's rule
@@ -737,12 +753,9 @@ static bool emu_complete(long long t) {
     const emu_lane me = emu_lanes[t];
     long long base = t & ~31LL, since = LLONG_MAX;
     unsigned present = 0;
-    for (int l = 0; l < 32; ++l) {
-        long long u = base + l;
-        if (!(me.mask >> l & 1) || u >= emu_n || emu_state[u] == EMU_ENDED) continue;
-        if (emu_state[u] != EMU_AT_WARP || !emu_same_operation(emu_lanes[u], me)) return false;
-        present |= 1u << l, since = std::min(since, emu_lanes[u].came);
-    }
+    if (emu_blocker(t) >= 0) return false;
+    for (int l = 0; l < 32; ++l)
+        if (emu_awaits(t, l)) present |= 1u << l, since = std::min(since, emu_lanes[base + l].came);
     for (int l = 0; l < 32; ++l) {
         long long u = base + l;
         if ((me.mask >> l & 1) && u < emu_n && emu_state[u] == EMU_ENDED && emu_lanes[u].op == me.op &&
@@ -761,17 +774,11 @@ static bool emu_complete(long long t) {
 
 // no thread may run, and one waits at a warp operation: a lane its mask names waits elsewhere (at a __syncthreads(),
 // at another operation or with another mask), where a GPU hangs or is undefined; the first such thread is named
-static void emu_stuck(long long n) {
-    for (long long t = 0; t < n; ++t) {
-        if (emu_state[t] != EMU_AT_WARP) continue;
-        const emu_lane& me = emu_lanes[t];
-        for (long long l = 0, base = t & ~31LL; l < 32; ++l) {
-            long long u = base + l;
-            if ((me.mask >> l & 1) && u < n && emu_state[u] != EMU_ENDED &&
-                (emu_state[u] != EMU_AT_WARP || !emu_same_operation(emu_lanes[u], me))) {
-                emu_warp_fail(EMU_STUCK, t, u);
-                return;
-            }
+static void emu_stuck() {
+    for (long long t = 0, u; t < emu_n; ++t) {
+        if (emu_state[t] == EMU_AT_WARP && (u = emu_blocker(t)) >= 0) {
+            emu_warp_fail(EMU_STUCK, t, u);
+            return;
         }
     }
 }
@@ -804,8 +811,8 @@ static bool emu_resume(long long t) {  // thread t runs up to its next barrier; 
 // again, so that the lanes it let go run before the lanes that had not come to it (it orders its own lanes only);
 // true where any ran. `live` counts the block's threads not ended, `ended` and `waiting` are the round's first thread
 // to end and to wait at a __syncthreads() (-1: none yet)
-static bool emu_run_warp(long long w, long long n, long long& live, long long& ended, long long& waiting) {
-    long long first = 32 * w, count = std::min(32LL, n - first);
+static bool emu_run_warp(long long w, long long& live, long long& ended, long long& waiting) {
+    long long first = 32 * w, count = std::min(32LL, emu_n - first);
     bool ran = false;
     for (long long i = 0; i < count; ++i) {
         long long t = first + emu_nth(i, count);
@@ -833,22 +840,22 @@ static bool emu_run_warp(long long w, long long n, long long& live, long long& e
 // warp runs to its next __syncthreads() before the next warp starts, so what one warp writes before a __syncwarp() or
 // a shuffle another sees in one order and not in the other, as a GPU's warps run in any order; a round of
 // __syncthreads() ends once no thread may run and all wait there
-static void emu_run_fibers(long long n, long long started) {
-    for (long long t = 0; t < n; ++t)
+static void emu_run_fibers(long long started) {
+    for (long long t = 0; t < emu_n; ++t)
         if (t != started) emu_start(t);
-    long long live = n, ended = -1, waiting = -1, warps = (n + 31) / 32;
+    long long live = emu_n, ended = -1, waiting = -1, warps = (emu_n + 31) / 32;
     if (started >= 0 && emu_state[started] == EMU_AT_BARRIER) waiting = started;
     if (started >= 0 && emu_state[started] == EMU_AT_WARP) emu_complete(started);  // (its mask may name it alone)
     if (emu_warp_failure[0]) siglongjmp(emu_fault_jump, 2);
     for (bool ran = true;; ran = false) {
         for (long long i = 0; i < warps; ++i)
-            ran = emu_run_warp(emu_nth(i, warps), n, live, ended, waiting) || ran;
+            ran = emu_run_warp(emu_nth(i, warps), live, ended, waiting) || ran;
         if (live == 0) return;
         if (ran) continue;
-        emu_stuck(n);
+        emu_stuck();
         if (emu_warp_failure[0]) siglongjmp(emu_fault_jump, 2);
         if (ended >= 0) emu_diverge(ended, waiting);  // all wait at a __syncthreads(): the next round
-        for (long long t = 0; t < n; ++t)
+        for (long long t = 0; t < emu_n; ++t)
             if (emu_state[t] == EMU_AT_BARRIER) emu_state[t] = EMU_READY;
         ended = waiting = -1;
     }
@@ -857,7 +864,7 @@ static void emu_run_fibers(long long n, long long started) {
 static void emu_run_block(long long n) {
     emu_n = n;
     emu_first = emu_nth(0, n);
-    if (emu_warps) return emu_run_fibers(n, -1);  // a warp operation waits for lanes that have not run yet
+    if (emu_warps) return emu_run_fibers(-1);  // a warp operation waits for lanes that have not run yet
     emu_start(emu_first);
     if (emu_resume(emu_first)) {  // it met no barrier: the threads never meet, each runs to its end in turn
         emu_direct = true;
@@ -870,7 +877,7 @@ static void emu_run_block(long long n) {
         emu_direct = false;
         return;
     }
-    emu_run_fibers(n, emu_first);  // it waits at a barrier: every thread a fiber
+    emu_run_fibers(emu_first);  // it waits at a barrier: every thread a fiber
 }
 
 // where the linker put the source's __shared__ variables of a fixed size (none: both null)
@@ -972,10 +979,19 @@ _KERNEL_HEAD = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\([^
                           r'(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(([^)]*)\)')
 #: a call of ``atomicAdd`` or ``atomicSub``, whose float sums round by the order the threads come in
 _ATOMIC_SUM = re.compile(r"\batomic(?:Add|Sub)\s*\(")
-#: the warp-level operations emulated, in the order of the prelude's codes (``emu_warp_op``, from 1)
+#: the warp-level operations emulated, in the order of their codes in the program (``emu_warp_op``, from 1, each
+#: ``EMU_`` and its name without underscores or ``_sync``, ``EMU_SHFL_UP``; emitted by :func:`_program`)
 _WARP_OPERATIONS = ("__syncwarp", "__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync",
                     "__ballot_sync", "__any_sync", "__all_sync", "__reduce_add_sync", "__reduce_min_sync",
                     "__reduce_max_sync", "__reduce_and_sync", "__reduce_or_sync", "__reduce_xor_sync")
+#: the rules of CUDA's a warp operation may break, in the order of their codes in the program (``emu_warp_rule``,
+#: from 1, ``EMU_NOT_NAMED`` and so on), the first number of a failure the launcher records
+_WARP_RULES = ("NOT_NAMED", "BAD_WIDTH", "STUCK", "READS", "NO_FIBER")
+#: where a thread of the block is, in the order of their codes in the program (``emu_where``, from 0, ``EMU_READY``
+#: and so on); ``MISSING`` is a lane past the block's end, in a failure
+_WHERE = ("READY", "AT_BARRIER", "AT_WARP", "ENDED", "MISSING")
+#: how many numbers the launcher records of a warp operation's failure (``emu_warp_failed``)
+_FAILURE_LENGTH = 13
 #: the name of a warp operation, which makes its kernel run every thread as a fiber (a lane waits for the others)
 _WARP_CALL = re.compile(rf"\b(?:{'|'.join(_WARP_OPERATIONS)})\b")
 #: ``extern __shared__ T s[];``, to become a pointer to the dynamic shared memory (on one line, as it was)
@@ -1070,13 +1086,13 @@ def _body_end(code: str, opening: int) -> int:
     return len(code) - 1
 
 
-def _kernels_calling(code: str, call: re.Pattern) -> set[str]:
-    """The kernels of ``code`` (:func:`_code_only`'s) that may make a ``call`` (``atomicAdd``, a warp operation): in
-    their own body, or in a function or a macro they name, or one that one of those names, and so on.
+def _call_graph(code: str) -> tuple[dict[str, str], dict[str, str], str]:
+    """What :func:`_kernels_calling` looks in, from ``code`` (:func:`_code_only`'s): each kernel's body, each function's
+    and macro's text (by its name), and the code outside the kernels that is no such function (a struct's method, a
+    lambda).
 
     A function outside the kernels is known by the names before a parenthesis in its head (``warp_sum`` in
-    ``__device__ T warp_sum(T v) {``); code outside the kernels that makes the call and is no such function (a
-    struct's method, a lambda) counts for every kernel.
+    ``__device__ T warp_sum(T v) {``).
     """
     code = re.sub(r'"(?:\\.|[^"\\\n])*"', lambda m: m[0] if m[0] == '"C"' else '""', code)  # no brace in a literal
     code = re.sub(r"'(?:\\.|[^'\\\n])*'", "' '", code)
@@ -1105,7 +1121,15 @@ def _kernels_calling(code: str, call: re.Pattern) -> set[str]:
             texts[name] = texts.get(name, "") + head + rest[opening.start():end + 1]
         unknown.append(rest[start:opening.start()] if names else rest[start:end + 1])
         start = end + 1
-    if call.search("".join(unknown) + rest[start:]):  # in no function known by its name
+    return bodies, texts, "".join(unknown) + rest[start:]
+
+
+def _kernels_calling(graph: tuple[dict[str, str], dict[str, str], str], call: re.Pattern) -> set[str]:
+    """The kernels of a :func:`_call_graph` that may make a ``call`` (``atomicAdd``, a warp operation): in their own
+    body, or in a function or a macro they name, or one that one of those names, and so on; code outside the kernels
+    that makes the call and is no function known by its name counts for every kernel."""
+    bodies, texts, unknown = graph
+    if call.search(unknown):
         return set(bodies)
     reaching, grown = {name for name, text in texts.items() if call.search(text)}, True
     while grown:  # the functions and macros that name one that reaches the call reach it too
@@ -1136,13 +1160,21 @@ def _stacks() -> int:
         return _STACKS[1]
 
 
+def _enum(name: str, members, first: int) -> str:
+    """A C++ ``enum name``, each of ``members`` named with ``EMU_`` before it and numbered from ``first``."""
+    return f"enum {name} {{ {', '.join(f'EMU_{m} = {i}' for i, m in enumerate(members, first))} }};\n"
+
+
 def _program(code: str, name: str, first_line: int, kernels: list[str]) -> str:
     """The whole C++ file: the prelude, the source (its lines numbered as ``name``'s), a launcher per kernel."""
     source = _EXTERN_SHARED.sub(lambda m: f"{m[1]}* const {m[2]} = reinterpret_cast<{m[1]}*>(emu_shared);", code)
     source = _FIXED_SHARED.sub(_guarded_shared, source)
     defines = {"EMU_SHARED_BYTES": MAX_DYNAMIC_SHARED, "EMU_GUARD_BYTES": GUARD_BYTES, "EMU_GUARD_BYTE": GUARD_BYTE,
-               "EMU_STACK_BYTES": STACK_BYTES, "EMU_MAX_THREADS": MAX_THREADS}
-    head = "".join(f"#define {k} {v}\n" for k, v in defines.items())
+               "EMU_STACK_BYTES": STACK_BYTES, "EMU_MAX_THREADS": MAX_THREADS,
+               "EMU_FAILURE_LENGTH": _FAILURE_LENGTH}
+    ops = [op.strip("_").removesuffix("_sync").upper() for op in _WARP_OPERATIONS]
+    enums = _enum("emu_warp_op", ops, 1) + _enum("emu_warp_rule", _WARP_RULES, 1) + _enum("emu_where", _WHERE, 0)
+    head = "".join(f"#define {k} {v}\n" for k, v in defines.items()) + enums
     launchers = "".join(_KERNEL.format(k) for k in kernels)
     return (f'{head}#line 1 "cuda_emulator prelude"\n{_PRELUDE}#line {first_line} "{name}"\n{source}\n'
             f'#line 1 "cuda_emulator launchers"\n{_LAUNCHER}{launchers}')
@@ -1288,8 +1320,9 @@ class RawModule:
         code_only = _code_only(code)
         heads = {m[1]: _parameters(m[2]) for m in _KERNEL_HEAD.finditer(code_only)}
         self.kernels = tuple(heads)
-        self._adds_atomically = _kernels_calling(code_only, _ATOMIC_SUM)  # a race in floats: the atomics' order?
-        self._calls_warps = _kernels_calling(code_only, _WARP_CALL)  # run with every thread a fiber
+        graph = _call_graph(code_only)
+        self._adds_atomically = _kernels_calling(graph, _ATOMIC_SUM)  # a race in floats: the atomics' order?
+        self._calls_warps = _kernels_calling(graph, _WARP_CALL)  # run with every thread a fiber
         self._parameters = heads
         self._library = _library(_program(code, name, first_line, list(heads)), name)
         self.warnings = self._library.emu_warnings
@@ -1305,8 +1338,9 @@ class RawModule:
         return self._functions[name]
 
 
-#: the name CUDA's documentation gives a shuffle's third argument, by the operation's code (_WARP_OPERATIONS, from 1)
-_SHUFFLE_ARGUMENT = {2: "srcLane", 3: "delta", 4: "delta", 5: "laneMask"}
+#: the name CUDA's documentation gives a shuffle's third argument, by the shuffle's name
+_SHUFFLE_ARGUMENT = {"__shfl_sync": "srcLane", "__shfl_up_sync": "delta", "__shfl_down_sync": "delta",
+                     "__shfl_xor_sync": "laneMask"}
 
 
 def _operand(op: int, kind: int) -> str:
@@ -1497,7 +1531,9 @@ class Kernel:
         """What rule of CUDA's a warp operation broke (``failed``: the rule, the block, the thread, its operation,
         mask and width, the other thread at fault, where that one is, its operation and mask, the thread's argument
         and kind, the other's kind), in words."""
-        rule, b, t, op, mask, width, other, where, other_op, other_mask, arg, kind, other_kind = failed[:13]
+        rule, b, t, op, mask, width, other, where, other_op, other_mask, arg, kind, other_kind = (
+            failed[:_FAILURE_LENGTH])
+        broken, where = _WARP_RULES[rule - 1], _WHERE[where] if where >= 0 else None
         n, mask, other_mask = block[0] * block[1] * block[2], mask % 2**32, other_mask % 2**32
         call = f"{_WARP_OPERATIONS[op - 1]}(mask {mask:#010x}{f', width {width}' if width != 32 else ''})"
 
@@ -1505,21 +1541,21 @@ class Kernel:
             return f"thread {_where(u, block)} (lane {u % 32} of warp {u // 32})" if u < n else f"lane {u % 32}"
 
         by = f"{self.name}: in block {_where(b, grid)}, {lane(t)}"
-        if rule == 1:
+        if broken == "NOT_NAMED":
             return (f"{by} calls {call}, whose mask does not name its own lane {t % 32}: on a GPU each calling "
                     "thread's bit must be set, or the result is undefined (0xffffffff names the whole warp: lanes "
                     "32w to 32w + 31 of the block's threads, x fastest)")
-        if rule == 2:
+        if broken == "BAD_WIDTH":
             return f"{by} calls {call}: a width is a power of two from 1 to 32 (warpSize), undefined otherwise"
-        if rule == 3:
+        if broken == "STUCK":
             kinds = other_op == op and other_kind != kind  # the same operation and mask, another type
             if kinds:
                 call += f" of {_operand(op, kind)}"
-            elsewhere = ("a __syncthreads()" if where == 1 else f"{_WARP_OPERATIONS[other_op - 1]}(mask "
+            elsewhere = ("a __syncthreads()" if where == "AT_BARRIER" else f"{_WARP_OPERATIONS[other_op - 1]}(mask "
                          f"{other_mask:#010x}){f' of {_operand(op, other_kind)}' if kinds else ''}")
             rule = ("on a GPU every lane a mask names that has not ended must come to the same operation with the "
                     f"same mask{', and a value of the same type' if kinds else ''}")
-            if where == 3:  # it came to the same operation with another mask or type, then ended
+            if where == "ENDED":  # it came to the same operation with another mask or type, then ended
                 return (f"{by} waits at {call} for {lane(other)}, which its mask names but which came to {elsewhere} "
                         f"while it waited, and then ended: {rule} (undefined otherwise). Do all the lanes that call "
                         "it pass the same mask" + (", and a value of the same type?" if kinds else "?"))
@@ -1528,11 +1564,11 @@ class Kernel:
                     "numbers of times? Name only the lanes that call it in the mask")
             return (f"{by} waits at {call} for {lane(other)}, which its mask names but which waits at {elsewhere}: "
                     f"{rule} (a hang, or undefined). {hint}")
-        if rule == 4:
-            named = f", {_SHUFFLE_ARGUMENT[op]} {arg}"
+        if broken == "READS":
+            named = f", {_SHUFFLE_ARGUMENT[_WARP_OPERATIONS[op - 1]]} {arg}"
             call = call.replace(")", f"{named})", 1) if width == 32 else call.replace(", width", f"{named}, width")
             hint = ""
-            if where == 4:
+            if where == "MISSING":
                 why = (f"does not exist (the block has {n} threads, so its last warp has {n % 32} "
                        f"lane{'s' if n % 32 > 1 else ''}: make the block a whole number of warps, a multiple of 32 "
                        "threads, or name in the mask only the lanes that exist)")
