@@ -7,6 +7,7 @@ tests of every assignment in that one run (see ``_graded``)."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import os
 import re
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 
 from minitransformer import cuda_emulator
-from minitransformer.assignments import ASSIGNMENTS, build, get, grade, strip_notebook, strip_source
+from minitransformer.assignments import ASSIGNMENTS, build, get, grade, handout, strip_notebook, strip_source
 from minitransformer.assignments.grade import (
     GXX_INSTALL,
     TORCH_INSTALL,
@@ -417,6 +418,17 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
     # the test run alone, as an example, is one of the assignment's own
     alone = re.findall(r'`python -m pytest "([^"]+)"`', page)
     assert len(alone) == 1 and alone[0] in points, alone
+
+
+def test_assignment_md_shows_the_stub_of_its_first_row(copies, monkeypatch):
+    # row 1 is the catalogue's first; its stub, not the first of its file's, is the one shown above the table
+    copy, stubs = copies(1)
+    sum_first = dataclasses.replace(get(1), first=("Sum.backward", "Add.backward", "Mul.backward"))
+    monkeypatch.setattr(handout, "get", lambda number: sum_first)
+    page = handout.assignment_page(ROOT, copy, 1, list(stubs))
+    shown = page.split("the first reads:\n\n```python\n")[1].split("\n```")[0]
+    row = re.search(r"^\| 1 \| .* \| `([\w.]+)` \| (.*) \|$", page, re.MULTILINE)
+    assert row[1] == "Sum.backward" and json.loads(shown.split("(", 1)[1].rsplit(")", 1)[0]) == f"A1: {row[2]}"
 
 
 def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_what_it_cannot_show(tmp_path):

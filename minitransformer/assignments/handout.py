@@ -508,10 +508,10 @@ def points_of(tests: Path) -> dict[int, dict[str, float]]:
     return found
 
 
-def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tuple[str, int, str, str]]:
-    """(file, line, function, hint) of each body of assignment ``number`` in ``files`` (from the top of the checkout
-    ``root``): the line its stub (or, in the solution copy, the body) starts on in the copy; for a notebook, the
-    cell (from 0) and no function."""
+def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tuple]:
+    """(file, line, function, region) of each body of assignment ``number`` in ``files`` (from the top of the checkout
+    ``root``): the line its stub (or, in the solution copy, the body) starts on in the copy, and its ``Region`` (its
+    hint, its stub); for a notebook, the cell (from 0) and no function."""
     from .strip import regions, stripped_lines
 
     found = []
@@ -520,7 +520,7 @@ def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tupl
         if rel.endswith(".ipynb"):
             for k, cell in enumerate(json.loads(text)["cells"]):
                 if cell["cell_type"] == "code":
-                    found += [(rel, k, "", r.hint) for r in regions("".join(cell["source"]), f"{rel} cell {k}")
+                    found += [(rel, k, "", r) for r in regions("".join(cell["source"]), f"{rel} cell {k}")
                               if r.number == number]
             continue
         shown = stripped_lines(text, None if solution else number, rel)
@@ -529,7 +529,7 @@ def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tupl
         for r in regions(text, rel):
             if r.number == number:
                 line = 1 + sum(len(s) for s in shown[:r.begin - 1])
-                found.append((rel, line, names.get(r.begin) or _cuda_function(lines[:r.begin]), r.hint))
+                found.append((rel, line, names.get(r.begin) or _cuda_function(lines[:r.begin]), r))
     return found
 
 
@@ -563,8 +563,6 @@ def _cuda_function(lines: list[str]) -> str:
 def assignment_page(root: Path, copy: Path, number: int, files, solution: bool = False) -> str:
     """``ASSIGNMENT.md`` of assignment ``number``'s copy (see the module's docstring), whose ``files`` (from its top)
     hold its bodies; ``copy`` holds the rest already. The solution copy's (``solution``) is the same page."""
-    from .strip import regions
-
     a = get(number)
     where = "docs/assignments.md"
     source = (root / where).read_text(encoding="utf-8")
@@ -583,7 +581,7 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
     if any(name not in [b[2] for b in graded] for name in a.first):
         raise ValueError(f"assignments: A{number} starts with {a.first}, which are not all among its bodies")
     graded.sort(key=lambda b: a.first.index(b[2]) if b[2] in a.first else len(a.first))  # (stable: else as listed)
-    first = next(r for r in regions((root / graded[0][0]).read_text(encoding="utf-8")) if r.number == number)
+    first = graded[0][3]  # row 1's body, whose stub the page shows
     stub, cuda = textwrap.dedent(first.stub(number)), first.comment == "//"
     exercises = [b for b in bodies if b[0].endswith(".ipynb")]
     counts = {rel: sum(b[0] == rel for b in bodies) for rel in dict.fromkeys(b[0] for b in bodies)}
@@ -608,13 +606,13 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
             f"In the order listed ({', '.join(f'`{n}`' for n in a.first)} first: the text below says why):\n"
             if a.first else "In the order listed, unless the text below says otherwise:\n"),
         "| | file:line | in | hint |\n|---|---|---|---|",
-        *(f"| {k} | [`{rel}:{line}`]({rel}) | `{name}` | {_cell(hint)} |"
-          for k, (rel, line, name, hint) in enumerate(graded, start=1)),
+        *(f"| {k} | [`{rel}:{line}`]({rel}) | `{name}` | {_cell(r.hint)} |"
+          for k, (rel, line, name, r) in enumerate(graded, start=1)),
         "",
     ]
     if exercises:
         lines += ["The notebooks' exercises (not graded: they help), by cell (counted from 0):\n",
-                  *(f"- [`{rel}`]({rel}) cell {cell}: {_cell(hint)}" for rel, cell, _, hint in exercises), ""]
+                  *(f"- [`{rel}`]({rel}) cell {cell}: {_cell(r.hint)}" for rel, cell, _, r in exercises), ""]
     lines += ["## The assignment\n", section]
     lines += ["## Read\n",
               *(f"- Notebook: [`notebooks/{n}.ipynb`](notebooks/{n}.ipynb)" for n in a.notebooks),
