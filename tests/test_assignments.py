@@ -387,8 +387,7 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
     # where the text says to start with some (A1: Add, Mul and Sum), they come first, and the rest as listed
     assert [name for _, _, name, _ in rows[:len(a.first)]] == list(a.first) and (number != 1 or a.first)
     rest = [(rel, int(line)) for rel, line, name, _ in rows[len(a.first):]]
-    files = [f"minitransformer/{f}" for f in a.files]
-    assert rest == sorted(rest, key=lambda r: (files.index(r[0]), r[1])), rest
+    assert rest == sorted(rest, key=lambda r: (a.paths.index(r[0]), r[1])), rest
     for rel, line, name, hint in rows:
         assert "said above" not in hint, (rel, line)  # "above" in ASSIGNMENT.md's table is its text: say which
         following = (copy / rel).read_text(encoding="utf-8").splitlines()[int(line)]
@@ -425,7 +424,7 @@ def test_assignment_md_shows_the_stub_of_its_first_row(copies, monkeypatch):
     copy, stubs = copies(1)
     sum_first = dataclasses.replace(get(1), first=("Sum.backward", "Add.backward", "Mul.backward"))
     monkeypatch.setattr(handout, "get", lambda number: sum_first)
-    page = handout.assignment_page(ROOT, copy, 1, list(stubs))
+    page = handout.assignment_page(ROOT, copy, 1, stubs)
     shown = page.split("the first reads:\n\n```python\n")[1].split("\n```")[0]
     row = re.search(r"^\| 1 \| .* \| `([\w.]+)` \| (.*) \|$", page, re.MULTILINE)
     assert row[1] == "Sum.backward" and json.loads(shown.split("(", 1)[1].rsplit(")", 1)[0]) == f"A1: {row[2]}"

@@ -560,9 +560,10 @@ def _cuda_function(lines: list[str]) -> str:
     return ""
 
 
-def assignment_page(root: Path, copy: Path, number: int, files, solution: bool = False) -> str:
-    """``ASSIGNMENT.md`` of assignment ``number``'s copy (see the module's docstring), whose ``files`` (from its top)
-    hold its bodies; ``copy`` holds the rest already. The solution copy's (``solution``) is the same page."""
+def assignment_page(root: Path, copy: Path, number: int, stubs: dict[str, int], solution: bool = False) -> str:
+    """``ASSIGNMENT.md`` of assignment ``number``'s copy (see the module's docstring), whose ``stubs`` (file from its
+    top -> how many of its bodies, as the build checked them against the catalogue) hold its bodies; ``copy`` holds
+    the rest already. The solution copy's (``solution``) is the same page."""
     a = get(number)
     where = "docs/assignments.md"
     source = (root / where).read_text(encoding="utf-8")
@@ -574,9 +575,7 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
     section = from_docs(_section(source, re.compile(rf"^### {a.tag}\b"), where))
     working = from_docs(only_where_needed(_section(source, re.compile(r"^## Working in a copy\b"), where),
                                           row["Grading needs"], where))
-    order = [f"minitransformer/{f}" for f in a.files] + [f"notebooks/{n}.ipynb" for n in a.notebooks]
-    bodies = _bodies(root, sorted(files, key=lambda f: order.index(f) if f in order else len(order)), number,
-                     solution)
+    bodies = _bodies(root, a.paths, number, solution)
     graded = [b for b in bodies if not b[0].endswith(".ipynb")]
     if any(name not in [b[2] for b in graded] for name in a.first):
         raise ValueError(f"assignments: A{number} starts with {a.first}, which are not all among its bodies")
@@ -584,7 +583,6 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
     first = graded[0][3]  # row 1's body, whose stub the page shows
     stub, cuda = textwrap.dedent(first.stub(number)), first.comment == "//"
     exercises = [b for b in bodies if b[0].endswith(".ipynb")]
-    counts = {rel: sum(b[0] == rel for b in bodies) for rel in dict.fromkeys(b[0] for b in bodies)}
     points = points_of(copy / "tests").get(number, {})
     if not _RUN_ALONE.search(working):
         raise ValueError(f"{where}: 'Working in a copy' has no example of a test run alone ({_RUN_ALONE.pattern})")
@@ -594,7 +592,7 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
         f"# {a.tag}: {a.title}\n",
         f"This folder is your copy of minitransformer for assignment {a.tag} (`minitransformer assignments build "
         f"{number}{' --solution' if solution else ''}`): the package, its tests, its notebooks and the "
-        f"documentation's pages (`docs/`), with the {bodies_and_exercises(a.tag, counts)} "
+        f"documentation's pages (`docs/`), with the {bodies_and_exercises(a.tag, stubs)} "
         f"{'kept (the solution copy)' if solution else 'taken out'}. What you write: "
         f"{row['What the student writes']}. What grading needs: {row['Grading needs']}.\n",
         "## What to write\n",

@@ -320,7 +320,7 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
     _check_layout(assignment, stubs)
     shown = None if solution else assignment.number  # the assignment whose bodies the pages' code shows as stubs
     handout.copy_docs(root, out, shown)
-    page = handout.assignment_page(root, out, assignment.number, list(stubs), solution)
+    page = handout.assignment_page(root, out, assignment.number, stubs, solution)
     (out / ASSIGNMENT).write_text(page, encoding="utf-8")
     handout.rewrite_links(out, root, shown)
     _note_in_readme(out / "README.md", assignment)
@@ -403,8 +403,7 @@ def _has_markers(root: Path) -> bool:
 
 def _check_layout(assignment, stubs: dict[str, int]) -> None:
     """Every file and notebook the catalogue names for this assignment holds one of its bodies."""
-    expected = [f"minitransformer/{f}" for f in assignment.files]
-    expected += [f"notebooks/{n}.ipynb" for n in assignment.notebooks]
+    expected = assignment.paths
     missing = [f for f in expected if f not in stubs]
     extra = [f for f in stubs if f not in expected]
     if missing or extra:
