@@ -35,6 +35,7 @@ from minitransformer.assignments.grade import (
     reason,
 )
 from minitransformer.assignments.handout import (
+    ASSIGNMENT,
     ELSEWHERE,
     included,
     left_out_of_copies,
@@ -42,7 +43,7 @@ from minitransformer.assignments.handout import (
     plain_markdown,
     points_of,
 )
-from minitransformer.assignments.strip import ASSIGNMENT, LEFT_OUT, PACKAGE_CHECK, regions
+from minitransformer.assignments.strip import LEFT_OUT, PACKAGE_CHECK, regions
 
 pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
 

@@ -39,6 +39,8 @@ __all__ = ["DOCS", "ELSEWHERE", "plain_markdown", "included", "copy_docs", "assi
            "left_out_of_copies", "only_where_needed", "missing_paths",
            "bodies_and_exercises"]
 
+#: the page a copy opens with, its assignment's text, what to write, the points and how to check oneself
+ASSIGNMENT = "ASSIGNMENT.md"
 #: the pages of docs/ a copy holds, as globs; all but the instructors' (assignments.md, for which ASSIGNMENT.md
 #: stands), the site's index and its API reference (autodoc, which needs Sphinx)
 DOCS = ("*.md", "formulas/*.md")
@@ -570,7 +572,7 @@ def assignment_page(root: Path, copy: Path, number: int, stubs: dict[str, int], 
     row = _table_row(source, a.tag, where)
 
     def from_docs(text):
-        return plain_markdown(left_out_of_copies(text, where), where, copy, root, number, out="ASSIGNMENT.md")
+        return plain_markdown(left_out_of_copies(text, where), where, copy, root, number, out=ASSIGNMENT)
 
     section = from_docs(_section(source, re.compile(rf"^### {a.tag}\b"), where))
     working = from_docs(only_where_needed(_section(source, re.compile(r"^## Working in a copy\b"), where),

@@ -73,8 +73,6 @@ LEFT_OUT = {
     "tests/test_tools_mutants.py": "the tests of tools/mutants.py, which is not copied",
     "tests/test_backend_equivalence.py": "the tests of tools/backend_equivalence.py, which is not copied",
 }
-#: the page a copy opens with, its assignment's text, what to write, the points and how to check oneself (handout.py)
-ASSIGNMENT = "ASSIGNMENT.md"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 
 
@@ -321,7 +319,7 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
     shown = None if solution else assignment.number  # the assignment whose bodies the pages' code shows as stubs
     handout.copy_docs(root, out, shown)
     page = handout.assignment_page(root, out, assignment.number, stubs, solution)
-    (out / ASSIGNMENT).write_text(page, encoding="utf-8")
+    (out / handout.ASSIGNMENT).write_text(page, encoding="utf-8")
     handout.rewrite_links(out, root, shown)
     _note_in_readme(out / "README.md", assignment)
     return stubs
@@ -374,8 +372,9 @@ def _note_in_readme(readme: Path, assignment) -> None:
     if not readme.is_file():
         return
     title, _, rest = readme.read_text(encoding="utf-8").partition("\n")
+    page = handout.ASSIGNMENT
     note = (f"> **A copy for assignment {assignment.tag}, {assignment.title}** (`minitransformer assignments build "
-            f"{assignment.number}`). **Start with [{ASSIGNMENT}]({ASSIGNMENT})**: what to write, in which files and "
+            f"{assignment.number}`). **Start with [{page}]({page})**: what to write, in which files and "
             "order, the formulas to read, the points of each test and how to check yourself "
             f"(`minitransformer assignments grade {assignment.number} .`). The copy holds the package, its tests, its "
             "notebooks and the documentation's pages (`docs/`, the formulas in `docs/formulas/`); a link or a path "
