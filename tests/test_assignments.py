@@ -435,6 +435,9 @@ def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_wh
     source = ROOT / "minitransformer" / "functional" / "attention.py"
     inside = {"start-after": '"### BEGIN SOLUTION A2"', "end-before": '"### END SOLUTION"'}  # (docs/formulas/masks.md)
     assert included(source, inside, 2).startswith('    # YOUR CODE HERE\n    raise NotImplementedError("A2: ')
+    with pytest.raises(ValueError, match=r"x\.md: literalinclude: :lines: is not handled in a copy \(only "
+                                         r":language: and :end-at:"):
+        included(source, {**inside, "lines": "1-3"}, 2, "x.md")
     body = included(source, inside, 3)
     assert "scores = Q @ K.mT / math.sqrt(d_k)" in body and "SOLUTION" not in body and "YOUR CODE" not in body
     # inline code is shown as it is: a role written in it is no role

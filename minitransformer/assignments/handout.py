@@ -58,6 +58,8 @@ _ONLY_WHERE = re.compile(r"^<!-- only where grading needs: (?P<what>.+?) -->$")
 #: the run-alone example of "Working in a copy", whose test ASSIGNMENT.md makes one of the assignment's own
 _RUN_ALONE = re.compile(r'`python -m pytest "(?P<test>tests/[\w./-]+::\w+)"`')
 
+#: the options of a ``literalinclude`` that pick its lines, as :func:`_picked` does
+_PICKING = frozenset({"pyobject", "start-at", "start-after", "end-before", "end-at"})
 _FENCE = re.compile(r"^(`{3,}|~{3,})")
 _DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}\s*(?P<arg>.*?)\s*$")
 _ROLE = re.compile(r"\{(?P<role>[a-z]+)\}`(?P<content>[^`]*)`")
@@ -73,10 +75,10 @@ def included(source: Path, options: dict[str, str], number: int | None, where: s
     """The lines a ``literalinclude`` of ``source`` with ``options`` shows, as assignment ``number``'s copy has them.
 
     The lines are picked in ``source`` as Sphinx picks them (``:pyobject:``, decorators included; ``:start-at:``,
-    ``:start-after:``, ``:end-before:``, ``:end-at:``, ``:lines:``), then each marked body among them becomes what
-    the copy has (:func:`~minitransformer.assignments.strip.stripped_lines`): its stub for assignment ``number``,
-    put where the picked lines enter the body when they start inside it, the body alone for another; no marker
-    line is shown. ``number=None`` keeps every body (the solution copy).
+    ``:start-after:``, ``:end-before:``, ``:end-at:``; another option but ``:language:`` is an error), then each
+    marked body among them becomes what the copy has (:func:`~minitransformer.assignments.strip.stripped_lines`): its
+    stub for assignment ``number``, put where the picked lines enter the body when they start inside it, the body
+    alone for another; no marker line is shown. ``number=None`` keeps every body (the solution copy).
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
@@ -105,6 +107,10 @@ def included(source: Path, options: dict[str, str], number: int | None, where: s
 
 def _picked(text: str, lines: list[str], options: dict[str, str], where: str) -> tuple[int, int]:
     """The first and last line (from 1) that ``options`` pick in ``text``."""
+    unknown = sorted(set(options) - _PICKING - {"language"})
+    if unknown:  # not silently ignored: the copy would show other lines than the site
+        raise ValueError(f"{where}: literalinclude: {', '.join(f':{o}:' for o in unknown)} is not handled in a copy "
+                         f"(only :language: and {', '.join(f':{o}:' for o in sorted(_PICKING))})")
     first, last = 1, len(lines)
     if "pyobject" in options:
         node = _object(ast.parse(text), options["pyobject"])
@@ -112,9 +118,6 @@ def _picked(text: str, lines: list[str], options: dict[str, str], where: str) ->
             raise ValueError(f"{where}: literalinclude: no {options['pyobject']!r} to include")
         first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
         last = node.end_lineno
-    if "lines" in options:
-        a, _, b = options["lines"].partition("-")
-        first, last = int(a), int(b or a)
     for key, after in (("start-at", 0), ("start-after", 1)):
         if key in options:
             first = _line_with(lines, _unquoted(options[key]), first, where) + after
