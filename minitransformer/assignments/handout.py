@@ -402,6 +402,8 @@ def rewrite_links(copy: Path, root: Path, number: int | None) -> None:
     """The README, ``notebooks/README.md`` and the notebooks' Markdown cells: a link or a path to a file the copy
     does not hold says it is in the course's repository; the READMEs' parts marked :data:`NOT_IN_A_COPY` are left
     out."""
+    from .strip import notebook_json
+
     for page in ("README.md", "notebooks/README.md"):
         if (copy / page).is_file():
             text = left_out_of_copies((copy / page).read_text(encoding="utf-8"), page)
@@ -415,7 +417,7 @@ def rewrite_links(copy: Path, root: Path, number: int | None) -> None:
                 new = plain_markdown(text, page, copy, root, number)
                 if new != text:
                     cell["source"] = new.splitlines(keepends=True) if isinstance(cell["source"], list) else new
-        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        path.write_text(notebook_json(notebook), encoding="utf-8")
 
 
 # ------------------------------------------------------------------ ASSIGNMENT.md

@@ -311,7 +311,7 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
         if solution:
             new, _ = strip(data, None, where=rel)  # the same file with every body kept
         if notebook:
-            new = json.dumps(check_the_package(new), indent=1, ensure_ascii=False) + "\n"
+            new = notebook_json(check_the_package(new))
         path.write_text(new, encoding="utf-8")
         if n:
             stubs[rel] = n
@@ -364,6 +364,20 @@ def check_the_package(notebook: dict) -> dict:
             cell["source"] = lines if isinstance(cell["source"], list) else "".join(lines)
             break
     return notebook
+
+
+def notebook_json(notebook: dict) -> str:
+    """The text of a copy's notebook file (its JSON): as Jupyter writes it, one space an indent, non-ASCII kept.
+
+    >>> print(notebook_json({"cells": [], "metadata": {"title": "Père"}}), end="")
+    {
+     "cells": [],
+     "metadata": {
+      "title": "Père"
+     }
+    }
+    """
+    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
 
 
 def _note_in_readme(readme: Path, assignment) -> None:
