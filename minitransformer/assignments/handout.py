@@ -381,8 +381,8 @@ def missing_paths(text: str, page: str, copy: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------ the copy's documentation
-def copy_docs(root: Path, copy: Path, number: int | None) -> list[str]:
-    """Write :data:`DOCS` of ``root/docs`` into ``copy/docs`` as plain Markdown; the pages written.
+def copy_docs(root: Path, copy: Path, number: int | None) -> None:
+    """Write :data:`DOCS` of ``root/docs`` into ``copy/docs`` as plain Markdown.
 
     Every page is written first as it is, so that the links between the pages see which exist (and their titles),
     then each is rewritten by :func:`plain_markdown`, without what lies between :data:`NOT_IN_A_COPY`' markers.
@@ -395,7 +395,6 @@ def copy_docs(root: Path, copy: Path, number: int | None) -> list[str]:
     for page in pages:
         text = left_out_of_copies((root / page).read_text(encoding="utf-8"), page)
         (copy / page).write_text(plain_markdown(text, page, copy, root, number), encoding="utf-8")
-    return pages
 
 
 def rewrite_links(copy: Path, root: Path, number: int | None) -> None:
