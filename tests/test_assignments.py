@@ -7,6 +7,7 @@ tests of every assignment in that one run (see ``_graded``)."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import os
 import re
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 
 from minitransformer import cuda_emulator
-from minitransformer.assignments import ASSIGNMENTS, build, get, grade, strip_notebook, strip_source
+from minitransformer.assignments import ASSIGNMENTS, build, get, grade, handout, strip_notebook, strip_source
 from minitransformer.assignments.grade import (
     GXX_INSTALL,
     TORCH_INSTALL,
@@ -34,6 +35,7 @@ from minitransformer.assignments.grade import (
     reason,
 )
 from minitransformer.assignments.handout import (
+    ASSIGNMENT,
     ELSEWHERE,
     included,
     left_out_of_copies,
@@ -41,7 +43,7 @@ from minitransformer.assignments.handout import (
     plain_markdown,
     points_of,
 )
-from minitransformer.assignments.strip import ASSIGNMENT, LEFT_OUT, PACKAGE_CHECK, regions
+from minitransformer.assignments.strip import LEFT_OUT, PACKAGE_CHECK, regions
 
 pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
 
@@ -386,8 +388,7 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
     # where the text says to start with some (A1: Add, Mul and Sum), they come first, and the rest as listed
     assert [name for _, _, name, _ in rows[:len(a.first)]] == list(a.first) and (number != 1 or a.first)
     rest = [(rel, int(line)) for rel, line, name, _ in rows[len(a.first):]]
-    files = [f"minitransformer/{f}" for f in a.files]
-    assert rest == sorted(rest, key=lambda r: (files.index(r[0]), r[1])), rest
+    assert rest == sorted(rest, key=lambda r: (a.paths.index(r[0]), r[1])), rest
     for rel, line, name, hint in rows:
         assert "said above" not in hint, (rel, line)  # "above" in ASSIGNMENT.md's table is its text: say which
         following = (copy / rel).read_text(encoding="utf-8").splitlines()[int(line)]
@@ -419,10 +420,24 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
     assert len(alone) == 1 and alone[0] in points, alone
 
 
+def test_assignment_md_shows_the_stub_of_its_first_row(copies, monkeypatch):
+    # row 1 is the catalogue's first; its stub, not the first of its file's, is the one shown above the table
+    copy, stubs = copies(1)
+    sum_first = dataclasses.replace(get(1), first=("Sum.backward", "Add.backward", "Mul.backward"))
+    monkeypatch.setattr(handout, "get", lambda number: sum_first)
+    page = handout.assignment_page(ROOT, copy, 1, stubs)
+    shown = page.split("the first reads:\n\n```python\n")[1].split("\n```")[0]
+    row = re.search(r"^\| 1 \| .* \| `([\w.]+)` \| (.*) \|$", page, re.MULTILINE)
+    assert row[1] == "Sum.backward" and json.loads(shown.split("(", 1)[1].rsplit(")", 1)[0]) == f"A1: {row[2]}"
+
+
 def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_what_it_cannot_show(tmp_path):
     source = ROOT / "minitransformer" / "functional" / "attention.py"
     inside = {"start-after": '"### BEGIN SOLUTION A2"', "end-before": '"### END SOLUTION"'}  # (docs/formulas/masks.md)
     assert included(source, inside, 2).startswith('    # YOUR CODE HERE\n    raise NotImplementedError("A2: ')
+    with pytest.raises(ValueError, match=r"x\.md: literalinclude: :lines: is not handled in a copy \(only "
+                                         r":language: and :end-at:"):
+        included(source, {**inside, "lines": "1-3"}, 2, "x.md")
     body = included(source, inside, 3)
     assert "scores = Q @ K.mT / math.sqrt(d_k)" in body and "SOLUTION" not in body and "YOUR CODE" not in body
     # inline code is shown as it is: a role written in it is no role

@@ -57,6 +57,11 @@ class Assignment:
         """``"A<N>"``, the prefix of its markers and of its ``NotImplementedError`` messages."""
         return f"A{self.number}"
 
+    @property
+    def paths(self) -> list[str]:
+        """Its files (the package's, then the notebooks'), in this order, from the checkout's top."""
+        return [f"minitransformer/{f}" for f in self.files] + [f"notebooks/{n}.ipynb" for n in self.notebooks]
+
 
 ASSIGNMENTS: tuple[Assignment, ...] = (
     Assignment(1, "Autograd primitives and their derivatives",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .catalog import ASSIGNMENTS, get
 from .grade import format_table, grade
-from .handout import bodies_and_exercises
+from .handout import ASSIGNMENT, bodies_and_exercises
 from .strip import build
 
 
@@ -26,7 +26,7 @@ def main(args) -> int:
             for path, n in stubs.items():  # the notebooks' exercises help; the grade runs the package's tests
                 aside = "  (not graded: an exercise beside the library)" if path.endswith(".ipynb") else ""
                 print(f"  {path}: {n}{aside}")
-            print(f"the student starts with {Path(args.out) / 'ASSIGNMENT.md'}; grade it with: "
+            print(f"the student starts with {Path(args.out) / ASSIGNMENT}; grade it with: "
                   f"minitransformer assignments grade {a.number} {args.out}")
         else:
             g = grade(args.number, args.path, timeout=args.timeout, case_timeout=args.case_timeout)

@@ -527,10 +527,12 @@ def _fault_head(fault: str, limit: int = 3000) -> str:
     return fault if len(fault) <= limit else fault[:fault.rfind("\n", 0, limit)] + "\n..."
 
 
+#: the version of PyTorch CI uses (.ci/run), which TORCH_INSTALL asks for
+TORCH_VERSION = "2.13.0"
 #: what to install when the skipped cases are PyTorch's comparisons (the version CI uses; PyPI's Linux wheel is the
 #: CUDA build, gigabytes with its libraries, where the CPU one from PyTorch's index is all the comparisons need)
-TORCH_INSTALL = ("pip install torch==2.13.0 (on Linux, the CPU build: pip install torch==2.13.0 --index-url "
-                 "https://download.pytorch.org/whl/cpu)")
+TORCH_INSTALL = (f"pip install torch=={TORCH_VERSION} (on Linux, the CPU build: pip install torch=={TORCH_VERSION} "
+                 "--index-url https://download.pytorch.org/whl/cpu)")
 #: what to install when the skipped cases are A7's kernels, run on the CPU under the emulation of CUDA (g++)
 GXX_INSTALL = cuda_emulator.INSTALL
 

@@ -39,6 +39,8 @@ __all__ = ["DOCS", "ELSEWHERE", "plain_markdown", "included", "copy_docs", "assi
            "left_out_of_copies", "only_where_needed", "missing_paths",
            "bodies_and_exercises"]
 
+#: the page a copy opens with, its assignment's text, what to write, the points and how to check oneself
+ASSIGNMENT = "ASSIGNMENT.md"
 #: the pages of docs/ a copy holds, as globs; all but the instructors' (assignments.md, for which ASSIGNMENT.md
 #: stands), the site's index and its API reference (autodoc, which needs Sphinx)
 DOCS = ("*.md", "formulas/*.md")
@@ -56,6 +58,8 @@ _ONLY_WHERE = re.compile(r"^<!-- only where grading needs: (?P<what>.+?) -->$")
 #: the run-alone example of "Working in a copy", whose test ASSIGNMENT.md makes one of the assignment's own
 _RUN_ALONE = re.compile(r'`python -m pytest "(?P<test>tests/[\w./-]+::\w+)"`')
 
+#: the options of a ``literalinclude`` that pick its lines, as :func:`_picked` does
+_PICKING = frozenset({"pyobject", "start-at", "start-after", "end-before", "end-at"})
 _FENCE = re.compile(r"^(`{3,}|~{3,})")
 _DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}\s*(?P<arg>.*?)\s*$")
 _ROLE = re.compile(r"\{(?P<role>[a-z]+)\}`(?P<content>[^`]*)`")
@@ -71,10 +75,10 @@ def included(source: Path, options: dict[str, str], number: int | None, where: s
     """The lines a ``literalinclude`` of ``source`` with ``options`` shows, as assignment ``number``'s copy has them.
 
     The lines are picked in ``source`` as Sphinx picks them (``:pyobject:``, decorators included; ``:start-at:``,
-    ``:start-after:``, ``:end-before:``, ``:end-at:``, ``:lines:``), then each marked body among them becomes what
-    the copy has (:func:`~minitransformer.assignments.strip.stripped_lines`): its stub for assignment ``number``,
-    put where the picked lines enter the body when they start inside it, the body alone for another; no marker
-    line is shown. ``number=None`` keeps every body (the solution copy).
+    ``:start-after:``, ``:end-before:``, ``:end-at:``; another option but ``:language:`` is an error), then each
+    marked body among them becomes what the copy has (:func:`~minitransformer.assignments.strip.stripped_lines`): its
+    stub for assignment ``number``, put where the picked lines enter the body when they start inside it, the body
+    alone for another; no marker line is shown. ``number=None`` keeps every body (the solution copy).
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
@@ -103,6 +107,10 @@ def included(source: Path, options: dict[str, str], number: int | None, where: s
 
 def _picked(text: str, lines: list[str], options: dict[str, str], where: str) -> tuple[int, int]:
     """The first and last line (from 1) that ``options`` pick in ``text``."""
+    unknown = sorted(set(options) - _PICKING - {"language"})
+    if unknown:  # not silently ignored: the copy would show other lines than the site
+        raise ValueError(f"{where}: literalinclude: {', '.join(f':{o}:' for o in unknown)} is not handled in a copy "
+                         f"(only :language: and {', '.join(f':{o}:' for o in sorted(_PICKING))})")
     first, last = 1, len(lines)
     if "pyobject" in options:
         node = _object(ast.parse(text), options["pyobject"])
@@ -110,9 +118,6 @@ def _picked(text: str, lines: list[str], options: dict[str, str], where: str) ->
             raise ValueError(f"{where}: literalinclude: no {options['pyobject']!r} to include")
         first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
         last = node.end_lineno
-    if "lines" in options:
-        a, _, b = options["lines"].partition("-")
-        first, last = int(a), int(b or a)
     for key, after in (("start-at", 0), ("start-after", 1)):
         if key in options:
             first = _line_with(lines, _unquoted(options[key]), first, where) + after
@@ -376,8 +381,8 @@ def missing_paths(text: str, page: str, copy: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------ the copy's documentation
-def copy_docs(root: Path, copy: Path, number: int | None) -> list[str]:
-    """Write :data:`DOCS` of ``root/docs`` into ``copy/docs`` as plain Markdown; the pages written.
+def copy_docs(root: Path, copy: Path, number: int | None) -> None:
+    """Write :data:`DOCS` of ``root/docs`` into ``copy/docs`` as plain Markdown.
 
     Every page is written first as it is, so that the links between the pages see which exist (and their titles),
     then each is rewritten by :func:`plain_markdown`, without what lies between :data:`NOT_IN_A_COPY`' markers.
@@ -390,13 +395,14 @@ def copy_docs(root: Path, copy: Path, number: int | None) -> list[str]:
     for page in pages:
         text = left_out_of_copies((root / page).read_text(encoding="utf-8"), page)
         (copy / page).write_text(plain_markdown(text, page, copy, root, number), encoding="utf-8")
-    return pages
 
 
 def rewrite_links(copy: Path, root: Path, number: int | None) -> None:
     """The README, ``notebooks/README.md`` and the notebooks' Markdown cells: a link or a path to a file the copy
     does not hold says it is in the course's repository; the READMEs' parts marked :data:`NOT_IN_A_COPY` are left
     out."""
+    from .strip import notebook_json
+
     for page in ("README.md", "notebooks/README.md"):
         if (copy / page).is_file():
             text = left_out_of_copies((copy / page).read_text(encoding="utf-8"), page)
@@ -410,7 +416,7 @@ def rewrite_links(copy: Path, root: Path, number: int | None) -> None:
                 new = plain_markdown(text, page, copy, root, number)
                 if new != text:
                     cell["source"] = new.splitlines(keepends=True) if isinstance(cell["source"], list) else new
-        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        path.write_text(notebook_json(notebook), encoding="utf-8")
 
 
 # ------------------------------------------------------------------ ASSIGNMENT.md
@@ -508,10 +514,10 @@ def points_of(tests: Path) -> dict[int, dict[str, float]]:
     return found
 
 
-def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tuple[str, int, str, str]]:
-    """(file, line, function, hint) of each body of assignment ``number`` in ``files`` (from the top of the checkout
-    ``root``): the line its stub (or, in the solution copy, the body) starts on in the copy; for a notebook, the
-    cell (from 0) and no function."""
+def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tuple]:
+    """(file, line, function, region) of each body of assignment ``number`` in ``files`` (from the top of the checkout
+    ``root``): the line its stub (or, in the solution copy, the body) starts on in the copy, and its ``Region`` (its
+    hint, its stub); for a notebook, the cell (from 0) and no function."""
     from .strip import regions, stripped_lines
 
     found = []
@@ -520,7 +526,7 @@ def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tupl
         if rel.endswith(".ipynb"):
             for k, cell in enumerate(json.loads(text)["cells"]):
                 if cell["cell_type"] == "code":
-                    found += [(rel, k, "", r.hint) for r in regions("".join(cell["source"]), f"{rel} cell {k}")
+                    found += [(rel, k, "", r) for r in regions("".join(cell["source"]), f"{rel} cell {k}")
                               if r.number == number]
             continue
         shown = stripped_lines(text, None if solution else number, rel)
@@ -529,7 +535,7 @@ def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tupl
         for r in regions(text, rel):
             if r.number == number:
                 line = 1 + sum(len(s) for s in shown[:r.begin - 1])
-                found.append((rel, line, names.get(r.begin) or _cuda_function(lines[:r.begin]), r.hint))
+                found.append((rel, line, names.get(r.begin) or _cuda_function(lines[:r.begin]), r))
     return found
 
 
@@ -560,33 +566,29 @@ def _cuda_function(lines: list[str]) -> str:
     return ""
 
 
-def assignment_page(root: Path, copy: Path, number: int, files, solution: bool = False) -> str:
-    """``ASSIGNMENT.md`` of assignment ``number``'s copy (see the module's docstring), whose ``files`` (from its top)
-    hold its bodies; ``copy`` holds the rest already. The solution copy's (``solution``) is the same page."""
-    from .strip import regions
-
+def assignment_page(root: Path, copy: Path, number: int, stubs: dict[str, int], solution: bool = False) -> str:
+    """``ASSIGNMENT.md`` of assignment ``number``'s copy (see the module's docstring), whose ``stubs`` (file from its
+    top -> how many of its bodies, as the build checked them against the catalogue) hold its bodies; ``copy`` holds
+    the rest already. The solution copy's (``solution``) is the same page."""
     a = get(number)
     where = "docs/assignments.md"
     source = (root / where).read_text(encoding="utf-8")
     row = _table_row(source, a.tag, where)
 
     def from_docs(text):
-        return plain_markdown(left_out_of_copies(text, where), where, copy, root, number, out="ASSIGNMENT.md")
+        return plain_markdown(left_out_of_copies(text, where), where, copy, root, number, out=ASSIGNMENT)
 
     section = from_docs(_section(source, re.compile(rf"^### {a.tag}\b"), where))
     working = from_docs(only_where_needed(_section(source, re.compile(r"^## Working in a copy\b"), where),
                                           row["Grading needs"], where))
-    order = [f"minitransformer/{f}" for f in a.files] + [f"notebooks/{n}.ipynb" for n in a.notebooks]
-    bodies = _bodies(root, sorted(files, key=lambda f: order.index(f) if f in order else len(order)), number,
-                     solution)
+    bodies = _bodies(root, a.paths, number, solution)
     graded = [b for b in bodies if not b[0].endswith(".ipynb")]
     if any(name not in [b[2] for b in graded] for name in a.first):
         raise ValueError(f"assignments: A{number} starts with {a.first}, which are not all among its bodies")
     graded.sort(key=lambda b: a.first.index(b[2]) if b[2] in a.first else len(a.first))  # (stable: else as listed)
-    first = next(r for r in regions((root / graded[0][0]).read_text(encoding="utf-8")) if r.number == number)
+    first = graded[0][3]  # row 1's body, whose stub the page shows
     stub, cuda = textwrap.dedent(first.stub(number)), first.comment == "//"
     exercises = [b for b in bodies if b[0].endswith(".ipynb")]
-    counts = {rel: sum(b[0] == rel for b in bodies) for rel in dict.fromkeys(b[0] for b in bodies)}
     points = points_of(copy / "tests").get(number, {})
     if not _RUN_ALONE.search(working):
         raise ValueError(f"{where}: 'Working in a copy' has no example of a test run alone ({_RUN_ALONE.pattern})")
@@ -596,7 +598,7 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
         f"# {a.tag}: {a.title}\n",
         f"This folder is your copy of minitransformer for assignment {a.tag} (`minitransformer assignments build "
         f"{number}{' --solution' if solution else ''}`): the package, its tests, its notebooks and the "
-        f"documentation's pages (`docs/`), with the {bodies_and_exercises(a.tag, counts)} "
+        f"documentation's pages (`docs/`), with the {bodies_and_exercises(a.tag, stubs)} "
         f"{'kept (the solution copy)' if solution else 'taken out'}. What you write: "
         f"{row['What the student writes']}. What grading needs: {row['Grading needs']}.\n",
         "## What to write\n",
@@ -608,13 +610,13 @@ def assignment_page(root: Path, copy: Path, number: int, files, solution: bool =
             f"In the order listed ({', '.join(f'`{n}`' for n in a.first)} first: the text below says why):\n"
             if a.first else "In the order listed, unless the text below says otherwise:\n"),
         "| | file:line | in | hint |\n|---|---|---|---|",
-        *(f"| {k} | [`{rel}:{line}`]({rel}) | `{name}` | {_cell(hint)} |"
-          for k, (rel, line, name, hint) in enumerate(graded, start=1)),
+        *(f"| {k} | [`{rel}:{line}`]({rel}) | `{name}` | {_cell(r.hint)} |"
+          for k, (rel, line, name, r) in enumerate(graded, start=1)),
         "",
     ]
     if exercises:
         lines += ["The notebooks' exercises (not graded: they help), by cell (counted from 0):\n",
-                  *(f"- [`{rel}`]({rel}) cell {cell}: {_cell(hint)}" for rel, cell, _, hint in exercises), ""]
+                  *(f"- [`{rel}`]({rel}) cell {cell}: {_cell(r.hint)}" for rel, cell, _, r in exercises), ""]
     lines += ["## The assignment\n", section]
     lines += ["## Read\n",
               *(f"- Notebook: [`notebooks/{n}.ipynb`](notebooks/{n}.ipynb)" for n in a.notebooks),

@@ -73,8 +73,6 @@ LEFT_OUT = {
     "tests/test_tools_mutants.py": "the tests of tools/mutants.py, which is not copied",
     "tests/test_backend_equivalence.py": "the tests of tools/backend_equivalence.py, which is not copied",
 }
-#: the page a copy opens with, its assignment's text, what to write, the points and how to check oneself (handout.py)
-ASSIGNMENT = "ASSIGNMENT.md"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 
 
@@ -313,15 +311,15 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
         if solution:
             new, _ = strip(data, None, where=rel)  # the same file with every body kept
         if notebook:
-            new = json.dumps(check_the_package(new), indent=1, ensure_ascii=False) + "\n"
+            new = notebook_json(check_the_package(new))
         path.write_text(new, encoding="utf-8")
         if n:
             stubs[rel] = n
     _check_layout(assignment, stubs)
     shown = None if solution else assignment.number  # the assignment whose bodies the pages' code shows as stubs
     handout.copy_docs(root, out, shown)
-    page = handout.assignment_page(root, out, assignment.number, list(stubs), solution)
-    (out / ASSIGNMENT).write_text(page, encoding="utf-8")
+    page = handout.assignment_page(root, out, assignment.number, stubs, solution)
+    (out / handout.ASSIGNMENT).write_text(page, encoding="utf-8")
     handout.rewrite_links(out, root, shown)
     _note_in_readme(out / "README.md", assignment)
     return stubs
@@ -368,14 +366,29 @@ def check_the_package(notebook: dict) -> dict:
     return notebook
 
 
+def notebook_json(notebook: dict) -> str:
+    """The text of a copy's notebook file (its JSON): as Jupyter writes it, one space an indent, non-ASCII kept.
+
+    >>> print(notebook_json({"cells": [], "metadata": {"title": "Père"}}), end="")
+    {
+     "cells": [],
+     "metadata": {
+      "title": "Père"
+     }
+    }
+    """
+    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+
+
 def _note_in_readme(readme: Path, assignment) -> None:
     """Say under the README's title what the copy is, and point to its ASSIGNMENT.md (the README names the
     instructors' docs/assignments.md and tools/, which it does not hold)."""
     if not readme.is_file():
         return
     title, _, rest = readme.read_text(encoding="utf-8").partition("\n")
+    page = handout.ASSIGNMENT
     note = (f"> **A copy for assignment {assignment.tag}, {assignment.title}** (`minitransformer assignments build "
-            f"{assignment.number}`). **Start with [{ASSIGNMENT}]({ASSIGNMENT})**: what to write, in which files and "
+            f"{assignment.number}`). **Start with [{page}]({page})**: what to write, in which files and "
             "order, the formulas to read, the points of each test and how to check yourself "
             f"(`minitransformer assignments grade {assignment.number} .`). The copy holds the package, its tests, its "
             "notebooks and the documentation's pages (`docs/`, the formulas in `docs/formulas/`); a link or a path "
@@ -403,8 +416,7 @@ def _has_markers(root: Path) -> bool:
 
 def _check_layout(assignment, stubs: dict[str, int]) -> None:
     """Every file and notebook the catalogue names for this assignment holds one of its bodies."""
-    expected = [f"minitransformer/{f}" for f in assignment.files]
-    expected += [f"notebooks/{n}.ipynb" for n in assignment.notebooks]
+    expected = assignment.paths
     missing = [f for f in expected if f not in stubs]
     extra = [f for f in stubs if f not in expected]
     if missing or extra:
