@@ -20,19 +20,21 @@ every thread as a fiber, one warp after another (below).
 Warps. A warp is the block's threads 32w to 32w + 31 by their linear index (x fastest, then y, z), as on a GPU.
 ``__shfl_sync``, ``__shfl_up_sync``, ``__shfl_down_sync`` and ``__shfl_xor_sync`` (with ``width``; of ``int``,
 ``unsigned``, ``long long``, ``unsigned long long``, ``float``, ``double``), ``__syncwarp``, ``__ballot_sync``,
-``__any_sync``, ``__all_sync`` and ``__reduce_add_sync``, ``_min``, ``_max`` (``int``, ``unsigned``), ``_and``,
-``_or``, ``_xor`` are each a barrier for the lanes its mask names: a lane deposits its value and waits; once every
-lane named has come to the same operation with the same mask and a value of the same size (or ended: CUDA counts
-only the lanes that have not exited), the results are computed together from the values deposited, as PTX's ``shfl``
-and ``vote`` compute them, and those lanes run on. What a GPU leaves undefined stops the launch, a
-:class:`LaunchError` naming the block, the thread, its lane and warp, and the operation: a mask that does not name
-the caller's own lane, a width that is not a power of two from 1 to 32, a lane the mask names that waits elsewhere
-(at a ``__syncthreads()``, another operation, the same one with another mask or a value of another size or
-signedness: a GPU hangs or is undefined) or that came to the same one with another mask while the others waited and
-then ended, and a shuffle that reads a lane not taking part in it (one the mask does not name, one that ended, one
-past the block's end in a block that is not a whole number of warps): an error, not a made-up value, since the value
-a GPU gives there is undefined. ``__popc``, ``__ffs``, ``__clz``, ``__brev`` and their ``ll`` forms count a
-ballot's lanes.
+``__any_sync``, ``__all_sync``, ``__reduce_add_sync``, ``_min``, ``_max`` (``int``, ``unsigned``), ``_and``,
+``_or``, ``_xor``, and ``__match_any_sync`` and ``__match_all_sync`` (of the shuffles' types and ``long``,
+``unsigned long``; values compare by their bits, as PTX's ``match.sync.b32`` and ``.b64`` do: ``-0.0f`` and ``0.0f``
+differ, a NaN matches the same NaN) are each a barrier for the lanes its mask names: a lane deposits its value and
+waits; once every lane named has come to the same operation with the same mask and a value of the same size (or
+ended: CUDA counts only the lanes that have not exited), the results are computed together from the values
+deposited, as PTX's ``shfl``, ``vote``, ``redux`` and ``match`` compute them, and those lanes run on. What a GPU
+leaves undefined stops the launch, a :class:`LaunchError` naming the block, the thread, its lane and warp, and the
+operation: a mask that does not name the caller's own lane, a width that is not a power of two from 1 to 32, a lane
+the mask names that waits elsewhere (at a ``__syncthreads()``, another operation, the same one with another mask or
+a value of another size or signedness: a GPU hangs or is undefined) or that came to the same one with another mask
+while the others waited and then ended, and a shuffle that reads a lane not taking part in it (one the mask does not
+name, one that ended, one past the block's end in a block that is not a whole number of warps): an error, not a
+made-up value, since the value a GPU gives there is undefined. ``__popc``, ``__ffs``, ``__clz``, ``__brev`` and
+their ``ll`` forms count a ballot's lanes.
 
 A block runs warp by warp, in the launch's order: a warp's lanes run, one at a time, until none of them may run (all
 wait at a ``__syncthreads()``, at a warp operation whose lanes have not all come, or ended), and only then the next
@@ -78,13 +80,12 @@ What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`
 A body not written yet can call ``not_implemented("message")``: the launch then raises
 ``NotImplementedError(message)`` (assignment A7's student copy has such stubs).
 
-What it does not emulate: ``__activemask()`` (the lanes that run together at that moment: here none do),
-``__match_any_sync`` and ``__match_all_sync``, the shuffles and votes without a mask (``__shfl_down``: gone since
-CUDA 9 on Volta and later), cooperative groups, textures, streams and the timing of a GPU. Atomics
-(``atomicAdd``, ...) are plain read-modify-writes: threads never run at once here. An access outside an array that
-lands in memory the process has (past the guard bytes, in another array or Python's objects) is not caught: a read
-gets what lies there, a write overwrites it. One launch runs at a time: a Python thread that launches while
-another's launch runs waits for it.
+What it does not emulate: ``__activemask()`` (the lanes that run together at that moment: here none do), the
+shuffles and votes without a mask (``__shfl_down``: gone since CUDA 9 on Volta and later), cooperative groups,
+textures, streams and the timing of a GPU. Atomics (``atomicAdd``, ...) are plain read-modify-writes: threads never
+run at once here. An access outside an array that lands in memory the process has (past the guard bytes, in another
+array or Python's objects) is not caught: a read gets what lies there, a write overwrites it. One launch runs at a
+time: a Python thread that launches while another's launch runs waits for it.
 
 How a fault stops a launch. While a launch runs, and then only (Python's ``faulthandler`` and any other handler are
 put back after it), a handler of ``SIGSEGV``, ``SIGBUS`` and ``SIGFPE`` in the compiled library, on a signal stack
@@ -419,16 +420,20 @@ template <class V> static V atomicCAS(V* p, emu_same<V> compare, emu_same<V> v) 
 // codes (enum emu_warp_op: EMU_SYNCWARP, EMU_SHFL, ...) come before the prelude, from _WARP_OPERATIONS in
 // cuda_emulator.py
 static unsigned long long emu_warp(int op, unsigned mask, unsigned long long bits, int kind, int arg, int width);
-// what a shuffle carries: an integer narrower than int goes as an int (CUDA's overloads: int, unsigned, long long,
-// unsigned long long, float, double)
+// what a shuffle or a match carries: an integer narrower than int goes as an int (CUDA's overloads: int, unsigned,
+// long, unsigned long, long long, unsigned long long, float, double)
 template <class V> using emu_shuffled = std::conditional_t<std::is_integral_v<V> && sizeof(V) < sizeof(int), int, V>;
-template <class V> static emu_shuffled<V> emu_shuffle(int op, unsigned mask, V var, int arg, int width) {
-    using S = emu_shuffled<V>;
-    static_assert(std::is_arithmetic_v<S> && (sizeof(S) == 4 || sizeof(S) == 8), "a warp shuffle moves a number");
-    S v = (S)var;
+// the bits of what a shuffle or a match carries (emu_shuffled), in the low bytes: its kind is their number
+template <class S> static unsigned long long emu_carried(S v) {
+    static_assert(std::is_arithmetic_v<S> && (sizeof(S) == 4 || sizeof(S) == 8), "a warp shuffle or match takes a "
+                  "number of 4 or 8 bytes");
     unsigned long long bits = 0;
     memcpy(&bits, &v, sizeof v);
-    bits = emu_warp(op, mask, bits, sizeof v, arg, width);
+    return bits;
+}
+template <class V> static emu_shuffled<V> emu_shuffle(int op, unsigned mask, V var, int arg, int width) {
+    emu_shuffled<V> v = (emu_shuffled<V>)var;
+    unsigned long long bits = emu_warp(op, mask, emu_carried(v), sizeof v, arg, width);
     memcpy(&v, &bits, sizeof v);
     return v;
 }
@@ -471,6 +476,18 @@ EMU_REDUCE_SIGNED(__reduce_max_sync, EMU_REDUCE_MAX)
 EMU_REDUCE(__reduce_and_sync, EMU_REDUCE_AND)
 EMU_REDUCE(__reduce_or_sync, EMU_REDUCE_OR)
 EMU_REDUCE(__reduce_xor_sync, EMU_REDUCE_XOR)
+// the matches of compute capability 7.0 on (PTX's match.sync .b32 or .b64: values compare by their bits, so -0.0f and
+// 0.0f differ and a NaN matches the same NaN): the lanes whose value is the caller's, and the lanes if all are equal
+template <class V> static unsigned __match_any_sync(unsigned mask, V value) {
+    emu_shuffled<V> v = (emu_shuffled<V>)value;
+    return (unsigned)emu_warp(EMU_MATCH_ANY, mask, emu_carried(v), sizeof v, 0, 32);
+}
+template <class V> static unsigned __match_all_sync(unsigned mask, V value, int* pred) {
+    emu_shuffled<V> v = (emu_shuffled<V>)value;
+    unsigned lanes = (unsigned)emu_warp(EMU_MATCH_ALL, mask, emu_carried(v), sizeof v, 0, 32);
+    *pred = lanes != 0;
+    return lanes;
+}
 """
 
 _LAUNCHER = r"""
@@ -700,13 +717,13 @@ static unsigned long long emu_result(long long u, long long base, unsigned prese
         if (!(present >> j & 1)) emu_warp_fail(EMU_READS, u, base + j);  // a lane not taking part: undefined
         return emu_lanes[base + j].bits;
     }
-    unsigned votes = 0;
+    unsigned votes = 0, same = 0;  // the lanes whose value is nonzero, and those whose value is this lane's
     long long total = me.op == EMU_REDUCE_AND ? ~0LL : 0, low = LLONG_MAX, high = LLONG_MIN;
     for (int l = 0; l < 32; ++l) {
         if (!(present >> l & 1)) continue;
         unsigned long long bits = emu_lanes[base + l].bits;
         long long v = me.kind < 0 ? (long long)(int)(unsigned)bits : (long long)(unsigned)bits;
-        votes |= (unsigned)(bits != 0) << l;
+        votes |= (unsigned)(bits != 0) << l, same |= (unsigned)(bits == me.bits) << l;
         total = me.op == EMU_REDUCE_AND ? total & v : me.op == EMU_REDUCE_OR ? total | v :
                 me.op == EMU_REDUCE_XOR ? total ^ v : total + v;
         low = std::min(low, v), high = std::max(high, v);
@@ -718,6 +735,8 @@ static unsigned long long emu_result(long long u, long long base, unsigned prese
         case EMU_REDUCE_MIN: return (unsigned)low;
         case EMU_REDUCE_MAX: return (unsigned)high;
         case EMU_SYNCWARP: return 0;
+        case EMU_MATCH_ANY: return same;
+        case EMU_MATCH_ALL: return same == present ? present : 0;  // (the lanes named that have not exited: PTX's)
         default: return (unsigned)total;  // the sums wrap round, as the GPU's 32-bit ones
     }
 }
@@ -983,7 +1002,8 @@ _ATOMIC_SUM = re.compile(r"\batomic(?:Add|Sub)\s*\(")
 #: ``EMU_`` and its name without underscores or ``_sync``, ``EMU_SHFL_UP``; emitted by :func:`_program`)
 _WARP_OPERATIONS = ("__syncwarp", "__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync",
                     "__ballot_sync", "__any_sync", "__all_sync", "__reduce_add_sync", "__reduce_min_sync",
-                    "__reduce_max_sync", "__reduce_and_sync", "__reduce_or_sync", "__reduce_xor_sync")
+                    "__reduce_max_sync", "__reduce_and_sync", "__reduce_or_sync", "__reduce_xor_sync",
+                    "__match_any_sync", "__match_all_sync")
 #: the rules of CUDA's a warp operation may break, in the order of their codes in the program (``emu_warp_rule``,
 #: from 1, ``EMU_NOT_NAMED`` and so on), the first number of a failure the launcher records
 _WARP_RULES = ("NOT_NAMED", "BAD_WIDTH", "STUCK", "READS", "NO_FIBER")
@@ -1190,7 +1210,6 @@ _NOT_EMULATED = {
                                                     "later: use its _sync form, __ballot_sync(0xffffffff, p)"),
     "__activemask": ("the lanes of a warp that run together now: here a warp's lanes run one at a time, so none do; "
                      "name the lanes that call in a mask (0xffffffff for all)"),
-    **dict.fromkeys(["__match_any_sync", "__match_all_sync"], "a warp match: use __shfl_sync and compare"),
     "cooperative_groups": "cooperative groups: use __syncthreads() and the warp operations (__shfl_down_sync, ...)",
 }
 _UNDECLARED = re.compile(r"^(.+?:\d+:\d+): error: [‘'`](\w+)[’'] (?:was not declared|has not been declared|is not a "
@@ -1302,6 +1321,13 @@ class RawModule:
     warnings : str
         What ``g++ -Wall`` warned of on the source's lines ("" for nothing), a variable used uninitialized say; a
         :class:`LaunchError` of its kernels repeats it.
+    warp_kernels : frozenset of str
+        The kernels that may reach a warp operation (``__shfl_down_sync``, ``__syncwarp``, ...): they call one, or
+        name a ``__device__`` function or a macro that does, or one that names such a one, and so on (code outside
+        the kernels that calls one and is no function known by its name counts for every kernel). Each runs every
+        thread as a fiber; a race in one says that a warp operation orders only its own warp's lanes. A name made by
+        a macro's ``##``, or a call through a pointer, is not seen (a launch that then reaches the operation without
+        fibers stops, saying so).
 
     Examples
     --------
@@ -1310,6 +1336,8 @@ class RawModule:
     >>> module = RawModule(code='extern "C" __global__ void twice(float* x) { x[threadIdx.x] *= 2; }')  # doctest: +SKIP
     >>> module.kernels  # doctest: +SKIP
     ('twice',)
+    >>> module.warp_kernels  # doctest: +SKIP
+    frozenset()
     """
 
     def __init__(self, code: str, *, name: str = "<cuda source>", first_line: int = 1):
@@ -1322,7 +1350,7 @@ class RawModule:
         self.kernels = tuple(heads)
         graph = _call_graph(code_only)
         self._adds_atomically = _kernels_calling(graph, _ATOMIC_SUM)  # a race in floats: the atomics' order?
-        self._calls_warps = _kernels_calling(graph, _WARP_CALL)  # run with every thread a fiber
+        self.warp_kernels = frozenset(_kernels_calling(graph, _WARP_CALL))  # run with every thread a fiber
         self._parameters = heads
         self._library = _library(_program(code, name, first_line, list(heads)), name)
         self.warnings = self._library.emu_warnings
@@ -1346,7 +1374,7 @@ _SHUFFLE_ARGUMENT = {"__shfl_sync": "srcLane", "__shfl_up_sync": "delta", "__shf
 def _operand(op: int, kind: int) -> str:
     """What a warp operation (its code) took, by its kind (the bytes, negative where signed): ``4 bytes (an int, an
     unsigned, a float)``, or a reduction's ``int`` or ``unsigned``."""
-    if op >= _WARP_OPERATIONS.index("__reduce_add_sync") + 1:
+    if _WARP_OPERATIONS[op - 1].startswith("__reduce"):
         return "an int" if kind < 0 else "an unsigned"
     return "4 bytes (an int, an unsigned, a float)" if kind == 4 else "8 bytes (a long long, a double)"
 
@@ -1482,7 +1510,7 @@ class Kernel:
         for reversed_ in (1, 0):  # last to first, then first to last: the second's arrays are the launch's result
             launch.reset()
             shared[:] = GUARD_BYTE
-            library.emu_configure(*grid, *block, shared_mem, reversed_, name in self.module._calls_warps)
+            library.emu_configure(*grid, *block, shared_mem, reversed_, name in self.module.warp_kernels)
             faulted = self._launch(launch.argv)
             if stub := library.emu_stub_reached():  # first: a stub's caller may go on with what it did not write
                 raise NotImplementedError(f"{stub.decode()} (reached in the launch of {name})")
@@ -1721,7 +1749,7 @@ class _Launch:
                 k = int(differ[0])
                 entry = np.unravel_index(k, b.shape) if b.ndim > 1 else k
                 atomics = b.dtype.kind == "f" and self.kernel.name in self.kernel.module._adds_atomically
-                warps = self.kernel.name in self.kernel.module._calls_warps
+                warps = self.kernel.name in self.kernel.module.warp_kernels
                 raise LaunchError(
                     f"{self.kernel.name}: race: a barrier is missing? Or a local variable never set? The result "
                     "depends on the order the threads run in: a thread read s[...] before or after another wrote it, "

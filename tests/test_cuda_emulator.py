@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -445,11 +446,11 @@ extern "C" __global__ void masks_by_round(const int* x, int* y) {
 // the tree of a warp in shared memory: with no barrier between its steps (the old "volatile" warp-synchronous code,
 // wrong since Volta) a race; with a __syncwarp() between each read and write, right
 extern "C" __global__ void warp_tree(const float* x, float* out, int synced) {
-    extern __shared__ float s[];
-    s[threadIdx.x] = x[threadIdx.x];
+    extern __shared__ float tree[];  // (not s: nvcc refuses an extern __shared__ of interleaved's name, another type)
+    tree[threadIdx.x] = x[threadIdx.x];
     __syncthreads();
     if (threadIdx.x < 32) {
-        volatile float* v = s;
+        volatile float* v = tree;
         for (int k = 16; k > 0; k >>= 1) {
             float sum = v[threadIdx.x] + v[threadIdx.x + k];
             if (synced) __syncwarp();
@@ -457,7 +458,7 @@ extern "C" __global__ void warp_tree(const float* x, float* out, int synced) {
             if (synced) __syncwarp();
         }
     }
-    if (threadIdx.x == 0) out[0] = s[0];
+    if (threadIdx.x == 0) out[0] = tree[0];
 }
 
 // a warp operation where a __syncthreads() belongs: it orders the lanes of its own warp that its mask names only, so
@@ -532,6 +533,59 @@ extern "C" __global__ void mixed_signs(float* y) {
     if (threadIdx.x % 2) y[threadIdx.x] = __reduce_min_sync(0xffffffff, (int)y[threadIdx.x]);
     else y[threadIdx.x] = __reduce_min_sync(0xffffffff, (unsigned)y[threadIdx.x]);
 }
+extern "C" __global__ void match_not_named(float* y) { y[threadIdx.x] = __match_any_sync(0xfffffffe, y[threadIdx.x]); }
+extern "C" __global__ void match_then_barrier(float* y) {
+    if (threadIdx.x < 16) y[threadIdx.x] = __match_any_sync(0xffffffff, y[threadIdx.x]);
+    __syncthreads();
+}
+extern "C" __global__ void match_any_or_all(float* y) {
+    int same;
+    if (threadIdx.x < 16) y[threadIdx.x] = __match_any_sync(0xffffffff, y[threadIdx.x]);
+    else y[threadIdx.x] = __match_all_sync(0xffffffff, y[threadIdx.x], &same);
+}
+extern "C" __global__ void match_sizes(float* y) {  // a double is PTX's match.sync.b64, a float its .b32
+    int same;
+    if (threadIdx.x < 16) y[threadIdx.x] = __match_all_sync(0xffffffff, (double)y[threadIdx.x], &same);
+    else y[threadIdx.x] = __match_all_sync(0xffffffff, y[threadIdx.x], &same);
+}
+
+// each lane the mask names, of the threads below `alive` (the others have returned), matches its value among its
+// warp's: any[t], the lanes whose value is its own; all[t] and pred[t], the lanes and 1 where all values are the same
+template <class T> __device__ void match(const T* x, unsigned* any, unsigned* all, int* pred, unsigned mask,
+                                         int alive) {
+    int t = linear();
+    if (t >= alive || !(mask >> t % 32 & 1)) return;
+    any[t] = __match_any_sync(mask, x[t]);
+    all[t] = __match_all_sync(mask, x[t], &pred[t]);
+}
+extern "C" __global__ void match_int(const int* x, unsigned* any, unsigned* all, int* pred, unsigned m, int a) {
+    match(x, any, all, pred, m, a);
+}
+extern "C" __global__ void match_unsigned(const unsigned* x, unsigned* any, unsigned* all, int* pred, unsigned m,
+                                          int a) {
+    match(x, any, all, pred, m, a);
+}
+extern "C" __global__ void match_long(const long* x, unsigned* any, unsigned* all, int* pred, unsigned m, int a) {
+    match(x, any, all, pred, m, a);
+}
+extern "C" __global__ void match_unsigned_long(const unsigned long* x, unsigned* any, unsigned* all, int* pred,
+                                               unsigned m, int a) {
+    match(x, any, all, pred, m, a);
+}
+extern "C" __global__ void match_long_long(const long long* x, unsigned* any, unsigned* all, int* pred, unsigned m,
+                                           int a) {
+    match(x, any, all, pred, m, a);
+}
+extern "C" __global__ void match_unsigned_long_long(const unsigned long long* x, unsigned* any, unsigned* all,
+                                                    int* pred, unsigned m, int a) {
+    match(x, any, all, pred, m, a);
+}
+extern "C" __global__ void match_float(const float* x, unsigned* any, unsigned* all, int* pred, unsigned m, int a) {
+    match(x, any, all, pred, m, a);
+}
+extern "C" __global__ void match_double(const double* x, unsigned* any, unsigned* all, int* pred, unsigned m, int a) {
+    match(x, any, all, pred, m, a);
+}
 """
 
 
@@ -596,6 +650,55 @@ def test_warp_votes_and_reductions_take_the_lanes_the_mask_names_that_have_not_e
                 v.max(), u.sum() % 2**32, u.min(), u.max(), np.bitwise_and.reduce(u), np.bitwise_or.reduce(u),
                 np.bitwise_xor.reduce(u)]
         np.testing.assert_array_equal(out[t], want, err_msg=f"thread {t}")
+
+
+def _matched(x, mask: int, alive: int):
+    """What each thread of ``x`` (the block's, linear) gets of ``__match_any_sync`` and ``__match_all_sync`` (the
+    lanes, and the predicate), as PTX's ``match.sync`` computes them from the values' bits over the lanes the mask
+    names that have not returned (below ``alive``); 0 for a thread that returned or the mask does not name."""
+    bits = x.view(f"u{x.itemsize}")
+    any_, all_, pred = np.zeros(x.size, np.uint32), np.zeros(x.size, np.uint32), np.zeros(x.size, np.int32)
+    for t in range(min(alive, x.size)):
+        if mask >> t % 32 & 1:
+            lanes = [u for u in range(t - t % 32, min(t - t % 32 + 32, alive)) if mask >> u % 32 & 1]
+            same = [u for u in lanes if bits[u] == bits[t]]
+            any_[t] = sum(1 << u % 32 for u in same)
+            pred[t] = same == lanes
+            all_[t] = sum(1 << u % 32 for u in lanes) if pred[t] else 0
+    return any_, all_, pred
+
+
+#: the values each type's match draws from: some alike in value and not in bits (0.0 and -0.0), or in bits and not
+#: in value (a NaN and itself), or in their low 32 bits only (1 and 1 + 2^32; the doubles 1.0, 2.0, 0.0, -0.0, the NaN)
+MATCH_VALUES = {
+    **dict.fromkeys(["int", "unsigned"], np.array([0, 7, 0xFFFFFFFF, 0x80000000], np.uint32)),
+    **dict.fromkeys(["long", "unsigned_long", "long_long", "unsigned_long_long"],
+                    np.array([1, 1 + 2**32, 2**64 - 1, 2**32], np.uint64)),
+    "float": np.array([0, 0x80000000, 0x7FC00000, 0x7FC00001], np.uint32),  # 0.0, -0.0, a NaN, another NaN
+    "double": np.array([0x3FF0 << 48, 0x4000 << 48, 0x7FF8 << 48, 0x8000 << 48, 0, (0x7FF8 << 48) + 1], np.uint64),
+}
+#: each match kernel's type
+MATCH_TYPES = {"int": np.int32, "unsigned": np.uint32, "long": np.int64, "unsigned_long": np.uint64,
+               "long_long": np.int64, "unsigned_long_long": np.uint64, "float": np.float32, "double": np.float64}
+
+
+@pytest.mark.parametrize("mask, alive, block", [(0xFFFFFFFF, 96, 96), (0x0F0F0F0F, 64, 64), (0xFFFFFFFF, 40, 64),
+                                                (0xFFFF0000, 64, (16, 4)), (0xFFFFFFFF, 45, (10, 5))], ids=str)
+def test_warp_matches_compare_the_bits_of_the_lanes_the_mask_names_that_have_not_ended(warps, mask, alive, block):
+    """``__match_any_sync`` and ``__match_all_sync`` of each type: warp 0 and 2 hold values of a few groups, warp 1
+    one value alone (a NaN for the floats, -1 for the integers), where ``__match_all_sync`` gives the lanes the mask
+    names that have not returned (all 32 but where some returned) and sets its predicate."""
+    n = int(np.prod(block))
+    rng = np.random.default_rng(alive)
+    for name, dtype in MATCH_TYPES.items():
+        values = MATCH_VALUES[name]
+        x = values[rng.integers(0, values.size, size=n)]
+        x[32:64] = values[2]
+        x = x.view(dtype)
+        got = [np.zeros(n, np.uint32), np.zeros(n, np.uint32), np.zeros(n, np.int32)]
+        warps.get_function(f"match_{name}")(1, block, (x, *got, np.uint32(mask), np.int32(alive)))
+        for what, g, want in zip(("any", "all", "pred"), got, _matched(x, mask, alive)):
+            np.testing.assert_array_equal(g, want, err_msg=f"__match_{what}_sync of {name}, block {block}")
 
 
 @pytest.mark.parametrize("block", [32, 64, 96, 1024, (32, 3), (8, 4, 2)], ids=str)
@@ -698,6 +801,17 @@ def test_a_warp_operation_where_a_syncthreads_belongs_is_a_race_that_says_it_ord
     ("mixed_signs", 32, r"waits at __reduce_min_sync\(mask 0xffffffff\) of an (int|unsigned) for thread \d+ "
                         r"\(lane \d+ of warp 0\), which its mask names but which waits at "
                         r"__reduce_min_sync\(mask 0xffffffff\) of an (int|unsigned)"),
+    ("match_not_named", 32, r"in block 0, thread 0 \(lane 0 of warp 0\) calls __match_any_sync\(mask 0xfffffffe\), "
+                            r"whose mask does not name its own lane 0"),
+    ("match_then_barrier", 64, r"thread 0 \(lane 0 of warp 0\) waits at __match_any_sync\(mask 0xffffffff\) for "
+                               r"thread 16 \(lane 16 of warp 0\), which its mask names but which waits at a "
+                               r"__syncthreads\(\)"),
+    ("match_any_or_all", 32, r"thread 0 \(lane 0 of warp 0\) waits at __match_any_sync\(mask 0xffffffff\) for "
+                             r"thread 16 \(lane 16 of warp 0\), which its mask names but which waits at "
+                             r"__match_all_sync\(mask 0xffffffff\)"),
+    ("match_sizes", 32, r"thread 0 \(lane 0 of warp 0\) waits at __match_all_sync\(mask 0xffffffff\) of 8 bytes \(a "
+                        r"long long, a double\) for thread 16 \(lane 16 of warp 0\), which its mask names but which "
+                        r"waits at __match_all_sync\(mask 0xffffffff\) of 4 bytes \(an int, an unsigned, a float\)"),
 ])
 def test_what_a_gpu_leaves_undefined_in_a_warp_operation_stops_the_launch_naming_the_lanes(warps, kernel, block,
                                                                                            message):
@@ -705,6 +819,26 @@ def test_what_a_gpu_leaves_undefined_in_a_warp_operation_stops_the_launch_naming
     with pytest.raises(emu.LaunchError, match=f"^{kernel}: {'' if message.startswith('in block') else '.*'}{message}"):
         warps.get_function(kernel)(1, block, (y,))
     warps.get_function("first_warp_only")(1, 64, (np.arange(64, dtype=np.int32), np.zeros(64, np.int32)))  # runs on
+
+
+def test_the_warp_kernels_are_cuda_that_nvcc_compiles(tmp_path):
+    """The warp tests' kernels (:data:`WARPS`) are CUDA, not a dialect of the emulation's: nvcc compiles them to PTX
+    for sm_90 (the matches need sm_70, the reductions sm_80), each kernel an entry, the matches PTX's ``match.sync``
+    of 32 and 64 bits."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    source, ptx = tmp_path / "warps.cu", tmp_path / "warps.ptx"
+    source.write_text(WARPS, encoding="utf-8")
+    done = subprocess.run(["nvcc", "--ptx", "-arch=sm_90", str(source), "-o", str(ptx)], capture_output=True,
+                          encoding="utf-8")
+    assert done.returncode == 0, done.stderr
+    ptx = ptx.read_text(encoding="utf-8")
+    names = re.findall(r'extern "C" __global__ void (\w+)\(', WARPS)
+    assert {"votes", "match_double", "match_sizes"} <= set(names)
+    for name in names:
+        assert f".entry {name}(" in ptx
+    for instruction in ("match.any.sync.b32", "match.any.sync.b64", "match.all.sync.b32", "match.all.sync.b64"):
+        assert instruction in ptx
 
 
 def test_a_warp_operation_whose_name_a_macro_makes_is_named_where_its_kernel_ran_without_fibers():
@@ -749,6 +883,9 @@ extern "C" __global__ void itself(const float* x, float* y) { __syncwarp(); y[th
     ("", {"through_two", "by_a_macro", "itself"}),
     ("struct Warp { __device__ float sum(float v) { return __reduce_add_sync(0xffffffff, (int)v); } };",
      {"elementwise", "through_two", "by_a_macro", "itself"}),  # a method: not known by its name, so every kernel's
+    ("__device__ unsigned peers(float v) { return __match_any_sync(0xffffffff, v); }\nextern \"C\" __global__ void "
+     "by_a_match(const float* x, float* y) { y[threadIdx.x] = __popc(peers(x[threadIdx.x])); }",
+     {"through_two", "by_a_macro", "itself", "by_a_match"}),
 ])
 def test_a_kernel_runs_as_fibers_where_it_or_a_function_or_macro_it_names_calls_a_warp_operation(extra, fibers):
     """Every thread a fiber, for a kernel that may reach a warp operation only: a kernel beside an uncalled warp
@@ -756,13 +893,13 @@ def test_a_kernel_runs_as_fibers_where_it_or_a_function_or_macro_it_names_calls_
     if reason := emu.missing():
         pytest.skip(reason)
     module = emu.RawModule(code=CALL_GRAPH + extra)
-    assert module._calls_warps == fibers
+    assert module.warp_kernels == fibers and isinstance(module.warp_kernels, frozenset)
     for kernel in module.kernels:
         x, y = np.arange(64, dtype=np.float32), emu.empty(64, np.float32)
         module.get_function(kernel)(1, 64, (x, y))
         sums = np.repeat(x.reshape(2, 32).sum(axis=1), 32)
         want = {"elementwise": 2 * x, "through_two": sums, "by_a_macro": np.where(np.arange(64) % 32, y, sums),
-                "itself": x}[kernel]
+                "itself": x, "by_a_match": np.ones(64)}[kernel]  # (each value its lane's alone)
         np.testing.assert_array_equal(y, want, err_msg=kernel)
 
 

@@ -1092,7 +1092,15 @@ A7_WARP_MISTAKES = {
                     "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 64},
                     r"^(?!.*in a tree)block_sum .*thread 0 of block 0 got .* with warp shuffles, lane l adds lane "
                     r"l \+ k's value, "
-                    r"__shfl_down_sync\(0xffffffff, v, k\) .*\(__shfl_up_sync leaves it in lane 31\)"),
+                    r"__shfl_down_sync\(0xffffffff, v, k\) .*\(__shfl_up_sync leaves it in lane 31\); or lane l \^ "
+                    r"k's, __shfl_xor_sync\(0xffffffff, v, k\) for the same k, which leaves it in every lane\)"),
+    # notebook 12's A7 exercise: block_max by __shfl_xor_sync, which leaves the max in every lane; its hint says so
+    "a round of the xor butterfly left out": (
+        "for (int k = 16; k > 0; k >>= 1) v = max(", "for (int k = 16; k > 1; k >>= 1) v = max(",
+        "test_block_max_gives_every_thread_the_max_of_its_block", {"block": 32},
+        r"^(?!.*in a tree)block_max .*thread 0 of block 1 got .*a round left out, or one too many\? with warp "
+        r"shuffles, lane l takes the larger of its own and lane l \+ k's value, .*; or lane l \^ k's, "
+        r"__shfl_xor_sync\(0xffffffff, v, k\) for the same k, which leaves it in every lane\)$"),
     "no broadcast from lane 0": ("    total = __shfl_sync(0xffffffff, total, 0);         // lane 0's to every lane\n",
                                  "", "test_block_sum_gives_every_thread_the_sum_of_its_block", {"block": 128},
                                  r"thread 0 has it: .*with warp shuffles, __shfl_down_sync leaves a warp's sum in its "
@@ -1121,6 +1129,17 @@ A7_WARP_MISTAKES = {
         SUMS_READ, "", "test_layer_norm_forward_is_the_formula", {"shape": (2, 3, 300), "affine": "gamma-beta"},
         WARP_RACE.format("layer_norm_forward")),
 }
+
+
+def test_a7s_hints_tell_shuffles_from_a_tree_by_the_emulations_warp_kernels():
+    """A7's hints (``_shuffles``) read ``RawModule.warp_kernels``: a tree's block_sum calls no warp operation, the
+    shuffles' does, and kernels not the emulation's (a ``cupy.RawModule`` has no ``warp_kernels``) cannot tell: None,
+    whose hints give both."""
+    graded = a7_graded_tests()
+    tree, shuffles = (emulated_kernels(source, dtypes=("float64",)) for source in (K.SOURCE, a7_warp_shuffle_source()))
+    assert graded._shuffles(tree, "float64", "block_sums") is False
+    assert graded._shuffles(shuffles, "float64", "block_sums") is True
+    assert graded._shuffles(types.SimpleNamespace(modules={"float64": object()}), "float64", "block_sums") is None
 
 
 @pytest.mark.parametrize("mistake", list(A7_WARP_MISTAKES))

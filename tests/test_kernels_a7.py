@@ -128,10 +128,11 @@ def _reduce(kernels, name: str, block: int, v, w):
 
 def _shuffles(kernels, dtype, kernel: str) -> bool | None:
     """Whether ``kernel`` of ``kernels``' source calls a warp operation, itself or through a function it calls (the
-    emulation's call graph: a student's reductions by shuffles, not a tree), or None where it cannot tell."""
+    emulation's ``RawModule.warp_kernels``: a student's reductions by shuffles, not a tree), or None where it cannot
+    tell (kernels not the emulation's: CuPy's)."""
     module = getattr(kernels, "modules", {}).get(str(np.dtype(dtype)))
-    calls = getattr(module, "_calls_warps", None)
-    return None if calls is None else kernel in calls
+    warp_kernels = getattr(module, "warp_kernels", None)
+    return None if warp_kernels is None else kernel in warp_kernels
 
 
 def _hint(shuffles: bool | None, tree: str, warp: str) -> str:
@@ -166,7 +167,8 @@ def _reduction_agrees(name: str, got, want, which: str, warned: str = "", shuffl
     raise AssertionError(f"{said} (a round left out, or one too many? " + _hint(
         shuffles, "in a tree, k from blockDim.x / 2 down to 1, each thread t < k taking s[t + k], a __syncthreads() "
         "after each round", f"with warp shuffles, lane l {takes} lane l + k's value, __shfl_down_sync(0xffffffff, "
-        "v, k) for k = 16, 8, 4, 2, 1, which leaves the result in lane 0 (__shfl_up_sync leaves it in lane 31)")
+        "v, k) for k = 16, 8, 4, 2, 1, which leaves the result in lane 0 (__shfl_up_sync leaves it in lane 31); or "
+        "lane l ^ k's, __shfl_xor_sync(0xffffffff, v, k) for the same k, which leaves it in every lane")
         + f"){warned}")
 
 
