@@ -255,6 +255,13 @@ def test_beam_of_one_is_greedy(seq2seq):
         beam = _beam(model, src, beam_size=1, max_len=10, use_cache=use_cache).numpy()
         np.testing.assert_array_equal(beam, greedy, err_msg=f"beam_search(beam_size=1, use_cache={use_cache}): greedy "
                                                             "decoding's tokens, the arg-max at every step")
+    # <eos> is the second candidate at step 1, more probable than greedy's 3 <eos>: only the k best may finish
+    table, k, alpha, T = TABLES["every <eos> finishes"]
+    model = _Table(table)
+    beam = _beam(model, mt.tensor([[3, 4]]), beam_size=1, max_len=T, use_cache=False).numpy()
+    np.testing.assert_array_equal(beam, _padded([_greedy_by_hand(model, [3, 4], T)]),
+                                  err_msg=f"beam_search(beam_size=1) on a hand-made model: greedy's tokens; "
+                                          f"{WHY['every <eos> finishes']}")
 
 
 @pytest.mark.assignment(6, points=5)
@@ -436,7 +443,8 @@ KEEPS_THE_K_BEST = ("each step takes the 2k best of a source's k V extensions s(
 @_blames_length_penalty
 def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cache):
     """The search by hand, k = 2 and 3, alpha = 0, 0.6 and 4 on the tiny model: the cases tell beam search from
-    greedy decoding, alpha = 4 from alpha = 0, and the right search from the known mistakes of :data:`MISTAKES`."""
+    greedy decoding, and alpha = 4 from alpha = 0 (the hand-made models of :data:`TABLES` tell the known mistakes
+    apart)."""
     model, src = tiny
     found = {alpha: _check_beam(model, src, k, alpha, 6, use_cache, KEEPS_THE_K_BEST) for alpha in (0.0, 0.6, 4.0)}
     greedy = [_greedy_by_hand(model, row, 6) for row in src.numpy()]
@@ -561,6 +569,10 @@ def test_beam_search_stops_once_no_alive_hypothesis_can_beat_the_finished(monkey
         assert len(calls) == max(stops), (f"beam_search(beam_size={k}, alpha={alpha}, max_len=7) ran {len(calls)} "
                                           f"steps; each source may stop after {stops} (the last: {max(stops)})")
         _check_beam(model, src, k, alpha, 7, hint=KEEPS_THE_K_BEST)  # against the search that never stops
+    # <eos> first (0.5) and finished after step 1; 3 (0.49), then 3s: its s / lp(1) is below the finished <eos>'s,
+    # but s / lp(7) is above it, and 3 3 3 3 3 3 3 wins at alpha = 0.6: bounding by lp(t) would stop at step 1
+    model = _Table(lambda p: {(): {EOS: 0.5, 3: 0.49}}.get(p, {3: 0.9999, EOS: 5e-5} if set(p) == {3} else None))
+    assert _check_beam(model, mt.tensor([[3, 4]]), 1, 0.6, 7, use_cache=False) == [(3,) * 7]
 
 
 def test_an_index_error_in_beam_search_says_which_line_and_what_the_indices_range_over(tiny, monkeypatch):
