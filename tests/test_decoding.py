@@ -135,7 +135,7 @@ def _padded(outputs, width=None):
 def _best(ranked, key):
     """The first of ``ranked`` by ``key`` (largest first), checked to lead the second by more than rounding."""
     ranked = sorted(ranked, key=key, reverse=True)
-    assert len(ranked) == 1 or key(ranked[0]) - key(ranked[1]) > 1e-4, "a near tie: float32 and float64 could rank differently"
+    assert len(ranked) == 1 or key(ranked[0]) - key(ranked[1]) > 1e-4, "a near tie: float32 and float64 rank apart"
     return ranked[0]
 
 

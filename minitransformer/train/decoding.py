@@ -222,10 +222,10 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     (6.1: :math:`k = 4`, :math:`\alpha = 0.6`), of GNMT and of Hugging Face's ``BeamSearchScorer``. Step :math:`t`:
 
     1. score the :math:`k \times V` one-token extensions :math:`s(Y) + \log p(v \mid Y, X)` of the alive ones and
-       take the :math:`2k` best (:func:`_best_extensions`): at most :math:`k` of them end with ``<eos>`` (one a
+       take the :math:`2k` best (``_best_extensions``): at most :math:`k` of them end with ``<eos>`` (one a
        hypothesis), so :math:`k` that go on remain;
     2. those of the :math:`k` best that end with ``<eos>`` are offered to the finished set at
-       :math:`s / lp(t)`, which keeps its :math:`k` best (:func:`_finish`; of equal ones, the one found earlier,
+       :math:`s / lp(t)`, which keeps its :math:`k` best (``_finish``; of equal ones, the one found earlier,
        then the better-ranked candidate). An ``<eos>`` ranked below the :math:`k` best of the :math:`2k` is not:
        the beam itself would not have kept it (Hugging Face's rule);
     3. the :math:`k` best of the others, by :math:`s`, are the new alive ones (their rows and key/value caches
@@ -317,7 +317,7 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
             ended = token == eos_id
             finished = _finish(xp, finished, cand_ys, cand_scores, ended, length_penalty(t, alpha), k, pad_id)
             # the new alive ones: the k best candidates (by s) that do not end; each row's parent, for the cache
-            ### BEGIN SOLUTION A6: keep (B, k): the k best of each source's 2k by s, <eos> ones left out; ys, scores, parent
+            ### BEGIN SOLUTION A6: keep (B, k): a source's k best of its 2k by s, <eos> ones out; ys, scores, parent
             n = cand_scores.shape[0] // B  # 2k candidates a source (k V where that is fewer)
             going_on = xp.where(ended, xp.asarray(-math.inf, dtype=cand_scores.dtype), cand_scores)
             keep = xp.argsort(xp.reshape(going_on, (B, n)), axis=-1, descending=True, stable=True)[:, :k]  # (B, k)
@@ -353,9 +353,9 @@ def _best_extensions(xp, scores, logp, k: int):
         ``B k``) each extends; ``token``, the token that extends it. Of equal scores, the lower row, then the lower
         token, first.
     """
+    ### BEGIN SOLUTION A6: candidates (B, k V) = s(Y) + log p(v | Y); best (B, n), stable sort; parent = b k + i // V
     B, V = scores.shape[0] // k, logp.shape[-1]
     n = min(2 * k, k * V)
-    ### BEGIN SOLUTION A6: candidates (B, k V) = s(Y) + log p(v | Y); best (B, n) by a stable sort; parent = b k + i // V
     candidates = xp.reshape(xp.reshape(scores, (B * k, 1)) + logp, (B, k * V))  # (B, k V)
     best = xp.argsort(candidates, axis=-1, descending=True, stable=True)[:, :n]  # (B, n): ties -> first
     flat = xp.reshape(best + xp.reshape(xp.arange(B) * (k * V), (B, 1)), (B * n,))
@@ -375,7 +375,7 @@ def _finish(xp, finished, cand_ys, cand_scores, ended, lp: float, k: int, pad_id
         Tokens ``(B k, 1 + t - 1)`` padded with ``pad_id`` after ``<eos>``, :math:`s` ``(B k,)`` and
         :math:`s / lp` ``(B k,)`` (``-inf``: an empty place), each source's best first.
     cand_ys, cand_scores, ended : array
-        The step's candidates (:func:`_best_extensions`): tokens ``(B n, 1 + t)``, :math:`s` ``(B n,)``, and whether
+        The step's candidates (``_best_extensions``): tokens ``(B n, 1 + t)``, :math:`s` ``(B n,)``, and whether
         each ends with ``<eos>`` ``(B n,)``; a source's best first.
     lp : float
         :math:`lp(t)`, the penalty at the candidates' length.
@@ -387,10 +387,10 @@ def _finish(xp, finished, cand_ys, cand_scores, ended, lp: float, k: int, pad_id
         at an earlier step first, then the better-ranked candidate (a stable sort of the finished set followed by
         the candidates).
     """
+    ### BEGIN SOLUTION A6: pad done_ys; offered = s / lp where ended and among the k best, else -inf; k best of both
     done_ys, done_scores, done_norm = finished
     B = done_scores.shape[0] // k
     n = cand_scores.shape[0] // B
-    ### BEGIN SOLUTION A6: offered: cand s / lp where ended and ranked < k of the source's n, else -inf; k best of both
     done_ys = xp.concat([done_ys, xp.full((B * k, 1), pad_id, dtype=done_ys.dtype)], axis=1)  # pad to 1 + t
     in_beam = xp.reshape(xp.broadcast_to(xp.arange(n) < k, (B, n)), (B * n,))  # among the source's k best
     offered = xp.where(ended & in_beam, cand_scores / lp, xp.asarray(-math.inf, dtype=cand_scores.dtype))  # (B n,)
@@ -418,8 +418,8 @@ def _may_stop(xp, scores, done_norm, lp_max: float, k: int):
 
     ``scores`` ``(B k,)`` are the alive :math:`s`, ``done_norm`` ``(B k,)`` the finished :math:`s / lp`, each
     source's best first (an empty place is ``-inf``, so a source with fewer than ``k`` finished goes on)."""
-    B = scores.shape[0] // k
     ### BEGIN SOLUTION A6: the alive best (each source's first) / lp_max <= the worst finished (each source's last)
+    B = scores.shape[0] // k
     return xp.reshape(scores, (B, k))[:, 0] / lp_max <= xp.reshape(done_norm, (B, k))[:, k - 1]
     ### END SOLUTION
 
@@ -430,10 +430,10 @@ def _winners(xp, finished, ys, scores, lp: float, k: int, alive: bool):
 
     ``finished`` and ``ys`` ``(B k, 1 + t)``, ``scores`` ``(B k,)`` as in :func:`beam_search`. Of equal ones, the
     finished one (found first) wins. A search stopped early leaves the alive ones out: none of them, and none of
-    their extensions, can beat the finished (:func:`_may_stop`)."""
+    their extensions, can beat the finished (``_may_stop``)."""
+    ### BEGIN SOLUTION A6: norm (B, 2k): finished s / lp, then alive s / lp (-inf unless alive); winner = argmax
     done_ys, done_scores, done_norm = finished
     B = scores.shape[0] // k
-    ### BEGIN SOLUTION A6: norm (B, 2k): finished s / lp, then alive s / lp (-inf unless alive); winner = argmax
     alive_norm = scores / lp if alive else xp.full(scores.shape, -math.inf, dtype=scores.dtype)
     norm = xp.reshape(_per_source(xp, done_norm, alive_norm, B), (B, 2 * k))
     winner = xp.argmax(norm, axis=-1) + xp.arange(B) * (2 * k)  # (B,): the first of equal best

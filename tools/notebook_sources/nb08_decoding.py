@@ -380,7 +380,7 @@ CELLS = [
             memory = model.encode(src_ids, src_mask)                      # (1, S, d_model)
             alive, finished = [([BOS], 0.0)], []                          # one hypothesis to start: <bos>, log P = 0
             for step in range(1, max_len + 1):
-                ### BEGIN SOLUTION A6: extend each alive by every v; 2k best; <eos> ones of the k best -> finished; k others
+                ### BEGIN SOLUTION A6: extend alive by every v; 2k best; <eos> ones of the first k -> finished; k others
                 candidates = []
                 for ys, s in alive:
                     z = model.decode(mt.tensor([ys]), memory, src_mask).numpy()[0, -1]   # (V,)
