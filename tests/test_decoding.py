@@ -124,9 +124,9 @@ def _greedy_by_hand(model, src_row, T):
     return y
 
 
-def _padded(outputs):
-    """Token tuples as one (n, longest) array, padded with <pad>."""
-    out = np.full((len(outputs), max(map(len, outputs))), PAD, dtype=np.int64)
+def _padded(outputs, width=None):
+    """Token tuples as one (n, width) array (by default the longest's), padded with <pad>."""
+    out = np.full((len(outputs), width or max(map(len, outputs))), PAD, dtype=np.int64)
     for i, y in enumerate(outputs):
         out[i, :len(y)] = y
     return out
@@ -135,7 +135,7 @@ def _padded(outputs):
 def _best(ranked, key):
     """The first of ``ranked`` by ``key`` (largest first), checked to lead the second by more than rounding."""
     ranked = sorted(ranked, key=key, reverse=True)
-    assert key(ranked[0]) - key(ranked[1]) > 1e-4, "a near tie: float32 and float64 could rank differently"
+    assert len(ranked) == 1 or key(ranked[0]) - key(ranked[1]) > 1e-4, "a near tie: float32 and float64 rank apart"
     return ranked[0]
 
 
@@ -255,6 +255,13 @@ def test_beam_of_one_is_greedy(seq2seq):
         beam = _beam(model, src, beam_size=1, max_len=10, use_cache=use_cache).numpy()
         np.testing.assert_array_equal(beam, greedy, err_msg=f"beam_search(beam_size=1, use_cache={use_cache}): greedy "
                                                             "decoding's tokens, the arg-max at every step")
+    # <eos> is the second candidate at step 1, more probable than greedy's 3 <eos>: only the k best may finish
+    table, k, alpha, T = TABLES["every <eos> finishes"]
+    model = _Table(table)
+    beam = _beam(model, mt.tensor([[3, 4]]), beam_size=1, max_len=T, use_cache=False).numpy()
+    np.testing.assert_array_equal(beam, _padded([_greedy_by_hand(model, [3, 4], T)]),
+                                  err_msg=f"beam_search(beam_size=1) on a hand-made model: greedy's tokens; "
+                                          f"{WHY['every <eos> finishes']}")
 
 
 @pytest.mark.assignment(6, points=5)
@@ -304,35 +311,52 @@ def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
     assert without_eos != winners[6.0]
 
 
-def _beam_hyps(model, src_row, k, T, kept=None, ranked_by_lp=None):
-    """Beam search of one source, hypothesis by hypothesis: the k hypotheses (tokens, log P) it ends with.
+#: the mistakes :func:`_beam_hyps` can make on purpose, to check that a case tells them apart (``_why`` names them)
+MISTAKES = ("finished ranked by log P", "k candidates", "every <eos> finishes", "no final merge")
 
-    Each step extends every hypothesis that has not ended by every token, s(Y v) = s(Y) + log p(v | Y, x); one that
-    has ended stays as it is; the k best are kept. ``kept``, a list, gets each step's k best, best first (the order
-    of beam search's rows). ``ranked_by_lp=alpha`` ranks the candidates by s / lp(|Y|) at every step instead: a known
-    mistake (the penalty ranks only the final k), written here to check that a case tells it apart."""
-    def key(c):
-        return c[1] if ranked_by_lp is None else c[1] / _lp(len(c[0]), ranked_by_lp)
 
-    hyps = [((), 0.0)]
-    for _ in range(T):
-        growing = [h for h in hyps if EOS not in h[0]]
-        if not growing:
-            break
-        logp = _next_log_probs(model, src_row, [y for y, _ in growing])  # (n, V)
-        candidates = [h for h in hyps if EOS in h[0]]
-        candidates += [(y + (v,), s + lp_v) for (y, s), row in zip(growing, logp) for v, lp_v in enumerate(row)]
-        candidates.sort(key=key, reverse=True)
-        assert len(candidates) <= k or key(candidates[k - 1]) - key(candidates[k]) > 1e-4, "a near tie at the cut"
-        hyps = candidates[:k]
+def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None):
+    """Beam search of one source, hypothesis by hypothesis: its finished and its alive hypotheses at the end, lists
+    of (tokens, log P), and the number of steps it ran.
+
+    Each step extends every alive hypothesis by every token, s(Y v) = s(Y) + log p(v | Y, x), and takes the 2k best
+    (ties: the earlier hypothesis, then the lower token, as a stable sort of them in that order gives); those among
+    the first k that end with <eos> join the finished, which keep their k best by s / lp(|Y|) (ties: the one found
+    earlier); the k best of the others by s are the new alive ones. ``stop``: end once k have finished and the best
+    alive s / lp(T) is no better than the worst finished s / lp (then no alive one is returned: none can win).
+    ``kept``, a list, gets each step's alive tokens, best first (the order of beam search's rows). ``mistake``, one
+    of :data:`MISTAKES`, searches with that mistake, to check that a case tells it apart from the right search."""
+    def normalised(h):
+        return h[1] if mistake == "finished ranked by log P" else h[1] / _lp(len(h[0]), alpha)
+
+    alive, finished = [((), 0.0)], []
+    for t in range(1, T + 1):
+        logp = _next_log_probs(model, src_row, [y for y, _ in alive])  # (n, V)
+        candidates = [(y + (v,), s + lp_v) for (y, s), row in zip(alive, logp) for v, lp_v in enumerate(row)]
+        candidates.sort(key=lambda c: c[1], reverse=True)
+        candidates = candidates[:k if mistake == "k candidates" else 2 * k]
+        in_beam = candidates if mistake == "every <eos> finishes" else candidates[:k]
+        finished = sorted(finished + [c for c in in_beam if c[0][-1] == EOS], key=normalised, reverse=True)[:k]
+        going_on = [c for c in candidates if c[0][-1] != EOS]
+        assert len(going_on) <= k or going_on[k - 1][1] - going_on[k][1] > 1e-4, "a near tie at the cut"
+        alive = going_on[:k]
+        if not alive:  # only a mistake ("k candidates") can leave none
+            return finished, alive, t
         if kept is not None:
-            kept.append([y for y, _ in hyps])
-    return hyps
+            kept.append([y for y, _ in alive])
+        if stop and len(finished) == k and alive[0][1] / _lp(T, alpha) <= normalised(finished[-1]):
+            return finished, [], t
+    return finished, alive, T
 
 
-def _beam_by_hand(model, src_row, k, alpha, T, kept=None):
-    """Beam search of one source (:func:`_beam_hyps`), then the best s(Y) / lp(|Y|) of the k: (tokens, log P)."""
-    return _best(_beam_hyps(model, src_row, k, T, kept), key=lambda h: h[1] / _lp(len(h[0]), alpha))
+def _beam_by_hand(model, src_row, k, alpha, T, kept=None, mistake=None):
+    """Beam search of one source (:func:`_beam_hyps`, run to T steps: it never stops early), then the best
+    s(Y) / lp(|Y|) of its finished and alive hypotheses (a finished one first where two are equal): (tokens,
+    log P)."""
+    finished, alive, _ = _beam_hyps(model, src_row, k, alpha, T, kept=kept, mistake=mistake)
+    if mistake == "no final merge" and finished:
+        alive = []
+    return _best(finished + alive, key=lambda h: h[1] / _lp(len(h[0]), alpha))
 
 
 def _beam(model, src, **kwargs):
@@ -348,33 +372,43 @@ def _beam(model, src, **kwargs):
              f"{ours[-1].line}" if ours else ""
         raise AssertionError(
             f"beam_search(beam_size={k}) on B = {B} sources raised IndexError({e}){at}. Its B k = {B * k} rows are "
-            f"the hypotheses, source b's in rows b k to b k + k - 1: a row index (parent, the row a kept hypothesis "
-            f"extends; winner) lies in 0..{B * k - 1}. best picks from each source's k V candidates, (B, k V): "
+            f"the alive hypotheses, source b's in rows b k to b k + k - 1: a row index (parent, the row a candidate "
+            f"extends) lies in 0..{B * k - 1}. best picks each source's 2k best of its k V candidates, (B, k V): "
             "candidate i (0..k V - 1) extends the source's hypothesis i // V by token i % V, so parent = b k + i // V"
         ) from e
 
 
+#: what each known mistake returns, in the words of the algorithm (``_why`` says it where a wrong output is that
+#: mistake's; :data:`MISTAKES` are searched by hand, "past <eos>" is seen in the output itself)
+WHY = {
+    "past <eos>": "a candidate that ends with <eos> joins the finished set only, never the alive ones (those that go "
+                  "on are the k best candidates that do not end), and a finished hypothesis' tokens are padded with "
+                  "pad_id after its <eos>",
+    "finished ranked by log P": "that is what keeping the finished set's k best by log P alone returns: it keeps "
+                                "its k best by s / lp(|Y|), |Y| counting the <eos>",
+    "k candidates": "that is what taking each source's k best candidates, not 2k, returns: the <eos> ones among them "
+                    "leave fewer than k to go on; with 2k, k that do not end remain",
+    "every <eos> finishes": "that is what letting every <eos> of the 2k candidates finish returns: only those among "
+                            "the k best do (the beam would not have kept the others; so beam_size=1 is greedy)",
+    "no final merge": "that is the best finished hypothesis alone: where the search runs to max_len, the alive ones "
+                      "join the finished at the end, ranked by s / lp(|Y|) at their own length",
+}
+
+
 def _why(out, model, src_row, k, alpha, T):
-    """What a beam's wrong output ``out`` (a row of tokens) tells of the mistake: "" where it is none known."""
+    """What a beam's wrong output ``out`` (a row of tokens) tells of the mistake (:data:`WHY`): "" where it is
+    none known."""
     ended = list(out).index(EOS) if EOS in list(out) else len(out)
     y = tuple(int(v) for v in out[:ended + 1])
     if (np.asarray(out[ended + 1:]) != PAD).any():
-        return (f"it grew past its <eos> ({np.asarray(out).tolist()}): a hypothesis that has ended extends only by "
-                "<pad>, at log-probability 0 (mask its row's log p where done), and done follows the row it extends "
-                "(done[parent]) when the rows are reordered")
-    hyps = _beam_hyps(model, src_row, k, T)
-    if alpha == 0:  # lp = 1: the k are ranked by log P alone, so a wrong winner is a wrong search
-        return ""
-    if y == max(hyps, key=lambda h: h[1])[0]:
-        return ("that is the final k's best log P alone: is the winner ranked by log P alone, or by s(Y) / lp(|Y|) "
-                "with another |Y| than each one's own (<eos> included; lengths follow the row each extends, + 1 where "
-                "that row had not ended)?")
-    if y == _best(_beam_hyps(model, src_row, k, T, ranked_by_lp=alpha), key=lambda h: h[1] / _lp(len(h[0]), alpha))[0]:
-        return ("that is what ranking the candidates by s / lp(|Y|) at every step returns: the search keeps the k best "
-                "by log P, s(Y) + log p(v | Y, X); lp(|Y|) ranks only the final k, at the end")
-    if y in [h[0] for h in hyps]:
-        return ("that is one of the final k, not the best s(Y) / lp(|Y|) of them: |Y| is its own length, <eos> "
-                "included (lengths follow the row each extends, + 1 where that row had not ended)")
+        return f"it goes on past its <eos> ({np.asarray(out).tolist()}): {WHY['past <eos>']}"
+    for mistake in MISTAKES:
+        try:
+            wrong = _beam_by_hand(model, src_row, k, alpha, T, mistake=mistake)[0]
+        except AssertionError:  # a near tie in the mistaken search: it tells nothing
+            continue
+        if y == wrong:
+            return WHY[mistake]
     return ""
 
 
@@ -397,9 +431,10 @@ def _check_beam(model, src, k, alpha, T, use_cache=True, hint=""):
 
 
 #: what each step of beam search does, said where a wrong output tells nothing more
-KEEPS_THE_K_BEST = ("each step keeps the k best of a source's k V extensions s(Y) + log p(v | Y, X) (not each "
-                    "hypothesis' best; an ended one extends by <pad> only, at no cost), then the best log P / lp(|Y|) "
-                    "of the final k wins")
+KEEPS_THE_K_BEST = ("each step takes the 2k best of a source's k V extensions s(Y) + log p(v | Y, X) of its alive "
+                    "hypotheses; those of the k best that end with <eos> join the finished set (its k best by s / "
+                    "lp(|Y|)), the k best of the others by s go on; at the end the best s / lp(|Y|) of the finished "
+                    "and (at max_len) the alive ones wins")
 
 
 @pytest.mark.assignment(6, points=10)
@@ -407,45 +442,143 @@ KEEPS_THE_K_BEST = ("each step keeps the k best of a source's k V extensions s(Y
 @pytest.mark.parametrize("k", [2, 3], ids=["k=2", "k=3"])
 @_blames_length_penalty
 def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cache):
-    """The search by hand, k = 2 and 3, alpha = 0, 0.6 and 4 on the tiny model; and on another seed of it, where
-    ranking the candidates by s / lp(|Y|) at every step (the penalty belongs to the final k only) keeps other ones."""
+    """The search by hand, k = 2 and 3, alpha = 0, 0.6 and 4 on the tiny model: the cases tell beam search from
+    greedy decoding, and alpha = 4 from alpha = 0 (the hand-made models of :data:`TABLES` tell the known mistakes
+    apart)."""
     model, src = tiny
     found = {alpha: _check_beam(model, src, k, alpha, 6, use_cache, KEEPS_THE_K_BEST) for alpha in (0.0, 0.6, 4.0)}
     greedy = [_greedy_by_hand(model, row, 6) for row in src.numpy()]
     assert found[0.0] != greedy and found[4.0] != found[0.0]
-    model, src = _sharpened(30), mt.tensor([[3, 4]])
-    y = _check_beam(model, src, k, 4.0, 6, use_cache, KEEPS_THE_K_BEST)
-    by_lp = _best(_beam_hyps(model, [3, 4], k, 6, ranked_by_lp=4.0), key=lambda h: h[1] / _lp(len(h[0]), 4.0))
-    assert [by_lp[0]] != y, "the case needs a source where ranking by s / lp while searching picks another winner"
+
+
+class _Table(nn.Module):
+    """An encoder-decoder whose next-token probabilities are written out by hand, the same for every source:
+    ``table(prefix)`` (a prefix is a tuple of tokens after <bos>) gives some tokens' probabilities after it, a
+    dict, and the others get a few in a million; where it gives None, <eos> 0.9, tokens 3 and 4 0.06 and 0.04. It
+    runs the whole prefix (decode it with ``use_cache=False``)."""
+
+    V = 5
+    OTHERS = np.log(np.array([1e-6, 3e-6, 2e-6, 4e-6, 5e-6], dtype=np.float32))  # the tokens a row does not give
+
+    def __init__(self, table, max_len=8):
+        super().__init__()
+        self.table, self.max_len = table, max_len
+        self.weight = nn.Parameter(np.zeros((1,), dtype=np.float32))  # decoding reads the backend off a parameter
+        self.config = {"tgt_vocab": self.V}
+
+    def new_cache(self):
+        return []
+
+    def encode(self, src, src_mask):
+        xp = src.backend.xp
+        return mt.Tensor(xp.zeros((*src.shape, 1), dtype=xp.float32), backend=src.backend)  # (B, S, 1): unused
+
+    def _logits(self, tgt_in):
+        """(n, t, V): the log-probabilities after each row's prefix at its last position (only that one is read)."""
+        rows = mt.backend.current().to_host(tgt_in.data)
+        z = np.broadcast_to(self.OTHERS, (*rows.shape, self.V)).copy()
+        for i, row in enumerate(rows):
+            for v, p in (self.table(tuple(int(v) for v in row[1:])) or {EOS: 0.9, 3: 0.06, 4: 0.04}).items():
+                z[i, -1, v] = np.log(p)
+        return mt.tensor(z)
+
+    def decode(self, tgt_in, memory, src_mask, tgt_mask=None, cache=None):
+        return self._logits(tgt_in)
+
+    def forward(self, src, tgt_in, src_mask=None):
+        return self._logits(tgt_in)
+
+
+def _two_chains(after_3):
+    """A table (:class:`_Table`): first <eos> 0.30, 3 0.45, 4 0.25; after 3s, ``after_3``; after 4s, 4 again
+    (0.9999): a long output of 4s, whose s / lp at alpha = 0.6 beats the short <eos> and the 3s."""
+    def table(prefix):
+        if not prefix:
+            return {3: 0.45, EOS: 0.30, 4: 0.25}
+        if set(prefix) == {3}:
+            return after_3
+        if set(prefix) == {4}:
+            return {4: 0.9999, EOS: 5e-5}
+        return None
+    return table
+
+
+#: hand-made models on which a known mistake returns another output than the right search: (table, k, alpha, T)
+TABLES = {
+    # the old search kept ended hypotheses in the beam: <eos> takes one of the 2 places, and the one left alive
+    # follows the 3s; at alpha = 0.6 the 4s (the third candidate at step 1) win
+    "an ended one takes a place": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
+    # ... ranked by log P, the short <eos> (log P -1.20) pushes the 4s (-0.92 / 1.52 at length 7) out, and wins
+    "ranked by log P in the beam": (_two_chains({3: 0.4, EOS: 0.35, 4: 0.25}), 2, 0.6, 7),
+    "k candidates": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
+    "no final merge": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
+    # <eos> first (0.45) is the second candidate: a beam of 1 goes on with 3, and 3 <eos> (0.44) is greedy's
+    "every <eos> finishes": (lambda p: {(): {3: 0.55, EOS: 0.45}, (3,): {EOS: 0.8, 3: 0.12, 4: 0.08}}.get(p), 1,
+                             0.0, 4),
+    # three end: <eos> (log P -1.02), 3 <eos> (-1.30), and 4 4 4 4 4 4 <eos> (-1.42, but / lp(7) = 1.52 the best)
+    "finished ranked by log P": (lambda p: {(): {EOS: 0.36, 3: 0.34, 4: 0.30}, (3,): {EOS: 0.8, 3: 0.12, 4: 0.08},
+                                            (4,) * 6: {EOS: 0.85, 4: 0.1, 3: 0.05}}.get(p, {4: 0.99, EOS: 5e-3, 3: 5e-3}
+                                                                                   if set(p) == {4} else None),
+                                 2, 0.6, 7),
+}
 
 
 @pytest.mark.assignment(6, points=5)
-@pytest.mark.parametrize("k", [2, 3], ids=["k=2", "k=3"])
+@pytest.mark.parametrize("case", ["an ended one takes a place", "ranked by log P in the beam"])
 @_blames_length_penalty
-def test_an_ended_hypothesis_keeps_its_end_and_its_length_when_it_moves_to_another_row(k):
-    """The rows are reordered at each step; an ended hypothesis that moves to another row takes its end (``done``)
-    and its length |Y| along, as it takes its tokens and its score: both are those of the row it extends (its
-    parent), not of the row it lands in. On this model (the tiny one's, another seed) ended hypotheses do move: a
-    row's own ``done`` would let one grow past its <eos>, a row's own length would rank it by another's |Y|."""
-    model, row = _sharpened(38), [4]
-    kept = []
-    _beam_by_hand(model, row, k, 0.0, 6, kept)
-    moved = [(t, y) for t in range(len(kept) - 1) for y in kept[t] if EOS in y and y in kept[t + 1]
-             and kept[t].index(y) != kept[t + 1].index(y)]
-    assert moved, "the case needs an ended hypothesis that changes rank (row) from one step to the next"
-    t, ended = moved[0]
-    causes = ("possible causes: an ended hypothesis stays as it is: its row extends only by <pad>, at log-probability "
-              "0 (the log p of the rows where done masked), and each kept hypothesis takes done and lengths of the row "
-              f"it extends (parent), as it takes ys and scores; here the ended hypothesis {list(ended)} is row "
-              f"{kept[t].index(ended)} after step {t + 1} and row {kept[t + 1].index(ended)} after step {t + 2}")
-    for alpha in (0.0, 0.6, 4.0):
-        _check_beam(model, mt.tensor([row]), k, alpha, 6, hint=causes)
+def test_an_ended_hypothesis_leaves_the_beam_for_the_finished_set(case):
+    """An <eos> candidate joins a separate set of finished hypotheses; the k places of the beam stay with hypotheses
+    that go on, and the finished are ranked by s / lp(|Y|). The old search kept an ended hypothesis in the beam, at
+    its log P: with k = 2 one place was left to go on (the first case: it returned the 3s), and the short <eos>
+    outranked on log P the 4s that win on s / lp (the second: it returned <eos>)."""
+    table, k, alpha, T = TABLES[case]
+    y = _check_beam(_Table(table), mt.tensor([[3, 4]]), k, alpha, T, use_cache=False, hint=KEEPS_THE_K_BEST)
+    assert y == [(4,) * T], "the case needs the long output of 4s to win"
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_each_known_mistake_is_told_apart_and_named(mistake):
+    """On a hand-made model each mistake of :data:`MISTAKES` returns another output than the right search, and
+    ``_why`` names that mistake for it; an output that goes on past its <eos> is named too."""
+    table, k, alpha, T = TABLES[mistake]
+    model = _Table(table)
+    right = _beam_by_hand(model, [3, 4], k, alpha, T)[0]
+    wrong = _beam_by_hand(model, [3, 4], k, alpha, T, mistake=mistake)[0]
+    assert wrong != right, f"the case needs {mistake!r} to return another output"
+    out = np.full(T, PAD)
+    out[:len(wrong)] = wrong
+    assert _why(out, model, [3, 4], k, alpha, T) == WHY[mistake]
+    out[len(wrong):] = 3 if len(wrong) < T else out[len(wrong):]
+    if len(wrong) < T:
+        assert _why(out, model, [3, 4], k, alpha, T).startswith("it goes on past its <eos>")
+
+
+def test_beam_search_stops_once_no_alive_hypothesis_can_beat_the_finished(monkeypatch, tiny):
+    """Once every source has k finished and its best alive s / lp(max_len) is no better than its worst finished
+    s / lp (s only falls as tokens are added; lp(|Y|) <= lp(max_len)), the search stops: at the step the search by
+    hand says, before max_len, returning what the search by hand run to max_len without stopping returns."""
+    model, src = tiny
+    src = mt.tensor(src.numpy()[1:3])  # sources whose outputs end (the others' never do within 7 tokens)
+    calls = _widths(monkeypatch, model, "decode")
+    for k, alpha in ((1, 0.6), (2, 0.0), (2, 0.6), (3, 1.0)):
+        stops = [_beam_hyps(model, row, k, alpha, 7, stop=True)[2] for row in src.numpy()]
+        assert max(stops) < 7, f"the case needs a search that stops early (k = {k}, alpha = {alpha})"
+        calls.clear()
+        _beam(model, src, beam_size=k, max_len=7, alpha=alpha)
+        assert len(calls) == max(stops), (f"beam_search(beam_size={k}, alpha={alpha}, max_len=7) ran {len(calls)} "
+                                          f"steps; each source may stop after {stops} (the last: {max(stops)})")
+        _check_beam(model, src, k, alpha, 7, hint=KEEPS_THE_K_BEST)  # against the search that never stops
+    # <eos> first (0.5) and finished after step 1; 3 (0.49), then 3s: its s / lp(1) is below the finished <eos>'s,
+    # but s / lp(7) is above it, and 3 3 3 3 3 3 3 wins at alpha = 0.6: bounding by lp(t) would stop at step 1
+    model = _Table(lambda p: {(): {EOS: 0.5, 3: 0.49}}.get(p, {3: 0.9999, EOS: 5e-5} if set(p) == {3} else None))
+    assert _check_beam(model, mt.tensor([[3, 4]]), 1, 0.6, 7, use_cache=False) == [(3,) * 7]
 
 
 def test_an_index_error_in_beam_search_says_which_line_and_what_the_indices_range_over(tiny, monkeypatch):
     """parent = b k + best, the candidate's index for its hypothesis' (i // V): beam search's own IndexError (index
     9 is out of bounds for axis 0 with size 8) is said with the line that raised it and the ranges of the indices."""
-    source, first = inspect.getsourcelines(decoding.beam_search)
+    source, first = inspect.getsourcelines(decoding._best_extensions)
     source, right = "".join(source), "xp.reshape(xp.arange(B) * k, (B, 1)) + best // V,"
     if f"{BEGIN} A6" not in source and right not in source:  # a copy: markers gone, the body a stub or the student's
         pytest.skip("beam search's body is A6's copy's own (a stub, or the student's)")
@@ -453,25 +586,26 @@ def test_an_index_error_in_beam_search_says_which_line_and_what_the_indices_rang
     namespace = dict(vars(decoding))  # the mistake, compiled at the lines of decoding.py that it replaces
     exec(compile("\n" * (first - 1) + source.replace(right, right.replace(" // V", "")), decoding.__file__, "exec"),
          namespace)
-    monkeypatch.setitem(globals(), "beam_search", namespace["beam_search"])
+    monkeypatch.setattr(decoding, "_best_extensions", namespace["_best_extensions"])
     model, src = tiny
     with pytest.raises(AssertionError, match=r"^beam_search\(beam_size=2\) on B = 4 sources raised IndexError\(index "
                                              r"\d+ is out of bounds for axis 0 with size 8\) at "
-                                             r"minitransformer/train/decoding\.py:\d+, ys = xp\.concat\(\[xp\.take"
-                                             r"\(ys, parent.*B k = 8 rows .*in 0\.\.7\. .*parent = b k \+ i // V$"):
+                                             r"minitransformer/train/decoding\.py:\d+, cand_ys = xp\.concat\(\[xp\."
+                                             r"take\(ys, parent.*B k = 8 rows .*in 0\.\.7\. .*parent = b k \+ i // V$"):
         _beam(model, src, beam_size=2, max_len=4)
 
 
 def test_beam_search_defaults_to_a_beam_of_4_ranked_by_log_p_alone():
-    """beam_size=4 (the paper's) and alpha=0 (no length penalty), against the search by hand, on a model (the tiny
-    one's, another seed) where a beam of 5, or alpha = 1, picks another output for some source."""
-    model = _sharpened(31)
+    """beam_size=4 (the paper's) and alpha=0 (no length penalty), against the search by hand, on two models (the tiny
+    one's, other seeds): on the first alpha = 1 picks another output for some source, on the second a beam of 5."""
     src = mt.tensor(pad_sequences([[4], [3, 4], [3], [4, 4, 4, 4], [3, 3], [4, 3]]))
-    tokens, scores = beam_search(model, src, max_len=6, return_scores=True)
-    expected = [_beam_by_hand(model, row, 4, 0.0, 6) for row in src.numpy()]
-    np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in expected]))
-    np.testing.assert_allclose(scores.numpy(), [s for _, s in expected], atol=1e-4)
-    for k, alpha in ((5, 0.0), (4, 1.0)):  # the case tells those defaults apart
+    for seed, other in ((31, (4, 1.0)), (44, (5, 0.0))):
+        model = _sharpened(seed)
+        tokens, scores = beam_search(model, src, max_len=6, return_scores=True)
+        expected = [_beam_by_hand(model, row, 4, 0.0, 6) for row in src.numpy()]
+        np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in expected], tokens.shape[1]))
+        np.testing.assert_allclose(scores.numpy(), [s for _, s in expected], atol=1e-4)
+        k, alpha = other  # the case tells the defaults from it
         assert [_beam_by_hand(model, row, k, alpha, 6)[0] for row in src.numpy()] != [y for y, _ in expected]
 
 

@@ -212,18 +212,42 @@ def length_penalty(length, alpha: float):
 def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | None = None, alpha: float = 0.0,
                 bos_id: int = BOS, eos_id: int = EOS, pad_id: int = PAD, use_cache: bool = True,
                 return_scores: bool = False):
-    r"""Beam search: keep the ``beam_size`` most likely partial outputs, extend each by every token, keep the best.
+    r"""Beam search: extend the ``beam_size`` most likely unfinished outputs step by step, and keep the
+    ``beam_size`` best finished ones apart.
 
-    With :math:`k` = ``beam_size``, each source keeps :math:`k` hypotheses :math:`Y` with scores
-    :math:`s(Y) = \log P(Y \mid X) = \sum_t \log p(y_t \mid y_{<t}, X)`. A step scores all
-    :math:`k \times V` one-token extensions :math:`s(Y) + \log p(v \mid Y, X)` and keeps the top
-    :math:`k`. A hypothesis that has produced ``<eos>`` stays as it is (it extends only by padding,
-    at no cost). At the end the hypothesis with the best :math:`s(Y) / lp(Y)` wins
-    (:func:`length_penalty`, ``alpha``; its length counts the ``<eos>``). With ``beam_size=1``
-    this is exactly :func:`greedy_decode`.
+    With :math:`k` = ``beam_size``, each source keeps :math:`k` *alive* hypotheses :math:`Y` (none has produced
+    ``<eos>``) with scores :math:`s(Y) = \log P(Y \mid X) = \sum_t \log p(y_t \mid y_{<t}, X)`, and a set of at most
+    :math:`k` *finished* ones (ended by ``<eos>``), ranked by :math:`s(Y) / lp(|Y|)` (:func:`length_penalty`,
+    ``alpha``; :math:`|Y|` counts the ``<eos>``). This is the beam search of tensor2tensor, which the paper used
+    (6.1: :math:`k = 4`, :math:`\alpha = 0.6`), of GNMT and of Hugging Face's ``BeamSearchScorer``. Step :math:`t`:
 
-    The :math:`k` hypotheses of all sources run as one batch of :math:`B k` rows; after each step
-    the rows (and their key/value caches) are reordered to follow the hypotheses that survived.
+    1. score the :math:`k \times V` one-token extensions :math:`s(Y) + \log p(v \mid Y, X)` of the alive ones and
+       take the :math:`2k` best (``_best_extensions``): at most :math:`k` of them end with ``<eos>`` (one a
+       hypothesis), so :math:`k` that go on remain;
+    2. those of the :math:`k` best that end with ``<eos>`` are offered to the finished set at
+       :math:`s / lp(t)`, which keeps its :math:`k` best (``_finish``; of equal ones, the one found earlier,
+       then the better-ranked candidate). An ``<eos>`` ranked below the :math:`k` best of the :math:`2k` is not:
+       the beam itself would not have kept it (Hugging Face's rule);
+    3. the :math:`k` best of the others, by :math:`s`, are the new alive ones (their rows and key/value caches
+       follow them);
+    4. stop once, for every source, :math:`k` have finished and the best alive one cannot beat the worst of them:
+       :math:`s_{best} / lp(\text{max\_len}) \le` the worst finished :math:`s / lp` (:math:`s` only falls as
+       tokens are added, and :math:`lp(|Y|) \le lp(\text{max\_len})` for :math:`\alpha \ge 0`).
+
+    The winner is the best :math:`s / lp` of the finished ones and, where the search ran to ``max_len``, the alive
+    ones, ranked at their own length (they did not end); of equal ones, a finished one. An ended hypothesis never
+    takes the place of an alive one: the search goes on with :math:`k` alive hypotheses however many have ended.
+
+    With ``beam_size=1`` and ``alpha=0`` this is exactly :func:`greedy_decode`: the one alive hypothesis is the
+    arg-max at every step; an ``<eos>`` is offered only when it is the best candidate, so the first finished
+    hypothesis is greedy's output, and the alive one that goes on scores no more than it, so the search stops
+    there (with ``alpha=0`` the bound is :math:`s_{best} \le` the finished :math:`s`). With ``beam_size=1`` and
+    ``alpha > 0`` it may go on past greedy's ``<eos>``: an output that ends later has a larger :math:`lp`, and
+    where its :math:`s / lp` is better it wins. That is the search doing what it is asked, not a fault.
+
+    The :math:`k` alive hypotheses of all sources run as one batch of :math:`B k` rows (source :math:`b`'s are rows
+    :math:`bk .. bk + k - 1`, best first); after each step the rows (and their key/value caches) are reordered to
+    follow the hypotheses kept. The only host read is one boolean per step (may every source stop?).
 
     Parameters
     ----------
@@ -234,13 +258,14 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     alpha : float
         The length penalty's :math:`\alpha` (the paper uses 0.6; 0 ranks by :math:`\log P` alone).
     return_scores : bool
-        Also return each winner's :math:`\log P(Y \mid X)`, ``(batch,)``.
+        Also return each winner's :math:`\log P(Y \mid X)` (not divided by :math:`lp`), ``(batch,)``.
 
     Returns
     -------
     Tensor or (Tensor, Tensor)
-        ``(batch, T)`` int64 as :func:`greedy_decode`; with ``return_scores``, ``(tokens, scores)``,
-        ``scores`` ``(batch,)`` float.
+        ``(batch, T)`` int64, the winners' tokens without ``<bos>``, each padded with ``pad_id`` after its
+        ``<eos>``; ``T <= max_len`` is the number of steps the search ran. With ``return_scores``,
+        ``(tokens, scores)``, ``scores`` ``(batch,)`` float.
 
     Examples
     --------
@@ -271,52 +296,150 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
         rows = xp.reshape(xp.broadcast_to(xp.reshape(xp.arange(B), (B, 1)), (B, k)), (B * k,))  # source of each row
         memory = Tensor(xp.take(memory.data, rows, axis=0), backend=be)  # (B k, S, d_model)
         src_mask = Tensor(xp.take(src_mask.data, rows, axis=0), backend=be)
+        # the alive hypotheses, (B k, 1 + t): <bos> y_1 .. y_t, and their log P; only the first of a source's k is
+        # alive at the start (the others would repeat it: -inf keeps them out)
         ys = xp.full((B * k, 1), bos_id, dtype=xp.int64)
-        done = xp.zeros((B * k,), dtype=xp.bool)
-        lengths = xp.zeros((B * k,), dtype=xp.float32)  # tokens so far, <eos> included
-        # only the first hypothesis is alive at the start: the others would repeat it
-        alive = xp.where(xp.arange(k) == 0, xp.zeros((k,), dtype=xp.float32), xp.full((k,), -math.inf,
+        first = xp.where(xp.arange(k) == 0, xp.zeros((k,), dtype=xp.float32), xp.full((k,), -math.inf,
                                                                                         dtype=xp.float32))
-        scores = xp.reshape(xp.broadcast_to(alive, (B, k)), (B * k,))
+        scores = xp.reshape(xp.broadcast_to(first, (B, k)), (B * k,))
+        # the finished hypotheses, k places a source, best s / lp first: tokens (B k, 1 + t) padded with pad_id
+        # after their <eos>, log P, and s / lp(|Y|) (-inf: a place still empty)
+        finished = (xp.full((B * k, 1), bos_id, dtype=xp.int64), xp.full((B * k,), -math.inf, dtype=xp.float32),
+                    xp.full((B * k,), -math.inf, dtype=xp.float32))
         cache = model.new_cache() if use_cache else None
-        for _ in range(steps):
+        stopped = False
+        for t in range(1, steps + 1):  # t: the length the hypotheses reach at this step
             new = ys[:, -1:] if use_cache else ys
             logits = model.decode(Tensor(new, backend=be), memory, src_mask, None, cache)  # (B k, t, V)
-            # the step: score every row's V one-token extensions s(Y) + log p(v | Y, X), (B k, V) (an ended row
-            # extends only by pad_id, at log-probability 0); keep the k best of each source's k V (rows b k to
-            # b k + k - 1 are source b's): scores (B k); parent (B k), the row each extends; ys (B k, t + 1);
-            # lengths (float32 token counts, eos_id included: add 0 or 1 as float32); done
-            ### BEGIN SOLUTION A6: keep each source's k best extensions s(Y) + log p(v | Y), as the comment above says
-            logp = F.log_softmax(logits[:, -1, :], axis=-1).data  # (B k, V)
-            V = logp.shape[-1]
-            # an ended hypothesis extends only by <pad>, at log-probability 0: its score stays
-            pad_only = xp.where(xp.arange(V) == pad_id, xp.zeros((V,), dtype=logp.dtype),
-                                xp.full((V,), -math.inf, dtype=logp.dtype))
-            logp = xp.where(xp.reshape(done, (B * k, 1)), pad_only, logp)
-            candidates = xp.reshape(xp.reshape(scores, (B * k, 1)) + logp, (B, k * V))  # (B, k V)
-            best = xp.argsort(candidates, axis=-1, descending=True, stable=True)[:, :k]  # (B, k): ties -> first
-            flat = xp.reshape(best + xp.reshape(xp.arange(B) * (k * V), (B, 1)), (B * k,))
-            scores = xp.take(xp.reshape(candidates, (B * k * V,)), flat, axis=0)  # (B k)
-            parent = xp.reshape(xp.reshape(xp.arange(B) * k, (B, 1)) + best // V, (B * k,))  # row it extends
-            token = xp.reshape(best % V, (B * k,))
-            ys = xp.concat([xp.take(ys, parent, axis=0), xp.reshape(token, (B * k, 1))], axis=1)
-            was_done = xp.take(done, parent, axis=0)
-            lengths = xp.take(lengths, parent, axis=0) + xp.astype(~was_done, xp.float32)
-            done = was_done | (token == eos_id)
+            logp = F.log_softmax(logits[:, -1, :], axis=-1).data  # (B k, V): log p(v | Y, X)
+            cand_scores, parent, token = _best_extensions(xp, scores, logp, k)  # (B 2k,) each, best first
+            cand_ys = xp.concat([xp.take(ys, parent, axis=0), xp.reshape(token, (-1, 1))], axis=1)  # (B 2k, 1 + t)
+            ended = token == eos_id
+            finished = _finish(xp, finished, cand_ys, cand_scores, ended, length_penalty(t, alpha), k, pad_id)
+            # the new alive ones: the k best candidates (by s) that do not end; each row's parent, for the cache
+            ### BEGIN SOLUTION A6: keep (B, k): a source's k best of its 2k by s, <eos> ones out; ys, scores, parent
+            n = cand_scores.shape[0] // B  # 2k candidates a source (k V where that is fewer)
+            going_on = xp.where(ended, xp.asarray(-math.inf, dtype=cand_scores.dtype), cand_scores)
+            keep = xp.argsort(xp.reshape(going_on, (B, n)), axis=-1, descending=True, stable=True)[:, :k]  # (B, k)
+            keep = xp.reshape(keep + xp.reshape(xp.arange(B) * n, (B, 1)), (B * k,))  # rows of the B 2k
+            # going_on, not cand_scores: where fewer than k go on, an <eos> one fills a place at -inf, not alive
+            ys, scores, parent = (xp.take(a, keep, axis=0) for a in (cand_ys, going_on, parent))
             ### END SOLUTION
             if cache is not None:
                 _reorder(cache, parent)
-            if bool(xp.all(done)):
+            if bool(xp.all(_may_stop(xp, scores, finished[2], length_penalty(steps, alpha), k))):  # the host read
+                stopped = True
                 break
-        # the winner of each source: the row (of the B k) with the best length-normalised score s(Y) / lp(Y)
-        ### BEGIN SOLUTION A6: winner (B,): in each source's k rows, the best scores / length_penalty(lengths, alpha)
-        normalised = xp.reshape(scores / length_penalty(lengths, alpha), (B, k))
-        winner = xp.argmax(normalised, axis=-1) + xp.arange(B) * k  # (B,): the first of equal best
-        ### END SOLUTION
-        tokens = Tensor(xp.take(ys, winner, axis=0)[:, 1:], backend=be)
-        if return_scores:
-            return tokens, Tensor(xp.take(scores, winner, axis=0), backend=be)
-        return tokens
+        tokens, scores = _winners(xp, finished, ys, scores, length_penalty(t, alpha), k, alive=not stopped)
+        tokens = Tensor(tokens[:, 1:], backend=be)
+        return (tokens, Tensor(scores, backend=be)) if return_scores else tokens
+
+
+def _best_extensions(xp, scores, logp, k: int):
+    r"""Each source's ``n = min(2k, k V)`` best one-token extensions :math:`s(Y) + \log p(v \mid Y, X)`, best first.
+
+    Parameters
+    ----------
+    scores : array
+        ``(B k,)`` the alive hypotheses' :math:`s(Y)` (source ``b``'s in rows ``b k .. b k + k - 1``; ``-inf``:
+        not alive).
+    logp : array
+        ``(B k, V)`` :math:`\log p(v \mid Y, X)` of every token after each.
+
+    Returns
+    -------
+    tuple of arrays
+        ``(B n,)`` each, source ``b``'s ``n`` in rows ``b n ..``: the candidates' scores; ``parent``, the row (of the
+        ``B k``) each extends; ``token``, the token that extends it. Of equal scores, the lower row, then the lower
+        token, first.
+    """
+    ### BEGIN SOLUTION A6: candidates (B, k V) = s(Y) + log p(v | Y); best (B, n), stable sort; parent = b k + i // V
+    B, V = scores.shape[0] // k, logp.shape[-1]
+    n = min(2 * k, k * V)
+    candidates = xp.reshape(xp.reshape(scores, (B * k, 1)) + logp, (B, k * V))  # (B, k V)
+    best = xp.argsort(candidates, axis=-1, descending=True, stable=True)[:, :n]  # (B, n): ties -> first
+    flat = xp.reshape(best + xp.reshape(xp.arange(B) * (k * V), (B, 1)), (B * n,))
+    cand_scores = xp.take(xp.reshape(candidates, (B * k * V,)), flat, axis=0)  # (B n,)
+    parent = xp.reshape(xp.reshape(xp.arange(B) * k, (B, 1)) + best // V, (B * n,))  # the row each extends
+    return cand_scores, parent, xp.reshape(best % V, (B * n,))
+    ### END SOLUTION
+
+
+def _finish(xp, finished, cand_ys, cand_scores, ended, lp: float, k: int, pad_id: int):
+    r"""The finished set after a step: each source's ``k`` best by :math:`s / lp(|Y|)` of its finished hypotheses
+    and the candidates among its ``k`` best that end with ``<eos>``.
+
+    Parameters
+    ----------
+    finished : tuple of arrays
+        Tokens ``(B k, 1 + t - 1)`` padded with ``pad_id`` after ``<eos>``, :math:`s` ``(B k,)`` and
+        :math:`s / lp` ``(B k,)`` (``-inf``: an empty place), each source's best first.
+    cand_ys, cand_scores, ended : array
+        The step's candidates (``_best_extensions``): tokens ``(B n, 1 + t)``, :math:`s` ``(B n,)``, and whether
+        each ends with ``<eos>`` ``(B n,)``; a source's best first.
+    lp : float
+        :math:`lp(t)`, the penalty at the candidates' length.
+
+    Returns
+    -------
+    tuple of arrays
+        As ``finished``, the tokens one position longer ``(B k, 1 + t)``. Of equal :math:`s / lp`, the one found
+        at an earlier step first, then the better-ranked candidate (a stable sort of the finished set followed by
+        the candidates).
+    """
+    ### BEGIN SOLUTION A6: pad done_ys; offered = s / lp where ended and among the k best, else -inf; k best of both
+    done_ys, done_scores, done_norm = finished
+    B = done_scores.shape[0] // k
+    n = cand_scores.shape[0] // B
+    done_ys = xp.concat([done_ys, xp.full((B * k, 1), pad_id, dtype=done_ys.dtype)], axis=1)  # pad to 1 + t
+    in_beam = xp.reshape(xp.broadcast_to(xp.arange(n) < k, (B, n)), (B * n,))  # among the source's k best
+    offered = xp.where(ended & in_beam, cand_scores / lp, xp.asarray(-math.inf, dtype=cand_scores.dtype))  # (B n,)
+    norm = xp.concat([xp.reshape(done_norm, (B, k)), xp.reshape(offered, (B, n))], axis=1)  # (B, k + n)
+    best = xp.argsort(norm, axis=-1, descending=True, stable=True)[:, :k]  # (B, k): the earlier found first
+    pick = xp.reshape(best + xp.reshape(xp.arange(B) * (k + n), (B, 1)), (B * k,))
+    both = (_per_source(xp, done_ys, cand_ys, B), _per_source(xp, done_scores, cand_scores, B),
+            _per_source(xp, done_norm, offered, B))  # (B (k + n), ...): a source's finished, then its candidates
+    return tuple(xp.take(a, pick, axis=0) for a in both)
+    ### END SOLUTION
+
+
+def _per_source(xp, first, second, B: int):
+    """Two arrays of ``B`` sources' rows, ``(B m, ...)`` and ``(B n, ...)``, as one ``(B (m + n), ...)``: source
+    ``b``'s ``m`` rows of ``first``, then its ``n`` of ``second``."""
+    m, n = first.shape[0] // B, second.shape[0] // B
+    rest = tuple(first.shape[1:])
+    both = xp.concat([xp.reshape(first, (B, m, *rest)), xp.reshape(second, (B, n, *rest))], axis=1)
+    return xp.reshape(both, (B * (m + n), *rest))
+
+
+def _may_stop(xp, scores, done_norm, lp_max: float, k: int):
+    r"""Whether each source's search may stop, ``(B,)`` bool: ``k`` have finished and the best alive one cannot beat
+    the worst of them, :math:`s_{best} / lp(\text{max\_len}) \le s_{worst} / lp(|Y_{worst}|)`.
+
+    ``scores`` ``(B k,)`` are the alive :math:`s`, ``done_norm`` ``(B k,)`` the finished :math:`s / lp`, each
+    source's best first (an empty place is ``-inf``, so a source with fewer than ``k`` finished goes on)."""
+    ### BEGIN SOLUTION A6: the alive best (each source's first) / lp_max <= the worst finished (each source's last)
+    B = scores.shape[0] // k
+    return xp.reshape(scores, (B, k))[:, 0] / lp_max <= xp.reshape(done_norm, (B, k))[:, k - 1]
+    ### END SOLUTION
+
+
+def _winners(xp, finished, ys, scores, lp: float, k: int, alive: bool):
+    r"""Each source's best :math:`s / lp(|Y|)` of its finished hypotheses and, where ``alive``, its alive ones at
+    their own length (``lp`` = :math:`lp(t)`, none has ended): tokens ``(B, 1 + t)`` and :math:`s` ``(B,)``.
+
+    ``finished`` and ``ys`` ``(B k, 1 + t)``, ``scores`` ``(B k,)`` as in :func:`beam_search`. Of equal ones, the
+    finished one (found first) wins. A search stopped early leaves the alive ones out: none of them, and none of
+    their extensions, can beat the finished (``_may_stop``)."""
+    ### BEGIN SOLUTION A6: norm (B, 2k): finished s / lp, then alive s / lp (-inf unless alive); winner = argmax
+    done_ys, done_scores, done_norm = finished
+    B = scores.shape[0] // k
+    alive_norm = scores / lp if alive else xp.full(scores.shape, -math.inf, dtype=scores.dtype)
+    norm = xp.reshape(_per_source(xp, done_norm, alive_norm, B), (B, 2 * k))
+    winner = xp.argmax(norm, axis=-1) + xp.arange(B) * (2 * k)  # (B,): the first of equal best
+    return (xp.take(_per_source(xp, done_ys, ys, B), winner, axis=0),
+            xp.take(_per_source(xp, done_scores, scores, B), winner, axis=0))
+    ### END SOLUTION
 
 
 def _reorder(cache: list, parent) -> None:

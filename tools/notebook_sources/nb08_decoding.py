@@ -7,7 +7,7 @@ QUOTED_ELSEWHERE = {
     "10%": "chance among the 10 digits",
     "-3.0 -3.4 -2.138 -2.208": "exercise 2's own log-probabilities, and its answer worked out from them, -3.4 / lp(8) "
                                "and -3.0 / lp(5)",
-    "6e-8": "exercise 3's answer, (0.293 / 0.674)^20, worked out from two printed probabilities",
+    "5e-8": "exercise 3's answer, (0.291 / 0.676)^20, worked out from two printed probabilities",
 }
 
 CELLS = [
@@ -211,12 +211,12 @@ CELLS = [
     md(r"""
     The figures here are those of the run shown; a run of yours may differ in the last digits, as float32
     rounding differs between machines and library versions. After a first mistake, teacher forcing, fed the
-    right prefix, still gets 97.4% of the remaining tokens right; generation, reading its own mistake, 59.8%.
+    right prefix, still gets 97.3% of the remaining tokens right; generation, reading its own mistake, 58.4%.
     Most of that gap is the very next token (14.7% right against 100%): most of generation's wrong outputs
-    here (22 of 34) are the target with two neighbouring digits swapped, as in the example. The model writes a
+    here (21 of 34) are the target with two neighbouring digits swapped, as in the example. The model writes a
     digit one step early, then the one it skipped, which is wrong there, and from then on it is right again
-    (78.3% of the later positions, where chance is about 10%). A skipped or repeated digit instead shifts
-    every digit after it (5 outputs are a digit too short or too long). Training showed the model only right
+    (77.2% of the later positions, where chance is about 10%). A skipped or repeated digit instead shifts
+    every digit after it (6 outputs are a digit too short or too long). Training showed the model only right
     prefixes, so what it does after a wrong one is not something it was taught. The loss and the token
     accuracy measured in training are teacher-forced: they measure the first kind of prediction, and only
     decoding measures the second.
@@ -304,9 +304,13 @@ CELLS = [
 
     Greedy commits to each token as it goes: a token that looks best now can lead to a less probable whole
     sequence. Beam search (`train.beam_search`) keeps the $k$ best *prefixes* instead. Each step extends
-    every kept hypothesis $Y$ by every token $v$, scores the $k \times V$ extensions by
-    $\log P(Y v \mid X) = \log P(Y \mid X) + \log p(v \mid Y, X)$ and keeps the $k$ best. A hypothesis that has
-    produced `<eos>` stays in the beam as it is and competes with its score. With $k = 1$ this is greedy.
+    every *alive* hypothesis $Y$ by every token $v$, scores the $k \times V$ extensions by
+    $\log P(Y v \mid X) = \log P(Y \mid X) + \log p(v \mid Y, X)$ and takes the $2k$ best. Those among the $k$
+    best that end with `<eos>` leave the beam for a separate set of the $k$ best *finished* hypotheses; the
+    $k$ best of the others are the new alive ones, so the search always goes on with $k$ (with $2k$
+    candidates, at most $k$ of which end, $k$ that go on remain). This is the beam search of the paper's
+    tensor2tensor (and of GNMT and Hugging Face). It stops once $k$ have finished and the best alive one
+    cannot beat them. With $k = 1$ this is greedy.
 
     The probability of a whole output, $\log P(Y \mid X)$, is one teacher-forced forward pass on $Y$:
     """),
@@ -351,73 +355,87 @@ CELLS = [
     ### Exercise A6 · one beam step
 
     **What the beam keeps**, written out for that source, hypothesis by hypothesis. A hypothesis is a pair
-    (tokens `ys` from `<bos>`, $\log P$). Write one step: a hypothesis that has ended (its last token is
-    `<eos>`) stays a candidate as it is; every other one is extended by every token $v$, scored
-    $\log P + \log p(v \mid \text{ys}, x)$ (the log-softmax of the newest position's logits); the $k$ best
-    candidates are the new hypotheses. Printed: the $k = 4$ kept after every step, as tokens with their
-    $\log P$, and the winner, checked against `beam_search`.
+    (tokens `ys` from `<bos>`, $\log P$). Write one step: every alive hypothesis is extended by every token
+    $v$, scored $\log P + \log p(v \mid \text{ys}, x)$ (the log-softmax of the newest position's logits), and
+    the $2k$ best candidates are taken; those among the first $k$ that end with `<eos>` join `finished`, which
+    keeps its $k$ best by $\log P / lp(\lvert Y \rvert)$ (`length_penalty`, $\lvert Y \rvert$ counting the
+    `<eos>`, not `<bos>`); the $k$ best of the candidates that do not end are the new alive ones. Printed: the
+    $k = 4$ alive after every step, as tokens with their $\log P$, the finished ones marked `done:`, and the
+    winner, checked against `beam_search`.
     """),
     exercise("a6-beam-step", """
     from minitransformer.train import length_penalty
 
 
     def beam_by_hand(model, src, k, alpha, max_len, verbose=False):
-        \"\"\"Beam search for one source, hypothesis by hypothesis: the final k (tokens, log P) and the winner.\"\"\"
+        \"\"\"Beam search for one source, hypothesis by hypothesis: the finished and the alive (tokens, log P) at the
+        end, and the winner.\"\"\"
         src_ids = mt.tensor([src])
         src_mask = F.padding_mask(src_ids, PAD)
+
+        def normalised(h):                                                # log P / lp(|Y|), |Y| without <bos>
+            return h[1] / length_penalty(len(h[0]) - 1, alpha)
+
         with mt.no_grad():
             memory = model.encode(src_ids, src_mask)                      # (1, S, d_model)
-            hyps = [([BOS], 0.0)]                                         # one hypothesis to start: <bos>, log P = 0
+            alive, finished = [([BOS], 0.0)], []                          # one hypothesis to start: <bos>, log P = 0
             for step in range(1, max_len + 1):
-                ### BEGIN SOLUTION A6: an ended hypothesis stays; others -> (ys + [v], s + log p(v)) for every v; k best
+                ### BEGIN SOLUTION A6: extend alive by every v; 2k best; <eos> ones of the first k -> finished; k others
                 candidates = []
-                for ys, s in hyps:
-                    if ys[-1] == EOS:                                     # ended: stays, with its score
-                        candidates.append((ys, s))
-                        continue
+                for ys, s in alive:
                     z = model.decode(mt.tensor([ys]), memory, src_mask).numpy()[0, -1]   # (V,)
                     logp = z - z.max() - np.log(np.exp(z - z.max()).sum())              # log-softmax
                     candidates += [(ys + [v], s + logp[v]) for v in range(len(logp))]    # every extension
-                hyps = sorted(candidates, key=lambda c: -c[1])[:k]        # the k best by log P
+                candidates = sorted(candidates, key=lambda c: -c[1])[:2 * k]            # the 2k best by log P
+                finished += [c for c in candidates[:k] if c[0][-1] == EOS]              # ended among the k best
+                finished = sorted(finished, key=lambda h: -normalised(h))[:k]          # the k best by log P / lp
+                alive = [c for c in candidates if c[0][-1] != EOS][:k]                  # the k best that go on
                 ### END SOLUTION
                 if verbose:
                     print(f"step {step}:", " | ".join(f"{' '.join(tok.itos[v] for v in ys[1:])} {s:.2f}"
-                                                      for ys, s in hyps))
-                if all(ys[-1] == EOS for ys, _ in hyps):
+                                                      for ys, s in alive))
+                    print("   done:", " | ".join(f"{' '.join(tok.itos[v] for v in ys[1:-1])} {s:.2f}"
+                                                 for ys, s in finished))
+                # stop: k finished, and the best alive log P (it only falls) / the largest lp cannot beat the worst
+                if len(finished) == k and alive[0][1] / length_penalty(max_len, alpha) <= normalised(finished[-1]):
+                    alive = []                                            # none of them can win
                     break
-        # the winner: best log P / lp(|Y|), |Y| counting <eos> (not <bos>)
-        best = max(hyps, key=lambda h: h[1] / length_penalty(len(h[0]) - 1, alpha))
-        return hyps, best
+        # the winner: the best log P / lp(|Y|) of the finished and the alive ones (a finished one first of equal)
+        return finished, alive, max(finished + alive, key=normalised)
 
 
-    final_beam, best = beam_by_hand(model, src_j, k=4, alpha=0.0, max_len=model.max_len, verbose=True)
+    final_finished, _, best = beam_by_hand(model, src_j, k=4, alpha=0.0, max_len=model.max_len, verbose=True)
     print("winner:", show(best[0][1:]), f"log P = {best[1]:.3f};  beam_search:", show(beam[j]),
           f"log P = {beam_logp.numpy()[j]:.3f}")
     """),
     md(r"""
     **Check** with $k = 2$ and $k = 4$, on the first 20 test sources and on every source where beam search beats
     greedy (`better`; on the others the beam's winner is greedy's output, so plain greedy decoding would pass):
-    the same winner as `beam_search`, and the same $\log P$. And the example's final beam holds $k$ different
-    hypotheses, ranked by $\log P$ itself, highest first (not by $\log P$ per token, which favours the longer ones).
+    the same winner as `beam_search`, and the same $\log P$. And the example's finished set holds $k$ different
+    hypotheses, ranked by $\log P$ itself at $\alpha = 0$, highest first (not by $\log P$ per token, which
+    favours the longer ones).
     """),
     code("""
     checked = list(range(20)) + [int(n) for n in better]      # better: where beam_search beats greedy
     for k in (2, 4):
         tokens, scores = beam_search(model, tb.src, beam_size=k, src_mask=tb.src_mask, return_scores=True)
         for n in checked:
-            _, (winner, logp) = beam_by_hand(model, test[n][0], k=k, alpha=0.0, max_len=model.max_len)
+            _, _, (winner, logp) = beam_by_hand(model, test[n][0], k=k, alpha=0.0, max_len=model.max_len)
             assert strip_after_eos(winner[1:]) == strip_after_eos(tokens.numpy()[n]), f"source {n}, k = {k}"
             assert abs(logp - scores.numpy()[n]) < 1e-4, f"source {n}, k = {k}: log P {logp} vs {scores.numpy()[n]}"
-    logps = [s for _, s in final_beam]
-    assert logps == sorted(logps, reverse=True), f"the final beam is not ranked by log P: {logps}"
-    assert len({tuple(ys) for ys, _ in final_beam}) == len(final_beam) == 4, "the final beam: 4 different hypotheses"
+    logps = [s for _, s in final_finished]
+    assert logps == sorted(logps, reverse=True), f"the finished set is not ranked by log P: {logps}"
+    assert len({tuple(ys) for ys, _ in final_finished}) == len(final_finished) == 4, "finished: 4 different ones"
     print(f"beam_by_hand: beam_search's winners and scores, k = 2 and 4, on {len(checked)} sources; "
-          f"the example's final beam ranked by log P")
+          f"the example's finished set ranked by log P")
     """),
     md(r"""
-    Greedy's path is the top line up to step 5. At step 4 greedy took `1` (log P $-0.70$) over `5`
-    ($-1.44$); the beam kept both, and at step 6 the hypothesis through `5` ranks first. Greedy's own
-    output ends last of the four, at $-2.571$ against $-1.926$.
+    Greedy's path is the top line up to step 5. At step 4 greedy took `1` (log P $-0.69$) over `5`
+    ($-1.43$); the beam kept both, and at step 6 the hypothesis through `5` ranks first. At step 8 the first
+    hypothesis ends, `1 6 0 1 5 2 8 <eos>` ($-2.30$): it leaves the beam for the finished set, and the beam
+    goes on with four alive ones. At step 9 four have finished, and the best alive one ($-6.78$) is already
+    worse than the worst of them, so the search stops. Greedy's own output ends last of the four, at
+    $-2.560$ against $-1.928$.
     """),
     md(r"""
     ### Exercise A6 · the length penalty
@@ -432,14 +450,13 @@ CELLS = [
     \frac{\log P(Y \mid X)}{lp(Y)}, \qquad lp(Y) = \frac{(5 + \lvert Y \rvert)^\alpha}{(5 + 1)^\alpha},
     $$
 
-    where $\lvert Y \rvert$ counts the tokens with `<eos>`. The library (`train.length_penalty`) applies it
-    only to choose among the $k$ hypotheses left at the end; while searching, the beam is ranked by
-    $\log P$. ($\alpha = 0$ makes $lp = 1$.) This simplifies the reference implementation, tensor2tensor's
-    beam search: there a hypothesis that produces `<eos>` leaves the beam for a separate set of the $k$ best
-    finished ones, ranked by $\log P / lp$ at its own length, and the beam's $k$ places go to unfinished
-    hypotheses; here a finished hypothesis keeps its place in the beam and competes for it on $\log P$ alone,
-    so with $\alpha > 0$ the two can pick different winners. Compute $lp$ for $\lvert Y \rvert = 1, \ldots, 10$ at
-    once; it is checked against the library's `length_penalty`:
+    where $\lvert Y \rvert$ counts the tokens with `<eos>`. The library (`train.length_penalty`), as the
+    reference implementation (tensor2tensor's beam search) does, ranks the finished hypotheses by it, each at
+    its own length, and the alive ones at the end; while searching, the alive ones all have the same length,
+    so ranking them by $\log P$ is ranking them by $\log P / lp$. ($\alpha = 0$ makes $lp = 1$.) Keeping the
+    finished apart matters here: a short finished hypothesis left in the beam would take the place of an alive
+    one, and, ranked there by $\log P$, could push out one that wins on $\log P / lp$. Compute $lp$ for
+    $\lvert Y \rvert = 1, \ldots, 10$ at once; it is checked against the library's `length_penalty`:
     """),
     exercise("a6-length-penalty", """
     lengths = np.arange(1, 11)
@@ -460,7 +477,7 @@ CELLS = [
     example's final beam, and the whole test set with both $\alpha$:
     """),
     code("""
-    for hyp, s in final_beam:
+    for hyp, s in final_finished:
         n = len(hyp) - 1
         print(f"  {' '.join(tok.itos[v] for v in hyp[1:]):24} |Y| = {n}  log P = {s:7.3f}  "
               f"/ lp: alpha 0 {s:7.3f}, alpha 0.6 {s / length_penalty(n, 0.6):7.3f}")
@@ -475,13 +492,13 @@ CELLS = [
               f"log P = {s0:.3f}),  alpha 0.6 {show(beam_06[n])} (|Y| = {len(outputs[1]) + 1}, log P = {s6:.3f})")
     """),
     md(r"""
-    In the example's beam, $\alpha = 0.6$ swaps the second and third hypotheses: the one a digit short
-    ($\lvert Y \rvert = 8$, $\log P = -2.327$) falls behind a complete one ($\lvert Y \rvert = 9$, $-2.355$). The
-    winner stays here. On the whole test set, in the run shown, $\alpha = 0.6$ changes no winner. It is a
+    In the example's finished set, $\alpha = 0.6$ swaps the second and third hypotheses: the one a digit short
+    ($\lvert Y \rvert = 8$, $\log P = -2.296$) falls behind a complete one ($\lvert Y \rvert = 9$, $-2.355$). The
+    winner stays here. On the whole test set, in the run shown, $\alpha = 0.6$ changes the winner for one
+    source: at $\alpha = 0$ the output a digit short wins by $0.010$ in $\log P$ ($-0.915$ against $-0.925$);
+    divided by its smaller $lp$, it loses to the right one, which is what the penalty is for. It is a
     knife-edge: the numbers' last digits differ from one CPU to another (see the notebooks' README), and in
-    another run it changed the winner for one source, where at $\alpha = 0$ the output a digit short won by
-    $0.010$ in $\log P$; divided by its smaller $lp$, it lost to the right one, which is what the penalty is
-    for.
+    another run it changed no winner.
     """),
     md(r"""
     ## 6. Sampling with temperature and top-$k$
@@ -597,8 +614,8 @@ CELLS = [
     """),
     md(r"""
     Top-2 at $\tau = 1$ draws only between the two most likely tokens, and gets back part of what sampling
-    lost (77.2% against 69.4%). In the example, most samples repeat greedy's mistake: at its step 6, the
-    wrong 7 has $p = 0.674$ and the right 4 only $0.293$.
+    lost (77.2% against 69.6%). In the example, most samples repeat greedy's mistake: at its step 6, the
+    wrong 7 has $p = 0.676$ and the right 4 only $0.291$.
     """),
     md(r"""
     **The library's sampler** is `train.generate`, for a decoder-only language model (`nn.DecoderOnlyLM`,
@@ -753,8 +770,8 @@ CELLS = [
     3. Show from the formula that $\mathrm{softmax}(z / \tau)$ has the same arg-max as $z$ for every
        $\tau > 0$, and that it tends to the one-hot arg-max as $\tau \to 0$ (when the largest logit is unique).
        Then sample 1000 tokens from section 6's distribution at $\tau = 0.05$: how many are the arg-max?
-       (Answer: all of them, in practice: the second most likely token has $(0.293 / 0.674)^{20} \approx
-       6 \cdot 10^{-8}$ times the probability of the first.)
+       (Answer: all of them, in practice: the second most likely token has $(0.291 / 0.676)^{20} \approx
+       5 \cdot 10^{-8}$ times the probability of the first.)
     4. For $T = 100$ decoded tokens, how many self-attention score entries per head and layer are computed
        with and without the cache? (Answer: $5050$ and $338350$, $67$ times as many.)
     5. The causal mask lets position $t$ see itself ($j = t$) but not $t + 1$. What would a model trained
