@@ -498,6 +498,7 @@ def points_of(tests: Path) -> dict[int, dict[str, float]]:
     """Assignment -> ``{file::test: points}`` of the test functions marked ``@pytest.mark.assignment(N, points=P)`` in
     the test files of ``tests`` (read from their source, in the order of the files and their lines)."""
     from .grade import graded_test_files
+    from .plugin import graded  # here: the plugin imports pytest (a dev dependency), which importing this needs not
 
     found: dict[int, dict[str, float]] = {}
     for path in graded_test_files(tests):
@@ -506,11 +507,9 @@ def points_of(tests: Path) -> dict[int, dict[str, float]]:
                 continue
             for d in node.decorator_list:
                 if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "assignment":
-                    given = [a.value for a in d.args] + [None, None]
-                    keywords = {k.arg: k.value.value for k in d.keywords}
-                    points = keywords.get("points", given[1] if given[1] is not None else 1)
-                    found.setdefault(keywords.get("number", given[0]), {})[f"tests/{path.name}::{node.name}"] = float(
-                        points)
+                    number, points = graded(*map(ast.literal_eval, d.args),
+                                            **{k.arg: ast.literal_eval(k.value) for k in d.keywords})
+                    found.setdefault(number, {})[f"tests/{path.name}::{node.name}"] = points
     return found
 
 
