@@ -207,15 +207,10 @@ def plain_markdown(text: str, page: str, copy: Path, root: Path, number: int | N
                                    f"{page}:{i + 1}"))
             i = end + 1
             continue
-        f = _FENCE.match(line.lstrip())
-        if f and (fence is None or f[1].startswith(fence)):
-            fence = f[1] if fence is None else None
-            done.append(line)
-        elif fence:
-            done.append(line)
-        else:
-            prose.append(line)
-        i += 1
+        after = _fence_after(line, fence)
+        in_code = fence is not None or after is not None  # (a fence's own line too)
+        (done if in_code else prose).append(line)
+        fence, i = after, i + 1
     paragraph_ends()
     return "".join(done)
 
@@ -297,20 +292,17 @@ def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None
         return f"`{shown}`"
 
     def link(m):
-        target = m["target"]
-        if re.match(r"^[a-z]+:|^#", target):  # a web address, an anchor of this page
+        if (linked := _linked(m["target"], page)) is None:
             return m[0]
-        path, _, anchor = target.partition("#")
-        found = posixpath.normpath(posixpath.join(posixpath.dirname(page), path))
+        found, anchor = linked
         if (copy / found).exists():
             return f"[{m['text']}]({_relative(found, out)}{'#' + anchor if anchor else ''})"
-        if m["text"].strip("`") in (path, found):
+        if m["text"].strip("`") in (m["target"].partition("#")[0], found):
             return f"`{found}` ({ELSEWHERE})"
         return f"{m['text']} (`{found}`, {ELSEWHERE})"
 
     def path(m):
-        there = (copy / m["path"].split("#")[0]).exists()
-        return m[0] if there or _says_elsewhere(line, m.end()) else f"{m[0]} ({ELSEWHERE})"
+        return f"{m[0]} ({ELSEWHERE})" if _missing_and_unsaid(m, line, copy) else m[0]
 
     def one(m):
         return m[0] if m["code"] else role(m) if m["role"] else link(m) if m["target"] else path(m)
@@ -318,9 +310,32 @@ def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None
     return _INLINE.sub(one, line)
 
 
-def _says_elsewhere(line: str, end: int) -> bool:
-    """Whether the path that ends at ``end`` in ``line`` is followed by the words of :data:`ELSEWHERE`."""
-    return line[end:].startswith((f" ({ELSEWHERE}", f", {ELSEWHERE}"))
+def _fence_after(line: str, fence: str | None) -> str | None:
+    """The fence of the code block we are in after ``line``, ``fence`` the one we were in before it (None: none)."""
+    f = _FENCE.match(line.lstrip())
+    if f and (fence is None or f[1].startswith(fence)):
+        return f[1] if fence is None else None
+    return fence
+
+
+def _linked(target: str, page: str) -> tuple[str, str] | None:
+    """The file (from the copy's top) and the anchor that a link's ``target`` in ``page`` leads to; None for a web
+    address or an anchor of the page itself, which lead to no file of the copy.
+
+    >>> _linked("../docs/errata.md#top", "notebooks/x.ipynb"), _linked("#top", "README.md")
+    (('docs/errata.md', 'top'), None)
+    """
+    if re.match(r"^[a-z]+:|^#", target):
+        return None
+    path, _, anchor = target.partition("#")
+    return posixpath.normpath(posixpath.join(posixpath.dirname(page), path)), anchor
+
+
+def _missing_and_unsaid(m: re.Match, line: str, copy: Path) -> bool:
+    """Whether the path in inline code that ``m`` (of :data:`_PATH`) found in ``line`` is of a file ``copy`` does not
+    hold, and the words of :data:`ELSEWHERE` do not follow it."""
+    there = (copy / m["path"].split("#")[0]).exists()
+    return not there and not line[m.end():].startswith((f" ({ELSEWHERE}", f", {ELSEWHERE}"))
 
 
 def _doc(target: str, page: str, copy: Path, out: str, title: str | None = None, root: Path | None = None) -> str:
@@ -363,20 +378,11 @@ def missing_paths(text: str, page: str, copy: Path) -> list[str]:
     """
     missing, fence = [], None
     for line in text.splitlines():
-        f = _FENCE.match(line.lstrip())
-        if f and (fence is None or f[1].startswith(fence)):
-            fence = f[1] if fence is None else None
-            continue
-        if fence:
-            continue
-        for m in _LINK.finditer(line):
-            target = m["target"].split("#")[0]
-            found = posixpath.normpath(posixpath.join(posixpath.dirname(page), target))
-            if target and not re.match(r"^[a-z]+:", m["target"]) and not (copy / found).exists():
-                missing.append(target)
-        for m in _PATH.finditer(line):
-            if not (copy / m["path"].split("#")[0]).exists() and not _says_elsewhere(line, m.end()):
-                missing.append(m["path"])
+        before, fence = fence, _fence_after(line, fence)
+        if before is None and fence is None:  # (a line of prose)
+            missing += [m["target"].partition("#")[0] for m in _LINK.finditer(line)
+                        if (linked := _linked(m["target"], page)) and not (copy / linked[0]).exists()]
+            missing += [m["path"] for m in _PATH.finditer(line) if _missing_and_unsaid(m, line, copy)]
     return missing
 
 
