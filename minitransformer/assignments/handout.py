@@ -223,8 +223,8 @@ def _shown_names(text: str) -> dict[str, str]:
     >>> _shown_names("{class}`~minitransformer.nn.LayerNorm`, {class}`~minitransformer.autograd.fused.LayerNorm`")
     {'minitransformer.nn.LayerNorm': 'nn.LayerNorm', 'minitransformer.autograd.fused.LayerNorm': 'fused.LayerNorm'}
     """
-    targets = list(dict.fromkeys(_target(m["content"])[1:] for m in _ROLE.finditer(text)
-                                 if m["role"] not in ("doc", "math") and _target(m["content"]).startswith("~")))
+    api = [_title_and_target(m["content"])[1] for m in _ROLE.finditer(text) if m["role"] not in ("doc", "math")]
+    targets = list(dict.fromkeys(target[1:] for target in api if target.startswith("~")))
     shown = {}
     for target in targets:
         others = [o.split(".") for o in targets if o != target and o.split(".")[-1] == target.split(".")[-1]]
@@ -234,9 +234,16 @@ def _shown_names(text: str) -> dict[str, str]:
     return shown
 
 
-def _target(content: str) -> str:
-    """The target of a role's content: ``title <target>``'s target, or the content."""
-    return content.rpartition(" <")[2].rstrip(">") if content.endswith(">") else content
+def _title_and_target(content: str) -> tuple[str, str]:
+    """The title and the target of a role's content ``title <target>``; no title ("") and the content, without one.
+
+    >>> _title_and_target("the softmax <formulas/softmax>"), _title_and_target("~minitransformer.nn.Linear")
+    (('the softmax', 'formulas/softmax'), ('', '~minitransformer.nn.Linear'))
+    """
+    if not content.endswith(">"):
+        return "", content
+    title, _, target = content.rpartition(" <")
+    return title, target.rstrip(">")
 
 
 def _options(lines: list[str]) -> tuple[dict[str, str], str]:
@@ -280,13 +287,12 @@ def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None
     names = names or {}
 
     def role(m):
-        text, kind = m["content"], m["role"]
-        if kind == "doc":
-            title, _, target = text.rpartition(" <") if text.endswith(">") else ("", "", text)
-            return _doc(target.rstrip(">"), page, copy, out, title or None, root)
-        if kind == "math":
-            return f"${text}$"
-        shown = text.rpartition(" <")[0] if text.endswith(">") else text
+        if m["role"] == "math":
+            return f"${m['content']}$"
+        title, target = _title_and_target(m["content"])
+        if m["role"] == "doc":
+            return _doc(target, page, copy, out, title or None, root)
+        shown = title or target
         if shown.startswith("~"):
             shown = names.get(shown[1:], shown.split(".")[-1])
         return f"`{shown}`"
