@@ -33,6 +33,7 @@ import re
 import textwrap
 from pathlib import Path
 
+from . import strip  # (as a module: strip imports this one, and its names are there once it has run)
 from .catalog import get
 
 __all__ = ["DOCS", "ELSEWHERE", "plain_markdown", "included", "copy_docs", "assignment_page", "points_of",
@@ -92,13 +93,11 @@ def included(source: Path, options: dict[str, str], number: int | None, where: s
     def f(x):
         return 2 * x
     """
-    from .strip import regions, stripped_lines
-
     text = source.read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
     first, last = _picked(text, lines, options, where)
-    shown = stripped_lines(text, number, where)
-    for r in regions(text, where):  # a range that starts inside a stubbed body still shows its stub, once
+    shown = strip.stripped_lines(text, number, where)
+    for r in strip.regions(text, where):  # a range that starts inside a stubbed body still shows its stub, once
         if r.number == number and r.begin < first <= r.end:
             shown[first - 1] = [r.stub(number) + "\n"]
     code = "".join(line for i in range(first - 1, last) for line in shown[i])
@@ -413,8 +412,6 @@ def rewrite_links(copy: Path, root: Path, number: int | None) -> None:
     """The README, ``notebooks/README.md`` and the notebooks' Markdown cells: a link or a path to a file the copy
     does not hold says it is in the course's repository; the READMEs' parts marked :data:`NOT_IN_A_COPY` are left
     out."""
-    from .strip import notebook_json
-
     for page in ("README.md", "notebooks/README.md"):
         if (copy / page).is_file():
             text = left_out_of_copies((copy / page).read_text(encoding="utf-8"), page)
@@ -428,7 +425,7 @@ def rewrite_links(copy: Path, root: Path, number: int | None) -> None:
                 new = plain_markdown(text, page, copy, root, number)
                 if new != text:
                     cell["source"] = new.splitlines(keepends=True) if isinstance(cell["source"], list) else new
-        path.write_text(notebook_json(notebook), encoding="utf-8")
+        path.write_text(strip.notebook_json(notebook), encoding="utf-8")
 
 
 # ------------------------------------------------------------------ ASSIGNMENT.md
@@ -509,7 +506,7 @@ def _table_row(text: str, tag: str, where: str) -> dict[str, str]:
 def points_of(tests: Path) -> dict[int, dict[str, float]]:
     """Assignment -> ``{file::test: points}`` of the test functions marked ``@pytest.mark.assignment(N, points=P)`` in
     the test files of ``tests`` (read from their source, in the order of the files and their lines)."""
-    from .grade import graded_test_files
+    from .grade import graded_test_files  # here: grade imports strip, which imports this module
     from .plugin import graded  # here: the plugin imports pytest (a dev dependency), which importing this needs not
 
     found: dict[int, dict[str, float]] = {}
@@ -529,21 +526,19 @@ def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tupl
     """(file, line, function, region) of each body of assignment ``number`` in ``files`` (from the top of the checkout
     ``root``): the line its stub (or, in the solution copy, the body) starts on in the copy, and its ``Region`` (its
     hint, its stub); for a notebook, the cell (from 0) and no function."""
-    from .strip import regions, stripped_lines
-
     found = []
     for rel in files:
         text = (root / rel).read_text(encoding="utf-8")
         if rel.endswith(".ipynb"):
             for k, cell in enumerate(json.loads(text)["cells"]):
                 if cell["cell_type"] == "code":
-                    found += [(rel, k, "", r) for r in regions("".join(cell["source"]), f"{rel} cell {k}")
+                    found += [(rel, k, "", r) for r in strip.regions("".join(cell["source"]), f"{rel} cell {k}")
                               if r.number == number]
             continue
-        shown = stripped_lines(text, None if solution else number, rel)
+        shown = strip.stripped_lines(text, None if solution else number, rel)
         names = _functions(text) if rel.endswith(".py") else {}
         lines = text.splitlines()
-        for r in regions(text, rel):
+        for r in strip.regions(text, rel):
             if r.number == number:
                 line = 1 + sum(len(s) for s in shown[:r.begin - 1])
                 found.append((rel, line, names.get(r.begin) or _cuda_function(lines[:r.begin]), r))
