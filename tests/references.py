@@ -116,6 +116,22 @@ def mha_np(P, q, k, v, heads, mask=None, scaled=True, transposed=True):
     return merged @ P["W_O.weight"] + P.get("W_O.bias", 0.0), A
 
 
+def pe_np(max_len, d_model, exponent=lambda col, d: (col - col % 2) / d, swap=False, blocks=False, start=0):
+    """The sinusoidal positional encoding's table ``(max_len, d_model)`` in float64 NumPy, its rows the positions
+    ``start`` to ``start + max_len - 1``: column ``col`` is sin (even) or cos (odd) of pos / 10000^exponent, the
+    formula's exponent 2i/d_model shared by columns 2i and 2i + 1. The options give the known wrong tables, to name
+    them (``MISTAKES`` in tests/test_functional_positional.py)."""
+    pos = np.arange(start, start + max_len, dtype=np.float64)[:, None]
+    cols = np.arange(d_model)
+    if blocks:  # all the sines, then all the cosines: column c is pair c (c < half) or c - half
+        half = (d_model + 1) // 2
+        pair, cosine = np.where(cols < half, cols, cols - half), cols >= half
+    else:
+        pair, cosine = cols // 2, cols % 2 == 1
+    angle = pos / 10000.0 ** exponent(2 * pair + cosine, d_model)  # 2 * pair + cosine: its interleaved column
+    return np.where(cosine != swap, np.cos(angle), np.sin(angle))
+
+
 #: the known wrong answers of layer norm (the keywords of layer_norm_np that compute each) and what a message says
 LAYER_NORM_MISTAKES = (
     ({"unbiased": True}, "the unbiased variance (divided by d - 1)?"),
