@@ -28,6 +28,8 @@ import pytest
 
 import minitransformer as mt
 
+from references import PAIRS
+
 
 def pytest_addoption(parser):
     parser.addoption(
@@ -164,6 +166,14 @@ def to_numpy():
         return np.asarray(mt.backend.get(mt.backend._backend_name_of(x) or "numpy").to_host(x), dtype=np.float64)
 
     return convert
+
+
+@pytest.fixture
+def pairs_file(tmp_path):
+    """:data:`references.PAIRS` in a file of its own, which a test may edit."""
+    path = tmp_path / "en-fr.tsv"
+    path.write_text(PAIRS, encoding="utf-8")
+    return path
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ tests with that setup.cfg (``-c``), so it finds this module beside them; a stude
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -153,3 +154,7 @@ ATTENTION_MASKS = {
     "keys-broadcast": lambda S: np.array([True, False, True, True]).reshape(4, 1),  # one per query: key stride 0
     "every-axis": lambda S: np.random.default_rng(6).uniform(size=(2, 3, 4, S)) < 0.6,  # each batch, head, query
 }
+
+#: a few dozen hand-written English-French pairs (a Tatoeba export in miniature), in tests/data; the fixture
+#: ``pairs_file`` (tests/conftest.py) writes them to a file
+PAIRS = (Path(__file__).parent / "data" / "en-fr.tsv").read_text(encoding="utf-8")
