@@ -19,7 +19,6 @@ test is skipped, saying so. A graded test (``@pytest.mark.assignment``) may not 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import pytest
 
 import minitransformer as mt
 
-from references import PAIRS
+from references import PAIRS, module_from_file
 
 
 def pytest_addoption(parser):
@@ -98,10 +97,7 @@ def emulated_cuda():
         pytest.skip(reason)
     # their set-up (NumPy for CuPy, a stand-in of cuBLAS) lives with the kernels' tests; this suite imports its
     # files by path (--import-mode=importlib)
-    spec = importlib.util.spec_from_file_location("emulated_cuda", Path(__file__).with_name("test_kernels.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.emulated_kernels()
+    return module_from_file(Path(__file__).with_name("test_kernels.py"), "emulated_cuda").emulated_kernels()
 
 
 @pytest.fixture(scope="session")

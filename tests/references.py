@@ -7,10 +7,20 @@ tests with that setup.cfg (``-c``), so it finds this module beside them; a stude
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
 import numpy as np
+
+
+def module_from_file(path, name: str):
+    """The Python file ``path`` run as a module named ``name``, which ``sys.modules`` does not list: a script of tools/
+    or another test file, which no package holds (the tests are imported by path, ``--import-mode=importlib``)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def layer_norm_np(x, gamma=None, beta=None, eps=1e-5, unbiased=False, eps_outside=False, one_pass=False,
