@@ -19,6 +19,7 @@ test is skipped, saying so. A graded test (``@pytest.mark.assignment``) may not 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -26,8 +27,6 @@ import numpy as np
 import pytest
 
 import minitransformer as mt
-
-from references import PAIRS, module_from_file
 
 
 def pytest_addoption(parser):
@@ -97,7 +96,10 @@ def emulated_cuda():
         pytest.skip(reason)
     # their set-up (NumPy for CuPy, a stand-in of cuBLAS) lives with the kernels' tests; this suite imports its
     # files by path (--import-mode=importlib)
-    return module_from_file(Path(__file__).with_name("test_kernels.py"), "emulated_cuda").emulated_kernels()
+    spec = importlib.util.spec_from_file_location("emulated_cuda", Path(__file__).with_name("test_kernels.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.emulated_kernels()
 
 
 @pytest.fixture(scope="session")
@@ -166,9 +168,10 @@ def to_numpy():
 
 @pytest.fixture
 def pairs_file(tmp_path):
-    """:data:`references.PAIRS` in a file of its own, which a test may edit."""
+    """:data:`references.PAIRS` (tests/data/en-fr.tsv) in a file of its own, which a test may edit. (Read here, not
+    imported: this conftest stands alone, without references.py, in a checkout that lacks it.)"""
     path = tmp_path / "en-fr.tsv"
-    path.write_text(PAIRS, encoding="utf-8")
+    path.write_bytes((Path(__file__).parent / "data" / "en-fr.tsv").read_bytes())
     return path
 
 
