@@ -167,6 +167,15 @@ def to_numpy():
 
 
 @pytest.fixture
+def pairs_file(tmp_path):
+    """:data:`references.PAIRS` (tests/data/en-fr.tsv) in a file of its own, which a test may edit. (Read here, not
+    imported: this conftest stands alone, without references.py, in a checkout that lacks it.)"""
+    path = tmp_path / "en-fr.tsv"
+    path.write_bytes((Path(__file__).parent / "data" / "en-fr.tsv").read_bytes())
+    return path
+
+
+@pytest.fixture
 def rng():
     """A NumPy generator for test data, independent of the library's own."""
     return np.random.default_rng(1234)

@@ -28,6 +28,7 @@ import pytest
 
 import minitransformer
 from minitransformer.assignments import ASSIGNMENTS
+from minitransformer.assignments.plugin import graded
 from minitransformer.assignments.strip import regions
 
 
@@ -96,7 +97,8 @@ def pytest_configure(config):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     mark = item.get_closest_marker("assignment")
-    STUBBER.number, STUBBER.raised, STUBBER.failed = (mark.args[0] if mark else None), None, False
+    STUBBER.number = graded(*mark.args, **mark.kwargs)[0] if mark else None
+    STUBBER.raised, STUBBER.failed = None, False
     switched = next((k for k in STUBBER.cuda if k not in STUBBER.graded and STUBBER.bodies[k][1].number ==
                      STUBBER.number), None)  # the CUDA body this test tries as a stub, if any
     if switched is not None:

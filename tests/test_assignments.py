@@ -453,6 +453,9 @@ def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_wh
     assert plain_markdown("{func}`~minitransformer.functional.layer_norm`, {class}`~minitransformer.nn.LayerNorm`,\n"
                           "{class}`~minitransformer.autograd.fused.LayerNorm`.", "docs/x.md", ROOT, ROOT, 2) == (
         "`layer_norm`, `nn.LayerNorm`,\n`fused.LayerNorm`.")
+    # a role's ``title <target>`` shows its title, a {doc} linking its target (docs/backend.md's API)
+    assert plain_markdown("{func}`mt.manual_seed <minitransformer.backend.manual_seed>`, {doc}`the symbols <glossary>`",
+                          "docs/x.md", ROOT, ROOT, 2) == "`mt.manual_seed`, [the symbols](glossary.md)"
     with pytest.raises(ValueError, match=r"docs/x.md:1: \{include\}: a student copy does not know how to show"):
         plain_markdown("```{include} ../README.md\n```\n", "docs/x.md", tmp_path, ROOT, 2)
     with pytest.raises(ValueError, match=r"docs/assignments.md:2: <!-- not in a student copy: begin --> inside"):

@@ -17,7 +17,6 @@ not call numpy by name. See "How to add a primitive or a formula" in docs/testin
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 from pathlib import Path
 
@@ -26,6 +25,8 @@ import pytest
 
 import minitransformer as mt
 from minitransformer.autograd import fused
+
+from references import module_from_file
 
 # ------------------------------------------------------------------ the table
 
@@ -525,10 +526,7 @@ HOW_TO = 'see "How to add a primitive or a formula" in docs/testing.md'
 
 def _test_module(name: str):
     """Another test file of tests/, loaded as a module of its own to read its tables."""
-    spec = importlib.util.spec_from_file_location(f"_tables_of_{name}", Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(Path(__file__).with_name(f"{name}.py"), f"_tables_of_{name}")
 
 
 def _functions(module) -> dict[str, type]:

@@ -2,21 +2,19 @@
 
 The same script runs NumPy against CuPy on a GPU machine (tools/gpu_check.sh)."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from references import module_from_file
 
 pytestmark = pytest.mark.single_backend
 
 
 def _load():
     path = Path(__file__).resolve().parents[1] / "tools" / "backend_equivalence.py"
-    spec = importlib.util.spec_from_file_location("backend_equivalence", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(path, "backend_equivalence")
 
 
 def test_numpy_and_array_api_strict_give_the_same_losses_and_gradients():

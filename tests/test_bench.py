@@ -22,7 +22,7 @@ from minitransformer import bench
 from minitransformer.autograd import fused, ops
 from minitransformer.cli import main
 
-from references import layer_norm_np
+from references import layer_norm_np, module_from_file
 
 pytestmark = pytest.mark.single_backend
 
@@ -710,14 +710,9 @@ def test_profile_step_reports_host_and_total_time_by_phase_and_a_profile():
 
 def _tool(name: str):
     """A script of tools/ as a module."""
-    import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(Path(__file__).resolve().parents[1] / "tools" / f"{name}.py", name)
 
 
 @pytest.mark.single_backend

@@ -5,7 +5,6 @@ this checks the plumbing, not that the model learns (docs/training.md has the fi
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,11 +12,12 @@ from minitransformer.cli import main
 from minitransformer.data import TokenizerPair, tokenizer_from_dict
 from minitransformer.train import read_checkpoint
 
+from references import PAIRS
+
 pytestmark = [pytest.mark.single_backend, pytest.mark.usefixtures("restore_blas_threads")]
 
 TINY = ["--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff", "32", "--batch-size", "16", "--no-progress"]
 PNG = b"\x89PNG\r\n\x1a\n"
-PAIRS = (Path(__file__).parent / "data" / "en-fr.tsv").read_text(encoding="utf-8")  # 40 hand-written pairs
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +61,6 @@ def test_a_dates_run_resumes(dates_run, capsys):
                  "--out", str(dates_run)]) == 0
     assert "resumed from" in capsys.readouterr().out
     assert read_checkpoint(dates_run / "checkpoint.npz").step == 8
-
-
-@pytest.fixture
-def pairs_file(tmp_path):
-    path = tmp_path / "en-fr.tsv"
-    path.write_text(PAIRS, encoding="utf-8")
-    return path
 
 
 def test_a_translate_run_trains_evaluates_generates_and_resumes(tmp_path, pairs_file, capsys):

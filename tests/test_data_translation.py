@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +24,8 @@ from minitransformer.data import (
     tokenizer_from_dict,
 )
 from minitransformer.train import tasks
+
+from references import PAIRS
 
 pytestmark = pytest.mark.single_backend
 
@@ -189,18 +190,6 @@ def test_the_dates_task_reads_words_and_writes_iso_characters():
     assert len(keys) == max(map(len, sources[:20]))  # a date of many words: the most to align
     assert queries[0] == "<bos>" and set(queries) <= set(tok.target.itos)  # untrained: any of the target's tokens
     assert weights.shape == (2, len(queries), len(keys))
-
-
-#: a few dozen hand-written English-French pairs (a Tatoeba export in miniature), in tests/data
-PAIRS = (Path(__file__).parent / "data" / "en-fr.tsv").read_text(encoding="utf-8")
-
-
-@pytest.fixture
-def pairs_file(tmp_path):
-    """A few dozen hand-written English-French pairs (what a Tatoeba export looks like, in miniature)."""
-    path = tmp_path / "en-fr.tsv"
-    path.write_text(PAIRS, encoding="utf-8")
-    return path
 
 
 def test_the_translate_task_builds_its_vocabularies_from_the_training_split(pairs_file):

@@ -23,6 +23,8 @@ import pytest
 
 import minitransformer as mt
 
+from references import module_from_file
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 pytestmark = pytest.mark.single_backend
@@ -46,13 +48,6 @@ PAGES = [
 ]
 
 
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # ------------------------------------------------------------------ the built site
 def _have_sphinx() -> str | None:
     """Why the site cannot be built here, or None."""
@@ -68,7 +63,7 @@ def site(tmp_path_factory):
     reason = _have_sphinx()
     if reason:
         pytest.skip(reason)
-    build = _load(DOCS / "build.py", "docs_build")
+    build = module_from_file(DOCS / "build.py", "docs_build")
     out = tmp_path_factory.mktemp("docs") / "html"
     done = subprocess.run(build.command(out), capture_output=True, encoding="utf-8", cwd=ROOT)
     assert done.returncode == 0, f"the documentation build failed (warnings are errors):\n{done.stderr[-6000:]}"
@@ -121,8 +116,8 @@ def test_the_build_is_set_to_fail_on_a_reference_that_does_not_resolve():
     that way): a link to a name the site does not document fails it, rather than printing as plain text. What it
     lets through is only numpydoc's type words (class references: ``x : array_like``); a function, method,
     attribute, data or module reference always has to resolve, and so do the package's own classes."""
-    conf = _load(DOCS / "conf.py", "docs_conf")
-    build = _load(DOCS / "build.py", "docs_build")
+    conf = module_from_file(DOCS / "conf.py", "docs_conf")
+    build = module_from_file(DOCS / "build.py", "docs_build")
     assert conf.nitpicky is True
     assert "-W" in build.command(Path("out"))
     assert {role for role, _ in [*conf.nitpick_ignore, *conf.nitpick_ignore_regex]} == {"py:class"}
@@ -188,7 +183,7 @@ def test_a_notebooks_links_to_the_sites_pages_still_work_in_the_sites_copy(tmp_p
     """``notebooks/NB.ipynb`` links ``../docs/formulas/x.md`` (right on GitHub and in Jupyter); the site renders a
     copy from ``docs/notebooks/``, where that path names nothing (a warning, so a failed build) and the page is
     ``../formulas/x.md``. Other links are copied as they are."""
-    conf = _load(DOCS / "conf.py", "docs_conf")
+    conf = module_from_file(DOCS / "conf.py", "docs_conf")
     source, target = tmp_path / "notebooks", tmp_path / "docs" / "notebooks"
     source.mkdir()
     target.parent.mkdir()
@@ -351,7 +346,7 @@ def test_the_training_pages_command_blocks_run_top_to_bottom():
 def test_every_generated_help_is_on_a_page(tmp_path):
     """conf.py writes each command's ``--help`` into ``docs/_generated/``; a file no page includes is a help
     the site does not show."""
-    conf = _load(DOCS / "conf.py", "docs_conf")
+    conf = module_from_file(DOCS / "conf.py", "docs_conf")
     written = set(conf.write_cli_help(tmp_path))
     text = "\n".join(p.read_text(encoding="utf-8") for p in _page_sources())
     assert set(re.findall(r"_generated/cli-([\w-]+)\.txt", text)) == written
@@ -360,7 +355,7 @@ def test_every_generated_help_is_on_a_page(tmp_path):
 def test_every_generated_picture_is_on_a_page(tmp_path):
     """conf.py draws the model's architecture into ``docs/_generated/``: each picture is a PNG that a page shows,
     and drawing them again writes the same bytes (an unchanged file keeps its date: no rebuild, no churn)."""
-    conf = _load(DOCS / "conf.py", "docs_conf")
+    conf = module_from_file(DOCS / "conf.py", "docs_conf")
     written = conf.write_architecture_pictures(tmp_path)
     assert written and all((tmp_path / name).read_bytes()[:4] == b"\x89PNG" for name in written)
     before = {name: (tmp_path / name).stat().st_mtime_ns for name in written}

@@ -13,20 +13,7 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer.testing import name_known_mistake_of
 
-
-def pe_np(max_len, d_model, exponent=lambda col, d: (col - col % 2) / d, swap=False, blocks=False, start=0):
-    """The table in float64 NumPy: column ``col`` is sin (even) or cos (odd) of pos / 10000^exponent, the formula's
-    exponent 2i/d_model shared by columns 2i and 2i + 1. The options give the known wrong tables, to name them."""
-    pos = np.arange(start, start + max_len, dtype=np.float64)[:, None]
-    cols = np.arange(d_model)
-    if blocks:  # all the sines, then all the cosines: column c is pair c (c < half) or c - half
-        half = (d_model + 1) // 2
-        pair, cosine = np.where(cols < half, cols, cols - half), cols >= half
-    else:
-        pair, cosine = cols // 2, cols % 2 == 1
-    angle = pos / 10000.0 ** exponent(2 * pair + cosine, d_model)  # 2 * pair + cosine: its interleaved column
-    return np.where(cosine != swap, np.cos(angle), np.sin(angle))
-
+from references import pe_np
 
 #: the known wrong tables (the keywords of pe_np that compute each) and what a message says of them
 MISTAKES = (

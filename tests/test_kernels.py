@@ -17,7 +17,6 @@ Three ways, so that they are checked even where no GPU is:
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -38,7 +37,7 @@ from minitransformer import optim
 from minitransformer.autograd.fused import LayerNorm, ScaledMaskedSoftmax, Softmax
 from minitransformer.backend import CounterRNG
 
-from references import ATTENTION_MASKS, layer_norm_np
+from references import ATTENTION_MASKS, layer_norm_np, module_from_file
 
 pytestmark = pytest.mark.single_backend
 
@@ -290,10 +289,7 @@ def test_emulated_softmax_matches_the_formula(emulated, shape, dtype, rng):
 def a7_graded_tests():
     """``tests/test_kernels_a7.py``, A7's graded tests, as a module: its test functions, called here on kernels
     compiled from another source."""
-    spec = importlib.util.spec_from_file_location("a7_graded", Path(__file__).with_name("test_kernels_a7.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(Path(__file__).with_name("test_kernels_a7.py"), "a7_graded")
 
 
 @pytest.mark.parametrize("dtype", list(K.C_TYPES))

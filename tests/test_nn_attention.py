@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import math
 import re
 
 import numpy as np
@@ -14,6 +13,8 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
 from minitransformer.testing import gradcheck_module, name_known_mistake_of, rel_err
+
+from references import heads_np, mha_np, params_np
 
 
 def f64(rng, *shape, requires_grad=True):
@@ -29,36 +30,6 @@ def mha64(rng, d_model=8, heads=2, bias=True, **kwargs):
     return mha
 
 
-def mha_np(mha, q, k, v, mask=None, scaled=True, transposed=True):
-    """Multi-head attention in float64 NumPy: project, split the features into heads, softmax, merge, ``W_O``.
-
-    ``scaled=False`` leaves out the division by sqrt(d_k) and ``transposed=False`` splits and merges the heads by a
-    reshape alone: two known wrong answers, computed to name them when a result equals one (:func:`known_mistake`).
-    """
-    P = {name: p.numpy() for name, p in mha.named_parameters()}
-    B, L = q.shape[:2]
-    Q, K, V = (heads_np(mha, x, name, transposed) for x, name in ((q, "W_Q"), (k, "W_K"), (v, "W_V")))
-    scores = Q @ K.transpose(0, 1, 3, 2) / (math.sqrt(mha.d_k) if scaled else 1.0)  # (B, h, L, S)
-    if mask is not None:
-        scores = np.where(mask, scores, -np.inf)
-    A = np.exp(scores - scores.max(-1, keepdims=True))
-    A = A / A.sum(-1, keepdims=True)
-    heads = A @ V  # (B, h, L, d_k)
-    merged = (heads.transpose(0, 2, 1, 3) if transposed else heads).reshape(B, L, mha.d_model)
-    return merged @ P["W_O.weight"] + P.get("W_O.bias", 0.0), A
-
-
-def heads_np(mha, x, name, transposed=True):
-    """``x W + b`` split into heads, as the attention and a KVCache hold them: ``(B, S, d_model) -> (B, h, S, d_k)``
-    (``transposed=False``: the known mistake, a reshape straight to ``(B, h, S, d_k)``)."""
-    P = {n: p.numpy() for n, p in mha.named_parameters()}
-    B, S = x.shape[:2]
-    y = x @ P[f"{name}.weight"] + P.get(f"{name}.bias", 0.0)  # (B, S, d_model)
-    if not transposed:
-        return y.reshape(B, mha.heads, S, mha.d_k)
-    return y.reshape(B, S, mha.heads, mha.d_k).transpose(0, 2, 1, 3)
-
-
 #: what the message says of a result that equals a known wrong answer (mha_np's options that compute it)
 MISTAKES = (
     ({"scaled": False}, "the scores not divided by sqrt(d_k): softmax(Q_i K_i^T) in place of "
@@ -72,15 +43,15 @@ MISTAKES = (
 def known_mistake(mha, weights, output, *arrays, mask=None) -> str:
     """Which known wrong answer ``weights`` or ``output`` equals (``arrays``: query, key, value), or "", at the
     tolerances of :func:`check_attention`; one that is right here (one head: no transpose to miss) is never named."""
-    return name_known_mistake_of(functools.partial(mha_np, mha, *arrays, mask), MISTAKES, (output, weights),
-                                 rtol=1e-12, atol=(1e-12, 1e-14))
+    reference = functools.partial(mha_np, params_np(mha), *arrays, mha.heads, mask)
+    return name_known_mistake_of(reference, MISTAKES, (output, weights), rtol=1e-12, atol=(1e-12, 1e-14))
 
 
 def check_attention(mha, out, w, *arrays, mask=None, where=""):
     """``out, w = mha(*arrays, mask=mask)`` against :func:`mha_np`, with messages that name the formula, the shapes
     and a known wrong answer that the result equals."""
     out, w = out.numpy(), w.numpy()
-    expected, A = mha_np(mha, *arrays, mask)
+    expected, A = mha_np(params_np(mha), *arrays, mha.heads, mask)
     mistake = known_mistake(mha, w, out, *arrays, mask=mask)
     d_k = mha.d_k
     assert w.shape == A.shape, f"{where}: weights of shape {w.shape}; expected (B, h, L, S) = {A.shape}"
@@ -210,7 +181,7 @@ def test_cached_decoding_equals_attention_over_the_whole_sequence(rng):
     mha = mha64(rng, d_model=8, heads=2)
     x = rng.standard_normal((2, 6, 8))
     causal = np.tril(np.ones((6, 6), dtype=bool))  # i sees 0..i
-    expected, A = mha_np(mha, x, x, x, causal)
+    expected, A = mha_np(params_np(mha), x, x, x, mha.heads, causal)
     check_attention(mha, *mha(mt.tensor(x), mask=mt.tensor(causal)), x, x, x, mask=causal, where=WITHOUT_THE_CACHE)
     cache = nn.KVCache()
     for start, stop in ((0, 3), (3, 5), (5, 6)):
@@ -220,8 +191,9 @@ def test_cached_decoding_equals_attention_over_the_whole_sequence(rng):
         np.testing.assert_allclose(out.numpy(), expected[:, start:stop], rtol=1e-12, atol=1e-12, err_msg=said)
         np.testing.assert_allclose(w.numpy(), A[:, :, start:stop, :stop], rtol=1e-12, atol=1e-14, err_msg=said)
         assert len(cache) == stop and cache.K.shape == cache.V.shape == (2, 2, stop, 4)  # (B, h, so far, d_k)
-    np.testing.assert_allclose(cache.K.numpy(), heads_np(mha, x, "W_K"), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(cache.V.numpy(), heads_np(mha, x, "W_V"), rtol=1e-12, atol=1e-12)
+    P = params_np(mha)
+    np.testing.assert_allclose(cache.K.numpy(), heads_np(P, x, "W_K", mha.heads), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cache.V.numpy(), heads_np(P, x, "W_V", mha.heads), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.assignment(3, points=5)
@@ -230,7 +202,7 @@ def test_a_static_cache_projects_the_memory_once_and_then_ignores_key_and_value(
     mha = mha64(rng, d_model=8, heads=2)
     q, memory = rng.standard_normal((2, 3, 8)), rng.standard_normal((2, 6, 8))
     pad = F.padding_mask(mt.tensor([[3, 4, 5, 6, 0, 0], [1, 2, 3, 4, 5, 6]]), 0)  # (B, 1, 1, S)
-    expected, A = mha_np(mha, q, memory, memory, pad.numpy())
+    expected, A = mha_np(params_np(mha), q, memory, memory, mha.heads, pad.numpy())
     check_attention(mha, *mha(mt.tensor(q), mt.tensor(memory), mask=pad), q, memory, memory, mask=pad.numpy(),
                     where=WITHOUT_THE_CACHE)
     cache = nn.KVCache(static=True)
@@ -241,15 +213,17 @@ def test_a_static_cache_projects_the_memory_once_and_then_ignores_key_and_value(
         np.testing.assert_allclose(out.numpy(), expected[:, t:t + 1], rtol=1e-12, atol=1e-12, err_msg=said)
         np.testing.assert_allclose(w.numpy(), A[:, :, t:t + 1], rtol=1e-12, atol=1e-14, err_msg=said)
         assert len(cache) == 6 and cache.K.shape == (2, 2, 6, 4)
-    np.testing.assert_allclose(cache.K.numpy(), heads_np(mha, memory, "W_K"), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(cache.V.numpy(), heads_np(mha, memory, "W_V"), rtol=1e-12, atol=1e-12)
+    P = params_np(mha)
+    np.testing.assert_allclose(cache.K.numpy(), heads_np(P, memory, "W_K", mha.heads), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cache.V.numpy(), heads_np(P, memory, "W_V", mha.heads), rtol=1e-12, atol=1e-12)
 
 
 def test_an_unbatched_query_is_one_example_for_the_cache_and_the_mask(rng):
     # (L, d_model) is a batch of one: its cache holds (1, heads, positions, d_k), a mask per example of 2 is refused
     mha = mha64(rng, d_model=8, heads=2)
     x = rng.standard_normal((3, 8))
-    expected, A = mha_np(mha, x[None], x[None], x[None], np.tril(np.ones((3, 3), dtype=bool)))
+    causal = np.tril(np.ones((3, 3), dtype=bool))
+    expected, A = mha_np(params_np(mha), x[None], x[None], x[None], mha.heads, causal)
     cache = nn.KVCache()
     assert repr(cache) == "KVCache(static=False, positions=0, K shape=None)"
     for t in range(3):  # one query a step: it sees the keys 0..t, as the causal mask's row t
@@ -270,7 +244,7 @@ def test_each_head_of_the_literal_form_gets_its_own_mask_with_two_heads_too(rng)
     mask[:, 0, :, :2] = True  # head 0 sees keys 0, 1; head 1 keys 2, 3
     mask[:, 1, :, 2:] = True
     out, w = mha(mt.tensor(q), mt.tensor(kv), mask=mt.tensor(mask))
-    expected, A = mha_np(mha, q, kv, kv, mask)
+    expected, A = mha_np(params_np(mha), q, kv, kv, mha.heads, mask)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(w.numpy(), A, rtol=1e-12, atol=1e-14)
     assert not w.numpy()[:, 0, :, 2:].any() and not w.numpy()[:, 1, :, :2].any()

@@ -12,7 +12,7 @@ import minitransformer.functional as F
 from minitransformer import nn
 from minitransformer.testing import close_to_torch, gradcheck_module, name_known_mistake, rel_err
 
-from references import layer_norm_np
+from references import layer_norm_np, pe_np
 
 
 def f64(rng, *shape, requires_grad=True):
@@ -400,16 +400,6 @@ def test_feed_forward_against_torch(rng, activation):
 
 
 # ------------------------------------------------------------------ positional encodings
-def pe_np(max_len, d):
-    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...), written out element by element."""
-    PE = np.zeros((max_len, d))
-    for pos in range(max_len):
-        for j in range(d):
-            angle = pos / 10000 ** ((j - j % 2) / d)
-            PE[pos, j] = math.sin(angle) if j % 2 == 0 else math.cos(angle)
-    return PE
-
-
 def test_sinusoidal_encoding_adds_the_fixed_table(rng):
     pe = nn.SinusoidalPositionalEncoding(6, max_len=10)
     x = rng.standard_normal((2, 4, 6)).astype(np.float32)

@@ -13,7 +13,7 @@ import minitransformer.functional as F
 from minitransformer import nn
 from minitransformer.testing import name_known_mistake
 
-from references import layer_norm_np
+from references import layer_norm_np, mha_np, params_np
 
 D, H, D_FF = 8, 2, 12  # tiny widths: d_model, heads, d_ff
 #: the two places of LayerNorm (norm_first), with the test ids that say which (not "True" / "False")
@@ -36,26 +36,11 @@ def f64(rng, *shape, requires_grad=False):
     return mt.tensor(rng.standard_normal(shape), dtype="float64", requires_grad=requires_grad)
 
 
-def params(module) -> dict[str, np.ndarray]:
-    return {name: p.numpy().astype(np.float64) for name, p in module.named_parameters()}
-
-
-def np_mha(P, pre, q, kv, allowed, h):
-    """softmax(Q K^T / sqrt(d_k)) V per head, then W_O; ``allowed`` broadcasts to (B, h, L, S), True = may attend."""
-    B, L, d = q.shape
-    S, d_k = kv.shape[1], d // h
-
-    def proj(x, w, n):
-        return (x @ P[f"{pre}{w}.weight"] + P[f"{pre}{w}.bias"]).reshape(B, n, h, d_k).transpose(0, 2, 1, 3)
-
-    Q, K, V = proj(q, "W_Q", L), proj(kv, "W_K", S), proj(kv, "W_V", S)
-    scores = Q @ K.transpose(0, 1, 3, 2) / math.sqrt(d_k)  # (B, h, L, S)
-    if allowed is not None:
-        scores = np.where(allowed, scores, -np.inf)
-    A = np.exp(scores - scores.max(-1, keepdims=True))
-    A /= A.sum(-1, keepdims=True)
-    heads = (A @ V).transpose(0, 2, 1, 3).reshape(B, L, d)
-    return heads @ P[f"{pre}W_O.weight"] + P[f"{pre}W_O.bias"]
+def attn(P, pre, q, kv, allowed, h):
+    """The output of the attention sub-layer ``pre`` (``self_attn.``, ``cross_attn.``) of the layer whose parameters are
+    ``P``, on the query ``q`` and the key and value ``kv``: :func:`references.mha_np`."""
+    return mha_np({name.removeprefix(pre): p for name, p in P.items() if name.startswith(pre)}, q, kv, kv, h,
+                  allowed)[0]
 
 
 def np_ffn(P, x):
@@ -71,9 +56,9 @@ def np_encoder_layer(P, x, allowed, h, norm_first, drop=(1.0, 1.0), ln_residual=
         return layer_norm_np(y, P[f"norm{k}.gamma"], P[f"norm{k}.beta"])
 
     if norm_first:  # x + Dropout(Sublayer(LN(x)))
-        x = (norm(1, x) if ln_residual else x) + d1 * np_mha(P, "self_attn.", norm(1, x), norm(1, x), allowed, h)
+        x = (norm(1, x) if ln_residual else x) + d1 * attn(P, "self_attn.", norm(1, x), norm(1, x), allowed, h)
         return (norm(2, x) if ln_residual else x) + d2 * np_ffn(P, norm(2, x))
-    x = norm(1, x + d1 * np_mha(P, "self_attn.", x, x, allowed, h))  # LN(x + Dropout(Sublayer(x)))
+    x = norm(1, x + d1 * attn(P, "self_attn.", x, x, allowed, h))  # LN(x + Dropout(Sublayer(x)))
     return norm(2, x + d2 * np_ffn(P, x))
 
 
@@ -89,11 +74,11 @@ def np_decoder_layer(P, x, m, src_allowed, h, norm_first, drop=(1.0, 1.0, 1.0), 
         return layer_norm_np(y, P[f"norm{k}.gamma"], P[f"norm{k}.beta"])
 
     if norm_first:
-        x = (norm(1, x) if ln_residual else x) + d1 * np_mha(P, "self_attn.", norm(1, x), norm(1, x), causal, h)
-        x = (norm(2, x) if ln_residual else x) + d2 * np_mha(P, "cross_attn.", norm(2, x), m, src_allowed, h)
+        x = (norm(1, x) if ln_residual else x) + d1 * attn(P, "self_attn.", norm(1, x), norm(1, x), causal, h)
+        x = (norm(2, x) if ln_residual else x) + d2 * attn(P, "cross_attn.", norm(2, x), m, src_allowed, h)
         return (norm(3, x) if ln_residual else x) + d3 * np_ffn(P, norm(3, x))
-    x = norm(1, x + d1 * np_mha(P, "self_attn.", x, x, causal, h))
-    x = norm(2, x + d2 * np_mha(P, "cross_attn.", x, m, src_allowed, h))
+    x = norm(1, x + d1 * attn(P, "self_attn.", x, x, causal, h))
+    x = norm(2, x + d2 * attn(P, "cross_attn.", x, m, src_allowed, h))
     return norm(3, x + d3 * np_ffn(P, x))
 
 
@@ -183,7 +168,7 @@ def test_encoder_layer_matches_numpy(rng, norm_first):
     ids = np.array([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5]])
     mask = F.padding_mask(mt.tensor(ids), pad_id=0)  # (B, 1, 1, S)
     out = layer(mt.tensor(x), mask)
-    args = (params(layer), x, (ids != 0)[:, None, None, :], H, norm_first)
+    args = (params_np(layer), x, (ids != 0)[:, None, None, :], H, norm_first)
     check_layer(out.numpy(), np_encoder_layer(*args), where=f"{FORMS[norm_first]}, self-attention with norm1 "
                 "then the FFN with norm2; the batch's first sequence padded (keys 3, 4 hidden by the mask)",
                 wrong=layer_mistakes(np_encoder_layer, args, {}, norm_first, 2, "the mask not passed to the "
@@ -200,7 +185,7 @@ def test_decoder_layer_matches_numpy_and_is_causal_by_itself(rng, norm_first):
     x, m = rng.standard_normal((2, 4, D)), rng.standard_normal((2, 6, D))
     src_ids = np.array([[1, 2, 3, 4, 0, 0], [1, 2, 3, 4, 5, 6]])
     out = layer(mt.tensor(x), mt.tensor(m), src_mask=F.padding_mask(mt.tensor(src_ids), 0))
-    args = (params(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first)
+    args = (params_np(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first)
     check_layer(out.numpy(), np_decoder_layer(*args), where=f"{FORMS[norm_first]}: causal self-attention (norm1), "
                 "cross-attention to the memory with src_mask (norm2), the FFN (norm3)",
                 wrong=layer_mistakes(np_decoder_layer, args, {}, norm_first, 3, "src_mask not passed to the "
@@ -220,10 +205,10 @@ def test_decoder_layer_hides_tgt_mask_keys_and_decodes_with_its_cache(rng, norm_
     x, m = rng.standard_normal((2, 4, D)), rng.standard_normal((2, 6, D))
     src_ids, tgt_ids = np.array([[1, 2, 3, 4, 0, 0], [1, 2, 3, 4, 5, 6]]), np.array([[5, 6, 0, 7], [1, 2, 3, 4]])
     src_mask, tgt_mask = F.padding_mask(mt.tensor(src_ids), 0), F.padding_mask(mt.tensor(tgt_ids), 0)
-    expected = np_decoder_layer(params(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first,
+    expected = np_decoder_layer(params_np(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first,
                                 tgt_allowed=(tgt_ids != 0)[:, None, None, :])
     out = layer(mt.tensor(x), mt.tensor(m), src_mask=src_mask, tgt_mask=tgt_mask)
-    without = np_decoder_layer(params(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first)
+    without = np_decoder_layer(params_np(layer), x, m, (src_ids != 0)[:, None, None, :], H, norm_first)
     check_layer(out.numpy(), expected, where=f"{FORMS[norm_first]}, the whole target: tgt_mask's padding key 2 "
                 "hidden from the self-attention (with the causal mask)",
                 wrong=[(without, "tgt_mask not passed to the self-attention (the causal mask alone)?")])
@@ -252,7 +237,7 @@ def test_encoder_layer_drops_out_each_sublayer_output_while_training(rng, norm_f
     mt.manual_seed(11)
     out = layer(mt.tensor(x)).numpy()  # training: a new layer trains
     form = "x + Dropout(Sublayer(LayerNorm(x)))" if norm_first else "LayerNorm(x + Dropout(Sublayer(x)))"
-    args = (params(layer), x, None, H, norm_first)
+    args = (params_np(layer), x, None, H, norm_first)
     check_layer(out, np_encoder_layer(*args, drop=masks), where=f"training, dropout p={p}: {form} for each sub-layer "
                 "(the self-attention, then the FFN), one draw each", wrong=dropout_mistakes(
                     np_encoder_layer, args, masks, p, ("self-attention", "FFN")))
@@ -272,7 +257,7 @@ def test_decoder_layer_drops_out_each_sublayer_output_while_training(rng, norm_f
     mt.manual_seed(12)
     out = layer(mt.tensor(x), mt.tensor(m)).numpy()
     form = "x + Dropout(Sublayer(LayerNorm(x)))" if norm_first else "LayerNorm(x + Dropout(Sublayer(x)))"
-    args = (params(layer), x, m, None, H, norm_first)
+    args = (params_np(layer), x, m, None, H, norm_first)
     check_layer(out, np_decoder_layer(*args, drop=masks), where=f"training, dropout p={p}: {form} for each sub-layer "
                 "(the self-attention, the cross-attention, the FFN), one draw each", wrong=dropout_mistakes(
                     np_decoder_layer, args, masks, p, ("self-attention", "cross-attention", "FFN")))
@@ -285,7 +270,7 @@ def test_an_unbatched_decoder_layer_is_a_batch_of_one(rng):
     layer = randomize(nn.DecoderLayer(D, H, D_FF, dropout=0.0).to("float64"), rng)
     x, m = rng.standard_normal((4, D)), rng.standard_normal((6, D))  # (L, d_model), (S, d_model)
     out = layer(mt.tensor(x), mt.tensor(m))
-    np.testing.assert_allclose(out.numpy(), np_decoder_layer(params(layer), x[None], m[None], None, H, False)[0],
+    np.testing.assert_allclose(out.numpy(), np_decoder_layer(params_np(layer), x[None], m[None], None, H, False)[0],
                                rtol=1e-12, atol=1e-12)
 
 
@@ -334,7 +319,7 @@ def test_stacks_are_their_layers_in_order(rng, norm_first):
     enc = randomize(nn.Encoder(D, H, D_FF, 2, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     dec = randomize(nn.Decoder(D, H, D_FF, 2, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     x, y = rng.standard_normal((2, 5, D)), rng.standard_normal((2, 3, D))
-    P_enc, P_dec = params(enc), params(dec)
+    P_enc, P_dec = params_np(enc), params_np(dec)
 
     def sub(P, prefix):
         return {k[len(prefix):]: v for k, v in P.items() if k.startswith(prefix)}
@@ -363,7 +348,7 @@ def test_gradcheck_encoder_layer(rng, norm_first):
     layer = randomize(nn.EncoderLayer(4, 2, 6, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     mask = F.padding_mask(mt.tensor([[1, 1, 0], [1, 1, 1]]), 0)
     x = f64(rng, 2, 3, 4, requires_grad=True)
-    args = (params(layer), x.numpy(), mask.numpy(), 2, norm_first)
+    args = (params_np(layer), x.numpy(), mask.numpy(), 2, norm_first)
     with mt.no_grad():
         out = layer(x, mask).numpy()
     check_layer(out, np_encoder_layer(*args), where=f"the forward, before the gradcheck (fix "
@@ -381,7 +366,7 @@ def test_gradcheck_decoder_layer(rng, norm_first):
     layer = randomize(nn.DecoderLayer(4, 2, 6, dropout=0.0, norm_first=norm_first).to("float64"), rng)
     src_mask = F.padding_mask(mt.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]), 0)
     x, m = f64(rng, 2, 3, 4, requires_grad=True), f64(rng, 2, 4, 4, requires_grad=True)
-    args = (params(layer), x.numpy(), m.numpy(), src_mask.numpy(), 2, norm_first)
+    args = (params_np(layer), x.numpy(), m.numpy(), src_mask.numpy(), 2, norm_first)
     with mt.no_grad():
         out = layer(x, m, src_mask=src_mask).numpy()
     check_layer(out, np_decoder_layer(*args), where=f"the forward, before the gradcheck (fix "

@@ -16,7 +16,6 @@ Three kinds of check, per notebook:
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 import re
@@ -28,6 +27,8 @@ from pathlib import Path
 import pytest
 
 from minitransformer import cuda_emulator
+
+from references import module_from_file
 
 nbformat = pytest.importorskip("nbformat")
 
@@ -56,10 +57,7 @@ pytestmark = pytest.mark.single_backend  # the notebooks run in their own kernel
 
 def _generator():
     """``tools/make_notebooks.py`` as a module (``tools`` is not a package)."""
-    spec = importlib.util.spec_from_file_location("make_notebooks", ROOT / "tools" / "make_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(ROOT / "tools" / "make_notebooks.py", "make_notebooks")
 
 
 def _read(name: str):

@@ -33,6 +33,7 @@ import re
 import textwrap
 from pathlib import Path
 
+from . import strip  # (as a module: strip imports this one, and its names are there once it has run)
 from .catalog import get
 
 __all__ = ["DOCS", "ELSEWHERE", "plain_markdown", "included", "copy_docs", "assignment_page", "points_of",
@@ -92,13 +93,11 @@ def included(source: Path, options: dict[str, str], number: int | None, where: s
     def f(x):
         return 2 * x
     """
-    from .strip import regions, stripped_lines
-
     text = source.read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
     first, last = _picked(text, lines, options, where)
-    shown = stripped_lines(text, number, where)
-    for r in regions(text, where):  # a range that starts inside a stubbed body still shows its stub, once
+    shown = strip.stripped_lines(text, number, where)
+    for r in strip.regions(text, where):  # a range that starts inside a stubbed body still shows its stub, once
         if r.number == number and r.begin < first <= r.end:
             shown[first - 1] = [r.stub(number) + "\n"]
     code = "".join(line for i in range(first - 1, last) for line in shown[i])
@@ -207,15 +206,10 @@ def plain_markdown(text: str, page: str, copy: Path, root: Path, number: int | N
                                    f"{page}:{i + 1}"))
             i = end + 1
             continue
-        f = _FENCE.match(line.lstrip())
-        if f and (fence is None or f[1].startswith(fence)):
-            fence = f[1] if fence is None else None
-            done.append(line)
-        elif fence:
-            done.append(line)
-        else:
-            prose.append(line)
-        i += 1
+        after = _fence_after(line, fence)
+        in_code = fence is not None or after is not None  # (a fence's own line too)
+        (done if in_code else prose).append(line)
+        fence, i = after, i + 1
     paragraph_ends()
     return "".join(done)
 
@@ -228,8 +222,8 @@ def _shown_names(text: str) -> dict[str, str]:
     >>> _shown_names("{class}`~minitransformer.nn.LayerNorm`, {class}`~minitransformer.autograd.fused.LayerNorm`")
     {'minitransformer.nn.LayerNorm': 'nn.LayerNorm', 'minitransformer.autograd.fused.LayerNorm': 'fused.LayerNorm'}
     """
-    targets = list(dict.fromkeys(_target(m["content"])[1:] for m in _ROLE.finditer(text)
-                                 if m["role"] not in ("doc", "math") and _target(m["content"]).startswith("~")))
+    api = [_title_and_target(m["content"])[1] for m in _ROLE.finditer(text) if m["role"] not in ("doc", "math")]
+    targets = list(dict.fromkeys(target[1:] for target in api if target.startswith("~")))
     shown = {}
     for target in targets:
         others = [o.split(".") for o in targets if o != target and o.split(".")[-1] == target.split(".")[-1]]
@@ -239,9 +233,16 @@ def _shown_names(text: str) -> dict[str, str]:
     return shown
 
 
-def _target(content: str) -> str:
-    """The target of a role's content: ``title <target>``'s target, or the content."""
-    return content.rpartition(" <")[2].rstrip(">") if content.endswith(">") else content
+def _title_and_target(content: str) -> tuple[str, str]:
+    """The title and the target of a role's content ``title <target>``; no title ("") and the content, without one.
+
+    >>> _title_and_target("the softmax <formulas/softmax>"), _title_and_target("~minitransformer.nn.Linear")
+    (('the softmax', 'formulas/softmax'), ('', '~minitransformer.nn.Linear'))
+    """
+    if not content.endswith(">"):
+        return "", content
+    title, _, target = content.rpartition(" <")
+    return title, target.rstrip(">")
 
 
 def _options(lines: list[str]) -> tuple[dict[str, str], str]:
@@ -285,32 +286,28 @@ def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None
     names = names or {}
 
     def role(m):
-        text, kind = m["content"], m["role"]
-        if kind == "doc":
-            title, _, target = text.rpartition(" <") if text.endswith(">") else ("", "", text)
-            return _doc(target.rstrip(">"), page, copy, out, title or None, root)
-        if kind == "math":
-            return f"${text}$"
-        shown = text.rpartition(" <")[0] if text.endswith(">") else text
+        if m["role"] == "math":
+            return f"${m['content']}$"
+        title, target = _title_and_target(m["content"])
+        if m["role"] == "doc":
+            return _doc(target, page, copy, out, title or None, root)
+        shown = title or target
         if shown.startswith("~"):
             shown = names.get(shown[1:], shown.split(".")[-1])
         return f"`{shown}`"
 
     def link(m):
-        target = m["target"]
-        if re.match(r"^[a-z]+:|^#", target):  # a web address, an anchor of this page
+        if (linked := _linked(m["target"], page)) is None:
             return m[0]
-        path, _, anchor = target.partition("#")
-        found = posixpath.normpath(posixpath.join(posixpath.dirname(page), path))
+        found, anchor = linked
         if (copy / found).exists():
             return f"[{m['text']}]({_relative(found, out)}{'#' + anchor if anchor else ''})"
-        if m["text"].strip("`") in (path, found):
+        if m["text"].strip("`") in (m["target"].partition("#")[0], found):
             return f"`{found}` ({ELSEWHERE})"
         return f"{m['text']} (`{found}`, {ELSEWHERE})"
 
     def path(m):
-        there = (copy / m["path"].split("#")[0]).exists()
-        return m[0] if there or _says_elsewhere(line, m.end()) else f"{m[0]} ({ELSEWHERE})"
+        return f"{m[0]} ({ELSEWHERE})" if _missing_and_unsaid(m, line, copy) else m[0]
 
     def one(m):
         return m[0] if m["code"] else role(m) if m["role"] else link(m) if m["target"] else path(m)
@@ -318,9 +315,32 @@ def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None
     return _INLINE.sub(one, line)
 
 
-def _says_elsewhere(line: str, end: int) -> bool:
-    """Whether the path that ends at ``end`` in ``line`` is followed by the words of :data:`ELSEWHERE`."""
-    return line[end:].startswith((f" ({ELSEWHERE}", f", {ELSEWHERE}"))
+def _fence_after(line: str, fence: str | None) -> str | None:
+    """The fence of the code block we are in after ``line``, ``fence`` the one we were in before it (None: none)."""
+    f = _FENCE.match(line.lstrip())
+    if f and (fence is None or f[1].startswith(fence)):
+        return f[1] if fence is None else None
+    return fence
+
+
+def _linked(target: str, page: str) -> tuple[str, str] | None:
+    """The file (from the copy's top) and the anchor that a link's ``target`` in ``page`` leads to; None for a web
+    address or an anchor of the page itself, which lead to no file of the copy.
+
+    >>> _linked("../docs/errata.md#top", "notebooks/x.ipynb"), _linked("#top", "README.md")
+    (('docs/errata.md', 'top'), None)
+    """
+    if re.match(r"^[a-z]+:|^#", target):
+        return None
+    path, _, anchor = target.partition("#")
+    return posixpath.normpath(posixpath.join(posixpath.dirname(page), path)), anchor
+
+
+def _missing_and_unsaid(m: re.Match, line: str, copy: Path) -> bool:
+    """Whether the path in inline code that ``m`` (of :data:`_PATH`) found in ``line`` is of a file ``copy`` does not
+    hold, and the words of :data:`ELSEWHERE` do not follow it."""
+    there = (copy / m["path"].split("#")[0]).exists()
+    return not there and not line[m.end():].startswith((f" ({ELSEWHERE}", f", {ELSEWHERE}"))
 
 
 def _doc(target: str, page: str, copy: Path, out: str, title: str | None = None, root: Path | None = None) -> str:
@@ -363,20 +383,11 @@ def missing_paths(text: str, page: str, copy: Path) -> list[str]:
     """
     missing, fence = [], None
     for line in text.splitlines():
-        f = _FENCE.match(line.lstrip())
-        if f and (fence is None or f[1].startswith(fence)):
-            fence = f[1] if fence is None else None
-            continue
-        if fence:
-            continue
-        for m in _LINK.finditer(line):
-            target = m["target"].split("#")[0]
-            found = posixpath.normpath(posixpath.join(posixpath.dirname(page), target))
-            if target and not re.match(r"^[a-z]+:", m["target"]) and not (copy / found).exists():
-                missing.append(target)
-        for m in _PATH.finditer(line):
-            if not (copy / m["path"].split("#")[0]).exists() and not _says_elsewhere(line, m.end()):
-                missing.append(m["path"])
+        before, fence = fence, _fence_after(line, fence)
+        if before is None and fence is None:  # (a line of prose)
+            missing += [m["target"].partition("#")[0] for m in _LINK.finditer(line)
+                        if (linked := _linked(m["target"], page)) and not (copy / linked[0]).exists()]
+            missing += [m["path"] for m in _PATH.finditer(line) if _missing_and_unsaid(m, line, copy)]
     return missing
 
 
@@ -401,8 +412,6 @@ def rewrite_links(copy: Path, root: Path, number: int | None) -> None:
     """The README, ``notebooks/README.md`` and the notebooks' Markdown cells: a link or a path to a file the copy
     does not hold says it is in the course's repository; the READMEs' parts marked :data:`NOT_IN_A_COPY` are left
     out."""
-    from .strip import notebook_json
-
     for page in ("README.md", "notebooks/README.md"):
         if (copy / page).is_file():
             text = left_out_of_copies((copy / page).read_text(encoding="utf-8"), page)
@@ -416,7 +425,7 @@ def rewrite_links(copy: Path, root: Path, number: int | None) -> None:
                 new = plain_markdown(text, page, copy, root, number)
                 if new != text:
                     cell["source"] = new.splitlines(keepends=True) if isinstance(cell["source"], list) else new
-        path.write_text(notebook_json(notebook), encoding="utf-8")
+        path.write_text(strip.notebook_json(notebook), encoding="utf-8")
 
 
 # ------------------------------------------------------------------ ASSIGNMENT.md
@@ -497,7 +506,8 @@ def _table_row(text: str, tag: str, where: str) -> dict[str, str]:
 def points_of(tests: Path) -> dict[int, dict[str, float]]:
     """Assignment -> ``{file::test: points}`` of the test functions marked ``@pytest.mark.assignment(N, points=P)`` in
     the test files of ``tests`` (read from their source, in the order of the files and their lines)."""
-    from .grade import graded_test_files
+    from .grade import graded_test_files  # here: grade imports strip, which imports this module
+    from .plugin import graded  # here: the plugin imports pytest (a dev dependency), which importing this needs not
 
     found: dict[int, dict[str, float]] = {}
     for path in graded_test_files(tests):
@@ -506,11 +516,9 @@ def points_of(tests: Path) -> dict[int, dict[str, float]]:
                 continue
             for d in node.decorator_list:
                 if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "assignment":
-                    given = [a.value for a in d.args] + [None, None]
-                    keywords = {k.arg: k.value.value for k in d.keywords}
-                    points = keywords.get("points", given[1] if given[1] is not None else 1)
-                    found.setdefault(keywords.get("number", given[0]), {})[f"tests/{path.name}::{node.name}"] = float(
-                        points)
+                    number, points = graded(*map(ast.literal_eval, d.args),
+                                            **{k.arg: ast.literal_eval(k.value) for k in d.keywords})
+                    found.setdefault(number, {})[f"tests/{path.name}::{node.name}"] = points
     return found
 
 
@@ -518,21 +526,19 @@ def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tupl
     """(file, line, function, region) of each body of assignment ``number`` in ``files`` (from the top of the checkout
     ``root``): the line its stub (or, in the solution copy, the body) starts on in the copy, and its ``Region`` (its
     hint, its stub); for a notebook, the cell (from 0) and no function."""
-    from .strip import regions, stripped_lines
-
     found = []
     for rel in files:
         text = (root / rel).read_text(encoding="utf-8")
         if rel.endswith(".ipynb"):
             for k, cell in enumerate(json.loads(text)["cells"]):
                 if cell["cell_type"] == "code":
-                    found += [(rel, k, "", r) for r in regions("".join(cell["source"]), f"{rel} cell {k}")
+                    found += [(rel, k, "", r) for r in strip.regions("".join(cell["source"]), f"{rel} cell {k}")
                               if r.number == number]
             continue
-        shown = stripped_lines(text, None if solution else number, rel)
+        shown = strip.stripped_lines(text, None if solution else number, rel)
         names = _functions(text) if rel.endswith(".py") else {}
         lines = text.splitlines()
-        for r in regions(text, rel):
+        for r in strip.regions(text, rel):
             if r.number == number:
                 line = 1 + sum(len(s) for s in shown[:r.begin - 1])
                 found.append((rel, line, names.get(r.begin) or _cuda_function(lines[:r.begin]), r))

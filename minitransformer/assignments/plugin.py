@@ -75,12 +75,20 @@ def pytest_unconfigure(config):
         faults.close()
 
 
+def graded(number, points=1) -> tuple[int, float]:
+    """The assignment and the points of a test marked ``@pytest.mark.assignment(number, points)``: this function
+    takes the marker's arguments, by position or by name, as the marker does (one point where none are given).
+
+    >>> graded(3, points=10), graded(3, 10), graded(number=3)
+    ((3, 10.0), (3, 10.0), (3, 1.0))
+    """
+    return int(number), float(points)
+
+
 def _marker(item):
+    """:func:`graded` of a collected test's ``assignment`` marker; None for an ungraded test."""
     mark = item.get_closest_marker("assignment")
-    if mark is None:
-        return None
-    number = mark.args[0] if mark.args else mark.kwargs["number"]
-    return int(number), float(mark.kwargs.get("points", mark.args[1] if len(mark.args) > 1 else 1))
+    return None if mark is None else graded(*mark.args, **mark.kwargs)
 
 
 def _case(item, marked) -> dict:
