@@ -124,9 +124,9 @@ def _greedy_by_hand(model, src_row, T):
     return y
 
 
-def _padded(outputs, width=None):
-    """Token tuples as one (n, width) array (by default the longest's), padded with <pad>."""
-    out = np.full((len(outputs), width or max(map(len, outputs))), PAD, dtype=np.int64)
+def _padded(outputs, width=None, pad_id=PAD):
+    """Token tuples as one (n, width) array (by default the longest's), padded with ``pad_id``."""
+    out = np.full((len(outputs), width or max(map(len, outputs))), pad_id, dtype=np.int64)
     for i, y in enumerate(outputs):
         out[i, :len(y)] = y
     return out
@@ -218,6 +218,10 @@ def test_greedy_decode_takes_the_arg_max_at_every_step(tiny, rows, max_len, use_
     np.testing.assert_array_equal(out, _padded(expected),
                                   err_msg=f"tokens (rows, steps): the arg-max of the newest position's logits, <pad> "
                                           f"after a row's <eos>, stopping once every row has ended (max_len {max_len})")
+    out = greedy_decode(model, src, F.padding_mask(src, PAD), max_len=max_len, pad_id=4, use_cache=use_cache).numpy()
+    np.testing.assert_array_equal(out, _padded(expected, pad_id=4),
+                                  err_msg="greedy_decode(..., pad_id=4): a row that has ended takes pad_id, not <pad> "
+                                          f"({PAD})")
 
 
 def test_greedy_with_and_without_the_cache_gives_the_same_tokens(seq2seq):
@@ -312,10 +316,11 @@ def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
 
 
 #: the mistakes :func:`_beam_hyps` can make on purpose, to check that a case tells them apart (``_why`` names them)
-MISTAKES = ("finished ranked by log P", "k candidates", "every <eos> finishes", "no final merge")
+MISTAKES = ("finished ranked by log P", "k candidates", "every <eos> finishes", "no final merge",
+            "bound without lp(max_len)")
 
 
-def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None):
+def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None, stops=None):
     """Beam search of one source, hypothesis by hypothesis: its finished and its alive hypotheses at the end, lists
     of (tokens, log P), and the number of steps it ran.
 
@@ -324,12 +329,14 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None)
     the first k that end with <eos> join the finished, which keep their k best by s / lp(|Y|) (ties: the one found
     earlier); the k best of the others by s are the new alive ones. ``stop``: end once k have finished and the best
     alive s / lp(T) is no better than the worst finished s / lp (then no alive one is returned: none can win).
-    ``kept``, a list, gets each step's alive tokens, best first (the order of beam search's rows). ``mistake``, one
-    of :data:`MISTAKES`, searches with that mistake, to check that a case tells it apart from the right search."""
+    ``kept``, a list, gets each step's alive tokens, best first (the order of beam search's rows); ``stops``, a list,
+    the first step after which the search may stop (T where it never may). ``mistake``, one of :data:`MISTAKES`,
+    searches with that mistake, to check that a case tells it apart from the right search."""
     def normalised(h):
         return h[1] if mistake == "finished ranked by log P" else h[1] / _lp(len(h[0]), alpha)
 
     alive, finished = [((), 0.0)], []
+    start = len(stops) if stops is not None else 0  # stops gets one step, this search's
     for t in range(1, T + 1):
         logp = _next_log_probs(model, src_row, [y for y, _ in alive])  # (n, V)
         candidates = [(y + (v,), s + lp_v) for (y, s), row in zip(alive, logp) for v, lp_v in enumerate(row)]
@@ -344,16 +351,24 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None)
             return finished, alive, t
         if kept is not None:
             kept.append([y for y, _ in alive])
-        if stop and len(finished) == k and alive[0][1] / _lp(T, alpha) <= normalised(finished[-1]):
-            return finished, [], t
+        bound = 1.0 if mistake == "bound without lp(max_len)" else _lp(T, alpha)
+        if len(finished) == k and alive[0][1] / bound <= normalised(finished[-1]):
+            if stops is not None and len(stops) == start:
+                stops.append(t)
+            if stop:
+                return finished, [], t
+    if stops is not None and len(stops) == start:
+        stops.append(T)
     return finished, alive, T
 
 
-def _beam_by_hand(model, src_row, k, alpha, T, kept=None, mistake=None):
-    """Beam search of one source (:func:`_beam_hyps`, run to T steps: it never stops early), then the best
-    s(Y) / lp(|Y|) of its finished and alive hypotheses (a finished one first where two are equal): (tokens,
-    log P)."""
-    finished, alive, _ = _beam_hyps(model, src_row, k, alpha, T, kept=kept, mistake=mistake)
+def _beam_by_hand(model, src_row, k, alpha, T, kept=None, mistake=None, stops=None):
+    """Beam search of one source (:func:`_beam_hyps`, run to T steps: it never stops early, but for the mistake
+    "bound without lp(max_len)", whose early stop is the mistake), then the best s(Y) / lp(|Y|) of its finished and
+    alive hypotheses (a finished one first where two are equal): (tokens, log P). ``stops`` gets the step after which
+    the search may stop."""
+    finished, alive, _ = _beam_hyps(model, src_row, k, alpha, T, stop=mistake == "bound without lp(max_len)",
+                                    kept=kept, mistake=mistake, stops=stops)
     if mistake == "no final merge" and finished:
         alive = []
     return _best(finished + alive, key=lambda h: h[1] / _lp(len(h[0]), alpha))
@@ -361,9 +376,19 @@ def _beam_by_hand(model, src_row, k, alpha, T, kept=None, mistake=None):
 
 def _beam(model, src, **kwargs):
     """``beam_search(model, src, **kwargs)``; an IndexError is said in beam search's terms: the line of the package
-    that raised it, and the ranges its row indices (``parent``, ``winner``) and candidate indices (``best``) lie in."""
+    that raised it, and the ranges its row indices (``parent``, ``winner``) and candidate indices (``best``) lie in;
+    a key/value cache of the wrong number of rows, as ``parent``'s (the cache follows it)."""
     try:
         return beam_search(model, src, **kwargs)
+    except ValueError as e:
+        if "KVCache" not in str(e):
+            raise
+        B, k = src.shape[0], kwargs.get("beam_size", 4)
+        raise AssertionError(
+            f"beam_search(beam_size={k}) on B = {B} sources: the key/value cache no longer has the B k = {B * k} rows "
+            f"of the alive hypotheses ({e}). After each step _reorder makes the cache follow parent: parent must "
+            f"become the kept rows' parents, (B k,) = ({B * k},), like ys and scores (a new cache is not the fix)"
+        ) from e
     except IndexError as e:
         B, k = src.shape[0], kwargs.get("beam_size", 4)
         package = Path(mt.__file__).parent
@@ -386,45 +411,63 @@ WHY = {
                   "pad_id after its <eos>",
     "finished ranked by log P": "that is what keeping the finished set's k best by log P alone returns: it keeps "
                                 "its k best by s / lp(|Y|), |Y| counting the <eos>",
-    "k candidates": "that is what taking each source's k best candidates, not 2k, returns: the <eos> ones among them "
-                    "leave fewer than k to go on; with 2k, k that do not end remain",
+    "k candidates": "that is what taking each source's k best candidates, not 2k, returns, and what keeping an <eos> "
+                    "candidate in one of the k alive places returns: the <eos> ones among k leave fewer than k to go "
+                    "on; with 2k, k that do not end remain, and an <eos> one joins the finished set only",
     "every <eos> finishes": "that is what letting every <eos> of the 2k candidates finish returns: only those among "
                             "the k best do (the beam would not have kept the others; so beam_size=1 is greedy)",
     "no final merge": "that is the best finished hypothesis alone: where the search runs to max_len, the alive ones "
                       "join the finished at the end, ranked by s / lp(|Y|) at their own length",
+    "bound without lp(max_len)": "that is what stopping once the best alive s (or s / lp(t)) is no better than the "
+                                 "worst finished s / lp returns: an alive one may still grow to max_len, where its lp "
+                                 "is largest, so the bound is its s / lp(max_len)",
+    "pad_id": "a finished hypothesis' tokens are padded with pad_id, the argument, after its <eos>",
+    "steps": "a source may stop once k of its hypotheses have finished and its best alive s / lp(max_len) is no "
+             "better than the worst of them, s / lp (an empty place of the finished set is -inf: it goes on); the "
+             "search stops once every source may, and runs to max_len otherwise",
 }
 
 
-def _why(out, model, src_row, k, alpha, T):
-    """What a beam's wrong output ``out`` (a row of tokens) tells of the mistake (:data:`WHY`): "" where it is
-    none known."""
+def _why(out, model, src_row, k, alpha, T, pad_id=PAD):
+    """What a beam's wrong output ``out`` (a row of tokens, padded with ``pad_id``) tells of the mistake
+    (:data:`WHY`): every known mistake that returns it, "" where none does."""
     ended = list(out).index(EOS) if EOS in list(out) else len(out)
-    y = tuple(int(v) for v in out[:ended + 1])
-    if (np.asarray(out[ended + 1:]) != PAD).any():
+    y, after = tuple(int(v) for v in out[:ended + 1]), np.asarray(out[ended + 1:])
+    if (after != pad_id).any():
+        if pad_id != PAD and (after == PAD).all():
+            return f"it pads with <pad> ({PAD}) after its <eos>, not pad_id={pad_id}: {WHY['pad_id']}"
         return f"it goes on past its <eos> ({np.asarray(out).tolist()}): {WHY['past <eos>']}"
+    named = []
     for mistake in MISTAKES:
         try:
             wrong = _beam_by_hand(model, src_row, k, alpha, T, mistake=mistake)[0]
         except AssertionError:  # a near tie in the mistaken search: it tells nothing
             continue
         if y == wrong:
-            return WHY[mistake]
-    return ""
+            named.append(WHY[mistake])
+    return "; or ".join(named)
 
 
-def _check_beam(model, src, k, alpha, T, use_cache=True, hint=""):
+def _check_beam(model, src, k, alpha, T, use_cache=True, hint="", pad_id=PAD):
     """beam_search against the search by hand, source by source: each wrong row named with what it tells (``_why``),
-    else ``hint``; then the scores, log P (not divided by lp). Returns the winners' tokens, one tuple a source."""
-    tokens, scores = _beam(model, src, beam_size=k, max_len=T, alpha=alpha, use_cache=use_cache, return_scores=True)
+    else ``hint``; then the number of steps it ran (the tokens' width: where every source may stop, no more) and the
+    scores, log P (not divided by lp). Returns the winners' tokens, one tuple a source."""
+    mask = {} if pad_id == PAD else {"src_mask": F.padding_mask(src, PAD)}  # src is padded with <pad>
+    tokens, scores = _beam(model, src, beam_size=k, max_len=T, alpha=alpha, use_cache=use_cache, return_scores=True,
+                           pad_id=pad_id, **mask)
     tokens, scores = tokens.numpy(), scores.numpy()
-    expected = [_beam_by_hand(model, row, k, alpha, T) for row in src.numpy()]
-    case = f"beam_search(beam_size={k}, alpha={alpha}, max_len={T}, use_cache={use_cache})"
+    stops = []
+    expected = [_beam_by_hand(model, row, k, alpha, T, stops=stops) for row in src.numpy()]
+    case = f"beam_search(beam_size={k}, alpha={alpha}, max_len={T}, use_cache={use_cache}, pad_id={pad_id})"
     for b, (row, (y, s)) in enumerate(zip(src.numpy(), expected)):
         out = tokens[b]
-        if out[:len(y)].tolist() != list(y) or (out[len(y):] != PAD).any():
-            why = _why(out, model, row, k, alpha, T) or hint
+        if out[:len(y)].tolist() != list(y) or (out[len(y):] != pad_id).any():
+            why = _why(out, model, row, k, alpha, T, pad_id) or hint
             raise AssertionError(f"{case}, source {b} {row[row != PAD].tolist()}: returned {out.tolist()}, the search "
                                  f"by hand {list(y)} (log P {s:.4f}, lp(|Y|) {_lp(len(y), alpha):.4f}); {why}")
+    if tokens.shape[1] != max(stops):
+        raise AssertionError(f"{case}: ran {tokens.shape[1]} steps (the tokens' width); by the search by hand each "
+                             f"source may stop after {stops} steps, so the search after {max(stops)}: {WHY['steps']}")
     np.testing.assert_allclose(scores, [s for _, s in expected], atol=1e-4,
                                err_msg=f"{case}: the winner's log P (not divided by lp)")
     return [y for y, _ in expected]
@@ -442,13 +485,19 @@ KEEPS_THE_K_BEST = ("each step takes the 2k best of a source's k V extensions s(
 @pytest.mark.parametrize("k", [2, 3], ids=["k=2", "k=3"])
 @_blames_length_penalty
 def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cache):
-    """The search by hand, k = 2 and 3, alpha = 0, 0.6 and 4 on the tiny model: the cases tell beam search from
-    greedy decoding, and alpha = 4 from alpha = 0 (the hand-made models of :data:`TABLES` tell the known mistakes
-    apart)."""
+    """The search by hand, k = 2 and 3, alpha = 0, 0.6 and 4 on the tiny model, the tokens, the steps run and the
+    scores (k = 3 pads with pad_id=4): the cases tell beam search from greedy decoding, and alpha = 4 from alpha = 0.
+    Then two hand-made models of :data:`TABLES`: a finished set ranked by log P, and an early stop whose bound is not
+    s / lp(max_len), each return another output there (the others tell the other known mistakes apart)."""
     model, src = tiny
-    found = {alpha: _check_beam(model, src, k, alpha, 6, use_cache, KEEPS_THE_K_BEST) for alpha in (0.0, 0.6, 4.0)}
+    pad_id = {2: PAD, 3: 4}[k]
+    found = {alpha: _check_beam(model, src, k, alpha, 6, use_cache, KEEPS_THE_K_BEST, pad_id)
+             for alpha in (0.0, 0.6, 4.0)}
     greedy = [_greedy_by_hand(model, row, 6) for row in src.numpy()]
     assert found[0.0] != greedy and found[4.0] != found[0.0]
+    for case in ("finished ranked by log P", "bound without lp(max_len)"):
+        table, beam, alpha, T = TABLES[case]
+        _check_beam(_Table(table), mt.tensor([[3, 4]]), beam, alpha, T, use_cache=False, hint=KEEPS_THE_K_BEST)
 
 
 class _Table(nn.Module):
@@ -520,6 +569,10 @@ TABLES = {
                                             (4,) * 6: {EOS: 0.85, 4: 0.1, 3: 0.05}}.get(p, {4: 0.99, EOS: 5e-3, 3: 5e-3}
                                                                                    if set(p) == {4} else None),
                                  2, 0.6, 7),
+    # <eos> first (0.5) and finished after step 1; 3 (0.49), then 3s: its s is below the finished <eos>'s, but
+    # s / lp(7) is above it, and 3 3 3 3 3 3 3 wins at alpha = 0.6: bounding by s or s / lp(t) stops at step 1
+    "bound without lp(max_len)": (lambda p: {(): {EOS: 0.5, 3: 0.49}}.get(p, {3: 0.9999, EOS: 5e-5}
+                                                                         if set(p) == {3} else None), 1, 0.6, 7),
 }
 
 
@@ -548,7 +601,7 @@ def test_each_known_mistake_is_told_apart_and_named(mistake):
     assert wrong != right, f"the case needs {mistake!r} to return another output"
     out = np.full(T, PAD)
     out[:len(wrong)] = wrong
-    assert _why(out, model, [3, 4], k, alpha, T) == WHY[mistake]
+    assert WHY[mistake] in _why(out, model, [3, 4], k, alpha, T).split("; or ")
     out[len(wrong):] = 3 if len(wrong) < T else out[len(wrong):]
     if len(wrong) < T:
         assert _why(out, model, [3, 4], k, alpha, T).startswith("it goes on past its <eos>")
@@ -569,10 +622,8 @@ def test_beam_search_stops_once_no_alive_hypothesis_can_beat_the_finished(monkey
         assert len(calls) == max(stops), (f"beam_search(beam_size={k}, alpha={alpha}, max_len=7) ran {len(calls)} "
                                           f"steps; each source may stop after {stops} (the last: {max(stops)})")
         _check_beam(model, src, k, alpha, 7, hint=KEEPS_THE_K_BEST)  # against the search that never stops
-    # <eos> first (0.5) and finished after step 1; 3 (0.49), then 3s: its s / lp(1) is below the finished <eos>'s,
-    # but s / lp(7) is above it, and 3 3 3 3 3 3 3 wins at alpha = 0.6: bounding by lp(t) would stop at step 1
-    model = _Table(lambda p: {(): {EOS: 0.5, 3: 0.49}}.get(p, {3: 0.9999, EOS: 5e-5} if set(p) == {3} else None))
-    assert _check_beam(model, mt.tensor([[3, 4]]), 1, 0.6, 7, use_cache=False) == [(3,) * 7]
+    table, k, alpha, T = TABLES["bound without lp(max_len)"]  # a bound by lp(t) would stop at step 1
+    assert _check_beam(_Table(table), mt.tensor([[3, 4]]), k, alpha, T, use_cache=False) == [(3,) * 7]
 
 
 def test_an_index_error_in_beam_search_says_which_line_and_what_the_indices_range_over(tiny, monkeypatch):

@@ -406,8 +406,12 @@ def _finish(xp, finished, cand_ys, cand_scores, ended, lp: float, k: int, pad_id
 def _per_source(xp, first, second, B: int):
     """Two arrays of ``B`` sources' rows, ``(B m, ...)`` and ``(B n, ...)``, as one ``(B (m + n), ...)``: source
     ``b``'s ``m`` rows of ``first``, then its ``n`` of ``second``."""
-    m, n = first.shape[0] // B, second.shape[0] // B
     rest = tuple(first.shape[1:])
+    if tuple(second.shape[1:]) != rest:
+        raise ValueError(f"_per_source: the two arrays' rows must have one shape, got (B m, ...) = {tuple(first.shape)} "
+                         f"and (B n, ...) = {tuple(second.shape)}: _finish pads the finished tokens (B k, t) with a "
+                         "column of pad_id to the candidates' (B n, 1 + t) first")
+    m, n = first.shape[0] // B, second.shape[0] // B
     both = xp.concat([xp.reshape(first, (B, m, *rest)), xp.reshape(second, (B, n, *rest))], axis=1)
     return xp.reshape(both, (B * (m + n), *rest))
 
