@@ -335,8 +335,13 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None,
     def normalised(h):
         return h[1] if mistake == "finished ranked by log P" else h[1] / _lp(len(h[0]), alpha)
 
-    alive, finished = [((), 0.0)], []
-    start = len(stops) if stops is not None else 0  # stops gets one step, this search's
+    def ran(t, finished, alive):
+        """The search's result after t steps, its first step that may stop (t where none may) put in ``stops``."""
+        if stops is not None:
+            stops.append(first_stop or t)
+        return finished, alive, t
+
+    alive, finished, first_stop = [((), 0.0)], [], None
     for t in range(1, T + 1):
         logp = _next_log_probs(model, src_row, [y for y, _ in alive])  # (n, V)
         candidates = [(y + (v,), s + lp_v) for (y, s), row in zip(alive, logp) for v, lp_v in enumerate(row)]
@@ -348,18 +353,15 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None,
         assert len(going_on) <= k or going_on[k - 1][1] - going_on[k][1] > 1e-4, "a near tie at the cut"
         alive = going_on[:k]
         if not alive:  # only a mistake ("k candidates") can leave none
-            return finished, alive, t
+            return ran(t, finished, alive)
         if kept is not None:
             kept.append([y for y, _ in alive])
         bound = 1.0 if mistake == "bound without lp(max_len)" else _lp(T, alpha)
         if len(finished) == k and alive[0][1] / bound <= normalised(finished[-1]):
-            if stops is not None and len(stops) == start:
-                stops.append(t)
+            first_stop = first_stop or t
             if stop:
-                return finished, [], t
-    if stops is not None and len(stops) == start:
-        stops.append(T)
-    return finished, alive, T
+                return ran(t, finished, [])
+    return ran(T, finished, alive)
 
 
 def _beam_by_hand(model, src_row, k, alpha, T, kept=None, mistake=None, stops=None):
@@ -430,22 +432,26 @@ WHY = {
 
 def _why(out, model, src_row, k, alpha, T, pad_id=PAD):
     """What a beam's wrong output ``out`` (a row of tokens, padded with ``pad_id``) tells of the mistake
-    (:data:`WHY`): every known mistake that returns it, "" where none does."""
+    (:data:`WHY`): every known mistake that returns it (those that also run as many steps as ``out`` is long, where
+    some do), "" where none does."""
     ended = list(out).index(EOS) if EOS in list(out) else len(out)
     y, after = tuple(int(v) for v in out[:ended + 1]), np.asarray(out[ended + 1:])
     if (after != pad_id).any():
         if pad_id != PAD and (after == PAD).all():
             return f"it pads with <pad> ({PAD}) after its <eos>, not pad_id={pad_id}: {WHY['pad_id']}"
         return f"it goes on past its <eos> ({np.asarray(out).tolist()}): {WHY['past <eos>']}"
-    named = []
+    named, also_steps = [], []  # the mistakes that return y, and those of them that also run len(out) steps
     for mistake in MISTAKES:
+        stops = []
         try:
-            wrong = _beam_by_hand(model, src_row, k, alpha, T, mistake=mistake)[0]
+            wrong = _beam_by_hand(model, src_row, k, alpha, T, mistake=mistake, stops=stops)[0]
         except AssertionError:  # a near tie in the mistaken search: it tells nothing
             continue
         if y == wrong:
             named.append(WHY[mistake])
-    return "; or ".join(named)
+            if stops == [len(out)]:
+                also_steps.append(WHY[mistake])
+    return "; or ".join(also_steps or named)
 
 
 def _check_beam(model, src, k, alpha, T, use_cache=True, hint="", pad_id=PAD):
@@ -593,17 +599,19 @@ def test_an_ended_hypothesis_leaves_the_beam_for_the_finished_set(case):
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_each_known_mistake_is_told_apart_and_named(mistake):
     """On a hand-made model each mistake of :data:`MISTAKES` returns another output than the right search, and
-    ``_why`` names that mistake for it; an output that goes on past its <eos> is named too."""
+    ``_why`` names that mistake for it (with any other that returns the same, in as many steps); an output that goes
+    on past its <eos> is named too."""
     table, k, alpha, T = TABLES[mistake]
     model = _Table(table)
     right = _beam_by_hand(model, [3, 4], k, alpha, T)[0]
-    wrong = _beam_by_hand(model, [3, 4], k, alpha, T, mistake=mistake)[0]
+    steps = []
+    wrong = _beam_by_hand(model, [3, 4], k, alpha, T, mistake=mistake, stops=steps)[0]
     assert wrong != right, f"the case needs {mistake!r} to return another output"
-    out = np.full(T, PAD)
+    out = np.full(steps[0], PAD)  # as wide as the mistaken search runs
     out[:len(wrong)] = wrong
-    assert WHY[mistake] in _why(out, model, [3, 4], k, alpha, T).split("; or ")
-    out[len(wrong):] = 3 if len(wrong) < T else out[len(wrong):]
-    if len(wrong) < T:
+    assert WHY[mistake] in _why(out, model, [3, 4], k, alpha, T).split("; or ")  # (with k = 1, k candidates stop too)
+    out[len(wrong):] = 3
+    if len(wrong) < len(out):
         assert _why(out, model, [3, 4], k, alpha, T).startswith("it goes on past its <eos>")
 
 
