@@ -501,6 +501,7 @@ def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cach
              for alpha in (0.0, 0.6, 4.0)}
     greedy = [_greedy_by_hand(model, row, 6) for row in src.numpy()]
     assert found[0.0] != greedy and found[4.0] != found[0.0]
+    _check_beam(model, mt.tensor(src.numpy()[1:3]), k, 0.6, 7, use_cache, KEEPS_THE_K_BEST, pad_id)  # these end
     for case in ("finished ranked by log P", "bound without lp(max_len)"):
         table, beam, alpha, T = TABLES[case]
         _check_beam(_Table(table), mt.tensor([[3, 4]]), beam, alpha, T, use_cache=False, hint=KEEPS_THE_K_BEST)
