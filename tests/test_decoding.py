@@ -638,21 +638,77 @@ def test_beam_search_stops_once_no_alive_hypothesis_can_beat_the_finished(monkey
 def test_an_index_error_in_beam_search_says_which_line_and_what_the_indices_range_over(tiny, monkeypatch):
     """parent = b k + best, the candidate's index for its hypothesis' (i // V): beam search's own IndexError (index
     9 is out of bounds for axis 0 with size 8) is said with the line that raised it and the ranges of the indices."""
-    source, first = inspect.getsourcelines(decoding._best_extensions)
-    source, right = "".join(source), "xp.reshape(xp.arange(B) * k, (B, 1)) + best // V,"
-    if f"{BEGIN} A6" not in source and right not in source:  # a copy: markers gone, the body a stub or the student's
-        pytest.skip("beam search's body is A6's copy's own (a stub, or the student's)")
-    assert right in source, f"the line this test breaks is not in beam search: {right!r} (rewritten? update the test)"
-    namespace = dict(vars(decoding))  # the mistake, compiled at the lines of decoding.py that it replaces
-    exec(compile("\n" * (first - 1) + source.replace(right, right.replace(" // V", "")), decoding.__file__, "exec"),
-         namespace)
-    monkeypatch.setattr(decoding, "_best_extensions", namespace["_best_extensions"])
+    right = "xp.reshape(xp.arange(B) * k, (B, 1)) + best // V,"
+    _with_mistake(monkeypatch, "_best_extensions", right, right.replace(" // V", ""))
     model, src = tiny
     with pytest.raises(AssertionError, match=r"^beam_search\(beam_size=2\) on B = 4 sources raised IndexError\(index "
                                              r"\d+ is out of bounds for axis 0 with size 8\) at "
                                              r"minitransformer/train/decoding\.py:\d+, cand_ys = xp\.concat\(\[xp\."
                                              r"take\(ys, parent.*B k = 8 rows .*in 0\.\.7\. .*parent = b k \+ i // V$"):
         _beam(model, src, beam_size=2, max_len=4)
+
+
+def _with_mistake(monkeypatch, function, right, wrong):
+    """Replace ``function`` of decoding.py by itself with the line ``right`` made ``wrong`` (compiled at decoding.py's
+    lines); skipped in A6's copy, where the body is a stub or the student's. Returns the function with the mistake."""
+    source, first = inspect.getsourcelines(getattr(decoding, function))
+    source = "".join(source)
+    if f"{BEGIN} A6" not in source and right not in source:
+        pytest.skip("beam search's body is A6's copy's own (a stub, or the student's)")
+    assert right in source, f"the line this test breaks is not in {function}: {right!r} (rewritten? update the test)"
+    namespace = dict(vars(decoding))
+    exec(compile("\n" * (first - 1) + source.replace(right, wrong), decoding.__file__, "exec"), namespace)
+    monkeypatch.setattr(decoding, function, namespace[function])
+    return namespace[function]
+
+
+def test_a_cache_that_does_not_follow_parent_is_said_in_beam_searchs_terms(tiny, monkeypatch):
+    """The keep step leaves parent as the B n candidates' parents: the cache's own error (use a new KVCache) is said
+    as parent's shape, the kept rows' parents (B k,)."""
+    right = "ys, scores, parent = (xp.take(a, keep, axis=0) for a in (cand_ys, going_on, parent))"
+    wrong = "ys, scores = (xp.take(a, keep, axis=0) for a in (cand_ys, going_on))"
+    monkeypatch.setitem(globals(), "beam_search", _with_mistake(monkeypatch, "beam_search", right, wrong))
+    model, src = tiny
+    with pytest.raises(AssertionError, match=r"^beam_search\(beam_size=2\) on B = 4 sources: the key/value cache no "
+                                             r"longer has the B k = 8 rows .*parent must become the kept rows' "
+                                             r"parents, \(B k,\) = \(8,\)"):
+        _beam(model, src, beam_size=2, max_len=4)
+
+
+def test_finished_tokens_not_padded_are_said_by_per_source():
+    """_finish must pad the finished tokens (B k, t) to the candidates' 1 + t: _per_source says so, not a reshape."""
+    with pytest.raises(ValueError, match=r"^_per_source: .* \(B m, \.\.\.\) = \(6, 3\) and \(B n, \.\.\.\) = "
+                                         r"\(12, 4\): _finish pads the finished tokens \(B k, t\) with a column of pad_id"):
+        decoding._per_source(np, np.zeros((6, 3)), np.zeros((12, 4)), 3)
+
+
+@pytest.mark.parametrize("mistake", ["best finished", "no lp(max_len)"])
+def test_a_wrong_stop_is_said_by_the_steps_run_or_named(tiny, monkeypatch, mistake):
+    """_may_stop against the best finished (not the worst of k): the steps run are wrong, and said with the rule;
+    without / lp_max: the output is wrong, and named."""
+    model, src = tiny
+    if mistake == "best finished":
+        _with_mistake(monkeypatch, "_may_stop", "(B, k))[:, k - 1]", "(B, k))[:, 0]")
+        with pytest.raises(AssertionError, match=r"alpha=0\.6, max_len=7.*: ran 2 steps \(the tokens' width\); .*"
+                                                 r"may stop after \[3, 2\] steps, so the search after 3: a source may "
+                                                 r"stop once k"):
+            _check_beam(model, mt.tensor(src.numpy()[1:3]), 2, 0.6, 7)
+    else:
+        _with_mistake(monkeypatch, "_may_stop", "[:, 0] / lp_max <=", "[:, 0] <=")
+        table, k, alpha, T = TABLES["bound without lp(max_len)"]
+        with pytest.raises(AssertionError, match=r"returned \[2\], the search by hand \[3, 3, 3, 3, 3, 3, 3\].*"
+                                                 + WHY["bound without lp(max_len)"].replace("(", r"\(").replace(")", r"\)")):
+            _check_beam(_Table(table), mt.tensor([[3, 4]]), k, alpha, T, use_cache=False)
+
+
+def test_padding_with_pad_not_pad_id_is_named():
+    """A finished hypothesis padded with <pad> (0) where pad_id is 4: named as such, not as tokens past <eos>."""
+    table, k, alpha, T = TABLES["k candidates"]
+    model = _Table(table)
+    out = np.full(T, PAD)
+    out[:2] = [3, EOS]
+    assert _why(out, model, [3, 4], k, alpha, T, pad_id=4).startswith("it pads with <pad> (0) after its <eos>, not "
+                                                                      "pad_id=4: a finished hypothesis' tokens")
 
 
 def test_beam_search_defaults_to_a_beam_of_4_ranked_by_log_p_alone():
