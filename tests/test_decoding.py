@@ -317,8 +317,8 @@ def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
 
 
 #: the mistakes :func:`_beam_hyps` can make on purpose, to check that a case tells them apart (``_why`` names them)
-MISTAKES = ("finished ranked by log P", "k candidates", "every <eos> finishes", "no final merge",
-            "bound without lp(max_len)")
+MISTAKES = ("finished ranked by log P", "bound without lp(max_len)", "k candidates", "every <eos> finishes",
+            "no final merge", "finished at lp(t) at the end")  # where two return one output, the first is said first
 
 
 def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None, stops=None):
@@ -369,12 +369,15 @@ def _beam_by_hand(model, src_row, k, alpha, T, kept=None, mistake=None, stops=No
     """Beam search of one source (:func:`_beam_hyps`, run to T steps: it never stops early, but for the mistake
     "bound without lp(max_len)", whose early stop is the mistake), then the best s(Y) / lp(|Y|) of its finished and
     alive hypotheses (a finished one first where two are equal): (tokens, log P). ``stops`` gets the step after which
-    the search may stop."""
+    the search may stop. With a mistake, the finished are ranked at the end as that search stores them."""
     finished, alive, _ = _beam_hyps(model, src_row, k, alpha, T, stop=mistake == "bound without lp(max_len)",
                                     kept=kept, mistake=mistake, stops=stops)
     if mistake == "no final merge" and finished:
         alive = []
-    return _best(finished + alive, key=lambda h: h[1] / _lp(len(h[0]), alpha))
+    lp_done = {"finished ranked by log P": lambda h: 1.0, "finished at lp(t) at the end": lambda h: _lp(T, alpha)}.get(
+        mistake, lambda h: _lp(len(h[0]), alpha))
+    ranked = [(h, h[1] / lp_done(h)) for h in finished] + [(h, h[1] / _lp(len(h[0]), alpha)) for h in alive]
+    return _best(ranked, key=lambda r: r[1])[0]
 
 
 def _beam(model, src, **kwargs):
@@ -424,6 +427,8 @@ WHY = {
     "bound without lp(max_len)": "that is what stopping once the best alive s (or s / lp(t)) is no better than the "
                                  "worst finished s / lp returns: an alive one may still grow to max_len, where its lp "
                                  "is largest, so the bound is its s / lp(max_len)",
+    "finished at lp(t) at the end": "that is what ranking the finished at the end by s / lp(t), t the steps run, "
+                                    "returns: each is ranked at its own length, s / lp(|Y|), which finished[2] holds",
     "pad_id": "a finished hypothesis' tokens are padded with pad_id, the argument, after its <eos>",
     "steps": "a source may stop once k of its hypotheses have finished and its best alive s / lp(max_len) is no "
              "better than the worst of them, s / lp (an empty place of the finished set is -inf: it goes on); the "
@@ -492,10 +497,13 @@ KEEPS_THE_K_BEST = ("each step takes the 2k best of a source's k V extensions s(
 @pytest.mark.parametrize("k", [2, 3], ids=["k=2", "k=3"])
 @_blames_length_penalty
 def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cache):
-    """The search by hand, k = 2 and 3, alpha = 0, 0.6 and 4 on the tiny model, the tokens, the steps run and the
-    scores (k = 3 pads with pad_id=4): the cases tell beam search from greedy decoding, and alpha = 4 from alpha = 0.
-    Then two hand-made models of :data:`TABLES`: a finished set ranked by log P, and an early stop whose bound is not
-    s / lp(max_len), each return another output there (the others tell the other known mistakes apart)."""
+    """Two hand-made models of :data:`TABLES`, where a finished set ranked by log P, and an early stop whose bound is
+    not s / lp(max_len), each return another output (the others tell the other known mistakes apart); then the search
+    by hand, k = 2 and 3, alpha = 0, 0.6 and 4 on the tiny model, the tokens, the steps run and the scores (k = 3
+    pads with pad_id=4): the cases tell beam search from greedy decoding, and alpha = 4 from alpha = 0."""
+    for case in ("finished ranked by log P", "bound without lp(max_len)"):  # first: where they fail, they name it
+        table, beam, alpha, T = TABLES[case]
+        _check_beam(_Table(table), mt.tensor([[3, 4]]), beam, alpha, T, use_cache=False, hint=KEEPS_THE_K_BEST)
     model, src = tiny
     pad_id = {2: PAD, 3: 4}[k]
     found = {alpha: _check_beam(model, src, k, alpha, 6, use_cache, KEEPS_THE_K_BEST, pad_id)
@@ -503,9 +511,6 @@ def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cach
     greedy = [_greedy_by_hand(model, row, 6) for row in src.numpy()]
     assert found[0.0] != greedy and found[4.0] != found[0.0]
     _check_beam(model, mt.tensor(src.numpy()[1:3]), k, 0.6, 7, use_cache, KEEPS_THE_K_BEST, pad_id)  # these end
-    for case in ("finished ranked by log P", "bound without lp(max_len)"):
-        table, beam, alpha, T = TABLES[case]
-        _check_beam(_Table(table), mt.tensor([[3, 4]]), beam, alpha, T, use_cache=False, hint=KEEPS_THE_K_BEST)
 
 
 class _Table(nn.Module):
@@ -569,6 +574,7 @@ TABLES = {
     "ranked by log P in the beam": (_two_chains({3: 0.4, EOS: 0.35, 4: 0.25}), 2, 0.6, 7),
     "k candidates": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
     "no final merge": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
+    "finished at lp(t) at the end": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
     # <eos> first (0.45) is the second candidate: a beam of 1 goes on with 3, and 3 <eos> (0.44) is greedy's
     "every <eos> finishes": (lambda p: {(): {3: 0.55, EOS: 0.45}, (3,): {EOS: 0.8, 3: 0.12, 4: 0.08}}.get(p), 1,
                              0.0, 4),
