@@ -318,7 +318,7 @@ def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
 
 #: the mistakes :func:`_beam_hyps` can make on purpose, to check that a case tells them apart (``_why`` names them)
 MISTAKES = ("finished ranked by log P", "bound without lp(max_len)", "k candidates", "every <eos> finishes",
-            "no final merge", "finished at lp(t) at the end")  # where two return one output, the first is said first
+            "no final merge", "finished at lp(t) at the end", "<eos> kept alive")  # two of one output: in this order
 
 
 def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None, stops=None):
@@ -350,7 +350,7 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None,
         candidates = candidates[:k if mistake == "k candidates" else 2 * k]
         in_beam = candidates if mistake == "every <eos> finishes" else candidates[:k]
         finished = sorted(finished + [c for c in in_beam if c[0][-1] == EOS], key=normalised, reverse=True)[:k]
-        going_on = [c for c in candidates if c[0][-1] != EOS]
+        going_on = [c for c in candidates if c[0][-1] != EOS or mistake == "<eos> kept alive"]
         assert len(going_on) <= k or going_on[k - 1][1] - going_on[k][1] > 1e-4, "a near tie at the cut"
         alive = going_on[:k]
         if not alive:  # only a mistake ("k candidates") can leave none
@@ -417,9 +417,10 @@ WHY = {
                   "pad_id after its <eos>",
     "finished ranked by log P": "that is what keeping the finished set's k best by log P alone returns: it keeps "
                                 "its k best by s / lp(|Y|), |Y| counting the <eos>",
-    "k candidates": "that is what taking each source's k best candidates, not 2k, returns, and what keeping an <eos> "
-                    "candidate in one of the k alive places returns: the <eos> ones among k leave fewer than k to go "
-                    "on; with 2k, k that do not end remain, and an <eos> one joins the finished set only",
+    "k candidates": "that is what taking each source's k best candidates, not 2k, returns: the <eos> ones among them "
+                    "leave fewer than k to go on; with 2k, k that do not end remain",
+    "<eos> kept alive": "that is what keeping an <eos> candidate among the alive ones returns: it joins the finished "
+                        "set only, and the k best candidates that do not end go on (an <eos> one gets -inf there)",
     "every <eos> finishes": "that is what letting every <eos> of the 2k candidates finish returns: only those among "
                             "the k best do (the beam would not have kept the others; so beam_size=1 is greedy)",
     "no final merge": "that is the best finished hypothesis alone: where the search runs to max_len, the alive ones "
@@ -575,6 +576,7 @@ TABLES = {
     "k candidates": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
     "no final merge": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
     "finished at lp(t) at the end": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
+    "<eos> kept alive": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
     # <eos> first (0.45) is the second candidate: a beam of 1 goes on with 3, and 3 <eos> (0.44) is greedy's
     "every <eos> finishes": (lambda p: {(): {3: 0.55, EOS: 0.45}, (3,): {EOS: 0.8, 3: 0.12, 4: 0.08}}.get(p), 1,
                              0.0, 4),
