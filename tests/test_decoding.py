@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import traceback
 from pathlib import Path
 
@@ -124,9 +125,9 @@ def _greedy_by_hand(model, src_row, T):
     return y
 
 
-def _padded(outputs, width=None):
-    """Token tuples as one (n, width) array (by default the longest's), padded with <pad>."""
-    out = np.full((len(outputs), width or max(map(len, outputs))), PAD, dtype=np.int64)
+def _padded(outputs, width=None, pad_id=PAD):
+    """Token tuples as one (n, width) array (by default the longest's), padded with ``pad_id``."""
+    out = np.full((len(outputs), width or max(map(len, outputs))), pad_id, dtype=np.int64)
     for i, y in enumerate(outputs):
         out[i, :len(y)] = y
     return out
@@ -218,6 +219,10 @@ def test_greedy_decode_takes_the_arg_max_at_every_step(tiny, rows, max_len, use_
     np.testing.assert_array_equal(out, _padded(expected),
                                   err_msg=f"tokens (rows, steps): the arg-max of the newest position's logits, <pad> "
                                           f"after a row's <eos>, stopping once every row has ended (max_len {max_len})")
+    out = greedy_decode(model, src, F.padding_mask(src, PAD), max_len=max_len, pad_id=4, use_cache=use_cache).numpy()
+    np.testing.assert_array_equal(out, _padded(expected, pad_id=4),
+                                  err_msg="greedy_decode(..., pad_id=4): a row that has ended takes pad_id, not <pad> "
+                                          f"({PAD})")
 
 
 def test_greedy_with_and_without_the_cache_gives_the_same_tokens(seq2seq):
@@ -312,10 +317,11 @@ def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
 
 
 #: the mistakes :func:`_beam_hyps` can make on purpose, to check that a case tells them apart (``_why`` names them)
-MISTAKES = ("finished ranked by log P", "k candidates", "every <eos> finishes", "no final merge")
+MISTAKES = ("finished ranked by log P", "bound without lp(max_len)", "k candidates", "every <eos> finishes",
+            "no final merge", "finished at lp(t) at the end", "<eos> kept alive")  # two of one output: in this order
 
 
-def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None):
+def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None, stops=None):
     """Beam search of one source, hypothesis by hypothesis: its finished and its alive hypotheses at the end, lists
     of (tokens, log P), and the number of steps it ran.
 
@@ -324,12 +330,19 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None)
     the first k that end with <eos> join the finished, which keep their k best by s / lp(|Y|) (ties: the one found
     earlier); the k best of the others by s are the new alive ones. ``stop``: end once k have finished and the best
     alive s / lp(T) is no better than the worst finished s / lp (then no alive one is returned: none can win).
-    ``kept``, a list, gets each step's alive tokens, best first (the order of beam search's rows). ``mistake``, one
-    of :data:`MISTAKES`, searches with that mistake, to check that a case tells it apart from the right search."""
+    ``kept``, a list, gets each step's alive tokens, best first (the order of beam search's rows); ``stops``, a list,
+    the first step after which the search may stop (T where it never may). ``mistake``, one of :data:`MISTAKES`,
+    searches with that mistake, to check that a case tells it apart from the right search."""
     def normalised(h):
         return h[1] if mistake == "finished ranked by log P" else h[1] / _lp(len(h[0]), alpha)
 
-    alive, finished = [((), 0.0)], []
+    def ran(t, finished, alive):
+        """The search's result after t steps, its first step that may stop (t where none may) put in ``stops``."""
+        if stops is not None:
+            stops.append(first_stop or t)
+        return finished, alive, t
+
+    alive, finished, first_stop = [((), 0.0)], [], None
     for t in range(1, T + 1):
         logp = _next_log_probs(model, src_row, [y for y, _ in alive])  # (n, V)
         candidates = [(y + (v,), s + lp_v) for (y, s), row in zip(alive, logp) for v, lp_v in enumerate(row)]
@@ -337,33 +350,51 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None)
         candidates = candidates[:k if mistake == "k candidates" else 2 * k]
         in_beam = candidates if mistake == "every <eos> finishes" else candidates[:k]
         finished = sorted(finished + [c for c in in_beam if c[0][-1] == EOS], key=normalised, reverse=True)[:k]
-        going_on = [c for c in candidates if c[0][-1] != EOS]
+        going_on = [c for c in candidates if c[0][-1] != EOS or mistake == "<eos> kept alive"]
         assert len(going_on) <= k or going_on[k - 1][1] - going_on[k][1] > 1e-4, "a near tie at the cut"
         alive = going_on[:k]
         if not alive:  # only a mistake ("k candidates") can leave none
-            return finished, alive, t
+            return ran(t, finished, alive)
         if kept is not None:
             kept.append([y for y, _ in alive])
-        if stop and len(finished) == k and alive[0][1] / _lp(T, alpha) <= normalised(finished[-1]):
-            return finished, [], t
-    return finished, alive, T
+        bound = 1.0 if mistake == "bound without lp(max_len)" else _lp(T, alpha)
+        if len(finished) == k and alive[0][1] / bound <= normalised(finished[-1]):
+            first_stop = first_stop or t
+            if stop:
+                return ran(t, finished, [])
+    return ran(T, finished, alive)
 
 
-def _beam_by_hand(model, src_row, k, alpha, T, kept=None, mistake=None):
-    """Beam search of one source (:func:`_beam_hyps`, run to T steps: it never stops early), then the best
-    s(Y) / lp(|Y|) of its finished and alive hypotheses (a finished one first where two are equal): (tokens,
-    log P)."""
-    finished, alive, _ = _beam_hyps(model, src_row, k, alpha, T, kept=kept, mistake=mistake)
+def _beam_by_hand(model, src_row, k, alpha, T, kept=None, mistake=None, stops=None):
+    """Beam search of one source (:func:`_beam_hyps`, run to T steps: it never stops early, but for the mistake
+    "bound without lp(max_len)", whose early stop is the mistake), then the best s(Y) / lp(|Y|) of its finished and
+    alive hypotheses (a finished one first where two are equal): (tokens, log P). ``stops`` gets the step after which
+    the search may stop. With a mistake, the finished are ranked at the end as that search stores them."""
+    finished, alive, _ = _beam_hyps(model, src_row, k, alpha, T, stop=mistake == "bound without lp(max_len)",
+                                    kept=kept, mistake=mistake, stops=stops)
     if mistake == "no final merge" and finished:
         alive = []
-    return _best(finished + alive, key=lambda h: h[1] / _lp(len(h[0]), alpha))
+    lp_done = {"finished ranked by log P": lambda h: 1.0, "finished at lp(t) at the end": lambda h: _lp(T, alpha)}.get(
+        mistake, lambda h: _lp(len(h[0]), alpha))
+    ranked = [(h, h[1] / lp_done(h)) for h in finished] + [(h, h[1] / _lp(len(h[0]), alpha)) for h in alive]
+    return _best(ranked, key=lambda r: r[1])[0]
 
 
 def _beam(model, src, **kwargs):
     """``beam_search(model, src, **kwargs)``; an IndexError is said in beam search's terms: the line of the package
-    that raised it, and the ranges its row indices (``parent``, ``winner``) and candidate indices (``best``) lie in."""
+    that raised it, and the ranges its row indices (``parent``, ``winner``) and candidate indices (``best``) lie in;
+    a key/value cache of the wrong number of rows, as ``parent``'s (the cache follows it)."""
     try:
         return beam_search(model, src, **kwargs)
+    except ValueError as e:
+        if "KVCache" not in str(e):
+            raise
+        B, k = src.shape[0], kwargs.get("beam_size", 4)
+        raise AssertionError(
+            f"beam_search(beam_size={k}) on B = {B} sources: the key/value cache no longer has the B k = {B * k} rows "
+            f"of the alive hypotheses ({e}). After each step _reorder makes the cache follow parent: parent must "
+            f"become the kept rows' parents, (B k,) = ({B * k},), like ys and scores (a new cache is not the fix)"
+        ) from e
     except IndexError as e:
         B, k = src.shape[0], kwargs.get("beam_size", 4)
         package = Path(mt.__file__).parent
@@ -388,43 +419,68 @@ WHY = {
                                 "its k best by s / lp(|Y|), |Y| counting the <eos>",
     "k candidates": "that is what taking each source's k best candidates, not 2k, returns: the <eos> ones among them "
                     "leave fewer than k to go on; with 2k, k that do not end remain",
+    "<eos> kept alive": "that is what keeping an <eos> candidate among the alive ones returns: it joins the finished "
+                        "set only, and the k best candidates that do not end go on (an <eos> one gets -inf there)",
     "every <eos> finishes": "that is what letting every <eos> of the 2k candidates finish returns: only those among "
                             "the k best do (the beam would not have kept the others; so beam_size=1 is greedy)",
     "no final merge": "that is the best finished hypothesis alone: where the search runs to max_len, the alive ones "
                       "join the finished at the end, ranked by s / lp(|Y|) at their own length",
+    "bound without lp(max_len)": "that is what stopping once the best alive s (or s / lp(t)) is no better than the "
+                                 "worst finished s / lp returns: an alive one may still grow to max_len, where its lp "
+                                 "is largest, so the bound is its s / lp(max_len)",
+    "finished at lp(t) at the end": "that is what ranking the finished at the end by s / lp(t), t the steps run, "
+                                    "returns: each is ranked at its own length, s / lp(|Y|), which finished[2] holds",
+    "pad_id": "a finished hypothesis' tokens are padded with pad_id, the argument, after its <eos>",
+    "steps": "a source may stop once k of its hypotheses have finished and its best alive s / lp(max_len) is no "
+             "better than the worst of them, s / lp (an empty place of the finished set is -inf: it goes on); the "
+             "search stops once every source may, and runs to max_len otherwise",
 }
 
 
-def _why(out, model, src_row, k, alpha, T):
-    """What a beam's wrong output ``out`` (a row of tokens) tells of the mistake (:data:`WHY`): "" where it is
-    none known."""
+def _why(out, model, src_row, k, alpha, T, pad_id=PAD):
+    """What a beam's wrong output ``out`` (a row of tokens, padded with ``pad_id``) tells of the mistake
+    (:data:`WHY`): every known mistake that returns it (those that also run as many steps as ``out`` is long, where
+    some do), "" where none does."""
     ended = list(out).index(EOS) if EOS in list(out) else len(out)
-    y = tuple(int(v) for v in out[:ended + 1])
-    if (np.asarray(out[ended + 1:]) != PAD).any():
+    y, after = tuple(int(v) for v in out[:ended + 1]), np.asarray(out[ended + 1:])
+    if (after != pad_id).any():
+        if pad_id != PAD and (after == PAD).all():
+            return f"it pads with <pad> ({PAD}) after its <eos>, not pad_id={pad_id}: {WHY['pad_id']}"
         return f"it goes on past its <eos> ({np.asarray(out).tolist()}): {WHY['past <eos>']}"
+    named, also_steps = [], []  # the mistakes that return y, and those of them that also run len(out) steps
     for mistake in MISTAKES:
+        stops = []
         try:
-            wrong = _beam_by_hand(model, src_row, k, alpha, T, mistake=mistake)[0]
+            wrong = _beam_by_hand(model, src_row, k, alpha, T, mistake=mistake, stops=stops)[0]
         except AssertionError:  # a near tie in the mistaken search: it tells nothing
             continue
         if y == wrong:
-            return WHY[mistake]
-    return ""
+            named.append(WHY[mistake])
+            if stops == [len(out)]:
+                also_steps.append(WHY[mistake])
+    return "; or ".join(also_steps or named)
 
 
-def _check_beam(model, src, k, alpha, T, use_cache=True, hint=""):
+def _check_beam(model, src, k, alpha, T, use_cache=True, hint="", pad_id=PAD):
     """beam_search against the search by hand, source by source: each wrong row named with what it tells (``_why``),
-    else ``hint``; then the scores, log P (not divided by lp). Returns the winners' tokens, one tuple a source."""
-    tokens, scores = _beam(model, src, beam_size=k, max_len=T, alpha=alpha, use_cache=use_cache, return_scores=True)
+    else ``hint``; then the number of steps it ran (the tokens' width: where every source may stop, no more) and the
+    scores, log P (not divided by lp). Returns the winners' tokens, one tuple a source."""
+    mask = {} if pad_id == PAD else {"src_mask": F.padding_mask(src, PAD)}  # src is padded with <pad>
+    tokens, scores = _beam(model, src, beam_size=k, max_len=T, alpha=alpha, use_cache=use_cache, return_scores=True,
+                           pad_id=pad_id, **mask)
     tokens, scores = tokens.numpy(), scores.numpy()
-    expected = [_beam_by_hand(model, row, k, alpha, T) for row in src.numpy()]
-    case = f"beam_search(beam_size={k}, alpha={alpha}, max_len={T}, use_cache={use_cache})"
+    stops = []
+    expected = [_beam_by_hand(model, row, k, alpha, T, stops=stops) for row in src.numpy()]
+    case = f"beam_search(beam_size={k}, alpha={alpha}, max_len={T}, use_cache={use_cache}, pad_id={pad_id})"
     for b, (row, (y, s)) in enumerate(zip(src.numpy(), expected)):
         out = tokens[b]
-        if out[:len(y)].tolist() != list(y) or (out[len(y):] != PAD).any():
-            why = _why(out, model, row, k, alpha, T) or hint
+        if out[:len(y)].tolist() != list(y) or (out[len(y):] != pad_id).any():
+            why = _why(out, model, row, k, alpha, T, pad_id) or hint
             raise AssertionError(f"{case}, source {b} {row[row != PAD].tolist()}: returned {out.tolist()}, the search "
                                  f"by hand {list(y)} (log P {s:.4f}, lp(|Y|) {_lp(len(y), alpha):.4f}); {why}")
+    if tokens.shape[1] != max(stops):
+        raise AssertionError(f"{case}: ran {tokens.shape[1]} steps (the tokens' width); by the search by hand each "
+                             f"source may stop after {stops} steps, so the search after {max(stops)}: {WHY['steps']}")
     np.testing.assert_allclose(scores, [s for _, s in expected], atol=1e-4,
                                err_msg=f"{case}: the winner's log P (not divided by lp)")
     return [y for y, _ in expected]
@@ -442,13 +498,20 @@ KEEPS_THE_K_BEST = ("each step takes the 2k best of a source's k V extensions s(
 @pytest.mark.parametrize("k", [2, 3], ids=["k=2", "k=3"])
 @_blames_length_penalty
 def test_beam_search_keeps_the_k_best_as_a_search_by_hand_does(tiny, k, use_cache):
-    """The search by hand, k = 2 and 3, alpha = 0, 0.6 and 4 on the tiny model: the cases tell beam search from
-    greedy decoding, and alpha = 4 from alpha = 0 (the hand-made models of :data:`TABLES` tell the known mistakes
-    apart)."""
+    """Two hand-made models of :data:`TABLES`, where a finished set ranked by log P, and an early stop whose bound is
+    not s / lp(max_len), each return another output (the others tell the other known mistakes apart); then the search
+    by hand, k = 2 and 3, alpha = 0, 0.6 and 4 on the tiny model, the tokens, the steps run and the scores (k = 3
+    pads with pad_id=4): the cases tell beam search from greedy decoding, and alpha = 4 from alpha = 0."""
+    for case in ("finished ranked by log P", "bound without lp(max_len)"):  # first: where they fail, they name it
+        table, beam, alpha, T = TABLES[case]
+        _check_beam(_Table(table), mt.tensor([[3, 4]]), beam, alpha, T, use_cache=False, hint=KEEPS_THE_K_BEST)
     model, src = tiny
-    found = {alpha: _check_beam(model, src, k, alpha, 6, use_cache, KEEPS_THE_K_BEST) for alpha in (0.0, 0.6, 4.0)}
+    pad_id = {2: PAD, 3: 4}[k]
+    found = {alpha: _check_beam(model, src, k, alpha, 6, use_cache, KEEPS_THE_K_BEST, pad_id)
+             for alpha in (0.0, 0.6, 4.0)}
     greedy = [_greedy_by_hand(model, row, 6) for row in src.numpy()]
     assert found[0.0] != greedy and found[4.0] != found[0.0]
+    _check_beam(model, mt.tensor(src.numpy()[1:3]), k, 0.6, 7, use_cache, KEEPS_THE_K_BEST, pad_id)  # these end
 
 
 class _Table(nn.Module):
@@ -512,6 +575,8 @@ TABLES = {
     "ranked by log P in the beam": (_two_chains({3: 0.4, EOS: 0.35, 4: 0.25}), 2, 0.6, 7),
     "k candidates": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
     "no final merge": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
+    "finished at lp(t) at the end": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
+    "<eos> kept alive": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
     # <eos> first (0.45) is the second candidate: a beam of 1 goes on with 3, and 3 <eos> (0.44) is greedy's
     "every <eos> finishes": (lambda p: {(): {3: 0.55, EOS: 0.45}, (3,): {EOS: 0.8, 3: 0.12, 4: 0.08}}.get(p), 1,
                              0.0, 4),
@@ -520,6 +585,10 @@ TABLES = {
                                             (4,) * 6: {EOS: 0.85, 4: 0.1, 3: 0.05}}.get(p, {4: 0.99, EOS: 5e-3, 3: 5e-3}
                                                                                    if set(p) == {4} else None),
                                  2, 0.6, 7),
+    # <eos> first (0.5) and finished after step 1; 3 (0.49), then 3s: its s is below the finished <eos>'s, but
+    # s / lp(7) is above it, and 3 3 3 3 3 3 3 wins at alpha = 0.6: bounding by s or s / lp(t) stops at step 1
+    "bound without lp(max_len)": (lambda p: {(): {EOS: 0.5, 3: 0.49}}.get(p, {3: 0.9999, EOS: 5e-5}
+                                                                         if set(p) == {3} else None), 1, 0.6, 7),
 }
 
 
@@ -540,17 +609,19 @@ def test_an_ended_hypothesis_leaves_the_beam_for_the_finished_set(case):
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_each_known_mistake_is_told_apart_and_named(mistake):
     """On a hand-made model each mistake of :data:`MISTAKES` returns another output than the right search, and
-    ``_why`` names that mistake for it; an output that goes on past its <eos> is named too."""
+    ``_why`` names that mistake for it (with any other that returns the same, in as many steps); an output that goes
+    on past its <eos> is named too."""
     table, k, alpha, T = TABLES[mistake]
     model = _Table(table)
     right = _beam_by_hand(model, [3, 4], k, alpha, T)[0]
-    wrong = _beam_by_hand(model, [3, 4], k, alpha, T, mistake=mistake)[0]
+    steps = []
+    wrong = _beam_by_hand(model, [3, 4], k, alpha, T, mistake=mistake, stops=steps)[0]
     assert wrong != right, f"the case needs {mistake!r} to return another output"
-    out = np.full(T, PAD)
+    out = np.full(steps[0], PAD)  # as wide as the mistaken search runs
     out[:len(wrong)] = wrong
-    assert _why(out, model, [3, 4], k, alpha, T) == WHY[mistake]
-    out[len(wrong):] = 3 if len(wrong) < T else out[len(wrong):]
-    if len(wrong) < T:
+    assert WHY[mistake] in _why(out, model, [3, 4], k, alpha, T).split("; or ")  # (with k = 1, k candidates stop too)
+    out[len(wrong):] = 3
+    if len(wrong) < len(out):
         assert _why(out, model, [3, 4], k, alpha, T).startswith("it goes on past its <eos>")
 
 
@@ -569,30 +640,85 @@ def test_beam_search_stops_once_no_alive_hypothesis_can_beat_the_finished(monkey
         assert len(calls) == max(stops), (f"beam_search(beam_size={k}, alpha={alpha}, max_len=7) ran {len(calls)} "
                                           f"steps; each source may stop after {stops} (the last: {max(stops)})")
         _check_beam(model, src, k, alpha, 7, hint=KEEPS_THE_K_BEST)  # against the search that never stops
-    # <eos> first (0.5) and finished after step 1; 3 (0.49), then 3s: its s / lp(1) is below the finished <eos>'s,
-    # but s / lp(7) is above it, and 3 3 3 3 3 3 3 wins at alpha = 0.6: bounding by lp(t) would stop at step 1
-    model = _Table(lambda p: {(): {EOS: 0.5, 3: 0.49}}.get(p, {3: 0.9999, EOS: 5e-5} if set(p) == {3} else None))
-    assert _check_beam(model, mt.tensor([[3, 4]]), 1, 0.6, 7, use_cache=False) == [(3,) * 7]
+    table, k, alpha, T = TABLES["bound without lp(max_len)"]  # a bound by lp(t) would stop at step 1
+    assert _check_beam(_Table(table), mt.tensor([[3, 4]]), k, alpha, T, use_cache=False) == [(3,) * 7]
 
 
 def test_an_index_error_in_beam_search_says_which_line_and_what_the_indices_range_over(tiny, monkeypatch):
     """parent = b k + best, the candidate's index for its hypothesis' (i // V): beam search's own IndexError (index
     9 is out of bounds for axis 0 with size 8) is said with the line that raised it and the ranges of the indices."""
-    source, first = inspect.getsourcelines(decoding._best_extensions)
-    source, right = "".join(source), "xp.reshape(xp.arange(B) * k, (B, 1)) + best // V,"
-    if f"{BEGIN} A6" not in source and right not in source:  # a copy: markers gone, the body a stub or the student's
-        pytest.skip("beam search's body is A6's copy's own (a stub, or the student's)")
-    assert right in source, f"the line this test breaks is not in beam search: {right!r} (rewritten? update the test)"
-    namespace = dict(vars(decoding))  # the mistake, compiled at the lines of decoding.py that it replaces
-    exec(compile("\n" * (first - 1) + source.replace(right, right.replace(" // V", "")), decoding.__file__, "exec"),
-         namespace)
-    monkeypatch.setattr(decoding, "_best_extensions", namespace["_best_extensions"])
+    right = "xp.reshape(xp.arange(B) * k, (B, 1)) + best // V,"
+    _with_mistake(monkeypatch, "_best_extensions", right, right.replace(" // V", ""))
     model, src = tiny
     with pytest.raises(AssertionError, match=r"^beam_search\(beam_size=2\) on B = 4 sources raised IndexError\(index "
                                              r"\d+ is out of bounds for axis 0 with size 8\) at "
                                              r"minitransformer/train/decoding\.py:\d+, cand_ys = xp\.concat\(\[xp\."
                                              r"take\(ys, parent.*B k = 8 rows .*in 0\.\.7\. .*parent = b k \+ i // V$"):
         _beam(model, src, beam_size=2, max_len=4)
+
+
+def _with_mistake(monkeypatch, function, right, wrong):
+    """Replace ``function`` of decoding.py by itself with the line ``right`` made ``wrong`` (compiled at decoding.py's
+    lines); skipped in A6's copy, where the body is a stub or the student's. Returns the function with the mistake."""
+    source, first = inspect.getsourcelines(getattr(decoding, function))
+    source = "".join(source)
+    if f"{BEGIN} A6" not in source and right not in source:
+        pytest.skip("beam search's body is A6's copy's own (a stub, or the student's)")
+    assert right in source, f"the line this test breaks is not in {function}: {right!r} (rewritten? update the test)"
+    namespace = dict(vars(decoding))
+    exec(compile("\n" * (first - 1) + source.replace(right, wrong), decoding.__file__, "exec"), namespace)
+    monkeypatch.setattr(decoding, function, namespace[function])
+    return namespace[function]
+
+
+def test_a_cache_that_does_not_follow_parent_is_said_in_beam_searchs_terms(tiny, monkeypatch):
+    """The keep step leaves parent as the B n candidates' parents: the cache's own error (use a new KVCache) is said
+    as parent's shape, the kept rows' parents (B k,)."""
+    right = "ys, scores, parent = (xp.take(a, keep, axis=0) for a in (cand_ys, going_on, parent))"
+    wrong = "ys, scores = (xp.take(a, keep, axis=0) for a in (cand_ys, going_on))"
+    monkeypatch.setitem(globals(), "beam_search", _with_mistake(monkeypatch, "beam_search", right, wrong))
+    model, src = tiny
+    with pytest.raises(AssertionError, match=r"^beam_search\(beam_size=2\) on B = 4 sources: the key/value cache no "
+                                             r"longer has the B k = 8 rows .*parent must become the kept rows' "
+                                             r"parents, \(B k,\) = \(8,\)"):
+        _beam(model, src, beam_size=2, max_len=4)
+
+
+def test_finished_tokens_not_padded_are_said_by_per_source():
+    """_finish must pad the finished tokens (B k, t) to the candidates' 1 + t: _per_source says so, not a reshape."""
+    with pytest.raises(ValueError, match=r"^_per_source: .* \(B m, \.\.\.\) = \(6, 3\) and \(B n, \.\.\.\) = "
+                                         r"\(12, 4\): _finish pads the finished tokens \(B k, t\) with a column "
+                                         r"of pad_id"):
+        decoding._per_source(np, np.zeros((6, 3)), np.zeros((12, 4)), 3)
+
+
+@pytest.mark.parametrize("mistake", ["best finished", "no lp(max_len)"])
+def test_a_wrong_stop_is_said_by_the_steps_run_or_named(tiny, monkeypatch, mistake):
+    """_may_stop against the best finished (not the worst of k): the steps run are wrong, and said with the rule;
+    without / lp_max: the output is wrong, and named."""
+    model, src = tiny
+    if mistake == "best finished":
+        _with_mistake(monkeypatch, "_may_stop", "(B, k))[:, k - 1]", "(B, k))[:, 0]")
+        with pytest.raises(AssertionError, match=r"alpha=0\.6, max_len=7.*: ran 2 steps \(the tokens' width\); .*"
+                                                 r"may stop after \[3, 2\] steps, so the search after 3: a source may "
+                                                 r"stop once k"):
+            _check_beam(model, mt.tensor(src.numpy()[1:3]), 2, 0.6, 7)
+    else:
+        _with_mistake(monkeypatch, "_may_stop", "[:, 0] / lp_max <=", "[:, 0] <=")
+        table, k, alpha, T = TABLES["bound without lp(max_len)"]
+        wanted = r"returned \[2\], the search by hand \[3, 3, 3, 3, 3, 3, 3\].*"
+        with pytest.raises(AssertionError, match=wanted + re.escape(WHY["bound without lp(max_len)"])):
+            _check_beam(_Table(table), mt.tensor([[3, 4]]), k, alpha, T, use_cache=False)
+
+
+def test_padding_with_pad_not_pad_id_is_named():
+    """A finished hypothesis padded with <pad> (0) where pad_id is 4: named as such, not as tokens past <eos>."""
+    table, k, alpha, T = TABLES["k candidates"]
+    model = _Table(table)
+    out = np.full(T, PAD)
+    out[:2] = [3, EOS]
+    assert _why(out, model, [3, 4], k, alpha, T, pad_id=4).startswith("it pads with <pad> (0) after its <eos>, not "
+                                                                      "pad_id=4: a finished hypothesis' tokens")
 
 
 def test_beam_search_defaults_to_a_beam_of_4_ranked_by_log_p_alone():

@@ -312,16 +312,18 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
             new = ys[:, -1:] if use_cache else ys
             logits = model.decode(Tensor(new, backend=be), memory, src_mask, None, cache)  # (B k, t, V)
             logp = F.log_softmax(logits[:, -1, :], axis=-1).data  # (B k, V): log p(v | Y, X)
-            cand_scores, parent, token = _best_extensions(xp, scores, logp, k)  # (B 2k,) each, best first
-            cand_ys = xp.concat([xp.take(ys, parent, axis=0), xp.reshape(token, (-1, 1))], axis=1)  # (B 2k, 1 + t)
+            cand_scores, parent, token = _best_extensions(xp, scores, logp, k)  # (B n,) each, n = min(2k, k V)
+            cand_ys = xp.concat([xp.take(ys, parent, axis=0), xp.reshape(token, (-1, 1))], axis=1)  # (B n, 1 + t)
             ended = token == eos_id
             finished = _finish(xp, finished, cand_ys, cand_scores, ended, length_penalty(t, alpha), k, pad_id)
-            # the new alive ones: the k best candidates (by s) that do not end; each row's parent, for the cache
-            ### BEGIN SOLUTION A6: keep (B, k): a source's k best of its 2k by s, <eos> ones out; ys, scores, parent
+            # the new alive ones: each source's k best candidates (by s) that do not end, n = cand_scores.shape[0] // B
+            # a source (an <eos> one gets -inf: where fewer than k go on, it fills a place, not alive); ys, scores and
+            # parent become the kept rows', (B k,) each: _reorder makes the cache follow parent
+            ### BEGIN SOLUTION A6: keep (B k,): a source's k best of its n by s, <eos> ones out; ys, scores, parent
             n = cand_scores.shape[0] // B  # 2k candidates a source (k V where that is fewer)
             going_on = xp.where(ended, xp.asarray(-math.inf, dtype=cand_scores.dtype), cand_scores)
             keep = xp.argsort(xp.reshape(going_on, (B, n)), axis=-1, descending=True, stable=True)[:, :k]  # (B, k)
-            keep = xp.reshape(keep + xp.reshape(xp.arange(B) * n, (B, 1)), (B * k,))  # rows of the B 2k
+            keep = xp.reshape(keep + xp.reshape(xp.arange(B) * n, (B, 1)), (B * k,))  # rows of the B n
             # going_on, not cand_scores: where fewer than k go on, an <eos> one fills a place at -inf, not alive
             ys, scores, parent = (xp.take(a, keep, axis=0) for a in (cand_ys, going_on, parent))
             ### END SOLUTION
@@ -353,6 +355,7 @@ def _best_extensions(xp, scores, logp, k: int):
         ``B k``) each extends; ``token``, the token that extends it. Of equal scores, the lower row, then the lower
         token, first.
     """
+    # a stable sort, best first (ties in index order): xp.argsort(x, axis=-1, descending=True, stable=True)
     ### BEGIN SOLUTION A6: candidates (B, k V) = s(Y) + log p(v | Y); best (B, n), stable sort; parent = b k + i // V
     B, V = scores.shape[0] // k, logp.shape[-1]
     n = min(2 * k, k * V)
@@ -372,8 +375,8 @@ def _finish(xp, finished, cand_ys, cand_scores, ended, lp: float, k: int, pad_id
     Parameters
     ----------
     finished : tuple of arrays
-        Tokens ``(B k, 1 + t - 1)`` padded with ``pad_id`` after ``<eos>``, :math:`s` ``(B k,)`` and
-        :math:`s / lp` ``(B k,)`` (``-inf``: an empty place), each source's best first.
+        Tokens ``(B k, t)`` (one position shorter than the candidates') padded with ``pad_id`` after ``<eos>``,
+        :math:`s` ``(B k,)`` and :math:`s / lp` ``(B k,)`` (``-inf``: an empty place), each source's best first.
     cand_ys, cand_scores, ended : array
         The step's candidates (``_best_extensions``): tokens ``(B n, 1 + t)``, :math:`s` ``(B n,)``, and whether
         each ends with ``<eos>`` ``(B n,)``; a source's best first.
@@ -387,7 +390,10 @@ def _finish(xp, finished, cand_ys, cand_scores, ended, lp: float, k: int, pad_id
         at an earlier step first, then the better-ranked candidate (a stable sort of the finished set followed by
         the candidates).
     """
-    ### BEGIN SOLUTION A6: pad done_ys; offered = s / lp where ended and among the k best, else -inf; k best of both
+    # the finished tokens (finished[0]) take a column of pad_id; a candidate is offered at s / lp where it ends and
+    # is among its source's first k (of n), else at -inf (its s may stay: s / lp alone ranks); each source's k best
+    # of its finished, then its candidates (_per_source), by xp.argsort(..., descending=True, stable=True)
+    ### BEGIN SOLUTION A6: pad finished[0]; offered = s / lp if ended and among the k best, else -inf; k best of both
     done_ys, done_scores, done_norm = finished
     B = done_scores.shape[0] // k
     n = cand_scores.shape[0] // B
@@ -406,8 +412,12 @@ def _finish(xp, finished, cand_ys, cand_scores, ended, lp: float, k: int, pad_id
 def _per_source(xp, first, second, B: int):
     """Two arrays of ``B`` sources' rows, ``(B m, ...)`` and ``(B n, ...)``, as one ``(B (m + n), ...)``: source
     ``b``'s ``m`` rows of ``first``, then its ``n`` of ``second``."""
-    m, n = first.shape[0] // B, second.shape[0] // B
     rest = tuple(first.shape[1:])
+    if tuple(second.shape[1:]) != rest:
+        raise ValueError(f"_per_source: the two arrays' rows must have one shape, got (B m, ...) = "
+                         f"{tuple(first.shape)} and (B n, ...) = {tuple(second.shape)}: _finish pads the finished "
+                         "tokens (B k, t) with a column of pad_id to the candidates' (B n, 1 + t) first")
+    m, n = first.shape[0] // B, second.shape[0] // B
     both = xp.concat([xp.reshape(first, (B, m, *rest)), xp.reshape(second, (B, n, *rest))], axis=1)
     return xp.reshape(both, (B * (m + n), *rest))
 
@@ -431,7 +441,8 @@ def _winners(xp, finished, ys, scores, lp: float, k: int, alive: bool):
     ``finished`` and ``ys`` ``(B k, 1 + t)``, ``scores`` ``(B k,)`` as in :func:`beam_search`. Of equal ones, the
     finished one (found first) wins. A search stopped early leaves the alive ones out: none of them, and none of
     their extensions, can beat the finished (``_may_stop``)."""
-    ### BEGIN SOLUTION A6: norm (B, 2k): finished s / lp, then alive s / lp (-inf unless alive); winner = argmax
+    # the finished are ranked at their own length (finished[2] holds s / lp(|Y|)), the alive at lp (none has ended)
+    ### BEGIN SOLUTION A6: norm (B, 2k): finished[2], then alive s / lp (-inf unless alive); winner = first argmax
     done_ys, done_scores, done_norm = finished
     B = scores.shape[0] // k
     alive_norm = scores / lp if alive else xp.full(scores.shape, -math.inf, dtype=scores.dtype)

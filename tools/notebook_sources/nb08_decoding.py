@@ -359,7 +359,8 @@ CELLS = [
     $v$, scored $\log P + \log p(v \mid \text{ys}, x)$ (the log-softmax of the newest position's logits), and
     the $2k$ best candidates are taken; those among the first $k$ that end with `<eos>` join `finished`, which
     keeps its $k$ best by $\log P / lp(\lvert Y \rvert)$ (`length_penalty`, $\lvert Y \rvert$ counting the
-    `<eos>`, not `<bos>`); the $k$ best of the candidates that do not end are the new alive ones. Printed: the
+    `<eos>`, not `<bos>`); the $k$ best of the candidates that do not end are the new alive ones. Keep both lists
+    best first: the stop line below reads `alive[0]` as the best and `finished[-1]` as the worst. Printed: the
     $k = 4$ alive after every step, as tokens with their $\log P$, the finished ones marked `done:`, and the
     winner, checked against `beam_search`.
     """),
