@@ -178,6 +178,18 @@ def test_points_are_read_from_a_mark_by_position_or_by_name(tmp_path):
         "@pytest.mark.assignment(3, points=90)\ndef test_d():\n    pass\n", encoding="utf-8")
     assert points_of(tmp_path) == {2: {"tests/test_x.py::test_a": 7, "tests/test_x.py::test_b": 3,
                                        "tests/test_x.py::test_c": 1}, 3: {"tests/test_x.py::test_d": 90}}
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n\n\n@pytest.mark.assignment(2, point=7)\ndef test_e():\n    pass\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"tests/test_x.py::test_e: its assignment marker: .*point"):
+        points_of(tmp_path)  # a misspelt keyword is named with its test, not a bare TypeError
+
+
+def test_building_a_copy_without_pytest_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pytest", None)  # import pytest now fails, as where it is not installed
+    monkeypatch.delitem(sys.modules, "minitransformer.assignments.plugin", raising=False)
+    (tmp_path / "test_x.py").write_text("", encoding="utf-8")
+    with pytest.raises(ModuleNotFoundError, match=r'needs pytest: pip install -e "\.\[dev\]"'):
+        points_of(tmp_path)
 
 
 def test_every_marked_file_belongs_to_its_assignment_and_each_body_to_one():
@@ -765,6 +777,9 @@ def test_a_mark_gives_its_assignment_and_points_by_position_or_by_name():
                  pytest.mark.assignment(number=3, points=10)):
         assert plugin._marker(Item(mark.mark)) == (3, 10.0)
     assert plugin._marker(Item(None)) is None  # an ungraded test
+    Item.nodeid = "tests/test_x.py::test_e"
+    with pytest.raises(pytest.UsageError, match=r"tests/test_x.py::test_e: its assignment marker: .*point"):
+        plugin._marker(Item(pytest.mark.assignment(3, point=10).mark))  # misspelt: named with its test
 
 
 def test_the_plugin_keeps_an_errors_notes_and_the_table_shows_the_first():

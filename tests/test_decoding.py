@@ -647,7 +647,7 @@ def test_beam_search_stops_once_no_alive_hypothesis_can_beat_the_finished(monkey
 def test_an_index_error_in_beam_search_says_which_line_and_what_the_indices_range_over(tiny, monkeypatch):
     """parent = b k + best, the candidate's index for its hypothesis' (i // V): beam search's own IndexError (index
     9 is out of bounds for axis 0 with size 8) is said with the line that raised it and the ranges of the indices."""
-    right = "xp.reshape(xp.arange(B) * k, (B, 1)) + best // V,"
+    right = "parent = _rows(xp, best // V, k)"
     _with_mistake(monkeypatch, "_best_extensions", right, right.replace(" // V", ""))
     model, src = tiny
     with pytest.raises(AssertionError, match=r"^beam_search\(beam_size=2\) on B = 4 sources raised IndexError\(index "

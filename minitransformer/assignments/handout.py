@@ -507,7 +507,13 @@ def points_of(tests: Path) -> dict[int, dict[str, float]]:
     """Assignment -> ``{file::test: points}`` of the test functions marked ``@pytest.mark.assignment(N, points=P)`` in
     the test files of ``tests`` (read from their source, in the order of the files and their lines)."""
     from .grade import graded_test_files  # here: grade imports strip, which imports this module
-    from .plugin import graded  # here: the plugin imports pytest (a dev dependency), which importing this needs not
+    try:
+        from .plugin import graded  # here: the plugin imports pytest (a dev dependency), which importing this needs not
+    except ModuleNotFoundError as e:
+        if e.name != "pytest":
+            raise
+        raise ModuleNotFoundError("assignments: a copy's ASSIGNMENT.md counts each test's points as the grader does, "
+                                  "which needs pytest: pip install -e \".[dev]\"", name="pytest") from e
 
     found: dict[int, dict[str, float]] = {}
     for path in graded_test_files(tests):
@@ -516,8 +522,11 @@ def points_of(tests: Path) -> dict[int, dict[str, float]]:
                 continue
             for d in node.decorator_list:
                 if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "assignment":
-                    number, points = graded(*map(ast.literal_eval, d.args),
-                                            **{k.arg: ast.literal_eval(k.value) for k in d.keywords})
+                    try:
+                        number, points = graded(*map(ast.literal_eval, d.args),
+                                                **{k.arg: ast.literal_eval(k.value) for k in d.keywords})
+                    except (TypeError, ValueError) as e:  # a marker's arguments not (number, points)
+                        raise ValueError(f"tests/{path.name}::{node.name}: its assignment marker: {e}") from e
                     found.setdefault(number, {})[f"tests/{path.name}::{node.name}"] = points
     return found
 

@@ -88,7 +88,12 @@ def graded(number, points=1) -> tuple[int, float]:
 def _marker(item):
     """:func:`graded` of a collected test's ``assignment`` marker; None for an ungraded test."""
     mark = item.get_closest_marker("assignment")
-    return None if mark is None else graded(*mark.args, **mark.kwargs)
+    if mark is None:
+        return None
+    try:
+        return graded(*mark.args, **mark.kwargs)
+    except (TypeError, ValueError) as e:  # a marker's arguments not (number, points)
+        raise pytest.UsageError(f"{item.nodeid}: its assignment marker: {e}") from e
 
 
 def _case(item, marked) -> dict:

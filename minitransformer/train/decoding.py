@@ -20,7 +20,7 @@ runs the whole prefix every step; both give the same tokens (a test checks it).
 
 Everything is computed with the model's backend (``xp``), the sampling noise included, so the same
 code decodes on NumPy, CuPy and array-api-strict. The only host reads are one boolean per step
-(has every sequence ended?).
+(greedy search: has every sequence ended? beam search: may every source stop?).
 """
 
 from __future__ import annotations
@@ -218,8 +218,10 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     With :math:`k` = ``beam_size``, each source keeps :math:`k` *alive* hypotheses :math:`Y` (none has produced
     ``<eos>``) with scores :math:`s(Y) = \log P(Y \mid X) = \sum_t \log p(y_t \mid y_{<t}, X)`, and a set of at most
     :math:`k` *finished* ones (ended by ``<eos>``), ranked by :math:`s(Y) / lp(|Y|)` (:func:`length_penalty`,
-    ``alpha``; :math:`|Y|` counts the ``<eos>``). This is the beam search of tensor2tensor, which the paper used
-    (6.1: :math:`k = 4`, :math:`\alpha = 0.6`), of GNMT and of Hugging Face's ``BeamSearchScorer``. Step :math:`t`:
+    ``alpha``; :math:`|Y|` counts the ``<eos>``). Keeping the finished apart is what tensor2tensor's beam search,
+    which the paper used (6.1: :math:`k = 4`, :math:`\alpha = 0.6`), GNMT's and Hugging Face's ``BeamSearchScorer`` do;
+    which ``<eos>`` may finish (step 2) is Hugging Face's rule (tensor2tensor offers every one of the :math:`2k`).
+    Step :math:`t`:
 
     1. score the :math:`k \times V` one-token extensions :math:`s(Y) + \log p(v \mid Y, X)` of the alive ones and
        take the :math:`2k` best (``_best_extensions``): at most :math:`k` of them end with ``<eos>`` (one a
@@ -307,6 +309,7 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
         finished = (xp.full((B * k, 1), bos_id, dtype=xp.int64), xp.full((B * k,), -math.inf, dtype=xp.float32),
                     xp.full((B * k,), -math.inf, dtype=xp.float32))
         cache = model.new_cache() if use_cache else None
+        lp_max = length_penalty(steps, alpha)  # the largest lp a hypothesis can reach
         stopped = False
         for t in range(1, steps + 1):  # t: the length the hypotheses reach at this step
             new = ys[:, -1:] if use_cache else ys
@@ -323,13 +326,13 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
             n = cand_scores.shape[0] // B  # 2k candidates a source (k V where that is fewer)
             going_on = xp.where(ended, xp.asarray(-math.inf, dtype=cand_scores.dtype), cand_scores)
             keep = xp.argsort(xp.reshape(going_on, (B, n)), axis=-1, descending=True, stable=True)[:, :k]  # (B, k)
-            keep = xp.reshape(keep + xp.reshape(xp.arange(B) * n, (B, 1)), (B * k,))  # rows of the B n
+            keep = _rows(xp, keep, n)  # (B k,): rows of the B n
             # going_on, not cand_scores: where fewer than k go on, an <eos> one fills a place at -inf, not alive
             ys, scores, parent = (xp.take(a, keep, axis=0) for a in (cand_ys, going_on, parent))
             ### END SOLUTION
             if cache is not None:
                 _reorder(cache, parent)
-            if bool(xp.all(_may_stop(xp, scores, finished[2], length_penalty(steps, alpha), k))):  # the host read
+            if bool(xp.all(_may_stop(xp, scores, finished[2], lp_max, k))):  # the host read
                 stopped = True
                 break
         tokens, scores = _winners(xp, finished, ys, scores, length_penalty(t, alpha), k, alive=not stopped)
@@ -356,14 +359,14 @@ def _best_extensions(xp, scores, logp, k: int):
         token, first.
     """
     # a stable sort, best first (ties in index order): xp.argsort(x, axis=-1, descending=True, stable=True)
-    ### BEGIN SOLUTION A6: candidates (B, k V) = s(Y) + log p(v | Y); best (B, n), stable sort; parent = b k + i // V
+    # and _rows(xp, index, width) turns positions within each source's rows into rows of the whole batch
+    ### BEGIN SOLUTION A6: candidates (B, k V) = s(Y) + log p(v | Y); best (B, n), stable sort; parent b k + i // V
     B, V = scores.shape[0] // k, logp.shape[-1]
     n = min(2 * k, k * V)
     candidates = xp.reshape(xp.reshape(scores, (B * k, 1)) + logp, (B, k * V))  # (B, k V)
     best = xp.argsort(candidates, axis=-1, descending=True, stable=True)[:, :n]  # (B, n): ties -> first
-    flat = xp.reshape(best + xp.reshape(xp.arange(B) * (k * V), (B, 1)), (B * n,))
-    cand_scores = xp.take(xp.reshape(candidates, (B * k * V,)), flat, axis=0)  # (B n,)
-    parent = xp.reshape(xp.reshape(xp.arange(B) * k, (B, 1)) + best // V, (B * n,))  # the row each extends
+    cand_scores = xp.take(xp.reshape(candidates, (B * k * V,)), _rows(xp, best, k * V), axis=0)  # (B n,)
+    parent = _rows(xp, best // V, k)  # (B n,): the row each extends
     return cand_scores, parent, xp.reshape(best % V, (B * n,))
     ### END SOLUTION
 
@@ -402,11 +405,18 @@ def _finish(xp, finished, cand_ys, cand_scores, ended, lp: float, k: int, pad_id
     offered = xp.where(ended & in_beam, cand_scores / lp, xp.asarray(-math.inf, dtype=cand_scores.dtype))  # (B n,)
     norm = xp.concat([xp.reshape(done_norm, (B, k)), xp.reshape(offered, (B, n))], axis=1)  # (B, k + n)
     best = xp.argsort(norm, axis=-1, descending=True, stable=True)[:, :k]  # (B, k): the earlier found first
-    pick = xp.reshape(best + xp.reshape(xp.arange(B) * (k + n), (B, 1)), (B * k,))
+    pick = _rows(xp, best, k + n)  # (B k,)
     both = (_per_source(xp, done_ys, cand_ys, B), _per_source(xp, done_scores, cand_scores, B),
             _per_source(xp, done_norm, offered, B))  # (B (k + n), ...): a source's finished, then its candidates
     return tuple(xp.take(a, pick, axis=0) for a in both)
     ### END SOLUTION
+
+
+def _rows(xp, index, width: int):
+    """Rows of the whole batch, ``(B m,)``, of ``index`` ``(B, m)``: positions within each source's ``width`` rows
+    (source ``b``'s rows are ``b width .. b width + width - 1``)."""
+    B, m = index.shape
+    return xp.reshape(index + xp.reshape(xp.arange(B) * width, (B, 1)), (B * m,))
 
 
 def _per_source(xp, first, second, B: int):
@@ -427,7 +437,8 @@ def _may_stop(xp, scores, done_norm, lp_max: float, k: int):
     the worst of them, :math:`s_{best} / lp(\text{max\_len}) \le s_{worst} / lp(|Y_{worst}|)`.
 
     ``scores`` ``(B k,)`` are the alive :math:`s`, ``done_norm`` ``(B k,)`` the finished :math:`s / lp`, each
-    source's best first (an empty place is ``-inf``, so a source with fewer than ``k`` finished goes on)."""
+    source's best first (an empty place is ``-inf``, so a source with fewer than ``k`` finished goes on, unless its
+    alive ones are all ``-inf`` too: none can go on)."""
     ### BEGIN SOLUTION A6: the alive best (each source's first) / lp_max <= the worst finished (each source's last)
     B = scores.shape[0] // k
     return xp.reshape(scores, (B, k))[:, 0] / lp_max <= xp.reshape(done_norm, (B, k))[:, k - 1]
@@ -447,7 +458,7 @@ def _winners(xp, finished, ys, scores, lp: float, k: int, alive: bool):
     B = scores.shape[0] // k
     alive_norm = scores / lp if alive else xp.full(scores.shape, -math.inf, dtype=scores.dtype)
     norm = xp.reshape(_per_source(xp, done_norm, alive_norm, B), (B, 2 * k))
-    winner = xp.argmax(norm, axis=-1) + xp.arange(B) * (2 * k)  # (B,): the first of equal best
+    winner = _rows(xp, xp.reshape(xp.argmax(norm, axis=-1), (B, 1)), 2 * k)  # (B,): the first of equal best
     return (xp.take(_per_source(xp, done_ys, ys, B), winner, axis=0),
             xp.take(_per_source(xp, done_scores, scores, B), winner, axis=0))
     ### END SOLUTION
