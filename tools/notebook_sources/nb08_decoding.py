@@ -308,8 +308,9 @@ CELLS = [
     $\log P(Y v \mid X) = \log P(Y \mid X) + \log p(v \mid Y, X)$ and takes the $2k$ best. Those among the $k$
     best that end with `<eos>` leave the beam for a separate set of the $k$ best *finished* hypotheses; the
     $k$ best of the others are the new alive ones, so the search always goes on with $k$ (with $2k$
-    candidates, at most $k$ of which end, $k$ that go on remain). This is the beam search of the paper's
-    tensor2tensor (and of GNMT and Hugging Face). It stops once $k$ have finished and the best alive one
+    candidates, at most $k$ of which end, $k$ that go on remain). Keeping the finished apart is what the paper's
+    tensor2tensor, GNMT and Hugging Face do; letting only an `<eos>` among the $k$ best finish is Hugging Face's
+    rule (tensor2tensor lets any of the $2k$). It stops once $k$ have finished and the best alive one
     cannot beat them. With $k = 1$ this is greedy.
 
     The probability of a whole output, $\log P(Y \mid X)$, is one teacher-forced forward pass on $Y$:
