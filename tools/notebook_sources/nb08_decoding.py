@@ -342,10 +342,12 @@ CELLS = [
           f"beam {exact_match(beam, tb.tgt_out.numpy()):.1%}")
     """),
     md(r"""
-    The first of those sources, both outputs and their log-probabilities:
+    The first of those sources, both outputs and their log-probabilities (a run that finds none, as training on
+    another CPU may, takes the source where beam search comes closest to beating greedy in $\log P$):
     """),
     code("""
-    j = int(better[0])
+    gain = beam_logp.numpy() - greedy_logp                   # (N,): beam's log P over greedy's
+    j = int(better[0]) if len(better) else int(gain.argmax())  # none better: the closest to it
     src_j, tgt_j = test[j]
     print(f"source {j}: {show(src_j)}    target: {show(tgt_j)}")
     for name, y, lp in (("greedy", generated[j], greedy_logp[j]), ("beam", beam[j], beam_logp.numpy()[j])):
@@ -432,7 +434,7 @@ CELLS = [
           f"the example's finished set ranked by log P")
     """),
     md(r"""
-    Greedy's path is the top line up to step 5. At step 4 greedy took `1` (log P $-0.69$) over `5`
+    In the run shown, greedy's path is the top line up to step 5. At step 4 greedy took `1` (log P $-0.69$) over `5`
     ($-1.43$); the beam kept both, and at step 6 the hypothesis through `5` ranks first. At step 8 the first
     hypothesis ends, `1 6 0 1 5 2 8 <eos>` ($-2.30$): it leaves the beam for the finished set, and the beam
     goes on with four alive ones. At step 9 four have finished, and the best alive one ($-6.78$) is already
