@@ -196,9 +196,9 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         try:
             trainer.fit(setup.train_data, s["steps"])
         except TrainingDiverged as e:  # with a best model kept, fit put it back and saved it: say how to measure it
-            if trainer.restored_step is None:
+            if e.restored_step is None:
                 raise
-            raise TrainingDiverged(f"{e}; measure it with: minitransformer evaluate {path}") from None
+            raise e.restated(f"{e}; measure it with: minitransformer evaluate {path}", e.restored_step) from None
         finally:  # not before: a new run that fails before its first checkpoint leaves the old run whole
             _remove_kept_by_replaced(path, replaced, trainer)
         _note_best(trainer)
