@@ -955,14 +955,18 @@ def test_a_run_that_diverges_is_one_line_without_numpy_warnings_and_status_1(tmp
     assert not (out / "checkpoint.npz").exists()  # nothing diverged is saved
 
 
+#: A run whose loss becomes NaN after its first evaluation (step 5): by step 15 on one CPU, 13 on another (their BLAS
+#: rounds in another order), so a test reads the step from the message.
+_DIVERGING = ["train", "--task", "copy", "--lr", "1e6", "--steps", "30", *TINY, "--eval-every", "5", "--patience", "10"]
+
+
 def test_a_run_that_diverges_after_its_best_evaluation_saves_that_model_and_says_so(tmp_path, capsys):
     """The run diverged after its best evaluation (step 5) with --patience: it saved nothing, and that model was
     lost. Now the checkpoint holds that model, as the error line says; evaluate measures it, naming it; --resume
     refuses it (no optimizer state: it had become NaN); --no-restore-best saves nothing, as before. (The step of the
     NaN is the machine's: at 15 on one CPU, 13 on another, whose BLAS rounds in another order.)"""
     out = tmp_path / "run"
-    run = ["train", "--task", "copy", "--lr", "1e6", "--steps", "30", *TINY, "--no-pictures", "--eval-every", "5",
-           "--patience", "10", "--out", str(out)]
+    run = [*_DIVERGING, "--no-pictures", "--out", str(out)]
     assert main(run) == 1
     err = capsys.readouterr().err
     path = out / "checkpoint.npz"
@@ -990,6 +994,40 @@ def test_a_run_that_diverges_after_its_best_evaluation_saves_that_model_and_says
            f"{step}): it holds the model of its best evaluation, step 5" in capsys.readouterr().err
     assert main([*run[:-2], "--no-restore-best", "--out", str(tmp_path / "last")]) == 1
     assert "restore_best" not in capsys.readouterr().err and not (tmp_path / "last" / "checkpoint.npz").exists()
+
+
+@pytest.mark.parametrize("restore_best", [True, False], ids=["best_kept", "none_kept"])
+def test_a_run_that_diverges_still_writes_its_metrics_and_its_curves(tmp_path, capsys, restore_best):
+    """A run whose loss became NaN wrote no metrics.json and no pictures: a user coming back found no record of it but
+    the terminal's. Now metrics.json says how it ended (stop_reason "diverged", its steps those of the message, which
+    it holds as "error") and the pictures are drawn, still with exit status 1: with the model of its best evaluation
+    kept, its held-out metrics (those evaluate measures), restored_step and its attention maps; without one
+    (--no-restore-best: the parameters are not finite), no held-out metrics and no attention maps, the curves alone."""
+    from minitransformer.train import run
+
+    out = tmp_path / "run"
+    assert main([*_DIVERGING, *([] if restore_best else ["--no-restore-best"]), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    step = int(re.search(r"became nan by step (\d+);", captured.err)[1])
+    record = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert record["error"] == captured.err.removeprefix("minitransformer train: ").removesuffix("\n")
+    metrics = record["metrics"]
+    assert (metrics["stop_reason"], metrics["steps"], record["task"]) == ("diverged", step, "copy")
+    pictures = sorted(p.name for p in out.glob("*.png"))
+    assert all((out / name).read_bytes()[:8] == PNG for name in pictures)
+    wrote = [out / "checkpoint.npz"] * restore_best + [out / "metrics.json"]  # (none kept: no checkpoint written)
+    assert "wrote:\n" + "".join(f"  {p}\n" for p in wrote) in captured.out
+    held_out = {k: v for k, v in metrics.items() if k.startswith("test_")}
+    if not restore_best:
+        assert (held_out, "restored_step" in metrics, pictures) == ({}, False, ["curves.png"])
+        assert not (out / "checkpoint.npz").exists()
+        return
+    assert metrics["restored_step"] == 5 and pictures == ["attention_cross_attention.png",
+                                                          "attention_encoder_self_attention.png", "curves.png"]
+    with np.errstate(over="ignore", invalid="ignore"):  # (its weights are huge: lr 1e6)
+        measured = run.evaluate(out / "checkpoint.npz")
+    assert held_out == pytest.approx({k: v for k, v in measured.items() if k.startswith("test_")}, rel=1e-9)
+    assert set(held_out) == {"test_loss", "test_token_accuracy", "test_exact_sequence_accuracy"}
 
 
 def test_evaluate_and_generate_of_a_folder_say_it_is_a_folder(tmp_path, capsys):

@@ -1093,13 +1093,15 @@ def test_a_nan_evaluation_is_never_the_best_to_restore():
     assert _same_weights(trainer.model, seen[2])
     trainer, seen = _remembering({1: 0.5, 2: float("nan")})
     with pytest.raises(TrainingDiverged, match=r"= nan at step 2.*; restore_best put back the parameters of the best "
-                                               r"evaluation, step 1 \(val_loss 0\.5\)$"):
+                                               r"evaluation, step 1 \(val_loss 0\.5\)$") as caught:
         trainer.fit(lambda s: None, 4)
     assert (trainer.stop_reason, trainer.restored_step) == ("diverged", 1) and _same_weights(trainer.model, seen[1])
+    assert (caught.value.step, caught.value.lr, caught.value.restored_step) == (2, 0.05, 1)
     trainer, seen = _remembering({1: 0.5, 2: float("nan")}, restore_best=False)
-    with pytest.raises(TrainingDiverged, match=r"= nan at step 2.*\(lr was 0\.05\)$"):
+    with pytest.raises(TrainingDiverged, match=r"= nan at step 2.*\(lr was 0\.05\)$") as caught:
         trainer.fit(lambda s: None, 4)
     assert trainer.restored_step is None and _same_weights(trainer.model, seen[2])
+    assert (caught.value.step, caught.value.lr, caught.value.restored_step) == (2, 0.05, None)
 
 
 @pytest.mark.single_backend
@@ -1240,6 +1242,8 @@ def test_a_run_that_diverges_ends_with_the_best_parameters_and_saves_them_as_a_m
                         rf"\(val_loss 0\.5\), and saved them in {re.escape(str(path))} \(a model to evaluate, "
                         r"without the optimizer's state: not to resume\)", str(caught.value)), str(caught.value)
     assert (trainer.step, trainer.stop_reason, trainer.restored_step) == (8, "diverged", 6)
+    # (the rate read as step 8 began, which its message gives: "params" sets another inside its loss)
+    assert (caught.value.step, caught.value.lr, caught.value.restored_step) == (8, 0.01, 6)
     assert _same_weights(trainer.model, best.model.state_dict())
     ckpt = read_checkpoint(path)
     assert (ckpt.step, ckpt.trainer_state["stop_reason"], ckpt.trainer_state["restored_step"]) == (8, "diverged", 6)
@@ -1261,9 +1265,10 @@ def test_a_run_that_diverges_without_a_best_kept_writes_nothing_over_its_last_fi
     whose run a resume continues: the weights made infinite by step 8's update, its loss finite, were written."""
     path = tmp_path / "c.npz"
     trainer = _diverging({3: 1.0, 6: 0.5}, 8, how, path, checkpoint_every=1, restore_best=False)
-    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match=r"by step 8.*\(clip=1\.0\)$"):
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match=r"by step 8.*\(clip=1\.0\)$") as caught:
         trainer.fit(lambda s: None, 20)
     assert (trainer.stop_reason, trainer.restored_step) == ("diverged", None)
+    assert (caught.value.step, caught.value.restored_step) == (8, None)
     ckpt = read_checkpoint(path)
     assert (ckpt.step, ckpt.trainer_state["stop_reason"]) == (7, None) and _all_finite(ckpt)
     resumed = _scripted({3: 1.0, 6: 0.5}, path, restore_best=False)
@@ -1307,6 +1312,7 @@ def test_a_best_evaluation_of_parameters_already_not_finite_is_neither_put_back_
                         rf"back, nor saved anything in {re.escape(str(path))} \(the checkpoint written last, if any, "
                         r"stays\)", str(caught.value)), str(caught.value)
     assert (trainer.stop_reason, trainer.restored_step, trainer.best_seen_step) == ("diverged", None, 6)
+    assert (caught.value.step, caught.value.restored_step) == (trainer.step, None)  # (nothing put back)
     assert trainer._best_params is None and trainer._last_params is None
     ckpt = read_checkpoint(path)
     assert (ckpt.step, ckpt.trainer_state["stop_reason"], ckpt.optimizer_state is None) == (written, None, False)
@@ -1357,8 +1363,9 @@ def test_a_diverging_loss_stops_with_a_clear_error():
         return m.weight.sum() * 0.0 + mt.tensor(float("nan"))
 
     trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, log_every=3, progress=False)
-    with pytest.raises(TrainingDiverged, match="became nan by step 3; lower the learning rate"):
+    with pytest.raises(TrainingDiverged, match="became nan by step 3; lower the learning rate") as caught:
         trainer.fit(lambda s: None, 10)
+    assert (caught.value.step, caught.value.lr, caught.value.restored_step) == (3, 0.1, None)
 
 
 @pytest.mark.single_backend
@@ -1550,11 +1557,25 @@ def test_binary_f1_against_precision_and_recall_counted_by_hand():
         z, y = rng.normal(size=n).astype(np.float32), rng.integers(0, 2, size=n)
         assert binary_f1(mt.tensor(z), y).item() == pytest.approx(_f1_by_counting(z, y), abs=1e-6)
     z, y = [0.3, -2.0, 4.0, -0.1, 0.0], [1, 0, 0, 1, 1]  # TP 1, FP 1, FN 2: precision 1/2, recall 1/3
-    assert binary_f1(mt.tensor(z), mt.tensor(y)).item() == pytest.approx(0.4)
+    assert binary_f1(mt.tensor(z), mt.tensor(y)).item() == 0.4  # 2 / 5 exactly, as metrics.json shows it
     assert binary_f1(mt.tensor([[0.3], [-2.0]]), [1, 0]).item() == 1.0  # logits (B, 1)
     assert binary_f1(mt.tensor([-1.0, -2.0, -3.0, 2.0]), [0, 0, 0, 1]).item() == 1.0
     assert binary_f1(mt.tensor([-1.0, -2.0, -3.0, -2.0]), [0, 0, 0, 1]).item() == 0.0
     assert binary_f1(mt.tensor([-1.0, -2.0]), [0, 0]).item() == 0.0  # no positive at all: 0, as scikit-learn
+
+
+def test_binary_f1_is_the_ratio_of_its_counts_without_float32_rounding():
+    """F1 is 2 TP / (2 TP + FP + FN), a ratio of counts: counted in float32 and divided there, metrics.json showed
+    val_f1 0.5333333611488342 beside val_accuracy 0.5333333333333333. Now the counts are integers and the division
+    is float64's, which is Python's: the same float, to the last bit."""
+    rng = np.random.default_rng(1)
+    for n in (5, 30, 1001):
+        z = rng.normal(size=n).astype(np.float32)
+        y = rng.integers(0, 2, size=n)
+        tp = int(np.sum((z > 0) & (y == 1)))
+        wrong = int(np.sum((z > 0) != (y == 1)))
+        f1 = binary_f1(mt.tensor(z), y)
+        assert f1.numpy().dtype == np.float64 and f1.item() == 2 * tp / (2 * tp + wrong), n
 
 
 @pytest.mark.single_backend
@@ -1659,7 +1680,7 @@ def test_the_classification_metrics_f1_counts_every_example_at_once():
             return mt.tensor(np.where(ids.numpy()[:, 0] > 10, 1.0, -1.0).astype(np.float32))
 
     examples = [([11, 5], 1), ([11], 0), ([5], 1), ([12, 6, 7], 1)]
-    assert classification_metrics(examples, batch_size=3)(FirstTokenAbove10())["f1"] == pytest.approx(2 / 3)
+    assert classification_metrics(examples, batch_size=3)(FirstTokenAbove10())["f1"] == 2 / 3  # exactly: of counts
 
 
 def test_classification_and_lm_metrics_score_every_example_as_one_batch_by_hand():

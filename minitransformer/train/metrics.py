@@ -132,19 +132,22 @@ def binary_f1(logits: Tensor, labels) -> Tensor:
     Returns
     -------
     Tensor
-        0-d float32 on the logits' backend.
+        0-d float64 on the logits' backend: the counts are integers and their ratio is divided in float64, so that
+        the F1 of TP 1, FP 1, FN 2 reads 0.4, what the fraction 2/5 is in Python (float32 would give
+        0.4000000059604645).
 
     Examples
     --------
     >>> import minitransformer as mt
-    >>> round(binary_f1(mt.tensor([2.0, -1.0, 0.5, 1.0]), mt.tensor([1, 1, 1, 0])).item(), 4)  # TP 2, FN 1, FP 1
-    0.6667
+    >>> binary_f1(mt.tensor([2.0, -1.0, 0.5, 1.0]), mt.tensor([1, 1, 1, 0])).item()  # TP 2, FN 1, FP 1: 4 / 6
+    0.6666666666666666
     """
     predicted, y = _binary_predictions("binary_f1", logits, labels)
-    xp, f32 = logits.backend.xp, logits.backend.xp.float32
-    tp = xp.sum(xp.astype(predicted & y, f32))
-    wrong = xp.sum(xp.astype(predicted != y, f32))  # FP + FN
-    return Tensor._wrap(2 * tp / xp.maximum(2 * tp + wrong, xp.asarray(1.0, dtype=f32)), logits.backend)
+    xp = logits.backend.xp
+    tp = xp.sum(xp.astype(predicted & y, xp.int64))
+    wrong = xp.sum(xp.astype(predicted != y, xp.int64))  # FP + FN
+    denominator = xp.maximum(2 * tp + wrong, xp.asarray(1, dtype=xp.int64))  # 0 / 1 where there is no positive
+    return Tensor._wrap(xp.astype(2 * tp, xp.float64) / xp.astype(denominator, xp.float64), logits.backend)
 
 
 def _binary_predictions(op: str, logits: Tensor, labels):

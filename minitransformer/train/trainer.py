@@ -83,6 +83,17 @@ class TrainingDiverged(FloatingPointError):
     does the checkpoint (without the optimizer's state), as the message says (:attr:`Trainer.restored_step`); else
     (or where those parameters are not finite either) nothing is put back, nor written.
 
+    Attributes
+    ----------
+    step : int or None
+        The step by which the loss, the parameters or the monitored metric was found NaN or infinite (the step
+        :meth:`Trainer.fit` stopped at); None where raised by hand without it.
+    lr : float or None
+        The learning rate of that step.
+    restored_step : int or None
+        The step of the best evaluation whose parameters the model (and the checkpoint) holds again
+        (``restore_best``); None where nothing was put back.
+
     Examples
     --------
     >>> import minitransformer as mt
@@ -94,9 +105,21 @@ class TrainingDiverged(FloatingPointError):
     ...     trainer.fit(lambda step: mt.ones(4, 1), steps=5)
     ... except TrainingDiverged as e:
     ...     print(e)
+    ...     print(e.step, e.lr, e.restored_step)
     Trainer: the training loss became nan by step 1; lower the learning rate (lr was 0.1)
     or clip the gradients (clip=1.0)
+    1 0.1 None
     """
+
+    def __init__(self, message: str, step: int | None = None, lr: float | None = None,
+                 restored_step: int | None = None):
+        super().__init__(message)
+        self.step, self.lr, self.restored_step = step, lr, restored_step
+
+    def restated(self, message: str, restored_step: int | None = None) -> TrainingDiverged:
+        """The same divergence (its step and learning rate) with ``message`` and ``restored_step`` instead: what
+        :meth:`Trainer.fit` and ``train`` raise once they say more of it."""
+        return TrainingDiverged(message, self.step, self.lr, restored_step)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -600,7 +623,8 @@ class Trainer:
         loss = self._loss.compute()
         self._loss.reset()
         if not math.isfinite(loss):
-            raise TrainingDiverged(f"Trainer: the training loss became {loss} by step {self.step}; {self._advice()}")
+            raise TrainingDiverged(f"Trainer: the training loss became {loss} by step {self.step}; {self._advice()}",
+                                   self.step, self._lr)
         self._record("train_loss", loss)
         self._record("lr", self._lr)
         shown = {"loss": f"{loss:.4f}", "lr": f"{self._lr:.2e}"}
@@ -628,7 +652,8 @@ class Trainer:
         if bad:
             more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
             raise TrainingDiverged(f"Trainer: the parameters became NaN or infinite by step {self.step} "
-                                   f"({bad[0]}{more}) while the training loss was finite; {self._advice()}")
+                                   f"({bad[0]}{more}) while the training loss was finite; {self._advice()}",
+                                   self.step, self._lr)
 
     def _not_finite(self, arrays: dict) -> list[str]:
         """The names of ``arrays`` (name -> the array of that trainable parameter, or a copy of it) holding a NaN or an
@@ -673,18 +698,18 @@ class Trainer:
             self._best_params = self._last_params = self.restored_step = None
             kept = "" if self.checkpoint_path is None else (f", nor saved anything in {self.checkpoint_path} (the "
                                                             "checkpoint written last, if any, stays)")
-            return TrainingDiverged(f"{e}; the parameters of the best evaluation, step {self.best_seen_step} "
-                                    f"({self.monitor} {self.best_seen:.4g}), were not finite either (an update had "
-                                    f"made them so): restore_best put nothing back{kept}")
+            return e.restated(f"{e}; the parameters of the best evaluation, step {self.best_seen_step} "
+                              f"({self.monitor} {self.best_seen:.4g}), were not finite either (an update had made "
+                              f"them so): restore_best put nothing back{kept}")
         self._put_params(self._best_params)
         self._last_params, self.restored_step = None, self.best_seen_step
         said = (f"{e}; restore_best put back the parameters of the best evaluation, step {self.restored_step} "
                 f"({self.monitor} {self.best_seen:.4g})")
         if self.checkpoint_path is None:
-            return TrainingDiverged(said)
+            return e.restated(said, self.restored_step)
         self._save_diverged()
-        return TrainingDiverged(f"{said}, and saved them in {self.checkpoint_path} (a model to evaluate, without the "
-                                "optimizer's state: not to resume)")
+        return e.restated(f"{said}, and saved them in {self.checkpoint_path} (a model to evaluate, without the "
+                          "optimizer's state: not to resume)", self.restored_step)
 
     def _save_diverged(self) -> None:
         """Write the checkpoint of a run that diverged: the model of its best evaluation (put back), the step, the
@@ -751,7 +776,7 @@ class Trainer:
             raise TrainingDiverged(
                 f"Trainer: eval_fn gave {self.monitor!r} = nan at step {self.step}, which early stopping ({stop}) "
                 f"cannot compare; the model's outputs may have become NaN: lower the learning rate (lr was "
-                f"{self._lr:g})"
+                f"{self._lr:g})", self.step, self._lr
             )
         if self._betters(value, self.best, self.min_delta):  # patience: only an improvement above min_delta counts
             self.best, self.bad_evals, self.best_step = value, 0, self.step
