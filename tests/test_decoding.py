@@ -692,6 +692,34 @@ def test_finished_tokens_not_padded_are_said_by_per_source():
         decoding._per_source(np, np.zeros((6, 3)), np.zeros((12, 4)), 3)
 
 
+def test_finish_ranks_an_earlier_finished_hypothesis_before_an_equal_candidate(backend):
+    """Of equal s / lp, _finish keeps the hypothesis finished at an earlier step first, then the better-ranked
+    candidate (a stable sort of the finished set followed by the candidates); the order decides the winner, the
+    first of the finished set's equal best (_winners). Exact ties, written by hand: no model's float32 gives them.
+
+    One source, k = 2, at step t = 2 (lp(2) = 2 here): <eos> finished at step 1 with s = -1 (s / lp = -1), the
+    second place empty; of the 2k = 4 candidates the first two end with s = -2, s / lp = -1 each."""
+    xp = backend.xp
+
+    def array(values, dtype):
+        return mt.tensor(np.array(values, dtype=dtype)).data
+
+    finished = (array([[BOS, EOS], [BOS, PAD]], np.int64), array([-1.0, -np.inf], np.float32),
+                array([-1.0, -np.inf], np.float32))
+    cand_ys = array([[BOS, 3, EOS], [BOS, 4, EOS], [BOS, 3, 3], [BOS, 4, 4]], np.int64)
+    cand_scores = array([-2.0, -2.0, -2.5, -3.0], np.float32)
+    ended = array([True, True, False, False], np.bool_)
+    ys, scores, norm = (mt.backend.current().to_host(a)
+                        for a in decoding._finish(xp, finished, cand_ys, cand_scores, ended, 2.0, 2, PAD))
+    np.testing.assert_array_equal(
+        ys, [[BOS, EOS, PAD], [BOS, 3, EOS]],
+        err_msg="_finish: <eos> (finished at step 1, s / lp = -1) and the candidates 3 <eos> and 4 <eos> (s / lp = "
+                "-1 each) tie; of equal s / lp the finished set keeps the one found earlier first, then the "
+                "better-ranked candidate: sort the finished set followed by the candidates, stable")
+    np.testing.assert_array_equal(scores, [-1.0, -2.0], err_msg="_finish: s of the kept, not divided by lp")
+    np.testing.assert_array_equal(norm, [-1.0, -1.0], err_msg="_finish: s / lp of the kept")
+
+
 @pytest.mark.parametrize("mistake", ["best finished", "no lp(max_len)"])
 def test_a_wrong_stop_is_said_by_the_steps_run_or_named(tiny, monkeypatch, mistake):
     """_may_stop against the best finished (not the worst of k): the steps run are wrong, and said with the rule;
