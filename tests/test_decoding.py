@@ -316,9 +316,10 @@ def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
     assert without_eos != winners[6.0]
 
 
-#: the mistakes :func:`_beam_hyps` can make on purpose, to check that a case tells them apart (``_why`` names them)
+#: the mistakes :func:`_beam_hyps` can make on purpose, to check that a case tells them apart (``_why`` names them,
+#: several of one output in this order: first the two that graded hand-made cases of :data:`TABLES` are made for)
 MISTAKES = ("finished ranked by log P", "bound without lp(max_len)", "k candidates", "every <eos> finishes",
-            "no final merge", "finished at lp(t) at the end", "<eos> kept alive")  # two of one output: in this order
+            "no final merge", "finished at lp(t) at the end", "<eos> kept alive")
 
 
 def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None, stops=None):
@@ -440,7 +441,8 @@ WHY = {
 def _why(out, model, src_row, k, alpha, T, pad_id=PAD):
     """What a beam's wrong output ``out`` (a row of tokens, padded with ``pad_id``) tells of the mistake
     (:data:`WHY`): every known mistake that returns it (those that also run as many steps as ``out`` is long, where
-    some do), "" where none does."""
+    some do), "" where none does. Where several do, it says that this output cannot tell them apart: each returns it
+    whole, so none is likelier from the output alone."""
     ended = list(out).index(EOS) if EOS in list(out) else len(out)
     y, after = tuple(int(v) for v in out[:ended + 1]), np.asarray(out[ended + 1:])
     if (after != pad_id).any():
@@ -458,7 +460,11 @@ def _why(out, model, src_row, k, alpha, T, pad_id=PAD):
             named.append(WHY[mistake])
             if stops == [len(out)]:
                 also_steps.append(WHY[mistake])
-    return "; or ".join(also_steps or named)
+    steps, named = (" in as many steps", also_steps) if also_steps else ("", named)
+    if len(named) > 1:  # in MISTAKES' order: a graded hand-made case's own mistake first
+        return f"{len(named)} known mistakes return this output{steps}, which alone cannot tell them apart: " + \
+            "; or ".join(named)
+    return "; or ".join(named)
 
 
 def _check_beam(model, src, k, alpha, T, use_cache=True, hint="", pad_id=PAD):
@@ -609,8 +615,8 @@ def test_an_ended_hypothesis_leaves_the_beam_for_the_finished_set(case):
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_each_known_mistake_is_told_apart_and_named(mistake):
     """On a hand-made model each mistake of :data:`MISTAKES` returns another output than the right search, and
-    ``_why`` names that mistake for it (with any other that returns the same, in as many steps); an output that goes
-    on past its <eos> is named too."""
+    ``_why`` names that mistake for it (with any other that returns the same, in as many steps, saying that the output
+    cannot tell them apart); an output that goes on past its <eos> is named too."""
     table, k, alpha, T = TABLES[mistake]
     model = _Table(table)
     right = _beam_by_hand(model, [3, 4], k, alpha, T)[0]
@@ -619,7 +625,10 @@ def test_each_known_mistake_is_told_apart_and_named(mistake):
     assert wrong != right, f"the case needs {mistake!r} to return another output"
     out = np.full(steps[0], PAD)  # as wide as the mistaken search runs
     out[:len(wrong)] = wrong
-    assert WHY[mistake] in _why(out, model, [3, 4], k, alpha, T).split("; or ")  # (with k = 1, k candidates stop too)
+    message = _why(out, model, [3, 4], k, alpha, T)
+    named = [m for m in MISTAKES if WHY[m] in message]  # (with k = 1, k candidates stop too)
+    assert mistake in named, message
+    assert ("known mistakes return this output" in message) == (len(named) > 1), message
     out[len(wrong):] = 3
     if len(wrong) < len(out):
         assert _why(out, model, [3, 4], k, alpha, T).startswith("it goes on past its <eos>")
