@@ -120,9 +120,13 @@ def _greedy_by_hand(model, src_row, T):
     while len(y) < T and EOS not in y:
         logp = _next_log_probs(model, src_row, [y])[0]
         second, first = np.sort(logp)[-2:]
-        assert first - second > 1e-4, "a near tie: float32 and float64 could pick different tokens"
+        assert first - second > NEAR, "a near tie: float32 and float64 could pick different tokens"
         y += (int(np.argmax(logp)),)
     return y
+
+
+#: scores closer than this may compare one way in the library's float32 and the other in float64 here (a near tie)
+NEAR = 1e-4
 
 
 def _padded(outputs, width=None, pad_id=PAD):
@@ -136,8 +140,20 @@ def _padded(outputs, width=None, pad_id=PAD):
 def _best(ranked, key):
     """The first of ``ranked`` by ``key`` (largest first), checked to lead the second by more than rounding."""
     ranked = sorted(ranked, key=key, reverse=True)
-    assert len(ranked) == 1 or key(ranked[0]) - key(ranked[1]) > 1e-4, "a near tie: float32 and float64 rank apart"
+    assert len(ranked) == 1 or key(ranked[0]) - key(ranked[1]) > NEAR, "a near tie: float32 and float64 rank apart"
     return ranked[0]
+
+
+def _first(hyps, n, key, where):
+    """The first ``n`` of hypotheses ``hyps`` (tokens, log P), sorted by ``key``, largest first, checked to lead the
+    next by more than rounding (else float32 could keep another ``n``, and the case would not test the search), or to
+    tie it exactly as siblings: one prefix and equal logits, whose equal log-softmaxes any float gives, ranked by
+    token in both."""
+    if len(hyps) > n:
+        last, after = hyps[n - 1], hyps[n]
+        siblings = last[0][:-1] == after[0][:-1] and key(last) == key(after)
+        assert siblings or key(last) - key(after) > NEAR, f"a near tie {where}: float32 and float64 rank apart"
+    return hyps[:n]
 
 
 #: said by a failed beam test where length_penalty is wrong: the mistake is length_penalty's, not the search's
@@ -334,6 +350,9 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None,
     ``kept``, a list, gets each step's alive tokens, best first (the order of beam search's rows); ``stops``, a list,
     the first step after which the search may stop (T where it never may). ``mistake``, one of :data:`MISTAKES`,
     searches with that mistake, to check that a case tells it apart from the right search."""
+    def score(h):
+        return h[1]
+
     def normalised(h):
         return h[1] if mistake == "finished ranked by log P" else h[1] / _lp(len(h[0]), alpha)
 
@@ -347,23 +366,52 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None,
     for t in range(1, T + 1):
         logp = _next_log_probs(model, src_row, [y for y, _ in alive])  # (n, V)
         candidates = [(y + (v,), s + lp_v) for (y, s), row in zip(alive, logp) for v, lp_v in enumerate(row)]
-        candidates.sort(key=lambda c: c[1], reverse=True)
-        candidates = candidates[:k if mistake == "k candidates" else 2 * k]
-        in_beam = candidates if mistake == "every <eos> finishes" else candidates[:k]
-        finished = sorted(finished + [c for c in in_beam if c[0][-1] == EOS], key=normalised, reverse=True)[:k]
-        going_on = [c for c in candidates if c[0][-1] != EOS or mistake == "<eos> kept alive"]
-        assert len(going_on) <= k or going_on[k - 1][1] - going_on[k][1] > 1e-4, "a near tie at the cut"
-        alive = going_on[:k]
+        # each cut of a ranking that decides a hypothesis' fate is checked for a near tie (_first), and the stop's
+        # comparison; the cut at 2k decides none: at most k of the 2k end (one a hypothesis), so the k that go on
+        # are the first k of all that do not end, checked there (all within the candidates, but by the mistake "k
+        # candidates")
+        ranked = sorted(candidates, key=score, reverse=True)
+        candidates = ranked[:k if mistake == "k candidates" else 2 * k]
+        in_beam = candidates if mistake == "every <eos> finishes" else _first(ranked, k, score, "at the k best")
+        finished = sorted(finished + [c for c in in_beam if c[0][-1] == EOS], key=normalised, reverse=True)
+        finished = _first(finished, k, normalised, "at the finished set's k best")
+        going_on = [c for c in ranked if c[0][-1] != EOS or mistake == "<eos> kept alive"]
+        alive = [c for c in _first(going_on, k, score, "at the k that go on") if c in candidates]
         if not alive:  # only a mistake ("k candidates") can leave none
             return ran(t, finished, alive)
         if kept is not None:
             kept.append([y for y, _ in alive])
         bound = 1.0 if mistake == "bound without lp(max_len)" else _lp(T, alpha)
+        if len(finished) == k:
+            assert abs(alive[0][1] / bound - normalised(finished[-1])) > NEAR, "a near tie at the stop: float32 and " \
+                "float64 could stop at different steps"
         if len(finished) == k and alive[0][1] / bound <= normalised(finished[-1]):
             first_stop = first_stop or t
             if stop:
                 return ran(t, finished, [])
     return ran(T, finished, alive)
+
+
+@pytest.mark.single_backend
+def test_the_search_by_hand_refuses_a_near_tie_at_a_cut_or_the_stop_but_ranks_equal_siblings_by_token():
+    """A cut between scores closer than NEAR, or a stop's comparison, could fall the other way in float32; siblings
+    of equal logits tie in any float, and both searches rank them by token."""
+    def score(h):
+        return h[1]
+
+    hyps = [((3, 4), -1.0), ((3, 2), -1.0 - NEAR / 2), ((4, 4), -2.0)]
+    assert _first(hyps, 2, score, "here") == hyps[:2]
+    with pytest.raises(AssertionError, match="a near tie at the cut here"):
+        _first(hyps, 1, score, "at the cut here")
+    siblings = [((3, 2), -1.0), ((3, 4), -1.0), ((4, 4), -1.0)]
+    assert _first(siblings, 1, score, "here") == siblings[:1]
+    with pytest.raises(AssertionError, match="a near tie here"):  # equal, of two prefixes: their sums may round apart
+        _first(siblings, 2, score, "here")
+    # k = 1: <eos> finishes at step 1, and the 3 that goes on has s / lp(7) = s(<eos>) where lp(7) = 2^alpha
+    model = _Table(lambda prefix: {(): {EOS: 0.5, 3: 0.3, 4: 0.2}}.get(prefix))
+    logp = _next_log_probs(model, [3, 4], [()])[0]
+    with pytest.raises(AssertionError, match="a near tie at the stop"):
+        _beam_hyps(model, [3, 4], 1, np.log2(logp[3] / logp[EOS]), 7)
 
 
 def _beam_by_hand(model, src_row, k, alpha, T, kept=None, mistake=None, stops=None):
