@@ -806,6 +806,18 @@ def test_padding_with_pad_not_pad_id_is_named():
                                                                       "pad_id=4: a finished hypothesis' tokens")
 
 
+def _padded_as(tokens, outputs, case):
+    """``outputs`` (token tuples, one a source) padded to the width of beam search's ``tokens`` ``(B, T)``; tokens
+    of fewer rows, or narrower than the longest output, are said with both shapes and what that usually is."""
+    need = (len(outputs), max(map(len, outputs)))
+    if tokens.ndim != 2 or tokens.shape[0] != need[0] or tokens.shape[1] < need[1]:
+        raise AssertionError(f"{case}: tokens of shape {tokens.shape}, where the search by hand's winners need "
+                             f"({need[0]}, T >= {need[1]}): one row a source, as wide as the steps run, and a winner "
+                             "has as many tokens as the step it finished at. Narrower usually means a search that "
+                             f"stopped too early: {WHY['steps']}")
+    return _padded(outputs, tokens.shape[1])
+
+
 def test_beam_search_defaults_to_a_beam_of_4_ranked_by_log_p_alone():
     """beam_size=4 (the paper's) and alpha=0 (no length penalty), against the search by hand, on two models (the tiny
     one's, other seeds): on the first alpha = 1 picks another output for some source, on the second a beam of 5."""
@@ -814,8 +826,10 @@ def test_beam_search_defaults_to_a_beam_of_4_ranked_by_log_p_alone():
         model = _sharpened(seed)
         tokens, scores = beam_search(model, src, max_len=6, return_scores=True)
         expected = [_beam_by_hand(model, row, 4, 0.0, 6) for row in src.numpy()]
-        np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in expected], tokens.shape[1]))
-        np.testing.assert_allclose(scores.numpy(), [s for _, s in expected], atol=1e-4)
+        case = f"beam_search(model, src, max_len=6) with the default beam_size and alpha, seed {seed}"
+        np.testing.assert_array_equal(tokens.numpy(), _padded_as(tokens.numpy(), [y for y, _ in expected], case),
+                                      err_msg=case)
+        np.testing.assert_allclose(scores.numpy(), [s for _, s in expected], atol=1e-4, err_msg=case)
         k, alpha = other  # the case tells the defaults from it
         assert [_beam_by_hand(model, row, k, alpha, 6)[0] for row in src.numpy()] != [y for y, _ in expected]
 
