@@ -120,9 +120,13 @@ def _greedy_by_hand(model, src_row, T):
     while len(y) < T and EOS not in y:
         logp = _next_log_probs(model, src_row, [y])[0]
         second, first = np.sort(logp)[-2:]
-        assert first - second > 1e-4, "a near tie: float32 and float64 could pick different tokens"
+        assert first - second > NEAR, "a near tie: float32 and float64 could pick different tokens"
         y += (int(np.argmax(logp)),)
     return y
+
+
+#: scores closer than this may compare one way in the library's float32 and the other in float64 here (a near tie)
+NEAR = 1e-4
 
 
 def _padded(outputs, width=None, pad_id=PAD):
@@ -136,8 +140,20 @@ def _padded(outputs, width=None, pad_id=PAD):
 def _best(ranked, key):
     """The first of ``ranked`` by ``key`` (largest first), checked to lead the second by more than rounding."""
     ranked = sorted(ranked, key=key, reverse=True)
-    assert len(ranked) == 1 or key(ranked[0]) - key(ranked[1]) > 1e-4, "a near tie: float32 and float64 rank apart"
+    assert len(ranked) == 1 or key(ranked[0]) - key(ranked[1]) > NEAR, "a near tie: float32 and float64 rank apart"
     return ranked[0]
+
+
+def _first(hyps, n, key, where):
+    """The first ``n`` of hypotheses ``hyps`` (tokens, log P), sorted by ``key``, largest first, checked to lead the
+    next by more than rounding (else float32 could keep another ``n``, and the case would not test the search), or to
+    tie it exactly as siblings: one prefix and equal logits, whose equal log-softmaxes any float gives, ranked by
+    token in both."""
+    if len(hyps) > n:
+        last, after = hyps[n - 1], hyps[n]
+        siblings = last[0][:-1] == after[0][:-1] and key(last) == key(after)
+        assert siblings or key(last) - key(after) > NEAR, f"a near tie {where}: float32 and float64 rank apart"
+    return hyps[:n]
 
 
 #: said by a failed beam test where length_penalty is wrong: the mistake is length_penalty's, not the search's
@@ -316,9 +332,10 @@ def test_a_beam_wider_than_every_hypothesis_finds_the_best_output_of_all(tiny):
     assert without_eos != winners[6.0]
 
 
-#: the mistakes :func:`_beam_hyps` can make on purpose, to check that a case tells them apart (``_why`` names them)
+#: the mistakes :func:`_beam_hyps` can make on purpose, to check that a case tells them apart (``_why`` names them,
+#: several of one output in this order: first the two that graded hand-made cases of :data:`TABLES` are made for)
 MISTAKES = ("finished ranked by log P", "bound without lp(max_len)", "k candidates", "every <eos> finishes",
-            "no final merge", "finished at lp(t) at the end", "<eos> kept alive")  # two of one output: in this order
+            "no final merge", "finished at lp(t) at the end", "<eos> kept alive")
 
 
 def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None, stops=None):
@@ -333,6 +350,9 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None,
     ``kept``, a list, gets each step's alive tokens, best first (the order of beam search's rows); ``stops``, a list,
     the first step after which the search may stop (T where it never may). ``mistake``, one of :data:`MISTAKES`,
     searches with that mistake, to check that a case tells it apart from the right search."""
+    def score(h):
+        return h[1]
+
     def normalised(h):
         return h[1] if mistake == "finished ranked by log P" else h[1] / _lp(len(h[0]), alpha)
 
@@ -346,23 +366,52 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None,
     for t in range(1, T + 1):
         logp = _next_log_probs(model, src_row, [y for y, _ in alive])  # (n, V)
         candidates = [(y + (v,), s + lp_v) for (y, s), row in zip(alive, logp) for v, lp_v in enumerate(row)]
-        candidates.sort(key=lambda c: c[1], reverse=True)
-        candidates = candidates[:k if mistake == "k candidates" else 2 * k]
-        in_beam = candidates if mistake == "every <eos> finishes" else candidates[:k]
-        finished = sorted(finished + [c for c in in_beam if c[0][-1] == EOS], key=normalised, reverse=True)[:k]
-        going_on = [c for c in candidates if c[0][-1] != EOS or mistake == "<eos> kept alive"]
-        assert len(going_on) <= k or going_on[k - 1][1] - going_on[k][1] > 1e-4, "a near tie at the cut"
-        alive = going_on[:k]
+        # each cut of a ranking that decides a hypothesis' fate is checked for a near tie (_first), and the stop's
+        # comparison; the cut at 2k decides none: at most k of the 2k end (one a hypothesis), so the k that go on
+        # are the first k of all that do not end, checked there (all within the candidates, but by the mistake "k
+        # candidates")
+        ranked = sorted(candidates, key=score, reverse=True)
+        candidates = ranked[:k if mistake == "k candidates" else 2 * k]
+        in_beam = candidates if mistake == "every <eos> finishes" else _first(ranked, k, score, "at the k best")
+        finished = sorted(finished + [c for c in in_beam if c[0][-1] == EOS], key=normalised, reverse=True)
+        finished = _first(finished, k, normalised, "at the finished set's k best")
+        going_on = [c for c in ranked if c[0][-1] != EOS or mistake == "<eos> kept alive"]
+        alive = [c for c in _first(going_on, k, score, "at the k that go on") if c in candidates]
         if not alive:  # only a mistake ("k candidates") can leave none
             return ran(t, finished, alive)
         if kept is not None:
             kept.append([y for y, _ in alive])
         bound = 1.0 if mistake == "bound without lp(max_len)" else _lp(T, alpha)
+        if len(finished) == k:
+            assert abs(alive[0][1] / bound - normalised(finished[-1])) > NEAR, "a near tie at the stop: float32 and " \
+                "float64 could stop at different steps"
         if len(finished) == k and alive[0][1] / bound <= normalised(finished[-1]):
             first_stop = first_stop or t
             if stop:
                 return ran(t, finished, [])
     return ran(T, finished, alive)
+
+
+@pytest.mark.single_backend
+def test_the_search_by_hand_refuses_a_near_tie_at_a_cut_or_the_stop_but_ranks_equal_siblings_by_token():
+    """A cut between scores closer than NEAR, or a stop's comparison, could fall the other way in float32; siblings
+    of equal logits tie in any float, and both searches rank them by token."""
+    def score(h):
+        return h[1]
+
+    hyps = [((3, 4), -1.0), ((3, 2), -1.0 - NEAR / 2), ((4, 4), -2.0)]
+    assert _first(hyps, 2, score, "here") == hyps[:2]
+    with pytest.raises(AssertionError, match="a near tie at the cut here"):
+        _first(hyps, 1, score, "at the cut here")
+    siblings = [((3, 2), -1.0), ((3, 4), -1.0), ((4, 4), -1.0)]
+    assert _first(siblings, 1, score, "here") == siblings[:1]
+    with pytest.raises(AssertionError, match="a near tie here"):  # equal, of two prefixes: their sums may round apart
+        _first(siblings, 2, score, "here")
+    # k = 1: <eos> finishes at step 1, and the 3 that goes on has s / lp(7) = s(<eos>) where lp(7) = 2^alpha
+    model = _Table(lambda prefix: {(): {EOS: 0.5, 3: 0.3, 4: 0.2}}.get(prefix))
+    logp = _next_log_probs(model, [3, 4], [()])[0]
+    with pytest.raises(AssertionError, match="a near tie at the stop"):
+        _beam_hyps(model, [3, 4], 1, np.log2(logp[3] / logp[EOS]), 7)
 
 
 def _beam_by_hand(model, src_row, k, alpha, T, kept=None, mistake=None, stops=None):
@@ -440,7 +489,8 @@ WHY = {
 def _why(out, model, src_row, k, alpha, T, pad_id=PAD):
     """What a beam's wrong output ``out`` (a row of tokens, padded with ``pad_id``) tells of the mistake
     (:data:`WHY`): every known mistake that returns it (those that also run as many steps as ``out`` is long, where
-    some do), "" where none does."""
+    some do), "" where none does. Where several do, it says that this output cannot tell them apart: each returns it
+    whole, so none is likelier from the output alone."""
     ended = list(out).index(EOS) if EOS in list(out) else len(out)
     y, after = tuple(int(v) for v in out[:ended + 1]), np.asarray(out[ended + 1:])
     if (after != pad_id).any():
@@ -458,7 +508,11 @@ def _why(out, model, src_row, k, alpha, T, pad_id=PAD):
             named.append(WHY[mistake])
             if stops == [len(out)]:
                 also_steps.append(WHY[mistake])
-    return "; or ".join(also_steps or named)
+    steps, named = (" in as many steps", also_steps) if also_steps else ("", named)
+    if len(named) > 1:  # in MISTAKES' order: a graded hand-made case's own mistake first
+        return f"{len(named)} known mistakes return this output{steps}, which alone cannot tell them apart: " + \
+            "; or ".join(named)
+    return "; or ".join(named)
 
 
 def _check_beam(model, src, k, alpha, T, use_cache=True, hint="", pad_id=PAD):
@@ -609,8 +663,8 @@ def test_an_ended_hypothesis_leaves_the_beam_for_the_finished_set(case):
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_each_known_mistake_is_told_apart_and_named(mistake):
     """On a hand-made model each mistake of :data:`MISTAKES` returns another output than the right search, and
-    ``_why`` names that mistake for it (with any other that returns the same, in as many steps); an output that goes
-    on past its <eos> is named too."""
+    ``_why`` names that mistake for it (with any other that returns the same, in as many steps, saying that the output
+    cannot tell them apart); an output that goes on past its <eos> is named too."""
     table, k, alpha, T = TABLES[mistake]
     model = _Table(table)
     right = _beam_by_hand(model, [3, 4], k, alpha, T)[0]
@@ -619,7 +673,10 @@ def test_each_known_mistake_is_told_apart_and_named(mistake):
     assert wrong != right, f"the case needs {mistake!r} to return another output"
     out = np.full(steps[0], PAD)  # as wide as the mistaken search runs
     out[:len(wrong)] = wrong
-    assert WHY[mistake] in _why(out, model, [3, 4], k, alpha, T).split("; or ")  # (with k = 1, k candidates stop too)
+    message = _why(out, model, [3, 4], k, alpha, T)
+    named = [m for m in MISTAKES if WHY[m] in message]  # (with k = 1, k candidates stop too)
+    assert mistake in named, message
+    assert ("known mistakes return this output" in message) == (len(named) > 1), message
     out[len(wrong):] = 3
     if len(wrong) < len(out):
         assert _why(out, model, [3, 4], k, alpha, T).startswith("it goes on past its <eos>")
@@ -692,6 +749,34 @@ def test_finished_tokens_not_padded_are_said_by_per_source():
         decoding._per_source(np, np.zeros((6, 3)), np.zeros((12, 4)), 3)
 
 
+def test_finish_ranks_an_earlier_finished_hypothesis_before_an_equal_candidate(backend):
+    """Of equal s / lp, _finish keeps the hypothesis finished at an earlier step first, then the better-ranked
+    candidate (a stable sort of the finished set followed by the candidates); the order decides the winner, the
+    first of the finished set's equal best (_winners). Exact ties, written by hand: no model's float32 gives them.
+
+    One source, k = 2, at step t = 2 (lp(2) = 2 here): <eos> finished at step 1 with s = -1 (s / lp = -1), the
+    second place empty; of the 2k = 4 candidates the first two end with s = -2, s / lp = -1 each."""
+    xp = backend.xp
+
+    def array(values, dtype):
+        return mt.tensor(np.array(values, dtype=dtype)).data
+
+    finished = (array([[BOS, EOS], [BOS, PAD]], np.int64), array([-1.0, -np.inf], np.float32),
+                array([-1.0, -np.inf], np.float32))
+    cand_ys = array([[BOS, 3, EOS], [BOS, 4, EOS], [BOS, 3, 3], [BOS, 4, 4]], np.int64)
+    cand_scores = array([-2.0, -2.0, -2.5, -3.0], np.float32)
+    ended = array([True, True, False, False], np.bool_)
+    ys, scores, norm = (mt.backend.current().to_host(a)
+                        for a in decoding._finish(xp, finished, cand_ys, cand_scores, ended, 2.0, 2, PAD))
+    np.testing.assert_array_equal(
+        ys, [[BOS, EOS, PAD], [BOS, 3, EOS]],
+        err_msg="_finish: <eos> (finished at step 1, s / lp = -1) and the candidates 3 <eos> and 4 <eos> (s / lp = "
+                "-1 each) tie; of equal s / lp the finished set keeps the one found earlier first, then the "
+                "better-ranked candidate: sort the finished set followed by the candidates, stable")
+    np.testing.assert_array_equal(scores, [-1.0, -2.0], err_msg="_finish: s of the kept, not divided by lp")
+    np.testing.assert_array_equal(norm, [-1.0, -1.0], err_msg="_finish: s / lp of the kept")
+
+
 @pytest.mark.parametrize("mistake", ["best finished", "no lp(max_len)"])
 def test_a_wrong_stop_is_said_by_the_steps_run_or_named(tiny, monkeypatch, mistake):
     """_may_stop against the best finished (not the worst of k): the steps run are wrong, and said with the rule;
@@ -721,6 +806,18 @@ def test_padding_with_pad_not_pad_id_is_named():
                                                                       "pad_id=4: a finished hypothesis' tokens")
 
 
+def _padded_as(tokens, outputs, case):
+    """``outputs`` (token tuples, one a source) padded to the width of beam search's ``tokens`` ``(B, T)``; tokens
+    of fewer rows, or narrower than the longest output, are said with both shapes and what that usually is."""
+    need = (len(outputs), max(map(len, outputs)))
+    if tokens.ndim != 2 or tokens.shape[0] != need[0] or tokens.shape[1] < need[1]:
+        raise AssertionError(f"{case}: tokens of shape {tokens.shape}, where the search by hand's winners need "
+                             f"({need[0]}, T >= {need[1]}): one row a source, as wide as the steps run, and a winner "
+                             "has as many tokens as the step it finished at. Narrower usually means a search that "
+                             f"stopped too early: {WHY['steps']}")
+    return _padded(outputs, tokens.shape[1])
+
+
 def test_beam_search_defaults_to_a_beam_of_4_ranked_by_log_p_alone():
     """beam_size=4 (the paper's) and alpha=0 (no length penalty), against the search by hand, on two models (the tiny
     one's, other seeds): on the first alpha = 1 picks another output for some source, on the second a beam of 5."""
@@ -729,8 +826,10 @@ def test_beam_search_defaults_to_a_beam_of_4_ranked_by_log_p_alone():
         model = _sharpened(seed)
         tokens, scores = beam_search(model, src, max_len=6, return_scores=True)
         expected = [_beam_by_hand(model, row, 4, 0.0, 6) for row in src.numpy()]
-        np.testing.assert_array_equal(tokens.numpy(), _padded([y for y, _ in expected], tokens.shape[1]))
-        np.testing.assert_allclose(scores.numpy(), [s for _, s in expected], atol=1e-4)
+        case = f"beam_search(model, src, max_len=6) with the default beam_size and alpha, seed {seed}"
+        np.testing.assert_array_equal(tokens.numpy(), _padded_as(tokens.numpy(), [y for y, _ in expected], case),
+                                      err_msg=case)
+        np.testing.assert_allclose(scores.numpy(), [s for _, s in expected], atol=1e-4, err_msg=case)
         k, alpha = other  # the case tells the defaults from it
         assert [_beam_by_hand(model, row, k, alpha, 6)[0] for row in src.numpy()] != [y for y, _ in expected]
 
