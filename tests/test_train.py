@@ -1105,6 +1105,16 @@ def test_a_nan_evaluation_is_never_the_best_to_restore():
 
 
 @pytest.mark.single_backend
+def test_a_diverged_error_restated_keeps_its_step_lr_and_restored_step_unless_told():
+    """restated is the same divergence said more fully: a caller need not repeat its restored_step (a default of None
+    would drop it silently), and may still say that nothing was put back."""
+    e = TrainingDiverged("loss nan", 8, 0.01, 6)
+    again = e.restated("loss nan; more")
+    assert (str(again), again.step, again.lr, again.restored_step) == ("loss nan; more", 8, 0.01, 6)
+    assert e.restated("none kept", restored_step=None).restored_step is None
+
+
+@pytest.mark.single_backend
 @pytest.mark.parametrize("first", [2, 6, 7, 12], ids=["before_the_best", "at_the_best", "after_the_best",
                                                      "at_the_stop"])
 def test_a_run_split_in_two_ends_with_the_weights_of_the_uninterrupted_run_bit_for_bit(tmp_path, first):
