@@ -1042,6 +1042,24 @@ def test_a_run_that_diverges_with_no_model_kept_leaves_the_old_runs_record_alone
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_a_diverged_run_whose_record_cannot_be_written_still_raises_the_divergence(tmp_path):
+    """A failure while writing a diverged run's record (here the pictures) hid the divergence: the run raised that
+    failure instead, and the command line printed a traceback. Now the divergence is raised all the same, its message
+    saying the record could not be written and why, chained from the failure."""
+    from minitransformer.train import TrainingDiverged, run
+
+    def pictures(setup, history, out):
+        raise OSError("No space left on device")
+
+    with pytest.raises(TrainingDiverged, match=r"became nan by step \d+; .*; measure it with: minitransformer "
+                                               r"evaluate .*; its record \(metrics\.json, pictures\) could not be "
+                                               r"written: OSError: No space left on device$") as caught, \
+            np.errstate(all="ignore"):  # (lr 1e6: the command line silences NumPy's warnings too)
+        run.train("copy", tmp_path, progress=False, pictures=pictures, lr=1e6, steps=30, d_model=16, heads=2,
+                  layers=1, d_ff=32, batch_size=16, eval_every=5, patience=10)
+    assert isinstance(caught.value.__cause__, OSError) and caught.value.restored_step == 5
+
+
 def test_evaluate_and_generate_of_a_folder_say_it_is_a_folder(tmp_path, capsys):
     for command in ("evaluate", "generate"):
         assert main([command, str(tmp_path)]) == 2

@@ -217,9 +217,20 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             return _record(task, backend, setup, trainer, out, pictures)
         if trainer.restored_step is None:  # no model kept: nothing new written, the old run's files (if any) stay
             raise diverged from None
-        diverged = diverged.restated(f"{diverged}; measure it with: minitransformer evaluate {path}")
+        _record_diverged(task, backend, setup, trainer, out, pictures,
+                         diverged.restated(f"{diverged}; measure it with: minitransformer evaluate {path}"))
+
+
+def _record_diverged(task: str, backend: str, setup, trainer, out: Path, pictures, diverged) -> None:
+    """Record a run that ``diverged`` (the :class:`TrainingDiverged` to raise) with the model of its best evaluation
+    put back and saved by fit (:func:`_record`), then raise ``diverged``; a failure while recording does not hide
+    the divergence: ``diverged`` is raised all the same, its message saying so and why, chained from that failure."""
+    try:
         _record(task, backend, setup, trainer, out, pictures, diverged)
-        raise diverged from None
+    except Exception as failure:
+        raise diverged.restated(f"{diverged}; its record (metrics.json, pictures) could not be written: "
+                                f"{type(failure).__name__}: {failure}") from failure
+    raise diverged from None
 
 
 def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverged=None) -> dict:
