@@ -354,10 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "0 leaves the library's own setting")
     train = sub.add_parser("train", help="train a task end to end: progress, final metrics, checkpoint, pictures",
                            description="Train a Transformer on a task and write the checkpoint, metrics.json, "
-                                       "curves.png and attention_*.png into --out (a run whose loss becomes NaN "
-                                       "writes metrics.json and the pictures too, stop_reason \"diverged\", and "
-                                       "exits with status 1). Every setting of the task "
-                                       "(minitransformer.train.tasks.DEFAULTS) can be given with --set KEY=VALUE or "
+                                       "curves.png and attention_*.png into --out (a run that diverges, NaN or "
+                                       "infinite, exits with status 1: where it kept the model of its best "
+                                       "evaluation, --patience or --target, it writes these files for that model "
+                                       "first, stop_reason \"diverged\"; else nothing new). Every setting of the "
+                                       "task (minitransformer.train.tasks.DEFAULTS) can be given with --set "
+                                       "KEY=VALUE or "
                                        "in a --config file; where one is given several ways, the later wins: "
                                        "--seed-config's preset, then --config, then each --set in order, then the "
                                        "named options (--steps, --lr, ...).")

@@ -996,17 +996,16 @@ def test_a_run_that_diverges_after_its_best_evaluation_saves_that_model_and_says
     assert "restore_best" not in capsys.readouterr().err and not (tmp_path / "last" / "checkpoint.npz").exists()
 
 
-@pytest.mark.parametrize("restore_best", [True, False], ids=["best_kept", "none_kept"])
-def test_a_run_that_diverges_still_writes_its_metrics_and_its_curves(tmp_path, capsys, restore_best):
+def test_a_run_that_diverges_with_its_best_model_kept_writes_its_metrics_and_pictures(tmp_path, capsys):
     """A run whose loss became NaN wrote no metrics.json and no pictures: a user coming back found no record of it but
-    the terminal's. Now metrics.json says how it ended (stop_reason "diverged", its steps those of the message, which
-    it holds as "error") and the pictures are drawn, still with exit status 1: with the model of its best evaluation
-    kept, its held-out metrics (those evaluate measures), restored_step and its attention maps; without one
-    (--no-restore-best: the parameters are not finite), no held-out metrics and no attention maps, the curves alone."""
+    the terminal's. Now, where it kept the model of its best evaluation (the checkpoint holds it), metrics.json says
+    how it ended (stop_reason "diverged", its steps those of the message, which it holds as "error"), with that
+    model's held-out metrics (those evaluate measures) and restored_step, and its pictures are drawn, still with exit
+    status 1."""
     from minitransformer.train import run
 
     out = tmp_path / "run"
-    assert main([*_DIVERGING, *([] if restore_best else ["--no-restore-best"]), "--out", str(out)]) == 1
+    assert main([*_DIVERGING, "--out", str(out)]) == 1
     captured = capsys.readouterr()
     step = int(re.search(r"became nan by step (\d+);", captured.err)[1])
     record = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
@@ -1015,19 +1014,50 @@ def test_a_run_that_diverges_still_writes_its_metrics_and_its_curves(tmp_path, c
     assert (metrics["stop_reason"], metrics["steps"], record["task"]) == ("diverged", step, "copy")
     pictures = sorted(p.name for p in out.glob("*.png"))
     assert all((out / name).read_bytes()[:8] == PNG for name in pictures)
-    wrote = [out / "checkpoint.npz"] * restore_best + [out / "metrics.json"]  # (none kept: no checkpoint written)
-    assert "wrote:\n" + "".join(f"  {p}\n" for p in wrote) in captured.out
-    held_out = {k: v for k, v in metrics.items() if k.startswith("test_")}
-    if not restore_best:
-        assert (held_out, "restored_step" in metrics, pictures) == ({}, False, ["curves.png"])
-        assert not (out / "checkpoint.npz").exists()
-        return
+    assert "wrote:\n" + "".join(f"  {p}\n" for p in [out / "checkpoint.npz", out / "metrics.json"]) in captured.out
     assert metrics["restored_step"] == 5 and pictures == ["attention_cross_attention.png",
                                                           "attention_encoder_self_attention.png", "curves.png"]
+    held_out = {k: v for k, v in metrics.items() if k.startswith("test_")}
     with np.errstate(over="ignore", invalid="ignore"):  # (its weights are huge: lr 1e6)
         measured = run.evaluate(out / "checkpoint.npz")
     assert held_out == pytest.approx({k: v for k, v in measured.items() if k.startswith("test_")}, rel=1e-9)
     assert set(held_out) == {"test_loss", "test_token_accuracy", "test_exact_sequence_accuracy"}
+
+
+def test_a_run_that_diverges_with_no_model_kept_leaves_the_old_runs_record_alone(tmp_path, capsys):
+    """A run that kept no model (--no-restore-best: its parameters are not finite) and diverged before its first
+    checkpoint has no model to record: --overwrite of a good run then leaves the good run's checkpoint, metrics.json
+    and pictures as they were (no metrics.json or curves of the new run beside the old run's checkpoint), and the
+    error says only the divergence, as before."""
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "3", *TINY, "--no-pictures", "--out", str(out)]) == 0
+    (out / "curves.png").write_bytes(PNG)  # (a picture of the good run: drawing one takes seconds)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main([*_DIVERGING, "--no-restore-best", "--overwrite", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert re.fullmatch(r"minitransformer train: Trainer: the training loss became nan by step \d+; lower the "
+                        r"learning rate \(lr was \d+\) \(the gradients were clipped to a norm of 1\)\n", captured.err)
+    assert "wrote:" not in captured.out
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_diverged_run_whose_record_cannot_be_written_still_raises_the_divergence(tmp_path):
+    """A failure while writing a diverged run's record (here the pictures) hid the divergence: the run raised that
+    failure instead, and the command line printed a traceback. Now the divergence is raised all the same, its message
+    saying the record could not be written and why, chained from the failure."""
+    from minitransformer.train import TrainingDiverged, run
+
+    def pictures(setup, history, out):
+        raise OSError("No space left on device")
+
+    with pytest.raises(TrainingDiverged, match=r"became nan by step \d+; .*; measure it with: minitransformer "
+                                               r"evaluate .*; its record \(metrics\.json, pictures\) could not be "
+                                               r"written: OSError: No space left on device$") as caught, \
+            np.errstate(all="ignore"):  # (lr 1e6: the command line silences NumPy's warnings too)
+        run.train("copy", tmp_path, progress=False, pictures=pictures, lr=1e6, steps=30, d_model=16, heads=2,
+                  layers=1, d_ff=32, batch_size=16, eval_every=5, patience=10)
+    assert isinstance(caught.value.__cause__, OSError) and caught.value.restored_step == 5
 
 
 def test_evaluate_and_generate_of_a_folder_say_it_is_a_folder(tmp_path, capsys):

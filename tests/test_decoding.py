@@ -137,11 +137,14 @@ def _padded(outputs, width=None, pad_id=PAD):
     return out
 
 
-def _best(ranked, key):
-    """The first of ``ranked`` by ``key`` (largest first), checked to lead the second by more than rounding."""
-    ranked = sorted(ranked, key=key, reverse=True)
-    assert len(ranked) == 1 or key(ranked[0]) - key(ranked[1]) > NEAR, "a near tie: float32 and float64 rank apart"
-    return ranked[0]
+def _log_p(h):
+    """The log P of hypothesis ``h`` (tokens, log P): what the beam ranks by."""
+    return h[1]
+
+
+def _best(hyps, key):
+    """The first of hypotheses ``hyps`` by ``key`` (largest first; a stable sort), checked by :func:`_first`."""
+    return _first(sorted(hyps, key=key, reverse=True), 1, key, "at the best")[0]
 
 
 def _first(hyps, n, key, where):
@@ -350,9 +353,6 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None,
     ``kept``, a list, gets each step's alive tokens, best first (the order of beam search's rows); ``stops``, a list,
     the first step after which the search may stop (T where it never may). ``mistake``, one of :data:`MISTAKES`,
     searches with that mistake, to check that a case tells it apart from the right search."""
-    def score(h):
-        return h[1]
-
     def normalised(h):
         return h[1] if mistake == "finished ranked by log P" else h[1] / _lp(len(h[0]), alpha)
 
@@ -366,17 +366,18 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None,
     for t in range(1, T + 1):
         logp = _next_log_probs(model, src_row, [y for y, _ in alive])  # (n, V)
         candidates = [(y + (v,), s + lp_v) for (y, s), row in zip(alive, logp) for v, lp_v in enumerate(row)]
-        # each cut of a ranking that decides a hypothesis' fate is checked for a near tie (_first), and the stop's
-        # comparison; the cut at 2k decides none: at most k of the 2k end (one a hypothesis), so the k that go on
-        # are the first k of all that do not end, checked there (all within the candidates, but by the mistake "k
-        # candidates")
-        ranked = sorted(candidates, key=score, reverse=True)
+        # each cut of a ranking that decides a hypothesis' fate in the right search is checked for a near tie
+        # (_first), and the stop's comparison; there the cut at 2k decides none: at most k of the 2k end (one a
+        # hypothesis), so the k that go on are the first k of all that do not end, checked there. Under the mistakes
+        # "k candidates" and "every <eos> finishes" that cut decides too (which go on, which <eos> finish), unchecked:
+        # a near tie there could only change which mistake a failing test names
+        ranked = sorted(candidates, key=_log_p, reverse=True)
         candidates = ranked[:k if mistake == "k candidates" else 2 * k]
-        in_beam = candidates if mistake == "every <eos> finishes" else _first(ranked, k, score, "at the k best")
+        in_beam = candidates if mistake == "every <eos> finishes" else _first(ranked, k, _log_p, "at the k best")
         finished = sorted(finished + [c for c in in_beam if c[0][-1] == EOS], key=normalised, reverse=True)
         finished = _first(finished, k, normalised, "at the finished set's k best")
         going_on = [c for c in ranked if c[0][-1] != EOS or mistake == "<eos> kept alive"]
-        alive = [c for c in _first(going_on, k, score, "at the k that go on") if c in candidates]
+        alive = [c for c in _first(going_on, k, _log_p, "at the k that go on") if c in candidates]
         if not alive:  # only a mistake ("k candidates") can leave none
             return ran(t, finished, alive)
         if kept is not None:
@@ -396,17 +397,14 @@ def _beam_hyps(model, src_row, k, alpha, T, stop=False, kept=None, mistake=None,
 def test_the_search_by_hand_refuses_a_near_tie_at_a_cut_or_the_stop_but_ranks_equal_siblings_by_token():
     """A cut between scores closer than NEAR, or a stop's comparison, could fall the other way in float32; siblings
     of equal logits tie in any float, and both searches rank them by token."""
-    def score(h):
-        return h[1]
-
     hyps = [((3, 4), -1.0), ((3, 2), -1.0 - NEAR / 2), ((4, 4), -2.0)]
-    assert _first(hyps, 2, score, "here") == hyps[:2]
+    assert _first(hyps, 2, _log_p, "here") == hyps[:2]
     with pytest.raises(AssertionError, match="a near tie at the cut here"):
-        _first(hyps, 1, score, "at the cut here")
+        _first(hyps, 1, _log_p, "at the cut here")
     siblings = [((3, 2), -1.0), ((3, 4), -1.0), ((4, 4), -1.0)]
-    assert _first(siblings, 1, score, "here") == siblings[:1]
+    assert _first(siblings, 1, _log_p, "here") == siblings[:1]
     with pytest.raises(AssertionError, match="a near tie here"):  # equal, of two prefixes: their sums may round apart
-        _first(siblings, 2, score, "here")
+        _first(siblings, 2, _log_p, "here")
     # k = 1: <eos> finishes at step 1, and the 3 that goes on has s / lp(7) = s(<eos>) where lp(7) = 2^alpha
     model = _Table(lambda prefix: {(): {EOS: 0.5, 3: 0.3, 4: 0.2}}.get(prefix))
     logp = _next_log_probs(model, [3, 4], [()])[0]
@@ -425,8 +423,8 @@ def _beam_by_hand(model, src_row, k, alpha, T, kept=None, mistake=None, stops=No
         alive = []
     lp_done = {"finished ranked by log P": lambda h: 1.0, "finished at lp(t) at the end": lambda h: _lp(T, alpha)}.get(
         mistake, lambda h: _lp(len(h[0]), alpha))
-    ranked = [(h, h[1] / lp_done(h)) for h in finished] + [(h, h[1] / _lp(len(h[0]), alpha)) for h in alive]
-    return _best(ranked, key=lambda r: r[1])[0]
+    score = {h: h[1] / lp_done(h) for h in finished} | {h: h[1] / _lp(len(h[0]), alpha) for h in alive}
+    return _best(list(score), key=score.get)  # (finished first: the first of two equal)
 
 
 def _beam(model, src, **kwargs):

@@ -1105,6 +1105,16 @@ def test_a_nan_evaluation_is_never_the_best_to_restore():
 
 
 @pytest.mark.single_backend
+def test_a_diverged_error_restated_keeps_its_step_lr_and_restored_step_unless_told():
+    """restated is the same divergence said more fully: a caller need not repeat its restored_step (a default of None
+    would drop it silently), and may still say that nothing was put back."""
+    e = TrainingDiverged("loss nan", 8, 0.01, 6)
+    again = e.restated("loss nan; more")
+    assert (str(again), again.step, again.lr, again.restored_step) == ("loss nan; more", 8, 0.01, 6)
+    assert e.restated("none kept", restored_step=None).restored_step is None
+
+
+@pytest.mark.single_backend
 @pytest.mark.parametrize("first", [2, 6, 7, 12], ids=["before_the_best", "at_the_best", "after_the_best",
                                                      "at_the_stop"])
 def test_a_run_split_in_two_ends_with_the_weights_of_the_uninterrupted_run_bit_for_bit(tmp_path, first):
@@ -1557,17 +1567,17 @@ def test_binary_f1_against_precision_and_recall_counted_by_hand():
         z, y = rng.normal(size=n).astype(np.float32), rng.integers(0, 2, size=n)
         assert binary_f1(mt.tensor(z), y).item() == pytest.approx(_f1_by_counting(z, y), abs=1e-6)
     z, y = [0.3, -2.0, 4.0, -0.1, 0.0], [1, 0, 0, 1, 1]  # TP 1, FP 1, FN 2: precision 1/2, recall 1/3
-    assert binary_f1(mt.tensor(z), mt.tensor(y)).item() == 0.4  # 2 / 5 exactly, as metrics.json shows it
+    assert binary_f1(mt.tensor(z), mt.tensor(y)).item() == np.float32(2 / 5)  # 2 / 5 rounded once, to float32
     assert binary_f1(mt.tensor([[0.3], [-2.0]]), [1, 0]).item() == 1.0  # logits (B, 1)
     assert binary_f1(mt.tensor([-1.0, -2.0, -3.0, 2.0]), [0, 0, 0, 1]).item() == 1.0
     assert binary_f1(mt.tensor([-1.0, -2.0, -3.0, -2.0]), [0, 0, 0, 1]).item() == 0.0
     assert binary_f1(mt.tensor([-1.0, -2.0]), [0, 0]).item() == 0.0  # no positive at all: 0, as scikit-learn
 
 
-def test_binary_f1_is_the_ratio_of_its_counts_without_float32_rounding():
-    """F1 is 2 TP / (2 TP + FP + FN), a ratio of counts: counted in float32 and divided there, metrics.json showed
-    val_f1 0.5333333611488342 beside val_accuracy 0.5333333333333333. Now the counts are integers and the division
-    is float64's, which is Python's: the same float, to the last bit."""
+def test_binary_f1_is_the_ratio_of_its_counts_rounded_once_to_float32():
+    """F1 is 2 TP / (2 TP + FP + FN), a ratio of counts: counted in integers (exact however many texts) and divided,
+    it is the fraction rounded once to float32, the dtype of every metric (a float64 one could not be mixed with a
+    float32 Tensor)."""
     rng = np.random.default_rng(1)
     for n in (5, 30, 1001):
         z = rng.normal(size=n).astype(np.float32)
@@ -1575,7 +1585,7 @@ def test_binary_f1_is_the_ratio_of_its_counts_without_float32_rounding():
         tp = int(np.sum((z > 0) & (y == 1)))
         wrong = int(np.sum((z > 0) != (y == 1)))
         f1 = binary_f1(mt.tensor(z), y)
-        assert f1.numpy().dtype == np.float64 and f1.item() == 2 * tp / (2 * tp + wrong), n
+        assert f1.numpy().dtype == np.float32 and f1.item() == np.float32(2 * tp / (2 * tp + wrong)), n
 
 
 @pytest.mark.single_backend
@@ -1680,7 +1690,7 @@ def test_the_classification_metrics_f1_counts_every_example_at_once():
             return mt.tensor(np.where(ids.numpy()[:, 0] > 10, 1.0, -1.0).astype(np.float32))
 
     examples = [([11, 5], 1), ([11], 0), ([5], 1), ([12, 6, 7], 1)]
-    assert classification_metrics(examples, batch_size=3)(FirstTokenAbove10())["f1"] == 2 / 3  # exactly: of counts
+    assert classification_metrics(examples, batch_size=3)(FirstTokenAbove10())["f1"] == np.float32(2 / 3)
 
 
 def test_classification_and_lm_metrics_score_every_example_as_one_batch_by_hand():

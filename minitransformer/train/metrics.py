@@ -132,22 +132,25 @@ def binary_f1(logits: Tensor, labels) -> Tensor:
     Returns
     -------
     Tensor
-        0-d float64 on the logits' backend: the counts are integers and their ratio is divided in float64, so that
-        the F1 of TP 1, FP 1, FN 2 reads 0.4, what the fraction 2/5 is in Python (float32 would give
-        0.4000000059604645).
+        0-d float32 on the logits' backend, as every metric (the counts are integers, exact however many texts):
+        ``metrics.json`` therefore shows float32's digits, the F1 of TP 1, FP 1, FN 2 (2/5) reading
+        0.4000000059604645, as any float32 figure does.
 
     Examples
     --------
     >>> import minitransformer as mt
     >>> binary_f1(mt.tensor([2.0, -1.0, 0.5, 1.0]), mt.tensor([1, 1, 1, 0])).item()  # TP 2, FN 1, FP 1: 4 / 6
-    0.6666666666666666
+    0.6666666865348816
     """
     predicted, y = _binary_predictions("binary_f1", logits, labels)
     xp = logits.backend.xp
     tp = xp.sum(xp.astype(predicted & y, xp.int64))
     wrong = xp.sum(xp.astype(predicted != y, xp.int64))  # FP + FN
     denominator = xp.maximum(2 * tp + wrong, xp.asarray(1, dtype=xp.int64))  # 0 / 1 where there is no positive
-    return Tensor._wrap(xp.astype(2 * tp, xp.float64) / xp.astype(denominator, xp.float64), logits.backend)
+    # the counts divided in float64 (exact to 2^53; float32 would round them past 2^24), the ratio then rounded to
+    # float32, the library's dtype
+    ratio = xp.astype(2 * tp, xp.float64) / xp.astype(denominator, xp.float64)
+    return Tensor._wrap(xp.astype(ratio, xp.float32), logits.backend)
 
 
 def _binary_predictions(op: str, logits: Tensor, labels):

@@ -14,12 +14,13 @@ measures and saves is that of the best evaluation (:class:`~minitransformer.trai
 (the pictures drawn by the function the caller passes as ``pictures``, :func:`minitransformer.viz.training_pictures`
 for the command line: ``viz`` is a layer above this one; without it, none).
 
-A run that diverges (:class:`~minitransformer.train.TrainingDiverged`: its loss or its weights NaN or infinite) writes
-its record too before the error is raised: ``metrics.json`` with ``stop_reason`` "diverged", ``steps`` the step it was
-found at, and the error's message under ``"error"``; where it kept the model of its best evaluation (``--patience``,
-``--target``: the checkpoint holds it), that model's held-out metrics, ``restored_step`` and its pictures, as a
-finished run's; else no held-out metrics and no attention maps (no model with finite weights), only ``curves.png``,
-up to the divergence.
+A run that diverges (:class:`~minitransformer.train.TrainingDiverged`: its loss or its weights NaN or infinite) and
+kept the model of its best evaluation (``--patience``, ``--target``: the checkpoint holds it) writes its record too
+before the error is raised, as a finished run's: ``metrics.json`` with that model's held-out metrics,
+``restored_step``, ``stop_reason`` "diverged", ``steps`` the step it was found at and the error's message under
+``"error"``, and its pictures. One that kept no model writes nothing new: the checkpoint, ``metrics.json`` and
+pictures in ``--out``, if any, are still those of the run written there before (``--resume``, or ``--overwrite``
+before the new run's first checkpoint), never mixed with this one's.
 
 ``evaluate CHECKPOINT`` rebuilds the task's held-out data from the settings saved in the checkpoint
 and measures the model again (a charlm model trained on a text file of your own needs that file, with the
@@ -36,7 +37,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np  # host-side parsing of user input and printing
@@ -105,8 +106,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         ``pictures(setup, history, out) -> list of Path``: draws the trained run's pictures into ``out`` (the
         command line passes :func:`minitransformer.viz.training_pictures`: the curves and the attention maps, a few
         seconds of matplotlib). None (or False) draws none. The caller passes it because ``train`` is a layer
-        below ``viz`` and does not import it. After a divergence with no model kept, ``setup.model`` is None: there
-        is only the history to draw.
+        below ``viz`` and does not import it.
     checkpoint_every : int, optional
         Also write the checkpoint every this many steps (it is always written at the end, and on Ctrl-C).
     overwrite : bool
@@ -135,9 +135,11 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     TrainingDiverged
         The training loss, or the weights, became NaN or infinite (its ``step``, ``lr`` and ``restored_step`` say
         where and what was kept). Where the run kept the model of its best evaluation (``patience``, ``target``,
-        ``restore_best``), the checkpoint holds it, to evaluate (the message says which step); else the checkpoint
-        written last, if any, stays. Raised once ``metrics.json`` and the pictures are written (see the module's
-        notes): ``stop_reason`` "diverged", the message under ``"error"``, and the kept model's metrics, if any.
+        ``restore_best``), the checkpoint holds it, to evaluate (the message says which step), and the error is
+        raised once that model's ``metrics.json`` and pictures are written (see the module's notes: ``stop_reason``
+        "diverged", the message under ``"error"``); where they could not be, the message says so and why (the
+        error is chained from that failure). Else nothing new is written: the checkpoint written last, if any,
+        stays, and so do the ``metrics.json`` and pictures in ``out``, if any.
 
     Examples
     --------
@@ -206,50 +208,54 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         diverged = None
         try:
             trainer.fit(setup.train_data, s["steps"])
-        except TrainingDiverged as e:  # recorded below, then raised
+        except TrainingDiverged as e:  # raised below, recorded first where a model was kept
             diverged = e
-            if e.restored_step is not None:  # fit put the best model back and saved it: say how to measure it
-                diverged = e.restated(f"{e}; measure it with: minitransformer evaluate {path}", e.restored_step)
         finally:  # not before: a new run that fails before its first checkpoint leaves the old run whole
             _remove_kept_by_replaced(path, replaced, trainer)
         if diverged is None:
             _note_best(trainer)
-        metrics = _record(task, backend, setup, trainer, out, pictures, diverged)
-        if diverged is not None:
+            return _record(task, backend, setup, trainer, out, pictures)
+        if trainer.restored_step is None:  # no model kept: nothing new written, the old run's files (if any) stay
             raise diverged from None
-    return metrics
+        _record_diverged(task, backend, setup, trainer, out, pictures,
+                         diverged.restated(f"{diverged}; measure it with: minitransformer evaluate {path}"))
 
 
-def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverged) -> dict:
-    """Measure the model ``trainer``'s run ends with, print its metrics and write the run's record into ``out``:
-    ``metrics.json`` (atomically, as the checkpoint) and the pictures; return the metrics.
+def _record_diverged(task: str, backend: str, setup, trainer, out: Path, pictures, diverged) -> None:
+    """Record a run that ``diverged`` (the :class:`TrainingDiverged` to raise) with the model of its best evaluation
+    put back and saved by fit (:func:`_record`), then raise ``diverged``; a failure while recording does not hide
+    the divergence: ``diverged`` is raised all the same, its message saying so and why, chained from that failure."""
+    try:
+        _record(task, backend, setup, trainer, out, pictures, diverged)
+    except Exception as failure:
+        raise diverged.restated(f"{diverged}; its record (metrics.json, pictures) could not be written: "
+                                f"{type(failure).__name__}: {failure}") from failure
+    raise diverged from None
 
-    A run that diverged (``diverged``, the :class:`TrainingDiverged` to raise) is recorded too, its message under
-    ``"error"``: the model of its best evaluation where fit put it back (``restored_step``), measured and drawn as a
-    finished run's is; else no model (its parameters are not finite), so no held-out metrics, example or attention
-    maps: the steps, the stop reason, and the curves up to the divergence.
-    """
-    kept = diverged is None or diverged.restored_step is not None  # a model with finite parameters, to measure
+
+def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverged=None) -> dict:
+    """Measure the model ``trainer``'s run ends with (the checkpoint's), print its metrics and write the run's record
+    into ``out``: ``metrics.json`` (atomically, as the checkpoint) and the pictures; return the metrics. A run that
+    ``diverged`` (the :class:`TrainingDiverged` to raise; fit put back and saved the model of its best evaluation) is
+    recorded as a finished one, with that error's message under ``"error"``."""
     setup.model.eval()  # the held-out figures and the example without dropout
-    metrics = setup.final_metrics(setup.model) if kept else {}  # of the model fit left (--patience: the best one)
+    metrics = setup.final_metrics(setup.model)  # of the model fit left: the best one, with --patience or --target
     metrics.update(steps=trainer.step, wall_time_s=round(trainer.elapsed, 2),  # a resumed run's earlier steps too
                    stop_reason=trainer.stop_reason)
     if trainer.restored_step is not None:
         metrics["restored_step"] = trainer.restored_step
-    split = "held-out test split" if setup.kind != "lm" else "validation text"
-    print(f"\nfinal metrics ({split}):" if kept else "\nthe run (no model to measure: it diverged, with none kept):")
+    print(f"\nfinal metrics ({'held-out test split' if setup.kind != 'lm' else 'validation text'}):")
     _print_metrics(metrics)
-    if kept:
-        _show_example(setup)
+    _show_example(setup)
     record = {"task": task, "metrics": metrics, "settings": setup.settings, "backend": backend}
     if diverged is not None:
         record["error"] = str(diverged)
     text = json.dumps(record, indent=2)
-    _write_atomically(out / "metrics.json", lambda f: f.write(text.encode("utf-8")))
-    drawn = pictures(setup if kept else replace(setup, model=None), trainer.history, out) if pictures else []
-    written = [trainer.checkpoint_path] if kept else []  # (without a model kept, fit wrote no checkpoint)
+    _write_atomically(out / "metrics.json", lambda f: f.write(text.encode("utf-8")))  # as the checkpoint
+    written = [trainer.checkpoint_path, out / "metrics.json",
+               *(pictures(setup, trainer.history, out) if pictures else [])]
     print("\nwrote:")
-    for p in [*written, out / "metrics.json", *drawn]:
+    for p in written:
         print(f"  {p}")
     return metrics
 

@@ -116,10 +116,12 @@ class TrainingDiverged(FloatingPointError):
         super().__init__(message)
         self.step, self.lr, self.restored_step = step, lr, restored_step
 
-    def restated(self, message: str, restored_step: int | None = None) -> TrainingDiverged:
-        """The same divergence (its step and learning rate) with ``message`` and ``restored_step`` instead: what
-        :meth:`Trainer.fit` and ``train`` raise once they say more of it."""
-        return TrainingDiverged(message, self.step, self.lr, restored_step)
+    def restated(self, message: str, restored_step: int | None = ...) -> TrainingDiverged:
+        """The same divergence (its step, its learning rate and, unless ``restored_step`` is given, its
+        ``restored_step``) with ``message`` instead: what :meth:`Trainer.fit` and ``train`` raise once they say more
+        of it."""
+        return TrainingDiverged(message, self.step, self.lr,
+                                self.restored_step if restored_step is ... else restored_step)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -700,7 +702,7 @@ class Trainer:
                                                             "checkpoint written last, if any, stays)")
             return e.restated(f"{e}; the parameters of the best evaluation, step {self.best_seen_step} "
                               f"({self.monitor} {self.best_seen:.4g}), were not finite either (an update had made "
-                              f"them so): restore_best put nothing back{kept}")
+                              f"them so): restore_best put nothing back{kept}", restored_step=None)
         self._put_params(self._best_params)
         self._last_params, self.restored_step = None, self.best_seen_step
         said = (f"{e}; restore_best put back the parameters of the best evaluation, step {self.restored_step} "

@@ -157,8 +157,7 @@ def training_pictures(setup, history: dict, out) -> list:
     """The training curves and the attention maps of one held-out example of a run of ``train.run.train``, as PNG
     files in ``out``: what ``minitransformer train`` draws (passed as ``train(..., pictures=training_pictures)``, as
     ``train`` is a layer below this one). ``setup`` is the run's :class:`~minitransformer.train.tasks.TaskSetup`,
-    ``history`` its trainer's; returns the paths written. A ``setup`` whose ``model`` is None (a run that diverged
-    and kept no model: its parameters are not finite) gets the curves alone.
+    ``history`` its trainer's; returns the paths written.
 
     Examples
     --------
@@ -180,7 +179,7 @@ def training_pictures(setup, history: dict, out) -> list:
         fig = training_curves(curves, title=f"{setup.name}: training", log_y=("loss",) if positive else ())
         paths.append(out / "curves.png")
         fig.savefig(paths[-1], dpi=100)
-    for name, weights, queries, keys in setup.sample(setup.model) if setup.model is not None else []:
+    for name, weights, queries, keys in setup.sample(setup.model):
         fig = attention_heads(weights, queries, keys, title=f"{setup.name}: {name.replace('_', ' ')} (last layer)")
         paths.append(out / f"attention_{name}.png")
         fig.savefig(paths[-1], dpi=100)

@@ -343,11 +343,10 @@ CELLS = [
     """),
     md(r"""
     The first of those sources, both outputs and their log-probabilities (a run that finds none, as training on
-    another CPU may, takes the source where beam search comes closest to beating greedy in $\log P$):
+    another CPU may, shows source 0, where beam search then finds nothing more probable than greedy's output):
     """),
     code("""
-    gain = beam_logp.numpy() - greedy_logp                   # (N,): beam's log P over greedy's
-    j = int(better[0]) if len(better) else int(gain.argmax())  # none better: the closest to it
+    j = int(better[0]) if len(better) else 0                 # none better: source 0
     src_j, tgt_j = test[j]
     print(f"source {j}: {show(src_j)}    target: {show(tgt_j)}")
     for name, y, lp in (("greedy", generated[j], greedy_logp[j]), ("beam", beam[j], beam_logp.numpy()[j])):

@@ -285,8 +285,8 @@ CELLS = [
     largest weight in the last layer, printed below with its head and row, comes from the first row of one
     head, the row that writes the first digit before anything is written, a place to put weight rather than a
     source of information (exercise 3 tests that). In this run one other row gives it much, the next
-    largest printed, 0.41: in head 3, the row that writes the year's first `0` (the map shows it); no third row
-    of any head gives it much. The maps of that
+    largest printed, 0.41: in head 3, the row that writes the year's first `0` (the map shows it); every other
+    row of every head puts less than a quarter of its weight on it. The maps of that
     layer: the same weights as the map `setup.sample` drew above (the same date, the last layer; the cell
     checks it), drawn again with each row labelled by the character it writes instead of by its input:
     """),
