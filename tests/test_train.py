@@ -1588,6 +1588,42 @@ def test_binary_f1_is_the_ratio_of_its_counts_rounded_once_to_float32():
         assert f1.numpy().dtype == np.float32 and f1.item() == np.float32(2 * tp / (2 * tp + wrong)), n
 
 
+
+def test_accuracies_are_counts_divided_once_rounded_to_float32():
+    """Each accuracy is a ratio of counts k / n, rounded once to float32: a 0-d float32 Tensor equal to
+    np.float32(k / n), as the F1."""
+    rng = np.random.default_rng(2)
+    for n in (7, 30, 1001):
+        z = rng.normal(size=n).astype(np.float32)
+        y = rng.integers(0, 2, size=n)
+        accuracy = binary_accuracy(mt.tensor(z), y)
+        k = int(np.sum((z > 0) == (y == 1)))
+        assert accuracy.numpy().dtype == np.float32 and accuracy.item() == np.float32(k / n), n
+        logits = rng.normal(size=(1, n, 3)).astype(np.float32)
+        targets = rng.integers(0, 3, size=(1, n))  # class 0 is <pad>, left out
+        accuracy = token_accuracy(mt.tensor(logits), targets)
+        kept = targets != 0
+        k = int(np.sum((logits.argmax(-1) == targets) & kept))
+        assert accuracy.numpy().dtype == np.float32 and accuracy.item() == np.float32(k / kept.sum()), n
+
+
+def test_accuracies_and_f1_count_past_2_to_the_24():
+    """float32 counts only to 2^24 exactly (2^24 + 1 is 2^24 there): a share of more texts (or positions) counted in
+    float32 is off by more than float32's rounding of the share. Counted in int64, each is k / n rounded once to
+    float32 (n = 2^24 + 4 entries: 17 MB a boolean array)."""
+    n = 2**24 + 4
+    z = np.ones(n, dtype=np.float32)  # every text predicted 1
+    y = np.ones(n, dtype=np.uint8)
+    y[:3] = 0  # three wrong: a float32 mean gives 0.99999976, not 0.9999998
+    assert binary_accuracy(mt.tensor(z), y).item() == np.float32((n - 3) / n) == 1 - 3 * 2**-24
+    tp = n - 3  # and FP 3: 2 TP / (2 TP + FP) is 0.99999994, 0.9999999 from float32 counts
+    assert binary_f1(mt.tensor(z), y).item() == np.float32(2 * tp / (2 * tp + 3)) == 1 - 2**-24
+    # one position wrong, one ignored: n - 2 right of n - 1 kept, 0.9999999 from float32 counts, not 0.99999994
+    targets = np.zeros(n, dtype=np.int8)
+    targets[:2] = 1, 2
+    logits = mt.tensor(np.zeros((n, 1), dtype=np.float32))  # (n, C = 1): arg-max 0 everywhere
+    assert token_accuracy(logits, targets, ignore_index=2).item() == np.float32((n - 2) / (n - 1)) == 1 - 2**-24
+
 @pytest.mark.single_backend
 def test_binary_f1_refuses_what_has_no_value():
     with pytest.raises(ValueError, match=r"^binary_f1: no texts to score \(logits of shape \(0,\)\)$"):
@@ -1679,18 +1715,37 @@ def test_task_metrics_do_not_depend_on_the_evaluation_batch_size():
     assert whole["loss"] == pytest.approx(expected, rel=1e-5)
     one_by_one = [exact_match(greedy_decode(model, mt.tensor([s]), max_len=8).numpy(), [t]) for s, t in pairs]
     assert whole["accuracy"] == pytest.approx(np.mean(one_by_one))
+    # the token accuracy counts the positions right over every batch, then divides once: k / n rounded to float32
+    with mt.no_grad():
+        predicted = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask).numpy().argmax(-1)
+    kept = b.tgt_out.numpy() != 0
+    k, n = int(np.sum((predicted == b.tgt_out.numpy()) & kept)), int(kept.sum())
+    assert whole["token_accuracy"] == parts["token_accuracy"] == np.float32(k / n)
+
+
+class _FirstTokenAbove10(nn.Module):
+    """A classifier that predicts 1 where the first id is above 10."""
+
+    def forward(self, ids):
+        return mt.tensor(np.where(ids.numpy()[:, 0] > 10, 1.0, -1.0).astype(np.float32))
 
 
 def test_the_classification_metrics_f1_counts_every_example_at_once():
     """Batches of 3 then 1 with F1 0.5 and 1: their mean would be 0.75; over the 4 reviews, TP 2, FP 1, FN 1: 2/3."""
     from minitransformer.train.tasks import classification_metrics
 
-    class FirstTokenAbove10(nn.Module):  # predicts 1 where the first id is above 10
-        def forward(self, ids):
-            return mt.tensor(np.where(ids.numpy()[:, 0] > 10, 1.0, -1.0).astype(np.float32))
-
     examples = [([11, 5], 1), ([11], 0), ([5], 1), ([12, 6, 7], 1)]
-    assert classification_metrics(examples, batch_size=3)(FirstTokenAbove10())["f1"] == np.float32(2 / 3)
+    assert classification_metrics(examples, batch_size=3)(_FirstTokenAbove10())["f1"] == np.float32(2 / 3)
+
+
+def test_the_classification_accuracy_counts_every_example_then_divides_once():
+    """Batches of 3 with 1 and 2 right: 3 of 6 is 0.5 exactly; a weighted mean of the batches' float32 shares, 1/3
+    and 2/3 rounded, is 0.50000001."""
+    from minitransformer.train.tasks import classification_metrics
+
+    examples = [([11], 1), ([11], 0), ([5], 1), ([12], 1), ([13], 1), ([5], 1)]
+    accuracy = classification_metrics(examples, batch_size=3)(_FirstTokenAbove10())["accuracy"]
+    assert accuracy == 0.5 and type(accuracy) is float
 
 
 def test_classification_and_lm_metrics_score_every_example_as_one_batch_by_hand():
