@@ -1549,6 +1549,13 @@ def test_metrics_at_their_edges():
     assert binary_accuracy(mt.tensor([0.0, 0.0, 1.0]), mt.tensor([0, 0, 1])).item() == 1.0  # predicted 0, 0, 1
 
 
+def _float32(x: float) -> float:
+    """``x`` rounded to float32, as a Python float: what a metric's ``.item()`` should equal. (Compared with
+    ``np.float32(x)`` itself, a Python float is rounded to float32 first, NumPy 2's rule: a float64 share would
+    pass.)"""
+    return float(np.float32(x))
+
+
 def _f1_by_counting(z, y) -> float:
     """F1 of the positive class from its definition, precision and recall counted text by text in plain Python."""
     tp = sum(1 for zi, yi in zip(z, y) if zi > 0 and yi == 1)
@@ -1567,7 +1574,7 @@ def test_binary_f1_against_precision_and_recall_counted_by_hand():
         z, y = rng.normal(size=n).astype(np.float32), rng.integers(0, 2, size=n)
         assert binary_f1(mt.tensor(z), y).item() == pytest.approx(_f1_by_counting(z, y), abs=1e-6)
     z, y = [0.3, -2.0, 4.0, -0.1, 0.0], [1, 0, 0, 1, 1]  # TP 1, FP 1, FN 2: precision 1/2, recall 1/3
-    assert binary_f1(mt.tensor(z), mt.tensor(y)).item() == np.float32(2 / 5)  # 2 / 5 rounded once, to float32
+    assert binary_f1(mt.tensor(z), mt.tensor(y)).item() == _float32(2 / 5)  # 2 / 5 rounded once, to float32
     assert binary_f1(mt.tensor([[0.3], [-2.0]]), [1, 0]).item() == 1.0  # logits (B, 1)
     assert binary_f1(mt.tensor([-1.0, -2.0, -3.0, 2.0]), [0, 0, 0, 1]).item() == 1.0
     assert binary_f1(mt.tensor([-1.0, -2.0, -3.0, -2.0]), [0, 0, 0, 1]).item() == 0.0
@@ -1585,8 +1592,7 @@ def test_binary_f1_is_the_ratio_of_its_counts_rounded_once_to_float32():
         tp = int(np.sum((z > 0) & (y == 1)))
         wrong = int(np.sum((z > 0) != (y == 1)))
         f1 = binary_f1(mt.tensor(z), y)
-        assert f1.numpy().dtype == np.float32 and f1.item() == np.float32(2 * tp / (2 * tp + wrong)), n
-
+        assert f1.numpy().dtype == np.float32 and f1.item() == _float32(2 * tp / (2 * tp + wrong)), n
 
 
 def test_accuracies_are_counts_divided_once_rounded_to_float32():
@@ -1598,13 +1604,13 @@ def test_accuracies_are_counts_divided_once_rounded_to_float32():
         y = rng.integers(0, 2, size=n)
         accuracy = binary_accuracy(mt.tensor(z), y)
         k = int(np.sum((z > 0) == (y == 1)))
-        assert accuracy.numpy().dtype == np.float32 and accuracy.item() == np.float32(k / n), n
+        assert accuracy.numpy().dtype == np.float32 and accuracy.item() == _float32(k / n), n
         logits = rng.normal(size=(1, n, 3)).astype(np.float32)
         targets = rng.integers(0, 3, size=(1, n))  # class 0 is <pad>, left out
         accuracy = token_accuracy(mt.tensor(logits), targets)
         kept = targets != 0
         k = int(np.sum((logits.argmax(-1) == targets) & kept))
-        assert accuracy.numpy().dtype == np.float32 and accuracy.item() == np.float32(k / kept.sum()), n
+        assert accuracy.numpy().dtype == np.float32 and accuracy.item() == _float32(k / kept.sum()), n
 
 
 def test_accuracies_and_f1_count_past_2_to_the_24():
@@ -1615,14 +1621,15 @@ def test_accuracies_and_f1_count_past_2_to_the_24():
     z = np.ones(n, dtype=np.float32)  # every text predicted 1
     y = np.ones(n, dtype=np.uint8)
     y[:3] = 0  # three wrong: a float32 mean gives 0.99999976, not 0.9999998
-    assert binary_accuracy(mt.tensor(z), y).item() == np.float32((n - 3) / n) == 1 - 3 * 2**-24
+    assert binary_accuracy(mt.tensor(z), y).item() == _float32((n - 3) / n) == 1 - 3 * 2**-24
     tp = n - 3  # and FP 3: 2 TP / (2 TP + FP) is 0.99999994, 0.9999999 from float32 counts
-    assert binary_f1(mt.tensor(z), y).item() == np.float32(2 * tp / (2 * tp + 3)) == 1 - 2**-24
+    assert binary_f1(mt.tensor(z), y).item() == _float32(2 * tp / (2 * tp + 3)) == 1 - 2**-24
     # one position wrong, one ignored: n - 2 right of n - 1 kept, 0.9999999 from float32 counts, not 0.99999994
     targets = np.zeros(n, dtype=np.int8)
     targets[:2] = 1, 2
     logits = mt.tensor(np.zeros((n, 1), dtype=np.float32))  # (n, C = 1): arg-max 0 everywhere
-    assert token_accuracy(logits, targets, ignore_index=2).item() == np.float32((n - 2) / (n - 1)) == 1 - 2**-24
+    assert token_accuracy(logits, targets, ignore_index=2).item() == _float32((n - 2) / (n - 1)) == 1 - 2**-24
+
 
 @pytest.mark.single_backend
 def test_binary_f1_refuses_what_has_no_value():
@@ -1720,7 +1727,7 @@ def test_task_metrics_do_not_depend_on_the_evaluation_batch_size():
         predicted = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask).numpy().argmax(-1)
     kept = b.tgt_out.numpy() != 0
     k, n = int(np.sum((predicted == b.tgt_out.numpy()) & kept)), int(kept.sum())
-    assert whole["token_accuracy"] == parts["token_accuracy"] == np.float32(k / n)
+    assert whole["token_accuracy"] == parts["token_accuracy"] == _float32(k / n)
 
 
 class _FirstTokenAbove10(nn.Module):
@@ -1735,17 +1742,20 @@ def test_the_classification_metrics_f1_counts_every_example_at_once():
     from minitransformer.train.tasks import classification_metrics
 
     examples = [([11, 5], 1), ([11], 0), ([5], 1), ([12, 6, 7], 1)]
-    assert classification_metrics(examples, batch_size=3)(_FirstTokenAbove10())["f1"] == np.float32(2 / 3)
+    assert classification_metrics(examples, batch_size=3)(_FirstTokenAbove10())["f1"] == _float32(2 / 3)
 
 
 def test_the_classification_accuracy_counts_every_example_then_divides_once():
-    """Batches of 3 with 1 and 2 right: 3 of 6 is 0.5 exactly; a weighted mean of the batches' float32 shares, 1/3
-    and 2/3 rounded, is 0.50000001."""
+    """The texts right are counted over every batch, then divided once and rounded to float32, as binary_accuracy of
+    them all: batches of 3 with 1 and 2 right give 0.5; 1 and 0 right, 1/6 in float32 (not the float64 mean of the
+    batches' float32 shares, 0.16666666666666666)."""
     from minitransformer.train.tasks import classification_metrics
 
     examples = [([11], 1), ([11], 0), ([5], 1), ([12], 1), ([13], 1), ([5], 1)]
     accuracy = classification_metrics(examples, batch_size=3)(_FirstTokenAbove10())["accuracy"]
     assert accuracy == 0.5 and type(accuracy) is float
+    examples[3:] = [([5], 1), ([13], 0), ([5], 1)]  # 1 right of 3, then none: 1 / 6, rounded once to float32
+    assert classification_metrics(examples, batch_size=3)(_FirstTokenAbove10())["accuracy"] == _float32(1 / 6)
 
 
 def test_classification_and_lm_metrics_score_every_example_as_one_batch_by_hand():
