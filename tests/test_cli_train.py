@@ -1058,6 +1058,7 @@ def test_a_diverged_run_whose_record_cannot_be_written_still_raises_the_divergen
         run.train("copy", tmp_path, progress=False, pictures=pictures, lr=1e6, steps=30, d_model=16, heads=2,
                   layers=1, d_ff=32, batch_size=16, eval_every=5, patience=10)
     assert isinstance(caught.value.__cause__, OSError) and caught.value.restored_step == 5
+    assert caught.value.checkpoint == tmp_path / "checkpoint.npz"  # (kept through train's restating)
 
 
 def test_evaluate_and_generate_of_a_folder_say_it_is_a_folder(tmp_path, capsys):

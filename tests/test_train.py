@@ -8,6 +8,7 @@ import math
 import re
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1096,22 +1097,27 @@ def test_a_nan_evaluation_is_never_the_best_to_restore():
                                                r"evaluation, step 1 \(val_loss 0\.5\)$") as caught:
         trainer.fit(lambda s: None, 4)
     assert (trainer.stop_reason, trainer.restored_step) == ("diverged", 1) and _same_weights(trainer.model, seen[1])
-    assert (caught.value.step, caught.value.lr, caught.value.restored_step) == (2, 0.05, 1)
+    e = caught.value
+    assert (e.step, e.lr, e.restored_step, e.checkpoint) == (2, 0.05, 1, None)
     trainer, seen = _remembering({1: 0.5, 2: float("nan")}, restore_best=False)
     with pytest.raises(TrainingDiverged, match=r"= nan at step 2.*\(lr was 0\.05\)$") as caught:
         trainer.fit(lambda s: None, 4)
     assert trainer.restored_step is None and _same_weights(trainer.model, seen[2])
-    assert (caught.value.step, caught.value.lr, caught.value.restored_step) == (2, 0.05, None)
+    e = caught.value
+    assert (e.step, e.lr, e.restored_step, e.checkpoint) == (2, 0.05, None, None)
 
 
 @pytest.mark.single_backend
-def test_a_diverged_error_restated_keeps_its_step_lr_and_restored_step_unless_told():
-    """restated is the same divergence said more fully: a caller need not repeat its restored_step (a default of None
-    would drop it silently), and may still say that nothing was put back."""
-    e = TrainingDiverged("loss nan", 8, 0.01, 6)
+def test_a_diverged_error_restated_keeps_its_step_lr_restored_step_and_checkpoint_unless_told():
+    """restated is the same divergence said more fully: a caller need not repeat its restored_step or checkpoint (a
+    default of None would drop them silently), and may still say that nothing was put back, nor saved."""
+    e = TrainingDiverged("loss nan", 8, 0.01, 6, "run/c.npz")
     again = e.restated("loss nan; more")
-    assert (str(again), again.step, again.lr, again.restored_step) == ("loss nan; more", 8, 0.01, 6)
+    assert (str(again), again.step, again.lr, again.restored_step, again.checkpoint) == ("loss nan; more", 8, 0.01, 6,
+                                                                                         Path("run/c.npz"))
     assert e.restated("none kept", restored_step=None).restored_step is None
+    assert e.restated("none saved", checkpoint=None).checkpoint is None
+    assert TrainingDiverged("loss nan", 8, 0.01).checkpoint is None
 
 
 @pytest.mark.single_backend
@@ -1253,7 +1259,8 @@ def test_a_run_that_diverges_ends_with_the_best_parameters_and_saves_them_as_a_m
                         r"without the optimizer's state: not to resume\)", str(caught.value)), str(caught.value)
     assert (trainer.step, trainer.stop_reason, trainer.restored_step) == (8, "diverged", 6)
     # (the rate read as step 8 began, which its message gives: "params" sets another inside its loss)
-    assert (caught.value.step, caught.value.lr, caught.value.restored_step) == (8, 0.01, 6)
+    e = caught.value
+    assert (e.step, e.lr, e.restored_step, e.checkpoint) == (8, 0.01, 6, path)
     assert _same_weights(trainer.model, best.model.state_dict())
     ckpt = read_checkpoint(path)
     assert (ckpt.step, ckpt.trainer_state["stop_reason"], ckpt.trainer_state["restored_step"]) == (8, "diverged", 6)
@@ -1278,7 +1285,7 @@ def test_a_run_that_diverges_without_a_best_kept_writes_nothing_over_its_last_fi
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match=r"by step 8.*\(clip=1\.0\)$") as caught:
         trainer.fit(lambda s: None, 20)
     assert (trainer.stop_reason, trainer.restored_step) == ("diverged", None)
-    assert (caught.value.step, caught.value.restored_step) == (8, None)
+    assert (caught.value.step, caught.value.restored_step, caught.value.checkpoint) == (8, None, None)  # none kept
     ckpt = read_checkpoint(path)
     assert (ckpt.step, ckpt.trainer_state["stop_reason"]) == (7, None) and _all_finite(ckpt)
     resumed = _scripted({3: 1.0, 6: 0.5}, path, restore_best=False)
@@ -1322,7 +1329,7 @@ def test_a_best_evaluation_of_parameters_already_not_finite_is_neither_put_back_
                         rf"back, nor saved anything in {re.escape(str(path))} \(the checkpoint written last, if any, "
                         r"stays\)", str(caught.value)), str(caught.value)
     assert (trainer.stop_reason, trainer.restored_step, trainer.best_seen_step) == ("diverged", None, 6)
-    assert (caught.value.step, caught.value.restored_step) == (trainer.step, None)  # (nothing put back)
+    assert (caught.value.step, caught.value.restored_step, caught.value.checkpoint) == (trainer.step, None, None)
     assert trainer._best_params is None and trainer._last_params is None
     ckpt = read_checkpoint(path)
     assert (ckpt.step, ckpt.trainer_state["stop_reason"], ckpt.optimizer_state is None) == (written, None, False)
@@ -1375,7 +1382,8 @@ def test_a_diverging_loss_stops_with_a_clear_error():
     trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, log_every=3, progress=False)
     with pytest.raises(TrainingDiverged, match="became nan by step 3; lower the learning rate") as caught:
         trainer.fit(lambda s: None, 10)
-    assert (caught.value.step, caught.value.lr, caught.value.restored_step) == (3, 0.1, None)
+    e = caught.value
+    assert (e.step, e.lr, e.restored_step, e.checkpoint) == (3, 0.1, None, None)
 
 
 @pytest.mark.single_backend
