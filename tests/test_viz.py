@@ -548,6 +548,7 @@ def test_training_curves_draws_a_diverged_run():
     assert np.isnan(y[1]) and np.isnan(y[2]) and y[3] == 0.5
 
 
+@pytest.mark.single_backend
 def test_training_curves_marks_steps_across_every_panel():
     """A vertical line at each marked step, in every panel, named in its legend after the series (a diverged run's
     step and its kept model's); none by default. The axis reaches a step past the last value (the divergence)."""
