@@ -996,14 +996,18 @@ def test_a_run_that_diverges_after_its_best_evaluation_saves_that_model_and_says
     assert "restore_best" not in capsys.readouterr().err and not (tmp_path / "last" / "checkpoint.npz").exists()
 
 
-def test_a_run_that_diverges_with_its_best_model_kept_writes_its_metrics_and_pictures(tmp_path, capsys):
+def test_a_run_that_diverges_with_its_best_model_kept_writes_its_metrics_and_pictures(tmp_path, capsys, monkeypatch):
     """A run whose loss became NaN wrote no metrics.json and no pictures: a user coming back found no record of it but
     the terminal's. Now, where it kept the model of its best evaluation (the checkpoint holds it), metrics.json says
     how it ended (stop_reason "diverged", its steps those of the message, which it holds as "error"), with that
     model's held-out metrics (those evaluate measures) and restored_step, and its pictures are drawn, still with exit
-    status 1."""
+    status 1; its curves mark the step it diverged at and the model kept (nothing on them said so before)."""
     from minitransformer.train import run
+    from minitransformer.viz import curves
 
+    drawn = []  # the curves' Figure, as training_pictures draws it
+    draw = curves.training_curves
+    monkeypatch.setattr(curves, "training_curves", lambda *a, **k: drawn.append(draw(*a, **k)) or drawn[-1])
     out = tmp_path / "run"
     assert main([*_DIVERGING, "--out", str(out)]) == 1
     captured = capsys.readouterr()
@@ -1022,6 +1026,10 @@ def test_a_run_that_diverges_with_its_best_model_kept_writes_its_metrics_and_pic
         measured = run.evaluate(out / "checkpoint.npz")
     assert held_out == pytest.approx({k: v for k, v in measured.items() if k.startswith("test_")}, rel=1e-9)
     assert set(held_out) == {"test_loss", "test_token_accuracy", "test_exact_sequence_accuracy"}
+    (fig,) = drawn
+    marked = [(line.get_label(), line.get_xdata()[0]) for line in fig.axes[0].get_lines()
+              if not line.get_label().endswith("loss")]
+    assert marked == [(f"diverged (step {step})", step), ("model kept (step 5)", 5)]
 
 
 def test_a_run_that_diverges_with_no_model_kept_leaves_the_old_runs_record_alone(tmp_path, capsys):
@@ -1048,7 +1056,7 @@ def test_a_diverged_run_whose_record_cannot_be_written_still_raises_the_divergen
     saying the record could not be written and why, chained from the failure."""
     from minitransformer.train import TrainingDiverged, run
 
-    def pictures(setup, history, out):
+    def pictures(setup, history, out, marks):  # (a diverged run's are drawn with marks)
         raise OSError("No space left on device")
 
     with pytest.raises(TrainingDiverged, match=r"became nan by step \d+; .*; measure it with: minitransformer "
@@ -1058,6 +1066,7 @@ def test_a_diverged_run_whose_record_cannot_be_written_still_raises_the_divergen
         run.train("copy", tmp_path, progress=False, pictures=pictures, lr=1e6, steps=30, d_model=16, heads=2,
                   layers=1, d_ff=32, batch_size=16, eval_every=5, patience=10)
     assert isinstance(caught.value.__cause__, OSError) and caught.value.restored_step == 5
+    assert caught.value.checkpoint == tmp_path / "checkpoint.npz"  # (kept through train's restating)
 
 
 def test_evaluate_and_generate_of_a_folder_say_it_is_a_folder(tmp_path, capsys):

@@ -8,6 +8,7 @@ import math
 import re
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1096,22 +1097,27 @@ def test_a_nan_evaluation_is_never_the_best_to_restore():
                                                r"evaluation, step 1 \(val_loss 0\.5\)$") as caught:
         trainer.fit(lambda s: None, 4)
     assert (trainer.stop_reason, trainer.restored_step) == ("diverged", 1) and _same_weights(trainer.model, seen[1])
-    assert (caught.value.step, caught.value.lr, caught.value.restored_step) == (2, 0.05, 1)
+    e = caught.value
+    assert (e.step, e.lr, e.restored_step, e.checkpoint) == (2, 0.05, 1, None)
     trainer, seen = _remembering({1: 0.5, 2: float("nan")}, restore_best=False)
     with pytest.raises(TrainingDiverged, match=r"= nan at step 2.*\(lr was 0\.05\)$") as caught:
         trainer.fit(lambda s: None, 4)
     assert trainer.restored_step is None and _same_weights(trainer.model, seen[2])
-    assert (caught.value.step, caught.value.lr, caught.value.restored_step) == (2, 0.05, None)
+    e = caught.value
+    assert (e.step, e.lr, e.restored_step, e.checkpoint) == (2, 0.05, None, None)
 
 
 @pytest.mark.single_backend
-def test_a_diverged_error_restated_keeps_its_step_lr_and_restored_step_unless_told():
-    """restated is the same divergence said more fully: a caller need not repeat its restored_step (a default of None
-    would drop it silently), and may still say that nothing was put back."""
-    e = TrainingDiverged("loss nan", 8, 0.01, 6)
+def test_a_diverged_error_restated_keeps_its_step_lr_restored_step_and_checkpoint_unless_told():
+    """restated is the same divergence said more fully: a caller need not repeat its restored_step or checkpoint (a
+    default of None would drop them silently), and may still say that nothing was put back, nor saved."""
+    e = TrainingDiverged("loss nan", 8, 0.01, 6, "run/c.npz")
     again = e.restated("loss nan; more")
-    assert (str(again), again.step, again.lr, again.restored_step) == ("loss nan; more", 8, 0.01, 6)
+    assert (str(again), again.step, again.lr, again.restored_step, again.checkpoint) == ("loss nan; more", 8, 0.01, 6,
+                                                                                         Path("run/c.npz"))
     assert e.restated("none kept", restored_step=None).restored_step is None
+    assert e.restated("none saved", checkpoint=None).checkpoint is None
+    assert TrainingDiverged("loss nan", 8, 0.01).checkpoint is None
 
 
 @pytest.mark.single_backend
@@ -1253,7 +1259,8 @@ def test_a_run_that_diverges_ends_with_the_best_parameters_and_saves_them_as_a_m
                         r"without the optimizer's state: not to resume\)", str(caught.value)), str(caught.value)
     assert (trainer.step, trainer.stop_reason, trainer.restored_step) == (8, "diverged", 6)
     # (the rate read as step 8 began, which its message gives: "params" sets another inside its loss)
-    assert (caught.value.step, caught.value.lr, caught.value.restored_step) == (8, 0.01, 6)
+    e = caught.value
+    assert (e.step, e.lr, e.restored_step, e.checkpoint) == (8, 0.01, 6, path)
     assert _same_weights(trainer.model, best.model.state_dict())
     ckpt = read_checkpoint(path)
     assert (ckpt.step, ckpt.trainer_state["stop_reason"], ckpt.trainer_state["restored_step"]) == (8, "diverged", 6)
@@ -1278,7 +1285,7 @@ def test_a_run_that_diverges_without_a_best_kept_writes_nothing_over_its_last_fi
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match=r"by step 8.*\(clip=1\.0\)$") as caught:
         trainer.fit(lambda s: None, 20)
     assert (trainer.stop_reason, trainer.restored_step) == ("diverged", None)
-    assert (caught.value.step, caught.value.restored_step) == (8, None)
+    assert (caught.value.step, caught.value.restored_step, caught.value.checkpoint) == (8, None, None)  # none kept
     ckpt = read_checkpoint(path)
     assert (ckpt.step, ckpt.trainer_state["stop_reason"]) == (7, None) and _all_finite(ckpt)
     resumed = _scripted({3: 1.0, 6: 0.5}, path, restore_best=False)
@@ -1322,7 +1329,7 @@ def test_a_best_evaluation_of_parameters_already_not_finite_is_neither_put_back_
                         rf"back, nor saved anything in {re.escape(str(path))} \(the checkpoint written last, if any, "
                         r"stays\)", str(caught.value)), str(caught.value)
     assert (trainer.stop_reason, trainer.restored_step, trainer.best_seen_step) == ("diverged", None, 6)
-    assert (caught.value.step, caught.value.restored_step) == (trainer.step, None)  # (nothing put back)
+    assert (caught.value.step, caught.value.restored_step, caught.value.checkpoint) == (trainer.step, None, None)
     assert trainer._best_params is None and trainer._last_params is None
     ckpt = read_checkpoint(path)
     assert (ckpt.step, ckpt.trainer_state["stop_reason"], ckpt.optimizer_state is None) == (written, None, False)
@@ -1375,7 +1382,8 @@ def test_a_diverging_loss_stops_with_a_clear_error():
     trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, log_every=3, progress=False)
     with pytest.raises(TrainingDiverged, match="became nan by step 3; lower the learning rate") as caught:
         trainer.fit(lambda s: None, 10)
-    assert (caught.value.step, caught.value.lr, caught.value.restored_step) == (3, 0.1, None)
+    e = caught.value
+    assert (e.step, e.lr, e.restored_step, e.checkpoint) == (3, 0.1, None, None)
 
 
 @pytest.mark.single_backend
@@ -1549,6 +1557,13 @@ def test_metrics_at_their_edges():
     assert binary_accuracy(mt.tensor([0.0, 0.0, 1.0]), mt.tensor([0, 0, 1])).item() == 1.0  # predicted 0, 0, 1
 
 
+def _float32(x: float) -> float:
+    """``x`` rounded to float32, as a Python float: what a metric's ``.item()`` should equal. (Compared with
+    ``np.float32(x)`` itself, a Python float is rounded to float32 first, NumPy 2's rule: a float64 share would
+    pass.)"""
+    return float(np.float32(x))
+
+
 def _f1_by_counting(z, y) -> float:
     """F1 of the positive class from its definition, precision and recall counted text by text in plain Python."""
     tp = sum(1 for zi, yi in zip(z, y) if zi > 0 and yi == 1)
@@ -1567,7 +1582,7 @@ def test_binary_f1_against_precision_and_recall_counted_by_hand():
         z, y = rng.normal(size=n).astype(np.float32), rng.integers(0, 2, size=n)
         assert binary_f1(mt.tensor(z), y).item() == pytest.approx(_f1_by_counting(z, y), abs=1e-6)
     z, y = [0.3, -2.0, 4.0, -0.1, 0.0], [1, 0, 0, 1, 1]  # TP 1, FP 1, FN 2: precision 1/2, recall 1/3
-    assert binary_f1(mt.tensor(z), mt.tensor(y)).item() == np.float32(2 / 5)  # 2 / 5 rounded once, to float32
+    assert binary_f1(mt.tensor(z), mt.tensor(y)).item() == _float32(2 / 5)  # 2 / 5 rounded once, to float32
     assert binary_f1(mt.tensor([[0.3], [-2.0]]), [1, 0]).item() == 1.0  # logits (B, 1)
     assert binary_f1(mt.tensor([-1.0, -2.0, -3.0, 2.0]), [0, 0, 0, 1]).item() == 1.0
     assert binary_f1(mt.tensor([-1.0, -2.0, -3.0, -2.0]), [0, 0, 0, 1]).item() == 0.0
@@ -1585,7 +1600,43 @@ def test_binary_f1_is_the_ratio_of_its_counts_rounded_once_to_float32():
         tp = int(np.sum((z > 0) & (y == 1)))
         wrong = int(np.sum((z > 0) != (y == 1)))
         f1 = binary_f1(mt.tensor(z), y)
-        assert f1.numpy().dtype == np.float32 and f1.item() == np.float32(2 * tp / (2 * tp + wrong)), n
+        assert f1.numpy().dtype == np.float32 and f1.item() == _float32(2 * tp / (2 * tp + wrong)), n
+
+
+def test_accuracies_are_counts_divided_once_rounded_to_float32():
+    """Each accuracy is a ratio of counts k / n, rounded once to float32: a 0-d float32 Tensor equal to
+    np.float32(k / n), as the F1."""
+    rng = np.random.default_rng(2)
+    for n in (7, 30, 1001):
+        z = rng.normal(size=n).astype(np.float32)
+        y = rng.integers(0, 2, size=n)
+        accuracy = binary_accuracy(mt.tensor(z), y)
+        k = int(np.sum((z > 0) == (y == 1)))
+        assert accuracy.numpy().dtype == np.float32 and accuracy.item() == _float32(k / n), n
+        logits = rng.normal(size=(1, n, 3)).astype(np.float32)
+        targets = rng.integers(0, 3, size=(1, n))  # class 0 is <pad>, left out
+        accuracy = token_accuracy(mt.tensor(logits), targets)
+        kept = targets != 0
+        k = int(np.sum((logits.argmax(-1) == targets) & kept))
+        assert accuracy.numpy().dtype == np.float32 and accuracy.item() == _float32(k / kept.sum()), n
+
+
+def test_accuracies_and_f1_count_past_2_to_the_24():
+    """float32 counts only to 2^24 exactly (2^24 + 1 is 2^24 there): a share of more texts (or positions) counted in
+    float32 is off by more than float32's rounding of the share. Counted in int64, each is k / n rounded once to
+    float32 (n = 2^24 + 4 entries: 17 MB a boolean array)."""
+    n = 2**24 + 4
+    z = np.ones(n, dtype=np.float32)  # every text predicted 1
+    y = np.ones(n, dtype=np.uint8)
+    y[:3] = 0  # three wrong: a float32 mean gives 0.99999976, not 0.9999998
+    assert binary_accuracy(mt.tensor(z), y).item() == _float32((n - 3) / n) == 1 - 3 * 2**-24
+    tp = n - 3  # and FP 3: 2 TP / (2 TP + FP) is 0.99999994, 0.9999999 from float32 counts
+    assert binary_f1(mt.tensor(z), y).item() == _float32(2 * tp / (2 * tp + 3)) == 1 - 2**-24
+    # one position wrong, one ignored: n - 2 right of n - 1 kept, 0.9999999 from float32 counts, not 0.99999994
+    targets = np.zeros(n, dtype=np.int8)
+    targets[:2] = 1, 2
+    logits = mt.tensor(np.zeros((n, 1), dtype=np.float32))  # (n, C = 1): arg-max 0 everywhere
+    assert token_accuracy(logits, targets, ignore_index=2).item() == _float32((n - 2) / (n - 1)) == 1 - 2**-24
 
 
 @pytest.mark.single_backend
@@ -1679,18 +1730,40 @@ def test_task_metrics_do_not_depend_on_the_evaluation_batch_size():
     assert whole["loss"] == pytest.approx(expected, rel=1e-5)
     one_by_one = [exact_match(greedy_decode(model, mt.tensor([s]), max_len=8).numpy(), [t]) for s, t in pairs]
     assert whole["accuracy"] == pytest.approx(np.mean(one_by_one))
+    # the token accuracy counts the positions right over every batch, then divides once: k / n rounded to float32
+    with mt.no_grad():
+        predicted = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask).numpy().argmax(-1)
+    kept = b.tgt_out.numpy() != 0
+    k, n = int(np.sum((predicted == b.tgt_out.numpy()) & kept)), int(kept.sum())
+    assert whole["token_accuracy"] == parts["token_accuracy"] == _float32(k / n)
+
+
+class _FirstTokenAbove10(nn.Module):
+    """A classifier that predicts 1 where the first id is above 10."""
+
+    def forward(self, ids):
+        return mt.tensor(np.where(ids.numpy()[:, 0] > 10, 1.0, -1.0).astype(np.float32))
 
 
 def test_the_classification_metrics_f1_counts_every_example_at_once():
     """Batches of 3 then 1 with F1 0.5 and 1: their mean would be 0.75; over the 4 reviews, TP 2, FP 1, FN 1: 2/3."""
     from minitransformer.train.tasks import classification_metrics
 
-    class FirstTokenAbove10(nn.Module):  # predicts 1 where the first id is above 10
-        def forward(self, ids):
-            return mt.tensor(np.where(ids.numpy()[:, 0] > 10, 1.0, -1.0).astype(np.float32))
-
     examples = [([11, 5], 1), ([11], 0), ([5], 1), ([12, 6, 7], 1)]
-    assert classification_metrics(examples, batch_size=3)(FirstTokenAbove10())["f1"] == np.float32(2 / 3)
+    assert classification_metrics(examples, batch_size=3)(_FirstTokenAbove10())["f1"] == _float32(2 / 3)
+
+
+def test_the_classification_accuracy_counts_every_example_then_divides_once():
+    """The texts right are counted over every batch, then divided once and rounded to float32, as binary_accuracy of
+    them all: batches of 3 with 1 and 2 right give 0.5; 1 and 0 right, 1/6 in float32 (not the float64 mean of the
+    batches' float32 shares, 0.16666666666666666)."""
+    from minitransformer.train.tasks import classification_metrics
+
+    examples = [([11], 1), ([11], 0), ([5], 1), ([12], 1), ([13], 1), ([5], 1)]
+    accuracy = classification_metrics(examples, batch_size=3)(_FirstTokenAbove10())["accuracy"]
+    assert accuracy == 0.5 and type(accuracy) is float
+    examples[3:] = [([5], 1), ([13], 0), ([5], 1)]  # 1 right of 3, then none: 1 / 6, rounded once to float32
+    assert classification_metrics(examples, batch_size=3)(_FirstTokenAbove10())["accuracy"] == _float32(1 / 6)
 
 
 def test_classification_and_lm_metrics_score_every_example_as_one_batch_by_hand():

@@ -548,6 +548,24 @@ def test_training_curves_draws_a_diverged_run():
     assert np.isnan(y[1]) and np.isnan(y[2]) and y[3] == 0.5
 
 
+@pytest.mark.single_backend
+def test_training_curves_marks_steps_across_every_panel():
+    """A vertical line at each marked step, in every panel, named in its legend after the series (a diverged run's
+    step and its kept model's); none by default. The axis reaches a step past the last value (the divergence)."""
+    history = {"train_loss": [(1, 2.0), (2, 1.5), (3, 1.2)], "val_loss": [(2, 1.4)], "lr": [(1, 1e-3), (3, 1e-3)]}
+    marks = {"diverged (step 5)": 5, "model kept (step 2)": 2}
+    fig = viz.training_curves(history, log_y="loss", marks=marks)
+    for ax, series in zip(fig.axes, (["train_loss", "val_loss"], ["lr"])):
+        lines = ax.get_lines()[len(series):]
+        assert [line.get_label() for line in lines] == list(marks)
+        assert [list(line.get_xdata()) for line in lines] == [[5, 5], [2, 2]]  # vertical: one x, the step
+        assert [line.get_linestyle() for line in lines] == ["--", ":"]  # told apart without colour
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == series + list(marks)
+        assert ax.get_xlim()[1] >= 5
+    assert [line.get_label() for line in viz.training_curves(history).axes[0].get_lines()] == ["train_loss",
+                                                                                               "val_loss"]
+
+
 @pytest.mark.parametrize(
     "history, kwargs, error, match",
     [({}, {}, TypeError, "non-empty dict"),
@@ -559,6 +577,10 @@ def test_training_curves_draws_a_diverged_run():
      ({"loss": ["high"]}, {}, TypeError, r"history\['loss'\]\[0\] must be a number"),
      ({"loss": [1.0, -1.0]}, {"log_y": True}, ValueError, "values <= 0 and cannot use a log scale"),
      ({"loss": [1.0]}, {"log_y": ("accuracy",)}, ValueError, r"log_y names \['accuracy'\]"),
+     ({"loss": [1.0]}, {"marks": [5]}, TypeError, "marks must be a dict of label -> step, got list"),
+     ({"loss": [1.0]}, {"marks": {"diverged": "5"}}, TypeError, r"a finite number\), got 'diverged': '5'"),
+     ({"loss": [1.0]}, {"marks": {"diverged": math.nan}}, TypeError, r"got 'diverged': nan"),
+     ({"loss": [1.0]}, {"marks": {5: 5}}, TypeError, r"got 5: 5"),
      ],
 )
 def test_training_curves_refuses_bad_history(history, kwargs, error, match):

@@ -59,7 +59,8 @@ def token_accuracy(logits: Tensor, targets, ignore_index: int | None = PAD) -> T
     Returns
     -------
     Tensor
-        0-d float32 on the logits' backend (0 if every position is ignored).
+        0-d float32 on the logits' backend (0 if every position is ignored): the positions counted in integers (exact
+        however many), their ratio rounded once to float32.
 
     Examples
     --------
@@ -71,6 +72,14 @@ def token_accuracy(logits: Tensor, targets, ignore_index: int | None = PAD) -> T
     >>> round(token_accuracy(logits, targets, ignore_index=None).item(), 4)       # 1 right of 3
     0.3333
     """
+    hits, kept = _token_hits(logits, targets, ignore_index)
+    xp = logits.backend.xp
+    return _share(hits, xp.maximum(kept, xp.asarray(1, dtype=xp.int64)), logits.backend)  # 0 / 1 where none is kept
+
+
+def _token_hits(logits: Tensor, targets, ignore_index: int | None):
+    """``(hits, kept)`` of :func:`token_accuracy`: the positions kept whose arg-max is the target, and those kept, as
+    0-d int64 backend arrays (exact however many; a float32 count stops at 2^24)."""
     op = "token_accuracy"
     y = _array_of(op, targets, logits)
     if tuple(y.shape) != logits.shape[:-1]:
@@ -79,10 +88,22 @@ def token_accuracy(logits: Tensor, targets, ignore_index: int | None = PAD) -> T
     xp = logits.backend.xp
     hit = xp.argmax(logits.data, axis=-1) == y
     kept = xp.ones(y.shape, dtype=xp.bool) if ignore_index is None else y != ignore_index
-    f32 = xp.float32
-    n = xp.sum(xp.astype(kept, f32))
-    acc = xp.sum(xp.astype(hit & kept, f32)) / xp.maximum(n, xp.asarray(1.0, dtype=f32))
-    return Tensor._wrap(acc, logits.backend)
+    return _count(hit & kept, xp), _count(kept, xp)
+
+
+def _count(mask, xp):
+    """The True entries of the boolean array ``mask``, as a 0-d int64 array: summed in int64 (the array API sums no
+    booleans; each entry cast to one byte first, not eight)."""
+    return xp.sum(xp.astype(mask, xp.uint8), dtype=xp.int64)
+
+
+def _share(count, total, backend) -> Tensor:
+    r"""``count / total`` of two integer counts (0-d int64 backend arrays, or Python ints; ``total`` > 0) as a 0-d
+    float32 Tensor: divided in float64 (exact counts to :math:`2^{53}`, where float32 rounds them past
+    :math:`2^{24}`), the ratio then rounded once to float32, the library's dtype."""
+    xp = backend.xp
+    ratio = xp.astype(xp.asarray(count), xp.float64) / xp.astype(xp.asarray(total), xp.float64)
+    return Tensor._wrap(xp.astype(ratio, xp.float32), backend)
 
 
 def binary_accuracy(logits: Tensor, labels) -> Tensor:
@@ -98,7 +119,8 @@ def binary_accuracy(logits: Tensor, labels) -> Tensor:
     Returns
     -------
     Tensor
-        0-d float32 on the logits' backend.
+        0-d float32 on the logits' backend: the texts counted in integers (exact however many), their ratio rounded
+        once to float32.
 
     Examples
     --------
@@ -106,9 +128,13 @@ def binary_accuracy(logits: Tensor, labels) -> Tensor:
     >>> binary_accuracy(mt.tensor([2.0, -1.0, 0.5]), mt.tensor([1, 1, 1])).item()
     0.6666666865348816
     """
+    return _share(_binary_hits(logits, labels), logits.shape[0], logits.backend)
+
+
+def _binary_hits(logits: Tensor, labels):
+    """The texts :func:`binary_accuracy` counts right, as a 0-d int64 backend array."""
     predicted, y = _binary_predictions("binary_accuracy", logits, labels)
-    xp = logits.backend.xp
-    return Tensor._wrap(xp.mean(xp.astype(predicted == y, xp.float32)), logits.backend)
+    return _count(predicted == y, logits.backend.xp)
 
 
 def binary_f1(logits: Tensor, labels) -> Tensor:
@@ -144,13 +170,10 @@ def binary_f1(logits: Tensor, labels) -> Tensor:
     """
     predicted, y = _binary_predictions("binary_f1", logits, labels)
     xp = logits.backend.xp
-    tp = xp.sum(xp.astype(predicted & y, xp.int64))
-    wrong = xp.sum(xp.astype(predicted != y, xp.int64))  # FP + FN
+    tp = _count(predicted & y, xp)
+    wrong = _count(predicted != y, xp)  # FP + FN
     denominator = xp.maximum(2 * tp + wrong, xp.asarray(1, dtype=xp.int64))  # 0 / 1 where there is no positive
-    # the counts divided in float64 (exact to 2^53; float32 would round them past 2^24), the ratio then rounded to
-    # float32, the library's dtype
-    ratio = xp.astype(2 * tp, xp.float64) / xp.astype(denominator, xp.float64)
-    return Tensor._wrap(xp.astype(ratio, xp.float32), logits.backend)
+    return _share(2 * tp, denominator, logits.backend)
 
 
 def _binary_predictions(op: str, logits: Tensor, labels):
@@ -238,6 +261,12 @@ def exact_match(predictions, targets, eos_id: int = EOS, pad_id: int = PAD) -> f
     >>> exact_match([[5, 6, 0], [5, 0, 6, 2]], [[5, 6, 2, 0], [5, 6, 2, 0]])
     0.0
     """
+    hits, n = _exact_hits(predictions, targets, eos_id, pad_id)
+    return hits / n
+
+
+def _exact_hits(predictions, targets, eos_id: int = EOS, pad_id: int = PAD) -> tuple[int, int]:
+    """``(hits, N)`` of :func:`exact_match`: the predictions equal to their targets, and the targets, as ints."""
     predictions = predictions.tolist() if hasattr(predictions, "tolist") else list(predictions)
     targets = targets.tolist() if hasattr(targets, "tolist") else list(targets)
     if len(predictions) != len(targets):
@@ -245,7 +274,7 @@ def exact_match(predictions, targets, eos_id: int = EOS, pad_id: int = PAD) -> f
     if not targets:
         raise ValueError("exact_match: no sequences to compare")
     hits = sum(_until_eos(p, eos_id) == _target_tokens(t, eos_id, pad_id) for p, t in zip(predictions, targets))
-    return hits / len(targets)
+    return hits, len(targets)
 
 
 def _until_eos(ids, eos_id: int) -> list[int] | None:

@@ -18,7 +18,8 @@ A run that diverges (:class:`~minitransformer.train.TrainingDiverged`: its loss 
 kept the model of its best evaluation (``--patience``, ``--target``: the checkpoint holds it) writes its record too
 before the error is raised, as a finished run's: ``metrics.json`` with that model's held-out metrics,
 ``restored_step``, ``stop_reason`` "diverged", ``steps`` the step it was found at and the error's message under
-``"error"``, and its pictures. One that kept no model writes nothing new: the checkpoint, ``metrics.json`` and
+``"error"``, and its pictures (``pictures`` gets ``marks``: its curves mark the step it diverged at and that of the
+model kept). One that kept no model writes nothing new: the checkpoint, ``metrics.json`` and
 pictures in ``--out``, if any, are still those of the run written there before (``--resume``, or ``--overwrite``
 before the new run's first checkpoint), never mixed with this one's.
 
@@ -106,7 +107,9 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         ``pictures(setup, history, out) -> list of Path``: draws the trained run's pictures into ``out`` (the
         command line passes :func:`minitransformer.viz.training_pictures`: the curves and the attention maps, a few
         seconds of matplotlib). None (or False) draws none. The caller passes it because ``train`` is a layer
-        below ``viz`` and does not import it.
+        below ``viz`` and does not import it. For a run that diverged and kept a model it is called with
+        ``marks={"diverged (step N)": N, "model kept (step M)": M}`` too, the steps for the curves to mark
+        (:func:`~minitransformer.viz.training_curves`'s ``marks``).
     checkpoint_every : int, optional
         Also write the checkpoint every this many steps (it is always written at the end, and on Ctrl-C).
     overwrite : bool
@@ -133,13 +136,13 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         Ctrl-C: the checkpoint holds the end of the step in progress, and ``resume=True`` continues from it
         exactly as the uninterrupted run would have.
     TrainingDiverged
-        The training loss, or the weights, became NaN or infinite (its ``step``, ``lr`` and ``restored_step`` say
-        where and what was kept). Where the run kept the model of its best evaluation (``patience``, ``target``,
-        ``restore_best``), the checkpoint holds it, to evaluate (the message says which step), and the error is
-        raised once that model's ``metrics.json`` and pictures are written (see the module's notes: ``stop_reason``
-        "diverged", the message under ``"error"``); where they could not be, the message says so and why (the
-        error is chained from that failure). Else nothing new is written: the checkpoint written last, if any,
-        stays, and so do the ``metrics.json`` and pictures in ``out``, if any.
+        The training loss, or the weights, became NaN or infinite (its ``step``, ``lr``, ``restored_step`` and
+        ``checkpoint`` say where and what was kept). Where the run kept the model of its best evaluation
+        (``patience``, ``target``, ``restore_best``), the checkpoint holds it, to evaluate (the message says which
+        step), and the error is raised once that model's ``metrics.json`` and pictures are written (see the
+        module's notes: ``stop_reason`` "diverged", the message under ``"error"``); where they could not be, the
+        message says so and why (the error is chained from that failure). Else nothing new is written: the
+        checkpoint written last, if any, stays, and so do the ``metrics.json`` and pictures in ``out``, if any.
 
     Examples
     --------
@@ -252,12 +255,20 @@ def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverg
         record["error"] = str(diverged)
     text = json.dumps(record, indent=2)
     _write_atomically(out / "metrics.json", lambda f: f.write(text.encode("utf-8")))  # as the checkpoint
+    marks = {} if diverged is None else {"marks": _diverged_marks(diverged)}
     written = [trainer.checkpoint_path, out / "metrics.json",
-               *(pictures(setup, trainer.history, out) if pictures else [])]
+               *(pictures(setup, trainer.history, out, **marks) if pictures else [])]
     print("\nwrote:")
     for p in written:
         print(f"  {p}")
     return metrics
+
+
+def _diverged_marks(diverged) -> dict[str, int]:
+    """The steps the curves of a run that ``diverged`` (a :class:`TrainingDiverged`) mark: where the divergence was
+    found, and the model kept."""
+    return {f"diverged (step {diverged.step})": diverged.step,
+            f"model kept (step {diverged.restored_step})": diverged.restored_step}
 
 
 def _kept_by_replaced(path: Path) -> list[str]:

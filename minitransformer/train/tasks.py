@@ -92,7 +92,7 @@ from ..data import (
 )
 from ..data.batching import Batch
 from .decoding import greedy_decode
-from .metrics import RunningMean, binary_accuracy, binary_f1, exact_match, perplexity, strip_after_eos, token_accuracy
+from .metrics import RunningMean, _binary_hits, _exact_hits, _share, _token_hits, binary_f1, perplexity, strip_after_eos
 from .trainer import Trainer
 
 __all__ = ["TASKS", "TEXT_SEQ2SEQ", "ISO_DATE_CHARS", "DEFAULTS", "EVERY_TASK", "TaskSetup", "settings", "build",
@@ -507,18 +507,20 @@ def seq2seq_metrics(pairs, batch_size: int = 500) -> Callable:
     The model runs in eval mode (no dropout), and is put back in its mode afterwards."""
 
     def metrics(model) -> dict:
-        loss, tok = RunningMean(), RunningMean()
-        hits = 0
+        loss = RunningMean()
+        token_hits = tokens = hits = 0  # counts, summed in integers (token_hits and tokens on the device)
         with nn.evaluating(model):
             for i in range(0, len(pairs), batch_size):
                 chunk = pairs[i:i + batch_size]
                 b = make_seq2seq_batch(chunk)
                 logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)
                 loss.add(F.cross_entropy(logits, b.tgt_out, ignore_index=PAD), b.n_tokens)  # mean per token
-                tok.add(token_accuracy(logits, b.tgt_out), b.n_tokens)
+                right, kept = _token_hits(logits, b.tgt_out, ignore_index=PAD)
+                token_hits, tokens = token_hits + right, tokens + kept
                 out = greedy_decode(model, b.src, b.src_mask, max_len=min(b.tgt_out.shape[1] + 1, model.max_len))
-                hits += exact_match(out.numpy(), b.tgt_out.numpy()) * len(chunk)
-        return {"loss": loss.compute(), "token_accuracy": tok.compute(), "accuracy": hits / len(pairs)}
+                hits += _exact_hits(out.numpy(), b.tgt_out.numpy())[0]
+        return {"loss": loss.compute(), "token_accuracy": _share(token_hits, tokens, logits.backend).item(),
+                "accuracy": hits / len(pairs)}
 
     return metrics
 
@@ -638,15 +640,16 @@ def classification_metrics(examples, batch_size: int = 500) -> Callable:
     labels = np.asarray([label for _, label in examples], dtype=np.int64)
 
     def metrics(model) -> dict:
-        loss, acc, logits = RunningMean(), RunningMean(), []
+        loss, hits, logits = RunningMean(), 0, []  # hits summed in integers, on the device
         with nn.evaluating(model):
             for i in range(0, len(examples), batch_size):
                 b = make_classification_batch(examples[i:i + batch_size])
                 z = model(b.src)
                 loss.add(F.binary_cross_entropy_with_logits(z, b.labels), len(b))
-                acc.add(binary_accuracy(z, b.labels), len(b))
+                hits = hits + _binary_hits(z, b.labels)
                 logits.append(z)
-        return {"loss": loss.compute(), "accuracy": acc.compute(), "f1": binary_f1(concat(logits), labels).item()}
+        return {"loss": loss.compute(), "accuracy": _share(hits, len(examples), z.backend).item(),
+                "f1": binary_f1(concat(logits), labels).item()}
 
     return metrics
 

@@ -93,6 +93,10 @@ class TrainingDiverged(FloatingPointError):
     restored_step : int or None
         The step of the best evaluation whose parameters the model (and the checkpoint) holds again
         (``restore_best``); None where nothing was put back.
+    checkpoint : Path or None
+        The checkpoint that holds those parameters, written as the run diverged (a model to evaluate, not to
+        resume); None where none was written (no ``checkpoint_path``, or nothing put back: a checkpoint written
+        before, if any, holds another model).
 
     Examples
     --------
@@ -105,23 +109,25 @@ class TrainingDiverged(FloatingPointError):
     ...     trainer.fit(lambda step: mt.ones(4, 1), steps=5)
     ... except TrainingDiverged as e:
     ...     print(e)
-    ...     print(e.step, e.lr, e.restored_step)
+    ...     print(e.step, e.lr, e.restored_step, e.checkpoint)
     Trainer: the training loss became nan by step 1; lower the learning rate (lr was 0.1)
     or clip the gradients (clip=1.0)
-    1 0.1 None
+    1 0.1 None None
     """
 
     def __init__(self, message: str, step: int | None = None, lr: float | None = None,
-                 restored_step: int | None = None):
+                 restored_step: int | None = None, checkpoint=None):
         super().__init__(message)
         self.step, self.lr, self.restored_step = step, lr, restored_step
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
 
-    def restated(self, message: str, restored_step: int | None = ...) -> TrainingDiverged:
-        """The same divergence (its step, its learning rate and, unless ``restored_step`` is given, its
-        ``restored_step``) with ``message`` instead: what :meth:`Trainer.fit` and ``train`` raise once they say more
+    def restated(self, message: str, restored_step: int | None = ..., checkpoint=...) -> TrainingDiverged:
+        """The same divergence (its step, its learning rate and, unless given, its ``restored_step`` and its
+        ``checkpoint``) with ``message`` instead: what :meth:`Trainer.fit` and ``train`` raise once they say more
         of it."""
         return TrainingDiverged(message, self.step, self.lr,
-                                self.restored_step if restored_step is ... else restored_step)
+                                self.restored_step if restored_step is ... else restored_step,
+                                self.checkpoint if checkpoint is ... else checkpoint)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -702,16 +708,16 @@ class Trainer:
                                                             "checkpoint written last, if any, stays)")
             return e.restated(f"{e}; the parameters of the best evaluation, step {self.best_seen_step} "
                               f"({self.monitor} {self.best_seen:.4g}), were not finite either (an update had made "
-                              f"them so): restore_best put nothing back{kept}", restored_step=None)
+                              f"them so): restore_best put nothing back{kept}", restored_step=None, checkpoint=None)
         self._put_params(self._best_params)
         self._last_params, self.restored_step = None, self.best_seen_step
         said = (f"{e}; restore_best put back the parameters of the best evaluation, step {self.restored_step} "
                 f"({self.monitor} {self.best_seen:.4g})")
         if self.checkpoint_path is None:
-            return e.restated(said, self.restored_step)
+            return e.restated(said, self.restored_step, checkpoint=None)
         self._save_diverged()
         return e.restated(f"{said}, and saved them in {self.checkpoint_path} (a model to evaluate, without the "
-                          "optimizer's state: not to resume)", self.restored_step)
+                          "optimizer's state: not to resume)", self.restored_step, self.checkpoint_path)
 
     def _save_diverged(self) -> None:
         """Write the checkpoint of a run that diverged: the model of its best evaluation (put back), the step, the

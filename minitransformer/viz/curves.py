@@ -83,7 +83,7 @@ def _series(values, where: str, name: str) -> tuple[list[float], list[float]]:
 
 
 def training_curves(history: dict, title: str | None = None, *, x_label: str = "step", log_y=(),
-                    ncols: int | None = None) -> Figure:
+                    ncols: int | None = None, marks: dict | None = None) -> Figure:
     """Draw a training history: one panel per quantity, the train/validation series of a quantity together.
 
     Parameters
@@ -99,17 +99,24 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
         ``("loss", "lr")``.
     ncols : int, optional
         Panels per row (at most 3 by default).
+    marks : dict of str -> number, optional
+        Steps to mark across every panel, ``{label: step}``: a vertical line each, named in the legend (a run
+        that diverged: ``{"diverged (step 40)": 40, "model kept (step 30)": 30}``). None (the default) marks none.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One axes per quantity (titled with it), one line per series with its name in the legend.
+        One axes per quantity (titled with it), one line per series with its name in the legend, then one
+        vertical line per mark.
 
     Examples
     --------
     >>> fig = training_curves({"train_loss": [2.0, 1.5, 1.2], "val_loss": [(0, 2.1), (2, 1.4)], "lr": [1e-3] * 3})
     >>> [ax.get_title() for ax in fig.axes], [line.get_label() for line in fig.axes[0].get_lines()]
     (['loss', 'lr'], ['train_loss', 'val_loss'])
+    >>> fig = training_curves({"train_loss": [2.0, 1.5, 1.2]}, marks={"diverged (step 3)": 3})
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]     # and a dashed vertical line at step 3
+    ['train_loss', 'diverged (step 3)']
     """
     where = "training_curves"
     if not isinstance(history, dict) or not history:
@@ -130,6 +137,7 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
     for panel in log_panels:
         if any(y <= 0 for _, _, ys in panels[panel] for y in ys if math.isfinite(y)):
             raise ValueError(f"{where}: panel {panel!r} has values <= 0 and cannot use a log scale")
+    marks = _marks(marks, where)
     ncols = min(len(names), 3) if ncols is None else ncols
     ncols = min(require_int(where, "ncols", ncols, low=1), len(names))
     nrows = math.ceil(len(names) / ncols)
@@ -139,6 +147,8 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
         for series, steps, ys in panels[panel]:
             ys = [y if math.isfinite(y) else math.nan for y in ys]
             ax.plot(steps, ys, label=series, marker="." if len(ys) <= 30 else None)
+        for n, (label, step) in enumerate(marks.items()):
+            ax.axvline(step, color="0.3", linestyle=("--", ":", "-.")[n % 3], linewidth=1.2, label=label)
         if panel in log_panels:
             ax.set_yscale("log")
         ax.set_title(panel, fontsize=FONT + 1)
@@ -153,11 +163,26 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
     return fig
 
 
-def training_pictures(setup, history: dict, out) -> list:
+def _marks(marks, where: str) -> dict[str, float]:
+    """``marks`` (:func:`training_curves`'s) checked: ``{label: step}``, each step a finite number; ``{}`` for None."""
+    if marks is None:
+        return {}
+    if not isinstance(marks, dict):
+        raise TypeError(f"{where}: marks must be a dict of label -> step, got {type(marks).__name__}")
+    for label, step in marks.items():
+        if not isinstance(label, str) or isinstance(step, bool) or not isinstance(step, Real | np.generic) \
+                or not math.isfinite(step):
+            raise TypeError(f"{where}: marks must be a dict of label -> step (a finite number), got "
+                            f"{label!r}: {step!r}")
+    return {label: float(step) for label, step in marks.items()}
+
+
+def training_pictures(setup, history: dict, out, *, marks: dict | None = None) -> list:
     """The training curves and the attention maps of one held-out example of a run of ``train.run.train``, as PNG
     files in ``out``: what ``minitransformer train`` draws (passed as ``train(..., pictures=training_pictures)``, as
     ``train`` is a layer below this one). ``setup`` is the run's :class:`~minitransformer.train.tasks.TaskSetup`,
-    ``history`` its trainer's; returns the paths written.
+    ``history`` its trainer's, ``marks`` the steps to mark on the curves (:func:`training_curves`'s: ``train`` gives a
+    diverged run's); returns the paths written.
 
     Examples
     --------
@@ -176,7 +201,8 @@ def training_pictures(setup, history: dict, out) -> list:
     curves = {k: v for k, v in history.items() if v and k != "grad_norm"}
     if curves:
         positive = all(v > 0 for k, pairs in curves.items() if "loss" in k for _, v in pairs)
-        fig = training_curves(curves, title=f"{setup.name}: training", log_y=("loss",) if positive else ())
+        fig = training_curves(curves, title=f"{setup.name}: training", log_y=("loss",) if positive else (),
+                              marks=marks)
         paths.append(out / "curves.png")
         fig.savefig(paths[-1], dpi=100)
     for name, weights, queries, keys in setup.sample(setup.model):
