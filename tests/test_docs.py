@@ -307,6 +307,41 @@ def test_pages_have_examples_where_they_promise_them():
         assert page in pages, page
 
 
+#: options the pages name that belong to other programs, and the program of each
+OUTSIDE_OPTIONS = {"--python-version": "mypy", "--index-url": "pip", "--doctest-modules": "pytest"}
+
+
+def _options_of_the_code() -> set[str]:
+    """Every option of the command line (each command's parser) and every ``"--name"`` string of the package, the
+    tools and the suite's conftest (their own parsers, pytest's options)."""
+    import argparse
+
+    from minitransformer.cli import build_parser
+
+    options: set[str] = set()
+    parsers = [build_parser()]
+    while parsers:
+        for action in parsers.pop()._actions:
+            options.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    sources = [*(ROOT / "minitransformer").rglob("*.py"), *(ROOT / "tools").glob("*.py"), ROOT / "tests" / "conftest.py"]
+    for source in sources:
+        options.update(re.findall(r"""["'](--[a-z][\w-]*)["']""", source.read_text(encoding="utf-8")))
+    return options
+
+
+def test_every_option_the_pages_name_exists():
+    """An option written on a page or in the README (``--keep-checkpoints``, ``--emulated-kernels``, ``--prose``) is
+    one the code defines: a renamed or misspelt option fails here, not in a reader's shell."""
+    pages = [*_page_sources(), ROOT / "README.md", ROOT / "notebooks" / "README.md"]
+    named = {(option, page.relative_to(ROOT).as_posix()) for page in pages
+             for option in re.findall(r"(?<![\w-])--[a-z][\w-]*", page.read_text(encoding="utf-8"))}
+    defined = _options_of_the_code() | set(OUTSIDE_OPTIONS)
+    unknown = sorted((option, page) for option, page in named if option not in defined)
+    assert not unknown, f"options the pages name that no parser defines (or OUTSIDE_OPTIONS): {unknown}"
+
+
 def test_every_command_has_its_help_on_the_training_page():
     from minitransformer.cli import build_parser
 
