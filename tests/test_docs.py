@@ -278,6 +278,20 @@ def test_the_examples_on_a_page_print_what_it_says(page):
     assert runner.failures == 0, "".join(report)
 
 
+def test_the_backend_pages_emulator_example_runs_as_written():
+    """backend.md's Python block that launches a kernel on the CPU runs as a reader copies it, and its ``y`` is
+    ``a * x`` in every entry (an entry left unwritten would hold ``emu.empty``'s guard bytes)."""
+    from minitransformer import cuda_emulator
+
+    if cuda_emulator.missing():
+        pytest.skip(cuda_emulator.missing())
+    text = (DOCS / "backend.md").read_text(encoding="utf-8")
+    [block] = [b for b in re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M) if "cuda_emulator" in b]
+    namespace: dict = {}
+    exec(block, namespace)
+    np.testing.assert_array_equal(namespace["y"], 2 * np.arange(10, dtype=np.float32))
+
+
 def test_from_pytorch_says_which_torch_masks_carry_over():
     """from-pytorch.md: torch's ``F.scaled_dot_product_attention`` takes a boolean mask as this library does (True:
     may attend), ``nn.MultiheadAttention`` (as ``nn.Transformer*``) the other way round (True: blocked); the
