@@ -339,8 +339,8 @@ def _options_of_the_code() -> set[str]:
             options.update(action.option_strings)
             if isinstance(action, argparse._SubParsersAction):
                 parsers.extend(action.choices.values())
-    sources = [*(ROOT / "minitransformer").rglob("*.py"), *(ROOT / "tools").glob("*.py"), ROOT / "tests" / "conftest.py"]
-    for source in sources:
+    sources = [*(ROOT / "minitransformer").rglob("*.py"), *(ROOT / "tools").glob("*.py")]
+    for source in [*sources, ROOT / "tests" / "conftest.py"]:
         options.update(re.findall(r"""["'](--[a-z][\w-]*)["']""", source.read_text(encoding="utf-8")))
     return options
 
