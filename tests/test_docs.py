@@ -278,6 +278,20 @@ def test_the_examples_on_a_page_print_what_it_says(page):
     assert runner.failures == 0, "".join(report)
 
 
+def test_the_backend_pages_emulator_example_runs_as_written():
+    """backend.md's Python block that launches a kernel on the CPU runs as a reader copies it, and its ``y`` is
+    ``a * x`` in every entry (an entry left unwritten would hold ``emu.empty``'s guard bytes)."""
+    from minitransformer import cuda_emulator
+
+    if cuda_emulator.missing():
+        pytest.skip(cuda_emulator.missing())
+    text = (DOCS / "backend.md").read_text(encoding="utf-8")
+    [block] = [b for b in re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M) if "cuda_emulator" in b]
+    namespace: dict = {}
+    exec(block, namespace)
+    np.testing.assert_array_equal(namespace["y"], 2 * np.arange(10, dtype=np.float32))
+
+
 def test_from_pytorch_says_which_torch_masks_carry_over():
     """from-pytorch.md: torch's ``F.scaled_dot_product_attention`` takes a boolean mask as this library does (True:
     may attend), ``nn.MultiheadAttention`` (as ``nn.Transformer*``) the other way round (True: blocked); the
@@ -305,6 +319,41 @@ def test_pages_have_examples_where_they_promise_them():
     pages = {p.relative_to(DOCS).as_posix() for p in _page_sources() if _examples(p)}
     for page in ("getting-started.md", *(f"formulas/{name}.md" for name in FORMULA_PAGES)):
         assert page in pages, page
+
+
+#: options the pages name that belong to other programs, and the program of each
+OUTSIDE_OPTIONS = {"--python-version": "mypy", "--index-url": "pip", "--doctest-modules": "pytest"}
+
+
+def _options_of_the_code() -> set[str]:
+    """Every option of the command line (each command's parser) and every ``"--name"`` string of the package, the
+    tools and the suite's conftest (their own parsers, pytest's options)."""
+    import argparse
+
+    from minitransformer.cli import build_parser
+
+    options: set[str] = set()
+    parsers = [build_parser()]
+    while parsers:
+        for action in parsers.pop()._actions:
+            options.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    sources = [*(ROOT / "minitransformer").rglob("*.py"), *(ROOT / "tools").glob("*.py")]
+    for source in [*sources, ROOT / "tests" / "conftest.py"]:
+        options.update(re.findall(r"""["'](--[a-z][\w-]*)["']""", source.read_text(encoding="utf-8")))
+    return options
+
+
+def test_every_option_the_pages_name_exists():
+    """An option written on a page or in the README (``--keep-checkpoints``, ``--emulated-kernels``, ``--prose``) is
+    one the code defines: a renamed or misspelt option fails here, not in a reader's shell."""
+    pages = [*_page_sources(), ROOT / "README.md", ROOT / "notebooks" / "README.md"]
+    named = {(option, page.relative_to(ROOT).as_posix()) for page in pages
+             for option in re.findall(r"(?<![\w-])--[a-z][\w-]*", page.read_text(encoding="utf-8"))}
+    defined = _options_of_the_code() | set(OUTSIDE_OPTIONS)
+    unknown = sorted((option, page) for option, page in named if option not in defined)
+    assert not unknown, f"options the pages name that no parser defines (or OUTSIDE_OPTIONS): {unknown}"
 
 
 def test_every_command_has_its_help_on_the_training_page():
