@@ -3,6 +3,8 @@ raised before any arithmetic: never a NaN, a silent broadcast, or a traceback fr
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -411,6 +413,27 @@ def test_invert_is_the_logical_not_of_a_bool_tensor_and_refuses_other_dtypes(bac
                                             r"\(2,\); make a mask by a comparison first"):
             _ = ~x
 
+
+
+@pytest.mark.parametrize("symbol", ["==", "!="])
+def test_equality_with_a_number_array_or_list_is_refused_pointing_to_eq_and_ne(backend, symbol):
+    """``ids != pad_id`` gave the Python bool True (``==`` is identity, as for any object), where torch and NumPy give
+    a mask: a custom pooling ``(ids != 0).to(...)`` then failed far from the cause, and ``(pred == y).mean()`` was a
+    wrong number. Against a number, an array or a list it is refused, naming .eq/.ne; between tensors it stays
+    identity (a tensor is a dict key, and ``p in params`` must work)."""
+    compare = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b}[symbol]
+    method = {"==": "eq", "!=": "ne"}[symbol]
+    ids = mt.tensor([[5, 0, 7]])
+    for other in (0, 0.0, True, np.int64(0), np.zeros(3, dtype=np.int64), [5, 0, 7], (5, 0, 7)):
+        for a, b in ((ids, other), (other, ids)):
+            with pytest.raises(TypeError, match=rf"^Tensor {re.escape(symbol)} {type(other).__name__}: "
+                                                rf".*compare the elements with x\.{method}\(\.\.\.\) \(a bool "
+                                                rf"tensor of shape \(1, 3\)"):
+                compare(a, b)
+    same, twin = ids, mt.tensor([[5, 0, 7]])
+    assert compare(ids, same) is (symbol == "==") and compare(ids, twin) is (symbol == "!=")
+    assert compare(ids, None) is (symbol == "!=") and {ids: 1}[ids] == 1 and ids in [twin, ids]
+    assert getattr(ids, method)(0).numpy().tolist() == [[symbol == "!=", symbol == "==", symbol == "!="]]
 
 COMPARISONS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
                ">=": lambda a, b: a >= b, "eq": lambda a, b: a.eq(b), "ne": lambda a, b: a.ne(b)}

@@ -873,6 +873,19 @@ class Tensor:
     def __ge__(self, other):
         return ops.Compare.apply(self, _lift(other, self), name="greater_equal")
 
+    def __eq__(self, other):
+        """``x == y`` is identity, as for any Python object (a tensor is a key of dicts and sets); ``x.eq(y)`` compares
+        the elements. Against a number, an array or a list, which a tensor can never be, it is refused: PyTorch and
+        NumPy compare the elements there, and here ``ids == 0`` would be ``False`` without a word."""
+        _refuse_elementwise_habit("==", "eq", self, other)
+        return NotImplemented  # Python then compares identities
+
+    def __ne__(self, other):
+        """``x != y`` is ``not (x is y)``; ``x.ne(y)`` compares the elements. Refused against a number, an array or
+        a list, as :meth:`__eq__` is."""
+        _refuse_elementwise_habit("!=", "ne", self, other)
+        return NotImplemented
+
     def eq(self, other) -> Tensor:
         """Elementwise ``self == other`` as a boolean tensor (``==`` itself stays identity-based)."""
         return ops.Compare.apply(self, _lift(other, self), name="equal")
@@ -1329,6 +1342,17 @@ def _accumulate(t: Tensor, g, owned: bool = False) -> None:
 
 # ------------------------------------------------------------------ argument helpers
 _DTYPE_OF_KIND = {"f": _backend.DEFAULT_FLOAT, "i": "int64", "u": "int64", "b": "bool"}
+
+
+def _refuse_elementwise_habit(symbol: str, method: str, x: Tensor, other) -> None:
+    """Refuse ``x == other`` (``x != other``) where ``other`` is a number, an array or a list: never one tensor's
+    identity, always an elementwise comparison meant (``ids != pad_id``)."""
+    if isinstance(other, bool | int | float | np.generic | np.ndarray | list | tuple):
+        raise TypeError(
+            f"Tensor {symbol} {type(other).__name__}: {symbol} compares whether two tensors are the same object, so "
+            f"it would give one bool, not a mask; compare the elements with x.{method}(...) (a bool tensor of shape "
+            f"{x.shape}, as torch's {symbol})"
+        )
 
 
 def _read_numbers(data, dtype=None) -> tuple[np.ndarray, str]:
