@@ -786,7 +786,9 @@ class Tensor:
         """
         if not self.requires_grad:
             raise RuntimeError(
-                "backward(): this tensor does not require grad; nothing that made it has requires_grad=True"
+                "backward(): this tensor does not require grad: nothing that made it has requires_grad=True, or it "
+                "was computed under mt.no_grad() (or nn.evaluating(model)), which records no graph; compute the loss "
+                "outside that block"
             )
         xp = self.backend.xp
         if grad is None:
