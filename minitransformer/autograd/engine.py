@@ -917,7 +917,7 @@ class Tensor:
 
     def __ne__(self, other):
         """``x != y`` is ``not (x is y)``; ``x.ne(y)`` compares the elements. Refused against a number, an array or
-        a list, as :meth:`__eq__` is."""
+        a list, as ``==`` is."""
         _refuse_elementwise_habit("!=", "ne", self, other)
         return NotImplemented
 
