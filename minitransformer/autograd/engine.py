@@ -457,8 +457,8 @@ class Function:
 
 
 # ------------------------------------------------------------------ Tensor
-#: PyTorch's tensor methods that have another name here: what torch writes and what to write instead, the
-#: message of the AttributeError ``x.float()`` raises (docs/from-pytorch.md has them all).
+#: PyTorch's tensor methods that have another name here, each with what torch writes and what to write instead,
+#: for the message of the AttributeError ``x.float()`` raises (docs/from-pytorch.md has them all).
 _TORCH_NAMES = {
     "float": ("x.float()", "x.to('float32')"),
     "double": ("x.double()", "x.to('float64')"),
