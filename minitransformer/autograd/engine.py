@@ -1382,7 +1382,8 @@ _DTYPE_OF_KIND = {"f": _backend.DEFAULT_FLOAT, "i": "int64", "u": "int64", "b": 
 def _refuse_elementwise_habit(symbol: str, method: str, x: Tensor, other) -> None:
     """Refuse ``x == other`` (``x != other``) where ``other`` is a number, an array or a list: never one tensor's
     identity, always an elementwise comparison meant (``ids != pad_id``)."""
-    if isinstance(other, bool | int | float | np.generic | np.ndarray | list | tuple):
+    array = hasattr(other, "dtype") and not isinstance(other, Tensor)  # of any backend, or a NumPy scalar
+    if array or isinstance(other, bool | int | float | list | tuple):
         raise TypeError(
             f"Tensor {symbol} {type(other).__name__}: {symbol} compares whether two tensors are the same object, so "
             f"it would give one bool, not a mask; compare the elements with x.{method}(...) (a bool tensor of shape "
