@@ -458,7 +458,7 @@ class Function:
 
 # ------------------------------------------------------------------ Tensor
 #: PyTorch's tensor methods that have another name here, each with what torch writes and what to write instead,
-#: for the message of the AttributeError ``x.float()`` raises (docs/from-pytorch.md has them all).
+#: for the message of the AttributeError ``x.float()`` raises (docs/from-pytorch.md lists the other differences).
 _TORCH_NAMES = {
     "float": ("x.float()", "x.to('float32')"),
     "double": ("x.double()", "x.to('float64')"),
