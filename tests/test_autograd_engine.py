@@ -411,6 +411,17 @@ def test_no_grad_records_nothing():
         y.sum().backward()
 
 
+def test_backward_of_a_loss_computed_under_no_grad_says_so():
+    """A loss computed in an evaluation block (its parameters do require grad) got "nothing that made it has
+    requires_grad=True", which looked false to the student; the message names no_grad and evaluating."""
+    w = mt.tensor([1.0, 2.0], requires_grad=True)
+    with mt.no_grad():
+        loss = (w * w).sum()
+    with pytest.raises(RuntimeError, match=r"or it was computed under mt\.no_grad\(\) \(or nn\.evaluating\(model\)\), "
+                                           r"which records no graph; compute the loss outside that block"):
+        loss.backward()
+
+
 def test_no_grad_as_decorator():
     @mt.no_grad()
     def step(t):

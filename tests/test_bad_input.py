@@ -3,6 +3,8 @@ raised before any arithmetic: never a NaN, a silent broadcast, or a traceback fr
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -411,6 +413,49 @@ def test_invert_is_the_logical_not_of_a_bool_tensor_and_refuses_other_dtypes(bac
                                             r"\(2,\); make a mask by a comparison first"):
             _ = ~x
 
+
+
+@pytest.mark.parametrize("symbol", ["==", "!="])
+def test_equality_with_a_number_array_or_list_is_refused_pointing_to_eq_and_ne(backend, symbol):
+    """``ids != pad_id`` gave the Python bool True (``==`` is identity, as for any object), where torch and NumPy give
+    a mask: a custom pooling ``(ids != 0).to(...)`` then failed far from the cause, and ``(pred == y).mean()`` was a
+    wrong number. Against a number, an array or a list it is refused, naming .eq/.ne; between tensors it stays
+    identity (a tensor is a dict key, and ``p in params`` must work)."""
+    compare = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b}[symbol]
+    method = {"==": "eq", "!=": "ne"}[symbol]
+    ids = mt.tensor([[5, 0, 7]])
+    for other in (0, 0.0, True, np.int64(0), np.zeros(3, dtype=np.int64), [5, 0, 7], (5, 0, 7)):
+        for a, b in ((ids, other), (other, ids)):
+            with pytest.raises(TypeError, match=rf"^Tensor {re.escape(symbol)} {type(other).__name__}: "
+                                                rf".*compare the elements with x\.{method}\(\.\.\.\) \(a bool "
+                                                rf"tensor of shape \(1, 3\)"):
+                compare(a, b)
+    same, twin = ids, mt.tensor([[5, 0, 7]])
+    assert compare(ids, same) is (symbol == "==") and compare(ids, twin) is (symbol == "!=")
+    assert compare(ids, None) is (symbol == "!=") and {ids: 1}[ids] == 1 and ids in [twin, ids]
+    assert getattr(ids, method)(0).numpy().tolist() == [[symbol == "!=", symbol == "==", symbol == "!="]]
+
+
+def test_a_pytorch_method_name_gets_what_to_write_here_and_that_gives_torchs_answer():
+    """``x.float()``, ``x.argmax(-1)``, ``x.unsqueeze(1)`` raised a bare AttributeError; each of PyTorch's names in the
+    table now says what to write here, and what it says runs and gives the number torch's method gives."""
+    from minitransformer.autograd.engine import _TORCH_NAMES
+
+    torch = pytest.importorskip("torch")
+    values = np.array([[[0.5, -1.0, 2.0]], [[3.0, 0.0, -2.0]]], dtype=np.float32)  # (2, 1, 3): squeeze(1) works
+    x, tx = mt.tensor(values), torch.from_numpy(values)
+    for name, (theirs, ours) in _TORCH_NAMES.items():
+        with pytest.raises(AttributeError, match=rf"^'Tensor' object has no attribute '{name}'; PyTorch's "
+                                                 rf"{re.escape(theirs)} is {re.escape(ours)} here"):
+            getattr(x, name)
+        if name in ("cuda", "device"):  # a GPU, and where a tensor lives: nothing to compare on the CPU
+            continue
+        got, expected = eval(ours, {"x": x, "F": F}), eval(theirs, {"x": tx})
+        got = got.numpy() if isinstance(got, mt.Tensor) else np.asarray(got)
+        expected = expected.numpy() if isinstance(expected, torch.Tensor) else np.asarray(expected)
+        assert (got.shape, got.dtype) == (expected.shape, expected.dtype) and np.allclose(got, expected), name
+    with pytest.raises(AttributeError, match=r"^'Tensor' object has no attribute 'frobnicate'$"):
+        x.frobnicate  # noqa: B018 - a name PyTorch lacks too: the plain message
 
 COMPARISONS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
                ">=": lambda a, b: a >= b, "eq": lambda a, b: a.eq(b), "ne": lambda a, b: a.ne(b)}

@@ -569,3 +569,22 @@ def test_reading_a_folder_says_it_is_a_folder(tmp_path):
     with pytest.raises(CheckpointError, match=r"^checkpoint '.*' is a folder, not a checkpoint file \(such as "
                                               r"'.*checkpoint\.npz'\)$"):
         read_checkpoint(tmp_path)
+
+
+def test_model_from_checkpoint_of_a_model_of_ones_own_says_to_build_it_and_load_the_file(tmp_path):
+    """A student's own nn.Module saves and loads (load_checkpoint into one built again); model_from_checkpoint of it
+    said "which this command cannot rebuild", written for the command line, and not what to do in Python."""
+    from minitransformer.train import model_from_checkpoint
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.out = nn.Linear(3, 2)
+
+    path = save_checkpoint(tmp_path / "own.npz", Probe(), step=4)
+    assert load_checkpoint(path, Probe()).step == 4
+    expected = (r"holds a Probe: model_from_checkpoint rebuilds only the library's models \['DecoderOnlyLM', "
+                r"'Transformer', 'TransformerClassifier'\]; for a model of your own, build a Probe and load the file "
+                r"into it, load_checkpoint\(path, model\)$")
+    with pytest.raises(CheckpointError, match=expected):
+        model_from_checkpoint(read_checkpoint(path))

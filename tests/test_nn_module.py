@@ -143,6 +143,40 @@ def test_forgetting_super_init_is_a_clear_error():
         Broken()
 
 
+
+@pytest.mark.parametrize("holder", [list, tuple, lambda layers: dict(enumerate(layers))], ids=["list", "tuple", "dict"])
+def test_modules_in_a_plain_container_are_refused_pointing_to_module_list(holder):
+    """``self.layers = [nn.Linear(...), ...]`` registered nothing, as in PyTorch: the optimizer never saw those
+    weights (or, if nothing else had any, said only that the list of parameters was empty) and eval() left their
+    dropout on. A container of other things stays a plain attribute."""
+    class Stack(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = holder([nn.Linear(2, 2), nn.Dropout(0.5)])
+
+    kind = type(holder([])).__name__
+    with pytest.raises(TypeError, match=rf"^Stack\.layers: a {kind} of modules is not registered, so their parameters "
+                                        r"would be missing from parameters\(\) \(the optimizer\).*nn\.ModuleList"):
+        Stack()
+    model = nn.Module()
+    model.sizes = holder([mt.zeros(2), 3])  # tensors and numbers: a plain attribute, as before
+    assert list(model.parameters()) == [] and len(model.sizes) == 2
+
+
+def test_a_tensor_that_requires_grad_is_refused_pointing_to_parameter():
+    """``self.w = mt.randn(2, 3, requires_grad=True)`` was a plain attribute that parameters() missed: the model
+    trained without it. A tensor without grad, or one computed from a parameter, stays a plain attribute."""
+    model = nn.Linear(2, 3)
+    with pytest.raises(TypeError, match=r"^Linear\.scale: a Tensor that requires grad is not registered, so "
+                                        r"parameters\(\) \(the optimizer\) and state_dict\(\) would miss it "
+                                        r"\(float32, shape \(2, 3\)\); make it a weight, nn\.Parameter\(\.\.\.\), "
+                                        r"or a constant, register_buffer\('scale', tensor\)$"):
+        model.scale = mt.randn(2, 3, requires_grad=True)
+    model.table = mt.randn(2, 3)
+    model.last = model.weight * 2.0  # computed (no leaf): kept for a picture, say
+    model.scale = nn.Parameter(mt.ones(3))
+    assert [name for name, _ in model.named_parameters()] == ["weight", "bias", "scale"]
+
 def test_module_without_forward_says_so():
     with pytest.raises(NotImplementedError, match="define forward"):
         nn.Module()(mt.zeros(1))

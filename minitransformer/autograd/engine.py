@@ -457,6 +457,31 @@ class Function:
 
 
 # ------------------------------------------------------------------ Tensor
+#: PyTorch's tensor methods that have another name here, each with what torch writes and what to write instead,
+#: for the message of the AttributeError ``x.float()`` raises (docs/from-pytorch.md lists the other differences).
+_TORCH_NAMES = {
+    "float": ("x.float()", "x.to('float32')"),
+    "double": ("x.double()", "x.to('float64')"),
+    "long": ("x.long()", "x.to('int64')"),
+    "bool": ("x.bool()", "x.to('bool')"),
+    "dim": ("x.dim()", "x.ndim"),
+    "numel": ("x.numel()", "x.size"),
+    "view": ("x.view(2, -1)", "x.reshape(2, -1)"),
+    "flatten": ("x.flatten()", "x.reshape(-1)"),
+    "unsqueeze": ("x.unsqueeze(1)", "x[:, None]"),
+    "squeeze": ("x.squeeze(1)", "x[:, 0]"),
+    "argmax": ("x.argmax(-1)", "x.numpy().argmax(-1)"),
+    "argmin": ("x.argmin(-1)", "x.numpy().argmin(-1)"),
+    "cpu": ("x.cpu()", "x.to('numpy')"),
+    "cuda": ("x.cuda()", "x.to('cupy')"),
+    "device": ("x.device", "x.backend"),
+    "softmax": ("x.softmax(-1)", "F.softmax(x, axis=-1)"),
+    "log_softmax": ("x.log_softmax(-1)", "F.log_softmax(x, axis=-1)"),
+    "any": ("x.any()", "x.numpy().any()"),
+    "all": ("x.all()", "x.numpy().all()"),
+}
+
+
 class Tensor:
     """An array of the current backend that remembers how it was made, for ``backward()``.
 
@@ -531,6 +556,14 @@ class Tensor:
         self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
+
+    def __getattr__(self, name: str):
+        # called only for a name the tensor lacks: PyTorch's names get the one to write here
+        message = f"'Tensor' object has no attribute '{name}'"
+        if name in _TORCH_NAMES:
+            torch, here = _TORCH_NAMES[name]
+            message += f"; PyTorch's {torch} is {here} here (docs/from-pytorch.md)"
+        raise AttributeError(message, name=name, obj=self)
 
     @classmethod
     def _wrap(cls, array, backend, requires_grad: bool = False) -> Tensor:
@@ -786,7 +819,9 @@ class Tensor:
         """
         if not self.requires_grad:
             raise RuntimeError(
-                "backward(): this tensor does not require grad; nothing that made it has requires_grad=True"
+                "backward(): this tensor does not require grad: nothing that made it has requires_grad=True, or it "
+                "was computed under mt.no_grad() (or nn.evaluating(model)), which records no graph; compute the loss "
+                "outside that block"
             )
         xp = self.backend.xp
         if grad is None:
@@ -872,6 +907,19 @@ class Tensor:
 
     def __ge__(self, other):
         return ops.Compare.apply(self, _lift(other, self), name="greater_equal")
+
+    def __eq__(self, other):
+        """``x == y`` is identity, as for any Python object (a tensor is a key of dicts and sets); ``x.eq(y)`` compares
+        the elements. Against a number, an array or a list, which a tensor can never be, it is refused: PyTorch and
+        NumPy compare the elements there, and here ``ids == 0`` would be ``False`` without a word."""
+        _refuse_elementwise_habit("==", "eq", self, other)
+        return NotImplemented  # Python then compares identities
+
+    def __ne__(self, other):
+        """``x != y`` is ``not (x is y)``; ``x.ne(y)`` compares the elements. Refused against a number, an array or
+        a list, as ``==`` is."""
+        _refuse_elementwise_habit("!=", "ne", self, other)
+        return NotImplemented
 
     def eq(self, other) -> Tensor:
         """Elementwise ``self == other`` as a boolean tensor (``==`` itself stays identity-based)."""
@@ -1329,6 +1377,18 @@ def _accumulate(t: Tensor, g, owned: bool = False) -> None:
 
 # ------------------------------------------------------------------ argument helpers
 _DTYPE_OF_KIND = {"f": _backend.DEFAULT_FLOAT, "i": "int64", "u": "int64", "b": "bool"}
+
+
+def _refuse_elementwise_habit(symbol: str, method: str, x: Tensor, other) -> None:
+    """Refuse ``x == other`` (``x != other``) where ``other`` is a number, an array or a list: never one tensor's
+    identity, always an elementwise comparison meant (``ids != pad_id``)."""
+    array = hasattr(other, "dtype") and not isinstance(other, Tensor)  # of any backend, or a NumPy scalar
+    if array or isinstance(other, bool | int | float | list | tuple):
+        raise TypeError(
+            f"Tensor {symbol} {type(other).__name__}: {symbol} compares whether two tensors are the same object, so "
+            f"it would give one bool, not a mask; compare the elements with x.{method}(...) (a bool tensor of shape "
+            f"{x.shape}, as torch's {symbol})"
+        )
 
 
 def _read_numbers(data, dtype=None) -> tuple[np.ndarray, str]:

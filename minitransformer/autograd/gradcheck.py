@@ -121,6 +121,9 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
     The inputs' ``.grad`` are cleared first and hold the analytic gradient afterwards; other tensors that
     ``fn`` uses (parameters) keep theirs as it was. A tensor passed twice is differentiated as one (the sum
     over its uses, as in PyTorch), and a result of operations as a leaf of the same values.
+    Only the inputs are checked, not the parameters of a module ``fn`` calls: to check those too, use
+    :func:`minitransformer.testing.gradcheck_module` (``gradcheck_module(model.to("float64"), x)``), which puts
+    the perturbed copies in the parameters' places (a module takes only a ``Parameter`` there).
 
     Parameters
     ----------

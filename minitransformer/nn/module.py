@@ -233,7 +233,29 @@ class Module:
                 )
             self._modules[name] = None
         else:
+            self._refuse_unregistered(name, value)
             object.__setattr__(self, name, value)
+
+    def _refuse_unregistered(self, name: str, value) -> None:
+        """Refuse what reads as a weight or a layer but would be a plain attribute, missed by ``parameters()``.
+
+        Modules in a list, tuple or dict, and a leaf tensor that requires grad: PyTorch takes both silently, and the
+        optimizer never updates them (``eval()`` does not reach the modules' dropout either).
+        """
+        where = f"{type(self).__name__}.{name}"
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
+        if any(isinstance(item, Module) for item in items):
+            raise TypeError(
+                f"{where}: a {type(value).__name__} of modules is not registered, so their parameters would be "
+                "missing from parameters() (the optimizer), state_dict(), to() and train()/eval(); hold them in "
+                "nn.ModuleList([...]) (or nn.Sequential), or give each an attribute of its own"
+            )
+        if isinstance(value, Tensor) and value.requires_grad and value.is_leaf:
+            raise TypeError(
+                f"{where}: a Tensor that requires grad is not registered, so parameters() (the optimizer) and "
+                f"state_dict() would miss it ({value.dtype_name}, shape {value.shape}); make it a weight, "
+                f"nn.Parameter(...), or a constant, register_buffer({name!r}, tensor)"
+            )
 
     def _register(self, what: str, name: str, value) -> None:
         """Put ``value`` in registry ``what`` (in its old place if it had one there), removing ``name`` elsewhere."""

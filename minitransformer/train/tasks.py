@@ -853,8 +853,9 @@ def model_from_checkpoint(ckpt) -> nn.Module:
 
     cls = MODEL_TYPES.get(ckpt.model_type)
     if cls is None:
-        raise CheckpointError(f"checkpoint {ckpt.path!r} holds a {ckpt.model_type}, which this command cannot "
-                              f"rebuild (it knows {sorted(MODEL_TYPES)})")
+        raise CheckpointError(f"checkpoint {ckpt.path!r} holds a {ckpt.model_type}: model_from_checkpoint rebuilds "
+                              f"only the library's models {sorted(MODEL_TYPES)}; for a model of your own, build a "
+                              f"{ckpt.model_type} and load the file into it, load_checkpoint(path, model)")
     if not isinstance(ckpt.config, dict):
         raise CheckpointError(f"checkpoint {ckpt.path!r} has no model config to rebuild the {ckpt.model_type} from")
     return cls(**ckpt.config)
