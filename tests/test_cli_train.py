@@ -879,6 +879,26 @@ def test_charlm_generates_within_the_positions_it_was_trained_on(untrained, caps
     assert printed == by_context[8] != by_context[16]
 
 
+def test_a_classify_run_at_its_target_share_stops_there(tmp_path, capsys):
+    """The classifier's val_accuracy is k / n rounded to float32 (then .item()): at exactly 7 of 20, 0.349999994,
+    a run with --target 0.35 never stopped. Here the run's first evaluation (after a step at lr 1e-9: of the untrained
+    model's predictions) scores k of n_val, for the first n_val whose k / n rounds down in float32, and the run with
+    target k / n stops there."""
+    from minitransformer.train import run, tasks
+
+    tiny = dict(steps=3, d_model=16, heads=2, layers=1, d_ff=32, batch_size=16, n_train=64, n_test=10, eval_every=1,
+                lr=1e-9)
+    for n_val in (10, 20, 30, 40):
+        setup = tasks.build("classify", n_val=n_val, **tiny)
+        k = round(setup.eval_fn(setup.model)["val_accuracy"] * n_val)  # the run's first evaluation: of this model
+        if float(np.float32(k / n_val)) < k / n_val:
+            break
+    else:
+        pytest.fail("no n_val gave a share that float32 rounds down")
+    metrics = run.train("classify", tmp_path, progress=False, pictures=False, n_val=n_val, target=k / n_val, **tiny)
+    assert (metrics["stop_reason"], metrics["steps"]) == ("target", 1)
+
+
 def test_evaluate_reads_a_checkpoint_saved_with_a_target_out_of_range(tmp_path, capsys):
     """A target of 99 (a percentage) was accepted before `train` checked it; such a checkpoint still evaluates, and
     generates from the tokenizer it holds (whose settings are checked, the target aside, as evaluate's are)."""
