@@ -61,7 +61,8 @@ def test_train_draws_pictures_only_with_the_callers_function(tmp_path):
     nothing to draw with and says so, before any work."""
     from minitransformer.train.run import train
 
-    with pytest.raises(TypeError, match=r"^train: pictures must be a function \(setup, history, out\) -> paths, or "
+    with pytest.raises(TypeError, match=r"^train: pictures must be a function \(setup, history, out, marks\) -> paths, "
+                                        r"or "
                                         r"None; got True \(the command line's is "
                                         r"minitransformer\.viz\.training_pictures\)"):
         train("copy", tmp_path / "out", pictures=True, steps=1)
@@ -878,6 +879,26 @@ def test_charlm_generates_within_the_positions_it_was_trained_on(untrained, caps
     assert printed == by_context[8] != by_context[16]
 
 
+def test_a_classify_run_at_its_target_share_stops_there(tmp_path, capsys):
+    """The classifier's val_accuracy is k / n rounded to float32 (then .item()): at exactly 7 of 20, 0.349999994,
+    a run with --target 0.35 never stopped. Here the run's first evaluation (after a step at lr 1e-9: of the untrained
+    model's predictions) scores k of n_val, for the first n_val whose k / n rounds down in float32, and the run with
+    target k / n stops there."""
+    from minitransformer.train import run, tasks
+
+    tiny = dict(steps=3, d_model=16, heads=2, layers=1, d_ff=32, batch_size=16, n_train=64, n_test=10, eval_every=1,
+                lr=1e-9)
+    for n_val in (10, 20, 30, 40):
+        setup = tasks.build("classify", n_val=n_val, **tiny)
+        k = round(setup.eval_fn(setup.model)["val_accuracy"] * n_val)  # the run's first evaluation: of this model
+        if float(np.float32(k / n_val)) < k / n_val:
+            break
+    else:
+        pytest.fail("no n_val gave a share that float32 rounds down")
+    metrics = run.train("classify", tmp_path, progress=False, pictures=False, n_val=n_val, target=k / n_val, **tiny)
+    assert (metrics["stop_reason"], metrics["steps"]) == ("target", 1)
+
+
 def test_evaluate_reads_a_checkpoint_saved_with_a_target_out_of_range(tmp_path, capsys):
     """A target of 99 (a percentage) was accepted before `train` checked it; such a checkpoint still evaluates, and
     generates from the tokenizer it holds (whose settings are checked, the target aside, as evaluate's are)."""
@@ -1030,6 +1051,43 @@ def test_a_run_that_diverges_with_its_best_model_kept_writes_its_metrics_and_pic
     marked = [(line.get_label(), line.get_xdata()[0]) for line in fig.axes[0].get_lines()
               if not line.get_label().endswith("loss")]
     assert marked == [(f"diverged (step {step})", step), ("model kept (step 5)", 5)]
+
+
+@pytest.mark.parametrize("early_stop, marks", [({}, {}), ({"patience": 1}, {"model kept (step 2)": 2}),
+                                               ({"target": 1.0, "restore_best": False}, {})])
+def test_train_calls_pictures_with_the_marks_of_the_model_kept(tmp_path, capsys, early_stop, marks):
+    """pictures got marks only from a diverged run, so that a function of (setup, history, out) worked for every run
+    but failed on the rarest, found last. Now marks is always given: the model kept where the run put back its best
+    evaluation's (an untrained copy model's accuracy stays 0: patience 1 stops at step 4, keeping step 2's), else
+    none (a run without early stopping, or with it and restore_best=False)."""
+    from minitransformer.train import run
+
+    got = []
+
+    def pictures(setup, history, out, *, marks):  # a stand-in: records the marks, draws nothing
+        got.append(marks)
+        return []
+
+    metrics = run.train("copy", tmp_path, progress=False, pictures=pictures, steps=10, eval_every=2, d_model=16,
+                        heads=2, layers=1, d_ff=32, batch_size=16, **early_stop)
+    assert got == [marks] and metrics.get("restored_step") == next(iter(marks.values()), None)
+
+
+def test_the_curves_of_a_run_with_patience_mark_the_model_kept(tmp_path, capsys, monkeypatch):
+    """The curves of a run that put back the model of its best evaluation (--patience; not only a diverged one's)
+    mark its step, in the legend of every panel, the step the final metrics and the checkpoint are of."""
+    from minitransformer.viz import curves
+
+    drawn = []  # the curves' Figure, as training_pictures draws it
+    draw = curves.training_curves
+    monkeypatch.setattr(curves, "training_curves", lambda *a, **k: drawn.append(draw(*a, **k)) or drawn[-1])
+    assert main(["train", "--task", "copy", "--steps", "10", *TINY, "--eval-every", "2", "--patience", "1", "--out",
+                 str(tmp_path)]) == 0
+    (fig,) = drawn
+    for axes in fig.axes:
+        marked = [(line.get_label(), line.get_xdata()[0]) for line in axes.get_lines()
+                  if line.get_label().startswith("model kept")]
+        assert marked == [("model kept (step 2)", 2)]
 
 
 def test_a_run_that_diverges_with_no_model_kept_leaves_the_old_runs_record_alone(tmp_path, capsys):

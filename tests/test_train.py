@@ -925,6 +925,31 @@ def test_a_value_equal_to_the_target_reaches_it(monitor, values, target):
     assert (trainer.stop_reason, trainer.step) == ("target", 2)
 
 
+@pytest.mark.single_backend
+@pytest.mark.parametrize("as_given", [np.float32, lambda v: np.asarray(v, dtype=np.float32), mt.tensor,
+                                      lambda v: float(np.float32(v))],
+                         ids=["float32", "0-d array", "Tensor", "item"])
+@pytest.mark.parametrize("monitor, worse, reached, near, target", [("val_accuracy", 0.5, 7 / 10, 0.6999, 0.7),
+                                                                   ("val_loss", 1.0, 3 / 10, 0.3001, 0.3)])
+def test_a_float32_metric_at_the_target_reaches_it(monitor, worse, reached, near, target, as_given):
+    """A share of 7 right of 10 is float32(0.7) = 0.699999988, below the float 0.7: a run at exactly 7/10 never
+    reached target=0.7 (nor, for a loss, float32(0.3) = 0.300000012 target=0.3). Now the target is reached by a
+    metric equal to it rounded to float32, as NumPy, a Tensor or its .item() give it; one just short of it is not."""
+
+    def trainer(value):
+        model, loss_fn = _linear_problem()
+        scores = iter([as_given(worse)] + [as_given(value)] * 10)
+        return Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn,
+                       eval_fn=lambda m: {monitor: next(scores)}, eval_every=1, monitor=monitor, target=target,
+                       progress=False)
+
+    at_target, short = trainer(reached), trainer(near)
+    at_target.fit(lambda s: None, 5)
+    short.fit(lambda s: None, 5)
+    assert (at_target.stop_reason, at_target.step) == ("target", 2)
+    assert (short.stop_reason, short.step) == ("steps", 5)
+
+
 def _scripted(values, path=None, steps_seen=None, **kwargs):
     """A trainer whose val_loss at step s is ``values.get(s, 0.95)``: early stopping on a script (eval_every 3)."""
     model, loss_fn = _linear_problem()

@@ -12,16 +12,17 @@ measures and saves is that of the best evaluation (:class:`~minitransformer.trai
 ==========================  ==========================================================================
 
 (the pictures drawn by the function the caller passes as ``pictures``, :func:`minitransformer.viz.training_pictures`
-for the command line: ``viz`` is a layer above this one; without it, none).
+for the command line: ``viz`` is a layer above this one; without it, none). The curves mark the step of the model
+kept, where the run put back that of its best evaluation (``model kept (step M)``), and that of a divergence.
 
 A run that diverges (:class:`~minitransformer.train.TrainingDiverged`: its loss or its weights NaN or infinite) and
 kept the model of its best evaluation (``--patience``, ``--target``: the checkpoint holds it) writes its record too
 before the error is raised, as a finished run's: ``metrics.json`` with that model's held-out metrics,
 ``restored_step``, ``stop_reason`` "diverged", ``steps`` the step it was found at and the error's message under
-``"error"``, and its pictures (``pictures`` gets ``marks``: its curves mark the step it diverged at and that of the
-model kept). One that kept no model writes nothing new: the checkpoint, ``metrics.json`` and
-pictures in ``--out``, if any, are still those of the run written there before (``--resume``, or ``--overwrite``
-before the new run's first checkpoint), never mixed with this one's.
+``"error"``, and its pictures (its curves mark the step it diverged at and that of the model kept). One that kept
+no model writes nothing new: the checkpoint, ``metrics.json`` and pictures in ``--out``, if any, are still those of
+the run written there before (``--resume``, or ``--overwrite`` before the new run's first checkpoint), never mixed
+with this one's.
 
 ``evaluate CHECKPOINT`` rebuilds the task's held-out data from the settings saved in the checkpoint
 and measures the model again (a charlm model trained on a text file of your own needs that file, with the
@@ -104,12 +105,13 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         below the step the checkpoint holds. A checkpoint written on another backend continues with a fresh random
         stream seeded from it (a note on stderr says so).
     pictures : callable, optional
-        ``pictures(setup, history, out) -> list of Path``: draws the trained run's pictures into ``out`` (the
-        command line passes :func:`minitransformer.viz.training_pictures`: the curves and the attention maps, a few
-        seconds of matplotlib). None (or False) draws none. The caller passes it because ``train`` is a layer
-        below ``viz`` and does not import it. For a run that diverged and kept a model it is called with
-        ``marks={"diverged (step N)": N, "model kept (step M)": M}`` too, the steps for the curves to mark
-        (:func:`~minitransformer.viz.training_curves`'s ``marks``).
+        ``pictures(setup, history, out, marks=marks) -> list of Path``: draws the trained run's pictures into
+        ``out`` (the command line passes :func:`minitransformer.viz.training_pictures`: the curves and the attention
+        maps, a few seconds of matplotlib). None (or False) draws none. The caller passes it because ``train`` is a
+        layer below ``viz`` and does not import it. ``marks`` is always given: a dict of the steps for the curves
+        to mark (:func:`~minitransformer.viz.training_curves`'s ``marks``), ``{"model kept (step M)": M}`` where
+        the run put back the model of its best evaluation (``restored_step``: ``patience``, ``target``), with
+        ``"diverged (step N)": N`` for a run that diverged, else empty.
     checkpoint_every : int, optional
         Also write the checkpoint every this many steps (it is always written at the end, and on Ctrl-C).
     overwrite : bool
@@ -160,7 +162,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     if pictures is False:
         pictures = None
     if pictures is not None and not callable(pictures):
-        raise TypeError(f"train: pictures must be a function (setup, history, out) -> paths, or None; got "
+        raise TypeError(f"train: pictures must be a function (setup, history, out, marks) -> paths, or None; got "
                         f"{pictures!r} (the command line's is minitransformer.viz.training_pictures)")
     out = Path(out)
     path = out / CHECKPOINT_NAME
@@ -255,20 +257,22 @@ def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverg
         record["error"] = str(diverged)
     text = json.dumps(record, indent=2)
     _write_atomically(out / "metrics.json", lambda f: f.write(text.encode("utf-8")))  # as the checkpoint
-    marks = {} if diverged is None else {"marks": _diverged_marks(diverged)}
     written = [trainer.checkpoint_path, out / "metrics.json",
-               *(pictures(setup, trainer.history, out, **marks) if pictures else [])]
+               *(pictures(setup, trainer.history, out, marks=_marks(trainer, diverged)) if pictures else [])]
     print("\nwrote:")
     for p in written:
         print(f"  {p}")
     return metrics
 
 
-def _diverged_marks(diverged) -> dict[str, int]:
-    """The steps the curves of a run that ``diverged`` (a :class:`TrainingDiverged`) mark: where the divergence was
-    found, and the model kept."""
-    return {f"diverged (step {diverged.step})": diverged.step,
-            f"model kept (step {diverged.restored_step})": diverged.restored_step}
+def _marks(trainer, diverged=None) -> dict[str, int]:
+    """The steps the curves of ``trainer``'s run mark, label -> step: where it ``diverged`` (the
+    :class:`TrainingDiverged`, if any) was found, and the model kept where fit put back that of the best evaluation
+    (``restored_step``); empty for a run that did neither."""
+    marks = {} if diverged is None else {f"diverged (step {diverged.step})": diverged.step}
+    if trainer.restored_step is not None:
+        marks[f"model kept (step {trainer.restored_step})"] = trainer.restored_step
+    return marks
 
 
 def _kept_by_replaced(path: Path) -> list[str]:

@@ -49,6 +49,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np  # host-side: a target rounded to float32, the metrics' precision
+
 from .. import backend as _backend
 from .._arguments import is_integer, is_real, require_int, require_real
 from ..autograd import Tensor
@@ -257,7 +259,8 @@ class Trainer:
     min_delta : float
         An improvement smaller than this (>= 0) does not count for ``patience`` (it does for ``restore_best``).
     target : float, optional
-        Stop as soon as ``monitor`` reaches this value (e.g. ``val_accuracy`` 0.99).
+        Stop as soon as ``monitor`` reaches this value (e.g. ``val_accuracy`` 0.99), or equals it rounded to
+        float32, the metrics' precision: an accuracy of 7 of 10, float32(0.7) = 0.699999988, reaches 0.7.
     restore_best : bool, optional
         Keep a copy of the parameters at the best evaluation of ``monitor`` on the ``eval_every`` grid
         (``best_seen``, at ``best_seen_step``: any improvement counts here, ``min_delta`` only for ``patience``; a
@@ -799,7 +802,7 @@ class Trainer:
                 self._best_params = None  # is a view of the optimizer's long array, which a kernel updates in place
                 self._best_params = {name: p.backend.xp.asarray(p.data, copy=True)  # (the old copy freed first)
                                      for name, p in self._named_params.items()}
-        if self.target is not None and (value <= self.target if self.mode == "min" else value >= self.target):
+        if self.target is not None and _reaches(value, self.target, self.mode):
             self.early_stop = "target"
         elif self.patience is not None and self.bad_evals >= self.patience:
             self.early_stop = "patience"
@@ -990,6 +993,20 @@ class Trainer:
         if wrong:
             raise CheckpointError(f"Trainer.load: {path}: its {what} do not fit the model: {'; '.join(wrong)}")
         return {name: p.backend.asarray(state[name], dtype=p.dtype_name) for name, p in named.items()}
+
+
+def _reaches(value: float, target: float, mode: str) -> bool:
+    """Whether the monitored ``value`` reaches ``target``: at or below it in mode "min", at or above it in "max".
+
+    A value equal to ``target`` rounded to float32 reaches it too. Metrics are float32, the library's dtype (a share
+    ``k / n`` rounded once, as a 0-d array or as the Python float ``.item()`` gives), so that a run at exactly 7 of
+    10 right, float32(0.7) = 0.699999988, would never reach ``target=0.7`` compared as it is (nor, in mode "min",
+    float32(0.3) = 0.300000012 reach 0.3). A float64 value is compared as it is but where it equals that float32.
+    """
+    with np.errstate(over="ignore"):  # a target beyond float32's range rounds to inf, which no metric "equals"
+        rounded = float(np.float32(target))
+    at_target = value == rounded and math.isfinite(rounded)
+    return at_target or (value <= target if mode == "min" else value >= target)
 
 
 def _check_optimizer_holds_the_model(model: Module, optimizer: Optimizer) -> None:

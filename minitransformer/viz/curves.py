@@ -181,8 +181,9 @@ def training_pictures(setup, history: dict, out, *, marks: dict | None = None) -
     """The training curves and the attention maps of one held-out example of a run of ``train.run.train``, as PNG
     files in ``out``: what ``minitransformer train`` draws (passed as ``train(..., pictures=training_pictures)``, as
     ``train`` is a layer below this one). ``setup`` is the run's :class:`~minitransformer.train.tasks.TaskSetup`,
-    ``history`` its trainer's, ``marks`` the steps to mark on the curves (:func:`training_curves`'s: ``train`` gives a
-    diverged run's); returns the paths written.
+    ``history`` its trainer's, ``marks`` the steps to mark on the curves (:func:`training_curves`'s: ``train`` gives
+    that of the model kept, where the run put back its best evaluation's, and that of a divergence); returns the
+    paths written.
 
     Examples
     --------
