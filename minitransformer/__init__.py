@@ -32,6 +32,7 @@ from .autograd import (
     where,
 )
 from .autograd.creation import arange, full, ones, ones_like, rand, randint, randn, tensor, zeros, zeros_like
+from .autograd._torch_names import no_attribute
 from .backend import manual_seed
 
 __version__ = "0.1.0"
@@ -43,3 +44,8 @@ __all__ = [
     "arange", "full", "ones", "ones_like", "rand", "randint", "randn", "tensor", "zeros", "zeros_like",
     "manual_seed", "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
+    raise no_attribute(__name__, name)

@@ -24,6 +24,7 @@ r"""Layer 4: modules, PyTorch's habits: ``Module``, ``Parameter`` and the layers
 ========================================  ==================================================================
 """
 
+from ..autograd._torch_names import no_attribute
 from . import convert, init
 from .attention import KVCache, MultiHeadAttention
 from .layers import (
@@ -49,3 +50,8 @@ __all__ = [
     "MultiHeadAttention", "KVCache", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "Transformer",
     "DecoderOnlyLM", "TransformerClassifier", "convert",
 ]
+
+
+def __getattr__(name: str):
+    # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
+    raise no_attribute(__name__, name)
