@@ -31,8 +31,8 @@ from .autograd import (
     take,
     where,
 )
-from .autograd.creation import arange, full, ones, ones_like, rand, randint, randn, tensor, zeros, zeros_like
 from .autograd._torch_names import no_attribute
+from .autograd.creation import arange, full, ones, ones_like, rand, randint, randn, tensor, zeros, zeros_like
 from .backend import manual_seed
 
 __version__ = "0.1.0"

@@ -451,8 +451,8 @@ def _answer(value, torch):
 
 @pytest.mark.parametrize("where", list(TORCH_NAMES))
 def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(where):
-    """``x.float()``, ``x.argmax(-1)``, ``mt.cat(...)``, ``F.mse_loss(...)``, ``nn.MultiheadAttention(...)`` raised a bare
-    AttributeError; each of PyTorch's names in the table now says what to write here, and what it says runs and
+    """``x.float()``, ``x.argmax(-1)``, ``mt.cat(...)``, ``F.mse_loss(...)``, ``nn.MultiheadAttention(...)`` raised a
+    bare AttributeError; each of PyTorch's names in the table now says what to write here, and what it says runs and
     gives torch's answer: the same numbers (shape, dtype, values), or a module whose torch twin is the module torch
     builds (its class and every weight's shape)."""
     torch = pytest.importorskip("torch")
@@ -476,7 +476,7 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
             continue
         assert _answer(eval(here, ours), torch) == _answer(eval(torch_writes, theirs), torch), (where, name)
     with pytest.raises(AttributeError, match=rf"^{start} has no attribute 'frobnicate'$"):
-        getattr(owner[where], "frobnicate")  # a name PyTorch lacks too: the plain message
+        owner[where].frobnicate  # noqa: B018 - a name PyTorch lacks too: the plain message
 
 
 @pytest.mark.parametrize("name, numpy_formula", [
@@ -488,7 +488,7 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
 def test_what_the_hints_write_for_abs_min_clamp_and_std_has_numpys_values_and_passes_gradcheck(name, numpy_formula):
     """abs, min, clip and std are no primitives: the hint writes each with maximum, max, where, mean and sqrt. Their
     values are NumPy's, and their gradients pass gradcheck in float64 away from the kinks; at a kink they follow
-    maximum's rule, half to each side of a tie, so the gradient of ``mt.maximum(x, -x)`` at 0 is 0 (as torch's
+    maximum's rule, half to each side of a tie, so the gradient of ``mt.maximum(-x, x)`` at 0 is 0 (as torch's
     abs), and that of ``-(-x).max()`` is shared among equal minima (as ``torch.amin``)."""
     here = TORCH_NAMES["Tensor"][name][1]
     assert TORCH_NAMES["Tensor"]["clip"][1] == TORCH_NAMES["Tensor"]["clamp"][1]  # torch's two names, one answer

@@ -155,7 +155,8 @@ def test_modules_in_a_plain_container_are_refused_pointing_to_module_list(holder
             self.layers = holder([nn.Linear(2, 2), nn.Dropout(0.5)])
 
     kind = type(holder([])).__name__
-    container = r"nn\.ModuleDict\(\{\.\.\.\}\)" if kind == "dict" else r"nn\.ModuleList\(\[\.\.\.\]\) \(or nn\.Sequential\)"
+    container = (r"nn\.ModuleDict\(\{\.\.\.\}\)" if kind == "dict"
+                 else r"nn\.ModuleList\(\[\.\.\.\]\) \(or nn\.Sequential\)")
     with pytest.raises(TypeError, match=rf"^Stack\.layers: a {kind} of modules is not registered, so their parameters "
                                         rf"would be missing from parameters\(\) \(the optimizer\).* hold them in "
                                         rf"{container}, or give each"):

@@ -33,7 +33,7 @@ TORCH_NAMES = {
         "any": ("x.any()", "x.numpy().any()"),
         "all": ("x.all()", "x.numpy().all()"),
         # no primitives of their own: written with those there are (docs/from-pytorch.md, "Written with what exists")
-        "abs": ("x.abs()", "mt.maximum(x, -x)"),
+        "abs": ("x.abs()", "mt.maximum(-x, x)"),
         "min": ("x.min(-1).values", "-(-x).max(-1)"),
         "clamp": ("x.clamp(-1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
         "clip": ("x.clip(-1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
@@ -42,7 +42,7 @@ TORCH_NAMES = {
     "minitransformer": {
         "cat": ("torch.cat(xs, dim=-1)", "mt.concat(xs, axis=-1)"),
         "argmax": ("torch.argmax(x, dim=-1)", "x.numpy().argmax(-1)"),
-        "abs": ("torch.abs(x)", "mt.maximum(x, -x)"),
+        "abs": ("torch.abs(x)", "mt.maximum(-x, x)"),
         "exp": ("torch.exp(x)", "x.exp()"),
         "log": ("torch.log(p)", "p.log()"),
         "sqrt": ("torch.sqrt(p)", "p.sqrt()"),
@@ -55,7 +55,7 @@ TORCH_NAMES = {
     },
     "minitransformer.functional": {
         "mse_loss": ("F.mse_loss(x, y)", "((x - y) ** 2).mean()"),
-        "l1_loss": ("F.l1_loss(x, y)", "mt.maximum(x - y, y - x).mean()"),
+        "l1_loss": ("F.l1_loss(x, y)", "mt.maximum(y - x, x - y).mean()"),
         "tanh": ("F.tanh(x)", "x.tanh()"),
         "embedding": ("F.embedding(ids, W)", "mt.take(W, ids, axis=0)"),
     },

@@ -275,8 +275,8 @@ class ReLU(Module):
 class GELU(Module):
     r"""GELU elementwise, in its tanh approximation, as a module: a step of :class:`~minitransformer.nn.Sequential`.
 
-    See :func:`minitransformer.functional.gelu` (PyTorch's twin is ``nn.GELU(approximate="tanh")``). Shapes: any
-    shape, unchanged. No parameters.
+    See :func:`minitransformer.functional.gelu` (PyTorch's twin is ``nn.GELU(approximate="tanh")``).
+    Shapes: any shape, unchanged. No parameters.
 
     Examples
     --------

@@ -34,7 +34,8 @@ from .. import backend as _backend
 from ..autograd import Tensor, no_grad
 from ..autograd.engine import zero_grads
 
-__all__ = ["Parameter", "Module", "ModuleList", "ModuleDict", "Sequential", "StateDictError", "LoadResult", "evaluating"]
+__all__ = ["Parameter", "Module", "ModuleList", "ModuleDict", "Sequential", "StateDictError", "LoadResult",
+           "evaluating"]
 
 
 class Parameter(Tensor):
