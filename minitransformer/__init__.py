@@ -31,7 +31,7 @@ from .autograd import (
     take,
     where,
 )
-from .autograd._torch_names import no_attribute
+from .autograd._torch_names import no_attribute as _no_attribute
 from .autograd.creation import arange, full, ones, ones_like, rand, randint, randn, tensor, zeros, zeros_like
 from .backend import manual_seed
 
@@ -48,4 +48,4 @@ __all__ = [
 
 def __getattr__(name: str):
     # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
-    raise no_attribute(__name__, name)
+    raise _no_attribute(__name__, name)

@@ -23,7 +23,7 @@ composition, which stays as the reference they are tested against:
 Use it as ``import minitransformer.functional as F`` (PyTorch's habit).
 """
 
-from ..autograd._torch_names import no_attribute
+from ..autograd._torch_names import no_attribute as _no_attribute
 from .activations import gelu, log_softmax, relu, softmax
 from .attention import scaled_dot_product_attention
 from .dropout import dropout
@@ -42,4 +42,4 @@ __all__ = [
 
 def __getattr__(name: str):
     # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
-    raise no_attribute(__name__, name)
+    raise _no_attribute(__name__, name)

@@ -24,7 +24,7 @@ r"""Layer 4: modules, PyTorch's habits: ``Module``, ``Parameter`` and the layers
 ========================================  ==================================================================
 """
 
-from ..autograd._torch_names import no_attribute
+from ..autograd._torch_names import no_attribute as _no_attribute
 from . import convert, init
 from .attention import KVCache, MultiHeadAttention
 from .layers import (
@@ -54,4 +54,4 @@ __all__ = [
 
 def __getattr__(name: str):
     # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
-    raise no_attribute(__name__, name)
+    raise _no_attribute(__name__, name)
