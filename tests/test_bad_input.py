@@ -455,7 +455,15 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
     bare AttributeError; each of PyTorch's names in the table now says what to write here, and what it says runs and
     gives torch's answer: the same numbers (shape, dtype, values), or a module whose torch twin is the module torch
     builds (its class and every weight's shape)."""
-    torch = pytest.importorskip("torch")
+    owner = {"Tensor": mt.zeros(2), "minitransformer": mt, "minitransformer.functional": F, "minitransformer.nn": nn}
+    start = "'Tensor' object" if where == "Tensor" else f"module '{where}'"
+    for name, (torch_writes, here) in TORCH_NAMES[where].items():
+        with pytest.raises(AttributeError, match=rf"^{start} has no attribute '{name}'; PyTorch's "
+                                                 rf"{re.escape(torch_writes)} is {re.escape(here)} here"):
+            getattr(owner[where], name)
+    with pytest.raises(AttributeError, match=rf"^{start} has no attribute 'frobnicate'$"):
+        owner[where].frobnicate  # noqa: B018 - a name PyTorch lacks too: the plain message
+    torch = pytest.importorskip("torch")  # the messages above need no torch; the answers below do
     values = np.array([[[0.5, -1.0, 2.0]], [[3.0, 0.0, -2.0]]], dtype=np.float32)  # (2, 1, 3): squeeze(1) works
     other, positive, ids = values[::-1] * 0.5 + 0.25, np.abs(values) + 0.5, np.array([[0, 2], [1, 1]])
     logits, labels = values.reshape(2, 3), np.array([2, 0])
@@ -466,17 +474,9 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
               "y": torch.tensor(other.copy()), "xs": [torch.tensor(values), torch.tensor(other.copy())],
               "ids": torch.tensor(ids), "W": torch.tensor(values[0].T.copy()), "logits": torch.tensor(logits),
               "labels": torch.tensor(labels), "p": torch.tensor(positive)}
-    owner = {"Tensor": ours["x"], "minitransformer": mt, "minitransformer.functional": F, "minitransformer.nn": nn}
-    start = "'Tensor' object" if where == "Tensor" else f"module '{where}'"
     for name, (torch_writes, here) in TORCH_NAMES[where].items():
-        with pytest.raises(AttributeError, match=rf"^{start} has no attribute '{name}'; PyTorch's "
-                                                 rf"{re.escape(torch_writes)} is {re.escape(here)} here"):
-            getattr(owner[where], name)
-        if name in ("cuda", "device"):  # a GPU, and where a tensor lives: nothing to compare on the CPU
-            continue
-        assert _answer(eval(here, ours), torch) == _answer(eval(torch_writes, theirs), torch), (where, name)
-    with pytest.raises(AttributeError, match=rf"^{start} has no attribute 'frobnicate'$"):
-        owner[where].frobnicate  # noqa: B018 - a name PyTorch lacks too: the plain message
+        if name not in ("cuda", "device"):  # a GPU, and where a tensor lives: nothing to compare on the CPU
+            assert _answer(eval(here, ours), torch) == _answer(eval(torch_writes, theirs), torch), (where, name)
 
 
 @pytest.mark.parametrize("name, numpy_formula", [
