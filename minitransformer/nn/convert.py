@@ -13,10 +13,11 @@ here                             ``torch.nn``                           how the 
 ``EncoderLayer``                 ``TransformerEncoderLayer``            ``ffn.W_1/W_2`` are ``linear1/2``
 ``DecoderLayer``                 ``TransformerDecoderLayer``            ``cross_attn`` is ``multihead_attn``
 ``Encoder`` / ``Decoder``        ``TransformerEncoder/Decoder``         ``layers.i``, ``norm``
-``ReLU``, ``GELU``, ``Identity``  ``ReLU``, ``GELU("tanh")``, ...        no weights; ``Dropout`` is
-``Dropout``                      ``Dropout(0.0)``                       dropout 0, as everywhere here
-``Sequential``, ``ModuleList``,  the same names                         the parts' names (``0.weight``,
-``ModuleDict``                                                          ``key.bias``), each part converted
+``ReLU``, ``GELU``               ``ReLU``, ``GELU("tanh")``             no weights
+``Identity``, ``Dropout``        ``Identity``, ``Dropout(0.0)``         no weights; dropout 0, as above
+``Sequential``, ``ModuleList``   ``Sequential``, ``ModuleList``         each part converted, under its
+                                                                        own name (``0.weight``)
+``ModuleDict``                   ``ModuleDict``                         the same, by key (``key.bias``)
 ===============================  =====================================  =================================
 
 :func:`to_torch_state_dict` and :func:`from_torch_state_dict` translate state dicts;
