@@ -31,6 +31,7 @@ from .autograd import (
     take,
     where,
 )
+from .autograd._torch_names import no_attribute as _no_attribute
 from .autograd.creation import arange, full, ones, ones_like, rand, randint, randn, tensor, zeros, zeros_like
 from .backend import manual_seed
 
@@ -43,3 +44,8 @@ __all__ = [
     "arange", "full", "ones", "ones_like", "rand", "randint", "randn", "tensor", "zeros", "zeros_like",
     "manual_seed", "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
+    raise _no_attribute(__name__, name)

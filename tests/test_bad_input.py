@@ -12,6 +12,7 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
 from minitransformer.autograd import fused as fused_ops
+from minitransformer.autograd._torch_names import TORCH_NAMES
 from minitransformer.backend import BackendError
 
 
@@ -436,26 +437,75 @@ def test_equality_with_a_number_array_or_list_is_refused_pointing_to_eq_and_ne(b
     assert getattr(ids, method)(0).numpy().tolist() == [[symbol == "!=", symbol == "==", symbol == "!="]]
 
 
-def test_a_pytorch_method_name_gets_what_to_write_here_and_that_gives_torchs_answer():
-    """``x.float()``, ``x.argmax(-1)``, ``x.unsqueeze(1)`` raised a bare AttributeError; each of PyTorch's names in the
-    table now says what to write here, and what it says runs and gives the number torch's method gives."""
-    from minitransformer.autograd.engine import _TORCH_NAMES
+def _answer(value, torch):
+    """What an expression of the hint table gave, to compare: a module as its torch twin's type and weight shapes
+    (its architecture), anything else as a NumPy array."""
+    from minitransformer.nn.convert import to_torch
 
-    torch = pytest.importorskip("torch")
+    if isinstance(value, nn.Module | torch.nn.Module):
+        twin = to_torch(value) if isinstance(value, nn.Module) else value
+        return type(twin), {k: tuple(v.shape) for k, v in twin.state_dict().items()}
+    array = value.numpy() if isinstance(value, mt.Tensor | torch.Tensor) else np.asarray(value)
+    return array.shape, array.dtype, array.astype(np.float64).round(5).tolist()  # float32 rounding aside
+
+
+@pytest.mark.parametrize("where", list(TORCH_NAMES))
+def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(where):
+    """``x.float()``, ``x.argmax(-1)``, ``mt.cat(...)``, ``F.mse_loss(...)``, ``nn.MultiheadAttention(...)`` raised a
+    bare AttributeError; each of PyTorch's names in the table now says what to write here, and what it says runs and
+    gives torch's answer: the same numbers (shape, dtype, values), or a module whose torch twin is the module torch
+    builds (its class and every weight's shape)."""
+    owner = {"Tensor": mt.zeros(2), "minitransformer": mt, "minitransformer.functional": F, "minitransformer.nn": nn}
+    start = "'Tensor' object" if where == "Tensor" else f"module '{where}'"
+    for name, (torch_writes, here) in TORCH_NAMES[where].items():
+        with pytest.raises(AttributeError, match=rf"^{start} has no attribute '{name}'; PyTorch's "
+                                                 rf"{re.escape(torch_writes)} is {re.escape(here)} here"):
+            getattr(owner[where], name)
+    with pytest.raises(AttributeError, match=rf"^{start} has no attribute 'frobnicate'$"):
+        owner[where].frobnicate  # noqa: B018 - a name PyTorch lacks too: the plain message
+    torch = pytest.importorskip("torch")  # the messages above need no torch; the answers below do
     values = np.array([[[0.5, -1.0, 2.0]], [[3.0, 0.0, -2.0]]], dtype=np.float32)  # (2, 1, 3): squeeze(1) works
-    x, tx = mt.tensor(values), torch.from_numpy(values)
-    for name, (theirs, ours) in _TORCH_NAMES.items():
-        with pytest.raises(AttributeError, match=rf"^'Tensor' object has no attribute '{name}'; PyTorch's "
-                                                 rf"{re.escape(theirs)} is {re.escape(ours)} here"):
-            getattr(x, name)
-        if name in ("cuda", "device"):  # a GPU, and where a tensor lives: nothing to compare on the CPU
-            continue
-        got, expected = eval(ours, {"x": x, "F": F}), eval(theirs, {"x": tx})
-        got = got.numpy() if isinstance(got, mt.Tensor) else np.asarray(got)
-        expected = expected.numpy() if isinstance(expected, torch.Tensor) else np.asarray(expected)
-        assert (got.shape, got.dtype) == (expected.shape, expected.dtype) and np.allclose(got, expected), name
-    with pytest.raises(AttributeError, match=r"^'Tensor' object has no attribute 'frobnicate'$"):
-        x.frobnicate  # noqa: B018 - a name PyTorch lacks too: the plain message
+    other, positive, ids = values[::-1] * 0.5 + 0.25, np.abs(values) + 0.5, np.array([[0, 2], [1, 1]])
+    logits, labels = values.reshape(2, 3), np.array([2, 0])
+    ours = {"mt": mt, "F": F, "nn": nn, "a": values, "x": mt.tensor(values), "y": mt.tensor(other),
+            "xs": [mt.tensor(values), mt.tensor(other)], "ids": mt.tensor(ids), "W": mt.tensor(values[0].T),
+            "logits": mt.tensor(logits), "labels": mt.tensor(labels), "p": mt.tensor(positive)}
+    theirs = {"torch": torch, "F": torch.nn.functional, "nn": torch.nn, "a": values, "x": torch.tensor(values),
+              "y": torch.tensor(other.copy()), "xs": [torch.tensor(values), torch.tensor(other.copy())],
+              "ids": torch.tensor(ids), "W": torch.tensor(values[0].T.copy()), "logits": torch.tensor(logits),
+              "labels": torch.tensor(labels), "p": torch.tensor(positive)}
+    for name, (torch_writes, here) in TORCH_NAMES[where].items():
+        if name not in ("cuda", "device"):  # a GPU, and where a tensor lives: nothing to compare on the CPU
+            assert _answer(eval(here, ours), torch) == _answer(eval(torch_writes, theirs), torch), (where, name)
+
+
+@pytest.mark.parametrize("name, numpy_formula", [
+    ("abs", lambda x: np.abs(x)),
+    ("min", lambda x: x.min(-1)),
+    ("clamp", lambda x: np.clip(x, -1, 1)),
+    ("std", lambda x: x.std(-1, ddof=1)),
+])
+def test_what_the_hints_write_for_abs_min_clamp_and_std_has_numpys_values_and_passes_gradcheck(name, numpy_formula):
+    """abs, min, clip and std are no primitives: the hint writes each with maximum, max, where, mean and sqrt. Their
+    values are NumPy's, and their gradients pass gradcheck in float64 away from the kinks; at a kink they follow
+    maximum's rule, half to each side of a tie, so the gradient of ``mt.maximum(-x, x)`` at 0 is 0 (as torch's
+    abs), and that of ``-(-x).max()`` is shared among equal minima (as ``torch.amin``)."""
+    here = TORCH_NAMES["Tensor"][name][1]
+    assert TORCH_NAMES["Tensor"]["clip"][1] == TORCH_NAMES["Tensor"]["clamp"][1]  # torch's two names, one answer
+    values = np.array([[0.3, -1.7, 2.2, -0.4], [1.3, 0.8, -0.6, -2.5]])  # away from 0, from +-1, and no ties
+    x = mt.tensor(values, requires_grad=True)
+    np.testing.assert_allclose(eval(here, {"mt": mt, "x": x}).numpy(), numpy_formula(values), rtol=1e-12)
+    assert mt.gradcheck(lambda x: eval(here, {"mt": mt, "x": x}), x)
+    at_kinks = mt.tensor([[0.0, 0.0, -1.0, 1.0]], dtype="float64", requires_grad=True)
+    eval(here, {"mt": mt, "x": at_kinks}).sum().backward()
+    expected = {"abs": [0.0, 0.0, -1.0, 1.0], "min": [0.0, 0.0, 1.0, 0.0], "clamp": [1.0, 1.0, 1.0, 1.0]}
+    if name in expected:  # abs'(0) = 0; one minimum takes it all; clamp passes [-1, 1] inclusive, as torch's
+        assert at_kinks.grad.numpy()[0].tolist() == expected[name]
+    tie = mt.tensor([[2.0, 1.0, 1.0]], dtype="float64", requires_grad=True)
+    if name == "min":
+        eval(here, {"mt": mt, "x": tie}).sum().backward()
+        assert tie.grad.numpy().tolist() == [[0.0, 0.5, 0.5]]
+
 
 COMPARISONS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
                ">=": lambda a, b: a >= b, "eq": lambda a, b: a.eq(b), "ne": lambda a, b: a.ne(b)}

@@ -453,6 +453,7 @@ SHAPE = re.compile(r"\([\w.\s+\-*/]*,[\w.\s,+\-*/]*\)|\bany shape[,.;]|\b(?:the|
                    r"|\ba scalar\b|\bshapes broadcast together\b|\bthe broadcast shape of ``\w+``", re.IGNORECASE)
 #: public Modules of minitransformer.nn without a "Shapes:" line, and why
 NO_SHAPES_LINE = {"Module": "the base class: its subclasses say theirs", "ModuleList": "a container of modules",
+                  "ModuleDict": "a container of modules, by key",
                   "Sequential": "a chain of modules: the first's input, the last's output"}
 
 

@@ -155,8 +155,11 @@ def test_modules_in_a_plain_container_are_refused_pointing_to_module_list(holder
             self.layers = holder([nn.Linear(2, 2), nn.Dropout(0.5)])
 
     kind = type(holder([])).__name__
+    container = (r"nn\.ModuleDict\(\{\.\.\.\}\)" if kind == "dict"
+                 else r"nn\.ModuleList\(\[\.\.\.\]\) \(or nn\.Sequential\)")
     with pytest.raises(TypeError, match=rf"^Stack\.layers: a {kind} of modules is not registered, so their parameters "
-                                        r"would be missing from parameters\(\) \(the optimizer\).*nn\.ModuleList"):
+                                        rf"would be missing from parameters\(\) \(the optimizer\).* hold them in "
+                                        rf"{container}, or give each"):
         Stack()
     model = nn.Module()
     model.sizes = holder([mt.zeros(2), 3])  # tensors and numbers: a plain attribute, as before
@@ -592,6 +595,62 @@ def test_module_list_indexing():
     assert [name for name, _ in layers.named_parameters()] == ["0.weight", "2.gamma", "2.beta"]
     with pytest.raises(NotImplementedError, match="loop over it"):
         layers(mt.zeros(2))
+
+
+def test_module_dict_registers_its_modules_under_their_keys():
+    """A dict of modules was refused with nothing to hold it in: ``nn.ModuleDict`` registers each under its key, so
+    parameters(), state_dict(), to() and train()/eval() reach them, as they reach a ModuleList's."""
+    heads = nn.ModuleDict({"b": nn.Linear(2, 3), "a": nn.Dropout(0.5)})
+    heads["c"] = nn.Linear(2, 1, bias=False)
+    assert list(heads) == list(heads.keys()) == ["b", "a", "c"] and len(heads) == 3 and "a" in heads
+    assert [type(m).__name__ for m in heads.values()] == ["Linear", "Dropout", "Linear"]
+    assert dict(heads.items())["c"] is heads["c"]
+    assert list(heads.state_dict()) == ["b.weight", "b.bias", "c.weight"]
+    assert len(list(heads.parameters())) == 3
+    heads.eval()
+    assert not heads["a"].training and not heads["b"].training
+    heads.to("float64")
+    assert {p.dtype_name for p in heads.parameters()} == {"float64"}
+    twin = nn.ModuleDict([("b", nn.Linear(2, 3)), ("a", nn.Dropout(0.5)), ("c", nn.Linear(2, 1, bias=False))])
+    twin.load_state_dict(heads.state_dict())  # in float32 (cast) from float64: the same numbers
+    np.testing.assert_allclose(twin["b"].weight.numpy(), heads["b"].weight.numpy(), rtol=1e-6)
+    heads["b"] = nn.Linear(2, 4)  # replaced in its place
+    assert list(heads) == ["b", "a", "c"] and heads["b"].d_out == 4
+    del heads["a"]
+    assert list(heads) == ["b", "c"]
+    with pytest.raises(KeyError, match=r"ModuleDict: no module 'z'; the keys are \['b', 'c'\]"):
+        heads["z"]
+    with pytest.raises(KeyError, match=r'ModuleDict: a module name cannot contain ".", got "x.y"'):
+        heads["x.y"] = nn.Linear(2, 2)
+    with pytest.raises(TypeError, match=r"add_module: 'd' must be a Module or None, got int"):
+        heads["d"] = 3
+    with pytest.raises(NotImplementedError, match=r"call one of its modules"):
+        heads(mt.zeros(2))
+
+    class TwoTasks(nn.Module):  # inside a model of one's own: its weights are the model's
+        def __init__(self):
+            super().__init__()
+            self.heads = nn.ModuleDict({"x": nn.Linear(2, 2)})
+
+    assert list(TwoTasks().state_dict()) == ["heads.x.weight", "heads.x.bias"]
+
+
+@pytest.mark.parametrize("name, formula", [
+    ("ReLU", lambda x: np.maximum(x, 0.0)),
+    ("GELU", lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))),
+    ("Identity", lambda x: x),
+])
+def test_activation_modules_are_their_functions_as_steps_of_sequential(name, formula):
+    """``nn.Sequential(nn.Linear(...), nn.ReLU(), ...)``: the torch habit of an MLP, each a module calling its
+    formula, with no parameters."""
+    layer = getattr(nn, name)()
+    x = mt.tensor([[-2.0, -0.5, 0.0, 0.5, 3.0]], requires_grad=True)
+    np.testing.assert_allclose(layer(x).numpy(), formula(x.numpy()), rtol=1e-6)
+    assert list(layer.parameters()) == [] and repr(layer) == f"{name}()"
+    mlp = nn.Sequential(nn.Linear(5, 4), layer, nn.Linear(4, 2))
+    mlp(x).sum().backward()
+    assert x.grad is not None and x.grad.shape == (1, 5)
+    assert nn.Identity()(x) is x
 
 
 def test_sequential_composes(to_numpy):

@@ -926,8 +926,13 @@ def test_bad_parameters():
     with pytest.raises(TypeError, match="not a Tensor"):
         Adam([np.zeros(2)])
     w = mt.zeros(2, requires_grad=True)
-    with pytest.raises(ValueError, match="more than one group"):
+    with pytest.raises(ValueError, match=r"^Adam: parameter 0 \(shape \(2,\)\) of group 1 is listed already, as "
+                                         r"parameter 0 of group 0; list each parameter once$"):
         Adam([{"params": [w]}, {"params": [w]}])
+    v = mt.zeros(3, requires_grad=True)  # one group, w twice: it said "more than one group"
+    with pytest.raises(ValueError, match=r"^Adam: parameter 2 \(shape \(2,\)\) of group 0 is listed already, as "
+                                         r"parameter 0 of group 0; list each parameter once$"):
+        Adam([w, v] * 2)
     with pytest.raises(ValueError, match="not a leaf"):
         Adam([w * 2])
     opt = SGD([w], lr=0.1)

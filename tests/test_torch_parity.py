@@ -122,6 +122,25 @@ def test_gelu_layer_matches_torch_with_the_same_tanh_approximation(rng, record_p
     assert err < TOLERANCE
 
 
+@pytest.mark.parametrize("activation", ["ReLU", "GELU", "Identity"])
+def test_a_sequential_mlp_and_its_twin_agree_values_and_gradients(rng, activation, record_property):
+    """``nn.Sequential(nn.Linear, nn.ReLU(), ...)`` converts to torch's Sequential of the parts' twins, in order."""
+    torch = pytest.importorskip("torch")
+    ours = randomize(nn.Sequential(nn.Linear(D, D_FF), getattr(nn, activation)(), nn.Dropout(0.5),
+                                   nn.Linear(D_FF, 3)).to("float64"), rng).eval()
+    twin = to_torch(ours)
+    assert [type(m).__name__ for m in twin] == ["Linear", activation, "Dropout", "Linear"]
+    x = rng.standard_normal((B, L, D))
+    ours(mt.tensor(x)).sum().backward()
+    theirs = twin(torch.tensor(x))
+    theirs.sum().backward()
+    grads = to_torch_state_dict(ours, {name: p.grad for name, p in ours.named_parameters()})
+    err = max([rel_err(ours(mt.tensor(x)).numpy(), theirs.detach().numpy())]
+              + [rel_err(grads[name].numpy(), p.grad.numpy()) for name, p in twin.named_parameters()])
+    record_property("max_rel_error", f"{err:.2e}")
+    assert err < TOLERANCE
+
+
 # ------------------------------------------------------------------ the conversion itself
 ROUND_TRIP = {
     **BUILDERS,
@@ -132,6 +151,9 @@ ROUND_TRIP = {
     "Embedding": lambda nf: nn.Embedding(7, D),
     "Decoder with torch.nn.Transformer's final norm": lambda nf: nn.Decoder(D, H, D_FF, 2, final_norm=True),
     "Encoder of one layer": lambda nf: nn.Encoder(D, H, D_FF, 1, dropout=0.0, norm_first=nf),
+    "Sequential MLP": lambda nf: nn.Sequential(nn.Linear(D, D_FF), nn.GELU(), nn.Dropout(0.1), nn.Linear(D_FF, D)),
+    "ModuleDict of a ModuleList": lambda nf: nn.ModuleDict({"head": nn.Linear(D, 3),
+                                                            "stack": nn.ModuleList([nn.LayerNorm(D), nn.ReLU()])}),
 }
 
 
@@ -187,6 +209,10 @@ def test_conversion_errors():
         to_torch(nn.FeedForward(D, D_FF))
     with pytest.raises(TypeError, match="without cross-attention"):
         to_torch(nn.DecoderOnlyLM(10, D, H, D_FF, num_layers=1, max_len=8).decoder)
+    with pytest.raises(TypeError, match="FeedForward has no torch.nn twin"):  # a container's part is named
+        to_torch_state_dict(nn.Sequential(nn.Linear(D, D), nn.FeedForward(D, D_FF)))
+    with pytest.raises(TypeError, match="DecoderLayer without cross-attention"):
+        to_torch_state_dict(nn.ModuleDict({"x": nn.DecoderLayer(D, H, D_FF, cross_attention=False)}))
     torch = pytest.importorskip("torch")
     with pytest.raises(ValueError, match="scale=True"):
         to_torch(nn.Embedding(5, D, scale=True))

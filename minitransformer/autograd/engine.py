@@ -29,6 +29,7 @@ import numpy as np  # only to recognise NumPy scalars; arithmetic goes through t
 
 from .. import backend as _backend
 from .._arguments import is_integer
+from ._torch_names import no_attribute
 
 __all__ = [
     "Tensor",
@@ -457,31 +458,6 @@ class Function:
 
 
 # ------------------------------------------------------------------ Tensor
-#: PyTorch's tensor methods that have another name here, each with what torch writes and what to write instead,
-#: for the message of the AttributeError ``x.float()`` raises (docs/from-pytorch.md lists the other differences).
-_TORCH_NAMES = {
-    "float": ("x.float()", "x.to('float32')"),
-    "double": ("x.double()", "x.to('float64')"),
-    "long": ("x.long()", "x.to('int64')"),
-    "bool": ("x.bool()", "x.to('bool')"),
-    "dim": ("x.dim()", "x.ndim"),
-    "numel": ("x.numel()", "x.size"),
-    "view": ("x.view(2, -1)", "x.reshape(2, -1)"),
-    "flatten": ("x.flatten()", "x.reshape(-1)"),
-    "unsqueeze": ("x.unsqueeze(1)", "x[:, None]"),
-    "squeeze": ("x.squeeze(1)", "x[:, 0]"),
-    "argmax": ("x.argmax(-1)", "x.numpy().argmax(-1)"),
-    "argmin": ("x.argmin(-1)", "x.numpy().argmin(-1)"),
-    "cpu": ("x.cpu()", "x.to('numpy')"),
-    "cuda": ("x.cuda()", "x.to('cupy')"),
-    "device": ("x.device", "x.backend"),
-    "softmax": ("x.softmax(-1)", "F.softmax(x, axis=-1)"),
-    "log_softmax": ("x.log_softmax(-1)", "F.log_softmax(x, axis=-1)"),
-    "any": ("x.any()", "x.numpy().any()"),
-    "all": ("x.all()", "x.numpy().all()"),
-}
-
-
 class Tensor:
     """An array of the current backend that remembers how it was made, for ``backward()``.
 
@@ -559,11 +535,7 @@ class Tensor:
 
     def __getattr__(self, name: str):
         # called only for a name the tensor lacks: PyTorch's names get the one to write here
-        message = f"'Tensor' object has no attribute '{name}'"
-        if name in _TORCH_NAMES:
-            torch, here = _TORCH_NAMES[name]
-            message += f"; PyTorch's {torch} is {here} here (docs/from-pytorch.md)"
-        raise AttributeError(message, name=name, obj=self)
+        raise no_attribute("Tensor", name, obj=self)
 
     @classmethod
     def _wrap(cls, array, backend, requires_grad: bool = False) -> Tensor:

@@ -23,6 +23,7 @@ composition, which stays as the reference they are tested against:
 Use it as ``import minitransformer.functional as F`` (PyTorch's habit).
 """
 
+from ..autograd._torch_names import no_attribute as _no_attribute
 from .activations import gelu, log_softmax, relu, softmax
 from .attention import scaled_dot_product_attention
 from .dropout import dropout
@@ -37,3 +38,8 @@ __all__ = [
     "binary_cross_entropy_with_logits", "scaled_dot_product_attention", "causal_mask", "padding_mask",
     "combine_masks", "sinusoidal_positional_encoding",
 ]
+
+
+def __getattr__(name: str):
+    # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
+    raise _no_attribute(__name__, name)

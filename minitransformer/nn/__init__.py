@@ -2,11 +2,13 @@ r"""Layer 4: modules, PyTorch's habits: ``Module``, ``Parameter`` and the layers
 
 ========================================  ==================================================================
 :class:`Module`, :class:`Parameter`       ``parameters()``, ``state_dict()``, ``train()``/``eval()``, ``to()``
-:class:`ModuleList`, :class:`Sequential`  containers
+:class:`ModuleList`, :class:`Sequential`  containers; :class:`ModuleDict` keyed by name
 :class:`Linear`                           :math:`xW + b`
 :class:`Embedding`                        :math:`E_{i,:}` (times :math:`\sqrt{d_{model}}`, paper 3.4)
 :class:`LayerNorm`                        :math:`\gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta`
 :class:`Dropout`                          inverted dropout, off after ``eval()``
+:class:`ReLU`, :class:`GELU`              :math:`\max(0, x)`, GELU: the functions as steps of ``Sequential``
+:class:`Identity`                         :math:`x` itself
 :class:`FeedForward`                      :math:`\max(0, xW_1 + b_1) W_2 + b_2` (paper eq. 2)
 :class:`SinusoidalPositionalEncoding`     :math:`x + PE` (fixed sinusoids, paper 3.5)
 :class:`LearnedPositionalEmbedding`       :math:`x + P` (a trained table)
@@ -22,24 +24,34 @@ r"""Layer 4: modules, PyTorch's habits: ``Module``, ``Parameter`` and the layers
 ========================================  ==================================================================
 """
 
+from ..autograd._torch_names import no_attribute as _no_attribute
 from . import convert, init
 from .attention import KVCache, MultiHeadAttention
 from .layers import (
+    GELU,
     Dropout,
     Embedding,
     FeedForward,
+    Identity,
     LayerNorm,
     LearnedPositionalEmbedding,
     Linear,
+    ReLU,
     SinusoidalPositionalEncoding,
 )
 from .models import DecoderOnlyLM, Transformer, TransformerClassifier
-from .module import LoadResult, Module, ModuleList, Parameter, Sequential, StateDictError, evaluating
+from .module import LoadResult, Module, ModuleDict, ModuleList, Parameter, Sequential, StateDictError, evaluating
 from .transformer import Decoder, DecoderLayer, Encoder, EncoderLayer
 
 __all__ = [
-    "init", "Module", "Parameter", "ModuleList", "Sequential", "StateDictError", "LoadResult", "evaluating", "Linear",
-    "Embedding", "LayerNorm", "Dropout", "FeedForward", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding",
+    "init", "Module", "Parameter", "ModuleList", "ModuleDict", "Sequential", "StateDictError", "LoadResult",
+    "evaluating", "Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "Identity", "FeedForward",
+    "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding",
     "MultiHeadAttention", "KVCache", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "Transformer",
     "DecoderOnlyLM", "TransformerClassifier", "convert",
 ]
+
+
+def __getattr__(name: str):
+    # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
+    raise _no_attribute(__name__, name)

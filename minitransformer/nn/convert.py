@@ -13,6 +13,11 @@ here                             ``torch.nn``                           how the 
 ``EncoderLayer``                 ``TransformerEncoderLayer``            ``ffn.W_1/W_2`` are ``linear1/2``
 ``DecoderLayer``                 ``TransformerDecoderLayer``            ``cross_attn`` is ``multihead_attn``
 ``Encoder`` / ``Decoder``        ``TransformerEncoder/Decoder``         ``layers.i``, ``norm``
+``ReLU``, ``GELU``               ``ReLU``, ``GELU("tanh")``             no weights
+``Identity``, ``Dropout``        ``Identity``, ``Dropout(0.0)``         no weights; dropout 0, as above
+``Sequential``, ``ModuleList``   ``Sequential``, ``ModuleList``         each part converted, under its
+                                                                        own name (``0.weight``)
+``ModuleDict``                   ``ModuleDict``                         the same, by key (``key.bias``)
 ===============================  =====================================  =================================
 
 :func:`to_torch_state_dict` and :func:`from_torch_state_dict` translate state dicts;
@@ -34,8 +39,8 @@ from collections.abc import Iterator, Mapping
 import numpy as np  # host copies only: state dicts are NumPy on the host
 
 from .attention import MultiHeadAttention
-from .layers import Embedding, FeedForward, LayerNorm, Linear
-from .module import Module, StateDictError, _host_copy
+from .layers import GELU, Dropout, Embedding, FeedForward, Identity, LayerNorm, Linear, ReLU
+from .module import Module, ModuleDict, ModuleList, Sequential, StateDictError, _host_copy
 from .transformer import Decoder, DecoderLayer, Encoder, EncoderLayer
 
 __all__ = ["to_torch_state_dict", "from_torch_state_dict", "to_torch", "torch_twin"]
@@ -50,6 +55,13 @@ _TWINS = {
     DecoderLayer: "TransformerDecoderLayer",
     Encoder: "TransformerEncoder",
     Decoder: "TransformerDecoder",
+    ReLU: "ReLU",
+    GELU: "GELU",
+    Identity: "Identity",
+    Dropout: "Dropout",
+    Sequential: "Sequential",
+    ModuleList: "ModuleList",
+    ModuleDict: "ModuleDict",
 }
 
 
@@ -126,7 +138,11 @@ def _pairs(module: Module, ours: str = "", theirs: str = "") -> Iterator[tuple[s
             yield from _pairs(layer, ours + f"layers.{i}.", theirs + f"layers.{i}.")
         if module.norm is not None:
             yield from _pairs(module.norm, ours + "norm.", theirs + "norm.")
-    else:
+    elif isinstance(module, ModuleList | ModuleDict):  # Sequential too: each part under its own name
+        for key, part in module.named_children():
+            torch_twin(part)  # a part without a twin is named
+            yield from _pairs(part, ours + f"{key}.", theirs + f"{key}.")
+    elif not isinstance(module, ReLU | GELU | Identity | Dropout):  # those have no weights
         torch_twin(module)  # raises
 
 
@@ -271,6 +287,7 @@ def _torch_activation(layer: EncoderLayer | DecoderLayer):
 
 def _build(module: Module, torch, dtype):
     """An untrained torch twin of ``module``'s shape (weights are loaded afterwards)."""
+    torch_twin(module)  # a module without a twin, or a part of a container without one, is named
     nn = torch.nn
     if isinstance(module, Linear):
         return nn.Linear(module.d_in, module.d_out, bias=module.bias is not None, dtype=dtype)
@@ -291,6 +308,18 @@ def _build(module: Module, torch, dtype):
         return twin(module.d_model, module.self_attn.heads, module.ffn.d_ff, dropout=0.0,
                     activation=_torch_activation(module), layer_norm_eps=module.norm1.eps, batch_first=True,
                     norm_first=module.norm_first, dtype=dtype)
+    if isinstance(module, ReLU | Identity):
+        return getattr(nn, type(module).__name__)()
+    if isinstance(module, GELU):
+        return nn.GELU(approximate="tanh")
+    if isinstance(module, Dropout):
+        return nn.Dropout(0.0)
+    if isinstance(module, Sequential):
+        return nn.Sequential(*_parts(module, torch, dtype).values())
+    if isinstance(module, ModuleList):
+        return nn.ModuleList(_parts(module, torch, dtype).values())
+    if isinstance(module, ModuleDict):
+        return nn.ModuleDict(_parts(module, torch, dtype))
     if isinstance(module, Encoder | Decoder):
         layer = _build(module.layers[0], torch, dtype)
         norm = None if module.norm is None else _build(module.norm, torch, dtype)
@@ -301,13 +330,19 @@ def _build(module: Module, torch, dtype):
     return None
 
 
+def _parts(module: Module, torch, dtype) -> dict:
+    """The twin of each part of a container, under its name."""
+    return {key: _build(part, torch, dtype) for key, part in module.named_children()}
+
+
 def to_torch(module: Module):
     """The ``torch.nn`` twin of ``module`` with the same weights: ``batch_first=True``, dropout 0, same dtype.
 
     Made for comparing: run both on the same input (with the masks converted, ``~mask``) and the
     outputs agree to rounding. A pre-LN :class:`~minitransformer.nn.Encoder`'s final LayerNorm
-    becomes the ``norm`` of ``torch.nn.TransformerEncoder``. A module with no twin (a whole
-    model, a FeedForward alone, a decoder without cross-attention) gets a TypeError.
+    becomes the ``norm`` of ``torch.nn.TransformerEncoder``; a ``Sequential``, ``ModuleList`` or ``ModuleDict``
+    becomes torch's, of its parts' twins. A module with no twin (a whole model, a FeedForward alone, a decoder
+    without cross-attention, a module of one's own, or a container holding one) gets a TypeError naming it.
 
     Examples
     --------
@@ -325,7 +360,7 @@ def to_torch(module: Module):
     """
     torch_twin(module)
     torch = _import_torch()
-    first = next(module.parameters())
-    twin = _build(module, torch, getattr(torch, first.dtype_name))
+    first = next(module.parameters(), None)  # none in a ReLU: float32, the default
+    twin = _build(module, torch, getattr(torch, "float32" if first is None else first.dtype_name))
     twin.load_state_dict(to_torch_state_dict(module), strict=True)
     return twin

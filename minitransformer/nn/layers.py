@@ -23,6 +23,9 @@ __all__ = [
     "Embedding",
     "LayerNorm",
     "Dropout",
+    "ReLU",
+    "GELU",
+    "Identity",
     "FeedForward",
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
@@ -247,6 +250,64 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+# ------------------------------------------------------------------ activations, as modules for Sequential
+class ReLU(Module):
+    r""":math:`\max(0, x)` elementwise, as a module: a step of :class:`~minitransformer.nn.Sequential`.
+
+    See :func:`minitransformer.functional.relu`. Shapes: any shape, unchanged. No parameters.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> mlp(mt.ones(3, 4)).shape, nn.ReLU()(mt.tensor([-1.0, 2.0])).numpy()
+    ((3, 2), array([0., 2.], dtype=float32))
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``F.relu(x)``; the shape of ``x``."""
+        return F.relu(x)
+
+
+class GELU(Module):
+    r"""GELU elementwise, in its tanh approximation, as a module: a step of :class:`~minitransformer.nn.Sequential`.
+
+    See :func:`minitransformer.functional.gelu` (PyTorch's twin is ``nn.GELU(approximate="tanh")``).
+    Shapes: any shape, unchanged. No parameters.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> nn.GELU()(mt.tensor([-1.0, 0.0, 1.0])).numpy().round(4)
+    array([-0.1588,  0.    ,  0.8412], dtype=float32)
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``F.gelu(x)``; the shape of ``x``."""
+        return F.gelu(x)
+
+
+class Identity(Module):
+    """``x`` itself: a step that does nothing, where a layer is optional (``nn.Identity()`` in place of a norm).
+
+    Shapes: any shape, unchanged. No parameters.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> x = mt.ones(2, 3)
+    >>> nn.Identity()(x) is x
+    True
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``, the same tensor; any shape."""
+        return x
 
 
 # ------------------------------------------------------------------ FeedForward

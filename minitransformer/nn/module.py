@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 
 import numpy as np  # only for host copies in state_dict(); arithmetic goes through the backend
@@ -34,7 +34,8 @@ from .. import backend as _backend
 from ..autograd import Tensor, no_grad
 from ..autograd.engine import zero_grads
 
-__all__ = ["Parameter", "Module", "ModuleList", "Sequential", "StateDictError", "LoadResult", "evaluating"]
+__all__ = ["Parameter", "Module", "ModuleList", "ModuleDict", "Sequential", "StateDictError", "LoadResult",
+           "evaluating"]
 
 
 class Parameter(Tensor):
@@ -245,10 +246,11 @@ class Module:
         where = f"{type(self).__name__}.{name}"
         items = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
         if any(isinstance(item, Module) for item in items):
+            holder = "nn.ModuleDict({...})" if isinstance(value, dict) else "nn.ModuleList([...]) (or nn.Sequential)"
             raise TypeError(
                 f"{where}: a {type(value).__name__} of modules is not registered, so their parameters would be "
                 "missing from parameters() (the optimizer), state_dict(), to() and train()/eval(); hold them in "
-                "nn.ModuleList([...]) (or nn.Sequential), or give each an attribute of its own"
+                f"{holder}, or give each an attribute of its own"
             )
         if isinstance(value, Tensor) and value.requires_grad and value.is_leaf:
             raise TypeError(
@@ -684,6 +686,67 @@ class ModuleList(Module):
     def forward(self, *args, **kwargs):
         """Not defined: a ModuleList only holds modules (loop over it); raises NotImplementedError."""
         raise NotImplementedError("ModuleList has no forward: loop over it (for layer in layers: x = layer(x))")
+
+
+class ModuleDict(Module):
+    """A dict of modules, registered under their keys: one head per task, one embedding per language.
+
+    ``state_dict()`` names their weights ``"key.weight"``, and ``to()``, ``train()``/``eval()``, ``parameters()`` reach
+    them, which a plain dict of modules would not (it is refused). The keys keep their order of insertion; a key is a
+    non-empty string without ".".
+
+    >>> from minitransformer import nn
+    >>> heads = nn.ModuleDict({"sentiment": nn.Linear(4, 2), "topic": nn.Linear(4, 5)})
+    >>> list(heads), heads["topic"].d_out, [name for name, _ in heads.named_parameters()][:2]
+    (['sentiment', 'topic'], 5, ['sentiment.weight', 'sentiment.bias'])
+    """
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] = ()):
+        super().__init__()
+        self.update(modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._modules
+
+    def __getitem__(self, key: str) -> Module:
+        if key not in self._modules:
+            raise KeyError(f"{type(self).__name__}: no module {key!r}; the keys are {list(self._modules)}")
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        self[key]  # noqa: B018 - the KeyError naming the keys
+        del self._modules[key]
+
+    def keys(self) -> Iterator[str]:
+        """The keys, in order of insertion."""
+        return iter(self._modules.keys())
+
+    def values(self) -> Iterator[Module]:
+        """The modules, in order of insertion."""
+        return iter(self._modules.values())
+
+    def items(self) -> Iterator[tuple[str, Module]]:
+        """``(key, module)`` pairs, in order of insertion."""
+        return iter(self._modules.items())
+
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> ModuleDict:
+        """Register each ``(key, module)`` of a mapping or of pairs, in order (an existing key is replaced)."""
+        for key, module in modules.items() if isinstance(modules, Mapping) else modules:
+            self[key] = module
+        return self
+
+    def forward(self, *args, **kwargs):
+        """Not defined: a ModuleDict only holds modules (call one: ``heads[key](x)``); raises NotImplementedError."""
+        raise NotImplementedError("ModuleDict has no forward: call one of its modules (heads[key](x))")
 
 
 class Sequential(ModuleList):

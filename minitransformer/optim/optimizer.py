@@ -113,7 +113,8 @@ class Optimizer:
         params = [params] if isinstance(params, Tensor) else list(params)
         if not params:
             raise ValueError(f"{name}: parameter group {len(self.param_groups)} has no parameters")
-        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        seen = {id(p): f"parameter {j} of group {k}" for k, g in enumerate(self.param_groups)
+                for j, p in enumerate(g["params"])}
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"{name}: parameter {i} is a {type(p).__name__}, not a Tensor")
@@ -128,8 +129,11 @@ class Optimizer:
                     f"optimise the tensor it was computed from"
                 )
             if id(p) in seen:
-                raise ValueError(f"{name}: parameter {i} (shape {p.shape}) appears in more than one group")
-            seen.add(id(p))
+                raise ValueError(
+                    f"{name}: parameter {i} (shape {p.shape}) of group {len(self.param_groups)} is listed already, "
+                    f"as {seen[id(p)]}; list each parameter once"
+                )
+            seen[id(p)] = f"parameter {i} of group {len(self.param_groups)}"
         unknown = set(group) - set(self.defaults) - {"params"}
         if unknown:
             raise ValueError(

@@ -1,0 +1,86 @@
+"""PyTorch's names that are written otherwise here, and the AttributeError that says so.
+
+A student coming from PyTorch writes ``x.float()``, ``mt.cat(...)``, ``F.mse_loss(...)`` or
+``nn.MultiheadAttention(...)``; each misses here, and the AttributeError names what to write instead.
+One table, keyed by where the name is looked up: on a tensor, in the package, in ``functional``, in ``nn``.
+Each entry is what torch writes and what to write here; a test runs both and compares the answers
+(``tests/test_bad_input.py``), so only names with a real equivalent are listed. docs/from-pytorch.md
+lists the other differences.
+"""
+
+from __future__ import annotations
+
+#: PyTorch's name -> (what torch writes, what to write here), for each place a name is looked up
+TORCH_NAMES = {
+    "Tensor": {
+        "float": ("x.float()", "x.to('float32')"),
+        "double": ("x.double()", "x.to('float64')"),
+        "long": ("x.long()", "x.to('int64')"),
+        "bool": ("x.bool()", "x.to('bool')"),
+        "dim": ("x.dim()", "x.ndim"),
+        "numel": ("x.numel()", "x.size"),
+        "view": ("x.view(2, -1)", "x.reshape(2, -1)"),
+        "flatten": ("x.flatten()", "x.reshape(-1)"),
+        "unsqueeze": ("x.unsqueeze(1)", "x[:, None]"),
+        "squeeze": ("x.squeeze(1)", "x[:, 0]"),
+        "argmax": ("x.argmax(-1)", "x.numpy().argmax(-1)"),
+        "argmin": ("x.argmin(-1)", "x.numpy().argmin(-1)"),
+        "cpu": ("x.cpu()", "x.to('numpy')"),
+        "cuda": ("x.cuda()", "x.to('cupy')"),
+        "device": ("x.device", "x.backend"),
+        "softmax": ("x.softmax(-1)", "F.softmax(x, axis=-1)"),
+        "log_softmax": ("x.log_softmax(-1)", "F.log_softmax(x, axis=-1)"),
+        "any": ("x.any()", "x.numpy().any()"),
+        "all": ("x.all()", "x.numpy().all()"),
+        # no primitives of their own: written with those there are (docs/from-pytorch.md, "Written with what exists")
+        "abs": ("x.abs()", "mt.maximum(-x, x)"),
+        "min": ("x.min(-1).values", "-(-x).max(-1)"),
+        "clamp": ("x.clamp(-1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
+        "clip": ("x.clip(-1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
+        "std": ("x.std(-1)", "(((x - x.mean(-1, keepdims=True)) ** 2).sum(-1) / (x.shape[-1] - 1)).sqrt()"),
+    },
+    "minitransformer": {
+        "cat": ("torch.cat(xs, dim=-1)", "mt.concat(xs, axis=-1)"),
+        "argmax": ("torch.argmax(x, dim=-1)", "x.numpy().argmax(-1)"),
+        "abs": ("torch.abs(x)", "mt.maximum(-x, x)"),
+        "exp": ("torch.exp(x)", "x.exp()"),
+        "log": ("torch.log(p)", "p.log()"),
+        "sqrt": ("torch.sqrt(p)", "p.sqrt()"),
+        "tanh": ("torch.tanh(x)", "x.tanh()"),
+        "sum": ("torch.sum(x, dim=-1)", "x.sum(axis=-1)"),
+        "mean": ("torch.mean(x, dim=-1)", "x.mean(axis=-1)"),
+        "softmax": ("torch.softmax(x, dim=-1)", "F.softmax(x, axis=-1)"),
+        "from_numpy": ("torch.from_numpy(a)", "mt.tensor(a)"),
+        "clamp": ("torch.clamp(x, -1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
+    },
+    "minitransformer.functional": {
+        "mse_loss": ("F.mse_loss(x, y)", "((x - y) ** 2).mean()"),
+        "l1_loss": ("F.l1_loss(x, y)", "mt.maximum(y - x, x - y).mean()"),
+        "tanh": ("F.tanh(x)", "x.tanh()"),
+        "embedding": ("F.embedding(ids, W)", "mt.take(W, ids, axis=0)"),
+    },
+    "minitransformer.nn": {
+        "MultiheadAttention": ("nn.MultiheadAttention(8, 2, batch_first=True)", "nn.MultiHeadAttention(8, 2)"),
+        "TransformerEncoderLayer": ("nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)",
+                                    "nn.EncoderLayer(8, 2, 16)"),
+        "TransformerDecoderLayer": ("nn.TransformerDecoderLayer(8, 2, 16, batch_first=True)",
+                                    "nn.DecoderLayer(8, 2, 16)"),
+        "TransformerEncoder": ("nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 2)",
+                               "nn.Encoder(8, 2, 16, 2)"),
+        "TransformerDecoder": ("nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, 16, batch_first=True), 2)",
+                               "nn.Decoder(8, 2, 16, 2)"),
+        "CrossEntropyLoss": ("nn.CrossEntropyLoss()(logits, labels)", "F.cross_entropy(logits, labels)"),
+        "MSELoss": ("nn.MSELoss()(x, y)", "((x - y) ** 2).mean()"),
+    },
+}
+
+
+def no_attribute(where: str, name: str, obj=None) -> AttributeError:
+    """The AttributeError for ``name`` missing from ``where`` (a key of :data:`TORCH_NAMES`), in Python's words,
+    with what to write here where PyTorch has the name."""
+    owner = "'Tensor' object" if where == "Tensor" else f"module {where!r}"
+    message = f"{owner} has no attribute {name!r}"
+    if name in TORCH_NAMES[where]:
+        torch, here = TORCH_NAMES[where][name]
+        message += f"; PyTorch's {torch} is {here} here (docs/from-pytorch.md)"
+    return AttributeError(message, name=name, obj=obj)
