@@ -479,6 +479,25 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
             assert _answer(eval(here, ours), torch) == _answer(eval(torch_writes, theirs), torch), (where, name)
 
 
+def test_an_attribute_error_inside_a_property_keeps_its_cause_and_a_subclass_is_named():
+    """Python calls ``__getattr__`` also when a property raises AttributeError, and it answered with the property's
+    name ("no attribute 'scale'") for a typo inside it; and a Parameter was called 'Tensor'."""
+
+    class Scaled(mt.Tensor):
+        @property
+        def scale(self):
+            return self.scael  # the typo
+
+    x = Scaled([1.0, 2.0])
+    with pytest.raises(AttributeError, match=r"^'Scaled' object has no attribute 'scael'$"):
+        _ = x.scale
+    p = nn.Parameter(mt.zeros(2))
+    with pytest.raises(AttributeError, match=r"^'Parameter' object has no attribute 'float'; PyTorch's x\.float"):
+        p.float()
+    with pytest.raises(AttributeError, match=r"^'Parameter' object has no attribute 'frobnicate'$"):
+        _ = p.frobnicate
+
+
 @pytest.mark.parametrize("name, numpy_formula", [
     ("abs", lambda x: np.abs(x)),
     ("min", lambda x: x.min(-1)),

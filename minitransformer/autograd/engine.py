@@ -29,7 +29,7 @@ import numpy as np  # only to recognise NumPy scalars; arithmetic goes through t
 
 from .. import backend as _backend
 from .._arguments import is_integer
-from ._torch_names import no_attribute
+from ._torch_names import TORCH_NAMES, no_attribute
 
 __all__ = [
     "Tensor",
@@ -534,7 +534,10 @@ class Tensor:
             self.requires_grad_(True)
 
     def __getattr__(self, name: str):
-        # called only for a name the tensor lacks: PyTorch's names get the one to write here
+        # called for a name the tensor lacks, and for an AttributeError raised inside a property: PyTorch's names
+        # get the one to write here; any other name takes Python's own path, which raises the original error again
+        if name not in TORCH_NAMES["Tensor"]:
+            return object.__getattribute__(self, name)
         raise no_attribute("Tensor", name, obj=self)
 
     @classmethod
