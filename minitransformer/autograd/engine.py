@@ -1354,15 +1354,23 @@ def _accumulate(t: Tensor, g, owned: bool = False) -> None:
 _DTYPE_OF_KIND = {"f": _backend.DEFAULT_FLOAT, "i": "int64", "u": "int64", "b": "bool"}
 
 
+def _shown(value, limit: int = 40) -> str:
+    """``repr(value)`` on one line, cut to ``limit`` characters (an array's is long), for a message."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _refuse_elementwise_habit(symbol: str, method: str, x: Tensor, other) -> None:
     """Refuse ``x == other`` (``x != other``) where ``other`` is a number, an array or a list: never one tensor's
-    identity, always an elementwise comparison meant (``ids != pad_id``)."""
+    identity, always an elementwise comparison meant (``ids != pad_id``). The value at fault is shown, and ``in``
+    named: ``1 in [t, 1]`` compares ``t == 1`` where the reader wrote no ``==``."""
     array = hasattr(other, "dtype") and not isinstance(other, Tensor)  # of any backend, or a NumPy scalar
     if array or isinstance(other, bool | int | float | list | tuple):
+        also = " (`in`, list.index and list.count compare with == too)" if symbol == "==" else ""
         raise TypeError(
-            f"Tensor {symbol} {type(other).__name__}: {symbol} compares whether two tensors are the same object, so "
-            f"it would give one bool, not a mask; compare the elements with x.{method}(...) (a bool tensor of shape "
-            f"{x.shape}, as torch's {symbol})"
+            f"{type(x).__name__} {symbol} {type(other).__name__} {_shown(other)}: {symbol} compares whether two "
+            "tensors are the same object, so it would give one bool, not a mask; compare the elements with "
+            f"x.{method}(...) (a bool tensor of shape {x.shape}, as torch's {symbol}){also}"
         )
 
 
