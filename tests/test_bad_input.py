@@ -427,7 +427,8 @@ def test_equality_with_a_number_array_or_list_is_refused_pointing_to_eq_and_ne(b
     ids = mt.tensor([[5, 0, 7]])
     for other in (0, 0.0, True, np.int64(0), np.zeros(3, dtype=np.int64), [5, 0, 7], (5, 0, 7)):
         for a, b in ((ids, other), (other, ids)):
-            with pytest.raises(TypeError, match=rf"^Tensor {re.escape(symbol)} {type(other).__name__}: "
+            with pytest.raises(TypeError, match=rf"^Tensor {re.escape(symbol)} {type(other).__name__} "
+                                                rf"{re.escape(repr(other))}: "
                                                 rf".*compare the elements with x\.{method}\(\.\.\.\) \(a bool "
                                                 rf"tensor of shape \(1, 3\)"):
                 compare(a, b)
@@ -435,6 +436,22 @@ def test_equality_with_a_number_array_or_list_is_refused_pointing_to_eq_and_ne(b
     assert compare(ids, same) is (symbol == "==") and compare(ids, twin) is (symbol == "!=")
     assert compare(ids, None) is (symbol == "!=") and {ids: 1}[ids] == 1 and ids in [twin, ids]
     assert getattr(ids, method)(0).numpy().tolist() == [[symbol == "!=", symbol == "==", symbol == "!="]]
+
+
+@pytest.mark.single_backend
+def test_the_equality_refusal_shows_the_value_and_names_in_index_and_count():
+    """``1 in [t, 1]``, ``[t, 2].count(2)`` and ``list.index`` compare ``t == 1`` where the reader wrote no ``==``: the
+    message says so, and shows the value at fault (a long one cut to 40 characters, on one line)."""
+    ids = mt.tensor([[5, 0, 7]])
+    note = r"\(`in`, list\.index and list\.count compare with == too\)$"
+    with pytest.raises(TypeError, match=rf"^Tensor == int 1: == compares whether two tensors .*{note}"):
+        _ = 1 in [ids, 1]
+    with pytest.raises(TypeError, match=rf"^Tensor == int 2: .*{note}"):
+        [ids, 2].count(2)
+    with pytest.raises(TypeError, match=r"^Tensor == ndarray array\(\[ 0, 1, 2, 3, 4, 5, 6, 7, 8, 9,\.\.\.: "):
+        _ = ids == np.arange(100)
+    with pytest.raises(TypeError, match=r"^Parameter != float 0\.0: .*as torch's !=\)$"):  # no `in` for !=
+        _ = nn.Parameter(mt.ones(2)) != 0.0
 
 
 def _answer(value, torch):
@@ -477,6 +494,25 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
     for name, (torch_writes, here) in TORCH_NAMES[where].items():
         if name not in ("cuda", "device"):  # a GPU, and where a tensor lives: nothing to compare on the CPU
             assert _answer(eval(here, ours), torch) == _answer(eval(torch_writes, theirs), torch), (where, name)
+
+
+def test_an_attribute_error_inside_a_property_keeps_its_cause_and_a_subclass_is_named():
+    """Python calls ``__getattr__`` also when a property raises AttributeError, and it answered with the property's
+    name ("no attribute 'scale'") for a typo inside it; and a Parameter was called 'Tensor'."""
+
+    class Scaled(mt.Tensor):
+        @property
+        def scale(self):
+            return self.scael  # the typo
+
+    x = Scaled([1.0, 2.0])
+    with pytest.raises(AttributeError, match=r"^'Scaled' object has no attribute 'scael'$"):
+        _ = x.scale
+    p = nn.Parameter(mt.zeros(2))
+    with pytest.raises(AttributeError, match=r"^'Parameter' object has no attribute 'float'; PyTorch's x\.float"):
+        p.float()
+    with pytest.raises(AttributeError, match=r"^'Parameter' object has no attribute 'frobnicate'$"):
+        _ = p.frobnicate
 
 
 @pytest.mark.parametrize("name, numpy_formula", [

@@ -920,13 +920,16 @@ def convergence(monkeypatch):
 
 def _at_targets(task: str, **overrides):
     """The task's setup, with every held-out metric exactly at its target (met: the targets are "at least"),
-    whatever was learned: accuracy 0.95 for the classifier, 0.99 for the sequence tasks, 0.5 nats for the LM."""
+    whatever was learned: accuracy 950 of 1000 for the classifier and dates, 990 of 1000 for the other sequence
+    tasks, 0.5 nats for the LM. The accuracies are float32 shares, as the tasks give them: float32(0.95) =
+    0.949999988 reaches 0.95 by the trainer's rule (``reaches_target``), which the tool's own ``>=`` said it missed."""
     from minitransformer.train.tasks import build
 
     setup = build(task, **overrides)
-    goal = 0.95 if task == "classify" else 0.99
+    goal = float(np.float32(950 / 1000 if task in ("classify", "dates") else 990 / 1000))
+    assert goal < 0.95 or goal > 0.99  # as it is, below 0.95 (and above 0.99): only the rounding meets 0.95
     setup.eval_fn = lambda model: {"val_accuracy": goal, "val_loss": 0.0}
-    setup.final_metrics = lambda model: {"test_accuracy": 0.95, "test_exact_sequence_accuracy": 0.99,
+    setup.final_metrics = lambda model: {"test_accuracy": goal, "test_exact_sequence_accuracy": goal,
                                          "val_loss_below_unigram": 0.5}
     return setup
 

@@ -323,11 +323,16 @@ def test_pages_have_examples_where_they_promise_them():
 
 #: options the pages name that belong to other programs, and the program of each
 OUTSIDE_OPTIONS = {"--python-version": "mypy", "--index-url": "pip", "--doctest-modules": "pytest"}
+#: options that a main of the package reads from its argv without a parser, and which
+ARGV_OPTIONS = {"--markdown": "minitransformer.worked_examples"}
+#: an option a parser defines in the source: the first long name of an ``add_argument`` or ``addoption`` call
+DEFINED = re.compile(r"""\b(?:add_argument|addoption)\(\s*(?:["']-\w["']\s*,\s*)?["'](--[a-z][\w-]*)["']""")
 
 
 def _options_of_the_code() -> set[str]:
-    """Every option of the command line (each command's parser) and every ``"--name"`` string of the package, the
-    tools and the suite's conftest (their own parsers, pytest's options)."""
+    """Every option of the command line (each command's parser, ``--help`` too) and every option that an
+    ``add_argument`` or ``addoption`` call of the package, the tools and the suite's conftest defines (their own
+    parsers, pytest's options); not any ``"--name"`` string, which a message may hold."""
     import argparse
 
     from minitransformer.cli import build_parser
@@ -341,7 +346,7 @@ def _options_of_the_code() -> set[str]:
                 parsers.extend(action.choices.values())
     sources = [*(ROOT / "minitransformer").rglob("*.py"), *(ROOT / "tools").glob("*.py")]
     for source in [*sources, ROOT / "tests" / "conftest.py"]:
-        options.update(re.findall(r"""["'](--[a-z][\w-]*)["']""", source.read_text(encoding="utf-8")))
+        options.update(DEFINED.findall(source.read_text(encoding="utf-8")))
     return options
 
 
@@ -351,9 +356,9 @@ def test_every_option_the_pages_name_exists():
     pages = [*_page_sources(), ROOT / "README.md", ROOT / "notebooks" / "README.md"]
     named = {(option, page.relative_to(ROOT).as_posix()) for page in pages
              for option in re.findall(r"(?<![\w-])--[a-z][\w-]*", page.read_text(encoding="utf-8"))}
-    defined = _options_of_the_code() | set(OUTSIDE_OPTIONS)
+    defined = _options_of_the_code() | set(OUTSIDE_OPTIONS) | set(ARGV_OPTIONS)
     unknown = sorted((option, page) for option, page in named if option not in defined)
-    assert not unknown, f"options the pages name that no parser defines (or OUTSIDE_OPTIONS): {unknown}"
+    assert not unknown, f"options the pages name that no parser defines (or OUTSIDE_OPTIONS, ARGV_OPTIONS): {unknown}"
 
 
 def test_every_command_has_its_help_on_the_training_page():

@@ -144,7 +144,8 @@ def test_forgetting_super_init_is_a_clear_error():
 
 
 
-@pytest.mark.parametrize("holder", [list, tuple, lambda layers: dict(enumerate(layers))], ids=["list", "tuple", "dict"])
+@pytest.mark.parametrize("holder", [list, tuple, set, lambda layers: dict(enumerate(layers))],
+                         ids=["list", "tuple", "set", "dict"])
 def test_modules_in_a_plain_container_are_refused_pointing_to_module_list(holder):
     """``self.layers = [nn.Linear(...), ...]`` registered nothing, as in PyTorch: the optimizer never saw those
     weights (or, if nothing else had any, said only that the list of parameters was empty) and eval() left their
@@ -164,6 +165,13 @@ def test_modules_in_a_plain_container_are_refused_pointing_to_module_list(holder
     model = nn.Module()
     model.sizes = holder([mt.zeros(2), 3])  # tensors and numbers: a plain attribute, as before
     assert list(model.parameters()) == [] and len(model.sizes) == 2
+    frozen = nn.Parameter(mt.ones(2)).requires_grad_(False)  # still a weight: state_dict() would miss it
+    for weights in (nn.Parameter(mt.ones(2)), frozen, mt.ones(2, requires_grad=True)):
+        with pytest.raises(TypeError, match=rf"^Module\.ws: a {kind} of Parameters \(or of tensors that require "
+                                            r"grad\) is not registered, so parameters\(\) \(the optimizer\) and "
+                                            r"state_dict\(\) would miss them; give each an attribute of its own "
+                                            r"\(there is no ParameterList\)"):
+            model.ws = holder([mt.zeros(2), weights])
 
 
 def test_a_tensor_that_requires_grad_is_refused_pointing_to_parameter():
@@ -173,8 +181,17 @@ def test_a_tensor_that_requires_grad_is_refused_pointing_to_parameter():
     with pytest.raises(TypeError, match=r"^Linear\.scale: a Tensor that requires grad is not registered, so "
                                         r"parameters\(\) \(the optimizer\) and state_dict\(\) would miss it "
                                         r"\(float32, shape \(2, 3\)\); make it a weight, nn\.Parameter\(\.\.\.\), "
-                                        r"or a constant, register_buffer\('scale', tensor\)$"):
+                                        r"or a constant, register_buffer\('scale', tensor\.detach\(\)\)$"):
         model.scale = mt.randn(2, 3, requires_grad=True)
+    refusal = (r"a buffer gets no gradient and is not trained, but this Tensor requires grad \(float32, shape "
+               r"\(2, 3\)\); register tensor\.detach\(\), or make it a weight")
+    with pytest.raises(TypeError, match=rf"^register_buffer: 'scale': {refusal}"):
+        model.register_buffer("scale", mt.randn(2, 3, requires_grad=True))  # what the message above advised before
+    model.register_buffer("scale", mt.randn(2, 3, requires_grad=True).detach())
+    with pytest.raises(TypeError, match=rf"^Linear\.scale: {refusal}"):
+        model.scale = mt.randn(2, 3, requires_grad=True)  # an existing buffer's name
+    assert not model.scale.requires_grad and [name for name, _ in model.named_buffers()] == ["scale"]
+    del model.scale
     model.table = mt.randn(2, 3)
     model.last = model.weight * 2.0  # computed (no leaf): kept for a picture, say
     model.scale = nn.Parameter(mt.ones(3))

@@ -31,6 +31,7 @@ from minitransformer.train import (
     get_blas_threads,
     load_checkpoint,
     perplexity,
+    reaches_target,
     read_checkpoint,
     set_blas_threads,
     token_accuracy,
@@ -948,6 +949,16 @@ def test_a_float32_metric_at_the_target_reaches_it(monitor, worse, reached, near
     short.fit(lambda s: None, 5)
     assert (at_target.stop_reason, at_target.step) == ("target", 2)
     assert (short.stop_reason, short.step) == ("steps", 5)
+
+
+@pytest.mark.single_backend
+def test_reaches_target_is_the_trainers_rule_and_refuses_another_mode():
+    """The rule is public, for a tool's or a loop's own checks (tools/convergence.py): the trainer's answers, and a
+    mode other than "min"/"max" is refused rather than read as "max"."""
+    assert reaches_target(float(np.float32(0.95)), 0.95) and not reaches_target(0.9499, 0.95)
+    assert reaches_target(float(np.float32(0.3)), 0.3, "min") and not reaches_target(0.3001, 0.3, "min")
+    with pytest.raises(ValueError, match=r"^reaches_target: mode must be 'min' or 'max', got 'maximum'$"):
+        reaches_target(0.5, 0.5, "maximum")
 
 
 def _scripted(values, path=None, steps_seen=None, **kwargs):

@@ -554,7 +554,8 @@ def test_training_curves_marks_steps_across_every_panel():
     step and its kept model's); none by default. The axis reaches a step past the last value (the divergence)."""
     history = {"train_loss": [(1, 2.0), (2, 1.5), (3, 1.2)], "val_loss": [(2, 1.4)], "lr": [(1, 1e-3), (3, 1e-3)]}
     marks = {"diverged (step 5)": 5, "model kept (step 2)": 2}
-    fig = viz.training_curves(history, log_y="loss", marks=marks)
+    fig = viz.training_curves(history, log_y="loss", marks={"diverged (step 5)": np.int64(5),
+                                                             "model kept (step 2)": np.float32(2.0)})  # NumPy's too
     for ax, series in zip(fig.axes, (["train_loss", "val_loss"], ["lr"])):
         lines = ax.get_lines()[len(series):]
         assert [line.get_label() for line in lines] == list(marks)
@@ -581,6 +582,10 @@ def test_training_curves_marks_steps_across_every_panel():
      ({"loss": [1.0]}, {"marks": {"diverged": "5"}}, TypeError, r"a finite number\), got 'diverged': '5'"),
      ({"loss": [1.0]}, {"marks": {"diverged": math.nan}}, TypeError, r"got 'diverged': nan"),
      ({"loss": [1.0]}, {"marks": {5: 5}}, TypeError, r"got 5: 5"),
+     ({"loss": [1.0]}, {"marks": {"kept": np.bool_(True)}}, TypeError, r"got 'kept': np\.True_"),
+     ({"loss": [1.0]}, {"marks": {"kept": 2 + 0j}}, TypeError, r"got 'kept': \(2\+0j\)"),
+     ({"loss": [1.0]}, {"marks": {"kept": np.complex64(2)}}, TypeError, r"got 'kept': np\.complex64\(2\+0j\)"),
+     ({"loss": [1.0]}, {"marks": {"kept": np.str_("5")}}, TypeError, r"got 'kept': np\.str_\('5'\)"),
      ],
 )
 def test_training_curves_refuses_bad_history(history, kwargs, error, match):

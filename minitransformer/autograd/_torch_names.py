@@ -77,8 +77,8 @@ TORCH_NAMES = {
 
 def no_attribute(where: str, name: str, obj=None) -> AttributeError:
     """The AttributeError for ``name`` missing from ``where`` (a key of :data:`TORCH_NAMES`), in Python's words,
-    with what to write here where PyTorch has the name."""
-    owner = "'Tensor' object" if where == "Tensor" else f"module {where!r}"
+    with what to write here where PyTorch has the name; on a tensor ``obj`` is the tensor (its type is named)."""
+    owner = f"{type(obj).__name__!r} object" if where == "Tensor" else f"module {where!r}"
     message = f"{owner} has no attribute {name!r}"
     if name in TORCH_NAMES[where]:
         torch, here = TORCH_NAMES[where][name]

@@ -29,7 +29,7 @@ import numpy as np  # only to recognise NumPy scalars; arithmetic goes through t
 
 from .. import backend as _backend
 from .._arguments import is_integer
-from ._torch_names import no_attribute
+from ._torch_names import TORCH_NAMES, no_attribute
 
 __all__ = [
     "Tensor",
@@ -534,7 +534,10 @@ class Tensor:
             self.requires_grad_(True)
 
     def __getattr__(self, name: str):
-        # called only for a name the tensor lacks: PyTorch's names get the one to write here
+        # called for a name the tensor lacks, and for an AttributeError raised inside a property: PyTorch's names
+        # get the one to write here; any other name takes Python's own path, which raises the original error again
+        if name not in TORCH_NAMES["Tensor"]:
+            return object.__getattribute__(self, name)
         raise no_attribute("Tensor", name, obj=self)
 
     @classmethod
@@ -1351,15 +1354,23 @@ def _accumulate(t: Tensor, g, owned: bool = False) -> None:
 _DTYPE_OF_KIND = {"f": _backend.DEFAULT_FLOAT, "i": "int64", "u": "int64", "b": "bool"}
 
 
+def _shown(value, limit: int = 40) -> str:
+    """``repr(value)`` on one line, cut to ``limit`` characters (an array's is long), for a message."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _refuse_elementwise_habit(symbol: str, method: str, x: Tensor, other) -> None:
     """Refuse ``x == other`` (``x != other``) where ``other`` is a number, an array or a list: never one tensor's
-    identity, always an elementwise comparison meant (``ids != pad_id``)."""
+    identity, always an elementwise comparison meant (``ids != pad_id``). The value at fault is shown, and ``in``
+    named: ``1 in [t, 1]`` compares ``t == 1`` where the reader wrote no ``==``."""
     array = hasattr(other, "dtype") and not isinstance(other, Tensor)  # of any backend, or a NumPy scalar
     if array or isinstance(other, bool | int | float | list | tuple):
+        also = " (`in`, list.index and list.count compare with == too)" if symbol == "==" else ""
         raise TypeError(
-            f"Tensor {symbol} {type(other).__name__}: {symbol} compares whether two tensors are the same object, so "
-            f"it would give one bool, not a mask; compare the elements with x.{method}(...) (a bool tensor of shape "
-            f"{x.shape}, as torch's {symbol})"
+            f"{type(x).__name__} {symbol} {type(other).__name__} {_shown(other)}: {symbol} compares whether two "
+            "tensors are the same object, so it would give one bool, not a mask; compare the elements with "
+            f"x.{method}(...) (a bool tensor of shape {x.shape}, as torch's {symbol}){also}"
         )
 
 

@@ -147,6 +147,21 @@ def _check_name(owner: str, kind: str, name) -> None:
         )
 
 
+def _is_weight(value) -> bool:
+    """Whether ``value`` is trained: a Parameter, or a leaf tensor that requires grad."""
+    return isinstance(value, Parameter) or isinstance(value, Tensor) and value.requires_grad and value.is_leaf
+
+
+def _refuse_buffer_with_grad(where: str, tensor: Tensor | None) -> None:
+    """Refuse a buffer (state, not a weight: no gradient, not trained) that requires grad."""
+    if tensor is not None and tensor.requires_grad:
+        raise TypeError(
+            f"{where}: a buffer gets no gradient and is not trained, but this Tensor requires grad "
+            f"({tensor.dtype_name}, shape {tensor.shape}); register tensor.detach(), or make it a weight, "
+            "nn.Parameter(...)"
+        )
+
+
 def _host_copy(value) -> np.ndarray:
     """Any array-like (Tensor, NumPy, CuPy, array-api-strict, nested lists) as a NumPy array on the host."""
     if isinstance(value, Tensor):
@@ -225,6 +240,7 @@ class Module:
                 raise TypeError(
                     f"{type(self).__name__}.{name} is a buffer: assign a Tensor (or None), not {type(value).__name__}"
                 )
+            _refuse_buffer_with_grad(f"{type(self).__name__}.{name}", value)
             self._buffers[name] = value
         elif name in self.__dict__.get("_modules", {}):
             if value is not None:
@@ -240,23 +256,31 @@ class Module:
     def _refuse_unregistered(self, name: str, value) -> None:
         """Refuse what reads as a weight or a layer but would be a plain attribute, missed by ``parameters()``.
 
-        Modules in a list, tuple or dict, and a leaf tensor that requires grad: PyTorch takes both silently, and the
-        optimizer never updates them (``eval()`` does not reach the modules' dropout either).
+        Modules, Parameters or leaf tensors that require grad in a list, tuple, set or dict, and a leaf tensor that
+        requires grad: PyTorch takes them silently, and the optimizer never updates them (``eval()`` does not reach
+        the modules' dropout either).
         """
-        where = f"{type(self).__name__}.{name}"
-        items = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
+        where, kind = f"{type(self).__name__}.{name}", type(value).__name__
+        items = (value.values() if isinstance(value, dict)
+                 else value if isinstance(value, list | tuple | set | frozenset) else ())
         if any(isinstance(item, Module) for item in items):
             holder = "nn.ModuleDict({...})" if isinstance(value, dict) else "nn.ModuleList([...]) (or nn.Sequential)"
             raise TypeError(
-                f"{where}: a {type(value).__name__} of modules is not registered, so their parameters would be "
-                "missing from parameters() (the optimizer), state_dict(), to() and train()/eval(); hold them in "
+                f"{where}: a {kind} of modules is not registered, so their parameters would be missing from "
+                "parameters() (the optimizer), state_dict(), to() and train()/eval(); hold them in "
                 f"{holder}, or give each an attribute of its own"
             )
-        if isinstance(value, Tensor) and value.requires_grad and value.is_leaf:
+        if any(_is_weight(item) for item in items):
+            raise TypeError(
+                f"{where}: a {kind} of Parameters (or of tensors that require grad) is not registered, so "
+                "parameters() (the optimizer) and state_dict() would miss them; give each an attribute of its own "
+                "(there is no ParameterList), or keep them in modules held in nn.ModuleList([...])"
+            )
+        if _is_weight(value):
             raise TypeError(
                 f"{where}: a Tensor that requires grad is not registered, so parameters() (the optimizer) and "
                 f"state_dict() would miss it ({value.dtype_name}, shape {value.shape}); make it a weight, "
-                f"nn.Parameter(...), or a constant, register_buffer({name!r}, tensor)"
+                f"nn.Parameter(...), or a constant, register_buffer({name!r}, tensor.detach())"
             )
 
     def _register(self, what: str, name: str, value) -> None:
@@ -322,6 +346,7 @@ class Module:
         """
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
+        _refuse_buffer_with_grad(f"register_buffer: {name!r}", tensor)
         self._register("_buffers", name, tensor)
         if persistent:
             self._non_persistent.discard(name)

@@ -12,12 +12,12 @@ from .decoding import beam_search, generate, greedy_decode, length_penalty
 from .metrics import RunningMean, binary_accuracy, binary_f1, exact_match, perplexity, strip_after_eos, token_accuracy
 from .tasks import model_from_checkpoint
 from .threads import get_blas_threads, set_blas_threads
-from .trainer import Trainer, TrainingDiverged, TrainingInterrupted
+from .trainer import Trainer, TrainingDiverged, TrainingInterrupted, reaches_target
 
 __all__ = [
     "Checkpoint", "CheckpointError", "save_checkpoint", "read_checkpoint", "load_checkpoint", "model_from_checkpoint",
     "average_checkpoints",
     "greedy_decode", "beam_search", "generate", "length_penalty",
     "RunningMean", "token_accuracy", "binary_accuracy", "binary_f1", "exact_match", "strip_after_eos", "perplexity",
-    "Trainer", "TrainingDiverged", "TrainingInterrupted", "set_blas_threads", "get_blas_threads",
+    "Trainer", "TrainingDiverged", "TrainingInterrupted", "reaches_target", "set_blas_threads", "get_blas_threads",
 ]

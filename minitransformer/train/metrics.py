@@ -13,6 +13,13 @@ A GPU computes asynchronously: ``loss.item()`` after every step would make the h
 device each time. The device-side metrics here return 0-d Tensors, and :class:`RunningMean` adds
 them up on the device; the one transfer happens when a value is logged.
 
+An accuracy over many batches is exact where the right answers are counted, not their shares averaged. The tasks'
+metrics (``train.tasks``) count the hits of every batch as integers and divide once. In a loop of your own,
+concatenate the batches' logits and labels and call the metric once (as ``examples/seed_classifier.py`` does);
+a :class:`RunningMean` of the batches' shares weighted by their sizes is close but not exact (each share and
+their sum are rounded to float32), which a target at the boundary, 950 of 1000 against 0.95, can tell. A mean
+loss has no such count: :class:`RunningMean` is its way.
+
 >>> import minitransformer as mt
 >>> logits = mt.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 0.0]]])      # (batch 1, T 3, C 2)
 >>> token_accuracy(logits, mt.tensor([[0, 0, 0]]), ignore_index=None).item()   # arg-max 0, 1, 0

@@ -258,14 +258,14 @@ def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverg
     text = json.dumps(record, indent=2)
     _write_atomically(out / "metrics.json", lambda f: f.write(text.encode("utf-8")))  # as the checkpoint
     written = [trainer.checkpoint_path, out / "metrics.json",
-               *(pictures(setup, trainer.history, out, marks=_marks(trainer, diverged)) if pictures else [])]
+               *(pictures(setup, trainer.history, out, marks=_marks_of_run(trainer, diverged)) if pictures else [])]
     print("\nwrote:")
     for p in written:
         print(f"  {p}")
     return metrics
 
 
-def _marks(trainer, diverged=None) -> dict[str, int]:
+def _marks_of_run(trainer, diverged=None) -> dict[str, int]:
     """The steps the curves of ``trainer``'s run mark, label -> step: where it ``diverged`` (the
     :class:`TrainingDiverged`, if any) was found, and the model kept where fit put back that of the best evaluation
     (``restored_step``); empty for a run that did neither."""

@@ -73,7 +73,7 @@ from .checkpoint import (
 )
 from .metrics import RunningMean
 
-__all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
+__all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted", "reaches_target"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -260,7 +260,8 @@ class Trainer:
         An improvement smaller than this (>= 0) does not count for ``patience`` (it does for ``restore_best``).
     target : float, optional
         Stop as soon as ``monitor`` reaches this value (e.g. ``val_accuracy`` 0.99), or equals it rounded to
-        float32, the metrics' precision: an accuracy of 7 of 10, float32(0.7) = 0.699999988, reaches 0.7.
+        float32, the metrics' precision: an accuracy of 7 of 10, float32(0.7) = 0.699999988, reaches 0.7
+        (:func:`reaches_target`).
     restore_best : bool, optional
         Keep a copy of the parameters at the best evaluation of ``monitor`` on the ``eval_every`` grid
         (``best_seen``, at ``best_seen_step``: any improvement counts here, ``min_delta`` only for ``patience``; a
@@ -802,7 +803,7 @@ class Trainer:
                 self._best_params = None  # is a view of the optimizer's long array, which a kernel updates in place
                 self._best_params = {name: p.backend.xp.asarray(p.data, copy=True)  # (the old copy freed first)
                                      for name, p in self._named_params.items()}
-        if self.target is not None and _reaches(value, self.target, self.mode):
+        if self.target is not None and reaches_target(value, self.target, self.mode):
             self.early_stop = "target"
         elif self.patience is not None and self.bad_evals >= self.patience:
             self.early_stop = "patience"
@@ -995,14 +996,36 @@ class Trainer:
         return {name: p.backend.asarray(state[name], dtype=p.dtype_name) for name, p in named.items()}
 
 
-def _reaches(value: float, target: float, mode: str) -> bool:
-    """Whether the monitored ``value`` reaches ``target``: at or below it in mode "min", at or above it in "max".
+def reaches_target(value: float, target: float, mode: str = "max") -> bool:
+    """Whether a metric's ``value`` reaches ``target``: at or above it in mode "max", at or below it in "min".
 
-    A value equal to ``target`` rounded to float32 reaches it too. Metrics are float32, the library's dtype (a share
-    ``k / n`` rounded once, as a 0-d array or as the Python float ``.item()`` gives), so that a run at exactly 7 of
-    10 right, float32(0.7) = 0.699999988, would never reach ``target=0.7`` compared as it is (nor, in mode "min",
-    float32(0.3) = 0.300000012 reach 0.3). A float64 value is compared as it is but where it equals that float32.
+    The rule of :class:`Trainer`'s ``target`` (and of ``tools/convergence.py``'s checks). A value equal to
+    ``target`` rounded to float32 reaches it too: the accuracies are float32, the library's dtype (a share ``k / n``
+    rounded once), that come here as Python floats (``Trainer`` makes every figure ``float()``), so that a run at
+    exactly 7 of 10 right, float32(0.7) = 0.699999988, would never reach ``target=0.7`` compared as it is (nor, in
+    mode "min", float32(0.3) = 0.300000012 reach 0.3). A float64 value is compared as it is but where it equals
+    that float32.
+
+    Parameters
+    ----------
+    value : float
+        The metric, as ``Trainer.evaluate`` gives it.
+    target : float
+        The figure to reach.
+    mode : {"max", "min"}
+        Whether higher (an accuracy) or lower (a loss) is better.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> seven_of_ten = float(np.float32(7 / 10))
+    >>> seven_of_ten, reaches_target(seven_of_ten, 0.7), reaches_target(0.69, 0.7)
+    (0.699999988079071, True, False)
+    >>> reaches_target(1.25, 1.3, mode="min")
+    True
     """
+    if mode not in ("min", "max"):
+        raise ValueError(f"reaches_target: mode must be 'min' or 'max', got {mode!r}")
     with np.errstate(over="ignore"):  # a target beyond float32's range rounds to inf, which no metric "equals"
         rounded = float(np.float32(target))
     at_target = value == rounded and math.isfinite(rounded)

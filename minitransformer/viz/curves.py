@@ -170,7 +170,8 @@ def _marks(marks, where: str) -> dict[str, float]:
     if not isinstance(marks, dict):
         raise TypeError(f"{where}: marks must be a dict of label -> step, got {type(marks).__name__}")
     for label, step in marks.items():
-        if not isinstance(label, str) or isinstance(step, bool) or not isinstance(step, Real | np.generic) \
+        # NumPy's integers and floats are Real; its bool_ is refused as Python's bool is
+        if not isinstance(label, str) or isinstance(step, bool | np.bool_) or not isinstance(step, Real) \
                 or not math.isfinite(step):
             raise TypeError(f"{where}: marks must be a dict of label -> step (a finite number), got "
                             f"{label!r}: {step!r}")
