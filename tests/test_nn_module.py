@@ -78,6 +78,24 @@ def test_named_modules_walks_the_tree_once_each():
     ]
 
 
+def test_an_attribute_error_inside_a_modules_property_names_its_cause():
+    """Python calls ``__getattr__`` also when a property's body raises AttributeError; the module's answered with
+    the property's name ("has no attribute 'width'"), hiding the typo inside it."""
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+
+        @property
+        def width(self):
+            return self.lin.wieght.shape[1]  # the typo
+
+    with pytest.raises(AttributeError, match="Linear has no attribute 'wieght'"):
+        Block().width  # noqa: B018
+    with pytest.raises(AttributeError, match="Block has no attribute 'height'"):
+        Block().height  # noqa: B018
+
+
 def test_reassigning_and_deleting_keep_the_registry_right():
     lin = nn.Linear(3, 2)
     with pytest.raises(TypeError, match=r"Linear\.weight is a parameter: assign a Parameter"):

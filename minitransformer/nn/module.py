@@ -322,6 +322,9 @@ class Module:
             found = registries.get(what, {})
             if name in found:
                 return found[name]
+        if isinstance(getattr(type(self), name, None), property):
+            # the property exists but its body raised AttributeError: run it again to show that error, not this one
+            return object.__getattribute__(self, name)
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
