@@ -78,6 +78,7 @@ def test_named_modules_walks_the_tree_once_each():
     ]
 
 
+@pytest.mark.single_backend
 def test_an_attribute_error_inside_a_modules_property_names_its_cause():
     """Python calls ``__getattr__`` also when a property's body raises AttributeError; the module's answered with
     the property's name ("has no attribute 'width'"), hiding the typo inside it."""
