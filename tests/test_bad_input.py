@@ -3,7 +3,11 @@ raised before any arithmetic: never a NaN, a silent broadcast, or a traceback fr
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -437,6 +441,17 @@ def test_equality_with_a_number_array_or_list_is_refused_pointing_to_eq_and_ne(b
     assert getattr(ids, method)(0).numpy().tolist() == [[symbol == "!=", symbol == "==", symbol == "!="]]
 
 
+@pytest.mark.parametrize(("typo", "suggested"), [("nn.Linaer", "Linear"), ("mt.concatt", "concat"),
+                                                  ("F.rellu", "relu")])
+def test_a_typo_in_a_module_still_gets_pythons_did_you_mean(typo, suggested):
+    """The modules' ``__getattr__`` (PyTorch's names) raised the AttributeError without ``obj``, so the interpreter's
+    "Did you mean ...?" was lost for every typo; Python 3.11 adds it only when it prints the error, hence a run."""
+    code = f"import minitransformer as mt, minitransformer.functional as F; from minitransformer import nn; {typo}"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8",
+                         env={**os.environ, "PYTHONPATH": str(Path(mt.__file__).parents[1])})
+    assert run.returncode == 1 and run.stderr.strip().endswith(f"Did you mean: '{suggested}'?"), run.stderr
+
+
 def _answer(value, torch):
     """What an expression of the hint table gave, to compare: a module as its torch twin's type and weight shapes
     (its architecture), anything else as a NumPy array."""
@@ -461,8 +476,9 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
         with pytest.raises(AttributeError, match=rf"^{start} has no attribute '{name}'; PyTorch's "
                                                  rf"{re.escape(torch_writes)} is {re.escape(here)} here"):
             getattr(owner[where], name)
-    with pytest.raises(AttributeError, match=rf"^{start} has no attribute 'frobnicate'$"):
+    with pytest.raises(AttributeError, match=rf"^{start} has no attribute 'frobnicate'$") as excinfo:
         owner[where].frobnicate  # noqa: B018 - a name PyTorch lacks too: the plain message
+    assert excinfo.value.obj is owner[where]  # what Python's "Did you mean ...?" looks in
     torch = pytest.importorskip("torch")  # the messages above need no torch; the answers below do
     values = np.array([[[0.5, -1.0, 2.0]], [[3.0, 0.0, -2.0]]], dtype=np.float32)  # (2, 1, 3): squeeze(1) works
     other, positive, ids = values[::-1] * 0.5 + 0.25, np.abs(values) + 0.5, np.array([[0, 2], [1, 1]])
