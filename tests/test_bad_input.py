@@ -441,6 +441,7 @@ def test_equality_with_a_number_array_or_list_is_refused_pointing_to_eq_and_ne(b
     assert getattr(ids, method)(0).numpy().tolist() == [[symbol == "!=", symbol == "==", symbol == "!="]]
 
 
+@pytest.mark.single_backend
 @pytest.mark.parametrize(("typo", "suggested"), [("nn.Linaer", "Linear"), ("mt.concatt", "concat"),
                                                   ("F.rellu", "relu")])
 def test_a_typo_in_a_module_still_gets_pythons_did_you_mean(typo, suggested):
