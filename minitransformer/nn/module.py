@@ -133,7 +133,7 @@ def _parse_target(target):
     return "dtype", name
 
 
-#: the attributes :meth:`Module.__init__` gives every module, its own state: no parameter or sub-module may take one
+#: The attributes :meth:`Module.__init__` gives every module (its own state), names no parameter or sub-module may take.
 _STATE = ("_parameters", "_buffers", "_non_persistent", "_modules", "training")
 
 
@@ -158,7 +158,7 @@ def _check_name(cls: type, kind: str, name) -> None:
 
 
 def _what_is(attribute, owner: str) -> str:
-    """"a method of Owner" or "a property of Owner" for a class's attribute a name would clash with, else ""."""
+    """What a class's attribute is, for the message of a name that clashes with it ("a method of Owner"), or ""."""
     if isinstance(attribute, property):
         return f"a property of {owner}"
     return f"a method of {owner}" if callable(attribute) else ""
