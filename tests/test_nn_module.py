@@ -674,16 +674,22 @@ def test_a_name_a_module_has_already_is_refused(name, taken):
         heads.register_parameter(name, nn.Parameter(mt.zeros(2)))
     assert list(heads) == ["a"] and heads.training is True and callable(heads.keys)
 
-    class Model(nn.Module):  # a layer named like a method of one's own class is refused too
-        def __init__(self):
+    class Model(nn.Module):  # a layer named like a method or property of one's own class is refused too
+        def __init__(self, name):
             super().__init__()
-            self.encode = nn.Linear(2, 2)
+            setattr(self, name, nn.Linear(2, 2))
 
         def encode(self, x):
             return x
 
-    with pytest.raises(KeyError, match=r'attribute "encode" already exists \(a method of Model\)'):
-        Model()
+        @property
+        def width(self):
+            return 2
+
+    for name, what in (("encode", "method"), ("width", "property")):
+        with pytest.raises(KeyError, match=rf'attribute "{name}" already exists \(a {what} of Model\)'):
+            Model(name)
+    assert list(Model("head").state_dict()) == ["head.weight", "head.bias"]
 
 
 @pytest.mark.parametrize("name, formula", [
