@@ -710,7 +710,8 @@ class ModuleDict(Module):
 
     ``state_dict()`` names their weights ``"key.weight"``, and ``to()``, ``train()``/``eval()``, ``parameters()`` reach
     them, which a plain dict of modules would not (it is refused). The keys keep their order of insertion; a key is a
-    non-empty string without ".".
+    non-empty string without ".", and not a name the ModuleDict has already (``keys``, ``training``...). It takes a
+    dict, another ModuleDict or ``(key, module)`` pairs; ``keys()``, ``values()`` and ``items()`` are ``dict``'s views.
 
     >>> from minitransformer import nn
     >>> heads = nn.ModuleDict({"sentiment": nn.Linear(4, 2), "topic": nn.Linear(4, 5)})
