@@ -3,7 +3,11 @@ raised before any arithmetic: never a NaN, a silent broadcast, or a traceback fr
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -454,32 +458,70 @@ def test_the_equality_refusal_shows_the_value_and_names_in_index_and_count():
         _ = nn.Parameter(mt.ones(2)) != 0.0
 
 
-def _answer(value, torch):
-    """What an expression of the hint table gave, to compare: a module as its torch twin's type and weight shapes
-    (its architecture), anything else as a NumPy array."""
-    from minitransformer.nn.convert import to_torch
+@pytest.mark.single_backend
+@pytest.mark.parametrize(("typo", "suggested"), [("nn.Linaer", "Linear"), ("mt.concatt", "concat"),
+                                                  ("F.rellu", "relu")])
+def test_a_typo_in_a_module_still_gets_pythons_did_you_mean(typo, suggested):
+    """The modules' ``__getattr__`` (PyTorch's names) raised the AttributeError without ``obj``, so the interpreter's
+    "Did you mean ...?" was lost for every typo; Python 3.11 adds it only when it prints the error, hence a run."""
+    code = f"import minitransformer as mt, minitransformer.functional as F; from minitransformer import nn; {typo}"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8",
+                         env={**os.environ, "PYTHONPATH": str(Path(mt.__file__).parents[1])})
+    assert run.returncode == 1 and run.stderr.strip().endswith(f"Did you mean: '{suggested}'?"), run.stderr
 
-    if isinstance(value, nn.Module | torch.nn.Module):
-        twin = to_torch(value) if isinstance(value, nn.Module) else value
-        return type(twin), {k: tuple(v.shape) for k, v in twin.state_dict().items()}
+
+def _answer(value, torch):
+    """What an expression of the hint table gave, to compare, as a NumPy array: shape, dtype and values."""
     array = value.numpy() if isinstance(value, mt.Tensor | torch.Tensor) else np.asarray(value)
     return array.shape, array.dtype, array.astype(np.float64).round(5).tolist()  # float32 rounding aside
+
+
+def _dropout_rates(module, dropout: type) -> set[float]:
+    """Every dropout rate in ``module``: its Dropout layers' ``p`` and attention's ``dropout``."""
+    return {m.p if isinstance(m, dropout) else m.dropout for m in module.modules()
+            if isinstance(m, dropout) or isinstance(getattr(m, "dropout", None), float)}
+
+
+def _assert_same_module(ours: nn.Module, theirs, torch) -> None:
+    """``ours`` is the module torch built: its twin's class and weight shapes, the same dropout rates, and, with
+    torch's weights loaded, the same output on one ``(2, 3, 8)`` input in eval mode (post-LN or pre-LN, relu or
+    gelu); a decoder attends to a ``(2, 4, 8)`` memory."""
+    from minitransformer.nn.convert import from_torch_state_dict, to_torch
+
+    twin = to_torch(ours)
+    assert type(twin) is type(theirs)
+    assert {k: v.shape for k, v in twin.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    assert _dropout_rates(ours, nn.Dropout) == _dropout_rates(theirs, torch.nn.Dropout)
+    from_torch_state_dict(ours, theirs.state_dict())
+    rng = np.random.default_rng(0)
+    x, memory = (rng.standard_normal(shape).astype(np.float32) for shape in ((2, 3, 8), (2, 4, 8)))
+    ours_args, theirs_args, causal = (mt.tensor(x),), (torch.tensor(x),), {}
+    if isinstance(theirs, torch.nn.MultiheadAttention):
+        theirs_args *= 3  # query, key, value
+    elif "Decoder" in type(theirs).__name__:  # ours is always causal; torch's, given the mask (True: hidden)
+        ours_args, theirs_args = (*ours_args, mt.tensor(memory)), (*theirs_args, torch.tensor(memory))
+        causal = {"tgt_mask": torch.ones(3, 3, dtype=torch.bool).triu(1)}
+    with torch.no_grad(), nn.evaluating(ours):
+        got, expected = ours(*ours_args), theirs.eval()(*theirs_args, **causal)
+    got, expected = (got[0], expected[0]) if isinstance(got, tuple) else (got, expected)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("where", list(TORCH_NAMES))
 def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(where):
     """``x.float()``, ``x.argmax(-1)``, ``mt.cat(...)``, ``F.mse_loss(...)``, ``nn.MultiheadAttention(...)`` raised a
     bare AttributeError; each of PyTorch's names in the table now says what to write here, and what it says runs and
-    gives torch's answer: the same numbers (shape, dtype, values), or a module whose torch twin is the module torch
-    builds (its class and every weight's shape)."""
+    gives torch's answer: the same numbers (shape, dtype, values), or the module torch builds (its twin's class and
+    weight shapes, its dropout rates, and its output with torch's weights)."""
     owner = {"Tensor": mt.zeros(2), "minitransformer": mt, "minitransformer.functional": F, "minitransformer.nn": nn}
     start = "'Tensor' object" if where == "Tensor" else f"module '{where}'"
     for name, (torch_writes, here) in TORCH_NAMES[where].items():
         with pytest.raises(AttributeError, match=rf"^{start} has no attribute '{name}'; PyTorch's "
                                                  rf"{re.escape(torch_writes)} is {re.escape(here)} here"):
             getattr(owner[where], name)
-    with pytest.raises(AttributeError, match=rf"^{start} has no attribute 'frobnicate'$"):
+    with pytest.raises(AttributeError, match=rf"^{start} has no attribute 'frobnicate'$") as excinfo:
         owner[where].frobnicate  # noqa: B018 - a name PyTorch lacks too: the plain message
+    assert excinfo.value.obj is owner[where]  # what Python's "Did you mean ...?" looks in
     torch = pytest.importorskip("torch")  # the messages above need no torch; the answers below do
     values = np.array([[[0.5, -1.0, 2.0]], [[3.0, 0.0, -2.0]]], dtype=np.float32)  # (2, 1, 3): squeeze(1) works
     other, positive, ids = values[::-1] * 0.5 + 0.25, np.abs(values) + 0.5, np.array([[0, 2], [1, 1]])
@@ -493,7 +535,11 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
               "labels": torch.tensor(labels), "p": torch.tensor(positive)}
     for name, (torch_writes, here) in TORCH_NAMES[where].items():
         if name not in ("cuda", "device"):  # a GPU, and where a tensor lives: nothing to compare on the CPU
-            assert _answer(eval(here, ours), torch) == _answer(eval(torch_writes, theirs), torch), (where, name)
+            got, expected = eval(here, ours), eval(torch_writes, theirs)
+            if isinstance(got, nn.Module):
+                _assert_same_module(got, expected, torch)
+            else:
+                assert _answer(got, torch) == _answer(expected, torch), (where, name)
 
 
 def test_an_attribute_error_inside_a_property_keeps_its_cause_and_a_subclass_is_named():

@@ -671,6 +671,63 @@ def test_module_dict_registers_its_modules_under_their_keys():
     assert list(TwoTasks().state_dict()) == ["heads.x.weight", "heads.x.bias"]
 
 
+def test_module_dict_takes_a_module_dict_and_views_and_refuses_what_is_not_a_pair():
+    """``ModuleDict(other)`` and ``update(other)`` failed unpacking the keys' letters, a list of modules with
+    Python's unpacking error, and ``keys()`` was a one-shot iterator without ``len``: as torch's, a ModuleDict
+    is taken whole, the views are ``dict``'s, and a bad item is named."""
+    first = nn.ModuleDict({"xy": nn.Linear(2, 2), "z": nn.Linear(2, 3)})
+    copy = nn.ModuleDict(first)
+    assert list(copy) == ["xy", "z"] and copy["z"] is first["z"]
+    assert list(nn.ModuleDict({"a": nn.Identity()}).update(first)) == ["a", "xy", "z"]
+    keys, values, items = first.keys(), first.values(), first.items()
+    assert len(keys) == len(values) == len(items) == 2 and list(keys) == list(keys) == ["xy", "z"]
+    first["w"] = nn.Identity()  # a view follows the dict
+    assert list(keys) == ["xy", "z", "w"] and ("w", first["w"]) in items and first["w"] in values
+    pair = r"; pass a dict \{key: module\} or \(key, module\) pairs"
+    with pytest.raises(TypeError, match=rf"^ModuleDict: item 0 \(Linear\) is not a \(key, module\) pair{pair}$"):
+        nn.ModuleDict([nn.Linear(2, 2)])
+    with pytest.raises(TypeError, match=rf"^ModuleDict: item 1 \(tuple\) is not a \(key, module\) pair{pair}$"):
+        first.update([("a", nn.Identity()), ("b", nn.Identity(), "c")])
+    with pytest.raises(TypeError, match=r"^ModuleDict: item 1, key 'b', is not a Module \(got int\)$"):
+        nn.ModuleDict({"a": nn.Identity(), "b": 3})
+    for whole in (nn.Linear(2, 2), "ab", 3, nn.ModuleList([nn.Identity()])):
+        with pytest.raises(TypeError, match=rf"^ModuleDict: takes a dict .* got {type(whole).__name__}$"):
+            nn.ModuleDict(whole)
+
+
+@pytest.mark.parametrize("name, taken", [
+    ("keys", "a method of ModuleDict"), ("forward", "a method of ModuleDict"), ("to", "a method of ModuleDict"),
+    ("_modules", "the state every module keeps"), ("training", "the state every module keeps"),
+])
+def test_a_name_a_module_has_already_is_refused(name, taken):
+    """Key "_modules" broke the ModuleDict, "training" stood for the Linear until eval(), "keys" was reachable only
+    through []: a name the module already has is refused, as torch refuses it, on every path that registers."""
+    heads = nn.ModuleDict({"a": nn.Identity()})
+    start = rf'^\'ModuleDict: attribute "{name}" already exists \({taken}\); give the'
+    with pytest.raises(KeyError, match=rf"{start} module another name\'$"):
+        heads[name] = nn.Linear(2, 2)
+    with pytest.raises(KeyError, match=start):
+        heads.register_parameter(name, nn.Parameter(mt.zeros(2)))
+    assert list(heads) == ["a"] and heads.training is True and callable(heads.keys)
+
+    class Model(nn.Module):  # a layer named like a method or property of one's own class is refused too
+        def __init__(self, name):
+            super().__init__()
+            setattr(self, name, nn.Linear(2, 2))
+
+        def encode(self, x):
+            return x
+
+        @property
+        def width(self):
+            return 2
+
+    for name, what in (("encode", "method"), ("width", "property")):
+        with pytest.raises(KeyError, match=rf'attribute "{name}" already exists \(a {what} of Model\)'):
+            Model(name)
+    assert list(Model("head").state_dict()) == ["head.weight", "head.bias"]
+
+
 @pytest.mark.parametrize("name, formula", [
     ("ReLU", lambda x: np.maximum(x, 0.0)),
     ("GELU", lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))),

@@ -10,6 +10,8 @@ lists the other differences.
 
 from __future__ import annotations
 
+import sys
+
 #: PyTorch's name -> (what torch writes, what to write here), for each place a name is looked up
 TORCH_NAMES = {
     "Tensor": {
@@ -32,7 +34,7 @@ TORCH_NAMES = {
         "log_softmax": ("x.log_softmax(-1)", "F.log_softmax(x, axis=-1)"),
         "any": ("x.any()", "x.numpy().any()"),
         "all": ("x.all()", "x.numpy().all()"),
-        # no primitives of their own: written with those there are (docs/from-pytorch.md, "Written with what exists")
+        # no primitives of their own: written with those there are (docs/from-pytorch.md, "Written with what there is")
         "abs": ("x.abs()", "mt.maximum(-x, x)"),
         "min": ("x.min(-1).values", "-(-x).max(-1)"),
         "clamp": ("x.clamp(-1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
@@ -77,7 +79,14 @@ TORCH_NAMES = {
 
 def no_attribute(where: str, name: str, obj=None) -> AttributeError:
     """The AttributeError for ``name`` missing from ``where`` (a key of :data:`TORCH_NAMES`), in Python's words,
-    with what to write here where PyTorch has the name; on a tensor ``obj`` is the tensor (its type is named)."""
+    with what to write here where PyTorch has the name.
+
+    ``obj`` is what lacks the name (the tensor, whose type is named; for a module, the module itself by default):
+    Python's traceback reads ``name`` and ``obj`` to add "Did you mean ...?" for a typo, as ``nn.Linaer`` ->
+    ``'Linear'``.
+    """
+    if obj is None and where != "Tensor":
+        obj = sys.modules[where]
     owner = f"{type(obj).__name__!r} object" if where == "Tensor" else f"module {where!r}"
     message = f"{owner} has no attribute {name!r}"
     if name in TORCH_NAMES[where]:

@@ -64,6 +64,9 @@ _TWINS = {
     ModuleDict: "ModuleDict",
 }
 
+#: The layers without weights, each with its twin's arguments (the tanh GELU, as here; dropout 0, to compare).
+_NO_WEIGHTS = {ReLU: {}, GELU: {"approximate": "tanh"}, Identity: {}, Dropout: {"p": 0.0}}
+
 
 def torch_twin(module: Module) -> str:
     """The name of the ``torch.nn`` class equivalent to ``module``, or a TypeError saying there is none.
@@ -142,8 +145,8 @@ def _pairs(module: Module, ours: str = "", theirs: str = "") -> Iterator[tuple[s
         for key, part in module.named_children():
             torch_twin(part)  # a part without a twin is named
             yield from _pairs(part, ours + f"{key}.", theirs + f"{key}.")
-    elif not isinstance(module, ReLU | GELU | Identity | Dropout):  # those have no weights
-        torch_twin(module)  # raises
+    else:  # a layer without weights (_NO_WEIGHTS) has nothing to pair; a module without a twin is named
+        torch_twin(module)
 
 
 def _to_host(value) -> np.ndarray:
@@ -308,12 +311,8 @@ def _build(module: Module, torch, dtype):
         return twin(module.d_model, module.self_attn.heads, module.ffn.d_ff, dropout=0.0,
                     activation=_torch_activation(module), layer_norm_eps=module.norm1.eps, batch_first=True,
                     norm_first=module.norm_first, dtype=dtype)
-    if isinstance(module, ReLU | Identity):
-        return getattr(nn, type(module).__name__)()
-    if isinstance(module, GELU):
-        return nn.GELU(approximate="tanh")
-    if isinstance(module, Dropout):
-        return nn.Dropout(0.0)
+    if type(module) in _NO_WEIGHTS:
+        return getattr(nn, _TWINS[type(module)])(**_NO_WEIGHTS[type(module)])
     if isinstance(module, Sequential):
         return nn.Sequential(*_parts(module, torch, dtype).values())
     if isinstance(module, ModuleList):

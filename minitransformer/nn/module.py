@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from typing import NamedTuple
 
 import numpy as np  # only for host copies in state_dict(); arithmetic goes through the backend
@@ -133,8 +133,15 @@ def _parse_target(target):
     return "dtype", name
 
 
-def _check_name(owner: str, kind: str, name) -> None:
-    """Refuse a name that ``state_dict()`` could not tell apart: empty, or with the "." that joins a path."""
+#: The attributes :meth:`Module.__init__` gives every module (its own state), names no parameter or sub-module may take.
+_STATE = ("_parameters", "_buffers", "_non_persistent", "_modules", "training")
+
+
+def _check_name(cls: type, kind: str, name) -> None:
+    """Refuse a name that ``state_dict()`` could not tell apart (empty, or with the "." that joins a path) or that
+    is taken: the module's own state, or a method or property of ``cls`` (``keys``, ``forward``, ``to``...), which
+    the registered value would break or be hidden behind."""
+    owner = cls.__name__
     if not isinstance(name, str):
         raise TypeError(f"{owner}: a {kind} name must be a string, got {type(name).__name__}")
     # a KeyError, as in PyTorch; double quotes only, since a KeyError shows its message in single ones
@@ -145,6 +152,16 @@ def _check_name(owner: str, kind: str, name) -> None:
             f'{owner}: a {kind} name cannot contain ".", got "{name}" (a dot joins the names of a path: "a.weight" '
             "is parameter weight of sub-module a)"
         )
+    taken = "the state every module keeps" if name in _STATE else _what_is(getattr(cls, name, None), owner)
+    if taken:
+        raise KeyError(f'{owner}: attribute "{name}" already exists ({taken}); give the {kind} another name')
+
+
+def _what_is(attribute, owner: str) -> str:
+    """What a class's attribute is, for the message of a name that clashes with it ("a method of Owner"), or ""."""
+    if isinstance(attribute, property):
+        return f"a property of {owner}"
+    return f"a method of {owner}" if callable(attribute) else ""
 
 
 def _is_weight(value) -> bool:
@@ -286,7 +303,7 @@ class Module:
     def _register(self, what: str, name: str, value) -> None:
         """Put ``value`` in registry ``what`` (in its old place if it had one there), removing ``name`` elsewhere."""
         registry = self._registry(what)
-        _check_name(type(self).__name__, what[1:-1], name)
+        _check_name(type(self), what[1:-1], name)
         if what == "_modules" and value is not None:
             self._refuse_cycle(name, value)
         for other in ("_parameters", "_buffers", "_modules"):
@@ -721,7 +738,8 @@ class ModuleDict(Module):
 
     ``state_dict()`` names their weights ``"key.weight"``, and ``to()``, ``train()``/``eval()``, ``parameters()`` reach
     them, which a plain dict of modules would not (it is refused). The keys keep their order of insertion; a key is a
-    non-empty string without ".".
+    non-empty string without ".", and not a name the ModuleDict has already (``keys``, ``training``...). It takes a
+    dict, another ModuleDict or ``(key, module)`` pairs; ``keys()``, ``values()`` and ``items()`` are ``dict``'s views.
 
     >>> from minitransformer import nn
     >>> heads = nn.ModuleDict({"sentiment": nn.Linear(4, 2), "topic": nn.Linear(4, 5)})
@@ -754,23 +772,41 @@ class ModuleDict(Module):
         self[key]  # noqa: B018 - the KeyError naming the keys
         del self._modules[key]
 
-    def keys(self) -> Iterator[str]:
-        """The keys, in order of insertion."""
-        return iter(self._modules.keys())
+    def keys(self) -> KeysView[str]:
+        """The keys, in order of insertion (a read-only view, as ``dict.keys()``)."""
+        return self._modules.keys()
 
-    def values(self) -> Iterator[Module]:
-        """The modules, in order of insertion."""
-        return iter(self._modules.values())
+    def values(self) -> ValuesView[Module]:
+        """The modules, in order of insertion (a read-only view)."""
+        return self._modules.values()
 
-    def items(self) -> Iterator[tuple[str, Module]]:
-        """``(key, module)`` pairs, in order of insertion."""
-        return iter(self._modules.items())
+    def items(self) -> ItemsView[str, Module]:
+        """``(key, module)`` pairs, in order of insertion (a read-only view)."""
+        return self._modules.items()
 
-    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> ModuleDict:
-        """Register each ``(key, module)`` of a mapping or of pairs, in order (an existing key is replaced)."""
-        for key, module in modules.items() if isinstance(modules, Mapping) else modules:
+    def update(self, modules: Mapping[str, Module] | ModuleDict | Iterable[tuple[str, Module]]) -> ModuleDict:
+        """Register each ``(key, module)`` of a mapping, a ModuleDict or pairs, in order (an existing key is
+        replaced)."""
+        for key, module in self._pairs(modules):
             self[key] = module
         return self
+
+    @staticmethod
+    def _pairs(modules) -> Iterator[tuple[str, Module | None]]:
+        """The ``(key, module)`` pairs of ``modules``; anything else is refused, naming the item at fault."""
+        if isinstance(modules, Mapping | ModuleDict):
+            modules = modules.items()
+        elif isinstance(modules, str | Module) or not isinstance(modules, Iterable):
+            raise TypeError(f"ModuleDict: takes a dict {{key: module}} or (key, module) pairs, got "
+                            f"{type(modules).__name__}")
+        for i, pair in enumerate(modules):
+            if not (isinstance(pair, tuple | list) and len(pair) == 2):
+                raise TypeError(f"ModuleDict: item {i} ({type(pair).__name__}) is not a (key, module) pair; pass "
+                                "a dict {key: module} or (key, module) pairs")
+            key, module = pair
+            if module is not None and not isinstance(module, Module):
+                raise TypeError(f"ModuleDict: item {i}, key {key!r}, is not a Module (got {type(module).__name__})")
+            yield key, module
 
     def forward(self, *args, **kwargs):
         """Not defined: a ModuleDict only holds modules (call one: ``heads[key](x)``); raises NotImplementedError."""
