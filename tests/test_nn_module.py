@@ -701,7 +701,10 @@ def test_module_dict_takes_a_module_dict_and_views_and_refuses_what_is_not_a_pai
 ])
 def test_a_name_a_module_has_already_is_refused(name, taken):
     """Key "_modules" broke the ModuleDict, "training" stood for the Linear until eval(), "keys" was reachable only
-    through []: a name the module already has is refused, as torch refuses it, on every path that registers."""
+    through []: a name the module already has is refused. Torch refuses it in ``add_module`` and ``register_*``
+    only and lets ``self.name = layer`` register a layer its class hides; here every path refuses it, and says what
+    the name is: a method, a property, or a class-level default (``act = nn.ReLU()`` then ``self.act =
+    nn.GELU()``: ``self.act`` still reads the ReLU, in torch too), which is no method."""
     heads = nn.ModuleDict({"a": nn.Identity()})
     start = rf'^\'ModuleDict: attribute "{name}" already exists \({taken}\); give the'
     with pytest.raises(KeyError, match=rf"{start} module another name\'$"):
@@ -711,6 +714,9 @@ def test_a_name_a_module_has_already_is_refused(name, taken):
     assert list(heads) == ["a"] and heads.training is True and callable(heads.keys)
 
     class Model(nn.Module):  # a layer named like a method or property of one's own class is refused too
+        act = nn.ReLU()  # class-level defaults, which self.act / self.norm would still read
+        norm = nn.GELU
+
         def __init__(self, name):
             super().__init__()
             setattr(self, name, nn.Linear(2, 2))
@@ -722,9 +728,12 @@ def test_a_name_a_module_has_already_is_refused(name, taken):
         def width(self):
             return 2
 
-    for name, what in (("encode", "method"), ("width", "property")):
-        with pytest.raises(KeyError, match=rf'attribute "{name}" already exists \(a {what} of Model\)'):
+    for name, what in (("encode", "a method"), ("width", "a property"), ("act", "a class attribute"),
+                       ("norm", "a class attribute")):
+        with pytest.raises(KeyError, match=rf'attribute "{name}" already exists \({what} of Model'):
             Model(name)
+    with pytest.raises(KeyError, match=r'\(a class attribute of Model, which self.act would still read, not the'):
+        Model("act")
     assert list(Model("head").state_dict()) == ["head.weight", "head.bias"]
 
 

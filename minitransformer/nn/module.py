@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from typing import NamedTuple
 
@@ -152,16 +153,24 @@ def _check_name(cls: type, kind: str, name) -> None:
             f'{owner}: a {kind} name cannot contain ".", got "{name}" (a dot joins the names of a path: "a.weight" '
             "is parameter weight of sub-module a)"
         )
-    taken = "the state every module keeps" if name in _STATE else _what_is(getattr(cls, name, None), owner)
+    taken = "the state every module keeps" if name in _STATE else _what_is(cls, name)
     if taken:
         raise KeyError(f'{owner}: attribute "{name}" already exists ({taken}); give the {kind} another name')
 
 
-def _what_is(attribute, owner: str) -> str:
-    """What a class's attribute is, for the message of a name that clashes with it ("a method of Owner"), or ""."""
+def _what_is(cls: type, name: str) -> str:
+    """What the class attribute ``name`` of ``cls`` is, for the message of a name that clashes with it ("a method of
+    Owner"), or "" if ``cls`` has none. Any class attribute clashes: ``self.name`` would still read it, not the value
+    registered (a class-level default ``act = nn.ReLU()`` would hide ``self.act = nn.GELU()``, in torch too)."""
+    owner = cls.__name__
+    if not hasattr(cls, name):
+        return ""
+    attribute = inspect.getattr_static(cls, name)
     if isinstance(attribute, property):
         return f"a property of {owner}"
-    return f"a method of {owner}" if callable(attribute) else ""
+    if inspect.isroutine(attribute):
+        return f"a method of {owner}"
+    return f"a class attribute of {owner}, which self.{name} would still read, not the value registered"
 
 
 def _is_weight(value) -> bool:
