@@ -658,7 +658,7 @@ def test_module_dict_registers_its_modules_under_their_keys():
         heads["z"]
     with pytest.raises(KeyError, match=r'ModuleDict: a module name cannot contain ".", got "x.y"'):
         heads["x.y"] = nn.Linear(2, 2)
-    with pytest.raises(TypeError, match=r"add_module: 'd' must be a Module or None, got int"):
+    with pytest.raises(TypeError, match=r"^ModuleDict: key 'd' is not a Module \(got int\)$"):
         heads["d"] = 3
     with pytest.raises(NotImplementedError, match=r"call one of its modules"):
         heads(mt.zeros(2))
@@ -690,6 +690,12 @@ def test_module_dict_takes_a_module_dict_and_views_and_refuses_what_is_not_a_pai
         first.update([("a", nn.Identity()), ("b", nn.Identity(), "c")])
     with pytest.raises(TypeError, match=r"^ModuleDict: item 1, key 'b', is not a Module \(got int\)$"):
         nn.ModuleDict({"a": nn.Identity(), "b": 3})
+    # every pair is checked before any is registered: a refused update leaves the ModuleDict as it was
+    before = list(first.items())
+    for bad, error in ((3, TypeError), (None, KeyError), (nn.Sequential(first), ValueError)):
+        with pytest.raises(error):
+            first.update([("b", nn.Identity()), ("c.d" if bad is None else "c", bad)])
+        assert list(first.items()) == before
     for whole in (nn.Linear(2, 2), "ab", 3, nn.ModuleList([nn.Identity()])):
         with pytest.raises(TypeError, match=rf"^ModuleDict: takes a dict .* got {type(whole).__name__}$"):
             nn.ModuleDict(whole)

@@ -775,6 +775,7 @@ class ModuleDict(Module):
         return self._modules[key]
 
     def __setitem__(self, key: str, module: Module) -> None:
+        self._check_item(key, module, f"key {key!r}")
         self.add_module(key, module)
 
     def __delitem__(self, key: str) -> None:
@@ -795,14 +796,27 @@ class ModuleDict(Module):
 
     def update(self, modules: Mapping[str, Module] | ModuleDict | Iterable[tuple[str, Module]]) -> ModuleDict:
         """Register each ``(key, module)`` of a mapping, a ModuleDict or pairs, in order (an existing key is
-        replaced)."""
-        for key, module in self._pairs(modules):
-            self[key] = module
+        replaced). Every pair is checked before any is registered: a refused update leaves the ModuleDict as it was."""
+        pairs = list(self._pairs(modules))
+        for i, (key, module) in enumerate(pairs):
+            self._check_item(key, module, f"item {i}, key {key!r},")
+        for key, module in pairs:
+            self.add_module(key, module)
         return self
 
+    def _check_item(self, key: str, module: Module | None, where: str) -> None:
+        """Refuse what ``self[key] = module`` cannot register: a value that is no Module (None is an empty slot), a
+        key no module may take (:func:`_check_name`), or a module that holds this ModuleDict. ``where`` names the
+        item in the message."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: {where} is not a Module (got {type(module).__name__})")
+        _check_name(type(self), "module", key)
+        if module is not None:
+            self._refuse_cycle(key, module)
+
     @staticmethod
-    def _pairs(modules) -> Iterator[tuple[str, Module | None]]:
-        """The ``(key, module)`` pairs of ``modules``; anything else is refused, naming the item at fault."""
+    def _pairs(modules) -> Iterator[tuple]:
+        """The ``(key, value)`` pairs of ``modules``; anything else is refused, naming the item at fault."""
         if isinstance(modules, Mapping | ModuleDict):
             modules = modules.items()
         elif isinstance(modules, str | Module) or not isinstance(modules, Iterable):
@@ -812,10 +826,7 @@ class ModuleDict(Module):
             if not (isinstance(pair, tuple | list) and len(pair) == 2):
                 raise TypeError(f"ModuleDict: item {i} ({type(pair).__name__}) is not a (key, module) pair; pass "
                                 "a dict {key: module} or (key, module) pairs")
-            key, module = pair
-            if module is not None and not isinstance(module, Module):
-                raise TypeError(f"ModuleDict: item {i}, key {key!r}, is not a Module (got {type(module).__name__})")
-            yield key, module
+            yield tuple(pair)
 
     def forward(self, *args, **kwargs):
         """Not defined: a ModuleDict only holds modules (call one: ``heads[key](x)``); raises NotImplementedError."""
