@@ -134,8 +134,9 @@ def _parse_target(target):
     return "dtype", name
 
 
-#: The attributes :meth:`Module.__init__` gives every module (its own state), names no parameter or sub-module may take.
-_STATE = ("_parameters", "_buffers", "_non_persistent", "_modules", "training")
+#: The attributes :meth:`Module.__init__` gives every module (its own state), each with what makes its start value;
+#: no parameter or sub-module may take their names.
+_STATE = {"_parameters": dict, "_buffers": dict, "_non_persistent": set, "_modules": dict, "training": lambda: True}
 
 
 def _check_name(cls: type, kind: str, name) -> None:
@@ -233,11 +234,8 @@ class Module:
     _keep_dtype: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        object.__setattr__(self, "_parameters", {})
-        object.__setattr__(self, "_buffers", {})
-        object.__setattr__(self, "_non_persistent", set())
-        object.__setattr__(self, "_modules", {})
-        object.__setattr__(self, "training", True)
+        for name, start in _STATE.items():  # {} for _parameters, _buffers and _modules; training True
+            object.__setattr__(self, name, start())
 
     # ------------------------------------------------------------ registration
     def _registry(self, what: str) -> dict:
