@@ -162,7 +162,6 @@ def test_forgetting_super_init_is_a_clear_error():
         Broken()
 
 
-
 @pytest.mark.parametrize("holder", [list, tuple, set, lambda layers: dict(enumerate(layers))],
                          ids=["list", "tuple", "set", "dict"])
 def test_modules_in_a_plain_container_are_refused_pointing_to_module_list(holder):
@@ -215,6 +214,7 @@ def test_a_tensor_that_requires_grad_is_refused_pointing_to_parameter():
     model.last = model.weight * 2.0  # computed (no leaf): kept for a picture, say
     model.scale = nn.Parameter(mt.ones(3))
     assert [name for name, _ in model.named_parameters()] == ["weight", "bias", "scale"]
+
 
 def test_module_without_forward_says_so():
     with pytest.raises(NotImplementedError, match="define forward"):
