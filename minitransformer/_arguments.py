@@ -87,3 +87,9 @@ def _wanted(low, high, low_open: bool, high_open: bool) -> str:
     if high is not None:
         return f"a finite number {'<' if high_open else '<='} {high:g}"
     return "a finite number"
+
+
+def shown(value, limit: int) -> str:
+    """``repr(value)`` on one line, cut to ``limit`` characters with "..." (an array's is long), for a message."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -951,10 +951,14 @@ def test_convergence_passes_a_met_target_and_says_when_it_was_first_met(converge
     monkeypatch.setattr(convergence, "build", _at_targets)
     r = convergence.bench("classify", False, **TINY_TASK)
     assert r["passed"] is True and r["first_validation_pass_step_and_s"][0] == 2  # the first evaluation
-    lm = convergence.bench("charlm", False, **{k: TINY_TASK[k] for k in ("steps", "eval_every", "d_model", "heads",
-                                                                        "layers", "d_ff", "batch_size")}, seq_len=8)
+    lm_task = {**{k: TINY_TASK[k] for k in ("steps", "eval_every", "d_model", "heads", "layers", "d_ff", "batch_size")},
+               "seq_len": 8}
+    lm = convergence.bench("charlm", False, **lm_task)
     assert lm["passed"] is True and lm["check"] == "val_loss_below_unigram >= 0.5"
     assert lm["first_validation_pass_step_and_s"] is None  # a loss has no accuracy goal to pass
+    monkeypatch.setitem(convergence.CHECKS, "charlm", ("val_loss_below_unigram", "<=", 0.4))  # the op is the rule
+    lm = convergence.bench("charlm", False, **lm_task)
+    assert lm["passed"] is False and lm["check"] == "val_loss_below_unigram <= 0.4"
     monkeypatch.setattr(convergence, "TIME_LIMIT_S", 0.0)  # reverse promises 99% within a time: too late fails
     assert convergence.bench("reverse", False, **TINY_TASK)["passed"] is False
     copy = convergence.bench("copy", False, **TINY_TASK)

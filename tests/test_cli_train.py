@@ -1017,18 +1017,25 @@ def test_a_run_that_diverges_after_its_best_evaluation_saves_that_model_and_says
     assert "restore_best" not in capsys.readouterr().err and not (tmp_path / "last" / "checkpoint.npz").exists()
 
 
-def test_a_run_that_diverges_with_its_best_model_kept_writes_its_metrics_and_pictures(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def drawn(monkeypatch) -> list:
+    """The Figures of the curves, as training_pictures draws them (training_curves wrapped to keep each)."""
+    from minitransformer.viz import curves
+
+    figures = []
+    draw = curves.training_curves
+    monkeypatch.setattr(curves, "training_curves", lambda *a, **k: figures.append(draw(*a, **k)) or figures[-1])
+    return figures
+
+
+def test_a_run_that_diverges_with_its_best_model_kept_writes_its_metrics_and_pictures(tmp_path, capsys, drawn):
     """A run whose loss became NaN wrote no metrics.json and no pictures: a user coming back found no record of it but
     the terminal's. Now, where it kept the model of its best evaluation (the checkpoint holds it), metrics.json says
     how it ended (stop_reason "diverged", its steps those of the message, which it holds as "error"), with that
     model's held-out metrics (those evaluate measures) and restored_step, and its pictures are drawn, still with exit
     status 1; its curves mark the step it diverged at and the model kept (nothing on them said so before)."""
     from minitransformer.train import run
-    from minitransformer.viz import curves
 
-    drawn = []  # the curves' Figure, as training_pictures draws it
-    draw = curves.training_curves
-    monkeypatch.setattr(curves, "training_curves", lambda *a, **k: drawn.append(draw(*a, **k)) or drawn[-1])
     out = tmp_path / "run"
     assert main([*_DIVERGING, "--out", str(out)]) == 1
     captured = capsys.readouterr()
@@ -1073,14 +1080,9 @@ def test_train_calls_pictures_with_the_marks_of_the_model_kept(tmp_path, capsys,
     assert got == [marks] and metrics.get("restored_step") == next(iter(marks.values()), None)
 
 
-def test_the_curves_of_a_run_with_patience_mark_the_model_kept(tmp_path, capsys, monkeypatch):
+def test_the_curves_of_a_run_with_patience_mark_the_model_kept(tmp_path, capsys, drawn):
     """The curves of a run that put back the model of its best evaluation (--patience; not only a diverged one's)
     mark its step, in the legend of every panel, the step the final metrics and the checkpoint are of."""
-    from minitransformer.viz import curves
-
-    drawn = []  # the curves' Figure, as training_pictures draws it
-    draw = curves.training_curves
-    monkeypatch.setattr(curves, "training_curves", lambda *a, **k: drawn.append(draw(*a, **k)) or drawn[-1])
     assert main(["train", "--task", "copy", "--steps", "10", *TINY, "--eval-every", "2", "--patience", "1", "--out",
                  str(tmp_path)]) == 0
     (fig,) = drawn

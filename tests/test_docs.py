@@ -330,20 +330,10 @@ DEFINED = re.compile(r"""\b(?:add_argument|addoption)\(\s*(?:["']-\w["']\s*,\s*)
 
 
 def _options_of_the_code() -> set[str]:
-    """Every option of the command line (each command's parser, ``--help`` too) and every option that an
-    ``add_argument`` or ``addoption`` call of the package, the tools and the suite's conftest defines (their own
-    parsers, pytest's options); not any ``"--name"`` string, which a message may hold."""
-    import argparse
-
-    from minitransformer.cli import build_parser
-
-    options: set[str] = set()
-    parsers = [build_parser()]
-    while parsers:
-        for action in parsers.pop()._actions:
-            options.update(action.option_strings)
-            if isinstance(action, argparse._SubParsersAction):
-                parsers.extend(action.choices.values())
+    """Every option that an ``add_argument`` or ``addoption`` call of the package, the tools and the suite's conftest
+    defines (the command line's parsers, pytest's options), and ``--help``, which argparse adds to each parser; not
+    any ``"--name"`` string, which a message may hold."""
+    options = {"--help"}
     sources = [*(ROOT / "minitransformer").rglob("*.py"), *(ROOT / "tools").glob("*.py")]
     for source in [*sources, ROOT / "tests" / "conftest.py"]:
         options.update(DEFINED.findall(source.read_text(encoding="utf-8")))

@@ -162,7 +162,6 @@ def test_forgetting_super_init_is_a_clear_error():
         Broken()
 
 
-
 @pytest.mark.parametrize("holder", [list, tuple, set, lambda layers: dict(enumerate(layers))],
                          ids=["list", "tuple", "set", "dict"])
 def test_modules_in_a_plain_container_are_refused_pointing_to_module_list(holder):
@@ -215,6 +214,7 @@ def test_a_tensor_that_requires_grad_is_refused_pointing_to_parameter():
     model.last = model.weight * 2.0  # computed (no leaf): kept for a picture, say
     model.scale = nn.Parameter(mt.ones(3))
     assert [name for name, _ in model.named_parameters()] == ["weight", "bias", "scale"]
+
 
 def test_module_without_forward_says_so():
     with pytest.raises(NotImplementedError, match="define forward"):
@@ -658,7 +658,7 @@ def test_module_dict_registers_its_modules_under_their_keys():
         heads["z"]
     with pytest.raises(KeyError, match=r'ModuleDict: a module name cannot contain ".", got "x.y"'):
         heads["x.y"] = nn.Linear(2, 2)
-    with pytest.raises(TypeError, match=r"add_module: 'd' must be a Module or None, got int"):
+    with pytest.raises(TypeError, match=r"^ModuleDict: key 'd' is not a Module \(got int\)$"):
         heads["d"] = 3
     with pytest.raises(NotImplementedError, match=r"call one of its modules"):
         heads(mt.zeros(2))
@@ -690,6 +690,12 @@ def test_module_dict_takes_a_module_dict_and_views_and_refuses_what_is_not_a_pai
         first.update([("a", nn.Identity()), ("b", nn.Identity(), "c")])
     with pytest.raises(TypeError, match=r"^ModuleDict: item 1, key 'b', is not a Module \(got int\)$"):
         nn.ModuleDict({"a": nn.Identity(), "b": 3})
+    # every pair is checked before any is registered: a refused update leaves the ModuleDict as it was
+    before = list(first.items())
+    for bad, error in ((3, TypeError), (None, KeyError), (nn.Sequential(first), ValueError)):
+        with pytest.raises(error):
+            first.update([("b", nn.Identity()), ("c.d" if bad is None else "c", bad)])
+        assert list(first.items()) == before
     for whole in (nn.Linear(2, 2), "ab", 3, nn.ModuleList([nn.Identity()])):
         with pytest.raises(TypeError, match=rf"^ModuleDict: takes a dict .* got {type(whole).__name__}$"):
             nn.ModuleDict(whole)
@@ -701,7 +707,10 @@ def test_module_dict_takes_a_module_dict_and_views_and_refuses_what_is_not_a_pai
 ])
 def test_a_name_a_module_has_already_is_refused(name, taken):
     """Key "_modules" broke the ModuleDict, "training" stood for the Linear until eval(), "keys" was reachable only
-    through []: a name the module already has is refused, as torch refuses it, on every path that registers."""
+    through []: a name the module already has is refused. Torch refuses it in ``add_module`` and ``register_*``
+    only and lets ``self.name = layer`` register a layer its class hides; here every path refuses it, and says what
+    the name is: a method, a property, or a class-level default (``act = nn.ReLU()`` then ``self.act =
+    nn.GELU()``: ``self.act`` still reads the ReLU, in torch too), which is no method."""
     heads = nn.ModuleDict({"a": nn.Identity()})
     start = rf'^\'ModuleDict: attribute "{name}" already exists \({taken}\); give the'
     with pytest.raises(KeyError, match=rf"{start} module another name\'$"):
@@ -711,6 +720,9 @@ def test_a_name_a_module_has_already_is_refused(name, taken):
     assert list(heads) == ["a"] and heads.training is True and callable(heads.keys)
 
     class Model(nn.Module):  # a layer named like a method or property of one's own class is refused too
+        act = nn.ReLU()  # class-level defaults, which self.act / self.norm would still read
+        norm = nn.GELU
+
         def __init__(self, name):
             super().__init__()
             setattr(self, name, nn.Linear(2, 2))
@@ -722,9 +734,12 @@ def test_a_name_a_module_has_already_is_refused(name, taken):
         def width(self):
             return 2
 
-    for name, what in (("encode", "method"), ("width", "property")):
-        with pytest.raises(KeyError, match=rf'attribute "{name}" already exists \(a {what} of Model\)'):
+    for name, what in (("encode", "a method"), ("width", "a property"), ("act", "a class attribute"),
+                       ("norm", "a class attribute")):
+        with pytest.raises(KeyError, match=rf'attribute "{name}" already exists \({what} of Model'):
             Model(name)
+    with pytest.raises(KeyError, match=r'\(a class attribute of Model, which self.act would still read, not the'):
+        Model("act")
     assert list(Model("head").state_dict()) == ["head.weight", "head.bias"]
 
 

@@ -28,7 +28,7 @@ import weakref
 import numpy as np  # only to recognise NumPy scalars; arithmetic goes through the backend's xp
 
 from .. import backend as _backend
-from .._arguments import is_integer
+from .._arguments import is_integer, shown
 from ._torch_names import TORCH_NAMES, no_attribute
 
 __all__ = [
@@ -1354,12 +1354,6 @@ def _accumulate(t: Tensor, g, owned: bool = False) -> None:
 _DTYPE_OF_KIND = {"f": _backend.DEFAULT_FLOAT, "i": "int64", "u": "int64", "b": "bool"}
 
 
-def _shown(value, limit: int = 40) -> str:
-    """``repr(value)`` on one line, cut to ``limit`` characters (an array's is long), for a message."""
-    text = " ".join(repr(value).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def _refuse_elementwise_habit(symbol: str, method: str, x: Tensor, other) -> None:
     """Refuse ``x == other`` (``x != other``) where ``other`` is a number, an array or a list: never one tensor's
     identity, always an elementwise comparison meant (``ids != pad_id``). The value at fault is shown, and ``in``
@@ -1368,7 +1362,7 @@ def _refuse_elementwise_habit(symbol: str, method: str, x: Tensor, other) -> Non
     if array or isinstance(other, bool | int | float | list | tuple):
         also = " (`in`, list.index and list.count compare with == too)" if symbol == "==" else ""
         raise TypeError(
-            f"{type(x).__name__} {symbol} {type(other).__name__} {_shown(other)}: {symbol} compares whether two "
+            f"{type(x).__name__} {symbol} {type(other).__name__} {shown(other, 40)}: {symbol} compares whether two "
             "tensors are the same object, so it would give one bool, not a mask; compare the elements with "
             f"x.{method}(...) (a bool tensor of shape {x.shape}, as torch's {symbol}){also}"
         )

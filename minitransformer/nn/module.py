@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from typing import NamedTuple
 
@@ -133,8 +134,9 @@ def _parse_target(target):
     return "dtype", name
 
 
-#: The attributes :meth:`Module.__init__` gives every module (its own state), names no parameter or sub-module may take.
-_STATE = ("_parameters", "_buffers", "_non_persistent", "_modules", "training")
+#: The attributes :meth:`Module.__init__` gives every module (its own state), each with what makes its start value;
+#: no parameter or sub-module may take their names.
+_STATE = {"_parameters": dict, "_buffers": dict, "_non_persistent": set, "_modules": dict, "training": lambda: True}
 
 
 def _check_name(cls: type, kind: str, name) -> None:
@@ -152,16 +154,24 @@ def _check_name(cls: type, kind: str, name) -> None:
             f'{owner}: a {kind} name cannot contain ".", got "{name}" (a dot joins the names of a path: "a.weight" '
             "is parameter weight of sub-module a)"
         )
-    taken = "the state every module keeps" if name in _STATE else _what_is(getattr(cls, name, None), owner)
+    taken = "the state every module keeps" if name in _STATE else _what_is(cls, name)
     if taken:
         raise KeyError(f'{owner}: attribute "{name}" already exists ({taken}); give the {kind} another name')
 
 
-def _what_is(attribute, owner: str) -> str:
-    """What a class's attribute is, for the message of a name that clashes with it ("a method of Owner"), or ""."""
+def _what_is(cls: type, name: str) -> str:
+    """What the class attribute ``name`` of ``cls`` is, for the message of a name that clashes with it ("a method of
+    Owner"), or "" if ``cls`` has none. Any class attribute clashes: ``self.name`` would still read it, not the value
+    registered (a class-level default ``act = nn.ReLU()`` would hide ``self.act = nn.GELU()``, in torch too)."""
+    owner = cls.__name__
+    if not hasattr(cls, name):
+        return ""
+    attribute = inspect.getattr_static(cls, name)
     if isinstance(attribute, property):
         return f"a property of {owner}"
-    return f"a method of {owner}" if callable(attribute) else ""
+    if inspect.isroutine(attribute):
+        return f"a method of {owner}"
+    return f"a class attribute of {owner}, which self.{name} would still read, not the value registered"
 
 
 def _is_weight(value) -> bool:
@@ -224,11 +234,8 @@ class Module:
     _keep_dtype: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        object.__setattr__(self, "_parameters", {})
-        object.__setattr__(self, "_buffers", {})
-        object.__setattr__(self, "_non_persistent", set())
-        object.__setattr__(self, "_modules", {})
-        object.__setattr__(self, "training", True)
+        for name, start in _STATE.items():  # {} for _parameters, _buffers and _modules; training True
+            object.__setattr__(self, name, start())
 
     # ------------------------------------------------------------ registration
     def _registry(self, what: str) -> dict:
@@ -766,6 +773,7 @@ class ModuleDict(Module):
         return self._modules[key]
 
     def __setitem__(self, key: str, module: Module) -> None:
+        self._check_item(key, module, f"key {key!r}")
         self.add_module(key, module)
 
     def __delitem__(self, key: str) -> None:
@@ -786,14 +794,27 @@ class ModuleDict(Module):
 
     def update(self, modules: Mapping[str, Module] | ModuleDict | Iterable[tuple[str, Module]]) -> ModuleDict:
         """Register each ``(key, module)`` of a mapping, a ModuleDict or pairs, in order (an existing key is
-        replaced)."""
-        for key, module in self._pairs(modules):
-            self[key] = module
+        replaced). Every pair is checked before any is registered: a refused update leaves the ModuleDict as it was."""
+        pairs = list(self._pairs(modules))
+        for i, (key, module) in enumerate(pairs):
+            self._check_item(key, module, f"item {i}, key {key!r},")
+        for key, module in pairs:
+            self.add_module(key, module)
         return self
 
+    def _check_item(self, key: str, module: Module | None, where: str) -> None:
+        """Refuse what ``self[key] = module`` cannot register: a value that is no Module (None is an empty slot), a
+        key no module may take (:func:`_check_name`), or a module that holds this ModuleDict. ``where`` names the
+        item in the message."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: {where} is not a Module (got {type(module).__name__})")
+        _check_name(type(self), "module", key)
+        if module is not None:
+            self._refuse_cycle(key, module)
+
     @staticmethod
-    def _pairs(modules) -> Iterator[tuple[str, Module | None]]:
-        """The ``(key, module)`` pairs of ``modules``; anything else is refused, naming the item at fault."""
+    def _pairs(modules) -> Iterator[tuple]:
+        """The ``(key, value)`` pairs of ``modules``; anything else is refused, naming the item at fault."""
         if isinstance(modules, Mapping | ModuleDict):
             modules = modules.items()
         elif isinstance(modules, str | Module) or not isinstance(modules, Iterable):
@@ -803,10 +824,7 @@ class ModuleDict(Module):
             if not (isinstance(pair, tuple | list) and len(pair) == 2):
                 raise TypeError(f"ModuleDict: item {i} ({type(pair).__name__}) is not a (key, module) pair; pass "
                                 "a dict {key: module} or (key, module) pairs")
-            key, module = pair
-            if module is not None and not isinstance(module, Module):
-                raise TypeError(f"ModuleDict: item {i}, key {key!r}, is not a Module (got {type(module).__name__})")
-            yield key, module
+            yield tuple(pair)
 
     def forward(self, *args, **kwargs):
         """Not defined: a ModuleDict only holds modules (call one: ``heads[key](x)``); raises NotImplementedError."""

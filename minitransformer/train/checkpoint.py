@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np  # checkpoints live on the host: NumPy arrays in, NumPy arrays out (averages are summed there)
 
 from .. import backend as _backend
-from .._arguments import require_int
+from .._arguments import require_int, shown
 from ..nn.module import Module, StateDictError
 from ..optim import LRScheduler, Optimizer
 
@@ -1022,10 +1022,7 @@ def _first_difference(a, b, where: str):
 
 def _shown(value) -> str:
     """A value in a message: its repr, cut to 60 characters; "absent" for a key not there."""
-    if value is _ABSENT:
-        return "absent"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return "absent" if value is _ABSENT else shown(value, 60)
 
 
 def _refuse_model_only(ckpt: Checkpoint, what: str) -> None:

@@ -135,13 +135,8 @@ def binary_accuracy(logits: Tensor, labels) -> Tensor:
     >>> binary_accuracy(mt.tensor([2.0, -1.0, 0.5]), mt.tensor([1, 1, 1])).item()
     0.6666666865348816
     """
-    return _share(_binary_hits(logits, labels), logits.shape[0], logits.backend)
-
-
-def _binary_hits(logits: Tensor, labels):
-    """The texts :func:`binary_accuracy` counts right, as a 0-d int64 backend array."""
     predicted, y = _binary_predictions("binary_accuracy", logits, labels)
-    return _count(predicted == y, logits.backend.xp)
+    return _share(_count(predicted == y, logits.backend.xp), logits.shape[0], logits.backend)
 
 
 def binary_f1(logits: Tensor, labels) -> Tensor:

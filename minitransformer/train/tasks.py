@@ -92,7 +92,16 @@ from ..data import (
 )
 from ..data.batching import Batch
 from .decoding import greedy_decode
-from .metrics import RunningMean, _binary_hits, _exact_hits, _share, _token_hits, binary_f1, perplexity, strip_after_eos
+from .metrics import (
+    RunningMean,
+    _exact_hits,
+    _share,
+    _token_hits,
+    binary_accuracy,
+    binary_f1,
+    perplexity,
+    strip_after_eos,
+)
 from .trainer import Trainer
 
 __all__ = ["TASKS", "TEXT_SEQ2SEQ", "ISO_DATE_CHARS", "DEFAULTS", "EVERY_TASK", "TaskSetup", "settings", "build",
@@ -640,16 +649,16 @@ def classification_metrics(examples, batch_size: int = 500) -> Callable:
     labels = np.asarray([label for _, label in examples], dtype=np.int64)
 
     def metrics(model) -> dict:
-        loss, hits, logits = RunningMean(), 0, []  # hits summed in integers, on the device
+        loss, logits = RunningMean(), []
         with nn.evaluating(model):
             for i in range(0, len(examples), batch_size):
                 b = make_classification_batch(examples[i:i + batch_size])
                 z = model(b.src)
                 loss.add(F.binary_cross_entropy_with_logits(z, b.labels), len(b))
-                hits = hits + _binary_hits(z, b.labels)
                 logits.append(z)
-        return {"loss": loss.compute(), "accuracy": _share(hits, len(examples), z.backend).item(),
-                "f1": binary_f1(concat(logits), labels).item()}
+        z = concat(logits)  # (N,): every text's logit, for the accuracy and the F1 of them all at once
+        return {"loss": loss.compute(), "accuracy": binary_accuracy(z, labels).item(),
+                "f1": binary_f1(z, labels).item()}
 
     return metrics
 
