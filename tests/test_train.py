@@ -957,6 +957,8 @@ def test_reaches_target_is_the_trainers_rule_and_refuses_another_mode():
     mode other than "min"/"max" is refused rather than read as "max"."""
     assert reaches_target(float(np.float32(0.95)), 0.95) and not reaches_target(0.9499, 0.95)
     assert reaches_target(float(np.float32(0.3)), 0.3, "min") and not reaches_target(0.3001, 0.3, "min")
+    # A float64 value equal to a target that float32 cannot hold (0.7, 0.3) reaches it: "at or above", not "above".
+    assert reaches_target(0.7, 0.7) and reaches_target(0.3, 0.3, "min")
     with pytest.raises(ValueError, match=r"^reaches_target: mode must be 'min' or 'max', got 'maximum'$"):
         reaches_target(0.5, 0.5, "maximum")
 
