@@ -530,6 +530,36 @@ def _switch(backend: Backend | None) -> Backend | None:
     return previous
 
 
+class _OnDevice:
+    """An array namespace whose new arrays live on ``device``: array-api-strict's ``"device1"``, not its CPU.
+
+    Like CuPy's, such arrays refuse NumPy's implicit conversion (``np.asarray``, ``np.testing``, a NumPy ufunc), so
+    a host conversion that bypasses :meth:`Backend.to_host` fails on the strict backend in CI as it would on a GPU.
+    Every function that makes an array from nothing or from host data is given ``device``; the rest of the
+    namespace is the library's own (an array made from arrays stays on their device)."""
+
+    _MAKE = frozenset({"asarray", "zeros", "ones", "empty", "full", "arange", "eye", "linspace"})
+
+    def __init__(self, xp, device):
+        self._xp, self.device = xp, device
+
+    def __getattr__(self, name):
+        value = getattr(self._xp, name)
+        if name not in self._MAKE:
+            return value
+
+        def on_device(*args, device=None, **kwargs):
+            return value(*args, device=self.device if device is None else device, **kwargs)
+
+        return on_device
+
+    def __dir__(self):
+        return dir(self._xp)
+
+    def __repr__(self) -> str:
+        return f"{self._xp.__name__} on {self.device!r}"
+
+
 def _make(name: str) -> Backend:
     if name == "numpy":
         import array_api_compat.numpy as xp
@@ -542,7 +572,7 @@ def _make(name: str) -> Backend:
             raise BackendError(
                 "backend 'array_api_strict' needs the array-api-strict package: pip install array-api-strict"
             ) from e
-        return Backend("array_api_strict", xp)
+        return Backend("array_api_strict", _OnDevice(xp, xp.Device("device1")))
     if name == "cupy":
         try:
             import array_api_compat.cupy as xp
