@@ -83,7 +83,9 @@ def no_attribute(where: str, name: str, obj=None) -> AttributeError:
 
     ``obj`` is what lacks the name (the tensor, whose type is named; for a module, the module itself by default):
     Python's traceback reads ``name`` and ``obj`` to add "Did you mean ...?" for a typo, as ``nn.Linaer`` ->
-    ``'Linear'``.
+    ``'Linear'``. A name of the table gets no ``name``: its hint says what to write, where Python would guess
+    another name (``mt.cat``: "Did you mean: 'cast'?", from Python 3.12 in the message itself); ``obj`` is given all
+    the same, since the interpreter fills in ``name`` and ``obj`` of an AttributeError that has neither.
     """
     if obj is None and where != "Tensor":
         obj = sys.modules[where]
@@ -91,5 +93,5 @@ def no_attribute(where: str, name: str, obj=None) -> AttributeError:
     message = f"{owner} has no attribute {name!r}"
     if name in TORCH_NAMES[where]:
         torch, here = TORCH_NAMES[where][name]
-        message += f"; PyTorch's {torch} is {here} here (docs/from-pytorch.md)"
+        return AttributeError(f"{message}; PyTorch's {torch} is {here} here (docs/from-pytorch.md)", obj=obj)
     return AttributeError(message, name=name, obj=obj)
