@@ -18,7 +18,9 @@ def clip_grad_norm_(params, max_norm: float, eps: float = 1e-6) -> Tensor:
         g_p \leftarrow g_p \cdot \min\!\left(1,\ \frac{\text{max\_norm}}{\lVert g \rVert + \epsilon}\right)
 
     The direction of the whole update is kept; only its length is capped. The factor is computed
-    as an array with ``min`` (no Python ``if`` on the norm), so a GPU never waits for the host.
+    as an array (no Python ``if`` on the norm), so a GPU never waits for the host, and applied as a division by
+    :math:`\max(1, (\lVert g \rVert + \epsilon) / \text{max\_norm})`: the factor itself is subnormal for a float32
+    norm above :math:`8.5 \cdot 10^{37}` max_norm, and CuPy flushes subnormals to 0.
     Where :math:`\lVert g \rVert + \epsilon \le` ``max_norm`` the factor is exactly 1 and the gradients are
     unchanged (a norm within :math:`\epsilon` below ``max_norm`` is scaled by a hair). As
     ``torch.nn.utils.clip_grad_norm_``.
@@ -88,7 +90,10 @@ def clip_grad_norm_(params, max_norm: float, eps: float = 1e-6) -> Tensor:
     m = _backend.clip(xp, xp.max(xp.abs(g_all)), float(info.smallest_normal), float(info.max))
     scaled = g_all / m  # within [-1, 1]
     norm = xp.sqrt(xp.sum(scaled * scaled)) * m
-    factor = xp.minimum(max_norm / (norm + eps), xp.asarray(1.0, dtype=norm.dtype))
+    # the factor min(1, max_norm / (||g|| + eps)), applied as a division by its inverse: a float32 factor below
+    # 1.2e-38 (||g|| above 8.5e37 max_norm) is subnormal, which CuPy's kernels flush to 0 (they are compiled with
+    # -ftz), and every gradient would become 0; a divisor of at least 1 never is
+    divisor = xp.maximum((norm + eps) / max_norm, xp.asarray(1.0, dtype=norm.dtype))
     for g in grads:
-        g.data = g.data * factor  # a new array, assigned: the Tensor .grad stays the same object
+        g.data = g.data / divisor  # a new array, assigned: the Tensor .grad stays the same object
     return Tensor._wrap(norm, be)
