@@ -399,7 +399,9 @@ def test_a_refused_load_puts_back_the_optimizer_and_the_schedule_too(saved, tmp_
     """A random generator's state of the right kind, but damaged: restored last, it fails after the model, the
     optimizer and the schedule were loaded. All of them are put back (the optimizer and the schedule were not)."""
     path, model, opt, schedule, _ = saved
-    damaged = {"bit_generator": "PCG64", "state": {"state": "not a number"}}
+    damaged = {"PCG64": {"bit_generator": "PCG64", "state": {"state": "not a number"}},
+               "CounterRNG": {"bit_generator": "CounterRNG", "seed": "not a number", "counter": 0}}
+    damaged = damaged[mt.backend.current().rng_kind]  # the kind this backend restores (CuPy's: CounterRNG)
     bad = save_checkpoint(tmp_path / "bad.npz", model, opt, schedule, step=3, rng_state=damaged)
     mt.manual_seed(7)
     model2, opt2, schedule2 = _setup()

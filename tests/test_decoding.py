@@ -69,15 +69,19 @@ def tiny():
 
 
 def _sharpened(seed):
-    """The ``tiny`` fixture's model, drawn after ``mt.manual_seed(seed)``."""
-    mt.manual_seed(seed)
-    model = nn.Transformer(5, 5, d_model=16, heads=2, d_ff=32, num_encoder_layers=1, num_decoder_layers=1,
-                           dropout=0.1, max_len=8)
+    """The ``tiny`` fixture's model, drawn on NumPy after ``mt.manual_seed(seed)``, on the current backend: the cases
+    built on a seed's model (outputs of different lengths, a beam of 4 against 5) hold on every backend, where CuPy's
+    generator (a CounterRNG) would draw another model."""
+    here = mt.backend.current()
+    with mt.backend.use("numpy"):
+        mt.manual_seed(seed)
+        model = nn.Transformer(5, 5, d_model=16, heads=2, d_ff=32, num_encoder_layers=1, num_decoder_layers=1,
+                               dropout=0.1, max_len=8)
     state = model.state_dict()
     state["output.weight"] = 2 * state["output.weight"]
     state["output.bias"] = state["output.bias"] + 0.5 * (np.arange(5) == EOS)
     model.load_state_dict(state)
-    return model
+    return model.to(here)
 
 
 def _next_log_probs(model, src_row, prefixes):
@@ -702,6 +706,8 @@ def test_beam_search_stops_once_no_alive_hypothesis_can_beat_the_finished(monkey
 def test_an_index_error_in_beam_search_says_which_line_and_what_the_indices_range_over(tiny, monkeypatch):
     """parent = b k + best, the candidate's index for its hypothesis' (i // V): beam search's own IndexError (index
     9 is out of bounds for axis 0 with size 8) is said with the line that raised it and the ranges of the indices."""
+    if mt.backend.current().name == "cupy":
+        pytest.skip("CuPy's take wraps an index out of range around, raising nothing (the outputs' tests see it)")
     right = "parent = _rows(xp, best // V, k)"
     _with_mistake(monkeypatch, "_best_extensions", right, right.replace(" // V", ""))
     model, src = tiny

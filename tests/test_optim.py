@@ -302,13 +302,24 @@ def test_one_update_laid_end_to_end_equals_one_update_per_parameter(cls, config,
             opt.step()
         results.append(([p.numpy() for p in params], opt.state_dict()["state"]))
     (laid, laid_state), (alone, alone_state) = results
-    for a, b in zip(laid, alone):  # the same arithmetic on every entry: equal to the last bit
-        np.testing.assert_array_equal(a, b)
+
+    def same(a, b):
+        """The same arithmetic on every entry: equal to the last bit. On a GPU the long arrays go through Adam's CUDA
+        kernel, where the compiler fuses a * b + c into one rounding (an FMA), and the reference through the array
+        formula: a few units in the last place apart, where a misplaced entry would be far off."""
+        b = np.asarray(b)
+        if mt.backend.current().kernels is None or not np.issubdtype(b.dtype, np.floating):  # step counts: exact
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=64 * np.finfo(b.dtype).eps, atol=0)
+
+    for a, b in zip(laid, alone):
+        same(a, b)
     assert laid_state.keys() == alone_state.keys()
     for key in laid_state:
         assert laid_state[key].keys() == alone_state[key].keys()
         for name, value in laid_state[key].items():
-            np.testing.assert_array_equal(value, alone_state[key][name])
+            same(value, alone_state[key][name])
             assert np.shape(value) == np.shape(alone_state[key][name])
 
 
@@ -588,11 +599,12 @@ def test_state_dict_is_a_copy_and_restores_hyperparameters(rng):
 
     # copies both ways: writing into a saved array changes neither the optimizer it came from nor the one loaded
     p, q = params[0], other.param_groups[0]["params"][0]
-    m_opt, m_other = np.array(opt.state[p]["m"]), np.array(other.state[q]["m"])
+    host = mt.backend.current().to_host  # the moments live on the parameters' device
+    m_opt, m_other = host(opt.state[p]["m"]).copy(), host(other.state[q]["m"]).copy()
     opt.state_dict()["state"][0]["m"][...] = 7.0
     saved["state"][0]["m"][...] = 7.0
-    np.testing.assert_array_equal(np.asarray(opt.state[p]["m"]), m_opt)
-    np.testing.assert_array_equal(np.asarray(other.state[q]["m"]), m_other)
+    np.testing.assert_array_equal(host(opt.state[p]["m"]), m_opt)
+    np.testing.assert_array_equal(host(other.state[q]["m"]), m_other)
 
 
 def test_state_dict_loads_onto_another_backend(backend, rng):
@@ -838,7 +850,10 @@ def test_clip_grad_norm_of_large_finite_gradients_does_not_overflow(big):
 
 def test_clip_grad_norm_of_tiny_or_zero_gradients_leaves_them():
     w = mt.zeros(3, requires_grad=True)
-    for g, norm in (([0.0, 0.0, 0.0], 0.0), ([3e-30, 0.0, 4e-30], 5e-30), ([1e-40, 0.0, 0.0], 1e-40)):  # subnormal
+    cases = [([0.0, 0.0, 0.0], 0.0), ([3e-30, 0.0, 4e-30], 5e-30)]
+    if mt.backend.current().name != "cupy":  # CuPy's kernels flush float32 subnormals to 0 (compiled with -ftz)
+        cases.append(([1e-40, 0.0, 0.0], 1e-40))  # subnormal
+    for g, norm in cases:
         w.grad = mt.tensor(g)
         assert clip_grad_norm_([w], max_norm=1.0).item() == pytest.approx(norm, rel=1e-4, abs=0)
         np.testing.assert_array_equal(w.grad.numpy(), np.array(g, dtype=np.float32))
