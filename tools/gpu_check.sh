@@ -6,7 +6,7 @@
 #   bash tools/gpu_check.sh                  # everything (under 6 minutes on an H200)
 #   STEPS="tests equivalence" bash tools/gpu_check.sh
 #
-# Steps: info (backends, device, versions), tests (the whole suite on the CuPy backend),
+# Steps: info (backends, device, versions), tests (the suite's tests that take the backend, on CuPy),
 # equivalence (NumPy and CuPy give the same outputs and gradients for the same weights), train (the
 # reverse task to its accuracy target), bench (per-operation overhead), models (training steps of
 # the SEED and the large configuration beside the same model in PyTorch CUDA eager, float32),
@@ -49,9 +49,13 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
 }
 
 step info 60 python3 -m minitransformer info
-# pytest-xdist, where installed, spreads the suite over 8 processes (each with its own CUDA context)
-XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")
-step tests 240 python3 -m pytest tests minitransformer --backends cupy -q -p no:cacheprovider --maxfail=30 $XDIST
+# every test that takes the backend, on CuPy; those marked single_backend (and the docstrings' examples) run on NumPy
+# alone whatever --backends says, as in CI, so they are left to CI. pytest-xdist, where installed, spreads the tests
+# over 12 processes, each with its own CUDA context and one BLAS thread (16 threads each oversubscribe the CPUs);
+# --durations names the slowest, should the step outgrow its limit
+XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 12")
+step tests 240 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python3 -m pytest tests --backends cupy \
+  -m "not single_backend" -q -p no:cacheprovider -rfE --durations=15 --maxfail=30 $XDIST
 step kernels 90 python3 -m pytest tests/test_kernels.py --backends cupy -q -p no:cacheprovider -k gpu
 step equivalence 90 python3 tools/backend_equivalence.py --backend cupy
 step train 150 python3 -m minitransformer train --task reverse --backend cupy --no-progress --target 0.99 --out /tmp/mt-reverse
