@@ -52,11 +52,12 @@ step info 60 python3 -m minitransformer info
 # every test that takes the backend, on CuPy; those marked single_backend (and the docstrings' examples) run on NumPy
 # alone whatever --backends says, as in CI, so they are left to CI. pytest-xdist, where installed, spreads the tests
 # over 12 processes, each with its own CUDA context and one BLAS thread (16 threads each oversubscribe the CPUs);
-# --durations names the slowest, should the step outgrow its limit
+# --durations names the slowest, should the step outgrow its limit. No -q: setup.cfg's addopts has one, and -qq
+# would hide the count of tests passed
 XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 12")
 step tests 240 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python3 -m pytest tests --backends cupy \
-  -m "not single_backend" -q -p no:cacheprovider -rfE --durations=15 --maxfail=30 $XDIST
-step kernels 90 python3 -m pytest tests/test_kernels.py --backends cupy -q -p no:cacheprovider -k gpu
+  -m "not single_backend" -p no:cacheprovider -rfE --durations=15 --maxfail=30 $XDIST
+step kernels 90 python3 -m pytest tests/test_kernels.py --backends cupy -p no:cacheprovider -k gpu
 step equivalence 90 python3 tools/backend_equivalence.py --backend cupy
 step train 150 python3 -m minitransformer train --task reverse --backend cupy --no-progress --target 0.99 --out /tmp/mt-reverse
 step train-formulas 150 env MINITRANSFORMER_KERNELS=0 python3 -m minitransformer train --task reverse --backend cupy \
