@@ -202,17 +202,20 @@ class Backend:
         """Restart this backend's random numbers from ``seed`` (reproducible runs).
 
         NumPy's ``Generator`` (PCG64) on the CPU; on the GPU a :class:`CounterRNG`, which draws on
-        the device and, unlike CuPy's generators, has a state that fits in a checkpoint.
+        the device and, unlike CuPy's generators, has a state that fits in a checkpoint. array-api-strict, CuPy's
+        stand-in in CI, draws from a CounterRNG too: a test that counts on NumPy's numbers for a seed fails there as
+        it would on a GPU.
         """
         self._seed = require_int("manual_seed", "seed", seed, low=0)  # NumPy takes no -1; 1.5 would be 1
-        if self.name == "cupy":
+        if self.name in ("cupy", "array_api_strict"):  # the GPU's generator, and its stand-in's
             self._rng = CounterRNG(self.xp, self._seed, kernels=self._kernels)
         else:
             self._rng = np.random.default_rng(self._seed)
 
     @property
     def rng(self):
-        """The backend's random generator (``numpy.random.Generator``, or a :class:`CounterRNG` on the GPU)."""
+        """The backend's random generator (``numpy.random.Generator``, or a :class:`CounterRNG` on CuPy and
+        array-api-strict)."""
         return self._rng
 
     def get_rng_state(self) -> dict:
@@ -233,8 +236,8 @@ class Backend:
 
     @property
     def rng_kind(self) -> str:
-        """The kind of generator this backend draws from, ``"PCG64"`` (NumPy, array-api-strict) or ``"CounterRNG"``
-        (CuPy); a state of another kind (:func:`rng_state_kind`) cannot be restored here."""
+        """The kind of generator this backend draws from, ``"PCG64"`` (NumPy) or ``"CounterRNG"`` (CuPy and
+        array-api-strict); a state of another kind (:func:`rng_state_kind`) cannot be restored here."""
         return "CounterRNG" if isinstance(self._rng, CounterRNG) else "PCG64"
 
     def set_rng_state(self, state: dict) -> None:
@@ -248,8 +251,8 @@ class Backend:
             self._rng.bit_generator.state = state
 
     def _from_rng(self, sample, dtype):
-        if self.name == "cupy":
-            return sample.astype(self.dtype(dtype), copy=False)
+        if isinstance(self._rng, CounterRNG):  # drawn on the device
+            return self.xp.astype(sample, self.dtype(dtype), copy=False)
         return self.asarray(sample.astype(dtype_name(self.dtype(dtype)), copy=False))
 
     def normal(self, shape, mean=0.0, std=1.0, dtype=None):
@@ -277,8 +280,8 @@ class Backend:
 
     def permutation(self, n: int):
         """A random permutation of 0..n-1 (host NumPy array: it orders batches, it is no data)."""
-        if self.name == "cupy":  # CuPy's Generator has no permutation: sort random keys on the device
-            return self.to_host(self.native.argsort(self._rng.random((n,))))
+        if isinstance(self._rng, CounterRNG):  # no permutation of its own: sort random keys on the device
+            return self.to_host(self.xp.argsort(self._rng.random((n,))))
         return self._rng.permutation(n)
 
     # ----------------------------------------------------------------- scatter-add

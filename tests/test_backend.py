@@ -402,6 +402,19 @@ def test_the_gpu_backend_draws_from_the_counter_rng_and_saves_its_state():
     assert sorted(gpu.permutation(10).tolist()) == list(range(10))  # random keys sorted: CounterRNG has no permutation
 
 
+def test_the_strict_backend_draws_from_the_gpus_generator_as_array_operations(backend):
+    """array-api-strict stands in for CuPy in CI: it draws from the same CounterRNG (without the kernel, as array
+    operations), so a seed gives CuPy's numbers there, not NumPy's, and a test that counts on NumPy's fails in CI."""
+    if backend.name == "numpy":
+        assert backend.rng_kind == "PCG64"
+        return
+    backend.manual_seed(5)
+    assert backend.rng_kind == "CounterRNG" and backend.get_rng_state()["seed"] == 5
+    np.testing.assert_array_equal(backend.to_host(backend.uniform((4,), dtype="float64")),
+                                  CounterRNG(np, 5).random((4,)))
+    assert sorted(backend.permutation(10).tolist()) == list(range(10))
+
+
 def test_a_state_of_another_generator_is_refused_by_name():
     gpu = mt.backend.Backend("cupy", array_api_compat.numpy, native=np)
     cpu = mt.backend.get("numpy")

@@ -676,13 +676,13 @@ def _load_read(ckpt: Checkpoint, model, optimizer=None, schedule=None, restore_r
 
 
 #: the backend whose generator each kind is, for the message that refuses another's state
-_WRITTEN_BY = {"CounterRNG": "--backend cupy", "PCG64": "--backend numpy"}
+_WRITTEN_BY = {"CounterRNG": "--backend cupy, or array_api_strict", "PCG64": "--backend numpy"}
 
 
 def _rng_state_fits(state, backend=None) -> bool:
     """Whether ``state`` (a checkpoint's ``rng_state``) is of ``backend``'s kind of generator: can it be restored?
 
-    NumPy's backend (and array-api-strict's) draws from a PCG64, CuPy's from a
+    NumPy's backend draws from a PCG64, CuPy's (and array-api-strict's) from a
     :class:`~minitransformer.backend.CounterRNG`: the random stream of a run written on one cannot continue
     exactly on the other.
 
