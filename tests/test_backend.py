@@ -415,6 +415,23 @@ def test_the_strict_backend_draws_from_the_gpus_generator_as_array_operations(ba
     assert sorted(backend.permutation(10).tolist()) == list(range(10))
 
 
+def test_the_strict_backends_arrays_refuse_numpys_implicit_conversion_as_cupys_do(backend):
+    """array-api-strict's arrays are made on its "device1": like CuPy's, np.asarray of one fails, so a host read that
+    bypasses to_host (.numpy()) fails in CI too; a device asked for explicitly is kept."""
+    if backend.name != "array_api_strict":
+        pytest.skip("NumPy's arrays are host arrays; CuPy's refuse the conversion on their own")
+    import array_api_strict
+
+    made = [backend.xp.zeros((2,)), backend.xp.arange(3), backend.asarray(np.ones(2)), mt.randn(3).data,
+            mt.tensor([1, 2]).data, (mt.ones(2) * 3.0).data]
+    for array in made:
+        with pytest.raises(RuntimeError, match="Can't convert array on the 'array_api_strict.Device\\('device1'\\)'"):
+            np.asarray(array)
+    np.testing.assert_array_equal(mt.tensor([1.0, 2.0]).numpy(), [1.0, 2.0])  # the way to the host
+    cpu = array_api_strict.Device("CPU_DEVICE")
+    assert backend.xp.zeros((2,), device=cpu).device == cpu
+
+
 def test_a_state_of_another_generator_is_refused_by_name():
     gpu = mt.backend.Backend("cupy", array_api_compat.numpy, native=np)
     cpu = mt.backend.get("numpy")
