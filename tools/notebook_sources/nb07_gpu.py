@@ -7,6 +7,7 @@ QUOTED_ELSEWHERE = {
     "1.1 0.3 4.8 3.7 7.8 21.6": "the table of one run on an H200 and its 16-core host (docs/benchmarks.md), not "
                                 "this notebook's run",
     "6e-8": "2^-24, float32's relative rounding (a formula's constant)",
+    "1.21": "the seed step's ratio to PyTorch on the H200 run of tools/gpu_check.sh (docs/benchmarks.md)",
 }
 
 CELLS = [
@@ -237,9 +238,10 @@ CELLS = [
     big one nearly a hundred times. Measured once with this notebook when it was written (commit bcbe77c,
     2026-11-28) on one NVIDIA H200 (CuPy 14, float32 products without TF32, CuPy's default; a 16-core host).
     That was before the library had CUDA kernels of its own: CuPy's functions did all the work. The kernels
-    first ran on an H200 later, in `tools/gpu_check.sh` at 4078fca (`docs/benchmarks.md`); those added since
-    (attention's weights, the binary cross-entropy, the column sums, the chained scatter-add, Adam in place,
-    the products by cuBLAS) have not run on a GPU yet. To compare your own run with the table, the closer
+    first ran on an H200 later, in `tools/gpu_check.sh` at 4078fca, and all of today's (attention's weights,
+    the binary cross-entropy, the column sums, the chained scatter-add, Adam in place, the products by cuBLAS
+    too) at 5df81f2 on 2026-12-01, where their tests passed and the `seed` training step took 1.21 times
+    PyTorch's (`docs/benchmarks.md`). To compare your own run with the table, the closer
     setting today is `MINITRANSFORMER_KERNELS=0` (set before Python starts: CuPy's functions for the array
     formulas, as then); the rest of the library has changed since too, so expect other figures even so.
 
@@ -282,7 +284,7 @@ CELLS = [
     kernels standing in.
 
     The lesson for training: give the GPU big batches and long sequences. The library's
-    `tools/gpu_check.sh` runs the whole test suite on CuPy, checks that NumPy and CuPy give the same
+    `tools/gpu_check.sh` runs the test suite on CuPy (every test that depends on the backend), checks that NumPy and CuPy give the same
     gradients, trains a model and benchmarks the engine against PyTorch.
 
     To get a GPU backend, in the clone: `pip install -e ".[cuda12]"` (or `".[cuda13]"`, matching the CUDA
