@@ -284,8 +284,8 @@ CELLS = [
     kernels standing in.
 
     The lesson for training: give the GPU big batches and long sequences. The library's
-    `tools/gpu_check.sh` runs the test suite on CuPy (every test that depends on the backend), checks that NumPy and CuPy give the same
-    gradients, trains a model and benchmarks the engine against PyTorch.
+    `tools/gpu_check.sh` runs the test suite on CuPy (every test that depends on the backend), checks that
+    NumPy and CuPy give the same gradients, trains a model and benchmarks the engine against PyTorch.
 
     To get a GPU backend, in the clone: `pip install -e ".[cuda12]"` (or `".[cuda13]"`, matching the CUDA
     version of the driver that `nvidia-smi` shows), then `mt.backend.use("cupy")`,
