@@ -212,6 +212,39 @@ def test_the_gpu_check_runs_a_step_and_names_every_step_it_has(tmp_path):
     assert "numpy" in (tmp_path / "info.log").read_text(encoding="utf-8")
 
 
+
+@pytest.mark.needs("tools")
+def test_the_gpu_checks_tests_step_runs_every_file_and_fails_when_one_test_fails(tmp_path):
+    """The tests step (TESTS and BACKEND point it at a folder of our own and NumPy): each file runs, in pytest-xdist's
+    workers or, without xdist, in runs of its own (pytest_in_groups); a single_backend test is left out."""
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    (folder / "conftest.py").write_text("def pytest_addoption(parser):\n    parser.addoption('--backends')\n\n\n"
+                                        "def pytest_configure(config):\n"
+                                        "    config.addinivalue_line('markers', 'single_backend: NumPy alone')\n",
+                                        encoding="utf-8")
+    for i in range(3):
+        (folder / f"test_{i}.py").write_text(f"def test_{i}():\n    print('ran {i}')\n", encoding="utf-8")
+    (folder / "test_marked.py").write_text("import pytest\n\n\n@pytest.mark.single_backend\ndef test_left_out():\n"
+                                           "    pass\n", encoding="utf-8")
+
+    def check():
+        env = {**os.environ, "STEPS": "tests", "TESTS": str(folder), "BACKEND": "numpy", "OUT": str(tmp_path),
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        done = subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh")], capture_output=True, encoding="utf-8",
+                              env=env, timeout=120)
+        log = (tmp_path / "tests.log").read_text(encoding="utf-8")
+        summaries = log.split("runs' last lines")[-1]  # pytest_in_groups repeats each run's last line there
+        return done, log, sum(int(n) for n in re.findall(r"(\d+) passed", summaries))
+
+    done, log, passed = check()
+    assert done.returncode == 0 and re.search(r"^tests\s+rc=0\s", done.stdout, flags=re.M), done.stdout + log
+    assert passed == 3 and "test_left_out" not in log, log
+    (folder / "test_1.py").write_text("def test_1():\n    assert 1 == 2\n", encoding="utf-8")
+    done, log, passed = check()
+    assert done.returncode == 1 and re.search(r"^tests\s+rc=1\s", done.stdout, flags=re.M), done.stdout + log
+    assert "FAILED" in log and "test_1" in log and passed == 2, log
+
 # ------------------------------------------------------------------ text files on every OS
 _SUBPROCESS = {"run", "Popen", "check_output", "check_call", "call"}
 

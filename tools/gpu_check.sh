@@ -50,13 +50,37 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
 
 step info 60 python3 -m minitransformer info
 # every test that takes the backend, on CuPy; those marked single_backend (and the docstrings' examples) run on NumPy
-# alone whatever --backends says, as in CI, so they are left to CI. pytest-xdist, where installed, spreads the tests
-# over 12 processes, each with its own CUDA context and one BLAS thread (16 threads each oversubscribe the CPUs);
-# --durations names the slowest, should the step outgrow its limit. No -q: setup.cfg's addopts has one, and -qq
-# would hide the count of tests passed
-XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 12")
-step tests 240 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python3 -m pytest tests --backends cupy \
-  -m "not single_backend" -p no:cacheprovider -rfE --durations=15 --maxfail=30 $XDIST
+# alone whatever --backends says, as in CI, so they are left to CI. 12 processes share the tests, each with its own
+# CUDA context and one BLAS thread (16 threads each oversubscribe the CPUs): pytest-xdist's workers where it is
+# installed, else the test files dealt round-robin to 12 pytest runs (pytest_in_groups). --durations names the
+# slowest, should the step outgrow its limit. No -q: setup.cfg's addopts has one, and -qq would hide the count of
+# tests passed. TESTS (a folder or a file; default: tests) and BACKEND (default: cupy) choose others
+TESTS=${TESTS:-tests} BACKEND=${BACKEND:-cupy}
+pytest_in_groups() {  # pytest_in_groups N PATH PYTEST_ARGUMENTS...: PATH's test files in N runs; fails if one fails
+  local n=$1 path=$2 logs files i pid pids=() code rc=0
+  shift 2
+  logs=$(mktemp -d)
+  files=$(find "$path" -name 'test_*.py' | sort)
+  [ "$n" -le "$(wc -l <<<"$files")" ] || n=$(wc -l <<<"$files")  # a run given no file would run the whole suite
+  for ((i = 0; i < n; i++)); do
+    python3 -m pytest "$@" $(awk -v n="$n" -v i="$i" '(NR - 1) % n == i' <<<"$files") >"$logs/$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid"
+    code=$?
+    [ "$code" -eq 0 ] || [ "$code" -eq 5 ] || rc=1  # pytest's 5: no test collected (all deselected, or no file)
+  done
+  cat "$logs"/*.log
+  echo "=== the $n runs' last lines"
+  for ((i = 0; i < n; i++)); do tail -n 1 "$logs/$i.log"; done
+  rm -rf "$logs"
+  return $rc
+}
+export -f pytest_in_groups
+if python3 -c "import xdist" 2>/dev/null; then PARALLEL=(python3 -m pytest -n 12); else PARALLEL=(pytest_in_groups 12); fi
+step tests 240 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 bash -c '"$@"' _ "${PARALLEL[@]}" "$TESTS" \
+  --backends "$BACKEND" -m "not single_backend" -p no:cacheprovider -rfE --durations=15 --maxfail=30
 step kernels 90 python3 -m pytest tests/test_kernels.py --backends cupy -p no:cacheprovider -k gpu
 step equivalence 90 python3 tools/backend_equivalence.py --backend cupy
 step train 150 python3 -m minitransformer train --task reverse --backend cupy --no-progress --target 0.99 --out /tmp/mt-reverse
