@@ -540,14 +540,15 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
     torch = pytest.importorskip("torch")  # the messages above need no torch; the answers below do
     values = np.array([[[0.5, -1.0, 2.0]], [[3.0, 0.0, -2.0]]], dtype=np.float32)  # (2, 1, 3): squeeze(1) works
     other, positive, ids = values[::-1] * 0.5 + 0.25, np.abs(values) + 0.5, np.array([[0, 2], [1, 1]])
-    logits, labels = values.reshape(2, 3), np.array([2, 0])
+    logits, labels, targets = values.reshape(2, 3), np.array([2, 0]), np.array([[1, 0, 1], [0, 0.5, 1]], np.float32)
     ours = {"mt": mt, "F": F, "nn": nn, "a": values, "x": mt.tensor(values), "y": mt.tensor(other),
             "xs": [mt.tensor(values), mt.tensor(other)], "ids": mt.tensor(ids), "W": mt.tensor(values[0].T),
-            "logits": mt.tensor(logits), "labels": mt.tensor(labels), "p": mt.tensor(positive)}
+            "logits": mt.tensor(logits), "labels": mt.tensor(labels), "p": mt.tensor(positive),
+            "targets": mt.tensor(targets)}
     theirs = {"torch": torch, "F": torch.nn.functional, "nn": torch.nn, "a": values, "x": torch.tensor(values),
               "y": torch.tensor(other.copy()), "xs": [torch.tensor(values), torch.tensor(other.copy())],
               "ids": torch.tensor(ids), "W": torch.tensor(values[0].T.copy()), "logits": torch.tensor(logits),
-              "labels": torch.tensor(labels), "p": torch.tensor(positive)}
+              "labels": torch.tensor(labels), "p": torch.tensor(positive), "targets": torch.tensor(targets)}
     for name, (torch_writes, here) in TORCH_NAMES[where].items():
         if name not in ("cuda", "device"):  # a GPU, and where a tensor lives: nothing to compare on the CPU
             got, expected = eval(here, ours), eval(torch_writes, theirs)

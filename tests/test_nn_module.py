@@ -654,6 +654,11 @@ def test_module_dict_registers_its_modules_under_their_keys():
     assert list(heads) == ["b", "a", "c"] and heads["b"].d_out == 4
     del heads["a"]
     assert list(heads) == ["b", "c"]
+    head = heads["c"]
+    assert heads.pop("c") is head and list(heads) == ["b"] and list(heads.state_dict()) == ["b.weight", "b.bias"]
+    with pytest.raises(KeyError, match=r"ModuleDict: no module 'c'; the keys are \['b'\]"):
+        heads.pop("c")
+    heads["c"] = head
     with pytest.raises(KeyError, match=r"ModuleDict: no module 'z'; the keys are \['b', 'c'\]"):
         heads["z"]
     with pytest.raises(KeyError, match=r'ModuleDict: a module name cannot contain ".", got "x.y"'):
@@ -662,6 +667,8 @@ def test_module_dict_registers_its_modules_under_their_keys():
         heads["d"] = 3
     with pytest.raises(NotImplementedError, match=r"call one of its modules"):
         heads(mt.zeros(2))
+    heads.clear()
+    assert len(heads) == 0 and list(heads.parameters()) == [] and heads.state_dict() == {}
 
     class TwoTasks(nn.Module):  # inside a model of one's own: its weights are the model's
         def __init__(self):

@@ -60,6 +60,10 @@ TORCH_NAMES = {
         "l1_loss": ("F.l1_loss(x, y)", "mt.maximum(y - x, x - y).mean()"),
         "tanh": ("F.tanh(x)", "x.tanh()"),
         "embedding": ("F.embedding(ids, W)", "mt.take(W, ids, axis=0)"),
+        # the losses take the logits and apply log_softmax or the sigmoid themselves, in one stable formula
+        "nll_loss": ("F.nll_loss(F.log_softmax(logits, dim=-1), labels)", "F.cross_entropy(logits, labels)"),
+        "binary_cross_entropy": ("F.binary_cross_entropy(torch.sigmoid(logits), targets)",
+                                 "F.binary_cross_entropy_with_logits(logits, targets)"),
     },
     "minitransformer.nn": {
         "MultiheadAttention": ("nn.MultiheadAttention(8, 2, batch_first=True)", "nn.MultiHeadAttention(8, 2)"),

@@ -780,6 +780,16 @@ class ModuleDict(Module):
         self[key]  # noqa: B018 - the KeyError naming the keys
         del self._modules[key]
 
+    def pop(self, key: str) -> Module:
+        """Remove the module under ``key`` and return it (a KeyError naming the keys if there is none)."""
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self) -> None:
+        """Remove every module: the ModuleDict is empty, and so are its ``parameters()`` and ``state_dict()``."""
+        self._modules.clear()
+
     def keys(self) -> KeysView[str]:
         """The keys, in order of insertion (a read-only view, as ``dict.keys()``)."""
         return self._modules.keys()
