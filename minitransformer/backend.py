@@ -123,10 +123,12 @@ class Backend:
         self.native = native if native is not None else xp  # numpy / cupy module itself
         self._rng = None
         self._seed = None
-        #: whether formulas look at values to refuse bad input (token ids out of the vocabulary, targets
-        #: out of range). Reading values makes the host wait for the device, so it is off on a GPU, where
-        #: a training step makes no host synchronisation; turn it on there to debug.
+        #: whether formulas refuse bad values (token ids out of the vocabulary, targets out of range) at once, by
+        #: reading them (:meth:`check_range`). Reading makes the host wait for the device, so it is off on a GPU,
+        #: where a training step makes no host synchronisation: there the values are checked on the device and
+        #: the answer is read at the next read of the device (:meth:`to_host`); turn it on to stop at once.
         self.check_values = name != "cupy"
+        self._checks_later: dict[tuple, list] = {}  # (lo, hi, message, dtype) -> [(min, max)] on the device
         self._kernels = None
         self.manual_seed(_seed)  # the last seed given to mt.manual_seed, so a backend made later follows it too
 
@@ -170,13 +172,63 @@ class Backend:
         return _backend_name_of(array) == self.name
 
     def to_host(self, array) -> np.ndarray:
-        """A NumPy copy (or view) of ``array`` in host memory: the one place data leaves the device."""
+        """A NumPy copy (or view) of ``array`` in host memory: the one place data leaves the device. The host waits
+        for the device here anyway, so the range checks put off until now are made first (:meth:`check_range`)."""
+        if self._checks_later:
+            self._make_checks_later()
+        return self._copy_to_host(array)
+
+    def _copy_to_host(self, array) -> np.ndarray:
         if isinstance(array, np.ndarray | np.generic):
             return np.asarray(array)
         if self.name == "cupy":
             return array.get()
         # by DLPack, from a copy: NumPy 2.0 cannot take a read-only array (a broadcast view) that way
         return np.from_dlpack(self.xp.asarray(array, copy=True))
+
+    # ----------------------------------------------------------------- checks of values
+    #: how many (min, max) pairs a check keeps on the device before they are reduced to one
+    CHECKS_KEPT = 64
+
+    def check_range(self, values, lo: int, hi: int, message: str) -> None:
+        """Refuse ``values`` (an integer array of this backend) unless each lies in ``lo..hi``: an IndexError whose
+        message is ``message`` with ``{bad}`` replaced by the first extreme at fault (the min below ``lo``, else the
+        max above ``hi``). The one check of token ids, targets and indices against a range.
+
+        With :attr:`check_values` on, now: min and max are read (the host waits for the device). Off (CuPy's
+        default), the min and max are computed on the device and kept; the host reads them at the next read of the
+        device (:meth:`to_host`: ``loss.item()``, the trainer's log, a checkpoint), where it waits anyway, and raises
+        there, saying so. The computations since are wrong (an index out of range wraps around), but a training step
+        makes no host synchronisation.
+
+        >>> import minitransformer as mt
+        >>> be = mt.backend.get("numpy")
+        >>> be.check_range(be.asarray([3, 10]), 0, 9, "ids holds id {bad}, outside 0..9")
+        Traceback (most recent call last):
+        ...
+        IndexError: ids holds id 10, outside 0..9
+        """
+        xp = self.xp
+        if not math.prod(values.shape):
+            return
+        low, high = xp.min(values), xp.max(values)
+        if self.check_values:
+            _refuse_outside(int(low), int(high), lo, hi, message)
+            return
+        kept = self._checks_later.setdefault((lo, hi, message, values.dtype), [])  # stacked with their own dtype
+        kept.append((low, high))
+        if len(kept) > self.CHECKS_KEPT:  # a loop that never reads the device keeps a bounded number on it
+            lows, highs = xp.stack([m for m, _ in kept]), xp.stack([m for _, m in kept])
+            kept[:] = [(xp.min(lows), xp.max(highs))]
+
+    def _make_checks_later(self) -> None:
+        """Read each check's kept minima and maxima and raise for the first check that fails."""
+        checks, self._checks_later = self._checks_later, {}  # made once: a caught error leaves none behind
+        xp = self.xp
+        for (lo, hi, message, _), kept in checks.items():
+            low = self._copy_to_host(xp.min(xp.stack([m for m, _ in kept]))).item()
+            high = self._copy_to_host(xp.max(xp.stack([m for _, m in kept]))).item()
+            _refuse_outside(low, high, lo, hi, message, later=True)
 
     @property
     def kernels(self):
@@ -313,6 +365,20 @@ class Backend:
         one_hot = xp.astype(indices[:, None] == xp.arange(V, dtype=indices.dtype)[None, :], values.dtype)
         flat = xp.reshape(values, (values.shape[0], math.prod(values.shape[1:])))  # no -1: N may be 0
         return xp.reshape(xp.matmul(xp.matrix_transpose(one_hot), flat), tuple(target_shape))
+
+
+def _refuse_outside(low: int, high: int, lo: int, hi: int, message: str, later: bool = False) -> None:
+    """The IndexError of :meth:`Backend.check_range` where ``low`` (the min) or ``high`` (the max) lies outside
+    ``lo..hi``; ``later``: found at a read of the device, after the steps that used the values."""
+    if lo <= low and high <= hi:
+        return
+    text = message.replace("{bad}", str(low if low < lo else high))
+    if later:
+        text += (" - found at this read of the device, not where the values were used: with check_values off "
+                 "(CuPy's default: reading them there would make every step wait for the GPU), they are checked on the "
+                 "device and the answer read at the next read, so what was computed since the last read used them (an "
+                 "index out of range wraps around); set backend.check_values = True to stop where they are used")
+    raise IndexError(text)
 
 
 def refuse_pickle(obj) -> None:

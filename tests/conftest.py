@@ -147,11 +147,21 @@ def backend(request):
 def checking_values(backend):
     """The backend with its value checks on, for tests of their messages.
 
-    CuPy's are off by default: reading token ids makes the host wait for the GPU (Backend.check_values).
+    CuPy's come later by default: reading token ids makes the host wait for the GPU, so they are read at the next
+    read of the device (Backend.check_values, Backend.check_range).
     """
     previous, backend.check_values = backend.check_values, True
     yield backend
     backend.check_values = previous
+
+
+@pytest.fixture
+def checking_later(backend):
+    """The backend with its value checks put off to the next read of the device, as on CuPy (check_values off)."""
+    previous, backend.check_values = backend.check_values, False
+    yield backend
+    backend.check_values = previous
+    backend._checks_later.clear()
 
 
 @pytest.fixture

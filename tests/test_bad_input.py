@@ -670,6 +670,53 @@ def test_take_with_out_of_range_ids(ids, axis, message):
         mt.take(E, mt.tensor(np.asarray(ids)), axis=axis)
 
 
+LATER = r" - found at this read of the device, not where the values were used: with check_values off"
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda E: mt.take(E, [0, 7, 1]), r"^Take: index 7 is out of range for axis 0 of size 5 "
+                                          r"\(table shape \(5, 3\), indices shape \(3,\)\)"),
+        (lambda E: mt.take(E, mt.tensor([[0], [-6]])), r"^Take: index -6 is out of range for axis 0 of size 5 "
+                                                       r"\(table shape \(5, 3\), indices shape \(2, 1\)\)"),
+        (lambda E: nn.Embedding(5, 3)(mt.tensor([[1, 9]])), r"^Embedding: ids holds token id 9, out of range for a "
+                                                            r"vocabulary of 5 \(ids must be in 0\.\.4\)"),
+        (lambda E: F.cross_entropy(E, mt.tensor([0, 1, -1, 2, 0])), r"^cross_entropy: target -1 is out of range for "
+                                                                    r"C = 3 classes \(expected 0\.\.2\)"),
+    ],
+    ids=["take", "take-negative", "embedding", "cross_entropy"],
+)
+def test_a_range_check_put_off_raises_at_the_next_read_of_the_device(checking_later, bad, message):
+    """On CuPy a bad token id, target or index read another row silently (check_values off: reading values would make
+    each step wait for the GPU). Its min and max are now computed on the device, and the next read of the device
+    (``to_host``: ``.item()``, ``.numpy()``, a log) raises the error the check gives at once elsewhere, saying where
+    it was found; once raised, it is gone. The same on every backend with check_values off."""
+    E = mt.ones(5, 3, requires_grad=True)
+    out = bad(E)  # no error here: the step goes on
+    other = mt.ones(2) * 2.0
+    with pytest.raises(IndexError, match=message + ".*" + re.escape(LATER[3:])):
+        other.numpy()  # any read of the device, not only of the result at fault
+    assert other.numpy().tolist() == [2.0, 2.0] and out.numpy() is not None  # made once: later reads go through
+    checking_later.check_values = True  # on: at once, without the tail
+    with pytest.raises(IndexError, match=message + r"$"):
+        bad(E)
+
+
+def test_range_checks_put_off_stay_few_on_the_device_and_keep_the_worst(checking_later):
+    """A loop that never reads the device (no log) keeps at most CHECKS_KEPT + 1 (min, max) pairs a check, reduced
+    as it goes; the one bad id among 300 lookups is still the one named, and good ids raise nothing."""
+    emb = nn.Embedding(5, 3)
+    for step in range(300):
+        emb(mt.tensor([[step % 5, 6 if step == 10 else 0]]))
+        assert all(len(kept) <= checking_later.CHECKS_KEPT + 1 for kept in checking_later._checks_later.values())
+    with pytest.raises(IndexError, match=r"^Embedding: ids holds token id 6, out of range"):
+        emb.weight.numpy()
+    for step in range(100):
+        emb(mt.tensor([[step % 5]]))
+    assert emb(mt.tensor([[4]])).numpy().shape == (1, 1, 3) and not checking_later._checks_later
+
+
 def test_getitem_with_two_index_arrays():
     with pytest.raises(IndexError, match=r"getitem: only one integer array, on the first axis, is supported"):
         mt.ones(3, 3)[[0, 1], [1, 2]]

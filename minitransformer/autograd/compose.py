@@ -126,8 +126,9 @@ def take(x: Tensor, indices, axis: int = 0, *, in_range: bool = False) -> Tensor
     indices : Tensor or array_like
         Integers in ``[-V, V)``, of any shape ``I`` and any integer dtype (``uint8`` bytes too); a negative
         index counts from the end, as in NumPy: ``-1`` is row ``V - 1``. One outside that range is an
-        ``IndexError`` where the backend checks values (``backend.check_values``, on by default except on
-        CuPy, where looking would stop the GPU); otherwise it wraps around, modulo ``V``.
+        ``IndexError``: at once where the backend checks values (``backend.check_values``, on by default except on
+        CuPy, where looking would make the host wait for the GPU), else at the next read of the device, the lookup
+        having wrapped around, modulo ``V``, in between (``Backend.check_range``).
     axis : int
         The axis of ``x`` the indices pick from.
     in_range : bool

@@ -931,8 +931,9 @@ class Take(Function):
 
     @classmethod
     def check(cls, x, indices, axis, in_range=False):
-        """Refuse non-integer indices, and (with ``check_values``) indices outside ``[-V, V)``, unless the caller
-        says it has checked them (``in_range=True``: an Embedding checks its ids against its vocabulary)."""
+        """Refuse non-integer indices, and indices outside ``[-V, V)`` (at once, or at the next read of the device
+        where the backend does not check values at once: ``Backend.check_range``), unless the caller says it has
+        checked them (``in_range=True``: an Embedding checks its ids against its vocabulary)."""
         xp = x.backend.xp
         if not xp.isdtype(indices.dtype, "integral"):
             raise TypeError(
@@ -940,13 +941,10 @@ class Take(Function):
                 f"with shape {tuple(indices.shape)}"
             )
         size = x.shape[axis]
-        if x.backend.check_values and not in_range and math.prod(indices.shape) > 0:
-            lo, hi = int(xp.min(indices)), int(xp.max(indices))
-            if lo < -size or hi >= size:
-                raise IndexError(
-                    f"Take: index {hi if hi >= size else lo} is out of range for axis {axis} of size {size} "
-                    f"(table shape {x.shape}, indices shape {tuple(indices.shape)})"
-                )
+        if not in_range:
+            x.backend.check_range(indices, -size, size - 1, f"Take: index {{bad}} is out of range for axis {axis} of "
+                                                            f"size {size} (table shape {x.shape}, indices shape "
+                                                            f"{tuple(indices.shape)})")
 
     def forward(self, x, indices, axis, in_range=False):
         """Rows of ``x`` along ``axis``: ``(..., V, ...)`` -> ``(..., *I, ...)``; keeps the flat indices."""

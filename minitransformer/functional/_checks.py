@@ -57,8 +57,9 @@ def check_token_ids(op: str, name: str, ids: Tensor, vocab: int) -> Tensor:
     """``ids`` if it holds integer token ids in ``0..vocab-1``, else an error naming ``op``, the argument, the
     offending id and the vocabulary size: the one check of ids against a vocabulary (an embedding lookup makes it).
 
-    Reading the range (min and max) is a host read, so it happens only where the backend checks values
-    (``backend.check_values``; off on CuPy, where it would make the host wait for the GPU).
+    Reading the range (min and max) makes the host wait for the device: where the backend does not check values
+    at once (``backend.check_values``, off on CuPy), the error comes at the next read of the device
+    (:meth:`~minitransformer.backend.Backend.check_range`).
 
     >>> import minitransformer as mt
     >>> check_token_ids("Embedding", "ids", mt.tensor([[3, 10]]), vocab=10)
@@ -67,14 +68,8 @@ def check_token_ids(op: str, name: str, ids: Tensor, vocab: int) -> Tensor:
     IndexError: Embedding: ids holds token id 10, out of range for a vocabulary of 10 (ids must be in 0..9)
     """
     require_token_ids(op, name, ids)
-    if ids.backend.check_values and ids.size:
-        xp = ids.backend.xp
-        lo, hi = int(xp.min(ids.data)), int(xp.max(ids.data))
-        if lo < 0 or hi >= vocab:
-            raise IndexError(
-                f"{op}: {name} holds token id {lo if lo < 0 else hi}, out of range for a vocabulary of {vocab} "
-                f"(ids must be in 0..{vocab - 1})"
-            )
+    ids.backend.check_range(ids.data, 0, vocab - 1, f"{op}: {name} holds token id {{bad}}, out of range for a "
+                                                    f"vocabulary of {vocab} (ids must be in 0..{vocab - 1})")
     return ids
 
 

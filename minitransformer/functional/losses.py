@@ -123,12 +123,9 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
         y = xp.astype(y, xp.int64)
     kept = xp.ones(y.shape, dtype=xp.bool) if ignore_index is None else y != ignore_index  # (...)
     y = xp.where(kept, y, xp.zeros_like(y))  # ignored positions point at class 0; their loss is dropped below
-    if logits.backend.check_values and y.size:
-        lo, hi = int(xp.min(y)), int(xp.max(y))
-        if lo < 0 or hi >= C:
-            bad = lo if lo < 0 else hi
-            extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
-            raise IndexError(f"{op}: target {bad} is out of range for C = {C} classes (expected 0..{C - 1}{extra})")
+    extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+    logits.backend.check_range(y, 0, C - 1, f"{op}: target {{bad}} is out of range for C = {C} classes "
+                                            f"(expected 0..{C - 1}{extra})")
 
     if fused:
         return CrossEntropy.apply(logits, targets=y, kept=None if ignore_index is None else kept, label_smoothing=eps,
