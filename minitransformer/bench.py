@@ -785,7 +785,7 @@ def _count_ours(config: dict, batch: dict) -> dict | str:
     except RuntimeError as error:
         return str(error)
     with mt.backend.use("array_api_strict") as be:
-        previous, be.check_values = be.check_values, False  # as on CuPy: no looking at token ids
+        previous, be.check_values = be.check_values, False  # as on CuPy: token ids checked on the device
         try:
             ours = build_ours(config, batch)
             ours["train_step"]()  # the first step creates Adam's moments: count the second, as every later one

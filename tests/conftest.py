@@ -136,11 +136,16 @@ def restore_blas_threads():
 
 @pytest.fixture(autouse=True)
 def backend(request):
-    """The backend this test runs on, made current for the test (and seeded)."""
+    """The backend this test runs on, made current for the test (and seeded). The range checks the test left for the
+    next read of the device (check_values off: CuPy, array_api_strict) are made at its end, so that a bad value is
+    blamed on the test that gave it, not on the next test to read the device."""
     name = getattr(request, "param", "numpy")
     with mt.backend.use(name) as be:
         mt.manual_seed(0)
         yield be
+    for used in list(mt.backend._BACKENDS.values()):
+        if used._checks_later:
+            used._make_checks_later()
 
 
 @pytest.fixture
@@ -161,7 +166,6 @@ def checking_later(backend):
     previous, backend.check_values = backend.check_values, False
     yield backend
     backend.check_values = previous
-    backend._checks_later.clear()
 
 
 @pytest.fixture

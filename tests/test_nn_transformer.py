@@ -815,8 +815,9 @@ def test_bad_input_gets_clear_errors():
 
 @pytest.mark.parametrize("check_values", [True, False])
 def test_a_forward_reads_the_range_of_each_lookups_ids_once(monkeypatch, backend, check_values):
-    """The ids' min and max (a host read each, on a GPU) are read by the embedding alone, once per lookup: not
-    again by the model's own checks or by the lookup (take); not at all where the backend checks no values."""
+    """The ids' min and max (a host read each where values are checked at once; on a GPU, launches whose answer is
+    read at the next read of the device) are computed by the embedding alone, once per lookup: not again by the
+    model's own checks or by the lookup (take)."""
     xp, reads = backend.xp, []
 
     def spy(reduction):
@@ -832,7 +833,7 @@ def test_a_forward_reads_the_range_of_each_lookups_ids_once(monkeypatch, backend
     for reduction in ("min", "max"):
         monkeypatch.setattr(xp, reduction, spy(reduction))
     monkeypatch.setattr(backend, "check_values", check_values)
-    per_lookup = ["min", "max"] if check_values else []
+    per_lookup = ["min", "max"]
     model = nn.Transformer(10, 10, D, H, D_FF, 1, 1, max_len=6)
     model(mt.tensor([[1, 2, 3]]), mt.tensor([[1, 4]]))
     assert reads == per_lookup * 2  # src, tgt_in
