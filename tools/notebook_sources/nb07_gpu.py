@@ -292,9 +292,11 @@ CELLS = [
     `MINITRANSFORMER_BACKEND=cupy python train.py` or `minitransformer train --backend cupy`.
     The library reads `MINITRANSFORMER_KERNELS=0` (the array formulas instead of the kernels) and
     `CUPY_TF32=1` (TF32 products) once, when it makes the CuPy backend, which `mt.backend.available()` in
-    section 1 already does: set them before Python starts. On CuPy the checks that read values are off,
-    because reading a value makes the host wait for the GPU: a token id outside the vocabulary is not
-    refused, it reads another row. `mt.backend.get("cupy").check_values = True` turns the checks on to debug.
+    section 1 already does: set them before Python starts. On CuPy the checks that read values come later,
+    because reading a value makes the host wait for the GPU: a token id outside the vocabulary reads another
+    row at first, and its min and max, computed on the GPU, are read at the next read of it (`loss.item()`,
+    a log), which raises the IndexError there. `mt.backend.get("cupy").check_values = True` stops at the
+    step instead, to debug.
 
     ## Exercises
 
