@@ -486,7 +486,10 @@ def test_a_pytorch_name_gets_its_hint_without_pythons_guess(torch_name):
 
 
 def _answer(value, torch):
-    """What an expression of the hint table gave, to compare, as a NumPy array: shape, dtype and values."""
+    """What an expression of the hint table gave, to compare, as a NumPy array: shape, dtype and values (of each
+    part, for a tuple or list of tensors: a split)."""
+    if isinstance(value, tuple | list) and value and isinstance(value[0], mt.Tensor | torch.Tensor):
+        return [_answer(part, torch) for part in value]
     array = value.numpy() if isinstance(value, mt.Tensor | torch.Tensor) else np.asarray(value)
     return array.shape, array.dtype, array.astype(np.float64).round(5).tolist()  # float32 rounding aside
 

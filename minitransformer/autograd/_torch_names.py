@@ -34,6 +34,10 @@ TORCH_NAMES = {
         "log_softmax": ("x.log_softmax(-1)", "F.log_softmax(x, axis=-1)"),
         "any": ("x.any()", "x.numpy().any()"),
         "all": ("x.all()", "x.numpy().all()"),
+        "sigmoid": ("x.sigmoid()", "1 / (1 + (-x).exp())"),
+        "contiguous": ("x.contiguous()", "x"),  # every array here is one a reshape can take
+        # torch's x.split(size, dim) cuts parts of that size; here x.split(n, axis) cuts n parts (NumPy's meaning)
+        "chunk": ("x.chunk(3, dim=-1)", "x.split(3, axis=-1)"),
         # no primitives of their own: written with those there are (docs/from-pytorch.md, "Written with what there is")
         "abs": ("x.abs()", "mt.maximum(-x, x)"),
         "min": ("x.min(-1).values", "-(-x).max(-1)"),
@@ -54,11 +58,16 @@ TORCH_NAMES = {
         "softmax": ("torch.softmax(x, dim=-1)", "F.softmax(x, axis=-1)"),
         "from_numpy": ("torch.from_numpy(a)", "mt.tensor(a)"),
         "clamp": ("torch.clamp(x, -1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
+        "sigmoid": ("torch.sigmoid(x)", "1 / (1 + (-x).exp())"),
+        "tril": ("torch.tril(torch.ones(3, 3, dtype=torch.bool))", "F.causal_mask(3)"),
+        "bmm": ("torch.bmm(x, y.mT)", "x @ y.mT"),
+        "chunk": ("torch.chunk(x, 3, dim=-1)", "x.split(3, axis=-1)"),
     },
     "minitransformer.functional": {
         "mse_loss": ("F.mse_loss(x, y)", "((x - y) ** 2).mean()"),
         "l1_loss": ("F.l1_loss(x, y)", "mt.maximum(y - x, x - y).mean()"),
         "tanh": ("F.tanh(x)", "x.tanh()"),
+        "sigmoid": ("F.sigmoid(x)", "1 / (1 + (-x).exp())"),
         "embedding": ("F.embedding(ids, W)", "mt.take(W, ids, axis=0)"),
         # the losses take the logits and apply log_softmax or the sigmoid themselves, in one stable formula
         "nll_loss": ("F.nll_loss(F.log_softmax(logits, dim=-1), labels)", "F.cross_entropy(logits, labels)"),
@@ -77,6 +86,7 @@ TORCH_NAMES = {
                                "nn.Decoder(8, 2, 16, 2)"),
         "CrossEntropyLoss": ("nn.CrossEntropyLoss()(logits, labels)", "F.cross_entropy(logits, labels)"),
         "MSELoss": ("nn.MSELoss()(x, y)", "((x - y) ** 2).mean()"),
+        "Softmax": ("nn.Softmax(dim=-1)(x)", "F.softmax(x, axis=-1)"),
     },
 }
 
