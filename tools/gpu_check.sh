@@ -61,6 +61,7 @@ pytest_in_groups() {  # pytest_in_groups N PATH PYTEST_ARGUMENTS...: PATH's test
   shift 2
   logs=$(mktemp -d)
   files=$(find "$path" -name 'test_*.py' | sort)
+  [ -n "$files" ] || { echo "pytest_in_groups: no test_*.py under $path"; return 1; }
   [ "$n" -le "$(wc -l <<<"$files")" ] || n=$(wc -l <<<"$files")  # a run given no file would run the whole suite
   for ((i = 0; i < n; i++)); do
     python3 -m pytest "$@" $(awk -v n="$n" -v i="$i" '(NR - 1) % n == i' <<<"$files") >"$logs/$i.log" 2>&1 &
