@@ -491,8 +491,9 @@ WHY = {
 def _why(out, model, src_row, k, alpha, T, pad_id=PAD):
     """What a beam's wrong output ``out`` (a row of tokens, padded with ``pad_id``) tells of the mistake
     (:data:`WHY`): every known mistake that returns it (those that also run as many steps as ``out`` is long, where
-    some do), "" where none does. Where several do, it says that this output cannot tell them apart: each returns it
-    whole, so none is likelier from the output alone."""
+    some do), "" where none does. Where several do, this output alone cannot tell them apart (each returns it whole,
+    so none is likelier from it alone): the search's own outputs on the other hand-made models narrow them
+    (:func:`_narrowed`), and where nothing narrows the message says that they cannot be told apart."""
     ended = list(out).index(EOS) if EOS in list(out) else len(out)
     y, after = tuple(int(v) for v in out[:ended + 1]), np.asarray(out[ended + 1:])
     if (after != pad_id).any():
@@ -507,14 +508,50 @@ def _why(out, model, src_row, k, alpha, T, pad_id=PAD):
         except AssertionError:  # a near tie in the mistaken search: it tells nothing
             continue
         if y == wrong:
-            named.append(WHY[mistake])
+            named.append(mistake)
             if stops == [len(out)]:
-                also_steps.append(WHY[mistake])
+                also_steps.append(mistake)
     steps, named = (" in as many steps", also_steps) if also_steps else ("", named)
-    if len(named) > 1:  # in MISTAKES' order: a graded hand-made case's own mistake first
-        return f"{len(named)} known mistakes return this output{steps}, which alone cannot tell them apart: " + \
-            "; or ".join(named)
-    return "; or ".join(named)
+    if len(named) < 2:
+        return "".join(WHY[m] for m in named)
+    kept, told = _narrowed(named)
+    if told:
+        how = "; ".join(f"on the hand-made model of TABLES[{case!r}] your search returned what "
+                        f"{' or '.join(map(repr, ours))} returns, not what {' or '.join(map(repr, others))} returns"
+                        for case, ours, others in told)
+        return "; or ".join(WHY[m] for m in kept) + f" ({len(named)} known mistakes return this output{steps}: " \
+            f"{', '.join(repr(m) for m in named)}; {how})"
+    # in MISTAKES' order: a graded hand-made case's own mistake first
+    return f"{len(named)} known mistakes return this output{steps}, which alone cannot tell them apart: " + \
+        "; or ".join(WHY[m] for m in named)
+
+
+def _narrowed(mistakes):
+    """The known ``mistakes`` (of one output) that beam_search's own outputs on the hand-made models of
+    :data:`TABLES` do not rule out, and how: a list of (case, the mistakes kept, those ruled out there). On each
+    case where their searches by hand return different outputs, the search is run, and only the mistakes that
+    return its output there are kept. A case tells nothing where a mistake's search by hand meets a near tie (that
+    mistake stays), where the search raises, or where it returns what none of them does (another mistake, or two)."""
+    told = []
+    for case, (table, k, alpha, T) in TABLES.items():  # (the output's own case tells nothing: all return it there)
+        model, returns = _Table(table), {}
+        for mistake in mistakes:
+            try:
+                returns[mistake] = _beam_by_hand(model, [3, 4], k, alpha, T, mistake=mistake)[0]
+            except AssertionError:  # a near tie: this mistake tells nothing here
+                pass
+        if len(set(returns.values())) < 2:
+            continue
+        try:
+            out = _beam(model, mt.tensor([[3, 4]]), beam_size=k, max_len=T, alpha=alpha, use_cache=False).numpy()
+            out = out[0].tolist()
+        except Exception:  # a search that crashes here tells nothing of the mistake in its output
+            continue
+        ours = [m for m, y in returns.items() if out == list(y) + [PAD] * (len(out) - len(y))]
+        if ours:
+            told.append((case, ours, [m for m in returns if m not in ours]))
+            mistakes = [m for m in mistakes if m in ours or m not in returns]
+    return mistakes, told
 
 
 def _check_beam(model, src, k, alpha, T, use_cache=True, hint="", pad_id=PAD):
@@ -661,12 +698,22 @@ def test_an_ended_hypothesis_leaves_the_beam_for_the_finished_set(case):
     assert y == [(4,) * T], "the case needs the long output of 4s to win"
 
 
+def _search_by_hand_with(mistake):
+    """A beam_search that makes ``mistake``, as a student's might: the search by hand's winners, a row a source."""
+    def search(model, src, beam_size=4, max_len=None, alpha=0.0, **_):
+        return mt.tensor(_padded([_beam_by_hand(model, row, beam_size, alpha, max_len, mistake=mistake)[0]
+                                  for row in src.numpy()]))
+    return search
+
+
 @pytest.mark.single_backend
 @pytest.mark.parametrize("mistake", MISTAKES)
-def test_each_known_mistake_is_told_apart_and_named(mistake):
+def test_each_known_mistake_is_told_apart_and_named(monkeypatch, mistake):
     """On a hand-made model each mistake of :data:`MISTAKES` returns another output than the right search, and
-    ``_why`` names that mistake for it (with any other that returns the same, in as many steps, saying that the output
-    cannot tell them apart); an output that goes on past its <eos> is named too."""
+    ``_why`` names that mistake for it (with any other that returns the same, in as many steps, and that the search
+    that makes it does not rule out on the other hand-made models, saying that they cannot be told apart); an output
+    that goes on past its <eos> is named too."""
+    monkeypatch.setitem(globals(), "beam_search", _search_by_hand_with(mistake))  # _why runs it on the other cases
     table, k, alpha, T = TABLES[mistake]
     model = _Table(table)
     right = _beam_by_hand(model, [3, 4], k, alpha, T)[0]
@@ -678,7 +725,7 @@ def test_each_known_mistake_is_told_apart_and_named(mistake):
     message = _why(out, model, [3, 4], k, alpha, T)
     named = [m for m in MISTAKES if WHY[m] in message]  # (with k = 1, k candidates stop too)
     assert mistake in named, message
-    assert ("known mistakes return this output" in message) == (len(named) > 1), message
+    assert ("cannot tell them apart" in message) == (len(named) > 1), message
     out[len(wrong):] = 3
     if len(wrong) < len(out):
         assert _why(out, model, [3, 4], k, alpha, T).startswith("it goes on past its <eos>")
@@ -798,6 +845,45 @@ def test_a_wrong_stop_is_said_by_the_steps_run_or_named(tiny, monkeypatch, mista
         wanted = r"returned \[2\], the search by hand \[3, 3, 3, 3, 3, 3, 3\].*"
         with pytest.raises(AssertionError, match=wanted + re.escape(WHY["bound without lp(max_len)"])):
             _check_beam(_Table(table), mt.tensor([[3, 4]]), k, alpha, T, use_cache=False)
+
+
+def test_mistakes_of_one_output_are_told_apart_by_the_search_on_another_hand_made_model(monkeypatch):
+    """On TABLES["an ended one takes a place"] "no final merge" and "finished at lp(t) at the end" both return
+    <eos>; on TABLES["finished ranked by log P"] they return different outputs. A beam search that ranks the finished
+    at the end by s / lp(t) (_winners' mistake, made here) returns the second's output there: it is named alone,
+    with how it was told apart."""
+    right = "_per_source(xp, done_norm, alive_norm, B)"
+    _with_mistake(monkeypatch, "_winners", right, right.replace("done_norm", "done_scores / lp"))
+    table, k, alpha, T = TABLES["an ended one takes a place"]
+    with pytest.raises(AssertionError) as failed:
+        _check_beam(_Table(table), mt.tensor([[3, 4]]), k, alpha, T, use_cache=False)
+    message = str(failed.value)
+    assert WHY["finished at lp(t) at the end"] in message and WHY["no final merge"] not in message, message
+    assert message.endswith("(2 known mistakes return this output in as many steps: 'no final merge', 'finished at "
+                            "lp(t) at the end'; on the hand-made model of TABLES['finished ranked by log P'] your "
+                            "search returned what 'finished at lp(t) at the end' returns, not what 'no final merge' "
+                            "returns)"), message
+
+
+def _crashes(*args, **kwargs):
+    """A beam_search that raises."""
+    raise RuntimeError("a search that crashes")
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("search", [lambda *args, **kwargs: mt.tensor([[3, EOS]]), _crashes],
+                         ids=["neither's output", "raises"])
+def test_mistakes_of_one_output_stay_named_together_where_the_other_hand_made_models_tell_nothing(monkeypatch,
+                                                                                                  search):
+    """Where the search returns neither mistake's output on the hand-made model that tells them apart, or raises
+    there, nothing narrows them: the message is the one that says this output cannot tell them apart."""
+    monkeypatch.setitem(globals(), "beam_search", search)
+    table, k, alpha, T = TABLES["an ended one takes a place"]
+    out = np.full(T, PAD)
+    out[0] = EOS
+    assert _why(out, _Table(table), [3, 4], k, alpha, T) == (
+        "2 known mistakes return this output in as many steps, which alone cannot tell them apart: "
+        f"{WHY['no final merge']}; or {WHY['finished at lp(t) at the end']}")
 
 
 def test_padding_with_pad_not_pad_id_is_named():
