@@ -1,11 +1,12 @@
-"""A training step makes no host synchronisation when values are not checked (as on a GPU).
+"""A training step makes no host synchronisation when values are checked later (as on a GPU).
 
 On CuPy every ``int(x)``, ``float(x)``, ``bool(x)`` or copy to the host makes the CPU wait for the
 GPU. array-api-strict stands in for it here: its Array's conversions are counted during one whole
 training step (forward with padding masks, label-smoothed cross-entropy with ignore_index,
 backward, gradient clipping, Adam and the schedule). With ``check_values`` off, which is CuPy's
-default, the count must be zero; with it on, the bad-input checks read values, and the count shows
-that the hook sees them.
+default (and array-api-strict's), the count must be zero: the checks of token ids and targets run on the
+device and are read at the next read of it (``Backend.check_range``); with it on, they read values at
+once, and the count shows that the hook sees them.
 """
 
 from __future__ import annotations
