@@ -673,7 +673,7 @@ def test_take_with_out_of_range_ids(ids, axis, message):
         mt.take(E, mt.tensor(np.asarray(ids)), axis=axis)
 
 
-LATER = r" - found at this read of the device, not where the values were used: with check_values off"
+LATER = " - found at this read of the device, not where the values were used: with check_values off"
 
 
 @pytest.mark.parametrize(
@@ -698,7 +698,7 @@ def test_a_range_check_put_off_raises_at_the_next_read_of_the_device(checking_la
     E = mt.ones(5, 3, requires_grad=True)
     out = bad(E)  # no error here: the step goes on
     other = mt.ones(2) * 2.0
-    with pytest.raises(IndexError, match=message + ".*" + re.escape(LATER[3:])):
+    with pytest.raises(IndexError, match=message + re.escape(LATER)):
         other.numpy()  # any read of the device, not only of the result at fault
     assert other.numpy().tolist() == [2.0, 2.0] and out.numpy() is not None  # made once: later reads go through
     checking_later.check_values = True  # on: at once, without the tail
