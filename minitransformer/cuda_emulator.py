@@ -80,12 +80,21 @@ What it checks, where a CPU would forgive what a GPU gets wrong (each a :class:`
 A body not written yet can call ``not_implemented("message")``: the launch then raises
 ``NotImplementedError(message)`` (assignment A7's student copy has such stubs).
 
+Subnormals. CuPy compiles every kernel with ``-ftz=true``: a float's subnormal (below ``FLT_MIN``, 1.2e-38), read as
+an operand or computed, is taken as a zero of its sign (a copy moves the bits as they are). A launch of a kernel that
+takes a float (a ``float*`` or a ``float``) does the same here, with the processor's own switches, on during the
+launch only (x86-64's MXCSR FTZ and DAZ, ARM64's FPCR.FZ): ``1e-30f * 1e-10f`` is 0, as on a GPU. The switches
+flush doubles too (below 2.2e-308), which a GPU does not; a kernel that takes no float runs without them, and keeps
+its doubles' subnormals.
+
 What it does not emulate: ``__activemask()`` (the lanes that run together at that moment: here none do), the
 shuffles and votes without a mask (``__shfl_down``: gone since CUDA 9 on Volta and later), cooperative groups,
-textures, streams and the timing of a GPU. Atomics (``atomicAdd``, ...) are plain read-modify-writes: threads never
-run at once here. An access outside an array that lands in memory the process has (past the guard bytes, in another
-array or Python's objects) is not caught: a read gets what lies there, a write overwrites it. One launch runs at a
-time: a Python thread that launches while another's launch runs waits for it.
+textures, streams, the timing of a GPU, and the contraction of ``a * b + c`` into one fused multiply-add (one
+rounding) that CUDA's compiler makes: a kernel's float results may differ from a GPU's in the last bits. Atomics
+(``atomicAdd``, ...) are plain read-modify-writes: threads never run at once here. An access outside an array that
+lands in memory the process has (past the guard bytes, in another array or Python's objects) is not caught: a read
+gets what lies there, a write overwrites it. One launch runs at a time: a Python thread that launches while
+another's launch runs waits for it.
 
 How a fault stops a launch. While a launch runs, and then only (Python's ``faulthandler`` and any other handler are
 put back after it), a handler of ``SIGSEGV``, ``SIGBUS`` and ``SIGFPE`` in the compiled library, on a signal stack
@@ -272,6 +281,9 @@ _PRELUDE = r"""
 #include <type_traits>
 #include <utility>
 #include <vector>
+#if defined(__x86_64__)
+#include <xmmintrin.h>  // _mm_getcsr, _mm_setcsr: the switches that flush subnormals (emu_flushing)
+#endif
 struct dim3 { unsigned int x = 1, y = 1, z = 1; };
 static dim3 threadIdx, blockIdx, blockDim, gridDim;  // one CUDA thread runs at a time: it sees its own threadIdx
 static const int warpSize = 32;
@@ -502,6 +514,7 @@ static long long emu_thread, emu_block, emu_first;
 static unsigned int emu_grid[3], emu_threads[3];
 static size_t emu_shared_asked;
 static int emu_reversed;
+static bool emu_flush;  // the kernel takes a float: its float subnormals are flushed to zero (emu_flushing)
 static bool emu_warps;  // the kernel may call a warp operation: every thread a fiber, no direct run (emu_run_block)
 // a barrier not every thread reaches: the block, a thread that ended, one that waits at a barrier (-1: none)
 static long long emu_diverged[3] = {-1, -1, -1};
@@ -529,12 +542,13 @@ static long long emu_n;  // threads in a block
 static long long emu_warp_failure[EMU_FAILURE_LENGTH];
 
 extern "C" void emu_configure(unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
-                              unsigned int bz, size_t shared_asked, int reversed, int warps) {
+                              unsigned int bz, size_t shared_asked, int reversed, int warps, int flush) {
     emu_grid[0] = gx, emu_grid[1] = gy, emu_grid[2] = gz;
     emu_threads[0] = bx, emu_threads[1] = by, emu_threads[2] = bz;
     emu_shared_asked = shared_asked;
     emu_reversed = reversed;
     emu_warps = warps;
+    emu_flush = flush;
 }
 extern "C" unsigned char* emu_shared_memory() { return emu_shared; }
 extern "C" void emu_use_stacks(char* stacks, size_t page) {  // the process's stacks (_stacks in cuda_emulator.py)
@@ -935,6 +949,38 @@ static void emu_run_grid(long long blocks, long long n) {
     }
 }
 
+// CuPy compiles every kernel with -ftz=true (cupy/cuda/compiler.py): a float's subnormal (below FLT_MIN, 1.2e-38),
+// an operand or a result, is taken as a zero of its sign. The processor's own switches do that here, during the
+// launch of a kernel that takes a float (emu_flush): x86-64's MXCSR FTZ (bit 15: results) and DAZ (bit 6: operands),
+// ARM64's FPCR.FZ (bit 24). They flush a double's subnormals too (below 2.2e-308), which a GPU does not.
+static unsigned long long emu_fp_control() {
+#if defined(__x86_64__)
+    return _mm_getcsr();
+#elif defined(__aarch64__)
+    unsigned long long fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    return fpcr;
+#else
+    return 0;  // elsewhere nothing is flushed
+#endif
+}
+static void emu_set_fp_control([[maybe_unused]] unsigned long long control) {
+#if defined(__x86_64__)
+    _mm_setcsr((unsigned)control);
+#elif defined(__aarch64__)
+    __asm__ volatile("msr fpcr, %0" : : "r"(control));
+#endif
+}
+static unsigned long long emu_flushing(unsigned long long control) {
+#if defined(__x86_64__)
+    return control | 0x8040;
+#elif defined(__aarch64__)
+    return control | (1ull << 24);
+#else
+    return control;
+#endif
+}
+
 // the launch of the configured grid: 0, or 1 where a fault in the kernel stopped it (emu_fault says which), 2 where
 // a warp operation broke a rule (emu_warp_failed)
 [[maybe_unused]] static int emu_launch(std::function<void()> kernel) {
@@ -943,7 +989,9 @@ static void emu_run_grid(long long blocks, long long n) {
     long long n = (long long)blockDim.x * blockDim.y * blockDim.z;
     long long blocks = (long long)gridDim.x * gridDim.y * gridDim.z;
     emu_fibers.resize(n);
-    getcontext(&emu_template);
+    unsigned long long control = emu_fp_control();  // the caller's (NumPy's), put back after the launch
+    if (emu_flush) emu_set_fp_control(emu_flushing(control));
+    getcontext(&emu_template);  // with the switches: each fiber starts from it
     emu_kernel = kernel;
     emu_diverged[0] = emu_diverged[1] = emu_diverged[2] = -1;
     emu_static_past[0] = emu_static_past[1] = emu_static_past[2] = -1;
@@ -957,6 +1005,7 @@ static void emu_run_grid(long long blocks, long long n) {
     }
     emu_direct = false;  // after a jump: the fibers left where they were are made again at the next launch
     emu_release_faults();
+    emu_set_fp_control(control);  // after a jump out of the handler of a fault too, which may have its own
     emu_kernel = nullptr;
     return faulted;
 }
@@ -1278,7 +1327,7 @@ def _load(key: str, program: str, name: str, compiler: list[str]) -> ctypes.CDLL
     loaded.emu_static_declared.restype = ctypes.c_char_p
     loaded.emu_static_declared.argtypes = [ctypes.c_longlong]
     loaded.emu_shared_memory.restype = ctypes.c_void_p
-    loaded.emu_configure.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
+    loaded.emu_configure.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int]
     loaded.emu_warp_failed.restype = ctypes.POINTER(ctypes.c_longlong)
     loaded.emu_use_stacks.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     loaded.emu_use_stacks(_stacks(), mmap.PAGESIZE)
@@ -1441,6 +1490,7 @@ class Kernel:
         signature = getattr(library, f"emu_signature_{name}")
         signature.restype = ctypes.c_char_p
         self._codes = signature().decode().split()
+        self._flush = any(code in ("f4", "*f4") for code in self._codes)  # float subnormals flushed, as by -ftz=true
         if len(self.parameters) != len(self._codes):  # (a parameter list that the simple reading above misread)
             self.parameters = [f"argument {i}" for i in range(len(self._codes))]
 
@@ -1510,7 +1560,7 @@ class Kernel:
         for reversed_ in (1, 0):  # last to first, then first to last: the second's arrays are the launch's result
             launch.reset()
             shared[:] = GUARD_BYTE
-            library.emu_configure(*grid, *block, shared_mem, reversed_, name in self.module.warp_kernels)
+            library.emu_configure(*grid, *block, shared_mem, reversed_, name in self.module.warp_kernels, self._flush)
             faulted = self._launch(launch.argv)
             if stub := library.emu_stub_reached():  # first: a stub's caller may go on with what it did not write
                 raise NotImplementedError(f"{stub.decode()} (reached in the launch of {name})")

@@ -300,6 +300,44 @@ def test_cuda_math_functions_and_constants_compute_as_on_a_gpu():
     assert i[0] == 7 - 1 + 0x3F800000
 
 
+SUBNORMALS = r"""
+// y = a x, alone or after a barrier (then each thread a fiber); and a copy, which computes nothing
+extern "C" __global__ void times(const float* a, const float* x, float* y) {
+    y[threadIdx.x] = a[threadIdx.x] * x[threadIdx.x];
+}
+extern "C" __global__ void times_after_a_barrier(const float* a, const float* x, float* y) {
+    __syncthreads();
+    y[threadIdx.x] = a[threadIdx.x] * x[threadIdx.x];
+}
+extern "C" __global__ void copy(const float* x, float* y) { y[threadIdx.x] = x[threadIdx.x]; }
+extern "C" __global__ void times_in_double(const double* a, const double* x, double* y) {
+    y[threadIdx.x] = a[threadIdx.x] * x[threadIdx.x];
+}
+"""
+
+
+@pytest.mark.parametrize("kernel", ["times", "times_after_a_barrier"])
+def test_a_float_kernel_flushes_subnormals_to_zero_as_cupys_ftz_does_and_leaves_doubles_and_numpy_as_they_are(kernel):
+    """CuPy compiles its kernels with -ftz=true: a float subnormal (below 1.2e-38) that a kernel computes (1e-30 x
+    1e-10) or reads as an operand (1e-40 x 1e10) is a zero of its sign; a copy moves the bits as they are. Doubles
+    keep theirs (1e-300 x 1e-10), and so does NumPy after the launch."""
+    if reason := emu.missing():
+        pytest.skip(reason)
+    module = emu.RawModule(SUBNORMALS, name="subnormals.cu")
+    a, x = np.array([1e-10, 1e-10, 1e10, 1e-10], np.float32), np.array([1e-30, -1e-30, 1e-40, 1.0], np.float32)
+    y = emu.empty(4, np.float32)
+    module.get_function(kernel)(1, 4, (a, x, y))
+    np.testing.assert_array_equal(y, np.array([0.0, -0.0, 0.0, 1e-10], np.float32))
+    assert np.signbit(y).tolist() == [False, True, False, False]
+    copied = emu.empty(4, np.float32)
+    module.get_function("copy")(1, 4, (x, copied))
+    np.testing.assert_array_equal(copied, x)
+    y64 = emu.empty(4)
+    module.get_function("times_in_double")(1, 4, (a.astype(np.float64), np.array([1e-300, -1e-300, 1e-310, 1.0]), y64))
+    np.testing.assert_allclose(y64, [1e-310, -1e-310, 1e-300, 1e-10], rtol=1e-6)
+    assert np.float32(1e-30) * np.float32(1e-10) > 0  # NumPy's own arithmetic, after the launch
+
+
 def test_a_fixed_shared_array_in_a_device_function_is_the_blocks_and_starts_unwritten():
     if reason := emu.missing():
         pytest.skip(reason)
@@ -1152,6 +1190,7 @@ x = np.zeros(4, np.float32)
 launch("fill", 1, 4, (x,))
 print(x.tolist())
 print("the handlers of before:", handlers() == before)
+print("NumPy's float subnormals after the faults:", np.float32(1e-30) * np.float32(1e-10) > 0)  # switches put back
 ctypes.string_at(0)  # outside a launch: a crash, as without the emulator, which faulthandler reports
 """
 
@@ -1209,7 +1248,8 @@ def test_a_stub_reached_before_a_fault_is_the_error(faults):
 
 def test_after_a_fault_launches_run_and_a_fault_outside_a_launch_is_a_crash_as_before(faults):
     lines, run = faults
-    assert lines[9:] == ["fill ran", "[1.0, 1.0, 1.0, 1.0]", "the handlers of before: True"], (lines, run.stderr)
+    assert lines[9:] == ["fill ran", "[1.0, 1.0, 1.0, 1.0]", "the handlers of before: True",
+                         "NumPy's float subnormals after the faults: True"], (lines, run.stderr)
     assert run.returncode == -signal.SIGSEGV
     assert "Fatal Python error: Segmentation fault" in run.stderr and "in string_at" in run.stderr
 
