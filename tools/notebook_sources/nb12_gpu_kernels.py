@@ -348,6 +348,30 @@ CELLS = [
     about 7 digits, and the kernel adds the terms in another order than NumPy does.
     """),
     md(r"""
+    One thing a GPU's kernel does that NumPy does not. CuPy compiles every kernel with `-ftz=true` ("flush to
+    zero"): a `float32` below the smallest normal one (printed below) is a *subnormal*, with fewer digits, and the
+    kernel takes it as 0, read or computed. NumPy keeps subnormals, down to the smallest printed below. The
+    emulator does as the GPU does in a kernel that takes a `float`. A row whose two entries lie 100 apart:
+    """),
+    code("""
+    smallest = float(np.finfo(np.float32).smallest_subnormal)
+    print("smallest normal float32:", np.finfo(np.float32).tiny, "  smallest subnormal:", smallest)
+    x = np.array([[0.0, -100.0]], np.float32)
+    y = emu.empty((1, 2), np.float32)
+    softmax_rows((1,), (32,), (x, y, np.int64(2)), shared_mem=32 * 4)
+    y_numpy = F.softmax(mt.tensor(x), axis=-1).numpy()
+    print("softmax_rows (as on a GPU):", y[0].tolist())               # tolist: set_printoptions' suppress shows 0
+    print("F.softmax (NumPy):         ", y_numpy[0].tolist(), "=", y_numpy[0, 1] / smallest, "x the smallest")
+    print("e^-100 in float64:         ", np.exp(-100.0))
+    """),
+    md(r"""
+    $e^{-100} = 3.72 \cdot 10^{-44}$; the nearest `float32`, a subnormal, is 27 times the smallest one,
+    $3.78 \cdot 10^{-44}$, right to one digit only. NumPy keeps it, the kernel gives 0. Beside the row's 1 neither
+    is wrong to `float32`'s digits, and the check above asks no more. It matters where the small number is
+    then divided by or its logarithm taken: $\log 0 = -\infty$. One more reason why the library computes
+    log-softmax as $x_i - m - \log \sum_j e^{x_j - m}$, never as the logarithm of a softmax.
+    """),
+    md(r"""
     ## 5. Warps: sharing values without shared memory
 
     A GPU runs a block's threads in **warps** of 32: threads 0 to 31 are warp 0, 32 to 63 warp 1, and so on
