@@ -659,6 +659,19 @@ def _two_chains(after_3):
     return table
 
 
+def _one_place_short(prefix):
+    """A table (:class:`_Table`): first 3 0.55, <eos> 0.25, 4 0.20; after 3, 3 0.5, 4 0.35, <eos> 0.15; after 3 3,
+    <eos> 0.95; after a 4, 4 again (0.9999); after an <eos> (read only by a search that keeps an ended hypothesis
+    alive), 3 0.9, as after the 3s of :func:`_two_chains`; None elsewhere. With k = 2 the right search, taking k
+    candidates, and keeping an <eos> alive return three different outputs (:data:`TABLES`)."""
+    if EOS in prefix:
+        return {3: 0.9, EOS: 0.06, 4: 0.04}
+    if prefix[-1:] == (4,):
+        return {4: 0.9999, EOS: 5e-5}
+    return {(): {3: 0.55, EOS: 0.25, 4: 0.2}, (3,): {3: 0.5, 4: 0.35, EOS: 0.15},
+            (3, 3): {EOS: 0.95, 3: 0.03, 4: 0.02}}.get(prefix)
+
+
 #: hand-made models on which a known mistake returns another output than the right search: (table, k, alpha, T)
 TABLES = {
     # the old search kept ended hypotheses in the beam: <eos> takes one of the 2 places, and the one left alive
@@ -666,7 +679,12 @@ TABLES = {
     "an ended one takes a place": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
     # ... ranked by log P, the short <eos> (log P -1.20) pushes the 4s (-0.92 / 1.52 at length 7) out, and wins
     "ranked by log P in the beam": (_two_chains({3: 0.4, EOS: 0.35, 4: 0.25}), 2, 0.6, 7),
-    "k candidates": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
+    # <eos> (0.25) is among the k = 2 best at step 1 and finishes; 3 and 4 go on; at step 2 4 4 (0.20) beats 3 4
+    # (0.19) and 3 3 (0.275) goes on to 3 3 <eos> (s / lp(3) -1.13); the 4s win (-1.06 at length 7). Taking k
+    # candidates, not 2k, leaves 3 alone to go on: 3 3 and 3 4 go on at step 2, and 3 4 4 4 4 4 4 (-1.09) wins.
+    # Keeping <eos> alive instead takes 4's place at step 1, and its own child <eos> 3 (0.225) takes 3 4's at step
+    # 2: 3 3 <eos> wins (an ended one's children go on with 3s, never above it). Here the two differ
+    "k candidates": (_one_place_short, 2, 0.6, 7),
     "no final merge": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
     "finished at lp(t) at the end": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
     "<eos> kept alive": (_two_chains({3: 0.9, EOS: 0.06, 4: 0.04}), 2, 0.6, 7),
@@ -847,21 +865,34 @@ def test_a_wrong_stop_is_said_by_the_steps_run_or_named(tiny, monkeypatch, mista
             _check_beam(_Table(table), mt.tensor([[3, 4]]), k, alpha, T, use_cache=False)
 
 
-def test_mistakes_of_one_output_are_told_apart_by_the_search_on_another_hand_made_model(monkeypatch):
-    """On TABLES["an ended one takes a place"] "no final merge" and "finished at lp(t) at the end" both return
-    <eos>; on TABLES["finished ranked by log P"] they return different outputs. A beam search that ranks the finished
-    at the end by s / lp(t) (_winners' mistake, made here) returns the second's output there: it is named alone,
-    with how it was told apart."""
-    right = "_per_source(xp, done_norm, alive_norm, B)"
-    _with_mistake(monkeypatch, "_winners", right, right.replace("done_norm", "done_scores / lp"))
+@pytest.mark.parametrize("mistake, other, case, function, right, wrong", [
+    ("finished at lp(t) at the end", "no final merge", "finished ranked by log P", "_winners",
+     "_per_source(xp, done_norm, alive_norm, B)", "_per_source(xp, done_scores / lp, alive_norm, B)"),
+    ("k candidates", "<eos> kept alive", "k candidates", "_best_extensions", "n = min(2 * k, k * V)",
+     "n = min(k, k * V)"),
+    ("<eos> kept alive", "k candidates", "k candidates", "beam_search",
+     "going_on = xp.where(ended, xp.asarray(-math.inf, dtype=cand_scores.dtype), cand_scores)",
+     "going_on = cand_scores"),
+], ids=["finished at lp(t)", "k candidates", "<eos> kept alive"])
+def test_mistakes_of_one_output_are_told_apart_by_the_search_on_another_hand_made_model(monkeypatch, mistake, other,
+                                                                                         case, function, right, wrong):
+    """On TABLES["an ended one takes a place"] two known mistakes return one output: "no final merge" and "finished
+    at lp(t) at the end" <eos>, "k candidates" and "<eos> kept alive" 3 3 3 3 3 3 3; on another hand-made model
+    (TABLES["finished ranked by log P"], TABLES["k candidates"]) they return different outputs. A beam search that
+    makes one of them (made here: _winners ranks the finished at the end by s / lp(t); _best_extensions takes k
+    candidates; beam_search keeps an <eos> candidate alive) returns that one's output there: it is named alone, with
+    how it was told apart."""
+    made = _with_mistake(monkeypatch, function, right, wrong)
+    if function == "beam_search":
+        monkeypatch.setitem(globals(), "beam_search", made)  # _beam calls this module's name
     table, k, alpha, T = TABLES["an ended one takes a place"]
     with pytest.raises(AssertionError) as failed:
         _check_beam(_Table(table), mt.tensor([[3, 4]]), k, alpha, T, use_cache=False)
     message = str(failed.value)
-    assert WHY["finished at lp(t) at the end"] in message and WHY["no final merge"] not in message, message
-    assert message.endswith("(2 known mistakes return this output in as many steps: 'no final merge', 'finished at "
-                            "lp(t) at the end'; on the hand-made model of TABLES['finished ranked by log P'] your "
-                            "search returned what 'finished at lp(t) at the end' returns, not what 'no final merge' "
+    assert WHY[mistake] in message and WHY[other] not in message, message
+    both = ", ".join(repr(m) for m in MISTAKES if m in (mistake, other))
+    assert message.endswith(f"(2 known mistakes return this output in as many steps: {both}; on the hand-made model "
+                            f"of TABLES[{case!r}] your search returned what {mistake!r} returns, not what {other!r} "
                             "returns)"), message
 
 
