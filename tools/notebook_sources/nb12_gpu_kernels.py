@@ -55,8 +55,8 @@ CELLS = [
 
     Steps: **1** a first kernel: one thread per entry, the grid-stride loop · **2** a block's sum in shared
     memory, round by round · **3** a race made visible · **4** softmax, one block per row, against
-    `F.softmax`, and the subnormals a GPU flushes to zero · **5** warps: sums by shuffles, the mask, a block's sum from its warps' · **6** the library's
-    kernels and A7.
+    `F.softmax`, and the subnormals a GPU flushes to zero · **5** warps: sums by shuffles, the mask, a block's
+    sum from its warps' · **6** the library's kernels and A7.
 
     The three cells whose first line marks them as A7's solutions (a comment naming `A7` and what to write) hold
     the answers to assignment A7's exercises: in a student copy (`minitransformer assignments build 7`) the
