@@ -373,7 +373,8 @@ def test_adams_step_holds_at_most_five_more_arrays_of_the_models_size(backend):
     if backend.name == "cupy":
         pytest.skip("tracemalloc sees the host's allocations only")
     if backend.kernels is not None:  # --emulated-kernels
-        pytest.skip("the CUDA emulation copies each array a launch takes, between guard bytes: the host's peak is its")
+        pytest.skip("the CUDA emulation copies each array a launch takes, between guard bytes: the host's peak is "
+                    "the emulation's, not Adam's")
     from minitransformer.bench import peak_memory_ours
 
     n = 1_000_000  # float32: 4 MB per array of the model's size
