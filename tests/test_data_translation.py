@@ -148,6 +148,33 @@ def test_split_pairs_keeps_a_source_in_one_split_and_refuses_too_few():
         split_pairs(pairs, 0.0)
 
 
+def test_split_pairs_defaults_and_the_edges_of_what_it_accepts():
+    """Ten percent each for validation and test, seed 0; the fewest sources and the largest fractions that still
+    leave one to train on are taken, one past them refused by name."""
+    pairs = [(f"s{i}", f"t{i}") for i in range(30)]
+    assert [len(part) for part in split_pairs(pairs)] == [24, 3, 3]
+    assert split_pairs(pairs) == split_pairs(pairs, 0.1, 0.1, seed=0) != split_pairs(pairs, 0.1, 0.1, seed=1)
+    ten = pairs[:10]
+    assert [len(part) for part in split_pairs(ten, least=10)] == [8, 1, 1]  # exactly `least` sources
+    assert [len(part) for part in split_pairs(ten, 0.45, 0.4)] == [1, 5, 4]  # ceil(4.5) + ceil(4) leave one
+    with pytest.raises(ValueError, match=r"val_fraction=0.5 and test_fraction=0.5 hold out 5 and 5 of the 10 "
+                                         r"distinct sources \(each rounded up\): none is left to train on"):
+        split_pairs(ten, 0.5, 0.5)
+    with pytest.raises(ValueError, match="too few pairs: 10 distinct sources, where at least 11"):
+        split_pairs(ten, least=11)
+    for val, test, name in [(1.0, 0.1, "val_fraction"), (0.1, 0.0, "test_fraction"), (0.1, 1.0, "test_fraction")]:
+        with pytest.raises(ValueError, match=rf"split_pairs: {name} must be a number in \(0, 1\), got"):
+            split_pairs(pairs, val, test)
+
+
+def test_a_long_line_without_a_tab_is_shown_cut_to_60_characters(tmp_path):
+    sixty, sixty_one = "x" * 59 + "y", "x" * 60 + "z"
+    with pytest.raises(CorpusError, match=rf"line 1 has no tab: '{sixty}' \(each"):
+        read_pairs(_write(tmp_path, sixty.encode()))
+    with pytest.raises(CorpusError, match=rf"line 1 has no tab: '{'x' * 57}\.\.\.' \(each"):
+        read_pairs(_write(tmp_path, sixty_one.encode()))
+
+
 def test_sources_that_read_the_same_share_a_split():
     """"Go." and "go." are one sentence to a lower-casing tokenizer: one must not be trained on and the other
     tested. ``same`` says which sources are one; the translate task passes its tokenizer's reading."""

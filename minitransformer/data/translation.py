@@ -282,10 +282,14 @@ def split_pairs(pairs, val_fraction: float = 0.1, test_fraction: float = 0.1, se
         by_source.setdefault(pair[0] if same is None else same(pair[0]), []).append(pair)
     n = len(by_source)
     n_val, n_test = math.ceil(n * val_fraction), math.ceil(n * test_fraction)
-    if n < least or n - n_val - n_test < 1:
+    if n < least:
         raise ValueError(f"split_pairs: too few pairs: {n} distinct sources, where at least {least} are needed "
                          f"to hold out {val_fraction:.0%} for validation and {test_fraction:.0%} for the test and "
                          "train on the rest")
+    if n - n_val - n_test < 1:
+        raise ValueError(f"split_pairs: val_fraction={val_fraction} and test_fraction={test_fraction} hold out "
+                         f"{n_val} and {n_test} of the {n} distinct sources (each rounded up): none is left "
+                         "to train on")
     order = np.random.default_rng(seed).permutation(n)
     sources = list(by_source)
 
