@@ -28,7 +28,8 @@ def rel_err(got, expected) -> float:
     Returns
     -------
     float
-        0.0 when they are equal (and when both are empty).
+        0.0 when they are equal (and when both are empty). Against an all-zero reference the error is
+        ``max|got| / 1e-300``: any nonzero ``got`` is a huge error, not a division by zero.
 
     Examples
     --------
@@ -70,7 +71,7 @@ def close_to_torch(err: float, what: str, tol: float = 1e-6) -> None:
     REL_ERR relu, the forward 1.000e-09
     """
     print(f"REL_ERR {what} {err:.3e}")
-    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, more than {tol:g}"
+    assert err < tol, f"{what}: relative error {err:.3g} against PyTorch, not under {tol:g}"
 
 
 def name_known_mistake(got, expected, candidates, rtol=1e-7, atol=0.0, what="answer") -> str:

@@ -23,7 +23,13 @@ from hypothesis.extra import numpy as hnp
 
 import minitransformer as mt
 from minitransformer.autograd import GradcheckError, numerical_grad
-from minitransformer.testing import gradcheck_module, name_known_mistake, rel_err
+from minitransformer.testing import (
+    close_to_torch,
+    gradcheck_module,
+    name_known_mistake,
+    name_known_mistake_of,
+    rel_err,
+)
 
 
 # ------------------------------------------------------------------ a deliberately wrong Function
@@ -324,6 +330,41 @@ def test_name_known_mistake_never_names_a_candidate_equal_to_the_right_answer():
     # the first wrong candidate that the result equals; another shape is passed over; the noun is the caller's
     assert name_known_mistake(2 * right, right, [([2.0], "a scalar"), (right, "right"), doubled, (2 * right, "second")],
                               what="table") == "; it equals the known wrong table with x doubled?"
+
+
+def test_rel_err_against_an_all_zero_reference_divides_by_1e_300_not_by_zero():
+    assert rel_err([1e-300, 0.0], [0.0, 0.0]) == pytest.approx(1.0, rel=1e-12)
+    assert rel_err([-1e-3], [0.0]) == pytest.approx(1e297, rel=1e-12)  # huge, not inf or NaN
+
+
+def test_close_to_torch_passes_an_error_under_1e_6_by_default_and_names_what_was_compared(capsys):
+    close_to_torch(9.99e-7, "softmax, the forward")
+    assert capsys.readouterr().out == "REL_ERR softmax, the forward 9.990e-07\n"
+    for err in (1e-6, float("nan")):  # tol itself is too much; NaN is never under it
+        with pytest.raises(AssertionError, match=rf"softmax, the forward: relative error {err:.3g} against "
+                                                 r"PyTorch, not under 1e-06"):
+            close_to_torch(err, "softmax, the forward")
+    close_to_torch(1e-5, "layer norm", tol=2e-5)
+    with pytest.raises(AssertionError, match="not under 1e-08"):
+        close_to_torch(1e-8, "layer norm", tol=1e-8)
+
+
+def test_name_known_mistake_compares_at_rtol_1e_7_and_no_atol_by_default():
+    right = np.array([1.0, 2.0])
+    doubled = [(2 * right, "x doubled?")]
+    said = "; it equals the known wrong answer with x doubled?"
+    assert name_known_mistake(2 * right * (1 + 0.9e-7), right, doubled) == said
+    assert name_known_mistake(2 * right * (1 + 1.5e-7), right, doubled) == ""  # 1.5e-7 apart: another answer
+    assert name_known_mistake(2 * right + 0.5, right, doubled) == ""  # 0.5 apart: no atol
+
+    def formula(doubled=False, shifted=0.0):
+        return (2 if doubled else 1) * right + shifted
+
+    mistakes = [({"doubled": True}, "x doubled?"), ({"shifted": 1.0}, "x shifted?")]
+    assert name_known_mistake_of(formula, mistakes, 2 * right * (1 + 0.9e-7)) == said
+    assert name_known_mistake_of(formula, mistakes, 2 * right * (1 + 1.5e-7)) == ""
+    assert name_known_mistake_of(formula, mistakes, right + 0.5) == ""  # 0.5 from "shifted": no atol
+    assert name_known_mistake_of(formula, mistakes, right + 1.0) == "; it equals the known wrong answer with x shifted?"
 
 
 class WrongInParameter(mt.nn.Module):
