@@ -152,6 +152,15 @@ def test_operator_misuse_is_named():
     assert (mt.tensor([2, 3]) ** 2).numpy().tolist() == [4, 9]
 
 
+@pytest.mark.single_backend
+def test_a_value_in_a_message_is_on_one_line_and_cut_only_past_its_limit():
+    from minitransformer._arguments import shown
+
+    assert shown("a" * 38, 40) == "'" + "a" * 38 + "'"  # 40 characters with its quotes: whole
+    assert shown("a" * 39, 40) == "'" + "a" * 36 + "..."  # 41: cut to 40, the last three "..."
+    assert shown(np.array([[1, 2], [3, 4]]), 40) == "array([[1, 2], [3, 4]])"
+
+
 def test_concat_and_stack_shape_mismatch():
     with pytest.raises(ValueError, match=r"Concat: shapes \(2, 3\), \(2, 2\) differ outside axis 0"):
         mt.concat([mt.zeros(2, 3), mt.zeros(2, 2)], axis=0)

@@ -563,14 +563,45 @@ def test_to_rejects_bad_targets_before_changing_anything():
     assert model.weight.dtype_name == "float32"
 
 
+@pytest.mark.single_backend
 def test_to_moves_between_backends():
+    """Made on NumPy, moved to array-api-strict (the stand-in for CuPy) with its gradients, and back: the same
+    Tensor objects, the same values; to the backend they are on already, nothing changes. (A move, whichever
+    backend the run makes current: on NumPy alone, ``to("numpy")`` would move nothing.)"""
+    pytest.importorskip("array_api_strict")
     model = nn.Linear(3, 2)
+    params = list(model.parameters())
     values = model.weight.numpy().copy()
-    model.to("numpy")
-    assert model.weight.backend.name == "numpy" and model.bias.backend.name == "numpy"
+    model(mt.ones(1, 3)).sum().backward()
+    grad = model.weight.grad.numpy().copy()
+    assert model.to("array_api_strict") is model and list(model.parameters()) == params
+    assert {(p.backend.name, p.grad.backend.name) for p in params} == {("array_api_strict", "array_api_strict")}
     np.testing.assert_array_equal(model.weight.numpy(), values)
-    y = model(mt.tensor(np.ones((1, 3), dtype=np.float32), backend="numpy"))
-    np.testing.assert_allclose(y.numpy(), np.ones((1, 3)) @ values, rtol=1e-6)
+    np.testing.assert_array_equal(model.weight.grad.numpy(), grad)
+    y = model(mt.tensor(np.ones((1, 3), dtype=np.float32), backend="array_api_strict"))
+    assert y.backend.name == "array_api_strict"
+    np.testing.assert_allclose(y.numpy(), np.ones((1, 3)) @ values + model.bias.numpy(), rtol=1e-6)
+    data = model.weight.data
+    model.to("array_api_strict")
+    assert model.weight.data is data  # already there: not copied again
+    model.to("numpy")
+    assert model.weight.backend.name == "numpy" and type(model.weight.data) is np.ndarray
+    np.testing.assert_array_equal(model.weight.numpy(), values)
+
+
+@pytest.mark.single_backend
+def test_state_dict_is_numpy_and_load_state_dict_reads_arrays_of_any_backend():
+    """A model on another backend (a GPU's) saves NumPy arrays a CPU can load, and loads arrays of its own backend."""
+    pytest.importorskip("array_api_strict")
+    model = nn.Linear(3, 2).to("array_api_strict")
+    state = model.state_dict()
+    assert all(type(v) is np.ndarray for v in state.values())
+    np.testing.assert_array_equal(state["weight"], model.weight.numpy())
+    strict = mt.backend.get("array_api_strict")
+    other = nn.Linear(3, 2)
+    other.load_state_dict({k: strict.asarray(v + 1) for k, v in state.items()})
+    np.testing.assert_array_equal(other.weight.numpy(), state["weight"] + 1)
+    assert type(other.weight.data) is np.ndarray
 
 
 # ------------------------------------------------------------------ copying, pickling
