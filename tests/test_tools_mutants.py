@@ -233,7 +233,10 @@ def test_a_mutant_only_doctests_reach_runs_them_and_a_mutant_no_test_ran_is_not_
     assert "killed: 2 survived: 2 timeout: 0 not run: 0" in capsys.readouterr().out
     # no --backends where no test under tests/ is selected; with one, the option is passed
     assert "--backends" not in tool.pytest_command(["pkg/maths.py::pkg.maths.double"])
-    assert "--backends" in tool.pytest_command(["pkg/maths.py::pkg.maths.double", "tests/test_nothing.py"])
+    command = tool.pytest_command(["pkg/maths.py::pkg.maths.double", "tests/test_nothing.py"])
+    assert command[command.index("--backends") + 1] == "numpy"  # by default, NumPy alone
+    command = tool.pytest_command(["tests/test_nothing.py"], "numpy,array_api_strict")
+    assert command[command.index("--backends") + 1] == "numpy,array_api_strict"
     # a test that is gone (pytest exits 4) and no test at all (5): not run, and said why
     m = tool.mutants_of(tmp_path / "pkg" / "maths.py", name="pkg/maths.py")[0]
     for rc, tests in {4: ["tests/test_gone.py::test_gone"], 5: ["tests/test_nothing.py", "-k", "xyz"]}.items():

@@ -295,12 +295,13 @@ class LineTracer:
         Path(self.out).write_text(json.dumps({"tests": self.tests, "lines": self.lines}), encoding="utf-8")
 
 
-def trace_lines(files: list[str], pytest_args: list[str], out: Path, checkout: Path) -> dict:
-    """Runs the suite once in ``checkout`` under the tracer (in a subprocess) and returns its map."""
+def trace_lines(files: list[str], pytest_args: list[str], out: Path, checkout: Path, backends: str = "numpy") -> dict:
+    """Runs the suite once in ``checkout`` under the tracer (in a subprocess), each test on ``backends``, and returns
+    its map."""
     tracer = f"mutants.LineTracer({files!r}, {str(out)!r})"
     code = (f"import sys, pytest; sys.path.insert(0, {str(Path(__file__).parent)!r}); import mutants; "
             f"sys.exit(pytest.main(sys.argv[1:], plugins=[{tracer}]))")
-    args = [sys.executable, "-c", code, "-p", "no:cacheprovider", "-q", "--backends", "numpy"]
+    args = [sys.executable, "-c", code, "-p", "no:cacheprovider", "-q", "--backends", backends]
     args += [f"--ignore={f}" for f in IGNORED] + pytest_args
     # PYTHONIOENCODING: pytest's output in UTF-8, read as such here, whatever the locale (Windows: cp1252)
     env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
@@ -326,24 +327,24 @@ def copy_checkout(where: Path) -> Path:
 NOTHING_RAN = {4: "usage error", 5: "no tests collected"}
 
 
-def pytest_command(tests: list[str]) -> list[str]:
-    """The command that runs ``tests`` (node ids) against a mutant. ``--backends`` is defined by tests/conftest.py,
-    which pytest loads only when a selected test lies under tests/: the doctests of the package alone run without it
-    (on the default backend, NumPy), where the option would be a usage error."""
-    backends = ["--backends", "numpy"] if any(t.replace("\\", "/").startswith("tests/") for t in tests) else []
-    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", *backends,
+def pytest_command(tests: list[str], backends: str = "numpy") -> list[str]:
+    """The command that runs ``tests`` (node ids, traced on ``backends``) against a mutant. ``--backends`` is defined
+    by tests/conftest.py, which pytest loads only when a selected test lies under tests/: the doctests of the package
+    alone run without it (on the default backend, NumPy), where the option would be a usage error."""
+    chosen = ["--backends", backends] if any(t.replace("\\", "/").startswith("tests/") for t in tests) else []
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", *chosen,
             "-W", "ignore::pytest.PytestUnraisableExceptionWarning", *tests]
 
 
-def run_mutant(m: Mutant, tests: list[str], budget: float, checkout: Path) -> None:
+def run_mutant(m: Mutant, tests: list[str], budget: float, checkout: Path, backends: str = "numpy") -> None:
     path = checkout / m.file
     original = path.read_text(encoding="utf-8")
     path.write_text(apply(original, m), encoding="utf-8")
     # PYTHONIOENCODING: pytest's output in UTF-8, read as such here, whatever the locale (Windows: cp1252)
     env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
     try:
-        run = subprocess.run(pytest_command(tests), cwd=checkout, env=env, capture_output=True, encoding="utf-8",
-                             timeout=budget)
+        run = subprocess.run(pytest_command(tests, backends), cwd=checkout, env=env, capture_output=True,
+                             encoding="utf-8", timeout=budget)
         broke_loading = "ImportError while loading conftest" in run.stdout + run.stderr  # rc 4 too: the mutant
         if run.returncode in NOTHING_RAN and not broke_loading:  # broke the package; else no test ran at all
             m.status = "not run"
@@ -395,6 +396,10 @@ def main(argv=None) -> int:
                         "(SOURCE: the CUDA kernels)")
     parser.add_argument("--c-tests", default="tests/test_kernels.py",
                         help="the tests each mutant of the C code runs (default: %(default)s)")
+    parser.add_argument("--backends", default="numpy",
+                        help="the array backends each test runs on (tests/conftest.py's option; default %(default)s): "
+                        "numpy,array_api_strict adds the path a GPU takes, as CI runs it, for code that moves arrays "
+                        "between backends (about twice the time; a --lines map must be traced with the same)")
     parser.add_argument("--again", help="run only the mutants that an earlier --report says survived (found by "
                         "their line's text, so the files may have changed since): are they killed now?")
     args = parser.parse_args(argv)
@@ -419,7 +424,7 @@ def main(argv=None) -> int:
         print(f"{len(mutants)} mutants in {len(files)} files", flush=True)
         saved = Path(args.lines or Path(tmp) / "lines.json")
         line_map = (json.loads(saved.read_text(encoding="utf-8")) if saved.exists()
-                    else trace_lines(files, args.pytest.split(), saved, checkouts[0]))
+                    else trace_lines(files, args.pytest.split(), saved, checkouts[0], args.backends))
         tests = line_map["tests"]
         print(f"traced {len(tests)} tests", flush=True)
         c_time = sum(seconds for test, seconds in tests if test.startswith(tuple(args.c_tests.split())))
@@ -438,7 +443,7 @@ def main(argv=None) -> int:
             if selected:
                 checkout = free.pop()
                 try:
-                    run_mutant(m, selected, budget, checkout)
+                    run_mutant(m, selected, budget, checkout, args.backends)
                 finally:
                     free.append(checkout)
             done.append(m)
