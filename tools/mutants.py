@@ -15,7 +15,7 @@ cannot be seen (``eps`` doubled under a tolerance; ``x.sum(keepdims=True)`` of a
 a reader decides. A mutant no test executes is *not run*, and so is one whose tests pytest ran none of (exit code 4,
 a usage error, or 5, no tests collected: never counted as killed); the tool says which.
 
-Which tests execute which line is found first, by one run of the suite (on NumPy) under a tracer that
+Which tests execute which line is found first, by one run of the suite (on NumPy, or ``--backends``) under a tracer that
 watches only the mutated files; each mutant then runs only those tests, the quickest first, in a copy of
 the checkout (``--workers`` copies at once). Only code inside functions is changed (a default value
 counts, under the function's tests); strings, annotations and lines marked ``# no mutate`` are left.
