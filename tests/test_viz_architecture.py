@@ -247,3 +247,74 @@ def test_what_is_not_a_model_is_refused_by_name(thing, name):
 def test_a_title_replaces_the_default():
     fig = draw_architecture(nn.DecoderOnlyLM.from_config("tiny"), title="my model")
     assert fig.axes[0].texts[0].get_text() == "my model"
+
+
+def test_each_attention_says_which_it_is_and_the_title_counts_layers():
+    """The encoder's and the classifier's attention is self-attention; a decoder's first is masked, its second (the
+    encoder-decoder model's) the cross-attention; "1 layer", "2 layers"."""
+    said = {}
+    for model in (nn.Transformer.from_config("tiny"), nn.DecoderOnlyLM.from_config("tiny", num_layers=1),
+                  nn.TransformerClassifier.from_config("tiny", num_layers=2)):
+        _, texts, _ = _picture(model)
+        said[type(model).__name__] = texts[0].get_text().split(",")[0]
+        for t in texts:
+            if t.get_text().split("\n")[0].endswith("attn"):
+                said[t.get_text().split("\n")[0]] = t.get_text().split("\n")[1]
+    assert said == {
+        "Transformer": "Transformer: N = 2 + 2 layers",
+        "encoder.layers[i].self_attn": "Multi-Head Attention (self)",
+        "decoder.layers[i].self_attn": "Masked Multi-Head Attention",
+        "decoder.layers[i].cross_attn": "Multi-Head Attention (cross)",
+        "DecoderOnlyLM": "DecoderOnlyLM: N = 1 layer",
+        "TransformerClassifier": "TransformerClassifier: N = 2 layers",  # its encoder's self_attn: said above
+    }
+
+
+def test_only_what_is_so_is_said_of_embeddings_and_pooling():
+    _, texts, _ = _picture(nn.Transformer.from_config("tiny"))
+    assert _box(texts, "tgt_embed").get_text().startswith("tgt_embed\n")  # two tables: no "(= src_embed)"
+    for pooling, first in (("cls", "ids (B, S)\n[CLS] first: model.cls"), ("mean", "ids (B, S)")):
+        _, texts, _ = _picture(nn.TransformerClassifier.from_config("tiny", pooling=pooling))
+        assert [t.get_text() for t in texts if t.get_text().startswith("ids (B, S)")] == [first]
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_the_flow_runs_from_each_box_into_the_next_and_the_residuals_of_an_encoder_on_the_left(kind):
+    """As the paper's figure 1: each arrow up a column joins two boxes one above the other (the input ids have
+    none coming in); an encoder's residual lane lies left of its column, a decoder's right."""
+    model = MODELS[kind]()
+    fig, texts, frames = _picture(model)
+    boxed = [(t, f) for t, f in zip(texts, frames) if t.get_bbox_patch() is not None]
+    columns = {}
+    for t, f in boxed:
+        columns.setdefault(round(t.get_position()[0], 6), []).append(f)
+    flows = [p for p in fig.axes[0].patches if p.get_gid() is None and hasattr(p, "get_arrowstyle")]
+    for x, column in columns.items():
+        column.sort(key=lambda f: f.y0)
+        joined = set()
+        for arrow in flows:
+            (x0, y0), (x1, y1) = arrow.get_path().vertices[0], arrow.get_path().vertices[2]  # arc3: start, control, end
+            if abs(x0 - x) < 1e-6 and abs(x1 - x) < 1e-6:  # straight up this column
+                below = [k for k, f in enumerate(column) if abs(f.y1 - y0) < 0.05]
+                above = [k for k, f in enumerate(column) if abs(f.y0 - y1) < 0.05]
+                assert len(below) == len(above) == 1 and above[0] == below[0] + 1, (x, y0, y1)
+                joined.add(above[0])
+        assert joined == set(range(1, len(column)))  # every box but the first has its arrow from the one below
+    lanes = {start[0] for start, end, _ in _pieces(fig, "residual") if abs(start[0] - end[0]) < 1e-9}  # the uprights
+    stacks = sorted(columns)  # the encoder's column left of the decoder's
+    sides = {np.sign(lane - min(stacks, key=lambda x: abs(x - lane))) for lane in lanes}
+    assert sides == ({-1.0, 1.0} if len(stacks) == 2 else {1.0} if "decoder" in kind else {-1.0})
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_the_frame_around_a_stack_holds_its_layer_and_nothing_else(kind):
+    """The "N x" frame is one layer: every box of ``layers[i]`` (and a pre-LN layer's "+") inside it, the
+    embeddings, a stack's final norm and the output outside."""
+    fig, texts, frames = _picture(MODELS[kind]())
+    patches = [p for p in fig.axes[0].patches if p.get_gid() == "frame"]
+    for t, f in zip(texts, frames):
+        if t.get_bbox_patch() is None:
+            continue  # the title, the "N x" labels, the memory's label
+        (frame,) = [p for p in patches if p.get_x() < (f.x0 + f.x1) / 2 < p.get_x() + p.get_width()]
+        inside = frame.get_y() < f.y0 and f.y1 < frame.get_y() + frame.get_height()
+        assert inside == (".layers[i]." in t.get_text() or t.get_text() == "+"), t.get_text()
