@@ -318,3 +318,27 @@ def test_the_frame_around_a_stack_holds_its_layer_and_nothing_else(kind):
         (frame,) = [p for p in patches if p.get_x() < (f.x0 + f.x1) / 2 < p.get_x() + p.get_width()]
         inside = frame.get_y() < f.y0 and f.y1 < frame.get_y() + frame.get_height()
         assert inside == (".layers[i]." in t.get_text() or t.get_text() == "+"), t.get_text()
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_the_N_x_label_stands_beside_its_frame_on_the_side_of_the_residuals(kind):
+    fig, texts, frames = _picture(MODELS[kind]())
+    patches = sorted((p for p in fig.axes[0].patches if p.get_gid() == "frame"), key=lambda p: p.get_x())
+    labels = sorted((f for t, f in zip(texts, frames) if re.fullmatch(r"N = \d+ x", t.get_text())), key=lambda f: f.x0)
+    assert len(labels) == len(patches)
+    for frame, label in zip(patches, labels):
+        left, right = frame.get_x(), frame.get_x() + frame.get_width()
+        encoder = frame is patches[0] if len(patches) == 2 else kind.startswith("classifier")
+        outside = label.x1 < left if encoder else label.x0 > right  # an encoder's on the left, a decoder's right
+        assert outside and min(abs(label.x1 - left), abs(label.x0 - right)) < 0.2  # ... and close to it
+        assert frame.get_y() < label.y0 and label.y1 < frame.get_y() + frame.get_height()
+
+
+def test_the_memory_rises_between_the_two_frames():
+    fig, texts, frames = _picture(nn.Transformer.from_config("tiny"))
+    enc, dec = sorted((p for p in fig.axes[0].patches if p.get_gid() == "frame"), key=lambda p: p.get_x())
+    uprights = [s[0] for s, e, _ in _pieces(fig, "memory") if abs(s[0] - e[0]) < 1e-9]
+    assert len(uprights) == 2  # out of the encoder's top, then down to the cross-attention's height
+    x = max(uprights)
+    assert enc.get_x() + enc.get_width() < x < dec.get_x()
+    assert abs(x - (enc.get_x() + enc.get_width() + dec.get_x()) / 2) < 0.1  # in the middle of the gap
