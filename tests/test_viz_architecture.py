@@ -169,6 +169,11 @@ def _pieces(fig, gid):
     return out
 
 
+def _stack_frames(fig):
+    """The frames drawn around each stack's layer, left to right (the encoder's first)."""
+    return sorted((p for p in fig.axes[0].patches if p.get_gid() == "frame"), key=lambda p: p.get_x())
+
+
 @pytest.mark.parametrize("kind", MODELS)
 def test_each_sublayer_has_a_residual_arrow_around_it_into_its_addition(kind):
     """Three pieces per residual: out of the main line below the sublayer (below its norm, pre-LN), up a lane
@@ -200,7 +205,7 @@ def test_the_residual_arrows_run_clear_of_the_frame_around_the_layer(kind):
     """A residual arrow a few pixels inside the frame's edge reads as a doubled frame line: the branch runs at
     least 0.15 in above the frame's bottom, the lane at least 0.15 in inside its side."""
     fig, _, _ = _picture(MODELS[kind]())
-    frames = [(p.get_x(), p.get_y(), p.get_width()) for p in fig.axes[0].patches if p.get_gid() == "frame"]
+    frames = [(p.get_x(), p.get_y(), p.get_width()) for p in _stack_frames(fig)]
     assert len(frames) == (2 if kind.startswith("transformer") else 1)
     for start, end, _ in _pieces(fig, "residual"):
         for x, y in (start, end):
@@ -288,12 +293,11 @@ def test_the_flow_runs_from_each_box_into_the_next_and_the_residuals_of_an_encod
     columns = {}
     for t, f in boxed:
         columns.setdefault(round(t.get_position()[0], 6), []).append(f)
-    flows = [p for p in fig.axes[0].patches if p.get_gid() is None and hasattr(p, "get_arrowstyle")]
+    flows = _pieces(fig, None)  # the arrows of no other kind
     for x, column in columns.items():
         column.sort(key=lambda f: f.y0)
         joined = set()
-        for arrow in flows:
-            (x0, y0), (x1, y1) = arrow.get_path().vertices[0], arrow.get_path().vertices[2]  # arc3: start, control, end
+        for (x0, y0), (x1, y1), _ in flows:
             if abs(x0 - x) < 1e-6 and abs(x1 - x) < 1e-6:  # straight up this column
                 below = [k for k, f in enumerate(column) if abs(f.y1 - y0) < 0.05]
                 above = [k for k, f in enumerate(column) if abs(f.y0 - y1) < 0.05]
@@ -311,7 +315,7 @@ def test_the_frame_around_a_stack_holds_its_layer_and_nothing_else(kind):
     """The "N x" frame is one layer: every box of ``layers[i]`` (and a pre-LN layer's "+") inside it, the
     embeddings, a stack's final norm and the output outside."""
     fig, texts, frames = _picture(MODELS[kind]())
-    patches = [p for p in fig.axes[0].patches if p.get_gid() == "frame"]
+    patches = _stack_frames(fig)
     for t, f in zip(texts, frames):
         if t.get_bbox_patch() is None:
             continue  # the title, the "N x" labels, the memory's label
@@ -323,7 +327,7 @@ def test_the_frame_around_a_stack_holds_its_layer_and_nothing_else(kind):
 @pytest.mark.parametrize("kind", MODELS)
 def test_the_N_x_label_stands_beside_its_frame_on_the_side_of_the_residuals(kind):
     fig, texts, frames = _picture(MODELS[kind]())
-    patches = sorted((p for p in fig.axes[0].patches if p.get_gid() == "frame"), key=lambda p: p.get_x())
+    patches = _stack_frames(fig)
     labels = sorted((f for t, f in zip(texts, frames) if re.fullmatch(r"N = \d+ x", t.get_text())), key=lambda f: f.x0)
     assert len(labels) == len(patches)
     for frame, label in zip(patches, labels):
@@ -336,7 +340,7 @@ def test_the_N_x_label_stands_beside_its_frame_on_the_side_of_the_residuals(kind
 
 def test_the_memory_rises_between_the_two_frames():
     fig, texts, frames = _picture(nn.Transformer.from_config("tiny"))
-    enc, dec = sorted((p for p in fig.axes[0].patches if p.get_gid() == "frame"), key=lambda p: p.get_x())
+    enc, dec = _stack_frames(fig)
     uprights = [s[0] for s, e, _ in _pieces(fig, "memory") if abs(s[0] - e[0]) < 1e-9]
     assert len(uprights) == 2  # out of the encoder's top, then down to the cross-attention's height
     x = max(uprights)
