@@ -316,6 +316,24 @@ def test_backend_repr_and_namespace(backend):
     assert backend.xp.__name__ == namespace
 
 
+def test_values_are_checked_at_once_on_numpy_only():
+    """check_values: on NumPy a bad token id is refused where it is used; on CuPy (and array-api-strict, its
+    stand-in) it is checked on the device and read later, so that a training step never waits for the GPU."""
+    assert mt.backend._make("numpy").check_values is True
+    assert mt.backend._make("array_api_strict").check_values is False
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("setting, tf32", [(None, False), ("", False), ("0", False), ("1", True), ("2", True)])
+def test_tf32_is_requested_by_a_positive_cupy_tf32(setting, tf32, monkeypatch):
+    """CuPy's own rule for its float32 products: CUPY_TF32 set to a positive number turns TF32 on."""
+    if setting is None:
+        monkeypatch.delenv("CUPY_TF32", raising=False)
+    else:
+        monkeypatch.setenv("CUPY_TF32", setting)
+    assert mt.backend.tf32_requested() is tf32
+
+
 # ------------------------------------------------------------------ the counter-based generator (the GPU's)
 def _splitmix64(seed: int, n: int) -> list[int]:
     """SplitMix64 (Steele, Lea, Flood 2014) as published, in Python integers: n outputs after ``seed``."""

@@ -249,3 +249,21 @@ def test_a_mutant_only_doctests_reach_runs_them_and_a_mutant_no_test_ran_is_not_
     m = next(m for m in tool.mutants_of(tmp_path / "pkg" / "maths.py", name="pkg/maths.py") if m.new == "3")
     tool.run_mutant(m, ["tests/test_nothing.py"], 60, tmp_path)
     assert m.status == "killed", m.by
+    # one that breaks the collecting of the test asked for, where the conftest parametrizes it (as the project's
+    # does over the backends): its id is not found and pytest exits 4 (a module failing at import exits 2) -- a kill
+    (tmp_path / "tests" / "conftest.py").write_text(DOCTESTED["tests/conftest.py"] + """import pkg.maths
+
+
+def pytest_generate_tests(metafunc):  # raises under the mutant, as the project's does where backend.get() raises
+    if "six" in metafunc.fixturenames:
+        if pkg.maths.double(3) != 6:
+            raise ValueError("double(3) is not 6")
+        metafunc.parametrize("six", [6])
+""", encoding="utf-8")
+    (tmp_path / "tests" / "test_uses.py").write_text("def test_uses(six):\n    assert six == 6\n", encoding="utf-8")
+    tool.run_mutant(m, ["tests/test_uses.py::test_uses[6]"], 60, tmp_path)
+    assert (m.status, m.by) == ("killed", "ERROR tests/test_uses.py")
+    m = next(m for m in tool.mutants_of(tmp_path / "pkg" / "maths.py", name="pkg/maths.py") if m.line == 15)
+    tool.run_mutant(m, ["tests/test_uses.py::test_uses[6]"], 60, tmp_path)  # triple is not called there: it runs
+    assert (m.status, m.by) == ("survived", "")
+    assert tool.broke_loading("ERROR tests/test_x.py::test_y - AssertionError") is None  # a test's error, not loading

@@ -323,8 +323,19 @@ def copy_checkout(where: Path) -> Path:
 
 #: pytest's exit codes that say no test ran, whatever the mutant did: 4, a usage error (an option no conftest
 #: loaded defines, a test id that is gone), 5, no test collected. Such a mutant is *not run*, never *killed* --
-#: unless the conftest failed to import the mutated package, which pytest reports with 4 too: that one is killed
+#: unless the mutant broke the tests' loading, which pytest reports with 4 too: the conftest failed to import the
+#: mutated package, or a test module (or the conftest's parametrizing of it) raised while being collected, so the
+#: tests asked for were not found. The unmutated tests collected (the tracing run), so that one is killed
 NOTHING_RAN = {4: "usage error", 5: "no tests collected"}
+
+
+def broke_loading(output: str) -> str | None:
+    """The line of pytest's ``output`` saying the mutant broke the tests' loading (see NOTHING_RAN), or None."""
+    if "ImportError while loading conftest" in output:
+        return "ImportError while loading conftest"
+    # a test module that failed to collect: "ERROR tests/test_x.py - ValueError: ..." (a test id has "::")
+    return next((line.split(" - ")[0] for line in output.splitlines()
+                 if line.startswith("ERROR ") and "::" not in line.split(" - ")[0]), None)
 
 
 def pytest_command(tests: list[str], backends: str = "numpy") -> list[str]:
@@ -345,14 +356,16 @@ def run_mutant(m: Mutant, tests: list[str], budget: float, checkout: Path, backe
     try:
         run = subprocess.run(pytest_command(tests, backends), cwd=checkout, env=env, capture_output=True,
                              encoding="utf-8", timeout=budget)
-        broke_loading = "ImportError while loading conftest" in run.stdout + run.stderr  # rc 4 too: the mutant
-        if run.returncode in NOTHING_RAN and not broke_loading:  # broke the package; else no test ran at all
+        broken = broke_loading(run.stdout + run.stderr)
+        if run.returncode in NOTHING_RAN and broken is None:  # no test ran at all, and not for the mutant's sake
             m.status = "not run"
             last = (run.stderr.strip() or run.stdout.strip() or "").splitlines()
             m.by = f"pytest rc {run.returncode} ({NOTHING_RAN[run.returncode]})" + (f": {last[-1]}" if last else "")
             return
         m.status = "survived" if run.returncode == 0 else "killed"
-        if run.returncode != 0:
+        if run.returncode in NOTHING_RAN:
+            m.by = broken
+        elif run.returncode != 0:
             failed = [t for t in run.stdout.splitlines() if t.startswith(("FAILED ", "ERROR "))]
             m.by = failed[0].split(" - ")[0] if failed else f"rc {run.returncode}"
     except subprocess.TimeoutExpired:
