@@ -8,6 +8,7 @@ import math
 import re
 import signal
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -226,6 +227,19 @@ def test_accumulating_two_micro_batches_of_4_steps_as_one_batch_of_8():
     np.testing.assert_allclose([v for _, v in small.history["grad_norm"]],
                                [v for _, v in big.history["grad_norm"]], rtol=1e-10,
                                err_msg="the gradient norms clipping saw: those of the summed w_i-weighted gradients")
+
+
+@pytest.mark.parametrize("counts, loss", [((1, 3), 0.25 * 4.0 + 0.75 * 8.0), ((0, 3), 6.0), ((None, None), 6.0)],
+                         ids=["one_token_counts", "a_count_of_0_gives_equal_shares", "no_counts_equal_shares"])
+def test_micro_batches_weigh_by_their_token_counts_down_to_one(counts, loss):
+    """w_i = n_i / sum_j n_j, whatever the counts (a micro-batch of one token too); equal shares where a micro-batch
+    has no positive count (made by hand, without n_tokens)."""
+    model, _ = _linear_problem()
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.0), lambda m, b: (m.weight * 0.0).sum() + b.loss,
+                      progress=False, accumulate=2)
+    batches = [types.SimpleNamespace(loss=value) if n is None else types.SimpleNamespace(loss=value, n_tokens=n)
+               for n, value in zip(counts, (4.0, 8.0))]
+    assert trainer.train_step(batches).item() == pytest.approx(loss, rel=1e-6)
 
 
 def test_accumulate_counts_optimizer_steps_and_draws_its_micro_batches_in_order(tmp_path):
@@ -1218,8 +1232,9 @@ def test_a_checkpoint_without_a_copy_of_the_best_resumes_keeping_the_last_weight
     assert "best_params" not in read_checkpoint(path).trainer_state
     resumed = _scripted(values, path)
     with pytest.warns(UserWarning, match=r"c\.npz holds no copy of the parameters of its best evaluation \(val_loss "
-                                         r"0\.5 at step 6\), .*fit keeps the last parameters"):
+                                         r"0\.5 at step 6\), .*fit keeps the last parameters") as warned:
         resumed.load(path)
+    assert warned[0].filename == __file__  # said of the caller's line, not of Trainer.load's
     resumed.fit(lambda s: None, 20)
     last = _scripted(values, restore_best=False)
     last.fit(lambda s: None, 20)
@@ -1259,6 +1274,26 @@ def _diverging(values, at: int, how: str, path=None, **kwargs):
 
     trainer.loss_fn = diverging
     return trainer
+
+
+@pytest.mark.single_backend
+def test_one_parameter_not_finite_is_named_alone(tmp_path):
+    """Step 2's loss was finite, then the bias infinite (set after the loss: its gradient and the weight's stay
+    finite): the checkpoint at step 2 is refused, naming the bias alone -- not "bias and 0 more"."""
+    trainer = _scripted({}, tmp_path / "c.npz", checkpoint_every=2)
+    loss_fn = trainer.loss_fn
+
+    def breaking(model, batch):
+        loss = loss_fn(model, batch)
+        if trainer.step + 1 == 2:
+            model.bias.data = model.bias.data + float("inf")
+        return loss
+
+    trainer.loss_fn = breaking
+    with pytest.raises(TrainingDiverged, match=r"^Trainer: the parameters became NaN or infinite by step 2 \(bias\) "
+                                               r"while the training loss was finite; "):
+        trainer.fit(lambda s: None, 4)
+    assert not (tmp_path / "c.npz").exists()
 
 
 def _all_finite(ckpt) -> bool:
