@@ -508,12 +508,17 @@ def test_the_array_marker_in_the_callers_data_is_refused_before_the_old_file_is_
 
 
 @pytest.mark.single_backend
-def test_two_arrays_on_one_path_keep_both(tmp_path):
-    a, b = np.arange(3.0), np.arange(4.0) + 10
+def test_arrays_on_one_path_keep_each_its_own(tmp_path):
+    a, b, c = np.arange(3.0), np.arange(4.0) + 10, np.arange(5.0) + 20
     path = save_checkpoint(tmp_path / "c.npz", Tiny(), extra={"a/b": a, "a": {"b": b}})
     extra = read_checkpoint(path).extra
     np.testing.assert_array_equal(extra["a/b"], a)
     np.testing.assert_array_equal(extra["a"]["b"], b)
+    # three on the path "a/b/c": the third takes a name neither of the first two took
+    path = save_checkpoint(tmp_path / "c.npz", Tiny(), extra={"a/b/c": a, "a": {"b/c": b, "b": {"c": c}}})
+    extra = read_checkpoint(path).extra
+    for got, want in [(extra["a/b/c"], a), (extra["a"]["b/c"], b), (extra["a"]["b"]["c"], c)]:
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.single_backend

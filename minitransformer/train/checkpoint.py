@@ -709,7 +709,8 @@ def _rng_state_fits(state, backend=None) -> bool:
 
 
 def _seed_from_rng_state(state) -> int:
-    """A seed computed from a generator's state: the same state gives the same seed, on any backend.
+    """A seed computed from a generator's state: the same state (its keys in any order) gives the same seed, on any
+    backend.
 
     How a run resumed on another backend (:meth:`~minitransformer.train.Trainer.load` with
     ``rng="reseed"``) gets a random stream that is fresh but still a function of its checkpoint.
@@ -719,6 +720,8 @@ def _seed_from_rng_state(state) -> int:
     >>> import numpy as np
     >>> from minitransformer.backend import CounterRNG
     >>> _seed_from_rng_state(CounterRNG(np, seed=3).state) == _seed_from_rng_state(CounterRNG(np, seed=3).state)
+    True
+    >>> _seed_from_rng_state({"seed": 3, "counter": 0}) == _seed_from_rng_state({"counter": 0, "seed": 3})
     True
     """
     text = json.dumps(state, sort_keys=True, default=str)
