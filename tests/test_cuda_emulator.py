@@ -941,6 +941,31 @@ def test_a_kernel_runs_as_fibers_where_it_or_a_function_or_macro_it_names_calls_
         np.testing.assert_array_equal(y, want, err_msg=kernel)
 
 
+def test_the_call_graph_holds_each_kernel_function_and_macro_whole_and_the_rest_apart():
+    """What the warp kernels are found in (no g++ needed): each kernel's text from its head to its closing brace (one
+    right after another's too; a declaration is none), each ``__device__`` function's head and body by its name, a
+    macro's texts (defined twice: both), and the rest -- the heads of the named functions, a struct -- apart."""
+    code = (
+        "#define TWICE(v) (2 * (v))\n"
+        "__device__ float twice(float v) { return TWICE(v); }\n"
+        "#undef TWICE\n"
+        "#define TWICE(v) ((v) + (v))\n"
+        'extern "C" __global__ void k(float* y) { y[0] = twice(y[0]); }'
+        'extern "C" __global__ void m(float* y) { if (1) { y[0] = 0; } }\n'
+        'extern "C" __global__ void declared(float* y);\n'
+        "struct Pair { float a, b; };\n"
+        "__device__ float first(Pair p) { return p.a; }\n"
+    )
+    bodies, texts, rest = emu._call_graph(code)
+    assert bodies == {"k": 'extern "C" __global__ void k(float* y) { y[0] = twice(y[0]); }',
+                      "m": 'extern "C" __global__ void m(float* y) { if (1) { y[0] = 0; } }'}
+    assert texts == {"TWICE": "(v) (2 * (v))(v) ((v) + (v))",
+                     "twice": "\n__device__ float twice(float v) { return TWICE(v); }",
+                     "first": "\n__device__ float first(Pair p) { return p.a; }"}
+    assert rest == ("\n__device__ float twice(float v) " + "\n" * 4 + 'extern "C" __global__ void declared(float* y);\n'
+                    "struct Pair { float a, b; };\n__device__ float first(Pair p) \n")
+
+
 def test_the_bit_intrinsics_count_find_and_reverse_bits_as_cuda_defines_them():
     """``__popc``, ``__ffs``, ``__clz``, ``__brev`` and their ``ll`` forms (with which a ballot's lanes are counted),
     against Python's integers: of the low 32 bits as an ``int`` or ``unsigned``, and of all 64."""
@@ -1021,12 +1046,27 @@ def test_arguments_of_the_wrong_type_are_refused_naming_the_parameter(module, ar
     (1, 2048, 0, r"^scale: 2048 threads in a block \(2048, 1, 1\) \(CUDA allows 1024"),
     (1, (32, 32, 2), 0, r"^scale: 2048 threads"),
     (1, 32, 64 * 1024, r"^scale: 65536 bytes of dynamic shared memory"),
+    (1, (1, 1, 65), 0, r"^scale: 65 threads in a block \(1, 1, 65\) \(CUDA allows 1024, and 64 in z\)$"),
     ((1, 1, 1, 1), 32, 0, r"^scale: the grid is an int or a tuple of 1 to 3 ints"),
 ])
 def test_a_launch_a_gpu_refuses_is_refused(module, grid, block, shared, message):
     x = np.ones(3, np.float32)
     with pytest.raises(ValueError, match=message):
         module.get_function("scale")(grid, block, (x, x, np.float32(1), np.int64(3)), shared_mem=shared)
+
+
+def test_a_launch_at_the_limits_a_gpu_allows_runs(module):
+    """64 threads in z and all the dynamic shared memory CUDA gives without opting in: allowed, as on a GPU."""
+    for block, shared in [((1, 1, 64), 0), (32, emu.MAX_DYNAMIC_SHARED)]:
+        x, y = np.arange(3, dtype=np.float32), emu.empty(3, np.float32)
+        module.get_function("scale")(1, block, (x, y, np.float32(2), np.int64(3)), shared_mem=shared)
+        np.testing.assert_array_equal(y, 2 * x)
+
+
+def test_a_block_or_thread_is_named_as_cuda_numbers_it():
+    """x fastest, then y, then z: the 24 threads of a block (4, 3, 2); one axis alone: its number."""
+    assert emu._where(23, (4, 3, 2)) == "(3, 2, 1)" and emu._where(6, (4, 3, 2)) == "(2, 1, 0)"
+    assert emu._where(5, (8, 1, 1)) == "5"
 
 
 def test_an_unknown_kernel_and_a_source_that_does_not_compile_say_what_is_wrong(module):
@@ -1091,6 +1131,9 @@ COMMENTED = r"""
 extern "C" __global__ void unfinished(float* x) {
 #if 1
     x[0] = 1;
+#else  // the #else of an #if inside the #if 0: skipped still
+}
+extern "C" __global__ void in_a_nested_else(float* x) {
 #endif
 }
 #elif 0
@@ -1101,10 +1144,14 @@ extern "C" __global__ void third_try(float* x) { x[0] = 3; }
 #elif false
 extern "C" __global__ void fourth_try(float* x) { x[0] = 4; }
 #endif
+#if 0
+extern "C" __global__ void fifth_try(float* x) { x[0] = 5; }
+#else  // the #if 0's own #else: code again
 extern "C" __global__ void twice(float* x) {  /* a comment */
     const char* open = "/*";  // in a string: not a comment's start, nor its end, below
     x[threadIdx.x] *= 2 + 0 * open[0];
 }
+#endif
 extern "C" __global__ void thrice(float* x) {
     const char* close = "*/", *quoted = R"(extern "C" __global__ void f(float* y))";
     x[threadIdx.x] *= 3 + 0 * close[0] * quoted[0];
