@@ -13,7 +13,8 @@ then runs the tests that execute the changed line, and stops at the first failur
 A mutant every test passes (*survived*) is a behaviour nothing checks: a missing test, or a change that
 cannot be seen (``eps`` doubled under a tolerance; ``x.sum(keepdims=True)`` of a one-element axis), which
 a reader decides. A mutant no test executes is *not run*, and so is one whose tests pytest ran none of (exit code 4,
-a usage error, or 5, no tests collected: never counted as killed); the tool says which.
+a usage error, or 5, no tests collected: never counted as killed, unless the mutant broke their loading); the tool
+says which.
 
 Which tests execute which line is found first, by one run of the suite (on NumPy, or ``--backends``) under a tracer that
 watches only the mutated files; each mutant then runs only those tests, the quickest first, in a copy of
