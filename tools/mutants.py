@@ -334,9 +334,11 @@ def broke_loading(output: str) -> str | None:
     """The line of pytest's ``output`` saying the mutant broke the tests' loading (see NOTHING_RAN), or None."""
     if "ImportError while loading conftest" in output:
         return "ImportError while loading conftest"
-    # a test module that failed to collect: "ERROR tests/test_x.py - ValueError: ..." (a test id has "::")
-    return next((line.split(" - ")[0] for line in output.splitlines()
-                 if line.startswith("ERROR ") and "::" not in line.split(" - ")[0]), None)
+    for line in output.splitlines():  # a test module that failed to collect: "ERROR tests/test_x.py - ValueError: ..."
+        where = line.split(" - ")[0]
+        if where.startswith("ERROR ") and where[6:].strip() and "::" not in where:  # (a test's own error has "::")
+            return where
+    return None
 
 
 def pytest_command(tests: list[str], backends: str = "numpy") -> list[str]:
