@@ -209,7 +209,7 @@ def test_reading_past_an_array_reads_the_guard_and_writing_past_it_is_caught(mod
                                               r"4 entries of float32\): a loop.s bound one too far \(i <= n"):
         shifted(1, 32, (x, out, np.int64(4), np.int64(0), np.int64(2)))
     with pytest.raises(emu.LaunchError, match=r"^shared_past: wrote past the shared memory it asked \(0 bytes"):
-        module.get_function("shared_past")(1, 4, (emu.empty(4),), shared_mem=0)
+        module.get_function("shared_past")(1, 4, (emu.empty(4),))  # CuPy's default: no dynamic shared memory
     with pytest.raises(emu.LaunchError, match=r"wrote past the shared memory it asked \(32 bytes"):
         module.get_function("shared_past")(1, 4, (emu.empty(4),), shared_mem=32)
 
@@ -1031,6 +1031,8 @@ def test_an_array_passed_twice_is_one_array(module):
     ((np.ones(3, np.float32), np.ones(3, np.float32), 2.0, np.int64(3)),
      r"^scale: argument 2 \(float a\) is float32; got float 2.0, which CuPy would pass as float64: pass "
      r"np.float32\(2.0\)$"),
+    ((np.ones(3, np.float32), np.ones(3, np.float32), 2, np.int64(3)),
+     r"^scale: argument 2 \(float a\) is float32; got int 2, which CuPy would pass as int64: pass np.float32\(2\)$"),
     ((np.ones(3, np.float32), np.ones(3, np.float32), np.float32(1), np.int32(3)),
      r"^scale: argument 3 \(long long n\) is int64; got int32"),
     ((np.ones(3, np.float32), np.ones(3, np.float32), np.float32(1)),
@@ -1039,6 +1041,22 @@ def test_an_array_passed_twice_is_one_array(module):
 def test_arguments_of_the_wrong_type_are_refused_naming_the_parameter(module, args, message):
     with pytest.raises(ValueError, match=message):
         module.get_function("scale")(1, 32, args)
+
+
+def test_a_python_int_passes_for_an_unsigned_64_bit_number_from_0_but_nothing_else_does():
+    """CuPy passes a Python int as an int64, whose bits an unsigned long long reads as the same number from 0 up."""
+    if reason := emu.missing():
+        pytest.skip(reason)
+    put = emu.RawModule('extern "C" __global__ void put(unsigned long long* y, unsigned long long v) { y[0] = v; }'
+                        ).get_function("put")
+    y = np.ones(1, np.uint64)
+    for v in (0, 5):
+        put(1, 1, (y, v))
+        assert int(y[0]) == v
+    for v, what in [(-1, "int -1"), (1.0, "float 1.0")]:
+        with pytest.raises(ValueError, match=rf"^put: argument 1 \(unsigned long long v\) is uint64; got {what}, "
+                                             rf"which CuPy would pass as {type(v).__name__}64: "):
+            put(1, 1, (y, v))
 
 
 @pytest.mark.parametrize("grid, block, shared, message", [
