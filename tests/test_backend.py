@@ -316,6 +316,7 @@ def test_backend_repr_and_namespace(backend):
     assert backend.xp.__name__ == namespace
 
 
+@pytest.mark.single_backend
 def test_values_are_checked_at_once_on_numpy_only():
     """check_values: on NumPy a bad token id is refused where it is used; on CuPy (and array-api-strict, its
     stand-in) it is checked on the device and read later, so that a training step never waits for the GPU."""
