@@ -182,6 +182,12 @@ def test_the_tool_runs_each_mutant_against_the_tests_that_reach_it(tmp_path, mon
         (7, "killed"), (15, "not run")]
     with pytest.raises(SystemExit, match="FIRST <= LAST"):
         tool.main([f"{tmp_path / 'small.py'}:9-8"])
+    # --pytest's words split as a shell splits them: a -k expression in quotes is one argument
+    picked = tmp_path / "picked.json"
+    assert tool.main([f"{tmp_path / 'small.py'}:7-7", "--workers", "1", "--report", str(picked),
+                      "--pytest", "-k 'not add and not halve'"]) == 0  # test_add, which runs add, is left out
+    assert [(m["line"], m["status"], m["tests"]) for m in json.loads(picked.read_text(encoding="utf-8"))] == [
+        (7, "not run", 0)]
 
 
 DOCTESTED = {  # as the project is laid out: --backends defined by tests/conftest.py, doctests in the package

@@ -42,6 +42,7 @@ import bisect
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -407,7 +408,8 @@ def main(argv=None) -> int:
     parser.add_argument("--report", help="write every mutant and what became of it as JSON here")
     parser.add_argument("--lines", help="the map of which tests run which lines: read from this file if it exists "
                         "(the same paths), else traced and written there")
-    parser.add_argument("--pytest", default="", help="extra pytest arguments for the tracing run")
+    parser.add_argument("--pytest", default="", help="extra pytest arguments for the tracing run, split as a shell "
+                        "splits them (-k 'not build' keeps its words together)")
     parser.add_argument("--c-source", help="also mutate the C code of the module-level strings of this name "
                         "(SOURCE: the CUDA kernels)")
     parser.add_argument("--c-tests", default="tests/test_kernels.py",
@@ -440,7 +442,7 @@ def main(argv=None) -> int:
         print(f"{len(mutants)} mutants in {len(files)} files", flush=True)
         saved = Path(args.lines or Path(tmp) / "lines.json")
         line_map = (json.loads(saved.read_text(encoding="utf-8")) if saved.exists()
-                    else trace_lines(files, args.pytest.split(), saved, checkouts[0], args.backends))
+                    else trace_lines(files, shlex.split(args.pytest), saved, checkouts[0], args.backends))
         tests = line_map["tests"]
         print(f"traced {len(tests)} tests", flush=True)
         c_time = sum(seconds for test, seconds in tests if test.startswith(tuple(args.c_tests.split())))
