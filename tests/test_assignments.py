@@ -476,6 +476,27 @@ def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_wh
         left_out_of_copies("<!-- not in a student copy: begin -->\ntext\n")
 
 
+def test_a_pages_links_lead_to_the_copys_pages_by_their_titles_and_name_the_others(tmp_path):
+    copy, root = tmp_path / "copy", tmp_path / "root"
+    pages = {"docs/glossary.md": "# Glossary\n", "notebooks/README.md": "text\n# The notebooks\n"}
+    for folder, present in ((copy, pages), (root, {**pages, "docs/errata.md": "# Errata\n"})):
+        for name, text in present.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8")
+    cells = [{"cell_type": "markdown", "source": ["# Softmax\n", "text"]}, {"cell_type": "markdown", "source": "# Not"}]
+    (copy / "notebooks" / "02_softmax.ipynb").write_text(json.dumps({"cells": cells}), encoding="utf-8")
+    text = ("{doc}`/glossary`, {doc}`../notebooks/index`, {doc}`the site's notebook <notebooks/02_softmax>`, "
+            "{doc}`../notebooks/02_softmax`, {doc}`errata`;\n"
+            "[errata.md](errata.md#top), [the errata](errata.md), [site](https://example.org/#x), "
+            "`docs/glossary.md`, `docs/errata.md`.")
+    assert plain_markdown(text, "docs/x.md", copy, root, 2) == (
+        "[Glossary](glossary.md), [The notebooks](../notebooks/README.md), "
+        "[the site's notebook](../notebooks/02_softmax.ipynb), [Softmax](../notebooks/02_softmax.ipynb), "
+        f"Errata (`docs/errata.md`, {ELSEWHERE});\n"
+        f"`docs/errata.md` ({ELSEWHERE}), the errata (`docs/errata.md`, {ELSEWHERE}), [site](https://example.org/#x), "
+        f"`docs/glossary.md`, `docs/errata.md` ({ELSEWHERE}).")
+
+
 def test_the_solution_copy_differs_from_the_student_copy_only_in_the_stubs(tmp_path):
     student, solution = tmp_path / "new" / "student", tmp_path / "solution"  # a folder to make, and an empty one
     solution.mkdir()

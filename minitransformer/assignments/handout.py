@@ -279,11 +279,9 @@ def _directive(name, arg, options, body, page, copy, root, number, out, where) -
                      "(minitransformer/assignments/handout.py)")
 
 
-def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None,
-            names: dict[str, str] | None = None) -> str:
+def _inline(line: str, page: str, copy: Path, out: str, root: Path | None, names: dict[str, str]) -> str:
     """Roles, links and paths of a line or a paragraph of text, in one pass (what one writes is not read again);
-    a ``~`` role of the API shows its name in ``names`` (:func:`_shown_names`), else its last name."""
-    names = names or {}
+    a ``~`` role of the API shows its name in ``names``, :func:`_shown_names` of a text that holds ``line``."""
 
     def role(m):
         if m["role"] == "math":
@@ -293,7 +291,7 @@ def _inline(line: str, page: str, copy: Path, out: str, root: Path | None = None
             return _doc(target, page, copy, out, title or None, root)
         shown = title or target
         if shown.startswith("~"):
-            shown = names.get(shown[1:], shown.split(".")[-1])
+            shown = names[shown[1:]]
         return f"`{shown}`"
 
     def link(m):
