@@ -570,6 +570,40 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
                 assert _answer(got, torch) == _answer(expected, torch), (where, name)
 
 
+@pytest.mark.parametrize("ours, torch_writes", [
+    ("x.sum(dim=-1, keepdim=True)", "x.sum(dim=-1, keepdim=True)"),
+    ("x.mean(dim=0)", "x.mean(dim=0)"),
+    ("x.max(keepdim=True, dim=-1)", "x.amax(keepdim=True, dim=-1)"),
+    ("x.split(3, dim=-1)", "x.chunk(3, dim=-1)"),
+    ("mt.split(x, [1, 2], dim=-1)", "torch.split(x, [1, 2], dim=-1)"),
+    ("mt.concat(xs, dim=1)", "torch.concat(xs, dim=1)"),
+    ("mt.stack(xs, dim=0)", "torch.stack(xs, dim=0)"),
+    ("mt.take(x, ids, dim=2)", "x[:, :, ids]"),
+    ("F.softmax(x, dim=-1)", "F.softmax(x, dim=-1)"),
+    ("F.log_softmax(x, dim=1)", "F.log_softmax(x, dim=1)"),
+])
+def test_pytorchs_dim_and_keepdim_get_what_to_write_here_and_that_gives_torchs_answer(ours, torch_writes):
+    """``x.sum(dim=-1)`` raised Python's bare "unexpected keyword argument 'dim'"; each function that takes an axis
+    now says which keywords are written otherwise here, with their values, and what it says gives torch's answer."""
+    values = np.array([[[0.5, -1.0, 2.0]], [[3.0, 0.0, -2.0]]], dtype=np.float32)  # (2, 1, 3)
+    ids = np.array([[0, 2], [1, 1]])
+    here = {"mt": mt, "F": F, "x": mt.tensor(values), "xs": [mt.tensor(values), mt.tensor(-values)],
+            "ids": mt.tensor(ids)}
+    given = dict(re.findall(r"(\w+)=([^,)]+)", ours))
+    said = ", ".join(f"{k}={v}" for k, v in given.items())
+    written = ", ".join(f"{'axis' if k == 'dim' else 'keepdims'}={v}" for k, v in given.items())
+    name = {"x": "Tensor.", "mt": "", "F": ""}[ours.split(".")[0]] + ours.split(".")[1].split("(")[0]
+    with pytest.raises(TypeError, match=rf"^{re.escape(name)}\(\) got an unexpected keyword argument "
+                                        rf"'{next(iter(given))}'; PyTorch's {re.escape(said)} (is|are) "
+                                        rf"{re.escape(written)} here \(NumPy's names?; docs/from-pytorch.md\)$"):
+        eval(ours, here)
+    got = eval(ours.replace("keepdim=", "keepdims=").replace("dim=", "axis="), here)
+    torch = pytest.importorskip("torch")
+    theirs = {"torch": torch, "F": torch.nn.functional, "x": torch.tensor(values),
+              "xs": [torch.tensor(values), torch.tensor(-values)], "ids": torch.tensor(ids)}
+    assert _answer(got, torch) == _answer(eval(torch_writes, theirs), torch)
+
+
 def test_an_attribute_error_inside_a_property_keeps_its_cause_and_a_subclass_is_named():
     """Python calls ``__getattr__`` also when a property raises AttributeError, and it answered with the property's
     name ("no attribute 'scale'") for a typo inside it; and a Parameter was called 'Tensor'."""

@@ -3,6 +3,8 @@
 A student coming from PyTorch writes ``x.float()``, ``mt.cat(...)``, ``F.mse_loss(...)`` or
 ``nn.MultiheadAttention(...)``; each misses here, and the AttributeError names what to write instead.
 One table, keyed by where the name is looked up: on a tensor, in the package, in ``functional``, in ``nn``.
+PyTorch's keywords ``dim=`` and ``keepdim=`` are ``axis=`` and ``keepdims=`` here (NumPy's names): a function that
+takes an axis is wrapped by :func:`numpy_keywords`, whose TypeError says so.
 Each entry is what torch writes and what to write here; a test runs both and compares the answers
 (``tests/test_bad_input.py``), so only names with a real equivalent are listed. docs/from-pytorch.md
 lists the other differences.
@@ -10,6 +12,7 @@ lists the other differences.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 #: PyTorch's name -> (what torch writes, what to write here), for each place a name is looked up
@@ -109,3 +112,33 @@ def no_attribute(where: str, name: str, obj=None) -> AttributeError:
         torch, here = TORCH_NAMES[where][name]
         return AttributeError(f"{message}; PyTorch's {torch} is {here} here (docs/from-pytorch.md)", obj=obj)
     return AttributeError(message, name=name, obj=obj)
+
+
+#: PyTorch's keyword -> the one here (NumPy's and the array API's name)
+TORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims"}
+
+
+def numpy_keywords(f):
+    """``f`` (which takes ``axis``, maybe ``keepdims``) with PyTorch's ``dim=`` or ``keepdim=`` refused by Python's
+    TypeError for a keyword ``f`` does not take, which says what to write here: ``x.sum(dim=-1)`` ->
+    "Tensor.sum() got an unexpected keyword argument 'dim'; PyTorch's dim=-1 is axis=-1 here ...".
+
+    >>> import minitransformer as mt
+    >>> mt.ones(2, 3).sum(dim=-1, keepdim=True)
+    Traceback (most recent call last):
+    TypeError: Tensor.sum() got an unexpected keyword argument 'dim'; PyTorch's dim=-1, keepdim=True are axis=-1, \
+keepdims=True here (NumPy's names; docs/from-pytorch.md)
+    """
+
+    @functools.wraps(f)
+    def takes_numpys_keywords(*args, **kwargs):
+        if kwargs and not TORCH_KEYWORDS.keys().isdisjoint(kwargs):
+            torch = {k: v for k, v in kwargs.items() if k in TORCH_KEYWORDS}
+            theirs = ", ".join(f"{k}={v!r}" for k, v in torch.items())
+            ours = ", ".join(f"{TORCH_KEYWORDS[k]}={v!r}" for k, v in torch.items())
+            are, names = ("is", "name") if len(torch) == 1 else ("are", "names")
+            raise TypeError(f"{f.__qualname__}() got an unexpected keyword argument {next(iter(torch))!r}; "
+                            f"PyTorch's {theirs} {are} {ours} here (NumPy's {names}; docs/from-pytorch.md)")
+        return f(*args, **kwargs)
+
+    return takes_numpys_keywords
