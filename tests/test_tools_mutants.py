@@ -190,6 +190,77 @@ def test_the_tool_runs_each_mutant_against_the_tests_that_reach_it(tmp_path, mon
         (7, "not run", 0)]
 
 
+CACHED = {
+    "cache.py": '''def build(n):
+    return [n] * 2
+''',
+    "conftest.py": PROJECT["conftest.py"],
+    "tests/test_cache.py": '''import pytest
+
+from cache import build
+
+
+@pytest.fixture(autouse=True, scope="module")
+def quiet():  # every test of the module has it: no reason to run them all
+    yield
+
+
+@pytest.fixture(scope="module")
+def built():  # what a test builds, the later ones read: as tests/test_assignments.py's copies
+    made = {}
+
+    def of(n):
+        if n not in made:
+            made[n] = build(n)
+        return made[n]
+
+    return of
+
+
+@pytest.fixture
+def three(built):
+    return built(3)
+
+
+def test_builds(built):
+    assert built(3)  # builds it, and does not look at it
+
+
+def test_reads(three):
+    assert three == [3, 3]  # reads what test_builds built
+
+
+def test_other():
+    assert build(1)
+''',
+}
+
+
+def test_a_mutant_runs_the_tests_that_share_a_fixture_with_those_that_reach_it(tmp_path, monkeypatch, capsys):
+    # build's line runs in test_builds and test_other only: test_reads reads the list test_builds built, through a
+    # fixture that outlives a test. It was not run, and the mutant survived
+    tool = _tool(monkeypatch)
+    for name, text in CACHED.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    report, lines = tmp_path / "report.json", tmp_path / "lines.json"
+    run = [str(tmp_path / "cache.py"), "--workers", "1", "--report", str(report), "--lines", str(lines)]
+    assert tool.main(run) == 0
+    traced = json.loads(lines.read_text(encoding="utf-8"))
+    tests = [t.split("::")[1] for t, _ in traced["tests"]]
+    assert tests == ["test_builds", "test_reads", "test_other"] and traced["lines"]["cache.py"]["2"] == [0, 2]
+    assert traced["shared"] == [["test_cache.built"], ["test_cache.built"], []]  # not quiet: autouse
+    made = {m["new"]: (m["status"], m["tests"], m["by"]) for m in json.loads(report.read_text(encoding="utf-8"))}
+    assert made["3"] == ("killed", 3, "FAILED tests/test_cache.py::test_reads")  # test_other's [1, 1, 1] passes
+    # a map traced before the fixtures were kept runs the tests that reached the line, as then
+    del traced["shared"]
+    lines.write_text(json.dumps(traced), encoding="utf-8")
+    assert tool.main(run) == 0
+    made = {m["new"]: (m["status"], m["tests"]) for m in json.loads(report.read_text(encoding="utf-8"))}
+    assert made == {"/": ("killed", 2), "3": ("survived", 2)}
+
+
 DOCTESTED = {  # as the project is laid out: --backends defined by tests/conftest.py, doctests in the package
     "pytest.ini": "[pytest]\ntestpaths = tests pkg\naddopts = --doctest-modules\n",
     "pkg/__init__.py": "",

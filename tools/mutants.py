@@ -18,7 +18,9 @@ says which.
 
 Which tests execute which line is found first, by one run of the suite (on NumPy, or ``--backends``) under a tracer that
 watches only the mutated files; each mutant then runs only those tests, the quickest first, in a copy of
-the checkout (``--workers`` copies at once). Only code inside functions is changed (a default value
+the checkout (``--workers`` copies at once), and after them the tests that share a fixture of module or session
+scope with them: the tracer sees what such a fixture builds (a copy of the package, a trained model, a site) run
+in the first test that asks for it only, and the others read it. Only code inside functions is changed (a default value
 counts, under the function's tests); strings, annotations and lines marked ``# no mutate`` are left.
 The notebooks', the documentation's and the project's tests (see ``IGNORED``) are left out of the tracing run:
 they take minutes and run their code in other processes, where nothing is traced. Other tests that start a
@@ -267,6 +269,7 @@ class LineTracer:
         self.out = out
         self.lines: dict[str, dict[int, list[int]]] = {f: {} for f in files}  # file -> line -> test indices
         self.tests: list[tuple[str, float]] = []  # node id, seconds
+        self.shared: list[list[str]] = []  # each test's fixtures that outlive it (shared_fixtures)
         self.hit: set[tuple[str, int]] = set()
 
     def _call(self, frame, event, arg):
@@ -290,11 +293,40 @@ class LineTracer:
             threading.settrace(None)
             index = len(self.tests)
             self.tests.append((item.nodeid, time.perf_counter() - start))
+            self.shared.append(shared_fixtures(item))
             for filename, line in self.hit:
                 self.lines[self.files[filename]].setdefault(line, []).append(index)
 
     def pytest_sessionfinish(self, session):
-        Path(self.out).write_text(json.dumps({"tests": self.tests, "lines": self.lines}), encoding="utf-8")
+        Path(self.out).write_text(json.dumps({"tests": self.tests, "lines": self.lines, "shared": self.shared}),
+                                  encoding="utf-8")
+
+
+def shared_fixtures(item) -> list[str]:
+    """The fixtures of the project (not pytest's own) that outlive a test (module or session scope) and that ``item``
+    asks for, itself or through its fixtures (an autouse one is left out: every test has it), each as
+    ``module.function[param]``. What one test builds there, when it is set up or when the test calls what it gave
+    (a cache), the later tests read, and the tracer sees those lines run in the first test only."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs, found, todo, seen = (info.name2fixturedefs, [], list(info.argnames), set()) if info else ({}, [], [], set())
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in defs:  # (request, and a parameter of the test's own)
+            continue
+        seen.add(name)
+        d = defs[name][-1]  # the one that applies here: the closest to the test
+        todo += d.argnames
+        if d.scope != "function" and not d.func.__module__.startswith(("_pytest", "pytest")):
+            index = item.callspec.indices.get(name) if hasattr(item, "callspec") else None
+            found.append(f"{d.func.__module__}.{d.func.__qualname__}" + ("" if index is None else f"[{index}]"))
+    return sorted(found)
+
+
+def with_their_fixtures_users(chosen: list[int], shared: list[list[str]]) -> list[int]:
+    """``chosen`` (tests' indices), then the other tests that ask for a fixture one of them asks for that outlives a
+    test (:func:`shared_fixtures`): a mutant the first reaches may have changed what it built for them."""
+    theirs, picked = {f for i in chosen for f in shared[i]}, set(chosen)
+    return chosen + [i for i, fixtures in enumerate(shared) if i not in picked and theirs.intersection(fixtures)]
 
 
 def trace_lines(files: list[str], pytest_args: list[str], out: Path, checkout: Path, backends: str = "numpy") -> dict:
@@ -456,6 +488,8 @@ def main(argv=None) -> int:
                 chosen = sorted({i for line in range(m.lines[0], m.lines[1] + 1)
                                  for i in line_map["lines"].get(m.file, {}).get(str(line), [])},
                                 key=lambda i: (tests[i][1], i))  # the quickest first
+                if "shared" in line_map:  # (a map traced before it was kept: the tests that reached the line)
+                    chosen = with_their_fixtures_users(chosen, line_map["shared"])
                 selected, budget = [tests[i][0] for i in chosen], 60 + 5 * sum(tests[i][1] for i in chosen)
             m.tests = len(selected)
             if selected:
