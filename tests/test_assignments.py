@@ -389,6 +389,8 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
     a = get(number)
     page = (copy / ASSIGNMENT).read_text(encoding="utf-8")
     assert page.startswith(f"# A{number}: {a.title}\n")
+    assert f"copy of minitransformer for assignment A{number} (`minitransformer assignments build {number}`)" in page
+    assert f"with the {handout.bodies_and_exercises(a.tag, stubs)} taken out." in page  # not the solution's "kept"
     assert "runs ungraded tests" in page and "Only the graded cases" in page  # what fails and does not count
     # every stub of the package, at its line, with its function and hint
     rows = re.findall(r"^\| \d+ \| \[`([^`]+):(\d+)`\]\([^)]+\) \| `([\w.]+)` \| (.*) \|$", page, re.MULTILINE)
@@ -399,6 +401,16 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
     assert sum(stubs[rel] for rel in stubs if not rel.endswith(".ipynb")) == len(rows)
     # where the text says to start with some (A1: Add, Mul and Sum), they come first, and the rest as listed
     assert [name for _, _, name, _ in rows[:len(a.first)]] == list(a.first) and (number != 1 or a.first)
+    # the notebooks' exercises, each by its cell (from 0; a cell may hold two) and its hint
+    exercises = re.findall(r"^- \[`(notebooks/[\w.]+)`\]\(\1\) cell (\d+): (.*)$", page, re.MULTILINE)
+    cells = {rel: json.loads((copy / rel).read_text(encoding="utf-8"))["cells"] for rel in stubs
+             if rel.endswith(".ipynb")}
+    assert sorted((rel, int(k)) for rel, k, _ in exercises) == sorted(
+        (rel, k) for rel in cells for k, cell in enumerate(cells[rel])
+        for line in "".join(cell["source"]).splitlines() if line.strip() == "# YOUR CODE HERE")
+    assert len(exercises) == sum(n for rel, n in stubs.items() if rel in cells)
+    assert all(hint.replace("\\|", "|") in "".join(cells[rel][int(k)]["source"]) for rel, k, hint in exercises)
+    assert ("The notebooks' exercises" in page) == bool(exercises) == any(n for rel, n in stubs.items() if rel in cells)
     rest = [(rel, int(line)) for rel, line, name, _ in rows[len(a.first):]]
     assert rest == sorted(rest, key=lambda r: (a.paths.index(r[0]), r[1])), rest
     for rel, line, name, hint in rows:
@@ -437,7 +449,7 @@ def test_assignment_md_shows_the_stub_of_its_first_row(copies, monkeypatch):
     copy, stubs = copies(1)
     sum_first = dataclasses.replace(get(1), first=("Sum.backward", "Add.backward", "Mul.backward"))
     monkeypatch.setattr(handout, "get", lambda number: sum_first)
-    page = handout.assignment_page(ROOT, copy, 1, stubs)
+    page = handout.assignment_page(ROOT, copy, 1, stubs, solution=False)
     shown = page.split("the first reads:\n\n```python\n")[1].split("\n```")[0]
     row = re.search(r"^\| 1 \| .* \| `([\w.]+)` \| (.*) \|$", page, re.MULTILINE)
     assert row[1] == "Sum.backward" and json.loads(shown.split("(", 1)[1].rsplit(")", 1)[0]) == f"A1: {row[2]}"

@@ -476,8 +476,13 @@ def only_where_needed(text: str, needs: str, where: str = "docs/assignments.md")
 
 
 def _section(text: str, heading: re.Pattern, where: str) -> str:
-    """The section of ``text`` whose heading matches ``heading``, without its heading, up to the next heading of its
-    level or above."""
+    r"""The section of ``text`` whose heading matches ``heading``, without its heading, up to the next heading of its
+    level or above.
+
+    >>> text = "# Page\n\n## A1 first\n### Its part\ntext\n## A2\n## A3\n"
+    >>> _section(text, re.compile(r"^## A1\b"), "x.md"), _section(text, re.compile(r"^## A2\b"), "x.md")
+    ('### Its part\ntext\n', '\n')
+    """
     lines = text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if heading.match(line)), None)
     if start is None:
@@ -489,15 +494,23 @@ def _section(text: str, heading: re.Pattern, where: str) -> str:
 
 
 def _table_row(text: str, tag: str, where: str) -> dict[str, str]:
-    """The row of ``tag`` (``A2``) in the table of the seven assignments, by its header's names."""
+    """The row of ``tag`` (``A2``) in the table of the seven assignments, by its header's names (the table's first
+    line).
+
+    >>> _table_row("| | What | Needs |\\n|---|---|---|\\n| A1 | a | b |\\n| A2 | c | d |\\n", "A2", "x.md")
+    {'': 'A2', 'What': 'c', 'Needs': 'd'}
+    """
     lines = text.splitlines()
+
+    def cells(line):
+        return [c.strip() for c in line.strip().strip("|").split("|")]
+
     for i, line in enumerate(lines):
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and cells[0] == tag:
-            header = next(lines[j] for j in range(i, -1, -1) if lines[j].startswith("|") and
-                          not lines[j - 1].startswith("|"))
-            names = [c.strip() for c in header.strip().strip("|").split("|")]
-            return dict(zip(names, cells))
+        if line.startswith("|") and cells(line)[0] == tag:
+            top = i  # the table's first line, its header
+            while top > 0 and lines[top - 1].startswith("|"):
+                top -= 1
+            return dict(zip(cells(lines[top]), cells(line)))
     raise ValueError(f"{where}: no row {tag} in the table of the assignments")
 
 
@@ -529,7 +542,7 @@ def points_of(tests: Path) -> dict[int, dict[str, float]]:
     return found
 
 
-def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tuple]:
+def _bodies(root: Path, files, number: int, solution: bool) -> list[tuple]:
     """(file, line, function, region) of each body of assignment ``number`` in ``files`` (from the top of the checkout
     ``root``): the line its stub (or, in the solution copy, the body) starts on in the copy, and its ``Region`` (its
     hint, its stub); for a notebook, the cell (from 0) and no function."""
@@ -553,7 +566,11 @@ def _bodies(root: Path, files, number: int, solution: bool = False) -> list[tupl
 
 
 def _functions(text: str) -> dict[int, str]:
-    """Line -> the qualified name of the innermost function or class holding it."""
+    r"""Line -> the qualified name of the innermost function or class holding it.
+
+    >>> _functions("def f():\n    pass\n\nclass C:\n    def g(self):\n        pass\n")
+    {1: 'f', 2: 'f', 4: 'C', 5: 'C.g', 6: 'C.g'}
+    """
     names: dict[int, str] = {}
 
     def visit(node, prefix):
@@ -579,7 +596,7 @@ def _cuda_function(lines: list[str]) -> str:
     return ""
 
 
-def assignment_page(root: Path, copy: Path, number: int, stubs: dict[str, int], solution: bool = False) -> str:
+def assignment_page(root: Path, copy: Path, number: int, stubs: dict[str, int], solution: bool) -> str:
     """``ASSIGNMENT.md`` of assignment ``number``'s copy (see the module's docstring), whose ``stubs`` (file from its
     top -> how many of its bodies, as the build checked them against the catalogue) hold its bodies; ``copy`` holds
     the rest already. The solution copy's (``solution``) is the same page."""
