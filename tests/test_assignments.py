@@ -455,6 +455,33 @@ def test_assignment_md_shows_the_stub_of_its_first_row(copies, monkeypatch):
     assert row[1] == "Sum.backward" and json.loads(shown.split("(", 1)[1].rsplit(")", 1)[0]) == f"A1: {row[2]}"
 
 
+def test_included_code_is_what_sphinx_shows_with_a_stub_where_the_lines_enter_a_body(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text(MARKED, encoding="utf-8")
+    stub = regions(MARKED)[0].stub(2) + "\n"
+    for options, number, expected in [
+        ({"start-at": "return z", "end-at": "def g"}, 2, stub + "\n\ndef g(x):\n"),  # enters A2's body: its stub
+        ({"start-at": "END SOLUTION", "end-at": "def g"}, 2, "\n\ndef g(x):\n"),  # at its END marker: it is over
+        ({"start-at": "y = 2", "end-before": "BEGIN SOLUTION A3"}, 3, "    y = 2 * x\n    z = y * y\n"
+                                                                     "    return z\n\n\ndef g(x):\n"),
+        ({"start-after": "y = 2", "end-before": "### END"}, None, "    z = y * y\n    return z\n"),
+        ({"end-before": "z = y"}, 2, 'def f(x):\n    """Docstring stays."""\n    y = 2 * x\n' + stub),
+        ({"pyobject": "g"}, 3, "def g(x):\n" + regions(MARKED)[1].stub(3) + "\n"),
+    ]:
+        assert included(source, options, number) == expected, options
+    # the lines are Sphinx's, on a file without bodies (and a last line without its newline, which a copy adds)
+    sphinx = pytest.importorskip("sphinx.directives.code")
+    from sphinx.config import Config
+
+    source.write_text("import x\n\n\n@dec\ndef f(a):\n    return a\n\n\nclass C:\n    @property\n    def g(self):\n"
+                      "        return 1\n\n    def h(self):\n        pass", encoding="utf-8")
+    for options in [{"pyobject": "f"}, {"pyobject": "C.g"}, {"pyobject": "C.h"}, {"start-at": "def f",
+                    "end-before": "class"}, {"start-after": "@dec", "end-at": "return a"}, {"end-at": "import"},
+                    {"pyobject": "C", "start-after": "@property", "end-before": "def h"}, {"start-after": "pass"}]:
+        shown = sphinx.LiteralIncludeReader(str(source), options, Config({}, {})).read()[0]
+        assert included(source, options, 2) == shown + ("" if shown.endswith("\n") else "\n"), options
+
+
 def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_what_it_cannot_show(tmp_path):
     source = ROOT / "minitransformer" / "functional" / "attention.py"
     inside = {"start-after": '"### BEGIN SOLUTION A2"', "end-before": '"### END SOLUTION"'}  # (docs/formulas/masks.md)

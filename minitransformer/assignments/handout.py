@@ -94,11 +94,10 @@ def included(source: Path, options: dict[str, str], number: int | None, where: s
         return 2 * x
     """
     text = source.read_text(encoding="utf-8")
-    lines = text.splitlines(keepends=True)
-    first, last = _picked(text, lines, options, where)
+    first, last = _picked(text, text.splitlines(), options, where)
     shown = strip.stripped_lines(text, number, where)
     for r in strip.regions(text, where):  # a range that starts inside a stubbed body still shows its stub, once
-        if r.number == number and r.begin < first <= r.end:
+        if r.number == number and r.begin < first < r.end:  # (at the END marker the body is over: no stub)
             shown[first - 1] = [r.stub(number) + "\n"]
     code = "".join(line for i in range(first - 1, last) for line in shown[i])
     return code if code.endswith("\n") else code + "\n"
