@@ -477,7 +477,8 @@ def test_included_code_is_what_sphinx_shows_with_a_stub_where_the_lines_enter_a_
                       "        return 1\n\n    def h(self):\n        pass", encoding="utf-8")
     for options in [{"pyobject": "f"}, {"pyobject": "C.g"}, {"pyobject": "C.h"}, {"start-at": "def f",
                     "end-before": "class"}, {"start-after": "@dec", "end-at": "return a"}, {"end-at": "import"},
-                    {"pyobject": "C", "start-after": "@property", "end-before": "def h"}, {"start-after": "pass"}]:
+                    {"pyobject": "C", "start-after": "@property", "end-before": "def h"}, {"start-after": "pass"},
+                    {"start-at": "def f", "end-at": "def f"}, {"start-after": "def f", "end-at": "f"}]:  # (self)
         shown = sphinx.LiteralIncludeReader(str(source), options, Config({}, {})).read()[0]
         assert included(source, options, 2) == shown + ("" if shown.endswith("\n") else "\n"), options
 
@@ -507,6 +508,17 @@ def test_a_page_shows_a_stub_where_its_include_starts_inside_a_body_and_names_wh
     # a role's ``title <target>`` shows its title, a {doc} linking its target (docs/backend.md's API)
     assert plain_markdown("{func}`mt.manual_seed <minitransformer.backend.manual_seed>`, {doc}`the symbols <glossary>`",
                           "docs/x.md", ROOT, ROOT, 2) == "`mt.manual_seed`, [the symbols](glossary.md)"
+    # a directive just after a code block: its own closing fence is looked for after it, not the block's
+    assert plain_markdown("```\nx\n```\n```{toctree}\nglossary\n```\nafter\n", "docs/x.md", ROOT, ROOT, 2) == (
+        "```\nx\n```\n- [Glossary of symbols](glossary.md)\nafter\n")
+    # a command's --help, which the site writes when it is built
+    assert plain_markdown("```{literalinclude} _generated/cli-minitransformer.txt\n```\n```{literalinclude} "
+                          "_generated/cli-assignments-build.txt\n```\n", "docs/x.md", ROOT, ROOT, 2) == (
+        "`minitransformer --help` prints it.\n`minitransformer assignments build --help` prints it.\n")
+    # a directive's options, however many, then its content
+    figure = "```{figure} pic.png\n:width: 50%\n:alt: The picture\nIts caption.\n```\n"
+    assert plain_markdown(figure, "docs/x.md", ROOT, ROOT, 2) == (
+        "*(A picture, drawn when the course's site is built. The picture.)* Its caption.\n")
     with pytest.raises(ValueError, match=r"docs/x.md:1: \{include\}: a student copy does not know how to show"):
         plain_markdown("```{include} ../README.md\n```\n", "docs/x.md", tmp_path, ROOT, 2)
     with pytest.raises(ValueError, match=r"docs/assignments.md:2: <!-- not in a student copy: begin --> inside"):

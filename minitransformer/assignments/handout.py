@@ -147,6 +147,11 @@ def _line_with(lines: list[str], text: str, start: int, where: str) -> int:
 
 
 def _unquoted(value: str) -> str:
+    """An option's ``value`` without the quotes around it (MyST reads a directive's options as YAML, which drops them).
+
+    >>> _unquoted('"### END SOLUTION"'), _unquoted("'x'"), _unquoted('""'), _unquoted('"'), _unquoted('"x')
+    ('### END SOLUTION', 'x', '', '"', '"x')
+    """
     return value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "\"'" else value
 
 
@@ -220,6 +225,8 @@ def _shown_names(text: str) -> dict[str, str]:
 
     >>> _shown_names("{class}`~minitransformer.nn.LayerNorm`, {class}`~minitransformer.autograd.fused.LayerNorm`")
     {'minitransformer.nn.LayerNorm': 'nn.LayerNorm', 'minitransformer.autograd.fused.LayerNorm': 'fused.LayerNorm'}
+    >>> _shown_names("{class}`~nn.LayerNorm`, {class}`~minitransformer.nn.LayerNorm`")  # one name ends the other
+    {'nn.LayerNorm': 'nn.LayerNorm', 'minitransformer.nn.LayerNorm': 'minitransformer.nn.LayerNorm'}
     """
     api = [_title_and_target(m["content"])[1] for m in _ROLE.finditer(text) if m["role"] not in ("doc", "math")]
     targets = list(dict.fromkeys(target[1:] for target in api if target.startswith("~")))
@@ -227,7 +234,7 @@ def _shown_names(text: str) -> dict[str, str]:
     for target in targets:
         others = [o.split(".") for o in targets if o != target and o.split(".")[-1] == target.split(".")[-1]]
         parts = target.split(".")
-        k = next(k for k in range(1, len(parts) + 1) if all(o[-k:] != parts[-k:] for o in others))
+        k = next((k for k in range(1, len(parts)) if all(o[-k:] != parts[-k:] for o in others)), len(parts))
         shown[target] = ".".join(parts[-k:])
     return shown
 
