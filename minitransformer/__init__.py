@@ -2,7 +2,7 @@
 
 Layers, bottom to top: ``backend`` (which array library computes), ``autograd`` (Tensor and
 backward), ``functional`` (the formulas), ``nn`` (modules), ``optim``, ``data``, ``train``,
-``viz``, ``cli``.
+``viz``, ``cli``. ``mt.data``, ``mt.train``, ``mt.viz`` and ``mt.testing`` are imported when first named.
 
 >>> import minitransformer as mt
 >>> x = mt.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
@@ -11,6 +11,8 @@ backward), ``functional`` (the formulas), ``nn`` (modules), ``optim``, ``data``,
 array([[ 7., 11.],
        [ 9., 13.]], dtype=float32)
 """
+
+import importlib
 
 from . import backend, functional, nn, optim
 from .autograd import (
@@ -46,6 +48,17 @@ __all__ = [
 ]
 
 
+#: the layers above ``optim``, imported when first named (``mt.train.Trainer``), as ``import minitransformer.train``
+#: does: a formula need not wait for matplotlib (``viz`` takes half a second more to import than all the rest)
+_LAZY_SUBPACKAGES = ("data", "train", "viz", "testing")
+
+
 def __getattr__(name: str):
     # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
+    if name in _LAZY_SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
     raise _no_attribute(__name__, name)
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY_SUBPACKAGES})

@@ -535,7 +535,7 @@ def _assert_same_module(ours: nn.Module, theirs, torch) -> None:
 
 
 @pytest.mark.parametrize("where", list(TORCH_NAMES))
-def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(where):
+def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(where, tmp_path):
     """``x.float()``, ``x.argmax(-1)``, ``mt.cat(...)``, ``F.mse_loss(...)``, ``nn.MultiheadAttention(...)`` raised a
     bare AttributeError; each of PyTorch's names in the table now says what to write here, and what it says runs and
     gives torch's answer: the same numbers (shape, dtype, values), or the module torch builds (its twin's class and
@@ -562,12 +562,33 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
               "ids": torch.tensor(ids), "W": torch.tensor(values[0].T.copy()), "logits": torch.tensor(logits),
               "labels": torch.tensor(labels), "p": torch.tensor(positive), "targets": torch.tensor(targets)}
     for name, (torch_writes, here) in TORCH_NAMES[where].items():
-        if name not in ("cuda", "device"):  # a GPU, and where a tensor lives: nothing to compare on the CPU
+        if name not in ("cuda", "device", "save", "load"):  # a GPU, where a tensor lives, files: below
             got, expected = eval(here, ours), eval(torch_writes, theirs)
             if isinstance(got, nn.Module):
                 _assert_same_module(got, expected, torch)
             else:
                 assert _answer(got, torch) == _answer(expected, torch), (where, name)
+    if "save" in TORCH_NAMES[where]:
+        _assert_saved_and_loaded(TORCH_NAMES[where]["save"], TORCH_NAMES[where]["load"], torch, tmp_path)
+
+
+def _assert_saved_and_loaded(save, load, torch, folder) -> None:
+    """``save`` and ``load``'s two expressions, torch's and the one here, each save a model and load what they saved
+    into another model of the same class, which then holds the first one's weights (and did not before)."""
+    from minitransformer import train
+
+    def weights(model):
+        return {k: v.detach().numpy() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()}
+
+    for lib, saved, loaded, file in ((torch, save[0], load[0], "model.pt"), (mt, save[1], load[1], "model.npz")):
+        lib.manual_seed(0)
+        model, other = ((torch.nn if lib is torch else nn).Linear(3, 2) for _ in range(2))
+        assert not np.array_equal(weights(other)["weight"], weights(model)["weight"])
+        names = {"torch": torch, "train": train, "path": str(folder / file)}
+        eval(saved, {**names, "model": model})
+        eval(loaded, {**names, "model": other})
+        expected, got = weights(model), weights(other)
+        assert list(got) == list(expected) and all(np.array_equal(got[k], expected[k]) for k in got), (saved, loaded)
 
 
 @pytest.mark.parametrize("ours, torch_writes", [

@@ -194,6 +194,25 @@ def test_the_layer_check_sees_every_form_of_import(tmp_path, monkeypatch):
     assert _imported_packages(module) == [(1, "cli"), (2, "viz"), (3, "demo"), (4, "__init__"), (6, "viz")]
 
 
+def test_the_layers_above_optim_are_imported_when_first_named_and_not_before():
+    """``mt.train.save_checkpoint`` (what ``torch.save``'s hint says) and ``mt.viz`` work after ``import
+    minitransformer as mt`` alone, as ``np.linalg`` does, while the import itself leaves them, and matplotlib, out;
+    a name neither a layer nor torch's gets Python's own error."""
+    code = ("import sys, minitransformer as mt\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'minitransformer')"
+            " and m.count('.') < 2 and m.split('.')[-1] in ('matplotlib', 'data', 'train', 'viz', 'testing')))\n"
+            "print(mt.train.save_checkpoint.__module__, mt.viz.attention_heatmap.__module__, mt.data is "
+            "sys.modules['minitransformer.data'], mt.testing.__name__, {'data', 'train', 'viz', 'testing'} <= "
+            "set(dir(mt)))\n"
+            "print('matplotlib' in sys.modules)\n"
+            "try:\n    mt.trian\nexcept AttributeError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "[]", "minitransformer.train.checkpoint minitransformer.viz.attention True minitransformer.testing True",
+        "True", "module 'minitransformer' has no attribute 'trian'"]
+
+
 @pytest.mark.needs("tools")
 def test_the_gpu_check_runs_a_step_and_names_every_step_it_has(tmp_path):
     """tools/gpu_check.sh's machinery, run here with the one step a CPU can do (info)."""

@@ -6,7 +6,8 @@ One table, keyed by where the name is looked up: on a tensor, in the package, in
 PyTorch's keywords ``dim=`` and ``keepdim=`` are ``axis=`` and ``keepdims=`` here (NumPy's names): a function that
 takes an axis is wrapped by :func:`numpy_keywords`, whose TypeError says so.
 Each entry is what torch writes and what to write here; a test runs both and compares the answers
-(``tests/test_bad_input.py``), so only names with a real equivalent are listed. docs/from-pytorch.md
+(``tests/test_bad_input.py``; ``save`` and ``load``: each pair saves a model and loads it into another), so only names
+with a real equivalent are listed. docs/from-pytorch.md
 lists the other differences.
 """
 
@@ -28,6 +29,7 @@ TORCH_NAMES = {
         "flatten": ("x.flatten()", "x.reshape(-1)"),
         "unsqueeze": ("x.unsqueeze(1)", "x[:, None]"),
         "squeeze": ("x.squeeze(1)", "x[:, 0]"),
+        "t": ("W.t()", "W.T"),
         "argmax": ("x.argmax(-1)", "x.numpy().argmax(-1)"),
         "argmin": ("x.argmin(-1)", "x.numpy().argmin(-1)"),
         "cpu": ("x.cpu()", "x.to('numpy')"),
@@ -38,6 +40,12 @@ TORCH_NAMES = {
         "any": ("x.any()", "x.numpy().any()"),
         "all": ("x.all()", "x.numpy().all()"),
         "sigmoid": ("x.sigmoid()", "1 / (1 + (-x).exp())"),
+        "amax": ("x.amax(-1)", "x.max(-1)"),
+        "pow": ("x.pow(2)", "x ** 2"),
+        "matmul": ("x.matmul(y.mT)", "x @ y.mT"),
+        "add": ("x.add(y)", "x + y"),
+        "mul": ("x.mul(y)", "x * y"),
+        "norm": ("x.norm()", "(x ** 2).sum().sqrt()"),
         "contiguous": ("x.contiguous()", "x"),  # every array here is one a reshape can take
         # torch's x.split(size, dim) cuts parts of that size; here x.split(n, axis) cuts n parts (NumPy's meaning)
         "chunk": ("x.chunk(3, dim=-1)", "x.split(3, axis=-1)"),
@@ -65,6 +73,18 @@ TORCH_NAMES = {
         "tril": ("torch.tril(torch.ones(3, 3, dtype=torch.bool))", "F.causal_mask(3)"),
         "bmm": ("torch.bmm(x, y.mT)", "x @ y.mT"),
         "chunk": ("torch.chunk(x, 3, dim=-1)", "x.split(3, axis=-1)"),
+        "reshape": ("torch.reshape(x, (3, 2))", "x.reshape(3, 2)"),
+        "transpose": ("torch.transpose(x, 0, 2)", "x.swapaxes(0, 2)"),
+        "permute": ("torch.permute(x, (2, 0, 1))", "x.permute(2, 0, 1)"),
+        "unsqueeze": ("torch.unsqueeze(x, 1)", "x[:, None]"),
+        "squeeze": ("torch.squeeze(x, 1)", "x[:, 0]"),
+        "amax": ("torch.amax(x, dim=-1)", "x.max(axis=-1)"),
+        "max": ("torch.max(x, dim=-1).values", "x.max(axis=-1)"),
+        "pow": ("torch.pow(x, 2)", "x ** 2"),
+        "norm": ("torch.norm(x)", "(x ** 2).sum().sqrt()"),
+        # a checkpoint here: one .npz file, read without pickle (docs/training.md); a test saves and loads with each
+        "save": ("torch.save(model.state_dict(), path)", "train.save_checkpoint(path, model)"),
+        "load": ("model.load_state_dict(torch.load(path))", "train.load_checkpoint(path, model)"),
     },
     "minitransformer.functional": {
         "mse_loss": ("F.mse_loss(x, y)", "((x - y) ** 2).mean()"),
@@ -72,6 +92,7 @@ TORCH_NAMES = {
         "tanh": ("F.tanh(x)", "x.tanh()"),
         "sigmoid": ("F.sigmoid(x)", "1 / (1 + (-x).exp())"),
         "embedding": ("F.embedding(ids, W)", "mt.take(W, ids, axis=0)"),
+        "one_hot": ("F.one_hot(ids, 3)", "ids[..., None].eq(mt.arange(3)).to('int64')"),
         # the losses take the logits and apply log_softmax or the sigmoid themselves, in one stable formula
         "nll_loss": ("F.nll_loss(F.log_softmax(logits, dim=-1), labels)", "F.cross_entropy(logits, labels)"),
         "binary_cross_entropy": ("F.binary_cross_entropy(torch.sigmoid(logits), targets)",
@@ -90,6 +111,13 @@ TORCH_NAMES = {
         "CrossEntropyLoss": ("nn.CrossEntropyLoss()(logits, labels)", "F.cross_entropy(logits, labels)"),
         "MSELoss": ("nn.MSELoss()(x, y)", "((x - y) ** 2).mean()"),
         "Softmax": ("nn.Softmax(dim=-1)(x)", "F.softmax(x, axis=-1)"),
+        "LogSoftmax": ("nn.LogSoftmax(dim=-1)(x)", "F.log_softmax(x, axis=-1)"),
+        "BCEWithLogitsLoss": ("nn.BCEWithLogitsLoss()(logits, targets)",
+                              "F.binary_cross_entropy_with_logits(logits, targets)"),
+        "L1Loss": ("nn.L1Loss()(x, y)", "mt.maximum(y - x, x - y).mean()"),
+        "Tanh": ("nn.Tanh()(x)", "x.tanh()"),
+        "Sigmoid": ("nn.Sigmoid()(x)", "1 / (1 + (-x).exp())"),
+        "Flatten": ("nn.Flatten()(x)", "x.reshape(x.shape[0], -1)"),
     },
 }
 
