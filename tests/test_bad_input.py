@@ -3,6 +3,7 @@ raised before any arithmetic: never a NaN, a silent broadcast, or a traceback fr
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -623,6 +624,24 @@ def test_pytorchs_dim_and_keepdim_get_what_to_write_here_and_that_gives_torchs_a
     theirs = {"torch": torch, "F": torch.nn.functional, "x": torch.tensor(values),
               "xs": [torch.tensor(values), torch.tensor(-values)], "ids": torch.tensor(ids)}
     assert _answer(got, torch) == _answer(eval(torch_writes, theirs), torch)
+
+
+@pytest.mark.parametrize("call", ["x.size()", "x.size(-1)", "x.size(0)", "x.size(dim=1)"])
+def test_pytorchs_size_call_gets_what_to_write_here_and_that_gives_torchs_answer(call):
+    """``d_k = q.size(-1)`` got Python's bare "'int' object is not callable" (``size`` is NumPy's, the number of
+    elements); the TypeError now says what to write, which gives torch's answer, and ``x.size`` is still that int."""
+    values = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    x = mt.tensor(values)
+    assert x.size == 24 and isinstance(x.size, int) and repr(x.size) == "24" and json.dumps(x.size) == "24"
+    assert type(x.size + 1) is int and x.size // x.shape[0] == 12 and mt.zeros(0, 3).size == 0
+    assert mt.arange(30)[x.size].item() == 24 and mt.arange(30)[x.size:].shape == (6,)  # an index, as an int is
+    said = r"^'int' object is not callable: Tensor.size is the number of elements, 24 \(NumPy's name\); PyTorch's "
+    with pytest.raises(TypeError, match=said + r"(.+) is (.+) here \(docs/from-pytorch.md\)$") as err:
+        eval(call, {"x": x})
+    theirs, ours = re.search(r"PyTorch's (.+) is (.+) here", str(err.value)).groups()
+    assert theirs == call.replace("dim=", "")
+    torch = pytest.importorskip("torch")
+    assert eval(ours, {"x": x}) == eval(call, {"x": torch.tensor(values)})
 
 
 def test_an_attribute_error_inside_a_property_keeps_its_cause_and_a_subclass_is_named():

@@ -4,7 +4,8 @@ A student coming from PyTorch writes ``x.float()``, ``mt.cat(...)``, ``F.mse_los
 ``nn.MultiheadAttention(...)``; each misses here, and the AttributeError names what to write instead.
 One table, keyed by where the name is looked up: on a tensor, in the package, in ``functional``, in ``nn``.
 PyTorch's keywords ``dim=`` and ``keepdim=`` are ``axis=`` and ``keepdims=`` here (NumPy's names): a function that
-takes an axis is wrapped by :func:`numpy_keywords`, whose TypeError says so.
+takes an axis is wrapped by :func:`numpy_keywords`, whose TypeError says so. ``x.size`` is NumPy's, the number of
+elements, an :class:`ElementCount`: called as PyTorch's ``x.size(-1)``, it says to write ``x.shape[-1]``.
 Each entry is what torch writes and what to write here; a test runs both and compares the answers
 (``tests/test_bad_input.py``; ``save`` and ``load``: each pair saves a model and loads it into another), so only names
 with a real equivalent are listed. docs/from-pytorch.md
@@ -170,3 +171,25 @@ keepdims=True here (NumPy's names; docs/from-pytorch.md)
         return f(*args, **kwargs)
 
     return takes_numpys_keywords
+
+
+class ElementCount(int):
+    """``x.size``: the number of elements, an int, as NumPy's ``a.size`` is. PyTorch's ``x.size()`` and ``x.size(dim)``
+    call it (``d_k = q.size(-1)`` is a line of most attention code): Python's TypeError, "'int' object is not
+    callable", then says what to write here.
+
+    >>> import minitransformer as mt
+    >>> q = mt.zeros(2, 5, 8)
+    >>> q.size, q.size * 2, q.shape[-1]
+    (80, 160, 8)
+    >>> q.size(-1)
+    Traceback (most recent call last):
+    TypeError: 'int' object is not callable: Tensor.size is the number of elements, 80 (NumPy's name); PyTorch's \
+x.size(-1) is x.shape[-1] here (docs/from-pytorch.md)
+    """
+
+    def __call__(self, *args, **kwargs):
+        dim = args[0] if args else kwargs.get("dim")
+        theirs, ours = ("x.size()", "x.shape") if dim is None else (f"x.size({dim!r})", f"x.shape[{dim!r}]")
+        raise TypeError(f"'int' object is not callable: Tensor.size is the number of elements, {int(self)} (NumPy's "
+                        f"name); PyTorch's {theirs} is {ours} here (docs/from-pytorch.md)")

@@ -105,11 +105,11 @@ def _is_index_array(i) -> bool:
 
 
 def _position(i):
-    """One entry of a basic index, with a NumPy integer (anything with ``__index__`` that is not an array) as
-    the Python int it stands for: array-api-strict takes only Python ints."""
+    """One entry of a basic index, with a NumPy integer or an int subclass (``x.size``; anything with ``__index__``
+    that is not an array) as the Python int it stands for: array-api-strict takes only Python ints."""
     if i is True or i is False or isinstance(i, np.bool_):  # NumPy reads x[True] as a mask (a new axis), not as 1
         raise IndexError(_NO_MASKS)
-    if isinstance(i, int) or not hasattr(i, "__index__") or _is_index_array(i):
+    if type(i) is int or not hasattr(i, "__index__") or _is_index_array(i):
         return i
     return operator.index(i)
 

@@ -29,7 +29,7 @@ import numpy as np  # only to recognise NumPy scalars; arithmetic goes through t
 
 from .. import backend as _backend
 from .._arguments import is_integer, shown
-from ._torch_names import TORCH_NAMES, no_attribute, numpy_keywords
+from ._torch_names import TORCH_NAMES, ElementCount, no_attribute, numpy_keywords
 
 __all__ = [
     "Tensor",
@@ -562,11 +562,12 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        """The number of elements (the product of the shape)."""
+        """The number of elements (the product of the shape), NumPy's ``size``: an int that, called as PyTorch's
+        ``x.size(-1)``, says to write ``x.shape[-1]`` (:class:`~minitransformer.autograd._torch_names.ElementCount`)."""
         n = 1
         for d in self.data.shape:
             n *= d
-        return n
+        return ElementCount(n)
 
     @property
     def dtype(self):
