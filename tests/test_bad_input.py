@@ -70,6 +70,34 @@ def test_where_shapes_that_do_not_broadcast():
         mt.masked_fill(mt.ones(2, 3), [True, False], 0.0)  # a mask given as a list too
 
 
+def test_a_tensors_data_takes_an_array_of_its_backend_or_a_tensor_there_and_refuses_the_rest():
+    """``w.data = w.data - lr * w.grad`` (PyTorch's manual update; a NumPy array minus a tensor is a tensor) stored
+    the tensor as the array, and the next use failed deep inside (a BufferError from DLPack); now a tensor gives its
+    array, as in PyTorch, and what is no array of the backend is refused at once, naming what it got."""
+    w = mt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (w * w).sum().backward()  # grad 2w
+    if w.backend.name == "numpy":
+        w.data = w.data - 0.1 * w.grad
+    else:  # array-api-strict's array minus a tensor is a TypeError
+        w.data = w.detach() - 0.1 * w.grad
+    assert w.backend.owns(w.data) and w.requires_grad and w.grad is not None
+    np.testing.assert_allclose(w.numpy(), [0.8, 1.6, 2.4], rtol=1e-6)
+    w.data = w.data - 0.5 * w.grad.data  # the array form, as the optimizers write it
+    np.testing.assert_allclose(w.numpy(), [-0.2, -0.4, -0.6], rtol=1e-6)
+    here, there = w.backend.name, other_backend()
+    for value, got in (([1.0, 2.0, 3.0], "a list"), (0.5, "a float")):
+        with pytest.raises(TypeError, match=rf"^Tensor.data: an array of backend '{here}' was expected, got {got}; "
+                                            r"mt.tensor\(values\).data is an array of the current backend$"):
+            w.data = value
+    for value, got in ((mt.ones(3, backend=there), r"a Tensor of shape \(3,\)"),
+                       (mt.ones(2, 3, backend=there).data, r"an array of shape \(2, 3\)")):
+        with pytest.raises(BackendError, match=rf"^Tensor.data: an array of backend '{here}' was expected, got {got} "
+                                               rf"on backend '{there}'; move it first: mt.backend.get\('{here}'\)"
+                                               rf".asarray\(array\), or tensor.to\('{here}'\)$"):
+            w.data = value
+    np.testing.assert_allclose((w * 2).numpy(), [-0.4, -0.8, -1.2], rtol=1e-6)  # left as it was, and usable
+
+
 def test_masked_fill_mask_must_be_boolean_and_on_the_tensors_backend():
     with pytest.raises(TypeError, match=r"^masked_fill: mask must be boolean, got float32 with shape \(3,\)"):
         mt.zeros(3).masked_fill(mt.ones(3), 0.0)

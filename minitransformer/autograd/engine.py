@@ -413,7 +413,7 @@ class Function:
         if first is None:
             raise TypeError(f"{cls.__name__}: needs at least one Tensor input")
         # the kinds of dtype the operation refuses, read once (it is asked on every operation)
-        kind = _kind(first.data.dtype) if cls.float_only or cls.on_bool is not None else None
+        kind = _kind(first._data.dtype) if cls.float_only or cls.on_bool is not None else None
         if cls.float_only and kind != "f":
             raise TypeError(
                 f"{cls.__name__}: needs floating-point input, got {first.dtype_name} with shape {first.shape}; "
@@ -436,7 +436,7 @@ class Function:
         else:
             fn.needs_input_grad = (False,) * len(inputs)
         try:
-            out = fn.forward(*[x.data if isinstance(x, Tensor) else x for x in inputs], **options)
+            out = fn.forward(*[x._data if isinstance(x, Tensor) else x for x in inputs], **options)
         except Exception as error:
             _say_where(error, f"{cls.__name__}.forward", inputs)
             raise
@@ -501,7 +501,7 @@ class Tensor:
     """
 
     __slots__ = {  # a dict: Sphinx shows each public slot's text (the names are the slots, as a tuple's would be)
-        "data": "The values, an array of :attr:`backend` (``.numpy()`` gives a NumPy copy on the host).",
+        "_data": None,  # read and set through the property data, which checks what is set
         "_grad": None,  # read and set through the property grad, which checks what is set
         "_requires_grad": None,
         "_ctx": None,
@@ -522,7 +522,7 @@ class Tensor:
             dtype = default if dtype is None else dtype
         if not be.owns(data) and hasattr(data, "dtype") and _backend._backend_name_of(data) not in (None, "numpy"):
             data = _backend.get(_backend._backend_name_of(data)).to_host(data)  # cross-device: via the host
-        self.data = be.asarray(data, dtype=dtype)
+        self._data = be.asarray(data, dtype=dtype)
         self.backend = be
         self._grad = None
         self._ctx = None
@@ -544,40 +544,59 @@ class Tensor:
     def _wrap(cls, array, backend, requires_grad: bool = False) -> Tensor:
         """A Tensor around an array already on ``backend`` (no checks, no copy)."""
         t = cls.__new__(cls)
-        t.data, t.backend, t._requires_grad = array, backend, requires_grad
+        t._data, t.backend, t._requires_grad = array, backend, requires_grad
         t._grad = t._ctx = t.name = t._node = None
         t._retain_grad = False
         return t
 
     # ------------------------------------------------------------ what it is
     @property
+    def data(self):
+        """The values, an array of :attr:`backend` (``.numpy()`` gives a NumPy copy on the host).
+
+        Set it to change a leaf's values outside the graph, as an optimizer does: ``w.data = w.data - lr *
+        w.grad.data``. A tensor set here gives its array, as in PyTorch (``w.data = w.detach() - lr * w.grad``; on
+        NumPy ``w.data - lr * w.grad`` is a tensor too); anything but an array of :attr:`backend` is refused, where it
+        would fail later, at the tensor's next use.
+        """
+        return self._data
+
+    @data.setter
+    def data(self, array) -> None:
+        if isinstance(array, Tensor) and array.backend is self.backend:
+            array = array._data
+        elif not self.backend.owns(array):
+            _refuse_data(self, array)
+        self._data = array
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """The size of each axis, e.g. ``(batch, seq, d_model)``."""
-        return self.data.shape  # a tuple on every backend (NumPy, CuPy, array-api-strict, _Shape)
+        return self._data.shape  # a tuple on every backend (NumPy, CuPy, array-api-strict, _Shape)
 
     @property
     def ndim(self) -> int:
         """The number of axes."""
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
         """The number of elements (the product of the shape), NumPy's ``size``: an int that, called as PyTorch's
         ``x.size(-1)``, says to write ``x.shape[-1]`` (:class:`~minitransformer.autograd._torch_names.ElementCount`)."""
         n = 1
-        for d in self.data.shape:
+        for d in self._data.shape:
             n *= d
         return ElementCount(n)
 
     @property
     def dtype(self):
         """The backend's dtype object (see ``dtype_name`` for a string that is the same on every backend)."""
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def dtype_name(self) -> str:
         """``"float32"``, ``"int64"``, ... the same string on every backend."""
-        return _backend.dtype_name(self.data.dtype)
+        return _backend.dtype_name(self._data.dtype)
 
     @property
     def is_leaf(self) -> bool:
@@ -632,7 +651,7 @@ class Tensor:
     # ------------------------------------------------------------ leaving the graph, the device
     def numpy(self):
         """The values as a NumPy array on the host (a copy for GPU tensors)."""
-        return self.backend.to_host(self.data)
+        return self.backend.to_host(self._data)
 
     def item(self) -> float:
         """The single value of a one-element tensor as a Python number (synchronises a GPU)."""
@@ -646,13 +665,14 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same values, cut from the graph (no gradient flows through): a new leaf sharing ``self``'s array."""
-        return Tensor._wrap(self.data, self.backend)
+        return Tensor._wrap(self._data, self.backend)
 
     def __copy__(self) -> Tensor:
         """``copy.copy(t)``: another Tensor object holding the same array, gradient and graph."""
         new = type(self).__new__(type(self))
-        new.data, new.backend, new._requires_grad, new._grad = self.data, self.backend, self._requires_grad, self._grad
-        new._ctx, new._node, new.name, new._retain_grad = self._ctx, self._node, self.name, self._retain_grad
+        new._data, new.backend, new._requires_grad = self._data, self.backend, self._requires_grad
+        new._grad, new._ctx, new._node = self._grad, self._ctx, self._node
+        new.name, new._retain_grad = self.name, self._retain_grad
         return new
 
     def __deepcopy__(self, memo) -> Tensor:
@@ -668,7 +688,7 @@ class Tensor:
             )
         new = type(self).__new__(type(self))
         memo[id(self)] = new
-        new.data = copy.deepcopy(self.data, memo)  # NumPy, CuPy (on its device), array-api-strict: a copy
+        new._data = copy.deepcopy(self._data, memo)  # NumPy, CuPy (on its device), array-api-strict: a copy
         new.backend, new._requires_grad, new.name, new._retain_grad = (self.backend, self._requires_grad, self.name,
                                                                       self._retain_grad)
         new._grad = copy.deepcopy(self._grad, memo)
@@ -806,7 +826,7 @@ class Tensor:
                     f"backward(): output has shape {self.shape}; pass grad= of that shape, or reduce it to "
                     f"one number first (e.g. .sum() or .mean())"
                 )
-            grad = xp.ones(self.data.shape, dtype=self.dtype)
+            grad = xp.ones(self._data.shape, dtype=self.dtype)
         else:
             if isinstance(grad, Tensor) and (grad.backend is not self.backend or grad.dtype != self.dtype):
                 raise TypeError(
@@ -847,7 +867,7 @@ class Tensor:
         return ops.Neg.apply(self)
 
     def __pow__(self, exponent):
-        if isinstance(exponent, int) and exponent < 0 and _kind(self.data.dtype) != "f":
+        if isinstance(exponent, int) and exponent < 0 and _kind(self._data.dtype) != "f":
             raise ValueError(f"pow: an integer tensor {self.shape} to the negative power {exponent} is not an "
                              f"integer; convert it first with .to('float32')")
         return ops.Pow.apply(self, _lift(exponent, self))
@@ -915,7 +935,7 @@ class Tensor:
         >>> (~mt.tensor([True, False])).numpy()
         array([False,  True])
         """
-        if _kind(self.data.dtype) != "b":
+        if _kind(self._data.dtype) != "b":
             raise TypeError(
                 f"~ (logical not) takes a bool tensor, got {self.dtype_name} with shape {self.shape}; make a mask "
                 f"by a comparison first (x.eq(0), x > 0)"
@@ -1107,7 +1127,7 @@ class _Recorded(Tensor):
     __slots__ = ("_result", "_first_name")
 
     def __init__(self, result: Tensor):  # not Tensor.__init__: there is no array to make
-        self.data, self.backend, self._requires_grad = _Shape(result.data), result.backend, result._requires_grad
+        self._data, self.backend, self._requires_grad = _Shape(result._data), result.backend, result._requires_grad
         self._grad, self._ctx, self._node = None, result._ctx, None
         self._result, self._first_name = weakref.ref(result), result.name
 
@@ -1352,11 +1372,23 @@ def _accumulate(t: Tensor, g, owned: bool = False) -> None:
     if t._grad is None:  # set past the checks of the .grad setter: the engine's own gradient fits its tensor
         t._grad = Tensor._wrap(g if owned else xp.asarray(g, copy=True), t.backend)
     else:
-        t._grad.data += g
+        t._grad._data += g
 
 
 # ------------------------------------------------------------------ argument helpers
 _DTYPE_OF_KIND = {"f": _backend.DEFAULT_FLOAT, "i": "int64", "u": "int64", "b": "bool"}
+
+
+def _refuse_data(t: Tensor, value) -> None:
+    """The error for ``t.data = value`` where ``value`` is no array of ``t``'s backend (nor a tensor on it)."""
+    there = value.backend.name if isinstance(value, Tensor) else _backend._backend_name_of(value)
+    got = _described(value) if there is None or isinstance(value, Tensor) else f"an array of shape {value.shape}"
+    said = f"Tensor.data: an array of backend {t.backend.name!r} was expected, got {got}"
+    if there is not None:
+        here = t.backend.name
+        raise _backend.BackendError(f"{said} on backend {there!r}; move it first: "
+                                    f"mt.backend.get({here!r}).asarray(array), or tensor.to({here!r})")
+    raise TypeError(f"{said}; mt.tensor(values).data is an array of the current backend")
 
 
 def _refuse_elementwise_habit(symbol: str, method: str, x: Tensor, other) -> None:
@@ -1492,7 +1524,7 @@ def _lift(x, like: Tensor):
     if isinstance(x, np.generic):
         x = x.item()  # a NumPy scalar is a number
     if isinstance(x, int | float):
-        kind = _kind(like.data.dtype)
+        kind = _kind(like._data.dtype)
         number = "bool" if isinstance(x, bool) else "int" if isinstance(x, int) else "float"
         if (kind == "b") != (number == "bool") or (number == "float" and kind != "f"):
             raise TypeError(
@@ -1500,11 +1532,11 @@ def _lift(x, like: Tensor):
                 f"{_CAST_FIRST[number]}"
             )
         if number == "int":  # NumPy would raise its own OverflowError deep inside, or make inf of it
-            low, high = _number_range(like.data.dtype)
+            low, high = _number_range(like._data.dtype)
             if not low <= x <= high:
                 raise OverflowError(
                     f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the int {_int_text(x)}: "
-                    f"it is outside {like.dtype_name}'s range {_range_text(like.data.dtype)}"
+                    f"it is outside {like.dtype_name}'s range {_range_text(like._data.dtype)}"
                 )
         return x
     return Tensor(x, backend=like.backend)

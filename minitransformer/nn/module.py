@@ -681,8 +681,9 @@ def _move(t: Tensor, kind: str, target) -> None:
     """Move ``t`` to a backend or cast it to a floating dtype, keeping the same Tensor object."""
     if kind == "backend":
         if t.backend is not target:
-            t.data = target.asarray(t.backend.to_host(t.data))
-            t.backend = target
+            array = target.asarray(t.backend.to_host(t.data))
+            t.backend = target  # first: t.data takes only an array of t's backend
+            t.data = array
     elif t.backend.xp.isdtype(t.dtype, "real floating") and t.dtype_name != target:
         t.data = t.backend.xp.astype(t.data, t.backend.dtype(target))
 
