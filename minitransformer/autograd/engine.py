@@ -582,7 +582,7 @@ class Tensor:
     @property
     def size(self) -> int:
         """The number of elements (the product of the shape), NumPy's ``size``: an int that, called as PyTorch's
-        ``x.size(-1)``, says to write ``x.shape[-1]`` (:class:`~minitransformer.autograd._torch_names.ElementCount`)."""
+        ``x.size(-1)``, says to write ``x.shape[-1]``."""
         n = 1
         for d in self._data.shape:
             n *= d
