@@ -98,6 +98,34 @@ def test_a_tensors_data_takes_an_array_of_its_backend_or_a_tensor_there_and_refu
     np.testing.assert_allclose((w * 2).numpy(), [-0.4, -0.8, -1.2], rtol=1e-6)  # left as it was, and usable
 
 
+def test_numpy_reads_a_tensors_values_on_the_numpy_backend_and_elsewhere_says_to_write_numpy():
+    """``np.asarray(x)`` made an object array of one-element tensors (``plt.imshow(weights[0, 0])`` then failed with
+    "Image data of dtype object"); now NumPy reads the values from a tensor on NumPy, and on another backend, where it
+    would copy from the device unseen, the TypeError says to write ``x.numpy()``."""
+    x = mt.tensor([[0.5, 1.0], [2.0, 4.0]], requires_grad=True)
+    if x.backend.name != "numpy":
+        for read in (np.asarray, lambda t: np.stack([t, t]), lambda t: mt.tensor([t, t])):
+            with pytest.raises(TypeError, match=rf"^NumPy reads a tensor's values itself only on backend 'numpy'; "
+                                                rf"this \(2, 2\) float32 tensor is on backend '{x.backend.name}': "
+                                                r"write x.numpy\(\), which copies them to the host$"):
+                read(x)
+        return
+    values = np.asarray(x)
+    assert values.dtype == np.float32 and values.tolist() == [[0.5, 1.0], [2.0, 4.0]] and values is x.data
+    assert np.asarray(x, dtype=np.float64).dtype == np.float64 and np.array(x) is not x.data  # np.array copies
+    assert np.stack([x, x]).shape == (2, 2, 2) and np.allclose(x, [[0.5, 1], [2, 4]])
+    assert mt.tensor([x[0], x[1]]).tolist() == [[0.5, 1.0], [2.0, 4.0]]  # as torch.tensor([...]): values, no graph
+    assert isinstance(np.float32(2.0) * x, mt.Tensor) and isinstance(values + x, mt.Tensor)  # still x's operators
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots()
+    assert axes.imshow(x).get_array().tolist() == [[0.5, 1.0], [2.0, 4.0]]
+    plt.close(figure)
+
+
 def test_masked_fill_mask_must_be_boolean_and_on_the_tensors_backend():
     with pytest.raises(TypeError, match=r"^masked_fill: mask must be boolean, got float32 with shape \(3,\)"):
         mt.zeros(3).masked_fill(mt.ones(3), 0.0)

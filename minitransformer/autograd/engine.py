@@ -653,6 +653,18 @@ class Tensor:
         """The values as a NumPy array on the host (a copy for GPU tensors)."""
         return self.backend.to_host(self._data)
 
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(x)``, ``plt.imshow(x)``: the values as a NumPy array, as :meth:`numpy` gives them, from a
+        tensor on the NumPy backend (without it NumPy made an array of one-element tensors, dtype object). On
+        another backend NumPy would copy from the device unseen, as PyTorch refuses for a CUDA tensor: there the
+        TypeError says to write ``x.numpy()``."""
+        if self.backend.name != "numpy":
+            raise TypeError(f"NumPy reads a tensor's values itself only on backend 'numpy'; this {self.shape} "
+                            f"{self.dtype_name} tensor is on backend {self.backend.name!r}: write x.numpy(), which "
+                            f"copies them to the host")
+        array = self.numpy() if dtype is None else self.numpy().astype(dtype, copy=False)
+        return array.copy() if copy else array
+
     def item(self) -> float:
         """The single value of a one-element tensor as a Python number (synchronises a GPU)."""
         if self.size != 1:
