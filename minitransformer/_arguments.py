@@ -78,6 +78,22 @@ def require_real(op: str, name: str, value, low: float | None = None, high: floa
     return x
 
 
+def require_bool(op: str, name: str, value, why: str = "") -> bool:
+    """``value`` as a Python bool if it is one (a NumPy bool too); else a TypeError naming ``op``, the option and the
+    value. A flag is not read as true or false by Python's rules: a number or a string in its place is most often
+    an argument in PyTorch's order (``nn.Embedding(V, d, 0)``: torch's third is ``padding_idx``), which ``why``,
+    if given, says after what is wanted.
+
+    >>> require_bool("EncoderLayer", "norm_first", "gelu", " (torch's fifth argument is activation)")
+    Traceback (most recent call last):
+    ...
+    TypeError: EncoderLayer: norm_first must be True or False (torch's fifth argument is activation), got 'gelu'
+    """
+    if value is True or value is False or isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{op}: {name} must be True or False{why}, got {value!r}")
+
+
 def _wanted(low, high, low_open: bool, high_open: bool) -> str:
     """What :func:`require_real` asks for, in words (made only for a message: checks run in every forward)."""
     if low is not None and high is not None:

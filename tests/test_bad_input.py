@@ -700,6 +700,45 @@ def test_pytorchs_size_call_gets_what_to_write_here_and_that_gives_torchs_answer
     assert eval(ours, {"x": x}) == eval(call, {"x": torch.tensor(values)})
 
 
+FIFTH = re.escape(" (torch's fifth argument is activation: here it comes after norm_first, write activation=...)")
+
+
+@pytest.mark.parametrize("make, message", [
+    # PyTorch's order: nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, activation)
+    (lambda: nn.EncoderLayer(8, 2, 16, 0.1, "gelu"), rf"EncoderLayer: norm_first must be True or False{FIFTH}, "
+                                                     r"got 'gelu'"),
+    (lambda: nn.DecoderLayer(8, 2, 16, 0.1, "gelu"), rf"DecoderLayer: norm_first must be True or False{FIFTH}, "
+                                                     r"got 'gelu'"),
+    # nn.Embedding(num_embeddings, embedding_dim, padding_idx)
+    (lambda: nn.Embedding(10, 4, 0), r"Embedding: scale must be True or False \(torch's third argument is "
+                                     r"padding_idx: here the padding is masked out of attention, and of the loss by "
+                                     r"ignore_index\), got 0"),
+    (lambda: nn.Transformer(8, 8, 8, 2, 16, 1, 1, 0.1, 50, 1), r"Transformer: norm_first must be True or False, got 1"),
+    (lambda: nn.Transformer(8, 8, 8, 2, 16, tie_output="yes"), r"Transformer: tie_output must be True or False, got "
+                                                               r"'yes'"),
+    (lambda: nn.Transformer(8, 8, 8, 2, 16, share_embeddings=None), r"Transformer: share_embeddings must be True or "
+                                                                    r"False, got None"),
+    (lambda: nn.DecoderOnlyLM(8, 8, 2, 16, tie_output=0), r"DecoderOnlyLM: tie_output must be True or False, got 0"),
+    (lambda: nn.DecoderOnlyLM(8, 8, 2, 16, norm_first="pre"), r"DecoderOnlyLM: norm_first must be True or False"),
+    (lambda: nn.TransformerClassifier(8, 8, 2, 16, norm_first=1), r"TransformerClassifier: norm_first must be True "
+                                                                  r"or False, got 1"),
+    (lambda: nn.Encoder(8, 2, 16, 1, 0.1, "gelu"), r"Encoder: norm_first must be True or False, got 'gelu'"),
+    (lambda: nn.Decoder(8, 2, 16, 1, cross_attention=0), r"Decoder: cross_attention must be True or False, got 0"),
+    (lambda: nn.DecoderLayer(8, 2, 16, cross_attention="no"), r"DecoderLayer: cross_attention must be True or "
+                                                              r"False, got 'no'"),
+    (lambda: nn.MultiHeadAttention(8, 2, literal=1), r"MultiHeadAttention: literal must be True or False, got 1"),
+    (lambda: nn.KVCache(static="yes"), r"KVCache: static must be True or False, got 'yes'"),
+])
+def test_a_flag_takes_true_or_false_and_says_where_pytorchs_order_put_something_else(make, message):
+    """``nn.EncoderLayer(512, 8, 2048, 0.1, "gelu")``, torch's order, built a pre-LN layer with ReLU, and
+    ``nn.Embedding(V, d, 0)`` (torch's padding_idx) an unscaled one, without a word: each flag was read by
+    Python's truth; now each takes True or False (a NumPy bool too) and the error says what torch puts there."""
+    with pytest.raises(TypeError, match=f"^{message}"):
+        make()
+    assert nn.EncoderLayer(8, 2, 16, 0.1, np.bool_(True)).norm_first is True
+    assert nn.EncoderLayer(8, 2, 16, 0.1, activation="gelu").ffn.activation == "gelu"
+
+
 def test_an_attribute_error_inside_a_property_keeps_its_cause_and_a_subclass_is_named():
     """Python calls ``__getattr__`` also when a property raises AttributeError, and it answered with the property's
     name ("no attribute 'scale'") for a typo inside it; and a Parameter was called 'Tensor'."""

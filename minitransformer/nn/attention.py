@@ -22,7 +22,7 @@ already seen, so a step projects only the new position and attends from it alone
 from __future__ import annotations
 
 from .. import functional as F
-from .._arguments import require_int
+from .._arguments import require_bool, require_int
 from ..autograd import Tensor, concat, stack
 from ..autograd.engine import _broadcasts_to
 from ..functional._checks import as_mask, require_float
@@ -136,7 +136,7 @@ class KVCache:
     """
 
     def __init__(self, static: bool = False):
-        self.static = bool(static)
+        self.static = require_bool("KVCache", "static", static)
         self.K: Tensor | None = None
         self.V: Tensor | None = None
 
@@ -217,7 +217,7 @@ class MultiHeadAttention(Module):
         d_model, heads = check_heads("MultiHeadAttention", d_model, heads)
         self.d_model, self.heads, self.d_k = d_model, heads, d_model // heads
         self.dropout = check_probability("MultiHeadAttention", dropout)
-        self.literal = bool(literal)
+        self.literal = require_bool("MultiHeadAttention", "literal", literal)
         self.W_Q = Linear(d_model, d_model, bias)
         self.W_K = Linear(d_model, d_model, bias)
         self.W_V = Linear(d_model, d_model, bias)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import functional as F
-from .._arguments import require_int, require_real
+from .._arguments import require_bool, require_int, require_real
 from ..autograd import Tensor, cast, take
 from ..autograd.creation import ones, zeros
 from ..functional._checks import check_token_ids, require_float, require_same_dtype
@@ -150,7 +150,8 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = require_int("Embedding", "num_embeddings", num_embeddings, low=1)
         self.d_model = require_int("Embedding", "d_model", d_model, low=1)
-        self.scale = bool(scale)
+        self.scale = require_bool("Embedding", "scale", scale, " (torch's third argument is padding_idx: here the "
+                                  "padding is masked out of attention, and of the loss by ignore_index)")
         self.weight = init.normal_(Parameter(zeros(self.num_embeddings, self.d_model)), 0.0, self.d_model**-0.5)
 
     def forward(self, ids, *, op: str = "Embedding", name: str = "ids") -> Tensor:

@@ -8,7 +8,7 @@ so ``type(model)(**model.config)`` rebuilds it (what a checkpoint stores beside 
 
 from __future__ import annotations
 
-from .._arguments import is_integer, require_int
+from .._arguments import is_integer, require_bool, require_int
 from ..autograd import Tensor, concat, maximum, where
 from ..autograd.creation import zeros
 from ..functional._checks import as_mask, require_token_ids
@@ -161,14 +161,16 @@ class Transformer(_Configured):
         d_ff, max_len = require_int(op, "d_ff", d_ff, low=1), require_int(op, "max_len", max_len, low=1)
         num_encoder_layers = require_int(op, "num_encoder_layers", num_encoder_layers, low=1)
         num_decoder_layers = require_int(op, "num_decoder_layers", num_decoder_layers, low=1)
+        norm_first, tie_output = require_bool(op, "norm_first", norm_first), require_bool(op, "tie_output", tie_output)
+        share_embeddings = require_bool(op, "share_embeddings", share_embeddings)
         if share_embeddings and src_vocab != tgt_vocab:
             raise ValueError(
                 f"{op}: share_embeddings=True needs one vocabulary, but src_vocab={src_vocab} != tgt_vocab={tgt_vocab}"
             )
         self.config = dict(src_vocab=src_vocab, tgt_vocab=tgt_vocab, d_model=d_model, heads=heads, d_ff=d_ff,
                            num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
-                           dropout=dropout, max_len=max_len, norm_first=bool(norm_first),
-                           share_embeddings=bool(share_embeddings), tie_output=bool(tie_output))
+                           dropout=dropout, max_len=max_len, norm_first=norm_first,
+                           share_embeddings=share_embeddings, tie_output=tie_output)
         self.d_model, self.max_len = d_model, max_len
         self.src_embed = Embedding(src_vocab, d_model, scale=True)  # E[ids] * sqrt(d_model), paper 3.4
         self.tgt_embed = self.src_embed if share_embeddings else Embedding(tgt_vocab, d_model, scale=True)
@@ -265,11 +267,12 @@ class DecoderOnlyLM(_Configured):
         vocab, (d_model, heads) = require_int(op, "vocab", vocab, low=1), check_heads(op, d_model, heads)
         d_ff, num_layers = require_int(op, "d_ff", d_ff, low=1), require_int(op, "num_layers", num_layers, low=1)
         max_len = require_int(op, "max_len", max_len, low=1)
+        norm_first, tie_output = require_bool(op, "norm_first", norm_first), require_bool(op, "tie_output", tie_output)
         if positional not in ("sinusoidal", "learned"):
             raise ValueError(f"{op}: positional must be 'sinusoidal' or 'learned', got {positional!r}")
         self.config = dict(vocab=vocab, d_model=d_model, heads=heads, d_ff=d_ff, num_layers=num_layers,
-                           max_len=max_len, dropout=dropout, norm_first=bool(norm_first),
-                           tie_output=bool(tie_output), positional=positional)
+                           max_len=max_len, dropout=dropout, norm_first=norm_first,
+                           tie_output=tie_output, positional=positional)
         self.vocab, self.max_len = vocab, max_len
         self.embed = Embedding(vocab, d_model, scale=True)
         self.positional = (SinusoidalPositionalEncoding(d_model, max_len) if positional == "sinusoidal"
@@ -375,10 +378,10 @@ class TransformerClassifier(_Configured):
             raise ValueError(f"{op}: pooling must be one of {self.poolings}, got {pooling!r}")
         if not is_integer(pad_id) or not 0 <= pad_id < vocab_size:
             raise ValueError(f"{op}: pad_id must be a token id in 0..{vocab_size - 1}, got {pad_id!r}")
-        pad_id = int(pad_id)
+        pad_id, norm_first = int(pad_id), require_bool(op, "norm_first", norm_first)
         self.config = dict(vocab_size=vocab_size, d_model=d_model, heads=heads, d_ff=d_ff, num_layers=num_layers,
                            max_len=max_len, dropout=dropout, pooling=pooling, pad_id=pad_id,
-                           norm_first=bool(norm_first))
+                           norm_first=norm_first)
         self.vocab_size, self.max_len, self.pooling, self.pad_id = vocab_size, max_len, pooling, pad_id
         self.embed = Embedding(vocab_size, d_model, scale=True)
         if pooling == "cls":  # a learned [CLS] vector before the text: variance 1, as the scaled embeddings

@@ -27,13 +27,16 @@ boolean, True where attention is **allowed**. The decoder builds its causal ("no
 from __future__ import annotations
 
 from .. import functional as F
-from .._arguments import require_int
+from .._arguments import require_bool, require_int
 from ..autograd import Tensor
 from .attention import KVCache, MultiHeadAttention, check_heads, check_mask
 from .layers import Dropout, FeedForward, LayerNorm, check_features
 from .module import Module, ModuleList
 
 __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "check_heads"]
+
+#: why a layer's fifth argument, norm_first, may hold a string: torch's TransformerEncoderLayer's fifth is activation
+_TORCH_FIFTH = " (torch's fifth argument is activation: here it comes after norm_first, write activation=...)"
 
 
 def _dtype_weight(layer: Module) -> tuple[str, Tensor]:
@@ -98,7 +101,7 @@ class EncoderLayer(Module):
                  activation: str = "relu"):
         super().__init__()
         d_model, heads = check_heads("EncoderLayer", d_model, heads)
-        self.d_model, self.norm_first = d_model, bool(norm_first)
+        self.d_model, self.norm_first = d_model, require_bool("EncoderLayer", "norm_first", norm_first, _TORCH_FIFTH)
         self.self_attn = MultiHeadAttention(d_model, heads, dropout)
         self.ffn = FeedForward(d_model, d_ff, dropout, activation)
         self.norm1 = LayerNorm(d_model)
@@ -184,7 +187,8 @@ class DecoderLayer(Module):
                  activation: str = "relu", cross_attention: bool = True):
         super().__init__()
         d_model, heads = check_heads("DecoderLayer", d_model, heads)
-        self.d_model, self.norm_first, self.cross_attention = d_model, bool(norm_first), bool(cross_attention)
+        self.d_model, self.norm_first = d_model, require_bool("DecoderLayer", "norm_first", norm_first, _TORCH_FIFTH)
+        self.cross_attention = require_bool("DecoderLayer", "cross_attention", cross_attention)
         self.self_attn = MultiHeadAttention(d_model, heads, dropout)
         self.cross_attn = MultiHeadAttention(d_model, heads, dropout) if cross_attention else None
         self.ffn = FeedForward(d_model, d_ff, dropout, activation)
@@ -343,7 +347,7 @@ class Encoder(Module):
         super().__init__()
         d_model, heads = check_heads("Encoder", d_model, heads)
         num_layers = require_int("Encoder", "num_layers", num_layers, low=1)
-        self.d_model, self.norm_first = d_model, bool(norm_first)
+        self.d_model, self.norm_first = d_model, require_bool("Encoder", "norm_first", norm_first)
         self.layers = ModuleList(
             EncoderLayer(d_model, heads, d_ff, dropout, norm_first, activation) for _ in range(num_layers)
         )
@@ -405,7 +409,8 @@ class Decoder(Module):
         super().__init__()
         d_model, heads = check_heads("Decoder", d_model, heads)
         num_layers = require_int("Decoder", "num_layers", num_layers, low=1)
-        self.d_model, self.norm_first, self.cross_attention = d_model, bool(norm_first), bool(cross_attention)
+        self.d_model, self.norm_first = d_model, require_bool("Decoder", "norm_first", norm_first)
+        self.cross_attention = require_bool("Decoder", "cross_attention", cross_attention)
         self.layers = ModuleList(
             DecoderLayer(d_model, heads, d_ff, dropout, norm_first, activation, cross_attention)
             for _ in range(num_layers)
