@@ -17,7 +17,7 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
 from minitransformer.autograd import fused as fused_ops
-from minitransformer.autograd._torch_names import TORCH_NAMES
+from minitransformer.autograd._torch_names import TORCH_KEYWORDS, TORCH_NAMES
 from minitransformer.backend import BackendError
 
 
@@ -737,6 +737,81 @@ def test_a_flag_takes_true_or_false_and_says_where_pytorchs_order_put_something_
         make()
     assert nn.EncoderLayer(8, 2, 16, 0.1, np.bool_(True)).norm_first is True
     assert nn.EncoderLayer(8, 2, 16, 0.1, activation="gelu").ffn.activation == "gelu"
+
+
+@pytest.mark.parametrize("ours, torch_writes", [
+    ("nn.EncoderLayer(d_model=8, nhead=2, dim_feedforward=16)",
+     "nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, batch_first=True)"),
+    ("nn.DecoderLayer(8, nhead=2, dim_feedforward=16, dropout=0.2)",
+     "nn.TransformerDecoderLayer(8, nhead=2, dim_feedforward=16, dropout=0.2, batch_first=True)"),
+    ("nn.MultiHeadAttention(embed_dim=8, num_heads=2)",
+     "nn.MultiheadAttention(embed_dim=8, num_heads=2, batch_first=True)"),
+])
+def test_pytorchs_layer_keywords_get_the_papers_names_and_that_builds_torchs_layer(ours, torch_writes):
+    """``nn.EncoderLayer(d_model=8, nhead=2, dim_feedforward=16)`` raised Python's bare "unexpected keyword argument
+    'nhead'"; the TypeError now gives the paper's names, with the values, and what it says builds torch's layer
+    (its twin's class and shapes, dropout, and output with torch's weights)."""
+    given = dict(re.findall(r"(nhead|dim_feedforward|embed_dim|num_heads)=(\d+)", ours))
+    said = ", ".join(f"{k}={v}" for k, v in given.items())
+    written = ", ".join(f"{TORCH_KEYWORDS[k][0]}={v}" for k, v in given.items())
+    with pytest.raises(TypeError, match=rf"^\w+.__init__\(\) got an unexpected keyword argument '{next(iter(given))}'; "
+                                        rf"PyTorch's {said} (is|are) {written} here \(the paper's names?; "
+                                        r"docs/from-pytorch.md\)$"):
+        eval(ours, {"nn": nn})
+    for k in given:
+        ours = ours.replace(f"{k}=", f"{TORCH_KEYWORDS[k][0]}=")
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    _assert_same_module(eval(ours, {"nn": nn}), eval(torch_writes, {"nn": torch.nn}), torch)
+
+
+def test_pytorchs_attention_keywords_say_what_to_write_and_that_gives_torchs_answer():
+    """``mha(x, x, x, attn_mask=...)``, ``is_causal=``, ``key_padding_mask=``, ``batch_first=``: each TypeError says
+    what to write, and, where torch's masks are the other way round (nn.MultiheadAttention's), how to turn them; what
+    it says gives torch's output."""
+    mha = nn.MultiHeadAttention(8, 2)
+    x = mt.randn(2, 4, 8)
+    for call, keyword, says in [
+        (lambda: mha(x, x, x, attn_mask=None), "attn_mask", r"attn_mask= is mask= here, True where a query may attend "
+                                                            r"a key, where torch's is True where it may not: "
+                                                            r"mask=~attn_mask, or F.causal_mask\(L\)"),
+        (lambda: mha(x, key_padding_mask=None), "key_padding_mask", r"key_padding_mask= is mask=F.padding_mask\(ids, "
+                                                                    r"pad_id\) here, True at the tokens \(torch's is "
+                                                                    r"True at the padding\)"),
+        (lambda: mha(x, average_attn_weights=True), "average_attn_weights", r"average_attn_weights= has no equal here"),
+        (lambda: F.scaled_dot_product_attention(x, x, x, is_causal=True), "is_causal", r"is_causal= is "
+                                                                                      r"mask=F.causal_mask\(L\) here"),
+        (lambda: F.scaled_dot_product_attention(x, x, x, attn_mask=None), "attn_mask", r"attn_mask= is mask= here, "
+                                                                                       r"True where a query may attend "
+                                                                                       r"a key, as torch's boolean "
+                                                                                       r"attn_mask in this function"),
+        (lambda: nn.MultiHeadAttention(8, 2, batch_first=True), "batch_first", r"batch_first= is left out here: every "
+                                                                               r"layer takes \(batch, seq, d_model\)"),
+        (lambda: nn.Embedding(5, 3, padding_idx=0), "padding_idx", r"padding_idx= has no equal here: the padding is "
+                                                                   r"masked out of attention"),
+    ]:
+        with pytest.raises(TypeError, match=rf"^[\w.]+\(\) got an unexpected keyword argument '{keyword}'; PyTorch's "
+                                            rf"{says}.* \(docs/from-pytorch.md\)$"):
+            call()
+    torch = pytest.importorskip("torch")
+    from minitransformer.nn.convert import to_torch
+
+    theirs, values = to_torch(mha).eval(), torch.tensor(x.numpy())
+    hidden = torch.ones(4, 4, dtype=torch.bool).triu(1)  # torch's causal attn_mask: True where a query may not attend
+    ids = np.array([[5, 6, 7, 0], [5, 0, 0, 0]])  # 0: the padding
+    with torch.no_grad():
+        expected = theirs(values, values, values, attn_mask=hidden)[0].numpy()
+        padded = theirs(values, values, values, key_padding_mask=torch.tensor(ids == 0))[0].numpy()
+        sdpa = torch.nn.functional.scaled_dot_product_attention(values, values, values, attn_mask=~hidden).numpy()
+        causal = torch.nn.functional.scaled_dot_product_attention(values, values, values, is_causal=True).numpy()
+    with nn.evaluating(mha):
+        np.testing.assert_allclose(mha(x, mask=mt.tensor(~hidden.numpy()))[0].numpy(), expected, atol=1e-5)
+        np.testing.assert_allclose(mha(x, mask=F.causal_mask(4))[0].numpy(), expected, atol=1e-5)
+        np.testing.assert_allclose(mha(x, mask=F.padding_mask(mt.tensor(ids), 0))[0].numpy(), padded, atol=1e-5)
+    np.testing.assert_allclose(F.scaled_dot_product_attention(x, x, x, mask=mt.tensor(~hidden.numpy()))[0].numpy(),
+                               sdpa, atol=1e-5)
+    np.testing.assert_allclose(F.scaled_dot_product_attention(x, x, x, mask=F.causal_mask(4))[0].numpy(), causal,
+                               atol=1e-5)
 
 
 def test_an_attribute_error_inside_a_property_keeps_its_cause_and_a_subclass_is_named():

@@ -1,20 +1,23 @@
-"""PyTorch's names that are written otherwise here, and the AttributeError that says so.
+"""PyTorch's names that are written otherwise here, and the errors that say so.
 
 A student coming from PyTorch writes ``x.float()``, ``mt.cat(...)``, ``F.mse_loss(...)`` or
 ``nn.MultiheadAttention(...)``; each misses here, and the AttributeError names what to write instead.
 One table, keyed by where the name is looked up: on a tensor, in the package, in ``functional``, in ``nn``.
-PyTorch's keywords ``dim=`` and ``keepdim=`` are ``axis=`` and ``keepdims=`` here (NumPy's names): a function that
-takes an axis is wrapped by :func:`numpy_keywords`, whose TypeError says so. ``x.size`` is NumPy's, the number of
-elements, an :class:`ElementCount`: called as PyTorch's ``x.size(-1)``, it says to write ``x.shape[-1]``.
 Each entry is what torch writes and what to write here; a test runs both and compares the answers
 (``tests/test_bad_input.py``; ``save`` and ``load``: each pair saves a model and loads it into another), so only names
-with a real equivalent are listed. docs/from-pytorch.md
-lists the other differences.
+with a real equivalent are listed. docs/from-pytorch.md lists the other differences.
+
+PyTorch's keywords ``dim=`` and ``keepdim=`` are ``axis=`` and ``keepdims=`` here (NumPy's names), ``nhead=`` and
+``dim_feedforward=`` are ``heads=`` and ``d_ff=`` (the paper's): a function that takes these is wrapped by
+:func:`torch_keywords`, whose TypeError says so, and says what to do with torch's ``batch_first=``, ``attn_mask=``.
+``x.size`` is NumPy's, the number of elements, an :class:`ElementCount`: called as PyTorch's ``x.size(-1)``, it says
+to write ``x.shape[-1]``.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 
 #: PyTorch's name -> (what torch writes, what to write here), for each place a name is looked up
@@ -143,14 +146,37 @@ def no_attribute(where: str, name: str, obj=None) -> AttributeError:
     return AttributeError(message, name=name, obj=obj)
 
 
-#: PyTorch's keyword -> the one here (NumPy's and the array API's name)
-TORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims"}
+#: PyTorch's keyword -> (the one here, whose name it is), for a function that takes the one here
+TORCH_KEYWORDS = {
+    "dim": ("axis", "NumPy's"), "keepdim": ("keepdims", "NumPy's"),
+    "nhead": ("heads", "the paper's"), "num_heads": ("heads", "the paper's"),  # h
+    "embed_dim": ("d_model", "the paper's"), "embedding_dim": ("d_model", "the paper's"),
+    "dim_feedforward": ("d_ff", "the paper's"),
+}
+
+#: what a layer that takes sequences says to torch's ``batch_first=``
+BATCH_FIRST = "is left out here: every layer takes (batch, seq, d_model)"
+#: what attention's forward says to torch's masks, which nn.MultiheadAttention has True where a query may *not* attend
+MHA_MASKS = {
+    "attn_mask": "is mask= here, True where a query may attend a key, where torch's is True where it may not: "
+                 "mask=~attn_mask, or F.causal_mask(L)",
+    "key_padding_mask": "is mask=F.padding_mask(ids, pad_id) here, True at the tokens (torch's is True at the padding)",
+    "is_causal": "is mask=F.causal_mask(L) here",
+    "average_attn_weights": "has no equal here: every head's weights are returned, (B, h, L, S), and "
+                            "weights.mean(axis=1) is torch's default",
+}
+#: ... and F.scaled_dot_product_attention's, whose boolean attn_mask is True where a query may attend, as here
+SDPA_MASKS = {
+    "attn_mask": "is mask= here, True where a query may attend a key, as torch's boolean attn_mask in this function",
+    "is_causal": "is mask=F.causal_mask(L) here",
+}
 
 
-def numpy_keywords(f):
-    """``f`` (which takes ``axis``, maybe ``keepdims``) with PyTorch's ``dim=`` or ``keepdim=`` refused by Python's
-    TypeError for a keyword ``f`` does not take, which says what to write here: ``x.sum(dim=-1)`` ->
-    "Tensor.sum() got an unexpected keyword argument 'dim'; PyTorch's dim=-1 is axis=-1 here ...".
+def torch_keywords(f=None, **instead):
+    """``f`` with PyTorch's keywords refused by Python's TypeError for a keyword ``f`` does not take, followed by
+    what to write here: a keyword of :data:`TORCH_KEYWORDS` whose name here ``f`` takes, with its value
+    (``x.sum(dim=-1)``: "PyTorch's dim=-1 is axis=-1 here"), and each of ``instead``, a keyword torch has and ``f``
+    not, with what to do (``@torch_keywords(batch_first=BATCH_FIRST)``: "PyTorch's batch_first= is left out here ...").
 
     >>> import minitransformer as mt
     >>> mt.ones(2, 3).sum(dim=-1, keepdim=True)
@@ -158,19 +184,36 @@ def numpy_keywords(f):
     TypeError: Tensor.sum() got an unexpected keyword argument 'dim'; PyTorch's dim=-1, keepdim=True are axis=-1, \
 keepdims=True here (NumPy's names; docs/from-pytorch.md)
     """
+    if f is None:
+        return functools.partial(torch_keywords, **instead)
+    takes = inspect.signature(f).parameters
+    renamed = {k: v for k, v in TORCH_KEYWORDS.items() if v[0] in takes and k not in takes}
+    theirs = renamed.keys() | instead.keys()
 
     @functools.wraps(f)
-    def takes_numpys_keywords(*args, **kwargs):
-        if kwargs and not TORCH_KEYWORDS.keys().isdisjoint(kwargs):
-            torch = {k: v for k, v in kwargs.items() if k in TORCH_KEYWORDS}
-            theirs = ", ".join(f"{k}={v!r}" for k, v in torch.items())
-            ours = ", ".join(f"{TORCH_KEYWORDS[k]}={v!r}" for k, v in torch.items())
-            are, names = ("is", "name") if len(torch) == 1 else ("are", "names")
-            raise TypeError(f"{f.__qualname__}() got an unexpected keyword argument {next(iter(torch))!r}; "
-                            f"PyTorch's {theirs} {are} {ours} here (NumPy's {names}; docs/from-pytorch.md)")
+    def takes_torchs_keywords(*args, **kwargs):
+        if kwargs and not theirs.isdisjoint(kwargs):
+            raise TypeError(_keywords_message(f.__qualname__, kwargs, renamed, instead))
         return f(*args, **kwargs)
 
-    return takes_numpys_keywords
+    return takes_torchs_keywords
+
+
+def _keywords_message(name: str, kwargs: dict, renamed: dict, instead: dict) -> str:
+    """Python's words for the first of PyTorch's keywords in ``kwargs``, then what to write for each of them."""
+    first = next(k for k in kwargs if k in renamed or k in instead)
+    said = [f"{name}() got an unexpected keyword argument {first!r}"]
+    given, others = [k for k in kwargs if k in renamed], [k for k in kwargs if k in instead]
+    if given:
+        whose = " and ".join(sorted({renamed[k][1] for k in given}))
+        theirs = ", ".join(f"{k}={kwargs[k]!r}" for k in given)
+        ours = ", ".join(f"{renamed[k][0]}={kwargs[k]!r}" for k in given)
+        are, names = ("is", "name") if len(given) == 1 else ("are", "names")
+        if not others:
+            return f"{said[0]}; PyTorch's {theirs} {are} {ours} here ({whose} {names}; docs/from-pytorch.md)"
+        said.append(f"PyTorch's {theirs} {are} {ours} here ({whose} {names})")
+    said += [f"PyTorch's {k}= {instead[k]}" for k in others]
+    return "; ".join(said) + " (docs/from-pytorch.md)"
 
 
 class ElementCount(int):

@@ -15,7 +15,7 @@ import numpy as np  # only to read list indices and recognise NumPy arrays on th
 
 from .. import backend as _backend
 from . import ops
-from ._torch_names import numpy_keywords
+from ._torch_names import torch_keywords
 from .engine import Tensor, _axis, _kind, _lift, _tensor_list, broadcast_shapes
 
 
@@ -114,7 +114,7 @@ def _position(i):
     return operator.index(i)
 
 
-@numpy_keywords
+@torch_keywords
 def take(x: Tensor, indices, axis: int = 0, *, in_range: bool = False) -> Tensor:
     r"""``x`` indexed by an integer array along ``axis``: the embedding lookup ``E[ids]``.
 
@@ -300,7 +300,7 @@ def _tensor_of(op: str, a, b) -> Tensor:
     return like
 
 
-@numpy_keywords
+@torch_keywords
 def concat(tensors, axis: int = 0) -> Tensor:
     """The tensors joined along ``axis`` (``Concat(head_1, ..., head_h)``).
 
@@ -318,7 +318,7 @@ def concat(tensors, axis: int = 0) -> Tensor:
     return ops.Concat.apply(*tensors, axis=_axis(axis, tensors[0].ndim, "concat"))
 
 
-@numpy_keywords
+@torch_keywords
 def stack(tensors, axis: int = 0) -> Tensor:
     """The tensors (all of one shape) stacked along a new ``axis``.
 
@@ -338,7 +338,7 @@ def stack(tensors, axis: int = 0) -> Tensor:
 
 
 
-@numpy_keywords
+@torch_keywords
 def split(x: Tensor, sections, axis: int = -1) -> list[Tensor]:
     r"""``x`` cut along ``axis`` into ``sections`` equal parts (an int) or parts of the sizes given.
 

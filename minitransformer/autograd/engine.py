@@ -29,7 +29,7 @@ import numpy as np  # only to recognise NumPy scalars; arithmetic goes through t
 
 from .. import backend as _backend
 from .._arguments import is_integer, shown
-from ._torch_names import TORCH_NAMES, ElementCount, no_attribute, numpy_keywords
+from ._torch_names import TORCH_NAMES, ElementCount, no_attribute, torch_keywords
 
 __all__ = [
     "Tensor",
@@ -581,7 +581,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        """The number of elements (the product of the shape), NumPy's ``size``: an int that, called as PyTorch's
+        """The number of elements (the product of the shape), NumPy's ``size``, an int that, called as PyTorch's
         ``x.size(-1)``, says to write ``x.shape[-1]``."""
         n = 1
         for d in self._data.shape:
@@ -986,7 +986,7 @@ class Tensor:
         r""":math:`\max(0, x)` elementwise (:class:`~minitransformer.autograd.ops.ReLU`)."""
         return ops.ReLU.apply(self)
 
-    @numpy_keywords
+    @torch_keywords
     def sum(self, axis=None, keepdims: bool = False):
         """The sum over ``axis`` (an int, a tuple, or None for all); ``keepdims`` keeps them with size 1.
 
@@ -996,12 +996,12 @@ class Tensor:
         """
         return ops.Sum.apply(self, axis=_axes(axis, self.ndim, "sum", reduction=True), keepdims=keepdims)
 
-    @numpy_keywords
+    @torch_keywords
     def mean(self, axis=None, keepdims: bool = False):
         """The mean over ``axis`` (an int, a tuple, or None for all)."""
         return ops.Mean.apply(self, axis=_axes(axis, self.ndim, "mean", reduction=True), keepdims=keepdims)
 
-    @numpy_keywords
+    @torch_keywords
     def max(self, axis=None, keepdims: bool = False):
         """The largest element over ``axis``; its gradient is shared equally among ties (as ``torch.amax``;
         ``torch.max(x, dim)`` gives it all to one of them)."""
@@ -1065,7 +1065,7 @@ class Tensor:
         """``value`` where ``mask`` is True, ``self`` elsewhere (``mask`` and ``self`` broadcast together)."""
         return compose.masked_fill(self, mask, value)
 
-    @numpy_keywords
+    @torch_keywords
     def split(self, sections, axis: int = -1):
         """Cut along ``axis`` into ``sections`` equal parts (an int) or parts of the given sizes (see :func:`split`)."""
         return compose.split(self, sections, axis)

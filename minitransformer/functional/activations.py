@@ -10,14 +10,14 @@ the fused operation is tested against.
 from __future__ import annotations
 
 from ..autograd import Tensor
-from ..autograd._torch_names import numpy_keywords
+from ..autograd._torch_names import torch_keywords
 from ..autograd.fused import GELU_CUBIC, SQRT_2_OVER_PI, Gelu, LogSoftmax, Softmax
 from ._checks import normalize_axis, require_float
 
 __all__ = ["softmax", "log_softmax", "relu", "gelu"]
 
 
-@numpy_keywords
+@torch_keywords
 def softmax(x: Tensor, axis: int = -1, fused: bool = True) -> Tensor:
     r"""Turn scores into probabilities along ``axis``.
 
@@ -67,7 +67,7 @@ def softmax(x: Tensor, axis: int = -1, fused: bool = True) -> Tensor:
     ### END SOLUTION
 
 
-@numpy_keywords
+@torch_keywords
 def log_softmax(x: Tensor, axis: int = -1, fused: bool = True) -> Tensor:
     r"""The logarithm of :func:`softmax`, computed without forming the probabilities.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from ..autograd import Tensor, broadcast_shapes, where
+from ..autograd._torch_names import SDPA_MASKS, torch_keywords
 from ..autograd.engine import _broadcasts_to
 from ..autograd.fused import ScaledMaskedSoftmax
 from ._checks import as_mask, require_float, require_same_dtype
@@ -14,6 +15,7 @@ from .dropout import check_probability, dropout
 __all__ = ["scaled_dot_product_attention"]
 
 
+@torch_keywords(**SDPA_MASKS)
 def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dropout_p: float = 0.0,
                                  training: bool = False) -> tuple[Tensor, Tensor]:
     r"""Each query takes a weighted average of the values, weighted by how well it matches each key.

@@ -24,6 +24,7 @@ from __future__ import annotations
 from .. import functional as F
 from .._arguments import require_bool, require_int
 from ..autograd import Tensor, concat, stack
+from ..autograd._torch_names import BATCH_FIRST, MHA_MASKS, torch_keywords
 from ..autograd.engine import _broadcasts_to
 from ..functional._checks import as_mask, require_float
 from ..functional.dropout import check_probability
@@ -212,6 +213,7 @@ class MultiHeadAttention(Module):
     ((3, 5, 8), (3, 2, 5, 5))
     """
 
+    @torch_keywords(batch_first=BATCH_FIRST)
     def __init__(self, d_model: int, heads: int, dropout: float = 0.0, bias: bool = True, literal: bool = False):
         super().__init__()
         d_model, heads = check_heads("MultiHeadAttention", d_model, heads)
@@ -285,6 +287,7 @@ class MultiHeadAttention(Module):
         return len(cache) if cache.static else len(cache) + S
 
     # ------------------------------------------------------------ forward
+    @torch_keywords(**MHA_MASKS)
     def forward(self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None, mask=None,
                 need_weights: bool = True, cache: KVCache | None = None) -> tuple[Tensor, Tensor | None]:
         """Attend from each position of ``query`` to the positions of ``key``/``value``.

@@ -12,6 +12,7 @@ import math
 from .. import functional as F
 from .._arguments import require_bool, require_int, require_real
 from ..autograd import Tensor, cast, take
+from ..autograd._torch_names import torch_keywords
 from ..autograd.creation import ones, zeros
 from ..functional._checks import check_token_ids, require_float, require_same_dtype
 from ..functional.dropout import check_probability
@@ -146,6 +147,8 @@ class Embedding(Module):
     ((1, 3, 4), True)
     """
 
+    @torch_keywords(padding_idx="has no equal here: the padding is masked out of attention (F.padding_mask) and of "
+                                "the loss (ignore_index=)")
     def __init__(self, num_embeddings: int, d_model: int, scale: bool = False):
         super().__init__()
         self.num_embeddings = require_int("Embedding", "num_embeddings", num_embeddings, low=1)
@@ -351,6 +354,7 @@ class FeedForward(Module):
 
     activations = {"relu": F.relu, "gelu": F.gelu}
 
+    @torch_keywords
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu"):
         super().__init__()
         if activation not in self.activations:

@@ -29,13 +29,14 @@ from __future__ import annotations
 from .. import functional as F
 from .._arguments import require_bool, require_int
 from ..autograd import Tensor
+from ..autograd._torch_names import BATCH_FIRST, torch_keywords
 from .attention import KVCache, MultiHeadAttention, check_heads, check_mask
 from .layers import Dropout, FeedForward, LayerNorm, check_features
 from .module import Module, ModuleList
 
 __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "check_heads"]
 
-#: why a layer's fifth argument, norm_first, may hold a string: torch's TransformerEncoderLayer's fifth is activation
+#: why a layer's fifth argument, norm_first, may hold a string (torch's TransformerEncoderLayer's fifth is activation)
 _TORCH_FIFTH = " (torch's fifth argument is activation: here it comes after norm_first, write activation=...)"
 
 
@@ -97,6 +98,7 @@ class EncoderLayer(Module):
     ((3, 5, 8), (3, 2, 5, 5))
     """
 
+    @torch_keywords(batch_first=BATCH_FIRST)
     def __init__(self, d_model: int, heads: int, d_ff: int, dropout: float = 0.1, norm_first: bool = False,
                  activation: str = "relu"):
         super().__init__()
@@ -183,6 +185,7 @@ class DecoderLayer(Module):
     ((3, 4, 8), (3, 2, 4, 6))
     """
 
+    @torch_keywords(batch_first=BATCH_FIRST)
     def __init__(self, d_model: int, heads: int, d_ff: int, dropout: float = 0.1, norm_first: bool = False,
                  activation: str = "relu", cross_attention: bool = True):
         super().__init__()
@@ -342,6 +345,7 @@ class Encoder(Module):
     ((3, 5, 8), 2, True)
     """
 
+    @torch_keywords(batch_first=BATCH_FIRST)
     def __init__(self, d_model: int, heads: int, d_ff: int, num_layers: int, dropout: float = 0.1,
                  norm_first: bool = False, activation: str = "relu", final_norm: bool | None = None):
         super().__init__()
@@ -403,6 +407,7 @@ class Decoder(Module):
     ((3, 4, 8), [(3, 2, 4, 6), (3, 2, 4, 6)])
     """
 
+    @torch_keywords(batch_first=BATCH_FIRST)
     def __init__(self, d_model: int, heads: int, d_ff: int, num_layers: int, dropout: float = 0.1,
                  norm_first: bool = False, activation: str = "relu", final_norm: bool | None = None,
                  cross_attention: bool = True):
