@@ -75,6 +75,7 @@ TORCH_NAMES = {
         "clamp": ("torch.clamp(x, -1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
         "sigmoid": ("torch.sigmoid(x)", "1 / (1 + (-x).exp())"),
         "tril": ("torch.tril(torch.ones(3, 3, dtype=torch.bool))", "F.causal_mask(3)"),
+        "triu": ("torch.triu(torch.ones(3, 3, dtype=torch.bool), diagonal=1)", "~F.causal_mask(3)"),
         "bmm": ("torch.bmm(x, y.mT)", "x @ y.mT"),
         "chunk": ("torch.chunk(x, 3, dim=-1)", "x.split(3, axis=-1)"),
         "reshape": ("torch.reshape(x, (3, 2))", "x.reshape(3, 2)"),
