@@ -113,6 +113,7 @@ def test_numpy_reads_a_tensors_values_on_the_numpy_backend_and_elsewhere_says_to
     values = np.asarray(x)
     assert values.dtype == np.float32 and values.tolist() == [[0.5, 1.0], [2.0, 4.0]] and values is x.data
     assert np.asarray(x, dtype=np.float64).dtype == np.float64 and np.array(x) is not x.data  # np.array copies
+    assert np.asarray(x, dtype=np.float32) is x.data  # the dtype it has: no copy, as NumPy's asarray of an array
     assert np.stack([x, x]).shape == (2, 2, 2) and np.allclose(x, [[0.5, 1], [2, 4]])
     assert mt.tensor([x[0], x[1]]).tolist() == [[0.5, 1.0], [2.0, 4.0]]  # as torch.tensor([...]): values, no graph
     assert isinstance(np.float32(2.0) * x, mt.Tensor) and isinstance(values + x, mt.Tensor)  # still x's operators

@@ -188,7 +188,7 @@ keepdims=True here (NumPy's names; docs/from-pytorch.md)
     if f is None:
         return functools.partial(torch_keywords, **instead)
     takes = inspect.signature(f).parameters
-    renamed = {k: v for k, v in TORCH_KEYWORDS.items() if v[0] in takes and k not in takes}
+    renamed = {k: v for k, v in TORCH_KEYWORDS.items() if v[0] in takes}
     theirs = renamed.keys() | instead.keys()
 
     @functools.wraps(f)
