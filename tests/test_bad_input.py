@@ -598,8 +598,9 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
     bare AttributeError; each of PyTorch's names in the table now says what to write here, and what it says runs and
     gives torch's answer: the same numbers (shape, dtype, values), or the module torch builds (its twin's class and
     weight shapes, its dropout rates, and its output with torch's weights)."""
-    owner = {"Tensor": mt.zeros(2), "minitransformer": mt, "minitransformer.functional": F, "minitransformer.nn": nn}
-    start = "'Tensor' object" if where == "Tensor" else f"module '{where}'"
+    owner = {"Tensor": mt.zeros(2), "Module": nn.Linear(3, 2), "minitransformer": mt, "minitransformer.functional": F,
+             "minitransformer.nn": nn}
+    start = {"Tensor": "'Tensor' object", "Module": "'Linear' object"}.get(where, f"module '{where}'")
     for name, (torch_writes, here) in TORCH_NAMES[where].items():
         with pytest.raises(AttributeError, match=rf"^{start} has no attribute '{name}'; PyTorch's "
                                                  rf"{re.escape(torch_writes)} is {re.escape(here)} here"):
@@ -608,6 +609,14 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
         owner[where].frobnicate  # noqa: B018 - a name PyTorch lacks too: the plain message
     assert excinfo.value.obj is owner[where]  # what Python's "Did you mean ...?" looks in
     torch = pytest.importorskip("torch")  # the messages above need no torch; the answers below do
+    if where == "Module":  # what each makes of a model: the same parameters' dtypes, on the CPU (cuda: no GPU here)
+        for name, (torch_writes, here) in TORCH_NAMES[where].items():
+            if name != "cuda":
+                got = eval(here, {"model": nn.LayerNorm(3)}).state_dict()
+                expected = eval(torch_writes, {"model": torch.nn.LayerNorm(3)}).state_dict()
+                assert sorted(str(a.dtype) for a in got.values()) == \
+                    sorted(str(t.dtype).removeprefix("torch.") for t in expected.values()), name
+        return
     values = np.array([[[0.5, -1.0, 2.0]], [[3.0, 0.0, -2.0]]], dtype=np.float32)  # (2, 1, 3): squeeze(1) works
     other, positive, ids = values[::-1] * 0.5 + 0.25, np.abs(values) + 0.5, np.array([[0, 2], [1, 1]])
     logits, labels, targets = values.reshape(2, 3), np.array([2, 0]), np.array([[1, 0, 1], [0, 0.5, 1]], np.float32)
@@ -813,6 +822,18 @@ def test_pytorchs_attention_keywords_say_what_to_write_and_that_gives_torchs_ans
                                sdpa, atol=1e-5)
     np.testing.assert_allclose(F.scaled_dot_product_attention(x, x, x, mask=F.causal_mask(4))[0].numpy(), causal,
                                atol=1e-5)
+
+
+def test_a_modules_registered_names_are_in_its_dir_for_completion_and_did_you_mean():
+    """``dir(model)`` lacked its parameters and layers: Jupyter did not complete ``model.enc<Tab>``, and Python's
+    "Did you mean ...?" (which reads ``dir`` of the AttributeError's ``obj``) could not find ``weight`` for
+    ``wieght``."""
+    model = nn.Sequential(nn.Linear(3, 2), nn.LayerNorm(2))
+    model.register_buffer("scale", mt.ones(1))
+    assert {"0", "1", "scale", "forward", "parameters"} <= set(dir(model)) and "weight" in dir(model[0])
+    with pytest.raises(AttributeError, match=r"^'Linear' object has no attribute 'wieght'$") as excinfo:
+        model[0].wieght  # noqa: B018
+    assert excinfo.value.name == "wieght" and excinfo.value.obj is model[0]
 
 
 def test_an_attribute_error_inside_a_property_keeps_its_cause_and_a_subclass_is_named():

@@ -2,7 +2,8 @@
 
 A student coming from PyTorch writes ``x.float()``, ``mt.cat(...)``, ``F.mse_loss(...)`` or
 ``nn.MultiheadAttention(...)``; each misses here, and the AttributeError names what to write instead.
-One table, keyed by where the name is looked up: on a tensor, in the package, in ``functional``, in ``nn``.
+One table, keyed by where the name is looked up: on a tensor, on a module, in the package, in ``functional``, in
+``nn``.
 Each entry is what torch writes and what to write here; a test runs both and compares the answers
 (``tests/test_bad_input.py``; ``save`` and ``load``: each pair saves a model and loads it into another), so only names
 with a real equivalent are listed. docs/from-pytorch.md lists the other differences.
@@ -59,6 +60,12 @@ TORCH_NAMES = {
         "clamp": ("x.clamp(-1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
         "clip": ("x.clip(-1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
         "std": ("x.std(-1)", "(((x - x.mean(-1, keepdims=True)) ** 2).sum(-1) / (x.shape[-1] - 1)).sqrt()"),
+    },
+    "Module": {
+        "cuda": ("model.cuda()", "model.to('cupy')"),
+        "cpu": ("model.cpu()", "model.to('numpy')"),
+        "float": ("model.float()", "model.to('float32')"),
+        "double": ("model.double()", "model.to('float64')"),
     },
     "minitransformer": {
         "cat": ("torch.cat(xs, dim=-1)", "mt.concat(xs, axis=-1)"),
@@ -137,9 +144,9 @@ def no_attribute(where: str, name: str, obj=None) -> AttributeError:
     another name (``mt.cat``: "Did you mean: 'cast'?", from Python 3.12 in the message itself); ``obj`` is given all
     the same, since the interpreter fills in ``name`` and ``obj`` of an AttributeError that has neither.
     """
-    if obj is None and where != "Tensor":
+    if obj is None and where not in ("Tensor", "Module"):
         obj = sys.modules[where]
-    owner = f"{type(obj).__name__!r} object" if where == "Tensor" else f"module {where!r}"
+    owner = f"{type(obj).__name__!r} object" if where in ("Tensor", "Module") else f"module {where!r}"
     message = f"{owner} has no attribute {name!r}"
     if name in TORCH_NAMES[where]:
         torch, here = TORCH_NAMES[where][name]

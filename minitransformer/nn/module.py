@@ -33,6 +33,7 @@ import numpy as np  # only for host copies in state_dict(); arithmetic goes thro
 
 from .. import backend as _backend
 from ..autograd import Tensor, no_grad
+from ..autograd._torch_names import no_attribute
 from ..autograd.engine import zero_grads
 
 __all__ = ["Parameter", "Module", "ModuleList", "ModuleDict", "Sequential", "StateDictError", "LoadResult",
@@ -349,7 +350,13 @@ class Module:
         if isinstance(getattr(type(self), name, None), property):
             # the property exists but its body raised AttributeError: run it again to show that error, not this one
             return object.__getattribute__(self, name)
-        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+        raise no_attribute("Module", name, obj=self)  # Python's words; PyTorch's names say what to write here
+
+    def __dir__(self):
+        # the registered names too, as attributes: Jupyter completes model.enc<Tab>, Python's "Did you mean ...?" finds
+        # `weight` for `wieght`
+        registered = (name for what in ("_parameters", "_buffers", "_modules") for name in self.__dict__.get(what, {}))
+        return sorted({*super().__dir__(), *registered})
 
     def __delattr__(self, name: str) -> None:
         for what in ("_parameters", "_buffers", "_modules"):
