@@ -799,6 +799,8 @@ def test_pytorchs_attention_keywords_say_what_to_write_and_that_gives_torchs_ans
                                                                                r"layer takes \(batch, seq, d_model\)"),
         (lambda: nn.Embedding(5, 3, padding_idx=0), "padding_idx", r"padding_idx= has no equal here: the padding is "
                                                                    r"masked out of attention"),
+        (lambda: F.gelu(x, approximate="tanh"), "approximate", r"approximate= has no equal here: this GELU is the tanh "
+                                                               r"approximation, torch's approximate='tanh'"),
     ]:
         with pytest.raises(TypeError, match=rf"^[\w.]+\(\) got an unexpected keyword argument '{keyword}'; PyTorch's "
                                             rf"{says}.* \(docs/from-pytorch.md\)$"):
@@ -822,6 +824,11 @@ def test_pytorchs_attention_keywords_say_what_to_write_and_that_gives_torchs_ans
                                sdpa, atol=1e-5)
     np.testing.assert_allclose(F.scaled_dot_product_attention(x, x, x, mask=F.causal_mask(4))[0].numpy(), causal,
                                atol=1e-5)
+    np.testing.assert_allclose(F.gelu(x).numpy(), torch.nn.functional.gelu(values, approximate="tanh").numpy(),
+                               atol=1e-6)
+    # torch's sixth argument is is_causal; here training is by keyword only, so it cannot take it unseen
+    with pytest.raises(TypeError, match=r"takes from 3 to 5 positional arguments but 6 were given"):
+        F.scaled_dot_product_attention(x, x, x, None, 0.0, True)
 
 
 def test_a_modules_registered_names_are_in_its_dir_for_completion_and_did_you_mean():

@@ -134,6 +134,8 @@ def relu(x: Tensor) -> Tensor:
     return x.relu()
 
 
+@torch_keywords(approximate="has no equal here: this GELU is the tanh approximation, torch's "
+                             "approximate='tanh' (its exact one, the default, differs by up to 5e-4)")
 def gelu(x: Tensor, fused: bool = True) -> Tensor:
     r"""The Gaussian error linear unit, in its tanh approximation (Hendrycks and Gimpel, 2016).
 

@@ -16,7 +16,7 @@ __all__ = ["scaled_dot_product_attention"]
 
 
 @torch_keywords(**SDPA_MASKS)
-def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dropout_p: float = 0.0,
+def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dropout_p: float = 0.0, *,
                                  training: bool = False) -> tuple[Tensor, Tensor]:
     r"""Each query takes a weighted average of the values, weighted by how well it matches each key.
 
@@ -52,7 +52,8 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
         the sub-layer outputs and the embedding sums, not the weights, and tensor2tensor's paper-era
         ``transformer_base_v1`` has ``attention_dropout = 0.0``.)
     training : bool
-        Dropout is applied only when True.
+        Dropout is applied only when True. By keyword only: torch's sixth argument is ``is_causal``, which, given
+        here, would have turned dropout on and left every key visible.
 
     Returns
     -------
