@@ -826,6 +826,9 @@ def test_pytorchs_attention_keywords_say_what_to_write_and_that_gives_torchs_ans
                                atol=1e-5)
     np.testing.assert_allclose(F.gelu(x).numpy(), torch.nn.functional.gelu(values, approximate="tanh").numpy(),
                                atol=1e-6)
+    # torch's fourth argument is key_padding_mask (True at the padding): here mask= is by keyword only
+    with pytest.raises(TypeError, match=r"takes from 2 to 4 positional arguments but 5 were given"):
+        mha(x, x, x, F.padding_mask(mt.tensor(ids), 0))
     # torch's sixth argument is is_causal; here training is by keyword only, so it cannot take it unseen
     with pytest.raises(TypeError, match=r"takes from 3 to 5 positional arguments but 6 were given"):
         F.scaled_dot_product_attention(x, x, x, None, 0.0, True)

@@ -288,7 +288,7 @@ class MultiHeadAttention(Module):
 
     # ------------------------------------------------------------ forward
     @torch_keywords(**MHA_MASKS)
-    def forward(self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None, mask=None,
+    def forward(self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None, *, mask=None,
                 need_weights: bool = True, cache: KVCache | None = None) -> tuple[Tensor, Tensor | None]:
         """Attend from each position of ``query`` to the positions of ``key``/``value``.
 
@@ -304,7 +304,9 @@ class MultiHeadAttention(Module):
             Boolean, True where a query **may** attend a key, broadcastable to
             ``(batch, heads, L, S)``: :func:`~minitransformer.functional.causal_mask` ``(L, L)``,
             :func:`~minitransformer.functional.padding_mask` ``(batch, 1, 1, S)``. A mask per example
-            is ``(batch, 1, L, S)``; a 3-D ``(n, L, S)`` with ``n > 1`` is refused as ambiguous.
+            is ``(batch, 1, L, S)``; a 3-D ``(n, L, S)`` with ``n > 1`` is refused as ambiguous. By keyword
+            only, as the rest: torch's fourth argument is ``key_padding_mask``, True at the padding, which
+            taken here would show each query only the padding.
         need_weights : bool
             Return the attention weights too (else ``None`` in their place).
         cache : KVCache, optional
