@@ -17,7 +17,7 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn
 from minitransformer.autograd import fused as fused_ops
-from minitransformer.autograd._torch_names import TORCH_KEYWORDS, TORCH_NAMES
+from minitransformer.autograd._torch_names import TORCH_IN_PLACE, TORCH_KEYWORDS, TORCH_NAMES
 from minitransformer.backend import BackendError
 
 
@@ -620,19 +620,26 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
     values = np.array([[[0.5, -1.0, 2.0]], [[3.0, 0.0, -2.0]]], dtype=np.float32)  # (2, 1, 3): squeeze(1) works
     other, positive, ids = values[::-1] * 0.5 + 0.25, np.abs(values) + 0.5, np.array([[0, 2], [1, 1]])
     logits, labels, targets = values.reshape(2, 3), np.array([2, 0]), np.array([[1, 0, 1], [0, 0.5, 1]], np.float32)
-    ours = {"mt": mt, "F": F, "nn": nn, "a": values, "x": mt.tensor(values), "y": mt.tensor(other),
-            "xs": [mt.tensor(values), mt.tensor(other)], "ids": mt.tensor(ids), "W": mt.tensor(values[0].T),
-            "logits": mt.tensor(logits), "labels": mt.tensor(labels), "p": mt.tensor(positive),
-            "targets": mt.tensor(targets)}
-    theirs = {"torch": torch, "F": torch.nn.functional, "nn": torch.nn, "a": values, "x": torch.tensor(values),
-              "y": torch.tensor(other.copy()), "xs": [torch.tensor(values), torch.tensor(other.copy())],
-              "ids": torch.tensor(ids), "W": torch.tensor(values[0].T.copy()), "logits": torch.tensor(logits),
-              "labels": torch.tensor(labels), "p": torch.tensor(positive), "targets": torch.tensor(targets)}
+
+    def ours():  # made for each name: an in-place one (x.zero_(), nn.init.zeros_(x)) changes its x
+        return {"mt": mt, "F": F, "nn": nn, "a": values, "x": mt.tensor(values), "y": mt.tensor(other),
+                "xs": [mt.tensor(values), mt.tensor(other)], "ids": mt.tensor(ids), "W": mt.tensor(values[0].T),
+                "logits": mt.tensor(logits), "labels": mt.tensor(labels), "p": mt.tensor(positive),
+                "targets": mt.tensor(targets)}
+
+    def theirs():
+        return {"torch": torch, "F": torch.nn.functional, "nn": torch.nn, "a": values, "x": torch.tensor(values),
+                "y": torch.tensor(other.copy()), "xs": [torch.tensor(values), torch.tensor(other.copy())],
+                "ids": torch.tensor(ids), "W": torch.tensor(values[0].T.copy()), "logits": torch.tensor(logits),
+                "labels": torch.tensor(labels), "p": torch.tensor(positive), "targets": torch.tensor(targets)}
+
     for name, (torch_writes, here) in TORCH_NAMES[where].items():
         if name not in ("cuda", "device", "save", "load"):  # a GPU, where a tensor lives, files: below
-            got, expected = eval(here, ours), eval(torch_writes, theirs)
+            got, expected = eval(here, ours()), eval(torch_writes, theirs())
             if isinstance(got, nn.Module):
                 _assert_same_module(got, expected, torch)
+            elif name in ("normal_", "uniform_"):  # random numbers: their shape and dtype
+                assert _answer(got, torch)[:2] == _answer(expected, torch)[:2], name
             else:
                 assert _answer(got, torch) == _answer(expected, torch), (where, name)
     if "save" in TORCH_NAMES[where]:
@@ -656,6 +663,32 @@ def _assert_saved_and_loaded(save, load, torch, folder) -> None:
         eval(loaded, {**names, "model": other})
         expected, got = weights(model), weights(other)
         assert list(got) == list(expected) and all(np.array_equal(got[k], expected[k]) for k in got), (saved, loaded)
+
+
+def test_pytorchs_in_place_methods_say_there_are_none_here_and_what_gives_their_answer():
+    """``x.masked_fill_(...)``, ``x.add_(y)``, ``x.exp_()`` got Python's bare AttributeError; each of torch's in-place
+    methods whose answer there is here now says what to write, ``x = ...``, and that gives torch's answer."""
+    values = np.array([[[0.5, -1.5, 2.0]], [[3.0, 0.25, -2.0]]], dtype=np.float32)  # (2, 1, 3): squeeze_(1) works
+    try:
+        import torch
+    except ImportError:  # the messages need no torch; the answers do
+        torch = None
+    unchecked = set()
+    for name in sorted(TORCH_IN_PLACE):
+        x = mt.tensor(values)
+        with pytest.raises(AttributeError, match=rf"^'Tensor' object has no attribute '{name}'; PyTorch's in-place "
+                                                 rf"x\.{name}\(.*\) is x = .+ here \(docs/from-pytorch.md\)$") as e:
+            getattr(x, name)
+        theirs, here = re.search(r"PyTorch's in-place (.+) is x = (.+) here \(", str(e.value)).groups()
+        if "..." in theirs:  # the method's own arguments: x.masked_fill_(...) is x = x.masked_fill(...)
+            unchecked.add(name)
+        elif torch is not None:
+            y, positive = values[::-1] * 0.5 + 0.25, np.abs(values) + 0.5
+            data = positive if name in ("log_", "sqrt_") else values
+            expected = eval(theirs, {"x": torch.tensor(data), "y": torch.tensor(y.copy())})
+            got = eval(here, {"mt": mt, "F": F, "x": mt.tensor(data), "y": mt.tensor(y)})
+            assert _answer(got, torch) == _answer(expected, torch), name
+    assert unchecked == {"masked_fill_"}  # and x.masked_fill(mask, v) has its own tests
 
 
 @pytest.mark.parametrize("ours, torch_writes", [

@@ -50,6 +50,9 @@ TORCH_NAMES = {
         "matmul": ("x.matmul(y.mT)", "x @ y.mT"),
         "add": ("x.add(y)", "x + y"),
         "mul": ("x.mul(y)", "x * y"),
+        "sub": ("x.sub(y)", "x - y"),
+        "div": ("x.div(y)", "x / y"),
+        "neg": ("x.neg()", "-x"),
         "norm": ("x.norm()", "(x ** 2).sum().sqrt()"),
         "contiguous": ("x.contiguous()", "x"),  # every array here is one a reshape can take
         # torch's x.split(size, dim) cuts parts of that size; here x.split(n, axis) cuts n parts (NumPy's meaning)
@@ -60,6 +63,11 @@ TORCH_NAMES = {
         "clamp": ("x.clamp(-1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
         "clip": ("x.clip(-1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
         "std": ("x.std(-1)", "(((x - x.mean(-1, keepdims=True)) ** 2).sum(-1) / (x.shape[-1] - 1)).sqrt()"),
+        # in place: the initializers change a tensor's array, as these do (other names ending in _: in_place)
+        "zero_": ("x.zero_()", "nn.init.zeros_(x)"),
+        "fill_": ("x.fill_(0.5)", "nn.init.constant_(x, 0.5)"),
+        "normal_": ("x.normal_(0.0, 0.02)", "nn.init.normal_(x, 0.0, 0.02)"),
+        "uniform_": ("x.uniform_(-0.1, 0.1)", "nn.init.uniform_(x, -0.1, 0.1)"),
     },
     "Module": {
         "cuda": ("model.cuda()", "model.to('cupy')"),
@@ -148,11 +156,31 @@ def no_attribute(where: str, name: str, obj=None) -> AttributeError:
         obj = sys.modules[where]
     owner = f"{type(obj).__name__!r} object" if where in ("Tensor", "Module") else f"module {where!r}"
     message = f"{owner} has no attribute {name!r}"
-    if name in TORCH_NAMES[where]:
-        torch, here = TORCH_NAMES[where][name]
+    hint = TORCH_NAMES[where].get(name) or (in_place(name, obj) if where == "Tensor" else None)
+    if hint:
+        torch, here = hint
         return AttributeError(f"{message}; PyTorch's {torch} is {here} here (docs/from-pytorch.md)", obj=obj)
     return AttributeError(message, name=name, obj=obj)
 
+
+def in_place(name: str, x) -> tuple[str, str] | None:
+    """PyTorch's in-place ``x.name(...)`` (one of :data:`TORCH_IN_PLACE`) and what to write here, ``x = ...``: the
+    method of ``x`` without the ``_``, or a tensor's answer in :data:`TORCH_NAMES`; else None. There are no in-place
+    operations here: every array a graph saved for ``backward()`` stays as it was."""
+    if name not in TORCH_IN_PLACE:
+        return None
+    base = name[:-1]
+    if base in TORCH_NAMES["Tensor"]:
+        torch, here = TORCH_NAMES["Tensor"][base]
+        return f"in-place {torch.replace(f'.{base}(', f'.{name}(', 1)}", f"x = {here}"
+    args = "..." if len(inspect.signature(getattr(type(x), base)).parameters) > 1 else ""  # beside self
+    return f"in-place x.{name}({args})", f"x = x.{base}({args})"
+
+
+#: PyTorch's in-place methods whose answer is a method here or a tensor's name above (x.transpose_ is not, NumPy's
+#: transpose is another operation)
+TORCH_IN_PLACE = {"add_", "sub_", "mul_", "div_", "pow_", "neg_", "exp_", "log_", "sqrt_", "tanh_", "relu_", "abs_",
+                  "clamp_", "clip_", "sigmoid_", "masked_fill_", "unsqueeze_", "squeeze_"}
 
 #: PyTorch's keyword -> (the one here, whose name it is), for a function that takes the one here
 TORCH_KEYWORDS = {

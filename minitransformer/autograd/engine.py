@@ -29,7 +29,7 @@ import numpy as np  # only to recognise NumPy scalars; arithmetic goes through t
 
 from .. import backend as _backend
 from .._arguments import is_integer, shown
-from ._torch_names import TORCH_NAMES, ElementCount, no_attribute, torch_keywords
+from ._torch_names import TORCH_NAMES, ElementCount, in_place, no_attribute, torch_keywords
 
 __all__ = [
     "Tensor",
@@ -535,10 +535,11 @@ class Tensor:
 
     def __getattr__(self, name: str):
         # called for a name the tensor lacks, and for an AttributeError raised inside a property: PyTorch's names
-        # get the one to write here; any other name takes Python's own path, which raises the original error again
-        if name not in TORCH_NAMES["Tensor"]:
-            return object.__getattribute__(self, name)
-        raise no_attribute("Tensor", name, obj=self)
+        # (its in-place x.exp_() too) get the one to write here; any other name takes Python's own path, which raises
+        # the original error again
+        if name in TORCH_NAMES["Tensor"] or in_place(name, self):
+            raise no_attribute("Tensor", name, obj=self)
+        return object.__getattribute__(self, name)
 
     @classmethod
     def _wrap(cls, array, backend, requires_grad: bool = False) -> Tensor:
