@@ -194,8 +194,17 @@ def test_linear_batched_gradcheck_and_torch(rng):
 
 
 def test_linear_bad_input():
-    with pytest.raises(ValueError, match=r"linear: x \(2, 3\) @ W \(4, 5\): the last axis of x must equal d_in = 4"):
+    with pytest.raises(ValueError, match=r"linear: x \(2, 3\) @ W \(4, 5\): the last axis of x must equal d_in = 4$"):
         F.linear(mt.zeros(2, 3), mt.zeros(4, 5))
+    # W as torch's F.linear takes it, (d_out, d_in): the message says so, and W.T gives torch's answer
+    W = mt.tensor(np.arange(15, dtype=np.float32).reshape(5, 3) / 10)
+    with pytest.raises(ValueError, match=r"linear: x \(2, 3\) @ W \(5, 3\): the last axis of x must equal d_in = 5; "
+                                         r"W \(5, 3\) is torch's layout, \(d_out, d_in\), where W here is "
+                                         r"\(d_in, d_out\): write W.T$"):
+        F.linear(mt.ones(2, 3), W)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(F.linear(mt.ones(2, 3), W.T).numpy(),
+                               torch.nn.functional.linear(torch.ones(2, 3), torch.tensor(W.numpy())).numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match=r"linear: b has shape \(4,\), expected \(d_out,\) = \(5,\)"):
         F.linear(mt.zeros(2, 4), mt.zeros(4, 5), mt.zeros(4))
     with pytest.raises(ValueError, match=r"linear: W must have shape \(d_in, d_out\), got \(4,\)"):

@@ -434,9 +434,27 @@ def test_load_state_dict_lists_every_problem_and_changes_nothing():
     assert "missing keys" in message and "'layers.0.norm.gamma'" in message
     assert "unexpected keys" in message and "'layers.0.extra'" in message
     assert "'embed.weight': the model expects shape (4, 4), the state has (4, 5)" in message
+    assert "transposed" not in message  # (4, 5) is not (4, 4) turned
     assert "nothing was loaded" in message
     for name, v in target.state_dict().items():
         np.testing.assert_array_equal(v, before[name])
+
+
+def test_load_state_dict_says_a_transposed_weight_is_torchs_and_what_loads_one():
+    """torch's state dict given to load_state_dict: its Linear weights are (d_out, d_in), and the message said only
+    that the shape is wrong; it now says why and what loads one, which gives torch's output."""
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.Linear(3, 5)
+    ours = nn.Linear(3, 5)
+    with pytest.raises(nn.StateDictError, match=r"'weight': the model expects shape \(3, 5\), the state has "
+                                                r"\(5, 3\) \(transposed: torch's Linear keeps its weight as "
+                                                r"\(d_out, d_in\); nn.convert.from_torch_state_dict loads a state "
+                                                r"dict of torch's\)"):
+        ours.load_state_dict(theirs.state_dict())
+    nn.convert.from_torch_state_dict(ours, theirs.state_dict())
+    x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    with torch.no_grad():
+        np.testing.assert_allclose(ours(mt.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_load_state_dict_non_strict_reports_and_still_checks_shapes():

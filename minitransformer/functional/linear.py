@@ -52,8 +52,11 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None, fused: bool = True) ->
     if W.ndim != 2:
         raise ValueError(f"linear: W must have shape (d_in, d_out), got {W.shape}")
     if x.ndim == 0 or x.shape[-1] != W.shape[0]:
+        torchs = x.ndim > 0 and x.shape[-1] == W.shape[1]  # W as torch's F.linear takes it, (d_out, d_in)
         raise ValueError(
             f"linear: x {x.shape} @ W {W.shape}: the last axis of x must equal d_in = {W.shape[0]}"
+            + (f"; W {W.shape} is torch's layout, (d_out, d_in), where W here is (d_in, d_out): write W.T" if torchs
+               else "")
         )
     if b is not None:
         require_float("linear", "b", b)

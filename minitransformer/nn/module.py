@@ -197,7 +197,7 @@ def _host_copy(value) -> np.ndarray:
     owner = _backend._backend_name_of(value)
     if owner not in (None, "numpy"):
         return np.array(_backend.get(owner).to_host(value), copy=True)
-    return np.array(value, copy=True)
+    return np.array(np.asarray(value), copy=True)  # (asarray first: torch's __array__ takes no copy=, and NumPy warns)
 
 
 class Module:
@@ -599,7 +599,10 @@ class Module:
                 wrong.append(f"{name!r}: cannot be read as an array ({type(e).__name__}: {e})")
                 continue
             if tuple(host.shape) != t.shape:
-                wrong.append(f"{name!r}: the model expects shape {t.shape}, the state has {host.shape}")
+                turned = host.ndim == 2 and tuple(host.shape[::-1]) == t.shape  # torch's Linear: (d_out, d_in)
+                wrong.append(f"{name!r}: the model expects shape {t.shape}, the state has {host.shape}" + (
+                    " (transposed: torch's Linear keeps its weight as (d_out, d_in); nn.convert.from_torch_state_dict "
+                    "loads a state dict of torch's)" if turned else ""))
             elif host.dtype.kind not in "fiub":
                 wrong.append(f"{name!r}: values of dtype {host.dtype} are not numbers")
             elif (cast := _cast(name, host, t.dtype_name, wrong)) is not None:
