@@ -87,6 +87,7 @@ TORCH_NAMES = {
         "mean": ("torch.mean(x, dim=-1)", "x.mean(axis=-1)"),
         "softmax": ("torch.softmax(x, dim=-1)", "F.softmax(x, axis=-1)"),
         "from_numpy": ("torch.from_numpy(a)", "mt.tensor(a)"),
+        "cuda": ("torch.cuda.is_available()", "'cupy' in mt.backend.available()"),
         "clamp": ("torch.clamp(x, -1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
         "sigmoid": ("torch.sigmoid(x)", "1 / (1 + (-x).exp())"),
         "tril": ("torch.tril(torch.ones(3, 3, dtype=torch.bool))", "F.causal_mask(3)"),
