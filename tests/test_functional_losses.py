@@ -188,8 +188,15 @@ def test_cross_entropy_keeps_float32():
 @pytest.mark.usefixtures("checking_values")
 def test_cross_entropy_bad_input():
     z = mt.zeros(2, 3)
-    with pytest.raises(ValueError, match=r"cross_entropy: targets have shape \(3,\), expected \(2,\)"):
+    with pytest.raises(ValueError, match=r"cross_entropy: targets have shape \(3,\), expected \(2,\) for logits "
+                                         r"\(2, 3\) \(classes on the last axis\)$"):
         F.cross_entropy(z, mt.tensor([0, 1, 2]))
+    # torch's layout, (N, C, T): the message says so, and the permuted logits give torch's loss
+    logits, targets = mt.tensor(np.linspace(-2, 2, 70, dtype=np.float32).reshape(2, 5, 7)), mt.randint(0, 5, (2, 7))
+    with pytest.raises(ValueError, match=r"expected \(2, 5\) for logits \(2, 5, 7\) \(classes on the last axis\); "
+                                         r"logits \(N, C, T\) with the classes on axis 1 are torch's layout: here "
+                                         r"\(N, T, C\), as the models give them$"):
+        F.cross_entropy(logits, targets)
     with pytest.raises(TypeError, match=r"cross_entropy: targets must be integer class indices, got float32"):
         F.cross_entropy(z, mt.tensor([0.0, 1.0]))
     with pytest.raises(IndexError, match=r"cross_entropy: target 3 is out of range for C = 3 classes"):
@@ -204,6 +211,9 @@ def test_cross_entropy_bad_input():
         F.cross_entropy(mt.zeros(3), mt.tensor(1))
     with pytest.raises(ValueError, match=r"cross_entropy: logits \(0, 0\) have no classes \(C = 0"):
         F.cross_entropy(mt.zeros(0, 0), np.zeros(0, dtype=np.int64))
+    torch = pytest.importorskip("torch")  # last: what the message says gives torch's loss
+    expected = torch.nn.functional.cross_entropy(torch.tensor(logits.numpy()), torch.tensor(targets.numpy()))
+    np.testing.assert_allclose(F.cross_entropy(logits.permute(0, 2, 1), targets).item(), expected.item(), rtol=1e-5)
 
 
 # ------------------------------------------------------------------ binary_cross_entropy_with_logits
