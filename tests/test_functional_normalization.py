@@ -202,6 +202,12 @@ def test_linear_bad_input():
                                          r"W \(5, 3\) is torch's layout, \(d_out, d_in\), where W here is "
                                          r"\(d_in, d_out\): write W.T$"):
         F.linear(mt.ones(2, 3), W)
+    for x in (mt.ones(3), mt.ones(2, 4, 3)):  # one vector, a batch of sequences: the same hint
+        with pytest.raises(ValueError, match=r"must equal d_in = 5; W \(5, 3\) is torch's layout"):
+            F.linear(x, W)
+        assert F.linear(x, W.T).shape == x.shape[:-1] + (5,)
+    with pytest.raises(ValueError, match=r"linear: x \(\) @ W \(3, 5\): the last axis of x must equal d_in = 3$"):
+        F.linear(mt.tensor(2.0), W.T)  # a number has no last axis
     torch = pytest.importorskip("torch")
     np.testing.assert_allclose(F.linear(mt.ones(2, 3), W.T).numpy(),
                                torch.nn.functional.linear(torch.ones(2, 3), torch.tensor(W.numpy())).numpy(), rtol=1e-6)
