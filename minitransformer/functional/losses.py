@@ -109,7 +109,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
             f"{op}: targets must be integer class indices, got {dtype_name(y.dtype)} with shape {tuple(y.shape)}"
         )
     if tuple(y.shape) != logits.shape[:-1]:
-        torchs = logits.ndim > 2 and tuple(y.shape) == logits.shape[:1] + logits.shape[2:]  # (N, C, T), torch's
+        torchs = tuple(y.shape) == logits.shape[:1] + logits.shape[2:]  # (N, C, T), torch's
         raise ValueError(
             f"{op}: targets have shape {tuple(y.shape)}, expected {logits.shape[:-1]} for logits {logits.shape} "
             "(classes on the last axis)" + ("; logits (N, C, T) with the classes on axis 1 are torch's layout: "
