@@ -510,6 +510,24 @@ def test_equality_with_a_number_array_or_list_is_refused_pointing_to_eq_and_ne(b
 
 
 @pytest.mark.single_backend
+@pytest.mark.parametrize("op, number, torch_op", [("eq", 0, "=="), ("ne", 1, "!="), ("eq", 1, "=="), ("ne", 0, "!=")])
+def test_a_mask_compared_with_0_or_1_is_told_its_bool_and_that_gives_torchs_answer(op, number, torch_op):
+    """PyTorch's ``scores.masked_fill(mask == 0, -1e9)``: ``mask == 0`` is refused naming ``.eq``, and
+    ``mask.eq(0)`` of a bool mask said to cast it to int64; it now says which bool 0 or 1 is for a mask, and that the
+    comparison is ``~mask`` or ``mask``, which gives torch's answer."""
+    mask = F.causal_mask(3)
+    inverted = (op == "eq") == (number == 0)
+    with pytest.raises(TypeError, match=rf"^cannot combine a bool tensor of shape \(3, 3\) with the int {number}; a "
+                                        rf"mask's {number} is {bool(number)}: mask\.{op}\({bool(number)}\), which "
+                                        rf"is {'~mask' if inverted else 'mask'}$"):
+        getattr(mask, op)(number)
+    said = getattr(mask, op)(bool(number)).numpy()
+    np.testing.assert_array_equal(said, (~mask if inverted else mask).numpy())
+    torch = pytest.importorskip("torch")
+    theirs = eval(f"mask {torch_op} {number}", {"mask": torch.tensor(mask.numpy())})  # torch's mask == 0
+    np.testing.assert_array_equal(said, theirs.numpy())
+
+
 def test_the_equality_refusal_shows_the_value_and_names_in_index_and_count():
     """``1 in [t, 1]``, ``[t, 2].count(2)`` and ``list.index`` compare ``t == 1`` where the reader wrote no ``==``: the
     message says so, and shows the value at fault (a long one cut to 40 characters, on one line)."""

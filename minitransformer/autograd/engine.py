@@ -932,11 +932,11 @@ class Tensor:
 
     def eq(self, other) -> Tensor:
         """Elementwise ``self == other`` as a boolean tensor (``==`` itself stays identity-based)."""
-        return ops.Compare.apply(self, _lift(other, self), name="equal")
+        return ops.Compare.apply(self, _lift(other, self, compared="eq"), name="equal")
 
     def ne(self, other) -> Tensor:
         """Elementwise ``self != other`` as a boolean tensor (no gradient)."""
-        return ops.Compare.apply(self, _lift(other, self), name="not_equal")
+        return ops.Compare.apply(self, _lift(other, self, compared="ne"), name="not_equal")
 
     def __invert__(self):
         """``~mask``: the logical not of a boolean tensor (no gradient), as ``~`` of a bool array in NumPy and PyTorch.
@@ -1525,12 +1525,13 @@ _CAST_FIRST = {"float": "cast the tensor first, e.g. .to('float32')", "int": "ca
                "bool": "write the number (1 or 0) instead"}
 
 
-def _lift(x, like: Tensor):
+def _lift(x, like: Tensor, compared: str | None = None):
     """Python numbers stay numbers (they broadcast without a gradient); arrays become tensors.
 
     A number combines with a tensor of its own kind, and an int with a floating tensor too (the array API
     standard's rule, on every backend): ``int * 2.5`` and ``mask + 1`` are refused (NumPy would make float64 and
-    int64 of them, silently), as is ``x + True`` for a tensor that is not bool.
+    int64 of them, silently), as is ``x + True`` for a tensor that is not bool. A bool tensor ``compared`` (by
+    ``"eq"`` or ``"ne"``) with 0 or 1, PyTorch's ``mask == 0`` written ``mask.eq(0)``, is told which bool that is.
     """
     if isinstance(x, Tensor):  # the common case first
         return x
@@ -1540,10 +1541,11 @@ def _lift(x, like: Tensor):
         kind = _kind(like._data.dtype)
         number = "bool" if isinstance(x, bool) else "int" if isinstance(x, int) else "float"
         if (kind == "b") != (number == "bool") or (number == "float" and kind != "f"):
-            raise TypeError(
-                f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the {number} {x!r}; "
-                f"{_CAST_FIRST[number]}"
-            )
+            fix = (f"a mask's {x} is {bool(x)}: mask.{compared}({bool(x)}), which is "
+                   f"{'~mask' if (compared == 'eq') == (x == 0) else 'mask'}"
+                   if compared and kind == "b" and number == "int" and x in (0, 1) else _CAST_FIRST[number])
+            raise TypeError(f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the {number} {x!r}; "
+                            f"{fix}")
         if number == "int":  # NumPy would raise its own OverflowError deep inside, or make inf of it
             low, high = _number_range(like._data.dtype)
             if not low <= x <= high:
