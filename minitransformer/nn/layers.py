@@ -110,6 +110,10 @@ class Linear(Module):
 
 
 # ------------------------------------------------------------------ Embedding
+#: what takes the place of torch's Embedding(padding_idx=) here
+_NO_PADDING_IDX = "the padding is masked out of attention, and of the loss by ignore_index"
+
+
 class Embedding(Module):
     r"""Token ids to vectors: row :math:`i` of a learned table :math:`E` is the vector of token :math:`i`.
 
@@ -147,14 +151,13 @@ class Embedding(Module):
     ((1, 3, 4), True)
     """
 
-    @torch_keywords(padding_idx="has no equal here: the padding is masked out of attention (F.padding_mask) and of "
-                                "the loss (ignore_index=)")
+    @torch_keywords(padding_idx=f"has no equal here: {_NO_PADDING_IDX}")
     def __init__(self, num_embeddings: int, d_model: int, scale: bool = False):
         super().__init__()
         self.num_embeddings = require_int("Embedding", "num_embeddings", num_embeddings, low=1)
         self.d_model = require_int("Embedding", "d_model", d_model, low=1)
-        self.scale = require_bool("Embedding", "scale", scale, " (torch's third argument is padding_idx: here the "
-                                  "padding is masked out of attention, and of the loss by ignore_index)")
+        self.scale = require_bool("Embedding", "scale", scale, f" (torch's third argument is padding_idx: here "
+                                                                f"{_NO_PADDING_IDX})")
         self.weight = init.normal_(Parameter(zeros(self.num_embeddings, self.d_model)), 0.0, self.d_model**-0.5)
 
     def forward(self, ids, *, op: str = "Embedding", name: str = "ids") -> Tensor:
