@@ -88,14 +88,15 @@ class StateDictError(RuntimeError):
     --------
     >>> import numpy as np
     >>> from minitransformer import nn
-    >>> state = {"weight": np.zeros((3, 2)), "bias": np.zeros(3)}   # a weight of the wrong shape
+    >>> state = {"weight": np.zeros((3, 2)), "bias": np.zeros(3)}   # a weight of the wrong shape: torch's layout
     >>> try:
     ...     nn.Linear(2, 3).load_state_dict(state)
     ... except nn.StateDictError as error:
     ...     print(error)
     load_state_dict: the state does not fit Linear; nothing was loaded.
       wrong shapes or values:
-        'weight': the model expects shape (2, 3), the state has (3, 2)
+        'weight': the model expects shape (2, 3), the state has (3, 2) (transposed: torch's Linear keeps its weight
+        as (d_out, d_in); nn.convert.from_torch_state_dict loads a state dict of torch's)
     """
 
 
