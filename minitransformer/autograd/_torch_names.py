@@ -160,9 +160,10 @@ def no_attribute(where: str, name: str, obj=None) -> AttributeError:
     another name (``mt.cat``: "Did you mean: 'cast'?", from Python 3.12 in the message itself); ``obj`` is given all
     the same, since the interpreter fills in ``name`` and ``obj`` of an AttributeError that has neither.
     """
-    if obj is None and where not in ("Tensor", "Module"):
+    of_an_object = where in ("Tensor", "Module")  # else a module of the package, looked up by its name
+    if obj is None and not of_an_object:
         obj = sys.modules[where]
-    owner = f"{type(obj).__name__!r} object" if where in ("Tensor", "Module") else f"module {where!r}"
+    owner = f"{type(obj).__name__!r} object" if of_an_object else f"module {where!r}"
     message = f"{owner} has no attribute {name!r}"
     hint = TORCH_NAMES[where].get(name) or (in_place(name, obj) if where == "Tensor" else None)
     if hint:
