@@ -349,6 +349,22 @@ def test_mixing_float32_and_float64():
         mt.ones(3) * mt.arange(3)
 
 
+def test_an_array_of_another_dtype_is_refused_with_the_conversion_to_write():
+    # an array has no .to(...): the message of two tensors would name a fix that cannot be applied to it
+    x, a = mt.tensor([1.0, 2.0]), np.array([0.5, 0.25])  # NumPy's float64
+    for combine in (lambda: x + a, lambda: a * x, lambda: x @ a):
+        with pytest.raises(TypeError, match=r"^cannot combine a float32 tensor of shape \(2,\) with a float64 array of "
+                                            r"shape \(2,\) \(NumPy's floats are float64 unless told\): .* "
+                                            r"mt\.tensor\(a, dtype='float32'\)$"):
+            combine()
+    with pytest.raises(TypeError, match=r"with a int64 array of shape \(2,\): make the array"):
+        x + np.array([1, 2])
+    written = x + mt.tensor(a, dtype="float32")  # what the message says to write
+    assert written.dtype_name == "float32"
+    np.testing.assert_array_equal(written.numpy(), np.array([1.5, 2.25], dtype=np.float32))
+    assert (x + a.astype(np.float32)).dtype_name == "float32"  # an array of the tensor's dtype combines as before
+
+
 def x64(*shape):
     return mt.ones(*shape, dtype="float64")
 

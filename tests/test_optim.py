@@ -701,8 +701,8 @@ def test_noam_lr_hand_values():
     ]
     for args, rate, how in hand:
         got = noam_lr(*args)
-        assert got == pytest.approx(rate), (f"noam_lr(step, d_model, warmup[, factor]) = noam_lr{args} = {got}, not "
-                                            f"{rate}: factor d_model^-0.5 min(step^-0.5, step warmup^-1.5) = {how}")
+        assert got == pytest.approx(rate), (f"noam_lr(step, d_model, warmup_steps[, factor]) = noam_lr{args} = {got}, "
+                                            f"not {rate}: factor d_model^-0.5 min(step^-0.5, step warmup^-1.5) = {how}")
 
 
 @pytest.mark.single_backend
@@ -725,7 +725,8 @@ def test_warmup_schedule_sets_every_group_and_drives_the_step():
     a, b = mt.zeros(2, requires_grad=True), mt.zeros(3, requires_grad=True)
     opt = SGD([{"params": [a]}, {"params": [b], "lr": 123.0}], lr=1.0)
     schedule = WarmupSchedule(opt, d_model=16, warmup_steps=4)
-    uses = "WarmupSchedule sets every group's lr to noam_lr(step, d_model, warmup): fix test_noam_lr_hand_values first"
+    uses = ("WarmupSchedule sets every group's lr to noam_lr(step, d_model, warmup_steps): fix "
+            "test_noam_lr_hand_values first")
     assert schedule.get_last_lr() == [pytest.approx(1 / 32)] * 2, (  # step 1 set at once
         f"{uses}; at step 1, d_model 16, warmup 4: 16^-0.5 * 1 * 4^-1.5 = 1/32 = 0.03125, got {schedule.get_last_lr()}")
     for t in range(1, 7):
@@ -775,6 +776,10 @@ def test_schedule_bad_input():
     with pytest.raises(ValueError, match=r"^WarmupSchedule: d_model must be a positive integer "
                                          r"\(the model width\), got 0$"):
         WarmupSchedule(opt, d_model=0)
+    # the function and the schedule take the paper's name alike (noam_lr's was warmup=, the schedule's warmup_steps=)
+    with pytest.raises(ValueError, match=r"^noam_lr: warmup_steps must be a positive integer \(steps of warm-up\), "
+                                         r"got 0$"):
+        noam_lr(1, 512, warmup_steps=0)
     with pytest.raises(ValueError, match="factor"):
         noam_lr(1, 512, factor=0.0)
     # require_int's ValueError, as for every count and size (a TypeError before it was shared)

@@ -544,6 +544,20 @@ def test_warmup_schedule_rates_are_its_docstring_s_formula(kind, after):
 
 
 @pytest.mark.single_backend
+@pytest.mark.parametrize("arguments, message", [
+    ({"warmup": -5}, r"warmup must be a positive integer \(steps of warm-up\), got -5"),
+    ({"warmup": 0}, r"warmup must be a positive integer \(steps of warm-up\), got 0"),
+    ({"warmup": "ten"}, r"warmup must be .*got 'ten'"),
+    ({"steps": 2.7}, r"steps must be a positive integer \(the run's length\), got 2\.7")])
+def test_warmup_schedule_refuses_what_its_int_would_have_cut(arguments, message):
+    # max(int(warmup), 1) took -5 as 1 and 2.7 as 2, and raised Python's own ValueError for 'ten'
+    opt = optim.SGD([mt.zeros(1, requires_grad=True)], lr=0.5)
+    with pytest.raises((ValueError, TypeError), match=rf"^warmup_schedule: {message}$"):
+        warmup_schedule(opt, **{"warmup": 2, "steps": 4, **arguments})
+    assert opt.param_groups[0]["lr"] == 0.5  # refused before it set a rate
+
+
+@pytest.mark.single_backend
 def test_the_charlm_sample_fits_the_positions_the_model_was_trained_on():
     """The attention picture's sample is cut to seq_len (it was always 32 characters: a model of 16 refused it; then
     max_len, positions the model never trained on)."""

@@ -1554,7 +1554,13 @@ def _lift(x, like: Tensor, compared: str | None = None):
                     f"it is outside {like.dtype_name}'s range {_range_text(like._data.dtype)}"
                 )
         return x
-    return Tensor(x, backend=like.backend)
+    lifted = Tensor(x, backend=like.backend)
+    if hasattr(x, "dtype") and lifted.dtype != like.dtype:  # an array keeps its dtype, which has no .to(...)
+        default = " (NumPy's floats are float64 unless told)" if lifted.dtype_name == "float64" else ""
+        raise TypeError(f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with a {lifted.dtype_name} "
+                        f"array of shape {lifted.shape}{default}: make the array a tensor of the tensor's dtype, "
+                        f"mt.tensor(a, dtype={like.dtype_name!r})")
+    return lifted
 
 
 def _axes(axis, ndim: int, op: str, reduction: bool = False):

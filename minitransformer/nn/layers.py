@@ -372,10 +372,11 @@ class FeedForward(Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        r""":math:`\max(0, xW_1 + b_1) W_2 + b_2` at each position: ``(batch, seq, d_model)`` -> same shape."""
+        r""":math:`\mathrm{activation}(xW_1 + b_1) W_2 + b_2` at each position, the paper's activation
+        being ReLU, :math:`\max(0, \cdot)`: ``(batch, seq, d_model)`` -> same shape."""
         check_features("FeedForward", "input", x, self.d_model, weight=("W_1.weight", self.W_1.weight))
         ### BEGIN SOLUTION A4: FFN(x) = activation(x W_1 + b_1) W_2 + b_2, dropout on the hidden
-        hidden = self.activations[self.activation](self.W_1(x))  # max(0, x W_1 + b_1): (batch, seq, d_ff)
+        hidden = self.activations[self.activation](self.W_1(x))  # activation(x W_1 + b_1): (batch, seq, d_ff)
         return self.W_2(self.dropout(hidden))  # (...) W_2 + b_2: (batch, seq, d_model)
         ### END SOLUTION
 

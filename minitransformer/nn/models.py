@@ -14,9 +14,10 @@ from ..autograd._torch_names import BATCH_FIRST, torch_keywords
 from ..autograd.creation import zeros
 from ..functional._checks import as_mask, require_token_ids
 from . import init
+from .attention import check_heads
 from .layers import Dropout, Embedding, LearnedPositionalEmbedding, Linear, SinusoidalPositionalEncoding
 from .module import Module, Parameter, evaluating
-from .transformer import Decoder, Encoder, check_heads
+from .transformer import Decoder, Encoder
 
 __all__ = ["Transformer", "DecoderOnlyLM", "TransformerClassifier"]
 

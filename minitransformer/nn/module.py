@@ -3,7 +3,7 @@
 A :class:`Module` is a callable object (``layer(x)`` runs ``layer.forward(x)``) that owns
 :class:`Parameter` tensors and other modules. Assigning one as an attribute registers it, so
 ``parameters()`` finds every weight of a whole Transformer, with dotted names
-(``"layers.0.attn.W_Q.weight"``) that ``state_dict()`` / ``load_state_dict()`` save and restore.
+(``"layers.0.self_attn.W_Q.weight"``) that ``state_dict()`` / ``load_state_dict()`` save and restore.
 
 >>> import minitransformer as mt
 >>> from minitransformer import nn
@@ -463,7 +463,7 @@ class Module:
                 yield (f"{prefix}.{name}" if prefix else name), t
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
-        """``(dotted name, parameter)`` for every parameter, e.g. ``("layers.0.attn.W_Q.weight", W)``.
+        """``(dotted name, parameter)`` for every parameter, e.g. ``("layers.0.self_attn.W_Q.weight", W)``.
 
         A parameter shared by two modules (tied weights) appears once, under its first name.
         """

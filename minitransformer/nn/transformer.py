@@ -34,7 +34,7 @@ from .attention import KVCache, MultiHeadAttention, check_heads, check_mask
 from .layers import Dropout, FeedForward, LayerNorm, check_features
 from .module import Module, ModuleList
 
-__all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "check_heads"]
+__all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder"]
 
 #: why a layer's fifth argument, norm_first, may hold a string (torch's TransformerEncoderLayer's fifth is activation)
 _TORCH_FIFTH = " (torch's fifth argument is activation: here it comes after norm_first, write activation=...)"

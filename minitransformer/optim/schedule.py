@@ -20,24 +20,24 @@ from .optimizer import Optimizer, _to_python
 __all__ = ["noam_lr", "LRScheduler", "WarmupSchedule", "LambdaLR"]
 
 
-def _check_settings(owner: str, d_model, warmup, factor, warmup_name: str = "warmup") -> tuple[int, int, float]:
-    """The warm-up schedule's settings checked, with the errors naming ``owner`` and its argument names."""
+def _check_settings(owner: str, d_model, warmup_steps, factor) -> tuple[int, int, float]:
+    """The warm-up schedule's settings checked, with the errors naming ``owner``."""
     return (require_int(owner, "d_model", d_model, low=1, why=" (the model width)"),
-            require_int(owner, warmup_name, warmup, low=1, why=" (steps of warm-up)"),
+            require_int(owner, "warmup_steps", warmup_steps, low=1, why=" (steps of warm-up)"),
             float(require_real(owner, "factor", factor, low=0.0, low_open=True)))
 
 
-def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) -> float:
+def noam_lr(step: int, d_model: int, warmup_steps: int = 4000, factor: float = 1.0) -> float:
     r"""The learning rate of "Attention Is All You Need" at ``step`` (section 5.3, equation 3).
 
     .. math::
 
         lrate = \text{factor} \cdot d_{model}^{-0.5} \cdot
-                \min(\text{step}^{-0.5},\ \text{step} \cdot \text{warmup}^{-1.5})
+                \min(\text{step}^{-0.5},\ \text{step} \cdot \text{warmup\_steps}^{-1.5})
 
-    It rises linearly for the first ``warmup`` steps, peaks at ``step == warmup`` (where the two
-    terms are equal, :math:`\text{warmup}^{-0.5}`), then falls as :math:`\text{step}^{-0.5}`.
-    The paper uses ``warmup = 4000``, ``factor = 1``. ("noam" is its name in tensor2tensor and The
+    It rises linearly for the first ``warmup_steps`` steps, peaks at ``step == warmup_steps`` (where the two
+    terms are equal, :math:`\text{warmup\_steps}^{-0.5}`), then falls as :math:`\text{step}^{-0.5}`.
+    The paper uses ``warmup_steps = 4000``, ``factor = 1``. ("noam" is its name in tensor2tensor and The
     Annotated Transformer, after Noam Shazeer, one of the paper's authors.)
 
     Parameters
@@ -46,8 +46,8 @@ def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) ->
         The update's number, from 1.
     d_model : int
         The model width :math:`d_{model}`.
-    warmup : int
-        Steps of linear warm-up.
+    warmup_steps : int
+        Steps of linear warm-up (the paper's name; the trainer's setting is ``warmup``).
     factor : float
         A constant multiplier (> 0).
 
@@ -58,15 +58,15 @@ def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) ->
 
     Examples
     --------
-    >>> noam_lr(1, d_model=16, warmup=4)      # 16^-0.5 * 1 * 4^-1.5 = 1/4 * 1/8
+    >>> noam_lr(1, d_model=16, warmup_steps=4)      # 16^-0.5 * 1 * 4^-1.5 = 1/4 * 1/8
     0.03125
-    >>> noam_lr(4, d_model=16, warmup=4)      # the peak: 16^-0.5 * 4^-0.5 = 1/4 * 1/2
+    >>> noam_lr(4, d_model=16, warmup_steps=4)      # the peak: 16^-0.5 * 4^-0.5 = 1/4 * 1/2
     0.125
     """
     step = require_int("noam_lr", "step", step, low=1, why=" (steps count from 1)")
-    d_model, warmup, factor = _check_settings("noam_lr", d_model, warmup, factor)
-    ### BEGIN SOLUTION A5: lrate = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)
-    return float(factor) * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+    d_model, warmup_steps, factor = _check_settings("noam_lr", d_model, warmup_steps, factor)
+    ### BEGIN SOLUTION A5: lrate = factor * d_model^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)
+    return float(factor) * d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5)
     ### END SOLUTION
 
 
@@ -198,7 +198,7 @@ class WarmupSchedule(LRScheduler):
     def __init__(self, optimizer: Optimizer, d_model: int, warmup_steps: int = 4000, factor: float = 1.0):
         # checked before anything changes
         self.d_model, self.warmup_steps, self.factor = _check_settings("WarmupSchedule", d_model, warmup_steps,
-                                                                       factor, "warmup_steps")
+                                                                       factor)
         super().__init__(optimizer)
 
     def lr_at(self, step: int) -> list[float]:
@@ -209,7 +209,7 @@ class WarmupSchedule(LRScheduler):
     def _restore(self, owner: str, values: dict) -> None:
         try:
             self.d_model, self.warmup_steps, self.factor = _check_settings(
-                owner, values["d_model"], values["warmup_steps"], values["factor"], "warmup_steps")
+                owner, values["d_model"], values["warmup_steps"], values["factor"])
         except TypeError as e:  # a saved value of the wrong kind is a damaged state, as any other
             raise ValueError(str(e)) from e
 

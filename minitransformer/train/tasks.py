@@ -271,7 +271,7 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
     optimizer : Optimizer
         Its groups' ``lr`` now is the peak :math:`\eta`.
     warmup : int
-        :math:`w`, steps of linear warm-up (at least 1 is used).
+        :math:`w`, steps of linear warm-up (at least 1; the paper's ``warmup_steps``).
     steps : int
         :math:`T`, the run's length (where the cosine reaches 0).
     kind : {"cosine", "noam", "constant"}
@@ -295,7 +295,8 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
     """
     if kind not in SCHEDULES:
         raise ValueError(f"warmup_schedule: kind must be 'cosine', 'noam' or 'constant', got {kind!r}")
-    w, T = max(int(warmup), 1), max(int(steps), 1)
+    w = require_int("warmup_schedule", "warmup", warmup, low=1, why=" (steps of warm-up)")
+    T = require_int("warmup_schedule", "steps", steps, low=1, why=" (the run's length)")
 
     def factor(t: int) -> float:
         if t <= w:
