@@ -17,7 +17,7 @@ import pytest
 import minitransformer as mt
 from minitransformer import functional as F
 from minitransformer import nn, optim
-from minitransformer.backend import CounterRNG
+from minitransformer.backend import BackendError, CounterRNG
 from minitransformer.data import DataLoader, digit_task_splits, make_lm_batch, make_seq2seq_batch
 from minitransformer.data.tokenizers import PAD
 from minitransformer.train import (
@@ -1758,6 +1758,27 @@ def test_metrics_refuse_what_has_no_value():
                                         rf"too: a target given probability 0\), got {loss!r}$"):
             perplexity(loss)
     assert perplexity(float("inf")) == math.inf and perplexity(800) == math.inf and perplexity(0) == 1.0
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("targets, error, message", [
+    ([["a", "b", "c"]], TypeError, r"targets must be numbers, got str\d+ with shape \(1, 3\)"),
+    ([[0.5, 1.5, 2.0]], TypeError, r"targets must be integer class indices, got float64 with shape \(1, 3\)"),
+    ([[1, 2], [3]], TypeError, r"targets must be a rectangular array of numbers; this list is not"),
+    ("other backend", BackendError, r"targets are on backend \w+, logits on \w+; move them with targets\.to\(")])
+def test_token_accuracy_reads_its_targets_as_the_loss_does(targets, error, message):
+    """Text and fractions were compared with the arg-max and scored 0.0, silently, where cross_entropy refuses them;
+    the one reading of targets (functional._checks.as_targets) serves both."""
+    logits = mt.zeros(1, 3, 4)
+    if targets == "other backend":
+        targets = mt.tensor([[0, 1, 2]], backend="array_api_strict")
+    for formula in ("token_accuracy", "cross_entropy"):
+        with pytest.raises(error, match=rf"^{formula}: {message}"):
+            (token_accuracy if formula == "token_accuracy" else F.cross_entropy)(logits, targets)
+    with pytest.raises(TypeError, match=r"^binary_accuracy: labels must be numbers, got str\d+ with shape \(2,\)$"):
+        binary_accuracy(mt.tensor([1.0, -1.0]), ["yes", "no"])
+    assert binary_accuracy(mt.tensor([1.0, -1.0]), [1.0, 0.0]).item() == 1.0  # labels as floats, ints or bools
+    assert binary_accuracy(mt.tensor([1.0, -1.0]), [True, True]).item() == 0.5
 
 
 @pytest.mark.single_backend

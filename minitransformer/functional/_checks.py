@@ -6,6 +6,32 @@ from __future__ import annotations
 from ..autograd import Tensor
 from ..autograd.compose import _condition
 from ..autograd.engine import _is_floating
+from ..backend import BackendError, dtype_name
+
+
+def as_targets(op: str, targets, like: Tensor, classes: bool = False, name: str = "targets"):
+    """``targets`` (a Tensor, an array or nested lists, called ``name`` in the errors) as an array on ``like``'s
+    backend (the logits'): numbers, integer class indices where ``classes``; else a clear error naming ``op``. The one
+    reading of a loss's or a metric's targets."""
+    if isinstance(targets, Tensor):
+        if targets.backend is not like.backend:
+            raise BackendError(
+                f"{op}: {name} are on backend {targets.backend.name}, logits on {like.backend.name}; "
+                f"move them with {name}.to({like.backend.name!r})"
+            )
+        y = targets.data
+    else:
+        try:
+            y = like.backend.asarray(targets)
+        except (ValueError, TypeError) as e:  # ragged nested lists; text, where the backend refuses its dtype
+            raise TypeError(f"{op}: {name} must be a rectangular array of numbers; this {type(targets).__name__} "
+                            "is not (text, or nested lists of different lengths?)") from e
+    if not dtype_name(y.dtype).startswith(("float", "int", "uint", "bool")):
+        raise TypeError(f"{op}: {name} must be numbers, got {dtype_name(y.dtype)} with shape {tuple(y.shape)}")
+    if classes and not like.backend.xp.isdtype(y.dtype, "integral"):
+        raise TypeError(
+            f"{op}: {name} must be integer class indices, got {dtype_name(y.dtype)} with shape {tuple(y.shape)}")
+    return y
 
 
 def require_tensor(op: str, name: str, x) -> Tensor:

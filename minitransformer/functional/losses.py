@@ -6,8 +6,7 @@ from __future__ import annotations
 from .._arguments import is_integer, require_real
 from ..autograd import Tensor, maximum, where
 from ..autograd.fused import BinaryCrossEntropyWithLogits, CrossEntropy
-from ..backend import BackendError, dtype_name
-from ._checks import require_float
+from ._checks import as_targets, require_float
 from .activations import log_softmax
 
 __all__ = ["cross_entropy", "binary_cross_entropy_with_logits"]
@@ -18,25 +17,6 @@ _REDUCTIONS = ("mean", "sum", "none")
 def _check_reduction(op: str, reduction: str) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {', '.join(map(repr, _REDUCTIONS))}, got {reduction!r}")
-
-
-def _targets_array(op: str, targets, like: Tensor):
-    """``targets`` (a Tensor, an array or nested lists) as an array on ``like``'s backend."""
-    if isinstance(targets, Tensor):
-        if targets.backend is not like.backend:
-            raise BackendError(
-                f"{op}: targets are on backend {targets.backend.name}, logits on {like.backend.name}; "
-                f"move them with targets.to({like.backend.name!r})"
-            )
-        return targets.data
-    try:
-        y = like.backend.asarray(targets)
-    except (ValueError, TypeError) as e:  # ragged nested lists; text, where the backend refuses its dtype
-        raise TypeError(f"{op}: targets must be a rectangular array of numbers; this {type(targets).__name__} "
-                        "is not (text, or nested lists of different lengths?)") from e
-    if not dtype_name(y.dtype).startswith(("float", "int", "uint", "bool")):
-        raise TypeError(f"{op}: targets must be numbers, got {dtype_name(y.dtype)} with shape {tuple(y.shape)}")
-    return y
 
 
 def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, label_smoothing: float = 0.0,
@@ -102,12 +82,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
     C = logits.shape[-1]
     if C == 0:
         raise ValueError(f"{op}: logits {logits.shape} have no classes (C = 0 on the last axis)")
-    y = _targets_array(op, targets, logits)
+    y = as_targets(op, targets, logits, classes=True)
     xp = logits.backend.xp
-    if not xp.isdtype(y.dtype, "integral"):
-        raise TypeError(
-            f"{op}: targets must be integer class indices, got {dtype_name(y.dtype)} with shape {tuple(y.shape)}"
-        )
     if tuple(y.shape) != logits.shape[:-1]:
         torchs = tuple(y.shape) == logits.shape[:1] + logits.shape[2:]  # (N, C, T), torch's
         raise ValueError(
@@ -194,7 +170,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets, reduction: str = "
     """
     op = "binary_cross_entropy_with_logits"
     require_float(op, "logits", logits)
-    y = _targets_array(op, targets, logits)
+    y = as_targets(op, targets, logits)
     if tuple(y.shape) != logits.shape:
         raise ValueError(f"{op}: targets have shape {tuple(y.shape)}, logits {logits.shape}; they must be equal")
     _check_reduction(op, reduction)

@@ -36,17 +36,10 @@ import numpy as np  # host-side comparison of generated id lists
 from .._arguments import is_real, require_real
 from ..autograd import Tensor
 from ..data.tokenizers import EOS, PAD
+from ..functional._checks import as_targets
 
 __all__ = ["token_accuracy", "binary_accuracy", "binary_f1", "exact_match", "strip_after_eos", "perplexity",
            "RunningMean"]
-
-
-def _array_of(op: str, x, like: Tensor):
-    if isinstance(x, Tensor):
-        if x.backend is not like.backend:
-            raise ValueError(f"{op}: the targets are on backend {x.backend.name}, the logits on {like.backend.name}")
-        return x.data
-    return like.backend.asarray(np.asarray(x))
 
 
 def token_accuracy(logits: Tensor, targets, ignore_index: int | None = PAD) -> Tensor:
@@ -88,7 +81,7 @@ def _token_hits(logits: Tensor, targets, ignore_index: int | None):
     """``(hits, kept)`` of :func:`token_accuracy`: the positions kept whose arg-max is the target, and those kept, as
     0-d int64 backend arrays (exact however many; a float32 count stops at 2^24)."""
     op = "token_accuracy"
-    y = _array_of(op, targets, logits)
+    y = as_targets(op, targets, logits, classes=True)
     if tuple(y.shape) != logits.shape[:-1]:
         raise ValueError(f"{op}: targets have shape {tuple(y.shape)}, expected {logits.shape[:-1]} for "
                          f"logits {logits.shape}")
@@ -181,7 +174,7 @@ def binary_f1(logits: Tensor, labels) -> Tensor:
 def _binary_predictions(op: str, logits: Tensor, labels):
     """``(z > 0, y > 0)``, both ``(B,)`` boolean backend arrays, for logits ``(B,)`` or ``(B, 1)`` and labels ``(B,)``;
     refused where the shapes differ or there is no text."""
-    y = _array_of(op, labels, logits)
+    y = as_targets(op, labels, logits, name="labels")
     z = logits.data
     if z.ndim == 2 and z.shape[1] == 1:
         z = z[:, 0]
