@@ -129,7 +129,7 @@ class Backend:
         #: the answer is read at the next read of the device (:meth:`to_host`); turn it on to stop at once. Off on
         #: array_api_strict too, CuPy's stand-in: a test that counts on an immediate error fails in CI, not on a GPU.
         self.check_values = name == "numpy"
-        self._checks_later: dict[tuple, list] = {}  # (lo, hi, message, dtype) -> [(min, max)] on the device
+        self._checks_later: dict[tuple, list] = {}  # (lo, hi, message, error, dtype) -> [(min, max)] on the device
         self._kernels = None
         self.manual_seed(_seed)  # the last seed given to mt.manual_seed, so a backend made later follows it too
 
@@ -191,10 +191,11 @@ class Backend:
     #: how many (min, max) pairs a check keeps on the device before they are reduced to one
     CHECKS_KEPT = 64
 
-    def check_range(self, values, lo: int, hi: int, message: str) -> None:
-        """Refuse ``values`` (an integer array of this backend) unless each lies in ``lo..hi``: an IndexError whose
-        message is ``message`` with ``{bad}`` replaced by the first extreme at fault (the min below ``lo``, else the
-        max above ``hi``). The one check of token ids, targets and indices against a range.
+    def check_range(self, values, lo: int, hi: int, message: str, error: type[Exception] = IndexError) -> None:
+        """Refuse ``values`` (an integer array of this backend) unless each lies in ``lo..hi``: an ``error`` (an
+        IndexError unless told) whose message is ``message`` with ``{bad}`` replaced by the first extreme at fault (the
+        min below ``lo``, else the max above ``hi``). The one check of token ids, targets and indices against a range,
+        and of any value the host would otherwise have to wait for (a mask that hides every key).
 
         With :attr:`check_values` on, now: min and max are read (the host waits for the device). Off (CuPy's
         default), the min and max are computed on the device and kept; the host reads them at the next read of the
@@ -214,9 +215,9 @@ class Backend:
             return
         low, high = xp.min(values), xp.max(values)
         if self.check_values:
-            _refuse_outside(int(low), int(high), lo, hi, message)
+            _refuse_outside(int(low), int(high), lo, hi, message, error)
             return
-        kept = self._checks_later.setdefault((lo, hi, message, values.dtype), [])  # stacked with their own dtype
+        kept = self._checks_later.setdefault((lo, hi, message, error, values.dtype), [])  # stacked with their own dtype
         kept.append((low, high))
         if len(kept) > self.CHECKS_KEPT:  # a loop that never reads the device keeps a bounded number on it
             lows, highs = xp.stack([m for m, _ in kept]), xp.stack([m for _, m in kept])
@@ -226,10 +227,10 @@ class Backend:
         """Read each check's kept minima and maxima and raise for the first check that fails."""
         checks, self._checks_later = self._checks_later, {}  # made once: a caught error leaves none behind
         xp = self.xp
-        for (lo, hi, message, _), kept in checks.items():
+        for (lo, hi, message, error, _), kept in checks.items():
             low = self._copy_to_host(xp.min(xp.stack([m for m, _ in kept]))).item()
             high = self._copy_to_host(xp.max(xp.stack([m for _, m in kept]))).item()
-            _refuse_outside(low, high, lo, hi, message, later=True)
+            _refuse_outside(low, high, lo, hi, message, error, later=True)
 
     @property
     def kernels(self):
@@ -368,8 +369,9 @@ class Backend:
         return xp.reshape(xp.matmul(xp.matrix_transpose(one_hot), flat), tuple(target_shape))
 
 
-def _refuse_outside(low: int, high: int, lo: int, hi: int, message: str, later: bool = False) -> None:
-    """The IndexError of :meth:`Backend.check_range` where ``low`` (the min) or ``high`` (the max) lies outside
+def _refuse_outside(low: int, high: int, lo: int, hi: int, message: str, error: type[Exception] = IndexError,
+                    later: bool = False) -> None:
+    """The error of :meth:`Backend.check_range` where ``low`` (the min) or ``high`` (the max) lies outside
     ``lo..hi``; ``later``: found at a read of the device, after the steps that used the values."""
     if lo <= low and high <= hi:
         return
@@ -379,7 +381,7 @@ def _refuse_outside(low: int, high: int, lo: int, hi: int, message: str, later: 
                  "(CuPy's default: reading them there would make every step wait for the GPU), they are checked on the "
                  "device and the answer read at the next read, so what was computed since the last read used them (an "
                  "index out of range wraps around); set backend.check_values = True to stop where they are used")
-    raise IndexError(text)
+    raise error(text)
 
 
 def refuse_pickle(obj) -> None:

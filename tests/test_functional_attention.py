@@ -257,7 +257,10 @@ def test_attention_bad_input():
         sdpa(mt.zeros(3, 4), mt.zeros(5, 4), mt.zeros(5, 2), mask=mt.ones(2, 3, 5, dtype="bool"))
     with pytest.raises(TypeError, match=r"scaled_dot_product_attention: the mask must be boolean .*, got float32"):
         sdpa(mt.zeros(3, 4), mt.zeros(5, 4), mt.zeros(5, 2), mask=mt.zeros(3, 5))
-    with pytest.raises(ValueError, match=r"batch axes of Q, K, V.*do not broadcast"):
+    # the shapes the user passed, not positions in the tuple of batch axes ("axis -1 has sizes [2, 3]" was axis 0 of Q)
+    with pytest.raises(ValueError, match=r"^scaled_dot_product_attention: the batch axes \(all but the last two\) of "
+                                         r"Q \(2, 3, 4\), K \(3, 5, 4\) and V \(3, 5, 2\) do not broadcast: \(2,\), "
+                                         r"\(3,\) and \(3,\)$"):
         sdpa(mt.zeros(2, 3, 4), mt.zeros(3, 5, 4), mt.zeros(3, 5, 2))
     with pytest.raises(ValueError, match=r"Q must have shape \(\.\.\., seq, features\), got \(4,\)"):
         sdpa(mt.zeros(4), mt.zeros(5, 4), mt.zeros(5, 2))

@@ -669,7 +669,7 @@ def test_decoder_masks_may_be_arrays_or_lists_as_every_other_mask(rng):
 
 def test_a_decoder_mask_of_the_wrong_shape_is_named_by_the_decoder():
     lm = nn.DecoderOnlyLM(10, D, H, D_FF, num_layers=1, max_len=8)
-    wrong = r"DecoderLayer: tgt_mask of shape \(1, 1, 1, 4\) does not broadcast to the scores .* = \(1, 2, 3, 3\)"
+    wrong = r"Decoder: tgt_mask of shape \(1, 1, 1, 4\) does not broadcast to the scores .* = \(1, 2, 3, 3\)"
     for mask in (mt.tensor(np.ones((1, 1, 1, 4), bool)), np.ones((1, 1, 1, 4), bool)):
         with pytest.raises(ValueError, match=wrong):
             lm(mt.tensor([[1, 2, 3]]), mask=mask)
@@ -824,7 +824,7 @@ def test_a_forward_reads_the_range_of_each_lookups_ids_once(monkeypatch, backend
         inner = getattr(xp, reduction)
 
         def counted(x, *args, **kwargs):
-            if xp.isdtype(x.dtype, "integral"):  # ids; softmax's max of the scores is not counted
+            if x.dtype == xp.int64:  # ids; neither softmax's max of the scores nor a mask's int8 "some key seen" flag
                 reads.append(reduction)
             return inner(x, *args, **kwargs)
 
@@ -899,3 +899,41 @@ def test_classifier_probability_runs_without_dropout_whatever_the_mode():
     np.testing.assert_array_equal(clf.predict_proba(ids).numpy(), expected)
     np.testing.assert_array_equal(clf.predict_proba(ids).numpy(), expected)
     assert all(m.training for m in clf.modules())  # its mode put back
+
+
+def test_a_mask_that_hides_every_key_from_every_query_is_refused_where_the_stack_is_called():
+    """PyTorch's masks of nn.Transformer and nn.MultiheadAttention hide where True. Passed here as they are, with the
+    causal mask the decoder adds, they left no query a key: every attention weight 0 (the rule for a query with no
+    key), the attention layers adding nothing, and the model training on without a word. (Each call reads the device,
+    where a check put off, array-api-strict's and CuPy's default, is made.)"""
+    ids = mt.tensor([[1, 2, 3, 4, 5], [6, 7, 8, 9, 1]])
+    lm = nn.DecoderOnlyLM(10, D, H, D_FF, num_layers=1, max_len=8).eval()
+    torch_causal = ~F.causal_mask(5)  # torch's causal mask, generate_square_subsequent_mask as a bool: True above
+    with pytest.raises(ValueError, match=r"^Decoder: tgt_mask and the causal mask hide every key from every query "
+                                         r"\(tgt_mask of shape \(5, 5\)\): every attention weight would be 0\. True "
+                                         r"marks a key a query may attend; .* \(True hides\): write ~mask"):
+        lm(ids, torch_causal).numpy()
+    np.testing.assert_array_equal(lm(ids, ~torch_causal).numpy(), lm(ids).numpy())  # what the message says to write
+    model = nn.Transformer(10, 10, D, H, D_FF, 1, 1, max_len=8)
+    torch_padding = ~F.padding_mask(ids, 0)  # torch's key_padding_mask: True at the padding, here none
+    with pytest.raises(ValueError, match=r"^Encoder: mask hides every key from every query \(mask of shape "
+                                         r"\(2, 1, 1, 5\)\)"):
+        model(ids, ids, src_mask=torch_padding).numpy()
+    memory = model.encode(ids)
+    with pytest.raises(ValueError, match=r"^Decoder: src_mask hides every key"):
+        model.decoder(model.tgt_embed(ids), memory, src_mask=torch_padding).numpy()
+    # one example of padding only is data (its queries get weights 0), not a mistake: only a mask hiding all is
+    padded = mt.tensor([[1, 2, 3, 4, 5], [0, 0, 0, 0, 0]])
+    out = model(padded, ids, src_mask=F.padding_mask(padded, 0))
+    assert np.isfinite(out.numpy()).all()
+
+
+def test_a_mask_that_hides_every_key_is_found_at_the_next_read_of_the_device_as_on_a_gpu(checking_later):
+    """Where values are checked later (CuPy's default: the host waits for no step), the forward runs and the error
+    comes at the next read of the device, saying so."""
+    lm = nn.DecoderOnlyLM(10, D, H, D_FF, num_layers=1, max_len=8)
+    logits = lm(mt.tensor([[1, 2, 3]]), ~F.causal_mask(3))  # no read of the device yet
+    with pytest.raises(ValueError, match=r"^Decoder: tgt_mask and the causal mask hide every key .* found at this "
+                                         r"read of the device"):
+        logits.numpy()
+    assert lm(mt.tensor([[1, 2, 3]]), F.causal_mask(3)).numpy().shape == (1, 3, 10)  # the error left nothing behind

@@ -85,7 +85,11 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
     if K.shape[-2] != V.shape[-2]:
         raise ValueError(f"{op}: K {K.shape} and V {V.shape} must have the same number of keys S (axis -2): "
                          f"{K.shape[-2]} != {V.shape[-2]}")
-    batch = broadcast_shapes(f"{op} (batch axes of Q, K, V)", Q.shape[:-2], K.shape[:-2], V.shape[:-2])
+    try:
+        batch = broadcast_shapes(op, Q.shape[:-2], K.shape[:-2], V.shape[:-2])
+    except ValueError:  # its axis -1 would be a position in the batch axes, not an axis of Q, K or V
+        raise ValueError(f"{op}: the batch axes (all but the last two) of Q {Q.shape}, K {K.shape} and V {V.shape} "
+                         f"do not broadcast: {Q.shape[:-2]}, {K.shape[:-2]} and {V.shape[:-2]}") from None
     L, S, d_k = Q.shape[-2], K.shape[-2], Q.shape[-1]
     if S == 0:
         raise ValueError(f"{op}: K {K.shape} and V {V.shape} have no keys (S = 0): a query's softmax over the keys "

@@ -30,7 +30,7 @@ from .. import functional as F
 from .._arguments import require_bool, require_int
 from ..autograd import Tensor
 from ..autograd._torch_names import BATCH_FIRST, torch_keywords
-from .attention import KVCache, MultiHeadAttention, check_heads, check_mask
+from .attention import KVCache, MultiHeadAttention, check_heads, check_mask, refuse_hiding_every_key
 from .layers import Dropout, FeedForward, LayerNorm, check_features
 from .module import Module, ModuleList
 
@@ -363,6 +363,7 @@ class Encoder(Module):
         ``mask`` as :meth:`EncoderLayer.forward`.
         """
         check_features("Encoder", "input", x, self.d_model, weight=_dtype_weight(self))
+        mask = _stack_mask("Encoder", "mask", mask, x, self.layers[0].self_attn.heads, x.shape[-2])
         for layer in self.layers:
             x = layer(x, mask)
         return x if self.norm is None else self.norm(x)
@@ -371,6 +372,18 @@ class Encoder(Module):
     def self_attn_weights(self) -> list[Tensor | None]:
         """Each layer's attention weights of the last forward, ``(batch, heads, S, S)``."""
         return [layer.self_attn_weights for layer in self.layers]
+
+
+def _stack_mask(op: str, name: str, mask, x: Tensor, heads: int, S: int, causal: bool = False) -> Tensor | None:
+    """``mask`` (or None) checked once for a whole stack of layers, under the name the caller gave it: its shape
+    against the scores ``(batch, heads, L, S)`` of the input ``x`` ``(batch, L, d_model)``, and that it (with the
+    causal mask, where ``causal``) leaves some query a key."""
+    if mask is None:
+        return None
+    scores = ((x.shape[0] if x.ndim == 3 else 1), heads, x.shape[-2], S)
+    mask = check_mask(op, name, mask, scores, x)
+    refuse_hiding_every_key(op, name, mask, scores, causal)
+    return mask
 
 
 class Decoder(Module):
@@ -444,10 +457,13 @@ class Decoder(Module):
     def forward(self, x: Tensor, memory: Tensor | None = None, src_mask=None, tgt_mask=None,
                 cache: list | None = None) -> Tensor:
         """As :meth:`DecoderLayer.forward`; ``cache`` is :meth:`new_cache`'s list, one entry per layer."""
-        self.cached_positions(cache)  # a clear error for a cache that is not new_cache()'s list
+        start = self.cached_positions(cache)  # a clear error for a cache that is not new_cache()'s list
         check_features("Decoder", "input", x, self.d_model, weight=_dtype_weight(self))
+        heads = self.layers[0].self_attn.heads
+        tgt_mask = _stack_mask("Decoder", "tgt_mask", tgt_mask, x, heads, start + x.shape[-2], causal=True)
         if memory is not None:
             check_features("Decoder", "memory", memory, self.d_model, weight=_dtype_weight(self))
+            src_mask = _stack_mask("Decoder", "src_mask", src_mask, x, heads, memory.shape[-2])
         for i, layer in enumerate(self.layers):
             x = layer(x, memory, src_mask, tgt_mask, None if cache is None else cache[i])
         return x if self.norm is None else self.norm(x)
