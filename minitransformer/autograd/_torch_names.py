@@ -51,7 +51,6 @@ TORCH_NAMES = {
         "log_softmax": ("x.log_softmax(-1)", "F.log_softmax(x, axis=-1)"),
         "any": ("x.any()", "x.numpy().any()"),
         "all": ("x.all()", "x.numpy().all()"),
-        "sigmoid": ("x.sigmoid()", "1 / (1 + (-x).exp())"),
         "amax": ("x.amax(-1)", "x.max(-1)"),
         "pow": ("x.pow(2)", "x ** 2"),
         "matmul": ("x.matmul(y.mT)", "x @ y.mT"),
