@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -262,6 +263,36 @@ def test_sigmoid_of_minus_100_0_100_is_finite_with_a_finite_gradient_in_float32(
     y64.sum().backward()
     np.testing.assert_allclose(y64.numpy(), [math.exp(-100) / (1 + math.exp(-100)), 1.0], rtol=1e-15)
     np.testing.assert_allclose(x64.grad.numpy()[0], math.exp(-100), rtol=1e-15)
+
+
+def test_what_pytorch_users_are_told_to_write_for_its_sigmoid_has_no_nan_at_minus_100():
+    """The hints for torch.sigmoid(x), nn.Sigmoid() and x.sigmoid_() said to write 1 / (1 + (-x).exp()), whose
+    gradient is NaN at x = -100 in float32; they now name x.sigmoid(), the stable primitive (as x.sigmoid() and
+    F.sigmoid(x), which exist now under torch's names), and what they name is finite there, values and gradients."""
+    from minitransformer import nn
+    from minitransformer.autograd._torch_names import TORCH_NAMES
+
+    def run(expression):
+        x = mt.tensor([-100.0, 0.0, 100.0], requires_grad=True)
+        y = eval(expression, {"mt": mt, "F": F, "nn": nn, "x": x})
+        y.sum().backward()
+        return y.numpy(), x.grad.numpy()
+
+    with warnings.catch_warnings():  # the old hint: e^100 overflows, and the backward divides inf by inf
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert np.isnan(run("1 / (1 + (-x).exp())")[1][0])
+    said = []  # what the AttributeErrors of torch.sigmoid, nn.Sigmoid and x.sigmoid_ say to write
+    for owner, name in ((mt, "sigmoid"), (nn, "Sigmoid"), (mt.zeros(2), "sigmoid_")):
+        with pytest.raises(AttributeError, match=r"is (x = )?x\.sigmoid\(\) here \(docs/from-pytorch.md\)$") as e:
+            getattr(owner, name)
+        said.append(re.search(r" is (?:x = )?(.+) here \(docs", str(e.value)).group(1))
+    assert "sigmoid" not in TORCH_NAMES["Tensor"] and "sigmoid" not in TORCH_NAMES["minitransformer.functional"]
+    for expression in (*said, "F.sigmoid(x)"):  # torch's names x.sigmoid() and F.sigmoid(x) exist here
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            y, grad = run(expression)
+        assert np.isfinite(y).all() and np.isfinite(grad).all(), (expression, y, grad)
+        assert grad[1] == 0.25, expression
 
 
 def test_sigmoid_gradcheck():

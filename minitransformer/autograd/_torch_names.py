@@ -95,7 +95,7 @@ TORCH_NAMES = {
         "from_numpy": ("torch.from_numpy(a)", "mt.tensor(a)"),
         "cuda": ("torch.cuda.is_available()", "'cupy' in mt.backend.available()"),
         "clamp": ("torch.clamp(x, -1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
-        "sigmoid": ("torch.sigmoid(x)", "1 / (1 + (-x).exp())"),
+        "sigmoid": ("torch.sigmoid(x)", "x.sigmoid()"),
         "tril": ("torch.tril(torch.ones(3, 3, dtype=torch.bool))", "F.causal_mask(3)"),
         "triu": ("torch.triu(torch.ones(3, 3, dtype=torch.bool), diagonal=1)", "~F.causal_mask(3)"),
         "bmm": ("torch.bmm(x, y.mT)", "x @ y.mT"),
@@ -142,7 +142,7 @@ TORCH_NAMES = {
                               "F.binary_cross_entropy_with_logits(logits, targets)"),
         "L1Loss": ("nn.L1Loss()(x, y)", "mt.maximum(y - x, x - y).mean()"),
         "Tanh": ("nn.Tanh()(x)", "x.tanh()"),
-        "Sigmoid": ("nn.Sigmoid()(x)", "1 / (1 + (-x).exp())"),
+        "Sigmoid": ("nn.Sigmoid()(x)", "x.sigmoid()"),
         "Flatten": ("nn.Flatten()(x)", "x.reshape(x.shape[0], -1)"),
     },
 }
