@@ -89,6 +89,7 @@ CASES = {
     "log1p": case(lambda a: a.log1p(), np.log1p, lambda a: a.log1p(), (2, 3), domain="gt-1"),
     "sqrt": case(lambda a: a.sqrt(), np.sqrt, lambda a: a.sqrt(), (2, 3), domain="pos"),
     "tanh": case(lambda a: a.tanh(), np.tanh, lambda a: a.tanh(), (2, 3)),
+    "sigmoid": case(lambda a: a.sigmoid(), lambda a: 1.0 / (1.0 + np.exp(-a)), lambda a: a.sigmoid(), (2, 3)),
     "relu": case(lambda a: a.relu(), lambda a: np.where(a > 0, a, 0.0), lambda a: a.relu(), (3, 4), domain="nonzero"),
     "maximum (2,3),(3,)": case(mt.maximum, np.maximum, lambda a, b: _torch().maximum(a, b), (2, 3), (3,)),
     "maximum number": case(lambda a: mt.maximum(a, 0.3), lambda a: np.maximum(a, 0.3),

@@ -1,8 +1,9 @@
-"""softmax, log_softmax, relu, gelu: by hand, by finite differences, and against PyTorch."""
+"""softmax, log_softmax, relu, gelu, sigmoid: by hand, by finite differences, and against PyTorch."""
 
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -210,5 +211,119 @@ def test_gelu_and_relu_agree_with_torch(rng):
 
 def test_activations_keep_float32():
     x = mt.tensor([-1.0, 0.0, 1.0])
-    for fn in (F.softmax, F.log_softmax, F.relu, F.gelu):
+    for fn in (F.softmax, F.log_softmax, F.relu, F.gelu, F.sigmoid):
         assert fn(x).dtype_name == "float32", fn.__name__
+
+
+
+# ------------------------------------------------------------------ sigmoid
+def _sigmoid_by_hand(x: float) -> tuple[float, float]:
+    """sigma(x) = 1 / (1 + e^-x) and its derivative e^-x / (1 + e^-x)^2, in Python floats (here |x| <= 30)."""
+    e = math.exp(-x)
+    return 1.0 / (1.0 + e), e / (1.0 + e) ** 2
+
+
+@pytest.mark.parametrize("call", ["F.sigmoid(x)", "x.sigmoid()"])
+def test_sigmoid_by_hand(call):
+    # both branches of the stable form (x < 0: e^x / (1 + e^x); x >= 0: 1 / (1 + e^-x)) and the point where they meet
+    xs = [-30.0, -3.0, -1.0, -0.1, 0.0, 0.5, 2.0, 30.0]
+    x = mt.tensor(xs, dtype="float64", requires_grad=True)
+    y = eval(call, {"F": F, "x": x})
+    expected = [_sigmoid_by_hand(v) for v in xs]
+    np.testing.assert_allclose(y.numpy(), [s for s, _ in expected], rtol=1e-14, err_msg=f"{call}, the forward")
+    assert y.numpy()[4] == 0.5  # sigma(0) = 1 / (1 + 1)
+    y.sum().backward()
+    # sigma'(x) = e^-x / (1 + e^-x)^2, which the backward computes as y (1 - y); sigma'(0) = 1/4 exactly. At x = 30,
+    # 1 - y = 9.4e-14 keeps only three digits of y's float64 (as in PyTorch): compared there to 1e-2
+    np.testing.assert_allclose(x.grad.numpy()[:-1], [d for _, d in expected[:-1]], rtol=1e-13,
+                               err_msg=f"{call}, the backward y (1 - y)")
+    np.testing.assert_allclose(x.grad.numpy()[-1], expected[-1][1], rtol=1e-2)
+    assert x.grad.numpy()[4] == 0.25
+
+
+def test_sigmoid_of_minus_100_0_100_is_finite_with_a_finite_gradient_in_float32():
+    # 1 / (1 + (-x).exp()) overflowed here: e^100 = inf in float32, and its backward divided inf by inf (NaN).
+    # sigma(-100) = e^-100 / (1 + e^-100) = 3.72e-44, below float32's smallest normal number (1.2e-38): a
+    # subnormal, one step of 1.4e-45 away at most, or 0 where subnormals are flushed; sigma(100) rounds to 1
+    x = mt.tensor([-100.0, 0.0, 100.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow, no invalid value
+        y = F.sigmoid(x)
+        y.sum().backward()
+    got, grad = y.numpy(), x.grad.numpy()
+    assert got.dtype == np.float32 and grad.dtype == np.float32
+    assert np.isfinite(got).all() and np.isfinite(grad).all(), (got, grad)
+    assert got[0] == 0 or abs(float(got[0]) - math.exp(-100)) <= 1.5e-45, got[0]
+    assert got[1] == 0.5 and got[2] == 1.0, got
+    # y (1 - y): about y at -100 (1 - y = 1), 1/4 at 0, and 0 at 100 where 1 - y rounds to 0 (the true 3.7e-44 too)
+    assert 0 <= grad[0] <= 4e-44 and grad[1] == 0.25 and 0 <= grad[2] <= 4e-44, grad
+    # in float64, e^-100 is a normal number: sigma(-100) to the last digit, and its gradient too
+    x64 = mt.tensor([-100.0, 100.0], dtype="float64", requires_grad=True)
+    y64 = F.sigmoid(x64)
+    y64.sum().backward()
+    np.testing.assert_allclose(y64.numpy(), [math.exp(-100) / (1 + math.exp(-100)), 1.0], rtol=1e-15)
+    np.testing.assert_allclose(x64.grad.numpy()[0], math.exp(-100), rtol=1e-15)
+
+
+def test_what_pytorch_users_are_told_to_write_for_its_sigmoid_has_no_nan_at_minus_100():
+    """The hints for torch.sigmoid(x), nn.Sigmoid() and x.sigmoid_() said to write 1 / (1 + (-x).exp()), whose
+    gradient is NaN at x = -100 in float32; they now name x.sigmoid(), the stable primitive (as x.sigmoid() and
+    F.sigmoid(x), which exist now under torch's names), and what they name is finite there, values and gradients."""
+    from minitransformer import nn
+    from minitransformer.autograd._torch_names import TORCH_NAMES
+
+    def run(expression):
+        x = mt.tensor([-100.0, 0.0, 100.0], requires_grad=True)
+        y = eval(expression, {"mt": mt, "F": F, "nn": nn, "x": x})
+        y.sum().backward()
+        return y.numpy(), x.grad.numpy()
+
+    with warnings.catch_warnings():  # the old hint: e^100 overflows, and the backward divides inf by inf
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert np.isnan(run("1 / (1 + (-x).exp())")[1][0])
+    said = []  # what the AttributeErrors of torch.sigmoid, nn.Sigmoid and x.sigmoid_ say to write
+    for owner, name in ((mt, "sigmoid"), (nn, "Sigmoid"), (mt.zeros(2), "sigmoid_")):
+        with pytest.raises(AttributeError, match=r"is (x = )?x\.sigmoid\(\) here \(docs/from-pytorch.md\)$") as e:
+            getattr(owner, name)
+        said.append(re.search(r" is (?:x = )?(.+) here \(docs", str(e.value)).group(1))
+    assert "sigmoid" not in TORCH_NAMES["Tensor"] and "sigmoid" not in TORCH_NAMES["minitransformer.functional"]
+    for expression in (*said, "F.sigmoid(x)"):  # torch's names x.sigmoid() and F.sigmoid(x) exist here
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            y, grad = run(expression)
+        assert np.isfinite(y).all() and np.isfinite(grad).all(), (expression, y, grad)
+        assert grad[1] == 0.25, expression
+
+
+def test_sigmoid_gradcheck():
+    # float64, both branches and far into each tail (the derivative there is e^-|x|, down to 6e-6)
+    x = mt.tensor(np.linspace(-12.0, 12.0, 17), requires_grad=True)
+    assert mt.gradcheck(F.sigmoid, x)
+    assert mt.gradcheck(lambda t: t.sigmoid(), x)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sigmoid_agrees_with_torch(rng, dtype):
+    torch = pytest.importorskip("torch")
+    x = np.concatenate([rng.standard_normal(19) * 5, [-100.0, -20.0, 0.0, 20.0, 100.0]]).astype(dtype).reshape(4, 6)
+    v = rng.standard_normal(x.shape).astype(dtype)
+    t = mt.tensor(x, requires_grad=True)
+    y = F.sigmoid(t)
+    (y * mt.tensor(v)).sum().backward()
+    tt = torch.tensor(x, requires_grad=True)
+    ty = torch.sigmoid(tt)
+    (ty * torch.tensor(v)).sum().backward()
+    tol = 1e-6 if dtype == "float64" else 1e-5
+    close_to_torch(_rel_err(y.numpy(), ty.detach().numpy()), f"sigmoid elementwise, {dtype}, the forward", tol)
+    close_to_torch(_rel_err(t.grad.numpy(), tt.grad.numpy()), f"sigmoid elementwise, {dtype}, the gradient of "
+                   "<v, y> (the backward)", tol)
+    assert np.isfinite(t.grad.numpy()).all() and np.isfinite(tt.grad.numpy()).all()
+
+
+def test_sigmoid_bad_input():
+    with pytest.raises(TypeError, match=r"^sigmoid: x must be floating point, got int64"):
+        F.sigmoid(mt.tensor([1, 2]))
+    with pytest.raises(TypeError, match=r"^sigmoid: x must be a Tensor"):
+        F.sigmoid([1.0, 2.0])
+    with pytest.raises(TypeError, match=r"^Sigmoid: needs floating-point input, got int64"):
+        mt.tensor([1, 2]).sigmoid()

@@ -54,6 +54,7 @@ FORMULAS = {
     "relu": formula(lambda x, **form: F.relu(x, **form), (3, 4), torch=lambda torch, x: torch.relu(x)),
     "gelu": formula(lambda x, **form: F.gelu(x, **form), (3, 4),
                     torch=lambda torch, x: torch.nn.functional.gelu(x, approximate="tanh")),
+    "sigmoid": formula(lambda x, **form: F.sigmoid(x, **form), (3, 4), torch=lambda torch, x: torch.sigmoid(x)),
     "dropout": formula(_dropout, (3, 4)),
     "layer_norm": formula(lambda x, gamma, beta, **form: F.layer_norm(x, gamma, beta, **form), (2, 3, 5), (5,), (5,),
                           torch=lambda torch, x, gamma, beta: torch.nn.functional.layer_norm(x, (5,), gamma, beta,

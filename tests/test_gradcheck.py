@@ -432,6 +432,7 @@ def test_binary_ops_broadcast_and_pass_gradcheck(op, data, shapes):
 UNARY = {
     "exp": (lambda x: x.exp(), GRID),
     "tanh": (lambda x: x.tanh(), GRID),
+    "sigmoid": (lambda x: (4.0 * x).sigmoid(), GRID),  # -8 .. 8: both branches, and x = 0 where they meet
     "relu": (lambda x: x.relu(), OFF_GRID),
     "log": (lambda x: (x * x + 0.25).log(), GRID),
     "log1p": (lambda x: (x * x - 0.75).log1p(), GRID),  # 1 + x * x - 0.75 >= 0.25

@@ -51,7 +51,6 @@ TORCH_NAMES = {
         "log_softmax": ("x.log_softmax(-1)", "F.log_softmax(x, axis=-1)"),
         "any": ("x.any()", "x.numpy().any()"),
         "all": ("x.all()", "x.numpy().all()"),
-        "sigmoid": ("x.sigmoid()", "1 / (1 + (-x).exp())"),
         "amax": ("x.amax(-1)", "x.max(-1)"),
         "pow": ("x.pow(2)", "x ** 2"),
         "matmul": ("x.matmul(y.mT)", "x @ y.mT"),
@@ -96,7 +95,7 @@ TORCH_NAMES = {
         "from_numpy": ("torch.from_numpy(a)", "mt.tensor(a)"),
         "cuda": ("torch.cuda.is_available()", "'cupy' in mt.backend.available()"),
         "clamp": ("torch.clamp(x, -1, 1)", "mt.where(x < -1, -1.0, mt.where(x > 1, 1.0, x))"),
-        "sigmoid": ("torch.sigmoid(x)", "1 / (1 + (-x).exp())"),
+        "sigmoid": ("torch.sigmoid(x)", "x.sigmoid()"),
         "tril": ("torch.tril(torch.ones(3, 3, dtype=torch.bool))", "F.causal_mask(3)"),
         "triu": ("torch.triu(torch.ones(3, 3, dtype=torch.bool), diagonal=1)", "~F.causal_mask(3)"),
         "bmm": ("torch.bmm(x, y.mT)", "x @ y.mT"),
@@ -118,7 +117,6 @@ TORCH_NAMES = {
         "mse_loss": ("F.mse_loss(x, y)", "((x - y) ** 2).mean()"),
         "l1_loss": ("F.l1_loss(x, y)", "mt.maximum(y - x, x - y).mean()"),
         "tanh": ("F.tanh(x)", "x.tanh()"),
-        "sigmoid": ("F.sigmoid(x)", "1 / (1 + (-x).exp())"),
         "embedding": ("F.embedding(ids, W)", "mt.take(W, ids, axis=0)"),
         "one_hot": ("F.one_hot(ids, 3)", "ids[..., None].eq(mt.arange(3)).to('int64')"),
         # the losses take the logits and apply log_softmax or the sigmoid themselves, in one stable formula
@@ -144,7 +142,7 @@ TORCH_NAMES = {
                               "F.binary_cross_entropy_with_logits(logits, targets)"),
         "L1Loss": ("nn.L1Loss()(x, y)", "mt.maximum(y - x, x - y).mean()"),
         "Tanh": ("nn.Tanh()(x)", "x.tanh()"),
-        "Sigmoid": ("nn.Sigmoid()(x)", "1 / (1 + (-x).exp())"),
+        "Sigmoid": ("nn.Sigmoid()(x)", "x.sigmoid()"),
         "Flatten": ("nn.Flatten()(x)", "x.reshape(x.shape[0], -1)"),
     },
 }

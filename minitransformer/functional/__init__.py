@@ -10,6 +10,7 @@ composition, which stays as the reference they are tested against:
 ==========================================  ===========================================================
 :func:`softmax`, :func:`log_softmax`        :math:`e^{x_i} / \sum_j e^{x_j}` (max subtracted, stable)
 :func:`relu`, :func:`gelu`                  the feed-forward activations
+:func:`sigmoid`                             :math:`1 / (1 + e^{-x})`, no exponent positive (stable)
 :func:`dropout`                             inverted dropout (paper section 5.4)
 :func:`layer_norm`                          :math:`\gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta`
 :func:`linear`                              :math:`xW + b`
@@ -24,7 +25,7 @@ Use it as ``import minitransformer.functional as F`` (PyTorch's habit).
 """
 
 from ..autograd._torch_names import no_attribute as _no_attribute
-from .activations import gelu, log_softmax, relu, softmax
+from .activations import gelu, log_softmax, relu, sigmoid, softmax
 from .attention import scaled_dot_product_attention
 from .dropout import dropout
 from .linear import linear
@@ -34,7 +35,7 @@ from .normalization import layer_norm
 from .positional import sinusoidal_positional_encoding
 
 __all__ = [
-    "softmax", "log_softmax", "relu", "gelu", "dropout", "layer_norm", "linear", "cross_entropy",
+    "softmax", "log_softmax", "relu", "gelu", "sigmoid", "dropout", "layer_norm", "linear", "cross_entropy",
     "binary_cross_entropy_with_logits", "scaled_dot_product_attention", "causal_mask", "padding_mask",
     "combine_masks", "sinusoidal_positional_encoding",
 ]

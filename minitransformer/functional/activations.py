@@ -1,4 +1,4 @@
-r"""Softmax, log-softmax and the two activations of the feed-forward layer (ReLU, GELU).
+r"""Softmax, log-softmax, the two activations of the feed-forward layer (ReLU, GELU) and the sigmoid.
 
 Each is composed from the engine's primitive operations (``exp``, ``sum``, ``tanh``, ...), so its
 gradient comes from theirs: nothing here writes a ``backward``. Softmax, log-softmax and GELU run, by
@@ -14,7 +14,7 @@ from ..autograd._torch_names import torch_keywords
 from ..autograd.fused import GELU_CUBIC, SQRT_2_OVER_PI, Gelu, LogSoftmax, Softmax
 from ._checks import normalize_axis, require_float
 
-__all__ = ["softmax", "log_softmax", "relu", "gelu"]
+__all__ = ["softmax", "log_softmax", "relu", "gelu", "sigmoid"]
 
 
 @torch_keywords
@@ -173,3 +173,44 @@ def gelu(x: Tensor, fused: bool = True) -> Tensor:
     if fused:
         return Gelu.apply(x)
     return 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)).tanh())
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    r"""The logistic sigmoid, a logit to a probability: :math:`\sigma(x) = \dfrac{1}{1 + e^{-x}}`.
+
+    .. math:: \sigma(x) = \frac{1}{1 + e^{-|x|}} \ (x \ge 0), \qquad
+              \sigma(x) = \frac{e^{-|x|}}{1 + e^{-|x|}} \ (x < 0), \qquad
+              \sigma'(x) = \sigma(x)\,(1 - \sigma(x))
+
+    One primitive, :class:`~minitransformer.autograd.ops.Sigmoid` (``x.sigmoid()``), which takes for each element
+    the form whose exponent is not positive: ``1 / (1 + (-x).exp())`` overflows to inf at :math:`x = -100` in
+    float32, and its gradient is NaN there; this one gives :math:`\sigma(-100) \approx 3.8 \cdot 10^{-44}`, and a
+    finite gradient. The output of the document's classifier (``Dense(1, activation='sigmoid')``, section 5.2)
+    is :math:`\sigma(z)` of its logit :math:`z`: :meth:`~minitransformer.nn.TransformerClassifier.predict_proba`;
+    for training, :func:`binary_cross_entropy_with_logits` applies it inside the loss. It equals
+    ``torch.sigmoid``.
+
+    Parameters
+    ----------
+    x : Tensor
+        Any shape, floating point.
+
+    Returns
+    -------
+    Tensor
+        The shape of ``x``, elementwise :math:`\sigma(x)`, in :math:`[0, 1]`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer.functional import sigmoid
+    >>> x = mt.tensor([-100.0, 0.0, 2.0], requires_grad=True)
+    >>> y = sigmoid(x)
+    >>> y.numpy().round(4)                                # e^-100 / (1 + e^-100), 1/2, 1 / (1 + e^-2)
+    array([0.    , 0.5   , 0.8808], dtype=float32)
+    >>> y.sum().backward()
+    >>> x.grad.numpy().round(4)                           # y (1 - y): finite at -100
+    array([0.   , 0.25 , 0.105], dtype=float32)
+    """
+    require_float("sigmoid", "x", x)
+    return x.sigmoid()

@@ -9,7 +9,7 @@ so ``type(model)(**model.config)`` rebuilds it (what a checkpoint stores beside 
 from __future__ import annotations
 
 from .._arguments import is_integer, require_bool, require_int
-from ..autograd import Tensor, concat, maximum, where
+from ..autograd import Tensor, concat, where
 from ..autograd._torch_names import BATCH_FIRST, torch_keywords
 from ..autograd.creation import zeros
 from ..functional._checks import as_mask, require_token_ids
@@ -433,12 +433,11 @@ class TransformerClassifier(_Configured):
     def predict_proba(self, ids) -> Tensor:
         r"""Probability of the positive class, ``(batch,)``: :math:`\sigma(z) = 1 / (1 + e^{-z})`, :math:`z` the logit.
 
-        Computed as :math:`1/(1 + e^{-|z|})` or :math:`e^{-|z|}/(1 + e^{-|z|})`, so no exponent
-        is positive and nothing overflows. No gradient. The model runs in eval mode (no dropout: the
-        probability, not a noisy sample of it, also right after training) and is put back in its mode.
+        ``z.sigmoid()`` (:func:`~minitransformer.functional.sigmoid`) computes it as :math:`1/(1 + e^{-|z|})` or
+        :math:`e^{-|z|}/(1 + e^{-|z|})`, so no exponent is positive and nothing overflows. No gradient. The model
+        runs in eval mode (no dropout: the probability, not a noisy sample of it, also right after training) and is
+        put back in its mode.
         """
         with evaluating(self):
-            z = self(ids)
-            e = (-maximum(z, -z)).exp()  # e^{-|z|} in (0, 1]
-            return where(z >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
+            return self(ids).sigmoid()  # sigma(z), (batch,)
 
