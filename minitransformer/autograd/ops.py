@@ -497,7 +497,9 @@ class Sigmoid(Function):
 
     def backward(self, grad):
         r""":math:`(\bar y\, y\,(1 - y),)`."""
+        ### BEGIN SOLUTION A1: Sigmoid.backward: xbar = ybar * y * (1 - y)
         return (grad * self.y * (1.0 - self.y),)
+        ### END SOLUTION
 
 
 class ReLU(Function):
