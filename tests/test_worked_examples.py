@@ -157,8 +157,20 @@ def test_positional_encoding_readings():
     ex = we.positional_encoding_example()
     pos = np.array([1, 2, 3])
     doc = np.stack([np.cos(pos / 1e4), np.sin(pos / 1e4)], axis=1)
-    # the document's list is reproduced exactly by dividing by 10000 in every dimension
-    assert ex.closest.name == "pos/10000 in every dimension" and ex.closest.distance < 1e-12
+    # the document's list is reproduced exactly by the formula with its pairs and columns counted from 1 and d = 2:
+    # pair i = 1 is columns 2i - 1 = 1 (cos) and 2i = 2 (sin), both divided by 10000^(2i/d) = 10000^(2/2)
+    d, i = 2, 1
+    divisor = 10000 ** (2 * i / d)
+    assert divisor == 10000
+    counted_from_one = np.stack([np.cos(pos / divisor), np.sin(pos / divisor)], axis=1)
+    assert ex.closest.name == "formula counted from 1, d = 2, pair i = 1"
+    np.testing.assert_array_equal(ex.closest.value, counted_from_one)
+    assert ex.closest.distance == np.abs(counted_from_one - doc).max() == 0.0
+    # read 0-based, the document's indices 1 and 2 are in two pairs (i = 0, 1): different divisors, never both 10000
+    np.testing.assert_allclose([10000 ** (2 * (j // 2) / 3) for j in (1, 2)], [1.0, 464.1589], rtol=1e-6)
+    # dividing by 10000 in every dimension (the formula changed, not read) gives the same numbers
+    same = ex.reading("pos/10000 in every dimension")
+    assert same.distance < 1e-12 and ex.readings[1] is same
     # the formula, its indices read 0-based (index 1 -> column 1, 2 -> column 2) at positions 1..3
     zero_based = ex.reading("formula d = 3, 0-based indices, positions 1, 2, 3")
     expected = pe_formula(pos, 3)[:, [1, 2]]  # cos(pos), sin(pos / 10000^(2/3))
@@ -175,7 +187,7 @@ def test_positional_encoding_readings():
     # its stated divisor: by hand, 10000^(510/512) = 9646.6 (the wavelength factor 9647 of functional's docstring)
     assert wide.formula.endswith("divisor 10000^(510/512) = 9647")
     assert [r.distance for r in ex.readings] == sorted(r.distance for r in ex.readings)
-    assert len(ex.readings) == 6
+    assert len(ex.readings) == 7
 
 
 def test_positional_encoding_which_indices_match():
@@ -287,7 +299,11 @@ def test_errata_values(sa_numpy):
     assert f"{10000 ** (2 / 3):.2f}" in pe_args.computed_value
     assert "pos 1: [1.0000, 0.0001]" in pe_args.document_value
     assert "pos 3: [0.1411, -0.9900, 0.0065]" in pe_args.computed_value  # sin 3, cos 3, sin(3 / 464.16)
-    assert pe_args.plausible_reading.startswith("pos/10000 in every dimension")
+    assert pe_args.plausible_reading.startswith("formula counted from 1, d = 2, pair i = 1: ")
+    assert "(max difference 0.0)" in pe_args.plausible_reading
+    assert "in two pairs, with divisors [1.00, 464.16]" in pe_args.explanation
+    assert "divisors [1.00, 464.16] where the document has one argument" in pe_indices.plausible_reading
+    assert "most likely meant" not in pe_indices.explanation and "no column of" not in pe_args.explanation
     assert "columns 511 and 510" in pe_args.plausible_reading
     assert "agree at 2 of 2" in pe_indices.plausible_reading and "at 0 of 2" in pe_indices.plausible_reading
     assert "[0.5402, 0.8415]" in per_head.document_value  # cos(1.0001), sin(1.0001)
