@@ -665,7 +665,7 @@ def errata(seed: int = 0) -> list[Erratum]:
     --------
     >>> [e.section for e in errata()]
     ['4.3.1', '4.3.1, 4.3.2 (head 1)', '4.3.1, 4.3.2 (head 1)', '4.3.2', '4.2.3', '4.3.1, 4.3.2 (and 4.1.1 in Chinese)',
-     '4.1.2, 4.3.2', '4.3.1']
+     '4.1.2, 4.3.2', '4.3.1', '4.1.3', '4.2.2']
     """
     sa, pe, mh = self_attention_example(), positional_encoding_example(), multi_head_example(seed)
     out = []
@@ -857,8 +857,9 @@ def errata(seed: int = 0) -> list[Erratum]:
         "Without its own projections every head computes the same function of the same input, so the "
         "concatenation holds h copies of one head and W^O gets nothing a single head would not give. The paper "
         "defines head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V) with d_k = d_v = d_model / h: each head looks "
-        "at the sequence through its own learned subspace, which is what lets different heads attend to "
-        "different things (nn.MultiHeadAttention keeps the h blocks side by side in one matrix). Read with the "
+        "at the sequence through its own learned subspace, which is what lets heads weigh the same positions "
+        "differently, each still weighing all of them (erratum 10; nn.MultiHeadAttention keeps the h blocks side "
+        "by side in one matrix). Read with the "
         "document's per-head encodings, its two heads do differ, but only through the '+1', which turns the "
         "same embeddings against the position (erratum 4): no head gets a subspace of its own.",
     ))
@@ -893,6 +894,67 @@ def errata(seed: int = 0) -> list[Erratum]:
         "linear projections of it, X W^Q, X W^K and X W^V: a token's query, its key and its value are different "
         "vectors. Q = K = V = X is the special case W^Q = W^K = W^V = I; with Q = K the score table is "
         "symmetric (token i scores token j as j scores i), which learned W^Q and W^K do not force.",
+    ))
+
+    # 9. i numbers the pairs of columns, not the columns (4.1.3's wording, the paper's too)
+    d, row = pe.d, _floats(pe.formula_table[1])  # pos = 1 of the d = 3 table
+    pairs = [j // 2 for j in range(d)]
+    as_functions = ", ".join(f"{_formula_function(j)}(1/{pe.divisors[j]:.2f})" for j in range(d))
+    per_column = [10000 ** (2 * j / d) for j in range(d)]  # i read as the dimension index j
+    out.append(Erratum(
+        "4.1.3",
+        "PE_(pos,2i) = sin(pos/10000^(2i/d)), PE_(pos,2i+1) = cos(pos/10000^(2i/d)), 'where pos is the position "
+        "index, i is the dimension index, and d is the total dimension'",
+        "i is the dimension index",
+        f"d = {d}, the library's table at pos = 1: {_fmt(row, 4)} = [{as_functions}]: columns j = "
+        f"{', '.join(map(str, range(d)))} are 2i, 2i+1, 2i with i = j // 2 = {pairs}, {len(set(pairs))} "
+        f"frequencies for {d} columns, column {d - 1} a sine without its cosine (column 2i+1 = {d} falls outside "
+        f"the table); i read as the dimension index j = 0..{d - 1}: divisors 10000^(2j/d) = {_fmt(per_column, 2)} "
+        f"and columns 2j, 2j+1 up to {2 * d - 1}, a table twice as wide",
+        "i numbers the pairs of columns (the frequencies), i = 0, 1, ..., ceil(d/2) - 1; the dimension index is "
+        "2i (a sine) or 2i + 1 (a cosine), the two columns of a pair sharing the divisor 10000^(2i/d). The "
+        "paper's section 3.5 words it the same way ('i is the dimension').",
+        "The formula writes the dimension index as 2i or 2i + 1, so i cannot be it: i counts the pairs, and "
+        "columns 2i (sine) and 2i + 1 (cosine) are one frequency, 1/10000^(2i/d), which is what makes a shift "
+        "in position a rotation of each pair (notebook 04, section 5). Read as the dimension index, i would run "
+        "over all d columns, the formula would address 2d of them, and each would get a divisor of its own, up "
+        f"to 10000^(2(d-1)/d) ({per_column[-1]:.2f} for d = {d}), past the 10000 that bounds the paper's "
+        "wavelengths ('from 2π to 10000 · 2π'). For an odd d the last pair is cut: with d = 3, column 2 (2i, "
+        "i = 1) is a sine whose cosine, column 3, falls outside the table. This library keeps that sine "
+        "unpaired (sinusoidal_positional_encoding says so), as in the d = 3 tables of errata 2 and 3, so a "
+        f"{d}-wide table has {len(set(pairs))} frequencies.",
+    ))
+
+    # 10. every head weighs every position; heads differ only by their projections
+    weights = _flat(_floats(mh.weights.reshape(-1, mh.weights.shape[-1])))
+    row_sums = _flat(_floats(mh.weights.sum(axis=-1)))
+    weights_difference = _distance(_flat(_floats(mh.weights[0])), _flat(_floats(mh.weights[1])))
+    out.append(Erratum(
+        "4.2.2",
+        "'Multi-head attention enhances the model's capability by running multiple independent self-attention "
+        "mechanisms in parallel. Each head focuses on different parts of the input sequence, providing a more "
+        "comprehensive view of the input.'",
+        "each head focuses on different parts of the input sequence",
+        f"multi-head example (seed {seed}), {mh.weights.shape[0]} heads, {mh.weights.shape[-1]} positions: every "
+        f"row of every head's weights softmax(QK^T / sqrt(d_k)) gives all {mh.weights.shape[-1]} positions a "
+        f"positive weight (smallest {min(weights):.3f}, largest {max(weights):.3f}) and sums to 1 (max |sum - 1| "
+        f"{_tiny(max(abs(r - 1) for r in row_sums))}); the two heads' weights differ by up to "
+        f"{weights_difference:.3f}, through their projections W_i^Q, W_i^K; without projections, as the "
+        f"document's 4.3.2 writes the heads: max |head_1 - head_2| {_tiny(mh.unprojected_heads_difference)}",
+        "heads differ only in their learned projections W_i^Q, W_i^K, W_i^V: each compares every position with "
+        "every other in a subspace of its own, and after training a head may put most of its weight on a few "
+        "positions (the paper's attention visualisations, its figures 3 to 5, show heads that do): a result of "
+        "training, not a part of the sequence given to a head.",
+        "A head's weights are a softmax over all the keys: every weight is positive and each query's weights sum "
+        "to 1, so every head covers every position, and nothing in the formula gives a head a part of the "
+        "sequence. What differs between heads is W_i^Q, W_i^K and W_i^V (the paper's section 3.2.2): with "
+        "different projections the same positions get different weights, and trained heads can come to "
+        "specialise, but that is learned, not built in, and a head may as well spread its weight evenly. What takes "
+        "positions away is a mask (padding, causal), and in the paper as here it takes them from every head "
+        "alike. The document's "
+        "own example has no projections: its two heads in 4.3.2 are the same expression of the same Q, K, V, "
+        "identical on one input (erratum 7), and with its per-head encodings they differ only through the "
+        "'+1' (erratum 4), not by looking at different parts.",
     ))
     return out
 

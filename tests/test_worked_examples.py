@@ -280,7 +280,8 @@ def test_errata_structure():
     assert [f.name for f in dataclasses.fields(we.Erratum)] == [
         "section", "claim", "document_value", "computed_value", "plausible_reading", "explanation"]
     assert [e.section for e in errata] == ["4.3.1", "4.3.1, 4.3.2 (head 1)", "4.3.1, 4.3.2 (head 1)", "4.3.2", "4.2.3",
-                                           "4.3.1, 4.3.2 (and 4.1.1 in Chinese)", "4.1.2, 4.3.2", "4.3.1"]
+                                           "4.3.1, 4.3.2 (and 4.1.1 in Chinese)", "4.1.2, 4.3.2", "4.3.1", "4.1.3",
+                                           "4.2.2"]
     for e in errata:
         assert all(isinstance(getattr(e, f), str) and getattr(e, f) for f in
                    ("claim", "document_value", "computed_value", "plausible_reading", "explanation"))
@@ -289,7 +290,7 @@ def test_errata_structure():
 
 
 def test_errata_values(sa_numpy):
-    output, pe_args, pe_indices, per_head, learned, naming, projections, bare_qkv = we.errata()
+    output, pe_args, pe_indices, per_head, learned, naming, projections, bare_qkv, *_ = we.errata()
     fmt = lambda v: "[" + ", ".join(f"{a:.3f}" for a in v) + "]"  # noqa: E731
     assert output.document_value == "[0.2, 0.3, 0.5]"
     assert fmt(sa_numpy["O1"]) in output.computed_value and fmt(x) in output.computed_value
@@ -331,6 +332,42 @@ def test_errata_values(sa_numpy):
     assert f"max |Q - V| = {np.abs(Q - V).max():.3f}" in bare_qkv.computed_value
     assert f"max |S - S^T| = {np.abs(S - S.T).max():.3f}" in bare_qkv.computed_value
     assert "erratum 7" in bare_qkv.plausible_reading
+
+
+def test_erratum_9_i_numbers_the_pairs_and_an_odd_d_leaves_a_sine_unpaired():
+    """4.1.3's "i is the dimension index": the formula's columns are 2i and 2i + 1, so i numbers the pairs."""
+    pair_index = we.errata()[8]
+    assert pair_index.section == "4.1.3" and pair_index.document_value == "i is the dimension index"
+    row = pe_formula([1], 3)[0]  # d = 3, pos = 1: sin(1), cos(1), sin(1 / 10000^(2/3))
+    np.testing.assert_allclose(row, [np.sin(1), np.cos(1), np.sin(1 / 10000 ** (2 / 3))], rtol=1e-15)
+    fmt = lambda v, n: "[" + ", ".join(f"{a:.{n}f}" for a in v) + "]"  # noqa: E731
+    assert f"the library's table at pos = 1: {fmt(row, 4)} = [sin(1/1.00), cos(1/1.00), sin(1/464.16)]" \
+        in pair_index.computed_value
+    assert "i = j // 2 = [0, 0, 1], 2 frequencies for 3 columns" in pair_index.computed_value
+    # column 2 of d = 3 is a sine whose cosine partner (column 3) is outside: the 4-wide table's column 3 is it
+    wider = pe_formula([1], 4)[0]
+    assert np.cos(1 / 10000 ** (2 / 4)) == pytest.approx(wider[3]) and row.shape == (3,)
+    # i read as the dimension index j: one divisor per column, 10000^(2j/d), the last past 10000
+    per_column = 10000 ** (2 * np.arange(3) / 3)
+    assert f"divisors 10000^(2j/d) = {fmt(per_column, 2)}" in pair_index.computed_value and per_column[-1] > 10000
+    assert "odd d" in pair_index.explanation and "unpaired" in pair_index.explanation
+
+
+def test_erratum_10_every_head_weighs_every_position():
+    """4.2.2's "each head focuses on different parts": a head's softmax covers every key; heads differ by W_i."""
+    heads = we.errata()[9]
+    assert heads.section == "4.2.2"
+    ref = multi_head_numpy(0)
+    weights = np.stack(ref["weights"])  # (heads, L, S)
+    assert (weights > 0).all()
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-12)
+    assert f"positive weight (smallest {weights.min():.3f}, largest {weights.max():.3f})" in heads.computed_value
+    assert f"weights differ by up to {np.abs(weights[0] - weights[1]).max():.3f}" in heads.computed_value
+    # without projections (the document's 4.3.2 on one X) the two heads are one expression: identical (the values
+    # are checked against NumPy in test_multi_head_example_matches_numpy)
+    assert "writes the heads: max |head_1 - head_2| below 1e-12" in heads.computed_value
+    assert "erratum 7" in heads.explanation and "erratum 10" in we.errata()[6].explanation
+    assert "attend to different things" not in we.errata()[6].explanation
 
 
 @pytest.mark.needs("docs/conf.py")  # the site's sources: a copy's pages are rewritten as plain Markdown
