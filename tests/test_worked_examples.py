@@ -334,6 +334,41 @@ def test_errata_values(sa_numpy):
     assert "erratum 7" in bare_qkv.plausible_reading
 
 
+def test_errata_numbers_in_the_text_match_numpy(sa_numpy):
+    """Numbers the errata's text states, each recomputed here in plain NumPy."""
+    output, pe_args, pe_indices, per_head, *_ = we.errata()
+    fmt = lambda v, n=3: "[" + ", ".join(f"{a:.{n}f}" for a in v) + "]"  # noqa: E731
+    # 1: the three scalar tokens divided by sqrt(3): softmax(x x^T / sqrt 3) x = [2.365, 2.637, 2.802]
+    assert fmt(sa_numpy["O3"]) == "[2.365, 2.637, 2.802]"
+    assert f"three scalar tokens divided by sqrt(3): {fmt(sa_numpy['O3'])}" in output.computed_value
+    # ... and with d_k = 1, its first row of weights is [0.090, 0.245, 0.665], its output [2.575, 2.851, 2.948]
+    assert f"its first row of weights is {fmt(sa_numpy['W1'][0])}" in output.explanation
+    assert f"its output is {fmt(sa_numpy['O1'])}" in output.explanation
+    # 2: the largest change of a component between neighbouring positions, the document's and the formula's
+    pos = np.array([1, 2, 3])
+    doc = np.stack([np.cos(pos / 1e4), np.sin(pos / 1e4)], axis=1)
+    first_pair = pe_formula(pos, 3)[:, :2]  # sin(pos), cos(pos)
+    doc_change, formula_change = np.abs(np.diff(doc, axis=0)).max(), np.abs(np.diff(first_pair, axis=0)).max()
+    assert f"{doc_change:.4f}" == "0.0001" and f"{formula_change:.4f}" == "0.9564"
+    assert f"(the largest change between neighbours: {doc_change:.4f})" in pe_args.explanation
+    assert f"turns by a whole radian per position (largest change {formula_change:.4f})" in pe_args.explanation
+    # 2: the formula with d = 3, indices read 1-based (index k -> column k - 1) at positions 1, 2, 3
+    one_based = np.abs(pe_formula(pos, 3)[:, [0, 1]] - doc).max()
+    zero_based = np.abs(pe_formula(pos, 3)[:, [1, 2]] - doc).max()
+    assert f"{one_based:.4f}" == "0.9903"
+    assert f"The formula with d = 3 is {one_based:.4f} (indices read 1-based) to {zero_based:.4f} (0-based) away" \
+        in pe_args.plausible_reading
+    # 3: the first token, pos = 0, has the encoding [sin 0, cos 0, sin 0] = [0, 1, 0]
+    first = pe_formula([0], 3)[0]
+    np.testing.assert_array_equal(first, [0.0, 1.0, 0.0])
+    assert f"give the first token pos = 0, whose encoding is {fmt(first, 0)}:" in pe_indices.explanation
+    # 4: head 2's "+1" is moving every position by 10000: cos((pos + 10000) / 10000) = cos(pos / 10000 + 1)
+    head2 = np.stack([np.cos(pos / 1e4 + 1), np.sin(pos / 1e4 + 1)], axis=1)
+    moved = np.stack([np.cos((pos + 10000) / 1e4), np.sin((pos + 10000) / 1e4)], axis=1)
+    np.testing.assert_allclose(head2, moved, rtol=0, atol=1e-15)
+    assert "which equals moving every position by 10000," in per_head.plausible_reading
+
+
 def test_erratum_9_i_numbers_the_pairs_and_an_odd_d_leaves_a_sine_unpaired():
     """4.1.3's "i is the dimension index": the formula's columns are 2i and 2i + 1, so i numbers the pairs."""
     pair_index = we.errata()[8]
