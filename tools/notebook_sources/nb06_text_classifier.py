@@ -10,8 +10,10 @@ from .cells import SETUP, code, md
 QUOTED_ELSEWHERE = {
     "25% 75%": "the task's design: negation_task negates with probability negation_rate=0.25, its default",
     "27.6%": "138 / 500, the printed count of negated test reviews as a share",
-    "0.1": "the document preset's dropout (nn/models.py), keras.io's TransformerBlock rate, in the settings table",
+    "0.1": "the document preset's dropout (nn/models.py): keras.io's block's rate and the paper's P_drop, in the "
+           "settings table",
     "1e-4": "the document's Adam(learning_rate=1e-4), quoted in the settings table",
+    "1e-7": "Keras's Adam's default epsilon, the document's Adam's, in the settings table",
     "99.40% 94.8%": "the runs of minitransformer.examples.seed_classifier its docstring reports, with their commands "
                     "and machines (cpu: rerun 2026-11-30; document: 2026-11-28 on an H200, not rerun)",
 }
@@ -137,7 +139,7 @@ CELLS = [
     one encoder block with 8 heads and $d_{ff} = 2048$, sequences of up to 100, `Dense(1)` giving one logit
     per text. But the document's `TransformerBlock` is never defined, and its model has no positional
     encoding, pooling or padding mask, so building it takes choices the document never mentions: the
-    paper's, where it has one. The table lists what is kept and what is chosen, for the two configurations
+    paper's, where it has one. The table lists what is kept, changed and chosen, for the two configurations
     of `python -m minitransformer.examples.seed_classifier` (it is the table of that script's docstring):
     `--config document` is the faithful run, `--config cpu` a scaled-down one a laptop trains in a minute.
     """)[1] + "\n\n" + _settings_table() + "\n\n" + md(r"""
