@@ -243,7 +243,7 @@ def worked_examples() -> None:
     Document section 4.3.1: self-attention, Q = K = V = [1, 2, 3]
       document: Output = [0.2, 0.3, 0.5]
     ...
-    Errata: 8 places where the document and the formulas disagree (each in full: docs/errata.md, or ...)
+    Errata: 10 places where the document and the formulas disagree (each in full: docs/errata.md, or ...)
       1. [4.3.1] Output = softmax(QK^T / sqrt(3)) V = [0.2, 0.3, 0.5], ...
     """
     from . import worked_examples as examples

@@ -305,12 +305,18 @@ class PositionalEncodingExample:
         ``[[cos(pos/10000), sin(pos/10000)] for pos in 1, 2, 3]``, the document's values evaluated.
     formula_table : Tensor
         ``(4, 3)``: the formula for positions 0..3 (row ``pos``), by
-        :func:`~minitransformer.functional.sinusoidal_positional_encoding`.
+        :func:`~minitransformer.functional.sinusoidal_positional_encoding`. Its ``i`` numbers the pairs of
+        columns, not the columns: column ``j`` is in pair ``i = j // 2``. With the odd :math:`d = 3` the last
+        pair is cut: column 2 (:math:`2i`, :math:`i = 1`) is a sine whose cosine, column 3, falls outside
+        the table, so it stays unpaired.
     divisors : list of float
         :math:`10000^{2i/d}` of each column of ``formula_table``: 1, 1, :math:`10000^{2/3} \\approx 464.16`.
     readings : list of Reading
         Mappings of the document's (pos, index) onto the formula's table, and generators of the
         document's values, closest first. ``Reading.formula`` says whether the sin/cos agree.
+        The closest, at distance 0.0, reads the formula with its pairs and columns counted from 1 and
+        :math:`d = 2`: pair :math:`i = 1` is columns 1 (cos) and 2 (sin), both divided by
+        :math:`10000^{2i/d} = 10000`.
     function_agreement : dict
         ``{"0-based": (True, True), "1-based": (False, False)}``: at each listed index, whether the
         document's sin/cos is the formula's (even index: sin, odd index: cos).
@@ -364,6 +370,20 @@ def _pe_same_argument(positions, d: int, divisor: float) -> Tensor:
     return Tensor(xp.where(even, xp.sin(angle.data), xp.cos(angle.data)), backend=angle.backend)
 
 
+def _pe_counted_from_one(positions, d: int) -> list[list[float]]:
+    r"""The formula's parity (sine at even, cosine at odd index) with its pairs and columns counted from 1.
+
+    Pair :math:`i = 1, 2, \ldots` is columns :math:`2i - 1` (cos) and :math:`2i` (sin), both divided by
+    :math:`10000^{2i/d}`, so the last pair of an even :math:`d` has :math:`2i = d`, a divisor of exactly 10000.
+    Row ``n`` is position ``positions[n]``, column ``k - 1`` the column counted ``k``. Python floats, computed as
+    the document's values are: with ``d = 2`` they are the document's expressions, ``cos(pos/10000)`` and
+    ``sin(pos/10000)``.
+    """
+    columns = range(1, d + 1)
+    divisor = {k: 10000 ** (2 * ((k + 1) // 2) / d) for k in columns}  # pair i = ceil(k / 2)
+    return [[(math.sin if k % 2 == 0 else math.cos)(p / divisor[k]) for k in columns] for p in positions]
+
+
 def positional_encoding_example() -> PositionalEncodingExample:
     r"""Compare document 4.3.1's positional-encoding values and indices with the formula of its 4.1.3.
 
@@ -371,6 +391,9 @@ def positional_encoding_example() -> PositionalEncodingExample:
 
     * the formula with :math:`d = 3`, the document's indices read 0-based or 1-based, and its
       positions taken as the values 1, 2, 3 or as 1-based labels of 0, 1, 2;
+    * the formula with its pairs and columns counted from 1 and :math:`d = 2`, the two components the
+      document lists: pair :math:`i = 1` is columns :math:`2i - 1 = 1` (cos) and :math:`2i = 2` (sin), and
+      :math:`2i = d` makes both divisors :math:`10000^{2i/d} = 10000`;
     * the argument :math:`pos/10000` in every dimension (the formula's :math:`10000^{2i/d}`
       replaced by 10000), sin at even and cos at odd 0-based indices;
     * the lowest-frequency pair of a 512-wide table (dimensions 510 and 511).
@@ -383,8 +406,8 @@ def positional_encoding_example() -> PositionalEncodingExample:
     Examples
     --------
     >>> ex = positional_encoding_example()
-    >>> ex.closest.name, ex.closest.distance < 1e-12
-    ('pos/10000 in every dimension', True)
+    >>> ex.closest.name, ex.closest.distance
+    ('formula counted from 1, d = 2, pair i = 1', 0.0)
     >>> ex.function_agreement
     {'0-based': (True, True), '1-based': (False, False)}
     """
@@ -406,6 +429,11 @@ def positional_encoding_example() -> PositionalEncodingExample:
             value = [[table[p - shift][c] for c in cols] for p in positions]
             candidates.append((f"formula d = 3, {base}-based indices, {where}",
                                f"4.1.3 with d = 3; index {agree}", value))
+    counted_from_one = _pe_counted_from_one(positions, len(indices))  # d = 2: indices 1, 2 are pair i = 1
+    candidates.append(("formula counted from 1, d = 2, pair i = 1",
+                       "pairs and columns counted from 1, d = 2 (the two listed components): pair i = 1 is columns "
+                       "2i - 1 = 1 (cos) and 2i = 2 (sin), both divided by 10000^(2i/d) = 10000",
+                       [[row[k - 1] for k in indices] for row in counted_from_one]))
     same = _floats(_pe_same_argument(positions, max(indices) + 1, 10000.0))
     candidates.append(("pos/10000 in every dimension",
                        "sin(pos/10000) at even, cos(pos/10000) at odd 0-based indices: 10000^(2i/d) replaced by 10000",
@@ -637,7 +665,7 @@ def errata(seed: int = 0) -> list[Erratum]:
     --------
     >>> [e.section for e in errata()]
     ['4.3.1', '4.3.1, 4.3.2 (head 1)', '4.3.1, 4.3.2 (head 1)', '4.3.2', '4.2.3', '4.3.1, 4.3.2 (and 4.1.1 in Chinese)',
-     '4.1.2, 4.3.2', '4.3.1']
+     '4.1.2, 4.3.2', '4.3.1', '4.1.3', '4.2.2']
     """
     sa, pe, mh = self_attention_example(), positional_encoding_example(), multi_head_example(seed)
     out = []
@@ -667,8 +695,9 @@ def errata(seed: int = 0) -> list[Erratum]:
         "3] / sqrt(3)). The numbers cannot say which of two stories produced it: [1, 2, 3] as three scalar "
         "tokens divided by the square root of the sequence length, or the components of one 3-dimensional "
         "token put through a softmax, divided by sqrt(d) with the document's own d = 3. Read as three scalar "
-        f"tokens, the formula divides by sqrt(d_k) = sqrt(1) and gives {_fmt(formula_row.value)} "
-        f"(max difference {formula_row.distance:.4f}). V / sum(V) lands almost as close and also rounds to the "
+        "tokens, the formula divides by sqrt(d_k) = sqrt(1), and its first row of weights is "
+        f"{_fmt(formula_row.value)} (max difference {formula_row.distance:.4f}; its output is "
+        f"{_fmt(_flat(_floats(scal1[0])))}). V / sum(V) lands almost as close and also rounds to the "
         "document's numbers, but it uses neither Q, K nor the softmax the document writes, so it is the less "
         "plausible reading. The numbers do not single out sqrt(3), though: softmax([1, 2, 3] / t) rounds to them "
         f"for every divisor t from {sa.divisors[0]:.2f} to {sa.divisors[1]:.2f}, and comes closest at "
@@ -682,26 +711,39 @@ def errata(seed: int = 0) -> list[Erratum]:
     zero_based = pe.reading("formula d = 3, 0-based indices, positions 1, 2, 3")
     one_based = pe.reading("formula d = 3, 1-based indices, positions 1, 2, 3")
     wide = pe.reading(f"lowest-frequency pair of d = {WIDE_D_MODEL}")
+    same = pe.reading("pos/10000 in every dimension")
+    exact = "0.0" if pe.closest.distance == 0 else _tiny(pe.closest.distance)
+    listed = _fmt([pe.divisors[k] for k in pe.indices], 2)  # columns 1 and 2 of the d = 3 table, read 0-based
     out.append(Erratum(
         "4.3.1, 4.3.2 (head 1)",
         "PE_(pos,1) = cos(pos/10000), PE_(pos,2) = sin(pos/10000), pos = 1, 2, 3 (d = 3)",
         f"[cos(pos/10000), sin(pos/10000)]: {doc_rows}",
         f"formula 4.1.3 with d = 3, [PE_(pos,0), PE_(pos,1), PE_(pos,2)]: {formula_rows}; "
         f"divisors 10000^(2i/d) of the 3 columns: {_fmt(pe.divisors, 2)}",
-        f"{pe.closest.name}: the formula with 10000^(2i/d) replaced by 10000 reproduces every listed value "
-        f"(max difference {_tiny(pe.closest.distance)}); the formula itself is {one_based.distance:.4f} "
-        f"(indices read 1-based) to {zero_based.distance:.4f} (0-based) away. Such arguments occur only in the "
-        "slowest pair of a wide table: "
+        f"{pe.closest.name}: pairs and columns counted from 1, and d = 2, the two components listed. Pair "
+        "i = 1 is columns 2i - 1 = 1 (cos) and 2i = 2 (sin), 2i = d makes both divide by 10000^(2i/d) = 10000, "
+        f"and every listed value is reproduced (max difference {exact}). Replacing "
+        f"10000^(2i/d) by 10000 in every dimension gives the same numbers ({same.name}, max difference "
+        f"{_tiny(same.distance)}), but changes the formula rather than reading it. The formula with d = 3 is "
+        f"{one_based.distance:.4f} (indices read 1-based) to {zero_based.distance:.4f} (0-based) away. Counted "
+        "from 0, such arguments occur only in the slowest pair of a wide table: "
         f"with d = {WIDE_D_MODEL}, columns {pe.wide_columns[1][0]} and {pe.wide_columns[2][0]} are the closest, "
         f"{wide.distance:.1e} away.",
         "The formula divides pos by 10000^(2i/d), a different divisor for each pair of dimensions: 1 for the "
         f"first pair, so PE_(pos,0) = sin(pos) and PE_(pos,1) = cos(pos), and 10000^(2/3) = {pe.divisors[2]:.2f} "
-        "for the third column when d = 3. The document divides by 10000 in every dimension, which is the "
-        "exponent 2i/d set to 1, a frequency no column of a 3-wide table has (it would need 2i = d); it is only "
-        "approached by the last pair of a wide model. So the document's vectors barely change from position to "
-        f"position (the largest change between neighbours: {_neighbour_change(pe.document_table):.4f}), where "
-        f"the formula's first pair turns by a whole radian per position (largest change "
-        f"{_neighbour_change(_floats(pe.formula_table[1:, :2])):.4f}).",
+        "for the third column when d = 3. The document divides both listed components by 10000, the exponent "
+        "2i/d equal to 1, which needs 2i = d. No column of a 3-wide table has it, nor any column of the formula "
+        "counted from 0, whose largest 2i is d - 2 (d - 1 for an odd d; 10000 is only approached by the last "
+        "pair of a wide model); read 0-based, the document's indices 1 and 2 are in two pairs, with divisors "
+        f"{listed}. "
+        "Counted from 1 (i = 1, ..., d/2), the last pair has 2i = d exactly, and with d = 2, the two components "
+        "the document lists, that pair is its indices 1 and 2: a reading that fits every listed number, though "
+        "not the example's d = 3 (erratum 3). Whatever produced them, the document's vectors barely change from "
+        f"position to position (the largest change between neighbours: {_neighbour_change(pe.document_table):.4f}"
+        "), where the formula's first pair turns by a whole radian per position (largest change "
+        f"{_neighbour_change(_floats(pe.formula_table[1:, :2])):.4f}). Head 2's encodings in 4.3.2 have the same "
+        "arguments pos/10000, each plus 1 (erratum 4), and the same indices 1 and 2: all of this holds for them "
+        "too.",
     ))
 
     # 3. the positional-encoding indices, positions and the missing component
@@ -715,17 +757,23 @@ def errata(seed: int = 0) -> list[Erratum]:
         f"{[_formula_function(j) for j in range(pe.d)]}; positions 0..{len(pe.positions) - 1} for a "
         f"{len(pe.positions)}-token sequence (the paper's code and this library count from 0)",
         f"indices read 0-based: sin/cos agree at {sum(agree0)} of {len(agree0)} listed indices "
-        f"(1 = 2i+1 with i = 0 is a cosine, 2 = 2i with i = 1 a sine); read 1-based: at {sum(agree1)} of "
-        f"{len(agree1)} "
-        "(both swapped). The document's labels follow the formula's 0-based parity and skip index 0.",
+        f"(1 = 2i+1 with i = 0 is a cosine, 2 = 2i with i = 1 a sine), but in two pairs, divisors {listed} where "
+        f"the document has one argument pos/10000; read 1-based: at {sum(agree1)} of {len(agree1)} "
+        "(both swapped). Pairs and columns counted from 1 with d = 2 (erratum 2) keep the labels' parity (odd: "
+        "cos, even: sin) and put both in pair i = 1: of the readings computed that keep the formula's divisor "
+        "10000^(2i/d), the only one that fits the functions and the arguments both.",
         "With 0-based indices, as the formula's 2i and 2i+1 are, a 3-wide encoding has components 0 (sin), 1 "
         "(cos) and 2 (sin). The document's indices 1 and 2 carry the formula's functions for those 0-based "
-        "indices, so it most likely meant them 0-based; then component 0 is missing, and with 1-based reading "
-        "the third is missing and sin/cos are swapped: either way the listed 2-entry vectors cannot be added to "
-        "the 3-dimensional embeddings the text says they are added to. Positions counted from 1 are a "
-        "convention (the formula accepts any pos), but the paper's code, PyTorch's tutorials and this library "
-        "give the first token pos = 0, whose encoding is [0, 1, 0]: with the document's count every value "
-        "shifts by one position.",
+        "indices, so the sin/cos parity alone fits a 0-based reading; but then index 1 is pair 0's cosine and "
+        "index 2 pair 1's sine, with different divisors, where the document gives both the argument pos/10000. "
+        "That shared argument fits only one pair with 2i = d: d = 2 and i = 1, pairs and columns counted from "
+        "1, the pair's cosine at 2i - 1 = 1 and its sine at 2i = 2 (the formula's own pair puts its sine first). "
+        "Then the encoding is 2 wide, not the example's d = 3; read 0-based, component 0 is missing; read "
+        "1-based (index k as the formula's column k - 1), the third is missing and sin/cos are swapped: every "
+        "way, the listed 2-entry vectors cannot be added to the 3-dimensional embeddings the text says they are "
+        "added to. Positions counted from 1 are a convention (the formula accepts any pos), but the paper's "
+        "code, PyTorch's tutorials and this library give the first token pos = 0, whose encoding is "
+        f"{_fmt(_floats(pe.formula_table[0]), 0)}: with the document's count every value shifts by one position.",
     ))
 
     # 4. the per-head positional encodings
@@ -810,8 +858,9 @@ def errata(seed: int = 0) -> list[Erratum]:
         "Without its own projections every head computes the same function of the same input, so the "
         "concatenation holds h copies of one head and W^O gets nothing a single head would not give. The paper "
         "defines head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V) with d_k = d_v = d_model / h: each head looks "
-        "at the sequence through its own learned subspace, which is what lets different heads attend to "
-        "different things (nn.MultiHeadAttention keeps the h blocks side by side in one matrix). Read with the "
+        "at the sequence through its own learned subspace, which is what lets heads weigh the same positions "
+        "differently, each still weighing all of them (erratum 10; nn.MultiHeadAttention keeps the h blocks side "
+        "by side in one matrix). Read with the "
         "document's per-head encodings, its two heads do differ, but only through the '+1', which turns the "
         "same embeddings against the position (erratum 4): no head gets a subspace of its own.",
     ))
@@ -846,6 +895,67 @@ def errata(seed: int = 0) -> list[Erratum]:
         "linear projections of it, X W^Q, X W^K and X W^V: a token's query, its key and its value are different "
         "vectors. Q = K = V = X is the special case W^Q = W^K = W^V = I; with Q = K the score table is "
         "symmetric (token i scores token j as j scores i), which learned W^Q and W^K do not force.",
+    ))
+
+    # 9. i numbers the pairs of columns, not the columns (4.1.3's wording, the paper's too)
+    d, row = pe.d, _floats(pe.formula_table[1])  # pos = 1 of the d = 3 table
+    pairs = [j // 2 for j in range(d)]
+    as_functions = ", ".join(f"{_formula_function(j)}(1/{pe.divisors[j]:.2f})" for j in range(d))
+    per_column = [10000 ** (2 * j / d) for j in range(d)]  # i read as the dimension index j
+    out.append(Erratum(
+        "4.1.3",
+        "PE_(pos,2i) = sin(pos/10000^(2i/d)), PE_(pos,2i+1) = cos(pos/10000^(2i/d)), 'where pos is the position "
+        "index, i is the dimension index, and d is the total dimension'",
+        "i is the dimension index",
+        f"d = {d}, the library's table at pos = 1: {_fmt(row, 4)} = [{as_functions}]: columns j = "
+        f"{', '.join(map(str, range(d)))} are 2i, 2i+1, 2i with i = j // 2 = {pairs}, {len(set(pairs))} "
+        f"frequencies for {d} columns, column {d - 1} a sine without its cosine (column 2i+1 = {d} falls outside "
+        f"the table); i read as the dimension index j = 0..{d - 1}: divisors 10000^(2j/d) = {_fmt(per_column, 2)} "
+        f"and columns 2j, 2j+1 up to {2 * d - 1}, a table twice as wide",
+        "i numbers the pairs of columns (the frequencies), i = 0, 1, ..., ceil(d/2) - 1; the dimension index is "
+        "2i (a sine) or 2i + 1 (a cosine), the two columns of a pair sharing the divisor 10000^(2i/d). The "
+        "paper's section 3.5 words it the same way ('i is the dimension').",
+        "The formula writes the dimension index as 2i or 2i + 1, so i cannot be it: i counts the pairs, and "
+        "columns 2i (sine) and 2i + 1 (cosine) are one frequency, 1/10000^(2i/d), which is what makes a shift "
+        "in position a rotation of each pair (notebook 04, section 5). Read as the dimension index, i would run "
+        "over all d columns, the formula would address 2d of them, and each would get a divisor of its own, up "
+        f"to 10000^(2(d-1)/d) ({per_column[-1]:.2f} for d = {d}), past the 10000 that bounds the paper's "
+        "wavelengths ('from 2π to 10000 · 2π'). For an odd d the last pair is cut: with d = 3, column 2 (2i, "
+        "i = 1) is a sine whose cosine, column 3, falls outside the table. This library keeps that sine "
+        "unpaired (sinusoidal_positional_encoding says so), as in the d = 3 tables of errata 2 and 3, so a "
+        f"{d}-wide table has {len(set(pairs))} frequencies.",
+    ))
+
+    # 10. every head weighs every position; heads differ only by their projections
+    weights = _flat(_floats(mh.weights.reshape(-1, mh.weights.shape[-1])))
+    row_sums = _flat(_floats(mh.weights.sum(axis=-1)))
+    weights_difference = _distance(_flat(_floats(mh.weights[0])), _flat(_floats(mh.weights[1])))
+    out.append(Erratum(
+        "4.2.2",
+        "'Multi-head attention enhances the model's capability by running multiple independent self-attention "
+        "mechanisms in parallel. Each head focuses on different parts of the input sequence, providing a more "
+        "comprehensive view of the input.'",
+        "each head focuses on different parts of the input sequence",
+        f"multi-head example (seed {seed}), {mh.weights.shape[0]} heads, {mh.weights.shape[-1]} positions: every "
+        f"row of every head's weights softmax(QK^T / sqrt(d_k)) gives all {mh.weights.shape[-1]} positions a "
+        f"positive weight (smallest {min(weights):.3f}, largest {max(weights):.3f}) and sums to 1 (max |sum - 1| "
+        f"{_tiny(max(abs(r - 1) for r in row_sums))}); the two heads' weights differ by up to "
+        f"{weights_difference:.3f}, through their projections W_i^Q, W_i^K; without projections, as the "
+        f"document's 4.3.2 writes the heads: max |head_1 - head_2| {_tiny(mh.unprojected_heads_difference)}",
+        "heads differ only in their learned projections W_i^Q, W_i^K, W_i^V: each compares every position with "
+        "every other in a subspace of its own, and after training a head may put most of its weight on a few "
+        "positions (the paper's attention visualisations, its figures 3 to 5, show heads that do): a result of "
+        "training, not a part of the sequence given to a head.",
+        "A head's weights are a softmax over all the keys: every weight is positive and each query's weights sum "
+        "to 1, so every head covers every position, and nothing in the formula gives a head a part of the "
+        "sequence. What differs between heads is W_i^Q, W_i^K and W_i^V (the paper's section 3.2.2): with "
+        "different projections the same positions get different weights, and trained heads can come to "
+        "specialise, but that is learned, not built in, and a head may as well spread its weight evenly. What takes "
+        "positions away is a mask (padding, causal), and in the paper as here it takes them from every head "
+        "alike. The document's "
+        "own example has no projections: its two heads in 4.3.2 are the same expression of the same Q, K, V, "
+        "identical on one input (erratum 7), and with its per-head encodings they differ only through the "
+        "'+1' (erratum 4), not by looking at different parts.",
     ))
     return out
 

@@ -206,6 +206,33 @@ def test_quoted_elsewhere_accepts_its_numbers_and_reports_an_entry_no_quote_uses
 
 
 @pytest.mark.needs("tools")
+def test_a_number_exempted_as_taken_from_a_file_must_be_in_that_file(monkeypatch, capsys):
+    """A reason of QUOTED_ELSEWHERE that names a file or module cites it: each of its numbers must be there, as written.
+    Notebook 06 kept quoting the document run's first 94.8% as "not re-run since" after seed_classifier's docstring
+    recorded a rerun (94.10%); a number the cited file no longer holds is reported, by the test and by ``--check``,
+    and so is a cited file that does not exist."""
+    generator = _generator()
+    source = ROOT / "minitransformer" / "examples" / "seed_classifier.py"
+    text = source.read_text(encoding="utf-8")
+    assert "94.10%" in text and "94.9%" not in text and "0.1" in (ROOT / "minitransformer/nn/models.py").read_text()
+    monkeypatch.setitem(generator.QUOTED_ELSEWHERE, NAMES[0], {
+        "94.10% 94.9%": "the document run minitransformer.examples.seed_classifier's docstring reports",
+        "0.1": "the document preset's dropout (nn/models.py)",
+        "1.5": "a page that is not there, docs/no-such-page.md"})
+    problems = generator.uncited_quotes(NAMES[0])
+    assert len(problems) == 2, problems
+    assert problems[0].startswith(f"{NAMES[0]}: QUOTED_ELSEWHERE exempts 94.9% as taken from "
+                                  "minitransformer/examples/seed_classifier.py, which does not hold it")
+    assert problems[1] == (f"{NAMES[0]}: QUOTED_ELSEWHERE's reason for '1.5' cites docs/no-such-page.md, which is no "
+                           "file of the repository")
+    # what the test of every notebook and --check report: those, beside the entries no quote uses
+    reported = generator.unprinted_quotes(NAMES[0])
+    assert problems[0] in reported and problems[1] in reported
+    assert generator.main([NAMES[0][:2], "--check"]) == 1
+    assert problems[0] in capsys.readouterr().out
+
+
+@pytest.mark.needs("tools")
 def test_prose_only_rebuild_keeps_outputs_and_refuses_changed_code(tmp_path, monkeypatch):
     """``--prose`` takes the sources' markdown into the committed notebook and keeps its outputs; a changed
     code cell is refused (its outputs would no longer be what it prints)."""

@@ -157,8 +157,20 @@ def test_positional_encoding_readings():
     ex = we.positional_encoding_example()
     pos = np.array([1, 2, 3])
     doc = np.stack([np.cos(pos / 1e4), np.sin(pos / 1e4)], axis=1)
-    # the document's list is reproduced exactly by dividing by 10000 in every dimension
-    assert ex.closest.name == "pos/10000 in every dimension" and ex.closest.distance < 1e-12
+    # the document's list is reproduced exactly by the formula with its pairs and columns counted from 1 and d = 2:
+    # pair i = 1 is columns 2i - 1 = 1 (cos) and 2i = 2 (sin), both divided by 10000^(2i/d) = 10000^(2/2)
+    d, i = 2, 1
+    divisor = 10000 ** (2 * i / d)
+    assert divisor == 10000
+    counted_from_one = np.stack([np.cos(pos / divisor), np.sin(pos / divisor)], axis=1)
+    assert ex.closest.name == "formula counted from 1, d = 2, pair i = 1"
+    np.testing.assert_array_equal(ex.closest.value, counted_from_one)
+    assert ex.closest.distance == np.abs(counted_from_one - doc).max() == 0.0
+    # read 0-based, the document's indices 1 and 2 are in two pairs (i = 0, 1): different divisors, never both 10000
+    np.testing.assert_allclose([10000 ** (2 * (j // 2) / 3) for j in (1, 2)], [1.0, 464.1589], rtol=1e-6)
+    # dividing by 10000 in every dimension (the formula changed, not read) gives the same numbers
+    same = ex.reading("pos/10000 in every dimension")
+    assert same.distance < 1e-12 and ex.readings[1] is same
     # the formula, its indices read 0-based (index 1 -> column 1, 2 -> column 2) at positions 1..3
     zero_based = ex.reading("formula d = 3, 0-based indices, positions 1, 2, 3")
     expected = pe_formula(pos, 3)[:, [1, 2]]  # cos(pos), sin(pos / 10000^(2/3))
@@ -175,7 +187,7 @@ def test_positional_encoding_readings():
     # its stated divisor: by hand, 10000^(510/512) = 9646.6 (the wavelength factor 9647 of functional's docstring)
     assert wide.formula.endswith("divisor 10000^(510/512) = 9647")
     assert [r.distance for r in ex.readings] == sorted(r.distance for r in ex.readings)
-    assert len(ex.readings) == 6
+    assert len(ex.readings) == 7
 
 
 def test_positional_encoding_which_indices_match():
@@ -268,7 +280,8 @@ def test_errata_structure():
     assert [f.name for f in dataclasses.fields(we.Erratum)] == [
         "section", "claim", "document_value", "computed_value", "plausible_reading", "explanation"]
     assert [e.section for e in errata] == ["4.3.1", "4.3.1, 4.3.2 (head 1)", "4.3.1, 4.3.2 (head 1)", "4.3.2", "4.2.3",
-                                           "4.3.1, 4.3.2 (and 4.1.1 in Chinese)", "4.1.2, 4.3.2", "4.3.1"]
+                                           "4.3.1, 4.3.2 (and 4.1.1 in Chinese)", "4.1.2, 4.3.2", "4.3.1", "4.1.3",
+                                           "4.2.2"]
     for e in errata:
         assert all(isinstance(getattr(e, f), str) and getattr(e, f) for f in
                    ("claim", "document_value", "computed_value", "plausible_reading", "explanation"))
@@ -277,7 +290,7 @@ def test_errata_structure():
 
 
 def test_errata_values(sa_numpy):
-    output, pe_args, pe_indices, per_head, learned, naming, projections, bare_qkv = we.errata()
+    output, pe_args, pe_indices, per_head, learned, naming, projections, bare_qkv, *_ = we.errata()
     fmt = lambda v: "[" + ", ".join(f"{a:.3f}" for a in v) + "]"  # noqa: E731
     assert output.document_value == "[0.2, 0.3, 0.5]"
     assert fmt(sa_numpy["O1"]) in output.computed_value and fmt(x) in output.computed_value
@@ -287,7 +300,11 @@ def test_errata_values(sa_numpy):
     assert f"{10000 ** (2 / 3):.2f}" in pe_args.computed_value
     assert "pos 1: [1.0000, 0.0001]" in pe_args.document_value
     assert "pos 3: [0.1411, -0.9900, 0.0065]" in pe_args.computed_value  # sin 3, cos 3, sin(3 / 464.16)
-    assert pe_args.plausible_reading.startswith("pos/10000 in every dimension")
+    assert pe_args.plausible_reading.startswith("formula counted from 1, d = 2, pair i = 1: ")
+    assert "(max difference 0.0)" in pe_args.plausible_reading
+    assert "in two pairs, with divisors [1.00, 464.16]" in pe_args.explanation
+    assert "divisors [1.00, 464.16] where the document has one argument" in pe_indices.plausible_reading
+    assert "most likely meant" not in pe_indices.explanation and "no column of" not in pe_args.explanation
     assert "columns 511 and 510" in pe_args.plausible_reading
     assert "agree at 2 of 2" in pe_indices.plausible_reading and "at 0 of 2" in pe_indices.plausible_reading
     assert "[0.5402, 0.8415]" in per_head.document_value  # cos(1.0001), sin(1.0001)
@@ -315,6 +332,77 @@ def test_errata_values(sa_numpy):
     assert f"max |Q - V| = {np.abs(Q - V).max():.3f}" in bare_qkv.computed_value
     assert f"max |S - S^T| = {np.abs(S - S.T).max():.3f}" in bare_qkv.computed_value
     assert "erratum 7" in bare_qkv.plausible_reading
+
+
+def test_errata_numbers_in_the_text_match_numpy(sa_numpy):
+    """Numbers the errata's text states, each recomputed here in plain NumPy."""
+    output, pe_args, pe_indices, per_head, *_ = we.errata()
+    fmt = lambda v, n=3: "[" + ", ".join(f"{a:.{n}f}" for a in v) + "]"  # noqa: E731
+    # 1: the three scalar tokens divided by sqrt(3): softmax(x x^T / sqrt 3) x = [2.365, 2.637, 2.802]
+    assert fmt(sa_numpy["O3"]) == "[2.365, 2.637, 2.802]"
+    assert f"three scalar tokens divided by sqrt(3): {fmt(sa_numpy['O3'])}" in output.computed_value
+    # ... and with d_k = 1, its first row of weights is [0.090, 0.245, 0.665], its output [2.575, 2.851, 2.948]
+    assert f"its first row of weights is {fmt(sa_numpy['W1'][0])}" in output.explanation
+    assert f"its output is {fmt(sa_numpy['O1'])}" in output.explanation
+    # 2: the largest change of a component between neighbouring positions, the document's and the formula's
+    pos = np.array([1, 2, 3])
+    doc = np.stack([np.cos(pos / 1e4), np.sin(pos / 1e4)], axis=1)
+    first_pair = pe_formula(pos, 3)[:, :2]  # sin(pos), cos(pos)
+    doc_change, formula_change = np.abs(np.diff(doc, axis=0)).max(), np.abs(np.diff(first_pair, axis=0)).max()
+    assert f"{doc_change:.4f}" == "0.0001" and f"{formula_change:.4f}" == "0.9564"
+    assert f"(the largest change between neighbours: {doc_change:.4f})" in pe_args.explanation
+    assert f"turns by a whole radian per position (largest change {formula_change:.4f})" in pe_args.explanation
+    # 2: the formula with d = 3, indices read 1-based (index k -> column k - 1) at positions 1, 2, 3
+    one_based = np.abs(pe_formula(pos, 3)[:, [0, 1]] - doc).max()
+    zero_based = np.abs(pe_formula(pos, 3)[:, [1, 2]] - doc).max()
+    assert f"{one_based:.4f}" == "0.9903"
+    assert f"The formula with d = 3 is {one_based:.4f} (indices read 1-based) to {zero_based:.4f} (0-based) away" \
+        in pe_args.plausible_reading
+    # 3: the first token, pos = 0, has the encoding [sin 0, cos 0, sin 0] = [0, 1, 0]
+    first = pe_formula([0], 3)[0]
+    np.testing.assert_array_equal(first, [0.0, 1.0, 0.0])
+    assert f"give the first token pos = 0, whose encoding is {fmt(first, 0)}:" in pe_indices.explanation
+    # 4: head 2's "+1" is moving every position by 10000: cos((pos + 10000) / 10000) = cos(pos / 10000 + 1)
+    head2 = np.stack([np.cos(pos / 1e4 + 1), np.sin(pos / 1e4 + 1)], axis=1)
+    moved = np.stack([np.cos((pos + 10000) / 1e4), np.sin((pos + 10000) / 1e4)], axis=1)
+    np.testing.assert_allclose(head2, moved, rtol=0, atol=1e-15)
+    assert "which equals moving every position by 10000," in per_head.plausible_reading
+
+
+def test_erratum_9_i_numbers_the_pairs_and_an_odd_d_leaves_a_sine_unpaired():
+    """4.1.3's "i is the dimension index": the formula's columns are 2i and 2i + 1, so i numbers the pairs."""
+    pair_index = we.errata()[8]
+    assert pair_index.section == "4.1.3" and pair_index.document_value == "i is the dimension index"
+    row = pe_formula([1], 3)[0]  # d = 3, pos = 1: sin(1), cos(1), sin(1 / 10000^(2/3))
+    np.testing.assert_allclose(row, [np.sin(1), np.cos(1), np.sin(1 / 10000 ** (2 / 3))], rtol=1e-15)
+    fmt = lambda v, n: "[" + ", ".join(f"{a:.{n}f}" for a in v) + "]"  # noqa: E731
+    assert f"the library's table at pos = 1: {fmt(row, 4)} = [sin(1/1.00), cos(1/1.00), sin(1/464.16)]" \
+        in pair_index.computed_value
+    assert "i = j // 2 = [0, 0, 1], 2 frequencies for 3 columns" in pair_index.computed_value
+    # column 2 of d = 3 is a sine whose cosine partner (column 3) is outside: the 4-wide table's column 3 is it
+    wider = pe_formula([1], 4)[0]
+    assert np.cos(1 / 10000 ** (2 / 4)) == pytest.approx(wider[3]) and row.shape == (3,)
+    # i read as the dimension index j: one divisor per column, 10000^(2j/d), the last past 10000
+    per_column = 10000 ** (2 * np.arange(3) / 3)
+    assert f"divisors 10000^(2j/d) = {fmt(per_column, 2)}" in pair_index.computed_value and per_column[-1] > 10000
+    assert "odd d" in pair_index.explanation and "unpaired" in pair_index.explanation
+
+
+def test_erratum_10_every_head_weighs_every_position():
+    """4.2.2's "each head focuses on different parts": a head's softmax covers every key; heads differ by W_i."""
+    heads = we.errata()[9]
+    assert heads.section == "4.2.2"
+    ref = multi_head_numpy(0)
+    weights = np.stack(ref["weights"])  # (heads, L, S)
+    assert (weights > 0).all()
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-12)
+    assert f"positive weight (smallest {weights.min():.3f}, largest {weights.max():.3f})" in heads.computed_value
+    assert f"weights differ by up to {np.abs(weights[0] - weights[1]).max():.3f}" in heads.computed_value
+    # without projections (the document's 4.3.2 on one X) the two heads are one expression: identical (the values
+    # are checked against NumPy in test_multi_head_example_matches_numpy)
+    assert "writes the heads: max |head_1 - head_2| below 1e-12" in heads.computed_value
+    assert "erratum 7" in heads.explanation and "erratum 10" in we.errata()[6].explanation
+    assert "attend to different things" not in we.errata()[6].explanation
 
 
 @pytest.mark.needs("docs/conf.py")  # the site's sources: a copy's pages are rewritten as plain Markdown

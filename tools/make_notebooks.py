@@ -241,6 +241,49 @@ def _numbers_of(nb) -> tuple[list, list]:
     return numbers, percentages
 
 
+#: what a reason of ``QUOTED_ELSEWHERE`` cites: a file of the repository by its path (``docs/training.md``;
+#: ``nn/models.py``, inside the package) or a module of the package by its dotted name
+_CITED_PATH = re.compile(r"(?<![\w./-])[\w/-]+(?:\.[\w-]+)*\.(?:py|md|sh)\b")
+_CITED_MODULE = re.compile(r"\bminitransformer(?:\.\w+)+")
+
+
+def cited_files(reason: str) -> tuple[list[Path], list[str]]:
+    """The files a reason of ``QUOTED_ELSEWHERE`` cites, and the names it cites that are no file of the repository."""
+    files, missing = [], []
+    for module in _CITED_MODULE.findall(reason):
+        base = ROOT / module.replace(".", "/")
+        found = next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+        files.append(found) if found else missing.append(module)
+    for path in _CITED_PATH.findall(reason):
+        found = next((p for p in (ROOT / path, ROOT / "minitransformer" / path) if p.is_file()), None)
+        files.append(found) if found else missing.append(path)
+    return files, missing
+
+
+def uncited_quotes(name: str) -> list[str]:
+    """The numbers of notebook ``name``'s ``QUOTED_ELSEWHERE`` that the files their reason cites do not hold.
+
+    A number the prose takes from a file (a script's docstring, a page of the docs) goes stale when that file is
+    rerun and rewritten: each number of an entry whose reason cites a file or module must appear there, as written
+    (``94.10%``, ``0.1``), in one of the files cited; a cited name that is no file is reported too.
+    """
+    problems = []
+    for numbers, reason in QUOTED_ELSEWHERE[name].items():
+        files, missing = cited_files(reason)
+        problems += [f"{name}: QUOTED_ELSEWHERE's reason for {numbers!r} cites {m}, which is no file of the repository"
+                     for m in missing]
+        if not files:
+            continue
+        text = "\n".join(f.read_text(encoding="utf-8") for f in files)
+        for number in numbers.split():
+            if not re.search(r"(?<![\w.])" + re.escape(number) + r"(?!\.?\d)", text):
+                cited = ", ".join(str(f.relative_to(ROOT)) for f in files)
+                problems.append(f"{name}: QUOTED_ELSEWHERE exempts {number} as taken from {cited}, which does not "
+                                f"hold it (rerun and rewritten since?): quote what {cited} says now, or give the "
+                                f"number's real source")
+    return problems
+
+
 def unprinted_quotes(name: str, nb=None) -> list[str]:
     """What is wrong with the numbers the prose of notebook ``name`` quotes (the committed one, or ``nb``).
 
@@ -248,7 +291,8 @@ def unprinted_quotes(name: str, nb=None) -> list[str]:
     0.6743 backs 0.674 (and 0.67), not 0.675, and 0.67 does not back 0.674; 0.974, 97.4% and 97.4 back 97.4%;
     0.000263 backs 2.6e-4. A number the prose takes from elsewhere (the source document, a formula, a picture,
     another run) is listed in the notebook's ``QUOTED_ELSEWHERE``, one reason per key of numbers separated by
-    spaces; an entry no quote uses is reported too.
+    spaces; an entry no quote uses is reported too, and so is a number its reason says comes from a file that does
+    not hold it (``uncited_quotes``).
     """
     import nbformat
 
@@ -274,7 +318,7 @@ def unprinted_quotes(name: str, nb=None) -> list[str]:
                             f"QUOTED_ELSEWHERE there with the reason.")
     problems += [f"{name}: QUOTED_ELSEWHERE lists {number}, which the prose does not quote; remove it"
                  for number in elsewhere if number not in used]
-    return problems
+    return problems + uncited_quotes(name)
 
 
 def with_new_prose(name: str):

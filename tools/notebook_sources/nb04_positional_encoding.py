@@ -131,13 +131,17 @@ CELLS = [
         print(f"  {r.distance:9.2e}  {r.name}")
     """),
     md(r"""
-    **The plausible reading.** The document's values are reproduced exactly by dividing by $10000$ in
-    every dimension, i.e. the exponent $2i/d$ replaced by 1, a frequency no column of a 3-wide table has;
-    it is approached only by the slowest pair of a wide table (columns 510 and 511 of $d = 512$). Its indices
-    1 and 2 carry the formula's cos and sin when read 0-based, so component 0 is missing: 2 numbers per
-    position cannot be added to 3-dimensional embeddings. With the document's divisor the encodings hardly
-    change from one position to the next, which makes them nearly useless for telling positions apart.
-    (Details: `docs/errata.md`, errata 2 and 3.)
+    **The plausible reading.** The document divides both listed components by $10000$: the exponent $2i/d$
+    equal to 1, so $2i = d$. No column of a 3-wide table has that, nor any column of the formula counted from
+    0, whose slowest pair only comes close (columns 510 and 511 of $d = 512$). Counted from 1, the last pair
+    has $2i = d$ exactly, and with $d = 2$, the two components the document lists, that pair $i = 1$ is its
+    indices 1 and 2: the cosine at $2i - 1 = 1$, the sine at $2i = 2$, both of $pos/10000$, reproduce every
+    listed value (the first reading above). The cos and sin of indices 1 and 2 also fit the formula read
+    0-based, but then they are in two pairs, with divisors 1 and 464.16, not one argument $pos/10000$. Every
+    way, 2 numbers per position cannot be added to 3-dimensional embeddings. With the document's divisor the
+    encodings hardly change from one position to the next, which makes them nearly useless for telling
+    positions apart. (Details: `docs/errata.md`, errata 2 and 3; head 2's encodings in 4.3.2, section 6
+    below, have the same arguments plus 1.)
 
     ## 4. Pictures: the table and its waves
 

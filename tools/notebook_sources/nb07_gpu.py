@@ -4,8 +4,9 @@ from .cells import SETUP, code, md
 
 #: numbers the prose takes from elsewhere than this notebook's outputs and code, and why (see tools/make_notebooks.py)
 QUOTED_ELSEWHERE = {
-    "1.1 0.3 4.8 3.7 7.8 21.6": "the table of one run on an H200 and its 16-core host (docs/benchmarks.md), not "
-                                "this notebook's run",
+    "1.1 0.3 4.8 3.7 7.8 21.6": "the table of one run of this notebook on an H200 and its 16-core host, recorded in "
+                                "its prose only (the benchmarks page has later runs of other steps), not the run of "
+                                "the committed outputs",
     "6e-8": "2^-24, float32's relative rounding (a formula's constant)",
     "1.21": "the seed step's ratio to PyTorch on the H200 run of tools/gpu_check.sh (docs/benchmarks.md)",
 }
