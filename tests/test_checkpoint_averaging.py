@@ -280,6 +280,23 @@ def test_train_keeps_average_writes_and_evaluate_and_generate_read_the_average(t
     assert "is an average of checkpoints (steps 4, 6)" in capsys.readouterr().err
 
 
+def test_a_run_resumed_without_its_copy_options_goes_on_keeping_copies(tmp_path):
+    """The command printed after Ctrl-C ("continue with: minitransformer train --task ... --out ... --resume") names
+    neither --checkpoint-every nor --keep-checkpoints: the resumed run wrote no more copies, and deleted none, so an
+    average of the last ones missed every step after the resume, without a word."""
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "4", *TINY, "--checkpoint-every", "2", "--keep-checkpoints",
+                 "2", "--out", str(out)]) == 0
+    quiet = ["--no-progress", "--no-pictures"]
+    assert main(["train", "--task", "copy", "--steps", "8", "--resume", *quiet, "--out", str(out)]) == 0
+    assert _files(out) == ["checkpoint-step000006.npz", "checkpoint-step000008.npz", "checkpoint.npz", "metrics.json"]
+    assert read_checkpoint(out / "checkpoint-step000006.npz").step == 6
+    # given again, they are the resumed run's: copies every 4 steps, the last one kept
+    assert main(["train", "--task", "copy", "--steps", "12", "--resume", *quiet, "--checkpoint-every", "4",
+                 "--keep-checkpoints", "1", "--out", str(out)]) == 0
+    assert _files(out) == ["checkpoint-step000012.npz", "checkpoint.npz", "metrics.json"]
+
+
 def test_a_run_removes_what_a_killed_copy_left(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out)]) == 0

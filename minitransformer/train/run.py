@@ -113,7 +113,8 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         the run put back the model of its best evaluation (``restored_step``: ``patience``, ``target``), with
         ``"diverged (step N)": N`` for a run that diverged, else empty.
     checkpoint_every : int, optional
-        Also write the checkpoint every this many steps (it is always written at the end, and on Ctrl-C).
+        Also write the checkpoint every this many steps (it is always written at the end, and on Ctrl-C). Resumed
+        without it (or without ``keep_checkpoints``), a run goes on with the value its checkpoint was written with.
     overwrite : bool
         Start a new run where ``out`` holds a checkpoint already, replacing it, and delete the checkpoints its run
         kept under their steps (``keep_checkpoints``: those its checkpoint names, nothing else), which would be
@@ -187,6 +188,10 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
                 raise ValueError(f"train --resume: steps={overrides['steps']} is below the step the checkpoint "
                                  f"holds, {saved.step}; give more steps, or evaluate the checkpoint as it is")
             setup = _build_saved(saved, task, {**settings, **{k: v for k, v in overrides.items() if k == "steps"}})
+            # the copies a run keeps are part of it: resumed without the options, it goes on keeping them
+            copies = saved.extra.get("checkpoints") or {}
+            checkpoint_every = copies.get("every") if checkpoint_every is None else checkpoint_every
+            keep_checkpoints = copies.get("keep") if keep_checkpoints is None else keep_checkpoints
         else:
             if path.exists() and not overwrite:
                 raise FileExistsError(f"{path} holds a run already ({_described(path)}): add --resume to continue "
@@ -202,7 +207,9 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         print("settings: " + ", ".join(f"{k}={v}" for k, v in s.items()))
         trainer = setup.trainer(log_every=max(1, min(50, s["eval_every"], s["steps"] // 30)), progress=progress,
                                 checkpoint_path=path, checkpoint_every=checkpoint_every,
-                                keep_checkpoints=keep_checkpoints, extra={"task": task, "settings": s})
+                                keep_checkpoints=keep_checkpoints,
+                                extra={"task": task, "settings": s,
+                                       "checkpoints": {"every": checkpoint_every, "keep": keep_checkpoints}})
         if resume:
             trainer.load(path, rng="reseed")  # a run written on another backend continues, with a fresh random stream
             print(f"resumed from {path} at step {trainer.step}")
