@@ -26,14 +26,14 @@ def _demo(args) -> int:
 def _bench(args) -> int:
     from . import bench
 
-    return bench.main(args)
+    code = []  # bench.main's own exit status, where _guard met no error
+    return _guard("bench", lambda: code.append(bench.main(args))) or code[0]
 
 
 def _info(args) -> int:
     from . import info
 
-    print(info.report())
-    return 0
+    return _guard("info", lambda: print(info.report()))
 
 
 def _int_from(low: int):

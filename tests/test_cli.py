@@ -287,6 +287,18 @@ def test_train_without_backend_follows_the_environment(tmp_path, monkeypatch, ca
     assert "on backend numpy" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("argv", [["info"], ["bench", "autograd"]])
+def test_info_and_bench_name_a_bad_backend_in_the_environment_in_one_line(monkeypatch, capsys, argv):
+    """info, the command that diagnoses the backends, and bench printed two chained tracebacks where train, evaluate,
+    generate and demo print one line."""
+    monkeypatch.setenv("MINITRANSFORMER_BACKEND", "bogus")
+    monkeypatch.setattr(mt.backend, "_current", None)  # as in a fresh process
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == ("minitransformer: MINITRANSFORMER_BACKEND='bogus': unknown backend 'bogus'; choose one "
+                            "of 'numpy', 'cupy', 'array_api_strict'\n") and captured.out == ""
+
+
 def test_python_dash_m_runs_the_cli():
     done = subprocess.run(
         [sys.executable, "-m", "minitransformer", "info"], capture_output=True, encoding="utf-8", timeout=120
