@@ -274,8 +274,9 @@ def _backend_of(args) -> str:
 
 def _guard(command: str, work, interrupted=None) -> int:
     """Run ``work``; a user's mistake (bad checkpoint, unknown backend, bad setting) is one line on stderr, exit 2;
-    a file the system refuses (permission denied, disk full, ...) is one line too, exit 1, and so is a run whose loss
-    became NaN or infinite (:class:`~minitransformer.train.TrainingDiverged`, which says what to change); so is Ctrl-C,
+    a file the system refuses (permission denied, disk full, ...) or memory it cannot give is one line too, exit 1, and
+    so is a run whose loss became NaN or infinite (:class:`~minitransformer.train.TrainingDiverged`, which says what
+    to change); so is Ctrl-C,
     ``minitransformer <command>: interrupted`` and what ``interrupted(the KeyboardInterrupt)`` adds, exit 130."""
     from .backend import BackendError
     from .train import TrainingDiverged
@@ -295,6 +296,10 @@ def _guard(command: str, work, interrupted=None) -> int:
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
         print(f"minitransformer: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except MemoryError as e:  # NumPy's says how much one array wanted: "Unable to allocate 37.3 GiB for an array ..."
+        print(f"minitransformer {command}: out of memory{f' ({e})' if str(e) else ''}: smaller settings need less "
+              "(--d-model, --d-ff, --layers, --batch-size, --max-new-tokens, ...)", file=sys.stderr)
         return 1
     return 0
 

@@ -299,6 +299,22 @@ def test_info_and_bench_name_a_bad_backend_in_the_environment_in_one_line(monkey
                             "of 'numpy', 'cupy', 'array_api_strict'\n") and captured.out == ""
 
 
+def test_memory_the_system_cannot_give_is_one_line_naming_the_settings_that_need_it(monkeypatch, capsys):
+    """train --d-model 100000 ended in a 40-line traceback through cli, run, tasks and nn, its last line NumPy's
+    "Unable to allocate 37.3 GiB for an array with shape (100000, 100000)"."""
+    from minitransformer.train import run
+
+    def asks_too_much(*args, **kwargs):
+        return np.empty((10**7, 10**7), dtype=np.float32)  # 400 TB: refused by NumPy before the system is asked
+
+    monkeypatch.setattr(run, "train", asks_too_much)
+    assert main(["train", "--task", "reverse", "--no-progress", "--no-pictures"]) == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"minitransformer train: out of memory \(Unable to allocate \d+\.?\d* [TPE]iB for an array "
+                        r"with shape \(10000000, 10000000\) and data type float32\): smaller settings need less "
+                        r"\(--d-model, --d-ff, --layers, --batch-size, --max-new-tokens, \.\.\.\)\n", err), err
+
+
 def test_python_dash_m_runs_the_cli():
     done = subprocess.run(
         [sys.executable, "-m", "minitransformer", "info"], capture_output=True, encoding="utf-8", timeout=120
