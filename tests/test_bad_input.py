@@ -421,7 +421,6 @@ FLOAT_ONLY = {
     "exp": ("Exp", lambda x: x.exp()), "log": ("Log", lambda x: x.log()),
     "log1p": ("Log1p", lambda x: x.log1p()), "sqrt": ("Sqrt", lambda x: x.sqrt()),
     "tanh": ("Tanh", lambda x: x.tanh()), "relu": ("ReLU", lambda x: x.relu()), "mean": ("Mean", lambda x: x.mean()),
-    "sigmoid": ("Sigmoid", lambda x: x.sigmoid()),
     # the fused operations, called as Function.apply: the functions of mt.functional refuse integers before them
     "fused softmax": ("Softmax", lambda x: fused_ops.Softmax.apply(x, axis=-1)),
     "fused attention weights": ("ScaledMaskedSoftmax",

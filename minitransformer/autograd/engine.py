@@ -989,13 +989,13 @@ class Tensor:
 
     def sigmoid(self):
         r""":math:`\sigma(x) = 1 / (1 + e^{-x})` elementwise, with no positive exponent, so finite for any
-        :math:`x` (:class:`~minitransformer.autograd.ops.Sigmoid`).
+        :math:`x` (``sigmoid`` of ``autograd/compose.py``).
 
         >>> import minitransformer as mt
         >>> mt.Tensor([-100.0, 0.0, 100.0]).sigmoid().numpy().round(4)    # 3.8e-44, 1/2, 1
         array([0. , 0.5, 1. ], dtype=float32)
         """
-        return ops.Sigmoid.apply(self)
+        return compose.sigmoid(self)
 
     @torch_keywords
     def sum(self, axis=None, keepdims: bool = False):

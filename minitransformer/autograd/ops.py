@@ -24,7 +24,6 @@ You write                                              Class       Gradients
 ``x.log1p()``                                          Log1p       xbar = ybar / (1 + x)
 ``x.sqrt()``                                           Sqrt        xbar = ybar / (2 y)
 ``x.tanh()``                                           Tanh        xbar = ybar (1 - y^2)
-``x.sigmoid()``                                        Sigmoid     xbar = ybar y (1 - y)
 ``x.relu()``                                           ReLU        xbar = ybar [x > 0]
 ``mt.maximum(a, b)``                                   Maximum     abar = ybar ([a > b] + [a = b] / 2), bbar alike
 ``x.sum(axis)``                                        Sum         xbar = ybar, copied along ``axis``
@@ -453,52 +452,6 @@ class Tanh(Function):
         r""":math:`(\bar y\,(1 - y^2),)`."""
         ### BEGIN SOLUTION A1: Tanh.backward: xbar = ybar * (1 - y^2)
         return (grad * (1.0 - self.y * self.y),)
-        ### END SOLUTION
-
-
-class Sigmoid(Function):
-    r""":math:`y = \sigma(x) = 1 / (1 + e^{-x})`; :math:`\bar x = \bar y\,y\,(1 - y)`.
-
-    The derivative: :math:`\frac{d}{dx} (1 + e^{-x})^{-1} = \frac{e^{-x}}{(1 + e^{-x})^2}
-    = \frac{1}{1 + e^{-x}} \cdot \frac{e^{-x}}{1 + e^{-x}} = \sigma(x)\,(1 - \sigma(x)) = y\,(1 - y)`.
-
-    Written as :math:`1 / (1 + e^{-x})` alone, :math:`e^{-x}` overflows for a very negative :math:`x`
-    (:math:`e^{100}` is inf in float32), and the backward of ``1 / (1 + (-x).exp())`` then divides inf by inf:
-    NaN. So the forward takes the branch in which no exponent is positive, with :math:`e = e^{-|x|} \in (0, 1]`:
-
-    .. math:: \sigma(x) = \frac{1}{1 + e^{-x}} = \frac{1}{1 + e} \ (x \ge 0), \qquad
-              \sigma(x) = \frac{e^{x}}{1 + e^{x}} = \frac{e}{1 + e} \ (x < 0),
-
-    two forms of one function, and keeps :math:`y` for the backward. As in PyTorch, :math:`1 - y` rounds to 0
-    for a large positive :math:`x` (beyond about 17 in float32), and the gradient with it.
-
-    Examples
-    --------
-    >>> import minitransformer as mt
-    >>> from minitransformer.autograd.ops import Sigmoid
-    >>> x = mt.tensor([-2.0, 0.0, 2.0], requires_grad=True)
-    >>> y = Sigmoid.apply(x)
-    >>> y.numpy().round(4)                                          # 1 / (1 + e^-x)
-    array([0.1192, 0.5   , 0.8808], dtype=float32)
-    >>> y.sum().backward()
-    >>> x.grad.numpy().round(4)                                     # y (1 - y)
-    array([0.105, 0.25 , 0.105], dtype=float32)
-    """
-
-    float_only = True
-    fresh_grads = True
-
-    def forward(self, x):
-        r""":math:`\sigma(x)`, same shape, from :math:`e^{-|x|}` (no exponent positive); keeps it."""
-        xp = self.xp
-        e = xp.exp(-xp.abs(x))  # e^{-|x|}, in (0, 1]: e^{-x} where x >= 0, e^{x} where x < 0
-        self.y = xp.where(x >= 0, 1.0, e) / (1.0 + e)  # 1 / (1 + e^{-x}) for x >= 0, e^x / (1 + e^x) for x < 0
-        return self.y
-
-    def backward(self, grad):
-        r""":math:`(\bar y\, y\,(1 - y),)`."""
-        ### BEGIN SOLUTION A1: Sigmoid.backward: xbar = ybar * y * (1 - y)
-        return (grad * self.y * (1.0 - self.y),)
         ### END SOLUTION
 
 

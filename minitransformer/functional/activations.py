@@ -182,8 +182,8 @@ def sigmoid(x: Tensor) -> Tensor:
               \sigma(x) = \frac{e^{-|x|}}{1 + e^{-|x|}} \ (x < 0), \qquad
               \sigma'(x) = \sigma(x)\,(1 - \sigma(x))
 
-    One primitive, :class:`~minitransformer.autograd.ops.Sigmoid` (``x.sigmoid()``), which takes for each element
-    the form whose exponent is not positive: ``1 / (1 + (-x).exp())`` overflows to inf at :math:`x = -100` in
+    ``x.sigmoid()``, composed of primitives (``sigmoid`` of ``autograd/compose.py``), which takes for each
+    element the form whose exponent is not positive: ``1 / (1 + (-x).exp())`` overflows to inf at :math:`x = -100` in
     float32, and its gradient is NaN there; this one gives :math:`\sigma(-100) \approx 3.8 \cdot 10^{-44}`, and a
     finite gradient. The output of the document's classifier (``Dense(1, activation='sigmoid')``, section 5.2)
     is :math:`\sigma(z)` of its logit :math:`z`: :meth:`~minitransformer.nn.TransformerClassifier.predict_proba`;
