@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -271,6 +272,11 @@ def test_train_keeps_average_writes_and_evaluate_and_generate_read_the_average(t
     assert main(["average", *kept, "--out", str(avg)]) == 2  # an existing file is kept ...
     assert "exists (task copy, step 6); add --overwrite" in capsys.readouterr().err
     assert main(["average", *kept, "--out", str(avg), "--overwrite"]) == 0  # ... unless replaced on purpose
+    before = Path(kept[0]).read_bytes()  # but never one of its inputs, which would be lost to the average
+    assert main(["average", *kept, "--out", kept[0], "--overwrite"]) == 2
+    assert capsys.readouterr().err == (f"minitransformer: average: --out {kept[0]!r} is one of the checkpoints "
+                                       "averaged; the average would replace it: give another file\n")
+    assert Path(kept[0]).read_bytes() == before
     assert main(["average", kept[1], str(out / "checkpoint.npz"), "--out", str(tmp_path / "twice.npz")]) == 2
     assert "both hold step 6: the same weights would count twice" in capsys.readouterr().err
     assert not (tmp_path / "twice.npz").exists()

@@ -721,7 +721,7 @@ def average(paths, out, overwrite: bool = False):
     out : str or Path
         The file to write (atomically); one that exists is refused unless ``overwrite``.
     overwrite : bool
-        Replace ``out`` if it exists.
+        Replace ``out`` if it exists (never one of ``paths``).
 
     Returns
     -------
@@ -754,6 +754,9 @@ def average(paths, out, overwrite: bool = False):
     if out.exists() and not overwrite:
         raise FileExistsError(f"average: {out} exists ({_described(out)}); add --overwrite to replace it")
     paths = [Path(p) for p in paths]
+    if out.exists() and any(p.exists() and p.samefile(out) for p in paths):  # --overwrite or not: an input is lost
+        raise ValueError(f"average: --out {str(out)!r} is one of the checkpoints averaged; the average would replace "
+                         "it: give another file")
     avg = average_checkpoints(paths)
     steps = avg.extra["averaged"]["steps"]
     with _backend.use("numpy"):  # the weights are NumPy arrays: no device needed to write them
