@@ -5,6 +5,7 @@ work, and the loss reaches the host only when it is logged."""
 from __future__ import annotations
 
 import math
+import os
 import re
 import signal
 import time
@@ -349,14 +350,15 @@ def test_load_of_a_checkpoint_without_trainer_state_starts_the_data_and_the_coun
     assert trainer.state() == FRESH_STATE
 
 
-def _press_ctrl_c(trainer, at_step: int, times: int = 1):
-    """Make ``trainer`` receive Ctrl-C (SIGINT, as from a terminal) ``times`` over during step ``at_step + 1``."""
+def _press_ctrl_c(trainer, at_step: int, times: int = 1, signum=signal.SIGINT):
+    """Make ``trainer`` receive Ctrl-C (SIGINT, as from a terminal; or ``signum``) ``times`` over during step
+    ``at_step + 1``."""
     loss_fn = trainer.loss_fn
 
     def pressing(model, batch):
         if trainer.step == at_step:
             for _ in range(times):
-                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signum)
         return loss_fn(model, batch)
 
     trainer.loss_fn = pressing
@@ -423,6 +425,20 @@ def test_ctrl_c_saves_the_end_of_the_step_and_the_run_resumes_exactly(tmp_path):
     assert _losses(resumed) == _losses(full)
     for p, q in zip(full.model.parameters(), resumed.model.parameters()):
         np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+@pytest.mark.single_backend
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name == "nt", reason="SIGTERM is POSIX's")
+def test_sigterm_stops_at_the_end_of_the_step_and_saves_as_ctrl_c_does(tmp_path):
+    """kill, timeout, docker stop and a batch system's preemption send SIGTERM, whose default ended the process at
+    once: the steps since the last checkpoint lost, nothing said."""
+    trainer, loader = _seq2seq_run(tmp_path, "term.npz")
+    _press_ctrl_c(trainer, at_step=3, signum=signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        trainer.fit(loader, 10)
+    assert (stopped.value.step, read_checkpoint(tmp_path / "term.npz").step) == (4, 4)
+    assert signal.getsignal(signal.SIGTERM) is before  # outside fit, SIGTERM is what it was
 
 
 @pytest.mark.single_backend

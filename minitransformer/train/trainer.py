@@ -175,14 +175,16 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 class _CtrlC:
     """While training, Ctrl-C (SIGINT) only sets ``pressed``: the loop stops at the end of the step, where a
-    checkpoint resumes exactly, rather than wherever the interrupt lands. A second Ctrl-C raises at once.
+    checkpoint resumes exactly, rather than wherever the interrupt lands. A second Ctrl-C raises at once. SIGTERM
+    (what ``kill``, ``timeout``, ``docker stop`` and a batch system's preemption send) counts as a Ctrl-C: its
+    default ended the process at once, the steps since the last checkpoint lost and nothing said.
 
-    Signal handlers belong to the main thread; elsewhere (or where SIGINT is ignored) Ctrl-C is left as it is.
+    Signal handlers belong to the main thread; elsewhere (or where a signal is ignored) it is left as it is.
     """
 
     def __init__(self):
         self.pressed = False
-        self._previous = None
+        self._previous = {}  # signal -> its handler before training
 
     def _handler(self, signum, frame) -> None:
         if self.pressed:
@@ -190,13 +192,16 @@ class _CtrlC:
         self.pressed = True
 
     def __enter__(self) -> _CtrlC:
-        if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(signal.SIGINT)):
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+        if threading.current_thread() is threading.main_thread():
+            if callable(signal.getsignal(signal.SIGINT)):
+                self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._handler)
+            if signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, None):
+                self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handler)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 class Trainer:
