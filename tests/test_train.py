@@ -1490,6 +1490,22 @@ def test_a_diverging_loss_stops_with_a_clear_error():
 
 
 @pytest.mark.single_backend
+def test_progress_into_a_file_is_a_line_per_log_and_evaluation_not_a_bar_redrawn(capsys):
+    """train ... 2> log (or nohup, or a batch system's log) kept every redraw of the bar: one line of some hundred
+    frames joined by carriage returns, the validation figures only in the bar's postfix. (pytest's captured stderr
+    is such a file.)"""
+    model, loss_fn = _linear_problem()
+    Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, log_every=2, desc="fitting",
+            eval_fn=lambda m: {"val_loss": 0.5}, eval_every=4).fit(lambda s: None, 4)
+    lines = capsys.readouterr().err.splitlines()
+    assert "\r" not in "".join(lines)
+    assert [re.sub(r"(?<=, loss )\d+\.\d{4}", "L", line) for line in lines] == [
+        "fitting: step 2/4, loss L, lr 1.00e-01",
+        "fitting: step 4/4, loss L, lr 1.00e-01",
+        "fitting: step 4/4, val_loss 0.5000"]
+
+
+@pytest.mark.single_backend
 def test_progress_bar_can_be_turned_off(capsys):
     model, loss_fn = _linear_problem()
     Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, progress=True, desc="fitting").fit(
@@ -1523,6 +1539,7 @@ def test_a_trainer_given_no_settings_logs_every_10_steps_under_a_bar_left_on_scr
 
     monkeypatch.setattr("tqdm.std.tqdm", Bar)
     monkeypatch.setattr("tqdm.auto.tqdm", Bar)
+    monkeypatch.setattr("minitransformer.train.trainer._draws_in_place", lambda stream: True)  # as in a terminal
     model, loss_fn = _linear_problem()
     trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, desc="fitting")
     assert trainer.state() == FRESH_STATE

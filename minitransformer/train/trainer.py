@@ -43,6 +43,7 @@ import contextlib
 import math
 import shutil
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -591,8 +592,9 @@ class Trainer:
             self._last_params = self.restored_step = None
         start = time.perf_counter()
         self.model.train()
-        bar = tqdm(total=steps, initial=min(self.step, steps), desc=self.desc, disable=not self.progress,
-                   dynamic_ncols=True, leave=True)
+        bar = (tqdm if not self.progress or _draws_in_place(sys.stderr) else _LineBar)(
+            total=steps, initial=min(self.step, steps), desc=self.desc, disable=not self.progress, dynamic_ncols=True,
+            leave=True)
         source = self._batches(data)
         with _CtrlC() as ctrl_c, self._on_divergence():
             try:
@@ -1061,4 +1063,33 @@ class _NoBar:
     """Stands in for a progress bar when logging outside :meth:`Trainer.fit`."""
 
     def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+
+def _draws_in_place(stream) -> bool:
+    """Whether a progress bar redrawn in place (``\\r``) shows as one line on ``stream``: a terminal, or a Jupyter
+    kernel's output (which draws it, or a widget); not a file or a pipe (``train ... 2> log``, ``nohup``, a batch
+    system's log), where each redraw is kept, one long line of them."""
+    try:
+        return stream.isatty() or "ipykernel" in sys.modules
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+class _LineBar:
+    """The progress where a bar cannot be redrawn in place: one line on stderr per log and evaluation,
+    ``reverse: step 200/1000, loss 0.1234, lr 1.00e-03, val_accuracy 0.9500``. What of tqdm's bar
+    :meth:`Trainer.fit` uses: ``update``, ``set_postfix``, ``close``."""
+
+    def __init__(self, total: int, initial: int, desc: str, **_):
+        self.total, self.n, self.desc = total, initial, desc
+
+    def update(self, n: int) -> None:
+        self.n += n
+
+    def set_postfix(self, shown: dict, refresh: bool = False) -> None:
+        values = "".join(f", {name} {value}" for name, value in shown.items())
+        print(f"{self.desc}: step {self.n}/{self.total}{values}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
         pass
