@@ -1168,6 +1168,25 @@ def test_a_folder_the_system_refuses_is_one_line_before_training(tmp_path, monke
     assert capsys.readouterr().err == f"minitransformer: {tmp_path / 'run'}: Permission denied\n"
 
 
+def test_a_folder_that_cannot_be_written_to_is_named_as_given_not_by_the_probe_file(tmp_path, monkeypatch, capsys):
+    """A read-only --out said "minitransformer: /path/tmp0sv4nvsw: Read-only file system", the random name of the
+    file that tried it."""
+    import errno
+    import tempfile
+
+    from minitransformer.train import Trainer
+
+    def read_only(*args, dir=None, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", os.path.join(dir, "tmp0sv4nvsw"))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(Trainer, "fit", lambda *a: pytest.fail("trained"))
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out)]) == 1
+    assert capsys.readouterr().err == (f"minitransformer: --out {str(out)!r} cannot be written to (Read-only file "
+                                       "system): give another folder\n")
+
+
 def test_seed_config_trains_the_documents_classifier_layout(tmp_path, capsys):
     out = tmp_path / "seed"
     assert main(["train", "--task", "classify", "--seed-config", "--steps", "2", "--no-progress", "--no-pictures",

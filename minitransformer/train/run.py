@@ -383,8 +383,12 @@ def _described(path: Path) -> str:
 def _writable_folder(out: Path) -> None:
     """Make ``out`` and write a file in it now: a folder that cannot be made or written fails before the run."""
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=out):
-        pass
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:  # named by the folder given, not by the probe's random name
+        raise OSError(e.errno, f"--out {str(out)!r} cannot be written to ({e.strerror}): give another folder") \
+            from None
 
 
 def _show_example(setup) -> None:
