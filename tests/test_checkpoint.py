@@ -414,6 +414,25 @@ def test_a_refused_load_puts_back_the_optimizer_and_the_schedule_too(saved, tmp_
 
 # ------------------------------------------------------------------ atomic writes
 @pytest.mark.single_backend
+def test_a_full_disk_is_named_by_the_file_being_written(saved, monkeypatch):
+    """A write that fails for want of space names no file: the command line said only "minitransformer: No space
+    left on device", not which of the run's files was lost (the old one is kept)."""
+    import errno
+
+    path, model = saved[0], saved[1]
+
+    def full(f, **arrays):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt_module.np, "savez", full)
+    with pytest.raises(OSError) as e:
+        save_checkpoint(path, model, step=4)
+    monkeypatch.undo()
+    assert (e.value.errno, e.value.strerror, e.value.filename) == (errno.ENOSPC, "No space left on device", str(path))
+    assert read_checkpoint(path).step == 3 and os.listdir(path.parent) == [path.name]
+
+
+@pytest.mark.single_backend
 @pytest.mark.parametrize("where", ["savez", "replace"])
 def test_a_crash_mid_write_leaves_the_old_checkpoint(saved, monkeypatch, where):
     path, model = saved[0], saved[1]

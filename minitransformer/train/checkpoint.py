@@ -396,11 +396,13 @@ def _write_atomically(path: Path, write) -> None:
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)  # atomic on POSIX and Windows: readers see the old file or the new one
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.filename is None:  # a full disk names no file: the one being written, then
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
     try:  # make the rename itself durable (POSIX; Windows cannot open a folder)
         dir_fd = os.open(folder, os.O_RDONLY)
