@@ -369,7 +369,7 @@ class MultiHeadAttention(Module):
         (``docs/formulas/multi-head-attention.md``). :math:`W_i^Q` is column block ``i*d_k:(i+1)*d_k`` of
         ``self.W_Q.weight``, its bias the same slice of ``self.W_Q.bias`` (``_block`` below gives both; ``F.linear``
         applies them); likewise ``W_K``, ``W_V``. ``self.W_O`` is a whole :class:`Linear`: call it on the concat.
-        Attend with :func:`~minitransformer.functional.scaled_dot_product_attention` (A2's, which divides by
+        Attend with :func:`~minitransformer.functional.scaled_dot_product_attention` (which divides by
         :math:`\sqrt{d_k}` and masks), with ``dropout_p=self.dropout, training=self.training``: dropout on the
         weights is this method's to ask for.
 
