@@ -75,12 +75,16 @@ def _task_default(name: str) -> str:
 
 
 def _refuse_out(args, command: str) -> bool:
-    """True, with one line on stderr, if ``--out`` cannot be a folder (it, or a folder above it, is a file).
+    """True, with one line on stderr, if ``--out`` cannot be a folder (empty, or it or a folder above it is a file).
 
     Checked before any work: otherwise the run would fail only when it writes its results, at the end.
     """
     from .train.checkpoint import _file_in_the_way
 
+    if not args.out.strip():  # Path("") is the current folder: the run's files would land among the user's own
+        print(f"minitransformer {command}: --out {args.out!r} names no folder; give one, such as train-output/run",
+              file=sys.stderr)
+        return True
     out = Path(args.out)
     path = _file_in_the_way(out)
     if path is None:

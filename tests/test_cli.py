@@ -71,6 +71,18 @@ def test_demo_refuses_an_out_that_is_a_file_before_the_tour(tmp_path, capsys):
     assert captured.out == "" and afile.read_text(encoding="utf-8") == "keep me"
 
 
+@pytest.mark.parametrize("command", [["demo", "--steps", "0"], ["train", "--task", "copy", "--steps", "1"]])
+def test_an_empty_out_is_refused_not_read_as_the_current_folder(tmp_path, monkeypatch, capsys, command):
+    """--out "" (a variable left unset in a script) wrote checkpoint.npz, metrics.json and the pictures into the
+    folder the command ran in, among the user's own files."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--out", ""]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"minitransformer {command[0]}: --out '' names no folder; give one, such as "
+                            "train-output/run\n") and captured.out == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------ the demo's sections one at a time
 # (their expensive parts, rendering and the Transformer run, stood in for)
 def test_demo_gradcheck_checks_section_1s_expression_at_its_point(monkeypatch, capsys):
