@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 from pathlib import Path
 
@@ -1154,6 +1155,35 @@ def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, capsys):
         assert captured.err == f"minitransformer train: --out {str(out)!r} {why}, not a folder\n"
         assert captured.out == ""  # nothing was built or trained
     assert afile.read_text(encoding="utf-8") == "keep me"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the lock is POSIX's flock")
+def test_a_second_run_into_a_folder_another_run_is_writing_is_refused(tmp_path, monkeypatch, capsys):
+    """Two runs started into the same --out both passed the look for a checkpoint there (none yet), both trained,
+    and the one that ended last kept the folder: the other's checkpoint was lost, with exit 0 for both."""
+    from minitransformer.train import Trainer, run
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with run._one_run_at_a_time(out):  # another run, training
+        assert (out / run.LOCK_NAME).read_text(encoding="utf-8") == f"{os.getpid()}\n"
+        monkeypatch.setattr(Trainer, "fit", lambda *a: pytest.fail("trained"))
+        assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out)]) == 2
+        assert capsys.readouterr().err == (f"minitransformer: {out} is being written by another run (process "
+                                           f"{os.getpid()}): wait for it to end, or give another --out\n")
+        monkeypatch.undo()
+    assert os.listdir(out) == []  # the other run's end took its lock away
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out)]) == 0  # and this one may run
+    assert run.LOCK_NAME not in os.listdir(out)
+
+    def ended_meanwhile(*args, **kwargs):  # a run that wrote its checkpoint after this one looked for it
+        real(*args, **kwargs)
+        shutil.copy(out / "checkpoint.npz", other / "checkpoint.npz")
+
+    other, real = tmp_path / "other", run._writable_folder
+    monkeypatch.setattr(run, "_writable_folder", ended_meanwhile)
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(other)]) == 2
+    assert "holds a run already (task copy, step 2), written while this one was being built" in capsys.readouterr().err
 
 
 def test_a_folder_the_system_refuses_is_one_line_before_training(tmp_path, monkeypatch, capsys):

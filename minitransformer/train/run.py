@@ -34,8 +34,10 @@ of the weights of several checkpoints of one run (those ``train --keep-checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -170,7 +172,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     if blas_threads:
         set_blas_threads(blas_threads)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    with _backend.use(backend):
+    with _backend.use(backend), contextlib.ExitStack() as running:
         if resume:
             saved = read_checkpoint(path)
             if saved.extra.get("task") != task:
@@ -199,6 +201,10 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             setup = tasks.build(task, **overrides)
         s = setup.settings
         _writable_folder(out)
+        running.enter_context(_one_run_at_a_time(out))  # held to the end of the run
+        if not resume and not overwrite and path.exists():  # written by a run that ended since the look above
+            raise FileExistsError(f"{path} holds a run already ({_described(path)}), written while this one was being "
+                                  "built: add --resume to continue it, or --overwrite to start again and replace it")
         _remove_stale_temporaries(path)  # left by a run killed while writing; no write of ours runs yet
         _remove_stale_temporaries(_kept_path(path, "*"))  # ... and while keeping one (a pattern: any step)
         replaced = _kept_by_replaced(path) if overwrite and not resume else []  # read before the new run writes
@@ -378,6 +384,38 @@ def _described(path: Path) -> str:
     except (CheckpointError, OSError) as e:
         return f"unreadable: {e}"
     return f"task {saved.extra.get('task')}, step {saved.step}"
+
+
+#: the file a run holds locked in its folder while it runs (removed at its end)
+LOCK_NAME = ".train.lock"
+
+
+@contextlib.contextmanager
+def _one_run_at_a_time(out: Path):
+    """Hold ``out``'s :data:`LOCK_NAME` locked while the block runs: a second run started into the same folder meanwhile
+    is refused (FileExistsError), where both would have written its checkpoint, the later one's kept. The lock is the
+    system's (``flock``): a run killed at once leaves none held. Where there is none (Windows), nothing is held."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    lock = out / LOCK_NAME
+    with open(lock, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise FileExistsError(f"{out} is being written by another run (process {f.read().strip() or '?'}): "
+                                  "wait for it to end, or give another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)  # before the lock is let go with the file: the next run makes its own
 
 
 def _writable_folder(out: Path) -> None:
