@@ -63,7 +63,8 @@ def test_mask_bad_input():
         F.causal_mask(-1)
     with pytest.raises(ValueError, match=r"padding_mask: ids must have shape \(batch, S\), got \(3,\)"):
         F.padding_mask(mt.tensor([1, 2, 0]), pad_id=0)
-    with pytest.raises(TypeError, match=r"padding_mask: ids must be integer token ids, got float32"):
+    with pytest.raises(TypeError, match=r"padding_mask: ids must be integer token ids \(rows of the embedding table "
+                                        r"E\), got float32"):
         F.padding_mask(mt.zeros(2, 3), pad_id=0)
     with pytest.raises(ValueError, match=r"combine_masks: shapes \(3, 3\) and \(2, 2\) do not broadcast"):
         F.combine_masks(F.causal_mask(3), F.causal_mask(2))

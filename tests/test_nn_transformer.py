@@ -669,7 +669,7 @@ def test_decoder_masks_may_be_arrays_or_lists_as_every_other_mask(rng):
 
 def test_a_decoder_mask_of_the_wrong_shape_is_named_by_the_decoder():
     lm = nn.DecoderOnlyLM(10, D, H, D_FF, num_layers=1, max_len=8)
-    wrong = r"Decoder: tgt_mask of shape \(1, 1, 1, 4\) does not broadcast to the scores .* = \(1, 2, 3, 3\)"
+    wrong = r"DecoderOnlyLM: mask of shape \(1, 1, 1, 4\) does not broadcast to the scores .* = \(1, 2, 3, 3\)"
     for mask in (mt.tensor(np.ones((1, 1, 1, 4), bool)), np.ones((1, 1, 1, 4), bool)):
         with pytest.raises(ValueError, match=wrong):
             lm(mt.tensor([[1, 2, 3]]), mask=mask)
@@ -901,7 +901,7 @@ def test_classifier_probability_runs_without_dropout_whatever_the_mode():
     assert all(m.training for m in clf.modules())  # its mode put back
 
 
-def test_a_mask_that_hides_every_key_from_every_query_is_refused_where_the_stack_is_called():
+def test_a_mask_that_hides_every_key_from_every_query_is_refused_where_a_model_is_given_it():
     """PyTorch's masks of nn.Transformer and nn.MultiheadAttention hide where True. Passed here as they are, with the
     causal mask the decoder adds, they left no query a key: every attention weight 0 (the rule for a query with no
     key), the attention layers adding nothing, and the model training on without a word. (Each call reads the device,
@@ -909,23 +909,28 @@ def test_a_mask_that_hides_every_key_from_every_query_is_refused_where_the_stack
     ids = mt.tensor([[1, 2, 3, 4, 5], [6, 7, 8, 9, 1]])
     lm = nn.DecoderOnlyLM(10, D, H, D_FF, num_layers=1, max_len=8).eval()
     torch_causal = ~F.causal_mask(5)  # torch's causal mask, generate_square_subsequent_mask as a bool: True above
-    with pytest.raises(ValueError, match=r"^Decoder: tgt_mask and the causal mask hide every key from every query "
-                                         r"\(tgt_mask of shape \(5, 5\)\): every attention weight would be 0\. True "
+    with pytest.raises(ValueError, match=r"^DecoderOnlyLM: mask and the causal mask hide every key from every query "
+                                         r"\(mask of shape \(5, 5\)\): every attention weight would be 0\. True "
                                          r"marks a key a query may attend; .* \(True hides\): write ~mask"):
         lm(ids, torch_causal).numpy()
     np.testing.assert_array_equal(lm(ids, ~torch_causal).numpy(), lm(ids).numpy())  # what the message says to write
     model = nn.Transformer(10, 10, D, H, D_FF, 1, 1, max_len=8)
     torch_padding = ~F.padding_mask(ids, 0)  # torch's key_padding_mask: True at the padding, here none
-    with pytest.raises(ValueError, match=r"^Encoder: mask hides every key from every query \(mask of shape "
-                                         r"\(2, 1, 1, 5\)\)"):
+    with pytest.raises(ValueError, match=r"^Transformer\.encode: src_mask hides every key from every query "
+                                         r"\(src_mask of shape \(2, 1, 1, 5\)\)"):
         model(ids, ids, src_mask=torch_padding).numpy()
     memory = model.encode(ids)
-    with pytest.raises(ValueError, match=r"^Decoder: src_mask hides every key"):
-        model.decoder(model.tgt_embed(ids), memory, src_mask=torch_padding).numpy()
+    with pytest.raises(ValueError, match=r"^Transformer\.decode: src_mask hides every key"):
+        model.decode(ids, memory, src_mask=torch_padding).numpy()
+    with pytest.raises(ValueError, match=r"^Transformer\.decode: tgt_mask and the causal mask hide every key"):
+        model.decode(ids, memory, tgt_mask=~F.causal_mask(5)).numpy()
     # one example of padding only is data (its queries get weights 0), not a mistake: only a mask hiding all is
     padded = mt.tensor([[1, 2, 3, 4, 5], [0, 0, 0, 0, 0]])
     out = model(padded, ids, src_mask=F.padding_mask(padded, 0))
     assert np.isfinite(out.numpy()).all()
+    # and a mask a model makes itself is not looked at: a classifier's batch of texts of padding only is scored
+    classifier = nn.TransformerClassifier(vocab_size=10, d_model=D, heads=H, d_ff=D_FF, max_len=8, pooling="mean")
+    assert np.isfinite(classifier.predict_proba(mt.tensor([[0, 0, 0]])).numpy()).all()
 
 
 def test_a_mask_that_hides_every_key_is_found_at_the_next_read_of_the_device_as_on_a_gpu(checking_later):
@@ -933,7 +938,20 @@ def test_a_mask_that_hides_every_key_is_found_at_the_next_read_of_the_device_as_
     comes at the next read of the device, saying so."""
     lm = nn.DecoderOnlyLM(10, D, H, D_FF, num_layers=1, max_len=8)
     logits = lm(mt.tensor([[1, 2, 3]]), ~F.causal_mask(3))  # no read of the device yet
-    with pytest.raises(ValueError, match=r"^Decoder: tgt_mask and the causal mask hide every key .* found at this "
+    with pytest.raises(ValueError, match=r"^DecoderOnlyLM: mask and the causal mask hide every key .* found at this "
                                          r"read of the device"):
         logits.numpy()
     assert lm(mt.tensor([[1, 2, 3]]), F.causal_mask(3)).numpy().shape == (1, 3, 10)  # the error left nothing behind
+
+
+def test_a_mask_of_the_wrong_shape_is_named_as_the_model_was_given_it():
+    """src_mask given to a Transformer was named by the layer that met it: "MultiHeadAttention: mask of shape ..."."""
+    model = nn.Transformer(10, 10, D, H, D_FF, 1, 1, max_len=8)
+    ids = mt.tensor([[1, 2, 3]])
+    with pytest.raises(ValueError, match=r"^Transformer\.encode: src_mask of shape \(1, 4\) does not broadcast to the "
+                                         r"scores \(batch, heads, L, S\) = \(1, 2, 3, 3\)"):
+        model(ids, ids, src_mask=mt.ones(1, 4, dtype="bool"))
+    with pytest.raises(ValueError, match=r"^Transformer\.decode: tgt_mask of shape \(2, 2\) does not broadcast"):
+        model(ids, ids, tgt_mask=mt.ones(2, 2, dtype="bool"))
+    with pytest.raises(ValueError, match=r"^Encoder: mask of shape \(1, 4\) does not broadcast"):
+        model.encoder(mt.randn(1, 3, D), mt.ones(1, 4, dtype="bool"))  # a stack called directly: its own names

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import backend as _backend
 from .._arguments import is_integer, require_int
 from ..autograd import Tensor, broadcast_shapes
-from ._checks import as_mask, require_tensor
+from ._checks import as_mask, require_tensor, require_token_ids
 
 __all__ = ["causal_mask", "padding_mask", "combine_masks"]
 
@@ -76,10 +76,8 @@ def padding_mask(ids: Tensor, pad_id: int) -> Tensor:
     >>> padding_mask(mt.tensor([[5, 7, 0]]), pad_id=0).numpy().astype(int)
     array([[[[1, 1, 0]]]])
     """
-    require_tensor("padding_mask", "ids", ids)
+    require_token_ids("padding_mask", "ids", require_tensor("padding_mask", "ids", ids))
     xp = ids.backend.xp
-    if not xp.isdtype(ids.dtype, "integral"):
-        raise TypeError(f"padding_mask: ids must be integer token ids, got {ids.dtype_name} with shape {ids.shape}")
     if ids.ndim != 2:
         raise ValueError(f"padding_mask: ids must have shape (batch, S), got {ids.shape}")
     if not is_integer(pad_id):  # None, 0.5 or "0" would compare unequal to every id: nothing hidden, silently

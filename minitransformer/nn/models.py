@@ -17,7 +17,7 @@ from . import init
 from .attention import check_heads
 from .layers import Dropout, Embedding, LearnedPositionalEmbedding, Linear, SinusoidalPositionalEncoding
 from .module import Module, Parameter, evaluating
-from .transformer import Decoder, Encoder
+from .transformer import Decoder, Encoder, check_stack_mask
 
 __all__ = ["Transformer", "DecoderOnlyLM", "TransformerClassifier"]
 
@@ -191,6 +191,8 @@ class Transformer(_Configured):
         op = "Transformer.encode"
         src = check_ids(op, "src", src, self.max_len, like=self.src_embed.weight)
         x = self.dropout(self.positional(self.src_embed(src, op=op, name="src")))  # Dropout(E[src] sqrt(d_model) + PE)
+        heads = self.encoder.layers[0].self_attn.heads
+        src_mask = check_stack_mask(op, "src_mask", src_mask, x, heads, x.shape[-2], some_key=True)
         return self.encoder(x, src_mask)
 
     def decode(self, tgt_in, memory: Tensor, src_mask=None, tgt_mask=None, cache: list | None = None) -> Tensor:
@@ -205,6 +207,10 @@ class Transformer(_Configured):
         start = self.decoder.cached_positions(cache)  # positions already decoded (0 without a cache)
         tgt_in = check_ids(op, "tgt_in", tgt_in, self.max_len, start, like=self.tgt_embed.weight)
         y = self.dropout(self.positional(self.tgt_embed(tgt_in, op=op, name="tgt_in"), start))  # (B, T, d_model)
+        heads = self.decoder.layers[0].self_attn.heads
+        tgt_mask = check_stack_mask(op, "tgt_mask", tgt_mask, y, heads, start + y.shape[-2], causal=True, some_key=True)
+        if isinstance(memory, Tensor) and memory.ndim == 3:  # (else the decoder names what memory should be)
+            src_mask = check_stack_mask(op, "src_mask", src_mask, y, heads, memory.shape[-2], some_key=True)
         y = self.decoder(y, memory, src_mask, tgt_mask, cache)
         return _output_logits(y, self.output, self.tgt_embed)  # (B, T, tgt_vocab)
 
@@ -295,6 +301,8 @@ class DecoderOnlyLM(_Configured):
         start = self.decoder.cached_positions(cache)  # positions already generated (0 without a cache)
         ids = check_ids(op, "ids", ids, self.max_len, start, like=self.embed.weight)
         x = self.dropout(self.positional(self.embed(ids, op=op, name="ids"), start))  # (B, T, d_model)
+        heads = self.decoder.layers[0].self_attn.heads
+        mask = check_stack_mask(op, "mask", mask, x, heads, start + x.shape[-2], causal=True, some_key=True)
         x = self.decoder(x, tgt_mask=mask, cache=cache)
         return _output_logits(x, self.output, self.embed)  # (B, T, vocab)
 

@@ -363,7 +363,7 @@ class Encoder(Module):
         ``mask`` as :meth:`EncoderLayer.forward`.
         """
         check_features("Encoder", "input", x, self.d_model, weight=_dtype_weight(self))
-        mask = _stack_mask("Encoder", "mask", mask, x, self.layers[0].self_attn.heads, x.shape[-2])
+        mask = check_stack_mask("Encoder", "mask", mask, x, self.layers[0].self_attn.heads, x.shape[-2])
         for layer in self.layers:
             x = layer(x, mask)
         return x if self.norm is None else self.norm(x)
@@ -374,15 +374,19 @@ class Encoder(Module):
         return [layer.self_attn_weights for layer in self.layers]
 
 
-def _stack_mask(op: str, name: str, mask, x: Tensor, heads: int, S: int, causal: bool = False) -> Tensor | None:
+def check_stack_mask(op: str, name: str, mask, x: Tensor, heads: int, S: int, causal: bool = False,
+                     some_key: bool = False) -> Tensor | None:
     """``mask`` (or None) checked once for a whole stack of layers, under the name the caller gave it: its shape
-    against the scores ``(batch, heads, L, S)`` of the input ``x`` ``(batch, L, d_model)``, and that it (with the
-    causal mask, where ``causal``) leaves some query a key."""
+    against the scores ``(batch, heads, L, S)`` of the input ``x`` ``(batch, L, d_model)``; with ``some_key``, also
+    that it (with the causal mask, where ``causal``) leaves some query a key (:func:`refuse_hiding_every_key`: the
+    models ask it of the masks a user gives them, not of those they make, such as a classifier's of a batch of
+    padding only)."""
     if mask is None:
         return None
     scores = ((x.shape[0] if x.ndim == 3 else 1), heads, x.shape[-2], S)
     mask = check_mask(op, name, mask, scores, x)
-    refuse_hiding_every_key(op, name, mask, scores, causal)
+    if some_key:
+        refuse_hiding_every_key(op, name, mask, scores, causal)
     return mask
 
 
@@ -460,10 +464,10 @@ class Decoder(Module):
         start = self.cached_positions(cache)  # a clear error for a cache that is not new_cache()'s list
         check_features("Decoder", "input", x, self.d_model, weight=_dtype_weight(self))
         heads = self.layers[0].self_attn.heads
-        tgt_mask = _stack_mask("Decoder", "tgt_mask", tgt_mask, x, heads, start + x.shape[-2], causal=True)
+        tgt_mask = check_stack_mask("Decoder", "tgt_mask", tgt_mask, x, heads, start + x.shape[-2])
         if memory is not None:
             check_features("Decoder", "memory", memory, self.d_model, weight=_dtype_weight(self))
-            src_mask = _stack_mask("Decoder", "src_mask", src_mask, x, heads, memory.shape[-2])
+            src_mask = check_stack_mask("Decoder", "src_mask", src_mask, x, heads, memory.shape[-2])
         for i, layer in enumerate(self.layers):
             x = layer(x, memory, src_mask, tgt_mask, None if cache is None else cache[i])
         return x if self.norm is None else self.norm(x)
