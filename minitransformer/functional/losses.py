@@ -19,6 +19,38 @@ def _check_reduction(op: str, reduction: str) -> None:
         raise ValueError(f"{op}: reduction must be one of {', '.join(map(repr, _REDUCTIONS))}, got {reduction!r}")
 
 
+def _class_targets(op: str, logits: Tensor, targets, ignore_index):
+    """``(y, kept)`` of a cross-entropy, once ``logits`` ``(..., C)`` and ``targets`` ``(...)`` are checked to fit:
+    ``y``, the targets as int64 class indices with the ignored ones pointing at class 0 (their loss is dropped);
+    ``kept``, where the targets count (bool, ``(...)``; all of them without ``ignore_index``). A target outside
+    ``0..C-1`` is refused (:meth:`~minitransformer.backend.Backend.check_range`: on a GPU, at the next read)."""
+    require_float(op, "logits", logits)
+    if logits.ndim < 2:
+        raise ValueError(f"{op}: logits must be (N, C) or (batch, T, C), got shape {logits.shape}")
+    C = logits.shape[-1]
+    if C == 0:
+        raise ValueError(f"{op}: logits {logits.shape} have no classes (C = 0 on the last axis)")
+    y = as_targets(op, targets, logits, classes=True)
+    if tuple(y.shape) != logits.shape[:-1]:
+        torchs = tuple(y.shape) == logits.shape[:1] + logits.shape[2:]  # (N, C, T), torch's
+        raise ValueError(
+            f"{op}: targets have shape {tuple(y.shape)}, expected {logits.shape[:-1]} for logits {logits.shape} "
+            "(classes on the last axis)" + ("; logits (N, C, T) with the classes on axis 1 are torch's layout: "
+                                            "here (N, T, C), as the models give them" if torchs else "")
+        )
+    if ignore_index is not None and not is_integer(ignore_index):  # a Python or NumPy integer, not a bool
+        raise TypeError(f"{op}: ignore_index must be None or an integer (a target value), got {ignore_index!r}")
+    xp = logits.backend.xp
+    if y.dtype != xp.int64:  # int64 holds every class index; a narrow dtype would wrap (arange(300) in uint8: 0..43)
+        y = xp.astype(y, xp.int64)
+    kept = xp.ones(y.shape, dtype=xp.bool) if ignore_index is None else y != int(ignore_index)  # (...)
+    y = xp.where(kept, y, xp.zeros_like(y))  # ignored positions point at class 0; their loss is dropped below
+    extra = "" if ignore_index is None else f" or ignore_index={int(ignore_index)}"
+    logits.backend.check_range(y, 0, C - 1, f"{op}: target {{bad}} is out of range for C = {C} classes "
+                                            f"(expected 0..{C - 1}{extra})")
+    return y, kept
+
+
 def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, label_smoothing: float = 0.0,
                   reduction: str = "mean", fused: bool = True) -> Tensor:
     r"""The cross-entropy between the predicted distribution and the (smoothed) target class.
@@ -76,35 +108,10 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
     True
     """
     op = "cross_entropy"
-    require_float(op, "logits", logits)
-    if logits.ndim < 2:
-        raise ValueError(f"{op}: logits must be (N, C) or (batch, T, C), got shape {logits.shape}")
-    C = logits.shape[-1]
-    if C == 0:
-        raise ValueError(f"{op}: logits {logits.shape} have no classes (C = 0 on the last axis)")
-    y = as_targets(op, targets, logits, classes=True)
-    xp = logits.backend.xp
-    if tuple(y.shape) != logits.shape[:-1]:
-        torchs = tuple(y.shape) == logits.shape[:1] + logits.shape[2:]  # (N, C, T), torch's
-        raise ValueError(
-            f"{op}: targets have shape {tuple(y.shape)}, expected {logits.shape[:-1]} for logits {logits.shape} "
-            "(classes on the last axis)" + ("; logits (N, C, T) with the classes on axis 1 are torch's layout: "
-                                            "here (N, T, C), as the models give them" if torchs else "")
-        )
+    y, kept = _class_targets(op, logits, targets, ignore_index)  # (...) each: the classes y_n, and which count
     eps = require_real(op, "label_smoothing", label_smoothing, 0.0, 1.0)
-    if ignore_index is not None:
-        if not is_integer(ignore_index):  # a Python or NumPy integer, not a bool
-            raise TypeError(f"{op}: ignore_index must be None or an integer (a target value), got {ignore_index!r}")
-        ignore_index = int(ignore_index)
     _check_reduction(op, reduction)
-    if y.dtype != xp.int64:  # int64 holds every class index; a narrow dtype would wrap (arange(300) in uint8: 0..43)
-        y = xp.astype(y, xp.int64)
-    kept = xp.ones(y.shape, dtype=xp.bool) if ignore_index is None else y != ignore_index  # (...)
-    y = xp.where(kept, y, xp.zeros_like(y))  # ignored positions point at class 0; their loss is dropped below
-    extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
-    logits.backend.check_range(y, 0, C - 1, f"{op}: target {{bad}} is out of range for C = {C} classes "
-                                            f"(expected 0..{C - 1}{extra})")
-
+    C, xp = logits.shape[-1], logits.backend.xp
     if fused:
         return CrossEntropy.apply(logits, targets=y, kept=None if ignore_index is None else kept, label_smoothing=eps,
                                   reduction=reduction)
