@@ -759,6 +759,28 @@ def test_pytorchs_dim_and_keepdim_get_what_to_write_here_and_that_gives_torchs_a
     assert _answer(got, torch) == _answer(eval(torch_writes, theirs), torch)
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean", "max"])
+def test_numpys_functions_of_a_tensor_and_torchs_dtype_and_out_get_what_to_write(reduction):
+    """np.mean(x) calls x.mean(axis=None, dtype=None, out=None): Python's bare "unexpected keyword argument 'dtype'"
+    named nothing to write; torch's x.sum(dtype=...) and torch.sum(x, out=...) got the same. What the message says
+    gives NumPy's answer."""
+    values = np.array([[0.5, -1.0, 2.0], [3.0, 0.0, -2.0]], dtype=np.float32)
+    x = mt.tensor(values)
+    numpys = {"sum": np.sum, "mean": np.mean, "max": np.max}[reduction]
+    with pytest.raises(TypeError, match=rf"^Tensor\.{reduction}\(\) got an unexpected keyword argument '(out|dtype)';"
+                                        r".* np\.sum\(x\), np\.mean\(x\) and np\.max\(x\) pass out=: write x\.sum\(\), "
+                                        r"x\.mean\(\), x\.max\(\) \(with a gradient\) or np\.mean\(x\.numpy\(\)\) "
+                                        r"\(docs/from-pytorch\.md\)$"):
+        numpys(x)
+    with pytest.raises(TypeError, match=rf"^Tensor\.{reduction}\(\) got an unexpected keyword argument 'dtype'; "
+                                        r"PyTorch's dtype= is left out here \(cast first: "
+                                        r"x\.to\('float64'\)\.mean\(\)\)"):
+        getattr(x, reduction)(dtype="float64")
+    assert getattr(x, reduction)().item() == pytest.approx(float(numpys(values)))  # what it says to write
+    assert getattr(x.to("float64"), reduction)().dtype_name == "float64"
+    assert numpys(x.numpy()) == numpys(values)
+
+
 @pytest.mark.parametrize("call", ["x.size()", "x.size(-1)", "x.size(0)", "x.size(dim=1)"])
 def test_pytorchs_size_call_gets_what_to_write_here_and_that_gives_torchs_answer(call):
     """``d_k = q.size(-1)`` got Python's bare "'int' object is not callable" (``size`` is NumPy's, the number of

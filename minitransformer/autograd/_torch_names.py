@@ -199,6 +199,13 @@ TORCH_KEYWORDS = {
 
 #: what a layer that takes sequences says to torch's ``batch_first=``
 BATCH_FIRST = "is left out here: every layer takes (batch, seq, d_model)"
+#: what a reduction (``x.sum()``, ``x.mean()``, ``x.max()``) says to the keywords of torch's and of NumPy's
+#: functions, which call the method of the same name: ``np.mean(x)`` is ``x.mean(axis=None, dtype=None, out=None)``
+REDUCTION_KEYWORDS = {
+    "dtype": "is left out here (cast first: x.to('float64').mean())",
+    "out": "is left out here (a reduction gives a new tensor); np.sum(x), np.mean(x) and np.max(x) pass out=: write "
+           "x.sum(), x.mean(), x.max() (with a gradient) or np.mean(x.numpy())",
+}
 #: what attention's forward says to torch's masks, which nn.MultiheadAttention has True where a query may *not* attend
 MHA_MASKS = {
     "attn_mask": "is mask= here, True where a query may attend a key, where torch's is True where it may not: "

@@ -29,7 +29,7 @@ import numpy as np  # only to recognise NumPy scalars; arithmetic goes through t
 
 from .. import backend as _backend
 from .._arguments import is_integer, shown
-from ._torch_names import TORCH_NAMES, ElementCount, in_place, no_attribute, torch_keywords
+from ._torch_names import REDUCTION_KEYWORDS, TORCH_NAMES, ElementCount, in_place, no_attribute, torch_keywords
 
 __all__ = [
     "Tensor",
@@ -997,7 +997,7 @@ class Tensor:
         """
         return compose.sigmoid(self)
 
-    @torch_keywords
+    @torch_keywords(**REDUCTION_KEYWORDS)
     def sum(self, axis=None, keepdims: bool = False):
         """The sum over ``axis`` (an int, a tuple, or None for all); ``keepdims`` keeps them with size 1.
 
@@ -1007,12 +1007,12 @@ class Tensor:
         """
         return ops.Sum.apply(self, axis=_axes(axis, self.ndim, "sum", reduction=True), keepdims=keepdims)
 
-    @torch_keywords
+    @torch_keywords(**REDUCTION_KEYWORDS)
     def mean(self, axis=None, keepdims: bool = False):
         """The mean over ``axis`` (an int, a tuple, or None for all)."""
         return ops.Mean.apply(self, axis=_axes(axis, self.ndim, "mean", reduction=True), keepdims=keepdims)
 
-    @torch_keywords
+    @torch_keywords(**REDUCTION_KEYWORDS)
     def max(self, axis=None, keepdims: bool = False):
         """The largest element over ``axis``; its gradient is shared equally among ties (as ``torch.amax``;
         ``torch.max(x, dim)`` gives it all to one of them)."""
