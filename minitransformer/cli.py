@@ -52,6 +52,16 @@ def _int_from(low: int):
 _positive_int, _non_negative_int = _int_from(1), _int_from(0)
 
 
+def _blas_threads(text: str) -> int:
+    """An argparse type: 0 (the library's own setting) up to the CPUs here; more only wait on each other (100000 made
+    a step of 0.06 s take 15 s)."""
+    value, cpus = _non_negative_int(text), os.cpu_count() or 1
+    if value > cpus:
+        raise argparse.ArgumentTypeError(f"must be at most {cpus}, the CPUs here (more threads wait on each other), "
+                                         f"got {value}")
+    return value
+
+
 def _task_default(name: str) -> str:
     """The default of the task setting ``name`` in words, for a named option's help, from the tasks' own settings
     (:data:`~minitransformer.train.tasks.DEFAULTS`, ``EVERY_TASK`` and a default that another setting changes):
@@ -447,13 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the document's section 5 classifier, of the classify task (the task where --task is "
                             "not given); 'cpu' (the default) is a smaller version, 'document' the full one "
                             "(Embedding 10000x512, 8 heads, d_ff 2048)")
-    train.add_argument("--blas-threads", type=int, default=1, help=threads_help)
+    train.add_argument("--blas-threads", type=_blas_threads, default=1, help=threads_help)
     train.set_defaults(run=_train)
 
     evaluate = sub.add_parser("evaluate", help="measure a checkpoint written by `train` on its held-out data")
     evaluate.add_argument("checkpoint", help="a checkpoint.npz written by `minitransformer train`")
     evaluate.add_argument("--backend", choices=backends, help=backend_help)
-    evaluate.add_argument("--blas-threads", type=int, default=1, help=threads_help)
+    evaluate.add_argument("--blas-threads", type=_blas_threads, default=1, help=threads_help)
     evaluate.set_defaults(run=_evaluate)
 
     gen = sub.add_parser("generate", help="run a checkpoint on your own input",

@@ -751,6 +751,20 @@ def test_classify_trains_and_labels_a_review(tmp_path, capsys):
     assert re.fullmatch(r"(positive|negative) \(p\(positive\) = \d\.\d{3}\)\n", capsys.readouterr().out)
 
 
+@pytest.mark.parametrize("command", [["train", "--task", "copy"], ["evaluate", "checkpoint.npz"]])
+def test_blas_threads_are_refused_below_0_and_above_the_cpus_naming_the_option(command, capsys):
+    """--blas-threads -1 said "set_blas_threads: n must be a positive integer" (a function's name, and 0 is allowed);
+    100000 was taken, and each step took 250 times longer."""
+    cpus = os.cpu_count() or 1
+    for given, said in (("-1", "must be at least 0, got -1"),
+                        (str(cpus + 1), f"must be at most {cpus}, the CPUs here (more threads wait on each other), "
+                                        f"got {cpus + 1}")):
+        with pytest.raises(SystemExit) as refused:
+            main([*command, "--blas-threads", given])
+        assert refused.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: argument --blas-threads: {said}")
+
+
 @pytest.mark.parametrize("command, option", [(["train", "--task", "copy"], "--seed"),
                                              (["generate", "checkpoint.npz"], "--seed"), (["demo"], "--steps")])
 def test_a_negative_count_is_refused_naming_the_option(command, option, capsys):
