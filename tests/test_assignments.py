@@ -218,6 +218,17 @@ def test_build_refuses_a_folder_with_files(tmp_path):
     assert (tmp_path / "kept.txt").read_text(encoding="utf-8") == "mine"
 
 
+def test_build_into_a_file_or_nowhere_is_one_line_naming_the_path(tmp_path, capsys):
+    """A file as OUT gave a traceback ending in NotADirectoryError; a path the system refuses "[Errno 2] ..."."""
+    from minitransformer.cli import main
+
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine", encoding="utf-8")
+    assert main(["assignments", "build", "1", str(afile)]) == 2
+    assert capsys.readouterr().err == f"minitransformer assignments: {afile}: Not a directory\n"
+    assert afile.read_text(encoding="utf-8") == "mine"
+
+
 @pytest.fixture(scope="module")
 def copies(tmp_path_factory):
     """``copies(number)``: ``(copy, stubs)``, assignment ``number``'s student copy, built once in this module for the

@@ -36,8 +36,9 @@ def main(args) -> int:
             print(f"\nwritten to {out}")
             if g.problem:
                 return 1
-    except (ValueError, FileExistsError, FileNotFoundError, ModuleNotFoundError, RuntimeError) as e:
-        message = str(e)  # "assignments build: ...": the command's name once, not twice
+    except (ValueError, OSError, ModuleNotFoundError, RuntimeError) as e:
+        # "assignments build: ...": the command's name once, not twice; the system's errors as "PATH: what"
+        message = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename and e.strerror else str(e)
         print(f"minitransformer {message}" if message.startswith("assignments") else
               f"minitransformer assignments: {message}", file=sys.stderr)
         return 2
