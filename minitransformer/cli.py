@@ -120,11 +120,13 @@ def _setting(text: str) -> tuple[str, object]:
 
 def _read_config(path: str) -> dict:
     """The settings in the JSON file ``path``: one object, ``{"schedule": "noam", "norm_first": false}``."""
-    with open(path, encoding="utf-8") as f:
-        try:
+    try:
+        with open(path, encoding="utf-8") as f:
             settings = json.load(f)
-        except ValueError as e:  # (json's JSONDecodeError, and a file that is not UTF-8)
-            raise ValueError(f"train --config {path}: not a JSON file ({e})") from None
+    except ValueError as e:  # (json's JSONDecodeError, and a file that is not UTF-8)
+        raise ValueError(f"train --config {path}: not a JSON file ({e})") from None
+    except OSError as e:  # a folder, a file not there or not readable: named by the option
+        raise ValueError(f"train --config {path}: {e.strerror or e}") from None
     if not isinstance(settings, dict):
         raise ValueError(f"train --config {path}: must hold one JSON object of settings, such as "
                          f'{{"schedule": "noam", "norm_first": false}}, not a {type(settings).__name__}')

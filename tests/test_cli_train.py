@@ -214,8 +214,9 @@ def test_resume_without_task_goes_on_with_the_checkpoints_task_and_another_task_
     assert read_checkpoint(new / "checkpoint.npz").extra["task"] == "reverse"
     capsys.readouterr()
     assert main(["train", "--steps", "2", "--resume", "--out", str(tmp_path / "none")]) == 2  # nothing to resume
-    assert capsys.readouterr().err == (f"minitransformer: checkpoint {str(tmp_path / 'none' / 'checkpoint.npz')!r}: "
-                                       "no such file\n")
+    assert capsys.readouterr().err == (f"minitransformer: train --resume: {tmp_path / 'none'} holds no run to continue "
+                                       "(no checkpoint.npz); give the --out of the run, or start one there without "
+                                       "--resume\n")
 
 
 def test_resume_with_more_steps_says_the_schedule_stretches_and_by_how_much(tmp_path, capsys):
@@ -418,6 +419,7 @@ def test_resume_refuses_a_set_that_changes_the_model_or_the_step(change, tmp_pat
     (["--set", "n_train=0"], "minitransformer: task 'copy': n_train must be a positive integer, got 0\n"),
     (["--set", "min_len=20"], "minitransformer: task 'copy': min_len=20 is longer than max_len=12\n"),
     (["--config", "{config}"], "minitransformer: train --config {config}: must hold one JSON object of settings, "),
+    (["--config", "{folder}"], "minitransformer: train --config {folder}: Is a directory\n"),  # was exit 1, unnamed
 ])
 @pytest.mark.parametrize("resume", [False, True], ids=["new", "resume"])
 def test_a_bad_set_or_config_is_one_line_naming_the_key_and_the_task(options, refusal, resume, tmp_path, capsys):
@@ -429,11 +431,11 @@ def test_a_bad_set_or_config_is_one_line_naming_the_key_and_the_task(options, re
     if resume:
         assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--no-pictures", "--out", str(out)]) == 0
         capsys.readouterr()
-    options = [o.format(config=config) for o in options]
+    options = [o.format(config=config, folder=tmp_path) for o in options]
     assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out), *options,
                  *(["--resume"] if resume else [])]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(refusal.format(config=config)), err
+    assert err.startswith(refusal.format(config=config, folder=tmp_path)), err
     assert err.count("\n") == 1 and (resume or not out.exists())
 
 

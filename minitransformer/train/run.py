@@ -174,6 +174,9 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     overrides = {k: v for k, v in overrides.items() if v is not None}
     with _backend.use(backend), contextlib.ExitStack() as running:
         if resume:
+            if not path.exists():  # (read_checkpoint would say "no such file", of a file the user never named)
+                raise CheckpointError(f"train --resume: {out} holds no run to continue (no {CHECKPOINT_NAME}); give "
+                                      "the --out of the run, or start one there without --resume")
             saved = read_checkpoint(path)
             if saved.extra.get("task") != task:
                 raise CheckpointError(f"{path} was written by task {saved.extra.get('task')!r}, not {task!r}")
