@@ -234,8 +234,8 @@ CELLS = [
     On a CPU the tiny step reaches a few GFLOP/s, the larger ones tens or more, as their products get big
     enough to keep BLAS busy (exercise 1 asks where your CPU levels off). The outputs shown come from a
     shared 2-core machine, where other jobs move these figures from run to run. What to expect on a GPU: the
-    tiny step is *slower* there (each of its array operations, 173 of them counted in the next cell, costs
-    the host 10 to 30 µs, with too little arithmetic to hide it), the large step a few times faster, and the
+    tiny step is *slower* there (each of its launches, 113 of the 173 array operations counted in the next cell,
+    costs the host 10 to 30 µs, with too little arithmetic to hide it), the large step a few times faster, and the
     big one nearly a hundred times. Measured once with this notebook when it was written (commit bcbe77c,
     2026-11-28) on one NVIDIA H200 (CuPy 14, float32 products without TF32, CuPy's default; a 16-core host).
     That was before the library had CUDA kernels of its own: CuPy's functions did all the work. The kernels
@@ -278,7 +278,8 @@ CELLS = [
         print("tools/count_calls.py is not here (a student copy): the repository has it")
     """),
     md(r"""
-    At 10 to 30 µs of host time each, 173 calls make 2 to 5 ms, the tiny step's 4.0 ms on the H200.
+    At 10 to 30 µs of host time for each of the 113 launches, and some for each view (a view starts no work on the
+    GPU, but its Python runs all the same), the calls make most of the tiny step's 4.0 ms on the H200.
     `python tools/count_calls.py seed` counts a whole training step the same way, of a miniature of the
     `seed` model (a classifier: embedding, one encoder layer of 8 heads, pooling, binary cross-entropy,
     Adam's update): 292 calls (174 launches) with the array formulas, 228 (92) with the library's CUDA
@@ -305,8 +306,8 @@ CELLS = [
        GFLOP/s ($2n^3$ FLOPs). Where does your CPU level off?
     2. In section 5, find the smallest batch size at which CuPy beats NumPy for the large layer (on a
        machine with a GPU), or estimate it from the table: a step on the GPU costs at least what the tiny
-       one does, about 4 ms (its 173 array operations, counted in section 5, at 10 to 30 µs of host time
-       each), while NumPy's time grows about in proportion to B.
+       one does, about 4 ms (its 113 launches, counted in section 5, at 10 to 30 µs of host time each, and
+       its views), while NumPy's time grows about in proportion to B.
     3. (On a GPU.) Remove `sync(be)` from `time_step` and time CuPy again. Why does it look faster, and why
        is that number wrong?
     4. Train a small model on the GPU (without one, on `array_api_strict`), save it with `save_checkpoint`
