@@ -214,7 +214,8 @@ def test_a_number_exempted_as_taken_from_a_file_must_be_in_that_file(monkeypatch
     generator = _generator()
     source = ROOT / "minitransformer" / "examples" / "seed_classifier.py"
     text = source.read_text(encoding="utf-8")
-    assert "94.10%" in text and "94.9%" not in text and "0.1" in (ROOT / "minitransformer/nn/models.py").read_text()
+    models = (ROOT / "minitransformer" / "nn" / "models.py").read_text(encoding="utf-8")
+    assert "94.10%" in text and "94.9%" not in text and "0.1" in models
     monkeypatch.setitem(generator.QUOTED_ELSEWHERE, NAMES[0], {
         "94.10% 94.9%": "the document run minitransformer.examples.seed_classifier's docstring reports",
         "0.1": "the document preset's dropout (nn/models.py)",
