@@ -54,18 +54,52 @@ def test_softmax_and_log_softmax_match_plain_numpy(axis, rng, fused):
                                                   f"{_form(fused)}, the forward")
 
 
+#: the usual mistakes of a softmax's shift, each with what it does to logits of 1e4 (test_softmax_of_huge_logits...)
+SHIFT_MISTAKES = {
+    "no max is subtracted before exp: e^1e4 overflows to inf, and inf / inf is nan":
+        lambda x: x,
+    "the max is subtracted without keepdims=True: the max of shape (3,) is subtracted from this (3, 3) input along "
+    "the wrong axis, row i getting column i's max, and exp overflows":
+        lambda x: x - x.max(axis=-1),
+    "the whole input's max (1e4) is subtracted, not each slice's own: row 2, [0, 1, 2] - 1e4, underflows to 0 / 0":
+        lambda x: x - x.max(),
+}
+
+
+def _shift_mistake(x: np.ndarray, p: np.ndarray) -> str:
+    """Which of :data:`SHIFT_MISTAKES` gives the softmax ``p`` of ``x`` (NaN where it does), else what to do."""
+    with np.errstate(all="ignore"):
+        for mistake, shifted in SHIFT_MISTAKES.items():
+            e = np.exp(shifted(x))
+            if np.allclose(p, e / e.sum(axis=-1, keepdims=True), atol=1e-7, equal_nan=True):
+                return f"{mistake}; subtract each slice's own max along the axis, keepdims=True"
+    return "subtract each slice's own max along the axis before exp, with keepdims=True"
+
+
+@pytest.mark.single_backend
+def test_each_shift_mistake_is_told_apart_on_logits_of_1e4():
+    """The message of test_softmax_of_huge_logits_is_finite named the keepdims mistake to every softmax that was not
+    finite there, including one that subtracted nothing (the most common)."""
+    x = np.array([[1e4, 0.0, -1e4], [1e4, 1e4, 0.0], [-1e4, 1.0 - 1e4, 2.0 - 1e4]])
+    named = []
+    with np.errstate(all="ignore"):
+        for shifted in SHIFT_MISTAKES.values():
+            e = np.exp(shifted(x))
+            named.append(_shift_mistake(x, e / e.sum(axis=-1, keepdims=True)))
+    assert named == [f"{m}; subtract each slice's own max along the axis, keepdims=True" for m in SHIFT_MISTAKES]
+
+
 @FORMS
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.assignment(2, points=10)
 def test_softmax_of_huge_logits_is_finite(dtype, fused):
     # row 2 is [0, 1, 2] - 1e4: shifted by its own max, not the whole input's (1e4), or exp underflows to 0 / 0
-    x = mt.tensor([[1e4, 0.0, -1e4], [1e4, 1e4, 0.0], [-1e4, 1.0 - 1e4, 2.0 - 1e4]], dtype=dtype)
-    shift = (f"{_form(fused)}, the forward: subtract each slice's own max along the axis before exp, with "
-             "keepdims=True (the max without keepdims, shape (3,), is subtracted from this (3, 3) input along the "
-             "wrong axis: row i gets column i's max, and exp overflows)")
+    values = np.array([[1e4, 0.0, -1e4], [1e4, 1e4, 0.0], [-1e4, 1.0 - 1e4, 2.0 - 1e4]], dtype=dtype)
+    x = mt.tensor(values)
     with warnings.catch_warnings():  # an overflow in exp is named here, not left as a bare RuntimeWarning
         warnings.simplefilter("ignore", RuntimeWarning)
         p = F.softmax(x, fused=fused).numpy()
+    shift = f"{_form(fused)}, the forward: {_shift_mistake(values, p)}"
     assert np.all(np.isfinite(p)), f"softmax of logits of 1e4: {p.tolist()} is not finite; {shift}"
     # exp(-1e4) underflows to 0: the largest logits take all the mass
     e = np.exp([0.0, 1.0, 2.0])
