@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import minitransformer as mt
+import minitransformer.functional as F
 from minitransformer import worked_examples as we
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +79,16 @@ def test_self_attention_outputs_match_numpy(to_numpy, sa_numpy):
     assert all(out.dtype_name == "float64" for out, _ in ex.attention.values())
     # an output is an average of the values: inside [1, 3], so never the document's [0.2, 0.3, 0.5]
     assert sa_numpy["O1"].min() >= 1 and sa_numpy["O3"].max() <= 3
+    # the divisor itself, which none of the readings shows (one key weighs 1 whatever the scores; d_k = 1 divides by
+    # 1; the sqrt(3) reading divides before the call): the document's token and its reverse, d_k = 3
+    X = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
+    _, w = F.scaled_dot_product_attention(*(mt.tensor(X) for _ in range(3)))
+    by = {divisor: softmax(X @ X.T / divisor) for divisor in (np.sqrt(3), 3.0, 1.0)}
+    said = {3.0: "; it equals the scores divided by d_k, not sqrt(d_k)",
+            1.0: "; it equals the scores not divided by sqrt(d_k)"}
+    mistake = next((why for d, why in said.items() if np.allclose(to_numpy(w), by[d], rtol=1e-12)), "")
+    np.testing.assert_allclose(to_numpy(w), by[np.sqrt(3)], rtol=1e-12, err_msg=(
+        "tokens [1, 2, 3] and [3, 2, 1], d_k = 3: weights softmax(Q K^T / sqrt(3)) over the keys" + mistake))
 
 
 def test_self_attention_closest_reading_is_row_1_of_the_weights_divided_by_sqrt3(sa_numpy):
