@@ -24,6 +24,7 @@ from minitransformer.optim import (
     clip_grad_norm_,
     noam_lr,
 )
+from minitransformer.testing import name_known_mistake_of
 
 SHAPES = [(3, 4), (5,), ()]
 STEPS = 5
@@ -76,7 +77,10 @@ def reference_sgd(thetas, grad, lr, momentum=0.0, weight_decay=0.0, nesterov=Fal
     return thetas
 
 
-def reference_adam(thetas, grad, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False, steps=STEPS):
+def reference_adam(thetas, grad, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False, steps=STEPS,
+                   corrected=True):
+    """Adam's (or, ``decoupled``, AdamW's) parameters after ``steps`` steps; ``corrected=False`` leaves out the bias
+    corrections (a known mistake, for the messages)."""
     thetas = [np.array(t, dtype=np.float64) for t in thetas]
     m = [np.zeros_like(t) for t in thetas]
     v = [np.zeros_like(t) for t in thetas]
@@ -90,8 +94,8 @@ def reference_adam(thetas, grad, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=
             m[i] = b1 * m[i] + (1 - b1) * g
             v[i] = b2 * v[i] + (1 - b2) * g**2
             # bias correction written the way torch does it: step size lr / (1 - b1^t), sqrt(v)/sqrt(1 - b2^t)
-            step_size = lr / (1 - b1**t)
-            denom = np.sqrt(v[i]) / math.sqrt(1 - b2**t) + eps
+            step_size = lr / (1 - b1**t) if corrected else lr
+            denom = (np.sqrt(v[i]) / math.sqrt(1 - b2**t) if corrected else np.sqrt(v[i])) + eps
             thetas[i] = thetas[i] - step_size * m[i] / denom
     return thetas
 
@@ -143,13 +147,25 @@ def test_adam_matches_numpy_reference(cls, config, rng):
     formula = ("m_hat = m / (1 - beta_1^t), v_hat = v / (1 - beta_2^t), theta - lr m_hat / (sqrt(v_hat) + eps); weight "
                + ("decay decoupled: theta (1 - lr lambda) first, the moments of the plain g" if decoupled else
                   "decay as lambda theta added to g"))
+    mistakes = [({"corrected": False}, "no bias correction: m and v as they are, not m / (1 - beta_1^t) and "
+                                       "v / (1 - beta_2^t)?")]
+    if settings["weight_decay"]:
+        mistakes.append(({"decoupled": not decoupled}, "AdamW's weight decay (theta shrunk, outside the moments) where "
+                         "Adam's was asked (lambda theta added to g), or the other way round?"))
     for steps in (1, STEPS):  # the first step alone (where a bias correction shows most), then several
         params = make_params(values)
         got = run_library(cls(params, **config), params, grad, steps=steps)
         expected = reference_adam(values, grad, decoupled=decoupled, steps=steps, **settings)
+
+        def flat(steps=steps, **mistake):  # every parameter in one vector, as a known mistake computes it
+            answer = reference_adam(values, grad, **{"decoupled": decoupled, "steps": steps, **settings, **mistake})
+            return np.concatenate([np.ravel(a) for a in answer])
+
+        mistake = name_known_mistake_of(flat, mistakes, np.concatenate([np.ravel(a) for a in got]), rtol=1e-12,
+                                        atol=1e-12)
         for k, (a, b) in enumerate(zip(got, expected)):
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12,
-                                       err_msg=f"parameter {k} after {steps} step(s) of {cls.__name__}: {formula}")
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=(
+                f"parameter {k} after {steps} step(s) of {cls.__name__}: {formula}{mistake}"))
     _steps_leave_the_old_arrays_alone(cls, config, values, grad)
 
 
