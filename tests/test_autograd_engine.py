@@ -711,7 +711,7 @@ def test_tensor_of_a_gpu_array_on_the_cpu_comes_through_the_host(monkeypatch):
 
 def test_there_is_no_item_assignment():
     x = mt.tensor([1.0, 2.0])
-    with pytest.raises(TypeError, match=r"Tensor does not support item assignment: there are no in-place operations"):
+    with pytest.raises(TypeError, match=r"Tensor does not support item assignment: no array is written in place"):
         x[0] = 5.0
 
 
@@ -920,3 +920,57 @@ def test_an_error_inside_unbroadcast_is_unbroadcasts_not_the_check_of_what_backw
     notes = getattr(caught.value, "__notes__", [])
     assert not any(note.startswith("(checked after ") for note in notes), notes
     assert any(note.startswith("(in unbroadcast, for Add.backward, input 1: inputs of shapes (3,)") for note in notes)
+
+
+def test_an_update_in_place_of_a_leaf_is_made_as_pytorchs_is():
+    """``for p in model.parameters(): p -= lr * p.grad`` under no_grad rebound the loop's name and changed no
+    parameter, silently (and ``g = p.grad; g *= 0`` no gradient): the model did not learn. The tensor now takes the
+    result's array, as torch's in-place update; the old array, which a graph may have saved, is not written."""
+    w0, x0 = np.array([[0.5, -1.0], [2.0, 0.25], [-0.5, 1.5]], dtype=np.float32), np.ones((2, 3), dtype=np.float32)
+    model = mt.nn.Linear(3, 2)
+    mt.nn.init.constant_(model.bias, 0.0)
+    model.weight.data = mt.tensor(w0).data
+    model(mt.tensor(x0)).sum().backward()
+    params = list(model.parameters())
+    with mt.no_grad():
+        for p in params:
+            p -= 0.1 * p.grad
+    assert [p is q for p, q in zip(params, model.parameters())] == [True, True]
+    np.testing.assert_allclose(model.weight.numpy(), w0 - 0.1 * 2.0, rtol=1e-6)  # dL/dW = x^T 1 = 2 everywhere
+    np.testing.assert_allclose(model.bias.numpy(), [-0.2, -0.2], rtol=1e-6)
+    g = model.weight.grad
+    g *= 0
+    assert not model.weight.grad.numpy().any()
+    total = mt.zeros(())
+    for v in (1.0, 2.0, 3.5):
+        total += v  # a running sum, as before
+    assert total.item() == 6.5
+    a, w = mt.tensor([2.0, 3.0]), mt.tensor([1.0, 1.0], requires_grad=True)
+    y = (w * a).sum()
+    with mt.no_grad():
+        a += 10.0  # after the graph saved a's array: backward reads the array it saved
+    y.backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [2.0, 3.0])
+    h = w * 2.0
+    kept = h
+    h += 1.0  # inside a graph: h = h + 1, a new tensor of the graph
+    assert h is not kept and kept.numpy().tolist() == [2.0, 2.0] and h.numpy().tolist() == [3.0, 3.0]
+    with pytest.raises(RuntimeError, match=r"^x -= y on a tensor that requires grad \(float32 \(2,\), a parameter\?\), "
+                                           r"outside no_grad: an update of its values is made under `with "
+                                           r"mt\.no_grad\(\):`"):
+        w -= 1.0
+    x = mt.zeros(3)
+    with pytest.raises(ValueError, match=r"^x \+= y: x \(3,\) float32 would become \(2, 3\) float32; an update in "
+                                         r"place keeps the shape"):
+        x += mt.ones(2, 3)
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(w0.T))
+        theirs.bias.zero_()
+    theirs(torch.tensor(x0)).sum().backward()
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p -= 0.1 * p.grad
+    np.testing.assert_allclose(model.weight.numpy(), theirs.weight.detach().numpy().T, rtol=1e-6)
+    np.testing.assert_allclose(model.bias.numpy(), theirs.bias.detach().numpy(), rtol=1e-6)

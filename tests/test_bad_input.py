@@ -711,17 +711,21 @@ def test_pytorchs_in_place_methods_say_there_are_none_here_and_what_gives_their_
     for name in sorted(TORCH_IN_PLACE):
         x = mt.tensor(values)
         with pytest.raises(AttributeError, match=rf"^'Tensor' object has no attribute '{name}'; PyTorch's in-place "
-                                                 rf"x\.{name}\(.*\) is x = .+ here \(docs/from-pytorch.md\)$") as e:
+                                                 rf"x\.{name}\(.*\) is x (= .+|[-+*/]= y) here "
+                                                 r"\(docs/from-pytorch.md\)$") as e:
             getattr(x, name)
-        theirs, here = re.search(r"PyTorch's in-place (.+) is x = (.+) here \(", str(e.value)).groups()
+        theirs, here = re.search(r"PyTorch's in-place (.+) is (x .+) here \(", str(e.value)).groups()
         if "..." in theirs:  # the method's own arguments: x.masked_fill_(...) is x = x.masked_fill(...)
             unchecked.add(name)
         elif torch is not None:
             y, positive = values[::-1] * 0.5 + 0.25, np.abs(values) + 0.5
             data = positive if name in ("log_", "sqrt_") else values
             expected = eval(theirs, {"x": torch.tensor(data), "y": torch.tensor(y.copy())})
-            got = eval(here, {"mt": mt, "F": F, "x": mt.tensor(data), "y": mt.tensor(y)})
-            assert _answer(got, torch) == _answer(expected, torch), name
+            names = {"mt": mt, "F": F, "x": mt.tensor(data), "y": mt.tensor(y)}
+            before = names["x"]
+            exec(here, names)  # x = ..., or x += y: in place, as torch's (the same tensor holds the answer)
+            assert names["x"] is before or not re.match(r"x [-+*/]=", here), name
+            assert _answer(names["x"], torch) == _answer(expected, torch), name
     assert unchecked == {"masked_fill_"}  # and x.masked_fill(mask, v) has its own tests
 
 

@@ -171,11 +171,14 @@ def no_attribute(where: str, name: str, obj=None) -> AttributeError:
 
 
 def in_place(name: str, x) -> tuple[str, str] | None:
-    """PyTorch's in-place ``x.name(...)`` (one of :data:`TORCH_IN_PLACE`) and what to write here, ``x = ...``: the
-    method of ``x`` without the ``_``, or a tensor's answer in :data:`TORCH_NAMES`; else None. There are no in-place
-    operations here: every array a graph saved for ``backward()`` stays as it was."""
+    """PyTorch's in-place ``x.name(...)`` (one of :data:`TORCH_IN_PLACE`) and what to write here: ``x += y`` for its
+    arithmetic (in place here too, outside a graph), else ``x = ...``, the method of ``x`` without the ``_`` or a
+    tensor's answer in :data:`TORCH_NAMES`; else None. No array is written in place here: every array a graph saved
+    for ``backward()`` stays as it was."""
     if name not in TORCH_IN_PLACE:
         return None
+    if name in _AUGMENTED:  # in place here too, outside a graph: p.sub_(lr * g) under no_grad is p -= lr * g
+        return f"in-place x.{name}(y)", f"x {_AUGMENTED[name]}= y"
     base = name[:-1]
     if base in TORCH_NAMES["Tensor"]:
         torch, here = TORCH_NAMES["Tensor"][base]
@@ -184,6 +187,8 @@ def in_place(name: str, x) -> tuple[str, str] | None:
     return f"in-place x.{name}({args})", f"x = x.{base}({args})"
 
 
+#: PyTorch's in-place arithmetic whose answer is Python's augmented assignment (Tensor.__iadd__ ...)
+_AUGMENTED = {"add_": "+", "sub_": "-", "mul_": "*", "div_": "/"}
 #: PyTorch's in-place methods whose answer is a method here or a tensor's name above (x.transpose_ is not, NumPy's
 #: transpose is another operation)
 TORCH_IN_PLACE = {"add_", "sub_", "mul_", "div_", "pow_", "neg_", "exp_", "log_", "sqrt_", "tanh_", "relu_", "abs_",

@@ -468,11 +468,12 @@ class Tensor:
     (``-``, unary ``-``, ``**``, ``@``, ``sum``, ``max``, ``maximum``, ``<``) is refused: cast first
     (``mask.to("int64").sum()`` counts the True values).
 
-    There are no in-place operations, so that every array a graph saved for ``backward()`` stays as it was:
-    ``w -= lr * w.grad`` (even under :class:`no_grad`) makes a new tensor and rebinds the name ``w`` to it,
-    leaving the parameter itself unchanged, and ``x[0] = 5`` is refused. Change a leaf's values through its
-    array, ``w.data = w.data - lr * w.grad.data``, as the optimizers do; build values with :func:`where`,
-    :func:`masked_fill` or :func:`concat`.
+    No array is written in place, so that every array a graph saved for ``backward()`` stays as it was:
+    ``x[0] = 5`` is refused (build values with :func:`where`, :func:`masked_fill` or :func:`concat`). ``w -= lr *
+    w.grad`` under :class:`no_grad` updates ``w`` itself, as in PyTorch (every name of that tensor sees the new
+    values): ``w`` takes a new array, the result's; so do ``g *= 0`` and a running sum ``total += x``. Inside a graph,
+    ``x += y`` is ``x = x + y``, a new tensor; on a tensor that requires grad, outside ``no_grad``, it is refused, as
+    in PyTorch.
 
     Parameters
     ----------
@@ -879,6 +880,38 @@ class Tensor:
     def __neg__(self):
         return ops.Neg.apply(self)
 
+    # x += y, -=, *=, /=: in place where PyTorch's is and no graph can tell (``p -= lr * p.grad`` under no_grad,
+    # ``g *= 0``, a running sum): the tensor keeps its identity and takes the result's array (a new one: the old,
+    # which a graph may have saved, is not written); inside a graph, x = x + y, a new tensor
+    def __iadd__(self, other):
+        return self._in_place("+=", self + other)
+
+    def __isub__(self, other):
+        return self._in_place("-=", self - other)
+
+    def __imul__(self, other):
+        return self._in_place("*=", self * other)
+
+    def __itruediv__(self, other):
+        return self._in_place("/=", self / other)
+
+    def _in_place(self, symbol: str, result: Tensor) -> Tensor:
+        """``self`` holding ``result``'s values where it is a leaf whose values may change, as PyTorch's in-place
+        update; else ``result`` (a tensor a graph made: ``x = x + y``)."""
+        if self._ctx is not None:  # made by the graph: a new tensor, which the name is bound to
+            return result
+        if self.requires_grad and _grad_enabled:
+            raise RuntimeError(
+                f"x {symbol} y on a tensor that requires grad ({self.dtype_name} {self.shape}, a parameter?), outside "
+                "no_grad: an update of its values is made under `with mt.no_grad():`, as in PyTorch (or by an "
+                "optimizer); x = x + y makes a new tensor of the graph instead")
+        if result.shape != self.shape or result.dtype != self.dtype:
+            raise ValueError(f"x {symbol} y: x {self.shape} {self.dtype_name} would become {result.shape} "
+                             f"{result.dtype_name}; an update in place keeps the shape and the dtype (x = x + y "
+                             "does not)")
+        self._data = result._data  # the result's own new array: the old one stays as a graph may have saved it
+        return self
+
     def __pow__(self, exponent):
         if isinstance(exponent, int) and exponent < 0 and _kind(self._data.dtype) != "f":
             raise ValueError(f"pow: an integer tensor {self.shape} to the negative power {exponent} is not an "
@@ -899,7 +932,7 @@ class Tensor:
 
     def __setitem__(self, index, value):
         raise TypeError(
-            "Tensor does not support item assignment: there are no in-place operations (the graph's saved arrays "
+            "Tensor does not support item assignment: no array is written in place (the graph's saved arrays "
             "must not change). Build the values with mt.where(mask, value, x) or x.masked_fill(mask, value), or "
             "change a leaf's array through .data"
         )
