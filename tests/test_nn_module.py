@@ -858,6 +858,19 @@ def test_evaluating_turns_dropout_and_the_graph_off_and_puts_the_mode_back_even_
     assert model.training
 
 
+def test_evaluating_puts_back_each_modules_own_mode():
+    """A part kept in evaluation mode (a frozen encoder) was put back in training mode after decoding, a metric or
+    predict_proba: evaluating restored the top module's flag to every module, and the part's dropout came back on."""
+    model = nn.Sequential(nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5)), nn.Dropout(0.5))
+    model.train()
+    model[0].eval()  # the frozen part
+    before = [m.training for m in model.modules()]
+    assert before == [True, False, False, False, True]
+    with nn.evaluating(model):
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == before
+
+
 @pytest.mark.parametrize("mode", ["no", 0, None])
 def test_train_takes_a_bool_as_pytorch_does(mode):
     """train("no") switched training on (a non-empty string is truthy)."""

@@ -883,7 +883,8 @@ class Sequential(ModuleList):
 
 @contextlib.contextmanager
 def evaluating(module: Module):
-    """Inside the block: evaluation mode (no dropout) and no graph; afterwards the module's mode is put back.
+    """Inside the block: evaluation mode (no dropout) and no graph; afterwards each module's mode is put back (a part
+    kept in evaluation mode stays in it).
 
     For measuring or running a model that may be in training mode, as it is after training: held-out
     metrics, decoding, :meth:`~minitransformer.nn.TransformerClassifier.predict_proba`.
@@ -896,10 +897,11 @@ def evaluating(module: Module):
     >>> y.numpy().tolist(), layer.training
     ([1.0, 1.0, 1.0, 1.0], True)
     """
-    was_training = module.training
+    modes = [(m, m.training) for m in module.modules()]  # each its own: a frozen part may be kept in eval mode
     module.eval()
     try:
         with no_grad():
             yield module
     finally:
-        module.train(was_training)
+        for m, training in modes:
+            object.__setattr__(m, "training", training)
