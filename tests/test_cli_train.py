@@ -663,7 +663,7 @@ def test_metrics_json_is_written_atomically_as_the_checkpoint(tmp_path, monkeypa
     monkeypatch.setattr(os, "replace", disk_full_for_the_metrics)
     capsys.readouterr()
     assert main([*run, "--steps", "3", "--overwrite"]) == 1
-    assert capsys.readouterr().err == "minitransformer: No space left on device\n"
+    assert capsys.readouterr().err == f"minitransformer: {out / 'metrics.json'}: No space left on device\n"  # named
     assert (out / "metrics.json").read_bytes() == old and json.loads(old)["metrics"]["steps"] == 2
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "metrics.json"]
 

@@ -1814,6 +1814,27 @@ def test_token_accuracy_reads_its_targets_as_the_loss_does(targets, error, messa
     assert binary_accuracy(mt.tensor([1.0, -1.0]), [True, True]).item() == 0.5
 
 
+def test_a_label_other_than_0_or_1_is_refused_by_the_yes_no_loss_and_metrics(backend):
+    """Three classes given to the yes/no classifier trained "well": labels 1 and 2 both counted as yes (y > 0), the
+    metrics 100%, the binary cross-entropy below 0. Refused where the values are read (on a GPU, at the next read)."""
+    from minitransformer.data import make_classification_batch
+    from minitransformer.train.tasks import classification_loss
+
+    said = r"labels must be 0 or 1 \(a yes/no classifier, one logit a text\); got another: for more classes, a head " \
+           r"of C logits and F\.cross_entropy"
+    logits = mt.tensor([1.0, -1.0, 2.0])
+    for metric in (binary_accuracy, binary_f1):
+        with pytest.raises(ValueError, match=rf"^{metric.__name__}: {said}"):
+            metric(logits, [1, 0, 2]).item()
+        with pytest.raises(ValueError, match=rf"^{metric.__name__}: {said}"):
+            metric(logits, [1.0, 0.0, 0.5]).item()  # a soft label: no class
+        assert metric(logits, [1, 0, 1]).item() == 1.0 and metric(logits, [True, False, True]).item() == 1.0
+    model = nn.TransformerClassifier(vocab_size=10, d_model=8, heads=2, d_ff=16, max_len=4, dropout=0.0)
+    with pytest.raises(ValueError, match=rf"^classification_loss: {said}"):
+        classification_loss(model, make_classification_batch([([4, 5], 2), ([6], 0)])).item()
+    assert classification_loss(model, make_classification_batch([([4, 5], 1), ([6], 0)])).item() > 0
+
+
 @pytest.mark.single_backend
 def test_metrics_take_a_loss_as_a_tensor_or_a_0_d_array():
     """perplexity(loss), RunningMean.add(loss.numpy()) and an eval_fn giving loss.numpy() worked before the checks

@@ -241,7 +241,8 @@ def make_classification_batch(examples, pad_id: int = PAD, backend=None) -> Batc
     Parameters
     ----------
     examples : iterable of (sequence of int, int)
-        ``(ids, label)``; every example needs at least one token, labels are class ids 0, 1, ...
+        ``(ids, label)``; every example needs at least one token, labels are class ids 0, 1, ... (0 or 1 for
+        :class:`~minitransformer.nn.TransformerClassifier`, a yes/no classifier: its loss and metrics refuse others)
     pad_id : int
         The id of ``<pad>``.
     backend : str or Backend, optional

@@ -171,10 +171,24 @@ def binary_f1(logits: Tensor, labels) -> Tensor:
     return _share(2 * tp, denominator, logits.backend)
 
 
-def _binary_predictions(op: str, logits: Tensor, labels):
-    """``(z > 0, y > 0)``, both ``(B,)`` boolean backend arrays, for logits ``(B,)`` or ``(B, 1)`` and labels ``(B,)``;
-    refused where the shapes differ or there is no text."""
+def binary_labels(op: str, labels, logits: Tensor):
+    """``labels`` as an array on ``logits``' backend if each is 0 or 1 (False or True): a yes/no classifier's. Another
+    label (2, of a third class) would pass for a 1 (``y > 0``), and its class merge with it, the metrics perfect, the
+    loss below 0. The values are read where the backend reads values (on a GPU, at the next read of the device)."""
     y = as_targets(op, labels, logits, name="labels")
+    xp = logits.backend.xp
+    if math.prod(y.shape) and not xp.isdtype(y.dtype, "bool"):
+        other = xp.reshape(xp.astype(xp.any((y != 0) & (y != 1)), xp.int8), (1,))  # 1 where some label is neither
+        logits.backend.check_range(other, 0, 0, f"{op}: labels must be 0 or 1 (a yes/no classifier, one logit a "
+                                                "text); got another: for more classes, a head of C logits and "
+                                                "F.cross_entropy", ValueError)
+    return y
+
+
+def _binary_predictions(op: str, logits: Tensor, labels):
+    """``(z > 0, y > 0)``, both ``(B,)`` boolean backend arrays, for logits ``(B,)`` or ``(B, 1)`` and labels ``(B,)``
+    of 0 or 1; refused where the shapes differ or there is no text."""
+    y = binary_labels(op, labels, logits)
     z = logits.data
     if z.ndim == 2 and z.shape[1] == 1:
         z = z[:, 0]
@@ -182,7 +196,7 @@ def _binary_predictions(op: str, logits: Tensor, labels):
         raise ValueError(f"{op}: logits have shape {logits.shape}, labels {tuple(y.shape)}; expected (B,) both")
     if z.shape[0] == 0:  # the mean of nothing is NaN
         raise ValueError(f"{op}: no texts to score (logits of shape {logits.shape})")
-    return z > 0, y > 0
+    return z > 0, (y if logits.backend.xp.isdtype(y.dtype, "bool") else y > 0)  # (the array API has no bool > 0)
 
 
 def strip_after_eos(ids: Sequence[int], eos_id: int = EOS, pad_id: int = PAD) -> list[int]:

@@ -99,6 +99,7 @@ from .metrics import (
     _token_hits,
     binary_accuracy,
     binary_f1,
+    binary_labels,
     perplexity,
     strip_after_eos,
 )
@@ -635,7 +636,8 @@ def classification_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor
     Keras's ``BinaryCrossentropy(label_smoothing=...)`` does: the two-class case of the smoothed target
     :math:`q` of :func:`~minitransformer.functional.cross_entropy`.
     """
-    z, y = model(b.src), b.labels  # (B,) logits, (B,) labels 0 or 1
+    z = model(b.src)  # (B,) logits
+    y = Tensor(binary_labels("classification_loss", b.labels, z), backend=z.backend)  # (B,) labels 0 or 1
     if label_smoothing:
         y = y.astype(z.dtype_name) * (1.0 - label_smoothing) + label_smoothing / 2
     return F.binary_cross_entropy_with_logits(z, y)
