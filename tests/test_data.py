@@ -695,6 +695,30 @@ def test_seq2seq_batch_of_a_digit_task_round_trips(backend):
         make_seq2seq_batch([([4], [4]), ([], [5])])
 
 
+@pytest.mark.single_backend
+def test_a_batch_refuses_the_padding_id_inside_a_sequence_and_the_specials_it_adds():
+    """A vocabulary numbered from 0 by hand gave its first word the padding's id: hidden from attention and left out
+    of the loss, silently; <bos> and <eos> given with a target were doubled, and the model learned to write them
+    twice."""
+    said = (r"holds pad_id=0 at position 0, before its last token: it would be hidden as padding \(ids 0\.\.3 are "
+            r"<pad>, <bos>, <eos>, <unk>: number a vocabulary of your own from 4")
+    with pytest.raises(ValueError, match=rf"^make_seq2seq_batch: source 0 {said}"):
+        make_seq2seq_batch([([0, 1, 2], [5, 6])])
+    with pytest.raises(ValueError, match=r"^make_seq2seq_batch: target 1 holds pad_id=0 at position 1"):
+        make_seq2seq_batch([([5], [6]), ([5], [6, 0, 7])])
+    with pytest.raises(ValueError, match=rf"^make_classification_batch: example 0 {said}"):
+        make_classification_batch([([0, 4], 1)])
+    for target, where in (([BOS, 5, 6], "begins with <bos> \\(1\\)"), ([5, 6, EOS], "ends with <eos> \\(2\\)")):
+        with pytest.raises(ValueError, match=rf"^make_seq2seq_batch: target 0 {where}, which make_seq2seq_batch adds "
+                                             r"itself: give the target without <bos> and <eos>"):
+            make_seq2seq_batch([([5, 6], target)])
+    tok = WordTokenizer.from_texts(["the cat sat"])  # what the message says: a tokenizer numbers from 4
+    assert min(tok.encode("the cat sat")) >= 4
+    padded = make_seq2seq_batch([([5, 6, 0, 0], [7])])  # rows padded already: the trailing padding is let through
+    assert padded.src.numpy().tolist() == [[5, 6, 0, 0]]
+    assert padded.src_mask.numpy()[0, 0, 0].tolist() == [True, True, False, False]
+
+
 def test_classification_batch(backend):
     train, _, tok = negation_task(8, 0, seed=0)
     b = make_classification_batch(train)

@@ -187,6 +187,29 @@ def _decoder_mask(tgt_in: Tensor, pad_id: int) -> Tensor:
     return combine_masks(padding_mask(tgt_in, pad_id), causal_mask(T, backend=tgt_in.backend))
 
 
+def _check_padding_inside(op: str, name: str, seqs, pad_id: int) -> None:
+    """Refuse ``pad_id`` before a sequence's last other token: it would be hidden from attention and left out of the
+    loss as padding. A vocabulary numbered from 0 by hand gives its first word the padding's id (trailing padding, of
+    rows padded already, is let through)."""
+    for i, seq in enumerate(seqs):
+        last = max((j for j, token in enumerate(seq) if token != pad_id), default=-1)
+        j = next((j for j, token in enumerate(seq[:last]) if token == pad_id), None)
+        if j is not None:
+            raise ValueError(f"{op}: {name} {i} holds pad_id={pad_id} at position {j}, before its last token: it "
+                             "would be hidden as padding (ids 0..3 are <pad>, <bos>, <eos>, <unk>: number a vocabulary "
+                             "of your own from 4, or use a tokenizer, data.WordTokenizer.from_texts(...))")
+
+
+def _check_no_specials(op: str, tgts, bos_id: int, eos_id: int) -> None:
+    """Refuse a target that begins with ``bos_id`` or ends with ``eos_id``: the batch adds them (twice, the model
+    would learn to write them twice)."""
+    for i, t in enumerate(tgts):
+        for where, j, token, name in (("begins", 0, bos_id, "<bos>"), ("ends", -1, eos_id, "<eos>")):
+            if t and t[j] == token:
+                raise ValueError(f"{op}: target {i} {where} with {name} ({token}), which {op} adds itself: give the "
+                                 "target without <bos> and <eos> (tokenizer.encode(text), without add_bos, add_eos)")
+
+
 def make_seq2seq_batch(pairs, pad_id: int = PAD, bos_id: int = BOS, eos_id: int = EOS, backend=None) -> Batch:
     """A sequence-to-sequence batch from pairs ``(src_ids, tgt_ids)`` (without ``<bos>``/``<eos>``).
 
@@ -220,6 +243,9 @@ def make_seq2seq_batch(pairs, pad_id: int = PAD, bos_id: int = BOS, eos_id: int 
     srcs = [_as_id_list("make_seq2seq_batch", i, s) for i, (s, _) in enumerate(pairs)]
     tgts = [_as_id_list("make_seq2seq_batch", i, t) for i, (_, t) in enumerate(pairs)]
     _check_nonempty("make_seq2seq_batch", "source", srcs)
+    _check_padding_inside("make_seq2seq_batch", "source", srcs, pad_id)
+    _check_padding_inside("make_seq2seq_batch", "target", tgts, pad_id)
+    _check_no_specials("make_seq2seq_batch", tgts, bos_id, eos_id)
     src = Tensor(pad_sequences(srcs, pad_id), backend=backend)
     tgt_in = Tensor(pad_sequences([[bos_id] + t for t in tgts], pad_id), backend=backend)
     tgt_out = Tensor(pad_sequences([t + [eos_id] for t in tgts], pad_id), backend=backend)
@@ -261,8 +287,9 @@ def make_classification_batch(examples, pad_id: int = PAD, backend=None) -> Batc
            [1, 0, 0]]), array([1, 0]))
     """
     examples = _pairs("make_classification_batch", examples, "ids", "label")
-    _check_nonempty("make_classification_batch", "example",
-                    [_as_id_list("make_classification_batch", i, e[0]) for i, e in enumerate(examples)])
+    ids = [_as_id_list("make_classification_batch", i, e[0]) for i, e in enumerate(examples)]
+    _check_nonempty("make_classification_batch", "example", ids)
+    _check_padding_inside("make_classification_batch", "example", ids, pad_id)
     labels = [e[1] for e in examples]
     for i, y in enumerate(labels):
         if isinstance(y, bool) or not isinstance(y, int | np.integer) or y < 0:
