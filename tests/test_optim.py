@@ -984,3 +984,26 @@ def test_bad_parameters():
     with pytest.raises(TypeError, match=r"^SGD.step: a gradient of shape \(2,\) and dtype float32 for a tensor of "
                                         r"shape \(2,\) and dtype float64"):
         opt.step()
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9), lambda ps: Adam(ps, lr=0.1)],
+                         ids=["sgd_momentum", "adam"])
+def test_the_state_follows_the_parameters_dtype_after_model_to(make):
+    """After model.to('float64') mid-training Adam's moments stayed float32; SGD's momentum, float64 after it, made
+    the parameter float64 again at the step after model.to('float32'), and the next forward refused the model."""
+    model = mt.nn.Linear(3, 2)
+    opt = make(list(model.parameters()))
+
+    def step():
+        opt.zero_grad()
+        model(mt.ones(2, 3, dtype=model.weight.dtype_name)).sum().backward()
+        opt.step()
+
+    step()
+    for dtype in ("float64", "float32"):
+        model.to(dtype)
+        step()
+        arrays = {k: v for k, v in opt.state[model.weight].items() if hasattr(v, "dtype")}
+        assert model.weight.dtype_name == model.bias.dtype_name == dtype
+        assert arrays and all(mt.backend.dtype_name(v.dtype) == dtype for v in arrays.values()), (dtype, arrays)
+    assert model(mt.ones(1, 3)).dtype_name == "float32"

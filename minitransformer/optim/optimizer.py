@@ -182,6 +182,7 @@ class Optimizer:
                 ready = [p for p in group["params"] if p.grad is not None]
                 for p in ready:
                     self._check_gradient(p)
+                    _state_in_dtype(p, self.state.get(p))
                 if not self.elementwise:  # the formula on each parameter's own array (a kernel would write it)
                     for p in ready:
                         p.data = self.update(p.backend.xp, p.data, p.grad.data, group, self.state.setdefault(p, {}))
@@ -364,6 +365,15 @@ class Optimizer:
 
 
 # ------------------------------------------------------------------ helpers
+def _state_in_dtype(p: Tensor, state: dict | None) -> None:
+    """``p``'s state arrays (moments, momentum) made of ``p``'s dtype where ``model.to(dtype)`` changed it since they
+    were: Adam's moments stayed float32 for a float64 parameter, and SGD's float64 momentum made a parameter moved
+    back to float32 float64 again at its next step."""
+    for k, v in (state or {}).items():
+        if hasattr(v, "dtype") and v.dtype != p._data.dtype and p.backend.xp.isdtype(v.dtype, "real floating"):
+            state[k] = p.backend.xp.astype(v, p._data.dtype)
+
+
 def _batch_key(p: Tensor, state: dict) -> tuple:
     """Parameters with equal keys share one update: same backend and dtype, the same state entries
     (arrays, and equal numbers such as the step count). A state that cannot be compared is alone."""
