@@ -366,6 +366,24 @@ def _assert_same(a, b):
     np.testing.assert_equal(a, b)  # nested dicts and lists of arrays and numbers, compared exactly
 
 
+def test_loading_with_an_optimizer_resumes_the_random_stream_unless_told_not_to(saved):
+    """load_checkpoint(path, model, opt, schedule) in a loop of one's own resumed with another random stream (the
+    default was restore_rng=False): the dropout masks after the resume were not the run's, silently."""
+    path, *_ = saved
+    written = read_checkpoint(path).rng_state
+    be = mt.backend.current()
+    mt.manual_seed(99)
+    model2, opt2, schedule2 = _setup()
+    load_checkpoint(path, model2, opt2, schedule2)  # resuming training: the stream too
+    assert be.get_rng_state() == written
+    mt.manual_seed(99)
+    alone, told = _setup()[0], _setup()  # (their initialisations draw random numbers)
+    moved = be.get_rng_state()
+    load_checkpoint(path, alone)  # the model alone, to evaluate: the generator is left alone
+    load_checkpoint(path, *told, restore_rng=False)  # and when told
+    assert be.get_rng_state() == moved
+
+
 def test_a_gpu_checkpoint_resumed_on_the_cpu_is_refused_before_anything_changes(tmp_path):
     """Its generator state (the GPU's CounterRNG) was restored last: the refusal came after the optimizer's and the
     schedule's states were loaded, and only the model was put back. Now it is refused first, saying why and what to

@@ -544,7 +544,7 @@ def _starts_as_a_zip(path: Path) -> bool:
         raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: {e.strerror or e}") from e
 
 
-def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: bool = False) -> Checkpoint:
+def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: bool | None = None) -> Checkpoint:
     """Read a checkpoint and load it into ``model`` (and ``optimizer``, ``schedule``): all of it, or nothing.
 
     Everything that can be checked is checked before anything changes: the model's class, ``config``
@@ -567,10 +567,13 @@ def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: boo
         Restored if given (the checkpoint must hold an optimizer state of the same class).
     schedule : LRScheduler, optional
         Restored if given (the checkpoint must hold a schedule state of the same class).
-    restore_rng : bool
+    restore_rng : bool, optional
         Also restore the current backend's random generator (to resume a run exactly). A state of
         another kind of generator (a checkpoint written on another backend) is refused before
         anything is loaded: load it without ``restore_rng``, or resume it on the backend that wrote it.
+        None (the default): restored where an ``optimizer`` is given, to resume training (without it, the
+        dropout masks after the resume were another stream's, and the run not the one it continues), and the
+        checkpoint's generator is of this backend's kind; else not (evaluating draws no random numbers).
 
     Returns
     -------
@@ -603,6 +606,9 @@ def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: boo
     (5, True)
     """
     ckpt = read_checkpoint(path)
+    if restore_rng is None:  # resuming training: the random stream too, where this backend can continue it
+        restore_rng = (optimizer is not None and ckpt.rng_state is not None
+                       and _rng_state_fits(ckpt.rng_state, _backend.current()))
     _load_read(ckpt, model, optimizer, schedule, restore_rng)
     return ckpt
 
