@@ -668,7 +668,8 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
                 "labels": torch.tensor(labels), "p": torch.tensor(positive), "targets": torch.tensor(targets)}
 
     for name, (torch_writes, here) in TORCH_NAMES[where].items():
-        if not (where == "Tensor" and name in ("cuda", "device") or name in ("save", "load")):  # a GPU, files: below
+        if not (where == "Tensor" and name in ("cuda", "device") or name in ("save", "load", "get_rng_state",
+                                                                             "set_rng_state")):  # below
             got, expected = eval(here, ours()), eval(torch_writes, theirs())
             if isinstance(got, nn.Module):
                 _assert_same_module(got, expected, torch)
@@ -678,6 +679,13 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
                 assert _answer(got, torch) == _answer(expected, torch), (where, name)
     if "save" in TORCH_NAMES[where]:
         _assert_saved_and_loaded(TORCH_NAMES[where]["save"], TORCH_NAMES[where]["load"], torch, tmp_path)
+    if "get_rng_state" in TORCH_NAMES[where]:  # each library: the state kept, a draw, the state put back, the same draw
+        get, put = TORCH_NAMES[where]["get_rng_state"], TORCH_NAMES[where]["set_rng_state"]
+        for lib, names in ((torch, {"torch": torch}), (mt, {"mt": mt})):
+            state = eval(get[0] if lib is torch else get[1], names)
+            drawn = lib.randn(4).numpy()
+            eval(put[0] if lib is torch else put[1], {**names, "state": state})
+            np.testing.assert_array_equal(lib.randn(4).numpy(), drawn)
 
 
 def _assert_saved_and_loaded(save, load, torch, folder) -> None:

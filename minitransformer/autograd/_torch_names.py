@@ -112,6 +112,9 @@ TORCH_NAMES = {
         # a checkpoint here: one .npz file, read without pickle (docs/training.md); a test saves and loads with each
         "save": ("torch.save(model.state_dict(), path)", "train.save_checkpoint(path, model)"),
         "load": ("model.load_state_dict(torch.load(path))", "train.load_checkpoint(path, model)"),
+        # the generator of the current backend (a test draws, restores and draws the same again with each)
+        "get_rng_state": ("torch.get_rng_state()", "mt.backend.current().get_rng_state()"),
+        "set_rng_state": ("torch.set_rng_state(state)", "mt.backend.current().set_rng_state(state)"),
     },
     "minitransformer.functional": {
         "mse_loss": ("F.mse_loss(x, y)", "((x - y) ** 2).mean()"),
