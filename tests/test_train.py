@@ -4,6 +4,7 @@ work, and the loss reaches the host only when it is logged."""
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -1494,6 +1495,9 @@ def test_progress_into_a_file_is_a_line_per_log_and_evaluation_not_a_bar_redrawn
     """train ... 2> log (or nohup, or a batch system's log) kept every redraw of the bar: one line of some hundred
     frames joined by carriage returns, the validation figures only in the bar's postfix. (pytest's captured stderr
     is such a file.)"""
+    from minitransformer.train.trainer import _draws_in_place
+
+    assert not _draws_in_place(io.StringIO())  # a file (also where a test before imported IPython: no shell runs)
     model, loss_fn = _linear_problem()
     Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, log_every=2, desc="fitting",
             eval_fn=lambda m: {"val_loss": 0.5}, eval_every=4).fit(lambda s: None, 4)

@@ -1070,8 +1070,11 @@ def _draws_in_place(stream) -> bool:
     """Whether a progress bar redrawn in place (``\\r``) shows as one line on ``stream``: a terminal, or a Jupyter
     kernel's output (which draws it, or a widget); not a file or a pipe (``train ... 2> log``, ``nohup``, a batch
     system's log), where each redraw is kept, one long line of them."""
+    ipython = sys.modules.get("IPython")  # imported by a Jupyter kernel; imported alone, it runs no shell
+    if ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None:
+        return True
     try:
-        return stream.isatty() or "ipykernel" in sys.modules
+        return stream.isatty()
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
 
