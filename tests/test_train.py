@@ -1839,6 +1839,21 @@ def test_a_label_other_than_0_or_1_is_refused_by_the_yes_no_loss_and_metrics(bac
     assert classification_loss(model, make_classification_batch([([4, 5], 1), ([6], 0)])).item() > 0
 
 
+def test_the_seq2seq_loss_leaves_out_the_padding_the_batch_was_padded_with():
+    """A batch padded with another id (make_seq2seq_batch(pairs, pad_id=9)) had its padding scored as targets: the loss
+    left out id 0 whatever the batch held."""
+    from minitransformer.data import make_seq2seq_batch
+    from minitransformer.train.tasks import seq2seq_loss
+
+    mt.manual_seed(0)
+    model = nn.Transformer(12, 12, d_model=8, heads=2, d_ff=16, num_encoder_layers=1, num_decoder_layers=1,
+                           dropout=0.0)
+    pairs = [([4, 5, 6], [7, 8]), ([5], [6, 7, 8, 4])]
+    usual, other = make_seq2seq_batch(pairs), make_seq2seq_batch(pairs, pad_id=9)
+    assert other.pad_id == 9 and usual.pad_id == 0 and (other.tgt_out.numpy() == 9).any()
+    assert seq2seq_loss()(model, other).item() == pytest.approx(seq2seq_loss()(model, usual).item(), rel=1e-6)
+
+
 @pytest.mark.single_backend
 def test_metrics_take_a_loss_as_a_tensor_or_a_0_d_array():
     """perplexity(loss), RunningMean.add(loss.numpy()) and an eval_fn giving loss.numpy() worked before the checks

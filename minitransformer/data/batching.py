@@ -148,6 +148,8 @@ class Batch:
     n_tokens : int
         Number of real (non-``<pad>``) target tokens (or examples, for classification): the
         denominator of a per-token mean loss.
+    pad_id : int
+        The id the batch was padded with: what a loss leaves out of its targets (``ignore_index``).
 
     Examples
     --------
@@ -165,6 +167,7 @@ class Batch:
     tgt_mask: Tensor | None = None
     labels: Tensor | None = None
     n_tokens: int = 0
+    pad_id: int = PAD
 
     def __len__(self) -> int:
         """The batch size B."""
@@ -256,6 +259,7 @@ def make_seq2seq_batch(pairs, pad_id: int = PAD, bos_id: int = BOS, eos_id: int 
         tgt_out=tgt_out,
         tgt_mask=_decoder_mask(tgt_in, pad_id),
         n_tokens=sum(len(t) + 1 for t in tgts),
+        pad_id=int(pad_id),
     )
 
 
@@ -300,6 +304,7 @@ def make_classification_batch(examples, pad_id: int = PAD, backend=None) -> Batc
         src_mask=padding_mask(src, pad_id),
         labels=Tensor(np.asarray(labels, dtype=np.int64), backend=backend),
         n_tokens=len(examples),
+        pad_id=int(pad_id),
     )
 
 

@@ -507,7 +507,7 @@ def seq2seq_loss(label_smoothing: float = 0.0) -> Callable:
 
     def loss_fn(model, b: Batch) -> Tensor:
         logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)  # (B, T, vocab)
-        return F.cross_entropy(logits, b.tgt_out, ignore_index=PAD, label_smoothing=label_smoothing)
+        return F.cross_entropy(logits, b.tgt_out, ignore_index=b.pad_id, label_smoothing=label_smoothing)
 
     return loss_fn
 
@@ -525,8 +525,8 @@ def seq2seq_metrics(pairs, batch_size: int = 500) -> Callable:
                 chunk = pairs[i:i + batch_size]
                 b = make_seq2seq_batch(chunk)
                 logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)
-                loss.add(F.cross_entropy(logits, b.tgt_out, ignore_index=PAD), b.n_tokens)  # mean per token
-                right, kept = _token_hits(logits, b.tgt_out, ignore_index=PAD)
+                loss.add(F.cross_entropy(logits, b.tgt_out, ignore_index=b.pad_id), b.n_tokens)  # mean per token
+                right, kept = _token_hits(logits, b.tgt_out, ignore_index=b.pad_id)
                 token_hits, tokens = token_hits + right, tokens + kept
                 out = greedy_decode(model, b.src, b.src_mask, max_len=min(b.tgt_out.shape[1] + 1, model.max_len))
                 hits += _exact_hits(out.numpy(), b.tgt_out.numpy())[0]
