@@ -903,32 +903,34 @@ def test_classifier_probability_runs_without_dropout_whatever_the_mode():
 
 def test_a_mask_that_hides_every_key_from_every_query_is_refused_where_a_model_is_given_it():
     """PyTorch's masks of nn.Transformer and nn.MultiheadAttention hide where True. Passed here as they are, with the
-    causal mask the decoder adds, they left no query a key: every attention weight 0 (the rule for a query with no
-    key), the attention layers adding nothing, and the model training on without a word. (Each call reads the device,
+    causal mask the decoder adds, they left no query a key (its padding mask: none of the longest example's): every
+    attention weight 0 (the rule for a query with no key), the attention layers adding nothing, and the model
+    training on without a word. (Each call reads the device,
     where a check put off, array-api-strict's and CuPy's default, is made.)"""
     ids = mt.tensor([[1, 2, 3, 4, 5], [6, 7, 8, 9, 1]])
     lm = nn.DecoderOnlyLM(10, D, H, D_FF, num_layers=1, max_len=8).eval()
     torch_causal = ~F.causal_mask(5)  # torch's causal mask, generate_square_subsequent_mask as a bool: True above
     with pytest.raises(ValueError, match=r"^DecoderOnlyLM: mask and the causal mask hide every key from every query "
-                                         r"\(mask of shape \(5, 5\)\): every attention weight would be 0\. True "
-                                         r"marks a key a query may attend; .* \(True hides\): write ~mask"):
+                                         r"of an example \(mask of shape \(5, 5\)\): its attention weights would all "
+                                         r"be 0\. True marks a key a query may attend; .* \(True hides\): write ~mask"):
         lm(ids, torch_causal).numpy()
     np.testing.assert_array_equal(lm(ids, ~torch_causal).numpy(), lm(ids).numpy())  # what the message says to write
     model = nn.Transformer(10, 10, D, H, D_FF, 1, 1, max_len=8)
     torch_padding = ~F.padding_mask(ids, 0)  # torch's key_padding_mask: True at the padding, here none
-    with pytest.raises(ValueError, match=r"^Transformer\.encode: src_mask hides every key from every query "
-                                         r"\(src_mask of shape \(2, 1, 1, 5\)\)"):
+    with pytest.raises(ValueError, match=r"^Transformer\.encode: src_mask hides every key from every query of an "
+                                         r"example \(src_mask of shape \(2, 1, 1, 5\)\)"):
         model(ids, ids, src_mask=torch_padding).numpy()
+    padded = mt.tensor([[1, 2, 3, 0, 0], [6, 7, 8, 9, 1]])  # torch's, inverted, hides every key of the longest one
+    with pytest.raises(ValueError, match=r"^Transformer\.encode: src_mask hides every key from every query of an "):
+        model(padded, ids, src_mask=~F.padding_mask(padded, 0)).numpy()
+    assert np.isfinite(model(padded, ids, src_mask=F.padding_mask(padded, 0)).numpy()).all()
     memory = model.encode(ids)
     with pytest.raises(ValueError, match=r"^Transformer\.decode: src_mask hides every key"):
         model.decode(ids, memory, src_mask=torch_padding).numpy()
     with pytest.raises(ValueError, match=r"^Transformer\.decode: tgt_mask and the causal mask hide every key"):
         model.decode(ids, memory, tgt_mask=~F.causal_mask(5)).numpy()
-    # one example of padding only is data (its queries get weights 0), not a mistake: only a mask hiding all is
-    padded = mt.tensor([[1, 2, 3, 4, 5], [0, 0, 0, 0, 0]])
-    out = model(padded, ids, src_mask=F.padding_mask(padded, 0))
-    assert np.isfinite(out.numpy()).all()
-    # and a mask a model makes itself is not looked at: a classifier's batch of texts of padding only is scored
+    # an example of padding only has nothing to attend either (the batches refuse one); a mask a model makes itself
+    # is not looked at: a classifier's batch of texts of padding only is scored
     classifier = nn.TransformerClassifier(vocab_size=10, d_model=D, heads=H, d_ff=D_FF, max_len=8, pooling="mean")
     assert np.isfinite(classifier.predict_proba(mt.tensor([[0, 0, 0]])).numpy()).all()
 

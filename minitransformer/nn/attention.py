@@ -101,20 +101,23 @@ def check_mask(op: str, name: str, mask, scores: tuple[int, int, int, int], like
 def refuse_hiding_every_key(op: str, name: str, mask: Tensor, scores: tuple[int, int, int, int],
                             causal: bool = False) -> None:
     r"""Refuse ``mask`` (one :func:`check_mask` passed for ``scores``, ``(batch, heads, L, S)``) where it hides every
-    key from every query, with the causal mask (the last ``L`` of ``S`` positions: query :math:`i` sees key
-    :math:`j \le S - L + i`) where the layer adds it: every attention weight would be 0
-    (:func:`~minitransformer.functional.scaled_dot_product_attention`'s rule for a query with no key), every
-    attention layer would add nothing, and the model would train on without a word. Such a mask is mostly PyTorch's,
-    which hides where True: ``~mask`` is ours. Made on the device: a GPU waits for nothing
-    (:meth:`~minitransformer.backend.Backend.check_range` reads the answer at the next read of the device)."""
+    key from every query of an example, with the causal mask (the last ``L`` of ``S`` positions: query :math:`i` sees
+    key :math:`j \le S - L + i`) where the layer adds it: that example's attention weights would all be 0
+    (:func:`~minitransformer.functional.scaled_dot_product_attention`'s rule for a query with no key), its attention
+    layers would add nothing, and the model would train on without a word. Such a mask is mostly PyTorch's, which
+    hides where True: ``~mask`` is ours (its padding mask, inverted, hides every key of the longest example). An
+    example of padding only has nothing to attend either: the batches refuse one (``make_seq2seq_batch``). Made on
+    the device: a GPU waits for nothing (:meth:`~minitransformer.backend.Backend.check_range` reads the answer at the
+    next read of the device)."""
     allowed, xp = mask.data, mask.backend.xp
     if causal:
         L, S = scores[-2:]
         allowed = xp.logical_and(allowed, F.causal_mask(S, backend=mask.backend).data[S - L:, :])  # (..., L, S)
-    seen = xp.reshape(xp.astype(xp.any(allowed), xp.int8), (1,))  # 1 where some query sees some key
+    seen = xp.reshape(xp.astype(xp.any(allowed, axis=(-2, -1)), xp.int8), (-1,))  # per example (and head): 1 or 0
     hidden = f"{name} and the causal mask hide" if causal else f"{name} hides"
-    mask.backend.check_range(seen, 1, 1, f"{op}: {hidden} every key from every query ({name} of shape {mask.shape}): "
-                                         "every attention weight would be 0. True marks a key a query may attend; "
+    mask.backend.check_range(seen, 1, 1, f"{op}: {hidden} every key from every query of an example ({name} of shape "
+                                         f"{mask.shape}): its attention weights would all be 0. True marks a key a "
+                                         "query may attend; "
                                          "torch's masks of nn.Transformer and nn.MultiheadAttention are the other "
                                          "way round (True hides): write ~mask", ValueError)
 
