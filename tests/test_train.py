@@ -2064,3 +2064,21 @@ def test_charlm_refuses_an_unknown_tokenizer_and_a_bpe_vocabulary_below_the_alph
         build("charlm", tokenizer="bpe", bpe_vocab=40, **_TINY_TASK, **_TINY_DATA["charlm"])
     with pytest.raises(ValueError, match="setting bpe_vocab must be an integer"):
         build("charlm", tokenizer="bpe", bpe_vocab="many")
+
+
+@pytest.mark.single_backend
+def test_a_task_loss_given_examples_instead_of_a_batch_says_how_a_batch_is_made():
+    """A DataLoader without collate= gives lists of examples: the loss failed deep inside, "'list' object has no
+    attribute 'src'"."""
+    from minitransformer.data import DataLoader
+    from minitransformer.train.tasks import classification_loss, lm_loss, seq2seq_loss
+
+    model = nn.TransformerClassifier(vocab_size=10, d_model=8, heads=2, d_ff=16, max_len=4)
+    examples = next(iter(DataLoader([([4, 5], 1), ([6], 0)], 2)))  # no collate: a list of examples
+    for loss, name, how in ((classification_loss, "classification_loss", "make_classification_batch"),
+                            (seq2seq_loss(), "seq2seq_loss", "make_seq2seq_batch")):
+        with pytest.raises(TypeError, match=rf"^{name}: expected a Batch, got list; make one with data\.{how}\("
+                                            rf"examples\), or give the DataLoader collate=data\.{how}$"):
+            loss(model, examples)
+    with pytest.raises(TypeError, match=r"^lm_loss: expected a Batch, got list; make one with data\.make_lm_batch\("):
+        lm_loss(model, examples)

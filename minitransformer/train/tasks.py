@@ -502,10 +502,23 @@ def build(task: str, **overrides) -> TaskSetup:
 
 
 # ------------------------------------------------------------------ sequence to sequence
+def _require_batch(op: str, b, how: str) -> Batch:
+    """``b`` if it is a :class:`~minitransformer.data.batching.Batch`, else a TypeError saying ``how`` one is made (a
+    DataLoader without ``collate`` gives lists of examples, which failed deep inside: "'list' object has no attribute
+    'src'")."""
+    if not isinstance(b, Batch):
+        raise TypeError(f"{op}: expected a Batch, got {type(b).__name__}; {how}")
+    return b
+
+
+_BY_COLLATE = "make one with data.{0}(examples), or give the DataLoader collate=data.{0}"
+
+
 def seq2seq_loss(label_smoothing: float = 0.0) -> Callable:
     """``(model, batch) -> loss``: teacher-forced cross-entropy over the real target tokens (paper 5.4 smoothing)."""
 
     def loss_fn(model, b: Batch) -> Tensor:
+        b = _require_batch("seq2seq_loss", b, _BY_COLLATE.format("make_seq2seq_batch"))
         logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)  # (B, T, vocab)
         return F.cross_entropy(logits, b.tgt_out, ignore_index=b.pad_id, label_smoothing=label_smoothing)
 
@@ -636,7 +649,7 @@ def classification_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor
     Keras's ``BinaryCrossentropy(label_smoothing=...)`` does: the two-class case of the smoothed target
     :math:`q` of :func:`~minitransformer.functional.cross_entropy`.
     """
-    z = model(b.src)  # (B,) logits
+    z = model(_require_batch("classification_loss", b, _BY_COLLATE.format("make_classification_batch")).src)  # (B,)
     y = Tensor(binary_labels("classification_loss", b.labels, z), backend=z.backend)  # (B,) labels 0 or 1
     if label_smoothing:
         y = y.astype(z.dtype_name) * (1.0 - label_smoothing) + label_smoothing / 2
@@ -711,6 +724,7 @@ def _classify(s: dict) -> TaskSetup:
 def lm_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor:
     """Next-character cross-entropy: ``logits[:, t]`` (from characters ``0..t``) against character ``t + 1``
     (smoothed as in :func:`~minitransformer.functional.cross_entropy`)."""
+    b = _require_batch("lm_loss", b, "make one with data.make_lm_batch(ids, seq_len, batch_size, rng=...)")
     return F.cross_entropy(model(b.tgt_in), b.tgt_out, label_smoothing=label_smoothing)
 
 
