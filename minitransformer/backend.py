@@ -42,6 +42,7 @@ __all__ = [
     "get",
     "use",
     "manual_seed",
+    "host_rng",
     "tf32_requested",
     "DEFAULT_FLOAT",
 ]
@@ -805,7 +806,30 @@ def manual_seed(seed: int) -> None:
     >>> bool((mt.rand(3).numpy() == a).all())
     True
     """
-    global _seed
+    global _seed, _host_rng
     _seed = require_int("manual_seed", "seed", seed, low=0)
     for backend in _BACKENDS.values():
         backend.manual_seed(_seed)
+    _host_rng = np.random.default_rng(_seed)
+
+
+_host_rng = None  # host_rng's generator, made at its first use or by manual_seed
+
+
+def host_rng() -> np.random.Generator:
+    """The random numbers the host draws for the data where no seed is given (a language model's windows,
+    ``data.make_lm_batch(..., rng=None)``): NumPy's generator, restarted by :func:`manual_seed` as every backend's
+    is, so that a run seeded once repeats. (A seed given per batch, ``rng=[seed, step]``, also repeats a resumed
+    run: this generator's state is in no checkpoint.)
+
+    >>> import minitransformer as mt
+    >>> mt.manual_seed(5)
+    >>> a = mt.backend.host_rng().integers(0, 100, size=3)
+    >>> mt.manual_seed(5)
+    >>> bool((mt.backend.host_rng().integers(0, 100, size=3) == a).all())
+    True
+    """
+    global _host_rng
+    if _host_rng is None:
+        _host_rng = np.random.default_rng(_seed)
+    return _host_rng

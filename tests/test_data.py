@@ -719,6 +719,21 @@ def test_a_batch_refuses_the_padding_id_inside_a_sequence_and_the_specials_it_ad
     assert padded.src_mask.numpy()[0, 0, 0].tolist() == [True, True, False, False]
 
 
+@pytest.mark.single_backend
+def test_a_language_model_batch_without_a_seed_follows_manual_seed():
+    """make_lm_batch(ids, T, B) without rng drew from fresh entropy: two runs after mt.manual_seed(0) trained on other
+    windows, and no run repeated."""
+    ids = np.arange(1000)
+    windows = []
+    for _ in range(2):
+        mt.manual_seed(0)
+        windows.append([make_lm_batch(ids, 8, 4).tgt_in.numpy() for _ in range(3)])
+    np.testing.assert_array_equal(windows[0], windows[1])
+    assert not all(np.array_equal(windows[0][0], w) for w in windows[0][1:])  # each batch its own windows
+    mt.manual_seed(1)
+    assert not np.array_equal(make_lm_batch(ids, 8, 4).tgt_in.numpy(), windows[0][0])
+
+
 def test_classification_batch(backend):
     train, _, tok = negation_task(8, 0, seed=0)
     b = make_classification_batch(train)

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np  # host-side padding and seeded shuffling; tensors are made on the backend
 
+from .. import backend as _backend
 from .._arguments import require_int
 from ..autograd import Tensor
 from ..functional.masks import causal_mask, combine_masks, padding_mask
@@ -323,7 +324,7 @@ def make_lm_batch(ids, seq_len: int, batch_size: int, rng=None, backend=None) ->
         The window length T and the number of windows B.
     rng : numpy.random.Generator or int or list of int, optional
         Where the offsets come from (a seed, or a list of them such as ``[seed, step]``, gives the same batch
-        every time).
+        every time); by default :func:`~minitransformer.backend.host_rng`, restarted by ``mt.manual_seed``.
     backend : str or Backend, optional
         Where the tensors go; the current backend by default.
 
@@ -354,7 +355,7 @@ def make_lm_batch(ids, seq_len: int, batch_size: int, rng=None, backend=None) ->
             f"make_lm_batch: the text has {len(ids)} tokens; a window of seq_len={seq_len} needs seq_len + 1"
         )
     try:  # NumPy decides what a seed is (an int >= 0, a list of them, a SeedSequence, ...)
-        rng = np.random.default_rng(rng)
+        rng = _backend.host_rng() if rng is None else np.random.default_rng(rng)  # None: mt.manual_seed repeats it
     except (TypeError, ValueError):
         raise TypeError(f"make_lm_batch: rng must be None, a seed (an integer >= 0, or a list of them) or a "
                         f"numpy.random.Generator, got {rng!r:.60}") from None
