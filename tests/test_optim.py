@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 
 import numpy as np
 import pytest
@@ -739,7 +740,7 @@ def test_noam_lr_rises_then_falls():
 @pytest.mark.assignment(5, points=10)
 def test_warmup_schedule_sets_every_group_and_drives_the_step():
     a, b = mt.zeros(2, requires_grad=True), mt.zeros(3, requires_grad=True)
-    opt = SGD([{"params": [a]}, {"params": [b], "lr": 123.0}], lr=1.0)
+    opt = SGD([{"params": [a]}, {"params": [b], "weight_decay": 0.5}], lr=1.0)  # (groups of other lr are refused)
     schedule = WarmupSchedule(opt, d_model=16, warmup_steps=4)
     uses = ("WarmupSchedule sets every group's lr to noam_lr(step, d_model, warmup_steps): fix "
             "test_noam_lr_hand_values first")
@@ -1007,3 +1008,23 @@ def test_the_state_follows_the_parameters_dtype_after_model_to(make):
         assert model.weight.dtype_name == model.bias.dtype_name == dtype
         assert arrays and all(mt.backend.dtype_name(v.dtype) == dtype for v in arrays.values()), (dtype, arrays)
     assert model(mt.ones(1, 3)).dtype_name == "float32"
+
+
+@pytest.mark.single_backend
+def test_the_paper_schedule_refuses_groups_of_different_rates_and_names_the_schedule_that_keeps_them():
+    """WarmupSchedule set every group's lr to the paper's one rate: a group given lr 1e-4 beside one of 1e-3 got the
+    same, silently. What the message writes keeps their ratio and peaks at each group's rate."""
+    a, b = mt.zeros(2, requires_grad=True), mt.zeros(2, requires_grad=True)
+    opt = Adam([{"params": [a], "lr": 1e-4}, {"params": [b]}], lr=1e-3)
+    with pytest.raises(ValueError, match=r"^WarmupSchedule: the parameter groups have different rates, lr \[0\.0001, "
+                                         r"0\.001\], .* LambdaLR\(optimizer, lambda t: noam_lr\(t, 16, 4\) / "
+                                         r"noam_lr\(4, 16, 4\)\)$") as e:
+        WarmupSchedule(opt, d_model=16, warmup_steps=4)
+    assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-3]  # refused before it set a rate
+    written = re.search(r"(LambdaLR\(optimizer, .*\))$", str(e.value)).group(1)
+    schedule = eval(written, {"LambdaLR": LambdaLR, "noam_lr": noam_lr, "optimizer": opt})
+    for _ in range(3):
+        schedule.step()
+    assert schedule.get_last_lr() == [pytest.approx(1e-4), pytest.approx(1e-3)]  # step 4, the peak: each its own
+    one = Adam([{"params": [a], "lr": 1e-3}, {"params": [b], "weight_decay": 0.1}], lr=1e-3)  # equal rates: as before
+    assert WarmupSchedule(one, d_model=16, warmup_steps=4).get_last_lr() == [0.03125, 0.03125]

@@ -166,7 +166,8 @@ class WarmupSchedule(LRScheduler):
         lrate = \text{factor} \cdot d_{model}^{-0.5} \cdot
                 \min(\text{step}^{-0.5},\ \text{step} \cdot \text{warmup\_steps}^{-1.5})
 
-    Every group gets the same rate (the paper's rate is absolute, not a multiple of a base rate).
+    Every group gets the same rate (the paper's rate is absolute, not a multiple of a base rate): groups of
+    different rates are refused, with the :class:`LambdaLR` that keeps their ratio.
 
     Parameters
     ----------
@@ -199,6 +200,13 @@ class WarmupSchedule(LRScheduler):
         # checked before anything changes
         self.d_model, self.warmup_steps, self.factor = _check_settings("WarmupSchedule", d_model, warmup_steps,
                                                                        factor)
+        rates = [group["lr"] for group in _require_optimizer("WarmupSchedule", optimizer).param_groups]
+        if len(set(rates)) > 1:  # the paper's absolute rate would replace each, silently
+            raise ValueError(
+                f"WarmupSchedule: the parameter groups have different rates, lr {rates}, which this schedule would "
+                "replace with one (the paper's rate is absolute); to keep their ratio, scale each by the paper's "
+                f"curve: LambdaLR(optimizer, lambda t: noam_lr(t, {self.d_model}, {self.warmup_steps}) / "
+                f"noam_lr({self.warmup_steps}, {self.d_model}, {self.warmup_steps}))")
         super().__init__(optimizer)
 
     def lr_at(self, step: int) -> list[float]:
