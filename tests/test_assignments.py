@@ -686,6 +686,13 @@ def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
     again = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
                            capture_output=True, encoding="utf-8", env={**os.environ, "PYTHONPATH": pythonpath(ROOT)})
     assert again.returncode == 2 and again.stderr.startswith(f"minitransformer assignments build: {out} exists")
+    solution = tmp_path / "a5-solution"  # the instructor's copy is not spoken of as the student's
+    run = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(solution),
+                          "--solution"], capture_output=True, encoding="utf-8",
+                         env={**os.environ, "PYTHONPATH": pythonpath(ROOT)})
+    assert run.returncode == 0 and "the student starts with" not in run.stdout, run.stdout + run.stderr
+    assert (f"every body is written here; its grade, the full marks, is: minitransformer assignments grade 5 "
+            f"{solution}") in run.stdout
 
 
 # ------------------------------------------------------------------ grading (slow: a pytest run per kit)

@@ -26,8 +26,12 @@ def main(args) -> int:
             for path, n in stubs.items():  # the notebooks' exercises help; the grade runs the package's tests
                 aside = "  (not graded: an exercise beside the library)" if path.endswith(".ipynb") else ""
                 print(f"  {path}: {n}{aside}")
-            print(f"the student starts with {Path(args.out) / ASSIGNMENT}; grade it with: "
-                  f"minitransformer assignments grade {a.number} {args.out}")
+            if args.solution:  # the instructor's copy: every body written, the grade the full marks
+                print(f"every body is written here; its grade, the full marks, is: "
+                      f"minitransformer assignments grade {a.number} {args.out}")
+            else:
+                print(f"the student starts with {Path(args.out) / ASSIGNMENT}; grade it with: "
+                      f"minitransformer assignments grade {a.number} {args.out}")
         else:
             g = grade(args.number, args.path, timeout=args.timeout, case_timeout=args.case_timeout)
             print(format_table(g))
