@@ -1016,6 +1016,22 @@ def test_one_sequence_is_a_batch_of_one(tiny, lm):
         generate(lm, np.zeros((1, 0), dtype=np.int64), 3)
 
 
+def test_decoding_rows_of_different_lengths_are_refused_by_the_decoding_function(seq2seq, lm):
+    """Sources or prompts of different lengths as lists got "tensor: data is ragged ...", naming no decoding function
+    nor what to do."""
+    model, _ = seq2seq
+    rows = [[5, 6, 7], [8, 9]]
+    for op, name, call in [("greedy_decode", "src", lambda ids: greedy_decode(model, ids, max_len=4)),
+                           ("beam_search", "src", lambda ids: beam_search(model, ids, beam_size=2, max_len=4)),
+                           ("generate", "prompt", lambda ids: generate(lm, ids, 3, temperature=0.0))]:
+        with pytest.raises(ValueError, match=rf"^{op}: the rows of {name} have different lengths \(2, 3\); give them "
+                                             r"one at a time, or .* data\.pad_sequences\(rows, pad_id\)$"):
+            call(rows)
+    padded = greedy_decode(model, pad_sequences(rows, PAD), max_len=4)  # what the message says, for a source
+    alone = greedy_decode(model, rows[1], max_len=4)
+    assert padded.numpy()[1, :alone.shape[1]].tolist() == alone.numpy()[0].tolist()
+
+
 @pytest.mark.parametrize("floats", [
     lambda ids: [[x + 0.3 for x in row] for row in ids],           # Python floats: 5.3 read as token 5 before
     lambda ids: np.asarray(ids, dtype=np.float64),                 # whole numbers in a float array

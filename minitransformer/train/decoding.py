@@ -44,6 +44,11 @@ def _ids(op: str, name: str, ids, like) -> Tensor:
     Floats are refused, whole ones too (``[5.7, 6.2]`` would be truncated to other tokens), as the models refuse
     them: integers of any kind (Python ints, NumPy or Tensor integer arrays) are widened to int64, nothing else
     is cast."""
+    if isinstance(ids, list | tuple) and len({len(row) for row in ids if hasattr(row, "__len__")}) > 1:
+        lengths = sorted({len(row) for row in ids})
+        raise ValueError(f"{op}: the rows of {name} have different lengths ({', '.join(map(str, lengths))}); give them "
+                         "one at a time, or (a source, whose padding the mask hides) padded to one length: "
+                         "data.pad_sequences(rows, pad_id)")
     t = ids if isinstance(ids, Tensor) else Tensor(ids, backend=like.backend)
     if t.ndim == 1:
         t = t.reshape(1, t.shape[0])
