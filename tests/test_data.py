@@ -734,6 +734,18 @@ def test_a_language_model_batch_without_a_seed_follows_manual_seed():
     assert not np.array_equal(make_lm_batch(ids, 8, 4).tgt_in.numpy(), windows[0][0])
 
 
+@pytest.mark.single_backend
+def test_words_of_chinese_and_japanese_are_their_characters_and_curly_apostrophes_stay_inside_a_word():
+    """A run of Chinese characters, a whole sentence without spaces, was one "word": every new sentence one <unk>.
+    "l’homme" (a curly apostrophe) split in three where "l'homme" stayed one word."""
+    tok = WordTokenizer.from_texts(["中文很难。", "我爱你！", "l’homme et l'homme"])
+    assert tok.tokenize("我爱中文。") == ["我", "爱", "中", "文", "。"]
+    assert UNK not in tok.encode("我爱中文。") and tok.decode(tok.encode("我爱中文。")) == "我爱中文。"
+    assert tok.tokenize("ひらがなカタカナ") == list("ひらがなカタカナ")
+    assert tok.tokenize("l’homme, l'homme") == ["l’homme", ",", "l'homme"]
+    assert tok.tokenize("The film wasn't good.") == ["the", "film", "wasn't", "good", "."]  # as before
+
+
 def test_classification_batch(backend):
     train, _, tok = negation_task(8, 0, seed=0)
     b = make_classification_batch(train)

@@ -236,15 +236,19 @@ class CharTokenizer(Tokenizer):
         return "".join(pieces)
 
 
-# A word is letters/digits (with inner apostrophes: "don't"); every other visible character is
-# a token of its own ("great." -> "great", ".").
-_WORD_RE = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
+# A word is letters/digits (with inner apostrophes, straight or curly: "don't", "l’homme"); every other visible
+# character is a token of its own ("great." -> "great", "."), and so is each Chinese or Japanese character (Han,
+# hiragana, katakana), written without spaces between words: a run of them would be one "word", a sentence's worth
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+(?:['\u2019][^\W{_CJK}]+)*|[^\w\s]")
+_WRITTEN_CLOSE = re.compile(rf"[{_CJK}\u3000-\u303f\uff00-\uffef]")  # a character written with no space around it
 _NO_SPACE_BEFORE = set(".,!?;:)]}%'\"")
 _NO_SPACE_AFTER = set("([{")
 
 
 class WordTokenizer(Tokenizer):
-    """One token per word or punctuation mark (a regular expression split, no learned merges).
+    """One token per word or punctuation mark (a regular expression split, no learned merges); one per character of
+    Chinese and Japanese, whose words no space separates (decoded without spaces between them).
 
     For a text whose every word is in the vocabulary, ``decode(encode(text))`` gives the text back up
     to whitespace and, with ``lower=True``, case: encoding the decoded text again gives the same ids.
@@ -318,7 +322,8 @@ class WordTokenizer(Tokenizer):
     def _join(self, pieces: list[str]) -> str:
         out = []
         for k, piece in enumerate(pieces):
-            glue = k == 0 or piece in _NO_SPACE_BEFORE or pieces[k - 1] in _NO_SPACE_AFTER
+            glue = (k == 0 or piece in _NO_SPACE_BEFORE or pieces[k - 1] in _NO_SPACE_AFTER
+                    or _WRITTEN_CLOSE.fullmatch(piece) is not None or _WRITTEN_CLOSE.fullmatch(pieces[k - 1]))
             out.append(piece if glue else " " + piece)
         return "".join(out)
 
