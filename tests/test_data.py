@@ -21,6 +21,7 @@ from minitransformer.data import (
     SPECIAL_TOKENS,
     UNK,
     Batch,
+    BPETokenizer,
     CharTokenizer,
     CorpusError,
     DataLoader,
@@ -55,10 +56,20 @@ single = pytest.mark.single_backend
 def test_special_tokens_are_fixed_ids_and_names():
     assert (PAD, BOS, EOS, UNK) == (0, 1, 2, 3)
     assert SPECIAL_TOKENS == ("<pad>", "<bos>", "<eos>", "<unk>")
-    for tok in (CharTokenizer("xyz"), WordTokenizer(["hello"]), CharTokenizer.from_text("")):
+    for tok in (CharTokenizer("xyz"), WordTokenizer(["hello"]), CharTokenizer([])):
         assert tok.itos[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
         assert [tok.stoi[s] for s in SPECIAL_TOKENS] == [0, 1, 2, 3]
     assert CharTokenizer("xyz").vocab_size == 4 + 3
+    # built from no text, a tokenizer held the specials alone: everything after it read as <unk>
+    for build, said in ((lambda: CharTokenizer.from_text(""), r"CharTokenizer\.from_text: the text is empty"),
+                        (lambda: WordTokenizer.from_texts([]), r"WordTokenizer\.from_texts: no word in the texts "
+                                                                r"\(min_freq=1\)"),
+                        (lambda: WordTokenizer.from_texts(["a b"], min_freq=2), r"no word in the texts seen min_freq "
+                                                                                r"times \(min_freq=2\)"),
+                        (lambda: BPETokenizer.from_text("", 10), r"BPETokenizer\.from_text: the text \(and the "
+                                                                 r"alphabet\) are empty")):
+        with pytest.raises(ValueError, match=said):
+            build()
 
 
 @single

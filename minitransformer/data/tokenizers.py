@@ -226,6 +226,8 @@ class CharTokenizer(Tokenizer):
         """The tokenizer whose alphabet is the distinct characters of ``text``, sorted."""
         if not isinstance(text, str):
             raise TypeError(f"CharTokenizer.from_text: text must be a str, got {type(text).__name__}")
+        if not text:  # only the specials: every character after it would be <unk>
+            raise ValueError("CharTokenizer.from_text: the text is empty; its characters are the vocabulary")
         return cls(sorted(set(text)))
 
     def tokenize(self, text: str) -> list[str]:
@@ -311,6 +313,9 @@ class WordTokenizer(Tokenizer):
         for text in texts:
             counts.update(probe.tokenize(text))
         words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
+        if not words:  # only the specials: every word after it would be <unk>
+            raise ValueError(f"WordTokenizer.from_texts: no word in the texts{' seen min_freq times' if counts else ''}"
+                             f" (min_freq={min_freq}); the words are the vocabulary")
         if max_vocab is not None:
             words = words[: max_vocab - len(SPECIAL_TOKENS)]
         return cls(words, lower=lower)
@@ -463,6 +468,9 @@ class BPETokenizer(Tokenizer):
             raise TypeError(f"BPETokenizer.from_text: text and alphabet must be str, got {type(text).__name__} "
                             f"and {type(alphabet).__name__}")
         chars = sorted(set(text) | set(alphabet))
+        if not chars:  # only the specials: every character after it would be <unk>
+            raise ValueError("BPETokenizer.from_text: the text (and the alphabet) are empty; their characters are the "
+                             "vocabulary it starts from")
         smallest = len(SPECIAL_TOKENS) + len(chars)
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral) or vocab_size < smallest:
             raise ValueError(f"BPETokenizer.from_text: vocab_size={vocab_size!r} is smaller than the 4 special "
