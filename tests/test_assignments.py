@@ -682,7 +682,11 @@ def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
     assert "minitransformer/optim/adam.py: 1" in run.stdout
     # the package's bodies and the notebooks' exercises counted apart, as ASSIGNMENT.md counts them
     said = re.search(r": (\d+ bodies of A5 in the package and \d+ notebook exercises?), to write, in\n", run.stdout)
-    assert said and f"with the {said[1]} taken out." in (out / ASSIGNMENT).read_text(encoding="utf-8"), run.stdout
+    page = (out / ASSIGNMENT).read_text(encoding="utf-8")
+    assert said and f"with the {said[1]} taken out." in page, run.stdout
+    # the page of one assignment says its number where docs/assignments.md says N
+    assert "`minitransformer assignments grade 5 .` run inside the copy (it runs" in page and "`grade-A5.json`" in page
+    assert "grade N ." not in page and "grade-AN" not in page
     again = subprocess.run([sys.executable, "-m", "minitransformer", "assignments", "build", "5", str(out)],
                            capture_output=True, encoding="utf-8", env={**os.environ, "PYTHONPATH": pythonpath(ROOT)})
     assert again.returncode == 2 and again.stderr.startswith(f"minitransformer assignments build: {out} exists")

@@ -629,6 +629,10 @@ def assignment_page(root: Path, copy: Path, number: int, stubs: dict[str, int], 
     if not _RUN_ALONE.search(working):
         raise ValueError(f"{where}: 'Working in a copy' has no example of a test run alone ({_RUN_ALONE.pattern})")
     working = _RUN_ALONE.sub(f'`python -m pytest "{next(iter(points))}"`', working)  # one of the assignment's own
+    # the page of one assignment says its number where docs/assignments.md says N
+    working = re.sub(r"`minitransformer assignments grade N \.` run inside the copy \(`N` your assignment's\s+number; ",
+                     f"`minitransformer assignments grade {number} .` run inside the copy (", working)
+    working = working.replace("`grade-AN.json`", f"`grade-A{number}.json`")
     pages = list(dict.fromkeys(re.findall(r"\]\((docs/[\w./-]+\.md)\)", section)))
     lines = [
         f"# {a.tag}: {a.title}\n",
