@@ -757,6 +757,18 @@ def test_words_of_chinese_and_japanese_are_their_characters_and_curly_apostrophe
     assert tok.tokenize("The film wasn't good.") == ["the", "film", "wasn't", "good", "."]  # as before
 
 
+@pytest.mark.single_backend
+def test_text_typed_decomposed_reads_as_the_composed_text_does():
+    """"café" copied on macOS (NFD: "e" and a combining accent) read as <unk>s where the vocabulary held the "é"
+    typed on most keyboards (NFC); each tokenizer now reads and learns text composed."""
+    composed, decomposed = "café crème", "cafe\u0301 cre\u0300me"
+    assert composed != decomposed
+    for tok in (CharTokenizer.from_text("un café crème"), WordTokenizer.from_texts(["un café crème"]),
+                BPETokenizer.from_text("un café crème " * 3, 30)):
+        assert tok.encode(decomposed) == tok.encode(composed) and UNK not in tok.encode(decomposed), type(tok)
+    assert CharTokenizer.from_text(decomposed) == CharTokenizer.from_text(composed)  # learned composed too
+
+
 def test_classification_batch(backend):
     train, _, tok = negation_task(8, 0, seed=0)
     b = make_classification_batch(train)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numbers
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
@@ -55,6 +56,12 @@ PAD, BOS, EOS, UNK = 0, 1, 2, 3
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<pad>", "<bos>", "<eos>", "<unk>"
 #: the special tokens in id order, so ``SPECIAL_TOKENS[PAD] == "<pad>"``
 SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)
+
+
+def _composed(text: str) -> str:
+    """``text`` in Unicode's composed form (NFC): "é" as one character, as it is typed on most keyboards, not "e" and
+    a combining accent (as macOS copies it, NFD), which read as ``<unk>``s where the vocabulary holds the other."""
+    return unicodedata.normalize("NFC", text) if isinstance(text, str) and not text.isascii() else text
 
 
 class Tokenizer:
@@ -150,7 +157,7 @@ class Tokenizer:
         """
         if not isinstance(text, str):
             raise TypeError(f"{type(self).__name__}.encode: text must be a str, got {type(text).__name__}")
-        ids = [self.stoi.get(piece, UNK) for piece in self.tokenize(text)]
+        ids = [self.stoi.get(piece, UNK) for piece in self.tokenize(_composed(text))]
         return ([BOS] if add_bos else []) + ids + ([EOS] if add_eos else [])
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
@@ -228,7 +235,7 @@ class CharTokenizer(Tokenizer):
             raise TypeError(f"CharTokenizer.from_text: text must be a str, got {type(text).__name__}")
         if not text:  # only the specials: every character after it would be <unk>
             raise ValueError("CharTokenizer.from_text: the text is empty; its characters are the vocabulary")
-        return cls(sorted(set(text)))
+        return cls(sorted(set(_composed(text))))
 
     def tokenize(self, text: str) -> list[str]:
         """The characters of ``text``: ``"ab" -> ["a", "b"]``."""
@@ -311,7 +318,7 @@ class WordTokenizer(Tokenizer):
         counts: Counter[str] = Counter()
         probe = cls([], lower=lower)
         for text in texts:
-            counts.update(probe.tokenize(text))
+            counts.update(probe.tokenize(_composed(text)))
         words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
         if not words:  # only the specials: every word after it would be <unk>
             raise ValueError(f"WordTokenizer.from_texts: no word in the texts{' seen min_freq times' if counts else ''}"
@@ -467,6 +474,7 @@ class BPETokenizer(Tokenizer):
         if not isinstance(text, str) or not isinstance(alphabet, str):
             raise TypeError(f"BPETokenizer.from_text: text and alphabet must be str, got {type(text).__name__} "
                             f"and {type(alphabet).__name__}")
+        text, alphabet = _composed(text), _composed(alphabet)
         chars = sorted(set(text) | set(alphabet))
         if not chars:  # only the specials: every character after it would be <unk>
             raise ValueError("BPETokenizer.from_text: the text (and the alphabet) are empty; their characters are the "
