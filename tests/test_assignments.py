@@ -437,7 +437,7 @@ def test_assignment_md_says_what_to_write_where_the_points_and_how_to_check(stud
     source = (ROOT / "docs" / "assignments.md").read_text(encoding="utf-8")
     section = source.split(f"### A{number} ")[1].split("\n\n")[1]
     assert section.splitlines()[0].split("{")[0] in page
-    assert "**Check yourself** with `minitransformer assignments grade N .`" in page
+    assert f"**Check yourself** with `minitransformer assignments grade {number} .`" in page  # its number, not N
     assert "This section speaks to the student" not in page and "<!--" not in page
     assert "plan an afternoon" not in page.lower() and "Plan an afternoon" in source
     for nb in a.notebooks:
