@@ -224,6 +224,13 @@ class Backend:
             lows, highs = xp.stack([m for m, _ in kept]), xp.stack([m for _, m in kept])
             kept[:] = [(xp.min(lows), xp.max(highs))]
 
+    def check_all(self, condition, message: str, error: type[Exception] = ValueError) -> None:
+        """Refuse unless every element of ``condition`` (a bool array of this backend) is True: an ``error`` saying
+        ``message``, now or at the next read of the device, as :meth:`check_range` (whose check of 1..1 it is)."""
+        if math.prod(condition.shape):
+            xp = self.xp
+            self.check_range(xp.reshape(xp.astype(condition, xp.int8), (-1,)), 1, 1, message, error)
+
     def _make_checks_later(self) -> None:
         """Read each check's kept minima and maxima and raise for the first check that fails."""
         checks, self._checks_later = self._checks_later, {}  # made once: a caught error leaves none behind

@@ -107,19 +107,18 @@ def refuse_hiding_every_key(op: str, name: str, mask: Tensor, scores: tuple[int,
     layers would add nothing, and the model would train on without a word. Such a mask is mostly PyTorch's, which
     hides where True: ``~mask`` is ours (its padding mask, inverted, hides every key of the longest example). An
     example of padding only has nothing to attend either: the batches refuse one (``make_seq2seq_batch``). Made on
-    the device: a GPU waits for nothing (:meth:`~minitransformer.backend.Backend.check_range` reads the answer at the
+    the device: a GPU waits for nothing (:meth:`~minitransformer.backend.Backend.check_all` reads the answer at the
     next read of the device)."""
     allowed, xp = mask.data, mask.backend.xp
     if causal:
         L, S = scores[-2:]
         allowed = xp.logical_and(allowed, F.causal_mask(S, backend=mask.backend).data[S - L:, :])  # (..., L, S)
-    seen = xp.reshape(xp.astype(xp.any(allowed, axis=(-2, -1)), xp.int8), (-1,))  # per example (and head): 1 or 0
     hidden = f"{name} and the causal mask hide" if causal else f"{name} hides"
-    mask.backend.check_range(seen, 1, 1, f"{op}: {hidden} every key from every query of an example ({name} of shape "
-                                         f"{mask.shape}): its attention weights would all be 0. True marks a key a "
-                                         "query may attend; "
-                                         "torch's masks of nn.Transformer and nn.MultiheadAttention are the other "
-                                         "way round (True hides): write ~mask", ValueError)
+    mask.backend.check_all(xp.any(allowed, axis=(-2, -1)),  # per example (and head): some query sees some key
+                           f"{op}: {hidden} every key from every query of an example ({name} of shape {mask.shape}): "
+                           "its attention weights would all be 0. True marks a key a query may attend; torch's masks "
+                           "of nn.Transformer and nn.MultiheadAttention are the other way round (True hides): write "
+                           "~mask")
 
 
 class KVCache:

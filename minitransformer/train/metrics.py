@@ -177,11 +177,10 @@ def binary_labels(op: str, labels, logits: Tensor):
     loss below 0. The values are read where the backend reads values (on a GPU, at the next read of the device)."""
     y = as_targets(op, labels, logits, name="labels")
     xp = logits.backend.xp
-    if math.prod(y.shape) and not xp.isdtype(y.dtype, "bool"):
-        other = xp.reshape(xp.astype(xp.any((y != 0) & (y != 1)), xp.int8), (1,))  # 1 where some label is neither
-        logits.backend.check_range(other, 0, 0, f"{op}: labels must be 0 or 1 (a yes/no classifier, one logit a "
-                                                "text); got another: for more classes, a head of C logits and "
-                                                "F.cross_entropy", ValueError)
+    if not xp.isdtype(y.dtype, "bool"):
+        logits.backend.check_all((y == 0) | (y == 1), f"{op}: labels must be 0 or 1 (a yes/no classifier, one logit "
+                                                      "a text); got another: for more classes, a head of C logits and "
+                                                      "F.cross_entropy")
     return y
 
 
