@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from functools import partial
 
 import numpy as np
 import pytest
@@ -117,7 +118,8 @@ def test_a_trainer_step_makes_no_host_synchronisation_even_accumulating(counted,
     from minitransformer.train.tasks import seq2seq_loss
 
     with _tiny_transformer(check_values=False) as (model, opt):
-        trainer = Trainer(model, opt, seq2seq_loss(0.1), schedule=optim.WarmupSchedule(opt, 16, 4), clip=1.0,
+        smoothed = partial(seq2seq_loss, label_smoothing=0.1)
+        trainer = Trainer(model, opt, smoothed, schedule=optim.WarmupSchedule(opt, 16, 4), clip=1.0,
                           progress=False, accumulate=accumulate)
         rng = np.random.default_rng(0)
         batches = [make_seq2seq_batch([(list(rng.integers(4, 12, n)), list(rng.integers(4, 12, n)))
@@ -139,7 +141,7 @@ def test_keeping_and_restoring_the_best_parameters_makes_no_host_synchronisation
             rng = np.random.default_rng(0)
             batch = make_seq2seq_batch([(list(rng.integers(4, 12, n)), list(rng.integers(4, 12, n))) for n in (3, 5)])
             values = iter([1.0, 0.5, 0.9, 0.8, 0.7])  # the best at step 2, patience out at step 5
-            trainer = Trainer(model, opt, seq2seq_loss(0.0), eval_fn=lambda m, v=values: {"val_loss": next(v)},
+            trainer = Trainer(model, opt, seq2seq_loss, eval_fn=lambda m, v=values: {"val_loss": next(v)},
                               eval_every=1, patience=3, restore_best=restore_best, log_every=100, progress=False)
             counted.clear()
             trainer.fit(lambda step, b=batch: b, 10)
@@ -157,7 +159,7 @@ def test_the_check_of_the_parameters_before_a_checkpoint_reads_the_host_once(cou
     from minitransformer.train.tasks import seq2seq_loss
 
     with _tiny_transformer(check_values=False) as (model, opt):
-        trainer = Trainer(model, opt, seq2seq_loss(0.0), progress=False)
+        trainer = Trainer(model, opt, seq2seq_loss, progress=False)
         assert len(trainer.params) > 1
         counted.clear()
         trainer._check_finite_params()

@@ -11,6 +11,7 @@ import re
 import signal
 import time
 import types
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,7 @@ def test_one_batch_is_overfit_to_near_zero_loss():
     pairs, _ = digit_task_splits("reverse", 4, 0, seed=1, min_len=4, max_len=5)
     batch = make_seq2seq_batch(pairs)
     opt = optim.Adam(model.parameters(), lr=1e-2)
-    trainer = Trainer(model, opt, seq2seq_loss(), log_every=1, progress=False)
+    trainer = Trainer(model, opt, seq2seq_loss, log_every=1, progress=False)
     history = trainer.fit(lambda step: batch, 80)
     losses = [v for _, v in history["train_loss"]]
     shown = ", ".join(f"{v:.3g}" for v in losses[:3] + losses[-5:])
@@ -160,7 +161,8 @@ def _seq2seq_run(tmp_path, name, seed=0, accumulate=1):
     loader = DataLoader(pairs, batch_size=8, shuffle=True, seed=7, collate=make_seq2seq_batch)  # 3 batches/epoch
     opt = optim.Adam.paper(model.parameters(), lr=3e-3)
     schedule = warmup_schedule(opt, warmup=3, steps=10)
-    trainer = Trainer(model, opt, seq2seq_loss(0.1), schedule=schedule, clip=0.5, log_every=1, progress=False,
+    smoothed = partial(seq2seq_loss, label_smoothing=0.1)
+    trainer = Trainer(model, opt, smoothed, schedule=schedule, clip=0.5, log_every=1, progress=False,
                       checkpoint_path=tmp_path / name, accumulate=accumulate)
     return trainer, loader
 
@@ -204,7 +206,7 @@ def test_accumulating_two_micro_batches_of_4_steps_as_one_batch_of_8():
     def run(data, accumulate):
         model = _tiny_transformer(seed=5).to("float64")
         opt = optim.Adam.paper(model.parameters(), lr=1e-2)
-        trainer = Trainer(model, opt, seq2seq_loss(), schedule=warmup_schedule(opt, warmup=2, steps=4), clip=0.5,
+        trainer = Trainer(model, opt, seq2seq_loss, schedule=warmup_schedule(opt, warmup=2, steps=4), clip=0.5,
                           log_every=1, progress=False, accumulate=accumulate)
         trainer.fit(data, 4)
         return trainer
@@ -1851,7 +1853,7 @@ def test_the_seq2seq_loss_leaves_out_the_padding_the_batch_was_padded_with():
     pairs = [([4, 5, 6], [7, 8]), ([5], [6, 7, 8, 4])]
     usual, other = make_seq2seq_batch(pairs), make_seq2seq_batch(pairs, pad_id=9)
     assert other.pad_id == 9 and usual.pad_id == 0 and (other.tgt_out.numpy() == 9).any()
-    assert seq2seq_loss()(model, other).item() == pytest.approx(seq2seq_loss()(model, usual).item(), rel=1e-6)
+    assert seq2seq_loss(model, other).item() == pytest.approx(seq2seq_loss(model, usual).item(), rel=1e-6)
 
 
 @pytest.mark.single_backend
@@ -2076,7 +2078,7 @@ def test_a_task_loss_given_examples_instead_of_a_batch_says_how_a_batch_is_made(
     model = nn.TransformerClassifier(vocab_size=10, d_model=8, heads=2, d_ff=16, max_len=4)
     examples = next(iter(DataLoader([([4, 5], 1), ([6], 0)], 2)))  # no collate: a list of examples
     for loss, name, how in ((classification_loss, "classification_loss", "make_classification_batch"),
-                            (seq2seq_loss(), "seq2seq_loss", "make_seq2seq_batch")):
+                            (seq2seq_loss, "seq2seq_loss", "make_seq2seq_batch")):
         with pytest.raises(TypeError, match=rf"^{name}: expected a Batch, got list; make one with data\.{how}\("
                                             rf"examples\), or give the DataLoader collate=data\.{how}$"):
             loss(model, examples)

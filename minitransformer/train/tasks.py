@@ -157,7 +157,7 @@ DEFAULTS: dict[str, dict] = {
     ),
 }
 
-#: the learning-rate schedules of :func:`warmup_schedule` (the setting ``schedule``)
+#: the learning-rate schedules of :func:`~minitransformer.train.warmup_schedule` (the setting ``schedule``)
 SCHEDULES = ("cosine", "noam", "constant")
 #: the charlm's tokenizers (the setting ``tokenizer``)
 LM_TOKENIZERS = ("char", "bpe")
@@ -188,7 +188,7 @@ class TaskSetup:
     optimizer : Optimizer
         Adam over the model's parameters.
     schedule : LRScheduler
-        :func:`warmup_schedule` of ``settings["schedule"]``.
+        :func:`~minitransformer.train.warmup_schedule` of ``settings["schedule"]``.
     train_data : DataLoader or callable
         What :meth:`~minitransformer.train.Trainer.fit` takes.
     loss_fn : callable
@@ -514,21 +514,43 @@ def _require_batch(op: str, b, how: str) -> Batch:
 _BY_COLLATE = "make one with data.{0}(examples), or give the DataLoader collate=data.{0}"
 
 
-def seq2seq_loss(label_smoothing: float = 0.0) -> Callable:
-    """``(model, batch) -> loss``: teacher-forced cross-entropy over the real target tokens (paper 5.4 smoothing)."""
+def seq2seq_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor:
+    """Teacher-forced cross-entropy of ``model(src, tgt_in, ...)`` against ``tgt_out``, over the real target tokens
+    (the batch's padding left out; smoothed as in :func:`~minitransformer.functional.cross_entropy`, paper 5.4).
 
-    def loss_fn(model, b: Batch) -> Tensor:
-        b = _require_batch("seq2seq_loss", b, _BY_COLLATE.format("make_seq2seq_batch"))
-        logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)  # (B, T, vocab)
-        return F.cross_entropy(logits, b.tgt_out, ignore_index=b.pad_id, label_smoothing=label_smoothing)
-
-    return loss_fn
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import data, nn
+    >>> mt.manual_seed(0)
+    >>> model = nn.Transformer(10, 10, d_model=8, heads=2, d_ff=16, num_encoder_layers=1, num_decoder_layers=1,
+    ...                        max_len=6, dropout=0.0)
+    >>> b = data.make_seq2seq_batch([([4, 5, 6], [6, 5, 4]), ([7, 8], [8, 7])])
+    >>> loss = seq2seq_loss(model, b)          # the mean over b.n_tokens = 7 targets: 5 ids and 2 <eos>
+    >>> loss.shape, b.n_tokens, round(loss.item(), 2)   # untrained (a uniform guess of 10 ids: ln 10 = 2.30)
+    ((), 7, 3.06)
+    """
+    b = _require_batch("seq2seq_loss", b, _BY_COLLATE.format("make_seq2seq_batch"))
+    logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)  # (B, T, vocab)
+    return F.cross_entropy(logits, b.tgt_out, ignore_index=b.pad_id, label_smoothing=label_smoothing)
 
 
 def seq2seq_metrics(pairs, batch_size: int = 500) -> Callable:
     """``model -> {"loss", "token_accuracy", "accuracy"}`` on ``pairs``: teacher-forced loss and accuracy per
     token, and the exact-sequence accuracy of greedy decoding (every output token right, then ``<eos>``).
-    The model runs in eval mode (no dropout), and is put back in its mode afterwards."""
+    The model runs in eval mode (no dropout), and is put back in its mode afterwards.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> mt.manual_seed(0)
+    >>> model = nn.Transformer(10, 10, d_model=8, heads=2, d_ff=16, num_encoder_layers=1, num_decoder_layers=1,
+    ...                        max_len=6)
+    >>> metrics = seq2seq_metrics([([4, 5, 6], [6, 5, 4]), ([7, 8], [8, 7])])
+    >>> sorted(metrics(model)), model.training    # untrained: its accuracies are near 0; dropout on again after
+    (['accuracy', 'loss', 'token_accuracy'], True)
+    """
 
     def metrics(model) -> dict:
         loss = RunningMean()
@@ -593,7 +615,8 @@ def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val
             ("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], src_labels, src_labels),
         ]
 
-    return TaskSetup(task, KIND[task], s, model, tokenizer, opt, schedule, loader, seq2seq_loss(s["label_smoothing"]),
+    return TaskSetup(task, KIND[task], s, model, tokenizer, opt, schedule, loader,
+                     partial(seq2seq_loss, label_smoothing=s["label_smoothing"]),
                      eval_fn, final_metrics, sample, val=val, test=test)
 
 
@@ -648,6 +671,17 @@ def classification_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor
     With label smoothing :math:`\epsilon` the target is :math:`y' = y (1 - \epsilon) + \epsilon / 2`, as
     Keras's ``BinaryCrossentropy(label_smoothing=...)`` does: the two-class case of the smoothed target
     :math:`q` of :func:`~minitransformer.functional.cross_entropy`.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import data, nn
+    >>> mt.manual_seed(0)
+    >>> model = nn.TransformerClassifier(10, d_model=8, heads=2, d_ff=16, num_layers=1, max_len=6, dropout=0.0)
+    >>> b = data.make_classification_batch([([4, 5, 6], 1), ([7, 8], 0)])
+    >>> loss = classification_loss(model, b)   # untrained (a guess of 1/2 scores ln 2 = 0.69)
+    >>> loss.shape, round(loss.item(), 2)
+    ((), 0.63)
     """
     z = model(_require_batch("classification_loss", b, _BY_COLLATE.format("make_classification_batch")).src)  # (B,)
     y = Tensor(binary_labels("classification_loss", b.labels, z), backend=z.backend)  # (B,) labels 0 or 1
@@ -661,6 +695,16 @@ def classification_metrics(examples, batch_size: int = 500) -> Callable:
 
     The F1 is that of the positive class over all the examples at once (:func:`~minitransformer.train.binary_f1`),
     which the document's section 3.2.4 asks for beside the accuracy.
+
+    Examples
+    --------
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> mt.manual_seed(0)
+    >>> model = nn.TransformerClassifier(10, d_model=8, heads=2, d_ff=16, num_layers=1, max_len=6)
+    >>> metrics = classification_metrics([([4, 5, 6], 1), ([7, 8], 0), ([9], 1)])
+    >>> sorted(metrics(model))
+    ['accuracy', 'f1', 'loss']
     """
     labels = np.asarray([label for _, label in examples], dtype=np.int64)
 
@@ -723,7 +767,20 @@ def _classify(s: dict) -> TaskSetup:
 # ------------------------------------------------------------------ character language model
 def lm_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor:
     """Next-character cross-entropy: ``logits[:, t]`` (from characters ``0..t``) against character ``t + 1``
-    (smoothed as in :func:`~minitransformer.functional.cross_entropy`)."""
+    (smoothed as in :func:`~minitransformer.functional.cross_entropy`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import minitransformer as mt
+    >>> from minitransformer import data, nn
+    >>> mt.manual_seed(0)
+    >>> model = nn.DecoderOnlyLM(10, d_model=8, heads=2, d_ff=16, num_layers=1, max_len=8, dropout=0.0)
+    >>> b = data.make_lm_batch(np.arange(40) % 6 + 4, seq_len=8, batch_size=2, rng=np.random.default_rng(0))
+    >>> loss = lm_loss(model, b)                # the next id at 2 x 8 positions, untrained (uniform: ln 10 = 2.30)
+    >>> loss.shape, round(loss.item(), 2)
+    ((), 2.17)
+    """
     b = _require_batch("lm_loss", b, "make one with data.make_lm_batch(ids, seq_len, batch_size, rng=...)")
     return F.cross_entropy(model(b.tgt_in), b.tgt_out, label_smoothing=label_smoothing)
 
@@ -736,7 +793,19 @@ def _lm_windows(n_ids: int, seq_len: int) -> int:
 
 def lm_metrics(ids: np.ndarray, seq_len: int, batch_size: int = 64) -> Callable:
     """``model -> {"loss"}``: mean next-character cross-entropy over ``ids`` cut into consecutive windows, in eval
-    mode (no dropout)."""
+    mode (no dropout).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import minitransformer as mt
+    >>> from minitransformer import nn
+    >>> mt.manual_seed(0)
+    >>> model = nn.DecoderOnlyLM(10, d_model=8, heads=2, d_ff=16, num_layers=1, max_len=8)
+    >>> metrics = lm_metrics(np.arange(41) % 6 + 4, seq_len=8)   # 5 windows of 8 ids, each with its next ids
+    >>> list(metrics(model))
+    ['loss']
+    """
     n = _lm_windows(len(ids), seq_len)
     if n < 1:
         raise ValueError(f"lm_metrics: the validation text has {len(ids)} characters, fewer than seq_len + 1 = "
