@@ -3,8 +3,12 @@
 # and pytest. The package is pure Python, so PYTHONPATH=. is the whole install. Writes a log per
 # step into $OUT (default gpu-check-output/) and prints a summary; exits non-zero if a step failed.
 #
-#   bash tools/gpu_check.sh                  # everything (under 6 minutes on an H200)
+#   bash tools/gpu_check.sh                  # everything: up to the steps' limits added, 16.5 minutes
 #   STEPS="tests equivalence" bash tools/gpu_check.sh
+#
+# Where one command may run 10 minutes at most (the device tool), run it as two, each leaving what it did in $OUT:
+#   STEPS="info equivalence tests train" bash tools/gpu_check.sh        # limits: 8 minutes
+#   STEPS="bench models models-tf32 models-formulas" bash tools/gpu_check.sh   # limits: 7.5 minutes
 #
 # Steps: info (backends, device, versions), tests (the suite's tests that take the backend, on CuPy),
 # equivalence (NumPy and CuPy give the same outputs and gradients for the same weights), train (the
@@ -26,12 +30,15 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check-output}
 mkdir -p "$OUT"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-# array-api-compat (and array-api-strict) may be missing there: carried wheels in .whl/ fill the gap
-if ! python3 -c "import array_api_compat, array_api_strict" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+# array-api-compat, array-api-strict or hypothesis (the tests' property checks) may be missing there: carried wheels
+# in .whl/ fill the gap (put after the installed packages on the path: those come first where they are)
+if ! python3 -c "import array_api_compat, array_api_strict, hypothesis" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/mt-site .whl/*.whl
   export PYTHONPATH="$PYTHONPATH:/tmp/mt-site"
 fi
-STEPS=${STEPS:-"info tests equivalence train bench models models-tf32 models-formulas"}
+# equivalence before tests: it compiles most kernels once (NVRTC, into CuPy's cache on disk), which the tests' 12
+# processes would otherwise each compile at the same time
+STEPS=${STEPS:-"info equivalence tests train bench models models-tf32 models-formulas"}
 summary=""
 failed=0
 
@@ -48,18 +55,22 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
   [ "$rc" -eq 0 ] || failed=1
 }
 
-step info 60 python3 -m minitransformer info
-# every test that takes the backend, on CuPy; those marked single_backend (and the docstrings' examples) run on NumPy
+step info 60 bash -c 'python3 -m minitransformer info
+for m in pytest xdist hypothesis tqdm matplotlib torch; do  # what the tests, train and bench steps import
+  python3 -c "import $m" 2>/dev/null && echo "import $m: ok" || echo "import $m: MISSING"
+done' # every test that takes the backend, on CuPy; those marked single_backend (and the docstrings' examples) run on NumPy
 # alone whatever --backends says, as in CI, so they are left to CI. 12 processes share the tests, each with its own
 # CUDA context and one BLAS thread (16 threads each oversubscribe the CPUs): pytest-xdist's workers where it is
-# installed, else the test files dealt round-robin to 12 pytest runs (pytest_in_groups). --durations names the
+# installed, else the test files dealt round-robin to 12 pytest runs (pytest_in_groups, each run's log in
+# $OUT/tests-groups/ as it is written, so a step its time limit ends leaves what ran). --durations names the
 # slowest, should the step outgrow its limit. No -q: setup.cfg's addopts has one, and -qq would hide the count of
 # tests passed. TESTS (a folder or a file; default: tests) and BACKEND (default: cupy) choose others
 TESTS=${TESTS:-tests} BACKEND=${BACKEND:-cupy}
 pytest_in_groups() {  # pytest_in_groups N PATH PYTEST_ARGUMENTS...: PATH's test files in N runs; fails if one fails
   local n=$1 path=$2 logs files i pid pids=() code rc=0
   shift 2
-  logs=$(mktemp -d)
+  logs=${OUT:-.}/tests-groups
+  rm -rf "$logs" && mkdir -p "$logs"
   files=$(find "$path" -name 'test_*.py' | sort)
   [ -n "$files" ] || { echo "pytest_in_groups: no test_*.py under $path"; return 1; }
   [ "$n" -le "$(wc -l <<<"$files")" ] || n=$(wc -l <<<"$files")  # a run given no file would run the whole suite
@@ -75,11 +86,11 @@ pytest_in_groups() {  # pytest_in_groups N PATH PYTEST_ARGUMENTS...: PATH's test
   cat "$logs"/*.log
   echo "=== the $n runs' last lines"
   for ((i = 0; i < n; i++)); do tail -n 1 "$logs/$i.log"; done
-  rm -rf "$logs"
   return $rc
 }
 export -f pytest_in_groups
 if python3 -c "import xdist" 2>/dev/null; then PARALLEL=(python3 -m pytest -n 12); else PARALLEL=(pytest_in_groups 12); fi
+export OUT
 step tests 240 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 bash -c '"$@"' _ "${PARALLEL[@]}" "$TESTS" \
   --backends "$BACKEND" -m "not single_backend" -p no:cacheprovider -rfE --durations=15 --maxfail=30
 step kernels 90 python3 -m pytest tests/test_kernels.py --backends cupy -p no:cacheprovider -k gpu
