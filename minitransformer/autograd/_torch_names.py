@@ -258,7 +258,11 @@ keepdims=True here (NumPy's names; docs/from-pytorch.md)
 
 
 def _keywords_message(name: str, kwargs: dict, renamed: dict, instead: dict) -> str:
-    """Python's words for the first of PyTorch's keywords in ``kwargs``, then what to write for each of them."""
+    """Python's words for the first of PyTorch's keywords in ``kwargs``, then what to write for each of them. NumPy's
+    functions pass their defaults on (``np.mean(x)`` calls ``x.mean(axis=None, dtype=None, out=None)``): there, a
+    keyword given as None is not the user's and is not named."""
+    if kwargs.get("out", ...) is None:
+        kwargs = {k: v for k, v in kwargs.items() if v is not None or k == "out"}
     first = next(k for k in kwargs if k in renamed or k in instead)
     said = [f"{name}() got an unexpected keyword argument {first!r}"]
     given, others = [k for k in kwargs if k in renamed], [k for k in kwargs if k in instead]
