@@ -360,9 +360,11 @@ CELLS = [
     ## 7. A new primitive: a `Function` subclass with its backward
 
     Every primitive of the engine is a class with a `forward` on arrays and a `backward` beside it. Here
-    is one written in this notebook, the logistic sigmoid (the library's `x.sigmoid()` is no primitive: it
-    composes `where`, `exp` and `/` in a form whose exponent is never positive, since this one's $e^{-x}$ is inf
-    at $x = -100$ in float32, and its gradient NaN there):
+    is one written in this notebook, the logistic sigmoid. (The library's `x.sigmoid()` is no primitive: it
+    composes `where`, `exp` and `/` in a form whose exponent is never positive. Composed as written below,
+    `1 / (1 + (-x).exp())`, its $e^{-x}$ is inf at $x = -100$ in float32 and the gradient through it NaN. This
+    primitive's $e^{-x}$ overflows there too, and NumPy warns, but its backward reads only $y = 0$: the gradient
+    $y(1 - y) = 0$ is right.)
 
     $$ \sigma(x) = \frac{1}{1 + e^{-x}}, \qquad \frac{d\sigma}{dx} = \sigma(x)\,\bigl(1 - \sigma(x)\bigr),
     \qquad \bar x = \bar y\, y\,(1 - y). $$

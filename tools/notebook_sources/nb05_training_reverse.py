@@ -51,7 +51,8 @@ CELLS = [
     SETUP,
     md(r"""
     **One BLAS thread.** A small Transformer multiplies many small matrices; NumPy's BLAS splits each
-    product over all cores, and for matrices this small the threads spend more time waiting for each other
+    product (BLAS: the library of matrix products NumPy calls) over all cores, and for matrices this small the
+    threads spend more time waiting for each other
     than computing. One thread is several times faster here (see `train/threads.py` for measurements).
     """),
     code("""
@@ -238,7 +239,9 @@ CELLS = [
 
     `nn.Transformer` is the paper's model: embeddings $\times \sqrt{d_\text{model}}$ plus the sinusoidal
     $PE$, an encoder (self-attention + feed-forward), a decoder (masked self-attention + cross-attention +
-    feed-forward) and a linear layer to the vocabulary. A tiny one: $d_\text{model} = 32$, 2 heads, two
+    feed-forward) and a linear layer to the vocabulary, whose outputs are the *logits*: a score per token of
+    the vocabulary, at every target position, which a softmax turns into the probabilities of the next token.
+    A tiny one: $d_\text{model} = 32$, 2 heads, two
     layers each, pre-LN (`norm_first=True`: each sublayer $F$ computes $x + F(\mathrm{LN}(x))$, where the
     paper's post-LN, `norm_first=False`, computes $\mathrm{LN}(x + F(x))$; notebook 09 compares them). In deep
     models pre-LN trains without the paper's long warm-up, where post-LN needs one: exercise 5.
@@ -292,7 +295,9 @@ CELLS = [
     ## 5. The training loop
 
     Every step is the same seven lines: forward, loss, zero the old gradients, `backward()`, clip the global
-    gradient norm, take an Adam step, move the learning-rate schedule. The rate warms up linearly over the
+    gradient norm (every gradient scaled by one factor, so that all of them together, as one long vector, have an
+    L2 norm of at most 1: `optim.clip_grad_norm_`), take an Adam step, move the learning-rate schedule. The rate
+    warms up linearly over the
     first 10% of the steps and then decays to 0 along a cosine (`train.tasks.warmup_schedule`; with
     `kind="noam"` it has the shape of the paper's equation 3, scaled so that its peak is `lr`). The held-out
     loss is measured every 50 steps. About 10 s on two CPU cores.

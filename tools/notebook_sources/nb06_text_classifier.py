@@ -57,7 +57,8 @@ CELLS = [
     p(\text{positive}) = \sigma(z) = \frac{1}{1 + e^{-z}},
     $$
 
-    where $R$ are the real (non-padding) positions: one vector per text (mean pooling), one logit $z$, and
+    where $R$ are the real (non-padding) positions: one vector per text (mean pooling), one logit $z$ (a logit:
+    a score before the sigmoid, or the softmax, turns it into a probability; $z > 0$ reads as positive), and
     the binary cross-entropy loss $\mathcal{L} = -\left[y \log \sigma(z) + (1 - y) \log(1 - \sigma(z))\right]$.
 
     Steps: **1** the document's code and what is wrong with it · **2** the document's configuration, built
@@ -261,7 +262,10 @@ CELLS = [
 
     A small configuration: $d_\text{model} = 32$, 4 heads, one encoder layer, pre-LN, no dropout. The pieces
     come from the library: the loss and the metrics of `train.tasks` (binary cross-entropy of the logits;
-    accuracy and F1), the paper's Adam, a warm-up-then-cosine schedule, and `train.Trainer`, which runs the loop
+    accuracy and F1: the harmonic mean of the precision, the share of the texts called positive that are, and
+    the recall, the share of the positive texts called so, $2 \cdot$ precision $\cdot$ recall / (precision +
+    recall)), the paper's Adam, a
+    warm-up-then-cosine schedule, and `train.Trainer`, which runs the loop
     (the loop of notebook 05) with gradient clipping, a progress bar and an evaluation every 100 steps.
     One BLAS thread, as in notebook 05: small matrices are faster without threads. About 10 s.
 

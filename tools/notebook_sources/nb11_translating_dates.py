@@ -121,8 +121,8 @@ CELLS = [
     `cross_attn(y, memory, memory, mask=src_mask)`: queries from the decoder's states $Y$ ($T$ positions),
     keys and values from the encoder's output $M$ ($S$ positions). Heads are counted from 1 here, as in the
     prints and the maps' titles (and the paper): head $h$ takes columns $(h-1) d_k \ldots h d_k - 1$ of the
-    projections, index $h - 1$ of the head axis in the code (`A[1, 0]` below is head 1). Below, for a batch
-    of two sources of different lengths (the shorter padded), $M$ = `model.encode(src, src_mask)`. In the
+    projections, index $h - 1$ of the head axis in the code (`A[:, 0]` below, $(B, T, S)$, is head 1). Below, for a
+    batch of two sources of different lengths (the shorter padded), $M$ = `model.encode(src, src_mask)`. In the
     decoder the queries come from `norm2(x)`: this pre-LN layer's residual stream $x$ after its
     self-attention, layer-normed; standing in for it here, the embedded target (`tgt_embed` plus the
     positional encoding, as `decode` makes them). By NumPy: $Q$, $K$, $V$ with their biases, each head's
@@ -210,8 +210,11 @@ CELLS = [
     The curves: the loss of the training batches and of the validation split (log scale); `lr`, the schedule,
     up in 60 steps of warm-up to $3 \cdot 10^{-3}$, then down to 0 along a cosine; `grad_norm`, the gradients'
     global norm before clipping to `clip` (printed in section 1), a mean over each 10 steps; and the two
-    accuracies measured every 50 steps. In the run shown (a run of yours may differ in the last digits, as
-    float32 rounding differs between machines and library versions), at step 50 the model writes 64% of the
+    accuracies measured every 50 steps. A run of yours will differ from the run shown: float32 rounding differs
+    between machines and library versions, and from a few steps on the rounding trains a slightly different
+    model, whose heads may share the work otherwise and whose few wrong dates are other dates. What the text
+    below says of patterns (an alignment, a table's order) holds from run to run; its single weights and dates
+    are the run shown's. In the run shown, at step 50 the model writes 64% of the
     characters right (`val_token_accuracy`) and not one whole date (`val_accuracy`, the exact match, is 0);
     the exact match then climbs from 0 to about 0.9 between steps 50 and 150 (the curves do not say which
     part of the model learned what; section 4 shows where the trained model looks), and the test split,
@@ -420,10 +423,12 @@ CELLS = [
     A year outside 1969–2068 is a word the source vocabulary does not hold: it reads as `<unk>`, and the model
     writes some year of its range (the year's rows look mostly at `<unk>`, which carries no digits: for
     `4 July 1776`, the last three of the four, the first looking at `july`), with the right month and day. The
-    numeric sources fail otherwise: all their words are known, yet `1969-07-20` comes out with the year
-    2061 and `2010-06-07` as `2007-06-20`, while `1969/07/20`, the year first with slashes, and `20-07-1969`,
-    hyphens with the day first, are right. The
-    hyphen, or the order? Below, 300 held-out days written in numeric layouts, the year first or not, with
+    numeric sources fail otherwise: all their words are known, yet in the run shown `1969-07-20` comes out with
+    the year 2061 and `2010-06-07` as `2007-06-20`, while `1969/07/20`, the year first with slashes, and
+    `20-07-1969`, hyphens with the day first, are right. Which of these few dates a model gets right changes
+    from run to run (another machine's run got `1969-07-20` right and `1969/07/20` wrong); the counts over 300
+    dates below are what a rerun keeps, to within some tens: their order. The hyphen, or the order? Below, 300
+    held-out days written in numeric layouts, the year first or not, with
     slashes, hyphens or spaces (and the month as a word once), each field of the output counted right or
     wrong:
     """),
@@ -446,7 +451,8 @@ CELLS = [
     task (`dd/mm/yyyy`, `d.m.yyyy` and the weekday's) the day comes first, then the month, the year last. Read
     that way, `mm/dd/yyyy` gives every day of 12 or less back with day and month swapped (140 of 140), and a
     source with the year first is outside what the model has seen: `yyyy/mm/dd`, with the task's own
-    slashes, gets 26 of the 300 dates right and their year 78 times (`1969/07/20` above is one of the few right).
+    slashes, gets 26 of the 300 dates right and their year 78 times (in the run shown `1969/07/20` above is one
+    of the few right).
     The order is the main cause of the ISO failure, and the hyphen adds to it: in training a hyphen only ever
     stood inside a day written out (`twenty - third`), and `dd-mm-yyyy` gets 97 dates fewer than
     `dd/mm/yyyy`, `yyyy-mm-dd` 12 against `yyyy/mm/dd`'s 26. `yyyy-mm-dd` gets the year of 67 days in 300,
