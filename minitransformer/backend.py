@@ -180,6 +180,12 @@ class Backend:
             self._make_checks_later()
         return self._copy_to_host(array)
 
+    def read_bool(self, flag) -> bool:
+        """``bool(flag)`` of a 0-d array of this backend, through :meth:`to_host`: a read of the device, so the checks
+        put off until the next one are made first (a loop that stops on a flag, as decoding's, would otherwise go on
+        with a bad id's garbage until the next ``.numpy()``)."""
+        return bool(self.to_host(flag))
+
     def _copy_to_host(self, array) -> np.ndarray:
         if isinstance(array, np.ndarray | np.generic):
             return np.asarray(array)
@@ -509,6 +515,8 @@ class CounterRNG:
 
     def uniform(self, low=0.0, high=1.0, size=()):
         """Uniform float64 in [low, high), shape ``size``."""
+        if low == 0.0 and high == 1.0:  # dropout's U[0, 1): two passes over a float64 sample fewer, the same numbers
+            return self.random(size)
         return low + (high - low) * self.random(size)
 
     def standard_normal(self, size=()):

@@ -1109,6 +1109,27 @@ def test_range_checks_put_off_stay_few_on_the_device_and_keep_the_worst(checking
     assert emb(mt.tensor([[4]])).numpy().shape == (1, 1, 3) and not checking_later._checks_later
 
 
+@pytest.mark.parametrize("decode", ["greedy_decode", "beam_search", "generate"])
+def test_decodings_read_of_the_device_makes_the_checks_put_off(checking_later, decode):
+    """Decoding reads one flag a step (all finished?) to know when to stop: that read goes through to_host
+    (Backend.read_bool), so a source id out of the vocabulary is refused there, at the first step, rather than the
+    loop decoding with another row's embedding until the caller's next .numpy()."""
+    from minitransformer.train import beam_search, generate, greedy_decode
+
+    mt.manual_seed(0)
+    if decode == "generate":
+        model = nn.DecoderOnlyLM(6, d_model=8, heads=2, d_ff=16, num_layers=1, max_len=8).eval()
+        call = lambda: generate(model, mt.tensor([[1, 9]]), max_new_tokens=3, eos_id=2)  # noqa: E731
+    else:
+        model = nn.Transformer(6, 6, d_model=8, heads=2, d_ff=16, num_encoder_layers=1, num_decoder_layers=1,
+                               max_len=8).eval()
+        decoder = {"greedy_decode": greedy_decode, "beam_search": beam_search}[decode]
+        call = lambda: decoder(model, mt.tensor([[4, 9]]), max_len=4)  # noqa: E731
+    with pytest.raises(IndexError, match=r"(ids|src) holds token id 9, out of range for a vocabulary of 6 .*"
+                                         + re.escape(LATER)):
+        call()
+
+
 def test_getitem_with_two_index_arrays():
     with pytest.raises(IndexError, match=r"getitem: only one integer array, on the first axis, is supported"):
         mt.ones(3, 3)[[0, 1], [1, 2]]

@@ -174,7 +174,7 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
             token = xp.where(done, xp.asarray(pad_id, dtype=token.dtype), token)
             done = done | (token == eos_id)
             ys = xp.concat([ys, xp.reshape(token, (B, 1))], axis=1)
-            if bool(xp.all(done)):  # the one host read per step
+            if be.read_bool(xp.all(done)):  # the one host read per step
                 break
             ### END SOLUTION
         return Tensor(ys[:, 1:], backend=be)
@@ -337,7 +337,7 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
             ### END SOLUTION
             if cache is not None:
                 _reorder(cache, parent)
-            if bool(xp.all(_may_stop(xp, scores, finished[2], lp_max, k))):  # the host read
+            if be.read_bool(xp.all(_may_stop(xp, scores, finished[2], lp_max, k))):  # the host read
                 stopped = True
                 break
         tokens, scores = _winners(xp, finished, ys, scores, length_penalty(t, alpha), k, alive=not stopped)
@@ -578,7 +578,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
                 token = xp.where(done, xp.asarray(eos_id, dtype=token.dtype), token)
                 done = done | (token == eos_id)
             seq = xp.concat([seq, xp.reshape(token, (B, 1))], axis=1)
-            if eos_id is not None and bool(xp.all(done)):
+            if eos_id is not None and be.read_bool(xp.all(done)):
                 break
         return Tensor(seq, backend=be)
 
