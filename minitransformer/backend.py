@@ -238,12 +238,18 @@ class Backend:
             self.check_range(xp.reshape(xp.astype(condition, xp.int8), (-1,)), 1, 1, message, error)
 
     def _make_checks_later(self) -> None:
-        """Read each check's kept minima and maxima and raise for the first check that fails."""
+        """Read every check's kept minima and maxima, in one read of the device (a check per message, and messages
+        name shapes: padded batches of many lengths make tens), and raise for the first check that fails."""
         checks, self._checks_later = self._checks_later, {}  # made once: a caught error leaves none behind
+        if not checks:
+            return
         xp = self.xp
-        for (lo, hi, message, error, _), kept in checks.items():
-            low = self._copy_to_host(xp.min(xp.stack([m for m, _ in kept]))).item()
-            high = self._copy_to_host(xp.max(xp.stack([m for _, m in kept]))).item()
+        extremes = []  # low, high of each check, as int64 (the ids' dtype; a mask's int8 fits)
+        for kept in checks.values():
+            extremes += [xp.astype(xp.min(xp.stack([m for m, _ in kept])), xp.int64),
+                         xp.astype(xp.max(xp.stack([m for _, m in kept])), xp.int64)]
+        read = self._copy_to_host(xp.stack(extremes)).tolist()
+        for (lo, hi, message, error, _), low, high in zip(checks, read[0::2], read[1::2]):
             _refuse_outside(low, high, lo, hi, message, error, later=True)
 
     @property

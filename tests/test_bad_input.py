@@ -1109,6 +1109,24 @@ def test_range_checks_put_off_stay_few_on_the_device_and_keep_the_worst(checking
     assert emb(mt.tensor([[4]])).numpy().shape == (1, 1, 3) and not checking_later._checks_later
 
 
+def test_the_checks_put_off_are_read_in_one_read_of_the_device(checking_later, monkeypatch):
+    """Each message is a check of its own, and messages name shapes: a run of padded batches of many lengths keeps
+    tens of them. Their minima and maxima come to the host in one read (two a check before: tens of waits for the
+    GPU at each log), and the first check at fault is still the one named."""
+    E = mt.ones(5, 3)
+    for length in range(1, 9):  # 8 shapes of indices, 8 messages (Take's names the shapes)
+        mt.take(E, mt.tensor([1] * length))
+    mt.take(E, mt.tensor([0, 7, 0, 0, 0, 0, 0, 0, 0]))
+    assert len(checking_later._checks_later) == 9
+    reads = []
+    copy = checking_later._copy_to_host
+    monkeypatch.setattr(checking_later, "_copy_to_host", lambda a: reads.append(1) or copy(a))
+    with pytest.raises(IndexError, match=r"^Take: index 7 is out of range for axis 0 of size 5 \(table shape \(5, 3\), "
+                                         r"indices shape \(9,\)\)"):
+        mt.ones(2).numpy()
+    assert len(reads) == 1 and not checking_later._checks_later
+
+
 @pytest.mark.parametrize("decode", ["greedy_decode", "beam_search", "generate"])
 def test_decodings_read_of_the_device_makes_the_checks_put_off(checking_later, decode):
     """Decoding reads one flag a step (all finished?) to know when to stop: that read goes through to_host
