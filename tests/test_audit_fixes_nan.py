@@ -82,3 +82,24 @@ def test_checked_later_the_first_step_not_finite_is_named_at_the_next_read(check
                                         "device after step 5: ")
     assert (caught.value.step, caught.value.lr, trainer.step) == (5, 0.001, 5)
 
+
+# ------------------------------------------------------------------ torch habits and float16, said in its words
+def test_layer_norm_refuses_float16_as_module_to_does():
+    """float16 squares of 300 pass 65504: the variance was inf and the result zeros, fused or not."""
+    import minitransformer.functional as F
+
+    x = mt.tensor(np.full((2, 4), 300.0, dtype=np.float16))
+    for fused in (True, False):
+        with pytest.raises(TypeError, match=r"^layer_norm: x is float16 \(2, 4\), which is not supported \(as "
+                                            r"Module\.to refuses float16\): .*65504.*; convert x with "
+                                            r"x\.to\('float32'\)$"):
+            F.layer_norm(x, fused=fused)
+
+
+def test_layer_norm_given_torchs_normalized_shape_says_what_it_takes():
+    import minitransformer.functional as F
+
+    with pytest.raises(TypeError, match=r"^layer_norm: gamma must be a Tensor, got tuple \(4,\): torch's second "
+                                        r"argument, normalized_shape, is not taken here: .* write layer_norm\(x\) or "
+                                        r"layer_norm\(x, gamma, beta\)$"):
+        F.layer_norm(mt.ones(2, 4), (4,))
