@@ -103,3 +103,16 @@ def test_layer_norm_given_torchs_normalized_shape_says_what_it_takes():
                                         r"argument, normalized_shape, is not taken here: .* write layer_norm\(x\) or "
                                         r"layer_norm\(x, gamma, beta\)$"):
         F.layer_norm(mt.ones(2, 4), (4,))
+
+
+def test_nn_gelu_refuses_approximate_as_f_gelu_does():
+    import minitransformer.functional as F
+
+    with pytest.raises(TypeError) as theirs:
+        F.gelu(mt.ones(2), approximate="none")
+    with pytest.raises(TypeError, match=r"^GELU\.__init__\(\) got an unexpected keyword argument 'approximate'; "
+                                        r"PyTorch's approximate= has no equal here: this GELU is the tanh "
+                                        r"approximation") as ours:
+        nn.GELU(approximate="none")
+    assert str(ours.value).split("; ", 1)[1] == str(theirs.value).split("; ", 1)[1]
+    assert nn.GELU()(mt.ones(1)).shape == (1,)

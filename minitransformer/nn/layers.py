@@ -15,6 +15,7 @@ from ..autograd import Tensor, cast, take
 from ..autograd._torch_names import torch_keywords
 from ..autograd.creation import ones, zeros
 from ..functional._checks import check_token_ids, require_float, require_same_dtype
+from ..functional.activations import GELU_APPROXIMATE
 from ..functional.dropout import check_probability
 from . import init
 from .module import Module, Parameter
@@ -292,6 +293,10 @@ class GELU(Module):
     >>> nn.GELU()(mt.tensor([-1.0, 0.0, 1.0])).numpy().round(4)
     array([-0.1588,  0.    ,  0.8412], dtype=float32)
     """
+
+    @torch_keywords(approximate=GELU_APPROXIMATE)  # (as F.gelu refuses it)
+    def __init__(self):
+        super().__init__()
 
     def forward(self, x: Tensor) -> Tensor:
         """``F.gelu(x)``; the shape of ``x``."""
