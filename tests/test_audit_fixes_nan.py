@@ -116,3 +116,13 @@ def test_nn_gelu_refuses_approximate_as_f_gelu_does():
         nn.GELU(approximate="none")
     assert str(ours.value).split("; ", 1)[1] == str(theirs.value).split("; ", 1)[1]
     assert nn.GELU()(mt.ones(1)).shape == (1,)
+
+
+def test_cross_entropy_given_torchs_ignore_index_says_to_write_it():
+    import minitransformer.functional as F
+
+    with pytest.raises(IndexError, match=r"^cross_entropy: target -100 is out of range for C = 4 classes \(expected "
+                                         r"0\.\.3\); -100 is torch's default ignore_index, none here: .* write "
+                                         r"ignore_index=-100$"):
+        F.cross_entropy(mt.ones(3, 4), [1, -100, 0])
+    assert np.isfinite(F.cross_entropy(mt.ones(3, 4), [1, -100, 0], ignore_index=-100).item())
