@@ -126,3 +126,16 @@ def test_cross_entropy_given_torchs_ignore_index_says_to_write_it():
                                          r"ignore_index=-100$"):
         F.cross_entropy(mt.ones(3, 4), [1, -100, 0])
     assert np.isfinite(F.cross_entropy(mt.ones(3, 4), [1, -100, 0], ignore_index=-100).item())
+
+
+def test_an_embedding_given_ids_of_another_backend_names_the_layer_and_how_to_make_the_batches():
+    pytest.importorskip("array_api_strict")
+    from minitransformer.backend import BackendError
+
+    with mt.backend.use("array_api_strict"):
+        emb = nn.Embedding(10, 4)
+    with pytest.raises(BackendError, match=r"^Embedding: the ids tensor is on backend numpy, the embedding's weights "
+                                           r"\(the model's\) on array_api_strict: make the batches on the model's "
+                                           r"backend \(the data helpers' backend='array_api_strict' argument, or "
+                                           r"mt\.backend\.use\('array_api_strict'\) before making them\)"):
+        emb(mt.tensor([[1, 2]]))

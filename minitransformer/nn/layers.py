@@ -14,6 +14,7 @@ from .._arguments import require_bool, require_int, require_real
 from ..autograd import Tensor, cast, take
 from ..autograd._torch_names import torch_keywords
 from ..autograd.creation import ones, zeros
+from ..backend import BackendError
 from ..functional._checks import check_token_ids, require_float, require_same_dtype
 from ..functional.activations import GELU_APPROXIMATE
 from ..functional.dropout import check_probability
@@ -169,6 +170,13 @@ class Embedding(Module):
         ``op="Transformer.encode", name="src"``); the lookup itself does not read them again.
         """
         ids = ids if isinstance(ids, Tensor) else Tensor(ids, backend=self.weight.backend)
+        if ids.backend is not self.weight.backend:  # (else take would refuse, naming an operation not called)
+            here, there = self.weight.backend.name, ids.backend.name
+            raise BackendError(
+                f"{op}: the {name} tensor is on backend {there}, the embedding's weights (the model's) on {here}: "
+                f"make the batches on the model's backend (the data helpers' backend={here!r} argument, or "
+                f"mt.backend.use({here!r}) before making them), or move them with {name}.to({here!r})"
+            )
         check_token_ids(op, name, ids, self.num_embeddings)  # integers in 0..V-1 (V = num_embeddings)
         E = take(self.weight, ids, axis=0, in_range=True)  # (*ids.shape, d_model)
         return E * math.sqrt(self.d_model) if self.scale else E
