@@ -159,7 +159,7 @@ def take(x: Tensor, indices, axis: int = 0, *, in_range: bool = False) -> Tensor
     if isinstance(indices, Tensor):
         if indices.backend is not be:
             raise _backend.BackendError(
-                f"take: table is on {be.name}, indices on {indices.backend.name}; move one with .to()"
+                f"take: table is on {be.name}, indices on {indices.backend.name}; move one with .to({be.name!r})"
             )
         ids = indices.data
     else:

@@ -134,8 +134,12 @@ def relu(x: Tensor) -> Tensor:
     return x.relu()
 
 
-@torch_keywords(approximate="has no equal here: this GELU is the tanh approximation, torch's "
-                             "approximate='tanh' (its exact one, the default, differs by up to 5e-4)")
+#: What PyTorch's ``approximate=`` gets from :func:`gelu` and ``nn.GELU``, which compute the tanh form alone.
+GELU_APPROXIMATE = ("has no equal here: this GELU is the tanh approximation, torch's approximate='tanh' (its exact "
+                    "one, the default, differs by up to 5e-4)")
+
+
+@torch_keywords(approximate=GELU_APPROXIMATE)
 def gelu(x: Tensor, fused: bool = True) -> Tensor:
     r"""The Gaussian error linear unit, in its tanh approximation (Hendrycks and Gimpel, 2016).
 

@@ -52,9 +52,22 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
     array([[-1.2247,  0.    ,  1.2247]], dtype=float32)
     """
     require_float("layer_norm", "x", x)
+    if x.dtype_name == "float16":  # as Module.to("float16") refuses it: no wider accumulation here
+        raise TypeError(
+            f"layer_norm: x is float16 {x.shape}, which is not supported (as Module.to refuses float16): the squared "
+            "deviations pass its largest number, 65504, once inputs reach about 256, and the result comes out zeros; "
+            "convert x with x.to('float32')"
+        )
     if x.ndim == 0:
         raise ValueError("layer_norm: x must have at least one axis (the one normalised), got a scalar")
     d = x.shape[-1]
+    if isinstance(gamma, tuple | list | int) and not isinstance(gamma, bool):  # torch's F.layer_norm(x, (d,), ...)
+        raise TypeError(
+            f"layer_norm: gamma must be a Tensor, got {type(gamma).__name__} {gamma!r}: torch's second argument, "
+            "normalized_shape, is not taken here: layer_norm(x, gamma=None, beta=None, eps=1e-5) normalises over the "
+            f"last axis of x (here {d}), gamma and beta being ({d},) Tensors (torch's weight and bias); write "
+            "layer_norm(x) or layer_norm(x, gamma, beta)"
+        )
     for name, p in (("gamma", gamma), ("beta", beta)):
         if p is not None:
             require_float("layer_norm", name, p)

@@ -14,7 +14,9 @@ from .._arguments import require_bool, require_int, require_real
 from ..autograd import Tensor, cast, take
 from ..autograd._torch_names import torch_keywords
 from ..autograd.creation import ones, zeros
+from ..backend import BackendError
 from ..functional._checks import check_token_ids, require_float, require_same_dtype
+from ..functional.activations import GELU_APPROXIMATE
 from ..functional.dropout import check_probability
 from . import init
 from .module import Module, Parameter
@@ -168,6 +170,13 @@ class Embedding(Module):
         ``op="Transformer.encode", name="src"``); the lookup itself does not read them again.
         """
         ids = ids if isinstance(ids, Tensor) else Tensor(ids, backend=self.weight.backend)
+        if ids.backend is not self.weight.backend:  # (else take would refuse, naming an operation not called)
+            here, there = self.weight.backend.name, ids.backend.name
+            raise BackendError(
+                f"{op}: the {name} tensor is on backend {there}, the embedding's weights (the model's) on {here}: "
+                f"make the batches on the model's backend (the data helpers' backend={here!r} argument, or "
+                f"mt.backend.use({here!r}) before making them), or move them with {name}.to({here!r})"
+            )
         check_token_ids(op, name, ids, self.num_embeddings)  # integers in 0..V-1 (V = num_embeddings)
         E = take(self.weight, ids, axis=0, in_range=True)  # (*ids.shape, d_model)
         return E * math.sqrt(self.d_model) if self.scale else E
@@ -292,6 +301,10 @@ class GELU(Module):
     >>> nn.GELU()(mt.tensor([-1.0, 0.0, 1.0])).numpy().round(4)
     array([-0.1588,  0.    ,  0.8412], dtype=float32)
     """
+
+    @torch_keywords(approximate=GELU_APPROXIMATE)  # (as F.gelu refuses it)
+    def __init__(self):
+        super().__init__()
 
     def forward(self, x: Tensor) -> Tensor:
         """``F.gelu(x)``; the shape of ``x``."""

@@ -80,8 +80,13 @@ __all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted", "reaches_target
 class TrainingDiverged(FloatingPointError):
     """The training loss became NaN or infinite (or the parameters did, before a checkpoint).
 
-    :meth:`Trainer.fit` raises it when it reads the running loss (every ``log_every`` steps), or finds the
-    parameters not finite before it writes a checkpoint, with the step and the learning rate in the message. With
+    :meth:`Trainer.fit` checks each step's loss (and, at the first step with ``clip``, the gradient norm) with
+    :meth:`~minitransformer.backend.Backend.check_all`: where values are checked at once (NumPy) it raises at the step
+    that went NaN or infinite, before its update (the step counts as the one the run stopped at); where they are
+    checked later (CuPy: a step waits for nothing) at the next read of the device (the logged loss), naming that step.
+    It also raises where it finds the parameters not finite before it writes a checkpoint. The message says nan or
+    inf, the step and the learning rate, and what to change: the loss or the data for a loss not finite at step 1,
+    a formula such as sqrt at 0 for a gradient not finite with a finite loss, else the learning rate. With
     ``restore_best`` and an evaluation kept, the model holds the parameters of the best evaluation again, and so
     does the checkpoint (without the optimizer's state), as the message says (:attr:`Trainer.restored_step`); else
     (or where those parameters are not finite either) nothing is put back, nor written.
@@ -90,7 +95,8 @@ class TrainingDiverged(FloatingPointError):
     ----------
     step : int or None
         The step by which the loss, the parameters or the monitored metric was found NaN or infinite (the step
-        :meth:`Trainer.fit` stopped at); None where raised by hand without it.
+        :meth:`Trainer.fit` stopped at); None where raised by hand without it, or by the check of a step run outside
+        :meth:`Trainer.fit` (``train_step``), found at a later read.
     lr : float or None
         The learning rate of that step.
     restored_step : int or None
@@ -106,16 +112,17 @@ class TrainingDiverged(FloatingPointError):
     >>> import minitransformer as mt
     >>> from minitransformer import nn, optim
     >>> model = nn.Linear(1, 1)
-    >>> nan_loss = lambda model, x: model(x).sum() * float("nan")
-    >>> trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), nan_loss, log_every=1, progress=False)
+    >>> def loss_fn(model, x):                                       # NaN from step 3 on
+    ...     return model(x).sum() * (float("nan") if trainer.step >= 2 else 1.0)
+    >>> trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, log_every=10, progress=False)
     >>> try:
-    ...     trainer.fit(lambda step: mt.ones(4, 1), steps=5)
+    ...     trainer.fit(lambda step: mt.ones(4, 1), steps=20)
     ... except TrainingDiverged as e:
     ...     print(e)
     ...     print(e.step, e.lr, e.restored_step, e.checkpoint)
-    Trainer: the training loss became nan by step 1; lower the learning rate (lr was 0.1)
+    Trainer: the training loss became nan by step 3; lower the learning rate (lr was 0.1)
     or clip the gradients (clip=1.0)
-    1 0.1 None None
+    3 0.1 None None
     """
 
     def __init__(self, message: str, step: int | None = None, lr: float | None = None,
@@ -131,6 +138,19 @@ class TrainingDiverged(FloatingPointError):
         return TrainingDiverged(message, self.step, self.lr,
                                 self.restored_step if restored_step is ... else restored_step,
                                 self.checkpoint if checkpoint is ... else checkpoint)
+
+
+class _NotFinite(TrainingDiverged):
+    """The check of each step's loss (and, with ``clip``, gradient norm) failed: raised by
+    :meth:`~minitransformer.backend.Backend.check_all` at once on NumPy, at the next read of the device on a GPU.
+    :meth:`Trainer.fit` says which step and what became NaN or infinite in its place (:meth:`Trainer._said_not_finite`).
+    """
+
+
+#: what the check of a step's loss or gradient norm says where :meth:`Trainer.fit` does not say more (one message for
+#: every step: the backend keeps one check per message)
+_NOT_FINITE = ("Trainer: the training loss (or, with clip, the gradient norm) of a step became NaN or infinite; "
+               "Trainer.fit names the step")
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -455,6 +475,9 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self._eval_step: int | None = None
         self._lr = optimizer.param_groups[0]["lr"]
+        # (backend, 0-d int64 array): 4 k + what, for the first step k whose loss (what 0: nan, 1: inf) or gradient
+        # norm (2: nan, 3: inf) was not finite; 0 while all were. On the device: read only once a check has failed
+        self._first_not_finite: tuple | None = None
 
     # ------------------------------------------------------------------ data
     def _batches(self, data):
@@ -537,17 +560,41 @@ class Trainer:
         return micro_batches, [n_i / total for n_i in n]
 
     def compute_loss(self, batch) -> Tensor:
-        """``loss_fn(model, batch)``, checked to be one number (a one-element Tensor)."""
+        """``loss_fn(model, batch)``, checked to be one number (a one-element Tensor), and finite: at once on NumPy,
+        before its gradient and the update; at the next read of the device on a GPU (:class:`TrainingDiverged`)."""
         loss = self.loss_fn(self.model, batch)
         if not isinstance(loss, Tensor) or loss.size != 1:
             raise TypeError(f"Trainer: loss_fn must return a one-element Tensor, got "
                             f"{getattr(loss, 'shape', type(loss).__name__)}")
+        self._check_finite(loss, 0)
         return loss
 
     def clip_gradients(self) -> None:
         """Scale the gradients to a global norm of at most ``clip`` (:func:`~minitransformer.optim.clip_grad_norm_`);
-        log the norm."""
-        self._norm.add(clip_grad_norm_(self.params, self.clip))
+        log the norm. At the first step, the norm is checked to be finite before the update (as the loss is):
+        there, with a finite loss and no update made yet, a norm NaN or infinite can only come from a formula whose
+        gradient is not finite (sqrt at 0). After updates it mostly comes from updates too large, and the loss of the
+        next step says so."""
+        norm = clip_grad_norm_(self.params, self.clip)
+        if self.step == 0:
+            self._check_finite(norm, 2)
+        self._norm.add(norm)
+
+    def _check_finite(self, value: Tensor, what: int) -> None:
+        """Refuse the step in progress (step ``self.step + 1``) where ``value``, its loss (``what`` 0) or its gradient
+        norm (2), is NaN or infinite: a :class:`_NotFinite` from :meth:`~minitransformer.backend.Backend.check_all`,
+        at once where the backend checks values (NumPy: before the update, which is not made), else at the next read
+        of the device (CuPy: no host synchronisation in a step). Which step, and what, is kept on the device
+        (``_first_not_finite``) for :meth:`_said_not_finite` to read once the check has failed."""
+        be, xp = value.backend, value.backend.xp
+        a = xp.reshape(value.data, ())
+        code = 4 * (self.step + 1) + what
+        bad = xp.astype(xp.isnan(a), xp.int64) * code + xp.astype(xp.isinf(a), xp.int64) * (code + 1)
+        if self._first_not_finite is not None and self._first_not_finite[0] is be:
+            first = self._first_not_finite[1]
+            bad = first + xp.astype(first == 0, xp.int64) * bad  # the first step's, kept
+        self._first_not_finite = (be, bad)
+        be.check_all(xp.isfinite(a), _NOT_FINITE, _NotFinite)
 
     def fit(self, data, steps: int) -> dict:
         """Train until ``self.step == steps`` (counting the steps of earlier and resumed runs), or an early stop.
@@ -602,8 +649,14 @@ class Trainer:
                     if ctrl_c.pressed:  # at a step's end: the state a periodic checkpoint holds, saved below
                         self.stop_reason = "interrupted"
                         break
-                    loss = self.train_step(next(source) if self.accumulate == 1 else
-                                           [next(source) for _ in range(self.accumulate)])
+                    try:
+                        loss = self.train_step(next(source) if self.accumulate == 1 else
+                                               [next(source) for _ in range(self.accumulate)])
+                    except _NotFinite:  # (found at once: NumPy) the run stops at this step, its update not made
+                        self.optimizer.zero_grad()
+                        if self._not_finite_at()[0] == self.step + 1:
+                            self.step += 1
+                        raise
                     self._loss.add(loss)
                     bar.update(1)
                     if self.step % self.log_every == 0 or self.step == steps:
@@ -694,8 +747,42 @@ class Trainer:
         makes it."""
         try:
             yield
+        except _NotFinite as e:
+            raise self._diverged(self._said_not_finite(e)) from None
         except TrainingDiverged as e:
             raise self._diverged(e) from None
+
+    def _not_finite_at(self) -> tuple[int, int]:
+        """The first step whose loss or gradient norm was not finite, and what (see ``_first_not_finite``): one host
+        read, made only once the check has failed; (0, 0) where none was kept."""
+        if self._first_not_finite is None:
+            return 0, 0
+        be, first = self._first_not_finite
+        return divmod(int(be.to_host(first)), 4)
+
+    def _said_not_finite(self, e: _NotFinite) -> TrainingDiverged:
+        """The :class:`TrainingDiverged` that says which step's loss or gradient norm became NaN or infinite, with
+        the advice that fits it: a loss not finite at the very first step comes from the loss or the data (no update
+        was made yet); a gradient norm not finite there with a finite loss, from a formula whose gradient is not finite
+        where its value is; a loss not finite after finite steps, from updates too large (the learning rate)."""
+        k, what = self._not_finite_at()
+        self._first_not_finite = None
+        if not k:
+            return TrainingDiverged(str(e), self.step, self._lr)
+        value = "nan" if what % 2 == 0 else "inf"
+        found = "" if k == self.step else (f" (found at the read of the device after step {self.step}: with "
+                                           "check_values off, as on a GPU, the steps are not waited for)")
+        if what >= 2:  # (checked at step 1 only: clip_gradients)
+            message = (f"Trainer: the gradient norm was {value} at step {k}, before any update{found}, while the "
+                       "training loss was finite: a formula whose gradient is not finite where its value is, such as "
+                       "sqrt at 0 (write sqrt(x + eps)), log at 0, or x ** p with p < 1 at 0; not the learning rate")
+        elif k == 1:
+            message = (f"Trainer: the training loss was {value} at step 1, before any update{found}: look at the loss "
+                       "function and the data (a log or a division at 0, an overflow, a NaN or an infinity in the "
+                       "inputs or targets), not the learning rate")
+        else:
+            message = f"Trainer: the training loss became {value} by step {k}{found}; {self._advice()}"
+        return TrainingDiverged(message, self.step, self._lr)
 
     def _diverged(self, e: TrainingDiverged) -> TrainingDiverged:
         """What :meth:`fit` raises for the divergence ``e``: with ``restore_best`` and a copy of the best parameters,

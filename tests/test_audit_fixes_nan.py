@@ -1,0 +1,141 @@
+"""The Trainer notices a loss or a gradient norm that is NaN or infinite at the step it becomes so (where values are
+checked at once: NumPy), or at the next read of the device (checked later, as on a GPU: no host synchronisation),
+names that step, says nan or inf, and gives the advice that fits the cause."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minitransformer as mt
+from minitransformer import nn, optim
+from minitransformer.train import Trainer, TrainingDiverged
+
+pytestmark = pytest.mark.single_backend
+
+
+def _trainer(bad_from: int, how: str, clip=None, log_every: int = 10):
+    """nn.Linear(3, 1) with Adam; from step ``bad_from`` on, its loss is ``how``: "nan", "inf", or "sqrt0" (a finite
+    loss whose gradient is not: sqrt at 0)."""
+    mt.manual_seed(0)
+    model = nn.Linear(3, 1)
+    updates = []
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    step = opt.step
+    opt.step = lambda: updates.append(trainer.step + 1) or step()
+
+    def loss_fn(m, x):
+        loss = (m(x) ** 2).mean()
+        if trainer.step + 1 < bad_from:
+            return loss
+        if how == "sqrt0":
+            return loss + (m(x) * 0.0).sum().sqrt()  # value 0 + loss; gradient 1 / (2 sqrt 0) = inf
+        return loss * float(how)
+
+    trainer = Trainer(model, opt, loss_fn, clip=clip, log_every=log_every, progress=False)
+    return trainer, updates
+
+
+@pytest.mark.parametrize("how", ["nan", "inf"])
+def test_the_step_whose_loss_is_not_finite_is_named_and_no_update_is_made_on_it(how):
+    """The loss NaN at step 3, log_every 10: "became nan by step 10", after 7 updates on NaN; an inf said "nan"."""
+    trainer, updates = _trainer(3, how)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+        trainer.fit(lambda s: mt.ones(4, 3), 20)
+    assert str(caught.value) == (f"Trainer: the training loss became {how} by step 3; lower the learning rate (lr was "
+                                 "0.001) or clip the gradients (clip=1.0)")
+    assert (caught.value.step, trainer.step, updates) == (3, 3, [1, 2])
+    assert all(np.isfinite(p.numpy()).all() for p in trainer.model.parameters())  # step 2's, the last finite
+
+
+def test_a_loss_not_finite_at_the_first_step_is_the_loss_or_the_data_not_the_learning_rate():
+    trainer, updates = _trainer(1, "inf")
+    with pytest.raises(TrainingDiverged, match=r"^Trainer: the training loss was inf at step 1, before any update: "
+                                               r"look at the loss function and the data \(.*\), not the learning "
+                                               r"rate$") as caught:
+        trainer.fit(lambda s: mt.ones(4, 3), 20)
+    assert (caught.value.step, updates) == (1, [])
+
+
+def test_a_gradient_not_finite_with_a_finite_loss_at_the_first_step_is_a_formula_not_the_learning_rate():
+    """sqrt at 0: its loss finite, its gradient infinite; with clip, the norm is checked at step 1, before the update
+    (it was found only once the parameters were NaN, and the learning rate blamed)."""
+    trainer, updates = _trainer(1, "sqrt0", clip=1.0)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+        trainer.fit(lambda s: mt.ones(4, 3), 20)
+    message = str(caught.value)
+    assert message.startswith("Trainer: the gradient norm was ")
+    assert " at step 1, before any update, while the training loss was finite: a formula whose gradient is not " \
+           "finite where its value is, such as sqrt at 0 (write sqrt(x + eps))" in message, message
+    assert message.endswith("; not the learning rate")
+    assert (caught.value.step, updates) == (1, [])
+    assert all(np.isfinite(p.numpy()).all() for p in trainer.model.parameters())
+
+
+def test_checked_later_the_first_step_not_finite_is_named_at_the_next_read(checking_later):
+    """With check_values off (CuPy's default), a step waits for nothing: the check is read with the logged loss,
+    which names the first step not finite, nan or inf, and says it was found later."""
+    trainer, updates = _trainer(3, "inf", log_every=5)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+        trainer.fit(lambda s: mt.ones(4, 3), 20)
+    assert str(caught.value).startswith("Trainer: the training loss became inf by step 3 (found at the read of the "
+                                        "device after step 5: ")
+    assert (caught.value.step, caught.value.lr, trainer.step) == (5, 0.001, 5)
+
+
+# ------------------------------------------------------------------ torch habits and float16, said in its words
+def test_layer_norm_refuses_float16_as_module_to_does():
+    """float16 squares of 300 pass 65504: the variance was inf and the result zeros, fused or not."""
+    import minitransformer.functional as F
+
+    x = mt.tensor(np.full((2, 4), 300.0, dtype=np.float16))
+    for fused in (True, False):
+        with pytest.raises(TypeError, match=r"^layer_norm: x is float16 \(2, 4\), which is not supported \(as "
+                                            r"Module\.to refuses float16\): .*65504.*; convert x with "
+                                            r"x\.to\('float32'\)$"):
+            F.layer_norm(x, fused=fused)
+
+
+def test_layer_norm_given_torchs_normalized_shape_says_what_it_takes():
+    import minitransformer.functional as F
+
+    with pytest.raises(TypeError, match=r"^layer_norm: gamma must be a Tensor, got tuple \(4,\): torch's second "
+                                        r"argument, normalized_shape, is not taken here: .* write layer_norm\(x\) or "
+                                        r"layer_norm\(x, gamma, beta\)$"):
+        F.layer_norm(mt.ones(2, 4), (4,))
+
+
+def test_nn_gelu_refuses_approximate_as_f_gelu_does():
+    import minitransformer.functional as F
+
+    with pytest.raises(TypeError) as theirs:
+        F.gelu(mt.ones(2), approximate="none")
+    with pytest.raises(TypeError, match=r"^GELU\.__init__\(\) got an unexpected keyword argument 'approximate'; "
+                                        r"PyTorch's approximate= has no equal here: this GELU is the tanh "
+                                        r"approximation") as ours:
+        nn.GELU(approximate="none")
+    assert str(ours.value).split("; ", 1)[1] == str(theirs.value).split("; ", 1)[1]
+    assert nn.GELU()(mt.ones(1)).shape == (1,)
+
+
+def test_cross_entropy_given_torchs_ignore_index_says_to_write_it():
+    import minitransformer.functional as F
+
+    with pytest.raises(IndexError, match=r"^cross_entropy: target -100 is out of range for C = 4 classes \(expected "
+                                         r"0\.\.3\); -100 is torch's default ignore_index, none here: .* write "
+                                         r"ignore_index=-100$"):
+        F.cross_entropy(mt.ones(3, 4), [1, -100, 0])
+    assert np.isfinite(F.cross_entropy(mt.ones(3, 4), [1, -100, 0], ignore_index=-100).item())
+
+
+def test_an_embedding_given_ids_of_another_backend_names_the_layer_and_how_to_make_the_batches():
+    pytest.importorskip("array_api_strict")
+    from minitransformer.backend import BackendError
+
+    with mt.backend.use("array_api_strict"):
+        emb = nn.Embedding(10, 4)
+    with pytest.raises(BackendError, match=r"^Embedding: the ids tensor is on backend numpy, the embedding's weights "
+                                           r"\(the model's\) on array_api_strict: make the batches on the model's "
+                                           r"backend \(the data helpers' backend='array_api_strict' argument, or "
+                                           r"mt\.backend\.use\('array_api_strict'\) before making them\)"):
+        emb(mt.tensor([[1, 2]]))
