@@ -1440,3 +1440,56 @@ def test_grad_set_to_a_tensor_of_another_backend_is_refused():
     assert p.grad.shape == (2,)
     p.grad = None
     assert p.grad is None
+
+
+# ------------------------------------------------------------------ torch habits and float16, said in its words
+@pytest.mark.single_backend
+def test_layer_norm_refuses_float16_as_module_to_does():
+    """float16 squares of 300 pass 65504: the variance was inf and the result zeros, fused or not."""
+    x = mt.tensor(np.full((2, 4), 300.0, dtype=np.float16))
+    for fused in (True, False):
+        with pytest.raises(TypeError, match=r"^layer_norm: x is float16 \(2, 4\), which is not supported \(as "
+                                            r"Module\.to refuses float16\): .*65504.*; convert x with "
+                                            r"x\.to\('float32'\)$"):
+            F.layer_norm(x, fused=fused)
+
+
+@pytest.mark.single_backend
+def test_layer_norm_given_torchs_normalized_shape_says_what_it_takes():
+    with pytest.raises(TypeError, match=r"^layer_norm: gamma must be a Tensor, got tuple \(4,\): torch's second "
+                                        r"argument, normalized_shape, is not taken here: .* write layer_norm\(x\) or "
+                                        r"layer_norm\(x, gamma, beta\)$"):
+        F.layer_norm(mt.ones(2, 4), (4,))
+
+
+@pytest.mark.single_backend
+def test_nn_gelu_refuses_approximate_as_f_gelu_does():
+    with pytest.raises(TypeError) as theirs:
+        F.gelu(mt.ones(2), approximate="none")
+    with pytest.raises(TypeError, match=r"^GELU\.__init__\(\) got an unexpected keyword argument 'approximate'; "
+                                        r"PyTorch's approximate= has no equal here: this GELU is the tanh "
+                                        r"approximation") as ours:
+        nn.GELU(approximate="none")
+    assert str(ours.value).split("; ", 1)[1] == str(theirs.value).split("; ", 1)[1]
+    assert nn.GELU()(mt.ones(1)).shape == (1,)
+
+
+@pytest.mark.single_backend
+def test_cross_entropy_given_torchs_ignore_index_says_to_write_it():
+    with pytest.raises(IndexError, match=r"^cross_entropy: target -100 is out of range for C = 4 classes \(expected "
+                                         r"0\.\.3\); -100 is torch's default ignore_index, none here: .* write "
+                                         r"ignore_index=-100$"):
+        F.cross_entropy(mt.ones(3, 4), [1, -100, 0])
+    assert np.isfinite(F.cross_entropy(mt.ones(3, 4), [1, -100, 0], ignore_index=-100).item())
+
+
+@pytest.mark.single_backend
+def test_an_embedding_given_ids_of_another_backend_names_the_layer_and_how_to_make_the_batches():
+    pytest.importorskip("array_api_strict")
+    with mt.backend.use("array_api_strict"):
+        emb = nn.Embedding(10, 4)
+    with pytest.raises(BackendError, match=r"^Embedding: the ids tensor is on backend numpy, the embedding's weights "
+                                           r"\(the model's\) on array_api_strict: make the batches on the model's "
+                                           r"backend \(the data helpers' backend='array_api_strict' argument, or "
+                                           r"mt\.backend\.use\('array_api_strict'\) before making them\)"):
+        emb(mt.tensor([[1, 2]]))
