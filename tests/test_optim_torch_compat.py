@@ -106,3 +106,147 @@ def test_clip_grad_norm_inf_makes_no_host_synchronisation(monkeypatch):
             total = clip_grad_norm_([w], 1.0, norm_type)
             assert calls == [], (norm_type, calls)
     assert total.item() == pytest.approx(4 / (math.sqrt(26) + 1e-6), rel=1e-5)  # max |g| after the L2 clip
+
+
+# ------------------------------------------------------------------ SGD(params, lr, momentum, *, dampening, ...)
+def _sgd_reference(theta, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    """torch.optim.SGD's formula in float64 NumPy: b_1 = g_1, b_t = mu b + (1 - dampening) g."""
+    theta, b = np.array(theta, dtype=np.float64), None
+    for g in grads:
+        g = g + weight_decay * theta
+        if momentum:
+            b = g.copy() if b is None else momentum * b + (1 - dampening) * g
+            g = g + momentum * b if nesterov else b
+        theta = theta - lr * g
+    return theta
+
+
+SGD_TORCH_CASES = [
+    dict(lr=0.1, momentum=0.9, dampening=0.1),
+    dict(lr=0.05, momentum=0.5, dampening=0.5, weight_decay=0.1),
+    dict(lr=0.05, momentum=0.8, dampening=1.0),  # the buffer keeps g_1 and forgets it slowly
+    dict(lr=0.1, dampening=0.3),  # without momentum dampening does nothing, as in torch
+]
+
+
+@pytest.mark.parametrize("config", SGD_TORCH_CASES, ids=str)
+def test_sgd_dampening_is_torchs(config, rng):
+    theta = rng.normal(size=(3, 4))
+    grads = [rng.normal(size=(3, 4)) for _ in range(5)]
+    w = mt.tensor(theta, requires_grad=True)
+    opt = mt.optim.SGD([w], **config)
+    for g in grads:
+        w.grad = mt.tensor(g)
+        opt.step()
+    np.testing.assert_allclose(w.numpy(), _sgd_reference(theta, grads, **config), rtol=1e-12, atol=1e-12)
+    torch = pytest.importorskip("torch")
+    tw = torch.tensor(theta, requires_grad=True)
+    topt = torch.optim.SGD([tw], **config)
+    for g in grads:
+        tw.grad = torch.tensor(g)
+        topt.step()
+    np.testing.assert_allclose(w.numpy(), tw.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.single_backend
+def test_sgd_takes_only_params_lr_and_momentum_by_position():
+    """``SGD(p, 0.1, 0.9, 0.1)`` set weight_decay = 0.1 here, dampening = 0.1 in torch; now it is refused."""
+    w = mt.zeros(2, requires_grad=True)
+    with pytest.raises(TypeError, match=r"takes from 2 to 4 positional arguments but 5 were given"):
+        mt.optim.SGD([w], 0.1, 0.9, 0.1)
+    group = mt.optim.SGD([w], 0.1, 0.9, dampening=0.1, weight_decay=0.01, nesterov=False).param_groups[0]
+    assert (group["lr"], group["momentum"], group["dampening"], group["weight_decay"]) == (0.1, 0.9, 0.1, 0.01)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("config,error,message", [
+    (dict(lr=0.1, momentum=0.9, dampening=-0.1), ValueError,
+     r"^SGD: dampening must be a number in \[0, 1\], got -0\.1$"),
+    (dict(lr=0.1, momentum=0.9, dampening=1.5), ValueError, r"^SGD: dampening must be a number in \[0, 1\], got 1\.5$"),
+    (dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError,
+     r"^SGD: Nesterov momentum needs momentum > 0 and dampening = 0, got momentum=0\.9, dampening=0\.1$"),
+])
+def test_sgd_refuses_a_bad_dampening_as_torch_does(config, error, message):
+    with pytest.raises(error, match=message):
+        mt.optim.SGD([mt.zeros(2, requires_grad=True)], **config)
+    torch = pytest.importorskip("torch")
+    if config.get("nesterov"):  # torch refuses it too ("Nesterov momentum requires a momentum and zero dampening")
+        with pytest.raises(ValueError, match="Nesterov"):
+            torch.optim.SGD([torch.zeros(2, requires_grad=True)], **config)
+
+
+@pytest.mark.single_backend
+def test_sgd_state_saved_before_dampening_existed_loads_with_none():
+    w = mt.tensor([1.0, 2.0], requires_grad=True)
+    opt = mt.optim.SGD([w], lr=0.1, momentum=0.9)
+    w.grad = mt.tensor([1.0, 1.0])
+    opt.step()
+    state = opt.state_dict()
+    old = {**state, "param_groups": [{k: v for k, v in g.items() if k != "dampening"} for g in state["param_groups"]]}
+    other = mt.optim.SGD([mt.tensor([1.0, 2.0], requires_grad=True)], lr=0.5, momentum=0.5, dampening=0.5)
+    other.load_state_dict(old)
+    assert {k: v for k, v in other.param_groups[0].items() if k != "params"} == {
+        "lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False}
+    with pytest.raises(ValueError, match=r"is this the state of another kind of optimizer\?$"):
+        other.load_state_dict({**state, "param_groups": [{"params": [0], "lr": 0.1}]})
+
+
+# ------------------------------------------------------------------ SGD's lr, given by the groups
+@pytest.mark.single_backend
+def test_sgd_needs_no_lr_when_every_group_sets_one():
+    a, b = mt.zeros(1, requires_grad=True), mt.zeros(1, requires_grad=True)
+    opt = mt.optim.SGD([{"params": [a], "lr": 0.1}, {"params": [b], "lr": 0.01, "momentum": 0.9}])
+    a.grad, b.grad = mt.ones(1), mt.ones(1)
+    opt.step()
+    assert (a.item(), b.item()) == (pytest.approx(-0.1), pytest.approx(-0.01))
+    message = (r"^SGD: lr is required: SGD\(params, lr=\.\.\.\), unless every parameter group sets its own 'lr' "
+               r"\(parameter group {} sets none; torch's default lr=1e-3 is not assumed here\)$")
+    with pytest.raises(TypeError, match=message.format(0)):
+        mt.optim.SGD([a])
+    with pytest.raises(TypeError, match=message.format(1)):
+        mt.optim.SGD([{"params": [a], "lr": 0.1}, {"params": [b]}])
+    with pytest.raises(TypeError, match=message.format(1)):
+        opt_a = mt.optim.SGD([{"params": [a], "lr": 0.1}])
+        opt_a.add_param_group({"params": [b]})
+    assert len(opt_a.param_groups) == 1
+    opt_a.add_param_group({"params": [b], "lr": 0.3})
+    assert [g["lr"] for g in opt_a.param_groups] == [0.1, 0.3]
+
+
+# ------------------------------------------------------------------ Adam and AdamW in torch's positional order
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_adam_takes_torchs_arguments_by_position(name, rng):
+    """(params, lr, betas, eps, weight_decay, amsgrad), torch's order: the same numbers."""
+    args = (0.02, (0.8, 0.95), 1e-6, 0.1, False)
+    theta = rng.normal(size=(4,))
+    grads = [rng.normal(size=(4,)) for _ in range(4)]
+    w = mt.tensor(theta, requires_grad=True)
+    opt = getattr(mt.optim, name)([w], *args)
+    assert {k: v for k, v in opt.param_groups[0].items() if k != "params"} == {
+        "lr": 0.02, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.1}
+    for g in grads:
+        w.grad = mt.tensor(g)
+        opt.step()
+    torch = pytest.importorskip("torch")
+    tw = torch.tensor(theta, requires_grad=True)
+    topt = getattr(torch.optim, name)([tw], *args)
+    for g in grads:
+        tw.grad = torch.tensor(g)
+        topt.step()
+    np.testing.assert_allclose(w.numpy(), tw.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_amsgrad_is_refused_by_name(name):
+    w = mt.zeros(2, requires_grad=True)
+    cls = getattr(mt.optim, name)
+    message = (rf"^{name}: amsgrad=True \(AMSGrad, Reddi et al\. 2018: the step divided by the largest sqrt\(v_hat\) "
+               rf"so far\) is not implemented; {name} here steps by alpha m_hat / \(sqrt\(v_hat\) \+ eps\)")
+    with pytest.raises(ValueError, match=message):
+        cls([w], amsgrad=True)
+    with pytest.raises(ValueError, match=message):
+        cls([w], 1e-3, (0.9, 0.999), 1e-8, 0.0, True)  # torch's sixth positional argument
+    with pytest.raises(TypeError, match=rf"^{name}: amsgrad must be False \(the only form here\), got 'yes'$"):
+        cls([w], amsgrad="yes")
+    assert "amsgrad" not in cls([w], amsgrad=False).param_groups[0]  # nothing to save: the one form
