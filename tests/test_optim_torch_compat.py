@@ -8,6 +8,7 @@ the torch way. Where torch has the same function, the result is compared against
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -250,3 +251,164 @@ def test_amsgrad_is_refused_by_name(name):
     with pytest.raises(TypeError, match=rf"^{name}: amsgrad must be False \(the only form here\), got 'yes'$"):
         cls([w], amsgrad="yes")
     assert "amsgrad" not in cls([w], amsgrad=False).param_groups[0]  # nothing to save: the one form
+
+
+# ------------------------------------------------------------------ schedules written by hand, or the torch way
+def _two_groups(lr=0.5):
+    a, b = mt.zeros(1, requires_grad=True), mt.zeros(1, requires_grad=True)
+    return mt.optim.SGD([{"params": [a]}, {"params": [b]}], lr=lr)
+
+
+@pytest.mark.single_backend
+def test_a_schedule_returning_too_few_or_too_many_rates_is_refused():
+    """zip set the first group's rate and left the second's at 0.5, silently."""
+    class Short(mt.optim.LRScheduler):
+        def lr_at(self, step):
+            return [0.1] if step < 3 else [0.1, 0.1, 0.1]
+
+    opt = _two_groups()
+    with pytest.raises(ValueError, match=r"^Short\.lr_at\(1\) returned 1 rate\(s\), the optimizer has 2 parameter "
+                                         r"group\(s\); return one rate per group$"):
+        Short(opt)
+    assert [g["lr"] for g in opt.param_groups] == [0.5, 0.5]
+
+    class LongLater(mt.optim.LRScheduler):
+        def lr_at(self, step):
+            return [0.1, 0.2] if step < 3 else [0.1, 0.2, 0.3]
+
+    schedule = LongLater(opt)
+    schedule.step()
+    with pytest.raises(ValueError, match=r"^LongLater\.lr_at\(3\) returned 3 rate\(s\), the optimizer has 2 "):
+        schedule.step()
+    assert schedule.step_num == 2 and schedule.get_last_lr() == [0.1, 0.2]  # the refused step changed nothing
+
+
+@pytest.mark.single_backend
+def test_a_schedule_may_return_a_lone_rate_for_one_group_and_is_told_otherwise():
+    class Constant(mt.optim.LRScheduler):
+        def lr_at(self, step):
+            return 0.1 / step
+
+    one = mt.optim.SGD([mt.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = Constant(one)
+    schedule.step()
+    assert schedule.get_last_lr() == [0.05] and type(schedule.get_last_lr()[0]) is float
+    with pytest.raises(ValueError, match=r"^Constant\.lr_at\(1\) returned one rate, 0\.1, for 2 parameter groups; "
+                                         r"return a list, one rate per group$"):
+        Constant(_two_groups())
+
+    class Nothing(mt.optim.LRScheduler):
+        def lr_at(self, step):
+            self.optimizer.param_groups[0]["lr"] = 0.1  # torch's habit of setting it by hand; returns None
+
+    with pytest.raises(TypeError, match=r"^Nothing\.lr_at\(1\) returned NoneType; a schedule's lr_at returns a list of "
+                                        r"rates, one per parameter group \(1\)$"):
+        Nothing(one)
+
+
+@pytest.mark.single_backend
+def test_a_schedule_written_the_torch_way_is_told_to_write_lr_at():
+    class TorchStyle(mt.optim.LRScheduler):
+        def get_lr(self):
+            return [0.1 for _ in self.optimizer.param_groups]
+
+    class Empty(mt.optim.LRScheduler):
+        pass
+
+    opt = mt.optim.SGD([mt.zeros(1, requires_grad=True)], lr=1.0)
+    with pytest.raises(NotImplementedError, match=r"^TorchStyle overrides torch's get_lr, which this library does not "
+                                                  r"call: override lr_at\(self, step\) instead, returning each "
+                                                  r"parameter group's rate at step "
+                                                  r"\(from 1: torch's last_epoch \+ 1\)$"):
+        TorchStyle(opt)
+    with pytest.raises(NotImplementedError, match=r"^Empty: override lr_at\(self, step\), returning each parameter "
+                                                  r"group's rate at step \(from 1\)$"):
+        Empty(opt)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("bad,error,shown", [(-0.1, ValueError, "-0.1"), (float("inf"), ValueError, "inf"),
+                                             (float("nan"), ValueError, "nan"), ("0.1", TypeError, "'0.1'")])
+def test_a_bad_rate_is_refused_where_the_schedule_sets_it_naming_the_schedule_and_the_step(bad, error, shown):
+    """It was refused at the next optimizer step only, as "param_groups[0] was changed since it was added"."""
+    class Falling(mt.optim.LRScheduler):
+        def lr_at(self, step):
+            return [0.1, 0.2 if step < 3 else bad]
+
+    opt = _two_groups()
+    schedule = Falling(opt)
+    schedule.step()
+    with pytest.raises(error, match=rf"^Falling\.lr_at\(3\): the rate of group 1 must be a finite number >= 0, "
+                                    rf"got {re.escape(shown)}$"):
+        schedule.step()
+    assert schedule.step_num == 2 and schedule.get_last_lr() == [0.1, 0.2]
+
+
+# ------------------------------------------------------------------ a custom schedule's settings in its state_dict
+class _StepDecay(mt.optim.LRScheduler):
+    saved_settings = ("peak", "every")
+
+    def __init__(self, optimizer, peak, every):
+        self.peak, self.every = peak, every
+        super().__init__(optimizer)
+
+    def lr_at(self, step):
+        return [self.peak * 0.5 ** ((step - 1) // self.every)] * len(self.optimizer.param_groups)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("via_npz", [False, True], ids=["dict", "npz"])
+def test_a_custom_schedules_saved_settings_replace_the_objects_as_the_librarys_own_do(via_npz, tmp_path):
+    schedule = _StepDecay(_two_groups(), peak=0.1, every=2)
+    for _ in range(3):
+        schedule.step()
+    saved = schedule.state_dict()
+    assert saved == {"step_num": 4, "peak": 0.1, "every": 2}
+    if via_npz:  # as a checkpoint gives it back: 0-d arrays
+        np.savez(tmp_path / "s.npz", **saved)
+        with np.load(tmp_path / "s.npz") as f:
+            saved = {k: f[k] for k in f.files}
+    other = _StepDecay(_two_groups(), peak=1.0, every=10)
+    other.load_state_dict(saved)
+    assert (other.peak, other.every, other.step_num) == (0.1, 2, 4)
+    assert other.get_last_lr() == schedule.get_last_lr() == [0.05, 0.05]
+    # the library's own schedules do the same: the saved settings replace the object's
+    warm = mt.optim.WarmupSchedule(_two_groups(1.0), d_model=16, warmup_steps=4)
+    warm.load_state_dict({"step_num": 2, "d_model": 64, "warmup_steps": 8, "factor": 2.0})
+    assert (warm.d_model, warm.warmup_steps, warm.factor) == (64, 8, 2.0)
+    assert warm.get_last_lr() == [mt.optim.noam_lr(2, 64, 8, 2.0)] * 2
+
+
+@pytest.mark.single_backend
+def test_a_refused_state_changes_nothing_and_a_setting_left_unsaved_stays():
+    schedule = _StepDecay(_two_groups(), peak=0.1, every=2)
+    with pytest.raises(ValueError, match=r"^_StepDecay\.load_state_dict: expected the keys \['every', 'peak', "
+                                         r"'step_num'\], got \['step_num'\]$"):
+        schedule.load_state_dict({"step_num": 3})
+    with pytest.raises(ValueError, match=r"^_StepDecay\.lr_at\(3\): the rate of group 0 must be a finite number >= 0, "
+                                         r"got -0\.5$"):
+        schedule.load_state_dict({"step_num": 3, "peak": -1.0, "every": 2})  # -1 * 0.5
+    assert (schedule.peak, schedule.every, schedule.step_num, schedule.get_last_lr()) == (0.1, 2, 1, [0.1, 0.1])
+
+    class Unsaved(_StepDecay):
+        saved_settings = ("peak",)
+
+    other = Unsaved(_two_groups(), peak=1.0, every=10)
+    other.load_state_dict({"step_num": 3, "peak": 0.1})
+    assert (other.peak, other.every, other.get_last_lr()) == (0.1, 10, [0.1, 0.1])  # every: not saved, its own kept
+
+
+def test_torchs_lambda_lr_and_this_one_agree_one_step_apart():
+    """Also a check of the schedule base: torch's LambdaLR at last_epoch t - 1 is this one at step t."""
+    torch = pytest.importorskip("torch")
+    rule = lambda t: 1.0 / (1 + t)  # noqa: E731
+    opt = _two_groups(0.5)
+    ours = mt.optim.LambdaLR(opt, lambda t: rule(t - 1))
+    tp = [torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)]
+    theirs = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([{"params": [tp[0]]}, {"params": [tp[1]]}], lr=0.5),
+                                               rule)
+    for _ in range(4):
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-15)
+        theirs.optimizer.step()
+        ours.step()
+        theirs.step()
