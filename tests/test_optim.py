@@ -223,8 +223,8 @@ def test_repr_shows_each_group_and_its_settings():
     opt = SGD([{"params": [a]}, {"params": [b, c], "lr": 0.5, "momentum": 0.9}], lr=0.1)
     assert repr(opt) == (
         "SGD (\n"
-        "  group 0: 1 params, lr=0.1, momentum=0.0, weight_decay=0.0, nesterov=False\n"
-        "  group 1: 2 params, lr=0.5, momentum=0.9, weight_decay=0.0, nesterov=False\n"
+        "  group 0: 1 params, lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False\n"
+        "  group 1: 2 params, lr=0.5, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False\n"
         ")"
     )
 

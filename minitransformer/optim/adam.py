@@ -45,6 +45,9 @@ class Adam(Optimizer):
         gradients so far were all 0 moves by :math:`0 / (0 + \epsilon) = 0`; with :math:`\epsilon = 0`, NaN).
     weight_decay : float
         :math:`\lambda` >= 0.
+    amsgrad : bool
+        False only: torch's sixth argument, taken so that torch's code runs; True (AMSGrad) is refused.
+        The order of the arguments is ``torch.optim.Adam``'s.
 
     Notes
     -----
@@ -66,7 +69,8 @@ class Adam(Optimizer):
     decoupled_weight_decay = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, amsgrad: bool = False):
+        _refuse_amsgrad(type(self).__name__, amsgrad)
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay}
         super().__init__(params, defaults)
 
@@ -170,5 +174,17 @@ class AdamW(Adam):
     decoupled_weight_decay = True
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+                 weight_decay: float = 1e-2, amsgrad: bool = False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+
+
+def _refuse_amsgrad(name: str, amsgrad) -> None:
+    """``amsgrad=False`` (torch's default, its sixth argument, accepted as torch's code writes it); True refused."""
+    if amsgrad is False:
+        return
+    if amsgrad is True:
+        raise ValueError(
+            f"{name}: amsgrad=True (AMSGrad, Reddi et al. 2018: the step divided by the largest sqrt(v_hat) so far) is "
+            f"not implemented; {name} here steps by alpha m_hat / (sqrt(v_hat) + eps), Kingma & Ba's Algorithm 1"
+        )
+    raise TypeError(f"{name}: amsgrad must be False (the only form here), got {amsgrad!r}")

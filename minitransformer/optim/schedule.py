@@ -14,7 +14,7 @@ schedule sets the rate of step 1 when it is made, and each ``schedule.step()`` (
 
 from __future__ import annotations
 
-from .._arguments import require_int, require_real
+from .._arguments import is_real, require_int, require_real
 from .optimizer import Optimizer, _to_python
 
 __all__ = ["noam_lr", "LRScheduler", "WarmupSchedule", "LambdaLR"]
@@ -82,7 +82,17 @@ class LRScheduler:
     r"""Base of the schedules: sets each parameter group's ``lr`` to :meth:`lr_at` the current step.
 
     For group :math:`k` at step :math:`t`: :math:`lr_k \leftarrow \text{lr\_at}(t)_k`, with :math:`t = 1`
-    once the schedule is made and :math:`t + 1` after each :meth:`step`. A subclass writes :meth:`lr_at`.
+    once the schedule is made and :math:`t + 1` after each :meth:`step`. A subclass writes :meth:`lr_at`
+    (not torch's ``get_lr``, which reads ``self.last_epoch``: here the step is the argument). Its rates are checked
+    before any is set: one finite number >= 0 per parameter group (a lone number for an optimizer of one group),
+    else an error naming the schedule and the step.
+
+    **Saving a schedule.** :meth:`state_dict` holds ``step_num`` and the attributes named in the class attribute
+    ``saved_settings`` (plain numbers, or lists of them); :meth:`load_state_dict` sets those attributes to the saved
+    values, which replace the object's (as :class:`WarmupSchedule` and :class:`LambdaLR` do, and torch's
+    ``load_state_dict``: a checkpoint resumes the schedule it was saved with, whatever this one was made with), then
+    sets the rate of the saved step. An attribute left out of ``saved_settings`` is not saved: the loaded schedule
+    keeps its own. A state with other keys than these is refused.
 
     Parameters
     ----------
@@ -93,6 +103,8 @@ class LRScheduler:
     ----------
     step_num : int
         The step whose rate the groups hold now (1 after construction).
+    saved_settings : tuple of str
+        Class attribute: the names of the attributes that :meth:`state_dict` saves besides ``step_num``.
 
     Examples
     --------
@@ -109,53 +121,107 @@ class LRScheduler:
     [0.5]
     >>> schedule.step(); schedule.get_last_lr(), schedule.step_num
     ([0.25], 2)
+
+    A schedule with settings of its own names them in ``saved_settings``, so that a checkpoint keeps them:
+
+    >>> class StepDecay(LRScheduler):
+    ...     saved_settings = ("peak", "every")
+    ...     def __init__(self, optimizer, peak, every):
+    ...         self.peak, self.every = peak, every
+    ...         super().__init__(optimizer)
+    ...     def lr_at(self, step):                   # peak / 2 every `every` steps
+    ...         return self.peak * 0.5 ** ((step - 1) // self.every)    # one group: a lone rate will do
+    >>> schedule = StepDecay(opt, peak=0.1, every=2)
+    >>> schedule.step(); schedule.step()
+    >>> saved = schedule.state_dict(); saved
+    {'step_num': 3, 'peak': 0.1, 'every': 2}
+    >>> other = StepDecay(SGD([mt.zeros(2, requires_grad=True)], lr=1.0), peak=1.0, every=10)
+    >>> other.load_state_dict(saved)                 # the saved settings replace peak=1.0, every=10
+    >>> other.peak, other.every, other.get_last_lr()
+    (0.1, 2, [0.05])
     """
+
+    # the names of the attributes that state_dict saves besides ``step_num`` (plain numbers, or lists of them)
+    saved_settings: tuple[str, ...] = ()
 
     def __init__(self, optimizer: Optimizer):
         self.optimizer = _require_optimizer(type(self).__name__, optimizer)
         self.step_num = 1
-        self._apply()
+        self._apply(1)
 
     def lr_at(self, step: int) -> list[float]:
-        """The learning rate of each parameter group at ``step`` (from 1)."""
-        raise NotImplementedError
+        """The learning rate of each parameter group at ``step`` (from 1): a subclass writes it."""
+        name = type(self).__name__
+        if hasattr(self, "get_lr"):  # written the torch way
+            raise NotImplementedError(
+                f"{name} overrides torch's get_lr, which this library does not call: override lr_at(self, step) "
+                f"instead, returning each parameter group's rate at step (from 1: torch's last_epoch + 1)")
+        raise NotImplementedError(
+            f"{name}: override lr_at(self, step), returning each parameter group's rate at step (from 1)")
 
-    def _apply(self) -> None:
-        for group, lr in zip(self.optimizer.param_groups, self.lr_at(self.step_num)):
-            group["lr"] = float(lr)  # a Python float: NumPy scalars do not mix with every backend's arrays
+    def _rates(self, step: int) -> list[float]:
+        """:meth:`lr_at` of ``step``, checked: one finite rate >= 0 per parameter group, as Python floats."""
+        name, groups = type(self).__name__, len(self.optimizer.param_groups)
+        owner = f"{name}.lr_at({step})"
+        rates = self.lr_at(step)
+        if is_real(rates):  # a lone rate: for an optimizer of one group, that group's
+            if groups != 1:
+                raise ValueError(f"{owner} returned one rate, {rates!r}, for {groups} parameter groups; return a list, "
+                                 f"one rate per group")
+            rates = [rates]
+        elif isinstance(rates, str | bytes | dict) or not hasattr(rates, "__iter__"):
+            raise TypeError(f"{owner} returned {type(rates).__name__}; a schedule's lr_at returns a list of rates, "
+                            f"one per parameter group ({groups})")
+        rates = list(rates)
+        if len(rates) != groups:  # zip would leave the other groups' rates as they were, silently
+            raise ValueError(f"{owner} returned {len(rates)} rate(s), the optimizer has {groups} parameter group(s); "
+                             f"return one rate per group")
+        # Python floats: NumPy scalars do not mix with every backend's arrays; a negative or infinite rate refused here,
+        # where the schedule sets it, not at the optimizer's next step
+        return [require_real(owner, f"the rate of group {k}", lr, low=0.0) for k, lr in enumerate(rates)]
+
+    def _apply(self, step: int) -> None:
+        """Set the rates of ``step`` (all checked first: a refused one changes no group) and make it the step."""
+        rates = self._rates(step)
+        for group, lr in zip(self.optimizer.param_groups, rates, strict=True):
+            group["lr"] = lr
+        self.step_num = step
 
     def step(self) -> None:
         """Move on to the next step and set its rate (call after ``optimizer.step()``)."""
-        self.step_num += 1
-        self._apply()
+        self._apply(self.step_num + 1)
 
     def get_last_lr(self) -> list[float]:
         """The rate each group holds now."""
         return [group["lr"] for group in self.optimizer.param_groups]
 
-    # what state_dict saves besides step_num (plain numbers); subclasses name theirs
-    _settings: tuple[str, ...] = ()
-
     def state_dict(self) -> dict:
-        """``step_num`` and the schedule's settings, as Python numbers (lists for per-group values)."""
-        return {"step_num": self.step_num, **{k: getattr(self, k) for k in self._settings}}
+        """``step_num`` and the attributes named in ``saved_settings``, as Python numbers (lists for per-group
+        values)."""
+        return {"step_num": self.step_num, **{k: getattr(self, k) for k in self.saved_settings}}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a :meth:`state_dict` and set the rate of the restored step."""
+        """Restore a :meth:`state_dict`: the saved settings replace the object's, then the rate of the restored step
+        is set. A refused state (other keys, a bad value, a bad rate at that step) changes nothing."""
         name = f"{type(self).__name__}.load_state_dict"
-        expected = {"step_num", *self._settings}
+        expected = {"step_num", *self.saved_settings}
         if not isinstance(state_dict, dict) or set(state_dict) != expected:
             got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
             raise ValueError(f"{name}: expected the keys {sorted(expected)}, got {got}")
         values = {k: _to_python(v) for k, v in state_dict.items()}
         step_num = require_int(name, "step_num", values.pop("step_num"), low=1, why=" (steps count from 1)")
-        self._restore(name, values)
-        self.step_num = step_num
-        self._apply()
+        before = {k: getattr(self, k) for k in self.saved_settings}
+        try:
+            self._restore(name, values)
+            self._apply(step_num)
+        except Exception:
+            for k, v in before.items():
+                setattr(self, k, v)
+            raise
 
     def _restore(self, owner: str, values: dict) -> None:
         for k, v in values.items():
-            setattr(self, k, v)
+            setattr(self, k, list(v) if isinstance(v, tuple) else v)  # lists come back from .npz as tuples
 
 
 class WarmupSchedule(LRScheduler):
@@ -194,7 +260,7 @@ class WarmupSchedule(LRScheduler):
     [0.03125, 0.0625, 0.09375, 0.125, 0.1118]
     """
 
-    _settings = ("d_model", "warmup_steps", "factor")
+    saved_settings = ("d_model", "warmup_steps", "factor")
 
     def __init__(self, optimizer: Optimizer, d_model: int, warmup_steps: int = 4000, factor: float = 1.0):
         # checked before anything changes
@@ -246,7 +312,7 @@ class LambdaLR(LRScheduler):
     [0.25]
     """
 
-    _settings = ("base_lrs",)
+    saved_settings = ("base_lrs",)
 
     def __init__(self, optimizer: Optimizer, lr_lambda):
         _require_optimizer("LambdaLR", optimizer)  # before its param_groups are read
