@@ -160,6 +160,12 @@ class Optimizer:
     def step(self, closure=None):
         """Update every parameter that has a gradient, by :meth:`update`; parameters without one are skipped.
 
+        Each parameter gets a new array on NumPy and array-api-strict; with CUDA kernels (CuPy), Adam writes the
+        parameters' arrays in place, as PyTorch's optimizers do: an array taken from a parameter before the step
+        (``p.data``, ``p.detach()``) shows the new values after it there. Keep a copy
+        (``mt.tensor(p.numpy())``, or the backend's ``xp.asarray(p.data, copy=True)``) to compare before and after;
+        and run ``backward()`` of a graph before the step that updates the parameters it read, as PyTorch requires.
+
         Parameters
         ----------
         closure : callable, optional
