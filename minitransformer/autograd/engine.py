@@ -319,13 +319,13 @@ class Function:
     of that input's shape.
 
     ``forward`` receives the inputs' arrays (Python numbers pass through unchanged) and keyword
-    options, and returns an array of their dtype: a constant is a Python number or made with
-    ``self.xp.asarray(c, dtype=x.dtype)`` (a float64 array would make float32 input float64, silently;
-    ``test_float32_stays_float32`` of ``tests/test_autograd_primitives.py`` checks it). ``backward``
+    options, and returns one array of their dtype: a constant is a Python number or made with
+    ``self.xp.asarray(c, dtype=x.dtype)`` (a float64 array would make float32 input float64; :meth:`apply` refuses
+    such a result, and anything but one array of the backend, naming ``forward``). ``backward``
     receives dL/d(output) and returns a tuple of one gradient per positional input (``None`` for
     one that wants none), each an array of that input's dtype and shape; positional at the :meth:`apply` call,
     that is, not each parameter of ``forward``: ``Where.apply(a, b, condition=c)`` has two (a keyword input is
-    a constant). Gradients of
+    a constant, an array or a number that ``forward`` gets as it is: a Tensor there is refused). Gradients of
     broadcast inputs may have the output's shape: the engine sums them to the input's shape
     (:func:`unbroadcast`), not each operation. Anything else is refused, naming the operation and
     the input. ``self.xp`` is the backend's array namespace, ``self.backend`` the
@@ -419,6 +419,9 @@ class Function:
                 f"{cls.__name__}: needs floating-point input, got {first.dtype_name} with shape {first.shape}; "
                 "convert it first, e.g. .to('float32')"
             )
+        for value in options.values():  # a keyword is a constant: a Tensor there would reach forward still wrapped
+            if isinstance(value, Tensor):
+                _refuse_tensor_option(cls, options)
         cls.check(*inputs, **options)
         if kind == "b":  # (kind is read only where on_bool or float_only is set, and float_only refused a bool)
             if cls.on_bool == "refuse":
@@ -440,6 +443,16 @@ class Function:
         except Exception as error:
             _say_where(error, f"{cls.__name__}.forward", inputs)
             raise
+        # what forward returned: one array of the backend, of its inputs' floating dtype (a cast says it changes it)
+        if type(out) is not type(first._data) and not first.backend.owns(out):
+            _refuse_output(cls, out, first)
+        if out.dtype is not first._data.dtype and not cls.mixed_dtypes and _is_floating(out.dtype) and \
+                _is_floating(first._data.dtype) and out.dtype != first._data.dtype:
+            raise TypeError(
+                f"{cls.__name__}.forward returned {_backend.dtype_name(out.dtype)} for {first.dtype_name} input "
+                f"(shape {first.shape}); a result has its inputs' dtype, without silent promotion: make a constant a "
+                f"Python number or self.xp.asarray(c, dtype=x.dtype)"
+            )
         if _anomaly:
             _check_finite(fn.xp, f"{cls.__name__}.forward", out, inputs)
         requires_grad = any(fn.needs_input_grad)
@@ -455,6 +468,34 @@ class Function:
 
     def __repr__(self) -> str:
         return type(self).__name__
+
+
+def _refuse_tensor_option(cls, options: dict) -> None:
+    """The error for a Tensor passed to ``cls.apply`` by keyword, where only constants go."""
+    name, value = next((k, v) for k, v in options.items() if isinstance(v, Tensor))
+    raise TypeError(
+        f"{cls.__name__}.apply: the keyword {name}= is a Tensor ({value.dtype_name} with shape {value.shape}); "
+        f"keyword options are constants, which forward gets as they are: pass a tensor that wants a gradient "
+        f"positionally ({cls.__name__}.apply(x, {name}), with a gradient for it in backward), or a constant as an "
+        f"array, without a graph ({name}=<the tensor>.data)"
+    )
+
+
+def _refuse_output(cls, out, first: Tensor) -> None:
+    """The error for a ``forward`` that returned ``out``, which is no array of ``first``'s backend."""
+    if isinstance(out, tuple | list):
+        got = f"a {type(out).__name__} of {len(out)} items"
+        fix = ("a Function has one output: write one Function per result (or return them stacked in one array, "
+               "with a gradient of that array in backward)")
+    elif isinstance(out, Tensor):
+        got, fix = "a Tensor", "forward computes on the arrays it is given, not on Tensors (nor on closed-over ones)"
+    elif hasattr(out, "dtype") and hasattr(out, "shape"):
+        where = _backend._backend_name_of(out)
+        got, fix = f"an array of {where or type(out).__module__}", f"make it with self.xp (of {first.backend.name})"
+    else:
+        got, fix = f"a {type(out).__name__}", "make an array with self.xp, e.g. self.xp.asarray(value, dtype=x.dtype)"
+    raise TypeError(f"{cls.__name__}.forward returned {got}, not an array of the backend ({first.backend.name}); "
+                    f"{fix}")
 
 
 # ------------------------------------------------------------------ Tensor
