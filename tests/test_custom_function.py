@@ -2,8 +2,8 @@
 
 A Tensor given by keyword (keywords are constants, which forward gets as they are), a ``forward`` that returns
 anything but one array of the backend (a tuple of two results, a Tensor) or a floating result of another dtype
-than its inputs (``x * xp.asarray(2.0)``, float64 of float32): each would fail later, elsewhere, in words about
-something else.
+than its inputs (``x * xp.asarray(2.0)``, float64 of float32), and ``torch.autograd.Function``'s form
+(``@staticmethod def forward(ctx, x)``): each would fail later, elsewhere, in words about something else.
 """
 
 from __future__ import annotations
@@ -118,3 +118,41 @@ def test_results_of_another_dtype_that_are_no_promotion_pass():
     assert Positive.apply(x).dtype_name == "bool"
     assert ArgMax.apply(x).dtype_name == "int64"
     assert x.to("float64").dtype_name == "float64"
+
+
+def test_a_torch_style_function_is_refused_where_it_is_defined():
+    """``@staticmethod def forward(ctx, x)`` would fail at the first apply: "forward() missing 1 required positional
+    argument: 'x'"."""
+    with pytest.raises(TypeError, match=r"^Sq: forward and backward are @staticmethods, as in torch\.autograd\.Function"
+                                        r"; here they are plain methods .*def forward\(self, x\).*"
+                                        r"docs/from-pytorch\.md, \"Same idea, another name\""):
+
+        class Sq(mt.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.x = x
+                return x * x
+
+            @staticmethod
+            def backward(ctx, grad):
+                return (2 * ctx.x * grad,)
+
+    with pytest.raises(TypeError, match=r"^Half: backward is a @staticmethod"):
+
+        class Half(mt.Function):
+            def forward(self, x):
+                return x
+
+            @staticmethod
+            def backward(ctx, grad):
+                return (grad,)
+
+
+@pytest.mark.needs("docs/from-pytorch.md")
+@pytest.mark.single_backend
+def test_the_section_the_torch_style_message_names_exists():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "from-pytorch.md").read_text(encoding="utf-8")
+    assert "\n## Same idea, another name\n" in text
+    assert "@staticmethod" in text.split("\n## Same idea, another name\n")[1].split("\n## ")[0]

@@ -325,7 +325,9 @@ class Function:
     receives dL/d(output) and returns a tuple of one gradient per positional input (``None`` for
     one that wants none), each an array of that input's dtype and shape; positional at the :meth:`apply` call,
     that is, not each parameter of ``forward``: ``Where.apply(a, b, condition=c)`` has two (a keyword input is
-    a constant, an array or a number that ``forward`` gets as it is: a Tensor there is refused). Gradients of
+    a constant, an array or a number that ``forward`` gets as it is: a Tensor there is refused). Both are plain
+    methods, with no ``@staticmethod`` and no ``ctx`` as in ``torch.autograd.Function`` (refused where the class is
+    defined): what ``backward`` needs is kept on ``self``. Gradients of
     broadcast inputs may have the output's shape: the engine sums them to the input's shape
     (:func:`unbroadcast`), not each operation. Anything else is refused, naming the operation and
     the input. ``self.xp`` is the backend's array namespace, ``self.backend`` the
@@ -468,6 +470,18 @@ class Function:
 
     def __repr__(self) -> str:
         return type(self).__name__
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        static = [name for name in ("forward", "backward") if isinstance(cls.__dict__.get(name), staticmethod)]
+        if static:  # torch.autograd.Function's form, which would fail at the first apply, "missing 1 argument"
+            said = f"{static[0]} is a @staticmethod" if len(static) == 1 else "forward and backward are @staticmethods"
+            raise TypeError(
+                f"{cls.__name__}: {said}, as in torch.autograd.Function; here they are plain methods on the operation "
+                "itself, no ctx: def forward(self, x) computes on arrays and keeps what backward needs on self "
+                "(self.x = x), def backward(self, grad) returns a tuple of one gradient per input "
+                "(docs/from-pytorch.md, \"Same idea, another name\")"
+            )
 
 
 def _refuse_tensor_option(cls, options: dict) -> None:
