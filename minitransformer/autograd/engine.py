@@ -408,9 +408,11 @@ class Function:
                         f"{x.backend.name}); move one with .to({first.backend.name!r})"
                     )
                 elif x.dtype != first.dtype and not cls.mixed_dtypes:
+                    # to the floating one, where one is (a bool or int64 divided would be refused next)
+                    to = x if _kind(x.dtype) == "f" and _kind(first.dtype) != "f" else first
                     raise TypeError(
                         f"{cls.__name__}: cannot mix dtypes {first.dtype_name} {first.shape} and "
-                        f"{x.dtype_name} {x.shape}; convert one with .to('{first.dtype_name}')"
+                        f"{x.dtype_name} {x.shape}; convert one with .to('{to.dtype_name}')"
                     )
         if first is None:
             raise TypeError(f"{cls.__name__}: needs at least one Tensor input")
@@ -927,10 +929,10 @@ class Tensor:
         return ops.Mul.apply(_lift(other, self), self)
 
     def __truediv__(self, other):
-        return ops.Div.apply(self, _lift(other, self))
+        return ops.Div.apply(self, _lift(other, self, floating=True))
 
     def __rtruediv__(self, other):
-        return ops.Div.apply(_lift(other, self), self)
+        return ops.Div.apply(_lift(other, self, floating=True), self)
 
     def __neg__(self):
         return ops.Neg.apply(self)
@@ -1623,13 +1625,14 @@ _CAST_FIRST = {"float": "cast the tensor first, e.g. .to('float32')", "int": "ca
                "bool": "write the number (1 or 0) instead"}
 
 
-def _lift(x, like: Tensor, compared: str | None = None):
+def _lift(x, like: Tensor, compared: str | None = None, floating: bool = False):
     """Python numbers stay numbers (they broadcast without a gradient); arrays become tensors.
 
     A number combines with a tensor of its own kind, and an int with a floating tensor too (the array API
     standard's rule, on every backend): ``int * 2.5`` and ``mask + 1`` are refused (NumPy would make float64 and
     int64 of them, silently), as is ``x + True`` for a tensor that is not bool. A bool tensor ``compared`` (by
     ``"eq"`` or ``"ne"``) with 0 or 1, PyTorch's ``mask == 0`` written ``mask.eq(0)``, is told which bool that is.
+    For a ``floating`` operation (a division) the cast suggested is to a float: an int64 tensor would be refused next.
     """
     if isinstance(x, Tensor):  # the common case first
         return x
@@ -1641,7 +1644,8 @@ def _lift(x, like: Tensor, compared: str | None = None):
         if (kind == "b") != (number == "bool") or (number == "float" and kind != "f"):
             fix = (f"a mask's {x} is {bool(x)}: mask.{compared}({bool(x)}), which is "
                    f"{'~mask' if (compared == 'eq') == (x == 0) else 'mask'}"
-                   if compared and kind == "b" and number == "int" and x in (0, 1) else _CAST_FIRST[number])
+                   if compared and kind == "b" and number == "int" and x in (0, 1)
+                   else _CAST_FIRST["float" if floating and number == "int" else number])
             raise TypeError(f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the {number} {x!r}; "
                             f"{fix}")
         if number == "int":  # NumPy would raise its own OverflowError deep inside, or make inf of it
