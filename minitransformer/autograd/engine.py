@@ -423,9 +423,10 @@ class Function:
                 f"{cls.__name__}: needs floating-point input, got {first.dtype_name} with shape {first.shape}; "
                 "convert it first, e.g. .to('float32')"
             )
-        for value in options.values():  # a keyword is a constant: a Tensor there would reach forward still wrapped
-            if isinstance(value, Tensor):
-                _refuse_tensor_option(cls, options)
+        if options:  # a keyword is a constant: a Tensor there would reach forward still wrapped
+            for value in options.values():
+                if isinstance(value, Tensor):
+                    _refuse_tensor_option(cls, options)
         cls.check(*inputs, **options)
         if kind == "b":  # (kind is read only where on_bool or float_only is set, and float_only refused a bool)
             if cls.on_bool == "refuse":
@@ -451,7 +452,7 @@ class Function:
         if type(out) is not type(first._data) and not first.backend.owns(out):
             _refuse_output(cls, out, first)
         if out.dtype is not first._data.dtype and not cls.mixed_dtypes and _is_floating(out.dtype) and \
-                _is_floating(first._data.dtype) and out.dtype != first._data.dtype:
+                _is_floating(first._data.dtype) and out.dtype != first._data.dtype:  # (is not: the common case, fast)
             raise TypeError(
                 f"{cls.__name__}.forward returned {_backend.dtype_name(out.dtype)} for {first.dtype_name} input "
                 f"(shape {first.shape}); a result has its inputs' dtype, without silent promotion: make a constant a "
