@@ -183,6 +183,12 @@ def gradcheck_module(module, *inputs, **options) -> bool:
     bool
         True, or what gradcheck says on a mismatch (it raises ``GradcheckError`` by default).
 
+    Raises
+    ------
+    ValueError
+        If the module, or a module inside it, is in training mode with dropout (``p`` or ``dropout`` above 0):
+        dropout draws a new mask at each call, so the check could only fail; call ``module.eval()`` first.
+
     Examples
     --------
     >>> import minitransformer as mt
@@ -193,7 +199,24 @@ def gradcheck_module(module, *inputs, **options) -> bool:
     True
     >>> type(layer.weight).__name__                # put back
     'Parameter'
+
+    Dropout in training mode draws a new mask at each call: evaluation mode first.
+
+    >>> ffn = mt.nn.FeedForward(3, 4, dropout=0.3).to("float64")
+    >>> gradcheck_module(ffn, x)                   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: gradcheck_module: FeedForward is in training mode with dropout (dropout: Dropout, p=0.3): ...
+    >>> gradcheck_module(ffn.eval(), x)
+    True
     """
+    random = _random_in_training(module)
+    if random:
+        raise ValueError(
+            f"gradcheck_module: {type(module).__name__} is in training mode with dropout ({'; '.join(random)}): "
+            "dropout draws a new mask at each call, so central differences of it mean nothing; call "
+            f"{type(module).__name__}.eval() first (gradcheck_module(module.eval(), ...))"
+        )
     slots = [(owner, name) for _, owner in module.named_modules() for name in owner._parameters]
     slots = [(owner, name) for owner, name in slots if owner._parameters[name] is not None]
     params = [owner._parameters[name] for owner, name in slots]
@@ -209,3 +232,17 @@ def gradcheck_module(module, *inputs, **options) -> bool:
     finally:
         for (owner, name), p in zip(slots, params):
             owner._parameters[name] = p
+
+
+def _random_in_training(module) -> list[str]:
+    """The modules in ``module`` (itself included) in training mode with a dropout probability above 0 (a ``p`` or
+    ``dropout`` that is a number), each as ``"name: Class, p=0.3"``."""
+    found = []
+    for name, m in module.named_modules():
+        if not getattr(m, "training", False):
+            continue
+        for attribute in ("p", "dropout"):
+            value = getattr(m, attribute, None)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                found.append(f"{name or 'itself'}: {type(m).__name__}, {attribute}={value:g}")
+    return found

@@ -837,6 +837,27 @@ def test_an_integer_tensor_to_the_power_zero_is_ones():
     assert (x**1).tolist() == [2, -3, 0]
 
 
+def test_a_bool_or_int_tensor_divided_is_told_to_become_a_float_and_that_cast_works():
+    """``mask / 2`` said ``.to('int64')``, whose division is refused next ("Div: needs floating-point input"); the
+    cast a division is told is to a float, and the hint of ``mask + 1`` stays ``.to('int64')``."""
+    mask, ids = mt.tensor([True, True]), mt.tensor([1, 2])  # (no zero: 2 / mask divides by each)
+    for divided in (lambda m: m / 2, lambda m: 2 / m):
+        with pytest.raises(TypeError, match=r"^cannot combine a bool tensor of shape \(2,\) with the int 2; cast the "
+                                            r"tensor first, e\.g\. \.to\('float32'\)$"):
+            divided(mask)
+        assert divided(mask.to("float32")).dtype_name == "float32"
+    for a, b in ((mask, mt.ones(2)), (ids, mt.ones(2)), (mt.ones(2), ids)):
+        with pytest.raises(TypeError, match=r"^Div: cannot mix dtypes .*; convert one with \.to\('float32'\)$"):
+            a / b
+        a, b = (t.to("float32") for t in (a, b))
+        assert (a / b).dtype_name == "float32"
+    with pytest.raises(TypeError, match=r"with the int 1; cast the tensor first, e\.g\. \.to\('int64'\)$"):
+        mask + 1
+    with pytest.raises(TypeError, match=r"^Add: cannot mix dtypes int64 \(2,\) and bool \(2,\); convert one with "
+                                        r"\.to\('int64'\)$"):
+        ids + mask
+
+
 # ------------------------------------------------------------------ shapes and axes
 @pytest.mark.parametrize("shapes", [((2, 3, 1), (4,)), ((2, 3),), ((5,), (1, 5), (3, 1, 1)), ((), (2,)),
                                     ((0, 1), (3,))])

@@ -389,6 +389,48 @@ def test_gradcheck_module_checks_the_parameters_too():
     assert isinstance(module.w, mt.nn.Parameter) and module._parameters["b"] is None  # both put back
 
 
+
+def test_gradcheck_module_refuses_dropout_in_training_mode_naming_it_and_eval():
+    """A module in training mode with dropout draws a new mask at each call: the check failed with a bare mismatch
+    (received 0, expected 740765), saying nothing of why; it is refused before any check, naming the dropout."""
+    mt.manual_seed(0)
+    ffn = mt.nn.FeedForward(4, 8, dropout=0.3).to("float64")
+    x = mt.randn(2, 3, 4, dtype="float64", requires_grad=True)
+    with pytest.raises(ValueError, match=r"^gradcheck_module: FeedForward is in training mode with dropout \(dropout: "
+                                         r"Dropout, p=0\.3\): dropout draws a new mask at each call.*call "
+                                         r"FeedForward\.eval\(\) first"):
+        gradcheck_module(ffn, x)
+    mha = mt.nn.MultiHeadAttention(4, 2, dropout=0.1).to("float64")
+    with pytest.raises(ValueError, match=r"with dropout \(itself: MultiHeadAttention, dropout=0\.1\)"):
+        gradcheck_module(mha, x, x, x)
+    assert gradcheck_module(ffn.eval(), x)
+    assert gradcheck_module(mt.nn.FeedForward(4, 8, dropout=0.0).to("float64"), x)  # training, but no dropout
+
+
+def test_a_random_fn_is_said_to_be_random_not_a_wrong_gradient():
+    """Two calls with the same inputs that differ (dropout in training mode, in a plain fn): said so, not reported
+    as a gradient mismatch of a huge ratio."""
+    mt.manual_seed(0)
+    x = mt.tensor(np.array([0.5, -1.0, 2.0, 1.5]), requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"^gradcheck: fn differs between two calls with the same inputs \(at "
+                                             r"index \(\d+,\): .*, then .*\): fn is random \(dropout in training "
+                                             r"mode\? call module\.eval\(\) first"):
+        mt.gradcheck(lambda t: mt.functional.dropout(t * 1.0, 0.5, training=True), x)
+    with pytest.raises(GradcheckError, match=r"^gradcheck: output 1 of fn differs between two calls"):
+        mt.gradcheck(lambda t: (t * 2.0, t * mt.randn(4, dtype="float64")), x)
+
+    def seeded(t):  # the same mask at each call: deterministic, and checked as such
+        mt.manual_seed(1)
+        return mt.functional.dropout(t, 0.5, training=True)
+
+    assert mt.gradcheck(seeded, x)
+    assert mt.gradcheck(lambda t: t * mt.randn(4, dtype="float64"), x, raise_exception=False) is False
+    # inf twice is the same output: the check goes on (and fails, on the NaN of inf - inf), not called random
+    positive = mt.tensor(np.array([0.5, 2.0]), requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"^gradcheck: input 0 \(shape \(2,\)\) at index \(0,\): received "
+                                             r"derivative inf, expected nan"):
+        mt.gradcheck(lambda t: (t * math.inf).sum(), positive)
+
 # ------------------------------------------------------------------ property-based checks
 PROPERTY = settings(max_examples=25, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -319,13 +319,15 @@ class Function:
     of that input's shape.
 
     ``forward`` receives the inputs' arrays (Python numbers pass through unchanged) and keyword
-    options, and returns an array of their dtype: a constant is a Python number or made with
-    ``self.xp.asarray(c, dtype=x.dtype)`` (a float64 array would make float32 input float64, silently;
-    ``test_float32_stays_float32`` of ``tests/test_autograd_primitives.py`` checks it). ``backward``
+    options, and returns one array of their dtype: a constant is a Python number or made with
+    ``self.xp.asarray(c, dtype=x.dtype)`` (a float64 array would make float32 input float64; :meth:`apply` refuses
+    such a result, and anything but one array of the backend, naming ``forward``). ``backward``
     receives dL/d(output) and returns a tuple of one gradient per positional input (``None`` for
     one that wants none), each an array of that input's dtype and shape; positional at the :meth:`apply` call,
     that is, not each parameter of ``forward``: ``Where.apply(a, b, condition=c)`` has two (a keyword input is
-    a constant). Gradients of
+    a constant, an array or a number that ``forward`` gets as it is: a Tensor there is refused). Both are plain
+    methods, with no ``@staticmethod`` and no ``ctx`` as in ``torch.autograd.Function`` (refused where the class is
+    defined): what ``backward`` needs is kept on ``self``. Gradients of
     broadcast inputs may have the output's shape: the engine sums them to the input's shape
     (:func:`unbroadcast`), not each operation. Anything else is refused, naming the operation and
     the input. ``self.xp`` is the backend's array namespace, ``self.backend`` the
@@ -406,9 +408,11 @@ class Function:
                         f"{x.backend.name}); move one with .to({first.backend.name!r})"
                     )
                 elif x.dtype != first.dtype and not cls.mixed_dtypes:
+                    # to the floating one, where one is (a bool or int64 divided would be refused next)
+                    to = x if _kind(x.dtype) == "f" and _kind(first.dtype) != "f" else first
                     raise TypeError(
                         f"{cls.__name__}: cannot mix dtypes {first.dtype_name} {first.shape} and "
-                        f"{x.dtype_name} {x.shape}; convert one with .to('{first.dtype_name}')"
+                        f"{x.dtype_name} {x.shape}; convert one with .to('{to.dtype_name}')"
                     )
         if first is None:
             raise TypeError(f"{cls.__name__}: needs at least one Tensor input")
@@ -419,6 +423,10 @@ class Function:
                 f"{cls.__name__}: needs floating-point input, got {first.dtype_name} with shape {first.shape}; "
                 "convert it first, e.g. .to('float32')"
             )
+        if options:  # a keyword is a constant: a Tensor there would reach forward still wrapped
+            for value in options.values():
+                if isinstance(value, Tensor):
+                    _refuse_tensor_option(cls, options)
         cls.check(*inputs, **options)
         if kind == "b":  # (kind is read only where on_bool or float_only is set, and float_only refused a bool)
             if cls.on_bool == "refuse":
@@ -440,6 +448,16 @@ class Function:
         except Exception as error:
             _say_where(error, f"{cls.__name__}.forward", inputs)
             raise
+        # what forward returned: one array of the backend, of its inputs' floating dtype (a cast says it changes it)
+        if type(out) is not type(first._data) and not first.backend.owns(out):
+            _refuse_output(cls, out, first)
+        if out.dtype is not first._data.dtype and not cls.mixed_dtypes and _is_floating(out.dtype) and \
+                _is_floating(first._data.dtype) and out.dtype != first._data.dtype:  # (is not: the common case, fast)
+            raise TypeError(
+                f"{cls.__name__}.forward returned {_backend.dtype_name(out.dtype)} for {first.dtype_name} input "
+                f"(shape {first.shape}); a result has its inputs' dtype, without silent promotion: make a constant a "
+                f"Python number or self.xp.asarray(c, dtype=x.dtype)"
+            )
         if _anomaly:
             _check_finite(fn.xp, f"{cls.__name__}.forward", out, inputs)
         requires_grad = any(fn.needs_input_grad)
@@ -455,6 +473,46 @@ class Function:
 
     def __repr__(self) -> str:
         return type(self).__name__
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        static = [name for name in ("forward", "backward") if isinstance(cls.__dict__.get(name), staticmethod)]
+        if static:  # torch.autograd.Function's form, which would fail at the first apply, "missing 1 argument"
+            said = f"{static[0]} is a @staticmethod" if len(static) == 1 else "forward and backward are @staticmethods"
+            raise TypeError(
+                f"{cls.__name__}: {said}, as in torch.autograd.Function; here they are plain methods on the operation "
+                "itself, no ctx: def forward(self, x) computes on arrays and keeps what backward needs on self "
+                "(self.x = x), def backward(self, grad) returns a tuple of one gradient per input "
+                "(docs/from-pytorch.md, \"Same idea, another name\")"
+            )
+
+
+def _refuse_tensor_option(cls, options: dict) -> None:
+    """The error for a Tensor passed to ``cls.apply`` by keyword, where only constants go."""
+    name, value = next((k, v) for k, v in options.items() if isinstance(v, Tensor))
+    raise TypeError(
+        f"{cls.__name__}.apply: the keyword {name}= is a Tensor ({value.dtype_name} with shape {value.shape}); "
+        f"keyword options are constants, which forward gets as they are: pass a tensor that wants a gradient "
+        f"positionally ({cls.__name__}.apply(x, {name}), with a gradient for it in backward), or a constant as an "
+        f"array, without a graph ({name}=<the tensor>.data)"
+    )
+
+
+def _refuse_output(cls, out, first: Tensor) -> None:
+    """The error for a ``forward`` that returned ``out``, which is no array of ``first``'s backend."""
+    if isinstance(out, tuple | list):
+        got = f"a {type(out).__name__} of {len(out)} items"
+        fix = ("a Function has one output: write one Function per result (or return them stacked in one array, "
+               "with a gradient of that array in backward)")
+    elif isinstance(out, Tensor):
+        got, fix = "a Tensor", "forward computes on the arrays it is given, not on Tensors (nor on closed-over ones)"
+    elif hasattr(out, "dtype") and hasattr(out, "shape"):
+        where = _backend._backend_name_of(out)
+        got, fix = f"an array of {where or type(out).__module__}", f"make it with self.xp (of {first.backend.name})"
+    else:
+        got, fix = f"a {type(out).__name__}", "make an array with self.xp, e.g. self.xp.asarray(value, dtype=x.dtype)"
+    raise TypeError(f"{cls.__name__}.forward returned {got}, not an array of the backend ({first.backend.name}); "
+                    f"{fix}")
 
 
 # ------------------------------------------------------------------ Tensor
@@ -872,10 +930,10 @@ class Tensor:
         return ops.Mul.apply(_lift(other, self), self)
 
     def __truediv__(self, other):
-        return ops.Div.apply(self, _lift(other, self))
+        return ops.Div.apply(self, _lift(other, self, floating=True))
 
     def __rtruediv__(self, other):
-        return ops.Div.apply(_lift(other, self), self)
+        return ops.Div.apply(_lift(other, self, floating=True), self)
 
     def __neg__(self):
         return ops.Neg.apply(self)
@@ -1568,13 +1626,14 @@ _CAST_FIRST = {"float": "cast the tensor first, e.g. .to('float32')", "int": "ca
                "bool": "write the number (1 or 0) instead"}
 
 
-def _lift(x, like: Tensor, compared: str | None = None):
+def _lift(x, like: Tensor, compared: str | None = None, floating: bool = False):
     """Python numbers stay numbers (they broadcast without a gradient); arrays become tensors.
 
     A number combines with a tensor of its own kind, and an int with a floating tensor too (the array API
     standard's rule, on every backend): ``int * 2.5`` and ``mask + 1`` are refused (NumPy would make float64 and
     int64 of them, silently), as is ``x + True`` for a tensor that is not bool. A bool tensor ``compared`` (by
     ``"eq"`` or ``"ne"``) with 0 or 1, PyTorch's ``mask == 0`` written ``mask.eq(0)``, is told which bool that is.
+    For a ``floating`` operation (a division) the cast suggested is to a float: an int64 tensor would be refused next.
     """
     if isinstance(x, Tensor):  # the common case first
         return x
@@ -1586,7 +1645,8 @@ def _lift(x, like: Tensor, compared: str | None = None):
         if (kind == "b") != (number == "bool") or (number == "float" and kind != "f"):
             fix = (f"a mask's {x} is {bool(x)}: mask.{compared}({bool(x)}), which is "
                    f"{'~mask' if (compared == 'eq') == (x == 0) else 'mask'}"
-                   if compared and kind == "b" and number == "int" and x in (0, 1) else _CAST_FIRST[number])
+                   if compared and kind == "b" and number == "int" and x in (0, 1)
+                   else _CAST_FIRST["float" if floating and number == "int" else number])
             raise TypeError(f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the {number} {x!r}; "
                             f"{fix}")
         if number == "int":  # NumPy would raise its own OverflowError deep inside, or make inf of it

@@ -122,7 +122,7 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
     ``fn`` uses (parameters) keep theirs as it was. A tensor passed twice is differentiated as one (the sum
     over its uses, as in PyTorch), and a result of operations as a leaf of the same values.
     Only the inputs are checked, not the parameters of a module ``fn`` calls: to check those too, use
-    :func:`minitransformer.testing.gradcheck_module` (``gradcheck_module(model.to("float64"), x)``), which puts
+    :func:`minitransformer.testing.gradcheck_module` (``gradcheck_module(model.to("float64").eval(), x)``), which puts
     the perturbed copies in the parameters' places (a module takes only a ``Parameter`` there).
 
     Parameters
@@ -148,7 +148,9 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
     ------
     GradcheckError
         On a mismatch, naming the input, the worst element, and both derivatives; or when no gradient
-        reached an input whose central difference is not zero (a ``backward`` that returned ``None`` for it).
+        reached an input whose central difference is not zero (a ``backward`` that returned ``None`` for it); or,
+        before any gradient is compared, when two calls of ``fn`` with the same inputs give different outputs (a
+        random ``fn``: dropout in training mode).
     TypeError
         If an input that requires grad, or an output of ``fn``, is not float64; if the inputs are passed as
         one list (pass them as separate arguments); if ``eps``, ``atol`` or ``rtol`` is not a number.
@@ -213,6 +215,11 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
                 f"gradcheck: {where} is {got}; it must be a float64 tensor (float32 central differences are "
                 "only accurate to about 1e-3): compute in float64 throughout, without a .to('float32') inside fn"
             )
+    random = _random(fn, inputs, outs, eps * atol)
+    if random:
+        if raise_exception:
+            raise GradcheckError(random)
+        return False
     # a one-element output (a loss) is checked as it is; a larger one as <v, f>, every element with its own weight
     cotangent = [np.ones(o.shape) if o.size == 1 else rng.standard_normal(o.shape) for o in outs]
     derivative = "derivative" if len(outs) == 1 and outs[0].size == 1 else "d<v, f>/dx"
@@ -271,6 +278,33 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-6, rtol: 
                 raise GradcheckError(message)
             return False
     return True
+
+
+def _random(fn, inputs, outs, tolerance: float) -> str:
+    """Call ``fn`` once more on the same inputs: the message for an output that changed by more than ``tolerance`` (an
+    error in :math:`s` of about ``eps * atol`` moves a central difference by ``atol``), else ``""``. A random ``fn``
+    (dropout in training mode) would fail the check as a gradient mismatch, thousands of times off, saying nothing of
+    why."""
+    with no_grad():
+        again = fn(*inputs)
+    again = again if isinstance(again, tuple | list) else (again,)
+    for k, (o, a) in enumerate(zip(outs, again)):
+        first, second = o.numpy().astype(np.float64), a.numpy().astype(np.float64) if isinstance(a, Tensor) else None
+        if second is not None and second.shape == first.shape:
+            with np.errstate(invalid="ignore"):  # inf - inf is NaN: the same inf twice is no difference
+                same = (np.abs(first - second) <= tolerance + 1e-12 * np.abs(first)) | (first == second)
+            differ = ~(same | (np.isnan(first) & np.isnan(second)))
+            if not differ.any():
+                continue
+            worst = tuple(int(i) for i in np.argwhere(differ)[0])
+            said = f"at index {worst}: {first[worst]:.10g}, then {second[worst]:.10g}"
+        else:
+            said = f"{o.shape}, then {a.shape if isinstance(a, Tensor) else type(a).__name__}"
+        where = "fn" if len(outs) == 1 else f"output {k} of fn"
+        return (f"gradcheck: {where} differs between two calls with the same inputs ({said}): fn is random (dropout "
+                "in training mode? call module.eval() first, or seed inside fn), and central differences of a random "
+                "function mean nothing")
+    return ""
 
 
 def _name(x, k: int) -> str:
