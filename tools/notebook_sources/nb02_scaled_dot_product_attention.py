@@ -432,7 +432,7 @@ CELLS = [
             if np.allclose(got, want):
                 continue
             assert not np.allclose(got, out), "check_ex2: you left the output as it was; its rows move"
-            assert not np.allclose(got, out[np.argsort(perm)]), \
+            assert not np.allclose(got, out[np.argsort(perm)]), \\
                 "check_ex2: the rows moved the other way, by the inverse permutation"
             raise AssertionError(f"check_ex2: wrong for perm = {perm.tolist()}")
         print("check_ex2: right, for two permutations of 5 tokens")

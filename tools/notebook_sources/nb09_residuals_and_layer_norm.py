@@ -792,9 +792,9 @@ CELLS = [
         want = readout(encoder.norm(h)).numpy().std(), readout(h).numpy().std()
         assert not np.allclose([std_with, std_without], want[::-1], rtol=1e-3), "check_ex5: with and without swapped"
         for name, got, w in (("std_with", std_with, want[0]), ("std_without", std_without, want[1])):
-            assert not np.isclose(got, h.numpy().std(), rtol=1e-3), \
+            assert not np.isclose(got, h.numpy().std(), rtol=1e-3), \\
                 f"check_ex5: {name} is the stream's std, not the logits'"
-            assert np.isclose(got, w, rtol=1e-3), \
+            assert np.isclose(got, w, rtol=1e-3), \\
                 f"check_ex5: {name} is too {'large' if got > w else 'small'} (seed {seed})"
         print(f"check_ex5: right, seed {seed}")
     """),
