@@ -487,3 +487,189 @@ def test_notebook_12s_kernels_are_cuda_that_nvcc_compiles(tmp_path, monkeypatch,
         done = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", str(tmp_path / f"{k}.cu"), "-o",
                                str(tmp_path / f"{k}.ptx")], capture_output=True, encoding="utf-8")
         assert done.returncode == 0, f"notebook 12's source {k}:\n{source}\n{done.stderr}"
+
+
+def _run_cells(name, namespace, keep=lambda source: True):
+    """Run notebook ``name``'s code cells that ``keep`` selects, in order, in ``namespace`` (their prints dropped)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    for kind, source, *_ in _generator().NOTEBOOKS[name]:
+        if kind == "code" and keep(source):
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(source.replace("%matplotlib inline", ""), namespace)
+    return namespace
+
+
+def _passes(check, *args, **kwargs):
+    """Whether ``check`` accepts the answer, and says so (a check prints "right" or raises AssertionError)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        check(*args, **kwargs)
+    return out.getvalue().startswith(f"{check.__name__}: right")
+
+
+@pytest.mark.needs("tools")
+def test_notebook_02s_exercise_checks_pass_a_right_answer_and_name_a_wrong_one(namespace):
+    """Notebook 02's check_ex1 to check_ex5, after its exercises: each passes a right answer, computed here as a
+    learner would, and fails a typical wrong one saying what is wrong."""
+    import numpy as np
+
+    import minitransformer as mt
+    import minitransformer.functional as F
+
+    ns = _run_cells("02_scaled_dot_product_attention", namespace)
+    softmax, attention, Q, K, V = ns["softmax"], ns["attention"], ns["Q"].copy(), ns["K"], ns["V"]
+
+    Q[0] = 10 * K[2]                                                    # 1: the map's first row
+    row = attention(Q, K, V)[1][0]
+    assert _passes(ns["check_ex1"], row) and _passes(ns["check_ex1"], row.round(2))
+    with pytest.raises(AssertionError, match="^check_ex1: that is row 0 of section 1's map"):
+        ns["check_ex1"](softmax(ns["scores"])[0])                       # Q[0] not set
+    with pytest.raises(AssertionError, match=r"^check_ex1: your weight on key 2, 0\.250, is too small"):
+        ns["check_ex1"](np.full(4, 0.25))
+
+    assert _passes(ns["check_ex2"], lambda output, perm: output[perm])  # 2: the output rows move with the tokens
+    with pytest.raises(AssertionError, match="^check_ex2: you left the output as it was"):
+        ns["check_ex2"](lambda output, perm: output)
+    with pytest.raises(AssertionError, match="^check_ex2: the rows moved the other way"):
+        ns["check_ex2"](lambda output, perm: output[np.argsort(perm)])
+
+    rng = np.random.default_rng(1)                                      # 3: section 4 at d_k = 16
+    q, k = rng.standard_normal((1000, 16)), rng.standard_normal((1000, 16))
+
+    def measure(divisor):
+        w = softmax(q @ k[:10].T / divisor)
+        J = w[:, :, None] * np.eye(10) - w[:, :, None] * w[:, None, :]
+        return w.max(-1).mean(), np.median(np.linalg.norm(J, axis=(1, 2)))
+
+    assert _passes(ns["check_ex3"], q, k, False, *measure(1.0)) and _passes(ns["check_ex3"], q, k, True, *measure(4.0))
+    with pytest.raises(AssertionError, match=r"^check_ex3: the mean largest weight, d_k = 16, scaled: .* the divided "
+                                             "by d_k one"):
+        ns["check_ex3"](q, k, True, *measure(16.0))
+    with pytest.raises(AssertionError, match=r"^check_ex3: the mean largest weight, d_k = 16, scaled: .* unscaled one"):
+        ns["check_ex3"](q, k, True, *measure(1.0))
+
+    values = np.array([1.0, 2.0, 3.0])                                  # 4: whose largest weight is on itself
+    w = softmax(np.outer(values, values))
+    assert _passes(ns["check_ex4"], [i for i in range(3) if w[i].argmax() == i])
+    with pytest.raises(AssertionError, match="^check_ex4: row 0 puts most weight on row 2"):
+        ns["check_ex4"]([0, 1, 2])                                      # the diagonal, by habit
+
+    ids = mt.tensor([[0, 0, 5, 6]])                                     # 5: left padding
+    mask = F.combine_masks(F.padding_mask(ids, pad_id=0), F.causal_mask(4))
+    empty = [i for i in range(4) if not mask.numpy()[0, 0, i].any()]
+    assert _passes(ns["check_ex5"], mask, empty)
+    with pytest.raises(AssertionError, match="^check_ex5: query row 1 sees no key"):
+        ns["check_ex5"](mask, [0])
+    with pytest.raises(AssertionError, match="^check_ex5: that mask lets a query see a key either mask allows"):
+        ns["check_ex5"](F.padding_mask(ids, pad_id=0).numpy() | F.causal_mask(4).numpy(), empty)   # or, not and
+
+
+@pytest.mark.needs("tools")
+def test_notebook_04s_exercise_checks_pass_a_right_answer_and_name_a_wrong_one(namespace):
+    """Notebook 04's check_ex1 to check_ex5: each passes a right answer and fails a typical wrong one, saying which."""
+    import numpy as np
+
+    import minitransformer as mt
+    from minitransformer import nn
+
+    ns = _run_cells("04_positional_encoding", namespace)
+
+    def table(first, n, d, base=10000):                                 # section 1's NumPy, from position `first`
+        angle = np.arange(first, first + n)[:, None] / base ** (np.arange(0, d, 2)[None, :] / d)
+        PE = np.zeros((n, d))
+        PE[:, 0::2], PE[:, 1::2] = np.sin(angle), np.cos(angle)
+        return PE
+
+    assert _passes(ns["check_ex1"], table(1, 50, 16), 1)                # 1: positions from 1
+    with pytest.raises(AssertionError, match="^check_ex1: that table counts positions from 0"):
+        ns["check_ex1"](table(0, 50, 16), 1)
+    with pytest.raises(AssertionError, match="^check_ex1: row 0 of the library's table is not your first row"):
+        ns["check_ex1"](table(1, 50, 16), 0)
+
+    R_3 = ns["R_k"]                                                     # 2: section 5's R_3, turned back
+    assert _passes(ns["check_ex2"], R_3.T)
+    with pytest.raises(AssertionError, match=r"^check_ex2: that is R_3"):
+        ns["check_ex2"](R_3)
+
+    X, perm, mha = ns["X"], ns["perm"], ns["mha"]                       # 3: a fresh learned table
+    pos_emb = nn.LearnedPositionalEmbedding(5, 16).to("float64")
+    P = pos_emb.weight[:5]
+    gap = np.abs(mha(X[perm] + P)[0].numpy() - mha(X + P)[0].numpy()[perm]).max()
+    assert _passes(ns["check_ex3"], pos_emb, gap)
+    moved = np.abs(mha(X[perm] + P[perm])[0].numpy() - mha(X + P)[0].numpy()[perm]).max()
+    with pytest.raises(AssertionError, match=r"^check_ex3: the positions moved with the tokens"):
+        ns["check_ex3"](pos_emb, moved)
+
+    for d_model in (4, 16):                                             # 4: the most alike distance
+        PE = table(0, 100, d_model)
+        cosine = PE @ PE[0] / (d_model / 2)
+        assert _passes(ns["check_ex4"], cosine[1:].argmax() + 1, d_model=d_model)
+    with pytest.raises(AssertionError, match="^check_ex4: at d_model = 4, positions 1 apart have cosine"):
+        ns["check_ex4"](1)                                              # near = alike, by habit
+
+    assert _passes(ns["check_ex5"], table(0, 500, 16, base=100))        # 5: base 100
+    with pytest.raises(AssertionError, match="^check_ex5: that is the table of base 10000"):
+        ns["check_ex5"](mt.tensor(table(0, 500, 16)))
+
+
+@pytest.mark.needs("tools")
+def test_notebook_09s_exercise_checks_pass_a_right_answer_and_name_a_wrong_one(namespace):
+    """Notebook 09's check_ex1, 3, 4 and 5 (exercise 2 is a judgement of training runs: its answer line): each passes
+    a right answer and fails a typical wrong one, saying which. Only the cells the checks need are run (not the
+    16-seed measurements nor the training runs)."""
+    import numpy as np
+
+    import minitransformer as mt
+    import minitransformer.functional as F
+
+    needed = ("import minitransformer", "layer = nn.EncoderLayer(", "def layer_norm(", "c = rng.standard_normal(",
+              "def no_residual(", "FFN_WEIGHTS = ")
+    ns = _run_cells("09_residuals_and_layer_norm", namespace, lambda source: any(n in source for n in needed))
+
+    def pre_ln_no_residual(layer, x):                                   # 1
+        n1 = layer.norm1(x)
+        return layer.ffn(layer.norm2(layer.self_attn(n1, n1, n1)[0]))
+
+    assert _passes(ns["check_ex1"], pre_ln_no_residual)
+    with pytest.raises(AssertionError, match=r"^check_ex1: that is LayerNorm\(Sublayer\(x\)\), post-LN"):
+        ns["check_ex1"](ns["no_residual"])
+
+    rng = np.random.default_rng(5)                                      # 3: the gradient, divided by the scale
+    z, y_bar = rng.standard_normal((3, 8)), rng.standard_normal((3, 8))
+
+    def grad(z):
+        Z = mt.tensor(z, requires_grad=True)
+        (mt.tensor(y_bar) * F.layer_norm(Z)).sum().backward()
+        return Z.grad
+
+    assert _passes(ns["check_ex3"], z, y_bar, grad(z), grad(10 * z))
+    with pytest.raises(AssertionError, match="^check_ex3: grad_10z equals grad_z"):
+        ns["check_ex3"](z, y_bar, grad(z), grad(z))
+
+    layer, x, c = ns["layer"], ns["x"], ns["c"]                         # 4: W_2 = 0
+
+    def x_bar(residual=True):
+        X = mt.tensor(x, requires_grad=True)
+        (mt.tensor(c) * ((X if residual else 0) + layer.ffn(X))).sum().backward()
+        return X.grad
+
+    with pytest.raises(AssertionError, match="^check_ex4: that is x-bar with section 3's W_2; zero it first"):
+        ns["check_ex4"](x_bar())
+    weights = layer.ffn.state_dict()
+    weights["W_2.weight"][:], weights["W_2.bias"][:] = 0, 0
+    layer.ffn.load_state_dict(weights)
+    assert _passes(ns["check_ex4"], x_bar())
+    with pytest.raises(AssertionError, match=r"^check_ex4: that is J_f\^T y-bar alone"):
+        ns["check_ex4"](x_bar(residual=False))
+
+    encoder, readout = ns["stack"]("pre-LN", 1)                         # 5: without the final LayerNorm, seed 1
+    h, _ = ns["data"](1)
+    for one in encoder.layers:
+        h = one(h)
+    std_with, std_without = readout(encoder.norm(h)).numpy().std(), readout(h).numpy().std()
+    assert _passes(ns["check_ex5"], std_with, std_without, 1)
+    with pytest.raises(AssertionError, match="^check_ex5: with and without swapped"):
+        ns["check_ex5"](std_without, std_with, 1)

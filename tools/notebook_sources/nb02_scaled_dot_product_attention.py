@@ -364,18 +364,134 @@ CELLS = [
     md(r"""
     ## Exercises
 
+    The cell after this one defines `check_ex1` to `check_ex5`, one per exercise: each computes the right
+    answer itself and raises an `AssertionError` that says what is wrong, or prints that your answer is right.
+
     1. Give query 0 of section 1 the same vector as key 2 times 10 (`Q[0] = 10 * K[2]`). Predict the map's
-       first row before you draw it.
+       first row before you draw it, then check your prediction, four weights, with `check_ex1(row)` (to
+       within 0.01, so two decimals are enough).
     2. Show that attention without masks is *permutation-equivariant*: permute the rows of $Q$ (and of
-       $K$, $V$ together) and check how the output rows move. Why does this mean a Transformer needs
-       positional encodings (notebook 04)?
+       $K$, $V$ together) and check how the output rows move. Write what you found as a function,
+       `check_ex2(lambda output, perm: ...)`, that gives the output for `Q[perm], K[perm], V[perm]` from the
+       output for `Q, K, V`. Why does this mean a Transformer needs positional encodings (notebook 04)?
+       (Answer: attention sees the tokens as a set: reordering them only reorders the outputs, so a word gets
+       the same vector wherever it stands; adding a position's own vector makes the order count.)
     3. Repeat section 4 with $d_k = 4, 16, 256$. How do the mean largest weight and the size of the
-       softmax's gradient change with $d_k$, unscaled and scaled?
+       softmax's gradient change with $d_k$, unscaled and scaled? Check each measurement with
+       `check_ex3(q, k, scaled, largest, size_J)`: your queries and keys, whether you divided by
+       $\sqrt{d_k}$, the mean largest weight over the first 10 keys, and the median $|J|$. (Answer: unscaled, the
+       largest weight tends to 1 and $|J|$ to 0 as $d_k$ grows; scaled, both stay about the same.)
     4. In the document's example, with three tokens of dimension 1 and the formula's divisor, which
-       tokens attend most to themselves? Explain from the scores $x_i x_j$ why the tokens with values 1 and 2
-       (the first two, rows 0 and 1) do not.
+       tokens attend most to themselves? Check the rows with `check_ex4(rows)`, e.g. `check_ex4([0, 1])`.
+       Explain from the scores $x_i x_j$ why the tokens with values 1 and 2 (the first two, rows 0 and 1) do
+       not. (Answer: for $x_i > 0$, row $i$'s scores $x_i x_j$ are largest at the largest $x_j$.)
     5. Pad on the left instead, `ids = [[0, 0, 5, 6]]`, and build the decoder's combined mask. Which query
        rows have no key left, what do their weights become, and why can right padding (section 6) never
-       cause this with a causal mask?
+       cause this with a causal mask? Check your mask and the rows with `check_ex5(mask, rows)`. (Answer:
+       the library makes their weights 0; with right padding key 0 is a real token, which every query may
+       see.)
+    """),
+    code("""
+    def _softmax_rows(s):
+        \"\"\"The checks' own softmax over the last axis (yours may be what is being checked).\"\"\"
+        e = np.exp(s - s.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+
+    def _attend(Q, K, V):
+        return _softmax_rows(Q @ K.swapaxes(-1, -2) / np.sqrt(Q.shape[-1])) @ V
+
+
+    def _array(a):
+        return a.numpy() if isinstance(a, mt.Tensor) else np.asarray(a)
+
+
+    def check_ex1(row):
+        \"\"\"Exercise 1: row 0 of section 1's map once Q[0] = 10 K[2], to within 0.01.\"\"\"
+        row = _array(row).astype(float)
+        want = _softmax_rows(10 * K[2] @ K.T / np.sqrt(d_k))            # (S,): query 0 = 10 K[2] against every key
+        assert row.shape == want.shape, f"check_ex1: the map's first row has {want.size} weights; yours is {row.shape}"
+        assert np.abs(row - _softmax_rows(scores[0])).max() > 0.01, \\
+            "check_ex1: that is row 0 of section 1's map, the old query 0; set Q[0] = 10 * K[2] first"
+        assert abs(row.sum() - 1) <= 0.01, f"check_ex1: a row of weights sums to 1; yours sums to {row.sum():.3f}"
+        j = np.abs(row - want).argmax()
+        off = row[j] - want[j]
+        assert abs(off) <= 0.01, (f"check_ex1: your weight on key {j}, {row[j]:.3f}, is too "
+                                  f"{'large' if off > 0 else 'small'} by {abs(off):.3f}")
+        print("check_ex1: right, to within 0.01")
+
+
+    def check_ex2(permuted):
+        \"\"\"Exercise 2: permuted(output, perm) must be attention's output for Q[perm], K[perm], V[perm].\"\"\"
+        r = np.random.default_rng(2)
+        Q5, K5, V5 = (r.standard_normal((5, 4)) for _ in range(3))
+        out = _attend(Q5, K5, V5)                                       # (5, 4)
+        for perm in (np.array([1, 2, 3, 4, 0]), np.array([2, 0, 4, 1, 3])):   # neither is its own inverse
+            want, got = _attend(Q5[perm], K5[perm], V5[perm]), _array(permuted(out.copy(), perm))
+            assert got.shape == want.shape, f"check_ex2: the output is {want.shape}; your function gave {got.shape}"
+            if np.allclose(got, want):
+                continue
+            assert not np.allclose(got, out), "check_ex2: you left the output as it was; its rows move"
+            assert not np.allclose(got, out[np.argsort(perm)]), \\
+                "check_ex2: the rows moved the other way, by the inverse permutation"
+            raise AssertionError(f"check_ex2: wrong for perm = {perm.tolist()}")
+        print("check_ex2: right, for two permutations of 5 tokens")
+
+
+    def check_ex3(q, k, scaled, largest, size_J):
+        \"\"\"Exercise 3: section 4's measurements for your q (n, d_k) against the first 10 of your keys k.\"\"\"
+        q, k = _array(q), _array(k)[:10]
+        d_k = q.shape[-1]
+        raw = q @ k.T                                                   # (n, 10)
+        measured = {}
+        for name, divisor in (("unscaled", 1.0), ("scaled", np.sqrt(d_k)), ("divided by d_k", float(d_k))):
+            w = _softmax_rows(raw / divisor)
+            J = w[:, :, None] * np.eye(len(k)) - w[:, :, None] * w[:, None, :]
+            measured[name] = w.max(-1).mean(), np.median(np.linalg.norm(J, axis=(1, 2)))
+        want = measured["scaled" if scaled else "unscaled"]
+        for i, (what, got) in enumerate((("the mean largest weight", largest), ("the median |J|", size_J))):
+            if np.isclose(got, want[i], rtol=1e-6, atol=1e-12):
+                continue
+            also = [name for name, m in measured.items() if np.isclose(got, m[i], rtol=1e-6, atol=1e-12)]
+            raise AssertionError(f"check_ex3: {what}, d_k = {d_k}, {'scaled' if scaled else 'unscaled'}: not "
+                                 f"{got:.4g}" + (f", which is the {also[0]} one" if also else ""))
+        print(f"check_ex3: right, d_k = {d_k}, {'scaled' if scaled else 'unscaled'}")
+
+
+    def check_ex4(rows):
+        \"\"\"Exercise 4: the rows (from 0) of Q = K = V = [1, 2, 3] as three tokens, divisor 1, whose largest weight
+        is on themselves.\"\"\"
+        values = np.array([1.0, 2.0, 3.0])                              # the document's input
+        w = _softmax_rows(np.outer(values, values))                     # (3, 3): the scores x_i x_j, / sqrt(1)
+        rows = sorted(int(i) for i in np.atleast_1d(rows))
+        assert set(rows) <= {0, 1, 2}, f"check_ex4: rows count from 0 (the token with value v is row v - 1): {rows}"
+        for i in range(3):
+            top = int(w[i].argmax())
+            assert (i in rows) == (top == i), (f"check_ex4: row {i} puts most weight on row {top}" if i in rows else
+                                               f"check_ex4: row {i} puts most weight on itself, and is not in {rows}")
+        print("check_ex4: right")
+
+
+    def check_ex5(mask, rows):
+        \"\"\"Exercise 5: the decoder's mask for ids = [[0, 0, 5, 6]] (pad id 0), and the query rows that see no key.
+        \"\"\"
+        ids_left = np.array([[0, 0, 5, 6]])
+        keys = ids_left != 0                                            # (1, S): the keys that are not pads
+        want = keys[:, None, None, :] & np.tril(np.ones((4, 4), dtype=bool))   # (1, 1, L, S): and with causal
+        mask = _array(mask)
+        assert mask.dtype == bool, f"check_ex5: a mask is bool; yours is {mask.dtype}"
+        assert mask.size == want.size, f"check_ex5: the combined mask is {want.shape}; yours is {mask.shape}"
+        mask = mask.reshape(want.shape)
+        assert not (mask == (keys[:, None, None, :] | np.tril(np.ones((4, 4), dtype=bool)))).all(), \\
+            "check_ex5: that mask lets a query see a key either mask allows; combine them with a logical and"
+        wrong = np.argwhere(mask[0, 0] != want[0, 0])
+        assert not wrong.size, (f"check_ex5: query {wrong[0][0]}, key {wrong[0][1]}: "
+                                f"{'hidden' if want[0, 0][tuple(wrong[0])] else 'allowed'} in the decoder's mask")
+        empty = [i for i in range(4) if not want[0, 0, i].any()]
+        rows = sorted(int(i) for i in np.atleast_1d(rows))
+        for i in sorted(set(rows) ^ set(empty)):
+            seen = np.flatnonzero(want[0, 0, i]).tolist()
+            raise AssertionError(f"check_ex5: query row {i} " + (f"sees keys {seen}" if seen else "sees no key"))
+        print("check_ex5: right")
     """),
 ]

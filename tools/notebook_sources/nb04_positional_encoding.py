@@ -329,17 +329,98 @@ CELLS = [
     md(r"""
     ## Exercises
 
+    The cell after this one defines `check_ex1` to `check_ex5`, one per exercise: each computes the right
+    answer itself and raises an `AssertionError` that says what is wrong, or prints that your answer is right.
+
     1. Recompute section 1 with positions counted from 1, as the document does. Which row of the library's
-       table equals your first row?
-    2. Find $R_k$ for a *negative* offset $k = -3$ and check $PE_{p-3} = PE_p R_{-3}$. How is $R_{-3}$
-       related to $R_3$?
+       table equals your first row? Check both with `check_ex1(PE_from_1, row)`.
+    2. Find $R_k$ for a *negative* offset $k = -3$ and check $PE_{p-3} = PE_p R_{-3}$, then with
+       `check_ex2(R)`. How is $R_{-3}$ related to $R_3$? (Answer: it is $R_3^\top = R_3^{-1}$, each pair
+       turned back by the same angle.)
     3. Redo section 2 with a learned positional embedding (`nn.LearnedPositionalEmbedding`) freshly
-       initialised. Does it break the permutation symmetry too? Why?
+       initialised. Does it break the permutation symmetry too? Why? Check your measurement, the largest
+       difference as in section 2, with `check_ex3(pos_emb, gap)`. (Answer: yes, since each position has its
+       own row, but barely at first: the rows start small; training makes them what helps.)
     4. Plot `viz.position_similarity` with `d_model = 4` and 100 positions. Why are far-apart positions
        sometimes *more* alike than near ones (as in section 5 at $d = 16$, but far more so here), and how
-       does a larger $d_\text{model}$ help?
+       does a larger $d_\text{model}$ help? Check the distance $k \ge 1$ at which a position is most like
+       position 0 with `check_ex4(k)`, and at $d = 16$ with `check_ex4(k, d_model=16)`. (Answer: a distance
+       that brings the fast pair nearly round while the slow one has hardly turned gives almost the same
+       vector; with more pairs, all must come round together, which is far rarer.)
     5. The base 10000 sets the longest wavelength. Try base 100 on a 500-position table, $d = 16$, with your
        NumPy code of section 1 (`F.sinusoidal_positional_encoding` has no base argument): what goes wrong
-       in `position_similarity`?
+       in `position_similarity`? Check your table with `check_ex5(PE_100)`. (Answer: the slowest pair's
+       wavelength, $2\pi \cdot 100^{14/16}$, is under 400 positions: far-apart positions come round to
+       nearly the same encoding.)
+    """),
+    code("""
+    def _table(positions, d, base=10000):
+        \"\"\"The formula's rows for `positions` (the checks' own NumPy, not yours): (len(positions), d).\"\"\"
+        angle = np.asarray(positions, dtype=float)[:, None] / base ** (np.arange(0, d, 2) / d)
+        table = np.zeros((len(angle), d))
+        table[:, 0::2], table[:, 1::2] = np.sin(angle), np.cos(angle)
+        return table
+
+
+    def _array(a):
+        return a.numpy() if isinstance(a, mt.Tensor) else np.asarray(a)
+
+
+    def check_ex1(PE_from_1, row):
+        \"\"\"Exercise 1: the table for positions 1, 2, ...; the row of the library's table equal to its first.\"\"\"
+        table = _array(PE_from_1)
+        n, d = table.shape
+        assert not np.allclose(table, _table(np.arange(n), d)), "check_ex1: that table counts positions from 0"
+        assert np.allclose(table, _table(np.arange(1, n + 1), d)), \\
+            f"check_ex1: that is not the formula for positions 1 to {n}, d = {d}"
+        library = F.sinusoidal_positional_encoding(n + 1, d, dtype="float64").numpy()
+        [want] = [r for r in range(n + 1) if np.allclose(library[r], table[0])]
+        assert int(row) == want, f"check_ex1: row {row} of the library's table is not your first row"
+        print("check_ex1: right")
+
+
+    def check_ex2(R):
+        \"\"\"Exercise 2: R_(-3), (d, d), such that PE_(p-3) = PE_p R for every position p.\"\"\"
+        R = _array(R)
+        PE = _table(np.arange(60), R.shape[0])                          # (60, d)
+        assert not np.allclose(PE[:-3] @ R, PE[3:]), "check_ex2: that is R_3: it takes PE_p to PE_(p+3)"
+        bad = np.abs(PE[3:] @ R - PE[:-3]).max(axis=1)                  # (57,): per p = 3, 4, ...
+        assert bad.max() < 1e-9, (f"check_ex2: PE_p R is not PE_(p-3), e.g. at p = {bad.argmax() + 3} (max "
+                                  f"difference {bad.max():.2g})")
+        print("check_ex2: right, PE_(p-3) = PE_p R for p = 3 to 59")
+
+
+    def check_ex3(pos_emb, gap):
+        \"\"\"Exercise 3: section 2's max |f(X[perm] + P) - f(X)[perm] with P| for your fresh learned table P.\"\"\"
+        length, width = X.shape
+        P = mt.tensor(pos_emb.weight.numpy()[:length].astype(np.float64))   # (L, d_model): its first rows
+        out, out_perm = mha(X + P)[0].numpy(), mha(X[perm] + P)[0].numpy()
+        want = np.abs(out_perm - out[perm]).max()
+        moved = np.abs(mha(X[perm] + P[perm])[0].numpy() - out[perm]).max()   # positions moved with their tokens
+        assert not (np.isclose(gap, moved, rtol=1e-3) and not np.isclose(gap, want, rtol=1e-3)), \\
+            "check_ex3: the positions moved with the tokens (X[perm] + P[perm]); keep them in place, X[perm] + P"
+        assert np.isclose(gap, want, rtol=1e-3), (f"check_ex3: not what this table gives: {gap:.3g} is "
+                                                 f"{'too large' if gap > want else 'too small'}")
+        print("check_ex3: right")
+
+
+    def check_ex4(k, d_model=4, n=100):
+        \"\"\"Exercise 4: the distance k >= 1 at which the cosine of PE_0 and PE_k is largest, n positions.\"\"\"
+        cosine = _table(np.arange(n), d_model) @ _table([0], d_model)[0] / (d_model / 2)   # (n,): row 0 of the map
+        want = int(cosine[1:].argmax()) + 1
+        assert 1 <= int(k) < n, f"check_ex4: a distance from 1 to {n - 1}, not {k}"
+        assert int(k) == want, (f"check_ex4: at d_model = {d_model}, positions {k} apart have cosine "
+                                f"{cosine[int(k)]:.3f}; another distance has a larger one")
+        print(f"check_ex4: right, at d_model = {d_model}")
+
+
+    def check_ex5(PE_100):
+        \"\"\"Exercise 5: the 500-position table with base 100, d = 16.\"\"\"
+        table = _array(PE_100)
+        n, d = table.shape
+        assert (n, d) == (500, 16), f"check_ex5: the table is (500, 16); yours is {table.shape}"
+        assert not np.allclose(table, _table(np.arange(n), d)), "check_ex5: that is the table of base 10000"
+        assert np.allclose(table, _table(np.arange(n), d, base=100)), "check_ex5: that is not the formula with base 100"
+        print("check_ex5: right")
     """),
 ]

@@ -684,22 +684,118 @@ CELLS = [
 
     ## Exercises
 
+    The cell after this one defines `check_ex1`, `check_ex3`, `check_ex4` and `check_ex5`: each computes the
+    right answer itself and raises an `AssertionError` that says what is wrong, or prints that your answer is
+    right. Exercise 2 is a question of judgement: its answer line says what one run found.
+
     1. Take the residual connections out of **pre-LN**: $x \leftarrow \mathrm{Sublayer}(\mathrm{LayerNorm}(x))$,
-       a function like `no_residual`. Predict its curve in the right panel of section 6 before you draw it,
-       then check. (Which operation of section 6 makes the positions alike, and does this wiring still
-       have it?)
+       a function like `no_residual`; check it with `check_ex1(your_function)`. Predict its curve in the right
+       panel of section 6 before you draw it, then check. (Which operation of section 6 makes the positions
+       alike, and does this wiring still have it?) (Answer: attention's averaging; nothing adds each
+       position's own $x$ back, so its positions become alike as fast as `no residual`'s.)
     2. Rerun section 7 at `lr = 1e-2` and at `lr = 1e-3` (one number), then with `num_layers=4` instead of 6.
        When is the gap between post-LN and pre-LN largest, and when does it almost close? Do 40 steps of
-       warm-up rescue post-LN at `1e-2`?
+       warm-up rescue post-LN at `1e-2`? (Answer, in the run that wrote this line: largest at `1e-2`, where
+       post-LN stays at the unigram entropy with or without the warm-up, so no; it almost closes with 4
+       layers.)
     3. Show with NumPy that a layer norm ignores the scale of its input: `layer_norm(10 * z, 1, 0)` against
        `layer_norm(z, 1, 0)` for a random `z`. Then, with the library, show that the gradient it sends back
-       is divided by that scale: compare `x.grad` for the inputs `z` and `10 * z` and the same $\bar y$. Which
-       factors of section 3's product contain such a division, and which do not?
+       is divided by that scale: compare `x.grad` for the inputs `z` and `10 * z` and the same $\bar y$, and
+       check them with `check_ex3(z, y_bar, grad_z, grad_10z)`. Which factors of section 3's product contain
+       such a division, and which do not? (Answer: each $J_l^\top$, through the norm in front of its
+       sub-layer; the identity $I$ does not.)
     4. Set the FFN's output weights to zero (`layer.ffn.W_2.weight` and `.bias` of the layer of section 3)
-       and compute $\bar x$ for $y = x + \mathrm{FFN}(x)$ again. What does $\bar x$ equal, and why? (A
-       sub-layer that starts at zero makes its residual block the identity: several initialisation schemes
-       for deep networks start this way.)
+       and compute $\bar x$ for $y = x + \mathrm{FFN}(x)$ again, with section 3's `x` and `c`; check it with
+       `check_ex4(x_bar)`. What does $\bar x$ equal, and why? (A sub-layer that starts at zero makes its
+       residual block the identity: several initialisation schemes for deep networks start this way.)
     5. Remove pre-LN's final LayerNorm (`encoder.norm = None` in `run`) and compare the standard deviation
-       of the read-out's logits with and without it, for 12 layers. Why does post-LN not need one?
+       of the read-out's logits with and without it, for 12 layers; check both with
+       `check_ex5(std_with, std_without, seed)` for the seed of `stack` and `data`. Why does post-LN not
+       need one? (Answer: its stack already ends in a layer norm, the last sub-layer's.)
+    """),
+    code("""
+    import copy
+
+    FFN_WEIGHTS = copy.deepcopy(layer.ffn.state_dict())                  # section 3's FFN, before exercise 4
+
+
+    def check_ex1(wiring):
+        \"\"\"Exercise 1: wiring(layer, x) must be pre-LN without residuals, Sublayer(LayerNorm(x)), twice.\"\"\"
+        encoder, _ = stack("post-LN", 0)
+        x_in, _ = data(0)
+        one = encoder.layers[0]
+        n1 = one.norm1(x_in)
+        h = one.self_attn(n1, n1, n1)[0]
+        want = one.ffn(one.norm2(h)).numpy()                             # (batch, S, d_model)
+        got = wiring(one, x_in).numpy()
+        assert got.shape == want.shape, f"check_ex1: the output is {want.shape}; yours is {got.shape}"
+        if np.allclose(got, no_residual(one, x_in).numpy()):
+            raise AssertionError("check_ex1: that is LayerNorm(Sublayer(x)), post-LN without residuals; pre-LN "
+                                 "normalises the sub-layer's input")
+        one.norm_first = True
+        assert not np.allclose(got, one(x_in).numpy()), "check_ex1: that is pre-LN with its residual connections"
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-6), "check_ex1: not Sublayer(LayerNorm(x)) for both sub-layers"
+        print("check_ex1: right")
+
+
+    def _ln_grad(z, y_bar):
+        \"\"\"x.grad of the library's layer norm (no gamma, beta) at the input z, for the loss sum(y_bar * y).\"\"\"
+        Z = mt.tensor(np.asarray(z, dtype=np.float64), requires_grad=True)
+        (mt.tensor(np.asarray(y_bar, dtype=np.float64)) * F.layer_norm(Z)).sum().backward()
+        return Z.grad.numpy()
+
+
+    def check_ex3(z, y_bar, grad_z, grad_10z):
+        \"\"\"Exercise 3: the layer norm's input gradients for the inputs z and 10 z, the same y-bar.\"\"\"
+        z, y_bar = (a.numpy() if isinstance(a, mt.Tensor) else np.asarray(a) for a in (z, y_bar))
+        grad_z, grad_10z = (a.numpy() if isinstance(a, mt.Tensor) else np.asarray(a) for a in (grad_z, grad_10z))
+        want, want_10 = _ln_grad(z, y_bar), _ln_grad(10 * z, y_bar)
+
+        def close(a, b):
+            return a.shape == b.shape and np.allclose(a, b, rtol=1e-4, atol=1e-6 * np.abs(b).max())
+
+        assert close(grad_z, want), "check_ex3: grad_z is not the layer norm's gradient for the input z"
+        assert not close(grad_10z, want), ("check_ex3: grad_10z equals grad_z: the output ignores the scale, the "
+                                           "gradient does not")
+        assert not np.allclose(grad_10z, 100 * want_10, rtol=1e-2), \\
+            "check_ex3: grad_10z is multiplied by the scale, not divided"
+        assert close(grad_10z, want_10), "check_ex3: grad_10z is not the layer norm's gradient for the input 10 z"
+        print(f"check_ex3: right; |grad_z| / |grad_10z| = {np.linalg.norm(grad_z) / np.linalg.norm(grad_10z):.4f}")
+
+
+    def check_ex4(x_bar):
+        \"\"\"Exercise 4: x-bar for y = x + FFN(x) with the FFN's W_2 (weight and bias) zero, section 3's x and c.\"\"\"
+        x_bar = x_bar.numpy() if isinstance(x_bar, mt.Tensor) else np.asarray(x_bar)
+
+        def grad(weights, residual=True):
+            ffn = copy.deepcopy(layer.ffn)
+            ffn.load_state_dict(weights)
+            X_in = mt.tensor(x, requires_grad=True)
+            (mt.tensor(c) * ((X_in if residual else 0) + ffn(X_in))).sum().backward()
+            return X_in.grad.numpy()
+
+        zeroed = {k: v * 0 if k.startswith("W_2.") else v for k, v in FFN_WEIGHTS.items()}
+        assert x_bar.shape == x.shape, f"check_ex4: x-bar has x's shape, {x.shape}; yours is {x_bar.shape}"
+        assert not np.allclose(x_bar, grad(FFN_WEIGHTS)), "check_ex4: that is x-bar with section 3's W_2; zero it first"
+        assert not np.allclose(x_bar, grad(zeroed, residual=False)), \\
+            "check_ex4: that is J_f^T y-bar alone, the path through the FFN; y = x + FFN(x) adds the residual's"
+        assert np.allclose(x_bar, grad(zeroed), rtol=1e-10, atol=1e-12), "check_ex4: not x-bar for W_2 = 0"
+        print("check_ex4: right")
+
+
+    def check_ex5(std_with, std_without, seed=0, num_layers=12):
+        \"\"\"Exercise 5: the std of pre-LN's read-out logits with and without its final LayerNorm, stack(seed).\"\"\"
+        encoder, readout = stack("pre-LN", seed, num_layers)
+        h, _ = data(seed)
+        for one in encoder.layers:
+            h = one(h)
+        want = readout(encoder.norm(h)).numpy().std(), readout(h).numpy().std()
+        assert not np.allclose([std_with, std_without], want[::-1], rtol=1e-3), "check_ex5: with and without swapped"
+        for name, got, w in (("std_with", std_with, want[0]), ("std_without", std_without, want[1])):
+            assert not np.isclose(got, h.numpy().std(), rtol=1e-3), \\
+                f"check_ex5: {name} is the stream's std, not the logits'"
+            assert np.isclose(got, w, rtol=1e-3), \\
+                f"check_ex5: {name} is too {'large' if got > w else 'small'} (seed {seed})"
+        print(f"check_ex5: right, seed {seed}")
     """),
 ]
