@@ -632,3 +632,57 @@ def test_model_from_checkpoint_of_a_model_of_ones_own_says_to_build_it_and_load_
                 r"into it, load_checkpoint\(path, model\)$")
     with pytest.raises(CheckpointError, match=expected):
         model_from_checkpoint(read_checkpoint(path))
+
+
+# ------------------------------------------------------------------ a tokenizer of one's own
+class _LowerChar(CharTokenizer):  # inherits kind "char": would read back as a CharTokenizer ("H" -> <unk>)
+    def tokenize(self, text):
+        return list(text.lower())
+
+
+class _LowerCharKind(_LowerChar):
+    kind = "test-checkpoint-lowerchar"
+
+
+class _Folding(CharTokenizer):  # a setting of its own that to_dict leaves out: it would read back with the default
+    kind = "test-checkpoint-folding"
+
+    def __init__(self, alphabet, fold=True):
+        super().__init__(alphabet)
+        self.fold = fold
+
+    def tokenize(self, text):
+        return list(text.lower() if self.fold else text)
+
+
+class _Fixed(CharTokenizer):  # an __init__ that takes no vocabulary: from_dict's cls(vocab) fails
+    kind = "test-checkpoint-fixed"
+
+    def __init__(self):
+        super().__init__("0123456789")
+
+
+@pytest.mark.single_backend
+def test_a_tokenizer_subclass_reads_back_from_a_checkpoint_as_itself(tmp_path):
+    from minitransformer.data import tokenizer_from_dict
+
+    tok = _LowerCharKind("abcdeh lo")
+    path = save_checkpoint(tmp_path / "c.npz", Tiny(), tokenizer=tok)
+    again = tokenizer_from_dict(read_checkpoint(path).tokenizer)
+    assert type(again) is _LowerCharKind and again.encode("Hello") == tok.encode("hello") == again.encode("hello")
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("tok, says", [
+    (_LowerChar("abcdeh lo"), r"_LowerChar.to_dict: .*inherits kind 'char' from CharTokenizer, so tokenizer_from_dict "
+                              r"would read it back as a CharTokenizer.*kind = \"_lowerchar\""),
+    (_Folding("abAB", fold=False), r"the _Folding does not read back as itself .*its fold is False, the one read "
+                                   r"back's True; .*saves it in to_dict and reads it back in a classmethod from_dict"),
+    (_Fixed(), r"the _Fixed does not read back as itself .*reading it back fails \(TypeError: .*from_dict"),
+], ids=["inherited-kind", "unsaved-setting", "other-init"])
+def test_a_tokenizer_that_would_not_read_back_as_itself_is_refused_before_the_old_file_is_replaced(tmp_path, tok, says):
+    path = save_checkpoint(tmp_path / "c.npz", Tiny(), step=1, tokenizer=CharTokenizer("ab"))
+    old = path.read_bytes()
+    with pytest.raises(CheckpointError, match="^save_checkpoint: " + says):
+        save_checkpoint(path, Tiny(), step=2, tokenizer=tok)
+    assert path.read_bytes() == old and os.listdir(tmp_path) == ["c.npz"]

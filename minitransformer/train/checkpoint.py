@@ -50,6 +50,7 @@ import numpy as np  # checkpoints live on the host: NumPy arrays in, NumPy array
 
 from .. import backend as _backend
 from .._arguments import require_int, shown
+from ..data import tokenizers as _tokenizers
 from ..nn.module import Module, StateDictError
 from ..optim import LRScheduler, Optimizer
 
@@ -171,7 +172,9 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     rng_state : dict, "current" or None
         ``"current"``: the current backend's generator state (on every backend, the GPU's included).
     tokenizer : Tokenizer or dict, optional
-        Saved as :meth:`~minitransformer.data.Tokenizer.to_dict` data.
+        Saved as :meth:`~minitransformer.data.Tokenizer.to_dict` data. A tokenizer that
+        :func:`~minitransformer.data.tokenizer_from_dict` would not read back as itself (a subclass without a
+        ``kind`` of its own, which would come back as its parent) is refused.
     history : dict of str to list, optional
         The metrics history.
     trainer_state, extra : dict, optional
@@ -188,7 +191,8 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     ------
     CheckpointError
         ``path`` is a folder, or lies under a file; or the data hold something a checkpoint cannot (a Python
-        object, a dict ``{"__array__": ...}``: the form the file uses inside for an array). Everything is
+        object, a dict ``{"__array__": ...}``: the form the file uses inside for an array, a tokenizer that would
+        not read back as itself). Everything is
         checked before the file is written: a refused save leaves an older checkpoint at ``path`` as it was.
     TypeError, ValueError
         An argument of the wrong kind (``model`` not a Module, ``step`` not an integer >= 0, ...).
@@ -225,7 +229,7 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     if config is None:
         config = getattr(model, "config", None)
     if tokenizer is not None and hasattr(tokenizer, "to_dict"):
-        tokenizer = tokenizer.to_dict()
+        tokenizer = _tokenizer_data(tokenizer)
     arrays: dict[str, np.ndarray] = {}
     model_state = model.state_dict()
     for name, value in model_state.items():
@@ -252,6 +256,22 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     arrays[_CHECKSUM] = np.frombuffer(_checksum(arrays).encode("ascii"), dtype=np.uint8)
     _write_atomically(path, lambda f: np.savez(f, **arrays))
     return path
+
+
+def _tokenizer_data(tokenizer) -> dict:
+    """``tokenizer.to_dict()``, refused (a :class:`CheckpointError` saying what the class needs) where
+    :func:`~minitransformer.data.tokenizer_from_dict` would not read it back as the tokenizer it is: a subclass
+    without a ``kind`` of its own would come back as its parent, tokenizing otherwise."""
+    try:
+        state = tokenizer.to_dict()
+    except _tokenizers._NotSaveable as e:
+        raise CheckpointError(f"save_checkpoint: {e}") from e
+    if isinstance(tokenizer, _tokenizers.Tokenizer | _tokenizers.TokenizerPair):
+        try:
+            _tokenizers._check_reads_back(tokenizer, state, "save_checkpoint")
+        except TypeError as e:
+            raise CheckpointError(str(e)) from e
+    return state
 
 
 def _check_array(key: str, value) -> np.ndarray:
