@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import stat
+import warnings
 
 import numpy as np
 import pytest
@@ -632,3 +633,184 @@ def test_model_from_checkpoint_of_a_model_of_ones_own_says_to_build_it_and_load_
                 r"into it, load_checkpoint\(path, model\)$")
     with pytest.raises(CheckpointError, match=expected):
         model_from_checkpoint(read_checkpoint(path))
+
+
+# ------------------------------------------------------------------ a tokenizer of one's own
+class _LowerChar(CharTokenizer):  # inherits kind "char": would read back as a CharTokenizer ("H" -> <unk>)
+    def tokenize(self, text):
+        return list(text.lower())
+
+
+class _LowerCharKind(_LowerChar):
+    kind = "test-checkpoint-lowerchar"
+
+
+class _Folding(CharTokenizer):  # a setting of its own that to_dict leaves out: it would read back with the default
+    kind = "test-checkpoint-folding"
+
+    def __init__(self, alphabet, fold=True):
+        super().__init__(alphabet)
+        self.fold = fold
+
+    def tokenize(self, text):
+        return list(text.lower() if self.fold else text)
+
+
+class _Fixed(CharTokenizer):  # an __init__ that takes no vocabulary: from_dict's cls(vocab) fails
+    kind = "test-checkpoint-fixed"
+
+    def __init__(self):
+        super().__init__("0123456789")
+
+
+@pytest.mark.single_backend
+def test_a_tokenizer_subclass_reads_back_from_a_checkpoint_as_itself(tmp_path):
+    from minitransformer.data import tokenizer_from_dict
+
+    tok = _LowerCharKind("abcdeh lo")
+    path = save_checkpoint(tmp_path / "c.npz", Tiny(), tokenizer=tok)
+    again = tokenizer_from_dict(read_checkpoint(path).tokenizer)
+    assert type(again) is _LowerCharKind and again.encode("Hello") == tok.encode("hello") == again.encode("hello")
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("tok, says", [
+    (_LowerChar("abcdeh lo"), r"_LowerChar.to_dict: .*inherits kind 'char' from CharTokenizer, so tokenizer_from_dict "
+                              r"would read it back as a CharTokenizer.*kind = \"_lowerchar\""),
+    (_Folding("abAB", fold=False), r"the _Folding does not read back as itself .*its fold is False, the one read "
+                                   r"back's True; .*saves it in to_dict and reads it back in a classmethod from_dict"),
+    (_Fixed(), r"the _Fixed does not read back as itself .*reading it back fails \(TypeError: .*from_dict"),
+], ids=["inherited-kind", "unsaved-setting", "other-init"])
+def test_a_tokenizer_that_would_not_read_back_as_itself_is_refused_before_the_old_file_is_replaced(tmp_path, tok, says):
+    path = save_checkpoint(tmp_path / "c.npz", Tiny(), step=1, tokenizer=CharTokenizer("ab"))
+    old = path.read_bytes()
+    with pytest.raises(CheckpointError, match="^save_checkpoint: " + says):
+        save_checkpoint(path, Tiny(), step=2, tokenizer=tok)
+    assert path.read_bytes() == old and os.listdir(tmp_path) == ["c.npz"]
+
+
+# ------------------------------------------------------------------ what the config does not say: the modules' classes
+class _NoPE(nn.Module):
+    """No positional encoding: a parameter-free module of one's own, in place of the sinusoidal one."""
+
+    def forward(self, x, start=0):
+        return x
+
+
+def _lm():
+    return nn.DecoderOnlyLM(20, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16, dropout=0.0)
+
+
+@pytest.mark.single_backend
+def test_a_model_whose_modules_differ_from_the_saved_ones_is_refused(tmp_path):
+    """A sublayer swapped after the model was built (lm.positional = NoPE()) is not in the config: the model rebuilt
+    from it, with the sinusoidal encoding, took the weights without complaint and computed something else."""
+    from minitransformer.nn.module import StateDictError
+    from minitransformer.train import model_from_checkpoint
+
+    mt.manual_seed(0)
+    lm = _lm()
+    lm.positional = _NoPE()
+    ids = mt.tensor([[1, 2, 3, 4]])
+    path = save_checkpoint(tmp_path / "lm.npz", lm)
+    ckpt = read_checkpoint(path)
+    assert ckpt.modules["positional"] == "_NoPE" and ckpt.modules["decoder"] == "Decoder"
+    says = r"module 'positional' is a _NoPE.* a SinusoidalPositionalEncoding"
+    rebuilt = model_from_checkpoint(ckpt)
+    before = rebuilt.state_dict()
+    with pytest.raises(StateDictError, match=r"nothing was loaded.\n  its " + says + r" here.*assign the same modules"):
+        rebuilt.load_state_dict(ckpt.model_state)
+    with pytest.raises(CheckpointError, match=r"^checkpoint '.*' was saved from a DecoderOnlyLM whose " + says
+                                              + r"\. Its config does not say so.*assign the same modules"):
+        load_checkpoint(path, rebuilt)
+    assert all(np.array_equal(a, rebuilt.state_dict()[k]) for k, a in before.items())  # unchanged
+    rebuilt.load_state_dict(ckpt.model_state, strict=False)  # taken regardless, on purpose
+    # built as it was saved, it loads and computes what the saved model did
+    again = _lm()
+    again.positional = _NoPE()
+    load_checkpoint(path, again)
+    np.testing.assert_array_equal(again.eval()(ids).numpy(), lm.eval()(ids).numpy())
+    # and the other way round: a model with a module the saved one lacks
+    other = _lm()
+    other.output = nn.Sequential(nn.Linear(16, 20))
+    with pytest.raises(CheckpointError, match=r"whose module 'output' is a Linear; this model's is a Sequential"):
+        load_checkpoint(save_checkpoint(tmp_path / "plain.npz", _lm()), other)
+
+
+@pytest.mark.single_backend
+def test_a_checkpoint_without_the_record_of_the_modules_still_loads(tmp_path):
+    lm = _lm()
+    path = save_checkpoint(tmp_path / "lm.npz", lm)
+
+    def forget(arrays):  # as written before the modules were recorded
+        meta = _meta(arrays)
+        del meta["modules"]
+        _set_meta(arrays, meta)
+
+    _rewrite(path, forget)
+    ckpt = read_checkpoint(path)
+    assert ckpt.modules is None and type(ckpt.model_state) is dict
+    swapped = _lm()
+    swapped.positional = _NoPE()
+    load_checkpoint(path, swapped)  # nothing to check it against
+
+
+@pytest.mark.single_backend
+def test_a_damaged_record_of_the_modules_is_refused(tmp_path):
+    path = save_checkpoint(tmp_path / "lm.npz", _lm())
+
+    def damage(arrays):
+        meta = _meta(arrays)
+        meta["modules"] = {"positional": 3}
+        _set_meta(arrays, meta)
+
+    _rewrite(path, damage)
+    with pytest.raises(CheckpointError, match=r"its record of the model's modules is not a list of \[path, class "):
+        read_checkpoint(path)
+
+
+@pytest.mark.single_backend
+def test_an_average_keeps_the_record_of_the_modules_and_refuses_checkpoints_whose_modules_differ(tmp_path):
+    from minitransformer.train.checkpoint import average_checkpoints
+
+    lm = _lm()
+    lm.positional = _NoPE()
+    paths = [save_checkpoint(tmp_path / f"s{step}.npz", lm, step=step) for step in (1, 2)]
+    avg = average_checkpoints(paths)
+    assert avg.modules == read_checkpoint(paths[0]).modules
+    with pytest.raises(nn.module.StateDictError, match="'positional' is a _NoPE"):
+        _lm().load_state_dict(avg.model_state)
+    paths.append(save_checkpoint(tmp_path / "s3.npz", _lm(), step=3))
+    with pytest.raises(CheckpointError, match=r"modules/positional is '_NoPE' in the first, "
+                                              r"'SinusoidalPositionalEncoding' in the second"):
+        average_checkpoints(paths)
+
+
+class _GeluLM(nn.DecoderOnlyLM):
+    """A subclass with an argument of its own, which the parent's config does not hold."""
+
+    def __init__(self, *args, activation="relu", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.activation = activation
+
+
+class _GeluLMConfigured(_GeluLM):
+    def __init__(self, *args, activation="relu", **kwargs):
+        super().__init__(*args, activation=activation, **kwargs)
+        self.config = {**self.config, "activation": activation}
+
+
+@pytest.mark.single_backend
+def test_saving_a_model_whose_config_lacks_an_argument_of_its_class_warns_naming_it(tmp_path):
+    """_GeluLM(**ckpt.config) silently got activation="relu" where the saved model had "gelu"."""
+    sizes = dict(vocab=20, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16)
+    with pytest.warns(UserWarning, match=r"^save_checkpoint: _GeluLM.__init__ takes 'activation', which the model's "
+                                         r"config lacks .*gets the default, not this model's value. A subclass puts "
+                                         r"its own arguments into self.config"):
+        save_checkpoint(tmp_path / "a.npz", _GeluLM(**sizes, activation="gelu"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = save_checkpoint(tmp_path / "b.npz", _GeluLMConfigured(**sizes, activation="gelu"))
+        save_checkpoint(tmp_path / "c.npz", _lm())
+        save_checkpoint(tmp_path / "d.npz", Tiny())
+    assert _GeluLMConfigured(**read_checkpoint(path).config).activation == "gelu"

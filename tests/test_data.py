@@ -25,6 +25,8 @@ from minitransformer.data import (
     CharTokenizer,
     CorpusError,
     DataLoader,
+    Tokenizer,
+    TokenizerPair,
     WordTokenizer,
     available_corpora,
     bag_of_words_ceiling,
@@ -235,6 +237,108 @@ def test_word_tokenizer_from_dict_without_lower_lower_cases_as_the_constructor()
     # WordTokenizer's default is lower=True: a saved word tokenizer without "lower" is read with it
     tok = tokenizer_from_dict({"type": "word", "specials": list(SPECIAL_TOKENS), "vocab": ["Yes", "no"]})
     assert tok.lower and tok.itos[4:] == ["yes", "no"] and tok.encode("YES No") == [4, 5]
+
+
+
+# a subclass of a tokenizer, read back from saved data: as itself (its own kind), or refused when saved
+class _LowerChar(CharTokenizer):  # no kind of its own: it inherits "char", and would read back as a CharTokenizer
+    def tokenize(self, text):
+        return list(text.lower())
+
+
+class _LowerCharKind(_LowerChar):
+    kind = "test-lowerchar"
+
+
+class _Cased(CharTokenizer):  # a setting of its own that to_dict leaves out
+    kind = "test-cased"
+
+    def __init__(self, alphabet, fold=True):
+        super().__init__(alphabet)
+        self.fold = fold
+
+    def tokenize(self, text):
+        return list(text.lower() if self.fold else text)
+
+
+class _CasedSaved(_Cased):  # ... and one that saves it
+    kind = "test-cased-saved"
+
+    def to_dict(self):
+        return {**super().to_dict(), "fold": self.fold}
+
+    @classmethod
+    def from_dict(cls, state):
+        return cls(state["vocab"], fold=state["fold"])
+
+
+@single
+def test_a_tokenizer_subclass_with_its_own_kind_reads_back_as_itself():
+    tok = _LowerCharKind("abcdeh lo")
+    state = json.loads(json.dumps(tok.to_dict()))
+    for again in (tokenizer_from_dict(state), Tokenizer.from_dict(state), _LowerCharKind.from_dict(state)):
+        assert type(again) is _LowerCharKind and again == tok
+        assert again.encode("HeLLo") == tok.encode("hello") != [UNK] * 5   # "H" is "h", not <unk>
+    cased = _CasedSaved("abAB", fold=False)
+    again = tokenizer_from_dict(cased.to_dict())
+    assert type(again) is _CasedSaved and again.fold is False and again.encode("aA") == cased.encode("aA")
+
+
+@single
+def test_a_tokenizer_subclass_without_its_own_kind_is_refused_when_saved():
+    # it would read back as its parent, a CharTokenizer: "H" then <unk> where the subclass reads "h"
+    tok = _LowerChar("abcdeh lo")
+    with pytest.raises(TypeError, match=r"_LowerChar.to_dict: .*inherits kind 'char' from CharTokenizer.*read it back "
+                                        r"as a CharTokenizer.*kind = \"_lowerchar\".*to_dict/from_dict"):
+        tok.to_dict()
+    assert tok == _LowerChar("abcdeh lo") and tok != _LowerChar("ab")      # equality does not need saving
+
+    class Pairs(Tokenizer):  # the Tokenizer docstring's example, without its kind: "base" is no class's
+        def tokenize(self, text):
+            return [text[i:i + 2] for i in range(0, len(text), 2)]
+
+        def _join(self, pieces):
+            return "".join(pieces)
+
+    with pytest.raises(TypeError, match=r"inherits kind 'base' from Tokenizer.*nothing.*kind = \"pairs\""):
+        Pairs(["ba", "na"]).to_dict()
+    with pytest.raises(TypeError, match="inherits kind 'char'"):  # a pair saves both sides: each is checked
+        TokenizerPair(tok, CharTokenizer("ab")).to_dict()
+
+
+@single
+def test_two_tokenizer_classes_cannot_claim_one_kind():
+    with pytest.raises(TypeError, match=r"Other: kind 'test-lowerchar' is already .*_LowerCharKind's"):
+        class Other(CharTokenizer):
+            kind = "test-lowerchar"
+    with pytest.raises(TypeError, match="kind 'char' is already"):
+        class Char2(CharTokenizer):
+            kind = "char"
+    with pytest.raises(TypeError, match="reserved"):
+        class Pair(CharTokenizer):
+            kind = "pair"
+    with pytest.raises(TypeError, match="non-empty string"):
+        class Blank(CharTokenizer):
+            kind = ""
+    assert tokenizer_from_dict(_LowerCharKind("ab").to_dict()).__class__ is _LowerCharKind  # still its own
+
+    def define():  # a class defined again (a notebook cell run twice) takes its own place
+        class Again(CharTokenizer):
+            kind = "test-again"
+        return Again
+
+    first, second = define(), define()
+    assert type(tokenizer_from_dict(second("ab").to_dict())) is second
+    with pytest.raises(TypeError, match="registered to another class"):  # the first one's would build the second
+        first("ab").to_dict()
+
+
+@single
+def test_tokenizer_from_dict_of_a_kind_not_defined_says_to_import_its_class():
+    state = {"type": "my-subwords", "specials": list(SPECIAL_TOKENS), "vocab": ["a"]}
+    with pytest.raises(ValueError, match=r"got 'my-subwords'. A tokenizer class of your own .*import \(or define\) "
+                                         r"the class whose kind is 'my-subwords' first"):
+        tokenizer_from_dict(state)
 
 
 # ================================================================== digit tasks

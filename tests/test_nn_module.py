@@ -878,3 +878,17 @@ def test_train_takes_a_bool_as_pytorch_does(mode):
     with pytest.raises(ValueError, match=r"Sequential.train: mode must be True or False, got"):
         model.train(mode)
     assert not model.training
+
+
+def test_a_state_that_records_its_modules_classes_is_refused_by_a_model_whose_modules_differ():
+    from minitransformer.nn.module import ClassedState, StateDictError, module_classes
+
+    saved = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1))
+    model = nn.Sequential(nn.Linear(2, 2), nn.Sequential())
+    state = ClassedState(saved.state_dict(), module_classes(saved))
+    with pytest.raises(StateDictError, match=r"nothing was loaded.\n  its module '1' is a Dropout in the model the "
+                                             r"state was saved from, a Sequential here"):
+        model.load_state_dict(state)
+    model.load_state_dict(state, strict=False)  # regardless, on purpose
+    model.load_state_dict(dict(state))  # a plain dict records no classes
+    nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).load_state_dict(state)  # the same classes: loads

@@ -64,11 +64,47 @@ def _composed(text: str) -> str:
     return unicodedata.normalize("NFC", text) if isinstance(text, str) and not text.isascii() else text
 
 
+#: the tokenizer classes by kind (``to_dict()["type"]``), for :func:`tokenizer_from_dict`; each class that defines a
+#: ``kind`` of its own is entered as it is defined (:meth:`Tokenizer.__init_subclass__`)
+_KINDS: dict[str, type] = {}
+#: the kind of :class:`TokenizerPair`'s data, and the base class's (which no saved tokenizer is), which no class takes
+_PAIR_KIND, _BASE_KIND = "pair", "base"
+
+
+class _NotSaveable(TypeError):
+    """A tokenizer whose class would not read back as itself: :meth:`Tokenizer.to_dict` refuses it."""
+
+
+def _register(cls: type) -> None:
+    """Enter ``cls`` under its own ``kind`` in :data:`_KINDS`; refuse a kind that is no name, reserved, or another
+    class's (a class defined again, the same module and name, takes its place: a notebook cell run twice)."""
+    kind = cls.__dict__["kind"]
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"{cls.__name__}: kind must be a non-empty string (its name in saved data), got {kind!r}")
+    if kind in (_PAIR_KIND, _BASE_KIND):
+        owner = "TokenizerPair" if kind == _PAIR_KIND else "the base class Tokenizer"
+        raise TypeError(f"{cls.__name__}: kind {kind!r} is reserved ({owner}'s); choose another, such as "
+                        f"{cls.__name__.lower()!r}")
+    other = _KINDS.get(kind)
+    if other is not None and (other.__module__, other.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise TypeError(f"{cls.__name__}: kind {kind!r} is already {other.__module__}.{other.__qualname__}'s; a saved "
+                        f"tokenizer names its class by its kind, so each class needs its own: choose another, such as "
+                        f"{cls.__name__.lower()!r}")
+    _KINDS[kind] = cls
+
+
 class Tokenizer:
     """A vocabulary ``itos`` (id to string) whose first four entries are :data:`SPECIAL_TOKENS`.
 
     Subclasses say how a text is cut into pieces (:meth:`tokenize`) and glued back (``_join``);
     the id lookup, the specials and saving are shared here.
+
+    A checkpoint names a tokenizer's class by its ``kind`` (the ``"type"`` entry of :meth:`to_dict`), and
+    :func:`tokenizer_from_dict` finds the class of that kind: each class defined with a ``kind = "..."`` of its own
+    is registered as it is defined (two classes claiming one kind are refused). A class that inherits its parent's
+    kind would read back as the parent, tokenizing otherwise: saving it (:meth:`to_dict`, ``save_checkpoint``) is
+    refused, saying so. A subclass that holds state of its own beyond the vocabulary (a setting of its
+    ``__init__``) also saves it in :meth:`to_dict` and reads it back in :meth:`from_dict`.
 
     Parameters
     ----------
@@ -88,6 +124,7 @@ class Tokenizer:
     A tokenizer that cuts a text into pairs of characters:
 
     >>> class Pairs(Tokenizer):
+    ...     kind = "pairs"                      # its name in a checkpoint: tokenizer_from_dict finds it by it
     ...     def tokenize(self, text):
     ...         return [text[i:i + 2] for i in range(0, len(text), 2)]
     ...     def _join(self, pieces):
@@ -97,9 +134,18 @@ class Tokenizer:
     (6, [4, 5, 5, 2])
     >>> tok.decode([4, 5, 5, 2])
     'banana'
+    >>> tokenizer_from_dict(tok.to_dict()) == tok
+    True
     """
 
-    kind = "base"
+    #: the class's name in saved data (``to_dict()["type"]``); each class that is saved defines its own
+    kind = _BASE_KIND
+
+    def __init_subclass__(cls, **kwargs):
+        """Register a subclass that defines its own ``kind`` with :func:`tokenizer_from_dict`."""
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            _register(cls)
 
     def __init__(self, pieces: Iterable[str]):
         itos = list(SPECIAL_TOKENS)
@@ -138,7 +184,12 @@ class Tokenizer:
         return f"{type(self).__name__}(vocab_size={self.vocab_size})"
 
     def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.to_dict() == other.to_dict()
+        if type(self) is not type(other):
+            return False
+        try:
+            return self.to_dict() == other.to_dict()
+        except _NotSaveable:  # a class that cannot be saved (no kind of its own): what it holds
+            return vars(self) == vars(other)
 
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
         """Token ids of ``text``; pieces not in the vocabulary become :data:`UNK`.
@@ -190,13 +241,56 @@ class Tokenizer:
         return self._join(pieces)
 
     def to_dict(self) -> dict:
-        """Everything needed to rebuild this tokenizer, as JSON-able data (for checkpoints)."""
-        return {"type": self.kind, "specials": list(SPECIAL_TOKENS), "vocab": self.itos[len(SPECIAL_TOKENS) :]}
+        """Everything needed to rebuild this tokenizer, as JSON-able data (for checkpoints).
+
+        Raises
+        ------
+        TypeError
+            The class has no ``kind`` of its own (it inherits its parent's, and would read back as the parent), or
+            its kind is registered to another class: the message says what to add.
+        """
+        return {"type": self._saved_kind(), "specials": list(SPECIAL_TOKENS), "vocab": self.itos[len(SPECIAL_TOKENS) :]}
+
+    def _saved_kind(self) -> str:
+        """``kind``, where :func:`tokenizer_from_dict` reads it back as this class; else a :class:`TypeError` saying
+        what the class needs."""
+        cls = type(self)
+        if _KINDS.get(self.kind) is cls:
+            return self.kind
+        if "kind" not in cls.__dict__:
+            owner = next(c for c in cls.__mro__ if "kind" in c.__dict__)
+            back = (f"a {owner.__name__}" if _KINDS.get(self.kind) is owner else
+                    f"nothing (no class is registered as {self.kind!r})")
+            why = (f"it inherits kind {self.kind!r} from {owner.__name__}, so tokenizer_from_dict would read it back "
+                   f"as {back}, which tokenizes otherwise")
+        elif self.kind in _KINDS:
+            other = _KINDS[self.kind]
+            why = (f"its kind {self.kind!r} is registered to another class, {other.__module__}.{other.__qualname__} "
+                   "(defined again since?), which tokenizer_from_dict would build")
+        else:
+            why = f"its kind {self.kind!r} is not registered with tokenizer_from_dict (set after the class was made?)"
+        raise _NotSaveable(
+            f"{cls.__name__}.to_dict: this tokenizer cannot be saved: {why}. Give the class a kind of its own in its "
+            f'body: kind = "{cls.__name__.lower()}", which registers it when the class is defined (and to_dict/'
+            "from_dict if it holds state of its own beyond the vocabulary, such as a setting of its __init__)"
+        )
 
     @classmethod
     def from_dict(cls, state: dict) -> Tokenizer:
-        """Rebuild a tokenizer saved by :meth:`to_dict` (any subclass: the ``"type"`` entry says which)."""
-        return tokenizer_from_dict(state)
+        """Rebuild a tokenizer saved by :meth:`to_dict` (any subclass: the ``"type"`` entry says which).
+
+        The class registered under the saved ``"type"`` rebuilds it: ``cls(vocab)`` by default (and what the
+        built-in classes save besides: ``lower``, ``merges``). A subclass whose ``__init__`` takes more than the
+        vocabulary overrides this classmethod, as it overrides :meth:`to_dict` to save them.
+        """
+        if not isinstance(state, dict) or _KINDS.get(state.get("type")) is not cls:
+            return tokenizer_from_dict(state)  # another class's data (or none's): the "type" entry says whose
+        return cls._from_vocab(state, _saved_vocab(state))
+
+    @classmethod
+    def _from_vocab(cls, state: dict, vocab: list) -> Tokenizer:
+        """This class rebuilt from its checked saved ``vocab`` (the entries after the specials) and ``state``."""
+        return cls(vocab)
 
 
 class CharTokenizer(Tokenizer):
@@ -342,6 +436,10 @@ class WordTokenizer(Tokenizer):
     def to_dict(self) -> dict:
         """As :meth:`Tokenizer.to_dict`, with ``"lower"``."""
         return {**super().to_dict(), "lower": self.lower}
+
+    @classmethod
+    def _from_vocab(cls, state: dict, vocab: list) -> WordTokenizer:
+        return cls(vocab, lower=bool(state.get("lower", True)))
 
 
 # A chunk is a word with the single space before it, if any (" lower"), or one other whitespace character
@@ -536,6 +634,20 @@ class BPETokenizer(Tokenizer):
         """As :meth:`Tokenizer.to_dict`, with ``"merges"``: a list of ``[left, right]`` pairs, in rank order."""
         return {**super().to_dict(), "merges": [list(pair) for pair in self.merges]}
 
+    @classmethod
+    def _from_vocab(cls, state: dict, vocab: list) -> BPETokenizer:
+        """The alphabet is the vocabulary's single characters (a merge makes two or more), the merges are listed;
+        the vocabulary they make must be the one saved, id for id."""
+        merges, kind = state.get("merges"), state.get("type")
+        if not isinstance(merges, list) or not all(isinstance(m, list) and len(m) == 2 for m in merges):
+            raise ValueError(f"tokenizer_from_dict: a {kind!r} tokenizer's 'merges' must be a list of [left, right] "
+                             f"pairs, got {merges!r:.80}")
+        tok = cls([p for p in vocab if isinstance(p, str) and len(p) == 1], [tuple(m) for m in merges])
+        if tok.itos[len(SPECIAL_TOKENS):] != vocab:
+            raise ValueError(f"tokenizer_from_dict: a {kind!r} tokenizer's 'vocab' is not its alphabet followed by its "
+                             "merges (a damaged or hand-edited file?)")
+        return tok
+
 
 class TokenizerPair:
     """The two tokenizers of a translation: ``source`` reads the encoder's input, ``target`` writes the decoder's.
@@ -557,7 +669,7 @@ class TokenizerPair:
     True
     """
 
-    kind = "pair"
+    kind = _PAIR_KIND
 
     def __init__(self, source: Tokenizer, target: Tokenizer):
         for side, tok in (("source", source), ("target", target)):
@@ -576,9 +688,6 @@ class TokenizerPair:
         return {"type": self.kind, "source": self.source.to_dict(), "target": self.target.to_dict()}
 
 
-_KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BPETokenizer}
-
-
 def tokenizer_from_dict(state: dict) -> Tokenizer | TokenizerPair:
     """Rebuild a tokenizer from :meth:`Tokenizer.to_dict` data; refuse data that is not one.
 
@@ -587,18 +696,21 @@ def tokenizer_from_dict(state: dict) -> Tokenizer | TokenizerPair:
     state : dict
         ``{"type": "char" | "word" | "bpe", "specials": [...], "vocab": [...]}`` (and ``"lower"`` for words,
         ``"merges"`` for BPE), or
-        ``{"type": "pair", "source": ..., "target": ...}`` of two such.
+        ``{"type": "pair", "source": ..., "target": ...}`` of two such; or the data of a subclass of your own,
+        whose ``"type"`` is its ``kind`` (found once the class is defined: import it first).
 
     Returns
     -------
     Tokenizer or TokenizerPair
-        A :class:`CharTokenizer`, a :class:`WordTokenizer`, a :class:`BPETokenizer` or a :class:`TokenizerPair`
-        equal to the one saved.
+        A :class:`CharTokenizer`, a :class:`WordTokenizer`, a :class:`BPETokenizer` (or the subclass whose kind
+        the data name) or a :class:`TokenizerPair`, equal to the one saved: the class of kind ``"type"`` rebuilds
+        it with its :meth:`~Tokenizer.from_dict`.
 
     Raises
     ------
     ValueError
-        If ``state`` is not such data, or its special tokens differ from :data:`SPECIAL_TOKENS`.
+        If ``state`` is not such data (its ``"type"`` the kind of no class defined: a class of your own not
+        imported yet?), or its special tokens differ from :data:`SPECIAL_TOKENS`.
 
     Examples
     --------
@@ -611,7 +723,21 @@ def tokenizer_from_dict(state: dict) -> Tokenizer | TokenizerPair:
     if not isinstance(state, dict) or state.get("type") not in _KINDS:
         found = state.get("type") if isinstance(state, dict) else type(state).__name__
         kinds = sorted([*_KINDS, TokenizerPair.kind])
-        raise ValueError(f"tokenizer_from_dict: expected a dict with 'type' in {kinds}, got {found!r}")
+        own = (f". A tokenizer class of your own is found by its kind once it is defined: import (or define) the "
+               f"class whose kind is {found!r} first, then read it" if isinstance(state, dict) and
+               isinstance(found, str) and found not in ("", Tokenizer.kind) else "")
+        raise ValueError(f"tokenizer_from_dict: expected a dict with 'type' in {kinds}, got {found!r}{own}")
+    cls = _KINDS[state["type"]]
+    tok = cls.from_dict(state)
+    if type(tok) is not cls:
+        raise TypeError(f"tokenizer_from_dict: {cls.__name__}.from_dict gave a {type(tok).__name__}, not a "
+                        f"{cls.__name__}: the class of kind {state['type']!r} rebuilds its own")
+    return tok
+
+
+def _saved_vocab(state: dict) -> list:
+    """The saved vocabulary (after the specials) of :meth:`Tokenizer.to_dict` data, checked: the specials are ours,
+    ``vocab`` a list that holds each entry once."""
     if list(state.get("specials", [])) != list(SPECIAL_TOKENS):
         raise ValueError(
             f"tokenizer_from_dict: the saved special tokens {state.get('specials')!r} differ from "
@@ -627,21 +753,36 @@ def tokenizer_from_dict(state: dict) -> Tokenizer | TokenizerPair:
                              "entry once, its position being its id (a damaged or hand-edited file?)")
         if isinstance(piece, str):
             seen.add(piece)
-    if state["type"] == "char":
-        return CharTokenizer(vocab)
-    if state["type"] == "bpe":
-        return _bpe_from_dict(vocab, state.get("merges"))
-    return WordTokenizer(vocab, lower=bool(state.get("lower", True)))
+    return vocab
 
 
-def _bpe_from_dict(vocab: list, merges) -> BPETokenizer:
-    """The :class:`BPETokenizer` of saved data: the alphabet is the vocabulary's single characters (a merge makes
-    two or more), the merges are listed; the vocabulary they make must be the one saved, id for id."""
-    if not isinstance(merges, list) or not all(isinstance(m, list) and len(m) == 2 for m in merges):
-        raise ValueError("tokenizer_from_dict: a 'bpe' tokenizer's 'merges' must be a list of [left, right] pairs, "
-                         f"got {merges!r:.80}")
-    tok = BPETokenizer([p for p in vocab if isinstance(p, str) and len(p) == 1], [tuple(m) for m in merges])
-    if tok.itos[len(SPECIAL_TOKENS):] != vocab:
-        raise ValueError("tokenizer_from_dict: a 'bpe' tokenizer's 'vocab' is not its alphabet followed by its merges "
-                         "(a damaged or hand-edited file?)")
-    return tok
+def _check_reads_back(tok, state: dict, op: str) -> None:
+    """Refuse a tokenizer that its saved data ``state`` (its ``to_dict()``) would not give back as itself: another
+    class, other data, or a setting of its own (a public attribute of a plain value: a bool, a number, a string)
+    that reads back otherwise because ``to_dict`` leaves it out. The built-in classes are checked by their tests."""
+    if isinstance(tok, TokenizerPair):
+        for side in ("source", "target"):
+            _check_reads_back(getattr(tok, side), state[side], op)
+        return
+    cls = type(tok)
+    if cls in (CharTokenizer, WordTokenizer, BPETokenizer):
+        return
+    what = f"{op}: the {cls.__name__} does not read back as itself (tokenizer_from_dict(tok.to_dict()))"
+    fix = (f"; a class whose __init__ takes more than the vocabulary saves it in to_dict and reads it back in a "
+           f"classmethod from_dict(cls, state) that returns a {cls.__name__}")
+    try:
+        back = tokenizer_from_dict(state)
+    except Exception as e:  # a constructor of another signature, ...: whatever fails, said
+        raise TypeError(f"{what}: reading it back fails ({type(e).__name__}: {e}){fix}") from e
+    if type(back) is not cls:
+        raise TypeError(f"{what}: it comes back as a {type(back).__name__}{fix}")
+    again = back.to_dict()
+    if again != state:
+        raise TypeError(f"{what}: the data of the one read back differ from those saved{fix}")
+    plain = (bool, int, float, str, type(None))
+    for name, value in vars(tok).items():
+        if name.startswith("_") or not isinstance(value, plain):
+            continue
+        theirs = getattr(back, name, "<absent>")
+        if type(theirs) is not type(value) or theirs != value:
+            raise TypeError(f"{what}: its {name} is {value!r}, the one read back's {theirs!r}{fix}")

@@ -3,7 +3,9 @@ r"""Whole models: the encoder-decoder Transformer, a decoder-only language model
 Each takes integer token ids ``(batch, seq)`` and returns logits (scores before a softmax or a
 sigmoid); the loss applies the softmax (``F.cross_entropy``) or the sigmoid
 (``F.binary_cross_entropy_with_logits``). Each keeps its constructor's arguments in ``config``,
-so ``type(model)(**model.config)`` rebuilds it (what a checkpoint stores beside the weights).
+so ``type(model)(**model.config)`` rebuilds it (what a checkpoint stores beside the weights). A subclass with
+arguments of its own adds them to ``self.config`` after ``super().__init__(...)``, or a model rebuilt from a
+checkpoint gets their defaults (``save_checkpoint`` warns, naming them).
 """
 
 from __future__ import annotations

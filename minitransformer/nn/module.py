@@ -141,6 +141,45 @@ def _parse_target(target):
 _STATE = {"_parameters": dict, "_buffers": dict, "_non_persistent": set, "_modules": dict, "training": lambda: True}
 
 
+def module_classes(module: Module) -> dict[str, str]:
+    """The class name of each module below ``module``, by dotted path, in the order of :meth:`Module.named_modules`
+    (the module itself, path ``""``, left out): what a checkpoint records of the model's structure, which its
+    ``config`` alone does not say (a sublayer swapped after construction).
+
+    >>> from minitransformer import nn
+    >>> module_classes(nn.Sequential(nn.Linear(2, 3), nn.Dropout(0.1)))
+    {'0': 'Linear', '1': 'Dropout'}
+    """
+    return {path: type(m).__name__ for path, m in module.named_modules() if path}
+
+
+def _first_class_difference(saved: Mapping, module: Module) -> tuple[str, str, str] | None:
+    """``(path, saved class, this model's class)`` of the first module path (in the saved order, then this model's)
+    whose class differs between ``saved`` (:func:`module_classes` of the model a state was taken from) and
+    ``module``, "absent" for a path one side lacks; None where they agree."""
+    own = module_classes(module)
+    for path in [*saved, *(p for p in own if p not in saved)]:
+        theirs, ours = saved.get(path, "absent"), own.get(path, "absent")
+        if theirs != ours:
+            return path, theirs, ours
+    return None
+
+
+class ClassedState(dict):
+    """A state dict (name -> array) that also records the class of each module of the model it was taken from
+    (``module_classes``: dotted path -> class name, :func:`module_classes`), as a checkpoint's ``model_state`` does.
+
+    :meth:`Module.load_state_dict` (with ``strict=True``) refuses it for a model whose modules differ, naming the first
+    path that differs and both classes: weights of the same names and shapes would otherwise load into a model that
+    computes something else (the sinusoidal positional encoding rebuilt where the saved model had another, a
+    parameter-free module of one's own). Otherwise a plain ``dict``.
+    """
+
+    def __init__(self, state=(), module_classes: Mapping[str, str] | None = None):
+        super().__init__(state)
+        self.module_classes = None if module_classes is None else dict(module_classes)
+
+
 def _check_name(cls: type, kind: str, name) -> None:
     """Refuse a name that ``state_dict()`` could not tell apart (empty, or with the "." that joins a path) or that
     is taken: the module's own state, or a method or property of ``cls`` (``keys``, ``forward``, ``to``...), which
@@ -210,6 +249,13 @@ class Module:
     would have no bottom); one module in two places of the tree is fine. ``training`` is True after
     construction; ``eval()`` turns it off (dropout then does nothing) and ``train()`` back on, for the
     module and all its sub-modules.
+
+    A model that a checkpoint should rebuild keeps its constructor's arguments in a dict ``self.config``, so that
+    ``type(model)(**model.config)`` builds it again (the library's models do). A subclass that takes arguments of its
+    own puts them there too, after ``super().__init__(...)``: ``self.config = {**self.config, "activation":
+    activation}``; ``save_checkpoint`` warns, naming it, where the config lacks an argument of ``__init__``. What no
+    argument says, a sub-module assigned after the model was built (``lm.positional = NoPE()``), a checkpoint records
+    as each module's class by path, and loading refuses a model whose modules differ: build it the same way first.
 
     Examples
     --------
@@ -581,9 +627,24 @@ class Module:
         whichever of its names the state has, so a state that gives only one of them misses nothing;
         where it has several, they must hold the same values (PyTorch would load each in turn,
         the last one winning; here two different values for one tensor are refused).
+
+        A state that records the classes of its model's modules (``ClassedState``: a checkpoint's
+        ``model_state``) is refused, with ``strict=True``, by a model whose modules differ: the message names the
+        first path that differs and both classes.
         """
         if not hasattr(state, "keys"):
             raise TypeError(f"load_state_dict: expected a mapping of name -> array, got {type(state).__name__}")
+        saved_classes = getattr(state, "module_classes", None)
+        if strict and isinstance(saved_classes, Mapping):
+            differ = _first_class_difference(saved_classes, self)
+            if differ is not None:
+                path, theirs, ours = differ
+                raise StateDictError(
+                    f"load_state_dict: the state does not fit {type(self).__name__}; nothing was loaded.\n  its module "
+                    f"{path!r} is a {theirs} in the model the state was saved from, a {ours} here: the weights would "
+                    f"load into a model that computes something else. Build the model as it was saved (assign the "
+                    f"same modules) before loading, or load with strict=False to take the weights regardless"
+                )
         targets = {}
         for what in ("_parameters", "_buffers"):
             targets.update(self._named_tensors(what, unique=False, persistent_only=True))

@@ -3,7 +3,8 @@ r"""Checkpoints: everything a run needs to continue, in one ``.npz`` file read w
 One file holds
 
 * the model's weights (``model.state_dict()``: NumPy arrays, whatever backend trained them, so a
-  checkpoint written on a GPU loads on a CPU), its class name and its ``config``;
+  checkpoint written on a GPU loads on a CPU), its class name, its ``config`` and the class of each of its modules
+  (by path: a model whose modules differ, a sublayer swapped after it was built, is refused when loading);
 * the optimizer's state (Adam's moments ...) and the learning-rate schedule's position;
 * the step, the random generator's state, the data position and the metrics history, so that a
   resumed run computes exactly the losses the uninterrupted one would have;
@@ -37,11 +38,13 @@ that says what is wrong.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import os
 import re
 import secrets
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +53,8 @@ import numpy as np  # checkpoints live on the host: NumPy arrays in, NumPy array
 
 from .. import backend as _backend
 from .._arguments import require_int, shown
-from ..nn.module import Module, StateDictError
+from ..data import tokenizers as _tokenizers
+from ..nn.module import ClassedState, Module, StateDictError, _first_class_difference, module_classes
 from ..optim import LRScheduler, Optimizer
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "read_checkpoint", "load_checkpoint", "FORMAT",
@@ -96,7 +100,13 @@ class Checkpoint:
     config : dict or None
         The model's ``config`` (the keyword arguments that rebuild it), if it has one.
     model_state : dict of str to numpy.ndarray
-        ``model.state_dict()``.
+        ``model.state_dict()``; where the checkpoint records ``modules``, a
+        ``ClassedState`` that carries them, so that ``model.load_state_dict`` refuses
+        a model whose modules differ.
+    modules : dict of str to str or None
+        The class name of each module of the model, by dotted path (``{"positional":
+        "SinusoidalPositionalEncoding", ...}``), or None in a checkpoint written before they were recorded (which
+        loads without this check).
     optimizer_state : dict or None
         ``optimizer.state_dict()`` (arrays as NumPy, numbers as Python numbers).
     optimizer_type : str or None
@@ -148,6 +158,11 @@ class Checkpoint:
     history: dict = field(default_factory=dict)
     trainer_state: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    modules: dict | None = None
+
+    def __post_init__(self):
+        if self.modules is not None and getattr(self.model_state, "module_classes", None) != self.modules:
+            self.model_state = ClassedState(self.model_state, self.modules)
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -161,7 +176,10 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
         The ``.npz`` file to write (its folder is created); an existing file is replaced only once
         the new one is complete on disk.
     model : Module
-        Its ``state_dict()``, class name and ``config`` attribute (if any) are saved.
+        Its ``state_dict()``, class name, ``config`` attribute (if any) and the class of each of its modules are
+        saved. A ``config`` that lacks an argument of the class's ``__init__`` (a subclass's own, such as
+        ``activation``) gets a warning naming it: a model rebuilt from the checkpoint (``cls(**ckpt.config)``) would
+        have its default, not this model's value. A subclass puts its own arguments into ``self.config``.
     optimizer : Optimizer, optional
         Its ``state_dict()`` and class name are saved.
     schedule : LRScheduler, optional
@@ -171,7 +189,9 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     rng_state : dict, "current" or None
         ``"current"``: the current backend's generator state (on every backend, the GPU's included).
     tokenizer : Tokenizer or dict, optional
-        Saved as :meth:`~minitransformer.data.Tokenizer.to_dict` data.
+        Saved as :meth:`~minitransformer.data.Tokenizer.to_dict` data. A tokenizer that
+        :func:`~minitransformer.data.tokenizer_from_dict` would not read back as itself (a subclass without a
+        ``kind`` of its own, which would come back as its parent) is refused.
     history : dict of str to list, optional
         The metrics history.
     trainer_state, extra : dict, optional
@@ -188,7 +208,8 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     ------
     CheckpointError
         ``path`` is a folder, or lies under a file; or the data hold something a checkpoint cannot (a Python
-        object, a dict ``{"__array__": ...}``: the form the file uses inside for an array). Everything is
+        object, a dict ``{"__array__": ...}``: the form the file uses inside for an array, a tokenizer that would
+        not read back as itself). Everything is
         checked before the file is written: a refused save leaves an older checkpoint at ``path`` as it was.
     TypeError, ValueError
         An argument of the wrong kind (``model`` not a Module, ``step`` not an integer >= 0, ...).
@@ -224,8 +245,9 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
         rng_state = _backend.current().get_rng_state()
     if config is None:
         config = getattr(model, "config", None)
+    _warn_config_lacks_arguments(model, config)
     if tokenizer is not None and hasattr(tokenizer, "to_dict"):
-        tokenizer = tokenizer.to_dict()
+        tokenizer = _tokenizer_data(tokenizer)
     arrays: dict[str, np.ndarray] = {}
     model_state = model.state_dict()
     for name, value in model_state.items():
@@ -236,6 +258,7 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
         "model_type": type(model).__name__,
         "config": _flatten("config", config, arrays),
         "model_keys": list(model_state),
+        "modules": [[path, name] for path, name in module_classes(model).items()],
         "step": step,
         "rng_state": _flatten("rng_state", rng_state, arrays),
         "tokenizer": _flatten("tokenizer", tokenizer, arrays),
@@ -252,6 +275,45 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     arrays[_CHECKSUM] = np.frombuffer(_checksum(arrays).encode("ascii"), dtype=np.uint8)
     _write_atomically(path, lambda f: np.savez(f, **arrays))
     return path
+
+
+def _warn_config_lacks_arguments(model: Module, config) -> None:
+    """Warn where ``config`` (the model's, saved to rebuild it) lacks a named argument of its class's ``__init__``:
+    rebuilt from the checkpoint, the model would get that argument's default, whatever this one was built with (a
+    subclass's ``activation="gelu"``). Arguments gathered by ``*args``/``**kwargs`` are not named, and not checked."""
+    if not isinstance(config, dict):
+        return
+    cls = type(model)
+    try:
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # (after self)
+    except (TypeError, ValueError):  # a constructor Python cannot describe
+        return
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    missing = [p.name for p in parameters if p.kind in named and p.name not in config]
+    if missing:
+        shown_missing = ", ".join(map(repr, missing))
+        warnings.warn(
+            f"save_checkpoint: {cls.__name__}.__init__ takes {shown_missing}, which the model's config lacks (it holds "
+            f"{sorted(config)}): a {cls.__name__} rebuilt from this checkpoint ({cls.__name__}(**ckpt.config), or "
+            f"read into one built so) gets the default, not this model's value. A subclass puts its own arguments "
+            f"into self.config in its __init__ (self.config = {{**self.config, {missing[0]!r}: {missing[0]}}})",
+            UserWarning, stacklevel=3)
+
+
+def _tokenizer_data(tokenizer) -> dict:
+    """``tokenizer.to_dict()``, refused (a :class:`CheckpointError` saying what the class needs) where
+    :func:`~minitransformer.data.tokenizer_from_dict` would not read it back as the tokenizer it is: a subclass
+    without a ``kind`` of its own would come back as its parent, tokenizing otherwise."""
+    try:
+        state = tokenizer.to_dict()
+    except _tokenizers._NotSaveable as e:
+        raise CheckpointError(f"save_checkpoint: {e}") from e
+    if isinstance(tokenizer, _tokenizers.Tokenizer | _tokenizers.TokenizerPair):
+        try:
+            _tokenizers._check_reads_back(tokenizer, state, "save_checkpoint")
+        except TypeError as e:
+            raise CheckpointError(str(e)) from e
+    return state
 
 
 def _check_array(key: str, value) -> np.ndarray:
@@ -503,6 +565,13 @@ def read_checkpoint(path) -> Checkpoint:
     missing = [k for k in meta.get("model_keys", []) if f"model/{k}" not in arrays]
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} lacks the model arrays {missing}")
+    modules = meta.get("modules")  # (absent from a checkpoint written before they were recorded)
+    if modules is not None:
+        if not (isinstance(modules, list) and all(isinstance(m, list) and len(m) == 2
+                                                  and all(isinstance(x, str) for x in m) for m in modules)):
+            raise CheckpointError(f"checkpoint {str(path)!r}: its record of the model's modules is not a list of "
+                                  f"[path, class name] pairs (a damaged or hand-made file?): {modules!r:.80}")
+        modules = dict(modules)
 
     def unflatten(value):
         if isinstance(value, dict):
@@ -532,6 +601,7 @@ def read_checkpoint(path) -> Checkpoint:
         history=unflatten(meta.get("history") or {}),
         trainer_state=unflatten(meta.get("trainer") or {}),
         extra=unflatten(meta.get("extra") or {}),
+        modules=modules,
     )
 
 
@@ -547,11 +617,11 @@ def _starts_as_a_zip(path: Path) -> bool:
 def load_checkpoint(path, model, optimizer=None, schedule=None, restore_rng: bool | None = None) -> Checkpoint:
     """Read a checkpoint and load it into ``model`` (and ``optimizer``, ``schedule``): all of it, or nothing.
 
-    Everything that can be checked is checked before anything changes: the model's class, ``config``
-    and shapes, the optimizer's and the schedule's class, and (with ``restore_rng``) the kind of
-    random generator. If loading still fails part-way, the model, the optimizer, the schedule and
-    the generator are all put back as they were, and a :class:`CheckpointError` names the part that
-    did not fit.
+    Everything that can be checked is checked before anything changes: the model's class, ``config``,
+    the class of each of its modules (where the checkpoint records them) and shapes, the optimizer's and the
+    schedule's class, and (with ``restore_rng``) the kind of random generator. If loading still fails part-way,
+    the model, the optimizer, the schedule and the generator are all put back as they were, and a
+    :class:`CheckpointError` names the part that did not fit.
 
     The weights are NumPy arrays, so a checkpoint written on any backend loads on any other (a GPU
     run evaluated on a laptop). Only the random generator's state is tied to the backend that
@@ -627,6 +697,14 @@ def _load_read(ckpt: Checkpoint, model, optimizer=None, schedule=None, restore_r
             raise CheckpointError(
                 f"{where} was saved from a {ckpt.model_type} with another config: " + "; ".join(differ)
             )
+    differ = None if ckpt.modules is None else _first_class_difference(ckpt.modules, model)
+    if differ is not None:  # same names and shapes, another computation (a sublayer swapped after it was built)
+        path, theirs, ours = differ
+        raise CheckpointError(
+            f"{where} was saved from a {ckpt.model_type} whose module {path!r} is a {theirs}; this model's is a "
+            f"{ours}. Its config does not say so (a module assigned after the model was built): build the model as "
+            f"it was saved (assign the same modules) before loading it"
+        )
     if optimizer is not None:
         if ckpt.optimizer_state is None:
             _refuse_model_only(ckpt, "load_checkpoint")  # saying why it holds none
@@ -906,7 +984,7 @@ def average_checkpoints(paths) -> Checkpoint:
                    for name, a in last.model_state.items()}
     return Checkpoint(
         path=_averaged_name(paths), version=VERSION, model_type=last.model_type, config=last.config,
-        model_state=model_state, step=last.step, tokenizer=last.tokenizer, history=last.history,
+        model_state=model_state, modules=last.modules, step=last.step, tokenizer=last.tokenizer, history=last.history,
         extra={**last.extra, AVERAGED: {"steps": [steps[p] for p in paths], "files": [str(p) for p in paths]}},
     )
 
@@ -980,6 +1058,8 @@ def _check_same_run(ckpt: Checkpoint, last: Checkpoint) -> None:
         run = tuple({k: v for k, v in c.extra.items() if k not in (AVERAGED, RUN_ID)} for c in (ckpt, last))
     parts = {"model_type": (ckpt.model_type, last.model_type), "config": (ckpt.config, last.config),
              "tokenizer": (ckpt.tokenizer, last.tokenizer), "extra": run}
+    if ckpt.modules is not None and last.modules is not None:  # (a checkpoint written before they were recorded)
+        parts["modules"] = ckpt.modules, last.modules
     for key, (theirs, ours) in parts.items():
         differ = _first_difference(theirs, ours, key)
         if differ is not None:
