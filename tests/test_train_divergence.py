@@ -38,7 +38,8 @@ def _trainer(bad_from: int, how: str, clip=None, log_every: int = 10):
 
 @pytest.mark.parametrize("how", ["nan", "inf"])
 def test_the_step_whose_loss_is_not_finite_is_named_and_no_update_is_made_on_it(how):
-    """The loss NaN at step 3, log_every 10: "became nan by step 10", after 7 updates on NaN; an inf said "nan"."""
+    """The loss NaN at step 3, log_every 10: it said "became nan by step 10", after 7 updates on NaN, and "nan" of an
+    inf. Now step 3, before its update (the parameters stay step 2's), its kind said."""
     trainer, updates = _trainer(3, how)
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
         trainer.fit(lambda s: mt.ones(4, 3), 20)
@@ -80,4 +81,32 @@ def test_checked_later_the_first_step_not_finite_is_named_at_the_next_read(check
         trainer.fit(lambda s: mt.ones(4, 3), 20)
     assert str(caught.value).startswith("Trainer: the training loss became inf by step 3 (found at the read of the "
                                         "device after step 5: ")
-    assert (caught.value.step, caught.value.lr, trainer.step) == (5, 0.001, 5)
+    assert (caught.value.step, caught.value.lr, trainer.step) == (3, 0.001, 5)  # the step named; where it stopped
+
+
+def test_a_run_resumed_after_a_refused_step_gives_each_step_its_rate():
+    """The step refused at once (NumPy) counts, its update unmade, and so does the schedule: a fit after it (with
+    the loss fixed, or a lower rate) runs step 4 at step 4's rate, as an uninterrupted run would (the schedule lagged
+    one step behind the trainer's count)."""
+    trainer, updates = _trainer(3, "nan")
+    trainer.schedule = optim.LambdaLR(trainer.optimizer, lambda t: 1 / t)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match=r"became nan by step 3;"):
+        trainer.fit(lambda s: mt.ones(4, 3), 5)
+    assert (trainer.step, trainer.schedule.step_num, updates) == (3, 4, [1, 2])
+    trainer.loss_fn = lambda m, x: (m(x) ** 2).mean()
+    rates = []
+    step = trainer.optimizer.step
+    trainer.optimizer.step = lambda: rates.append(trainer.optimizer.param_groups[0]["lr"]) or step()
+    trainer.fit(lambda s: mt.ones(4, 3), 5)
+    assert rates == pytest.approx([1e-3 / 4, 1e-3 / 5])
+
+
+def test_checked_later_the_message_gives_the_rate_of_the_step_it_names(checking_later):
+    """Found at the log after step 10, the loss first NaN at step 3: its advice gives step 3's rate (a warm-up's
+    rate at the log's step can be several times it), and so does the error's lr."""
+    trainer, _ = _trainer(3, "nan")
+    trainer.schedule = optim.LambdaLR(trainer.optimizer, lambda t: t)  # lr 1e-3 * t
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+        trainer.fit(lambda s: mt.ones(4, 3), 20)
+    assert "became nan by step 3 (found at the read of the device after step 10" in str(caught.value)
+    assert "(lr was 0.003)" in str(caught.value) and caught.value.lr == pytest.approx(3e-3)

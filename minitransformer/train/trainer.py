@@ -80,10 +80,11 @@ __all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted", "reaches_target
 class TrainingDiverged(FloatingPointError):
     """The training loss became NaN or infinite (or the parameters did, before a checkpoint).
 
-    :meth:`Trainer.fit` checks each step's loss (and, at the first step with ``clip``, the gradient norm) with
-    :meth:`~minitransformer.backend.Backend.check_all`: where values are checked at once (NumPy) it raises at the step
-    that went NaN or infinite, before its update (the step counts as the one the run stopped at); where they are
-    checked later (CuPy: a step waits for nothing) at the next read of the device (the logged loss), naming that step.
+    :meth:`Trainer.fit` looks at each step's loss (and, at the first step with ``clip``, the gradient norm): where
+    values are checked at once (NumPy, where reading a number costs nothing) it raises at the step that went NaN or
+    infinite, before its update (the step and the schedule count it: its batch was used); where they are checked later
+    (CuPy: a step waits for nothing) with the logged loss, naming the first step of those since the last log whose loss
+    was not finite (one read of their losses, kept on the device until then).
     It also raises where it finds the parameters not finite before it writes a checkpoint. The message says nan or
     inf, the step and the learning rate, and what to change: the loss or the data for a loss not finite at step 1,
     a formula such as sqrt at 0 for a gradient not finite with a finite loss, else the learning rate. With
@@ -94,9 +95,9 @@ class TrainingDiverged(FloatingPointError):
     Attributes
     ----------
     step : int or None
-        The step by which the loss, the parameters or the monitored metric was found NaN or infinite (the step
-        :meth:`Trainer.fit` stopped at); None where raised by hand without it, or by the check of a step run outside
-        :meth:`Trainer.fit` (``train_step``), found at a later read.
+        The step the message names: the first whose loss (or gradient norm) was NaN or infinite, or by which the
+        parameters or the monitored metric were found so (where checked later, :attr:`Trainer.step`, the step
+        :meth:`Trainer.fit` stopped at, can be later); None where raised by hand without it.
     lr : float or None
         The learning rate of that step.
     restored_step : int or None
@@ -141,16 +142,8 @@ class TrainingDiverged(FloatingPointError):
 
 
 class _NotFinite(TrainingDiverged):
-    """The check of each step's loss (and, with ``clip``, gradient norm) failed: raised by
-    :meth:`~minitransformer.backend.Backend.check_all` at once on NumPy, at the next read of the device on a GPU.
-    :meth:`Trainer.fit` says which step and what became NaN or infinite in its place (:meth:`Trainer._said_not_finite`).
-    """
-
-
-#: what the check of a step's loss or gradient norm says where :meth:`Trainer.fit` does not say more (one message for
-#: every step: the backend keeps one check per message)
-_NOT_FINITE = ("Trainer: the training loss (or, with clip, the gradient norm) of a step became NaN or infinite; "
-               "Trainer.fit names the step")
+    """A step's loss (or, at step 1 with ``clip``, its gradient norm) found NaN or infinite as the step ran, before
+    its update (where the backend checks values at once: NumPy); :meth:`Trainer.fit` counts the step, unmade."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -475,9 +468,10 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self._eval_step: int | None = None
         self._lr = optimizer.param_groups[0]["lr"]
-        # (backend, 0-d int64 array): 4 k + what, for the first step k whose loss (what 0: nan, 1: inf) or gradient
-        # norm (2: nan, 3: inf) was not finite; 0 while all were. On the device: read only once a check has failed
-        self._first_not_finite: tuple | None = None
+        # the steps since the last log, (step, its lr, its loss): references to the losses on the device, read (in
+        # one read) only where the logged mean is not finite, to name the first step whose loss was not
+        self._unread: list[tuple[int, float, Tensor]] = []
+        self._first_norm: Tensor | None = None  # step 1's gradient norm (with clip), read with the first log
 
     # ------------------------------------------------------------------ data
     def _batches(self, data):
@@ -560,41 +554,31 @@ class Trainer:
         return micro_batches, [n_i / total for n_i in n]
 
     def compute_loss(self, batch) -> Tensor:
-        """``loss_fn(model, batch)``, checked to be one number (a one-element Tensor), and finite: at once on NumPy,
-        before its gradient and the update; at the next read of the device on a GPU (:class:`TrainingDiverged`)."""
+        """``loss_fn(model, batch)``, checked to be one number (a one-element Tensor); where the backend checks values
+        at once (NumPy, where reading a number costs nothing), checked to be finite before its gradient and the
+        update (:class:`TrainingDiverged`). On a GPU the logged mean says it, without a wait in the step."""
         loss = self.loss_fn(self.model, batch)
         if not isinstance(loss, Tensor) or loss.size != 1:
             raise TypeError(f"Trainer: loss_fn must return a one-element Tensor, got "
                             f"{getattr(loss, 'shape', type(loss).__name__)}")
-        self._check_finite(loss, 0)
+        value = _read_at_once(loss)
+        if value is not None and not math.isfinite(value):
+            raise _NotFinite(self._not_finite_said(self.step + 1, "loss", value), self.step + 1, self._lr)
         return loss
 
     def clip_gradients(self) -> None:
         """Scale the gradients to a global norm of at most ``clip`` (:func:`~minitransformer.optim.clip_grad_norm_`);
-        log the norm. At the first step, the norm is checked to be finite before the update (as the loss is):
-        there, with a finite loss and no update made yet, a norm NaN or infinite can only come from a formula whose
-        gradient is not finite (sqrt at 0). After updates it mostly comes from updates too large, and the loss of the
-        next step says so."""
+        log the norm. The first step's norm is checked to be finite, as the loss is (before the update where the
+        backend checks values at once, else with the first log): there, with a finite loss and no update made yet, a
+        norm NaN or infinite can only come from a formula whose gradient is not finite (sqrt at 0). After updates it
+        mostly comes from updates too large, and the losses of the steps after say so."""
         norm = clip_grad_norm_(self.params, self.clip)
         if self.step == 0:
-            self._check_finite(norm, 2)
+            value = _read_at_once(norm)
+            if value is not None and not math.isfinite(value):
+                raise _NotFinite(self._not_finite_said(1, "norm", value), 1, self._lr)
+            self._first_norm = norm
         self._norm.add(norm)
-
-    def _check_finite(self, value: Tensor, what: int) -> None:
-        """Refuse the step in progress (step ``self.step + 1``) where ``value``, its loss (``what`` 0) or its gradient
-        norm (2), is NaN or infinite: a :class:`_NotFinite` from :meth:`~minitransformer.backend.Backend.check_all`,
-        at once where the backend checks values (NumPy: before the update, which is not made), else at the next read
-        of the device (CuPy: no host synchronisation in a step). Which step, and what, is kept on the device
-        (``_first_not_finite``) for :meth:`_said_not_finite` to read once the check has failed."""
-        be, xp = value.backend, value.backend.xp
-        a = xp.reshape(value.data, ())
-        code = 4 * (self.step + 1) + what
-        bad = xp.astype(xp.isnan(a), xp.int64) * code + xp.astype(xp.isinf(a), xp.int64) * (code + 1)
-        if self._first_not_finite is not None and self._first_not_finite[0] is be:
-            first = self._first_not_finite[1]
-            bad = first + xp.astype(first == 0, xp.int64) * bad  # the first step's, kept
-        self._first_not_finite = (be, bad)
-        be.check_all(xp.isfinite(a), _NOT_FINITE, _NotFinite)
 
     def fit(self, data, steps: int) -> dict:
         """Train until ``self.step == steps`` (counting the steps of earlier and resumed runs), or an early stop.
@@ -652,12 +636,14 @@ class Trainer:
                     try:
                         loss = self.train_step(next(source) if self.accumulate == 1 else
                                                [next(source) for _ in range(self.accumulate)])
-                    except _NotFinite:  # (found at once: NumPy) the run stops at this step, its update not made
-                        self.optimizer.zero_grad()
-                        if self._not_finite_at()[0] == self.step + 1:
-                            self.step += 1
+                    except _NotFinite:  # (found at once: NumPy) the run stops at this step, its update not made:
+                        self.optimizer.zero_grad()  # the step counts (its batch was used), and so does the schedule,
+                        self.step += 1  # so that a run resumed from here has each step's rate
+                        if self.schedule is not None:
+                            self.schedule.step()
                         raise
                     self._loss.add(loss)
+                    self._unread.append((self.step, self._lr, loss))
                     bar.update(1)
                     if self.step % self.log_every == 0 or self.step == steps:
                         self._log(bar)
@@ -694,9 +680,10 @@ class Trainer:
             return
         loss = self._loss.compute()
         self._loss.reset()
+        unread, self._unread = self._unread, []
+        first_norm, self._first_norm = self._first_norm, None
         if not math.isfinite(loss):
-            raise TrainingDiverged(f"Trainer: the training loss became {loss} by step {self.step}; {self._advice()}",
-                                   self.step, self._lr)
+            raise self._not_finite_found(unread, first_norm, loss)
         self._record("train_loss", loss)
         self._record("lr", self._lr)
         shown = {"loss": f"{loss:.4f}", "lr": f"{self._lr:.2e}"}
@@ -706,11 +693,12 @@ class Trainer:
         shown.update({k: f"{v:.4f}" for k, v in self.last_eval.items()})
         bar.set_postfix(shown, refresh=False)
 
-    def _advice(self) -> str:
-        """What a diverged run should change: the learning rate, and the clipping."""
+    def _advice(self, lr: float | None = None) -> str:
+        """What a diverged run should change: the learning rate (``lr``, that step's; the last step's by default), and
+        the clipping."""
         clipping = ("or clip the gradients (clip=1.0)" if self.clip is None else
                     f"(the gradients were clipped to a norm of {self.clip:g})")
-        return f"lower the learning rate (lr was {self._lr:g}) {clipping}"
+        return f"lower the learning rate (lr was {self._lr if lr is None else lr:g}) {clipping}"
 
     def _check_finite_params(self) -> None:
         """Raise :class:`TrainingDiverged` before a checkpoint is written where the parameters training goes on from
@@ -747,42 +735,39 @@ class Trainer:
         makes it."""
         try:
             yield
-        except _NotFinite as e:
-            raise self._diverged(self._said_not_finite(e)) from None
         except TrainingDiverged as e:
             raise self._diverged(e) from None
 
-    def _not_finite_at(self) -> tuple[int, int]:
-        """The first step whose loss or gradient norm was not finite, and what (see ``_first_not_finite``): one host
-        read, made only once the check has failed; (0, 0) where none was kept."""
-        if self._first_not_finite is None:
-            return 0, 0
-        be, first = self._first_not_finite
-        return divmod(int(be.to_host(first)), 4)
+    def _not_finite_found(self, unread: list, first_norm: Tensor | None, mean: float) -> TrainingDiverged:
+        """The logged mean ``mean`` is not finite (where values are checked later: a GPU): which step's loss (of
+        ``unread``, the steps since the last log) was first, in one read of the device, or step 1's gradient norm
+        (``first_norm``, with ``clip``, read with the first log) where it was not finite either, named as at once."""
+        found = f" (found at the read of the device after step {self.step}: the steps are not waited for)"
+        if first_norm is not None and not math.isfinite(first_norm.item()):
+            return TrainingDiverged(self._not_finite_said(1, "norm", first_norm.item(), found=found), 1, unread[0][1])
+        if not unread:
+            return TrainingDiverged(self._not_finite_said(self.step, "loss", mean), self.step, self._lr)
+        be = unread[0][2].backend
+        losses = be.to_host(be.xp.stack([be.xp.reshape(loss.data, ()) for _, _, loss in unread])).tolist()  # one read
+        i = next((i for i, v in enumerate(losses) if not math.isfinite(v)), len(losses) - 1)
+        k, lr, _ = unread[i]
+        return TrainingDiverged(self._not_finite_said(k, "loss", losses[i], lr, "" if k == self.step else found), k, lr)
 
-    def _said_not_finite(self, e: _NotFinite) -> TrainingDiverged:
-        """The :class:`TrainingDiverged` that says which step's loss or gradient norm became NaN or infinite, with
-        the advice that fits it: a loss not finite at the very first step comes from the loss or the data (no update
-        was made yet); a gradient norm not finite there with a finite loss, from a formula whose gradient is not finite
-        where its value is; a loss not finite after finite steps, from updates too large (the learning rate)."""
-        k, what = self._not_finite_at()
-        self._first_not_finite = None
-        if not k:
-            return TrainingDiverged(str(e), self.step, self._lr)
-        value = "nan" if what % 2 == 0 else "inf"
-        found = "" if k == self.step else (f" (found at the read of the device after step {self.step}: with "
-                                           "check_values off, as on a GPU, the steps are not waited for)")
-        if what >= 2:  # (checked at step 1 only: clip_gradients)
-            message = (f"Trainer: the gradient norm was {value} at step {k}, before any update{found}, while the "
-                       "training loss was finite: a formula whose gradient is not finite where its value is, such as "
-                       "sqrt at 0 (write sqrt(x + eps)), log at 0, or x ** p with p < 1 at 0; not the learning rate")
-        elif k == 1:
-            message = (f"Trainer: the training loss was {value} at step 1, before any update{found}: look at the loss "
-                       "function and the data (a log or a division at 0, an overflow, a NaN or an infinity in the "
-                       "inputs or targets), not the learning rate")
-        else:
-            message = f"Trainer: the training loss became {value} by step {k}{found}; {self._advice()}"
-        return TrainingDiverged(message, self.step, self._lr)
+    def _not_finite_said(self, k: int, what: str, value: float, lr: float | None = None, found: str = "") -> str:
+        """What step ``k``'s loss or gradient norm (``what``: "loss", "norm"), NaN or infinite (``value``), says, with
+        the advice that fits it: a loss not finite at step 1 comes from the loss or the data (no update was made yet);
+        a gradient norm not finite at step 1 with a finite loss, from a formula whose gradient is not finite where its
+        value is; a loss not finite after finite steps, from updates too large (the learning rate ``lr`` then)."""
+        value = "nan" if math.isnan(value) else "inf"
+        if what == "norm":
+            return (f"Trainer: the gradient norm was {value} at step {k}, before any update{found}, while the training "
+                    "loss was finite: a formula whose gradient is not finite where its value is, such as sqrt at 0 "
+                    "(write sqrt(x + eps)), log at 0, or x ** p with p < 1 at 0; not the learning rate")
+        if k == 1:
+            return (f"Trainer: the training loss was {value} at step 1, before any update{found}: look at the loss "
+                    "function and the data (a log or a division at 0, an overflow, a NaN or an infinity in the inputs "
+                    "or targets), not the learning rate")
+        return f"Trainer: the training loss became {value} by step {k}{found}; {self._advice(lr)}"
 
     def _diverged(self, e: TrainingDiverged) -> TrainingDiverged:
         """What :meth:`fit` raises for the divergence ``e``: with ``restore_best`` and a copy of the best parameters,
@@ -1088,6 +1073,14 @@ class Trainer:
         if wrong:
             raise CheckpointError(f"Trainer.load: {path}: its {what} do not fit the model: {'; '.join(wrong)}")
         return {name: p.backend.asarray(state[name], dtype=p.dtype_name) for name, p in named.items()}
+
+
+def _read_at_once(x: Tensor) -> float | None:
+    """``x`` (one element) as a Python number where its backend checks values at once (NumPy: the array is in host
+    memory, reading it costs nothing, as ``check_range`` reads ids there); None where reading would make the host wait
+    for the device (CuPy)."""
+    be = x.backend
+    return float(be.xp.reshape(x.data, ())) if be.check_values else None
 
 
 def reaches_target(value: float, target: float, mode: str = "max") -> bool:
