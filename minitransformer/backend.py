@@ -198,11 +198,13 @@ class Backend:
     #: how many (min, max) pairs a check keeps on the device before they are reduced to one
     CHECKS_KEPT = 64
 
-    def check_range(self, values, lo: int, hi: int, message: str, error: type[Exception] = IndexError) -> None:
+    def check_range(self, values, lo: int, hi: int, message: str, error: type[Exception] = IndexError,
+                    hints: dict[int, str] | None = None) -> None:
         """Refuse ``values`` (an integer array of this backend) unless each lies in ``lo..hi``: an ``error`` (an
         IndexError unless told) whose message is ``message`` with ``{bad}`` replaced by the first extreme at fault (the
-        min below ``lo``, else the max above ``hi``). The one check of token ids, targets and indices against a range,
-        and of any value the host would otherwise have to wait for (a mask that hides every key).
+        min below ``lo``, else the max above ``hi``), then ``"; "`` and ``hints[bad]`` where ``hints`` has that value
+        (torch's -100 target: its default ``ignore_index``). The one check of token ids, targets and indices against a
+        range, and of any value the host would otherwise have to wait for (a mask that hides every key).
 
         With :attr:`check_values` on, now: min and max are read (the host waits for the device). Off (CuPy's
         default), the min and max are computed on the device and kept; the host reads them at the next read of the
@@ -221,10 +223,11 @@ class Backend:
         if not math.prod(values.shape):
             return
         low, high = xp.min(values), xp.max(values)
+        hints = tuple(sorted(hints.items())) if hints else ()  # (a key of the checks kept: hashable)
         if self.check_values:
-            _refuse_outside(int(low), int(high), lo, hi, message, error)
+            _refuse_outside(int(low), int(high), lo, hi, message, error, hints=hints)
             return
-        kept = self._checks_later.setdefault((lo, hi, message, error, values.dtype), [])  # stacked with their own dtype
+        kept = self._checks_later.setdefault((lo, hi, message, error, hints, values.dtype), [])  # stacked: own dtype
         kept.append((low, high))
         if len(kept) > self.CHECKS_KEPT:  # a loop that never reads the device keeps a bounded number on it
             lows, highs = xp.stack([m for m, _ in kept]), xp.stack([m for _, m in kept])
@@ -249,8 +252,8 @@ class Backend:
             extremes += [xp.astype(xp.min(xp.stack([m for m, _ in kept])), xp.int64),
                          xp.astype(xp.max(xp.stack([m for _, m in kept])), xp.int64)]
         read = self._copy_to_host(xp.stack(extremes)).tolist()
-        for (lo, hi, message, error, _), low, high in zip(checks, read[0::2], read[1::2]):
-            _refuse_outside(low, high, lo, hi, message, error, later=True)
+        for (lo, hi, message, error, hints, _), low, high in zip(checks, read[0::2], read[1::2]):
+            _refuse_outside(low, high, lo, hi, message, error, later=True, hints=hints)
 
     @property
     def kernels(self):
@@ -390,12 +393,14 @@ class Backend:
 
 
 def _refuse_outside(low: int, high: int, lo: int, hi: int, message: str, error: type[Exception] = IndexError,
-                    later: bool = False) -> None:
+                    later: bool = False, hints: tuple = ()) -> None:
     """The error of :meth:`Backend.check_range` where ``low`` (the min) or ``high`` (the max) lies outside
-    ``lo..hi``; ``later``: found at a read of the device, after the steps that used the values."""
+    ``lo..hi``; ``later``: found at a read of the device, after the steps that used the values; ``hints``: (value,
+    text) pairs, the text said after the message where the value is the one at fault."""
     if lo <= low and high <= hi:
         return
-    text = message.replace("{bad}", str(low if low < lo else high))
+    bad = low if low < lo else high
+    text = message.replace("{bad}", str(bad)) + "".join(f"; {hint}" for value, hint in hints if value == bad)
     if later:
         text += (" - found at this read of the device, not where the values were used: with check_values off "
                  "(CuPy's default: reading them there would make every step wait for the GPU), they are checked on the "

@@ -1074,8 +1074,11 @@ LATER = " - found at this read of the device, not where the values were used: wi
                                                             r"vocabulary of 5 \(ids must be in 0\.\.4\)"),
         (lambda E: F.cross_entropy(E, mt.tensor([0, 1, -1, 2, 0])), r"^cross_entropy: target -1 is out of range for "
                                                                     r"C = 3 classes \(expected 0\.\.2\)"),
+        (lambda E: F.cross_entropy(E, mt.tensor([0, -100, 2, 0, 1])),
+         r"^cross_entropy: target -100 is out of range for C = 3 classes \(expected 0\.\.2\); -100 is torch's "
+         r"default ignore_index, none here: to leave those targets out of the loss, write ignore_index=-100"),
     ],
-    ids=["take", "take-negative", "embedding", "cross_entropy"],
+    ids=["take", "take-negative", "embedding", "cross_entropy", "cross_entropy-torchs-padding"],
 )
 def test_a_range_check_put_off_raises_at_the_next_read_of_the_device(checking_later, bad, message):
     """On CuPy a bad token id, target or index read another row silently (check_values off: reading values would make

@@ -46,12 +46,11 @@ def _class_targets(op: str, logits: Tensor, targets, ignore_index):
     kept = xp.ones(y.shape, dtype=xp.bool) if ignore_index is None else y != int(ignore_index)  # (...)
     y = xp.where(kept, y, xp.zeros_like(y))  # ignored positions point at class 0; their loss is dropped below
     extra = "" if ignore_index is None else f" or ignore_index={int(ignore_index)}"
-    if ignore_index is None:  # torch's default ignore_index is -100, this library's None: padding marked so in torch
-        logits.backend.check_all(y != -100, f"{op}: target -100 is out of range for C = {C} classes (expected "
-                                            f"0..{C - 1}); -100 is torch's default ignore_index, none here: to leave "
-                                            "those targets out of the loss, write ignore_index=-100", IndexError)
+    # torch's default ignore_index is -100, this library's None: the padding of targets made for torch is -100
+    torchs = {-100: "-100 is torch's default ignore_index, none here: to leave those targets out of the loss, write "
+                    "ignore_index=-100"} if ignore_index is None else None
     logits.backend.check_range(y, 0, C - 1, f"{op}: target {{bad}} is out of range for C = {C} classes "
-                                            f"(expected 0..{C - 1}{extra})")
+                                            f"(expected 0..{C - 1}{extra})", hints=torchs)
     return y, kept
 
 
