@@ -183,8 +183,10 @@ class Backend:
     def read_bool(self, flag) -> bool:
         """``bool(flag)`` of a 0-d array of this backend, through :meth:`to_host`: a read of the device, so the checks
         put off until the next one are made first (a loop that stops on a flag, as decoding's, would otherwise go on
-        with a bad id's garbage until the next ``.numpy()``)."""
-        return bool(self.to_host(flag))
+        with a bad id's garbage until the next ``.numpy()``). One read of the device, with the checks' extremes."""
+        if not self._checks_later:
+            return bool(self._copy_to_host(flag))
+        return bool(self._make_checks_later(also=flag))
 
     def _copy_to_host(self, array) -> np.ndarray:
         if isinstance(array, np.ndarray | np.generic):
@@ -240,20 +242,24 @@ class Backend:
             xp = self.xp
             self.check_range(xp.reshape(xp.astype(condition, xp.int8), (-1,)), 1, 1, message, error)
 
-    def _make_checks_later(self) -> None:
+    def _make_checks_later(self, also=None) -> int | None:
         """Read every check's kept minima and maxima, in one read of the device (a check per message, and messages
-        name shapes: padded batches of many lengths make tens), and raise for the first check that fails."""
+        name shapes: padded batches of many lengths make tens), and raise for the first check that fails; ``also``, a
+        0-d bool or integer array, is read with them (:meth:`read_bool`), its value returned."""
         checks, self._checks_later = self._checks_later, {}  # made once: a caught error leaves none behind
         if not checks:
-            return
+            return None
         xp = self.xp
         extremes = []  # low, high of each check, as int64 (the ids' dtype; a mask's int8 fits)
         for kept in checks.values():
             extremes += [xp.astype(xp.min(xp.stack([m for m, _ in kept])), xp.int64),
                          xp.astype(xp.max(xp.stack([m for _, m in kept])), xp.int64)]
+        if also is not None:
+            extremes.append(xp.astype(xp.reshape(also, ()), xp.int64))
         read = self._copy_to_host(xp.stack(extremes)).tolist()
         for (lo, hi, message, error, hints, _), low, high in zip(checks, read[0::2], read[1::2]):
             _refuse_outside(low, high, lo, hi, message, error, later=True, hints=hints)
+        return read[-1] if also is not None else None
 
     @property
     def kernels(self):

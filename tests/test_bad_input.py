@@ -1147,6 +1147,22 @@ def test_the_checks_put_off_are_read_in_one_read_of_the_device(checking_later, m
     assert len(reads) == 1 and not checking_later._checks_later
 
 
+def test_decodings_read_a_step_is_one_read_of_the_device_with_the_checks_put_off(checking_later, monkeypatch):
+    """Each decoding step leaves an id check put off (its embedding) and reads its flag (all finished?): the two come
+    to the host in one read, not two (one more wait for the GPU a generated token)."""
+    from minitransformer.train import greedy_decode
+
+    mt.manual_seed(0)
+    model = nn.Transformer(6, 6, d_model=8, heads=2, d_ff=16, num_encoder_layers=1, num_decoder_layers=1,
+                           max_len=8).eval()
+    reads, flags = [], []
+    copy, read_bool = checking_later._copy_to_host, checking_later.read_bool
+    monkeypatch.setattr(checking_later, "_copy_to_host", lambda a: reads.append(1) or copy(a))
+    monkeypatch.setattr(checking_later, "read_bool", lambda f: flags.append(1) or read_bool(f))
+    greedy_decode(model, mt.tensor([[4, 5, 3]]), max_len=6)
+    assert flags and len(reads) == len(flags)
+
+
 @pytest.mark.parametrize("decode", ["greedy_decode", "beam_search", "generate"])
 def test_decodings_read_of_the_device_makes_the_checks_put_off(checking_later, decode):
     """Decoding reads one flag a step (all finished?) to know when to stop: that read goes through to_host
