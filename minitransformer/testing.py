@@ -235,14 +235,13 @@ def gradcheck_module(module, *inputs, **options) -> bool:
 
 
 def _random_in_training(module) -> list[str]:
-    """The modules in ``module`` (itself included) in training mode with a dropout probability above 0 (a ``p`` or
-    ``dropout`` that is a number), each as ``"name: Class, p=0.3"``."""
+    """The modules in ``module`` (itself included) that draw dropout masks in training mode, each as
+    ``"name: Class, p=0.3"``: those whose class names its dropout rate in ``dropout_rate`` (``nn.Dropout``: "p",
+    ``nn.MultiHeadAttention``: "dropout"), that rate above 0. (Not any number called ``p``: an exponent is not random.
+    A module of one's own that calls ``F.dropout`` is found by gradcheck itself, which calls ``fn`` twice.)"""
     found = []
     for name, m in module.named_modules():
-        if not getattr(m, "training", False):
-            continue
-        for attribute in ("p", "dropout"):
-            value = getattr(m, attribute, None)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-                found.append(f"{name or 'itself'}: {type(m).__name__}, {attribute}={value:g}")
+        attribute = getattr(type(m), "dropout_rate", None)
+        if attribute and m.training and getattr(m, attribute) > 0:
+            found.append(f"{name or 'itself'}: {type(m).__name__}, {attribute}={getattr(m, attribute):g}")
     return found

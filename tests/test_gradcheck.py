@@ -406,6 +406,17 @@ def test_gradcheck_module_refuses_dropout_in_training_mode_naming_it_and_eval():
     assert gradcheck_module(ffn.eval(), x)
     assert gradcheck_module(mt.nn.FeedForward(4, 8, dropout=0.0).to("float64"), x)  # training, but no dropout
 
+    class PowerMean(mt.nn.Module):  # a number called p that is no dropout: checked, in training mode
+        def __init__(self):
+            super().__init__()
+            self.p = 3.0
+            self.w = mt.nn.Parameter(mt.ones(4, dtype="float64"))
+
+        def forward(self, x):
+            return ((self.w * x) ** 2 + 1.0).mean(axis=-1) ** (1 / self.p)
+
+    assert PowerMean().training and gradcheck_module(PowerMean(), x)
+
 
 def test_a_random_fn_is_said_to_be_random_not_a_wrong_gradient():
     """Two calls with the same inputs that differ (dropout in training mode, in a plain fn): said so, not reported

@@ -236,6 +236,8 @@ class MultiHeadAttention(Module):
     ((3, 5, 8), (3, 2, 5, 5))
     """
 
+    dropout_rate = "dropout"  # the attribute that draws masks in training mode (testing.gradcheck_module refuses them)
+
     @torch_keywords(batch_first=BATCH_FIRST)
     def __init__(self, d_model: int, heads: int, dropout: float = 0.0, bias: bool = True, literal: bool = False):
         super().__init__()

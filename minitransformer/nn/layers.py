@@ -256,6 +256,8 @@ class Dropout(Module):
     True
     """
 
+    dropout_rate = "p"  # the attribute that draws masks in training mode (testing.gradcheck_module refuses them)
+
     def __init__(self, p: float = 0.1):
         super().__init__()
         self.p = check_probability("Dropout", p)
