@@ -104,13 +104,14 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float | str = 2.0, *, ep
     # ||g|| of every gradient laid end to end, a few array operations in all, not a few per parameter;
     # L2 as m ||g / m|| with m = max |g_i|: no square overflows, however large a finite gradient (2e19^2 does, float32)
     g_all = xp.concat([xp.reshape(g.data, (-1,)) for g in grads])
+    largest = xp.max(xp.abs(g_all))  # max |g_i|
     if infinity_norm:  # ||g||_inf = max |g_i|: no square, nothing to overflow
-        norm = xp.max(xp.abs(g_all))
+        norm = largest
     else:
         info = xp.finfo(g_all.dtype)
         # m kept in [smallest normal, max]: all-zero gradients give 0 / m = 0, and an inf one an inf norm, not inf / inf
         # (backend.clip: no host read on CuPy, where xp.clip makes four)
-        m = _backend.clip(xp, xp.max(xp.abs(g_all)), float(info.smallest_normal), float(info.max))
+        m = _backend.clip(xp, largest, float(info.smallest_normal), float(info.max))
         scaled = g_all / m  # within [-1, 1]
         norm = xp.sqrt(xp.sum(scaled * scaled)) * m
     # the factor min(1, max_norm / (||g|| + eps)), applied as a division by its inverse: a float32 factor below
