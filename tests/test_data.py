@@ -329,6 +329,13 @@ def test_two_tokenizer_classes_cannot_claim_one_kind():
 
     first, second = define(), define()
     assert type(tokenizer_from_dict(second("ab").to_dict())) is second
+
+    def hijack():  # the library's own kinds stay its classes', whatever a class is called
+        class CharTokenizer(Tokenizer):
+            kind = "char"
+
+    with pytest.raises(TypeError, match="kind 'char' is already minitransformer.data.tokenizers.CharTokenizer's"):
+        hijack()
     with pytest.raises(TypeError, match="registered to another class"):  # the first one's would build the second
         first("ab").to_dict()
 

@@ -77,7 +77,9 @@ class _NotSaveable(TypeError):
 
 def _register(cls: type) -> None:
     """Enter ``cls`` under its own ``kind`` in :data:`_KINDS`; refuse a kind that is no name, reserved, or another
-    class's (a class defined again, the same module and name, takes its place: a notebook cell run twice)."""
+    class's. A class of the same name defined again takes its place: a notebook cell run twice, a module reloaded, or
+    imported a second time under another name (a script run as ``__main__`` and imported; pytest 7.0's importlib
+    mode imports a test file twice, once as ``tests.test_data``)."""
     kind = cls.__dict__["kind"]
     if not isinstance(kind, str) or not kind:
         raise TypeError(f"{cls.__name__}: kind must be a non-empty string (its name in saved data), got {kind!r}")
@@ -86,7 +88,9 @@ def _register(cls: type) -> None:
         raise TypeError(f"{cls.__name__}: kind {kind!r} is reserved ({owner}'s); choose another, such as "
                         f"{cls.__name__.lower()!r}")
     other = _KINDS.get(kind)
-    if other is not None and (other.__module__, other.__qualname__) != (cls.__module__, cls.__qualname__):
+    again = other is not None and other.__qualname__ == cls.__qualname__ and (
+        other.__module__ == cls.__module__ or not other.__module__.startswith(__name__.split(".")[0] + "."))
+    if other is not None and not again:  # (the library's own kinds stay its classes')
         raise TypeError(f"{cls.__name__}: kind {kind!r} is already {other.__module__}.{other.__qualname__}'s; a saved "
                         f"tokenizer names its class by its kind, so each class needs its own: choose another, such as "
                         f"{cls.__name__.lower()!r}")
