@@ -52,7 +52,7 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
     array([[-1.2247,  0.    ,  1.2247]], dtype=float32)
     """
     require_float("layer_norm", "x", x)
-    if x.dtype_name == "float16":  # as Module.to("float16") refuses it: no wider accumulation here
+    if x.dtype == getattr(x.backend.xp, "float16", None):  # as Module.to("float16") refuses it (no wider sums here)
         raise TypeError(
             f"layer_norm: x is float16 {x.shape}, which is not supported (as Module.to refuses float16): the squared "
             "deviations pass its largest number, 65504, once inputs reach about 256, and the result comes out zeros; "
