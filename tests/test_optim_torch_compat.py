@@ -253,6 +253,36 @@ def test_amsgrad_is_refused_by_name(name):
     assert "amsgrad" not in cls([w], amsgrad=False).param_groups[0]  # nothing to save: the one form
 
 
+@pytest.mark.single_backend
+@pytest.mark.parametrize("call, torchs, says", [
+    ("SGD", "SGD", {"maximize": "minimise the negated objective", "foreach": "one array operation over all",
+                    "fused": "one array operation over all", "differentiable": "never part of a graph"}),
+    ("Adam", "Adam", {"maximize": "minimise", "foreach": "one array operation", "capturable": "no CUDA graphs",
+                      "decoupled_weight_decay": r"is optim\.AdamW here"}),
+    ("AdamW", "AdamW", {"maximize": "minimise", "fused": "one array operation"}),
+    ("clip_grad_norm_", "clip_grad_norm_", {"error_if_nonfinite": "makes the gradients so, as torch's default",
+                                            "foreach": "a few array operations over all the gradients"}),
+])
+def test_torchs_other_optimizer_keywords_get_what_to_do_here(call, torchs, says):
+    """torch's maximize=, foreach=, fused=, capturable=, differentiable=, decoupled_weight_decay= and clip's
+    error_if_nonfinite= got Python's bare "unexpected keyword argument": each says what to do here. Each is a keyword
+    torch 2.13 takes (checked where torch is installed)."""
+    w = mt.zeros(2, requires_grad=True)
+    w.grad = mt.ones(2)
+    for keyword, hint in says.items():
+        with pytest.raises(TypeError, match=rf"^{call}(\.__init__)?\(\) got an unexpected keyword argument "
+                                            rf"{keyword!r}; PyTorch's {keyword}= .*{hint}"):
+            if call == "clip_grad_norm_":
+                clip_grad_norm_([w], 1.0, **{keyword: True})
+            else:
+                getattr(mt.optim, call)([w], lr=0.1, **{keyword: True})
+    torch = pytest.importorskip("torch")
+    import inspect
+
+    theirs = torch.nn.utils.clip_grad_norm_ if torchs == "clip_grad_norm_" else getattr(torch.optim, torchs)
+    assert set(says) <= set(inspect.signature(theirs).parameters)
+
+
 # ------------------------------------------------------------------ schedules written by hand, or the torch way
 def _two_groups(lr=0.5):
     a, b = mt.zeros(1, requires_grad=True), mt.zeros(1, requires_grad=True)

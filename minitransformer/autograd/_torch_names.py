@@ -214,6 +214,24 @@ REDUCTION_KEYWORDS = {
     "out": "is left out here (a reduction gives a new tensor); np.sum(x), np.mean(x) and np.max(x) pass out=: write "
            "x.sum(), x.mean(), x.max() (with a gradient) or np.mean(x.numpy())",
 }
+#: what the optimizers say to torch's keywords that have no equal here
+OPTIMIZER_KEYWORDS = {
+    "maximize": "has no equal here: minimise the negated objective (a loss_fn that returns -objective)",
+    "foreach": "is left out here: the update is already one array operation over all the parameters laid end to end "
+               "(one CUDA kernel where the backend has kernels)",
+    "fused": "is left out here: the update is already one array operation over all the parameters laid end to end "
+             "(one CUDA kernel where the backend has kernels)",
+    "capturable": "is left out here (no CUDA graphs)",
+    "differentiable": "is left out here: an update is never part of a graph",
+    "decoupled_weight_decay": "is optim.AdamW here (torch's Adam(..., decoupled_weight_decay=True) is its AdamW)",
+}
+#: ... and gradient clipping
+CLIP_KEYWORDS = {
+    "error_if_nonfinite": "is left out here: a norm that is not finite makes the gradients so, as torch's default "
+                          "does, and a Trainer reports the loss that follows (a check here would make the host wait "
+                          "for the norm at every step)",
+    "foreach": "is left out here: the norm is a few array operations over all the gradients laid end to end",
+}
 #: what attention's forward says to torch's masks, which nn.MultiheadAttention has True where a query may *not* attend
 MHA_MASKS = {
     "attn_mask": "is mask= here, True where a query may attend a key, where torch's is True where it may not: "

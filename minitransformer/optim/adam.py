@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._arguments import require_real
+from ..autograd._torch_names import OPTIMIZER_KEYWORDS, torch_keywords
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW", "PAPER_BETAS", "PAPER_EPS"]
@@ -68,6 +69,7 @@ class Adam(Optimizer):
     elementwise = True  # every entry on its own: step updates all parameters laid end to end
     decoupled_weight_decay = False
 
+    @torch_keywords(**OPTIMIZER_KEYWORDS)
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False):
         _refuse_amsgrad(type(self).__name__, amsgrad)
@@ -173,6 +175,7 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True
 
+    @torch_keywords(**OPTIMIZER_KEYWORDS)
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)

@@ -7,10 +7,12 @@ import math
 from .. import backend as _backend
 from .._arguments import is_real, require_real
 from ..autograd import Tensor
+from ..autograd._torch_names import CLIP_KEYWORDS, torch_keywords
 
 __all__ = ["clip_grad_norm_"]
 
 
+@torch_keywords(**CLIP_KEYWORDS)
 def clip_grad_norm_(params, max_norm: float, norm_type: float | str = 2.0, *, eps: float = 1e-6) -> Tensor:
     r"""Scale all gradients by one factor so that their global norm is at most ``max_norm``.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._arguments import require_real
+from ..autograd._torch_names import OPTIMIZER_KEYWORDS, torch_keywords
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -66,6 +67,7 @@ class SGD(Optimizer):
 
     elementwise = True  # every entry on its own: step updates all parameters laid end to end
 
+    @torch_keywords(**OPTIMIZER_KEYWORDS)
     def __init__(self, params, lr: float | None = None, momentum: float = 0.0, *, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay,
