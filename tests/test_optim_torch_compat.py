@@ -428,6 +428,26 @@ def test_a_refused_state_changes_nothing_and_a_setting_left_unsaved_stays():
     assert (other.peak, other.every, other.get_last_lr()) == (0.1, 10, [0.1, 0.1])  # every: not saved, its own kept
 
 
+@pytest.mark.single_backend
+def test_a_schedule_written_the_torch_way_may_pass_last_epoch_on():
+    """torch's subclasses call super().__init__(optimizer, last_epoch), -1 by default: that start is taken (it failed
+    with Python's "takes 2 positional arguments but 3 were given"); another value, torch's way to resume, is refused,
+    naming the state_dict."""
+    class Halving(mt.optim.LRScheduler):
+        def __init__(self, optimizer, last_epoch=-1):
+            super().__init__(optimizer, last_epoch)
+
+        def lr_at(self, step):
+            return 0.5 ** step
+
+    opt = mt.optim.SGD([mt.zeros(1, requires_grad=True)], lr=1.0)
+    assert Halving(opt).get_last_lr() == [0.5]
+    with pytest.raises(ValueError, match=r"^Halving: last_epoch=4 \(torch's way to start a schedule part way\) is not "
+                                         r"taken here, .* load its state_dict"):
+        Halving(opt, last_epoch=4)
+
+
+@pytest.mark.single_backend
 def test_torchs_lambda_lr_and_this_one_agree_one_step_apart():
     """Also a check of the schedule base: torch's LambdaLR at last_epoch t - 1 is this one at step t."""
     torch = pytest.importorskip("torch")

@@ -144,8 +144,12 @@ class LRScheduler:
     # the names of the attributes that state_dict saves besides ``step_num`` (plain numbers, or lists of them)
     saved_settings: tuple[str, ...] = ()
 
-    def __init__(self, optimizer: Optimizer):
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         self.optimizer = _require_optimizer(type(self).__name__, optimizer)
+        if last_epoch != -1:  # torch's subclasses pass it on: super().__init__(optimizer, last_epoch); -1 is its start
+            raise ValueError(f"{type(self).__name__}: last_epoch={last_epoch!r} (torch's way to start a schedule "
+                             "part way) is not taken here, where a schedule starts at step 1: to resume one, load its "
+                             "state_dict (a checkpoint holds it)")
         self.step_num = 1
         self._apply(1)
 
