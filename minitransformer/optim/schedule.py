@@ -98,6 +98,8 @@ class LRScheduler:
     ----------
     optimizer : Optimizer
         Whose groups get the rate; the rate of step 1 is set at once.
+    last_epoch : int
+        torch's, which its subclasses pass on: -1 only, the start (a schedule resumes from its ``state_dict``).
 
     Attributes
     ----------
