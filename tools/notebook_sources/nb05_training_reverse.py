@@ -563,18 +563,38 @@ CELLS = [
     ## Exercises
 
     1. Train on `"copy"` instead of `"reverse"`. What shape does the cross-attention map take, and why?
-       Then try `"sort"`: what can a map of a sorting model show, and what can it not?
+       Then try `"sort"`: what can a map of a sorting model show, and what can it not? (Answer: for copy, the
+       main diagonal instead of the anti-diagonal: output position $i$ needs source position $i$. For sort,
+       the map can show which source position each output digit was read from (with repeated digits the
+       weight splits between the equal ones), but not how the model found it: the comparisons that rank
+       the digits happen in the encoder's self-attention and the feed-forward layers, not in this map.)
     2. Length generalisation: decode held-out sources of length 9 and 10 (`digit_task_splits(...,
        min_len=9, max_len=10)`, and a model built with a larger `max_len`). Where do the errors start?
+       (Answer, not measured here: the model only saw lengths 5 to 8, so expect it to fail where a position
+       beyond 8 matters: the first output digits, which must read source positions it never attended to, and
+       the end, where it has learned to write `<eos>` after at most 8 digits. Lengths up to 8 stay right.)
     3. Replace the cosine with a constant rate after the warm-up (`kind="constant"`) and then with the
-       paper's decay (`kind="noam"`). Compare the curves after 600 steps.
+       paper's decay (`kind="noam"`). Compare the curves after 600 steps. (Answer: all three fall alike
+       while the rates are close; late in the run the constant rate's loss stays higher and noisier, as its
+       steps never shrink, the cosine's ends lowest as its rate goes to 0, and the paper's decay, which
+       shrinks only as $t^{-0.5}$, ends in between. The order of the last two can swap from run to run.)
     4. Raise the rate to `2e-2`, then `5e-2`, each with and without `clip_grad_norm_`. What happens to the
        loss? Why does clipping change so little under Adam? (Multiply every gradient by a constant $c$: what
        happens to $\hat m_t / \sqrt{\hat v_t}$? Clipping's factor is no constant: it changes from step to step.
        So ask how steady it is over the steps Adam averages, about $1/(1 - \beta_1) = 10$ steps for $m$ and
-       $1/(1 - \beta_2) = 50$ for $v$ with the paper's $\beta_2 = 0.98$.)
+       $1/(1 - \beta_2) = 50$ for $v$ with the paper's $\beta_2 = 0.98$.) (Answer: the higher the rate, the
+       noisier the loss, with spikes; at the highest it may stall well above the loss of section 5 or
+       diverge. $\hat m_t$ scales by $c$ and $\sqrt{\hat v_t}$ by $\lvert c \rvert$, so their ratio, and the
+       step, do not change (up to $\epsilon$). While the gradient's norm stays above the threshold and
+       changes slowly, clipping multiplies the gradients of those 10 to 50 steps by nearly the same factor,
+       which cancels; only a sudden spike, clipped on its own, is damped.)
     5. Set `norm_first=False` (the paper's post-LN). Does it still learn in 600 steps? Then build 6 encoder
        and 6 decoder layers and use `warmup=1`, once pre-LN and once post-LN (about half a minute each). What
-       happens to post-LN, and why does the warm-up matter for it?
+       happens to post-LN, and why does the warm-up matter for it? (Answer: with 2 layers and the warm-up,
+       post-LN still learns. With 6 and 6 layers and no warm-up, pre-LN still trains but post-LN does not:
+       its loss stalls high or blows up. In post-LN every sublayer's output passes through a layer norm on
+       the main path, and at initialisation the gradients of the last layers are large (Xiong et al. 2020);
+       Adam's first steps, taken at the full rate before its $v$ has averaged many gradients, move them too
+       far. The warm-up keeps those first steps small.)
     """),
 ]

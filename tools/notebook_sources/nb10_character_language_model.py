@@ -6,6 +6,9 @@ from .cells import ONE_BLAS_THREAD, SETUP, code, md
 QUOTED_ELSEWHERE = {
     "3.19 2.21": "docs/training.md's run of `minitransformer train --task charlm --steps 300` (the task's rate and "
                  "warm-up): its bits per character and its loss",
+    "2.30 2.00": "exercise 2's answer: the add-one, add-0.1 and add-0.01 trigrams' validation cross-entropy, "
+                 "counted as section 3 counts the bigram (deterministic; 2.299, 2.001, 2.000)",
+    "1.90": "exercise 2's answer: the 1,000-step run of docs/training.md, its val_loss",
     "0.11": "a difference: the loss of the training page's 300-step run, 2.21, less this notebook's printed 2.098",
 }
 
@@ -717,19 +720,40 @@ CELLS = [
 
     1. Train with `seq_len=128` (`build("charlm", seq_len=128, ...)`, the same 300 steps) and redraw
        section 7's loss by position. Does the jump at 64 go away? What does each step cost now, and why?
+       (Answer, not measured here: expect yes: positions 64 to 127 are now trained, so the loss stays flat
+       past 64, up to a rise in the last positions like the one before 64 here. A step costs roughly twice
+       as much or more: twice the tokens per window for the embeddings, projections and feed-forward
+       layers, and four times the attention scores, $T^2$ per head.)
     2. Fit a **trigram** model by counting, $p(c \mid a\,b)$ with add-one smoothing over the 71 ids, and
        score it on the validation text. Does it beat the bigram's 2.39 nats? Then try add-$\alpha$ with
        $\alpha = 0.1$ and $0.01$: why does the amount of smoothing matter more for the trigram? Compare the
        best with the Transformer's 2.098 after 300 steps, then train with the task's defaults
        (`build("charlm")`, 1000 steps): what does the Transformer need to pass a table of counts?
+       (Answer: counting has no randomness, so these hold on any machine: add-one gives 2.30 nats, a little
+       better than the bigram; add-0.1 gives 2.00 and add-0.01 also 2.00. A trigram has 71 pseudo-counts to
+       spread in each of its $71^2$ contexts, most of them seen a few times or never, so add-one drowns
+       their real counts; a bigram's 71 contexts have many counts each. The best trigram beats the
+       Transformer after 300 steps; the task's 1000 steps bring it to about 1.90 (docs/training.md's
+       run): it needs enough steps to use more than the last two characters.)
     3. Sampling at temperature $\tau$ draws from $p_\tau \propto p^{1/\tau}$. Take the model's distribution
        of the next character after "The s" and compute its entropy at $\tau = 0.5, 1, 2$; which $\tau$ gives
-       the entropy of a uniform choice among 71, in the limit?
+       the entropy of a uniform choice among 71, in the limit? (Answer: the entropy grows with $\tau$:
+       lowest at 0.5, the model's own at 1, highest at 2. As $\tau \to \infty$, $p^{1/\tau} \to 1$ for every
+       character, so $p_\tau$ tends to the uniform distribution and its entropy to $\ln 71$ = 4.263 nats; as
+       $\tau \to 0$ it tends to 0, the arg-max alone.)
     4. In section 4, replace the characters *before* position $t$ instead of after it. Which logits
-       change now, and why can the change not stop at the replaced positions?
+       change now, and why can the change not stop at the replaced positions? (Answer: the logits at the
+       first replaced position and at every position after it, $t$ included; those before it stay the same.
+       Every later position attends to the replaced ones under the causal mask, directly and through the
+       layers below, so what they read changes too.)
     5. Train the model of section 7's last cell, `positional="learned"`, with `Trainer`, `setup.train_data`
        and `setup.loss_fn` for 300 steps (its own `optim.Adam.paper` and `train.tasks.warmup_schedule`).
        Check that rows 64 to 127 of its table still equal their initial values, redraw the loss by
        position, and generate with `context=128`. Does it fall apart the same way as the sinusoidal model?
+       (Answer: those rows never reach the loss, so their gradient is 0 at every step and Adam, with $m$ and
+       $v$ both 0, leaves them as they were. Expect the loss to jump past 64 as with the sinusoidal table,
+       and the text with `context=128` to fall apart too: from position 64 on the model adds its initial
+       random rows, vectors it never learned to read, where the sinusoidal rows at least continue a pattern it
+       saw.)
     """),
 ]
