@@ -574,7 +574,8 @@ CELLS = [
        beyond 8 matters: the first output digits, which must read source positions it never attended to, and
        the end, where it has learned to write `<eos>` after at most 8 digits. Lengths up to 8 stay right.)
     3. Replace the cosine with a constant rate after the warm-up (`kind="constant"`) and then with the
-       paper's decay (`kind="noam"`). Compare the curves after 600 steps. (Answer: all three fall alike
+       paper's decay (`kind="noam"`). Compare the curves after 600 steps. (Answer, expected rather than
+       measured here: all three fall alike
        while the rates are close; late in the run the constant rate's loss stays higher and noisier, as its
        steps never shrink, the cosine's ends lowest as its rate goes to 0, and the paper's decay, which
        shrinks only as $t^{-0.5}$, ends in between. The order of the last two can swap from run to run.)
@@ -590,7 +591,8 @@ CELLS = [
        which cancels; only a sudden spike, clipped on its own, is damped.)
     5. Set `norm_first=False` (the paper's post-LN). Does it still learn in 600 steps? Then build 6 encoder
        and 6 decoder layers and use `warmup=1`, once pre-LN and once post-LN (about half a minute each). What
-       happens to post-LN, and why does the warm-up matter for it? (Answer: with 2 layers and the warm-up,
+       happens to post-LN, and why does the warm-up matter for it? (Answer, expected rather
+       than measured here: with 2 layers and the warm-up,
        post-LN still learns. With 6 and 6 layers and no warm-up, pre-LN still trains but post-LN does not:
        its loss stalls high or blows up. In post-LN every sublayer's output passes through a layer norm on
        the main path, and at initialisation the gradients of the last layers are large (Xiong et al. 2020);
