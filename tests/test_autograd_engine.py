@@ -911,6 +911,23 @@ def test_split_into_one_part_is_the_whole_and_into_zero_parts_is_refused():
         mt.tensor(a).split(0)
 
 
+def test_split_refuses_negative_and_fractional_sizes():
+    # [4, -1] adds up to the axis's 3, and the slices would clamp the 4: parts of (2, 3) and (2, 0), silently
+    x = mt.tensor(np.arange(6.0).reshape(2, 3))
+    with pytest.raises(ValueError, match=r"split: sizes \[4, -1\] must each be >= 0"):
+        mt.split(x, [4, -1], axis=1)
+    with pytest.raises(TypeError, match=r"split: the parts' sizes must be ints, got \[1\.5, 1\.5\]"):
+        mt.split(x, [1.5, 1.5], axis=1)
+    assert [p.shape for p in mt.split(x, np.array([1, 2]), axis=1)] == [(2, 1), (2, 2)]  # NumPy's ints are ints
+
+
+def test_empty_nested_lists_are_no_rows_and_no_mask_places():
+    # NumPy reads [[]] as float64, which Take and the mask check refused as not integer, not boolean
+    x = mt.zeros(3, 2)
+    assert x[[[]]].shape == (1, 0, 2)
+    assert mt.zeros(1, 0).masked_fill([[]], 1.0).shape == (1, 0)
+
+
 def test_concat_of_one_tensor_is_its_values():
     a = np.arange(6.0).reshape(2, 3)
     for axis in (0, -1):

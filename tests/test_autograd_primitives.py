@@ -129,6 +129,14 @@ CASES = {
     "matmul (3,)@(3,)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (3,), (3,)),
     "matmul (3,)@(2,3,4)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (3,), (2, 3, 4)),
     "matmul (2,3,4)@(4,)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (2, 3, 4), (4,)),
+    # size-0 inner or outer axes: the folded (rows, d) product must not leave its row count to reshape's -1
+    "matmul (2,3,0)@(0,4)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (2, 3, 0), (0, 4)),
+    "matmul (2,3,4)@(4,0)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (2, 3, 4), (4, 0)),
+    "matmul (2,3,0)@(0,)": case(mt.matmul, np.matmul, lambda a, b: a @ b, (2, 3, 0), (0,)),
+    "affine (2,3,0)W(0,4)": case(lambda x, W: fused.Affine.apply(x, W, None), np.matmul, lambda x, W: x @ W,
+                                 (2, 3, 0), (0, 4)),
+    "affine (2,3,4)W(4,0)": case(lambda x, W: fused.Affine.apply(x, W, None), np.matmul, lambda x, W: x @ W,
+                                 (2, 3, 4), (4, 0)),
     # shapes
     "reshape": case(lambda a: a.reshape(6, 4), lambda a: a.reshape(6, 4), lambda a: a.reshape(6, 4), (2, 3, 4)),
     "reshape -1 tuple": case(lambda a: a.reshape((4, -1)), lambda a: a.reshape(4, -1),
@@ -148,6 +156,11 @@ CASES = {
     "getitem ints": case(lambda a: a[0, 2, 1], lambda a: a[0, 2, 1], lambda a: a[0, 2, 1], (2, 3, 4)),
     "getitem slices": case(lambda a: a[:, 1:3], lambda a: a[:, 1:3], lambda a: a[:, 1:3], (2, 3, 4)),
     "getitem step": case(lambda a: a[::2, :, 1::2], lambda a: a[::2, :, 1::2], lambda a: a[::2, :, 1::2], (3, 3, 4)),
+    # bounds beyond the axis, read as NumPy reads them (array-api-strict refuses them: the index is clamped first)
+    "getitem bounds beyond": case(lambda a: a[1:10, -7:2, 9::-2], lambda a: a[1:10, -7:2, 9::-2],
+                                  lambda a: a[1:10, -7:2].flip(-1)[..., ::2], (3, 3, 4)),
+    "getitem past the end": case(lambda a: a[5:, :1], lambda a: a[5:, :1], lambda a: a[5:, :1], (3, 4)),
+    "getitem of no rows": case(lambda a: a[:1], lambda a: a[:1], lambda a: a[:1], (0, 4)),
     "getitem None": case(lambda a: a[None], lambda a: a[None], lambda a: a[None], (2, 3)),
     "getitem None mid": case(lambda a: a[:, None, 1], lambda a: a[:, None, 1], lambda a: a[:, None, 1], (2, 3, 4)),
     "getitem ellipsis": case(lambda a: a[..., 0], lambda a: a[..., 0], lambda a: a[..., 0], (2, 3, 4)),

@@ -16,7 +16,7 @@ import numpy as np  # only to read list indices and recognise NumPy arrays on th
 from .. import backend as _backend
 from . import ops
 from ._torch_names import torch_keywords
-from .engine import Tensor, _axis, _is_floating, _kind, _lift, _tensor_list, broadcast_shapes
+from .engine import Tensor, _axis, _integer, _is_floating, _kind, _lift, _tensor_list, broadcast_shapes
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -76,8 +76,9 @@ def getitem(x: Tensor, index) -> Tensor:
     (2, 4)
     """
     if _is_index_array(index):
-        if isinstance(index, list):  # read here: an empty list is no rows (NumPy would read it as float64)
-            index = np.asarray(index) if index else np.zeros(0, dtype=np.int64)
+        if isinstance(index, list):  # read here: empty lists are no rows (NumPy would read them as float64)
+            index = np.asarray(index)
+            index = index.astype(np.int64) if index.size == 0 else index
         if _kind(index.dtype) == "b":
             raise IndexError(_NO_MASKS)
         return take(x, index, axis=0)
@@ -252,6 +253,8 @@ def _condition(op: str, name: str, condition, like: Tensor, meaning: str = ""):
         cond = condition.data
     elif backend.owns(condition):  # already an array of the backend: no call into the array library
         cond = condition
+    elif isinstance(condition, list) and np.asarray(condition).size == 0:  # nested empty lists: no values to be
+        cond = backend.asarray(np.asarray(condition, dtype=bool))  # bool, which NumPy would read as float64
     else:
         cond = backend.asarray(condition)
     if _backend.dtype_name(cond.dtype) != "bool":
@@ -388,7 +391,9 @@ def split(x: Tensor, sections, axis: int = -1) -> list[Tensor]:
             raise ValueError(f"split: axis {axis} of size {n} does not divide into {sections} equal parts")
         sizes = [n // sections] * sections
     else:
-        sizes = [int(s) for s in sections]
+        sizes = [_integer("split", "the parts' sizes", size, sections, "ints") for size in sections]
+        if any(size < 0 for size in sizes):  # [4, -1] adds up to 3 too, and slices would clamp the 4
+            raise ValueError(f"split: sizes {sizes} must each be >= 0")
         if sum(sizes) != n:
             raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, axis {axis} has size {n}")
     parts, start = [], 0

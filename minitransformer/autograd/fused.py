@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 from .engine import Function
-from .ops import _matmul, _shared_weight_matmul
+from .ops import _matmul, _rows, _shared_weight_matmul
 
 __all__ = ["Affine", "Softmax", "ScaledMaskedSoftmax", "LogSoftmax", "LayerNorm", "Gelu", "CrossEntropy",
            "BinaryCrossEntropyWithLogits"]
@@ -105,13 +105,13 @@ class Affine(Function):
         r""":math:`(\bar X, \bar W, \bar b)` by the formulas above, shaped as ``x``, ``W``, ``b`` (or ``None``)."""
         ### BEGIN SOLUTION A1: Affine.backward: Xbar = Ybar W^T, Wbar = X^T Ybar over all rows, bbar = sum of rows
         xp, x, W = self.xp, self.x, self.W
-        rows_g = xp.reshape(grad, (-1, grad.shape[-1]))  # (rows, d_out); copied only if grad is not row after row
+        rows_g = _rows(xp, grad)  # (rows, d_out); copied only if grad is not row after row
         grad_x = None
         if self.needs_grad(0):  # Ybar W^T, one (rows, d_out) @ (d_out, d_in) product, back in x's shape
             grad_x = xp.reshape(_matmul(self, rows_g, xp.matrix_transpose(W)), (*grad.shape[:-1], W.shape[0]))
         grad_W = None
         if self.needs_grad(1):
-            grad_W = _matmul(self, xp.matrix_transpose(xp.reshape(x, (-1, x.shape[-1]))), rows_g)  # X^T Ybar
+            grad_W = _matmul(self, xp.matrix_transpose(_rows(xp, x)), rows_g)  # X^T Ybar
         grad_b = _sums_over_rows(self, rows_g)[0] if self.has_b and self.needs_grad(2) else None  # sum of rows
         return grad_x, grad_W, grad_b
         ### END SOLUTION

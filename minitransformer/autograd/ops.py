@@ -87,9 +87,29 @@ def _nonempty(op: str, x, axis: tuple) -> None:
                              "undefined")
 
 
-def _full(index: tuple) -> tuple:
-    """``index`` with a trailing ``...``: the array API (array-api-strict) wants every axis indexed."""
-    return index if any(i is Ellipsis for i in index) else index + (Ellipsis,)
+def _full(index: tuple, shape: tuple[int, ...]) -> tuple:
+    """``index`` as the array API (array-api-strict) reads it: every axis indexed (a trailing ``...``), and each
+    slice's bounds inside its axis (NumPy and CuPy read ``x[:10]`` of 3 elements as ``x[:3]``; the standard leaves
+    bounds beyond the axis undefined, and array-api-strict refuses them)."""
+    indexed = sum(i is not None and i is not Ellipsis for i in index)
+    full, axis = [], 0
+    for i in index:
+        if type(i) is slice:
+            i = _inside(i, shape[axis])
+        if i is Ellipsis:
+            axis += len(shape) - indexed
+        elif i is not None:
+            axis += 1
+        full.append(i)
+    return tuple(full) if Ellipsis in full else (*full, Ellipsis)
+
+
+def _inside(s: slice, n: int) -> slice:
+    """The slice ``s`` of an axis of size ``n`` with its bounds inside the axis, selecting what NumPy selects."""
+    r = range(*s.indices(n))
+    if not r:
+        return slice(0, 0)
+    return slice(r.start, r.stop if r.stop >= 0 else None, r.step)  # stop -1 going down: past index 0, i.e. None
 
 
 class _Elementwise(Function):
@@ -740,16 +760,22 @@ class MatMul(Function):
         ### BEGIN SOLUTION A1: MatMul.backward: Abar = Ybar B^T, Bbar = A^T Ybar (use xp.matrix_transpose)
         xp, a, b = self.xp, self.a, self.b
         if self.shared_weight:  # fold the batch axes into rows: one product each, not one per matrix of the stack
-            rows_g = xp.reshape(grad, (-1, grad.shape[-1]))  # (N, E); copied only if grad is not row after row
+            rows_g = _rows(xp, grad)  # (N, E); copied only if grad is not row after row
             grad_a = grad_b = None
             if self.needs_grad(0):  # Ybar B^T: (N, E) @ (E, D), back in A's shape
                 grad_a = xp.reshape(_matmul(self, rows_g, xp.matrix_transpose(b)), (*grad.shape[:-1], b.shape[0]))
             if self.needs_grad(1):  # A^T Ybar: (D, N) @ (N, E)
-                grad_b = _matmul(self, xp.matrix_transpose(xp.reshape(a, (-1, a.shape[-1]))), rows_g)
+                grad_b = _matmul(self, xp.matrix_transpose(_rows(xp, a)), rows_g)
             return grad_a, grad_b
         grad_a = _matmul(self, grad, xp.matrix_transpose(b)) if self.needs_grad(0) else None
         return grad_a, (_matmul(self, xp.matrix_transpose(a), grad) if self.needs_grad(1) else None)
         ### END SOLUTION
+
+
+def _rows(xp, x):
+    """``x`` of shape ``(..., d)`` as ``(rows, d)``, the leading axes folded into one. (The rows are counted, not
+    left to ``-1``: with ``d = 0`` a reshape cannot infer them.)"""
+    return xp.reshape(x, (math.prod(x.shape[:-1]), x.shape[-1]))
 
 
 def _matmul(fn, a, b):
@@ -772,7 +798,7 @@ def _shared_weight_matmul(fn, a, b):
     (rows, D) @ (D, E) product: one large BLAS call instead of one small call per matrix of the stack."""
     xp, flags = fn.xp, getattr(a, "flags", None)  # NumPy and CuPy say whether the reshape is free; others: not folded
     if b.ndim == 2 and a.ndim > 2 and flags is not None and flags.c_contiguous:
-        rows = _matmul(fn, xp.reshape(a, (-1, a.shape[-1])), b)
+        rows = _matmul(fn, _rows(xp, a), b)
         return xp.reshape(rows, (*a.shape[:-1], b.shape[-1]))
     return _matmul(fn, a, b)
 
@@ -888,7 +914,7 @@ class GetItem(Function):
 
     def forward(self, x, index):
         """``x[index]``; keeps the input's shape and dtype and where ``index`` points."""
-        index = _full(index)
+        index = _full(index, x.shape)
         self.shape, self.dtype = tuple(x.shape), x.dtype
         # the array API allows ``None`` (new axes) when reading but not when writing: backward
         # writes through the index without them, into a place of the shape it selects
