@@ -239,6 +239,19 @@ def test_word_tokenizer_from_dict_without_lower_lower_cases_as_the_constructor()
     assert tok.lower and tok.itos[4:] == ["yes", "no"] and tok.encode("YES No") == [4, 5]
 
 
+@single
+@pytest.mark.parametrize("lower", ["false", 0, 1, None, [], np.float64(1.0)])
+def test_word_tokenizer_from_dict_refuses_a_lower_that_is_not_a_bool(lower):
+    """"lower": "false" was read as bool("false"), True: the vocabulary lower-cased, its "Yes" not found."""
+    state = {"type": "word", "specials": list(SPECIAL_TOKENS), "vocab": ["Yes", "no"], "lower": lower}
+    with pytest.raises(ValueError, match=r"^tokenizer_from_dict: a 'word' tokenizer's 'lower' must be true or false, "
+                                         r"got " + re.escape(repr(lower))):
+        tokenizer_from_dict(state)
+    with pytest.raises(TypeError, match=r"^WordTokenizer: lower must be True or False, got "):
+        WordTokenizer(["yes"], lower=lower)
+    assert not tokenizer_from_dict({**state, "lower": np.False_}).lower  # a NumPy bool is a bool
+
+
 
 # a subclass of a tokenizer, read back from saved data: as itself (its own kind), or refused when saved
 class _LowerChar(CharTokenizer):  # no kind of its own: it inherits "char", and would read back as a CharTokenizer

@@ -499,6 +499,19 @@ def test_load_state_dict_names_the_key_of_a_torch_tensor_that_requires_grad():
         lin.load_state_dict(state)
 
 
+def test_load_state_dict_refuses_integers_or_bools_for_a_floating_tensor():
+    """An integer or bool array was cast into a float weight in silence (a hand-edited or damaged state: the weights
+    are floats); an integer buffer still takes integral floats (below)."""
+    lin = nn.Linear(2, 3)
+    before = lin.state_dict()
+    for value in (np.zeros((2, 3), dtype=np.int64), np.ones((2, 3), dtype=bool), [[1, 2, 3], [4, 5, 6]]):
+        with pytest.raises(nn.StateDictError, match=r"'weight': values of dtype (int64|bool) for a parameter of "
+                                                    r"float32, which takes a floating array"):
+            lin.load_state_dict(dict(before, weight=value))
+        for name, v in lin.state_dict().items():
+            np.testing.assert_array_equal(v, before[name])  # all or nothing
+
+
 def test_load_state_dict_refuses_what_an_integer_buffer_cannot_hold():
     class Counter(nn.Module):
         def __init__(self):

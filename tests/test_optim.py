@@ -668,6 +668,146 @@ def test_load_state_dict_refuses_a_mismatch(rng):
         Adam(make_params(initial_values(rng))).load_state_dict({"state": {}})
 
 
+def _adam_state_after(rng, steps=2):
+    """An Adam over the three test parameters after ``steps`` steps, and its state dict."""
+    params = make_params(initial_values(rng))
+    opt = Adam(params, lr=0.01)
+    run_library(opt, params, gradients(rng), steps=steps)
+    return opt, opt.state_dict()
+
+
+def _refused_and_unchanged(make_target, saved, error, message):
+    """Loading ``saved`` into a fresh optimizer is refused with ``message``, and leaves it as it was."""
+    target = make_target()
+    groups_before = [dict(g) for g in target.param_groups]
+    with pytest.raises(error, match=message):
+        target.load_state_dict(saved)
+    assert target.state == {} and [dict(g) for g in target.param_groups] == groups_before
+
+
+@pytest.mark.single_backend
+def test_load_state_dict_refuses_a_state_for_only_some_parameters(rng):
+    """Adam's state of one parameter removed loaded, and the resumed run silently took fresh moments for it."""
+    _, saved = _adam_state_after(rng)
+    partial = {**saved, "state": {k: v for k, v in saved["state"].items() if k != 1}}
+    _refused_and_unchanged(lambda: Adam(make_params(initial_values(rng)), lr=0.5), partial, ValueError,
+                           r"^Adam\.load_state_dict: the saved state holds an entry for 2 of the 3 parameters: none "
+                           r"for parameter 1 \(shape \(5,\)\)")
+    # none at all is a fresh optimizer's (as a never-stepped one saves it), and loads
+    fresh = Adam(make_params(initial_values(rng)), lr=0.5)
+    assert Adam(make_params(initial_values(rng)), lr=0.01).state_dict()["state"] == {}
+    fresh.load_state_dict({**saved, "state": {}})
+    assert fresh.state == {} and fresh.param_groups[0]["lr"] == 0.01
+
+
+@pytest.mark.single_backend
+def test_a_parameter_never_updated_is_saved_as_an_empty_state_and_loads(rng):
+    """A parameter without a gradient so far has no state; the state dict says so with {}, which loads (the
+    refusal above is for a state that lacks the parameter altogether)."""
+    params = make_params(initial_values(rng))
+    opt = Adam(params, lr=0.01)
+    for p in params[:2]:
+        p.grad = mt.ones(*p.shape, dtype="float64")
+    opt.step()
+    saved = opt.state_dict()
+    assert saved["state"][2] == {} and set(saved["state"][0]) == {"step", "m", "v"}
+    other = Adam(make_params(initial_values(rng)))
+    other.load_state_dict(saved)
+    assert [bool(other.state.get(p)) for p in other.param_groups[0]["params"]] == [True, True, False]
+    assert Adam(make_params(initial_values(rng))).state_dict()["state"] == {}  # none stepped: none listed
+    assert SGD(params, lr=0.1).state_dict()["state"] == {}
+
+
+@pytest.mark.single_backend
+def test_load_state_dict_refuses_a_state_without_the_entries_the_optimizer_writes(rng):
+    """{"step": 4} without m, v loaded, then a raw KeyError 'm' in the middle of training."""
+    _, saved = _adam_state_after(rng)
+    for bad, message in [
+        ({"step": 4}, r"state of parameter 0 lacks 'm', 'v'; an Adam state holds 'step', 'm', 'v'"),
+        ({**saved["state"][0], "evil": 1}, r"state of parameter 0 holds 'evil', which Adam does not write; an Adam "
+                                           r"state holds 'step', 'm', 'v'"),
+    ]:
+        _refused_and_unchanged(lambda: Adam(make_params(initial_values(rng))), {**saved, "state": {
+            **saved["state"], 0: bad}}, ValueError, r"^Adam\.load_state_dict: " + message)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("step", [-1, float("nan"), 2.5, "4", True, None])
+def test_load_state_dict_refuses_a_step_count_that_is_not_a_count(step, rng):
+    """Adam's step -1 or NaN loaded, and the resumed run diverged (bias corrections of a step that is not one)."""
+    _, saved = _adam_state_after(rng)
+    bad = {**saved, "state": {**saved["state"], 2: {**saved["state"][2], "step": step}}}
+    _refused_and_unchanged(lambda: Adam(make_params(initial_values(rng))), bad, (TypeError, ValueError),
+                           r"^Adam\.load_state_dict: state 'step' of parameter 2 must be an integer >= 0 "
+                           r"\(the steps taken\), got " + re.escape(repr(step)))
+
+
+@pytest.mark.single_backend
+def test_load_state_dict_accepts_a_step_count_as_npz_and_json_give_it(rng):
+    opt, saved = _adam_state_after(rng)
+    as_read = {**saved, "state": {k: {**s, "step": np.array(s["step"])} for k, s in saved["state"].items()}}
+    other = Adam(make_params(initial_values(rng)))
+    other.load_state_dict(as_read)
+    assert [s["step"] for s in other.state.values()] == [2, 2, 2]
+    assert all(type(s["step"]) is int for s in other.state.values())
+    other.load_state_dict({**saved, "state": {str(k): s for k, s in saved["state"].items()}})  # JSON's keys
+
+
+@pytest.mark.single_backend
+def test_load_state_dict_refuses_moments_of_another_shape_dtype_or_not_finite(rng):
+    _, saved = _adam_state_after(rng)
+    m = saved["state"][0]["m"]
+    for value, message in [
+        (m.T, r"state 'm' of parameter 0 has shape \(4, 3\), the parameter has shape \(3, 4\)"),
+        (m.astype(np.int64), r"state 'm' of parameter 0 must be a float array of the parameter's shape \(3, 4\), "
+                             r"got an array of int64"),
+        (m.tolist(), r"state 'm' of parameter 0 must be a float array of the parameter's shape \(3, 4\), got a list"),
+        (np.full_like(m, np.nan), r"state 'm' of parameter 0 holds nan"),
+        (np.full_like(m, np.inf), r"state 'm' of parameter 0 holds inf"),
+    ]:
+        bad = {**saved, "state": {**saved["state"], 0: {**saved["state"][0], "m": value}}}
+        _refused_and_unchanged(lambda: Adam(make_params(initial_values(rng))), bad, (TypeError, ValueError),
+                               r"^Adam\.load_state_dict: " + message)
+    bad = {**saved, "state": {**saved["state"], 1: {**saved["state"][1], "v": -saved["state"][1]["v"] - 1}}}
+    _refused_and_unchanged(lambda: Adam(make_params(initial_values(rng))), bad, ValueError,
+                           r"^Adam\.load_state_dict: state 'v' of parameter 1 holds -\d.*; it is an average of "
+                           r"squares, >= 0")
+
+
+@pytest.mark.single_backend
+def test_load_state_dict_checks_sgd_states_by_its_own_entries(rng):
+    """SGD with momentum keeps a buffer per parameter; without momentum, nothing (a state of none)."""
+    params = make_params(initial_values(rng))
+    opt = SGD(params, lr=0.05, momentum=0.9)
+    run_library(opt, params, gradients(rng), steps=2)
+    saved = opt.state_dict()
+    assert set(saved["state"]) == {0, 1, 2} and all(set(s) == {"momentum_buffer"} for s in saved["state"].values())
+    SGD(make_params(initial_values(rng)), lr=0.1).load_state_dict(saved)
+    plain = SGD(make_params(initial_values(rng)), lr=0.1)
+    plain.load_state_dict(SGD(params, lr=0.3).state_dict())  # no momentum: no state, and none needed
+    assert plain.state == {} and plain.param_groups[0]["lr"] == 0.3
+    bad = {**saved, "state": {**saved["state"], 1: {"momentum_buffer": saved["state"][1]["momentum_buffer"],
+                                                    "step": 3}}}
+    _refused_and_unchanged(lambda: SGD(make_params(initial_values(rng)), lr=0.1), bad, ValueError,
+                           r"^SGD\.load_state_dict: state of parameter 1 holds 'step', which SGD does not write; an "
+                           r"SGD state holds 'momentum_buffer'")
+
+
+@pytest.mark.single_backend
+def test_load_state_dict_refuses_parameter_numbers_that_are_not_its_own(rng):
+    _, saved = _adam_state_after(rng)
+    for state, message in [
+        ({**saved["state"], "x": saved["state"][0]}, r"the saved state's key 'x' is not a parameter number"),
+        ({0: saved["state"][0], 1.5: saved["state"][1], 2: saved["state"][2]},
+         r"the saved state's key 1\.5 is not a parameter number"),
+    ]:
+        _refused_and_unchanged(lambda: Adam(make_params(initial_values(rng))), {**saved, "state": state},
+                               ValueError, r"^Adam\.load_state_dict: " + message)
+    twice = {**saved, "param_groups": [{**saved["param_groups"][0], "params": [0, 1, 1]}]}
+    _refused_and_unchanged(lambda: Adam(make_params(initial_values(rng))), twice, ValueError,
+                           r"^Adam\.load_state_dict: group 0 of the saved state lists parameter 1 twice")
+
+
 # ------------------------------------------------------------------ convergence
 CONVERGING = [
     (lambda p: SGD(p, lr=0.1), 1e-7),

@@ -353,6 +353,93 @@ def test_load_of_a_checkpoint_without_trainer_state_starts_the_data_and_the_coun
     assert trainer.state() == FRESH_STATE
 
 
+def _edit_description(path, change) -> None:
+    """Change the JSON description of the checkpoint at ``path`` in place, as a hand edit would (its checksum made
+    anew: a file edited by someone who knows the format)."""
+    import json
+
+    from minitransformer.train import checkpoint as ckpt_module
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    meta = json.loads(arrays["__meta__"].tobytes().decode())
+    change(meta)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    arrays["__checksum__"] = np.frombuffer(ckpt_module._checksum(arrays).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+BAD_RUN_STATES = [  # (what the checkpoint holds instead, the message)
+    ({"history": {"train_loss": 5}}, r"its history\['train_loss'\] must be a list of \[step, value\] pairs, got 5"),
+    ({"history": {"train_loss": [[1, "x"]]}}, r"its history\['train_loss'\]\[0\] must be a \[step, value\] pair "
+                                               r"of an integer >= 0 and a number, got \[1, 'x'\]"),
+    ({"trainer_state": {"epoch": "x"}}, r"its trainer_state: epoch must be an integer >= 0, got 'x'"),
+    ({"trainer_state": {"batch_in_epoch": -1}}, r"its trainer_state: batch_in_epoch must be an integer >= 0, got -1"),
+    ({"trainer_state": {"bad_evals": 1.5}}, r"its trainer_state: bad_evals must be an integer >= 0, got 1\.5"),
+    ({"trainer_state": {"best": "low"}}, r"its trainer_state: best must be None or a number, got 'low'"),
+    ({"trainer_state": {"best_step": -2}}, r"its trainer_state: best_step must be None or an integer >= 0, got -2"),
+    ({"trainer_state": {"eval_step": "3"}}, r"its trainer_state: eval_step must be None or an integer >= 0, got '3'"),
+    ({"trainer_state": {"early_stop": ["x"]}}, r"its trainer_state: early_stop must be None, 'patience' or 'target', "
+                                               r"got \['x'\]"),
+    ({"trainer_state": {"elapsed_s": -5.0}}, r"its trainer_state: elapsed_s must be a finite number >= 0, got -5\.0"),
+    ({"trainer_state": {"last_eval": [1]}}, r"its trainer_state: last_eval must be a dict of name -> number, got "
+                                            r"\[1\]"),
+    ({"trainer_state": {"kept_checkpoints": "c.npz"}}, r"its trainer_state: kept_checkpoints must be a list of file "
+                                                       r"names, got 'c\.npz'"),
+    ({"trainer_state": [1, 2]}, r"its trainer_state must be a dict, got list"),
+    ({"step": -3}, r"its step must be an integer >= 0, got -3"),
+    ({"extra": [1]}, r"its extra must be a dict, got list"),
+]
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("bad, message", BAD_RUN_STATES, ids=[f"{next(iter(b))}{i}" for i, (b, _) in
+                                                              enumerate(BAD_RUN_STATES)])
+def test_load_refuses_a_bad_run_state_before_anything_is_loaded(tmp_path, bad, message):
+    """A history {"loss": 5} or trainer_state epoch "x" raised only after the weights, the optimizer's state and the
+    step had been loaded: Trainer.load is all or nothing, so each is checked first, and refused with its name."""
+    from minitransformer.train import CheckpointError
+
+    written, loader = _seq2seq_run(tmp_path, "bad.npz")
+    written.fit(loader, 2)
+    path = tmp_path / "bad.npz"
+    _edit_description(path, lambda meta: meta.update({("trainer" if key == "trainer_state" else key): (
+        {**meta["trainer"], **value} if key == "trainer_state" and isinstance(value, dict) else value)
+        for key, value in bad.items()}))
+    fresh, loader = _seq2seq_run(tmp_path, "resumed.npz", seed=99)
+    weights = [p.numpy().copy() for p in fresh.model.parameters()]
+    with pytest.raises(CheckpointError, match=r"^Trainer\.load: .*bad\.npz: " + message):
+        fresh.load(path)
+    assert fresh.step == 0 and not fresh.optimizer.state and fresh.schedule.step_num == 1 and fresh.history == {}
+    assert fresh.state() == {**FRESH_STATE, "accumulate": 1}
+    for p, w in zip(fresh.model.parameters(), weights):
+        np.testing.assert_array_equal(p.numpy(), w)
+
+
+@pytest.mark.single_backend
+def test_fit_refuses_a_batch_in_epoch_beyond_the_epoch(tmp_path):
+    """trainer_state batch_in_epoch 10**12 skipped the rest of the epoch in silence: a DataLoader's epoch has
+    len(loader) batches (3 here), and a position beyond its end is refused when fit meets the loader."""
+    written, loader = _seq2seq_run(tmp_path, "c.npz")
+    written.fit(loader, 2)
+    ckpt = read_checkpoint(tmp_path / "c.npz")
+    for position, refused in ((3, False), (4, True), (10**12, True)):
+        path = save_checkpoint(tmp_path / "bad.npz", written.model, written.optimizer, written.schedule,
+                               step=ckpt.step, history=ckpt.history, extra=ckpt.extra,
+                               trainer_state={**ckpt.trainer_state, "batch_in_epoch": position},
+                               rng_state=ckpt.rng_state)
+        fresh, loader = _seq2seq_run(tmp_path, "resumed.npz")
+        fresh.load(path)
+        if not refused:  # the end of the epoch: the next one starts
+            fresh.fit(loader, 3)
+            assert (fresh.epoch, fresh.batch_in_epoch) == (1, 1)
+            continue
+        with pytest.raises(ValueError, match=rf"^Trainer\.fit: the data position is batch {position} of epoch 0, "
+                                             r"beyond the DataLoader's 3 batches an epoch"):
+            fresh.fit(loader, 3)
+        assert fresh.step == 2
+
+
 def _press_ctrl_c(trainer, at_step: int, times: int = 1, signum=signal.SIGINT):
     """Make ``trainer`` receive Ctrl-C (SIGINT, as from a terminal; or ``signum``) ``times`` over during step
     ``at_step + 1``."""

@@ -30,6 +30,10 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
+import numpy as np  # only to recognise a NumPy bool in saved data
+
+from .._arguments import require_bool
+
 __all__ = [
     "PAD",
     "BOS",
@@ -385,7 +389,7 @@ class WordTokenizer(Tokenizer):
     kind = "word"
 
     def __init__(self, vocab: Iterable[str], lower: bool = True):
-        self.lower = bool(lower)
+        self.lower = require_bool("WordTokenizer", "lower", lower)  # "false" would be true by Python's rules
         if self.lower:  # the base class refuses entries that are not strings, and drops the duplicates
             vocab = [w.lower() if isinstance(w, str) else w for w in vocab]
         super().__init__(vocab)
@@ -443,7 +447,13 @@ class WordTokenizer(Tokenizer):
 
     @classmethod
     def _from_vocab(cls, state: dict, vocab: list) -> WordTokenizer:
-        return cls(vocab, lower=bool(state.get("lower", True)))
+        """As :meth:`Tokenizer._from_vocab`, with the saved ``"lower"`` (True where the data have none: the
+        constructor's default), which must be a bool: ``bool("false")`` would be true."""
+        lower = state.get("lower", True)
+        if not (lower is True or lower is False or isinstance(lower, np.bool_)):
+            raise ValueError(f"tokenizer_from_dict: a {state.get('type')!r} tokenizer's 'lower' must be true or "
+                             f"false, got {lower!r} (a damaged or hand-edited file?)")
+        return cls(vocab, lower=bool(lower))
 
 
 # A chunk is a word with the single space before it, if any (" lower"), or one other whitespace character

@@ -619,9 +619,10 @@ class Module:
         Everything is checked first, and nothing changes if something is wrong: a
         :class:`StateDictError` lists the missing keys, the unexpected keys (only with
         ``strict=True``) and every key whose value does not fit (always): another shape, something
-        that is not an array of numbers, a value the cast would change beyond rounding (1e300 into
-        float32 would become inf; NaN and inf given in the state load as they are). Values are cast to
-        each parameter's dtype and moved to its backend. Returns the missing and unexpected keys.
+        that is not an array of numbers, integers or bools for a floating tensor, a value the cast
+        would change beyond rounding (1e300 into float32 would become inf; NaN and inf given in the
+        state load as they are). Values are cast to each parameter's dtype and moved to its backend.
+        Returns the missing and unexpected keys.
 
         A tied tensor (one tensor under several names, as :meth:`state_dict` saves it) is loaded from
         whichever of its names the state has, so a state that gives only one of them misses nothing;
@@ -645,9 +646,11 @@ class Module:
                     f"load into a model that computes something else. Build the model as it was saved (assign the "
                     f"same modules) before loading, or load with strict=False to take the weights regardless"
                 )
-        targets = {}
+        targets, parameters = {}, set()
         for what in ("_parameters", "_buffers"):
-            targets.update(self._named_tensors(what, unique=False, persistent_only=True))
+            named = dict(self._named_tensors(what, unique=False, persistent_only=True))
+            targets.update(named)
+            parameters |= {id(t) for t in named.values()} if what == "_parameters" else set()
         given = {id(t): name for name, t in reversed(targets.items()) if name in state}  # a tied one: first name
         missing = [k for k, t in targets.items() if id(t) not in given]
         unexpected = [k for k in state if k not in targets]
@@ -667,6 +670,10 @@ class Module:
                     "loads a state dict of torch's)" if turned else ""))
             elif host.dtype.kind not in "fiub":
                 wrong.append(f"{name!r}: values of dtype {host.dtype} are not numbers")
+            elif host.dtype.kind != "f" and np.dtype(t.dtype_name).kind == "f":  # learnt weights are never integers
+                wrong.append(f"{name!r}: values of dtype {host.dtype} for a "
+                             f"{'parameter' if id(t) in parameters else 'buffer'} of {t.dtype_name}, which takes a "
+                             "floating array (a damaged or hand-edited state?)")
             elif (cast := _cast(name, host, t.dtype_name, wrong)) is not None:
                 values[name] = cast
                 first = given[id(t)]  # an earlier name of the same (tied) tensor, if any

@@ -68,6 +68,7 @@ class Adam(Optimizer):
 
     elementwise = True  # every entry on its own: step updates all parameters laid end to end
     decoupled_weight_decay = False
+    state_entries = {"step": "count", "m": "array", "v": "array >= 0"}  # what update writes (load_state_dict checks)
 
     @torch_keywords(**OPTIMIZER_KEYWORDS)
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,

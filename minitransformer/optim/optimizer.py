@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np  # only for the host side of state_dict / load_state_dict: no arithmetic here
 
-from .._arguments import require_real
+from .._arguments import is_integer, require_int, require_real
 from ..autograd import Tensor, enable_grad, no_grad
 from ..autograd.engine import check_gradient_fits, zero_grads
 from ..nn import Module
@@ -68,6 +68,14 @@ class Optimizer:
     #: Then :meth:`~minitransformer.optim.Optimizer.step` applies it once to all the parameters laid end to end
     #: (see ``_update_end_to_end``).
     elementwise = False
+
+    #: The entries of one parameter's state that :meth:`update` writes, by name, each with its kind: ``"count"``
+    #: (an integer >= 0: Adam's ``step``), ``"array"`` (a finite float array of the parameter's shape: a momentum,
+    #: Adam's ``m``) or ``"array >= 0"`` (the same, with no negative entry: Adam's average of squares ``v``).
+    #: :meth:`load_state_dict` takes a parameter's saved state only if it holds exactly these (or nothing: a
+    #: parameter not updated yet). None (a subclass that does not say): any entries, float arrays of the
+    #: parameter's shape or numbers.
+    state_entries: dict[str, str] | None = None
 
     def __init__(self, params, defaults: dict):
         name = type(self).__name__
@@ -322,6 +330,8 @@ class Optimizer:
             for p in group["params"]:
                 if self.state.get(p):
                     state[index[id(p)]] = {k: _to_host(p, v) for k, v in self.state[p].items()}
+        if state:  # a parameter without a gradient so far has no state: {} says so (a state lists all or none)
+            state = {i: state.get(i, {}) for i in range(len(index))}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -329,6 +339,11 @@ class Optimizer:
 
         Accepts what a round trip through ``.npz`` gives back too: 0-d arrays for numbers, arrays for
         lists and tuples, string keys for the parameter numbers.
+
+        Everything is checked before anything changes, and a state this optimizer could not have written is refused
+        with an error naming the parameter and what is wrong: the state of every parameter (``{}`` for one not
+        updated yet) or of none (a fresh optimizer's), each with exactly the entries of :attr:`state_entries`, a
+        step count an integer >= 0 and the arrays finite floats of their parameter's shape.
         """
         name = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
@@ -343,7 +358,11 @@ class Optimizer:
         by_index: dict[int, Tensor] = {}
         new_groups = []
         for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
-            ids = [int(k) for k in _as_list(saved.get("params", []))]
+            ids = [_param_number(name, f"group {i} of the saved state: its parameter", k)
+                   for k in _as_list(saved.get("params", []))]
+            again = next((k for k in ids if k in by_index or ids.count(k) > 1), None)
+            if again is not None:
+                raise ValueError(f"{name}: group {i} of the saved state lists parameter {again} twice")
             if len(ids) != len(group["params"]):
                 raise ValueError(
                     f"{name}: group {i} of the saved state has {len(ids)} parameters, this optimizer's has "
@@ -359,18 +378,95 @@ class Optimizer:
             self.check_group(new)
             new_groups.append(new)
             by_index.update(zip(ids, group["params"]))
-        new_state: dict[Tensor, dict] = {}
-        for key, saved in dict(state_dict["state"]).items():
-            if int(key) not in by_index:
-                raise ValueError(f"{name}: the saved state names parameter {key}, which no group holds")
-            p = by_index[int(key)]
-            new_state[p] = {k: _from_host(name, key, k, v, p) for k, v in saved.items()}
+        new_state = self._checked_state(state_dict["state"], by_index)
         # only now, with everything checked, replace the optimizer's own
         self.param_groups[:] = new_groups
         self.state = new_state
 
+    def _checked_state(self, saved, by_index: dict[int, Tensor]) -> dict[Tensor, dict]:
+        """The saved ``"state"`` (parameter number -> its entries) as the optimizer's own (parameter -> entries on its
+        backend); an error naming the parameter and the entry for anything this optimizer would not have written."""
+        name, cls = f"{type(self).__name__}.load_state_dict", type(self).__name__
+        if not isinstance(saved, dict):
+            raise TypeError(f"{name}: the saved 'state' must be a dict of parameter number -> its state, got "
+                            f"{type(saved).__name__}")
+        numbered = {}
+        for key, entries in saved.items():
+            number = _param_number(name, "the saved state's key", key)
+            if number not in by_index:
+                raise ValueError(f"{name}: the saved state names parameter {key}, which no group holds")
+            if not isinstance(entries, dict):
+                raise TypeError(f"{name}: the state of parameter {key} must be a dict of its entries, got "
+                                f"{type(entries).__name__}")
+            numbered[number] = (key, entries)
+        if numbered and len(numbered) != len(by_index):  # one left out would start afresh, the others go on
+            lacking = [i for i in sorted(by_index) if i not in numbered]
+            listed = ", ".join(f"{i} (shape {by_index[i].shape})" for i in lacking[:5])
+            raise ValueError(
+                f"{name}: the saved state holds an entry for {len(numbered)} of the {len(by_index)} parameters: none "
+                f"for parameter{'s' if len(lacking) > 1 else ''} {listed}{', ...' if len(lacking) > 5 else ''}; a "
+                f"state lists every parameter ({{}} for one not updated yet) or none (a fresh optimizer's)"
+            )
+        wanted = self.state_entries
+        new_state: dict[Tensor, dict] = {}
+        for number, (key, entries) in numbered.items():
+            p = by_index[number]
+            if wanted is None:
+                new_state[p] = {k: _from_host(name, key, k, v, p) for k, v in entries.items()}
+                continue
+            if entries:
+                _check_entry_names(name, cls, key, entries, wanted)
+            new_state[p] = {k: _checked_entry(name, key, k, v, wanted[k], p) for k, v in entries.items()}
+        return new_state
+
 
 # ------------------------------------------------------------------ helpers
+def _param_number(owner: str, where: str, key) -> int:
+    """A parameter's number as a state dict gives it: an integer (a NumPy one, a 0-d array after ``.npz``) or its
+    decimal string (a JSON key); else a ValueError naming it (``int()`` would take 1.5 as 1, "x" in its own words)."""
+    key = key.item() if isinstance(key, np.ndarray) and key.ndim == 0 else key
+    if is_integer(key) and key >= 0:
+        return int(key)
+    if isinstance(key, str) and key.isascii() and key.isdigit():
+        return int(key)
+    raise ValueError(f"{owner}: {where} {key!r} is not a parameter number (an integer >= 0)")
+
+
+def _check_entry_names(owner: str, cls: str, key, entries: dict, wanted: dict) -> None:
+    """Refuse a parameter's state whose entries are not those ``cls`` writes (``wanted``): one lacking would fail
+    at the next step (a KeyError), one more would be kept and never read."""
+    names = ", ".join(map(repr, wanted))
+    article = "an" if cls[:1] in "AEFHILMNORSX" else "a"
+    extra = [k for k in entries if k not in wanted]
+    if extra:
+        raise ValueError(f"{owner}: state of parameter {key} holds {', '.join(map(repr, extra))}, which {cls} does "
+                         f"not write; {article} {cls} state holds {names}")
+    lacking = [k for k in wanted if k not in entries]
+    if lacking:
+        raise ValueError(f"{owner}: state of parameter {key} lacks {', '.join(map(repr, lacking))}; {article} {cls} "
+                         f"state holds {names} (or nothing, for a parameter not updated yet)")
+
+
+def _checked_entry(owner: str, key, entry: str, value, kind: str, p: Tensor):
+    """A saved state entry of ``kind`` (see :attr:`Optimizer.state_entries`) for parameter ``p``, checked: a count as
+    a Python int, an array on ``p``'s backend in ``p``'s dtype."""
+    what = f"state {entry!r} of parameter {key}"
+    if kind == "count":
+        return require_int(owner, what, _to_python(value) if isinstance(value, np.ndarray | np.generic) else value,
+                           low=0, why=" (the steps taken)")
+    if not isinstance(value, np.ndarray | np.generic) or value.dtype.kind != "f":
+        got = f"an array of {value.dtype}" if hasattr(value, "dtype") else f"a {type(value).__name__}"
+        raise TypeError(f"{owner}: {what} must be a float array of the parameter's shape {p.shape}, got {got}")
+    if tuple(value.shape) != p.shape:
+        raise ValueError(f"{owner}: {what} has shape {tuple(value.shape)}, the parameter has shape {p.shape}")
+    bad = ~np.isfinite(value) | ((value < 0) if kind == "array >= 0" else False)
+    if bad.any():
+        first = np.asarray(value)[bad].flat[0].item()
+        why = "; it is an average of squares, >= 0" if np.isfinite(first) else "; a state holds finite numbers"
+        raise ValueError(f"{owner}: {what} holds {first:g} (at {bad.sum()} of its {bad.size} entries){why}")
+    return p.backend.asarray(np.array(value, dtype=p.dtype_name, copy=True))
+
+
 def _state_in_dtype(p: Tensor, state: dict | None) -> None:
     """``p``'s state arrays (moments, momentum) made of ``p``'s dtype where ``model.to(dtype)`` changed it since they
     were: Adam's moments stayed float32 for a float64 parameter, and SGD's float64 momentum made a parameter moved

@@ -66,6 +66,7 @@ class SGD(Optimizer):
     """
 
     elementwise = True  # every entry on its own: step updates all parameters laid end to end
+    state_entries = {"momentum_buffer": "array"}  # with momentum only; none without (load_state_dict checks)
 
     @torch_keywords(**OPTIMIZER_KEYWORDS)
     def __init__(self, params, lr: float | None = None, momentum: float = 0.0, *, dampening: float = 0.0,

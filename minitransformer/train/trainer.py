@@ -486,6 +486,10 @@ class Trainer:
             if len(data) == 0:
                 raise ValueError(f"Trainer.fit: the DataLoader has no batches ({len(data.examples)} examples, "
                                  f"batch_size={data.batch_size}, drop_last={data.drop_last})")
+            if self.batch_in_epoch > len(data):  # (a checkpoint's: it would skip the rest of the epoch in silence)
+                raise ValueError(f"Trainer.fit: the data position is batch {self.batch_in_epoch} of epoch "
+                                 f"{self.epoch}, beyond the DataLoader's {len(data)} batches an epoch: was the run "
+                                 "resumed from a checkpoint of other data or another batch size, or a damaged one?")
             while True:
                 chunks = batches(data.examples, data.batch_size, data.shuffle, data.seed, self.epoch,
                                  data.drop_last, collate=None)
@@ -1009,10 +1013,11 @@ class Trainer:
             raise ValueError(f"Trainer.load: rng must be 'exact' or 'reseed', got {rng!r}")
         be = self._generator()  # the generator dropout draws from: the model's backend's
         ckpt = read_checkpoint(path)
+        t, history = _checked_run_state(path, ckpt)  # read below once the model is loaded: checked before it is
         _refuse_model_only(ckpt, "Trainer.load")  # (before the messages on what it lacks, which would not say why)
-        copies = {what: self._checked_params(path, what, ckpt.trainer_state.get(what))  # checked before loading
-                  for what in ("best_params", "last_params") if ckpt.trainer_state.get(what) is not None}
-        saved = ckpt.trainer_state.get("accumulate", 1)  # checkpoints from before accumulation made steps of one
+        copies = {what: self._checked_params(path, what, t.get(what))  # checked before loading
+                  for what in ("best_params", "last_params") if t.get(what) is not None}
+        saved = t.get("accumulate", 1)  # checkpoints from before accumulation made steps of one
         if saved != self.accumulate:  # a data function's batch step * accumulate + i would be another run's batch
             raise CheckpointError(f"Trainer.load: {path}: its run made each step of {saved} batch(es), this trainer "
                                   f"of {self.accumulate}; build the Trainer with accumulate={saved} to continue it")
@@ -1023,10 +1028,9 @@ class Trainer:
             be.manual_seed(_seed_from_rng_state(ckpt.rng_state))
         self.rng_reseeded = reseed
         self.step = ckpt.step
-        self.history = {k: [list(p) for p in v] for k, v in ckpt.history.items()}
-        t = ckpt.trainer_state
-        self.epoch, self.batch_in_epoch = int(t.get("epoch", 0)), int(t.get("batch_in_epoch", 0))
-        self.best, self.bad_evals = t.get("best"), int(t.get("bad_evals", 0))
+        self.history = history
+        self.epoch, self.batch_in_epoch = t.get("epoch", 0), t.get("batch_in_epoch", 0)
+        self.best, self.bad_evals = t.get("best"), t.get("bad_evals", 0)
         self.best_step, self.restored_step = t.get("best_step"), t.get("restored_step")
         # written before best_seen: its copy of the best was taken at best_step (min_delta counted for both)
         self.best_seen = t["best_seen"] if "best_seen" in t else self.best
@@ -1048,10 +1052,9 @@ class Trainer:
         # a stop the checkpoint's run decided holds here only if this trainer asks for the same kind of stop
         stop = t.get("early_stop")
         self.early_stop = stop if {"patience": self.patience, "target": self.target}.get(stop) is not None else None
-        self.elapsed = float(t.get("elapsed_s", 0.0))
+        self.elapsed = t.get("elapsed_s", 0.0)
         self.last_eval = dict(t.get("last_eval") or {})
-        eval_step = t.get("eval_step")  # the step evaluated last: fit to that step again does not repeat it
-        self._eval_step = None if eval_step is None else int(eval_step)
+        self._eval_step = t.get("eval_step")  # the step evaluated last: fit to that step again does not repeat it
         self.kept_checkpoints = _kept_by(self.checkpoint_path, path, t.get("kept_checkpoints"))
         if isinstance(ckpt.extra.get(RUN_ID), str):  # the run goes on; one written before run ids gets this one's
             self.run_id = ckpt.extra[RUN_ID]
@@ -1073,6 +1076,72 @@ class Trainer:
         if wrong:
             raise CheckpointError(f"Trainer.load: {path}: its {what} do not fit the model: {'; '.join(wrong)}")
         return {name: p.backend.asarray(state[name], dtype=p.dtype_name) for name, p in named.items()}
+
+
+def _checked_run_state(path, ckpt) -> tuple[dict, dict]:
+    """The run's record a checkpoint holds for :meth:`Trainer.load` (its ``trainer_state`` and ``history``), checked
+    before anything is loaded, with the numbers as Python's; a :class:`CheckpointError` naming the field and its value
+    where one is not what a :class:`Trainer` writes (a damaged or hand-edited file): found only after the model and
+    the optimizer had been loaded, it left them changed (``int("x")``), or a value was taken as it was (a
+    ``batch_in_epoch`` of -1, a ``step`` of -3). Its step and extra are checked too."""
+    t = ckpt.trainer_state
+    try:
+        if not isinstance(t, dict):
+            raise TypeError(f"its trainer_state must be a dict, got {type(t).__name__}")
+        if not isinstance(ckpt.extra, dict):
+            raise TypeError(f"its extra must be a dict, got {type(ckpt.extra).__name__}")
+        if not is_integer(ckpt.step) or ckpt.step < 0:
+            raise ValueError(f"its step must be an integer >= 0, got {ckpt.step!r}")
+        t = dict(t)
+        op = "its trainer_state"
+        for name in ("epoch", "batch_in_epoch", "bad_evals"):
+            if name in t:
+                t[name] = require_int(op, name, t[name], low=0)
+        if "accumulate" in t:
+            t["accumulate"] = require_int(op, "accumulate", t["accumulate"], low=1)
+        for name in ("best_step", "restored_step", "best_seen_step", "eval_step"):
+            if t.get(name) is not None:  # (absent stays absent: best_seen_step falls back on best_step)
+                if not is_integer(t[name]) or t[name] < 0:
+                    raise ValueError(f"{op}: {name} must be None or an integer >= 0, got {t[name]!r}")
+                t[name] = int(t[name])
+        for name in ("best", "best_seen"):
+            if t.get(name) is not None:
+                if not is_real(t[name]):
+                    raise TypeError(f"{op}: {name} must be None or a number, got {t[name]!r}")
+                t[name] = float(t[name])
+        if t.get("early_stop") not in (None, "patience", "target"):  # (a list would not even be looked up)
+            raise ValueError(f"{op}: early_stop must be None, 'patience' or 'target', got {t['early_stop']!r}")
+        if "elapsed_s" in t:
+            t["elapsed_s"] = require_real(op, "elapsed_s", t["elapsed_s"], low=0.0)
+        last = t.get("last_eval")
+        if last is not None and (not isinstance(last, dict) or not all(
+                isinstance(k, str) and is_real(v) for k, v in last.items())):
+            raise TypeError(f"{op}: last_eval must be a dict of name -> number, got {last!r:.80}")
+        kept = t.get("kept_checkpoints")
+        if kept is not None and (not isinstance(kept, list) or not all(isinstance(k, str) for k in kept)):
+            raise TypeError(f"{op}: kept_checkpoints must be a list of file names, got {kept!r:.80}")
+        history = _checked_history(ckpt.history)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"Trainer.load: {path}: {e}") from None
+    return t, history
+
+
+def _checked_history(history) -> dict:
+    """A checkpoint's ``history`` (name -> [[step, value], ...], as :meth:`Trainer.fit` logs it) as the trainer's, or a
+    TypeError naming the entry that is not so."""
+    if not isinstance(history, dict):
+        raise TypeError(f"its history must be a dict of name -> [[step, value], ...], got {type(history).__name__}")
+    out = {}
+    for name, pairs in history.items():
+        if not isinstance(name, str) or not isinstance(pairs, list | tuple):
+            raise TypeError(f"its history[{name!r}] must be a list of [step, value] pairs, got {pairs!r:.80}")
+        for i, pair in enumerate(pairs):
+            if not (isinstance(pair, list | tuple) and len(pair) == 2 and is_integer(pair[0]) and pair[0] >= 0
+                    and is_real(pair[1])):
+                raise TypeError(f"its history[{name!r}][{i}] must be a [step, value] pair of an integer >= 0 and a "
+                                f"number, got {pair!r:.80}")
+        out[name] = [[int(step), float(value)] for step, value in pairs]
+    return out
 
 
 def _read_at_once(x: Tensor) -> float | None:
