@@ -690,9 +690,16 @@ def test_load_state_dict_refuses_a_state_for_only_some_parameters(rng):
     """Adam's state of one parameter removed loaded, and the resumed run silently took fresh moments for it."""
     _, saved = _adam_state_after(rng)
     partial = {**saved, "state": {k: v for k, v in saved["state"].items() if k != 1}}
-    _refused_and_unchanged(lambda: Adam(make_params(initial_values(rng)), lr=0.5), partial, ValueError,
+    with_marker = {**partial, "state": {**partial["state"], 2: {}}}  # a state of today's, with {} for one
+    _refused_and_unchanged(lambda: Adam(make_params(initial_values(rng)), lr=0.5), with_marker, ValueError,
                            r"^Adam\.load_state_dict: the saved state holds an entry for 2 of the 3 parameters: none "
                            r"for parameter 1 \(shape \(5,\)\)")
+    # one written before the {}s left out the parameters not updated yet: it loads, and says which start afresh
+    old = Adam(make_params(initial_values(rng)), lr=0.5)
+    with pytest.warns(UserWarning, match=r"entry for 2 of the 3 parameters: none for parameter 1 \(shape \(5,\)\): "
+                      r"they start with a fresh state"):
+        old.load_state_dict(partial)
+    assert [bool(old.state.get(p)) for p in old.param_groups[0]["params"]] == [True, False, True]
     # none at all is a fresh optimizer's (as a never-stepped one saves it), and loads
     fresh = Adam(make_params(initial_values(rng)), lr=0.5)
     assert Adam(make_params(initial_values(rng)), lr=0.01).state_dict()["state"] == {}

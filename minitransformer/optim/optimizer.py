@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import warnings
 
 import numpy as np  # only for the host side of state_dict / load_state_dict: no arithmetic here
 
@@ -402,11 +403,16 @@ class Optimizer:
         if numbered and len(numbered) != len(by_index):  # one left out would start afresh, the others go on
             lacking = [i for i in sorted(by_index) if i not in numbered]
             listed = ", ".join(f"{i} (shape {by_index[i].shape})" for i in lacking[:5])
-            raise ValueError(
-                f"{name}: the saved state holds an entry for {len(numbered)} of the {len(by_index)} parameters: none "
-                f"for parameter{'s' if len(lacking) > 1 else ''} {listed}{', ...' if len(lacking) > 5 else ''}; a "
-                f"state lists every parameter ({{}} for one not updated yet) or none (a fresh optimizer's)"
-            )
+            listed += ", ..." if len(lacking) > 5 else ""
+            said = (f"{name}: the saved state holds an entry for {len(numbered)} of the {len(by_index)} parameters: "
+                    f"none for parameter{'s' if len(lacking) > 1 else ''} {listed}")
+            if any(not entries for _, entries in numbered.values()):  # written with {} for those not updated yet
+                raise ValueError(f"{said}; a state lists every parameter ({{}} for one not updated yet) or none (a "
+                                 "fresh optimizer's)")
+            # written before the {}s: a parameter without a gradient then had no entry, and starts afresh as it did
+            warnings.warn(f"{said}: they start with a fresh state (right for parameters not updated before the save, "
+                          "as a state written before this version leaves out; one that was updated now differs from "
+                          "the run that saved it)", stacklevel=3)
         wanted = self.state_entries
         new_state: dict[Tensor, dict] = {}
         for number, (key, entries) in numbered.items():
