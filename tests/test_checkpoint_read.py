@@ -1,0 +1,199 @@
+"""Reading a checkpoint one did not make: a file whose members or description are not what save_checkpoint writes
+is refused with a CheckpointError that names the member or the field, before a member it does not name is inflated,
+before an array is allocated from a size it declares, and before a model is built from a config its arrays
+contradict."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from minitransformer import nn
+from minitransformer.train import checkpoint as ckpt_module
+from minitransformer.train.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+
+pytestmark = pytest.mark.single_backend
+
+
+@pytest.fixture
+def saved(tmp_path):
+    return save_checkpoint(tmp_path / "c.npz", nn.Linear(3, 2), step=4, extra={"task": "demo"})
+
+
+def _arrays(path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _write(path, arrays, meta=None, compressed=False) -> None:
+    """Write ``arrays`` (with ``meta`` as the description, if given) with a checksum that matches: only what this test
+    changes is wrong."""
+    arrays = dict(arrays)
+    if meta is not None:
+        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    arrays.pop("__checksum__", None)
+    arrays["__checksum__"] = np.frombuffer(ckpt_module._checksum(arrays).encode(), dtype=np.uint8)
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+
+
+def _meta(arrays) -> dict:
+    return json.loads(arrays["__meta__"].tobytes().decode())
+
+
+# ------------------------------------------------------------------ members
+def test_a_member_the_description_does_not_name_is_refused_by_name_without_being_inflated(saved, monkeypatch):
+    arrays = _arrays(saved)
+    _write(saved, {**arrays, "../../evil": np.zeros(4, np.float32)})
+    inflated = []
+    real_read_array = np.lib.format.read_array
+    monkeypatch.setattr(np.lib.format, "read_array",
+                        lambda f, **k: inflated.append(f.name) or real_read_array(f, **k))
+    with pytest.raises(CheckpointError, match=r"not named by its description: '\.\./\.\./evil'"):
+        read_checkpoint(saved)
+    assert inflated == ["__meta__.npy", "__checksum__.npy"]  # the description only
+
+
+def test_a_zip_bomb_member_is_refused_before_it_is_inflated(saved):
+    """A deflated member of 64 MiB of zeros (some 64 KiB in the file) that nothing names: refused as unnamed; named by
+    the description, refused for what it would inflate to. Neither is read."""
+    arrays = _arrays(saved)
+    bomb = np.zeros(1 << 24, np.float32)
+    _write(saved, {**arrays, "bomb": bomb}, compressed=True)
+    assert os.path.getsize(saved) < 1 << 20
+    with pytest.raises(CheckpointError, match="not named by its description: 'bomb'"):
+        read_checkpoint(saved)
+    meta = _meta(arrays)
+    meta["extra"]["bomb"] = {"__array__": "bomb"}
+    _write(saved, {**arrays, "bomb": bomb}, meta, compressed=True)
+    with pytest.raises(CheckpointError, match=r"'bomb' inflates to 67,108,992 bytes from \d"):
+        read_checkpoint(saved)
+
+
+def test_a_compressed_checkpoint_of_ordinary_arrays_still_reads(saved):
+    arrays = _arrays(saved)
+    _write(saved, arrays, compressed=True)
+    assert read_checkpoint(saved).step == 4
+
+
+@pytest.mark.parametrize("shape", [(2_000_000_000,), (1000, 1000, 1000, 1000)])
+def test_a_member_whose_header_declares_more_than_it_holds_is_refused_before_any_allocation(saved, shape):
+    """The .npy header says (2e9,) float32 (8 GB), the member holds 24 bytes: refused, nothing allocated."""
+    arrays = _arrays(saved)
+    _write(saved, arrays)
+    with zipfile.ZipFile(saved) as z:
+        members = {info.filename: z.read(info) for info in z.infolist()}
+    raw = members["model/weight.npy"]
+    header = raw[:raw.index(b"\n") + 1]
+    old = repr(arrays["model/weight"].shape).encode()
+    forged = header.replace(old, repr(shape).encode().ljust(len(old)))
+    forged = forged[:10] + forged[10:-1].ljust(len(header) - 11) + b"\n"
+    members["model/weight.npy"] = forged + raw[len(header):]
+    with zipfile.ZipFile(saved, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(CheckpointError, match=r"'model/weight'.*declares shape .* but holds \d+ "):
+        read_checkpoint(saved)
+
+
+def test_a_member_that_is_no_npy_array_is_refused(saved):
+    arrays = _arrays(saved)
+    with zipfile.ZipFile(saved, "w") as z:
+        for name, a in arrays.items():
+            z.writestr(name + ("" if name == "__meta__" else ".npy"), a.tobytes() if name == "__meta__" else _npy(a))
+    with pytest.raises(CheckpointError, match="'__meta__'.*not a NumPy array"):
+        read_checkpoint(saved)
+
+
+def _npy(a) -> bytes:
+    import io
+
+    f = io.BytesIO()
+    np.save(f, a)
+    return f.getvalue()
+
+
+def test_a_member_of_a_dtype_no_checkpoint_holds_is_refused(saved):
+    arrays = _arrays(saved)
+    _write(saved, {**arrays, "model/weight": arrays["model/weight"].astype(np.complex64)})
+    with pytest.raises(CheckpointError, match="'model/weight' holds complex64"):
+        read_checkpoint(saved)
+
+
+def test_the_checksum_of_an_existing_checkpoint_is_the_one_it_stores(tmp_path):
+    """Hashed without copies, the checksum keeps its value: a file written before reads (its stored value was
+    computed as below, by a.tobytes(); np.ascontiguousarray makes a 0-d array's shape (1,), which stays)."""
+    import hashlib
+
+    arrays = {"b": np.arange(6, dtype=">f4").reshape(2, 3), "a": np.array(3.0), "c": np.zeros((0, 2), np.int8)}
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(key.encode() + b"\0" + a.dtype.str.encode() + b"\0" + repr(a.shape).encode() + b"\0")
+        h.update(a.tobytes())
+    assert ckpt_module._checksum(arrays) == h.hexdigest()
+
+
+# ------------------------------------------------------------------ the description's fields
+@pytest.mark.parametrize("field, value, says", [
+    ("step", "abc", "a whole number >= 0"), ("step", float("inf"), "a whole number >= 0"),
+    ("step", float("nan"), "a whole number >= 0"), ("step", [1], "a whole number >= 0"),
+    ("step", -3, "a whole number >= 0"), ("step", True, "a whole number >= 0"),
+    ("model_keys", None, "a list of names"), ("model_keys", 5, "a list of names"),
+    ("model_keys", [1], "a list of names"),
+    ("model_type", ["Linear"], "a class name"), ("model_type", None, "a class name"),
+    ("config", [1, 2], "a dict or null"), ("extra", [1], "a dict or null"), ("trainer", "x", "a dict or null"),
+    ("history", 3, "a dict or null"), ("tokenizer", "char", "a dict or null"), ("optimizer", 1, "a dict or null"),
+    ("optimizer_type", 3, "a class name or null"),
+])
+def test_a_field_of_the_wrong_kind_is_refused_naming_it(saved, field, value, says):
+    arrays = _arrays(saved)
+    meta = _meta(arrays)
+    meta[field] = value
+    _write(saved, arrays, meta)
+    with pytest.raises(CheckpointError, match=rf"checkpoint '.*': field '{field}' must be {says}[^,]*, got"):
+        read_checkpoint(saved)
+
+
+@pytest.mark.parametrize("reference", [["x"], 5, None, "__checksum__", "__meta__"])
+def test_an_array_reference_that_names_no_array_member_is_refused(saved, reference):
+    arrays = _arrays(saved)
+    meta = _meta(arrays)
+    meta["extra"]["note"] = {"__array__": reference}
+    _write(saved, arrays, meta)
+    with pytest.raises(CheckpointError, match=r"'extra/note'"):
+        read_checkpoint(saved)
+
+
+def test_a_description_nested_too_deeply_is_refused(saved):
+    arrays = _arrays(saved)
+    deep = b"[" * 200_000 + b"]" * 200_000
+    text = json.dumps(_meta(arrays)).encode().replace(b'"note": "x"', b'"note": ' + deep)
+    meta = _meta(arrays)
+    meta["extra"]["note"] = "x"
+    text = json.dumps(meta).encode().replace(b'"x"', deep)
+    arrays["__meta__"] = np.frombuffer(text, dtype=np.uint8)
+    _write(saved, arrays)
+    with pytest.raises(CheckpointError, match="nested too deeply"):
+        read_checkpoint(saved)
+
+
+# ------------------------------------------------------------------ not a file
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_is_not_a_regular_file(tmp_path):
+    fifo = tmp_path / "c.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        read_checkpoint(fifo)
+
+
+def test_a_pytorch_file_is_refused_with_a_pointer_to_the_converter(tmp_path):
+    path = tmp_path / "model.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        z.writestr("archive/version", b"3\n")
+    with pytest.raises(CheckpointError, match=r"not a minitransformer checkpoint.*PyTorch.*from_torch_state_dict"):
+        read_checkpoint(path)
