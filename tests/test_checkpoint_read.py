@@ -197,3 +197,52 @@ def test_a_pytorch_file_is_refused_with_a_pointer_to_the_converter(tmp_path):
         z.writestr("archive/version", b"3\n")
     with pytest.raises(CheckpointError, match=r"not a minitransformer checkpoint.*PyTorch.*from_torch_state_dict"):
         read_checkpoint(path)
+
+
+# ------------------------------------------------------------------ the model a config builds
+def _transformer_checkpoint(tmp_path, **config_changes):
+    from minitransformer.train import read_checkpoint as read
+
+    model = nn.Transformer(14, 14, d_model=16, heads=2, d_ff=32, num_encoder_layers=1, num_decoder_layers=1,
+                           max_len=20)
+    path = save_checkpoint(tmp_path / "t.npz", model)
+    if config_changes:
+        arrays = _arrays(path)
+        meta = _meta(arrays)
+        meta["config"].update(config_changes)
+        _write(path, arrays, meta)
+    return read(path)
+
+
+@pytest.mark.parametrize("change, says", [
+    (dict(evil=1), r"its config holds 'evil', which a Transformer does not take \(it takes src_vocab, tgt_vocab"),
+    (dict(d_model="16"), r"its config does not build a Transformer: Transformer: d_model must be a positive integer"),
+    (dict(dropout=float("nan")), r"its config does not build a Transformer: .*nan"),
+    (dict(src_vocab=3_000_000), r"its config gives src_vocab=3000000, but its array 'src_embed.weight' has shape "
+                                r"\(14, 16\) \(src_vocab 14\)"),
+    (dict(d_model=4096), r"its config gives d_model=4096, but its array 'src_embed.weight'"),
+    (dict(d_ff=1 << 20), r"its config gives d_ff=1048576, but its array 'encoder.layers.0.ffn.W_1.weight'"),
+    (dict(num_decoder_layers=1000), r"its config gives num_decoder_layers=1000, but it holds the arrays of 1 layers"),
+    (dict(max_len=400_000_000), r"its config gives max_len=400000000 positions, more than the 1,048,576"),
+])
+def test_a_config_that_does_not_build_its_model_is_refused_naming_the_checkpoint_before_building(tmp_path, change,
+                                                                                                 says):
+    from minitransformer.train import model_from_checkpoint
+
+    ckpt = _transformer_checkpoint(tmp_path, **change)
+    with pytest.raises(CheckpointError, match=rf"^checkpoint '.*t\.npz': {says}"):
+        model_from_checkpoint(ckpt)
+
+
+def test_a_learned_positional_table_shows_max_len(tmp_path):
+    from minitransformer.train import model_from_checkpoint
+
+    lm = nn.DecoderOnlyLM(20, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16, positional="learned")
+    path = save_checkpoint(tmp_path / "lm.npz", lm)
+    assert model_from_checkpoint(read_checkpoint(path)).config == lm.config
+    arrays = _arrays(path)
+    meta = _meta(arrays)
+    meta["config"]["max_len"] = 1 << 19
+    _write(path, arrays, meta)
+    with pytest.raises(CheckpointError, match=r"max_len=524288, but its array 'positional.weight' has shape \(16,"):
+        model_from_checkpoint(read_checkpoint(path))
