@@ -246,3 +246,86 @@ def test_a_learned_positional_table_shows_max_len(tmp_path):
     _write(path, arrays, meta)
     with pytest.raises(CheckpointError, match=r"max_len=524288, but its array 'positional.weight' has shape \(16,"):
         model_from_checkpoint(read_checkpoint(path))
+
+
+# ------------------------------------------------------------------ a checkpoint of `minitransformer train`
+_TINY = dict(steps=2, batch_size=8, d_model=16, heads=2, layers=1, d_ff=32)
+
+
+def _task_checkpoint(path, task_of_model, task=None, tokenizer=None, step=0, **extra):
+    """A checkpoint of ``task_of_model``'s untrained model, saved as :func:`train` saves it, naming ``task``."""
+    from minitransformer.train import tasks
+
+    def sizes(task):
+        return dict(seq_len=8, max_len=16) if task == "charlm" else \
+            dict(n_train=16, n_val=4, n_test=4, min_len=3, max_len=5) if task == "reverse" else \
+            dict(n_train=16, n_val=4, n_test=4)
+
+    setup = tasks.build(task_of_model, **_TINY, **sizes(task_of_model))
+    settings = setup.settings if task is None else tasks.settings(task, **_TINY, **sizes(task))
+    extra = {"task": task or task_of_model, "settings": settings, **extra}
+    return save_checkpoint(path, setup.model, step=step, tokenizer=tokenizer or setup.tokenizer, extra=extra)
+
+
+@pytest.mark.parametrize("model_of, task, says", [
+    ("charlm", "reverse", "names the task 'reverse', whose model is a Transformer, but holds a DecoderOnlyLM "
+                          r"\(the model of the charlm task\)"),
+    ("reverse", "classify", "names the task 'classify', whose model is a TransformerClassifier, but holds a "
+                            r"Transformer \(the model of the reverse, copy, sort, dates, translate tasks\)"),
+    ("classify", "charlm", "names the task 'charlm', whose model is a DecoderOnlyLM, but holds a "
+                           r"TransformerClassifier \(the model of the classify task\)"),
+])
+def test_a_checkpoint_whose_model_is_not_its_tasks_is_refused_naming_the_task_it_is_for(tmp_path, model_of, task,
+                                                                                       says):
+    from minitransformer.train.run import generate_from_checkpoint
+
+    path = _task_checkpoint(tmp_path / "c.npz", model_of, task=task)
+    with pytest.raises(CheckpointError, match=says):
+        generate_from_checkpoint(path, "12 3" if task != "charlm" else "a")
+
+
+def test_a_tokenizer_larger_than_the_models_vocabulary_is_refused_at_load(tmp_path):
+    from minitransformer.data import CharTokenizer
+    from minitransformer.train.run import generate_from_checkpoint
+
+    big = CharTokenizer("".join(chr(c) for c in range(0x100, 0x200)))
+    path = _task_checkpoint(tmp_path / "c.npz", "charlm", tokenizer=big)
+    with pytest.raises(CheckpointError, match=rf"its tokenizer has {big.vocab_size} pieces, more than the model's "
+                                              r"vocabulary, vocab=\d+"):
+        generate_from_checkpoint(path, "a")
+
+
+@pytest.mark.parametrize("change, says", [
+    (dict(n_test=10**9), "its setting n_test=1000000000 asks for more than 10,000,000 examples"),
+    (dict(d_model=32), "its setting d_model=32 disagrees with its model's config, d_model=16"),
+    (dict(layers=3), "its setting layers=3 disagrees with its model's config, num_encoder_layers=1"),
+])
+def test_evaluate_refuses_saved_settings_that_disagree_with_the_model_or_make_too_much_data(tmp_path, change, says):
+    from minitransformer.train.run import evaluate
+
+    path = _task_checkpoint(tmp_path / "c.npz", "reverse")
+    arrays = _arrays(path)
+    meta = _meta(arrays)
+    meta["extra"]["settings"].update(change)
+    _write(path, arrays, meta)
+    with pytest.raises(CheckpointError, match=says):
+        evaluate(path, blas_threads=None)
+
+
+@pytest.mark.parametrize("extra, says", [
+    (dict(settings=None), "was not written by `minitransformer train`"),
+    (dict(checkpoints=[1, 2]), r"field 'extra/checkpoints' must be a dict \(every, keep\) or null, got \[1, 2\]"),
+])
+def test_resume_refuses_a_checkpoint_without_settings_or_with_a_record_of_copies_of_the_wrong_kind(tmp_path, extra,
+                                                                                                  says):
+    from minitransformer.train.run import CHECKPOINT_NAME, train
+
+    path = _task_checkpoint(tmp_path / CHECKPOINT_NAME, "reverse")
+    arrays = _arrays(path)
+    meta = _meta(arrays)
+    meta["extra"].update(extra)
+    if extra.get("settings", 0) is None:
+        del meta["extra"]["settings"]
+    _write(path, arrays, meta)
+    with pytest.raises(CheckpointError, match=says):
+        train("reverse", tmp_path, progress=False, blas_threads=None, resume=True)

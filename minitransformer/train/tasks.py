@@ -973,7 +973,9 @@ def model_from_checkpoint(ckpt) -> nn.Module:
     try:
         return cls(**ckpt.config)
     except (TypeError, ValueError) as e:  # a size that is no integer, a rate out of range, ...
-        raise CheckpointError(f"{where}: its config does not build a {ckpt.model_type}: {e}") from e
+        said = " ".join(str(e).split())  # (on one line, cut: a value may be a long array)
+        raise CheckpointError(f"{where}: its config does not build a {ckpt.model_type}: "
+                              f"{said if len(said) <= 300 else said[:297] + '...'}") from e
     except MemoryError as e:
         raise CheckpointError(f"{where}: its config asks for a {ckpt.model_type} larger than this machine's memory "
                               f"({e}); its sizes: {_shown_config(ckpt.config)}") from e
