@@ -495,8 +495,13 @@ def read_checkpoint(path) -> Checkpoint:
     Raises
     ------
     CheckpointError
-        The file is missing, not a ``.npz``, holds Python objects, is truncated, damaged (checksum), of
-        another format or version, or lacks an array its description names.
+        The file is missing, not a regular file, not a ``.npz``, holds Python objects, is truncated, damaged
+        (checksum), of another format or version, or lacks an array its description names; or it is not what
+        :func:`save_checkpoint` writes (a hand-made or tampered file): a member its description does not name (refused
+        unread: nothing is inflated that a checkpoint does not use), a member that is no ``.npy`` array of numbers,
+        whose header's shape and dtype do not make its size, or that inflates over 100 times its compressed size, or a
+        field of the description of the wrong kind (the message names it: ``field 'step' must be a whole number >= 0,
+        got 'abc'``). The description is read first, and each member's header before its data.
 
     Examples
     --------
