@@ -409,9 +409,9 @@ def _checksum(arrays: dict) -> str:
     for key in sorted(arrays):
         if key == _CHECKSUM:
             continue
-        a = np.ascontiguousarray(arrays[key])
+        a = np.ascontiguousarray(arrays[key])  # (a 0-d array's shape is (1,) here, in every stored checksum)
         h.update(key.encode("utf-8") + b"\0" + a.dtype.str.encode() + b"\0" + repr(a.shape).encode() + b"\0")
-        h.update(a.tobytes())
+        h.update(a)  # its buffer, not a copy of it (a.tobytes(): the same bytes)
     return h.hexdigest()
 
 
@@ -495,8 +495,13 @@ def read_checkpoint(path) -> Checkpoint:
     Raises
     ------
     CheckpointError
-        The file is missing, not a ``.npz``, holds Python objects, is truncated, damaged (checksum), of
-        another format or version, or lacks an array its description names.
+        The file is missing, not a regular file, not a ``.npz``, holds Python objects, is truncated, damaged
+        (checksum), of another format or version, or lacks an array its description names; or it is not what
+        :func:`save_checkpoint` writes (a hand-made or tampered file): a member its description does not name (refused
+        unread: nothing is inflated that a checkpoint does not use), a member that is no ``.npy`` array of numbers,
+        whose header's shape and dtype do not make its size, or that inflates over 100 times its compressed size, or a
+        field of the description of the wrong kind (the message names it: ``field 'step' must be a whole number >= 0,
+        got 'abc'``). The description is read first, and each member's header before its data.
 
     Examples
     --------
@@ -521,88 +526,240 @@ def read_checkpoint(path) -> Checkpoint:
     if path.is_dir():
         raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a checkpoint file (such as "
                               f"{str(path / 'checkpoint.npz')!r})")
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint {str(path)!r}: no such file")
+    if not path.is_file():  # a FIFO would block the read, /dev/zero never end it
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a regular file (a pipe, a device, ...)")
     if not _starts_as_a_zip(path):  # else NumPy takes it for a pickle and says how to load it unsafely
         raise CheckpointError(f"{str(path)!r} is not a minitransformer checkpoint: it is not a .npz archive "
                               "(a zip of NumPy arrays)")
+    where = f"checkpoint {str(path)!r}"
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {key: z[key] for key in z.files}
+        with zipfile.ZipFile(path) as z:
+            members = _member_headers(path, z)
+            meta_bytes = _read_member(z, members[_META]).tobytes()
+            stored = _read_member(z, members[_CHECKSUM]).tobytes()
+            try:
+                meta = json.loads(meta_bytes.decode("utf-8"))
+                stored = stored.decode("ascii")
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise CheckpointError(f"{where}: its description cannot be decoded ({e})") from e
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+                raise CheckpointError(f"{str(path)!r} is not a minitransformer checkpoint (format {found!r})")
+            if meta.get("version") != VERSION:
+                raise CheckpointError(
+                    f"{where} has format version {meta.get('version')!r}; this minitransformer reads version {VERSION}")
+            named = _check_meta(meta, where)
+            unnamed = sorted(set(members) - named - {_META, _CHECKSUM})
+            if unnamed:  # refused unread: nothing a checkpoint does not use is inflated (a zip bomb)
+                raise CheckpointError(f"{where} holds members not named by its description: "
+                                      f"{', '.join(map(repr, unnamed[:8]))}{', ...' if len(unnamed) > 8 else ''} "
+                                      "(save_checkpoint writes none: a hand-made or tampered file)")
+            missing = [k for k in meta.get("model_keys", []) if f"model/{k}" not in members]
+            if missing:
+                raise CheckpointError(f"{where} lacks the model arrays {missing}")
+            lacking = sorted(named - set(members))
+            if lacking:
+                raise CheckpointError(f"{where} lacks the array {lacking[0]!r} its description names")
+            for key in sorted(named):
+                _check_size(where, key, members[key])
+            arrays = {key: _read_member(z, members[key]) for key in named}
+    except RecursionError:
+        raise CheckpointError(f"{where}: its description is nested too deeply to read (a hand-made or "
+                              "tampered file)") from None
+    except CheckpointError:
+        raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        if "allow_pickle" in str(e):  # NumPy refuses an array of Python objects, which no checkpoint holds
-            raise CheckpointError(f"{str(path)!r} is not a minitransformer checkpoint: it holds arrays of Python "
-                                  "objects (dtype object), not numbers") from e
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} cannot be read as a .npz file (truncated or damaged?): {e}"
-        ) from e
+        raise CheckpointError(f"{where} cannot be read as a .npz file (truncated or damaged?): {e}") from e
     except Exception as e:  # zlib.error and friends: any failure to read is a damaged file
-        raise CheckpointError(f"checkpoint {str(path)!r} is damaged: {type(e).__name__}: {e}") from e
-    if _META not in arrays or _CHECKSUM not in arrays:
-        raise CheckpointError(
-            f"{str(path)!r} is a .npz file but not a minitransformer checkpoint (it has no {_META}/{_CHECKSUM} "
-            f"entries; its arrays are {sorted(arrays)[:8]})"
-        )
-    try:
-        meta = json.loads(arrays[_META].tobytes().decode("utf-8"))
-        stored = arrays[_CHECKSUM].tobytes().decode("ascii")
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"checkpoint {str(path)!r}: its description cannot be decoded ({e})") from e
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise CheckpointError(f"{str(path)!r} is not a minitransformer checkpoint (format {found!r})")
-    if meta.get("version") != VERSION:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} has format version {meta.get('version')!r}; this minitransformer reads "
-            f"version {VERSION}"
-        )
+        raise CheckpointError(f"{where} is damaged: {type(e).__name__}: {e}") from e
+    arrays[_META] = np.frombuffer(meta_bytes, dtype=np.uint8)
     actual = _checksum(arrays)
     if actual != stored:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is damaged: its checksum does not match its contents "
+            f"{where} is damaged: its checksum does not match its contents "
             f"(stored sha256 {stored[:12]}..., computed {actual[:12]}...)"
         )
-    missing = [k for k in meta.get("model_keys", []) if f"model/{k}" not in arrays]
-    if missing:
-        raise CheckpointError(f"checkpoint {str(path)!r} lacks the model arrays {missing}")
     modules = meta.get("modules")  # (absent from a checkpoint written before they were recorded)
     if modules is not None:
         if not (isinstance(modules, list) and all(isinstance(m, list) and len(m) == 2
                                                   and all(isinstance(x, str) for x in m) for m in modules)):
-            raise CheckpointError(f"checkpoint {str(path)!r}: its record of the model's modules is not a list of "
+            raise CheckpointError(f"{where}: its record of the model's modules is not a list of "
                                   f"[path, class name] pairs (a damaged or hand-made file?): {modules!r:.80}")
         modules = dict(modules)
 
     def unflatten(value):
         if isinstance(value, dict):
             if set(value) == {_ARRAY}:
-                key = value[_ARRAY]
-                if key not in arrays:
-                    raise CheckpointError(f"checkpoint {str(path)!r} lacks the array {key!r} its description names")
-                return arrays[key]
+                return arrays[value[_ARRAY]]  # (named, present and read: checked above)
             return {k: unflatten(v) for k, v in value.items()}
         if isinstance(value, list):
             return [unflatten(v) for v in value]
         return value
 
-    return Checkpoint(
-        path=str(path),
-        version=meta["version"],
-        model_type=meta.get("model_type"),
-        config=unflatten(meta.get("config")),
-        model_state={k: arrays[f"model/{k}"] for k in meta.get("model_keys", [])},
-        optimizer_state=unflatten(meta.get("optimizer")),
-        optimizer_type=meta.get("optimizer_type"),
-        schedule_state=unflatten(meta.get("schedule")),
-        schedule_type=meta.get("schedule_type"),
-        step=int(meta.get("step", 0)),
-        rng_state=unflatten(meta.get("rng_state")),
-        tokenizer=unflatten(meta.get("tokenizer")),
-        history=unflatten(meta.get("history") or {}),
-        trainer_state=unflatten(meta.get("trainer") or {}),
-        extra=unflatten(meta.get("extra") or {}),
-        modules=modules,
-    )
+    try:
+        return Checkpoint(
+            path=str(path),
+            version=meta["version"],
+            model_type=meta["model_type"],
+            config=unflatten(meta.get("config")),
+            model_state={k: arrays[f"model/{k}"] for k in meta.get("model_keys", [])},
+            optimizer_state=unflatten(meta.get("optimizer")),
+            optimizer_type=meta.get("optimizer_type"),
+            schedule_state=unflatten(meta.get("schedule")),
+            schedule_type=meta.get("schedule_type"),
+            step=meta.get("step", 0),
+            rng_state=unflatten(meta.get("rng_state")),
+            tokenizer=unflatten(meta.get("tokenizer")),
+            history=unflatten(meta.get("history") or {}),
+            trainer_state=unflatten(meta.get("trainer") or {}),
+            extra=unflatten(meta.get("extra") or {}),
+            modules=modules,
+        )
+    except RecursionError:
+        raise CheckpointError(f"{where}: its description is nested too deeply to read (a hand-made or "
+                              "tampered file)") from None
+
+
+#: the kinds of dtype a checkpoint's arrays have (save_checkpoint writes no other): bool, int, uint, float
+_NUMBER_KINDS = "biuf"
+#: the most bytes ``__meta__`` (JSON: config, tokenizer, history, ...; a long run's takes a few MB) may take
+_MAX_META_BYTES = 1 << 28
+#: a member that inflates to more than this many times its size in the file, and to more than ``_SMALL`` bytes, is
+#: refused unread (a zip bomb: deflated zeros inflate 1,000 times). save_checkpoint stores its members uncompressed;
+#: a file compressed by hand (``np.savez_compressed``) of trained weights is far below the ratio
+_MAX_RATIO, _SMALL = 100, 1 << 20
+
+
+@dataclass(frozen=True)
+class _Member:
+    """A ``.npy`` member of the zip as its header declares it, read before its data are."""
+
+    info: zipfile.ZipInfo
+    version: tuple
+    shape: tuple
+    fortran: bool
+    dtype: np.dtype
+    data_at: int  # where the data begin, after the header
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def _member_headers(path: Path, z: zipfile.ZipFile) -> dict[str, _Member]:
+    """Each member of the zip by its array's name (``model/weight`` for ``model/weight.npy``), as its ``.npy`` header
+    declares it: only the first bytes of each are inflated. Refused (a :class:`CheckpointError`): an array of Python
+    objects, a zip without ``__meta__`` and ``__checksum__`` (a PyTorch file: a pointer to the converter), a member
+    that is not a ``.npy`` array, a name held twice, a header NumPy cannot read."""
+    where = f"checkpoint {str(path)!r}"
+    members, other, objects = {}, [], []
+    for info in z.infolist():
+        if not info.filename.endswith(".npy"):
+            other.append(info.filename)
+            continue
+        key = info.filename[:-len(".npy")]
+        if key in members:
+            raise CheckpointError(f"{where} holds the member {info.filename!r} twice (a hand-made or tampered file)")
+        with z.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:  # (3.0 is written for field names outside latin-1 only: no array of numbers has it)
+                raise CheckpointError(f"{where}: its member {key!r} is a .npy array of version {version}, which no "
+                                      "checkpoint is")
+            members[key] = _Member(info, version, shape, fortran, dtype, f.tell())
+        if dtype.hasobject:
+            objects.append(key)
+    if objects:
+        raise CheckpointError(f"{str(path)!r} is not a minitransformer checkpoint: it holds arrays of Python objects "
+                              f"(dtype object), not numbers: {', '.join(map(repr, objects[:8]))}")
+    if other and (_META in members or _META in other):  # a description beside (or as) a member of raw bytes
+        raise CheckpointError(f"{where}: its member {other[0]!r} is not a NumPy array (.npy), which every member of a "
+                              "checkpoint is (a hand-made or tampered file)")
+    if _META not in members or _CHECKSUM not in members:
+        names = sorted([*members, *other])
+        torch = any(n.endswith("data.pkl") for n in names)
+        raise CheckpointError(
+            f"{str(path)!r} is a .npz file but not a minitransformer checkpoint (it has no {_META}/{_CHECKSUM} "
+            f"entries; its arrays are {names[:8]})"
+            + ("; it looks like a PyTorch file (torch.save): load it with torch, then put its state dict into a "
+               "model with minitransformer.nn.convert.from_torch_state_dict(model, state_dict) and save that with "
+               "save_checkpoint" if torch else "")
+        )
+    for key in (_META, _CHECKSUM):
+        m = members[key]
+        limit = 64 if key == _CHECKSUM else _MAX_META_BYTES
+        if m.dtype != np.uint8 or len(m.shape) != 1 or m.shape[0] > limit:
+            raise CheckpointError(f"{where}: its member {key!r} is not the bytes it should be (uint8, at most {limit:,}"
+                                  f"; it declares {m.dtype} of shape {m.shape})")
+        _check_size(where, key, m)
+    return members
+
+
+def _check_size(where: str, key: str, m: _Member) -> None:
+    """Refuse a member before its data are inflated or allocated: of a dtype no checkpoint holds, whose size in the
+    zip is not what its header's shape and dtype make, or that inflates far more than its compressed bytes."""
+    if m.dtype.kind not in _NUMBER_KINDS or m.dtype.names is not None:
+        raise CheckpointError(f"{where}: its member {key!r} holds {m.dtype} values; a checkpoint holds numbers only "
+                              "(bool, integers, floats)")
+    if any(n < 0 for n in m.shape) or m.info.file_size != m.data_at + m.nbytes:
+        raise CheckpointError(
+            f"{where}: its member {key!r} declares shape {m.shape} of {m.dtype} ({m.nbytes:,} bytes) but holds "
+            f"{m.info.file_size - m.data_at:,} (a damaged or tampered file)")
+    if m.info.file_size > _SMALL and m.info.file_size > _MAX_RATIO * m.info.compress_size:
+        raise CheckpointError(
+            f"{where}: its member {key!r} inflates to {m.info.file_size:,} bytes from {m.info.compress_size:,} in the "
+            f"file (more than {_MAX_RATIO} times: a zip bomb?); refused unread")
+
+
+def _read_member(z: zipfile.ZipFile, m: _Member) -> np.ndarray:
+    """The array of a member whose header was read and checked (:func:`_member_headers`, :func:`_check_size`)."""
+    with z.open(m.info) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def _check_meta(meta: dict, where: str) -> set[str]:
+    """Refuse a description whose fields are not of the kinds :func:`save_checkpoint` writes (a
+    :class:`CheckpointError`: ``checkpoint PATH: field 'step' must be ..., got ...``); return the names of the
+    arrays it refers to (``model/<key>`` for each model key, each ``{"__array__": name}`` inside the fields)."""
+    def refuse(key: str, wanted: str, value):
+        raise CheckpointError(f"{where}: field {key!r} must be {wanted}, got {shown(value, 60)}")
+
+    if not isinstance(meta.get("model_type"), str):
+        refuse("model_type", "a class name (a string)", meta.get("model_type"))
+    keys = meta.get("model_keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        refuse("model_keys", "a list of names (strings)", keys)
+    step = meta.get("step", 0)
+    if type(step) is not int or step < 0:  # (not a bool; a float, inf or NaN is no step)
+        refuse("step", "a whole number >= 0", step)
+    for key in ("optimizer_type", "schedule_type"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            refuse(key, "a class name or null", meta[key])
+    for key in ("config", "optimizer", "schedule", "rng_state", "tokenizer", "history", "trainer", "extra"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            refuse(key, "a dict or null", meta[key])
+    named = {f"model/{k}" for k in keys}
+    stack = [(key, meta.get(key)) for key in ("config", "optimizer", "schedule", "rng_state", "tokenizer", "history",
+                                              "trainer", "extra")]
+    while stack:  # (a loop, not a recursion: the description may be deep)
+        at, value = stack.pop()
+        if isinstance(value, dict):
+            if set(value) == {_ARRAY}:
+                name = value[_ARRAY]
+                if not isinstance(name, str) or name in (_META, _CHECKSUM):
+                    raise CheckpointError(f"{where}: {at!r} refers to the array {shown(name, 60)}, which is not the "
+                                          "name of an array of data")
+                named.add(name)
+            else:
+                stack.extend((f"{at}/{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{at}/{i}", v) for i, v in enumerate(value))
+    return named
 
 
 def _starts_as_a_zip(path: Path) -> bool:

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np  # host-side parsing of user input and printing
 
 from .. import backend as _backend
-from .._arguments import require_real
+from .._arguments import require_real, shown
 from ..autograd import Tensor
 from ..data import SPECIAL_TOKENS, BPETokenizer, CorpusError, tokenizer_from_dict
 from . import tasks
@@ -180,7 +180,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             saved = read_checkpoint(path)
             if saved.extra.get("task") != task:
                 raise CheckpointError(f"{path} was written by task {saved.extra.get('task')!r}, not {task!r}")
-            settings = tasks.settings(task, **saved.extra["settings"])  # (a setting newer than the checkpoint: its
+            settings = tasks.settings(task, **_saved_task(saved)[1])  # (a setting newer than the checkpoint: its
             checked = tasks.settings(task, **{**settings, **overrides})  # default); a bad value is refused here too
             overrides = {k: checked[k] for k in overrides}
             other = {k: v for k, v in overrides.items() if k != "steps" and settings.get(k, v) != v}
@@ -195,6 +195,9 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             setup = _build_saved(saved, task, {**settings, **{k: v for k, v in overrides.items() if k == "steps"}})
             # the copies a run keeps are part of it: resumed without the options, it goes on keeping them
             copies = saved.extra.get("checkpoints") or {}
+            if not isinstance(copies, dict):
+                raise CheckpointError(f"checkpoint {str(path)!r}: field 'extra/checkpoints' must be a dict (every, "
+                                      f"keep) or null, got {shown(copies, 60)}")
             checkpoint_every = copies.get("every") if checkpoint_every is None else checkpoint_every
             keep_checkpoints = copies.get("keep") if keep_checkpoints is None else keep_checkpoints
         else:
@@ -506,13 +509,49 @@ class _Trained:
     tokenizer: object
 
 
+#: the model class each kind of task (:data:`~minitransformer.train.tasks.KIND`) builds
+_MODEL_OF_KIND = {"seq2seq": "Transformer", "classify": "TransformerClassifier", "lm": "DecoderOnlyLM"}
+#: the most examples a checkpoint's settings may ask ``evaluate`` (or a resumed run) to make, each of n_train, n_val
+#: and n_test (the defaults are some 20,000; 10**9 would fill the memory before anything is measured)
+_MOST_EXAMPLES = 10_000_000
+
+
 def _saved_task(ckpt) -> tuple[str, dict]:
-    """The task and settings a checkpoint written by :func:`train` names."""
+    """The task and settings a checkpoint written by :func:`train` names, refused where its model is not the one the
+    task builds (a language model's checkpoint that says ``reverse``: its model would be run as a Transformer)."""
     task, settings = ckpt.extra.get("task"), ckpt.extra.get("settings")
-    if task not in tasks.TASKS or not isinstance(settings, dict):
+    if not isinstance(task, str) or task not in tasks.TASKS or not isinstance(settings, dict):
         raise CheckpointError(f"{ckpt.path} was not written by `minitransformer train` (it names no task); load it "
                               "with minitransformer.train.load_checkpoint in Python")
+    wanted = _MODEL_OF_KIND[tasks.KIND[task]]
+    if ckpt.model_type != wanted:
+        theirs = [t for t in tasks.TASKS if _MODEL_OF_KIND[tasks.KIND[t]] == ckpt.model_type]
+        fits = f" (the model of the {', '.join(theirs)} task{'s' if len(theirs) > 1 else ''})" if theirs else ""
+        raise CheckpointError(f"checkpoint {ckpt.path!r} names the task {task!r}, whose model is a {wanted}, but "
+                              f"holds a {ckpt.model_type}{fits}: a hand-made or edited file")
     return task, settings
+
+
+def _check_saved_settings(ckpt, task: str, settings: dict) -> None:
+    """Refuse a checkpoint's settings that disagree with its model's config (``d_model``, ``heads``, ``d_ff``,
+    ``layers``, ``norm_first``; ``max_len`` where the task's model takes it as it is) or ask for more than
+    :data:`_MOST_EXAMPLES` examples, before any data are made."""
+    where = f"checkpoint {ckpt.path!r}"
+    for name in ("n_train", "n_val", "n_test"):
+        n = settings.get(name)
+        if isinstance(n, int) and n > _MOST_EXAMPLES:
+            raise CheckpointError(f"{where}: its setting {name}={n} asks for more than {_MOST_EXAMPLES:,} examples: a "
+                                  "hand-made or edited file (no data were made)")
+    config = ckpt.config if isinstance(ckpt.config, dict) else {}
+    same = {"d_model": ("d_model",), "heads": ("heads",), "d_ff": ("d_ff",), "norm_first": ("norm_first",),
+            "layers": ("num_layers", "num_encoder_layers", "num_decoder_layers")}
+    if tasks.KIND[task] != "seq2seq":  # (a seq2seq model's positions are computed from its lengths)
+        same["max_len"] = ("max_len",)
+    for name, keys in same.items():
+        for key in keys:
+            if name in settings and key in config and settings[name] != config[key]:
+                raise CheckpointError(f"{where}: its setting {name}={shown(settings[name], 40)} disagrees with its "
+                                      f"model's config, {key}={shown(config[key], 40)}: a hand-made or edited file")
 
 
 def _build_saved(ckpt, task: str, settings: dict):
@@ -520,6 +559,7 @@ def _build_saved(ckpt, task: str, settings: dict):
     file of one's own, moved or edited since (its digest is in the settings), or data that no longer give the
     tokenizer the checkpoint saved (the model would read them with other ids)."""
     where = f"checkpoint {ckpt.path!r}"
+    _check_saved_settings(ckpt, task, settings)
     try:
         setup = tasks.build(task, **settings)
     except CorpusError as e:
@@ -560,10 +600,31 @@ def _trained_model(path):
     if ckpt.tokenizer is None:
         return _setup_from_checkpoint(path)[0]
     model = tasks.model_from_checkpoint(ckpt)
+    try:
+        tokenizer = tokenizer_from_dict(ckpt.tokenizer)
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {str(path)!r}: its tokenizer cannot be read: {e}") from e
+    _check_tokenizer_fits(ckpt, tokenizer, model)
     load_checkpoint(path, model)
     model.eval()
-    return _Trained(task, tasks.KIND[task], tasks.settings(task, **{**settings, "target": None}), model,
-                    tokenizer_from_dict(ckpt.tokenizer))
+    return _Trained(task, tasks.KIND[task], tasks.settings(task, **{**settings, "target": None}), model, tokenizer)
+
+
+def _check_tokenizer_fits(ckpt, tokenizer, model) -> None:
+    """Refuse a tokenizer that gives ids the model has no rows for (more pieces than the config's vocabulary: the
+    model would fail on the first such id, mid-generation)."""
+    config = model.config
+    if type(model).__name__ == "Transformer":
+        pair = hasattr(tokenizer, "source")
+        sides = (("source", tokenizer.source if pair else tokenizer, "src_vocab"),
+                 ("target", tokenizer.target if pair else tokenizer, "tgt_vocab"))
+    else:
+        sides = (("", tokenizer, "vocab" if "vocab" in config else "vocab_size"),)
+    for side, tok, key in sides:
+        if tok.vocab_size > config[key]:
+            raise CheckpointError(
+                f"checkpoint {ckpt.path!r}: its {side + ' ' if side else ''}tokenizer has {tok.vocab_size} pieces, "
+                f"more than the model's vocabulary, {key}={config[key]}: a hand-made or edited file")
 
 
 def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict:

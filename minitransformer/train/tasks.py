@@ -53,6 +53,7 @@ used to decide when to stop).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import os
 from collections.abc import Callable
@@ -932,6 +933,15 @@ def model_from_checkpoint(ckpt) -> nn.Module:
         A new model of the saved class and config, with fresh weights: load the saved ones with
         ``model.load_state_dict(ckpt.model_state)``.
 
+    Raises
+    ------
+    CheckpointError
+        The checkpoint names another class, or its config does not build one: no config, a key the class does not
+        take, a value the class refuses (the message names the checkpoint, then the class's own words), or a size
+        its saved arrays contradict (``src_vocab`` beside the embedding's rows, ``d_model``, ``d_ff``, the count of
+        layers, a learned positional table's ``max_len``) or, where no array shows it, ``max_len`` over 1,048,576
+        positions. Sizes are checked before the model is built: a config that lies about them allocates nothing.
+
     Examples
     --------
     >>> import os, tempfile
@@ -951,6 +961,77 @@ def model_from_checkpoint(ckpt) -> nn.Module:
         raise CheckpointError(f"checkpoint {ckpt.path!r} holds a {ckpt.model_type}: model_from_checkpoint rebuilds "
                               f"only the library's models {sorted(MODEL_TYPES)}; for a model of your own, build a "
                               f"{ckpt.model_type} and load the file into it, load_checkpoint(path, model)")
+    where = f"checkpoint {ckpt.path!r}"
     if not isinstance(ckpt.config, dict):
-        raise CheckpointError(f"checkpoint {ckpt.path!r} has no model config to rebuild the {ckpt.model_type} from")
-    return cls(**ckpt.config)
+        raise CheckpointError(f"{where} has no model config to rebuild the {ckpt.model_type} from")
+    takes = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+    unknown = sorted(set(ckpt.config) - set(takes))
+    if unknown:
+        raise CheckpointError(f"{where}: its config holds {', '.join(map(repr, unknown))}, which a {ckpt.model_type} "
+                              f"does not take (it takes {', '.join(takes)}): a hand-made or edited file")
+    _check_config_sizes(ckpt, where)
+    try:
+        return cls(**ckpt.config)
+    except (TypeError, ValueError) as e:  # a size that is no integer, a rate out of range, ...
+        said = " ".join(str(e).split())  # (on one line, cut: a value may be a long array)
+        raise CheckpointError(f"{where}: its config does not build a {ckpt.model_type}: "
+                              f"{said if len(said) <= 300 else said[:297] + '...'}") from e
+    except MemoryError as e:
+        raise CheckpointError(f"{where}: its config asks for a {ckpt.model_type} larger than this machine's memory "
+                              f"({e}); its sizes: {_shown_config(ckpt.config)}") from e
+
+
+#: for each model class, the sizes in its config that its saved arrays show, as (config key, array, axis): checked
+#: before the model is built, so that a config that lies about them allocates nothing (``src_vocab=3_000_000`` beside
+#: an embedding of 14 rows)
+_SIZES_IN_STATE = {
+    "Transformer": (("src_vocab", "src_embed.weight", 0), ("tgt_vocab", "tgt_embed.weight", 0),
+                    ("d_model", "src_embed.weight", 1), ("d_ff", "encoder.layers.0.ffn.W_1.weight", 1)),
+    "DecoderOnlyLM": (("vocab", "embed.weight", 0), ("d_model", "embed.weight", 1),
+                      ("d_ff", "decoder.layers.0.ffn.W_1.weight", 1), ("max_len", "positional.weight", 0)),
+    "TransformerClassifier": (("vocab_size", "embed.weight", 0), ("d_model", "embed.weight", 1),
+                              ("d_ff", "encoder.layers.0.ffn.W_1.weight", 1)),
+}
+#: for each model class, its counts of layers, as (config key, the prefix of each layer's arrays)
+_LAYERS_IN_STATE = {
+    "Transformer": (("num_encoder_layers", "encoder.layers."), ("num_decoder_layers", "decoder.layers.")),
+    "DecoderOnlyLM": (("num_layers", "decoder.layers."),),
+    "TransformerClassifier": (("num_layers", "encoder.layers."),),
+}
+#: the most positions a checkpoint's config may give where no array shows them (a sinusoidal table of max_len x
+#: d_model numbers is made when the model is built)
+_MOST_POSITIONS = 1 << 20
+
+
+def _check_config_sizes(ckpt, where: str) -> None:
+    """Refuse a config whose sizes its arrays contradict (:data:`_SIZES_IN_STATE`, :data:`_LAYERS_IN_STATE`), or
+    whose ``max_len`` no array shows and exceeds :data:`_MOST_POSITIONS`, before the model is built. A size that is no
+    integer, or an array the checkpoint lacks, is left to the model's own checks and to loading."""
+    from .checkpoint import CheckpointError
+
+    config, state = ckpt.config, ckpt.model_state
+    shown_by_arrays = set()
+    for key, name, axis in _SIZES_IN_STATE.get(ckpt.model_type, ()):
+        a = state.get(name)
+        if a is None or not is_integer(config.get(key)) or getattr(a, "ndim", 0) <= axis:
+            continue
+        shown_by_arrays.add(key)
+        if config[key] != a.shape[axis]:
+            raise CheckpointError(
+                f"{where}: its config gives {key}={config[key]!r}, but its array {name!r} has shape {a.shape} "
+                f"({key} {a.shape[axis]}): a hand-made or edited file (the model is not built)")
+    for key, prefix in _LAYERS_IN_STATE.get(ckpt.model_type, ()):
+        layers = {name[len(prefix):].split(".", 1)[0] for name in state if name.startswith(prefix)}
+        if layers and is_integer(config.get(key)) and config[key] != len(layers):
+            raise CheckpointError(f"{where}: its config gives {key}={config[key]!r}, but it holds the arrays of "
+                                  f"{len(layers)} layers ({prefix}*): a hand-made or edited file (the model is not "
+                                  "built)")
+    max_len = config.get("max_len")
+    if "max_len" not in shown_by_arrays and is_integer(max_len) and max_len > _MOST_POSITIONS:
+        raise CheckpointError(f"{where}: its config gives max_len={max_len!r} positions, more than the "
+                              f"{_MOST_POSITIONS:,} a checkpoint may ask for (the model would make a table of "
+                              f"max_len x d_model numbers): a hand-made or edited file (the model is not built)")
+
+
+def _shown_config(config: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in config.items() if is_integer(v))
