@@ -1083,16 +1083,10 @@ def _checked_run_state(path, ckpt) -> tuple[dict, dict]:
     before anything is loaded, with the numbers as Python's; a :class:`CheckpointError` naming the field and its value
     where one is not what a :class:`Trainer` writes (a damaged or hand-edited file): found only after the model and
     the optimizer had been loaded, it left them changed (``int("x")``), or a value was taken as it was (a
-    ``batch_in_epoch`` of -1, a ``step`` of -3). Its step and extra are checked too."""
-    t = ckpt.trainer_state
+    ``batch_in_epoch`` of -1). (:func:`~minitransformer.train.read_checkpoint` has checked the fields' kinds: the step,
+    a dict for each of trainer_state, history and extra.)"""
     try:
-        if not isinstance(t, dict):
-            raise TypeError(f"its trainer_state must be a dict, got {type(t).__name__}")
-        if not isinstance(ckpt.extra, dict):
-            raise TypeError(f"its extra must be a dict, got {type(ckpt.extra).__name__}")
-        if not is_integer(ckpt.step) or ckpt.step < 0:
-            raise ValueError(f"its step must be an integer >= 0, got {ckpt.step!r}")
-        t = dict(t)
+        t = dict(ckpt.trainer_state)
         op = "its trainer_state"
         for name in ("epoch", "batch_in_epoch", "bad_evals"):
             if name in t:
@@ -1129,8 +1123,6 @@ def _checked_run_state(path, ckpt) -> tuple[dict, dict]:
 def _checked_history(history) -> dict:
     """A checkpoint's ``history`` (name -> [[step, value], ...], as :meth:`Trainer.fit` logs it) as the trainer's, or a
     TypeError naming the entry that is not so."""
-    if not isinstance(history, dict):
-        raise TypeError(f"its history must be a dict of name -> [[step, value], ...], got {type(history).__name__}")
     out = {}
     for name, pairs in history.items():
         if not isinstance(name, str) or not isinstance(pairs, list | tuple):
