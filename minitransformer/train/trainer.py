@@ -1112,7 +1112,7 @@ def _checked_run_state(path, ckpt) -> tuple[dict, dict]:
                 isinstance(k, str) and is_real(v) for k, v in last.items())):
             raise TypeError(f"{op}: last_eval must be a dict of name -> number, got {last!r:.80}")
         kept = t.get("kept_checkpoints")
-        if kept is not None and (not isinstance(kept, list) or not all(isinstance(k, str) for k in kept)):
+        if kept is not None and not isinstance(kept, list):  # (its entries: _kept_by keeps the run's own names)
             raise TypeError(f"{op}: kept_checkpoints must be a list of file names, got {kept!r:.80}")
         history = _checked_history(ckpt.history)
     except (TypeError, ValueError) as e:
