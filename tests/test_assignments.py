@@ -1192,6 +1192,43 @@ def test_grade_of_a_run_that_reports_nothing_and_of_tests_that_do_not_collect(mo
         _grade_with(monkeypatch, tmp_path / "slow", None, None, "", collection_stopped=True)
 
 
+# The grading run (-X utf8) writes the package's file name in UTF-8 to a grader whose locale is C: a stand-in for it
+C_LOCALE_GRADE = """import importlib, json, subprocess, sys
+grading = importlib.import_module("minitransformer.assignments.grade")
+assert sys.getfilesystemencoding() == "ascii", sys.getfilesystemencoding()
+REPORT = ("import json, os, sys; json.dump({'package': os.path.abspath(os.path.join(sys.argv[1], 'minitransformer', "
+          "'__init__.py')), 'exitstatus': 0, 'collected': json.loads(sys.argv[3]), 'tests': json.loads(sys.argv[4])}, "
+          "open(sys.argv[2], 'w'))")
+CASE = {"nodeid": "tests/t.py::test_a", "function": "tests/t.py::test_a", "assignment": 2, "points": 10.0}
+
+def run(folder, args, results, timeout):
+    ran = [] if "--collect-only" in args else [{**CASE, "outcome": "passed", "errors": []}]
+    subprocess.run([sys.executable, "-X", "utf8", "-c", REPORT, folder, results, json.dumps([CASE]), json.dumps(ran)],
+                   check=True)
+    return grading._Run(json.loads(results.read_text()), "", False)
+
+grading._pytest = run
+print(grading.grade(2, sys.argv[1], timeout=30).score)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a POSIX locale's file name encoding")
+def test_a_grader_in_a_c_locale_finds_a_copy_whose_path_is_not_ascii(tmp_path):
+    """The grading run reports the package it imported in UTF-8; a grader whose locale is C (ASCII) looked that file
+    up by the name decoded as UTF-8, which its file system encoding could not encode ("'ascii' codec can't encode
+    character '\\xfc'"), for a copy in a folder named ``ü``."""
+    copy = tmp_path / "dir with spaces" / "\u00fcn\u00ef" / "a2"
+    try:
+        (copy / "minitransformer").mkdir(parents=True)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses the folder's name")
+    (copy / "minitransformer" / "__init__.py").write_text("", encoding="utf-8")
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "PYTHONPATH": pythonpath(ROOT)}
+    run = subprocess.run([sys.executable, "-c", C_LOCALE_GRADE, str(copy)], capture_output=True, encoding="utf-8",
+                         errors="replace", env=env, cwd=tmp_path)
+    assert (run.returncode, run.stdout.strip()) == (0, "10.0"), run.stderr[-2000:]
+
+
 def test_a_run_stopped_at_its_timeout_scores_what_finished_and_names_where_it_was_stuck(monkeypatch, tmp_path):
     """The plugin had written the cases that finished when the run was stopped: they count, each other case fails
     saying so, and the problem names the first of them (in the order they run) as the likely endless one."""
