@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import glob
 import inspect
 import json
 import os
@@ -271,7 +272,22 @@ def _generate(args) -> int:
 def _average(args) -> int:
     from .train import run
 
-    return _guard("average", lambda: run.average(args.checkpoints, args.out, overwrite=args.overwrite))
+    return _guard("average", lambda: run.average(_expanded(args.checkpoints, "average"), args.out,
+                                                 overwrite=args.overwrite))
+
+
+def _expanded(paths: list[str], command: str) -> list[str]:
+    """``paths``, each pattern (``*``, ``?``, ``[``) that names no file replaced by the files it matches, in order:
+    what a POSIX shell does, and Windows' cmd and PowerShell leave to the command."""
+    found = []
+    for path in paths:
+        if not any(c in path for c in "*?[") or os.path.exists(path):
+            found.append(path)
+        elif matches := sorted(glob.glob(path)):
+            found.extend(matches)
+        else:
+            raise ValueError(f"{command}: {path!r} matched no file")
+    return found
 
 
 def _assignments(args) -> int:
