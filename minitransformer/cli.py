@@ -15,6 +15,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from ._console import print_what_the_console_can
+
 
 def _demo(args) -> int:
     from .demo import run
@@ -570,18 +572,9 @@ def main(argv=None) -> int:
     >>> main(["train", "--task", "reverse", "--seed-config"])   # --seed-config is for --task classify
     2
     """
-    _print_what_the_console_can()
+    print_what_the_console_can()
     args = build_parser().parse_args(argv)
     return args.run(args) or 0
-
-
-def _print_what_the_console_can() -> None:
-    """A character the console's encoding lacks prints as ``?`` instead of stopping the command: the demo draws the
-    graph with box-drawing characters and a generated text holds whatever the corpus did, while Windows' cp1252 (a
-    redirected output, an older terminal) and a POSIX C locale have none of them."""
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):  # a text file; not what a notebook or a test put in its place
-            stream.reconfigure(errors="replace")
 
 
 if __name__ == "__main__":

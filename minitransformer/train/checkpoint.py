@@ -444,8 +444,8 @@ def _temporary_file_beside(path: Path, folder: Path) -> tuple[int, Path]:
             continue
 
 
-#: seconds waited before each new try of a rename Windows refused: the file open in another program (an
-#: ``evaluate`` reading the checkpoint, an antivirus, a search indexer) is let go of within moments
+#: the seconds waited before each new try of a rename that Windows refused, the file being open in another program
+#: (an ``evaluate`` reading the checkpoint, an antivirus, a search indexer), which lets go of it within moments
 _REPLACE_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
