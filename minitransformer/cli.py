@@ -65,6 +65,16 @@ def _blas_threads(text: str) -> int:
     return value
 
 
+def _blas_threads_of(args) -> int | None:
+    """``--blas-threads`` for ``run.train`` and ``run.evaluate``, which say where it had no effect: not given, 1 is
+    set here and not said (macOS' Accelerate, NumPy's BLAS there, has no setting to take it on any run)."""
+    if args.blas_threads is None:
+        from .train.threads import set_blas_threads
+
+        set_blas_threads(1)
+    return args.blas_threads or None
+
+
 def _task_default(name: str) -> str:
     """The default of the task setting ``name`` in words, for a named option's help, from the tasks' own settings
     (:data:`~minitransformer.train.tasks.DEFAULTS`, ``EVERY_TASK`` and a default that another setting changes):
@@ -243,7 +253,7 @@ def _train(args) -> int:
         try:  # overflows of a diverging run: TrainingDiverged says so, in one line, where NumPy would warn at each
             with np.errstate(over="ignore", invalid="ignore"):
                 run.train(args.task, args.out, backend=_backend_of(args), progress=not args.no_progress,
-                          blas_threads=args.blas_threads or None, resume=args.resume,
+                          blas_threads=_blas_threads_of(args), resume=args.resume,
                           pictures=None if args.no_pictures else _training_pictures(),
                           checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
                           keep_checkpoints=args.keep_checkpoints, **overrides)
@@ -259,7 +269,7 @@ def _evaluate(args) -> int:
     from .train import run
 
     return _guard("evaluate", lambda: run.evaluate(args.checkpoint, backend=_backend_of(args),
-                                                   blas_threads=args.blas_threads or None))
+                                                   blas_threads=_blas_threads_of(args)))
 
 
 def _generate(args) -> int:
@@ -477,13 +487,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the document's section 5 classifier, of the classify task (the task where --task is "
                             "not given); 'cpu' (the default) is a smaller version, 'document' the full one "
                             "(Embedding 10000x512, 8 heads, d_ff 2048)")
-    train.add_argument("--blas-threads", type=_blas_threads, default=1, help=threads_help)
+    train.add_argument("--blas-threads", type=_blas_threads, help=threads_help)
     train.set_defaults(run=_train)
 
     evaluate = sub.add_parser("evaluate", help="measure a checkpoint written by `train` on its held-out data")
     evaluate.add_argument("checkpoint", help="a checkpoint.npz written by `minitransformer train`")
     evaluate.add_argument("--backend", choices=backends, help=backend_help)
-    evaluate.add_argument("--blas-threads", type=_blas_threads, default=1, help=threads_help)
+    evaluate.add_argument("--blas-threads", type=_blas_threads, help=threads_help)
     evaluate.set_defaults(run=_evaluate)
 
     gen = sub.add_parser("generate", help="run a checkpoint on your own input",

@@ -753,6 +753,23 @@ def test_classify_trains_and_labels_a_review(tmp_path, capsys):
     assert re.fullmatch(r"(positive|negative) \(p\(positive\) = \d\.\d{3}\)\n", capsys.readouterr().out)
 
 
+def test_blas_threads_that_no_openblas_took_are_said_once_with_the_variable_that_works(tmp_path, monkeypatch, capsys):
+    """Where NumPy's BLAS could not be set (macOS' Accelerate, MKL, an OpenBLAS not found), --blas-threads did nothing
+    without a word; given, it is said once, with OPENBLAS_NUM_THREADS; not given (1, the default), nothing is said."""
+    from minitransformer.train import threads
+
+    monkeypatch.setattr(threads, "_openblas", lambda: None)
+    argv = ["train", "--task", "copy", "--steps", "2", *TINY, "--no-pictures", "--out", str(tmp_path / "run")]
+    assert main([*argv, "--blas-threads", "1"]) == 0
+    said = ("minitransformer: train: --blas-threads 1 had no effect here (no OpenBLAS found to set); set "
+            "OPENBLAS_NUM_THREADS=1 in the environment before starting Python")
+    assert capsys.readouterr().err.count(said) == 1
+    assert main([*argv, "--overwrite"]) == 0
+    assert "--blas-threads" not in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "run" / "checkpoint.npz"), "--blas-threads", "1"]) == 0
+    assert said.replace("train", "evaluate") in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", [["train", "--task", "copy"], ["evaluate", "checkpoint.npz"]])
 def test_blas_threads_are_refused_below_0_and_above_the_cpus_naming_the_option(command, capsys):
     """--blas-threads -1 said "set_blas_threads: n must be a positive integer" (a function's name, and 0 is allowed);
