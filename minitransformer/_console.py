@@ -4,6 +4,9 @@ it."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
 import sys
 
 
@@ -14,3 +17,10 @@ def print_what_the_console_can() -> None:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):  # a text file; not what a notebook or a test put in its place
             stream.reconfigure(errors="replace")
+
+
+def quoted(argument) -> str:
+    """``argument`` (a path, say) as it is typed in a command printed for the user to copy: quoted where it holds a
+    space or a character the shell reads, as this system's shell wants it (cmd's ``"..."`` on Windows)."""
+    argument = os.fspath(argument)
+    return subprocess.list2cmdline([argument]) if os.name == "nt" else shlex.quote(argument)

@@ -11,11 +11,10 @@ import glob
 import inspect
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 
-from ._console import print_what_the_console_can
+from ._console import print_what_the_console_can, quoted
 
 
 def _demo(args) -> int:
@@ -237,7 +236,7 @@ def _train(args) -> int:
 
     def saved(e: KeyboardInterrupt) -> str:
         """After "interrupted": the step the checkpoint holds (the last whole one) and how to continue."""
-        again = f"minitransformer train --task {args.task} --out {shlex.quote(args.out)} --resume"
+        again = f"minitransformer train --task {args.task} --out {quoted(args.out)} --resume"
         if args.backend is not None:  # not given: the same MINITRANSFORMER_BACKEND chooses it again
             again += f" --backend {args.backend}"
         if isinstance(e, TrainingInterrupted):

@@ -699,6 +699,25 @@ def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
             f"{solution}") in run.stdout
 
 
+@pytest.mark.skipif(os.name != "posix", reason="a POSIX shell's quotes")
+def test_the_grade_command_printed_after_a_build_quotes_a_path_with_a_space(monkeypatch, capsys):
+    """Copied as printed, ``grade 5 my copies/a5`` graded the folder ``my`` (a shell splits at the space); quoted as
+    the system's shell reads it (cmd's double quotes on Windows)."""
+    from minitransformer._console import quoted
+    from minitransformer.assignments import commands
+
+    monkeypatch.setattr(commands, "build", lambda number, out, solution: {})
+    monkeypatch.setattr(commands, "bodies_and_exercises", lambda tag, stubs: "3 bodies")
+    for solution in (False, True):
+        args = types.SimpleNamespace(action="build", number=5, out="my copies/a5", solution=solution)
+        assert commands.main(args) == 0
+        assert capsys.readouterr().out.endswith("minitransformer assignments grade 5 'my copies/a5'\n")
+    monkeypatch.setattr(os, "name", "nt")  # (only here: pathlib refuses to make a WindowsPath on POSIX)
+    said = quoted("my copies/a5")
+    monkeypatch.undo()
+    assert said == '"my copies/a5"' and quoted("a5") == "a5"
+
+
 # ------------------------------------------------------------------ grading (slow: a pytest run per kit)
 def _graded(number, copy):
     """Grade ``copy`` for ``number``, running the graded tests of every assignment in the same run."""
