@@ -133,7 +133,7 @@ def _setting(text: str) -> tuple[str, object]:
 def _read_config(path: str) -> dict:
     """The settings in the JSON file ``path``: one object, ``{"schedule": "noam", "norm_first": false}``."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: the byte-order mark Windows' Notepad may write first
             settings = json.load(f)
     except ValueError as e:  # (json's JSONDecodeError, and a file that is not UTF-8)
         raise ValueError(f"train --config {path}: not a JSON file ({e})") from None

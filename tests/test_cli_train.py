@@ -392,6 +392,16 @@ def test_set_and_config_reach_every_setting_and_are_recorded(tmp_path, capsys):
     assert read_checkpoint(out / "checkpoint.npz").step == 5
 
 
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows' Notepad (and PowerShell's Out-File) may write UTF-8 with a BOM first: --config refused it as "not a
+    JSON file (Unexpected UTF-8 BOM)"."""
+    from minitransformer.cli import _read_config
+
+    config = tmp_path / "run.json"
+    config.write_bytes(b"\xef\xbb\xbf" + json.dumps({"schedule": "noam", "norm_first": False}).encode("utf-8"))
+    assert _read_config(str(config)) == {"schedule": "noam", "norm_first": False}
+
+
 @pytest.mark.parametrize("change", [["--set", "d_model=32"], ["--set", "norm_first=True"], ["--accumulate", "2"]])
 def test_resume_refuses_a_set_that_changes_the_model_or_the_step(change, tmp_path, capsys):
     out = tmp_path / "run"
