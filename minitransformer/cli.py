@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import glob
 import inspect
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
+
+from ._console import print_what_the_console_can, quoted
 
 
 def _demo(args) -> int:
@@ -60,6 +62,16 @@ def _blas_threads(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be at most {cpus}, the CPUs here (more threads wait on each other), "
                                          f"got {value}")
     return value
+
+
+def _blas_threads_of(args) -> int | None:
+    """``--blas-threads`` for ``run.train`` and ``run.evaluate``, which say where it had no effect: not given, 1 is
+    set here and not said (macOS' Accelerate, NumPy's BLAS there, has no setting to take it on any run)."""
+    if args.blas_threads is None:
+        from .train.threads import set_blas_threads
+
+        set_blas_threads(1)
+    return args.blas_threads or None
 
 
 def _task_default(name: str) -> str:
@@ -121,7 +133,7 @@ def _setting(text: str) -> tuple[str, object]:
 def _read_config(path: str) -> dict:
     """The settings in the JSON file ``path``: one object, ``{"schedule": "noam", "norm_first": false}``."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: the byte-order mark Windows' Notepad may write first
             settings = json.load(f)
     except ValueError as e:  # (json's JSONDecodeError, and a file that is not UTF-8)
         raise ValueError(f"train --config {path}: not a JSON file ({e})") from None
@@ -224,7 +236,7 @@ def _train(args) -> int:
 
     def saved(e: KeyboardInterrupt) -> str:
         """After "interrupted": the step the checkpoint holds (the last whole one) and how to continue."""
-        again = f"minitransformer train --task {args.task} --out {shlex.quote(args.out)} --resume"
+        again = f"minitransformer train --task {args.task} --out {quoted(args.out)} --resume"
         if args.backend is not None:  # not given: the same MINITRANSFORMER_BACKEND chooses it again
             again += f" --backend {args.backend}"
         if isinstance(e, TrainingInterrupted):
@@ -240,7 +252,7 @@ def _train(args) -> int:
         try:  # overflows of a diverging run: TrainingDiverged says so, in one line, where NumPy would warn at each
             with np.errstate(over="ignore", invalid="ignore"):
                 run.train(args.task, args.out, backend=_backend_of(args), progress=not args.no_progress,
-                          blas_threads=args.blas_threads or None, resume=args.resume,
+                          blas_threads=_blas_threads_of(args), resume=args.resume,
                           pictures=None if args.no_pictures else _training_pictures(),
                           checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
                           keep_checkpoints=args.keep_checkpoints, **overrides)
@@ -256,7 +268,7 @@ def _evaluate(args) -> int:
     from .train import run
 
     return _guard("evaluate", lambda: run.evaluate(args.checkpoint, backend=_backend_of(args),
-                                                   blas_threads=args.blas_threads or None))
+                                                   blas_threads=_blas_threads_of(args)))
 
 
 def _generate(args) -> int:
@@ -271,7 +283,22 @@ def _generate(args) -> int:
 def _average(args) -> int:
     from .train import run
 
-    return _guard("average", lambda: run.average(args.checkpoints, args.out, overwrite=args.overwrite))
+    return _guard("average", lambda: run.average(_expanded(args.checkpoints, "average"), args.out,
+                                                 overwrite=args.overwrite))
+
+
+def _expanded(paths: list[str], command: str) -> list[str]:
+    """``paths``, each pattern (``*``, ``?``, ``[``) that names no file replaced by the files it matches, in order:
+    what a POSIX shell does, and Windows' cmd and PowerShell leave to the command."""
+    found = []
+    for path in paths:
+        if not any(c in path for c in "*?[") or os.path.exists(path):
+            found.append(path)
+        elif matches := sorted(glob.glob(path)):
+            found.extend(matches)
+        else:
+            raise ValueError(f"{command}: {path!r} matched no file")
+    return found
 
 
 def _assignments(args) -> int:
@@ -459,13 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the document's section 5 classifier, of the classify task (the task where --task is "
                             "not given); 'cpu' (the default) is a smaller version, 'document' the full one "
                             "(Embedding 10000x512, 8 heads, d_ff 2048)")
-    train.add_argument("--blas-threads", type=_blas_threads, default=1, help=threads_help)
+    train.add_argument("--blas-threads", type=_blas_threads, help=threads_help)
     train.set_defaults(run=_train)
 
     evaluate = sub.add_parser("evaluate", help="measure a checkpoint written by `train` on its held-out data")
     evaluate.add_argument("checkpoint", help="a checkpoint.npz written by `minitransformer train`")
     evaluate.add_argument("--backend", choices=backends, help=backend_help)
-    evaluate.add_argument("--blas-threads", type=_blas_threads, default=1, help=threads_help)
+    evaluate.add_argument("--blas-threads", type=_blas_threads, help=threads_help)
     evaluate.set_defaults(run=_evaluate)
 
     gen = sub.add_parser("generate", help="run a checkpoint on your own input",
@@ -554,18 +581,9 @@ def main(argv=None) -> int:
     >>> main(["train", "--task", "reverse", "--seed-config"])   # --seed-config is for --task classify
     2
     """
-    _print_what_the_console_can()
+    print_what_the_console_can()
     args = build_parser().parse_args(argv)
     return args.run(args) or 0
-
-
-def _print_what_the_console_can() -> None:
-    """A character the console's encoding lacks prints as ``?`` instead of stopping the command: the demo draws the
-    graph with box-drawing characters and a generated text holds whatever the corpus did, while Windows' cp1252 (a
-    redirected output, an older terminal) and a POSIX C locale have none of them."""
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):  # a text file; not what a notebook or a test put in its place
-            stream.reconfigure(errors="replace")
 
 
 if __name__ == "__main__":

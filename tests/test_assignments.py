@@ -699,6 +699,25 @@ def test_the_command_line_builds_and_says_how_to_grade(tmp_path):
             f"{solution}") in run.stdout
 
 
+@pytest.mark.skipif(os.name != "posix", reason="a POSIX shell's quotes")
+def test_the_grade_command_printed_after_a_build_quotes_a_path_with_a_space(monkeypatch, capsys):
+    """Copied as printed, ``grade 5 my copies/a5`` graded the folder ``my`` (a shell splits at the space); quoted as
+    the system's shell reads it (cmd's double quotes on Windows)."""
+    from minitransformer._console import quoted
+    from minitransformer.assignments import commands
+
+    monkeypatch.setattr(commands, "build", lambda number, out, solution: {})
+    monkeypatch.setattr(commands, "bodies_and_exercises", lambda tag, stubs: "3 bodies")
+    for solution in (False, True):
+        args = types.SimpleNamespace(action="build", number=5, out="my copies/a5", solution=solution)
+        assert commands.main(args) == 0
+        assert capsys.readouterr().out.endswith("minitransformer assignments grade 5 'my copies/a5'\n")
+    monkeypatch.setattr(os, "name", "nt")  # (only here: pathlib refuses to make a WindowsPath on POSIX)
+    said = quoted("my copies/a5")
+    monkeypatch.undo()
+    assert said == '"my copies/a5"' and quoted("a5") == "a5"
+
+
 # ------------------------------------------------------------------ grading (slow: a pytest run per kit)
 def _graded(number, copy):
     """Grade ``copy`` for ``number``, running the graded tests of every assignment in the same run."""
@@ -882,7 +901,7 @@ def test_the_plugin_keeps_an_errors_notes_and_the_table_shows_the_first():
     from minitransformer.assignments import plugin
 
     error = ValueError("matmul: Input operand 1 has a mismatch in its core dimension 0")
-    error.add_note("(in MatMul.backward: inputs of shapes (2, 3), (3, 4), ybar (2, 4))")
+    error.__notes__ = ["(in MatMul.backward: inputs of shapes (2, 3), (3, 4), ybar (2, 4))"]  # add_note's (3.11+)
     said = plugin._said(error)
     assert said == ("ValueError: matmul: Input operand 1 has a mismatch in its core dimension 0\n"
                     "(in MatMul.backward: inputs of shapes (2, 3), (3, 4), ybar (2, 4))")
@@ -1190,6 +1209,43 @@ def test_grade_of_a_run_that_reports_nothing_and_of_tests_that_do_not_collect(mo
     with pytest.raises(RuntimeError, match=r"could not be collected:\ncollecting them took longer than the time "
                                            r"limit, 30 s \(a busy machine\? give more with --timeout\)$"):
         _grade_with(monkeypatch, tmp_path / "slow", None, None, "", collection_stopped=True)
+
+
+# The grading run (-X utf8) writes the package's file name in UTF-8 to a grader whose locale is C: a stand-in for it
+C_LOCALE_GRADE = """import importlib, json, subprocess, sys
+grading = importlib.import_module("minitransformer.assignments.grade")
+assert sys.getfilesystemencoding() == "ascii", sys.getfilesystemencoding()
+REPORT = ("import json, os, sys; json.dump({'package': os.path.abspath(os.path.join(sys.argv[1], 'minitransformer', "
+          "'__init__.py')), 'exitstatus': 0, 'collected': json.loads(sys.argv[3]), 'tests': json.loads(sys.argv[4])}, "
+          "open(sys.argv[2], 'w'))")
+CASE = {"nodeid": "tests/t.py::test_a", "function": "tests/t.py::test_a", "assignment": 2, "points": 10.0}
+
+def run(folder, args, results, timeout):
+    ran = [] if "--collect-only" in args else [{**CASE, "outcome": "passed", "errors": []}]
+    subprocess.run([sys.executable, "-X", "utf8", "-c", REPORT, folder, results, json.dumps([CASE]), json.dumps(ran)],
+                   check=True)
+    return grading._Run(json.loads(results.read_text()), "", False)
+
+grading._pytest = run
+print(grading.grade(2, sys.argv[1], timeout=30).score)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a POSIX locale's file name encoding")
+def test_a_grader_in_a_c_locale_finds_a_copy_whose_path_is_not_ascii(tmp_path):
+    """The grading run reports the package it imported in UTF-8; a grader whose locale is C (ASCII) looked that file
+    up by the name decoded as UTF-8, which its file system encoding could not encode ("'ascii' codec can't encode
+    character '\\xfc'"), for a copy in a folder named ``ü``."""
+    copy = tmp_path / "dir with spaces" / "\u00fcn\u00ef" / "a2"
+    try:
+        (copy / "minitransformer").mkdir(parents=True)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses the folder's name")
+    (copy / "minitransformer" / "__init__.py").write_text("", encoding="utf-8")
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "PYTHONPATH": pythonpath(ROOT)}
+    run = subprocess.run([sys.executable, "-c", C_LOCALE_GRADE, str(copy)], capture_output=True, encoding="utf-8",
+                         errors="replace", env=env, cwd=tmp_path)
+    assert (run.returncode, run.stdout.strip()) == (0, "10.0"), run.stderr[-2000:]
 
 
 def test_a_run_stopped_at_its_timeout_scores_what_finished_and_names_where_it_was_stuck(monkeypatch, tmp_path):

@@ -477,6 +477,55 @@ def test_a_crash_mid_write_leaves_the_old_checkpoint(saved, monkeypatch, where):
 
 
 @pytest.mark.single_backend
+def test_a_checkpoint_open_in_another_program_is_replaced_once_it_is_let_go(saved, monkeypatch):
+    """Windows refuses to rename over a file another program has open (an evaluate reading it, an antivirus): the
+    rename is tried again, a moment later, rather than the run stopped."""
+    path, model = saved[0], saved[1]
+    replace, waits = os.replace, []
+
+    def locked_twice(src, dst):
+        if len(waits) < 2:
+            raise PermissionError(13, "Access is denied", str(src), None, str(dst))
+        replace(src, dst)
+
+    monkeypatch.setattr(ckpt_module.os, "replace", locked_twice)
+    monkeypatch.setattr(ckpt_module.time, "sleep", waits.append)
+    save_checkpoint(path, model, step=4)
+    monkeypatch.undo()
+    assert waits == [0.05, 0.1]
+    assert read_checkpoint(path).step == 4 and os.listdir(path.parent) == [path.name]
+
+
+@pytest.mark.single_backend
+def test_a_checkpoint_kept_open_is_named_not_the_temporary_file(saved, monkeypatch):
+    path, model = saved[0], saved[1]
+    old, waits = path.read_bytes(), []
+
+    def locked(src, dst):
+        raise PermissionError(13, "Access is denied", str(src), None, str(dst))
+
+    monkeypatch.setattr(ckpt_module.os, "replace", locked)
+    monkeypatch.setattr(ckpt_module.time, "sleep", waits.append)
+    with pytest.raises(PermissionError) as e:
+        save_checkpoint(path, model, step=4)
+    monkeypatch.undo()
+    assert waits == [0.05, 0.1, 0.2, 0.4, 0.8]  # six tries, 1.55 s in all
+    assert e.value.filename == str(path) and ".tmp" not in str(e.value)
+    assert e.value.strerror.startswith("Access is denied; it may be open in another program")
+    assert path.read_bytes() == old and os.listdir(path.parent) == [path.name]  # no temporary file left behind
+
+
+@pytest.mark.single_backend
+def test_a_folder_where_the_file_goes_is_named_not_the_temporary_file(tmp_path):
+    (tmp_path / "metrics.json").mkdir()
+    with pytest.raises(OSError) as e:
+        ckpt_module._write_atomically(tmp_path / "metrics.json", lambda f: f.write(b"{}"))
+    assert e.value.filename == str(tmp_path / "metrics.json")
+    assert e.value.strerror == "is a folder, not a file: remove or rename it"
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+@pytest.mark.single_backend
 @pytest.mark.parametrize("refused", ["open", "fsync"])
 def test_where_a_folder_cannot_be_synced_the_checkpoint_is_written_all_the_same(tmp_path, monkeypatch, refused):
     """The rename is made durable by an fsync of the folder, which only POSIX allows: Windows cannot open a folder

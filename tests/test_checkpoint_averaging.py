@@ -323,6 +323,24 @@ def test_keep_checkpoints_without_checkpoint_every_is_refused_naming_both(tmp_pa
 
 
 # ------------------------------------------------------------------ what the mutants of averaging showed unchecked
+def test_average_expands_a_pattern_the_shell_left_as_it_was(tmp_path, monkeypatch, capsys):
+    """Windows' cmd and PowerShell pass ``checkpoint-step*.npz`` on as it is (docs/training.md's command): the
+    command expands it, in order; a file whose name only looks like a pattern is itself."""
+    from minitransformer.train import run
+
+    averaged = []
+    monkeypatch.setattr(run, "average", lambda paths, out, overwrite: averaged.append(paths))
+    for name in ("checkpoint-step000004.npz", "checkpoint-step000002.npz", "checkpoint.npz", "odd[1].npz"):
+        (tmp_path / name).touch()
+    pattern, odd = str(tmp_path / "checkpoint-step*.npz"), str(tmp_path / "odd[1].npz")
+    assert main(["average", pattern, odd, "--out", str(tmp_path / "avg.npz")]) == 0
+    assert averaged == [[str(tmp_path / "checkpoint-step000002.npz"), str(tmp_path / "checkpoint-step000004.npz"),
+                         odd]]
+    nothing = str(tmp_path / "run" / "checkpoint-step*.npz")
+    assert main(["average", nothing, "--out", str(tmp_path / "avg.npz")]) == 2
+    assert capsys.readouterr().err == f"minitransformer: average: {nothing!r} matched no file\n"
+
+
 def test_an_average_is_named_by_its_files_the_first_and_last_of_more_than_three(tmp_path):
     """The name an average's messages give it (``Checkpoint.path``): every file of up to three, else the first and the
     last."""

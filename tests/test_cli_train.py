@@ -392,6 +392,16 @@ def test_set_and_config_reach_every_setting_and_are_recorded(tmp_path, capsys):
     assert read_checkpoint(out / "checkpoint.npz").step == 5
 
 
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows' Notepad (and PowerShell's Out-File) may write UTF-8 with a BOM first: --config refused it as "not a
+    JSON file (Unexpected UTF-8 BOM)"."""
+    from minitransformer.cli import _read_config
+
+    config = tmp_path / "run.json"
+    config.write_bytes(b"\xef\xbb\xbf" + json.dumps({"schedule": "noam", "norm_first": False}).encode("utf-8"))
+    assert _read_config(str(config)) == {"schedule": "noam", "norm_first": False}
+
+
 @pytest.mark.parametrize("change", [["--set", "d_model=32"], ["--set", "norm_first=True"], ["--accumulate", "2"]])
 def test_resume_refuses_a_set_that_changes_the_model_or_the_step(change, tmp_path, capsys):
     out = tmp_path / "run"
@@ -751,6 +761,23 @@ def test_classify_trains_and_labels_a_review(tmp_path, capsys):
     assert 0.0 <= _metric(capsys.readouterr().out, "test_accuracy") <= 1.0
     assert main(["generate", str(out / "checkpoint.npz"), "--input", "the film was not good"]) == 0
     assert re.fullmatch(r"(positive|negative) \(p\(positive\) = \d\.\d{3}\)\n", capsys.readouterr().out)
+
+
+def test_blas_threads_that_no_openblas_took_are_said_once_with_the_variable_that_works(tmp_path, monkeypatch, capsys):
+    """Where NumPy's BLAS could not be set (macOS' Accelerate, MKL, an OpenBLAS not found), --blas-threads did nothing
+    without a word; given, it is said once, with OPENBLAS_NUM_THREADS; not given (1, the default), nothing is said."""
+    from minitransformer.train import threads
+
+    monkeypatch.setattr(threads, "_openblas", lambda: None)
+    argv = ["train", "--task", "copy", "--steps", "2", *TINY, "--no-pictures", "--out", str(tmp_path / "run")]
+    assert main([*argv, "--blas-threads", "1"]) == 0
+    said = ("minitransformer: train: --blas-threads 1 had no effect here (no OpenBLAS found to set); set "
+            "OPENBLAS_NUM_THREADS=1 in the environment before starting Python")
+    assert capsys.readouterr().err.count(said) == 1
+    assert main([*argv, "--overwrite"]) == 0
+    assert "--blas-threads" not in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "run" / "checkpoint.npz"), "--blas-threads", "1"]) == 0
+    assert said.replace("train", "evaluate") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [["train", "--task", "copy"], ["evaluate", "checkpoint.npz"]])

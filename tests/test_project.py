@@ -137,10 +137,11 @@ def test_top_level_layout(folder):
 
 #: DESIGN.md's layers, bottom to top; the command line's modules ("cli": the commands, the demo, the benchmark,
 #: the examples, the course kit) sit above them all and may import any; ``testing`` holds gradcheck's helpers;
-#: ``_arguments``, the checks of plain arguments every layer shares, imports nothing of the package, nor does
-#: ``cuda_emulator``, CUDA C++ run on the CPU (the kernels' tests, A7 and notebook 12 use it)
-LAYERS = {"_arguments": 0, "backend": 0, "kernels": 0, "cuda_emulator": 0, "autograd": 1, "testing": 1.5,
-          "functional": 2, "nn": 3, "optim": 4, "data": 5, "train": 6, "viz": 7, "worked_examples": 7,
+#: ``_arguments``, the checks of plain arguments every layer shares, imports nothing of the package, nor do
+#: ``_console`` (what a console lacking a character prints) and ``cuda_emulator``, CUDA C++ run on the CPU (the
+#: kernels' tests, A7 and notebook 12 use it)
+LAYERS = {"_arguments": 0, "_console": 0, "backend": 0, "kernels": 0, "cuda_emulator": 0, "autograd": 1,
+          "testing": 1.5, "functional": 2, "nn": 3, "optim": 4, "data": 5, "train": 6, "viz": 7, "worked_examples": 7,
           **dict.fromkeys(("cli", "__main__", "__init__", "demo", "bench", "info", "examples", "assignments"), 8)}
 
 

@@ -927,6 +927,28 @@ def test_without_an_openblas_the_thread_functions_change_nothing_and_say_so(monk
     assert set_blas_threads(1) is False and get_blas_threads() is None
 
 
+@pytest.mark.single_backend
+def test_without_proc_maps_numpys_own_openblas_is_found_where_its_wheel_keeps_it(tmp_path, monkeypatch):
+    """Windows and macOS have no /proc/self/maps: the OpenBLAS is the one NumPy's wheel carries, in numpy.libs beside
+    the package (Windows) or numpy/.dylibs (macOS); --blas-threads did nothing there, without a word."""
+    from minitransformer.train import threads
+
+    numpy_folder = tmp_path / "site-packages" / "numpy"
+    (numpy_folder / ".dylibs").mkdir(parents=True)
+    (tmp_path / "site-packages" / "numpy.libs").mkdir()
+    dll = tmp_path / "site-packages" / "numpy.libs" / "libscipy_openblas64_-fb1711452d4d8cee9f276fd1449ee5c7.dll"
+    dylib = numpy_folder / ".dylibs" / "libscipy_openblas64_.dylib"
+    for path in (dll, dylib, dll.with_name("msvcp140-23ebcc0b37c8e3d074511f362feac48b.dll"),
+                 dylib.with_name("libgfortran.5.dylib")):
+        path.touch()
+    assert threads._bundled(numpy_folder) == sorted([str(dll), str(dylib)])
+    loaded = []
+    monkeypatch.setattr(threads, "_mapped", lambda: [])
+    monkeypatch.setattr(threads, "_bundled", lambda folder: [str(dll)])
+    monkeypatch.setattr(threads.ctypes, "CDLL", lambda path: loaded.append(path) or "the library")
+    assert threads._openblas() == "the library" and loaded == [str(dll)]
+
+
 # ------------------------------------------------------------------ evaluation, early stopping, logging
 def _bce_numpy(z, y) -> float:
     """Binary cross-entropy of logits z against labels y, in NumPy: mean(softplus(z) - y z)."""

@@ -4,6 +4,7 @@ the readings found for each discrepancy, and docs/errata.md kept equal to the co
 from __future__ import annotations
 
 import dataclasses
+import io
 import sys
 from pathlib import Path
 
@@ -419,13 +420,13 @@ def test_erratum_10_every_head_weighs_every_position():
 
 @pytest.mark.needs("docs/conf.py")  # the site's sources: a copy's pages are rewritten as plain Markdown
 def test_docs_errata_md_is_the_functions_output():
-    """docs/errata.md is generated; regenerate with `python -m minitransformer.worked_examples --markdown`.
+    """docs/errata.md is generated; regenerate with `python -m minitransformer.worked_examples --markdown --out ...`.
 
     Runs on every backend: the page must not depend on which one computed it.
     """
     committed = (ROOT / "docs" / "errata.md").read_text(encoding="utf-8")
     assert committed == we.errata_markdown(), (
-        "docs/errata.md is out of date: python -m minitransformer.worked_examples --markdown > docs/errata.md")
+        "docs/errata.md is out of date: python -m minitransformer.worked_examples --markdown --out docs/errata.md")
 
 
 def test_markdown_escapes_table_pipes():
@@ -479,6 +480,23 @@ def test_main_prints_markdown(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["python -m minitransformer.worked_examples", "--markdown"])
     assert we.main() == 0
     assert capsys.readouterr().out == we.errata_markdown()
+
+
+@pytest.mark.single_backend
+def test_main_writes_the_page_in_utf8_and_prints_it_on_a_console_that_lacks_its_characters(tmp_path, monkeypatch,
+                                                                                          capsys):
+    """Windows' pipe is cp1252, which has no 注 or π: ``--markdown > docs/errata.md`` stopped with a
+    UnicodeEncodeError and left the file empty. ``--out`` writes UTF-8 whatever the console; printed, they are ``?``."""
+    out = tmp_path / "errata.md"
+    assert we.main(["--markdown", "--out", str(out)]) == 0
+    assert out.read_bytes() == we.errata_markdown().encode("utf-8") and capsys.readouterr().out == ""
+    assert we.main(["--markdown", "--out"]) == 2
+    assert "--out needs a FILE" in capsys.readouterr().err
+    console = io.TextIOWrapper(io.BytesIO(), encoding="cp1252", newline="\n")  # no \r\n on Windows
+    monkeypatch.setattr(sys, "stdout", console)
+    assert we.main(["--markdown"]) == 0
+    console.flush()
+    assert console.buffer.getvalue() == we.errata_markdown().encode("cp1252", "replace")
 
 
 @pytest.mark.parametrize("call, message", [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .._console import quoted
 from .catalog import ASSIGNMENTS, get
 from .grade import format_table, grade
 from .handout import ASSIGNMENT, bodies_and_exercises
@@ -28,10 +29,10 @@ def main(args) -> int:
                 print(f"  {path}: {n}{aside}")
             if args.solution:  # the instructor's copy: every body written, the grade the full marks
                 print(f"every body is written here; its grade, the full marks, is: "
-                      f"minitransformer assignments grade {a.number} {args.out}")
+                      f"minitransformer assignments grade {a.number} {quoted(args.out)}")
             else:
                 print(f"the student starts with {Path(args.out) / ASSIGNMENT}; grade it with: "
-                      f"minitransformer assignments grade {a.number} {args.out}")
+                      f"minitransformer assignments grade {a.number} {quoted(args.out)}")
         else:
             g = grade(args.number, args.path, timeout=args.timeout, case_timeout=args.case_timeout)
             print(format_table(g))

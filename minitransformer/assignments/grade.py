@@ -201,7 +201,7 @@ def _the_copys_import(output: str, root: Path, copy: Path) -> str:
     >>> print(_the_copys_import("ImportError while loading conftest '/i/tests/conftest.py'.", Path("/i"), Path("/s")))
     ImportError while importing minitransformer from /s (the graded tests' conftest.py imports it).
     """
-    conftest = f"ImportError while loading conftest '{root / 'tests' / 'conftest.py'}'."
+    conftest = f"ImportError while loading conftest '{_as_reported(root / 'tests' / 'conftest.py')}'."
     return output.replace(conftest, f"ImportError while importing minitransformer from {copy} (the graded tests' "
                                     "conftest.py imports it).")
 
@@ -312,7 +312,7 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
             tests, _ = _score(collected["collected"], [], unreported=f"the tests did not run: {why}")
             evidence = _the_copys_import(run.evidence(), root, copy)
             return _grade_of(assignment, copy, tests, f"the tests did not run: {why}\n{evidence}")
-        package = Path(run.data["package"]).resolve()
+        package = _reported(run.data["package"]).resolve()
         if copy not in package.parents:
             raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
         reported, problems, unreported = _run_to_the_end(run, graded, copy, root, Path(tmp), deadline, timeout,
@@ -439,6 +439,18 @@ def _pytest(folder: Path, args: list[str], results: Path, timeout: float) -> _Ru
 
     return _Run(json.loads(read("")) if results.is_file() else None, output, stopped, read(".fault").strip(),
                 read(".running").strip(), returncode)
+
+
+def _reported(path: str) -> Path:
+    """A file name the grading run reported, as this process names that file. The run writes names as UTF-8 (its
+    ``-X utf8``); this process decodes them with the locale's encoding, which may be another (a POSIX C locale:
+    ASCII, where ``ü`` in a folder's name could not be looked up at all)."""
+    return Path(os.fsdecode(path.encode("utf-8", "surrogateescape")))
+
+
+def _as_reported(path: Path) -> str:
+    """``path`` as the grading run writes it (UTF-8 text): what :func:`_reported` reads back as ``path``."""
+    return os.fsencode(path).decode("utf-8", "surrogateescape")
 
 
 def _end_group(process: subprocess.Popen) -> None:

@@ -1406,8 +1406,8 @@ def _checked(fn: Function, check, *args):
         return check(*args)
     except (TypeError, ValueError) as error:
         said_where = any(note.startswith("(in ") for note in getattr(error, "__notes__", ()))  # (unbroadcast's)
-        if hasattr(error, "add_note") and not said_where:
-            error.add_note(f"(checked after {type(fn).__name__}.backward returned)")
+        if not said_where:
+            _add_note(error, f"(checked after {type(fn).__name__}.backward returned)")
         raise
 
 
@@ -1467,8 +1467,8 @@ def _fitted_grad(fn: Function, k: int, x: Tensor, gx):
 def _say_where(error: Exception, where: str, inputs, grad=None) -> None:
     """Note on ``error``, raised inside a ``forward`` or ``backward`` (an array library's error, often), the
     operation and the shapes it had: its message says what went wrong, the note where. Not on a stub's
-    NotImplementedError, which says where itself, and only the innermost operation's (Python 3.10 has no notes)."""
-    if isinstance(error, NotImplementedError) or not hasattr(error, "add_note"):
+    NotImplementedError, which says where itself, and only the innermost operation's."""
+    if isinstance(error, NotImplementedError):
         return
     if any(note.startswith("(in ") for note in getattr(error, "__notes__", ())):
         return
@@ -1476,7 +1476,16 @@ def _say_where(error: Exception, where: str, inputs, grad=None) -> None:
     said = f"(in {where}: inputs of shapes {shapes}" + ("" if grad is None else f", ybar {tuple(grad.shape)}")
     if grad is not None and "read-only" in str(error):  # NumPy's "output array is read-only", in grad *= y
         said += "; compute into a new array (grad * y, not grad *= y): ybar may be a read-only broadcast view"
-    error.add_note(said + ")")
+    _add_note(error, said + ")")
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    """``error.add_note(note)``; on Python 3.10, which has no such method (nor prints notes), the list it would
+    make: the grader (``minitransformer.assignments.plugin``) reads ``__notes__`` on every version."""
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    else:
+        error.__notes__ = [*getattr(error, "__notes__", ()), note]
 
 
 def _accumulate(t: Tensor, g, owned: bool = False) -> None:

@@ -44,6 +44,7 @@ import math
 import os
 import re
 import secrets
+import time
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -443,6 +444,32 @@ def _temporary_file_beside(path: Path, folder: Path) -> tuple[int, Path]:
             continue
 
 
+#: the seconds waited before each new try of a rename that Windows refused, the file being open in another program
+#: (an ``evaluate`` reading the checkpoint, an antivirus, a search indexer), which lets go of it within moments
+_REPLACE_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """``os.replace(tmp, path)``, tried again while it raises PermissionError (Windows: ``path`` is open in another
+    program). An error names ``path``, the file the user knows, not the temporary file."""
+    for wait in (*_REPLACE_WAITS, None):
+        try:
+            os.replace(tmp, path)  # atomic on POSIX and Windows: readers see the old file or the new one
+            return
+        except OSError as e:
+            if isinstance(e, PermissionError) and wait is not None and not os.path.isdir(path):
+                time.sleep(wait)
+                continue
+            if os.path.isdir(path):  # (Windows says "Access is denied", Linux "Is a directory")
+                why = "is a folder, not a file: remove or rename it"
+            elif isinstance(e, PermissionError):
+                why = (f"{e.strerror or e}; it may be open in another program (an evaluate, an antivirus, a file "
+                       "indexer): close it and run again")
+            else:
+                why = e.strerror or str(e)
+            raise OSError(e.errno, why, str(path)) from e
+
+
 def _write_atomically(path: Path, write) -> None:
     """``write(f)`` into a temporary file beside ``path``, fsync it, rename it over ``path``: all or nothing.
 
@@ -457,7 +484,7 @@ def _write_atomically(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)  # atomic on POSIX and Windows: readers see the old file or the new one
+        _replace(tmp, path)
     except BaseException as e:
         try:
             os.unlink(tmp)

@@ -8,14 +8,15 @@ the reverse task's model (d_model 64, 2+2 layers, batch 64) took 368 ms with 2 B
 
 The usual switch, ``OPENBLAS_NUM_THREADS=1``, works only if set before NumPy is imported. This
 calls the running OpenBLAS's own ``set_num_threads`` instead (what ``threadpoolctl`` does), found
-among the shared libraries the process has loaded. Where there is no OpenBLAS (MKL, Accelerate,
-another OS) nothing changes and the functions say so.
+among the shared libraries the process has loaded (Linux) or where NumPy's wheel keeps it (Windows,
+macOS). Where there is no OpenBLAS (MKL, Accelerate) nothing changes and the functions say so.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+from pathlib import Path
 
 from .._arguments import require_int
 
@@ -29,21 +30,31 @@ _GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads
 
 def _openblas():
     """The loaded OpenBLAS library (ctypes handle), or None."""
-    import numpy  # noqa: F401  (NumPy loads its OpenBLAS; find that one)
+    import numpy  # (NumPy loads its OpenBLAS; find that one)
 
+    for path in [*_mapped(), *_bundled(Path(numpy.__file__).parent)]:
+        try:
+            return ctypes.CDLL(path)  # the library already loaded, by its path: the same one, not a second copy
+        except OSError:
+            continue
+    return None
+
+
+def _mapped() -> list[str]:
+    """The OpenBLAS libraries the process has loaded, from ``/proc/self/maps``; none where there is none (not Linux)."""
     try:
         with open("/proc/self/maps", "rb") as f:  # bytes: a path is the system's bytes, whatever the locale says
             found = {line.split()[-1] for line in f if b"openblas" in line.lower() and b".so" in line}
-        paths = sorted(map(os.fsdecode, found))
-    except OSError:  # not Linux
-        return None
-    for path in paths:
-        if os.path.exists(path):
-            try:
-                return ctypes.CDLL(path)
-            except OSError:
-                continue
-    return None
+    except OSError:
+        return []
+    return [path for path in sorted(map(os.fsdecode, found)) if os.path.exists(path)]
+
+
+def _bundled(numpy_folder: Path) -> list[str]:
+    """The OpenBLAS a NumPy wheel carries, which it loads from there: ``numpy.libs`` beside the package (Windows'
+    ``libscipy_openblas*.dll``), ``numpy/.dylibs`` (macOS's ``libscipy_openblas*.dylib``)."""
+    folders = (numpy_folder.parent / "numpy.libs", numpy_folder / ".dylibs")
+    return sorted(str(p) for folder in folders for p in folder.glob("*openblas*") if p.suffix in (".dll", ".dylib"))
 
 
 def get_blas_threads() -> int | None:
