@@ -649,9 +649,9 @@ def read_checkpoint(path) -> Checkpoint:
                               "tampered file)") from None
 
 
-#: the kinds of dtype a checkpoint's arrays have (save_checkpoint writes no other): bool, int, uint, float
+#: the kinds of dtype a checkpoint's arrays have (bool, int, uint, float; save_checkpoint writes no other)
 _NUMBER_KINDS = "biuf"
-#: the most bytes ``__meta__`` (JSON: config, tokenizer, history, ...; a long run's takes a few MB) may take
+#: the most bytes ``__meta__`` may take (its JSON holds the config, tokenizer, history, ...; a long run's a few MB)
 _MAX_META_BYTES = 1 << 28
 #: a member that inflates to more than this many times its size in the file, and to more than ``_SMALL`` bytes, is
 #: refused unread (a zip bomb: deflated zeros inflate 1,000 times). save_checkpoint stores its members uncompressed;

@@ -981,7 +981,7 @@ def model_from_checkpoint(ckpt) -> nn.Module:
                               f"({e}); its sizes: {_shown_config(ckpt.config)}") from e
 
 
-#: for each model class, the sizes in its config that its saved arrays show, as (config key, array, axis): checked
+#: for each model class, the sizes in its config that its saved arrays show, as (config key, array, axis), checked
 #: before the model is built, so that a config that lies about them allocates nothing (``src_vocab=3_000_000`` beside
 #: an embedding of 14 rows)
 _SIZES_IN_STATE = {
