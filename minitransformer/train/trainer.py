@@ -706,8 +706,7 @@ class Trainer:
         finite but not its gradients leaves them so, and the loss read next would say so only once a checkpoint
         (written over a good one) held them. The loss of the steps not yet logged is read first (its message says
         more); then one host read a checkpoint (:meth:`_not_finite`)."""
-        if self._loss.weight:
-            self._log(_NoBar())
+        self._running_means()  # (raises where the loss since the last log is not finite)
         bad = self._not_finite(self._last_params or {name: p.data for name, p in self._named_params.items()})
         if bad:
             more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
@@ -958,12 +957,25 @@ class Trainer:
             return {"last_params": self._last_params}
         return {} if self._best_params is None else {"best_params": self._best_params}
 
+    def _running_means(self) -> dict:
+        """The running means of the steps since the last log (loss, gradient norm) as host numbers
+        (:meth:`RunningMean.state_dict`: one read of each), for the checkpoint: :meth:`load` restores them, so that a
+        resumed run logs at the steps, and the means, of the uninterrupted run (folded into the history at a
+        checkpoint off the ``log_every`` grid, they added an entry there and changed the next logged mean). Where the
+        loss's sum is not finite, it is logged instead, which raises :class:`TrainingDiverged` naming the step: no
+        checkpoint is written with it."""
+        loss = self._loss.state_dict()
+        if loss["sum"] is not None and not math.isfinite(loss["sum"]):
+            self._log(_NoBar())  # raises
+        return {"running_loss": loss, "running_norm": self._norm.state_dict()}
+
     def save(self, path) -> None:
-        """Write a checkpoint of everything needed to resume: model, optimizer, schedule, step, RNG, data position."""
-        if self._loss.weight:  # a resumed run must not lose the partial log interval: fold it in now
-            self._log(_NoBar())
+        """Write a checkpoint of everything needed to resume: model, optimizer, schedule, step, the random generators
+        (the model's backend's, and the host's, :func:`~minitransformer.backend.host_rng`), data position, history and
+        the running means of the steps since the last log."""
         save_checkpoint(path, self.model, self.optimizer, self.schedule, step=self.step, tokenizer=self.tokenizer,
-                        history=self.history, trainer_state={**self.state(), **self._params_state()},
+                        history=self.history,
+                        trainer_state={**self.state(), **self._params_state(), **self._running_means()},
                         extra={**self.extra, RUN_ID: self.run_id},
                         rng_state=self._generator().get_rng_state())  # the generator dropout draws from
 
@@ -1057,6 +1069,11 @@ class Trainer:
             self.run_id = ckpt.extra[RUN_ID]
         self._loss.reset()
         self._norm.reset()
+        self._unread, self._first_norm = [], None
+        running = {key: t.get(key) for key in ("running_loss", "running_norm")}
+        if all(isinstance(v, dict) for v in running.values()):  # (written before them: the log interval starts anew)
+            self._loss.load_state_dict(running["running_loss"])
+            self._norm.load_state_dict(running["running_norm"])
         return ckpt
 
     def _checked_params(self, path, what: str, state) -> dict:
