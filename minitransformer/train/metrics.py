@@ -409,7 +409,8 @@ class RunningMean:
         next ``add`` of a Tensor makes it an array of that Tensor's dtype (a Python number does not widen it), so the
         mean is the one all the values added to one :class:`RunningMean` give, to the last bit."""
         total, weight = state.get("sum"), state.get("weight")
-        if not (total is None or is_real(total)) or not is_real(weight) or weight < 0 or (total is None) != (weight == 0):
+        numbers = (total is None or is_real(total)) and is_real(weight) and weight >= 0
+        if not numbers or (total is None) != (weight == 0):
             raise ValueError(f"RunningMean.load_state_dict: expected {{'sum': a number (None where the weight is 0), "
                              f"'weight': a number >= 0}}, got {state!r:.120}")
         self.reset()
