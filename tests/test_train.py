@@ -568,6 +568,56 @@ def test_a_checkpoint_written_before_the_running_means_were_saved_loads_and_star
     assert [s for s, _ in resumed.history["train_loss"]] == [4, 8, 10, 12, 13]
 
 
+def _lm_on_the_host_rng(tmp_path, name, eval_every=None, seed=0):
+    """A language model whose data function, and evaluation, draw their windows from make_lm_batch's default
+    generator, mt.backend.host_rng(); dropout draws from the model backend's."""
+    mt.manual_seed(seed)
+    ids = np.arange(400) % 13 + 4
+    lm = nn.DecoderOnlyLM(vocab=17, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16, dropout=0.1)
+
+    def loss_fn(model, b):
+        return F.cross_entropy(model(b.tgt_in), b.tgt_out)
+
+    def eval_fn(model):
+        return {"val_loss": loss_fn(model, make_lm_batch(ids, 8, 4)).item()}  # rng=None: the host's generator
+
+    trainer = Trainer(lm, optim.Adam(lm.parameters(), lr=1e-2), loss_fn, log_every=1, progress=False,
+                      eval_fn=eval_fn if eval_every else None, eval_every=eval_every,
+                      checkpoint_path=tmp_path / name)
+    return trainer, lambda step: make_lm_batch(ids, 8, 4)
+
+
+def test_a_run_resumed_draws_the_windows_of_make_lm_batchs_default_generator_the_uninterrupted_run_draws(tmp_path):
+    """make_lm_batch(rng=None) draws from mt.backend.host_rng(), whose state no checkpoint held: a resumed run drew
+    other windows than the uninterrupted one from its first step on. The checkpoint holds it now (PCG64's 128-bit
+    integers, exactly), and load restores it."""
+    full, data = _lm_on_the_host_rng(tmp_path, "full.npz")
+    full.fit(data, 10)
+
+    first, data = _lm_on_the_host_rng(tmp_path, "part.npz")
+    first.fit(data, 4)
+    saved = mt.backend.host_rng().bit_generator.state
+    assert read_checkpoint(tmp_path / "part.npz").trainer_state["host_rng"] == saved
+    assert saved["state"]["state"] > 2 ** 64  # (a 128-bit integer: kept whole)
+    mt.manual_seed(1234)  # anything random after the checkpoint is forgotten by the resumed run
+    mt.backend.host_rng().integers(0, 10, size=5)
+    second, data = _lm_on_the_host_rng(tmp_path, "part.npz", seed=99)
+    second.load(tmp_path / "part.npz")
+    second.fit(data, 10)
+    assert second.history == full.history
+
+
+def test_evaluating_leaves_the_host_generator_of_the_training_data_as_it_was(tmp_path):
+    """Trainer.evaluate put back the model backend's generator only: an eval_fn drawing its windows with
+    make_lm_batch's default generator moved the training's, whose losses then depended on the evaluations."""
+    plain, data = _lm_on_the_host_rng(tmp_path, "plain.npz")
+    plain.fit(data, 8)
+    evaluated, data = _lm_on_the_host_rng(tmp_path, "evaluated.npz", eval_every=3)
+    evaluated.fit(data, 8)
+    assert [s for s, _ in evaluated.history["val_loss"]] == [3, 6, 8]
+    assert evaluated.history["train_loss"] == plain.history["train_loss"]
+
+
 # ------------------------------------------------------------------ the tasks' settings
 _TINY_TASK = dict(d_model=16, heads=2, layers=1, d_ff=32, batch_size=8)
 _TINY_DATA = {"classify": dict(n_train=16, n_val=4, n_test=4), "charlm": dict(seq_len=8, max_len=16)}

@@ -23,9 +23,10 @@ gradients add up to those of one batch N times larger; the other lines run once,
   uninterrupted run stops;
 * **the best model kept** (``restore_best``, as Keras's ``restore_best_weights``): a copy of the parameters
   at the best evaluation, put back at the end of :meth:`Trainer.fit`, and when the run diverges;
-* **checkpoints** every ``checkpoint_every`` steps and at the end, holding the data position and the
-  random generator, so that :meth:`Trainer.load` followed by :meth:`Trainer.fit` computes exactly
-  the losses the uninterrupted run would have; with ``keep_checkpoints`` N, the last N of those written every
+* **checkpoints** every ``checkpoint_every`` steps and at the end, holding the data position, the random
+  generators (the model's backend's and the host's) and the running means of the steps since the last log, so that
+  :meth:`Trainer.load` followed by :meth:`Trainer.fit` computes exactly the losses, and records exactly the
+  history, the uninterrupted run would have; with ``keep_checkpoints`` N, the last N of those written every
   ``checkpoint_every`` steps are also kept, each under its step's name, to average
   (:func:`~minitransformer.train.average_checkpoints`, as the paper does in its section 6.1);
 * **Ctrl-C** stops the run at the end of the step in progress, writes the checkpoint there and raises
@@ -591,7 +592,12 @@ class Trainer:
         Parameters
         ----------
         data : DataLoader or callable
-            The training batches: a :class:`~minitransformer.data.DataLoader` or ``step -> Batch``.
+            The training batches: a :class:`~minitransformer.data.DataLoader` or ``step -> Batch``. A function that
+            draws at random without a seed of its own (``make_lm_batch(ids, T, B)``, whose ``rng=None`` draws from
+            :func:`~minitransformer.backend.host_rng`) repeats in a resumed run too: the checkpoints hold the host
+            generator's state, which :meth:`load` restores, and evaluations leave it as it was. Only that
+            generator: one of the function's own (a ``numpy.random.Generator`` made once, outside) is in no
+            checkpoint; seed each batch by its step instead (``rng=[seed, step]``).
         steps : int
             The total number of steps the run should reach.
 
@@ -810,20 +816,18 @@ class Trainer:
                         history=self.history, trainer_state=self.state(), extra={**self.extra, RUN_ID: self.run_id})
 
     def evaluate(self) -> dict:
-        """Run ``eval_fn`` in eval mode without a graph; the training generator's state is left as it was.
+        """Run ``eval_fn`` in eval mode without a graph; the random generators' states are left as they were.
 
-        Saving and restoring the random state around the evaluation keeps the training run's random
-        numbers (dropout masks) the same whether or not, and how often, it is evaluated.
+        Saving and restoring the random states around the evaluation
+        (:func:`~minitransformer.backend.random_state_kept`: every backend's generator, which dropout draws from, and
+        :func:`~minitransformer.backend.host_rng`, which ``make_lm_batch(..., rng=None)`` draws windows from) keeps
+        the training run's random numbers (dropout masks, the data a data function draws) the same whether or not,
+        and how often, it is evaluated.
         """
         if self.eval_fn is None:
             raise ValueError("Trainer.evaluate: no eval_fn was given")
-        be = self._generator()
-        rng = be.get_rng_state()
-        try:
-            with evaluating(self.model):
-                results = self.eval_fn(self.model)
-        finally:
-            be.set_rng_state(rng)
+        with _backend.random_state_kept(), evaluating(self.model):
+            results = self.eval_fn(self.model)
         if not isinstance(results, dict):
             raise TypeError(f"Trainer: eval_fn must return a dict of name -> number, got {type(results).__name__}")
         numbers_by_name = {}
@@ -975,12 +979,18 @@ class Trainer:
         the running means of the steps since the last log."""
         save_checkpoint(path, self.model, self.optimizer, self.schedule, step=self.step, tokenizer=self.tokenizer,
                         history=self.history,
-                        trainer_state={**self.state(), **self._params_state(), **self._running_means()},
+                        trainer_state={**self.state(), **self._params_state(), **self._running_means(),
+                                       "host_rng": _backend.host_rng().bit_generator.state},  # (PCG64's: ints)
                         extra={**self.extra, RUN_ID: self.run_id},
                         rng_state=self._generator().get_rng_state())  # the generator dropout draws from
 
     def load(self, path, rng: str = "exact"):
         """Restore a checkpoint written by :meth:`save` (model, optimizer, schedule, RNG, data position, history).
+
+        The random generators are the model's backend's (``rng`` below) and the host's
+        (:func:`~minitransformer.backend.host_rng`, restored where the checkpoint holds it: one written before it
+        did leaves it as it is); the running means of the steps since the last log go on (one written before
+        they were saved starts the log interval anew).
 
         All of it, or nothing (:func:`~minitransformer.train.load_checkpoint`).
 
@@ -1074,6 +1084,9 @@ class Trainer:
         if all(isinstance(v, dict) for v in running.values()):  # (written before them: the log interval starts anew)
             self._loss.load_state_dict(running["running_loss"])
             self._norm.load_state_dict(running["running_norm"])
+        host = t.get("host_rng")  # (written before it was saved: the host's generator is left as it is)
+        if isinstance(host, dict) and host.get("bit_generator") == type(_backend.host_rng().bit_generator).__name__:
+            _backend.host_rng().bit_generator.state = host
         return ckpt
 
     def _checked_params(self, path, what: str, state) -> dict:
