@@ -23,6 +23,7 @@ scatter-add (the gradient of an embedding lookup), moving an array to the host, 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -43,6 +44,7 @@ __all__ = [
     "use",
     "manual_seed",
     "host_rng",
+    "random_state_kept",
     "tf32_requested",
     "DEFAULT_FLOAT",
 ]
@@ -851,17 +853,54 @@ _host_rng = None  # host_rng's generator, made at its first use or by manual_see
 def host_rng() -> np.random.Generator:
     """The random numbers the host draws for the data where no seed is given (a language model's windows,
     ``data.make_lm_batch(..., rng=None)``): NumPy's generator, restarted by :func:`manual_seed` as every backend's
-    is, so that a run seeded once repeats. (A seed given per batch, ``rng=[seed, step]``, also repeats a resumed
-    run: this generator's state is in no checkpoint.)
+    is, so that a run seeded once repeats. :class:`~minitransformer.train.Trainer` saves its state in its
+    checkpoints (``host_rng().bit_generator.state``) and :meth:`~minitransformer.train.Trainer.load` restores it, so
+    that a resumed run draws the windows the uninterrupted one draws; a seed given per batch, ``rng=[seed, step]``,
+    does not depend on it.
 
-    >>> import minitransformer as mt
-    >>> mt.manual_seed(5)
-    >>> a = mt.backend.host_rng().integers(0, 100, size=3)
-    >>> mt.manual_seed(5)
-    >>> bool((mt.backend.host_rng().integers(0, 100, size=3) == a).all())
+    >>> manual_seed(5)                  # (mt.manual_seed)
+    >>> a = host_rng().integers(0, 100, size=3)
+    >>> manual_seed(5)
+    >>> bool((host_rng().integers(0, 100, size=3) == a).all())
     True
     """
     global _host_rng
     if _host_rng is None:
         _host_rng = np.random.default_rng(_seed)
     return _host_rng
+
+
+@contextlib.contextmanager
+def random_state_kept():
+    """Leave every random generator as it was before the block: each backend's, :func:`host_rng`'s, and the seed
+    :func:`manual_seed` gives the backends made later. What the block draws, or seeds (a sampling seeded for
+    itself), does not move the caller's random numbers. A backend first made in the block is seeded afterwards
+    as if made after it. :meth:`~minitransformer.train.Trainer.evaluate` runs its ``eval_fn`` so, and ``generate``
+    from a checkpoint its sampling.
+
+    >>> be = get("numpy")
+    >>> manual_seed(1)
+    >>> with random_state_kept():
+    ...     manual_seed(7); _ = be.uniform((2,)); _ = host_rng().integers(0, 10, size=3)
+    >>> a, b = be.to_host(be.uniform((3,))), host_rng().integers(0, 10, size=3)
+    >>> manual_seed(1)                  # the numbers drawn after the block are those drawn without it
+    >>> bool((be.to_host(be.uniform((3,))) == a).all()), bool((host_rng().integers(0, 10, size=3) == b).all())
+    (True, True)
+    """
+    global _seed, _host_rng
+    seed, host = _seed, _host_rng
+    host_state = None if host is None else host.bit_generator.state
+    # the generators themselves (manual_seed makes new ones: a reference the caller holds stays theirs) and states
+    kept = {name: (backend._rng, backend._seed, backend.get_rng_state()) for name, backend in _BACKENDS.items()}
+    try:
+        yield
+    finally:
+        _seed, _host_rng = seed, host
+        if host is not None:
+            host.bit_generator.state = host_state
+        for name, backend in _BACKENDS.items():
+            if name in kept:
+                backend._rng, backend._seed, state = kept[name]
+                backend.set_rng_state(state)
+            else:
+                backend.manual_seed(seed)

@@ -923,6 +923,27 @@ def test_charlm_generates_within_the_positions_it_was_trained_on(untrained, caps
     assert printed == by_context[8] != by_context[16]
 
 
+@pytest.mark.parametrize("task", ["charlm", "reverse"])
+def test_generate_from_a_checkpoint_leaves_the_callers_random_numbers_as_they_were(untrained, task, capsys):
+    """generate_from_checkpoint seeded every generator for its sampling (mt.manual_seed(seed)), and rebuilt the
+    model from the task's seed: after it, a caller's seeded stream (mt.rand, host_rng) went on from another place."""
+    from minitransformer.train.run import generate_from_checkpoint
+
+    def draws(between):
+        mt.manual_seed(123)
+        mt.rand(3)
+        mt.backend.host_rng().integers(0, 100, size=2)
+        between()
+        return mt.rand(3).numpy(), mt.backend.host_rng().integers(0, 100, size=2)
+
+    text = "The " if task == "charlm" else "1 2 3"
+    before = draws(lambda: None)
+    after = draws(lambda: generate_from_checkpoint(untrained[task], text, max_new_tokens=3, seed=7))
+    capsys.readouterr()
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_array_equal(after[1], before[1])
+
+
 def test_a_classify_run_at_its_target_share_stops_there(tmp_path, capsys):
     """The classifier's val_accuracy is k / n rounded to float32 (then .item()): at exactly 7 of 20, 0.349999994,
     a run with --target 0.35 never stopped. Here the run's first evaluation (after a step at lr 1e-9: of the untrained

@@ -154,7 +154,7 @@ def test_exact_match_by_teacher_forcing_is_greedy_decodings():
 
 
 # ------------------------------------------------------------------ resuming
-def _seq2seq_run(tmp_path, name, seed=0, accumulate=1):
+def _seq2seq_run(tmp_path, name, seed=0, accumulate=1, log_every=1, checkpoint_every=None):
     """Model with dropout (random numbers matter), shuffled data rolling over epochs, a schedule, clipping."""
     model = _tiny_transformer(dropout=0.2, seed=seed)
     pairs, _ = digit_task_splits("reverse", 24, 0, seed=2, min_len=3, max_len=6)
@@ -162,8 +162,8 @@ def _seq2seq_run(tmp_path, name, seed=0, accumulate=1):
     opt = optim.Adam.paper(model.parameters(), lr=3e-3)
     schedule = warmup_schedule(opt, warmup=3, steps=10)
     smoothed = partial(seq2seq_loss, label_smoothing=0.1)
-    trainer = Trainer(model, opt, smoothed, schedule=schedule, clip=0.5, log_every=1, progress=False,
-                      checkpoint_path=tmp_path / name, accumulate=accumulate)
+    trainer = Trainer(model, opt, smoothed, schedule=schedule, clip=0.5, log_every=log_every, progress=False,
+                      checkpoint_path=tmp_path / name, accumulate=accumulate, checkpoint_every=checkpoint_every)
     return trainer, loader
 
 
@@ -593,6 +593,114 @@ def test_a_run_that_crashes_resumes_from_its_last_periodic_checkpoint(tmp_path):
     assert resumed.step == 6  # the last checkpoint before the crash
     resumed.fit(data, 9)
     assert _losses(resumed) == _losses(full)
+
+
+def test_the_history_does_not_depend_on_where_the_run_was_checkpointed_interrupted_or_resumed(tmp_path):
+    """A checkpoint off the log_every grid folded the steps since the last log into the history: an entry at its
+    step, and another mean at the next log (checkpoint_every=7 gave 46 train_loss entries for 27). It holds the
+    running means' partial sums instead, which load restores: the history of a run checkpointed, interrupted (a crash,
+    Ctrl-C) and resumed off the grid is the uninterrupted run's, steps and values exactly."""
+    full, loader = _seq2seq_run(tmp_path, "full.npz", log_every=4)
+    full.fit(loader, 10)
+    assert [s for s, _ in full.history["train_loss"]] == [4, 8, 10]  # the grid, and the end of the fit
+    assert set(full.history) == {"train_loss", "lr", "grad_norm"}
+
+    checkpointed, loader = _seq2seq_run(tmp_path, "every3.npz", log_every=4, checkpoint_every=3)
+    checkpointed.fit(loader, 10)
+    assert checkpointed.history == full.history
+
+    crashed, loader = _seq2seq_run(tmp_path, "crash.npz", log_every=4, checkpoint_every=3)
+    loss_fn = crashed.loss_fn
+    crashed.loss_fn = lambda model, batch: (_ for _ in ()).throw(_Crash()) if crashed.step == 7 else \
+        loss_fn(model, batch)
+    with pytest.raises(_Crash):
+        crashed.fit(loader, 10)
+    assert read_checkpoint(tmp_path / "crash.npz").history == {  # nothing off the grid (step 6)
+        k: [p for p in v if p[0] <= 6] for k, v in full.history.items()}
+    resumed, loader = _seq2seq_run(tmp_path, "crash.npz", seed=99, log_every=4)
+    resumed.load(tmp_path / "crash.npz")
+    assert resumed.step == 6
+    resumed.fit(loader, 10)
+    assert resumed.history == full.history
+
+    for at in (1, 5, 9):  # Ctrl-C: the step's checkpoint
+        cut, loader = _seq2seq_run(tmp_path, f"cut{at}.npz", log_every=4)
+        _press_ctrl_c(cut, at_step=at - 1)
+        with pytest.raises(TrainingInterrupted):
+            cut.fit(loader, 10)
+        resumed, loader = _seq2seq_run(tmp_path, f"cut{at}.npz", seed=99, log_every=4)
+        resumed.load(tmp_path / f"cut{at}.npz")
+        assert resumed.step == at
+        resumed.fit(loader, 10)
+        assert resumed.history == full.history, at
+        for p, q in zip(full.model.parameters(), resumed.model.parameters()):
+            np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+def test_a_checkpoint_written_before_the_running_means_were_saved_loads_and_starts_the_log_interval_anew(
+        tmp_path, monkeypatch):
+    first, loader = _seq2seq_run(tmp_path, "old.npz", log_every=4)
+    monkeypatch.setattr(Trainer, "_running_means", lambda self: {})  # what an older save wrote: no running means
+    first.fit(loader, 10)  # (the end of a fit logs first: nothing is left to fold)
+    monkeypatch.undo()
+    state = read_checkpoint(tmp_path / "old.npz").trainer_state
+    assert "running_loss" not in state and "running_norm" not in state
+    resumed, loader = _seq2seq_run(tmp_path, "old.npz", seed=99, log_every=4)
+    resumed._loss.add(mt.tensor(1.0))  # (a trainer used before it loads: forgotten)
+    resumed.load(tmp_path / "old.npz")
+    assert resumed._loss.weight == resumed._norm.weight == 0
+    resumed.fit(loader, 13)
+    assert [s for s, _ in resumed.history["train_loss"]] == [4, 8, 10, 12, 13]
+
+
+def _lm_on_the_host_rng(tmp_path, name, eval_every=None, seed=0):
+    """A language model whose data function, and evaluation, draw their windows from make_lm_batch's default
+    generator, mt.backend.host_rng(); dropout draws from the model backend's."""
+    mt.manual_seed(seed)
+    ids = np.arange(400) % 13 + 4
+    lm = nn.DecoderOnlyLM(vocab=17, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16, dropout=0.1)
+
+    def loss_fn(model, b):
+        return F.cross_entropy(model(b.tgt_in), b.tgt_out)
+
+    def eval_fn(model):
+        return {"val_loss": loss_fn(model, make_lm_batch(ids, 8, 4)).item()}  # rng=None: the host's generator
+
+    trainer = Trainer(lm, optim.Adam(lm.parameters(), lr=1e-2), loss_fn, log_every=1, progress=False,
+                      eval_fn=eval_fn if eval_every else None, eval_every=eval_every,
+                      checkpoint_path=tmp_path / name)
+    return trainer, lambda step: make_lm_batch(ids, 8, 4)
+
+
+def test_a_run_resumed_draws_the_windows_of_make_lm_batchs_default_generator_the_uninterrupted_run_draws(tmp_path):
+    """make_lm_batch(rng=None) draws from mt.backend.host_rng(), whose state no checkpoint held: a resumed run drew
+    other windows than the uninterrupted one from its first step on. The checkpoint holds it now (PCG64's 128-bit
+    integers, exactly), and load restores it."""
+    full, data = _lm_on_the_host_rng(tmp_path, "full.npz")
+    full.fit(data, 10)
+
+    first, data = _lm_on_the_host_rng(tmp_path, "part.npz")
+    first.fit(data, 4)
+    saved = mt.backend.host_rng().bit_generator.state
+    assert read_checkpoint(tmp_path / "part.npz").trainer_state["host_rng"] == saved
+    assert saved["state"]["state"] > 2 ** 64  # (a 128-bit integer: kept whole)
+    mt.manual_seed(1234)  # anything random after the checkpoint is forgotten by the resumed run
+    mt.backend.host_rng().integers(0, 10, size=5)
+    second, data = _lm_on_the_host_rng(tmp_path, "part.npz", seed=99)
+    second.load(tmp_path / "part.npz")
+    second.fit(data, 10)
+    assert second.history == full.history
+
+
+def test_evaluating_leaves_the_host_generator_of_the_training_data_as_it_was(tmp_path):
+    """Trainer.evaluate put back the model backend's generator only: an eval_fn drawing its windows with
+    make_lm_batch's default generator moved the training's, whose losses then depended on the evaluations."""
+    plain, data = _lm_on_the_host_rng(tmp_path, "plain.npz")
+    plain.fit(data, 8)
+    evaluated, data = _lm_on_the_host_rng(tmp_path, "evaluated.npz", eval_every=3)
+    evaluated.fit(data, 8)
+    assert [s for s, _ in evaluated.history["val_loss"]] == [3, 6, 8]
+    assert evaluated.history["train_loss"] == plain.history["train_loss"]
 
 
 # ------------------------------------------------------------------ the tasks' settings

@@ -110,3 +110,16 @@ def test_checked_later_the_message_gives_the_rate_of_the_step_it_names(checking_
         trainer.fit(lambda s: mt.ones(4, 3), 20)
     assert "became nan by step 3 (found at the read of the device after step 10" in str(caught.value)
     assert "(lr was 0.003)" in str(caught.value) and caught.value.lr == pytest.approx(3e-3)
+
+
+def test_checked_later_a_loss_not_finite_since_the_last_log_stops_a_checkpoint_off_the_log_grid(checking_later,
+                                                                                                  tmp_path):
+    """A checkpoint no longer folds the steps since the last log into the history (it saves their running mean):
+    their loss, not finite, is still read and said before it is written, and no checkpoint holds it."""
+    trainer, _ = _trainer(3, "nan", log_every=10)
+    trainer.checkpoint_path, trainer.checkpoint_every = tmp_path / "c.npz", 4
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+        trainer.fit(lambda s: mt.ones(4, 3), 20)
+    assert str(caught.value).startswith("Trainer: the training loss became nan by step 3 (found at the read of the "
+                                        "device after step 4: ")
+    assert trainer.step == 4 and not (tmp_path / "c.npz").exists()

@@ -432,7 +432,9 @@ class DataLoader:
 
     Like PyTorch's ``DataLoader``: ``len(loader)`` is the number of batches an epoch has;
     :meth:`set_epoch` chooses the epoch (to resume a run with the same orders). Epoch ``e`` is
-    ``batches(examples, batch_size, shuffle, seed, e, drop_last, collate)``.
+    ``batches(examples, batch_size, shuffle, seed, e, drop_last, collate)``. The order follows ``seed``, not
+    ``mt.manual_seed``. :meth:`Trainer.fit <minitransformer.train.Trainer.fit>` chooses the epoch itself (the run's:
+    0, or a checkpoint's) and sets it as the epochs go by, whatever :meth:`set_epoch` was given before.
 
     Parameters
     ----------

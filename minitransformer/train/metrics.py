@@ -384,6 +384,39 @@ class RunningMean:
             self._sum = value if self._sum is None else self._sum + value
         self.weight += weight
 
+    def state_dict(self) -> dict:
+        """What was added, ``{"sum": float or None, "weight": float}``, as JSON-able host numbers (the sum read from the
+        device: a synchronisation), for :meth:`load_state_dict` to go on from, e.g. in a checkpoint.
+
+        >>> import minitransformer as mt
+        >>> m = RunningMean()
+        >>> m.add(mt.tensor(2.0)); m.add(mt.tensor(5.0))
+        >>> state = m.state_dict(); state
+        {'sum': 7.0, 'weight': 2.0}
+        >>> again = RunningMean(); again.load_state_dict(state); again.add(mt.tensor(3.0))
+        >>> again.compute()     # (2 + 5 + 3) / 3, as if all had been added to one
+        3.3333333333333335
+        """
+        total = self._sum
+        if total is not None:
+            if self._backend is not None:
+                total = self._backend.to_host(total)
+            total = float(np.asarray(total, dtype=np.float64).reshape(()))
+        return {"sum": total, "weight": float(self.weight)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Go on from ``state`` (:meth:`state_dict`). The sum is a Python float, the exact value of the one read: the
+        next ``add`` of a Tensor makes it an array of that Tensor's dtype (a Python number does not widen it), so the
+        mean is the one all the values added to one :class:`RunningMean` give, to the last bit."""
+        total, weight = state.get("sum"), state.get("weight")
+        numbers = (total is None or is_real(total)) and is_real(weight) and weight >= 0
+        if not numbers or (total is None) != (weight == 0):
+            raise ValueError(f"RunningMean.load_state_dict: expected {{'sum': a number (None where the weight is 0), "
+                             f"'weight': a number >= 0}}, got {state!r:.120}")
+        self.reset()
+        self._sum = None if total is None else float(total)
+        self.weight = float(weight)
+
     def compute(self) -> float:
         """The mean as a Python float: the moment the device is read. A ValueError if nothing was added (the mean of
         nothing is no number; ``weight`` says whether there is one)."""

@@ -716,7 +716,10 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
         Beam size of a seq2seq task (1: greedy decoding).
     max_new_tokens, temperature, top_k, seed
         Sampling of the charlm task (see :func:`~minitransformer.train.generate`); ``max_new_tokens`` counts
-        the model's tokens: characters, or the pieces of a :class:`~minitransformer.data.BPETokenizer`.
+        the model's tokens: characters, or the pieces of a :class:`~minitransformer.data.BPETokenizer`. ``seed``
+        seeds this sampling alone: after the call the caller's random numbers (every backend's generator,
+        :func:`~minitransformer.backend.host_rng`) go on as they were
+        (:func:`~minitransformer.backend.random_state_kept`).
     alpha : float
         The beam search's length penalty (:func:`~minitransformer.train.length_penalty`'s ``alpha``): 0.6, the
         paper's (section 6.1); 0 ranks the hypotheses by log P alone. A finite number >= 0, checked for every task,
@@ -744,7 +747,8 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
     True
     """
     alpha = require_real("generate", "alpha", alpha, low=0.0)  # (beam_search checks it only where it runs)
-    with _backend.use(backend):
+    # the model rebuilt from the task's seed, the sampling's seed: the caller's random numbers go on as they were
+    with _backend.random_state_kept(), _backend.use(backend):
         setup = _trained_model(path)
         tok, model = setup.tokenizer, setup.model
         wanted = "--prompt" if setup.kind == "lm" else "--input"

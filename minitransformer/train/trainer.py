@@ -23,9 +23,10 @@ gradients add up to those of one batch N times larger; the other lines run once,
   uninterrupted run stops;
 * **the best model kept** (``restore_best``, as Keras's ``restore_best_weights``): a copy of the parameters
   at the best evaluation, put back at the end of :meth:`Trainer.fit`, and when the run diverges;
-* **checkpoints** every ``checkpoint_every`` steps and at the end, holding the data position and the
-  random generator, so that :meth:`Trainer.load` followed by :meth:`Trainer.fit` computes exactly
-  the losses the uninterrupted run would have; with ``keep_checkpoints`` N, the last N of those written every
+* **checkpoints** every ``checkpoint_every`` steps and at the end, holding the data position, the random
+  generators (the model's backend's and the host's) and the running means of the steps since the last log, so that
+  :meth:`Trainer.load` followed by :meth:`Trainer.fit` computes exactly the losses, and records exactly the
+  history, the uninterrupted run would have; with ``keep_checkpoints`` N, the last N of those written every
   ``checkpoint_every`` steps are also kept, each under its step's name, to average
   (:func:`~minitransformer.train.average_checkpoints`, as the paper does in its section 6.1);
 * **Ctrl-C** stops the run at the end of the step in progress, writes the checkpoint there and raises
@@ -595,7 +596,12 @@ class Trainer:
         Parameters
         ----------
         data : DataLoader or callable
-            The training batches: a :class:`~minitransformer.data.DataLoader` or ``step -> Batch``.
+            The training batches: a :class:`~minitransformer.data.DataLoader` or ``step -> Batch``. A function that
+            draws at random without a seed of its own (``make_lm_batch(ids, T, B)``, whose ``rng=None`` draws from
+            :func:`~minitransformer.backend.host_rng`) repeats in a resumed run too: the checkpoints hold the host
+            generator's state, which :meth:`load` restores, and evaluations leave it as it was. Only that
+            generator: one of the function's own (a ``numpy.random.Generator`` made once, outside) is in no
+            checkpoint; seed each batch by its step instead (``rng=[seed, step]``).
         steps : int
             The total number of steps the run should reach.
 
@@ -710,8 +716,7 @@ class Trainer:
         finite but not its gradients leaves them so, and the loss read next would say so only once a checkpoint
         (written over a good one) held them. The loss of the steps not yet logged is read first (its message says
         more); then one host read a checkpoint (:meth:`_not_finite`)."""
-        if self._loss.weight:
-            self._log(_NoBar())
+        self._running_means()  # (raises where the loss since the last log is not finite)
         bad = self._not_finite(self._last_params or {name: p.data for name, p in self._named_params.items()})
         if bad:
             more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
@@ -815,20 +820,18 @@ class Trainer:
                         history=self.history, trainer_state=self.state(), extra={**self.extra, RUN_ID: self.run_id})
 
     def evaluate(self) -> dict:
-        """Run ``eval_fn`` in eval mode without a graph; the training generator's state is left as it was.
+        """Run ``eval_fn`` in eval mode without a graph; the random generators' states are left as they were.
 
-        Saving and restoring the random state around the evaluation keeps the training run's random
-        numbers (dropout masks) the same whether or not, and how often, it is evaluated.
+        Saving and restoring the random states around the evaluation
+        (:func:`~minitransformer.backend.random_state_kept`: every backend's generator, which dropout draws from, and
+        :func:`~minitransformer.backend.host_rng`, which ``make_lm_batch(..., rng=None)`` draws windows from) keeps
+        the training run's random numbers (dropout masks, the data a data function draws) the same whether or not,
+        and how often, it is evaluated.
         """
         if self.eval_fn is None:
             raise ValueError("Trainer.evaluate: no eval_fn was given")
-        be = self._generator()
-        rng = be.get_rng_state()
-        try:
-            with evaluating(self.model):
-                results = self.eval_fn(self.model)
-        finally:
-            be.set_rng_state(rng)
+        with _backend.random_state_kept(), evaluating(self.model):
+            results = self.eval_fn(self.model)
         if not isinstance(results, dict):
             raise TypeError(f"Trainer: eval_fn must return a dict of name -> number, got {type(results).__name__}")
         numbers_by_name = {}
@@ -962,17 +965,36 @@ class Trainer:
             return {"last_params": self._last_params}
         return {} if self._best_params is None else {"best_params": self._best_params}
 
+    def _running_means(self) -> dict:
+        """The running means of the steps since the last log (loss, gradient norm) as host numbers
+        (:meth:`RunningMean.state_dict`: one read of each), for the checkpoint: :meth:`load` restores them, so that a
+        resumed run logs at the steps, and the means, of the uninterrupted run (folded into the history at a
+        checkpoint off the ``log_every`` grid, they added an entry there and changed the next logged mean). Where the
+        loss's sum is not finite, it is logged instead, which raises :class:`TrainingDiverged` naming the step: no
+        checkpoint is written with it."""
+        loss = self._loss.state_dict()
+        if loss["sum"] is not None and not math.isfinite(loss["sum"]):
+            self._log(_NoBar())  # raises
+        return {"running_loss": loss, "running_norm": self._norm.state_dict()}
+
     def save(self, path) -> None:
-        """Write a checkpoint of everything needed to resume: model, optimizer, schedule, step, RNG, data position."""
-        if self._loss.weight:  # a resumed run must not lose the partial log interval: fold it in now
-            self._log(_NoBar())
+        """Write a checkpoint of everything needed to resume: model, optimizer, schedule, step, the random generators
+        (the model's backend's, and the host's, :func:`~minitransformer.backend.host_rng`), data position, history and
+        the running means of the steps since the last log."""
         save_checkpoint(path, self.model, self.optimizer, self.schedule, step=self.step, tokenizer=self.tokenizer,
-                        history=self.history, trainer_state={**self.state(), **self._params_state()},
+                        history=self.history,
+                        trainer_state={**self.state(), **self._params_state(), **self._running_means(),
+                                       "host_rng": _backend.host_rng().bit_generator.state},  # (PCG64's: ints)
                         extra={**self.extra, RUN_ID: self.run_id},
                         rng_state=self._generator().get_rng_state())  # the generator dropout draws from
 
     def load(self, path, rng: str = "exact"):
         """Restore a checkpoint written by :meth:`save` (model, optimizer, schedule, RNG, data position, history).
+
+        The random generators are the model's backend's (``rng`` below) and the host's
+        (:func:`~minitransformer.backend.host_rng`, restored where the checkpoint holds it: one written before it
+        did leaves it as it is); the running means of the steps since the last log go on (one written before
+        they were saved starts the log interval anew).
 
         All of it, or nothing (:func:`~minitransformer.train.load_checkpoint`).
 
@@ -1060,6 +1082,14 @@ class Trainer:
             self.run_id = ckpt.extra[RUN_ID]
         self._loss.reset()
         self._norm.reset()
+        self._unread, self._first_norm = [], None
+        running = {key: t.get(key) for key in ("running_loss", "running_norm")}
+        if all(isinstance(v, dict) for v in running.values()):  # (written before them: the log interval starts anew)
+            self._loss.load_state_dict(running["running_loss"])
+            self._norm.load_state_dict(running["running_norm"])
+        host = t.get("host_rng")  # (written before it was saved: the host's generator is left as it is)
+        if isinstance(host, dict) and host.get("bit_generator") == type(_backend.host_rng().bit_generator).__name__:
+            _backend.host_rng().bit_generator.state = host
         return ckpt
 
     def _checked_params(self, path, what: str, state) -> dict:
