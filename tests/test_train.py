@@ -386,6 +386,9 @@ BAD_RUN_STATES = [  # (what the checkpoint holds instead, the message)
                                             r"\[1\]"),
     ({"trainer_state": {"kept_checkpoints": "c.npz"}}, r"its trainer_state: kept_checkpoints must be a list of file "
                                                        r"names, got 'c\.npz'"),
+    ({"trainer_state": {"running_loss": {"sum": "x", "weight": 2}}}, r"RunningMean\.load_state_dict: expected"),
+    ({"trainer_state": {"host_rng": {"bit_generator": "PCG64", "state": {"state": -1}}}},
+     r"its trainer_state: host_rng is not a state of NumPy's PCG64"),
     # (a trainer_state, step or extra of the wrong kind: read_checkpoint's, tests/test_checkpoint_read.py)
 ]
 

@@ -1141,6 +1141,15 @@ def _checked_run_state(path, ckpt) -> tuple[dict, dict]:
         if last is not None and (not isinstance(last, dict) or not all(
                 isinstance(k, str) and is_real(v) for k, v in last.items())):
             raise TypeError(f"{op}: last_eval must be a dict of name -> number, got {last!r:.80}")
+        for name in ("running_loss", "running_norm"):  # the means since the last log, tried on a scratch mean
+            if isinstance(t.get(name), dict):
+                RunningMean().load_state_dict(t[name])
+        host = t.get("host_rng")
+        if isinstance(host, dict) and host.get("bit_generator") == type(_backend.host_rng().bit_generator).__name__:
+            try:  # tried on a scratch generator: a state NumPy refuses would fail once the model had been loaded
+                type(_backend.host_rng().bit_generator)().state = host
+            except (TypeError, ValueError, KeyError, OverflowError) as e:
+                raise ValueError(f"{op}: host_rng is not a state of NumPy's {host['bit_generator']} ({e})") from None
         kept = t.get("kept_checkpoints")
         if kept is not None and not isinstance(kept, list):  # (its entries: _kept_by keeps the run's own names)
             raise TypeError(f"{op}: kept_checkpoints must be a list of file names, got {kept!r:.80}")
