@@ -924,10 +924,12 @@ def test_charlm_generates_within_the_positions_it_was_trained_on(untrained, caps
 
 
 @pytest.mark.parametrize("task", ["charlm", "reverse"])
-def test_generate_from_a_checkpoint_leaves_the_callers_random_numbers_as_they_were(untrained, task, capsys):
-    """generate_from_checkpoint seeded every generator for its sampling (mt.manual_seed(seed)), and rebuilt the
-    model from the task's seed: after it, a caller's seeded stream (mt.rand, host_rng) went on from another place."""
-    from minitransformer.train.run import generate_from_checkpoint
+@pytest.mark.parametrize("command", ["generate", "evaluate"])
+def test_generate_from_a_checkpoint_leaves_the_callers_random_numbers_as_they_were(untrained, task, command, capsys):
+    """generate_from_checkpoint seeded every generator for its sampling (mt.manual_seed(seed)), and it and evaluate
+    rebuilt the model from the task's seed: after them, a caller's seeded stream (mt.rand, host_rng) went on from
+    another place."""
+    from minitransformer.train.run import evaluate, generate_from_checkpoint
 
     def draws(between):
         mt.manual_seed(123)
@@ -938,7 +940,8 @@ def test_generate_from_a_checkpoint_leaves_the_callers_random_numbers_as_they_we
 
     text = "The " if task == "charlm" else "1 2 3"
     before = draws(lambda: None)
-    after = draws(lambda: generate_from_checkpoint(untrained[task], text, max_new_tokens=3, seed=7))
+    after = draws(lambda: generate_from_checkpoint(untrained[task], text, max_new_tokens=3, seed=7)
+                  if command == "generate" else evaluate(untrained[task], blas_threads=None))
     capsys.readouterr()
     np.testing.assert_array_equal(after[0], before[0])
     np.testing.assert_array_equal(after[1], before[1])

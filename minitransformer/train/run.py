@@ -667,7 +667,7 @@ def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict
     ['n_test', 'steps', 'test_exact_sequence_accuracy', 'test_loss', 'test_token_accuracy']
     """
     _set_blas_threads(blas_threads, "evaluate")
-    with _backend.use(backend):
+    with _backend.random_state_kept(), _backend.use(backend):  # (rebuilding the task seeds: not the caller's numbers)
         setup, ckpt = _setup_from_checkpoint(path)
         metrics = setup.final_metrics(setup.model)
         metrics["steps"] = ckpt.step
