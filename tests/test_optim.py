@@ -726,13 +726,32 @@ def test_a_parameter_never_updated_is_saved_as_an_empty_state_and_loads(rng):
 
 
 @pytest.mark.single_backend
+def test_a_subclass_with_its_own_update_loads_its_own_state(rng):
+    """Adam's state_entries were applied to a subclass whose update writes another entry too: it could not load
+    its own state ("holds 'v_max', which AMSGrad does not write"). A class that changes update says its own entries,
+    or none are checked."""
+    class AMSGrad(Adam):
+        def update(self, xp, theta, g, group, state):
+            new = super().update(xp, theta, g, group, state)
+            state["v_max"] = state["v"] if "v_max" not in state else xp.maximum(state["v_max"], state["v"])
+            return new
+
+    params = make_params(initial_values(rng))
+    opt = AMSGrad(params, lr=0.01)
+    run_library(opt, params, gradients(rng), steps=2)
+    again = AMSGrad(make_params(initial_values(rng)), lr=0.01)
+    again.load_state_dict(opt.state_dict())
+    assert set(again.state[again.param_groups[0]["params"][0]]) == {"step", "m", "v", "v_max"}
+
+
+@pytest.mark.single_backend
 def test_load_state_dict_refuses_a_state_without_the_entries_the_optimizer_writes(rng):
     """{"step": 4} without m, v loaded, then a raw KeyError 'm' in the middle of training."""
     _, saved = _adam_state_after(rng)
     for bad, message in [
-        ({"step": 4}, r"state of parameter 0 lacks 'm', 'v'; an Adam state holds 'step', 'm', 'v'"),
-        ({**saved["state"][0], "evil": 1}, r"state of parameter 0 holds 'evil', which Adam does not write; an Adam "
-                                           r"state holds 'step', 'm', 'v'"),
+        ({"step": 4}, r"state of parameter 0 lacks 'm', 'v'; Adam's state of a parameter holds 'step', 'm', 'v'"),
+        ({**saved["state"][0], "evil": 1}, r"state of parameter 0 holds 'evil', which Adam does not write; Adam's "
+                                           r"state of a parameter holds 'step', 'm', 'v'"),
     ]:
         _refused_and_unchanged(lambda: Adam(make_params(initial_values(rng))), {**saved, "state": {
             **saved["state"], 0: bad}}, ValueError, r"^Adam\.load_state_dict: " + message)
@@ -796,8 +815,8 @@ def test_load_state_dict_checks_sgd_states_by_its_own_entries(rng):
     bad = {**saved, "state": {**saved["state"], 1: {"momentum_buffer": saved["state"][1]["momentum_buffer"],
                                                     "step": 3}}}
     _refused_and_unchanged(lambda: SGD(make_params(initial_values(rng)), lr=0.1), bad, ValueError,
-                           r"^SGD\.load_state_dict: state of parameter 1 holds 'step', which SGD does not write; an "
-                           r"SGD state holds 'momentum_buffer'")
+                           r"^SGD\.load_state_dict: state of parameter 1 holds 'step', which SGD does not write; "
+                           r"SGD's state of a parameter holds 'momentum_buffer'")
 
 
 @pytest.mark.single_backend

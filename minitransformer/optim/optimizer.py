@@ -290,9 +290,12 @@ class Optimizer:
     def _kernels_do_update(self) -> bool:
         """Whether :meth:`update_with_kernels` computes this optimizer's :meth:`update`: it is given, and by the
         class whose ``update`` this is (a subclass that changes ``update`` gets its own formula, on every backend)."""
-        if self.update_with_kernels is None:
-            return False
-        owner = next(c for c in type(self).__mro__ if "update_with_kernels" in vars(c))
+        return self.update_with_kernels is not None and self._given_with_update("update_with_kernels")
+
+    def _given_with_update(self, name: str) -> bool:
+        """Whether the class that gives the attribute ``name`` also gives the :meth:`update` this optimizer runs: a
+        subclass that changes ``update`` changes what goes with it (its kernels, its state's entries)."""
+        owner = next(c for c in type(self).__mro__ if name in vars(c))
         return vars(owner).get("update") is type(self).update
 
     #: None, or the step as a CUDA kernel that a subclass gives,
@@ -413,7 +416,7 @@ class Optimizer:
             warnings.warn(f"{said}: they start with a fresh state (right for parameters not updated before the save, "
                           "as a state written before this version leaves out; one that was updated now differs from "
                           "the run that saved it)", stacklevel=3)
-        wanted = self.state_entries
+        wanted = self.state_entries if self._given_with_update("state_entries") else None  # (else: not said)
         new_state: dict[Tensor, dict] = {}
         for number, (key, entries) in numbered.items():
             p = by_index[number]
@@ -442,15 +445,14 @@ def _check_entry_names(owner: str, cls: str, key, entries: dict, wanted: dict) -
     """Refuse a parameter's state whose entries are not those ``cls`` writes (``wanted``): one lacking would fail
     at the next step (a KeyError), one more would be kept and never read."""
     names = ", ".join(map(repr, wanted))
-    article = "an" if cls[:1] in "AEFHILMNORSX" else "a"
     extra = [k for k in entries if k not in wanted]
     if extra:
         raise ValueError(f"{owner}: state of parameter {key} holds {', '.join(map(repr, extra))}, which {cls} does "
-                         f"not write; {article} {cls} state holds {names}")
+                         f"not write; {cls}'s state of a parameter holds {names}")
     lacking = [k for k in wanted if k not in entries]
     if lacking:
-        raise ValueError(f"{owner}: state of parameter {key} lacks {', '.join(map(repr, lacking))}; {article} {cls} "
-                         f"state holds {names} (or nothing, for a parameter not updated yet)")
+        raise ValueError(f"{owner}: state of parameter {key} lacks {', '.join(map(repr, lacking))}; {cls}'s state "
+                         f"of a parameter holds {names} (or nothing, for a parameter not updated yet)")
 
 
 def _checked_entry(owner: str, key, entry: str, value, kind: str, p: Tensor):
