@@ -57,9 +57,11 @@ def test_a_member_the_description_does_not_name_is_refused_by_name_without_being
     assert inflated == ["__meta__.npy", "__checksum__.npy"]  # the description only
 
 
-def test_a_zip_bomb_member_is_refused_before_it_is_inflated(saved):
+def test_a_zip_bomb_member_is_refused_before_it_is_inflated(saved, monkeypatch):
     """A deflated member of 64 MiB of zeros (some 64 KiB in the file) that nothing names: refused as unnamed; named by
-    the description, refused for what it would inflate to. Neither is read."""
+    the description, refused for what it would inflate to (the size from which the ratio counts made 1 MiB here, not
+    to deflate 256 MiB of zeros). Neither is read."""
+    monkeypatch.setattr(ckpt_module, "_SMALL", 1 << 20)
     arrays = _arrays(saved)
     bomb = np.zeros(1 << 24, np.float32)
     _write(saved, {**arrays, "bomb": bomb}, compressed=True)
@@ -77,6 +79,20 @@ def test_a_compressed_checkpoint_of_ordinary_arrays_still_reads(saved):
     arrays = _arrays(saved)
     _write(saved, arrays, compressed=True)
     assert read_checkpoint(saved).step == 4
+
+
+def test_a_checkpoint_compressed_by_hand_with_mostly_zeros_reads(saved):
+    """Adam's moments of embedding rows never seen are zeros: a real checkpoint zipped by hand had a member of 2 MB
+    that deflated 107 times, and was refused as a zip bomb."""
+    arrays = _arrays(saved)
+    meta = _meta(arrays)
+    zeros = np.zeros(1 << 20, np.float32)  # 4 MiB, a few KiB deflated
+    meta["extra"]["moments"] = {"__array__": "moments"}
+    _write(saved, {**arrays, "moments": zeros}, meta, compressed=True)
+    with zipfile.ZipFile(saved) as z:
+        info = z.getinfo("moments.npy")
+    assert info.file_size > 100 * info.compress_size
+    np.testing.assert_array_equal(read_checkpoint(saved).extra["moments"], zeros)
 
 
 @pytest.mark.parametrize("shape", [(2_000_000_000,), (1000, 1000, 1000, 1000)])

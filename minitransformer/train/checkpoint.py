@@ -655,8 +655,9 @@ _NUMBER_KINDS = "biuf"
 _MAX_META_BYTES = 1 << 28
 #: a member that inflates to more than this many times its size in the file, and to more than ``_SMALL`` bytes, is
 #: refused unread (a zip bomb: deflated zeros inflate 1,000 times). save_checkpoint stores its members uncompressed;
-#: a file compressed by hand (``np.savez_compressed``) of trained weights is far below the ratio
-_MAX_RATIO, _SMALL = 100, 1 << 20
+#: a file compressed by hand (``zip -9``, ``np.savez_compressed``) can pass the ratio too (Adam's moments of embedding
+#: rows never seen are zeros), so only members of over 256 MiB are held to it
+_MAX_RATIO, _SMALL = 100, 1 << 28
 
 
 @dataclass(frozen=True)
