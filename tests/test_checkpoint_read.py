@@ -312,7 +312,8 @@ def test_a_tokenizer_larger_than_the_models_vocabulary_is_refused_at_load(tmp_pa
 
 
 @pytest.mark.parametrize("change, says", [
-    (dict(n_test=10**9), "its setting n_test=1000000000 asks for more than 10,000,000 examples"),
+    (dict(n_test=10**9), r"its settings do not make the task: task 'reverse': n_test must be at most "
+                         r"10,000,000 \(the examples are made in memory before training\), got 1000000000"),
     (dict(d_model=32), "its setting d_model=32 disagrees with its model's config, d_model=16"),
     (dict(layers=3), "its setting layers=3 disagrees with its model's config, num_encoder_layers=1"),
 ])

@@ -845,7 +845,8 @@ def test_a_setting_takes_a_value_of_its_default_s_kind(setting, value, wanted):
     ("copy", "seed", -1, "an integer >= 0"), ("copy", "batch_size", -3, "a positive integer"),
     ("copy", "lr", 0.0, r"a finite number > 0"), ("copy", "dropout", 1.0, r"a number in \[0, 1\)"),
     ("copy", "clip", -1.0, "a finite number >= 0"), ("charlm", "val_fraction", 1.0, r"a number in \(0, 1\)"),
-    ("copy", "accumulate", 0, "a positive integer")])
+    ("copy", "accumulate", 0, "a positive integer"),
+    ("reverse", "n_test", 10_000_001, r"at most 10,000,000 \(the examples are made in memory before training\)")])
 def test_a_setting_out_of_its_range_is_refused_by_name(task, setting, value, wanted):
     """--set seq_len=0 ended in a ZeroDivisionError deep in the data, and --set steps=0 trained nothing, where the
     named options (--steps 0) were refused."""

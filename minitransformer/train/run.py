@@ -518,9 +518,6 @@ class _Trained:
 
 #: the model class each kind of task (:data:`~minitransformer.train.tasks.KIND`) builds
 _MODEL_OF_KIND = {"seq2seq": "Transformer", "classify": "TransformerClassifier", "lm": "DecoderOnlyLM"}
-#: the most examples a checkpoint's settings may ask ``evaluate`` (or a resumed run) to make, each of n_train, n_val
-#: and n_test (the defaults are some 20,000; 10**9 would fill the memory before anything is measured)
-_MOST_EXAMPLES = 10_000_000
 
 
 def _saved_task(ckpt) -> tuple[str, dict]:
@@ -541,14 +538,9 @@ def _saved_task(ckpt) -> tuple[str, dict]:
 
 def _check_saved_settings(ckpt, task: str, settings: dict) -> None:
     """Refuse a checkpoint's settings that disagree with its model's config (``d_model``, ``heads``, ``d_ff``,
-    ``layers``, ``norm_first``; ``max_len`` where the task's model takes it as it is) or ask for more than
-    :data:`_MOST_EXAMPLES` examples, before any data are made."""
+    ``layers``, ``norm_first``; ``max_len`` where the task's model takes it as it is), before any data are made.
+    (Each setting's own range, the most examples included, is :func:`~minitransformer.train.tasks.build`'s.)"""
     where = f"checkpoint {ckpt.path!r}"
-    for name in ("n_train", "n_val", "n_test"):
-        n = settings.get(name)
-        if isinstance(n, int) and n > _MOST_EXAMPLES:
-            raise CheckpointError(f"{where}: its setting {name}={n} asks for more than {_MOST_EXAMPLES:,} examples: a "
-                                  "hand-made or edited file (no data were made)")
     config = ckpt.config if isinstance(ckpt.config, dict) else {}
     same = {"d_model": ("d_model",), "heads": ("heads",), "d_ff": ("d_ff",), "norm_first": ("norm_first",),
             "layers": ("num_layers", "num_encoder_layers", "num_decoder_layers")}
@@ -572,6 +564,8 @@ def _build_saved(ckpt, task: str, settings: dict):
     except CorpusError as e:
         data = ("pairs", settings.get("pairs")) if task == "translate" else ("text", settings.get("corpus"))
         raise CheckpointError(f"{where} was trained on the {data[0]} {data[1]!r}: {e.problem}") from None
+    except ValueError as e:  # a setting out of its range (an edited file's n_test=10**9): before any data are made
+        raise CheckpointError(f"{where}: its settings do not make the task: {e}") from None
     if ckpt.tokenizer is not None and setup.tokenizer.to_dict() != ckpt.tokenizer:
         then, now = _vocab(ckpt.tokenizer), _vocab(setup.tokenizer.to_dict())
         new, gone = [p for p in now if p not in then], [p for p in then if p not in now]

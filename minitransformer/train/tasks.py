@@ -323,6 +323,8 @@ _LOWEST = {"seed": 0, "min_words": 2, "max_words": 2,
            **dict.fromkeys(("steps", "batch_size", "d_model", "heads", "layers", "d_ff", "warmup", "n_train", "n_val",
                             "n_test", "min_len", "max_len", "seq_len", "eval_every", "patience", "vocab_size",
                             "bpe_vocab", "accumulate"), 1)}
+#: the most examples a task makes of each split: they are made in memory before anything trains (10**9 would fill it)
+_MOST_EXAMPLES = dict.fromkeys(("n_train", "n_val", "n_test"), 10_000_000)
 #: the range of each number setting, as (low, high, low_open, high_open); ``target`` is an accuracy, in [0, 1]
 _RANGE = {"lr": (0.0, None, True, False), "dropout": (0.0, 1.0, False, True), "clip": (0.0, None, False, False),
           "val_fraction": (0.0, 1.0, True, True), "test_fraction": (0.0, 1.0, True, True),
@@ -371,6 +373,9 @@ def _checked(task: str, name: str, value, default):
                          f"got {value!r}")
     if name in _LOWEST:  # --set steps=0 or seq_len=0 would train nothing or fail deep inside
         value = require_int(f"task {task!r}", name, value, low=_LOWEST[name])
+    if name in _MOST_EXAMPLES and value > _MOST_EXAMPLES[name]:
+        raise ValueError(f"task {task!r}: {name} must be at most {_MOST_EXAMPLES[name]:,} (the examples are made in "
+                         f"memory before training), got {value!r}")
     if name in _RANGE:
         low, high, low_open, high_open = _RANGE_OF_TASK.get((task, name), _RANGE[name])
         value = require_real(f"task {task!r}", name, value, low, high, low_open=low_open, high_open=high_open)
@@ -1030,7 +1035,7 @@ def _check_config_sizes(ckpt, where: str) -> None:
     if "max_len" not in shown_by_arrays and is_integer(max_len) and max_len > _MOST_POSITIONS:
         raise CheckpointError(f"{where}: its config gives max_len={max_len!r} positions, more than the "
                               f"{_MOST_POSITIONS:,} a checkpoint may ask for (the model would make a table of "
-                              f"max_len x d_model numbers): a hand-made or edited file (the model is not built)")
+                              f"max_len x d_model numbers; it is not built)")
 
 
 def _shown_config(config: dict) -> str:
