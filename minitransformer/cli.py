@@ -64,14 +64,17 @@ def _blas_threads(text: str) -> int:
     return value
 
 
-def _blas_threads_of(args) -> int | None:
-    """``--blas-threads`` for ``run.train`` and ``run.evaluate``, which say where it had no effect: not given, 1 is
-    set here and not said (macOS' Accelerate, NumPy's BLAS there, has no setting to take it on any run)."""
-    if args.blas_threads is None:
-        from .train.threads import set_blas_threads
+def _set_blas_threads(args, command: str) -> None:
+    """Set NumPy's BLAS threads for ``train`` and ``evaluate`` (``run.train`` and ``run.evaluate`` then get None: the
+    setting as it is): ``--blas-threads N``, said once where no OpenBLAS took it (Accelerate, MKL, one not found),
+    with the variable that works where it is an OpenBLAS; not given, 1, not said (macOS' Accelerate, NumPy's BLAS
+    there, has no setting to take it on any run); 0, NumPy's own."""
+    from .train.threads import set_blas_threads
 
-        set_blas_threads(1)
-    return args.blas_threads or None
+    n = args.blas_threads
+    if n != 0 and not set_blas_threads(n or 1) and n:
+        print(f"minitransformer: {command}: --blas-threads {n} had no effect here (no OpenBLAS found to set); "
+              f"set OPENBLAS_NUM_THREADS={n} in the environment before starting Python", file=sys.stderr)
 
 
 def _task_default(name: str) -> str:
@@ -250,9 +253,10 @@ def _train(args) -> int:
         import numpy as np
 
         try:  # overflows of a diverging run: TrainingDiverged says so, in one line, where NumPy would warn at each
+            _set_blas_threads(args, "train")
             with np.errstate(over="ignore", invalid="ignore"):
                 run.train(args.task, args.out, backend=_backend_of(args), progress=not args.no_progress,
-                          blas_threads=_blas_threads_of(args), resume=args.resume,
+                          blas_threads=None, resume=args.resume,
                           pictures=None if args.no_pictures else _training_pictures(),
                           checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
                           keep_checkpoints=args.keep_checkpoints, **overrides)
@@ -267,8 +271,11 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     from .train import run
 
-    return _guard("evaluate", lambda: run.evaluate(args.checkpoint, backend=_backend_of(args),
-                                                   blas_threads=_blas_threads_of(args)))
+    def work():
+        _set_blas_threads(args, "evaluate")
+        return run.evaluate(args.checkpoint, backend=_backend_of(args), blas_threads=None)
+
+    return _guard("evaluate", work)
 
 
 def _generate(args) -> int:

@@ -778,6 +778,11 @@ def test_blas_threads_that_no_openblas_took_are_said_once_with_the_variable_that
     assert "--blas-threads" not in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "run" / "checkpoint.npz"), "--blas-threads", "1"]) == 0
     assert said.replace("train", "evaluate") in capsys.readouterr().err
+    # in Python, run.evaluate's default of 1 is no option given: nothing is said (it named --blas-threads)
+    from minitransformer.train import run
+
+    run.evaluate(tmp_path / "run" / "checkpoint.npz")
+    assert "blas" not in capsys.readouterr().err.lower()
 
 
 @pytest.mark.parametrize("command", [["train", "--task", "copy"], ["evaluate", "checkpoint.npz"]])

@@ -169,7 +169,8 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
                         f"{pictures!r} (the command line's is minitransformer.viz.training_pictures)")
     out = Path(out)
     path = out / CHECKPOINT_NAME
-    _set_blas_threads(blas_threads, "train")
+    if blas_threads:  # (where no OpenBLAS takes it, nothing changes: the command line says so, given --blas-threads)
+        set_blas_threads(blas_threads)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     with _backend.use(backend), contextlib.ExitStack() as running:
         if resume:
@@ -339,14 +340,6 @@ def _note_best(trainer) -> None:
     else:
         print(f"kept the last model: step {step}, {name} {value:.4f} (the best evaluation every eval_every steps: "
               f"step {trainer.best_seen_step}, {trainer.best_seen:.4f})")
-
-
-def _set_blas_threads(n: int | None, command: str) -> None:
-    """Make NumPy's BLAS use ``n`` threads (None: leave it); where no OpenBLAS took the setting (Accelerate, MKL, one
-    not found), say so on stderr, and the variable that works where it is an OpenBLAS."""
-    if n and not set_blas_threads(n):
-        print(f"minitransformer: {command}: --blas-threads {n} had no effect here (no OpenBLAS found to set); "
-              f"set OPENBLAS_NUM_THREADS={n} in the environment before starting Python", file=sys.stderr)
 
 
 def _note_resumed(saved, trainer, setup) -> None:
@@ -660,7 +653,8 @@ def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict
     >>> sorted(metrics)
     ['n_test', 'steps', 'test_exact_sequence_accuracy', 'test_loss', 'test_token_accuracy']
     """
-    _set_blas_threads(blas_threads, "evaluate")
+    if blas_threads:
+        set_blas_threads(blas_threads)
     with _backend.random_state_kept(), _backend.use(backend):  # (rebuilding the task seeds: not the caller's numbers)
         setup, ckpt = _setup_from_checkpoint(path)
         metrics = setup.final_metrics(setup.model)
