@@ -23,4 +23,7 @@ def quoted(argument) -> str:
     """``argument`` (a path, say) as it is typed in a command printed for the user to copy: quoted where it holds a
     space or a character the shell reads, as this system's shell wants it (cmd's ``"..."`` on Windows)."""
     argument = os.fspath(argument)
-    return subprocess.list2cmdline([argument]) if os.name == "nt" else shlex.quote(argument)
+    if os.name != "nt":
+        return shlex.quote(argument)
+    said = subprocess.list2cmdline([argument])  # (quotes a space; not cmd's own &, |, <, >, ^, (, ): R&D would split)
+    return f'"{argument}"' if not said.startswith('"') and any(c in argument for c in "&|<>^()") else said

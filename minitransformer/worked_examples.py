@@ -1137,7 +1137,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .train.checkpoint import _write_atomically  # (the training's: imported only here)
 
-    _write_atomically(Path(out[0]), lambda f: f.write(text.encode("utf-8")))
+    try:
+        _write_atomically(Path(out[0]), lambda f: f.write(text.encode("utf-8")))
+    except OSError as e:  # a folder in the file's place, a folder that cannot be written to: one line, as above
+        print(f"python -m minitransformer.worked_examples: --out {out[0]}: {e.strerror or e}", file=sys.stderr)
+        return 2
     return 0
 
 

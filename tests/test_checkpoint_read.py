@@ -163,7 +163,7 @@ def test_the_checksum_of_an_existing_checkpoint_is_the_one_it_stores(tmp_path):
     ("model_type", ["Linear"], "a class name"), ("model_type", None, "a class name"),
     ("config", [1, 2], "a dict or null"), ("extra", [1], "a dict or null"), ("trainer", "x", "a dict or null"),
     ("history", 3, "a dict or null"), ("tokenizer", "char", "a dict or null"), ("optimizer", 1, "a dict or null"),
-    ("optimizer_type", 3, "a class name or null"),
+    ("optimizer_type", 3, "a class name or null"), ("modules", {"positional": 3}, r"a list of \[path, class name\]"),
 ])
 def test_a_field_of_the_wrong_kind_is_refused_naming_it(saved, field, value, says):
     arrays = _arrays(saved)
@@ -171,6 +171,14 @@ def test_a_field_of_the_wrong_kind_is_refused_naming_it(saved, field, value, say
     meta[field] = value
     _write(saved, arrays, meta)
     with pytest.raises(CheckpointError, match=rf"checkpoint '.*': field '{field}' must be {says}[^,]*, got"):
+        read_checkpoint(saved)
+
+
+def test_an_array_the_description_names_and_the_file_lacks_is_named(saved):
+    arrays = _arrays(saved)
+    del arrays["model/weight"]
+    _write(saved, arrays)
+    with pytest.raises(CheckpointError, match=r"lacks the arrays its description names: 'model/weight'$"):
         read_checkpoint(saved)
 
 

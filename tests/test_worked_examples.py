@@ -492,6 +492,9 @@ def test_main_writes_the_page_in_utf8_and_prints_it_on_a_console_that_lacks_its_
     assert out.read_bytes() == we.errata_markdown().encode("utf-8") and capsys.readouterr().out == ""
     assert we.main(["--markdown", "--out"]) == 2
     assert "--out needs a FILE" in capsys.readouterr().err
+    assert we.main(["--markdown", "--out", str(tmp_path)]) == 2  # a folder: one line, not an IsADirectoryError
+    assert capsys.readouterr().err == (f"python -m minitransformer.worked_examples: --out {tmp_path}: is a folder, "
+                                       "not a file: remove or rename it\n")
     console = io.TextIOWrapper(io.BytesIO(), encoding="cp1252", newline="\n")  # no \r\n on Windows
     monkeypatch.setattr(sys, "stdout", console)
     assert we.main(["--markdown"]) == 0

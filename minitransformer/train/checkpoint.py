@@ -447,12 +447,16 @@ def _temporary_file_beside(path: Path, folder: Path) -> tuple[int, Path]:
 #: the seconds waited before each new try of a rename that Windows refused, the file being open in another program
 #: (an ``evaluate`` reading the checkpoint, an antivirus, a search indexer), which lets go of it within moments
 _REPLACE_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)
+#: whether a rename over a file may be refused because another program has it open (Windows); elsewhere a refusal
+#: is about permissions, and neither waiting nor closing a program helps
+_OPEN_FILES_BLOCK_RENAMES = os.name == "nt"
 
 
 def _replace(tmp: Path, path: Path) -> None:
-    """``os.replace(tmp, path)``, tried again while it raises PermissionError (Windows: ``path`` is open in another
+    """``os.replace(tmp, path)``, tried again on Windows while it raises PermissionError (``path`` is open in another
     program). An error names ``path``, the file the user knows, not the temporary file."""
-    for wait in (*_REPLACE_WAITS, None):
+    waits = _REPLACE_WAITS if _OPEN_FILES_BLOCK_RENAMES else ()
+    for wait in (*waits, None):
         try:
             os.replace(tmp, path)  # atomic on POSIX and Windows: readers see the old file or the new one
             return
@@ -462,7 +466,7 @@ def _replace(tmp: Path, path: Path) -> None:
                 continue
             if os.path.isdir(path):  # (Windows says "Access is denied", Linux "Is a directory")
                 why = "is a folder, not a file: remove or rename it"
-            elif isinstance(e, PermissionError):
+            elif isinstance(e, PermissionError) and _OPEN_FILES_BLOCK_RENAMES:
                 why = (f"{e.strerror or e}; it may be open in another program (an evaluate, an antivirus, a file "
                        "indexer): close it and run again")
             else:
@@ -583,12 +587,10 @@ def read_checkpoint(path) -> Checkpoint:
                 raise CheckpointError(f"{where} holds members not named by its description: "
                                       f"{', '.join(map(repr, unnamed[:8]))}{', ...' if len(unnamed) > 8 else ''} "
                                       "(save_checkpoint writes none: a hand-made or tampered file)")
-            missing = [k for k in meta.get("model_keys", []) if f"model/{k}" not in members]
-            if missing:
-                raise CheckpointError(f"{where} lacks the model arrays {missing}")
             lacking = sorted(named - set(members))
             if lacking:
-                raise CheckpointError(f"{where} lacks the array {lacking[0]!r} its description names")
+                raise CheckpointError(f"{where} lacks the arrays its description names: "
+                                      f"{', '.join(map(repr, lacking[:8]))}{', ...' if len(lacking) > 8 else ''}")
             for key in sorted(named):
                 _check_size(where, key, members[key])
             arrays = {key: _read_member(z, members[key]) for key in named}
@@ -609,12 +611,7 @@ def read_checkpoint(path) -> Checkpoint:
             f"(stored sha256 {stored[:12]}..., computed {actual[:12]}...)"
         )
     modules = meta.get("modules")  # (absent from a checkpoint written before they were recorded)
-    if modules is not None:
-        if not (isinstance(modules, list) and all(isinstance(m, list) and len(m) == 2
-                                                  and all(isinstance(x, str) for x in m) for m in modules)):
-            raise CheckpointError(f"{where}: its record of the model's modules is not a list of "
-                                  f"[path, class name] pairs (a damaged or hand-made file?): {modules!r:.80}")
-        modules = dict(modules)
+    modules = None if modules is None else dict(modules)
 
     def unflatten(value):
         if isinstance(value, dict):
@@ -771,6 +768,10 @@ def _check_meta(meta: dict, where: str) -> set[str]:
     for key in ("config", "optimizer", "schedule", "rng_state", "tokenizer", "history", "trainer", "extra"):
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             refuse(key, "a dict or null", meta[key])
+    modules = meta.get("modules")  # (absent from a checkpoint written before they were recorded)
+    if modules is not None and not (isinstance(modules, list) and all(
+            isinstance(m, list) and len(m) == 2 and all(isinstance(x, str) for x in m) for m in modules)):
+        refuse("modules", "a list of [path, class name] pairs", modules)
     named = {f"model/{k}" for k in keys}
     stack = [(key, meta.get(key)) for key in ("config", "optimizer", "schedule", "rng_state", "tokenizer", "history",
                                               "trainer", "extra")]
