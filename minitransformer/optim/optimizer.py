@@ -70,12 +70,13 @@ class Optimizer:
     #: (see ``_update_end_to_end``).
     elementwise = False
 
-    #: The entries of one parameter's state that :meth:`update` writes, by name, each with its kind, which is
-    #: ``"count"`` (an integer >= 0: Adam's ``step``), ``"array"`` (a finite float array of the parameter's shape: a
-    #: momentum, Adam's ``m``) or ``"array >= 0"`` (the same, with no negative entry: Adam's average of squares ``v``).
-    #: :meth:`load_state_dict` takes a parameter's saved state only if it holds exactly these (or nothing: a
-    #: parameter not updated yet). None (a subclass that does not say): any entries, float arrays of the
-    #: parameter's shape or numbers.
+    #: The entries of one parameter's state that :meth:`~minitransformer.optim.Optimizer.update` writes, by name, each
+    #: with its kind, which is ``"count"`` (an integer >= 0: Adam's ``step``), ``"array"`` (a finite float array of the
+    #: parameter's shape: a momentum, Adam's ``m``) or ``"array >= 0"`` (the same, with no negative entry: Adam's
+    #: average of squares ``v``). :meth:`~minitransformer.optim.Optimizer.load_state_dict` takes a parameter's saved
+    #: state only if it holds exactly these (or nothing: a parameter not updated yet), where the class that says them
+    #: gives the ``update`` that runs. None (a class that does not say): any entries, float arrays of the parameter's
+    #: shape or numbers.
     state_entries: dict[str, str] | None = None
 
     def __init__(self, params, defaults: dict):

@@ -323,7 +323,7 @@ _LOWEST = {"seed": 0, "min_words": 2, "max_words": 2,
            **dict.fromkeys(("steps", "batch_size", "d_model", "heads", "layers", "d_ff", "warmup", "n_train", "n_val",
                             "n_test", "min_len", "max_len", "seq_len", "eval_every", "patience", "vocab_size",
                             "bpe_vocab", "accumulate"), 1)}
-#: the most examples a task makes of each split: they are made in memory before anything trains (10**9 would fill it)
+#: the most examples a task makes of each split (they are made in memory before anything trains; 10**9 would fill it)
 _MOST_EXAMPLES = dict.fromkeys(("n_train", "n_val", "n_test"), 10_000_000)
 #: the range of each number setting, as (low, high, low_open, high_open); ``target`` is an accuracy, in [0, 1]
 _RANGE = {"lr": (0.0, None, True, False), "dropout": (0.0, 1.0, False, True), "clip": (0.0, None, False, False),
