@@ -84,6 +84,29 @@ def test_checked_later_the_first_step_not_finite_is_named_at_the_next_read(check
     assert (caught.value.step, caught.value.lr, trainer.step) == (3, 0.001, 5)  # the step named; where it stopped
 
 
+def test_checked_later_a_long_log_interval_keeps_a_number_a_step_and_still_names_the_step(checking_later):
+    """The steps since the last log were kept as (step, lr, loss Tensor) each, some 256 bytes a step, for as long as
+    log_every: stacked every 256 steps (one operation on the device, no read), the step is still named, with its
+    rate, after 600 steps; checked at once (NumPy), nothing is kept."""
+    trainer, _ = _trainer(300, "nan", log_every=600)
+    trainer.schedule = optim.LambdaLR(trainer.optimizer, lambda t: t)  # lr 1e-3 * t
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+        trainer.fit(lambda s: mt.ones(4, 3), 600)
+    assert "became nan by step 300 (found at the read of the device after step 600" in str(caught.value)
+    assert caught.value.lr == pytest.approx(0.3)
+    trainer, _ = _trainer(10**9, "nan", log_every=600)
+    kept = []  # what is kept before each step's batch is made: 520 steps' after step 520
+    trainer.fit(lambda s: kept.append((len(trainer._unread.lrs), [a.shape for a in trainer._unread.losses])) or
+                mt.ones(4, 3), 521)
+    assert kept[-1] == (520, [(256,), (256,)] + [(1,)] * 8)
+
+
+def test_checked_at_once_nothing_is_kept_for_the_log():
+    trainer, _ = _trainer(10**9, "nan", log_every=600)
+    trainer.fit(lambda s: mt.ones(4, 3), 20)
+    assert trainer._unread.first is None and not trainer._unread.losses
+
+
 def test_a_run_resumed_after_a_refused_step_gives_each_step_its_rate():
     """The step refused at once (NumPy) counts, its update unmade, and so does the schedule: a fit after it (with
     the loss fixed, or a lower rate) runs step 4 at step 4's rate, as an uninterrupted run would (the schedule lagged

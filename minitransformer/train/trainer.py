@@ -40,6 +40,7 @@ and whatever the evaluation returns (``val_loss``, ``val_accuracy``, ...) -- the
 
 from __future__ import annotations
 
+import array
 import contextlib
 import math
 import shutil
@@ -469,9 +470,7 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self._eval_step: int | None = None
         self._lr = optimizer.param_groups[0]["lr"]
-        # the steps since the last log, (step, its lr, its loss): references to the losses on the device, read (in
-        # one read) only where the logged mean is not finite, to name the first step whose loss was not
-        self._unread: list[tuple[int, float, Tensor]] = []
+        self._unread = _Unread()  # the steps since the last log, where values are checked later (a GPU)
         self._first_norm: Tensor | None = None  # step 1's gradient norm (with clip), read with the first log
 
     # ------------------------------------------------------------------ data
@@ -653,7 +652,8 @@ class Trainer:
                             self.schedule.step()
                         raise
                     self._loss.add(loss)
-                    self._unread.append((self.step, self._lr, loss))
+                    if not loss.backend.check_values:  # (else a loss not finite was refused at once)
+                        self._unread.add(self.step, self._lr, loss)
                     bar.update(1)
                     if self.step % self.log_every == 0 or self.step == steps:
                         self._log(bar)
@@ -690,7 +690,7 @@ class Trainer:
             return
         loss = self._loss.compute()
         self._loss.reset()
-        unread, self._unread = self._unread, []
+        unread, self._unread = self._unread, _Unread()
         first_norm, self._first_norm = self._first_norm, None
         if not math.isfinite(loss):
             raise self._not_finite_found(unread, first_norm, loss)
@@ -747,19 +747,18 @@ class Trainer:
         except TrainingDiverged as e:
             raise self._diverged(e) from None
 
-    def _not_finite_found(self, unread: list, first_norm: Tensor | None, mean: float) -> TrainingDiverged:
+    def _not_finite_found(self, unread: _Unread, first_norm: Tensor | None, mean: float) -> TrainingDiverged:
         """The logged mean ``mean`` is not finite (where values are checked later: a GPU): which step's loss (of
         ``unread``, the steps since the last log) was first, in one read of the device, or step 1's gradient norm
         (``first_norm``, with ``clip``, read with the first log) where it was not finite either, named as at once."""
         found = f" (found at the read of the device after step {self.step}: the steps are not waited for)"
         if first_norm is not None and not math.isfinite(first_norm.item()):
-            return TrainingDiverged(self._not_finite_said(1, "norm", first_norm.item(), found=found), 1, unread[0][1])
-        if not unread:
+            return TrainingDiverged(self._not_finite_said(1, "norm", first_norm.item(), found=found), 1, unread.lrs[0])
+        if unread.first is None:
             return TrainingDiverged(self._not_finite_said(self.step, "loss", mean), self.step, self._lr)
-        be = unread[0][2].backend
-        losses = be.to_host(be.xp.stack([be.xp.reshape(loss.data, ()) for _, _, loss in unread])).tolist()  # one read
+        losses = unread.read()
         i = next((i for i, v in enumerate(losses) if not math.isfinite(v)), len(losses) - 1)
-        k, lr, _ = unread[i]
+        k, lr = unread.first + i, unread.lrs[i]
         return TrainingDiverged(self._not_finite_said(k, "loss", losses[i], lr, "" if k == self.step else found), k, lr)
 
     def _not_finite_said(self, k: int, what: str, value: float, lr: float | None = None, found: str = "") -> str:
@@ -1082,7 +1081,7 @@ class Trainer:
             self.run_id = ckpt.extra[RUN_ID]
         self._loss.reset()
         self._norm.reset()
-        self._unread, self._first_norm = [], None
+        self._unread, self._first_norm = _Unread(), None
         running = {key: t.get(key) for key in ("running_loss", "running_norm")}
         if all(isinstance(v, dict) for v in running.values()):  # (written before them: the log interval starts anew)
             self._loss.load_state_dict(running["running_loss"])
@@ -1173,6 +1172,39 @@ def _checked_history(history) -> dict:
                                 f"number, got {pair!r:.80}")
         out[name] = [[int(step), float(value)] for step, value in pairs]
     return out
+
+
+class _Unread:
+    """The losses of the steps since the last log where values are checked later (a GPU), kept on the device unread:
+    the log's mean says whether to look, and :meth:`read` then reads them all at once, to name the first step whose
+    loss was not finite. The steps follow one another from :attr:`first`; each 256 losses are stacked into one array,
+    so that a long log interval keeps a number a step on the device and one on the host (its learning rate), not an
+    array and a tuple."""
+
+    STACKED = 256
+
+    def __init__(self):
+        self.first: int | None = None
+        self.backend = None
+        self.lrs = array.array("d")  # each step's learning rate
+        self.losses: list = []  # arrays of shape (STACKED,), then the last steps' (1,)
+        self.loose = 0  # how many of those last
+
+    def add(self, step: int, lr: float, loss: Tensor) -> None:
+        """Keep step ``step``'s ``loss`` (one element, on the device) and learning rate ``lr``."""
+        if self.first is None:
+            self.first, self.backend = step, loss.backend
+        xp = self.backend.xp
+        self.lrs.append(lr)
+        self.losses.append(xp.reshape(loss.data, (1,)))
+        self.loose += 1
+        if self.loose == self.STACKED:  # (an operation on the device, not a read)
+            self.losses[-self.STACKED:] = [xp.concat(self.losses[-self.STACKED:])]
+            self.loose = 0
+
+    def read(self) -> list[float]:
+        """The losses, step after step, as Python floats: one read of the device."""
+        return self.backend.to_host(self.backend.xp.concat(self.losses)).tolist()
 
 
 def _read_at_once(x: Tensor) -> float | None:
