@@ -530,9 +530,9 @@ def read_checkpoint(path) -> Checkpoint:
         (checksum), of another format or version, or lacks an array its description names; or it is not what
         :func:`save_checkpoint` writes (a hand-made or tampered file): a member its description does not name (refused
         unread: nothing is inflated that a checkpoint does not use), a member that is no ``.npy`` array of numbers,
-        whose header's shape and dtype do not make its size, or that inflates over 100 times its compressed size, or a
-        field of the description of the wrong kind (the message names it: ``field 'step' must be a whole number >= 0,
-        got 'abc'``). The description is read first, and each member's header before its data.
+        whose header's shape and dtype do not make its size, or that inflates to over 256 MiB and 100 times its size in
+        the file, or a field of the description of the wrong kind (the message names it: ``field 'step' must be a
+        whole number >= 0, got 'abc'``). The description is read first, and each member's header before its data.
 
     Examples
     --------
