@@ -354,3 +354,22 @@ def test_resume_refuses_a_checkpoint_without_settings_or_with_a_record_of_copies
     _write(path, arrays, meta)
     with pytest.raises(CheckpointError, match=says):
         train("reverse", tmp_path, progress=False, blas_threads=None, resume=True)
+
+
+def test_the_tables_of_sizes_name_arrays_the_models_have_and_the_sizes_they_show():
+    """A renamed layer would leave its row of the tables checking nothing (a size whose array is absent is skipped):
+    each row names an array of its model's state, and the axis it names holds the config's size."""
+    from minitransformer.train.tasks import _LAYERS_IN_STATE, _SIZES_IN_STATE
+
+    models = {"Transformer": nn.Transformer(11, 13, d_model=8, heads=2, d_ff=16, num_encoder_layers=1,
+                                            num_decoder_layers=2),
+              "DecoderOnlyLM": nn.DecoderOnlyLM(11, d_model=8, heads=2, d_ff=16, num_layers=3, max_len=16,
+                                                positional="learned"),
+              "TransformerClassifier": nn.TransformerClassifier(11, d_model=8, heads=2, d_ff=16, num_layers=2)}
+    assert set(_SIZES_IN_STATE) == set(_LAYERS_IN_STATE) == set(models)
+    for name, model in models.items():
+        state = model.state_dict()
+        for key, array, axis in _SIZES_IN_STATE[name]:
+            assert state[array].shape[axis] == model.config[key], (name, key)
+        for key, prefix in _LAYERS_IN_STATE[name]:
+            assert len({k[len(prefix):].split(".")[0] for k in state if k.startswith(prefix)}) == model.config[key]
