@@ -792,6 +792,23 @@ def test_the_charlm_sample_fits_the_positions_the_model_was_trained_on():
 
 
 @pytest.mark.single_backend
+def test_the_seq2seq_picture_of_an_untrained_model_that_writes_bos_is_drawn():
+    """The pictures of a run of a few steps failed (exit 2, after the checkpoint was written): the untrained model's
+    greedy output began with <bos>, which the sample gave back to make_seq2seq_batch as a target. The tokens it wrote
+    are drawn, but <bos> and <pad>."""
+    from minitransformer.data import BOS
+    from minitransformer.train.decoding import greedy_decode
+
+    setup = build("reverse", seed=0, n_train=64, n_val=8, n_test=8)  # the default model, untrained
+    src, _ = setup.test[0]
+    written = greedy_decode(setup.model, mt.tensor(np.asarray([src]))).numpy()[0].tolist()
+    assert BOS in written  # (what made it fail)
+    [(name, weights, queries, keys), _] = setup.sample(setup.model)
+    assert name == "cross_attention" and queries[0] == "<bos>" and "<bos>" not in queries[1:]
+    assert weights.shape[1:] == (len(queries), len(keys))
+
+
+@pytest.mark.single_backend
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 @pytest.mark.parametrize("n_test", [4, 2])
 def test_the_classify_picture_is_a_held_out_review_whose_not_flips_its_sentiment_word(pooling, n_test):

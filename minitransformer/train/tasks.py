@@ -67,6 +67,7 @@ from .. import nn, optim
 from .._arguments import is_integer, is_real, require_int, require_real
 from ..autograd import Tensor, concat, no_grad
 from ..data import (
+    BOS,
     PAD,
     BPETokenizer,
     CharTokenizer,
@@ -611,7 +612,10 @@ def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val
         out = greedy_decode(model, Tensor(np.asarray([src], dtype=np.int64)))
         with no_grad():  # run the decoder on <bos> + its own output: the maps of the tokens it generated
             model.eval()
-            body = strip_after_eos(out.numpy()[0])[: model.max_len - 1] or [src[0]]  # <bos> + body fits max_len
+            # the tokens it wrote up to its <eos>, but a <bos> or <pad> (an untrained model writes them: no target
+            # may hold them), cut so that <bos> + body fits max_len
+            body = [t for t in strip_after_eos(out.numpy()[0]) if t not in (PAD, BOS)][: model.max_len - 1]
+            body = body or [src[0]]
             b = make_seq2seq_batch([(src, body)])
             model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)
         src_labels = [src_tok.itos[i] for i in src]
