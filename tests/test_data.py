@@ -396,6 +396,20 @@ def test_digit_tasks_reverse_by_hand():
 
 
 @single
+def test_a_digit_task_whose_targets_have_many_sources_says_it_ran_out_rather_than_drawing_for_ever(monkeypatch):
+    """A new task whose targets have many sources (the first digit) hung in the held-out split's draws: the count of
+    what is left assumes one source a target (sort's are counted). Draws that give nothing new a million times in a
+    row (here 10,000) end in the error the count would have given."""
+    from minitransformer.data import tasks as digit_tasks
+
+    monkeypatch.setitem(digit_tasks.DIGIT_TASKS, "first", lambda seq: list(seq[:1]))
+    monkeypatch.setattr(digit_tasks, "_MOST_MISSES", 10_000)
+    with pytest.raises(ValueError, match=r"^digit tasks: 10,000 draws in a row gave a sequence drawn before or whose "
+                                         r"target the other split has, after 0 of 5: too few are left"):
+        digit_task_splits("first", 300, 5, min_len=2, max_len=3)  # every first digit is a training target
+
+
+@single
 def test_digit_tasks_are_deterministic_given_the_seed():
     assert digit_task_splits("sort", 50, 20, seed=7) == digit_task_splits("sort", 50, 20, seed=7)
     assert digit_task("sort", 50, seed=7) != digit_task("sort", 50, seed=8)

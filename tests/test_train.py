@@ -41,7 +41,7 @@ from minitransformer.train import (
     token_accuracy,
 )
 from minitransformer.train.checkpoint import save_checkpoint
-from minitransformer.train.tasks import build, seq2seq_loss, warmup_schedule
+from minitransformer.train.tasks import DEFAULTS, TASKS, build, seq2seq_loss, warmup_schedule
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -884,14 +884,23 @@ def test_a_corpus_given_as_a_path_is_a_string_setting(tmp_path):
 @pytest.mark.single_backend
 def test_every_setting_whose_default_is_none_has_a_kind():
     """A task whose setting defaults to None needs its kind in the table, or --set of it fails with a KeyError."""
-    from minitransformer.train.tasks import _KIND_OF_NONE, DEFAULTS
+    from minitransformer.train.tasks import _KIND_OF_NONE
     unnamed = {(task, name) for task, settings in DEFAULTS.items() for name, value in settings.items()
                if value is None and name not in _KIND_OF_NONE}
     assert not unnamed
 
 
 @pytest.mark.single_backend
-@pytest.mark.parametrize("task", ["reverse", "copy", "sort", "dates", "translate", "classify", "charlm"])
+def test_every_task_has_its_settings_and_its_kind():
+    """A task added to TASKS without its row of DEFAULTS was "unknown" in a message that listed it."""
+    from minitransformer.data import DIGIT_TASKS
+    from minitransformer.train.tasks import KIND
+
+    assert list(DEFAULTS) == list(KIND) == list(TASKS) and set(DIGIT_TASKS) <= set(TASKS)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("task", TASKS)
 def test_settings_without_overrides_are_the_defaults_and_pass_every_check(task):
     """Every default passes the tables' checks (a range or a lowest value that refused a default would refuse every
     run of the task); translate alone needs a setting given, its file."""
@@ -916,7 +925,7 @@ def test_build_takes_its_settings_from_settings(task, overrides):
 
 @pytest.mark.single_backend
 @pytest.mark.parametrize("task, overrides, refusal", [
-    ("nope", {}, "unknown task 'nope'; choose one of reverse, copy, sort, dates, translate, classify, charlm"),
+    ("nope", {}, f"unknown task 'nope'; choose one of {', '.join(TASKS)}"),
     ("copy", dict(corpus="tiny"), "task 'copy': unknown setting(s) ['corpus']; it takes ['accumulate', "),
     ("copy", dict(norm_first=1), "task 'copy': setting norm_first must be True or False (the default is True), got 1"),
     ("copy", dict(n_val=0), "task 'copy': n_val must be a positive integer, got 0"),

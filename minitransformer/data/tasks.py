@@ -52,9 +52,9 @@ DIGITS = "0123456789"
 _OFFSET = len(SPECIAL_TOKENS)  # digit d has id d + 4
 
 #: the sequence-to-sequence transforms, on lists of ids (the offset keeps the digits' order)
-DIGIT_TASKS = {
-    "copy": lambda seq: list(seq),
+DIGIT_TASKS = {  # (their order is the tasks', minitransformer.train.tasks.TASKS)
     "reverse": lambda seq: list(reversed(seq)),
+    "copy": lambda seq: list(seq),
     "sort": lambda seq: sorted(seq),
 }
 
@@ -113,15 +113,26 @@ def _draw_digit_sources(rng, n: int, min_len: int, max_len: int, name: str = "co
             f"{space - taken} of the {space} possible ones are left; lower n or widen the lengths"
         )
     seen: set[tuple[int, ...]] = set()
-    out = []
+    out, misses = [], 0
     while len(out) < n:
         length = int(rng.integers(min_len, max_len + 1))
         seq = tuple(int(d) + _OFFSET for d in rng.integers(0, len(DIGITS), size=length))
         if seq in seen or (exclude and _target_key(name, seq) in exclude):  # each source once, no target of the
-            continue                                                         # other split
+            misses += 1                                                      # other split
+            if misses == _MOST_MISSES:  # (the count above is an estimate: a task whose targets have many sources)
+                raise ValueError(f"digit tasks: {_MOST_MISSES:,} draws in a row gave a sequence drawn before or whose "
+                                 f"target the other split has, after {len(out)} of {n}: too few are left; lower n or "
+                                 "widen the lengths")
+            continue
         seen.add(seq)
         out.append(seq)
+        misses = 0
     return out
+
+
+#: the most draws in a row that give nothing new before :func:`_draw_digit_sources` gives up (with one sequence left
+#: in 10,000 possible, a million draws miss it with a chance of e**-100): an endless loop said, not waited for
+_MOST_MISSES = 1_000_000
 
 
 def digit_task_splits(

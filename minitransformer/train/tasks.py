@@ -68,6 +68,7 @@ from .._arguments import is_integer, is_real, require_int, require_real
 from ..autograd import Tensor, concat, no_grad
 from ..data import (
     BOS,
+    DIGIT_TASKS,
     PAD,
     BPETokenizer,
     CharTokenizer,
@@ -110,7 +111,9 @@ from .trainer import Trainer
 __all__ = ["TASKS", "TEXT_SEQ2SEQ", "ISO_DATE_CHARS", "DEFAULTS", "EVERY_TASK", "TaskSetup", "settings", "build",
            "model_from_checkpoint", "warmup_schedule", "MODEL_TYPES"]
 
-SEQ2SEQ = ("reverse", "copy", "sort")
+#: the sequence-to-sequence tasks on digits, one for each transform of :data:`~minitransformer.data.DIGIT_TASKS`
+#: (a row there is a task here: its settings are those below, its data and model are built by the same code)
+SEQ2SEQ = tuple(DIGIT_TASKS)
 #: the sequence-to-sequence tasks on words, whose tokenizer is a :class:`~minitransformer.data.TokenizerPair`
 TEXT_SEQ2SEQ = ("dates", "translate")
 #: the names of the ready-made runs, what :func:`build` and ``minitransformer train TASK`` take
@@ -137,9 +140,7 @@ def _without(settings: dict, *names) -> dict:
 #: each task's settings (with those of :data:`EVERY_TASK`); ``build(task, **overrides)`` changes any of them, and so
 #: does the command line's ``--set KEY=VALUE``
 DEFAULTS: dict[str, dict] = {
-    "reverse": dict(_SEQ2SEQ_DEFAULTS),
-    "copy": dict(_SEQ2SEQ_DEFAULTS),
-    "sort": dict(_SEQ2SEQ_DEFAULTS),
+    **{task: dict(_SEQ2SEQ_DEFAULTS) for task in SEQ2SEQ},
     "dates": _without(dict(_SEQ2SEQ_DEFAULTS, steps=600), "min_len", "max_len"),  # its lengths are the formats'
     "translate": _without(dict(_SEQ2SEQ_DEFAULTS, steps=2000, d_model=128, d_ff=512, dropout=0.1, label_smoothing=0.1,
                                eval_every=250, max_len=40, val_fraction=0.1, test_fraction=0.1, vocab_size=8000,
