@@ -1086,9 +1086,8 @@ class Trainer:
         if all(isinstance(v, dict) for v in running.values()):  # (written before them: the log interval starts anew)
             self._loss.load_state_dict(running["running_loss"])
             self._norm.load_state_dict(running["running_norm"])
-        host = t.get("host_rng")  # (written before it was saved: the host's generator is left as it is)
-        if isinstance(host, dict) and host.get("bit_generator") == type(_backend.host_rng().bit_generator).__name__:
-            _backend.host_rng().bit_generator.state = host
+        if t["host_rng"] is not None:  # (checked above, None where the host's generator is left as it is)
+            _backend.host_rng().bit_generator.state = t["host_rng"]
         return ckpt
 
     def _checked_params(self, path, what: str, state) -> dict:
@@ -1143,12 +1142,14 @@ def _checked_run_state(path, ckpt) -> tuple[dict, dict]:
         for name in ("running_loss", "running_norm"):  # the means since the last log, tried on a scratch mean
             if isinstance(t.get(name), dict):
                 RunningMean().load_state_dict(t[name])
-        host = t.get("host_rng")
-        if isinstance(host, dict) and host.get("bit_generator") == type(_backend.host_rng().bit_generator).__name__:
+        host, kind = t.get("host_rng"), type(_backend.host_rng().bit_generator)
+        if not (isinstance(host, dict) and host.get("bit_generator") == kind.__name__):
+            t["host_rng"] = None  # (written before it was saved, or by another generator: the host's is left as it is)
+        else:
             try:  # tried on a scratch generator: a state NumPy refuses would fail once the model had been loaded
-                type(_backend.host_rng().bit_generator)().state = host
+                kind().state = host
             except (TypeError, ValueError, KeyError, OverflowError) as e:
-                raise ValueError(f"{op}: host_rng is not a state of NumPy's {host['bit_generator']} ({e})") from None
+                raise ValueError(f"{op}: host_rng is not a state of NumPy's {kind.__name__} ({e})") from None
         kept = t.get("kept_checkpoints")
         if kept is not None and not isinstance(kept, list):  # (its entries: _kept_by keeps the run's own names)
             raise TypeError(f"{op}: kept_checkpoints must be a list of file names, got {kept!r:.80}")
