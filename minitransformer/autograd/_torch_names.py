@@ -214,13 +214,13 @@ REDUCTION_KEYWORDS = {
     "out": "is left out here (a reduction gives a new tensor); np.sum(x), np.mean(x) and np.max(x) pass out=: write "
            "x.sum(), x.mean(), x.max() (with a gradient) or np.mean(x.numpy())",
 }
+_ONE_UPDATE = ("is left out here: the update is already one array operation over all the parameters laid end to end "
+               "(one CUDA kernel where the backend has kernels)")
 #: what the optimizers say to torch's keywords that have no equal here
 OPTIMIZER_KEYWORDS = {
     "maximize": "has no equal here: minimise the negated objective (a loss_fn that returns -objective)",
-    "foreach": "is left out here: the update is already one array operation over all the parameters laid end to end "
-               "(one CUDA kernel where the backend has kernels)",
-    "fused": "is left out here: the update is already one array operation over all the parameters laid end to end "
-             "(one CUDA kernel where the backend has kernels)",
+    "foreach": _ONE_UPDATE,
+    "fused": _ONE_UPDATE,
     "capturable": "is left out here (no CUDA graphs)",
     "differentiable": "is left out here: an update is never part of a graph",
     "decoupled_weight_decay": "is optim.AdamW here (torch's Adam(..., decoupled_weight_decay=True) is its AdamW)",
