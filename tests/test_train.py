@@ -1744,19 +1744,23 @@ def test_a_diverging_loss_stops_with_a_clear_error(backend):
 def test_progress_into_a_file_is_a_line_per_log_and_evaluation_not_a_bar_redrawn(capsys):
     """train ... 2> log (or nohup, or a batch system's log) kept every redraw of the bar: one line of some hundred
     frames joined by carriage returns, the validation figures only in the bar's postfix. (pytest's captured stderr
-    is such a file.)"""
+    is such a file.) The evaluation's figures are on the line of its step, not repeated on the lines after it (the
+    bar's postfix keeps them in view; a log repeating them read as a validation loss that no longer moved)."""
     from minitransformer.train.trainer import _draws_in_place
 
     assert not _draws_in_place(io.StringIO())  # a file (also where a test before imported IPython: no shell runs)
     model, loss_fn = _linear_problem()
     Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, log_every=2, desc="fitting",
-            eval_fn=lambda m: {"val_loss": 0.5}, eval_every=4).fit(lambda s: None, 4)
+            eval_fn=lambda m: {"val_loss": 0.5}, eval_every=4).fit(lambda s: None, 8)
     lines = capsys.readouterr().err.splitlines()
     assert "\r" not in "".join(lines)
     assert [re.sub(r"(?<=, loss )\d+\.\d{4}", "L", line) for line in lines] == [
-        "fitting: step 2/4, loss L, lr 1.00e-01",
-        "fitting: step 4/4, loss L, lr 1.00e-01",
-        "fitting: step 4/4, val_loss 0.5000"]
+        "fitting: step 2/8, loss L, lr 1.00e-01",
+        "fitting: step 4/8, loss L, lr 1.00e-01",
+        "fitting: step 4/8, val_loss 0.5000",
+        "fitting: step 6/8, loss L, lr 1.00e-01",
+        "fitting: step 8/8, loss L, lr 1.00e-01",
+        "fitting: step 8/8, val_loss 0.5000"]
 
 
 @pytest.mark.single_backend

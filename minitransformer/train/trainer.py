@@ -700,7 +700,9 @@ class Trainer:
         if self._norm.weight:
             self._record("grad_norm", self._norm.compute())
             self._norm.reset()
-        shown.update({k: f"{v:.4f}" for k, v in self.last_eval.items()})
+        if not isinstance(bar, _LineBar):  # a bar redrawn in place keeps the last evaluation in view; a log of
+            # lines printed it once, at its step: repeated on each line, it reads as a validation that stopped moving
+            shown.update({k: f"{v:.4f}" for k, v in self.last_eval.items()})
         bar.set_postfix(shown, refresh=False)
 
     def _advice(self, lr: float | None = None) -> str:
