@@ -238,7 +238,7 @@ def worked_examples() -> None:
     >>> worked_examples()  # doctest: +ELLIPSIS
     <BLANKLINE>
     == 6. the source document's worked examples (its section 4.3) against the formulas ==
-    The source document, a survey this project started from, states the Transformer's formulas in
+    The source document, an article on AI start-ups this project started from, states the Transformer's
     ...
     Document section 4.3.1: self-attention, Q = K = V = [1, 2, 3]
       document: Output = [0.2, 0.3, 0.5]
@@ -249,9 +249,9 @@ def worked_examples() -> None:
     from . import worked_examples as examples
 
     section("6. the source document's worked examples (its section 4.3) against the formulas")
-    print("The source document, a survey this project started from, states the Transformer's formulas in\n"
-          "its section 4.1 (4.1.1 attention, 4.1.2 multi-head, 4.1.3 positional encoding) and works them on\n"
-          "small numbers in 4.3. Its numbers beside what the formulas give, and readings that explain them:\n")
+    print("The source document, an article on AI start-ups this project started from, states the Transformer's\n"
+          "formulas in its section 4.1 (4.1.1 attention, 4.1.2 multi-head, 4.1.3 positional encoding) and works\n"
+          "them on small numbers in 4.3. Its numbers beside what the formulas give, and readings that explain them:\n")
     print(examples.report(errata_in_full=False))
 
 
