@@ -96,7 +96,9 @@ class Transformer(_Configured):
     :math:`i` see ``tgt_in[:i+1]`` only, so ``logits[:, i]`` scores the token that comes next.
 
     ``Transformer.from_config("base")`` is the paper's base model (shared 37000-token vocabulary,
-    tied output); ``"tiny"`` is small enough to train on a laptop's CPU.
+    tied output; 63,082,496 parameters, where the paper's Table 3 says 65M without saying how it counts;
+    ``dropout`` also in two places the paper does not name, below); ``"tiny"`` is small enough to train on a
+    laptop's CPU.
 
     Shapes: integer ids ``src`` ``(batch, S)`` and ``tgt_in`` ``(batch, T)`` -> logits
     ``(batch, T, tgt_vocab)``.
@@ -110,7 +112,10 @@ class Transformer(_Configured):
     num_encoder_layers, num_decoder_layers : int
         N = 6 each in the paper.
     dropout : float
-        :math:`P_{drop} = 0.1` (paper 5.4).
+        :math:`P_{drop} = 0.1` (paper 5.4), on the sums of embeddings and :math:`PE` and on each sub-layer's
+        output, as in the paper, and also on the attention weights and the feed-forward's hidden units, as in
+        PyTorch's ``nn.Transformer`` and the Annotated Transformer (the paper names neither;
+        ``docs/formulas/dropout.md``).
     max_len : int
         Longest sequence (rows of :math:`PE`).
     norm_first : bool
@@ -188,7 +193,8 @@ class Transformer(_Configured):
     def encode(self, src, src_mask=None) -> Tensor:
         """The encoder's output ("memory") ``(batch, S, d_model)`` for source ids ``(batch, S)``.
 
-        ``src_mask``: True where a source position may be attended, e.g. ``F.padding_mask(src, pad_id)``.
+        ``src_mask``: True where a source position may be attended, e.g. ``F.padding_mask(src, pad_id)``; None
+        attends every position, padding included (:meth:`forward`).
         """
         op = "Transformer.encode"
         src = check_ids(op, "src", src, self.max_len, like=self.src_embed.weight)
@@ -217,7 +223,15 @@ class Transformer(_Configured):
         return _output_logits(y, self.output, self.tgt_embed)  # (B, T, tgt_vocab)
 
     def forward(self, src, tgt_in, src_mask=None, tgt_mask=None) -> Tensor:
-        """Logits ``(batch, T, tgt_vocab)``: ``decode(tgt_in, encode(src, src_mask), src_mask, tgt_mask)``."""
+        """Logits ``(batch, T, tgt_vocab)``: ``decode(tgt_in, encode(src, src_mask), src_mask, tgt_mask)``.
+
+        The model does not know which id is padding: without ``src_mask`` every source position is attended, the
+        padding of a padded batch too, and the logits differ from those of the unpadded sources. Give
+        ``src_mask=F.padding_mask(src, pad_id)`` for a padded batch, as
+        :func:`~minitransformer.train.seq2seq_loss` and the decoders (:func:`~minitransformer.train.greedy_decode`,
+        :func:`~minitransformer.train.beam_search`) do (as ``src_key_padding_mask`` must be given to PyTorch's
+        ``nn.Transformer``).
+        """
         return self.decode(tgt_in, self.encode(src, src_mask), src_mask, tgt_mask)
 
     def new_cache(self) -> list:

@@ -259,11 +259,12 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     Parameters
     ----------
     model, src, src_mask, max_len, bos_id, eos_id, pad_id, use_cache
-        As :func:`greedy_decode`.
+        As :func:`greedy_decode` (``max_len`` ``S + 10`` by default; the paper's translations allow ``S + 50``).
     beam_size : int
         :math:`k` (the paper uses 4).
     alpha : float
-        The length penalty's :math:`\alpha` (the paper uses 0.6; 0 ranks by :math:`\log P` alone).
+        The length penalty's :math:`\alpha` (the paper uses 0.6, as ``minitransformer generate --beam`` does by
+        default; 0, the default here, ranks by :math:`\log P` alone, the plain beam search).
     return_scores : bool
         Also return each winner's :math:`\log P(Y \mid X)` (not divided by :math:`lp`), ``(batch,)``.
 
