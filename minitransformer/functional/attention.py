@@ -72,6 +72,38 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
     >>> w.numpy().round(4), out.numpy().round(4)
     (array([[0.6698, 0.3302]], dtype=float32), array([[0.3302]], dtype=float32))
     """
+    allowed, d_k, dropout_p = _check_attention_inputs(Q, K, V, mask, dropout_p)  # allowed: (..., L, S) or None
+    if Q.backend.kernels is not None:  # on a GPU: the division, the masking and the softmax as one CUDA kernel
+        weights = ScaledMaskedSoftmax.apply(Q @ K.mT, allowed=allowed, divisor=math.sqrt(d_k))
+        return dropout(weights, dropout_p, training=training) @ V, weights
+
+    ### BEGIN SOLUTION A2: return (softmax(Q K^T / sqrt(d_k)) V, weights); masks, dropout: see docstring
+    scores = Q @ K.mT / math.sqrt(d_k)  # (..., L, S)
+    if allowed is not None:
+        hidden = float(Q.backend.xp.finfo(Q.dtype).min)  # a large finite negative: exp(hidden - max) = 0, no inf - inf
+        scores = where(Tensor(allowed, backend=Q.backend), scores, hidden)
+    weights = softmax(scores, axis=-1)  # (..., L, S), rows sum to 1
+    if allowed is not None:
+        # a query with no allowed key: its row would be uniform over hidden keys; make it 0
+        has_key = Q.backend.xp.any(allowed, axis=-1, keepdims=True)  # (..., L or 1, 1)
+        # (on the CPU, look first: a causal mask always leaves a key, and the pass can be skipped;
+        # on a GPU, looking would make the host wait, so the pass always runs)
+        if not Q.backend.check_values or not bool(Q.backend.xp.all(has_key)):
+            weights = where(Tensor(has_key, backend=Q.backend), weights, 0.0)
+    dropped = dropout(weights, dropout_p, training=training)
+    return dropped @ V, weights  # (..., L, d_v), (..., L, S)
+    ### END SOLUTION
+
+
+def _check_attention_inputs(Q: Tensor, K: Tensor, V: Tensor, mask, dropout_p) -> tuple[object | None, int, float]:
+    """The checks of :func:`scaled_dot_product_attention`, kept apart so that its body reads as the formula: each
+    refuses, before any arithmetic, what the formula cannot take (an integer or mixed dtype, shapes of Q, K and V
+    that do not fit, no keys, d_k = 0, a mask that is not boolean or does not broadcast to the scores, a dropout
+    probability outside [0, 1)), naming the function and the shapes or values at fault.
+
+    Returns ``(allowed, d_k, dropout_p)``: the mask as a bool array on Q's backend (None without one), the width
+    :math:`d_k` of the queries and keys, and the dropout probability as a float.
+    """
     op = "scaled_dot_product_attention"
     for name, t in (("Q", Q), ("K", K), ("V", V)):
         require_float(op, name, t)
@@ -105,24 +137,4 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
         if not _broadcasts_to(mask_shape, scores_shape):
             raise ValueError(f"{op}: mask of shape {mask_shape} does not broadcast to the scores (..., L, S) = "
                              f"{scores_shape}")
-    dropout_p = check_probability(op, dropout_p)
-    if Q.backend.kernels is not None:  # on a GPU: the division, the masking and the softmax as one CUDA kernel
-        weights = ScaledMaskedSoftmax.apply(Q @ K.mT, allowed=allowed, divisor=math.sqrt(d_k))
-        return dropout(weights, dropout_p, training=training) @ V, weights
-
-    ### BEGIN SOLUTION A2: return (softmax(Q K^T / sqrt(d_k)) V, weights); masks, dropout: see docstring
-    scores = Q @ K.mT / math.sqrt(d_k)  # (..., L, S)
-    if allowed is not None:
-        hidden = float(Q.backend.xp.finfo(Q.dtype).min)  # a large finite negative: exp(hidden - max) = 0, no inf - inf
-        scores = where(Tensor(allowed, backend=Q.backend), scores, hidden)
-    weights = softmax(scores, axis=-1)  # (..., L, S), rows sum to 1
-    if allowed is not None:
-        # a query with no allowed key: its row would be uniform over hidden keys; make it 0
-        has_key = Q.backend.xp.any(allowed, axis=-1, keepdims=True)  # (..., L or 1, 1)
-        # (on the CPU, look first: a causal mask always leaves a key, and the pass can be skipped;
-        # on a GPU, looking would make the host wait, so the pass always runs)
-        if not Q.backend.check_values or not bool(Q.backend.xp.all(has_key)):
-            weights = where(Tensor(has_key, backend=Q.backend), weights, 0.0)
-    dropped = dropout(weights, dropout_p, training=training)
-    return dropped @ V, weights  # (..., L, d_v), (..., L, S)
-    ### END SOLUTION
+    return allowed, d_k, check_probability(op, dropout_p)
