@@ -17,7 +17,7 @@ __all__ = ["scaled_dot_product_attention"]
 
 @torch_keywords(**SDPA_MASKS)
 def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dropout_p: float = 0.0, *,
-                                 training: bool = False) -> tuple[Tensor, Tensor]:
+                                 training: bool | None = None) -> tuple[Tensor, Tensor]:
     r"""Each query takes a weighted average of the values, weighted by how well it matches each key.
 
     .. math:: \mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right) V
@@ -52,8 +52,11 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
         the sub-layer outputs and the embedding sums, not the weights, and tensor2tensor's paper-era
         ``transformer_base_v1`` has ``attention_dropout = 0.0``.)
     training : bool
-        Dropout is applied only when True. By keyword only: torch's sixth argument is ``is_causal``, which, given
-        here, would have turned dropout on and left every key visible.
+        Dropout is applied only when True; with ``dropout_p > 0`` it must be given (in a Module,
+        ``training=self.training``, so that ``model.eval()`` turns dropout off): torch's function has no ``training``
+        and drops whenever ``dropout_p > 0``, and a default of False would drop nothing, silently. By keyword only:
+        torch's sixth argument is ``is_causal``, which, given here, would have turned dropout on and left every key
+        visible.
 
     Returns
     -------
@@ -72,7 +75,7 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
     >>> w.numpy().round(4), out.numpy().round(4)
     (array([[0.6698, 0.3302]], dtype=float32), array([[0.3302]], dtype=float32))
     """
-    allowed, d_k, dropout_p = _check_attention_inputs(Q, K, V, mask, dropout_p)  # allowed: (..., L, S) or None
+    allowed, d_k, dropout_p = _check_attention_inputs(Q, K, V, mask, dropout_p, training)  # allowed: (..., L, S)|None
     if Q.backend.kernels is not None:  # on a GPU: the division, the masking and the softmax as one CUDA kernel
         weights = ScaledMaskedSoftmax.apply(Q @ K.mT, allowed=allowed, divisor=math.sqrt(d_k))
         return dropout(weights, dropout_p, training=training) @ V, weights
@@ -95,11 +98,13 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
     ### END SOLUTION
 
 
-def _check_attention_inputs(Q: Tensor, K: Tensor, V: Tensor, mask, dropout_p) -> tuple[object | None, int, float]:
+def _check_attention_inputs(Q: Tensor, K: Tensor, V: Tensor, mask, dropout_p,
+                            training: bool | None) -> tuple[object | None, int, float]:
     """The checks of :func:`scaled_dot_product_attention`, kept apart so that its body reads as the formula: each
     refuses, before any arithmetic, what the formula cannot take (an integer or mixed dtype, shapes of Q, K and V
     that do not fit, no keys, d_k = 0, a mask that is not boolean or does not broadcast to the scores, a dropout
-    probability outside [0, 1)), naming the function and the shapes or values at fault.
+    probability outside [0, 1), or one above 0 without ``training``), naming the function and the shapes or values
+    at fault.
 
     Returns ``(allowed, d_k, dropout_p)``: the mask as a bool array on Q's backend (None without one), the width
     :math:`d_k` of the queries and keys, and the dropout probability as a float.
@@ -137,4 +142,9 @@ def _check_attention_inputs(Q: Tensor, K: Tensor, V: Tensor, mask, dropout_p) ->
         if not _broadcasts_to(mask_shape, scores_shape):
             raise ValueError(f"{op}: mask of shape {mask_shape} does not broadcast to the scores (..., L, S) = "
                              f"{scores_shape}")
-    return allowed, d_k, check_probability(op, dropout_p)
+    dropout_p = check_probability(op, dropout_p)
+    if dropout_p > 0.0 and training is None:  # torch's function drops whenever p > 0: no silent default either way
+        raise TypeError(f"{op}: dropout_p={dropout_p} needs training= given: training=self.training in a Module (so "
+                        "that model.eval() turns dropout off), or training=True; torch's scaled_dot_product_attention "
+                        "has no training and drops whenever dropout_p > 0")
+    return allowed, d_k, dropout_p
