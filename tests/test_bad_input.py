@@ -1205,7 +1205,7 @@ REAL_OPTIONS = {
                   r"dropout: the dropout probability p must be a number in \[0, 1\)"),
     "Dropout p": (lambda v: nn.Dropout(v), r"Dropout: the dropout probability p must be a number in \[0, 1\)"),
     "attention dropout_p": (lambda v: F.scaled_dot_product_attention(mt.zeros(2, 3), mt.zeros(2, 3), mt.zeros(2, 3),
-                                                                     dropout_p=v),
+                                                                     dropout_p=v, training=True),
                             r"scaled_dot_product_attention: the dropout probability p must be a number in \[0, 1\)"),
 }
 

@@ -212,6 +212,26 @@ def test_formula_pages_show_the_code_and_the_math(site):
         assert 'class="math' in html, f"{page}: no math"
 
 
+#: formula pages whose "The code" opens with the formula's lines (its assignment's body), and the line it opens with:
+#: the whole function, included before, put its docstring (54 lines in attention's) and its checks before them
+CODE_OPENS_WITH = {"attention": "scores = Q @ K.mT / math.sqrt(d_k)",
+                   "layer-norm": "mu = x.mean(axis=-1, keepdims=True)"}
+_INCLUDE = re.compile(r"```\{literalinclude\} (?P<path>\S+)\n(?P<options>(?::[\w-]+:.*\n)*)```")
+
+
+def test_a_formula_pages_code_opens_with_the_formula_lines():
+    from minitransformer.assignments.handout import included
+
+    for page, first in CODE_OPENS_WITH.items():
+        source = DOCS / "formulas" / f"{page}.md"
+        the_code = source.read_text(encoding="utf-8").split("## The code", 1)[1].split("\n## ", 1)[0]
+        include = _INCLUDE.search(the_code)
+        assert include, f"{page}: no literalinclude under 'The code'"
+        options = dict(re.match(r":([\w-]+):\s*(.*)", line).groups() for line in include["options"].splitlines())
+        shown = included((source.parent / include["path"]).resolve(), options, None, f"{page}.md")
+        assert shown.lstrip().startswith(first), f"{page}: 'The code' opens with\n{shown[:400]}\nnot with {first!r}"
+
+
 def test_no_attribute_description_reads_as_a_type():
     """napoleon reads the first line of an attribute's, property's or constant's text (docstring, ``#:``
     comment or ``__slots__`` entry) as ``type: description`` when it has a colon: "True for tensors that no

@@ -223,8 +223,10 @@ def test_attention_dropout_drops_weights_only_while_training(rng):
     check_attention(plain, w, Q, K, V, tol=1e-6, where="float32, no dropout (dropout_p=0)")
     evaluated, _ = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5, training=False)
     np.testing.assert_array_equal(evaluated.numpy(), plain.numpy(), err_msg="training=False: no dropout")
-    by_default, _ = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5)  # not training unless told
-    np.testing.assert_array_equal(by_default.numpy(), plain.numpy(), err_msg="training left out: no dropout")
+    # training left out: torch's function would drop, a default of False would not; neither is guessed
+    with pytest.raises(TypeError, match=r"^scaled_dot_product_attention: dropout_p=0\.5 needs training= given: "
+                                        r"training=self\.training in a Module"):
+        F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5)
     mt.manual_seed(11)
     trained, w_trained = F.scaled_dot_product_attention(Q, K, V, dropout_p=0.5, training=True)
     np.testing.assert_array_equal(w_trained.numpy(), w.numpy(),

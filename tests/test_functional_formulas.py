@@ -12,8 +12,10 @@ a new formula is checked from the day it is exported. See the checklist of docs/
 
 from __future__ import annotations
 
+import ast
 import inspect
 import math
+import textwrap
 
 import numpy as np
 import pytest
@@ -215,3 +217,38 @@ def test_every_function_without_a_gradient_refuses_bad_input_by_its_own_name(nam
     _, call, error, message = NO_GRADIENT[name]
     with pytest.raises(error, match=rf"^{name}: {message}"):
         call()
+
+
+# ------------------------------------------------------------------ each reads as its formula
+#: the most lines of code a formula runs before the formula itself (its checks, a GPU path): more hide the formula
+#: from a reader who comes from the paper (a formula page includes the function); move them into one helper, as
+#: scaled_dot_product_attention's _check_attention_inputs
+MOST_LINES_BEFORE_THE_FORMULA = 10
+
+
+def _lines_before_the_formula(f) -> int | None:
+    """The lines of code (not blank, not a comment) between ``f``'s docstring and its formula: the body between
+    ``### BEGIN SOLUTION`` and ``### END SOLUTION``, or the composition after ``if fused:``; None where ``f`` has
+    neither (its whole body is short, or has no formula to hide)."""
+    lines, _ = inspect.getsourcelines(inspect.unwrap(f))
+    node = ast.parse(textwrap.dedent("".join(lines))).body[0]
+    body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+    starts = [i + 1 for i, line in enumerate(lines) if "### BEGIN SOLUTION" in line]  # (lines from 1, as ast's)
+    starts += [s.lineno for s in body if isinstance(s, ast.If) and ast.unparse(s.test) == "fused"]
+    if not body or not starts:
+        return None
+    before = [line.strip() for line in lines[body[0].lineno - 1:min(starts) - 1]]
+    return sum(1 for line in before if line and not line.startswith("#"))
+
+
+@pytest.mark.single_backend
+def test_every_formula_has_its_checks_in_a_few_lines_before_the_formula():
+    """A formula's function reads as the formula: its checks in a few lines (a helper where there are many), then the
+    formula's lines. scaled_dot_product_attention ran 37 lines of checks before ``scores = Q @ K.mT /
+    math.sqrt(d_k)``, layer_norm 28 before ``mu = x.mean(...)``, on the pages that include them whole."""
+    counted = {name: _lines_before_the_formula(getattr(F, name)) for name in F.__all__}
+    assert counted["scaled_dot_product_attention"] is not None and counted["layer_norm"] is not None  # (both found)
+    buried = [f"{name}: {n} lines of code before its formula (at most {MOST_LINES_BEFORE_THE_FORMULA}): move its "
+              "checks into one helper next to it, called in one line" for name, n in counted.items()
+              if n is not None and n > MOST_LINES_BEFORE_THE_FORMULA]
+    assert not buried, "\n".join(buried)

@@ -17,7 +17,7 @@ __all__ = ["scaled_dot_product_attention"]
 
 @torch_keywords(**SDPA_MASKS)
 def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dropout_p: float = 0.0, *,
-                                 training: bool = False) -> tuple[Tensor, Tensor]:
+                                 training: bool | None = None) -> tuple[Tensor, Tensor]:
     r"""Each query takes a weighted average of the values, weighted by how well it matches each key.
 
     .. math:: \mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right) V
@@ -52,8 +52,11 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
         the sub-layer outputs and the embedding sums, not the weights, and tensor2tensor's paper-era
         ``transformer_base_v1`` has ``attention_dropout = 0.0``.)
     training : bool
-        Dropout is applied only when True. By keyword only: torch's sixth argument is ``is_causal``, which, given
-        here, would have turned dropout on and left every key visible.
+        Dropout is applied only when True; with ``dropout_p > 0`` it must be given (in a Module,
+        ``training=self.training``, so that ``model.eval()`` turns dropout off): torch's function has no ``training``
+        and drops whenever ``dropout_p > 0``, and a default of False would drop nothing, silently. By keyword only:
+        torch's sixth argument is ``is_causal``, which, given here, would have turned dropout on and left every key
+        visible.
 
     Returns
     -------
@@ -71,6 +74,40 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
     >>> out, w = scaled_dot_product_attention(Q, K, V)   # scores [1, 0] / sqrt(2)
     >>> w.numpy().round(4), out.numpy().round(4)
     (array([[0.6698, 0.3302]], dtype=float32), array([[0.3302]], dtype=float32))
+    """
+    allowed, d_k, dropout_p = _check_attention_inputs(Q, K, V, mask, dropout_p, training)  # allowed: (..., L, S)|None
+    if Q.backend.kernels is not None:  # on a GPU: the division, the masking and the softmax as one CUDA kernel
+        weights = ScaledMaskedSoftmax.apply(Q @ K.mT, allowed=allowed, divisor=math.sqrt(d_k))
+        return dropout(weights, dropout_p, training=training) @ V, weights
+
+    ### BEGIN SOLUTION A2: return (softmax(Q K^T / sqrt(d_k)) V, weights); masks, dropout: see docstring
+    scores = Q @ K.mT / math.sqrt(d_k)  # (..., L, S)
+    if allowed is not None:
+        hidden = float(Q.backend.xp.finfo(Q.dtype).min)  # a large finite negative: exp(hidden - max) = 0, no inf - inf
+        scores = where(Tensor(allowed, backend=Q.backend), scores, hidden)
+    weights = softmax(scores, axis=-1)  # (..., L, S), rows sum to 1
+    if allowed is not None:
+        # a query with no allowed key: its row would be uniform over hidden keys; make it 0
+        has_key = Q.backend.xp.any(allowed, axis=-1, keepdims=True)  # (..., L or 1, 1)
+        # (on the CPU, look first: a causal mask always leaves a key, and the pass can be skipped;
+        # on a GPU, looking would make the host wait, so the pass always runs)
+        if not Q.backend.check_values or not bool(Q.backend.xp.all(has_key)):
+            weights = where(Tensor(has_key, backend=Q.backend), weights, 0.0)
+    dropped = dropout(weights, dropout_p, training=training)
+    return dropped @ V, weights  # (..., L, d_v), (..., L, S)
+    ### END SOLUTION
+
+
+def _check_attention_inputs(Q: Tensor, K: Tensor, V: Tensor, mask, dropout_p,
+                            training: bool | None) -> tuple[object | None, int, float]:
+    """The checks of :func:`scaled_dot_product_attention`, kept apart so that its body reads as the formula: each
+    refuses, before any arithmetic, what the formula cannot take (an integer or mixed dtype, shapes of Q, K and V
+    that do not fit, no keys, d_k = 0, a mask that is not boolean or does not broadcast to the scores, a dropout
+    probability outside [0, 1), or one above 0 without ``training``), naming the function and the shapes or values
+    at fault.
+
+    Returns ``(allowed, d_k, dropout_p)``: the mask as a bool array on Q's backend (None without one), the width
+    :math:`d_k` of the queries and keys, and the dropout probability as a float.
     """
     op = "scaled_dot_product_attention"
     for name, t in (("Q", Q), ("K", K), ("V", V)):
@@ -106,23 +143,8 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
             raise ValueError(f"{op}: mask of shape {mask_shape} does not broadcast to the scores (..., L, S) = "
                              f"{scores_shape}")
     dropout_p = check_probability(op, dropout_p)
-    if Q.backend.kernels is not None:  # on a GPU: the division, the masking and the softmax as one CUDA kernel
-        weights = ScaledMaskedSoftmax.apply(Q @ K.mT, allowed=allowed, divisor=math.sqrt(d_k))
-        return dropout(weights, dropout_p, training=training) @ V, weights
-
-    ### BEGIN SOLUTION A2: return (softmax(Q K^T / sqrt(d_k)) V, weights); masks, dropout: see docstring
-    scores = Q @ K.mT / math.sqrt(d_k)  # (..., L, S)
-    if allowed is not None:
-        hidden = float(Q.backend.xp.finfo(Q.dtype).min)  # a large finite negative: exp(hidden - max) = 0, no inf - inf
-        scores = where(Tensor(allowed, backend=Q.backend), scores, hidden)
-    weights = softmax(scores, axis=-1)  # (..., L, S), rows sum to 1
-    if allowed is not None:
-        # a query with no allowed key: its row would be uniform over hidden keys; make it 0
-        has_key = Q.backend.xp.any(allowed, axis=-1, keepdims=True)  # (..., L or 1, 1)
-        # (on the CPU, look first: a causal mask always leaves a key, and the pass can be skipped;
-        # on a GPU, looking would make the host wait, so the pass always runs)
-        if not Q.backend.check_values or not bool(Q.backend.xp.all(has_key)):
-            weights = where(Tensor(has_key, backend=Q.backend), weights, 0.0)
-    dropped = dropout(weights, dropout_p, training=training)
-    return dropped @ V, weights  # (..., L, d_v), (..., L, S)
-    ### END SOLUTION
+    if dropout_p > 0.0 and training is None:  # torch's function drops whenever p > 0: no silent default either way
+        raise TypeError(f"{op}: dropout_p={dropout_p} needs training= given: training=self.training in a Module (so "
+                        "that model.eval() turns dropout off), or training=True; torch's scaled_dot_product_attention "
+                        "has no training and drops whenever dropout_p > 0")
+    return allowed, d_k, dropout_p

@@ -32,7 +32,9 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     p : float
         Probability of dropping an element, in [0, 1) (the paper uses 0.1).
     training : bool
-        When False (evaluation), ``x`` is returned unchanged; likewise when ``p == 0``.
+        When False (evaluation), ``x`` is returned unchanged; likewise when ``p == 0``. True by default, as in
+        torch's ``F.dropout``: a Module of your own that calls this function must pass ``training=self.training``,
+        or ``model.eval()`` does not turn its dropout off (``nn.Dropout`` does so).
 
     Returns
     -------

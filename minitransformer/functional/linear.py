@@ -45,6 +45,18 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None, fused: bool = True) ->
     >>> linear(mt.tensor([[1.0, 2.0]]), W, mt.tensor([0.0, 0.0, 10.0])).numpy()
     array([[ 1.,  2., 13.]], dtype=float32)
     """
+    _check_linear_inputs(x, W, b)
+    if fused:
+        return Affine.apply(x, W, b)
+    y = x @ W  # (..., d_out)
+    return y if b is None else y + b
+
+
+def _check_linear_inputs(x: Tensor, W: Tensor, b: Tensor | None) -> None:
+    """The checks of :func:`linear`, kept apart so that its body reads as the formula: each refuses, before any
+    arithmetic, an integer or mixed dtype, a ``W`` that is not ``(d_in, d_out)`` (torch's ``(d_out, d_in)`` named as
+    such), an ``x`` whose last axis is not ``d_in``, a ``b`` that is not ``(d_out,)``, naming the shapes at fault.
+    """
     require_float("linear", "x", x)
     require_float("linear", "W", W)
     require_same_dtype("linear", "W", W, "x", x, fix="convert x with x.to('{a}') or the weights with .to('{b}') "
@@ -63,7 +75,3 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None, fused: bool = True) ->
         require_same_dtype("linear", "W", W, "b", b)
         if b.shape != (W.shape[1],):
             raise ValueError(f"linear: b has shape {b.shape}, expected (d_out,) = ({W.shape[1]},) to match W {W.shape}")
-    if fused:
-        return Affine.apply(x, W, b)
-    y = x @ W  # (..., d_out)
-    return y if b is None else y + b

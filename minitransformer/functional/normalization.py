@@ -51,6 +51,24 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
     >>> layer_norm(mt.tensor([[1.0, 2.0, 3.0]]), eps=0.0).numpy().round(4)   # mu = 2, sigma^2 = 2/3
     array([[-1.2247,  0.    ,  1.2247]], dtype=float32)
     """
+    eps = _check_layer_norm_inputs(x, gamma, beta, eps)
+    if fused:
+        return LayerNorm.apply(x, gamma, beta, eps=eps)
+    ### BEGIN SOLUTION A4: from primitives: (x - mean) / sqrt(var + eps) on the last axis, then gamma, beta
+    mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
+    var = ((x - mu) * (x - mu)).mean(axis=-1, keepdims=True)  # (..., 1), biased: divided by d
+    x_hat = (x - mu) / (var + eps).sqrt()  # (..., d)
+    y = x_hat if gamma is None else gamma * x_hat
+    return y if beta is None else y + beta
+    ### END SOLUTION
+
+
+def _check_layer_norm_inputs(x: Tensor, gamma: Tensor | None, beta: Tensor | None, eps) -> float:
+    """The checks of :func:`layer_norm`, kept apart so that its body reads as the formula: each refuses, before any
+    arithmetic, what the formula cannot take (an integer or a float16 ``x``, a scalar, torch's ``normalized_shape``
+    where ``gamma`` goes, a ``gamma`` or ``beta`` of another dtype or shape than ``(d,)``, an ``eps`` that is not a
+    finite number >= 0), naming the function and the value at fault. Returns ``eps`` as a float.
+    """
     require_float("layer_norm", "x", x)
     if x.dtype == getattr(x.backend.xp, "float16", None):  # as Module.to("float16") refuses it (no wider sums here)
         raise TypeError(
@@ -78,14 +96,4 @@ def layer_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
                 raise ValueError(
                     f"layer_norm: {name} has shape {p.shape}, expected ({d},) to match the last axis of x {x.shape}"
                 )
-    eps = require_real("layer_norm", "eps", eps, low=0.0)
-
-    if fused:
-        return LayerNorm.apply(x, gamma, beta, eps=eps)
-    ### BEGIN SOLUTION A4: from primitives: (x - mean) / sqrt(var + eps) on the last axis, then gamma, beta
-    mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
-    var = ((x - mu) * (x - mu)).mean(axis=-1, keepdims=True)  # (..., 1), biased: divided by d
-    x_hat = (x - mu) / (var + eps).sqrt()  # (..., d)
-    y = x_hat if gamma is None else gamma * x_hat
-    return y if beta is None else y + beta
-    ### END SOLUTION
+    return require_real("layer_norm", "eps", eps, low=0.0)
