@@ -1258,6 +1258,29 @@ def test_a_second_run_into_a_folder_another_run_is_writing_is_refused(tmp_path, 
     assert "holds a run already (task copy, step 2), written while this one was being built" in capsys.readouterr().err
 
 
+
+@pytest.mark.skipif(os.name == "nt", reason="the lock is POSIX's flock")
+def test_a_lock_file_that_cannot_be_removed_does_not_hide_the_runs_own_error(tmp_path, monkeypatch, capsys):
+    """A folder made read-only mid-run: the run's own error (here Ctrl-C's, its checkpoint saved) was replaced by
+    ".train.lock: Permission denied" from the lock's removal at its end."""
+    from minitransformer.train import TrainingInterrupted, run
+
+    unlink = Path.unlink
+
+    def refuse(self, *args, **kwargs):
+        if self.name == run.LOCK_NAME:
+            raise PermissionError(13, "Permission denied", str(self))
+        return unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(TrainingInterrupted), run._one_run_at_a_time(tmp_path):
+        raise TrainingInterrupted(3, tmp_path / "checkpoint.npz")
+    assert capsys.readouterr().err == (f"minitransformer: {tmp_path / run.LOCK_NAME} could not be removed (Permission "
+                                       "denied); it holds no run once this one ends\n")
+    with run._one_run_at_a_time(tmp_path):  # a run ended without an error is not turned into one either
+        pass
+
+
 def test_a_folder_the_system_refuses_is_one_line_before_training(tmp_path, monkeypatch, capsys):
     from minitransformer.train import Trainer, run
 

@@ -400,7 +400,8 @@ LOCK_NAME = ".train.lock"
 def _one_run_at_a_time(out: Path):
     """Hold ``out``'s :data:`LOCK_NAME` locked while the block runs: a second run started into the same folder meanwhile
     is refused (FileExistsError), where both would have written its checkpoint, the later one's kept. The lock is the
-    system's (``flock``): a run killed at once leaves none held. Where there is none (Windows), nothing is held."""
+    system's (``flock``): a run killed at once leaves none held. Where there is none (Windows), nothing is held. A lock
+    file the system refuses to remove at the end is a note on stderr, never an error hiding the block's own."""
     try:
         import fcntl
     except ImportError:  # Windows
@@ -421,7 +422,11 @@ def _one_run_at_a_time(out: Path):
         try:
             yield
         finally:
-            lock.unlink(missing_ok=True)  # before the lock is let go with the file: the next run makes its own
+            try:
+                lock.unlink(missing_ok=True)  # before the lock is let go with the file: the next run makes its own
+            except OSError as e:  # (a folder made read-only meanwhile) the error in flight, if any, is the one to see
+                print(f"minitransformer: {lock} could not be removed ({e.strerror or e}); it holds no run once this "
+                      "one ends", file=sys.stderr)
 
 
 def _writable_folder(out: Path) -> None:
