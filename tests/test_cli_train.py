@@ -1281,6 +1281,32 @@ def test_a_lock_file_that_cannot_be_removed_does_not_hide_the_runs_own_error(tmp
         pass
 
 
+
+@pytest.mark.skipif(os.name == "nt", reason="the lock is POSIX's flock")
+def test_a_run_that_locked_a_lock_file_removed_meanwhile_takes_the_folders_own(tmp_path, monkeypatch):
+    """A run opened .train.lock just before the run holding it ended and removed it, then got the lock of that removed
+    file: a third run, started meanwhile, made a new one and locked it, and the two wrote into one folder at once."""
+    import fcntl
+
+    from minitransformer.train import run
+
+    real, calls = fcntl.flock, []
+
+    def removed_meanwhile(f, operation):  # the run holding it ends between this one's open and its flock
+        calls.append(operation)
+        if len(calls) == 1:
+            (tmp_path / run.LOCK_NAME).unlink()
+        return real(f, operation)
+
+    monkeypatch.setattr(fcntl, "flock", removed_meanwhile)
+    with run._one_run_at_a_time(tmp_path):
+        monkeypatch.undo()
+        assert len(calls) == 2  # locked again, the folder's file this time
+        with pytest.raises(FileExistsError, match="is being written by another run"), run._one_run_at_a_time(tmp_path):
+            pytest.fail("a second run into the folder was let in")
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_folder_the_system_refuses_is_one_line_before_training(tmp_path, monkeypatch, capsys):
     from minitransformer.train import Trainer, run
 

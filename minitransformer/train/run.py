@@ -401,20 +401,34 @@ def _one_run_at_a_time(out: Path):
     """Hold ``out``'s :data:`LOCK_NAME` locked while the block runs: a second run started into the same folder meanwhile
     is refused (FileExistsError), where both would have written its checkpoint, the later one's kept. The lock is the
     system's (``flock``): a run killed at once leaves none held. Where there is none (Windows), nothing is held. A lock
-    file the system refuses to remove at the end is a note on stderr, never an error hiding the block's own."""
+    file the system refuses to remove at the end is a note on stderr, never an error hiding the block's own.
+
+    The file is removed at the end, still locked: a run that opened it just before gets the lock of a file no longer
+    in the folder once it is let go, and so checks that the file it locked is the folder's, and else opens it again
+    (without, it ran beside a third run that made the folder's lock anew: two runs writing into one folder)."""
     try:
         import fcntl
     except ImportError:  # Windows
         yield
         return
     lock = out / LOCK_NAME
-    with open(lock, "a+", encoding="utf-8") as f:
+    while True:
+        f = open(lock, "a+", encoding="utf-8")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            raise FileExistsError(f"{out} is being written by another run (process {f.read().strip() or '?'}): "
+            holder = f.read().strip() or "?"
+            f.close()
+            raise FileExistsError(f"{out} is being written by another run (process {holder}): "
                                   "wait for it to end, or give another --out") from None
+        try:
+            if os.path.samestat(os.fstat(f.fileno()), os.stat(lock)):  # the folder's lock file, not a removed one
+                break
+        except FileNotFoundError:
+            pass
+        f.close()  # opened just before the run that held it removed it: the folder's own is opened anew
+    with f:
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
