@@ -2332,3 +2332,25 @@ def test_a_task_loss_given_examples_instead_of_a_batch_says_how_a_batch_is_made(
             loss(model, examples)
     with pytest.raises(TypeError, match=r"^lm_loss: expected a Batch, got list; make one with data\.make_lm_batch\("):
         lm_loss(model, examples)
+
+
+def test_a_checkpoint_folder_removed_during_fit_is_not_made_again(tmp_path):
+    """An --out removed mid-run was made anew by the next checkpoint, without the run's lock: a second run started
+    there was let in, and the two runs' files mixed (the one that ended first lost its results without a word)."""
+    import shutil
+
+    trainer, loader = _seq2seq_run(tmp_path / "run", "checkpoint.npz", checkpoint_every=2)
+    loss_fn = trainer.loss_fn
+
+    def removing_the_folder(*args):
+        if trainer.step == 2:  # its first checkpoint made the folder, as before
+            assert os.listdir(tmp_path / "run") == ["checkpoint.npz"]
+            shutil.rmtree(tmp_path / "run")
+        return loss_fn(*args)
+
+    trainer.loss_fn = removing_the_folder
+    with pytest.raises(FileNotFoundError) as e:
+        trainer.fit(loader, 6)
+    assert e.value.filename == str(tmp_path / "run" / "checkpoint.npz") and trainer.step == 4
+    assert str(tmp_path / "run") in e.value.strerror and "was removed during the run" in e.value.strerror
+    assert os.listdir(tmp_path) == []

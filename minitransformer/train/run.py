@@ -275,6 +275,7 @@ def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverg
     if diverged is not None:
         record["error"] = str(diverged)
     text = json.dumps(record, indent=2)
+    trainer._check_folder_there()  # (--out removed since the checkpoint: not made anew for the metrics)
     _write_atomically(out / "metrics.json", lambda f: f.write(text.encode("utf-8")))  # as the checkpoint
     written = [trainer.checkpoint_path, out / "metrics.json",
                *(pictures(setup, trainer.history, out, marks=_marks_of_run(trainer, diverged)) if pictures else [])]
