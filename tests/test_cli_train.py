@@ -1229,6 +1229,24 @@ def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, capsys):
     assert afile.read_text(encoding="utf-8") == "keep me"
 
 
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_an_out_the_system_refuses_to_look_at_is_one_line_before_training(command, tmp_path, monkeypatch, capsys):
+    """An --out under a folder without search permission (or a name over 255 characters) was a traceback from the
+    look for a file in its way, Path.exists raising since Python 3.11."""
+    from minitransformer.train import Trainer
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "exists", refuse)
+    monkeypatch.setattr(Trainer, "fit", lambda *a: pytest.fail("trained"))
+    out = str(tmp_path / "locked" / "run")
+    assert main([command, "--out", out] + (["--task", "copy", *TINY] if command == "train" else [])) == 2
+    monkeypatch.undo()
+    assert capsys.readouterr().err == f"minitransformer {command}: --out {out!r} cannot be used (Permission denied)\n"
+
+
 @pytest.mark.skipif(os.name == "nt", reason="the lock is POSIX's flock")
 def test_a_second_run_into_a_folder_another_run_is_writing_is_refused(tmp_path, monkeypatch, capsys):
     """Two runs started into the same --out both passed the look for a checkpoint there (none yet), both trained,
