@@ -533,6 +533,31 @@ def test_sigterm_stops_at_the_end_of_the_step_and_saves_as_ctrl_c_does(tmp_path)
 
 
 @pytest.mark.single_backend
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX's")
+def test_sighup_stops_at_the_end_of_the_step_and_saves_unless_ignored_by_nohup(tmp_path):
+    """A closed terminal or a dropped ssh connection sends SIGHUP, whose default ended the run at once, nothing saved
+    (SIGTERM's case word for word). Under nohup it is ignored, and stays so."""
+    def hung_up(signum, frame):  # (rather than the default, which would end pytest too where fit left it)
+        raise RuntimeError("SIGHUP reached the handler from before fit")
+
+    before = signal.signal(signal.SIGHUP, hung_up)
+    try:
+        trainer, loader = _seq2seq_run(tmp_path, "hup.npz")
+        _press_ctrl_c(trainer, at_step=3, signum=signal.SIGHUP)
+        with pytest.raises(TrainingInterrupted) as stopped:
+            trainer.fit(loader, 10)
+        assert (stopped.value.step, read_checkpoint(tmp_path / "hup.npz").step) == (4, 4)
+        assert signal.getsignal(signal.SIGHUP) is hung_up  # outside fit, SIGHUP is what it was
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup's
+        trainer, loader = _seq2seq_run(tmp_path, "nohup.npz")
+        _press_ctrl_c(trainer, at_step=3, signum=signal.SIGHUP)
+        trainer.fit(loader, 6)
+        assert trainer.stop_reason == "steps" and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+@pytest.mark.single_backend
 def test_a_second_ctrl_c_stops_at_once_saving_nothing(tmp_path):
     trainer, loader = _seq2seq_run(tmp_path, "never.npz")
     _press_ctrl_c(trainer, at_step=2, times=2)

@@ -194,7 +194,9 @@ class _CtrlC:
     """While training, Ctrl-C (SIGINT) only sets ``pressed``: the loop stops at the end of the step, where a
     checkpoint resumes exactly, rather than wherever the interrupt lands. A second Ctrl-C raises at once. SIGTERM
     (what ``kill``, ``timeout``, ``docker stop`` and a batch system's preemption send) counts as a Ctrl-C: its
-    default ended the process at once, the steps since the last checkpoint lost and nothing said.
+    default ended the process at once, the steps since the last checkpoint lost and nothing said. So does SIGHUP,
+    where the system has it (a closed terminal, a dropped ssh connection), for the same reason; ``nohup``, which
+    sets it ignored, keeps the run going as before.
 
     Signal handlers belong to the main thread; elsewhere (or where a signal is ignored) it is left as it is.
     """
@@ -212,8 +214,9 @@ class _CtrlC:
         if threading.current_thread() is threading.main_thread():
             if callable(signal.getsignal(signal.SIGINT)):
                 self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._handler)
-            if signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, None):
-                self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handler)
+            for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # (Windows has no SIGHUP)
+                if signum is not None and signal.getsignal(signum) not in (signal.SIG_IGN, None):
+                    self._previous[signum] = signal.signal(signum, self._handler)
         return self
 
     def __exit__(self, *exc) -> None:
