@@ -1325,6 +1325,24 @@ def test_a_run_that_locked_a_lock_file_removed_meanwhile_takes_the_folders_own(t
     assert os.listdir(tmp_path) == []
 
 
+
+def test_an_out_that_is_a_link_to_nothing_is_said_so(tmp_path, monkeypatch, capsys):
+    """A dangling symbolic link as --out said "[Errno 17] File exists" of a name that shows no file."""
+    from minitransformer.train import Trainer
+
+    out = tmp_path / "run"
+    try:
+        os.symlink(tmp_path / "gone", out, target_is_directory=True)
+    except (OSError, NotImplementedError):  # (Windows without the privilege to make one)
+        pytest.skip("this system does not let the tests make a symbolic link")
+    monkeypatch.setattr(Trainer, "fit", lambda *a: pytest.fail("trained"))
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"minitransformer: --out {str(out)!r} is a symbolic link to "
+                                       f"{str(tmp_path / 'gone')!r}, which does not exist: make that folder, or give "
+                                       "another --out\n")
+    assert not (tmp_path / "gone").exists()
+
+
 def test_a_folder_the_system_refuses_is_one_line_before_training(tmp_path, monkeypatch, capsys):
     from minitransformer.train import Trainer, run
 

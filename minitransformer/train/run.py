@@ -446,6 +446,9 @@ def _one_run_at_a_time(out: Path):
 
 def _writable_folder(out: Path) -> None:
     """Make ``out`` and write a file in it now: a folder that cannot be made or written fails before the run."""
+    if out.is_symlink() and not out.exists():  # (mkdir says only "File exists", of a name that shows no file)
+        raise FileExistsError(f"--out {str(out)!r} is a symbolic link to {os.readlink(out)!r}, which does not exist: "
+                              "make that folder, or give another --out")
     out.mkdir(parents=True, exist_ok=True)
     try:
         with tempfile.TemporaryFile(dir=out):
