@@ -100,7 +100,8 @@ def _task_default(name: str) -> str:
 
 
 def _refuse_out(args, command: str) -> bool:
-    """True, with one line on stderr, if ``--out`` cannot be a folder (empty, or it or a folder above it is a file).
+    """True, with one line on stderr, if ``--out`` cannot be a folder (empty, or it or a folder above it is a file,
+    or the system refuses to look: a folder above that may not be searched, a name too long).
 
     Checked before any work: otherwise the run would fail only when it writes its results, at the end.
     """
@@ -111,7 +112,11 @@ def _refuse_out(args, command: str) -> bool:
               file=sys.stderr)
         return True
     out = Path(args.out)
-    path = _file_in_the_way(out)
+    try:
+        path = _file_in_the_way(out)
+    except OSError as e:  # (Path.exists raises for these since Python 3.11: EACCES, ENAMETOOLONG)
+        print(f"minitransformer {command}: --out {args.out!r} cannot be used ({e.strerror or e})", file=sys.stderr)
+        return True
     if path is None:
         return False
     where = "is a file" if path == out else f"is inside {str(path)!r}, which is a file"

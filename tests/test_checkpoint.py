@@ -871,3 +871,40 @@ def test_saving_a_model_whose_config_lacks_an_argument_of_its_class_warns_naming
         save_checkpoint(tmp_path / "c.npz", _lm())
         save_checkpoint(tmp_path / "d.npz", Tiny())
     assert _GeluLMConfigured(**read_checkpoint(path).config).activation == "gelu"
+
+
+@pytest.mark.single_backend
+def test_a_temporary_file_that_cannot_be_removed_does_not_hide_the_error_in_flight(tmp_path, monkeypatch):
+    """A folder made read-only mid-run: the rename was refused, then so was the removal of the temporary file, whose
+    PermissionError replaced the rename's (the user saw the random .tmp name, not the checkpoint's)."""
+    path, unlink = tmp_path / "checkpoint.npz", os.unlink
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", args[0])
+
+    monkeypatch.setattr(ckpt_module, "_OPEN_FILES_BLOCK_RENAMES", False)  # (Windows would wait, then say more)
+    monkeypatch.setattr(os, "replace", lambda tmp, dst: refuse(dst))
+    monkeypatch.setattr(os, "unlink", refuse)
+    with pytest.raises(PermissionError) as e:
+        ckpt_module._write_atomically(path, lambda f: f.write(b"{}"))
+    monkeypatch.undo()
+    assert e.value.filename == str(path) and e.value.strerror == "Permission denied"
+    [left] = os.listdir(tmp_path)
+    assert e.value.__notes__ == [f"its temporary file {str(tmp_path / left)!r} was left behind (Permission denied)"]
+    unlink(tmp_path / left)
+
+
+@pytest.mark.single_backend
+def test_a_temporary_file_that_cannot_be_made_is_named_by_the_file_being_written(tmp_path, monkeypatch):
+    real = os.open
+
+    def refuse(name, *args, **kwargs):
+        if str(name).endswith(".tmp"):
+            raise PermissionError(13, "Permission denied", str(name))
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(PermissionError) as e:
+        ckpt_module._write_atomically(tmp_path / "metrics.json", lambda f: f.write(b"{}"))
+    monkeypatch.undo()
+    assert e.value.filename == str(tmp_path / "metrics.json") and os.listdir(tmp_path) == []

@@ -1229,6 +1229,24 @@ def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, capsys):
     assert afile.read_text(encoding="utf-8") == "keep me"
 
 
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_an_out_the_system_refuses_to_look_at_is_one_line_before_training(command, tmp_path, monkeypatch, capsys):
+    """An --out under a folder without search permission (or a name over 255 characters) was a traceback from the
+    look for a file in its way, Path.exists raising since Python 3.11."""
+    from minitransformer.train import Trainer
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "exists", refuse)
+    monkeypatch.setattr(Trainer, "fit", lambda *a: pytest.fail("trained"))
+    out = str(tmp_path / "locked" / "run")
+    assert main([command, "--out", out] + (["--task", "copy", *TINY] if command == "train" else [])) == 2
+    monkeypatch.undo()
+    assert capsys.readouterr().err == f"minitransformer {command}: --out {out!r} cannot be used (Permission denied)\n"
+
+
 @pytest.mark.skipif(os.name == "nt", reason="the lock is POSIX's flock")
 def test_a_second_run_into_a_folder_another_run_is_writing_is_refused(tmp_path, monkeypatch, capsys):
     """Two runs started into the same --out both passed the look for a checkpoint there (none yet), both trained,
@@ -1256,6 +1274,73 @@ def test_a_second_run_into_a_folder_another_run_is_writing_is_refused(tmp_path, 
     monkeypatch.setattr(run, "_writable_folder", ended_meanwhile)
     assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(other)]) == 2
     assert "holds a run already (task copy, step 2), written while this one was being built" in capsys.readouterr().err
+
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the lock is POSIX's flock")
+def test_a_lock_file_that_cannot_be_removed_does_not_hide_the_runs_own_error(tmp_path, monkeypatch, capsys):
+    """A folder made read-only mid-run: the run's own error (here Ctrl-C's, its checkpoint saved) was replaced by
+    ".train.lock: Permission denied" from the lock's removal at its end."""
+    from minitransformer.train import TrainingInterrupted, run
+
+    unlink = Path.unlink
+
+    def refuse(self, *args, **kwargs):
+        if self.name == run.LOCK_NAME:
+            raise PermissionError(13, "Permission denied", str(self))
+        return unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(TrainingInterrupted), run._one_run_at_a_time(tmp_path):
+        raise TrainingInterrupted(3, tmp_path / "checkpoint.npz")
+    assert capsys.readouterr().err == (f"minitransformer: {tmp_path / run.LOCK_NAME} could not be removed (Permission "
+                                       "denied); it holds no run once this one ends\n")
+    with run._one_run_at_a_time(tmp_path):  # a run ended without an error is not turned into one either
+        pass
+
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the lock is POSIX's flock")
+def test_a_run_that_locked_a_lock_file_removed_meanwhile_takes_the_folders_own(tmp_path, monkeypatch):
+    """A run opened .train.lock just before the run holding it ended and removed it, then got the lock of that removed
+    file: a third run, started meanwhile, made a new one and locked it, and the two wrote into one folder at once."""
+    import fcntl
+
+    from minitransformer.train import run
+
+    real, calls = fcntl.flock, []
+
+    def removed_meanwhile(f, operation):  # the run holding it ends between this one's open and its flock
+        calls.append(operation)
+        if len(calls) == 1:
+            (tmp_path / run.LOCK_NAME).unlink()
+        return real(f, operation)
+
+    monkeypatch.setattr(fcntl, "flock", removed_meanwhile)
+    with run._one_run_at_a_time(tmp_path):
+        monkeypatch.undo()
+        assert len(calls) == 2  # locked again, the folder's file this time
+        with pytest.raises(FileExistsError, match="is being written by another run"), run._one_run_at_a_time(tmp_path):
+            pytest.fail("a second run into the folder was let in")
+    assert os.listdir(tmp_path) == []
+
+
+
+def test_an_out_that_is_a_link_to_nothing_is_said_so(tmp_path, monkeypatch, capsys):
+    """A dangling symbolic link as --out said "[Errno 17] File exists" of a name that shows no file."""
+    from minitransformer.train import Trainer
+
+    out = tmp_path / "run"
+    try:
+        os.symlink(tmp_path / "gone", out, target_is_directory=True)
+    except (OSError, NotImplementedError):  # (Windows without the privilege to make one)
+        pytest.skip("this system does not let the tests make a symbolic link")
+    monkeypatch.setattr(Trainer, "fit", lambda *a: pytest.fail("trained"))
+    assert main(["train", "--task", "copy", "--steps", "2", *TINY, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"minitransformer: --out {str(out)!r} is a symbolic link to "
+                                       f"{str(tmp_path / 'gone')!r}, which does not exist: make that folder, or give "
+                                       "another --out\n")
+    assert not (tmp_path / "gone").exists()
 
 
 def test_a_folder_the_system_refuses_is_one_line_before_training(tmp_path, monkeypatch, capsys):

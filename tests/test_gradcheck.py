@@ -575,3 +575,21 @@ def test_gradcheck_of_a_list_of_inputs_says_to_pass_them_separately():
                                         r"arguments, gradcheck\(fn, \*inputs\) or gradcheck\(fn, x, y\)"):
         mt.gradcheck(lambda a, b: a * b, [x, x])
     assert mt.gradcheck(lambda a, b: a * b, *[x, x])
+
+
+@pytest.mark.single_backend
+def test_close_to_torch_fails_under_python_O_too(tmp_path):
+    """A bare assert: under python -O (which removes asserts) every comparison against PyTorch passed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("from minitransformer.testing import close_to_torch\n"
+            "try:\n    close_to_torch(0.5, 'softmax, the forward')\n"
+            "except AssertionError as e:\n    print('refused:', e)")
+    env = {**os.environ, "PYTHONPATH": str(Path(mt.__file__).parents[1])}
+    run = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, encoding="utf-8", env=env,
+                         cwd=tmp_path, timeout=120)
+    assert run.stdout.splitlines()[-1] == ("refused: softmax, the forward: relative error 0.5 against PyTorch, not "
+                                           "under 1e-06"), run.stderr

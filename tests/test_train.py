@@ -533,6 +533,31 @@ def test_sigterm_stops_at_the_end_of_the_step_and_saves_as_ctrl_c_does(tmp_path)
 
 
 @pytest.mark.single_backend
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX's")
+def test_sighup_stops_at_the_end_of_the_step_and_saves_unless_ignored_by_nohup(tmp_path):
+    """A closed terminal or a dropped ssh connection sends SIGHUP, whose default ended the run at once, nothing saved
+    (SIGTERM's case word for word). Under nohup it is ignored, and stays so."""
+    def hung_up(signum, frame):  # (rather than the default, which would end pytest too where fit left it)
+        raise RuntimeError("SIGHUP reached the handler from before fit")
+
+    before = signal.signal(signal.SIGHUP, hung_up)
+    try:
+        trainer, loader = _seq2seq_run(tmp_path, "hup.npz")
+        _press_ctrl_c(trainer, at_step=3, signum=signal.SIGHUP)
+        with pytest.raises(TrainingInterrupted) as stopped:
+            trainer.fit(loader, 10)
+        assert (stopped.value.step, read_checkpoint(tmp_path / "hup.npz").step) == (4, 4)
+        assert signal.getsignal(signal.SIGHUP) is hung_up  # outside fit, SIGHUP is what it was
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup's
+        trainer, loader = _seq2seq_run(tmp_path, "nohup.npz")
+        _press_ctrl_c(trainer, at_step=3, signum=signal.SIGHUP)
+        trainer.fit(loader, 6)
+        assert trainer.stop_reason == "steps" and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+@pytest.mark.single_backend
 def test_a_second_ctrl_c_stops_at_once_saving_nothing(tmp_path):
     trainer, loader = _seq2seq_run(tmp_path, "never.npz")
     _press_ctrl_c(trainer, at_step=2, times=2)
@@ -2336,3 +2361,25 @@ def test_a_task_loss_given_examples_instead_of_a_batch_says_how_a_batch_is_made(
             loss(model, examples)
     with pytest.raises(TypeError, match=r"^lm_loss: expected a Batch, got list; make one with data\.make_lm_batch\("):
         lm_loss(model, examples)
+
+
+def test_a_checkpoint_folder_removed_during_fit_is_not_made_again(tmp_path):
+    """An --out removed mid-run was made anew by the next checkpoint, without the run's lock: a second run started
+    there was let in, and the two runs' files mixed (the one that ended first lost its results without a word)."""
+    import shutil
+
+    trainer, loader = _seq2seq_run(tmp_path / "run", "checkpoint.npz", checkpoint_every=2)
+    loss_fn = trainer.loss_fn
+
+    def removing_the_folder(*args):
+        if trainer.step == 2:  # its first checkpoint made the folder, as before
+            assert os.listdir(tmp_path / "run") == ["checkpoint.npz"]
+            shutil.rmtree(tmp_path / "run")
+        return loss_fn(*args)
+
+    trainer.loss_fn = removing_the_folder
+    with pytest.raises(FileNotFoundError) as e:
+        trainer.fit(loader, 6)
+    assert e.value.filename == str(tmp_path / "run" / "checkpoint.npz") and trainer.step == 4
+    assert str(tmp_path / "run") in e.value.strerror and "was removed during the run" in e.value.strerror
+    assert os.listdir(tmp_path) == []

@@ -606,3 +606,27 @@ def test_every_function_is_exported():
     assert set(viz.__all__) == {"draw_graph", "draw_architecture", "attention_heatmap", "attention_heads",
                                 "attention_layers", "positional_encoding_heatmap", "positional_encoding_curves",
                                 "position_similarity", "training_curves", "training_pictures"}
+
+
+@pytest.mark.single_backend
+def test_training_pictures_on_a_full_disk_leave_the_old_picture_whole_and_name_it(tmp_path, monkeypatch):
+    """savefig wrote into the file itself: a full disk cut an earlier run's curves.png to its first bytes, and the
+    error named no file ("minitransformer: No space left on device")."""
+    import errno
+    import os
+
+    from minitransformer.train import tasks
+
+    setup = tasks.build("reverse", n_train=16, n_val=4, n_test=4, d_model=16, heads=2, layers=1, d_ff=32)
+    (tmp_path / "curves.png").write_bytes(b"the picture of the run before")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as e:
+        viz.training_pictures(setup, {"train_loss": [(1, 2.5), (2, 2.0)]}, tmp_path)
+    monkeypatch.undo()
+    assert e.value.filename == str(tmp_path / "curves.png") and e.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == ["curves.png"]
+    assert (tmp_path / "curves.png").read_bytes() == b"the picture of the run before"

@@ -54,6 +54,7 @@ import numpy as np  # checkpoints live on the host: NumPy arrays in, NumPy array
 
 from .. import backend as _backend
 from .._arguments import require_int, shown
+from ..autograd.engine import _add_note
 from ..data import tokenizers as _tokenizers
 from ..nn.module import ClassedState, Module, StateDictError, _first_class_difference, module_classes
 from ..optim import LRScheduler, Optimizer
@@ -478,11 +479,15 @@ def _write_atomically(path: Path, write) -> None:
     """``write(f)`` into a temporary file beside ``path``, fsync it, rename it over ``path``: all or nothing.
 
     How training writes its files (the checkpoint, ``metrics.json``): a crash or a full disk mid-write leaves the
-    old file as it was, and no temporary file behind.
+    old file as it was, and no temporary file behind (where the system refuses to remove it, a note on the error
+    names it). Every error names ``path``, not the temporary file.
     """
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _temporary_file_beside(path, folder)
+    try:
+        fd, tmp = _temporary_file_beside(path, folder)
+    except OSError as e:  # named by the file the user knows, not by the temporary file's random name
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -490,13 +495,18 @@ def _write_atomically(path: Path, write) -> None:
             os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         _replace(tmp, path)
     except BaseException as e:
+        error = e
+        if isinstance(e, OSError) and (e.filename is None or str(e.filename) == str(tmp)):  # (a full disk: no name)
+            error = OSError(e.errno, e.strerror or str(e), str(path))
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if isinstance(e, OSError) and e.filename is None:  # a full disk names no file: the one being written, then
-            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
-        raise
+        except OSError as left:  # (a folder made read-only meanwhile) said, but the error in flight is the one raised
+            _add_note(error, f"its temporary file {str(tmp)!r} was left behind ({left.strerror or left})")
+        if error is e:
+            raise
+        raise error from e
     try:  # make the rename itself durable (POSIX; Windows cannot open a folder)
         dir_fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -275,6 +275,7 @@ def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverg
     if diverged is not None:
         record["error"] = str(diverged)
     text = json.dumps(record, indent=2)
+    trainer._check_folder_there()  # (--out removed since the checkpoint: not made anew for the metrics)
     _write_atomically(out / "metrics.json", lambda f: f.write(text.encode("utf-8")))  # as the checkpoint
     written = [trainer.checkpoint_path, out / "metrics.json",
                *(pictures(setup, trainer.history, out, marks=_marks_of_run(trainer, diverged)) if pictures else [])]
@@ -400,20 +401,35 @@ LOCK_NAME = ".train.lock"
 def _one_run_at_a_time(out: Path):
     """Hold ``out``'s :data:`LOCK_NAME` locked while the block runs: a second run started into the same folder meanwhile
     is refused (FileExistsError), where both would have written its checkpoint, the later one's kept. The lock is the
-    system's (``flock``): a run killed at once leaves none held. Where there is none (Windows), nothing is held."""
+    system's (``flock``): a run killed at once leaves none held. Where there is none (Windows), nothing is held. A lock
+    file the system refuses to remove at the end is a note on stderr, never an error hiding the block's own.
+
+    The file is removed at the end, still locked: a run that opened it just before gets the lock of a file no longer
+    in the folder once it is let go, and so checks that the file it locked is the folder's, and else opens it again
+    (without, it ran beside a third run that made the folder's lock anew: two runs writing into one folder)."""
     try:
         import fcntl
     except ImportError:  # Windows
         yield
         return
     lock = out / LOCK_NAME
-    with open(lock, "a+", encoding="utf-8") as f:
+    while True:
+        f = open(lock, "a+", encoding="utf-8")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            raise FileExistsError(f"{out} is being written by another run (process {f.read().strip() or '?'}): "
+            holder = f.read().strip() or "?"
+            f.close()
+            raise FileExistsError(f"{out} is being written by another run (process {holder}): "
                                   "wait for it to end, or give another --out") from None
+        try:
+            if os.path.samestat(os.fstat(f.fileno()), os.stat(lock)):  # the folder's lock file, not a removed one
+                break
+        except FileNotFoundError:
+            pass
+        f.close()  # opened just before the run that held it removed it: the folder's own is opened anew
+    with f:
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
@@ -421,11 +437,18 @@ def _one_run_at_a_time(out: Path):
         try:
             yield
         finally:
-            lock.unlink(missing_ok=True)  # before the lock is let go with the file: the next run makes its own
+            try:
+                lock.unlink(missing_ok=True)  # before the lock is let go with the file: the next run makes its own
+            except OSError as e:  # (a folder made read-only meanwhile) the error in flight, if any, is the one to see
+                print(f"minitransformer: {lock} could not be removed ({e.strerror or e}); it holds no run once this "
+                      "one ends", file=sys.stderr)
 
 
 def _writable_folder(out: Path) -> None:
     """Make ``out`` and write a file in it now: a folder that cannot be made or written fails before the run."""
+    if out.is_symlink() and not out.exists():  # (mkdir says only "File exists", of a name that shows no file)
+        raise FileExistsError(f"--out {str(out)!r} is a symbolic link to {os.readlink(out)!r}, which does not exist: "
+                              "make that folder, or give another --out")
     out.mkdir(parents=True, exist_ok=True)
     try:
         with tempfile.TemporaryFile(dir=out):

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import math
 import shutil
 import signal
@@ -193,7 +194,9 @@ class _CtrlC:
     """While training, Ctrl-C (SIGINT) only sets ``pressed``: the loop stops at the end of the step, where a
     checkpoint resumes exactly, rather than wherever the interrupt lands. A second Ctrl-C raises at once. SIGTERM
     (what ``kill``, ``timeout``, ``docker stop`` and a batch system's preemption send) counts as a Ctrl-C: its
-    default ended the process at once, the steps since the last checkpoint lost and nothing said.
+    default ended the process at once, the steps since the last checkpoint lost and nothing said. So does SIGHUP,
+    where the system has it (a closed terminal, a dropped ssh connection), for the same reason; ``nohup``, which
+    sets it ignored, keeps the run going as before.
 
     Signal handlers belong to the main thread; elsewhere (or where a signal is ignored) it is left as it is.
     """
@@ -211,8 +214,9 @@ class _CtrlC:
         if threading.current_thread() is threading.main_thread():
             if callable(signal.getsignal(signal.SIGINT)):
                 self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._handler)
-            if signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, None):
-                self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handler)
+            for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # (Windows has no SIGHUP)
+                if signum is not None and signal.getsignal(signum) not in (signal.SIG_IGN, None):
+                    self._previous[signum] = signal.signal(signum, self._handler)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -300,7 +304,9 @@ class Trainer:
         :meth:`load` refuses it. Unless they are not finite either (an update had made them so before the best
         evaluation): then nothing is put back, nor saved.
     checkpoint_path : str or Path, optional
-        Where :meth:`save` writes every ``checkpoint_every`` steps and at the end.
+        Where :meth:`save` writes every ``checkpoint_every`` steps and at the end. Its folder is made by the first
+        checkpoint if need be; one removed during :meth:`fit` is not made again (FileNotFoundError naming it): another
+        run may be writing there by then.
     checkpoint_every : int, optional
         Steps between checkpoints (only at the end if None); needs ``checkpoint_path``.
     keep_checkpoints : int, optional
@@ -446,6 +452,7 @@ class Trainer:
         self.min_delta, self.target, self.restore_best = min_delta, target, restore_best
         self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
         self.keep_checkpoints, self.kept_checkpoints = keep_checkpoints, []
+        self._folder_there = False  # whether fit found or made checkpoint_path's folder (_check_folder_there)
         self.tokenizer, self.extra, self.desc = tokenizer, dict(extra or {}), desc
         self.run_id = _new_run_id()  # (from the system's randomness: the training's generator does not move)
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -632,6 +639,7 @@ class Trainer:
             self._last_params = self.restored_step = None
         start = time.perf_counter()
         self.model.train()
+        self._folder_there = self.checkpoint_path is not None and Path(self.checkpoint_path).parent.is_dir()
         bar = (tqdm if not self.progress or _draws_in_place(sys.stderr) else _LineBar)(
             total=steps, initial=min(self.step, steps), desc=self.desc, disable=not self.progress, dynamic_ncols=True,
             leave=True)
@@ -676,6 +684,7 @@ class Trainer:
                 self.elapsed += time.perf_counter() - start
             if self.checkpoint_path is not None:
                 self._check_finite_params()
+                self._check_folder_there()
                 self.save(self.checkpoint_path)
         if self.stop_reason == "interrupted":  # (a Ctrl-C during the last step lets the run finish as it was)
             raise TrainingInterrupted(self.step, self.checkpoint_path)
@@ -817,6 +826,7 @@ class Trainer:
         history and where the run stood (``stop_reason`` "diverged", ``restored_step``), but no optimizer state,
         schedule or random state: the optimizer's moments are not finite, so that :meth:`load` refuses it
         (``_refuse_model_only``) rather than train on into NaN again."""
+        self._check_folder_there()
         save_checkpoint(self.checkpoint_path, self.model, step=self.step, rng_state=None, tokenizer=self.tokenizer,
                         history=self.history, trainer_state=self.state(), extra={**self.extra, RUN_ID: self.run_id})
 
@@ -931,6 +941,7 @@ class Trainer:
         run deletes it in its turn), then copied.
         """
         self._check_finite_params()
+        self._check_folder_there()
         if self.keep_checkpoints is None:
             self.save(self.checkpoint_path)
             return
@@ -941,6 +952,17 @@ class Trainer:
         self.save(self.checkpoint_path)
         with open(self.checkpoint_path, "rb") as source:  # a copy of the bytes just written: no second serialising
             _write_atomically(kept, lambda f: shutil.copyfileobj(source, f))
+
+    def _check_folder_there(self) -> None:
+        """Refuse to write :meth:`fit`'s checkpoint into a folder removed since the run found it (or made it, with its
+        first checkpoint): :func:`save_checkpoint` would make it anew, and a second run may write there meanwhile (the
+        command line's lock went with the folder), the two runs' files mixed in it and this one's results lost."""
+        folder = Path(self.checkpoint_path).parent
+        if self._folder_there and not folder.is_dir():
+            raise FileNotFoundError(errno.ENOENT, f"the folder {str(folder)!r} was removed during the run: its "
+                                    "checkpoint is not written there (made anew, the folder could mix its files "
+                                    "with another run's); start the run again", str(self.checkpoint_path))
+        self._folder_there = True
 
     def _generator(self) -> _backend.Backend:
         """The backend whose random generator the model's dropout draws from: that of its weights (a model moved

@@ -184,7 +184,7 @@ def training_pictures(setup, history: dict, out, *, marks: dict | None = None) -
     ``train`` is a layer below this one). ``setup`` is the run's :class:`~minitransformer.train.tasks.TaskSetup`,
     ``history`` its trainer's, ``marks`` the steps to mark on the curves (:func:`training_curves`'s: ``train`` gives
     that of the model kept, where the run put back its best evaluation's, and that of a divergence); returns the
-    paths written.
+    paths written. Each is written atomically: a picture already there is replaced whole or left as it was.
 
     Examples
     --------
@@ -206,9 +206,22 @@ def training_pictures(setup, history: dict, out, *, marks: dict | None = None) -
         fig = training_curves(curves, title=f"{setup.name}: training", log_y=("loss",) if positive else (),
                               marks=marks)
         paths.append(out / "curves.png")
-        fig.savefig(paths[-1], dpi=100)
+        _save_png(fig, paths[-1])
     for name, weights, queries, keys in setup.sample(setup.model):
         fig = attention_heads(weights, queries, keys, title=f"{setup.name}: {name.replace('_', ' ')} (last layer)")
         paths.append(out / f"attention_{name}.png")
-        fig.savefig(paths[-1], dpi=100)
+        _save_png(fig, paths[-1])
     return paths
+
+
+def _save_png(fig: Figure, path) -> None:
+    """``fig`` as a PNG at ``path``, written atomically as the run's checkpoint is: a full disk or a kill midway leaves
+    the picture an earlier run drew there whole (``savefig`` into the file cut it short), and an error names ``path``.
+    """
+    import io
+
+    from ..train.checkpoint import _write_atomically  # (train is the layer below: imported only when saving)
+
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
+    _write_atomically(path, lambda f: f.write(png.getbuffer()))
