@@ -577,6 +577,30 @@ def test_overwrite_deletes_the_copies_the_replaced_run_kept_and_nothing_else(tmp
         average_checkpoints([out / f"checkpoint-step00000{step}.npz" for step in (2, 3, 4)])
 
 
+def test_copies_of_a_replaced_run_are_deleted_by_the_resume_of_a_run_killed_before_it_deleted_them(tmp_path, capsys,
+                                                                                                  monkeypatch):
+    """The names were only in memory, deleted after fit: a --overwrite run killed (kill -9, a dropped ssh) after its
+    first checkpoint left the old run's copies beside its own for good, and average refused the folder. Its
+    checkpoints name them (extra/replaced_copies), and its resume deletes them."""
+    from minitransformer.train import run as run_module
+
+    out = tmp_path / "run"
+    run = ["train", "--task", "copy", *TINY, "--out", str(out)]
+    assert main([*run, "--steps", "6", "--checkpoint-every", "3", "--keep-checkpoints", "2"]) == 0
+    with monkeypatch.context() as m:  # killed after its checkpoints: what follows fit never ran
+        m.setattr(run_module, "_remove_kept_by_replaced", lambda *args: None)
+        assert main([*run, "--steps", "4", "--checkpoint-every", "2", "--keep-checkpoints", "3", "--overwrite"]) == 0
+    assert "checkpoint-step000003.npz" in _files(out)
+    assert read_checkpoint(out / "checkpoint.npz").extra["replaced_copies"] == ["checkpoint-step000003.npz",
+                                                                                 "checkpoint-step000006.npz"]
+    capsys.readouterr()
+    assert main([*run, "--steps", "6", "--resume"]) == 0
+    assert "removed the 1 checkpoint(s) the replaced run kept: checkpoint-step000003.npz" in capsys.readouterr().out
+    kept = [out / f"checkpoint-step00000{step}.npz" for step in (2, 4, 6)]  # step 6: the new run's own, written again
+    assert _files(out) == [p.name for p in kept] + ["checkpoint.npz", "metrics.json"]
+    assert average_checkpoints(kept).extra["averaged"]["steps"] == [2, 4, 6]
+
+
 def tasks_model(ckpt):
     """The model a checkpoint holds, its weights loaded."""
     from minitransformer.train import model_from_checkpoint

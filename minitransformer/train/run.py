@@ -120,8 +120,9 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     overwrite : bool
         Start a new run where ``out`` holds a checkpoint already, replacing it, and delete the checkpoints its run
         kept under their steps (``keep_checkpoints``: those its checkpoint names, nothing else), which would be
-        averaged with the new run's, once the new run wrote its first checkpoint (a run that fails before that
-        leaves the old one whole); without it (and without ``resume``) that checkpoint is kept and the run
+        averaged with the new run's, at the end of the new run (a run that fails before its first checkpoint leaves
+        the old one whole; one stopped before its end names them in its checkpoints, and its ``resume`` deletes
+        them); without it (and without ``resume``) that checkpoint is kept and the run
         refused: a trained model is not lost to a forgotten ``--resume``.
     keep_checkpoints : int, optional
         Also keep the last this many checkpoints written every ``checkpoint_every`` steps (which it needs), as
@@ -213,14 +214,17 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
                                   "built: add --resume to continue it, or --overwrite to start again and replace it")
         _remove_stale_temporaries(path)  # left by a run killed while writing; no write of ours runs yet
         _remove_stale_temporaries(_kept_path(path, "*"))  # ... and while keeping one (a pattern: any step)
-        replaced = _kept_by_replaced(path) if overwrite and not resume else []  # read before the new run writes
+        # the copies a replaced run kept (--overwrite), read before the new run writes; its checkpoints name them, so
+        # that a run killed before it deleted them deletes them when resumed
+        replaced = _kept_by(path, path, saved.extra.get(REPLACED_COPIES)) if resume else \
+            _kept_by_replaced(path) if overwrite else []
         print(f"task {task}: {type(setup.model).__name__} with {setup.model.num_parameters():,} parameters on "
               f"backend {_backend.current().name}")
         print("settings: " + ", ".join(f"{k}={v}" for k, v in s.items()))
         trainer = setup.trainer(log_every=max(1, min(50, s["eval_every"], s["steps"] // 30)), progress=progress,
                                 checkpoint_path=path, checkpoint_every=checkpoint_every,
                                 keep_checkpoints=keep_checkpoints,
-                                extra={"task": task, "settings": s,
+                                extra={"task": task, "settings": s, **({REPLACED_COPIES: replaced} if replaced else {}),
                                        "checkpoints": {"every": checkpoint_every, "keep": keep_checkpoints}})
         if resume:
             trainer.load(path, rng="reseed")  # a run written on another backend continues, with a fresh random stream
@@ -293,6 +297,10 @@ def _marks_of_run(trainer, diverged=None) -> dict[str, int]:
     if trainer.restored_step is not None:
         marks[f"model kept (step {trainer.restored_step})"] = trainer.restored_step
     return marks
+
+
+#: the key of a checkpoint's ``extra`` naming the copies of the run it replaced (``--overwrite``), to delete
+REPLACED_COPIES = "replaced_copies"
 
 
 def _kept_by_replaced(path: Path) -> list[str]:
