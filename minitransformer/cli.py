@@ -79,16 +79,16 @@ def _set_blas_threads(args, command: str) -> None:
 
 def _task_default(name: str) -> str:
     """The default of the task setting ``name`` in words, for a named option's help, from the tasks' own settings
-    (:data:`~minitransformer.train.tasks.DEFAULTS`, ``EVERY_TASK`` and a default that another setting changes):
-    ``default: 1`` where every task has the same, else ``the task's default: 0; translate 0.1``, the value most tasks
-    have first."""
+    (those of each entry of :data:`~minitransformer.train.tasks.REGISTRY`, ``EVERY_TASK`` and a default that another
+    setting changes): ``default: 1`` where every task has the same, else ``the task's default: 0; translate 0.1``, the
+    value most tasks have first."""
     from .train import tasks
 
     def shown(value) -> str:
         return f"{value:g}" if isinstance(value, float) else str(value)
 
-    by_value = {}  # value -> the tasks that have it, in the order of tasks.DEFAULTS
-    for task in tasks.DEFAULTS:
+    by_value = {}  # value -> the tasks that have it, in the order of tasks.REGISTRY
+    for task in tasks.REGISTRY:
         by_value.setdefault(shown(tasks._defaults(task)[name]), []).append(task)
     when = [f"{task} with {key}={value} {shown(changed[name])}"
             for (task, key, value), changed in tasks._DEFAULTS_WHEN.items() if name in changed]

@@ -122,7 +122,7 @@ def test_generate_decodes_greedily_at_beam_1_and_by_beam_search_of_the_size_give
     """--beam k: beam_search with k hypotheses and the paper's length penalty alpha = 0.6 (beam 1 is greedy
     decoding); on this untrained model greedy, 2 and 3 hypotheses give three different outputs, so each is seen.
     The outputs do not depend on alpha here, so what beam_search is asked for is recorded too."""
-    from minitransformer.train import run
+    from minitransformer.train import tasks
     from minitransformer.train.decoding import beam_search, greedy_decode
     from minitransformer.train.metrics import strip_after_eos
     from minitransformer.train.run import _setup_from_checkpoint
@@ -133,7 +133,7 @@ def test_generate_decodes_greedily_at_beam_1_and_by_beam_search_of_the_size_give
         asked.append(kwargs)
         return beam_search(model, src, **kwargs)
 
-    monkeypatch.setattr(run, "beam_search", spy)
+    monkeypatch.setattr(tasks, "beam_search", spy)
     setup, _ = _setup_from_checkpoint(untrained["reverse"])
     tok, src = setup.tokenizer, mt.tensor([setup.tokenizer.encode("314")])
     expected = {1: greedy_decode(setup.model, src, max_len=5)}  # 3 digits and <eos>, at most len + 2 tokens
@@ -510,9 +510,13 @@ def test_train_help_gives_each_tasks_default_from_the_tasks_settings(monkeypatch
     assert _help_of("train", "--steps") == ("optimizer steps (the task's default: 1000; dates 600; translate, "
                                             "classify 2000; charlm with tokenizer=bpe 300)")
     assert _help_of("train", "--heads").endswith("(default: 4)")  # the same for every task
+    import dataclasses
+
     from minitransformer.train import tasks
 
-    monkeypatch.setitem(tasks.DEFAULTS, "charlm", {**tasks.DEFAULTS["charlm"], "dropout": 0.2, "heads": 8})
+    charlm = tasks.REGISTRY["charlm"]
+    monkeypatch.setitem(tasks.REGISTRY, "charlm", dataclasses.replace(charlm, defaults={**charlm.defaults,
+                                                                                          "dropout": 0.2, "heads": 8}))
     assert _help_of("train", "--dropout").endswith("the task's default: 0; translate 0.1; charlm 0.2)")
     assert _help_of("train", "--heads").endswith("(the task's default: 4; charlm 8)")
 
@@ -690,15 +694,15 @@ def test_checkpoint_every_writes_the_checkpoint_during_the_run(tmp_path, monkeyp
 
 
 def test_charlm_trains_and_generates_text(tmp_path, monkeypatch, capsys):
-    from minitransformer.train import run
+    from minitransformer.train import tasks
 
-    calls, generate = [], run.generate
+    calls, generate = [], tasks.generate
 
     def spy(model, ids, max_new_tokens, **kwargs):
         calls.append(kwargs)
         return generate(model, ids, max_new_tokens, **kwargs)
 
-    monkeypatch.setattr(run, "generate", spy)
+    monkeypatch.setattr(tasks, "generate", spy)
     out = tmp_path / "lm"
     assert main(["train", "--task", "charlm", "--steps", "4", *TINY, "--out", str(out)]) == 0
     text = capsys.readouterr().out
@@ -719,7 +723,7 @@ def test_charlm_trains_and_generates_text(tmp_path, monkeypatch, capsys):
 
 def test_charlm_with_bpe_trains_saves_its_merges_evaluates_and_generates_tokens(tmp_path, monkeypatch, capsys):
     from minitransformer.data import BPETokenizer, load_corpus, split_corpus, tokenizer_from_dict
-    from minitransformer.train import run
+    from minitransformer.train import tasks
 
     out = tmp_path / "bpe"
     assert main(["train", "--task", "charlm", "--steps", "4", *TINY, "--no-pictures", "--set", "tokenizer=bpe",
@@ -735,14 +739,14 @@ def test_charlm_with_bpe_trains_saves_its_merges_evaluates_and_generates_tokens(
     evaluated = capsys.readouterr().out
     assert _metric(evaluated, "val_loss") == pytest.approx(_metric(trained, "val_loss"), abs=1e-4)
     assert _metric(evaluated, "val_bits_per_char") < _metric(evaluated, "val_loss") / np.log(2)  # 2+ chars a token
-    outputs, generate = [], run.generate
+    outputs, generate = [], tasks.generate
 
     def spy(*args, **kwargs):
         out = generate(*args, **kwargs)
         outputs.append(out.numpy()[0])
         return out
 
-    monkeypatch.setattr(run, "generate", spy)
+    monkeypatch.setattr(tasks, "generate", spy)
     assert main(["generate", str(out / "checkpoint.npz"), "--prompt", "Four score", "--max-new-tokens", "6"]) == 0
     generated = capsys.readouterr().out.rstrip("\n")
     prompt = tok.encode("Four score")
@@ -1625,7 +1629,7 @@ def test_text_is_refused_for_a_task_other_than_charlm(tmp_path, capsys):
 def test_the_charlm_example_prompt_is_made_of_characters_the_model_knows():
     """"The " was the prompt whatever the text: a model trained on lower-case lines started its example with <unk>."""
     from minitransformer.data import CharTokenizer
-    from minitransformer.train.run import _example_prompt
+    from minitransformer.train.tasks import _example_prompt
 
     assert _example_prompt(CharTokenizer.from_text(OWN_TEXT + "The end")) == "The "
     assert _example_prompt(CharTokenizer.from_text(OWN_TEXT)) == "\n"  # no capital T

@@ -44,12 +44,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np  # host-side parsing of user input and printing
+import numpy as np  # host-side numbers read from a checkpoint
 
 from .. import backend as _backend
 from .._arguments import require_real, shown
-from ..autograd import Tensor
-from ..data import SPECIAL_TOKENS, BPETokenizer, CorpusError, tokenizer_from_dict
+from ..data import CorpusError, tokenizer_from_dict
 from . import tasks
 from .checkpoint import (
     RUN_ID,
@@ -65,8 +64,6 @@ from .checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from .decoding import beam_search, generate, greedy_decode
-from .metrics import strip_after_eos
 from .threads import set_blas_threads
 from .trainer import TrainingDiverged
 
@@ -272,9 +269,9 @@ def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverg
                    stop_reason=trainer.stop_reason)
     if trainer.restored_step is not None:
         metrics["restored_step"] = trainer.restored_step
-    print(f"\nfinal metrics ({'held-out test split' if setup.kind != 'lm' else 'validation text'}):")
+    print(f"\nfinal metrics ({'validation text' if setup.test is None else 'held-out test split'}):")
     _print_metrics(metrics)
-    _show_example(setup)
+    tasks.REGISTRY[task].show(setup)  # what the model does with one held-out input
     record = {"task": task, "metrics": metrics, "settings": setup.settings, "backend": backend}
     if diverged is not None:
         record["error"] = str(diverged)
@@ -371,25 +368,9 @@ def _note_resumed(saved, trainer, setup) -> None:
               f"step {trainer.step + 1}, where the longer schedule is (no new warm-up)", file=sys.stderr)
 
 
-_EXAMPLE_REVIEW = "the acting was not bad"  # generate's example input of the classify task
-_EXAMPLE_DATE = "the 3rd of March 2021"  # ... and of the dates task
-_READS = {"dates": "a date", "translate": "a sentence"}  # what generate's --input is, for the tasks on words
-
-#: generate's options that only some tasks read, each with the kind of task that reads it
-_TASK_OPTIONS = {"beam": ("--beam", "seq2seq"), "alpha": ("--alpha", "seq2seq"),
-                 "max_new_tokens": ("--max-new-tokens", "lm"), "temperature": ("--temperature", "lm"),
-                 "top_k": ("--top-k", "lm"), "seed": ("--seed", "lm")}
-
-
-def _note_ignored(setup, **values) -> None:
-    """Say on stderr which options, given other than their defaults (those of :func:`generate_from_checkpoint`), the
-    checkpoint's task does not read."""
-    defaults = inspect.signature(generate_from_checkpoint).parameters
-    ignored = [option for name, (option, kind) in _TASK_OPTIONS.items()
-               if setup.kind != kind and values[name] != defaults[name].default]
-    if ignored:
-        print(f"minitransformer: generate: the {setup.name} task does not read {', '.join(ignored)}; ignored",
-              file=sys.stderr)
+#: generate's options that only some tasks read (those their ``answer`` takes), with their names on the command line
+_OPTIONS = {"beam": "--beam", "alpha": "--alpha", "max_new_tokens": "--max-new-tokens", "temperature": "--temperature",
+            "top_k": "--top-k", "seed": "--seed"}
 
 
 def _described(path: Path) -> str:
@@ -466,94 +447,27 @@ def _writable_folder(out: Path) -> None:
             from None
 
 
-def _show_example(setup) -> None:
-    """Print what the trained model does with one held-out input."""
-    tok, model = setup.tokenizer, setup.model
-    if setup.name in tasks.TEXT_SEQ2SEQ:  # a held-out source, beside its reference
-        src, reference = setup.test[0]
-        out = greedy_decode(model, Tensor(np.asarray([src], dtype=np.int64)))
-        print(f"\nexample: {tok.source.decode(src)!r} -> {tok.target.decode(strip_after_eos(out.numpy()[0]))!r} "
-              f"(reference {tok.target.decode(reference)!r})")
-    elif setup.kind == "seq2seq":
-        src = [tok.stoi[c] for c in _example_digits(setup)]
-        out = greedy_decode(model, Tensor(np.asarray([src], dtype=np.int64)))
-        print(f"\nexample: {tok.decode(src)} -> {tok.decode(strip_after_eos(out.numpy()[0]))}")
-    elif setup.kind == "classify":
-        for text in ("the plot was not good", "not the plot was good"):
-            ids = tok.encode(text)
-            p = float(model.predict_proba(Tensor(np.asarray([ids], dtype=np.int64))).numpy()[0])
-            print(f"example: {text!r} -> p(positive) = {p:.3f}")
-    else:
-        prompt = _example_prompt(tok)
-        ids = generate(model, Tensor(np.asarray([tok.encode(prompt)], dtype=np.int64)), 120, temperature=0.8,
-                       top_k=10, context=setup.settings["seq_len"])  # the positions it was trained on
-        print(f"\nexample (temperature 0.8, top-k 10): {tok.decode(ids.numpy()[0])!r}")
-
-
-def _example_prompt(tok) -> str:
-    """The charlm's example prompt: "The ", or for a text without those characters a line break, or else its first
-    character (a prompt of characters the model never saw would start its text with <unk>). A BPE model's is "The":
-    its space belongs to the next word (" cat"), so a prompt ending in a space ends in a token it rarely saw."""
-    for prompt in ("The ", "\n"):
-        if all(c in tok.stoi for c in prompt):
-            return prompt.rstrip(" ") if isinstance(tok, BPETokenizer) else prompt
-    return tok.itos[len(SPECIAL_TOKENS)]  # the first character after the specials
-
-
-def _example_digits(setup) -> str:
-    """The digits of pi, as many as the seq2seq model was trained on (at most 11): its example input."""
-    return "31415926535"[: setup.settings["max_len"]]
-
-
-def _check_length(setup, n: int, unit: str, trained: tuple[int, int]) -> None:
-    """An input of ``n`` tokens the model has no positions for is refused naming the task, before the model's own
-    message, which says to build it with a larger ``max_len`` (an option the command line does not have). One whose
-    length is outside ``trained`` runs, with a note on stderr: a model trained on 8 to 12 digits has never ended an
-    output after 5, and does not."""
-    if n > setup.model.max_len:  # the rows of its positional encoding
-        raise ValueError(f"generate: the {setup.name} model reads at most {setup.model.max_len} {unit}, got {n}")
-    low, high = trained
-    if not low <= n <= high:
-        print(f"minitransformer: generate: the {setup.name} model was trained on {low} to {high} {unit}, not {n}: "
-              "its output may be wrong", file=sys.stderr)
-
-
-def _note_unknown(setup, text: str | None) -> None:
-    """Name on stderr the words (characters) of ``text`` the tokenizer reads as ``<unk>``: a model that never saw
-    them answers anyway ("the film was not terrible" is "the film was not <unk>" to the classify task)."""
-    tok = setup.tokenizer.source if setup.name in tasks.TEXT_SEQ2SEQ else setup.tokenizer  # what reads the input
-    unknown = dict.fromkeys(p for p in tok.tokenize(text or "") if p not in tok.stoi)  # each once, in order
-    if unknown:
-        print(f"minitransformer: generate: not in the {setup.name} model's vocabulary, read as <unk>: "
-              f"{', '.join(map(repr, unknown))}", file=sys.stderr)
-
-
 @dataclass(frozen=True)
 class _Trained:
     """What ``generate`` needs of a checkpoint, as a :class:`~minitransformer.train.tasks.TaskSetup` holds it: the
-    task's name, kind and settings, the model with its weights, the tokenizer."""
+    task's name and settings, the model with its weights, the tokenizer."""
 
     name: str
-    kind: str
     settings: dict
     model: object
     tokenizer: object
-
-
-#: the model class each kind of task (:data:`~minitransformer.train.tasks.KIND`) builds
-_MODEL_OF_KIND = {"seq2seq": "Transformer", "classify": "TransformerClassifier", "lm": "DecoderOnlyLM"}
 
 
 def _saved_task(ckpt) -> tuple[str, dict]:
     """The task and settings a checkpoint written by :func:`train` names, refused where its model is not the one the
     task builds (a language model's checkpoint that says ``reverse``: its model would be run as a Transformer)."""
     task, settings = ckpt.extra.get("task"), ckpt.extra.get("settings")
-    if not isinstance(task, str) or task not in tasks.TASKS or not isinstance(settings, dict):
+    if not isinstance(task, str) or task not in tasks.REGISTRY or not isinstance(settings, dict):
         raise CheckpointError(f"{ckpt.path} was not written by `minitransformer train` (it names no task); load it "
                               "with minitransformer.train.load_checkpoint in Python")
-    wanted = _MODEL_OF_KIND[tasks.KIND[task]]
+    wanted = tasks.REGISTRY[task].model_type
     if ckpt.model_type != wanted:
-        theirs = [t for t in tasks.TASKS if _MODEL_OF_KIND[tasks.KIND[t]] == ckpt.model_type]
+        theirs = [t.name for t in tasks.REGISTRY.values() if t.model_type == ckpt.model_type]
         fits = f" (the model of the {', '.join(theirs)} task{'s' if len(theirs) > 1 else ''})" if theirs else ""
         raise CheckpointError(f"checkpoint {ckpt.path!r} names the task {task!r}, whose model is a {wanted}, but "
                               f"holds a {ckpt.model_type}{fits}: a hand-made or edited file")
@@ -568,7 +482,7 @@ def _check_saved_settings(ckpt, task: str, settings: dict) -> None:
     config = ckpt.config if isinstance(ckpt.config, dict) else {}
     same = {"d_model": ("d_model",), "heads": ("heads",), "d_ff": ("d_ff",), "norm_first": ("norm_first",),
             "layers": ("num_layers", "num_encoder_layers", "num_decoder_layers")}
-    if tasks.KIND[task] != "seq2seq":  # (a seq2seq model's positions are computed from its lengths)
+    if tasks.REGISTRY[task].kind != "seq2seq":  # (a seq2seq model's positions are computed from its lengths)
         same["max_len"] = ("max_len",)
     for name, keys in same.items():
         for key in keys:
@@ -586,7 +500,7 @@ def _build_saved(ckpt, task: str, settings: dict):
     try:
         setup = tasks.build(task, **settings)
     except CorpusError as e:
-        data = ("pairs", settings.get("pairs")) if task == "translate" else ("text", settings.get("corpus"))
+        data = ("pairs", settings["pairs"]) if "pairs" in settings else ("text", settings.get("corpus"))
         raise CheckpointError(f"{where} was trained on the {data[0]} {data[1]!r}: {e.problem}") from None
     except ValueError as e:  # a setting out of its range (an edited file's n_test=10**9): before any data are made
         raise CheckpointError(f"{where}: its settings do not make the task: {e}") from None
@@ -618,7 +532,7 @@ def _setup_from_checkpoint(path):
 
 def _trained_model(path):
     """What ``generate`` needs, from the checkpoint alone when it holds the tokenizer: the model with its weights,
-    the tokenizer, the task's name, kind and settings. No data are rebuilt, so a charlm model trained on a text
+    the tokenizer, the task's name and settings. No data are rebuilt, so a charlm model trained on a text
     file runs without the file. A checkpoint without a tokenizer (saved by hand) rebuilds its task."""
     ckpt = read_checkpoint(path)
     task, settings = _saved_task(ckpt)
@@ -632,7 +546,7 @@ def _trained_model(path):
     _check_tokenizer_fits(ckpt, tokenizer, model)
     load_checkpoint(path, model)
     model.eval()
-    return _Trained(task, tasks.KIND[task], tasks.settings(task, **{**settings, "target": None}), model, tokenizer)
+    return _Trained(task, tasks.settings(task, **{**settings, "target": None}), model, tokenizer)
 
 
 def _check_tokenizer_fits(ckpt, tokenizer, model) -> None:
@@ -698,23 +612,6 @@ def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict
     return metrics
 
 
-def _translated(setup, text: str | None, beam: int, alpha: float) -> str:
-    """What the dates or translate model writes for ``text`` (the dates task's example when None): greedy or beam
-    search, at most as many tokens as the model has positions."""
-    if text is None and setup.name != "dates":
-        raise ValueError(f"generate: the {setup.name} model needs {_READS[setup.name]}: give it with --input")
-    tok, model = setup.tokenizer, setup.model
-    ids = tok.source.encode(_EXAMPLE_DATE if text is None else text)
-    if not ids:
-        raise ValueError("generate: the input is empty")
-    _note_unknown(setup, text)
-    if len(ids) > model.max_len:
-        raise ValueError(f"generate: the {setup.name} model reads at most {model.max_len} words, got {len(ids)}")
-    src = Tensor(np.asarray([ids], dtype=np.int64))
-    out = greedy_decode(model, src) if beam == 1 else beam_search(model, src, beam_size=beam, alpha=alpha)
-    return tok.target.decode(strip_after_eos(out.numpy()[0]))
-
-
 def generate_from_checkpoint(path, text: str | None = None, backend: str = "numpy", beam: int = 1,
                              max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = 10,
                              seed: int = 0, alpha: float = 0.6, option: str | None = None) -> str:
@@ -766,59 +663,28 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
     True
     """
     alpha = require_real("generate", "alpha", alpha, low=0.0)  # (beam_search checks it only where it runs)
+    options = dict(beam=beam, alpha=alpha, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                   seed=seed)
     # the model rebuilt from the task's seed, the sampling's seed: the caller's random numbers go on as they were
     with _backend.random_state_kept(), _backend.use(backend):
         setup = _trained_model(path)
-        tok, model = setup.tokenizer, setup.model
-        wanted = "--prompt" if setup.kind == "lm" else "--input"
-        if text is not None and option is not None and option != wanted:
-            reads = {"lm": "a prompt to continue", "classify": "a review"}.get(setup.kind,
-                                                                             _READS.get(setup.name, "digits"))
-            raise ValueError(f"generate: the {setup.name} model reads {reads}: give it with {wanted}, not {option}")
-        if setup.name in tasks.TEXT_SEQ2SEQ:
-            result = _translated(setup, text, beam, alpha)
-        elif setup.kind == "seq2seq":
-            digits = "".join((_example_digits(setup) if text is None else text).split())
-            if not digits:
-                raise ValueError("generate: the input is empty")
-            unknown = sorted(set(digits) - set("0123456789"))
-            if unknown:
-                raise ValueError(f"generate: the {setup.name} task reads digits 0-9, got {text!r}")
-            _check_length(setup, len(digits), "digits", (setup.settings["min_len"], setup.settings["max_len"]))
-            src = Tensor(np.asarray([tok.encode(digits)], dtype=np.int64))
-            max_len = min(len(digits) + 2, model.max_len)
-            ids = greedy_decode(model, src, max_len=max_len) if beam == 1 else \
-                beam_search(model, src, beam_size=beam, max_len=max_len, alpha=alpha)
-            result = " ".join(tok.itos[i] for i in strip_after_eos(ids.numpy()[0]))
-        elif setup.kind == "classify":
-            ids = tok.encode(_EXAMPLE_REVIEW if text is None else text)
-            if not ids:
-                raise ValueError("generate: the input is empty")
-            _note_unknown(setup, text)
-            _check_length(setup, len(ids), "words", (setup.settings["min_words"], setup.settings["max_words"]))
-            p = float(model.predict_proba(Tensor(np.asarray([ids], dtype=np.int64))).numpy()[0])
-            result = f"{'positive' if p > 0.5 else 'negative'} (p(positive) = {p:.3f})"
-        else:
-            _backend.manual_seed(seed)
-            ids = tok.encode(_example_prompt(tok) if text is None else text)  # a blank prompt is text too
-            if not ids:
-                raise ValueError("generate: the prompt is empty")
-            _note_unknown(setup, text)
-            T = setup.settings["seq_len"]
-            if len(ids) > T:
-                unit = "tokens" if isinstance(tok, BPETokenizer) else "characters"
-                print(f"minitransformer: generate: the charlm model reads the last {T} {unit} of the prompt "
-                      f"({len(ids)} given), the positions it was trained on", file=sys.stderr)
-            out = generate(model, Tensor(np.asarray([ids], dtype=np.int64)), max_new_tokens,
-                           temperature=temperature, top_k=top_k, context=T)
-            result = tok.decode(out.numpy()[0])
-        _note_ignored(setup, beam=beam, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                      seed=seed, alpha=alpha)
+        task = tasks.REGISTRY[setup.name]
+        if text is not None and option is not None and option != task.option:
+            raise ValueError(f"generate: the {task.name} model reads {task.reads}: give it with {task.option}, not "
+                             f"{option}")
+        example = None if task.example is None else task.example(setup)
+        if text is None and example is None:
+            raise ValueError(f"generate: the {task.name} model needs {task.reads}: give it with {task.option}")
+        reads = inspect.signature(task.answer).parameters  # the options the task reads: its answer's parameters
+        result = task.answer(setup, text, example, **{k: v for k, v in options.items() if k in reads})
+        defaults = inspect.signature(generate_from_checkpoint).parameters
+        ignored = [flag for name, flag in _OPTIONS.items()
+                   if name not in reads and options[name] != defaults[name].default]
+        if ignored:
+            print(f"minitransformer: generate: the {task.name} task does not read {', '.join(ignored)}; ignored",
+                  file=sys.stderr)
         if text is None:
-            example = {"seq2seq": lambda: _EXAMPLE_DATE if setup.name == "dates" else " ".join(_example_digits(setup)),
-                       "classify": lambda: _EXAMPLE_REVIEW,
-                       "lm": lambda: _example_prompt(tok)}[setup.kind]()
-            print(f"minitransformer: generate: no {wanted} given; the example {example!r}", file=sys.stderr)
+            print(f"minitransformer: generate: no {task.option} given; the example {example!r}", file=sys.stderr)
         print(result)
     return result
 

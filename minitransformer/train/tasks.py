@@ -40,10 +40,12 @@ the training split until the vocabulary holds ``bpe_vocab`` entries (its alphabe
 model's; ``val_bits_per_char``, the same total loss spread over the characters predicted, in bits, is. With ``"bpe"``
 ``steps`` defaults to 300, not 1,000, unless given: :func:`settings`.)
 
-:func:`build` returns a :class:`TaskSetup` with everything :class:`~minitransformer.train.Trainer`
-needs; :data:`DEFAULTS` holds each task's settings (the command line's defaults), chosen so that
-``minitransformer train --task reverse`` converges on a laptop's CPU (see ``tools/convergence.py``);
-:func:`settings` changes them by the overrides and checks them, for :func:`build` and the command line.
+Each task is one entry of :data:`REGISTRY`, a :class:`Task`: its settings (the command line's defaults, chosen so
+that ``minitransformer train --task reverse`` converges on a laptop's CPU: see ``tools/convergence.py``), its
+builder, and what ``generate`` and the end of ``train`` do with it (:data:`TASKS`, ``KIND`` and :data:`DEFAULTS`
+are made from it). :func:`settings` changes the settings by the overrides and checks them, for :func:`build` and the
+command line; :func:`build` returns a :class:`TaskSetup` with everything :class:`~minitransformer.train.Trainer`
+needs.
 
 Each run has three disjoint splits where the data allow: *train*, *val* (watched during
 training, for early stopping) and *test* (measured once at the end, so the figure reported was not
@@ -56,6 +58,7 @@ import hashlib
 import inspect
 import math
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -66,10 +69,13 @@ from .. import functional as F
 from .. import nn, optim
 from .._arguments import is_integer, is_real, require_int, require_real
 from ..autograd import Tensor, concat, no_grad
+from ..backend import manual_seed
 from ..data import (
     BOS,
     DIGIT_TASKS,
+    DIGITS,
     PAD,
+    SPECIAL_TOKENS,
     BPETokenizer,
     CharTokenizer,
     CorpusError,
@@ -94,7 +100,7 @@ from ..data import (
     unigram_cross_entropy,
 )
 from ..data.batching import Batch
-from .decoding import greedy_decode
+from .decoding import beam_search, generate, greedy_decode
 from .metrics import (
     RunningMean,
     _exact_hits,
@@ -108,19 +114,10 @@ from .metrics import (
 )
 from .trainer import Trainer
 
-__all__ = ["TASKS", "TEXT_SEQ2SEQ", "ISO_DATE_CHARS", "DEFAULTS", "EVERY_TASK", "TaskSetup", "settings", "build",
-           "model_from_checkpoint", "warmup_schedule", "MODEL_TYPES"]
+__all__ = ["Task", "REGISTRY", "TASKS", "TEXT_SEQ2SEQ", "ISO_DATE_CHARS", "DEFAULTS", "EVERY_TASK", "TaskSetup",
+           "settings", "build", "model_from_checkpoint", "warmup_schedule", "MODEL_TYPES"]
 
-#: the sequence-to-sequence tasks on digits, one for each transform of :data:`~minitransformer.data.DIGIT_TASKS`
-#: (a row there is a task here: its settings are those below, its data and model are built by the same code)
-SEQ2SEQ = tuple(DIGIT_TASKS)
-#: the sequence-to-sequence tasks on words, whose tokenizer is a :class:`~minitransformer.data.TokenizerPair`
-TEXT_SEQ2SEQ = ("dates", "translate")
-#: the names of the ready-made runs, what :func:`build` and ``minitransformer train TASK`` take
-TASKS = (*SEQ2SEQ, *TEXT_SEQ2SEQ, "classify", "charlm")
-#: what each task's model does (its ``TaskSetup.kind``)
-KIND = {**dict.fromkeys(SEQ2SEQ + TEXT_SEQ2SEQ, "seq2seq"), "classify": "classify", "charlm": "lm"}
-
+#: the settings of a digit task, which those of dates and translate change
 _SEQ2SEQ_DEFAULTS = dict(
     steps=1000, batch_size=64, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=200,
     schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=20000, n_val=300, n_test=1000, min_len=8, max_len=12,
@@ -136,29 +133,6 @@ EVERY_TASK = dict(seed=0, accumulate=1, restore_best=None)
 def _without(settings: dict, *names) -> dict:
     return {k: v for k, v in settings.items() if k not in names}
 
-
-#: each task's settings (with those of :data:`EVERY_TASK`); ``build(task, **overrides)`` changes any of them, and so
-#: does the command line's ``--set KEY=VALUE``
-DEFAULTS: dict[str, dict] = {
-    **{task: dict(_SEQ2SEQ_DEFAULTS) for task in SEQ2SEQ},
-    "dates": _without(dict(_SEQ2SEQ_DEFAULTS, steps=600), "min_len", "max_len"),  # its lengths are the formats'
-    "translate": _without(dict(_SEQ2SEQ_DEFAULTS, steps=2000, d_model=128, d_ff=512, dropout=0.1, label_smoothing=0.1,
-                               eval_every=250, max_len=40, val_fraction=0.1, test_fraction=0.1, vocab_size=8000,
-                               lower=True, pairs=None, pairs_sha256=None),
-                          "n_train", "n_val", "n_test", "min_len"),  # its pairs are the file's
-    "classify": dict(
-        steps=2000, batch_size=64, d_model=32, heads=4, layers=2, d_ff=64, dropout=0.0, lr=2e-3, warmup=50,
-        schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=16000, n_val=500, n_test=1000, min_words=5,
-        max_words=16, max_len=100, vocab_size=None, pooling="mean", norm_first=True, eval_every=250, target=None,
-        patience=None,
-    ),
-    "charlm": dict(
-        steps=1000, batch_size=32, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=100,
-        schedule="cosine", label_smoothing=0.0, clip=1.0, seq_len=64, max_len=128, val_fraction=0.1,
-        norm_first=True, eval_every=250, target=None, patience=None, corpus="tiny", corpus_sha256=None,
-        tokenizer="char", bpe_vocab=512,
-    ),
-}
 
 #: the learning-rate schedules of :func:`~minitransformer.train.warmup_schedule` (the setting ``schedule``)
 SCHEDULES = ("cosine", "noam", "constant")
@@ -255,6 +229,65 @@ class TaskSetup:
                         restore_best=s["restore_best"], monitor="val_loss" if self.kind == "lm" else "val_accuracy",
                         tokenizer=self.tokenizer, desc=self.name)
         return Trainer(self.model, self.optimizer, self.loss_fn, **{**defaults, **options})
+
+
+
+#: the model class each kind of task builds (a checkpoint's ``model_type``)
+_MODEL_OF_KIND = {"seq2seq": "Transformer", "classify": "TransformerClassifier", "lm": "DecoderOnlyLM"}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task of the command line, all that the rest of the code asks of it: one entry of :data:`REGISTRY`.
+
+    Attributes
+    ----------
+    name : str
+        What :func:`build` and ``minitransformer train --task`` take.
+    kind : {"seq2seq", "classify", "lm"}
+        What its model does, :class:`TaskSetup`'s ``kind`` (:attr:`model_type` names the model's class).
+    defaults : dict
+        Its settings, with those of :data:`EVERY_TASK` the command line's defaults (checked by :func:`settings`).
+    build : callable
+        ``settings -> TaskSetup``: its data, model, loss and metrics, from settings :func:`settings` checked.
+    reads : str
+        What ``generate`` reads, in words ("digits", "a date", ...), for its messages.
+    example : callable or None
+        ``setup -> str``: the input ``generate`` runs where none is given; None: an input is needed.
+    answer : callable
+        ``answer(setup, text, example, **options) -> str``: what ``generate`` prints for ``text`` (``example`` where
+        ``text`` is None). Its keyword parameters after these three are the options of ``generate`` it reads
+        (``beam`` and ``alpha``, ``temperature``, ...): the others, given, are named on stderr as ignored.
+    show : callable
+        ``setup -> None``: prints what the trained model does with one held-out input, at the end of ``train``.
+    option : str
+        The command-line option that gives ``generate`` its input: ``--input``, or ``--prompt``.
+
+    Examples
+    --------
+    >>> task = REGISTRY["reverse"]
+    >>> task.kind, task.model_type, task.reads, task.defaults["steps"]
+    ('seq2seq', 'Transformer', 'digits', 1000)
+    >>> setup = task.build(settings("reverse", n_train=16, n_val=4, n_test=4, min_len=3, max_len=5, d_model=16,
+    ...                             heads=2, layers=1, d_ff=32))
+    >>> task.example(setup)                     # what ``generate`` reads where no --input is given
+    '3 1 4 1 5'
+    """
+
+    name: str
+    kind: str
+    defaults: dict
+    build: Callable
+    reads: str
+    example: Callable | None
+    answer: Callable
+    show: Callable
+    option: str = "--input"
+
+    @property
+    def model_type(self) -> str:
+        """The name of its model's class (``Transformer``, ``TransformerClassifier`` or ``DecoderOnlyLM``)."""
+        return _MODEL_OF_KIND[self.kind]
 
 
 def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") -> optim.LambdaLR:
@@ -356,10 +389,10 @@ _DEFAULTS_WHEN = {("charlm", "tokenizer", "bpe"): dict(steps=300)}
 
 
 def _defaults(task: str) -> dict:
-    """Every setting of ``task`` with its default: :data:`DEFAULTS` and :data:`EVERY_TASK`."""
-    if task not in DEFAULTS:
-        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    return {**DEFAULTS[task], **EVERY_TASK}
+    """Every setting of ``task`` with its default: its entry's in :data:`REGISTRY` and :data:`EVERY_TASK`."""
+    if task not in REGISTRY:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(REGISTRY)}")
+    return {**REGISTRY[task].defaults, **EVERY_TASK}
 
 
 def _checked(task: str, name: str, value, default):
@@ -494,19 +527,47 @@ def build(task: str, **overrides) -> TaskSetup:
     >>> setup.kind, type(setup.model).__name__, setup.tokenizer.vocab_size
     ('seq2seq', 'Transformer', 14)
     """
-    from ..backend import manual_seed
-
     s = settings(task, **overrides)
     manual_seed(s["seed"])
-    if task in SEQ2SEQ:
-        return _seq2seq(task, s)
-    if task == "dates":
-        return _dates(s)
-    if task == "translate":
-        return _translate(s)
-    if task == "classify":
-        return _classify(s)
-    return _charlm(s)
+    return REGISTRY[task].build(s)
+
+
+# ------------------------------------------------------------------ a trained model's answer to one input
+def _batch_of_one(ids) -> Tensor:
+    """The ids of one input as a batch of one, ``(1, len(ids))``."""
+    return Tensor(np.asarray([ids], dtype=np.int64))
+
+
+def _decoded(model, ids, beam: int = 1, alpha: float = 0.0, max_len: int | None = None) -> list[int]:
+    """What a :class:`Transformer` writes for the source ``ids``, up to its ``<eos>``: greedy decoding (``beam`` 1) or
+    a beam search of ``beam`` hypotheses with the length penalty ``alpha``."""
+    src = _batch_of_one(ids)
+    out = greedy_decode(model, src, max_len=max_len) if beam == 1 else \
+        beam_search(model, src, beam_size=beam, max_len=max_len, alpha=alpha)
+    return strip_after_eos(out.numpy()[0])
+
+
+def _check_length(setup, n: int, unit: str, trained: tuple[int, int]) -> None:
+    """An input of ``n`` tokens the model has no positions for is refused naming the task, before the model's own
+    message, which says to build it with a larger ``max_len`` (an option the command line does not have). One whose
+    length is outside ``trained`` runs, with a note on stderr: a model trained on 8 to 12 digits has never ended an
+    output after 5, and does not."""
+    if n > setup.model.max_len:  # the rows of its positional encoding
+        raise ValueError(f"generate: the {setup.name} model reads at most {setup.model.max_len} {unit}, got {n}")
+    low, high = trained
+    if not low <= n <= high:
+        print(f"minitransformer: generate: the {setup.name} model was trained on {low} to {high} {unit}, not {n}: "
+              "its output may be wrong", file=sys.stderr)
+
+
+def _note_unknown(setup, tok, text: str | None) -> None:
+    """Name on stderr the words (characters) of ``text`` that ``tok``, the tokenizer that reads the input, reads as
+    ``<unk>``: a model that never saw them answers anyway ("the film was not terrible" is "the film was not <unk>" to
+    the classify task)."""
+    unknown = dict.fromkeys(p for p in tok.tokenize(text or "") if p not in tok.stoi)  # each once, in order
+    if unknown:
+        print(f"minitransformer: generate: not in the {setup.name} model's vocabulary, read as <unk>: "
+              f"{', '.join(map(repr, unknown))}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------ sequence to sequence
@@ -587,6 +648,30 @@ def _seq2seq(task: str, s: dict) -> TaskSetup:
     return _encoder_decoder(task, s, tok, tok, tok, train, val, test, max_len=s["max_len"] + 2)
 
 
+def _example_digits(setup) -> str:
+    """The digits of pi, as many as the model was trained on (at most 11), spaced: a digit task's example input."""
+    return " ".join("31415926535"[: setup.settings["max_len"]])
+
+
+def _answer_digits(setup, text: str | None, example: str, beam: int, alpha: float) -> str:
+    """The digits a digit task's model writes for ``text`` (spaces optional), at most 2 more than it reads."""
+    digits = "".join((example if text is None else text).split())
+    if not digits:
+        raise ValueError("generate: the input is empty")
+    if set(digits) - set(DIGITS):
+        raise ValueError(f"generate: the {setup.name} task reads digits 0-9, got {text!r}")
+    _check_length(setup, len(digits), "digits", (setup.settings["min_len"], setup.settings["max_len"]))
+    tok = setup.tokenizer
+    ids = _decoded(setup.model, tok.encode(digits), beam, alpha, max_len=min(len(digits) + 2, setup.model.max_len))
+    return " ".join(tok.itos[i] for i in ids)
+
+
+def _show_digits(setup) -> None:
+    tok = setup.tokenizer
+    src = tok.encode("".join(_example_digits(setup).split()))
+    print(f"\nexample: {tok.decode(src)} -> {tok.decode(_decoded(setup.model, src))}")
+
+
 def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val, test, max_len: int,
                      example: int = 0) -> TaskSetup:
     """The :class:`Transformer` run of pairs of ids ``(src_ids, tgt_ids)``: ``src_tok`` made the sources, ``tgt_tok``
@@ -610,7 +695,7 @@ def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val
 
     def sample(model):
         src, _ = test[example]
-        out = greedy_decode(model, Tensor(np.asarray([src], dtype=np.int64)))
+        out = greedy_decode(model, _batch_of_one(src))
         with no_grad():  # run the decoder on <bos> + its own output: the maps of the tokens it generated
             model.eval()
             # the tokens it wrote up to its <eos>, but a <bos> or <pad> (an untrained model writes them: no target
@@ -626,7 +711,7 @@ def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val
             ("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], src_labels, src_labels),
         ]
 
-    return TaskSetup(task, KIND[task], s, model, tokenizer, opt, schedule, loader,
+    return TaskSetup(task, "seq2seq", s, model, tokenizer, opt, schedule, loader,
                      partial(seq2seq_loss, label_smoothing=s["label_smoothing"]),
                      eval_fn, final_metrics, sample, val=val, test=test)
 
@@ -673,6 +758,24 @@ def _translate(s: dict) -> TaskSetup:
 
 
 _WORDS = WordTokenizer([])  # cuts a text into words as the translate task's tokenizers will (case aside)
+
+
+def _answer_words(setup, text: str | None, example: str | None, beam: int, alpha: float) -> str:
+    """What the dates or translate model writes for ``text``, at most as many tokens as the model has positions."""
+    tok = setup.tokenizer
+    ids = tok.source.encode(example if text is None else text)
+    if not ids:
+        raise ValueError("generate: the input is empty")
+    _note_unknown(setup, tok.source, text)
+    if len(ids) > setup.model.max_len:
+        raise ValueError(f"generate: the {setup.name} model reads at most {setup.model.max_len} words, got {len(ids)}")
+    return tok.target.decode(_decoded(setup.model, ids, beam, alpha))
+
+
+def _show_words(setup) -> None:
+    tok, (src, reference) = setup.tokenizer, setup.test[0]  # a held-out source, beside its reference
+    print(f"\nexample: {tok.source.decode(src)!r} -> {tok.target.decode(_decoded(setup.model, src))!r} "
+          f"(reference {tok.target.decode(reference)!r})")
 
 
 # ------------------------------------------------------------------ classification (the document's section 5)
@@ -764,15 +867,35 @@ def _classify(s: dict) -> TaskSetup:
         ids = next((ids for ids, _ in test if is_negated(ids, tok)), test[0][0])
         with no_grad():
             model.eval()
-            model(Tensor(np.asarray([ids], dtype=np.int64)))
+            model(_batch_of_one(ids))
         labels = [tok.itos[i] for i in ids]
         if s["pooling"] == "cls":
             labels = ["[cls]"] + labels
         return [("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], labels, labels)]
 
     loss_fn = partial(classification_loss, label_smoothing=s["label_smoothing"])
-    return TaskSetup("classify", KIND["classify"], s, model, tok, opt, schedule, loader, loss_fn, eval_fn,
+    return TaskSetup("classify", "classify", s, model, tok, opt, schedule, loader, loss_fn, eval_fn,
                      final_metrics, sample, val=val, test=test)
+
+
+def _p_positive(model, ids) -> float:
+    return float(model.predict_proba(_batch_of_one(ids)).numpy()[0])
+
+
+def _answer_review(setup, text: str | None, example: str) -> str:
+    """The class the classify model gives ``text``, with its probability."""
+    ids = setup.tokenizer.encode(example if text is None else text)
+    if not ids:
+        raise ValueError("generate: the input is empty")
+    _note_unknown(setup, setup.tokenizer, text)
+    _check_length(setup, len(ids), "words", (setup.settings["min_words"], setup.settings["max_words"]))
+    p = _p_positive(setup.model, ids)
+    return f"{'positive' if p > 0.5 else 'negative'} (p(positive) = {p:.3f})"
+
+
+def _show_reviews(setup) -> None:
+    for text in ("the plot was not good", "not the plot was good"):  # "not" flips the sentiment word, or nothing
+        print(f"example: {text!r} -> p(positive) = {_p_positive(setup.model, setup.tokenizer.encode(text)):.3f}")
 
 
 # ------------------------------------------------------------------ character language model
@@ -917,8 +1040,92 @@ def _charlm(s: dict) -> TaskSetup:
         return [("self_attention", weights, labels, labels)]
 
     loss_fn = partial(lm_loss, label_smoothing=s["label_smoothing"])
-    return TaskSetup("charlm", KIND["charlm"], s, model, tok, opt, schedule, train_data, loss_fn, eval_fn,
+    return TaskSetup("charlm", "lm", s, model, tok, opt, schedule, train_data, loss_fn, eval_fn,
                      final_metrics, sample, val=val_ids)
+
+
+def _example_prompt(tok) -> str:
+    """The charlm's example prompt: "The ", or for a text without those characters a line break, or else its first
+    character (a prompt of characters the model never saw would start its text with <unk>). A BPE model's is "The":
+    its space belongs to the next word (" cat"), so a prompt ending in a space ends in a token it rarely saw."""
+    for prompt in ("The ", "\n"):
+        if all(c in tok.stoi for c in prompt):
+            return prompt.rstrip(" ") if isinstance(tok, BPETokenizer) else prompt
+    return tok.itos[len(SPECIAL_TOKENS)]  # the first character after the specials
+
+
+def _answer_prompt(setup, text: str | None, example: str, max_new_tokens: int, temperature: float,
+                   top_k: int | None, seed: int) -> str:
+    """The prompt ``text`` and the text the charlm model samples after it, seeded by ``seed``."""
+    manual_seed(seed)
+    tok, T = setup.tokenizer, setup.settings["seq_len"]
+    ids = tok.encode(example if text is None else text)  # a blank prompt is text too
+    if not ids:
+        raise ValueError("generate: the prompt is empty")
+    _note_unknown(setup, tok, text)
+    if len(ids) > T:
+        unit = "tokens" if isinstance(tok, BPETokenizer) else "characters"
+        print(f"minitransformer: generate: the charlm model reads the last {T} {unit} of the prompt "
+              f"({len(ids)} given), the positions it was trained on", file=sys.stderr)
+    out = generate(setup.model, _batch_of_one(ids), max_new_tokens, temperature=temperature, top_k=top_k, context=T)
+    return tok.decode(out.numpy()[0])
+
+
+def _show_prompt(setup) -> None:
+    tok = setup.tokenizer
+    ids = generate(setup.model, _batch_of_one(tok.encode(_example_prompt(tok))), 120, temperature=0.8, top_k=10,
+                   context=setup.settings["seq_len"])  # the positions it was trained on
+    print(f"\nexample (temperature 0.8, top-k 10): {tok.decode(ids.numpy()[0])!r}")
+
+
+# ------------------------------------------------------------------ the registry: a task is one entry
+def _digit_task(name: str) -> Task:
+    """The task of the transform ``name`` of :data:`~minitransformer.data.DIGIT_TASKS`: the digit tasks differ in it
+    alone (a row there is a task here)."""
+    return Task(name, "seq2seq", dict(_SEQ2SEQ_DEFAULTS), build=partial(_seq2seq, name), reads="digits",
+                example=_example_digits, answer=_answer_digits, show=_show_digits)
+
+
+#: every task of the command line, by name, in the order the command line lists them
+REGISTRY: dict[str, Task] = {task.name: task for task in (
+    *map(_digit_task, DIGIT_TASKS),
+    Task("dates", "seq2seq", _without(dict(_SEQ2SEQ_DEFAULTS, steps=600), "min_len", "max_len"),  # the formats' lengths
+         build=_dates, reads="a date", example=lambda setup: "the 3rd of March 2021", answer=_answer_words,
+         show=_show_words),
+    Task("translate", "seq2seq",
+         _without(dict(_SEQ2SEQ_DEFAULTS, steps=2000, d_model=128, d_ff=512, dropout=0.1, label_smoothing=0.1,
+                       eval_every=250, max_len=40, val_fraction=0.1, test_fraction=0.1, vocab_size=8000, lower=True,
+                       pairs=None, pairs_sha256=None),
+                  "n_train", "n_val", "n_test", "min_len"),  # its pairs are the file's
+         build=_translate, reads="a sentence", example=None, answer=_answer_words, show=_show_words),
+    Task("classify", "classify",
+         dict(steps=2000, batch_size=64, d_model=32, heads=4, layers=2, d_ff=64, dropout=0.0, lr=2e-3, warmup=50,
+              schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=16000, n_val=500, n_test=1000, min_words=5,
+              max_words=16, max_len=100, vocab_size=None, pooling="mean", norm_first=True, eval_every=250,
+              target=None, patience=None),
+         build=_classify, reads="a review", example=lambda setup: "the acting was not bad", answer=_answer_review,
+         show=_show_reviews),
+    Task("charlm", "lm",
+         dict(steps=1000, batch_size=32, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=100,
+              schedule="cosine", label_smoothing=0.0, clip=1.0, seq_len=64, max_len=128, val_fraction=0.1,
+              norm_first=True, eval_every=250, target=None, patience=None, corpus="tiny", corpus_sha256=None,
+              tokenizer="char", bpe_vocab=512),
+         build=_charlm, reads="a prompt to continue", example=lambda setup: _example_prompt(setup.tokenizer),
+         answer=_answer_prompt, show=_show_prompt, option="--prompt"),
+)}
+
+# the registry seen by one field at a time, made from it at import (a task registered later is in REGISTRY alone)
+#: the names of the ready-made runs, what :func:`build` and ``minitransformer train --task`` take
+TASKS = tuple(REGISTRY)
+#: what each task's model does (its ``TaskSetup.kind``)
+KIND = {name: task.kind for name, task in REGISTRY.items()}
+#: each task's settings (with those of :data:`EVERY_TASK`); ``build(task, **overrides)`` changes any of them, and so
+#: does the command line's ``--set KEY=VALUE``
+DEFAULTS = {name: task.defaults for name, task in REGISTRY.items()}
+#: the sequence-to-sequence tasks on digits, one for each transform of :data:`~minitransformer.data.DIGIT_TASKS`
+SEQ2SEQ = tuple(DIGIT_TASKS)
+#: the sequence-to-sequence tasks on words, whose tokenizer is a :class:`~minitransformer.data.TokenizerPair`
+TEXT_SEQ2SEQ = tuple(name for name in TASKS if KIND[name] == "seq2seq" and name not in SEQ2SEQ)
 
 
 def model_from_checkpoint(ckpt) -> nn.Module:
