@@ -646,6 +646,23 @@ def test_numpy_item_detach():
         x.item()
 
 
+def test_numpy_is_a_copy_that_writes_nothing_back():
+    """``.numpy()`` gave the tensor's own array on NumPy though the docs said a copy: ``w = lin.weight.numpy(); w *= 0``
+    zeroed the weight unseen, and ``x.numpy()[0] = 10`` after a forward gave a wrong gradient. ``np.asarray(x)``
+    keeps NumPy's protocol: the tensor's own array unless a copy is asked for."""
+    w = mt.tensor([1.0, 2.0], requires_grad=True)
+    x = mt.tensor([3.0, 4.0], requires_grad=True)
+    out = (w * x).sum()
+    host = w.numpy()
+    host *= 0
+    w.numpy()[0] = 10.0
+    out.backward()
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 2.0])  # d(w x)/dx = w, as w was
+    if w.backend.name == "numpy":
+        assert np.asarray(w) is w.data and np.asarray(w, copy=True) is not w.data
+
+
 def test_setting_requires_grad_is_checked_as_requires_grad_is():
     # the attribute could be written past the float-only rule: t.grad came out as an int64 tensor [3, 3]
     t = mt.tensor([1, 2])

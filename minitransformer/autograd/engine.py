@@ -612,7 +612,7 @@ class Tensor:
     # ------------------------------------------------------------ what it is
     @property
     def data(self):
-        """The values, an array of :attr:`backend` (``.numpy()`` gives a NumPy copy on the host).
+        """The values, the tensor's own array of :attr:`backend` (``.numpy()`` gives a NumPy copy on the host).
 
         Set it to change a leaf's values outside the graph, as an optimizer does: ``w.data = w.data - lr *
         w.grad.data``. A tensor set here gives its array, as in PyTorch (``w.data = w.detach() - lr * w.grad``; on
@@ -710,19 +710,25 @@ class Tensor:
 
     # ------------------------------------------------------------ leaving the graph, the device
     def numpy(self):
-        """The values as a NumPy array on the host (a copy for GPU tensors)."""
-        return self.backend.to_host(self._data)
+        """The values as a NumPy array on the host: a copy on every backend, so writing into it changes nothing here.
+
+        PyTorch's ``.numpy()`` shares the tensor's memory on the CPU: ``w = lin.weight.numpy(); w *= 0`` would change
+        the weight unseen, and the gradient of a graph that had used it. Here :attr:`data` is the tensor's own array.
+        """
+        host = self.backend.to_host(self._data)
+        return host.copy() if host is self._data else host  # NumPy's own array: copy it (a device's comes copied)
 
     def __array__(self, dtype=None, copy=None):
-        """``np.asarray(x)``, ``plt.imshow(x)``: the values as a NumPy array, as :meth:`numpy` gives them, from a
-        tensor on the NumPy backend (without it NumPy made an array of one-element tensors, dtype object). On
-        another backend NumPy would copy from the device unseen, as PyTorch refuses for a CUDA tensor: there the
-        TypeError says to write ``x.numpy()``."""
+        """``np.asarray(x)``, ``plt.imshow(x)``: the values as a NumPy array (the tensor's own, as NumPy's protocol
+        asks, unless ``copy=True``; :meth:`numpy` gives a copy) from a tensor on the NumPy backend (without it NumPy
+        made an array of one-element tensors, dtype object). On another backend NumPy would copy from the device
+        unseen, as PyTorch refuses for a CUDA tensor: there the TypeError says to write ``x.numpy()``."""
         if self.backend.name != "numpy":
             raise TypeError(f"NumPy reads a tensor's values itself only on backend 'numpy'; this {self.shape} "
                             f"{self.dtype_name} tensor is on backend {self.backend.name!r}: write x.numpy(), which "
                             f"copies them to the host")
-        array = self.numpy() if dtype is None else self.numpy().astype(dtype, copy=False)
+        host = self.backend.to_host(self._data)  # the tensor's own array: no copy but one asked for (copy=True)
+        array = host if dtype is None else host.astype(dtype, copy=False)
         return array.copy() if copy else array
 
     def item(self) -> float:

@@ -235,7 +235,7 @@ def _refuse_buffer_with_grad(where: str, tensor: Tensor | None) -> None:
 def _host_copy(value) -> np.ndarray:
     """Any array-like (Tensor, NumPy, CuPy, array-api-strict, nested lists) as a NumPy array on the host."""
     if isinstance(value, Tensor):
-        return np.array(value.numpy(), copy=True)
+        return value.numpy()  # a copy already
     owner = _backend._backend_name_of(value)
     if owner not in (None, "numpy"):
         return np.array(_backend.get(owner).to_host(value), copy=True)
