@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
 import weakref
 
 import numpy as np
@@ -398,8 +399,30 @@ def test_retain_grad_on_intermediates():
     g = h * 5.0  # not retained
     (h * h + g).sum().backward()
     np.testing.assert_array_equal(h.grad.numpy(), 2 * (2 * values) + 5)  # d/dh (h^2 + 5h)
-    assert g.grad is None
+    with pytest.warns(UserWarning, match=r"^Tensor\.grad: this \(2,\) tensor is not a leaf \(Mul made it\)"):
+        assert g.grad is None
     np.testing.assert_array_equal(x.grad.numpy(), 2 * (2 * (2 * values) + 5))
+
+
+def test_grad_of_a_result_that_kept_none_warns_naming_retain_grad_and_parameter():
+    """``w = mt.randn(2, 2, requires_grad=True) * 0.01`` is a result, not a weight: its ``.grad`` was None after
+    backward() without a word (torch warns). A leaf, a retained result and one given a .grad by hand do not warn."""
+    w = mt.randn(2, 2, requires_grad=True) * 0.01
+    with pytest.warns(UserWarning, match=r"^Tensor\.grad: this \(2, 2\) tensor is not a leaf \(Mul made it\), and "
+                                         r"backward\(\) keeps \.grad only for leaves, so it is None\. Call "
+                                         r"\.retain_grad\(\) on it before backward\(\) .*nn\.Parameter\("):
+        assert w.grad is None  # before backward()
+    (mt.ones(1, 2) @ w).sum().backward()  # frees the graph: the op's name is still given
+    with pytest.warns(UserWarning, match=r"not a leaf \(Mul made it\)"):
+        assert w.grad is None
+    leaf = mt.randn(2, requires_grad=True)
+    kept = (leaf * 2.0).retain_grad()
+    set_by_hand = leaf * 3.0
+    set_by_hand.grad = mt.ones(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert leaf.grad is None and kept.grad is None and mt.ones(2).grad is None
+        assert set_by_hand.grad is not None
 
 
 # ------------------------------------------------------------------ no_grad, enable_grad

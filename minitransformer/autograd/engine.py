@@ -23,6 +23,7 @@ import copy
 import functools
 import inspect
 import re
+import warnings
 import weakref
 
 import numpy as np  # only to recognise NumPy scalars; arithmetic goes through the backend's xp
@@ -783,7 +784,19 @@ class Tensor:
 
         It may be set, as in PyTorch, to ``None``, to a Tensor of this tensor's backend, shape and dtype, or to such
         an array (wrapped in a Tensor); anything else is refused by name.
+
+        Read on a result of operations (not a leaf) that did not ask with :meth:`retain_grad`, it is ``None`` with a
+        ``UserWarning``, as PyTorch warns: ``w = mt.randn(2, 2, requires_grad=True) * 0.01`` is such a result, not a
+        weight, and its ``.grad`` would stay ``None`` after any ``backward()``.
         """
+        if self._grad is None and self._ctx is not None and not self._retain_grad:
+            op = getattr(self._ctx, "op", type(self._ctx).__name__)  # a freed graph keeps only its op's name
+            warnings.warn(
+                f"Tensor.grad: this {self.shape} tensor is not a leaf ({op} made it), and backward() keeps .grad only "
+                "for leaves, so it is None. Call .retain_grad() on it before backward() to keep its gradient; for a "
+                "weight made by an operation (mt.randn(...) * 0.01), make it a leaf: nn.Parameter(mt.randn(...) * "
+                "0.01), or read the .grad of the leaf it was made from",
+                UserWarning, stacklevel=2)
         return self._grad
 
     @grad.setter
