@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -978,6 +979,42 @@ def test_lambda_lr_scales_each_group_base_rate():
     other = LambdaLR(Adam(groups), lambda t: 1 / t)
     other.load_state_dict(schedule.state_dict())
     assert other.get_last_lr() == pytest.approx([0.1 / 3, 0.01 / 3])
+
+
+@pytest.mark.single_backend
+def test_a_schedule_stepped_before_the_optimizer_warns_once_as_torch_does():
+    """``backward(); schedule.step(); optimizer.step()`` (torch's pre-1.1 order) skipped the first rate without a word:
+    a warm-up over 4 steps used 0.5, 0.75, 1.0. The right order, and a schedule moved on with no gradient waiting
+    (its docstrings' examples), say nothing."""
+    def run(schedule_first):
+        w = mt.zeros(2, requires_grad=True)
+        opt = SGD([w], lr=1.0)
+        schedule = LambdaLR(opt, lambda t: min(1.0, t / 4))
+        used = []
+        for _ in range(3):
+            (w * 1.0).sum().backward()
+            if schedule_first:
+                schedule.step()
+            used.append(opt.param_groups[0]["lr"])
+            opt.step()
+            opt.zero_grad()
+            if not schedule_first:
+                schedule.step()
+        return used
+
+    with pytest.warns(UserWarning, match=r"^LambdaLR\.step\(\) was called before optimizer\.step\(\), with the "
+                                         r"gradients of a backward\(\) waiting for it: call optimizer\.step\(\) first, "
+                                         r"then schedule\.step\(\); in this order every update skips a rate of the "
+                                         r"schedule, the first the rate of step 1$") as said:
+        assert run(schedule_first=True) == [0.5, 0.75, 1.0]
+    assert len(said) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run(schedule_first=False) == [0.25, 0.5, 0.75]
+        opt = SGD([mt.zeros(1, requires_grad=True)], lr=1.0)
+        schedule = LambdaLR(opt, lambda t: 1 / t)
+        schedule.step()  # no backward() yet: a schedule moved on by hand
+        assert schedule.get_last_lr() == [0.5]
 
 
 @pytest.mark.single_backend

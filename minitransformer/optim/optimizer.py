@@ -107,6 +107,10 @@ class Optimizer:
     #: shape or numbers.
     state_entries: dict[str, str] | None = None
 
+    #: How many times :meth:`step` has run: a schedule stepped while it has not moved since the schedule's last step
+    #: warns (``LRScheduler.step``)
+    _step_count: int = 0
+
     def __init__(self, params, defaults: dict):
         name = type(self).__name__
         if isinstance(params, Tensor):
@@ -228,6 +232,7 @@ class Optimizer:
                 for batch in batches.values():
                     self._update_end_to_end(batch, group, laid_out)
         self._laid_out = laid_out  # only this step's long arrays are kept
+        self._step_count += 1
         return loss
 
     def _recheck_group(self, i: int, group: dict) -> None:
