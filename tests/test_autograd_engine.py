@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
 import weakref
 
 import numpy as np
@@ -398,8 +399,30 @@ def test_retain_grad_on_intermediates():
     g = h * 5.0  # not retained
     (h * h + g).sum().backward()
     np.testing.assert_array_equal(h.grad.numpy(), 2 * (2 * values) + 5)  # d/dh (h^2 + 5h)
-    assert g.grad is None
+    with pytest.warns(UserWarning, match=r"^Tensor\.grad: this \(2,\) tensor is not a leaf \(Mul made it\)"):
+        assert g.grad is None
     np.testing.assert_array_equal(x.grad.numpy(), 2 * (2 * (2 * values) + 5))
+
+
+def test_grad_of_a_result_that_kept_none_warns_naming_retain_grad_and_parameter():
+    """``w = mt.randn(2, 2, requires_grad=True) * 0.01`` is a result, not a weight: its ``.grad`` was None after
+    backward() without a word (torch warns). A leaf, a retained result and one given a .grad by hand do not warn."""
+    w = mt.randn(2, 2, requires_grad=True) * 0.01
+    with pytest.warns(UserWarning, match=r"^Tensor\.grad: this \(2, 2\) tensor is not a leaf \(Mul made it\), and "
+                                         r"backward\(\) keeps \.grad only for leaves, so it is None\. Call "
+                                         r"\.retain_grad\(\) on it before backward\(\) .*nn\.Parameter\("):
+        assert w.grad is None  # before backward()
+    (mt.ones(1, 2) @ w).sum().backward()  # frees the graph: the op's name is still given
+    with pytest.warns(UserWarning, match=r"not a leaf \(Mul made it\)"):
+        assert w.grad is None
+    leaf = mt.randn(2, requires_grad=True)
+    kept = (leaf * 2.0).retain_grad()
+    set_by_hand = leaf * 3.0
+    set_by_hand.grad = mt.ones(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert leaf.grad is None and kept.grad is None and mt.ones(2).grad is None
+        assert set_by_hand.grad is not None
 
 
 # ------------------------------------------------------------------ no_grad, enable_grad
@@ -644,6 +667,23 @@ def test_numpy_item_detach():
     np.testing.assert_array_equal(d.numpy(), [[3.0, 5.0]])
     with pytest.raises(ValueError, match=r"item\(\): tensor has shape \(1, 2\)"):
         x.item()
+
+
+def test_numpy_is_a_copy_that_writes_nothing_back():
+    """``.numpy()`` gave the tensor's own array on NumPy though the docs said a copy: ``w = lin.weight.numpy(); w *= 0``
+    zeroed the weight unseen, and ``x.numpy()[0] = 10`` after a forward gave a wrong gradient. ``np.asarray(x)``
+    keeps NumPy's protocol: the tensor's own array unless a copy is asked for."""
+    w = mt.tensor([1.0, 2.0], requires_grad=True)
+    x = mt.tensor([3.0, 4.0], requires_grad=True)
+    out = (w * x).sum()
+    host = w.numpy()
+    host *= 0
+    w.numpy()[0] = 10.0
+    out.backward()
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 2.0])  # d(w x)/dx = w, as w was
+    if w.backend.name == "numpy":
+        assert np.asarray(w) is w.data and np.asarray(w, copy=True) is not w.data
 
 
 def test_setting_requires_grad_is_checked_as_requires_grad_is():

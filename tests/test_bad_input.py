@@ -583,7 +583,21 @@ def test_a_pytorch_name_gets_its_hint_without_pythons_guess(torch_name):
     after it (``mt.cat``: 'cast', in Python 3.12 even in the message that doctest compares): not given."""
     run = _python_run(torch_name)
     last = run.stderr.strip().splitlines()[-1]
-    assert run.returncode == 1 and last.endswith("here (docs/from-pytorch.md)"), run.stderr
+    assert run.returncode == 1 and last.endswith(" (docs/from-pytorch.md)") and " here" in last, run.stderr
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("owner,name", [(F, "mse_loss"), (F, "l1_loss"), (nn, "MSELoss"), (nn, "L1Loss")])
+def test_the_hint_for_a_loss_written_by_hand_says_the_shapes_must_match(owner, name):
+    """The hint for F.mse_loss handed over ((x - y) ** 2).mean() without torch's warning: pred (4, 1) minus y (4,)
+    averaged a (4, 4) grid. The hint now says so, and what to write for a Linear(d, 1) output."""
+    with pytest.raises(AttributeError, match=r" here, x and y of one shape: pred\[:, 0\] for a Linear\(d, 1\) output, "
+                                             r"whose \(B, 1\) minus targets of \(B,\) would broadcast to a \(B, B\) "
+                                             r"grid and average it without an error \(torch warns\) "
+                                             r"\(docs/from-pytorch\.md\)$"):
+        getattr(owner, name)
+    with pytest.raises(AttributeError, match=r"'nll_loss'; PyTorch's .*\) here \(docs/from-pytorch\.md\)$"):
+        F.nll_loss  # noqa: B018 - a hint without the caveat ends as before
 
 
 def _answer(value, torch):

@@ -192,6 +192,40 @@ def test_modules_in_a_plain_container_are_refused_pointing_to_module_list(holder
             model.ws = holder([mt.zeros(2), weights])
 
 
+@pytest.mark.parametrize("holder", [list, dict], ids=["list", "dict"])
+def test_a_plain_container_filled_after_its_assignment_is_refused_by_the_walk(holder):
+    """``self.layers = []`` then ``self.layers.append(nn.Linear(...))`` in a loop (as torch tutorials do) got past the
+    check at assignment: parameters() and state_dict() were empty, the optimizer trained nothing and print showed
+    ``Stack()``. Every walk of the tree now refuses it with the assignment's message."""
+    class Stack(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sizes = holder()  # stays a plain attribute: it holds no module
+            self.layers = holder()
+            for i in range(2):
+                if holder is list:
+                    self.layers.append(nn.Linear(2, 2))
+                else:
+                    self.layers[str(i)] = nn.Linear(2, 2)
+
+    model = Stack()
+    kind = holder.__name__
+    refusal = rf"^Stack\.layers: a {kind} of modules is not registered, so their parameters would be missing from"
+    walks = [lambda: list(model.parameters()), model.state_dict, model.eval, lambda: repr(model),
+             lambda: model.to("float64"), lambda: list(model.named_buffers())]
+    for walk in walks:
+        with pytest.raises(TypeError, match=refusal):
+            walk()
+    model.layers = nn.ModuleList(model.layers.values() if holder is dict else model.layers)  # what the message says
+    assert len(list(model.parameters())) == 4 and len(model.sizes) == 0
+    inner = nn.Sequential(nn.Linear(2, 2))
+    inner[0].ws = []
+    inner[0].ws.append(nn.Parameter(mt.ones(2)))  # a weight, one level down
+    with pytest.raises(TypeError, match=r"^Linear\.ws: a list of Parameters \(or of tensors that require grad\) is "
+                                        r"not registered"):
+        list(inner.parameters())
+
+
 def test_a_tensor_that_requires_grad_is_refused_pointing_to_parameter():
     """``self.w = mt.randn(2, 3, requires_grad=True)`` was a plain attribute that parameters() missed: the model
     trained without it. A tensor without grad, or one computed from a parameter, stays a plain attribute."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -516,9 +517,43 @@ def test_a_setting_changed_to_a_bad_value_after_construction_is_refused_at_the_s
 @pytest.mark.single_backend
 def test_a_module_or_a_number_for_params_is_named():
     model = mt.nn.Linear(3, 1)
-    with pytest.raises(TypeError, match=r"^Adam: params should be an iterable of Tensors or of dicts, got the module "
-                                        r"Linear itself; pass its parameters: Adam\(model\.parameters\(\), \.\.\.\)$"):
+    with pytest.raises(TypeError, match=r"^Adam: params should be an iterable of Tensors or of dicts \(parameter "
+                                        r"groups\), got the module Linear itself; pass its parameters: "
+                                        r"Adam\(model\.parameters\(\), \.\.\.\)$"):
         Adam(model)
+    # clip_grad_norm_ said Python's "'Linear' object is not iterable"; the optimizers' check is its too
+    with pytest.raises(TypeError, match=r"^clip_grad_norm_: params should be a Tensor or an iterable of Tensors, got "
+                                        r"the module Linear itself; pass its parameters: "
+                                        r"clip_grad_norm_\(model\.parameters\(\), \.\.\.\)$"):
+        clip_grad_norm_(model, 1.0)
+    with pytest.raises(TypeError, match=r"^clip_grad_norm_: params should be a Tensor or an iterable of Tensors, got "
+                                        r"float$"):
+        clip_grad_norm_(0.1, 1.0)
+
+
+@pytest.mark.single_backend
+def test_a_used_up_parameters_generator_is_named_by_the_optimizers_and_clip_grad_norm_():
+    """``params = model.parameters(); opt = SGD(params, ...)`` used the generator up: ``clip_grad_norm_(params, 1.0)``
+    then clipped nothing and returned 0, and a second optimizer said the model had no parameters. An empty list, or
+    a model without parameters, is refused too (torch's clip_grad_norm_ returns 0 for it)."""
+    model = mt.nn.Linear(4, 4)
+    params = model.parameters()
+    SGD(params, lr=0.1)
+    (model(mt.ones(2, 4)) * 100).sum().backward()
+    used_up = (r"params is a generator that is used up: model\.parameters\(\) can be iterated once, and something "
+               r"went through it before \(an optimizer given the same generator\?\); call model\.parameters\(\) "
+               r"again here, or keep a list: params = list\(model\.parameters\(\)\)$")
+    with pytest.raises(ValueError, match=rf"^clip_grad_norm_: {used_up}"):
+        clip_grad_norm_(params, 1.0)
+    with pytest.raises(ValueError, match=rf"^Adam: {used_up}"):
+        Adam(params)
+    no_parameters = r"got an empty parameter list \(did the model create no parameters\?\)$"
+    for given in ([], mt.nn.ReLU().parameters()):  # a fresh generator of nothing: no parameters, not used up
+        with pytest.raises(ValueError, match=rf"^clip_grad_norm_: {no_parameters}"):
+            clip_grad_norm_(given, 1.0)
+    with pytest.raises(ValueError, match=rf"^SGD: {no_parameters}"):
+        SGD(mt.nn.ReLU().parameters(), lr=0.1)
+    assert clip_grad_norm_(model.parameters(), 1.0).item() > 1.0  # a fresh one clips
     with pytest.raises(TypeError, match=r"^SGD: params should be an iterable of Tensors or of dicts \(parameter "
                                         r"groups\), got float$"):
         SGD(0.1, lr=0.1)
@@ -944,6 +979,42 @@ def test_lambda_lr_scales_each_group_base_rate():
     other = LambdaLR(Adam(groups), lambda t: 1 / t)
     other.load_state_dict(schedule.state_dict())
     assert other.get_last_lr() == pytest.approx([0.1 / 3, 0.01 / 3])
+
+
+@pytest.mark.single_backend
+def test_a_schedule_stepped_before_the_optimizer_warns_once_as_torch_does():
+    """``backward(); schedule.step(); optimizer.step()`` (torch's pre-1.1 order) skipped the first rate without a word:
+    a warm-up over 4 steps used 0.5, 0.75, 1.0. The right order, and a schedule moved on with no gradient waiting
+    (its docstrings' examples), say nothing."""
+    def run(schedule_first):
+        w = mt.zeros(2, requires_grad=True)
+        opt = SGD([w], lr=1.0)
+        schedule = LambdaLR(opt, lambda t: min(1.0, t / 4))
+        used = []
+        for _ in range(3):
+            (w * 1.0).sum().backward()
+            if schedule_first:
+                schedule.step()
+            used.append(opt.param_groups[0]["lr"])
+            opt.step()
+            opt.zero_grad()
+            if not schedule_first:
+                schedule.step()
+        return used
+
+    with pytest.warns(UserWarning, match=r"^LambdaLR\.step\(\) was called before optimizer\.step\(\), with the "
+                                         r"gradients of a backward\(\) waiting for it: call optimizer\.step\(\) first, "
+                                         r"then schedule\.step\(\); in this order every update skips a rate of the "
+                                         r"schedule, the first the rate of step 1$") as said:
+        assert run(schedule_first=True) == [0.5, 0.75, 1.0]
+    assert len(said) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run(schedule_first=False) == [0.25, 0.5, 0.75]
+        opt = SGD([mt.zeros(1, requires_grad=True)], lr=1.0)
+        schedule = LambdaLR(opt, lambda t: 1 / t)
+        schedule.step()  # no backward() yet: a schedule moved on by hand
+        assert schedule.get_last_lr() == [0.5]
 
 
 @pytest.mark.single_backend

@@ -1949,6 +1949,14 @@ def test_metrics_against_hand_counts():
     assert m.compute() == pytest.approx(2.0)  # (1*2 + 4*1) / 3
 
 
+def test_token_accuracy_counts_class_0_unless_told_to_leave_padding_out():
+    """Its default left out target 0 (PAD): a classifier's accuracy came out 0.5 for 3 right of 4. The default is
+    F.cross_entropy's, None; sequences pass ignore_index=PAD."""
+    logits = mt.tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])  # predicts 0, 0, 1, 0
+    assert token_accuracy(logits, mt.tensor([0, 0, 1, 1])).item() == 0.75
+    assert token_accuracy(logits, mt.tensor([0, 0, 1, 1]), ignore_index=PAD).item() == 0.5  # the two 1s alone
+
+
 def test_metrics_at_their_edges():
     """One kept position is a share of 1 (not 1/2); every one ignored gives 0; logits (B, 1) are read as (B,); a
     logit of exactly 0 predicts 0 (z > 0, sigma(z) > 1/2, is a 1)."""

@@ -150,6 +150,15 @@ TORCH_NAMES = {
     },
 }
 
+#: What a hint of :data:`TORCH_NAMES` adds where the answer hides a trap of its own: ``x - y`` broadcasts where
+#: torch's loss would warn, so a ``Linear(d, 1)`` output ``(B, 1)`` minus targets ``(B,)`` averages a ``(B, B)`` grid
+_SAME_SHAPE = (", x and y of one shape: pred[:, 0] for a Linear(d, 1) output, whose (B, 1) minus targets of (B,) "
+               "would broadcast to a (B, B) grid and average it without an error (torch warns)")
+TORCH_CAVEATS = {
+    "minitransformer.functional": {"mse_loss": _SAME_SHAPE, "l1_loss": _SAME_SHAPE},
+    "minitransformer.nn": {"MSELoss": _SAME_SHAPE, "L1Loss": _SAME_SHAPE},
+}
+
 
 def no_attribute(where: str, name: str, obj=None) -> AttributeError:
     """The AttributeError for ``name`` missing from ``where`` (a key of :data:`TORCH_NAMES`), in Python's words,
@@ -169,7 +178,8 @@ def no_attribute(where: str, name: str, obj=None) -> AttributeError:
     hint = TORCH_NAMES[where].get(name) or (in_place(name, obj) if where == "Tensor" else None)
     if hint:
         torch, here = hint
-        return AttributeError(f"{message}; PyTorch's {torch} is {here} here (docs/from-pytorch.md)", obj=obj)
+        caveat = TORCH_CAVEATS.get(where, {}).get(name, "")
+        return AttributeError(f"{message}; PyTorch's {torch} is {here} here{caveat} (docs/from-pytorch.md)", obj=obj)
     return AttributeError(message, name=name, obj=obj)
 
 

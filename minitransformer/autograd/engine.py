@@ -23,6 +23,7 @@ import copy
 import functools
 import inspect
 import re
+import warnings
 import weakref
 
 import numpy as np  # only to recognise NumPy scalars; arithmetic goes through the backend's xp
@@ -612,7 +613,7 @@ class Tensor:
     # ------------------------------------------------------------ what it is
     @property
     def data(self):
-        """The values, an array of :attr:`backend` (``.numpy()`` gives a NumPy copy on the host).
+        """The values, the tensor's own array of :attr:`backend` (``.numpy()`` gives a NumPy copy on the host).
 
         Set it to change a leaf's values outside the graph, as an optimizer does: ``w.data = w.data - lr *
         w.grad.data``. A tensor set here gives its array, as in PyTorch (``w.data = w.detach() - lr * w.grad``; on
@@ -710,19 +711,25 @@ class Tensor:
 
     # ------------------------------------------------------------ leaving the graph, the device
     def numpy(self):
-        """The values as a NumPy array on the host (a copy for GPU tensors)."""
-        return self.backend.to_host(self._data)
+        """The values as a NumPy array on the host: a copy on every backend, so writing into it changes nothing here.
+
+        PyTorch's ``.numpy()`` shares the tensor's memory on the CPU: ``w = lin.weight.numpy(); w *= 0`` would change
+        the weight unseen, and the gradient of a graph that had used it. Here :attr:`data` is the tensor's own array.
+        """
+        host = self.backend.to_host(self._data)
+        return host.copy() if host is self._data else host  # NumPy's own array: copy it (a device's comes copied)
 
     def __array__(self, dtype=None, copy=None):
-        """``np.asarray(x)``, ``plt.imshow(x)``: the values as a NumPy array, as :meth:`numpy` gives them, from a
-        tensor on the NumPy backend (without it NumPy made an array of one-element tensors, dtype object). On
-        another backend NumPy would copy from the device unseen, as PyTorch refuses for a CUDA tensor: there the
-        TypeError says to write ``x.numpy()``."""
+        """``np.asarray(x)``, ``plt.imshow(x)``: the values as a NumPy array (the tensor's own, as NumPy's protocol
+        asks, unless ``copy=True``; :meth:`numpy` gives a copy) from a tensor on the NumPy backend (without it NumPy
+        made an array of one-element tensors, dtype object). On another backend NumPy would copy from the device
+        unseen, as PyTorch refuses for a CUDA tensor: there the TypeError says to write ``x.numpy()``."""
         if self.backend.name != "numpy":
             raise TypeError(f"NumPy reads a tensor's values itself only on backend 'numpy'; this {self.shape} "
                             f"{self.dtype_name} tensor is on backend {self.backend.name!r}: write x.numpy(), which "
                             f"copies them to the host")
-        array = self.numpy() if dtype is None else self.numpy().astype(dtype, copy=False)
+        host = self.backend.to_host(self._data)  # the tensor's own array: no copy but one asked for (copy=True)
+        array = host if dtype is None else host.astype(dtype, copy=False)
         return array.copy() if copy else array
 
     def item(self) -> float:
@@ -777,7 +784,19 @@ class Tensor:
 
         It may be set, as in PyTorch, to ``None``, to a Tensor of this tensor's backend, shape and dtype, or to such
         an array (wrapped in a Tensor); anything else is refused by name.
+
+        Read on a result of operations (not a leaf) that did not ask with :meth:`retain_grad`, it is ``None`` with a
+        ``UserWarning``, as PyTorch warns: ``w = mt.randn(2, 2, requires_grad=True) * 0.01`` is such a result, not a
+        weight, and its ``.grad`` would stay ``None`` after any ``backward()``.
         """
+        if self._grad is None and self._ctx is not None and not self._retain_grad:
+            op = getattr(self._ctx, "op", type(self._ctx).__name__)  # a freed graph keeps only its op's name
+            warnings.warn(
+                f"Tensor.grad: this {self.shape} tensor is not a leaf ({op} made it), and backward() keeps .grad only "
+                "for leaves, so it is None. Call .retain_grad() on it before backward() to keep its gradient; for a "
+                "weight made by an operation (mt.randn(...) * 0.01), make it a leaf: nn.Parameter(mt.randn(...) * "
+                "0.01), or read the .grad of the leaf it was made from",
+                UserWarning, stacklevel=2)
         return self._grad
 
     @grad.setter

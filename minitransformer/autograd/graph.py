@@ -47,7 +47,7 @@ def _values(node: Tensor) -> tuple[str, ...]:
     if t is None:
         return ("(values freed)",)
     lines = (f"data {_compact(t.numpy())}",)
-    return lines + ((f"grad {_compact(t.grad.numpy())}",) if t.grad is not None else ())
+    return lines + ((f"grad {_compact(t._grad.numpy())}",) if t._grad is not None else ())  # (.grad would warn)
 
 
 def _escaped(text: str) -> str:

@@ -136,6 +136,8 @@ def _parse_target(target):
     return "dtype", name
 
 
+#: The plain containers that a module or weight would hide in, unregistered (``Module._refuse_unregistered``).
+_CONTAINERS = (list, tuple, set, frozenset, dict)
 #: The attributes :meth:`Module.__init__` gives every module (its own state), each with what makes its start value;
 #: no parameter or sub-module may take their names.
 _STATE = {"_parameters": dict, "_buffers": dict, "_non_persistent": set, "_modules": dict, "training": lambda: True}
@@ -233,7 +235,7 @@ def _refuse_buffer_with_grad(where: str, tensor: Tensor | None) -> None:
 def _host_copy(value) -> np.ndarray:
     """Any array-like (Tensor, NumPy, CuPy, array-api-strict, nested lists) as a NumPy array on the host."""
     if isinstance(value, Tensor):
-        return np.array(value.numpy(), copy=True)
+        return value.numpy()  # a copy already
     owner = _backend._backend_name_of(value)
     if owner not in (None, "numpy"):
         return np.array(_backend.get(owner).to_host(value), copy=True)
@@ -333,8 +335,7 @@ class Module:
         the modules' dropout either).
         """
         where, kind = f"{type(self).__name__}.{name}", type(value).__name__
-        items = (value.values() if isinstance(value, dict)
-                 else value if isinstance(value, list | tuple | set | frozenset) else ())
+        items = (value.values() if isinstance(value, dict) else value if isinstance(value, _CONTAINERS) else ())
         if any(isinstance(item, Module) for item in items):
             holder = "nn.ModuleDict({...})" if isinstance(value, dict) else "nn.ModuleList([...]) (or nn.Sequential)"
             raise TypeError(
@@ -462,7 +463,16 @@ class Module:
 
     # ------------------------------------------------------------ walking the tree
     def named_children(self) -> Iterator[tuple[str, Module]]:
-        """``(name, module)`` for each direct sub-module."""
+        """``(name, module)`` for each direct sub-module.
+
+        Every walk down the tree (``parameters()``, ``state_dict()``, ``train()``, ``to()``, ``repr``) comes through
+        here, so here a plain list, tuple, set or dict attribute that was filled after its assignment (``self.layers =
+        []``, then ``self.layers.append(nn.Linear(...))``) is refused as its assignment would have been: the walk
+        would miss what it holds, and the model would train without it.
+        """
+        for name, value in self.__dict__.items():
+            if isinstance(value, _CONTAINERS) and name not in _STATE:  # the registries are dicts of modules
+                self._refuse_unregistered(name, value)
         for name, module in self._modules.items():
             if module is not None:
                 yield name, module

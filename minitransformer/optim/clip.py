@@ -8,6 +8,7 @@ from .. import backend as _backend
 from .._arguments import is_real, require_real
 from ..autograd import Tensor
 from ..autograd._torch_names import CLIP_KEYWORDS, torch_keywords
+from .optimizer import listed_parameters
 
 __all__ = ["clip_grad_norm_"]
 
@@ -50,7 +51,9 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float | str = 2.0, *, ep
     Parameters
     ----------
     params : Tensor or iterable of Tensor
-        Parameters whose ``.grad`` is clipped; those without a gradient are skipped.
+        Parameters whose ``.grad`` is clipped; those without a gradient are skipped. None at all is refused (torch
+        returns a norm of 0): most often it is ``model.parameters()`` used up by an optimizer given the same
+        generator, and nothing would be clipped.
     max_norm : float
         The largest global norm allowed (> 0).
     norm_type : float or str
@@ -80,7 +83,8 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float | str = 2.0, *, ep
     >>> w.grad.numpy().round(6)                         # g * 1 / (4 + 1e-6)
     array([0.75, 1.  ], dtype=float32)
     """
-    params = [params] if isinstance(params, Tensor) else list(params)
+    params = [params] if isinstance(params, Tensor) else listed_parameters("clip_grad_norm_", params,
+                                                                           "a Tensor or an iterable of Tensors")
     for i, p in enumerate(params):
         if not isinstance(p, Tensor):
             raise TypeError(f"clip_grad_norm_: parameter {i} is a {type(p).__name__}, not a Tensor")
@@ -88,9 +92,9 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float | str = 2.0, *, ep
     eps = require_real("clip_grad_norm_", "eps", eps, low=0.0)  # Python floats: they mix with every backend's arrays
     infinity_norm = _is_infinity_norm(norm_type)
     grads = [p.grad for p in params if p.grad is not None and p.grad.size]  # an empty one adds nothing to the norm
-    if not grads:
-        be = params[0].backend if params else _backend.current()
-        return Tensor._wrap(be.xp.zeros((), dtype=be.dtype(params[0].dtype_name if params else None)), be)
+    if not grads:  # none yet (before backward(), or frozen): nothing to clip, norm 0, as in torch
+        be = params[0].backend
+        return Tensor._wrap(be.xp.zeros((), dtype=be.dtype(params[0].dtype_name)), be)
     be, first = grads[0].backend, grads[0]
     for g in grads:
         if g.backend is not be:

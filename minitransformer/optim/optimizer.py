@@ -9,8 +9,10 @@ one step for one parameter, on arrays.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import numbers
+import types
 import warnings
 
 import numpy as np  # only for the host side of state_dict / load_state_dict: no arithmetic here
@@ -20,7 +22,33 @@ from ..autograd import Tensor, enable_grad, no_grad
 from ..autograd.engine import check_gradient_fits, zero_grads
 from ..nn import Module
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "listed_parameters"]
+
+
+def listed_parameters(owner: str, params, takes: str) -> list:
+    """``params``, what ``owner`` (an optimizer, ``clip_grad_norm_``) was given, as a non-empty list.
+
+    Refused, naming ``owner`` and saying what to pass: a module itself (Python's words would be "'Linear' object is
+    not iterable"), something that is not iterable (``takes`` says what is), a generator used up before
+    (``model.parameters()`` given to an optimizer first, then here: it gives nothing more) and an empty list.
+    """
+    if isinstance(params, Module):
+        raise TypeError(f"{owner}: params should be {takes}, got the module {type(params).__name__} itself; pass its "
+                        f"parameters: {owner}(model.parameters(), ...)")
+    used_up = isinstance(params, types.GeneratorType) and inspect.getgeneratorstate(params) == inspect.GEN_CLOSED
+    try:
+        listed = list(params)
+    except TypeError:  # not iterable: say what was given, not Python's "'float' object is not iterable"
+        raise TypeError(f"{owner}: params should be {takes}, got {type(params).__name__}") from None
+    if used_up:  # (a fresh generator of a model without parameters is the next case)
+        raise ValueError(
+            f"{owner}: params is a generator that is used up: model.parameters() can be iterated once, and something "
+            "went through it before (an optimizer given the same generator?); call model.parameters() again here, "
+            "or keep a list: params = list(model.parameters())"
+        )
+    if not listed:
+        raise ValueError(f"{owner}: got an empty parameter list (did the model create no parameters?)")
+    return listed
 
 
 class Optimizer:
@@ -79,6 +107,10 @@ class Optimizer:
     #: shape or numbers.
     state_entries: dict[str, str] | None = None
 
+    #: How many times :meth:`step` has run: a schedule stepped while it has not moved since the schedule's last step
+    #: warns (``LRScheduler.step``)
+    _step_count: int = 0
+
     def __init__(self, params, defaults: dict):
         name = type(self).__name__
         if isinstance(params, Tensor):
@@ -88,19 +120,10 @@ class Optimizer:
             )
         if isinstance(params, dict):
             raise TypeError(f"{name}: params should be an iterable of Tensors or of dicts, got a dict; use [group]")
-        if isinstance(params, Module):
-            raise TypeError(f"{name}: params should be an iterable of Tensors or of dicts, got the module "
-                            f"{type(params).__name__} itself; pass its parameters: {name}(model.parameters(), ...)")
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict[Tensor, dict] = {}  # keyed by the parameter itself (Tensors hash by identity)
-        try:
-            groups = list(params)
-        except TypeError:  # not iterable: say what was given, not Python's "'float' object is not iterable"
-            raise TypeError(f"{name}: params should be an iterable of Tensors or of dicts (parameter groups), got "
-                            f"{type(params).__name__}") from None
-        if not groups:
-            raise ValueError(f"{name}: got an empty parameter list (did the model create no parameters?)")
+        groups = listed_parameters(name, params, "an iterable of Tensors or of dicts (parameter groups)")
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:
@@ -209,6 +232,7 @@ class Optimizer:
                 for batch in batches.values():
                     self._update_end_to_end(batch, group, laid_out)
         self._laid_out = laid_out  # only this step's long arrays are kept
+        self._step_count += 1
         return loss
 
     def _recheck_group(self, i: int, group: dict) -> None:

@@ -14,6 +14,8 @@ schedule sets the rate of step 1 when it is made, and each ``schedule.step()`` (
 
 from __future__ import annotations
 
+import warnings
+
 from .._arguments import is_real, require_int, require_real
 from .optimizer import Optimizer, _to_python
 
@@ -153,6 +155,7 @@ class LRScheduler:
                              "part way) is not taken here, where a schedule starts at step 1: to resume one, load its "
                              "state_dict (a checkpoint holds it)")
         self.step_num = 1
+        self._optimizer_steps = optimizer._step_count  # when made; None once it has stepped (checked the first time)
         self._apply(1)
 
     def lr_at(self, step: int) -> list[float]:
@@ -194,7 +197,20 @@ class LRScheduler:
         self.step_num = step
 
     def step(self) -> None:
-        """Move on to the next step and set its rate (call after ``optimizer.step()``)."""
+        """Move on to the next step and set its rate (call after ``optimizer.step()``).
+
+        Called before it, as ``backward(); schedule.step(); optimizer.step()``, every update skips a rate of the
+        schedule (a warm-up starts a step late). That warns once, as in PyTorch: at the schedule's first step, where
+        the optimizer has not stepped since the schedule was made and the gradients of a ``backward()`` wait for it.
+        """
+        groups = self.optimizer.param_groups
+        if (self._optimizer_steps == self.optimizer._step_count
+                and any(p.grad is not None for g in groups for p in g["params"])):
+            warnings.warn(
+                f"{type(self).__name__}.step() was called before optimizer.step(), with the gradients of a backward() "
+                f"waiting for it: call optimizer.step() first, then schedule.step(); in this order every update skips "
+                f"a rate of the schedule, the first the rate of step {self.step_num}", UserWarning, stacklevel=2)
+        self._optimizer_steps = None
         self._apply(self.step_num + 1)
 
     def get_last_lr(self) -> list[float]:

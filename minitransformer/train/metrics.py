@@ -1,7 +1,7 @@
 r"""Metrics: how often the model is right, computed where the arrays live, read on the host only when logged.
 
 ===============================  ===================================================================
-:func:`token_accuracy`           share of (non-padding) positions whose arg-max is the target
+:func:`token_accuracy`           share of positions whose arg-max is the target (padding left out if told)
 :func:`binary_accuracy`          share of texts whose logit has the label's sign (:math:`z > 0 \iff y = 1`)
 :func:`binary_f1`                F1 of the positive class, :math:`2 TP / (2 TP + FP + FN)`
 :func:`exact_match`              share of generated sequences equal to their target, token for token
@@ -22,7 +22,7 @@ loss has no such count: :class:`RunningMean` is its way.
 
 >>> import minitransformer as mt
 >>> logits = mt.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 0.0]]])      # (batch 1, T 3, C 2)
->>> token_accuracy(logits, mt.tensor([[0, 0, 0]]), ignore_index=None).item()   # arg-max 0, 1, 0
+>>> token_accuracy(logits, mt.tensor([[0, 0, 0]])).item()   # arg-max 0, 1, 0
 0.6666666865348816
 """
 
@@ -42,8 +42,8 @@ __all__ = ["token_accuracy", "binary_accuracy", "binary_f1", "exact_match", "str
            "RunningMean"]
 
 
-def token_accuracy(logits: Tensor, targets, ignore_index: int | None = PAD) -> Tensor:
-    r"""Share of positions where the most likely class is the target, padding left out.
+def token_accuracy(logits: Tensor, targets, ignore_index: int | None = None) -> Tensor:
+    r"""Share of positions where the most likely class is the target; padding left out where ``ignore_index`` says.
 
     .. math:: \text{acc} = \frac{\sum_{n \in \text{kept}} [\arg\max_c z_{n,c} = y_n]}{|\text{kept}|}
 
@@ -54,7 +54,8 @@ def token_accuracy(logits: Tensor, targets, ignore_index: int | None = PAD) -> T
     targets : Tensor or array_like
         ``(...)`` integer classes.
     ignore_index : int or None
-        Target value to leave out (padding).
+        Target value to leave out: ``PAD`` (0) for sequences. None (the default, as ``F.cross_entropy``'s) counts
+        every position: a classifier's class 0 is a class like any other.
 
     Returns
     -------
@@ -65,11 +66,12 @@ def token_accuracy(logits: Tensor, targets, ignore_index: int | None = PAD) -> T
     Examples
     --------
     >>> import minitransformer as mt
+    >>> from minitransformer.data import PAD
     >>> logits = mt.tensor([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]]])   # (1, 3, 3): arg-max 0, 1, 2
-    >>> targets = mt.tensor([[1, 1, 0]])                                           # the last one is <pad>
-    >>> token_accuracy(logits, targets).item()                                     # 1 right of 2 kept
+    >>> targets = mt.tensor([[1, 1, PAD]])                                         # the last one is <pad>
+    >>> token_accuracy(logits, targets, ignore_index=PAD).item()                   # 1 right of 2 kept
     0.5
-    >>> round(token_accuracy(logits, targets, ignore_index=None).item(), 4)       # 1 right of 3
+    >>> round(token_accuracy(logits, targets).item(), 4)                           # every position: 1 right of 3
     0.3333
     """
     hits, kept = _token_hits(logits, targets, ignore_index)

@@ -400,7 +400,7 @@ CELLS = [
     model.eval()
     with mt.no_grad():
         v = val_batch
-        tok_acc = token_accuracy(model(v.src, v.tgt_in, v.src_mask, v.tgt_mask), v.tgt_out).item()
+        tok_acc = token_accuracy(model(v.src, v.tgt_in, v.src_mask, v.tgt_mask), v.tgt_out, ignore_index=PAD).item()
     print(f"exact-sequence accuracy {exact_match(out.numpy(), val_batch.tgt_out.numpy()):.1%}   "
           f"token accuracy {tok_acc:.1%}   (chance: 10% per digit)")
     """),
