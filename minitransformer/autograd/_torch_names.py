@@ -150,8 +150,8 @@ TORCH_NAMES = {
     },
 }
 
-#: What a hint of :data:`TORCH_NAMES` adds where the answer hides a trap of its own: ``x - y`` broadcasts where
-#: torch's loss would warn, so a ``Linear(d, 1)`` output ``(B, 1)`` minus targets ``(B,)`` averages a ``(B, B)`` grid
+#: What a hint of :data:`TORCH_NAMES` adds where the answer hides a trap of its own (``x - y`` broadcasts where
+#: torch's loss would warn, and a ``Linear(d, 1)`` output ``(B, 1)`` minus targets ``(B,)`` averages a ``(B, B)`` grid)
 _SAME_SHAPE = (", x and y of one shape: pred[:, 0] for a Linear(d, 1) output, whose (B, 1) minus targets of (B,) "
                "would broadcast to a (B, B) grid and average it without an error (torch warns)")
 TORCH_CAVEATS = {

@@ -107,8 +107,8 @@ class Optimizer:
     #: shape or numbers.
     state_entries: dict[str, str] | None = None
 
-    #: How many times :meth:`step` has run: a schedule stepped while it has not moved since the schedule's last step
-    #: warns (``LRScheduler.step``)
+    #: How many times :meth:`step` has run (a schedule stepped while it has not moved since the schedule's last step
+    #: warns, ``LRScheduler.step``)
     _step_count: int = 0
 
     def __init__(self, params, defaults: dict):
