@@ -105,6 +105,69 @@ def test_fused_softmax_gradcheck(op, axis, rng):
     assert mt.gradcheck(lambda t: op.apply(t, axis=axis % 2), x)
 
 
+def _short_rows(n, dtype, rng):
+    """Rows ``(3, 4, n)`` of scores with what a shift can get wrong: a huge entry, hidden entries (-inf), a row all
+    -inf, a row with a NaN."""
+    x = rng.standard_normal((3, 4, n)) * 3
+    x[0, 0, n // 2] = 1e4 if dtype == "float64" else 1e3
+    x[0, 1, : n - 1] = -np.inf  # one key left
+    x[1, 2] = -np.inf  # none left: NaN, as exp(-inf - (-inf))
+    x[2, 3, n // 3] = np.nan
+    return x.astype(dtype)
+
+
+LENGTHS = [1, 2, 3, 7, 8, 9, 13, 16, 17, 33, fused.SHORT_ROW - 1, fused.SHORT_ROW, fused.SHORT_ROW + 1]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_softmax_shift_taken_by_halves_is_the_maximum_exactly(dtype, backend, rng):
+    # _max_along takes a short last axis's maximum by halves on the CPU: it must be xp.max's, to the bit
+    xp = backend.xp
+    for n in LENGTHS:
+        x = backend.asarray(_short_rows(n, dtype, rng))
+        want = backend.to_host(xp.max(x, axis=-1, keepdims=True))
+        for got, how in ((fused._last_axis_max_by_halves(xp, x), "_last_axis_max_by_halves"),
+                         (fused._max_along(xp, x, -1), "_max_along, axis -1"),
+                         (fused._max_along(xp, x, 2), "_max_along, axis 2")):
+            np.testing.assert_array_equal(backend.to_host(got), want, err_msg=f"{how}, rows of {n} ({dtype})")
+        np.testing.assert_array_equal(backend.to_host(fused._max_along(xp, x, 0)),
+                                      backend.to_host(xp.max(x, axis=0, keepdims=True)), err_msg=f"axis 0, n = {n}")
+
+
+@pytest.mark.parametrize("op", [fused.Softmax, fused.LogSoftmax])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_softmax_over_short_rows_is_the_formula_to_the_bit(op, dtype, backend, rng):
+    # the shift by halves changes no number: the arrays' formula (_softmax, _log_softmax; a GPU's kernels are
+    # checked in tests/test_kernels.py) gives exp(x - max) / sum as NumPy does (-inf gives 0 exactly, a row all -inf
+    # NaN, as before); the operation's gradients are the composition's
+    on_arrays = fused._softmax if op is fused.Softmax else fused._log_softmax
+    for n in LENGTHS:
+        x = _short_rows(n, dtype, rng)
+        with np.errstate(invalid="ignore"):  # -inf - (-inf) in the row all -inf, on both sides
+            z = x - x.max(axis=-1, keepdims=True)
+            want = (np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True) if op is fused.Softmax
+                    else z - np.log(np.exp(z).sum(axis=-1, keepdims=True)))
+            got = backend.to_host(on_arrays(backend.xp, backend.asarray(x), -1))
+        np.testing.assert_array_equal(got, want, err_msg=f"rows of {n}")
+        finite = rng.standard_normal((2, 3, n)).astype(dtype)
+        ybar = rng.standard_normal(finite.shape).astype(dtype)
+        fused_value, fused_grad = _values_and_grads_as(op.apply, finite, ybar, axis=-1)
+        name = "softmax" if op is fused.Softmax else "log_softmax"
+        composed_value, composed_grad = _values_and_grads_as(getattr(F, name), finite, ybar, axis=-1, fused=False)
+        tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == "float32" else TOL  # float32: two orders of rounding
+        np.testing.assert_allclose(fused_value, composed_value, **tol, err_msg=f"values, rows of {n}")
+        np.testing.assert_allclose(fused_grad, composed_grad, **tol, err_msg=f"gradients, rows of {n}")
+
+
+def _values_and_grads_as(fn, x, ybar, **options):
+    """``fn(x, **options)`` on a leaf made of ``x`` (its dtype kept) and its gradient for the upstream gradient
+    ``ybar``."""
+    leaf = mt.tensor(x, requires_grad=True)
+    y = fn(leaf, **options)
+    y.backward(mt.tensor(ybar))
+    return y.numpy(), leaf.grad.numpy()
+
+
 # ------------------------------------------------------------------ attention's weights: scaled, masked softmax
 MASKS = {  # for scores (2, 3, 4, 5): batch, heads, queries, keys
     "none": None,
