@@ -13,6 +13,7 @@ import functools
 import gc
 import inspect
 import re
+import types
 import weakref
 
 import numpy as np
@@ -22,6 +23,7 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer.autograd import fused
 from minitransformer.autograd.graph import graph
+from minitransformer.autograd.ops import _shared_weight_matmul
 from minitransformer.testing import name_known_mistake_of
 
 from references import LAYER_NORM_MISTAKES, layer_norm_np
@@ -103,6 +105,69 @@ def test_fused_softmax_by_hand():
 def test_fused_softmax_gradcheck(op, axis, rng):
     (x,) = _leaves(rng.standard_normal((3, 4)))
     assert mt.gradcheck(lambda t: op.apply(t, axis=axis % 2), x)
+
+
+def _short_rows(n, dtype, rng):
+    """Rows ``(3, 4, n)`` of scores with what a shift can get wrong: a huge entry, hidden entries (-inf), a row all
+    -inf, a row with a NaN."""
+    x = rng.standard_normal((3, 4, n)) * 3
+    x[0, 0, n // 2] = 1e4 if dtype == "float64" else 1e3
+    x[0, 1, : n - 1] = -np.inf  # one key left
+    x[1, 2] = -np.inf  # none left: NaN, as exp(-inf - (-inf))
+    x[2, 3, n // 3] = np.nan
+    return x.astype(dtype)
+
+
+LENGTHS = [1, 2, 3, 7, 8, 9, 13, 16, 17, 33, fused.SHORT_ROW - 1, fused.SHORT_ROW, fused.SHORT_ROW + 1]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_softmax_shift_taken_by_halves_is_the_maximum_exactly(dtype, backend, rng):
+    # _max_along takes a short last axis's maximum by halves on the CPU: it must be xp.max's, to the bit
+    xp = backend.xp
+    for n in LENGTHS:
+        x = backend.asarray(_short_rows(n, dtype, rng))
+        want = backend.to_host(xp.max(x, axis=-1, keepdims=True))
+        for got, how in ((fused._last_axis_max_by_halves(xp, x), "_last_axis_max_by_halves"),
+                         (fused._max_along(xp, x, -1), "_max_along, axis -1"),
+                         (fused._max_along(xp, x, 2), "_max_along, axis 2")):
+            np.testing.assert_array_equal(backend.to_host(got), want, err_msg=f"{how}, rows of {n} ({dtype})")
+        np.testing.assert_array_equal(backend.to_host(fused._max_along(xp, x, 0)),
+                                      backend.to_host(xp.max(x, axis=0, keepdims=True)), err_msg=f"axis 0, n = {n}")
+
+
+@pytest.mark.parametrize("op", [fused.Softmax, fused.LogSoftmax])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_softmax_over_short_rows_is_the_formula_to_the_bit(op, dtype, backend, rng):
+    # the shift by halves changes no number: the arrays' formula (_softmax, _log_softmax; a GPU's kernels are
+    # checked in tests/test_kernels.py) gives exp(x - max) / sum as NumPy does (-inf gives 0 exactly, a row all -inf
+    # NaN, as before); the operation's gradients are the composition's
+    on_arrays = fused._softmax if op is fused.Softmax else fused._log_softmax
+    for n in LENGTHS:
+        x = _short_rows(n, dtype, rng)
+        with np.errstate(invalid="ignore"):  # -inf - (-inf) in the row all -inf, on both sides
+            z = x - x.max(axis=-1, keepdims=True)
+            want = (np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True) if op is fused.Softmax
+                    else z - np.log(np.exp(z).sum(axis=-1, keepdims=True)))
+            got = backend.to_host(on_arrays(backend.xp, backend.asarray(x), -1))
+        np.testing.assert_array_equal(got, want, err_msg=f"rows of {n}")
+        finite = rng.standard_normal((2, 3, n)).astype(dtype)
+        ybar = rng.standard_normal(finite.shape).astype(dtype)
+        fused_value, fused_grad = _values_and_grads_as(op.apply, finite, ybar, axis=-1)
+        name = "softmax" if op is fused.Softmax else "log_softmax"
+        composed_value, composed_grad = _values_and_grads_as(getattr(F, name), finite, ybar, axis=-1, fused=False)
+        tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == "float32" else TOL  # float32: two orders of rounding
+        np.testing.assert_allclose(fused_value, composed_value, **tol, err_msg=f"values, rows of {n}")
+        np.testing.assert_allclose(fused_grad, composed_grad, **tol, err_msg=f"gradients, rows of {n}")
+
+
+def _values_and_grads_as(fn, x, ybar, **options):
+    """``fn(x, **options)`` on a leaf made of ``x`` (its dtype kept) and its gradient for the upstream gradient
+    ``ybar``."""
+    leaf = mt.tensor(x, requires_grad=True)
+    y = fn(leaf, **options)
+    y.backward(mt.tensor(ybar))
+    return y.numpy(), leaf.grad.numpy()
 
 
 # ------------------------------------------------------------------ attention's weights: scaled, masked softmax
@@ -245,6 +310,46 @@ def test_fused_layer_norm_matches_plain_numpy(affine, eps, rng):
         assert shape == (5,), (f"{backward}: {name} of shape {shape}, not (d,) = (5,): the {formula}, summed over "
                                "every axis but the features (batch and seq; axis=0 alone leaves seq)")
         np.testing.assert_allclose(grads[k], expected[k], **TOL, err_msg=f"{backward}: {name}, the {formula}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_layer_norms_means_as_products_are_the_weighted_means(dtype, backend, rng):
+    # LayerNorm's means over the features are v @ (w / d) (_averaging_column): xp.mean(w * v)'s numbers, rounded
+    # in another order (float32: a few units of the last place; float64 to 1e-12)
+    fn = types.SimpleNamespace(xp=backend.xp, backend=backend)  # what the helpers read of an operation
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == "float32" else TOL
+    for shape in [(5,), (3, 1), (4, 13, 64), (2, 3, 96)]:
+        v = rng.standard_normal(shape) * 3 + 1000  # far from 0: a sum rounded badly shows
+        w = rng.standard_normal(shape[-1])
+        for weights in (None, w):
+            column = fused._averaging_column(fn, shape[-1], backend.dtype(dtype),
+                                             None if weights is None else backend.asarray(weights, dtype=dtype))
+            got = backend.to_host(_shared_weight_matmul(fn, backend.asarray(v, dtype=dtype), column))
+            want = (v * (1.0 if weights is None else weights)).mean(axis=-1, keepdims=True)
+            assert got.shape == want.shape and got.dtype == np.dtype(dtype), (got.shape, got.dtype, shape)
+            np.testing.assert_allclose(got, want, **tol, err_msg=f"{shape}, weights {weights is not None}")
+    nothing = fused._averaging_column(fn, 0, backend.dtype(dtype))  # no features: means of 0, no division by 0
+    np.testing.assert_array_equal(backend.to_host(backend.asarray(np.zeros((2, 0)), dtype=dtype) @ nothing),
+                                  np.zeros((2, 1)))
+
+
+@AFFINE
+def test_fused_layer_norm_in_float32_agrees_with_the_formula_in_float64(affine, rng):
+    # the float32 path (its means as matrix-vector products) against the docstring's formulas in float64
+    d = 64
+    x, ybar = rng.standard_normal((4, 13, d)) * 3 + 1, rng.standard_normal((4, 13, d))
+    gamma, beta = _gain_and_bias(affine, 1 + 0.1 * rng.standard_normal(d), rng.standard_normal(d))
+    X = mt.tensor(x.astype(np.float32), requires_grad=True)
+    G, B = (None if p is None else mt.tensor(p.astype(np.float32), requires_grad=True) for p in (gamma, beta))
+    y = fused.LayerNorm.apply(X, G, B, eps=1e-5)
+    y.backward(mt.tensor(ybar.astype(np.float32)))
+    np.testing.assert_allclose(y.numpy(), layer_norm_np(x, gamma=gamma, beta=beta, eps=1e-5), rtol=1e-5, atol=1e-5)
+    expected = _layer_norm_backward_np(x, gamma, beta, 1e-5, ybar)
+    for got, want, name in ((X, expected[0], "xbar"), (G, expected[1], "gammabar"), (B, expected[2], "betabar")):
+        if want is not None:
+            assert got.grad.dtype_name == "float32", name
+            np.testing.assert_allclose(got.grad.numpy(), want, rtol=1e-4, atol=1e-5 * np.abs(want).max(),
+                                       err_msg=f"{name}, float32 against float64")
 
 
 @pytest.mark.single_backend  # (NumPy arrays alone)

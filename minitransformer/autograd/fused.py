@@ -42,23 +42,79 @@ def _kernels_for(backend, x, axis: int):
     return kernels if kernels is not None and kernels.fits(x, axis) else None
 
 
-def _sums_over_rows(fn, ybar, x_hat=None):
+def _sums_over_rows(fn, ybar, x_hat=None, ybar_x_hat=None):
     r""":math:`(\sum_{\text{rows}} \bar y,\; \sum_{\text{rows}} \bar y\, \hat x)` over every axis but the last
     (the second None without ``x_hat``): a bias's gradient, and layer norm's :math:`\bar\beta` and :math:`\bar\gamma`.
 
     ``(..., d)`` -> ``(d,)``. Where ``fn``'s backend has CUDA kernels, one kernel gives both: CuPy's own sum costs
-    the host about two kernel launches, and there are two per layer norm and one per projection.
+    the host about two kernel launches, and there are two per layer norm and one per projection. Elsewhere
+    ``ybar_x_hat``, the product :math:`\bar y\, \hat x` where the caller has it already, is summed as it is.
     """
     kernels = _kernels_for(fn.backend, ybar, -1)
     if kernels:
         return kernels.column_sums(ybar, x_hat)
     rows = tuple(range(ybar.ndim - 1))
-    return fn.xp.sum(ybar, axis=rows), (None if x_hat is None else fn.xp.sum(ybar * x_hat, axis=rows))
+    if x_hat is not None and ybar_x_hat is None:
+        ybar_x_hat = ybar * x_hat
+    return fn.xp.sum(ybar, axis=rows), (None if x_hat is None else fn.xp.sum(ybar_x_hat, axis=rows))
+
+
+def _averaging_column(fn, d: int, dtype, w=None):
+    r"""The column ``(d, 1)`` of :math:`w / d` (:math:`1/d` where ``w`` is None): for ``v`` ``(..., d)``,
+    ``v @ column`` is :math:`\langle w v \rangle = \tfrac1d \sum_i w_i v_i`, the mean over its last axis weighted
+    by ``w`` ``(d,)``, as ``(..., 1)``: layer norm's means over the features.
+
+    One matrix-vector product (:func:`~minitransformer.autograd.ops._shared_weight_matmul`) rather than
+    ``xp.mean(w * v, axis=-1, keepdims=True)``: NumPy's reduction loops over each row of a short last axis on its
+    own (a layer norm's 64 features), and the weighted product would be one array more. The sums are rounded in
+    another order than the mean's: a few units of the last place apart in float32.
+    """
+    n = max(d, 1)  # no features: the sum of none, 0 (and an empty x_hat), not a division by 0
+    return fn.xp.full((d, 1), 1.0 / n, dtype=dtype) if w is None else fn.xp.reshape(w / n, (d, 1))
+
+
+#: the longest last axis whose maximum :func:`_max_along` takes by halves on the CPU; NumPy's own reduction is
+#: the faster from about there (float64 from about 48, float32 from about 128)
+SHORT_ROW = 64
+
+
+def _max_along(xp, x, axis: int):
+    r""":math:`m = \max_j x_j` along ``axis``, kept as an axis of length 1: the shift of softmax and log-softmax.
+
+    The same numbers as ``xp.max(x, axis=axis, keepdims=True)``, NaN and ``-inf`` included (a maximum is exact,
+    whatever the order it is taken in), so the softmax's results do not change. On the CPU a last axis of at most
+    :data:`SHORT_ROW` entries (attention's keys, a small vocabulary) goes to :func:`_last_axis_max_by_halves`:
+    NumPy reduces each row in a loop of its own, which costs more than the row's few entries (the max of
+    ``(32, 4, 64, 64)`` float32 scores took three times their sum). On a GPU one reduction is one kernel launch
+    where the halves would be ten, and a long row's loop pays for itself: both keep ``xp.max``.
+    """
+    on_the_cpu = type(x).__module__ == "numpy"  # NumPy's ndarray (not array-api-strict's, nor CuPy's)
+    if on_the_cpu and x.ndim and axis in (-1, x.ndim - 1) and 0 < x.shape[-1] <= SHORT_ROW:
+        return _last_axis_max_by_halves(xp, x)
+    return xp.max(x, axis=axis, keepdims=True)
+
+
+def _last_axis_max_by_halves(xp, x):
+    """The maximum of each row of ``x`` ``(..., n)``, ``n >= 1``, as ``(..., 1)``, by operations on whole arrays.
+
+    While a row is longer than 8, it is replaced by the elementwise maximum of its two halves (overlapping by one
+    entry where ``n`` is odd: ``max(a, a) = a``); the last few columns are then taken one by one. About
+    ``log2(n) + 7`` elementwise ``xp.maximum`` calls, none of them a reduction; ``xp.maximum`` propagates NaN as
+    ``xp.max`` does.
+    """
+    m = x
+    while m.shape[-1] > 8:
+        half = (m.shape[-1] + 1) // 2
+        m = xp.maximum(m[..., :half], m[..., -half:])  # (..., ceil(n / 2))
+    top = m[..., :1]
+    for j in range(1, m.shape[-1]):
+        top = xp.maximum(top, m[..., j:j + 1])
+    return top
 
 
 def _log_softmax(xp, x, axis: int):
     r""":math:`(x - m) - \log \sum_j e^{x_j - m}` along ``axis``, :math:`m = \max_j x_j` (every exponent <= 0)."""
-    z = x - xp.max(x, axis=axis, keepdims=True)
+    z = x - _max_along(xp, x, axis)
     z -= xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
     return z
 
@@ -158,7 +214,7 @@ def _softmax(xp, x, axis: int):
     r""":math:`y = e^{x - m} / \sum_j e^{x_j - m}` along ``axis``, :math:`m = \max_j x_j`, on arrays: the forward of
     :class:`Softmax` and of attention's weights (:class:`ScaledMaskedSoftmax`)."""
     ### BEGIN SOLUTION A2: return exp(x - max) / sum along axis, max and sum with keepdims=True (arrays)
-    y = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    y = xp.exp(x - _max_along(xp, x, axis))
     y /= xp.sum(y, axis=axis, keepdims=True)
     return y
     ### END SOLUTION
@@ -281,7 +337,10 @@ class LayerNorm(Function):
         \bar\gamma = \sum_{\text{rows}} \bar y\, \hat x, \qquad \bar\beta = \sum_{\text{rows}} \bar y
 
     (the first term is the direct path, the second the path through :math:`\mu`, the third through
-    :math:`\sigma^2`). Kept: :math:`\hat x` and :math:`1/\sqrt{\sigma^2 + \epsilon}` per row.
+    :math:`\sigma^2`). Kept: :math:`\hat x` and :math:`1/\sqrt{\sigma^2 + \epsilon}` per row. On arrays, each mean
+    over the features is a matrix-vector product (``_averaging_column``), :math:`\langle \bar g \rangle` and
+    :math:`\langle \bar g\, \hat x \rangle` as :math:`\bar y` and :math:`\bar y\, \hat x` weighted by
+    :math:`\gamma`; :math:`\bar y\, \hat x` is formed once, for :math:`\bar\gamma` and for the third term.
     Inputs: ``x`` ``(..., d)``, ``gamma`` and ``beta`` ``(d,)`` or ``None``.
 
     Examples
@@ -308,8 +367,9 @@ class LayerNorm(Function):
             self.gamma, self.has_beta = gamma, beta is not None
             return y
         ### BEGIN SOLUTION A4: LayerNorm.forward: return gamma x_hat + beta; set self.x_hat, inv_std, gamma, has_beta
-        x_hat = x - xp.mean(x, axis=-1, keepdims=True)  # x - mu
-        std = xp.sqrt(xp.mean(x_hat * x_hat, axis=-1, keepdims=True) + eps)  # sqrt(sigma^2 + eps): (..., 1)
+        mean = _averaging_column(self, x.shape[-1], x.dtype)  # v @ mean: <v>, (..., d) -> (..., 1)
+        x_hat = x - _shared_weight_matmul(self, x, mean)  # x - mu
+        std = xp.sqrt(_shared_weight_matmul(self, x_hat * x_hat, mean) + eps)  # sqrt(sigma^2 + eps): (..., 1)
         x_hat /= std
         self.x_hat, self.inv_std, self.gamma, self.has_beta = x_hat, 1.0 / std, gamma, beta is not None
         if gamma is None:
@@ -322,20 +382,22 @@ class LayerNorm(Function):
 
     def backward(self, grad):
         r""":math:`(\bar x, \bar\gamma, \bar\beta)` from the formulas above (``None`` where not wanted)."""
-        xp, x_hat, gamma = self.xp, self.x_hat, self.gamma
+        x_hat, gamma = self.x_hat, self.gamma
         ### BEGIN SOLUTION A4: LayerNorm.backward: xbar, gammabar, betabar from the formulas in the docstring
         want_gamma, want_beta = gamma is not None and self.needs_grad(1), self.has_beta and self.needs_grad(2)
+        on_arrays = self.needs_grad(0) and not self.kernels
+        ybar_x_hat = grad * x_hat if on_arrays else None  # for gammabar and for the path through sigma^2
         grad_gamma = grad_beta = None
         if want_gamma or want_beta:  # sums over every axis but the features
-            grad_beta, grad_gamma = _sums_over_rows(self, grad, x_hat if want_gamma else None)
+            grad_beta, grad_gamma = _sums_over_rows(self, grad, x_hat if want_gamma else None, ybar_x_hat)
             grad_beta = grad_beta if want_beta else None
         grad_x = None
         if self.needs_grad(0) and self.kernels:
             grad_x = self.kernels.layer_norm_backward(grad, x_hat, gamma, self.inv_std)
-        elif self.needs_grad(0):
-            g = grad if gamma is None else grad * gamma  # gbar = gamma ybar
-            grad_x = g - xp.mean(g, axis=-1, keepdims=True)
-            grad_x -= x_hat * xp.mean(g * x_hat, axis=-1, keepdims=True)
+        elif on_arrays:  # gbar = gamma ybar: <gbar> = <gamma ybar>, <gbar x_hat> = <gamma (ybar x_hat)>
+            mean = _averaging_column(self, grad.shape[-1], grad.dtype, gamma)  # v @ mean: <gamma v>
+            grad_x = (grad if gamma is None else grad * gamma) - _shared_weight_matmul(self, grad, mean)
+            grad_x -= x_hat * _shared_weight_matmul(self, ybar_x_hat, mean)
             grad_x *= self.inv_std
         return grad_x, grad_gamma, grad_beta
         ### END SOLUTION
