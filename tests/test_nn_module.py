@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -211,11 +212,12 @@ def test_a_plain_container_filled_after_its_assignment_is_refused_by_the_walk(ho
     model = Stack()
     kind = holder.__name__
     refusal = rf"^Stack\.layers: a {kind} of modules is not registered, so their parameters would be missing from"
-    walks = [lambda: list(model.parameters()), model.state_dict, model.eval, lambda: repr(model),
-             lambda: model.to("float64"), lambda: list(model.named_buffers())]
+    walks = [lambda: list(model.parameters()), model.state_dict, model.eval, lambda: model.to("float64"),
+             lambda: list(model.named_buffers())]
     for walk in walks:
         with pytest.raises(TypeError, match=refusal):
             walk()
+    assert re.match(refusal[1:], repr(model)[len("Stack(<"):])  # shown, not raised: a notebook cell shows the model
     model.layers = nn.ModuleList(model.layers.values() if holder is dict else model.layers)  # what the message says
     assert len(list(model.parameters())) == 4 and len(model.sizes) == 0
     inner = nn.Sequential(nn.Linear(2, 2))
@@ -224,6 +226,23 @@ def test_a_plain_container_filled_after_its_assignment_is_refused_by_the_walk(ho
     with pytest.raises(TypeError, match=r"^Linear\.ws: a list of Parameters \(or of tensors that require grad\) is "
                                         r"not registered"):
         list(inner.parameters())
+
+
+def test_tensors_that_require_grad_a_module_keeps_in_a_list_at_run_time_are_data_to_the_walk():
+    """The walk refuses lists filled with modules and Parameters, not with tensors: inputs a model keeps in
+    ``forward`` (for a saliency map), which may require grad, are data, and parameters() must still work."""
+    class Keeps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.inputs = nn.Linear(2, 2), []
+
+        def forward(self, x):
+            self.inputs.append(x)
+            return self.lin(x)
+
+    model = Keeps()
+    model(mt.ones(1, 2, requires_grad=True))
+    assert len(list(model.parameters())) == 2 and len(model.inputs) == 1 and repr(model).startswith("Keeps(")
 
 
 def test_a_tensor_that_requires_grad_is_refused_pointing_to_parameter():

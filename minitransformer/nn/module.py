@@ -327,12 +327,12 @@ class Module:
             self._refuse_unregistered(name, value)
             object.__setattr__(self, name, value)
 
-    def _refuse_unregistered(self, name: str, value) -> None:
+    def _refuse_unregistered(self, name: str, value, weight=_is_weight) -> None:
         """Refuse what reads as a weight or a layer but would be a plain attribute, missed by ``parameters()``.
 
-        Modules, Parameters or leaf tensors that require grad in a list, tuple, set or dict, and a leaf tensor that
-        requires grad: PyTorch takes them silently, and the optimizer never updates them (``eval()`` does not reach
-        the modules' dropout either).
+        Modules, or weights (``weight``: Parameters or leaf tensors that require grad) in a list, tuple, set or dict,
+        and a leaf tensor that requires grad: PyTorch takes them silently, and the optimizer never updates them
+        (``eval()`` does not reach the modules' dropout either).
         """
         where, kind = f"{type(self).__name__}.{name}", type(value).__name__
         items = (value.values() if isinstance(value, dict) else value if isinstance(value, _CONTAINERS) else ())
@@ -343,7 +343,7 @@ class Module:
                 "parameters() (the optimizer), state_dict(), to() and train()/eval(); hold them in "
                 f"{holder}, or give each an attribute of its own"
             )
-        if any(_is_weight(item) for item in items):
+        if any(weight(item) for item in items):
             raise TypeError(
                 f"{where}: a {kind} of Parameters (or of tensors that require grad) is not registered, so "
                 "parameters() (the optimizer) and state_dict() would miss them; give each an attribute of its own "
@@ -466,13 +466,14 @@ class Module:
         """``(name, module)`` for each direct sub-module.
 
         Every walk down the tree (``parameters()``, ``state_dict()``, ``train()``, ``to()``, ``repr``) comes through
-        here, so here a plain list, tuple, set or dict attribute that was filled after its assignment (``self.layers =
-        []``, then ``self.layers.append(nn.Linear(...))``) is refused as its assignment would have been: the walk
-        would miss what it holds, and the model would train without it.
+        here, so here a plain list, tuple, set or dict attribute that was filled with modules or Parameters after its
+        assignment (``self.layers = []``, then ``self.layers.append(nn.Linear(...))``) is refused as its assignment
+        would have been: the walk would miss what it holds, and the model would train without it. (Tensors that
+        require grad are let be here: a list a model fills in ``forward``, inputs kept for a saliency map, is data.)
         """
         for name, value in self.__dict__.items():
             if isinstance(value, _CONTAINERS) and name not in _STATE:  # the registries are dicts of modules
-                self._refuse_unregistered(name, value)
+                self._refuse_unregistered(name, value, weight=lambda item: isinstance(item, Parameter))
         for name, module in self._modules.items():
             if module is not None:
                 yield name, module
@@ -737,9 +738,11 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        count = self.num_parameters()
+        try:
+            count, children = self.num_parameters(), list(self.named_children())
+        except TypeError as e:  # a layer left unregistered: said, not raised (a notebook or a debugger shows models)
+            return f"{type(self).__name__}(<{e}>)"
         note = f"  # {count:,} parameters" if count else ""
-        children = list(self.named_children())
         if not children:
             return f"{type(self).__name__}({self.extra_repr()}){note}"
         lines = [f"{type(self).__name__}("]
