@@ -486,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true",
                        help="start a new run where --out holds one already, replacing its checkpoint, and delete "
                             "the checkpoint-step*.npz the replaced run kept (those it names: at the end of the new "
-                            "run, or at its --resume where it was stopped before); without it, and without --resume, "
+                            "run, or of its --resume where it was stopped before); without it, and without --resume, "
                             "that run is kept and the command refused")
     train.add_argument("--checkpoint-every", type=_positive_int, help="also write the checkpoint every N steps")
     train.add_argument("--keep-checkpoints", type=_positive_int, metavar="N",

@@ -577,11 +577,12 @@ def test_overwrite_deletes_the_copies_the_replaced_run_kept_and_nothing_else(tmp
         average_checkpoints([out / f"checkpoint-step00000{step}.npz" for step in (2, 3, 4)])
 
 
-def test_copies_of_a_replaced_run_are_deleted_by_the_resume_of_a_run_killed_before_it_deleted_them(tmp_path, capsys,
-                                                                                                  monkeypatch):
+@pytest.mark.parametrize("then", ["--resume", "--overwrite"])
+def test_copies_of_a_replaced_run_are_deleted_by_what_follows_a_run_killed_before_it_deleted_them(tmp_path, capsys,
+                                                                                                  monkeypatch, then):
     """The names were only in memory, deleted after fit: a --overwrite run killed (kill -9, a dropped ssh) after its
     first checkpoint left the old run's copies beside its own for good, and average refused the folder. Its
-    checkpoints name them (extra/replaced_copies), and its resume deletes them."""
+    checkpoints name them (extra/replaced_copies), and its resume, or the next --overwrite, deletes them."""
     from minitransformer.train import run as run_module
 
     out = tmp_path / "run"
@@ -594,9 +595,11 @@ def test_copies_of_a_replaced_run_are_deleted_by_the_resume_of_a_run_killed_befo
     assert read_checkpoint(out / "checkpoint.npz").extra["replaced_copies"] == ["checkpoint-step000003.npz",
                                                                                  "checkpoint-step000006.npz"]
     capsys.readouterr()
-    assert main([*run, "--steps", "6", "--resume"]) == 0
+    options = ["--resume"] if then == "--resume" else ["--checkpoint-every", "2", "--keep-checkpoints", "3", then]
+    assert main([*run, "--steps", "6", *options]) == 0
+    # (its step 6 the run that follows wrote again, as its own: only step 3 is left to delete)
     assert "removed the 1 checkpoint(s) the replaced run kept: checkpoint-step000003.npz" in capsys.readouterr().out
-    kept = [out / f"checkpoint-step00000{step}.npz" for step in (2, 4, 6)]  # step 6: the new run's own, written again
+    kept = [out / f"checkpoint-step00000{step}.npz" for step in (2, 4, 6)]
     assert _files(out) == [p.name for p in kept] + ["checkpoint.npz", "metrics.json"]
     assert average_checkpoints(kept).extra["averaged"]["steps"] == [2, 4, 6]
 

@@ -118,8 +118,8 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         Start a new run where ``out`` holds a checkpoint already, replacing it, and delete the checkpoints its run
         kept under their steps (``keep_checkpoints``: those its checkpoint names, nothing else), which would be
         averaged with the new run's, at the end of the new run (a run that fails before its first checkpoint leaves
-        the old one whole; one stopped before its end names them in its checkpoints, and its ``resume`` deletes
-        them); without it (and without ``resume``) that checkpoint is kept and the run
+        the old one whole; one stopped before its end names them in its checkpoints, and its ``resume``, or
+        the next ``overwrite``, deletes them); without it (and without ``resume``) that checkpoint is kept and the run
         refused: a trained model is not lost to a forgotten ``--resume``.
     keep_checkpoints : int, optional
         Also keep the last this many checkpoints written every ``checkpoint_every`` steps (which it needs), as
@@ -302,13 +302,17 @@ REPLACED_COPIES = "replaced_copies"
 
 def _kept_by_replaced(path: Path) -> list[str]:
     """The checkpoints that the run whose checkpoint is at ``path``, to be replaced by a new one (``--overwrite``),
-    kept under their steps: those it names, of their form, in its folder (a checkpoint cannot make a run delete
-    anything else), to delete with :func:`_remove_kept_by_replaced`."""
+    kept under their steps, and those of the run it replaced if it was stopped before it deleted them: those it
+    names, of their form, in its folder (a checkpoint cannot make a run delete anything else), to delete with
+    :func:`_remove_kept_by_replaced`."""
     try:
-        state = read_checkpoint(path).trainer_state
+        ckpt = read_checkpoint(path)
     except CheckpointError:  # gone or unreadable: it names nothing
         return []
-    return _kept_by(path, path, state.get("kept_checkpoints") if isinstance(state, dict) else None)
+    state = ckpt.trainer_state
+    own = _kept_by(path, path, state.get("kept_checkpoints") if isinstance(state, dict) else None)
+    # and those of a run it replaced in its turn, where it was stopped before deleting them
+    return list(dict.fromkeys(own + _kept_by(path, path, ckpt.extra.get(REPLACED_COPIES))))
 
 
 def _remove_kept_by_replaced(path: Path, names: list[str], trainer) -> None:
