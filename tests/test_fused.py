@@ -23,7 +23,6 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer.autograd import fused
 from minitransformer.autograd.graph import graph
-from minitransformer.autograd.ops import _shared_weight_matmul
 from minitransformer.testing import name_known_mistake_of
 
 from references import LAYER_NORM_MISTAKES, layer_norm_np
@@ -108,9 +107,9 @@ def test_fused_softmax_gradcheck(op, axis, rng):
 
 
 def _short_rows(n, dtype, rng):
-    """Rows ``(3, 4, n)`` of scores with what a shift can get wrong: a huge entry, hidden entries (-inf), a row all
-    -inf, a row with a NaN."""
-    x = rng.standard_normal((3, 4, n)) * 3
+    """Rows ``(3, r, n)`` of scores, as many as :func:`~minitransformer.autograd.fused._max_along` takes by halves,
+    with what a shift can get wrong: a huge entry, hidden entries (-inf), a row all -inf, a row with a NaN."""
+    x = rng.standard_normal((3, fused.MANY_ROWS // 3 + 1, n)) * 3
     x[0, 0, n // 2] = 1e4 if dtype == "float64" else 1e3
     x[0, 1, : n - 1] = -np.inf  # one key left
     x[1, 2] = -np.inf  # none left: NaN, as exp(-inf - (-inf))
@@ -314,7 +313,7 @@ def test_fused_layer_norm_matches_plain_numpy(affine, eps, rng):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_layer_norms_means_as_products_are_the_weighted_means(dtype, backend, rng):
-    # LayerNorm's means over the features are v @ (w / d) (_averaging_column): xp.mean(w * v)'s numbers, rounded
+    # LayerNorm's means over the features are v @ (w / d) (_feature_mean): xp.mean(w * v)'s numbers, rounded
     # in another order (float32: a few units of the last place; float64 to 1e-12)
     fn = types.SimpleNamespace(xp=backend.xp, backend=backend)  # what the helpers read of an operation
     tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == "float32" else TOL
@@ -322,15 +321,13 @@ def test_layer_norms_means_as_products_are_the_weighted_means(dtype, backend, rn
         v = rng.standard_normal(shape) * 3 + 1000  # far from 0: a sum rounded badly shows
         w = rng.standard_normal(shape[-1])
         for weights in (None, w):
-            column = fused._averaging_column(fn, shape[-1], backend.dtype(dtype),
-                                             None if weights is None else backend.asarray(weights, dtype=dtype))
-            got = backend.to_host(_shared_weight_matmul(fn, backend.asarray(v, dtype=dtype), column))
+            w_given = None if weights is None else backend.asarray(weights, dtype=dtype)
+            got = backend.to_host(fused._feature_mean(fn, backend.asarray(v, dtype=dtype), w_given))
             want = (v * (1.0 if weights is None else weights)).mean(axis=-1, keepdims=True)
             assert got.shape == want.shape and got.dtype == np.dtype(dtype), (got.shape, got.dtype, shape)
             np.testing.assert_allclose(got, want, **tol, err_msg=f"{shape}, weights {weights is not None}")
-    nothing = fused._averaging_column(fn, 0, backend.dtype(dtype))  # no features: means of 0, no division by 0
-    np.testing.assert_array_equal(backend.to_host(backend.asarray(np.zeros((2, 0)), dtype=dtype) @ nothing),
-                                  np.zeros((2, 1)))
+    nothing = fused._feature_mean(fn, backend.asarray(np.zeros((2, 0)), dtype=dtype))  # no features: 0, no 0 / 0
+    np.testing.assert_array_equal(backend.to_host(nothing), np.zeros((2, 1)))
 
 
 @AFFINE

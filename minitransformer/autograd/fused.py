@@ -59,38 +59,42 @@ def _sums_over_rows(fn, ybar, x_hat=None, ybar_x_hat=None):
     return fn.xp.sum(ybar, axis=rows), (None if x_hat is None else fn.xp.sum(ybar_x_hat, axis=rows))
 
 
-def _averaging_column(fn, d: int, dtype, w=None):
-    r"""The column ``(d, 1)`` of :math:`w / d` (:math:`1/d` where ``w`` is None): for ``v`` ``(..., d)``,
-    ``v @ column`` is :math:`\langle w v \rangle = \tfrac1d \sum_i w_i v_i`, the mean over its last axis weighted
-    by ``w`` ``(d,)``, as ``(..., 1)``: layer norm's means over the features.
+def _feature_mean(fn, v, w=None):
+    r""":math:`\langle w v \rangle = \tfrac1d \sum_i w_i v_i`, the mean of ``v`` ``(..., d)`` over its last axis
+    (weighted by ``w`` ``(d,)`` where given), as ``(..., 1)``: layer norm's means over the features.
 
-    One matrix-vector product (:func:`~minitransformer.autograd.ops._shared_weight_matmul`) rather than
-    ``xp.mean(w * v, axis=-1, keepdims=True)``: NumPy's reduction loops over each row of a short last axis on its
-    own (a layer norm's 64 features), and the weighted product would be one array more. The sums are rounded in
-    another order than the mean's: a few units of the last place apart in float32.
+    One matrix-vector product, ``v @ (w / d)`` (:func:`~minitransformer.autograd.ops._shared_weight_matmul`),
+    rather than ``xp.mean(w * v, axis=-1, keepdims=True)``: NumPy's reduction loops over each row of a short last
+    axis on its own (a layer norm's 64 features), and the weighted product would be one array more. The sums are
+    rounded in another order than the mean's: a few units of the last place apart in float32.
     """
+    d = v.shape[-1]
     n = max(d, 1)  # no features: the sum of none, 0 (and an empty x_hat), not a division by 0
-    return fn.xp.full((d, 1), 1.0 / n, dtype=dtype) if w is None else fn.xp.reshape(w / n, (d, 1))
+    column = fn.xp.full((d, 1), 1.0 / n, dtype=v.dtype) if w is None else fn.xp.reshape(w / n, (d, 1))
+    return _shared_weight_matmul(fn, v, column)
 
 
-#: the longest last axis whose maximum :func:`_max_along` takes by halves on the CPU; NumPy's own reduction is
-#: the faster from about there (float64 from about 48, float32 from about 128)
-SHORT_ROW = 64
+#: the longest last axis whose maximum :func:`_max_along` takes by halves on the CPU (half of it in float64), and the
+#: fewest rows (NumPy's own reduction is the faster beyond the first, float64 from about 48, float32 from about
+#: 128, and below the second, its loop per row costing less than the halves' dozen calls on a few rows)
+SHORT_ROW, MANY_ROWS = 64, 1024
 
 
 def _max_along(xp, x, axis: int):
     r""":math:`m = \max_j x_j` along ``axis``, kept as an axis of length 1: the shift of softmax and log-softmax.
 
     The same numbers as ``xp.max(x, axis=axis, keepdims=True)``, NaN and ``-inf`` included (a maximum is exact,
-    whatever the order it is taken in), so the softmax's results do not change. On the CPU a last axis of at most
-    :data:`SHORT_ROW` entries (attention's keys, a small vocabulary) goes to :func:`_last_axis_max_by_halves`:
+    whatever the order it is taken in), so the softmax's results do not change. On the CPU, :data:`MANY_ROWS` rows
+    or more of a last axis of at most :data:`SHORT_ROW` entries (attention's keys, a small vocabulary; a training
+    batch's scores, not one decoding step's) go to :func:`_last_axis_max_by_halves`:
     NumPy reduces each row in a loop of its own, which costs more than the row's few entries (the max of
     ``(32, 4, 64, 64)`` float32 scores took three times their sum). On a GPU one reduction is one kernel launch
     where the halves would be ten, and a long row's loop pays for itself: both keep ``xp.max``.
     """
-    on_the_cpu = type(x).__module__ == "numpy"  # NumPy's ndarray (not array-api-strict's, nor CuPy's)
-    if on_the_cpu and x.ndim and axis in (-1, x.ndim - 1) and 0 < x.shape[-1] <= SHORT_ROW:
-        return _last_axis_max_by_halves(xp, x)
+    if type(x).__module__ == "numpy" and x.ndim and axis in (-1, x.ndim - 1):  # NumPy's ndarray (not CuPy's)
+        n, short = x.shape[-1], SHORT_ROW if x.dtype.itemsize <= 4 else SHORT_ROW // 2
+        if 0 < n <= short and x.size >= MANY_ROWS * n:
+            return _last_axis_max_by_halves(xp, x)
     return xp.max(x, axis=axis, keepdims=True)
 
 
@@ -338,9 +342,9 @@ class LayerNorm(Function):
 
     (the first term is the direct path, the second the path through :math:`\mu`, the third through
     :math:`\sigma^2`). Kept: :math:`\hat x` and :math:`1/\sqrt{\sigma^2 + \epsilon}` per row. On arrays, each mean
-    over the features is a matrix-vector product (``_averaging_column``), :math:`\langle \bar g \rangle` and
-    :math:`\langle \bar g\, \hat x \rangle` as :math:`\bar y` and :math:`\bar y\, \hat x` weighted by
-    :math:`\gamma`; :math:`\bar y\, \hat x` is formed once, for :math:`\bar\gamma` and for the third term.
+    over the features is a matrix-vector product (``_feature_mean``), :math:`\langle \bar g\, \hat x \rangle` that
+    of :math:`\bar y\, \hat x` weighted by :math:`\gamma`: :math:`\bar y\, \hat x` is formed once, for
+    :math:`\bar\gamma` and for the third term.
     Inputs: ``x`` ``(..., d)``, ``gamma`` and ``beta`` ``(d,)`` or ``None``.
 
     Examples
@@ -367,9 +371,8 @@ class LayerNorm(Function):
             self.gamma, self.has_beta = gamma, beta is not None
             return y
         ### BEGIN SOLUTION A4: LayerNorm.forward: return gamma x_hat + beta; set self.x_hat, inv_std, gamma, has_beta
-        mean = _averaging_column(self, x.shape[-1], x.dtype)  # v @ mean: <v>, (..., d) -> (..., 1)
-        x_hat = x - _shared_weight_matmul(self, x, mean)  # x - mu
-        std = xp.sqrt(_shared_weight_matmul(self, x_hat * x_hat, mean) + eps)  # sqrt(sigma^2 + eps): (..., 1)
+        x_hat = x - _feature_mean(self, x)  # x - mu
+        std = xp.sqrt(_feature_mean(self, x_hat * x_hat) + eps)  # sqrt(sigma^2 + eps): (..., 1)
         x_hat /= std
         self.x_hat, self.inv_std, self.gamma, self.has_beta = x_hat, 1.0 / std, gamma, beta is not None
         if gamma is None:
@@ -394,10 +397,10 @@ class LayerNorm(Function):
         grad_x = None
         if self.needs_grad(0) and self.kernels:
             grad_x = self.kernels.layer_norm_backward(grad, x_hat, gamma, self.inv_std)
-        elif on_arrays:  # gbar = gamma ybar: <gbar> = <gamma ybar>, <gbar x_hat> = <gamma (ybar x_hat)>
-            mean = _averaging_column(self, grad.shape[-1], grad.dtype, gamma)  # v @ mean: <gamma v>
-            grad_x = (grad if gamma is None else grad * gamma) - _shared_weight_matmul(self, grad, mean)
-            grad_x -= x_hat * _shared_weight_matmul(self, ybar_x_hat, mean)
+        elif on_arrays:
+            g = grad if gamma is None else grad * gamma  # gbar = gamma ybar
+            grad_x = g - _feature_mean(self, g)
+            grad_x -= x_hat * _feature_mean(self, ybar_x_hat, gamma)  # <gbar x_hat> = <gamma (ybar x_hat)>
             grad_x *= self.inv_std
         return grad_x, grad_gamma, grad_beta
         ### END SOLUTION
