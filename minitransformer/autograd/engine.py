@@ -717,7 +717,8 @@ class Tensor:
         the weight unseen, and the gradient of a graph that had used it. Here :attr:`data` is the tensor's own array.
         """
         host = self.backend.to_host(self._data)
-        return host.copy() if host is self._data else host  # NumPy's own array: copy it (a device's comes copied)
+        # NumPy's own array is copied; a device's comes copied, but NumPy 2.0 makes one read by DLPack read-only
+        return host.copy() if host is self._data or not host.flags.writeable else host
 
     def __array__(self, dtype=None, copy=None):
         """``np.asarray(x)``, ``plt.imshow(x)``: the values as a NumPy array (the tensor's own, as NumPy's protocol
