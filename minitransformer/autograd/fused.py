@@ -23,6 +23,7 @@ Notation as in :mod:`.ops`: :math:`\bar y = \partial L/\partial y` arrives, :mat
 
 from __future__ import annotations
 
+import functools
 import math
 
 from .engine import Function
@@ -69,9 +70,15 @@ def _feature_mean(fn, v, w=None):
     rounded in another order than the mean's: a few units of the last place apart in float32.
     """
     d = v.shape[-1]
-    n = max(d, 1)  # no features: the sum of none, 0 (and an empty x_hat), not a division by 0
-    column = fn.xp.full((d, 1), 1.0 / n, dtype=v.dtype) if w is None else fn.xp.reshape(w / n, (d, 1))
+    column = _uniform_column(fn.backend, d, v.dtype) if w is None else fn.xp.reshape(w / max(d, 1), (d, 1))
     return _shared_weight_matmul(fn, v, column)
+
+
+@functools.lru_cache(maxsize=32)
+def _uniform_column(backend, d: int, dtype):
+    """The column ``(d, 1)`` of :math:`1/d`, made once for each backend, width and dtype rather than at every layer
+    norm (no features: a sum of none, 0, not a division by 0)."""
+    return backend.xp.full((d, 1), 1.0 / max(d, 1), dtype=dtype)
 
 
 #: the longest last axis whose maximum :func:`_max_along` takes by halves on the CPU (half of it in float64), and the
