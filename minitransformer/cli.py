@@ -213,7 +213,7 @@ def _train(args) -> int:
             return config
     overrides.update(args.set or [])
     overrides.update({k: v for k, v in flags.items() if v is not None})
-    if args.task not in tasks.TASKS:
+    if args.task not in tasks.REGISTRY:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
         return 2
     if args.text is not None:
@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "in a --config file; where one is given several ways, the later wins: "
                                        "--seed-config's preset, then --config, then each --set in order, then the "
                                        "named options (--steps, --lr, ...).")
-    train.add_argument("--task", choices=tasks.TASKS,
+    train.add_argument("--task", choices=tuple(tasks.REGISTRY),
                        help="reverse/sort/copy: digit sequences (encoder-decoder); dates: dates written by people "
                             "to ISO 8601 (encoder-decoder); translate: the pairs of --pairs; classify: the negation "
                             "task; "

@@ -231,7 +231,6 @@ class TaskSetup:
         return Trainer(self.model, self.optimizer, self.loss_fn, **{**defaults, **options})
 
 
-
 #: the model class each kind of task builds (a checkpoint's ``model_type``)
 _MODEL_OF_KIND = {"seq2seq": "Transformer", "classify": "TransformerClassifier", "lm": "DecoderOnlyLM"}
 
