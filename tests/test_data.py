@@ -7,6 +7,7 @@ import math
 import re
 from collections import Counter
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,6 +46,7 @@ from minitransformer.data import (
     pad_sequences,
     read_text,
     split_corpus,
+    token_batches,
     tokenizer_from_dict,
     unigram_cross_entropy,
     unigram_entropy,
@@ -983,6 +985,83 @@ def test_shuffled_batches_are_a_reproducible_permutation():
     assert epoch0 == list(batches(data, 8, seed=1, epoch=0))  # reproducible
     assert epoch0 != list(batches(data, 8, seed=1, epoch=1))  # a new order each epoch
     assert epoch0 != list(batches(data, 8, seed=2, epoch=0))
+
+
+@single
+def test_token_batches_by_hand():
+    """Sorted by length (2, 2, 3, 4, 4, 6), cut where one more example padded to its length would pass the budget:
+    with 8, ab xy (2 x 2) + abc would be 3 x 3; abc abcd (2 x 4) + wxyz 3 x 4; wxyz + abcdef 2 x 6."""
+    seqs = ["abcd", "ab", "abcdef", "xy", "abc", "wxyz"]
+    assert list(token_batches(seqs, 8, shuffle=False)) == [["ab", "xy"], ["abc", "abcd"], ["wxyz"], ["abcdef"]]
+    assert list(token_batches(seqs, 6, shuffle=False)) == [["ab", "xy"], ["abc"], ["abcd"], ["wxyz"], ["abcdef"]]
+    pairs = [([1, 2], [3]), ([4], [5, 6, 7]), ([8, 9], [1, 2])]  # (src, tgt): the longer counts
+    assert list(token_batches(pairs, 4, shuffle=False)) == [[([1, 2], [3]), ([8, 9], [1, 2])], [([4], [5, 6, 7])]]
+    by_sum = list(token_batches(pairs, 4, shuffle=False, length=lambda p: len(p[0]) + len(p[1])))
+    assert by_sum == [[p] for p in (pairs[0], pairs[1], pairs[2])]  # 3, 4, 4 tokens: one a batch
+    reviews = [([4, 5, 6], 1), ([7], 0)]  # (ids, label): the label has no length
+    assert list(token_batches(reviews, 3, shuffle=False)) == [[([7], 0)], [([4, 5, 6], 1)]]
+
+
+@single
+def test_token_batches_hold_every_example_once_within_the_budget():
+    rng = np.random.default_rng(0)
+    seqs = [list(range(n)) for n in rng.integers(1, 30, size=200)]
+    for epoch in range(3):
+        epoch_batches = list(token_batches(seqs, 64, seed=5, epoch=epoch))
+        flat = sorted(map(tuple, (s for b in epoch_batches for s in b)))
+        assert flat == sorted(map(tuple, seqs))  # each example once
+        assert all(len(b) * max(map(len, b)) <= 64 for b in epoch_batches)  # within the budget, padded
+        by_length = sorted(epoch_batches, key=lambda b: (min(map(len, b)), max(map(len, b)), -len(b)))  # cut order
+        for b, after in zip(by_length, by_length[1:]):  # greedy: the next one could not have joined
+            assert (len(b) + 1) * min(map(len, after)) > 64
+        assert len(epoch_batches) == len(DataLoader(seqs, max_tokens=64))  # as many every epoch
+    again = list(token_batches(seqs, 64, seed=5, epoch=1))
+    assert again == list(token_batches(seqs, 64, seed=5, epoch=1))  # reproducible
+    assert again != list(token_batches(seqs, 64, seed=5, epoch=2)) != list(token_batches(seqs, 64, seed=6, epoch=1))
+    pads = [len(b) * max(map(len, b)) - sum(map(len, b)) for b in again]
+    random_pads = [len(b) * max(map(len, b)) - sum(map(len, b)) for b in batches(seqs, 8, seed=5)]
+    assert sum(pads) < sum(random_pads) / 3  # similar lengths together: little padding
+
+
+@single
+def test_token_batches_figures_in_the_training_guide():
+    """docs/training.md's figures: 2,000 reverse pairs of 1 to 20 digits, batches of 64 against max_tokens=640."""
+    pairs, _ = digit_task_splits("reverse", 2000, 0, seed=0, min_len=1, max_len=20)
+
+    def count_and_real_share(epoch_batches):
+        epoch_batches = list(epoch_batches)
+        real = sum(len(src) for b in epoch_batches for src, _ in b)
+        padded = sum(len(b) * max(len(src) for src, _ in b) for b in epoch_batches)
+        return len(epoch_batches), round(100 * real / padded)
+
+    assert count_and_real_share(batches(pairs, 64, seed=0)) == (32, 56)
+    assert count_and_real_share(token_batches(pairs, 640, seed=0)) == (37, 97)
+    text = " ".join((Path(__file__).parents[1] / "docs" / "training.md").read_text().split())
+    assert "batches of 64 random examples are 56% real tokens" in text and "(37 against 32), 97% real" in text
+
+
+@single
+def test_token_batches_refuse_what_they_cannot_cut():
+    with pytest.raises(ValueError, match=r"token_batches: example 1 has 5 tokens, more than max_tokens=4 \(a "):
+        list(token_batches(["ab", "abcde"], 4))
+    with pytest.raises(ValueError, match="token_batches: max_tokens must be a positive integer, got 0"):
+        list(token_batches(["ab"], 0))
+    with pytest.raises(TypeError, match=r"cannot tell the length of the example 3: give length="):
+        list(token_batches([3], 4))
+    with pytest.raises(ValueError, match=r"token_batches: length of example 0 must be an integer >= 0, got 2\.5"):
+        list(token_batches(["ab"], 4, length=lambda s: 2.5))
+    with pytest.raises(ValueError, match="give batch_size .* or max_tokens .*, one of them; got batch_size=None, "
+                                         "max_tokens=None"):
+        DataLoader(["ab"])
+    with pytest.raises(ValueError, match="one of them; got batch_size=2, max_tokens=8"):
+        DataLoader(["ab"], 2, max_tokens=8)
+    with pytest.raises(ValueError, match="with max_tokens the batches are cut to the budget"):
+        DataLoader(["ab"], max_tokens=8, drop_last=True)
+    with pytest.raises(ValueError, match="leave length out"):
+        DataLoader(["ab"], 2, length=len)
+    with pytest.raises(ValueError, match=r"example 1 has 5 tokens, more than max_tokens=4"):
+        DataLoader(["ab", "abcde"], max_tokens=4)  # at once, not at the first epoch
+    assert repr(DataLoader(["ab"], max_tokens=8)) == "DataLoader(1 examples, max_tokens=8)"
 
 
 def test_dataloader_epochs_and_collate(backend):

@@ -154,11 +154,12 @@ def test_exact_match_by_teacher_forcing_is_greedy_decodings():
 
 
 # ------------------------------------------------------------------ resuming
-def _seq2seq_run(tmp_path, name, seed=0, accumulate=1, log_every=1, checkpoint_every=None):
+def _seq2seq_run(tmp_path, name, seed=0, accumulate=1, log_every=1, checkpoint_every=None, max_tokens=None):
     """Model with dropout (random numbers matter), shuffled data rolling over epochs, a schedule, clipping."""
     model = _tiny_transformer(dropout=0.2, seed=seed)
     pairs, _ = digit_task_splits("reverse", 24, 0, seed=2, min_len=3, max_len=6)
-    loader = DataLoader(pairs, batch_size=8, shuffle=True, seed=7, collate=make_seq2seq_batch)  # 3 batches/epoch
+    size = dict(batch_size=8) if max_tokens is None else dict(max_tokens=max_tokens)
+    loader = DataLoader(pairs, shuffle=True, seed=7, collate=make_seq2seq_batch, **size)  # 3 batches/epoch of 8
     opt = optim.Adam.paper(model.parameters(), lr=3e-3)
     schedule = warmup_schedule(opt, warmup=3, steps=10)
     smoothed = partial(seq2seq_loss, label_smoothing=0.1)
@@ -187,6 +188,23 @@ def test_resuming_repeats_the_uninterrupted_losses_exactly(tmp_path, accumulate,
 
     assert _losses(second) == _losses(full)  # exact equality: same numbers, in the same order
     assert len(_losses(full)) == 10
+    for p, q in zip(full.model.parameters(), second.model.parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+def test_resuming_batches_by_tokens_repeats_the_uninterrupted_run(tmp_path):
+    """A DataLoader of max_tokens: its batches (of 4 to 8 pairs here) follow the epoch too, so a run stopped
+    mid-epoch resumes on the batch it would have drawn next."""
+    full, loader = _seq2seq_run(tmp_path, "full.npz", max_tokens=30)
+    assert 4 < len(loader) < 8 and len({len(b) for b in loader}) > 1  # batches of different sizes
+    full.fit(loader, 10)
+    first, loader = _seq2seq_run(tmp_path, "part.npz", max_tokens=30)
+    first.fit(loader, 3)  # mid-epoch 0
+    second, loader = _seq2seq_run(tmp_path, "part.npz", seed=99, max_tokens=30)
+    second.load(tmp_path / "part.npz")
+    assert (second.epoch, second.batch_in_epoch) == (0, 3)
+    second.fit(loader, 10)
+    assert _losses(second) == _losses(full) and len(_losses(full)) == 10
     for p, q in zip(full.model.parameters(), second.model.parameters()):
         np.testing.assert_array_equal(p.numpy(), q.numpy())
 
@@ -1863,7 +1881,7 @@ def test_a_data_loader_of_one_batch_gives_it_every_step_and_one_of_none_is_refus
     trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), recording, progress=False)
     trainer.fit(DataLoader([1, 2, 3], batch_size=3, shuffle=False), 3)  # one batch: an epoch a step
     assert seen == [[1, 2, 3]] * 3
-    with pytest.raises(ValueError, match=r"the DataLoader has no batches \(0 examples, batch_size=2"):
+    with pytest.raises(ValueError, match=r"the DataLoader has no batches \(DataLoader\(0 examples, batch_size=2"):
         trainer.fit(DataLoader([], batch_size=2), 5)
 
 

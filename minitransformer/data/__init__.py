@@ -9,7 +9,8 @@
   pairs read from a file of your own, for the encoder-decoder.
 * ``corpus`` -- ``load_corpus("tiny")``, about 32 KB of English for a character language model;
   ``read_text(path)``, a text of your own.
-* ``batching`` -- padding, :class:`Batch` with its attention masks, seeded :func:`batches`.
+* ``batching`` -- padding, :class:`Batch` with its attention masks, seeded :func:`batches` (of examples) and
+  :func:`token_batches` (of tokens, the paper's).
 
 Everything here is made on the host (lists of ids, NumPy); a :class:`Batch` holds Tensors on the
 current backend.
@@ -23,6 +24,7 @@ from .batching import (
     make_lm_batch,
     make_seq2seq_batch,
     pad_sequences,
+    token_batches,
 )
 from .corpus import (
     CorpusError,
@@ -122,5 +124,6 @@ __all__ = [
     "make_classification_batch",
     "make_lm_batch",
     "batches",
+    "token_batches",
     "DataLoader",
 ]

@@ -56,6 +56,7 @@ __all__ = [
     "make_classification_batch",
     "make_lm_batch",
     "batches",
+    "token_batches",
     "DataLoader",
 ]
 
@@ -427,21 +428,131 @@ def batches(
         yield collate(chunk) if collate is not None else chunk
 
 
+def _budget_length(example) -> int:
+    """The length the token budget counts for ``example``: ``len`` of a sequence of ids, or the longest
+    sequence in a tuple such as ``(src, tgt)`` or ``(ids, label)`` (the label has no length)."""
+    if isinstance(example, tuple):
+        lengths = [len(part) for part in example if hasattr(part, "__len__")]
+        if lengths:
+            return max(lengths)
+    elif hasattr(example, "__len__"):
+        return len(example)
+    raise TypeError(f"token_batches: cannot tell the length of the example {example!r:.60}: give "
+                    "length=, a function example -> its number of tokens")
+
+
+def _example_lengths(examples: Sequence, length: Callable | None) -> np.ndarray:
+    """``(N,)`` the token count of each example (``length(example)``, by default :func:`_budget_length`)."""
+    length = _budget_length if length is None else length
+    return np.array([require_int("token_batches", f"length of example {i}", length(ex), low=0)
+                     for i, ex in enumerate(examples)], dtype=np.int64)
+
+
+def _cut_by_tokens(sorted_lengths: np.ndarray, max_tokens: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]``: the ascending ``sorted_lengths`` cut greedily into runs whose padded size,
+    count * longest (the run's last, being sorted), is at most ``max_tokens``."""
+    cuts, start = [], 0
+    for i, n in enumerate(sorted_lengths.tolist()):
+        if (i + 1 - start) * n > max_tokens:  # one more example, padded to n, would go over the budget
+            cuts.append((start, i))
+            start = i
+    if len(sorted_lengths):
+        cuts.append((start, len(sorted_lengths)))
+    return cuts
+
+
+def _check_budget(lengths: np.ndarray, max_tokens: int) -> None:
+    """Refuse an example longer than ``max_tokens`` (no batch could hold it), naming it."""
+    if len(lengths) and lengths.max() > max_tokens:
+        i = int(lengths.argmax())
+        raise ValueError(f"token_batches: example {i} has {int(lengths[i])} tokens, more than max_tokens="
+                         f"{max_tokens} (a batch's padded size): raise max_tokens, or leave out the longest examples")
+
+
+def token_batches(
+    examples: Sequence,
+    max_tokens: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    epoch: int = 0,
+    collate: Callable | None = None,
+    length: Callable | None = None,
+) -> Iterator:
+    """One epoch over ``examples`` in batches of at most ``max_tokens`` tokens, examples of similar length together.
+
+    The paper's batching (section 5.1): "Sentence pairs were batched together by approximate sequence
+    length. Each training batch contained a set of sentence pairs containing approximately 25000 source
+    tokens and 25000 target tokens." A batch's tokens are counted padded, as its tensor holds them:
+    ``len(batch) * longest``, each example's length being ``length(example)`` (by default its longest
+    sequence: ``(src, tgt)`` counts the longer of the two, which bounds the source tokens and the target
+    tokens alike). Short examples make large batches, long ones small batches, and there is little padding
+    in either, where :func:`batches` pads a short example to the longest one drawn beside it.
+
+    The examples are taken in the epoch's seeded order (that of :func:`batches`), sorted by length (stably:
+    examples of one length stay in that random order), cut greedily into batches within ``max_tokens``, and
+    the batches are visited in a random order from the same generator. Every epoch has as many batches
+    (they depend on the lengths only); ``shuffle=False`` keeps the examples' order within a length and
+    visits the batches from the shortest to the longest.
+
+    Parameters
+    ----------
+    examples : sequence
+        Anything indexable with a length (pairs of id lists, ``(ids, label)`` tuples, ...).
+    max_tokens : int
+        The most tokens of a batch, padded (>= the longest example's length).
+    shuffle : bool
+        Random order within each length and of the batches; otherwise the examples' order.
+    seed, epoch : int
+        Choose the order (together; the same pair gives the same batches).
+    collate : callable, optional
+        Applied to each list of examples (e.g. :func:`make_seq2seq_batch`).
+    length : callable, optional
+        ``length(example) -> int``, the tokens an example counts for (by default its longest sequence).
+
+    Yields
+    ------
+    list or Batch
+        Each batch: a list of examples of similar length, or what ``collate`` makes of it.
+
+    Examples
+    --------
+    >>> seqs = ["ab", "abcd", "a", "abc", "abcdef", "b"]
+    >>> list(token_batches(seqs, max_tokens=6, shuffle=False))  # padded sizes 3 x 2, 1 x 3, 1 x 4, 1 x 6
+    [['a', 'b', 'ab'], ['abc'], ['abcd'], ['abcdef']]
+    >>> [len(b) for b in token_batches(seqs, max_tokens=6, seed=0)]  # the same batches, in a random order
+    [1, 1, 3, 1]
+    """
+    max_tokens = require_int("token_batches", "max_tokens", max_tokens, low=1)
+    lengths = _example_lengths(examples, length)
+    _check_budget(lengths, max_tokens)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(examples)) if shuffle else np.arange(len(examples))
+    order = order[np.argsort(lengths[order], kind="stable")]  # by length; within one, the epoch's order
+    cuts = _cut_by_tokens(lengths[order], max_tokens)
+    for b in (rng.permutation(len(cuts)) if shuffle else range(len(cuts))):
+        start, stop = cuts[int(b)]
+        chunk = [examples[int(i)] for i in order[start:stop]]
+        yield collate(chunk) if collate is not None else chunk
+
+
 class DataLoader:
     """Iterate over ``examples`` in batches, one epoch per ``for`` loop, each epoch in a new seeded order.
 
     Like PyTorch's ``DataLoader``: ``len(loader)`` is the number of batches an epoch has;
-    :meth:`set_epoch` chooses the epoch (to resume a run with the same orders). Epoch ``e`` is
-    ``batches(examples, batch_size, shuffle, seed, e, drop_last, collate)``. The order follows ``seed``, not
-    ``mt.manual_seed``. :meth:`Trainer.fit <minitransformer.train.Trainer.fit>` chooses the epoch itself (the run's:
-    0, or a checkpoint's) and sets it as the epochs go by, whatever :meth:`set_epoch` was given before.
+    :meth:`set_epoch` chooses the epoch (to resume a run with the same orders). A batch is ``batch_size``
+    examples (epoch ``e`` is ``batches(examples, batch_size, shuffle, seed, e, drop_last, collate)``) or, given
+    ``max_tokens`` instead, as many examples of similar length as ``max_tokens`` padded tokens hold, the paper's
+    batching (``token_batches(examples, max_tokens, shuffle, seed, e, collate, length)``). The order follows
+    ``seed``, not ``mt.manual_seed``. :meth:`Trainer.fit <minitransformer.train.Trainer.fit>` chooses the epoch
+    itself (the run's: 0, or a checkpoint's) and sets it as the epochs go by, whatever :meth:`set_epoch` was
+    given before.
 
     Parameters
     ----------
     examples : sequence
         Anything indexable with a length.
-    batch_size : int
-        Examples per batch (>= 1).
+    batch_size : int, optional
+        Examples per batch (>= 1). Give this or ``max_tokens``.
     shuffle : bool
         Visit the examples in a random order each epoch; otherwise in their order.
     seed : int
@@ -450,6 +561,11 @@ class DataLoader:
         Leave out a last batch smaller than ``batch_size``.
     collate : callable, optional
         Applied to each list of examples (e.g. :func:`make_seq2seq_batch`).
+    max_tokens : int, optional
+        The most padded tokens of a batch (:func:`token_batches`), instead of ``batch_size``.
+    length : callable, optional
+        With ``max_tokens``: ``length(example) -> int``, the tokens an example counts for (by default its
+        longest sequence).
 
     Attributes
     ----------
@@ -461,31 +577,65 @@ class DataLoader:
     >>> loader = DataLoader(list(range(5)), batch_size=2, seed=1, drop_last=True)
     >>> len(loader), len(list(loader)), loader.epoch
     (2, 2, 1)
+    >>> loader = DataLoader(["ab", "abcd", "a", "abc"], max_tokens=4)
+    >>> len(loader), sorted(map(len, loader))   # [a, ab] padded to 2 x 2, [abc], [abcd]
+    (3, [1, 1, 2])
     """
 
     def __init__(
         self,
         examples: Sequence,
-        batch_size: int,
+        batch_size: int | None = None,
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
         collate: Callable | None = None,
+        max_tokens: int | None = None,
+        length: Callable | None = None,
     ):
-        batch_size = require_int("DataLoader", "batch_size", batch_size, low=1)
+        if (batch_size is None) == (max_tokens is None):
+            raise ValueError("DataLoader: give batch_size (examples per batch) or max_tokens (padded tokens per "
+                             f"batch), one of them; got batch_size={batch_size!r}, max_tokens={max_tokens!r}")
+        if max_tokens is not None:
+            max_tokens = require_int("DataLoader", "max_tokens", max_tokens, low=1)
+            if drop_last:
+                raise ValueError("DataLoader: drop_last leaves out a last batch smaller than batch_size; with "
+                                 "max_tokens the batches are cut to the budget, none is left out: drop_last=False")
+            _check_budget(_example_lengths(examples, length), max_tokens)
+        else:
+            batch_size = require_int("DataLoader", "batch_size", batch_size, low=1)
+            if length is not None:
+                raise ValueError("DataLoader: length counts an example's tokens for max_tokens; with batch_size a "
+                                 "batch is a number of examples: leave length out")
         self.examples, self.batch_size, self.shuffle = examples, batch_size, shuffle
         self.seed, self.drop_last, self.collate = seed, drop_last, collate
+        self.max_tokens, self.length = max_tokens, length
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """The next ``for`` loop runs epoch ``epoch`` (its order depends on ``seed`` and ``epoch`` only)."""
         self.epoch = int(epoch)
 
+    def epoch_batches(self, epoch: int) -> Iterator[list]:
+        """The batches of epoch ``epoch`` as lists of examples, before ``collate`` (a resumed run skips the
+        first ones without making their tensors)."""
+        if self.max_tokens is not None:
+            return token_batches(self.examples, self.max_tokens, self.shuffle, self.seed, epoch, None, self.length)
+        return batches(self.examples, self.batch_size, self.shuffle, self.seed, epoch, self.drop_last, None)
+
     def __len__(self) -> int:
+        if self.max_tokens is not None:  # the cuts depend on the lengths only, not on the epoch
+            return len(_cut_by_tokens(np.sort(_example_lengths(self.examples, self.length)), self.max_tokens))
         n, b = len(self.examples), self.batch_size
         return n // b if self.drop_last else -(-n // b)
+
+    def __repr__(self) -> str:
+        size = f"max_tokens={self.max_tokens}" if self.max_tokens is not None else (
+            f"batch_size={self.batch_size}, drop_last={self.drop_last}")
+        return f"DataLoader({len(self.examples)} examples, {size})"
 
     def __iter__(self) -> Iterator:
         epoch = self.epoch
         self.epoch += 1
-        return batches(self.examples, self.batch_size, self.shuffle, self.seed, epoch, self.drop_last, self.collate)
+        for chunk in self.epoch_batches(epoch):
+            yield self.collate(chunk) if self.collate is not None else chunk

@@ -58,7 +58,7 @@ import numpy as np  # host-side: a target rounded to float32, the metrics' preci
 from .. import backend as _backend
 from .._arguments import is_integer, is_real, require_int, require_real
 from ..autograd import Tensor
-from ..data.batching import DataLoader, batches
+from ..data.batching import DataLoader
 from ..nn import Module, evaluating
 from ..optim import LRScheduler, Optimizer, clip_grad_norm_
 from .checkpoint import (
@@ -491,16 +491,13 @@ class Trainer:
         """
         if isinstance(data, DataLoader):
             if len(data) == 0:
-                raise ValueError(f"Trainer.fit: the DataLoader has no batches ({len(data.examples)} examples, "
-                                 f"batch_size={data.batch_size}, drop_last={data.drop_last})")
+                raise ValueError(f"Trainer.fit: the DataLoader has no batches ({data!r})")
             if self.batch_in_epoch > len(data):  # (a checkpoint's: it would skip the rest of the epoch in silence)
                 raise ValueError(f"Trainer.fit: the data position is batch {self.batch_in_epoch} of epoch "
                                  f"{self.epoch}, beyond the DataLoader's {len(data)} batches an epoch: was the run "
                                  "resumed from a checkpoint of other data or another batch size, or a damaged one?")
             while True:
-                chunks = batches(data.examples, data.batch_size, data.shuffle, data.seed, self.epoch,
-                                 data.drop_last, collate=None)
-                for i, chunk in enumerate(chunks):
+                for i, chunk in enumerate(data.epoch_batches(self.epoch)):
                     if i < self.batch_in_epoch:
                         continue  # seen before the checkpoint
                     self.batch_in_epoch = i + 1
