@@ -31,7 +31,8 @@ def _cupy() -> str:
     try:
         import cupy
     except ImportError:
-        return "not installed (GPU: pip install -e '.[cuda12]' or '.[cuda13]')"
+        return ("not installed (GPU: pip install 'minitransformer[cuda12]' or '[cuda13]'; "
+                "in a clone: pip install -e '.[cuda12]')")
     except Exception as e:
         return f"installed but fails to import ({type(e).__name__}: {e})"
     try:

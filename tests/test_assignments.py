@@ -253,6 +253,7 @@ def student(request, copies):
 def test_a_student_copy_is_valid_python_with_stubs_only_for_its_assignment(student):
     number, copy, stubs = student
     assert (copy / "tests" / "conftest.py").is_file() and (copy / "setup.cfg").is_file()
+    assert (copy / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()  # MIT: the notice goes with copies
     kept = get(number).keeps  # A7's copy holds the CUDA kernels, its exercise, and their tests
     assert all((ROOT / path).is_file() and (copy / path).exists() == (path in kept) for path in LEFT_OUT)
     assert not (copy / "tools").exists() and not (copy / "docs" / "assignments.md").exists()

@@ -1036,7 +1036,7 @@ def test_token_batches_figures_in_the_training_guide():
 
     assert count_and_real_share(batches(pairs, 64, seed=0)) == (32, 56)
     assert count_and_real_share(token_batches(pairs, 640, seed=0)) == (37, 97)
-    text = " ".join((Path(__file__).parents[1] / "docs" / "training.md").read_text().split())
+    text = " ".join((Path(__file__).parents[1] / "docs" / "training.md").read_text(encoding="utf-8").split())
     assert "batches of 64 random examples are 56% real tokens" in text and "(37 against 32), 97% real" in text
 
 

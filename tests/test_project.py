@@ -7,8 +7,10 @@ import configparser
 import doctest
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,40 @@ def test_setup_cfg_extras():
     assert "array-api-strict" in extras["notebooks"]
     assert "pytest" in extras["dev"] and "array-api-strict" in extras["dev"]
     assert cfg["options"]["python_requires"] == ">=3.10"
+
+
+@pytest.mark.needs("MANIFEST.in", "docs", "tools", ".ci")
+def test_the_source_distribution_carries_the_tests_and_what_they_read(tmp_path):
+    """setuptools alone puts tests/test_*.py in the sdist but not conftest.py, references.py or tests/data: a
+    packager running the tests from it got "fixture 'rng' not found". MANIFEST.in grafts them, the notebooks, docs
+    and tools the tests check, and the licence; no bytecode."""
+    src = tmp_path / "src"
+    for name in ("minitransformer", "tests", "notebooks", "docs", "tools", ".ci"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns(".hypothesis", ".pytest_cache",
+                                                                             "_build", "*.egg-info"))
+    for name in ("README.md", "setup.cfg", "MANIFEST.in", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    (src / "tests" / "__pycache__").mkdir(exist_ok=True)
+    (src / "tests" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"")
+    done = subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "sdist", "--dist-dir",
+                           str(tmp_path / "dist")], cwd=src, capture_output=True, encoding="utf-8", timeout=120)
+    assert done.returncode == 0, done.stderr
+    (sdist,) = (tmp_path / "dist").glob("minitransformer-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        held = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+    wanted = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("*")
+              if p.is_file() and not {"__pycache__", ".hypothesis", ".pytest_cache"} & set(p.parts)}
+    assert {"tests/conftest.py", "tests/references.py", "tests/data/en-fr.tsv"} <= wanted
+    assert not wanted - held, f"the sdist lacks {sorted(wanted - held)}"
+    assert {"LICENSE", "README.md", "notebooks/01_autograd.ipynb", "tools/make_notebooks.py"} <= held
+    assert not [name for name in held if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_the_licence_ships_with_the_package_metadata():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg", encoding="utf-8")
+    assert cfg["metadata"]["license"] == "MIT" and cfg["metadata"]["license_files"].split() == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
 
 
 @pytest.mark.needs(".ci")

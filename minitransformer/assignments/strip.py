@@ -58,7 +58,7 @@ _BEGIN = re.compile(r"^(?P<indent>\s*)(?P<comment>###|//) BEGIN SOLUTION A(?P<nu
 #: the notebooks' exercises solved), nor the CI's files, nor docs/ as the site's sources (handout.py writes its pages
 #: as plain Markdown, and ASSIGNMENT.md); the tests that need them skip in a copy (``@pytest.mark.needs`` in
 #: tests/conftest.py)
-COPIED = ("minitransformer", "tests", "notebooks", "setup.cfg", "pyproject.toml", "README.md")
+COPIED = ("minitransformer", "tests", "notebooks", "setup.cfg", "pyproject.toml", "README.md", "LICENSE")
 #: the files of COPIED that a copy leaves out (the solution copy too, which holds the same files), and why; an
 #: assignment's copy still holds those its entry of the catalogue keeps (Assignment.keeps)
 LEFT_OUT = {
