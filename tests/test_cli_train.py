@@ -1457,6 +1457,9 @@ def test_the_seed_classifier_example_runs(monkeypatch, capsys):
     final = re.search(r"^Validation Loss: (\d\.\d{4}), Validation Accuracy: (\d\.\d{4})$", text, flags=re.M)
     last_epoch = re.search(r"^epoch 2: val_loss (\S+), val_accuracy (\S+)$", text, flags=re.M)
     assert final.groups() == last_epoch.groups()  # the final evaluation runs without dropout, as the epoch's did
+    epochs = re.findall(r"^epoch (\d): val_loss \S+, val_accuracy (\S+)$", text, flags=re.M)
+    best = max(epochs, key=lambda e: (float(e[1]), -int(e[0])))  # the first of the most accurate
+    assert f"(best: epoch {best[0]}, val_accuracy {best[1]}; the model kept is the last epoch's" in text
     assert "TransformerClassifier(" in text
     # the ceiling it prints is counted on its own 32 validation reviews (it printed 0.75 whatever they were): the
     # share of them the sentiment word's polarity alone labels right, counted here on the words
