@@ -187,9 +187,9 @@ def _train(args) -> int:
     from .data import CorpusError
     from .train import TrainingInterrupted, run, tasks
 
-    flags = {k: getattr(args, k) for k in ("steps", "batch_size", "accumulate", "d_model", "heads", "layers", "d_ff",
-                                             "lr", "warmup", "seed", "dropout", "label_smoothing", "eval_every",
-                                             "target", "patience", "restore_best")}
+    flags = {k: getattr(args, k) for k in ("steps", "batch_size", "max_tokens", "accumulate", "d_model", "heads",
+                                             "layers", "d_ff", "lr", "warmup", "seed", "dropout", "label_smoothing",
+                                             "eval_every", "target", "patience", "restore_best")}
     if args.task is None and args.seed_config:  # the preset is the classify task's, and no other's
         args.task = "classify"
     if args.out is None:
@@ -215,6 +215,14 @@ def _train(args) -> int:
     overrides.update({k: v for k, v in flags.items() if v is not None})
     if args.task not in tasks.REGISTRY:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
+        return 2
+    if args.batch_size is not None and args.max_tokens is not None:
+        print("minitransformer train: a batch is --batch-size examples or --max-tokens tokens; give one",
+              file=sys.stderr)
+        return 2
+    if args.max_tokens is not None and "max_tokens" not in tasks.REGISTRY[args.task].defaults:
+        print(f"minitransformer train: --max-tokens groups sequences of different lengths; --task {args.task}'s "
+              "batches are all alike (windows of seq_len): give --batch-size", file=sys.stderr)
         return 2
     if args.text is not None:
         if args.task != "charlm":
@@ -441,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=_positive_int, help=f"optimizer steps ({_task_default('steps')})")
     train.add_argument("--batch-size", type=_positive_int,
                        help=f"examples (sequences) in a batch ({_task_default('batch_size')})")
+    train.add_argument("--max-tokens", type=_positive_int, metavar="N",
+                       help="batches of at most N tokens (counted padded) in place of --batch-size, examples of "
+                            "similar length together: the paper's batching (section 5.1); sequence tasks and classify")
     train.add_argument("--accumulate", type=_positive_int, metavar="N",
                        help="gradient accumulation: N batches of --batch-size make one optimizer step, as one batch N "
                             f"times larger would, in the memory of one ({_task_default('accumulate')})")

@@ -532,6 +532,43 @@ def test_accumulate_draws_n_batches_a_step_and_is_recorded(tmp_path, capsys):
     assert (ckpt.trainer_state["epoch"], ckpt.trainer_state["batch_in_epoch"]) == (1, 2)
 
 
+def test_max_tokens_batches_by_tokens_is_recorded_and_resumes_as_the_run_uninterrupted(tmp_path, capsys):
+    """The paper's batching (data.token_batches) from the command line: batches of examples of similar length within
+    --max-tokens padded tokens; stopped mid-epoch and resumed, the run ends where the uninterrupted one does."""
+    i = TINY.index("--batch-size")
+    tiny = [*TINY[:i], *TINY[i + 2:], "--set", "n_train=64", "--set", "min_len=2", "--no-pictures",
+            "--max-tokens", "60"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert main(["train", "--task", "copy", "--steps", "6", *tiny, "--out", str(whole)]) == 0
+    assert main(["train", "--task", "copy", "--steps", "3", *tiny, "--out", str(part)]) == 0
+    ckpt = read_checkpoint(part / "checkpoint.npz")
+    assert ckpt.extra["settings"]["max_tokens"] == 60
+    assert (ckpt.trainer_state["epoch"], ckpt.trainer_state["batch_in_epoch"]) == (0, 3)  # 64 examples: > 3 batches
+    assert main(["train", "--task", "copy", "--steps", "6", "--out", str(part), "--resume", "--no-progress",
+                 "--no-pictures"]) == 0
+    a, b = read_checkpoint(whole / "checkpoint.npz"), read_checkpoint(part / "checkpoint.npz")
+    assert a.step == b.step == 6 and a.model_state.keys() == b.model_state.keys()
+    for name in a.model_state:
+        np.testing.assert_array_equal(a.model_state[name], b.model_state[name])
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("options, refusal", [
+    (["--task", "copy", "--batch-size", "8", "--max-tokens", "60"],
+     "minitransformer train: a batch is --batch-size examples or --max-tokens tokens; give one\n"),
+    (["--task", "charlm", "--max-tokens", "60"],
+     "minitransformer train: --max-tokens groups sequences of different lengths; --task charlm's batches are all "
+     "alike (windows of seq_len): give --batch-size\n"),
+    (["--task", "copy", "--max-tokens", "5"],
+     "minitransformer: token_batches: example 0 has 12 tokens, more than max_tokens=5 (a batch's padded size): "),
+])
+def test_max_tokens_is_refused_with_batch_size_for_charlm_and_below_the_longest_example(options, refusal, tmp_path,
+                                                                                          capsys):
+    assert main(["train", *options, "--steps", "1", "--no-progress", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(refusal) and err.count("\n") == 1, err
+
+
 def test_a_run_in_the_folder_is_kept_unless_resumed_or_overwritten(tmp_path, capsys):
     """Training again without --resume replaced a trained checkpoint, even another task's, without a word."""
     out = tmp_path / "run"

@@ -121,7 +121,7 @@ __all__ = ["Task", "REGISTRY", "TASKS", "TEXT_SEQ2SEQ", "ISO_DATE_CHARS", "DEFAU
 _SEQ2SEQ_DEFAULTS = dict(
     steps=1000, batch_size=64, d_model=64, heads=4, layers=2, d_ff=256, dropout=0.0, lr=2e-3, warmup=200,
     schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=20000, n_val=300, n_test=1000, min_len=8, max_len=12,
-    norm_first=True, eval_every=100, target=None, patience=None,
+    norm_first=True, eval_every=100, target=None, patience=None, max_tokens=None,
 )
 
 #: the settings every task takes beside its own in :data:`DEFAULTS`, the seed of the data, the weights and the batch
@@ -349,14 +349,14 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
 # ------------------------------------------------------------------ the settings: every check, one table a kind
 #: the kind of value a setting takes whose default is None (the others take their default's kind)
 _KIND_OF_NONE = {"target": float, "patience": int, "vocab_size": int, "corpus_sha256": str, "pairs": str,
-                 "pairs_sha256": str, "restore_best": bool}
+                 "pairs_sha256": str, "restore_best": bool, "max_tokens": int}
 _KIND_NAMES = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}
 #: the smallest value of each integer setting (counts and sizes from 1; the seed from 0; a review holds a sentiment
 #: word and maybe "not")
 _LOWEST = {"seed": 0, "min_words": 2, "max_words": 2,
            **dict.fromkeys(("steps", "batch_size", "d_model", "heads", "layers", "d_ff", "warmup", "n_train", "n_val",
                             "n_test", "min_len", "max_len", "seq_len", "eval_every", "patience", "vocab_size",
-                            "bpe_vocab", "accumulate"), 1)}
+                            "bpe_vocab", "accumulate", "max_tokens"), 1)}
 #: the most examples a task makes of each split (they are made in memory before anything trains; 10**9 would fill it)
 _MOST_EXAMPLES = dict.fromkeys(("n_train", "n_val", "n_test"), 10_000_000)
 #: the range of each number setting, as (low, high, low_open, high_open); ``target`` is an accuracy, in [0, 1]
@@ -482,6 +482,16 @@ def settings(task: str, **overrides) -> dict:
         if a in s and b in s and not passes(s[a], s[b]):
             raise ValueError(f"task {task!r}: " + says.format(a=a, b=b, x=s[a], y=s[b]))
     return s
+
+
+def _loader(train, s: dict, collate) -> DataLoader:
+    """The training batches: ``batch_size`` examples in a random order, or, with the setting ``max_tokens``, the
+    paper's batches (section 5.1) of at most that many padded tokens, examples of similar length together
+    (:func:`~minitransformer.data.token_batches`)."""
+    if s["max_tokens"] is not None:
+        return DataLoader(train, max_tokens=s["max_tokens"], shuffle=True, seed=s["seed"], collate=collate)
+    return DataLoader(train, s["batch_size"], shuffle=True, seed=s["seed"], drop_last=len(train) > s["batch_size"],
+                      collate=collate)
 
 
 def _optimizer(model, s: dict):
@@ -680,8 +690,7 @@ def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val
                            d_ff=s["d_ff"], num_encoder_layers=s["layers"], num_decoder_layers=s["layers"],
                            dropout=s["dropout"], max_len=max_len, norm_first=s["norm_first"])
     opt, schedule = _optimizer(model, s)
-    loader = DataLoader(train, s["batch_size"], shuffle=True, seed=s["seed"], drop_last=len(train) > s["batch_size"],
-                        collate=make_seq2seq_batch)
+    loader = _loader(train, s, make_seq2seq_batch)
     val_metrics, test_metrics = seq2seq_metrics(val), seq2seq_metrics(test)
 
     def eval_fn(model):
@@ -847,8 +856,7 @@ def _classify(s: dict) -> TaskSetup:
                                      num_layers=s["layers"], max_len=s["max_len"], dropout=s["dropout"],
                                      pooling=s["pooling"], pad_id=PAD, norm_first=s["norm_first"])
     opt, schedule = _optimizer(model, s)
-    loader = DataLoader(train, s["batch_size"], shuffle=True, seed=s["seed"], drop_last=len(train) > s["batch_size"],
-                        collate=make_classification_batch)
+    loader = _loader(train, s, make_classification_batch)
     val_metrics, test_metrics = classification_metrics(val), classification_metrics(test)
 
     def eval_fn(model):
@@ -1101,7 +1109,7 @@ REGISTRY: dict[str, Task] = {task.name: task for task in (
          dict(steps=2000, batch_size=64, d_model=32, heads=4, layers=2, d_ff=64, dropout=0.0, lr=2e-3, warmup=50,
               schedule="cosine", label_smoothing=0.0, clip=1.0, n_train=16000, n_val=500, n_test=1000, min_words=5,
               max_words=16, max_len=100, vocab_size=None, pooling="mean", norm_first=True, eval_every=250,
-              target=None, patience=None),
+              target=None, patience=None, max_tokens=None),
          build=_classify, reads="a review", example=lambda setup: "the acting was not bad", answer=_answer_review,
          show=_show_reviews),
     Task("charlm", "lm",
