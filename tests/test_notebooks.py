@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+import minitransformer as mt
 from minitransformer import cuda_emulator
 
 from references import module_from_file
@@ -673,3 +674,16 @@ def test_notebook_09s_exercise_checks_pass_a_right_answer_and_name_a_wrong_one(n
     assert _passes(ns["check_ex5"], std_with, std_without, 1)
     with pytest.raises(AssertionError, match="^check_ex5: with and without swapped"):
         ns["check_ex5"](std_without, std_with, 1)
+
+
+@pytest.mark.needs("tools")
+def test_notebook_07_finds_count_calls_from_any_working_directory(tmp_path, monkeypatch, namespace):
+    """Notebook 07 counts the tiny step's calls with tools/count_calls.py, found beside the package: it looked in
+    ``../tools`` from the working directory, so run from the repository root it said "not here (a student copy)"."""
+    code = [source for kind, source, *_ in _generator().NOTEBOOKS["07_gpu"] if kind == "code"]
+    [cell] = [source for source in code if "count_calls" in source]
+    finding = cell[:cell.index("if (tools")]                 # the imports and where it looks, not the count
+    monkeypatch.chdir(tmp_path)
+    namespace["mt"] = mt
+    exec(finding, namespace)
+    assert (namespace["tools"] / "count_calls.py").is_file()
