@@ -10,7 +10,7 @@ Three kinds of check, per notebook:
   (0.674, 97.4%, 2.6e-4) is one its outputs print or its code sets, or is listed with a reason as taken from
   elsewhere (``unprinted_quotes``): a rerun that moves the last digits cannot leave the prose stale unseen;
 * (slow) it runs top to bottom with nbclient, ``python3`` kernel, in ``notebooks/``, and writes no
-  file in the repository.
+  file in the repository; a notebook that trains nothing (``REPRODUCED``) prints what its committed outputs show.
 """
 
 from __future__ import annotations
