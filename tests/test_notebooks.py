@@ -10,7 +10,7 @@ Three kinds of check, per notebook:
   (0.674, 97.4%, 2.6e-4) is one its outputs print or its code sets, or is listed with a reason as taken from
   elsewhere (``unprinted_quotes``): a rerun that moves the last digits cannot leave the prose stale unseen;
 * (slow) it runs top to bottom with nbclient, ``python3`` kernel, in ``notebooks/``, and writes no
-  file in the repository.
+  file in the repository; a notebook that trains nothing (``REPRODUCED``) prints what its committed outputs show.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+import minitransformer as mt
 from minitransformer import cuda_emulator
 
 from references import module_from_file
@@ -50,6 +51,16 @@ NAMES = [
 ]
 #: the notebooks that compile CUDA kernels for the CPU emulation (minitransformer.cuda_emulator): they need g++
 NEEDS_GXX = {"12_gpu_kernels"}
+#: the notebooks whose text outputs a rerun reproduces, with the lines it may change: they train nothing, so only
+#: 07's timings and float32 rounding move (its counts of array calls do not). The others train a model: a rerun on
+#: another CPU moves their figures, which the prose check (``unprinted_quotes``) watches instead.
+REPRODUCED = {
+    "01_autograd": None,
+    "02_scaled_dot_product_attention": None,
+    "03_multi_head_attention": None,
+    "04_positional_encoding": None,
+    "07_gpu": re.compile(r"ms per step|CuPy is .* speed|W_K\.bias|float32 against float64"),
+}
 CELL_TIMEOUT = 120  # seconds
 
 pytestmark = pytest.mark.single_backend  # the notebooks run in their own kernel, on NumPy
@@ -342,6 +353,60 @@ def test_runs_top_to_bottom(name, monkeypatch):
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
     written = _files() - before
     assert not written, f"{name} wrote files into the repository (use tempfile): {sorted(written)}"
+    # the committed outputs are what the notebook prints now (a student copy's stop at its first exercise)
+    if name in REPRODUCED and (ROOT / "tools" / "make_notebooks.py").is_file() \
+            and not (name == "07_gpu" and "cupy" in mt.backend.available()):   # 07 prints its GPU's figures
+        differences = unreproduced(name, _generator().clean(nb), _read(name))
+        assert not differences, "\n".join(differences)
+
+
+def _printed(cell, ignore) -> list[str]:
+    """The lines a code cell printed (its streams and text results), but those ``ignore`` matches."""
+    text = "".join(out.text if out.output_type == "stream" else out.get("data", {}).get("text/plain", "")
+                   for out in cell.outputs)
+    return [line for line in text.splitlines() if not (ignore and ignore.search(line))]
+
+
+def unreproduced(name: str, fresh, committed) -> list[str]:
+    """Where notebook ``name`` just run (``fresh``, cleaned as the generator cleans) prints other text than the
+    committed one, but in the lines ``REPRODUCED[name]`` lets a rerun change: one line per code cell, its first
+    difference."""
+    differences = []
+    for i, (new, old) in enumerate(zip(fresh.cells, committed.cells)):
+        if new.cell_type != "code":
+            continue
+        now, then = _printed(new, REPRODUCED[name]), _printed(old, REPRODUCED[name])
+        if now != then:
+            k = next((k for k, (a, b) in enumerate(zip(now, then)) if a != b), min(len(now), len(then)))
+            differences.append(f"{name}.ipynb, code cell {i} prints {now[k] if k < len(now) else 'nothing more'!r} "
+                               f"where the committed notebook has {then[k] if k < len(then) else 'nothing more'!r}: "
+                               f"rebuild it (python tools/make_notebooks.py {name[:2]}) and read its prose again")
+    return differences
+
+
+@pytest.mark.needs("tools")
+def test_a_rerun_that_prints_other_text_than_the_committed_outputs_is_reported():
+    """What ``test_runs_top_to_bottom`` compares: notebook 03 said ``heads_b.numpy() is heads_b.data: True`` and 07
+    counted 173 calls long after the code had changed both (a copy; 191 calls); a line that changed is reported, a
+    timing line of 07 is not."""
+    v4 = nbformat.v4
+
+    def notebook(*texts):
+        cells = [v4.new_markdown_cell("prose")]
+        for k, text in enumerate(texts, 1):
+            cells.append(v4.new_code_cell("x", execution_count=k,
+                                          outputs=[v4.new_output("stream", name="stdout", text=text)]))
+        return v4.new_notebook(cells=cells)
+
+    committed = notebook("tiny  numpy  0.85 ms per step\n", "tiny step: 173 calls into the array library\n")
+    assert unreproduced("07_gpu", notebook("tiny  numpy  1.84 ms per step\n",
+                                           "tiny step: 173 calls into the array library\n"), committed) == []
+    [report] = unreproduced("07_gpu", notebook("tiny  numpy  1.84 ms per step\n",
+                                               "tiny step: 191 calls into the array library\n"), committed)
+    assert report.startswith("07_gpu.ipynb, code cell 2 prints 'tiny step: 191 calls into the array library' where "
+                             "the committed notebook has 'tiny step: 173 calls into the array library': rebuild it")
+    [report] = unreproduced("03_multi_head_attention", notebook("same: False\n"), notebook("same: True\n"))
+    assert "code cell 1 prints 'same: False' where the committed notebook has 'same: True'" in report
 
 
 @pytest.fixture
@@ -673,3 +738,16 @@ def test_notebook_09s_exercise_checks_pass_a_right_answer_and_name_a_wrong_one(n
     assert _passes(ns["check_ex5"], std_with, std_without, 1)
     with pytest.raises(AssertionError, match="^check_ex5: with and without swapped"):
         ns["check_ex5"](std_without, std_with, 1)
+
+
+@pytest.mark.needs("tools")
+def test_notebook_07_finds_count_calls_from_any_working_directory(tmp_path, monkeypatch, namespace):
+    """Notebook 07 counts the tiny step's calls with tools/count_calls.py, found beside the package: it looked in
+    ``../tools`` from the working directory, so run from the repository root it said "not here (a student copy)"."""
+    code = [source for kind, source, *_ in _generator().NOTEBOOKS["07_gpu"] if kind == "code"]
+    [cell] = [source for source in code if "count_calls" in source]
+    finding = cell[:cell.index("if (tools")]                 # the imports and where it looks, not the count
+    monkeypatch.chdir(tmp_path)
+    namespace["mt"] = mt
+    exec(finding, namespace)
+    assert (namespace["tools"] / "count_calls.py").is_file()

@@ -6,7 +6,8 @@ module of its own in ``tools/notebook_sources/`` (``nb05_training_reverse.py`` f
 reviewable change to Python source, and a notebook can always be rebuilt from scratch.
 ``tests/test_notebooks.py`` checks that the committed notebooks' sources equal what this file
 generates (outputs excluded), that every number their prose quotes is one their outputs print
-(``unprinted_quotes``), and runs every notebook top to bottom.
+(``unprinted_quotes``), and runs every notebook top to bottom (those that train nothing must print what their
+committed outputs show).
 
     python tools/make_notebooks.py               # build, execute and write every notebook
     python tools/make_notebooks.py 02 05         # only these (by number or file name)

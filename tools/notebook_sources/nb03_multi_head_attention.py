@@ -249,11 +249,12 @@ CELLS = [
     """),
     md(r"""
     **Aside: strides, and which of these steps copy.** An array is one flat block of memory plus, for each
-    axis, a *stride*: how many bytes to step to reach the next index along that axis. A tensor's array is
-    `t.data` (on the NumPy backend `t.numpy()` is that same array, not a copy; on CuPy it is a copy on the
-    host). A `reshape` of elements that are already in row order only writes new shape and strides over the
-    same memory: a *view*, no element moves. `permute` never moves an element either: it reorders the
-    strides, another view. But the `reshape` after the permute, the Concat, must merge the axes $h$ and
+    axis, a *stride*: how many bytes to step to reach the next index along that axis. A tensor's own array
+    is `t.data`, whose strides are printed below (`t.numpy()` is a copy, on every backend, so that writing
+    into it cannot change the tensor). A `reshape` of elements that are already in row order only writes new
+    shape and strides over the same memory: a *view*, no element moves. `permute` never moves an element
+    either: it reorders the strides, another view. But the `reshape` after the permute, the Concat, must
+    merge the axes $h$ and
     $d_k$ into one axis with one stride, and in the permuted order a token's features 0..3 (head 1) lie at
     byte offsets 0, 8, 16, 24 and its features 4..7 (head 2) at 160, 168, 176, 184: head 2 starts one head's
     stride, $L\,d_k \cdot 8 = 160$ bytes, after head 1, so from feature 3 to feature 4 the step is 136 bytes,
@@ -269,8 +270,8 @@ CELLS = [
     split = projected.reshape(B, L, h, d_k)                   # (B, L, h, d_k)
     moved = heads_b.permute(0, 2, 1, 3)                       # (B, h, L, d_k) -> (B, L, h, d_k)
     merged = moved.reshape(B, L, h * d_k)                     # (B, L, h * d_k): the Concat
-    print(f"{heads_b.dtype_name}: {heads_b.data.itemsize} bytes per element;  heads_b.numpy() is heads_b.data:",
-          heads_b.numpy() is heads_b.data)
+    print(f"{heads_b.dtype_name}: {heads_b.data.itemsize} bytes per element;  heads_b.numpy() shares memory with "
+          f"heads_b.data: {np.shares_memory(heads_b.numpy(), heads_b.data)} (a copy)")
     for name, t, base in [("W_Q(X)", projected, None), ("  .reshape(B, L, h, d_k)", split, projected),
                           ("heads_b", heads_b, None), ("  .permute(0, 2, 1, 3)", moved, heads_b),
                           ("  .reshape(B, L, h * d_k)", merged, moved)]:

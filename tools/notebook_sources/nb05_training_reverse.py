@@ -354,9 +354,9 @@ CELLS = [
 
     The same example. Row $t$ reads the digit at source position $S - t$ (row 0 reads `<bos>`) and must write
     the one at $S - 1 - t$. Printed: where each map's row looks most, and with what weight. The anti-diagonal
-    $S - 1 - t$ is layer 2's: its head 1 looks at the digit to write on every row, with weights of 0.53 to
-    0.93, its head 2 on every row but row 4, where it looks at the digit just read, $S - t$. Layer 1 is
-    vaguer: its head 2 leans to the same positions on rows 2 to 6, with weights of only 0.27 to 0.51, and
+    $S - 1 - t$ is layer 2's: its head 1 looks at the digit to write on every row, with weights of 0.51 to
+    0.89, its head 2 on every row but row 4, where it looks at the digit just read, $S - t$. Layer 1 is
+    vaguer: its head 2 leans to the same positions on rows 2 to 6, with weights of only 0.27 to 0.47, and
     its head 1 only tells the first rows, drawn to the end of the source, from the last, drawn to its start.
     (The last row reads the last digit and predicts `<eos>`; where it looks matters little.)
     """),

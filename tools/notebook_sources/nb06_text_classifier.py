@@ -17,6 +17,8 @@ QUOTED_ELSEWHERE = {
     "0.756 0.704 0.797": "exercise 1's answer: one run without the positional encoding (seed 0, the settings of "
                          "section 4, 2026-12-02 on a shared 2-core machine): the peak and last validation accuracy "
                          "and the last training accuracy",
+    "0.99": "exercise 2's answer: where the three poolings' validation accuracy ended in one run of ours, not "
+            "this notebook's",
     "0.9": "exercise 3's answer: one run with negation_rate=0.5 (seed 0, the settings of section 4, 2026-12-02 on a "
            "shared 2-core machine): its validation accuracy at step 600, 0.922",
     "99.40% 94.10% 93.78% 94.8%": "the runs of minitransformer.examples.seed_classifier its docstring reports, with "
@@ -354,8 +356,8 @@ CELLS = [
     it (label 0), one where "not" stands elsewhere (label 1). Bright **columns** mean every position reads
     the same key. In this run heads 2 and 4 gather the sentiment word in both reviews. Head 3 gathers "not"
     when it stands right before the sentiment word (first map) and the sentiment word when it does not
-    (second map); head 1 does the same in part (in the second map the rows of "brilliant" and "not" still
-    read "not", the row of "quite" in part).
+    (second map); head 1 does the same in part (in the second map the rows of "brilliant", "quite" and
+    "not" still read "not", those of "it" and "cast" in part).
     So attention itself already reacts to whether "not" is adjacent: its queries and keys carry the
     positions that $PE$ added to each token. The feed-forward layer after attention and mean pooling then
     hand the result to the output layer. (Another seed may give these roles to other heads.)

@@ -149,9 +149,9 @@ CELLS = [
 
     Backends never mix silently: an operation on tensors of two backends is a `BackendError` that says how
     to fix it. `t.to("cupy")` / `t.to("numpy")` moves a tensor, `model.to("cupy")` a whole model,
-    `t.numpy()` always gives a NumPy array on the host (a copy from a GPU; on NumPy the tensor's own array,
-    so copy it before writing to it), and `state_dict()` always holds NumPy arrays, copies, so a checkpoint
-    written on a GPU loads on a laptop. (Shown with `array_api_strict` when there is no GPU.)
+    `t.numpy()` always gives a NumPy array on the host, a copy on every backend (writing into it changes
+    nothing in the tensor; `t.data` is the tensor's own array), and `state_dict()` always holds NumPy arrays,
+    copies, so a checkpoint written on a GPU loads on a laptop. (Shown with `array_api_strict` when there is no GPU.)
     """),
     code("""
     a = mt.tensor([1.0, 2.0, 3.0])                          # NumPy
@@ -234,10 +234,11 @@ CELLS = [
     On a CPU the tiny step reaches a few GFLOP/s, the larger ones tens or more, as their products get big
     enough to keep BLAS busy (exercise 1 asks where your CPU levels off). The outputs shown come from a
     shared 2-core machine, where other jobs move these figures from run to run. What to expect on a GPU: the
-    tiny step is *slower* there (each of its launches, 113 of the 173 array operations counted in the next cell,
-    costs the host 10 to 30 µs, with too little arithmetic to hide it), the large step a few times faster, and the
-    big one nearly a hundred times. Measured once with this notebook when it was written (commit bcbe77c,
-    2026-11-28) on one NVIDIA H200 (CuPy 14, float32 products without TF32, CuPy's default; a 16-core host).
+    tiny step is *slower* there (each of its 113 launches, counted in the next cell among its calls into the
+    array library, costs the host 10 to 30 µs, with too little arithmetic to hide it), the large step a few
+    times faster, and the big one nearly a hundred times. Measured once with this notebook when it was
+    written (commit bcbe77c, 2026-11-28) on one NVIDIA H200 (CuPy 14, float32 products without TF32, CuPy's
+    default; a 16-core host).
     That was before the library had CUDA kernels of its own: CuPy's functions did all the work. The kernels
     first ran on an H200 later, in `tools/gpu_check.sh` at 4078fca, and all of today's (attention's weights,
     the binary cross-entropy, the column sums, the chained scatter-add, Adam in place, the products by cuBLAS
@@ -261,7 +262,7 @@ CELLS = [
     import sys
     from pathlib import Path
 
-    tools = Path("..", "tools").resolve()             # the repository's tools/ (a student copy has none)
+    tools = Path(mt.__file__).resolve().parents[1] / "tools"   # beside the package, wherever Python runs from
     if (tools / "count_calls.py").exists():
         sys.path.insert(0, str(tools))
         from count_calls import Calls

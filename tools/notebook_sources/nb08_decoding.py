@@ -7,7 +7,7 @@ QUOTED_ELSEWHERE = {
     "10%": "chance among the 10 digits",
     "-3.0 -3.4 -2.138 -2.208": "exercise 2's own log-probabilities, and its answer worked out from them, -3.4 / lp(8) "
                                "and -3.0 / lp(5)",
-    "5e-8": "exercise 3's answer, (0.291 / 0.676)^20, worked out from two printed probabilities",
+    "2e-8": "exercise 3's answer, (0.283 / 0.684)^20, worked out from two printed probabilities",
 }
 
 CELLS = [
@@ -211,12 +211,12 @@ CELLS = [
     md(r"""
     The figures here are those of the run shown; a run of yours may differ in the last digits, as float32
     rounding differs between machines and library versions. After a first mistake, teacher forcing, fed the
-    right prefix, still gets 97.3% of the remaining tokens right; generation, reading its own mistake, 58.4%.
-    Most of that gap is the very next token (14.7% right against 100%): most of generation's wrong outputs
-    here (21 of 34) are the target with two neighbouring digits swapped, as in the example. The model writes a
+    right prefix, still gets 97.3% of the remaining tokens right; generation, reading its own mistake, 58.9%.
+    Most of that gap is the very next token (15.2% right against 100%): most of generation's wrong outputs
+    here (21 of 33) are the target with two neighbouring digits swapped, as in the example. The model writes a
     digit one step early, then the one it skipped, which is wrong there, and from then on it is right again
     (77.2% of the later positions, where chance is about 10%). A skipped or repeated digit instead shifts
-    every digit after it (6 outputs are a digit too short or too long). Training showed the model only right
+    every digit after it (5 outputs are a digit too short or too long). Training showed the model only right
     prefixes, so what it does after a wrong one is not something it was taught. The loss and the token
     accuracy measured in training are teacher-forced: they measure the first kind of prediction, and only
     decoding measures the second.
@@ -229,7 +229,8 @@ CELLS = [
     self-attention therefore uses the causal mask $M_{ij} = [\, j \le i \,]$ (paper 3.2.3,
     [masks](../docs/formulas/masks.md)); the library's `DecoderLayer` builds it itself, always, so it cannot
     be forgotten. The self-attention maps of the example above, teacher-forced, one row per layer and one
-    column per head:
+    column per head, drawn with that mask (`mask=`, as in notebook 02): the keys it hides are hatched grey, so
+    that an empty cell is not taken for a weight of 0 the model chose:
     """),
     code("""
     one = make_seq2seq_batch([test[i]])
@@ -239,7 +240,8 @@ CELLS = [
     labels = [tok.itos[v] for v in one.tgt_in.numpy()[0]]
     print("self-attention weights", maps[0].shape, "per layer;  largest weight above the diagonal:",
           max(float(np.triu(w.numpy(), k=1).max()) for w in maps))
-    viz.attention_layers(maps, labels, labels, title="decoder self-attention (teacher-forced): no looking ahead")
+    viz.attention_layers(maps, labels, labels, title="decoder self-attention (teacher-forced): no looking ahead",
+                         mask=F.causal_mask(len(labels)))          # the hidden keys hatched, not weights of 0
     """),
     md(r"""
     What the mask guarantees, checked: change the token at position 4 of `tgt_in`, and the logits of
@@ -434,11 +436,11 @@ CELLS = [
     """),
     md(r"""
     In the run shown, greedy's path is the top line up to step 5. At step 4 greedy took `1` (log P $-0.69$) over `5`
-    ($-1.43$); the beam kept both, and at step 6 the hypothesis through `5` ranks first. At step 8 the first
-    hypothesis ends, `1 6 0 1 5 2 8 <eos>` ($-2.30$): it leaves the beam for the finished set, and the beam
-    goes on with four alive ones. At step 9 four have finished, and the best alive one ($-6.78$) is already
+    ($-1.44$); the beam kept both, and at step 6 the hypothesis through `5` ranks first. At step 8 the first
+    hypothesis ends, `1 6 0 1 5 2 8 <eos>` ($-2.24$): it leaves the beam for the finished set, and the beam
+    goes on with four alive ones. At step 9 four have finished, and the best alive one ($-6.81$) is already
     worse than the worst of them, so the search stops. Greedy's own output ends last of the four, at
-    $-2.560$ against $-1.928$.
+    $-2.591$ against $-1.963$.
     """),
     md(r"""
     ### Exercise A6 · the length penalty
@@ -495,13 +497,15 @@ CELLS = [
               f"log P = {s0:.3f}),  alpha 0.6 {show(beam_06[n])} (|Y| = {len(outputs[1]) + 1}, log P = {s6:.3f})")
     """),
     md(r"""
-    In the example's finished set, $\alpha = 0.6$ swaps the second and third hypotheses: the one a digit short
-    ($\lvert Y \rvert = 8$, $\log P = -2.296$) falls behind a complete one ($\lvert Y \rvert = 9$, $-2.355$). The
-    winner stays here. On the whole test set, in the run shown, $\alpha = 0.6$ changes the winner for one
-    source: at $\alpha = 0$ the output a digit short wins by $0.010$ in $\log P$ ($-0.915$ against $-0.925$);
-    divided by its smaller $lp$, it loses to the right one, which is what the penalty is for. It is a
-    knife-edge: the numbers' last digits differ from one CPU to another (see the notebooks' README), and in
-    another run it changed no winner.
+    In the example's finished set, $\alpha = 0.6$ nearly swaps the second and third hypotheses: the one a digit
+    short ($\lvert Y \rvert = 8$, $\log P = -2.239$) stays ahead of a complete one ($\lvert Y \rvert = 9$,
+    $-2.362$) only just, $-1.408$ against $-1.421$ once divided by $lp$. The winner stays here. On the whole
+    test set, in the run shown, $\alpha = 0.6$ changes the winner for one source, and for the worse: at
+    $\alpha = 0$ the right output wins ($\log P = -1.415$); divided by its larger $lp$, an output a digit too
+    long (a 9 repeated, $-1.427$) beats it, and the exact-sequence accuracy drops from 94.6% to 94.4%. The
+    penalty is meant for the opposite case, a right output that loses to one cut short, which an earlier run
+    of this notebook showed. Either way it is a knife-edge: the numbers' last digits differ from one CPU to
+    another (see the notebooks' README), and another run may change no winner.
     """),
     md(r"""
     ## 6. Sampling with temperature and top-$k$
@@ -617,8 +621,8 @@ CELLS = [
     """),
     md(r"""
     Top-2 at $\tau = 1$ draws only between the two most likely tokens, and gets back part of what sampling
-    lost (77.2% against 69.6%). In the example, most samples repeat greedy's mistake: at its step 6, the
-    wrong 7 has $p = 0.676$ and the right 4 only $0.291$.
+    lost (77.4% against 69.4%). In the example, most samples repeat greedy's mistake: at its step 6, the
+    wrong 7 has $p = 0.684$ and the right 4 only $0.283$.
     """),
     md(r"""
     **The library's sampler** is `train.generate`, for a decoder-only language model (`nn.DecoderOnlyLM`,
@@ -773,8 +777,8 @@ CELLS = [
     3. Show from the formula that $\mathrm{softmax}(z / \tau)$ has the same arg-max as $z$ for every
        $\tau > 0$, and that it tends to the one-hot arg-max as $\tau \to 0$ (when the largest logit is unique).
        Then sample 1000 tokens from section 6's distribution at $\tau = 0.05$: how many are the arg-max?
-       (Answer: all of them, in practice: the second most likely token has $(0.291 / 0.676)^{20} \approx
-       5 \cdot 10^{-8}$ times the probability of the first.)
+       (Answer: all of them, in practice: the second most likely token has $(0.283 / 0.684)^{20} \approx
+       2 \cdot 10^{-8}$ times the probability of the first.)
     4. For $T = 100$ decoded tokens, how many self-attention score entries per head and layer are computed
        with and without the cache? (Answer: $5050$ and $338350$, $67$ times as many.)
     5. The causal mask lets position $t$ see itself ($j = t$) but not $t + 1$. What would a model trained

@@ -9,7 +9,7 @@ QUOTED_ELSEWHERE = {
     "2.30 2.00": "exercise 2's answer: the add-one, add-0.1 and add-0.01 trigrams' validation cross-entropy, "
                  "counted as section 3 counts the bigram (deterministic; 2.299, 2.001, 2.000)",
     "1.90": "exercise 2's answer: the 1,000-step run of docs/training.md, its val_loss",
-    "0.11": "a difference: the loss of the training page's 300-step run, 2.21, less this notebook's printed 2.098",
+    "0.11": "a difference: the loss of the training page's 300-step run, 2.21, less this notebook's printed 2.097",
 }
 
 CELLS = [
@@ -378,18 +378,18 @@ CELLS = [
     rounding differs between machines and library versions. The untrained model starts above the uniform guess
     (4.829 on the validation text, against ln 71 = 4.263; section 2 splits it in two). Both losses pass the
     unigram line within the first 50 steps; the validation loss is below the bigram's from step 100 on and
-    ends at 2.098 nats, a perplexity of 8.15 against the bigram's 10.93. The training loss ends a little
+    ends at 2.097 nats, a perplexity of 8.15 against the bigram's 10.93. The training loss ends a little
     lower, 1.996: the model fits the text it trains on slightly better than text it has not seen.
 
     **The same loss in other units.** *Bits per character* (`val_bits_per_char`) is the loss in bits,
-    nats divided by $\ln 2$: 2.098 nats are 3.027 bits per character. Where a token is not one character
+    nats divided by $\ln 2$: 2.097 nats are 3.026 bits per character. Where a token is not one character
     (the task's `tokenizer=bpe`), the loss per token is first divided by the characters per token, so
     that models with different tokens can be compared. The perplexity is $e^{\text{loss}} = 2^{\text{bits}}$
     (for characters), 8.15 here. `docs/training.md` reports 3.19 bits per character (2.21 nats) for
     `minitransformer train --task charlm --steps 300`: the same model, seed and 300 steps, but the task's
     default peak rate and warm-up, $2 \cdot 10^{-3}$ over 100 steps, where this notebook uses
     $5 \cdot 10^{-3}$ over 30 (section 2). In so short a run the faster start is worth 0.11 nats; the
-    command line with `--lr 5e-3 --warmup 30` gives this notebook's 2.098.
+    command line with `--lr 5e-3 --warmup 30` gives this notebook's 2.097.
     """),
     md(r"""
     ## 6. Sampling: greedy, temperature, top-$k$
@@ -438,13 +438,13 @@ CELLS = [
     the samples do too; the tendencies stay the same.
 
     Greedy takes the likeliest character every time, so once a stretch of text recurs, the same context
-    gives the same choice again: after its first words it goes round "the", "she" and "wat" (51 words, 10
+    gives the same choice again: after its first words it goes round "the", "she" and "wat" (53 words, 8
     different). Sampling leaves such cycles by chance. The temperature trades safety for variety: at 0.5
-    the samples keep to common words (50% of their words of 3 letters or more occur in the training text),
-    at 0.8 they invent more (31%), at 1, the model's own distribution, more still (24%), and at 1.2 (17%)
-    more again, with odd capitals inside words ("femO", "athaBucMalld") and stray punctuation ("shi:").
+    the samples keep to common words (49% of their words of 3 letters or more occur in the training text),
+    at 0.8 they invent more (30%), at 1, the model's own distribution, more still (17%), and at 1.2 (13%)
+    more again, with odd capitals inside words ("BucMalld", "OFor") and stray punctuation ("hefr?", "an-;").
     Top-5 at $\tau = 1$ keeps the model's own distribution over its 5 likeliest characters and
-    removes the long tail: 40% against 24% without it. The softmax gives every one of the 71 ids some
+    removes the long tail: 43% against 17% without it. The softmax gives every one of the 71 ids some
     probability, and over 200 draws the unlikely ones add up.
 
     ## 7. The context trap
@@ -492,13 +492,13 @@ CELLS = [
     fig
     """),
     md(r"""
-    Position 0 predicts from one character, as the bigram does, and costs about as much (2.436 against the
+    Position 0 predicts from one character, as the bigram does, and costs about as much (2.433 against the
     bigram's 2.392). From position 1 on the loss is flat at about 2.08, until it rises in the last block
     before 64 (2.18). Those positions were trained, and the rise is there on the training text too (2.10
     against 1.97 to 2.01 at positions 8 to 55): the last rows the model was trained on are already handled
     less well. From position 64 on, where training never went, it keeps climbing, through 2.46 in the
     first block to about 2.55, and stays there, worse than the bigram model: the mean over positions 64 to
-    127 is 2.543, against 2.097 over positions 8 to 63.
+    127 is 2.539, against 2.097 over positions 8 to 63.
 
     **(b) Generated text.** The same model, the same prompt and the same random numbers, once reading at
     most 64 positions (`context=64`: when the text outgrows 64 characters, `generate` starts again from
@@ -525,10 +525,10 @@ CELLS = [
     chance. Then they part: with `context=64`, `generate` starts again from the last 32 characters and from
     then on reads 32 to 64 positions, all of them trained ones; the default reads the whole text, up to 128
     positions (past 128 characters it too starts again, from the last 64). The default's text falls apart:
-    of its words of 3 letters or more, 16% occur in the training text, against 40% in the first 64
-    characters; with `context=64`, 35% (in the run shown). Sample 1 shows it: the same 66 characters (up to
-    "she wo sased f"), then "o the the at fould stil s hashe" against " weligathee we t t stilof
-    laverthimand".
+    of its words of 3 letters or more, 23% occur in the training text, against 43% in the first 64
+    characters; with `context=64`, 33% (in the run shown). Sample 1 shows it: the same 66 characters (up to
+    "she wo sased f"), then "o the the at fould stil s hashe" against " weligathee arked sstilff
+    lashefun".
 
     **Why.** Two things are new to the model at position 64 and later, and they can be told apart:
 
@@ -563,8 +563,8 @@ CELLS = [
           f"only the last 64 {banded[T:].mean():.3f};  positions 8-63: {by_position[8:T].mean():.3f}")
     """),
     md(r"""
-    With at most 64 keys per query, positions 64 to 127 are no better than with all of them (2.572 against
-    2.543; a little worse, perhaps because the keys the band removes are the earliest, whose rows were
+    With at most 64 keys per query, positions 64 to 127 are no better than with all of them (2.568 against
+    2.539; a little worse, perhaps because the keys the band removes are the earliest, whose rows were
     trained). Limiting the keys does not help: the unseen rows of $PE$ are enough to do all the damage. A
     second test makes it plain: windows of 64 characters, never more keys than in training, read with the
     rows shifted along the table (rows 32 to 95, or 64 to 127, in place of 0 to 63):
@@ -623,9 +623,10 @@ CELLS = [
 
     The attention weights of the trained model's second layer, all four heads, on one line of the
     validation text (row: the query, the position predicting the next character; column: the key it reads;
-    `_` is a space). `viz.attention_layers(maps, labels, labels)` would draw both layers at once, a grid of
-    eight maps too wide to read at a notebook's width; `viz.attention_heads(maps[0], labels, labels, ncols=2)`
-    draws the first layer.
+    `_` is a space), drawn with the causal mask (`mask=`, as in notebook 02): the later keys, hidden, are
+    hatched grey, not weights of 0. `viz.attention_layers(maps, labels, labels, mask=causal)` would draw both
+    layers at once, a grid of eight maps too wide to read at a notebook's width;
+    `viz.attention_heads(maps[0], labels, labels, ncols=2, mask=causal)` draws the first layer.
     """),
     code("""
     line = "it borrows it from the sea."
@@ -635,7 +636,8 @@ CELLS = [
     maps = [w.numpy()[0] for w in model.decoder.self_attn_weights]   # per layer (heads, L, L)
     labels = [show(c) for c in line]
     print(len(maps), "layers, weights", maps[0].shape, "(heads, queries, keys) each")
-    fig = viz.attention_heads(maps[1], labels, labels, ncols=2, title=f"layer 2 on {line!r}")
+    causal = F.causal_mask(len(line))                                # (L, L): the keys each query may see
+    fig = viz.attention_heads(maps[1], labels, labels, ncols=2, title=f"layer 2 on {line!r}", mask=causal)
     width, height = fig.get_size_inches()
     fig.set_size_inches(14, height * 14 / width)                     # about a notebook's width (drawn: 23 inches)
     fig
@@ -647,7 +649,7 @@ CELLS = [
     """),
     md(r"""
     The first row has a single key, so its weight is 1 in every head. Head 1 has a bright column under the
-    "b" of "borrows": the next four letters put 0.89 to 0.99 of their weight on the first letter of their
+    "b" of "borrows": the next four letters put 0.88 to 0.99 of their weight on the first letter of their
     word, "w" and "s" less. Heads 2 and 3 also have columns, keys read by positions several characters
     later. Head 4's bright cells lie on the diagonal or just left of it: each position reads itself and the
     few characters before it. The heads of layer 1 mostly look like this one (draw them with the line above,
@@ -727,7 +729,7 @@ CELLS = [
     2. Fit a **trigram** model by counting, $p(c \mid a\,b)$ with add-one smoothing over the 71 ids, and
        score it on the validation text. Does it beat the bigram's 2.39 nats? Then try add-$\alpha$ with
        $\alpha = 0.1$ and $0.01$: why does the amount of smoothing matter more for the trigram? Compare the
-       best with the Transformer's 2.098 after 300 steps, then train with the task's defaults
+       best with the Transformer's 2.097 after 300 steps, then train with the task's defaults
        (`build("charlm")`, 1000 steps): what does the Transformer need to pass a table of counts?
        (Answer: counting has no randomness, so these hold on any machine: add-one gives 2.30 nats, a little
        better than the bigram; add-0.1 gives 2.00 and add-0.01 also 2.00. A trigram has 71 pseudo-counts to
