@@ -90,17 +90,41 @@ def test_short_key_labels_stand_upright_and_long_ones_rotated():
             [("1969", 90), ("-", 0), ("07", 0), ("-", 0), ("20", 0), ("<eos>", 90)]
 
 
-def test_attention_maps_of_a_long_sequence_label_every_few_positions():
-    """200 labels would overlap: every 200 // 24 = 8th position is labelled, on every map (as position_similarity)."""
-    W = np.full((200, 200), 1 / 200)
-    tokens = [f"t{i}" for i in range(200)]
-    every_8th = [f"t{i}" for i in range(0, 200, 8)]
-    heatmap = viz.attention_heatmap(W, tokens, tokens).axes[0]
-    heads = _map_axes(viz.attention_heads(np.stack([W, W]), tokens, tokens))[0]
-    layers = _map_axes(viz.attention_layers([W[None]] * 2, tokens, tokens))[-1]  # bottom left: both axes labelled
-    for ax in (heatmap, heads, layers):
-        assert _ticks(ax.get_xticklabels()) == every_8th and _ticks(ax.get_yticklabels()) == every_8th
-        np.testing.assert_array_equal(ax.get_xticks(), np.arange(0, 200, 8))
+def _spans(labels, axis: str) -> list[tuple[float, float]]:
+    """Where each drawn tick label lies along its axis, in pixels, in order (the figure drawn first)."""
+    boxes = [t.get_window_extent() for t in labels if t.get_text()]
+    return sorted(tuple(b.intervalx if axis == "x" else b.intervaly) for b in boxes)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("n", [10, 60, 200])
+def test_attention_maps_label_every_position_whose_cell_has_room_for_its_label(n):
+    """Labels are thinned by the room a cell has against the font, not to a fixed count: 60 tokens on a 16-inch map
+    (about 16 points a cell for 9-point labels) were labelled every 2nd position. Every map labels each position while
+    its cells have room for a label, and the labels it draws never overlap."""
+    W = np.full((n, n), 1 / n)
+    tokens = [f"w{i}" for i in range(n)]
+    maps = [viz.attention_heatmap(W, tokens, tokens).axes[0],
+            _map_axes(viz.attention_heads(np.stack([W, W]), tokens, tokens, mask=F.causal_mask(n)))[0],
+            _map_axes(viz.attention_layers([W[None]] * 2, tokens, tokens))[-1]]  # bottom left: both axes labelled
+    for ax in maps:
+        ax.figure.draw_without_rendering()  # the labels where the layout put them
+        for axis, labels in (("x", ax.get_xticklabels()), ("y", ax.get_yticklabels())):
+            spans = _spans(labels, axis)
+            assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), (axis, "labels overlap")
+            shown = _ticks(labels)
+            step = 1 if len(shown) == n else int(ax.get_xticks()[1] if axis == "x" else ax.get_yticks()[1])
+            assert shown == tokens[::step]
+    heatmap = maps[0]
+    if n <= 60:  # 16 inches have room for 60 labels (the map of 60 tokens labelled 30)
+        assert _ticks(heatmap.get_yticklabels()) == _ticks(heatmap.get_xticklabels()) == tokens
+    else:  # about 5 points a cell: every 3rd query, every 4th key (its upright 2-letter labels are wider)
+        assert _ticks(heatmap.get_yticklabels()) == tokens[::3] and _ticks(heatmap.get_xticklabels()) == tokens[::4]
+    rows = [f"w{i}" for i in range(60)]
+    tall = viz.attention_heatmap(np.ones((60, 1)), rows, ["k"]).axes[0]  # one key: as tall as 60 queries
+    assert _ticks(tall.get_yticklabels()) == rows
+    blank = viz.attention_heatmap(np.full((2, 2), 0.5), None, [" ", "a"]).axes[0]  # a space measured: it draws nothing
+    assert _ticks(blank.get_xticklabels()) == [" ", "a"]
 
 
 @pytest.mark.parametrize(
@@ -448,8 +472,10 @@ def test_position_similarity_is_pe_pe_transpose():
     np.testing.assert_allclose(cos, (P @ P.T) / np.outer(norms, norms), atol=1e-5)
     many = viz.position_similarity(F.sinusoidal_positional_encoding(100, 8))
     assert len(many.axes[0].texts) == 0
-    assert _ticks(many.axes[0].get_xticklabels()) == [str(i) for i in range(0, 100, 4)]  # every 100 // 24 = 4th
-    assert _ticks(many.axes[0].get_yticklabels()) == [str(i) for i in range(0, 100, 4)]  # rows p named as well
+    # 100 positions in 9.5 inches: 7 points a cell, a 9-point label on every 2nd row, every 3rd column (two digits
+    # standing upright are wider than a line)
+    assert _ticks(many.axes[0].get_yticklabels()) == [str(i) for i in range(0, 100, 2)]
+    assert _ticks(many.axes[0].get_xticklabels()) == [str(i) for i in range(0, 100, 3)]
     assert _ticks(fig.axes[0].get_yticklabels()) == ["0", "1", "2", "3", "4", "5"]
 
 

@@ -173,7 +173,7 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
     PE : Tensor or array
         ``(positions, d_model)``.
     labels : list of str, optional
-        One per position (0, 1, ... by default).
+        One per position (0, 1, ... by default); every k-th only where a cell is smaller than the labels' font.
     title : str, optional
     annotate : bool, optional
         Values in the cells; by default when there are at most ``max_annotated`` positions.
@@ -211,6 +211,7 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
     show_values = _annotate(annotate, n, n, max_annotated)
     cell = 0.55 if show_values else 0.3
     side = min(11.0, max(3.5, n * cell + 1.5))
+    cell = min(cell, (side - 1.5) / n)  # smaller where 11 inches cap the figure
     fig = Figure(figsize=(side + 1.2, side), layout="constrained")
     ax = fig.add_subplot()
     limit = float(np.abs(S).max()) or 1.0
@@ -219,8 +220,8 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
         raise ValueError(f"{where}: the colour scale needs vmin < vmax, got vmin={low!r}, vmax={high!r}"
                          + (" (the other end is the default, +-max |S_pq|)" if vmin is None or vmax is None else ""))
     im = _draw_map(ax, S, Normalize(low, high), cmap, show_values, fmt, FONT - 1)
-    _ticks(ax, names, "x", True, FONT)
-    _ticks(ax, names, "y", True, FONT)
+    _ticks(ax, names, "x", True, FONT, cell)
+    _ticks(ax, names, "y", True, FONT, cell)
     ax.set_xlabel("position q")
     ax.set_ylabel("position p")
     what = "cosine similarity" if normalize else "PE_p · PE_q"
