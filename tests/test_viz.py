@@ -406,6 +406,19 @@ def test_positional_encoding_heatmap():
     assert viz.positional_encoding_heatmap(learned).axes[0].images[0].get_clim() == (-3.0, 3.0)
 
 
+@pytest.mark.single_backend
+@pytest.mark.parametrize("n, d", [(1, 16), (3, 4), (50, 128)])
+def test_positional_encoding_heatmap_ticks_whole_positions_and_dimensions(n, d):
+    """A short table had ticks at positions -0.5, 0.5, 1.5 and dimension -1: every tick drawn is a row or a column."""
+    ax = viz.positional_encoding_heatmap(pe_numpy(n, d)).axes[0]
+    ax.figure.draw_without_rendering()
+    for ticks, (low, high), size in ((ax.get_yticks(), sorted(ax.get_ylim()), n), (ax.get_xticks(), ax.get_xlim(), d)):
+        drawn = [t for t in ticks if low <= t <= high]  # (a locator may offer ticks beyond the axis' ends)
+        assert drawn and all(t == int(t) and 0 <= t < size for t in drawn), drawn
+    if n <= 3:
+        assert [t for t in ax.get_yticks() if 0 <= t < n] == list(range(n))  # each of the few positions named
+
+
 def test_positional_encoding_curves():
     PE = F.sinusoidal_positional_encoding(50, 64)
     fig = viz.positional_encoding_curves(PE)

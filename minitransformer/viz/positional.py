@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np  # the host side of a picture
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .. import autograd
 from ..autograd import Tensor, no_grad
@@ -65,7 +66,7 @@ def positional_encoding_heatmap(PE, title: str | None = None, *, cmap: str = "Rd
     Returns
     -------
     matplotlib.figure.Figure
-        Two axes: the table and its colour bar.
+        Two axes: the table and its colour bar; the table's ticks are whole positions and dimensions.
 
     Examples
     --------
@@ -80,6 +81,8 @@ def positional_encoding_heatmap(PE, title: str | None = None, *, cmap: str = "Rd
                  layout="constrained")
     ax = fig.add_subplot()
     im = ax.imshow(P, cmap=cmap, norm=_symmetric(P), aspect="auto", interpolation="nearest")
+    for axis in (ax.xaxis, ax.yaxis):  # rows and columns are whole numbers: no tick at position 0.5
+        axis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
     ax.set_xlabel("dimension j")
     ax.set_ylabel("position pos")
     ax.set_title(title or f"positional encoding PE, {n} positions x {d} dimensions", fontsize=FONT + 1)
