@@ -648,6 +648,31 @@ def test_every_function_is_exported():
 
 
 @pytest.mark.single_backend
+@pytest.mark.parametrize("task", ["reverse", "classify", "charlm"])
+def test_training_pictures_draw_each_map_with_the_mask_its_weights_had(task, tmp_path, monkeypatch):
+    """The command line's pictures drew the character LM's self-attention without its causal mask: the future keys
+    looked like allowed keys given weight 0 (plain dark), no hatching, no legend. Each map now has the mask its
+    weights were computed with: causal for the LM; the source's padding, none for one example, elsewhere."""
+    from minitransformer.train import tasks
+    from minitransformer.viz import attention
+
+    sizes = {"charlm": dict(seq_len=8, max_len=16), "classify": dict(n_train=16, n_val=4, n_test=4),
+             "reverse": dict(n_train=16, n_val=4, n_test=4)}[task]
+    setup = tasks.build(task, d_model=16, heads=2, layers=1, d_ff=32, **sizes)
+    drawn, draw = [], attention.attention_heads
+    monkeypatch.setattr(attention, "attention_heads", lambda *a, **k: drawn.append(draw(*a, **k)) or drawn[-1])
+    viz.training_pictures(setup, {"train_loss": [(1, 2.5), (2, 2.0)]}, tmp_path)
+    assert len(drawn) == len(setup.sample(setup.model)) >= 1
+    for fig in drawn:
+        L, S = _map_axes(fig)[0].images[0].get_array().shape
+        hidden = {(i, j) for i in range(L) for j in range(S) if j > i} if task == "charlm" else set()
+        for ax in _map_axes(fig):
+            assert _hatched_cells(ax, L, S) == hidden
+        assert [t.get_text() for legend in fig.legends for t in legend.get_texts()] == \
+            (["masked: not allowed (weight 0)"] if hidden else [])
+
+
+@pytest.mark.single_backend
 def test_training_pictures_on_a_full_disk_leave_the_old_picture_whole_and_name_it(tmp_path, monkeypatch):
     """savefig wrote into the file itself: a full disk cut an earlier run's curves.png to its first bytes, and the
     error named no file ("minitransformer: No space left on device")."""

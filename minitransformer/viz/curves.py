@@ -184,7 +184,8 @@ def training_pictures(setup, history: dict, out, *, marks: dict | None = None) -
     ``train`` is a layer below this one). ``setup`` is the run's :class:`~minitransformer.train.tasks.TaskSetup`,
     ``history`` its trainer's, ``marks`` the steps to mark on the curves (:func:`training_curves`'s: ``train`` gives
     that of the model kept, where the run put back its best evaluation's, and that of a divergence); returns the
-    paths written. Each is written atomically: a picture already there is replaced whole or left as it was.
+    paths written. Each map is drawn with the mask its weights had (``setup.sample``'s), its hidden keys hatched.
+    Each picture is written atomically: one already there is replaced whole or left as it was.
 
     Examples
     --------
@@ -207,8 +208,10 @@ def training_pictures(setup, history: dict, out, *, marks: dict | None = None) -
                               marks=marks)
         paths.append(out / "curves.png")
         _save_png(fig, paths[-1])
-    for name, weights, queries, keys in setup.sample(setup.model):
-        fig = attention_heads(weights, queries, keys, title=f"{setup.name}: {name.replace('_', ' ')} (last layer)")
+    for name, weights, queries, keys, mask in setup.sample(setup.model):
+        # with the mask the weights had: a hidden key (a causal map's future) is drawn hatched, not as a weight of 0
+        fig = attention_heads(weights, queries, keys, mask=mask,
+                              title=f"{setup.name}: {name.replace('_', ' ')} (last layer)")
         paths.append(out / f"attention_{name}.png")
         _save_png(fig, paths[-1])
     return paths
