@@ -573,6 +573,19 @@ def test_training_curves_panels_and_series():
 
 
 @pytest.mark.single_backend
+@pytest.mark.single_backend
+def test_training_curves_keep_an_accuracy_within_0_and_1():
+    """An accuracy of 0 throughout was drawn on an axis from -0.04 to 0.04 (matplotlib's margins): a fraction's axis
+    stays within [0, 1], the whole of it for a flat line; a percentage, or a loss, is left as matplotlib scales it."""
+    fig = viz.training_curves({"val_accuracy": [(10, 0.0), (20, 0.0)], "val_f1": [(10, 0.9), (20, 1.0)],
+                               "token_accuracy": [(10, 0.2), (20, 0.3)], "loss": [0.0, 0.0],
+                               "percent_accuracy": [50.0, 100.0]})
+    accuracy, f1, token, loss, percent = (ax.get_ylim() for ax in fig.axes)
+    assert accuracy == (0.0, 1.0) and f1[1] == 1.0 and 0.0 < f1[0] < 0.9
+    assert 0.0 < token[0] < 0.2 and 0.3 < token[1] < 1.0  # room for the line, as matplotlib gives it
+    assert loss[0] < 0.0 and percent[1] > 100.0
+
+
 def test_training_curves_takes_one_log_panel_as_a_string():
     history = {"train_loss": [2.0, 1.0], "lr": [1e-3, 1e-3]}
     loss, lr = viz.training_curves(history, log_y="loss").axes  # one name, not the letters l, o, s, s

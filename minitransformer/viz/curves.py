@@ -25,6 +25,8 @@ from .attention import FONT
 __all__ = ["training_curves", "panel_name", "training_pictures"]
 
 SPLITS = ("train", "training", "val", "valid", "validation", "test", "eval", "dev")
+#: a panel whose name holds one of these measures a fraction, so its axis stays within [0, 1]
+FRACTIONS = ("accuracy", "f1")
 
 
 def panel_name(series: str) -> str:
@@ -151,6 +153,8 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
             ax.axvline(step, color="0.3", linestyle=("--", ":", "-.")[n % 3], linewidth=1.2, label=label)
         if panel in log_panels:
             ax.set_yscale("log")
+        elif limits := _fraction_limits(panel, panels[panel], ax.get_ylim()):
+            ax.set_ylim(limits)
         ax.set_title(panel, fontsize=FONT + 1)
         ax.set_xlabel(x_label)
         ax.set_ylabel(panel + (" (log scale)" if panel in log_panels else ""))  # the scale said, not only ticked
@@ -161,6 +165,18 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _fraction_limits(panel: str, series: list, limits: tuple[float, float]) -> tuple[float, float] | None:
+    """The y limits of a panel that measures a fraction (:data:`FRACTIONS`), ``limits`` (matplotlib's) kept within
+    [0, 1], whose margins ran past them (-0.04..0.04 for an accuracy of 0 throughout); None for any other panel, and
+    for a fraction given in percent."""
+    values = [y for _, _, ys in series for y in ys if math.isfinite(y)]
+    if not set(panel.split("_")) & set(FRACTIONS) or not values or not all(0 <= y <= 1 for y in values):
+        return None
+    if min(values) == max(values):  # a flat line, which matplotlib centres in a band of its own: the whole range
+        return 0.0, 1.0
+    return max(limits[0], 0.0), min(limits[1], 1.0)
 
 
 def _marks(marks, where: str) -> dict[str, float]:
