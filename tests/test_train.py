@@ -823,14 +823,15 @@ def test_the_charlm_sample_fits_the_positions_the_model_was_trained_on():
     [(name, weights, queries, keys, _)] = setup.sample(setup.model)
     assert name == "self_attention" and weights.shape == (2, 8, 8) and len(queries) == len(keys) == 8
     # longer windows: the picture keeps its 32 characters (a readable picture), the first of the validation text,
-    # each labelled by itself, a line break as "\\n" rather than a break in the axis
+    # each labelled by itself, a line break as "\\n" rather than a break in the axis, a space as "\u2423" (a blank
+    # label read as none)
     from minitransformer.data import load_corpus, split_corpus
 
     setup = build("charlm", **_TINY_TASK, seq_len=40, max_len=40)
     [(name, weights, queries, keys, _)] = setup.sample(setup.model)
     _, val_text = split_corpus(load_corpus("tiny"), setup.settings["val_fraction"])
     assert weights.shape == (2, 32, 32)
-    assert queries == keys == [c.replace("\n", "\\n") for c in val_text[:32]]
+    assert queries == keys == [c.replace("\n", "\\n").replace(" ", "\u2423") for c in val_text[:32]]
     assert "\n" in val_text[:32] and " " in val_text[:32]  # both cases are seen
 
 

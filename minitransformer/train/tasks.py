@@ -989,6 +989,12 @@ def _check_digest(s: dict, key: str, text: str, where: str) -> None:
     s[key + "_sha256"] = digest
 
 
+def _visible(token: str) -> str:
+    """A token as a picture's label shows it: a line break as ``\\n`` (as ``repr`` writes it), a space as ``␣`` (a
+    blank label reads as no label)."""
+    return repr(token)[1:-1].replace(" ", "\u2423")
+
+
 def _charlm(s: dict) -> TaskSetup:
     text = _corpus(s)
     train_text, val_text = split_corpus(text, s["val_fraction"]) if len(text) > 1 else (text, "")
@@ -1041,7 +1047,7 @@ def _charlm(s: dict) -> TaskSetup:
         with no_grad():
             model.eval()
             model(Tensor(ids[None, :]))
-        labels = [repr(tok.itos[i])[1:-1] or " " for i in ids]
+        labels = [_visible(tok.itos[i]) for i in ids]
         weights = model.decoder.self_attn_weights[-1].numpy()[0]
         causal = F.causal_mask(len(ids)).numpy()  # (L, L): the mask the model builds, no key after the query
         return [("self_attention", weights, labels, labels, causal)]
