@@ -211,12 +211,13 @@ def test_the_dates_task_reads_words_and_writes_iso_characters():
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", tok.target.decode(tgt))
     assert setup.model.max_len >= max(max(len(s), len(t) + 1) for s, t in setup.test)
     maps = setup.sample(setup.model)
-    (name, weights, queries, keys) = maps[0]
+    (name, weights, queries, keys, mask) = maps[0]
     sources = [[tok.source.itos[i] for i in src] for src, _ in setup.test]
     assert name == "cross_attention" and keys in sources
     assert len(keys) == max(map(len, sources[:20]))  # a date of many words: the most to align
     assert queries[0] == "<bos>" and set(queries) <= set(tok.target.itos)  # untrained: any of the target's tokens
     assert weights.shape == (2, len(queries), len(keys))
+    assert mask.shape == (1, 1, len(keys)) and mask.all()  # the source's padding: none in a batch of one
 
 
 def test_the_translate_task_builds_its_vocabularies_from_the_training_split(pairs_file):

@@ -820,17 +820,18 @@ def test_the_charlm_sample_fits_the_positions_the_model_was_trained_on():
     """The attention picture's sample is cut to seq_len (it was always 32 characters: a model of 16 refused it; then
     max_len, positions the model never trained on)."""
     setup = build("charlm", **_TINY_TASK, **_TINY_DATA["charlm"])  # heads=2, seq_len=8, max_len=16
-    [(name, weights, queries, keys)] = setup.sample(setup.model)
+    [(name, weights, queries, keys, _)] = setup.sample(setup.model)
     assert name == "self_attention" and weights.shape == (2, 8, 8) and len(queries) == len(keys) == 8
     # longer windows: the picture keeps its 32 characters (a readable picture), the first of the validation text,
-    # each labelled by itself, a line break as "\\n" rather than a break in the axis
+    # each labelled by itself, a line break as "\\n" rather than a break in the axis, a space as "\u2423" (a blank
+    # label read as none)
     from minitransformer.data import load_corpus, split_corpus
 
     setup = build("charlm", **_TINY_TASK, seq_len=40, max_len=40)
-    [(name, weights, queries, keys)] = setup.sample(setup.model)
+    [(name, weights, queries, keys, _)] = setup.sample(setup.model)
     _, val_text = split_corpus(load_corpus("tiny"), setup.settings["val_fraction"])
     assert weights.shape == (2, 32, 32)
-    assert queries == keys == [c.replace("\n", "\\n") for c in val_text[:32]]
+    assert queries == keys == [c.replace("\n", "\\n").replace(" ", "\u2423") for c in val_text[:32]]
     assert "\n" in val_text[:32] and " " in val_text[:32]  # both cases are seen
 
 
@@ -846,7 +847,7 @@ def test_the_seq2seq_picture_of_an_untrained_model_that_writes_bos_is_drawn():
     src, _ = setup.test[0]
     written = greedy_decode(setup.model, mt.tensor(np.asarray([src]))).numpy()[0].tolist()
     assert BOS in written  # (what made it fail)
-    [(name, weights, queries, keys), _] = setup.sample(setup.model)
+    [(name, weights, queries, keys, _), _] = setup.sample(setup.model)
     assert name == "cross_attention" and queries[0] == "<bos>" and "<bos>" not in queries[1:]
     assert weights.shape[1:] == (len(queries), len(keys))
 
@@ -866,7 +867,7 @@ def test_the_classify_picture_is_a_held_out_review_whose_not_flips_its_sentiment
     assert bool(flipped) == (n_test == 4)  # the default seed's splits: a flipped review among 4, none among 2
     review = (flipped or reviews)[0]
     assert review != reviews[0] or n_test == 2
-    [(name, weights, queries, keys)] = setup.sample(setup.model)
+    [(name, weights, queries, keys, _)] = setup.sample(setup.model)
     labels = ["[cls]", *review] if pooling == "cls" else review
     assert name == "encoder_self_attention" and queries == keys == labels
     assert weights.shape == (2, len(labels), len(labels))  # heads=2: one map per head of the one layer

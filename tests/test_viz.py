@@ -90,17 +90,41 @@ def test_short_key_labels_stand_upright_and_long_ones_rotated():
             [("1969", 90), ("-", 0), ("07", 0), ("-", 0), ("20", 0), ("<eos>", 90)]
 
 
-def test_attention_maps_of_a_long_sequence_label_every_few_positions():
-    """200 labels would overlap: every 200 // 24 = 8th position is labelled, on every map (as position_similarity)."""
-    W = np.full((200, 200), 1 / 200)
-    tokens = [f"t{i}" for i in range(200)]
-    every_8th = [f"t{i}" for i in range(0, 200, 8)]
-    heatmap = viz.attention_heatmap(W, tokens, tokens).axes[0]
-    heads = _map_axes(viz.attention_heads(np.stack([W, W]), tokens, tokens))[0]
-    layers = _map_axes(viz.attention_layers([W[None]] * 2, tokens, tokens))[-1]  # bottom left: both axes labelled
-    for ax in (heatmap, heads, layers):
-        assert _ticks(ax.get_xticklabels()) == every_8th and _ticks(ax.get_yticklabels()) == every_8th
-        np.testing.assert_array_equal(ax.get_xticks(), np.arange(0, 200, 8))
+def _spans(labels, axis: str) -> list[tuple[float, float]]:
+    """Where each drawn tick label lies along its axis, in pixels, in order (the figure drawn first)."""
+    boxes = [t.get_window_extent() for t in labels if t.get_text()]
+    return sorted(tuple(b.intervalx if axis == "x" else b.intervaly) for b in boxes)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("n", [10, 60, 200])
+def test_attention_maps_label_every_position_whose_cell_has_room_for_its_label(n):
+    """Labels are thinned by the room a cell has against the font, not to a fixed count: 60 tokens on a 16-inch map
+    (about 16 points a cell for 9-point labels) were labelled every 2nd position. Every map labels each position while
+    its cells have room for a label, and the labels it draws never overlap."""
+    W = np.full((n, n), 1 / n)
+    tokens = [f"w{i}" for i in range(n)]
+    maps = [viz.attention_heatmap(W, tokens, tokens).axes[0],
+            _map_axes(viz.attention_heads(np.stack([W, W]), tokens, tokens, mask=F.causal_mask(n)))[0],
+            _map_axes(viz.attention_layers([W[None]] * 2, tokens, tokens))[-1]]  # bottom left: both axes labelled
+    for ax in maps:
+        ax.figure.draw_without_rendering()  # the labels where the layout put them
+        for axis, labels in (("x", ax.get_xticklabels()), ("y", ax.get_yticklabels())):
+            spans = _spans(labels, axis)
+            assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), (axis, "labels overlap")
+            shown = _ticks(labels)
+            step = 1 if len(shown) == n else int(ax.get_xticks()[1] if axis == "x" else ax.get_yticks()[1])
+            assert shown == tokens[::step]
+    heatmap = maps[0]
+    if n <= 60:  # 16 inches have room for 60 labels (the map of 60 tokens labelled 30)
+        assert _ticks(heatmap.get_yticklabels()) == _ticks(heatmap.get_xticklabels()) == tokens
+    else:  # about 5 points a cell: every 3rd query, every 4th key (its upright 2-letter labels are wider)
+        assert _ticks(heatmap.get_yticklabels()) == tokens[::3] and _ticks(heatmap.get_xticklabels()) == tokens[::4]
+    rows = [f"w{i}" for i in range(60)]
+    tall = viz.attention_heatmap(np.ones((60, 1)), rows, ["k"]).axes[0]  # one key: as tall as 60 queries
+    assert _ticks(tall.get_yticklabels()) == rows
+    blank = viz.attention_heatmap(np.full((2, 2), 0.5), None, [" ", "a"]).axes[0]  # a space measured: it draws nothing
+    assert _ticks(blank.get_xticklabels()) == [" ", "a"]
 
 
 @pytest.mark.parametrize(
@@ -382,6 +406,19 @@ def test_positional_encoding_heatmap():
     assert viz.positional_encoding_heatmap(learned).axes[0].images[0].get_clim() == (-3.0, 3.0)
 
 
+@pytest.mark.single_backend
+@pytest.mark.parametrize("n, d", [(1, 16), (3, 4), (50, 128)])
+def test_positional_encoding_heatmap_ticks_whole_positions_and_dimensions(n, d):
+    """A short table had ticks at positions -0.5, 0.5, 1.5 and dimension -1: every tick drawn is a row or a column."""
+    ax = viz.positional_encoding_heatmap(pe_numpy(n, d)).axes[0]
+    ax.figure.draw_without_rendering()
+    for ticks, (low, high), size in ((ax.get_yticks(), sorted(ax.get_ylim()), n), (ax.get_xticks(), ax.get_xlim(), d)):
+        drawn = [t for t in ticks if low <= t <= high]  # (a locator may offer ticks beyond the axis' ends)
+        assert drawn and all(t == int(t) and 0 <= t < size for t in drawn), drawn
+    if n <= 3:
+        assert [t for t in ax.get_yticks() if 0 <= t < n] == list(range(n))  # each of the few positions named
+
+
 def test_positional_encoding_curves():
     PE = F.sinusoidal_positional_encoding(50, 64)
     fig = viz.positional_encoding_curves(PE)
@@ -448,8 +485,10 @@ def test_position_similarity_is_pe_pe_transpose():
     np.testing.assert_allclose(cos, (P @ P.T) / np.outer(norms, norms), atol=1e-5)
     many = viz.position_similarity(F.sinusoidal_positional_encoding(100, 8))
     assert len(many.axes[0].texts) == 0
-    assert _ticks(many.axes[0].get_xticklabels()) == [str(i) for i in range(0, 100, 4)]  # every 100 // 24 = 4th
-    assert _ticks(many.axes[0].get_yticklabels()) == [str(i) for i in range(0, 100, 4)]  # rows p named as well
+    # 100 positions in 9.5 inches: 7 points a cell, a 9-point label on every 2nd row, every 3rd column (two digits
+    # standing upright are wider than a line)
+    assert _ticks(many.axes[0].get_yticklabels()) == [str(i) for i in range(0, 100, 2)]
+    assert _ticks(many.axes[0].get_xticklabels()) == [str(i) for i in range(0, 100, 3)]
     assert _ticks(fig.axes[0].get_yticklabels()) == ["0", "1", "2", "3", "4", "5"]
 
 
@@ -534,6 +573,19 @@ def test_training_curves_panels_and_series():
 
 
 @pytest.mark.single_backend
+@pytest.mark.single_backend
+def test_training_curves_keep_an_accuracy_within_0_and_1():
+    """An accuracy of 0 throughout was drawn on an axis from -0.04 to 0.04 (matplotlib's margins): a fraction's axis
+    stays within [0, 1], the whole of it for a flat line; a percentage, or a loss, is left as matplotlib scales it."""
+    fig = viz.training_curves({"val_accuracy": [(10, 0.0), (20, 0.0)], "val_f1": [(10, 0.9), (20, 1.0)],
+                               "token_accuracy": [(10, 0.2), (20, 0.3)], "loss": [0.0, 0.0],
+                               "percent_accuracy": [50.0, 100.0]})
+    accuracy, f1, token, loss, percent = (ax.get_ylim() for ax in fig.axes)
+    assert accuracy == (0.0, 1.0) and f1[1] == 1.0 and 0.0 < f1[0] < 0.9
+    assert 0.0 < token[0] < 0.2 and 0.3 < token[1] < 1.0  # room for the line, as matplotlib gives it
+    assert loss[0] < 0.0 and percent[1] > 100.0
+
+
 def test_training_curves_takes_one_log_panel_as_a_string():
     history = {"train_loss": [2.0, 1.0], "lr": [1e-3, 1e-3]}
     loss, lr = viz.training_curves(history, log_y="loss").axes  # one name, not the letters l, o, s, s
@@ -606,6 +658,31 @@ def test_every_function_is_exported():
     assert set(viz.__all__) == {"draw_graph", "draw_architecture", "attention_heatmap", "attention_heads",
                                 "attention_layers", "positional_encoding_heatmap", "positional_encoding_curves",
                                 "position_similarity", "training_curves", "training_pictures"}
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("task", ["reverse", "classify", "charlm"])
+def test_training_pictures_draw_each_map_with_the_mask_its_weights_had(task, tmp_path, monkeypatch):
+    """The command line's pictures drew the character LM's self-attention without its causal mask: the future keys
+    looked like allowed keys given weight 0 (plain dark), no hatching, no legend. Each map now has the mask its
+    weights were computed with: causal for the LM; the source's padding, none for one example, elsewhere."""
+    from minitransformer.train import tasks
+    from minitransformer.viz import attention
+
+    sizes = {"charlm": dict(seq_len=8, max_len=16), "classify": dict(n_train=16, n_val=4, n_test=4),
+             "reverse": dict(n_train=16, n_val=4, n_test=4)}[task]
+    setup = tasks.build(task, d_model=16, heads=2, layers=1, d_ff=32, **sizes)
+    drawn, draw = [], attention.attention_heads
+    monkeypatch.setattr(attention, "attention_heads", lambda *a, **k: drawn.append(draw(*a, **k)) or drawn[-1])
+    viz.training_pictures(setup, {"train_loss": [(1, 2.5), (2, 2.0)]}, tmp_path)
+    assert len(drawn) == len(setup.sample(setup.model)) >= 1
+    for fig in drawn:
+        L, S = _map_axes(fig)[0].images[0].get_array().shape
+        hidden = {(i, j) for i in range(L) for j in range(S) if j > i} if task == "charlm" else set()
+        for ax in _map_axes(fig):
+            assert _hatched_cells(ax, L, S) == hidden
+        assert [t.get_text() for legend in fig.legends for t in legend.get_texts()] == \
+            (["masked: not allowed (weight 0)"] if hidden else [])
 
 
 @pytest.mark.single_backend

@@ -175,8 +175,11 @@ class TaskSetup:
     final_metrics : callable
         ``model -> dict`` on the *test* split, once at the end.
     sample : callable
-        ``model -> list of (name, weights (heads, L, S), query labels, key labels)``: attention maps of
-        one held-out example, for pictures.
+        ``model -> list of (name, weights (heads, L, S), query labels, key labels, mask)``: attention maps of
+        one held-out example, for pictures, each with the mask its weights were computed with (a bool array,
+        True where attention was allowed, broadcasting to ``(heads, L, S)``: causal for a language model's
+        self-attention, the source's padding for a Transformer's): the ``mask`` of
+        :func:`~minitransformer.viz.attention_heads`.
     val, test : list or array
         The held-out examples ``eval_fn`` and ``final_metrics`` measure: ``(src_ids, tgt_ids)`` pairs
         (seq2seq), ``(ids, label)`` pairs (classify); for the character LM the validation text's ids, and
@@ -714,9 +717,11 @@ def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val
             model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)
         src_labels = [src_tok.itos[i] for i in src]
         tgt_labels = [tgt_tok.itos[i] for i in b.tgt_in.numpy()[0]]
+        src_mask = b.src_mask.numpy()[0]  # (1, 1, S): the source's padding, hidden from both (none in a batch of one)
         return [
-            ("cross_attention", model.decoder.cross_attn_weights[-1].numpy()[0], tgt_labels, src_labels),
-            ("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], src_labels, src_labels),
+            ("cross_attention", model.decoder.cross_attn_weights[-1].numpy()[0], tgt_labels, src_labels, src_mask),
+            ("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], src_labels, src_labels,
+             src_mask),
         ]
 
     return TaskSetup(task, "seq2seq", s, model, tokenizer, opt, schedule, loader,
@@ -876,9 +881,11 @@ def _classify(s: dict) -> TaskSetup:
             model.eval()
             model(_batch_of_one(ids))
         labels = [tok.itos[i] for i in ids]
+        real = [i != PAD for i in ids]  # the classifier's mask: its keys are the real tokens
         if s["pooling"] == "cls":
-            labels = ["[cls]"] + labels
-        return [("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], labels, labels)]
+            labels, real = ["[cls]"] + labels, [True] + real
+        mask = np.asarray(real)[None, :]  # (1, S)
+        return [("encoder_self_attention", model.encoder.self_attn_weights[-1].numpy()[0], labels, labels, mask)]
 
     loss_fn = partial(classification_loss, label_smoothing=s["label_smoothing"])
     return TaskSetup("classify", "classify", s, model, tok, opt, schedule, loader, loss_fn, eval_fn,
@@ -990,6 +997,12 @@ def _check_digest(s: dict, key: str, text: str, where: str) -> None:
     s[key + "_sha256"] = digest
 
 
+def _visible(token: str) -> str:
+    """A token as a picture's label shows it: a line break as ``\\n`` (as ``repr`` writes it), a space as ``␣`` (a
+    blank label reads as no label)."""
+    return repr(token)[1:-1].replace(" ", "\u2423")
+
+
 def _charlm(s: dict) -> TaskSetup:
     text = _corpus(s)
     train_text, val_text = split_corpus(text, s["val_fraction"]) if len(text) > 1 else (text, "")
@@ -1042,9 +1055,10 @@ def _charlm(s: dict) -> TaskSetup:
         with no_grad():
             model.eval()
             model(Tensor(ids[None, :]))
-        labels = [repr(tok.itos[i])[1:-1] or " " for i in ids]
+        labels = [_visible(tok.itos[i]) for i in ids]
         weights = model.decoder.self_attn_weights[-1].numpy()[0]
-        return [("self_attention", weights, labels, labels)]
+        causal = F.causal_mask(len(ids)).numpy()  # (L, L): the mask the model builds, no key after the query
+        return [("self_attention", weights, labels, labels, causal)]
 
     loss_fn = partial(lm_loss, label_smoothing=s["label_smoothing"])
     return TaskSetup("charlm", "lm", s, model, tok, opt, schedule, train_data, loss_fn, eval_fn,

@@ -25,8 +25,10 @@ import matplotlib
 import numpy as np  # the host side of a picture: matplotlib draws NumPy arrays
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path
+from matplotlib.textpath import text_to_path
 
 from .. import backend as _backend
 from .._arguments import require_int
@@ -38,9 +40,10 @@ __all__ = ["attention_heatmap", "attention_heads", "attention_layers", "to_host"
 MAX_ANNOTATED = 12
 CELL = 0.42  # inches per cell; larger when the values are written in
 CELL_ANNOTATED = 0.55
-#: a long axis labels every (positions // MAX_TICKS)-th position only (200 labels would overlap)
-MAX_TICKS = 24
 FONT = 9
+#: a token label needs this many times its font size along an axis (its line, and a little space to the next one);
+#: where a cell is narrower, only every k-th position is labelled, k the fewest cells that give a label that room
+LABEL_ROOM = 1.25
 #: a key label of at most this many characters is written upright under its column; a longer one, rotated
 UPRIGHT = 2
 #: how a masked cell (a key the query may not attend to) is drawn -- this face, this hatch in this colour, no value
@@ -200,13 +203,19 @@ def _draw_map(ax, W: np.ndarray, norm: Normalize, cmap: str, annotate: bool, fmt
     return im
 
 
-def _ticks(ax, labels: list[str], axis: str, show: bool, fontsize: float):
-    """Token labels on an axis (past :data:`MAX_TICKS` of them, every k-th), or none.
+def _ticks(ax, labels: list[str], axis: str, show: bool, fontsize: float, cell: float):
+    """Token labels on an axis whose cells are ``cell`` inches long, or none: every k-th label where a cell is
+    narrower than a label (:data:`LABEL_ROOM` times the font size; an upright label's width where it is wider).
 
     Under a map, labels of more than :data:`UPRIGHT` characters stand rotated (they would overlap); shorter
     ones stay upright, since a rotated ``-`` reads as ``'`` or ``|``, ``<`` as ``^``.
     """
-    step = max(1, len(labels) // MAX_TICKS)  # fewer than 2 * MAX_TICKS labels: they fit at a figure's largest size
+    upright = {label for label in labels if len(label) <= UPRIGHT} if axis == "x" else set()
+    font = FontProperties(size=fontsize)
+    widest = max((text_to_path.get_text_width_height_descent(label, font, ismath=False)[0] for label in upright),
+                 default=0.0)  # (a label's advance: a space is as wide as it is, though it draws nothing)
+    room = max(LABEL_ROOM * fontsize, widest + 0.3 * fontsize)  # points a label needs along the axis
+    step = max(1, math.ceil(room / (72 * cell)))  # 72 points to the inch
     positions, labels = range(0, len(labels), step), labels[::step]
     if axis == "x":
         ax.set_xticks(positions, labels=labels if show else [], fontsize=fontsize)
@@ -239,7 +248,8 @@ def attention_heatmap(weights, query_labels=None, key_labels=None, title: str | 
         ``(L, S)`` attention weights, e.g. the second result of
         :func:`~minitransformer.functional.scaled_dot_product_attention` for one example and head.
     query_labels, key_labels : list of str, optional
-        The tokens of the ``L`` queries and the ``S`` keys (positions 0, 1, ... by default).
+        The tokens of the ``L`` queries and the ``S`` keys (positions 0, 1, ... by default). Where a cell is
+        smaller than a label's font (a long sequence), only every k-th position is labelled.
     title : str, optional
     annotate : bool, optional
         Write each weight in its cell; by default when the map has at most ``max_annotated``
@@ -291,14 +301,15 @@ def attention_heatmap(weights, query_labels=None, key_labels=None, title: str | 
     cols = _labels(key_labels, S, "key_labels", "key: column of weights", where)
     show_values = _annotate(annotate, L, S, max_annotated)
     cell = CELL_ANNOTATED if show_values else CELL
-    width = min(16.0, max(3.5, _size(S, cell, rows, 2.0)))
-    height = min(16.0, max(3.0, _size(L, cell, cols, 1.2 + 0.3 * bool(title))))
+    frame_w, frame_h = _size(0, cell, rows, 2.0), _size(0, cell, cols, 1.2 + 0.3 * bool(title))  # not cells
+    width, height = min(16.0, max(3.5, frame_w + S * cell)), min(16.0, max(3.0, frame_h + L * cell))
+    cell = min(cell, (width - frame_w) / S, (height - frame_h) / L)  # smaller where 16 inches cap the figure
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.add_subplot()
     norm = Normalize(vmin, float(W.max()) if vmax is None else vmax)
     im = _draw_map(ax, W, norm, cmap, show_values, fmt, FONT - 1, allowed)
-    _ticks(ax, cols, "x", True, FONT)
-    _ticks(ax, rows, "y", True, FONT)
+    _ticks(ax, cols, "x", True, FONT, cell)
+    _ticks(ax, rows, "y", True, FONT, cell)
     ax.set_xlabel("key")
     ax.set_ylabel("query")
     if title:
@@ -310,10 +321,10 @@ def attention_heatmap(weights, query_labels=None, key_labels=None, title: str | 
 
 
 def _grid(fig: Figure, maps: list[list[np.ndarray]], rows: list[str], cols: list[str], annotate: bool,
-          row_titles: list[str] | None, titles: list[list[str]], norm: Normalize, cmap: str, fmt: str,
+          row_titles: list[str] | None, titles: list[list[str]], norm: Normalize, cmap: str, fmt: str, cell: float,
           allowed: list[list[np.ndarray]] | None = None):
-    """A grid of maps ``maps[r][c]`` titled ``titles[r][c]`` (masked where ``allowed[r][c]`` is False); token labels
-    on the left column and bottom row only."""
+    """A grid of maps ``maps[r][c]`` titled ``titles[r][c]`` (masked where ``allowed[r][c]`` is False), of cells
+    ``cell`` inches wide; token labels on the left column and bottom row only."""
     nrows, ncols = len(maps), max(map(len, maps))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     fontsize = FONT - 2
@@ -327,8 +338,8 @@ def _grid(fig: Figure, maps: list[list[np.ndarray]], rows: list[str], cols: list
             im = _draw_map(ax, maps[r][c], norm, cmap, annotate, fmt, fontsize,
                            None if allowed is None else allowed[r][c])
             below_is_empty = r + 1 >= nrows or c >= len(maps[r + 1])
-            _ticks(ax, cols, "x", below_is_empty, FONT - 1)
-            _ticks(ax, rows, "y", c == 0, FONT - 1)
+            _ticks(ax, cols, "x", below_is_empty, FONT - 1, cell)
+            _ticks(ax, rows, "y", c == 0, FONT - 1, cell)
             if below_is_empty:
                 ax.set_xlabel("key", fontsize=FONT)
             if c == 0:
@@ -342,8 +353,9 @@ def _grid(fig: Figure, maps: list[list[np.ndarray]], rows: list[str], cols: list
 
 
 def _grid_size(nrows: int, ncols: int, L: int, S: int, annotate: bool, rows: list[str], cols: list[str],
-               title: bool, ragged: bool = False) -> tuple[float, float]:
-    """Inches for a grid of maps; a ragged grid (a short last row) has key labels under every row.
+               title: bool, ragged: bool = False) -> tuple[float, float, float]:
+    """Inches for a grid of maps, width and height, and for each cell; a ragged grid (a short last row) has key
+    labels under every row.
 
     A grid wider or taller than 30 inches gets smaller cells, not a smaller frame around maps of the same
     size: capping one side alone left the maps (square cells) filling a fraction of the other.
@@ -353,7 +365,7 @@ def _grid_size(nrows: int, ncols: int, L: int, S: int, annotate: bool, rows: lis
     frame_h = nrows * 0.45 + key_labels * (nrows if ragged else 1) + 0.3 + 0.35 * title
     cell = (CELL_ANNOTATED if annotate else CELL) * 0.9
     cell = max(min(cell, (30.0 - frame_w) / (ncols * S), (30.0 - frame_h) / (nrows * L)), 0.01)  # fit 30 inches
-    return min(frame_w + ncols * S * cell, 30.0), min(frame_h + nrows * L * cell, 30.0)
+    return min(frame_w + ncols * S * cell, 30.0), min(frame_h + nrows * L * cell, 30.0), cell
 
 
 def attention_heads(weights, query_labels=None, key_labels=None, title: str | None = None, annotate=None, *,
@@ -367,7 +379,8 @@ def attention_heads(weights, query_labels=None, key_labels=None, title: str | No
         ``(heads, L, S)``: one example's weights from a multi-head attention layer
         (``weights[0]`` of a ``(batch, heads, L, S)`` result).
     query_labels, key_labels : list of str, optional
-        Tokens of the queries and keys (shared by all heads).
+        Tokens of the queries and keys (shared by all heads); every k-th only where a cell is smaller than the
+        labels' font.
     title : str, optional
     annotate : bool, optional
         Values in the cells; by default when ``L, S <= max_annotated``.
@@ -407,10 +420,10 @@ def attention_heads(weights, query_labels=None, key_labels=None, title: str | No
     allowed = None if M is None else [[M[h] for h in range(r * ncols, min(H, (r + 1) * ncols))]
                                       for r in range(nrows)]
     show_values = _annotate(annotate, L, S, max_annotated)
-    size = _grid_size(nrows, ncols, L, S, show_values, rows, cols, bool(title), ragged=H % ncols != 0)
+    *size, cell = _grid_size(nrows, ncols, L, S, show_values, rows, cols, bool(title), ragged=H % ncols != 0)
     fig = Figure(figsize=size, layout="constrained")
     norm = Normalize(vmin, float(W.max()) if vmax is None else vmax)
-    _grid(fig, maps, rows, cols, show_values, None, titles, norm, cmap, fmt, allowed)
+    _grid(fig, maps, rows, cols, show_values, None, titles, norm, cmap, fmt, cell, allowed)
     if title:
         fig.suptitle(title)
     return fig
@@ -427,6 +440,7 @@ def attention_layers(layers, query_labels=None, key_labels=None, title: str | No
         One ``(heads, L, S)`` per layer, all the same shape (e.g. each encoder layer's
         self-attention weights for one example).
     query_labels, key_labels : list of str, optional
+        As in :func:`attention_heads` (every k-th where a cell is smaller than the labels' font).
     title : str, optional
     annotate : bool, optional
         Values in the cells; by default when ``L, S <= max_annotated`` (8: the grid is dense).
@@ -464,13 +478,14 @@ def attention_layers(layers, query_labels=None, key_labels=None, title: str | No
     rows = _labels(query_labels, L, "query_labels", "query", where)
     cols = _labels(key_labels, S, "key_labels", "key", where)
     show_values = _annotate(annotate, L, S, max_annotated)
-    fig = Figure(figsize=_grid_size(len(Ws), H, L, S, show_values, rows, cols, bool(title)), layout="constrained")
+    *size, cell = _grid_size(len(Ws), H, L, S, show_values, rows, cols, bool(title))
+    fig = Figure(figsize=size, layout="constrained")
     norm = Normalize(vmin, max(float(W.max()) for W in Ws) if vmax is None else vmax)
     maps = [[W[h] for h in range(H)] for W in Ws]
     titles = [[f"head {h + 1}" if n == 0 else "" for h in range(H)] for n in range(len(Ws))]  # heads named on top
     allowed = None if M is None else [[M[h] for h in range(H)] for _ in Ws]
     _grid(fig, maps, rows, cols, show_values, [f"layer {n + 1}" for n in range(len(Ws))], titles, norm, cmap, fmt,
-          allowed)
+          cell, allowed)
     if title:
         fig.suptitle(title)
     return fig

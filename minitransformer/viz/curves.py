@@ -25,6 +25,8 @@ from .attention import FONT
 __all__ = ["training_curves", "panel_name", "training_pictures"]
 
 SPLITS = ("train", "training", "val", "valid", "validation", "test", "eval", "dev")
+#: a panel whose name holds one of these measures a fraction, so its axis stays within [0, 1]
+FRACTIONS = ("accuracy", "f1")
 
 
 def panel_name(series: str) -> str:
@@ -151,6 +153,8 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
             ax.axvline(step, color="0.3", linestyle=("--", ":", "-.")[n % 3], linewidth=1.2, label=label)
         if panel in log_panels:
             ax.set_yscale("log")
+        elif limits := _fraction_limits(panel, panels[panel], ax.get_ylim()):
+            ax.set_ylim(limits)
         ax.set_title(panel, fontsize=FONT + 1)
         ax.set_xlabel(x_label)
         ax.set_ylabel(panel + (" (log scale)" if panel in log_panels else ""))  # the scale said, not only ticked
@@ -161,6 +165,18 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _fraction_limits(panel: str, series: list, limits: tuple[float, float]) -> tuple[float, float] | None:
+    """The y limits of a panel that measures a fraction (:data:`FRACTIONS`), ``limits`` (matplotlib's) kept within
+    [0, 1], whose margins ran past them (-0.04..0.04 for an accuracy of 0 throughout); None for any other panel, and
+    for a fraction given in percent."""
+    values = [y for _, _, ys in series for y in ys if math.isfinite(y)]
+    if not set(panel.split("_")) & set(FRACTIONS) or not values or not all(0 <= y <= 1 for y in values):
+        return None
+    if min(values) == max(values):  # a flat line, which matplotlib centres in a band of its own: the whole range
+        return 0.0, 1.0
+    return max(limits[0], 0.0), min(limits[1], 1.0)
 
 
 def _marks(marks, where: str) -> dict[str, float]:
@@ -184,7 +200,8 @@ def training_pictures(setup, history: dict, out, *, marks: dict | None = None) -
     ``train`` is a layer below this one). ``setup`` is the run's :class:`~minitransformer.train.tasks.TaskSetup`,
     ``history`` its trainer's, ``marks`` the steps to mark on the curves (:func:`training_curves`'s: ``train`` gives
     that of the model kept, where the run put back its best evaluation's, and that of a divergence); returns the
-    paths written. Each is written atomically: a picture already there is replaced whole or left as it was.
+    paths written. Each map is drawn with the mask its weights had (``setup.sample``'s), its hidden keys hatched.
+    Each picture is written atomically: one already there is replaced whole or left as it was.
 
     Examples
     --------
@@ -207,8 +224,10 @@ def training_pictures(setup, history: dict, out, *, marks: dict | None = None) -
                               marks=marks)
         paths.append(out / "curves.png")
         _save_png(fig, paths[-1])
-    for name, weights, queries, keys in setup.sample(setup.model):
-        fig = attention_heads(weights, queries, keys, title=f"{setup.name}: {name.replace('_', ' ')} (last layer)")
+    for name, weights, queries, keys, mask in setup.sample(setup.model):
+        # with the mask the weights had: a hidden key (a causal map's future) is drawn hatched, not as a weight of 0
+        fig = attention_heads(weights, queries, keys, mask=mask,
+                              title=f"{setup.name}: {name.replace('_', ' ')} (last layer)")
         paths.append(out / f"attention_{name}.png")
         _save_png(fig, paths[-1])
     return paths

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np  # the host side of a picture
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .. import autograd
 from ..autograd import Tensor, no_grad
@@ -65,7 +66,7 @@ def positional_encoding_heatmap(PE, title: str | None = None, *, cmap: str = "Rd
     Returns
     -------
     matplotlib.figure.Figure
-        Two axes: the table and its colour bar.
+        Two axes: the table and its colour bar; the table's ticks are whole positions and dimensions.
 
     Examples
     --------
@@ -80,6 +81,8 @@ def positional_encoding_heatmap(PE, title: str | None = None, *, cmap: str = "Rd
                  layout="constrained")
     ax = fig.add_subplot()
     im = ax.imshow(P, cmap=cmap, norm=_symmetric(P), aspect="auto", interpolation="nearest")
+    for axis in (ax.xaxis, ax.yaxis):  # rows and columns are whole numbers: no tick at position 0.5
+        axis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
     ax.set_xlabel("dimension j")
     ax.set_ylabel("position pos")
     ax.set_title(title or f"positional encoding PE, {n} positions x {d} dimensions", fontsize=FONT + 1)
@@ -173,7 +176,7 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
     PE : Tensor or array
         ``(positions, d_model)``.
     labels : list of str, optional
-        One per position (0, 1, ... by default).
+        One per position (0, 1, ... by default); every k-th only where a cell is smaller than the labels' font.
     title : str, optional
     annotate : bool, optional
         Values in the cells; by default when there are at most ``max_annotated`` positions.
@@ -211,6 +214,7 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
     show_values = _annotate(annotate, n, n, max_annotated)
     cell = 0.55 if show_values else 0.3
     side = min(11.0, max(3.5, n * cell + 1.5))
+    cell = min(cell, (side - 1.5) / n)  # smaller where 11 inches cap the figure
     fig = Figure(figsize=(side + 1.2, side), layout="constrained")
     ax = fig.add_subplot()
     limit = float(np.abs(S).max()) or 1.0
@@ -219,8 +223,8 @@ def position_similarity(PE, labels=None, title: str | None = None, annotate=None
         raise ValueError(f"{where}: the colour scale needs vmin < vmax, got vmin={low!r}, vmax={high!r}"
                          + (" (the other end is the default, +-max |S_pq|)" if vmin is None or vmax is None else ""))
     im = _draw_map(ax, S, Normalize(low, high), cmap, show_values, fmt, FONT - 1)
-    _ticks(ax, names, "x", True, FONT)
-    _ticks(ax, names, "y", True, FONT)
+    _ticks(ax, names, "x", True, FONT, cell)
+    _ticks(ax, names, "y", True, FONT, cell)
     ax.set_xlabel("position q")
     ax.set_ylabel("position p")
     what = "cosine similarity" if normalize else "PE_p · PE_q"
