@@ -230,10 +230,10 @@ CELLS = [
     each character writes the next one, the last row writes `<eos>`.
     """),
     code("""
-    maps = {name: (w, queries, keys) for name, w, queries, keys in setup.sample(model)}
-    w, queries, keys = maps["cross_attention"]
+    maps = {name: (w, queries, keys, mask) for name, w, queries, keys, mask in setup.sample(model)}
+    w, queries, keys, mask = maps["cross_attention"]  # mask: the keys that are real tokens (this date has no padding)
     print("source:", keys, "  decoder inputs:", "".join(queries[1:]))
-    viz.attention_heads(w, queries, keys, title="dates: cross attention (last layer)")
+    viz.attention_heads(w, queries, keys, mask=mask, title="dates: cross attention (last layer)")
     """),
     md(r"""
     To read a map by the character written, and for any date, `cross_attention(text)` below decodes a text
@@ -357,11 +357,11 @@ CELLS = [
     attention put it there.
     """),
     code("""
-    w, queries, keys_self = maps["encoder_self_attention"]
+    w, queries, keys_self, mask = maps["encoder_self_attention"]
     strongest(w, queries, keys_self)
     print("head 1 in full, a row per word, its weights on", keys_self)
     print(w[0].round(2))
-    viz.attention_heads(w, queries, keys_self, title="dates: encoder self attention (last layer)")
+    viz.attention_heads(w, queries, keys_self, mask=mask, title="dates: encoder self attention (last layer)")
     """),
     md(r"""
     ## 5. Decoding dates the model never saw
