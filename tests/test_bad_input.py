@@ -1422,6 +1422,20 @@ def test_axes_and_sizes_that_are_not_ints(call, error, message):
     assert mt.zeros(2, 3).reshape(np.int64(3), -1).shape == (3, 2)
 
 
+@pytest.mark.parametrize("op", [F.softmax, F.log_softmax])
+def test_softmax_axis_is_checked_as_tensor_sums(op):
+    """softmax(x, axis=np.int64(-1)) was refused as "out of range" and axis=True taken as axis 1: the axis is checked
+    as Tensor.sum's, a NumPy integer taken, a bool or a float a TypeError."""
+    name, x = op.__name__, mt.ones(2, 3)
+    assert op(x, axis=np.int64(-1)).shape == (2, 3)
+    np.testing.assert_array_equal(op(x, axis=np.int64(0)).numpy(), op(x, axis=0).numpy())
+    for axis in (True, 1.0, "1"):
+        with pytest.raises(TypeError, match=rf"^{name}: axis must be an int, got {re.escape(repr(axis))}$"):
+            op(x, axis=axis)
+    with pytest.raises(ValueError, match=rf"^{name}: axis 2 is out of range for a tensor with 2 dimensions$"):
+        op(x, axis=np.int64(2))
+
+
 def test_concat_and_stack_of_something_that_is_not_a_tensor():
     """concat([t, [1.0]]) was AttributeError: 'list' object has no attribute 'ndim' (from inside Concat)."""
     t = mt.ones(2)
@@ -1510,6 +1524,8 @@ def test_layer_norm_given_torchs_normalized_shape_says_what_it_takes():
                                         r"argument, normalized_shape, is not taken here: .* write layer_norm\(x\) or "
                                         r"layer_norm\(x, gamma, beta\)$"):
         F.layer_norm(mt.ones(2, 4), (4,))
+    with pytest.raises(TypeError, match=r"^layer_norm: gamma must be a Tensor, got int64 np\.int64\(4\): torch's "):
+        F.layer_norm(mt.ones(2, 4), np.int64(4))
 
 
 @pytest.mark.single_backend
