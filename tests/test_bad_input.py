@@ -1422,6 +1422,21 @@ def test_axes_and_sizes_that_are_not_ints(call, error, message):
     assert mt.zeros(2, 3).reshape(np.int64(3), -1).shape == (3, 2)
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda v: nn.Linear(v, 4), r"Linear: d_in must be a positive integer, got "),
+    (lambda v: F.causal_mask(v), r"causal_mask: T must be an integer >= 0, got "),
+    (lambda v: nn.MultiHeadAttention(16, v), r"MultiHeadAttention: heads must be a positive integer, got "),
+], ids=["Linear", "causal_mask", "MultiHeadAttention"])
+def test_a_count_of_the_wrong_type_is_a_type_error(call, message):
+    """nn.Linear(2.5, 4) was a ValueError while mt.zeros(2.5) and nn.Dropout('0.1') are TypeErrors: what is not an
+    integer is a TypeError, an integer out of range a ValueError, with the same message."""
+    for bad in (2.5, "4", True):
+        with pytest.raises(TypeError, match="^" + message + re.escape(repr(bad)) + "$"):
+            call(bad)
+    with pytest.raises(ValueError, match="^" + message + "-1$"):
+        call(-1)
+
+
 @pytest.mark.parametrize("op", [F.softmax, F.log_softmax])
 def test_softmax_axis_is_checked_as_tensor_sums(op):
     """softmax(x, axis=np.int64(-1)) was refused as "out of range" and axis=True taken as axis 1: the axis is checked

@@ -39,7 +39,7 @@ def test_combine_masks_is_a_none_aware_logical_and():
 
 def test_causal_mask_length_may_be_a_numpy_integer():
     np.testing.assert_array_equal(F.causal_mask(np.int64(3)).numpy(), F.causal_mask(3).numpy())
-    with pytest.raises(ValueError, match=r"causal_mask: T must be an integer >= 0, got True"):
+    with pytest.raises(TypeError, match=r"causal_mask: T must be an integer >= 0, got True"):
         F.causal_mask(True)
 
 

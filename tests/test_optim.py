@@ -1036,8 +1036,8 @@ def test_schedule_bad_input():
         noam_lr(1, 512, warmup_steps=0)
     with pytest.raises(ValueError, match="factor"):
         noam_lr(1, 512, factor=0.0)
-    # require_int's ValueError, as for every count and size (a TypeError before it was shared)
-    with pytest.raises(ValueError, match=r"^noam_lr: step must be a positive integer \(steps count from 1\), got 1.5$"):
+    # require_int's TypeError for what is not an integer, as for every count and size (its ValueError: one too small)
+    with pytest.raises(TypeError, match=r"^noam_lr: step must be a positive integer \(steps count from 1\), got 1.5$"):
         noam_lr(1.5, 512)
     with pytest.raises(TypeError, match="Optimizer"):
         WarmupSchedule([mt.zeros(1, requires_grad=True)], d_model=512)
