@@ -891,6 +891,29 @@ def test_pytorchs_layer_keywords_get_the_papers_names_and_that_builds_torchs_lay
     _assert_same_module(eval(ours, {"nn": nn}), eval(torch_writes, {"nn": torch.nn}), torch)
 
 
+@pytest.mark.single_backend
+@pytest.mark.parametrize("model, wrong, right", [
+    ("DecoderOnlyLM", "vocab_size", ["vocab"]),
+    ("DecoderOnlyLM", "src_vocab", ["vocab"]),
+    ("TransformerClassifier", "vocab", ["vocab_size"]),
+    ("Transformer", "vocab", ["src_vocab", "tgt_vocab"]),
+    ("Transformer", "vocab_size", ["src_vocab", "tgt_vocab"]),
+])
+def test_another_models_name_of_the_vocabulary_says_what_this_one_takes(model, wrong, right):
+    """nn.DecoderOnlyLM(vocab_size=10) was Python's bare "unexpected keyword argument": the models name the vocabulary
+    each their own way (their checkpoints save the names, so they stay), and another's name says this one's; what it
+    says builds the model."""
+    sizes = dict(d_model=8, heads=2, d_ff=16)
+    written = ", ".join(f"{k}=12" for k in right)
+    with pytest.raises(TypeError, match=rf"^{model}\.__init__\(\) got an unexpected keyword argument '{wrong}'; "
+                                        rf"{wrong}=12 is {written} here \(each model names its vocabulary size its own "
+                                        r"way, which its checkpoints save: Transformer src_vocab=, tgt_vocab=; "
+                                        r"DecoderOnlyLM vocab=; TransformerClassifier vocab_size=\)$"):
+        getattr(nn, model)(**{wrong: 12}, **sizes)
+    built = getattr(nn, model)(**dict.fromkeys(right, 12), **sizes)
+    assert all(built.config[k] == 12 for k in right)
+
+
 def test_pytorchs_attention_keywords_say_what_to_write_and_that_gives_torchs_answer():
     """``mha(x, x, x, attn_mask=...)``, ``is_causal=``, ``key_padding_mask=``, ``batch_first=``: each TypeError says
     what to write, and, where torch's masks are the other way round (nn.MultiheadAttention's), how to turn them; what

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .._arguments import is_integer, require_bool, require_int
 from ..autograd import Tensor, concat, where
-from ..autograd._torch_names import BATCH_FIRST, torch_keywords
+from ..autograd._torch_names import BATCH_FIRST, torch_keywords, vocab_aliases
 from ..autograd.creation import zeros
 from ..functional._checks import as_mask, require_token_ids
 from . import init
@@ -159,7 +159,7 @@ class Transformer(_Configured):
                      tie_output=False),
     }
 
-    @torch_keywords(batch_first=BATCH_FIRST)
+    @torch_keywords(batch_first=BATCH_FIRST, aliases=vocab_aliases("Transformer"))
     def __init__(self, src_vocab: int, tgt_vocab: int, d_model: int = 512, heads: int = 8, d_ff: int = 2048,
                  num_encoder_layers: int = 6, num_decoder_layers: int = 6, dropout: float = 0.1, max_len: int = 5000,
                  norm_first: bool = False, share_embeddings: bool = False, tie_output: bool = False):
@@ -284,7 +284,7 @@ class DecoderOnlyLM(_Configured):
                      norm_first=True, tie_output=False, positional="sinusoidal"),
     }
 
-    @torch_keywords(batch_first=BATCH_FIRST)
+    @torch_keywords(batch_first=BATCH_FIRST, aliases=vocab_aliases("DecoderOnlyLM"))
     def __init__(self, vocab: int, d_model: int = 512, heads: int = 8, d_ff: int = 2048, num_layers: int = 6,
                  max_len: int = 1024, dropout: float = 0.1, norm_first: bool = True, tie_output: bool = False,
                  positional: str = "sinusoidal"):
@@ -394,7 +394,7 @@ class TransformerClassifier(_Configured):
     }
     poolings = ("mean", "cls", "max")
 
-    @torch_keywords(batch_first=BATCH_FIRST)
+    @torch_keywords(batch_first=BATCH_FIRST, aliases=vocab_aliases("TransformerClassifier"))
     def __init__(self, vocab_size: int = 10000, d_model: int = 512, heads: int = 8, d_ff: int = 2048,
                  num_layers: int = 1, max_len: int = 100, dropout: float = 0.1, pooling: str = "mean",
                  pad_id: int = 0, norm_first: bool = False):
