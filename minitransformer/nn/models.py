@@ -61,6 +61,12 @@ def _output_logits(x: Tensor, output: Linear | None, embedding: Embedding) -> Te
     return output(x) if output is not None else x @ embedding.weight.mT  # (batch, seq, vocab)
 
 
+def _tied(output: Linear | None, embedding: str) -> str:
+    """What ``repr`` says of the output: where it is tied, that the logits use the embedding's table (no line shows
+    an output layer then); else nothing (its ``(output)`` line shows it)."""
+    return f"tie_output=True: logits = x @ {embedding}.weight^T, no output layer" if output is None else ""
+
+
 class _Configured(Module):
     """A model that remembers its arguments in ``config`` and can be built from a preset or a dict."""
 
@@ -234,6 +240,11 @@ class Transformer(_Configured):
         """
         return self.decode(tgt_in, self.encode(src, src_mask), src_mask, tgt_mask)
 
+    def extra_repr(self) -> str:
+        """Whether the embeddings are shared (``(tgt_embed)`` then says it is ``src_embed``) and the output tied."""
+        shared = f"share_embeddings={self.tgt_embed is self.src_embed}"
+        return ", ".join(filter(None, [shared, _tied(self.output, "tgt_embed")]))
+
     def new_cache(self) -> list:
         """Empty key/value caches for :meth:`decode`, one per decoder layer."""
         return self.decoder.new_cache()
@@ -321,6 +332,11 @@ class DecoderOnlyLM(_Configured):
         mask = check_stack_mask(op, "mask", mask, x, heads, start + x.shape[-2], causal=True, some_key=True)
         x = self.decoder(x, tgt_mask=mask, cache=cache)
         return _output_logits(x, self.output, self.embed)  # (B, T, vocab)
+
+    def extra_repr(self) -> str:
+        """The positional encoding's kind and whether the output is tied to the embedding."""
+        kind = "learned" if isinstance(self.positional, LearnedPositionalEmbedding) else "sinusoidal"
+        return ", ".join(filter(None, [f"positional={kind!r}", _tied(self.output, "embed")]))
 
     def new_cache(self) -> list:
         """Empty key/value caches, one per layer, for generating one token at a time."""
@@ -434,6 +450,10 @@ class TransformerClassifier(_Configured):
         mask = Tensor(xp.reshape(real, (B, 1, 1, real.shape[1])), backend=ids.backend)  # keys: real tokens
         h = self.encoder(self.dropout(self.positional(x)), mask)  # (B, S', d_model)
         return self.head(self.pool(h, real)).reshape(B)  # (B, d_model) -> (B, 1) -> (B,)
+
+    def extra_repr(self) -> str:
+        """How the outputs become one vector per text, and the padding id left out of it."""
+        return f"pooling={self.pooling!r}, pad_id={self.pad_id}"
 
     def pool(self, h: Tensor, real) -> Tensor:
         r"""One vector per text from ``h`` ``(batch, S, d_model)``, over the positions where ``real`` ``(batch, S)``.
