@@ -12,8 +12,6 @@ array([[ 7., 11.],
        [ 9., 13.]], dtype=float32)
 """
 
-import importlib
-
 from . import backend, functional, nn, optim
 from .autograd import (
     Function,
@@ -56,6 +54,8 @@ _LAZY_SUBPACKAGES = ("data", "train", "viz", "testing")
 def __getattr__(name: str):
     # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
     if name in _LAZY_SUBPACKAGES:
+        import importlib  # here, not at the top: dir(mt) lists the package's names, not the modules it uses
+
         return importlib.import_module(f".{name}", __name__)
     raise _no_attribute(__name__, name)
 

@@ -33,10 +33,11 @@ def is_real(value) -> bool:
 
 
 def require_int(op: str, name: str, value, low: int | None = None, why: str = "") -> int:
-    """``value`` as a Python int if it is an integer (a NumPy one too, not a bool) of at least ``low``; else a
-    ValueError naming ``op``, the option and the value (a count, a size, a length: ``"3"``, 2.5 or -1 would fail
-    later inside Python or NumPy, or silently give nothing). ``why``, if given, follows what is wanted in the
-    message, e.g. ``" (steps count from 1)"``.
+    """``value`` as a Python int if it is an integer (a NumPy one too, not a bool) of at least ``low``; else an error
+    naming ``op``, the option and the value (a count, a size, a length: ``"3"``, 2.5 or -1 would fail later inside
+    Python or NumPy, or silently give nothing): a TypeError for what is not an integer (a float, a string, a bool),
+    a ValueError for an integer below ``low``, as :func:`require_real` and the engine's sizes. ``why``, if given,
+    follows what is wanted in the message, e.g. ``" (steps count from 1)"``.
 
     >>> import numpy as np
     >>> require_int("negation_reviews", "n", np.int64(3), low=0)
@@ -44,11 +45,16 @@ def require_int(op: str, name: str, value, low: int | None = None, why: str = ""
     >>> require_int("Embedding", "vocab_size", 2.5, low=1)
     Traceback (most recent call last):
     ...
-    ValueError: Embedding: vocab_size must be a positive integer, got 2.5
+    TypeError: Embedding: vocab_size must be a positive integer, got 2.5
+    >>> require_int("Embedding", "vocab_size", 0, low=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: Embedding: vocab_size must be a positive integer, got 0
     """
-    if not is_integer(value) or (low is not None and value < low):
+    integer = is_integer(value)
+    if not integer or (low is not None and value < low):
         wanted = "an integer" if low is None else "a positive integer" if low == 1 else f"an integer >= {low}"
-        raise ValueError(f"{op}: {name} must be {wanted}{why}, got {value!r}")
+        raise (ValueError if integer else TypeError)(f"{op}: {name} must be {wanted}{why}, got {value!r}")
     return int(value)
 
 

@@ -891,6 +891,29 @@ def test_pytorchs_layer_keywords_get_the_papers_names_and_that_builds_torchs_lay
     _assert_same_module(eval(ours, {"nn": nn}), eval(torch_writes, {"nn": torch.nn}), torch)
 
 
+@pytest.mark.single_backend
+@pytest.mark.parametrize("model, wrong, right", [
+    ("DecoderOnlyLM", "vocab_size", ["vocab"]),
+    ("DecoderOnlyLM", "src_vocab", ["vocab"]),
+    ("TransformerClassifier", "vocab", ["vocab_size"]),
+    ("Transformer", "vocab", ["src_vocab", "tgt_vocab"]),
+    ("Transformer", "vocab_size", ["src_vocab", "tgt_vocab"]),
+])
+def test_another_models_name_of_the_vocabulary_says_what_this_one_takes(model, wrong, right):
+    """nn.DecoderOnlyLM(vocab_size=10) was Python's bare "unexpected keyword argument": the models name the vocabulary
+    each their own way (their checkpoints save the names, so they stay), and another's name says this one's; what it
+    says builds the model."""
+    sizes = dict(d_model=8, heads=2, d_ff=16)
+    written = ", ".join(f"{k}=12" for k in right)
+    with pytest.raises(TypeError, match=rf"^{model}\.__init__\(\) got an unexpected keyword argument '{wrong}'; "
+                                        rf"{wrong}=12 is {written} here \(each model names its vocabulary size its own "
+                                        r"way, which its checkpoints save: Transformer src_vocab=, tgt_vocab=; "
+                                        r"DecoderOnlyLM vocab=; TransformerClassifier vocab_size=\)$"):
+        getattr(nn, model)(**{wrong: 12}, **sizes)
+    built = getattr(nn, model)(**dict.fromkeys(right, 12), **sizes)
+    assert all(built.config[k] == 12 for k in right)
+
+
 def test_pytorchs_attention_keywords_say_what_to_write_and_that_gives_torchs_answer():
     """``mha(x, x, x, attn_mask=...)``, ``is_causal=``, ``key_padding_mask=``, ``batch_first=``: each TypeError says
     what to write, and, where torch's masks are the other way round (nn.MultiheadAttention's), how to turn them; what
@@ -1422,6 +1445,35 @@ def test_axes_and_sizes_that_are_not_ints(call, error, message):
     assert mt.zeros(2, 3).reshape(np.int64(3), -1).shape == (3, 2)
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda v: nn.Linear(v, 4), r"Linear: d_in must be a positive integer, got "),
+    (lambda v: F.causal_mask(v), r"causal_mask: T must be an integer >= 0, got "),
+    (lambda v: nn.MultiHeadAttention(16, v), r"MultiHeadAttention: heads must be a positive integer, got "),
+], ids=["Linear", "causal_mask", "MultiHeadAttention"])
+def test_a_count_of_the_wrong_type_is_a_type_error(call, message):
+    """nn.Linear(2.5, 4) was a ValueError while mt.zeros(2.5) and nn.Dropout('0.1') are TypeErrors: what is not an
+    integer is a TypeError, an integer out of range a ValueError, with the same message."""
+    for bad in (2.5, "4", True):
+        with pytest.raises(TypeError, match="^" + message + re.escape(repr(bad)) + "$"):
+            call(bad)
+    with pytest.raises(ValueError, match="^" + message + "-1$"):
+        call(-1)
+
+
+@pytest.mark.parametrize("op", [F.softmax, F.log_softmax])
+def test_softmax_axis_is_checked_as_tensor_sums(op):
+    """softmax(x, axis=np.int64(-1)) was refused as "out of range" and axis=True taken as axis 1: the axis is checked
+    as Tensor.sum's, a NumPy integer taken, a bool or a float a TypeError."""
+    name, x = op.__name__, mt.ones(2, 3)
+    assert op(x, axis=np.int64(-1)).shape == (2, 3)
+    np.testing.assert_array_equal(op(x, axis=np.int64(0)).numpy(), op(x, axis=0).numpy())
+    for axis in (True, 1.0, "1"):
+        with pytest.raises(TypeError, match=rf"^{name}: axis must be an int, got {re.escape(repr(axis))}$"):
+            op(x, axis=axis)
+    with pytest.raises(ValueError, match=rf"^{name}: axis 2 is out of range for a tensor with 2 dimensions$"):
+        op(x, axis=np.int64(2))
+
+
 def test_concat_and_stack_of_something_that_is_not_a_tensor():
     """concat([t, [1.0]]) was AttributeError: 'list' object has no attribute 'ndim' (from inside Concat)."""
     t = mt.ones(2)
@@ -1510,6 +1562,8 @@ def test_layer_norm_given_torchs_normalized_shape_says_what_it_takes():
                                         r"argument, normalized_shape, is not taken here: .* write layer_norm\(x\) or "
                                         r"layer_norm\(x, gamma, beta\)$"):
         F.layer_norm(mt.ones(2, 4), (4,))
+    with pytest.raises(TypeError, match=r"^layer_norm: gamma must be a Tensor, got int64 np\.int64\(4\): torch's "):
+        F.layer_norm(mt.ones(2, 4), np.int64(4))
 
 
 @pytest.mark.single_backend

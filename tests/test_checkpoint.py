@@ -618,11 +618,11 @@ def test_arrays_on_one_path_keep_each_its_own(tmp_path):
 
 @pytest.mark.single_backend
 @pytest.mark.parametrize("step, error, says", [
-    (1.5, ValueError, "must be an integer >= 0, got 1.5"),
-    ("7", ValueError, "must be an integer >= 0, got '7'"),
-    (float("nan"), ValueError, "must be an integer >= 0, got nan"),
+    (1.5, TypeError, "must be an integer >= 0, got 1.5"),
+    ("7", TypeError, "must be an integer >= 0, got '7'"),
+    (float("nan"), TypeError, "must be an integer >= 0, got nan"),
     (-1, ValueError, "must be an integer >= 0, got -1"),
-    (True, ValueError, "must be an integer >= 0, got True"),
+    (True, TypeError, "must be an integer >= 0, got True"),
 ])
 def test_save_refuses_a_step_that_is_not_a_count(tmp_path, step, error, says):
     with pytest.raises(error, match=r"^save_checkpoint: step " + says):

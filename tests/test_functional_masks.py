@@ -25,6 +25,22 @@ def test_padding_mask_marks_real_tokens_and_broadcasts_over_heads_and_queries():
     np.testing.assert_array_equal(m.numpy()[:, 0, 0], [[True, True, False, False], [True, False, True, False]])
 
 
+def test_padding_mask_takes_ids_as_an_embedding_does(backend):
+    """padding_mask(np.array(ids), 0) was "ids must be a Tensor" while nn.Embedding and the models take a NumPy array
+    or nested lists of ids: it lifts them as they do, onto the current backend, and checks them as a Tensor's."""
+    ids = [[4, 9, 0], [7, 0, 3]]
+    expected = F.padding_mask(mt.tensor(ids), pad_id=0).numpy()
+    for given in (ids, np.array(ids), np.array(ids, dtype=np.int32)):
+        m = F.padding_mask(given, pad_id=0)
+        assert m.backend is backend and m.dtype_name == "bool"
+        np.testing.assert_array_equal(m.numpy(), expected)
+    with pytest.raises(TypeError, match=r"^padding_mask: ids must be integer token ids \(rows of the embedding table "
+                                        r"E\), got float64 with shape \(1, 2\)$"):
+        F.padding_mask(np.array([[1.0, 0.0]]), pad_id=0)
+    with pytest.raises(ValueError, match=r"^tensor: data is ragged"):
+        F.padding_mask([[1, 2], [3]], pad_id=0)
+
+
 def test_combine_masks_is_a_none_aware_logical_and():
     causal = F.causal_mask(3)
     pad = F.padding_mask(mt.tensor([[1, 2, 0]]), pad_id=0)  # (1, 1, 1, 3)
@@ -39,7 +55,7 @@ def test_combine_masks_is_a_none_aware_logical_and():
 
 def test_causal_mask_length_may_be_a_numpy_integer():
     np.testing.assert_array_equal(F.causal_mask(np.int64(3)).numpy(), F.causal_mask(3).numpy())
-    with pytest.raises(ValueError, match=r"causal_mask: T must be an integer >= 0, got True"):
+    with pytest.raises(TypeError, match=r"causal_mask: T must be an integer >= 0, got True"):
         F.causal_mask(True)
 
 

@@ -106,7 +106,7 @@ def test_pe_sizes_may_be_numpy_integers():
 def test_pe_bad_input():
     with pytest.raises(ValueError, match=r"sinusoidal_positional_encoding: d_model must be a positive integer, got 0"):
         F.sinusoidal_positional_encoding(4, 0)
-    with pytest.raises(ValueError, match=r"sinusoidal_positional_encoding: max_len must be an integer >= 0, got 2.5"):
+    with pytest.raises(TypeError, match=r"sinusoidal_positional_encoding: max_len must be an integer >= 0, got 2.5"):
         F.sinusoidal_positional_encoding(2.5, 4)
 
 

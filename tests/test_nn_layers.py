@@ -124,7 +124,7 @@ def test_sizes_may_be_numpy_integers_and_are_kept_as_python_ints(build):
     assert repr(numpy_sized) == repr(plain)
     sizes = [v for m in numpy_sized.modules() for k, v in vars(m).items() if k.startswith(("d_", "num_", "max_"))]
     assert sizes and all(type(v) is int for v in sizes)
-    with pytest.raises(ValueError, match=r"must be a positive integer, got True"):
+    with pytest.raises(TypeError, match=r"must be a positive integer, got True"):
         build(lambda k: True if k == 4 else k)
 
 

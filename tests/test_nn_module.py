@@ -906,6 +906,49 @@ def test_repr_is_a_tree_with_parameter_counts():
     assert "  (layers): ModuleList(" in nested and "    (0): Block(" in nested
 
 
+def _counts_on_its_lines(text: str) -> tuple[int, int]:
+    """``(the sum of the counts on the lines of a repr's children, the count on its last line)``: its children's lines
+    are those indented by two spaces (a child's one line, or the first and last of a child shown on several)."""
+    counts = [int(c.replace(",", "")) for line in text.splitlines()[1:-1] if re.match(r"  [^ ]", line)
+              for c in re.findall(r"# ([\d,]+) parameters", line)]
+    return sum(counts), int(re.search(r"# ([\d,]+) parameters", text.splitlines()[-1])[1].replace(",", ""))
+
+
+def test_repr_of_a_model_counts_each_parameter_once_and_says_what_is_shared_or_tied():
+    """print(model) hid what changes a model's structure: the tied output had no line and nothing said the logits use
+    the embedding's weight; a shared tgt_embed was a second full module with its count, so the lines added to 5,920 of
+    5,744; the classifier's cls Parameter had no line (2,417 of 2,433). The counts on a module's lines add up to its
+    total, everywhere in the tree, a module in two places is shown once and its own parameters are lines."""
+    shared = nn.Transformer(11, 11, d_model=16, heads=4, d_ff=32, num_encoder_layers=1, num_decoder_layers=1,
+                            share_embeddings=True, tie_output=True)
+    lines = repr(shared).splitlines()
+    assert lines[1] == "  share_embeddings=True, tie_output=True: logits = x @ tgt_embed.weight^T, no output layer"
+    assert "  (tgt_embed): the same module as src_embed" in lines and repr(shared).count("Embedding(") == 1
+    assert not any("(output)" in line for line in lines)
+    cls = nn.TransformerClassifier(11, d_model=16, heads=4, d_ff=32, pooling="cls")
+    assert "  pooling='cls', pad_id=0" in repr(cls).splitlines()
+    assert "  (cls): Parameter(shape=(16,), dtype=float32)  # 16 parameters" in repr(cls).splitlines()
+    lm = nn.DecoderOnlyLM(11, d_model=16, heads=4, d_ff=32, num_layers=1, max_len=8, positional="learned",
+                          tie_output=True)
+    assert repr(lm).splitlines()[1] == ("  positional='learned', tie_output=True: logits = x @ embed.weight^T, "
+                                        "no output layer")
+    untied = nn.Transformer(11, 13, d_model=16, heads=4, d_ff=32, num_encoder_layers=1, num_decoder_layers=1)
+    assert repr(untied).splitlines()[1] == "  share_embeddings=False"
+    first, second = nn.Linear(4, 4), nn.Linear(4, 4)
+    second.weight = first.weight  # one Parameter in two layers: counted in the first, named in the second
+    tied = nn.Sequential(first, second, first)
+    assert repr(tied).splitlines()[1:] == [
+        "  (0): Linear(d_in=4, d_out=4, bias=True)  # 20 parameters",
+        "  (1): Linear(d_in=4, d_out=4, bias=True)  # 4 parameters; weight is 0.weight",
+        "  (2): the same module as 0",
+        ")  # 24 parameters"]
+    for model in (shared, cls, lm, untied, tied, Stack()):
+        assert _counts_on_its_lines(repr(model)) == (model.num_parameters(),) * 2, repr(model)
+        for module in model.modules():  # every module of the tree, shown on its own
+            if list(module.children()) and module.num_parameters():
+                assert _counts_on_its_lines(repr(module)) == (module.num_parameters(),) * 2, repr(module)
+
+
 def test_evaluating_turns_dropout_and_the_graph_off_and_puts_the_mode_back_even_after_an_error():
     """One helper for every 'measure or run a trained model' site: decoding, held-out metrics, predict_proba."""
     model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5))

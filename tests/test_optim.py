@@ -230,6 +230,22 @@ def test_repr_shows_each_group_and_its_settings():
     )
 
 
+def test_repr_of_a_schedule_shows_its_settings_its_step_and_its_rates():
+    """repr(WarmupSchedule(opt, d_model=16)) was object's, <...WarmupSchedule object at 0x...>: a schedule says what
+    it was made with (its saved_settings; LambdaLR its function's name too), then its step and each group's rate."""
+    opt = SGD([mt.zeros(2, requires_grad=True)], lr=0.5)
+    warmup = WarmupSchedule(opt, d_model=16, warmup_steps=4)
+    warmup.step()
+    assert repr(warmup) == "WarmupSchedule(d_model=16, warmup_steps=4, factor=1.0)  # step_num=2, lr=[0.0625]"
+
+    def halving(t):
+        return 0.5**t
+
+    assert repr(LambdaLR(opt, halving)) == (
+        "LambdaLR(lr_lambda=test_repr_of_a_schedule_shows_its_settings_its_step_and_its_rates.<locals>.halving, "
+        "base_lrs=[0.0625])  # step_num=1, lr=[0.03125]")
+
+
 def test_momentum_buffer_is_not_the_gradient_array(rng):
     """Without zero_grad the engine adds the next gradient into p.grad in place; the buffer must not change."""
     w = mt.tensor(np.array([1.0, -2.0]), requires_grad=True)
@@ -1036,8 +1052,8 @@ def test_schedule_bad_input():
         noam_lr(1, 512, warmup_steps=0)
     with pytest.raises(ValueError, match="factor"):
         noam_lr(1, 512, factor=0.0)
-    # require_int's ValueError, as for every count and size (a TypeError before it was shared)
-    with pytest.raises(ValueError, match=r"^noam_lr: step must be a positive integer \(steps count from 1\), got 1.5$"):
+    # require_int's TypeError for what is not an integer, as for every count and size (its ValueError: one too small)
+    with pytest.raises(TypeError, match=r"^noam_lr: step must be a positive integer \(steps count from 1\), got 1.5$"):
         noam_lr(1.5, 512)
     with pytest.raises(TypeError, match="Optimizer"):
         WarmupSchedule([mt.zeros(1, requires_grad=True)], d_model=512)

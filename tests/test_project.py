@@ -250,6 +250,16 @@ def test_the_layers_above_optim_are_imported_when_first_named_and_not_before():
         "True", "module 'minitransformer' has no attribute 'trian'"]
 
 
+def test_dir_of_the_package_lists_its_names_and_not_the_modules_it_uses():
+    """dir(mt) listed importlib, imported at the top of __init__ for the lazy layers: the public names it lists are
+    __all__, the layers imported when first named, and autograd (imported by what __all__ takes from it)."""
+    code = ("import minitransformer as mt\n"
+            "print(sorted(n for n in dir(mt) if not n.startswith('_') and n not in mt.__all__))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["['autograd', 'data', 'testing', 'train', 'viz']"]
+
+
 @pytest.mark.needs("tools")
 def test_the_gpu_check_runs_a_step_and_names_every_step_it_has(tmp_path):
     """tools/gpu_check.sh's machinery, run here with the one step a CPU can do (info)."""

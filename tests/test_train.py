@@ -277,8 +277,8 @@ def test_accumulate_counts_optimizer_steps_and_draws_its_micro_batches_in_order(
     seen.clear()
     resumed.fit(lambda i: seen.append(i), 3)
     assert seen == [6, 7, 8]
-    for bad in (0, 1.5, "2"):
-        with pytest.raises(ValueError, match=rf"^Trainer: accumulate must be a positive integer, got {bad!r}$"):
+    for bad, error in ((0, ValueError), (1.5, TypeError), ("2", TypeError)):
+        with pytest.raises(error, match=rf"^Trainer: accumulate must be a positive integer, got {bad!r}$"):
             Trainer(model, optim.SGD(model.parameters(), lr=0.05), loss_fn, accumulate=bad)
     with pytest.raises(ValueError, match=r"accumulate=3 takes a list of 3 micro-batches, got 2"):
         resumed.train_step([None, None])

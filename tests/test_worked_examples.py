@@ -502,14 +502,16 @@ def test_main_writes_the_page_in_utf8_and_prints_it_on_a_console_that_lacks_its_
     assert console.buffer.getvalue() == we.errata_markdown().encode("cp1252", "replace")
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: we.multi_head_example(seed=-1), r"multi_head_example: seed must be an integer >= 0, got -1"),
-    (lambda: we.multi_head_example(seed="a"), r"multi_head_example: seed must be an integer >= 0, got 'a'"),
-    (lambda: we.errata(seed=1.5), r"multi_head_example: seed must be an integer >= 0, got 1.5"),
-    (lambda: we.multi_head_example(heads=0), r"multi_head_example: heads must be a positive integer, got 0"),
-    (lambda: we.multi_head_example(heads=1, d_k=1), r"multi_head_example: heads \* d_k = 1; .* needs d_model >= 2"),
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: we.multi_head_example(seed=-1), ValueError, r"multi_head_example: seed must be an integer >= 0, got -1"),
+    (lambda: we.multi_head_example(seed="a"), TypeError, r"multi_head_example: seed must be an integer >= 0, got 'a'"),
+    (lambda: we.errata(seed=1.5), TypeError, r"multi_head_example: seed must be an integer >= 0, got 1.5"),
+    (lambda: we.multi_head_example(heads=0), ValueError,
+     r"multi_head_example: heads must be a positive integer, got 0"),
+    (lambda: we.multi_head_example(heads=1, d_k=1), ValueError,
+     r"multi_head_example: heads \* d_k = 1; .* needs d_model >= 2"),
 ])
-def test_examples_refuse_bad_arguments_by_name(call, message):
+def test_examples_refuse_bad_arguments_by_name(call, error, message):
     # these failed inside NumPy's seeding, or blamed sinusoidal_positional_encoding for heads=0
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         call()

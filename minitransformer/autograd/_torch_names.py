@@ -215,6 +215,21 @@ TORCH_KEYWORDS = {
     "dim_feedforward": ("d_ff", "the paper's"),
 }
 
+#: each whole model's keyword(s) of the vocabulary size, which differ and stay so (a checkpoint's config saves them);
+#: another model's name given to one of them says what to write there (:func:`vocab_aliases`)
+VOCAB_KEYWORDS = {"Transformer": ("src_vocab", "tgt_vocab"), "DecoderOnlyLM": ("vocab",),
+                  "TransformerClassifier": ("vocab_size",)}
+
+
+def vocab_aliases(model: str) -> dict[str, tuple[tuple[str, ...], str]]:
+    """The other models' keywords of the vocabulary size -> ``(model's keywords, why)``, the ``aliases`` of
+    :func:`torch_keywords` for ``model``'s constructor."""
+    why = ("each model names its vocabulary size its own way, which its checkpoints save: "
+           + "; ".join(f"{m} {', '.join(k + '=' for k in ks)}" for m, ks in VOCAB_KEYWORDS.items()))
+    ours = VOCAB_KEYWORDS[model]
+    return {k: (ours, why) for keywords in VOCAB_KEYWORDS.values() for k in keywords if k not in ours}
+
+
 #: what a layer that takes sequences says to torch's ``batch_first=``
 BATCH_FIRST = "is left out here: every layer takes (batch, seq, d_model)"
 #: what a reduction (``x.sum()``, ``x.mean()``, ``x.max()``) says to the keywords of torch's and of NumPy's
@@ -258,11 +273,14 @@ SDPA_MASKS = {
 }
 
 
-def torch_keywords(f=None, **instead):
+def torch_keywords(f=None, *, aliases: dict[str, tuple[tuple[str, ...], str]] | None = None, **instead):
     """``f`` with PyTorch's keywords refused by Python's TypeError for a keyword ``f`` does not take, followed by
     what to write here: a keyword of :data:`TORCH_KEYWORDS` whose name here ``f`` takes, with its value
     (``x.sum(dim=-1)``: "PyTorch's dim=-1 is axis=-1 here"), and each of ``instead``, a keyword torch has and ``f``
     not, with what to do (``@torch_keywords(batch_first=BATCH_FIRST)``: "PyTorch's batch_first= is left out here ...").
+    ``aliases`` does the same for names of this library's own that ``f`` spells otherwise: keyword -> (``f``'s
+    keywords, why), as :func:`vocab_aliases` gives (``DecoderOnlyLM(vocab_size=10)``: "vocab_size=10 is vocab=10
+    here (...)").
 
     >>> import minitransformer as mt
     >>> mt.ones(2, 3).sum(dim=-1, keepdim=True)
@@ -271,36 +289,40 @@ def torch_keywords(f=None, **instead):
 keepdims=True here (NumPy's names; docs/from-pytorch.md)
     """
     if f is None:
-        return functools.partial(torch_keywords, **instead)
-    takes = inspect.signature(f).parameters
+        return functools.partial(torch_keywords, aliases=aliases, **instead)
+    takes, aliases = inspect.signature(f).parameters, aliases or {}
     renamed = {k: v for k, v in TORCH_KEYWORDS.items() if v[0] in takes}
-    theirs = renamed.keys() | instead.keys()
+    theirs = renamed.keys() | instead.keys() | aliases.keys()
 
     @functools.wraps(f)
     def takes_torchs_keywords(*args, **kwargs):
         if kwargs and not theirs.isdisjoint(kwargs):
-            raise TypeError(_keywords_message(f.__qualname__, kwargs, renamed, instead))
+            raise TypeError(_keywords_message(f.__qualname__, kwargs, renamed, instead, aliases))
         return f(*args, **kwargs)
 
     return takes_torchs_keywords
 
 
-def _keywords_message(name: str, kwargs: dict, renamed: dict, instead: dict) -> str:
-    """Python's words for the first of PyTorch's keywords in ``kwargs``, then what to write for each of them. NumPy's
-    functions pass their defaults on (``np.mean(x)`` calls ``x.mean(axis=None, dtype=None, out=None)``): there, a
-    keyword given as None is not the user's and is not named."""
+def _keywords_message(name: str, kwargs: dict, renamed: dict, instead: dict, aliases: dict) -> str:
+    """Python's words for the first of PyTorch's keywords (or of ``aliases``) in ``kwargs``, then what to write for
+    each of them. NumPy's functions pass their defaults on (``np.mean(x)`` calls ``x.mean(axis=None, dtype=None,
+    out=None)``): there, a keyword given as None is not the user's and is not named."""
     if kwargs.get("out", ...) is None:
         kwargs = {k: v for k, v in kwargs.items() if v is not None or k == "out"}
-    first = next(k for k in kwargs if k in renamed or k in instead)
+    first = next(k for k in kwargs if k in renamed or k in instead or k in aliases)
     said = [f"{name}() got an unexpected keyword argument {first!r}"]
+    said += [f"{k}={kwargs[k]!r} is {', '.join(f'{ours}={kwargs[k]!r}' for ours in aliases[k][0])} here "
+             f"({aliases[k][1]})" for k in kwargs if k in aliases]  # the library's own names: not torch's docs
     given, others = [k for k in kwargs if k in renamed], [k for k in kwargs if k in instead]
+    if not given and not others:
+        return "; ".join(said)
     if given:
         whose = " and ".join(sorted({renamed[k][1] for k in given}))
         theirs = ", ".join(f"{k}={kwargs[k]!r}" for k in given)
         ours = ", ".join(f"{renamed[k][0]}={kwargs[k]!r}" for k in given)
         are, names = ("is", "name") if len(given) == 1 else ("are", "names")
         if not others:
-            return f"{said[0]}; PyTorch's {theirs} {are} {ours} here ({whose} {names}; docs/from-pytorch.md)"
+            return "; ".join(said) + f"; PyTorch's {theirs} {are} {ours} here ({whose} {names}; docs/from-pytorch.md)"
         said.append(f"PyTorch's {theirs} {are} {ours} here ({whose} {names})")
     said += [f"PyTorch's {k}= {instead[k]}" for k in others]
     return "; ".join(said) + " (docs/from-pytorch.md)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..autograd import Tensor
 from ..autograd.compose import _condition
-from ..autograd.engine import _is_floating
+from ..autograd.engine import _axis, _is_floating
 from ..backend import BackendError, dtype_name
 
 
@@ -100,12 +100,12 @@ def check_token_ids(op: str, name: str, ids: Tensor, vocab: int) -> Tensor:
 
 
 def normalize_axis(op: str, axis: int, ndim: int) -> int:
-    """``axis`` as a non-negative index (negatives count from the end), or a ValueError naming ``op``."""
+    """``axis`` as a non-negative index (negatives count from the end), or an error naming ``op``: a TypeError for what
+    is not a Python or NumPy integer (a bool, a float), a ValueError for an axis out of range; the checks of
+    ``Tensor.sum``'s axis (:func:`~minitransformer.autograd.engine._axis`)."""
     if ndim == 0:
         raise ValueError(f"{op}: x must have at least one axis (the one normalised), got a scalar")
-    if not isinstance(axis, int) or not -ndim <= axis < ndim:
-        raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor with {ndim} dimensions")
-    return axis % ndim
+    return _axis(axis, ndim, op)
 
 
 def as_mask(op: str, mask, like: Tensor, name: str = "the mask", meaning: str = "True where attention is allowed"):

@@ -58,8 +58,9 @@ def padding_mask(ids: Tensor, pad_id: int) -> Tensor:
 
     Parameters
     ----------
-    ids : Tensor
-        ``(batch, S)`` integer token ids of the keys' sequence.
+    ids : Tensor or array_like
+        ``(batch, S)`` integer token ids of the keys' sequence; a NumPy array or nested lists too, as
+        :class:`~minitransformer.nn.Embedding` and the models take them.
     pad_id : int
         The id of the padding token (a Python or NumPy integer).
 
@@ -75,8 +76,11 @@ def padding_mask(ids: Tensor, pad_id: int) -> Tensor:
     >>> from minitransformer.functional import padding_mask
     >>> padding_mask(mt.tensor([[5, 7, 0]]), pad_id=0).numpy().astype(int)
     array([[[[1, 1, 0]]]])
+    >>> padding_mask([[5, 7, 0]], pad_id=0).shape
+    (1, 1, 1, 3)
     """
-    require_token_ids("padding_mask", "ids", require_tensor("padding_mask", "ids", ids))
+    ids = ids if isinstance(ids, Tensor) else Tensor(ids)  # lifted as Embedding lifts them
+    require_token_ids("padding_mask", "ids", ids)
     xp = ids.backend.xp
     if ids.ndim != 2:
         raise ValueError(f"padding_mask: ids must have shape (batch, S), got {ids.shape}")

@@ -2,7 +2,7 @@ r"""Layer normalisation (Ba, Kiros and Hinton, 2016): the "Norm" of the paper's 
 
 from __future__ import annotations
 
-from .._arguments import require_real
+from .._arguments import is_integer, require_real
 from ..autograd import Tensor
 from ..autograd.fused import LayerNorm
 from ._checks import require_float, require_same_dtype
@@ -79,7 +79,7 @@ def _check_layer_norm_inputs(x: Tensor, gamma: Tensor | None, beta: Tensor | Non
     if x.ndim == 0:
         raise ValueError("layer_norm: x must have at least one axis (the one normalised), got a scalar")
     d = x.shape[-1]
-    if isinstance(gamma, tuple | list | int) and not isinstance(gamma, bool):  # torch's F.layer_norm(x, (d,), ...)
+    if isinstance(gamma, tuple | list) or is_integer(gamma):  # torch's F.layer_norm(x, (d,), ...)
         raise TypeError(
             f"layer_norm: gamma must be a Tensor, got {type(gamma).__name__} {gamma!r}: torch's second argument, "
             "normalized_shape, is not taken here: layer_norm(x, gamma=None, beta=None, eps=1e-5) normalises over the "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .._arguments import is_integer, require_bool, require_int
 from ..autograd import Tensor, concat, where
-from ..autograd._torch_names import BATCH_FIRST, torch_keywords
+from ..autograd._torch_names import BATCH_FIRST, torch_keywords, vocab_aliases
 from ..autograd.creation import zeros
 from ..functional._checks import as_mask, require_token_ids
 from . import init
@@ -59,6 +59,12 @@ def check_positions(op: str, real, h: Tensor):
 def _output_logits(x: Tensor, output: Linear | None, embedding: Embedding) -> Tensor:
     r"""Scores over the vocabulary: :math:`x W_{out} + b` or, tied (paper 3.4), :math:`x E^\top`."""
     return output(x) if output is not None else x @ embedding.weight.mT  # (batch, seq, vocab)
+
+
+def _tied(output: Linear | None, embedding: str) -> str:
+    """What ``repr`` says of the output: where it is tied, that the logits use the embedding's table (no line shows
+    an output layer then); else nothing (its ``(output)`` line shows it)."""
+    return f"tie_output=True: logits = x @ {embedding}.weight^T, no output layer" if output is None else ""
 
 
 class _Configured(Module):
@@ -159,7 +165,7 @@ class Transformer(_Configured):
                      tie_output=False),
     }
 
-    @torch_keywords(batch_first=BATCH_FIRST)
+    @torch_keywords(batch_first=BATCH_FIRST, aliases=vocab_aliases("Transformer"))
     def __init__(self, src_vocab: int, tgt_vocab: int, d_model: int = 512, heads: int = 8, d_ff: int = 2048,
                  num_encoder_layers: int = 6, num_decoder_layers: int = 6, dropout: float = 0.1, max_len: int = 5000,
                  norm_first: bool = False, share_embeddings: bool = False, tie_output: bool = False):
@@ -234,6 +240,11 @@ class Transformer(_Configured):
         """
         return self.decode(tgt_in, self.encode(src, src_mask), src_mask, tgt_mask)
 
+    def extra_repr(self) -> str:
+        """Whether the embeddings are shared (``(tgt_embed)`` then says it is ``src_embed``) and the output tied."""
+        shared = f"share_embeddings={self.tgt_embed is self.src_embed}"
+        return ", ".join(filter(None, [shared, _tied(self.output, "tgt_embed")]))
+
     def new_cache(self) -> list:
         """Empty key/value caches for :meth:`decode`, one per decoder layer."""
         return self.decoder.new_cache()
@@ -284,7 +295,7 @@ class DecoderOnlyLM(_Configured):
                      norm_first=True, tie_output=False, positional="sinusoidal"),
     }
 
-    @torch_keywords(batch_first=BATCH_FIRST)
+    @torch_keywords(batch_first=BATCH_FIRST, aliases=vocab_aliases("DecoderOnlyLM"))
     def __init__(self, vocab: int, d_model: int = 512, heads: int = 8, d_ff: int = 2048, num_layers: int = 6,
                  max_len: int = 1024, dropout: float = 0.1, norm_first: bool = True, tie_output: bool = False,
                  positional: str = "sinusoidal"):
@@ -321,6 +332,11 @@ class DecoderOnlyLM(_Configured):
         mask = check_stack_mask(op, "mask", mask, x, heads, start + x.shape[-2], causal=True, some_key=True)
         x = self.decoder(x, tgt_mask=mask, cache=cache)
         return _output_logits(x, self.output, self.embed)  # (B, T, vocab)
+
+    def extra_repr(self) -> str:
+        """The positional encoding's kind and whether the output is tied to the embedding."""
+        kind = "learned" if isinstance(self.positional, LearnedPositionalEmbedding) else "sinusoidal"
+        return ", ".join(filter(None, [f"positional={kind!r}", _tied(self.output, "embed")]))
 
     def new_cache(self) -> list:
         """Empty key/value caches, one per layer, for generating one token at a time."""
@@ -394,7 +410,7 @@ class TransformerClassifier(_Configured):
     }
     poolings = ("mean", "cls", "max")
 
-    @torch_keywords(batch_first=BATCH_FIRST)
+    @torch_keywords(batch_first=BATCH_FIRST, aliases=vocab_aliases("TransformerClassifier"))
     def __init__(self, vocab_size: int = 10000, d_model: int = 512, heads: int = 8, d_ff: int = 2048,
                  num_layers: int = 1, max_len: int = 100, dropout: float = 0.1, pooling: str = "mean",
                  pad_id: int = 0, norm_first: bool = False):
@@ -434,6 +450,10 @@ class TransformerClassifier(_Configured):
         mask = Tensor(xp.reshape(real, (B, 1, 1, real.shape[1])), backend=ids.backend)  # keys: real tokens
         h = self.encoder(self.dropout(self.positional(x)), mask)  # (B, S', d_model)
         return self.head(self.pool(h, real)).reshape(B)  # (B, d_model) -> (B, 1) -> (B,)
+
+    def extra_repr(self) -> str:
+        """How the outputs become one vector per text, and the padding id left out of it."""
+        return f"pooling={self.pooling!r}, pad_id={self.pad_id}"
 
     def pool(self, h: Tensor, real) -> Tensor:
         r"""One vector per text from ``h`` ``(batch, S, d_model)``, over the positions where ``real`` ``(batch, S)``.

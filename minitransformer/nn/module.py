@@ -738,21 +738,48 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
+        """The tree of sub-modules, each with its settings and how many parameters it adds: the counts on a module's
+        lines add up to the count on its closing line, and the whole model's is :meth:`num_parameters`. A module in
+        two places (``tgt_embed = src_embed``) is shown once; its second name says ``the same module as src_embed``.
+        A module with sub-modules shows its own parameters too, one line each with its shape (a classifier's
+        ``cls``)."""
         try:
-            count, children = self.num_parameters(), list(self.named_children())
+            return self._repr_tree("", {})[0]
         except TypeError as e:  # a layer left unregistered: said, not raised (a notebook or a debugger shows models)
             return f"{type(self).__name__}(<{e}>)"
-        note = f"  # {count:,} parameters" if count else ""
-        if not children:
-            return f"{type(self).__name__}({self.extra_repr()}){note}"
-        lines = [f"{type(self).__name__}("]
-        if self.extra_repr():
-            lines.append("  " + self.extra_repr())
+
+    def _repr_tree(self, path: str, seen: dict) -> tuple[str, int]:
+        """``(repr, parameters it adds)`` of this module at ``path`` of the tree being shown; ``seen`` maps the id of
+        each module and parameter shown so far to its path, so that each is shown, and counted, once."""
+        seen[id(self)] = path
+        here = f"{path}." if path else ""
+        count, lines, again = 0, [], []  # again: "weight is src_embed.weight", a parameter counted above
+        for name, p in self._parameters.items():
+            if p is None:
+                continue
+            if id(p) in seen:
+                again.append(f"{name} is {seen[id(p)]}")
+                continue
+            seen[id(p)], count = here + name, count + p.size
+            lines.append(f"({name}): Parameter(shape={p.shape}, dtype={p.dtype_name})  # {p.size:,} parameters")
+        children = list(self.named_children())
         for name, child in children:
-            body = repr(child).replace("\n", "\n  ")
-            lines.append(f"  ({name}): {body}")
-        lines.append(f"){note}")
-        return "\n".join(lines)
+            if id(child) in seen:  # shared: shown where it came first, and counted there
+                lines.append(f"({name}): the same module as {seen[id(child)]}")
+                continue
+            if type(child).__repr__ is Module.__repr__:
+                body, n = child._repr_tree(here + name, seen)
+            else:  # a repr of its own: shown as it is, its parameters counted here
+                body, n = repr(child), sum(p.size for p in child.parameters() if id(p) not in seen)
+                seen.update({id(m): f"{here}{name}.{sub}".rstrip(".") for sub, m in child.named_modules()})
+                seen.update({id(p): f"{here}{name}.{sub}" for sub, p in child.named_parameters() if id(p) not in seen})
+            count += n
+            lines.append(f"({name}): " + body.replace("\n", "\n  "))
+        note = "  # " + "; ".join(([f"{count:,} parameters"] if count else []) + again) if count or again else ""
+        if not children:  # a layer: its settings say what its parameters are
+            return f"{type(self).__name__}({self.extra_repr()}){note}", count
+        head = [self.extra_repr()] if self.extra_repr() else []
+        return "\n  ".join([f"{type(self).__name__}(", *head, *lines]) + f"\n){note}", count
 
 
 def _cast(name: str, host: np.ndarray, dtype: str, wrong: list) -> np.ndarray | None:

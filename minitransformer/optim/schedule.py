@@ -241,6 +241,16 @@ class LRScheduler:
                 setattr(self, k, v)
             raise
 
+    def extra_repr(self) -> str:
+        """The settings shown inside the parentheses of ``repr``: those of ``saved_settings`` (``d_model=512, ...``)."""
+        return ", ".join(f"{k}={getattr(self, k)!r}" for k in self.saved_settings)
+
+    def __repr__(self) -> str:
+        """``WarmupSchedule(d_model=512, warmup_steps=4000, factor=1.0)  # step_num=1, lr=[...]``: the settings, then
+        the step and the rate of each group now (as a module's repr ends in its parameter count)."""
+        rates = ", ".join(f"{lr:.4g}" for lr in self.get_last_lr())
+        return f"{type(self).__name__}({self.extra_repr()})  # step_num={self.step_num}, lr=[{rates}]"
+
     def _restore(self, owner: str, values: dict) -> None:
         for k, v in values.items():
             setattr(self, k, list(v) if isinstance(v, tuple) else v)  # lists come back from .npz as tuples
@@ -343,6 +353,11 @@ class LambdaLR(LRScheduler):
         self.lr_lambda = lr_lambda
         self.base_lrs = [group["lr"] for group in optimizer.param_groups]
         super().__init__(optimizer)
+
+    def extra_repr(self) -> str:
+        """``lr_lambda=`` the function's name (not its address), then the base rates."""
+        name = getattr(self.lr_lambda, "__qualname__", type(self.lr_lambda).__name__)
+        return f"lr_lambda={name}, {super().extra_repr()}"
 
     def lr_at(self, step: int) -> list[float]:
         """``lr_base * lr_lambda(step)`` for each parameter group."""
