@@ -1370,6 +1370,64 @@ def test_an_int_that_does_not_fit_the_dtype(call, message):
         call()
 
 
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: mt.tensor([300], dtype="uint8"), OverflowError, r"^tensor: value 300 is outside uint8's range "
+                                                                 r"\[0, 255\]$"),
+        (lambda: mt.tensor(300, dtype="int8"), OverflowError, r"^tensor: value 300 is outside int8's range "
+                                                              r"\[-128, 127\]$"),
+        (lambda: mt.tensor([[1, -1]], dtype="uint8"), OverflowError, r"^tensor: value -1 is outside uint8's range"),
+        (lambda: mt.tensor([1.5], dtype="int64"), ValueError, r"^tensor: value 1\.5 is not a whole number, and dtype "
+                                                              r"is int64; give a floating dtype, or a whole number$"),
+        (lambda: mt.tensor([1.0, float("nan")], dtype="int32"), ValueError, r"^tensor: value nan is not a whole "),
+        (lambda: mt.tensor([0.5], dtype="bool"), ValueError, r"^tensor: value 0\.5 is not a whole number, and dtype "
+                                                             r"is bool"),
+        (lambda: mt.tensor([1e39]), OverflowError, r"^tensor: value 1e\+39 is outside float32's range "
+                                                   r"\[-3\.403e\+38, 3\.403e\+38\] \(finfo\('float32'\)\.max is "),
+        (lambda: mt.full((2,), 300.0, dtype="uint8"), OverflowError, r"^full: value 300\.0 is outside uint8's range "
+                                                                     r"\[0, 255\]$"),
+    ],
+)
+def test_numbers_that_do_not_fit_the_dtype_asked_for_are_refused_on_the_host(backend, call, error, message):
+    """NumPy cast them silently: 300 as uint8 was 44, 1.5 as int64 was 1, 1e39 as float32 inf (full's float 300.0 too,
+    where its int 300 was refused), where torch.tensor([300], dtype=torch.uint8) refuses."""
+    with pytest.raises(error, match=message):
+        call()
+    assert mt.tensor([255, 0], dtype="uint8").tolist() == [255, 0] and mt.tensor([2.0], dtype="int64").tolist() == [2]
+    assert mt.tensor([2, 0], dtype="bool").tolist() == [True, False]
+    assert mt.tensor([float("inf"), -1e300], dtype="float64").tolist() == [float("inf"), -1e300]
+    assert mt.tensor(np.array([300]), dtype="uint8").dtype_name == "uint8"  # an array is cast as asked, as .to casts
+
+
+@pytest.mark.single_backend
+def test_a_float_past_float16s_largest_is_refused_naming_the_op_and_the_most_negative_number():
+    """float16's -1e9 became -inf with only NumPy's 'overflow encountered in cast', and a row with every score
+    masked then softmaxed to NaN; full's 70000.0 was inf: torch says 'cannot be converted to type c10::Half without
+    overflow'."""
+    scores, keep = mt.zeros(2, 3, dtype="float16"), mt.tensor([[True, False, False], [False, False, False]])
+    with pytest.raises(OverflowError, match=r"^masked_fill: cannot combine a float16 tensor of shape \(2, 3\) with the "
+                                            r"float -1000000000\.0: it is outside float16's range \[-6\.55e\+04, "
+                                            r"6\.55e\+04\] \(finfo\('float16'\)\.max is 65504\.0\), and would become "
+                                            r"-inf; for the most negative float16 write "
+                                            r"float\(np\.finfo\('float16'\)\.min\) \(as this library's attention masks "
+                                            r"do\) or float\('-inf'\)"):
+        scores.masked_fill(~keep, -1e9)
+    with pytest.raises(OverflowError, match=r"^where: cannot combine a float16 tensor .* float 70000\.0: .*would "
+                                            r"become inf; write float\(np\.finfo\('float16'\)\.max\) for the largest "):
+        mt.where(keep, scores, 70000.0)
+    with pytest.raises(OverflowError, match=r"^cannot combine a float16 tensor of shape \(2, 3\) with the float "
+                                            r"-100000\.0: it is outside float16's range"):
+        scores + -1e5
+    with pytest.raises(OverflowError, match=r"^full: value 70000\.0 is outside float16's range \[-6\.55e\+04, "
+                                            r"6\.55e\+04\] \(finfo\('float16'\)\.max is 65504\.0\), and would "):
+        mt.full((2,), 70000.0, dtype="float16")
+    most_negative = float(np.finfo("float16").min)
+    assert scores.masked_fill(~keep, most_negative).numpy()[1].tolist() == [most_negative] * 3
+    assert np.isneginf(scores.masked_fill(~keep, float("-inf")).numpy()[1]).all()
+    assert np.isnan((scores + float("nan")).numpy()).all()
+
 # ------------------------------------------------------------------ indexing, reductions, concat
 @pytest.mark.parametrize(
     "index, error, message",

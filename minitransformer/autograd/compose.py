@@ -234,7 +234,7 @@ def where(condition, a, b) -> Tensor:
     """
     like = _tensor_of("where", a, b)
     cond = _condition("where", "condition", condition, like)
-    a, b = _lift(a, like), _lift(b, like)
+    a, b = _lift(a, like, op="where"), _lift(b, like, op="where")
     broadcast_shapes("where(condition, a, b)", tuple(cond.shape), ops._shape(a), ops._shape(b))
     return ops.Where.apply(a, b, condition=cond)
 
@@ -294,6 +294,7 @@ def masked_fill(x: Tensor, mask, value) -> Tensor:
         value = value.item()
     mask = _condition("masked_fill", "mask", mask, x)
     broadcast_shapes("masked_fill(x, mask)", x.shape, tuple(mask.shape))  # named here, not as where's 3 shapes
+    value = _lift(value, x, op="masked_fill")  # named here too: float16's -1e9 would be refused as where's
     return where(mask, value, x)
 
 
@@ -316,7 +317,7 @@ def maximum(a, b) -> Tensor:
     array([0. , 0.5, 1. ], dtype=float32)
     """
     like = _tensor_of("maximum", a, b)
-    return ops.Maximum.apply(_lift(a, like), _lift(b, like))
+    return ops.Maximum.apply(_lift(a, like, op="maximum"), _lift(b, like, op="maximum"))
 
 
 def _tensor_of(op: str, a, b) -> Tensor:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import backend as _backend
 from .._arguments import host_scalar, is_integer, is_real
-from .engine import Tensor, _int_text, _integer, _kind, _number_range, _range_text, _sizes
+from .engine import Tensor, _check_fits, _integer, _kind, _sizes
 
 __all__ = ["tensor", "zeros", "ones", "full", "arange", "randn", "rand", "randint", "zeros_like", "ones_like"]
 
@@ -37,20 +37,12 @@ def _float_dtype(op: str, be, dtype):
 
 def _fill_value(op: str, value, dtype):
     """``value`` if ``dtype`` can hold it, else an error naming ``op`` and the value: a real number (a bool, an int,
-    a float, a NumPy number); whole for an integer or bool dtype (NumPy would truncate 2.5 to 2); an int inside
-    ``dtype``'s range."""
+    a float, a NumPy number); whole for an integer or bool dtype (NumPy would truncate 2.5 to 2); inside ``dtype``'s
+    range (NumPy would wrap 300 to 44 in uint8, and make inf of 70000.0 in float16)."""
     value = host_scalar(value)  # np.array(0.5) as 0.5
     if not isinstance(value, numbers.Real):  # a bool too: full((2,), True) is a mask of ones
         raise TypeError(f"{op}: value must be a number, got {value!r}")
-    kind = _kind(dtype)
-    if kind != "f" and isinstance(value, float | np.floating) and not (math.isfinite(value) and value == int(value)):
-        raise ValueError(f"{op}: value {value!r} is not a whole number, and dtype is {_backend.dtype_name(dtype)}; "
-                         "give a floating dtype, or a whole number")
-    if kind != "b" and isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
-        low, high = _number_range(dtype)
-        if not low <= value <= high:
-            raise OverflowError(f"{op}: value {_int_text(int(value))} is outside {_backend.dtype_name(dtype)}'s range "
-                                f"{_range_text(dtype)}")
+    _check_fits(op, value, dtype)
     return value
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import math
 import re
 import warnings
 import weakref
@@ -579,7 +580,8 @@ class Tensor:
             data = data.data
         if not hasattr(data, "dtype"):  # numbers, nested lists: read (and checked) once, on the host
             data, default = _read_numbers(data, dtype)
-            dtype = default if dtype is None else dtype
+            dtype = be.dtype(default if dtype is None else dtype)
+            _check_fits("tensor", data, dtype)  # 300 as uint8 would wrap to 44, 1.5 as int64 be 1: refused by name
         if not be.owns(data) and hasattr(data, "dtype") and _backend._backend_name_of(data) not in (None, "numpy"):
             data = _backend.get(_backend._backend_name_of(data)).to_host(data)  # cross-device: via the host
         self._data = be.asarray(data, dtype=dtype)
@@ -1627,6 +1629,51 @@ def _range_text(dtype) -> str:
     return f"[{low}, {high}]" if isinstance(low, int) else f"[{low:.4g}, {high:.4g}]"
 
 
+def _past_float_max(x: float, dtype) -> str:
+    """What to say of a finite float ``x`` past the largest number of floating ``dtype`` (which would make it an
+    infinity): finfo's max, and how to write the most negative (or largest) number instead."""
+    name = _backend.dtype_name(dtype)
+    high = _number_range(dtype)[1]
+    said = f" (finfo('{name}').max is {high}), and would become {'-inf' if x < 0 else 'inf'}"
+    if x < 0:  # scores.masked_fill(~keep, -1e9), as PyTorch code writes it: the most negative number is meant
+        return (f"{said}; for the most negative {name} write float(np.finfo('{name}').min) (as this library's "
+                f"attention masks do) or float('-inf') (a row with every position masked then softmaxes to NaN)")
+    return f"{said}; write float(np.finfo('{name}').max) for the largest {name}, or use a wider dtype"
+
+
+def _check_fits(op: str, host, dtype) -> None:
+    """Refuse numbers that floating, integer or bool ``dtype`` would not hold as they are, naming ``op``, the value
+    and the dtype: a float that is not whole for an integer or bool dtype (NumPy would truncate 2.5 to 2); a value
+    outside an integer dtype's range (NumPy would wrap 300 to 44 in uint8); a finite value past a floating dtype's
+    largest (NumPy would make inf of 70000 in float16). ``host`` is a number or a NumPy array, on the host: a device
+    array is never read here. The one check of :func:`~minitransformer.tensor`'s numbers and :func:`full`'s value."""
+    name, kind = _backend.dtype_name(dtype), _kind(dtype)
+    if isinstance(host, int) and not isinstance(host, bool):  # any size: NumPy would read 2**70 as an object
+        least = most = host
+    else:
+        host = np.asarray(host)
+        if host.size == 0 or host.dtype.name == name or host.dtype.kind == "b" or (
+                host.dtype.kind == "f" and kind == "f" and host.dtype.itemsize <= np.dtype(name).itemsize):
+            return  # nothing cast (the common case: ints read as int64), or bools, or floats into floats as wide
+        if kind != "f" and host.dtype.kind == "f":
+            broken = ~np.isfinite(host) | (host != np.trunc(host))
+            if broken.any():
+                raise ValueError(f"{op}: value {host[broken].flat[0].item()!r} is not a whole number, and dtype is "
+                                 f"{name}; give a floating dtype, or a whole number")
+        finite = host[np.isfinite(host)] if host.dtype.kind == "f" else host.ravel()
+        if finite.size == 0:
+            return
+        least, most = finite.min().item(), finite.max().item()
+    if kind == "b":
+        return  # any whole number is a bool (nonzero is True), as PyTorch and NumPy cast it
+    low, high = _number_range(dtype)
+    if least < low or most > high:
+        value = least if least < low else most
+        shown_value = _int_text(value) if isinstance(value, int) else repr(value)
+        raise OverflowError(f"{op}: value {shown_value} is outside {name}'s range {_range_text(dtype)}"
+                            + (_past_float_max(value, dtype) if kind == "f" else ""))
+
+
 _KINDS: dict = {}
 
 
@@ -1655,7 +1702,7 @@ _CAST_FIRST = {"float": "cast the tensor first, e.g. .to('float32')", "int": "ca
                "bool": "write the number (1 or 0) instead"}
 
 
-def _lift(x, like: Tensor, compared: str | None = None, floating: bool = False):
+def _lift(x, like: Tensor, compared: str | None = None, floating: bool = False, op: str | None = None):
     """Python numbers stay numbers (they broadcast without a gradient); arrays become tensors.
 
     A number combines with a tensor of its own kind, and an int with a floating tensor too (the array API
@@ -1663,6 +1710,8 @@ def _lift(x, like: Tensor, compared: str | None = None, floating: bool = False):
     int64 of them, silently), as is ``x + True`` for a tensor that is not bool. A bool tensor ``compared`` (by
     ``"eq"`` or ``"ne"``) with 0 or 1, PyTorch's ``mask == 0`` written ``mask.eq(0)``, is told which bool that is.
     For a ``floating`` operation (a division) the cast suggested is to a float: an int64 tensor would be refused next.
+    A number the tensor's dtype cannot hold (an int past int64, a float past float16's 65504) is refused too, naming
+    ``op`` where given (``"where"``; an operator's own line says which it is).
     """
     if isinstance(x, Tensor):  # the common case first
         return x
@@ -1676,14 +1725,16 @@ def _lift(x, like: Tensor, compared: str | None = None, floating: bool = False):
                    f"{'~mask' if (compared == 'eq') == (x == 0) else 'mask'}"
                    if compared and kind == "b" and number == "int" and x in (0, 1)
                    else _CAST_FIRST["float" if floating and number == "int" else number])
-            raise TypeError(f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the {number} {x!r}; "
-                            f"{fix}")
-        if number == "int":  # NumPy would raise its own OverflowError deep inside, or make inf of it
+            raise TypeError(f"{f'{op}: ' if op else ''}cannot combine a {like.dtype_name} tensor of shape {like.shape} "
+                            f"with the {number} {x!r}; {fix}")
+        if number != "bool":  # NumPy would raise its own OverflowError deep inside, or make inf of it (float16's -1e9)
             low, high = _number_range(like._data.dtype)
-            if not low <= x <= high:
+            if not low <= x <= high and (number == "int" or math.isfinite(x)):  # inf and nan are floats of any width
                 raise OverflowError(
-                    f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with the int {_int_text(x)}: "
-                    f"it is outside {like.dtype_name}'s range {_range_text(like._data.dtype)}"
+                    f"{f'{op}: ' if op else ''}cannot combine a {like.dtype_name} tensor of shape {like.shape} with "
+                    f"the {number} {_int_text(x) if number == 'int' else repr(x)}: it is outside {like.dtype_name}'s "
+                    f"range {_range_text(like._data.dtype)}"
+                    + (_past_float_max(x, like._data.dtype) if number == "float" else "")
                 )
         return x
     lifted = Tensor(x, backend=like.backend)
