@@ -1615,6 +1615,29 @@ def test_layer_norm_refuses_float16_as_module_to_does():
 
 
 @pytest.mark.single_backend
+def test_adam_refuses_float16_parameters_as_module_to_does():
+    """eps = 1e-8 rounds to 0 in float16: Adam's first step on [1, 2] with gradients [0, 1e-3] gave [nan, -inf],
+    with NumPy's divide warnings, where its docstring promises that eps keeps the step finite."""
+    with pytest.raises(TypeError, match="Module.to: float16 is not supported: ") as module_to:
+        nn.Linear(2, 2).to("float16")
+    why = str(module_to.value).split("float16 is not supported: ", 1)[1].split("; use ")[0]
+    for Adam in (mt.optim.Adam, mt.optim.AdamW):
+        w = mt.tensor([1.0, 2.0], dtype="float16", requires_grad=True)
+        with pytest.raises(TypeError, match=rf"^{Adam.__name__}: parameter 0 \(shape \(2,\)\) of group 1 is float16, "
+                                            r"which is not supported \(as Module\.to refuses float16: "
+                                            + re.escape(why) + r"\): in Adam's step eps \(1e-8 by default\) rounds "
+                                            r"to 0 in float16, .* NaN where g is 0, inf elsewhere; make the parameters "
+                                            r"float32 \(the default\) or float64$"):
+            Adam([{"params": [mt.ones(2, requires_grad=True)]}, {"params": [w]}], lr=1e-3)
+    # SGD's step is its formula rounded to float16 (no division): finite, and taken
+    w = mt.tensor([1.0, 2.0], dtype="float16", requires_grad=True)
+    opt = mt.optim.SGD([w], lr=0.5, momentum=0.9)
+    w.grad = mt.tensor([0.0, 1.0], dtype="float16")
+    opt.step()
+    assert w.tolist() == [1.0, 1.5]
+
+
+@pytest.mark.single_backend
 def test_layer_norm_given_torchs_normalized_shape_says_what_it_takes():
     with pytest.raises(TypeError, match=r"^layer_norm: gamma must be a Tensor, got tuple \(4,\): torch's second "
                                         r"argument, normalized_shape, is not taken here: .* write layer_norm\(x\) or "

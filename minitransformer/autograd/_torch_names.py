@@ -150,6 +150,11 @@ TORCH_NAMES = {
     },
 }
 
+#: Why float16 is refused (by ``Module.to``, the optimizers whose step breaks in it, ``x.half()``, ``model.half()``):
+#: no loss scaling and no wider accumulation here, so its largest number, 65504, is soon passed
+FLOAT16_WHY = ("a layer norm's squared deviations pass its largest number, 65504, once inputs reach about 256, and "
+               "nothing here scales the loss as training in float16 needs")
+
 #: What a hint of :data:`TORCH_NAMES` adds where the answer hides a trap of its own (``x - y`` broadcasts where
 #: torch's loss would warn, and a ``Linear(d, 1)`` output ``(B, 1)`` minus targets ``(B,)`` averages a ``(B, B)`` grid)
 _SAME_SHAPE = (", x and y of one shape: pred[:, 0] for a Linear(d, 1) output, whose (B, 1) minus targets of (B,) "

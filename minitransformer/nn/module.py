@@ -33,7 +33,7 @@ import numpy as np  # only for host copies in state_dict(); arithmetic goes thro
 
 from .. import backend as _backend
 from ..autograd import Tensor, no_grad
-from ..autograd._torch_names import no_attribute
+from ..autograd._torch_names import FLOAT16_WHY, no_attribute
 from ..autograd.engine import zero_grads
 
 __all__ = ["Parameter", "Module", "ModuleList", "ModuleDict", "Sequential", "StateDictError", "LoadResult",
@@ -123,11 +123,7 @@ def _parse_target(target):
         return "backend", _backend.get(target)
     name = _backend.dtype_name(target)
     if name == "float16":  # no loss scaling, no wider accumulation: its largest number, 65504, is soon passed
-        raise TypeError(
-            "Module.to: float16 is not supported: a layer norm's squared deviations pass its largest number, "
-            "65504, once inputs reach about 256, and nothing here scales the loss as training in float16 needs; "
-            "use 'float32' (the default) or 'float64'"
-        )
+        raise TypeError(f"Module.to: float16 is not supported: {FLOAT16_WHY}; use 'float32' (the default) or 'float64'")
     if name not in ("float32", "float64"):
         raise TypeError(
             f"Module.to: {target!r} is neither a backend ('numpy', 'cupy', 'array_api_strict') nor a floating "

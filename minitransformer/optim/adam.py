@@ -44,6 +44,7 @@ class Adam(Optimizer):
     eps : float
         :math:`\epsilon` > 0, keeps the step finite where :math:`\hat v_t` is 0 (an entry whose
         gradients so far were all 0 moves by :math:`0 / (0 + \epsilon) = 0`; with :math:`\epsilon = 0`, NaN).
+        float16 parameters are refused: :math:`\epsilon = 10^{-8}` rounds to 0 there.
     weight_decay : float
         :math:`\lambda` >= 0.
     amsgrad : bool
@@ -68,6 +69,9 @@ class Adam(Optimizer):
 
     elementwise = True  # every entry on its own: step updates all parameters laid end to end
     decoupled_weight_decay = False
+    float16_breaks = ("in Adam's step eps (1e-8 by default) rounds to 0 in float16, and so does (1 - beta2) g^2 for a "
+                      "gradient g below about 5e-3 (beta2 = 0.999), so the step divides by 0: NaN where g is 0, inf "
+                      "elsewhere")
     state_entries = {"step": "count", "m": "array", "v": "array >= 0"}  # what update writes (load_state_dict checks)
 
     @torch_keywords(**OPTIMIZER_KEYWORDS)

@@ -19,6 +19,7 @@ import numpy as np  # only for the host side of state_dict / load_state_dict: no
 
 from .._arguments import is_integer, require_int, require_real
 from ..autograd import Tensor, enable_grad, no_grad
+from ..autograd._torch_names import FLOAT16_WHY
 from ..autograd.engine import check_gradient_fits, zero_grads
 from ..nn import Module
 
@@ -110,6 +111,9 @@ class Optimizer:
     #: How many times :meth:`step` has run (a schedule stepped while it has not moved since the schedule's last step
     #: warns, ``LRScheduler.step``)
     _step_count: int = 0
+    #: Why the update breaks in float16 (Adam's eps rounds to 0 there), refused at :meth:`add_param_group`; None where
+    #: the step is its formula rounded to float16 (SGD's ``theta - lr * g``)
+    float16_breaks: str | None = None
 
     def __init__(self, params, defaults: dict):
         name = type(self).__name__
@@ -160,6 +164,12 @@ class Optimizer:
                 raise ValueError(
                     f"{name}: parameter {i} (shape {p.shape}) is the result of an operation, not a leaf; "
                     f"optimise the tensor it was computed from"
+                )
+            if self.float16_breaks and p.dtype_name == "float16":  # NaN and inf at the first step, else
+                raise TypeError(
+                    f"{name}: parameter {i} (shape {p.shape}) of group {len(self.param_groups)} is float16, which is "
+                    f"not supported (as Module.to refuses float16: {FLOAT16_WHY}): {self.float16_breaks}; make the "
+                    "parameters float32 (the default) or float64"
                 )
             if id(p) in seen:
                 raise ValueError(
