@@ -218,8 +218,17 @@ def gradcheck_module(module, *inputs, **options) -> bool:
             "dropout draws a new mask at each call, so central differences of it mean nothing; call "
             f"{type(module).__name__}.eval() first (gradcheck_module(module.eval(), ...))"
         )
-    slots = [(owner, name) for _, owner in module.named_modules() for name in owner._parameters]
-    slots = [(owner, name) for owner, name in slots if owner._parameters[name] is not None]
+    slots = [(path, owner, name) for path, owner in module.named_modules() for name in owner._parameters]
+    slots = [(path, owner, name) for path, owner, name in slots if owner._parameters[name] is not None]
+    for path, owner, name in slots:  # first, by name: gradcheck would call the weight "input 1", after the inputs
+        p = owner._parameters[name]
+        if p.requires_grad and p.dtype_name != "float64":
+            raise TypeError(
+                f"gradcheck_module: parameter {f'{path}.{name}' if path else name!r} of {type(module).__name__} is "
+                f"{p.dtype_name} {p.shape}; use float64 (module.to('float64')), since float32 central differences "
+                "are only accurate to about 1e-3"
+            )
+    slots = [(owner, name) for _, owner, name in slots]
     params = [owner._parameters[name] for owner, name in slots]
     n = len(inputs)
 

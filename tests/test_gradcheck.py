@@ -390,6 +390,18 @@ def test_gradcheck_module_checks_the_parameters_too():
 
 
 
+def test_gradcheck_module_names_a_float32_parameter_by_its_dotted_name_and_module_to():
+    """It said 'gradcheck: input 1 is float32; use float64 (x.to('float64'))' of the weight, which gradcheck_module
+    passes after the inputs, where the one input given was float64."""
+    x = mt.tensor(np.random.default_rng(0).standard_normal((2, 3)), requires_grad=True)
+    with pytest.raises(TypeError, match=r"^gradcheck_module: parameter 'weight' of Linear is float32 \(3, 2\); use "
+                                        r"float64 \(module\.to\('float64'\)\), since float32 central differences "):
+        gradcheck_module(mt.nn.Linear(3, 2).eval(), x)
+    with pytest.raises(TypeError, match=r"^gradcheck_module: parameter 'W_1\.weight' of FeedForward is float32 "):
+        gradcheck_module(mt.nn.FeedForward(3, 4).eval(), x)
+    assert gradcheck_module(mt.nn.Linear(3, 2).to("float64"), x)
+
+
 def test_gradcheck_module_refuses_dropout_in_training_mode_naming_it_and_eval():
     """A module in training mode with dropout draws a new mask at each call: the check failed with a bare mismatch
     (received 0, expected 740765), saying nothing of why; it is refused before any check, naming the dropout."""
