@@ -409,6 +409,20 @@ def test_a_float64_input_to_float32_weights_is_named_where_the_user_called(call)
         assert str(refused.value).endswith("or the model with model.to('float64')")
 
 
+@pytest.mark.single_backend
+def test_a_float16_input_to_a_layer_is_not_told_to_make_the_model_float16():
+    """It said '... or the model with model.to('float16')', which Module.to refuses."""
+    x16 = mt.tensor(np.ones((2, 3, 4)), dtype="float16")
+    for call, message in [
+        (lambda: nn.Linear(4, 4)(x16), r"^Linear: weight is float32 \(4, 4\) but input is float16 \(2, 3, 4\); "),
+        (lambda: nn.MultiHeadAttention(4, 2)(x16, x16, x16), r"^MultiHeadAttention: W_Q\.weight is float32 .* query "),
+        (lambda: nn.Encoder(4, 2, 8, 2)(x16), r"^Encoder: layers\.0\.self_attn\.W_Q\.weight is float32"),
+    ]:
+        with pytest.raises(TypeError, match=message + r".*\.to\('float32'\) \(a model cannot be float16: Module\.to "
+                                                      r"takes float32 and float64\)$"):
+            call()
+
+
 def test_a_float64_model_takes_float64_input():
     """The way out the message names works: the model converted, the same call runs (and sinusoids fit any dtype)."""
     layer = nn.EncoderLayer(4, 2, 8).to("float64")

@@ -19,7 +19,7 @@ from ..functional._checks import check_token_ids, require_float, require_same_dt
 from ..functional.activations import GELU_APPROXIMATE
 from ..functional.dropout import check_probability
 from . import init
-from .module import Module, Parameter
+from .module import MODULE_DTYPES, Module, Parameter
 
 __all__ = [
     "Linear",
@@ -60,9 +60,13 @@ def check_features(layer: str, name: str, x, d: int, what: str = "d_model",
 def check_dtype(layer: str, name: str, x: Tensor, weight: tuple[str, Tensor]) -> Tensor:
     """``x`` if it has the dtype of the layer's ``weight`` ``(its name, the tensor)``; else a TypeError naming
     ``layer``, both dtypes and shapes, and the two ways out. (Each layer names one of its weights: walking its
-    modules for one would cost every forward more than the check.)"""
-    return require_same_dtype(layer, weight[0], weight[1], name, x,
-                              fix=f"convert the {name} with .to('{{a}}') or the model with model.to('{{b}}')")
+    modules for one would cost every forward more than the check.) The model's way out is offered only for a dtype
+    :meth:`Module.to` takes: a float16 model is refused."""
+    if x.data.dtype == weight[1].data.dtype:  # every forward: no message to make
+        return x
+    model = (" or the model with model.to('{b}')" if x.dtype_name in MODULE_DTYPES
+             else f" (a model cannot be {{b}}: Module.to takes {' and '.join(MODULE_DTYPES)})")
+    return require_same_dtype(layer, weight[0], weight[1], name, x, fix=f"convert the {name} with .to('{{a}}')" + model)
 
 
 # ------------------------------------------------------------------ Linear

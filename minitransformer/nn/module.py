@@ -115,6 +115,10 @@ class LoadResult(NamedTuple):
     unexpected_keys: list[str]
 
 
+#: The dtypes :meth:`Module.to` makes a model's parameters (float16 is refused: ``FLOAT16_WHY``)
+MODULE_DTYPES = ("float32", "float64")
+
+
 def _parse_target(target):
     """``("backend", Backend)`` for a backend name or Backend, ``("dtype", name)`` for a dtype name."""
     if isinstance(target, _backend.Backend):
@@ -124,7 +128,7 @@ def _parse_target(target):
     name = _backend.dtype_name(target)
     if name == "float16":  # no loss scaling, no wider accumulation: its largest number, 65504, is soon passed
         raise TypeError(f"Module.to: float16 is not supported: {FLOAT16_WHY}; use 'float32' (the default) or 'float64'")
-    if name not in ("float32", "float64"):
+    if name not in MODULE_DTYPES:
         raise TypeError(
             f"Module.to: {target!r} is neither a backend ('numpy', 'cupy', 'array_api_strict') nor a floating "
             "dtype ('float32', 'float64'); parameters stay floating point"
