@@ -698,6 +698,8 @@ def test_a_pytorch_name_gets_what_to_write_here_and_that_gives_torchs_answer(whe
     for name, (torch_writes, here) in TORCH_NAMES[where].items():
         if not (where == "Tensor" and name in ("cuda", "device") or name in ("save", "load", "get_rng_state",
                                                                              "set_rng_state")):  # below
+            if name == "half" and not hasattr(mt.backend.current().xp, "float16"):
+                continue  # not in the array API standard: array-api-strict lacks it
             got, expected = eval(here, ours()), eval(torch_writes, theirs())
             if isinstance(got, nn.Module):
                 _assert_same_module(got, expected, torch)
@@ -1649,6 +1651,49 @@ def test_adam_refuses_float16_parameters_as_module_to_does():
     w.grad = mt.tensor([0.0, 1.0], dtype="float16")
     opt.step()
     assert w.tolist() == [1.0, 1.5]
+
+
+@pytest.mark.single_backend
+def test_half_and_int_say_what_to_write_and_that_float16_is_not_for_training():
+    """x.half(), model.half() and x.int() raised a bare AttributeError, where x.double() and x.long() said what to
+    write here; half's answer says why training in float16 is refused, in Module.to's words."""
+    with pytest.raises(TypeError, match="Module.to: float16 is not supported: ") as module_to:
+        nn.Linear(2, 2).to("float16")
+    why = re.escape(str(module_to.value).split("float16 is not supported: ", 1)[1].split("; use ")[0])
+    with pytest.raises(AttributeError, match=r"^'Tensor' object has no attribute 'half'; PyTorch's x\.half\(\) is "
+                                             r"x\.to\('float16'\) here, but float16 is not supported for training "
+                                             rf"\(Module\.to and Adam refuse it\): {why} \(docs/from-pytorch\.md\)$"):
+        mt.ones(2).half()
+    with pytest.raises(AttributeError, match=r"^'Linear' object has no attribute 'half'; PyTorch's model\.half\(\) "
+                                             r"has no equal here: model\.to\('float16'\) is refused: float16 is not "
+                                             rf"supported: {why}; keep the model float32 \(the default\), or "
+                                             r"model\.to\('float64'\) \(docs/from-pytorch\.md\)$"):
+        nn.Linear(2, 2).half()
+    with pytest.raises(AttributeError, match=r"^'Tensor' object has no attribute 'int'; PyTorch's x\.int\(\) is "
+                                             r"x\.to\('int32'\) here \(ids are int64 here, x\.to\('int64'\), as "
+                                             r"torch's x\.long\(\)\) \(docs/from-pytorch\.md\)$"):
+        mt.ones(2).int()
+    assert mt.tensor([1.5, -2.0]).to("int32").tolist() == [1, -2] and mt.ones(2).to("float16").dtype_name == "float16"
+
+
+@pytest.mark.parametrize("symbol", ["//", "%"])
+def test_floor_division_and_remainder_of_a_tensor_are_refused_by_name(backend, symbol):
+    """Python's 'unsupported operand type(s) for //: 'Tensor' and 'int''; as / refuses integer tensors, these name
+    what they are and what to write."""
+    said = {"//": "floor division", "%": "a remainder"}[symbol]
+    what = (rf"{said} \({re.escape(symbol)}\) is no operation of tensors here \(no formula of the Transformer needs "
+            r"one, and it has no gradient\); compute it on the host and make a tensor of the result, e\.g\. "
+            rf"mt\.tensor\(x\.numpy\(\) {re.escape(symbol)} 2\)$")
+    ids = mt.tensor([7, 8])
+    with pytest.raises(TypeError, match=rf"^a int64 tensor of shape \(2,\) {symbol} the int 2: {what}"):
+        eval(f"ids {symbol} 2")
+    with pytest.raises(TypeError, match=rf"^the int 7 {symbol} a int64 tensor of shape \(2,\): {said}"):
+        eval(f"7 {symbol} ids")
+    with pytest.raises(TypeError, match=rf"^a float32 tensor of shape \(2,\) {symbol} a int64 tensor of shape "):
+        eval(f"mt.ones(2) {symbol} ids")
+    with pytest.raises(TypeError, match=rf"^a int64 tensor of shape \(2,\) {symbol} the int 2: {said}"):
+        exec(f"ids {symbol}= 2")
+    assert mt.tensor(ids.numpy() // 2).tolist() == [3, 4] and mt.tensor(ids.numpy() % 2).tolist() == [1, 0]
 
 
 @pytest.mark.single_backend

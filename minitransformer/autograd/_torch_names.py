@@ -27,6 +27,8 @@ TORCH_NAMES = {
         "float": ("x.float()", "x.to('float32')"),
         "double": ("x.double()", "x.to('float64')"),
         "long": ("x.long()", "x.to('int64')"),
+        "int": ("x.int()", "x.to('int32')"),
+        "half": ("x.half()", "x.to('float16')"),  # a tensor may be float16; training in it is refused (TORCH_CAVEATS)
         "bool": ("x.bool()", "x.to('bool')"),
         "dim": ("x.dim()", "x.ndim"),
         "numel": ("x.numel()", "x.size"),
@@ -160,8 +162,17 @@ FLOAT16_WHY = ("a layer norm's squared deviations pass its largest number, 65504
 _SAME_SHAPE = (", x and y of one shape: pred[:, 0] for a Linear(d, 1) output, whose (B, 1) minus targets of (B,) "
                "would broadcast to a (B, B) grid and average it without an error (torch warns)")
 TORCH_CAVEATS = {
+    "Tensor": {"int": " (ids are int64 here, x.to('int64'), as torch's x.long())",
+               "half": f", but float16 is not supported for training (Module.to and Adam refuse it): {FLOAT16_WHY}"},
     "minitransformer.functional": {"mse_loss": _SAME_SHAPE, "l1_loss": _SAME_SHAPE},
     "minitransformer.nn": {"MSELoss": _SAME_SHAPE, "L1Loss": _SAME_SHAPE},
+}
+
+
+#: PyTorch's names with no equal here, and why (the AttributeError says it): the refusals of ``Module.to``
+TORCH_REFUSED = {
+    "Module": {"half": ("model.half()", f"model.to('float16') is refused: float16 is not supported: {FLOAT16_WHY}; "
+                                        "keep the model float32 (the default), or model.to('float64')")},
 }
 
 
@@ -185,6 +196,9 @@ def no_attribute(where: str, name: str, obj=None) -> AttributeError:
         torch, here = hint
         caveat = TORCH_CAVEATS.get(where, {}).get(name, "")
         return AttributeError(f"{message}; PyTorch's {torch} is {here} here{caveat} (docs/from-pytorch.md)", obj=obj)
+    if name in TORCH_REFUSED.get(where, {}):
+        torch, why = TORCH_REFUSED[where][name]
+        return AttributeError(f"{message}; PyTorch's {torch} has no equal here: {why} (docs/from-pytorch.md)", obj=obj)
     return AttributeError(message, name=name, obj=obj)
 
 

@@ -960,6 +960,18 @@ class Tensor:
     def __neg__(self):
         return ops.Neg.apply(self)
 
+    def __floordiv__(self, other):
+        _refuse_operator("//", self, other)
+
+    def __rfloordiv__(self, other):
+        _refuse_operator("//", other, self)
+
+    def __mod__(self, other):
+        _refuse_operator("%", self, other)
+
+    def __rmod__(self, other):
+        _refuse_operator("%", other, self)
+
     # x += y, -=, *=, /=: in place where PyTorch's is and no graph can tell (``p -= lr * p.grad`` under no_grad,
     # ``g *= 0``, a running sum): the tensor keeps its identity and takes the result's array (a new one: the old,
     # which a graph may have saved, is not written); inside a graph, x = x + y, a new tensor
@@ -1548,6 +1560,23 @@ def _refuse_elementwise_habit(symbol: str, method: str, x: Tensor, other) -> Non
             "tensors are the same object, so it would give one bool, not a mask; compare the elements with "
             f"x.{method}(...) (a bool tensor of shape {x.shape}, as torch's {symbol}){also}"
         )
+
+
+#: Python's operators that tensors have not, by name: no formula here needs them, and they have no gradient
+_NO_OPERATION = {"//": "floor division", "%": "a remainder"}
+
+
+def _refuse_operator(symbol: str, a, b) -> None:
+    """Refuse ``a // b`` or ``a % b`` (one of them a tensor) naming the operator, both sides and what to write: as
+    division refuses integer tensors (``Div: needs floating-point input``), these are no operations of tensors here,
+    where Python's own error would say only "unsupported operand type(s)"."""
+    sides = [f"a {x.dtype_name} tensor of shape {x.shape}" if isinstance(x, Tensor) else f"the {type(x).__name__} "
+             f"{shown(x, 40)}" for x in (a, b)]
+    raise TypeError(
+        f"{sides[0]} {symbol} {sides[1]}: {_NO_OPERATION[symbol]} ({symbol}) is no operation of tensors here (no "
+        "formula of the Transformer needs one, and it has no gradient); compute it on the host and make a tensor of "
+        f"the result, e.g. mt.tensor(x.numpy() {symbol} 2)"
+    )
 
 
 def _read_numbers(data, dtype=None) -> tuple[np.ndarray, str]:
