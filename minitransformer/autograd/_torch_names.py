@@ -169,7 +169,7 @@ TORCH_CAVEATS = {
 }
 
 
-#: PyTorch's names with no equal here, and why (the AttributeError says it): the refusals of ``Module.to``
+#: PyTorch's names with no equal here, each with why (the AttributeError says it), as ``Module.to`` refuses them
 TORCH_REFUSED = {
     "Module": {"half": ("model.half()", f"model.to('float16') is refused: float16 is not supported: {FLOAT16_WHY}; "
                                         "keep the model float32 (the default), or model.to('float64')")},

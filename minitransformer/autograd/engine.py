@@ -1562,7 +1562,7 @@ def _refuse_elementwise_habit(symbol: str, method: str, x: Tensor, other) -> Non
         )
 
 
-#: Python's operators that tensors have not, by name: no formula here needs them, and they have no gradient
+#: Python's operators that tensors lack, by name (no formula here needs them, and they have no gradient)
 _NO_OPERATION = {"//": "floor division", "%": "a remainder"}
 
 

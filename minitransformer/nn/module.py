@@ -115,7 +115,7 @@ class LoadResult(NamedTuple):
     unexpected_keys: list[str]
 
 
-#: The dtypes :meth:`Module.to` makes a model's parameters (float16 is refused: ``FLOAT16_WHY``)
+#: The dtypes ``Module.to`` makes a model's parameters (float16 is refused, for ``FLOAT16_WHY``)
 MODULE_DTYPES = ("float32", "float64")
 
 

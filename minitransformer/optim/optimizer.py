@@ -111,7 +111,7 @@ class Optimizer:
     #: How many times :meth:`step` has run (a schedule stepped while it has not moved since the schedule's last step
     #: warns, ``LRScheduler.step``)
     _step_count: int = 0
-    #: Why the update breaks in float16 (Adam's eps rounds to 0 there), refused at :meth:`add_param_group`; None where
+    #: Why the update breaks in float16 (Adam's eps rounds to 0 there), refused at ``add_param_group``; None where
     #: the step is its formula rounded to float16 (SGD's ``theta - lr * g``)
     float16_breaks: str | None = None
 
