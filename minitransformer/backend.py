@@ -771,6 +771,11 @@ class use:
     what was current then. Choosing a backend never reads ``MINITRANSFORMER_BACKEND``: a bad value there
     fails only where that backend is used.
 
+    The choice is one for the whole process, the block's too (PyTorch's ``with torch.device(...)`` is per
+    thread): a block in one thread switches every thread until it ends, and blocks in two threads that end in the
+    other order leave the wrong backend current. With threads, choose the backend once before starting them
+    (docs/backend.md, "Threads").
+
     Parameters
     ----------
     name : str or Backend
@@ -792,6 +797,8 @@ class use:
     """
 
     def __init__(self, name: str | Backend):
+        # the call switches for the whole process before a `with` enters the block: a block per thread would need a
+        # use(x) that does not switch, unlike the plain call, which is the process's choice
         self.backend = get(name)
         self._restore: list[Backend | None] = []  # per open block, the backend its end brings back
         self._before = _switch(self.backend)
@@ -877,6 +884,10 @@ def random_state_kept():
     itself), does not move the caller's random numbers. A backend first made in the block is seeded afterwards
     as if made after it. :meth:`~minitransformer.train.Trainer.evaluate` runs its ``eval_fn`` so, and ``generate``
     from a checkpoint its sampling.
+
+    For one thread at a time, as ``torch.random.fork_rng``: the generators are the process's, so what another
+    thread draws during the block is undone at its end, and drawn again (a training thread's dropout masks). No lock
+    here could stop it, as the draws do not wait for one (docs/backend.md, "Threads").
 
     >>> be = get("numpy")
     >>> manual_seed(1)

@@ -576,6 +576,51 @@ def test_backend_choice_persists_across_contexts_and_threads():
         mt.backend.use(before)
 
 
+def test_grad_mode_is_per_thread():
+    """A server thread inside no_grad turned grad mode off for the training thread too (its backward() said "does not
+    require grad"), and two blocks in two threads that ended in the other order left it off for good; as in PyTorch,
+    each thread has its own, and a new thread starts with grad enabled."""
+    w = t64([1.0, 2.0])
+    a_in, b_in, a_out, trained = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with mt.no_grad():
+            a_in.set()
+            trained.wait()
+            b_in.wait()
+        seen["a after"] = mt.is_grad_enabled()
+        a_out.set()
+
+    def b():
+        seen["b starts"] = mt.is_grad_enabled()
+        a_in.wait()
+        with mt.no_grad():
+            b_in.set()
+            a_out.wait()  # a's block ends first: its exit must not turn b's (or anyone's) mode back
+            seen["b inside"] = mt.is_grad_enabled()
+        seen["b after"] = mt.is_grad_enabled()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for thread in threads:
+        thread.start()
+    a_in.wait()
+    try:
+        (w * w).sum().backward()  # here, while thread a is inside its no_grad
+    finally:
+        trained.set()
+        for thread in threads:
+            thread.join()
+    np.testing.assert_array_equal(w.grad.numpy(), [2.0, 4.0])
+    assert seen == {"b starts": True, "a after": True, "b inside": False, "b after": True}
+    assert mt.is_grad_enabled()
+    with mt.no_grad():  # and a thread started inside a block starts with grad enabled
+        thread = threading.Thread(target=lambda: seen.update(new=mt.is_grad_enabled()))
+        thread.start()
+        thread.join()
+    assert seen["new"]
+
+
 def test_grad_mode_persists_across_contexts():
     try:
         contextvars.copy_context().run(mt.no_grad().__enter__)

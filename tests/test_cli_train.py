@@ -826,6 +826,26 @@ def test_blas_threads_that_no_openblas_took_are_said_once_with_the_variable_that
     assert "blas" not in capsys.readouterr().err.lower()
 
 
+def test_train_and_evaluate_called_from_python_put_the_blas_threads_back(tmp_path, capsys):
+    """set_blas_threads(2); evaluate(checkpoint); get_blas_threads() gave 1: a notebook or a server calling train or
+    evaluate was left with the call's setting for the rest of the process."""
+    from minitransformer.train import get_blas_threads, run, set_blas_threads
+
+    if os.cpu_count() < 2 or not set_blas_threads(2):
+        pytest.skip("needs an OpenBLAS to set, and 2 CPUs")
+    during = []
+
+    def pictures(setup, history, out, marks):  # called inside the run
+        during.append(get_blas_threads())
+        return []
+
+    run.train("copy", tmp_path, progress=False, pictures=pictures, steps=2, d_model=16, heads=2, layers=1, d_ff=32,
+              batch_size=8, n_train=16, n_val=4, n_test=4)
+    assert during == [1] and get_blas_threads() == 2
+    run.evaluate(tmp_path / "checkpoint.npz", blas_threads=1)
+    assert get_blas_threads() == 2
+
+
 @pytest.mark.parametrize("command", [["train", "--task", "copy"], ["evaluate", "checkpoint.npz"]])
 def test_blas_threads_are_refused_below_0_and_above_the_cpus_naming_the_option(command, capsys):
     """--blas-threads -1 said "set_blas_threads: n must be a positive integer" (a function's name, and 0 is allowed);

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import pickle
 import re
+import threading
 import warnings
 
 import numpy as np
@@ -977,6 +978,48 @@ def test_evaluating_puts_back_each_modules_own_mode():
     assert before == [True, False, False, False, True]
     with nn.evaluating(model):
         assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == before
+
+
+def test_evaluating_blocks_that_overlap_in_two_threads_keep_evaluation_mode_until_the_last_ends():
+    """Two requests of a server decoding with one model, the first ending first: its exit put the modes back while the
+    second was still decoding (dropout on inside it), and the second's exit then left the model in eval mode for good.
+    The second request here evaluates a part of the model, which its own count keeps in eval mode as well."""
+    model = nn.Sequential(nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5)), nn.Dropout(0.5))
+    model.train()
+    model[0][0].eval()  # a frozen part
+    before = [m.training for m in model.modules()]
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with nn.evaluating(model):
+            first_in.set()
+            second_in.wait()
+        first_out.set()
+
+    def second():
+        first_in.wait()
+        with nn.evaluating(model[0]):
+            second_in.set()
+            first_out.wait()
+            seen["inside"] = [m.training for m in model.modules()]
+            seen["output"] = model[0](mt.ones(2, 3)).numpy()
+        seen["after"] = [m.training for m in model.modules()]
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen["inside"] == [True, False, False, False, True]  # the part the second block holds: still eval
+    np.testing.assert_array_equal(seen["output"], model[0][0](mt.ones(2, 3)).detach().numpy())  # no dropout
+    assert seen["after"] == before
+    with nn.evaluating(model):  # and blocks in one thread that end in the other order
+        inner = nn.evaluating(model)
+        inner.__enter__()
+    assert not any(m.training for m in model.modules())
+    inner.__exit__(None, None, None)
     assert [m.training for m in model.modules()] == before
 
 

@@ -24,6 +24,7 @@ import functools
 import inspect
 import math
 import re
+import threading
 import warnings
 import weakref
 
@@ -44,8 +45,15 @@ __all__ = [
     "broadcast_shapes",
 ]
 
-# Module-level switches, not ContextVars: a choice made in one notebook cell holds in the next.
-_grad_enabled = True
+# Grad mode is per thread, as in PyTorch: a server thread inside no_grad must not stop another thread's training.
+# A threading.local, not a ContextVar: Jupyter runs every cell in the main thread, so a choice made in one cell
+# holds in the next; each new thread starts with grad enabled (the class attribute). Anomaly mode stays one
+# switch for the whole process, as torch's detect_anomaly is.
+class _GradState(threading.local):
+    enabled = True
+
+
+_grad = _GradState()
 _anomaly = False
 
 
@@ -64,13 +72,11 @@ class _GradMode:
         return self(fn)  # @no_grad without parentheses: the decorated function itself
 
     def __enter__(self):
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = self._value
+        self._previous = _grad.enabled
+        _grad.enabled = self._value
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _grad.enabled = self._previous
 
     def __call__(self, fn):
         if inspect.isgeneratorfunction(fn):  # its body runs at each next(), after the decorator's block has ended
@@ -92,7 +98,8 @@ class no_grad(_GradMode):
 
     A context manager, or a decorator for a whole function (``@no_grad()`` or ``@no_grad``; not for a
     generator function, whose body runs after the block has ended). Results made inside have
-    ``requires_grad=False``; the previous setting comes back when the block ends.
+    ``requires_grad=False``; the previous setting comes back when the block ends. The setting is the
+    thread's own, as in PyTorch: another thread keeps recording its graph.
 
     Examples
     --------
@@ -130,7 +137,7 @@ class enable_grad(_GradMode):
 
 
 def is_grad_enabled() -> bool:
-    """Whether operations are being recorded for ``backward()`` (False inside :class:`no_grad`).
+    """Whether operations are being recorded for ``backward()`` in this thread (False inside :class:`no_grad`).
 
     Examples
     --------
@@ -141,7 +148,7 @@ def is_grad_enabled() -> bool:
     >>> mt.is_grad_enabled()
     True
     """
-    return _grad_enabled
+    return _grad.enabled
 
 
 class detect_anomaly:
@@ -151,7 +158,8 @@ class detect_anomaly:
     ``backward()``, to find where a NaN came from. It raises ``FloatingPointError`` naming the
     operation (``Log.forward``, ``Div.backward``, ...) and the shapes of that operation's inputs.
     It stops at an infinity too (PyTorch's anomaly mode looks for NaN only), so a deliberate
-    :math:`-\infty` (a mask filled with ``float("-inf")``) stops it as well.
+    :math:`-\infty` (a mask filled with ``float("-inf")``) stops it as well. The switch is one for the
+    whole process, as PyTorch's is: inside the block every thread's operations are checked.
 
     Examples
     --------
@@ -441,7 +449,7 @@ class Function:
         fn = cls()
         fn.backend, fn.xp = first.backend, first.backend.xp
         # known before forward, so forward keeps only what the wanted gradients use (nothing under no_grad)
-        if _grad_enabled and cls.differentiable:
+        if _grad.enabled and cls.differentiable:
             fn.needs_input_grad = tuple([isinstance(x, Tensor) and x._requires_grad for x in inputs])
         else:
             fn.needs_input_grad = (False,) * len(inputs)
@@ -992,7 +1000,7 @@ class Tensor:
         update; else ``result`` (a tensor a graph made: ``x = x + y``)."""
         if self._ctx is not None:  # made by the graph: a new tensor, which the name is bound to
             return result
-        if self.requires_grad and _grad_enabled:
+        if self.requires_grad and _grad.enabled:
             raise RuntimeError(
                 f"x {symbol} y on a tensor that requires grad ({self.dtype_name} {self.shape}, a parameter?), outside "
                 "no_grad: an update of its values is made under `with mt.no_grad():`, as in PyTorch (or by an "

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
+import threading
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from typing import NamedTuple
 
@@ -989,13 +990,23 @@ class Sequential(ModuleList):
         return x
 
 
+# Per module (by id; an entry lives only while a block holds its module): how many evaluating blocks are open on it,
+# and its mode before the first. Blocks may overlap without nesting (two server threads decoding with one model), so
+# the first to start saves the mode and the last to end puts it back, whichever order they end in.
+_evaluating: dict[int, list] = {}
+_evaluating_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def evaluating(module: Module):
     """Inside the block: evaluation mode (no dropout) and no graph; afterwards each module's mode is put back (a part
     kept in evaluation mode stays in it).
 
     For measuring or running a model that may be in training mode, as it is after training: held-out
-    metrics, decoding, :meth:`~minitransformer.nn.TransformerClassifier.predict_proba`.
+    metrics, decoding, :meth:`~minitransformer.nn.TransformerClassifier.predict_proba`. Blocks on the same model
+    may overlap (threads of a server decoding at once): the model stays in evaluation mode until the last one ends.
+    A module's mode is one for every thread, as in PyTorch, so training a model in one thread while another
+    evaluates it is not supported: ``train()`` would turn dropout on inside the other's block.
 
     >>> import minitransformer as mt
     >>> from minitransformer import nn
@@ -1005,11 +1016,19 @@ def evaluating(module: Module):
     >>> y.numpy().tolist(), layer.training
     ([1.0, 1.0, 1.0, 1.0], True)
     """
-    modes = [(m, m.training) for m in module.modules()]  # each its own: a frozen part may be kept in eval mode
-    module.eval()
+    modules = list(module.modules())  # each its own mode: a frozen part may be kept in eval mode
+    with _evaluating_lock:
+        for m in modules:
+            _evaluating.setdefault(id(m), [0, m.training])[0] += 1
+        module.eval()
     try:
         with no_grad():
             yield module
     finally:
-        for m, training in modes:
-            object.__setattr__(m, "training", training)
+        with _evaluating_lock:
+            for m in modules:
+                held = _evaluating[id(m)]
+                held[0] -= 1
+                if held[0] == 0:
+                    del _evaluating[id(m)]
+                    object.__setattr__(m, "training", held[1])

@@ -64,7 +64,7 @@ from .checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from .threads import set_blas_threads
+from .threads import get_blas_threads, set_blas_threads
 from .trainer import TrainingDiverged
 
 __all__ = ["train", "evaluate", "generate_from_checkpoint", "average", "CHECKPOINT_NAME"]
@@ -96,7 +96,8 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
     progress : bool
         Show the progress bar.
     blas_threads : int or None
-        Threads for NumPy's BLAS (1 is fastest for these small matrices; None leaves it alone).
+        Threads for NumPy's BLAS during the run (1 is fastest for these small matrices; None leaves it alone); the
+        process's setting before the call is put back after it.
     resume : bool
         Continue from ``out/checkpoint.npz`` with its settings: ``overrides`` that differ from them are refused (a
         setting newer than the checkpoint counts as its default), except ``steps``, which may be raised (it stretches
@@ -167,10 +168,8 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
                         f"{pictures!r} (the command line's is minitransformer.viz.training_pictures)")
     out = Path(out)
     path = out / CHECKPOINT_NAME
-    if blas_threads:  # (where no OpenBLAS takes it, nothing changes: the command line says so, given --blas-threads)
-        set_blas_threads(blas_threads)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    with _backend.use(backend), contextlib.ExitStack() as running:
+    with _blas_threads(blas_threads), _backend.use(backend), contextlib.ExitStack() as running:
         if resume:
             if not path.exists():  # (read_checkpoint would say "no such file", of a file the user never named)
                 raise CheckpointError(f"train --resume: {out} holds no run to continue (no {CHECKPOINT_NAME}); give "
@@ -244,6 +243,21 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
             raise diverged from None
         _record_diverged(task, backend, setup, trainer, out, pictures,
                          diverged.restated(f"{diverged}; measure it with: minitransformer evaluate {path}"))
+
+
+@contextlib.contextmanager
+def _blas_threads(n: int | None):
+    """``n`` BLAS threads inside the block (None: left alone), the previous setting put back after it: train or evaluate
+    called from Python (a notebook, a server) leaves the process's setting as it found it. Where no OpenBLAS takes it,
+    nothing changes (the command line says so, given --blas-threads)."""
+    before = get_blas_threads() if n else None
+    if n:
+        set_blas_threads(n)
+    try:
+        yield
+    finally:
+        if before is not None:
+            set_blas_threads(before)
 
 
 def _record_diverged(task: str, backend: str, setup, trainer, out: Path, pictures, diverged) -> None:
@@ -580,7 +594,7 @@ def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict
     backend : str
         ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
     blas_threads : int or None
-        Threads for NumPy's BLAS (None leaves it alone).
+        Threads for NumPy's BLAS during the call (None leaves it alone); the setting before it is put back after it.
 
     Returns
     -------
@@ -602,9 +616,8 @@ def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict
     >>> sorted(metrics)
     ['n_test', 'steps', 'test_exact_sequence_accuracy', 'test_loss', 'test_token_accuracy']
     """
-    if blas_threads:
-        set_blas_threads(blas_threads)
-    with _backend.random_state_kept(), _backend.use(backend):  # (rebuilding the task seeds: not the caller's numbers)
+    # (rebuilding the task seeds: not the caller's numbers)
+    with _blas_threads(blas_threads), _backend.random_state_kept(), _backend.use(backend):
         setup, ckpt = _setup_from_checkpoint(path)
         metrics = setup.final_metrics(setup.model)
         metrics["steps"] = ckpt.step
