@@ -216,9 +216,9 @@ def _train(args) -> int:
     if args.task not in tasks.REGISTRY:
         print(f"minitransformer train: unknown task {args.task!r}", file=sys.stderr)
         return 2
-    if args.batch_size is not None and args.max_tokens is not None:
-        print("minitransformer train: a batch is --batch-size examples or --max-tokens tokens; give one",
-              file=sys.stderr)
+    if overrides.get("batch_size") is not None and overrides.get("max_tokens") is not None:  # from any of them
+        print("minitransformer train: a batch is batch_size examples or max_tokens tokens; give one (--batch-size, "
+              "--max-tokens, or either in --set, --config or --seed-config's preset)", file=sys.stderr)
         return 2
     if args.max_tokens is not None and "max_tokens" not in tasks.REGISTRY[args.task].defaults:
         print(f"minitransformer train: --max-tokens groups sequences of different lengths; --task {args.task}'s "

@@ -146,6 +146,9 @@ def backend(request):
     for used in list(mt.backend._BACKENDS.values()):
         if used._checks_later:
             used._make_checks_later()
+    if not mt.is_grad_enabled():  # a test that left grad mode off would fail the next ones' backward(), far from it
+        mt.enable_grad().__enter__()
+        pytest.fail(f"{request.node.nodeid} left grad mode off (a no_grad or evaluating block not ended)")
 
 
 @pytest.fixture

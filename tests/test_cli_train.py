@@ -553,14 +553,30 @@ def test_max_tokens_batches_by_tokens_is_recorded_and_resumes_as_the_run_uninter
     capsys.readouterr()
 
 
+def test_max_tokens_bounds_every_tensor_of_a_batch_target_tokens_included():
+    """The budget counted a pair's longer side, but make_seq2seq_batch puts <bos> before the target: batches of
+    (5, 13) = 65 and (7, 9) = 63 decoder tokens for a budget of 60."""
+    from minitransformer.train import tasks
+
+    setup = tasks.build("reverse", n_train=200, n_val=4, n_test=4, min_len=2, max_len=12, max_tokens=60,
+                        d_model=16, heads=2, layers=1, d_ff=32)
+    sizes = [(b.src.shape, b.tgt_in.shape, b.tgt_out.shape) for b in setup.train_data]
+    assert max(rows * length for shapes in sizes for rows, length in shapes) <= 60
+    assert max(rows * length for shapes in sizes for rows, length in shapes[1:]) == 60  # as full as the budget lets
+
+
 @pytest.mark.parametrize("options, refusal", [
     (["--task", "copy", "--batch-size", "8", "--max-tokens", "60"],
-     "minitransformer train: a batch is --batch-size examples or --max-tokens tokens; give one\n"),
+     "minitransformer train: a batch is batch_size examples or max_tokens tokens; give one (--batch-size, "),
+    (["--task", "copy", "--set", "max_tokens=60", "--batch-size", "8"],  # was trained by tokens, batch_size unused
+     "minitransformer train: a batch is batch_size examples or max_tokens tokens; give one (--batch-size, "),
+    (["--task", "classify", "--seed-config", "cpu", "--max-tokens", "60"],
+     "minitransformer train: a batch is batch_size examples or max_tokens tokens; give one (--batch-size, "),
     (["--task", "charlm", "--max-tokens", "60"],
      "minitransformer train: --max-tokens groups sequences of different lengths; --task charlm's batches are all "
      "alike (windows of seq_len): give --batch-size\n"),
     (["--task", "copy", "--max-tokens", "5"],
-     "minitransformer: token_batches: example 0 has 12 tokens, more than max_tokens=5 (a batch's padded size): "),
+     "minitransformer: token_batches: example 0 has 13 tokens, more than max_tokens=5 (a batch's padded size): "),
 ])
 def test_max_tokens_is_refused_with_batch_size_for_charlm_and_below_the_longest_example(options, refusal, tmp_path,
                                                                                           capsys):

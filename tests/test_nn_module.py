@@ -1015,12 +1015,16 @@ def test_evaluating_blocks_that_overlap_in_two_threads_keep_evaluation_mode_unti
     assert seen["inside"] == [True, False, False, False, True]  # the part the second block holds: still eval
     np.testing.assert_array_equal(seen["output"], model[0][0](mt.ones(2, 3)).detach().numpy())  # no dropout
     assert seen["after"] == before
-    with nn.evaluating(model):  # and blocks in one thread that end in the other order
-        inner = nn.evaluating(model)
-        inner.__enter__()
-    assert not any(m.training for m in model.modules())
-    inner.__exit__(None, None, None)
-    assert [m.training for m in model.modules()] == before
+    # and blocks in one thread that end in the other order: the modes come back; grad mode follows no_grad's rule
+    # (each exit restores what its entry saw, so it is left off, as torch.no_grad's blocks would leave it), which
+    # enable_grad's exit puts back
+    with mt.enable_grad():
+        with nn.evaluating(model):
+            inner = nn.evaluating(model)
+            inner.__enter__()
+        assert not any(m.training for m in model.modules())
+        inner.__exit__(None, None, None)
+        assert [m.training for m in model.modules()] == before
 
 
 @pytest.mark.parametrize("mode", ["no", 0, None])

@@ -686,6 +686,20 @@ def test_training_pictures_draw_each_map_with_the_mask_its_weights_had(task, tmp
 
 
 @pytest.mark.single_backend
+def test_training_pictures_draw_a_sample_of_before_without_a_mask(tmp_path):
+    """A task of one's own (docs/contributing.md) whose sample gives (name, weights, queries, keys), as every sample
+    did before the masks, is drawn without one; it failed with 'not enough values to unpack (expected 5, got 4)'."""
+    from minitransformer.train import tasks
+
+    setup = tasks.build("reverse", d_model=16, heads=2, layers=1, d_ff=32, n_train=16, n_val=4, n_test=4)
+    with_masks = setup.sample
+    setup.sample = lambda model: [(name, w, q, k) for name, w, q, k, _ in with_masks(model)]
+    paths = viz.training_pictures(setup, {"train_loss": [(1, 2.5), (2, 2.0)]}, tmp_path)
+    assert [p.name for p in paths] == ["curves.png", "attention_cross_attention.png",
+                                      "attention_encoder_self_attention.png"]
+
+
+@pytest.mark.single_backend
 def test_training_pictures_on_a_full_disk_leave_the_old_picture_whole_and_name_it(tmp_path, monkeypatch):
     """savefig wrote into the file itself: a full disk cut an earlier run's curves.png to its first bytes, and the
     error named no file ("minitransformer: No space left on device")."""

@@ -482,11 +482,14 @@ def token_batches(
 
     The paper's batching (section 5.1): "Sentence pairs were batched together by approximate sequence
     length. Each training batch contained a set of sentence pairs containing approximately 25000 source
-    tokens and 25000 target tokens." A batch's tokens are counted padded, as its tensor holds them:
-    ``len(batch) * longest``, each example's length being ``length(example)`` (by default its longest
-    sequence: ``(src, tgt)`` counts the longer of the two, which bounds the source tokens and the target
-    tokens alike). Short examples make large batches, long ones small batches, and there is little padding
-    in either, where :func:`batches` pads a short example to the longest one drawn beside it.
+    tokens and 25000 target tokens." A batch's tokens are counted padded: ``len(batch) * longest``, each
+    example's length being ``length(example)`` (by default its longest sequence: ``(src, tgt)`` counts the
+    longer of the two, which bounds the source tokens and the target tokens alike). A ``collate`` that adds
+    tokens makes its tensors longer: :func:`make_seq2seq_batch` puts ``<bos>`` before each target and
+    ``<eos>`` after it, so ``length=lambda p: max(len(p[0]), len(p[1]) + 1)`` bounds its tensors by
+    ``max_tokens`` (the command line's ``--max-tokens`` counts so). Short examples make large batches, long
+    ones small batches, and there is little padding in either, where :func:`batches` pads a short example to
+    the longest one drawn beside it.
 
     The examples are taken in the epoch's seeded order (that of :func:`batches`), sorted by length (stably:
     examples of one length stay in that random order), cut greedily into batches within ``max_tokens``, and

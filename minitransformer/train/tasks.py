@@ -179,7 +179,8 @@ class TaskSetup:
         one held-out example, for pictures, each with the mask its weights were computed with (a bool array,
         True where attention was allowed, broadcasting to ``(heads, L, S)``: causal for a language model's
         self-attention, the source's padding for a Transformer's): the ``mask`` of
-        :func:`~minitransformer.viz.attention_heads`.
+        :func:`~minitransformer.viz.attention_heads` (a task of one's own whose tuples end at the key labels is
+        drawn without one).
     val, test : list or array
         The held-out examples ``eval_fn`` and ``final_metrics`` measure: ``(src_ids, tgt_ids)`` pairs
         (seq2seq), ``(ids, label)`` pairs (classify); for the character LM the validation text's ids, and
@@ -487,12 +488,20 @@ def settings(task: str, **overrides) -> dict:
     return s
 
 
+def _tensor_length(example) -> int:
+    """The longest row ``example`` makes in its batch's tensors: a pair's source, or its target with ``<bos>`` in
+    front (``tgt_in``) or ``<eos>`` behind (``tgt_out``); a review's ids."""
+    first, second = example
+    return max(len(first), len(second) + 1) if hasattr(second, "__len__") else len(first)
+
+
 def _loader(train, s: dict, collate) -> DataLoader:
     """The training batches: ``batch_size`` examples in a random order, or, with the setting ``max_tokens``, the
-    paper's batches (section 5.1) of at most that many padded tokens, examples of similar length together
-    (:func:`~minitransformer.data.token_batches`)."""
+    paper's batches (section 5.1) of at most that many padded tokens in each of the batch's tensors, examples of
+    similar length together (:func:`~minitransformer.data.token_batches`)."""
     if s["max_tokens"] is not None:
-        return DataLoader(train, max_tokens=s["max_tokens"], shuffle=True, seed=s["seed"], collate=collate)
+        return DataLoader(train, max_tokens=s["max_tokens"], shuffle=True, seed=s["seed"], collate=collate,
+                          length=_tensor_length)
     return DataLoader(train, s["batch_size"], shuffle=True, seed=s["seed"], drop_last=len(train) > s["batch_size"],
                       collate=collate)
 

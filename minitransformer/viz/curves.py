@@ -224,9 +224,9 @@ def training_pictures(setup, history: dict, out, *, marks: dict | None = None) -
                               marks=marks)
         paths.append(out / "curves.png")
         _save_png(fig, paths[-1])
-    for name, weights, queries, keys, mask in setup.sample(setup.model):
+    for name, weights, queries, keys, *mask in setup.sample(setup.model):  # (a sample of before: no mask)
         # with the mask the weights had: a hidden key (a causal map's future) is drawn hatched, not as a weight of 0
-        fig = attention_heads(weights, queries, keys, mask=mask,
+        fig = attention_heads(weights, queries, keys, mask=mask[0] if mask else None,
                               title=f"{setup.name}: {name.replace('_', ' ')} (last layer)")
         paths.append(out / f"attention_{name}.png")
         _save_png(fig, paths[-1])
