@@ -24,6 +24,7 @@ from .batching import (
     make_lm_batch,
     make_seq2seq_batch,
     pad_sequences,
+    seq2seq_length,
     token_batches,
 )
 from .corpus import (
@@ -121,6 +122,7 @@ __all__ = [
     "Batch",
     "pad_sequences",
     "make_seq2seq_batch",
+    "seq2seq_length",
     "make_classification_batch",
     "make_lm_batch",
     "batches",

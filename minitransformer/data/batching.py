@@ -53,6 +53,7 @@ __all__ = [
     "Batch",
     "pad_sequences",
     "make_seq2seq_batch",
+    "seq2seq_length",
     "make_classification_batch",
     "make_lm_batch",
     "batches",
@@ -263,6 +264,18 @@ def make_seq2seq_batch(pairs, pad_id: int = PAD, bos_id: int = BOS, eos_id: int 
         n_tokens=sum(len(t) + 1 for t in tgts),
         pad_id=int(pad_id),
     )
+
+
+def seq2seq_length(pair) -> int:
+    """The longest row ``pair = (src, tgt)`` makes in :func:`make_seq2seq_batch`'s tensors: its source, or its
+    target with ``<bos>`` in front (``tgt_in``) or ``<eos>`` behind (``tgt_out``). As :func:`token_batches`'
+    ``length=``, ``max_tokens`` bounds every tensor of such a batch.
+
+    >>> seq2seq_length(([7, 5, 8], [8, 5, 7]))  # tgt_in <bos> 8 5 7: 4 tokens
+    4
+    """
+    src, tgt = pair
+    return max(len(src), len(tgt) + 1)
 
 
 def make_classification_batch(examples, pad_id: int = PAD, backend=None) -> Batch:
@@ -486,8 +499,8 @@ def token_batches(
     example's length being ``length(example)`` (by default its longest sequence: ``(src, tgt)`` counts the
     longer of the two, which bounds the source tokens and the target tokens alike). A ``collate`` that adds
     tokens makes its tensors longer: :func:`make_seq2seq_batch` puts ``<bos>`` before each target and
-    ``<eos>`` after it, so ``length=lambda p: max(len(p[0]), len(p[1]) + 1)`` bounds its tensors by
-    ``max_tokens`` (the command line's ``--max-tokens`` counts so). Short examples make large batches, long
+    ``<eos>`` after it, so ``length=seq2seq_length`` (:func:`seq2seq_length`) bounds its tensors by
+    ``max_tokens``, as the command line's ``--max-tokens`` does. Short examples make large batches, long
     ones small batches, and there is little padding in either, where :func:`batches` pads a short example to
     the longest one drawn beside it.
 

@@ -95,6 +95,7 @@ from ..data import (
     negation_task,
     read_pairs,
     read_text,
+    seq2seq_length,
     split_corpus,
     split_pairs,
     unigram_cross_entropy,
@@ -488,20 +489,14 @@ def settings(task: str, **overrides) -> dict:
     return s
 
 
-def _tensor_length(example) -> int:
-    """The longest row ``example`` makes in its batch's tensors: a pair's source, or its target with ``<bos>`` in
-    front (``tgt_in``) or ``<eos>`` behind (``tgt_out``); a review's ids."""
-    first, second = example
-    return max(len(first), len(second) + 1) if hasattr(second, "__len__") else len(first)
-
-
-def _loader(train, s: dict, collate) -> DataLoader:
+def _loader(train, s: dict, collate, length=None) -> DataLoader:
     """The training batches: ``batch_size`` examples in a random order, or, with the setting ``max_tokens``, the
-    paper's batches (section 5.1) of at most that many padded tokens in each of the batch's tensors, examples of
-    similar length together (:func:`~minitransformer.data.token_batches`)."""
+    paper's batches (section 5.1) of at most that many padded tokens, each example counting ``length(example)``
+    (:func:`~minitransformer.data.seq2seq_length` for pairs: every tensor of the batch is within the budget),
+    examples of similar length together (:func:`~minitransformer.data.token_batches`)."""
     if s["max_tokens"] is not None:
         return DataLoader(train, max_tokens=s["max_tokens"], shuffle=True, seed=s["seed"], collate=collate,
-                          length=_tensor_length)
+                          length=length)
     return DataLoader(train, s["batch_size"], shuffle=True, seed=s["seed"], drop_last=len(train) > s["batch_size"],
                       collate=collate)
 
@@ -702,7 +697,7 @@ def _encoder_decoder(task: str, s: dict, tokenizer, src_tok, tgt_tok, train, val
                            d_ff=s["d_ff"], num_encoder_layers=s["layers"], num_decoder_layers=s["layers"],
                            dropout=s["dropout"], max_len=max_len, norm_first=s["norm_first"])
     opt, schedule = _optimizer(model, s)
-    loader = _loader(train, s, make_seq2seq_batch)
+    loader = _loader(train, s, make_seq2seq_batch, seq2seq_length)
     val_metrics, test_metrics = seq2seq_metrics(val), seq2seq_metrics(test)
 
     def eval_fn(model):
