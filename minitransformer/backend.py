@@ -292,10 +292,25 @@ class Backend:
         it would on a GPU.
         """
         self._seed = require_int("manual_seed", "seed", seed, low=0)  # NumPy takes no -1; 1.5 would be 1
+        self._rng = self.new_generator(self._seed, op="manual_seed")
+
+    def new_generator(self, seed: int, op: str = "new_generator"):
+        """A generator of this backend's kind (:attr:`rng_kind`) seeded with ``seed``, apart from the backend's own.
+
+        Pass it as ``rng=`` to :meth:`uniform`, :meth:`normal` or :meth:`integers` (``generate(seed=...)`` does): its
+        numbers depend on ``seed`` alone, not on what other code, or another thread, drew from the backend's generator.
+
+        >>> import minitransformer as mt
+        >>> be = mt.backend.get("numpy")
+        >>> a = be.to_host(be.uniform((2,), rng=be.new_generator(5)))
+        >>> _ = be.uniform((3,))                                  # the backend's own draws move nothing here
+        >>> bool((be.to_host(be.uniform((2,), rng=be.new_generator(5))) == a).all())
+        True
+        """
+        seed = require_int(op, "seed", seed, low=0)
         if self.name in ("cupy", "array_api_strict"):  # the GPU's generator, and its stand-in's
-            self._rng = CounterRNG(self.xp, self._seed, kernels=self._kernels)
-        else:
-            self._rng = np.random.default_rng(self._seed)
+            return CounterRNG(self.xp, seed, kernels=self._kernels)
+        return np.random.default_rng(seed)
 
     @property
     def rng(self):
@@ -335,17 +350,18 @@ class Backend:
         else:
             self._rng.bit_generator.state = state
 
-    def _from_rng(self, sample, dtype):
-        if isinstance(self._rng, CounterRNG):  # drawn on the device
+    def _from_rng(self, rng, sample, dtype):
+        if isinstance(rng, CounterRNG):  # drawn on the device
             return self.xp.astype(sample, self.dtype(dtype), copy=False)
         return self.asarray(sample.astype(dtype_name(self.dtype(dtype)), copy=False))
 
-    def normal(self, shape, mean=0.0, std=1.0, dtype=None):
-        """Samples of N(mean, std^2), shape ``shape``."""
+    def normal(self, shape, mean=0.0, std=1.0, dtype=None, *, rng=None):
+        """Samples of N(mean, std^2), shape ``shape``, from ``rng`` (:meth:`new_generator`) or the backend's own."""
+        rng = self._rng if rng is None else rng
         # standard_normal, not normal: CuPy's Generator has only the former (NumPy gives the same numbers)
-        return self._from_rng(self._rng.standard_normal(size=tuple(shape)) * std + mean, dtype)
+        return self._from_rng(rng, rng.standard_normal(size=tuple(shape)) * std + mean, dtype)
 
-    def uniform(self, shape, low=0.0, high=1.0, dtype=None, *, below_high: bool = True):
+    def uniform(self, shape, low=0.0, high=1.0, dtype=None, *, below_high: bool = True, rng=None):
         """Samples of U[low, high), shape ``shape``: below ``high`` in ``dtype`` too.
 
         They are drawn in float64; rounding to float32 takes those within half a float32 step of ``high`` up to
@@ -353,15 +369,17 @@ class Backend:
         pass more over the sample, which ``below_high=False`` skips where a draw equal to ``high`` does no harm
         (dropout keeps :math:`u \\ge p`, and a 1.0 is kept as a 0.99999994 would be).
         """
-        sample = self._from_rng(self._rng.uniform(low, high, size=tuple(shape)), dtype)
+        rng = self._rng if rng is None else rng  # new_generator's, or the backend's own
+        sample = self._from_rng(rng, rng.uniform(low, high, size=tuple(shape)), dtype)
         if not below_high:
             return sample
         below = float(np.nextafter(np.asarray(high, dtype=dtype_name(sample.dtype)), -np.inf))
         return clip(self.xp, sample, high=max(below, low))
 
-    def integers(self, shape, low, high):
-        """Integers drawn uniformly from [low, high), dtype int64."""
-        return self._from_rng(self._rng.integers(low, high, size=tuple(shape)), "int64")
+    def integers(self, shape, low, high, *, rng=None):
+        """Integers drawn uniformly from [low, high), dtype int64, from ``rng`` or the backend's generator."""
+        rng = self._rng if rng is None else rng
+        return self._from_rng(rng, rng.integers(low, high, size=tuple(shape)), "int64")
 
     def permutation(self, n: int):
         """A random permutation of 0..n-1 (host NumPy array: it orders batches, it is no data)."""

@@ -231,6 +231,25 @@ def test_manual_seed_refuses_what_is_not_a_seed(seed, error, backend):
     mt.manual_seed(np.int64(7))  # a NumPy integer is a seed
 
 
+def test_new_generator_is_the_backends_kind_and_apart_from_its_generator(backend):
+    """be.new_generator(s) draws what manual_seed(s) makes the backend draw (uniform, normal, integers), without
+    moving the backend's own generator; a bad seed is refused by the caller's name."""
+    backend.manual_seed(5)
+    expected = [backend.to_host(backend.uniform((4,))), backend.to_host(backend.normal((3,))),
+                backend.to_host(backend.integers((3,), 0, 9))]
+    backend.manual_seed(8)
+    state = backend.get_rng_state()
+    rng = backend.new_generator(5)
+    got = [backend.to_host(backend.uniform((4,), rng=rng)), backend.to_host(backend.normal((3,), rng=rng)),
+           backend.to_host(backend.integers((3,), 0, 9, rng=rng))]
+    for name, g, e in zip(("uniform", "normal", "integers"), got, expected):
+        np.testing.assert_array_equal(g, e, err_msg=f"{name} from new_generator(5) vs after manual_seed(5)")
+    assert backend.get_rng_state() == state, "drawing from new_generator(5) moved the backend's generator"
+    assert type(rng).__name__ == {"PCG64": "Generator"}.get(backend.rng_kind, backend.rng_kind)
+    with pytest.raises(ValueError, match=r"generate: seed must be an integer >= 0, got -2"):
+        backend.new_generator(-2, op="generate")
+
+
 @pytest.mark.single_backend
 def test_use_nests_and_restores_after_an_exception():
     numpy, strict = mt.backend.get("numpy"), mt.backend.get("strict")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import threading
 import traceback
 from pathlib import Path
 
@@ -1311,6 +1312,40 @@ def test_mt_manual_seed_repeats_a_draw(backend, lm):
     mt.manual_seed(3)
     np.testing.assert_array_equal(generate(lm, prompt, 6, temperature=1.0).numpy(), once,
                                   err_msg="generate after mt.manual_seed(3), twice: not the same tokens")
+
+
+def test_generate_seed_draws_from_a_generator_of_its_own(backend, lm):
+    """generate(seed=s) draws what mt.manual_seed(s) would, leaves the backend's generator where it was, and gives the
+    same tokens while other threads draw from the backend's generator meanwhile (a server's seeded requests)."""
+    prompt = mt.tensor([[4, 5, 6]] * 4)
+    mt.manual_seed(3)
+    expected = generate(lm, prompt, 6, temperature=1.0).numpy()
+    mt.manual_seed(11)
+    state = backend.get_rng_state()
+    np.testing.assert_array_equal(generate(lm, prompt, 6, temperature=1.0, seed=3).numpy(), expected,
+                                  err_msg="generate(seed=3) did not draw what mt.manual_seed(3) then generate drew")
+    assert backend.get_rng_state() == state, "generate(seed=3) moved the backend's generator"
+    assert (generate(lm, prompt, 6, temperature=1.0, seed=4).numpy() != expected).any(), "seeds 3 and 4 drew alike"
+
+    stop, results = threading.Event(), []
+
+    def draw_meanwhile():
+        with mt.backend.use(backend):
+            while not stop.is_set():
+                backend.uniform((64,))
+
+    other = threading.Thread(target=draw_meanwhile)
+    other.start()
+    try:
+        for _ in range(3):
+            results.append(generate(lm, prompt, 6, temperature=1.0, seed=3).numpy())
+    finally:
+        stop.set()
+        other.join()
+    for got in results:
+        np.testing.assert_array_equal(got, expected, err_msg="generate(seed=3) beside a drawing thread: other tokens")
+    with pytest.raises(ValueError, match=r"generate: seed must be an integer >= 0, got -1"):
+        generate(lm, prompt, 2, seed=-1)
 
 
 @pytest.mark.assignment(6, points=5)

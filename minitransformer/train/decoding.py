@@ -486,7 +486,8 @@ def _reorder(cache: list, parent) -> None:
 
 # ------------------------------------------------------------------ decoder-only language model
 def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             eos_id: int | None = None, use_cache: bool = True, context: int | None = None) -> Tensor:
+             eos_id: int | None = None, use_cache: bool = True, context: int | None = None,
+             seed: int | None = None) -> Tensor:
     r"""Continue ``prompt`` with a language model, one token at a time.
 
     Each new token is drawn from :math:`p(v) = \mathrm{softmax}(z / T)_v` over the last position's
@@ -497,7 +498,9 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     The draw is the Gumbel-max trick, :math:`v = \arg\max_v (z_v / T + g_v)` with
     :math:`g_v = -\log(-\log u_v)`, :math:`u_v \sim U(0, 1)`, which samples exactly from
     :math:`\mathrm{softmax}(z / T)`: only an arg-max and the backend's seeded uniform numbers
-    (``mt.manual_seed`` makes it repeatable), so it runs on every backend.
+    (``mt.manual_seed`` makes it repeatable), so it runs on every backend. With ``seed`` the numbers come from a
+    generator of the call's own (:meth:`~minitransformer.backend.Backend.new_generator`): the same tokens for the
+    same seed whatever else draws random numbers meanwhile, another thread (a server) included.
 
     The model reads at most ``context`` positions at once (by default ``model.max_len``, the rows of
     its positional encoding): of a longer prompt, its last ``context`` tokens. When the text outgrows
@@ -525,6 +528,9 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
         Run one new position per step with the key/value cache (True) or the whole context.
     context : int, optional
         The most positions the model reads at once, ``1 <= context <= model.max_len``; None: ``model.max_len``.
+    seed : int, optional
+        Draw from a generator of this call's own seeded with it, leaving the backend's alone; None: the backend's
+        generator (``mt.manual_seed``).
 
     Returns
     -------
@@ -545,6 +551,9 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     ((1, 8), array([4, 5, 6]))
     >>> bool((a.numpy() == b.numpy()).all())       # the same seed draws the same tokens
     True
+    >>> c = generate(lm, prompt, max_new_tokens=5, temperature=0.8, top_k=5, seed=1)   # the call's own generator
+    >>> bool((c.numpy() == a.numpy()).all())       # manual_seed(1)'s numbers, without touching the backend's
+    True
     """
     op = "generate"
     _check_model(op, model, seq2seq=False, eos_id=eos_id)
@@ -558,6 +567,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
         ids = _ids(op, "prompt", prompt, _first_param(model))
         be = ids.backend
         xp = be.xp
+        rng = None if seed is None else be.new_generator(seed, op=op)  # None: the backend's generator
         B, seq = ids.shape[0], ids.data
         done = xp.zeros((B,), dtype=xp.bool)
         start = max(seq.shape[1] - window, 0)  # the context is seq[:, start:]: at most the last `window` tokens
@@ -574,7 +584,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
                 logits = model(Tensor(seq[:, start + fed:], backend=be), cache=cache)
                 fed = seq.shape[1] - start
             z = logits.data[:, -1, :]  # (B, V) the next token's logits
-            token = _pick(be, z, temperature, top_k)
+            token = _pick(be, z, temperature, top_k, rng)
             if eos_id is not None:
                 token = xp.where(done, xp.asarray(eos_id, dtype=token.dtype), token)
                 done = done | (token == eos_id)
@@ -584,8 +594,9 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
         return Tensor(seq, backend=be)
 
 
-def _pick(be, z, temperature: float, top_k: int | None):
-    """The next token of each row from logits ``z`` ``(B, V)``: arg-max, or a Gumbel-max draw from softmax(z/T)."""
+def _pick(be, z, temperature: float, top_k: int | None, rng=None):
+    """The next token of each row from logits ``z`` ``(B, V)``: arg-max, or a Gumbel-max draw from softmax(z/T)
+    with uniform numbers from ``rng`` (None: the backend's generator)."""
     xp = be.xp
     ### BEGIN SOLUTION A6: top-k: in each row of z (B, V), the logits below the row's top_k-th largest become -inf
     if top_k is not None and top_k < z.shape[-1]:
@@ -594,10 +605,10 @@ def _pick(be, z, temperature: float, top_k: int | None):
     ### END SOLUTION
     if temperature == 0:
         return xp.argmax(z, axis=-1)
-    # u ~ U[0, 1): be.uniform(z.shape, dtype=dtype_name(z.dtype)), the backend's generator (mt.manual_seed repeats
-    # a draw; NumPy's own would not), kept off 0 and 1
+    # u ~ U[0, 1): be.uniform(z.shape, dtype=dtype_name(z.dtype), rng=rng), the backend's generator or the call's
+    # (mt.manual_seed or seed= repeat a draw; NumPy's own would not), kept off 0 and 1
     ### BEGIN SOLUTION A6: v ~ softmax(z / T) per row, (B,): argmax(_tempered(xp, z, T) + g), g = -log(-log u)
-    u = be.uniform(tuple(z.shape), dtype=dtype_name(z.dtype))  # U[0, 1)
+    u = be.uniform(tuple(z.shape), dtype=dtype_name(z.dtype), rng=rng)  # U[0, 1)
     tiny = 1e-12
     u = clip(xp, u, tiny, 1.0 - 1e-7)  # keep log(u) and log(-log u) finite (backend.clip: no host read on CuPy)
     g = -xp.log(-xp.log(u))  # Gumbel(0, 1) noise, within [-3.4, 16.2]
