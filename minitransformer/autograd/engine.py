@@ -942,28 +942,28 @@ class Tensor:
 
     # ------------------------------------------------------------ arithmetic: see ops.py
     def __add__(self, other):
-        return ops.Add.apply(self, _lift(other, self))
+        return ops.Add.apply(self, _lift(other, self, op="add (+)"))
 
     def __radd__(self, other):
-        return ops.Add.apply(_lift(other, self), self)
+        return ops.Add.apply(_lift(other, self, op="add (+)"), self)
 
     def __sub__(self, other):
-        return ops.Sub.apply(self, _lift(other, self))
+        return ops.Sub.apply(self, _lift(other, self, op="subtract (-)"))
 
     def __rsub__(self, other):
-        return ops.Sub.apply(_lift(other, self), self)
+        return ops.Sub.apply(_lift(other, self, op="subtract (-)"), self)
 
     def __mul__(self, other):
-        return ops.Mul.apply(self, _lift(other, self))
+        return ops.Mul.apply(self, _lift(other, self, op="multiply (*)"))
 
     def __rmul__(self, other):
-        return ops.Mul.apply(_lift(other, self), self)
+        return ops.Mul.apply(_lift(other, self, op="multiply (*)"), self)
 
     def __truediv__(self, other):
-        return ops.Div.apply(self, _lift(other, self, floating=True))
+        return ops.Div.apply(self, _lift(other, self, floating=True, op="divide (/)"))
 
     def __rtruediv__(self, other):
-        return ops.Div.apply(_lift(other, self, floating=True), self)
+        return ops.Div.apply(_lift(other, self, floating=True, op="divide (/)"), self)
 
     def __neg__(self):
         return ops.Neg.apply(self)
@@ -1016,16 +1016,16 @@ class Tensor:
         if isinstance(exponent, int) and exponent < 0 and _kind(self._data.dtype) != "f":
             raise ValueError(f"pow: an integer tensor {self.shape} to the negative power {exponent} is not an "
                              f"integer; convert it first with .to('float32')")
-        return ops.Pow.apply(self, _lift(exponent, self))
+        return ops.Pow.apply(self, _lift(exponent, self, op="power (**)"))
 
     def __rpow__(self, base):
-        return ops.Pow.apply(_lift(base, self), self)
+        return ops.Pow.apply(_lift(base, self, op="power (**)"), self)
 
     def __matmul__(self, other):
-        return compose.matmul(self, _lift(other, self))
+        return compose.matmul(self, _lift(other, self, op="matmul (@)"))
 
     def __rmatmul__(self, other):
-        return compose.matmul(_lift(other, self), self)
+        return compose.matmul(_lift(other, self, op="matmul (@)"), self)
 
     def __getitem__(self, index):
         return compose.getitem(self, index)
@@ -1039,16 +1039,16 @@ class Tensor:
 
     # comparisons give boolean tensors (no gradient): masks, accuracy; checked as arithmetic is
     def __lt__(self, other):
-        return ops.Compare.apply(self, _lift(other, self), name="less")
+        return ops.Compare.apply(self, _lift(other, self, op="less (<)"), name="less")
 
     def __le__(self, other):
-        return ops.Compare.apply(self, _lift(other, self), name="less_equal")
+        return ops.Compare.apply(self, _lift(other, self, op="less_equal (<=)"), name="less_equal")
 
     def __gt__(self, other):
-        return ops.Compare.apply(self, _lift(other, self), name="greater")
+        return ops.Compare.apply(self, _lift(other, self, op="greater (>)"), name="greater")
 
     def __ge__(self, other):
-        return ops.Compare.apply(self, _lift(other, self), name="greater_equal")
+        return ops.Compare.apply(self, _lift(other, self, op="greater_equal (>=)"), name="greater_equal")
 
     def __eq__(self, other):
         """``x == y`` is identity, as for any Python object (a tensor is a key of dicts and sets); ``x.eq(y)`` compares
@@ -1065,11 +1065,11 @@ class Tensor:
 
     def eq(self, other) -> Tensor:
         """Elementwise ``self == other`` as a boolean tensor (``==`` itself stays identity-based)."""
-        return ops.Compare.apply(self, _lift(other, self, compared="eq"), name="equal")
+        return ops.Compare.apply(self, _lift(other, self, compared="eq", op="eq"), name="equal")
 
     def ne(self, other) -> Tensor:
         """Elementwise ``self != other`` as a boolean tensor (no gradient)."""
-        return ops.Compare.apply(self, _lift(other, self, compared="ne"), name="not_equal")
+        return ops.Compare.apply(self, _lift(other, self, compared="ne", op="ne"), name="not_equal")
 
     def __invert__(self):
         """``~mask``: the logical not of a boolean tensor (no gradient), as ``~`` of a bool array in NumPy and PyTorch.
@@ -1747,8 +1747,9 @@ def _lift(x, like: Tensor, compared: str | None = None, floating: bool = False, 
     int64 of them, silently), as is ``x + True`` for a tensor that is not bool. A bool tensor ``compared`` (by
     ``"eq"`` or ``"ne"``) with 0 or 1, PyTorch's ``mask == 0`` written ``mask.eq(0)``, is told which bool that is.
     For a ``floating`` operation (a division) the cast suggested is to a float: an int64 tensor would be refused next.
-    A number the tensor's dtype cannot hold (an int past int64, a float past float16's 65504) is refused too, naming
-    ``op`` where given (``"where"``; an operator's own line says which it is).
+    A number the tensor's dtype cannot hold (an int past int64, a float past float16's 65504) is refused too. Every
+    refusal names ``op`` where given (``"where"``, ``"add (+)"``: with the operator, which a traceback's line may not
+    show when the number comes from elsewhere).
     """
     if isinstance(x, Tensor):  # the common case first
         return x
@@ -1777,8 +1778,9 @@ def _lift(x, like: Tensor, compared: str | None = None, floating: bool = False, 
     lifted = Tensor(x, backend=like.backend)
     if hasattr(x, "dtype") and lifted.dtype != like.dtype:  # an array keeps its dtype, which has no .to(...)
         default = " (NumPy's floats are float64 unless told)" if lifted.dtype_name == "float64" else ""
-        raise TypeError(f"cannot combine a {like.dtype_name} tensor of shape {like.shape} with a {lifted.dtype_name} "
-                        f"array of shape {lifted.shape}{default}: make the array a tensor of the tensor's dtype, "
+        raise TypeError(f"{f'{op}: ' if op else ''}cannot combine a {like.dtype_name} tensor of shape {like.shape} "
+                        f"with a {lifted.dtype_name} array of shape {lifted.shape}{default}: make the array a tensor "
+                        f"of the tensor's dtype, "
                         f"mt.tensor(a, dtype={like.dtype_name!r})")
     return lifted
 
