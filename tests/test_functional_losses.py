@@ -197,8 +197,12 @@ def test_cross_entropy_bad_input():
                                          r"logits \(N, C, T\) with the classes on axis 1 are torch's layout: here "
                                          r"\(N, T, C\), as the models give them$"):
         F.cross_entropy(logits, targets)
-    with pytest.raises(TypeError, match=r"cross_entropy: targets must be integer class indices, got float32"):
+    with pytest.raises(TypeError, match=r"cross_entropy: targets must be integer class indices, got float32 with "
+                                        r"shape \(2,\); whole numbers held as floats become class indices with "
+                                        r"targets\.to\('int64'\)$"):
         F.cross_entropy(z, mt.tensor([0.0, 1.0]))
+    with pytest.raises(TypeError, match=r"got float64 with shape \(2,\); .* mt\.tensor\(targets, dtype='int64'\)$"):
+        F.cross_entropy(z, np.array([0.0, 1.0]))
     with pytest.raises(IndexError, match=r"cross_entropy: target 3 is out of range for C = 3 classes"):
         F.cross_entropy(z, mt.tensor([0, 3]))
     with pytest.raises(IndexError, match=r"cross_entropy: target -1 is out of range .* or ignore_index=-100"):
@@ -217,6 +221,26 @@ def test_cross_entropy_bad_input():
 
 
 # ------------------------------------------------------------------ binary_cross_entropy_with_logits
+def test_cross_entropy_given_class_probabilities_names_the_loss_to_write_and_it_is_torchs(rng):
+    """torch's cross_entropy takes float targets of the logits' shape as class probabilities; here they are refused,
+    and the message's expression gives torch's soft-target loss (checked in float64 with plain NumPy, and with torch
+    where installed)."""
+    z = rng.standard_normal((3, 4))
+    p = rng.dirichlet(np.ones(4), size=3)
+    logits = mt.tensor(z, dtype="float64")
+    with pytest.raises(TypeError, match=r"got float64 with shape \(3, 4\); floats of the logits' shape are PyTorch's "
+                                        r"class probabilities \(soft targets\), which are not taken here: their loss "
+                                        r"is -\(p \* F\.log_softmax\(logits, axis=-1\)\)\.sum\(axis=-1\)\.mean\(\)$"):
+        F.cross_entropy(logits, mt.tensor(p))
+    advised = -(mt.tensor(p) * F.log_softmax(logits, axis=-1)).sum(axis=-1).mean()
+    log_softmax = z - z.max(axis=-1, keepdims=True)
+    log_softmax -= np.log(np.exp(log_softmax).sum(axis=-1, keepdims=True))
+    np.testing.assert_allclose(advised.item(), -(p * log_softmax).sum(axis=-1).mean(), rtol=1e-12)
+    torch = pytest.importorskip("torch")
+    soft = torch.nn.functional.cross_entropy(torch.tensor(z), torch.tensor(p))  # probabilities as targets
+    np.testing.assert_allclose(advised.item(), soft.item(), rtol=1e-12)
+
+
 def test_bce_with_logits_by_hand():
     # z = 0, y = 1: -log sigma(0) = log 2;  z = 2, y = 0: -log(1 - sigma(2)) = log(1 + e^2)
     z = mt.tensor([0.0, 2.0], dtype="float64")

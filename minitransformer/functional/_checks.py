@@ -29,8 +29,14 @@ def as_targets(op: str, targets, like: Tensor, classes: bool = False, name: str 
     if not dtype_name(y.dtype).startswith(("float", "int", "uint", "bool")):
         raise TypeError(f"{op}: {name} must be numbers, got {dtype_name(y.dtype)} with shape {tuple(y.shape)}")
     if classes and not like.backend.xp.isdtype(y.dtype, "integral"):
-        raise TypeError(
-            f"{op}: {name} must be integer class indices, got {dtype_name(y.dtype)} with shape {tuple(y.shape)}")
+        if tuple(y.shape) == tuple(like.shape) and like.backend.xp.isdtype(y.dtype, "real floating"):
+            hint = ("; floats of the logits' shape are PyTorch's class probabilities (soft targets), which are not "
+                    "taken here: their loss is -(p * F.log_softmax(logits, axis=-1)).sum(axis=-1).mean()")
+        else:
+            cast = f"{name}.to('int64')" if isinstance(targets, Tensor) else f"mt.tensor({name}, dtype='int64')"
+            hint = f"; whole numbers held as floats become class indices with {cast}"
+        raise TypeError(f"{op}: {name} must be integer class indices, got {dtype_name(y.dtype)} with shape "
+                        f"{tuple(y.shape)}{hint}")
     return y
 
 
