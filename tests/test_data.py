@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections import Counter
 from importlib import resources
 from pathlib import Path
@@ -46,6 +47,7 @@ from minitransformer.data import (
     pad_sequences,
     read_text,
     split_corpus,
+    split_pairs,
     token_batches,
     tokenizer_from_dict,
     unigram_cross_entropy,
@@ -908,6 +910,55 @@ def test_text_typed_decomposed_reads_as_the_composed_text_does():
                 BPETokenizer.from_text("un café crème " * 3, 30)):
         assert tok.encode(decomposed) == tok.encode(composed) and UNK not in tok.encode(decomposed), type(tok)
     assert CharTokenizer.from_text(decomposed) == CharTokenizer.from_text(composed)  # learned composed too
+
+
+@pytest.mark.single_backend
+def test_every_way_text_enters_a_tokenizer_is_composed():
+    """encode composed its text, but tokenize and the constructors did not: CharTokenizer("cafe\u0301") read
+    "cafe\u0301" as 'caf<unk>', a vocabulary entry typed decomposed was never found, and tokenize (which the tasks
+    call directly) gave pieces no vocabulary held. One rule now: NFC wherever text enters."""
+    decomposed, ohm_kelvin = "cafe\u0301 noir", "10 k\u2126 at 20 \u212a"
+    tok = CharTokenizer("cafe\u0301")  # a str alphabet is a text: its "e" and accent are one "é"
+    assert tok.itos[4:] == ["c", "a", "f", "\u00e9"] and tok.decode(tok.encode("cafe\u0301")) == "caf\u00e9"
+    assert CharTokenizer(["\u2126", "\u212a"]).itos[4:] == ["\u03a9", "K"]  # a list: each character by itself
+    assert CharTokenizer(["\u0958"]).itos[4:] == ["\u0915", "\u093c"]  # one that NFC writes as two gives both
+    assert WordTokenizer(["Cafe\u0301"]).encode("café") == [4] and WordTokenizer(["cafe\u0301"], lower=False).stoi[
+        "caf\u00e9"] == 4
+    for tok in (CharTokenizer.from_text(ohm_kelvin + decomposed), WordTokenizer.from_texts([ohm_kelvin, decomposed]),
+                BPETokenizer.from_text((ohm_kelvin + decomposed) * 3, 40)):
+        for text in (decomposed, ohm_kelvin):
+            pieces = tok.tokenize(text)
+            assert pieces == tok.tokenize(unicodedata.normalize("NFC", text)) and set(pieces) <= set(tok.stoi)
+            assert tok.decode(tok.encode(text)) in (unicodedata.normalize("NFC", text), "10 kω at 20 k")  # (lower)
+    bpe = BPETokenizer(["\u2126", "x"], [("\u2126", "x")])  # the merge's pieces as the alphabet's
+    assert bpe.itos[4:] == ["\u03a9", "x", "\u03a9x"] and bpe.encode("\u2126x") == [6]
+    with pytest.raises(ValueError, match=r"merge 0 is \('e', '\u0301'\), which spells .*composed \(NFC\)"):
+        BPETokenizer(["e", "\u0301"], [("e", "\u0301")])  # "e" + accent is read as "é": the piece never occurs
+    with pytest.raises(ValueError, match=r"'vocab' lists '\u03a9' twice"):  # the constructor would drop one: ids shift
+        tokenizer_from_dict({"type": "char", "specials": list(SPECIAL_TOKENS), "vocab": ["\u2126", "\u03a9", "a"]})
+
+
+@pytest.mark.single_backend
+def test_the_tasks_read_a_decomposed_text_as_its_tokenizer_does(tmp_path, capsys):
+    """Through the tasks: a charlm on NFD text (as macOS copies it) or with U+2126 OHM SIGN exited with
+    "unigram_cross_entropy: characters outside vocab" (its baseline counts tok.tokenize(text)); generate warned
+    that a decomposed character reads as <unk>; translate split "cafe\u0301 noir" and "café noir" as two sources."""
+    from minitransformer.train import tasks
+
+    for text in ("Le cafe\u0301 est ferme\u0301.\n" * 20, "10 k\u2126 at 20 \u212a.\n" * 20):
+        corpus = tmp_path / "nfd.txt"
+        corpus.write_text(text, encoding="utf-8")
+        for kind in ("char", "bpe"):
+            setup = tasks.build("charlm", corpus=str(corpus), tokenizer=kind, bpe_vocab=30, d_model=8, heads=2,
+                                layers=1, d_ff=8, seq_len=8, max_len=16)
+            assert 0 < setup.final_metrics(setup.model)["unigram_val_loss"] < 10
+    setup = tasks.build("charlm", corpus=str(corpus), d_model=8, heads=2, layers=1, d_ff=8, seq_len=8, max_len=16)
+    tasks._note_unknown(setup, CharTokenizer.from_text("café"), "cafe\u0301")
+    assert capsys.readouterr().err == ""
+    same = WordTokenizer([])
+    parts = split_pairs([("cafe\u0301 noir", "black coffee"), ("café noir", "black coffee")] * 1 + [
+        (f"s{i}", f"t{i}") for i in range(20)], 0.2, 0.2, seed=0, same=lambda s: " ".join(same.tokenize(s)))
+    assert sum(any(src.startswith("caf") for src, _ in part) for part in parts) == 1
 
 
 def test_classification_batch(backend):

@@ -64,8 +64,25 @@ SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)
 
 def _composed(text: str) -> str:
     """``text`` in Unicode's composed form (NFC): "é" as one character, as it is typed on most keyboards, not "e" and
-    a combining accent (as macOS copies it, NFD), which read as ``<unk>``s where the vocabulary holds the other."""
+    a combining accent (as macOS copies it, NFD), which read as ``<unk>``s where the vocabulary holds the other; and a
+    character Unicode counts the same as another (U+2126 OHM SIGN) as that one ("Ω", GREEK CAPITAL LETTER OMEGA).
+
+    The one rule for text entering a tokenizer: its vocabulary (constructors, ``from_text``/``from_texts``) and what
+    it reads (``tokenize``, ``encode``) are composed alike, so both spellings of a text give the same ids."""
     return unicodedata.normalize("NFC", text) if isinstance(text, str) and not text.isascii() else text
+
+
+def _alphabet(op: str, alphabet) -> list[str]:
+    """The single characters of ``alphabet``, composed (:func:`_composed`): a str as a text ("e" and a combining
+    accent are one "é", as :meth:`~Tokenizer.encode` reads them), each character of a list by itself (one that NFC
+    writes as two, U+0958 DEVANAGARI LETTER QA, gives both)."""
+    if isinstance(alphabet, str):
+        return list(_composed(alphabet))
+    alphabet = list(alphabet)
+    for ch in alphabet:
+        if not isinstance(ch, str) or len(ch) != 1:
+            raise ValueError(f"{op}: the alphabet must hold single characters, got {ch!r}")
+    return [c for ch in alphabet for c in _composed(ch)]
 
 
 #: the tokenizer classes by kind (``to_dict()["type"]``), for :func:`tokenizer_from_dict`; each class that defines a
@@ -107,6 +124,11 @@ class Tokenizer:
     Subclasses say how a text is cut into pieces (:meth:`tokenize`) and glued back (``_join``);
     the id lookup, the specials and saving are shared here.
 
+    Text is read in Unicode's composed form, NFC: the vocabulary's entries and every text read (:meth:`encode`,
+    and the built-in classes' :meth:`tokenize`) are composed first, so "café" typed (NFC) and copied on macOS (NFD:
+    "e" and a combining accent) give the same ids, and so do U+2126 OHM SIGN and "Ω". A round trip therefore gives
+    a text back up to NFC: ``decode(encode(text)) == unicodedata.normalize("NFC", text)``.
+
     A checkpoint names a tokenizer's class by its ``kind`` (the ``"type"`` entry of :meth:`to_dict`), and
     :func:`tokenizer_from_dict` finds the class of that kind: each class defined with a ``kind = "..."`` of its own
     is registered as it is defined (two classes claiming one kind are refused). A class that inherits its parent's
@@ -117,8 +139,8 @@ class Tokenizer:
     Parameters
     ----------
     pieces : iterable of str
-        The vocabulary after the specials, in id order (ids start at 4); duplicates are dropped. A piece that is
-        a special token (``"<eos>"``) is refused: its text would read as the special.
+        The vocabulary after the specials, in id order (ids start at 4), each entry composed (NFC); duplicates are
+        dropped. A piece that is a special token (``"<eos>"``) is refused: its text would read as the special.
 
     Attributes
     ----------
@@ -161,6 +183,7 @@ class Tokenizer:
         for piece in pieces:
             if not isinstance(piece, str) or not piece:
                 raise ValueError(f"{type(self).__name__}: vocabulary entries must be non-empty strings, got {piece!r}")
+            piece = _composed(piece)  # as a text is read: a decomposed entry would never be found
             if piece in SPECIAL_TOKENS:
                 raise ValueError(f"{type(self).__name__}: the vocabulary lists the special token {piece!r}; the four "
                                  f"specials {list(SPECIAL_TOKENS)} come first by themselves (ids 0 to 3), a text's "
@@ -302,12 +325,15 @@ class Tokenizer:
 
 
 class CharTokenizer(Tokenizer):
-    """One token per character; ``decode(encode(text)) == text`` whenever every character is known.
+    """One token per character (of the text in NFC); ``decode(encode(text)) == text`` whenever every character is
+    known and ``text`` is in NFC, as typed on most keyboards (else the text comes back composed: "e" and a combining
+    accent as "é").
 
     Parameters
     ----------
     alphabet : str or iterable of str
-        The characters, in id order (ids start at 4, after the specials). Build one from a corpus
+        The characters, in id order (ids start at 4, after the specials), composed: a str as a text
+        (``"cafe\u0301"`` is ``c a f é``), each character of a list by itself. Build one from a corpus
         with :meth:`from_text`.
 
     Examples
@@ -324,11 +350,7 @@ class CharTokenizer(Tokenizer):
     kind = "char"
 
     def __init__(self, alphabet: str | Iterable[str]):
-        alphabet = list(alphabet)
-        for ch in alphabet:
-            if not isinstance(ch, str) or len(ch) != 1:
-                raise ValueError(f"CharTokenizer: the alphabet must hold single characters, got {ch!r}")
-        super().__init__(alphabet)
+        super().__init__(_alphabet("CharTokenizer", alphabet))
 
     @classmethod
     def from_text(cls, text: str) -> CharTokenizer:
@@ -340,8 +362,8 @@ class CharTokenizer(Tokenizer):
         return cls(sorted(set(_composed(text))))
 
     def tokenize(self, text: str) -> list[str]:
-        """The characters of ``text``: ``"ab" -> ["a", "b"]``."""
-        return list(text)
+        """The characters of ``text`` in NFC: ``"ab" -> ["a", "b"]``, ``"e\u0301" -> ["é"]``."""
+        return list(_composed(text))
 
     def _join(self, pieces: list[str]) -> str:
         return "".join(pieces)
@@ -362,7 +384,8 @@ class WordTokenizer(Tokenizer):
     Chinese and Japanese, whose words no space separates (decoded without spaces between them).
 
     For a text whose every word is in the vocabulary, ``decode(encode(text))`` gives the text back up
-    to whitespace and, with ``lower=True``, case: encoding the decoded text again gives the same ids.
+    to whitespace, NFC (:class:`Tokenizer`) and, with ``lower=True``, case: encoding the decoded text again gives
+    the same ids.
     An unknown word comes back as ``<unk>`` (which encodes again as the three pieces ``<``, ``unk``, ``>``).
 
     Parameters
@@ -420,7 +443,7 @@ class WordTokenizer(Tokenizer):
         counts: Counter[str] = Counter()
         probe = cls([], lower=lower)
         for text in texts:
-            counts.update(probe.tokenize(_composed(text)))
+            counts.update(probe.tokenize(text))
         words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
         if not words:  # only the specials: every word after it would be <unk>
             raise ValueError(f"WordTokenizer.from_texts: no word in the texts{' seen min_freq times' if counts else ''}"
@@ -430,8 +453,8 @@ class WordTokenizer(Tokenizer):
         return cls(words, lower=lower)
 
     def tokenize(self, text: str) -> list[str]:
-        """The words and punctuation marks of ``text`` (lower-cased if ``lower``)."""
-        return _WORD_RE.findall(text.lower() if self.lower else text)
+        """The words and punctuation marks of ``text`` (lower-cased if ``lower``, then in NFC, as the vocabulary)."""
+        return _WORD_RE.findall(_composed(text.lower() if self.lower else text))
 
     def _join(self, pieces: list[str]) -> str:
         out = []
@@ -509,7 +532,7 @@ class BPETokenizer(Tokenizer):
 
     What round-trips: the pieces of a text glue back into the text, character for character, spaces, tabs
     and line breaks included, so ``decode(encode(text)) == text`` whenever every character of ``text`` is in
-    the alphabet. Merges stop at a chunk's edge: ``" the"`` can be a token but ``"the "`` and ``"\n\n"``
+    the alphabet and ``text`` is in NFC (a decomposed text comes back composed: :class:`Tokenizer`). Merges stop at a chunk's edge: ``" the"`` can be a token but ``"the "`` and ``"\n\n"``
     cannot.
 
     Parameters
@@ -549,16 +572,19 @@ class BPETokenizer(Tokenizer):
     kind = "bpe"
 
     def __init__(self, alphabet: str | Iterable[str], merges: Iterable[tuple[str, str]] = ()):
-        alphabet = list(alphabet)
-        for ch in alphabet:
-            if not isinstance(ch, str) or len(ch) != 1:
-                raise ValueError(f"BPETokenizer: the alphabet must hold single characters, got {ch!r}")
+        alphabet = _alphabet("BPETokenizer", alphabet)
         self.merges: list[tuple[str, str]] = []
         known = set(alphabet)
         for merge in merges:
-            if not (isinstance(merge, (tuple, list)) and len(merge) == 2 and all(p in known for p in merge)):
+            if isinstance(merge, (tuple, list)) and len(merge) == 2 and all(isinstance(p, str) for p in merge):
+                merge = tuple(map(_composed, merge))  # its pieces as the alphabet's
+            if not (isinstance(merge, tuple) and len(merge) == 2 and all(p in known for p in merge)):
                 raise ValueError(f"BPETokenizer: merge {len(self.merges)} is {merge!r}; a merge is a pair of "
                                  "pieces already in the vocabulary (the alphabet or an earlier merge)")
+            if _composed(merge[0] + merge[1]) != merge[0] + merge[1]:
+                raise ValueError(f"BPETokenizer: merge {len(self.merges)} is {merge!r}, which spells "
+                                 f"{merge[0] + merge[1]!r}: text is read composed (NFC), as "
+                                 f"{_composed(merge[0] + merge[1])!r}, so that piece never occurs")
             if merge[0] + merge[1] in SPECIAL_TOKENS:
                 raise ValueError(f"BPETokenizer: merge {len(self.merges)} is {merge!r}, which spells the special token "
                                  f"{merge[0] + merge[1]!r}; a text's {merge[0] + merge[1]!r} would read as the special "
@@ -629,9 +655,9 @@ class BPETokenizer(Tokenizer):
         return cls(chars, merges)
 
     def tokenize(self, text: str) -> list[str]:
-        """The pieces of ``text``: each chunk's characters, merged by rank (the merge learned first, first)."""
+        """The pieces of ``text`` (in NFC): each chunk's characters, merged by rank (the merge learned first, first)."""
         pieces = []
-        for chunk in _CHUNK_RE.findall(text):
+        for chunk in _CHUNK_RE.findall(_composed(text)):
             symbols = tuple(chunk)
             while True:
                 ranked = [pair for pair in _pairs(symbols) if pair in self._rank]
@@ -762,11 +788,12 @@ def _saved_vocab(state: dict) -> list:
         raise ValueError(f"tokenizer_from_dict: 'vocab' must be a list of strings, got {type(vocab).__name__}")
     seen: set[str] = set()
     for piece in vocab:  # the constructors drop a duplicate, which would shift every later id by one
-        if isinstance(piece, str) and piece in seen:  # (an entry that is no string: the constructor refuses it)
-            raise ValueError(f"tokenizer_from_dict: 'vocab' lists {piece!r} twice; a saved vocabulary holds each "
-                             "entry once, its position being its id (a damaged or hand-edited file?)")
+        if isinstance(piece, str) and _composed(piece) in seen:  # (one that is no string: the constructor refuses it)
+            raise ValueError(f"tokenizer_from_dict: 'vocab' lists {_composed(piece)!r} twice (in NFC, as text is "
+                             "read); a saved vocabulary holds each entry once, its position being its id (a damaged "
+                             "or hand-edited file?)")
         if isinstance(piece, str):
-            seen.add(piece)
+            seen.add(_composed(piece))
     return vocab
 
 
