@@ -532,8 +532,8 @@ class BPETokenizer(Tokenizer):
 
     What round-trips: the pieces of a text glue back into the text, character for character, spaces, tabs
     and line breaks included, so ``decode(encode(text)) == text`` whenever every character of ``text`` is in
-    the alphabet and ``text`` is in NFC (a decomposed text comes back composed: :class:`Tokenizer`). Merges stop at a chunk's edge: ``" the"`` can be a token but ``"the "`` and ``"\n\n"``
-    cannot.
+    the alphabet and ``text`` is in NFC (a decomposed text comes back composed: :class:`Tokenizer`). Merges stop
+    at a chunk's edge: ``" the"`` can be a token but ``"the "`` and ``"\n\n"`` cannot.
 
     Parameters
     ----------
