@@ -148,6 +148,19 @@ def test_word_vocabulary_by_frequency_max_vocab_and_min_freq():
         WordTokenizer.from_texts(texts, max_vocab=3)
     with pytest.raises(TypeError, match="list of strings"):
         WordTokenizer.from_texts("a b c")
+    # each bad argument named, where max_vocab=5.5 said "slice indices must be integers" and None in the texts
+    # "'NoneType' object has no attribute 'lower'"
+    with pytest.raises(ValueError, match=r"^WordTokenizer.from_texts: max_vocab must be an integer >= 4 \(the 4 "):
+        WordTokenizer.from_texts(texts, max_vocab=3)
+    with pytest.raises(TypeError, match=r"^WordTokenizer.from_texts: max_vocab must be an integer >= 4 .*got 5.5$"):
+        WordTokenizer.from_texts(texts, max_vocab=5.5)
+    with pytest.raises(TypeError, match=r"^WordTokenizer.from_texts: min_freq must be a positive integer, got '2'$"):
+        WordTokenizer.from_texts(texts, min_freq="2")
+    with pytest.raises(ValueError, match=r"^WordTokenizer.from_texts: min_freq must be a positive integer, got 0$"):
+        WordTokenizer.from_texts(texts, min_freq=0)
+    with pytest.raises(TypeError, match=r"^WordTokenizer.from_texts: texts must be strings, got NoneType at index 1$"):
+        WordTokenizer.from_texts(["a b", None])
+    assert WordTokenizer.from_texts(texts, max_vocab=np.int64(6), min_freq=np.int64(1)).itos[4:] == ["a", "b"]
 
 
 @single

@@ -228,9 +228,9 @@ def test_vocab_size_below_the_alphabet_is_refused():
                                          r"and the text's 11 characters \(15\)"):
         BPETokenizer.from_text(SENNRICH, vocab_size=14)
     assert BPETokenizer.from_text(SENNRICH, vocab_size=15).merges == []  # the alphabet alone
-    for bad in (2.5, True, "512"):
-        with pytest.raises(ValueError, match="vocab_size"):
-            BPETokenizer.from_text(SENNRICH, vocab_size=bad)
+    for bad in (2.5, True, "512", 7.0):  # not a size at all: said so, not "smaller than" (7.0 was)
+        with pytest.raises(TypeError, match=rf"^BPETokenizer.from_text: vocab_size must be an integer, got {bad!r}$"):
+            BPETokenizer.from_text("ab ab" if bad == 7.0 else SENNRICH, vocab_size=bad)
     with pytest.raises(TypeError, match="BPETokenizer.from_text: text and alphabet must be str"):
         BPETokenizer.from_text(["low"], vocab_size=20)
 

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 
 import numpy as np  # only to recognise a NumPy bool in saved data
 
-from .._arguments import require_bool
+from .._arguments import require_bool, require_int
 
 __all__ = [
     "PAD",
@@ -436,13 +436,16 @@ class WordTokenizer(Tokenizer):
         """
         if isinstance(texts, str):
             raise TypeError("WordTokenizer.from_texts: texts must be a list of strings, not one string")
-        if max_vocab is not None and max_vocab < len(SPECIAL_TOKENS):
-            raise ValueError(f"WordTokenizer.from_texts: max_vocab={max_vocab} leaves no room for the 4 special tokens")
-        if min_freq < 1:
-            raise ValueError(f"WordTokenizer.from_texts: min_freq must be >= 1, got {min_freq}")
+        op = "WordTokenizer.from_texts"
+        if max_vocab is not None:
+            max_vocab = require_int(op, "max_vocab", max_vocab, low=len(SPECIAL_TOKENS),
+                                    why=" (the 4 special tokens come first), or None")
+        min_freq = require_int(op, "min_freq", min_freq, low=1)
         counts: Counter[str] = Counter()
         probe = cls([], lower=lower)
-        for text in texts:
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"{op}: texts must be strings, got {type(text).__name__} at index {i}")
             counts.update(probe.tokenize(text))
         words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
         if not words:  # only the specials: every word after it would be <unk>
@@ -618,7 +621,8 @@ class BPETokenizer(Tokenizer):
             raise ValueError("BPETokenizer.from_text: the text (and the alphabet) are empty; their characters are the "
                              "vocabulary it starts from")
         smallest = len(SPECIAL_TOKENS) + len(chars)
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral) or vocab_size < smallest:
+        vocab_size = require_int("BPETokenizer.from_text", "vocab_size", vocab_size)  # 7.0 is no size, said so
+        if vocab_size < smallest:
             raise ValueError(f"BPETokenizer.from_text: vocab_size={vocab_size!r} is smaller than the 4 special "
                              f"tokens and the text's {len(chars)} characters ({smallest}); BPE only adds to them")
         chunk_counts = Counter(_CHUNK_RE.findall(text))
