@@ -24,6 +24,7 @@ never with pickle, and rebuilt with :func:`tokenizer_from_dict`.
 
 from __future__ import annotations
 
+import functools
 import numbers
 import re
 import unicodedata
@@ -369,13 +370,41 @@ class CharTokenizer(Tokenizer):
         return "".join(pieces)
 
 
-# A word is letters/digits (with inner apostrophes, straight or curly: "don't", "l’homme"); every other visible
-# character is a token of its own ("great." -> "great", "."), and so is each Chinese or Japanese character (Han,
-# hiragana, katakana), written without spaces between words: a run of them would be one "word", a sentence's worth
+# A word is letters/digits and the combining marks on them (with inner apostrophes, straight or curly: "don't",
+# "l’homme"); every other visible character is a token of its own ("great." -> "great", "."), and so is each Chinese
+# or Japanese character (Han, hiragana, katakana), written without spaces between words: a run of them would be one
+# "word", a sentence's worth
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+(?:['\u2019][^\W{_CJK}]+)*|[^\w\s]")
+
+
+def _ranges_of_category(first_letter: str) -> str:
+    """The characters whose Unicode category starts with ``first_letter``, as the ranges of a regex character class
+    (``\\u0300-\\u036f...``). Looked up in planes 0, 1 and 14 only, where the marks are (planes 2 and 3 hold CJK
+    ideographs, 15 and 16 private use)."""
+    ranges: list[list[int]] = []
+    for plane in (range(0x20000), range(0xE0000, 0xF0000)):
+        for c in plane:
+            if unicodedata.category(chr(c))[0] == first_letter:
+                if ranges and ranges[-1][1] == c - 1:
+                    ranges[-1][1] = c
+                else:
+                    ranges.append([c, c])
+    return "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+
+
+@functools.cache
+def _word_re() -> re.Pattern:
+    """The pattern of :meth:`WordTokenizer.tokenize`, made on first use. A combining mark (categories Mn, Mc, Me: the
+    vowel signs of Devanagari and Tamil, Arabic's harakat, Thai's vowels and tones, the dot of "i̇") belongs to the
+    letter before it, as BERT's BasicTokenizer keeps it, but Python's ``\\w`` does not match it and ``re`` has no
+    ``\\p{M}``: its class is built from :mod:`unicodedata` (a fifth of a second). Without it "हूँ" was three tokens."""
+    marks = _ranges_of_category("M")
+    letter = rf"(?:[^\W{_CJK}]|[{marks}])"
+    return re.compile(rf"[{_CJK}][{marks}]*|{letter}+(?:['\u2019]{letter}+)*|[^\w\s][{marks}]*")
+
+
 _WRITTEN_CLOSE = re.compile(rf"[{_CJK}\u3000-\u303f\uff00-\uffef]")  # a character written with no space around it
-_NO_SPACE_BEFORE = set(".,!?;:)]}%'\"")
+_NO_SPACE_BEFORE = set(".,!?;:)]}%'\"") | set("\u0964\u0965\u060c\u061b\u061f\u06d4")  # and । ॥ ، ؛ ؟ ۔
 _NO_SPACE_AFTER = set("([{")
 
 
@@ -457,7 +486,7 @@ class WordTokenizer(Tokenizer):
 
     def tokenize(self, text: str) -> list[str]:
         """The words and punctuation marks of ``text`` (lower-cased if ``lower``, then in NFC, as the vocabulary)."""
-        return _WORD_RE.findall(_composed(text.lower() if self.lower else text))
+        return _word_re().findall(_composed(text.lower() if self.lower else text))
 
     def _join(self, pieces: list[str]) -> str:
         out = []
