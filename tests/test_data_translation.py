@@ -241,3 +241,39 @@ def test_the_translate_task_names_its_file_in_every_refusal(tmp_path, pairs_file
         tasks.build("translate", pairs=str(few))
     with pytest.raises(CorpusError, match=r"en-fr.tsv'.*40 have a side longer than max_len=2 words"):
         tasks.build("translate", pairs=str(pairs_file), max_len=2)
+
+
+def test_a_reference_unk_is_a_miss_in_the_seq2seq_metrics():
+    """translate's held-out targets hold <unk> for words outside the target vocabulary, and a model writing <unk>
+    there was counted right: with --set vocab_size=5, 77.5% exact match on all-<unk> outputs. The word was not
+    written (sacreBLEU scores against the raw text): a reference <unk> is now a miss, for both figures."""
+    import minitransformer as mt
+    from minitransformer import nn
+    from minitransformer.data import BOS, EOS, UNK
+
+    class WritesUnkThenEos(nn.Module):  # <bos> -> <unk>, then <eos>: "an unknown word", whatever the source
+        max_len = 8
+        config = {"tgt_vocab": 8}
+
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(mt.zeros(1))
+
+        def encode(self, src, src_mask):
+            return mt.zeros(src.shape[0], src.shape[1], 2)
+
+        def new_cache(self):
+            return None
+
+        def decode(self, tgt_in, memory, src_mask=None, tgt_mask=None, cache=None):
+            nxt = np.where(tgt_in.numpy() == BOS, UNK, EOS)
+            return mt.tensor(np.eye(8, dtype=np.float32)[nxt])  # (B, T, 8): one-hot logits of the next token
+
+        def forward(self, src, tgt_in, src_mask=None, tgt_mask=None):
+            return self.decode(tgt_in, None)
+
+    pairs = [([4], [UNK]), ([5], [UNK]), ([6], [7])]  # two references unknown, one known word the model misses
+    m = tasks.seq2seq_metrics(pairs)(WritesUnkThenEos())
+    assert m["accuracy"] == 0.0  # was 2/3
+    assert m["token_accuracy"] == 0.5  # the three <eos> right, the two <unk> and the 7 missed; was 5/6
+    assert tasks.seq2seq_metrics([([6], [7])])(WritesUnkThenEos())["token_accuracy"] == 0.5  # no <unk>: as before

@@ -29,7 +29,8 @@ date is a day no training example names, in any format (:func:`~minitransformer.
 translate task lower-cases both sides unless ``lower`` is False, splits punctuation off, and keeps the
 ``vocab_size`` most frequent words of each side's training split (the others read as ``<unk>``); its
 ``val_fraction`` and ``test_fraction`` of the distinct sources are held out, and pairs with a side longer than
-``max_len`` words are left out of every split. Its figures are exact match and per-token accuracy; no BLEU.)
+``max_len`` words are left out of every split. Its figures are exact match and per-token accuracy, where a reference
+``<unk>`` is a miss (:func:`seq2seq_metrics`); no BLEU.)
 
 (the charlm's "val" split is the last 10% of the corpus, cut at a line; it serves as its test split too. Its
 setting ``corpus`` is the name of a shipped corpus, :func:`~minitransformer.data.available_corpora`, or else the
@@ -76,6 +77,7 @@ from ..data import (
     DIGITS,
     PAD,
     SPECIAL_TOKENS,
+    UNK,
     BPETokenizer,
     CharTokenizer,
     CorpusError,
@@ -620,10 +622,18 @@ def seq2seq_loss(model, b: Batch, label_smoothing: float = 0.0) -> Tensor:
     return F.cross_entropy(logits, b.tgt_out, ignore_index=b.pad_id, label_smoothing=label_smoothing)
 
 
+#: an id no model writes, compared in the metrics in place of a reference ``<unk>`` (:func:`seq2seq_metrics`)
+_NO_ID = -1
+
+
 def seq2seq_metrics(pairs, batch_size: int = 500) -> Callable:
     """``model -> {"loss", "token_accuracy", "accuracy"}`` on ``pairs``: teacher-forced loss and accuracy per
     token, and the exact-sequence accuracy of greedy decoding (every output token right, then ``<eos>``).
     The model runs in eval mode (no dropout), and is put back in its mode afterwards.
+
+    A reference ``<unk>`` (a word outside the target vocabulary: translate's held-out sentences have them) is a
+    miss whatever the model writes: writing ``<unk>`` for it is not writing the word (sacreBLEU scores against the
+    raw text, where no ``<unk>`` is). The digit tasks' and dates' targets hold none.
 
     Examples
     --------
@@ -646,10 +656,12 @@ def seq2seq_metrics(pairs, batch_size: int = 500) -> Callable:
                 b = make_seq2seq_batch(chunk)
                 logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)
                 loss.add(F.cross_entropy(logits, b.tgt_out, ignore_index=b.pad_id), b.n_tokens)  # mean per token
-                right, kept = _token_hits(logits, b.tgt_out, ignore_index=b.pad_id)
+                reference = b.tgt_out.numpy()
+                reference = np.where(reference == UNK, _NO_ID, reference)  # a reference <unk>: never a hit
+                right, kept = _token_hits(logits, reference, ignore_index=b.pad_id)
                 token_hits, tokens = token_hits + right, tokens + kept
                 out = greedy_decode(model, b.src, b.src_mask, max_len=min(b.tgt_out.shape[1] + 1, model.max_len))
-                hits += _exact_hits(out.numpy(), b.tgt_out.numpy())[0]
+                hits += _exact_hits(out.numpy(), reference)[0]
         return {"loss": loss.compute(), "token_accuracy": _share(token_hits, tokens, logits.backend).item(),
                 "accuracy": hits / len(pairs)}
 
