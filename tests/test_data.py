@@ -933,6 +933,17 @@ def test_combining_marks_stay_inside_their_word(text, words):
 
 
 @pytest.mark.single_backend
+def test_full_width_letters_and_digits_are_not_glued_to_a_word():
+    """Decoding glued every character of U+3000-303F and U+FF00-FFEF to its neighbours, full-width letters and digits
+    and "々" too, which are word characters: "room １ is free" came back "room１is free", whose ids differ. Only what
+    tokenizes apart anyway is glued: Chinese and Japanese characters, CJK and full-width punctuation."""
+    text = "room １ is free ， ｗｉｆｉ ok 人々 第１号。"
+    tok = WordTokenizer.from_texts([text])
+    assert tok.decode(tok.encode(text)) == "room １ is free，ｗｉｆｉ ok人々第１号。"  # (by Han: no space)
+    assert tok.encode(tok.decode(tok.encode(text))) == tok.encode(text)
+
+
+@pytest.mark.single_backend
 def test_every_combining_mark_is_found_in_the_planes_searched():
     """The marks' class is built from planes 0, 1 and 14 (a search of all 17 takes half a second at each start):
     none lies elsewhere, in this Python's Unicode."""

@@ -403,7 +403,9 @@ def _word_re() -> re.Pattern:
     return re.compile(rf"[{_CJK}][{marks}]*|{letter}+(?:['\u2019]{letter}+)*|[^\w\s][{marks}]*")
 
 
-_WRITTEN_CLOSE = re.compile(rf"[{_CJK}\u3000-\u303f\uff00-\uffef]")  # a character written with no space around it
+# A piece written with no space around it: a Chinese or Japanese character, or CJK or full-width punctuation ("。",
+# "！"); not a full-width letter or digit, nor "々", which are word characters: glued to a word they would join it
+_WRITTEN_CLOSE = re.compile(rf"[{_CJK}]|(?!\w)[\u3000-\u303f\uff00-\uffef]")
 _NO_SPACE_BEFORE = set(".,!?;:)]}%'\"") | set("\u0964\u0965\u060c\u061b\u061f\u06d4")  # and । ॥ ، ؛ ؟ ۔
 _NO_SPACE_AFTER = set("([{")
 
@@ -492,7 +494,7 @@ class WordTokenizer(Tokenizer):
         out = []
         for k, piece in enumerate(pieces):
             glue = (k == 0 or piece in _NO_SPACE_BEFORE or pieces[k - 1] in _NO_SPACE_AFTER
-                    or _WRITTEN_CLOSE.fullmatch(piece) is not None or _WRITTEN_CLOSE.fullmatch(pieces[k - 1]))
+                    or _WRITTEN_CLOSE.match(piece) is not None or _WRITTEN_CLOSE.match(pieces[k - 1]))
             out.append(piece if glue else " " + piece)
         return "".join(out)
 
