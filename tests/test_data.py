@@ -944,6 +944,15 @@ def test_full_width_letters_and_digits_are_not_glued_to_a_word():
 
 
 @pytest.mark.single_backend
+def test_decode_spaces_double_quotes_in_pairs_and_a_currency_sign_before_its_number():
+    """'He said "yes".' decoded as 'He said" yes".' (every '"' glued to the word before it) and '$5' as '$ 5'."""
+    for text in ('He said "yes". "No," she said.', "It costs $5, or €12 and £3 .", "a $ sign"):
+        tok = WordTokenizer.from_texts([text], lower=False)
+        assert tok.decode(tok.encode(text)) == text.replace(" .", ".")
+        assert tok.encode(tok.decode(tok.encode(text))) == tok.encode(text)
+
+
+@pytest.mark.single_backend
 def test_every_combining_mark_is_found_in_the_planes_searched():
     """The marks' class is built from planes 0, 1 and 14 (a search of all 17 takes half a second at each start):
     none lies elsewhere, in this Python's Unicode."""

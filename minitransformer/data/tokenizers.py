@@ -491,11 +491,16 @@ class WordTokenizer(Tokenizer):
         return _word_re().findall(_composed(text.lower() if self.lower else text))
 
     def _join(self, pieces: list[str]) -> str:
-        out = []
+        out, quoted = [], False  # quoted: after an opening straight double quote, before its closing one
         for k, piece in enumerate(pieces):
-            glue = (k == 0 or piece in _NO_SPACE_BEFORE or pieces[k - 1] in _NO_SPACE_AFTER
-                    or _WRITTEN_CLOSE.match(piece) is not None or _WRITTEN_CLOSE.match(pieces[k - 1]))
+            before = pieces[k - 1] if k else ""
+            opening = piece == '"' and not quoted  # 'He said "yes".': a space before the first, none after it
+            glue = (k == 0 or (piece in _NO_SPACE_BEFORE and not opening) or before in _NO_SPACE_AFTER
+                    or (before == '"' and quoted) or _WRITTEN_CLOSE.match(piece) is not None
+                    or _WRITTEN_CLOSE.match(before) is not None
+                    or (len(before) == 1 and unicodedata.category(before) == "Sc" and piece[0].isdigit()))  # "$5"
             out.append(piece if glue else " " + piece)
+            quoted ^= piece == '"'
         return "".join(out)
 
     def to_dict(self) -> dict:
