@@ -28,7 +28,7 @@ import copy
 import inspect
 import threading
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np  # only for host copies in state_dict(); arithmetic goes through the backend
 
@@ -283,6 +283,12 @@ class Module:
     #: names of buffers that ``to(dtype)`` leaves in their own dtype (``to(backend)`` still moves them), such as a table
     #: kept exact in float64 and cast where it is used, as :class:`SinusoidalPositionalEncoding`'s ``PE``
     _keep_dtype: tuple[str, ...] = ()
+    # what __init__ makes of _STATE, declared for a type checker (which does not see __getattr__)
+    _parameters: dict[str, Parameter | None]
+    _buffers: dict[str, Tensor | None]
+    _non_persistent: set[str]
+    _modules: dict[str, Module | None]
+    training: bool
 
     def __init__(self) -> None:
         for name, start in _STATE.items():  # {} for _parameters, _buffers and _modules; training True
@@ -389,17 +395,18 @@ class Module:
             "contain itself"
         )
 
-    def __getattr__(self, name: str):
-        # only called when normal lookup fails: look in the registries
-        registries = self.__dict__
-        for what in ("_parameters", "_buffers", "_modules"):
-            found = registries.get(what, {})
-            if name in found:
-                return found[name]
-        if isinstance(getattr(type(self), name, None), property):
-            # the property exists but its body raised AttributeError: run it again to show that error, not this one
-            return object.__getattribute__(self, name)
-        raise no_attribute("Module", name, obj=self)  # Python's words; PyTorch's names say what to write here
+    if not TYPE_CHECKING:  # a type checker that saw it would take any name, lin.wieght too, for a real one
+        def __getattr__(self, name: str):
+            # only called when normal lookup fails: look in the registries
+            registries = self.__dict__
+            for what in ("_parameters", "_buffers", "_modules"):
+                found = registries.get(what, {})
+                if name in found:
+                    return found[name]
+            if isinstance(getattr(type(self), name, None), property):
+                # the property exists but its body raised AttributeError: run it again to show that error, not this one
+                return object.__getattribute__(self, name)
+            raise no_attribute("Module", name, obj=self)  # Python's words; PyTorch's names say what to write here
 
     def __dir__(self):
         # the registered names too, as attributes: Jupyter completes model.enc<Tab>, Python's "Did you mean ...?" finds
