@@ -755,8 +755,9 @@ class Tensor:
         array = host if dtype is None else host.astype(dtype, copy=False)
         return array.copy() if copy else array
 
-    def item(self) -> float:
-        """The single value of a one-element tensor as a Python number (synchronises a GPU)."""
+    def item(self) -> int | float | bool:
+        """The single value of a one-element tensor as a Python number, of its dtype's kind (an int for an integer
+        tensor, a bool for a boolean one; synchronises a GPU)."""
         if self.size != 1:
             raise ValueError(f"item(): tensor has shape {self.shape}; only one-element tensors convert")
         return self.numpy().reshape(()).item()

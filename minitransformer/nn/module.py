@@ -28,7 +28,7 @@ import copy
 import inspect
 import threading
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import numpy as np  # only for host copies in state_dict(); arithmetic goes through the backend
 
@@ -142,6 +142,8 @@ _CONTAINERS = (list, tuple, set, frozenset, dict)
 #: The attributes :meth:`Module.__init__` gives every module (its own state), each with what makes its start value;
 #: no parameter or sub-module may take their names.
 _STATE = {"_parameters": dict, "_buffers": dict, "_non_persistent": set, "_modules": dict, "training": lambda: True}
+#: the type of ``self`` where a method returns it (``lin.eval()`` is a Linear; typing.Self needs Python 3.11)
+M = TypeVar("M", bound="Module")
 
 
 def module_classes(module: Module) -> dict[str, str]:
@@ -457,7 +459,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    def train(self, mode: bool = True) -> Module:
+    def train(self: M, mode: bool = True) -> M:
         """Training mode (dropout active) for this module and every sub-module; returns ``self``."""
         if not isinstance(mode, bool):  # train("no") would be truthy: training on, as the caller did not mean
             raise ValueError(f"{type(self).__name__}.train: mode must be True or False, got {mode!r}")
@@ -465,7 +467,7 @@ class Module:
             object.__setattr__(module, "training", bool(mode))
         return self
 
-    def eval(self) -> Module:
+    def eval(self: M) -> M:
         """Evaluation mode (dropout off): ``train(False)``; returns ``self``."""
         return self.train(False)
 
@@ -591,7 +593,7 @@ class Module:
         return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ------------------------------------------------------------ moving, casting
-    def to(self, *targets) -> Module:
+    def to(self: M, *targets) -> M:
         """Move every parameter and buffer to a backend and/or cast the floating ones to a dtype, in place.
 
         ``model.to("cupy")``, ``model.to("float64")`` (gradient checks), ``model.to("numpy", "float32")``.
