@@ -392,12 +392,18 @@ class Function:
     #: int64, powers int8, ``-`` an error): ``"refuse"``, a TypeError; or the ``xp`` function computed instead, with
     #: a bool result, as in PyTorch: ``"logical_or"`` for ``+``, ``"logical_and"`` for ``*``. None: bools are data
     #: like any other
-    on_bool = None
+    on_bool: str | None = None
     #: True when ``backward`` always returns new arrays, one per input, that nothing else holds; the engine
     #: may then add later gradients into them in place, and make them a leaf's ``.grad`` without a copy
     fresh_grads = False
     #: per positional input, whether it wants a gradient; ``None`` (not run by ``apply``) means all of them do
-    needs_input_grad = None
+    needs_input_grad: tuple[bool, ...] | None = None
+    # set by apply on the instance it makes (declared for a type checker): the inputs' backend and its array
+    # namespace, then, where a gradient is wanted, per positional input the leaf Tensor, the stand-in of an
+    # intermediate result (_Recorded) or the constant, as given
+    backend: _backend.Backend
+    xp: Any
+    inputs: tuple[Any, ...]
 
     def needs_grad(self, i: int) -> bool:
         """Whether positional input ``i`` wants a gradient (a Tensor with ``requires_grad``)."""
