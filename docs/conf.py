@@ -97,6 +97,7 @@ nitpick_ignore_regex = [
     ("py:class", r".*[\s()\[\]].*|.*->.*"),  # a phrase, or a piece of one
     ("py:class", r"(collections\.abc|pathlib|argparse|datetime|numpy|matplotlib|torch)\..+"),
     ("py:class", r"minitransformer(\.\w+)*\._\w+"),
+    ("py:class", r"(minitransformer(\.\w+)*\.)?[A-Z]"),  # a type variable (Module.eval() -> M, the module's class)
 ]
 
 

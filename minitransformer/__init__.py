@@ -12,6 +12,8 @@ array([[ 7., 11.],
        [ 9., 13.]], dtype=float32)
 """
 
+import typing as _typing  # (not a public name: dir() lists the package's own)
+
 from . import backend, functional, nn, optim
 from .autograd import (
     Function,
@@ -51,13 +53,19 @@ __all__ = [
 _LAZY_SUBPACKAGES = ("data", "train", "viz", "testing")
 
 
-def __getattr__(name: str):
-    # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
-    if name in _LAZY_SUBPACKAGES:
-        import importlib  # here, not at the top: dir(mt) lists the package's names, not the modules it uses
+if _typing.TYPE_CHECKING:  # what a type checker sees of them; mt.data is imported when first named
+    from . import data as data  # (the redundant alias marks a re-export)
+    from . import testing as testing
+    from . import train as train
+    from . import viz as viz
+else:  # a type checker that saw this would take any name, mt.cat too, for a real one
+    def __getattr__(name: str):
+        # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
+        if name in _LAZY_SUBPACKAGES:
+            import importlib  # here, not at the top: dir(mt) lists the package's names, not the modules it uses
 
-        return importlib.import_module(f".{name}", __name__)
-    raise _no_attribute(__name__, name)
+            return importlib.import_module(f".{name}", __name__)
+        raise _no_attribute(__name__, name)
 
 
 def __dir__():

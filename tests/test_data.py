@@ -235,6 +235,24 @@ def test_tokenizer_saves_as_json_and_comes_back(tok):
 
 
 @single
+def test_a_tokenizer_class_reads_back_its_own_data_and_refuses_another_class_s():
+    """CharTokenizer.from_dict of a WordTokenizer's data gave a WordTokenizer (and of a pair's, a TokenizerPair):
+    not what the name says, nor what a type checker is told. A class's own data (a subclass's too) read back; the
+    base class reads any tokenizer's; tokenizer_from_dict reads whatever was saved."""
+    word, char = WordTokenizer(["yes", "no"]), CharTokenizer("abc")
+    pair = TokenizerPair(char, word)
+    with pytest.raises(ValueError, match=r"CharTokenizer\.from_dict: the data are a WordTokenizer's \('type': "
+                                         r"'word'\), not a CharTokenizer's; tokenizer_from_dict\(state\) reads"):
+        CharTokenizer.from_dict(word.to_dict())
+    with pytest.raises(ValueError, match=r"Tokenizer\.from_dict: the data are a TokenizerPair's \('type': 'pair'\)"):
+        Tokenizer.from_dict(pair.to_dict())
+    with pytest.raises(ValueError, match=r"^tokenizer_from_dict: expected a dict with 'type'"):  # no tokenizer's
+        CharTokenizer.from_dict({"type": "sentencepiece"})
+    assert Tokenizer.from_dict(word.to_dict()) == word and type(Tokenizer.from_dict(char.to_dict())) is CharTokenizer
+    assert tokenizer_from_dict(pair.to_dict()) == pair
+
+
+@single
 def test_tokenizer_from_dict_refuses_foreign_data():
     with pytest.raises(ValueError, match="'type'"):
         tokenizer_from_dict({"type": "sentencepiece", "vocab": []})  # a kind this library does not have

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,26 @@ def test_the_source_distribution_carries_the_tests_and_what_they_read(tmp_path):
     assert not wanted - held, f"the sdist lacks {sorted(wanted - held)}"
     assert {"LICENSE", "README.md", "notebooks/01_autograd.ipynb", "tools/make_notebooks.py"} <= held
     assert not [name for name in held if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_the_wheel_carries_the_py_typed_marker(tmp_path):
+    """Without minitransformer/py.typed a type checker ignores the installed package ("missing library stubs or
+    py.typed marker", PEP 561): every name of it Any, no misspelt keyword flagged. setup.cfg's package_data ships
+    it, with the data files."""
+    pytest.importorskip("setuptools.command.bdist_wheel", reason="setuptools >= 70.1 builds wheels without `wheel`")
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "minitransformer", src / "minitransformer",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("README.md", "setup.cfg", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    done = subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "bdist_wheel",
+                           "--dist-dir", str(tmp_path / "dist")], cwd=src, capture_output=True, encoding="utf-8",
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = (tmp_path / "dist").glob("minitransformer-*.whl")
+    with zipfile.ZipFile(wheel) as whl:
+        held = set(whl.namelist())
+    assert {"minitransformer/py.typed", "minitransformer/data/tiny.txt"} <= held
 
 
 def test_the_licence_ships_with_the_package_metadata():

@@ -20,6 +20,11 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, overload
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: PyTorch's name -> (what torch writes, what to write here), for each place a name is looked up
 TORCH_NAMES = {
@@ -292,7 +297,17 @@ SDPA_MASKS = {
 }
 
 
-def torch_keywords(f=None, *, aliases: dict[str, tuple[tuple[str, ...], str]] | None = None, **instead):
+# The signatures a type checker sees: the wrapped function's own (a class's, where its __init__ is wrapped), so that
+# a misspelt keyword is flagged. ``aliases`` has a signature of its own: a table passed as **instead might hold the
+# key "aliases" for all a checker knows, and would not match.
+@overload
+def torch_keywords(f: Callable[P, R], **instead: str) -> Callable[P, R]: ...
+@overload
+def torch_keywords(**instead: str) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+@overload
+def torch_keywords(*, aliases: dict[str, tuple[tuple[str, ...], str]] | None,
+                   **instead: str) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+def torch_keywords(f: Any = None, *, aliases: Any = None, **instead: Any) -> Any:
     """``f`` with PyTorch's keywords refused by Python's TypeError for a keyword ``f`` does not take, followed by
     what to write here: a keyword of :data:`TORCH_KEYWORDS` whose name here ``f`` takes, with its value
     (``x.sum(dim=-1)``: "PyTorch's dim=-1 is axis=-1 here"), and each of ``instead``, a keyword torch has and ``f``
@@ -314,7 +329,7 @@ keepdims=True here (NumPy's names; docs/from-pytorch.md)
     theirs = renamed.keys() | instead.keys() | aliases.keys()
 
     @functools.wraps(f)
-    def takes_torchs_keywords(*args, **kwargs):
+    def takes_torchs_keywords(*args: Any, **kwargs: Any) -> Any:
         if kwargs and not theirs.isdisjoint(kwargs):
             raise TypeError(_keywords_message(f.__qualname__, kwargs, renamed, instead, aliases))
         return f(*args, **kwargs)

@@ -27,6 +27,8 @@ import re
 import threading
 import warnings
 import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 import numpy as np  # only to recognise NumPy scalars; arithmetic goes through the backend's xp
 
@@ -55,6 +57,9 @@ class _GradState(threading.local):
 
 _grad = _GradState()
 _anomaly = False
+P = ParamSpec("P")
+R = TypeVar("R")
+G = TypeVar("G", bound="_GradMode")
 
 
 class _GradMode:
@@ -62,8 +67,14 @@ class _GradMode:
     parentheses (``@no_grad()`` or ``@no_grad``, as PyTorch allows)."""
 
     _value = True
+    _previous: bool
 
-    def __new__(cls, fn=None):
+    # what a type checker sees: no_grad() is a context manager, no_grad(fn) the decorated function
+    @overload
+    def __new__(cls: type[G], fn: None = None) -> G: ...
+    @overload
+    def __new__(cls, fn: Callable[P, R]) -> Callable[P, R]: ...  # type: ignore[misc]  # (mypy wants an instance)
+    def __new__(cls, fn: Callable[..., Any] | None = None) -> Any:
         self = super().__new__(cls)
         if fn is None:
             return self
@@ -71,14 +82,14 @@ class _GradMode:
             raise TypeError(f"{cls.__name__}() takes no arguments, or (as @{cls.__name__}) a function to decorate")
         return self(fn)  # @no_grad without parentheses: the decorated function itself
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self._previous = _grad.enabled
         _grad.enabled = self._value
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         _grad.enabled = self._previous
 
-    def __call__(self, fn):
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         if inspect.isgeneratorfunction(fn):  # its body runs at each next(), after the decorator's block has ended
             raise TypeError(
                 f"@{type(self).__name__} on the generator function {fn.__name__!r}: its body runs after the block "
@@ -86,7 +97,7 @@ class _GradMode:
             )
 
         @functools.wraps(fn)
-        def wrapped(*args, **kwargs):
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
             with type(self)():
                 return fn(*args, **kwargs)
 
@@ -381,12 +392,18 @@ class Function:
     #: int64, powers int8, ``-`` an error): ``"refuse"``, a TypeError; or the ``xp`` function computed instead, with
     #: a bool result, as in PyTorch: ``"logical_or"`` for ``+``, ``"logical_and"`` for ``*``. None: bools are data
     #: like any other
-    on_bool = None
+    on_bool: str | None = None
     #: True when ``backward`` always returns new arrays, one per input, that nothing else holds; the engine
     #: may then add later gradients into them in place, and make them a leaf's ``.grad`` without a copy
     fresh_grads = False
     #: per positional input, whether it wants a gradient; ``None`` (not run by ``apply``) means all of them do
-    needs_input_grad = None
+    needs_input_grad: tuple[bool, ...] | None = None
+    # set by apply on the instance it makes (declared for a type checker): the inputs' backend and its array
+    # namespace, then, where a gradient is wanted, per positional input the leaf Tensor, the stand-in of an
+    # intermediate result (_Recorded) or the constant, as given
+    backend: _backend.Backend
+    xp: Any
+    inputs: tuple[Any, ...]
 
     def needs_grad(self, i: int) -> bool:
         """Whether positional input ``i`` wants a gradient (a Tensor with ``requires_grad``)."""
@@ -603,13 +620,14 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    def __getattr__(self, name: str):
-        # called for a name the tensor lacks, and for an AttributeError raised inside a property: PyTorch's names
-        # (its in-place x.exp_() too) get the one to write here; any other name takes Python's own path, which raises
-        # the original error again
-        if name in TORCH_NAMES["Tensor"] or in_place(name, self):
-            raise no_attribute("Tensor", name, obj=self)
-        return object.__getattribute__(self, name)
+    if not TYPE_CHECKING:  # a type checker that saw it would take any name, x.unsqueeze or x.gradd, for a real one
+        def __getattr__(self, name: str):
+            # called for a name the tensor lacks, and for an AttributeError raised inside a property: PyTorch's names
+            # (its in-place x.exp_() too) get the one to write here; any other name takes Python's own path, which
+            # raises the original error again
+            if name in TORCH_NAMES["Tensor"] or in_place(name, self):
+                raise no_attribute("Tensor", name, obj=self)
+            return object.__getattribute__(self, name)
 
     @classmethod
     def _wrap(cls, array, backend, requires_grad: bool = False) -> Tensor:
@@ -743,8 +761,9 @@ class Tensor:
         array = host if dtype is None else host.astype(dtype, copy=False)
         return array.copy() if copy else array
 
-    def item(self) -> float:
-        """The single value of a one-element tensor as a Python number (synchronises a GPU)."""
+    def item(self) -> int | float | bool:
+        """The single value of a one-element tensor as a Python number, of its dtype's kind (an int for an integer
+        tensor, a bool for a boolean one; synchronises a GPU)."""
         if self.size != 1:
             raise ValueError(f"item(): tensor has shape {self.shape}; only one-element tensors convert")
         return self.numpy().reshape(()).item()

@@ -30,6 +30,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
+from typing import TypeVar
 
 import numpy as np  # only to recognise a NumPy bool in saved data
 
@@ -117,6 +118,10 @@ def _register(cls: type) -> None:
                         f"tokenizer names its class by its kind, so each class needs its own: choose another, such as "
                         f"{cls.__name__.lower()!r}")
     _KINDS[kind] = cls
+
+
+#: the class a classmethod of :class:`Tokenizer` is called on (``CharTokenizer.from_dict`` gives a CharTokenizer)
+T = TypeVar("T", bound="Tokenizer")
 
 
 class Tokenizer:
@@ -308,19 +313,28 @@ class Tokenizer:
         )
 
     @classmethod
-    def from_dict(cls, state: dict) -> Tokenizer:
-        """Rebuild a tokenizer saved by :meth:`to_dict` (any subclass: the ``"type"`` entry says which).
+    def from_dict(cls: type[T], state: dict) -> T:
+        """Rebuild a tokenizer of this class saved by :meth:`to_dict` (or of a subclass: the ``"type"`` entry says
+        which; ``Tokenizer.from_dict`` reads any); another class's data are refused (:func:`tokenizer_from_dict`
+        reads whatever was saved, a :class:`TokenizerPair` too).
 
         The class registered under the saved ``"type"`` rebuilds it: ``cls(vocab)`` by default (and what the
         built-in classes save besides: ``lower``, ``merges``). A subclass whose ``__init__`` takes more than the
         vocabulary overrides this classmethod, as it overrides :meth:`to_dict` to save them.
         """
-        if not isinstance(state, dict) or _KINDS.get(state.get("type")) is not cls:
-            return tokenizer_from_dict(state)  # another class's data (or none's): the "type" entry says whose
-        return cls._from_vocab(state, _saved_vocab(state))
+        saved = _KINDS.get(state.get("type")) if isinstance(state, dict) else None
+        if saved is cls:
+            return cls._from_vocab(state, _saved_vocab(state))
+        if saved is None and not (isinstance(state, dict) and state.get("type") == _PAIR_KIND):
+            tokenizer_from_dict(state)  # no tokenizer's data: refused there, in its words
+        if saved is None or not issubclass(saved, cls):
+            whose = "a TokenizerPair's" if saved is None else f"a {saved.__name__}'s"
+            raise ValueError(f"{cls.__name__}.from_dict: the data are {whose} ('type': {state['type']!r}), not a "
+                             f"{cls.__name__}'s; tokenizer_from_dict(state) reads whatever was saved")
+        return tokenizer_from_dict(state)  # type: ignore[return-value]  # a subclass's data: its own from_dict
 
     @classmethod
-    def _from_vocab(cls, state: dict, vocab: list) -> Tokenizer:
+    def _from_vocab(cls: type[T], state: dict, vocab: list) -> T:
         """This class rebuilt from its checked saved ``vocab`` (the entries after the specials) and ``state``."""
         return cls(vocab)
 

@@ -24,6 +24,8 @@ composition, which stays as the reference they are tested against:
 Use it as ``import minitransformer.functional as F`` (PyTorch's habit).
 """
 
+import typing as _typing
+
 from ..autograd._torch_names import no_attribute as _no_attribute
 from .activations import gelu, log_softmax, relu, sigmoid, softmax
 from .attention import scaled_dot_product_attention
@@ -41,6 +43,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
-    raise _no_attribute(__name__, name)
+if not _typing.TYPE_CHECKING:  # a type checker that saw it would take any name for a real one
+    def __getattr__(name: str):
+        # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
+        raise _no_attribute(__name__, name)

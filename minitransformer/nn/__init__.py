@@ -24,6 +24,8 @@ r"""Layer 4: modules, PyTorch's habits: ``Module``, ``Parameter`` and the layers
 ========================================  ==================================================================
 """
 
+import typing as _typing
+
 from ..autograd._torch_names import no_attribute as _no_attribute
 from . import convert, init
 from .attention import KVCache, MultiHeadAttention
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
-    raise _no_attribute(__name__, name)
+if not _typing.TYPE_CHECKING:  # a type checker that saw it would take any name for a real one
+    def __getattr__(name: str):
+        # called only for a name the module lacks (PEP 562): PyTorch's names get the one to write here
+        raise _no_attribute(__name__, name)

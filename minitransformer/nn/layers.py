@@ -455,6 +455,7 @@ class SinusoidalPositionalEncoding(Module):
     """
 
     _keep_dtype = ("PE",)  # float64 through to(dtype), so no cast there rounds it for good
+    PE: Tensor  # the buffer __init__ registers, declared for a type checker
 
     def __init__(self, d_model: int, max_len: int = 5000):
         super().__init__()

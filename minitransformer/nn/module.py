@@ -28,7 +28,7 @@ import copy
 import inspect
 import threading
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import numpy as np  # only for host copies in state_dict(); arithmetic goes through the backend
 
@@ -142,6 +142,8 @@ _CONTAINERS = (list, tuple, set, frozenset, dict)
 #: The attributes :meth:`Module.__init__` gives every module (its own state), each with what makes its start value;
 #: no parameter or sub-module may take their names.
 _STATE = {"_parameters": dict, "_buffers": dict, "_non_persistent": set, "_modules": dict, "training": lambda: True}
+#: the type of ``self`` where a method returns it (``lin.eval()`` is a Linear; typing.Self needs Python 3.11)
+M = TypeVar("M", bound="Module")
 
 
 def module_classes(module: Module) -> dict[str, str]:
@@ -283,6 +285,12 @@ class Module:
     #: names of buffers that ``to(dtype)`` leaves in their own dtype (``to(backend)`` still moves them), such as a table
     #: kept exact in float64 and cast where it is used, as :class:`SinusoidalPositionalEncoding`'s ``PE``
     _keep_dtype: tuple[str, ...] = ()
+    # what __init__ makes of _STATE, declared for a type checker (which does not see __getattr__)
+    _parameters: dict[str, Parameter | None]
+    _buffers: dict[str, Tensor | None]
+    _non_persistent: set[str]
+    _modules: dict[str, Module | None]
+    training: bool
 
     def __init__(self) -> None:
         for name, start in _STATE.items():  # {} for _parameters, _buffers and _modules; training True
@@ -389,17 +397,18 @@ class Module:
             "contain itself"
         )
 
-    def __getattr__(self, name: str):
-        # only called when normal lookup fails: look in the registries
-        registries = self.__dict__
-        for what in ("_parameters", "_buffers", "_modules"):
-            found = registries.get(what, {})
-            if name in found:
-                return found[name]
-        if isinstance(getattr(type(self), name, None), property):
-            # the property exists but its body raised AttributeError: run it again to show that error, not this one
-            return object.__getattribute__(self, name)
-        raise no_attribute("Module", name, obj=self)  # Python's words; PyTorch's names say what to write here
+    if not TYPE_CHECKING:  # a type checker that saw it would take any name, lin.wieght too, for a real one
+        def __getattr__(self, name: str):
+            # only called when normal lookup fails: look in the registries
+            registries = self.__dict__
+            for what in ("_parameters", "_buffers", "_modules"):
+                found = registries.get(what, {})
+                if name in found:
+                    return found[name]
+            if isinstance(getattr(type(self), name, None), property):
+                # the property exists but its body raised AttributeError: run it again to show that error, not this one
+                return object.__getattribute__(self, name)
+            raise no_attribute("Module", name, obj=self)  # Python's words; PyTorch's names say what to write here
 
     def __dir__(self):
         # the registered names too, as attributes: Jupyter completes model.enc<Tab>, Python's "Did you mean ...?" finds
@@ -450,7 +459,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    def train(self, mode: bool = True) -> Module:
+    def train(self: M, mode: bool = True) -> M:
         """Training mode (dropout active) for this module and every sub-module; returns ``self``."""
         if not isinstance(mode, bool):  # train("no") would be truthy: training on, as the caller did not mean
             raise ValueError(f"{type(self).__name__}.train: mode must be True or False, got {mode!r}")
@@ -458,7 +467,7 @@ class Module:
             object.__setattr__(module, "training", bool(mode))
         return self
 
-    def eval(self) -> Module:
+    def eval(self: M) -> M:
         """Evaluation mode (dropout off): ``train(False)``; returns ``self``."""
         return self.train(False)
 
@@ -584,7 +593,7 @@ class Module:
         return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ------------------------------------------------------------ moving, casting
-    def to(self, *targets) -> Module:
+    def to(self: M, *targets) -> M:
         """Move every parameter and buffer to a backend and/or cast the floating ones to a dtype, in place.
 
         ``model.to("cupy")``, ``model.to("float64")`` (gradient checks), ``model.to("numpy", "float32")``.

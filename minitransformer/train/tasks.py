@@ -82,6 +82,7 @@ from ..data import (
     CharTokenizer,
     CorpusError,
     DataLoader,
+    Tokenizer,
     TokenizerPair,
     WordTokenizer,
     available_corpora,
@@ -207,16 +208,16 @@ class TaskSetup:
     kind: str
     settings: dict
     model: nn.Module
-    tokenizer: object
+    tokenizer: Tokenizer | TokenizerPair
     optimizer: optim.Optimizer
     schedule: optim.LRScheduler
-    train_data: object
+    train_data: DataLoader | Callable[[int], Batch]
     loss_fn: Callable
     eval_fn: Callable
     final_metrics: Callable
     sample: Callable
-    val: object = None
-    test: object = None
+    val: list | np.ndarray | None = None
+    test: list | np.ndarray | None = None
 
     def trainer(self, **options) -> Trainer:
         """A :class:`~minitransformer.train.Trainer` of this setup: its model, optimizer, schedule, loss and
