@@ -1725,3 +1725,22 @@ def test_each_task_trains_into_a_folder_of_its_own_by_default(tmp_path, monkeypa
     assert folders == [(task, os.path.join("train-output", name)) for task, name in
                        (("copy", "copy"), ("classify", "classify"), ("classify", "classify-seed-cpu"),
                         ("classify", "classify-seed-document"), ("classify", "classify-seed-cpu"))]
+
+
+def _strict_json(text: str):
+    """``text`` read as RFC 8259 JSON: Python's json takes NaN, Infinity and -Infinity, which are not JSON."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_metrics_json_of_a_run_blown_up_without_nan_is_json(tmp_path, capsys):
+    """A run whose loss grew past e^709.78 without becoming NaN (lr 3000, no clipping) wrote "val_perplexity":
+    Infinity, which is not JSON (jq and JSON.parse refuse the whole file). Now a figure that is not finite is null,
+    and "not_finite" says which and what it was."""
+    out = tmp_path / "run"
+    assert main(["train", "--task", "charlm", "--lr", "3000", "--warmup", "1", "--set", "clip=0", "--steps", "5",
+                 "--eval-every", "1000", "--no-progress", "--no-pictures", "--out", str(out)]) == 0
+    record = _strict_json((out / "metrics.json").read_text(encoding="utf-8"))
+    assert record["metrics"]["val_perplexity"] is None and record["not_finite"] == {"metrics/val_perplexity": "inf"}
+    assert record["metrics"]["val_loss"] > 709.79  # (finite: kept as it is)

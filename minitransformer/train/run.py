@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import math
 import os
 import sys
 import tempfile
@@ -289,7 +290,7 @@ def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverg
     record = {"task": task, "metrics": metrics, "settings": setup.settings, "backend": backend}
     if diverged is not None:
         record["error"] = str(diverged)
-    text = json.dumps(record, indent=2)
+    text = _json_text(record)
     trainer._check_folder_there()  # (--out removed since the checkpoint: not made anew for the metrics)
     _write_atomically(out / "metrics.json", lambda f: f.write(text.encode("utf-8")))  # as the checkpoint
     written = [trainer.checkpoint_path, out / "metrics.json",
@@ -298,6 +299,29 @@ def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverg
     for p in written:
         print(f"  {p}")
     return metrics
+
+
+def _json_text(record: dict) -> str:
+    """``record`` as JSON text, as RFC 8259 has it: a number that is not finite (a perplexity past e^709.78, a loss
+    that overflowed) is written ``null``, and ``"not_finite"`` names it by its path with its value as text
+    (``{"metrics/val_perplexity": "inf"}``); Python's ``NaN``/``Infinity`` are not JSON, and strict readers (``jq``,
+    JavaScript's ``JSON.parse``) refuse the whole file for one of them."""
+    not_finite = {}
+
+    def finite(value, where: str):
+        if isinstance(value, float) and not math.isfinite(value):
+            not_finite[where] = str(value)  # "inf", "-inf", "nan": null alone would not say which
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v, f"{where}/{k}" if where else str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [finite(v, f"{where}/{i}") for i, v in enumerate(value)]
+        return value
+
+    safe = finite(record, "")
+    if not_finite:
+        safe["not_finite"] = not_finite
+    return json.dumps(safe, indent=2, allow_nan=False)
 
 
 def _marks_of_run(trainer, diverged=None) -> dict[str, int]:
