@@ -146,3 +146,49 @@ def test_checked_later_a_loss_not_finite_since_the_last_log_stops_a_checkpoint_o
     assert str(caught.value).startswith("Trainer: the training loss became nan by step 3 (found at the read of the "
                                         "device after step 4: ")
     assert trainer.step == 4 and not (tmp_path / "c.npz").exists()
+
+
+def test_trainer_save_refuses_weights_that_are_not_finite(tmp_path):
+    """A loop of one's own (train_step, then save every few steps) wrote NaN weights over the last good checkpoint
+    once a step's gradient was NaN with a finite loss (sqrt at 0): fit refuses them before its checkpoints, save did
+    not. Now save refuses, naming the parameter and the step, and leaves the checkpoint there whole;
+    allow_nonfinite=True writes them all the same."""
+    from minitransformer.train import CheckpointError, read_checkpoint
+
+    mt.manual_seed(0)
+    model = nn.Linear(2, 1)
+
+    def loss_fn(model, x):
+        out = model(x)
+        if trainer.step == 2:  # step 3: a finite loss, a NaN gradient
+            return (out ** 2).mean() + ((out * 0.0) ** 0.5).sum()
+        return (out ** 2).mean()
+
+    trainer = Trainer(model, optim.Adam(model.parameters(), lr=0.01), loss_fn, progress=False)
+    path = tmp_path / "ckpt.npz"
+    for _ in range(3):
+        with np.errstate(divide="ignore", invalid="ignore"):  # (sqrt's gradient at 0)
+            trainer.train_step(mt.ones(4, 2))
+        if trainer.step == 2:
+            trainer.save(path)
+    good = path.read_bytes()
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: parameter 'weight' \(and 5 more\) holds NaN or "
+                                              r"infinity at step 3: .* is not written .*allow_nonfinite=True"):
+        trainer.save(path)
+    assert path.read_bytes() == good
+    trainer.save(tmp_path / "nan.npz", allow_nonfinite=True)
+    assert np.isnan(read_checkpoint(tmp_path / "nan.npz").model_state["weight"]).all()
+
+
+def test_save_checkpoint_names_the_parameter_of_an_optimizer_state_not_finite(tmp_path):
+    """Adam's moments not finite under finite weights are refused too, by the model's name of their parameter."""
+    from minitransformer.train import CheckpointError, save_checkpoint
+
+    model = nn.Linear(2, 1)
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    model(mt.ones(1, 2)).sum().backward()
+    opt.step()
+    opt.state[model.bias]["v"] = opt.state[model.bias]["v"] * float("inf")
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: the optimizer's 'v' of parameter 'bias' holds NaN"):
+        save_checkpoint(tmp_path / "c.npz", model, opt, step=1)
+    assert not (tmp_path / "c.npz").exists()

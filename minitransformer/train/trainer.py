@@ -997,11 +997,17 @@ class Trainer:
             self._log(_NoBar())  # raises
         return {"running_loss": loss, "running_norm": self._norm.state_dict()}
 
-    def save(self, path) -> None:
+    def save(self, path, allow_nonfinite: bool = False) -> None:
         """Write a checkpoint of everything needed to resume: model, optimizer, schedule, step, the random generators
         (the model's backend's, and the host's, :func:`~minitransformer.backend.host_rng`), data position, history and
-        the running means of the steps since the last log."""
+        the running means of the steps since the last log.
+
+        Weights or an optimizer's state holding a NaN or an infinity are refused (a
+        :class:`~minitransformer.train.CheckpointError` naming the parameter and the step; nothing is written, a
+        checkpoint at ``path`` stays), as :meth:`fit` refuses them before its checkpoints, unless
+        ``allow_nonfinite`` (:func:`~minitransformer.train.save_checkpoint`'s)."""
         save_checkpoint(path, self.model, self.optimizer, self.schedule, step=self.step, tokenizer=self.tokenizer,
+                        allow_nonfinite=allow_nonfinite,
                         history=self.history,
                         trainer_state={**self.state(), **self._params_state(), **self._running_means(),
                                        "host_rng": _backend.host_rng().bit_generator.state},  # (PCG64's: ints)
