@@ -83,7 +83,8 @@ def _print_metrics(metrics: dict) -> None:
 
 def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_threads: int | None = 1,
           resume: bool = False, pictures: Callable | None = None, checkpoint_every: int | None = None,
-          overwrite: bool = False, keep_checkpoints: int | None = None, **overrides) -> dict:
+          overwrite: bool = False, keep_checkpoints: int | None = None, spelled: dict | None = None,
+          **overrides) -> dict:
     """Train ``task`` with :data:`~minitransformer.train.tasks.DEFAULTS` changed by ``overrides``; write into ``out``.
 
     Parameters
@@ -123,6 +124,10 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         the old one whole; one stopped before its end names them in its checkpoints, and its ``resume``, or
         the next ``overwrite``, deletes them); without it (and without ``resume``) that checkpoint is kept and the run
         refused: a trained model is not lost to a forgotten ``--resume``.
+    spelled : dict, optional
+        How the advice of a divergence writes a setting, name -> format of ``{name}`` and ``{value}``: the command
+        line gives ``{"clip": "--set clip={value}", "warmup": "--warmup {value}", ...}``; by default ``clip=1.0``, as
+        here (:attr:`~minitransformer.train.Trainer.spelled`).
     keep_checkpoints : int, optional
         Also keep the last this many checkpoints written every ``checkpoint_every`` steps (which it needs), as
         ``checkpoint-step000400.npz`` ... beside ``checkpoint.npz``, to :func:`average`
@@ -223,6 +228,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
                                 keep_checkpoints=keep_checkpoints,
                                 extra={"task": task, "settings": s, **({REPLACED_COPIES: replaced} if replaced else {}),
                                        "checkpoints": {"every": checkpoint_every, "keep": keep_checkpoints}})
+        trainer.spelled, trainer.warmup = dict(spelled or {}), s.get("warmup")
         if resume:
             trainer.load(path, rng="reseed")  # a run written on another backend continues, with a fresh random stream
             print(f"resumed from {path} at step {trainer.step}")
