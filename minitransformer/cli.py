@@ -262,6 +262,10 @@ def _train(args) -> int:
             return f"; the checkpoint written last, {checkpoint}, is kept; continue from it with: {again}"
         return ""
 
+    # how the advice of a divergence names a setting: by its option where it has one (--warmup 100), else --set
+    spelled = {**{name: "--set {name}={value}" for name in tasks.REGISTRY[args.task].defaults},
+               **{name: f"--{name.replace('_', '-')} {{value}}" for name in flags if name != "restore_best"}}
+
     def work():
         import numpy as np
 
@@ -272,7 +276,7 @@ def _train(args) -> int:
                           blas_threads=None, resume=args.resume,
                           pictures=None if args.no_pictures else _training_pictures(),
                           checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
-                          keep_checkpoints=args.keep_checkpoints, **overrides)
+                          keep_checkpoints=args.keep_checkpoints, spelled=spelled, **overrides)
         except CorpusError as e:
             if args.text is None:
                 raise

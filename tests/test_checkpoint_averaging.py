@@ -682,3 +682,15 @@ def test_an_overwrite_that_fails_before_its_first_checkpoint_leaves_the_old_runs
     assert main([*run, "--overwrite"]) == 1
     assert _files(out) == before == ["checkpoint-step000002.npz", "checkpoint-step000004.npz", "checkpoint.npz",
                                      "metrics.json"]
+
+
+def test_average_checkpoints_refuses_weights_that_are_not_finite(tmp_path):
+    """A checkpoint of NaN weights (saved with allow_nonfinite, or before save refused them) was averaged in
+    silence, the mean NaN wherever it was; now it is refused, naming the file and the parameter."""
+    model = nn.Linear(2, 1)
+    good = save_checkpoint(tmp_path / "a.npz", model, step=1)
+    model.load_state_dict({k: v * np.nan if k == "bias" else v for k, v in model.state_dict().items()})
+    bad = save_checkpoint(tmp_path / "b.npz", model, step=2, allow_nonfinite=True)
+    with pytest.raises(CheckpointError, match=rf"^average_checkpoints: {re.escape(repr(str(bad)))} \(step 2\): its "
+                                              r"parameter 'bias' holds NaN or infinity"):
+        average_checkpoints([good, bad])

@@ -1111,6 +1111,12 @@ def test_commands_refuse_bad_input_with_one_line(tmp_path, capsys):
     assert "d_model=10 is not divisible by heads=3" in capsys.readouterr().err
 
 
+#: how a run of lr 1e6 diverges, at the step of the group: the loss NaN, or first (checked at once, NumPy) the
+#: gradient norm NaN under a finite loss, its weights made huge by the updates
+_NAN_AT = (r"(?:the training loss became nan by|the gradient norm was nan at) step (\d+)(?:;|, before its update, "
+           r"while the training loss was finite: .*?; or, where the loss grew before, updates too large:)")
+
+
 def test_a_run_that_diverges_is_one_line_without_numpy_warnings_and_status_1(tmp_path, capsys):
     import warnings
 
@@ -1121,8 +1127,9 @@ def test_a_run_that_diverges_is_one_line_without_numpy_warnings_and_status_1(tmp
                      "--out", str(out)]) == 1
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
     err = capsys.readouterr().err
-    assert re.fullmatch(r"minitransformer train: Trainer: the training loss became nan by step \d+; lower the "
-                        r"learning rate \(lr was \S+\) \(the gradients were clipped to a norm of 1\)\n", err), err
+    assert re.fullmatch(rf"minitransformer train: Trainer: {_NAN_AT} lower the "
+                        r"learning rate \(lr was \S+ at the last update\) \(the gradients were clipped to a norm of "
+                        r"1\)\n", err), err
     assert not (out / "checkpoint.npz").exists()  # nothing diverged is saved
 
 
@@ -1141,8 +1148,9 @@ def test_a_run_that_diverges_after_its_best_evaluation_saves_that_model_and_says
     assert main(run) == 1
     err = capsys.readouterr().err
     path = out / "checkpoint.npz"
-    said = re.fullmatch(r"minitransformer train: Trainer: the training loss became nan by step (\d+); lower the "
-                        r"learning rate \(lr was \S+\) \(the gradients were clipped to a norm of 1\); restore_best put "
+    said = re.fullmatch(rf"minitransformer train: Trainer: {_NAN_AT} lower the "
+                        r"learning rate \(lr was \S+ at the last update\) \(the gradients were clipped to a norm of "
+                        r"1\); restore_best put "
                         r"back the parameters of the best evaluation, step 5 \(val_accuracy 0\), and saved them in "
                         rf"{re.escape(str(path))} \(a model to evaluate, without the optimizer's state: not to "
                         rf"resume\); measure it with: minitransformer evaluate {re.escape(str(path))}\n", err)
@@ -1189,7 +1197,7 @@ def test_a_run_that_diverges_with_its_best_model_kept_writes_its_metrics_and_pic
     out = tmp_path / "run"
     assert main([*_DIVERGING, "--out", str(out)]) == 1
     captured = capsys.readouterr()
-    step = int(re.search(r"became nan by step (\d+);", captured.err)[1])
+    step = int(re.search(_NAN_AT, captured.err)[1])
     record = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert record["error"] == captured.err.removeprefix("minitransformer train: ").removesuffix("\n")
     metrics = record["metrics"]
@@ -1254,8 +1262,9 @@ def test_a_run_that_diverges_with_no_model_kept_leaves_the_old_runs_record_alone
     capsys.readouterr()
     assert main([*_DIVERGING, "--no-restore-best", "--overwrite", "--out", str(out)]) == 1
     captured = capsys.readouterr()
-    assert re.fullmatch(r"minitransformer train: Trainer: the training loss became nan by step \d+; lower the "
-                        r"learning rate \(lr was \d+\) \(the gradients were clipped to a norm of 1\)\n", captured.err)
+    assert re.fullmatch(rf"minitransformer train: Trainer: {_NAN_AT} lower the "
+                        r"learning rate \(lr was \d+ at the last update\) \(the gradients were clipped to a norm of "
+                        r"1\)\n", captured.err)
     assert "wrote:" not in captured.out
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
@@ -1269,7 +1278,7 @@ def test_a_diverged_run_whose_record_cannot_be_written_still_raises_the_divergen
     def pictures(setup, history, out, marks):  # (a diverged run's are drawn with marks)
         raise OSError("No space left on device")
 
-    with pytest.raises(TrainingDiverged, match=r"became nan by step \d+; .*; measure it with: minitransformer "
+    with pytest.raises(TrainingDiverged, match=rf"{_NAN_AT} .*; measure it with: minitransformer "
                                                r"evaluate .*; its record \(metrics\.json, pictures\) could not be "
                                                r"written: OSError: No space left on device$") as caught, \
             np.errstate(all="ignore"):  # (lr 1e6: the command line silences NumPy's warnings too)
@@ -1725,3 +1734,34 @@ def test_each_task_trains_into_a_folder_of_its_own_by_default(tmp_path, monkeypa
     assert folders == [(task, os.path.join("train-output", name)) for task, name in
                        (("copy", "copy"), ("classify", "classify"), ("classify", "classify-seed-cpu"),
                         ("classify", "classify-seed-document"), ("classify", "classify-seed-cpu"))]
+
+
+def _strict_json(text: str):
+    """``text`` read as RFC 8259 JSON: Python's json takes NaN, Infinity and -Infinity, which are not JSON."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_metrics_json_of_a_run_blown_up_without_nan_is_json(tmp_path, capsys):
+    """A run whose loss grew past e^709.78 without becoming NaN (lr 3000, no clipping) wrote "val_perplexity":
+    Infinity, which is not JSON (jq and JSON.parse refuse the whole file). Now a figure that is not finite is null,
+    and "not_finite" says which and what it was."""
+    out = tmp_path / "run"
+    assert main(["train", "--task", "charlm", "--lr", "3000", "--warmup", "1", "--set", "clip=0", "--steps", "5",
+                 "--eval-every", "1000", "--no-progress", "--no-pictures", "--out", str(out)]) == 0
+    record = _strict_json((out / "metrics.json").read_text(encoding="utf-8"))
+    assert record["metrics"]["val_perplexity"] is None and record["not_finite"] == {"metrics/val_perplexity": "inf"}
+    assert record["metrics"]["val_loss"] > 709.79  # (finite: kept as it is)
+
+
+def test_the_advice_of_a_divergence_quotes_the_last_update_s_rate_and_the_flags_as_typed(tmp_path, capsys):
+    """lr 10000 reached at once (--warmup 1), no clipping: the loss NaN at step 3, the last of a cosine schedule,
+    was said with "lr was 0" (step 3's rate, never used) and "(clip=1.0)", which the command line does not take.
+    Now step 2's rate, the peak, the flag as typed, and the warm-up of 1 step."""
+    assert main(["train", "--task", "reverse", "--lr", "10000", "--warmup", "1", "--set", "clip=0", "--steps", "3",
+                 "--no-progress", "--no-pictures", "--out", str(tmp_path / "run")]) == 1  # (the default model)
+    assert capsys.readouterr().err == (
+        "minitransformer train: Trainer: the training loss became nan by step 3; lower the learning rate (lr was 5000 "
+        "at the last update, 10000 at the highest) or clip the gradients (--set clip=1.0); the warm-up, 1 step of 3, "
+        "reaches the peak rate at once: a longer one (--warmup 3) may be enough\n")

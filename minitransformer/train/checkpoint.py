@@ -169,7 +169,7 @@ class Checkpoint:
 
 # ------------------------------------------------------------------------------------------ writing
 def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, rng_state="current", tokenizer=None,
-                    history=None, trainer_state=None, extra=None, config=None) -> Path:
+                    history=None, trainer_state=None, extra=None, config=None, allow_nonfinite: bool = False) -> Path:
     """Write ``model`` (and whatever else is given) to ``path`` as one checkpoint, atomically.
 
     Parameters
@@ -200,6 +200,10 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
         JSON-able data (numbers, strings, lists, dicts; NumPy arrays are stored as arrays).
     config : dict, optional
         The model's configuration; by default ``model.config`` if the model has one.
+    allow_nonfinite : bool
+        Write the model's weights and the optimizer's state even where they hold a NaN or an infinity (a run that
+        diverged, saved to look into); by default they are refused: saved every N steps of a loop of one's own, they
+        would replace the last good checkpoint with a model that computes only NaN.
 
     Returns
     -------
@@ -211,7 +215,8 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     CheckpointError
         ``path`` is a folder, or lies under a file; or the data hold something a checkpoint cannot (a Python
         object, a dict ``{"__array__": ...}``: the form the file uses inside for an array, a tokenizer that would
-        not read back as itself). Everything is
+        not read back as itself); or, unless ``allow_nonfinite``, the model's weights or the optimizer's state hold
+        a NaN or an infinity (the message names the first such parameter and the step). Everything is
         checked before the file is written: a refused save leaves an older checkpoint at ``path`` as it was.
     TypeError, ValueError
         An argument of the wrong kind (``model`` not a Module, ``step`` not an integer >= 0, ...).
@@ -254,6 +259,9 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     model_state = model.state_dict()
     for name, value in model_state.items():
         arrays[f"model/{name}"] = _check_array(f"model/{name}", value)
+    optimizer_state = None if optimizer is None else optimizer.state_dict()
+    if not allow_nonfinite:  # on the host copies the file is written from: no read of the device more
+        _refuse_not_finite(path, step, model, optimizer, model_state, optimizer_state)
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -264,7 +272,7 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
         "step": step,
         "rng_state": _flatten("rng_state", rng_state, arrays),
         "tokenizer": _flatten("tokenizer", tokenizer, arrays),
-        "optimizer": _flatten("optimizer", None if optimizer is None else optimizer.state_dict(), arrays),
+        "optimizer": _flatten("optimizer", optimizer_state, arrays),
         "optimizer_type": None if optimizer is None else type(optimizer).__name__,
         "schedule": _flatten("schedule", None if schedule is None else schedule.state_dict(), arrays),
         "schedule_type": None if schedule is None else type(schedule).__name__,
@@ -277,6 +285,23 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
     arrays[_CHECKSUM] = np.frombuffer(_checksum(arrays).encode("ascii"), dtype=np.uint8)
     _write_atomically(path, lambda f: np.savez(f, **arrays))
     return path
+
+
+def _refuse_not_finite(path: Path, step: int, model, optimizer, model_state: dict, optimizer_state) -> None:
+    """Refuse to save weights, or an optimizer's state (Adam's moments), holding a NaN or an infinity, naming the
+    first such parameter (the optimizer's state by the model's name of its parameter) and the step."""
+    bad = [f"parameter {name!r}" for name, a in model_state.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
+    if optimizer_state:
+        named = {id(p): name for name, p in model.named_parameters()}
+        params = list({id(p): p for group in optimizer.param_groups for p in group["params"]}.values())  # its i
+        bad += [f"the optimizer's {key!r} of parameter {named.get(id(params[i]), i)!r}"
+                for i, state in optimizer_state["state"].items() for key, a in state.items()
+                if isinstance(a, np.ndarray) and a.dtype.kind == "f" and not np.isfinite(a).all()]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise CheckpointError(f"save_checkpoint: {bad[0]}{more} holds NaN or infinity at step {step}: the run "
+                              f"diverged; {str(path)!r} is not written (a checkpoint there stays as it was); "
+                              "allow_nonfinite=True writes it all the same, to look into")
 
 
 def _warn_config_lacks_arguments(model: Module, config) -> None:
@@ -1160,6 +1185,7 @@ def average_checkpoints(paths) -> Checkpoint:
     for path in paths:
         ckpt = read_checkpoint(path)
         _refuse_restored(ckpt)
+        _refuse_not_finite_weights(ckpt)
         steps[path], ids[path] = ckpt.step, ckpt.extra.get(RUN_ID)
         if last is None or ckpt.step > last.step:
             last = ckpt
@@ -1199,6 +1225,16 @@ def _diverged(ckpt: Checkpoint) -> bool:
     """Whether the checkpoint was written when its run diverged (``trainer_state["stop_reason"]`` "diverged"): a model
     to evaluate, with no optimizer state to train on from."""
     return isinstance(ckpt.trainer_state, dict) and ckpt.trainer_state.get("stop_reason") == "diverged"
+
+
+def _refuse_not_finite_weights(ckpt: Checkpoint) -> None:
+    """Refuse to average a checkpoint whose weights hold a NaN or an infinity (written with ``allow_nonfinite``, or
+    by hand): the mean would be NaN there, whatever the other checkpoints hold."""
+    bad = [name for name, a in ckpt.model_state.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise CheckpointError(f"average_checkpoints: {ckpt.path!r} (step {ckpt.step}): its parameter {bad[0]!r}"
+                              f"{more} holds NaN or infinity: the mean would too; leave that checkpoint out")
 
 
 def _refuse_restored(ckpt: Checkpoint) -> None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import math
 import os
 import sys
 import tempfile
@@ -82,7 +83,8 @@ def _print_metrics(metrics: dict) -> None:
 
 def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_threads: int | None = 1,
           resume: bool = False, pictures: Callable | None = None, checkpoint_every: int | None = None,
-          overwrite: bool = False, keep_checkpoints: int | None = None, **overrides) -> dict:
+          overwrite: bool = False, keep_checkpoints: int | None = None, spelled: dict | None = None,
+          **overrides) -> dict:
     """Train ``task`` with :data:`~minitransformer.train.tasks.DEFAULTS` changed by ``overrides``; write into ``out``.
 
     Parameters
@@ -122,6 +124,10 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         the old one whole; one stopped before its end names them in its checkpoints, and its ``resume``, or
         the next ``overwrite``, deletes them); without it (and without ``resume``) that checkpoint is kept and the run
         refused: a trained model is not lost to a forgotten ``--resume``.
+    spelled : dict, optional
+        How the advice of a divergence writes a setting, name -> format of ``{name}`` and ``{value}``: the command
+        line gives ``{"clip": "--set clip={value}", "warmup": "--warmup {value}", ...}``; by default ``clip=1.0``, as
+        here (:attr:`~minitransformer.train.Trainer.spelled`).
     keep_checkpoints : int, optional
         Also keep the last this many checkpoints written every ``checkpoint_every`` steps (which it needs), as
         ``checkpoint-step000400.npz`` ... beside ``checkpoint.npz``, to :func:`average`
@@ -222,6 +228,7 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
                                 keep_checkpoints=keep_checkpoints,
                                 extra={"task": task, "settings": s, **({REPLACED_COPIES: replaced} if replaced else {}),
                                        "checkpoints": {"every": checkpoint_every, "keep": keep_checkpoints}})
+        trainer.spelled, trainer.warmup = dict(spelled or {}), s.get("warmup")
         if resume:
             trainer.load(path, rng="reseed")  # a run written on another backend continues, with a fresh random stream
             print(f"resumed from {path} at step {trainer.step}")
@@ -289,7 +296,7 @@ def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverg
     record = {"task": task, "metrics": metrics, "settings": setup.settings, "backend": backend}
     if diverged is not None:
         record["error"] = str(diverged)
-    text = json.dumps(record, indent=2)
+    text = _json_text(record)
     trainer._check_folder_there()  # (--out removed since the checkpoint: not made anew for the metrics)
     _write_atomically(out / "metrics.json", lambda f: f.write(text.encode("utf-8")))  # as the checkpoint
     written = [trainer.checkpoint_path, out / "metrics.json",
@@ -298,6 +305,29 @@ def _record(task: str, backend: str, setup, trainer, out: Path, pictures, diverg
     for p in written:
         print(f"  {p}")
     return metrics
+
+
+def _json_text(record: dict) -> str:
+    """``record`` as JSON text, as RFC 8259 has it: a number that is not finite (a perplexity past e^709.78, a loss
+    that overflowed) is written ``null``, and ``"not_finite"`` names it by its path with its value as text
+    (``{"metrics/val_perplexity": "inf"}``); Python's ``NaN``/``Infinity`` are not JSON, and strict readers (``jq``,
+    JavaScript's ``JSON.parse``) refuse the whole file for one of them."""
+    not_finite = {}
+
+    def finite(value, where: str):
+        if isinstance(value, float) and not math.isfinite(value):
+            not_finite[where] = str(value)  # "inf", "-inf", "nan": null alone would not say which
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v, f"{where}/{k}" if where else str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [finite(v, f"{where}/{i}") for i, v in enumerate(value)]
+        return value
+
+    safe = finite(record, "")
+    if not_finite:
+        safe["not_finite"] = not_finite
+    return json.dumps(safe, indent=2, allow_nan=False)
 
 
 def _marks_of_run(trainer, diverged=None) -> dict[str, int]:

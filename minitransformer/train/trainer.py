@@ -102,7 +102,8 @@ class TrainingDiverged(FloatingPointError):
         parameters or the monitored metric were found so (where checked later, :attr:`Trainer.step`, the step
         :meth:`Trainer.fit` stopped at, can be later); None where raised by hand without it.
     lr : float or None
-        The learning rate of that step.
+        The learning rate of the last update made before that step's loss (step ``step - 1``'s: its loss is computed
+        from the parameters that update made), the one to lower; None where no update was made (step 1).
     restored_step : int or None
         The step of the best evaluation whose parameters the model (and the checkpoint) holds again
         (``restore_best``); None where nothing was put back.
@@ -124,8 +125,8 @@ class TrainingDiverged(FloatingPointError):
     ... except TrainingDiverged as e:
     ...     print(e)
     ...     print(e.step, e.lr, e.restored_step, e.checkpoint)
-    Trainer: the training loss became nan by step 3; lower the learning rate (lr was 0.1)
-    or clip the gradients (clip=1.0)
+    Trainer: the training loss became nan by step 3; lower the learning rate (lr was 0.1 at the
+    last update) or clip the gradients (clip=1.0)
     3 0.1 None None
     """
 
@@ -477,6 +478,17 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self._eval_step: int | None = None
         self._lr = optimizer.param_groups[0]["lr"]
+        # the rate of the last update made (step k's loss comes from the parameters it made: step k-1's rate, not k's,
+        # is the one to quote) and the highest of the run's updates so far
+        self._update_lr: float | None = None
+        self._peak_lr: float | None = None
+        #: how the advice of a :class:`TrainingDiverged` writes a setting: ``{"clip": "clip={value}"}`` by default
+        #: (this class's arguments); the command line's run gives its flags (``"--set clip={value}"``)
+        self.spelled: dict[str, str] = {}
+        #: the schedule's warm-up steps where known (the command line's run gives its ``warmup``): the advice of a
+        #: divergence names a warm-up tiny beside the run (the peak rate reached at once, on Adam's first moments)
+        self.warmup: int | None = None
+        self._steps: int | None = None  # fit's steps: how long the run is
         self._unread = _Unread()  # the steps since the last log, where values are checked later (a GPU)
         self._first_norm: Tensor | None = None  # step 1's gradient norm (with clip), read with the first log
 
@@ -542,6 +554,7 @@ class Trainer:
         if self.schedule is not None:
             self.schedule.step()
         ### END SOLUTION
+        self._update_lr, self._peak_lr = self._lr, max(self._lr, self._peak_lr or self._lr)
         self.step += 1
         return loss
 
@@ -571,20 +584,21 @@ class Trainer:
                             f"{getattr(loss, 'shape', type(loss).__name__)}")
         value = _read_at_once(loss)
         if value is not None and not math.isfinite(value):
-            raise _NotFinite(self._not_finite_said(self.step + 1, "loss", value), self.step + 1, self._lr)
+            raise _NotFinite(self._not_finite_said(self.step + 1, "loss", value), self.step + 1, self._update_lr)
         return loss
 
     def clip_gradients(self) -> None:
         """Scale the gradients to a global norm of at most ``clip`` (:func:`~minitransformer.optim.clip_grad_norm_`);
-        log the norm. The first step's norm is checked to be finite, as the loss is (before the update where the
-        backend checks values at once, else with the first log): there, with a finite loss and no update made yet, a
-        norm NaN or infinite can only come from a formula whose gradient is not finite (sqrt at 0). After updates it
-        mostly comes from updates too large, and the losses of the steps after say so."""
+        log the norm. The norm is checked to be finite, as the loss is, before the update where the backend checks
+        values at once (NumPy: the read costs nothing), at every step: the NaN never reaches the weights; else step
+        1's, with the first log. The loss was finite (checked first): at step 1 a norm NaN or infinite can only come
+        from a formula whose gradient is not finite where its value is (sqrt at 0), which neither a lower rate nor
+        clipping mends; after updates, also from updates too large (the message says both)."""
         norm = clip_grad_norm_(self.params, self.clip)
+        value = _read_at_once(norm)
+        if value is not None and not math.isfinite(value):
+            raise _NotFinite(self._not_finite_said(self.step + 1, "norm", value), self.step + 1, self._update_lr)
         if self.step == 0:
-            value = _read_at_once(norm)
-            if value is not None and not math.isfinite(value):
-                raise _NotFinite(self._not_finite_said(1, "norm", value), 1, self._lr)
             self._first_norm = norm
         self._norm.add(norm)
 
@@ -624,6 +638,7 @@ class Trainer:
             Ctrl-C: the step in progress was finished and the checkpoint written (with ``checkpoint_path``).
         """
         steps = require_int("Trainer.fit", "steps", steps, low=0)
+        self._steps = steps
         try:  # the notebook widget bar where Jupyter can draw it, else the text bar (no "IProgress" warning)
             import ipywidgets  # noqa: F401
             from tqdm.auto import tqdm
@@ -696,7 +711,7 @@ class Trainer:
             return
         loss = self._loss.compute()
         self._loss.reset()
-        unread, self._unread = self._unread, _Unread()
+        unread, self._unread = self._unread, _Unread(self._update_lr, self._peak_lr)
         first_norm, self._first_norm = self._first_norm, None
         if not math.isfinite(loss):
             raise self._not_finite_found(unread, first_norm, loss)
@@ -711,12 +726,29 @@ class Trainer:
             shown.update({k: f"{v:.4f}" for k, v in self.last_eval.items()})
         bar.set_postfix(shown, refresh=False)
 
-    def _advice(self, lr: float | None = None) -> str:
-        """What a diverged run should change: the learning rate (``lr``, that step's; the last step's by default), and
-        the clipping."""
-        clipping = ("or clip the gradients (clip=1.0)" if self.clip is None else
+    def _advice(self, lr: float | None = ..., peak: float | None = ...) -> str:
+        """What a diverged run should change: the learning rate (``lr``, that of the last update made before the
+        values went wrong, and ``peak``, the highest until then: :attr:`_update_lr` and :attr:`_peak_lr` by
+        default), and the clipping."""
+        lr, peak = self._update_lr if lr is ... else lr, self._peak_lr if peak is ... else peak
+        if lr is None:  # (a checkpoint written before the rates were kept)
+            rate = ""
+        elif peak is None or math.isclose(lr, peak, rel_tol=1e-9):
+            rate = f" (lr was {lr:g} at the last update)"
+        else:
+            rate = f" (lr was {lr:g} at the last update, {peak:g} at the highest)"
+        clipping = (f"or clip the gradients ({self._spelled('clip', 1.0)})" if self.clip is None else
                     f"(the gradients were clipped to a norm of {self.clip:g})")
-        return f"lower the learning rate (lr was {self._lr if lr is None else lr:g}) {clipping}"
+        w, steps = self.warmup, self._steps
+        warmup = ""
+        if w is not None and steps and (w < 10 or 100 * w < steps):  # the defaults warm up over 2.5-20% of the run
+            warmup = (f"; the warm-up, {w} step{'s' if w > 1 else ''} of {steps}, reaches the peak rate at once: a "
+                      f"longer one ({self._spelled('warmup', min(steps, max(10, steps // 10)))}) may be enough")
+        return f"lower the learning rate{rate} {clipping}{warmup}"
+
+    def _spelled(self, name: str, value) -> str:
+        """The setting ``name`` = ``value`` as the user writes it (:attr:`spelled`)."""
+        return self.spelled.get(name, "{name}={value}").format(name=name, value=value)
 
     def _check_finite_params(self) -> None:
         """Raise :class:`TrainingDiverged` before a checkpoint is written where the parameters training goes on from
@@ -725,12 +757,20 @@ class Trainer:
         (written over a good one) held them. The loss of the steps not yet logged is read first (its message says
         more); then one host read a checkpoint (:meth:`_not_finite`)."""
         self._running_means()  # (raises where the loss since the last log is not finite)
-        bad = self._not_finite(self._last_params or {name: p.data for name, p in self._named_params.items()})
+        params = self._last_params or {name: p.data for name, p in self._named_params.items()}
+        bad = self._not_finite({**params, **self._optimizer_arrays()})  # Adam's v can overflow under finite weights
         if bad:
+            weights = [name for name in bad if not name.startswith("the optimizer's")]
+            what, bad = ("parameters", weights) if weights else ("optimizer's state", bad)
             more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-            raise TrainingDiverged(f"Trainer: the parameters became NaN or infinite by step {self.step} "
+            raise TrainingDiverged(f"Trainer: the {what} became NaN or infinite by step {self.step} "
                                    f"({bad[0]}{more}) while the training loss was finite; {self._advice()}",
-                                   self.step, self._lr)
+                                   self.step, self._update_lr)
+
+    def _optimizer_arrays(self) -> dict:
+        """The optimizer's arrays of each trainable parameter (Adam's moments ``m``, ``v``), by ``(name, key)``."""
+        return {(name, key): a for name, p in self._named_params.items()
+                for key, a in (self.optimizer.state.get(p) or {}).items() if hasattr(a, "dtype")}
 
     def _not_finite(self, arrays: dict) -> list[str]:
         """The names of ``arrays`` (name -> the array of that trainable parameter, or a copy of it) holding a NaN or an
@@ -738,8 +778,9 @@ class Trainer:
         read (one a backend) says whether all are finite; only where some are not, one more a parameter names them."""
         flags: dict = {}  # backend -> {name: its 0-d all-finite flag, on the device}
         for name, a in arrays.items():
-            be = self._named_params[name].backend
-            flags.setdefault(be, {})[name] = be.xp.all(be.xp.isfinite(a))
+            be = self._named_params[name if isinstance(name, str) else name[0]].backend
+            shown = name if isinstance(name, str) else f"the optimizer's {name[1]} of {name[0]}"
+            flags.setdefault(be, {})[shown] = be.xp.all(be.xp.isfinite(a))
         bad = []
         for be, finite in flags.items():
             if not bool(be.xp.all(be.xp.stack(list(finite.values())))):  # the one read, where all are finite
@@ -761,29 +802,39 @@ class Trainer:
         (``first_norm``, with ``clip``, read with the first log) where it was not finite either, named as at once."""
         found = f" (found at the read of the device after step {self.step}: the steps are not waited for)"
         if first_norm is not None and not math.isfinite(first_norm.item()):
-            return TrainingDiverged(self._not_finite_said(1, "norm", first_norm.item(), found=found), 1, unread.lrs[0])
+            return TrainingDiverged(self._not_finite_said(1, "norm", first_norm.item(), found=found), 1, None)
         if unread.first is None:
-            return TrainingDiverged(self._not_finite_said(self.step, "loss", mean), self.step, self._lr)
+            return TrainingDiverged(self._not_finite_said(self.step, "loss", mean), self.step, self._update_lr)
         losses = unread.read()
         i = next((i for i, v in enumerate(losses) if not math.isfinite(v)), len(losses) - 1)
-        k, lr = unread.first + i, unread.lrs[i]
-        return TrainingDiverged(self._not_finite_said(k, "loss", losses[i], lr, "" if k == self.step else found), k, lr)
+        k, lr = unread.first + i, unread.lrs[i - 1] if i else unread.before  # the last update before step k's loss
+        peak = max([r for r in (unread.peak, *unread.lrs[:i]) if r is not None], default=None)
+        said = self._not_finite_said(k, "loss", losses[i], lr, "" if k == self.step else found, peak)
+        return TrainingDiverged(said, k, lr)
 
-    def _not_finite_said(self, k: int, what: str, value: float, lr: float | None = None, found: str = "") -> str:
+    def _not_finite_said(self, k: int, what: str, value: float, lr: float | None = ..., found: str = "",
+                         peak: float | None = ...) -> str:
         """What step ``k``'s loss or gradient norm (``what``: "loss", "norm"), NaN or infinite (``value``), says, with
         the advice that fits it: a loss not finite at step 1 comes from the loss or the data (no update was made yet);
         a gradient norm not finite at step 1 with a finite loss, from a formula whose gradient is not finite where its
-        value is; a loss not finite after finite steps, from updates too large (the learning rate ``lr`` then)."""
+        value is; after updates, from such a formula or from updates too large (weights they made huge overflow the
+        gradient before the loss: ``lr 1e6`` does), both said; a loss not finite after finite steps, from updates too
+        large (the learning rate ``lr`` of the last update made then, ``peak`` the highest)."""
         value = "nan" if math.isnan(value) else "inf"
-        if what == "norm":
-            return (f"Trainer: the gradient norm was {value} at step {k}, before any update{found}, while the training "
-                    "loss was finite: a formula whose gradient is not finite where its value is, such as sqrt at 0 "
-                    "(write sqrt(x + eps)), log at 0, or x ** p with p < 1 at 0; not the learning rate")
+        formula = ("a formula whose gradient is not finite where its value is, such as sqrt at 0 (write "
+                   "sqrt(x + eps)), log at 0, or x ** p with p < 1 at 0")
+        if what == "norm" and k == 1:
+            return (f"Trainer: the gradient norm was {value} at step 1, before any update{found}, while the training "
+                    f"loss was finite: {formula}; not the learning rate")
+        if what == "norm":  # after updates, weights made huge by them can overflow the gradient before the loss
+            return (f"Trainer: the gradient norm was {value} at step {k}, before its update{found}, while the training "
+                    f"loss was finite: {formula}; or, where the loss grew before, updates too large: "
+                    f"{self._advice(lr, peak)}")
         if k == 1:
             return (f"Trainer: the training loss was {value} at step 1, before any update{found}: look at the loss "
                     "function and the data (a log or a division at 0, an overflow, a NaN or an infinity in the inputs "
                     "or targets), not the learning rate")
-        return f"Trainer: the training loss became {value} by step {k}{found}; {self._advice(lr)}"
+        return f"Trainer: the training loss became {value} by step {k}{found}; {self._advice(lr, peak)}"
 
     def _diverged(self, e: TrainingDiverged) -> TrainingDiverged:
         """What :meth:`fit` raises for the divergence ``e``: with ``restore_best`` and a copy of the best parameters,
@@ -974,7 +1025,7 @@ class Trainer:
                 "stop_reason": self.stop_reason, "last_eval": self.last_eval, "eval_step": self._eval_step,
                 "accumulate": self.accumulate, "kept_checkpoints": list(self.kept_checkpoints),
                 "best_step": self.best_step, "restored_step": self.restored_step, "best_seen": self.best_seen,
-                "best_seen_step": self.best_seen_step}
+                "best_seen_step": self.best_seen_step, "update_lr": self._update_lr, "peak_lr": self._peak_lr}
 
     def _params_state(self) -> dict:
         """The copies of the parameters a checkpoint holds besides the model's (``restore_best``), so that a resumed
@@ -997,11 +1048,17 @@ class Trainer:
             self._log(_NoBar())  # raises
         return {"running_loss": loss, "running_norm": self._norm.state_dict()}
 
-    def save(self, path) -> None:
+    def save(self, path, allow_nonfinite: bool = False) -> None:
         """Write a checkpoint of everything needed to resume: model, optimizer, schedule, step, the random generators
         (the model's backend's, and the host's, :func:`~minitransformer.backend.host_rng`), data position, history and
-        the running means of the steps since the last log."""
+        the running means of the steps since the last log.
+
+        Weights or an optimizer's state holding a NaN or an infinity are refused (a
+        :class:`~minitransformer.train.CheckpointError` naming the parameter and the step; nothing is written, a
+        checkpoint at ``path`` stays), as :meth:`fit` refuses them before its checkpoints, unless
+        ``allow_nonfinite`` (:func:`~minitransformer.train.save_checkpoint`'s)."""
         save_checkpoint(path, self.model, self.optimizer, self.schedule, step=self.step, tokenizer=self.tokenizer,
+                        allow_nonfinite=allow_nonfinite,
                         history=self.history,
                         trainer_state={**self.state(), **self._params_state(), **self._running_means(),
                                        "host_rng": _backend.host_rng().bit_generator.state},  # (PCG64's: ints)
@@ -1102,7 +1159,8 @@ class Trainer:
             self.run_id = ckpt.extra[RUN_ID]
         self._loss.reset()
         self._norm.reset()
-        self._unread, self._first_norm = _Unread(), None
+        self._update_lr, self._peak_lr = t.get("update_lr"), t.get("peak_lr")
+        self._unread, self._first_norm = _Unread(self._update_lr, self._peak_lr), None
         running = {key: t.get(key) for key in ("running_loss", "running_norm")}
         if all(isinstance(v, dict) for v in running.values()):  # (written before them: the log interval starts anew)
             self._loss.load_state_dict(running["running_loss"])
@@ -1147,7 +1205,7 @@ def _checked_run_state(path, ckpt) -> tuple[dict, dict]:
                 if not is_integer(t[name]) or t[name] < 0:
                     raise ValueError(f"{op}: {name} must be None or an integer >= 0, got {t[name]!r}")
                 t[name] = int(t[name])
-        for name in ("best", "best_seen"):
+        for name in ("best", "best_seen", "update_lr", "peak_lr"):  # (the rates only say, in a divergence)
             if t.get(name) is not None:
                 if not is_real(t[name]):
                     raise TypeError(f"{op}: {name} must be None or a number, got {t[name]!r}")
@@ -1205,8 +1263,9 @@ class _Unread:
 
     STACKED = 256
 
-    def __init__(self):
+    def __init__(self, before: float | None = None, peak: float | None = None):
         self.first: int | None = None
+        self.before, self.peak = before, peak  # the rates of the update before the first step, and the highest then
         self.backend = None
         self.lrs = array.array("d")  # each step's learning rate
         self.losses: list = []  # arrays of shape (STACKED,), then the last steps' (1,)
