@@ -4,6 +4,8 @@ names that step, says nan or inf, and gives the advice that fits the cause."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -47,6 +49,23 @@ def test_the_step_whose_loss_is_not_finite_is_named_and_no_update_is_made_on_it(
                                  "0.001 at the last update) or clip the gradients (clip=1.0)")
     assert (caught.value.step, trainer.step, updates) == (3, 3, [1, 2])
     assert all(np.isfinite(p.numpy()).all() for p in trainer.model.parameters())  # step 2's, the last finite
+
+
+def test_a_divergence_under_warnings_made_errors_is_a_training_diverged_not_numpys_warning():
+    """Run from Python under -W error (or pytest's filterwarnings = error), the first overflow of a diverging run was
+    NumPy's RuntimeWarning raised inside a backward pass: no TrainingDiverged, no checkpoint. fit silences NumPy's
+    overflow and invalid-value warnings, as the command line did: the divergence is said once, by the Trainer."""
+    mt.manual_seed(0)
+    model = nn.Linear(3, 1)
+    trainer = Trainer(model, optim.Adam(model.parameters(), lr=1e30), lambda m, x: (m(x) ** 2).mean(), progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TrainingDiverged, match=r"^Trainer: the training loss became inf by step 2; "):
+            trainer.fit(lambda s: mt.ones(4, 3), 20)
+    with warnings.catch_warnings(record=True) as seen:  # outside fit, NumPy warns as it did
+        warnings.simplefilter("always")
+        (mt.tensor([1e30]) ** 2).numpy()
+    assert any("overflow" in str(w.message) for w in seen), [str(w.message) for w in seen]
 
 
 def test_a_loss_not_finite_at_the_first_step_is_the_loss_or_the_data_not_the_learning_rate():

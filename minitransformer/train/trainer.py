@@ -634,6 +634,9 @@ class Trainer:
             none is written with them). With ``restore_best`` and a copy of the best parameters, the model holds
             them again, and so does the checkpoint (``checkpoint_path``), without the optimizer's state; unless the
             copy is not finite either (evaluated after the update that made the parameters so): then nothing.
+            NumPy's overflow and invalid-value warnings are off inside ``fit`` (this error says it once; under
+            ``-W error`` a warning would have stopped the run without it); :class:`~minitransformer.detect_anomaly`
+            still names the first operation that made a NaN or an infinity.
         TrainingInterrupted
             Ctrl-C: the step in progress was finished and the checkpoint written (with ``checkpoint_path``).
         """
@@ -656,7 +659,10 @@ class Trainer:
             total=steps, initial=min(self.step, steps), desc=self.desc, disable=not self.progress, dynamic_ncols=True,
             leave=True)
         source = self._batches(data)
-        with _CtrlC() as ctrl_c, self._on_divergence():
+        # NumPy's warnings of a diverging run (overflow, invalid value) at each operation: TrainingDiverged says it
+        # once, and a warning made an error (-W error, pytest's filterwarnings) would stop the run without it and
+        # without the best parameters' checkpoint; detect_anomaly checks the values itself
+        with _CtrlC() as ctrl_c, self._on_divergence(), np.errstate(over="ignore", invalid="ignore"):
             try:
                 while self.step < steps and self.early_stop is None:  # (set before: an early stop stays one)
                     if ctrl_c.pressed:  # at a step's end: the state a periodic checkpoint holds, saved below
