@@ -687,8 +687,11 @@ class _OnDevice:
 
 def _make(name: str) -> Backend:
     if name == "numpy":
-        import array_api_compat.numpy as xp
-
+        try:
+            import array_api_compat.numpy as xp
+        except ImportError as e:  # a checkout on PYTHONPATH, without pip's install of the requirements
+            raise ImportError("backend 'numpy' needs the array-api-compat package (NumPy's array API namespace), "
+                              "which pip installs with minitransformer: pip install array-api-compat") from e
         return Backend("numpy", xp, np)
     if name == "array_api_strict":
         try:
@@ -704,8 +707,9 @@ def _make(name: str) -> Backend:
             import cupy
         except ImportError as e:
             raise BackendError(
-                "backend 'cupy' needs CuPy and an NVIDIA GPU: in the clone, pip install -e '.[cuda12]' "
-                "(CUDA 12 drivers) or '.[cuda13]' (CUDA 13); see 'Choosing the backend' in the README"
+                "backend 'cupy' needs CuPy and an NVIDIA GPU: pip install 'minitransformer[cuda12]' (CUDA 12 "
+                "drivers) or 'minitransformer[cuda13]' (CUDA 13); in a clone, pip install -e '.[cuda12]'; see "
+                "'Choosing the backend' in the README"
             ) from e
         try:
             count = cupy.cuda.runtime.getDeviceCount()

@@ -251,6 +251,18 @@ def test_new_generator_is_the_backends_kind_and_apart_from_its_generator(backend
 
 
 @pytest.mark.single_backend
+def test_the_numpy_backend_without_array_api_compat_says_what_to_install(monkeypatch):
+    """A checkout on PYTHONPATH without pip's install of the requirements: the first tensor failed with a bare
+    "No module named 'array_api_compat'" from inside backend.py."""
+    monkeypatch.setitem(sys.modules, "array_api_compat", None)  # None: the import fails, as if not installed
+    monkeypatch.setitem(sys.modules, "array_api_compat.numpy", None)
+    with pytest.raises(ImportError, match=r"^backend 'numpy' needs the array-api-compat package \(NumPy's array API "
+                                          r"namespace\), which pip installs with minitransformer: pip install "
+                                          r"array-api-compat$"):
+        mt.backend._make("numpy")
+
+
+@pytest.mark.single_backend
 def test_use_nests_and_restores_after_an_exception():
     numpy, strict = mt.backend.get("numpy"), mt.backend.get("strict")
     mt.backend.use(numpy)
