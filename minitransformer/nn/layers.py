@@ -136,7 +136,7 @@ class Embedding(Module):
     Parameters
     ----------
     num_embeddings : int
-        Vocabulary size :math:`V`.
+        Vocabulary size :math:`C` (as in ``docs/formulas/embedding.md``).
     d_model : int
         Vector size.
     scale : bool
