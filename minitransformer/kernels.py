@@ -20,7 +20,7 @@ formulas are the ones of :mod:`~minitransformer.autograd.fused`, in the same ord
   layer norm's :math:`\bar\beta = \sum_{\text{rows}} \bar y` and :math:`\bar\gamma = \sum_{\text{rows}} \bar y
   \hat x` together: one kernel where CuPy's reduction costs the host about twice a launch (and γ̄ a product
   first);
-- GELU (tanh form), elementwise: :math:`t = \tanh(c (x + a x^3))`, :math:`y = \tfrac12 x (1 + t)`, and
+- GELU (tanh form), elementwise: :math:`t = \tanh(c (x + \kappa x^3))`, :math:`y = \tfrac12 x (1 + t)`, and
   its derivative from :math:`x` and :math:`t` (:class:`~minitransformer.autograd.fused.Gelu`);
 - binary cross-entropy from the logits, elementwise each way (ten array operations forward, seven backward);
 - Adam's step (:class:`~minitransformer.optim.Adam`, :class:`~minitransformer.optim.AdamW`), elementwise,
@@ -262,7 +262,7 @@ extern "C" __global__ void __launch_bounds__(1024) column_sums(const T* g, const
     }
 }
 
-// GELU, tanh form: t = tanh(c (x + a x^3)), y = x (1 + t) / 2; c = sqrt(2/pi), a = 0.044715; keeps t
+// GELU, tanh form: t = tanh(c (x + kappa x^3)), y = x (1 + t) / 2; c = sqrt(2/pi), kappa = 0.044715; keeps t
 extern "C" __global__ void gelu_forward(const T* x, T* y, T* t, long long n) {
     long long stride = (long long)gridDim.x * blockDim.x;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
@@ -273,7 +273,7 @@ extern "C" __global__ void gelu_forward(const T* x, T* y, T* t, long long n) {
     }
 }
 
-// xbar = ybar ((1 + t) + x (1 - t^2) c (1 + 3 a x^2)) / 2
+// xbar = ybar ((1 + t) + x (1 - t^2) c (1 + 3 kappa x^2)) / 2
 extern "C" __global__ void gelu_backward(const T* grad, const T* x, const T* t, T* grad_x, long long n) {
     long long stride = (long long)gridDim.x * blockDim.x;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
@@ -573,7 +573,7 @@ class CudaKernels:
             self._run(name, dtype, min(-(-n // MAX_BLOCK), MAX_GRID), MAX_BLOCK, args)
 
     def gelu_forward(self, x):
-        r"""``(y, t)``: GELU of ``x`` and :math:`t = \tanh(c (x + a x^3))`, both the shape of ``x``."""
+        r"""``(y, t)``: GELU of ``x`` and :math:`t = \tanh(c (x + \kappa x^3))`, both the shape of ``x``."""
         x = self._contiguous(x)
         y, t = self.cupy.empty_like(x), self.cupy.empty_like(x)
         self._elementwise("gelu_forward", x.dtype.name, x.size, (x, y, t, self.cupy.int64(x.size)))

@@ -606,8 +606,8 @@ def multi_head_example(seed: int = 0, heads: int = 2, d_k: int = 3) -> MultiHead
     X = embeddings + PE  # (L, d_model): position enters here, before any head
 
     per_head = []
-    for i in range(heads):
-        block = slice(i * d_k, (i + 1) * d_k)  # head i's columns: W_i^Q = W_Q[:, block]
+    for i in range(1, heads + 1):  # head_1 .. head_h, as the paper numbers them
+        block = slice((i - 1) * d_k, i * d_k)  # head i's columns: W_i^Q = W_Q[:, block]
         Q, K, V = X @ W_Q[:, block], X @ W_K[:, block], X @ W_V[:, block]  # (L, d_k) each
         head, weights = F.scaled_dot_product_attention(Q, K, V)  # (L, d_k), (L, L)
         per_head.append((Q @ K.mT / math.sqrt(d_k), weights, head))

@@ -431,6 +431,20 @@ def test_positional_encodings_refuse_long_sequences():
         nn.SinusoidalPositionalEncoding(4, max_len=8)(mt.zeros(1, 9, 5))
 
 
+def test_positional_encodings_name_their_argument_order_when_the_sizes_look_swapped():
+    """Sinusoidal takes (d_model, max_len) and Learned (max_len, d_model): an input as wide as max_len says so."""
+    x = mt.zeros(1, 3, 8)  # d_model = 8, max_len = 16 meant
+    with pytest.raises(ValueError, match=r"SinusoidalPositionalEncoding: input has shape \(1, 3, 8\); its last axis "
+                       r"must be d_model=16, and it is max_len=8: were the two swapped\? The order is "
+                       r"SinusoidalPositionalEncoding\(d_model, max_len\)"):
+        nn.SinusoidalPositionalEncoding(16, 8)(x)  # the Learned layer's order
+    with pytest.raises(ValueError, match=r"swapped\? The order is LearnedPositionalEmbedding\(max_len, d_model\)"):
+        nn.LearnedPositionalEmbedding(8, 16)(x)  # the Sinusoidal layer's order
+    for pe in (nn.SinusoidalPositionalEncoding(d_model=8, max_len=16), nn.LearnedPositionalEmbedding(d_model=8,
+                                                                                                      max_len=16)):
+        assert pe(x).shape == (1, 3, 8)  # by keyword, either way round
+
+
 def test_learned_positional_embedding_is_a_trained_table(rng):
     pos = nn.LearnedPositionalEmbedding(max_len=6, d_model=4).to("float64")
     assert [n for n, _ in pos.named_parameters()] == ["weight"] and pos.weight.shape == (6, 4)

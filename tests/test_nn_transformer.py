@@ -957,3 +957,19 @@ def test_a_mask_of_the_wrong_shape_is_named_as_the_model_was_given_it():
         model(ids, ids, tgt_mask=mt.ones(2, 2, dtype="bool"))
     with pytest.raises(ValueError, match=r"^Encoder: mask of shape \(1, 4\) does not broadcast"):
         model.encoder(mt.randn(1, 3, D), mt.ones(1, 4, dtype="bool"))  # a stack called directly: its own names
+
+
+def test_self_attention_weights_with_a_cache_have_a_key_per_position_so_far():
+    """As DecoderLayer's and Decoder's ``self_attn_weights`` say: ``(batch, heads, L, S)``, not ``(.., L, L)``, where
+    ``S`` counts the cached positions too."""
+    layer, memory = nn.DecoderLayer(D, H, D_FF).eval(), mt.randn(1, 6, D)
+    cache = layer.new_cache()
+    for t in range(3):
+        layer(mt.randn(1, 1, D), memory, cache=cache)
+        assert layer.self_attn_weights.shape == (1, H, 1, t + 1)
+        assert layer.cross_attn_weights.shape == (1, H, 1, 6)
+    decoder = nn.Decoder(D, H, D_FF, num_layers=2, cross_attention=False).eval()
+    cache = decoder.new_cache()
+    decoder(mt.randn(1, 2, D), cache=cache)
+    decoder(mt.randn(1, 1, D), cache=cache)
+    assert [w.shape for w in decoder.self_attn_weights] == [(1, H, 1, 3)] * 2

@@ -414,12 +414,12 @@ class LayerNorm(Function):
 
 
 class Gelu(Function):
-    r"""GELU in its tanh form, :math:`y = \tfrac12 x (1 + t)`, :math:`t = \tanh u`, :math:`u = c\,(x + a x^3)`.
+    r"""GELU in its tanh form, :math:`y = \tfrac12 x (1 + t)`, :math:`t = \tanh u`, :math:`u = c\,(x + \kappa x^3)`.
 
-    :math:`c = \sqrt{2/\pi}`, :math:`a = 0.044715` (see :func:`~minitransformer.functional.gelu`). With
-    :math:`\tanh' = 1 - \tanh^2`, the derivative is
+    :math:`c = \sqrt{2/\pi}`, :math:`\kappa = 0.044715` (``GELU_CUBIC``; see :func:`~minitransformer.functional.gelu`).
+    With :math:`\tanh' = 1 - \tanh^2`, the derivative is
 
-    .. math:: \frac{dy}{dx} = \tfrac12 (1 + t) + \tfrac12\, x\, (1 - t^2)\, c\, (1 + 3 a x^2)
+    .. math:: \frac{dy}{dx} = \tfrac12 (1 + t) + \tfrac12\, x\, (1 - t^2)\, c\, (1 + 3 \kappa x^2)
 
     so :math:`\bar x = \bar y\, dy/dx`, from :math:`x` and :math:`t`, the two arrays kept.
 
@@ -445,15 +445,15 @@ class Gelu(Function):
         if self.kernels:  # on a GPU, the same formula as one CUDA kernel (minitransformer.kernels)
             y, self.t = self.kernels.gelu_forward(x)
             return y
-        self.t = self.xp.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x))  # t = tanh(c (x + a x^3))
+        self.t = self.xp.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x))  # t = tanh(c (x + kappa x^3))
         return 0.5 * x * (1.0 + self.t)
 
     def backward(self, grad):
-        r""":math:`\bar x = \bar y \cdot \tfrac12 \left((1 + t) + x (1 - t^2) c (1 + 3 a x^2)\right)` (a one-tuple)."""
+        r""":math:`\bar x = \bar y \cdot \tfrac12 ((1 + t) + x (1 - t^2) c (1 + 3 \kappa x^2))` (a one-tuple)."""
         x, t = self.x, self.t
         if self.kernels:
             return (self.kernels.gelu_backward(grad, x, t),)
-        du = (1.0 - t * t) * (SQRT_2_OVER_PI * (1.0 + 3 * GELU_CUBIC * x * x))  # dt/dx = (1 - t^2) c (1 + 3 a x^2)
+        du = (1.0 - t * t) * (SQRT_2_OVER_PI * (1.0 + 3 * GELU_CUBIC * x * x))  # dt/dx = (1 - t^2) c (1 + 3 kappa x^2)
         return (grad * 0.5 * ((1.0 + t) + x * du),)
 
 

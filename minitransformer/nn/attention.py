@@ -9,8 +9,9 @@ head has its own projections :math:`W_i^Q, W_i^K \in \mathbb R^{d_\text{model} \
 :math:`W_i^V \in \mathbb R^{d_\text{model} \times d_v}`, with
 :math:`d_k = d_v = d_\text{model} / h`, and :math:`W^O \in \mathbb R^{h d_v \times d_\text{model}}`.
 
-Here the :math:`h` matrices :math:`W_i^Q` sit side by side as the column blocks of one
-``(d_model, d_model)`` weight, ``W_Q.weight[:, i*d_k:(i+1)*d_k]``, and likewise for K and V. The
+Heads are numbered :math:`i = 1, \ldots, h`, as in the paper; arrays index from 0, so head :math:`i` is index
+``i - 1``. The :math:`h` matrices :math:`W_i^Q` sit side by side as the column blocks of one
+``(d_model, d_model)`` weight, ``W_Q.weight[:, (i-1)*d_k : i*d_k]``, and likewise for K and V. The
 *literal* form loops over the heads and slices those blocks, exactly as the formula reads; the
 *batched* form (the default, faster) projects once with the whole matrix and reshapes the result
 into heads, which computes the same numbers (a test checks values and gradients agree).
@@ -221,9 +222,10 @@ class MultiHeadAttention(Module):
     Attributes
     ----------
     W_Q, W_K, W_V : Linear
-        ``(d_model, d_model)``; column block :math:`i` is head :math:`i`'s ``(d_model, d_k)`` projection.
+        ``(d_model, d_model)``; head :math:`i`'s ``(d_model, d_k)`` projection is column block
+        ``(i-1)*d_k : i*d_k`` (heads :math:`i = 1, \ldots, h`; arrays index from 0).
     W_O : Linear
-        :math:`W^O`, ``(d_model, d_model)`` (rows ``i*d_k:(i+1)*d_k`` take head :math:`i`'s output).
+        :math:`W^O`, ``(d_model, d_model)`` (rows ``(i-1)*d_k : i*d_k`` take head :math:`i`'s output).
 
     Examples
     --------
@@ -345,7 +347,7 @@ class MultiHeadAttention(Module):
         output : Tensor
             ``(batch, L, d_model)`` (``(L, d_model)`` for an unbatched query).
         weights : Tensor or None
-            ``(batch, heads, L, S)``: head :math:`i`'s attention map is ``weights[:, i]``
+            ``(batch, heads, L, S)``: head :math:`i`'s attention map (heads count from 1) is ``weights[:, i-1]``
             (``(heads, L, S)`` for an unbatched query).
         """
         key = query if key is None else key
@@ -370,7 +372,7 @@ class MultiHeadAttention(Module):
             \mathrm{head}_i = \mathrm{softmax}\!\left(\frac{(Q W_i^Q)(K W_i^K)^\top}{\sqrt{d_k}}\right) V W_i^V,
             \qquad \mathrm{output} = \mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)\, W^O
 
-        (``docs/formulas/multi-head-attention.md``). :math:`W_i^Q` is column block ``i*d_k:(i+1)*d_k`` of
+        (``docs/formulas/multi-head-attention.md``). :math:`W_i^Q` is column block ``(i-1)*d_k : i*d_k`` of
         ``self.W_Q.weight``, its bias the same slice of ``self.W_Q.bias`` (``_block`` below gives both; ``F.linear``
         applies them); likewise ``W_K``, ``W_V``. ``self.W_O`` is a whole :class:`Linear`: call it on the concat.
         Attend with :func:`~minitransformer.functional.scaled_dot_product_attention` (which divides by
@@ -385,8 +387,8 @@ class MultiHeadAttention(Module):
             ``(B, S, d_model)`` each.
         mask : Tensor or None
             Boolean, True where a query may attend a key, already 4-D: ``(B|1, h|1, L|1, S|1)`` (:meth:`_check`
-            turns a ``(L, S)`` mask into ``(1, 1, L, S)``). Head ``i``'s is ``mask[:, i]`` (``mask[:, 0]`` when its
-            head axis is 1), ``(B|1, L|1, S|1)``: each head's attention gets its own 3-D mask, not the 4-D one.
+            turns a ``(L, S)`` mask into ``(1, 1, L, S)``). Head :math:`i`'s is ``mask[:, i-1]`` (``mask[:, 0]`` when
+            its head axis is 1), ``(B|1, L|1, S|1)``: each head's attention gets its own 3-D mask, not the 4-D one.
 
         Returns
         -------
@@ -395,14 +397,14 @@ class MultiHeadAttention(Module):
         weights : Tensor
             ``(B, h, L, S)``: each head's weights (before dropout), stacked on axis 1.
         """
-        ### BEGIN SOLUTION A3: for each head i, attend with column block i of W_Q, W_K, W_V; concat; W_O
+        ### BEGIN SOLUTION A3: for each head i = 1..h, attend with column block i of W_Q, W_K, W_V; concat; W_O
         heads, maps = [], []
-        for i in range(self.heads):
-            cols = slice(i * self.d_k, (i + 1) * self.d_k)  # head i's column block
+        for i in range(1, self.heads + 1):  # the paper's head_1 .. head_h
+            cols = slice((i - 1) * self.d_k, i * self.d_k)  # head i's column block
             QW_i = F.linear(query, *_block(self.W_Q, cols))  # Q W_i^Q: (B, L, d_k)
             KW_i = F.linear(key, *_block(self.W_K, cols))  # K W_i^K: (B, S, d_k)
             VW_i = F.linear(value, *_block(self.W_V, cols))  # V W_i^V: (B, S, d_k)
-            mask_i = None if mask is None else mask[:, i if mask.shape[1] > 1 else 0]  # (B|1, L|1, S|1)
+            mask_i = None if mask is None else mask[:, i - 1 if mask.shape[1] > 1 else 0]  # (B|1, L|1, S|1)
             head_i, weights_i = F.scaled_dot_product_attention(
                 QW_i, KW_i, VW_i, mask_i, dropout_p=self.dropout, training=self.training
             )  # (B, L, d_k), (B, L, S)
@@ -464,7 +466,7 @@ class MultiHeadAttention(Module):
 
 
 def _block(linear: Linear, cols: slice) -> tuple[Tensor, Tensor | None]:
-    """Head i's part of a projection: columns ``cols`` of the weight (and of the bias)."""
+    """Head i's part of a projection: columns ``cols``, ``(i-1)*d_k : i*d_k``, of the weight (and of the bias)."""
     W_i = linear.weight[:, cols]  # (d_model, d_k)
     b_i = None if linear.bias is None else linear.bias[cols]  # (d_k,)
     return W_i, b_i

@@ -136,7 +136,7 @@ class Embedding(Module):
     Parameters
     ----------
     num_embeddings : int
-        Vocabulary size :math:`V`.
+        Vocabulary size :math:`C` (as in ``docs/formulas/embedding.md``).
     d_model : int
         Vector size.
     scale : bool
@@ -404,10 +404,16 @@ class FeedForward(Module):
 
 
 # ------------------------------------------------------------------ positional encodings
-def _positions(op: str, x: Tensor, d_model: int, start, max_len: int, hint: str,
+def _positions(op: str, order: str, x: Tensor, d_model: int, start, max_len: int, hint: str,
                weight: tuple[str, Tensor] | None = None) -> tuple[int, int]:
     """``start`` (as an int) and the sequence length of ``x`` (..., seq, d_model), checked to fit rows
-    ``start .. start + seq`` of the table (and, given the table's ``weight``, to have its dtype)."""
+    ``start .. start + seq`` of the table (and, given the table's ``weight``, to have its dtype). ``order`` is the
+    layer's arguments, ``"d_model, max_len"`` or the other way round, named when they look swapped."""
+    if x.ndim and x.shape[-1] == max_len != d_model:  # the two layers take the sizes in opposite orders
+        raise ValueError(
+            f"{op}: input has shape {x.shape}; its last axis must be d_model={d_model}, and it is max_len={max_len}: "
+            f"were the two swapped? The order is {op}({order}); keywords say which is which"
+        )
     check_features(op, "input", x, d_model, weight=weight)
     if x.ndim < 2:
         raise ValueError(f"{op}: input has shape {x.shape}; expected (..., seq, d_model)")
@@ -438,9 +444,11 @@ class SinusoidalPositionalEncoding(Module):
     Parameters
     ----------
     d_model : int
-        Width of the vectors.
+        Width of the vectors (first: the formula's :math:`d_\text{model}`, as PyTorch's tutorial has it).
     max_len : int
-        Number of positions in the table (rows of :math:`PE`).
+        Number of positions in the table (rows of :math:`PE`). :class:`LearnedPositionalEmbedding` takes the
+        two the other way round, ``(max_len, d_model)``, the shape of its table: keywords make either plain, and
+        an input of width ``max_len`` is refused as a likely swap.
 
     Examples
     --------
@@ -472,8 +480,8 @@ class SinusoidalPositionalEncoding(Module):
 
         ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``.
         """
-        start, seq = _positions("SinusoidalPositionalEncoding", x, self.d_model, start, self.max_len,
-                                "build it with a larger max_len")
+        start, seq = _positions("SinusoidalPositionalEncoding", "d_model, max_len", x, self.d_model, start,
+                                self.max_len, "build it with a larger max_len")
         PE = self.PE[start : start + seq]  # (seq, d_model), broadcasts over the batch
         if PE.dtype != x.dtype:
             PE = cast(PE, x.dtype_name)
@@ -506,9 +514,12 @@ class LearnedPositionalEmbedding(Module):
     Parameters
     ----------
     max_len : int
-        Number of positions with a row (no position beyond has one).
+        Number of positions with a row (no position beyond has one). First, as the table's shape
+        ``(max_len, d_model)`` and as :class:`Embedding` ``(num_embeddings, d_model)``.
     d_model : int
-        Width of the vectors.
+        Width of the vectors. :class:`SinusoidalPositionalEncoding` takes the two the other way round,
+        ``(d_model, max_len)``: keywords make either plain, and an input of width ``max_len`` is refused as a likely
+        swap.
 
     Attributes
     ----------
@@ -534,7 +545,7 @@ class LearnedPositionalEmbedding(Module):
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         """``x + P[start : start + seq]``: ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``."""
-        start, seq = _positions("LearnedPositionalEmbedding", x, self.d_model, start, self.max_len,
+        start, seq = _positions("LearnedPositionalEmbedding", "max_len, d_model", x, self.d_model, start, self.max_len,
                                 "a learned table has no row beyond the positions it was built with",
                                 ("weight", self.weight))
         return x + self.weight[start : start + seq]  # (seq, d_model) broadcasts over the batch

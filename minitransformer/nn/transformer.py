@@ -173,7 +173,8 @@ class DecoderLayer(Module):
     norm1, norm2, norm3 : LayerNorm
         Of the self-attention, the cross-attention (None without it) and the FFN.
     self_attn_weights, cross_attn_weights : Tensor or None
-        ``(batch, heads, L, L)`` and ``(batch, heads, L, S)`` of the last forward (detached).
+        ``(batch, heads, L, L)`` and ``(batch, heads, L, S)`` of the last forward (detached). With a cache the
+        self-attention's are ``(batch, heads, L, S)`` too, ``S`` counting the cached positions and the new ones.
 
     Examples
     --------
@@ -474,7 +475,8 @@ class Decoder(Module):
 
     @property
     def self_attn_weights(self) -> list[Tensor | None]:
-        """Each layer's self-attention weights of the last forward, ``(batch, heads, L, L)``."""
+        """Each layer's self-attention weights of the last forward, ``(batch, heads, L, L)``; with a cache
+        ``(batch, heads, L, S)``, ``S`` counting the cached positions and the new ones."""
         return [layer.self_attn_weights for layer in self.layers]
 
     @property

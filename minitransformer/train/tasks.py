@@ -302,12 +302,12 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
 
     .. math::
         \eta_t = \eta \cdot \begin{cases} t / w & t \le w \\
-            \tfrac12 \left(1 + \cos\!\left(\pi \frac{t - w}{T - w}\right)\right) & \text{cosine} \\
+            \tfrac12 \left(1 + \cos\!\left(\pi \frac{t - w}{steps - w}\right)\right) & \text{cosine} \\
             \sqrt{w / t} & \text{noam (the paper's eq. 3, scaled to peak at } \eta\text{)} \\
             1 & \text{constant} \end{cases}
 
     The paper's schedule (``"noam"``) is :func:`~minitransformer.optim.noam_lr` divided by its peak,
-    so ``lr`` is the highest rate reached; ``"cosine"`` falls to 0 at step ``T`` = ``steps``, which
+    so ``lr`` is the highest rate reached; ``"cosine"`` falls to 0 at step ``steps``, which
     lets a short run end with small, careful steps.
 
     Parameters
@@ -317,7 +317,7 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
     warmup : int
         :math:`w`, steps of linear warm-up (at least 1; the paper's ``warmup_steps``).
     steps : int
-        :math:`T`, the run's length (where the cosine reaches 0).
+        :math:`steps`, the run's length (where the cosine reaches 0).
     kind : {"cosine", "noam", "constant"}
         What follows the warm-up.
 
@@ -340,7 +340,7 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
     if kind not in SCHEDULES:
         raise ValueError(f"warmup_schedule: kind must be 'cosine', 'noam' or 'constant', got {kind!r}")
     w = require_int("warmup_schedule", "warmup", warmup, low=1, why=" (steps of warm-up)")
-    T = require_int("warmup_schedule", "steps", steps, low=1, why=" (the run's length)")
+    steps = require_int("warmup_schedule", "steps", steps, low=1, why=" (the run's length)")
 
     def factor(t: int) -> float:
         if t <= w:
@@ -349,7 +349,7 @@ def warmup_schedule(optimizer, warmup: int, steps: int, kind: str = "cosine") ->
             return optim.noam_lr(t, 1, w) * math.sqrt(w)  # min(t^-1/2, t w^-3/2) * w^1/2 = sqrt(w / t)
         if kind == "constant":
             return 1.0
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (t - w) / max(T - w, 1))))
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (t - w) / max(steps - w, 1))))
 
     return optim.LambdaLR(optimizer, factor)
 

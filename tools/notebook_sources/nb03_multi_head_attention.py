@@ -57,13 +57,14 @@ CELLS = [
     $(d_\text{in}, d_\text{out})$, the paper's $XW^Q$ (PyTorch's `nn.Linear` stores the transpose, $(d_\text{out},
     d_\text{in})$, and computes $xW^\top + b$: `docs/from-pytorch.md`). The $h$ matrices $W_i^Q$ are not stored
     separately: they sit side by side as the column blocks of `W_Q.weight`, so $W_i^Q$ is
-    `W_Q.weight[:, i*d_k:(i+1)*d_k]`. (These layers also have biases, as PyTorch's; the paper's equations have
+    `W_Q.weight[:, (i-1)*d_k : i*d_k]`. (These layers also have biases, as PyTorch's; the paper's equations have
     none. `bias=False` removes them.)
 
     **Counting.** Tokens, queries and keys are named by their index, from 0, as in notebook 02 and as NumPy
-    counts ("query 0" is the first token); heads count from 1, as in the paper ($\mathrm{head}_1$ is
-    `weights[:, 0]`). Section 7's maps label their rows with the document's positions, which count from 1
-    ("pos 1" is query 0; `docs/errata.md`, which follows the document, calls it query 1).
+    counts ("query 0" is the first token); heads count from 1, as in the paper, and every slice here is written
+    for that $i$: $\mathrm{head}_i$ is `weights[:, i - 1]` ($\mathrm{head}_1$ is `weights[:, 0]`). Section 7's
+    maps label their rows with the document's positions, which count from 1 ("pos 1" is query 0;
+    `docs/errata.md`, which follows the document, calls it query 1).
     """),
     code("""
     tokens = ["the", "cat", "saw", "the", "dog"]
@@ -85,16 +86,15 @@ CELLS = [
     """),
     code("""
     heads, maps = [], []
-    for i in range(h):
-        block = slice(i * d_k, (i + 1) * d_k)                       # head i's columns
+    for i in range(1, h + 1):                                       # head_1 .. head_h
+        block = slice((i - 1) * d_k, i * d_k)                       # head i's columns
         W_Qi, W_Ki, W_Vi = (lin.weight[:, block] for lin in (mha.W_Q, mha.W_K, mha.W_V))
         b_Qi, b_Ki, b_Vi = (lin.bias[block] for lin in (mha.W_Q, mha.W_K, mha.W_V))
         Q_i = X @ W_Qi + b_Qi                                        # (1, L, d_k)
         K_i = X @ W_Ki + b_Ki                                        # (1, L, d_k)
         V_i = X @ W_Vi + b_Vi                                        # (1, L, d_k)
         head_i, weights_i = F.scaled_dot_product_attention(Q_i, K_i, V_i)
-        print(f"head {i + 1}: W_{i + 1}^Q {W_Qi.shape}  Q_{i + 1} {Q_i.shape}  weights {weights_i.shape}"
-              f"  head_{i + 1} {head_i.shape}")
+        print(f"head {i}: W_{i}^Q {W_Qi.shape}  Q_{i} {Q_i.shape}  weights {weights_i.shape}  head_{i} {head_i.shape}")
         heads.append(head_i)
         maps.append(weights_i)
     """),
@@ -116,15 +116,15 @@ CELLS = [
     once with the whole matrix, $XW^Q$ of shape $(B, L, d_\text{model})$ with $d_\text{model} = h\,d_k$, and
     then regroups the features so that every head becomes one slice of a batch axis:
 
-    * `split_heads(x, h)`: $(B, L, h\,d_k) \to (B, h, L, d_k)$, with `[:, i]` = features $i d_k \ldots
-      (i+1) d_k - 1$ of every token, head $i$'s block. Reshape to $(B, L, h, d_k)$, then move the head axis
+    * `split_heads(x, h)`: $(B, L, h\,d_k) \to (B, h, L, d_k)$, with `[:, i - 1]` = features $(i-1) d_k \ldots
+      i d_k - 1$ of every token, head $i$'s block. Reshape to $(B, L, h, d_k)$, then move the head axis
       forward (`transpose(0, 2, 1, 3)`).
     * `merge_heads(x)`: the inverse, $(B, h, L, d_k) \to (B, L, h\,d_k)$; applied to the heads' outputs it
       is $\mathrm{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)$.
     """),
     exercise("a3-split-merge-heads", """
     def split_heads(x, h):
-        \"\"\"(B, L, h * d_k) -> (B, h, L, d_k): x[:, :, i * d_k:(i + 1) * d_k] becomes [:, i].\"\"\"
+        \"\"\"(B, L, h * d_k) -> (B, h, L, d_k): x[:, :, (i - 1) * d_k:i * d_k] becomes [:, i - 1].\"\"\"
         ### BEGIN SOLUTION A3: reshape to (B, L, h, d_k), then move the head axis forward: (B, h, L, d_k)
         B, L, d = x.shape
         return x.reshape(B, L, h, d // h).transpose(0, 2, 1, 3)
@@ -149,15 +149,15 @@ CELLS = [
     $(B, h, L, d_k)$ arrays), merged, must equal the loop's Concat:
     """),
     code("""
-    for i in range(h):
-        np.testing.assert_array_equal(Q_h[:, i], Q_all[:, :, i * d_k:(i + 1) * d_k])   # head i = block i
+    for i in range(1, h + 1):
+        np.testing.assert_array_equal(Q_h[:, i - 1], Q_all[:, :, (i - 1) * d_k:i * d_k])   # head i = block i
     np.testing.assert_array_equal(merge_heads(Q_h), Q_all)                               # merge undoes split
     x_b = np.random.default_rng(1).standard_normal((2, 5, 8))                          # a batch of 2, L = 5, d = 8
     split_b = split_heads(x_b, h)
     assert split_b.shape == (2, h, 5, d_k), f"split_heads gave {split_b.shape}, not (B, h, L, d_k) = (2, {h}, 5, {d_k})"
     for b in range(2):
-        for i in range(h):
-            np.testing.assert_array_equal(split_b[b, i], x_b[b, :, i * d_k:(i + 1) * d_k])   # sequence b, head i
+        for i in range(1, h + 1):
+            np.testing.assert_array_equal(split_b[b, i - 1], x_b[b, :, (i - 1) * d_k:i * d_k])   # sequence b, head i
     np.testing.assert_array_equal(merge_heads(split_b), x_b)
     heads_all, _ = F.scaled_dot_product_attention(*(mt.tensor(a) for a in (Q_h, K_h, V_h)))   # every head at once
     np.testing.assert_allclose(merge_heads(heads_all.numpy()), concat.numpy(), rtol=1e-10, atol=1e-12)
@@ -194,7 +194,7 @@ CELLS = [
 
     Project once with the whole matrix, then *reshape* the $d_\text{model}$ features into $h$ groups of
     $d_k$ and move the head axis forward: all heads become one batched matrix product. Column block $i$ of
-    `W_Q.weight` produces features $i d_k \ldots (i+1) d_k - 1$, which is exactly group $i$ after the reshape.
+    `W_Q.weight` produces features $(i-1) d_k \ldots i d_k - 1$, which is exactly group `i - 1` after the reshape.
     This is the core of `MultiHeadAttention._batched` (without its masks, dropout, cache and $W^O$).
 
     ### Exercise A3 · every head in one call

@@ -307,12 +307,15 @@ CELLS = [
     embedding* (BERT, GPT-2) is a different, also common choice: a trainable table with one free row per
     position. The paper tried both, found nearly the same results (its Table 3, row E), and kept the
     sinusoids because they may extrapolate to longer sequences (erratum 5 in `docs/errata.md`). In this
-    library both exist:
+    library both exist. Mind their arguments' order: `SinusoidalPositionalEncoding(d_model, max_len)` (the
+    formula's width first, as PyTorch's tutorial) but `LearnedPositionalEmbedding(max_len, d_model)` (its table's
+    shape, as `Embedding(num_embeddings, d_model)`). Keywords, as below, say which is which; an input as wide as
+    `max_len` is refused as a likely swap.
     """),
     code("""
     d_model, max_len = 512, 1024
-    fixed = nn.SinusoidalPositionalEncoding(d_model, max_len)
-    learned = nn.LearnedPositionalEmbedding(max_len, d_model)
+    fixed = nn.SinusoidalPositionalEncoding(d_model=d_model, max_len=max_len)
+    learned = nn.LearnedPositionalEmbedding(max_len=max_len, d_model=d_model)
     print(f"SinusoidalPositionalEncoding({d_model}, {max_len}):  {fixed.num_parameters():>9,} parameters")
     print(f"LearnedPositionalEmbedding({max_len}, {d_model}):    {learned.num_parameters():>9,} parameters"
           " (max_len x d_model)")
