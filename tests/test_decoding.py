@@ -1019,15 +1019,28 @@ def test_one_sequence_is_a_batch_of_one(tiny, lm):
 
 def test_decoding_rows_of_different_lengths_are_refused_by_the_decoding_function(seq2seq, lm):
     """Sources or prompts of different lengths as lists got "tensor: data is ragged ...", naming no decoding function
-    nor what to do."""
+    nor what to do. A source may be padded (its mask hides the padding); a prompt may not: generate has no mask, and
+    continued a padded prompt after its pads, as the shared message advised. A single id among the rows raised a bare
+    "object of type 'int' has no len()"."""
     model, _ = seq2seq
     rows = [[5, 6, 7], [8, 9]]
-    for op, name, call in [("greedy_decode", "src", lambda ids: greedy_decode(model, ids, max_len=4)),
-                           ("beam_search", "src", lambda ids: beam_search(model, ids, beam_size=2, max_len=4)),
-                           ("generate", "prompt", lambda ids: generate(lm, ids, 3, temperature=0.0))]:
-        with pytest.raises(ValueError, match=rf"^{op}: the rows of {name} have different lengths \(2, 3\); give them "
-                                             r"one at a time, or .* data\.pad_sequences\(rows, pad_id\)$"):
+    padding = r"one at a time, or padded to one length \(the mask hides the padding\): data\.pad_sequences\(rows, " \
+              r"pad_id\)$"
+    one_length = r"one at a time, or of one length: generate has no padding mask, and would continue a padded prompt"
+    for op, name, call, advice in [
+            ("greedy_decode", "src", lambda ids: greedy_decode(model, ids, max_len=4), padding),
+            ("beam_search", "src", lambda ids: beam_search(model, ids, beam_size=2, max_len=4), padding),
+            ("generate", "prompt", lambda ids: generate(lm, ids, 3, temperature=0.0), one_length)]:
+        with pytest.raises(ValueError, match=rf"^{op}: the rows of {name} have different lengths \(2, 3\); give "
+                                             f"them {advice}") as refused:
             call(rows)
+        assert ("pad_sequences" in str(refused.value)) == (name == "src")
+        for mixed, at, single in (([[5, 6], [7], 5], 2, "5"), ([4, [5, 6]], 0, "4"),
+                                  ([[5, 6], np.array(7)], 1, "array(7)")):
+            with pytest.raises(ValueError, match=rf"^{op}: {name} mixes rows of token ids with single ids "
+                                                 rf"\({name}\[{at}\] is {re.escape(single)}\): give rows \(batch, "
+                                                 r"seq\), or one sequence \(seq,\)$"):
+                call(mixed)
     padded = greedy_decode(model, pad_sequences(rows, PAD), max_len=4)  # what the message says, for a source
     alone = greedy_decode(model, rows[1], max_len=4)
     assert padded.numpy()[1, :alone.shape[1]].tolist() == alone.numpy()[0].tolist()

@@ -38,17 +38,33 @@ from ..nn import Module, evaluating
 __all__ = ["greedy_decode", "beam_search", "generate", "length_penalty"]
 
 
+#: what to do with rows of different lengths: a source's padding is hidden by its mask, a prompt's is not (generate
+#: would continue a padded prompt after its pads)
+_RAGGED = {"src": "give them one at a time, or padded to one length (the mask hides the padding): "
+                  "data.pad_sequences(rows, pad_id)",
+           "prompt": "give them one at a time, or of one length: generate has no padding mask, and would continue a "
+                     "padded prompt after its pads"}
+
+
 def _ids(op: str, name: str, ids, like) -> Tensor:
     """Token ids as an int64 ``(batch, seq)`` Tensor on the model's backend (a 1-D input becomes batch 1).
 
     Floats are refused, whole ones too (``[5.7, 6.2]`` would be truncated to other tokens), as the models refuse
     them: integers of any kind (Python ints, NumPy or Tensor integer arrays) are widened to int64, nothing else
-    is cast."""
-    if isinstance(ids, list | tuple) and len({len(row) for row in ids if hasattr(row, "__len__")}) > 1:
+    is cast. Rows of different lengths, or rows mixed with single ids, are refused saying what to do (``_RAGGED``,
+    by ``name``: ``"src"`` or ``"prompt"``)."""
+    def is_row(row):  # a sequence; not an int, nor a 0-d array (which has __len__ but no length)
+        return hasattr(row, "__len__") and getattr(row, "ndim", 1) != 0
+
+    if isinstance(ids, list | tuple) and any(is_row(row) for row in ids):
+        single = [i for i, row in enumerate(ids) if not is_row(row)]
+        if single:
+            raise ValueError(f"{op}: {name} mixes rows of token ids with single ids ({name}[{single[0]}] is "
+                             f"{ids[single[0]]!r}): give rows (batch, seq), or one sequence (seq,)")
         lengths = sorted({len(row) for row in ids})
-        raise ValueError(f"{op}: the rows of {name} have different lengths ({', '.join(map(str, lengths))}); give them "
-                         "one at a time, or (a source, whose padding the mask hides) padded to one length: "
-                         "data.pad_sequences(rows, pad_id)")
+        if len(lengths) > 1:
+            raise ValueError(f"{op}: the rows of {name} have different lengths ({', '.join(map(str, lengths))}); "
+                             f"{_RAGGED[name]}")
     t = ids if isinstance(ids, Tensor) else Tensor(ids, backend=like.backend)
     if t.ndim == 1:
         t = t.reshape(1, t.shape[0])
