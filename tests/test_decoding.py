@@ -982,14 +982,51 @@ def _no_eos(model):
 
 
 def test_decoding_generates_at_most_s_plus_10_tokens_by_default(seq2seq):
-    """max_len=None: S + 10 for a source of S positions, at most the model's max_len (24 here)."""
+    """max_len=None: S_b + 10 for a source of S_b real tokens (its own, not the batch's padded width), at most the
+    model's max_len (24 here); the batch runs as many steps as its longest needs."""
     model, src = seq2seq
-    model = _no_eos(model)  # S = 7 (padded): 17 tokens
-    assert greedy_decode(model, src).shape == (3, 17)
-    assert beam_search(model, src, beam_size=2).shape == (3, 17)
+    model = _no_eos(model)  # sources of 5, 3 and 7 tokens: 15, 13 and 17 tokens, then <pad>
+    for out in (greedy_decode(model, src), beam_search(model, src, beam_size=2),
+                greedy_decode(model, src, F.padding_mask(src, PAD), pad_id=4)):  # the mask tells the real tokens
+        assert out.shape == (3, 17)
+        assert ((out.numpy() != PAD) & (out.numpy() != 4)).sum(axis=1).tolist() == [15, 13, 17]
     long = mt.tensor([[4] * 20])  # S = 20: 30, cut to the model's 24
     assert greedy_decode(model, long).shape == (1, 24)
     assert beam_search(model, long, beam_size=2).shape == (1, 24)
+    assert greedy_decode(model, mt.tensor(pad_sequences([[5, 6], [4] * 20]))).numpy()[0, 12:].tolist() == [PAD] * 12
+
+
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no-cache"])
+def test_a_source_decodes_as_alone_whatever_it_is_batched_with(use_cache):
+    """The default max_len was the batch's padded width + 10: a 2-token source batched with a 12-token one was greedily
+    decoded to 22 tokens (12 alone), and beam search returned another winner. Each source's limit is its own now, and
+    beam search decides a source at it as a search run alone to it does: alone and in a batch (in either order) give
+    the same tokens and scores, greedy and beam (alpha 0 and 0.6), on an untrained model whose rows never end (every
+    source runs to its limit) and on one whose rows may."""
+    mt.manual_seed(0)
+    model = nn.Transformer(14, 14, d_model=16, heads=2, d_ff=32, num_encoder_layers=1, num_decoder_layers=1,
+                           max_len=40)
+    sources = [[5, 6], [7] * 12, [8, 9, 10, 11, 12]]
+    for never_ends in (False, True):  # (the first model may end rows: _no_eos changes it in place)
+        if never_ends:
+            model = _no_eos(model)
+        beams = [(f"beam_search(alpha={alpha})", functools.partial(beam_search, alpha=alpha, return_scores=True,
+                                                                   use_cache=use_cache)) for alpha in (0.0, 0.6)]
+        for name, decode in [("greedy_decode", functools.partial(greedy_decode, use_cache=use_cache)), *beams]:
+            alone = [decode(model, [row]) for row in sources]
+            for order in ([0, 1, 2], [2, 1, 0]):
+                batched = decode(model, mt.tensor(pad_sequences([sources[b] for b in order], PAD)))
+                for i, b in enumerate(order):
+                    case = f"{name}, use_cache={use_cache}, source {sources[b]} in a batch of {order}"
+                    if name == "greedy_decode":
+                        want, got = alone[b].numpy()[0], batched.numpy()[i]
+                    else:
+                        want, got = alone[b][0].numpy()[0], batched[0].numpy()[i]
+                        np.testing.assert_allclose(batched[1].numpy()[i], alone[b][1].numpy()[0], atol=1e-5,
+                                                   err_msg=case)
+                    if never_ends:
+                        assert len(want) == len(sources[b]) + 10, case
+                    np.testing.assert_array_equal(got, _padded([tuple(want)], len(got))[0], err_msg=case)
 
 
 def test_max_len_one_decodes_the_first_token(tiny):

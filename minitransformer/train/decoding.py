@@ -126,7 +126,27 @@ def _encode(model, op, src, src_mask, pad_id):
     src = _ids(op, "src", src, _first_param(model))
     if src_mask is None:
         src_mask = F.padding_mask(src, pad_id)  # (B, 1, 1, S): real source tokens
-    return src, src_mask, model.encode(src, src_mask)
+    memory = model.encode(src, src_mask)  # (which checks a src_mask given)
+    return src, src_mask if isinstance(src_mask, Tensor) else Tensor(src_mask, backend=src.backend), memory
+
+
+def _limits(op: str, max_len, model, src, src_mask):
+    r"""The steps to run, a Python int, and each source's own most tokens, ``(B,)`` int64: ``max_len`` for every
+    source where it is given, else :math:`S_b + 10` for source :math:`b` of :math:`S_b` real tokens (those
+    ``src_mask`` lets the decoder attend), at most ``model.max_len``. A source's output does not depend on what it is
+    batched with: the padded width :math:`S` would give a short source a longer limit next to a long one. The steps,
+    :math:`\min(S + 10, \text{model.max\_len})`, bound every source's limit without reading it back from the device.
+    """
+    steps = _max_steps(op, max_len, min(src.shape[1] + 10, model.max_len), model)
+    xp = src.backend.xp
+    B, S = src.shape
+    if max_len is not None:
+        return steps, xp.full((B,), steps, dtype=xp.int64)
+    m = src_mask.data  # bool, broadcasts to the scores (B, heads, L, S)
+    m = xp.reshape(m, (1,) * (4 - m.ndim) + tuple(m.shape))
+    m = xp.broadcast_to(m, (B, m.shape[1], m.shape[2], S))
+    real = xp.max(xp.reshape(xp.sum(xp.astype(m, xp.int64), axis=-1), (B, -1)), axis=1)  # (B,): most of any head
+    return steps, clip(xp, real + 10, high=model.max_len)
 
 
 # ------------------------------------------------------------------ encoder-decoder
@@ -143,7 +163,9 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
     src_mask : Tensor, optional
         ``(batch, 1, 1, S)``; by default from the padding.
     max_len : int, optional
-        Most tokens to generate (``<eos>`` included); by default ``S + 10``, at most the model's ``max_len``.
+        Most tokens to generate (``<eos>`` included), for every source; by default each source's own
+        :math:`S_b + 10`, :math:`S_b` its real tokens (not the batch's padded width: a source decodes as it does
+        alone), at most the model's ``max_len``. The paper (6.1) allows :math:`S_b + 50` for real translation.
     bos_id, eos_id, pad_id : int
         The ids of ``<bos>`` (the decoder's first input), ``<eos>`` (ends a row) and ``<pad>``.
     use_cache : bool
@@ -152,8 +174,8 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
     Returns
     -------
     Tensor
-        ``(batch, T)`` int64, the generated tokens without ``<bos>``; each row ends at its ``<eos>``,
-        padded with ``pad_id`` after it. ``T <= max_len``.
+        ``(batch, T)`` int64, the generated tokens without ``<bos>``; each row ends at its ``<eos>`` or its
+        source's limit, padded with ``pad_id`` after it. ``T <= max_len``.
 
     Examples
     --------
@@ -173,26 +195,27 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
     _check_model(op, model, seq2seq=True, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
     with evaluating(model):
         src, src_mask, memory = _encode(model, op, src, src_mask, pad_id)
-        steps = _max_steps(op, max_len, min(src.shape[1] + 10, model.max_len), model)
+        steps, limit = _limits(op, max_len, model, src, src_mask)  # limit (B,): each source's own most tokens
         be = memory.backend
         xp = be.xp
         B = src.shape[0]
         ys = xp.full((B, 1), bos_id, dtype=xp.int64)  # (B, 1): <bos>
         done = xp.zeros((B,), dtype=xp.bool)
         cache = model.new_cache() if use_cache else None
-        for _ in range(steps):
+        for t in range(1, steps + 1):  # t: the tokens each row has after this step
             new = ys[:, -1:] if use_cache else ys  # with a cache only the newest position goes in
             logits = model.decode(Tensor(new, backend=be), memory, src_mask, None, cache)  # (B, t, V)
             # the step: y_t = arg-max_v of the newest position's logits, (B,); a row that has ended takes pad_id;
-            # done marks the rows that have produced eos_id; ys (B, t) -> (B, t + 1); stop once every row is done
-            ### BEGIN SOLUTION A6: y = argmax of logits.data[:, -1, :] (B,), pad_id where done; update done, ys; stop
+            # done marks the rows that have produced eos_id; ys (B, t) -> (B, t + 1)
+            ### BEGIN SOLUTION A6: y = argmax of logits.data[:, -1, :] (B,), pad_id where done; update done and ys
             token = xp.argmax(logits.data[:, -1, :], axis=-1)  # (B,)
             token = xp.where(done, xp.asarray(pad_id, dtype=token.dtype), token)
             done = done | (token == eos_id)
             ys = xp.concat([ys, xp.reshape(token, (B, 1))], axis=1)
-            if be.read_bool(xp.all(done)):  # the one host read per step
-                break
             ### END SOLUTION
+            done = done | (limit <= t)  # a row at its source's own limit ends too
+            if be.read_bool(xp.all(done)):  # the one host read per step: stop once every row has ended
+                break
         return Tensor(ys[:, 1:], backend=be)
 
 
@@ -275,7 +298,9 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     Parameters
     ----------
     model, src, src_mask, max_len, bos_id, eos_id, pad_id, use_cache
-        As :func:`greedy_decode` (``max_len`` ``S + 10`` by default; the paper's translations allow ``S + 50``).
+        As :func:`greedy_decode` (``max_len`` each source's own :math:`S_b + 10` by default; the paper's
+        translations allow :math:`S_b + 50`). A source is decided at its own limit exactly as a search run alone to
+        ``max_len`` = that limit is (``_winners`` then), so its winner does not depend on what it is batched with.
     beam_size : int
         :math:`k` (the paper uses 4).
     alpha : float
@@ -313,7 +338,7 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     k = beam_size
     with evaluating(model):
         src, src_mask, memory = _encode(model, op, src, src_mask, pad_id)
-        steps = _max_steps(op, max_len, min(src.shape[1] + 10, model.max_len), model)
+        steps, limit = _limits(op, max_len, model, src, src_mask)  # limit (B,): each source's own most tokens
         be = memory.backend
         xp = be.xp
         B = src.shape[0]
@@ -331,7 +356,11 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
         finished = (xp.full((B * k, 1), bos_id, dtype=xp.int64), xp.full((B * k,), -math.inf, dtype=xp.float32),
                     xp.full((B * k,), -math.inf, dtype=xp.float32))
         cache = model.new_cache() if use_cache else None
-        lp_max = length_penalty(steps, alpha)  # the largest lp a hypothesis can reach
+        lp_max = length_penalty(xp.astype(limit, xp.float32), alpha)  # (B,): the largest lp a source's can reach
+        # a source is decided at its own limit, as a search run to it ends: its winner (tokens padded to 1 + steps
+        # and log P) is kept, whatever later steps, run for longer sources, do with its hypotheses
+        decided = xp.zeros((B,), dtype=xp.bool)
+        won_ys, won_scores = xp.full((B, 1 + steps), pad_id, dtype=xp.int64), xp.zeros((B,), dtype=xp.float32)
         stopped = False
         for t in range(1, steps + 1):  # t: the length the hypotheses reach at this step
             new = ys[:, -1:] if use_cache else ys
@@ -354,10 +383,17 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
             ### END SOLUTION
             if cache is not None:
                 _reorder(cache, parent)
-            if be.read_bool(xp.all(_may_stop(xp, scores, finished[2], lp_max, k))):  # the host read
+            now = limit == t  # (B,): the sources whose own limit is this step
+            win_ys, win_scores = _winners(xp, finished, ys, scores, length_penalty(t, alpha), k, alive=True)
+            win_ys = xp.concat([win_ys, xp.full((B, steps - t), pad_id, dtype=win_ys.dtype)], axis=1)
+            won_ys = xp.where(xp.reshape(now, (B, 1)), win_ys, won_ys)
+            won_scores, decided = xp.where(now, win_scores, won_scores), decided | now
+            if be.read_bool(xp.all(_may_stop(xp, scores, finished[2], lp_max, k) | decided)):  # the host read
                 stopped = True
                 break
         tokens, scores = _winners(xp, finished, ys, scores, length_penalty(t, alpha), k, alive=not stopped)
+        tokens = xp.where(xp.reshape(decided, (B, 1)), won_ys[:, :1 + t], tokens)
+        scores = xp.where(decided, won_scores, scores)
         tokens = Tensor(tokens[:, 1:], backend=be)
         return (tokens, Tensor(scores, backend=be)) if return_scores else tokens
 
@@ -454,13 +490,14 @@ def _per_source(xp, first, second, B: int):
     return xp.reshape(both, (B * (m + n), *rest))
 
 
-def _may_stop(xp, scores, done_norm, lp_max: float, k: int):
+def _may_stop(xp, scores, done_norm, lp_max, k: int):
     r"""Whether each source's search may stop, ``(B,)`` bool: ``k`` have finished and the best alive one cannot beat
     the worst of them, :math:`s_{best} / lp(\text{max\_len}) \le s_{worst} / lp(|Y_{worst}|)`.
 
     ``scores`` ``(B k,)`` are the alive :math:`s`, ``done_norm`` ``(B k,)`` the finished :math:`s / lp`, each
     source's best first (an empty place is ``-inf``, so a source with fewer than ``k`` finished goes on, unless its
-    alive ones are all ``-inf`` too: none can go on)."""
+    alive ones are all ``-inf`` too: none can go on); ``lp_max`` ``(B,)``, each source's :math:`lp` at its own
+    ``max_len``."""
     ### BEGIN SOLUTION A6: the alive best (each source's first) / lp_max <= the worst finished (each source's last)
     B = scores.shape[0] // k
     return xp.reshape(scores, (B, k))[:, 0] / lp_max <= xp.reshape(done_norm, (B, k))[:, k - 1]
