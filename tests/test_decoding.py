@@ -27,7 +27,15 @@ from minitransformer import nn
 from minitransformer.assignments.strip import BEGIN
 from minitransformer.data import BOS, EOS, PAD, pad_sequences
 from minitransformer.train import decoding
-from minitransformer.train.decoding import _pick, _tempered, beam_search, generate, greedy_decode, length_penalty
+from minitransformer.train.decoding import (
+    _nucleus,
+    _pick,
+    _tempered,
+    beam_search,
+    generate,
+    greedy_decode,
+    length_penalty,
+)
 
 
 @pytest.fixture
@@ -1341,6 +1349,107 @@ def test_sampling_draws_from_the_tempered_softmax(backend, temperature, top_k):
     # 6 standard errors (at most 0.0095 here): a right sampler's share is outside with a probability of about 2e-9
     _drawn_as(freq, expected, 6 * np.sqrt(expected * (1 - expected) / n) + 1e-12,
               f"z = {z.tolist()}, T = {temperature}, top_k = {top_k}")
+
+
+def _nucleus_by_hand(z, temperature, top_k, top_p):
+    """softmax(z / T) over the top_k largest logits, then over the nucleus of top_p, in float64 (Hugging Face's order
+    and rule: a token is cut where the more likely ones before it hold top_p), and the kept tokens; z (V,)."""
+    z = np.asarray(z, dtype=np.float64)
+    if top_k is not None:
+        z = np.where(z < np.sort(z)[-top_k], -np.inf, z)
+    p = np.exp((z - z.max()) / temperature)
+    p /= p.sum()
+    order = np.argsort(-p, kind="stable")
+    before = np.cumsum(p[order]) - p[order]
+    kept = np.sort(order[before < top_p])
+    p = np.where(np.isin(np.arange(p.size), kept), p, 0.0)
+    return p / p.sum(), kept.tolist()
+
+
+def _kept(backend, z, temperature, top_p):
+    """The tokens _nucleus keeps (its finite logits) of each row of ``z``, a list a row."""
+    cut = backend.to_host(_nucleus(backend.xp, mt.tensor(np.asarray(z, dtype=np.float32)).data, temperature, top_p))
+    return [np.flatnonzero(np.isfinite(row)).tolist() for row in cut]
+
+
+def test_top_p_keeps_the_smallest_set_of_likeliest_tokens_that_holds_p_by_hand(backend):
+    """Probabilities 0.05, 0.5, 0.15, 0.3: the nucleus of p is the likeliest tokens until they hold p, the one that
+    crosses p included; the temperature changes the probabilities first; a tiny p keeps the arg-max alone, p = 1
+    every token; a logit top-k cut (-inf) has probability 0; tokens as likely as the last kept are all kept."""
+    z = np.log([[0.05, 0.5, 0.15, 0.3]])
+    every = [0, 1, 2, 3]
+    for top_p, kept in ((1e-6, [1]), (0.45, [1]), (0.6, [1, 3]), (0.85, [1, 2, 3]), (0.9, [1, 2, 3]), (0.97, every),
+                        (1.0, every)):
+        assert _kept(backend, z, 1.0, top_p) == [kept], f"top_p = {top_p}: the likeliest tokens until they hold p"
+        assert _nucleus_by_hand(z[0], 1.0, None, top_p)[1] == kept
+    assert _kept(backend, z, 0.5, 0.9) == [[1, 3]]  # T = 0.5: p proportional to p^2, 0.685 and 0.247 hold 0.93
+    assert _kept(backend, [[-np.inf, np.log(0.5), -np.inf, np.log(0.3)]], 1.0, 0.6) == [[1]]  # 0.625 after top-2
+    assert _kept(backend, [[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0]], 1.0, 0.3) == [[0, 1, 2]] * 2  # ties: all
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p, kept", [
+    (1.0, None, 0.8, [0, 1, 3]), (0.5, None, 0.8, [0, 3]), (1.0, 2, 0.6, [0]), (2.0, 3, 0.8, [0, 1, 3]),
+    (1.0, None, 1.0, [0, 1, 2, 3]), (1.0, None, 1e-6, [0])],
+    ids=["T=1-p=0.8", "T=0.5-p=0.8", "T=1-top_k=2-p=0.6", "T=2-top_k=3-p=0.8", "p=1", "p=1e-6"])
+def test_sampling_with_top_p_draws_from_the_nucleus(backend, temperature, top_k, top_p, kept):
+    """100000 draws of one row (z as in test_sampling_draws_from_the_tempered_softmax): the shares against softmax(z
+    / T) over the top k, then over the nucleus of top_p, within six standard errors. top_k = 2, p = 0.6 keeps token 0
+    alone (0.622 of the two kept by top-k), where the nucleus taken before top-k would keep two: top-k comes first."""
+    z = np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32)
+    expected, nucleus = _nucleus_by_hand(z, temperature, top_k, top_p)
+    assert nucleus == kept
+    n = 100000
+    logits = mt.tensor(np.tile(z, (n, 1))).data
+    draws = mt.backend.current().to_host(_pick(backend, logits, temperature, top_k, top_p=top_p))
+    freq = np.bincount(draws, minlength=4) / n
+    _drawn_as(freq, expected, 6 * np.sqrt(expected * (1 - expected) / n) + 1e-12,
+              f"z = {z.tolist()}, T = {temperature}, top_k = {top_k}, top_p = {top_p}")
+
+
+@pytest.mark.single_backend
+def test_top_p_keeps_what_hugging_faces_rule_keeps_in_torch():
+    """Hugging Face's TopPLogitsWarper's rule written with torch ops (sort, softmax, cumulative sum, a token cut where
+    the cumulative probability less its own holds p), on random logits, after top-k and at several temperatures."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    z = (rng.standard_normal((64, 50)) * 2).astype(np.float32)
+    be = mt.backend.current()
+    for temperature, top_k, top_p in ((1.0, None, 0.9), (0.7, None, 0.5), (1.5, 10, 0.8), (1.0, 10, 0.1),
+                                      (2.0, None, 0.99)):
+        t = torch.tensor(z, dtype=torch.float64) / temperature
+        if top_k is not None:
+            t = t.masked_fill(t < torch.topk(t, top_k).values[:, -1:], -torch.inf)
+        sorted_logits, order = torch.sort(t, descending=True)
+        probs = sorted_logits.softmax(-1)
+        cut_sorted = probs.cumsum(-1) - probs >= top_p
+        cut = cut_sorted.scatter(-1, order, cut_sorted)
+        near = ((probs.cumsum(-1) - probs - top_p).abs() < 1e-5).any(-1).numpy()  # float32 may fall either way
+        masked = np.where(z < np.sort(z, axis=-1)[:, -top_k:-top_k + 1], -np.inf, z) if top_k else z
+        ours = ~np.isfinite(be.to_host(_nucleus(be.xp, mt.tensor(masked).data, temperature, top_p)))
+        case = f"T = {temperature}, top_k = {top_k}, top_p = {top_p}"
+        assert near.sum() < 3, case
+        np.testing.assert_array_equal(ours[~near], cut.numpy()[~near], err_msg=case)
+        assert (~cut.numpy()).sum(-1).min() >= 1 and (ours.sum(-1) < z.shape[1]).any(), case  # the case cuts some
+
+
+def test_generate_with_top_p_is_greedy_at_temperature_0_and_refuses_a_p_outside_0_to_1(lm):
+    """temperature=0 takes the arg-max, which every nucleus keeps (as top-k): top_p changes nothing there; top_p = 1
+    keeps every token (the draws of no top_p); 0, a negative p, one above 1, NaN are refused naming the option."""
+    prompt = mt.tensor([[4, 5, 6], [7, 7, 8]])
+    greedy = generate(lm, prompt, 6, temperature=0.0).numpy()
+    np.testing.assert_array_equal(generate(lm, prompt, 6, temperature=0.0, top_p=1e-3, top_k=3).numpy(), greedy)
+    np.testing.assert_array_equal(generate(lm, prompt, 6, temperature=1.0, top_p=1e-6).numpy(), greedy)
+    draws = [generate(lm, prompt, 6, temperature=0.9, seed=4, **p).numpy() for p in ({}, {"top_p": 1.0})]
+    np.testing.assert_array_equal(draws[0], draws[1])
+    for use_cache in (True, False):  # the cache changes nothing with top_p either
+        draws[use_cache] = generate(lm, prompt, 20, temperature=0.9, top_p=0.7, seed=5, use_cache=use_cache).numpy()
+    np.testing.assert_array_equal(draws[0], draws[1])
+    for bad in (0, 0.0, -0.5, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=rf"^generate: top_p must be a number in \(0, 1\], got "
+                                             rf"{re.escape(repr(bad))}$"):
+            generate(lm, prompt, 3, top_p=bad)
+    with pytest.raises(TypeError, match=r"^generate: top_p must be"):
+        generate(lm, prompt, 3, top_p="0.9")
 
 
 @pytest.mark.assignment(6, points=5)

@@ -8,7 +8,7 @@ the previously generated symbols as additional input when generating the next").
 :func:`greedy_decode`            encoder-decoder: the most likely token at every step
 :func:`beam_search`              encoder-decoder: keep the ``beam_size`` best partial sequences
                                  (paper 6.1: beam size 4, length penalty :math:`\alpha = 0.6`)
-:func:`generate`                 decoder-only LM: greedy, temperature and top-k sampling
+:func:`generate`                 decoder-only LM: greedy, temperature, top-k and nucleus (top-p) sampling
 ===============================  ===================================================================
 
 **The key/value cache.** At step :math:`t` the new position's query needs the keys and values of
@@ -38,8 +38,8 @@ from ..nn import Module, evaluating
 __all__ = ["greedy_decode", "beam_search", "generate", "length_penalty"]
 
 
-#: what to do with rows of different lengths: a source's padding is hidden by its mask, a prompt's is not (generate
-#: would continue a padded prompt after its pads)
+#: the advice for rows of different lengths, by what they are; a source's padding is hidden by its mask, a prompt's
+#: is not (generate would continue a padded prompt after its pads)
 _RAGGED = {"src": "give them one at a time, or padded to one length (the mask hides the padding): "
                   "data.pad_sequences(rows, pad_id)",
            "prompt": "give them one at a time, or of one length: generate has no padding mask, and would continue a "
@@ -540,13 +540,19 @@ def _reorder(cache: list, parent) -> None:
 # ------------------------------------------------------------------ decoder-only language model
 def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              eos_id: int | None = None, use_cache: bool = True, context: int | None = None,
-             seed: int | None = None) -> Tensor:
+             seed: int | None = None, top_p: float | None = None) -> Tensor:
     r"""Continue ``prompt`` with a language model, one token at a time.
 
     Each new token is drawn from :math:`p(v) = \mathrm{softmax}(z / T)_v` over the last position's
     logits :math:`z`, with temperature :math:`T` (``temperature``): :math:`T < 1` sharpens the
     distribution, :math:`T > 1` flattens it, and ``temperature=0`` takes the arg-max (greedy).
-    ``top_k`` keeps only the :math:`k` largest logits (the rest get probability 0) before drawing.
+    ``top_k`` keeps only the :math:`k` largest logits (the rest get probability 0) before drawing; logits tied with
+    the :math:`k`-th largest are all kept, so a row may keep more than :math:`k` (as Hugging Face's
+    ``TopKLogitsWarper`` does). ``top_p`` (nucleus sampling, Holtzman et al. 2020) then keeps, in each row, the
+    smallest set of most likely tokens whose probabilities :math:`\mathrm{softmax}(z / T)` (after top-k) sum to at
+    least :math:`p`, the token that crosses :math:`p` included, as Hugging Face's ``TopPLogitsWarper`` does (and in
+    its order: temperature, top-k, top-p); tokens as likely as the last one kept are all kept. Greedy decoding
+    (``temperature=0``) takes the arg-max, which both keep: it ignores them.
 
     The draw is the Gumbel-max trick, :math:`v = \arg\max_v (z_v / T + g_v)` with
     :math:`g_v = -\log(-\log u_v)`, :math:`u_v \sim U(0, 1)`, which samples exactly from
@@ -574,7 +580,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     temperature : float
         Finite, >= 0; 0 is greedy, and a tiny one approaches it.
     top_k : int, optional
-        Draw only among the ``top_k`` most likely tokens; None: among all.
+        Draw only among the ``top_k`` most likely tokens (and those tied with the ``top_k``-th); None: among all.
     eos_id : int, optional
         Stop a row at this token (later positions are filled with it); None: always ``max_new_tokens``.
     use_cache : bool
@@ -584,6 +590,9 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     seed : int, optional
         Draw from a generator of this call's own seeded with it, leaving the backend's alone; None: the backend's
         generator (``mt.manual_seed``).
+    top_p : float, optional
+        Draw only among the nucleus, the most likely tokens that together hold at least ``top_p`` of the
+        probability, ``0 < top_p <= 1`` (1 keeps every token); None: among all.
 
     Returns
     -------
@@ -613,6 +622,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     max_new_tokens = require_int(op, "max_new_tokens", max_new_tokens, low=0)
     temperature = require_real(op, "temperature", temperature, low=0.0)  # 0: greedy
     top_k = None if top_k is None else require_int(op, "top_k", top_k, low=1)
+    top_p = None if top_p is None else require_real(op, "top_p", top_p, low=0.0, high=1.0, low_open=True)
     window = model.max_len if context is None else require_int(op, "context", context, low=1)
     if window > model.max_len:
         raise ValueError(f"{op}: context={window} is more than the model's max_len={model.max_len}")
@@ -637,7 +647,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
                 logits = model(Tensor(seq[:, start + fed:], backend=be), cache=cache)
                 fed = seq.shape[1] - start
             z = logits.data[:, -1, :]  # (B, V) the next token's logits
-            token = _pick(be, z, temperature, top_k, rng)
+            token = _pick(be, z, temperature, top_k, rng, top_p=top_p)
             if eos_id is not None:
                 token = xp.where(done, xp.asarray(eos_id, dtype=token.dtype), token)
                 done = done | (token == eos_id)
@@ -647,9 +657,10 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
         return Tensor(seq, backend=be)
 
 
-def _pick(be, z, temperature: float, top_k: int | None, rng=None):
+def _pick(be, z, temperature: float, top_k: int | None, rng=None, top_p: float | None = None):
     """The next token of each row from logits ``z`` ``(B, V)``: arg-max, or a Gumbel-max draw from softmax(z/T)
-    with uniform numbers from ``rng`` (None: the backend's generator)."""
+    (among the ``top_k`` largest logits, then the nucleus of ``top_p``: :func:`_nucleus`) with uniform numbers from
+    ``rng`` (None: the backend's generator)."""
     xp = be.xp
     ### BEGIN SOLUTION A6: top-k: in each row of z (B, V), the logits below the row's top_k-th largest become -inf
     if top_k is not None and top_k < z.shape[-1]:
@@ -657,7 +668,9 @@ def _pick(be, z, temperature: float, top_k: int | None, rng=None):
         z = xp.where(z < kth, xp.asarray(-math.inf, dtype=z.dtype), z)
     ### END SOLUTION
     if temperature == 0:
-        return xp.argmax(z, axis=-1)
+        return xp.argmax(z, axis=-1)  # (top-k and top-p keep the arg-max: greedy needs neither)
+    if top_p is not None:
+        z = _nucleus(xp, z, temperature, top_p)  # after top-k and at the temperature, as Hugging Face's order has it
     # u ~ U[0, 1): be.uniform(z.shape, dtype=dtype_name(z.dtype), rng=rng), the backend's generator or the call's
     # (mt.manual_seed or seed= repeat a draw; NumPy's own would not), kept off 0 and 1
     ### BEGIN SOLUTION A6: v ~ softmax(z / T) per row, (B,): argmax(_tempered(xp, z, T) + g), g = -log(-log u)
@@ -667,6 +680,28 @@ def _pick(be, z, temperature: float, top_k: int | None, rng=None):
     g = -xp.log(-xp.log(u))  # Gumbel(0, 1) noise, within [-3.4, 16.2]
     return xp.argmax(_tempered(xp, z, temperature) + g, axis=-1)
     ### END SOLUTION
+
+
+def _nucleus(xp, z, temperature: float, top_p: float):
+    r"""Nucleus (top-p) sampling's cut (Holtzman et al. 2020): in each row of ``z`` ``(B, V)``, the logits of the
+    tokens outside the smallest set of most likely ones whose probabilities :math:`p = \mathrm{softmax}(z / T)` sum
+    to at least ``top_p`` become ``-inf``.
+
+    With :math:`p_{(1)} \ge p_{(2)} \ge \dots` a row's probabilities sorted, token :math:`(i)` is cut where those
+    before it already hold ``top_p``, :math:`\sum_{j < i} p_{(j)} \ge` ``top_p``: the token that crosses ``top_p`` is
+    kept, as in Hugging Face's ``TopPLogitsWarper``, and so is the most likely, always. Tokens as likely as the last
+    one kept are all kept (Hugging Face keeps those its sort puts first), as top-k keeps all those tied with its
+    :math:`k`-th. ``top_p = 1`` keeps every token. A sort and a cumulative sum of the array API: no host read.
+    """
+    if top_p >= 1:
+        return z
+    e = xp.exp(_tempered(xp, z, temperature))  # (B, V): softmax(z / T) times each row's sum; -inf -> 0
+    p = e / xp.sum(e, axis=-1, keepdims=True)  # (B, V)
+    p_sorted = xp.sort(p, axis=-1, descending=True)  # (B, V), each row's most likely first
+    before = xp.cumulative_sum(p_sorted, axis=-1) - p_sorted  # (B, V): what the more likely tokens hold
+    kept = xp.where(before < top_p, p_sorted, xp.asarray(math.inf, dtype=p.dtype))
+    last = xp.min(kept, axis=-1, keepdims=True)  # (B, 1): the probability of the least likely token kept
+    return xp.where(p < last, xp.asarray(-math.inf, dtype=z.dtype), z)
 
 
 def _tempered(xp, z, temperature: float):
