@@ -301,7 +301,8 @@ def _generate(args) -> int:
     text, option = (args.prompt, "--prompt") if args.prompt is not None else (args.input, "--input")
     return _guard("generate", lambda: run.generate_from_checkpoint(
         args.checkpoint, text, backend=_backend_of(args), beam=args.beam, max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature, top_k=args.top_k, seed=args.seed, alpha=args.alpha, option=option))
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed, alpha=args.alpha,
+        option=option))
 
 
 def _average(args) -> int:
@@ -550,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sampling temperature (charlm; 0: greedy; default: %(default)s)")
     gen.add_argument("--top-k", type=_positive_int, default=default["top_k"],
                      help="sample from the k likeliest (charlm; default: %(default)s)")
+    gen.add_argument("--top-p", type=float, default=default["top_p"], metavar="P",
+                     help="nucleus sampling: from the likeliest tokens that hold at least P of the probability, "
+                          "0 < P <= 1, after --top-k (charlm; default: %(default)s, every token)")
     gen.add_argument("--seed", type=_non_negative_int, default=default["seed"],
                      help="seed of the sampling (charlm; default: %(default)s)")
     gen.set_defaults(run=_generate)

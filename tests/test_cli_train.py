@@ -172,12 +172,37 @@ def test_generate_help_gives_the_defaults_of_its_options(monkeypatch):
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["generate"]
     text = sub.format_help()
     for option in ("(default: 1, greedy decoding)", "(default: 0.6, the paper's", "tokenizer=bpe (default: 200)",
-                   "(charlm; 0: greedy; default: 0.8)", "(charlm; default: 10)", "(charlm; default: 0)"):
+                   "(charlm; 0: greedy; default: 0.8)", "(charlm; default: 10)", "(charlm; default: 0)",
+                   "after --top-k (charlm; default: None, every token)"):
         assert option in text
     given = {name: p.default for name, p in inspect.signature(generate_from_checkpoint).parameters.items()}
     parsed = vars(sub.parse_args(["c.npz"]))
     assert all(parsed[name] == given[name] for name in ("beam", "alpha", "max_new_tokens", "temperature", "top_k",
-                                                        "seed"))
+                                                        "top_p", "seed"))
+
+
+def test_generate_top_p_reaches_the_charlm_sampler_and_is_checked_there(untrained, monkeypatch, capsys):
+    """--top-p P is nucleus sampling (generate's top_p), after --top-k: given to the charlm task's sampler, refused
+    outside (0, 1] by name, and named as ignored by a task that does not sample."""
+    from minitransformer.train import tasks
+
+    calls, generate = [], tasks.generate
+
+    def spy(model, ids, max_new_tokens, **kwargs):
+        calls.append(kwargs)
+        return generate(model, ids, max_new_tokens, **kwargs)
+
+    monkeypatch.setattr(tasks, "generate", spy)
+    assert main(["generate", str(untrained["charlm"]), "--prompt", "The", "--max-new-tokens", "3", "--top-p",
+                 "0.9"]) == 0
+    assert calls[-1]["top_p"] == 0.9 and calls[-1]["top_k"] == 10
+    assert main(["generate", str(untrained["charlm"]), "--prompt", "The", "--max-new-tokens", "3"]) == 0
+    assert calls[-1]["top_p"] is None
+    capsys.readouterr()
+    assert main(["generate", str(untrained["charlm"]), "--prompt", "The", "--top-p", "1.5"]) == 2
+    assert capsys.readouterr().err == "minitransformer: generate: top_p must be a number in (0, 1], got 1.5\n"
+    assert main(["generate", str(untrained["reverse"]), "--input", "1 2 3", "--top-p", "0.5"]) == 0
+    assert "the reverse task does not read --top-p; ignored" in capsys.readouterr().err
 
 
 def test_train_resumes_from_its_checkpoint(tmp_path, capsys):

@@ -27,7 +27,15 @@ from minitransformer import nn
 from minitransformer.assignments.strip import BEGIN
 from minitransformer.data import BOS, EOS, PAD, pad_sequences
 from minitransformer.train import decoding
-from minitransformer.train.decoding import _pick, _tempered, beam_search, generate, greedy_decode, length_penalty
+from minitransformer.train.decoding import (
+    _nucleus,
+    _pick,
+    _tempered,
+    beam_search,
+    generate,
+    greedy_decode,
+    length_penalty,
+)
 
 
 @pytest.fixture
@@ -982,14 +990,51 @@ def _no_eos(model):
 
 
 def test_decoding_generates_at_most_s_plus_10_tokens_by_default(seq2seq):
-    """max_len=None: S + 10 for a source of S positions, at most the model's max_len (24 here)."""
+    """max_len=None: S_b + 10 for a source of S_b real tokens (its own, not the batch's padded width), at most the
+    model's max_len (24 here); the batch runs as many steps as its longest needs."""
     model, src = seq2seq
-    model = _no_eos(model)  # S = 7 (padded): 17 tokens
-    assert greedy_decode(model, src).shape == (3, 17)
-    assert beam_search(model, src, beam_size=2).shape == (3, 17)
+    model = _no_eos(model)  # sources of 5, 3 and 7 tokens: 15, 13 and 17 tokens, then <pad>
+    for out in (greedy_decode(model, src), beam_search(model, src, beam_size=2),
+                greedy_decode(model, src, F.padding_mask(src, PAD), pad_id=4)):  # the mask tells the real tokens
+        assert out.shape == (3, 17)
+        assert ((out.numpy() != PAD) & (out.numpy() != 4)).sum(axis=1).tolist() == [15, 13, 17]
     long = mt.tensor([[4] * 20])  # S = 20: 30, cut to the model's 24
     assert greedy_decode(model, long).shape == (1, 24)
     assert beam_search(model, long, beam_size=2).shape == (1, 24)
+    assert greedy_decode(model, mt.tensor(pad_sequences([[5, 6], [4] * 20]))).numpy()[0, 12:].tolist() == [PAD] * 12
+
+
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no-cache"])
+def test_a_source_decodes_as_alone_whatever_it_is_batched_with(use_cache):
+    """The default max_len was the batch's padded width + 10: a 2-token source batched with a 12-token one was greedily
+    decoded to 22 tokens (12 alone), and beam search returned another winner. Each source's limit is its own now, and
+    beam search decides a source at it as a search run alone to it does: alone and in a batch (in either order) give
+    the same tokens and scores, greedy and beam (alpha 0 and 0.6), on an untrained model whose rows never end (every
+    source runs to its limit) and on one whose rows may."""
+    mt.manual_seed(0)
+    model = nn.Transformer(14, 14, d_model=16, heads=2, d_ff=32, num_encoder_layers=1, num_decoder_layers=1,
+                           max_len=40)
+    sources = [[5, 6], [7] * 12, [8, 9, 10, 11, 12]]
+    for never_ends in (False, True):  # (the first model may end rows: _no_eos changes it in place)
+        if never_ends:
+            model = _no_eos(model)
+        beams = [(f"beam_search(alpha={alpha})", functools.partial(beam_search, alpha=alpha, return_scores=True,
+                                                                   use_cache=use_cache)) for alpha in (0.0, 0.6)]
+        for name, decode in [("greedy_decode", functools.partial(greedy_decode, use_cache=use_cache)), *beams]:
+            alone = [decode(model, [row]) for row in sources]
+            for order in ([0, 1, 2], [2, 1, 0]):
+                batched = decode(model, mt.tensor(pad_sequences([sources[b] for b in order], PAD)))
+                for i, b in enumerate(order):
+                    case = f"{name}, use_cache={use_cache}, source {sources[b]} in a batch of {order}"
+                    if name == "greedy_decode":
+                        want, got = alone[b].numpy()[0], batched.numpy()[i]
+                    else:
+                        want, got = alone[b][0].numpy()[0], batched[0].numpy()[i]
+                        np.testing.assert_allclose(batched[1].numpy()[i], alone[b][1].numpy()[0], atol=1e-5,
+                                                   err_msg=case)
+                    if never_ends:
+                        assert len(want) == len(sources[b]) + 10, case
+                    np.testing.assert_array_equal(got, _padded([tuple(want)], len(got))[0], err_msg=case)
 
 
 def test_max_len_one_decodes_the_first_token(tiny):
@@ -1019,15 +1064,28 @@ def test_one_sequence_is_a_batch_of_one(tiny, lm):
 
 def test_decoding_rows_of_different_lengths_are_refused_by_the_decoding_function(seq2seq, lm):
     """Sources or prompts of different lengths as lists got "tensor: data is ragged ...", naming no decoding function
-    nor what to do."""
+    nor what to do. A source may be padded (its mask hides the padding); a prompt may not: generate has no mask, and
+    continued a padded prompt after its pads, as the shared message advised. A single id among the rows raised a bare
+    "object of type 'int' has no len()"."""
     model, _ = seq2seq
     rows = [[5, 6, 7], [8, 9]]
-    for op, name, call in [("greedy_decode", "src", lambda ids: greedy_decode(model, ids, max_len=4)),
-                           ("beam_search", "src", lambda ids: beam_search(model, ids, beam_size=2, max_len=4)),
-                           ("generate", "prompt", lambda ids: generate(lm, ids, 3, temperature=0.0))]:
-        with pytest.raises(ValueError, match=rf"^{op}: the rows of {name} have different lengths \(2, 3\); give them "
-                                             r"one at a time, or .* data\.pad_sequences\(rows, pad_id\)$"):
+    padding = r"one at a time, or padded to one length \(the mask hides the padding\): data\.pad_sequences\(rows, " \
+              r"pad_id\)$"
+    one_length = r"one at a time, or of one length: generate has no padding mask, and would continue a padded prompt"
+    for op, name, call, advice in [
+            ("greedy_decode", "src", lambda ids: greedy_decode(model, ids, max_len=4), padding),
+            ("beam_search", "src", lambda ids: beam_search(model, ids, beam_size=2, max_len=4), padding),
+            ("generate", "prompt", lambda ids: generate(lm, ids, 3, temperature=0.0), one_length)]:
+        with pytest.raises(ValueError, match=rf"^{op}: the rows of {name} have different lengths \(2, 3\); give "
+                                             f"them {advice}") as refused:
             call(rows)
+        assert ("pad_sequences" in str(refused.value)) == (name == "src")
+        for mixed, at, single in (([[5, 6], [7], 5], 2, "5"), ([4, [5, 6]], 0, "4"),
+                                  ([[5, 6], np.array(7)], 1, "array(7)")):
+            with pytest.raises(ValueError, match=rf"^{op}: {name} mixes rows of token ids with single ids "
+                                                 rf"\({name}\[{at}\] is {re.escape(single)}\): give rows \(batch, "
+                                                 r"seq\), or one sequence \(seq,\)$"):
+                call(mixed)
     padded = greedy_decode(model, pad_sequences(rows, PAD), max_len=4)  # what the message says, for a source
     alone = greedy_decode(model, rows[1], max_len=4)
     assert padded.numpy()[1, :alone.shape[1]].tolist() == alone.numpy()[0].tolist()
@@ -1291,6 +1349,107 @@ def test_sampling_draws_from_the_tempered_softmax(backend, temperature, top_k):
     # 6 standard errors (at most 0.0095 here): a right sampler's share is outside with a probability of about 2e-9
     _drawn_as(freq, expected, 6 * np.sqrt(expected * (1 - expected) / n) + 1e-12,
               f"z = {z.tolist()}, T = {temperature}, top_k = {top_k}")
+
+
+def _nucleus_by_hand(z, temperature, top_k, top_p):
+    """softmax(z / T) over the top_k largest logits, then over the nucleus of top_p, in float64 (Hugging Face's order
+    and rule: a token is cut where the more likely ones before it hold top_p), and the kept tokens; z (V,)."""
+    z = np.asarray(z, dtype=np.float64)
+    if top_k is not None:
+        z = np.where(z < np.sort(z)[-top_k], -np.inf, z)
+    p = np.exp((z - z.max()) / temperature)
+    p /= p.sum()
+    order = np.argsort(-p, kind="stable")
+    before = np.cumsum(p[order]) - p[order]
+    kept = np.sort(order[before < top_p])
+    p = np.where(np.isin(np.arange(p.size), kept), p, 0.0)
+    return p / p.sum(), kept.tolist()
+
+
+def _kept(backend, z, temperature, top_p):
+    """The tokens _nucleus keeps (its finite logits) of each row of ``z``, a list a row."""
+    cut = backend.to_host(_nucleus(backend.xp, mt.tensor(np.asarray(z, dtype=np.float32)).data, temperature, top_p))
+    return [np.flatnonzero(np.isfinite(row)).tolist() for row in cut]
+
+
+def test_top_p_keeps_the_smallest_set_of_likeliest_tokens_that_holds_p_by_hand(backend):
+    """Probabilities 0.05, 0.5, 0.15, 0.3: the nucleus of p is the likeliest tokens until they hold p, the one that
+    crosses p included; the temperature changes the probabilities first; a tiny p keeps the arg-max alone, p = 1
+    every token; a logit top-k cut (-inf) has probability 0; tokens as likely as the last kept are all kept."""
+    z = np.log([[0.05, 0.5, 0.15, 0.3]])
+    every = [0, 1, 2, 3]
+    for top_p, kept in ((1e-6, [1]), (0.45, [1]), (0.6, [1, 3]), (0.85, [1, 2, 3]), (0.9, [1, 2, 3]), (0.97, every),
+                        (1.0, every)):
+        assert _kept(backend, z, 1.0, top_p) == [kept], f"top_p = {top_p}: the likeliest tokens until they hold p"
+        assert _nucleus_by_hand(z[0], 1.0, None, top_p)[1] == kept
+    assert _kept(backend, z, 0.5, 0.9) == [[1, 3]]  # T = 0.5: p proportional to p^2, 0.685 and 0.247 hold 0.93
+    assert _kept(backend, [[-np.inf, np.log(0.5), -np.inf, np.log(0.3)]], 1.0, 0.6) == [[1]]  # 0.625 after top-2
+    assert _kept(backend, [[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0]], 1.0, 0.3) == [[0, 1, 2]] * 2  # ties: all
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p, kept", [
+    (1.0, None, 0.8, [0, 1, 3]), (0.5, None, 0.8, [0, 3]), (1.0, 2, 0.6, [0]), (2.0, 3, 0.8, [0, 1, 3]),
+    (1.0, None, 1.0, [0, 1, 2, 3]), (1.0, None, 1e-6, [0])],
+    ids=["T=1-p=0.8", "T=0.5-p=0.8", "T=1-top_k=2-p=0.6", "T=2-top_k=3-p=0.8", "p=1", "p=1e-6"])
+def test_sampling_with_top_p_draws_from_the_nucleus(backend, temperature, top_k, top_p, kept):
+    """100000 draws of one row (z as in test_sampling_draws_from_the_tempered_softmax): the shares against softmax(z
+    / T) over the top k, then over the nucleus of top_p, within six standard errors. top_k = 2, p = 0.6 keeps token 0
+    alone (0.622 of the two kept by top-k), where the nucleus taken before top-k would keep two: top-k comes first."""
+    z = np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32)
+    expected, nucleus = _nucleus_by_hand(z, temperature, top_k, top_p)
+    assert nucleus == kept
+    n = 100000
+    logits = mt.tensor(np.tile(z, (n, 1))).data
+    draws = mt.backend.current().to_host(_pick(backend, logits, temperature, top_k, top_p=top_p))
+    freq = np.bincount(draws, minlength=4) / n
+    _drawn_as(freq, expected, 6 * np.sqrt(expected * (1 - expected) / n) + 1e-12,
+              f"z = {z.tolist()}, T = {temperature}, top_k = {top_k}, top_p = {top_p}")
+
+
+@pytest.mark.single_backend
+def test_top_p_keeps_what_hugging_faces_rule_keeps_in_torch():
+    """Hugging Face's TopPLogitsWarper's rule written with torch ops (sort, softmax, cumulative sum, a token cut where
+    the cumulative probability less its own holds p), on random logits, after top-k and at several temperatures."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    z = (rng.standard_normal((64, 50)) * 2).astype(np.float32)
+    be = mt.backend.current()
+    for temperature, top_k, top_p in ((1.0, None, 0.9), (0.7, None, 0.5), (1.5, 10, 0.8), (1.0, 10, 0.1),
+                                      (2.0, None, 0.99)):
+        t = torch.tensor(z, dtype=torch.float64) / temperature
+        if top_k is not None:
+            t = t.masked_fill(t < torch.topk(t, top_k).values[:, -1:], -torch.inf)
+        sorted_logits, order = torch.sort(t, descending=True)
+        probs = sorted_logits.softmax(-1)
+        cut_sorted = probs.cumsum(-1) - probs >= top_p
+        cut = cut_sorted.scatter(-1, order, cut_sorted)
+        near = ((probs.cumsum(-1) - probs - top_p).abs() < 1e-5).any(-1).numpy()  # float32 may fall either way
+        masked = np.where(z < np.sort(z, axis=-1)[:, -top_k:-top_k + 1], -np.inf, z) if top_k else z
+        ours = ~np.isfinite(be.to_host(_nucleus(be.xp, mt.tensor(masked).data, temperature, top_p)))
+        case = f"T = {temperature}, top_k = {top_k}, top_p = {top_p}"
+        assert near.sum() < 3, case
+        np.testing.assert_array_equal(ours[~near], cut.numpy()[~near], err_msg=case)
+        assert (~cut.numpy()).sum(-1).min() >= 1 and (ours.sum(-1) < z.shape[1]).any(), case  # the case cuts some
+
+
+def test_generate_with_top_p_is_greedy_at_temperature_0_and_refuses_a_p_outside_0_to_1(lm):
+    """temperature=0 takes the arg-max, which every nucleus keeps (as top-k): top_p changes nothing there; top_p = 1
+    keeps every token (the draws of no top_p); 0, a negative p, one above 1, NaN are refused naming the option."""
+    prompt = mt.tensor([[4, 5, 6], [7, 7, 8]])
+    greedy = generate(lm, prompt, 6, temperature=0.0).numpy()
+    np.testing.assert_array_equal(generate(lm, prompt, 6, temperature=0.0, top_p=1e-3, top_k=3).numpy(), greedy)
+    np.testing.assert_array_equal(generate(lm, prompt, 6, temperature=1.0, top_p=1e-6).numpy(), greedy)
+    draws = [generate(lm, prompt, 6, temperature=0.9, seed=4, **p).numpy() for p in ({}, {"top_p": 1.0})]
+    np.testing.assert_array_equal(draws[0], draws[1])
+    for use_cache in (True, False):  # the cache changes nothing with top_p either
+        draws[use_cache] = generate(lm, prompt, 20, temperature=0.9, top_p=0.7, seed=5, use_cache=use_cache).numpy()
+    np.testing.assert_array_equal(draws[0], draws[1])
+    for bad in (0, 0.0, -0.5, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=rf"^generate: top_p must be a number in \(0, 1\], got "
+                                             rf"{re.escape(repr(bad))}$"):
+            generate(lm, prompt, 3, top_p=bad)
+    with pytest.raises(TypeError, match=r"^generate: top_p must be"):
+        generate(lm, prompt, 3, top_p="0.9")
 
 
 @pytest.mark.assignment(6, points=5)

@@ -173,9 +173,9 @@ def test_the_check_of_the_parameters_before_a_checkpoint_reads_the_host_once(cou
 
 
 def test_sampling_from_a_language_model_makes_no_host_synchronisation(counted):
-    """generate's draws (top-k, the temperature's floor, the uniform numbers kept off 0 and 1) read nothing back, and
-    call no xp.clip, which makes two reads a bound on CuPy (backend.clip instead); only an eos_id's check of whether
-    every row has ended reads the host, once a token."""
+    """generate's draws (top-k, top-p, the temperature's floor, the uniform numbers kept off 0 and 1) read nothing
+    back, and call no xp.clip, which makes two reads a bound on CuPy (backend.clip instead); only an eos_id's check of
+    whether every row has ended reads the host, once a token."""
     from minitransformer.train.decoding import generate
 
     with mt.backend.use("array_api_strict") as be:
@@ -185,6 +185,7 @@ def test_sampling_from_a_language_model_makes_no_host_synchronisation(counted):
             lm = nn.DecoderOnlyLM(20, d_model=16, heads=2, d_ff=32, num_layers=1, max_len=16)
             counted.clear()
             generate(lm, mt.tensor([[4, 5, 6]]), max_new_tokens=5, temperature=0.8, top_k=5)
+            generate(lm, mt.tensor([[4, 5, 6]]), max_new_tokens=5, temperature=0.8, top_k=5, top_p=0.9)  # a sort
         finally:
             be.check_values = previous
     assert counted == [], counted

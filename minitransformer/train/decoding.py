@@ -8,7 +8,7 @@ the previously generated symbols as additional input when generating the next").
 :func:`greedy_decode`            encoder-decoder: the most likely token at every step
 :func:`beam_search`              encoder-decoder: keep the ``beam_size`` best partial sequences
                                  (paper 6.1: beam size 4, length penalty :math:`\alpha = 0.6`)
-:func:`generate`                 decoder-only LM: greedy, temperature and top-k sampling
+:func:`generate`                 decoder-only LM: greedy, temperature, top-k and nucleus (top-p) sampling
 ===============================  ===================================================================
 
 **The key/value cache.** At step :math:`t` the new position's query needs the keys and values of
@@ -38,17 +38,33 @@ from ..nn import Module, evaluating
 __all__ = ["greedy_decode", "beam_search", "generate", "length_penalty"]
 
 
+#: the advice for rows of different lengths, by what they are; a source's padding is hidden by its mask, a prompt's
+#: is not (generate would continue a padded prompt after its pads)
+_RAGGED = {"src": "give them one at a time, or padded to one length (the mask hides the padding): "
+                  "data.pad_sequences(rows, pad_id)",
+           "prompt": "give them one at a time, or of one length: generate has no padding mask, and would continue a "
+                     "padded prompt after its pads"}
+
+
 def _ids(op: str, name: str, ids, like) -> Tensor:
     """Token ids as an int64 ``(batch, seq)`` Tensor on the model's backend (a 1-D input becomes batch 1).
 
     Floats are refused, whole ones too (``[5.7, 6.2]`` would be truncated to other tokens), as the models refuse
     them: integers of any kind (Python ints, NumPy or Tensor integer arrays) are widened to int64, nothing else
-    is cast."""
-    if isinstance(ids, list | tuple) and len({len(row) for row in ids if hasattr(row, "__len__")}) > 1:
+    is cast. Rows of different lengths, or rows mixed with single ids, are refused saying what to do (``_RAGGED``,
+    by ``name``: ``"src"`` or ``"prompt"``)."""
+    def is_row(row):  # a sequence; not an int, nor a 0-d array (which has __len__ but no length)
+        return hasattr(row, "__len__") and getattr(row, "ndim", 1) != 0
+
+    if isinstance(ids, list | tuple) and any(is_row(row) for row in ids):
+        single = [i for i, row in enumerate(ids) if not is_row(row)]
+        if single:
+            raise ValueError(f"{op}: {name} mixes rows of token ids with single ids ({name}[{single[0]}] is "
+                             f"{ids[single[0]]!r}): give rows (batch, seq), or one sequence (seq,)")
         lengths = sorted({len(row) for row in ids})
-        raise ValueError(f"{op}: the rows of {name} have different lengths ({', '.join(map(str, lengths))}); give them "
-                         "one at a time, or (a source, whose padding the mask hides) padded to one length: "
-                         "data.pad_sequences(rows, pad_id)")
+        if len(lengths) > 1:
+            raise ValueError(f"{op}: the rows of {name} have different lengths ({', '.join(map(str, lengths))}); "
+                             f"{_RAGGED[name]}")
     t = ids if isinstance(ids, Tensor) else Tensor(ids, backend=like.backend)
     if t.ndim == 1:
         t = t.reshape(1, t.shape[0])
@@ -110,7 +126,27 @@ def _encode(model, op, src, src_mask, pad_id):
     src = _ids(op, "src", src, _first_param(model))
     if src_mask is None:
         src_mask = F.padding_mask(src, pad_id)  # (B, 1, 1, S): real source tokens
-    return src, src_mask, model.encode(src, src_mask)
+    memory = model.encode(src, src_mask)  # (which checks a src_mask given)
+    return src, src_mask if isinstance(src_mask, Tensor) else Tensor(src_mask, backend=src.backend), memory
+
+
+def _limits(op: str, max_len, model, src, src_mask):
+    r"""The steps to run, a Python int, and each source's own most tokens, ``(B,)`` int64: ``max_len`` for every
+    source where it is given, else :math:`S_b + 10` for source :math:`b` of :math:`S_b` real tokens (those
+    ``src_mask`` lets the decoder attend), at most ``model.max_len``. A source's output does not depend on what it is
+    batched with: the padded width :math:`S` would give a short source a longer limit next to a long one. The steps,
+    :math:`\min(S + 10, \text{model.max\_len})`, bound every source's limit without reading it back from the device.
+    """
+    steps = _max_steps(op, max_len, min(src.shape[1] + 10, model.max_len), model)
+    xp = src.backend.xp
+    B, S = src.shape
+    if max_len is not None:
+        return steps, xp.full((B,), steps, dtype=xp.int64)
+    m = src_mask.data  # bool, broadcasts to the scores (B, heads, L, S)
+    m = xp.reshape(m, (1,) * (4 - m.ndim) + tuple(m.shape))
+    m = xp.broadcast_to(m, (B, m.shape[1], m.shape[2], S))
+    real = xp.max(xp.reshape(xp.sum(xp.astype(m, xp.int64), axis=-1), (B, -1)), axis=1)  # (B,): most of any head
+    return steps, clip(xp, real + 10, high=model.max_len)
 
 
 # ------------------------------------------------------------------ encoder-decoder
@@ -127,7 +163,9 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
     src_mask : Tensor, optional
         ``(batch, 1, 1, S)``; by default from the padding.
     max_len : int, optional
-        Most tokens to generate (``<eos>`` included); by default ``S + 10``, at most the model's ``max_len``.
+        Most tokens to generate (``<eos>`` included), for every source; by default each source's own
+        :math:`S_b + 10`, :math:`S_b` its real tokens (not the batch's padded width: a source decodes as it does
+        alone), at most the model's ``max_len``. The paper (6.1) allows :math:`S_b + 50` for real translation.
     bos_id, eos_id, pad_id : int
         The ids of ``<bos>`` (the decoder's first input), ``<eos>`` (ends a row) and ``<pad>``.
     use_cache : bool
@@ -136,8 +174,8 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
     Returns
     -------
     Tensor
-        ``(batch, T)`` int64, the generated tokens without ``<bos>``; each row ends at its ``<eos>``,
-        padded with ``pad_id`` after it. ``T <= max_len``.
+        ``(batch, T)`` int64, the generated tokens without ``<bos>``; each row ends at its ``<eos>`` or its
+        source's limit, padded with ``pad_id`` after it. ``T <= max_len``.
 
     Examples
     --------
@@ -157,26 +195,27 @@ def greedy_decode(model, src, src_mask=None, max_len: int | None = None, bos_id:
     _check_model(op, model, seq2seq=True, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
     with evaluating(model):
         src, src_mask, memory = _encode(model, op, src, src_mask, pad_id)
-        steps = _max_steps(op, max_len, min(src.shape[1] + 10, model.max_len), model)
+        steps, limit = _limits(op, max_len, model, src, src_mask)  # limit (B,): each source's own most tokens
         be = memory.backend
         xp = be.xp
         B = src.shape[0]
         ys = xp.full((B, 1), bos_id, dtype=xp.int64)  # (B, 1): <bos>
         done = xp.zeros((B,), dtype=xp.bool)
         cache = model.new_cache() if use_cache else None
-        for _ in range(steps):
+        for t in range(1, steps + 1):  # t: the tokens each row has after this step
             new = ys[:, -1:] if use_cache else ys  # with a cache only the newest position goes in
             logits = model.decode(Tensor(new, backend=be), memory, src_mask, None, cache)  # (B, t, V)
             # the step: y_t = arg-max_v of the newest position's logits, (B,); a row that has ended takes pad_id;
-            # done marks the rows that have produced eos_id; ys (B, t) -> (B, t + 1); stop once every row is done
-            ### BEGIN SOLUTION A6: y = argmax of logits.data[:, -1, :] (B,), pad_id where done; update done, ys; stop
+            # done marks the rows that have produced eos_id; ys (B, t) -> (B, t + 1)
+            ### BEGIN SOLUTION A6: y = argmax of logits.data[:, -1, :] (B,), pad_id where done; update done and ys
             token = xp.argmax(logits.data[:, -1, :], axis=-1)  # (B,)
             token = xp.where(done, xp.asarray(pad_id, dtype=token.dtype), token)
             done = done | (token == eos_id)
             ys = xp.concat([ys, xp.reshape(token, (B, 1))], axis=1)
-            if be.read_bool(xp.all(done)):  # the one host read per step
-                break
             ### END SOLUTION
+            done = done | (limit <= t)  # a row at its source's own limit ends too
+            if be.read_bool(xp.all(done)):  # the one host read per step: stop once every row has ended
+                break
         return Tensor(ys[:, 1:], backend=be)
 
 
@@ -259,7 +298,9 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     Parameters
     ----------
     model, src, src_mask, max_len, bos_id, eos_id, pad_id, use_cache
-        As :func:`greedy_decode` (``max_len`` ``S + 10`` by default; the paper's translations allow ``S + 50``).
+        As :func:`greedy_decode` (``max_len`` each source's own :math:`S_b + 10` by default; the paper's
+        translations allow :math:`S_b + 50`). A source is decided at its own limit exactly as a search run alone to
+        ``max_len`` = that limit is (``_winners`` then), so its winner does not depend on what it is batched with.
     beam_size : int
         :math:`k` (the paper uses 4).
     alpha : float
@@ -297,7 +338,7 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
     k = beam_size
     with evaluating(model):
         src, src_mask, memory = _encode(model, op, src, src_mask, pad_id)
-        steps = _max_steps(op, max_len, min(src.shape[1] + 10, model.max_len), model)
+        steps, limit = _limits(op, max_len, model, src, src_mask)  # limit (B,): each source's own most tokens
         be = memory.backend
         xp = be.xp
         B = src.shape[0]
@@ -315,7 +356,11 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
         finished = (xp.full((B * k, 1), bos_id, dtype=xp.int64), xp.full((B * k,), -math.inf, dtype=xp.float32),
                     xp.full((B * k,), -math.inf, dtype=xp.float32))
         cache = model.new_cache() if use_cache else None
-        lp_max = length_penalty(steps, alpha)  # the largest lp a hypothesis can reach
+        lp_max = length_penalty(xp.astype(limit, xp.float32), alpha)  # (B,): the largest lp a source's can reach
+        # a source is decided at its own limit, as a search run to it ends: its winner (tokens padded to 1 + steps
+        # and log P) is kept, whatever later steps, run for longer sources, do with its hypotheses
+        decided = xp.zeros((B,), dtype=xp.bool)
+        won_ys, won_scores = xp.full((B, 1 + steps), pad_id, dtype=xp.int64), xp.zeros((B,), dtype=xp.float32)
         stopped = False
         for t in range(1, steps + 1):  # t: the length the hypotheses reach at this step
             new = ys[:, -1:] if use_cache else ys
@@ -338,10 +383,17 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
             ### END SOLUTION
             if cache is not None:
                 _reorder(cache, parent)
-            if be.read_bool(xp.all(_may_stop(xp, scores, finished[2], lp_max, k))):  # the host read
+            now = limit == t  # (B,): the sources whose own limit is this step
+            win_ys, win_scores = _winners(xp, finished, ys, scores, length_penalty(t, alpha), k, alive=True)
+            win_ys = xp.concat([win_ys, xp.full((B, steps - t), pad_id, dtype=win_ys.dtype)], axis=1)
+            won_ys = xp.where(xp.reshape(now, (B, 1)), win_ys, won_ys)
+            won_scores, decided = xp.where(now, win_scores, won_scores), decided | now
+            if be.read_bool(xp.all(_may_stop(xp, scores, finished[2], lp_max, k) | decided)):  # the host read
                 stopped = True
                 break
         tokens, scores = _winners(xp, finished, ys, scores, length_penalty(t, alpha), k, alive=not stopped)
+        tokens = xp.where(xp.reshape(decided, (B, 1)), won_ys[:, :1 + t], tokens)
+        scores = xp.where(decided, won_scores, scores)
         tokens = Tensor(tokens[:, 1:], backend=be)
         return (tokens, Tensor(scores, backend=be)) if return_scores else tokens
 
@@ -438,13 +490,14 @@ def _per_source(xp, first, second, B: int):
     return xp.reshape(both, (B * (m + n), *rest))
 
 
-def _may_stop(xp, scores, done_norm, lp_max: float, k: int):
+def _may_stop(xp, scores, done_norm, lp_max, k: int):
     r"""Whether each source's search may stop, ``(B,)`` bool: ``k`` have finished and the best alive one cannot beat
     the worst of them, :math:`s_{best} / lp(\text{max\_len}) \le s_{worst} / lp(|Y_{worst}|)`.
 
     ``scores`` ``(B k,)`` are the alive :math:`s`, ``done_norm`` ``(B k,)`` the finished :math:`s / lp`, each
     source's best first (an empty place is ``-inf``, so a source with fewer than ``k`` finished goes on, unless its
-    alive ones are all ``-inf`` too: none can go on)."""
+    alive ones are all ``-inf`` too: none can go on); ``lp_max`` ``(B,)``, each source's :math:`lp` at its own
+    ``max_len``."""
     ### BEGIN SOLUTION A6: the alive best (each source's first) / lp_max <= the worst finished (each source's last)
     B = scores.shape[0] // k
     return xp.reshape(scores, (B, k))[:, 0] / lp_max <= xp.reshape(done_norm, (B, k))[:, k - 1]
@@ -487,13 +540,19 @@ def _reorder(cache: list, parent) -> None:
 # ------------------------------------------------------------------ decoder-only language model
 def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              eos_id: int | None = None, use_cache: bool = True, context: int | None = None,
-             seed: int | None = None) -> Tensor:
+             seed: int | None = None, top_p: float | None = None) -> Tensor:
     r"""Continue ``prompt`` with a language model, one token at a time.
 
     Each new token is drawn from :math:`p(v) = \mathrm{softmax}(z / T)_v` over the last position's
     logits :math:`z`, with temperature :math:`T` (``temperature``): :math:`T < 1` sharpens the
     distribution, :math:`T > 1` flattens it, and ``temperature=0`` takes the arg-max (greedy).
-    ``top_k`` keeps only the :math:`k` largest logits (the rest get probability 0) before drawing.
+    ``top_k`` keeps only the :math:`k` largest logits (the rest get probability 0) before drawing; logits tied with
+    the :math:`k`-th largest are all kept, so a row may keep more than :math:`k` (as Hugging Face's
+    ``TopKLogitsWarper`` does). ``top_p`` (nucleus sampling, Holtzman et al. 2020) then keeps, in each row, the
+    smallest set of most likely tokens whose probabilities :math:`\mathrm{softmax}(z / T)` (after top-k) sum to at
+    least :math:`p`, the token that crosses :math:`p` included, as Hugging Face's ``TopPLogitsWarper`` does (and in
+    its order: temperature, top-k, top-p); tokens as likely as the last one kept are all kept. Greedy decoding
+    (``temperature=0``) takes the arg-max, which both keep: it ignores them.
 
     The draw is the Gumbel-max trick, :math:`v = \arg\max_v (z_v / T + g_v)` with
     :math:`g_v = -\log(-\log u_v)`, :math:`u_v \sim U(0, 1)`, which samples exactly from
@@ -521,7 +580,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     temperature : float
         Finite, >= 0; 0 is greedy, and a tiny one approaches it.
     top_k : int, optional
-        Draw only among the ``top_k`` most likely tokens; None: among all.
+        Draw only among the ``top_k`` most likely tokens (and those tied with the ``top_k``-th); None: among all.
     eos_id : int, optional
         Stop a row at this token (later positions are filled with it); None: always ``max_new_tokens``.
     use_cache : bool
@@ -531,6 +590,9 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     seed : int, optional
         Draw from a generator of this call's own seeded with it, leaving the backend's alone; None: the backend's
         generator (``mt.manual_seed``).
+    top_p : float, optional
+        Draw only among the nucleus, the most likely tokens that together hold at least ``top_p`` of the
+        probability, ``0 < top_p <= 1`` (1 keeps every token); None: among all.
 
     Returns
     -------
@@ -560,6 +622,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
     max_new_tokens = require_int(op, "max_new_tokens", max_new_tokens, low=0)
     temperature = require_real(op, "temperature", temperature, low=0.0)  # 0: greedy
     top_k = None if top_k is None else require_int(op, "top_k", top_k, low=1)
+    top_p = None if top_p is None else require_real(op, "top_p", top_p, low=0.0, high=1.0, low_open=True)
     window = model.max_len if context is None else require_int(op, "context", context, low=1)
     if window > model.max_len:
         raise ValueError(f"{op}: context={window} is more than the model's max_len={model.max_len}")
@@ -584,7 +647,7 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
                 logits = model(Tensor(seq[:, start + fed:], backend=be), cache=cache)
                 fed = seq.shape[1] - start
             z = logits.data[:, -1, :]  # (B, V) the next token's logits
-            token = _pick(be, z, temperature, top_k, rng)
+            token = _pick(be, z, temperature, top_k, rng, top_p=top_p)
             if eos_id is not None:
                 token = xp.where(done, xp.asarray(eos_id, dtype=token.dtype), token)
                 done = done | (token == eos_id)
@@ -594,9 +657,10 @@ def generate(model, prompt, max_new_tokens: int, temperature: float = 1.0, top_k
         return Tensor(seq, backend=be)
 
 
-def _pick(be, z, temperature: float, top_k: int | None, rng=None):
+def _pick(be, z, temperature: float, top_k: int | None, rng=None, top_p: float | None = None):
     """The next token of each row from logits ``z`` ``(B, V)``: arg-max, or a Gumbel-max draw from softmax(z/T)
-    with uniform numbers from ``rng`` (None: the backend's generator)."""
+    (among the ``top_k`` largest logits, then the nucleus of ``top_p``: :func:`_nucleus`) with uniform numbers from
+    ``rng`` (None: the backend's generator)."""
     xp = be.xp
     ### BEGIN SOLUTION A6: top-k: in each row of z (B, V), the logits below the row's top_k-th largest become -inf
     if top_k is not None and top_k < z.shape[-1]:
@@ -604,7 +668,9 @@ def _pick(be, z, temperature: float, top_k: int | None, rng=None):
         z = xp.where(z < kth, xp.asarray(-math.inf, dtype=z.dtype), z)
     ### END SOLUTION
     if temperature == 0:
-        return xp.argmax(z, axis=-1)
+        return xp.argmax(z, axis=-1)  # (top-k and top-p keep the arg-max: greedy needs neither)
+    if top_p is not None:
+        z = _nucleus(xp, z, temperature, top_p)  # after top-k and at the temperature, as Hugging Face's order has it
     # u ~ U[0, 1): be.uniform(z.shape, dtype=dtype_name(z.dtype), rng=rng), the backend's generator or the call's
     # (mt.manual_seed or seed= repeat a draw; NumPy's own would not), kept off 0 and 1
     ### BEGIN SOLUTION A6: v ~ softmax(z / T) per row, (B,): argmax(_tempered(xp, z, T) + g), g = -log(-log u)
@@ -614,6 +680,28 @@ def _pick(be, z, temperature: float, top_k: int | None, rng=None):
     g = -xp.log(-xp.log(u))  # Gumbel(0, 1) noise, within [-3.4, 16.2]
     return xp.argmax(_tempered(xp, z, temperature) + g, axis=-1)
     ### END SOLUTION
+
+
+def _nucleus(xp, z, temperature: float, top_p: float):
+    r"""Nucleus (top-p) sampling's cut (Holtzman et al. 2020): in each row of ``z`` ``(B, V)``, the logits of the
+    tokens outside the smallest set of most likely ones whose probabilities :math:`p = \mathrm{softmax}(z / T)` sum
+    to at least ``top_p`` become ``-inf``.
+
+    With :math:`p_{(1)} \ge p_{(2)} \ge \dots` a row's probabilities sorted, token :math:`(i)` is cut where those
+    before it already hold ``top_p``, :math:`\sum_{j < i} p_{(j)} \ge` ``top_p``: the token that crosses ``top_p`` is
+    kept, as in Hugging Face's ``TopPLogitsWarper``, and so is the most likely, always. Tokens as likely as the last
+    one kept are all kept (Hugging Face keeps those its sort puts first), as top-k keeps all those tied with its
+    :math:`k`-th. ``top_p = 1`` keeps every token. A sort and a cumulative sum of the array API: no host read.
+    """
+    if top_p >= 1:
+        return z
+    e = xp.exp(_tempered(xp, z, temperature))  # (B, V): softmax(z / T) times each row's sum; -inf -> 0
+    p = e / xp.sum(e, axis=-1, keepdims=True)  # (B, V)
+    p_sorted = xp.sort(p, axis=-1, descending=True)  # (B, V), each row's most likely first
+    before = xp.cumulative_sum(p_sorted, axis=-1) - p_sorted  # (B, V): what the more likely tokens hold
+    kept = xp.where(before < top_p, p_sorted, xp.asarray(math.inf, dtype=p.dtype))
+    last = xp.min(kept, axis=-1, keepdims=True)  # (B, 1): the probability of the least likely token kept
+    return xp.where(p < last, xp.asarray(-math.inf, dtype=z.dtype), z)
 
 
 def _tempered(xp, z, temperature: float):

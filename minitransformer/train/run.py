@@ -418,7 +418,7 @@ def _note_resumed(saved, trainer, setup) -> None:
 
 #: generate's options that only some tasks read (those their ``answer`` takes), with their names on the command line
 _OPTIONS = {"beam": "--beam", "alpha": "--alpha", "max_new_tokens": "--max-new-tokens", "temperature": "--temperature",
-            "top_k": "--top-k", "seed": "--seed"}
+            "top_k": "--top-k", "top_p": "--top-p", "seed": "--seed"}
 
 
 def _described(path: Path) -> str:
@@ -661,7 +661,8 @@ def evaluate(path, backend: str = "numpy", blas_threads: int | None = 1) -> dict
 
 def generate_from_checkpoint(path, text: str | None = None, backend: str = "numpy", beam: int = 1,
                              max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = 10,
-                             seed: int = 0, alpha: float = 0.6, option: str | None = None) -> str:
+                             seed: int = 0, alpha: float = 0.6, option: str | None = None,
+                             top_p: float | None = None) -> str:
     """Run a checkpoint on ``text``: a digit sequence (digit tasks), a date (dates), a sentence (translate), a review
     (classify) or a prompt (charlm).
 
@@ -677,7 +678,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
         ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
     beam : int
         Beam size of a seq2seq task (1: greedy decoding).
-    max_new_tokens, temperature, top_k, seed
+    max_new_tokens, temperature, top_k, seed, top_p
         Sampling of the charlm task (see :func:`~minitransformer.train.generate`); ``max_new_tokens`` counts
         the model's tokens: characters, or the pieces of a :class:`~minitransformer.data.BPETokenizer`. ``seed``
         seeds this sampling alone: after the call the caller's random numbers (every backend's generator,
@@ -711,7 +712,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
     """
     alpha = require_real("generate", "alpha", alpha, low=0.0)  # (beam_search checks it only where it runs)
     options = dict(beam=beam, alpha=alpha, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                   seed=seed)
+                   top_p=top_p, seed=seed)
     # the model rebuilt from the task's seed, the sampling's seed: the caller's random numbers go on as they were
     with _backend.random_state_kept(), _backend.use(backend):
         setup = _trained_model(path)

@@ -1093,7 +1093,7 @@ def _example_prompt(tok) -> str:
 
 
 def _answer_prompt(setup, text: str | None, example: str, max_new_tokens: int, temperature: float,
-                   top_k: int | None, seed: int) -> str:
+                   top_k: int | None, seed: int, top_p: float | None) -> str:
     """The prompt ``text`` and the text the charlm model samples after it, seeded by ``seed``."""
     tok, T = setup.tokenizer, setup.settings["seq_len"]
     ids = tok.encode(example if text is None else text)  # a blank prompt is text too
@@ -1105,7 +1105,7 @@ def _answer_prompt(setup, text: str | None, example: str, max_new_tokens: int, t
         print(f"minitransformer: generate: the charlm model reads the last {T} {unit} of the prompt "
               f"({len(ids)} given), the positions it was trained on", file=sys.stderr)
     out = generate(setup.model, _batch_of_one(ids), max_new_tokens, temperature=temperature, top_k=top_k, context=T,
-                   seed=seed)
+                   seed=seed, top_p=top_p)
     return tok.decode(out.numpy()[0])
 
 
