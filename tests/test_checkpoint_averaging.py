@@ -694,3 +694,37 @@ def test_average_checkpoints_refuses_weights_that_are_not_finite(tmp_path):
     with pytest.raises(CheckpointError, match=rf"^average_checkpoints: {re.escape(repr(str(bad)))} \(step 2\): its "
                                               r"parameter 'bias' holds NaN or infinity"):
         average_checkpoints([good, bad])
+
+
+class _WithAMaskBuffer(nn.Module):
+    """PyTorch's additive causal mask as a buffer: 0 on and below the diagonal, -inf above, a constant of the model."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+        self.register_buffer("mask", mt.tensor(np.triu(np.full((3, 3), -np.inf, dtype=np.float32), 1)))
+
+    def forward(self, x):
+        return mt.functional.softmax(self.lin(x) + self.mask, axis=-1)
+
+
+def test_a_buffer_holding_minus_inf_is_saved_kept_by_fit_and_averaged_but_an_infinite_weight_is_not(tmp_path):
+    """save_checkpoint refused a model with a -inf buffer ("parameter 'mask' holds NaN or infinity: the run
+    diverged"), and so fit refused its first checkpoint: buffers are not weights. The average of checkpoints that
+    hold the same -inf there is that buffer; an infinity in one checkpoint only is still refused."""
+    mt.manual_seed(0)
+    model = _WithAMaskBuffer()
+    trainer = Trainer(model, optim.Adam(model.parameters(), lr=1e-3), lambda m, x: m(x)[:, 0, 0].mean(),
+                      checkpoint_path=tmp_path / "c.npz", checkpoint_every=2, keep_checkpoints=2, progress=False)
+    trainer.fit(lambda s: mt.ones(2, 3, 3), 4)
+    kept = sorted(tmp_path.glob("c-step*.npz"))
+    assert len(kept) == 2, sorted(p.name for p in tmp_path.iterdir())
+    mean = average_checkpoints(kept).model_state
+    np.testing.assert_array_equal(mean["mask"], model.mask.numpy())
+    model.lin.bias.data = mt.full((3,), float("inf")).data  # a weight gone infinite
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: parameter 'lin\.bias' holds NaN or infinity"):
+        save_checkpoint(tmp_path / "bad.npz", model, step=5)
+    bad = save_checkpoint(tmp_path / "bad.npz", model, step=5, allow_nonfinite=True,
+                          extra=read_checkpoint(kept[0]).extra)
+    with pytest.raises(CheckpointError, match=r"bad\.npz' \(step 5\): its parameter 'lin\.bias' holds NaN or inf"):
+        average_checkpoints([*kept, bad])

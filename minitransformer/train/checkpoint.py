@@ -289,10 +289,13 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, step: int = 0, r
 
 def _refuse_not_finite(path: Path, step: int, model, optimizer, model_state: dict, optimizer_state) -> None:
     """Refuse to save weights, or an optimizer's state (Adam's moments), holding a NaN or an infinity, naming the
-    first such parameter (the optimizer's state by the model's name of its parameter) and the step."""
-    bad = [f"parameter {name!r}" for name, a in model_state.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
+    first such parameter (the optimizer's state by the model's name of its parameter) and the step. Buffers are not
+    weights: a constant one may hold -inf by design (an additive causal mask), and is saved as it is."""
+    named = {id(p): name for name, p in model.named_parameters()}
+    weights = set(named.values())
+    bad = [f"parameter {name!r}" for name, a in model_state.items()
+           if name in weights and a.dtype.kind == "f" and not np.isfinite(a).all()]
     if optimizer_state:
-        named = {id(p): name for name, p in model.named_parameters()}
         params = list({id(p): p for group in optimizer.param_groups for p in group["params"]}.values())  # its i
         bad += [f"the optimizer's {key!r} of parameter {named.get(id(params[i]), i)!r}"
                 for i, state in optimizer_state["state"].items() for key, a in state.items()
@@ -1185,7 +1188,6 @@ def average_checkpoints(paths) -> Checkpoint:
     for path in paths:
         ckpt = read_checkpoint(path)
         _refuse_restored(ckpt)
-        _refuse_not_finite_weights(ckpt)
         steps[path], ids[path] = ckpt.step, ckpt.extra.get(RUN_ID)
         if last is None or ckpt.step > last.step:
             last = ckpt
@@ -1197,9 +1199,14 @@ def average_checkpoints(paths) -> Checkpoint:
                              "last step are one where it ended on the checkpoint_every grid); give each step once")
     _refuse_two_runs(paths, ids)
     sums = {name: np.zeros(a.shape, dtype=np.float64) for name, a in last.model_state.items() if a.dtype.kind == "f"}
-    for path in paths:
+    first_not_finite: dict = {}  # the first checkpoint's entries holding an infinity: the others' must equal them
+    for i, path in enumerate(paths):
         ckpt = last if path is paths[-1] else read_checkpoint(path)
         _check_same_run(ckpt, last)
+        _refuse_not_finite_weights(ckpt, last.model_state if i == 0 else first_not_finite)
+        if i == 0:
+            first_not_finite = {name: a for name, a in ckpt.model_state.items()
+                                if a.dtype.kind == "f" and not np.isfinite(a).all()}
         for name, total in sums.items():
             total += ckpt.model_state[name].astype(np.float64)  # (float64 holds every float32 and float16 exactly)
     model_state = {name: (sums[name] / len(paths)).astype(a.dtype) if name in sums else a
@@ -1227,10 +1234,17 @@ def _diverged(ckpt: Checkpoint) -> bool:
     return isinstance(ckpt.trainer_state, dict) and ckpt.trainer_state.get("stop_reason") == "diverged"
 
 
-def _refuse_not_finite_weights(ckpt: Checkpoint) -> None:
+def _refuse_not_finite_weights(ckpt: Checkpoint, other: dict) -> None:
     """Refuse to average a checkpoint whose weights hold a NaN or an infinity (written with ``allow_nonfinite``, or
-    by hand): the mean would be NaN there, whatever the other checkpoints hold."""
-    bad = [name for name, a in ckpt.model_state.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
+    by hand): the mean would too, whatever the other checkpoints hold. An infinity equal in ``other`` (another
+    checkpoint's state: the same entry there) is a constant of the model, a buffer such as an additive mask's -inf:
+    its mean is itself."""
+    def bad_entry(name: str, a: np.ndarray) -> bool:
+        if a.dtype.kind != "f" or np.isfinite(a).all():
+            return False
+        return not np.array_equal(a, other.get(name))  # (NaN never equals NaN: always refused)
+
+    bad = [name for name, a in ckpt.model_state.items() if bad_entry(name, a)]
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise CheckpointError(f"average_checkpoints: {ckpt.path!r} (step {ckpt.step}): its parameter {bad[0]!r}"
