@@ -1196,7 +1196,8 @@ def test_a_nan_value_early_stopping_watches_is_refused_not_counted_as_no_improve
                       restore_best=False)
     with pytest.raises(TrainingDiverged, match=r"^Trainer: eval_fn gave 'val_loss' = nan at step 4, which early "
                                                r"stopping \(patience=3\) cannot compare; the model's outputs may have "
-                                               r"become NaN: lower the learning rate \(lr was 0\.1\)$"):
+                                               r"become NaN: lower the learning rate \(lr was 0\.1 at the last "
+                                               r"update\) or clip the gradients \(clip=1\.0\)$"):
         trainer.fit(lambda s: None, 20)
     # without early stopping a NaN is recorded, and moves nothing
     model, loss_fn = _linear_problem()

@@ -62,6 +62,16 @@ def test_a_divergence_under_warnings_made_errors_is_a_training_diverged_not_nump
         warnings.simplefilter("error")
         with pytest.raises(TrainingDiverged, match=r"^Trainer: the training loss became inf by step 2; "):
             trainer.fit(lambda s: mt.ones(4, 3), 20)
+    def eval_fn(model):  # an evaluation's own warnings are the user's: not silenced with the step's
+        return {"val_loss": float(np.float64(0.0) / np.float64(0.0))}
+
+    model = nn.Linear(3, 1)
+    trainer = Trainer(model, optim.Adam(model.parameters(), lr=1e-3), lambda m, x: (m(x) ** 2).mean(),
+                      eval_fn=eval_fn, eval_every=1, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning, match="invalid value encountered"):
+            trainer.fit(lambda s: mt.ones(4, 3), 2)
     with warnings.catch_warnings(record=True) as seen:  # outside fit, NumPy warns as it did
         warnings.simplefilter("always")
         (mt.tensor([1e30]) ** 2).numpy()

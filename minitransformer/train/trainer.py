@@ -634,7 +634,7 @@ class Trainer:
             none is written with them). With ``restore_best`` and a copy of the best parameters, the model holds
             them again, and so does the checkpoint (``checkpoint_path``), without the optimizer's state; unless the
             copy is not finite either (evaluated after the update that made the parameters so): then nothing.
-            NumPy's overflow and invalid-value warnings are off inside ``fit`` (this error says it once; under
+            NumPy's overflow and invalid-value warnings are off inside a training step (this error says it once; under
             ``-W error`` a warning would have stopped the run without it); :class:`~minitransformer.detect_anomaly`
             still names the first operation that made a NaN or an infinity.
         TrainingInterrupted
@@ -659,18 +659,20 @@ class Trainer:
             total=steps, initial=min(self.step, steps), desc=self.desc, disable=not self.progress, dynamic_ncols=True,
             leave=True)
         source = self._batches(data)
-        # NumPy's warnings of a diverging run (overflow, invalid value) at each operation: TrainingDiverged says it
-        # once, and a warning made an error (-W error, pytest's filterwarnings) would stop the run without it and
-        # without the best parameters' checkpoint; detect_anomaly checks the values itself
-        with _CtrlC() as ctrl_c, self._on_divergence(), np.errstate(over="ignore", invalid="ignore"):
+        with _CtrlC() as ctrl_c, self._on_divergence():
             try:
                 while self.step < steps and self.early_stop is None:  # (set before: an early stop stays one)
                     if ctrl_c.pressed:  # at a step's end: the state a periodic checkpoint holds, saved below
                         self.stop_reason = "interrupted"
                         break
+                    batch = next(source) if self.accumulate == 1 else [next(source) for _ in range(self.accumulate)]
                     try:
-                        loss = self.train_step(next(source) if self.accumulate == 1 else
-                                               [next(source) for _ in range(self.accumulate)])
+                        # NumPy's warnings of a diverging step (overflow, invalid value) at each operation:
+                        # TrainingDiverged says it once, and a warning made an error (-W error, pytest's
+                        # filterwarnings) would stop the run without it and without the best parameters' checkpoint;
+                        # the step only (eval_fn and the data warn as they do); detect_anomaly checks values itself
+                        with np.errstate(over="ignore", invalid="ignore"):
+                            loss = self.train_step(batch)
                     except _NotFinite:  # (found at once: NumPy) the run stops at this step, its update not made:
                         self.optimizer.zero_grad()  # the step counts (its batch was used), and so does the schedule,
                         self.step += 1  # so that a run resumed from here has each step's rate
@@ -938,8 +940,8 @@ class Trainer:
             stop = f"patience={self.patience}" if self.patience is not None else f"target={self.target:g}"
             raise TrainingDiverged(
                 f"Trainer: eval_fn gave {self.monitor!r} = nan at step {self.step}, which early stopping ({stop}) "
-                f"cannot compare; the model's outputs may have become NaN: lower the learning rate (lr was "
-                f"{self._lr:g})", self.step, self._lr
+                f"cannot compare; the model's outputs may have become NaN: {self._advice()}", self.step,
+                self._update_lr
             )
         if self._betters(value, self.best, self.min_delta):  # patience: only an improvement above min_delta counts
             self.best, self.bad_evals, self.best_step = value, 0, self.step
