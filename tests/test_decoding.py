@@ -1385,6 +1385,8 @@ def test_top_p_keeps_the_smallest_set_of_likeliest_tokens_that_holds_p_by_hand(b
     assert _kept(backend, z, 0.5, 0.9) == [[1, 3]]  # T = 0.5: p proportional to p^2, 0.685 and 0.247 hold 0.93
     assert _kept(backend, [[-np.inf, np.log(0.5), -np.inf, np.log(0.3)]], 1.0, 0.6) == [[1]]  # 0.625 after top-2
     assert _kept(backend, [[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0]], 1.0, 0.3) == [[0, 1, 2]] * 2  # ties: all
+    # a p that rounds to 0 in the logits' dtype (float32's smallest is 1.4e-45) kept no token, and every draw was 0
+    assert _kept(backend, z, 1.0, 1e-46) == [[1]]
 
 
 @pytest.mark.parametrize("temperature, top_k, top_p, kept", [

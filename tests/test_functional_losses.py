@@ -11,6 +11,7 @@ import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer.testing import close_to_torch
 from minitransformer.testing import rel_err as _rel_err
+from minitransformer.train.metrics import token_accuracy
 
 
 def _agrees_with_torch(loss, t_loss, logits, t_logits, name, rng):
@@ -229,9 +230,17 @@ def test_cross_entropy_given_class_probabilities_names_the_loss_to_write_and_it_
     p = rng.dirichlet(np.ones(4), size=3)
     logits = mt.tensor(z, dtype="float64")
     with pytest.raises(TypeError, match=r"got float64 with shape \(3, 4\); floats of the logits' shape are PyTorch's "
-                                        r"class probabilities \(soft targets\), which are not taken here: their loss "
+                                        r"class probabilities \(soft targets\), not taken here: their loss "
                                         r"is -\(p \* F\.log_softmax\(logits, axis=-1\)\)\.sum\(axis=-1\)\.mean\(\)$"):
         F.cross_entropy(logits, mt.tensor(p))
+    with pytest.raises(TypeError, match=r"^token_accuracy: .*\(soft targets\), not taken here$"):  # no loss's formula
+        token_accuracy(logits, mt.tensor(p))
+    with pytest.raises(TypeError, match=r"got bool with shape \(3,\); bools are no class indices: as ids 0 and 1, "
+                                        r"targets\.to\('int64'\); for two classes, binary_cross_entropy_with_logits"):
+        F.cross_entropy(logits, mt.tensor([True, False, True]))
+    with pytest.raises(TypeError, match=r"got float32 with shape \(3,\) \(and not whole numbers: a cast would "
+                                        r"truncate them\)$"):
+        F.cross_entropy(logits, mt.tensor([0.5, 1.0, 2.0]))
     advised = -(mt.tensor(p) * F.log_softmax(logits, axis=-1)).sum(axis=-1).mean()
     log_softmax = z - z.max(axis=-1, keepdims=True)
     log_softmax -= np.log(np.exp(log_softmax).sum(axis=-1, keepdims=True))

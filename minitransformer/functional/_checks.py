@@ -29,12 +29,19 @@ def as_targets(op: str, targets, like: Tensor, classes: bool = False, name: str 
     if not dtype_name(y.dtype).startswith(("float", "int", "uint", "bool")):
         raise TypeError(f"{op}: {name} must be numbers, got {dtype_name(y.dtype)} with shape {tuple(y.shape)}")
     if classes and not like.backend.xp.isdtype(y.dtype, "integral"):
-        if tuple(y.shape) == tuple(like.shape) and like.backend.xp.isdtype(y.dtype, "real floating"):
-            hint = ("; floats of the logits' shape are PyTorch's class probabilities (soft targets), which are not "
-                    "taken here: their loss is -(p * F.log_softmax(logits, axis=-1)).sum(axis=-1).mean()")
-        else:
-            cast = f"{name}.to('int64')" if isinstance(targets, Tensor) else f"mt.tensor({name}, dtype='int64')"
+        xp, cast = like.backend.xp, (f"{name}.to('int64')" if isinstance(targets, Tensor)
+                                     else f"mt.tensor({name}, dtype='int64')")
+        if dtype_name(y.dtype) == "bool":
+            hint = (f"; bools are no class indices: as ids 0 and 1, {cast}; for two classes, "
+                    "binary_cross_entropy_with_logits takes them as floats")
+        elif tuple(y.shape) == tuple(like.shape):
+            hint = "; floats of the logits' shape are PyTorch's class probabilities (soft targets), not taken here" + (
+                ": their loss is -(p * F.log_softmax(logits, axis=-1)).sum(axis=-1).mean()" if op == "cross_entropy"
+                else "")
+        elif like.backend.read_bool(xp.all(y == xp.round(y))):  # (an error's path: one read is no cost)
             hint = f"; whole numbers held as floats become class indices with {cast}"
+        else:
+            hint = " (and not whole numbers: a cast would truncate them)"
         raise TypeError(f"{op}: {name} must be integer class indices, got {dtype_name(y.dtype)} with shape "
                         f"{tuple(y.shape)}{hint}")
     return y

@@ -699,7 +699,8 @@ def _nucleus(xp, z, temperature: float, top_p: float):
     p = e / xp.sum(e, axis=-1, keepdims=True)  # (B, V)
     p_sorted = xp.sort(p, axis=-1, descending=True)  # (B, V), each row's most likely first
     before = xp.cumulative_sum(p_sorted, axis=-1) - p_sorted  # (B, V): what the more likely tokens hold
-    kept = xp.where(before < top_p, p_sorted, xp.asarray(math.inf, dtype=p.dtype))
+    first = xp.arange(p.shape[-1]) == 0  # the most likely: kept even where top_p rounds to 0 in p's dtype
+    kept = xp.where((before < top_p) | first, p_sorted, xp.asarray(math.inf, dtype=p.dtype))
     last = xp.min(kept, axis=-1, keepdims=True)  # (B, 1): the probability of the least likely token kept
     return xp.where(p < last, xp.asarray(-math.inf, dtype=z.dtype), z)
 
