@@ -1294,6 +1294,25 @@ def test_a_run_that_diverges_with_no_model_kept_leaves_the_old_runs_record_alone
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_a_run_that_diverges_after_its_checkpoint_records_that_checkpoints_model_not_the_old_runs(tmp_path, capsys):
+    """--overwrite of a good run by one that kept no model (--no-restore-best) but wrote checkpoints before it
+    diverged left the new run's checkpoint beside the old run's metrics.json: the folder said another model's
+    figures. The record is now of the model of the last checkpoint (restored_step its step), as a diverged run that
+    kept its best evaluation is recorded."""
+    out = tmp_path / "run"
+    assert main(["train", "--task", "copy", "--steps", "3", *TINY, "--no-pictures", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main([*_DIVERGING, "--no-restore-best", "--checkpoint-every", "2", "--no-pictures", "--overwrite",
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    step = read_checkpoint(out / "checkpoint.npz").step
+    assert step > 3 and f"checkpoint.npz holds the parameters of step {step}, its last checkpoint before; measure " \
+                        "it with: minitransformer evaluate " in err, err
+    record = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert (record["metrics"]["stop_reason"], record["metrics"]["restored_step"]) == ("diverged", step)
+    assert record["metrics"]["steps"] > step and record["error"] == err.removeprefix("minitransformer train: ").strip()
+
+
 def test_a_diverged_run_whose_record_cannot_be_written_still_raises_the_divergence(tmp_path):
     """A failure while writing a diverged run's record (here the pictures) hid the divergence: the run raised that
     failure instead, and the command line printed a traceback. Now the divergence is raised all the same, its message

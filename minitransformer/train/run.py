@@ -20,9 +20,10 @@ kept the model of its best evaluation (``--patience``, ``--target``: the checkpo
 before the error is raised, as a finished run's: ``metrics.json`` with that model's held-out metrics,
 ``restored_step``, ``stop_reason`` "diverged", ``steps`` the step it was found at and the error's message under
 ``"error"``, and its pictures (its curves mark the step it diverged at and that of the model kept). One that kept
-no model writes nothing new: the checkpoint, ``metrics.json`` and pictures in ``--out``, if any, are still those of
-the run written there before (``--resume``, or ``--overwrite`` before the new run's first checkpoint), never mixed
-with this one's.
+no model but wrote a checkpoint records the model of its last checkpoint so (``restored_step`` its step), in place of
+the record of a run written there before (``--overwrite``, ``--resume``); one that wrote none writes nothing new:
+the checkpoint, ``metrics.json`` and pictures in ``--out``, if any, are still those of the run written there before,
+never mixed with this one's.
 
 ``evaluate CHECKPOINT`` rebuilds the task's held-out data from the settings saved in the checkpoint
 and measures the model again (a charlm model trained on a text file of your own needs that file, with the
@@ -246,10 +247,31 @@ def train(task: str, out, backend: str = "numpy", progress: bool = True, blas_th
         if diverged is None:
             _note_best(trainer)
             return _record(task, backend, setup, trainer, out, pictures)
-        if trainer.restored_step is None:  # no model kept: nothing new written, the old run's files (if any) stay
-            raise diverged from None
+        if trainer.restored_step is None:  # no model kept by fit: that of this run's last checkpoint, if it wrote one
+            kept = _put_back_checkpoint(trainer, setup, path)
+            if kept is None:  # none: nothing new written, the files in --out (if any) stay the run's before, whole
+                raise diverged from None
+            diverged = diverged.restated(f"{diverged}; {path} holds the parameters of step {kept}, its last "
+                                         "checkpoint before", restored_step=kept, checkpoint=path)
         _record_diverged(task, backend, setup, trainer, out, pictures,
                          diverged.restated(f"{diverged}; measure it with: minitransformer evaluate {path}"))
+
+
+def _put_back_checkpoint(trainer, setup, path: Path) -> int | None:
+    """After a divergence that kept no model: put the parameters of this run's checkpoint at ``path`` (the last it
+    wrote, finite: fit checks before it writes) back into the model, and return its step (as
+    :attr:`Trainer.restored_step`, the step of the model the record is of); None where this run wrote none. Its
+    record is then written beside it: a run before's ``metrics.json`` and pictures (``--overwrite``, ``--resume``)
+    would be left beside another model's checkpoint."""
+    try:
+        ckpt = read_checkpoint(path)
+    except CheckpointError:  # none there
+        return None
+    if ckpt.extra.get(RUN_ID) != trainer.run_id:  # the run before's: this one wrote none
+        return None
+    setup.model.load_state_dict(ckpt.model_state)
+    trainer.restored_step = ckpt.step
+    return ckpt.step
 
 
 @contextlib.contextmanager
