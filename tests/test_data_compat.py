@@ -116,3 +116,20 @@ class _Loud(CharTokenizer):  # a class of one's own whose __init__ hands its voc
 def test_a_subclass_that_hands_its_vocabulary_on_reads_it_back_verbatim_too():
     tok = tokenizer_from_dict({**OLD_CHAR_OHM, "type": "test-compat-loud"})
     assert type(tok) is _Loud and tok.itos[4:] == OLD_CHAR_OHM["vocab"] and tok.encode("\u2126x\u03a9") == [5, 6, 5]
+
+
+def test_a_checkpoint_saved_before_is_still_the_tokenizer_its_task_rebuilds():
+    """evaluate and --resume rebuild the task and compare its tokenizer's data with the checkpoint's: a word
+    tokenizer saved before has no "marks_in_words", so every dates, translate and classify checkpoint of before was
+    refused ("the dates task's data no longer give the tokenizer it saved (another order)"). Without a combining mark
+    in its vocabulary both rules cut its texts alike; with marks the vocabularies differ: refused, as it was."""
+    from minitransformer.data import TokenizerPair
+    from minitransformer.train.run import _same_tokenizer
+
+    now = TokenizerPair(WordTokenizer.from_texts(["march 3, 2021"]), CharTokenizer("-0123456789")).to_dict()
+    before = {**now, "source": {k: v for k, v in now["source"].items() if k != "marks_in_words"}}
+    assert _same_tokenizer(before, now) and _same_tokenizer(now, now)
+    hindi_now = WordTokenizer.from_texts(["\u092e\u0948\u0902 \u0918\u0930"]).to_dict()
+    hindi_before = {k: v for k, v in hindi_now.items() if k != "marks_in_words"}  # (a vocabulary with marks)
+    assert not _same_tokenizer(hindi_before, hindi_now) and not _same_tokenizer(OLD_WORD, hindi_now)
+    assert not _same_tokenizer({**before, "source": {**before["source"], "lower": False}}, now)
