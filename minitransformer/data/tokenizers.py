@@ -70,21 +70,33 @@ def _composed(text: str) -> str:
     character Unicode counts the same as another (U+2126 OHM SIGN) as that one ("Ω", GREEK CAPITAL LETTER OMEGA).
 
     The one rule for text entering a tokenizer: its vocabulary (constructors, ``from_text``/``from_texts``) and what
-    it reads (``tokenize``, ``encode``) are composed alike, so both spellings of a text give the same ids."""
+    it reads (``tokenize``, ``encode``) are composed alike, so both spellings of a text give the same ids. A vocabulary
+    read back from saved data is the exception (:class:`_AsSaved`)."""
     return unicodedata.normalize("NFC", text) if isinstance(text, str) and not text.isascii() else text
+
+
+class _AsSaved(list):
+    """Vocabulary entries read back from saved data (:meth:`Tokenizer.from_dict`), which the constructors take as
+    they are, not composed: their positions are the ids a model learned. A tokenizer saved before the constructors
+    composed their entries (commit 9671864) may hold one that is not in NFC ("\u0958", or "\u2126" beside "Ω");
+    composing it would split or merge entries and move every later id. Such an entry is never read, as before: text
+    is composed as it enters. The type says so, as markupsafe's ``Markup`` says a text is escaped already: it
+    travels through a subclass's ``__init__`` that hands its vocabulary on."""
 
 
 def _alphabet(op: str, alphabet) -> list[str]:
     """The single characters of ``alphabet``, composed (:func:`_composed`): a str as a text ("e" and a combining
     accent are one "é", as :meth:`~Tokenizer.encode` reads them), each character of a list by itself (one that NFC
-    writes as two, U+0958 DEVANAGARI LETTER QA, gives both)."""
+    writes as two, U+0958 DEVANAGARI LETTER QA, gives both); those of saved data as saved (:class:`_AsSaved`)."""
     if isinstance(alphabet, str):
         return list(_composed(alphabet))
-    alphabet = list(alphabet)
-    for ch in alphabet:
+    chars = list(alphabet)
+    for ch in chars:
         if not isinstance(ch, str) or len(ch) != 1:
             raise ValueError(f"{op}: the alphabet must hold single characters, got {ch!r}")
-    return [c for ch in alphabet for c in _composed(ch)]
+    if isinstance(alphabet, _AsSaved):
+        return _AsSaved(chars)
+    return [c for ch in chars for c in _composed(ch)]
 
 
 #: the tokenizer classes by kind (``to_dict()["type"]``), for :func:`tokenizer_from_dict`; each class that defines a
@@ -133,7 +145,9 @@ class Tokenizer:
     Text is read in Unicode's composed form, NFC: the vocabulary's entries and every text read (:meth:`encode`,
     and the built-in classes' :meth:`tokenize`) are composed first, so "café" typed (NFC) and copied on macOS (NFD:
     "e" and a combining accent) give the same ids, and so do U+2126 OHM SIGN and "Ω". A round trip therefore gives
-    a text back up to NFC: ``decode(encode(text)) == unicodedata.normalize("NFC", text)``.
+    a text back up to NFC: ``decode(encode(text)) == unicodedata.normalize("NFC", text)``. A vocabulary read back
+    (:meth:`from_dict`) is kept as saved, entry for entry: data saved before the entries were composed may hold
+    one that is not in NFC, which no text reads, as then.
 
     A checkpoint names a tokenizer's class by its ``kind`` (the ``"type"`` entry of :meth:`to_dict`), and
     :func:`tokenizer_from_dict` finds the class of that kind: each class defined with a ``kind = "..."`` of its own
@@ -186,10 +200,12 @@ class Tokenizer:
     def __init__(self, pieces: Iterable[str]):
         itos = list(SPECIAL_TOKENS)
         seen = set(itos)
+        saved = isinstance(pieces, _AsSaved)
         for piece in pieces:
             if not isinstance(piece, str) or not piece:
                 raise ValueError(f"{type(self).__name__}: vocabulary entries must be non-empty strings, got {piece!r}")
-            piece = _composed(piece)  # as a text is read: a decomposed entry would never be found
+            if not saved:
+                piece = _composed(piece)  # as a text is read: a decomposed entry would never be found
             if piece in SPECIAL_TOKENS:
                 raise ValueError(f"{type(self).__name__}: the vocabulary lists the special token {piece!r}; the four "
                                  f"specials {list(SPECIAL_TOKENS)} come first by themselves (ids 0 to 3), a text's "
@@ -319,8 +335,9 @@ class Tokenizer:
         reads whatever was saved, a :class:`TokenizerPair` too).
 
         The class registered under the saved ``"type"`` rebuilds it: ``cls(vocab)`` by default (and what the
-        built-in classes save besides: ``lower``, ``merges``). A subclass whose ``__init__`` takes more than the
-        vocabulary overrides this classmethod, as it overrides :meth:`to_dict` to save them.
+        built-in classes save besides: ``lower``, ``merges``, ``marks_in_words``), the entries as saved, not composed
+        (:class:`Tokenizer`). A subclass whose ``__init__`` takes more than the vocabulary overrides this classmethod,
+        as it overrides :meth:`to_dict` to save them.
         """
         saved = _KINDS.get(state.get("type")) if isinstance(state, dict) else None
         if saved is cls:
@@ -336,7 +353,7 @@ class Tokenizer:
     @classmethod
     def _from_vocab(cls: type[T], state: dict, vocab: list) -> T:
         """This class rebuilt from its checked saved ``vocab`` (the entries after the specials) and ``state``."""
-        return cls(vocab)
+        return cls(_AsSaved(vocab))
 
 
 class CharTokenizer(Tokenizer):
@@ -407,14 +424,20 @@ def _ranges_of_category(first_letter: str) -> str:
 
 
 @functools.cache
-def _word_re() -> re.Pattern:
+def _word_re(marks_in_words: bool = True) -> re.Pattern:
     """The pattern of :meth:`WordTokenizer.tokenize`, made on first use. A combining mark (categories Mn, Mc, Me: the
     vowel signs of Devanagari and Tamil, Arabic's harakat, Thai's vowels and tones, the dot of "i̇") belongs to the
     letter before it, as BERT's BasicTokenizer keeps it, but Python's ``\\w`` does not match it and ``re`` has no
-    ``\\p{M}``: its class is built from :mod:`unicodedata` (a fifth of a second). Without it "हूँ" was three tokens."""
-    marks = _ranges_of_category("M")
-    letter = rf"(?:[^\W{_CJK}]|[{marks}])"
-    return re.compile(rf"[{_CJK}][{marks}]*|{letter}+(?:['\u2019]{letter}+)*|[^\w\s][{marks}]*")
+    ``\\p{M}``: its class is built from :mod:`unicodedata` (a fifth of a second). Without it "हूँ" was three tokens.
+
+    ``marks_in_words=False`` gives the rule of tokenizers saved before (:class:`WordTokenizer`): no class of marks, so
+    each mark is a token of its own, as a punctuation mark is."""
+    letter = rf"[^\W{_CJK}]"  # a letter or digit, not a Chinese or Japanese character
+    marks = ""  # the marks that a letter, a CJK character or a punctuation mark carries
+    if marks_in_words:
+        mark = f"[{_ranges_of_category('M')}]"
+        letter, marks = rf"(?:{letter}|{mark})", f"{mark}*"
+    return re.compile(rf"[{_CJK}]{marks}|{letter}+(?:['\u2019]{letter}+)*|[^\w\s]{marks}")
 
 
 # A piece written with no space around it: a Chinese or Japanese character, or CJK or full-width punctuation ("。",
@@ -433,6 +456,10 @@ class WordTokenizer(Tokenizer):
     the same ids.
     An unknown word comes back as ``<unk>`` (which encodes again as the three pieces ``<``, ``unk``, ``>``).
 
+    A combining mark stays inside its word (``"मैं"`` is one word, ``"i̇stanbul"`` too). Tokenizers saved before
+    that rule (data without ``"marks_in_words"``) are read with the rule they were made with, each mark a token of
+    its own (``"म"``, ``"ै"``, ``"ं"``): their vocabularies hold those pieces, which the model learned.
+
     Parameters
     ----------
     vocab : iterable of str
@@ -440,6 +467,11 @@ class WordTokenizer(Tokenizer):
     lower : bool
         Lower-case text before looking words up, and the words of ``vocab`` too (else ``"Yes"`` could never
         be found); words that become the same (``"Yes"``, ``"yes"``) are one entry, with the first one's id.
+
+    Attributes
+    ----------
+    marks_in_words : bool
+        Whether a combining mark belongs to the word before it (True); False for data saved before, as above.
 
     Examples
     --------
@@ -458,8 +490,10 @@ class WordTokenizer(Tokenizer):
 
     def __init__(self, vocab: Iterable[str], lower: bool = True):
         self.lower = require_bool("WordTokenizer", "lower", lower)  # "false" would be true by Python's rules
+        self.marks_in_words = True  # (False only as read back: from_dict)
         if self.lower:  # the base class refuses entries that are not strings, and drops the duplicates
-            vocab = [w.lower() if isinstance(w, str) else w for w in vocab]
+            lowered = [w.lower() if isinstance(w, str) else w for w in vocab]
+            vocab = _AsSaved(lowered) if isinstance(vocab, _AsSaved) else lowered
         super().__init__(vocab)
 
     @classmethod
@@ -501,8 +535,14 @@ class WordTokenizer(Tokenizer):
         return cls(words, lower=lower)
 
     def tokenize(self, text: str) -> list[str]:
-        """The words and punctuation marks of ``text`` (lower-cased if ``lower``, then in NFC, as the vocabulary)."""
-        return _word_re().findall(_composed(text.lower() if self.lower else text))
+        """The words and punctuation marks of ``text`` (in NFC, lower-cased if ``lower``, in NFC again: as the
+        vocabulary's entries)."""
+        text = _composed(text)
+        if self.lower:
+            text = text.lower()
+            if self.marks_in_words:  # "H\u0331" lowers to "h\u0331", which composes ("ẖ"); the rule of before did not
+                text = _composed(text)
+        return _word_re(self.marks_in_words).findall(text)
 
     def _join(self, pieces: list[str]) -> str:
         out, quoted = [], False  # quoted: after an opening straight double quote, before its closing one
@@ -518,18 +558,22 @@ class WordTokenizer(Tokenizer):
         return "".join(out)
 
     def to_dict(self) -> dict:
-        """As :meth:`Tokenizer.to_dict`, with ``"lower"``."""
-        return {**super().to_dict(), "lower": self.lower}
+        """As :meth:`Tokenizer.to_dict`, with ``"lower"`` and ``"marks_in_words"``."""
+        return {**super().to_dict(), "lower": self.lower, "marks_in_words": self.marks_in_words}
 
     @classmethod
     def _from_vocab(cls, state: dict, vocab: list) -> WordTokenizer:
         """As :meth:`Tokenizer._from_vocab`, with the saved ``"lower"`` (True where the data have none: the
-        constructor's default), which must be a bool: ``bool("false")`` would be true."""
-        lower = state.get("lower", True)
-        if not (lower is True or lower is False or isinstance(lower, np.bool_)):
-            raise ValueError(f"tokenizer_from_dict: a {state.get('type')!r} tokenizer's 'lower' must be true or "
-                             f"false, got {lower!r} (a damaged or hand-edited file?)")
-        return cls(vocab, lower=bool(lower))
+        constructor's default) and ``"marks_in_words"`` (False where the data have none: saved before), each of
+        which must be a bool: ``bool("false")`` would be true."""
+        lower, marks_in_words = state.get("lower", True), state.get("marks_in_words", False)
+        for key, value in (("lower", lower), ("marks_in_words", marks_in_words)):
+            if not (value is True or value is False or isinstance(value, np.bool_)):
+                raise ValueError(f"tokenizer_from_dict: a {state.get('type')!r} tokenizer's {key!r} must be true or "
+                                 f"false, got {value!r} (a damaged or hand-edited file?)")
+        tok = cls(_AsSaved(vocab), lower=bool(lower))
+        tok.marks_in_words = bool(marks_in_words)  # set here, not in __init__: a subclass's __init__ need not take it
+        return tok
 
 
 # A chunk is a word with the single space before it, if any (" lower"), or one other whitespace character
@@ -626,15 +670,16 @@ class BPETokenizer(Tokenizer):
 
     def __init__(self, alphabet: str | Iterable[str], merges: Iterable[tuple[str, str]] = ()):
         alphabet = _alphabet("BPETokenizer", alphabet)
+        saved = isinstance(alphabet, _AsSaved)  # read back: the merges as saved too
         self.merges: list[tuple[str, str]] = []
         known = set(alphabet)
         for merge in merges:
             if isinstance(merge, (tuple, list)) and len(merge) == 2 and all(isinstance(p, str) for p in merge):
-                merge = tuple(map(_composed, merge))  # its pieces as the alphabet's
+                merge = tuple(merge if saved else map(_composed, merge))  # its pieces as the alphabet's
             if not (isinstance(merge, tuple) and len(merge) == 2 and all(p in known for p in merge)):
                 raise ValueError(f"BPETokenizer: merge {len(self.merges)} is {merge!r}; a merge is a pair of "
                                  "pieces already in the vocabulary (the alphabet or an earlier merge)")
-            if _composed(merge[0] + merge[1]) != merge[0] + merge[1]:
+            if not saved and _composed(merge[0] + merge[1]) != merge[0] + merge[1]:
                 raise ValueError(f"BPETokenizer: merge {len(self.merges)} is {merge!r}, which spells "
                                  f"{merge[0] + merge[1]!r}: text is read composed (NFC), as "
                                  f"{_composed(merge[0] + merge[1])!r}, so that piece never occurs")
@@ -645,7 +690,8 @@ class BPETokenizer(Tokenizer):
             self.merges.append((merge[0], merge[1]))
             known.add(merge[0] + merge[1])
         self._rank = {pair: r for r, pair in enumerate(self.merges)}
-        super().__init__(alphabet + [a + b for a, b in self.merges])
+        vocab = alphabet + [a + b for a, b in self.merges]
+        super().__init__(_AsSaved(vocab) if saved else vocab)
 
     @classmethod
     def from_text(cls, text: str, vocab_size: int, alphabet: str = "") -> BPETokenizer:
@@ -736,7 +782,7 @@ class BPETokenizer(Tokenizer):
         if not isinstance(merges, list) or not all(isinstance(m, list) and len(m) == 2 for m in merges):
             raise ValueError(f"tokenizer_from_dict: a {kind!r} tokenizer's 'merges' must be a list of [left, right] "
                              f"pairs, got {merges!r:.80}")
-        tok = cls([p for p in vocab if isinstance(p, str) and len(p) == 1], [tuple(m) for m in merges])
+        tok = cls(_AsSaved(p for p in vocab if isinstance(p, str) and len(p) == 1), [tuple(m) for m in merges])
         if tok.itos[len(SPECIAL_TOKENS):] != vocab:
             raise ValueError(f"tokenizer_from_dict: a {kind!r} tokenizer's 'vocab' is not its alphabet followed by its "
                              "merges (a damaged or hand-edited file?)")
@@ -831,7 +877,8 @@ def tokenizer_from_dict(state: dict) -> Tokenizer | TokenizerPair:
 
 def _saved_vocab(state: dict) -> list:
     """The saved vocabulary (after the specials) of :meth:`Tokenizer.to_dict` data, checked: the specials are ours,
-    ``vocab`` a list that holds each entry once."""
+    ``vocab`` a list that holds each entry once (as saved: "\u2126" beside "Ω" is two, as when it was saved,
+    :class:`_AsSaved`)."""
     if list(state.get("specials", [])) != list(SPECIAL_TOKENS):
         raise ValueError(
             f"tokenizer_from_dict: the saved special tokens {state.get('specials')!r} differ from "
@@ -842,12 +889,11 @@ def _saved_vocab(state: dict) -> list:
         raise ValueError(f"tokenizer_from_dict: 'vocab' must be a list of strings, got {type(vocab).__name__}")
     seen: set[str] = set()
     for piece in vocab:  # the constructors drop a duplicate, which would shift every later id by one
-        if isinstance(piece, str) and _composed(piece) in seen:  # (one that is no string: the constructor refuses it)
-            raise ValueError(f"tokenizer_from_dict: 'vocab' lists {_composed(piece)!r} twice (in NFC, as text is "
-                             "read); a saved vocabulary holds each entry once, its position being its id (a damaged "
-                             "or hand-edited file?)")
+        if isinstance(piece, str) and piece in seen:  # (an entry that is no string: the constructor refuses it)
+            raise ValueError(f"tokenizer_from_dict: 'vocab' lists {piece!r} twice; a saved vocabulary holds each "
+                             "entry once, its position being its id (a damaged or hand-edited file?)")
         if isinstance(piece, str):
-            seen.add(_composed(piece))
+            seen.add(piece)
     return vocab
 
 

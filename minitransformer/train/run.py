@@ -42,6 +42,7 @@ import math
 import os
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -574,13 +575,26 @@ def _build_saved(ckpt, task: str, settings: dict):
         raise CheckpointError(f"{where} was trained on the {data[0]} {data[1]!r}: {e.problem}") from None
     except ValueError as e:  # a setting out of its range (an edited file's n_test=10**9): before any data are made
         raise CheckpointError(f"{where}: its settings do not make the task: {e}") from None
-    if ckpt.tokenizer is not None and setup.tokenizer.to_dict() != ckpt.tokenizer:
+    if ckpt.tokenizer is not None and not _same_tokenizer(ckpt.tokenizer, setup.tokenizer.to_dict()):
         then, now = _vocab(ckpt.tokenizer), _vocab(setup.tokenizer.to_dict())
         new, gone = [p for p in now if p not in then], [p for p in then if p not in now]
         changes = "; ".join(f"{what}: {', '.join(map(repr, pieces[:10]))}{', ...' if len(pieces) > 10 else ''}"
                             for what, pieces in (("new", new), ("gone", gone)) if pieces) or "another order"
         raise CheckpointError(f"{where}: the {task} task's data no longer give the tokenizer it saved ({changes})")
     return setup
+
+
+def _same_tokenizer(saved, rebuilt: dict) -> bool:
+    """Whether a checkpoint's tokenizer data ``saved`` are those its task's data give now, ``rebuilt``. A word
+    tokenizer saved before combining marks stayed inside their words has no ``"marks_in_words"`` (it is read with
+    the rule of then); where its vocabulary holds no combining mark, its texts had none to cut otherwise."""
+    if not isinstance(saved, dict) or saved == rebuilt:
+        return saved == rebuilt
+    if saved.get("type") == rebuilt.get("type") == "pair":
+        return all(_same_tokenizer(saved.get(side), rebuilt[side]) for side in ("source", "target"))
+    marks = any(unicodedata.category(c).startswith("M") for piece in saved.get("vocab", []) for c in str(piece))
+    return (saved.get("type") == "word" and "marks_in_words" not in saved and not marks
+            and saved == {key: value for key, value in rebuilt.items() if key != "marks_in_words"})
 
 
 def _vocab(state: dict) -> list:
