@@ -30,7 +30,7 @@ translate task lower-cases both sides unless ``lower`` is False, splits punctuat
 ``vocab_size`` most frequent words of each side's training split (the others read as ``<unk>``); its
 ``val_fraction`` and ``test_fraction`` of the distinct sources are held out, and pairs with a side longer than
 ``max_len`` words are left out of every split. Its figures are exact match and per-token accuracy, where a reference
-``<unk>`` is a miss (:func:`seq2seq_metrics`); no BLEU.)
+``<unk>`` is a miss (:func:`~minitransformer.train.seq2seq_metrics`); no BLEU.)
 
 (the charlm's "val" split is the last 10% of the corpus, cut at a line; it serves as its test split too. Its
 setting ``corpus`` is the name of a shipped corpus, :func:`~minitransformer.data.available_corpora`, or else the

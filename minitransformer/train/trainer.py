@@ -482,11 +482,11 @@ class Trainer:
         # is the one to quote) and the highest of the run's updates so far
         self._update_lr: float | None = None
         self._peak_lr: float | None = None
-        #: how the advice of a :class:`TrainingDiverged` writes a setting: ``{"clip": "clip={value}"}`` by default
-        #: (this class's arguments); the command line's run gives its flags (``"--set clip={value}"``)
+        #: how the advice of a :class:`TrainingDiverged` writes each setting, ``{"clip": "clip={value}"}`` by default
+        #: (this class's arguments), the command line's flags in its runs (``"--set clip={value}"``)
         self.spelled: dict[str, str] = {}
-        #: the schedule's warm-up steps where known (the command line's run gives its ``warmup``): the advice of a
-        #: divergence names a warm-up tiny beside the run (the peak rate reached at once, on Adam's first moments)
+        #: the schedule's warm-up steps where known (the command line's run gives its ``warmup``), so that the advice
+        #: of a divergence names a warm-up tiny beside the run (the peak rate reached at once, on Adam's first moments)
         self.warmup: int | None = None
         self._steps: int | None = None  # fit's steps: how long the run is
         self._unread = _Unread()  # the steps since the last log, where values are checked later (a GPU)
@@ -635,7 +635,7 @@ class Trainer:
             them again, and so does the checkpoint (``checkpoint_path``), without the optimizer's state; unless the
             copy is not finite either (evaluated after the update that made the parameters so): then nothing.
             NumPy's overflow and invalid-value warnings are off inside a training step (this error says it once; under
-            ``-W error`` a warning would have stopped the run without it); :class:`~minitransformer.detect_anomaly`
+            ``-W error`` a warning would have stopped the run without it); ``mt.detect_anomaly()``
             still names the first operation that made a NaN or an infinity.
         TrainingInterrupted
             Ctrl-C: the step in progress was finished and the checkpoint written (with ``checkpoint_path``).
