@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import matplotlib
 import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
@@ -259,6 +260,47 @@ def test_heatmap_refuses_a_bad_mask(mask, error, match):
 def test_heatmap_refuses_a_mask_tensor_that_does_not_broadcast():
     with pytest.raises(ValueError, match=r"attention_heatmap: mask of shape \(4, 4\) .* shape \(3, 3\)"):
         viz.attention_heatmap(mt.tensor(np.full((3, 3), 1 / 3)), mask=F.causal_mask(4))
+
+
+def _wcag_contrast(a, b) -> float:
+    """WCAG 2.x contrast of two sRGB colours, written out here apart from the library's."""
+    def L(rgb):
+        c = [x / 12.92 if x <= 0.04045 else ((x + 0.055) / 1.055) ** 2.4 for x in to_rgba(rgb)[:3]]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+    light, dark = sorted((L(a), L(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.single_backend
+def test_text_colour_of_a_cell_is_the_one_of_larger_wcag_contrast():
+    """By hand: mid-grey (0.5, 0.5, 0.5) has L = (0.555 / 1.055)^2.4 = 0.2140: white gives 1.05 / 0.2640 = 3.98:1,
+    black 0.2640 / 0.05 = 5.28:1, so black; viridis at 0.618, where Rec.601 luma of the encoded colour (< 0.5) chose
+    white at 2.86:1, gets black at 7.34:1."""
+    from minitransformer.viz.attention import _contrast_ratio, _relative_luminance, _text_colours
+
+    np.testing.assert_allclose(_relative_luminance(np.array([0.5, 0.5, 0.5])), 0.21404, atol=1e-5)
+    assert _relative_luminance(np.array([[1.0, 1.0, 1.0, 0.3], [0.0, 0.0, 0.0, 1.0]])).tolist() == [1.0, 0.0]
+    np.testing.assert_allclose([_contrast_ratio(1.0, 0.21404), _contrast_ratio(0.0, 0.21404)], [3.977, 5.281],
+                               atol=1e-3)
+    assert _contrast_ratio(0.0, 1.0) == _contrast_ratio(1.0, 0.0) == 21.0
+    mid = matplotlib.colormaps["viridis"](0.618)
+    assert _text_colours(np.array([(0.5, 0.5, 0.5), mid[:3], (0.1, 0.1, 0.4)])).tolist() == ["black", "black",
+                                                                                            "white"]
+    np.testing.assert_allclose([_wcag_contrast(mid, "white"), _wcag_contrast(mid, "black")], [2.86, 7.34], atol=0.01)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("cmap", ["viridis", "cividis", "RdBu_r"])
+def test_values_written_in_the_cells_have_wcag_aa_contrast_on_every_colour_of_the_map(cmap):
+    """256 cells spanning the colour map: each value is written in white or black with contrast >= 4.5:1 (WCAG AA
+    for text) on its cell; Rec.601 luma of the encoded colour, < 0.5 for white, left 18%, 5% and 8% of them under it."""
+    values = np.linspace(0.0, 1.0, 256).reshape(16, 16)
+    fig = viz.attention_heatmap(values, annotate=True, cmap=cmap)
+    ax, colours = fig.axes[0], matplotlib.colormaps[cmap](values)
+    assert len(ax.texts) == 256
+    worst = min(_wcag_contrast(colours[round(t.get_position()[1]), round(t.get_position()[0])], t.get_color())
+                for t in ax.texts)
+    assert worst >= 4.5, worst
 
 
 # ------------------------------------------------------------------ attention_heads, attention_layers
