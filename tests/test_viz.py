@@ -489,6 +489,25 @@ def test_positional_encoding_curves():
         np.testing.assert_allclose(lines[0].get_xydata(), np.c_[np.arange(5), np.sin(np.arange(5))], atol=1e-12)
 
 
+def _told_apart_without_colour(ax):
+    """Each line of ``ax`` differs from every other in (line style, marker), not only in colour."""
+    styles = [(line.get_linestyle(), line.get_marker()) for line in ax.get_lines()]
+    return len(set(styles)) == len(styles)
+
+
+@pytest.mark.single_backend
+def test_positional_encoding_curves_tell_their_lines_apart_without_colour():
+    """Under deuteranopia dims 8/16 and 0/32 of the default lines took the same colour: all solid with "." markers,
+    they were one. Each line has a line style and a marker of its own (28 pairs), in the legend too."""
+    for n, dims in ((50, None), (200, range(12)), (10, range(28))):
+        ax = viz.positional_encoding_curves(F.sinusoidal_positional_encoding(n, 64), dims=dims).axes[0]
+        assert _told_apart_without_colour(ax), [(line.get_linestyle(), line.get_marker()) for line in ax.get_lines()]
+        assert all(line.get_marker() not in ("None", "", ".") for line in ax.get_lines())
+        legend = ax.get_legend().get_lines()
+        assert [(h.get_linestyle(), h.get_marker()) for h in legend] == \
+            [(line.get_linestyle(), line.get_marker()) for line in ax.get_lines()]
+
+
 def test_positional_encoding_refuses_bad_input():
     PE = F.sinusoidal_positional_encoding(10, 8)
     with pytest.raises(ValueError, match=r"positional_encoding_heatmap: PE must be 2-D \(positions, d_model\), got "
@@ -659,6 +678,23 @@ def test_training_curves_marks_steps_across_every_panel():
         assert ax.get_xlim()[1] >= 5
     assert [line.get_label() for line in viz.training_curves(history).axes[0].get_lines()] == ["train_loss",
                                                                                                "val_loss"]
+
+
+@pytest.mark.single_backend
+def test_training_curves_tell_their_series_and_marks_apart_without_colour():
+    """val_loss and test_loss looked alike under protanopia, both solid: each series of a panel has a line style and
+    a marker of its own, and the marked steps (grey "--", ":", "-.", no marker) differ from every series, a long
+    series too (markers every k-th point)."""
+    history = {"train_loss": [(s, 3 - s / 300) for s in range(1, 301)], "val_loss": [(s, 2.5) for s in (100, 200)],
+               "test_loss": [(300, 2.4)], "dev_loss": [1.0] * 40, "eval_loss": [2.0] * 5}
+    fig = viz.training_curves(history, marks={"a": 10, "b": 20, "c": 30})
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == [*history, "a", "b", "c"]
+    assert _told_apart_without_colour(ax), [(line.get_linestyle(), line.get_marker()) for line in ax.get_lines()]
+    series, marks = ax.get_lines()[:5], ax.get_lines()[5:]
+    assert all(line.get_marker() not in ("None", "") for line in series)
+    assert all(line.get_marker() == "None" for line in marks)
+    assert [line.get_markevery()[1] for line in series] == [12, 1, 1, 2, 1]  # about 25 markers a line at most
 
 
 @pytest.mark.parametrize(
