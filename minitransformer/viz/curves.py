@@ -27,12 +27,12 @@ __all__ = ["training_curves", "panel_name", "training_pictures"]
 SPLITS = ("train", "training", "val", "valid", "validation", "test", "eval", "dev")
 #: a panel whose name holds one of these measures a fraction, so its axis stays within [0, 1]
 FRACTIONS = ("accuracy", "f1")
-#: what tells the lines of one axes apart besides their colour (a colour-blind reader, a grey print): line n takes
+#: what tells the lines of one axes apart besides their colour (a colour-blind reader, a grey print) -- line n takes
 #: style n % 4 and marker n % 7, a pair no other of the first 28 lines has; the marks of training_curves, grey vertical
 #: lines "--", ":", "-.", have no marker
 LINE_STYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-#: about this many markers on a line at most: every point of a short one, every k-th of a long one
+#: at most about this many markers on a line, on every point of a short one, on every k-th of a long one
 MARKERS_PER_LINE = 25
 
 
