@@ -22,7 +22,7 @@ def _demo(args) -> int:
 
     if _refuse_out(args, "demo"):
         return 2
-    return _guard("demo", lambda: run(out=args.out, train_steps=args.steps))
+    return _guard("demo", lambda: run(out=args.out, train_steps=args.steps, progress=args.progress))
 
 
 def _bench(args) -> int:
@@ -62,6 +62,19 @@ def _blas_threads(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be at most {cpus}, the CPUs here (more threads wait on each other), "
                                          f"got {value}")
     return value
+
+
+def _progress_options(parser: argparse.ArgumentParser) -> None:
+    """``--progress {bar,lines,none}`` (Trainer's ``progress``) and ``--no-progress``, its ``none`` as it was."""
+    from .train.trainer import PROGRESS
+
+    parser.add_argument("--progress", choices=PROGRESS, default="bar",
+                        help="how the training shows its progress on stderr: bar (the default): a bar redrawn in "
+                             "place on a terminal, a line per log and evaluation into a file or a pipe; lines: those "
+                             "lines on a terminal too (read once by a screen reader, not cut at the terminal's "
+                             "width); none: nothing")
+    parser.add_argument("--no-progress", dest="progress", action="store_const", const="none",
+                        help="the same as --progress none")
 
 
 def _set_blas_threads(args, command: str) -> None:
@@ -272,7 +285,7 @@ def _train(args) -> int:
         try:  # overflows of a diverging run: TrainingDiverged says so, in one line, where NumPy would warn at each
             _set_blas_threads(args, "train")
             with np.errstate(over="ignore", invalid="ignore"):
-                run.train(args.task, args.out, backend=_backend_of(args), progress=not args.no_progress,
+                run.train(args.task, args.out, backend=_backend_of(args), progress=args.progress,
                           blas_threads=None, resume=args.resume,
                           pictures=None if args.no_pictures else _training_pictures(),
                           checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
@@ -398,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder for the pictures and the closing run's checkpoint (default: demo-output)")
     demo.add_argument("--steps", type=_non_negative_int, default=300,
                       help="steps of the closing Transformer training run (0 skips it; default 300)")
+    _progress_options(demo)
     demo.set_defaults(run=_demo)
 
     bench = sub.add_parser("bench", help="benchmarks, printed beside a reference measured in the same run")
@@ -493,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", metavar="FILE.json",
                        help='settings of the task from a JSON object, {"schedule": "noam", "norm_first": false}; '
                             "--set and the named options win over it")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _progress_options(train)
     train.add_argument("--out", help="folder for the results (default: train-output/TASK, one folder a task; "
                             "train-output/classify-seed-cpu and -document with --seed-config)")
     train.add_argument("--resume", action="store_true",

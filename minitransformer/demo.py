@@ -295,8 +295,9 @@ def pictures(out: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------ 8. a Transformer learns
-def train_reverse(out: Path, steps: int = 300) -> dict:
-    """Train the encoder-decoder on the reverse task for ``steps`` steps (about 25 s for 300 on 2 cores).
+def train_reverse(out: Path, steps: int = 300, progress: bool | str = True) -> dict:
+    """Train the encoder-decoder on the reverse task for ``steps`` steps (about 25 s for 300 on 2 cores), its
+    ``progress`` shown as :class:`~minitransformer.train.Trainer`'s is.
 
     The full run, ``minitransformer train --task reverse``, reaches 99% exact-sequence accuracy
     on held-out sequences; this short one shows the loss falling and the accuracy rising. Returns
@@ -321,10 +322,11 @@ def train_reverse(out: Path, steps: int = 300) -> dict:
           "no dropout (a short run has little to overfit). Notebooks 05 and 09 try the paper's choices.\n"
           "val_accuracy: the share of held-out sequences reversed exactly (test_exact_sequence_accuracy below).\n")
     return train("reverse", out / "reverse", backend=mt.backend.current().name, steps=steps,
-                 eval_every=max(1, steps // 3), pictures=training_pictures, overwrite=True)  # a demo reruns
+                 eval_every=max(1, steps // 3), pictures=training_pictures, overwrite=True,  # a demo reruns
+                 progress=progress)
 
 
-def run(out: str | Path = "demo-output", train_steps: int = 300) -> int:
+def run(out: str | Path = "demo-output", train_steps: int = 300, progress: bool | str = True) -> int:
     """Run every section; pictures go to the folder ``out`` (created). Returns 0 (an exit status).
 
     Parameters
@@ -333,6 +335,8 @@ def run(out: str | Path = "demo-output", train_steps: int = 300) -> int:
         Folder for the pictures (``graph.png``, ``attention_4_3_1.png``, ...), created if missing.
     train_steps : int
         Steps of the closing Transformer run (:func:`train_reverse`); 0 skips it.
+    progress : bool or {"bar", "lines", "none"}
+        How that run shows its progress: :class:`~minitransformer.train.Trainer`'s ``progress``.
 
     Examples
     --------
@@ -356,6 +360,6 @@ def run(out: str | Path = "demo-output", train_steps: int = 300) -> int:
     worked_examples()
     pictures(out)
     if train_steps > 0:
-        train_reverse(out, train_steps)
+        train_reverse(out, train_steps, progress)
     print(f"\ndone; pictures in {out.resolve()}")
     return 0

@@ -178,13 +178,14 @@ def test_demo_run_makes_its_folder_runs_again_into_it_and_trains_unless_steps_is
     for name in ("show_graph", "gradients", "check_gradients", "train_xor", "worked_examples", "pictures"):
         monkeypatch.setattr(demo, name, lambda *args: None)
     monkeypatch.setattr(demo, "forward", lambda: (None,) * 4)
-    monkeypatch.setattr(demo, "train_reverse", lambda out, steps: trained.append((out, steps)))
+    monkeypatch.setattr(demo, "train_reverse", lambda out, steps, progress: trained.append((out, steps, progress)))
     out = tmp_path / "new" / "pictures"  # its parent does not exist either
     assert demo.run(out, train_steps=0) == 0 and out.is_dir() and trained == []  # "0 skips it"
-    assert demo.run(out, train_steps=1) == 0 and trained == [(out, 1)]  # the same folder again: a second run
+    assert demo.run(out, train_steps=1) == 0 and trained == [(out, 1, True)]  # the same folder again: a second run
     monkeypatch.chdir(tmp_path)
     assert demo.run() == 0  # as `minitransformer demo`: demo-output and 300 steps, its --help's defaults
-    assert trained[-1] == (Path("demo-output"), 300) and (tmp_path / "demo-output").is_dir()
+    assert trained[-1] == (Path("demo-output"), 300, True) and (tmp_path / "demo-output").is_dir()
+    assert demo.run(out, train_steps=1, progress="lines") == 0 and trained[-1] == (out, 1, "lines")
 
 
 def test_demo_train_reverse_runs_300_steps_of_the_reverse_task_by_default(tmp_path, monkeypatch, capsys):
@@ -197,6 +198,20 @@ def test_demo_train_reverse_runs_300_steps_of_the_reverse_task_by_default(tmp_pa
     (args, kwargs), = calls
     assert args == ("reverse", tmp_path / "reverse") and kwargs["steps"] == 300
     assert kwargs["backend"] == mt.backend.current().name
+    assert kwargs["progress"] is True  # a bar (a line per log into a file or a pipe), as train's
+    demo.train_reverse(tmp_path, progress="lines")
+    assert calls[-1][1]["progress"] == "lines"
+
+
+def test_demo_hands_progress_to_its_training_run(tmp_path, monkeypatch):
+    """demo trains a model at its end: --progress {bar,lines,none} (and --no-progress) are that run's, as train's."""
+    from minitransformer import demo
+
+    given = []
+    monkeypatch.setattr(demo, "run", lambda **kwargs: given.append(kwargs) or 0)
+    for option, progress in ((["--progress", "lines"], "lines"), (["--no-progress"], "none"), ([], "bar")):
+        assert main(["demo", "--out", str(tmp_path), *option]) == 0
+        assert given.pop() == {"out": str(tmp_path), "train_steps": 300, "progress": progress}
 
 
 

@@ -1809,3 +1809,27 @@ def test_the_advice_of_a_divergence_quotes_the_last_update_s_rate_and_the_flags_
         "minitransformer train: Trainer: the training loss became nan by step 3; lower the learning rate (lr was 5000 "
         "at the last update, 10000 at the highest) or clip the gradients (--set clip=1.0); the warm-up, 1 step of 3, "
         "reaches the peak rate at once: a longer one (--warmup 3) may be enough\n")
+
+
+# ------------------------------------------------------------------ --progress
+@pytest.mark.parametrize("option, shown", [(["--progress", "lines"], "lines"), ([], "bar"),
+                                           (["--progress", "none"], ""), (["--no-progress"], "")])
+def test_train_progress_lines_on_a_terminal_prints_a_line_per_log_and_evaluation(tmp_path, monkeypatch, capsys,
+                                                                                 option, shown):
+    """On a terminal, --progress lines prints what a file or a pipe gets, a line per log and evaluation, where the
+    bar cut the evaluation's figures at the terminal's width and a screen reader read each redraw; bar (the default)
+    is redrawn in place; --no-progress stays --progress none: nothing (it silenced both before)."""
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)  # capsys's stderr, as a terminal
+    tiny = [a for a in TINY if a != "--no-progress"]
+    assert main(["train", "--task", "copy", "--steps", "2", "--eval-every", "2", *tiny, *option, "--no-pictures",
+                 "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    if shown == "lines":
+        assert [re.sub(r"\d+\.\d+(e-\d+)?", "X", line) for line in err.splitlines()] == [
+            "copy: step 1/2, loss X, lr X", "copy: step 2/2, loss X, lr X",
+            "copy: step 2/2, val_loss X, val_token_accuracy X, val_accuracy X"]
+    elif shown == "bar":
+        assert "\r" in err and "copy:" in err and "val_accuracy=" in err  # tqdm's postfix, redrawn in place
+    else:
+        assert err == ""
+

@@ -1813,6 +1813,30 @@ def test_progress_bar_can_be_turned_off(capsys):
 
 
 @pytest.mark.single_backend
+@pytest.mark.parametrize("progress, lines", [("lines", True), ("none", False), (False, False)])
+def test_progress_lines_prints_a_line_per_log_on_a_terminal_too(monkeypatch, capsys, progress, lines):
+    """progress="lines": the lines a file gets, on a terminal too, where the bar cut the evaluation's figures at the
+    terminal's width and a screen reader read every redraw; "none" is False, nothing."""
+    monkeypatch.setattr("minitransformer.train.trainer._draws_in_place", lambda stream: True)  # as in a terminal
+    model, loss_fn = _linear_problem()
+    Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, log_every=2, desc="fitting", progress=progress,
+            eval_fn=lambda m: {"val_loss": 0.5}, eval_every=2).fit(lambda s: None, 2)
+    err = capsys.readouterr().err
+    assert [re.sub(r"(?<=, loss )\d+\.\d{4}", "L", line) for line in err.splitlines()] == (
+        ["fitting: step 2/2, loss L, lr 1.00e-01", "fitting: step 2/2, val_loss 0.5000"] if lines else [])
+    assert "\r" not in err
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("progress", ["line", "None", 1, None])
+def test_trainer_refuses_an_unknown_progress(progress):
+    model, loss_fn = _linear_problem()
+    with pytest.raises(ValueError, match=r"Trainer: progress must be True, False or one of 'bar', 'lines', 'none', "
+                                         rf"got {re.escape(repr(progress))}"):
+        Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, progress=progress)
+
+
+@pytest.mark.single_backend
 def test_a_trainer_given_no_settings_logs_every_10_steps_under_a_bar_left_on_screen(monkeypatch):
     """The defaults: log_every 10; a progress bar (progress=True), one step per update, left on screen at the end
     (leave), re-measured as the terminal is resized (dynamic_ncols); nothing run yet. What tqdm is asked for, not

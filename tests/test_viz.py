@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import matplotlib
 import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
@@ -261,6 +262,47 @@ def test_heatmap_refuses_a_mask_tensor_that_does_not_broadcast():
         viz.attention_heatmap(mt.tensor(np.full((3, 3), 1 / 3)), mask=F.causal_mask(4))
 
 
+def _wcag_contrast(a, b) -> float:
+    """WCAG 2.x contrast of two sRGB colours, written out here apart from the library's."""
+    def L(rgb):
+        c = [x / 12.92 if x <= 0.04045 else ((x + 0.055) / 1.055) ** 2.4 for x in to_rgba(rgb)[:3]]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+    light, dark = sorted((L(a), L(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.single_backend
+def test_text_colour_of_a_cell_is_the_one_of_larger_wcag_contrast():
+    """By hand: mid-grey (0.5, 0.5, 0.5) has L = (0.555 / 1.055)^2.4 = 0.2140: white gives 1.05 / 0.2640 = 3.98:1,
+    black 0.2640 / 0.05 = 5.28:1, so black; viridis at 0.618, where Rec.601 luma of the encoded colour (< 0.5) chose
+    white at 2.86:1, gets black at 7.34:1."""
+    from minitransformer.viz.attention import _contrast_ratio, _relative_luminance, _text_colours
+
+    np.testing.assert_allclose(_relative_luminance(np.array([0.5, 0.5, 0.5])), 0.21404, atol=1e-5)
+    assert _relative_luminance(np.array([[1.0, 1.0, 1.0, 0.3], [0.0, 0.0, 0.0, 1.0]])).tolist() == [1.0, 0.0]
+    np.testing.assert_allclose([_contrast_ratio(1.0, 0.21404), _contrast_ratio(0.0, 0.21404)], [3.977, 5.281],
+                               atol=1e-3)
+    assert _contrast_ratio(0.0, 1.0) == _contrast_ratio(1.0, 0.0) == 21.0
+    mid = matplotlib.colormaps["viridis"](0.618)
+    assert _text_colours(np.array([(0.5, 0.5, 0.5), mid[:3], (0.1, 0.1, 0.4)])).tolist() == ["black", "black",
+                                                                                            "white"]
+    np.testing.assert_allclose([_wcag_contrast(mid, "white"), _wcag_contrast(mid, "black")], [2.86, 7.34], atol=0.01)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("cmap", ["viridis", "cividis", "RdBu_r"])
+def test_values_written_in_the_cells_have_wcag_aa_contrast_on_every_colour_of_the_map(cmap):
+    """256 cells spanning the colour map: each value is written in white or black with contrast >= 4.5:1 (WCAG AA
+    for text) on its cell; Rec.601 luma of the encoded colour, < 0.5 for white, left 18%, 5% and 8% of them under it."""
+    values = np.linspace(0.0, 1.0, 256).reshape(16, 16)
+    fig = viz.attention_heatmap(values, annotate=True, cmap=cmap)
+    ax, colours = fig.axes[0], matplotlib.colormaps[cmap](values)
+    assert len(ax.texts) == 256
+    worst = min(_wcag_contrast(colours[round(t.get_position()[1]), round(t.get_position()[0])], t.get_color())
+                for t in ax.texts)
+    assert worst >= 4.5, worst
+
+
 # ------------------------------------------------------------------ attention_heads, attention_layers
 def test_heads_grid(rng):
     W, w = _weights(rng, 3, 4, 5)
@@ -447,6 +489,25 @@ def test_positional_encoding_curves():
         np.testing.assert_allclose(lines[0].get_xydata(), np.c_[np.arange(5), np.sin(np.arange(5))], atol=1e-12)
 
 
+def _told_apart_without_colour(ax):
+    """Each line of ``ax`` differs from every other in (line style, marker), not only in colour."""
+    styles = [(line.get_linestyle(), line.get_marker()) for line in ax.get_lines()]
+    return len(set(styles)) == len(styles)
+
+
+@pytest.mark.single_backend
+def test_positional_encoding_curves_tell_their_lines_apart_without_colour():
+    """Under deuteranopia dims 8/16 and 0/32 of the default lines took the same colour: all solid with "." markers,
+    they were one. Each line has a line style and a marker of its own (28 pairs), in the legend too."""
+    for n, dims in ((50, None), (200, range(12)), (10, range(28))):
+        ax = viz.positional_encoding_curves(F.sinusoidal_positional_encoding(n, 64), dims=dims).axes[0]
+        assert _told_apart_without_colour(ax), [(line.get_linestyle(), line.get_marker()) for line in ax.get_lines()]
+        assert all(line.get_marker() not in ("None", "", ".") for line in ax.get_lines())
+        legend = ax.get_legend().get_lines()
+        assert [(h.get_linestyle(), h.get_marker()) for h in legend] == \
+            [(line.get_linestyle(), line.get_marker()) for line in ax.get_lines()]
+
+
 def test_positional_encoding_refuses_bad_input():
     PE = F.sinusoidal_positional_encoding(10, 8)
     with pytest.raises(ValueError, match=r"positional_encoding_heatmap: PE must be 2-D \(positions, d_model\), got "
@@ -617,6 +678,23 @@ def test_training_curves_marks_steps_across_every_panel():
         assert ax.get_xlim()[1] >= 5
     assert [line.get_label() for line in viz.training_curves(history).axes[0].get_lines()] == ["train_loss",
                                                                                                "val_loss"]
+
+
+@pytest.mark.single_backend
+def test_training_curves_tell_their_series_and_marks_apart_without_colour():
+    """val_loss and test_loss looked alike under protanopia, both solid: each series of a panel has a line style and
+    a marker of its own, and the marked steps (grey "--", ":", "-.", no marker) differ from every series, a long
+    series too (markers every k-th point)."""
+    history = {"train_loss": [(s, 3 - s / 300) for s in range(1, 301)], "val_loss": [(s, 2.5) for s in (100, 200)],
+               "test_loss": [(300, 2.4)], "dev_loss": [1.0] * 40, "eval_loss": [2.0] * 5}
+    fig = viz.training_curves(history, marks={"a": 10, "b": 20, "c": 30})
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == [*history, "a", "b", "c"]
+    assert _told_apart_without_colour(ax), [(line.get_linestyle(), line.get_marker()) for line in ax.get_lines()]
+    series, marks = ax.get_lines()[:5], ax.get_lines()[5:]
+    assert all(line.get_marker() not in ("None", "") for line in series)
+    assert all(line.get_marker() == "None" for line in marks)
+    assert [line.get_markevery()[1] for line in series] == [12, 1, 1, 2, 1]  # about 25 markers a line at most
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,8 @@ gradients add up to those of one batch N times larger; the other lines run once,
   (:func:`~minitransformer.train.average_checkpoints`, as the paper does in its section 6.1);
 * **Ctrl-C** stops the run at the end of the step in progress, writes the checkpoint there and raises
   :class:`TrainingInterrupted` (a ``KeyboardInterrupt``); a second Ctrl-C stops at once, saving nothing;
-* a tqdm **progress bar** (``progress=False`` turns it off).
+* a tqdm **progress bar**, or a line per log and evaluation (``progress="lines"``: what a file or a pipe gets,
+  which a screen reader reads once, and which no terminal's width cuts short); ``progress=False`` turns it off.
 
 The history is a dict of lists of ``[step, value]`` pairs -- ``train_loss``, ``lr``, ``grad_norm``
 and whatever the evaluation returns (``val_loss``, ``val_accuracy``, ...) -- the form
@@ -78,6 +79,10 @@ from .checkpoint import (
 from .metrics import RunningMean
 
 __all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted", "reaches_target"]
+
+#: how Trainer's ``progress`` shows a run -- a bar redrawn in place (a line per log where it cannot be), a line on
+#: stderr per log and evaluation, nothing (True and False are "bar" and "none")
+PROGRESS = ("bar", "lines", "none")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -273,8 +278,10 @@ class Trainer:
         at multiples of ``eval_every`` only (``patience`` and ``target`` need it).
     log_every : int
         Steps between reading the running loss on the host (history, progress bar).
-    progress : bool
-        Show a tqdm progress bar.
+    progress : bool or {"bar", "lines", "none"}
+        ``True`` or ``"bar"``: a tqdm progress bar, redrawn in place, where it can be (a terminal, Jupyter), else a
+        line on stderr per log and evaluation (a file or a pipe); ``"lines"``: those lines everywhere; ``False`` or
+        ``"none"``: nothing.
     patience : int, optional
         Stop when ``monitor`` has not improved for this many evaluations in a row (those every ``eval_every``
         steps; the one that ends a :meth:`fit` off that grid does not count).
@@ -394,7 +401,7 @@ class Trainer:
 
     def __init__(self, model, optimizer, loss_fn: Callable, schedule=None, clip: float | None = None,
                  eval_fn: Callable | None = None, eval_every: int | None = None, log_every: int = 10,
-                 progress: bool = True, patience: int | None = None, monitor: str = "val_loss",
+                 progress: bool | str = True, patience: int | None = None, monitor: str = "val_loss",
                  mode: str | None = None, min_delta: float = 0.0, target: float | None = None,
                  checkpoint_path=None, checkpoint_every: int | None = None, tokenizer=None, extra: dict | None = None,
                  desc: str = "train", accumulate: int = 1, keep_checkpoints: int | None = None,
@@ -438,6 +445,9 @@ class Trainer:
             raise ValueError(f"Trainer: {'patience' if patience is not None else 'target'} stops the run on what "
                              f"eval_fn returns ({monitor!r}) every eval_every steps; give "
                              f"{'an eval_fn' if eval_fn is None else 'eval_every'}")
+        if not isinstance(progress, bool) and progress not in PROGRESS:
+            raise ValueError(f"Trainer: progress must be True, False or one of {', '.join(map(repr, PROGRESS))}, got "
+                             f"{progress!r}")
         if restore_best is None:  # on with early stopping (see the docstring)
             restore_best = patience is not None or target is not None
         if not isinstance(restore_best, bool):
@@ -655,8 +665,11 @@ class Trainer:
         start = time.perf_counter()
         self.model.train()
         self._folder_there = self.checkpoint_path is not None and Path(self.checkpoint_path).parent.is_dir()
-        bar = (tqdm if not self.progress or _draws_in_place(sys.stderr) else _LineBar)(
-            total=steps, initial=min(self.step, steps), desc=self.desc, disable=not self.progress, dynamic_ncols=True,
+        shown = {True: "bar", False: "none"}.get(self.progress, self.progress)
+        if shown == "bar" and not _draws_in_place(sys.stderr):
+            shown = "lines"
+        bar = (_LineBar if shown == "lines" else tqdm)(
+            total=steps, initial=min(self.step, steps), desc=self.desc, disable=shown == "none", dynamic_ncols=True,
             leave=True)
         source = self._batches(data)
         with _CtrlC() as ctrl_c, self._on_divergence():

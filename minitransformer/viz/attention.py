@@ -193,14 +193,39 @@ def _draw_map(ax, W: np.ndarray, norm: Normalize, cmap: str, annotate: bool, fmt
         ax.add_patch(PathPatch(_runs(hidden), facecolor="none", edgecolor=MASKED_HATCH_COLOUR, linewidth=0,
                                hatch=MASKED_HATCH, gid="masked"))
     if annotate:
-        colours = im.cmap(norm(W))  # (L, S, 4): the cell colours, to pick a readable text colour
-        luminance = colours[..., :3] @ np.array([0.299, 0.587, 0.114])
+        colours = _text_colours(im.cmap(norm(W)))  # (L, S): the more readable of white and black on each cell
         for i in range(W.shape[0]):
             for j in range(W.shape[1]):
                 if not hidden[i, j]:
                     ax.text(j, i, format(W[i, j], fmt), ha="center", va="center", fontsize=fontsize,
-                            color="white" if luminance[i, j] < 0.5 else "black")
+                            color=colours[i, j])
     return im
+
+
+def _relative_luminance(rgb: np.ndarray) -> np.ndarray:
+    r"""WCAG 2.x relative luminance of sRGB colours ``(..., 3)`` (or RGBA ``(..., 4)``, alpha ignored), in [0, 1].
+
+    .. math:: L = 0.2126\,R + 0.7152\,G + 0.0722\,B, \qquad
+              R = \begin{cases} R_s / 12.92 & R_s \le 0.04045 \\ ((R_s + 0.055) / 1.055)^{2.4} & \text{else} \end{cases}
+
+    from the linearised channels, not the gamma-encoded ones (Rec.601 luma of those puts white text on mid-viridis,
+    2.9:1, where black gives 7.3:1).
+    """
+    encoded = np.asarray(rgb, dtype=np.float64)[..., :3]
+    linear = np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+    return linear @ np.array([0.2126, 0.7152, 0.0722])
+
+
+def _contrast_ratio(L1, L2):
+    r"""WCAG 2.x contrast ratio of two relative luminances, :math:`(L_{light} + 0.05) / (L_{dark} + 0.05)`, 1 to 21."""
+    return (np.maximum(L1, L2) + 0.05) / (np.minimum(L1, L2) + 0.05)
+
+
+def _text_colours(background: np.ndarray) -> np.ndarray:
+    """``"white"`` or ``"black"`` for text on each colour of ``background`` ``(..., 3 or 4)``: the one of the larger
+    WCAG contrast ratio: at least 4.58:1 on any colour (the two tie at L = 0.179), over WCAG's 4.5:1 for text."""
+    L = _relative_luminance(background)
+    return np.where(_contrast_ratio(L, 1.0) > _contrast_ratio(L, 0.0), "white", "black")
 
 
 def _ticks(ax, labels: list[str], axis: str, show: bool, fontsize: float, cell: float):

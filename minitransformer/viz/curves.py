@@ -27,6 +27,13 @@ __all__ = ["training_curves", "panel_name", "training_pictures"]
 SPLITS = ("train", "training", "val", "valid", "validation", "test", "eval", "dev")
 #: a panel whose name holds one of these measures a fraction, so its axis stays within [0, 1]
 FRACTIONS = ("accuracy", "f1")
+#: what tells the lines of one axes apart besides their colour (a colour-blind reader, a grey print) -- line n takes
+#: style n % 4 and marker n % 7, a pair no other of the first 28 lines has; the marks of training_curves, grey vertical
+#: lines "--", ":", "-.", have no marker
+LINE_STYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+#: at most about this many markers on a line, on every point of a short one, on every k-th of a long one
+MARKERS_PER_LINE = 25
 
 
 def panel_name(series: str) -> str:
@@ -146,9 +153,9 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
     fig = Figure(figsize=(4.2 * ncols + 0.4, 3.2 * nrows + 0.4 * bool(title)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, panel in zip(axes, names):
-        for series, steps, ys in panels[panel]:
+        for n, (series, steps, ys) in enumerate(panels[panel]):
             ys = [y if math.isfinite(y) else math.nan for y in ys]
-            ax.plot(steps, ys, label=series, marker="." if len(ys) <= 30 else None)
+            ax.plot(steps, ys, label=series, **_series_style(n, len(ys)))
         for n, (label, step) in enumerate(marks.items()):
             ax.axvline(step, color="0.3", linestyle=("--", ":", "-.")[n % 3], linewidth=1.2, label=label)
         if panel in log_panels:
@@ -159,12 +166,27 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
         ax.set_xlabel(x_label)
         ax.set_ylabel(panel + (" (log scale)" if panel in log_panels else ""))  # the scale said, not only ticked
         ax.grid(True, color="0.9")
-        ax.legend(fontsize=FONT)
+        ax.legend(fontsize=FONT, handlelength=3)  # long enough to show a line's dashes, not only its colour
     for ax in axes[len(names):]:
         ax.remove()  # empty cells of the grid
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _series_style(n: int, points: int) -> dict:
+    """The line style and markers of the ``n``-th line (from 0) of an axes, of ``points`` points: keywords of
+    ``ax.plot``, which gives the colour. The markers of a long line are spaced ``k`` points apart and shifted by a
+    fifth of that per line, so that lines measured at the same steps do not put theirs on each other.
+
+    Examples
+    --------
+    >>> _series_style(0, 10), _series_style(1, 100)["markevery"], _series_style(2, 500)["markevery"]
+    ({'linestyle': '-', 'marker': 'o', 'markersize': 4, 'markevery': (0, 1)}, (1, 4), (8, 20))
+    """
+    every = max(1, round(points / MARKERS_PER_LINE))
+    return {"linestyle": LINE_STYLES[n % len(LINE_STYLES)], "marker": MARKERS[n % len(MARKERS)], "markersize": 4,
+            "markevery": (n * math.ceil(every / 5) % every, every)}
 
 
 def _fraction_limits(panel: str, series: list, limits: tuple[float, float]) -> tuple[float, float] | None:

@@ -26,6 +26,7 @@ from .. import autograd
 from ..autograd import Tensor, no_grad
 from ..autograd.creation import tensor
 from .attention import FONT, MAX_ANNOTATED, _annotate, _draw_map, _labels, _ticks, to_host
+from .curves import _series_style
 
 __all__ = ["positional_encoding_heatmap", "positional_encoding_curves", "position_similarity"]
 
@@ -141,12 +142,13 @@ def positional_encoding_curves(PE, dims=None, title: str | None = None) -> Figur
     fig = Figure(figsize=(7.5, 3.8), layout="constrained")
     ax = fig.add_subplot()
     positions = np.arange(n)
-    for j in dims:
-        ax.plot(positions, P[:, j], label=f"dim {j}", marker="." if n <= 40 else None)
+    for line, j in enumerate(dims):
+        ax.plot(positions, P[:, j], label=f"dim {j}", **_series_style(line, n))
     ax.set_xlabel("position pos")
     ax.set_ylabel("PE(pos, j)")
     ax.grid(True, color="0.9")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=FONT, title="dimension", title_fontsize=FONT)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=FONT, title="dimension", title_fontsize=FONT,
+              handlelength=3)  # long enough to show a line's dashes, not only its colour
     ax.set_title(title or "positional encoding: one wave per dimension", fontsize=FONT + 1)
     return fig
 
