@@ -1212,6 +1212,55 @@ def test_grade_of_a_run_that_reports_nothing_and_of_tests_that_do_not_collect(mo
         _grade_with(monkeypatch, tmp_path / "slow", None, None, "", collection_stopped=True)
 
 
+
+SKIPS = {"torch": "Skipped: could not import 'torch': No module named 'torch'",
+         "g++": "Skipped: g++ is not installed: the CPU emulation of the CUDA kernels needs it",
+         "kernels": "Skipped: not in a student copy: minitransformer/kernels.py (see LEFT_OUT and COPIED in "
+                    "minitransformer/assignments/strip.py)",
+         "other": "Skipped: later"}
+
+
+@pytest.mark.parametrize("here", [True, False], ids=["installed", "absent"])
+def test_a_skip_that_this_machine_does_not_explain_is_the_submissions_and_fails(monkeypatch, tmp_path, here):
+    """A student's own ``pytest.skip("could not import 'torch': ...")`` in a body was scored as skipped here: left out
+    of the maximum (65 / 65 for A2), the grade asking to install PyTorch, which was installed. A graded case skipped
+    for PyTorch, for g++ or for A7's kernels counts neither way only where that is absent; any other skip fails."""
+    import importlib
+
+    grading = importlib.import_module("minitransformer.assignments.grade")
+    monkeypatch.setattr(grading, "_importable", lambda module: here and module == "torch")
+    monkeypatch.setattr(grading.cuda_emulator, "missing", lambda: "" if here else SKIPS["g++"][len("Skipped: "):])
+    cases = [{"nodeid": f"tests/t.py::test_{why}", "function": f"tests/t.py::test_{why}", "assignment": n,
+              "points": 10.0} for why, n in (("torch", 2), ("g++", 2), ("kernels", 2), ("other", 2), ("a7", 7))]
+    ran = [{**c, "outcome": "skipped", "errors": [SKIPS.get(c["nodeid"][17:], SKIPS["kernels"])]} for c in cases]
+    g = _grade_with(monkeypatch, tmp_path, cases, {"exitstatus": 0, "tests": ran}, "")
+    outcomes = {t.nodeid.removeprefix("tests/t.py::test_"): (t.outcome, t.errors[0]) for t in g.tests}
+    by_the_submission = {"other", "kernels"} | (set() if not here else {"torch", "g++"})  # A2's copy keeps no kernels
+    for why, (outcome, error) in outcomes.items():
+        if why in by_the_submission:
+            assert (outcome, error) == ("failed", f"skipped by the submission: {SKIPS[why][len('Skipped: '):]}"), why
+        else:
+            assert outcome == "skipped", why
+    assert outcomes["a7"][0] == "skipped"  # A7's copy keeps the kernels, which this bare copy lacks
+    assert (g.max_score, g.skipped_points) == ((40.0, 0.0) if here else (20.0, 20.0))
+    assert ("install it and grade again" in " ".join(format_table(g).split())) == (not here)
+    (tmp_path / "copy" / "minitransformer" / "kernels.py").write_text("", encoding="utf-8")
+    assert not grading._explained(SKIPS["kernels"], 7, tmp_path / "copy", ROOT)  # where the copy holds them
+
+
+def test_the_modules_graded_tests_skip_without_are_those_the_grader_checks():
+    """A graded test that skips where a module does not import (``pytest.importorskip``) skips for what the grading
+    machine lacks only if the grader knows that module (``IMPORTED``); else its skip would fail the case."""
+    from minitransformer.assignments.grade import IMPORTED
+
+    modules = set()
+    for path in graded_test_files(ROOT / "tests"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and any("assignment" in ast.unparse(d) for d in node.decorator_list):
+                modules |= set(re.findall(r"importorskip\('([\w.]+)'", ast.unparse(node)))
+    assert modules and modules <= set(IMPORTED), modules
+
+
 # The grading run (-X utf8) writes the package's file name in UTF-8 to a grader whose locale is C: a stand-in for it
 C_LOCALE_GRADE = """import importlib, json, subprocess, sys
 grading = importlib.import_module("minitransformer.assignments.grade")
@@ -1383,8 +1432,8 @@ def test_a_case_that_never_ends_fails_at_its_time_limit_and_the_cases_after_it_k
                             "test_kernel[4]": ("failed", 0.0), "test_after": ("passed", 50.0)}
     # the loop is `while k in {loop}:` (line 7) and `pass` (line 8): the time limit lands on either
     line = 8 if g.own[4].errors[0:1] and "__init__.py:8 " in g.own[4].errors[0] else 7
-    said = (f"this case did not finish in 1 s (an endless loop?); it was at minitransformer/__init__.py:{line} in "
-            "kernel <- tests/test_fake.py:14 in test_kernel")
+    said = (f"this case did not finish in 1 s (too slow, or an endless loop?); it was at "
+            f"minitransformer/__init__.py:{line} in kernel <- tests/test_fake.py:14 in test_kernel")
     assert g.own[4].errors == [said]
     assert g.problem.startswith(f"tests/test_fake.py::test_kernel[4]: {said}; the cases not yet run were run again "
                                 "without it\nTimeout (0:00:01)!\n"), g.problem
@@ -1430,11 +1479,12 @@ def test_after_a_case_out_of_time_its_tests_other_cases_run_after_the_others_and
                             "test_kernel[2]": ("failed", 0.0), "test_kernel[3]": ("passed", 10.0),
                             "test_kernel[4]": ("passed", 10.0), "test_after": ("passed", 50.0)}
     assert g.own[1].errors[0].startswith("the tests crashed in this case (")
-    assert g.own[2].errors[0].startswith("this case did not finish in 2 s (an endless loop?)")
+    assert g.own[2].errors[0].startswith("this case did not finish in 2 s (too slow, or an endless loop?)")
     line = 8 if "__init__.py:8 " in g.own[2].errors[0] else 7  # the loop's `while` or its `pass`: either, as above
-    assert ("tests/test_fake.py::test_kernel[2]: this case did not finish in 2 s (an endless loop?); it was at "
-            f"minitransformer/__init__.py:{line} in kernel <- tests/test_fake.py:14 in test_kernel; the cases not yet "
-            "run were run again without it, the other cases of its test after all the others\n") in g.problem, g.problem
+    assert ("tests/test_fake.py::test_kernel[2]: this case did not finish in 2 s (too slow, or an endless loop?); "
+            f"it was at minitransformer/__init__.py:{line} in kernel <- tests/test_fake.py:14 in test_kernel; the "
+            "cases not yet run were run again without it, the other cases of its test after all the others\n"
+            ) in g.problem, g.problem
     import importlib
 
     # kernel(3) never ends either: the rerun after kernel(2) runs test_after first, then kernel(3), which is the last
@@ -1476,7 +1526,8 @@ def test_each_assignment_gives_its_cases_time_limit_and_case_timeout_overrides_i
     for case_timeout, limit in ((None, 2), (1, 1)):
         g = _crashing(tmp_path / str(case_timeout), loop=[4], case_timeout=case_timeout, timeout=120)
         assert _outcomes(g)["test_kernel[4]"] == ("failed", 0.0) and _outcomes(g)["test_after"] == ("passed", 50.0)
-        assert g.own[4].errors[0].startswith(f"this case did not finish in {limit} s (an endless loop?)")
+        assert g.own[4].errors[0].startswith(f"this case did not finish in {limit} s (too slow, or an endless "
+                                             "loop?)")
         assert f"\nTimeout (0:00:0{limit})!\n" in g.problem, g.problem  # faulthandler's: the limit it was given
 
 

@@ -10,7 +10,8 @@ counts as failed.
 Points: a test function marked ``@pytest.mark.assignment(N, points=P)`` is worth ``P``, shared
 equally by its parametrised cases. A case that is skipped here (PyTorch is not installed, say)
 counts neither for nor against: it is left out of the maximum, and the grade says so (its points are
-:attr:`Grade.skipped_points`, the table names why and what to install).
+:attr:`Grade.skipped_points`, the table names why and what to install). A skip that what this machine lacks does
+not explain came from the student's code (``pytest.skip`` in a body): the case fails.
 
 A case that crashes the run (a segmentation fault in native code, say in a C function that one of A7's kernels
 called: they run in the graded process, and the emulation makes a fault in their own code a ``LaunchError``) or
@@ -177,6 +178,57 @@ def _score(expected: list[dict], reported: list[dict], unreported: str = "the te
     return results, sorted(set(outcomes) - {t["nodeid"] for t in expected})
 
 
+#: the modules that graded tests import with ``pytest.importorskip`` (PyTorch, for the comparisons with it): a case
+#: skipped because one does not import is skipped for what the grading machine lacks
+IMPORTED = ("torch",)
+
+
+def _skipped_by_the_submission(reported: dict[str, dict], copy: Path, root: Path) -> dict[str, dict]:
+    """``reported`` (each case's outcome, by node id) with every skip that this machine and the copy do not explain
+    (:func:`_explained`) a failure, ``skipped by the submission: <its reason>``: where what a graded test skips for is
+    present, the skip came from the student's code (``pytest.skip`` in a body), which would take the case out of the
+    maximum and have the grade ask to install what is installed."""
+    explained: dict[tuple[str, int], bool] = {}  # each reason checked once: the check of a module imports it
+    out = {}
+    for nodeid, t in reported.items():
+        if t["outcome"] == "skipped":
+            key = (t["errors"] or ["skipped"])[0], t["assignment"]
+            if key not in explained:
+                explained[key] = _explained(*key, copy, root)
+            if not explained[key]:
+                why = key[0].removeprefix("Skipped: ")
+                t = {**t, "outcome": "failed", "errors": [f"skipped by the submission: {why}"]}
+        out[nodeid] = t
+    return out
+
+
+def _explained(reason: str, number: int, copy: Path, root: Path) -> bool:
+    """Whether what a graded case of assignment ``number`` was skipped for (``reason``, pytest's ``Skipped: ...``) is
+    absent here: the only skips of the graded tests are ``pytest.importorskip`` of a module of :data:`IMPORTED` that
+    the graded run cannot import, A7's where the emulation of CUDA cannot run (:func:`cuda_emulator.missing`), and
+    ``tests/conftest.py``'s ``not in a student copy: ...`` for files that the assignment's copy holds
+    (:attr:`~minitransformer.assignments.Assignment.keeps`: A7's kernels) and this copy does not."""
+    reason = reason.removeprefix("Skipped: ")
+    if (imported := re.fullmatch(r"could not import '([\w.]+)': .*", reason, flags=re.S)) and imported[1] in IMPORTED:
+        return not _importable(imported[1])
+    if reason.startswith("not in a student copy: "):
+        paths = reason.removeprefix("not in a student copy: ").partition(" (")[0].split(", ")
+        return set(paths) <= set(get(number).keeps) and not any(
+            ((copy if p.startswith("minitransformer/") else root) / p).exists() for p in paths)
+    missing = cuda_emulator.missing()
+    return bool(missing) and reason == missing
+
+
+def _importable(module: str) -> bool:
+    """Whether the graded run imports ``module``: asked of a Python started as that run is (isolated, with the
+    grader's ``PYTHONPATH``, as runner.py does), which runs no student code. This process may see more (the folder
+    it runs in, the user's site-packages)."""
+    code = ("import os, sys; sys.path[:0] = [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]; "
+            f"import {module}")
+    return subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, cwd=tempfile.gettempdir(),
+                          env={**os.environ, "MPLBACKEND": "Agg"}).returncode == 0
+
+
 def _grade_of(assignment, copy: Path, tests: list[TestResult], problem: str) -> Grade:
     """The grade of ``assignment`` from its scored cases (``tests`` may hold other assignments' too)."""
     mine = [t for t in tests if t.assignment == assignment.number]
@@ -256,8 +308,8 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
         Seconds one case may run; None: each case its assignment's
         :attr:`~minitransformer.assignments.Assignment.case_timeout`
         (``CASE_TIMEOUT``, 60, for all seven); ``math.inf``: no limit. A case that takes longer fails, saying
-        where it was (an endless loop?), as does one that crashes the run; the cases not yet run are run again
-        without it (at most ``RERUNS`` times, 20; after a case out of time, the other cases of its test function
+        where it was (too slow, or an endless loop?), as does one that crashes the run; the cases not yet run are run
+        again without it (at most ``RERUNS`` times, 20; after a case out of time, the other cases of its test function
         after all the others, as they may never end either, each costing a rerun and the time limit), and
         :attr:`Grade.problem` says what happened.
 
@@ -317,6 +369,7 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
             raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
         reported, problems, unreported = _run_to_the_end(run, graded, copy, root, Path(tmp), deadline, timeout,
                                                          limits)
+        reported = _skipped_by_the_submission(reported, copy, root)
     tests, unexpected = _score(collected["collected"], list(reported.values()), unreported=unreported)
     problem = "\n\n".join(problems)
     if unexpected:
@@ -482,7 +535,7 @@ def _end_of(run: _Run, limit: float | None, copy: Path, root: Path) -> tuple[str
     where = _where(run.fault, copy, root)
     at = f"; it was at {where}" if where else ""
     if run.fault.startswith("Timeout"):  # faulthandler's "Timeout (0:01:00)!": a case ran past its time limit
-        said = f"did not finish in {limit:g} s (an endless loop?){at}"
+        said = f"did not finish in {limit:g} s (too slow, or an endless loop?){at}"
         return f"this case {said}", f"the tests {said}"
     kind = re.search(r"^(?:Fatal Python error|Windows fatal exception): (.+)$", run.fault, flags=re.M)
     if kind:
