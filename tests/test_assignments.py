@@ -43,7 +43,7 @@ from minitransformer.assignments.handout import (
     plain_markdown,
     points_of,
 )
-from minitransformer.assignments.strip import LEFT_OUT, PACKAGE_CHECK, regions
+from minitransformer.assignments.strip import LEFT_OUT, PACKAGE_CHECK, RECORD, built_for, regions
 
 pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
 
@@ -1259,6 +1259,31 @@ def test_the_modules_graded_tests_skip_without_are_those_the_grader_checks():
             if isinstance(node, ast.FunctionDef) and any("assignment" in ast.unparse(d) for d in node.decorator_list):
                 modules |= set(re.findall(r"importorskip\('([\w.]+)'", ast.unparse(node)))
     assert modules and modules <= set(IMPORTED), modules
+
+
+
+def test_a_student_copy_graded_for_another_assignment_is_refused_naming_both(copies, monkeypatch, tmp_path):
+    """An A2 copy graded as A1 earned 100 / 100 untouched: its A1 bodies are written. The copy records what it was
+    built for (ASSIGNMENT.json), and the grade refuses another assignment; a solution copy, or a copy without the
+    record, is graded for any, as before."""
+    copy, _ = copies(2)
+    assert built_for(copy) == {"assignment": 2, "title": get(2).title, "solution": False}
+    with pytest.raises(ValueError, match=rf"^assignments grade: {re.escape(str(copy))} is a copy for A2, Softmax and "
+                                         r"scaled dot-product attention \(its ASSIGNMENT\.json\), not for A1: grade it "
+                                         r"with `minitransformer assignments grade 2 \.\.\.`$"):
+        grade(1, copy)
+    ran = {"exitstatus": 0, "tests": [{**c, "outcome": "passed", "errors": []} for c in CASES]}
+    for name, record in (("solution", '{"assignment": 5, "title": "Adam", "solution": true}'), ("none", None),
+                         ("broken", "{")):
+        if record is not None:
+            (tmp_path / name / "copy").mkdir(parents=True)
+            (tmp_path / name / "copy" / RECORD).write_text(record, encoding="utf-8")
+        if name == "broken":
+            with pytest.raises(ValueError, match=r"ASSIGNMENT\.json, which `assignments build` wrote to say what the "
+                                                 r"copy is for, cannot be read \(JSONDecodeError: .*\); delete it"):
+                _grade_with(monkeypatch, tmp_path / name, CASES, ran, "")
+        else:
+            assert _grade_with(monkeypatch, tmp_path / name, CASES, ran, "").score == 10.0  # grade(2)
 
 
 # The grading run (-X utf8) writes the package's file name in UTF-8 to a grader whose locale is C: a stand-in for it

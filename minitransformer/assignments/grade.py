@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 from .. import cuda_emulator
 from .catalog import ASSIGNMENTS, get
-from .strip import source_root
+from .strip import RECORD, built_for, source_root
 
 __all__ = ["grade", "Grade", "TestResult", "format_table", "pythonpath"]
 
@@ -339,6 +339,12 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
     if not (copy / "minitransformer" / "__init__.py").is_file():
         raise FileNotFoundError(f"assignments grade: {copy} holds no minitransformer package "
                                 "(give the folder that `assignments build` wrote)")
+    built = built_for(copy)
+    if built is not None and not built["solution"] and built["assignment"] != assignment.number:
+        # its other assignments' bodies are written: graded for one of those, an untouched copy earns every point
+        raise ValueError(f"assignments grade: {copy} is a copy for A{built['assignment']}, {built['title']} (its "
+                         f"{RECORD}), not for {assignment.tag}: grade it with `minitransformer assignments grade "
+                         f"{built['assignment']} ...`")
     # -p no:faulthandler: pytest's own would take faulthandler's output, which the plugin writes to a file
     args = [*map(str, graded_test_files(root / "tests")), "--assignment", numbers or str(assignment.number),
             "--backends", "numpy", "-p", "no:cacheprovider", "-p", "no:faulthandler", "--rootdir", str(root),
