@@ -1403,9 +1403,10 @@ def kernel(k):
 """
 
 
-def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30, spawn=(), timeout=1800):
+def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30, spawn=(), timeout=1800, graded="copy"):
     """grade(2) of a copy whose ``kernel(k)`` crashes for ``k`` in ``crash`` (or on import) and never returns for
-    ``k`` in ``loop``, against a checkout of ``FAKE_TESTS``; each run of pytest takes about a second."""
+    ``k`` in ``loop``, against a checkout of ``FAKE_TESTS``; each run of pytest takes about a second. ``graded``:
+    "checkout" grades the checkout against its own tests."""
     root, copy = tmp_path / "checkout", tmp_path / "copy"
     pid_file = str(tmp_path / "spawned.pid")
     for folder, package in ((root, FAKE_PACKAGE.format(crash=(), loop=(), spawn=(), pid_file=pid_file)),
@@ -1419,11 +1420,38 @@ def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30, spa
     (root / "tests" / "conftest.py").write_text('def pytest_addoption(parser):\n    parser.addoption("--backends")\n',
                                                 encoding="utf-8")
     (root / "setup.cfg").write_text("[tool:pytest]\n", encoding="utf-8")
-    return grade(2, copy, source=root, timeout=timeout, case_timeout=case_timeout)
+    return grade(2, tmp_path / graded, source=root, timeout=timeout, case_timeout=case_timeout)
 
 
 def _outcomes(g) -> dict[str, tuple[str, float]]:
     return {t.nodeid.removeprefix("tests/test_fake.py::"): (t.outcome, t.earned) for t in g.own}
+
+
+def test_a_grade_by_the_copys_own_tests_says_whose_tests_and_that_it_is_a_self_check(tmp_path, monkeypatch):
+    """``grade N .`` run in a copy imports the copy's package, so the copy's own tests and conftest.py graded it (one
+    whose hook passes every test gave an all-stub copy 100 / 100), in a table and JSON like a grade's. Every grade
+    names the checkout whose tests ran; the copy's own (or another copy's) make it a self-check, not a grade."""
+    import importlib
+
+    grading = importlib.import_module("minitransformer.assignments.grade")
+    g = _crashing(tmp_path, graded="checkout")  # the student's check of themselves: the copy grades itself
+    root = tmp_path / "checkout"
+    said = (f"SELF-CHECK, NOT A GRADE: the tests that ran are this copy's own ({root / 'tests'}), which the copy may "
+            "have changed, not the course's; the course grades it with `minitransformer assignments grade 2 COPY` run "
+            "from its own checkout.")
+    assert (g.tests_from, g.problem, g.score) == (str(root), said, 100.0)
+    assert json.loads(g.to_json())["tests_from"] == str(root)
+    table = format_table(g)
+    assert table.splitlines()[1] == f"graded with the tests of {root}  -- the copy's own: A SELF-CHECK, NOT A GRADE"
+    assert table.endswith(said)
+    (root / RECORD).write_text(json.dumps({"assignment": 2, "title": "t", "solution": False}), encoding="utf-8")
+    assert grading._not_the_courses(get(2), tmp_path / "copy", root) == (
+        f"NOT A GRADE: the tests that ran are those of {root}, a copy that `assignments build` wrote, not the "
+        "course's; grade from the course's checkout.")
+    ran = {"exitstatus": 0, "tests": [{**c, "outcome": "passed", "errors": []} for c in CASES]}
+    g = _grade_with(monkeypatch, tmp_path / "course", CASES, ran, "")  # the course's checkout (this one) grades
+    assert (g.tests_from, g.problem) == (str(ROOT), "")
+    assert format_table(g).splitlines()[1] == f"graded with the tests of {ROOT}"
 
 
 def test_a_case_that_crashes_fails_saying_so_and_the_cases_after_it_keep_their_points(tmp_path):

@@ -120,11 +120,15 @@ class Grade:
         Every graded test case, in the order they were collected.
     problem : str
         Why the tests did not run, or not all of them (a copy that does not import, say: every case then
-        fails), and each crash or case out of time, with where it was; empty when they all ran.
+        fails), and each crash or case out of time, with where it was; first, where the tests were not the course's
+        (:attr:`tests_from`), that this is not a grade; empty when the course's tests all ran.
     skipped_points : float
         The points of this assignment's cases that were skipped here (PyTorch's comparisons, without
         PyTorch; A7's kernels, without g++), so not graded: ``max_score + skipped_points`` is the assignment's
         full 100. Each skipped case's share is its :attr:`TestResult.worth`.
+    tests_from : str
+        The checkout whose tests graded the copy ("" where not known). Where it is the copy itself (a student's
+        check of themselves, run in the copy) or another copy, :attr:`problem` says first that this is not a grade.
 
     Examples
     --------
@@ -149,6 +153,7 @@ class Grade:
     tests: list[TestResult]
     problem: str = ""
     skipped_points: float = 0.0
+    tests_from: str = ""
 
     @property
     def own(self) -> list[TestResult]:
@@ -157,7 +162,7 @@ class Grade:
 
     def to_json(self) -> str:
         """The grade as JSON: ``{"assignment", "title", "path", "score", "max_score", "tests": [...], "problem",
-        "skipped_points"}``."""
+        "skipped_points", "tests_from"}``."""
         return json.dumps(asdict(self), indent=1)
 
 
@@ -229,12 +234,28 @@ def _importable(module: str) -> bool:
                           env={**os.environ, "MPLBACKEND": "Agg"}).returncode == 0
 
 
-def _grade_of(assignment, copy: Path, tests: list[TestResult], problem: str) -> Grade:
-    """The grade of ``assignment`` from its scored cases (``tests`` may hold other assignments' too)."""
+def _grade_of(assignment, copy: Path, root: Path, tests: list[TestResult], problem: str) -> Grade:
+    """The grade of ``assignment`` from its scored cases (``tests`` may hold other assignments' too), graded by the
+    tests of the checkout ``root``."""
     mine = [t for t in tests if t.assignment == assignment.number]
     skipped = sum(t.worth for t in mine if t.outcome == "skipped")
+    problem = "\n\n".join(filter(None, [_not_the_courses(assignment, copy, root), problem]))
     return Grade(assignment.number, assignment.title, str(copy), round(sum(t.earned for t in mine), 6),
-                 round(sum(t.points for t in mine), 6), tests, problem, float(round(skipped, 6)))
+                 round(sum(t.points for t in mine), 6), tests, problem, float(round(skipped, 6)), str(root))
+
+
+def _not_the_courses(assignment, copy: Path, root: Path) -> str:
+    """What a grade says first when its tests were not the course's: the copy's own, as in a student's check of
+    themselves (``grade N .`` in the copy imports the copy's package, whose checkout is the copy: its tests and
+    conftest.py, which it may have changed, graded it), or another copy's; "" for any other checkout."""
+    if root == copy:
+        return (f"SELF-CHECK, NOT A GRADE: the tests that ran are this copy's own ({root / 'tests'}), which the copy "
+                f"may have changed, not the course's; the course grades it with `minitransformer assignments grade "
+                f"{assignment.number} COPY` run from its own checkout.")
+    if built_for(root) is not None:
+        return (f"NOT A GRADE: the tests that ran are those of {root}, a copy that `assignments build` wrote, not the "
+                "course's; grade from the course's checkout.")
+    return ""
 
 
 def _why_not_run(output: str) -> str:
@@ -334,7 +355,7 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
     if importlib.util.find_spec("pytest") is None:
         raise ModuleNotFoundError("assignments grade: grading runs the tests with pytest, which is not installed; "
                                   'install the test tools with: pip install -e ".[dev]"')
-    root = Path(source) if source is not None else source_root()
+    root = Path(source).resolve() if source is not None else source_root()
     copy = Path(path).resolve()
     if not (copy / "minitransformer" / "__init__.py").is_file():
         raise FileNotFoundError(f"assignments grade: {copy} holds no minitransformer package "
@@ -369,7 +390,7 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
                    else _why_not_run(run.output))
             tests, _ = _score(collected["collected"], [], unreported=f"the tests did not run: {why}")
             evidence = _the_copys_import(run.evidence(), root, copy)
-            return _grade_of(assignment, copy, tests, f"the tests did not run: {why}\n{evidence}")
+            return _grade_of(assignment, copy, root, tests, f"the tests did not run: {why}\n{evidence}")
         package = _reported(run.data["package"]).resolve()
         if copy not in package.parents:
             raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
@@ -380,7 +401,7 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
     problem = "\n\n".join(problems)
     if unexpected:
         problem += f"\nthe test run reported cases that were not collected (not scored): {unexpected[:10]}"
-    return _grade_of(assignment, copy, tests, problem.strip())
+    return _grade_of(assignment, copy, root, tests, problem.strip())
 
 
 def _run_to_the_end(run: _Run, args: list[str], copy: Path, root: Path, tmp: Path, deadline: float, timeout: float,
@@ -702,8 +723,11 @@ def format_table(g: Grade) -> str:
     mine = g.own
     width = max([len(t.nodeid) for t in mine] + [4])
     wrap = max(shutil.get_terminal_size((120, 24)).columns, 100)
-    lines = [f"A{g.assignment}: {g.title}  ({g.path})", "",
-             f"{'test':<{width}}  {'points':>15}  outcome", "-" * (width + 26)]
+    lines = [f"A{g.assignment}: {g.title}  ({g.path})"]
+    if g.tests_from:  # whose tests: the course's checkout, or the copy's own (a self-check, said loudly)
+        own = "  -- the copy's own: A SELF-CHECK, NOT A GRADE" if g.tests_from == g.path else ""
+        lines.append(f"graded with the tests of {g.tests_from}{own}")
+    lines += ["", f"{'test':<{width}}  {'points':>15}  outcome", "-" * (width + 26)]
     for t in mine:
         lines.append(f"{t.nodeid:<{width}}  {t.earned:6.2f} / {t.points:6.2f}  {t.outcome}")
         if t.errors and t.outcome != "passed":
