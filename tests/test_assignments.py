@@ -43,7 +43,7 @@ from minitransformer.assignments.handout import (
     plain_markdown,
     points_of,
 )
-from minitransformer.assignments.strip import LEFT_OUT, PACKAGE_CHECK, RECORD, built_for, regions
+from minitransformer.assignments.strip import LEFT_OUT, PACKAGE_CHECK, regions
 
 pytestmark = pytest.mark.single_backend  # the kits are files; grading runs its own pytest, on NumPy
 
@@ -1266,6 +1266,9 @@ def test_a_student_copy_graded_for_another_assignment_is_refused_naming_both(cop
     """An A2 copy graded as A1 earned 100 / 100 untouched: its A1 bodies are written. The copy records what it was
     built for (ASSIGNMENT.json), and the grade refuses another assignment; a solution copy, or a copy without the
     record, is graded for any, as before."""
+    # imported here: grading collects this file with the copy's package, and a copy built before has no such names
+    from minitransformer.assignments.strip import RECORD, built_for
+
     copy, _ = copies(2)
     assert built_for(copy) == {"assignment": 2, "title": get(2).title, "solution": False}
     with pytest.raises(ValueError, match=rf"^assignments grade: {re.escape(str(copy))} is a copy for A2, Softmax and "
@@ -1444,7 +1447,8 @@ def test_a_grade_by_the_copys_own_tests_says_whose_tests_and_that_it_is_a_self_c
     table = format_table(g)
     assert table.splitlines()[1] == f"graded with the tests of {root}  -- the copy's own: A SELF-CHECK, NOT A GRADE"
     assert table.endswith(said)
-    (root / RECORD).write_text(json.dumps({"assignment": 2, "title": "t", "solution": False}), encoding="utf-8")
+    (root / "ASSIGNMENT.json").write_text(json.dumps({"assignment": 2, "title": "t", "solution": False}),
+                                          encoding="utf-8")
     assert grading._not_the_courses(get(2), tmp_path / "copy", root) == (
         f"NOT A GRADE: the tests that ran are those of {root}, a copy that `assignments build` wrote, not the "
         "course's; grade from the course's checkout.")
