@@ -607,7 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a case that runs longer (a body that never returns) fails, saying where it was, and the "
                            "cases after it run again without it, as after a crash, the other cases of its test last "
                            f"(default: the assignment's own, {CASE_TIMEOUT} unless its entry in "
-                           "minitransformer/assignments/catalog.py gives case_timeout)")
+                           "minitransformer/assignments/catalog.py gives case_timeout; for a whole class, 10: the "
+                           "solution's slowest case takes about 3 s, and each case out of time costs its limit)")
     mark.add_argument("--timeout", type=_positive_int, default=1800, metavar="SECONDS",
                       help="stop the tests after this long in all, reruns included: the cases that finished are "
                            "scored, the others fail (default: 1800)")

@@ -1212,6 +1212,83 @@ def test_grade_of_a_run_that_reports_nothing_and_of_tests_that_do_not_collect(mo
         _grade_with(monkeypatch, tmp_path / "slow", None, None, "", collection_stopped=True)
 
 
+
+SKIPS = {"torch": "Skipped: could not import 'torch': No module named 'torch'",
+         "g++": "Skipped: g++ is not installed: the CPU emulation of the CUDA kernels needs it",
+         "kernels": "Skipped: not in a student copy: minitransformer/kernels.py (see LEFT_OUT and COPIED in "
+                    "minitransformer/assignments/strip.py)",
+         "other": "Skipped: later"}
+
+
+@pytest.mark.parametrize("here", [True, False], ids=["installed", "absent"])
+def test_a_skip_that_this_machine_does_not_explain_is_the_submissions_and_fails(monkeypatch, tmp_path, here):
+    """A student's own ``pytest.skip("could not import 'torch': ...")`` in a body was scored as skipped here: left out
+    of the maximum (65 / 65 for A2), the grade asking to install PyTorch, which was installed. A graded case skipped
+    for PyTorch, for g++ or for A7's kernels counts neither way only where that is absent; any other skip fails."""
+    import importlib
+
+    grading = importlib.import_module("minitransformer.assignments.grade")
+    monkeypatch.setattr(grading, "_importable", lambda module: here and module == "torch")
+    monkeypatch.setattr(grading.cuda_emulator, "missing", lambda: "" if here else SKIPS["g++"][len("Skipped: "):])
+    cases = [{"nodeid": f"tests/t.py::test_{why}", "function": f"tests/t.py::test_{why}", "assignment": n,
+              "points": 10.0} for why, n in (("torch", 2), ("g++", 2), ("kernels", 2), ("other", 2), ("a7", 7))]
+    ran = [{**c, "outcome": "skipped", "errors": [SKIPS.get(c["nodeid"][17:], SKIPS["kernels"])]} for c in cases]
+    g = _grade_with(monkeypatch, tmp_path, cases, {"exitstatus": 0, "tests": ran}, "")
+    outcomes = {t.nodeid.removeprefix("tests/t.py::test_"): (t.outcome, t.errors[0]) for t in g.tests}
+    by_the_submission = {"other", "kernels"} | (set() if not here else {"torch", "g++"})  # A2's copy keeps no kernels
+    for why, (outcome, error) in outcomes.items():
+        if why in by_the_submission:
+            assert (outcome, error) == ("failed", f"skipped by the submission: {SKIPS[why][len('Skipped: '):]}"), why
+        else:
+            assert outcome == "skipped", why
+    assert outcomes["a7"][0] == "skipped"  # A7's copy keeps the kernels, which this bare copy lacks
+    assert (g.max_score, g.skipped_points) == ((40.0, 0.0) if here else (20.0, 20.0))
+    assert ("install it and grade again" in " ".join(format_table(g).split())) == (not here)
+    (tmp_path / "copy" / "minitransformer" / "kernels.py").write_text("", encoding="utf-8")
+    assert not grading._explained(SKIPS["kernels"], 7, tmp_path / "copy", ROOT)  # where the copy holds them
+
+
+def test_the_modules_graded_tests_skip_without_are_those_the_grader_checks():
+    """A graded test that skips where a module does not import (``pytest.importorskip``) skips for what the grading
+    machine lacks only if the grader knows that module (``IMPORTED``); else its skip would fail the case."""
+    from minitransformer.assignments.grade import IMPORTED
+
+    modules = set()
+    for path in graded_test_files(ROOT / "tests"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and any("assignment" in ast.unparse(d) for d in node.decorator_list):
+                modules |= set(re.findall(r"importorskip\('([\w.]+)'", ast.unparse(node)))
+    assert modules and modules <= set(IMPORTED), modules
+
+
+
+def test_a_student_copy_graded_for_another_assignment_is_refused_naming_both(copies, monkeypatch, tmp_path):
+    """An A2 copy graded as A1 earned 100 / 100 untouched: its A1 bodies are written. The copy records what it was
+    built for (ASSIGNMENT.json), and the grade refuses another assignment; a solution copy, or a copy without the
+    record, is graded for any, as before."""
+    # imported here: grading collects this file with the copy's package, and a copy built before has no such names
+    from minitransformer.assignments.strip import RECORD, built_for
+
+    copy, _ = copies(2)
+    assert built_for(copy) == {"assignment": 2, "title": get(2).title, "solution": False}
+    with pytest.raises(ValueError, match=rf"^assignments grade: {re.escape(str(copy))} is a copy for A2, Softmax and "
+                                         r"scaled dot-product attention \(its ASSIGNMENT\.json\), not for A1: grade it "
+                                         r"with `minitransformer assignments grade 2 \.\.\.`$"):
+        grade(1, copy)
+    ran = {"exitstatus": 0, "tests": [{**c, "outcome": "passed", "errors": []} for c in CASES]}
+    for name, record in (("solution", '{"assignment": 5, "title": "Adam", "solution": true}'), ("none", None),
+                         ("broken", "{")):
+        if record is not None:
+            (tmp_path / name / "copy").mkdir(parents=True)
+            (tmp_path / name / "copy" / RECORD).write_text(record, encoding="utf-8")
+        if name == "broken":
+            with pytest.raises(ValueError, match=r"ASSIGNMENT\.json, which `assignments build` wrote to say what the "
+                                                 r"copy is for, cannot be read \(JSONDecodeError: .*\); delete it"):
+                _grade_with(monkeypatch, tmp_path / name, CASES, ran, "")
+        else:
+            assert _grade_with(monkeypatch, tmp_path / name, CASES, ran, "").score == 10.0  # grade(2)
+
+
 # The grading run (-X utf8) writes the package's file name in UTF-8 to a grader whose locale is C: a stand-in for it
 C_LOCALE_GRADE = """import importlib, json, subprocess, sys
 grading = importlib.import_module("minitransformer.assignments.grade")
@@ -1329,9 +1406,10 @@ def kernel(k):
 """
 
 
-def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30, spawn=(), timeout=1800):
+def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30, spawn=(), timeout=1800, graded="copy"):
     """grade(2) of a copy whose ``kernel(k)`` crashes for ``k`` in ``crash`` (or on import) and never returns for
-    ``k`` in ``loop``, against a checkout of ``FAKE_TESTS``; each run of pytest takes about a second."""
+    ``k`` in ``loop``, against a checkout of ``FAKE_TESTS``; each run of pytest takes about a second. ``graded``:
+    "checkout" grades the checkout against its own tests."""
     root, copy = tmp_path / "checkout", tmp_path / "copy"
     pid_file = str(tmp_path / "spawned.pid")
     for folder, package in ((root, FAKE_PACKAGE.format(crash=(), loop=(), spawn=(), pid_file=pid_file)),
@@ -1345,11 +1423,39 @@ def _crashing(tmp_path, crash=(), loop=(), at_import=False, case_timeout=30, spa
     (root / "tests" / "conftest.py").write_text('def pytest_addoption(parser):\n    parser.addoption("--backends")\n',
                                                 encoding="utf-8")
     (root / "setup.cfg").write_text("[tool:pytest]\n", encoding="utf-8")
-    return grade(2, copy, source=root, timeout=timeout, case_timeout=case_timeout)
+    return grade(2, tmp_path / graded, source=root, timeout=timeout, case_timeout=case_timeout)
 
 
 def _outcomes(g) -> dict[str, tuple[str, float]]:
     return {t.nodeid.removeprefix("tests/test_fake.py::"): (t.outcome, t.earned) for t in g.own}
+
+
+def test_a_grade_by_the_copys_own_tests_says_whose_tests_and_that_it_is_a_self_check(tmp_path, monkeypatch):
+    """``grade N .`` run in a copy imports the copy's package, so the copy's own tests and conftest.py graded it (one
+    whose hook passes every test gave an all-stub copy 100 / 100), in a table and JSON like a grade's. Every grade
+    names the checkout whose tests ran; the copy's own (or another copy's) make it a self-check, not a grade."""
+    import importlib
+
+    grading = importlib.import_module("minitransformer.assignments.grade")
+    g = _crashing(tmp_path, graded="checkout")  # the student's check of themselves: the copy grades itself
+    root = tmp_path / "checkout"
+    said = (f"SELF-CHECK, NOT A GRADE: the tests that ran are this copy's own ({root / 'tests'}), which the copy may "
+            "have changed, not the course's; the course grades it with `minitransformer assignments grade 2 COPY` run "
+            "from its own checkout.")
+    assert (g.tests_from, g.problem, g.score) == (str(root), said, 100.0)
+    assert json.loads(g.to_json())["tests_from"] == str(root)
+    table = format_table(g)
+    assert table.splitlines()[1] == f"graded with the tests of {root}  -- the copy's own: A SELF-CHECK, NOT A GRADE"
+    assert table.endswith(said)
+    (root / "ASSIGNMENT.json").write_text(json.dumps({"assignment": 2, "title": "t", "solution": False}),
+                                          encoding="utf-8")
+    assert grading._not_the_courses(get(2), tmp_path / "copy", root) == (
+        f"NOT A GRADE: the tests that ran are those of {root}, a copy that `assignments build` wrote, not the "
+        "course's; grade from the course's checkout.")
+    ran = {"exitstatus": 0, "tests": [{**c, "outcome": "passed", "errors": []} for c in CASES]}
+    g = _grade_with(monkeypatch, tmp_path / "course", CASES, ran, "")  # the course's checkout (this one) grades
+    assert (g.tests_from, g.problem) == (str(ROOT), "")
+    assert format_table(g).splitlines()[1] == f"graded with the tests of {ROOT}"
 
 
 def test_a_case_that_crashes_fails_saying_so_and_the_cases_after_it_keep_their_points(tmp_path):
@@ -1383,8 +1489,8 @@ def test_a_case_that_never_ends_fails_at_its_time_limit_and_the_cases_after_it_k
                             "test_kernel[4]": ("failed", 0.0), "test_after": ("passed", 50.0)}
     # the loop is `while k in {loop}:` (line 7) and `pass` (line 8): the time limit lands on either
     line = 8 if g.own[4].errors[0:1] and "__init__.py:8 " in g.own[4].errors[0] else 7
-    said = (f"this case did not finish in 1 s (an endless loop?); it was at minitransformer/__init__.py:{line} in "
-            "kernel <- tests/test_fake.py:14 in test_kernel")
+    said = (f"this case did not finish in 1 s (too slow, or an endless loop?); it was at "
+            f"minitransformer/__init__.py:{line} in kernel <- tests/test_fake.py:14 in test_kernel")
     assert g.own[4].errors == [said]
     assert g.problem.startswith(f"tests/test_fake.py::test_kernel[4]: {said}; the cases not yet run were run again "
                                 "without it\nTimeout (0:00:01)!\n"), g.problem
@@ -1430,11 +1536,12 @@ def test_after_a_case_out_of_time_its_tests_other_cases_run_after_the_others_and
                             "test_kernel[2]": ("failed", 0.0), "test_kernel[3]": ("passed", 10.0),
                             "test_kernel[4]": ("passed", 10.0), "test_after": ("passed", 50.0)}
     assert g.own[1].errors[0].startswith("the tests crashed in this case (")
-    assert g.own[2].errors[0].startswith("this case did not finish in 2 s (an endless loop?)")
+    assert g.own[2].errors[0].startswith("this case did not finish in 2 s (too slow, or an endless loop?)")
     line = 8 if "__init__.py:8 " in g.own[2].errors[0] else 7  # the loop's `while` or its `pass`: either, as above
-    assert ("tests/test_fake.py::test_kernel[2]: this case did not finish in 2 s (an endless loop?); it was at "
-            f"minitransformer/__init__.py:{line} in kernel <- tests/test_fake.py:14 in test_kernel; the cases not yet "
-            "run were run again without it, the other cases of its test after all the others\n") in g.problem, g.problem
+    assert ("tests/test_fake.py::test_kernel[2]: this case did not finish in 2 s (too slow, or an endless loop?); "
+            f"it was at minitransformer/__init__.py:{line} in kernel <- tests/test_fake.py:14 in test_kernel; the "
+            "cases not yet run were run again without it, the other cases of its test after all the others\n"
+            ) in g.problem, g.problem
     import importlib
 
     # kernel(3) never ends either: the rerun after kernel(2) runs test_after first, then kernel(3), which is the last
@@ -1476,7 +1583,8 @@ def test_each_assignment_gives_its_cases_time_limit_and_case_timeout_overrides_i
     for case_timeout, limit in ((None, 2), (1, 1)):
         g = _crashing(tmp_path / str(case_timeout), loop=[4], case_timeout=case_timeout, timeout=120)
         assert _outcomes(g)["test_kernel[4]"] == ("failed", 0.0) and _outcomes(g)["test_after"] == ("passed", 50.0)
-        assert g.own[4].errors[0].startswith(f"this case did not finish in {limit} s (an endless loop?)")
+        assert g.own[4].errors[0].startswith(f"this case did not finish in {limit} s (too slow, or an endless "
+                                             "loop?)")
         assert f"\nTimeout (0:00:0{limit})!\n" in g.problem, g.problem  # faulthandler's: the limit it was given
 
 

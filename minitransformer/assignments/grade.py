@@ -10,7 +10,8 @@ counts as failed.
 Points: a test function marked ``@pytest.mark.assignment(N, points=P)`` is worth ``P``, shared
 equally by its parametrised cases. A case that is skipped here (PyTorch is not installed, say)
 counts neither for nor against: it is left out of the maximum, and the grade says so (its points are
-:attr:`Grade.skipped_points`, the table names why and what to install).
+:attr:`Grade.skipped_points`, the table names why and what to install). A skip that what this machine lacks does
+not explain came from the student's code (``pytest.skip`` in a body): the case fails.
 
 A case that crashes the run (a segmentation fault in native code, say in a C function that one of A7's kernels
 called: they run in the graded process, and the emulation makes a fault in their own code a ``LaunchError``) or
@@ -44,7 +45,7 @@ from typing import NamedTuple
 
 from .. import cuda_emulator
 from .catalog import ASSIGNMENTS, get
-from .strip import source_root
+from .strip import RECORD, built_for, source_root
 
 __all__ = ["grade", "Grade", "TestResult", "format_table", "pythonpath"]
 
@@ -119,11 +120,15 @@ class Grade:
         Every graded test case, in the order they were collected.
     problem : str
         Why the tests did not run, or not all of them (a copy that does not import, say: every case then
-        fails), and each crash or case out of time, with where it was; empty when they all ran.
+        fails), and each crash or case out of time, with where it was; first, where the tests were not the course's
+        (:attr:`tests_from`), that this is not a grade; empty when the course's tests all ran.
     skipped_points : float
         The points of this assignment's cases that were skipped here (PyTorch's comparisons, without
         PyTorch; A7's kernels, without g++), so not graded: ``max_score + skipped_points`` is the assignment's
         full 100. Each skipped case's share is its :attr:`TestResult.worth`.
+    tests_from : str
+        The checkout whose tests graded the copy ("" where not known). Where it is the copy itself (a student's
+        check of themselves, run in the copy) or another copy, :attr:`problem` says first that this is not a grade.
 
     Examples
     --------
@@ -148,6 +153,7 @@ class Grade:
     tests: list[TestResult]
     problem: str = ""
     skipped_points: float = 0.0
+    tests_from: str = ""
 
     @property
     def own(self) -> list[TestResult]:
@@ -156,7 +162,7 @@ class Grade:
 
     def to_json(self) -> str:
         """The grade as JSON: ``{"assignment", "title", "path", "score", "max_score", "tests": [...], "problem",
-        "skipped_points"}``."""
+        "skipped_points", "tests_from"}``."""
         return json.dumps(asdict(self), indent=1)
 
 
@@ -177,12 +183,79 @@ def _score(expected: list[dict], reported: list[dict], unreported: str = "the te
     return results, sorted(set(outcomes) - {t["nodeid"] for t in expected})
 
 
-def _grade_of(assignment, copy: Path, tests: list[TestResult], problem: str) -> Grade:
-    """The grade of ``assignment`` from its scored cases (``tests`` may hold other assignments' too)."""
+#: the modules that graded tests import with ``pytest.importorskip`` (PyTorch, for the comparisons with it): a case
+#: skipped because one does not import is skipped for what the grading machine lacks
+IMPORTED = ("torch",)
+
+
+def _skipped_by_the_submission(reported: dict[str, dict], copy: Path, root: Path) -> dict[str, dict]:
+    """``reported`` (each case's outcome, by node id) with every skip that this machine and the copy do not explain
+    (:func:`_explained`) a failure, ``skipped by the submission: <its reason>``: where what a graded test skips for is
+    present, the skip came from the student's code (``pytest.skip`` in a body), which would take the case out of the
+    maximum and have the grade ask to install what is installed."""
+    explained: dict[tuple[str, int], bool] = {}  # each reason checked once: the check of a module imports it
+    out = {}
+    for nodeid, t in reported.items():
+        if t["outcome"] == "skipped":
+            key = (t["errors"] or ["skipped"])[0], t["assignment"]
+            if key not in explained:
+                explained[key] = _explained(*key, copy, root)
+            if not explained[key]:
+                why = key[0].removeprefix("Skipped: ")
+                t = {**t, "outcome": "failed", "errors": [f"skipped by the submission: {why}"]}
+        out[nodeid] = t
+    return out
+
+
+def _explained(reason: str, number: int, copy: Path, root: Path) -> bool:
+    """Whether what a graded case of assignment ``number`` was skipped for (``reason``, pytest's ``Skipped: ...``) is
+    absent here: the only skips of the graded tests are ``pytest.importorskip`` of a module of :data:`IMPORTED` that
+    the graded run cannot import, A7's where the emulation of CUDA cannot run (:func:`cuda_emulator.missing`), and
+    ``tests/conftest.py``'s ``not in a student copy: ...`` for files that the assignment's copy holds
+    (:attr:`~minitransformer.assignments.Assignment.keeps`: A7's kernels) and this copy does not."""
+    reason = reason.removeprefix("Skipped: ")
+    if (imported := re.fullmatch(r"could not import '([\w.]+)': .*", reason, flags=re.S)) and imported[1] in IMPORTED:
+        return not _importable(imported[1])
+    if reason.startswith("not in a student copy: "):
+        paths = reason.removeprefix("not in a student copy: ").partition(" (")[0].split(", ")
+        return set(paths) <= set(get(number).keeps) and not any(
+            ((copy if p.startswith("minitransformer/") else root) / p).exists() for p in paths)
+    missing = cuda_emulator.missing()
+    return bool(missing) and reason == missing
+
+
+def _importable(module: str) -> bool:
+    """Whether the graded run imports ``module``: asked of a Python started as that run is (isolated, with the
+    grader's ``PYTHONPATH``, as runner.py does), which runs no student code. This process may see more (the folder
+    it runs in, the user's site-packages)."""
+    code = ("import os, sys; sys.path[:0] = [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]; "
+            f"import {module}")
+    return subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, cwd=tempfile.gettempdir(),
+                          env={**os.environ, "MPLBACKEND": "Agg"}).returncode == 0
+
+
+def _grade_of(assignment, copy: Path, root: Path, tests: list[TestResult], problem: str) -> Grade:
+    """The grade of ``assignment`` from its scored cases (``tests`` may hold other assignments' too), graded by the
+    tests of the checkout ``root``."""
     mine = [t for t in tests if t.assignment == assignment.number]
     skipped = sum(t.worth for t in mine if t.outcome == "skipped")
+    problem = "\n\n".join(filter(None, [_not_the_courses(assignment, copy, root), problem]))
     return Grade(assignment.number, assignment.title, str(copy), round(sum(t.earned for t in mine), 6),
-                 round(sum(t.points for t in mine), 6), tests, problem, float(round(skipped, 6)))
+                 round(sum(t.points for t in mine), 6), tests, problem, float(round(skipped, 6)), str(root))
+
+
+def _not_the_courses(assignment, copy: Path, root: Path) -> str:
+    """What a grade says first when its tests were not the course's: the copy's own, as in a student's check of
+    themselves (``grade N .`` in the copy imports the copy's package, whose checkout is the copy: its tests and
+    conftest.py, which it may have changed, graded it), or another copy's; "" for any other checkout."""
+    if root == copy:
+        return (f"SELF-CHECK, NOT A GRADE: the tests that ran are this copy's own ({root / 'tests'}), which the copy "
+                f"may have changed, not the course's; the course grades it with `minitransformer assignments grade "
+                f"{assignment.number} COPY` run from its own checkout.")
+    if built_for(root) is not None:
+        return (f"NOT A GRADE: the tests that ran are those of {root}, a copy that `assignments build` wrote, not the "
+                "course's; grade from the course's checkout.")
+    return ""
 
 
 def _why_not_run(output: str) -> str:
@@ -256,8 +329,8 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
         Seconds one case may run; None: each case its assignment's
         :attr:`~minitransformer.assignments.Assignment.case_timeout`
         (``CASE_TIMEOUT``, 60, for all seven); ``math.inf``: no limit. A case that takes longer fails, saying
-        where it was (an endless loop?), as does one that crashes the run; the cases not yet run are run again
-        without it (at most ``RERUNS`` times, 20; after a case out of time, the other cases of its test function
+        where it was (too slow, or an endless loop?), as does one that crashes the run; the cases not yet run are run
+        again without it (at most ``RERUNS`` times, 20; after a case out of time, the other cases of its test function
         after all the others, as they may never end either, each costing a rerun and the time limit), and
         :attr:`Grade.problem` says what happened.
 
@@ -282,11 +355,17 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
     if importlib.util.find_spec("pytest") is None:
         raise ModuleNotFoundError("assignments grade: grading runs the tests with pytest, which is not installed; "
                                   'install the test tools with: pip install -e ".[dev]"')
-    root = Path(source) if source is not None else source_root()
+    root = Path(source).resolve() if source is not None else source_root()
     copy = Path(path).resolve()
     if not (copy / "minitransformer" / "__init__.py").is_file():
         raise FileNotFoundError(f"assignments grade: {copy} holds no minitransformer package "
                                 "(give the folder that `assignments build` wrote)")
+    built = built_for(copy)
+    if built is not None and not built["solution"] and built["assignment"] != assignment.number:
+        # its other assignments' bodies are written: graded for one of those, an untouched copy earns every point
+        raise ValueError(f"assignments grade: {copy} is a copy for A{built['assignment']}, {built['title']} (its "
+                         f"{RECORD}), not for {assignment.tag}: grade it with `minitransformer assignments grade "
+                         f"{built['assignment']} ...`")
     # -p no:faulthandler: pytest's own would take faulthandler's output, which the plugin writes to a file
     args = [*map(str, graded_test_files(root / "tests")), "--assignment", numbers or str(assignment.number),
             "--backends", "numpy", "-p", "no:cacheprovider", "-p", "no:faulthandler", "--rootdir", str(root),
@@ -311,17 +390,18 @@ def grade(number, path=".", numbers=None, source=None, timeout: float = 1800,
                    else _why_not_run(run.output))
             tests, _ = _score(collected["collected"], [], unreported=f"the tests did not run: {why}")
             evidence = _the_copys_import(run.evidence(), root, copy)
-            return _grade_of(assignment, copy, tests, f"the tests did not run: {why}\n{evidence}")
+            return _grade_of(assignment, copy, root, tests, f"the tests did not run: {why}\n{evidence}")
         package = _reported(run.data["package"]).resolve()
         if copy not in package.parents:
             raise RuntimeError(f"assignments grade: the tests imported minitransformer from {package}, not from {copy}")
         reported, problems, unreported = _run_to_the_end(run, graded, copy, root, Path(tmp), deadline, timeout,
                                                          limits)
+        reported = _skipped_by_the_submission(reported, copy, root)
     tests, unexpected = _score(collected["collected"], list(reported.values()), unreported=unreported)
     problem = "\n\n".join(problems)
     if unexpected:
         problem += f"\nthe test run reported cases that were not collected (not scored): {unexpected[:10]}"
-    return _grade_of(assignment, copy, tests, problem.strip())
+    return _grade_of(assignment, copy, root, tests, problem.strip())
 
 
 def _run_to_the_end(run: _Run, args: list[str], copy: Path, root: Path, tmp: Path, deadline: float, timeout: float,
@@ -482,7 +562,7 @@ def _end_of(run: _Run, limit: float | None, copy: Path, root: Path) -> tuple[str
     where = _where(run.fault, copy, root)
     at = f"; it was at {where}" if where else ""
     if run.fault.startswith("Timeout"):  # faulthandler's "Timeout (0:01:00)!": a case ran past its time limit
-        said = f"did not finish in {limit:g} s (an endless loop?){at}"
+        said = f"did not finish in {limit:g} s (too slow, or an endless loop?){at}"
         return f"this case {said}", f"the tests {said}"
     kind = re.search(r"^(?:Fatal Python error|Windows fatal exception): (.+)$", run.fault, flags=re.M)
     if kind:
@@ -643,8 +723,11 @@ def format_table(g: Grade) -> str:
     mine = g.own
     width = max([len(t.nodeid) for t in mine] + [4])
     wrap = max(shutil.get_terminal_size((120, 24)).columns, 100)
-    lines = [f"A{g.assignment}: {g.title}  ({g.path})", "",
-             f"{'test':<{width}}  {'points':>15}  outcome", "-" * (width + 26)]
+    lines = [f"A{g.assignment}: {g.title}  ({g.path})"]
+    if g.tests_from:  # whose tests: the course's checkout, or the copy's own (a self-check, said loudly)
+        own = "  -- the copy's own: A SELF-CHECK, NOT A GRADE" if g.tests_from == g.path else ""
+        lines.append(f"graded with the tests of {g.tests_from}{own}")
+    lines += ["", f"{'test':<{width}}  {'points':>15}  outcome", "-" * (width + 26)]
     for t in mine:
         lines.append(f"{t.nodeid:<{width}}  {t.earned:6.2f} / {t.points:6.2f}  {t.outcome}")
         if t.errors and t.outcome != "passed":

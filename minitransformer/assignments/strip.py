@@ -47,7 +47,7 @@ from . import handout
 from .catalog import get
 
 __all__ = ["regions", "Region", "strip_source", "stripped_lines", "strip_notebook", "check_the_package", "build",
-           "source_root"]
+           "source_root", "built_for", "RECORD"]
 
 BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "# YOUR CODE HERE"
 #: the comment that starts a marker in Python (and a notebook) and in C++ (the CUDA source of kernels.py)
@@ -74,6 +74,9 @@ LEFT_OUT = {
     "tests/test_backend_equivalence.py": "the tests of tools/backend_equivalence.py, which is not copied",
 }
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
+#: the file in which a copy records what it was built for (:func:`built_for`): ``assignments grade`` refuses to grade a
+#: student copy for another assignment, whose tests its untouched bodies would pass
+RECORD = "ASSIGNMENT.json"
 
 
 @dataclass(frozen=True)
@@ -322,7 +325,24 @@ def build(number: int, out, source=None, solution: bool = False) -> dict[str, in
     (out / handout.ASSIGNMENT).write_text(page, encoding="utf-8")
     handout.rewrite_links(out, root, shown)
     _note_in_readme(out / "README.md", assignment)
+    record = {"assignment": assignment.number, "title": assignment.title, "solution": solution}
+    (out / RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return stubs
+
+
+def built_for(copy) -> dict | None:
+    """What ``copy``'s :data:`RECORD` says it was built for, ``{"assignment": N, "title": ..., "solution": bool}``;
+    None for a folder without one (a copy built before it was written, the repository)."""
+    path = Path(copy) / RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return {"assignment": int(record["assignment"]), "title": str(record["title"]),
+                "solution": bool(record["solution"])}
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"assignments: {path}, which `assignments build` wrote to say what the copy is for, cannot "
+                         f"be read ({type(e).__name__}: {e}); delete it to use the copy anyway") from e
 
 
 #: the line of a notebook's first cell after which :func:`check_the_package` puts its check (a comment after it, or
