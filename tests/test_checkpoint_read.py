@@ -395,12 +395,12 @@ def _task_checkpoint(path, task_of_model, task=None, tokenizer=None, step=0, **e
 
 
 @pytest.mark.parametrize("model_of, task, says", [
-    ("charlm", "reverse", "names the task 'reverse', whose model is a Transformer, but holds a DecoderOnlyLM "
+    ("charlm", "reverse", "names the task 'reverse', whose model is a Transformer, but holds a 'DecoderOnlyLM' "
                           r"\(the model of the charlm task\)"),
     ("reverse", "classify", "names the task 'classify', whose model is a TransformerClassifier, but holds a "
-                            r"Transformer \(the model of the reverse, copy, sort, dates, translate tasks\)"),
+                            r"'Transformer' \(the model of the reverse, copy, sort, dates, translate tasks\)"),
     ("classify", "charlm", "names the task 'charlm', whose model is a DecoderOnlyLM, but holds a "
-                           r"TransformerClassifier \(the model of the classify task\)"),
+                           r"'TransformerClassifier' \(the model of the classify task\)"),
 ])
 def test_a_checkpoint_whose_model_is_not_its_tasks_is_refused_naming_the_task_it_is_for(tmp_path, model_of, task,
                                                                                        says):
@@ -476,3 +476,52 @@ def test_the_tables_of_sizes_name_arrays_the_models_have_and_the_sizes_they_show
             assert state[array].shape[axis] == model.config[key], (name, key)
         for key, prefix in _LAYERS_IN_STATE[name]:
             assert len({k[len(prefix):].split(".")[0] for k in state if k.startswith(prefix)}) == model.config[key]
+
+
+# ------------------------------------------------------------------ what reaches the terminal
+_C0_C1 = {*map(chr, range(0x20)), *map(chr, range(0x7f, 0xa0))} - {"\n", "\t"}
+
+
+def test_generate_prints_the_control_characters_of_a_checkpoints_vocabulary_escaped(tmp_path, capsys):
+    """A vocabulary of ESC, BEL, CSI, ... (a hand-made file: OSC 52 writes the clipboard, OSC 0 the window title): the
+    text generated is returned as it is and printed with each as its escape, \\x1b."""
+    from minitransformer.train.run import generate_from_checkpoint
+
+    path = _task_checkpoint(tmp_path / "c.npz", "charlm")
+    arrays = _arrays(path)
+    meta = _meta(arrays)
+    vocab = meta["tokenizer"]["vocab"]
+    controls = sorted(_C0_C1 - set(vocab))
+    meta["tokenizer"]["vocab"] = [vocab[0], *controls[:len(vocab) - 1], *vocab[len(controls) + 1:]]
+    _write(path, arrays, meta)
+    result = generate_from_checkpoint(path, vocab[0], max_new_tokens=40, top_k=None)
+    printed = capsys.readouterr().out
+    assert set(result) & _C0_C1  # (what the test is about: the model wrote control characters)
+    assert not set(printed) & _C0_C1
+    assert printed == "".join(f"\\x{ord(c):02x}" if c in _C0_C1 else c for c in result) + "\n"
+
+
+def test_refusals_quote_what_a_checkpoint_names_and_cut_its_pieces_short(tmp_path):
+    from minitransformer.train.run import evaluate, generate_from_checkpoint
+
+    path = _task_checkpoint(tmp_path / "c\x1b[2J.npz", "reverse")
+    arrays = _arrays(path)
+    meta = _meta(arrays)
+    meta["model_type"] = "Evil\x1b]0;title\x07"
+    _write(path, arrays, meta)
+    with pytest.raises(CheckpointError, match=r"but holds a 'Evil\\x1b\]0;title\\x07': a hand-made") as e:
+        generate_from_checkpoint(path, "1 2 3")
+    assert not set(str(e.value)) & _C0_C1
+    del meta["extra"]["task"]
+    _write(path, arrays, meta)
+    with pytest.raises(CheckpointError, match=r"^checkpoint '.*c\\x1b\[2J\.npz' was not written by") as e:
+        generate_from_checkpoint(path, "1 2 3")
+
+    path = _task_checkpoint(tmp_path / "lm.npz", "charlm")
+    arrays = _arrays(path)
+    meta = _meta(arrays)
+    meta["tokenizer"]["vocab"][0] = "x" * 5000
+    _write(path, arrays, meta)
+    with pytest.raises(CheckpointError, match=r"no longer give the tokenizer it saved \(.*gone: 'x{26}\.\.\.\)$") as e:
+        evaluate(path, blas_threads=None)
+    assert len(str(e.value)) < 500
