@@ -149,17 +149,34 @@ def _setting(text: str) -> tuple[str, object]:
         return key, ast.literal_eval(value.strip())
     except (ValueError, SyntaxError):  # not a literal: a word
         return key, value
+    except (RecursionError, MemoryError):  # ("-" * 5000 + "1", "[" * 50000: too deep for Python's parser)
+        raise argparse.ArgumentTypeError(f"the value of {key!r} ({len(value):,} characters) is nested too deeply to "
+                                         "read") from None
+
+
+#: the most bytes a --config file may hold: a config is a few settings, a few hundred bytes (/dev/zero was read until
+#: the memory ran out)
+_MAX_CONFIG_BYTES = 1 << 20
 
 
 def _read_config(path: str) -> dict:
     """The settings in the JSON file ``path``: one object, ``{"schedule": "noam", "norm_first": false}``."""
+    where = f"train --config {path}"
+    if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):  # a FIFO would block the read
+        raise ValueError(f"{where}: not a regular file")
     try:
-        with open(path, encoding="utf-8-sig") as f:  # -sig: the byte-order mark Windows' Notepad may write first
-            settings = json.load(f)
-    except ValueError as e:  # (json's JSONDecodeError, and a file that is not UTF-8)
-        raise ValueError(f"train --config {path}: not a JSON file ({e})") from None
+        with open(path, "rb") as f:
+            data = f.read(_MAX_CONFIG_BYTES + 1)
     except OSError as e:  # a folder, a file not there or not readable: named by the option
-        raise ValueError(f"train --config {path}: {e.strerror or e}") from None
+        raise ValueError(f"{where}: {e.strerror or e}") from None
+    if len(data) > _MAX_CONFIG_BYTES:
+        raise ValueError(f"{where}: larger than {_MAX_CONFIG_BYTES:,} bytes; a config is a few settings")
+    try:
+        settings = json.loads(data.decode("utf-8-sig"))  # -sig: the byte-order mark Windows' Notepad may write first
+    except ValueError as e:  # (json's JSONDecodeError, and a file that is not UTF-8)
+        raise ValueError(f"{where}: not a JSON file ({e})") from None
+    except RecursionError:
+        raise ValueError(f"{where}: nested too deeply to read; a config is one object of settings") from None
     if not isinstance(settings, dict):
         raise ValueError(f"train --config {path}: must hold one JSON object of settings, such as "
                          f'{{"schedule": "noam", "norm_first": false}}, not a {type(settings).__name__}')

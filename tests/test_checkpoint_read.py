@@ -75,6 +75,109 @@ def test_a_zip_bomb_member_is_refused_before_it_is_inflated(saved, monkeypatch):
         read_checkpoint(saved)
 
 
+def _write_deflating(path, arrays, meta_text: bytes, deflated) -> None:
+    """As :func:`_write` with the description ``meta_text``, the members named in ``deflated`` deflated, the others
+    stored (as save_checkpoint does)."""
+    arrays = {k: v for k, v in arrays.items() if k != "__checksum__"}
+    arrays["__meta__"] = np.frombuffer(meta_text, dtype=np.uint8)
+    arrays["__checksum__"] = np.frombuffer(ckpt_module._checksum(arrays).encode(), dtype=np.uint8)
+    with zipfile.ZipFile(path, "w") as z:
+        for name, a in arrays.items():
+            info = zipfile.ZipInfo(name + ".npy")
+            info.compress_type = zipfile.ZIP_DEFLATED if name in deflated else zipfile.ZIP_STORED
+            with z.open(info, "w") as f:
+                np.lib.format.write_array(f, a)
+
+
+def _meta_with_junk(arrays, junk: bytes) -> bytes:
+    """The description of ``arrays`` with ``junk``, JSON text, as the value of extra's "junk"."""
+    return json.dumps(_meta(arrays)).encode().replace(b'"extra": {', b'"extra": {"junk": ' + junk + b", ", 1)
+
+
+def _reads(monkeypatch) -> list:
+    """The members read_checkpoint inflates, appended to as it reads each."""
+    read, real = [], np.lib.format.read_array
+    monkeypatch.setattr(np.lib.format, "read_array", lambda f, **k: read.append(f.name) or real(f, **k))
+    return read
+
+
+def test_a_description_over_16_mib_is_refused_unread(saved, monkeypatch):
+    """Parsed, JSON takes up to 30 times its bytes (a 16 MiB description of [[],[],...] took 1.3 GB and 37 s): a
+    description longer than any real one (1.9 MB, a translation's vocabularies of 86,000 words) is not read. (Here one
+    long string, cheap to parse, were it read.)"""
+    arrays = _arrays(saved)
+    text = _meta_with_junk(arrays, b'"' + b"x" * (1 << 24) + b'"')
+    _write_deflating(saved, arrays, text, deflated={"__meta__"})
+    read = _reads(monkeypatch)
+    with pytest.raises(CheckpointError, match=r"'__meta__' is not the bytes it should be \(uint8, at most 16,777,216"):
+        read_checkpoint(saved)
+    assert read == []
+
+
+def test_a_description_that_inflates_over_100_times_is_refused_unread(saved, monkeypatch):
+    """A real description deflates some 6 times; 2 MiB of one character, 500 times: a bomb under the cap of 16 MiB."""
+    arrays = _arrays(saved)
+    text = _meta_with_junk(arrays, b'"' + b"x" * (1 << 21) + b'"')
+    _write_deflating(saved, arrays, text, deflated={"__meta__"})
+    read = _reads(monkeypatch)
+    with pytest.raises(CheckpointError, match=r"'__meta__' inflates to 2,09\d,\d{3} bytes from \d"):
+        read_checkpoint(saved)
+    assert read == []
+
+
+def test_checking_a_description_of_many_lists_takes_memory_as_small_as_they_do(saved):
+    """A path string and a tuple for every node of [[],[],...] (some 130 bytes a node) took gigabytes beside the
+    parsed JSON: the check's own memory is a few bytes a node."""
+    import tracemalloc
+
+    n = 100_000
+    meta = json.loads(_meta_with_junk(_arrays(saved), b"[" + b"[]," * n + b"[]]"))
+    tracemalloc.start()
+    try:
+        ckpt_module._check_meta(meta, "checkpoint 'c.npz'")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * n, peak  # (8 bytes a node, in the lists of a level's nodes; the old check took 130)
+
+
+def test_members_that_inflate_more_than_10_times_their_file_in_all_are_refused_unread(saved, monkeypatch):
+    """Each member under the cap of its own (256 MiB; 1 MiB here, in place of deflating 256 MiB of zeros), six of them
+    took 1.6 GB before the checksum refused the file: the members' total is checked from the zip's directory."""
+    monkeypatch.setattr(ckpt_module, "_SMALL_TOTAL", 1 << 20, raising=False)
+    arrays = _arrays(saved)
+    meta = _meta(arrays)
+    for i in range(3):
+        meta["extra"][f"zeros{i}"] = {"__array__": f"zeros{i}"}
+        arrays[f"zeros{i}"] = np.zeros(1 << 18, np.float32)  # 1 MiB each: not over _SMALL, not refused alone
+    _write_deflating(saved, arrays, json.dumps(meta).encode(), deflated={"zeros0", "zeros1", "zeros2"})
+    read = _reads(monkeypatch)
+    with pytest.raises(CheckpointError, match=r"its members inflate to 3,14\d,\d{3} bytes in all from \d[\d,]* in the "
+                                              r"file \(more than 10 times: a zip bomb\?\); refused unread"):
+        read_checkpoint(saved)
+    assert read == []
+
+
+def test_running_out_of_memory_reading_a_checkpoint_is_said_so_with_its_size_not_as_damage(saved, monkeypatch):
+    def no_memory(f, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(np.lib.format, "read_array", no_memory)
+    with pytest.raises(CheckpointError, match=r"c\.npz': ran out of memory reading it: its members inflate to "
+                                              r"\d[\d,]* bytes in all$"):
+        read_checkpoint(saved)
+
+
+def test_a_member_that_ends_early_is_said_so(saved, monkeypatch):
+    """zipfile's EOFError of a member cut short says nothing: the message ended "(truncated or damaged?): "."""
+    def cut_short(f, **kwargs):
+        raise EOFError()
+
+    monkeypatch.setattr(np.lib.format, "read_array", cut_short)
+    with pytest.raises(CheckpointError, match=r"\(truncated or damaged\?\): a member ends before its data do$"):
+        read_checkpoint(saved)
+
+
 def test_a_compressed_checkpoint_of_ordinary_arrays_still_reads(saved):
     arrays = _arrays(saved)
     _write(saved, arrays, compressed=True)
@@ -292,12 +395,12 @@ def _task_checkpoint(path, task_of_model, task=None, tokenizer=None, step=0, **e
 
 
 @pytest.mark.parametrize("model_of, task, says", [
-    ("charlm", "reverse", "names the task 'reverse', whose model is a Transformer, but holds a DecoderOnlyLM "
+    ("charlm", "reverse", "names the task 'reverse', whose model is a Transformer, but holds a 'DecoderOnlyLM' "
                           r"\(the model of the charlm task\)"),
     ("reverse", "classify", "names the task 'classify', whose model is a TransformerClassifier, but holds a "
-                            r"Transformer \(the model of the reverse, copy, sort, dates, translate tasks\)"),
+                            r"'Transformer' \(the model of the reverse, copy, sort, dates, translate tasks\)"),
     ("classify", "charlm", "names the task 'charlm', whose model is a DecoderOnlyLM, but holds a "
-                           r"TransformerClassifier \(the model of the classify task\)"),
+                           r"'TransformerClassifier' \(the model of the classify task\)"),
 ])
 def test_a_checkpoint_whose_model_is_not_its_tasks_is_refused_naming_the_task_it_is_for(tmp_path, model_of, task,
                                                                                        says):
@@ -373,3 +476,52 @@ def test_the_tables_of_sizes_name_arrays_the_models_have_and_the_sizes_they_show
             assert state[array].shape[axis] == model.config[key], (name, key)
         for key, prefix in _LAYERS_IN_STATE[name]:
             assert len({k[len(prefix):].split(".")[0] for k in state if k.startswith(prefix)}) == model.config[key]
+
+
+# ------------------------------------------------------------------ what reaches the terminal
+_C0_C1 = {*map(chr, range(0x20)), *map(chr, range(0x7f, 0xa0))} - {"\n", "\t"}
+
+
+def test_generate_prints_the_control_characters_of_a_checkpoints_vocabulary_escaped(tmp_path, capsys):
+    """A vocabulary of ESC, BEL, CSI, ... (a hand-made file: OSC 52 writes the clipboard, OSC 0 the window title): the
+    text generated is returned as it is and printed with each as its escape, \\x1b."""
+    from minitransformer.train.run import generate_from_checkpoint
+
+    path = _task_checkpoint(tmp_path / "c.npz", "charlm")
+    arrays = _arrays(path)
+    meta = _meta(arrays)
+    vocab = meta["tokenizer"]["vocab"]
+    controls = sorted(_C0_C1 - set(vocab))
+    meta["tokenizer"]["vocab"] = [vocab[0], *controls[:len(vocab) - 1], *vocab[len(controls) + 1:]]
+    _write(path, arrays, meta)
+    result = generate_from_checkpoint(path, vocab[0], max_new_tokens=40, top_k=None)
+    printed = capsys.readouterr().out
+    assert set(result) & _C0_C1  # (what the test is about: the model wrote control characters)
+    assert not set(printed) & _C0_C1
+    assert printed == "".join(f"\\x{ord(c):02x}" if c in _C0_C1 else c for c in result) + "\n"
+
+
+def test_refusals_quote_what_a_checkpoint_names_and_cut_its_pieces_short(tmp_path):
+    from minitransformer.train.run import evaluate, generate_from_checkpoint
+
+    path = _task_checkpoint(tmp_path / "c\x1b[2J.npz", "reverse")
+    arrays = _arrays(path)
+    meta = _meta(arrays)
+    meta["model_type"] = "Evil\x1b]0;title\x07"
+    _write(path, arrays, meta)
+    with pytest.raises(CheckpointError, match=r"but holds a 'Evil\\x1b\]0;title\\x07': a hand-made") as e:
+        generate_from_checkpoint(path, "1 2 3")
+    assert not set(str(e.value)) & _C0_C1
+    del meta["extra"]["task"]
+    _write(path, arrays, meta)
+    with pytest.raises(CheckpointError, match=r"^checkpoint '.*c\\x1b\[2J\.npz' was not written by") as e:
+        generate_from_checkpoint(path, "1 2 3")
+
+    path = _task_checkpoint(tmp_path / "lm.npz", "charlm")
+    arrays = _arrays(path)
+    meta = _meta(arrays)
+    meta["tokenizer"]["vocab"][0] = "x" * 5000
+    _write(path, arrays, meta)
+    with pytest.raises(CheckpointError, match=r"no longer give the tokenizer it saved \(.*gone: 'x{26}\.\.\.\)$") as e:
+        evaluate(path, blas_threads=None)
+    assert len(str(e.value)) < 500

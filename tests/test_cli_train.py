@@ -508,6 +508,33 @@ def test_set_reads_a_literal_or_else_a_word():
         build_parser().parse_args(["train", "--set", "steps"])
 
 
+@pytest.mark.parametrize("value", ["-" * 5000 + "1", "~" * 5000 + "1", "not " * 3000 + "1", "-" * 50000 + "1"])
+def test_a_set_value_too_deep_for_pythons_parser_is_refused_in_one_line(value, capsys):
+    """ast.literal_eval raised RecursionError (MemoryError at 50,000 characters): a traceback out of argparse."""
+    with pytest.raises(SystemExit) as refused:
+        main(["train", "--set", f"lr={value}"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(r"error: argument --set: the value of 'lr' \([\d,]+ characters\) is nested too deeply to "
+                     r"read\n$", err), err[-300:]
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "nested too deeply to read"),
+    (lambda p: p.write_text('{"lr": 0.001, "note": "' + "x" * (1 << 20) + '"}'), "larger than 1,048,576 bytes"),
+    (lambda p: os.mkfifo(p), "not a regular file"),  # (read, it blocked until a writer came)
+])
+def test_a_config_too_deep_too_large_or_not_a_file_is_refused_in_one_line(tmp_path, capsys, make, says):
+    if make.__code__.co_names == ("os", "mkfifo") and not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this system")
+    config = tmp_path / "c.json"
+    make(config)
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == f"minitransformer: train --config {config}: {says}" + \
+        ("; a config is one object of settings\n" if "deep" in says else
+         "; a config is a few settings\n" if "larger" in says else "\n")
+
+
 def test_the_task_choices_are_the_tasks_of_the_tasks_module(monkeypatch):
     from minitransformer.cli import build_parser
     from minitransformer.train import tasks

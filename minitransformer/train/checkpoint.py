@@ -37,6 +37,8 @@ that says what is wrong.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import inspect
 import json
@@ -569,8 +571,10 @@ def read_checkpoint(path) -> Checkpoint:
         :func:`save_checkpoint` writes (a hand-made or tampered file): a member its description does not name (refused
         unread: nothing is inflated that a checkpoint does not use), a member that is no ``.npy`` array of numbers,
         whose header's shape and dtype do not make its size, or that inflates to over 256 MiB and 100 times its size in
-        the file, or a field of the description of the wrong kind (the message names it: ``field 'step' must be a
-        whole number >= 0, got 'abc'``). The description is read first, and each member's header before its data.
+        the file, members that inflate to over 256 MiB in all and 10 times their size in the file, a description
+        (``__meta__``) of over 16 MiB, or a field of it of the wrong kind (the message names it: ``field 'step' must be
+        a whole number >= 0, got 'abc'``). The description is read first, and each member's header before its data.
+        Reading that runs out of memory is refused too, naming the size its members inflate to.
 
     Examples
     --------
@@ -603,23 +607,30 @@ def read_checkpoint(path) -> Checkpoint:
         raise CheckpointError(f"{str(path)!r} is not a minitransformer checkpoint: it is not a .npz archive "
                               "(a zip of NumPy arrays)")
     where = f"checkpoint {str(path)!r}"
+    inflated = None  # (what its members inflate to, for a message)
     try:
         with zipfile.ZipFile(path) as z:
+            inflated, packed = _inflated_size(z)
+            if inflated > _SMALL_TOTAL and inflated > _MAX_TOTAL_RATIO * packed:
+                raise CheckpointError(f"{where}: its members inflate to {inflated:,} bytes in all from {packed:,} in "
+                                      f"the file (more than {_MAX_TOTAL_RATIO} times: a zip bomb?); refused unread")
             members = _member_headers(path, z)
             meta_bytes = _read_member(z, members[_META]).tobytes()
             stored = _read_member(z, members[_CHECKSUM]).tobytes()
-            try:
-                meta = json.loads(meta_bytes.decode("utf-8"))
-                stored = stored.decode("ascii")
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise CheckpointError(f"{where}: its description cannot be decoded ({e})") from e
-            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-                found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-                raise CheckpointError(f"{str(path)!r} is not a minitransformer checkpoint (format {found!r})")
-            if meta.get("version") != VERSION:
-                raise CheckpointError(
-                    f"{where} has format version {meta.get('version')!r}; this minitransformer reads version {VERSION}")
-            named = _check_meta(meta, where)
+            with _cycle_collector_paused():  # (a description may hold millions of lists and dicts)
+                try:
+                    meta = json.loads(meta_bytes.decode("utf-8"))
+                    stored = stored.decode("ascii")
+                except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                    raise CheckpointError(f"{where}: its description cannot be decoded ({e})") from e
+                if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                    found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+                    raise CheckpointError(f"{str(path)!r} is not a minitransformer checkpoint (format {found!r})")
+                if meta.get("version") != VERSION:
+                    raise CheckpointError(f"{where} has format version {meta.get('version')!r}; this minitransformer "
+                                          f"reads version {VERSION}")
+                slots = _check_meta(meta, where)
+            named = {f"model/{k}" for k in meta.get("model_keys", [])} | {holder[k][_ARRAY] for holder, k in slots}
             unnamed = sorted(set(members) - named - {_META, _CHECKSUM})
             if unnamed:  # refused unread: nothing a checkpoint does not use is inflated (a zip bomb)
                 raise CheckpointError(f"{where} holds members not named by its description: "
@@ -637,10 +648,13 @@ def read_checkpoint(path) -> Checkpoint:
                               "tampered file)") from None
     except CheckpointError:
         raise
+    except MemoryError:  # (not a damaged file: one too big for this machine, or one that says it is)
+        size = "" if inflated is None else f": its members inflate to {inflated:,} bytes in all"
+        raise CheckpointError(f"{where}: ran out of memory reading it{size}") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(f"{where} cannot be read as a .npz file (truncated or damaged?): {e}") from e
+        raise CheckpointError(f"{where} cannot be read as a .npz file (truncated or damaged?): {_reason(e)}") from e
     except Exception as e:  # zlib.error and friends: any failure to read is a damaged file
-        raise CheckpointError(f"{where} is damaged: {type(e).__name__}: {e}") from e
+        raise CheckpointError(f"{where} is damaged: {type(e).__name__}{f': {e}' if str(e) else ''}") from e
     arrays[_META] = np.frombuffer(meta_bytes, dtype=np.uint8)
     actual = _checksum(arrays)
     if actual != stored:
@@ -651,48 +665,50 @@ def read_checkpoint(path) -> Checkpoint:
     modules = meta.get("modules")  # (absent from a checkpoint written before they were recorded)
     modules = None if modules is None else dict(modules)
 
-    def unflatten(value):
-        if isinstance(value, dict):
-            if set(value) == {_ARRAY}:
-                return arrays[value[_ARRAY]]  # (named, present and read: checked above)
-            return {k: unflatten(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [unflatten(v) for v in value]
-        return value
+    for holder, k in slots:  # in place: the description is this function's own (a copy of a large one took
+        holder[k] = arrays[holder[k][_ARRAY]]  # as much memory again); named, present and read: checked above
 
-    try:
-        return Checkpoint(
-            path=str(path),
-            version=meta["version"],
-            model_type=meta["model_type"],
-            config=unflatten(meta.get("config")),
-            model_state={k: arrays[f"model/{k}"] for k in meta.get("model_keys", [])},
-            optimizer_state=unflatten(meta.get("optimizer")),
-            optimizer_type=meta.get("optimizer_type"),
-            schedule_state=unflatten(meta.get("schedule")),
-            schedule_type=meta.get("schedule_type"),
-            step=meta.get("step", 0),
-            rng_state=unflatten(meta.get("rng_state")),
-            tokenizer=unflatten(meta.get("tokenizer")),
-            history=unflatten(meta.get("history") or {}),
-            trainer_state=unflatten(meta.get("trainer") or {}),
-            extra=unflatten(meta.get("extra") or {}),
-            modules=modules,
-        )
-    except RecursionError:
-        raise CheckpointError(f"{where}: its description is nested too deeply to read (a hand-made or "
-                              "tampered file)") from None
+    return Checkpoint(
+        path=str(path),
+        version=meta["version"],
+        model_type=meta["model_type"],
+        config=meta.get("config"),
+        model_state={k: arrays[f"model/{k}"] for k in meta.get("model_keys", [])},
+        optimizer_state=meta.get("optimizer"),
+        optimizer_type=meta.get("optimizer_type"),
+        schedule_state=meta.get("schedule"),
+        schedule_type=meta.get("schedule_type"),
+        step=meta.get("step", 0),
+        rng_state=meta.get("rng_state"),
+        tokenizer=meta.get("tokenizer"),
+        history=meta.get("history") or {},
+        trainer_state=meta.get("trainer") or {},
+        extra=meta.get("extra") or {},
+        modules=modules,
+    )
 
 
+#: the fields of the description that hold values of Python (dicts), arrays among them as ``{"__array__": name}``
+_FIELDS_OF_ARRAYS = ("config", "optimizer", "schedule", "rng_state", "tokenizer", "history", "trainer", "extra")
 #: the kinds of dtype a checkpoint's arrays have (bool, int, uint, float; save_checkpoint writes no other)
 _NUMBER_KINDS = "biuf"
-#: the most bytes ``__meta__`` may take (its JSON holds the config, tokenizer, history, ...; a long run's a few MB)
-_MAX_META_BYTES = 1 << 28
+#: the most bytes ``__meta__`` may take. Its JSON holds the config, the tokenizer, the history, ...: some 20 KB for
+#: the tasks' defaults; 1.9 MB for a translate task of 86,000 words a side (its vocabularies, 0.96 MB each: 8 times
+#: less than the cap; a word not in ASCII takes up to 6 bytes a letter). Parsed, JSON takes up to some 30 times its
+#: bytes (``[[],[],...]``: a list of 72 bytes for every 3): the cap bounds the memory a hostile description takes
+#: (570 MB at 16 MiB, where 256 MiB, the cap before, asked for 20 GB)
+_MAX_META_BYTES = 1 << 24
 #: a member that inflates to more than this many times its size in the file, and to more than ``_SMALL`` bytes, is
 #: refused unread (a zip bomb: deflated zeros inflate 1,000 times). save_checkpoint stores its members uncompressed;
 #: a file compressed by hand (``zip -9``, ``np.savez_compressed``) can pass the ratio too (Adam's moments of embedding
-#: rows never seen are zeros), so only members of over 256 MiB are held to it
-_MAX_RATIO, _SMALL = 100, 1 << 28
+#: rows never seen are zeros), so only members of over 256 MiB are held to it; ``__meta__`` (real ones deflate some 6
+#: times) of over ``_SMALL_META``
+_MAX_RATIO, _SMALL, _SMALL_META = 100, 1 << 28, 1 << 20
+#: the members together may inflate to at most this many times their size in the file, where they inflate to more than
+#: ``_SMALL_TOTAL`` bytes: each member under its own cap, six deflated members of 250 MiB took 1.6 GB before the
+#: checksum refused the file. A real checkpoint compressed by hand inflates some 1.1 times (float32 weights compress
+#: little), 3.3 at most (Adam's two moments all zeros); checked from the zip's directory, before any member is read
+_MAX_TOTAL_RATIO, _SMALL_TOTAL = 10, 1 << 28
 
 
 @dataclass(frozen=True)
@@ -763,9 +779,25 @@ def _member_headers(path: Path, z: zipfile.ZipFile) -> dict[str, _Member]:
     return members
 
 
+def _reason(e: Exception) -> str:
+    """What went wrong reading a file, for a message: the error's text, or where it has none (zipfile's bare
+    ``EOFError`` of a member cut short) what its kind says."""
+    if str(e):
+        return str(e)
+    return "a member ends before its data do" if isinstance(e, EOFError) else type(e).__name__
+
+
+def _inflated_size(z: zipfile.ZipFile) -> tuple[int, int]:
+    """The bytes the members of the zip inflate to, and take in the file, as its directory declares them (what
+    :mod:`zipfile` inflates a member to at most)."""
+    infos = z.infolist()
+    return sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
+
+
 def _check_size(where: str, key: str, m: _Member) -> None:
     """Refuse a member before its data are inflated or allocated: of a dtype no checkpoint holds, whose size in the
-    zip is not what its header's shape and dtype make, or that inflates far more than its compressed bytes."""
+    zip is not what its header's shape and dtype make, or that inflates far more than its compressed bytes (and to
+    over ``_SMALL`` bytes; ``_SMALL_META``, the description)."""
     if m.dtype.kind not in _NUMBER_KINDS or m.dtype.names is not None:
         raise CheckpointError(f"{where}: its member {key!r} holds {m.dtype} values; a checkpoint holds numbers only "
                               "(bool, integers, floats)")
@@ -773,7 +805,8 @@ def _check_size(where: str, key: str, m: _Member) -> None:
         raise CheckpointError(
             f"{where}: its member {key!r} declares shape {m.shape} of {m.dtype} ({m.nbytes:,} bytes) but holds "
             f"{m.info.file_size - m.data_at:,} (a damaged or tampered file)")
-    if m.info.file_size > _SMALL and m.info.file_size > _MAX_RATIO * m.info.compress_size:
+    small = _SMALL_META if key == _META else _SMALL
+    if m.info.file_size > small and m.info.file_size > _MAX_RATIO * m.info.compress_size:
         raise CheckpointError(
             f"{where}: its member {key!r} inflates to {m.info.file_size:,} bytes from {m.info.compress_size:,} in the "
             f"file (more than {_MAX_RATIO} times: a zip bomb?); refused unread")
@@ -785,10 +818,11 @@ def _read_member(z: zipfile.ZipFile, m: _Member) -> np.ndarray:
         return np.lib.format.read_array(f, allow_pickle=False)
 
 
-def _check_meta(meta: dict, where: str) -> set[str]:
+def _check_meta(meta: dict, where: str) -> list[tuple]:
     """Refuse a description whose fields are not of the kinds :func:`save_checkpoint` writes (a
-    :class:`CheckpointError`: ``checkpoint PATH: field 'step' must be ..., got ...``); return the names of the
-    arrays it refers to (``model/<key>`` for each model key, each ``{"__array__": name}`` inside the fields)."""
+    :class:`CheckpointError`: ``checkpoint PATH: field 'step' must be ..., got ...``); return where, inside the fields
+    that hold arrays (:data:`_FIELDS_OF_ARRAYS`), it refers to one: each ``(dict or list, key)`` whose item is an
+    ``{"__array__": name}``."""
     def refuse(key: str, wanted: str, value):
         raise CheckpointError(f"{where}: field {key!r} must be {wanted}, got {shown(value, 60)}")
 
@@ -803,30 +837,66 @@ def _check_meta(meta: dict, where: str) -> set[str]:
     for key in ("optimizer_type", "schedule_type"):
         if meta.get(key) is not None and not isinstance(meta[key], str):
             refuse(key, "a class name or null", meta[key])
-    for key in ("config", "optimizer", "schedule", "rng_state", "tokenizer", "history", "trainer", "extra"):
+    for key in _FIELDS_OF_ARRAYS:
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             refuse(key, "a dict or null", meta[key])
     modules = meta.get("modules")  # (absent from a checkpoint written before they were recorded)
     if modules is not None and not (isinstance(modules, list) and all(
             isinstance(m, list) and len(m) == 2 and all(isinstance(x, str) for x in m) for m in modules)):
         refuse("modules", "a list of [path, class name] pairs", modules)
-    named = {f"model/{k}" for k in keys}
-    stack = [(key, meta.get(key)) for key in ("config", "optimizer", "schedule", "rng_state", "tokenizer", "history",
-                                              "trainer", "extra")]
-    while stack:  # (a loop, not a recursion: the description may be deep)
-        at, value = stack.pop()
-        if isinstance(value, dict):
-            if set(value) == {_ARRAY}:
-                name = value[_ARRAY]
-                if not isinstance(name, str) or name in (_META, _CHECKSUM):
-                    raise CheckpointError(f"{where}: {at!r} refers to the array {shown(name, 60)}, which is not the "
-                                          "name of an array of data")
-                named.add(name)
-            else:
-                stack.extend((f"{at}/{k}", v) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((f"{at}/{i}", v) for i, v in enumerate(value))
-    return named
+    slots = [(meta, key) for key in _FIELDS_OF_ARRAYS if _is_array(meta.get(key))]
+    level = [meta.get(key) for key in _FIELDS_OF_ARRAYS]
+    while level:  # breadth first, in comprehensions: a loop (the description may be deep), 8 bytes a node (a path and
+        # a tuple for each of a hostile description's millions of nodes took gigabytes, and a loop of Python 10 s)
+        dicts = [v for v in level if type(v) is dict and not _is_array(v)]
+        lists = [v for v in level if type(v) is list]
+        slots += [(d, k) for d in dicts for k, v in d.items() if type(v) is dict and _is_array(v)]
+        slots += [(a, i) for a in lists for i, v in enumerate(a) if type(v) is dict and _is_array(v)]
+        level = [v for d in dicts for v in d.values() if type(v) in (dict, list)] + \
+                [v for a in lists for v in a if type(v) in (dict, list)]
+    for holder, k in slots:
+        name = holder[k][_ARRAY]
+        if not isinstance(name, str) or name in (_META, _CHECKSUM):
+            raise CheckpointError(f"{where}: {_path_to(meta, holder[k])!r} refers to the array {shown(name, 60)}, "
+                                  "which is not the name of an array of data")
+    return slots
+
+
+def _path_to(meta: dict, node) -> str:
+    """The path of ``node`` inside the description's fields, ``extra/runs/0/note``, for a message: depth first, one
+    iterator a level (as deep as the description, never as large), the keys joined only once it is found."""
+    keys, levels = [], [iter([(key, meta.get(key)) for key in _FIELDS_OF_ARRAYS])]
+    while levels:
+        item = next(levels[-1], None)
+        if item is None:  # this level is done
+            levels.pop()
+            keys = keys[:len(levels) - 1]
+            continue
+        key, value = item
+        if value is node:
+            return "/".join(map(str, [*keys, key]))
+        if type(value) in (dict, list):
+            keys.append(key)
+            levels.append(iter(value.items()) if type(value) is dict else enumerate(value))
+    return "?"  # (not reached: node is inside the fields)
+
+
+@contextlib.contextmanager
+def _cycle_collector_paused():
+    """Python's cycle collector off for the block (and back as it was): JSON makes no cycles, and a description of
+    millions of lists had it go over all of them again and again, 90% of the time of parsing and checking it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _is_array(value) -> bool:
+    """Whether a value of the description stands for an array: ``{"__array__": name}``."""
+    return isinstance(value, dict) and len(value) == 1 and _ARRAY in value
 
 
 def _starts_as_a_zip(path: Path) -> bool:

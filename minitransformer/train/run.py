@@ -40,6 +40,7 @@ import inspect
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import unicodedata
@@ -518,6 +519,17 @@ def _writable_folder(out: Path) -> None:
             from None
 
 
+#: the control characters, C0, DEL and C1, but newline and tab: ESC begins the terminal's escape sequences (OSC 52
+#: writes the clipboard, OSC 0 the window title), and a checkpoint's vocabulary, any model's output, may hold them
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """``text`` to print on a terminal: each control character but newline and tab written as its escape, ``\\x1b``,
+    so that model output never drives the terminal."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 @dataclass(frozen=True)
 class _Trained:
     """What ``generate`` needs of a checkpoint, as a :class:`~minitransformer.train.tasks.TaskSetup` holds it: the
@@ -534,14 +546,14 @@ def _saved_task(ckpt) -> tuple[str, dict]:
     task builds (a language model's checkpoint that says ``reverse``: its model would be run as a Transformer)."""
     task, settings = ckpt.extra.get("task"), ckpt.extra.get("settings")
     if not isinstance(task, str) or task not in tasks.REGISTRY or not isinstance(settings, dict):
-        raise CheckpointError(f"{ckpt.path} was not written by `minitransformer train` (it names no task); load it "
-                              "with minitransformer.train.load_checkpoint in Python")
+        raise CheckpointError(f"checkpoint {ckpt.path!r} was not written by `minitransformer train` (it names no "
+                              "task); load it with minitransformer.train.load_checkpoint in Python")
     wanted = tasks.REGISTRY[task].model_type
     if ckpt.model_type != wanted:
         theirs = [t.name for t in tasks.REGISTRY.values() if t.model_type == ckpt.model_type]
         fits = f" (the model of the {', '.join(theirs)} task{'s' if len(theirs) > 1 else ''})" if theirs else ""
         raise CheckpointError(f"checkpoint {ckpt.path!r} names the task {task!r}, whose model is a {wanted}, but "
-                              f"holds a {ckpt.model_type}{fits}: a hand-made or edited file")
+                              f"holds a {ckpt.model_type!r}{fits}: a hand-made or edited file")
     return task, settings
 
 
@@ -578,8 +590,9 @@ def _build_saved(ckpt, task: str, settings: dict):
     if ckpt.tokenizer is not None and not _same_tokenizer(ckpt.tokenizer, setup.tokenizer.to_dict()):
         then, now = _vocab(ckpt.tokenizer), _vocab(setup.tokenizer.to_dict())
         new, gone = [p for p in now if p not in then], [p for p in then if p not in now]
-        changes = "; ".join(f"{what}: {', '.join(map(repr, pieces[:10]))}{', ...' if len(pieces) > 10 else ''}"
-                            for what, pieces in (("new", new), ("gone", gone)) if pieces) or "another order"
+        changes = "; ".join(  # (each piece cut short: a hand-made file's may be any length)
+            f"{what}: {', '.join(shown(p, 30) for p in pieces[:10])}{', ...' if len(pieces) > 10 else ''}"
+            for what, pieces in (("new", new), ("gone", gone)) if pieces) or "another order"
         raise CheckpointError(f"{where}: the {task} task's data no longer give the tokenizer it saved ({changes})")
     return setup
 
@@ -769,7 +782,7 @@ def generate_from_checkpoint(path, text: str | None = None, backend: str = "nump
                   file=sys.stderr)
         if text is None:
             print(f"minitransformer: generate: no {task.option} given; the example {example!r}", file=sys.stderr)
-        print(result)
+        print(_printable(result))
     return result
 
 
