@@ -361,6 +361,7 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
         # and log P) is kept, whatever later steps, run for longer sources, do with its hypotheses
         decided = xp.zeros((B,), dtype=xp.bool)
         won_ys, won_scores = xp.full((B, 1 + steps), pad_id, dtype=xp.int64), xp.zeros((B,), dtype=xp.float32)
+        ends = set(be.to_host(limit).tolist())  # the steps some source is decided at (one read, before the loop)
         stopped = False
         for t in range(1, steps + 1):  # t: the length the hypotheses reach at this step
             new = ys[:, -1:] if use_cache else ys
@@ -383,11 +384,12 @@ def beam_search(model, src, beam_size: int = 4, src_mask=None, max_len: int | No
             ### END SOLUTION
             if cache is not None:
                 _reorder(cache, parent)
-            now = limit == t  # (B,): the sources whose own limit is this step
-            win_ys, win_scores = _winners(xp, finished, ys, scores, length_penalty(t, alpha), k, alive=True)
-            win_ys = xp.concat([win_ys, xp.full((B, steps - t), pad_id, dtype=win_ys.dtype)], axis=1)
-            won_ys = xp.where(xp.reshape(now, (B, 1)), win_ys, won_ys)
-            won_scores, decided = xp.where(now, win_scores, won_scores), decided | now
+            if t in ends:
+                now = limit == t  # (B,): the sources whose own limit is this step
+                win_ys, win_scores = _winners(xp, finished, ys, scores, length_penalty(t, alpha), k, alive=True)
+                win_ys = xp.concat([win_ys, xp.full((B, steps - t), pad_id, dtype=win_ys.dtype)], axis=1)
+                won_ys = xp.where(xp.reshape(now, (B, 1)), win_ys, won_ys)
+                won_scores, decided = xp.where(now, win_scores, won_scores), decided | now
             if be.read_bool(xp.all(_may_stop(xp, scores, finished[2], lp_max, k) | decided)):  # the host read
                 stopped = True
                 break

@@ -601,13 +601,17 @@ def _same_tokenizer(saved, rebuilt: dict) -> bool:
     """Whether a checkpoint's tokenizer data ``saved`` are those its task's data give now, ``rebuilt``. A word
     tokenizer saved before combining marks stayed inside their words has no ``"marks_in_words"`` (it is read with
     the rule of then); where its vocabulary holds no combining mark, its texts had none to cut otherwise."""
-    if not isinstance(saved, dict) or saved == rebuilt:
-        return saved == rebuilt
+    if saved == rebuilt:
+        return True
+    if not isinstance(saved, dict):
+        return False
     if saved.get("type") == rebuilt.get("type") == "pair":
         return all(_same_tokenizer(saved.get(side), rebuilt[side]) for side in ("source", "target"))
-    marks = any(unicodedata.category(c).startswith("M") for piece in saved.get("vocab", []) for c in str(piece))
-    return (saved.get("type") == "word" and "marks_in_words" not in saved and not marks
-            and saved == {key: value for key, value in rebuilt.items() if key != "marks_in_words"})
+    if saved.get("type") != "word" or "marks_in_words" in saved:
+        return False
+    pieces = saved.get("vocab", [])
+    return (saved == {key: value for key, value in rebuilt.items() if key != "marks_in_words"}
+            and not any(unicodedata.category(c).startswith("M") for piece in pieces for c in str(piece)))
 
 
 def _vocab(state: dict) -> list:

@@ -657,12 +657,12 @@ def seq2seq_metrics(pairs, batch_size: int = 500) -> Callable:
                 b = make_seq2seq_batch(chunk)
                 logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)
                 loss.add(F.cross_entropy(logits, b.tgt_out, ignore_index=b.pad_id), b.n_tokens)  # mean per token
-                reference = b.tgt_out.numpy()
-                reference = np.where(reference == UNK, _NO_ID, reference)  # a reference <unk>: never a hit
-                right, kept = _token_hits(logits, reference, ignore_index=b.pad_id)
+                be, y = logits.backend, b.tgt_out.data
+                reference = be.xp.where(y == UNK, be.xp.asarray(_NO_ID, dtype=y.dtype), y)  # <unk>: never a hit
+                right, kept = _token_hits(logits, reference, ignore_index=b.pad_id)  # (on the device)
                 token_hits, tokens = token_hits + right, tokens + kept
                 out = greedy_decode(model, b.src, b.src_mask, max_len=min(b.tgt_out.shape[1] + 1, model.max_len))
-                hits += _exact_hits(out.numpy(), reference)[0]
+                hits += _exact_hits(out.numpy(), be.to_host(reference))[0]
         return {"loss": loss.compute(), "token_accuracy": _share(token_hits, tokens, logits.backend).item(),
                 "accuracy": hits / len(pairs)}
 

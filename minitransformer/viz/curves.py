@@ -157,7 +157,7 @@ def training_curves(history: dict, title: str | None = None, *, x_label: str = "
             ys = [y if math.isfinite(y) else math.nan for y in ys]
             ax.plot(steps, ys, label=series, **_series_style(n, len(ys)))
         for n, (label, step) in enumerate(marks.items()):
-            ax.axvline(step, color="0.3", linestyle=("--", ":", "-.")[n % 3], linewidth=1.2, label=label)
+            ax.axvline(step, color="0.3", linestyle=LINE_STYLES[1:][n % 3], linewidth=1.2, label=label)  # (not solid)
         if panel in log_panels:
             ax.set_yscale("log")
         elif limits := _fraction_limits(panel, panels[panel], ax.get_ylim()):
