@@ -154,8 +154,8 @@ def _setting(text: str) -> tuple[str, object]:
                                          "read") from None
 
 
-#: the most bytes a --config file may hold: a config is a few settings, a few hundred bytes (/dev/zero was read until
-#: the memory ran out)
+#: the most bytes a --config file may hold, where a config is a few settings, a few hundred bytes (/dev/zero was read
+#: until the memory ran out)
 _MAX_CONFIG_BYTES = 1 << 20
 
 

@@ -520,8 +520,9 @@ def test_a_set_value_too_deep_for_pythons_parser_is_refused_in_one_line(value, c
 
 
 @pytest.mark.parametrize("make, says", [
-    (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "nested too deeply to read"),
-    (lambda p: p.write_text('{"lr": 0.001, "note": "' + "x" * (1 << 20) + '"}'), "larger than 1,048,576 bytes"),
+    (lambda p: p.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8"), "nested too deeply to read"),
+    (lambda p: p.write_text('{"lr": 0.001, "note": "' + "x" * (1 << 20) + '"}', encoding="utf-8"),
+     "larger than 1,048,576 bytes"),
     (lambda p: os.mkfifo(p), "not a regular file"),  # (read, it blocked until a writer came)
 ])
 def test_a_config_too_deep_too_large_or_not_a_file_is_refused_in_one_line(tmp_path, capsys, make, says):

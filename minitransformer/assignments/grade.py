@@ -183,8 +183,8 @@ def _score(expected: list[dict], reported: list[dict], unreported: str = "the te
     return results, sorted(set(outcomes) - {t["nodeid"] for t in expected})
 
 
-#: the modules that graded tests import with ``pytest.importorskip`` (PyTorch, for the comparisons with it): a case
-#: skipped because one does not import is skipped for what the grading machine lacks
+#: the modules that graded tests import with ``pytest.importorskip`` (PyTorch, for the comparisons with it), so that
+#: a case skipped because one does not import is skipped for what the grading machine lacks
 IMPORTED = ("torch",)
 
 

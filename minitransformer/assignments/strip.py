@@ -74,8 +74,8 @@ LEFT_OUT = {
     "tests/test_backend_equivalence.py": "the tests of tools/backend_equivalence.py, which is not copied",
 }
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
-#: the file in which a copy records what it was built for (:func:`built_for`): ``assignments grade`` refuses to grade a
-#: student copy for another assignment, whose tests its untouched bodies would pass
+#: the file in which a copy records what it was built for (:func:`built_for`), so that ``assignments grade`` refuses
+#: to grade a student copy for another assignment, whose tests its untouched bodies would pass
 RECORD = "ASSIGNMENT.json"
 
 

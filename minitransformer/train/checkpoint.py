@@ -692,8 +692,8 @@ def read_checkpoint(path) -> Checkpoint:
 _FIELDS_OF_ARRAYS = ("config", "optimizer", "schedule", "rng_state", "tokenizer", "history", "trainer", "extra")
 #: the kinds of dtype a checkpoint's arrays have (bool, int, uint, float; save_checkpoint writes no other)
 _NUMBER_KINDS = "biuf"
-#: the most bytes ``__meta__`` may take. Its JSON holds the config, the tokenizer, the history, ...: some 20 KB for
-#: the tasks' defaults; 1.9 MB for a translate task of 86,000 words a side (its vocabularies, 0.96 MB each: 8 times
+#: the most bytes ``__meta__`` may take. Its JSON holds the config, the tokenizer, the history and so on, some 20 KB
+#: for the tasks' defaults; 1.9 MB for a translate task of 86,000 words a side (its vocabularies, 0.96 MB each: 8 times
 #: less than the cap; a word not in ASCII takes up to 6 bytes a letter). Parsed, JSON takes up to some 30 times its
 #: bytes (``[[],[],...]``: a list of 72 bytes for every 3): the cap bounds the memory a hostile description takes
 #: (570 MB at 16 MiB, where 256 MiB, the cap before, asked for 20 GB)

@@ -519,8 +519,8 @@ def _writable_folder(out: Path) -> None:
             from None
 
 
-#: the control characters, C0, DEL and C1, but newline and tab: ESC begins the terminal's escape sequences (OSC 52
-#: writes the clipboard, OSC 0 the window title), and a checkpoint's vocabulary, any model's output, may hold them
+#: the control characters, C0, DEL and C1, but newline and tab, shown escaped since ESC begins the terminal's escape
+#: sequences (OSC 52 writes the clipboard, OSC 0 the window title), and any model's output may hold them
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
